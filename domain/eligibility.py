@@ -1,0 +1,445 @@
+"""Credit-guarantee eligibility: a pure function from plain facts and a rule set to a decision.
+
+A regional guarantor (e.g. PT Jamkrida Kalteng) asks whether a business may be guaranteed, and
+why (shared/domain.md §4.4). Sinergi knows the registry side; the lender attests what only it can
+see in SLIK. Nothing here reads a clock, a database or a file: the check date is a fact, so a
+decision replayed from its stored facts and rule-set version gives the same answer years later.
+Missing data is UNKNOWN, never PASS: a gap sends the case to a human (UU PDP Pasal 34 asks for a
+review path for automated decisions), it never approves it.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_FLOOR, Context, Decimal
+from enum import StrEnum
+
+from domain.errors import InvalidValue
+from domain.ruleset import (
+    KSP_HEALTH,
+    RULES,
+    SCALES,
+    Outcome,
+    RuleSet,
+    StrictObject,
+    as_plain_dict,
+    is_province_code,
+    require,
+)
+
+MSME = "msme"
+COOPERATIVE = "cooperative"
+COOP_STATUSES = ("active", "inactive", "dissolved")
+
+
+class Verdict(StrEnum):
+    ELIGIBLE = "ELIGIBLE"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LenderAttestation:
+    """What the lender attests from SLIK and its own analysis; Sinergi cannot query SLIK."""
+
+    max_collectibility: int | None = None
+    has_other_productive_credit: bool | None = None
+    feasibility_approved: bool | None = None
+    on_national_blacklist: bool | None = None
+    has_npwp: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_collectibility is not None and not 1 <= self.max_collectibility <= 5:
+            raise InvalidValue("attestation.max_collectibility", "must be 1..5 (POJK 40/2019)")
+
+    @classmethod
+    def read(cls, obj: StrictObject) -> LenderAttestation:
+        attestation = cls(
+            max_collectibility=obj.optional("max_collectibility", int),
+            has_other_productive_credit=obj.optional("has_other_productive_credit", bool),
+            feasibility_approved=obj.optional("feasibility_approved", bool),
+            on_national_blacklist=obj.optional("on_national_blacklist", bool),
+            has_npwp=obj.optional("has_npwp", bool),
+        )
+        obj.done()
+        return attestation
+
+
+@dataclass(frozen=True, kw_only=True)
+class EligibilityFacts:
+    """Everything a decision depends on besides the rule set. None means "not known".
+
+    `scale` is the PP 7/2021 scale computed by domain.scale; `province_code` is the 2-digit
+    Kemendagri code of the business's location; `coop_savings_and_loan` says whether the
+    co-op is a KSP or runs a savings-and-loan unit, whose health rating then matters.
+    """
+
+    subject_kind: str
+    check_date: date
+    product: str
+    loan_amount: int
+    tenor_months: int
+    has_defaulted_guarantee: bool
+    province_code: str | None = None
+    has_nib: bool | None = None
+    has_sku: bool | None = None
+    has_legal_entity_no: bool | None = None
+    business_start_date: date | None = None
+    scale: str | None = None
+    annual_sales: int | None = None
+    owner_nik_present: bool | None = None
+    coop_status: str | None = None
+    coop_last_rat_book_year: int | None = None
+    coop_savings_and_loan: bool | None = None
+    ksp_health: str | None = None
+    conflicting_programme_credit: bool | None = None
+    attestation: LenderAttestation = field(default_factory=LenderAttestation)
+
+    def __post_init__(self) -> None:
+        require(self.subject_kind in (MSME, COOPERATIVE), "subject_kind", "msme or cooperative")
+        require(bool(self.product.strip()), "product", "must not be empty")
+        require(self.loan_amount > 0, "loan_amount", "must be positive rupiah")
+        require(self.tenor_months > 0, "tenor_months", "must be positive")
+        province = self.province_code
+        require(province is None or is_province_code(province), "province_code", "2 digits")
+        require(self.scale in (None, *SCALES), "scale", f"one of {SCALES}")
+        require((self.annual_sales or 0) >= 0, "annual_sales", "must not be negative")
+        require(self.coop_status in (None, *COOP_STATUSES), "coop_status", f"{COOP_STATUSES}")
+        require(self.ksp_health in (None, *KSP_HEALTH), "ksp_health", f"one of {KSP_HEALTH}")
+
+    @classmethod
+    def from_dict(cls, data: object) -> EligibilityFacts:
+        """Reads the shape of `to_dict`; every key is required, unknown keys are refused."""
+        obj = StrictObject(data)
+        facts = cls(
+            subject_kind=obj.get("subject_kind", str),
+            check_date=obj.day("check_date"),
+            product=obj.get("product", str),
+            loan_amount=obj.get("loan_amount", int),
+            tenor_months=obj.get("tenor_months", int),
+            has_defaulted_guarantee=obj.get("has_defaulted_guarantee", bool),
+            province_code=obj.optional("province_code", str),
+            has_nib=obj.optional("has_nib", bool),
+            has_sku=obj.optional("has_sku", bool),
+            has_legal_entity_no=obj.optional("has_legal_entity_no", bool),
+            business_start_date=obj.optional_day("business_start_date"),
+            scale=obj.optional("scale", str),
+            annual_sales=obj.optional("annual_sales", int),
+            owner_nik_present=obj.optional("owner_nik_present", bool),
+            coop_status=obj.optional("coop_status", str),
+            coop_last_rat_book_year=obj.optional("coop_last_rat_book_year", int),
+            coop_savings_and_loan=obj.optional("coop_savings_and_loan", bool),
+            ksp_health=obj.optional("ksp_health", str),
+            conflicting_programme_credit=obj.optional("conflicting_programme_credit", bool),
+            attestation=LenderAttestation.read(obj.child("attestation")),
+        )
+        obj.done()
+        return facts
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able values, so the facts can be stored with the decision and replayed."""
+        return as_plain_dict(self)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's outcome; `reason` is a stable machine-readable key for the message."""
+
+    rule_id: str
+    code: str
+    outcome: Outcome
+    reason: str
+    message_id: str
+    message_en: str
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer and its reasons, with the amounts that would apply if the guarantee is given."""
+
+    decision: Verdict
+    results: tuple[RuleResult, ...]
+    coverage_amount: int
+    estimated_fee: int | None
+    ruleset_version: str
+    product: str
+
+
+def add_months(day: date, months: int) -> date:
+    """Calendar months, clamped to the month's end: 31 Aug 2025 + 6 months = 28 Feb 2026.
+
+    Clamping (not rolling over into March) is how people count "six months running": a business
+    started on the last day of August has run six months on the last day of February.
+    """
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def required_rat_book_year(check_date: date, grace_months: int) -> int:
+    """The latest book year whose RAT is already due on `check_date`.
+
+    The RAT for book year Y falls due `grace_months` after Y closes (31 Dec). With a grace of 0
+    this is simply check year - 1 (shared/domain.md §3.3); with 6, a check in January 2026 still
+    accepts a RAT for 2024, because the 2025 meeting may lawfully be held until June 2026.
+    """
+    return add_months(check_date, -grace_months).year - 1
+
+
+def _known(flag: bool | None, *, passes_when: bool, fail: str) -> str:
+    if flag is None:
+        return "unknown"
+    return "pass" if flag is passes_when else fail
+
+
+def _first_problem(rule_id: str, reasons: Iterable[str]) -> str:
+    """A rule with several checks reports its first FAIL, else its first UNKNOWN, else pass."""
+    outcomes = RULES[rule_id].reasons
+    ordered = list(reasons)
+    for wanted in (Outcome.FAIL, Outcome.UNKNOWN):
+        for reason in ordered:
+            if outcomes[reason] is wanted:
+                return reason
+    return "pass"
+
+
+def _subject_registered(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.subject_kind == COOPERATIVE:
+        return _known(f.has_legal_entity_no, passes_when=True, fail="not_registered")
+    if f.has_nib or f.has_sku:
+        return "pass"
+    return "unknown" if None in (f.has_nib, f.has_sku) else "not_registered"
+
+
+def _scale_eligible(f: EligibilityFacts, rs: RuleSet) -> str:
+    """PP 7/2021 scale classifies UMKM only; a cooperative has no scale to check."""
+    if f.subject_kind == COOPERATIVE:
+        return "cooperative"
+    if f.scale is None:
+        scale = "scale_unknown"
+    else:
+        scale = "pass" if f.scale in rs.allowed_scales else "scale_not_allowed"
+    if rs.max_annual_sales is None:
+        sales = "pass"
+    elif f.annual_sales is None:
+        sales = "sales_unknown"
+    else:
+        sales = "pass" if f.annual_sales <= rs.max_annual_sales else "sales_above_max"
+    return _first_problem("R02", (scale, sales))
+
+
+def _business_age(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.business_start_date is None:
+        return "unknown"
+    old_enough = add_months(f.business_start_date, rs.min_business_age_months) <= f.check_date
+    return "pass" if old_enough else "too_young"
+
+
+def _feasibility_assessed(f: EligibilityFacts, rs: RuleSet) -> str:
+    return _known(f.attestation.feasibility_approved, passes_when=True, fail="not_feasible")
+
+
+def _no_other_productive_credit(f: EligibilityFacts, rs: RuleSet) -> str:
+    credit = f.attestation.has_other_productive_credit
+    return _known(credit, passes_when=False, fail="has_other_credit")
+
+
+def _collectibility_ok(f: EligibilityFacts, rs: RuleSet) -> str:
+    worst = f.attestation.max_collectibility
+    if worst is None:
+        return "unknown"
+    if worst <= rs.collectibility_pass_max:
+        return "pass"
+    return "review" if worst <= rs.collectibility_review_max else "non_performing"
+
+
+def _not_blacklisted(f: EligibilityFacts, rs: RuleSet) -> str:
+    return _known(f.attestation.on_national_blacklist, passes_when=False, fail="blacklisted")
+
+
+def _docs_complete(f: EligibilityFacts, rs: RuleSet) -> str:
+    """A cooperative's documents are its legal entity's (R01), so only MSMEs need an owner NIK."""
+    nik = "pass"
+    if f.subject_kind == MSME and f.owner_nik_present is not True:
+        nik = "nik_unknown" if f.owner_nik_present is None else "nik_missing"
+    npwp = "pass"
+    if f.loan_amount > rs.npwp_required_above and f.attestation.has_npwp is not True:
+        npwp = "npwp_unknown" if f.attestation.has_npwp is None else "npwp_missing"
+    return _first_problem("R08", (nik, npwp))
+
+
+def _plafond_in_range(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.loan_amount < rs.min_plafond:
+        return "below_min"
+    return "above_max" if f.loan_amount > rs.max_plafond else "pass"
+
+
+def _in_guarantor_area(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.province_code is None:
+        return "unknown"
+    return "pass" if f.province_code == rs.guarantor_province else "outside_area"
+
+
+def _coop_active(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.subject_kind == MSME:
+        return "msme"
+    return _first_problem("R11", (_coop_status(f), _coop_rat(f, rs), _coop_health(f, rs)))
+
+
+def _coop_status(f: EligibilityFacts) -> str:
+    if f.coop_status is None:
+        return "status_unknown"
+    return "pass" if f.coop_status == "active" else "not_active"
+
+
+def _coop_rat(f: EligibilityFacts, rs: RuleSet) -> str:
+    if f.coop_last_rat_book_year is None:
+        return "rat_unknown"
+    due = required_rat_book_year(f.check_date, rs.rat_grace_months)
+    return "pass" if f.coop_last_rat_book_year >= due else "rat_overdue"
+
+
+def _coop_health(f: EligibilityFacts, rs: RuleSet) -> str:
+    """Only savings and loans carry a health rating (sehat .. tidak sehat, domain.md §3.2)."""
+    if f.coop_savings_and_loan is False:
+        return "pass"
+    if f.coop_savings_and_loan is None or f.ksp_health is None:
+        return "health_unknown"
+    return "unhealthy" if f.ksp_health in rs.disallowed_ksp_health else "pass"
+
+
+def _no_programme_conflict(f: EligibilityFacts, rs: RuleSet) -> str:
+    return _known(f.conflicting_programme_credit, passes_when=False, fail="conflict")
+
+
+def _no_guarantee_default(f: EligibilityFacts, rs: RuleSet) -> str:
+    return "defaulted" if f.has_defaulted_guarantee else "pass"
+
+
+_RULE_FUNCTIONS: dict[str, Callable[[EligibilityFacts, RuleSet], str]] = {
+    "R01": _subject_registered,
+    "R02": _scale_eligible,
+    "R03": _business_age,
+    "R04": _feasibility_assessed,
+    "R05": _no_other_productive_credit,
+    "R06": _collectibility_ok,
+    "R07": _not_blacklisted,
+    "R08": _docs_complete,
+    "R09": _plafond_in_range,
+    "R10": _in_guarantor_area,
+    "R11": _coop_active,
+    "R12": _no_programme_conflict,
+    "R13": _no_guarantee_default,
+}
+
+
+def evaluate(facts: EligibilityFacts, ruleset: RuleSet) -> Decision:
+    """Applies `ruleset` to `facts`. Depends on nothing else, so a stored decision replays.
+
+    The rule set is not checked against `facts.check_date`: choosing the version in force is
+    `select_ruleset`'s job, and evaluating old facts under a newer version is how a guarantor
+    sees what a rule change would do.
+    """
+    if facts.product != ruleset.product:
+        raise InvalidValue("product", f"rule set is for {ruleset.product}, not {facts.product}")
+    contexts = {lang: _message_context(facts, ruleset, lang) for lang in ("id", "en")}
+    results = tuple(
+        _result(rule_id, check(facts, ruleset), ruleset, contexts)
+        for rule_id, check in _RULE_FUNCTIONS.items()
+    )
+    return Decision(
+        decision=_verdict(result.outcome for result in results),
+        results=results,
+        coverage_amount=_floor(_EXACT.multiply(ruleset.coverage_rate, Decimal(facts.loan_amount))),
+        estimated_fee=_estimated_fee(facts, ruleset),
+        ruleset_version=ruleset.version,
+        product=ruleset.product,
+    )
+
+
+def _verdict(outcomes: Iterable[Outcome]) -> Verdict:
+    seen = set(outcomes)
+    if Outcome.FAIL in seen:
+        return Verdict.NOT_ELIGIBLE
+    return Verdict.NEEDS_REVIEW if Outcome.UNKNOWN in seen else Verdict.ELIGIBLE
+
+
+def _result(
+    rule_id: str, reason: str, ruleset: RuleSet, contexts: dict[str, dict[str, str]]
+) -> RuleResult:
+    text = ruleset.rules[rule_id]
+    message = text.messages[reason]
+    return RuleResult(
+        rule_id=rule_id,
+        code=text.code,
+        outcome=RULES[rule_id].reasons[reason],
+        reason=reason,
+        message_id=message.id.format_map(contexts["id"]),
+        message_en=message.en.format_map(contexts["en"]),
+        legal_basis=text.legal_basis,
+    )
+
+
+# Money is exact: a context of our own, so a caller's decimal settings cannot change an amount.
+_EXACT = Context(prec=50)
+
+
+def _floor(amount: Decimal) -> int:
+    """Whole rupiah, rounded down: a guarantee never covers or charges more than the rate says."""
+    return int(amount.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _estimated_fee(facts: EligibilityFacts, ruleset: RuleSet) -> int | None:
+    """IJP for one year of cover, pro-rated when the tenor is shorter (shared/domain.md §4.3).
+
+    `ijp_rate x plafond x min(1, tenor/12)`: the rate is yearly and PMK 28/2022 pro-rates only
+    tenors under a year, so a 36-month loan shows the first year's fee, not three years'.
+    Unknown rate (Jamkrida Kalteng publishes none): no estimate rather than a made-up one.
+    """
+    if ruleset.ijp_rate is None:
+        return None
+    yearly = _EXACT.multiply(ruleset.ijp_rate, Decimal(facts.loan_amount))
+    months = Decimal(min(facts.tenor_months, 12))
+    return _floor(_EXACT.divide(_EXACT.multiply(yearly, months), Decimal(12)))
+
+
+def _message_context(f: EligibilityFacts, rs: RuleSet, lang: str) -> dict[str, str]:
+    """Every placeholder a template may use, rendered for one language (Rp1.000 vs Rp1,000)."""
+    money = {
+        "loan_amount": f.loan_amount,
+        "min_plafond": rs.min_plafond,
+        "max_plafond": rs.max_plafond,
+        "npwp_required_above": rs.npwp_required_above,
+        "annual_sales": f.annual_sales,
+        "max_annual_sales": rs.max_annual_sales,
+    }
+    other: dict[str, object] = {
+        "check_date": f.check_date,
+        "scale": f.scale,
+        "allowed_scales": ", ".join(rs.allowed_scales),
+        "business_start_date": f.business_start_date,
+        "min_business_age_months": rs.min_business_age_months,
+        "max_collectibility": f.attestation.max_collectibility,
+        "collectibility_pass_max": rs.collectibility_pass_max,
+        "province_code": f.province_code,
+        "guarantor_province": rs.guarantor_province,
+        "coop_status": f.coop_status,
+        "last_rat_book_year": f.coop_last_rat_book_year,
+        "required_rat_book_year": required_rat_book_year(f.check_date, rs.rat_grace_months),
+        "ksp_health": f.ksp_health,
+        "disallowed_ksp_health": ", ".join(rs.disallowed_ksp_health),
+    }
+    rendered = {key: _rupiah(amount, lang) for key, amount in money.items()}
+    rendered.update({key: "-" if value is None else str(value) for key, value in other.items()})
+    return rendered
+
+
+def _rupiah(amount: int | None, lang: str) -> str:
+    if amount is None:
+        return "-"
+    grouped = f"{amount:,}"
+    return "Rp" + (grouped.replace(",", ".") if lang == "id" else grouped)

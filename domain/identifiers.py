@@ -1,0 +1,247 @@
+"""The identifiers agencies exchange: NIB, NIK, Kemendagri region codes, KBLI, cooperative
+legal-entity numbers and rupiah amounts (shared/domain.md §2).
+
+Validators return the normalised value or raise InvalidValue naming the caller's input, so every
+entry point (GraphQL, CLI, seed loader) rejects the same values with the same words. Reasons never
+quote a NIK: it is personal data and error messages end up in logs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain.errors import InvalidValue
+
+# [0-9] rather than \d: \d also matches Arabic-Indic and other Unicode digits.
+_NIB = re.compile(r"[0-9]{13}")
+_NIK = re.compile(r"[0-9]{16}")
+_KBLI = re.compile(r"[0-9]{5}")
+_DIVISION = re.compile(r"[0-9]{2}")
+_SECTION_LETTER = re.compile(r"[A-Z]")
+_REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
+_AHU = re.compile(r"AHU-[0-9]+\.AH\.01\.26\.TAHUN [0-9]{4}")
+_ANY_DIGIT = re.compile(r"[0-9]")
+
+_NATIONAL = "ID"
+_KABUPATEN = range(1, 70)
+_KOTA = range(71, 100)
+_BIRTH_DAYS = (range(1, 32), range(41, 72))
+_MONTHS = range(1, 13)
+_LEGAL_ENTITY_NO_MAX = 100
+_RUPIAH_MAX = 10**15
+
+
+def validate_nib(value: str, *, field: str = "nib") -> str:
+    """OSS issues the NIB as a random 13-digit number, so it is checked for shape only."""
+    nib = value.strip()
+    if not _NIB.fullmatch(nib):
+        raise InvalidValue(field, "must be exactly 13 digits")
+    return nib
+
+
+def validate_nik(value: str, *, known_regencies: Container[str], field: str = "nik") -> str:
+    """Checks only what Dukcapil fixes in the format; the kecamatan digits are left alone.
+
+    The regency prefix is where the NIK was first issued, possibly a regency that has since split,
+    so the caller supplies the set of codes (historical ones included) it accepts.
+    """
+    nik = value.strip()
+    if not _NIK.fullmatch(nik):
+        raise InvalidValue(field, "must be exactly 16 digits")
+    if f"{nik[0:2]}.{nik[2:4]}" not in known_regencies:
+        raise InvalidValue(field, "digits 1-4 are not a known regency code")
+    if not any(int(nik[6:8]) in days for days in _BIRTH_DAYS):
+        raise InvalidValue(field, "digits 7-8 must be a birth day 01-31, or 41-71 for women")
+    if int(nik[8:10]) not in _MONTHS:
+        raise InvalidValue(field, "digits 9-10 must be a birth month 01-12")
+    return nik
+
+
+def mask_nik(nik: str) -> str:
+    """The default exposure of a NIK: enough to tell two apart, not enough to identify anyone.
+
+    Anything that is not 16 digits is refused rather than masked, since slicing a short value
+    would reveal most or all of it.
+    """
+    if not _NIK.fullmatch(nik):
+        raise InvalidValue("nik", "must be exactly 16 digits to be masked")
+    return f"{nik[:4]}{'*' * 8}{nik[-4:]}"
+
+
+class RegionLevel(StrEnum):
+    NATIONAL = "national"
+    PROVINCE = "province"
+    REGENCY = "regency"
+    CITY = "city"
+    DISTRICT = "district"
+    VILLAGE = "village"
+
+
+def validate_region_code(value: str, *, field: str = "region") -> str:
+    """Checks the shape only: whether the region exists is a lookup in the caller's data."""
+    code = value.strip()
+    _segments(code, field)
+    return code
+
+
+def _segments(code: str, field: str) -> list[str]:
+    """The helpers below take stored codes; checking them keeps a corrupt code from widening access.
+
+    The regency digits must be a kabupaten (01-69) or kota (71-99) number, because the level of a
+    regency code is read from them. The nation has no segments.
+    """
+    if code == _NATIONAL:
+        return []
+    if not _REGION.fullmatch(code):
+        raise InvalidValue(
+            field, 'must be "ID" or a code shaped PP, PP.KK, PP.KK.CC or PP.KK.CC.DDDD'
+        )
+    segments = code.split(".")
+    if len(segments) > 1 and int(segments[1]) not in _KABUPATEN and int(segments[1]) not in _KOTA:
+        raise InvalidValue(field, "regency digits must be 01-69 (kabupaten) or 71-99 (kota)")
+    return segments
+
+
+_LEVEL_BY_DEPTH = {
+    0: RegionLevel.NATIONAL,
+    1: RegionLevel.PROVINCE,
+    3: RegionLevel.DISTRICT,
+    4: RegionLevel.VILLAGE,
+}
+
+
+def region_level(code: str, *, field: str = "region") -> RegionLevel:
+    """Kemendagri encodes the level in the code itself, so no lookup is needed."""
+    segments = _segments(code, field)
+    if len(segments) == 2:
+        return RegionLevel.REGENCY if int(segments[1]) in _KABUPATEN else RegionLevel.CITY
+    return _LEVEL_BY_DEPTH[len(segments)]
+
+
+def province_of(code: str, *, field: str = "region") -> str:
+    """The province is what provincial agencies are scoped by; the nation has none."""
+    segments = _segments(code, field)
+    if not segments:
+        raise InvalidValue(field, 'the national code "ID" has no province')
+    return segments[0]
+
+
+def regency_of(code: str, *, field: str = "region") -> str | None:
+    """None above regency level: a province or the nation does not belong to one regency."""
+    segments = _segments(code, field)
+    return ".".join(segments[:2]) if len(segments) >= 2 else None
+
+
+def is_within(code: str, jurisdiction: str) -> bool:
+    """The access-control rule: a region is inside a jurisdiction when it is the jurisdiction or
+    lies below it in the code hierarchy.
+
+    Both codes are checked first, so a malformed one ("", "6", "62.7") raises instead of matching
+    as a bare string prefix; the "." then keeps the comparison on segment boundaries.
+    """
+    _segments(code, "code")
+    _segments(jurisdiction, "jurisdiction")
+    return jurisdiction == _NATIONAL or code == jurisdiction or code.startswith(jurisdiction + ".")
+
+
+def validate_kbli_code(value: str, *, field: str = "kbli") -> str:
+    """OSS registers businesses at the five-digit kelompok level of KBLI 2020."""
+    code = value.strip()
+    if not _KBLI.fullmatch(code):
+        raise InvalidValue(field, "must be a five-digit KBLI 2020 code")
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class KbliSection:
+    """A KBLI category: its letter and the contiguous run of two-digit divisions it holds."""
+
+    section: str
+    title: str
+    first_division: int
+    last_division: int
+
+    def holds(self, division: int) -> bool:
+        return self.first_division <= division <= self.last_division
+
+
+def parse_kbli_sections(rows: Iterable[Mapping[str, str]]) -> list[KbliSection]:
+    """Sections are loaded from the BPS table because KBLI 2025 moves them; nothing is retyped."""
+    return [_kbli_section_from(row) for row in rows]
+
+
+def _kbli_section_from(row: Mapping[str, str]) -> KbliSection:
+    letter = row["section"].strip()
+    if not _SECTION_LETTER.fullmatch(letter):
+        raise InvalidValue("section", "must be one capital letter")
+    first = _division(row, "first_division")
+    last = _division(row, "last_division")
+    if first > last:
+        raise InvalidValue("last_division", "must not be below first_division")
+    return KbliSection(letter, row["title"].strip(), first, last)
+
+
+def _division(row: Mapping[str, str], column: str) -> int:
+    raw = row[column].strip()
+    if not _DIVISION.fullmatch(raw):
+        raise InvalidValue(column, "must be a two-digit KBLI division")
+    return int(raw)
+
+
+def kbli_section(code: str, sections: Iterable[KbliSection], *, field: str = "kbli") -> str:
+    """The section is derived from the code, never accepted separately, so the two cannot disagree.
+
+    Divisions between sections (04, 34, 40, ...) do not exist in KBLI 2020 and are rejected.
+    """
+    division = int(validate_kbli_code(code, field=field)[:2])
+    for section in sections:
+        if section.holds(division):
+            return section.section
+    raise InvalidValue(field, f"division {division:02d} of {code!r} is in no KBLI 2020 section")
+
+
+def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str:
+    """Kemenkumham numbers (since 2019) must follow their pattern exactly; older dinas numbers
+    follow no common scheme, so they only have to be plausible text that contains a digit.
+
+    Runs of spaces (including no-break spaces from pasted documents) collapse to one so the same
+    number always compares equal; tabs, newlines and other control characters inside are refused.
+    """
+    number = value.strip()
+    if not all(ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in number):
+        raise InvalidValue(field, "must not contain control or invisible characters")
+    number = " ".join(number.split())
+    if not number:
+        raise InvalidValue(field, "must not be empty")
+    if len(number) > _LEGAL_ENTITY_NO_MAX:
+        raise InvalidValue(field, f"must be at most {_LEGAL_ENTITY_NO_MAX} characters")
+    if number.upper().startswith("AHU"):
+        return _kemenkumham_number(number, field)
+    if not _ANY_DIGIT.search(number):
+        raise InvalidValue(field, "must contain at least one digit")
+    return number
+
+
+def _kemenkumham_number(number: str, field: str) -> str:
+    """An "AHU" prefix claims the electronic format; letting a malformed one pass as a legacy
+    number would store two spellings of the same entity."""
+    canonical = number.upper()
+    if not _AHU.fullmatch(canonical):
+        raise InvalidValue(
+            field, 'a Kemenkumham number must read "AHU-<digits>.AH.01.26.TAHUN <year>"'
+        )
+    return canonical
+
+
+def validate_rupiah(value: int, *, field: str) -> int:
+    """Amounts are whole rupiah; the ceiling (Rp1 quadrillion) catches unit slips such as cents,
+    and bool is refused because True would otherwise pass as Rp1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(field, "must be a whole number of rupiah")
+    if not 0 <= value <= _RUPIAH_MAX:
+        raise InvalidValue(field, f"must be between 0 and {_RUPIAH_MAX:,} rupiah")
+    return value

@@ -1,0 +1,382 @@
+"""Credit-guarantee rule sets as data, versioned by effective date (shared/domain.md §4.4).
+
+Thresholds, rates and messages change by regulation (the KUR Permenko changes yearly) or by a
+guarantor's board, so they live in JSON files or database rows, never in code. Reading is strict:
+a typo in a rule-set file must stop the load, naming the key, rather than quietly becoming a
+default that approves loans. What stays in code is the catalogue of rules: their stable ids and
+codes, and the reasons each can give with the outcome each reason means.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
+
+from domain.errors import InvalidValue
+from domain.scale import Scale
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+
+# The rule sets shipped with Sinergi; a deployment may load others from the database instead.
+BUNDLED_RULESETS = Path(__file__).with_name("rulesets")
+
+SCALES = tuple(str(scale) for scale in Scale)
+KSP_HEALTH = ("sehat", "cukup_sehat", "kurang_sehat", "tidak_sehat")
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"  # noqa: S105 - an outcome, not a password
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A rule's stable code and the reasons it can give, each fixing the outcome it means."""
+
+    code: str
+    reasons: Mapping[str, Outcome]
+
+
+_P, _F, _U, _NA = Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN, Outcome.NOT_APPLICABLE
+
+
+def _spec(code: str, **reasons: Outcome) -> RuleSpec:
+    return RuleSpec(code, MappingProxyType({"pass": _P, **reasons}))
+
+
+RULES: Mapping[str, RuleSpec] = MappingProxyType({
+    "R01": _spec("SUBJECT_REGISTERED", not_registered=_F, unknown=_U),
+    "R02": _spec("SCALE_ELIGIBLE", cooperative=_NA, scale_unknown=_U, scale_not_allowed=_F,
+                 sales_unknown=_U, sales_above_max=_F),
+    "R03": _spec("BUSINESS_AGE_MIN_6M", too_young=_F, unknown=_U),
+    "R04": _spec("FEASIBILITY_ASSESSED", not_feasible=_F, unknown=_U),
+    "R05": _spec("NO_OTHER_PRODUCTIVE_CREDIT", has_other_credit=_F, unknown=_U),
+    "R06": _spec("COLLECTIBILITY_OK", review=_U, non_performing=_F, unknown=_U),
+    "R07": _spec("NOT_BLACKLISTED", blacklisted=_F, unknown=_U),
+    "R08": _spec("DOCS_COMPLETE", nik_missing=_F, nik_unknown=_U, npwp_missing=_F,
+                 npwp_unknown=_U),
+    "R09": _spec("PLAFOND_IN_RANGE", below_min=_F, above_max=_F),
+    "R10": _spec("IN_GUARANTOR_AREA", outside_area=_F, unknown=_U),
+    "R11": _spec("COOP_ACTIVE", msme=_NA, status_unknown=_U, not_active=_F, rat_unknown=_U,
+                 rat_overdue=_F, health_unknown=_U, unhealthy=_F),
+    "R12": _spec("PROGRAM_CONFLICT", conflict=_F, unknown=_U),
+    "R13": _spec("NO_GUARANTEE_DEFAULT", defaulted=_F),
+})  # fmt: skip
+
+# The names a message template may use; the engine fills every one of them.
+PLACEHOLDERS = frozenset({
+    "check_date", "loan_amount", "min_plafond", "max_plafond", "npwp_required_above", "scale",
+    "allowed_scales", "annual_sales", "max_annual_sales", "business_start_date",
+    "min_business_age_months", "max_collectibility", "collectibility_pass_max", "province_code",
+    "guarantor_province", "coop_status", "last_rat_book_year", "required_rat_book_year",
+    "ksp_health", "disallowed_ksp_health",
+})  # fmt: skip
+
+
+class StrictObject:
+    """One JSON object read key by key; `done()` rejects any key nobody asked for.
+
+    Shared by rule sets and stored eligibility facts, which must both round-trip losslessly.
+    """
+
+    def __init__(self, data: object, path: str = "") -> None:
+        if not isinstance(data, dict):
+            raise InvalidValue(path or "(root)", "must be a JSON object")
+        self._data: dict[str, object] = data
+        self._path = path
+        self._seen: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def _raw(self, key: str) -> object:
+        if key not in self._data:
+            raise InvalidValue(self._name(key), "is missing")
+        self._seen.add(key)
+        return self._data[key]
+
+    def _typed(self, key: str, kind: type[T], value: object) -> T:
+        # bool is an int in Python but never a number in these files.
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+            raise InvalidValue(self._name(key), f"must be of type {kind.__name__}")
+        return value
+
+    def get(self, key: str, kind: type[T]) -> T:
+        return self._typed(key, kind, self._raw(key))
+
+    def optional(self, key: str, kind: type[T]) -> T | None:
+        value = self._raw(key)
+        return None if value is None else self._typed(key, kind, value)
+
+    def day(self, key: str) -> date:
+        text = self.get(key, str)
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.isoformat() != text:
+            raise InvalidValue(self._name(key), "must be a date written YYYY-MM-DD")
+        return parsed
+
+    def optional_day(self, key: str) -> date | None:
+        return None if self._raw(key) is None else self.day(key)
+
+    def decimal(self, key: str) -> Decimal:
+        """Rates are decimal strings ("0.70"): a JSON float would not survive a round trip."""
+        text = self.get(key, str)
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise InvalidValue(self._name(key), "must be a decimal string like 0.70") from None
+        if not value.is_finite():
+            raise InvalidValue(self._name(key), "must be a finite decimal")
+        return value
+
+    def optional_decimal(self, key: str) -> Decimal | None:
+        return None if self._raw(key) is None else self.decimal(key)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        items = self.get(key, list)
+        if not all(isinstance(item, str) for item in items):
+            raise InvalidValue(self._name(key), "must be a list of strings")
+        return tuple(items)
+
+    def child(self, key: str) -> StrictObject:
+        return StrictObject(self._raw(key), self._name(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            raise InvalidValue(self._name(unknown[0]), "is not a known key")
+
+
+def as_plain_dict(instance: DataclassInstance) -> dict[str, object]:
+    """A dataclass as JSON-able values; decimals as strings, so nothing is lost to floats."""
+    return {item.name: _plain(getattr(instance, item.name)) for item in fields(instance)}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_plain_dict(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Message:
+    """One reason's text in Indonesian (`id`) and English (`en`), with {placeholders}."""
+
+    id: str
+    en: str
+
+
+@dataclass(frozen=True)
+class RuleText:
+    """What a rule set says about one rule: its code (checked), legal basis and messages."""
+
+    code: str
+    legal_basis: str
+    messages: Mapping[str, Message]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleSet:
+    """One version of a guarantee product's rules; amounts in rupiah, bounds inclusive."""
+
+    product: str
+    version: str
+    effective_from: date
+    notes: str
+    guarantor_province: str
+    coverage_rate: Decimal
+    ijp_rate: Decimal | None
+    min_plafond: int
+    max_plafond: int
+    allowed_scales: tuple[str, ...]
+    max_annual_sales: int | None
+    min_business_age_months: int
+    npwp_required_above: int
+    collectibility_pass_max: int
+    collectibility_review_max: int
+    rat_grace_months: int
+    disallowed_ksp_health: tuple[str, ...]
+    rules: Mapping[str, RuleText] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        require(bool(self.product.strip()), "product", "must not be empty")
+        require(bool(self.version.strip()), "version", "must not be empty")
+        require(is_province_code(self.guarantor_province), "guarantor_province", "must be 2 digits")
+        require(0 < self.coverage_rate <= 1, "coverage_rate", "must be in (0, 1]")
+        require(self.ijp_rate is None or 0 <= self.ijp_rate < 1, "ijp_rate", "must be in [0, 1)")
+        require(0 < self.min_plafond <= self.max_plafond, "min_plafond", "must be in (0, max]")
+        require(_subset(self.allowed_scales, SCALES), "allowed_scales", f"allowed: {SCALES}")
+        require((self.max_annual_sales or 0) >= 0, "max_annual_sales", "must not be negative")
+        require(self.min_business_age_months >= 0, "min_business_age_months", "must be >= 0")
+        require(self.npwp_required_above >= 0, "npwp_required_above", "must not be negative")
+        require(
+            1 <= self.collectibility_pass_max <= self.collectibility_review_max <= 5,
+            "collectibility_review_max",
+            "need 1 <= collectibility_pass_max <= collectibility_review_max <= 5",
+        )
+        require(0 <= self.rat_grace_months <= 12, "rat_grace_months", "must be in 0..12")
+        require(
+            _subset(self.disallowed_ksp_health, KSP_HEALTH),
+            "disallowed_ksp_health",
+            f"allowed: {KSP_HEALTH}",
+        )
+        _check_rules(self.rules)
+
+    @classmethod
+    def from_dict(cls, data: object) -> RuleSet:
+        """Reads the JSON shape of `to_dict`; every key is required, unknown keys are refused."""
+        obj = StrictObject(data)
+        ruleset = cls(
+            product=obj.get("product", str),
+            version=obj.get("version", str),
+            effective_from=obj.day("effective_from"),
+            notes=obj.get("notes", str),
+            guarantor_province=obj.get("guarantor_province", str),
+            coverage_rate=obj.decimal("coverage_rate"),
+            ijp_rate=obj.optional_decimal("ijp_rate"),
+            min_plafond=obj.get("min_plafond", int),
+            max_plafond=obj.get("max_plafond", int),
+            allowed_scales=obj.texts("allowed_scales"),
+            max_annual_sales=obj.optional("max_annual_sales", int),
+            min_business_age_months=obj.get("min_business_age_months", int),
+            npwp_required_above=obj.get("npwp_required_above", int),
+            collectibility_pass_max=obj.get("collectibility_pass_max", int),
+            collectibility_review_max=obj.get("collectibility_review_max", int),
+            rat_grace_months=obj.get("rat_grace_months", int),
+            disallowed_ksp_health=obj.texts("disallowed_ksp_health"),
+            rules=_read_rules(obj.child("rules")),
+        )
+        obj.done()
+        return ruleset
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of the rule-set files, so a database row can hold one verbatim."""
+        return as_plain_dict(self)
+
+
+def require(condition: bool, key: str, reason: str) -> None:
+    """Raises InvalidValue naming `key` unless `condition` holds."""
+    if not condition:
+        raise InvalidValue(key, reason)
+
+
+def is_province_code(code: str) -> bool:
+    return len(code) == 2 and code.isascii() and code.isdigit()
+
+
+def _subset(values: Iterable[str], allowed: Iterable[str]) -> bool:
+    return set(values) <= set(allowed)
+
+
+def _read_rules(obj: StrictObject) -> Mapping[str, RuleText]:
+    rules = {rule_id: _read_rule(obj.child(rule_id), spec) for rule_id, spec in RULES.items()}
+    obj.done()
+    return MappingProxyType(rules)
+
+
+def _read_rule(obj: StrictObject, spec: RuleSpec) -> RuleText:
+    messages_obj = obj.child("messages")
+    messages = {reason: _read_message(messages_obj.child(reason)) for reason in spec.reasons}
+    messages_obj.done()
+    text = RuleText(obj.get("code", str), obj.get("legal_basis", str), MappingProxyType(messages))
+    obj.done()
+    return text
+
+
+def _read_message(obj: StrictObject) -> Message:
+    message = Message(obj.get("id", str), obj.get("en", str))
+    obj.done()
+    return message
+
+
+def _check_rules(rules: Mapping[str, RuleText]) -> None:
+    require(set(rules) == set(RULES), "rules", f"must hold exactly {sorted(RULES)}")
+    for rule_id, spec in RULES.items():
+        text = rules[rule_id]
+        require(text.code == spec.code, f"rules.{rule_id}.code", f"must be {spec.code}")
+        require(
+            set(text.messages) == set(spec.reasons),
+            f"rules.{rule_id}.messages",
+            f"must hold exactly {sorted(spec.reasons)}",
+        )
+        for reason, message in text.messages.items():
+            for lang, template in (("id", message.id), ("en", message.en)):
+                _check_template(template, f"rules.{rule_id}.messages.{reason}.{lang}")
+
+
+def _check_template(template: str, key: str) -> None:
+    """Placeholders are bare known names, so rendering can never fail at decision time."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise InvalidValue(key, f"bad template: {error}") from None
+    for _, name, spec, conversion in parts:
+        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
+            raise InvalidValue(key, f"unknown placeholder {{{name}}}")
+    require(bool(template.strip()), key, "must not be empty")
+
+
+def _parse_json(text: str) -> object:
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [key for key, _ in pairs]
+        for key in keys:
+            require(keys.count(key) == 1, key, "appears more than once")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as error:
+        raise InvalidValue("(file)", f"not valid JSON: {error}") from None
+
+
+def load_rulesets(directory: Path) -> list[RuleSet]:
+    """Every `*.json` rule set in `directory`; an error names the file and the key."""
+    rulesets: list[RuleSet] = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            rulesets.append(RuleSet.from_dict(_parse_json(path.read_text(encoding="utf-8"))))
+        except InvalidValue as error:
+            raise InvalidValue(error.field, f"{path.name}: {error.reason}") from error
+    _check_unique(rulesets)
+    return rulesets
+
+
+def _check_unique(rulesets: list[RuleSet]) -> None:
+    """Two versions of one product may share neither a version label nor an effective date,
+    or replaying a stored decision, or choosing the rules for a date, would be ambiguous."""
+    for key in ("version", "effective_from"):
+        seen = [(r.product, getattr(r, key)) for r in rulesets]
+        for pair in seen:
+            require(seen.count(pair) == 1, key, f"{pair[0]} has two rule sets with {pair[1]}")
+
+
+def select_ruleset(rulesets: Iterable[RuleSet], product: str, on_date: date) -> RuleSet:
+    """The version of `product` in force on `on_date`: the latest effective_from not after it."""
+    candidates = [r for r in rulesets if r.product == product and r.effective_from <= on_date]
+    if not candidates:
+        raise InvalidValue("product", f"no rule set for {product} in effect on {on_date}")
+    return max(candidates, key=lambda r: r.effective_from)

@@ -1,0 +1,113 @@
+"""MSME scale under PP 7/2021 Pasal 35 (shared/domain.md §1).
+
+Scale is computed from the figures with a named rule version instead of being stored as a bare
+label, so records computed under these thresholds stay explainable when the nominal values change
+(Pasal 36 allows that).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain.errors import InvalidValue
+
+RULE_VERSION = "PP7_2021"
+
+
+class Scale(StrEnum):
+    MICRO = "micro"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+_Thresholds = tuple[tuple[int, Scale], ...]
+
+# (inclusive upper bound in rupiah, scale); anything above the last bound is LARGE. The regulation
+# reads "lebih dari ... sampai dengan paling banyak ...": lower bound exclusive, upper inclusive.
+_CAPITAL_LIMITS: _Thresholds = (
+    (1_000_000_000, Scale.MICRO),
+    (5_000_000_000, Scale.SMALL),
+    (10_000_000_000, Scale.MEDIUM),
+)
+_SALES_LIMITS: _Thresholds = (
+    (2_000_000_000, Scale.MICRO),
+    (15_000_000_000, Scale.SMALL),
+    (50_000_000_000, Scale.MEDIUM),
+)
+
+_GRADUATIONS = frozenset(
+    {(Scale.MICRO, Scale.SMALL), (Scale.MICRO, Scale.MEDIUM), (Scale.SMALL, Scale.MEDIUM)}
+)
+
+
+def _scale(amount: int, thresholds: _Thresholds, field: str) -> Scale:
+    if amount < 0:
+        raise InvalidValue(field, "must not be negative")
+    for upper, scale in thresholds:
+        if amount <= upper:
+            return scale
+    return Scale.LARGE
+
+
+def scale_by_capital(capital: int) -> Scale:
+    """Pasal 35(2): the criterion OSS applies when a business registers for its NIB."""
+    return _scale(capital, _CAPITAL_LIMITS, "capital")
+
+
+def scale_by_sales(annual_sales: int) -> Scale:
+    """Pasal 35(4)-(5): the criterion for programmes (ease, protection, empowerment)."""
+    return _scale(annual_sales, _SALES_LIMITS, "annualSales")
+
+
+def classify(*, capital: int | None, annual_sales: int | None) -> Scale | None:
+    """The scale programmes act on: annual sales when known, since Pasal 35(4) makes sales the
+    criterion for programmes; otherwise capital, the registration criterion of Pasal 35(2), which
+    is all a business younger than a year has; otherwise unknown rather than guessed.
+    """
+    if annual_sales is not None:
+        return scale_by_sales(annual_sales)
+    if capital is not None:
+        return scale_by_capital(capital)
+    return None
+
+
+def is_graduation(before: Scale, after: Scale) -> bool:
+    """Counts "naik kelas" as the planning targets do: micro to small or medium, small to medium.
+
+    Growing into a large enterprise leaves the MSME programmes, so it is not counted.
+    """
+    return (before, after) in _GRADUATIONS
+
+
+def check_declared_scale(
+    declared: Scale, *, capital: int | None, annual_sales: int | None, field: str = "scale"
+) -> None:
+    """A declared scale (e.g. the one on the NIB) stands if either given figure supports it,
+    because Pasal 35 groups businesses by capital OR annual sales; with no figures there is
+    nothing to contradict it.
+    """
+    computed: list[Scale] = []
+    bands: list[str] = []
+    if capital is not None:
+        computed.append(scale_by_capital(capital))
+        bands.append(f"capital {_band(declared, _CAPITAL_LIMITS)}")
+    if annual_sales is not None:
+        computed.append(scale_by_sales(annual_sales))
+        bands.append(f"annual sales {_band(declared, _SALES_LIMITS)}")
+    if computed and declared not in computed:
+        raise InvalidValue(
+            field,
+            f"{declared} does not fit the figures given: under PP 7/2021 a {declared} business "
+            f"has {' or '.join(bands)}",
+        )
+
+
+def _band(scale: Scale, thresholds: _Thresholds) -> str:
+    """The range of one scale in words, read from the same table the classification uses."""
+    lower: int | None = None
+    for upper, candidate in thresholds:
+        if candidate == scale:
+            return f"up to Rp{upper:,}" if lower is None else f"over Rp{lower:,} up to Rp{upper:,}"
+        lower = upper
+    return f"over Rp{lower:,}"
