@@ -1,0 +1,90 @@
+"""Cooperative reads, scoped to the caller's jurisdiction in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries.scoping import within
+
+COOPERATIVES = table_of(models.Cooperative)
+PARTICIPATIONS = table_of(models.Participation)
+
+
+@dataclass(frozen=True, slots=True)
+class CooperativeFilter:
+    region: str | None = None
+    type: str | None = None
+    active: bool | None = None
+    programme: str | None = None
+
+
+def conditions(jurisdiction: str, where: CooperativeFilter) -> list[ColumnElement[bool]]:
+    clauses = [within(COOPERATIVES, jurisdiction)]
+    if where.region is not None:
+        clauses.append(within(COOPERATIVES, where.region))
+    if where.type is not None:
+        clauses.append(COOPERATIVES.c.type == where.type)
+    if where.active is not None:
+        status = COOPERATIVES.c.status == "active"
+        clauses.append(status if where.active else ~status)
+    if where.programme is not None:
+        clauses.append(
+            exists().where(
+                PARTICIPATIONS.c.cooperative_id == COOPERATIVES.c.id,
+                PARTICIPATIONS.c.programme_id == where.programme,
+            )
+        )
+    return clauses
+
+
+async def page(
+    connection: AsyncConnection,
+    *,
+    jurisdiction: str,
+    where: CooperativeFilter,
+    columns: Collection[str],
+    first: int,
+    after: int | None,
+) -> Page:
+    return await fetch_page(
+        connection,
+        COOPERATIVES,
+        columns=columns,
+        where=conditions(jurisdiction, where),
+        first=first,
+        after=after,
+    )
+
+
+async def total(connection: AsyncConnection, *, jurisdiction: str, where: CooperativeFilter) -> int:
+    return await count(connection, COOPERATIVES, conditions(jurisdiction, where))
+
+
+async def by_ids(
+    connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
+) -> dict[int, Record]:
+    statement = select(*columns_of(COOPERATIVES, columns)).where(
+        COOPERATIVES.c.id.in_(ids), within(COOPERATIVES, jurisdiction)
+    )
+    return {row.id: row for row in await connection.execute(statement)}
+
+
+async def by_legal_entity_nos(
+    connection: AsyncConnection,
+    numbers: Sequence[str],
+    *,
+    jurisdiction: str,
+    columns: Collection[str],
+) -> dict[str, Record]:
+    statement = select(*columns_of(COOPERATIVES, {"legal_entity_no", *columns})).where(
+        COOPERATIVES.c.legal_entity_no.in_(numbers), within(COOPERATIVES, jurisdiction)
+    )
+    return {row.legal_entity_no: row for row in await connection.execute(statement)}

@@ -1,0 +1,127 @@
+"""MSME reads. Every function takes the caller's jurisdiction and puts it in the WHERE clause."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries.scoping import within
+
+MSMES = table_of(models.Msme)
+PARTICIPATIONS = table_of(models.Participation)
+
+
+@dataclass(frozen=True, slots=True)
+class MsmeFilter:
+    region: str | None = None
+    scale: str | None = None
+    kbli_section: str | None = None
+    active: bool | None = None
+    programme: str | None = None
+    cooperative_id: int | None = None
+
+
+def conditions(jurisdiction: str, where: MsmeFilter) -> list[ColumnElement[bool]]:
+    clauses = [within(MSMES, jurisdiction)]
+    if where.region is not None:
+        clauses.append(within(MSMES, where.region))
+    if where.scale is not None:
+        clauses.append(MSMES.c.scale == where.scale)
+    if where.kbli_section is not None:
+        clauses.append(MSMES.c.kbli_section == where.kbli_section)
+    if where.active is not None:
+        clauses.append(MSMES.c.is_active.is_(where.active))
+    if where.cooperative_id is not None:
+        clauses.append(MSMES.c.cooperative_id == where.cooperative_id)
+    if where.programme is not None:
+        clauses.append(
+            exists().where(
+                PARTICIPATIONS.c.msme_id == MSMES.c.id,
+                PARTICIPATIONS.c.programme_id == where.programme,
+            )
+        )
+    return clauses
+
+
+async def page(
+    connection: AsyncConnection,
+    *,
+    jurisdiction: str,
+    where: MsmeFilter,
+    columns: Collection[str],
+    first: int,
+    after: int | None,
+) -> Page:
+    return await fetch_page(
+        connection,
+        MSMES,
+        columns=columns,
+        where=conditions(jurisdiction, where),
+        first=first,
+        after=after,
+    )
+
+
+async def total(connection: AsyncConnection, *, jurisdiction: str, where: MsmeFilter) -> int:
+    return await count(connection, MSMES, conditions(jurisdiction, where))
+
+
+async def by_ids(
+    connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
+) -> dict[int, Record]:
+    statement = select(*columns_of(MSMES, columns)).where(
+        MSMES.c.id.in_(ids), within(MSMES, jurisdiction)
+    )
+    return {row.id: row for row in await connection.execute(statement)}
+
+
+async def by_nibs(
+    connection: AsyncConnection, nibs: Sequence[str], *, jurisdiction: str, columns: Collection[str]
+) -> dict[str, Record]:
+    statement = select(*columns_of(MSMES, {"nib", *columns})).where(
+        MSMES.c.nib.in_(nibs), within(MSMES, jurisdiction)
+    )
+    return {row.nib: row for row in await connection.execute(statement)}
+
+
+async def members_of(
+    connection: AsyncConnection,
+    cooperative_ids: Sequence[int],
+    *,
+    jurisdiction: str,
+    columns: Collection[str],
+    first: int,
+) -> dict[int, Page]:
+    """The first members of many cooperatives in one statement (a window per cooperative)."""
+    position = func.row_number().over(partition_by=MSMES.c.cooperative_id, order_by=MSMES.c.id)
+    ranked = (
+        select(*columns_of(MSMES, {"cooperative_id", *columns}), position.label("position"))
+        .where(MSMES.c.cooperative_id.in_(cooperative_ids), within(MSMES, jurisdiction))
+        .subquery()
+    )
+    statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
+    grouped: dict[int, list[Record]] = {key: [] for key in cooperative_ids}
+    for row in await connection.execute(statement):
+        grouped[row.cooperative_id].append(row)
+    return {
+        key: Page(rows=rows[:first], has_next=len(rows) > first) for key, rows in grouped.items()
+    }
+
+
+async def member_counts(
+    connection: AsyncConnection, cooperative_ids: Sequence[int], *, jurisdiction: str
+) -> dict[int, int]:
+    statement = (
+        select(MSMES.c.cooperative_id, func.count())
+        .where(MSMES.c.cooperative_id.in_(cooperative_ids), within(MSMES, jurisdiction))
+        .group_by(MSMES.c.cooperative_id)
+    )
+    counts = {row[0]: int(row[1]) for row in await connection.execute(statement)}
+    return {key: counts.get(key, 0) for key in cooperative_ids}

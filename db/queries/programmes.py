@@ -1,0 +1,109 @@
+"""Programmes (public reference) and participation in them (records, scoped by the subject)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.paging import Page
+from db.queries.scoping import within
+
+PROGRAMMES = table_of(models.Programme)
+PARTICIPATIONS = table_of(models.Participation)
+MSMES = table_of(models.Msme)
+COOPERATIVES = table_of(models.Cooperative)
+SCALE_HISTORY = table_of(models.MsmeScaleHistory)
+
+
+async def all_programmes(connection: AsyncConnection) -> list[Record]:
+    return list(await connection.execute(select(PROGRAMMES).order_by(PROGRAMMES.c.id)))
+
+
+async def by_ids(connection: AsyncConnection, ids: Sequence[str]) -> dict[str, Record]:
+    statement = select(PROGRAMMES).where(PROGRAMMES.c.id.in_(ids))
+    return {row.id: row for row in await connection.execute(statement)}
+
+
+def _visible_subject(jurisdiction: str) -> ColumnElement[bool]:
+    """A participation is visible when its MSME or cooperative is."""
+    return or_(
+        and_(MSMES.c.id.is_not(None), within(MSMES, jurisdiction)),
+        and_(COOPERATIVES.c.id.is_not(None), within(COOPERATIVES, jurisdiction)),
+    )
+
+
+def _scoped_participations() -> Any:
+    return PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
+        COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
+    )
+
+
+async def participants_of(
+    connection: AsyncConnection, programme_ids: Sequence[str], *, jurisdiction: str, first: int
+) -> dict[str, Page]:
+    """The first participants of many programmes in one statement."""
+    position = func.row_number().over(
+        partition_by=PARTICIPATIONS.c.programme_id, order_by=PARTICIPATIONS.c.id
+    )
+    ranked = (
+        select(PARTICIPATIONS, position.label("position"))
+        .select_from(_scoped_participations())
+        .where(PARTICIPATIONS.c.programme_id.in_(programme_ids), _visible_subject(jurisdiction))
+        .subquery()
+    )
+    statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
+    grouped: dict[str, list[Record]] = {key: [] for key in programme_ids}
+    for row in await connection.execute(statement):
+        grouped[row.programme_id].append(row)
+    return {
+        key: Page(rows=rows[:first], has_next=len(rows) > first) for key, rows in grouped.items()
+    }
+
+
+async def participations_of_msmes(
+    connection: AsyncConnection, msme_ids: Sequence[int]
+) -> dict[int, list[Record]]:
+    """Callers pass MSMEs they could already read, so no further scoping is needed."""
+    statement = (
+        select(PARTICIPATIONS)
+        .where(PARTICIPATIONS.c.msme_id.in_(msme_ids))
+        .order_by(PARTICIPATIONS.c.id)
+    )
+    grouped: dict[int, list[Record]] = {key: [] for key in msme_ids}
+    for row in await connection.execute(statement):
+        grouped[row.msme_id].append(row)
+    return grouped
+
+
+async def participations_of_cooperatives(
+    connection: AsyncConnection, cooperative_ids: Sequence[int]
+) -> dict[int, list[Record]]:
+    statement = (
+        select(PARTICIPATIONS)
+        .where(PARTICIPATIONS.c.cooperative_id.in_(cooperative_ids))
+        .order_by(PARTICIPATIONS.c.id)
+    )
+    grouped: dict[int, list[Record]] = {key: [] for key in cooperative_ids}
+    for row in await connection.execute(statement):
+        grouped[row.cooperative_id].append(row)
+    return grouped
+
+
+async def scale_history_of(
+    connection: AsyncConnection, msme_ids: Sequence[int]
+) -> dict[int, list[Record]]:
+    statement = (
+        select(SCALE_HISTORY)
+        .where(SCALE_HISTORY.c.msme_id.in_(msme_ids))
+        .order_by(SCALE_HISTORY.c.msme_id, SCALE_HISTORY.c.effective_from)
+    )
+    grouped: dict[int, list[Record]] = {key: [] for key in msme_ids}
+    for row in await connection.execute(statement):
+        grouped[row.msme_id].append(row)
+    return grouped
