@@ -1,0 +1,192 @@
+"""Registered OAuth clients. Secrets are shown once and stored only as salted scrypt hashes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
+from db.models import OAuthClient, Region, table_of
+
+CLIENTS = table_of(OAuthClient)
+REGIONS = table_of(Region)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+class ClientError(ValueError):
+    """A client cannot be registered or changed as asked; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str
+    org_kind: OrgKind
+    jurisdiction: str
+    scopes: frozenset[Scope]
+    purpose: str
+    revoked: bool
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def secret_matches(secret: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    candidate = hashlib.scrypt(
+        secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
+    )
+    return hmac.compare_digest(candidate, bytes.fromhex(digest))
+
+
+def allowed_scopes(org_kind: OrgKind) -> frozenset[Scope]:
+    bundle = DEFAULT_SCOPES[org_kind]
+    return bundle | ({Scope.PII_READ} if Scope.RECORDS_READ in bundle else frozenset())
+
+
+def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozenset[Scope]:
+    """The bundle of the org kind, or less; pii:read may be added on top of a records bundle.
+
+    Anything else outside the bundle is refused: an org kind's bundle is the contract's
+    statement of what that kind of organisation may ever do.
+    """
+    if requested is None:
+        return DEFAULT_SCOPES[org_kind]
+    try:
+        scopes = frozenset(Scope(item) for item in requested)
+    except ValueError as error:
+        raise ClientError(f"scopes: unknown scope ({error})") from None
+    allowed = allowed_scopes(org_kind)
+    if not scopes <= allowed:
+        extra = " ".join(sorted(scope.value for scope in scopes - allowed))
+        raise ClientError(f"scopes: {extra} not allowed for org kind {org_kind.value}")
+    return scopes
+
+
+async def _check_jurisdiction(
+    connection: AsyncConnection, org_kind: OrgKind, jurisdiction: str
+) -> None:
+    if org_kind in (OrgKind.MINISTRY, OrgKind.CUSTODIAN):
+        if jurisdiction != "ID":
+            raise ClientError(f"jurisdiction: a {org_kind.value} is national (ID)")
+        return
+    level = (
+        await connection.execute(select(REGIONS.c.level).where(REGIONS.c.code == jurisdiction))
+    ).scalar_one_or_none()
+    expected = {
+        OrgKind.PROVINCE: {"province"},
+        OrgKind.REGENCY: {"regency", "city"},
+        OrgKind.BUMD: {"province", "regency", "city"},
+    }[org_kind]
+    if level not in expected:
+        raise ClientError(
+            f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code"
+        )
+
+
+async def create(
+    connection: AsyncConnection,
+    *,
+    name: str,
+    org_kind: str,
+    jurisdiction: str,
+    scopes: Iterable[str] | None,
+    purpose: str,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[Client, str]:
+    """Register a client; returns it with its secret, which is not stored and not shown again."""
+    try:
+        kind = OrgKind(org_kind)
+    except ValueError:
+        choices = ", ".join(kind.value for kind in OrgKind)
+        raise ClientError(f"org_kind: must be one of {choices}") from None
+    if not name.strip():
+        raise ClientError("name: required")
+    if not purpose.strip():
+        raise ClientError("purpose: required (the declared purpose of use, UU 27/2022)")
+    granted = granted_scopes(kind, scopes)
+    await _check_jurisdiction(connection, kind, jurisdiction)
+    client_id = client_id or f"sng_{secrets.token_urlsafe(12)}"
+    secret = secret or secrets.token_urlsafe(32)
+    await connection.execute(
+        CLIENTS.insert().values(
+            client_id=client_id,
+            secret_hash=hash_secret(secret),
+            name=name.strip(),
+            org_kind=kind.value,
+            jurisdiction=jurisdiction,
+            scopes=sorted(scope.value for scope in granted),
+            purpose=purpose.strip(),
+        )
+    )
+    client = Client(client_id, name.strip(), kind, jurisdiction, granted, purpose.strip(), False)
+    return client, secret
+
+
+def _client(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        org_kind=OrgKind(row.org_kind),
+        jurisdiction=row.jurisdiction,
+        scopes=frozenset(Scope(s) for s in row.scopes),
+        purpose=row.purpose,
+        revoked=row.revoked_at is not None,
+    )
+
+
+async def get(connection: AsyncConnection, client_id: str) -> Client | None:
+    row = (
+        await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
+    ).first()
+    return None if row is None else _client(row)
+
+
+async def authenticate(connection: AsyncConnection, client_id: str, secret: str) -> Client | None:
+    """The client if the secret matches and it is not revoked; None otherwise, alike."""
+    row = (
+        await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    # scrypt costs tens of milliseconds by design; keep it off the event loop.
+    if not await asyncio.to_thread(secret_matches, secret, row.secret_hash):
+        return None
+    return _client(row)
+
+
+async def all_clients(connection: AsyncConnection) -> list[Client]:
+    rows = await connection.execute(select(CLIENTS).order_by(CLIENTS.c.created_at))
+    return [_client(row) for row in rows]
+
+
+async def revoke(connection: AsyncConnection, client_id: str) -> bool:
+    result = await connection.execute(
+        update(CLIENTS)
+        .where(CLIENTS.c.client_id == client_id, CLIENTS.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)
+
+
+async def rotate_secret(connection: AsyncConnection, client_id: str) -> str | None:
+    secret = secrets.token_urlsafe(32)
+    result = await connection.execute(
+        update(CLIENTS)
+        .where(CLIENTS.c.client_id == client_id, CLIENTS.c.revoked_at.is_(None))
+        .values(secret_hash=hash_secret(secret))
+    )
+    return secret if result.rowcount else None

@@ -1,0 +1,135 @@
+"""Tokens from other authorisation servers (a national SSO on Keycloak, say), trusted by config.
+
+Each issuer is configured with its JWKS URL and how its claims map onto ours. What such a token
+may grant is still capped by the org kind's bundle, exactly as for a client registered here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from joserfc.jwk import KeySet
+
+from auth.clients import allowed_scopes
+from auth.keys import kids
+from auth.principal import Principal
+from auth.scopes import OrgKind
+from auth.tokens import InvalidToken, verify
+
+REFETCH_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIssuer:
+    """One trusted issuer. `scope_map` renames its scopes or roles to ours; scopes beyond what
+    the org kind may hold are dropped, since an SSO token carries roles for many systems."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    scope_claim: str = "scope"
+    jurisdiction_claim: str = "jurisdiction"
+    org_kind_claim: str = "org_kind"
+    client_id_claim: str = "azp"
+    organisation_claim: str = "org_name"
+    scope_map: Mapping[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
+    """`SINERGI_EXTERNAL_ISSUERS`: a JSON list of objects with ExternalIssuer's fields."""
+    if not raw.strip():
+        return {}
+    try:
+        entries = json.loads(raw)
+        issuers = [ExternalIssuer(**entry) for entry in entries]
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "SINERGI_EXTERNAL_ISSUERS must be a JSON list of objects with issuer, jwks_url, "
+            f"audience and optional claim names: {error}"
+        ) from None
+    return {issuer.issuer: issuer for issuer in issuers}
+
+
+def _claim_scopes(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return []
+
+
+def _lookup(claims: Mapping[str, Any], path: str) -> Any:
+    """A claim by dotted path, so Keycloak's `realm_access.roles` can be mapped."""
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> Principal:
+    try:
+        org_kind = OrgKind(str(_lookup(claims, issuer.org_kind_claim)))
+    except ValueError as error:
+        raise InvalidToken(f"external claims: {error}") from None
+    allowed = {scope.value: scope for scope in allowed_scopes(org_kind)}
+    mapped = (
+        issuer.scope_map.get(item, item)
+        for item in _claim_scopes(_lookup(claims, issuer.scope_claim))
+    )
+    scopes = frozenset(allowed[item] for item in mapped if item in allowed)
+    jurisdiction = _lookup(claims, issuer.jurisdiction_claim)
+    client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
+    if not isinstance(jurisdiction, str) or not client_id:
+        raise InvalidToken("external claims: jurisdiction and client id are required")
+    if org_kind in (OrgKind.MINISTRY, OrgKind.CUSTODIAN) and jurisdiction != "ID":
+        raise InvalidToken("external claims: national org kinds have jurisdiction ID")
+    return Principal(
+        client_id=f"{issuer.issuer}#{client_id}",
+        org_kind=org_kind,
+        jurisdiction=jurisdiction,
+        scopes=scopes,
+        organisation=str(_lookup(claims, issuer.organisation_claim) or issuer.issuer),
+        purpose=issuer.purpose,
+    )
+
+
+def _fetch(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (configured https URL)
+        return dict(json.load(response))
+
+
+class ExternalKeys:
+    """Each issuer's JWKS, fetched on first use and again (at most once a minute) on unknown kid."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, KeySet] = {}
+        self._fetched_at: dict[str, float] = {}
+
+    async def verify(self, issuer: ExternalIssuer, token: str, kid: str | None) -> Principal:
+        keys = self._keys.get(issuer.issuer)
+        if keys is None or (kid is not None and kid not in kids(keys)):
+            keys = await self._refresh(issuer)
+        claims = verify(
+            token, keys, issuer=issuer.issuer, audience=issuer.audience, require_type=False
+        )
+        return principal_from_claims(issuer, claims)
+
+    async def _refresh(self, issuer: ExternalIssuer) -> KeySet:
+        last = self._fetched_at.get(issuer.issuer, 0.0)
+        if issuer.issuer in self._keys and time.monotonic() - last < REFETCH_AFTER_SECONDS:
+            return self._keys[issuer.issuer]
+        try:
+            document = await asyncio.to_thread(_fetch, issuer.jwks_url)
+            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (OSError, ValueError) as error:
+            raise InvalidToken(f"JWKS of {issuer.issuer} unavailable: {error}") from None
+        self._keys[issuer.issuer] = keys
+        self._fetched_at[issuer.issuer] = time.monotonic()
+        return keys

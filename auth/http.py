@@ -1,0 +1,149 @@
+"""The HTTP edge of auth: the token, JWKS and metadata endpoints and the bearer-token backend."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from urllib.parse import unquote
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+
+from auth.principal import Principal
+from auth.service import AuthService, OAuthError
+from auth.tokens import InvalidToken
+
+logger = logging.getLogger("sinergi.auth")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class PrincipalUser(BaseUser):
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.client_id
+
+
+class BadToken(AuthenticationError):
+    """A bearer token was sent and refused."""
+
+
+class AuthUnavailable(AuthenticationError):
+    """The token could not be checked because the database is unreachable."""
+
+
+class BearerAuthBackend(AuthenticationBackend):
+    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        header = conn.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise BadToken("expected a Bearer token")
+        service: AuthService = conn.state.auth
+        try:
+            principal = await service.authenticate(token.strip())
+        except InvalidToken as error:
+            logger.info("refused bearer token: %s", error)
+            raise BadToken("invalid or expired access token") from None
+        except (OperationalError, DBAPIError, OSError) as error:
+            logger.warning("could not check a token: %s", error)
+            raise AuthUnavailable("the database is unavailable") from None
+        return AuthCredentials([scope.value for scope in principal.scopes]), PrincipalUser(
+            principal
+        )
+
+
+def unauthorized(conn: HTTPConnection, error: Exception | None) -> Response:
+    """401 with an RFC 6750 challenge, or 503 when the token could not be checked at all."""
+    if isinstance(error, AuthUnavailable):
+        body = {"errors": [{"message": str(error), "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    challenge = 'Bearer realm="sinergi"'
+    if error is not None:
+        challenge += ', error="invalid_token", error_description="' + str(error) + '"'
+    message = str(error) if error is not None else "an access token is required"
+    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if error.status == 401 and basic:
+        headers["WWW-Authenticate"] = 'Basic realm="sinergi"'
+    return JSONResponse(
+        {"error": error.error, "error_description": error.description},
+        status_code=error.status,
+        headers=headers,
+    )
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding."""
+    try:
+        decoded = base64.b64decode(header, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+    client_id, separator, secret = decoded.partition(":")
+    if not separator:
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401)
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+async def token_endpoint(request: Request) -> Response:
+    """RFC 6749 §4.4 client credentials, with client_secret_basic or client_secret_post."""
+    authorization = request.headers.get("authorization", "")
+    basic = authorization.lower().startswith("basic ")
+    try:
+        if not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            raise OAuthError("invalid_request", "use application/x-www-form-urlencoded")
+        form = await request.form()
+        if form.get("grant_type") is None:
+            raise OAuthError("invalid_request", "grant_type is required")
+        if form.get("grant_type") != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
+        posted = form.get("client_id"), form.get("client_secret")
+        if basic:
+            if posted[1] is not None:
+                raise OAuthError("invalid_request", "use one client authentication method")
+            client_id, secret = _basic_credentials(authorization[6:].strip())
+        elif isinstance(posted[0], str) and isinstance(posted[1], str):
+            client_id, secret = posted[0], posted[1]
+        else:
+            raise OAuthError("invalid_client", "client authentication is required", 401)
+        scope = form.get("scope")
+        service: AuthService = request.state.auth
+        answer = await service.issue_token(
+            client_id, secret, scope if isinstance(scope, str) else None
+        )
+    except OAuthError as error:
+        return _oauth_error(error, basic=basic)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def jwks_endpoint(request: Request) -> Response:
+    service: AuthService = request.state.auth
+    return JSONResponse(await service.jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+async def metadata_endpoint(request: Request) -> Response:
+    service: AuthService = request.state.auth
+    return JSONResponse(service.metadata())

@@ -1,0 +1,79 @@
+"""Token-signing keys: ES256, stored in PostgreSQL so every process signs and verifies alike.
+
+Rotation adds a new signing key and retires the old one; a retired key stays published and
+keeps verifying until every token it signed has expired, so rotation never logs anyone out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.models import SigningKey, table_of
+
+ALGORITHM = "ES256"
+KEYS = table_of(SigningKey)
+
+
+def new_key() -> ECKey:
+    kid = f"sng-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
+    return ECKey.generate_key(
+        "P-256", parameters={"kid": kid, "alg": ALGORITHM, "use": "sig"}, private=True
+    )
+
+
+async def _insert(connection: AsyncConnection, key: ECKey) -> str:
+    kid = str(key.kid)
+    await connection.execute(
+        KEYS.insert().values(
+            kid=kid, private_jwk=key.as_dict(private=True), public_jwk=key.as_dict(private=False)
+        )
+    )
+    return kid
+
+
+async def ensure_signing_key(connection: AsyncConnection) -> None:
+    active = select(KEYS.c.kid).where(KEYS.c.retired_at.is_(None)).limit(1)
+    if (await connection.execute(active)).first() is None:
+        await _insert(connection, new_key())
+
+
+async def rotate(connection: AsyncConnection) -> str:
+    await connection.execute(
+        update(KEYS).where(KEYS.c.retired_at.is_(None)).values(retired_at=datetime.now(UTC))
+    )
+    return await _insert(connection, new_key())
+
+
+async def signing_key(connection: AsyncConnection) -> ECKey:
+    statement = (
+        select(KEYS.c.private_jwk)
+        .where(KEYS.c.retired_at.is_(None))
+        .order_by(KEYS.c.created_at.desc())
+        .limit(1)
+    )
+    return ECKey.import_key((await connection.execute(statement)).scalar_one())
+
+
+async def published_keys(connection: AsyncConnection, token_lifetime: int) -> list[dict[str, Any]]:
+    """Public keys that may still have live tokens: active, or retired within a lifetime."""
+    still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime)
+    statement = (
+        select(KEYS.c.public_jwk)
+        .where(or_(KEYS.c.retired_at.is_(None), KEYS.c.retired_at > still_valid))
+        .order_by(KEYS.c.created_at)
+    )
+    return [dict(row[0]) for row in await connection.execute(statement)]
+
+
+def key_set(public_keys: list[dict[str, Any]]) -> KeySet:
+    return KeySet([ECKey.import_key(key) for key in public_keys])
+
+
+def kids(key_set: KeySet) -> set[str]:
+    return {str(key.kid) for key in key_set.keys}

@@ -1,0 +1,22 @@
+"""The authenticated caller, as every layer below the HTTP edge sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auth.scopes import OrgKind, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A client acting within a jurisdiction ("ID", "62" or "62.01") with a set of scopes."""
+
+    client_id: str
+    org_kind: OrgKind
+    jurisdiction: str
+    scopes: frozenset[Scope]
+    organisation: str = ""
+    purpose: str = ""
+
+    def has(self, *scopes: Scope) -> bool:
+        return all(scope in self.scopes for scope in scopes)

@@ -1,0 +1,51 @@
+"""The scopes of the contract and the default bundle each kind of organisation gets."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    AGGREGATES_READ = "aggregates:read"
+    RECORDS_READ = "records:read"
+    PII_READ = "pii:read"
+    RECORDS_WRITE = "records:write"
+    TARGETS_READ = "targets:read"
+    TARGETS_WRITE = "targets:write"
+    ELIGIBILITY_CHECK = "eligibility:check"
+    GUARANTEES_WRITE = "guarantees:write"
+    AUDIT_READ = "audit:read"
+
+
+class OrgKind(StrEnum):
+    MINISTRY = "ministry"
+    PROVINCE = "province"
+    REGENCY = "regency"
+    BUMD = "bumd"
+    CUSTODIAN = "custodian"
+
+
+_REGIONAL = frozenset(
+    {
+        Scope.AGGREGATES_READ,
+        Scope.RECORDS_READ,
+        Scope.RECORDS_WRITE,
+        Scope.TARGETS_READ,
+        Scope.TARGETS_WRITE,
+    }
+)
+
+DEFAULT_SCOPES: dict[OrgKind, frozenset[Scope]] = {
+    OrgKind.MINISTRY: frozenset({Scope.AGGREGATES_READ, Scope.TARGETS_READ}),
+    OrgKind.PROVINCE: _REGIONAL,
+    OrgKind.REGENCY: _REGIONAL,
+    OrgKind.BUMD: frozenset(
+        {Scope.ELIGIBILITY_CHECK, Scope.GUARANTEES_WRITE, Scope.AGGREGATES_READ}
+    ),
+    OrgKind.CUSTODIAN: frozenset({Scope.AUDIT_READ, Scope.AGGREGATES_READ}),
+}
+
+
+def parse_scopes(raw: str) -> frozenset[Scope]:
+    """Parse a space-separated scope string (RFC 6749 §3.3); unknown scopes raise ValueError."""
+    return frozenset(Scope(item) for item in raw.split())

@@ -1,0 +1,192 @@
+"""The authorisation server and the resource server's token check, over one engine.
+
+Issuing follows RFC 6749 §4.4 (client credentials) with §5.2 errors; tokens are RFC 9068 JWTs.
+Every accepted token is checked against the client registry on each request, so a revoked client
+or a narrowed grant takes effect at once, in every process, without waiting for tokens to expire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth import clients, keys, tokens
+from auth.external import ExternalIssuer, ExternalKeys
+from auth.principal import Principal
+from auth.scopes import OrgKind, Scope
+from auth.tokens import InvalidToken
+
+KEY_RELOAD_INTERVAL_SECONDS = 1.0
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error response."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+class AuthService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        issuer: str,
+        audience: str,
+        token_lifetime_seconds: int,
+        external_issuers: Mapping[str, ExternalIssuer] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.issuer = issuer
+        self.audience = audience
+        self.token_lifetime = token_lifetime_seconds
+        self.external_issuers = dict(external_issuers or {})
+        self._external_keys = ExternalKeys()
+        self._keys = KeySet([])
+        self._keys_loaded_at = 0.0
+
+    async def startup(self) -> None:
+        async with self.engine.begin() as connection:
+            await keys.ensure_signing_key(connection)
+        await self._reload_keys()
+
+    async def issue_token(
+        self, client_id: str, secret: str, requested_scope: str | None
+    ) -> dict[str, Any]:
+        """The token response for a client's credentials, or an OAuthError."""
+        async with self.engine.connect() as connection:
+            client = await clients.authenticate(connection, client_id, secret)
+        if client is None:
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        scopes = client.scopes
+        if requested_scope is not None:
+            try:
+                requested = frozenset(Scope(item) for item in requested_scope.split())
+            except ValueError:
+                raise OAuthError("invalid_scope", "unknown scope requested") from None
+            if not requested <= client.scopes:
+                raise OAuthError("invalid_scope", "scope exceeds what the client was granted")
+            scopes = requested
+        return await self._token_response(client, scopes)
+
+    async def mint_for_client(self, client_id: str) -> str:
+        """A token for a registered client without its secret: development GraphiQL only."""
+        async with self.engine.connect() as connection:
+            client = await clients.get(connection, client_id)
+        if client is None or client.revoked:
+            raise OAuthError("invalid_client", f"no active client {client_id}", 401)
+        return str((await self._token_response(client, client.scopes))["access_token"])
+
+    async def _token_response(
+        self, client: clients.Client, scopes: frozenset[Scope]
+    ) -> dict[str, Any]:
+        async with self.engine.connect() as connection:
+            key = await keys.signing_key(connection)
+        token = tokens.issue(
+            key,
+            issuer=self.issuer,
+            audience=self.audience,
+            client_id=client.client_id,
+            scopes=frozenset(scope.value for scope in scopes),
+            jurisdiction=client.jurisdiction,
+            org_kind=client.org_kind.value,
+            lifetime=self.token_lifetime,
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "scope": " ".join(sorted(scope.value for scope in scopes)),
+        }
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal a bearer token stands for; InvalidToken when it stands for nobody."""
+        header = tokens.unverified_header(token)
+        payload_issuer = _unverified_issuer(token)
+        external = self.external_issuers.get(payload_issuer or "")
+        if external is not None:
+            kid = header.get("kid")
+            return await self._external_keys.verify(
+                external, token, kid if isinstance(kid, str) else None
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no kid")
+        if kid not in keys.kids(self._keys):
+            await self._reload_keys(throttled=True)
+            if kid not in keys.kids(self._keys):
+                raise InvalidToken(f"unknown kid {kid!r}")
+        claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
+        return await self._registered_principal(claims)
+
+    async def _registered_principal(self, claims: Mapping[str, Any]) -> Principal:
+        async with self.engine.connect() as connection:
+            client = await clients.get(connection, str(claims.get("client_id", claims["sub"])))
+        if client is None or client.revoked:
+            raise InvalidToken("client unknown or revoked")
+        try:
+            claimed = frozenset(Scope(item) for item in str(claims.get("scope", "")).split())
+        except ValueError:
+            raise InvalidToken("token carries an unknown scope") from None
+        if claims.get("jurisdiction") != client.jurisdiction:
+            raise InvalidToken("client's jurisdiction changed since the token was issued")
+        return Principal(
+            client_id=client.client_id,
+            org_kind=client.org_kind,
+            jurisdiction=client.jurisdiction,
+            scopes=claimed & client.scopes,
+            organisation=client.name,
+            purpose=client.purpose,
+        )
+
+    async def jwks(self) -> dict[str, Any]:
+        async with self.engine.connect() as connection:
+            published = await keys.published_keys(connection, self.token_lifetime)
+        return {"keys": published}
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 authorisation-server metadata."""
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": f"{self.issuer}/oauth/token",
+            "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": sorted(scope.value for scope in Scope),
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+            "org_kinds_supported": sorted(kind.value for kind in OrgKind),
+        }
+
+    async def rotate_signing_key(self) -> str:
+        async with self.engine.begin() as connection:
+            kid = await keys.rotate(connection)
+        await self._reload_keys()
+        return kid
+
+    async def _reload_keys(self, *, throttled: bool = False) -> None:
+        """Reload published keys; throttled so a flood of forged kids cannot flood the database."""
+        now = time.monotonic()
+        if throttled and now - self._keys_loaded_at < KEY_RELOAD_INTERVAL_SECONDS:
+            return
+        async with self.engine.connect() as connection:
+            published = await keys.published_keys(connection, self.token_lifetime)
+        self._keys = keys.key_set(published)
+        self._keys_loaded_at = now
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """Only to route the token to the right issuer's keys; verification checks `iss` again."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("not a JWS compact token")
+    claims = tokens.decode_segment(parts[1])
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None

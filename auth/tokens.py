@@ -1,0 +1,111 @@
+"""Access tokens: JWTs per RFC 9068, signed ES256, verified with joserfc (authlib's JOSE).
+
+Verification never trusts the token's own header for the algorithm: only ES256 and RS256 are
+accepted, so `alg: none` and HMAC-with-the-public-key forgeries fail before any claim is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+from joserfc.jwt import JWTClaimsRegistry
+
+ACCEPTED_ALGORITHMS = ("ES256", "RS256")
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
+LEEWAY_SECONDS = 30
+
+
+class InvalidToken(Exception):
+    """The token is not acceptable; the reason is for the log, never for the caller."""
+
+
+def issue(
+    key: ECKey,
+    *,
+    issuer: str,
+    audience: str,
+    client_id: str,
+    scopes: frozenset[str],
+    jurisdiction: str,
+    org_kind: str,
+    lifetime: int,
+    now: float | None = None,
+) -> str:
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "iss": issuer,
+        "sub": client_id,
+        "client_id": client_id,
+        "aud": audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "jti": secrets.token_urlsafe(16),
+        "scope": " ".join(sorted(scopes)),
+        "jurisdiction": jurisdiction,
+        "org_kind": org_kind,
+    }
+    header = {"alg": key.alg or "ES256", "kid": key.kid, "typ": TOKEN_TYPE}
+    return jwt.encode(header, claims, key, algorithms=["ES256"])
+
+
+def decode_segment(segment: str) -> Mapping[str, Any]:
+    """One base64url JSON segment of a compact JWS, unverified."""
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as error:
+        raise InvalidToken(f"malformed token: {error}") from None
+    if not isinstance(decoded, dict):
+        raise InvalidToken("malformed token segment")
+    return decoded
+
+
+def unverified_header(token: str) -> Mapping[str, Any]:
+    """The header, read only to pick the verification key and refuse unacceptable algorithms."""
+    return decode_segment(token.split(".", 1)[0])
+
+
+def verify(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    audience: str,
+    require_type: bool = True,
+    now: float | None = None,
+) -> Mapping[str, Any]:
+    """The claims of a token signed by one of `keys`, for `issuer` and `audience`, in date."""
+    header = unverified_header(token)
+    if header.get("alg") not in ACCEPTED_ALGORITHMS:
+        raise InvalidToken(f"algorithm {header.get('alg')!r} not accepted")
+    if require_type and str(header.get("typ", "")).lower() not in (
+        TOKEN_TYPE,
+        "application/at+jwt",
+    ):
+        raise InvalidToken("not an access token (typ must be at+jwt)")
+    try:
+        decoded = jwt.decode(token, keys, algorithms=list(ACCEPTED_ALGORITHMS))
+    except (JoseError, ValueError) as error:
+        raise InvalidToken(f"signature or key: {error}") from None
+    registry = JWTClaimsRegistry(
+        now=int(time.time() if now is None else now),
+        leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        exp={"essential": True},
+        sub={"essential": True},
+    )
+    try:
+        registry.validate(decoded.claims)
+    except JoseError as error:
+        raise InvalidToken(f"claims: {error}") from None
+    return decoded.claims
