@@ -1,0 +1,29 @@
+"""What a request handed out, noted by the resolvers as they go, for the audit log."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AccessNotes:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    records: Counter[str] = field(default_factory=Counter)
+    subjects: set[str] = field(default_factory=set)
+
+    def field_used(self, name: str, scopes: Iterable[str]) -> None:
+        self.fields.setdefault(name, sorted(scopes))
+
+    def records_returned(self, kind: str, count: int) -> None:
+        if count:
+            self.records[kind] += count
+
+    def personal_data_of(self, subject: str) -> None:
+        self.subjects.add(subject)
+
+    @property
+    def worth_recording(self) -> bool:
+        """Responses with records or personal data are audited; figures and reference are not."""
+        return bool(self.records or self.subjects)

@@ -1,0 +1,43 @@
+"""The custodian's view of the audit log (audit:read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.types import Info
+
+from db.queries import audit
+from resolvers import Node
+from resolvers.context import Context
+from resolvers.errors import bad_input
+from resolvers.paging import page_size
+
+
+def _checked_nik(nik: str | None) -> str | None:
+    """Only the shape is checked: the log keeps NIKs of any region, including historical ones."""
+    if nik is not None and not (len(nik) == 16 and nik.isdigit()):
+        raise bad_input("nik", "must be 16 digits")
+    return nik
+
+
+async def entries(
+    info: Info[Context, Any],
+    *,
+    nik: str | None,
+    client_id: str | None,
+    first: int | None,
+    before_seq: int | None,
+) -> list[Node]:
+    size = page_size(first, info.context.limits)
+    async with info.context.engine.connect() as connection:
+        rows = await audit.entries(
+            connection, subject=_checked_nik(nik), client_id=client_id, first=size, after=before_seq
+        )
+    return rows[:size]
+
+
+async def accessors(info: Info[Context, Any], nik: str) -> list[Node]:
+    checked = _checked_nik(nik)
+    assert checked is not None
+    async with info.context.engine.connect() as connection:
+        return await audit.accessors_of(connection, checked)

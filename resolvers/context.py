@@ -1,0 +1,32 @@
+"""What every resolver receives: the caller, its loaders and the limits it runs under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from auth.principal import Principal
+from resolvers.access import AccessNotes
+from resolvers.loaders import Loaders
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_page_size: int
+    default_page_size: int
+    suppression_k: int = 5
+
+
+@dataclass
+class Context:
+    principal: Principal
+    engine: AsyncEngine
+    limits: Limits
+    request: Request | None = None
+    loaders: Loaders = field(init=False)
+    accesses: AccessNotes = field(default_factory=AccessNotes)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.engine, self.principal.jurisdiction)

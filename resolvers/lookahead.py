@@ -1,0 +1,93 @@
+"""Which columns a query needs, read from the GraphQL selection before any SQL runs.
+
+A field declares the columns it reads in its metadata (`metadata={"columns": (...)}`); a plain
+field reads the column named like its Python attribute. A page then selects exactly the columns
+its selection touches, and a personal-data table is never joined when no such field is asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from strawberry.types import Info
+from strawberry.types.base import get_object_definition
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+from strawberry.utils.str_converters import to_camel_case
+
+
+def _fields(selections: Iterable[Selection]) -> Iterable[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        elif isinstance(selection, (FragmentSpread, InlineFragment)):
+            yield from _fields(selection.selections)
+
+
+def _children(selections: Iterable[Selection], name: str) -> list[Selection]:
+    found: list[Selection] = []
+    for field in _fields(selections):
+        if field.name == name:
+            found.extend(field.selections)
+    return found
+
+
+def node_selection(info: Info[Any, Any]) -> list[Selection]:
+    """The selection on the nodes of a connection, whether asked as `nodes` or `edges.node`."""
+    top = info.selected_fields[0].selections
+    return _children(top, "nodes") + _children(_children(top, "edges"), "node")
+
+
+def object_selection(info: Info[Any, Any]) -> list[Selection]:
+    return list(info.selected_fields[0].selections)
+
+
+def is_selected(selections: Iterable[Selection], name: str) -> bool:
+    return any(field.name == name for field in _fields(selections))
+
+
+def connection_wants(info: Info[Any, Any], name: str) -> bool:
+    """Whether a connection-level field such as `totalCount` was asked for."""
+    return is_selected(info.selected_fields[0].selections, name)
+
+
+@cache
+def _column_map(graphql_type: type) -> dict[str, tuple[str, ...]]:
+    definition = get_object_definition(graphql_type, strict=True)
+    mapping: dict[str, tuple[str, ...]] = {}
+    for field in definition.fields:
+        name = field.graphql_name or to_camel_case(field.python_name)
+        metadata: Mapping[str, Any] = field.metadata or {}
+        declared = metadata.get("columns")
+        if declared is not None:
+            mapping[name] = tuple(declared)
+        elif field.base_resolver is None:
+            mapping[name] = (field.python_name,)
+    return mapping
+
+
+def _columns(graphql_type: type, selections: Iterable[Selection]) -> frozenset[str]:
+    mapping = _column_map(graphql_type)
+    columns: set[str] = set()
+    for field in _fields(selections):
+        columns.update(mapping.get(field.name, ()))
+    return frozenset(columns)
+
+
+def _unwrap(annotation: Any) -> Any:
+    while hasattr(annotation, "of_type"):
+        annotation = annotation.of_type
+    return annotation
+
+
+def selected_columns(info: Info[Any, Any]) -> frozenset[str]:
+    """Columns needed for the object this field returns."""
+    return _columns(_unwrap(info.return_type), object_selection(info))
+
+
+def node_columns(info: Info[Any, Any]) -> frozenset[str]:
+    """Columns needed for the nodes of the connection this field returns."""
+    connection = get_object_definition(_unwrap(info.return_type), strict=True)
+    nodes = next(field for field in connection.fields if field.python_name == "nodes")
+    return _columns(_unwrap(nodes.type), node_selection(info))

@@ -1,0 +1,110 @@
+"""Lists and lookups of MSMEs and cooperatives: validate arguments, then one scoped statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.types import Info
+
+from db.queries import cooperatives, msmes
+from db.queries.cooperatives import CooperativeFilter
+from db.queries.msmes import MsmeFilter
+from domain.errors import InvalidValue
+from domain.identifiers import validate_legal_entity_no, validate_nib, validate_region_code
+from resolvers import Node
+from resolvers.context import Context
+from resolvers.errors import bad_input
+from resolvers.lookahead import node_columns, selected_columns
+from resolvers.paging import PageResult, decode_cursor, page_size
+
+KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
+
+
+async def checked_region(info: Info[Context, Any], code: str | None, field: str) -> str | None:
+    """A region filter must name a region that exists; the region loader caches the answer."""
+    if code is None:
+        return None
+    try:
+        code = validate_region_code(code, field=field)
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+    if code != "ID" and await info.context.loaders.region.load(code) is None:
+        raise bad_input(field, f"unknown region code {code!r}")
+    return code
+
+
+def checked_kbli_section(section: str | None) -> str | None:
+    if section is not None and section not in KBLI_SECTIONS:
+        raise bad_input("filter.kbliSection", "must be a KBLI 2020 section letter A-U")
+    return section
+
+
+async def msme_page(
+    info: Info[Context, Any], *, first: int | None, after: str | None, where: MsmeFilter
+) -> PageResult:
+    context = info.context
+    size = page_size(first, context.limits)
+    start = decode_cursor(after, "msme")
+    jurisdiction = context.principal.jurisdiction
+    async with context.engine.connect() as connection:
+        page = await msmes.page(
+            connection,
+            jurisdiction=jurisdiction,
+            where=where,
+            columns=node_columns(info),
+            first=size,
+            after=start,
+        )
+
+    async def count() -> int:
+        async with context.engine.connect() as connection:
+            return await msmes.total(connection, jurisdiction=jurisdiction, where=where)
+
+    context.accesses.records_returned("msme", len(page.rows))
+    return PageResult("msme", page.rows, page.has_next, count)
+
+
+async def cooperative_page(
+    info: Info[Context, Any], *, first: int | None, after: str | None, where: CooperativeFilter
+) -> PageResult:
+    context = info.context
+    size = page_size(first, context.limits)
+    start = decode_cursor(after, "cooperative")
+    jurisdiction = context.principal.jurisdiction
+    async with context.engine.connect() as connection:
+        page = await cooperatives.page(
+            connection,
+            jurisdiction=jurisdiction,
+            where=where,
+            columns=node_columns(info),
+            first=size,
+            after=start,
+        )
+
+    async def count() -> int:
+        async with context.engine.connect() as connection:
+            return await cooperatives.total(connection, jurisdiction=jurisdiction, where=where)
+
+    context.accesses.records_returned("cooperative", len(page.rows))
+    return PageResult("cooperative", page.rows, page.has_next, count)
+
+
+async def msme_by_nib(info: Info[Context, Any], nib: str) -> Node | None:
+    """Outside the jurisdiction answers exactly like an unknown NIB: null."""
+    try:
+        nib = validate_nib(nib, field="nib")
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+    found = await info.context.loaders.msme_by_nib.load((nib, selected_columns(info)))
+    info.context.accesses.records_returned("msme", found is not None)
+    return found
+
+
+async def cooperative_by_legal_entity_no(
+    info: Info[Context, Any], legal_entity_no: str
+) -> Node | None:
+    try:
+        number = validate_legal_entity_no(legal_entity_no, field="legalEntityNo")
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+    return await info.context.loaders.cooperative_by_legal_no.load((number, selected_columns(info)))

@@ -1,0 +1,175 @@
+"""Nested relations. Each goes through a per-request loader: one statement per level per page."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from strawberry import Parent
+from strawberry.types import Info
+
+from db.queries.indicator_values import COMPUTABLE
+from resolvers import Node
+from resolvers.context import Context
+from resolvers.lookahead import node_columns, selected_columns
+from resolvers.paging import PageResult, page_size
+
+Source = Parent[Node]
+
+
+async def regency(root: Source, info: Info[Context, Any]) -> Node:
+    return await info.context.loaders.region.load(root.regency_code)
+
+
+async def province(root: Source, info: Info[Context, Any]) -> Node:
+    return await info.context.loaders.region.load(root.province_code)
+
+
+async def district(root: Source, info: Info[Context, Any]) -> Node | None:
+    if root.district_code is None:
+        return None
+    return await info.context.loaders.region.load(root.district_code)
+
+
+async def region_parent(root: Source, info: Info[Context, Any]) -> Node | None:
+    if root.parent_code is None:
+        return None
+    return await info.context.loaders.region.load(root.parent_code)
+
+
+async def region_province(root: Source, info: Info[Context, Any]) -> Node | None:
+    """The province a region lies in (a province is its own); none for the nation."""
+    if root.code == "ID":
+        return None
+    return await info.context.loaders.region.load(root.code[:2])
+
+
+async def region_children(root: Source, info: Info[Context, Any]) -> list[Node]:
+    return await info.context.loaders.region_children.load(root.code)
+
+
+async def jurisdiction_region(root: Source, info: Info[Context, Any]) -> Node:
+    return await info.context.loaders.region.load(root.jurisdiction)
+
+
+async def cooperative_of_msme(root: Source, info: Info[Context, Any]) -> Node | None:
+    if root.cooperative_id is None:
+        return None
+    found = await info.context.loaders.cooperative.load(
+        (root.cooperative_id, selected_columns(info))
+    )
+    info.context.accesses.records_returned("cooperative", found is not None)
+    return found
+
+
+async def member_count(root: Source, info: Info[Context, Any]) -> int:
+    return await info.context.loaders.member_count.load(root.id)
+
+
+async def member_msmes(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> PageResult:
+    size = page_size(first, info.context.limits)
+    page = await info.context.loaders.members.load((root.id, size, node_columns(info)))
+    info.context.accesses.records_returned("msme", len(page.rows))
+
+    async def count() -> int:
+        return await info.context.loaders.member_count.load(root.id)
+
+    return PageResult("msme", page.rows, page.has_next, count)
+
+
+async def owner(root: Source, info: Info[Context, Any]) -> Node | None:
+    """The NIK is always read: it names the data subject in the audit log."""
+    columns = selected_columns(info) | {"nik"}
+    found = await info.context.loaders.owner.load((root.id, columns))
+    if found is not None:
+        info.context.accesses.personal_data_of(found.nik)
+    return found
+
+
+async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
+    return await info.context.loaders.scale_history.load(root.id)
+
+
+async def msme_participations(root: Source, info: Info[Context, Any]) -> list[Node]:
+    found: list[Node] = await info.context.loaders.msme_participations.load(root.id)
+    info.context.accesses.records_returned("participation", len(found))
+    return found
+
+
+async def cooperative_participations(root: Source, info: Info[Context, Any]) -> list[Node]:
+    found: list[Node] = await info.context.loaders.cooperative_participations.load(root.id)
+    info.context.accesses.records_returned("participation", len(found))
+    return found
+
+
+async def participation_programme(root: Source, info: Info[Context, Any]) -> Node:
+    return await info.context.loaders.programme.load(root.programme_id)
+
+
+async def participation_msme(root: Source, info: Info[Context, Any]) -> Node | None:
+    if root.msme_id is None:
+        return None
+    found = await info.context.loaders.msme.load((root.msme_id, selected_columns(info)))
+    info.context.accesses.records_returned("msme", found is not None)
+    return found
+
+
+async def participation_cooperative(root: Source, info: Info[Context, Any]) -> Node | None:
+    if root.cooperative_id is None:
+        return None
+    found = await info.context.loaders.cooperative.load(
+        (root.cooperative_id, selected_columns(info))
+    )
+    info.context.accesses.records_returned("cooperative", found is not None)
+    return found
+
+
+async def participants(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    """The first participants the caller may see (those whose business is in its jurisdiction)."""
+    size = page_size(first, info.context.limits)
+    page = await info.context.loaders.participants.load((root.id, size))
+    info.context.accesses.records_returned("participation", len(page.rows))
+    return list(page.rows)
+
+
+async def targets(root: Source, info: Info[Context, Any]) -> list[Node]:
+    return await info.context.loaders.targets.load(root.code)
+
+
+async def realisations(root: Source, info: Info[Context, Any]) -> list[Node]:
+    key = (root.indicator_code, root.jurisdiction, root.year)
+    return await info.context.loaders.realisations.load(key)
+
+
+async def computed_value(root: Source, info: Info[Context, Any]) -> Decimal | None:
+    """The indicator worked out from the records now, beside what was reported."""
+    if root.indicator_code not in COMPUTABLE:
+        return None
+    key = (root.indicator_code, root.jurisdiction, root.year)
+    return await info.context.loaders.computed_indicator.load(key)
+
+
+async def progress(root: Source, info: Info[Context, Any]) -> Decimal | None:
+    """Latest reported realisation (else the computed value) as a share of the target."""
+    if root.kind != "target" or not root.value:
+        return None
+    reports = await realisations(root, info)
+    achieved = reports[0].value if reports else await computed_value(root, info)
+    if achieved is None:
+        return None
+    return (Decimal(achieved) / Decimal(root.value)).quantize(Decimal("0.0001"))
+
+
+async def target_indicator(root: Source, info: Info[Context, Any]) -> Node:
+    return await info.context.loaders.indicator.load(root.indicator_code)
+
+
+async def key_region(root: Source, info: Info[Context, Any]) -> Node | None:
+    """The region named by a province or regency part of an aggregate cell's key."""
+    if root.dimension not in ("province", "regency") or root.value is None:
+        return None
+    return await info.context.loaders.region.load(root.value)

@@ -1,0 +1,43 @@
+"""Seal every response that hands out records or personal data into the audit log first.
+
+The entry is written before the response leaves; if it cannot be written, the response fails
+rather than going out unrecorded (UU 27/2022 Pasal 31: record all processing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+
+from db.queries import audit
+from resolvers.context import Context
+
+
+class AuditTrail(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        if not isinstance(context, Context) or not context.accesses.worth_recording:
+            return
+        principal = context.principal
+        notes = context.accesses
+        query = self.execution_context.query or ""
+        entry = {
+            "organisation": principal.organisation,
+            "orgKind": principal.org_kind.value,
+            "jurisdiction": principal.jurisdiction,
+            "purpose": principal.purpose,
+            "operation": self.execution_context.operation_name,
+            "documentHash": hashlib.sha256(query.encode()).hexdigest(),
+            "fields": notes.fields,
+            "records": dict(notes.records),
+        }
+        async with context.engine.begin() as connection:
+            await audit.append(
+                connection,
+                client_id=principal.client_id,
+                entry=entry,
+                subjects=sorted(notes.subjects),
+            )

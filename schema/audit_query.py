@@ -1,0 +1,58 @@
+"""Audit queries for the data custodian (walidata): who received what, and whose data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from auth.scopes import Scope
+from resolvers import audit
+from resolvers.context import Context
+from schema.permissions import requires
+
+
+@strawberry.type(description="One response that handed out records or personal data.")
+class AuditEntry:
+    seq: int = strawberry.field(description="Position in the hash chain.")
+    at: datetime
+    client_id: str
+    entry: JSON = strawberry.field(
+        description="Organisation, purpose, operation, document hash, fields and record counts."
+    )
+    subjects: list[str] = strawberry.field(description="NIKs of the persons whose data was sent.")
+    hash: str
+
+
+@strawberry.type(description="A client that received a person's data.")
+class PersonalDataAccess:
+    client_id: str
+    organisation: str | None
+    times: int
+    first_at: datetime
+    last_at: datetime
+
+
+@strawberry.type
+class AuditQuery:
+    @requires(Scope.AUDIT_READ, description="Audit entries, newest first.")
+    async def audit_entries(
+        self,
+        info: Info[Context, Any],
+        first: int | None = None,
+        before_seq: int | None = None,
+        nik: str | None = None,
+        client_id: str | None = None,
+    ) -> list[AuditEntry] | None:
+        return await audit.entries(
+            info, nik=nik, client_id=client_id, first=first, before_seq=before_seq
+        )
+
+    @requires(Scope.AUDIT_READ, description="Which agencies received this person's data.")
+    async def personal_data_access(
+        self, info: Info[Context, Any], nik: str
+    ) -> list[PersonalDataAccess] | None:
+        return await audit.accessors(info, nik)

@@ -1,0 +1,40 @@
+"""Enumerations whose values are the strings stored in the database."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+
+@strawberry.enum(description="MSME scale under PP 7/2021 (annual sales, else business capital).")
+class Scale(Enum):
+    MICRO = "micro"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+@strawberry.enum(description="Jenis koperasi (UU 25/1992 and the ministry's ODS).")
+class CooperativeType(Enum):
+    PRODUSEN = "produsen"
+    KONSUMEN = "konsumen"
+    SIMPAN_PINJAM = "simpan_pinjam"
+    PEMASARAN = "pemasaran"
+    JASA = "jasa"
+
+
+@strawberry.enum(description="A cooperative is inactive after three book years without an RAT.")
+class CooperativeStatus(Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DISSOLVED = "dissolved"
+
+
+@strawberry.enum
+class RegionLevel(Enum):
+    NATIONAL = "national"
+    PROVINCE = "province"
+    REGENCY = "regency"
+    CITY = "city"
+    DISTRICT = "district"

@@ -1,0 +1,63 @@
+"""Filters. Every field is optional; given fields combine with AND."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from db.queries import cooperatives, msmes
+from resolvers import records
+from resolvers.context import Context
+from schema.enums import CooperativeType, Scale
+
+
+@strawberry.input
+class MsmeFilter:
+    region: str | None = strawberry.field(
+        default=None, description='A province, regency or district code: "62", "62.01".'
+    )
+    scale: Scale | None = None
+    kbli_section: str | None = strawberry.field(default=None, description="A-U")
+    active: bool | None = None
+    programme: strawberry.ID | None = strawberry.field(
+        default=None, description="Only MSMEs taking part in this programme."
+    )
+
+
+@strawberry.input
+class CooperativeFilter:
+    region: str | None = None
+    type: CooperativeType | None = None
+    active: bool | None = None
+    programme: strawberry.ID | None = None
+
+
+def stored_value(choice: Enum | str | None) -> str | None:
+    """The database value of an enum argument (Strawberry may hand over member or value)."""
+    return choice.value if isinstance(choice, Enum) else choice
+
+
+async def msme_where(info: Info[Context, Any], given: MsmeFilter | None) -> msmes.MsmeFilter:
+    given = given or MsmeFilter()
+    return msmes.MsmeFilter(
+        region=await records.checked_region(info, given.region, "filter.region"),
+        scale=stored_value(given.scale),
+        kbli_section=records.checked_kbli_section(given.kbli_section),
+        active=given.active,
+        programme=given.programme,
+    )
+
+
+async def cooperative_where(
+    info: Info[Context, Any], given: CooperativeFilter | None
+) -> cooperatives.CooperativeFilter:
+    given = given or CooperativeFilter()
+    return cooperatives.CooperativeFilter(
+        region=await records.checked_region(info, given.region, "filter.region"),
+        type=stored_value(given.type),
+        active=given.active,
+        programme=given.programme,
+    )

@@ -1,0 +1,57 @@
+"""Scope guards, declared once per field and published in the SDL as `@requiresScopes`.
+
+A guarded field that the caller is not entitled to resolves to null with a FORBIDDEN error at its
+path; the rest of the answer is unaffected. The guard runs before the field's resolver, so the
+data behind a refused field is never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.schema_directive import Location
+from strawberry.types import Info
+
+from auth.scopes import Scope
+from resolvers.context import Context
+from resolvers.errors import ErrorCode
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresScopes",
+    description="The field answers only for tokens that carry all of these scopes.",
+)
+class RequiresScopes:
+    scopes: list[str]
+
+
+class HasScopes(BasePermission):
+    def __init__(self, *scopes: Scope) -> None:
+        self.scopes = scopes
+        names = [scope.value for scope in scopes]
+        self.message = f"requires scope {' '.join(names)}"
+        self.error_extensions = {"code": ErrorCode.FORBIDDEN.value, "requiredScopes": names}
+        self._directive = RequiresScopes(scopes=names)
+
+    @property
+    def schema_directive(self) -> object:
+        """Publishes the required scopes on the field in the SDL."""
+        return self._directive
+
+    def has_permission(self, source: Any, info: Info[Context, Any], **kwargs: Any) -> bool:
+        granted = info.context.principal.has(*self.scopes)
+        if granted:
+            field = f"{info.path.typename}.{info.field_name}"
+            info.context.accesses.field_used(field, (scope.value for scope in self.scopes))
+        return granted
+
+
+def requires(*scopes: Scope, **field_options: Any) -> Any:
+    """A `strawberry.field` that only answers for callers holding every one of `scopes`."""
+    guard = PermissionExtension(permissions=[HasScopes(*scopes)])
+    return strawberry.field(
+        extensions=[guard, *field_options.pop("extensions", [])], **field_options
+    )

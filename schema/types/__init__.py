@@ -1,0 +1,1 @@
+"""GraphQL object types. Their sources are database rows, read by attribute name."""

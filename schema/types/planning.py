@@ -1,0 +1,59 @@
+"""Planning indicators, their targets per jurisdiction and year, and reported realisations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from resolvers import relations
+from schema.scalars import ExactDecimal
+from schema.types.regions import Region
+
+
+@strawberry.type(description="A reported value; every report is kept, newest first.")
+class Realisation:
+    value: ExactDecimal
+    qualifier: str | None = strawberry.field(
+        description="As the source states it: more_than, at_least."
+    )
+    source: str
+    reported_on: date | None
+    reported_by: str | None
+    recorded_at: datetime
+
+
+@strawberry.type(description="A target (or baseline) of an indicator for a jurisdiction and year.")
+class Target:
+    year: int
+    kind: str = strawberry.field(description="Either target or baseline.")
+    value: ExactDecimal
+    qualifier: str | None
+    year_inferred: bool = strawberry.field(description="The source did not state the year.")
+    source: str
+    jurisdiction: Region = strawberry.field(
+        resolver=relations.jurisdiction_region, metadata={"columns": ("jurisdiction",)}
+    )
+    indicator: Indicator = strawberry.field(resolver=relations.target_indicator)
+    realisations: list[Realisation] = strawberry.field(
+        resolver=relations.realisations, description="Reported values, newest first."
+    )
+    computed_value: ExactDecimal | None = strawberry.field(
+        resolver=relations.computed_value,
+        description="The indicator computed live from the records, where it can be.",
+    )
+    progress: ExactDecimal | None = strawberry.field(
+        resolver=relations.progress,
+        description="Latest reported value (else the computed one) divided by the target.",
+    )
+
+
+@strawberry.type(description="A planning indicator (RPJMN, RPJMD, Rakortek).")
+class Indicator:
+    code: str
+    name_id: str = strawberry.field(description="Name in Indonesian.")
+    name_en: str = strawberry.field(description="Name in English.")
+    unit: str
+    higher_is_better: bool
+    computable_from_records: bool
+    targets: list[Target] = strawberry.field(resolver=relations.targets)

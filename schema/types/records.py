@@ -1,0 +1,151 @@
+"""Records: MSMEs with their owners, cooperatives, programmes and participation.
+
+Fields that read other tables declare the columns of this row they need (`metadata["columns"]`),
+so a page fetches only the columns its selection uses (see resolvers/lookahead.py).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import strawberry
+
+from auth.scopes import Scope
+from resolvers import relations
+from schema.enums import CooperativeStatus, CooperativeType, Scale
+from schema.permissions import requires
+from schema.scalars import Rupiah
+from schema.types.pagination import Connection
+from schema.types.regions import Region
+
+
+def _region_field(resolver: Any, column: str, description: str) -> Any:
+    return strawberry.field(
+        resolver=resolver, metadata={"columns": (column,)}, description=description
+    )
+
+
+@strawberry.type(description="The owner of an MSME: personal data under UU 27/2022.")
+class Owner:
+    nik: str = strawberry.field(description="Nomor Induk Kependudukan, 16 digits.")
+    full_name: str
+    sex: str | None
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+
+
+@strawberry.type(description="A scale in force from a date: the history behind 'naik kelas'.")
+class ScaleChange:
+    scale: Scale
+    effective_from: date
+    annual_sales: Rupiah | None
+    capital: Rupiah | None
+    rule_version: str
+
+
+@strawberry.type(description="A Kementerian, Badan or Dinas programme.")
+class Programme:
+    id: strawberry.ID
+    name: str
+    kind: str
+    legal_basis: str | None
+    starts_on: date | None
+    jurisdiction: Region = _region_field(
+        relations.jurisdiction_region, "jurisdiction", "Where the programme runs."
+    )
+    participants: list[Participation] | None = requires(
+        Scope.RECORDS_READ,
+        resolver=relations.participants,
+        description="Participants whose business lies in the caller's jurisdiction.",
+    )
+
+
+@strawberry.type(description="A business's part in a programme (supplier, producer, trainee, …).")
+class Participation:
+    id: strawberry.ID
+    role: str
+    status: str
+    detail: str | None
+    started_on: date | None
+    programme: Programme = strawberry.field(
+        resolver=relations.participation_programme, metadata={"columns": ("programme_id",)}
+    )
+    msme: Msme | None = strawberry.field(
+        resolver=relations.participation_msme, metadata={"columns": ("msme_id",)}
+    )
+    cooperative: Cooperative | None = strawberry.field(
+        resolver=relations.participation_cooperative, metadata={"columns": ("cooperative_id",)}
+    )
+
+
+@strawberry.type(description="A cooperative (koperasi) registered with its legal-entity number.")
+class Cooperative:
+    id: strawberry.ID
+    legal_entity_no: str = strawberry.field(description="Nomor badan hukum (AHU-… or legacy).")
+    ods_no: str | None = strawberry.field(description="Nomor Induk Koperasi in the ministry's ODS.")
+    name: str
+    type: CooperativeType
+    tier: str
+    status: CooperativeStatus
+    is_active: bool = strawberry.field(
+        resolver=lambda root: root.status == "active", metadata={"columns": ("status",)}
+    )
+    kbli_code: str | None
+    members_male: int
+    members_female: int
+    member_count: int = strawberry.field(
+        resolver=lambda root: root.members_male + root.members_female,
+        metadata={"columns": ("members_male", "members_female")},
+        description="Members (persons) of the cooperative, male and female.",
+    )
+    business_volume: Rupiah = strawberry.field(description="Volume usaha of the last book year.")
+    assets: Rupiah
+    surplus: Rupiah | None = strawberry.field(description="SHU of the last book year.")
+    book_year: int | None
+    last_rat_date: date | None
+    last_rat_book_year: int | None
+    version: int
+    province: Region = _region_field(relations.province, "province_code", "Province of the seat.")
+    regency: Region = _region_field(relations.regency, "regency_code", "Regency or city.")
+    district: Region | None = _region_field(relations.district, "district_code", "Kecamatan.")
+    member_msmes: Connection[Msme] = strawberry.field(  # type: ignore[assignment]  # a PageResult is read as the Connection
+        resolver=relations.member_msmes,
+        description="MSMEs that are members, within the caller's jurisdiction.",
+    )
+    participations: list[Participation] = strawberry.field(
+        resolver=relations.cooperative_participations
+    )
+
+
+@strawberry.type(description="A micro, small or medium enterprise (UMKM).")
+class Msme:
+    id: strawberry.ID
+    nib: str | None = strawberry.field(description="Nomor Induk Berusaha, 13 digits (OSS).")
+    name: str
+    kbli_code: str = strawberry.field(description="Primary KBLI 2020 code (5 digits).")
+    kbli_section: str = strawberry.field(description="KBLI 2020 section letter, A-U.")
+    scale: Scale
+    established_on: date | None
+    capital: Rupiah | None = strawberry.field(
+        description="Modal usaha, excluding land and buildings."
+    )
+    annual_turnover: Rupiah | None = strawberry.field(description="Hasil penjualan tahunan.")
+    turnover_year: int | None
+    employees: int | None
+    is_active: bool
+    version: int
+    province: Region = _region_field(relations.province, "province_code", "Province.")
+    regency: Region = _region_field(relations.regency, "regency_code", "Regency or city.")
+    district: Region | None = _region_field(relations.district, "district_code", "Kecamatan.")
+    cooperative: Cooperative | None = strawberry.field(
+        resolver=relations.cooperative_of_msme,
+        metadata={"columns": ("cooperative_id",)},
+        description="The cooperative this MSME is a member of.",
+    )
+    owner: Owner | None = requires(
+        Scope.PII_READ, resolver=relations.owner, description="The owner's personal data."
+    )
+    scale_history: list[ScaleChange] = strawberry.field(resolver=relations.scale_history)
+    participations: list[Participation] = strawberry.field(resolver=relations.msme_participations)
