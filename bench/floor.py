@@ -1,0 +1,75 @@
+"""The floor: a bare Starlette + asyncpg endpoint that runs the data SQL Sinergi runs for the
+page scenario and returns the same JSON. Sinergi's throughput is reported as a ratio to it.
+
+It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
+so the gap to it is the whole price of the API layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+PAGE = """SELECT id, nib, name, regency_code, cooperative_id FROM msmes
+           WHERE province_code = $1 ORDER BY id LIMIT $2"""
+REGIONS = "SELECT code, level, name, parent_code FROM regions WHERE code = ANY($1::varchar[])"
+COOPERATIVES = """SELECT id, name FROM cooperatives
+                   WHERE id = ANY($1::bigint[]) AND province_code = $2"""
+
+
+async def page(request: Request) -> Response:
+    pool: asyncpg.Pool = request.state.pool
+    province = request.query_params.get("province", "62")
+    size = int(request.query_params.get("first", "50"))
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(PAGE, province, size + 1)
+        rows = rows[:size]
+        regencies = {
+            r["code"]: r
+            for r in await connection.fetch(REGIONS, list({row["regency_code"] for row in rows}))
+        }
+        provinces = {
+            r["code"]: r
+            for r in await connection.fetch(REGIONS, list({code[:2] for code in regencies}))
+        }
+        cooperative_ids = list({row["cooperative_id"] for row in rows if row["cooperative_id"]})
+        cooperatives = {
+            r["id"]: r for r in await connection.fetch(COOPERATIVES, cooperative_ids, province)
+        }
+    nodes: list[dict[str, Any]] = []
+    for row in rows:
+        regency = regencies[row["regency_code"]]
+        cooperative = cooperatives.get(row["cooperative_id"])
+        nodes.append(
+            {
+                "nib": row["nib"],
+                "name": row["name"],
+                "regency": {
+                    "name": regency["name"],
+                    "province": {"name": provinces[regency["code"][:2]]["name"]},
+                },
+                "cooperative": None if cooperative is None else {"name": cooperative["name"]},
+            }
+        )
+    body = {"data": {"msmes": {"nodes": nodes}}}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    pool = await asyncpg.create_pool(url, min_size=4, max_size=10)
+    yield {"pool": pool}
+    await pool.close()
+
+
+app = Starlette(routes=[Route("/page", page)], lifespan=lifespan)

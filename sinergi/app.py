@@ -1,0 +1,119 @@
+"""The ASGI application factory. The lifespan owns the engine and the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from auth.external import parse_external_issuers
+from auth.http import (
+    BearerAuthBackend,
+    jwks_endpoint,
+    metadata_endpoint,
+    token_endpoint,
+    unauthorized,
+)
+from auth.service import AuthService
+from db.engine import create_engine
+from db.migrate import is_current
+from resolvers.context import Limits
+from schema.build import build_schema
+from sinergi.graphql_app import SinergiGraphQL
+from sinergi.guard import RequestGuard
+from sinergi.rate_limit import RateLimiter
+from sinergi.settings import Settings
+
+DEMO_CLIENT_ID = "demo-province-62"
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and its schema is at the newest migration."""
+    engine: AsyncEngine = request.state.engine
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        current = await is_current(engine)
+    except Exception:
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    if not current:
+        return JSONResponse({"status": "unavailable", "database": "migrations pending"}, 503)
+    return JSONResponse({"status": "ready"})
+
+
+def create_app(settings: Settings, *, database_url: str) -> Starlette:
+    external_issuers = parse_external_issuers(settings.external_issuers)
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        engine = create_engine(
+            database_url,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            pool_size=settings.db_pool_size,
+        )
+        auth = AuthService(
+            engine,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            token_lifetime_seconds=settings.token_lifetime_seconds,
+            external_issuers=external_issuers,
+        )
+        await auth.startup()
+        state["auth"] = auth
+        try:
+            yield {"engine": engine, "auth": auth}
+        finally:
+            await engine.dispose()
+
+    async def demo_token() -> str:
+        return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
+
+    graphql = SinergiGraphQL(
+        build_schema(
+            max_batch=settings.query_limits.max_batch, introspection=settings.introspection
+        ),
+        limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
+        rate_limiter=RateLimiter(
+            per_window=settings.rate_limit, window_seconds=settings.rate_limit_window_seconds
+        ),
+        demo_token=demo_token if settings.is_development else None,
+    )
+    return Starlette(
+        routes=[
+            Route(
+                "/graphql",
+                AuthenticationMiddleware(
+                    graphql, backend=BearerAuthBackend(), on_error=unauthorized
+                ),
+                methods=["GET", "POST"],
+            ),
+            Route("/oauth/token", token_endpoint, methods=["POST"]),
+            Route("/.well-known/oauth-authorization-server", metadata_endpoint),
+            Route("/.well-known/jwks.json", jwks_endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[Middleware(RequestGuard, limits=settings.query_limits)],
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` workers; the CLI has put DATABASE_URL in the environment."""
+    settings = Settings.from_env()
+    assert settings.database_url is not None, "sinergi serve sets DATABASE_URL for its workers"
+    return create_app(settings, database_url=settings.database_url)

@@ -1,0 +1,115 @@
+"""The `sinergi` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from sinergi import cli_auth
+from sinergi.database import prepared_url, resolve_url
+from sinergi.settings import Settings, SettingsError
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from sinergi.demo_mode import prepare_demo
+
+    url = prepared_url(settings)
+    if args.dev:
+        asyncio.run(prepare_demo(url, load_population=settings.database_url is None))
+    os.environ["DATABASE_URL"] = url
+    os.environ["SINERGI_ENV"] = "development" if args.dev else settings.environment.value
+    uvicorn.run(
+        "sinergi.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    prepared_url(settings)
+    print("database schema and reference data are up to date")
+    return 0
+
+
+def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from sinergi.demo_mode import load_demo_data
+
+    url = prepared_url(settings)
+    asyncio.run(load_demo_data(url, msmes=args.msmes, seed=args.seed))
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from sinergi.audit_cli import verify
+
+    return verify(resolve_url(settings))
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from schema.build import sdl
+
+    sys.stdout.write(sdl())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sinergi", description="GraphQL API for cooperative and MSME data."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--dev", action="store_true", help="GraphiQL and demo clients and tokens")
+    serve.set_defaults(handler=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        handler=_migrate
+    )
+
+    demo = commands.add_parser("demo-data", help="load reference data and a demo population")
+    demo.add_argument("--msmes", type=_positive, default=3000)
+    demo.add_argument("--seed", type=int, default=62)
+    demo.set_defaults(handler=_demo_data)
+
+    commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(handler=_schema)
+    audit = commands.add_parser("audit", help="the access audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="check the hash chain").set_defaults(handler=_audit_verify)
+    cli_auth.add_parsers(commands)
+    return parser
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"sinergi: {error}", file=sys.stderr)
+        return 2
+    return int(args.handler(args, settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

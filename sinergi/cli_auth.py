@@ -1,0 +1,186 @@
+"""`sinergi clients …` and `sinergi keys rotate`: managing who may call the API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from auth import clients, keys
+from auth.clients import Client, ClientError
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from sinergi.database import prepared_url
+from sinergi.settings import Settings
+
+SEES = {
+    OrgKind.MINISTRY: "aggregate figures and targets for any region; never records or PII",
+    OrgKind.PROVINCE: "records in its province (personal data only with pii:read), figures",
+    OrgKind.REGENCY: "records in its regency or city (personal data only with pii:read), figures",
+    OrgKind.BUMD: "eligibility decisions for businesses in its jurisdiction, guarantees, figures",
+    OrgKind.CUSTODIAN: "the access audit trail and aggregate figures",
+}
+
+
+def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+    url = prepared_url(settings)
+
+    async def go() -> int:
+        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                return await work(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _describe(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "org_kind": client.org_kind.value,
+        "jurisdiction": client.jurisdiction,
+        "scopes": sorted(scope.value for scope in client.scopes),
+        "purpose": client.purpose,
+        "revoked": client.revoked,
+        "sees": SEES[client.org_kind] + (" (revoked: nothing)" if client.revoked else ""),
+    }
+
+
+def _print(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    width = max(len(key) for key in data)
+    for key, value in data.items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        print(f"{key:<{width}}  {shown}")
+
+
+def _create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        client, secret = await clients.create(
+            connection,
+            name=args.name,
+            org_kind=args.org_kind,
+            jurisdiction=args.jurisdiction,
+            scopes=args.scopes.split() if args.scopes is not None else None,
+            purpose=args.purpose,
+        )
+        _print({**_describe(client), "client_secret": secret}, args.json)
+        if not args.json:
+            print("\nThe secret is shown only now; store it in the client's secret store.")
+        return 0
+
+    return _handled(settings, work)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        found = [_describe(client) for client in await clients.all_clients(connection)]
+        if args.json:
+            print(json.dumps(found, ensure_ascii=False))
+            return 0
+        for client in found:
+            state = "revoked" if client["revoked"] else "active"
+            scopes = " ".join(client["scopes"])
+            print(
+                f"{client['client_id']:<24} {client['org_kind']:<9} {client['jurisdiction']:<6} "
+                f"{state:<7} {client['name']}  [{scopes}]"
+            )
+        return 0
+
+    return _run(settings, work)
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        client = await clients.get(connection, args.client_id)
+        if client is None:
+            raise ClientError(f"client_id: no client {args.client_id!r}")
+        _print(_describe(client), args.json)
+        return 0
+
+    return _handled(settings, work)
+
+
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        if not await clients.revoke(connection, args.client_id):
+            raise ClientError(f"client_id: no active client {args.client_id!r}")
+        print(f"revoked {args.client_id}: its tokens stop working at once")
+        return 0
+
+    return _handled(settings, work)
+
+
+def _rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        secret = await clients.rotate_secret(connection, args.client_id)
+        if secret is None:
+            raise ClientError(f"client_id: no active client {args.client_id!r}")
+        _print({"client_id": args.client_id, "client_secret": secret}, args.json)
+        return 0
+
+    return _handled(settings, work)
+
+
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        kid = await keys.rotate(connection)
+        print(f"new signing key {kid}; tokens signed by the previous key stay valid until expiry")
+        return 0
+
+    return _run(settings, work)
+
+
+def _handled(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+    try:
+        return _run(settings, work)
+    except ClientError as error:
+        print(f"sinergi: {error}")
+        return 2
+
+
+def add_parsers(commands: Any) -> None:
+    """Add `clients` and `keys` to the `sinergi` command's subparsers."""
+    manage = commands.add_parser("clients", help="register and manage OAuth clients")
+    actions = manage.add_subparsers(dest="clients_command", required=True)
+
+    create = actions.add_parser("create", help="register a client; prints the secret once")
+    create.add_argument(
+        "--name", required=True, help="the organisation, e.g. 'PT Jamkrida Kalteng'"
+    )
+    create.add_argument("--org-kind", required=True, choices=[kind.value for kind in OrgKind])
+    create.add_argument("--jurisdiction", required=True, help="ID, a province (62) or regency")
+    create.add_argument("--scopes", help="space-separated; default: the org kind's bundle")
+    create.add_argument("--purpose", required=True, help="declared purpose of use (UU 27/2022)")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=_create)
+
+    listing = actions.add_parser("list", help="every client, active and revoked")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_list)
+
+    for name, handler, text in (
+        ("show", _show, "what a client is and what it can see"),
+        ("revoke", _revoke, "revoke a client; its tokens stop working at once"),
+        ("rotate", _rotate, "issue a new secret; the old one stops working"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("client_id")
+        action.add_argument("--json", action="store_true")
+        action.set_defaults(handler=handler)
+
+    key_commands = commands.add_parser("keys", help="token-signing keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    key_commands.add_parser(
+        "rotate", help="sign new tokens with a new key; live tokens stay valid"
+    ).set_defaults(handler=_rotate_key)

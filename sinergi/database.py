@@ -1,0 +1,39 @@
+"""Which PostgreSQL to use, and bringing it up to date before anything else touches it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from db import embedded
+from db.engine import create_engine
+from db.migrate import upgrade
+from db.seed import load_reference
+from sinergi.demo import SEED_DATA
+from sinergi.settings import Settings
+
+
+def resolve_url(settings: Settings) -> str:
+    """`DATABASE_URL` when set, else the embedded server under SINERGI_HOME."""
+    if settings.database_url is not None:
+        return settings.database_url
+    admin_url = embedded.start(settings.home)
+    asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
+    return embedded.with_database(admin_url, embedded.DATABASE_NAME)
+
+
+def prepared_url(settings: Settings) -> str:
+    """The database, migrated and holding the reference data (regions, KBLI, programmes,
+    indicators) that clients and records refer to; both steps are idempotent."""
+    url = resolve_url(settings)
+    upgrade(url)
+    asyncio.run(_load_reference(url))
+    return url
+
+
+async def _load_reference(url: str) -> None:
+    engine = create_engine(url, statement_timeout_ms=120_000, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await load_reference(connection, SEED_DATA, targets=False)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,102 @@
+"""Demo mode: a populated database and one ready-made client per kind of organisation."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth import clients
+from db import models
+from db.engine import create_engine
+from db.models import table_of
+from sinergi import demo
+
+DEFAULT_MSMES = 3000
+DEFAULT_SEED = 62
+
+
+async def load_demo_data(url: str, *, msmes: int, seed: int) -> None:
+    engine = create_engine(url, statement_timeout_ms=600_000)
+    try:
+        with Progress(
+            TextColumn("loading demo MSMEs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as progress:
+            task = progress.add_task("msmes", total=msmes)
+            async with engine.begin() as connection:
+                await demo.load(
+                    connection,
+                    msmes=msmes,
+                    seed=seed,
+                    progress=lambda done, total: progress.update(task, completed=done),
+                )
+        await register_demo_clients(engine)
+    finally:
+        await engine.dispose()
+
+
+async def prepare_demo(url: str, *, load_population: bool) -> None:
+    """On first start, load the demo population; always make sure the demo clients exist."""
+    engine = create_engine(url, statement_timeout_ms=600_000)
+    try:
+        async with engine.connect() as connection:
+            has_records = (
+                await connection.execute(select(func.count()).select_from(table_of(models.Msme)))
+            ).scalar_one() > 0
+    finally:
+        await engine.dispose()
+    if load_population and not has_records:
+        await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)
+    else:
+        engine = create_engine(url, statement_timeout_ms=60_000)
+        try:
+            await register_demo_clients(engine)
+        finally:
+            await engine.dispose()
+
+
+DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
+DEMO_CLIENTS = (
+    ("demo-ministry", "Kementerian Koperasi (demo)", "ministry", "ID", None),
+    (
+        "demo-province-62",
+        "Dinas Koperasi dan UKM Provinsi Kalimantan Tengah (demo)",
+        "province",
+        "62",
+        "aggregates:read records:read records:write targets:read targets:write pii:read",
+    ),
+    (
+        "demo-province-61",
+        "Dinas Koperasi dan UKM Provinsi Kalimantan Barat (demo)",
+        "province",
+        "61",
+        None,
+    ),
+    (
+        "demo-regency-6271",
+        "Dinas Koperasi dan UKM Kota Palangka Raya (demo)",
+        "regency",
+        "62.71",
+        None,
+    ),
+    ("demo-jamkrida-62", "PT Jamkrida Kalteng (demo)", "bumd", "62", None),
+    ("demo-walidata", "Walidata Sinergi (demo)", "custodian", "ID", None),
+)
+
+
+async def register_demo_clients(engine: AsyncEngine) -> None:
+    """One client per kind of organisation, all with DEMO_SECRET: for development only."""
+    async with engine.begin() as connection:
+        for client_id, name, org_kind, jurisdiction, scopes in DEMO_CLIENTS:
+            if await clients.get(connection, client_id) is not None:
+                continue
+            await clients.create(
+                connection,
+                client_id=client_id,
+                secret=DEMO_SECRET,
+                name=name,
+                org_kind=org_kind,
+                jurisdiction=jurisdiction,
+                scopes=scopes.split() if scopes else None,
+                purpose="demonstration of Sinergi with synthetic data",
+            )

@@ -1,0 +1,40 @@
+"""Per-client request limits that hold across every process serving the API."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import JSONResponse
+
+from db.queries import rate_limits
+
+
+class RateLimiter:
+    def __init__(self, *, per_window: int, window_seconds: int) -> None:
+        self.per_window = per_window
+        self.window_seconds = window_seconds
+
+    async def refusal(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
+        """None when the request may go on; otherwise the 429 to send."""
+        async with engine.begin() as connection:
+            hits, seconds_left = await rate_limits.hit(connection, client_id, self.window_seconds)
+            if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
+                await rate_limits.purge(connection)
+        if hits <= self.per_window:
+            return None
+        retry_after = max(1, math.ceil(seconds_left))
+        error = {
+            "message": f"rate limit of {self.per_window} requests per "
+            f"{self.window_seconds} s exceeded; retry in {retry_after} s",
+            "extensions": {
+                "code": "RATE_LIMITED",
+                "limit": self.per_window,
+                "windowSeconds": self.window_seconds,
+                "retryAfter": retry_after,
+            },
+        }
+        return JSONResponse(
+            {"errors": [error]}, status_code=429, headers={"Retry-After": str(retry_after)}
+        )

@@ -1,0 +1,111 @@
+"""Configuration, read once from the environment into one frozen object.
+
+Everything below `sinergi` (db/, auth/, resolvers/) receives plain values from here and never reads
+the environment itself, so tests build a `Settings` directly instead of patching globals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from schema.limits import QueryLimits
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
+
+
+def _default_home(env: Mapping[str, str]) -> Path:
+    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "sinergi"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    home: Path = field(default_factory=lambda: _default_home(os.environ))
+    environment: Environment = Environment.PRODUCTION
+    issuer: str = "http://localhost:8000"
+    audience: str = "sinergi"
+    max_page_size: int = 100
+    default_page_size: int = 20
+    token_lifetime_seconds: int = 900
+    statement_timeout_ms: int = 5000
+    suppression_k: int = 5
+    db_pool_size: int = 10
+    external_issuers: str = ""
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
+    rate_limit: int = 600
+    introspection: str = "none"
+    rate_limit_window_seconds: int = 60
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        raw_environment = env.get("SINERGI_ENV", Environment.PRODUCTION.value)
+        try:
+            environment = Environment(raw_environment)
+        except ValueError:
+            raise SettingsError(
+                f"SINERGI_ENV must be 'development' or 'production', got {raw_environment!r}"
+            ) from None
+        database_url = env.get("DATABASE_URL") or None
+        if database_url is not None and not database_url.startswith(("postgresql", "postgres")):
+            raise SettingsError("DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
+        max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
+        return cls(
+            database_url=database_url,
+            home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else _default_home(env),
+            environment=environment,
+            issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),
+            audience=env.get("SINERGI_AUDIENCE", "sinergi"),
+            max_page_size=max_page_size,
+            default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
+            token_lifetime_seconds=_int(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
+            statement_timeout_ms=_int(env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000),
+            suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5),
+            db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
+            external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
+            rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
+            introspection=env.get(
+                "SINERGI_INTROSPECTION",
+                "all" if environment is Environment.DEVELOPMENT else "none",
+            ),
+            rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
+            query_limits=QueryLimits(
+                max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),
+                max_aliases=_int(env, "SINERGI_MAX_ALIASES", 30),
+                max_tokens=_int(env, "SINERGI_MAX_TOKENS", 5_000),
+                max_cost=_int(env, "SINERGI_MAX_COST", 50_000),
+                max_document_bytes=_int(env, "SINERGI_MAX_DOCUMENT_BYTES", 100_000),
+                max_batch=_int(env, "SINERGI_MAX_BATCH", 10),
+                max_body_bytes=_int(env, "SINERGI_MAX_BODY_BYTES", 2_000_000),
+                default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
+            ),
+        )

@@ -1,0 +1,82 @@
+"""Real PostgreSQL for every test: the server at `SINERGI_TEST_DATABASE_URL` when set, otherwise an
+embedded server in a temporary directory. Each test session gets a fresh, migrated database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db import embedded
+from db.migrate import upgrade
+
+
+def _server_url() -> str:
+    configured = os.environ.get("SINERGI_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    home = Path(tempfile.mkdtemp(prefix="sinergi-test-"))
+    return embedded.start(home, temporary=True)
+
+
+async def _create(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """A superuser URL of the server the tests run against."""
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def migrated_url(server_url: str) -> Iterator[str]:
+    """A URL of a fresh database, migrated to head, dropped when the session ends."""
+    name = f"sinergi_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create(server_url, name))
+    url = embedded.with_database(server_url, name)
+    upgrade(url)
+    yield url
+    asyncio.run(_drop(server_url, name))
+
+
+@pytest.fixture(scope="session")
+def demo_url(server_url: str) -> Iterator[str]:
+    """A separate database holding the demo data set (small population), shared read-only."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.engine import async_url
+    from sinergi import demo
+
+    name = f"sinergi_demo_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create(server_url, name))
+    url = embedded.with_database(server_url, name)
+    upgrade(url)
+
+    async def load() -> None:
+        engine = create_async_engine(async_url(url))
+        async with engine.begin() as connection:
+            await demo.load(connection, msmes=600, seed=7)
+        await engine.dispose()
+
+    asyncio.run(load())
+    yield url
+    asyncio.run(_drop(server_url, name))

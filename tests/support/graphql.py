@@ -1,0 +1,33 @@
+"""Run GraphQL documents through the real schema as a given principal (no HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.principal import Principal
+from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
+from resolvers.context import Context, Limits
+from schema.build import build_schema
+
+SCHEMA = build_schema()
+LIMITS = Limits(max_page_size=100, default_page_size=20)
+
+
+def principal(
+    org_kind: OrgKind, jurisdiction: str, *, extra: frozenset[Scope] = frozenset()
+) -> Principal:
+    return Principal(
+        client_id=f"test-{org_kind.value}-{jurisdiction}",
+        org_kind=org_kind,
+        jurisdiction=jurisdiction,
+        scopes=DEFAULT_SCOPES[org_kind] | extra,
+    )
+
+
+async def run(
+    engine: AsyncEngine, who: Principal, document: str, variables: dict[str, Any] | None = None
+) -> Any:
+    context = Context(principal=who, engine=engine, limits=LIMITS)
+    return await SCHEMA.execute(document, variable_values=variables, context_value=context)

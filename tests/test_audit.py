@@ -1,0 +1,138 @@
+"""The audit trail: written for record and personal-data responses, append-only, verifiable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from tests.support.graphql import principal, run
+
+PII_READER = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
+SRI = "6271995204880001"
+
+
+@pytest.fixture(scope="module")
+async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+async def _latest(engine: AsyncEngine) -> dict[str, object]:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text("SELECT client_id, entry, subjects FROM audit_log ORDER BY seq DESC LIMIT 1")
+            )
+        ).one()
+    return dict(row._mapping)
+
+
+async def test_personal_data_in_a_response_is_audited_with_its_subject(
+    engine: AsyncEngine,
+) -> None:
+    result = await run(
+        engine,
+        PII_READER,
+        'query Owner { msme(nib: "9990000000001") { name owner { fullName phone } } }',
+    )
+    assert result.errors is None
+    latest = await _latest(engine)
+    assert latest["client_id"] == PII_READER.client_id
+    assert latest["subjects"] == [SRI]
+    entry = latest["entry"]
+    assert isinstance(entry, dict)
+    assert entry["operation"] == "Owner"
+    assert entry["records"] == {"msme": 1}
+    assert entry["fields"]["Msme.owner"] == ["pii:read"]
+
+
+async def test_figures_alone_are_not_audited(engine: AsyncEngine) -> None:
+    before = await _latest(engine) if await _count(engine) else None
+    result = await run(engine, CUSTODIAN, "{ msmeFigures(groupBy: [PROVINCE]) { count } }")
+    assert result.errors is None
+    assert (await _latest(engine) if await _count(engine) else None) == before
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT count(*) FROM audit_log"))).scalar_one())
+
+
+async def test_the_custodian_finds_who_accessed_a_persons_data(engine: AsyncEngine) -> None:
+    await run(engine, PII_READER, '{ msme(nib: "9990000000001") { owner { nik } } }')
+    result = await run(
+        engine,
+        CUSTODIAN,
+        f'{{ personalDataAccess(nik: "{SRI}") {{ clientId times }} '
+        f'auditEntries(nik: "{SRI}", first: 5) {{ seq clientId subjects }} }}',
+    )
+    assert result.errors is None
+    (access,) = result.data["personalDataAccess"]
+    assert access["clientId"] == PII_READER.client_id
+    assert access["times"] >= 1
+    assert all(SRI in entry["subjects"] for entry in result.data["auditEntries"])
+
+
+async def test_a_province_cannot_read_the_audit_log(engine: AsyncEngine) -> None:
+    result = await run(engine, PII_READER, "{ auditEntries { seq } }")
+    assert result.data == {"auditEntries": None}
+    assert result.errors[0].extensions["requiredScopes"] == ["audit:read"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET client_id = 'someone-else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ],
+)
+async def test_the_database_refuses_to_alter_audit_entries(
+    engine: AsyncEngine, statement: str
+) -> None:
+    await run(engine, PII_READER, '{ msme(nib: "9990000000001") { owner { nik } } }')
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with engine.begin() as connection:
+            await connection.execute(text(statement))
+
+
+def _verify(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "audit", "verify"],
+        capture_output=True,
+        text=True,
+        env={"DATABASE_URL": url, "PATH": ""},
+        check=False,
+    )
+
+
+async def test_verify_finds_superuser_tampering_and_names_the_entry(
+    engine: AsyncEngine, demo_url: str
+) -> None:
+    for _ in range(3):
+        await run(engine, PII_READER, '{ msme(nib: "9990000000001") { owner { nik } } }')
+    intact = _verify(demo_url)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "intact" in intact.stdout
+    async with engine.begin() as connection:
+        target = (await connection.execute(text("SELECT max(seq) - 1 FROM audit_log"))).scalar_one()
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(
+            text("UPDATE audit_log SET subjects = '{}' WHERE seq = :seq"), {"seq": target}
+        )
+    broken = _verify(demo_url)
+    assert broken.returncode == 1
+    assert f"broken at entry {target}" in broken.stdout
+    async with engine.begin() as connection:  # leave the shared database verifiable
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(text("DELETE FROM audit_log"))

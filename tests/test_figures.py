@@ -1,0 +1,169 @@
+"""Aggregate figures through the schema: totals, suppression per caller, bounded statements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from tests.support.graphql import principal, run
+from tests.support.statements import recorded_statements
+
+MINISTRY = principal(OrgKind.MINISTRY, "ID")
+KALTENG = principal(OrgKind.PROVINCE, "62")
+
+
+@pytest.fixture(scope="module")
+async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+BY_PROVINCE_AND_SCALE = """
+{ msmeFigures(groupBy: [PROVINCE, SCALE]) {
+    key { dimension value region { name } } suppressed count turnoverSum
+} }"""
+
+
+def _cells(result: Any) -> dict[tuple[str | None, ...], dict[str, Any]]:
+    assert result.errors is None, result.errors
+    (figures,) = result.data.values()
+    return {tuple(part["value"] for part in cell["key"]): cell for cell in figures}
+
+
+async def test_ministry_gets_national_and_provincial_figures_with_totals_in_one_query(
+    engine: AsyncEngine,
+) -> None:
+    cells = _cells(await run(engine, MINISTRY, BY_PROVINCE_AND_SCALE))
+    async with engine.connect() as connection:
+        national = (await connection.execute(text("SELECT count(*) FROM msmes"))).scalar_one()
+        kalteng_micro = (
+            await connection.execute(
+                text("SELECT count(*) FROM msmes WHERE province_code='62' AND scale='micro'")
+            )
+        ).scalar_one()
+    assert cells[(None, None)]["count"] == national
+    assert cells[("62", "micro")]["count"] == kalteng_micro
+    assert cells[("62", None)]["key"][0]["region"]["name"] == "Kalimantan Tengah"
+    provinces = [cell for key, cell in cells.items() if key[1] is None and key[0] is not None]
+    assert {key[0] for key in cells if key[0]} == {"61", "62", "64"}
+    assert sum(cell["count"] for cell in provinces) == national
+
+
+async def test_small_cells_are_suppressed_for_a_ministry_with_their_complements(
+    engine: AsyncEngine,
+) -> None:
+    cells = _cells(await run(engine, MINISTRY, BY_PROVINCE_AND_SCALE))
+    suppressed = [cell for cell in cells.values() if cell["suppressed"]]
+    assert suppressed, "the demo population has small medium-scale cells"
+    for cell in suppressed:
+        assert cell["count"] is None
+        assert cell["turnoverSum"] is None
+    for key, cell in cells.items():
+        if not cell["suppressed"]:
+            assert cell["count"] == 0 or cell["count"] >= 5, key
+    for scale in {key[1] for key in cells}:
+        row = [cell for key, cell in cells.items() if key[1] == scale]
+        assert sum(cell["suppressed"] for cell in row) != 1, "one unknown in a row is recoverable"
+
+
+async def test_a_province_sees_its_own_small_cells_but_not_other_provinces(
+    engine: AsyncEngine,
+) -> None:
+    kalteng_regencies = """{ msmeFigures(groupBy: [REGENCY, SCALE], filter: {region: "62"}) {
+        key { value } suppressed count } }"""
+    ministry = _cells(await run(engine, MINISTRY, kalteng_regencies))
+    province = _cells(await run(engine, KALTENG, kalteng_regencies))
+    hidden_from_ministry = [key for key, cell in ministry.items() if cell["suppressed"]]
+    assert hidden_from_ministry
+    assert not any(cell["suppressed"] for cell in province.values())
+    for key in hidden_from_ministry:
+        assert province[key]["count"] is not None
+    kalbar = _cells(await run(engine, KALTENG, BY_PROVINCE_AND_SCALE))
+    for key, cell in kalbar.items():
+        if key[0] not in ("62", None) and not cell["suppressed"]:
+            assert cell["count"] >= 5, f"{key} published a small cell of another province"
+
+
+async def test_figures_cost_a_bounded_number_of_statements(engine: AsyncEngine) -> None:
+    with recorded_statements(engine) as statements:
+        result = await run(
+            engine,
+            MINISTRY,
+            "{ cooperativeFigures(groupBy: [PROVINCE, TYPE, STATUS]) { count } }",
+        )
+    assert result.errors is None
+    assert len(statements) == 1
+
+
+async def test_a_ministry_may_not_read_records(engine: AsyncEngine) -> None:
+    result = await run(
+        engine, MINISTRY, "{ msmes { totalCount } cooperativeFigures(groupBy: []) { count } }"
+    )
+    assert result.data["msmes"] is None
+    assert result.data["cooperativeFigures"][0]["count"] > 0
+    (error,) = result.errors
+    assert error.extensions == {"code": "FORBIDDEN", "requiredScopes": ["records:read"]}
+
+
+async def test_kalteng_producer_cooperatives_against_the_2025_volume_target(
+    engine: AsyncEngine,
+) -> None:
+    result = await run(
+        engine,
+        MINISTRY,
+        """{
+          cooperativeFigures(groupBy: [PROVINCE], filter: {region: "62", type: PRODUSEN}) {
+            key { value } count businessVolumeSum
+          }
+          indicator(code: "KOP_PRODUKSI_VOLUME") {
+            targets { year value computedValue progress jurisdiction { code } }
+          }
+        }""",
+    )
+    assert result.errors is None
+    figures = {cell["key"][0]["value"]: cell for cell in result.data["cooperativeFigures"]}
+    (target,) = result.data["indicator"]["targets"]
+    assert target["year"] == 2025
+    assert target["value"] == "222000000000"
+    assert target["computedValue"] == figures["62"]["businessVolumeSum"]
+    expected = int(figures["62"]["businessVolumeSum"]) / 222_000_000_000
+    assert float(target["progress"]) == pytest.approx(expected, abs=1e-4)
+
+
+async def test_micro_firms_that_graduated_in_2025_per_kalteng_regency(
+    engine: AsyncEngine,
+) -> None:
+    result = await run(
+        engine,
+        KALTENG,
+        """{ graduations(year: 2025, groupBy: [REGENCY], region: "62") {
+              key { value region { name } } count suppressed } }""",
+    )
+    cells = _cells(result)
+    async with engine.connect() as connection:
+        boga_regency = (
+            await connection.execute(
+                text("SELECT regency_code FROM msmes WHERE nib='9990000000002'")
+            )
+        ).scalar_one()
+    assert cells[(boga_regency,)]["count"] >= 1  # Boga Contoh Lada: micro to small in 2025
+    regencies = [cell["count"] for key, cell in cells.items() if key != (None,)]
+    assert sum(regencies) == cells[(None,)]["count"]
+
+
+async def test_grouping_by_too_many_dimensions_is_refused(engine: AsyncEngine) -> None:
+    result = await run(
+        engine,
+        MINISTRY,
+        "{ msmeFigures(groupBy: [PROVINCE, REGENCY, SCALE, ACTIVE, KBLI_SECTION]) { count } }",
+    )
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == "groupBy"
