@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.authentication import (
@@ -106,6 +106,18 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
+def _form(body: bytes) -> dict[str, str]:
+    """RFC 6749 §3.2: a parameter sent twice makes the request invalid."""
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "malformed form body") from None
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise OAuthError("invalid_request", "a parameter was sent more than once")
+    return form
+
+
 async def token_endpoint(request: Request) -> Response:
     """RFC 6749 §4.4 client credentials, with client_secret_basic or client_secret_post."""
     authorization = request.headers.get("authorization", "")
@@ -115,7 +127,7 @@ async def token_endpoint(request: Request) -> Response:
             "application/x-www-form-urlencoded"
         ):
             raise OAuthError("invalid_request", "use application/x-www-form-urlencoded")
-        form = await request.form()
+        form = _form(await request.body())
         if form.get("grant_type") is None:
             raise OAuthError("invalid_request", "grant_type is required")
         if form.get("grant_type") != "client_credentials":
@@ -125,15 +137,13 @@ async def token_endpoint(request: Request) -> Response:
             if posted[1] is not None:
                 raise OAuthError("invalid_request", "use one client authentication method")
             client_id, secret = _basic_credentials(authorization[6:].strip())
-        elif isinstance(posted[0], str) and isinstance(posted[1], str):
+        elif posted[0] is not None and posted[1] is not None:
             client_id, secret = posted[0], posted[1]
         else:
             raise OAuthError("invalid_client", "client authentication is required", 401)
         scope = form.get("scope")
         service: AuthService = request.state.auth
-        answer = await service.issue_token(
-            client_id, secret, scope if isinstance(scope, str) else None
-        )
+        answer = await service.issue_token(client_id, secret, scope)
     except OAuthError as error:
         return _oauth_error(error, basic=basic)
     return JSONResponse(answer, headers=NO_STORE)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from starlette.testclient import TestClient
 
 from db import embedded
 from db.migrate import upgrade
+from tests.support.http import Api
 
 
 def _server_url() -> str:
@@ -80,3 +82,24 @@ def demo_url(server_url: str) -> Iterator[str]:
     asyncio.run(load())
     yield url
     asyncio.run(_drop(server_url, name))
+
+
+@pytest.fixture(scope="session")
+def api(demo_url: str) -> Iterator[Api]:
+    """The app in production mode over the demo database, with the demo clients registered."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.engine import async_url
+    from sinergi.app import create_app
+    from sinergi.demo_mode import register_demo_clients
+    from sinergi.settings import Settings
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(demo_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    app = create_app(Settings(rate_limit=1_000_000), database_url=demo_url)
+    with TestClient(app) as client:
+        yield Api(client)

@@ -7,18 +7,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @contextmanager
-def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+def recorded_statements(engine: AsyncEngine | None = None) -> Iterator[list[str]]:
+    """Statements run on `engine`, or on every engine (the app's own, behind HTTP) when None."""
     statements: list[str] = []
+    target: Any = Engine if engine is None else engine.sync_engine
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    event.listen(target, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(target, "before_cursor_execute", record)

@@ -1,0 +1,381 @@
+"""Tokens through HTTP: the token endpoint's RFC 6749 answers and every way a bearer token fails."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from starlette.testclient import TestClient
+
+from auth import keys, tokens
+from db.engine import create_engine
+from sinergi.app import create_app
+from sinergi.cli import main
+from sinergi.demo_mode import DEMO_SECRET
+from sinergi.settings import Settings
+from tests.support.http import Api
+
+QUERY = {"query": "{ viewer { clientId } }"}
+ISSUER = Settings().issuer
+AUDIENCE = Settings().audience
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signing_key(url: str) -> ECKey:
+    async def load() -> ECKey:
+        engine = create_engine(url, statement_timeout_ms=5_000, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                return await keys.signing_key(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(load())
+
+
+def _token(key: ECKey, **overrides: Any) -> str:
+    arguments: dict[str, Any] = {
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "client_id": "demo-province-62",
+        "scopes": frozenset({"records:read"}),
+        "jurisdiction": "62",
+        "org_kind": "province",
+        "lifetime": 900,
+    }
+    return tokens.issue(key, **{**arguments, **overrides})
+
+
+def _assert_refused(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert "data" not in body
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def _forged(real: str, header: dict[str, Any], signature: bytes = b"") -> str:
+    _, payload, _ = real.split(".")
+    return f"{_b64(json.dumps(header).encode())}.{payload}.{_b64(signature)}"
+
+
+def test_a_valid_token_is_accepted(api: Api, demo_url: str) -> None:
+    response = api.post(QUERY, _token(_signing_key(demo_url)))
+    assert response.status_code == 200
+    assert response.json() == {"data": {"viewer": {"clientId": "demo-province-62"}}}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no token",
+        "not bearer",
+        "garbage",
+        "expired",
+        "not yet valid",
+        "wrong issuer",
+        "wrong audience",
+        "unknown kid",
+        "tampered payload",
+        "alg none",
+        "HS256 with the public key",
+        "unconfigured issuer",
+    ],
+)
+def test_bad_tokens_get_401_and_no_data(api: Api, demo_url: str, case: str) -> None:
+    key = _signing_key(demo_url)
+    real = _token(key)
+    now = time.time()
+    public_pem = ECKey.import_key(key.as_dict(private=False)).as_pem(private=False)
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "stranger", "alg": "ES256"})
+    headers: dict[str, str] = {}
+    match case:
+        case "no token":
+            pass
+        case "not bearer":
+            headers["Authorization"] = "Basic ZGVtbzpkZW1v"
+        case "garbage":
+            headers["Authorization"] = "Bearer not.a.token"
+        case "expired":
+            headers["Authorization"] = "Bearer " + _token(key, now=now - 3600)
+        case "not yet valid":
+            headers["Authorization"] = "Bearer " + _token(key, now=now + 3600)
+        case "wrong issuer":
+            headers["Authorization"] = "Bearer " + _token(key, issuer="https://elsewhere.example")
+        case "wrong audience":
+            headers["Authorization"] = "Bearer " + _token(key, audience="another-api")
+        case "unknown kid":
+            headers["Authorization"] = "Bearer " + _token(stranger)
+        case "tampered payload":
+            header, payload, signature = real.split(".")
+            claims = json.loads(base64.urlsafe_b64decode(payload + "==="))
+            claims["jurisdiction"] = "ID"
+            forged = _b64(json.dumps(claims).encode())
+            headers["Authorization"] = f"Bearer {header}.{forged}.{signature}"
+        case "alg none":
+            forged = _forged(real, {"alg": "none", "typ": "at+jwt", "kid": key.kid})
+            headers["Authorization"] = "Bearer " + forged
+        case "HS256 with the public key":
+            header = {"alg": "HS256", "typ": "at+jwt", "kid": key.kid}
+            unsigned = _forged(real, header).rsplit(".", 1)[0]
+            mac = hmac.new(public_pem, unsigned.encode(), hashlib.sha256).digest()
+            headers["Authorization"] = f"Bearer {unsigned}.{_b64(mac)}"
+        case "unconfigured issuer":
+            token = _token(stranger, issuer="https://sso.example.go.id/realms/other")
+            headers["Authorization"] = "Bearer " + token
+    _assert_refused(api.client.post("/graphql", json=QUERY, headers=headers))
+
+
+def test_a_revoked_clients_token_stops_working_at_once(api: Api, demo_url: str) -> None:
+    created = _cli_json(
+        demo_url,
+        [
+            "clients",
+            "create",
+            "--name",
+            "Dinas Uji",
+            "--org-kind",
+            "province",
+            "--jurisdiction",
+            "62",
+            "--purpose",
+            "testing",
+        ],
+    )
+    token = api.token_response(created["client_id"], created["client_secret"]).json()
+    response = api.post(QUERY, token["access_token"])
+    assert response.json()["data"]["viewer"]["clientId"] == created["client_id"]
+    assert _cli(demo_url, ["clients", "revoke", created["client_id"]]) == 0
+    _assert_refused(api.post(QUERY, token["access_token"]))
+    refused = api.token_response(created["client_id"], created["client_secret"])
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+
+
+def _cli(url: str, argv: list[str]) -> int:
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        return main(argv)
+    finally:
+        if previous is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
+def _cli_json(url: str, argv: list[str]) -> Any:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert _cli(url, [*argv, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_clients_are_managed_from_the_command_line(api: Api, demo_url: str) -> None:
+    created = _cli_json(
+        demo_url,
+        [
+            "clients",
+            "create",
+            "--name",
+            "Bappenas",
+            "--org-kind",
+            "ministry",
+            "--jurisdiction",
+            "ID",
+            "--purpose",
+            "national planning figures",
+        ],
+    )
+    assert created["scopes"] == ["aggregates:read", "targets:read"]
+    listed = _cli_json(demo_url, ["clients", "list"])
+    assert created["client_id"] in {client["client_id"] for client in listed}
+    assert all("secret" not in json.dumps(client) for client in listed)
+    shown = _cli_json(demo_url, ["clients", "show", created["client_id"]])
+    assert "never records" in shown["sees"]
+
+    rotated = _cli_json(demo_url, ["clients", "rotate", created["client_id"]])
+    assert api.token_response(created["client_id"], created["client_secret"]).status_code == 401
+    assert api.token_response(created["client_id"], rotated["client_secret"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--org-kind", "ministry", "--jurisdiction", "62"],
+            "jurisdiction: a ministry is national",
+        ),
+        (
+            ["--org-kind", "province", "--jurisdiction", "99"],
+            "jurisdiction: '99' is not a province",
+        ),
+        (
+            ["--org-kind", "bumd", "--jurisdiction", "62", "--scopes", "records:read"],
+            "scopes: records:read not allowed for org kind bumd",
+        ),
+    ],
+)
+def test_the_cli_refuses_a_bad_client_naming_the_field(
+    demo_url: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _cli(demo_url, ["clients", "create", "--name", "X", "--purpose", "testing", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().out
+
+
+def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
+    good = api.token_response("demo-province-62")
+    assert good.status_code == 200
+    assert good.headers["cache-control"] == "no-store"
+    body = good.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    header = tokens.unverified_header(body["access_token"])
+    assert (header["alg"], header["typ"]) == ("ES256", "at+jwt")
+
+    wrong_secret = api.token_response("demo-province-62", secret="wrong")
+    assert (wrong_secret.status_code, wrong_secret.json()["error"]) == (401, "invalid_client")
+    assert wrong_secret.headers["www-authenticate"].startswith("Basic")
+    unknown = api.token_response("nobody")
+    assert unknown.json() == wrong_secret.json()
+
+    too_much = api.token_response("demo-ministry", scope="records:read")
+    assert (too_much.status_code, too_much.json()["error"]) == (400, "invalid_scope")
+    subset = api.token_response("demo-province-62", scope="aggregates:read")
+    assert subset.json()["scope"] == "aggregates:read"
+
+    client = api.client
+    posted = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demo-ministry",
+            "client_secret": DEMO_SECRET,
+        },
+    )
+    assert posted.status_code == 200
+    grant = client.post("/oauth/token", data={"grant_type": "password"}, auth=("a", "b"))
+    assert (grant.status_code, grant.json()["error"]) == (400, "unsupported_grant_type")
+    both = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_secret": DEMO_SECRET},
+        auth=("demo-ministry", DEMO_SECRET),
+    )
+    assert both.json()["error"] == "invalid_request"
+    as_json = client.post("/oauth/token", json={"grant_type": "client_credentials"})
+    assert (as_json.status_code, as_json.json()["error"]) == (400, "invalid_request")
+    anonymous = client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
+
+
+def test_metadata_and_keys_are_published(api: Api) -> None:
+    metadata = api.client.get("/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == ISSUER
+    assert metadata["token_endpoint"] == f"{ISSUER}/oauth/token"
+    assert metadata["grant_types_supported"] == ["client_credentials"]
+    published = api.client.get("/.well-known/jwks.json").json()["keys"]
+    assert published
+    assert all("d" not in key for key in published)
+    assert {key["alg"] for key in published} == {"ES256"}
+
+
+def test_rotating_the_key_keeps_live_tokens_valid(api: Api, demo_url: str) -> None:
+    before = api.token_response("demo-ministry").json()["access_token"]
+    assert _cli(demo_url, ["keys", "rotate"]) == 0
+    after = api.token_response("demo-ministry").json()["access_token"]
+    old_kid = tokens.unverified_header(before)["kid"]
+    new_kid = tokens.unverified_header(after)["kid"]
+    assert old_kid != new_kid
+    for token in (before, after):
+        assert api.post(QUERY, token).status_code == 200
+    kids = {key["kid"] for key in api.client.get("/.well-known/jwks.json").json()["keys"]}
+    assert {old_kid, new_kid} <= kids
+
+
+class _Jwks(BaseHTTPRequestHandler):
+    document = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.document)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def sso_key() -> Iterator[tuple[ECKey, str]]:
+    """A stand-in for a Keycloak realm: its key, and its JWKS served over real HTTP."""
+    key = ECKey.generate_key("P-256", parameters={"kid": "realm-1", "alg": "ES256"}, private=True)
+    _Jwks.document = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
+    server = HTTPServer(("127.0.0.1", 0), _Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield key, f"http://127.0.0.1:{server.server_port}/certs"
+    server.shutdown()
+
+
+def test_tokens_of_a_configured_external_issuer_are_mapped(
+    demo_url: str, sso_key: tuple[ECKey, str]
+) -> None:
+    key, jwks_url = sso_key
+    realm = "https://sso.example.go.id/realms/kemenkop"
+    configured = [
+        {
+            "issuer": realm,
+            "jwks_url": jwks_url,
+            "audience": "sinergi",
+            "scope_claim": "realm_access.roles",
+            "scope_map": {"sinergi-figures": "aggregates:read"},
+        }
+    ]
+    settings = Settings(external_issuers=json.dumps(configured), rate_limit=1_000_000)
+    claims = {
+        "iss": realm,
+        "aud": "sinergi",
+        "sub": "user-1",
+        "azp": "kemenkop-dashboard",
+        "exp": int(time.time()) + 300,
+        "iat": int(time.time()),
+        "org_kind": "ministry",
+        "jurisdiction": "ID",
+        "realm_access": {"roles": ["sinergi-figures", "records:read", "offline_access"]},
+    }
+    token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, key)
+    with TestClient(create_app(settings, database_url=demo_url)) as client:
+        response = client.post(
+            "/graphql",
+            json={"query": "{ viewer { clientId orgKind scopes } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["viewer"] == {
+            "clientId": f"{realm}#kemenkop-dashboard",
+            "orgKind": "ministry",
+            "scopes": ["aggregates:read"],  # records:read is beyond a ministry's bundle
+        }
+        stranger = ECKey.generate_key("P-256", parameters={"kid": "realm-1", "alg": "ES256"})
+        forged = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, stranger)
+        _assert_refused(
+            client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
+        )
