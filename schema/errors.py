@@ -2,18 +2,21 @@
 
 Coded errors (FORBIDDEN, BAD_USER_INPUT, …) pass unchanged. Errors the GraphQL engine raises for
 a malformed document or bad variables are the caller's input errors. Everything else becomes
-INTERNAL with a correlation id: the detail goes to the log only, never to the client.
+INTERNAL with a correlation id: the detail goes to the log only, never to the client. A lost
+database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong with the request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
+from db.errors import is_unavailable
 from resolvers.errors import ErrorCode
 
 logger = logging.getLogger("sinergi.errors")
@@ -27,6 +30,8 @@ def _coded(error: GraphQLError) -> GraphQLError:
         return GraphQLError(
             error.message,
             nodes=error.nodes,
+            source=error.source,  # with positions: a syntax error keeps its locations
+            positions=error.positions,
             path=error.path,
             extensions={**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value},
         )
@@ -34,6 +39,14 @@ def _coded(error: GraphQLError) -> GraphQLError:
         # Scalars reject bad variable values with ValueError before execution starts.
         return GraphQLError(
             error.message, nodes=error.nodes, extensions={"code": ErrorCode.BAD_USER_INPUT.value}
+        )
+    if is_unavailable(original):
+        logger.warning("database unavailable at %s: %s", error.path, original)
+        return GraphQLError(
+            "the database is unavailable; retry shortly",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
         )
     correlation_id = uuid.uuid4().hex
     logger.error("internal error %s at %s", correlation_id, error.path, exc_info=original)
@@ -45,9 +58,32 @@ def _coded(error: GraphQLError) -> GraphQLError:
     )
 
 
+def coded(errors: Sequence[GraphQLError]) -> list[GraphQLError]:
+    """The errors as the client may see them; also the HTTP layer's last pass, for errors that
+    strawberry reports outside the operation hooks (an extension failing, say)."""
+    return [_coded(error) for error in errors]
+
+
 class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [_coded(error) for error in result.errors]
+            result.errors = coded(result.errors)
+
+
+class CodedParserCache(ParserCache):
+    """Strawberry's parser cache, except that a syntax error is left for strawberry to report.
+
+    ParserCache parses while the parsing hooks are being entered, outside the `try` that turns a
+    syntax error into a result, so the error skipped ErrorCodes and left without a code. Leaving
+    the document unset makes strawberry parse again inside that `try`.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield

@@ -1,20 +1,64 @@
 """The outermost check on POST /graphql: size, shape and complexity, before any token or SQL.
 
 Refusing here costs no database work, so an oversized or pathological request is cheap to turn
-away whoever sends it. The body is read once and handed on unchanged.
+away whoever sends it. Every refusal is a GraphQL error body with a contract code, never a bare
+text page. The body is read once and handed on unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, GraphQLSyntaxError, parse
+from graphql import (
+    DocumentNode,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    StringValueNode,
+    Visitor,
+    parse,
+    visit,
+)
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schema.limits import QueryLimits, Violation, check_document
+from sinergi import exchange
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can store"
+
+
+def _unstorable(value: object) -> bool:
+    """A string PostgreSQL cannot store (NUL) or UTF-8 cannot encode (a lone surrogate), anywhere
+    in `value`. Refused up front, it cannot reach a query as an INTERNAL encoding error."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(item) for item in value)
+    return False
+
+
+class _StringLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[str] = []
+
+    def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+        self.values.append(node.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _UnstorableLiteral:
+    """A document whose string literals (escapes decoded) hold an unstorable character."""
 
 
 def _refusal(status: int, code: str, message: str, **extensions: Any) -> JSONResponse:
@@ -22,15 +66,72 @@ def _refusal(status: int, code: str, message: str, **extensions: Any) -> JSONRes
     return JSONResponse({"errors": [error]}, status_code=status)
 
 
-def _too_complex(violation: Violation) -> JSONResponse:
+def bad_request(field: str, reason: str) -> JSONResponse:
+    """A BAD_USER_INPUT refusal naming the part of the request at fault."""
+    return _refusal(400, "BAD_USER_INPUT", f"{field}: {reason}", field=field)
+
+
+def _too_complex(violation: Violation, status: int = 400) -> JSONResponse:
     return _refusal(
-        400,
+        status,
         "QUERY_TOO_COMPLEX",
         violation.message,
         limit=violation.limit,
         maximum=violation.maximum,
         actual=violation.actual,
     )
+
+
+def persisted_hash(operation: dict[str, Any]) -> str | None:
+    """The sha256Hash of an Apollo-style `extensions.persistedQuery`, if the operation has one."""
+    extensions = operation.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    found = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def sha256(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def _shape_error(operation: object) -> JSONResponse | None:
+    """What GraphQL over HTTP requires of one operation's JSON, checked before anything else."""
+    if not isinstance(operation, dict):
+        return bad_request("body", "each operation must be a JSON object")
+    for name, kind, wanted in (
+        ("variables", dict, "an object"),
+        ("extensions", dict, "an object"),
+        ("operationName", str, "a string"),
+        ("query", str, "a string"),
+    ):
+        if operation.get(name) is not None and not isinstance(operation[name], kind):
+            return bad_request(name, f"must be {wanted} or null")
+    extensions = operation.get("extensions") or {}
+    query = operation.get("query")
+    if "persistedQuery" in extensions:
+        hashed = persisted_hash(operation)
+        if hashed is None or not _SHA256.fullmatch(hashed):
+            return bad_request(
+                "extensions.persistedQuery.sha256Hash", "must be 64 lower-case hex digits"
+            )
+        if query is not None and sha256(query) != hashed:
+            return bad_request("extensions.persistedQuery.sha256Hash", "does not match the query")
+    elif query is None:
+        return bad_request("query", "each operation needs a query (or a persistedQuery hash)")
+    return None
+
+
+def _operation_name_error(document: DocumentNode, name: object) -> JSONResponse | None:
+    names = [
+        node.name.value if node.name else None
+        for node in document.definitions
+        if isinstance(node, OperationDefinitionNode)
+    ]
+    if name is not None and name not in names:
+        return bad_request("operationName", f"the document has no operation named {name!r}")
+    if name is None and len(names) > 1:
+        return bad_request("operationName", "required when the document has several operations")
+    return None
 
 
 class RequestGuard:
@@ -40,30 +141,38 @@ class RequestGuard:
         self.path = path
         self._parse = lru_cache(maxsize=512)(self._parse_uncached)
 
-    def _parse_uncached(self, query: str) -> DocumentNode | Violation | None:
+    def _parse_uncached(self, query: str) -> DocumentNode | Violation | _UnstorableLiteral | None:
         try:
-            return parse(query, max_tokens=self.limits.max_tokens)
+            document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLSyntaxError as error:
             if "tokens" in error.message:
                 return Violation("tokens", self.limits.max_tokens, self.limits.max_tokens + 1)
             return None  # a plain syntax error: the GraphQL endpoint reports it with its location
+        literals = _StringLiterals()
+        visit(document, literals)
+        return _UnstorableLiteral() if _unstorable(literals.values) else document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = await self._read_body(receive)
+        body = await self._read_body(scope, receive)
         if body is None:
             limit = self.limits.max_body_bytes
-            await _too_complex(Violation("body size", limit, limit + 1))(scope, receive, send)
+            too_large = _too_complex(Violation("body size", limit, limit + 1), status=413)
+            await too_large(scope, receive, send)
             return
         refusal = self._check(body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it is known to be over the limit."""
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
+            return None
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -79,37 +188,68 @@ class RequestGuard:
     def _check(self, body: bytes) -> JSONResponse | None:
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _refusal(400, "BAD_USER_INPUT", "the request body is not valid JSON")
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
+            return bad_request("body", "not valid JSON")
         operations = payload if isinstance(payload, list) else [payload]
+        if not operations:
+            return bad_request("body", "a batch needs at least one operation")
         if len(operations) > self.limits.max_batch:
             return _too_complex(Violation("batch", self.limits.max_batch, len(operations)))
         for operation in operations:
-            if not isinstance(operation, dict) or not isinstance(operation.get("query"), str):
-                return _refusal(400, "BAD_USER_INPUT", "each operation needs a 'query' string")
-            refusal = self._check_operation(operation)
+            refusal = _shape_error(operation) or self._check_operation(operation)
             if refusal is not None:
                 return refusal
+        self._note_operation(operations)
         return None
 
+    def _note_operation(self, operations: list[dict[str, Any]]) -> None:
+        """Name the accepted request's operation for metrics and logs: the one `operationName`
+        picks, else the document's only operation; "(batch)" for a batch."""
+        now = exchange.current()
+        if now is None:
+            return
+        if len(operations) > 1:
+            now.operation = "(batch)"
+            return
+        requested = operations[0].get("operationName")
+        query = operations[0].get("query")
+        parsed = self._parse(query) if requested is None and query is not None else None
+        if isinstance(parsed, DocumentNode):
+            requested = next(
+                (
+                    node.name.value
+                    for node in parsed.definitions
+                    if isinstance(node, OperationDefinitionNode) and node.name
+                ),
+                None,
+            )
+        now.operation = requested if isinstance(requested, str) else None
+
     def _check_operation(self, operation: dict[str, Any]) -> JSONResponse | None:
-        query: str = operation["query"]
+        if _unstorable(operation.get("variables")):
+            return bad_request("variables", f"a value {UNSTORABLE}")
+        query: str | None = operation.get("query")
+        if query is None:
+            return None  # a persisted document: checked when it was registered
+        if _unstorable(query):
+            return bad_request("query", UNSTORABLE)
         size = len(query.encode())
         if size > self.limits.max_document_bytes:
             return _too_complex(Violation("document size", self.limits.max_document_bytes, size))
         parsed = self._parse(query)
         if isinstance(parsed, Violation):
             return _too_complex(parsed)
-        variables = operation.get("variables")
+        if isinstance(parsed, _UnstorableLiteral):
+            return bad_request("query", f"a string argument {UNSTORABLE}")
         if parsed is None:
             return None
-        violation = check_document(
-            parsed, variables if isinstance(variables, dict) else {}, self.limits
-        )
-        return None if violation is None else _too_complex(violation)
+        violation = check_document(parsed, operation.get("variables") or {}, self.limits)
+        if violation is not None:
+            return _too_complex(violation)
+        return _operation_name_error(parsed, operation.get("operationName"))
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """Hand the body on once, then wait on the real channel (for the client's disconnect)."""
     sent = False
 

@@ -1,0 +1,181 @@
+"""Trusted documents: clients that may run only the operations registered for them.
+
+A production integration runs a fixed set of operations. Registering them (`sinergi clients trust`)
+and switching the mode on (`SINERGI_TRUSTED_DOCUMENTS`) turns every other document away, so a
+leaked token cannot be used to explore the API. In any mode a client may send just the hash of a
+registered operation, in the Apollo persisted-query shape:
+`{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "…"}}}`.
+
+An operation is stored as graphql-core prints it (with the fragments it uses), so a client may
+send either that text, its own text of a registered file with one operation, or the hash.
+Registered documents were checked against the limits when registered; hash-only requests
+skip the request guard's document checks for that reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+    print_ast,
+    validate,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import JSONResponse
+
+from db.queries import trusted_documents
+from schema.limits import QueryLimits, check_document
+from sinergi.guard import bad_request, persisted_hash, sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str | None
+    document: str
+    sha256: str
+
+
+def _spreads(selections: SelectionSetNode | None, found: list[str]) -> None:
+    for node in selections.selections if selections else ():
+        if isinstance(node, FragmentSpreadNode):
+            if node.name.value not in found:
+                found.append(node.name.value)
+        else:
+            _spreads(getattr(node, "selection_set", None), found)
+
+
+def _standalone(operation: OperationDefinitionNode, document: DocumentNode) -> str:
+    """The operation and every fragment it uses, transitively, as one printed document."""
+    fragments = {
+        node.name.value: node
+        for node in document.definitions
+        if isinstance(node, FragmentDefinitionNode)
+    }
+    used: list[str] = []
+    _spreads(operation.selection_set, used)
+    for name in used:  # grows while walking: fragments that use fragments
+        if name in fragments:
+            _spreads(fragments[name].selection_set, used)
+    own = [fragments[name] for name in used if name in fragments]
+    return print_ast(DocumentNode(definitions=(operation, *own)))
+
+
+def operations(source: str) -> list[Operation]:
+    """Each operation of a .graphql file, standalone; raises GraphQLSyntaxError."""
+    document = parse(source)
+    found = []
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode):
+            text = _standalone(node, document)
+            found.append(Operation(node.name.value if node.name else None, text, sha256(text)))
+    return found
+
+
+def checked_operations(source: str, schema: GraphQLSchema, limits: QueryLimits) -> list[Operation]:
+    """The operations of a file about to be trusted, each valid and within the limits.
+
+    Raises ValueError naming the operation at fault: a document is registered only if it could
+    run, since hash-only requests for it skip the request guard's checks.
+    """
+    try:
+        found = operations(source)
+    except GraphQLError as error:
+        raise ValueError(f"not a GraphQL document: {error.message}") from None
+    if not found:
+        raise ValueError("the file holds no operation")
+    for operation in found:
+        label = operation.name or "the anonymous operation"
+        document = parse(operation.document)
+        errors = validate(schema, document)
+        if errors:
+            raise ValueError(f"{label}: {errors[0].message}")
+        size = len(operation.document.encode())
+        violation = check_document(document, {}, limits)
+        if size > limits.max_document_bytes or violation is not None:
+            reason = violation.message if violation else "document size over the limit"
+            raise ValueError(f"{label}: {reason}")
+    return found
+
+
+def _canonical_hash(query: str, operation_name: object) -> str | None:
+    """The hash the selected operation was registered under, whatever the client's whitespace."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode) and (
+            operation_name is None or (node.name and node.name.value == operation_name)
+        ):
+            return sha256(_standalone(node, document))
+    return None
+
+
+def enforcement(setting: str) -> Callable[[str], bool]:
+    """'off', 'on', or a comma-separated list of the client ids held to their documents."""
+    if setting == "on":
+        return lambda client_id: True
+    enforced = frozenset(part.strip() for part in setting.split(",") if part.strip()) - {"off"}
+    return enforced.__contains__
+
+
+def _forbidden(client_id: str) -> JSONResponse:
+    error = {
+        "message": f"trusted documents mode: client {client_id!r} may run only operations "
+        "registered for it (sinergi clients trust); this one is not",
+        "extensions": {"code": "FORBIDDEN", "mode": "trusted documents"},
+    }
+    return JSONResponse({"errors": [error]}, status_code=403)
+
+
+class TrustedDocuments:
+    def __init__(self, setting: str) -> None:
+        self.enforced = enforcement(setting)
+
+    async def resolve(
+        self, engine: AsyncEngine, client_id: str, body: bytes
+    ) -> bytes | JSONResponse:
+        """The body with registered documents filled in for hashes, or the refusal to send.
+
+        The request guard has already checked the body's JSON shape.
+        """
+        enforced = self.enforced(client_id)
+        if not enforced and b"persistedQuery" not in body:
+            return body  # the common case costs no parsing
+        payload: Any = json.loads(body)
+        operations = payload if isinstance(payload, list) else [payload]
+        wanted: list[set[str]] = []
+        for operation in operations:
+            query, hashed = operation.get("query"), persisted_hash(operation)
+            if query is None or hashed is not None:
+                wanted.append({hashed} if hashed is not None else set())
+            elif enforced:
+                canonical = _canonical_hash(query, operation.get("operationName"))
+                wanted.append({sha256(query)} | ({canonical} if canonical else set()))
+            else:
+                wanted.append(set())
+        async with engine.connect() as connection:
+            found = await trusted_documents.find(connection, client_id, set().union(*wanted))
+        for operation, hashes in zip(operations, wanted, strict=True):
+            known = hashes & found.keys()
+            if operation.get("query") is None:
+                if not known:
+                    return bad_request(
+                        "extensions.persistedQuery.sha256Hash",
+                        f"no trusted document with this hash is registered for {client_id!r}",
+                    )
+                operation["query"] = found[known.pop()]
+            elif enforced and not known:
+                return _forbidden(client_id)
+        return json.dumps(payload).encode()

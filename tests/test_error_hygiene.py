@@ -1,0 +1,81 @@
+"""Unexpected failures reach the client as INTERNAL with a correlation id and nothing else; the
+detail (exception, SQL, stack) goes to the log under the same id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.queries import audit, programmes
+from tests.support.http import Api
+
+CLIENT = "demo-province-62"
+MARKER = "secret_marker_column"
+
+
+def _internal_error(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    correlation_id = error["extensions"]["correlationId"]
+    assert correlation_id in error["message"]
+    for leak in (MARKER, "SELECT", "Traceback", "File ", "pg_sleep", "asyncpg", "sqlalchemy"):
+        assert leak not in response.text
+    return {"body": body, "id": correlation_id}
+
+
+def _logged(caplog: pytest.LogCaptureFixture, correlation_id: str) -> str:
+    """The log record(s) for this correlation id, with their tracebacks."""
+    records = [record for record in caplog.records if correlation_id in record.getMessage()]
+    assert records, "the correlation id is in the log"
+    return "\n".join(
+        record.getMessage() + (caplog.text if record.exc_info else "") for record in records
+    )
+
+
+def test_a_statement_timeout_in_a_resolver_becomes_internal(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def timing_out(connection: AsyncConnection) -> list[Any]:
+        await connection.execute(text("SET LOCAL statement_timeout = '20ms'"))
+        await connection.execute(text(f"SELECT pg_sleep(5) AS {MARKER}"))
+        raise AssertionError("unreachable: the statement times out")
+
+    monkeypatch.setattr(programmes, "all_programmes", timing_out)
+    with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+        response = api.post({"query": "{ programmes { name } }"}, api.token(CLIENT))
+    found = _internal_error(response)
+    assert found["body"]["data"] is None
+    logged = _logged(caplog, found["id"])
+    assert "statement timeout" in logged
+    assert MARKER in logged
+
+
+def test_a_failing_audit_write_withholds_the_records(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An extension failing after execution is outside the resolvers: still masked and logged."""
+
+    async def failing(connection: AsyncConnection, **entry: Any) -> None:
+        raise RuntimeError(f"INSERT INTO audit_log ({MARKER}) failed")
+
+    monkeypatch.setattr(audit, "append", failing)
+    with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+        response = api.post(
+            {"query": '{ msme(nib: "9990000000001") { name owner { nik } } }'}, api.token(CLIENT)
+        )
+    found = _internal_error(response)
+    assert found["body"].get("data") is None
+    assert MARKER in _logged(caplog, found["id"])
+
+
+def test_syntax_errors_carry_a_code(api: Api) -> None:
+    response = api.post({"query": "{ viewer { "}, api.token(CLIENT))
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["locations"] == [{"line": 1, "column": 12}]

@@ -1,0 +1,177 @@
+"""Abuse through HTTP: oversized, pathological and malformed requests are refused with a clear
+4xx that names the limit, before the token is checked and before any SQL runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.http import Api
+from tests.support.statements import recorded_statements
+
+CLIENT = "demo-province-62"
+VIEWER = "{ viewer { clientId } }"
+
+
+def _nested(depth: int) -> str:
+    """A real path of the schema, `depth` fields deep."""
+    return "{ indonesia { " + "children { " * (depth - 2) + "code" + " }" * depth
+
+
+ABUSES: dict[str, tuple[Any, str, int, int]] = {
+    # name → (request body, limit named, its maximum, what the request had)
+    "depth 50": ({"query": _nested(50)}, "depth", 12, 50),
+    "1,000 aliases": (
+        {"query": "{ " + " ".join(f"a{i}: __typename" for i in range(1000)) + " }"},
+        "aliases",
+        30,
+        1000,
+    ),
+    "1 MB document": (
+        {"query": VIEWER + " " * 1_000_000},
+        "document size",
+        100_000,
+        1_000_000 + len(VIEWER),
+    ),
+    "batch of 100": ([{"query": VIEWER}] * 100, "batch", 10, 100),
+}
+
+
+@pytest.mark.parametrize("abuse", list(ABUSES))
+def test_abusive_documents_are_refused_naming_the_limit_without_sql(api: Api, abuse: str) -> None:
+    body, limit, maximum, actual = ABUSES[abuse]
+    token = api.token(CLIENT)
+    with recorded_statements() as statements:
+        response = api.post(body, token)
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "limit": limit,
+        "maximum": maximum,
+        "actual": actual,
+    }
+    assert limit in error["message"]
+    assert statements == []
+
+
+def test_limits_are_checked_before_the_token(api: Api) -> None:
+    body, *_ = ABUSES["depth 50"]
+    response = api.post(body, None)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+def test_a_body_over_the_size_limit_is_refused_before_it_is_read_whole(api: Api) -> None:
+    body = json.dumps({"query": VIEWER, "variables": {"pad": "x" * 3_000_000}})
+    with recorded_statements() as statements:
+        response = api.client.post(
+            "/graphql",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {api.token(CLIENT)}",
+                "Content-Type": "application/json",
+            },
+        )
+    assert response.status_code == 413
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "body size"
+    assert statements == []
+
+
+MALFORMED: dict[str, bytes] = {
+    "not JSON": b"{query: viewer}",
+    "truncated JSON": b'{"query": "{ viewer { clientId } }"',
+    "invalid UTF-8": b'{"query": "\xff\xfe"}',
+    "empty body": b"",
+    "a number": b"42",
+    "a string": b'"{ viewer { clientId } }"',
+    "null": b"null",
+    "an empty list": b"[]",
+    "a list of numbers": b"[1, 2]",
+    "no query": b'{"variables": {}}',
+    "query not a string": b'{"query": 42}',
+    "query null": b'{"query": null}',
+    "variables not an object": b'{"query": "{ viewer { clientId } }", "variables": "x"}',
+    "batched variables not an object": b'[{"query": "{ viewer { clientId } }", "variables": 1}]',
+    "operationName not a string": b'{"query": "{ viewer { clientId } }", "operationName": 5}',
+    "extensions not an object": b'{"query": "{ viewer { clientId } }", "extensions": []}',
+    "syntax error": b'{"query": "{ viewer { "}',
+    "unknown field": b'{"query": "{ nothingHere }"}',
+    "unknown operation name": b'{"query": "{ viewer { clientId } }", "operationName": "Nope"}',
+    "two anonymous operations": b'{"query": "{ viewer { clientId } } { viewer { scopes } }"}',
+    "a mutation": b'{"query": "mutation { viewer }"}',
+    "a subscription": b'{"query": "subscription { viewer }"}',
+    "deep JSON": b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_bodies_get_a_clear_4xx(api: Api, case: str) -> None:
+    response = api.client.post(
+        "/graphql",
+        content=MALFORMED[case],
+        headers={
+            "Authorization": f"Bearer {api.token(CLIENT)}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert 400 <= response.status_code < 500 or (
+        response.status_code == 200 and "errors" in response.json()
+    ), (response.status_code, response.text)
+    for error in response.json()["errors"]:
+        assert error["extensions"]["code"] in {"BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}, error
+
+
+CONTENT_TYPES = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/graphql",
+    "application/xml",
+    None,
+]
+
+
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+def test_other_content_types_get_a_clear_4xx(api: Api, content_type: str | None) -> None:
+    headers = {"Authorization": f"Bearer {api.token(CLIENT)}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    for body in (json.dumps({"query": VIEWER}).encode(), VIEWER.encode()):
+        response = api.client.post("/graphql", content=body, headers=headers)
+        assert 400 <= response.status_code < 500, (response.status_code, response.text)
+
+
+def test_get_and_other_methods_are_refused_in_production(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.token(CLIENT)}"}
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        response = api.client.request(method, "/graphql", params={"query": VIEWER}, headers=headers)
+        assert 400 <= response.status_code < 500, (method, response.status_code, response.text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "query($c: String!) { region(code: $c) { name } }", "variables": {"c": "62\x00"}},
+        {"query": 'query { region(code: "62\\u0000") { name } }'},
+        {"query": "query($c: [String]) { __typename }", "variables": {"c": ["\ud800"]}},
+        {"query": "{ viewer { clientId } } # \ud800"},
+    ],
+)
+def test_strings_no_column_can_store_are_refused_before_sql(api: Api, body: Any) -> None:
+    token = api.token(CLIENT)
+    with recorded_statements() as statements:
+        response = api.client.post(
+            "/graphql",
+            content=json.dumps(body),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] in {"query", "variables"}
+    assert statements == []

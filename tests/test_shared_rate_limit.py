@@ -1,0 +1,131 @@
+"""Two real server processes count one client's requests together: the limit lives in PostgreSQL,
+so adding workers or machines does not multiply what a client may send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auth import clients
+from db.engine import create_engine
+
+LIMIT = 5
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], base: str) -> None:
+    """Poll /healthz; a server that died or never answers fails the test with its output."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"server exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"server at {base} did not come up")
+
+
+@pytest.fixture(scope="module")
+def servers(demo_url: str) -> Iterator[list[str]]:
+    """Two uvicorn processes over one database, stopped however the test ends."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": demo_url,
+        "SINERGI_ENV": "production",
+        "SINERGI_RATE_LIMIT": str(LIMIT),
+        # A long window: the test does not straddle a window boundary but once in hours.
+        "SINERGI_RATE_LIMIT_WINDOW": "86400",
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    try:
+        for _ in range(2):
+            port = _free_port()
+            command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
+            process = subprocess.Popen(
+                [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            processes.append(process)
+            bases.append(f"http://127.0.0.1:{port}")
+            _wait_until_up(process, bases[-1])  # one at a time: the first creates the signing key
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout:
+                process.stdout.close()
+
+
+def _register(url: str) -> tuple[str, str]:
+    async def go() -> tuple[str, str]:
+        engine = create_engine(url, statement_timeout_ms=10_000)
+        try:
+            async with engine.begin() as connection:
+                client, secret = await clients.create(
+                    connection,
+                    name="Rate-limited test client",
+                    org_kind="ministry",
+                    jurisdiction="ID",
+                    scopes=None,
+                    purpose="testing shared rate limits",
+                )
+        finally:
+            await engine.dispose()
+        return client.client_id, secret
+
+    return asyncio.run(go())
+
+
+def test_two_processes_share_one_clients_rate_limit(servers: list[str], demo_url: str) -> None:
+    client_id, secret = _register(demo_url)
+    issued = httpx.post(
+        f"{servers[0]}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+    )
+    assert issued.status_code == 200, issued.text
+    headers = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    answers = [
+        httpx.post(
+            f"{servers[i % 2]}/graphql", json={"query": "{ viewer { clientId } }"}, headers=headers
+        )
+        for i in range(LIMIT + 1)
+    ]
+    assert [answer.status_code for answer in answers] == [200] * LIMIT + [429]
+    refused = answers[-1]
+    (error,) = refused.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["limit"] == LIMIT
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86400
+    # Each process alone saw at most three requests: only a shared count refuses the sixth.
+    assert answers[0].json() == {"data": {"viewer": {"clientId": client_id}}}

@@ -1,0 +1,188 @@
+"""Trusted documents through the CLI and HTTP: a client held to its registered operations runs
+those (by text or by hash) and nothing else; other clients may use hashes but are not held."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from db.engine import async_url
+from sinergi.app import create_app
+from sinergi.cli import main
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
+from tests.support.http import Api
+
+HELD = "demo-regency-6271"  # held to its trusted documents
+FREE = "demo-province-62"  # not held
+OPERATIONS = """
+query Palangkaraya($nib: String!) { msme(nib: $nib) { ...Basics } }
+query Me { viewer { clientId jurisdiction } }
+fragment Basics on Msme { name regency { code } }
+"""
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cli(url: str, argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+    finally:
+        if previous is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = previous
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trusted(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The operations of OPERATIONS, registered for HELD through the CLI."""
+    file = tmp_path_factory.mktemp("trusted") / "operations.graphql"
+    file.write_text(OPERATIONS)
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(demo_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    code, out = _cli(demo_url, ["clients", "trust", HELD, str(file), "--json"])
+    assert code == 0, out
+    return {entry["name"]: entry for entry in json.loads(out)}
+
+
+@pytest.fixture(scope="module")
+def held_api(demo_url: str, trusted: dict[str, Any]) -> Iterator[Api]:
+    settings = Settings(rate_limit=1_000_000, trusted_documents=HELD)
+    with TestClient(create_app(settings, database_url=demo_url)) as client:
+        yield Api(client)
+
+
+def test_the_cli_registers_each_operation_with_the_fragments_it_uses(
+    trusted: dict[str, Any],
+) -> None:
+    assert set(trusted) == {"Palangkaraya", "Me"}
+    for entry in trusted.values():
+        assert entry["sha256"] == _sha256(entry["document"])
+    assert "fragment Basics" in trusted["Palangkaraya"]["document"]
+    assert "fragment" not in trusted["Me"]["document"]
+
+
+def test_a_held_client_runs_registered_operations_by_text_or_hash(
+    held_api: Api, trusted: dict[str, Any]
+) -> None:
+    token = held_api.token(HELD)
+    variables = {"nib": "9990000000001"}
+    expected = {"msme": {"name": "Keripik Kelakai Contoh", "regency": {"code": "62.71"}}}
+    by_hash = {
+        "variables": variables,
+        "extensions": {
+            "persistedQuery": {"version": 1, "sha256Hash": trusted["Palangkaraya"]["sha256"]}
+        },
+    }
+    as_printed = {"query": trusted["Palangkaraya"]["document"], "variables": variables}
+    as_in_the_file = {"query": OPERATIONS, "operationName": "Palangkaraya", "variables": variables}
+    for body in (by_hash, as_printed, as_in_the_file):
+        response = held_api.post(body, token)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"data": expected}
+    batch = [by_hash, {"extensions": {"persistedQuery": {"sha256Hash": trusted["Me"]["sha256"]}}}]
+    answers = held_api.post(batch, token).json()
+    assert answers[1]["data"]["viewer"]["clientId"] == HELD
+
+
+def test_a_held_client_is_refused_anything_else_naming_the_mode(held_api: Api) -> None:
+    token = held_api.token(HELD)
+    for body in (
+        {"query": "{ viewer { clientId } }"},
+        {"query": OPERATIONS + " query Other { viewer { scopes } }", "operationName": "Other"},
+        [{"query": "query Me { viewer { clientId jurisdiction } }"}, {"query": "{ __typename }"}],
+    ):
+        response = held_api.post(body, token)
+        assert response.status_code == 403, response.text
+        (error,) = response.json()["errors"]
+        assert error["extensions"]["code"] == "FORBIDDEN"
+        assert "trusted documents" in error["message"]
+
+
+def test_hashes_are_per_client_and_unknown_ones_name_the_field(
+    held_api: Api, trusted: dict[str, Any]
+) -> None:
+    for client in (FREE, HELD):
+        unknown = {"extensions": {"persistedQuery": {"sha256Hash": _sha256("{ nope }")}}}
+        answers = [held_api.post(unknown, held_api.token(client))]
+        if client == FREE:  # registered for HELD only
+            others = {"persistedQuery": {"sha256Hash": trusted["Me"]["sha256"]}}
+            answers.append(held_api.post({"extensions": others}, held_api.token(client)))
+        for response in answers:
+            assert response.status_code == 400, response.text
+            (error,) = response.json()["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT"
+            assert error["extensions"]["field"] == "extensions.persistedQuery.sha256Hash"
+
+
+def test_a_client_not_held_runs_any_operation(held_api: Api) -> None:
+    answer = held_api.graphql("{ viewer { clientId } }", FREE)
+    assert answer == {"data": {"viewer": {"clientId": FREE}}}
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        {"persistedQuery": {"sha256Hash": "not-a-hash"}},
+        {"persistedQuery": "x"},
+        {"persistedQuery": {"sha256Hash": _sha256("{ viewer { scopes } }")}},
+    ],
+)
+def test_malformed_or_mismatched_hashes_are_bad_input(
+    held_api: Api, extensions: dict[str, Any]
+) -> None:
+    body = {"query": "{ viewer { clientId } }", "extensions": extensions}
+    response = held_api.post(body, held_api.token(FREE))
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("document", "complaint"),
+    [
+        ("query Broken { nothingHere }", "nothingHere"),
+        ("query Broken { viewer { ", "not a GraphQL document"),
+        ("fragment F on Viewer { clientId }", "no operation"),
+        ("{ " + " ".join(f"a{i}: __typename" for i in range(40)) + " }", "aliases"),
+    ],
+)
+def test_the_cli_refuses_documents_that_could_not_run(
+    demo_url: str, tmp_path: Path, trusted: dict[str, Any], document: str, complaint: str
+) -> None:
+    file = tmp_path / "bad.graphql"
+    file.write_text(document)
+    code, out = _cli(demo_url, ["clients", "trust", HELD, str(file)])
+    assert code == 2
+    assert complaint in out
+
+
+def test_the_cli_refuses_an_unknown_client(demo_url: str, tmp_path: Path) -> None:
+    file = tmp_path / "ok.graphql"
+    file.write_text("query Me { viewer { clientId } }")
+    code, out = _cli(demo_url, ["clients", "trust", "no-such-client", str(file)])
+    assert code == 2
+    assert "no-such-client" in out
