@@ -12,14 +12,31 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, statement_timeout_ms: int, pool_size: int = 10) -> AsyncEngine:
-    """Every connection gets a statement timeout, so one runaway query cannot hold a worker."""
+def create_engine(
+    url: str,
+    *,
+    statement_timeout_ms: int,
+    pool_size: int = 10,
+    connect_timeout_seconds: float = 3.0,
+    pool_timeout_seconds: float = 5.0,
+) -> AsyncEngine:
+    """Every connection gets a statement timeout, so one runaway query cannot hold a worker.
+
+    When the database goes away nothing waits long: connecting gives up after
+    `connect_timeout_seconds`, waiting for a pooled connection after `pool_timeout_seconds`, a
+    query whose server vanished after its statement timeout plus a margin (`command_timeout`),
+    and `pool_pre_ping` replaces connections the outage killed, so service resumes by itself.
+    """
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        pool_timeout=pool_timeout_seconds,
         connect_args={
+            "timeout": connect_timeout_seconds,
+            # 0 means "no statement timeout" (a full audit walk): then no command timeout either.
+            "command_timeout": statement_timeout_ms / 1000 + 5 if statement_timeout_ms else None,
             "server_settings": {
                 "statement_timeout": str(statement_timeout_ms),
                 "application_name": "sinergi",

@@ -8,7 +8,20 @@ import random
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
+from db.errors import is_unavailable
 from db.queries import rate_limits
+
+RETRY_AFTER_SECONDS = 5
+
+
+def service_unavailable() -> JSONResponse:
+    error = {
+        "message": "the database is unavailable; retry shortly",
+        "extensions": {"code": "SERVICE_UNAVAILABLE"},
+    }
+    return JSONResponse(
+        {"errors": [error]}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 class RateLimiter:
@@ -17,11 +30,18 @@ class RateLimiter:
         self.window_seconds = window_seconds
 
     async def refusal(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
-        """None when the request may go on; otherwise the 429 to send."""
-        async with engine.begin() as connection:
-            hits, seconds_left = await rate_limits.hit(connection, client_id, self.window_seconds)
-            if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
-                await rate_limits.purge(connection)
+        """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
+        try:
+            async with engine.begin() as connection:
+                hits, seconds_left = await rate_limits.hit(
+                    connection, client_id, self.window_seconds
+                )
+                if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
+                    await rate_limits.purge(connection)
+        except Exception as failure:
+            if not is_unavailable(failure):
+                raise
+            return service_unavailable()
         if hits <= self.per_window:
             return None
         retry_after = max(1, math.ceil(seconds_left))

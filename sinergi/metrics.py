@@ -1,0 +1,174 @@
+"""Prometheus metrics: what operations teams scrape from `GET /metrics`.
+
+`prometheus_client` keeps the series and writes the text exposition format. `sinergi serve` runs
+several worker processes, so it points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before any
+worker starts: each worker then writes its samples to memory-mapped files there, and whichever
+worker answers a scrape adds up all of them (counters and histograms summed, pool gauges summed
+over live workers). Without that variable (tests, a single embedded process) the series live in
+this process only.
+
+Labels stay bounded: routes are the app's own paths, clients are registered ones, and operation
+names (chosen by callers) are capped per process, the surplus counted as "(other)".
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy.pool import QueuePool
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MAX_OPERATION_NAMES = 200
+ANONYMOUS = "(anonymous)"
+OTHER = "(other)"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "sinergi_http_requests_total",
+    "HTTP requests by method, route and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "sinergi_http_request_duration_seconds",
+    "Time from request to last response byte, by route.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+GRAPHQL_REQUESTS = Counter(
+    "sinergi_graphql_requests_total",
+    "POST /graphql requests by operation name, client and HTTP status.",
+    ["operation", "client_id", "status"],
+)
+GRAPHQL_LATENCY = Histogram(
+    "sinergi_graphql_request_duration_seconds",
+    "POST /graphql latency by operation name and client.",
+    ["operation", "client_id"],
+    buckets=_LATENCY_BUCKETS,
+)
+ERRORS = Counter(
+    "sinergi_errors_total",
+    "Errors sent, by contract code (extensions.code) and the response's HTTP status.",
+    ["code", "status"],
+)
+RATE_LIMITED = Counter(
+    "sinergi_rate_limit_rejections_total",
+    "Requests refused with RATE_LIMITED, by client.",
+    ["client_id"],
+)
+POOL_CHECKED_OUT = Gauge(
+    "sinergi_db_pool_checked_out",
+    "Database connections in use (summed over live workers).",
+    multiprocess_mode="livesum",
+)
+POOL_SIZE = Gauge(
+    "sinergi_db_pool_size",
+    "Database connections the pools keep open at most before overflowing (summed).",
+    multiprocess_mode="livesum",
+)
+POOL_OVERFLOW = Gauge(
+    "sinergi_db_pool_overflow",
+    "Connections opened beyond the pool size; negative while the pool is not yet full.",
+    multiprocess_mode="livesum",
+)
+
+_operation_names: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    """The operation's name as a label; unnamed ones are "(anonymous)", and names past the cap
+    "(other)", so a caller inventing names cannot grow the series without end."""
+    if name is None:
+        return ANONYMOUS
+    if name in _operation_names:
+        return name
+    if len(_operation_names) >= MAX_OPERATION_NAMES:
+        return OTHER
+    _operation_names.add(name)
+    return name
+
+
+def observe_pool(engine: Any) -> None:
+    pool = getattr(engine, "pool", None)
+    if isinstance(pool, QueuePool):
+        POOL_CHECKED_OUT.set(pool.checkedout())
+        POOL_SIZE.set(pool.size())
+        POOL_OVERFLOW.set(pool.overflow())
+
+
+def observe_request(
+    *,
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    operation: str | None,
+    client_id: str | None,
+    codes: list[str],
+    engine: Any,
+) -> None:
+    """Everything one request adds to the series; a handful of in-memory increments."""
+    status_label = str(status)
+    client = client_id or "anonymous"
+    HTTP_REQUESTS.labels(method, route, status_label).inc()
+    HTTP_LATENCY.labels(route).observe(seconds)
+    if route == "/graphql" and method == "POST":
+        label = operation_label(operation)
+        GRAPHQL_REQUESTS.labels(label, client, status_label).inc()
+        GRAPHQL_LATENCY.labels(label, client).observe(seconds)
+    for code in codes:
+        ERRORS.labels(code, status_label).inc()
+    if "RATE_LIMITED" in codes:
+        RATE_LIMITED.labels(client).inc()
+    observe_pool(engine)
+
+
+def _exposition(multiprocess_dir: str | None) -> bytes:
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    collector = multiprocess.MultiProcessCollector
+    collector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def metrics_route(*, token: str, multiprocess_dir: str | None) -> Route:
+    """`GET /metrics`: open unless SINERGI_METRICS_TOKEN is set, then that bearer token only."""
+    expected = f"Bearer {token}".encode()
+
+    async def endpoint(request: Request) -> Response:
+        if token:
+            sent = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(sent, expected):
+                return JSONResponse(
+                    {"error": "the metrics token is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="sinergi-metrics"'},
+                )
+        observe_pool(getattr(request.state, "engine", None))
+        body = await run_in_threadpool(_exposition, multiprocess_dir)
+        # The classic text format: every Prometheus version reads it; our names need no UTF-8.
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return Route("/metrics", endpoint, methods=["GET"])
+
+
+def worker_exiting(multiprocess_dir: str | None) -> None:
+    """Drop this worker's pool gauges from the sums; its counters stay counted."""
+    if multiprocess_dir is not None:
+        mark_dead = multiprocess.mark_process_dead
+        mark_dead(os.getpid(), multiprocess_dir)  # type: ignore[no-untyped-call]

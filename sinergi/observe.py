@@ -1,0 +1,133 @@
+"""One pass per HTTP request: its request id, its access-log line and its metrics.
+
+The middleware opens an `Exchange` (sinergi.exchange) that the guard and the GraphQL endpoint
+fill in with the operation, client and error codes, and that log records read the request id
+from. It is pure ASGI, not Starlette's BaseHTTPMiddleware, so the context variable reaches the
+endpoint's task unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sinergi import metrics
+from sinergi.exchange import Exchange, begin, end
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
+_SNIFF_LIMIT = 16_384
+access_logger = logging.getLogger("sinergi.access")
+
+
+def request_id_from(raw: str | None) -> str:
+    """The caller's X-Request-ID when it is a sane token (so ids join up across systems),
+    otherwise a fresh one: a header is never copied into logs unchecked."""
+    if raw is not None and _ACCEPTABLE_ID.fullmatch(raw):
+        return raw
+    return uuid.uuid4().hex
+
+
+def error_codes(body: bytes) -> list[str]:
+    """The `extensions.code` of every error in a (small) JSON error response."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    answers = payload if isinstance(payload, list) else [payload]
+    return [
+        str(error["extensions"]["code"])
+        for answer in answers
+        if isinstance(answer, dict)
+        for error in answer.get("errors") or []
+        if isinstance(error, dict) and isinstance(error.get("extensions"), dict)
+        if "code" in error["extensions"]
+    ]
+
+
+class Observer:
+    def __init__(self, app: ASGIApp, *, routes: frozenset[str]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = Exchange(request_id_from(_header(scope, b"x-request-id")))
+        token = begin(exchange)
+        started = time.perf_counter()
+        status = 500
+        sniffed = bytearray()
+        sniffing = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, sniffing
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = exchange.request_id
+                # Refusals made outside GraphQL (401, 429, 400, 503) carry their code only in
+                # their small JSON body; GraphQL answers have noted theirs already.
+                sniffing = status >= 400 and not exchange.codes and _is_json(headers)
+            elif sniffing and len(sniffed) < _SNIFF_LIMIT:
+                sniffed.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception:
+            status = 500
+            exchange.codes.append("INTERNAL")
+            raise
+        finally:
+            if sniffed:
+                exchange.codes.extend(error_codes(bytes(sniffed)))
+            self._record(scope, exchange, status, time.perf_counter() - started)
+            end(token)
+
+    def _record(self, scope: Scope, exchange: Exchange, status: int, seconds: float) -> None:
+        path: str = scope["path"]
+        route = path if path in self.routes else "other"
+        method: str = scope["method"]
+        metrics.observe_request(
+            method=method,
+            route=route,
+            status=status,
+            seconds=seconds,
+            operation=exchange.operation,
+            client_id=exchange.client_id,
+            codes=exchange.codes,
+            engine=scope.get("state", {}).get("engine"),
+        )
+        level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "client_id": exchange.client_id,
+            "operation": exchange.operation,
+        }
+        if exchange.codes:
+            fields["error_codes"] = sorted(set(exchange.codes))
+        access_logger.log(level, "%s %s %d", method, path, status, extra=fields)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(headers: MutableHeaders) -> bool:
+    return headers.get("content-type", "").startswith("application/json")

@@ -1,0 +1,175 @@
+"""`/metrics`, request ids and JSON logs, through the real app over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from db.errors import is_unavailable
+from sinergi.app import create_app
+from sinergi.logs import JsonFormatter
+from sinergi.settings import Settings, SettingsError
+from tests.support.http import Api
+
+READ = "query FirstMsmes { msmes(first: 2) { nodes { nib } } }"
+FORBIDDEN = 'query Participants { programme(id: "PR-MBG") { id participants { msme { nib } } } }'
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _scrape(client: TestClient) -> Samples:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+def strict_api(demo_url: str, api: Api) -> Iterator[Api]:
+    """The app again, with a rate limit of two requests a minute (the `api` fixture registered
+    the demo clients; rate-limit counts live in the database, per client)."""
+    with TestClient(create_app(Settings(rate_limit=2), database_url=demo_url)) as client:
+        yield Api(client)
+
+
+def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api) -> None:
+    before = _scrape(api.client)
+    token = api.token("demo-province-62")
+    assert api.post({"query": READ}, token).status_code == 200
+    assert api.post({"query": READ}, token).status_code == 200
+    assert api.post({"query": READ}, None).status_code == 401
+    forbidden = api.post({"query": FORBIDDEN}, api.token("demo-ministry")).json()
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    too_many = [{"query": "{ __typename }"}] * (Settings().query_limits.max_batch + 1)
+    assert api.post(too_many, token).status_code == 400
+    limited = strict_api.token("demo-regency-6271")
+    statuses = [strict_api.post({"query": READ}, limited).status_code for _ in range(3)]
+    rejected = statuses.count(429)  # earlier tests may have used up this client's minute
+    assert rejected >= 1
+
+    after = _scrape(api.client)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    by_client = {"operation": "FirstMsmes", "client_id": "demo-province-62"}
+    assert grew("sinergi_graphql_requests_total", status="200", **by_client) == 2
+    assert grew("sinergi_graphql_request_duration_seconds_count", **by_client) == 2
+    assert grew("sinergi_graphql_request_duration_seconds_bucket", le="+Inf", **by_client) == 2
+    assert _value(after, "sinergi_graphql_request_duration_seconds_sum", **by_client) > 0
+    assert grew("sinergi_errors_total", code="UNAUTHENTICATED", status="401") == 1
+    assert grew("sinergi_errors_total", code="FORBIDDEN", status="200") == 1
+    assert grew("sinergi_errors_total", code="QUERY_TOO_COMPLEX", status="400") == 1
+    assert grew("sinergi_errors_total", code="RATE_LIMITED", status="429") == rejected
+    assert grew("sinergi_rate_limit_rejections_total", client_id="demo-regency-6271") == rejected
+    assert (
+        grew(
+            "sinergi_graphql_requests_total",
+            operation="Participants",
+            client_id="demo-ministry",
+            status="200",
+        )
+        == 1
+    )
+    assert grew("sinergi_http_requests_total", method="POST", route="/graphql", status="401") == 1
+    assert _value(after, "sinergi_db_pool_size") == Settings().db_pool_size
+    assert 0 <= _value(after, "sinergi_db_pool_checked_out") <= 2 * Settings().db_pool_size
+
+
+def test_metrics_can_require_a_token(demo_url: str) -> None:
+    settings = Settings(metrics_token="scrape-me")
+    with TestClient(create_app(settings, database_url=demo_url)) as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert allowed.status_code == 200
+        assert "sinergi_http_requests_total" in allowed.text
+
+
+def test_request_id_is_kept_or_generated_and_returned(api: Api) -> None:
+    kept = api.client.get("/healthz", headers={"X-Request-ID": "ministry-42.a"})
+    assert kept.headers["x-request-id"] == "ministry-42.a"
+    generated = api.client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    assert int(generated, 16) >= 0
+    for hostile in ('x" injected="1', "x" * 129):
+        replaced = api.client.get("/healthz", headers={"X-Request-ID": hostile})
+        assert len(replaced.headers["x-request-id"]) == 32
+
+
+def test_access_log_is_one_json_object_per_line_with_the_request_id(api: Api) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("sinergi.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        token = api.token("demo-province-62")
+        response = api.client.post(
+            "/graphql",
+            json={"query": READ},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-123"},
+        )
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    assert response.status_code == 200
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["request_id"] == "trace-123"
+    assert line["logger"] == "sinergi.access"
+    assert line["level"] == "info"
+    assert line["message"] == "POST /graphql 200"
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/graphql", 200)
+    assert (line["client_id"], line["operation"]) == ("demo-province-62", "FirstMsmes")
+    assert line["duration_ms"] > 0
+    assert line["time"].endswith("+00:00")
+
+
+def test_json_formatter_keeps_exceptions_and_has_no_request_id_outside_requests() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("sinergi.test").makeRecord(
+            "sinergi.test", logging.ERROR, __file__, 1, "failed %s", ("x",), sys.exc_info()
+        )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "failed x"
+    assert entry["request_id"] is None
+    assert "RuntimeError: boom" in entry["exception"]
+
+
+def test_database_outages_are_told_apart_from_other_errors() -> None:
+    from sqlalchemy import exc
+
+    refused = exc.OperationalError("connect", {}, ConnectionRefusedError(111, "refused"))
+    assert is_unavailable(refused)
+    assert is_unavailable(exc.TimeoutError("QueuePool limit reached"))
+    assert not is_unavailable(exc.ProgrammingError("SELECT", {}, ValueError("syntax")))
+    assert not is_unavailable(ValueError("bad input"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SINERGI_LOG_FORMAT", "xml"), ("SINERGI_LOG_LEVEL", "loud"), ("SINERGI_SHUTDOWN_GRACE", "0")],
+)
+def test_bad_operational_settings_fail_at_start(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

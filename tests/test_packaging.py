@@ -1,0 +1,159 @@
+"""What docker/ ships: the image's install steps, and a compose file that validates.
+
+The wheel test repeats docker/Dockerfile's steps outside Docker (no daemon is needed): build the
+wheel and export the locked requirements with uv, then a plain `pip install` into a fresh virtual
+environment, and run the installed `sinergi` from outside the source tree. Keep it in step with
+the Dockerfile. It needs PyPI (pip's cache makes repeats quick) and takes a minute or so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from db import embedded
+from schema.build import sdl
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker" / "compose.yaml"
+REQUIRED = {"POSTGRES_PASSWORD": "s3cret-pw", "SINERGI_ISSUER": "https://sinergi.example.go.id"}
+
+
+def _uv() -> str:
+    found = ROOT / ".tools" / "bin" / "uv"
+    return str(found) if found.exists() else (shutil.which("uv") or pytest.fail("uv not found"))
+
+
+def _run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without this test run's virtual environment leaking into the new one."""
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def test_the_image_install_steps_give_a_working_sinergi(tmp_path: Path, server_url: str) -> None:
+    dist = tmp_path / "dist"
+    _run(_uv(), "build", "--wheel", "--out-dir", dist, cwd=ROOT)
+    requirements = _run(
+        _uv(),
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-emit-project",
+        "--format",
+        "requirements-txt",
+        cwd=ROOT,
+    )
+    (dist / "requirements.txt").write_text(requirements)
+    (wheel,) = dist.glob("sinergi-*.whl")
+
+    venv = tmp_path / "venv"
+    env = _clean_env()
+    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path, env=env)
+    pip, sinergi = venv / "bin" / "pip", venv / "bin" / "sinergi"
+    _run(pip, "install", "-r", dist / "requirements.txt", cwd=tmp_path, env=env)
+    _run(pip, "install", "--no-deps", wheel, cwd=tmp_path, env=env)
+
+    assert "serve" in _run(sinergi, "--help", cwd=tmp_path, env=env)
+    # The installed package serves the schema the source does (test_schema_sdl ties that to the
+    # committed schema.graphql).
+    assert _run(sinergi, "schema", cwd=tmp_path, env=env) == sdl()
+
+    # Migrations and reference data ship inside the wheel: the compose `migrate` service runs this.
+    name = f"sinergi_wheel_{uuid.uuid4().hex[:8]}"
+    asyncio.run(embedded.ensure_database(server_url, name))
+    try:
+        env["DATABASE_URL"] = embedded.with_database(server_url, name)
+        assert "up to date" in _run(sinergi, "migrate", cwd=tmp_path, env=env)
+    finally:
+        asyncio.run(_drop(server_url, name))
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def _compose_command() -> list[str] | None:
+    """`docker compose` (v2 plugin) when present, else `docker-compose` (v1, Debian's package)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    found = shutil.which("docker-compose")
+    return [found] if found else None
+
+
+def test_compose_file_validates_with_compose_itself() -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed on this machine")
+    env = {**os.environ, **REQUIRED}
+    resolved = yaml.safe_load(_run(*command, "-f", COMPOSE, "config", cwd=ROOT, env=env))
+    assert set(resolved["services"]) == {"postgres", "migrate", "api"}
+    missing = {key: value for key, value in os.environ.items() if key not in REQUIRED}
+    refused = subprocess.run(
+        [*command, "-f", str(COMPOSE), "config"],
+        cwd=ROOT,
+        env=missing,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "POSTGRES_PASSWORD" in refused.stdout + refused.stderr
+
+
+def test_compose_file_has_the_deployment_shape() -> None:
+    """Checked on every machine, compose installed or not: the shape operators rely on."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    postgres, migrate, api = services["postgres"], services["migrate"], services["api"]
+    assert ":" in postgres["image"]
+    assert not postgres["image"].endswith(":latest")
+    assert "healthcheck" in postgres
+    assert migrate["command"] == ["sinergi", "migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "--workers" in api["command"]
+    text = COMPOSE.read_text()
+    for secret in REQUIRED:
+        assert f"${{{secret}:?" in text
+
+
+def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    stages = [line for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2
+    assert "USER 10001" in dockerfile
+    assert "HEALTHCHECK" in dockerfile
+    assert "/healthz" in dockerfile
+    for step in ("uv build --wheel", "uv export --frozen --no-dev", "pip install --no-cache-dir"):
+        assert step in dockerfile, f"the Dockerfile no longer runs {step!r}: update this test too"
