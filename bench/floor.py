@@ -1,5 +1,6 @@
-"""The floor: a bare Starlette + asyncpg endpoint that runs the data SQL Sinergi runs for the
-page scenario and returns the same JSON. Sinergi's throughput is reported as a ratio to it.
+"""The floor: bare Starlette + asyncpg endpoints that run the data SQL Sinergi runs for the
+page (a) and national aggregate (c) scenarios and return the same JSON. Sinergi's throughput
+is reported as a ratio to it.
 
 It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
 so the gap to it is the whole price of the API layer.
@@ -24,6 +25,11 @@ PAGE = """SELECT id, nib, name, regency_code, cooperative_id FROM msmes
 REGIONS = "SELECT code, level, name, parent_code FROM regions WHERE code = ANY($1::varchar[])"
 COOPERATIVES = """SELECT id, name FROM cooperatives
                    WHERE id = ANY($1::bigint[]) AND province_code = $2"""
+# Scenario (c): the statement Sinergi runs for msmeFigures(groupBy: [PROVINCE, SCALE]).
+AGGREGATE = """SELECT province_code, scale, GROUPING(province_code) AS g0, GROUPING(scale) AS g1,
+                      CAST(coalesce(sum(n), 0) AS bigint) AS count,
+                      CASE WHEN sum(turnover_n) > 0 THEN sum(turnover_sum) END AS turnover_sum
+                 FROM msme_rollup_regency GROUP BY CUBE(province_code, scale)"""
 
 
 async def page(request: Request) -> Response:
@@ -64,6 +70,30 @@ async def page(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+async def aggregate(request: Request) -> Response:
+    """The same cells as Sinergi's answer, without suppression (a pure function of them)."""
+    pool: asyncpg.Pool = request.state.pool
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(AGGREGATE)
+    cells = [
+        {
+            "key": [
+                {"value": None if row["g0"] else row["province_code"]},
+                {"value": None if row["g1"] else row["scale"]},
+            ],
+            "count": row["count"],
+            "turnoverSum": None if row["turnover_sum"] is None else str(row["turnover_sum"]),
+        }
+        for row in rows
+    ]
+    body = {"data": {"msmeFigures": cells}}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b"ok")
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
@@ -72,4 +102,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     await pool.close()
 
 
-app = Starlette(routes=[Route("/page", page)], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/page", page), Route("/aggregate", aggregate), Route("/healthz", healthz)],
+    lifespan=lifespan,
+)

@@ -109,7 +109,7 @@ async def generate(connection: AsyncConnection, *, msmes: int, cooperatives: int
 
 
 async def _main(url: str, msmes: int, cooperatives: int) -> None:
-    engine = create_engine(url, statement_timeout_ms=0)
+    engine = create_engine(url, statement_timeout_ms=3_600_000)  # bulk statements, minutes
     started = time.perf_counter()
     async with engine.begin() as connection:
         await generate(connection, msmes=msmes, cooperatives=cooperatives)

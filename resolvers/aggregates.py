@@ -6,18 +6,17 @@ cells are exempt from suppression: those inside a jurisdiction where it may read
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause
 from strawberry.types import Info
 
 from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries import aggregates
-from db.queries.aggregates import GroupRow
+from db.queries.aggregates import Figures, GroupRow
 from domain.identifiers import is_within
 from domain.suppression import Cell, suppress
 from resolvers.context import Context
@@ -84,21 +83,17 @@ def figures(
 
 async def grouped_figures(
     info: Info[Context, Any],
+    figures_of: Callable[[Sequence[str]], Figures],
     *,
-    source: FromClause,
-    dimensions: Mapping[str, ColumnElement[Any]],
-    measures: Mapping[str, ColumnElement[Any]],
     group_by: Sequence[str],
-    where: Sequence[ColumnElement[bool]],
     scope: str | None,
 ) -> list[SimpleNamespace]:
-    """`scope` is the region the filter restricts rows to (None: the whole country)."""
+    """`figures_of` says what to read for the checked grouping (a rollup or the records);
+    `scope` is the region the filter restricts rows to (None: the whole country)."""
     context = info.context
     group_by = checked_grouping(group_by)
     async with context.engine.connect() as connection:
-        rows = await aggregates.grouped(
-            connection, source, dimensions, measures, group_by=group_by, where=where
-        )
+        rows = await aggregates.grouped(connection, figures_of(group_by), group_by=group_by)
     return figures(
         rows,
         group_by,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from auth.scopes import Scope
-from db.queries import aggregates, cooperatives, msmes
+from db.queries import aggregates, msmes
 from resolvers import records
 from resolvers.aggregates import grouped_figures
 from resolvers.context import Context
@@ -47,11 +48,8 @@ class FigureQuery:
         where = await msme_where(info, filter)
         return await grouped_figures(  # type: ignore[return-value]
             info,
-            source=aggregates.MSMES,
-            dimensions=aggregates.MSME_DIMENSIONS,
-            measures=aggregates.MSME_MEASURES,
+            partial(aggregates.msme_figures, where),
             group_by=[str(stored_value(dimension)) for dimension in group_by],
-            where=msmes.conditions(NATIONAL, where),
             scope=where.region,
         )
 
@@ -68,11 +66,8 @@ class FigureQuery:
         where = await cooperative_where(info, filter)
         return await grouped_figures(  # type: ignore[return-value]
             info,
-            source=aggregates.COOPERATIVES,
-            dimensions=aggregates.COOPERATIVE_DIMENSIONS,
-            measures=aggregates.COOPERATIVE_MEASURES,
+            partial(aggregates.cooperative_figures, where),
             group_by=[str(stored_value(dimension)) for dimension in group_by],
-            where=cooperatives.conditions(NATIONAL, where),
             scope=where.region,
         )
 
@@ -89,12 +84,15 @@ class FigureQuery:
     ) -> list[GraduationFigure] | None:
         source, dimensions = aggregates.graduation_source(year)
         where = msmes.MsmeFilter(region=await records.checked_region(info, region, "region"))
+        figures = aggregates.Figures(
+            source,
+            dimensions,
+            {"count": aggregates.MSME_MEASURES["count"]},
+            msmes.conditions(NATIONAL, where),
+        )
         return await grouped_figures(  # type: ignore[return-value]
             info,
-            source=source,
-            dimensions=dimensions,
-            measures={"count": aggregates.MSME_MEASURES["count"]},
+            lambda _: figures,
             group_by=[str(stored_value(dimension)) for dimension in group_by],
-            where=msmes.conditions(NATIONAL, where),
             scope=where.region,
         )

@@ -3,6 +3,11 @@
 Each dimension is an SQL expression; GROUPING() tells a total from a group whose value is NULL.
 Values come back as strings (None = "total over this dimension") so the suppression rule and
 the schema handle every dimension alike.
+
+MSME and cooperative figures read a rollup (db/models.py, kept exact by the triggers of migration
+0006) when one holds every dimension the grouping and the filter name: the smallest such rollup,
+so national figures group a few thousand cells however many records there are. Filters a rollup
+cannot answer (programme, cooperative, district) read the records.
 """
 
 from __future__ import annotations
@@ -11,12 +16,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, case, cast, extract, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Table,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
+from db.queries import cooperatives, msmes
+from db.queries.scoping import NATIONAL
 
 MSMES = table_of(models.Msme)
 COOPERATIVES = table_of(models.Cooperative)
@@ -56,6 +75,159 @@ COOPERATIVE_MEASURES: Mapping[str, ColumnElement[Any]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Figures:
+    """What one grouped statement reads: rows, the expressions of dimensions and measures over
+    them, and the filter as WHERE clauses over the same rows."""
+
+    source: FromClause
+    dimensions: Mapping[str, ColumnElement[Any]]
+    measures: Mapping[str, ColumnElement[Any]]
+    where: Sequence[ColumnElement[bool]]
+
+
+# Rollup column of each dimension (all rollups name their key columns like the base tables).
+ROLLUP_COLUMNS = {
+    "province": "province_code",
+    "regency": "regency_code",
+    "scale": "scale",
+    "kbli_section": "kbli_section",
+    "active": "is_active",
+    "established_year": "established_year",
+    "type": "type",
+    "status": "status",
+    "book_year": "book_year",
+}
+
+
+def _total(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return cast(func.sum(value), BigInteger)
+
+
+def _sum_if_any(table: Table, measure: str, *, integer: bool = False) -> ColumnElement[Any]:
+    """SUM over records is NULL when every value is NULL; the rollup keeps the non-NULL count."""
+    total = func.sum(table.c[f"{measure}_sum"])
+    return case(
+        (func.sum(table.c[f"{measure}_n"]) > 0, cast(total, BigInteger) if integer else total)
+    )
+
+
+def _msme_rollup_measures(table: Table) -> dict[str, ColumnElement[Any]]:
+    return {
+        "count": func.coalesce(_total(table.c.n), 0),
+        "turnover_sum": _sum_if_any(table, "turnover"),
+        "turnover_average": func.round(
+            func.sum(table.c.turnover_sum) / func.nullif(func.sum(table.c.turnover_n), 0)
+        ),
+        "capital_sum": _sum_if_any(table, "capital"),
+        "employees_sum": _sum_if_any(table, "employees", integer=True),
+    }
+
+
+def _cooperative_rollup_measures(table: Table) -> dict[str, ColumnElement[Any]]:
+    return {
+        "count": func.coalesce(_total(table.c.n), 0),
+        "business_volume_sum": func.sum(table.c.business_volume_sum),
+        "business_volume_average": func.round(
+            func.sum(table.c.business_volume_sum) / func.nullif(func.sum(table.c.n), 0)
+        ),
+        "assets_sum": func.sum(table.c.assets_sum),
+        "members_sum": _total(table.c.members_sum),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    table: Table
+    measures: Mapping[str, ColumnElement[Any]]
+
+    @property
+    def dimensions(self) -> dict[str, ColumnElement[Any]]:
+        columns = self.table.c
+        return {
+            name: columns[column] for name, column in ROLLUP_COLUMNS.items() if column in columns
+        }
+
+
+# Smallest first: the first rollup holding every dimension asked for is the one read.
+MSME_ROLLUPS = tuple(
+    Rollup(table, _msme_rollup_measures(table))
+    for table in (
+        models.MSME_ROLLUP_REGENCY,
+        models.MSME_ROLLUP_PROVINCE_KBLI,
+        models.MSME_ROLLUP_PROVINCE_YEAR,
+        models.MSME_ROLLUP_REGENCY_KBLI,
+    )
+)
+COOPERATIVE_ROLLUPS = tuple(
+    Rollup(table, _cooperative_rollup_measures(table))
+    for table in (models.COOPERATIVE_ROLLUP_PROVINCE, models.COOPERATIVE_ROLLUP_REGENCY)
+)
+
+
+def _region_dimension(region: str | None) -> str | None:
+    """The dimension a region filter needs; "district" is in no rollup."""
+    if region is None or region == NATIONAL:
+        return None
+    return {2: "province", 5: "regency"}.get(len(region), "district")
+
+
+def _smallest(
+    rollups: Sequence[Rollup], needed: set[str], filters: Mapping[str, Any]
+) -> Figures | None:
+    for rollup in rollups:
+        dimensions = rollup.dimensions
+        if needed <= dimensions.keys():
+            where = [dimensions[name] == value for name, value in filters.items()]
+            return Figures(rollup.table, dimensions, rollup.measures, where)
+    return None
+
+
+def _rollup_figures(
+    rollups: Sequence[Rollup],
+    group_by: Sequence[str],
+    region: str | None,
+    filters: Mapping[str, Any],
+) -> Figures | None:
+    given = {name: value for name, value in filters.items() if value is not None}
+    region_dimension = _region_dimension(region)
+    if region_dimension is not None:
+        given[region_dimension] = region
+    return _smallest(rollups, {*group_by, *given}, given)
+
+
+def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
+    """National figures for `where`: from the smallest rollup that can answer, else the records."""
+    if where.programme is None and where.cooperative_id is None:
+        filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
+        figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters)
+        if figures is not None:
+            return figures
+    return Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(NATIONAL, where))
+
+
+def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequence[str]) -> Figures:
+    if where.programme is None:
+        filters: dict[str, Any] = {"type": where.type}
+        figures = _rollup_figures(COOPERATIVE_ROLLUPS, group_by, where.region, filters)
+        if figures is not None:
+            if where.active is not None:
+                status = figures.dimensions["status"] == "active"
+                figures = Figures(
+                    figures.source,
+                    figures.dimensions,
+                    figures.measures,
+                    [*figures.where, status if where.active else ~status],
+                )
+            return figures
+    return Figures(
+        COOPERATIVES,
+        COOPERATIVE_DIMENSIONS,
+        COOPERATIVE_MEASURES,
+        cooperatives.conditions(NATIONAL, where),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class GroupRow:
     key: tuple[str | None, ...]
     measures: dict[str, Any]
@@ -70,16 +242,11 @@ def _as_key(value: Any) -> str:
 
 
 async def grouped(
-    connection: AsyncConnection,
-    source: FromClause,
-    dimensions: Mapping[str, ColumnElement[Any]],
-    measures: Mapping[str, ColumnElement[Any]],
-    *,
-    group_by: Sequence[str],
-    where: Sequence[ColumnElement[bool]],
+    connection: AsyncConnection, figures: Figures, *, group_by: Sequence[str]
 ) -> list[GroupRow]:
     """One statement: every combination of `group_by` totals (CUBE), filtered by `where`."""
-    chosen = [dimensions[name] for name in group_by]
+    measures = figures.measures
+    chosen = [figures.dimensions[name] for name in group_by]
     flags = [func.grouping(expression) for expression in chosen]
     statement = (
         select(
@@ -87,8 +254,8 @@ async def grouped(
             *[flag.label(f"g{index}") for index, flag in enumerate(flags)],
             *[expression.label(name) for name, expression in measures.items()],
         )
-        .select_from(source)
-        .where(*where)
+        .select_from(figures.source)
+        .where(*figures.where)
     )
     if chosen:
         statement = statement.group_by(func.cube(*chosen))
