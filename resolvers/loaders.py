@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from db.queries import (
+    changes,
     cooperatives,
     indicator_values,
     indicators,
@@ -49,6 +50,9 @@ class Loaders:
         )
         self.computed_indicator: DataLoader[TargetKey, Decimal | None] = self._simple(
             indicator_values.computed
+        )
+        self.record_changes: DataLoader[changes.RecordKey, list[Node]] = self._simple(
+            changes.of_records, default=list
         )
         self.scale_history: DataLoader[int, list[Node]] = self._simple(
             programmes.scale_history_of, default=list

@@ -12,12 +12,15 @@ from typing import Any
 import strawberry
 
 from auth.scopes import Scope
-from resolvers import relations
+from resolvers import history, relations
 from schema.enums import CooperativeStatus, CooperativeType, Scale
 from schema.permissions import requires
 from schema.scalars import Rupiah
+from schema.types.changes import RecordChange
 from schema.types.pagination import Connection
 from schema.types.regions import Region
+
+CHANGES = "Who changed this record, when and what, oldest first."
 
 
 def _region_field(resolver: Any, column: str, description: str) -> Any:
@@ -78,6 +81,10 @@ class Participation:
     cooperative: Cooperative | None = strawberry.field(
         resolver=relations.participation_cooperative, metadata={"columns": ("cooperative_id",)}
     )
+    version: int
+    changes: list[RecordChange] | None = requires(
+        Scope.RECORDS_READ, resolver=history.participation_changes, description=CHANGES
+    )
 
 
 @strawberry.type(description="A cooperative (koperasi) registered with its legal-entity number.")
@@ -117,6 +124,9 @@ class Cooperative:
     participations: list[Participation] = strawberry.field(
         resolver=relations.cooperative_participations
     )
+    changes: list[RecordChange] | None = requires(
+        Scope.RECORDS_READ, resolver=history.cooperative_changes, description=CHANGES
+    )
 
 
 @strawberry.type(description="A micro, small or medium enterprise (UMKM).")
@@ -149,3 +159,6 @@ class Msme:
     )
     scale_history: list[ScaleChange] = strawberry.field(resolver=relations.scale_history)
     participations: list[Participation] = strawberry.field(resolver=relations.msme_participations)
+    changes: list[RecordChange] | None = requires(
+        Scope.RECORDS_READ, resolver=history.msme_changes, description=CHANGES
+    )

@@ -1,0 +1,75 @@
+"""Cooperative writes: create, update, deactivate (callers validate with check_cooperative)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.scoping import within
+from db.writes import Duplicate
+from db.writes.history import Actor, record
+from db.writes.versioned import locked, write
+from domain.cooperative_records import CheckedCooperative
+
+COOPERATIVES = table_of(models.Cooperative)
+
+
+def record_values(checked: CheckedCooperative) -> dict[str, Any]:
+    return asdict(checked)
+
+
+async def create(connection: AsyncConnection, checked: CheckedCooperative, actor: Actor) -> Record:
+    values = record_values(checked)
+    statement = (
+        insert(COOPERATIVES)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["legal_entity_no"])
+        .returning(*COOPERATIVES.c)
+    )
+    created = (await connection.execute(statement)).first()
+    if created is None:
+        raise Duplicate("legalEntityNo", "is already registered")
+    await record(
+        connection,
+        actor,
+        kind="cooperative",
+        record_id=created.id,
+        operation="create",
+        version=created.version,
+        before=None,
+        after=values,
+    )
+    return created
+
+
+async def lock(connection: AsyncConnection, cooperative_id: int, jurisdiction: str) -> Record:
+    return await locked(
+        connection, COOPERATIVES, cooperative_id, within(COOPERATIVES, jurisdiction)
+    )
+
+
+async def update(
+    connection: AsyncConnection,
+    current: Record,
+    *,
+    expected_version: int,
+    values: dict[str, Any],
+    actor: Actor,
+    operation: str = "update",
+) -> Record:
+    return await write(
+        connection,
+        COOPERATIVES,
+        current,
+        expected_version=expected_version,
+        values=values,
+        actor=actor,
+        kind="cooperative",
+        operation=operation,
+    )

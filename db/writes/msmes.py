@@ -1,0 +1,225 @@
+"""MSME writes: create, update, deactivate, report a scale change; owners kept apart (UU 27/2022).
+
+Callers validate with `domain.records.check_msme` first; these functions enforce what only the
+database knows (the NIB is free, the record is inside the jurisdiction, the version is current).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.scoping import within
+from db.writes import Duplicate
+from db.writes.history import Actor, record
+from db.writes.versioned import locked, write
+from domain.errors import InvalidValue
+from domain.records import CheckedMsme, CheckedOwner
+from domain.scale import RULE_VERSION, classify
+
+MSMES = table_of(models.Msme)
+OWNERS = table_of(models.MsmeOwner)
+SCALE_HISTORY = table_of(models.MsmeScaleHistory)
+OWNER_FIELDS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
+
+
+def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str, Any]:
+    """The `msmes` columns of a checked draft (the owner goes to its own table)."""
+    values = {key: value for key, value in asdict(checked).items() if key != "owner"}
+    values["scale"] = str(checked.scale)
+    values["cooperative_id"] = cooperative_id
+    return values
+
+
+async def create(
+    connection: AsyncConnection,
+    checked: CheckedMsme,
+    actor: Actor,
+    *,
+    cooperative_id: int | None,
+    today: date,
+) -> Record:
+    """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
+    values = record_values(checked, cooperative_id)
+    statement = (
+        insert(MSMES)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["nib"])
+        .returning(*MSMES.c)
+    )
+    created = (await connection.execute(statement)).first()
+    if created is None:
+        raise Duplicate("nib", "is already registered")
+    personal = await set_owner(connection, created.id, checked.owner)
+    await note_scale(connection, created, effective_from=today)
+    await record(
+        connection,
+        actor,
+        kind="msme",
+        record_id=created.id,
+        operation="create",
+        version=created.version,
+        before=None,
+        after=values,
+        personal_fields=personal,
+    )
+    return created
+
+
+async def lock(connection: AsyncConnection, msme_id: int, jurisdiction: str) -> Record:
+    return await locked(connection, MSMES, msme_id, within(MSMES, jurisdiction))
+
+
+async def update(
+    connection: AsyncConnection,
+    current: Record,
+    *,
+    expected_version: int,
+    values: dict[str, Any],
+    actor: Actor,
+    owner: CheckedOwner | None,
+    owner_given: bool,
+    today: date,
+) -> Record:
+    """`owner_given` False leaves the owner alone; True with None erases the personal data."""
+    personal = await set_owner(connection, current.id, owner) if owner_given else []
+    written = await write(
+        connection,
+        MSMES,
+        current,
+        expected_version=expected_version,
+        values=values,
+        actor=actor,
+        kind="msme",
+        operation="update",
+        personal_fields=personal,
+    )
+    if written.scale != current.scale:
+        await note_scale(connection, written, effective_from=today)
+    return written
+
+
+async def deactivate(
+    connection: AsyncConnection, current: Record, *, expected_version: int, actor: Actor
+) -> Record:
+    return await write(
+        connection,
+        MSMES,
+        current,
+        expected_version=expected_version,
+        values={"is_active": False},
+        actor=actor,
+        kind="msme",
+        operation="deactivate",
+    )
+
+
+async def report_scale(
+    connection: AsyncConnection,
+    current: Record,
+    *,
+    expected_version: int,
+    annual_sales: int,
+    capital: int | None,
+    turnover_year: int,
+    effective_from: date,
+    actor: Actor,
+) -> Record:
+    """New annual figures: the scale is recomputed (PP 7/2021) and a change enters the history.
+
+    A report may not predate the latest recorded change: the history is a timeline, and the
+    current scale must be the one in force now.
+    """
+    latest = (
+        await connection.execute(
+            select(SCALE_HISTORY.c.effective_from, SCALE_HISTORY.c.scale)
+            .where(SCALE_HISTORY.c.msme_id == current.id)
+            .order_by(SCALE_HISTORY.c.effective_from.desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is not None and effective_from < latest.effective_from:
+        raise InvalidValue(
+            "report.effectiveFrom",
+            f"is before the latest recorded scale change ({latest.effective_from})",
+        )
+    capital = current.capital if capital is None else capital
+    scale = classify(capital=capital, annual_sales=annual_sales)
+    written = await write(
+        connection,
+        MSMES,
+        current,
+        expected_version=expected_version,
+        values={
+            "annual_turnover": annual_sales,
+            "capital": capital,
+            "turnover_year": turnover_year,
+            "scale": str(scale),
+        },
+        actor=actor,
+        kind="msme",
+        operation="scale",
+    )
+    if latest is None or latest.scale != written.scale or latest.effective_from == effective_from:
+        await note_scale(connection, written, effective_from=effective_from)
+    return written
+
+
+async def note_scale(connection: AsyncConnection, msme: Record, *, effective_from: date) -> None:
+    """One history row per change; a second report on the same day replaces that day's row."""
+    statement = insert(SCALE_HISTORY).values(
+        msme_id=msme.id,
+        scale=msme.scale,
+        effective_from=effective_from,
+        annual_sales=msme.annual_turnover,
+        capital=msme.capital,
+        rule_version=RULE_VERSION,
+    )
+    excluded = statement.excluded
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["msme_id", "effective_from"],
+            set_={
+                "scale": excluded.scale,
+                "annual_sales": excluded.annual_sales,
+                "capital": excluded.capital,
+                "recorded_at": func.now(),
+            },
+        )
+    )
+
+
+async def set_owner(
+    connection: AsyncConnection, msme_id: int, owner: CheckedOwner | None
+) -> list[str]:
+    """Replace (or erase, with None) the owner; the names of the personal fields that changed."""
+    current = (
+        await connection.execute(
+            select(OWNERS).where(OWNERS.c.msme_id == msme_id).with_for_update()
+        )
+    ).first()
+    if owner is None:
+        if current is None:
+            return []
+        await connection.execute(delete(OWNERS).where(OWNERS.c.msme_id == msme_id))
+        return [f"owner.{name}" for name in OWNER_FIELDS if current._mapping[name] is not None]
+    values = asdict(owner)
+    changed = [
+        f"owner.{name}"
+        for name in OWNER_FIELDS
+        if (None if current is None else current._mapping[name]) != values[name]
+    ]
+    if changed:
+        statement = insert(OWNERS).values(msme_id=msme_id, **values)
+        await connection.execute(
+            statement.on_conflict_do_update(index_elements=["msme_id"], set_=values)
+        )
+    return changed

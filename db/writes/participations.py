@@ -1,0 +1,114 @@
+"""Programme participation writes, scoped by the subject: a participation is writable when its
+MSME or cooperative lies in the writer's jurisdiction."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.scoping import within
+from db.writes import Duplicate, NotFound
+from db.writes.history import Actor, record
+from db.writes.versioned import locked, write
+
+PARTICIPATIONS = table_of(models.Participation)
+PROGRAMMES = table_of(models.Programme)
+MSMES = table_of(models.Msme)
+COOPERATIVES = table_of(models.Cooperative)
+
+
+async def create(
+    connection: AsyncConnection,
+    *,
+    programme_id: str,
+    subject: tuple[str, int],
+    role: str,
+    status: str,
+    detail: str | None,
+    started_on: date | None,
+    jurisdiction: str,
+    actor: Actor,
+) -> Record:
+    """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once."""
+    kind, subject_id = subject
+    table = MSMES if kind == "msme" else COOPERATIVES
+    await locked(connection, table, subject_id, within(table, jurisdiction))
+    programme = await connection.execute(
+        select(PROGRAMMES.c.id).where(PROGRAMMES.c.id == programme_id)
+    )
+    if programme.first() is None:
+        raise NotFound(programme_id)
+    column = PARTICIPATIONS.c.msme_id if kind == "msme" else PARTICIPATIONS.c.cooperative_id
+    taken = await connection.execute(
+        select(PARTICIPATIONS.c.id).where(
+            PARTICIPATIONS.c.programme_id == programme_id,
+            column == subject_id,
+            PARTICIPATIONS.c.role == role,
+        )
+    )
+    if taken.first() is not None:
+        raise Duplicate("input.role", "this business already has this role in the programme")
+    values: dict[str, Any] = {
+        "programme_id": programme_id,
+        "msme_id": subject_id if kind == "msme" else None,
+        "cooperative_id": subject_id if kind == "cooperative" else None,
+        "role": role,
+        "status": status,
+        "detail": detail,
+        "started_on": started_on,
+    }
+    statement = PARTICIPATIONS.insert().values(values).returning(*PARTICIPATIONS.c)
+    created = (await connection.execute(statement)).one()
+    await record(
+        connection,
+        actor,
+        kind="participation",
+        record_id=created.id,
+        operation="create",
+        version=created.version,
+        before=None,
+        after=values,
+    )
+    return created
+
+
+def _visible(jurisdiction: str) -> Any:
+    return or_(
+        and_(MSMES.c.id.is_not(None), within(MSMES, jurisdiction)),
+        and_(COOPERATIVES.c.id.is_not(None), within(COOPERATIVES, jurisdiction)),
+    )
+
+
+async def lock(connection: AsyncConnection, participation_id: int, jurisdiction: str) -> Record:
+    joined = PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
+        COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
+    )
+    return await locked(
+        connection, PARTICIPATIONS, participation_id, _visible(jurisdiction), joined=joined
+    )
+
+
+async def update(
+    connection: AsyncConnection,
+    current: Record,
+    *,
+    expected_version: int,
+    values: dict[str, Any],
+    actor: Actor,
+) -> Record:
+    return await write(
+        connection,
+        PARTICIPATIONS,
+        current,
+        expected_version=expected_version,
+        values=values,
+        actor=actor,
+        kind="participation",
+        operation="update",
+    )

@@ -1,0 +1,83 @@
+"""Optimistic concurrency shared by every record table: lock, compare versions, write the diff.
+
+The row is locked (`FOR UPDATE`) before its version is compared, so of two writers holding the
+same version exactly one wins: the second waits for the first to commit, then reads the new
+version and is refused instead of silently overwriting the first one's change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.queries import Record
+from db.writes import NotFound, StaleVersion
+from db.writes.history import Actor, record
+
+
+async def locked(
+    connection: AsyncConnection,
+    table: Table,
+    record_id: int,
+    visible: ColumnElement[bool],
+    *,
+    joined: Any = None,
+) -> Record:
+    """The row, locked for this transaction, if `visible` (the jurisdiction rule) admits it."""
+    statement = select(table).where(table.c.id == record_id, visible)
+    if joined is not None:
+        statement = statement.select_from(joined)
+    row = (await connection.execute(statement.with_for_update(of=table))).first()
+    if row is None:
+        raise NotFound(record_id)
+    return row
+
+
+async def write(
+    connection: AsyncConnection,
+    table: Table,
+    current: Record,
+    *,
+    expected_version: int,
+    values: Mapping[str, Any],
+    actor: Actor,
+    kind: str,
+    operation: str,
+    personal_fields: Iterable[str] = (),
+) -> Record:
+    """Apply `values` to a locked row; nothing changes (not even the version) when nothing differs.
+
+    A history row is written only for a real change, so repeating a request is harmless.
+    """
+    if current.version != expected_version:
+        raise StaleVersion(current.version)
+    row = current._mapping
+    changed = {key: value for key, value in values.items() if row[key] != value}
+    personal = sorted(personal_fields)
+    if not changed and not personal:
+        return current
+    assignments: dict[str, Any] = {**changed, "version": table.c.version + 1}
+    if "updated_at" in table.c:
+        assignments["updated_at"] = func.now()
+    statement = (
+        update(table)
+        .where(table.c.id == current.id, table.c.version == expected_version)
+        .values(assignments)
+        .returning(*table.c)
+    )
+    written = (await connection.execute(statement)).one()
+    await record(
+        connection,
+        actor,
+        kind=kind,
+        record_id=written.id,
+        operation=operation,
+        version=written.version,
+        before={key: row[key] for key in changed},
+        after=changed,
+        personal_fields=personal,
+    )
+    return written

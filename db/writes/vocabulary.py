@@ -1,0 +1,39 @@
+"""The reference data the record rules consult: KBLI sections and the known regency codes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from domain.identifiers import KbliSection
+from domain.records import Vocabulary
+
+REGIONS = table_of(models.Region)
+SECTIONS = table_of(models.KbliSection)
+
+
+async def load(connection: AsyncConnection, *, today: date) -> Vocabulary:
+    """Regencies include historical codes still in the table: an old NIK keeps its first regency."""
+    sections = [
+        KbliSection(row.section, row.title, row.first_division, row.last_division)
+        for row in await connection.execute(select(SECTIONS))
+    ]
+    regencies = frozenset(
+        code
+        for code in (
+            await connection.execute(
+                select(REGIONS.c.code).where(REGIONS.c.level.in_(("regency", "city")))
+            )
+        ).scalars()
+    )
+    return Vocabulary(kbli_sections=sections, regencies=regencies, today=today)
+
+
+async def existing_regions(connection: AsyncConnection, codes: Collection[str]) -> set[str]:
+    statement = select(REGIONS.c.code).where(REGIONS.c.code.in_(list(codes)))
+    return set((await connection.execute(statement)).scalars())

@@ -1,0 +1,158 @@
+"""The rules a written cooperative record must satisfy (see domain/records.py for MSMEs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from domain.errors import InvalidValue
+from domain.identifiers import kbli_section, validate_legal_entity_no, validate_rupiah
+from domain.records import (
+    Collector,
+    Namer,
+    Vocabulary,
+    validate_count,
+    validate_past_date,
+    validate_place,
+    validate_text,
+    validate_year,
+)
+
+TYPES = ("produsen", "konsumen", "simpan_pinjam", "pemasaran", "jasa")
+TIERS = ("primary", "secondary")
+_SURPLUS_MAX = 10**15
+
+
+@dataclass(frozen=True, slots=True)
+class CooperativeDraft:
+    legal_entity_no: str
+    name: str
+    type: str
+    region: str
+    district: str | None = None
+    tier: str = "primary"
+    ods_no: str | None = None
+    kbli_code: str | None = None
+    members_male: int = 0
+    members_female: int = 0
+    business_volume: int = 0
+    assets: int = 0
+    surplus: int | None = None
+    book_year: int | None = None
+    last_rat_date: date | None = None
+    last_rat_book_year: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCooperative:
+    legal_entity_no: str
+    name: str
+    type: str
+    tier: str
+    province_code: str
+    regency_code: str
+    district_code: str | None
+    ods_no: str | None
+    kbli_code: str | None
+    members_male: int
+    members_female: int
+    business_volume: int
+    assets: int
+    surplus: int | None
+    book_year: int | None
+    last_rat_date: date | None
+    last_rat_book_year: int | None
+
+
+def validate_surplus(value: int, *, field: str) -> int:
+    """SHU may be a loss, so unlike other amounts it may be negative."""
+    if isinstance(value, bool) or not -_SURPLUS_MAX <= value <= _SURPLUS_MAX:
+        raise InvalidValue(field, f"must be a whole number of rupiah within ±{_SURPLUS_MAX:,}")
+    return value
+
+
+def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
+    if value not in choices:
+        raise InvalidValue(field, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def check_cooperative(
+    draft: CooperativeDraft, vocabulary: Vocabulary, *, name: Namer = str
+) -> CheckedCooperative | list[InvalidValue]:
+    """The values to store, or every broken rule, named as `check_msme` names them."""
+    today = vocabulary.today
+    got = Collector()
+    number = got.take(
+        lambda: validate_legal_entity_no(draft.legal_entity_no, field=name("legalEntityNo"))
+    )
+    title = got.take(lambda: validate_text(draft.name, field=name("name")))
+    kind = got.take(lambda: _one_of(draft.type, TYPES, name("type")))
+    tier = got.take(lambda: _one_of(draft.tier, TIERS, name("tier")))
+    place = got.take(
+        lambda: validate_place(
+            draft.region,
+            draft.district,
+            region_field=name("region"),
+            district_field=name("district"),
+        )
+    )
+    ods_no = got.optional(draft.ods_no, lambda value: validate_text(value, field=name("odsNo")))
+
+    def kbli(value: str) -> str:
+        kbli_section(value.strip(), vocabulary.kbli_sections, field=name("kbliCode"))
+        return value.strip()
+
+    kbli_code = got.optional(draft.kbli_code, kbli)
+    members_male = got.take(lambda: validate_count(draft.members_male, field=name("membersMale")))
+    members_female = got.take(
+        lambda: validate_count(draft.members_female, field=name("membersFemale"))
+    )
+    volume = got.take(lambda: validate_rupiah(draft.business_volume, field=name("businessVolume")))
+    assets = got.take(lambda: validate_rupiah(draft.assets, field=name("assets")))
+    surplus = got.optional(
+        draft.surplus, lambda value: validate_surplus(value, field=name("surplus"))
+    )
+    book_year = got.optional(
+        draft.book_year, lambda value: validate_year(value, field=name("bookYear"), today=today)
+    )
+    rat_date = got.optional(
+        draft.last_rat_date,
+        lambda value: validate_past_date(value, field=name("lastRatDate"), today=today),
+    )
+    rat_year = got.optional(
+        draft.last_rat_book_year,
+        lambda value: validate_year(value, field=name("lastRatBookYear"), today=today),
+    )
+    if (
+        got.errors
+        or number is None
+        or title is None
+        or kind is None
+        or tier is None
+        or place is None
+        or members_male is None
+        or members_female is None
+        or volume is None
+        or assets is None
+    ):
+        return got.errors
+    return CheckedCooperative(
+        legal_entity_no=number,
+        name=title,
+        type=kind,
+        tier=tier,
+        province_code=place.province,
+        regency_code=place.regency,
+        district_code=place.district,
+        ods_no=ods_no,
+        kbli_code=kbli_code,
+        members_male=members_male,
+        members_female=members_female,
+        business_volume=volume,
+        assets=assets,
+        surplus=surplus,
+        book_year=book_year,
+        last_rat_date=rat_date,
+        last_rat_book_year=rat_year,
+    )

@@ -1,0 +1,302 @@
+"""The rules a written MSME record must satisfy, whoever writes it: a mutation, a bulk import.
+
+`check_msme` turns a draft (typed values as a client or a CSV row gave them) into the values to
+store, or into every rule the draft breaks, each naming its field, so one import row reports all
+of its problems at once and a mutation and an import reject the same values with the same words.
+Whether a region exists, or lies in the caller's jurisdiction, is a lookup the caller makes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
+
+from domain.errors import InvalidValue
+from domain.identifiers import (
+    KbliSection,
+    RegionLevel,
+    kbli_section,
+    regency_of,
+    region_level,
+    validate_nib,
+    validate_nik,
+    validate_region_code,
+    validate_rupiah,
+)
+from domain.scale import Scale, check_declared_scale, classify
+
+_TEXT_MAX = 200
+_COUNT_MAX = 10_000_000
+_EARLIEST = date(1900, 1, 1)
+_PHONE = re.compile(r"\+?[0-9]{6,15}")
+_PHONE_SEPARATORS = re.compile(r"[ ().-]")
+
+T = TypeVar("T")
+Namer = Callable[[str], str]
+
+
+def validate_text(value: str, *, field: str, max_length: int = _TEXT_MAX) -> str:
+    """Names and addresses: runs of spaces collapse to one, control characters are refused."""
+    if not all(ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in value.strip()):
+        raise InvalidValue(field, "must not contain control or invisible characters")
+    text = " ".join(value.split())
+    if not text:
+        raise InvalidValue(field, "must not be empty")
+    if len(text) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+    return text
+
+
+def validate_count(value: int, *, field: str) -> int:
+    """Head counts (employees, members): whole and non-negative; bool is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(field, "must be a whole number")
+    if not 0 <= value <= _COUNT_MAX:
+        raise InvalidValue(field, f"must be between 0 and {_COUNT_MAX:,}")
+    return value
+
+
+def validate_year(value: int, *, field: str, today: date) -> int:
+    if isinstance(value, bool) or not _EARLIEST.year <= value <= today.year:
+        raise InvalidValue(field, f"must be a year from {_EARLIEST.year} to {today.year}")
+    return value
+
+
+def validate_past_date(value: date, *, field: str, today: date) -> date:
+    """Founding and birth dates: not in the future, and not before 1900 (a typing slip)."""
+    if not _EARLIEST <= value <= today:
+        raise InvalidValue(field, f"must be a date from {_EARLIEST} to {today}")
+    return value
+
+
+def validate_sex(value: str, *, field: str) -> str:
+    sex = value.strip().upper()
+    if sex not in ("F", "M"):
+        raise InvalidValue(field, 'must be "F" or "M"')
+    return sex
+
+
+def validate_phone(value: str, *, field: str) -> str:
+    """Spaces, dots, dashes and brackets are dropped; what remains is digits, maybe a leading +."""
+    phone = _PHONE_SEPARATORS.sub("", value.strip())
+    if not _PHONE.fullmatch(phone):
+        raise InvalidValue(field, "must be 6 to 15 digits, optionally after a +")
+    return phone
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    province: str
+    regency: str
+    district: str | None
+
+
+def validate_place(
+    region: str, district: str | None, *, region_field: str, district_field: str
+) -> Place:
+    """A business is located in a regency or city, optionally in one of its kecamatan."""
+    regency = validate_region_code(region, field=region_field)
+    if regency == "ID" or region_level(regency) not in (RegionLevel.REGENCY, RegionLevel.CITY):
+        raise InvalidValue(region_field, "must be a regency or city code shaped PP.KK")
+    if district is None or not district.strip():
+        return Place(regency[:2], regency, None)
+    code = validate_region_code(district, field=district_field)
+    if code == "ID" or region_level(code) is not RegionLevel.DISTRICT:
+        raise InvalidValue(district_field, "must be a kecamatan code shaped PP.KK.CC")
+    if regency_of(code) != regency:
+        raise InvalidValue(district_field, f"is not a kecamatan of {regency}")
+    return Place(regency[:2], regency, code)
+
+
+def settle_scale(
+    declared: Scale | None, *, capital: int | None, annual_sales: int | None, field: str
+) -> Scale:
+    """The scale to store: a declared one if the figures allow it, else the one they give."""
+    if declared is not None:
+        check_declared_scale(declared, capital=capital, annual_sales=annual_sales, field=field)
+        return declared
+    computed = classify(capital=capital, annual_sales=annual_sales)
+    if computed is None:
+        raise InvalidValue(field, "is required when neither capital nor turnover is given")
+    return computed
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The reference data the rules consult, loaded once per request or import."""
+
+    kbli_sections: Sequence[KbliSection]
+    regencies: Container[str]
+    today: date
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerDraft:
+    nik: str
+    full_name: str
+    sex: str | None = None
+    birth_date: date | None = None
+    phone: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MsmeDraft:
+    nib: str
+    name: str
+    kbli_code: str
+    region: str
+    district: str | None = None
+    established_on: date | None = None
+    capital: int | None = None
+    annual_turnover: int | None = None
+    turnover_year: int | None = None
+    employees: int | None = None
+    scale: Scale | None = None
+    owner: OwnerDraft | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedOwner:
+    nik: str
+    full_name: str
+    sex: str | None
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedMsme:
+    nib: str
+    name: str
+    kbli_code: str
+    kbli_section: str
+    scale: Scale
+    province_code: str
+    regency_code: str
+    district_code: str | None
+    established_on: date | None
+    capital: int | None
+    annual_turnover: int | None
+    turnover_year: int | None
+    employees: int | None
+    owner: CheckedOwner | None
+
+
+class Collector:
+    """Runs each check, keeping the value or the error, so every broken rule is reported."""
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidValue] = []
+
+    def take(self, check: Callable[[], T]) -> T | None:
+        try:
+            return check()
+        except InvalidValue as error:
+            self.errors.append(error)
+            return None
+
+    def optional(self, value: T | None, check: Callable[[T], T]) -> T | None:
+        return None if value is None else self.take(lambda: check(value))
+
+
+def check_msme(
+    draft: MsmeDraft, vocabulary: Vocabulary, *, name: Namer = str
+) -> CheckedMsme | list[InvalidValue]:
+    """The values to store, or every broken rule.
+
+    Fields are reported as `name(field)`, where `field` is the draft's field in camelCase
+    ("kbliCode", "owner.nik"): a mutation prefixes its argument, an import maps to CSV columns.
+    """
+    today = vocabulary.today
+    got = Collector()
+    nib = got.take(lambda: validate_nib(draft.nib, field=name("nib")))
+    title = got.take(lambda: validate_text(draft.name, field=name("name")))
+    kbli = got.take(
+        lambda: (
+            draft.kbli_code.strip(),
+            kbli_section(draft.kbli_code.strip(), vocabulary.kbli_sections, field=name("kbliCode")),
+        )
+    )
+    place = got.take(
+        lambda: validate_place(
+            draft.region,
+            draft.district,
+            region_field=name("region"),
+            district_field=name("district"),
+        )
+    )
+    established = got.optional(
+        draft.established_on,
+        lambda value: validate_past_date(value, field=name("establishedOn"), today=today),
+    )
+    capital = got.optional(
+        draft.capital, lambda value: validate_rupiah(value, field=name("capital"))
+    )
+    turnover = got.optional(
+        draft.annual_turnover, lambda value: validate_rupiah(value, field=name("annualTurnover"))
+    )
+    turnover_year = got.optional(
+        draft.turnover_year,
+        lambda value: validate_year(value, field=name("turnoverYear"), today=today),
+    )
+    employees = got.optional(
+        draft.employees, lambda value: validate_count(value, field=name("employees"))
+    )
+    figures_valid = not got.errors or all(
+        error.field not in (name("capital"), name("annualTurnover")) for error in got.errors
+    )
+    scale = None
+    if figures_valid:
+        scale = got.take(
+            lambda: settle_scale(
+                draft.scale, capital=capital, annual_sales=turnover, field=name("scale")
+            )
+        )
+    owner = _check_owner(draft.owner, vocabulary, got, lambda field: name(f"owner.{field}"))
+    # Without errors every check produced its value; the test narrows the types for mypy.
+    if got.errors or nib is None or title is None or kbli is None or place is None or not scale:
+        return got.errors
+    return CheckedMsme(
+        nib=nib,
+        name=title,
+        kbli_code=kbli[0],
+        kbli_section=kbli[1],
+        scale=scale,
+        province_code=place.province,
+        regency_code=place.regency,
+        district_code=place.district,
+        established_on=established,
+        capital=capital,
+        annual_turnover=turnover,
+        turnover_year=turnover_year,
+        employees=employees,
+        owner=owner,
+    )
+
+
+def _check_owner(
+    owner: OwnerDraft | None, vocabulary: Vocabulary, got: Collector, name: Namer
+) -> CheckedOwner | None:
+    if owner is None:
+        return None
+    errors_before = len(got.errors)
+    nik = got.take(
+        lambda: validate_nik(owner.nik, known_regencies=vocabulary.regencies, field=name("nik"))
+    )
+    full_name = got.take(lambda: validate_text(owner.full_name, field=name("fullName")))
+    sex = got.optional(owner.sex, lambda value: validate_sex(value, field=name("sex")))
+    birth_date = got.optional(
+        owner.birth_date,
+        lambda value: validate_past_date(value, field=name("birthDate"), today=vocabulary.today),
+    )
+    phone = got.optional(owner.phone, lambda value: validate_phone(value, field=name("phone")))
+    address = got.optional(owner.address, lambda value: validate_text(value, field=name("address")))
+    if len(got.errors) > errors_before or nik is None or full_name is None:
+        return None
+    return CheckedOwner(nik, full_name, sex, birth_date, phone, address)

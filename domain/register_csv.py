@@ -1,0 +1,142 @@
+"""The CSV layout older MSME registers export, read into drafts for `domain.records.check_msme`.
+
+Cells are text: empty means "not given", amounts are whole rupiah with optional thousands
+separators ("150.000.000", "150,000,000" or "150000000"), dates are ISO (YYYY-MM-DD). Columns this
+module does not know (notes, internal ids) are ignored, so a register's full export can be fed in.
+Errors name the CSV column, since that is what the person fixing the file sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+
+from domain.errors import InvalidValue
+from domain.records import MsmeDraft, OwnerDraft
+from domain.scale import Scale
+
+REQUIRED = ("nib", "name", "kbli", "region")
+OPTIONAL = (
+    "district",
+    "established",
+    "capital",
+    "turnover",
+    "turnover_year",
+    "employees",
+    "scale",
+    "owner_nik",
+    "owner_name",
+    "owner_sex",
+    "owner_birth_date",
+    "owner_phone",
+    "owner_address",
+)
+COLUMNS = REQUIRED + OPTIONAL
+
+# The draft's field (as check_msme names it) -> the column it is read from.
+COLUMN_OF = {
+    "nib": "nib",
+    "name": "name",
+    "kbliCode": "kbli",
+    "region": "region",
+    "district": "district",
+    "establishedOn": "established",
+    "capital": "capital",
+    "annualTurnover": "turnover",
+    "turnoverYear": "turnover_year",
+    "employees": "employees",
+    "scale": "scale",
+    "owner.nik": "owner_nik",
+    "owner.fullName": "owner_name",
+    "owner.sex": "owner_sex",
+    "owner.birthDate": "owner_birth_date",
+    "owner.phone": "owner_phone",
+    "owner.address": "owner_address",
+}
+_OWNER_COLUMNS = tuple(column for column in OPTIONAL if column.startswith("owner_"))
+_WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
+
+
+def column_name(field: str) -> str:
+    """The CSV column a draft field comes from, for error reports."""
+    return COLUMN_OF.get(field, field)
+
+
+def missing_columns(header: list[str]) -> list[str]:
+    """Required columns absent from a header: the file cannot be read at all without them."""
+    present = {column.strip().lower() for column in header}
+    return [column for column in REQUIRED if column not in present]
+
+
+def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[InvalidValue]:
+    """A draft from one CSV row keyed by (lower-case) column name, or what could not be read."""
+    errors: list[InvalidValue] = []
+
+    def text(column: str) -> str | None:
+        value = (cells.get(column) or "").strip()
+        return value or None
+
+    def whole(column: str) -> int | None:
+        raw = text(column)
+        if raw is None:
+            return None
+        if not _WHOLE.fullmatch(raw):
+            errors.append(InvalidValue(column, "must be a whole number (digits only)"))
+            return None
+        return int(re.sub(r"[.,]", "", raw))
+
+    def day(column: str) -> date | None:
+        raw = text(column)
+        if raw is None:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            errors.append(InvalidValue(column, "must be a date written YYYY-MM-DD"))
+            return None
+
+    scale = None
+    raw_scale = text("scale")
+    if raw_scale is not None:
+        try:
+            scale = Scale(raw_scale.lower())
+        except ValueError:
+            errors.append(InvalidValue("scale", "must be micro, small, medium or large"))
+    owner = _owner(cells, errors)
+    draft = MsmeDraft(
+        nib=text("nib") or "",
+        name=text("name") or "",
+        kbli_code=text("kbli") or "",
+        region=text("region") or "",
+        district=text("district"),
+        established_on=day("established"),
+        capital=whole("capital"),
+        annual_turnover=whole("turnover"),
+        turnover_year=whole("turnover_year"),
+        employees=whole("employees"),
+        scale=scale,
+        owner=owner,
+    )
+    return errors or draft
+
+
+def _owner(cells: Mapping[str, str | None], errors: list[InvalidValue]) -> OwnerDraft | None:
+    """An owner only when some owner column is filled; then NIK and name are required."""
+    read = {column: (cells.get(column) or "").strip() for column in _OWNER_COLUMNS}
+    if not any(read.values()):
+        return None
+    birth = None
+    if read["owner_birth_date"]:
+        try:
+            birth = date.fromisoformat(read["owner_birth_date"])
+        except ValueError:
+            errors.append(InvalidValue("owner_birth_date", "must be a date written YYYY-MM-DD"))
+    return OwnerDraft(
+        nik=read["owner_nik"],
+        full_name=read["owner_name"],
+        sex=read["owner_sex"] or None,
+        birth_date=birth,
+        phone=read["owner_phone"] or None,
+        address=read["owner_address"] or None,
+    )

@@ -1,0 +1,101 @@
+"""Cooperative mutations (see resolvers/msme_writes.py for the pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types import Info
+
+from db.writes import StaleVersion, cooperatives
+from domain.cooperative_records import CheckedCooperative, CooperativeDraft, check_cooperative
+from resolvers import Node
+from resolvers.context import Context
+from resolvers.writing import actor_of, check_place, invalid, record_key, rules, writing
+
+
+async def _checked(
+    connection: AsyncConnection, info: Info[Context, Any], draft: CooperativeDraft, argument: str
+) -> CheckedCooperative:
+    checked = check_cooperative(
+        draft, await rules(connection), name=lambda field: f"{argument}.{field}"
+    )
+    if isinstance(checked, list):
+        raise invalid(checked)
+    await check_place(
+        connection,
+        info.context.principal,
+        regency=checked.regency_code,
+        district=checked.district_code,
+        fields=(f"{argument}.region", f"{argument}.district"),
+    )
+    return checked
+
+
+def _noted(info: Info[Context, Any], row: Node) -> Node:
+    info.context.accesses.records_returned("cooperative", 1)
+    return row
+
+
+async def create(info: Info[Context, Any], draft: CooperativeDraft) -> Node:
+    principal = info.context.principal
+    async with writing(info) as connection:
+        checked = await _checked(connection, info, draft, "input")
+        created = await cooperatives.create(connection, checked, actor_of(principal))
+    return _noted(info, created)
+
+
+async def update(
+    info: Info[Context, Any], raw_id: str, version: int, patch: dict[str, Any]
+) -> Node:
+    """`patch` holds the fields the client sent, by draft field name."""
+    principal = info.context.principal
+    key = record_key(raw_id, "id")
+    async with writing(info) as connection:
+        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        if current.version != version:
+            raise StaleVersion(current.version)
+        stored = CooperativeDraft(
+            legal_entity_no=current.legal_entity_no,
+            name=current.name,
+            type=current.type,
+            region=current.regency_code,
+            district=current.district_code,
+            tier=current.tier,
+            ods_no=current.ods_no,
+            kbli_code=current.kbli_code,
+            members_male=current.members_male,
+            members_female=current.members_female,
+            business_volume=current.business_volume,
+            assets=current.assets,
+            surplus=current.surplus,
+            book_year=current.book_year,
+            last_rat_date=current.last_rat_date,
+            last_rat_book_year=current.last_rat_book_year,
+        )
+        checked = await _checked(connection, info, replace(stored, **patch), "changes")
+        written = await cooperatives.update(
+            connection,
+            current,
+            expected_version=version,
+            values=cooperatives.record_values(checked),
+            actor=actor_of(principal),
+        )
+    return _noted(info, written)
+
+
+async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    principal = info.context.principal
+    key = record_key(raw_id, "id")
+    async with writing(info) as connection:
+        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        written = await cooperatives.update(
+            connection,
+            current,
+            expected_version=version,
+            values={"status": "inactive"},
+            actor=actor_of(principal),
+            operation="deactivate",
+        )
+    return _noted(info, written)

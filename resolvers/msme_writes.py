@@ -1,0 +1,195 @@
+"""MSME mutations: validate with the domain rules, then write inside the caller's jurisdiction.
+
+Updates take the changed fields as a patch over the stored record, and the merged record is
+checked whole, so a change to the figures cannot leave a scale they contradict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types import Info
+
+from db.queries.scoping import within
+from db.writes import StaleVersion, msmes
+from db.writes.cooperatives import COOPERATIVES
+from db.writes.versioned import locked
+from domain.errors import InvalidValue
+from domain.identifiers import validate_rupiah
+from domain.records import CheckedMsme, MsmeDraft, check_msme, validate_year
+from domain.scale import Scale
+from resolvers import Node
+from resolvers.context import Context
+from resolvers.errors import bad_input
+from resolvers.writing import (
+    actor_of,
+    check_place,
+    invalid,
+    needs_personal_data_scope,
+    record_key,
+    rules,
+    writing,
+)
+
+_FIGURES = ("capital", "annual_turnover")
+
+
+async def _checked(
+    connection: AsyncConnection, info: Info[Context, Any], draft: MsmeDraft, argument: str
+) -> CheckedMsme:
+    checked = check_msme(draft, await rules(connection), name=lambda field: f"{argument}.{field}")
+    if isinstance(checked, list):
+        raise invalid(checked)
+    await check_place(
+        connection,
+        info.context.principal,
+        regency=checked.regency_code,
+        district=checked.district_code,
+        fields=(f"{argument}.region", f"{argument}.district"),
+    )
+    return checked
+
+
+async def _cooperative(
+    connection: AsyncConnection, info: Info[Context, Any], raw: str | None, field: str
+) -> int | None:
+    """A member MSME's cooperative must be one the writer can see."""
+    if raw is None:
+        return None
+    key = record_key(raw, field)
+    jurisdiction = info.context.principal.jurisdiction
+    try:
+        await locked(connection, COOPERATIVES, key, within(COOPERATIVES, jurisdiction))
+    except LookupError:
+        raise bad_input(field, "no such cooperative in your jurisdiction") from None
+    return key
+
+
+def _noted(info: Info[Context, Any], row: Node, checked: CheckedMsme | None = None) -> Node:
+    info.context.accesses.records_returned("msme", 1)
+    if checked is not None and checked.owner is not None:
+        info.context.accesses.personal_data_of(checked.owner.nik)
+    return row
+
+
+async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str | None) -> Node:
+    principal = info.context.principal
+    if draft.owner is not None:
+        needs_personal_data_scope(principal, "input.owner")
+    async with writing(info) as connection:
+        checked = await _checked(connection, info, draft, "input")
+        cooperative = await _cooperative(connection, info, cooperative_id, "input.cooperativeId")
+        created = await msmes.create(
+            connection,
+            checked,
+            actor_of(principal),
+            cooperative_id=cooperative,
+            today=date.today(),
+        )
+    return _noted(info, created, checked)
+
+
+async def update(
+    info: Info[Context, Any], raw_id: str, version: int, patch: dict[str, Any]
+) -> Node:
+    """`patch` holds only the fields the client sent, by draft field name (None clears one)."""
+    principal = info.context.principal
+    owner_given = "owner" in patch
+    if owner_given:
+        needs_personal_data_scope(principal, "changes.owner")
+    key = record_key(raw_id, "id")
+    async with writing(info) as connection:
+        current = await msmes.lock(connection, key, principal.jurisdiction)
+        if current.version != version:
+            raise StaleVersion(current.version)
+        checked = await _checked(connection, info, _merged(current, patch), "changes")
+        cooperative = current.cooperative_id
+        if "cooperative_id" in patch:
+            cooperative = await _cooperative(
+                connection, info, patch["cooperative_id"], "changes.cooperativeId"
+            )
+        written = await msmes.update(
+            connection,
+            current,
+            expected_version=version,
+            values=msmes.record_values(checked, cooperative),
+            actor=actor_of(principal),
+            owner=checked.owner,
+            owner_given=owner_given,
+            today=date.today(),
+        )
+    return _noted(info, written, checked)
+
+
+def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
+    """The stored record with the patch applied; the stored scale stands unless the figures move,
+    in which case it is computed afresh (or checked against a scale the client declares)."""
+    stored = MsmeDraft(
+        nib=current.nib,
+        name=current.name,
+        kbli_code=current.kbli_code,
+        region=current.regency_code,
+        district=current.district_code,
+        established_on=current.established_on,
+        capital=current.capital,
+        annual_turnover=current.annual_turnover,
+        turnover_year=current.turnover_year,
+        employees=current.employees,
+        scale=Scale(current.scale),
+    )
+    fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
+    if any(name in fields for name in _FIGURES) and "scale" not in fields:
+        fields["scale"] = None
+    return replace(stored, **fields)
+
+
+async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    principal = info.context.principal
+    key = record_key(raw_id, "id")
+    async with writing(info) as connection:
+        current = await msmes.lock(connection, key, principal.jurisdiction)
+        written = await msmes.deactivate(
+            connection, current, expected_version=version, actor=actor_of(principal)
+        )
+    return _noted(info, written)
+
+
+async def report_scale(
+    info: Info[Context, Any],
+    raw_id: str,
+    version: int,
+    *,
+    annual_sales: int,
+    capital: int | None,
+    turnover_year: int,
+    effective_from: date,
+) -> Node:
+    """New annual figures; the scale is recomputed and, when it changes, enters the history."""
+    principal = info.context.principal
+    key = record_key(raw_id, "id")
+    today = date.today()
+    try:
+        validate_rupiah(annual_sales, field="report.annualSales")
+        if capital is not None:
+            validate_rupiah(capital, field="report.capital")
+        validate_year(turnover_year, field="report.turnoverYear", today=today)
+        if effective_from > today:
+            raise InvalidValue("report.effectiveFrom", "must not be in the future")
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+    async with writing(info) as connection:
+        current = await msmes.lock(connection, key, principal.jurisdiction)
+        written = await msmes.report_scale(
+            connection,
+            current,
+            expected_version=version,
+            annual_sales=annual_sales,
+            capital=capital,
+            turnover_year=turnover_year,
+            effective_from=effective_from,
+            actor=actor_of(principal),
+        )
+    return _noted(info, written)

@@ -1,0 +1,106 @@
+"""What every record mutation shares: the transaction, the actor, and turning refusals into the
+contract's error codes (NOT_FOUND, CONFLICT, BAD_USER_INPUT, FORBIDDEN)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types import Info
+
+from auth.principal import Principal
+from auth.scopes import Scope
+from db.writes import Duplicate, NotFound, StaleVersion, vocabulary
+from db.writes.history import Actor
+from domain.errors import InvalidValue
+from domain.identifiers import is_within
+from domain.records import Vocabulary
+from resolvers.context import Context
+from resolvers.errors import ErrorCode, bad_input, coded_error
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(principal.client_id, principal.organisation or principal.org_kind.value)
+
+
+def record_key(raw: str, field: str) -> int:
+    """Record ids are the `id` the read API returns: digits."""
+    if not raw.isdigit():
+        raise bad_input(field, "must be a record id (digits) as returned by the API")
+    return int(raw)
+
+
+def invalid(errors: list[InvalidValue]) -> GraphQLError:
+    """The first broken rule as the error, all of them in `extensions.problems`."""
+    error = bad_input(errors[0].field, errors[0].reason)
+    if len(errors) > 1 and error.extensions is not None:
+        error.extensions["problems"] = [
+            {"field": problem.field, "reason": problem.reason} for problem in errors
+        ]
+    return error
+
+
+def needs_personal_data_scope(principal: Principal, field: str) -> None:
+    """Writing an owner's personal data takes pii:read as well as records:write."""
+    if not principal.has(Scope.PII_READ):
+        raise coded_error(
+            ErrorCode.FORBIDDEN,
+            f"{field}: writing personal data requires scope {Scope.PII_READ.value}",
+            field=field,
+            requiredScopes=[Scope.PII_READ.value],
+        )
+
+
+async def check_place(
+    connection: AsyncConnection,
+    principal: Principal,
+    *,
+    regency: str,
+    district: str | None,
+    fields: tuple[str, str],
+) -> None:
+    """A record may only be put (or moved) inside the writer's jurisdiction, in a real region."""
+    if not is_within(regency, principal.jurisdiction):
+        raise coded_error(
+            ErrorCode.FORBIDDEN,
+            f"{fields[0]}: {regency} is outside your jurisdiction ({principal.jurisdiction})",
+            field=fields[0],
+        )
+    wanted: Collection[str] = {regency} if district is None else {regency, district}
+    known = await vocabulary.existing_regions(connection, wanted)
+    if regency not in known:
+        raise bad_input(fields[0], f"{regency} is not a known regency or city code")
+    if district is not None and district not in known:
+        raise bad_input(fields[1], f"{district} is not a known kecamatan code")
+
+
+async def rules(connection: AsyncConnection) -> Vocabulary:
+    return await vocabulary.load(connection, today=date.today())
+
+
+@asynccontextmanager
+async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
+    """One transaction per mutation: the change and its history commit together or not at all."""
+    try:
+        async with info.context.engine.begin() as connection:
+            yield connection
+    except NotFound:
+        raise coded_error(ErrorCode.NOT_FOUND, "no such record in your jurisdiction") from None
+    except StaleVersion as stale:
+        raise coded_error(
+            ErrorCode.CONFLICT,
+            f"version: the record was changed meanwhile and is now at version {stale.current}; "
+            "read it again and reapply your change",
+            field="version",
+            currentVersion=stale.current,
+        ) from None
+    except Duplicate as duplicate:
+        raise coded_error(
+            ErrorCode.CONFLICT, f"{duplicate.field}: {duplicate.reason}", field=duplicate.field
+        ) from None
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None

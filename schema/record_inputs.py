@@ -1,0 +1,236 @@
+"""Inputs of the record mutations, and their conversion into the domain's drafts and patches.
+
+In a `…Changes` input an omitted field stays as stored and an explicit null clears it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+from datetime import date
+from typing import Any
+
+import strawberry
+from strawberry.utils.str_converters import to_camel_case
+
+from domain.cooperative_records import CooperativeDraft
+from domain.records import MsmeDraft, OwnerDraft
+from domain.scale import Scale as DomainScale
+from resolvers.errors import bad_input
+from schema.enums import CooperativeType, Scale
+from schema.inputs import stored_value
+from schema.scalars import Rupiah
+
+UNSET: Any = strawberry.UNSET
+
+
+@strawberry.input(description="The owner's personal data (UU 27/2022); writing it needs pii:read.")
+class OwnerInput:
+    nik: str = strawberry.field(description="16 digits, as on the KTP.")
+    full_name: str
+    sex: str | None = strawberry.field(default=None, description='"F" or "M".')
+    birth_date: date | None = None
+    phone: str | None = None
+    address: str | None = None
+
+
+@strawberry.input(description="An MSME as an agency's register holds it; one row of an import.")
+class MsmeImportRow:
+    nib: str = strawberry.field(description="Nomor Induk Berusaha, 13 digits; the natural key.")
+    name: str
+    kbli_code: str = strawberry.field(description="KBLI 2020 code, 5 digits.")
+    region: str = strawberry.field(description='Regency or city code, e.g. "62.71".')
+    district: str | None = strawberry.field(default=None, description='e.g. "62.71.03".')
+    established_on: date | None = None
+    capital: Rupiah | None = None
+    annual_turnover: Rupiah | None = None
+    turnover_year: int | None = None
+    employees: int | None = None
+    scale: Scale | None = strawberry.field(
+        default=None,
+        description="Declared scale; must fit capital or turnover. Omitted: computed from them.",
+    )
+    owner: OwnerInput | None = None
+
+
+@strawberry.input(description="A new MSME in your jurisdiction.")
+class CreateMsmeInput(MsmeImportRow):
+    cooperative_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The cooperative it is a member of."
+    )
+
+
+@strawberry.input(description="Fields to change; omitted fields stay as they are.")
+class MsmeChanges:
+    name: str | None = UNSET
+    kbli_code: str | None = UNSET
+    region: str | None = UNSET
+    district: str | None = UNSET
+    established_on: date | None = UNSET
+    capital: Rupiah | None = UNSET
+    annual_turnover: Rupiah | None = UNSET
+    turnover_year: int | None = UNSET
+    employees: int | None = UNSET
+    scale: Scale | None = UNSET
+    cooperative_id: strawberry.ID | None = UNSET
+    owner: OwnerInput | None = strawberry.field(
+        default=UNSET, description="Replaces the owner; null erases the owner's personal data."
+    )
+
+
+@strawberry.input(description="New annual figures of an MSME; its scale is computed from them.")
+class ScaleReport:
+    annual_sales: Rupiah = strawberry.field(description="Hasil penjualan tahunan.")
+    turnover_year: int = strawberry.field(description="The year the sales were made.")
+    effective_from: date = strawberry.field(description="When the scale takes effect.")
+    capital: Rupiah | None = strawberry.field(
+        default=None, description="Modal usaha; omitted: the stored capital."
+    )
+
+
+@strawberry.input(description="A new cooperative in your jurisdiction.")
+class CreateCooperativeInput:
+    legal_entity_no: str = strawberry.field(description="Nomor badan hukum; the natural key.")
+    name: str
+    type: CooperativeType
+    region: str
+    district: str | None = None
+    tier: str = strawberry.field(default="primary", description='"primary" or "secondary".')
+    ods_no: str | None = None
+    kbli_code: str | None = None
+    members_male: int = 0
+    members_female: int = 0
+    business_volume: Rupiah = strawberry.field(default=Rupiah(0))
+    assets: Rupiah = strawberry.field(default=Rupiah(0))
+    surplus: Rupiah | None = None
+    book_year: int | None = None
+    last_rat_date: date | None = None
+    last_rat_book_year: int | None = None
+
+
+@strawberry.input(description="Fields to change; omitted fields stay as they are.")
+class CooperativeChanges:
+    name: str | None = UNSET
+    type: CooperativeType | None = UNSET
+    region: str | None = UNSET
+    district: str | None = UNSET
+    tier: str | None = UNSET
+    ods_no: str | None = UNSET
+    kbli_code: str | None = UNSET
+    members_male: int | None = UNSET
+    members_female: int | None = UNSET
+    business_volume: Rupiah | None = UNSET
+    assets: Rupiah | None = UNSET
+    surplus: Rupiah | None = UNSET
+    book_year: int | None = UNSET
+    last_rat_date: date | None = UNSET
+    last_rat_book_year: int | None = UNSET
+
+
+@strawberry.input(
+    description="A business taking part in a programme: give msmeId or cooperativeId."
+)
+class ParticipationInput:
+    programme_id: strawberry.ID
+    role: str = strawberry.field(description='e.g. "supplier", "producer", "recipient".')
+    msme_id: strawberry.ID | None = None
+    cooperative_id: strawberry.ID | None = None
+    status: str = "active"
+    detail: str | None = None
+    started_on: date | None = None
+
+
+@strawberry.input(description="Fields to change; omitted fields stay as they are.")
+class ParticipationChanges:
+    status: str | None = UNSET
+    detail: str | None = UNSET
+    started_on: date | None = UNSET
+
+
+def owner_draft(owner: OwnerInput | None) -> OwnerDraft | None:
+    if owner is None:
+        return None
+    return OwnerDraft(
+        nik=owner.nik,
+        full_name=owner.full_name,
+        sex=owner.sex,
+        birth_date=owner.birth_date,
+        phone=owner.phone,
+        address=owner.address,
+    )
+
+
+def _scale(choice: Scale | None) -> DomainScale | None:
+    value = stored_value(choice)
+    return None if value is None else DomainScale(value)
+
+
+def msme_draft(row: MsmeImportRow) -> MsmeDraft:
+    return MsmeDraft(
+        nib=row.nib,
+        name=row.name,
+        kbli_code=row.kbli_code,
+        region=row.region,
+        district=row.district,
+        established_on=row.established_on,
+        capital=row.capital,
+        annual_turnover=row.annual_turnover,
+        turnover_year=row.turnover_year,
+        employees=row.employees,
+        scale=_scale(row.scale),
+        owner=owner_draft(row.owner),
+    )
+
+
+def _given(changes: object, required: tuple[str, ...]) -> dict[str, Any]:
+    """The fields the client sent (a null it sent is kept, an omitted field is dropped); a null
+    for a field every record must have is refused."""
+    definition = changes.__strawberry_definition__  # type: ignore[attr-defined]
+    given = {
+        field.python_name: getattr(changes, field.python_name)
+        for field in definition.fields
+        if getattr(changes, field.python_name) is not UNSET
+    }
+    for name in required:
+        if name in given and given[name] is None:
+            raise bad_input(f"changes.{to_camel_case(name)}", "must not be null")
+    return given
+
+
+def msme_patch(changes: MsmeChanges) -> dict[str, Any]:
+    patch = _given(changes, ("name", "kbli_code", "region"))
+    if "scale" in patch:
+        patch["scale"] = _scale(patch["scale"])
+    if "owner" in patch:
+        patch["owner"] = owner_draft(patch["owner"])
+    return patch
+
+
+def cooperative_draft(given: CreateCooperativeInput) -> CooperativeDraft:
+    values = {
+        field.name: getattr(given, field.name) for field in dataclass_fields(CooperativeDraft)
+    }
+    values["type"] = stored_value(given.type)
+    return CooperativeDraft(**values)
+
+
+def cooperative_patch(changes: CooperativeChanges) -> dict[str, Any]:
+    patch = _given(
+        changes,
+        (
+            "name",
+            "type",
+            "region",
+            "tier",
+            "members_male",
+            "members_female",
+            "business_volume",
+            "assets",
+        ),
+    )
+    if "type" in patch:
+        patch["type"] = stored_value(patch["type"])
+    return patch
+
+
+def participation_patch(changes: ParticipationChanges) -> dict[str, Any]:
+    return _given(changes, ("status",))

@@ -1,0 +1,37 @@
+"""The answer to a bulk import: counts, and each bad row with the field and the reason."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+
+@strawberry.enum(description="What a bulk import does when some rows are bad.")
+class ImportMode(Enum):
+    ALL_OR_NOTHING = strawberry.enum_value(
+        "all_or_nothing", description="Any bad row: nothing is written, every problem reported."
+    )
+    VALID_ROWS = strawberry.enum_value(
+        "valid_rows", description="The good rows are written; the bad ones are reported."
+    )
+
+
+@strawberry.type(description="A problem with one row of an import.")
+class ImportRowError:
+    row: int = strawberry.field(description="The row's position in `rows`, from 1.")
+    field: str = strawberry.field(description='The input field, e.g. "nib" or "owner.nik".')
+    reason: str
+
+
+@strawberry.type(description="What an import did. Importing the same rows again changes nothing.")
+class ImportReport:
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int = strawberry.field(description="Rows with at least one error.")
+    applied: bool = strawberry.field(
+        description="False when nothing was written (all-or-nothing with bad rows)."
+    )
+    errors: list[ImportRowError]

@@ -1,0 +1,191 @@
+"""`sinergi import msmes FILE.csv`: a register's export into Sinergi, with a per-row report.
+
+Who the import acts as: `--as CLIENT_ID` imports with a registered client's jurisdiction and
+rights (records:write, and pii:read for owner columns) and records the changes under its name.
+Without it the operator, who holds the database credentials, imports within `--jurisdiction`
+(default national, "ID") and the changes are recorded as "cli:<user>".
+
+Exit status: 0 when every row was imported, 1 when rows were rejected (in --all-or-nothing mode
+nothing was then written), 2 when the file or the arguments cannot be used at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import getpass
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from auth import clients
+from auth.scopes import Scope
+from db.engine import create_engine
+from db.imports import Drafted, Mode, Report, import_msmes
+from db.writes.history import Actor
+from domain.errors import InvalidValue
+from domain.identifiers import validate_region_code
+from domain.register_csv import column_name, draft_from_cells, missing_columns
+from sinergi.database import prepared_url
+from sinergi.settings import Settings
+
+_STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
+_SHOWN_ERRORS = 200
+
+
+class UnusableInput(Exception):
+    """The file or the arguments cannot be used at all (exit status 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    actor: Actor
+    jurisdiction: str
+    may_write_owners: bool
+
+
+def add_parsers(commands: Any) -> None:
+    imports = commands.add_parser("import", help="bulk-import records").add_subparsers(
+        dest="import_command", required=True
+    )
+    msmes = imports.add_parser("msmes", help="import MSMEs from a CSV file (see README)")
+    msmes.add_argument("file", type=Path)
+    msmes.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="write nothing if any row is bad (default: write the valid rows)",
+    )
+    who = msmes.add_mutually_exclusive_group()
+    who.add_argument(
+        "--as", dest="client_id", help="act as this registered client, in its jurisdiction"
+    )
+    who.add_argument(
+        "--jurisdiction", default="ID", help='region the rows must lie in (default "ID")'
+    )
+    msmes.set_defaults(handler=_import_msmes)
+
+
+def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console()
+    try:
+        if not args.file.is_file():
+            raise UnusableInput(f"{args.file}: no such file")
+        url = prepared_url(settings)
+        report = asyncio.run(_run(url, args, console, _count_rows(args.file)))
+    except UnusableInput as error:
+        console.print(f"[red]sinergi import: {error}[/red]")
+        return 2
+    _print(console, report, args.file)
+    return 1 if report.errors else 0
+
+
+async def _run(url: str, args: argparse.Namespace, console: Console, total: int) -> Report:
+    path: Path = args.file
+    engine = create_engine(url, statement_timeout_ms=3_600_000, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            writer = await _writer(connection, args)
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [column.strip().lower() for column in next(reader, [])]
+            missing = missing_columns(header)
+            if missing:
+                raise UnusableInput(f"{path}: missing column(s) {', '.join(missing)}")
+            if not writer.may_write_owners and any(c.startswith("owner_") for c in header):
+                raise UnusableInput(
+                    f"{args.client_id} lacks {Scope.PII_READ.value}: remove the owner_ columns"
+                )
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                tasks = {
+                    stage: progress.add_task(label, total=total) for stage, label in _STAGES.items()
+                }
+
+                def advance(stage: str, done: int, of: int) -> None:
+                    progress.update(tasks[stage], completed=done, total=of)
+
+                async with engine.begin() as connection:
+                    return await import_msmes(
+                        connection,
+                        _drafts(reader, header),
+                        total=total,
+                        jurisdiction=writer.jurisdiction,
+                        actor=writer.actor,
+                        mode=Mode.ALL_OR_NOTHING if args.all_or_nothing else Mode.VALID_ROWS,
+                        name=column_name,
+                        today=date.today(),
+                        progress=advance,
+                    )
+    finally:
+        await engine.dispose()
+
+
+async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
+    if args.client_id is None:
+        try:
+            jurisdiction = validate_region_code(args.jurisdiction, field="--jurisdiction")
+        except InvalidValue as error:
+            raise UnusableInput(str(error)) from None
+        user = _user()
+        return Writer(Actor(f"cli:{user}", f"sinergi CLI ({user})"), jurisdiction, True)
+    client = await clients.get(connection, args.client_id)
+    if client is None or client.revoked:
+        raise UnusableInput(f"--as: no active client {args.client_id!r}")
+    if Scope.RECORDS_WRITE not in client.scopes:
+        raise UnusableInput(f"--as: {args.client_id} lacks {Scope.RECORDS_WRITE.value}")
+    return Writer(
+        Actor(client.client_id, client.name),
+        client.jurisdiction,
+        Scope.PII_READ in client.scopes,
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
+
+
+def _count_rows(path: Path) -> int:
+    """Lines after the header: the progress bar's length (exact unless cells span lines)."""
+    with path.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]:
+    """Rows numbered as a spreadsheet shows them: the header is row 1. Blank lines are skipped."""
+    for number, cells in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        yield number, draft_from_cells(dict(zip(header, cells, strict=False)))
+
+
+def _print(console: Console, report: Report, path: Path) -> None:
+    if report.errors:
+        table = Table(title=f"rejected rows in {path.name}")
+        for column in ("row", "column", "reason"):
+            table.add_column(column)
+        for error in report.errors[:_SHOWN_ERRORS]:
+            table.add_row(str(error.row), error.field, error.reason)
+        console.print(table)
+        if len(report.errors) > _SHOWN_ERRORS:
+            console.print(f"… and {len(report.errors) - _SHOWN_ERRORS} more problems")
+    outcome = "nothing written (all-or-nothing)" if not report.applied else "written"
+    console.print(
+        f"{report.received} rows: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.rejected} rejected; {outcome}",
+        soft_wrap=True,
+    )

@@ -1,0 +1,138 @@
+"""The rules a written MSME or cooperative record must satisfy, as pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from domain.cooperative_records import CooperativeDraft, check_cooperative
+from domain.errors import InvalidValue
+from domain.identifiers import KbliSection
+from domain.records import (
+    CheckedMsme,
+    MsmeDraft,
+    OwnerDraft,
+    Vocabulary,
+    check_msme,
+    settle_scale,
+    validate_phone,
+    validate_place,
+)
+from domain.scale import Scale
+
+RULES = Vocabulary(
+    kbli_sections=[
+        KbliSection("A", "Pertanian", 1, 3),
+        KbliSection("C", "Industri Pengolahan", 10, 33),
+        KbliSection("G", "Perdagangan", 45, 47),
+    ],
+    regencies=frozenset({"62.71", "62.01", "64.01"}),
+    today=date(2026, 1, 15),
+)
+DRAFT = MsmeDraft(
+    nib="9990000000001",
+    name="  Keripik   Kelakai ",
+    kbli_code="10794",
+    region="62.71",
+    district="62.71.03",
+    capital=150_000_000,
+    annual_turnover=240_000_000,
+    turnover_year=2025,
+    employees=3,
+    owner=OwnerDraft(nik="6271995204880001", full_name="Sri Rahayu", sex="f", phone="0812-000"),
+)
+
+
+def test_a_valid_draft_becomes_the_values_to_store() -> None:
+    checked = check_msme(DRAFT, RULES)
+    assert isinstance(checked, CheckedMsme)
+    assert (checked.name, checked.kbli_section, checked.scale) == ("Keripik Kelakai", "C", "micro")
+    assert (checked.province_code, checked.regency_code) == ("62", "62.71")
+    assert checked.owner is not None
+    assert (checked.owner.sex, checked.owner.phone) == ("F", "0812000")
+
+
+def test_every_broken_rule_is_reported_with_the_callers_field_names() -> None:
+    draft = replace(DRAFT, nib="123", kbli_code="04000", turnover_year=2027)
+    errors = check_msme(draft, RULES, name=lambda field: f"input.{field}")
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == [
+        "input.nib",
+        "input.kbliCode",
+        "input.turnoverYear",
+    ]
+
+
+def test_the_owner_nik_is_checked_and_never_quoted() -> None:
+    draft = replace(DRAFT, owner=OwnerDraft(nik="6271991513880001", full_name="Sri"))
+    errors = check_msme(draft, RULES)
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == ["owner.nik"]
+    assert "6271991513880001" not in str(errors[0])
+
+
+@pytest.mark.parametrize(
+    ("declared", "capital", "sales", "expected"),
+    [
+        (None, 150_000_000, 240_000_000, Scale.MICRO),
+        (None, 3_000_000_000, None, Scale.SMALL),
+        (Scale.SMALL, 3_000_000_000, 240_000_000, Scale.SMALL),  # capital supports it
+        (Scale.MEDIUM, None, None, Scale.MEDIUM),  # nothing contradicts it
+    ],
+)
+def test_the_stored_scale_is_declared_if_the_figures_allow_else_computed(
+    declared: Scale | None, capital: int | None, sales: int | None, expected: Scale
+) -> None:
+    assert settle_scale(declared, capital=capital, annual_sales=sales, field="scale") == expected
+
+
+def test_a_declared_scale_the_figures_contradict_or_no_scale_at_all_is_refused() -> None:
+    with pytest.raises(InvalidValue, match="does not fit"):
+        settle_scale(Scale.MEDIUM, capital=1, annual_sales=1, field="scale")
+    with pytest.raises(InvalidValue, match="required"):
+        settle_scale(None, capital=None, annual_sales=None, field="scale")
+
+
+@pytest.mark.parametrize(
+    ("region", "district", "field"),
+    [
+        ("62", None, "region"),
+        ("ID", None, "region"),
+        ("62.71.03", None, "region"),
+        ("62.71", "62.01.05", "district"),
+        ("62.71", "62.71", "district"),
+    ],
+)
+def test_a_place_is_a_regency_and_optionally_one_of_its_kecamatan(
+    region: str, district: str | None, field: str
+) -> None:
+    with pytest.raises(InvalidValue) as raised:
+        validate_place(region, district, region_field="region", district_field="district")
+    assert raised.value.field == field
+
+
+def test_phone_numbers_lose_their_separators_but_must_be_digits() -> None:
+    assert validate_phone("+62 (812) 000-0001", field="phone") == "+628120000001"
+    with pytest.raises(InvalidValue):
+        validate_phone("call me", field="phone")
+
+
+def test_a_cooperative_draft_is_checked_like_an_msme() -> None:
+    draft = CooperativeDraft(
+        legal_entity_no="ahu-0000032.ah.01.26.tahun 2019",
+        name="Koperasi Produsen Lestari",
+        type="produsen",
+        region="62.01",
+        kbli_code="10431",
+        members_male=10,
+        members_female=12,
+        surplus=-5_000_000,  # a loss year
+    )
+    checked = check_cooperative(draft, RULES)
+    assert not isinstance(checked, list)
+    assert checked.legal_entity_no == "AHU-0000032.AH.01.26.TAHUN 2019"
+    errors = check_cooperative(replace(draft, type="bank", members_male=-1), RULES)
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == ["type", "membersMale"]

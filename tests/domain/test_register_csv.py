@@ -1,0 +1,70 @@
+"""Reading a register's CSV row into a draft: empty cells, separators, dates, owners."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.records import MsmeDraft
+from domain.register_csv import column_name, draft_from_cells, missing_columns
+from domain.scale import Scale
+
+ROW = {
+    "nib": " 9990000000002 ",
+    "name": "Boga Lada",
+    "kbli": "56290",
+    "region": "62.01",
+    "district": "",
+    "established": "2019-06-15",
+    "capital": "900.000.000",
+    "turnover": "2,600,000,000",
+    "turnover_year": "2025",
+    "employees": "14",
+    "scale": "Small",
+    "note": "ignored",
+}
+
+
+def test_a_row_becomes_a_draft_with_typed_values() -> None:
+    draft = draft_from_cells(ROW)
+    assert isinstance(draft, MsmeDraft)
+    assert draft.nib == "9990000000002"
+    assert (draft.capital, draft.annual_turnover) == (900_000_000, 2_600_000_000)
+    assert (draft.established_on, draft.scale, draft.district) == (
+        date(2019, 6, 15),
+        Scale.SMALL,
+        None,
+    )
+    assert draft.owner is None
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("capital", "9e8"),
+        ("capital", "1.000,5"),
+        ("turnover", "-5"),
+        ("employees", "tiga"),
+        ("established", "15/06/2019"),
+        ("scale", "mikro"),
+        ("owner_birth_date", "1988-13-01"),
+    ],
+)
+def test_unreadable_cells_are_reported_by_column(column: str, value: str) -> None:
+    errors = draft_from_cells({**ROW, column: value, "owner_nik": "x", "owner_name": "y"})
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == [column]
+
+
+def test_an_owner_is_read_only_when_an_owner_column_is_filled() -> None:
+    draft = draft_from_cells({**ROW, "owner_nik": "6201990311790001", "owner_name": "Budi"})
+    assert isinstance(draft, MsmeDraft)
+    assert draft.owner is not None
+    assert (draft.owner.nik, draft.owner.full_name) == ("6201990311790001", "Budi")
+
+
+def test_required_columns_and_error_names_follow_the_file() -> None:
+    assert missing_columns(["NIB", "Name", "kbli"]) == ["region"]
+    assert column_name("owner.fullName") == "owner_name"
+    assert column_name("annualTurnover") == "turnover"

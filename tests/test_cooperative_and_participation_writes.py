@@ -1,0 +1,155 @@
+"""Cooperative and programme-participation mutations: jurisdiction, versions, history."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from tests.support.graphql import principal, run
+
+KALTENG = principal(OrgKind.PROVINCE, "62")
+KALBAR = principal(OrgKind.PROVINCE, "61")
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(reference_url, statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+CREATE = """
+mutation($input: CreateCooperativeInput!) {
+  createCooperative(input: $input) { id legalEntityNo type status version memberCount }
+}
+"""
+UPDATE = """
+mutation($id: ID!, $version: Int!, $changes: CooperativeChanges!) {
+  updateCooperative(id: $id, version: $version, changes: $changes) {
+    version membersFemale changes { operation fields { field before after } }
+  }
+}
+"""
+DEACTIVATE = """
+mutation($id: ID!, $version: Int!) {
+  deactivateCooperative(id: $id, version: $version) { status isActive version }
+}
+"""
+ADD = """
+mutation($input: ParticipationInput!) {
+  addParticipation(input: $input) { id role status version programme { id } cooperative { id } }
+}
+"""
+CHANGE = """
+mutation($id: ID!, $version: Int!, $changes: ParticipationChanges!) {
+  updateParticipation(id: $id, version: $version, changes: $changes) {
+    status version changes { operation fields { field before after } }
+  }
+}
+"""
+
+
+def cooperative(number: int, **overrides: Any) -> dict[str, Any]:
+    return {
+        "legalEntityNo": f"AHU-777{number:04d}.AH.01.26.TAHUN 2021",
+        "name": "Koperasi Produsen Uji",
+        "type": "PRODUSEN",
+        "region": "62.01",
+        "membersMale": 30,
+        "membersFemale": 25,
+        "businessVolume": "1500000000",
+        **overrides,
+    }
+
+
+async def test_a_cooperative_is_created_updated_and_deactivated_with_its_history(
+    engine: AsyncEngine,
+) -> None:
+    created = await run(engine, KALTENG, CREATE, {"input": cooperative(1)})
+    assert created.errors is None, created.errors
+    record = created.data["createCooperative"]
+    assert (record["status"], record["version"], record["memberCount"]) == ("ACTIVE", 1, 55)
+    updated = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": record["id"], "version": 1, "changes": {"membersFemale": 40}},
+    )
+    answer = updated.data["updateCooperative"]
+    assert answer["version"] == 2
+    assert answer["changes"][-1] == {
+        "operation": "update",
+        "fields": [{"field": "membersFemale", "before": "25", "after": "40"}],
+    }
+    stale = await run(engine, KALTENG, DEACTIVATE, {"id": record["id"], "version": 1})
+    assert stale.errors[0].extensions["code"] == "CONFLICT"
+    done = await run(engine, KALTENG, DEACTIVATE, {"id": record["id"], "version": 2})
+    assert done.data["deactivateCooperative"] == {
+        "status": "INACTIVE",
+        "isActive": False,
+        "version": 3,
+    }
+
+
+async def test_a_cooperative_outside_the_jurisdiction_cannot_be_written(
+    engine: AsyncEngine,
+) -> None:
+    outside = await run(engine, KALBAR, CREATE, {"input": cooperative(2)})
+    assert outside.errors[0].extensions["code"] == "FORBIDDEN"
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(2)})).data[
+        "createCooperative"
+    ]
+    for document, variables in (
+        (UPDATE, {"id": record["id"], "version": 1, "changes": {"name": "Diambil"}}),
+        (DEACTIVATE, {"id": record["id"], "version": 1}),
+    ):
+        result = await run(engine, KALBAR, document, variables)
+        assert result.errors[0].extensions["code"] == "NOT_FOUND"
+    moved = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": record["id"], "version": 1, "changes": {"region": "61.71"}},
+    )
+    assert moved.errors[0].extensions["code"] == "FORBIDDEN"
+
+
+async def test_bad_cooperative_input_names_the_field(engine: AsyncEngine) -> None:
+    result = await run(
+        engine, KALTENG, CREATE, {"input": cooperative(3, legalEntityNo="AHU-12.XX.TAHUN")}
+    )
+    assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    assert result.errors[0].extensions["field"] == "input.legalEntityNo"
+
+
+async def test_a_participation_is_added_and_kept_current_inside_the_jurisdiction(
+    engine: AsyncEngine,
+) -> None:
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(4)})).data[
+        "createCooperative"
+    ]
+    given = {"programmeId": "PR-MMM", "cooperativeId": record["id"], "role": "producer"}
+    outside = await run(engine, KALBAR, ADD, {"input": given})
+    assert outside.errors[0].extensions["code"] == "NOT_FOUND"
+    added = await run(engine, KALTENG, ADD, {"input": given})
+    assert added.errors is None, added.errors
+    participation = added.data["addParticipation"]
+    assert participation["cooperative"] == {"id": record["id"]}
+    again = await run(engine, KALTENG, ADD, {"input": given})
+    assert again.errors[0].extensions["code"] == "CONFLICT"
+    unknown = await run(engine, KALTENG, ADD, {"input": {**given, "programmeId": "PR-NONE"}})
+    assert unknown.errors[0].extensions["field"] == "input.programmeId"
+
+    changes = {"status": "completed"}
+    moved = {"id": participation["id"], "version": 1, "changes": changes}
+    assert (await run(engine, KALBAR, CHANGE, moved)).errors[0].extensions["code"] == "NOT_FOUND"
+    changed = (await run(engine, KALTENG, CHANGE, moved)).data["updateParticipation"]
+    assert (changed["status"], changed["version"]) == ("completed", 2)
+    assert changed["changes"][-1]["fields"] == [
+        {"field": "status", "before": "active", "after": "completed"}
+    ]

@@ -1,0 +1,198 @@
+"""`sinergi import msmes` as an operator runs it: a real process against real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "docs" / "import-sample.csv"
+HEADER = "nib,name,kbli,region,district,established,capital,turnover,turnover_year,employees\n"
+
+
+def sinergi(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "import", "msmes", *args],
+        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def fetch(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    async def query() -> list[tuple[Any, ...]]:
+        connection = await asyncpg.connect(url)
+        try:
+            return [tuple(row) for row in await connection.fetch(sql, *args)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())
+
+
+def state(url: str, prefix: str) -> list[Any]:
+    return [
+        fetch(url, "SELECT * FROM msmes WHERE nib LIKE $1 ORDER BY nib", f"{prefix}%"),
+        fetch(
+            url,
+            "SELECT o.* FROM msme_owners o JOIN msmes m ON m.id = o.msme_id"
+            " WHERE m.nib LIKE $1 ORDER BY o.msme_id",
+            f"{prefix}%",
+        ),
+        fetch(
+            url,
+            "SELECT c.record_id, c.version, c.changes FROM record_changes c"
+            " JOIN msmes m ON m.id = c.record_id"
+            " WHERE c.record_kind = 'msme' AND m.nib LIKE $1 ORDER BY c.id",
+            f"{prefix}%",
+        ),
+    ]
+
+
+def test_the_sample_file_imports_and_importing_it_again_changes_nothing(
+    reference_url: str,
+) -> None:
+    first = sinergi(reference_url, str(SAMPLE), "--jurisdiction", "62")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "3 rows: 3 created, 0 updated, 0 unchanged, 0 rejected" in first.stdout
+    once = state(reference_url, "9997")
+    assert len(once[0]) == 3
+    assert len(once[1]) == 2  # the third row has no owner
+    history = fetch(
+        reference_url,
+        "SELECT DISTINCT client_id FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        " WHERE c.record_kind = 'msme' AND m.nib LIKE '9997%'",
+    )
+    assert [client for (client,) in history] == [f"cli:{getpass.getuser()}"]
+
+    second = sinergi(reference_url, str(SAMPLE), "--jurisdiction", "62")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected" in second.stdout
+    assert state(reference_url, "9997") == once
+
+
+def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
+    reference_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER
+        + "7767000000001,Toko Baik,47112,62.71,62.71.03,2020-01-01,10000000,90000000,2025,1\n"
+        + "7767000000002,Toko Modal,47112,62.71,,2020-01-01,sepuluh juta,90000000,2025,1\n"
+        + "7767000000003,Toko Jauh,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n"
+        + "7767000000004,Toko Tanggal,47112,62.71,,01/02/2020,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    refused = sinergi(reference_url, str(bad), "--jurisdiction", "62", "--all-or-nothing")
+    assert refused.returncode == 1
+    lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
+    for expected in (
+        "3 │ capital │ must be a whole number (digits only)",
+        "4 │ region │ is outside your jurisdiction (62)",
+        "5 │ established │ must be a date written YYYY-MM-DD",
+    ):
+        assert any(expected in line for line in lines), refused.stdout
+    assert "nothing written (all-or-nothing)" in refused.stdout
+    assert state(reference_url, "7767") == [[], [], []]
+
+    partial = sinergi(reference_url, str(bad), "--jurisdiction", "62")
+    assert partial.returncode == 1
+    assert "4 rows: 1 created, 0 updated, 0 unchanged, 3 rejected; written" in partial.stdout
+    assert [row[1] for row in state(reference_url, "7767")[0]] == ["7767000000001"]
+
+
+def test_a_file_without_the_required_columns_is_refused_whole(
+    reference_url: str, tmp_path: Path
+) -> None:
+    odd = tmp_path / "odd.csv"
+    odd.write_text("nib,nama\n7768000000001,Toko\n", encoding="utf-8")
+    result = sinergi(reference_url, str(odd))
+    assert result.returncode == 2
+    assert "missing column(s) name, kbli, region" in result.stdout
+    unknown = sinergi(reference_url, str(SAMPLE), "--as", "no-such-client")
+    assert unknown.returncode == 2
+
+
+def _generated(path: Path, prefix: str, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(HEADER)
+        for index in range(rows):
+            handle.write(
+                f"{prefix}{index:08d},Usaha Massal {index},47112,62.71,62.71.03,2020-01-01,"
+                f"{10_000_000 + index},{90_000_000 + index},2025,2\n"
+            )
+
+
+# Statements the import runs once its rows are in the database (staged or written), uncommitted.
+_WRITING = ("INSERT INTO msmes", "msme_import_owners", "INSERT INTO record_changes")
+
+
+def _import_is_writing(url: str) -> bool:
+    """The import's open transaction is writing the records (its later statements are running)."""
+    found = fetch(
+        url,
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
+    )
+    return any(marker in query for (query,) in found for marker in _WRITING)
+
+
+def _open_transactions(url: str) -> int:
+    found = fetch(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
+    )
+    return int(found[0][0])
+
+
+@pytest.mark.parametrize("rows", [50_000])
+def test_a_killed_import_leaves_the_database_as_before_or_after(
+    reference_url: str, tmp_path: Path, rows: int
+) -> None:
+    """SIGKILL in the middle of the write: PostgreSQL rolls the open transaction back."""
+    prefix = "77690"
+    big = tmp_path / "big.csv"
+    _generated(big, prefix, rows)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinergi.cli", "import", "msmes", str(big), "--jurisdiction", "62"],
+        env={**os.environ, "DATABASE_URL": reference_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    seen_open = False
+    while process.poll() is None and time.monotonic() < deadline:
+        if _import_is_writing(reference_url):
+            seen_open = True
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert seen_open, "the import ended before it could be killed while writing"
+    assert process.returncode == -signal.SIGKILL
+
+    deadline = time.monotonic() + 30
+    while _open_transactions(reference_url) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the dead client and rolls back
+    stored = fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE $1", f"{prefix}%")
+    assert stored[0][0] in (0, rows)
+    history = fetch(
+        reference_url,
+        "SELECT count(*) FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        " WHERE c.record_kind = 'msme' AND m.nib LIKE $1",
+        f"{prefix}%",
+    )
+    assert history[0][0] == stored[0][0]

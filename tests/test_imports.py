@@ -1,0 +1,222 @@
+"""`importMsmes`: idempotent upsert by NIB, a per-row report, all-or-nothing or valid rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from tests.support.graphql import principal, run
+
+KALTENG = principal(OrgKind.PROVINCE, "62")
+KALTENG_PII = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+KALBAR = principal(OrgKind.PROVINCE, "61")
+
+IMPORT = """
+mutation($rows: [MsmeImportRow!]!, $mode: ImportMode!) {
+  importMsmes(rows: $rows, mode: $mode) {
+    received created updated unchanged rejected applied errors { row field reason }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(reference_url, statement_timeout_ms=30_000)
+    yield engine
+    await engine.dispose()
+
+
+def row(nib: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "nib": nib,
+        "name": f"Usaha {nib[-3:]}",
+        "kbliCode": "47112",
+        "region": "62.71",
+        "district": "62.71.03",
+        "capital": "100000000",
+        "annualTurnover": "300000000",
+        "turnoverYear": 2025,
+        "employees": 2,
+        **overrides,
+    }
+
+
+async def snapshot(engine: AsyncEngine, prefix: str) -> dict[str, Any]:
+    """Everything an import writes for NIBs starting with `prefix`."""
+    queries = {
+        "msmes": "SELECT m.* FROM msmes m WHERE nib LIKE :p ORDER BY nib",
+        "owners": "SELECT o.* FROM msme_owners o JOIN msmes m ON m.id = o.msme_id"
+        " WHERE m.nib LIKE :p ORDER BY o.msme_id",
+        "history": "SELECT c.record_id, c.operation, c.version, c.changes, c.personal_fields"
+        " FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        " WHERE c.record_kind = 'msme' AND m.nib LIKE :p ORDER BY c.id",
+        "scales": "SELECT h.msme_id, h.scale, h.effective_from FROM msme_scale_history h"
+        " JOIN msmes m ON m.id = h.msme_id WHERE m.nib LIKE :p ORDER BY h.id",
+    }
+    async with engine.connect() as connection:
+        return {
+            name: [
+                tuple(found) for found in await connection.execute(text(sql), {"p": f"{prefix}%"})
+            ]
+            for name, sql in queries.items()
+        }
+
+
+async def do_import(
+    engine: AsyncEngine, rows: list[dict[str, Any]], mode: str, who: Any = KALTENG
+) -> Any:
+    return await run(engine, who, IMPORT, {"rows": rows, "mode": mode})
+
+
+async def test_importing_the_same_rows_twice_leaves_what_importing_once_left(
+    engine: AsyncEngine,
+) -> None:
+    rows = [row(f"776000000000{i}") for i in range(5)]
+    first = await do_import(engine, rows, "ALL_OR_NOTHING")
+    assert first.errors is None, first.errors
+    assert first.data["importMsmes"] == {
+        "received": 5,
+        "created": 5,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "applied": True,
+        "errors": [],
+    }
+    once = await snapshot(engine, "7760")
+    second = (await do_import(engine, rows, "ALL_OR_NOTHING")).data["importMsmes"]
+    assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 5)
+    assert await snapshot(engine, "7760") == once
+    assert len(once["history"]) == 5
+    assert len(once["scales"]) == 5
+
+
+async def test_a_changed_row_updates_its_record_and_history_only(engine: AsyncEngine) -> None:
+    rows = [row(f"776100000000{i}") for i in range(3)]
+    await do_import(engine, rows, "VALID_ROWS")
+    rows[1] = row("7761000000001", annualTurnover="2600000000", employees=6)
+    report = (await do_import(engine, rows, "VALID_ROWS")).data["importMsmes"]
+    assert (report["created"], report["updated"], report["unchanged"]) == (0, 1, 2)
+    state = await snapshot(engine, "7761")
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text("SELECT nib, version, scale FROM msmes WHERE nib LIKE '7761%' ORDER BY nib")
+        )
+        assert [tuple(record) for record in found] == [
+            ("7761000000000", 1, "micro"),
+            ("7761000000001", 2, "small"),
+            ("7761000000002", 1, "micro"),
+        ]
+    last = state["history"][-1]
+    assert last[1:3] == ("import", 2)
+    assert set(last[3]) == {"annual_turnover", "employees", "scale"}
+    assert last[3]["scale"] == {"before": "micro", "after": "small"}
+    assert [scale[1] for scale in state["scales"]].count("small") == 1
+
+
+BAD_ROWS = [
+    row("7762000000000"),
+    row("776200000001"),  # 12 digits
+    row("7762000000002", kbliCode="04111", region="61.71", district=None),
+    row("7762000000003"),
+    row("7762000000000", name="Nama Lain"),  # repeats row 1's NIB
+    row("7762000000005", region="62.98", district=None),  # no such regency
+]
+EXPECTED_ERRORS = [
+    {"row": 2, "field": "nib", "reason": "must be exactly 13 digits"},
+    {"row": 3, "field": "kbliCode", "reason": "division 04 of '04111' is in no KBLI 2020 section"},
+    {"row": 5, "field": "nib", "reason": "repeats the NIB of row 1"},
+    {"row": 6, "field": "region", "reason": "is not a known regency or city code"},
+]
+
+
+async def test_all_or_nothing_with_bad_rows_reports_each_and_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    before = await snapshot(engine, "7762")
+    result = await do_import(engine, BAD_ROWS, "ALL_OR_NOTHING")
+    report = result.data["importMsmes"]
+    assert report["errors"] == EXPECTED_ERRORS
+    assert (report["applied"], report["rejected"], report["created"]) == (False, 4, 0)
+    assert (
+        await snapshot(engine, "7762")
+        == before
+        == {
+            "msmes": [],
+            "owners": [],
+            "history": [],
+            "scales": [],
+        }
+    )
+
+
+async def test_valid_rows_mode_writes_the_good_rows_and_reports_the_bad(
+    engine: AsyncEngine,
+) -> None:
+    rows = [{**item, "nib": item["nib"].replace("7762", "7763", 1)} for item in BAD_ROWS]
+    report = (await do_import(engine, rows, "VALID_ROWS")).data["importMsmes"]
+    assert [(error["row"], error["field"]) for error in report["errors"]] == [
+        (error["row"], error["field"]) for error in EXPECTED_ERRORS
+    ]
+    assert (report["applied"], report["created"], report["rejected"]) == (True, 2, 4)
+    stored = await snapshot(engine, "7763")
+    assert [record[1] for record in stored["msmes"]] == ["7763000000000", "7763000000003"]
+
+
+async def test_an_import_cannot_reach_outside_the_jurisdiction(engine: AsyncEngine) -> None:
+    await do_import(engine, [row("7764000000001")], "VALID_ROWS")
+    report = (
+        await do_import(
+            engine,
+            [
+                row("7764000000001", region="61.71", district=None),  # Kalteng's record
+                row("7764000000002", region="62.01", district=None),  # in Kalteng
+            ],
+            "VALID_ROWS",
+            KALBAR,
+        )
+    ).data["importMsmes"]
+    assert {(error["row"], error["field"]) for error in report["errors"]} == {
+        (1, "nib"),
+        (2, "region"),
+    }
+    assert report["created"] == 0
+    async with engine.connect() as connection:
+        region = await connection.execute(
+            text("SELECT regency_code FROM msmes WHERE nib = '7764000000001'")
+        )
+        assert region.scalar_one() == "62.71"
+
+
+async def test_owner_columns_need_pii_read_and_never_enter_the_history(
+    engine: AsyncEngine,
+) -> None:
+    owner = {"nik": "6271995204880001", "fullName": "Sri Impor"}
+    rows = [row("7765000000001", owner=owner)]
+    refused = await do_import(engine, rows, "VALID_ROWS")
+    assert refused.errors[0].extensions["code"] == "FORBIDDEN"
+    assert await snapshot(engine, "7765") == {
+        "msmes": [],
+        "owners": [],
+        "history": [],
+        "scales": [],
+    }
+    done = (await do_import(engine, rows, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert done["created"] == 1
+    renamed = [row("7765000000001", owner={**owner, "fullName": "Sri Impor Rahayu"})]
+    again = (await do_import(engine, renamed, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (again["updated"], again["unchanged"]) == (1, 0)
+    history = (await snapshot(engine, "7765"))["history"]
+    assert [entry[4] for entry in history] == [
+        ["owner.nik", "owner.full_name"],
+        ["owner.full_name"],
+    ]
+    assert history[1][3] == {}
+    assert "6271995204880001" not in str(history)

@@ -1,0 +1,41 @@
+"""Record mutations over HTTP with the demo clients' real tokens; nothing here writes."""
+
+from __future__ import annotations
+
+from tests.support.http import Api
+
+LOOKUP = '{ msme(nib: "9990000000001") { id version name } }'
+UPDATE = """
+mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) { id version }
+}
+"""
+
+
+def test_writes_outside_the_jurisdiction_or_without_the_scope_are_refused(api: Api) -> None:
+    record = api.graphql(LOOKUP, "demo-province-62")["data"]["msme"]
+    variables = {"id": record["id"], "version": record["version"], "changes": {"name": "Diambil"}}
+
+    kalbar = api.graphql(UPDATE, "demo-province-61", variables)
+    assert kalbar["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    ministry = api.graphql(UPDATE, "demo-ministry", variables)
+    assert ministry["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "requiredScopes": ["records:write"],
+    }
+    jamkrida = api.graphql(UPDATE, "demo-jamkrida-62", variables)
+    assert jamkrida["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert api.graphql(LOOKUP, "demo-province-62")["data"]["msme"] == record
+
+
+def test_bad_input_names_the_field_and_carries_no_stack_trace(api: Api) -> None:
+    record = api.graphql(LOOKUP, "demo-province-62")["data"]["msme"]
+    variables = {"id": record["id"], "version": record["version"], "changes": {"kbliCode": "4"}}
+    answer = api.graphql(UPDATE, "demo-province-62", variables)
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "changes.kbliCode"
+    assert "Traceback" not in str(answer)
+    assert "File " not in str(answer)
+    assert answer["data"] == {"updateMsme": None}
+    assert api.graphql(LOOKUP, "demo-province-62")["data"]["msme"] == record
