@@ -10,15 +10,20 @@ key on them; deriving them per query from a district code would defeat the index
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -28,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -53,10 +59,14 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({quoted})"
 
 
+def _province_of_regency() -> CheckConstraint:
+    return CheckConstraint("province_code = left(regency_code, 2)", name="province_of_regency")
+
+
 def _region_consistency() -> tuple[CheckConstraint, ...]:
     """The three region columns must describe one place, so a row cannot drift between them."""
     return (
-        CheckConstraint("province_code = left(regency_code, 2)", name="province_of_regency"),
+        _province_of_regency(),
         CheckConstraint(
             "district_code IS NULL OR left(district_code, 5) = regency_code",
             name="regency_of_district",
@@ -250,6 +260,40 @@ class Participation(Base):
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)
     started_on: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+RECORD_KINDS = ("msme", "cooperative", "participation")
+CHANGE_OPERATIONS = ("create", "update", "deactivate", "scale", "import")
+
+
+class RecordChange(Base):
+    """Who changed which record, when and how, written in the transaction of the change.
+
+    `changes` maps each changed column to {"before": …, "after": …}; personal data never enters
+    it (the history is readable with records:read alone), only the names of the personal fields
+    that changed, in `personal_fields`.
+    """
+
+    __tablename__ = "record_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("record_kind", RECORD_KINDS), name="record_kind"),
+        CheckConstraint(_one_of("operation", CHANGE_OPERATIONS), name="operation"),
+        Index("ix_record_changes_record", "record_kind", "record_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    client_id: Mapped[str] = mapped_column(Text)
+    organisation: Mapped[str] = mapped_column(Text)
+    record_kind: Mapped[str] = mapped_column(String(15))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    operation: Mapped[str] = mapped_column(String(15))
+    version: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[dict[str, object]] = mapped_column(JSONB)
+    personal_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
 class Indicator(Base):
@@ -317,6 +361,21 @@ class OAuthClient(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class TrustedDocument(Base):
+    """An operation a client is registered to run; in trusted-documents mode, the only kind."""
+
+    __tablename__ = "trusted_documents"
+    __table_args__ = (CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),)
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class SigningKey(Base):
     """Token-signing keys; retired keys stay published until every token they signed expired."""
 
@@ -348,6 +407,237 @@ class AuditEntry(Base):
     subjects: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     prev_hash: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(Text)
+
+
+GUARANTEE_STATUSES = ("active", "claimed", "paid_off", "defaulted")
+VERDICTS = ("ELIGIBLE", "NOT_ELIGIBLE", "NEEDS_REVIEW")
+
+
+class EligibilityRuleset(Base):
+    """Every rule-set version ever used, verbatim, so any stored decision can be replayed."""
+
+    __tablename__ = "eligibility_rulesets"
+
+    product: Mapped[str] = mapped_column(String(60), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    document: Mapped[dict[str, object]] = mapped_column(JSONB)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EligibilityDecision(Base):
+    """A decision with the facts it was made on, and a person's review where one was needed."""
+
+    __tablename__ = "eligibility_decisions"
+    __table_args__ = (
+        CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
+        CheckConstraint(
+            "reviewed_verdict IS NULL OR reviewed_verdict IN ('ELIGIBLE', 'NOT_ELIGIBLE')",
+            name="reviewed_verdict",
+        ),
+        CheckConstraint(
+            "(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"
+        ),
+        ForeignKeyConstraint(
+            ["product", "ruleset_version"],
+            ["eligibility_rulesets.product", "eligibility_rulesets.version"],
+        ),
+        Index("ix_eligibility_decisions_msme_id", "msme_id"),
+        Index("ix_eligibility_decisions_cooperative_id", "cooperative_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    client_id: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(Text)
+    msme_id: Mapped[int | None] = mapped_column(ForeignKey("msmes.id"))
+    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))
+    subject_key: Mapped[str] = mapped_column(Text)
+    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    loan_amount: Mapped[int] = mapped_column(BigInteger)
+    tenor_months: Mapped[int] = mapped_column(SmallInteger)
+    product: Mapped[str] = mapped_column(String(60))
+    ruleset_version: Mapped[str] = mapped_column(String(40))
+    check_date: Mapped[date] = mapped_column(Date)
+    facts: Mapped[dict[str, object]] = mapped_column(JSONB)
+    verdict: Mapped[str] = mapped_column(String(12))
+    results: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    coverage_amount: Mapped[int] = mapped_column(BigInteger)
+    estimated_fee: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reviewed_verdict: Mapped[str | None] = mapped_column(String(12))
+    reviewer: Mapped[str | None] = mapped_column(Text)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by_client: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Guarantor(Base):
+    """A guarantee company's equity, against which its gearing limit (POJK 2/2017) is checked."""
+
+    __tablename__ = "guarantors"
+    __table_args__ = (CheckConstraint("equity > 0 AND gearing_limit > 0", name="positive"),)
+
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    equity: Mapped[int] = mapped_column(BigInteger)
+    gearing_limit: Mapped[Decimal] = mapped_column(Numeric(6, 2), server_default="20")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Guarantee(Base):
+    """A guarantee a BUMD issued on an eligible decision; region columns feed the figures."""
+
+    __tablename__ = "guarantees"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", GUARANTEE_STATUSES), name="status"),
+        CheckConstraint(
+            "amount > 0 AND coverage_amount > 0 AND coverage_amount <= amount", name="amounts"
+        ),
+        CheckConstraint("ends_on > starts_on", name="period"),
+        _province_of_regency(),
+        Index("ix_guarantees_guarantor_status", "guarantor_client_id", "status"),
+        Index("ix_guarantees_province_code", "province_code"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    decision_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("eligibility_decisions.id"), unique=True
+    )
+    guarantor_client_id: Mapped[str] = mapped_column(String(200))
+    msme_id: Mapped[int | None] = mapped_column(ForeignKey("msmes.id"), index=True)
+    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    bank: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    coverage_amount: Mapped[int] = mapped_column(BigInteger)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), server_default="active")
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GuaranteeStatusChange(Base):
+    """The status history of a guarantee: who said it changed, when it took effect, and why."""
+
+    __tablename__ = "guarantee_status_changes"
+    __table_args__ = (CheckConstraint(_one_of("to_status", GUARANTEE_STATUSES), name="to_status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    guarantee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantees.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(10))
+    to_status: Mapped[str] = mapped_column(String(10))
+    effective_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any], ...]) -> Table:
+    """A rollup: one row per combination of `keys` present in the base table, kept exact by the
+    statement-level triggers of migration 0006 (so national figures never scan the records).
+
+    NULL is a key value like any other (NULLS NOT DISTINCT), so upserts find cells for records
+    without a founding year; the partial index finds the cells that fell to zero and are deleted.
+    """
+    return Table(
+        name,
+        Base.metadata,
+        *keys,
+        Column("n", BigInteger, nullable=False),
+        *measures,
+        UniqueConstraint(
+            *(key.name for key in keys), name=f"uq_{name}", postgresql_nulls_not_distinct=True
+        ),
+        Index(f"ix_{name}_empty", "n", postgresql_where=text("n = 0")),
+    )
+
+
+def _msme_rollup(name: str, *keys: Column[Any]) -> Table:
+    """MSME measures may be NULL, so each sum travels with its count of non-NULL values."""
+    sums: tuple[tuple[str, type[Numeric[Any]] | type[BigInteger]], ...] = (
+        ("turnover", Numeric),
+        ("capital", Numeric),
+        ("employees", BigInteger),
+    )
+    measures = tuple(
+        column
+        for measure, kind in sums
+        for column in (
+            Column(f"{measure}_n", BigInteger, nullable=False),
+            Column(f"{measure}_sum", kind, nullable=False),
+        )
+    )
+    return _rollup(name, keys, measures)
+
+
+def _cooperative_rollup(name: str, *keys: Column[Any]) -> Table:
+    measures = (
+        Column("business_volume_sum", Numeric, nullable=False),
+        Column("assets_sum", Numeric, nullable=False),
+        Column("members_sum", BigInteger, nullable=False),
+    )
+    return _rollup(name, keys, measures)
+
+
+def _province() -> Column[str]:
+    return Column("province_code", String(13), nullable=False)
+
+
+def _regency() -> Column[str]:
+    return Column("regency_code", String(13), nullable=False)
+
+
+def _scale() -> Column[str]:
+    return Column("scale", String(6), nullable=False)
+
+
+def _active() -> Column[bool]:
+    return Column("is_active", Boolean, nullable=False)
+
+
+def _kbli_section() -> Column[str]:
+    return Column("kbli_section", String(1), nullable=False)
+
+
+MSME_ROLLUP_REGENCY = _msme_rollup(
+    "msme_rollup_regency", _province(), _regency(), _scale(), _active()
+)
+MSME_ROLLUP_PROVINCE_KBLI = _msme_rollup(
+    "msme_rollup_province_kbli", _province(), _scale(), _kbli_section(), _active()
+)
+MSME_ROLLUP_PROVINCE_YEAR = _msme_rollup(
+    "msme_rollup_province_year",
+    _province(),
+    _scale(),
+    _active(),
+    Column("established_year", Integer, nullable=True),
+)
+MSME_ROLLUP_REGENCY_KBLI = _msme_rollup(
+    "msme_rollup_regency_kbli", _province(), _regency(), _scale(), _kbli_section(), _active()
+)
+
+
+def _cooperative_keys() -> tuple[Column[Any], ...]:
+    return (
+        Column("type", String(15), nullable=False),
+        Column("status", String(10), nullable=False),
+        Column("book_year", SmallInteger, nullable=True),
+    )
+
+
+COOPERATIVE_ROLLUP_PROVINCE = _cooperative_rollup(
+    "cooperative_rollup_province", _province(), *_cooperative_keys()
+)
+COOPERATIVE_ROLLUP_REGENCY = _cooperative_rollup(
+    "cooperative_rollup_regency", _province(), _regency(), *_cooperative_keys()
+)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
+from db.queries.eligibility import sync_rulesets
+from domain.ruleset import BUNDLED_RULESETS, load_rulesets
 
 NATIONAL = {"code": "ID", "level": "national", "name": "Indonesia", "parent_code": None}
 
@@ -128,6 +130,7 @@ async def load_reference(
         ],
         ["code"],
     )
+    await sync_rulesets(connection, load_rulesets(BUNDLED_RULESETS))
     if targets:
         await _load_targets(connection, directory / "targets.csv")
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
-from schema.errors import ErrorCodes
+from schema.errors import CodedParserCache, ErrorCodes
 from schema.introspection import IntrospectionPolicy, policy
+from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
 
@@ -18,11 +19,12 @@ def build_schema(*, max_batch: int = 10, introspection: str = "all") -> strawber
     allows = policy(introspection)
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         extensions=[
             ErrorCodes,
             AuditTrail,
             lambda: IntrospectionPolicy(allows),
-            lambda: ParserCache(maxsize=512),
+            lambda: CodedParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],
         config=StrawberryConfig(

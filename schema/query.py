@@ -11,6 +11,7 @@ from auth.scopes import Scope
 from resolvers import records, reference
 from resolvers.context import Context
 from schema.audit_query import AuditQuery
+from schema.eligibility_query import EligibilityQuery
 from schema.figure_query import FigureQuery
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 from schema.permissions import requires
@@ -29,7 +30,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(FigureQuery, AuditQuery):
+class Query(FigureQuery, AuditQuery, EligibilityQuery):
     @strawberry.field(description="Who is asking, as the server sees it.")
     def viewer(self, info: Info[Context, Any]) -> Viewer:
         principal = info.context.principal

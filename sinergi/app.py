@@ -28,10 +28,13 @@ from db.engine import create_engine
 from db.migrate import is_current
 from resolvers.context import Limits
 from schema.build import build_schema
+from sinergi import metrics
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
+from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
 from sinergi.settings import Settings
+from sinergi.trusted_documents import TrustedDocuments
 
 DEMO_CLIENT_ID = "demo-province-62"
 
@@ -64,6 +67,8 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
             database_url,
             statement_timeout_ms=settings.statement_timeout_ms,
             pool_size=settings.db_pool_size,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            pool_timeout_seconds=settings.db_pool_timeout_seconds,
         )
         auth = AuthService(
             engine,
@@ -78,6 +83,7 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
             yield {"engine": engine, "auth": auth}
         finally:
             await engine.dispose()
+            metrics.worker_exiting(settings.metrics_dir)
 
     async def demo_token() -> str:
         return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
@@ -90,24 +96,28 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
         rate_limiter=RateLimiter(
             per_window=settings.rate_limit, window_seconds=settings.rate_limit_window_seconds
         ),
+        trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,
     )
+    routes = [
+        Route(
+            "/graphql",
+            AuthenticationMiddleware(graphql, backend=BearerAuthBackend(), on_error=unauthorized),
+            methods=["GET", "POST"],
+        ),
+        Route("/oauth/token", token_endpoint, methods=["POST"]),
+        Route("/.well-known/oauth-authorization-server", metadata_endpoint),
+        Route("/.well-known/jwks.json", jwks_endpoint),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        metrics.metrics_route(token=settings.metrics_token, multiprocess_dir=settings.metrics_dir),
+    ]
     return Starlette(
-        routes=[
-            Route(
-                "/graphql",
-                AuthenticationMiddleware(
-                    graphql, backend=BearerAuthBackend(), on_error=unauthorized
-                ),
-                methods=["GET", "POST"],
-            ),
-            Route("/oauth/token", token_endpoint, methods=["POST"]),
-            Route("/.well-known/oauth-authorization-server", metadata_endpoint),
-            Route("/.well-known/jwks.json", jwks_endpoint),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
+        routes=routes,
+        middleware=[
+            Middleware(Observer, routes=frozenset(route.path for route in routes)),
+            Middleware(RequestGuard, limits=settings.query_limits),
         ],
-        middleware=[Middleware(RequestGuard, limits=settings.query_limits)],
         lifespan=lifespan,
     )
 

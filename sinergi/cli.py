@@ -5,20 +5,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-from sinergi import cli_auth
+from sinergi import cli_auth, cli_guarantees, import_cli
 from sinergi.database import prepared_url, resolve_url
 from sinergi.settings import Settings, SettingsError
+
+
+def _metrics_dir() -> str:
+    """A directory for the workers' shared metric files (prometheus_client multiprocess mode):
+    the operator's PROMETHEUS_MULTIPROC_DIR emptied of an earlier run's files, else a fresh one.
+    It is put in the environment before anything imports prometheus_client."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not configured:
+        return tempfile.mkdtemp(prefix="sinergi-metrics-")
+    directory = Path(configured)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return configured
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
     from sinergi.demo_mode import prepare_demo
+    from sinergi.logs import log_config
 
+    logging.config.dictConfig(log_config(settings))
     url = prepared_url(settings)
     if args.dev:
         asyncio.run(prepare_demo(url, load_population=settings.database_url is None))
@@ -30,7 +50,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
+        log_config=log_config(settings),
+        log_level=settings.log_level,
+        access_log=False,  # sinergi.access logs each request, with its request id
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
 
@@ -90,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_parser("verify", help="check the hash chain").set_defaults(handler=_audit_verify)
     cli_auth.add_parsers(commands)
+    cli_guarantees.add_parsers(commands)
+    import_cli.add_parsers(commands)
     return parser
 
 

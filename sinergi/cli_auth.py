@@ -6,16 +6,21 @@ import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from graphql import build_schema as build_graphql_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients, keys
 from auth.clients import Client, ClientError
 from auth.scopes import OrgKind
 from db.engine import create_engine
+from db.queries import trusted_documents
+from schema.build import sdl
 from sinergi.database import prepared_url
 from sinergi.settings import Settings
+from sinergi.trusted_documents import checked_operations
 
 SEES = {
     OrgKind.MINISTRY: "aggregate figures and targets for any region; never records or PII",
@@ -131,6 +136,32 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     return _handled(settings, work)
 
 
+def _trust(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        source = Path(args.file).read_text(encoding="utf-8")
+        found = checked_operations(source, build_graphql_schema(sdl()), settings.query_limits)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        print(f"sinergi: {args.file}: {error}")
+        return 2
+
+    async def work(connection: AsyncConnection) -> int:
+        if await clients.get(connection, args.client_id) is None:
+            raise ClientError(f"client_id: no client {args.client_id!r}")
+        rows = [(operation.sha256, operation.name, operation.document) for operation in found]
+        await trusted_documents.register(connection, args.client_id, rows)
+        if args.json:
+            listed = [
+                {"name": op.name, "sha256": op.sha256, "document": op.document} for op in found
+            ]
+            print(json.dumps(listed, ensure_ascii=False))
+            return 0
+        for operation in found:
+            print(f"{operation.sha256}  {operation.name or '(anonymous)'}")
+        return 0
+
+    return _handled(settings, work)
+
+
 def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: AsyncConnection) -> int:
         kid = await keys.rotate(connection)
@@ -177,6 +208,14 @@ def add_parsers(commands: Any) -> None:
         action.add_argument("client_id")
         action.add_argument("--json", action="store_true")
         action.set_defaults(handler=handler)
+
+    trust = actions.add_parser(
+        "trust", help="register the operations of a .graphql file as trusted for a client"
+    )
+    trust.add_argument("client_id")
+    trust.add_argument("file", help="a .graphql file; each operation is registered on its own")
+    trust.add_argument("--json", action="store_true")
+    trust.set_defaults(handler=_trust)
 
     key_commands = commands.add_parser("keys", help="token-signing keys").add_subparsers(
         dest="keys_command", required=True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +12,7 @@ from auth import clients
 from db import models
 from db.engine import create_engine
 from db.models import table_of
+from db.queries import guarantees
 from sinergi import demo
 
 DEFAULT_MSMES = 3000
@@ -100,3 +103,6 @@ async def register_demo_clients(engine: AsyncEngine) -> None:
                 scopes=scopes.split() if scopes else None,
                 purpose="demonstration of Sinergi with synthetic data",
             )
+        # PT Jamkrida Kalteng's equity is not public; the demo uses the POJK 2/2017 minimum
+        # for a provincial guarantor, Rp50 miliar, with the 20x productive gearing limit.
+        await guarantees.set_equity(connection, "demo-jamkrida-62", 50_000_000_000, Decimal(20))

@@ -11,10 +11,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from auth.http import unauthorized
 from resolvers.context import Context, Limits
-from sinergi.rate_limit import RateLimiter
+from schema.errors import coded
+from sinergi import exchange
+from sinergi.guard import replay
+from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
+from sinergi.trusted_documents import TrustedDocuments
 
 DemoToken = Callable[[], Awaitable[str]]
 
@@ -26,6 +32,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         *,
         limits: Limits,
         rate_limiter: RateLimiter,
+        trusted: TrustedDocuments,
         demo_token: DemoToken | None,
     ) -> None:
         super().__init__(
@@ -35,26 +42,67 @@ class SinergiGraphQL(GraphQL[Context, None]):
         )
         self.limits = limits
         self.rate_limiter = rate_limiter
+        self.trusted = trusted
         self.demo_token = demo_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Only the GraphiQL page (development) may be fetched without a token; it holds no data."""
         request = Request(scope, receive)
-        wants_ide = request.method == "GET" and self.demo_token is not None
-        if scope["type"] == "http" and not wants_ide:
+        if request.method == "GET" and self.demo_token is not None:
+            await (await self.render_graphql_ide(request))(scope, receive, send)
+            return
+        if scope["type"] == "http":
             if not request.user.is_authenticated:
                 await unauthorized(request, None)(scope, receive, send)
                 return
             client_id = request.user.principal.client_id
+            now = exchange.current()
+            if now is not None:
+                now.client_id = client_id
             refusal = await self.rate_limiter.refusal(request.state.engine, client_id)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+            if request.method == "POST":
+                resolved = await self.trusted.resolve(
+                    request.state.engine, client_id, await request.body()
+                )
+                if isinstance(resolved, Response):
+                    await resolved(scope, receive, send)
+                    return
+                receive = replay(resolved, receive)
         await super().__call__(scope, receive, send)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """Notes the error codes for metrics and logs; a lost database answers 503 (with
+        Retry-After) rather than 200, so clients and load balancers retry."""
+        answers: list[Any] = response_data if isinstance(response_data, list) else [response_data]
+        codes = [
+            str((error.get("extensions") or {}).get("code"))
+            for answer in answers
+            for error in answer.get("errors") or []
+        ]
+        now = exchange.current()
+        if now is not None:
+            now.codes.extend(codes)
+        if "SERVICE_UNAVAILABLE" in codes:
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return super().create_response(response_data, sub_response)
 
     def encode_json(self, data: object) -> bytes:
         """orjson: several times faster than the standard library on large pages."""
         return orjson.dumps(data)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Errors strawberry reports outside the operation hooks get their contract code here."""
+        if result.errors:
+            result.errors = coded(result.errors)
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         return Context(

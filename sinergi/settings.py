@@ -42,6 +42,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     return value
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
@@ -60,6 +70,14 @@ class Settings:
     rate_limit: int = 600
     introspection: str = "none"
     rate_limit_window_seconds: int = 60
+    trusted_documents: str = "off"
+    db_connect_timeout_seconds: int = 3
+    db_pool_timeout_seconds: int = 5
+    shutdown_grace_seconds: int = 30
+    log_level: str = "info"
+    log_format: str = "json"
+    metrics_token: str = ""
+    metrics_dir: str | None = None
 
     @property
     def is_development(self) -> bool:
@@ -98,6 +116,14 @@ class Settings:
                 "all" if environment is Environment.DEVELOPMENT else "none",
             ),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
+            trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
+            db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
+            db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
+            shutdown_grace_seconds=_int(env, "SINERGI_SHUTDOWN_GRACE", 30),
+            log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),
+            log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
+            metrics_token=env.get("SINERGI_METRICS_TOKEN", ""),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             query_limits=QueryLimits(
                 max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),
                 max_aliases=_int(env, "SINERGI_MAX_ALIASES", 30),

@@ -103,3 +103,29 @@ def api(demo_url: str) -> Iterator[Api]:
     app = create_app(Settings(rate_limit=1_000_000), database_url=demo_url)
     with TestClient(app) as client:
         yield Api(client)
+
+
+@pytest.fixture(scope="session")
+def reference_url(server_url: str) -> Iterator[str]:
+    """A fresh database holding only the reference data (regions, KBLI, programmes), for tests
+    that write records and must not disturb the shared demo data."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.engine import async_url
+    from db.seed import load_reference
+    from sinergi.demo import SEED_DATA
+
+    name = f"sinergi_ref_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create(server_url, name))
+    url = embedded.with_database(server_url, name)
+    upgrade(url)
+
+    async def load() -> None:
+        engine = create_async_engine(async_url(url))
+        async with engine.begin() as connection:
+            await load_reference(connection, SEED_DATA, targets=False)
+        await engine.dispose()
+
+    asyncio.run(load())
+    yield url
+    asyncio.run(_drop(server_url, name))

@@ -55,3 +55,10 @@ async def realisations_of(
     for row in await connection.execute(statement):
         grouped[(row.indicator_code, row.jurisdiction, row.year)].append(row)
     return grouped
+
+
+async def add_realisation(connection: AsyncConnection, values: dict[str, object]) -> Record:
+    """Reports are appended, never overwritten: the latest is the value, the rest its history."""
+    statement = REALISATIONS.insert().values(**values).returning(REALISATIONS)
+    added: Record = (await connection.execute(statement)).one()
+    return added

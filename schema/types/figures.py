@@ -81,3 +81,21 @@ class GraduationFigure:
     key: list[KeyPart]
     suppressed: bool
     count: int | None
+
+
+@strawberry.enum(description="What guarantee figures can be grouped by.")
+class GuaranteeDimension(Enum):
+    PROVINCE = "province"
+    REGENCY = "regency"
+    STATUS = "status"
+    YEAR = "year"
+    SUBJECT_KIND = "subject_kind"
+
+
+@strawberry.type(description="Credit guarantees issued by BUMDs: access to finance.")
+class GuaranteeFigure:
+    key: list[KeyPart]
+    suppressed: bool
+    count: int | None
+    amount_sum: Rupiah | None
+    coverage_sum: Rupiah | None

@@ -1,0 +1,209 @@
+"""What an eligibility decision reads from the registry, and where decisions are kept.
+
+The facts come from one statement per subject, scoped to the caller's jurisdiction like every
+other read, so a business outside it is simply not found. The owner table is asked only whether
+a NIK is on file: the decision needs that bit (R08), never the NIK itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+from db.queries.scoping import within
+from domain.errors import InvalidValue
+from domain.ruleset import RuleSet
+
+MSMES = table_of(models.Msme)
+COOPERATIVES = table_of(models.Cooperative)
+OWNERS = table_of(models.MsmeOwner)
+PARTICIPATIONS = table_of(models.Participation)
+PROGRAMMES = table_of(models.Programme)
+GUARANTEES = table_of(models.Guarantee)
+RULESETS = table_of(models.EligibilityRuleset)
+DECISIONS = table_of(models.EligibilityDecision)
+
+# Programme kinds that are subsidised credit and exclude a second guarantee (R12).
+SUBSIDISED_CREDIT_KINDS = ("subsidised_credit",)
+
+
+def _holds_programme_credit(subject: Any) -> Any:
+    return exists().where(
+        subject,
+        PARTICIPATIONS.c.status == "active",
+        PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id,
+        PROGRAMMES.c.kind.in_(SUBSIDISED_CREDIT_KINDS),
+    )
+
+
+def _has_defaulted(subject: Any) -> Any:
+    return exists().where(subject, GUARANTEES.c.status == "defaulted")
+
+
+async def msme_facts(connection: AsyncConnection, nib: str, jurisdiction: str) -> Record | None:
+    statement = select(
+        MSMES.c.id,
+        MSMES.c.province_code,
+        MSMES.c.regency_code,
+        MSMES.c.established_on,
+        MSMES.c.scale,
+        MSMES.c.annual_turnover,
+        exists().where(OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
+        _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label("programme_credit"),
+        _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
+    ).where(MSMES.c.nib == nib, within(MSMES, jurisdiction))
+    return (await connection.execute(statement)).first()
+
+
+async def cooperative_facts(
+    connection: AsyncConnection, legal_entity_no: str, jurisdiction: str
+) -> Record | None:
+    cooperative = COOPERATIVES.c.id
+    statement = select(
+        cooperative,
+        COOPERATIVES.c.province_code,
+        COOPERATIVES.c.regency_code,
+        COOPERATIVES.c.type,
+        COOPERATIVES.c.status,
+        COOPERATIVES.c.last_rat_book_year,
+        _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
+            "programme_credit"
+        ),
+        _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
+    ).where(COOPERATIVES.c.legal_entity_no == legal_entity_no, within(COOPERATIVES, jurisdiction))
+    return (await connection.execute(statement)).first()
+
+
+async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]) -> list[str]:
+    """Store rule sets not yet known; returns the versions added.
+
+    A version, once stored, is frozen: decisions name it, so a file that changes a stored
+    version's content is refused, and the change has to be published as a new version.
+    """
+    added: list[str] = []
+    for ruleset in rulesets:
+        document = ruleset.to_dict()
+        inserted = await connection.execute(
+            insert(RULESETS)
+            .values(
+                product=ruleset.product,
+                version=ruleset.version,
+                effective_from=ruleset.effective_from,
+                document=document,
+            )
+            .on_conflict_do_nothing()
+            .returning(RULESETS.c.version)
+        )
+        if inserted.first() is not None:
+            added.append(f"{ruleset.product} {ruleset.version}")
+            continue
+        stored = (
+            await connection.execute(
+                select(RULESETS.c.document).where(
+                    RULESETS.c.product == ruleset.product, RULESETS.c.version == ruleset.version
+                )
+            )
+        ).scalar_one()
+        if _canonical(stored) != _canonical(document):
+            raise InvalidValue(
+                "version",
+                f"{ruleset.product} {ruleset.version} differs from the stored version of that "
+                "name; publish the change under a new version",
+            )
+    return added
+
+
+def _canonical(document: object) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
+
+
+async def ruleset_in_force(
+    connection: AsyncConnection, product: str, on_date: date
+) -> dict[str, Any] | None:
+    statement = (
+        select(RULESETS.c.document)
+        .where(RULESETS.c.product == product, RULESETS.c.effective_from <= on_date)
+        .order_by(RULESETS.c.effective_from.desc())
+        .limit(1)
+    )
+    document = (await connection.execute(statement)).scalar_one_or_none()
+    return None if document is None else dict(document)
+
+
+async def ruleset_version(
+    connection: AsyncConnection, product: str, version: str
+) -> dict[str, Any]:
+    statement = select(RULESETS.c.document).where(
+        RULESETS.c.product == product, RULESETS.c.version == version
+    )
+    return dict((await connection.execute(statement)).scalar_one())
+
+
+async def rulesets(connection: AsyncConnection) -> list[Record]:
+    statement = select(RULESETS.c.product, RULESETS.c.version, RULESETS.c.effective_from).order_by(
+        RULESETS.c.product, RULESETS.c.effective_from
+    )
+    return list(await connection.execute(statement))
+
+
+async def store_decision(connection: AsyncConnection, values: dict[str, Any]) -> Record:
+    statement = insert(DECISIONS).values(**values).returning(DECISIONS)
+    stored: Record = (await connection.execute(statement)).one()
+    return stored
+
+
+def _visible_to(client_id: str) -> Any:
+    return DECISIONS.c.client_id == client_id
+
+
+async def decision(
+    connection: AsyncConnection, decision_id: uuid.UUID, *, client_id: str | None
+) -> Record | None:
+    """A stored decision; `client_id` limits it to the client that asked (None: anyone's)."""
+    statement = select(DECISIONS).where(DECISIONS.c.id == decision_id)
+    if client_id is not None:
+        statement = statement.where(_visible_to(client_id))
+    return (await connection.execute(statement)).first()
+
+
+async def review(
+    connection: AsyncConnection,
+    decision_id: uuid.UUID,
+    *,
+    client_id: str,
+    verdict: str,
+    reviewer: str,
+    reason: str,
+) -> Record | None:
+    """Records a person's verdict on a NEEDS_REVIEW decision, once; None if there is none."""
+    statement = (
+        update(DECISIONS)
+        .where(
+            and_(
+                DECISIONS.c.id == decision_id,
+                _visible_to(client_id),
+                DECISIONS.c.verdict == "NEEDS_REVIEW",
+                DECISIONS.c.reviewed_verdict.is_(None),
+            )
+        )
+        .values(
+            reviewed_verdict=verdict,
+            reviewer=reviewer,
+            review_reason=reason,
+            reviewed_by_client=client_id,
+            reviewed_at=datetime.now(UTC),
+        )
+        .returning(DECISIONS)
+    )
+    reviewed: Record | None = (await connection.execute(statement)).first()
+    return reviewed

@@ -1,0 +1,143 @@
+"""Guarantees issued by BUMDs, their status history, and the guarantor's equity.
+
+Recording a guarantee locks the guarantor's row first, so two guarantees recorded at the same
+moment cannot both squeeze under the gearing limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, cast, extract, func, select, update
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries import Record
+
+GUARANTEES = table_of(models.Guarantee)
+CHANGES = table_of(models.GuaranteeStatusChange)
+GUARANTORS = table_of(models.Guarantor)
+OUTSTANDING = ("active", "claimed")
+
+DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
+    "province": GUARANTEES.c.province_code,
+    "regency": GUARANTEES.c.regency_code,
+    "status": GUARANTEES.c.status,
+    "year": cast(extract("year", GUARANTEES.c.starts_on), SqlInteger),
+    "subject_kind": case((GUARANTEES.c.msme_id.isnot(None), "msme"), else_="cooperative"),
+}
+MEASURES: Mapping[str, ColumnElement[Any]] = {
+    "count": func.count(),
+    "amount_sum": func.sum(GUARANTEES.c.amount),
+    "coverage_sum": func.sum(GUARANTEES.c.coverage_amount),
+}
+
+
+async def set_equity(
+    connection: AsyncConnection, client_id: str, equity: int, gearing_limit: Decimal
+) -> None:
+    statement = insert(GUARANTORS).values(
+        client_id=client_id, equity=equity, gearing_limit=gearing_limit
+    )
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[GUARANTORS.c.client_id],
+            set_={"equity": equity, "gearing_limit": gearing_limit, "updated_at": func.now()},
+        )
+    )
+
+
+async def lock_guarantor(connection: AsyncConnection, client_id: str) -> Record | None:
+    statement = (
+        select(GUARANTORS.c.equity, GUARANTORS.c.gearing_limit)
+        .where(GUARANTORS.c.client_id == client_id)
+        .with_for_update()
+    )
+    return (await connection.execute(statement)).first()
+
+
+async def outstanding_cover(connection: AsyncConnection, client_id: str) -> int:
+    statement = select(func.coalesce(func.sum(GUARANTEES.c.coverage_amount), 0)).where(
+        GUARANTEES.c.guarantor_client_id == client_id, GUARANTEES.c.status.in_(OUTSTANDING)
+    )
+    return int((await connection.execute(statement)).scalar_one())
+
+
+async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
+    statement = select(GUARANTEES.c.id).where(GUARANTEES.c.decision_id == decision_id)
+    return (await connection.execute(statement)).first() is not None
+
+
+async def insert_guarantee(
+    connection: AsyncConnection, values: dict[str, Any], *, changed_by: str
+) -> Record:
+    row: Record = (
+        await connection.execute(insert(GUARANTEES).values(**values).returning(GUARANTEES))
+    ).one()
+    await connection.execute(
+        CHANGES.insert().values(
+            guarantee_id=row.id,
+            from_status=None,
+            to_status=row.status,
+            effective_on=row.starts_on,
+            changed_by=changed_by,
+        )
+    )
+    return row
+
+
+async def guarantee_for_update(
+    connection: AsyncConnection, guarantee_id: uuid.UUID, client_id: str
+) -> Record | None:
+    statement = (
+        select(GUARANTEES)
+        .where(GUARANTEES.c.id == guarantee_id, GUARANTEES.c.guarantor_client_id == client_id)
+        .with_for_update()
+    )
+    return (await connection.execute(statement)).first()
+
+
+async def change_status(
+    connection: AsyncConnection,
+    guarantee: Record,
+    *,
+    status: str,
+    effective_on: date,
+    note: str | None,
+    changed_by: str,
+) -> Record:
+    row: Record = (
+        await connection.execute(
+            update(GUARANTEES)
+            .where(GUARANTEES.c.id == guarantee.id)
+            .values(status=status)
+            .returning(GUARANTEES)
+        )
+    ).one()
+    await connection.execute(
+        CHANGES.insert().values(
+            guarantee_id=guarantee.id,
+            from_status=guarantee.status,
+            to_status=status,
+            effective_on=effective_on,
+            note=note,
+            changed_by=changed_by,
+        )
+    )
+    return row
+
+
+async def history(connection: AsyncConnection, guarantee_ids: list[uuid.UUID]) -> list[Record]:
+    statement = (
+        select(CHANGES)
+        .where(CHANGES.c.guarantee_id.in_(guarantee_ids))
+        .order_by(CHANGES.c.guarantee_id, CHANGES.c.id)
+    )
+    return list(await connection.execute(statement))

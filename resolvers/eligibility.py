@@ -1,0 +1,223 @@
+"""Eligibility decisions: gather the registry facts, apply the rule set in force, keep the lot.
+
+The rules themselves are domain/eligibility.py; this module only fetches, stores and replays. A
+business outside the caller's jurisdiction is NOT_FOUND with the same message as an unknown key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types import Info
+
+from db.queries import Record
+from db.queries import eligibility as queries
+from domain.eligibility import (
+    COOPERATIVE,
+    MSME,
+    Decision,
+    EligibilityFacts,
+    LenderAttestation,
+    evaluate,
+)
+from domain.errors import InvalidValue
+from domain.identifiers import validate_legal_entity_no, validate_nib
+from domain.ruleset import RuleSet
+from resolvers.calendar import today
+from resolvers.context import Context
+from resolvers.errors import ErrorCode, bad_input, coded_error
+
+_PARSED: dict[tuple[str, str], RuleSet] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    nib: str | None
+    legal_entity_no: str | None
+    product: str
+    loan_amount: int
+    tenor_months: int
+    check_date: date | None
+    attestation: LenderAttestation
+
+
+def parsed_ruleset(document: dict[str, Any]) -> RuleSet:
+    """Stored versions never change (db.queries.eligibility.sync_rulesets), so parse each once."""
+    key = (str(document["product"]), str(document["version"]))
+    if key not in _PARSED:
+        _PARSED[key] = RuleSet.from_dict(document)
+    return _PARSED[key]
+
+
+def _subject_key(request: Request) -> tuple[str, str]:
+    if (request.nib is None) == (request.legal_entity_no is None):
+        raise bad_input("request.nib", "give either nib (an MSME) or legalEntityNo (a cooperative)")
+    try:
+        if request.nib is not None:
+            return MSME, validate_nib(request.nib, field="request.nib")
+        assert request.legal_entity_no is not None
+        return COOPERATIVE, validate_legal_entity_no(
+            request.legal_entity_no, field="request.legalEntityNo"
+        )
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+
+
+def _registry_facts(kind: str, row: Record) -> dict[str, Any]:
+    """Registry columns in the domain's terms; None stays None (UNKNOWN), never a guess."""
+    common = {
+        "province_code": row.province_code,
+        "conflicting_programme_credit": bool(row.programme_credit),
+        "has_defaulted_guarantee": bool(row.defaulted),
+    }
+    if kind == MSME:
+        return {
+            **common,
+            "has_nib": True,
+            "business_start_date": row.established_on,
+            "scale": row.scale,
+            "annual_sales": row.annual_turnover,
+            "owner_nik_present": bool(row.owner_nik_present),
+        }
+    return {
+        **common,
+        "has_legal_entity_no": True,
+        "coop_status": row.status,
+        "coop_last_rat_book_year": row.last_rat_book_year,
+        "coop_savings_and_loan": row.type == "simpan_pinjam",
+    }
+
+
+async def _subject(connection: AsyncConnection, kind: str, key: str, jurisdiction: str) -> Record:
+    if kind == MSME:
+        row = await queries.msme_facts(connection, key, jurisdiction)
+    else:
+        row = await queries.cooperative_facts(connection, key, jurisdiction)
+    if row is None:
+        field = "request.nib" if kind == MSME else "request.legalEntityNo"
+        raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
+    return row
+
+
+async def check(info: Info[Context, Any], request: Request) -> Record:
+    """Decide, store the decision with its facts and rule-set version, and return it."""
+    context = info.context
+    principal = context.principal
+    kind, key = _subject_key(request)
+    check_date = request.check_date or today()
+    if check_date > today():
+        raise bad_input("request.checkDate", "must not be in the future")
+    async with context.engine.begin() as connection:
+        row = await _subject(connection, kind, key, principal.jurisdiction)
+        document = await queries.ruleset_in_force(connection, request.product, check_date)
+        if document is None:
+            raise bad_input(
+                "request.product", f"no rule set for {request.product} in force on {check_date}"
+            )
+        try:
+            facts = EligibilityFacts(
+                subject_kind=kind,
+                check_date=check_date,
+                product=request.product,
+                loan_amount=request.loan_amount,
+                tenor_months=request.tenor_months,
+                attestation=request.attestation,
+                **_registry_facts(kind, row),
+            )
+        except InvalidValue as error:
+            raise bad_input(f"request.{error.field}", error.reason) from None
+        decision = evaluate(facts, parsed_ruleset(document))
+        stored = await queries.store_decision(
+            connection,
+            {
+                "client_id": principal.client_id,
+                "organisation": principal.organisation or principal.client_id,
+                "msme_id": row.id if kind == MSME else None,
+                "cooperative_id": row.id if kind == COOPERATIVE else None,
+                "subject_key": key,
+                "province_code": row.province_code,
+                "regency_code": row.regency_code,
+                "loan_amount": request.loan_amount,
+                "tenor_months": request.tenor_months,
+                "product": decision.product,
+                "ruleset_version": decision.ruleset_version,
+                "check_date": check_date,
+                "facts": facts.to_dict(),
+                "verdict": decision.decision.value,
+                "results": results_of(decision),
+                "coverage_amount": decision.coverage_amount,
+                "estimated_fee": decision.estimated_fee,
+            },
+        )
+    context.accesses.records_returned("eligibility_decision", 1)
+    return stored
+
+
+def results_of(decision: Decision) -> list[dict[str, Any]]:
+    return [
+        {
+            "rule_id": result.rule_id,
+            "code": result.code,
+            "outcome": result.outcome.value,
+            "reason": result.reason,
+            "message_id": result.message_id,
+            "message_en": result.message_en,
+            "legal_basis": result.legal_basis,
+        }
+        for result in decision.results
+    ]
+
+
+async def decision(info: Info[Context, Any], decision_id: str) -> Record | None:
+    """A decision, only for the client that asked for it."""
+    parsed = parse_id(decision_id, "id")
+    async with info.context.engine.connect() as connection:
+        return await queries.decision(
+            connection, parsed, client_id=info.context.principal.client_id
+        )
+
+
+async def resolve_review(
+    info: Info[Context, Any], decision_id: str, *, verdict: str, reviewer: str, reason: str
+) -> Record:
+    """A person's verdict on a NEEDS_REVIEW decision (UU 27/2022 Pasal 34: a human-review path)."""
+    parsed = parse_id(decision_id, "decisionId")
+    if not reviewer.strip():
+        raise bad_input("reviewer", "name the person who reviewed the decision")
+    if not reason.strip():
+        raise bad_input("reason", "say why the decision was resolved this way")
+    client_id = info.context.principal.client_id
+    async with info.context.engine.begin() as connection:
+        reviewed = await queries.review(
+            connection,
+            parsed,
+            client_id=client_id,
+            verdict=verdict,
+            reviewer=reviewer.strip(),
+            reason=reason.strip(),
+        )
+        if reviewed is not None:
+            return reviewed
+        existing = await queries.decision(connection, parsed, client_id=client_id)
+    if existing is None:
+        raise coded_error(ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId")
+    state = "already reviewed" if existing.reviewed_verdict else f"{existing.verdict}, not review"
+    raise coded_error(ErrorCode.CONFLICT, f"decisionId: the decision is {state}")
+
+
+async def replay(info: Info[Context, Any], stored: Record) -> Decision:
+    """The stored facts under the stored rule-set version: a disputed decision, re-derived."""
+    async with info.context.engine.connect() as connection:
+        document = await queries.ruleset_version(connection, stored.product, stored.ruleset_version)
+    return evaluate(EligibilityFacts.from_dict(stored.facts), parsed_ruleset(document))
+
+
+def parse_id(raw: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise bad_input(field, "must be an id returned by this API") from None

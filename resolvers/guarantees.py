@@ -1,0 +1,124 @@
+"""Guarantees a BUMD records on its own eligible decisions, and their status over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from strawberry.types import Info
+
+from db.queries import Record
+from db.queries import eligibility as decisions
+from db.queries import guarantees as queries
+from domain import guarantees as rules
+from domain.errors import InvalidValue
+from resolvers.context import Context
+from resolvers.eligibility import parse_id
+from resolvers.errors import ErrorCode, bad_input, coded_error
+
+
+@dataclass(frozen=True, slots=True)
+class NewGuarantee:
+    decision_id: str
+    bank: str
+    starts_on: date
+    ends_on: date
+    coverage_amount: int | None
+
+
+def _eligible(decision: Record) -> bool:
+    """Eligible by the rules, or found eligible by the person who reviewed it."""
+    return bool(
+        decision.verdict == "ELIGIBLE"
+        or (decision.verdict == "NEEDS_REVIEW" and decision.reviewed_verdict == "ELIGIBLE")
+    )
+
+
+async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
+    principal = info.context.principal
+    decision_id = parse_id(new.decision_id, "guarantee.decisionId")
+    if not new.bank.strip():
+        raise bad_input("guarantee.bank", "name the lending bank")
+    if new.ends_on <= new.starts_on:
+        raise bad_input("guarantee.endsOn", "must be after startsOn")
+    async with info.context.engine.begin() as connection:
+        decision = await decisions.decision(connection, decision_id, client_id=principal.client_id)
+        if decision is None:
+            raise coded_error(
+                ErrorCode.NOT_FOUND, "guarantee.decisionId: no such decision", field="decisionId"
+            )
+        if not _eligible(decision):
+            raise bad_input("guarantee.decisionId", f"the decision is {decision.verdict}")
+        guarantor = await queries.lock_guarantor(connection, principal.client_id)
+        if guarantor is None:
+            raise bad_input(
+                "guarantee", "the guarantor's equity is not registered, so its limit is unknown"
+            )
+        if await queries.is_guaranteed(connection, decision_id):
+            raise coded_error(ErrorCode.CONFLICT, "guarantee.decisionId: already guaranteed")
+        coverage = new.coverage_amount or decision.coverage_amount
+        try:
+            rules.check_coverage(coverage, decided=decision.coverage_amount)
+            rules.check_gearing(
+                outstanding=await queries.outstanding_cover(connection, principal.client_id),
+                new_coverage=coverage,
+                equity=guarantor.equity,
+                gearing_limit=guarantor.gearing_limit,
+            )
+        except InvalidValue as error:
+            raise bad_input(f"guarantee.{error.field}", error.reason) from None
+        return await queries.insert_guarantee(
+            connection,
+            {
+                "decision_id": decision_id,
+                "guarantor_client_id": principal.client_id,
+                "msme_id": decision.msme_id,
+                "cooperative_id": decision.cooperative_id,
+                "province_code": decision.province_code,
+                "regency_code": decision.regency_code,
+                "bank": new.bank.strip(),
+                "amount": decision.loan_amount,
+                "coverage_amount": coverage,
+                "starts_on": new.starts_on,
+                "ends_on": new.ends_on,
+            },
+            changed_by=principal.client_id,
+        )
+
+
+async def change_status(
+    info: Info[Context, Any],
+    guarantee_id: str,
+    *,
+    status: str,
+    effective_on: date,
+    note: str | None,
+) -> Record:
+    principal = info.context.principal
+    parsed = parse_id(guarantee_id, "guaranteeId")
+    async with info.context.engine.begin() as connection:
+        guarantee = await queries.guarantee_for_update(connection, parsed, principal.client_id)
+        if guarantee is None:
+            raise coded_error(
+                ErrorCode.NOT_FOUND, "guaranteeId: no such guarantee", field="guaranteeId"
+            )
+        try:
+            rules.check_transition(guarantee.status, status)
+        except InvalidValue as error:
+            raise bad_input(error.field, error.reason) from None
+        if effective_on < guarantee.starts_on:
+            raise bad_input("effectiveOn", "must not be before the guarantee started")
+        return await queries.change_status(
+            connection,
+            guarantee,
+            status=status,
+            effective_on=effective_on,
+            note=note,
+            changed_by=principal.client_id,
+        )
+
+
+async def history(info: Info[Context, Any], guarantee: Record) -> list[Record]:
+    async with info.context.engine.connect() as connection:
+        return await queries.history(connection, [guarantee.id])

@@ -1,0 +1,59 @@
+"""Reading back eligibility decisions, and guarantee figures for access-to-finance reporting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from auth.scopes import Scope
+from db.queries import guarantees
+from db.queries.aggregates import Figures
+from db.queries.scoping import within
+from resolvers import eligibility, records
+from resolvers.aggregates import grouped_figures
+from resolvers.context import Context
+from resolvers.errors import bad_input
+from schema.inputs import stored_value
+from schema.permissions import requires
+from schema.types.eligibility import EligibilityDecision
+from schema.types.figures import GuaranteeDimension, GuaranteeFigure
+
+
+@strawberry.type
+class EligibilityQuery:
+    @requires(
+        Scope.ELIGIBILITY_CHECK,
+        description="One of your decisions, with its reasons and a replay to explain it.",
+    )
+    async def eligibility_decision(
+        self, info: Info[Context, Any], id: strawberry.ID
+    ) -> EligibilityDecision | None:
+        return await eligibility.decision(info, id)  # type: ignore[return-value]
+
+    @requires(
+        Scope.AGGREGATES_READ,
+        description="Guarantee counts and amounts grouped by up to four dimensions, with totals.",
+    )
+    async def guarantee_figures(
+        self,
+        info: Info[Context, Any],
+        group_by: list[GuaranteeDimension],
+        region: str | None = None,
+    ) -> list[GuaranteeFigure] | None:
+        scope = await records.checked_region(info, region, "region")
+        if scope is not None and len(scope) > len("62.01"):
+            raise bad_input("region", "guarantee figures go down to regencies, not districts")
+        figures = Figures(
+            source=guarantees.GUARANTEES,
+            dimensions=guarantees.DIMENSIONS,
+            measures=guarantees.MEASURES,
+            where=[within(guarantees.GUARANTEES, scope or "ID")],
+        )
+        return await grouped_figures(  # type: ignore[return-value]
+            info,
+            lambda _: figures,
+            group_by=[str(stored_value(dimension)) for dimension in group_by],
+            scope=scope,
+        )

@@ -1,0 +1,108 @@
+"""`sinergi rulesets …` and `sinergi guarantors …`: the data behind guarantee decisions.
+
+Rule sets are data: a guarantor publishes a new version as a JSON file (the shape of
+domain/rulesets/*.json) and loads it here; no code changes, and stored versions never change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.engine import create_engine
+from db.queries import eligibility, guarantees
+from domain.errors import InvalidValue
+from domain.ruleset import load_rulesets
+from sinergi.database import prepared_url
+from sinergi.settings import Settings
+
+
+def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+    url = prepared_url(settings)
+
+    async def go() -> int:
+        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                return await work(connection)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except InvalidValue as error:
+        print(f"sinergi: {error}")
+        return 2
+
+
+def _load(args: argparse.Namespace, settings: Settings) -> int:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        print(f"sinergi: {directory} is not a directory of rule-set JSON files")
+        return 2
+
+    async def work(connection: AsyncConnection) -> int:
+        added = await eligibility.sync_rulesets(connection, load_rulesets(directory))
+        print("\n".join(f"loaded {name}" for name in added) or "no new rule-set versions")
+        return 0
+
+    return _run(settings, work)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        for row in await eligibility.rulesets(connection):
+            print(f"{row.product:<28} {row.version:<12} in force from {row.effective_from}")
+        return 0
+
+    return _run(settings, work)
+
+
+def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: AsyncConnection) -> int:
+        await guarantees.set_equity(connection, args.client_id, args.equity, args.gearing)
+        print(f"{args.client_id}: equity Rp{args.equity:,}, limit {args.gearing} x equity")
+        return 0
+
+    return _run(settings, work)
+
+
+def _rupiah(raw: str) -> int:
+    if not raw.isdigit() or int(raw) == 0:
+        raise argparse.ArgumentTypeError("a positive whole number of rupiah, e.g. 50000000000")
+    return int(raw)
+
+
+def _gearing(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError("a number, e.g. 20") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def add_parsers(commands: Any) -> None:
+    rulesets = commands.add_parser("rulesets", help="guarantee eligibility rule sets")
+    actions = rulesets.add_subparsers(dest="rulesets_command", required=True)
+    load = actions.add_parser("load", help="load new rule-set versions from a directory")
+    load.add_argument("directory")
+    load.set_defaults(handler=_load)
+    actions.add_parser("list", help="every stored version").set_defaults(handler=_list)
+
+    guarantors = commands.add_parser("guarantors", help="guarantee companies' equity")
+    guarantor_actions = guarantors.add_subparsers(dest="guarantors_command", required=True)
+    equity = guarantor_actions.add_parser(
+        "set-equity", help="a guarantor's equity, for its gearing limit (POJK 2/2017)"
+    )
+    equity.add_argument("client_id")
+    equity.add_argument("equity", type=_rupiah, help="in rupiah")
+    equity.add_argument("--gearing", type=_gearing, default=Decimal(20))
+    equity.set_defaults(handler=_set_equity)

@@ -1,0 +1,67 @@
+"""Guarantee status moves and the guarantor's gearing limit, at their edges."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from domain.errors import InvalidValue
+from domain.guarantees import TRANSITIONS, check_coverage, check_gearing, check_transition
+
+EQUITY = 50_000_000_000  # Rp50 miliar: the POJK 2/2017 minimum for a provincial guarantor
+
+
+def test_outstanding_cover_may_reach_exactly_20_times_equity() -> None:
+    check_gearing(
+        outstanding=20 * EQUITY - 1_000,
+        new_coverage=1_000,
+        equity=EQUITY,
+        gearing_limit=Decimal(20),
+    )
+
+
+def test_one_rupiah_beyond_the_limit_is_refused_with_the_headroom() -> None:
+    with pytest.raises(InvalidValue) as refused:
+        check_gearing(
+            outstanding=20 * EQUITY - 1_000,
+            new_coverage=1_001,
+            equity=EQUITY,
+            gearing_limit=Decimal(20),
+        )
+    assert refused.value.field == "coverageAmount"
+    assert "headroom left Rp1,000" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "allowed"),
+    [
+        ("active", "claimed", True),
+        ("active", "defaulted", True),
+        ("claimed", "active", True),
+        ("claimed", "paid_off", True),
+        ("active", "active", False),
+        ("defaulted", "active", False),
+        ("paid_off", "claimed", False),
+        ("active", "cancelled", False),
+    ],
+)
+def test_status_moves(current: str, new: str, allowed: bool) -> None:
+    if allowed:
+        check_transition(current, new)
+        return
+    with pytest.raises(InvalidValue) as refused:
+        check_transition(current, new)
+    assert refused.value.field == "status"
+
+
+def test_final_statuses_allow_no_move() -> None:
+    assert TRANSITIONS["paid_off"] == TRANSITIONS["defaulted"] == frozenset()
+
+
+def test_cover_may_be_partial_but_never_more_than_decided() -> None:
+    check_coverage(35_000_000, decided=35_000_000)
+    check_coverage(1, decided=35_000_000)
+    for coverage in (0, 35_000_001):
+        with pytest.raises(InvalidValue):
+            check_coverage(coverage, decided=35_000_000)

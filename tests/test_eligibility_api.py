@@ -1,0 +1,454 @@
+"""Credit-guarantee eligibility through HTTP, as PT Jamkrida Kalteng's demo client uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from sinergi.cli import main
+from tests.support.http import Api
+
+JAMKRIDA = "demo-jamkrida-62"
+PRODUCT = "JAMKRIDA_KTG_PRODUKTIF"
+SCENARIO_DATE = "2026-01-15"
+LATER_RULESETS = Path(__file__).parent / "domain" / "rulesets"
+FULL_ATTESTATION = {
+    "maxCollectibility": 1,
+    "hasOtherProductiveCredit": False,
+    "feasibilityApproved": True,
+    "onNationalBlacklist": False,
+    "hasNpwp": True,
+}
+
+CHECK = """
+mutation Check($request: EligibilityRequest!) {
+  checkEligibility(request: $request) {
+    id verdict finalVerdict product rulesetVersion checkDate coverageAmount estimatedFee
+    results { ruleId code outcome reason messageId messageEn }
+  }
+}
+"""
+DECISION = """
+query Decision($id: ID!) {
+  eligibilityDecision(id: $id) { id verdict rulesetVersion replay { verdict sameAsStored } }
+}
+"""
+
+
+def _request(subject: dict[str, str], amount: int, tenor: int, **attested: Any) -> dict[str, Any]:
+    return {
+        **subject,
+        "product": PRODUCT,
+        "loanAmount": str(amount),
+        "tenorMonths": tenor,
+        "checkDate": attested.pop("checkDate", SCENARIO_DATE),
+        "attestation": attested,
+    }
+
+
+def _check(api: Api, request: dict[str, Any], client_id: str = JAMKRIDA) -> dict[str, Any]:
+    return api.graphql(CHECK, client_id, {"request": request})
+
+
+def _decision(answer: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in answer, answer
+    decision: dict[str, Any] = answer["data"]["checkEligibility"]
+    return decision
+
+
+def _rules(decision: dict[str, Any], outcome: str) -> set[str]:
+    return {result["ruleId"] for result in decision["results"] if result["outcome"] == outcome}
+
+
+def _cli(url: str, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(list(argv))
+    finally:
+        if previous is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = previous
+    return code, out.getvalue()
+
+
+def test_e01_a_micro_business_in_kalteng_is_eligible_with_70_percent_cover(api: Api) -> None:
+    request = _request(
+        {"nib": "9990000000001"},
+        50_000_000,
+        24,
+        maxCollectibility=1,
+        hasOtherProductiveCredit=False,
+        feasibilityApproved=True,
+        onNationalBlacklist=False,
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "ELIGIBLE"
+    assert decision["coverageAmount"] == "35000000"
+    assert decision["estimatedFee"] is None
+    assert (decision["product"], decision["rulesetVersion"]) == (PRODUCT, "2026.1")
+    assert [result["ruleId"] for result in decision["results"]] == [
+        f"R{number:02}" for number in range(1, 14)
+    ]
+    assert all(result["messageId"] and result["messageEn"] for result in decision["results"])
+
+
+def test_e02_other_credit_and_collectibility_3_make_it_not_eligible(api: Api) -> None:
+    request = _request(
+        {"nib": "9990000000005"},
+        75_000_000,
+        36,
+        maxCollectibility=3,
+        hasOtherProductiveCredit=True,
+        feasibilityApproved=True,
+        onNationalBlacklist=False,
+        hasNpwp=True,
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NOT_ELIGIBLE"
+    assert _rules(decision, "FAIL") == {"R05", "R06"}
+
+
+def test_e04_unattested_feasibility_needs_review(api: Api) -> None:
+    request = _request(
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 400_000_000, 36, maxCollectibility=1
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NEEDS_REVIEW"
+    assert "R04" in _rules(decision, "UNKNOWN")
+    assert _rules(decision, "FAIL") == set()
+    assert "R11" in _rules(decision, "PASS")
+
+
+def test_e05_an_inactive_savings_cooperative_is_not_eligible(api: Api) -> None:
+    request = _request(
+        {"legalEntityNo": "AHU-9990002.AH.01.26.TAHUN 2020"}, 100_000_000, 24, maxCollectibility=1
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NOT_ELIGIBLE"
+    assert _rules(decision, "FAIL") == {"R11"}
+    (r11,) = [result for result in decision["results"] if result["ruleId"] == "R11"]
+    assert r11["reason"] == "not_active"
+
+
+def test_a_kalbar_business_is_not_found_exactly_like_an_unknown_nib(api: Api) -> None:
+    kalbar = _check(api, _request({"nib": "9990000000003"}, 50_000_000, 24))
+    unknown = _check(api, _request({"nib": "9990000009999"}, 50_000_000, 24))
+    assert kalbar == unknown
+    assert kalbar["data"] == {"checkEligibility": None}
+    (error,) = kalbar["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_the_guarantor_sees_no_record_field(api: Api) -> None:
+    answer = api.graphql(
+        '{ msme(nib: "9990000000001") { name } msmes { totalCount } '
+        'cooperative(legalEntityNo: "AHU-9990001.AH.01.26.TAHUN 2019") { name } '
+        "cooperatives { totalCount } }",
+        JAMKRIDA,
+    )
+    assert answer["data"] is None or all(value is None for value in answer["data"].values())
+    assert sorted(error["path"][0] for error in answer["errors"]) == [
+        "cooperative",
+        "cooperatives",
+        "msme",
+        "msmes",
+    ]
+    assert {error["extensions"]["code"] for error in answer["errors"]} == {"FORBIDDEN"}
+
+
+def test_a_province_may_not_ask_for_decisions(api: Api) -> None:
+    answer = _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24), "demo-province-62")
+    assert answer["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "requiredScopes": ["eligibility:check"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"nib": "12345"}, "request.nib"),
+        ({"nib": None}, "request.nib"),
+        ({"product": "NO_SUCH_PRODUCT"}, "request.product"),
+        ({"tenorMonths": 0}, "request.tenor_months"),
+        ({"checkDate": "2999-01-01"}, "request.checkDate"),
+        ({"attestation": {"maxCollectibility": 6}}, "request.attestation.max_collectibility"),
+    ],
+)
+def test_bad_requests_name_the_field(api: Api, change: dict[str, Any], field: str) -> None:
+    request = {**_request({"nib": "9990000000001"}, 50_000_000, 24), **change}
+    answer = _check(api, request)
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith(field)
+
+
+def test_a_stored_decision_replays_unchanged_after_the_rules_change(
+    api: Api, demo_url: str
+) -> None:
+    request = _request(
+        {"nib": "9990000000001"},
+        40_000_000,
+        24,
+        checkDate="2026-06-01",
+        **{k: v for k, v in FULL_ATTESTATION.items() if k != "hasNpwp"},
+    )
+    before = _decision(_check(api, request))
+    assert (before["verdict"], before["rulesetVersion"]) == ("ELIGIBLE", "2026.1")
+
+    code, output = _cli(demo_url, "rulesets", "load", str(LATER_RULESETS))
+    assert code == 0, output
+    after = _decision(_check(api, {**request, "checkDate": "2026-08-01"}))
+    assert (after["verdict"], after["rulesetVersion"]) == ("NEEDS_REVIEW", "2026.2")
+    assert _rules(after, "UNKNOWN") == {"R08"}  # 2026.2 wants an NPWP above Rp25 juta
+
+    replayed = api.graphql(DECISION, JAMKRIDA, {"id": before["id"]})["data"]
+    assert replayed["eligibilityDecision"] == {
+        "id": before["id"],
+        "verdict": "ELIGIBLE",
+        "rulesetVersion": "2026.1",
+        "replay": {"verdict": "ELIGIBLE", "sameAsStored": True},
+    }
+    # another guarantor cannot read the decision at all
+    code, output = _cli(
+        demo_url,
+        "clients",
+        "create",
+        "--name",
+        "PT Jamkrida Lain",
+        "--org-kind",
+        "bumd",
+        "--jurisdiction",
+        "62",
+        "--purpose",
+        "testing",
+        "--json",
+    )
+    created = json.loads(output)
+    token = api.token_response(created["client_id"], created["client_secret"]).json()
+    other = api.post({"query": DECISION, "variables": {"id": before["id"]}}, token["access_token"])
+    assert other.json() == {"data": {"eligibilityDecision": None}}
+
+
+def test_a_changed_ruleset_needs_a_new_version(demo_url: str, tmp_path: Path) -> None:
+    shipped = json.loads(next(LATER_RULESETS.glob("*.json")).read_text(encoding="utf-8"))
+    shipped["coverage_rate"] = "0.80"
+    (tmp_path / "edited.json").write_text(json.dumps(shipped), encoding="utf-8")
+    _cli(demo_url, "rulesets", "load", str(LATER_RULESETS))
+    code, output = _cli(demo_url, "rulesets", "load", str(tmp_path))
+    assert code == 2
+    assert "publish the change under a new version" in output
+
+
+RECORD = """
+mutation Record($guarantee: GuaranteeInput!) {
+  recordGuarantee(guarantee: $guarantee) {
+    id status amount coverageAmount history { fromStatus toStatus effectiveOn changedBy }
+  }
+}
+"""
+STATUS = """
+mutation Status($id: ID!, $status: GuaranteeStatus!, $on: Date!) {
+  changeGuaranteeStatus(guaranteeId: $id, status: $status, effectiveOn: $on, note: "kol 5") {
+    status history { toStatus }
+  }
+}
+"""
+
+
+def _guarantee(decision_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "guarantee": {
+            "decisionId": decision_id,
+            "bank": "Bank Kalteng",
+            "startsOn": "2026-02-01",
+            "endsOn": "2028-02-01",
+            **extra,
+        }
+    }
+
+
+def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) -> None:
+    request = _request({"nib": "9990000000002"}, 75_000_000, 24, **FULL_ATTESTATION)
+    first = _decision(_check(api, request))
+    assert first["verdict"] == "ELIGIBLE"
+
+    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
+    assert "errors" not in recorded, recorded
+    guarantee = recorded["data"]["recordGuarantee"]
+    assert (guarantee["status"], guarantee["coverageAmount"]) == ("ACTIVE", "52500000")
+    again = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
+    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
+
+    variables = {"id": guarantee["id"], "status": "DEFAULTED", "on": "2026-10-01"}
+    defaulted = api.graphql(STATUS, JAMKRIDA, variables)["data"]["changeGuaranteeStatus"]
+    assert defaulted["history"] == [{"toStatus": "ACTIVE"}, {"toStatus": "DEFAULTED"}]
+    final = api.graphql(STATUS, JAMKRIDA, {**variables, "status": "ACTIVE"})
+    assert final["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    second = _decision(_check(api, request))
+    assert second["verdict"] == "NOT_ELIGIBLE"
+    (r13,) = [result for result in second["results"] if result["ruleId"] == "R13"]
+    assert (r13["outcome"], r13["reason"]) == ("FAIL", "defaulted")
+
+
+def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) -> None:
+    request = _request(
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NEEDS_REVIEW"
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    resolve = """
+    mutation Resolve($id: ID!) {
+      resolveEligibilityReview(decisionId: $id, verdict: ELIGIBLE, reviewer: "Ir. Contoh Analis",
+        reason: "feasibility confirmed with the bank's credit committee") {
+        verdict finalVerdict review { verdict reviewer reason reviewedByClient }
+      }
+    }
+    """
+    resolved = api.graphql(resolve, JAMKRIDA, {"id": decision["id"]})
+    assert resolved["data"]["resolveEligibilityReview"] == {
+        "verdict": "NEEDS_REVIEW",
+        "finalVerdict": "ELIGIBLE",
+        "review": {
+            "verdict": "ELIGIBLE",
+            "reviewer": "Ir. Contoh Analis",
+            "reason": "feasibility confirmed with the bank's credit committee",
+            "reviewedByClient": JAMKRIDA,
+        },
+    }
+    twice = api.graphql(resolve, JAMKRIDA, {"id": decision["id"]})
+    assert twice["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+
+def test_the_gearing_limit_refuses_a_guarantee_beyond_20_times_equity(
+    api: Api, demo_url: str
+) -> None:
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    assert _cli(demo_url, "guarantors", "set-equity", JAMKRIDA, "1000000")[0] == 0
+    try:
+        refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+        (error,) = refused["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"].startswith("guarantee.coverageAmount: would exceed")
+    finally:
+        assert _cli(demo_url, "guarantors", "set-equity", JAMKRIDA, "50000000000")[0] == 0
+    assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+
+def _eligible_nib_in(url: str, regency: str) -> str:
+    """A demo MSME in `regency` that passes every registry rule, so a decision is ELIGIBLE."""
+
+    async def find() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            return str(
+                await connection.fetchval(
+                    "SELECT m.nib FROM msmes m JOIN msme_owners o ON o.msme_id = m.id "
+                    "WHERE m.regency_code = $1 AND m.established_on < '2025-01-01' "
+                    "AND m.scale <> 'large' ORDER BY m.id LIMIT 1",
+                    regency,
+                )
+            )
+        finally:
+            await connection.close()
+
+    return asyncio.run(find())
+
+
+def test_guarantee_figures_are_suppressed_for_a_ministry_not_for_the_province(
+    api: Api, demo_url: str
+) -> None:
+    """One guarantee in Kabupaten Kotawaringin Timur (62.02), where no other test records one."""
+    request = _request(
+        {"nib": _eligible_nib_in(demo_url, "62.02")}, 50_000_000, 24, **FULL_ATTESTATION
+    )
+    decision = _decision(_check(api, request))
+    assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+    query = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62.02") {
+        key { value } suppressed count coverageSum } }"""
+    province = api.graphql(query, "demo-province-62")["data"]["guaranteeFigures"]
+    assert {
+        "key": [{"value": "62.02"}, {"value": "active"}],
+        "suppressed": False,
+        "count": 1,
+        "coverageSum": "35000000",
+    } in province
+    ministry = api.graphql(query, "demo-ministry")["data"]["guaranteeFigures"]
+    assert ministry
+    assert all(cell["suppressed"] for cell in ministry)
+    assert all(cell["count"] is None and cell["coverageSum"] is None for cell in ministry)
+
+
+REPORT = """
+mutation Report($report: RealisationInput!) {
+  reportRealisation(report: $report) { value source reportedBy }
+}
+"""
+
+
+def _report(jurisdiction: str, value: str) -> dict[str, Any]:
+    return {
+        "report": {
+            "indicator": "WIRAUSAHA_BARU",
+            "jurisdiction": jurisdiction,
+            "year": 2026,
+            "value": value,
+            "source": "Laporan triwulan III Dinas Koperasi dan UKM Kalteng",
+            "reportedOn": "2026-10-20",
+        }
+    }
+
+
+def test_a_province_reports_realisations_and_keeps_their_history(api: Api) -> None:
+    first = api.graphql(REPORT, "demo-province-62", _report("62", "1500"))
+    assert first["data"]["reportRealisation"]["reportedBy"].endswith("(demo-province-62)")
+    api.graphql(REPORT, "demo-province-62", _report("62", "1620"))
+    history = api.graphql(
+        '{ indicator(code: "WIRAUSAHA_BARU") { targets { jurisdiction { code } year kind '
+        "realisations { value } } } }",
+        "demo-ministry",
+    )["data"]["indicator"]["targets"]
+    (target,) = [
+        t
+        for t in history
+        if (t["jurisdiction"]["code"], t["year"], t["kind"]) == ("62", 2026, "target")
+    ]
+    values = [realisation["value"] for realisation in target["realisations"]]
+    assert values[:2] == ["1620", "1500"]  # newest first, nothing overwritten
+
+
+def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_scope(
+    api: Api,
+) -> None:
+    outside = api.graphql(REPORT, "demo-province-61", _report("62", "1"))
+    assert outside["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    ministry = api.graphql(REPORT, "demo-ministry", _report("62", "1"))
+    assert ministry["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "requiredScopes": ["targets:write"],
+    }
+    bad = api.graphql(
+        REPORT,
+        "demo-province-62",
+        {"report": {**_report("62", "1")["report"], "indicator": "NOPE"}},
+    )
+    assert bad["errors"][0]["message"].startswith("report.indicator")
