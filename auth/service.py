@@ -19,6 +19,7 @@ from auth.external import ExternalIssuer, ExternalKeys
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken
+from db.engine import autocommit
 
 KEY_RELOAD_INTERVAL_SECONDS = 1.0
 
@@ -44,6 +45,7 @@ class AuthService:
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
     ) -> None:
         self.engine = engine
+        self.reads = autocommit(engine)
         self.issuer = issuer
         self.audience = audience
         self.token_lifetime = token_lifetime_seconds
@@ -61,7 +63,7 @@ class AuthService:
         self, client_id: str, secret: str, requested_scope: str | None
     ) -> dict[str, Any]:
         """The token response for a client's credentials, or an OAuthError."""
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             client = await clients.authenticate(connection, client_id, secret)
         if client is None:
             raise OAuthError("invalid_client", "client authentication failed", 401)
@@ -78,7 +80,7 @@ class AuthService:
 
     async def mint_for_client(self, client_id: str) -> str:
         """A token for a registered client without its secret: development GraphiQL only."""
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             client = await clients.get(connection, client_id)
         if client is None or client.revoked:
             raise OAuthError("invalid_client", f"no active client {client_id}", 401)
@@ -87,7 +89,7 @@ class AuthService:
     async def _token_response(
         self, client: clients.Client, scopes: frozenset[Scope]
     ) -> dict[str, Any]:
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             key = await keys.signing_key(connection)
         token = tokens.issue(
             key,
@@ -127,7 +129,7 @@ class AuthService:
         return await self._registered_principal(claims)
 
     async def _registered_principal(self, claims: Mapping[str, Any]) -> Principal:
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             client = await clients.get(connection, str(claims.get("client_id", claims["sub"])))
         if client is None or client.revoked:
             raise InvalidToken("client unknown or revoked")
@@ -147,7 +149,7 @@ class AuthService:
         )
 
     async def jwks(self) -> dict[str, Any]:
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             published = await keys.published_keys(connection, self.token_lifetime)
         return {"keys": published}
 
@@ -176,7 +178,7 @@ class AuthService:
         now = time.monotonic()
         if throttled and now - self._keys_loaded_at < KEY_RELOAD_INTERVAL_SECONDS:
             return
-        async with self.engine.connect() as connection:
+        async with self.reads.connect() as connection:
             published = await keys.published_keys(connection, self.token_lifetime)
         self._keys = keys.key_set(published)
         self._keys_loaded_at = now

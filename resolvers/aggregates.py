@@ -92,7 +92,7 @@ async def grouped_figures(
     `scope` is the region the filter restricts rows to (None: the whole country)."""
     context = info.context
     group_by = checked_grouping(group_by)
-    async with context.engine.connect() as connection:
+    async with context.reads.connect() as connection:
         rows = await aggregates.grouped(connection, figures_of(group_by), group_by=group_by)
     return figures(
         rows,

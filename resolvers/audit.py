@@ -29,7 +29,7 @@ async def entries(
     before_seq: int | None,
 ) -> list[Node]:
     size = page_size(first, info.context.limits)
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         rows = await audit.entries(
             connection, subject=_checked_nik(nik), client_id=client_id, first=size, after=before_seq
         )
@@ -39,5 +39,5 @@ async def entries(
 async def accessors(info: Info[Context, Any], nik: str) -> list[Node]:
     checked = _checked_nik(nik)
     assert checked is not None
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         return await audit.accessors_of(connection, checked)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from auth.principal import Principal
+from db.engine import autocommit
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 
@@ -25,8 +26,11 @@ class Context:
     engine: AsyncEngine
     limits: Limits
     request: Request | None = None
+    reads: AsyncEngine = field(init=False)
     loaders: Loaders = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.engine, self.principal.jurisdiction)
+        """`engine` is for writes that need a transaction; `reads` (autocommit) for the rest."""
+        self.reads = autocommit(self.engine)
+        self.loaders = Loaders(self.reads, self.principal.jurisdiction)

@@ -175,7 +175,7 @@ def results_of(decision: Decision) -> list[dict[str, Any]]:
 async def decision(info: Info[Context, Any], decision_id: str) -> Record | None:
     """A decision, only for the client that asked for it."""
     parsed = parse_id(decision_id, "id")
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         return await queries.decision(
             connection, parsed, client_id=info.context.principal.client_id
         )
@@ -211,7 +211,7 @@ async def resolve_review(
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:
     """The stored facts under the stored rule-set version: a disputed decision, re-derived."""
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         document = await queries.ruleset_version(connection, stored.product, stored.ruleset_version)
     return evaluate(EligibilityFacts.from_dict(stored.facts), parsed_ruleset(document))
 

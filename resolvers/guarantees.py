@@ -120,5 +120,5 @@ async def change_status(
 
 
 async def history(info: Info[Context, Any], guarantee: Record) -> list[Record]:
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         return await queries.history(connection, [guarantee.id])

@@ -30,7 +30,7 @@ class Report:
 
 async def report(info: Info[Context, Any], new: Report) -> Record:
     principal = info.context.principal
-    region = await checked_region(info, new.jurisdiction, "report.jurisdiction")
+    region = await checked_region(info.context, new.jurisdiction, "report.jurisdiction")
     assert region is not None
     if not is_within(region, principal.jurisdiction):
         raise coded_error(

@@ -20,7 +20,7 @@ from resolvers.paging import PageResult, decode_cursor, page_size
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
 
 
-async def checked_region(info: Info[Context, Any], code: str | None, field: str) -> str | None:
+async def checked_region(context: Context, code: str | None, field: str) -> str | None:
     """A region filter must name a region that exists; the region loader caches the answer."""
     if code is None:
         return None
@@ -28,7 +28,7 @@ async def checked_region(info: Info[Context, Any], code: str | None, field: str)
         code = validate_region_code(code, field=field)
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
-    if code != "ID" and await info.context.loaders.region.load(code) is None:
+    if code != "ID" and await context.loaders.region.load(code) is None:
         raise bad_input(field, f"unknown region code {code!r}")
     return code
 
@@ -46,7 +46,7 @@ async def msme_page(
     size = page_size(first, context.limits)
     start = decode_cursor(after, "msme")
     jurisdiction = context.principal.jurisdiction
-    async with context.engine.connect() as connection:
+    async with context.reads.connect() as connection:
         page = await msmes.page(
             connection,
             jurisdiction=jurisdiction,
@@ -57,7 +57,7 @@ async def msme_page(
         )
 
     async def count() -> int:
-        async with context.engine.connect() as connection:
+        async with context.reads.connect() as connection:
             return await msmes.total(connection, jurisdiction=jurisdiction, where=where)
 
     context.accesses.records_returned("msme", len(page.rows))
@@ -71,7 +71,7 @@ async def cooperative_page(
     size = page_size(first, context.limits)
     start = decode_cursor(after, "cooperative")
     jurisdiction = context.principal.jurisdiction
-    async with context.engine.connect() as connection:
+    async with context.reads.connect() as connection:
         page = await cooperatives.page(
             connection,
             jurisdiction=jurisdiction,
@@ -82,7 +82,7 @@ async def cooperative_page(
         )
 
     async def count() -> int:
-        async with context.engine.connect() as connection:
+        async with context.reads.connect() as connection:
             return await cooperatives.total(connection, jurisdiction=jurisdiction, where=where)
 
     context.accesses.records_returned("cooperative", len(page.rows))

@@ -13,12 +13,12 @@ from resolvers.records import checked_region
 
 
 async def region(info: Info[Context, Any], code: str) -> Node | None:
-    checked = await checked_region(info, code, "code")
+    checked = await checked_region(info.context, code, "code")
     return None if checked is None else await info.context.loaders.region.load(checked)
 
 
 async def all_programmes(info: Info[Context, Any]) -> list[Node]:
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         return await programmes.all_programmes(connection)
 
 
@@ -27,7 +27,7 @@ async def programme(info: Info[Context, Any], programme_id: str) -> Node | None:
 
 
 async def all_indicators(info: Info[Context, Any]) -> list[Node]:
-    async with info.context.engine.connect() as connection:
+    async with info.context.reads.connect() as connection:
         return await indicators.all_indicators(connection)
 
 

@@ -19,25 +19,31 @@ class AuditTrail(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         yield
         context = self.execution_context.context
-        if not isinstance(context, Context) or not context.accesses.worth_recording:
-            return
-        principal = context.principal
-        notes = context.accesses
-        query = self.execution_context.query or ""
-        entry = {
-            "organisation": principal.organisation,
-            "orgKind": principal.org_kind.value,
-            "jurisdiction": principal.jurisdiction,
-            "purpose": principal.purpose,
-            "operation": self.execution_context.operation_name,
-            "documentHash": hashlib.sha256(query.encode()).hexdigest(),
-            "fields": notes.fields,
-            "records": dict(notes.records),
-        }
-        async with context.engine.begin() as connection:
-            await audit.append(
-                connection,
-                client_id=principal.client_id,
-                entry=entry,
-                subjects=sorted(notes.subjects),
-            )
+        if isinstance(context, Context):
+            query = self.execution_context.query or ""
+            await record(context, query, self.execution_context.operation_name)
+
+
+async def record(context: Context, query: str, operation_name: str | None) -> None:
+    """Append the request's entry, if it handed out records or personal data."""
+    notes = context.accesses
+    if not notes.worth_recording:
+        return
+    principal = context.principal
+    entry = {
+        "organisation": principal.organisation,
+        "orgKind": principal.org_kind.value,
+        "jurisdiction": principal.jurisdiction,
+        "purpose": principal.purpose,
+        "operation": operation_name,
+        "documentHash": hashlib.sha256(query.encode()).hexdigest(),
+        "fields": notes.fields,
+        "records": dict(notes.records),
+    }
+    async with context.reads.connect() as connection:  # one INSERT: its own transaction
+        await audit.append(
+            connection,
+            client_id=principal.client_id,
+            entry=entry,
+            subjects=sorted(notes.subjects),
+        )

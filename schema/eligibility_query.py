@@ -42,7 +42,7 @@ class EligibilityQuery:
         group_by: list[GuaranteeDimension],
         region: str | None = None,
     ) -> list[GuaranteeFigure] | None:
-        scope = await records.checked_region(info, region, "region")
+        scope = await records.checked_region(info.context, region, "region")
         if scope is not None and len(scope) > len("62.01"):
             raise bad_input("region", "guarantee figures go down to regencies, not districts")
         figures = Figures(

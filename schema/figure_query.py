@@ -45,7 +45,7 @@ class FigureQuery:
         group_by: list[MsmeDimension],
         filter: MsmeFilter | None = None,
     ) -> list[MsmeFigure] | None:
-        where = await msme_where(info, filter)
+        where = await msme_where(info.context, filter)
         return await grouped_figures(  # type: ignore[return-value]
             info,
             partial(aggregates.msme_figures, where),
@@ -63,7 +63,7 @@ class FigureQuery:
         group_by: list[CooperativeDimension],
         filter: CooperativeFilter | None = None,
     ) -> list[CooperativeFigure] | None:
-        where = await cooperative_where(info, filter)
+        where = await cooperative_where(info.context, filter)
         return await grouped_figures(  # type: ignore[return-value]
             info,
             partial(aggregates.cooperative_figures, where),
@@ -83,7 +83,9 @@ class FigureQuery:
         region: str | None = None,
     ) -> list[GraduationFigure] | None:
         source, dimensions = aggregates.graduation_source(year)
-        where = msmes.MsmeFilter(region=await records.checked_region(info, region, "region"))
+        where = msmes.MsmeFilter(
+            region=await records.checked_region(info.context, region, "region")
+        )
         figures = aggregates.Figures(
             source,
             dimensions,

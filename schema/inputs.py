@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 import strawberry
-from strawberry.types import Info
 
 from db.queries import cooperatives, msmes
 from resolvers import records
@@ -40,10 +38,10 @@ def stored_value(choice: Enum | str | None) -> str | None:
     return choice.value if isinstance(choice, Enum) else choice
 
 
-async def msme_where(info: Info[Context, Any], given: MsmeFilter | None) -> msmes.MsmeFilter:
+async def msme_where(context: Context, given: MsmeFilter | None) -> msmes.MsmeFilter:
     given = given or MsmeFilter()
     return msmes.MsmeFilter(
-        region=await records.checked_region(info, given.region, "filter.region"),
+        region=await records.checked_region(context, given.region, "filter.region"),
         scale=stored_value(given.scale),
         kbli_section=records.checked_kbli_section(given.kbli_section),
         active=given.active,
@@ -52,11 +50,11 @@ async def msme_where(info: Info[Context, Any], given: MsmeFilter | None) -> msme
 
 
 async def cooperative_where(
-    info: Info[Context, Any], given: CooperativeFilter | None
+    context: Context, given: CooperativeFilter | None
 ) -> cooperatives.CooperativeFilter:
     given = given or CooperativeFilter()
     return cooperatives.CooperativeFilter(
-        region=await records.checked_region(info, given.region, "filter.region"),
+        region=await records.checked_region(context, given.region, "filter.region"),
         type=stored_value(given.type),
         active=given.active,
         programme=given.programme,

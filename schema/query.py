@@ -62,7 +62,7 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery):
         after: str | None = None,
         filter: MsmeFilter | None = None,
     ) -> Connection[Msme] | None:
-        where = await msme_where(info, filter)
+        where = await msme_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
         return await records.msme_page(info, first=first, after=after, where=where)  # type: ignore[return-value]
 
@@ -80,7 +80,7 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery):
         after: str | None = None,
         filter: CooperativeFilter | None = None,
     ) -> Connection[Cooperative] | None:
-        where = await cooperative_where(info, filter)
+        where = await cooperative_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
         return await records.cooperative_page(info, first=first, after=after, where=where)  # type: ignore[return-value]
 

@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 
 from auth.http import unauthorized
 from resolvers.context import Context, Limits
+from schema.direct import DirectAnswers
 from schema.errors import coded
 from sinergi import exchange
 from sinergi.guard import replay
@@ -44,6 +45,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.rate_limiter = rate_limiter
         self.trusted = trusted
         self.demo_token = demo_token
+        self.direct = DirectAnswers(schema._schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Only the GraphiQL page (development) may be fetched without a token; it holds no data."""
@@ -69,6 +71,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 )
                 if isinstance(resolved, Response):
                     await resolved(scope, receive, send)
+                    return
+                direct = await self.direct.answer(self._context(request), _payload(resolved))
+                if direct is not None:
+                    answer = Response(orjson.dumps(direct), media_type="application/json")
+                    await answer(scope, receive, send)
                     return
                 receive = replay(resolved, receive)
         await super().__call__(scope, receive, send)
@@ -105,6 +112,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        return self._context(request)
+
+    def _context(self, request: Any) -> Context:
         return Context(
             principal=request.user.principal,
             engine=request.state.engine,
@@ -120,3 +130,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
             "const defaultHeaders = {};", f"const defaultHeaders = {headers};"
         )
         return HTMLResponse(html)
+
+
+def _payload(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None

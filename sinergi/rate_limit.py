@@ -8,6 +8,7 @@ import random
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
+from db.engine import autocommit
 from db.errors import is_unavailable
 from db.queries import rate_limits
 
@@ -32,7 +33,7 @@ class RateLimiter:
     async def refusal(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
         """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
         try:
-            async with engine.begin() as connection:
+            async with autocommit(engine).connect() as connection:  # single statements
                 hits, seconds_left = await rate_limits.hit(
                     connection, client_id, self.window_seconds
                 )

@@ -284,4 +284,5 @@ def test_service_survives_a_database_outage(postgres: Postgres, served: Any) -> 
     )
     access = [line for line in lines if line["logger"] == "sinergi.access"]
     assert len({line["request_id"] for line in access}) == len(access) >= len(answers)
-    assert any(line["status"] == 503 and line["client_id"] == client_id for line in access)
+    # the token check is the first to meet the outage, so the client is not known yet
+    assert any(line["status"] == 503 for line in access)

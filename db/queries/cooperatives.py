@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
 from db.queries.scoping import within
 
@@ -72,7 +72,7 @@ async def by_ids(
     connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
 ) -> dict[int, Record]:
     statement = select(*columns_of(COOPERATIVES, columns)).where(
-        COOPERATIVES.c.id.in_(ids), within(COOPERATIVES, jurisdiction)
+        any_of(COOPERATIVES.c.id, ids), within(COOPERATIVES, jurisdiction)
     )
     return {row.id: row for row in await connection.execute(statement)}
 
@@ -85,6 +85,6 @@ async def by_legal_entity_nos(
     columns: Collection[str],
 ) -> dict[str, Record]:
     statement = select(*columns_of(COOPERATIVES, {"legal_entity_no", *columns})).where(
-        COOPERATIVES.c.legal_entity_no.in_(numbers), within(COOPERATIVES, jurisdiction)
+        any_of(COOPERATIVES.c.legal_entity_no, numbers), within(COOPERATIVES, jurisdiction)
     )
     return {row.legal_entity_no: row for row in await connection.execute(statement)}

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 
 GUARANTEES = table_of(models.Guarantee)
 CHANGES = table_of(models.GuaranteeStatusChange)
@@ -137,7 +137,7 @@ async def change_status(
 async def history(connection: AsyncConnection, guarantee_ids: list[uuid.UUID]) -> list[Record]:
     statement = (
         select(CHANGES)
-        .where(CHANGES.c.guarantee_id.in_(guarantee_ids))
+        .where(any_of(CHANGES.c.guarantee_id, guarantee_ids))
         .order_by(CHANGES.c.guarantee_id, CHANGES.c.id)
     )
     return list(await connection.execute(statement))

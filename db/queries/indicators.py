@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 
 INDICATORS = table_of(models.Indicator)
 TARGETS = table_of(models.Target)
@@ -23,7 +23,7 @@ async def all_indicators(connection: AsyncConnection) -> list[Record]:
 
 
 async def by_codes(connection: AsyncConnection, codes: Sequence[str]) -> dict[str, Record]:
-    statement = select(INDICATORS).where(INDICATORS.c.code.in_(codes))
+    statement = select(INDICATORS).where(any_of(INDICATORS.c.code, codes))
     return {row.code: row for row in await connection.execute(statement)}
 
 
@@ -32,7 +32,7 @@ async def targets_of(
 ) -> dict[str, list[Record]]:
     statement = (
         select(TARGETS)
-        .where(TARGETS.c.indicator_code.in_(indicator_codes))
+        .where(any_of(TARGETS.c.indicator_code, indicator_codes))
         .order_by(TARGETS.c.indicator_code, TARGETS.c.jurisdiction, TARGETS.c.year)
     )
     grouped: dict[str, list[Record]] = {code: [] for code in indicator_codes}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
 from db.queries.scoping import within
 
@@ -77,7 +77,7 @@ async def by_ids(
     connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
 ) -> dict[int, Record]:
     statement = select(*columns_of(MSMES, columns)).where(
-        MSMES.c.id.in_(ids), within(MSMES, jurisdiction)
+        any_of(MSMES.c.id, ids), within(MSMES, jurisdiction)
     )
     return {row.id: row for row in await connection.execute(statement)}
 
@@ -86,7 +86,7 @@ async def by_nibs(
     connection: AsyncConnection, nibs: Sequence[str], *, jurisdiction: str, columns: Collection[str]
 ) -> dict[str, Record]:
     statement = select(*columns_of(MSMES, {"nib", *columns})).where(
-        MSMES.c.nib.in_(nibs), within(MSMES, jurisdiction)
+        any_of(MSMES.c.nib, nibs), within(MSMES, jurisdiction)
     )
     return {row.nib: row for row in await connection.execute(statement)}
 
@@ -103,7 +103,7 @@ async def members_of(
     position = func.row_number().over(partition_by=MSMES.c.cooperative_id, order_by=MSMES.c.id)
     ranked = (
         select(*columns_of(MSMES, {"cooperative_id", *columns}), position.label("position"))
-        .where(MSMES.c.cooperative_id.in_(cooperative_ids), within(MSMES, jurisdiction))
+        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), within(MSMES, jurisdiction))
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
@@ -120,7 +120,7 @@ async def member_counts(
 ) -> dict[int, int]:
     statement = (
         select(MSMES.c.cooperative_id, func.count())
-        .where(MSMES.c.cooperative_id.in_(cooperative_ids), within(MSMES, jurisdiction))
+        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), within(MSMES, jurisdiction))
         .group_by(MSMES.c.cooperative_id)
     )
     counts = {row[0]: int(row[1]) for row in await connection.execute(statement)}

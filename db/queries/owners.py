@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 
 OWNERS = table_of(models.MsmeOwner)
 
@@ -19,5 +19,5 @@ async def of_msmes(
     connection: AsyncConnection, msme_ids: Sequence[int], columns: Collection[str]
 ) -> dict[int, Record]:
     selected = [OWNERS.c[name] for name in sorted({"msme_id", *columns})]
-    statement = select(*selected).where(OWNERS.c.msme_id.in_(msme_ids))
+    statement = select(*selected).where(any_of(OWNERS.c.msme_id, msme_ids))
     return {row.msme_id: row for row in await connection.execute(statement)}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 from db.queries.paging import Page
 from db.queries.scoping import within
 
@@ -26,7 +26,7 @@ async def all_programmes(connection: AsyncConnection) -> list[Record]:
 
 
 async def by_ids(connection: AsyncConnection, ids: Sequence[str]) -> dict[str, Record]:
-    statement = select(PROGRAMMES).where(PROGRAMMES.c.id.in_(ids))
+    statement = select(PROGRAMMES).where(any_of(PROGRAMMES.c.id, ids))
     return {row.id: row for row in await connection.execute(statement)}
 
 
@@ -54,7 +54,7 @@ async def participants_of(
     ranked = (
         select(PARTICIPATIONS, position.label("position"))
         .select_from(_scoped_participations())
-        .where(PARTICIPATIONS.c.programme_id.in_(programme_ids), _visible_subject(jurisdiction))
+        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), _visible_subject(jurisdiction))
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
@@ -72,7 +72,7 @@ async def participations_of_msmes(
     """Callers pass MSMEs they could already read, so no further scoping is needed."""
     statement = (
         select(PARTICIPATIONS)
-        .where(PARTICIPATIONS.c.msme_id.in_(msme_ids))
+        .where(any_of(PARTICIPATIONS.c.msme_id, msme_ids))
         .order_by(PARTICIPATIONS.c.id)
     )
     grouped: dict[int, list[Record]] = {key: [] for key in msme_ids}
@@ -86,7 +86,7 @@ async def participations_of_cooperatives(
 ) -> dict[int, list[Record]]:
     statement = (
         select(PARTICIPATIONS)
-        .where(PARTICIPATIONS.c.cooperative_id.in_(cooperative_ids))
+        .where(any_of(PARTICIPATIONS.c.cooperative_id, cooperative_ids))
         .order_by(PARTICIPATIONS.c.id)
     )
     grouped: dict[int, list[Record]] = {key: [] for key in cooperative_ids}
@@ -100,7 +100,7 @@ async def scale_history_of(
 ) -> dict[int, list[Record]]:
     statement = (
         select(SCALE_HISTORY)
-        .where(SCALE_HISTORY.c.msme_id.in_(msme_ids))
+        .where(any_of(SCALE_HISTORY.c.msme_id, msme_ids))
         .order_by(SCALE_HISTORY.c.msme_id, SCALE_HISTORY.c.effective_from)
     )
     grouped: dict[int, list[Record]] = {key: [] for key in msme_ids}

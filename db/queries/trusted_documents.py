@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
+from db.queries import any_of
 
 TRUSTED = table_of(models.TrustedDocument)
 
@@ -34,6 +35,6 @@ async def find(
     if not hashes:
         return {}
     query = select(TRUSTED.c.sha256, TRUSTED.c.document).where(
-        TRUSTED.c.client_id == client_id, TRUSTED.c.sha256.in_(list(hashes))
+        TRUSTED.c.client_id == client_id, any_of(TRUSTED.c.sha256, list(hashes))
     )
     return {row.sha256: row.document for row in await connection.execute(query)}
