@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth import clients, keys
 from auth.clients import Client, ClientError
 from auth.scopes import OrgKind
-from db.engine import create_engine
 from db.queries import trusted_documents
 from schema.build import sdl
-from sinergi.database import prepared_url
+from sinergi.database import in_transaction
 from sinergi.settings import Settings
 from sinergi.trusted_documents import checked_operations
 
@@ -29,20 +27,6 @@ SEES = {
     OrgKind.BUMD: "eligibility decisions for businesses in its jurisdiction, guarantees, figures",
     OrgKind.CUSTODIAN: "the access audit trail and aggregate figures",
 }
-
-
-def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-    url = prepared_url(settings)
-
-    async def go() -> int:
-        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
-        try:
-            async with engine.begin() as connection:
-                return await work(connection)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _describe(client: Client) -> dict[str, Any]:
@@ -101,7 +85,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0
 
-    return _run(settings, work)
+    return in_transaction(settings, work)
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,12 +152,12 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
         print(f"new signing key {kid}; tokens signed by the previous key stay valid until expiry")
         return 0
 
-    return _run(settings, work)
+    return in_transaction(settings, work)
 
 
 def _handled(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
     try:
-        return _run(settings, work)
+        return in_transaction(settings, work)
     except ClientError as error:
         print(f"sinergi: {error}")
         return 2

@@ -7,7 +7,6 @@ domain/rulesets/*.json) and loads it here; no code changes, and stored versions 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,27 +14,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engine import create_engine
 from db.queries import eligibility, guarantees
 from domain.errors import InvalidValue
 from domain.ruleset import load_rulesets
-from sinergi.database import prepared_url
+from sinergi.database import in_transaction
 from sinergi.settings import Settings
 
 
 def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-    url = prepared_url(settings)
-
-    async def go() -> int:
-        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
-        try:
-            async with engine.begin() as connection:
-                return await work(connection)
-        finally:
-            await engine.dispose()
-
     try:
-        return asyncio.run(go())
+        return in_transaction(settings, work)
     except InvalidValue as error:
         print(f"sinergi: {error}")
         return 2

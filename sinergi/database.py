@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded
 from db.engine import create_engine
@@ -37,3 +40,18 @@ async def _load_reference(url: str) -> None:
             await load_reference(connection, SEED_DATA, targets=False)
     finally:
         await engine.dispose()
+
+
+def in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+    """Run a CLI command's `work` in one transaction on the prepared database; its exit code."""
+    url = prepared_url(settings)
+
+    async def run() -> int:
+        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                return await work(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

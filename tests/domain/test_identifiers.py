@@ -28,7 +28,8 @@ from domain.identifiers import (
     validate_rupiah,
 )
 
-SEED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "seed-data"
+# The packaged copy of shared/seed-data (tests/test_seed_data.py keeps them identical).
+SEED_DATA = Path(__file__).resolve().parents[2] / "sinergi" / "seed_data"
 
 
 def _rows(name: str) -> list[dict[str, str]]:
