@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
-
-from strawberry.types import Info
 
 from auth.principal import Principal
 from auth.scopes import Scope
@@ -82,15 +79,15 @@ def figures(
 
 
 async def grouped_figures(
-    info: Info[Context, Any],
+    context: Context,
     figures_of: Callable[[Sequence[str]], Figures],
     *,
     group_by: Sequence[str],
     scope: str | None,
 ) -> list[SimpleNamespace]:
     """`figures_of` says what to read for the checked grouping (a rollup or the records);
-    `scope` is the region the filter restricts rows to (None: the whole country)."""
-    context = info.context
+    `scope` is the region the filter restricts rows to (None: the whole country). Called by the
+    resolvers and by the direct path (schema/direct_figures.py) alike."""
     group_by = checked_grouping(group_by)
     async with context.reads.connect() as connection:
         rows = await aggregates.grouped(connection, figures_of(group_by), group_by=group_by)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -26,11 +26,13 @@ class Context:
     engine: AsyncEngine
     limits: Limits
     request: Request | None = None
+    autocommit_view: InitVar[AsyncEngine | None] = None
     reads: AsyncEngine = field(init=False)
     loaders: Loaders = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
-    def __post_init__(self) -> None:
-        """`engine` is for writes that need a transaction; `reads` (autocommit) for the rest."""
-        self.reads = autocommit(self.engine)
+    def __post_init__(self, autocommit_view: AsyncEngine | None) -> None:
+        """`engine` is for writes that need a transaction; `reads` (autocommit) for the rest. The
+        app passes the one view its lifespan made; building one costs a little per request."""
+        self.reads = autocommit_view or autocommit(self.engine)
         self.loaders = Loaders(self.reads, self.principal.jurisdiction)

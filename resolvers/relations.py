@@ -37,11 +37,16 @@ async def region_parent(root: Source, info: Info[Context, Any]) -> Node | None:
     return await info.context.loaders.region.load(root.parent_code)
 
 
-async def region_province(root: Source, info: Info[Context, Any]) -> Node | None:
+def province_of(code: str) -> str | None:
     """The province a region lies in (a province is its own); none for the nation."""
-    if root.code == "ID":
+    return None if code == "ID" else code[:2]
+
+
+async def region_province(root: Source, info: Info[Context, Any]) -> Node | None:
+    code = province_of(root.code)
+    if code is None:
         return None
-    return await info.context.loaders.region.load(root.code[:2])
+    return await info.context.loaders.region.load(code)
 
 
 async def region_children(root: Source, info: Info[Context, Any]) -> list[Node]:
@@ -168,8 +173,15 @@ async def target_indicator(root: Source, info: Info[Context, Any]) -> Node:
     return await info.context.loaders.indicator.load(root.indicator_code)
 
 
-async def key_region(root: Source, info: Info[Context, Any]) -> Node | None:
+def key_region_code(part: Source) -> str | None:
     """The region named by a province or regency part of an aggregate cell's key."""
-    if root.dimension not in ("province", "regency") or root.value is None:
+    if part.dimension not in ("province", "regency") or part.value is None:
         return None
-    return await info.context.loaders.region.load(root.value)
+    return str(part.value)
+
+
+async def key_region(root: Source, info: Info[Context, Any]) -> Node | None:
+    code = key_region_code(root)
+    if code is None:
+        return None
+    return await info.context.loaders.region.load(code)

@@ -52,7 +52,7 @@ class EligibilityQuery:
             where=[within(guarantees.GUARANTEES, scope or "ID")],
         )
         return await grouped_figures(  # type: ignore[return-value]
-            info,
+            info.context,
             lambda _: figures,
             group_by=[str(stored_value(dimension)) for dimension in group_by],
             scope=scope,

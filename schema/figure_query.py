@@ -1,8 +1,15 @@
-"""Aggregate queries for ministries and everyone holding aggregates:read."""
+"""Aggregate queries for ministries and everyone holding aggregates:read.
+
+Each field's work is a plain function of the context and the arguments, so the direct path
+(schema/direct_figures.py) answers through exactly the same checks, rollup choice and suppression.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from enum import Enum
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import strawberry
@@ -31,6 +38,51 @@ from schema.types.figures import (
 )
 
 NATIONAL = "ID"
+Dimensions = Sequence[Enum | str]  # members from Strawberry, values from the direct path
+
+
+def _names(group_by: Dimensions) -> list[str]:
+    return [str(stored_value(dimension)) for dimension in group_by]
+
+
+async def msme_figures(
+    context: Context, group_by: Dimensions, filter: MsmeFilter | None
+) -> list[SimpleNamespace]:
+    where = await msme_where(context, filter)
+    return await grouped_figures(
+        context,
+        partial(aggregates.msme_figures, where),
+        group_by=_names(group_by),
+        scope=where.region,
+    )
+
+
+async def cooperative_figures(
+    context: Context, group_by: Dimensions, filter: CooperativeFilter | None
+) -> list[SimpleNamespace]:
+    where = await cooperative_where(context, filter)
+    return await grouped_figures(
+        context,
+        partial(aggregates.cooperative_figures, where),
+        group_by=_names(group_by),
+        scope=where.region,
+    )
+
+
+async def graduations(
+    context: Context, year: int, group_by: Dimensions, region: str | None
+) -> list[SimpleNamespace]:
+    source, dimensions = aggregates.graduation_source(year)
+    where = msmes.MsmeFilter(region=await records.checked_region(context, region, "region"))
+    figures = aggregates.Figures(
+        source,
+        dimensions,
+        {"count": aggregates.MSME_MEASURES["count"]},
+        msmes.conditions(NATIONAL, where),
+    )
+    return await grouped_figures(
+        context, lambda _: figures, group_by=_names(group_by), scope=where.region
+    )
 
 
 @strawberry.type
@@ -45,13 +97,7 @@ class FigureQuery:
         group_by: list[MsmeDimension],
         filter: MsmeFilter | None = None,
     ) -> list[MsmeFigure] | None:
-        where = await msme_where(info.context, filter)
-        return await grouped_figures(  # type: ignore[return-value]
-            info,
-            partial(aggregates.msme_figures, where),
-            group_by=[str(stored_value(dimension)) for dimension in group_by],
-            scope=where.region,
-        )
+        return await msme_figures(info.context, group_by, filter)  # type: ignore[return-value]
 
     @requires(
         Scope.AGGREGATES_READ,
@@ -63,12 +109,8 @@ class FigureQuery:
         group_by: list[CooperativeDimension],
         filter: CooperativeFilter | None = None,
     ) -> list[CooperativeFigure] | None:
-        where = await cooperative_where(info.context, filter)
-        return await grouped_figures(  # type: ignore[return-value]
-            info,
-            partial(aggregates.cooperative_figures, where),
-            group_by=[str(stored_value(dimension)) for dimension in group_by],
-            scope=where.region,
+        return await cooperative_figures(  # type: ignore[return-value]
+            info.context, group_by, filter
         )
 
     @requires(
@@ -82,19 +124,4 @@ class FigureQuery:
         group_by: list[GraduationDimension],
         region: str | None = None,
     ) -> list[GraduationFigure] | None:
-        source, dimensions = aggregates.graduation_source(year)
-        where = msmes.MsmeFilter(
-            region=await records.checked_region(info.context, region, "region")
-        )
-        figures = aggregates.Figures(
-            source,
-            dimensions,
-            {"count": aggregates.MSME_MEASURES["count"]},
-            msmes.conditions(NATIONAL, where),
-        )
-        return await grouped_figures(  # type: ignore[return-value]
-            info,
-            lambda _: figures,
-            group_by=[str(stored_value(dimension)) for dimension in group_by],
-            scope=where.region,
-        )
+        return await graduations(info.context, year, group_by, region)  # type: ignore[return-value]

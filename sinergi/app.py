@@ -24,7 +24,7 @@ from auth.http import (
     unauthorized,
 )
 from auth.service import AuthService
-from db.engine import create_engine
+from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from resolvers.context import Limits
 from schema.build import build_schema
@@ -80,7 +80,7 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
         await auth.startup()
         state["auth"] = auth
         try:
-            yield {"engine": engine, "auth": auth}
+            yield {"engine": engine, "reads": autocommit(engine), "auth": auth}
         finally:
             await engine.dispose()
             metrics.worker_exiting(settings.metrics_dir)

@@ -8,14 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from graphql import build_schema as build_graphql_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients, keys
 from auth.clients import Client, ClientError
 from auth.scopes import OrgKind
 from db.queries import trusted_documents
-from schema.build import sdl
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
 from sinergi.trusted_documents import checked_operations
@@ -121,6 +119,12 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trust(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: building the schema takes most of a second, which every other `sinergi`
+    # command (a bulk import above all) would otherwise pay at start-up.
+    from graphql import build_schema as build_graphql_schema
+
+    from schema.build import sdl
+
     try:
         source = Path(args.file).read_text(encoding="utf-8")
         found = checked_operations(source, build_graphql_schema(sdl()), settings.query_limits)

@@ -61,7 +61,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            refusal = await self.rate_limiter.refusal(request.state.engine, client_id)
+            refusal = await self.rate_limiter.refusal(request.state.reads, client_id)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -118,6 +118,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return Context(
             principal=request.user.principal,
             engine=request.state.engine,
+            autocommit_view=request.state.reads,
             limits=self.limits,
             request=request,
         )

@@ -8,7 +8,6 @@ import random
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
-from db.engine import autocommit
 from db.errors import is_unavailable
 from db.queries import rate_limits
 
@@ -30,10 +29,11 @@ class RateLimiter:
         self.per_window = per_window
         self.window_seconds = window_seconds
 
-    async def refusal(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
+    async def refusal(self, autocommit_engine: AsyncEngine, client_id: str) -> JSONResponse | None:
         """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
         try:
-            async with autocommit(engine).connect() as connection:  # single statements
+            # Each statement here stands alone, so it commits at once: no BEGIN/COMMIT trips.
+            async with autocommit_engine.connect() as connection:
                 hits, seconds_left = await rate_limits.hit(
                     connection, client_id, self.window_seconds
                 )

@@ -145,3 +145,148 @@ async def test_anything_else_goes_to_the_executor(
     context = Context(principal=who, engine=engine, limits=LIMITS)
     assert await DIRECT.answer(context, {"query": query}) is None
     assert not context.accesses.worth_recording
+
+
+NATIONAL_FIGURES = "{ msmeFigures(groupBy: [PROVINCE, SCALE]) { key { value } count turnoverSum } }"
+FIGURES = """
+query Figures($groupBy: [MsmeDimension!]!, $filter: MsmeFilter) {
+  msmeFigures(groupBy: $groupBy, filter: $filter) { ...Cell }
+}
+fragment Cell on MsmeFigure {
+  __typename suppressed count turnoverSum turnoverAverage capitalSum employeesSum
+  key { __typename dimension value region { code level name province { name } parent { code } } }
+}
+"""
+COOPERATIVE_FIGURES = """
+query ($filter: CooperativeFilter) {
+  cooperativeFigures(groupBy: [REGENCY, TYPE, STATUS], filter: $filter) {
+    key { dimension value where: region { name } }
+    suppressed count businessVolumeSum businessVolumeAverage assetsSum membersSum
+  }
+}
+"""
+GRADUATIONS = """{ graduations(year: 2025, groupBy: [REGENCY, TO_SCALE], region: "62") {
+  key { dimension value region { name } } suppressed count } }"""
+MIXED = """{
+  figures: msmeFigures(groupBy: [REGENCY], filter: {region: "62"}) { key { region { name } } count }
+  msmes(first: 20, filter: {region: "62"}) { nodes { name regency { name } } }
+  cooperativeFigures(groupBy: []) { count }
+}"""
+BAD = "BAD_USER_INPUT"
+NO_AGGREGATES = Principal(
+    client_id="test-no-aggregates",
+    org_kind=OrgKind.PROVINCE,
+    jurisdiction="62",
+    scopes=frozenset({Scope.RECORDS_READ}),
+)
+
+
+@pytest.mark.parametrize(
+    ("who", "query", "variables"),
+    [
+        (MINISTRY, NATIONAL_FIGURES, None),
+        (MINISTRY, FIGURES, {"groupBy": ["PROVINCE", "SCALE"]}),
+        (PROVINCE, FIGURES, {"groupBy": ["REGENCY", "SCALE"], "filter": {"region": "62"}}),
+        (
+            MINISTRY,
+            FIGURES,
+            {"groupBy": ["KBLI_SECTION"], "filter": {"region": "62.71", "active": True}},
+        ),
+        (MINISTRY, FIGURES, {"groupBy": ["PROVINCE", "SCALE", "KBLI_SECTION", "ACTIVE"]}),
+        (CITY, FIGURES, {"groupBy": ["ESTABLISHED_YEAR"], "filter": {"programme": "1"}}),
+        (PROVINCE, COOPERATIVE_FIGURES, {"filter": {"type": "PRODUSEN", "active": True}}),
+        (MINISTRY, COOPERATIVE_FIGURES, None),
+        (MINISTRY, GRADUATIONS, None),
+        (PROVINCE, MIXED, None),
+    ],
+    ids=[
+        "bench figures",
+        "ministry, national",
+        "province over its own regencies",
+        "region filter",
+        "four dimensions",
+        "records, not a rollup",
+        "cooperatives of a province",
+        "cooperatives, national",
+        "graduations",
+        "figures beside a page",
+    ],
+)
+async def test_direct_figures_equal_the_executors(
+    engine: AsyncEngine, who: Principal, query: str, variables: dict[str, Any] | None
+) -> None:
+    direct, executed, direct_context, executor_context = await _both(engine, who, query, variables)
+    assert executed.errors is None
+    assert direct == {"data": executed.data}
+    assert direct_context.accesses.fields == executor_context.accesses.fields
+    assert direct_context.accesses.records == executor_context.accesses.records
+    assert direct_context.accesses.worth_recording is (query == MIXED)
+
+
+async def test_direct_figures_suppress_what_the_executor_suppresses(engine: AsyncEngine) -> None:
+    """The equality above means something only if some cells are hidden, and some small ones
+    stay visible to a province over its own records."""
+    grouping = {"groupBy": ["REGENCY", "SCALE"], "filter": {"region": "62"}}
+    cells = {}
+    for who in (MINISTRY, PROVINCE):
+        context = Context(principal=who, engine=engine, limits=LIMITS)
+        answer = await DIRECT.answer(context, {"query": FIGURES, "variables": grouping})
+        assert answer is not None
+        cells[who.org_kind] = answer["data"]["msmeFigures"]
+    assert any(cell["suppressed"] for cell in cells[OrgKind.MINISTRY])
+    assert not any(cell["suppressed"] for cell in cells[OrgKind.PROVINCE])
+    small = [cell for cell in cells[OrgKind.PROVINCE] if 0 < cell["count"] < LIMITS.suppression_k]
+    assert small
+
+
+async def test_figures_fetch_their_key_regions_in_one_statement(engine: AsyncEngine) -> None:
+    query = "{ msmeFigures(groupBy: [REGENCY]) { key { region { name province { name } } } } }"
+    for document, expected in ((NATIONAL_FIGURES, 1), (query, 2)):  # rollup (+ regions)
+        with recorded_statements(engine) as statements:
+            context = Context(principal=MINISTRY, engine=engine, limits=LIMITS)
+            assert await DIRECT.answer(context, {"query": document}) is not None
+        assert len(statements) == expected
+
+
+@pytest.mark.parametrize(
+    ("who", "query", "code"),
+    [
+        (NO_AGGREGATES, NATIONAL_FIGURES, "FORBIDDEN"),
+        (MINISTRY, NATIONAL_FIGURES.replace("SCALE", "SCALE, KBLI_SECTION, ACTIVE, REGENCY"), BAD),
+        (MINISTRY, NATIONAL_FIGURES.replace("PROVINCE", "SCALE"), BAD),
+        (MINISTRY, '{ msmeFigures(groupBy: [], filter: {region: "99"}) { count } }', BAD),
+        (MINISTRY, '{ graduations(year: 2025, groupBy: [], region: "6") { count } }', BAD),
+        (
+            MINISTRY,
+            "{ msmeFigures(groupBy: [PROVINCE]) { key { region { children { code } } } } }",
+            None,
+        ),
+        (
+            MINISTRY,
+            '{ msmeFigures(groupBy: []) { count } msme(nib: "9990000000001") { name } }',
+            "FORBIDDEN",
+        ),
+        (MINISTRY, "{ cooperativeFigures(groupBy: []) { count @skip(if: false) } }", None),
+    ],
+    ids=[
+        "no scope",
+        "too many dimensions",
+        "dimension twice",
+        "bad region",
+        "bad graduations region",
+        "region children",
+        "other root field",
+        "directive",
+    ],
+)
+async def test_other_figures_go_to_the_executor(
+    engine: AsyncEngine, who: Principal, query: str, code: str | None
+) -> None:
+    context = Context(principal=who, engine=engine, limits=LIMITS)
+    assert await DIRECT.answer(context, {"query": query}) is None
+    assert not context.accesses.worth_recording
+    executed = await SCHEMA.execute(
+        query, context_value=Context(principal=who, engine=engine, limits=LIMITS)
+    )
+    codes = [(error.extensions or {}).get("code") for error in executed.errors or ()]
+    assert codes == ([code] if code else [])

@@ -259,14 +259,13 @@ async def grouped(
     )
     if chosen:
         statement = statement.group_by(func.cube(*chosen))
+    # By position (d0.., g0.., then the measures): a national table has thousands of cells.
+    width = len(chosen)
+    names = list(measures)
     rows: list[GroupRow] = []
     for row in await connection.execute(statement):
-        mapping = row._mapping
-        key = tuple(
-            None if mapping[f"g{index}"] else _as_key(mapping[f"d{index}"])
-            for index in range(len(chosen))
-        )
-        rows.append(GroupRow(key=key, measures={name: mapping[name] for name in measures}))
+        key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
+        rows.append(GroupRow(key=key, measures=dict(zip(names, row[2 * width :], strict=True))))
     return rows
 
 
