@@ -1,17 +1,21 @@
 """Bulk MSME import, shared by the `importMsmes` mutation and `sinergi import msmes`.
 
-The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale), COPYed into a
-temporary staging table, checked again as sets in SQL (regions exist, NIBs not repeated and not
-registered outside the jurisdiction), then written by ONE upsert keyed on the NIB, with owners,
-change history and scale history each one more set-based statement. Everything runs in the
-caller's transaction, so a failure or a killed process leaves the database as it was.
+The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale, NIBs not
+repeated in the file), COPYed in chunks into a temporary staging table, checked again as sets in
+SQL (regions exist, NIBs not registered outside the jurisdiction), then written set-based: one
+UPDATE for the records the file changes and one INSERT for those it creates, each writing its
+change history in the same statement, then owners and scale history. A chunk is written while
+Python checks the next, so both cores work. Everything runs in the caller's transaction, so a
+failure or a killed process leaves the database as it was.
 
-Idempotent: the upsert only touches rows whose values differ, so importing a file twice changes
+Idempotent: only rows whose values differ are written, so importing a file twice changes
 nothing the second time (no version bump, no history row).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -35,25 +40,28 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
 from db.queries.scoping import within
-from db.writes import vocabulary
+from db.writes import msmes, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import is_within
-from domain.records import CheckedMsme, MsmeDraft, check_msme
+from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
 from domain.scale import RULE_VERSION
 
 MSMES = table_of(models.Msme)
 REGIONS = table_of(models.Region)
-COPY_CHUNK = 10_000
+CHUNK = 10_000
+"""Rows per COPY and per set of write statements."""
+YIELD_EVERY = 250
+WORK_MEM = "64MB"
 
 Progress = Callable[[str, int, int], None]
-"""(stage, done, total): "check" per row read, "load" per row copied, "write" once at the end."""
+"""(stage, done, total): "check" per row read, "load" per chunk copied, "write" once at the end."""
 Namer = Callable[[str], str]
 
 
@@ -114,6 +122,8 @@ STAGING = Table(
     Column("turnover_year", SmallInteger),
     Column("employees", Integer),
     *(Column(f"owner_{name}", Date if name == "birth_date" else Text) for name in OWNER_COLUMNS),
+    # Statements match records to staged rows by NIB one by one (see _LOCK): a probe, not a scan.
+    Index("ix_msme_import_nib", "nib"),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -121,9 +131,19 @@ WRITTEN = Table(
     "msme_import_written",
     _STAGING_METADATA,
     Column("id", BigInteger),
-    Column("version", Integer),
     Column("created", Boolean),
-    Column("changes", JSONB),
+    Column("scale_changed", Boolean),
+    Column("scale", Text),
+    Column("capital", BigInteger),
+    Column("annual_turnover", BigInteger),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+EXISTING = Table(
+    "msme_import_existing",
+    _STAGING_METADATA,
+    Column("id", BigInteger),
+    Column("nib", Text),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -186,62 +206,153 @@ async def import_msmes(
 
     In ALL_OR_NOTHING mode a file with any bad row writes nothing at all (the report says which
     rows and why); in VALID_ROWS mode the good rows are written and the bad ones reported.
+
+    Rows go to PostgreSQL in chunks, and a chunk is written while Python checks the next one, so
+    the two cores work at once. The chunks share one savepoint: when a bad row turns up after
+    earlier chunks were written, all-or-nothing rolls back to it.
     """
     report = progress or (lambda stage, done, total: None)
-    # Imports queue behind each other: two files naming one new NIB must not race to create it.
-    await connection.execute(select(func.pg_advisory_xact_lock(func.hashtext("sinergi.import"))))
+    # Imports queue behind each other (two files naming one new NIB must not race to create it),
+    # and single MSME writes queue behind an import (see db/writes/msmes.py).
+    await connection.execute(select(func.pg_advisory_xact_lock(msmes.IMPORT_LOCK)))
+    # Sorts and hashes over a whole chunk stay in memory instead of spilling to disk.
+    await connection.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     rules = await vocabulary.load(connection, today=today)
-    errors: list[RowError] = []
+    await connection.run_sync(lambda sync: _STAGING_METADATA.create_all(sync))
+    before_import = await connection.begin_nested()
+    chunks = _Chunks(connection, jurisdiction, actor, today, mode, name)
+    try:
+        received = await _check(rows, rules, chunks, total=total, report=report)
+        await chunks.finish()
+    except BaseException:
+        await chunks.abandon()  # the caller rolls back: the connection must be idle for that
+        raise
+    report("load", chunks.loaded, chunks.loaded)
+    errors = sorted(chunks.errors)
+    if errors and mode is Mode.ALL_OR_NOTHING:
+        await before_import.rollback()
+        return Report(received=received, errors=errors)
+    await before_import.commit()
+    report("write", 1, 1)
+    valid = received - len({error.row for error in errors})
+    return Report(
+        received=received,
+        created=chunks.created,
+        updated=chunks.updated,
+        unchanged=valid - chunks.created - chunks.updated,
+        applied=True,
+        errors=errors,
+    )
+
+
+async def _check(
+    rows: Iterable[Drafted],
+    rules: Vocabulary,
+    chunks: _Chunks,
+    *,
+    total: int,
+    report: Progress,
+) -> int:
+    """Check every row in Python, handing each full chunk of good ones over to be written; the
+    number of rows received. Bad rows go to `chunks.errors`."""
+    name, jurisdiction = chunks.name, chunks.jurisdiction
+    first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
     for row_no, draft in rows:
         received += 1
         checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
         if isinstance(checked, list):
-            errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
+            chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
         elif not is_within(checked.regency_code, jurisdiction):
-            errors.append(
+            chunks.errors.append(
                 RowError(row_no, name("region"), f"is outside your jurisdiction ({jurisdiction})")
             )
         else:
+            first = first_row_of.setdefault(checked.nib, row_no)
+            if first != row_no:
+                chunks.errors.append(
+                    RowError(row_no, name("nib"), f"repeats the NIB of row {first}")
+                )
             staged.append(_staged(row_no, checked))
-        if received % 1000 == 0:
+        if received % YIELD_EVERY == 0:
             report("check", received, total)
+            await asyncio.sleep(0)  # the chunk being written sends its next statement
+        if len(staged) == CHUNK:
+            await chunks.hand_over(staged)
+            report("load", chunks.loaded, total)
+            staged = []
     report("check", received, total)
-    await connection.run_sync(lambda sync: _STAGING_METADATA.create_all(sync))
-    await _copy(connection, staged, report)
-    await connection.execute(text("ANALYZE msme_import"))  # row counts for the joins below
-    errors.extend(await _set_checks(connection, jurisdiction, name))
-    errors.sort()
-    if errors and mode is Mode.ALL_OR_NOTHING:
-        return Report(received=received, errors=errors)
-    if errors:
-        bad = sorted({error.row for error in errors})
-        await connection.execute(STAGING.delete().where(STAGING.c.row_no.in_(bad)))
-    created, updated = await _write(connection, actor, today)
-    report("write", 1, 1)
-    valid = received - len({error.row for error in errors})
-    return Report(
-        received=received,
-        created=created,
-        updated=updated,
-        unchanged=valid - created - updated,
-        applied=True,
-        errors=errors,
-    )
+    await chunks.hand_over(staged)
+    return received
 
 
-async def _copy(
-    connection: AsyncConnection, staged: list[tuple[Any, ...]], report: Progress
-) -> None:
-    """COPY through asyncpg's binary protocol: the fastest way rows enter PostgreSQL."""
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    for start in range(0, len(staged), COPY_CHUNK):
-        chunk = staged[start : start + COPY_CHUNK]
-        await driver.copy_records_to_table(STAGING.name, records=chunk, columns=STAGED_COLUMNS)
-        report("load", start + len(chunk), len(staged))
+class _Chunks:
+    """Loads, checks and writes one chunk of staged rows at a time, in a background task."""
+
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        jurisdiction: str,
+        actor: Actor,
+        today: date,
+        mode: Mode,
+        name: Namer,
+    ) -> None:
+        self.connection = connection
+        self.jurisdiction = jurisdiction
+        self.actor = actor
+        self.today = today
+        self.mode = mode
+        self.name = name
+        self.errors: list[RowError] = []
+        self.created = 0
+        self.updated = 0
+        self.loaded = 0
+        self._pending: asyncio.Task[None] | None = None
+
+    async def hand_over(self, staged: list[tuple[Any, ...]]) -> None:
+        """Wait for the chunk before (one connection runs one statement), then start this one."""
+        await self.finish()
+        if staged:
+            self._pending = asyncio.create_task(self._load_and_write(staged))
+            await asyncio.sleep(0)  # let it start its COPY before checking goes on
+
+    async def finish(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def abandon(self) -> None:
+        """Stop the chunk being written, if any; its error (if it failed) is already moot."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+    async def _load_and_write(self, staged: list[tuple[Any, ...]]) -> None:
+        connection = self.connection
+        await connection.execute(text(f"TRUNCATE {', '.join(_STAGING_METADATA.tables)}"))
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(STAGING.name, records=staged, columns=STAGED_COLUMNS)
+        self.loaded += len(staged)
+        # Row counts and the join columns' statistics for the joins below (not every column).
+        await connection.execute(
+            text("ANALYZE msme_import (row_no, nib, regency_code, district_code)")
+        )
+        self.errors.extend(await _set_checks(connection, self.jurisdiction, self.name))
+        if self.errors and self.mode is Mode.ALL_OR_NOTHING:
+            return  # nothing will be kept: the remaining chunks are only checked
+        rows = {row[0] for row in staged}
+        bad = sorted({error.row for error in self.errors if error.row in rows})
+        if bad:
+            await connection.execute(STAGING.delete().where(STAGING.c.row_no.in_(bad)))
+        created, updated = await _write(connection, self.actor, self.today)
+        self.created += created
+        self.updated += updated
 
 
 async def _set_checks(
@@ -251,8 +362,6 @@ async def _set_checks(
     s = STAGING
     regency = REGIONS.alias("regency")
     district = REGIONS.alias("district")
-    first = func.min(s.c.row_no).over(partition_by=s.c.nib)
-    repeats = select(s.c.row_no, first.label("first")).subquery()
     checks = union_all(
         select(s.c.row_no, literal(name("region")), literal("is not a known regency or city code"))
         .select_from(s.outerjoin(regency, regency.c.code == s.c.regency_code))
@@ -260,11 +369,6 @@ async def _set_checks(
         select(s.c.row_no, literal(name("district")), literal("is not a known kecamatan code"))
         .select_from(s.outerjoin(district, district.c.code == s.c.district_code))
         .where(s.c.district_code.is_not(None), district.c.code.is_(None)),
-        select(
-            repeats.c.row_no,
-            literal(name("nib")),
-            func.concat("repeats the NIB of row ", repeats.c.first),
-        ).where(repeats.c.row_no > repeats.c.first),
         select(
             s.c.row_no,
             literal(name("nib")),
@@ -276,54 +380,107 @@ async def _set_checks(
     return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
 
 
-# The SQL is spelled out column by column (no string building) so it reads as it runs. The diff
-# is built per column with `field_change` (migration 0004), which PostgreSQL inlines: it costs
-# microseconds per row, where a generic jsonb comparison costs tens.
-_UPSERT = """
-WITH before AS (
-    SELECT m.*
-      FROM msmes m JOIN msme_import s ON s.nib = m.nib
-), written AS (
-    INSERT INTO msmes AS m (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
-                           district_code, established_on, capital, annual_turnover,
-                           turnover_year, employees)
+# The SQL is spelled out column by column (no string building) so it reads as it runs. Records
+# the file changes and records it creates take separate statements: an UPDATE … FROM for the
+# first and a plain INSERT … SELECT for the second, so the common case (a register's new rows)
+# pays neither for ON CONFLICT nor for comparing against a "before" that does not exist. Each
+# statement writes its history rows itself, straight from what it wrote, and notes in
+# msme_import_written only what the later statements need (no diffs: they are large).
+# Changed records: `old` is the same record read by the statement's snapshot, so RETURNING
+# gives the values before and after without joining two CTEs (their row estimates are guesses,
+# and a guessed nested loop over 10,000 × 10,000 rows is what that join turned into). The diff
+# is built per column with `field_change` (migration 0004), which PostgreSQL inlines.
+_UPDATE = """
+WITH written AS (
+    UPDATE msmes AS m
+       SET name = s.name, kbli_code = s.kbli_code, kbli_section = s.kbli_section,
+           scale = s.scale, province_code = s.province_code, regency_code = s.regency_code,
+           district_code = s.district_code, established_on = s.established_on,
+           capital = s.capital, annual_turnover = s.annual_turnover,
+           turnover_year = s.turnover_year, employees = s.employees,
+           version = m.version + 1, updated_at = now()
+      FROM msmes AS old JOIN msme_import s ON s.nib = old.nib
+     WHERE old.id = ANY(ARRAY(SELECT id FROM msme_import_existing))
+       AND m.id = old.id
+       AND (old.name, old.kbli_code, old.kbli_section, old.scale, old.province_code,
+            old.regency_code, old.district_code, old.established_on, old.capital,
+            old.annual_turnover, old.turnover_year, old.employees)
+           IS DISTINCT FROM
+           (s.name, s.kbli_code, s.kbli_section, s.scale, s.province_code, s.regency_code,
+            s.district_code, s.established_on, s.capital, s.annual_turnover, s.turnover_year,
+            s.employees)
+    RETURNING m.*,
+              old.nib AS old_nib, old.name AS old_name, old.kbli_code AS old_kbli_code,
+              old.kbli_section AS old_kbli_section, old.scale AS old_scale,
+              old.province_code AS old_province_code, old.regency_code AS old_regency_code,
+              old.district_code AS old_district_code, old.established_on AS old_established_on,
+              old.capital AS old_capital, old.annual_turnover AS old_annual_turnover,
+              old.turnover_year AS old_turnover_year, old.employees AS old_employees
+), history AS (
+    INSERT INTO record_changes
+           (client_id, organisation, record_kind, record_id, operation, version, changes)
+    SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
+           field_change('nib', w.old_nib, w.nib)
+           || field_change('name', w.old_name, w.name)
+           || field_change('kbli_code', w.old_kbli_code, w.kbli_code)
+           || field_change('kbli_section', w.old_kbli_section, w.kbli_section)
+           || field_change('scale', w.old_scale, w.scale)
+           || field_change('province_code', w.old_province_code, w.province_code)
+           || field_change('regency_code', w.old_regency_code, w.regency_code)
+           || field_change('district_code', w.old_district_code, w.district_code)
+           || field_change('established_on', w.old_established_on, w.established_on)
+           || field_change('capital', w.old_capital, w.capital)
+           || field_change('annual_turnover', w.old_annual_turnover, w.annual_turnover)
+           || field_change('turnover_year', w.old_turnover_year, w.turnover_year)
+           || field_change('employees', w.old_employees, w.employees)
+      FROM written w
+     ORDER BY w.id
+)
+INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
+SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turnover
+  FROM written
+"""
+
+# Created records: every stored value is a change from nothing, so the diff is the same object
+# `field_change` would give ({"column": {"before": null, "after": value}} for each non-null
+# column), written as JSON text and parsed once: a third of the cost of building and merging
+# thirteen jsonb values per row. tests/test_imports.py checks both spellings agree.
+_INSERT = """
+WITH written AS (
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
+                       district_code, established_on, capital, annual_turnover, turnover_year,
+                       employees)
     SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
            established_on, capital, annual_turnover, turnover_year, employees
-      FROM msme_import ORDER BY row_no
-    ON CONFLICT (nib) DO UPDATE
-       SET name = EXCLUDED.name, kbli_code = EXCLUDED.kbli_code,
-           kbli_section = EXCLUDED.kbli_section, scale = EXCLUDED.scale,
-           province_code = EXCLUDED.province_code, regency_code = EXCLUDED.regency_code,
-           district_code = EXCLUDED.district_code, established_on = EXCLUDED.established_on,
-           capital = EXCLUDED.capital, annual_turnover = EXCLUDED.annual_turnover,
-           turnover_year = EXCLUDED.turnover_year, employees = EXCLUDED.employees,
-           version = m.version + 1, updated_at = now()
-     WHERE (m.name, m.kbli_code, m.kbli_section, m.scale, m.province_code, m.regency_code,
-            m.district_code, m.established_on, m.capital, m.annual_turnover, m.turnover_year,
-            m.employees)
-           IS DISTINCT FROM
-           (EXCLUDED.name, EXCLUDED.kbli_code, EXCLUDED.kbli_section, EXCLUDED.scale,
-            EXCLUDED.province_code, EXCLUDED.regency_code, EXCLUDED.district_code,
-            EXCLUDED.established_on, EXCLUDED.capital, EXCLUDED.annual_turnover,
-            EXCLUDED.turnover_year, EXCLUDED.employees)
-    RETURNING m.*
+      FROM msme_import s
+     WHERE NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     ORDER BY row_no
+    RETURNING msmes.*
+), history AS (
+    INSERT INTO record_changes
+           (client_id, organisation, record_kind, record_id, operation, version, changes)
+    SELECT :client_id, :organisation, 'msme', id, 'import', version,
+           ('{' || concat_ws(',',
+               '"nib":{"before"\\:null,"after":' || to_json(nib) || '}',
+               '"name":{"before"\\:null,"after":' || to_json(name) || '}',
+               '"kbli_code":{"before"\\:null,"after":' || to_json(kbli_code) || '}',
+               '"kbli_section":{"before"\\:null,"after":' || to_json(kbli_section) || '}',
+               '"scale":{"before"\\:null,"after":' || to_json(scale) || '}',
+               '"province_code":{"before"\\:null,"after":' || to_json(province_code) || '}',
+               '"regency_code":{"before"\\:null,"after":' || to_json(regency_code) || '}',
+               '"district_code":{"before"\\:null,"after":' || to_json(district_code) || '}',
+               '"established_on":{"before"\\:null,"after":' || to_json(established_on) || '}',
+               '"capital":{"before"\\:null,"after":' || to_json(capital) || '}',
+               '"annual_turnover":{"before"\\:null,"after":' || to_json(annual_turnover) || '}',
+               '"turnover_year":{"before"\\:null,"after":' || to_json(turnover_year) || '}',
+               '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
+           ) || '}')::jsonb
+      FROM written
+     ORDER BY id
 )
-INSERT INTO msme_import_written (id, version, created, changes)
-SELECT w.id, w.version, b.id IS NULL,
-       field_change('nib', b.nib, w.nib)
-       || field_change('name', b.name, w.name)
-       || field_change('kbli_code', b.kbli_code, w.kbli_code)
-       || field_change('kbli_section', b.kbli_section, w.kbli_section)
-       || field_change('scale', b.scale, w.scale)
-       || field_change('province_code', b.province_code, w.province_code)
-       || field_change('regency_code', b.regency_code, w.regency_code)
-       || field_change('district_code', b.district_code, w.district_code)
-       || field_change('established_on', b.established_on, w.established_on)
-       || field_change('capital', b.capital, w.capital)
-       || field_change('annual_turnover', b.annual_turnover, w.annual_turnover)
-       || field_change('turnover_year', b.turnover_year, w.turnover_year)
-       || field_change('employees', b.employees, w.employees)
-  FROM written w LEFT JOIN before b ON b.id = w.id
+INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
+SELECT id, true, true, scale, capital, annual_turnover
+  FROM written
 """
 
 # Owners are written only from rows that carry one; the history keeps the names of the personal
@@ -361,23 +518,32 @@ SELECT w.msme_id,
   FROM written w LEFT JOIN before b ON b.msme_id = w.msme_id
 """
 
-_HISTORY = """
+# Owner fields an import changed: named in the history row of a record it also changed, or in
+# a history row of their own when only the owner changed.
+_OWNER_HISTORY = """
+WITH named AS (
+    UPDATE record_changes c
+       SET personal_fields = o.personal_fields
+      FROM msme_import_owners o JOIN msme_import_written w ON w.id = o.msme_id
+     WHERE c.id = (SELECT max(r.id) FROM record_changes r
+                    WHERE r.record_kind = 'msme' AND r.record_id = w.id)
+    RETURNING c.record_id
+)
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
         personal_fields)
-SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version,
-       coalesce(w.changes, '{}'::jsonb), coalesce(o.personal_fields, '{}'::text[])
-  FROM msme_import_written w
-  FULL JOIN msme_import_owners o ON o.msme_id = w.id
-  JOIN msmes m ON m.id = coalesce(w.id, o.msme_id)
+SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb,
+       o.personal_fields
+  FROM msme_import_owners o JOIN msmes m ON m.id = o.msme_id
+ WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = o.msme_id)
  ORDER BY m.id
 """
 
 _SCALES = """
 INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital, rule_version)
-SELECT m.id, m.scale, :today, m.annual_turnover, m.capital, :rule_version
-  FROM msme_import_written w JOIN msmes m ON m.id = w.id
- WHERE w.created OR w.changes -> 'scale' IS NOT NULL
+SELECT id, scale, :today, annual_turnover, capital, :rule_version
+  FROM msme_import_written
+ WHERE scale_changed
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
        capital = EXCLUDED.capital, recorded_at = now()
@@ -389,22 +555,28 @@ SELECT count(*) FILTER (WHERE w.created),
   FROM msme_import_written w FULL JOIN msme_import_owners o ON o.msme_id = w.id
 """
 
+# Lock a chunk's existing records first, in id order: the writes then read values nobody can
+# change before the import commits. They are noted in msme_import_existing; this lock and the
+# UPDATE reach msmes through `= ANY(ARRAY(…))`: one index probe per row, where a join with a
+# chunk is planned as a scan of the whole register.
+_LOCK = """
+INSERT INTO msme_import_existing (id, nib)
+SELECT m.id, m.nib
+  FROM msmes m
+ WHERE m.nib = ANY(ARRAY(SELECT nib FROM msme_import))
+ ORDER BY m.id
+   FOR UPDATE OF m
+"""
+
 
 async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
     """The staged rows, written set-based; (created, updated) counts."""
-    # Lock the existing rows in id order first: the upsert then reads values nobody can change
-    # before it commits, and concurrent writers cannot deadlock with it.
-    await connection.execute(
-        text(
-            "SELECT m.id FROM msmes m JOIN msme_import s ON s.nib = m.nib "
-            "ORDER BY m.id FOR UPDATE OF m"
-        )
-    )
-    await connection.execute(text(_UPSERT))
-    await connection.execute(text(_OWNERS))
-    await connection.execute(
-        text(_HISTORY), {"client_id": actor.client_id, "organisation": actor.organisation}
-    )
+    by = {"client_id": actor.client_id, "organisation": actor.organisation}
+    if (await connection.execute(text(_LOCK))).rowcount:
+        await connection.execute(text(_UPDATE), by)
+    await connection.execute(text(_INSERT), by)
+    if (await connection.execute(text(_OWNERS))).rowcount:
+        await connection.execute(text(_OWNER_HISTORY), by)
     await connection.execute(text(_SCALES), {"today": today, "rule_version": RULE_VERSION})
     created, updated = (await connection.execute(text(_COUNTS))).one()
     return int(created), int(updated)

@@ -80,7 +80,11 @@ class Base(DeclarativeBase):
 
 class Region(Base):
     __tablename__ = "regions"
-    __table_args__ = (CheckConstraint(_one_of("level", REGION_LEVELS), name="level"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("level", REGION_LEVELS), name="level"),
+        # What places refer to: a code together with its parent (see Msme's keys).
+        UniqueConstraint("code", "parent_code"),
+    )
 
     code: Mapped[str] = mapped_column(String(13), primary_key=True)
     level: Mapped[str] = mapped_column(String(10))
@@ -161,6 +165,14 @@ class Msme(Base):
         ),
         CheckConstraint("nib ~ '^[0-9]{13}$'", name="nib_format"),
         *_region_consistency(),
+        # One check per key proves the place exists and its parts agree (migration 0007): a
+        # bulk import pays one foreign-key lookup per row and key.
+        ForeignKeyConstraint(
+            ["regency_code", "province_code"], ["regions.code", "regions.parent_code"]
+        ),
+        ForeignKeyConstraint(
+            ["district_code", "regency_code"], ["regions.code", "regions.parent_code"]
+        ),
         Index("ix_msmes_province_code_id", "province_code", "id"),
         Index("ix_msmes_regency_code_id", "regency_code", "id"),
         Index("ix_msmes_cooperative_id", "cooperative_id"),
@@ -172,9 +184,9 @@ class Msme(Base):
     kbli_code: Mapped[str] = mapped_column(String(5))
     kbli_section: Mapped[str] = mapped_column(ForeignKey("kbli_sections.section"))
     scale: Mapped[str] = mapped_column(String(6))
-    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    district_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))
+    province_code: Mapped[str] = mapped_column(String(13))
+    regency_code: Mapped[str] = mapped_column(String(13))
+    district_code: Mapped[str | None] = mapped_column(String(13))
     established_on: Mapped[date | None] = mapped_column(Date)
     capital: Mapped[int | None] = mapped_column(BigInteger)
     annual_turnover: Mapped[int | None] = mapped_column(BigInteger)

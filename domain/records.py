@@ -41,7 +41,12 @@ Namer = Callable[[str], str]
 
 def validate_text(value: str, *, field: str, max_length: int = _TEXT_MAX) -> str:
     """Names and addresses: runs of spaces collapse to one, control characters are refused."""
-    if not all(ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in value.strip()):
+    stripped = value.strip()
+    # str.isprintable() settles the common case in one C call; only text it refuses (tabs,
+    # non-breaking or other Zs spaces, control characters) is looked at character by character.
+    if not stripped.isprintable() and not all(
+        ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in stripped
+    ):
         raise InvalidValue(field, "must not contain control or invisible characters")
     text = " ".join(value.split())
     if not text:

@@ -81,6 +81,8 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[Invali
         raw = text(column)
         if raw is None:
             return None
+        if raw.isascii() and raw.isdigit():  # plain digits, the usual case: no regex needed
+            return int(raw)
         if not _WHOLE.fullmatch(raw):
             errors.append(InvalidValue(column, "must be a whole number (digits only)"))
             return None

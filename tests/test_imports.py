@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -10,7 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
+from db import imports
 from db.engine import create_engine
+from db.writes.history import Actor
+from domain.records import MsmeDraft
 from tests.support.graphql import principal, run
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
@@ -121,6 +126,38 @@ async def test_a_changed_row_updates_its_record_and_history_only(engine: AsyncEn
     assert [scale[1] for scale in state["scales"]].count("small") == 1
 
 
+async def test_a_created_record_history_is_what_field_change_gives_for_each_column(
+    engine: AsyncEngine,
+) -> None:
+    """Created rows spell their diff as JSON text (cheaper); it must equal `field_change`'s."""
+    rows = [
+        row("7758000000000", name='Toko "Maju" \\ Jaya – Sentosa'),
+        row(
+            "7758000000001",
+            district=None,
+            capital=None,
+            turnoverYear=None,
+            employees=None,
+            establishedOn="2019-02-03",
+        ),
+    ]
+    report = (await do_import(engine, rows, "ALL_OR_NOTHING")).data["importMsmes"]
+    assert report["created"] == 2
+    expected = " || ".join(
+        f"field_change('{c}', (NULL::msmes).{c}, m.{c})" for c in imports.RECORD_COLUMNS
+    )
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text(
+                f"SELECT m.nib, c.changes = ({expected}), c.changes"  # noqa: S608 (fixed names)
+                " FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+                " WHERE c.record_kind = 'msme' AND m.nib LIKE '7758%' ORDER BY m.nib"
+            )
+        )
+        agreed = [(nib, same) for nib, same, _ in found]
+    assert agreed == [("7758000000000", True), ("7758000000001", True)]
+
+
 BAD_ROWS = [
     row("7762000000000"),
     row("776200000001"),  # 12 digits
@@ -168,6 +205,116 @@ async def test_valid_rows_mode_writes_the_good_rows_and_reports_the_bad(
     assert (report["applied"], report["created"], report["rejected"]) == (True, 2, 4)
     stored = await snapshot(engine, "7763")
     assert [record[1] for record in stored["msmes"]] == ["7763000000000", "7763000000003"]
+
+
+@pytest.mark.parametrize(("mode", "prefix"), [("ALL_OR_NOTHING", "7755"), ("VALID_ROWS", "7756")])
+async def test_bad_rows_after_chunks_were_written_are_handled_like_any_bad_row(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, mode: str, prefix: str
+) -> None:
+    """Chunks of two rows: the repeat and the unknown region come after two chunks were written;
+    all-or-nothing must still leave nothing, and valid-rows must still skip exactly those two."""
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    rows = [row(f"{prefix}00000000{i}") for i in range(5)]
+    rows += [row(f"{prefix}000000000"), row(f"{prefix}000000009", region="62.98", district=None)]
+    report = (await do_import(engine, rows, mode)).data["importMsmes"]
+    assert report["errors"] == [
+        {"row": 6, "field": "nib", "reason": "repeats the NIB of row 1"},
+        {"row": 7, "field": "region", "reason": "is not a known regency or city code"},
+    ]
+    stored = await snapshot(engine, prefix)
+    written = [len(stored[part]) for part in ("msmes", "history", "scales")]
+    assert (report["applied"], report["created"], written) == (
+        (False, 0, [0, 0, 0]) if mode == "ALL_OR_NOTHING" else (True, 5, [5, 5, 5])
+    )
+
+
+async def test_a_failure_while_reading_rows_leaves_nothing_written(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file breaks after chunks went to PostgreSQL: the import stops the chunk in flight so
+    the caller's transaction can roll back, and nothing is left."""
+    monkeypatch.setattr(imports, "CHUNK", 2)
+
+    def rows() -> Iterator[imports.Drafted]:
+        for i in range(7):
+            yield (
+                i + 2,
+                MsmeDraft(
+                    nib=f"775700000000{i}",
+                    name="Toko",
+                    kbli_code="47112",
+                    region="62.71",
+                    capital=10_000_000,
+                    annual_turnover=90_000_000,
+                ),
+            )
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        async with engine.begin() as connection:
+            await imports.import_msmes(
+                connection,
+                rows(),
+                total=7,
+                jurisdiction="62",
+                actor=Actor("test", "test"),
+                mode=imports.Mode.VALID_ROWS,
+                today=date.today(),
+            )
+    assert await snapshot(engine, "7757") == {
+        "msmes": [],
+        "owners": [],
+        "history": [],
+        "scales": [],
+    }
+
+
+async def test_a_single_write_waits_for_an_import_in_progress(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """An import holds the rollup rows of its chunks until it commits; a single write that ran
+    between two chunks could deadlock with it, so single writes queue behind an import."""
+    create = """
+    mutation { createMsme(input: {nib: "7754000000000", name: "Warung Antre", kbliCode: "47112",
+                                  region: "62.71", capital: "50000000",
+                                  annualTurnover: "90000000"}) { id } }
+    """
+    msme_id = (await run(engine, KALTENG, create)).data["createMsme"]["id"]
+    rename = """
+    mutation($id: ID!) { updateMsme(id: $id, version: 1, changes: {name: "Baru"}) { version } }
+    """
+    writer = create_engine(reference_url, statement_timeout_ms=30_000)
+    try:
+        async with engine.begin() as connection:
+            await imports.import_msmes(
+                connection,
+                [
+                    (
+                        2,
+                        MsmeDraft(
+                            nib="7754000000001",
+                            name="Toko",
+                            kbli_code="47112",
+                            region="62.71",
+                            capital=10_000_000,
+                            annual_turnover=90_000_000,
+                        ),
+                    )
+                ],
+                total=1,
+                jurisdiction="62",
+                actor=Actor("test", "test"),
+                mode=imports.Mode.VALID_ROWS,
+                today=date.today(),
+            )
+            update = asyncio.create_task(run(writer, KALTENG, rename, {"id": msme_id}))
+            await asyncio.sleep(0.5)
+            assert not update.done()  # the import has not committed yet
+        updated = await asyncio.wait_for(update, timeout=10)
+    finally:
+        await writer.dispose()
+    assert updated.errors is None
+    assert updated.data["updateMsme"]["version"] == 2
 
 
 async def test_an_import_cannot_reach_outside_the_jurisdiction(engine: AsyncEngine) -> None:

@@ -28,6 +28,8 @@ from domain.scale import RULE_VERSION, classify
 MSMES = table_of(models.Msme)
 OWNERS = table_of(models.MsmeOwner)
 SCALE_HISTORY = table_of(models.MsmeScaleHistory)
+IMPORT_LOCK = func.hashtext("sinergi.import")
+"""Advisory lock key: an import holds it exclusively, single writes share it."""
 OWNER_FIELDS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
 
 
@@ -48,6 +50,7 @@ async def create(
     today: date,
 ) -> Record:
     """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
+    await _after_imports(connection)
     values = record_values(checked, cooperative_id)
     statement = (
         insert(MSMES)
@@ -74,7 +77,18 @@ async def create(
     return created
 
 
+async def _after_imports(connection: AsyncConnection) -> None:
+    """Wait for an import in progress (single writes do not wait for each other).
+
+    An import writes chunk by chunk and keeps the rollup rows it touched locked until it commits;
+    a single write slipping in between would lock a record a later chunk reaches, then wait for
+    one of those rollup rows: a deadlock, which PostgreSQL breaks by failing one of the two.
+    """
+    await connection.execute(select(func.pg_advisory_xact_lock_shared(IMPORT_LOCK)))
+
+
 async def lock(connection: AsyncConnection, msme_id: int, jurisdiction: str) -> Record:
+    await _after_imports(connection)
     return await locked(connection, MSMES, msme_id, within(MSMES, jurisdiction))
 
 
