@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import InitVar, dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from auth.principal import Principal
-from db.engine import autocommit
+from db.engine import Reads, autocommit
+from db.queries import rate_limits
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 
@@ -27,12 +30,32 @@ class Context:
     limits: Limits
     request: Request | None = None
     autocommit_view: InitVar[AsyncEngine | None] = None
-    reads: AsyncEngine = field(init=False)
+    replica: AsyncEngine | None = None
+    """An autocommit view of the read replica, when one is configured."""
+    wrote_recently: InitVar[bool] = False
+    primary: AsyncEngine = field(init=False)
+    reads: Reads = field(init=False)
     loaders: Loaders = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
-    def __post_init__(self, autocommit_view: AsyncEngine | None) -> None:
-        """`engine` is for writes that need a transaction; `reads` (autocommit) for the rest. The
-        app passes the one view its lifespan made; building one costs a little per request."""
-        self.reads = autocommit_view or autocommit(self.engine)
+    def __post_init__(self, autocommit_view: AsyncEngine | None, wrote_recently: bool) -> None:
+        """`engine` is for writes that need a transaction (see `transaction`); `primary`
+        (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
+        autocommit view its lifespan made; building one costs a little per request."""
+        self.primary = autocommit_view or autocommit(self.engine)
+        self.reads = Reads(self.primary, None if wrote_recently else self.replica)
         self.loaders = Loaders(self.reads, self.principal.jurisdiction)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Every write: one transaction on the primary.
+
+        With a replica, the client is first noted as a writer, so its reads in this request and
+        in the next few seconds (while the replica may lag) go to the primary and see the write.
+        """
+        if self.replica is not None:
+            async with self.primary.connect() as connection:
+                await rate_limits.note_write(connection, self.principal.client_id)
+        self.reads.after_write()
+        async with self.engine.begin() as connection:
+            yield connection

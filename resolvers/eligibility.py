@@ -111,7 +111,7 @@ async def check(info: Info[Context, Any], request: Request) -> Record:
     check_date = request.check_date or today()
     if check_date > today():
         raise bad_input("request.checkDate", "must not be in the future")
-    async with context.engine.begin() as connection:
+    async with context.transaction() as connection:
         row = await _subject(connection, kind, key, principal.jurisdiction)
         document = await queries.ruleset_in_force(connection, request.product, check_date)
         if document is None:
@@ -191,7 +191,7 @@ async def resolve_review(
     if not reason.strip():
         raise bad_input("reason", "say why the decision was resolved this way")
     client_id = info.context.principal.client_id
-    async with info.context.engine.begin() as connection:
+    async with info.context.transaction() as connection:
         reviewed = await queries.review(
             connection,
             parsed,

@@ -42,7 +42,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         raise bad_input("guarantee.bank", "name the lending bank")
     if new.ends_on <= new.starts_on:
         raise bad_input("guarantee.endsOn", "must be after startsOn")
-    async with info.context.engine.begin() as connection:
+    async with info.context.transaction() as connection:
         decision = await decisions.decision(connection, decision_id, client_id=principal.client_id)
         if decision is None:
             raise coded_error(
@@ -97,7 +97,7 @@ async def change_status(
 ) -> Record:
     principal = info.context.principal
     parsed = parse_id(guarantee_id, "guaranteeId")
-    async with info.context.engine.begin() as connection:
+    async with info.context.transaction() as connection:
         guarantee = await queries.guarantee_for_update(connection, parsed, principal.client_id)
         if guarantee is None:
             raise coded_error(

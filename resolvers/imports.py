@@ -28,7 +28,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
     if any(draft.owner is not None for draft in drafts):
         needs_personal_data_scope(principal, "rows.owner")
     rows: list[Drafted] = [(number, draft) for number, draft in enumerate(drafts, start=1)]
-    async with info.context.engine.begin() as connection:
+    async with info.context.transaction() as connection:
         return await import_msmes(
             connection,
             rows,

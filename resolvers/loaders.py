@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
+from db.engine import Reads
 from db.queries import (
     changes,
     cooperatives,
@@ -33,8 +34,8 @@ Columns = frozenset[str]
 
 
 class Loaders:
-    def __init__(self, engine: AsyncEngine, jurisdiction: str) -> None:
-        self._engine = engine
+    def __init__(self, reads: Reads, jurisdiction: str) -> None:
+        self._reads = reads
         scope = jurisdiction
         self.region: DataLoader[str, Node] = self._simple(regions.by_codes)
         self.region_children: DataLoader[str, list[Node]] = self._simple(
@@ -98,7 +99,7 @@ class Loaders:
         default: Callable[[], Any] | None = None,
     ) -> DataLoader[Any, Any]:
         async def load(keys: list[Any]) -> list[Any]:
-            async with self._engine.connect() as connection:
+            async with self._reads.connect() as connection:
                 found = await fetch(connection, keys)
             return [found.get(key, default() if default else None) for key in keys]
 
@@ -112,7 +113,7 @@ class Loaders:
             for key in keys:
                 groups[key[1:]].append(key[0])
             found: dict[tuple[Any, ...], Any] = {}
-            async with self._engine.connect() as connection:
+            async with self._reads.connect() as connection:
                 for params, ids in groups.items():
                     rows = await fetch(connection, ids, *params)
                     found.update({(key, *params): row for key, row in rows.items()})

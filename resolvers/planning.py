@@ -46,7 +46,7 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
         raise bad_input("report.source", "say where the figure comes from")
     if new.reported_on is not None and new.reported_on > today():
         raise bad_input("report.reportedOn", "must not be in the future")
-    async with info.context.engine.begin() as connection:
+    async with info.context.transaction() as connection:
         return await indicators.add_realisation(
             connection,
             {

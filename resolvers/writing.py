@@ -86,7 +86,7 @@ async def rules(connection: AsyncConnection) -> Vocabulary:
 async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
     """One transaction per mutation: the change and its history commit together or not at all."""
     try:
-        async with info.context.engine.begin() as connection:
+        async with info.context.transaction() as connection:
             yield connection
     except NotFound:
         raise coded_error(ErrorCode.NOT_FOUND, "no such record in your jurisdiction") from None

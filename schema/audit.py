@@ -40,7 +40,7 @@ async def record(context: Context, query: str, operation_name: str | None) -> No
         "fields": notes.fields,
         "records": dict(notes.records),
     }
-    async with context.reads.connect() as connection:  # one INSERT: its own transaction
+    async with context.primary.connect() as connection:  # one INSERT: its own transaction
         await audit.append(
             connection,
             client_id=principal.client_id,

@@ -57,19 +57,24 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+def _engine(settings: Settings, url: str) -> AsyncEngine:
+    return create_engine(
+        url,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        pool_size=settings.db_pool_size,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
+    )
+
+
 def create_app(settings: Settings, *, database_url: str) -> Starlette:
     external_issuers = parse_external_issuers(settings.external_issuers)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = create_engine(
-            database_url,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            pool_size=settings.db_pool_size,
-            connect_timeout_seconds=settings.db_connect_timeout_seconds,
-            pool_timeout_seconds=settings.db_pool_timeout_seconds,
-        )
+        engine = _engine(settings, database_url)
+        replica = _engine(settings, settings.replica_url) if settings.replica_url else None
         auth = AuthService(
             engine,
             issuer=settings.issuer,
@@ -80,9 +85,16 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
         await auth.startup()
         state["auth"] = auth
         try:
-            yield {"engine": engine, "reads": autocommit(engine), "auth": auth}
+            yield {
+                "engine": engine,
+                "primary": autocommit(engine),
+                "replica": autocommit(replica) if replica is not None else None,
+                "auth": auth,
+            }
         finally:
             await engine.dispose()
+            if replica is not None:
+                await replica.dispose()
             metrics.worker_exiting(settings.metrics_dir)
 
     async def demo_token() -> str:
@@ -94,7 +106,9 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
         ),
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
         rate_limiter=RateLimiter(
-            per_window=settings.rate_limit, window_seconds=settings.rate_limit_window_seconds
+            per_window=settings.rate_limit,
+            window_seconds=settings.rate_limit_window_seconds,
+            read_your_writes_seconds=settings.read_your_writes_seconds,
         ),
         trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,

@@ -61,10 +61,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            refusal = await self.rate_limiter.refusal(request.state.reads, client_id)
-            if refusal is not None:
-                await refusal(scope, receive, send)
+            admission = await self.rate_limiter.admit(request.state.primary, client_id)
+            if admission.refusal is not None:
+                await admission.refusal(scope, receive, send)
                 return
+            request.state.wrote_recently = admission.wrote_recently
             if request.method == "POST":
                 resolved = await self.trusted.resolve(
                     request.state.engine, client_id, await request.body()
@@ -118,7 +119,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return Context(
             principal=request.user.principal,
             engine=request.state.engine,
-            autocommit_view=request.state.reads,
+            autocommit_view=request.state.primary,
+            replica=request.state.replica,
+            wrote_recently=request.state.wrote_recently,
             limits=self.limits,
             request=request,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
@@ -24,28 +25,39 @@ def service_unavailable() -> JSONResponse:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    refusal: JSONResponse | None
+    """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
+    wrote_recently: bool = False
+    """The client wrote within the read-your-writes window: its reads go to the primary."""
+
+
 class RateLimiter:
-    def __init__(self, *, per_window: int, window_seconds: int) -> None:
+    def __init__(
+        self, *, per_window: int, window_seconds: int, read_your_writes_seconds: int = 10
+    ) -> None:
         self.per_window = per_window
         self.window_seconds = window_seconds
+        self.read_your_writes_seconds = read_your_writes_seconds
 
-    async def refusal(self, autocommit_engine: AsyncEngine, client_id: str) -> JSONResponse | None:
-        """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
+    async def admit(self, autocommit_engine: AsyncEngine, client_id: str) -> Admission:
+        """Count the request against its client's limit, kept on the primary for every process."""
         try:
             # Each statement here stands alone, so it commits at once: no BEGIN/COMMIT trips.
             async with autocommit_engine.connect() as connection:
-                hits, seconds_left = await rate_limits.hit(
-                    connection, client_id, self.window_seconds
+                hit = await rate_limits.hit(
+                    connection, client_id, self.window_seconds, self.read_your_writes_seconds
                 )
                 if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
                     await rate_limits.purge(connection)
         except Exception as failure:
             if not is_unavailable(failure):
                 raise
-            return service_unavailable()
-        if hits <= self.per_window:
-            return None
-        retry_after = max(1, math.ceil(seconds_left))
+            return Admission(service_unavailable())
+        if hit.hits <= self.per_window:
+            return Admission(None, hit.wrote_recently)
+        retry_after = max(1, math.ceil(hit.seconds_left))
         error = {
             "message": f"rate limit of {self.per_window} requests per "
             f"{self.window_seconds} s exceeded; retry in {retry_after} s",
@@ -56,6 +68,7 @@ class RateLimiter:
                 "retryAfter": retry_after,
             },
         }
-        return JSONResponse(
+        refusal = JSONResponse(
             {"errors": [error]}, status_code=429, headers={"Retry-After": str(retry_after)}
         )
+        return Admission(refusal)

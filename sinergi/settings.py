@@ -42,6 +42,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     return value
 
 
+def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
+    url = env.get(name) or None
+    if url is not None and not url.startswith(("postgresql", "postgres")):
+        raise SettingsError(f"{name} must be a PostgreSQL URL (postgresql://...)")
+    return url
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -55,6 +62,8 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
+    replica_url: str | None = None
+    read_your_writes_seconds: int = 10
     home: Path = field(default_factory=lambda: _default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
     issuer: str = "http://localhost:8000"
@@ -93,12 +102,15 @@ class Settings:
             raise SettingsError(
                 f"SINERGI_ENV must be 'development' or 'production', got {raw_environment!r}"
             ) from None
-        database_url = env.get("DATABASE_URL") or None
-        if database_url is not None and not database_url.startswith(("postgresql", "postgres")):
-            raise SettingsError("DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
+        database_url = _postgresql_url(env, "DATABASE_URL")
+        replica_url = _postgresql_url(env, "DATABASE_REPLICA_URL")
+        if replica_url is not None and database_url is None:
+            raise SettingsError("DATABASE_REPLICA_URL needs DATABASE_URL (the primary it follows)")
         max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
         return cls(
             database_url=database_url,
+            replica_url=replica_url,
+            read_your_writes_seconds=_int(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else _default_home(env),
             environment=environment,
             issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),

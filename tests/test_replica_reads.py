@@ -1,0 +1,137 @@
+"""Reads from a replica, writes and the writer's own reads from the primary.
+
+The "replica" here is a read-only copy of the primary taken after one record was made, then
+changed behind the primary's back: what a client reads tells which server answered it. Being
+read-only (as a hot standby is), it also proves that nothing a request writes (the audit trail,
+the rate-limit counters) goes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from auth.scopes import OrgKind
+from db import embedded
+from db.engine import async_url
+from db.migrate import upgrade
+from db.seed import load_reference
+from sinergi.app import create_app
+from sinergi.demo import SEED_DATA
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings, SettingsError
+from tests.support.graphql import principal, run
+from tests.support.http import Api
+
+NIB = "7790000000001"
+READ = '{ msme(nib: "7790000000001") { name version } }'
+RENAME = """
+mutation($id: ID!) {
+  updateMsme(id: $id, version: 1, changes: {name: "Warung Baru"}) {
+    name version changes { operation }
+  }
+}
+"""
+WINDOW_SECONDS = 2
+
+
+async def _prepare(server_url: str, primary: str, replica: str) -> str:
+    """The primary with one record; the replica a read-only copy of it, renamed there. Returns
+    the record's id."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{primary}"')
+        primary_url = embedded.with_database(server_url, primary)
+        await asyncio.to_thread(upgrade, primary_url)
+        engine = create_async_engine(async_url(primary_url))
+        async with engine.begin() as connection:
+            await load_reference(connection, SEED_DATA, targets=False)
+        await register_demo_clients(engine)
+        create = (
+            'mutation { createMsme(input: {nib: "7790000000001", name: "Warung Asli",'
+            ' kbliCode: "47112", region: "62.71", capital: "50000000",'
+            ' annualTurnover: "90000000"}) { id } }'
+        )
+        created = await run(engine, principal(OrgKind.PROVINCE, "62"), create)
+        await engine.dispose()
+        await admin.execute(f'CREATE DATABASE "{replica}" TEMPLATE "{primary}"')
+        copy = await asyncpg.connect(embedded.with_database(server_url, replica))
+        try:
+            await copy.execute("UPDATE msmes SET name = 'Warung Replika' WHERE nib = $1", NIB)
+        finally:
+            await copy.close()
+        await admin.execute(f'ALTER DATABASE "{replica}" SET default_transaction_read_only = on')
+    finally:
+        await admin.close()
+    return str(created.data["createMsme"]["id"])
+
+
+async def _drop(server_url: str, *names: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def replicated(server_url: str) -> Iterator[tuple[Api, str]]:
+    suffix = uuid.uuid4().hex[:10]
+    primary, replica = f"sinergi_primary_{suffix}", f"sinergi_replica_{suffix}"
+    try:
+        msme_id = asyncio.run(_prepare(server_url, primary, replica))
+        settings = Settings(
+            rate_limit=1_000_000,
+            replica_url=embedded.with_database(server_url, replica),
+            read_your_writes_seconds=WINDOW_SECONDS,
+        )
+        app = create_app(settings, database_url=embedded.with_database(server_url, primary))
+        with TestClient(app) as client:
+            yield Api(client), msme_id
+    finally:
+        asyncio.run(_drop(server_url, primary, replica))
+
+
+def _name(api: Api, client_id: str) -> str:
+    answer = api.graphql(READ, client_id)
+    assert "errors" not in answer, answer
+    return str(answer["data"]["msme"]["name"])
+
+
+def test_a_writer_reads_its_writes_and_others_read_the_replica(
+    replicated: tuple[Api, str],
+) -> None:
+    api, msme_id = replicated
+    writer, reader = "demo-province-62", "demo-regency-6271"
+    assert _name(api, writer) == "Warung Replika"  # reads go to the replica
+
+    renamed = api.graphql(RENAME, writer, {"id": msme_id})
+    assert "errors" not in renamed, renamed
+    # The mutation's nested fields are read after the write, from the primary: both changes.
+    assert renamed["data"]["updateMsme"] == {
+        "name": "Warung Baru",
+        "version": 2,
+        "changes": [{"operation": "create"}, {"operation": "update"}],
+    }
+
+    assert _name(api, writer) == "Warung Baru"  # its own write, though the replica lags
+    assert _name(api, reader) == "Warung Replika"  # other clients stay on the replica
+    time.sleep(WINDOW_SECONDS + 0.5)
+    assert _name(api, writer) == "Warung Replika"  # the window closed: back to the replica
+
+
+def test_a_replica_needs_a_primary_url() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_REPLICA_URL needs DATABASE_URL"):
+        Settings.from_env({"DATABASE_REPLICA_URL": "postgresql://replica/sinergi"})
+    with pytest.raises(SettingsError, match="DATABASE_REPLICA_URL must be a PostgreSQL URL"):
+        Settings.from_env(
+            {"DATABASE_URL": "postgresql://p/s", "DATABASE_REPLICA_URL": "mysql://r/s"}
+        )
