@@ -199,10 +199,11 @@ class DirectAnswers:
             return None
         try:
             data = await self._data(context, plan, variables)
+            await record(context, payload["query"], operation_name)
         except (GraphQLError, Unsupported, SQLAlchemyError, OSError):
-            # Input errors, nulls to report, a database gone away: the executor says it right.
+            # Input errors, nulls to report, a database gone away (even between the read and
+            # its audit entry): the executor says it right.
             return None
-        await record(context, payload["query"], operation_name)
         return {"data": data}
 
     async def _data(
