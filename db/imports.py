@@ -111,9 +111,21 @@ RECORD_COLUMNS = (
     "employees",
 )
 OWNER_COLUMNS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
-STAGING = Table(
+
+
+def _scratch(name: str, *columns: Column[Any] | Index) -> Table:
+    """A temporary table of the import's own, dropped when its transaction ends."""
+    return Table(
+        name,
+        _STAGING_METADATA,
+        *columns,
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+STAGING = _scratch(
     "msme_import",
-    _STAGING_METADATA,
     Column("row_no", Integer),
     *(Column(name, Text) for name in RECORD_COLUMNS[:8]),
     Column("established_on", Date),
@@ -124,36 +136,25 @@ STAGING = Table(
     *(Column(f"owner_{name}", Date if name == "birth_date" else Text) for name in OWNER_COLUMNS),
     # Statements match records to staged rows by NIB one by one (see _LOCK): a probe, not a scan.
     Index("ix_msme_import_nib", "nib"),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
 )
-WRITTEN = Table(
+WRITTEN = _scratch(
     "msme_import_written",
-    _STAGING_METADATA,
     Column("id", BigInteger),
     Column("created", Boolean),
     Column("scale_changed", Boolean),
     Column("scale", Text),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
 )
-EXISTING = Table(
+EXISTING = _scratch(
     "msme_import_existing",
-    _STAGING_METADATA,
     Column("id", BigInteger),
     Column("nib", Text),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
 )
-OWNERS_WRITTEN = Table(
+OWNERS_WRITTEN = _scratch(
     "msme_import_owners",
-    _STAGING_METADATA,
     Column("msme_id", BigInteger),
     Column("personal_fields", ARRAY(Text)),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
 

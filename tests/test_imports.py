@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db import imports
@@ -78,6 +78,32 @@ async def do_import(
     engine: AsyncEngine, rows: list[dict[str, Any]], mode: str, who: Any = KALTENG
 ) -> Any:
     return await run(engine, who, IMPORT, {"rows": rows, "mode": mode})
+
+
+def draft(nib: str) -> MsmeDraft:
+    return MsmeDraft(
+        nib=nib,
+        name="Toko",
+        kbli_code="47112",
+        region="62.71",
+        capital=10_000_000,
+        annual_turnover=90_000_000,
+    )
+
+
+async def import_directly(
+    connection: AsyncConnection, rows: Iterable[imports.Drafted], total: int
+) -> imports.Report:
+    """Below the mutation, as the CLI calls it: rows may come from a generator."""
+    return await imports.import_msmes(
+        connection,
+        rows,
+        total=total,
+        jurisdiction="62",
+        actor=Actor("test", "test"),
+        mode=imports.Mode.VALID_ROWS,
+        today=date.today(),
+    )
 
 
 async def test_importing_the_same_rows_twice_leaves_what_importing_once_left(
@@ -237,30 +263,12 @@ async def test_a_failure_while_reading_rows_leaves_nothing_written(
 
     def rows() -> Iterator[imports.Drafted]:
         for i in range(7):
-            yield (
-                i + 2,
-                MsmeDraft(
-                    nib=f"775700000000{i}",
-                    name="Toko",
-                    kbli_code="47112",
-                    region="62.71",
-                    capital=10_000_000,
-                    annual_turnover=90_000_000,
-                ),
-            )
+            yield i + 2, draft(f"775700000000{i}")
         raise OSError("the file went away")
 
     with pytest.raises(OSError, match="went away"):
         async with engine.begin() as connection:
-            await imports.import_msmes(
-                connection,
-                rows(),
-                total=7,
-                jurisdiction="62",
-                actor=Actor("test", "test"),
-                mode=imports.Mode.VALID_ROWS,
-                today=date.today(),
-            )
+            await import_directly(connection, rows(), total=7)
     assert await snapshot(engine, "7757") == {
         "msmes": [],
         "owners": [],
@@ -286,27 +294,7 @@ async def test_a_single_write_waits_for_an_import_in_progress(
     writer = create_engine(reference_url, statement_timeout_ms=30_000)
     try:
         async with engine.begin() as connection:
-            await imports.import_msmes(
-                connection,
-                [
-                    (
-                        2,
-                        MsmeDraft(
-                            nib="7754000000001",
-                            name="Toko",
-                            kbli_code="47112",
-                            region="62.71",
-                            capital=10_000_000,
-                            annual_turnover=90_000_000,
-                        ),
-                    )
-                ],
-                total=1,
-                jurisdiction="62",
-                actor=Actor("test", "test"),
-                mode=imports.Mode.VALID_ROWS,
-                today=date.today(),
-            )
+            await import_directly(connection, [(2, draft("7754000000001"))], total=1)
             update = asyncio.create_task(run(writer, KALTENG, rename, {"id": msme_id}))
             await asyncio.sleep(0.5)
             assert not update.done()  # the import has not committed yet
