@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from auth.external import parse_external_issuers
+from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import (
     BearerAuthBackend,
     jwks_endpoint,
@@ -28,7 +29,7 @@ from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from resolvers.context import Limits
 from schema.build import build_schema
-from sinergi import metrics
+from sinergi import metrics, tracing
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
 from sinergi.observe import Observer
@@ -57,6 +58,38 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+@asynccontextmanager
+async def _serving(
+    settings: Settings,
+    engine: AsyncEngine,
+    replica: AsyncEngine | None,
+    external_issuers: dict[str, ExternalIssuer],
+    state: dict[str, Any],
+) -> AsyncIterator[dict[str, Any]]:
+    """The lifespan state requests see; the engines are disposed of when the app stops."""
+    auth = AuthService(
+        engine,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        token_lifetime_seconds=settings.token_lifetime_seconds,
+        external_issuers=external_issuers,
+    )
+    await auth.startup()
+    state["auth"] = auth
+    try:
+        yield {
+            "engine": engine,
+            "primary": autocommit(engine),
+            "replica": autocommit(replica) if replica is not None else None,
+            "auth": auth,
+        }
+    finally:
+        await engine.dispose()
+        if replica is not None:
+            await replica.dispose()
+        metrics.worker_exiting(settings.metrics_dir)
+
+
 def _engine(settings: Settings, url: str) -> AsyncEngine:
     return create_engine(
         url,
@@ -67,35 +100,23 @@ def _engine(settings: Settings, url: str) -> AsyncEngine:
     )
 
 
-def create_app(settings: Settings, *, database_url: str) -> Starlette:
+def create_app(
+    settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None
+) -> Starlette:
+    """`tracer_provider` (tests) replaces the one the settings describe; the app shuts it down."""
     external_issuers = parse_external_issuers(settings.external_issuers)
     state: dict[str, Any] = {}
+    traces = tracer_provider or tracing.provider_for(settings.otlp_endpoint, settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         engine = _engine(settings, database_url)
         replica = _engine(settings, settings.replica_url) if settings.replica_url else None
-        auth = AuthService(
-            engine,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            token_lifetime_seconds=settings.token_lifetime_seconds,
-            external_issuers=external_issuers,
-        )
-        await auth.startup()
-        state["auth"] = auth
-        try:
-            yield {
-                "engine": engine,
-                "primary": autocommit(engine),
-                "replica": autocommit(replica) if replica is not None else None,
-                "auth": auth,
-            }
-        finally:
-            await engine.dispose()
-            if replica is not None:
-                await replica.dispose()
-            metrics.worker_exiting(settings.metrics_dir)
+        engines = [engine] if replica is None else [engine, replica]
+        traced = nullcontext() if traces is None else tracing.statements_traced(traces, engines)
+        with traced:
+            async with _serving(settings, engine, replica, external_issuers, state) as served:
+                yield served
 
     async def demo_token() -> str:
         return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
@@ -129,6 +150,7 @@ def create_app(settings: Settings, *, database_url: str) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
+            *([tracing.middleware(traces)] if traces is not None else []),
             Middleware(Observer, routes=frozenset(route.path for route in routes)),
             Middleware(RequestGuard, limits=settings.query_limits),
         ],

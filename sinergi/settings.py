@@ -87,6 +87,8 @@ class Settings:
     log_format: str = "json"
     metrics_token: str = ""
     metrics_dir: str | None = None
+    otlp_endpoint: str | None = None
+    service_name: str = "sinergi"
 
     @property
     def is_development(self) -> bool:
@@ -136,6 +138,8 @@ class Settings:
             log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
             metrics_token=env.get("SINERGI_METRICS_TOKEN", ""),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            service_name=env.get("OTEL_SERVICE_NAME") or "sinergi",
             query_limits=QueryLimits(
                 max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),
                 max_aliases=_int(env, "SINERGI_MAX_ALIASES", 30),
