@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -72,17 +73,20 @@ RATE_LIMITED = Counter(
 )
 POOL_CHECKED_OUT = Gauge(
     "sinergi_db_pool_checked_out",
-    "Database connections in use (summed over live workers).",
+    "Database connections in use (summed over live workers), by database (primary, replica).",
+    ["database"],
     multiprocess_mode="livesum",
 )
 POOL_SIZE = Gauge(
     "sinergi_db_pool_size",
-    "Database connections the pools keep open at most before overflowing (summed).",
+    "Database connections the pools may hold (summed), by database.",
+    ["database"],
     multiprocess_mode="livesum",
 )
 POOL_OVERFLOW = Gauge(
     "sinergi_db_pool_overflow",
-    "Connections opened beyond the pool size; negative while the pool is not yet full.",
+    "Pooled connections not opened yet, negated (0 once every pool is full), by database.",
+    ["database"],
     multiprocess_mode="livesum",
 )
 
@@ -102,12 +106,14 @@ def operation_label(name: str | None) -> str:
     return name
 
 
-def observe_pool(engine: Any) -> None:
-    pool = getattr(engine, "pool", None)
-    if isinstance(pool, QueuePool):
-        POOL_CHECKED_OUT.set(pool.checkedout())
-        POOL_SIZE.set(pool.size())
-        POOL_OVERFLOW.set(pool.overflow())
+def observe_pools(state: Mapping[str, Any]) -> None:
+    """The pools of the app's lifespan state: the primary's and, if configured, the replica's."""
+    for database, key in (("primary", "engine"), ("replica", "replica")):
+        pool = getattr(state.get(key), "pool", None)
+        if isinstance(pool, QueuePool):
+            POOL_CHECKED_OUT.labels(database).set(pool.checkedout())
+            POOL_SIZE.labels(database).set(pool.size())
+            POOL_OVERFLOW.labels(database).set(pool.overflow())
 
 
 def observe_request(
@@ -119,7 +125,7 @@ def observe_request(
     operation: str | None,
     client_id: str | None,
     codes: list[str],
-    engine: Any,
+    state: Mapping[str, Any],
 ) -> None:
     """Everything one request adds to the series; a handful of in-memory increments."""
     status_label = str(status)
@@ -134,7 +140,7 @@ def observe_request(
         ERRORS.labels(code, status_label).inc()
     if "RATE_LIMITED" in codes:
         RATE_LIMITED.labels(client).inc()
-    observe_pool(engine)
+    observe_pools(state)
 
 
 def _exposition(multiprocess_dir: str | None) -> bytes:
@@ -159,7 +165,7 @@ def metrics_route(*, token: str, multiprocess_dir: str | None) -> Route:
                     status_code=401,
                     headers={"WWW-Authenticate": 'Bearer realm="sinergi-metrics"'},
                 )
-        observe_pool(getattr(request.state, "engine", None))
+        observe_pools(request.scope.get("state", {}))
         body = await run_in_threadpool(_exposition, multiprocess_dir)
         # The classic text format: every Prometheus version reads it; our names need no UTF-8.
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -106,7 +106,7 @@ class Observer:
             operation=exchange.operation,
             client_id=exchange.client_id,
             codes=exchange.codes,
-            engine=scope.get("state", {}).get("engine"),
+            state=scope.get("state", {}),
         )
         level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
         fields: dict[str, Any] = {

@@ -87,8 +87,10 @@ def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api)
         == 1
     )
     assert grew("sinergi_http_requests_total", method="POST", route="/graphql", status="401") == 1
-    assert _value(after, "sinergi_db_pool_size") == Settings().db_pool_size
-    assert 0 <= _value(after, "sinergi_db_pool_checked_out") <= 2 * Settings().db_pool_size
+    pool_size = Settings().db_pool_size
+    assert _value(after, "sinergi_db_pool_size", database="primary") == pool_size
+    assert 0 <= _value(after, "sinergi_db_pool_checked_out", database="primary") <= pool_size
+    assert _value(after, "sinergi_db_pool_size", database="replica") == 0  # none configured
 
 
 def test_metrics_can_require_a_token(demo_url: str) -> None:

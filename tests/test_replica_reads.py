@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
@@ -126,6 +127,17 @@ def test_a_writer_reads_its_writes_and_others_read_the_replica(
     assert _name(api, reader) == "Warung Replika"  # other clients stay on the replica
     time.sleep(WINDOW_SECONDS + 0.5)
     assert _name(api, writer) == "Warung Replika"  # the window closed: back to the replica
+
+
+def test_metrics_show_both_pools(replicated: tuple[Api, str]) -> None:
+    api, _ = replicated
+    sizes = {
+        sample.labels["database"]: sample.value
+        for family in text_string_to_metric_families(api.client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "sinergi_db_pool_size"
+    }
+    assert sizes == {"primary": Settings().db_pool_size, "replica": Settings().db_pool_size}
 
 
 def test_a_replica_needs_a_primary_url() -> None:
