@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from strawberry.types import Info
@@ -9,6 +10,7 @@ from strawberry.types import Info
 from db.queries import cooperatives, msmes
 from db.queries.cooperatives import CooperativeFilter
 from db.queries.msmes import MsmeFilter
+from db.queries.paging import Page
 from domain.errors import InvalidValue
 from domain.identifiers import validate_legal_entity_no, validate_nib, validate_region_code
 from resolvers import Node
@@ -42,37 +44,31 @@ def checked_kbli_section(section: str | None) -> str | None:
 async def msme_page(
     info: Info[Context, Any], *, first: int | None, after: str | None, where: MsmeFilter
 ) -> PageResult:
-    context = info.context
-    size = page_size(first, context.limits)
-    start = decode_cursor(after, "msme")
-    jurisdiction = context.principal.jurisdiction
-    async with context.reads.connect() as connection:
-        page = await msmes.page(
-            connection,
-            jurisdiction=jurisdiction,
-            where=where,
-            columns=node_columns(info),
-            first=size,
-            after=start,
-        )
-
-    async def count() -> int:
-        async with context.reads.connect() as connection:
-            return await msmes.total(connection, jurisdiction=jurisdiction, where=where)
-
-    context.accesses.records_returned("msme", len(page.rows))
-    return PageResult("msme", page.rows, page.has_next, count)
+    return await _page(info, "msme", msmes, first=first, after=after, where=where)
 
 
 async def cooperative_page(
     info: Info[Context, Any], *, first: int | None, after: str | None, where: CooperativeFilter
 ) -> PageResult:
+    return await _page(info, "cooperative", cooperatives, first=first, after=after, where=where)
+
+
+async def _page(
+    info: Info[Context, Any],
+    kind: str,
+    queries: ModuleType,
+    *,
+    first: int | None,
+    after: str | None,
+    where: MsmeFilter | CooperativeFilter,
+) -> PageResult:
+    """A page of `kind` through `queries` (db/queries/msmes or cooperatives: the same calls)."""
     context = info.context
     size = page_size(first, context.limits)
-    start = decode_cursor(after, "cooperative")
+    start = decode_cursor(after, kind)
     jurisdiction = context.principal.jurisdiction
     async with context.reads.connect() as connection:
-        page = await cooperatives.page(
+        page: Page = await queries.page(
             connection,
             jurisdiction=jurisdiction,
             where=where,
@@ -83,10 +79,11 @@ async def cooperative_page(
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            return await cooperatives.total(connection, jurisdiction=jurisdiction, where=where)
+            total: int = await queries.total(connection, jurisdiction=jurisdiction, where=where)
+            return total
 
-    context.accesses.records_returned("cooperative", len(page.rows))
-    return PageResult("cooperative", page.rows, page.has_next, count)
+    context.accesses.records_returned(kind, len(page.rows))
+    return PageResult(kind, page.rows, page.has_next, count)
 
 
 async def msme_by_nib(info: Info[Context, Any], nib: str) -> Node | None:
