@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
 from db.queries import Record
 from db.queries.scoping import within
-from db.writes import Duplicate
 from db.writes.history import Actor, record
-from db.writes.versioned import locked, write
+from db.writes.versioned import inserted, locked, write
 from domain.cooperative_records import CheckedCooperative
 
 COOPERATIVES = table_of(models.Cooperative)
@@ -26,15 +24,9 @@ def record_values(checked: CheckedCooperative) -> dict[str, Any]:
 
 async def create(connection: AsyncConnection, checked: CheckedCooperative, actor: Actor) -> Record:
     values = record_values(checked)
-    statement = (
-        insert(COOPERATIVES)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["legal_entity_no"])
-        .returning(*COOPERATIVES.c)
+    created = await inserted(
+        connection, COOPERATIVES, values, natural_key="legal_entity_no", field="legalEntityNo"
     )
-    created = (await connection.execute(statement)).first()
-    if created is None:
-        raise Duplicate("legalEntityNo", "is already registered")
     await record(
         connection,
         actor,

@@ -18,9 +18,8 @@ from db import models
 from db.models import table_of
 from db.queries import Record
 from db.queries.scoping import within
-from db.writes import Duplicate
 from db.writes.history import Actor, record
-from db.writes.versioned import locked, write
+from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
 from domain.records import CheckedMsme, CheckedOwner
 from domain.scale import RULE_VERSION, classify
@@ -52,15 +51,7 @@ async def create(
     """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
     await _after_imports(connection)
     values = record_values(checked, cooperative_id)
-    statement = (
-        insert(MSMES)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["nib"])
-        .returning(*MSMES.c)
-    )
-    created = (await connection.execute(statement)).first()
-    if created is None:
-        raise Duplicate("nib", "is already registered")
+    created = await inserted(connection, MSMES, values, natural_key="nib", field="nib")
     personal = await set_owner(connection, created.id, checked.owner)
     await note_scale(connection, created, effective_from=today)
     await record(

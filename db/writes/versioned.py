@@ -11,11 +11,33 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries import Record
-from db.writes import NotFound, StaleVersion
+from db.writes import Duplicate, NotFound, StaleVersion
 from db.writes.history import Actor, record
+
+
+async def inserted(
+    connection: AsyncConnection,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    natural_key: str,
+    field: str,
+) -> Record:
+    """The new row; `Duplicate` naming `field` when its natural key is already registered."""
+    statement = (
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[natural_key])
+        .returning(*table.c)
+    )
+    created = (await connection.execute(statement)).first()
+    if created is None:
+        raise Duplicate(field, "is already registered")
+    return created
 
 
 async def locked(
