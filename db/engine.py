@@ -38,7 +38,8 @@ def create_engine(
     returned, so a steady load just above the pool opened and closed a PostgreSQL backend (a
     fork, authentication, every statement prepared afresh) for one request in six; waiting a
     moment for a pooled connection is far cheaper. No code holds one connection while taking
-    another, so requests wait for connections but never for each other.
+    another (tests/test_pool_discipline.py runs each kind of request on a one-connection pool),
+    so requests wait for connections but never for each other.
     """
     return create_async_engine(
         async_url(url),

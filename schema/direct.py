@@ -217,11 +217,17 @@ class DirectAnswers:
                 figures[root.key] = cells = await fetch_figures(context, root, variables)
                 shapes.append((root.cell_shape, cells))
         batch = Batch()
-        pages = [root for root in plan.roots if isinstance(root, PagePlan)]
+        # Filters are checked (a region lookup: a connection of its own) before connecting, so
+        # no request ever holds one pooled connection while waiting for another.
+        pages = [
+            (root, await _page_query(context, root, variables))
+            for root in plan.roots
+            if isinstance(root, PagePlan)
+        ]
         if pages or wants(shapes, "region"):
             async with context.reads.connect() as connection:
-                for page in pages:
-                    rows, total = await _fetch_page(connection, context, page, variables)
+                for page, query in pages:
+                    rows, total = await _fetch_page(connection, context, page, query)
                     fetched[page.key] = rows, total
                     shapes.append((page.node_shape, rows.rows))
                 await fetch_cooperatives(connection, context, shapes, batch)
@@ -239,29 +245,47 @@ class DirectAnswers:
         return data
 
 
-async def _fetch_page(
-    connection: AsyncConnection, context: Context, page: PagePlan, variables: VariableValues
-) -> tuple[Page, int | None]:
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A page's checked arguments."""
+
+    where: Any
+    first: int
+    after: int | None
+
+
+async def _page_query(context: Context, page: PagePlan, variables: VariableValues) -> PageQuery:
     arguments = get_argument_values(page.definition, page.node, variables)
-    kind, queries = PAGES[page.root]
+    kind, _ = PAGES[page.root]
     given = arguments.get("filter")
     where: Any
     if page.root == "msmes":
         where = await msme_where(context, strawberry_input(MsmeFilter, given))
     else:
         where = await cooperative_where(context, strawberry_input(CooperativeFilter, given))
+    return PageQuery(
+        where,
+        page_size(arguments.get("first"), context.limits),
+        decode_cursor(arguments.get("after"), kind),
+    )
+
+
+async def _fetch_page(
+    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
+) -> tuple[Page, int | None]:
+    kind, queries = PAGES[page.root]
     jurisdiction = context.principal.jurisdiction
     rows: Page = await queries.page(
         connection,
         jurisdiction=jurisdiction,
-        where=where,
+        where=query.where,
         columns=page.node_shape.columns,
-        first=page_size(arguments.get("first"), context.limits),
-        after=decode_cursor(arguments.get("after"), kind),
+        first=query.first,
+        after=query.after,
     )
     wants_total = any(part.kind == "totalCount" for part in page.parts)
     total = (
-        await queries.total(connection, jurisdiction=jurisdiction, where=where)
+        await queries.total(connection, jurisdiction=jurisdiction, where=query.where)
         if wants_total
         else None
     )

@@ -1,0 +1,141 @@
+"""No request holds one pooled connection while waiting for another.
+
+The pool does not overflow (db/engine.py), so a request that did would, under load, wait for
+itself: every connection held by a request waiting for a second one, until the pool timeout.
+On a pool of ONE connection any such path times out, so each kind of request runs here on one:
+reads answered directly (schema/direct.py, which would quietly hand a timed-out request to the
+executor, so its answer is checked itself) and by the executor, figures, an eligibility decision
+and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import HTTPConnection
+
+from auth.http import AuthUnavailable, BearerAuthBackend, unauthorized
+from auth.principal import Principal
+from auth.scopes import OrgKind
+from auth.service import AuthService
+from db.engine import create_engine
+from resolvers.context import Context
+from schema.direct import DirectAnswers
+from tests.support.graphql import LIMITS, SCHEMA, principal, run
+from tests.support.http import Api
+
+PROVINCE = principal(OrgKind.PROVINCE, "62")
+MINISTRY = principal(OrgKind.MINISTRY, "ID")
+JAMKRIDA = principal(OrgKind.BUMD, "62")
+DIRECT = DirectAnswers(SCHEMA._schema)
+
+DIRECT_READS = [
+    (
+        PROVINCE,
+        '{ msmes(first: 5, filter: {region: "62.71"}) { totalCount nodes { nib'
+        " regency { name province { name } } cooperative { name regency { name } } } } }",
+    ),
+    (PROVINCE, '{ cooperatives(first: 3, filter: {region: "62"}) { nodes { name } } }'),
+    (MINISTRY, '{ msmeFigures(filter: {region: "62"}, groupBy: [REGENCY, SCALE]) { count } }'),
+    (MINISTRY, "{ cooperativeFigures(groupBy: [PROVINCE, TYPE]) { count } }"),
+]
+EXECUTOR_READS = [
+    '{ cooperatives(first: 3, filter: {region: "62"}) { nodes { name'
+    " memberMsmes(first: 2) { nodes { nib regency { name } } } changes { operation } } } }",
+    '{ programme(id: "PR-MBG") { participants { msme { nib regency { code } } } } }',
+    '{ indicator(code: "KOP_PRODUSEN_JUMLAH") { code targets { year } } }',
+]
+CHECK = """
+mutation { checkEligibility(request: {nib: "9990000000001", product: "JAMKRIDA_KTG_PRODUKTIF",
+  loanAmount: "50000000", tenorMonths: 24, attestation: {maxCollectibility: 1,
+  hasOtherProductiveCredit: false, feasibilityApproved: true, onNationalBlacklist: false,
+  hasNpwp: true}}) { verdict } }
+"""
+
+
+def _one_connection(url: str) -> AsyncEngine:
+    return create_engine(url, statement_timeout_ms=10_000, pool_size=1, pool_timeout_seconds=2)
+
+
+@pytest.fixture(scope="module")
+async def demo(demo_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = _one_connection(demo_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def reference(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = _one_connection(reference_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(("who", "document"), DIRECT_READS)
+async def test_direct_answers_need_one_connection_at_a_time(
+    demo: AsyncEngine, who: Principal, document: str
+) -> None:
+    context = Context(principal=who, engine=demo, limits=LIMITS)
+    answer = await DIRECT.answer(context, {"query": document})
+    assert answer is not None, "the direct path gave up (a pool timeout?)"
+    assert "errors" not in answer
+
+
+@pytest.mark.parametrize("document", EXECUTOR_READS)
+async def test_executed_reads_need_one_connection_at_a_time(
+    demo: AsyncEngine, document: str
+) -> None:
+    result = await run(demo, PROVINCE, document)
+    assert result.errors is None, result.errors
+
+
+async def test_an_eligibility_decision_needs_one_connection_at_a_time(demo: AsyncEngine) -> None:
+    result = await run(demo, JAMKRIDA, CHECK)
+    assert result.errors is None, result.errors
+    assert result.data["checkEligibility"]["verdict"]
+
+
+async def test_writes_need_one_connection_at_a_time(reference: AsyncEngine) -> None:
+    create = """
+    mutation { createMsme(input: {nib: "7795000000001", name: "Warung Satu", kbliCode: "47112",
+      region: "62.71", capital: "50000000", annualTurnover: "90000000"})
+      { id version regency { name province { name } } changes { operation } } }
+    """
+    created: Any = await run(reference, PROVINCE, create)
+    assert created.errors is None, created.errors
+    update = """
+    mutation($id: ID!) { updateMsme(id: $id, version: 1, changes: {employees: 4})
+      { version changes { operation } } }
+    """
+    updated: Any = await run(reference, PROVINCE, update, {"id": created.data["createMsme"]["id"]})
+    assert updated.errors is None, updated.errors
+    assert updated.data["updateMsme"]["version"] == 2
+
+
+async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bug(
+    demo_url: str, api: Api
+) -> None:
+    """Every connection busy past the pool timeout: 503 SERVICE_UNAVAILABLE, never a 500."""
+    engine = create_engine(
+        demo_url, statement_timeout_ms=10_000, pool_size=1, pool_timeout_seconds=1
+    )
+    auth = AuthService(
+        engine, issuer="http://localhost:8000", audience="sinergi", token_lifetime_seconds=60
+    )
+    try:
+        await auth.startup()
+        token = await auth.mint_for_client("demo-province-62")
+        scope = {
+            "type": "http",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "state": {"auth": auth},
+        }
+        async with engine.connect():  # the only connection, held
+            with pytest.raises(AuthUnavailable):
+                await BearerAuthBackend().authenticate(HTTPConnection(scope))
+        assert unauthorized(HTTPConnection(scope), AuthUnavailable("x")).status_code == 503
+    finally:
+        await engine.dispose()
