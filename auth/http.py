@@ -7,7 +7,6 @@ import binascii
 import logging
 from urllib.parse import parse_qsl, unquote
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from auth.principal import Principal
 from auth.service import AuthService, OAuthError
 from auth.tokens import InvalidToken
+from db.errors import is_unavailable
 
 logger = logging.getLogger("sinergi.auth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -62,7 +62,9 @@ class BearerAuthBackend(AuthenticationBackend):
         except InvalidToken as error:
             logger.info("refused bearer token: %s", error)
             raise BadToken("invalid or expired access token") from None
-        except (OperationalError, DBAPIError, OSError) as error:
+        except Exception as error:
+            if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+                raise
             logger.warning("could not check a token: %s", error)
             raise AuthUnavailable("the database is unavailable") from None
         return AuthCredentials([scope.value for scope in principal.scopes]), PrincipalUser(
