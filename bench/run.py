@@ -171,9 +171,14 @@ def _peak_rss(process: psutil.Process, stop: threading.Event, peak: list[float])
         time.sleep(0.2)
 
 
-def _milliseconds(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+def _milliseconds(output: str, percentile: int) -> float | None:
+    """A latency percentile from wrk's --latency table; None when wrk has none to give (every
+    request timed out: wrk then prints "-nan")."""
+    found = re.search(rf"\b{percentile}%\s+([\d.]+)(us|ms|s|m)\b", output)
+    if found is None:
+        return None
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def _wrk(
@@ -205,12 +210,17 @@ def _wrk(
     stop.set()
     sampler.join()
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    p50, p99 = _milliseconds(output, 50), _milliseconds(output, 99)
+    if p50 is None or p99 is None:
+        print(output, file=sys.stderr)
+        note = "not measured: wrk reported no latencies (its output is on stderr)"
+        return Measurement(scenario, target, 0, 0, 0, 0, peak[0], connections, note)
     return Measurement(
         scenario,
         target,
         float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        _milliseconds(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
-        _milliseconds(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p50,
+        p99,
         int(errors.group(1)) if errors else 0,
         peak[0],
         connections,
