@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 
 def async_url(url: str) -> str:
@@ -66,24 +61,6 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     statements that must stand or fall together keeps using `engine.begin()`.
     """
     return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-class Reads:
-    """Where one request's reads go: a replica when one is configured, unless the client's own
-    writes may not have reached it yet (it wrote recently, or during this request)."""
-
-    __slots__ = ("_primary", "_replica")
-
-    def __init__(self, primary: AsyncEngine, replica: AsyncEngine | None = None) -> None:
-        self._primary = primary
-        self._replica = replica
-
-    def connect(self) -> AsyncConnection:
-        return (self._replica or self._primary).connect()
-
-    def after_write(self) -> None:
-        """The rest of the request reads what it wrote: from the primary."""
-        self._replica = None
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

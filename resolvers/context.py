@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from auth.principal import Principal
-from db.engine import Reads, autocommit
+from db.engine import autocommit
 from db.queries import rate_limits
+from db.reads import Reads, Replica
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 
@@ -30,8 +31,8 @@ class Context:
     limits: Limits
     request: Request | None = None
     autocommit_view: InitVar[AsyncEngine | None] = None
-    replica: AsyncEngine | None = None
-    """An autocommit view of the read replica, when one is configured."""
+    replica: Replica | None = None
+    """The read replica, when one is configured."""
     wrote_recently: InitVar[bool] = False
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
-from db.engine import Reads
 from db.queries import (
     changes,
     cooperatives,
@@ -28,6 +27,7 @@ from db.queries import (
 )
 from db.queries.indicators import TargetKey
 from db.queries.paging import Page
+from db.reads import Reads
 from resolvers import Node
 
 Columns = frozenset[str]

@@ -27,6 +27,7 @@ from auth.http import (
 from auth.service import AuthService
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
+from db.reads import Replica
 from resolvers.context import Limits
 from schema.build import build_schema
 from sinergi import metrics, tracing
@@ -80,7 +81,7 @@ async def _serving(
         yield {
             "engine": engine,
             "primary": autocommit(engine),
-            "replica": autocommit(replica) if replica is not None else None,
+            "replica": Replica(autocommit(replica)) if replica is not None else None,
             "auth": auth,
         }
     finally:

@@ -108,8 +108,12 @@ def operation_label(name: str | None) -> str:
 
 def observe_pools(state: Mapping[str, Any]) -> None:
     """The pools of the app's lifespan state: the primary's and, if configured, the replica's."""
-    for database, key in (("primary", "engine"), ("replica", "replica")):
-        pool = getattr(state.get(key), "pool", None)
+    replica = state.get("replica")
+    for database, engine in (
+        ("primary", state.get("engine")),
+        ("replica", replica and replica.engine),
+    ):
+        pool = getattr(engine, "pool", None)
         if isinstance(pool, QueuePool):
             POOL_CHECKED_OUT.labels(database).set(pool.checkedout())
             POOL_SIZE.labels(database).set(pool.size())

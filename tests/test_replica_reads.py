@@ -9,6 +9,7 @@ the rate-limit counters) goes there.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,3 +148,25 @@ def test_a_replica_needs_a_primary_url() -> None:
         Settings.from_env(
             {"DATABASE_URL": "postgresql://p/s", "DATABASE_REPLICA_URL": "mysql://r/s"}
         )
+
+
+def test_reads_fall_back_to_the_primary_while_the_replica_is_unreachable(
+    demo_url: str, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(
+        rate_limit=1_000_000,
+        replica_url=f"postgresql://postgres@127.0.0.1:{port}/sinergi",
+        db_connect_timeout_seconds=1,
+    )
+    with TestClient(create_app(settings, database_url=demo_url)) as client:
+        replicated = Api(client)
+        for _ in range(2):  # the second read does not even try the replica
+            answer = replicated.graphql("{ msmes(first: 2) { totalCount } }", "demo-province-62")
+            assert "errors" not in answer, answer
+            assert answer["data"]["msmes"]["totalCount"] > 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("reading from the primary for 5 s"), warnings
