@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from db import embedded
 from db.migrate import upgrade
+from tests.support.databases import create_database, drop_database
 from tests.support.http import Api
 
 
@@ -25,22 +25,6 @@ def _server_url() -> str:
         return configured
     home = Path(tempfile.mkdtemp(prefix="sinergi-test-"))
     return embedded.start(home, temporary=True)
-
-
-async def _create(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +37,11 @@ def server_url() -> str:
 def migrated_url(server_url: str) -> Iterator[str]:
     """A URL of a fresh database, migrated to head, dropped when the session ends."""
     name = f"sinergi_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create(server_url, name))
+    asyncio.run(create_database(server_url, name))
     url = embedded.with_database(server_url, name)
     upgrade(url)
     yield url
-    asyncio.run(_drop(server_url, name))
+    asyncio.run(drop_database(server_url, name))
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +53,7 @@ def demo_url(server_url: str) -> Iterator[str]:
     from sinergi import demo
 
     name = f"sinergi_demo_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create(server_url, name))
+    asyncio.run(create_database(server_url, name))
     url = embedded.with_database(server_url, name)
     upgrade(url)
 
@@ -81,7 +65,7 @@ def demo_url(server_url: str) -> Iterator[str]:
 
     asyncio.run(load())
     yield url
-    asyncio.run(_drop(server_url, name))
+    asyncio.run(drop_database(server_url, name))
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +100,7 @@ def reference_url(server_url: str) -> Iterator[str]:
     from sinergi.demo import SEED_DATA
 
     name = f"sinergi_ref_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create(server_url, name))
+    asyncio.run(create_database(server_url, name))
     url = embedded.with_database(server_url, name)
     upgrade(url)
 
@@ -128,4 +112,4 @@ def reference_url(server_url: str) -> Iterator[str]:
 
     asyncio.run(load())
     yield url
-    asyncio.run(_drop(server_url, name))
+    asyncio.run(drop_database(server_url, name))

@@ -21,6 +21,7 @@ import yaml
 
 from db import embedded
 from schema.build import sdl
+from tests.support.databases import drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -88,17 +89,7 @@ def test_the_image_install_steps_give_a_working_sinergi(tmp_path: Path, server_u
         env["DATABASE_URL"] = embedded.with_database(server_url, name)
         assert "up to date" in _run(sinergi, "migrate", cwd=tmp_path, env=env)
     finally:
-        asyncio.run(_drop(server_url, name))
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+        asyncio.run(drop_database(server_url, name))
 
 
 def _compose_command() -> list[str] | None:

@@ -29,6 +29,7 @@ from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
+from tests.support.databases import create_database, drop_database
 from tests.support.graphql import principal, run
 from tests.support.http import Api
 
@@ -47,9 +48,9 @@ WINDOW_SECONDS = 2
 async def _prepare(server_url: str, primary: str, replica: str) -> str:
     """The primary with one record; the replica a read-only copy of it, renamed there. Returns
     the record's id."""
+    await create_database(server_url, primary)
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{primary}"')
         primary_url = embedded.with_database(server_url, primary)
         await asyncio.to_thread(upgrade, primary_url)
         engine = create_async_engine(async_url(primary_url))
@@ -63,7 +64,7 @@ async def _prepare(server_url: str, primary: str, replica: str) -> str:
         )
         created = await run(engine, principal(OrgKind.PROVINCE, "62"), create)
         await engine.dispose()
-        await admin.execute(f'CREATE DATABASE "{replica}" TEMPLATE "{primary}"')
+        await create_database(server_url, replica, template=primary)
         copy = await asyncpg.connect(embedded.with_database(server_url, replica))
         try:
             await copy.execute("UPDATE msmes SET name = 'Warung Replika' WHERE nib = $1", NIB)
@@ -73,15 +74,6 @@ async def _prepare(server_url: str, primary: str, replica: str) -> str:
     finally:
         await admin.close()
     return str(created.data["createMsme"]["id"])
-
-
-async def _drop(server_url: str, *names: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +91,8 @@ def replicated(server_url: str) -> Iterator[tuple[Api, str]]:
         with TestClient(app) as client:
             yield Api(client), msme_id
     finally:
-        asyncio.run(_drop(server_url, primary, replica))
+        for name in (primary, replica):
+            asyncio.run(drop_database(server_url, name))
 
 
 def _name(api: Api, client_id: str) -> str:

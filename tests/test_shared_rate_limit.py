@@ -19,6 +19,7 @@ from auth import clients
 from db.engine import create_engine
 
 LIMIT = 5
+WINDOW_SECONDS = 86400
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,7 +55,7 @@ def servers(demo_url: str) -> Iterator[list[str]]:
         "SINERGI_ENV": "production",
         "SINERGI_RATE_LIMIT": str(LIMIT),
         # A long window: the test does not straddle a window boundary but once in hours.
-        "SINERGI_RATE_LIMIT_WINDOW": "86400",
+        "SINERGI_RATE_LIMIT_WINDOW": str(WINDOW_SECONDS),
     }
     processes: list[subprocess.Popen[bytes]] = []
     bases: list[str] = []
@@ -126,6 +127,6 @@ def test_two_processes_share_one_clients_rate_limit(servers: list[str], demo_url
     (error,) = refused.json()["errors"]
     assert error["extensions"]["code"] == "RATE_LIMITED"
     assert error["extensions"]["limit"] == LIMIT
-    assert 1 <= int(refused.headers["Retry-After"]) <= 86400
+    assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW_SECONDS
     # Each process alone saw at most three requests: only a shared count refuses the sixth.
     assert answers[0].json() == {"data": {"viewer": {"clientId": client_id}}}
