@@ -53,6 +53,7 @@ class AuthService:
         self._external_keys = ExternalKeys()
         self._keys = KeySet([])
         self._keys_loaded_at = 0.0
+        self._verified = tokens.VerifiedTokens()
 
     async def startup(self) -> None:
         async with self.engine.begin() as connection:
@@ -110,6 +111,9 @@ class AuthService:
 
     async def authenticate(self, token: str) -> Principal:
         """The principal a bearer token stands for; InvalidToken when it stands for nobody."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            return await self._registered_principal(claims)
         header = tokens.unverified_header(token)
         payload_issuer = _unverified_issuer(token)
         external = self.external_issuers.get(payload_issuer or "")
@@ -126,6 +130,7 @@ class AuthService:
             if kid not in keys.kids(self._keys):
                 raise InvalidToken(f"unknown kid {kid!r}")
         claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
+        self._verified.add(token, claims)
         return await self._registered_principal(claims)
 
     async def _registered_principal(self, claims: Mapping[str, Any]) -> Principal:

@@ -28,6 +28,37 @@ class InvalidToken(Exception):
     """The token is not acceptable; the reason is for the log, never for the caller."""
 
 
+class VerifiedTokens:
+    """Claims of tokens whose signature this process has already checked, until they expire.
+
+    A client sends the same token with every request for its whole lifetime, and checking an
+    ES256 signature costs more CPU than the rest of the token check. The key is the whole token,
+    so only a byte-identical token is taken from here; the client registry is still consulted on
+    every request, so revocation keeps taking effect at once.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._claims: dict[str, tuple[Mapping[str, Any], float]] = {}
+
+    def get(self, token: str, now: float | None = None) -> Mapping[str, Any] | None:
+        found = self._claims.get(token)
+        if found is None:
+            return None
+        claims, expires = found
+        if (time.time() if now is None else now) > expires:
+            del self._claims[token]
+            return None
+        return claims
+
+    def add(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Kept until the token's `exp` (plus the leeway `verify` allows); the oldest entry
+        makes room when the cache is full."""
+        if len(self._claims) >= self.capacity:
+            del self._claims[next(iter(self._claims))]
+        self._claims[token] = (claims, float(claims["exp"]) + LEEWAY_SECONDS)
+
+
 def issue(
     key: ECKey,
     *,

@@ -82,6 +82,35 @@ def test_a_valid_token_is_accepted(api: Api, demo_url: str) -> None:
     assert response.json() == {"data": {"viewer": {"clientId": "demo-province-62"}}}
 
 
+def test_a_checked_token_is_remembered_until_it_expires_and_only_byte_for_byte() -> None:
+    remembered = tokens.VerifiedTokens(capacity=2)
+    issued = 1_000_000.0
+    remembered.add("a", {"exp": issued + 900})
+    assert remembered.get("a", now=issued + 900 + tokens.LEEWAY_SECONDS) == {"exp": issued + 900}
+    assert remembered.get("a", now=issued + 901 + tokens.LEEWAY_SECONDS) is None
+    assert remembered.get("a ", now=issued) is None
+    for token in ("b", "c", "d"):
+        remembered.add(token, {"exp": issued + 900})
+    assert [remembered.get(token, now=issued) is not None for token in "bcd"] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_a_tampered_copy_of_an_accepted_token_is_still_refused(api: Api, demo_url: str) -> None:
+    real = _token(_signing_key(demo_url))
+    assert api.post(QUERY, real).status_code == 200
+    header, payload, signature = real.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "==="))
+    claims["jurisdiction"] = "ID"
+    forged = f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+    _assert_refused(
+        api.client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
+    )
+    assert api.post(QUERY, real).status_code == 200
+
+
 @pytest.mark.parametrize(
     "case",
     [
