@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import InitVar, dataclass, field
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
@@ -36,7 +37,6 @@ class Context:
     wrote_recently: InitVar[bool] = False
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
-    loaders: Loaders = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
     def __post_init__(self, autocommit_view: AsyncEngine | None, wrote_recently: bool) -> None:
@@ -45,7 +45,11 @@ class Context:
         autocommit view its lifespan made; building one costs a little per request."""
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(self.primary, None if wrote_recently else self.replica)
-        self.loaders = Loaders(self.reads, self.principal.jurisdiction)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Made on first use: a request the direct path answers never needs a DataLoader."""
+        return Loaders(self.reads, self.principal.jurisdiction)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,62 +35,109 @@ Columns = frozenset[str]
 
 
 class Loaders:
+    """Each loader is made on first use: most requests need one or two of them."""
+
     def __init__(self, reads: Reads, jurisdiction: str) -> None:
         self._reads = reads
-        scope = jurisdiction
-        self.region: DataLoader[str, Node] = self._simple(regions.by_codes)
-        self.region_children: DataLoader[str, list[Node]] = self._simple(
-            regions.children_of, default=list
+        self._jurisdiction = jurisdiction
+
+    @cached_property
+    def region(self) -> DataLoader[str, Node]:
+        return self._simple(regions.by_codes)
+
+    @cached_property
+    def region_children(self) -> DataLoader[str, list[Node]]:
+        return self._simple(regions.children_of, default=list)
+
+    @cached_property
+    def programme(self) -> DataLoader[str, Node]:
+        return self._simple(programmes.by_ids)
+
+    @cached_property
+    def indicator(self) -> DataLoader[str, Node]:
+        return self._simple(indicators.by_codes)
+
+    @cached_property
+    def targets(self) -> DataLoader[str, list[Node]]:
+        return self._simple(indicators.targets_of, default=list)
+
+    @cached_property
+    def realisations(self) -> DataLoader[TargetKey, list[Node]]:
+        return self._simple(indicators.realisations_of, default=list)
+
+    @cached_property
+    def computed_indicator(self) -> DataLoader[TargetKey, Decimal | None]:
+        return self._simple(indicator_values.computed)
+
+    @cached_property
+    def record_changes(self) -> DataLoader[changes.RecordKey, list[Node]]:
+        return self._simple(changes.of_records, default=list)
+
+    @cached_property
+    def scale_history(self) -> DataLoader[int, list[Node]]:
+        return self._simple(programmes.scale_history_of, default=list)
+
+    @cached_property
+    def msme_participations(self) -> DataLoader[int, list[Node]]:
+        return self._simple(programmes.participations_of_msmes, default=list)
+
+    @cached_property
+    def cooperative_participations(self) -> DataLoader[int, list[Node]]:
+        return self._simple(programmes.participations_of_cooperatives, default=list)
+
+    @cached_property
+    def member_count(self) -> DataLoader[int, int]:
+        return self._simple(
+            lambda c, ids: msmes.member_counts(c, ids, jurisdiction=self._jurisdiction)
         )
-        self.programme: DataLoader[str, Node] = self._simple(programmes.by_ids)
-        self.indicator: DataLoader[str, Node] = self._simple(indicators.by_codes)
-        self.targets: DataLoader[str, list[Node]] = self._simple(
-            indicators.targets_of, default=list
+
+    @cached_property
+    def msme(self) -> DataLoader[tuple[int, Columns], Node]:
+        return self._grouped(
+            lambda c, ids, cols: msmes.by_ids(c, ids, jurisdiction=self._jurisdiction, columns=cols)
         )
-        self.realisations: DataLoader[TargetKey, list[Node]] = self._simple(
-            indicators.realisations_of, default=list
+
+    @cached_property
+    def msme_by_nib(self) -> DataLoader[tuple[str, Columns], Node]:
+        return self._grouped(
+            lambda c, nibs, cols: msmes.by_nibs(
+                c, nibs, jurisdiction=self._jurisdiction, columns=cols
+            )
         )
-        self.computed_indicator: DataLoader[TargetKey, Decimal | None] = self._simple(
-            indicator_values.computed
+
+    @cached_property
+    def cooperative(self) -> DataLoader[tuple[int, Columns], Node]:
+        return self._grouped(
+            lambda c, ids, cols: cooperatives.by_ids(
+                c, ids, jurisdiction=self._jurisdiction, columns=cols
+            )
         )
-        self.record_changes: DataLoader[changes.RecordKey, list[Node]] = self._simple(
-            changes.of_records, default=list
-        )
-        self.scale_history: DataLoader[int, list[Node]] = self._simple(
-            programmes.scale_history_of, default=list
-        )
-        self.msme_participations: DataLoader[int, list[Node]] = self._simple(
-            programmes.participations_of_msmes, default=list
-        )
-        self.cooperative_participations: DataLoader[int, list[Node]] = self._simple(
-            programmes.participations_of_cooperatives, default=list
-        )
-        self.member_count: DataLoader[int, int] = self._simple(
-            lambda c, ids: msmes.member_counts(c, ids, jurisdiction=scope)
-        )
-        self.msme: DataLoader[tuple[int, Columns], Node] = self._grouped(
-            lambda c, ids, cols: msmes.by_ids(c, ids, jurisdiction=scope, columns=cols)
-        )
-        self.msme_by_nib: DataLoader[tuple[str, Columns], Node] = self._grouped(
-            lambda c, nibs, cols: msmes.by_nibs(c, nibs, jurisdiction=scope, columns=cols)
-        )
-        self.cooperative: DataLoader[tuple[int, Columns], Node] = self._grouped(
-            lambda c, ids, cols: cooperatives.by_ids(c, ids, jurisdiction=scope, columns=cols)
-        )
-        self.cooperative_by_legal_no: DataLoader[tuple[str, Columns], Node] = self._grouped(
+
+    @cached_property
+    def cooperative_by_legal_no(self) -> DataLoader[tuple[str, Columns], Node]:
+        return self._grouped(
             lambda c, numbers, cols: cooperatives.by_legal_entity_nos(
-                c, numbers, jurisdiction=scope, columns=cols
+                c, numbers, jurisdiction=self._jurisdiction, columns=cols
             )
         )
-        self.owner: DataLoader[tuple[int, Columns], Node] = self._grouped(owners.of_msmes)
-        self.members: DataLoader[tuple[int, int, Columns], Page] = self._grouped(
+
+    @cached_property
+    def owner(self) -> DataLoader[tuple[int, Columns], Node]:
+        return self._grouped(owners.of_msmes)
+
+    @cached_property
+    def members(self) -> DataLoader[tuple[int, int, Columns], Page]:
+        return self._grouped(
             lambda c, ids, first, cols: msmes.members_of(
-                c, ids, jurisdiction=scope, columns=cols, first=first
+                c, ids, jurisdiction=self._jurisdiction, columns=cols, first=first
             )
         )
-        self.participants: DataLoader[tuple[str, int], Page] = self._grouped(
+
+    @cached_property
+    def participants(self) -> DataLoader[tuple[str, int], Page]:
+        return self._grouped(
             lambda c, ids, first: programmes.participants_of(
-                c, ids, jurisdiction=scope, first=first
+                c, ids, jurisdiction=self._jurisdiction, first=first
             )
         )
 
