@@ -92,10 +92,12 @@ def _sortable(key: Key) -> tuple[tuple[int, str], ...]:
 def suppress(cells: Sequence[Cell], *, k: int = 5) -> list[Published]:
     if k < 1:
         raise ValueError("k must be at least 1")
-    by_key = {cell.key: cell for cell in cells}
     hidden: dict[Key, Reason] = {
         cell.key: Reason.PRIMARY for cell in cells if cell.protected and 0 < cell.count < k
     }
+    if not hidden:  # the common national table: nothing small, no equations to solve
+        return [_published(cell, None) for cell in cells]
+    by_key = {cell.key: cell for cell in cells}
     relations = equations([cell.key for cell in cells])
     involving: dict[Key, list[Equation]] = defaultdict(list)
     for equation in relations:
