@@ -13,6 +13,7 @@ from starlette.requests import Request
 from auth.principal import Principal
 from db.engine import autocommit
 from db.queries import rate_limits
+from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
@@ -35,21 +36,30 @@ class Context:
     replica: Replica | None = None
     """The read replica, when one is configured."""
     wrote_recently: InitVar[bool] = False
+    region_directory: InitVar[RegionDirectory | None] = None
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
+    regions: RegionDirectory = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
-    def __post_init__(self, autocommit_view: AsyncEngine | None, wrote_recently: bool) -> None:
+    def __post_init__(
+        self,
+        autocommit_view: AsyncEngine | None,
+        wrote_recently: bool,
+        region_directory: RegionDirectory | None,
+    ) -> None:
         """`engine` is for writes that need a transaction (see `transaction`); `primary`
         (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
-        autocommit view its lifespan made; building one costs a little per request."""
+        autocommit view and the one region directory its lifespan made; without them, this
+        context makes its own."""
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(self.primary, None if wrote_recently else self.replica)
+        self.regions = region_directory or RegionDirectory(self.primary)
 
     @cached_property
     def loaders(self) -> Loaders:
         """Made on first use: a request the direct path answers never needs a DataLoader."""
-        return Loaders(self.reads, self.principal.jurisdiction)
+        return Loaders(self.reads, self.principal.jurisdiction, self.regions)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -28,6 +28,7 @@ from db.queries import (
 )
 from db.queries.indicators import TargetKey
 from db.queries.paging import Page
+from db.queries.regions import RegionDirectory
 from db.reads import Reads
 from resolvers import Node
 
@@ -37,13 +38,18 @@ Columns = frozenset[str]
 class Loaders:
     """Each loader is made on first use: most requests need one or two of them."""
 
-    def __init__(self, reads: Reads, jurisdiction: str) -> None:
+    def __init__(self, reads: Reads, jurisdiction: str, regions: RegionDirectory) -> None:
         self._reads = reads
         self._jurisdiction = jurisdiction
+        self._regions = regions
 
     @cached_property
     def region(self) -> DataLoader[str, Node]:
-        return self._simple(regions.by_codes)
+        async def load(codes: list[str]) -> list[Node]:
+            found = await self._regions.by_codes(codes)
+            return [found.get(code) for code in codes]
+
+        return DataLoader(load_fn=load)
 
     @cached_property
     def region_children(self) -> DataLoader[str, list[Node]]:

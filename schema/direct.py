@@ -58,7 +58,6 @@ from schema.direct_shapes import (
     shape_of,
     strawberry_input,
     unwrap,
-    wants,
 )
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 
@@ -217,21 +216,22 @@ class DirectAnswers:
                 figures[root.key] = cells = await fetch_figures(context, root, variables)
                 shapes.append((root.cell_shape, cells))
         batch = Batch()
-        # Filters are checked (a region lookup: a connection of its own) before connecting, so
-        # no request ever holds one pooled connection while waiting for another.
+        # Filters are checked and regions looked up (the directory may read them afresh, on a
+        # connection of its own) outside the page's connection, so no request ever holds one
+        # pooled connection while waiting for another.
         pages = [
             (root, await _page_query(context, root, variables))
             for root in plan.roots
             if isinstance(root, PagePlan)
         ]
-        if pages or wants(shapes, "region"):
+        if pages:
             async with context.reads.connect() as connection:
                 for page, query in pages:
                     rows, total = await _fetch_page(connection, context, page, query)
                     fetched[page.key] = rows, total
                     shapes.append((page.node_shape, rows.rows))
                 await fetch_cooperatives(connection, context, shapes, batch)
-                await fetch_regions(connection, shapes, batch)
+        await fetch_regions(context.regions, shapes, batch)
         data: dict[str, Any] = {}
         for root in plan.roots:
             if isinstance(root, Constant):

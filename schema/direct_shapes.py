@@ -31,7 +31,8 @@ from graphql import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.permission import PermissionExtension
 
-from db.queries import cooperatives, regions
+from db.queries import cooperatives
+from db.queries.regions import RegionDirectory
 from resolvers import relations
 from resolvers.context import Context
 from schema.permissions import HasScopes
@@ -256,10 +257,6 @@ def expanded(shapes: Rows) -> Iterator[tuple[Shape, Sequence[Any]]]:
                 yield from expanded([(part.shape, items)])
 
 
-def wants(shapes: Rows, target: str) -> bool:
-    return any(relations_of(shape, target) for shape, _ in expanded(shapes))
-
-
 async def fetch_cooperatives(
     connection: AsyncConnection, context: Context, shapes: Rows, batch: Batch
 ) -> None:
@@ -278,9 +275,8 @@ async def fetch_cooperatives(
         )
 
 
-async def fetch_regions(connection: AsyncConnection, shapes: Rows, batch: Batch) -> None:
-    """Every region the rows point at, nested ones included, in as few statements as it takes
-    (one, unless a region's `parent` is asked for)."""
+async def fetch_regions(directory: RegionDirectory, shapes: Rows, batch: Batch) -> None:
+    """Every region the rows point at, nested ones included, from the process's directory."""
     pending = list(expanded(shapes)) + [
         (relation.shape, list(batch.cooperatives.values()))
         for shape, _ in expanded(shapes)
@@ -302,7 +298,7 @@ async def fetch_regions(connection: AsyncConnection, shapes: Rows, batch: Batch)
                 nested.append((relation.shape, found))
         missing = sorted(codes - batch.regions.keys())
         if missing:
-            batch.regions.update(await regions.by_codes(connection, missing))
+            batch.regions.update(await directory.by_codes(missing))
         pending = [
             (shape, [batch.regions[code] for code in found if code in batch.regions])
             for shape, found in nested

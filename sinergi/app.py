@@ -27,6 +27,7 @@ from auth.http import (
 from auth.service import AuthService
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
+from db.queries.regions import RegionDirectory
 from db.reads import Replica
 from resolvers.context import Limits
 from schema.build import build_schema
@@ -77,12 +78,14 @@ async def _serving(
     )
     await auth.startup()
     state["auth"] = auth
+    primary = autocommit(engine)
     try:
         yield {
             "engine": engine,
-            "primary": autocommit(engine),
+            "primary": primary,
             "replica": Replica(autocommit(replica)) if replica is not None else None,
             "auth": auth,
+            "regions": RegionDirectory(primary),
         }
     finally:
         await engine.dispose()

@@ -122,6 +122,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             autocommit_view=request.state.primary,
             replica=request.state.replica,
             wrote_recently=request.state.wrote_recently,
+            region_directory=request.state.regions,
             limits=self.limits,
             request=request,
         )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from db.queries import regions
 from resolvers.paging import encode_cursor
 from tests.support.graphql import principal, run
+from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
@@ -87,8 +91,45 @@ async def test_a_page_costs_the_same_statements_for_five_rows_as_for_fifty(
     nodes = result.data["msmes"]["nodes"]
     assert len(nodes) == 50
     assert any(node["cooperative"] is not None for node in nodes)
-    # page, regencies, provinces, cooperatives, and the audit entry
-    assert len(small) == len(large) == 5
+    # page, cooperatives, the audit entry, and the regions (read once by this fresh context's
+    # directory; the app's directory is shared by every request, so there it costs nothing)
+    assert len(small) == len(large) == 4
+
+
+REGION_PAGE = """query ($region: String) { msmes(first: 5, filter: {region: $region}) {
+  nodes { regency { name province { name } } } } }"""
+
+
+def test_the_app_reads_regions_once_and_again_only_for_a_code_it_does_not_hold(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = "demo-province-62"
+    api.graphql(REGION_PAGE, client, {"region": "62"})
+    with recorded_statements() as statements:
+        answer = api.graphql(REGION_PAGE, client, {"region": "62"})
+    assert answer["data"]["msmes"]["nodes"][0]["regency"]["province"] == {
+        "name": "Kalimantan Tengah"
+    }
+    assert statements, "the request ran no SQL at all; the recorder is not listening"
+    assert not [statement for statement in statements if "FROM regions" in statement]
+
+    async def region(sql: str) -> None:
+        connection = await asyncpg.connect(demo_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    monkeypatch.setattr(regions, "MISS_RELOAD_SECONDS", 0.0)
+    asyncio.run(
+        region("INSERT INTO regions VALUES ('62.71.99', 'district', 'Kecamatan Baru', '62.71')")
+    )
+    try:
+        answer = api.graphql(REGION_PAGE, client, {"region": "62.71.99"})
+    finally:
+        asyncio.run(region("DELETE FROM regions WHERE code = '62.71.99'"))
+    assert "errors" not in answer, answer
+    assert answer["data"]["msmes"]["nodes"] == []
 
 
 async def test_a_page_reads_only_the_columns_it_was_asked_for(engine: AsyncEngine) -> None:

@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import math
+import time
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models
 from db.models import table_of
 from db.queries import Record, any_of
 
 REGIONS = table_of(models.Region)
+REFRESH_SECONDS = 300.0
+"""How long a process serves regions before reading them again (a renamed region shows up)."""
+MISS_RELOAD_SECONDS = 1.0
+"""A code not held is looked for again at most this often (a seed loaded while serving), so a
+flood of unknown codes costs at most one statement a second."""
 
 
-async def by_codes(connection: AsyncConnection, codes: Sequence[str]) -> dict[str, Record]:
-    statement = select(REGIONS).where(any_of(REGIONS.c.code, codes))
-    return {row.code: row for row in await connection.execute(statement)}
+class RegionDirectory:
+    """Every region, held in memory by each serving process.
+
+    Nearly every request names or renders regions: a filter's region is checked, a page shows
+    each record's regency and province. They are some eight thousand rows of reference data that
+    only loading the seed changes, so reading them once beats a statement, and a pooled
+    connection, on every request.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._regions: dict[str, Record] = {}
+        self._loaded_at = -math.inf
+        self._loading = asyncio.Lock()
+
+    async def by_codes(self, codes: Iterable[str]) -> dict[str, Record]:
+        """The regions of those codes that exist."""
+        wanted = set(codes)
+        age = time.monotonic() - self._loaded_at
+        if age > REFRESH_SECONDS or (
+            age > MISS_RELOAD_SECONDS and not wanted <= self._regions.keys()
+        ):
+            await self._load()
+        regions = self._regions
+        return {code: regions[code] for code in wanted if code in regions}
+
+    async def _load(self) -> None:
+        asked = time.monotonic()
+        async with self._loading:
+            if self._loaded_at >= asked:  # loaded by another request while this one waited
+                return
+            async with self._engine.connect() as connection:
+                rows = await connection.execute(select(REGIONS))
+            self._regions = {row.code: row for row in rows}
+            self._loaded_at = time.monotonic()
 
 
 async def children_of(
