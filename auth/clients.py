@@ -136,7 +136,8 @@ async def create(
     return client, secret
 
 
-def _client(row: Any) -> Client:
+def from_row(row: Any) -> Client:
+    """A registry row (any statement's that selects the client's columns) as a Client."""
     return Client(
         client_id=row.client_id,
         name=row.name,
@@ -152,7 +153,7 @@ async def get(connection: AsyncConnection, client_id: str) -> Client | None:
     row = (
         await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
     ).first()
-    return None if row is None else _client(row)
+    return None if row is None else from_row(row)
 
 
 async def authenticate(connection: AsyncConnection, client_id: str, secret: str) -> Client | None:
@@ -165,12 +166,12 @@ async def authenticate(connection: AsyncConnection, client_id: str, secret: str)
     # scrypt costs tens of milliseconds by design; keep it off the event loop.
     if not await asyncio.to_thread(secret_matches, secret, row.secret_hash):
         return None
-    return _client(row)
+    return from_row(row)
 
 
 async def all_clients(connection: AsyncConnection) -> list[Client]:
     rows = await connection.execute(select(CLIENTS).order_by(CLIENTS.c.created_at))
-    return [_client(row) for row in rows]
+    return [from_row(row) for row in rows]
 
 
 async def revoke(connection: AsyncConnection, client_id: str) -> bool:

@@ -20,14 +20,17 @@ from auth.principal import Principal
 from auth.service import AuthService, OAuthError
 from auth.tokens import InvalidToken
 from db.errors import is_unavailable
+from db.queries import rate_limits
 
 logger = logging.getLogger("sinergi.auth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class PrincipalUser(BaseUser):
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, hit: rate_limits.Hit) -> None:
         self.principal = principal
+        self.hit = hit
+        """This request, counted against the client's rate limit (the endpoint enforces it)."""
 
     @property
     def is_authenticated(self) -> bool:
@@ -47,7 +50,13 @@ class AuthUnavailable(AuthenticationError):
 
 
 class BearerAuthBackend(AuthenticationBackend):
-    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides."""
+    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides.
+
+    Each authenticated request is counted against its client's `window` by the statement that
+    reads the client's registration."""
+
+    def __init__(self, window: rate_limits.Window) -> None:
+        self.window = window
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
@@ -58,7 +67,7 @@ class BearerAuthBackend(AuthenticationBackend):
             raise BadToken("expected a Bearer token")
         service: AuthService = conn.state.auth
         try:
-            principal = await service.authenticate(token.strip())
+            admitted = await service.authenticate(token.strip(), self.window)
         except InvalidToken as error:
             logger.info("refused bearer token: %s", error)
             raise BadToken("invalid or expired access token") from None
@@ -67,9 +76,8 @@ class BearerAuthBackend(AuthenticationBackend):
                 raise
             logger.warning("could not check a token: %s", error)
             raise AuthUnavailable("the database is unavailable") from None
-        return AuthCredentials([scope.value for scope in principal.scopes]), PrincipalUser(
-            principal
-        )
+        scopes = [scope.value for scope in admitted.principal.scopes]
+        return AuthCredentials(scopes), PrincipalUser(admitted.principal, admitted.hit)
 
 
 def unauthorized(conn: HTTPConnection, error: Exception | None) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from joserfc.jwk import KeySet
@@ -20,6 +21,7 @@ from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken
 from db.engine import autocommit
+from db.queries import rate_limits
 
 KEY_RELOAD_INTERVAL_SECONDS = 1.0
 
@@ -32,6 +34,14 @@ class OAuthError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A bearer token's principal, and its request as counted against the client's limit."""
+
+    principal: Principal
+    hit: rate_limits.Hit
 
 
 class AuthService:
@@ -109,19 +119,24 @@ class AuthService:
             "scope": " ".join(sorted(scope.value for scope in scopes)),
         }
 
-    async def authenticate(self, token: str) -> Principal:
-        """The principal a bearer token stands for; InvalidToken when it stands for nobody."""
+    async def authenticate(self, token: str, window: rate_limits.Window) -> Admitted:
+        """The principal a bearer token stands for, with the request counted against `window`;
+        InvalidToken when it stands for nobody."""
         claims = self._verified.get(token)
-        if claims is not None:
-            return await self._registered_principal(claims)
-        header = tokens.unverified_header(token)
-        payload_issuer = _unverified_issuer(token)
-        external = self.external_issuers.get(payload_issuer or "")
-        if external is not None:
-            kid = header.get("kid")
-            return await self._external_keys.verify(
-                external, token, kid if isinstance(kid, str) else None
-            )
+        if claims is None:
+            header = tokens.unverified_header(token)
+            external = self.external_issuers.get(_unverified_issuer(token) or "")
+            if external is not None:
+                kid = header.get("kid")
+                principal = await self._external_keys.verify(
+                    external, token, kid if isinstance(kid, str) else None
+                )
+                return Admitted(principal, await self._count(principal.client_id, window))
+            claims = await self._verified_claims(token, header)
+        hit = await self._count(str(claims.get("client_id", claims["sub"])), window)
+        return Admitted(_registered_principal(claims, hit.registered), hit)
+
+    async def _verified_claims(self, token: str, header: Mapping[str, Any]) -> Mapping[str, Any]:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("token has no kid")
@@ -131,27 +146,11 @@ class AuthService:
                 raise InvalidToken(f"unknown kid {kid!r}")
         claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
         self._verified.add(token, claims)
-        return await self._registered_principal(claims)
+        return claims
 
-    async def _registered_principal(self, claims: Mapping[str, Any]) -> Principal:
+    async def _count(self, client_id: str, window: rate_limits.Window) -> rate_limits.Hit:
         async with self.reads.connect() as connection:
-            client = await clients.get(connection, str(claims.get("client_id", claims["sub"])))
-        if client is None or client.revoked:
-            raise InvalidToken("client unknown or revoked")
-        try:
-            claimed = frozenset(Scope(item) for item in str(claims.get("scope", "")).split())
-        except ValueError:
-            raise InvalidToken("token carries an unknown scope") from None
-        if claims.get("jurisdiction") != client.jurisdiction:
-            raise InvalidToken("client's jurisdiction changed since the token was issued")
-        return Principal(
-            client_id=client.client_id,
-            org_kind=client.org_kind,
-            jurisdiction=client.jurisdiction,
-            scopes=claimed & client.scopes,
-            organisation=client.name,
-            purpose=client.purpose,
-        )
+            return await rate_limits.hit(connection, client_id, window)
 
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:
@@ -187,6 +186,28 @@ class AuthService:
             published = await keys.published_keys(connection, self.token_lifetime)
         self._keys = keys.key_set(published)
         self._keys_loaded_at = now
+
+
+def _registered_principal(claims: Mapping[str, Any], registered: Any) -> Principal:
+    """The token's principal as the registry has it now: revoked, narrowed or moved clients
+    lose what their still-valid tokens claim."""
+    client = None if registered is None else clients.from_row(registered)
+    if client is None or client.revoked:
+        raise InvalidToken("client unknown or revoked")
+    try:
+        claimed = frozenset(Scope(item) for item in str(claims.get("scope", "")).split())
+    except ValueError:
+        raise InvalidToken("token carries an unknown scope") from None
+    if claims.get("jurisdiction") != client.jurisdiction:
+        raise InvalidToken("client's jurisdiction changed since the token was issued")
+    return Principal(
+        client_id=client.client_id,
+        org_kind=client.org_kind,
+        jurisdiction=client.jurisdiction,
+        scopes=claimed & client.scopes,
+        organisation=client.name,
+        purpose=client.purpose,
+    )
 
 
 def _unverified_issuer(token: str) -> str | None:

@@ -125,23 +125,26 @@ def create_app(
     async def demo_token() -> str:
         return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
 
+    rate_limiter = RateLimiter(
+        per_window=settings.rate_limit,
+        window_seconds=settings.rate_limit_window_seconds,
+        read_your_writes_seconds=settings.read_your_writes_seconds,
+    )
     graphql = SinergiGraphQL(
         build_schema(
             max_batch=settings.query_limits.max_batch, introspection=settings.introspection
         ),
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
-        rate_limiter=RateLimiter(
-            per_window=settings.rate_limit,
-            window_seconds=settings.rate_limit_window_seconds,
-            read_your_writes_seconds=settings.read_your_writes_seconds,
-        ),
+        rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,
     )
     routes = [
         Route(
             "/graphql",
-            AuthenticationMiddleware(graphql, backend=BearerAuthBackend(), on_error=unauthorized),
+            AuthenticationMiddleware(
+                graphql, backend=BearerAuthBackend(rate_limiter.window), on_error=unauthorized
+            ),
             methods=["GET", "POST"],
         ),
         Route("/oauth/token", token_endpoint, methods=["POST"]),

@@ -61,7 +61,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            admission = await self.rate_limiter.admit(request.state.primary, client_id)
+            admission = await self.rate_limiter.admit(request.state.primary, request.user.hit)
             if admission.refusal is not None:
                 await admission.refusal(scope, receive, send)
                 return

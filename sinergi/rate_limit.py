@@ -38,33 +38,29 @@ class RateLimiter:
         self, *, per_window: int, window_seconds: int, read_your_writes_seconds: int = 10
     ) -> None:
         self.per_window = per_window
-        self.window_seconds = window_seconds
-        self.read_your_writes_seconds = read_your_writes_seconds
+        self.window = rate_limits.Window(window_seconds, read_your_writes_seconds)
 
-    async def admit(self, autocommit_engine: AsyncEngine, client_id: str) -> Admission:
-        """Count the request against its client's limit, kept on the primary for every process."""
-        try:
-            # Each statement here stands alone, so it commits at once: no BEGIN/COMMIT trips.
-            async with autocommit_engine.connect() as connection:
-                hit = await rate_limits.hit(
-                    connection, client_id, self.window_seconds, self.read_your_writes_seconds
-                )
-                if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
+    async def admit(self, autocommit_engine: AsyncEngine, hit: rate_limits.Hit) -> Admission:
+        """Judge a request by its count, which the token check made on the primary (so the
+        limit holds across every process)."""
+        if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
+            try:
+                async with autocommit_engine.connect() as connection:
                     await rate_limits.purge(connection)
-        except Exception as failure:
-            if not is_unavailable(failure):
-                raise
-            return Admission(service_unavailable())
+            except Exception as failure:
+                if not is_unavailable(failure):
+                    raise
+                return Admission(service_unavailable())
         if hit.hits <= self.per_window:
             return Admission(None, hit.wrote_recently)
         retry_after = max(1, math.ceil(hit.seconds_left))
         error = {
             "message": f"rate limit of {self.per_window} requests per "
-            f"{self.window_seconds} s exceeded; retry in {retry_after} s",
+            f"{self.window.seconds} s exceeded; retry in {retry_after} s",
             "extensions": {
                 "code": "RATE_LIMITED",
                 "limit": self.per_window,
-                "windowSeconds": self.window_seconds,
+                "windowSeconds": self.window.seconds,
                 "retryAfter": retry_after,
             },
         }

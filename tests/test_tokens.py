@@ -28,6 +28,7 @@ from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
 from tests.support.http import Api
+from tests.support.statements import recorded_statements
 
 QUERY = {"query": "{ viewer { clientId } }"}
 ISSUER = Settings().issuer
@@ -96,6 +97,18 @@ def test_a_checked_token_is_remembered_until_it_expires_and_only_byte_for_byte()
         True,
         True,
     ]
+
+
+def test_the_token_check_and_the_rate_limit_count_share_one_statement(
+    api: Api, demo_url: str
+) -> None:
+    token = _token(_signing_key(demo_url))
+    with recorded_statements() as statements:
+        response = api.post({"query": "{ __typename }"}, token)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    (statement,) = statements
+    assert "rate_limit_windows" in statement
+    assert "oauth_clients" in statement
 
 
 def test_a_tampered_copy_of_an_accepted_token_is_still_refused(api: Api, demo_url: str) -> None:
