@@ -263,7 +263,7 @@ async def grouped(
     width = len(chosen)
     names = list(measures)
     rows: list[GroupRow] = []
-    for row in await connection.execute(statement):
+    for row in (await connection.execute(statement)).all():
         key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
         rows.append(GroupRow(key=key, measures=dict(zip(names, row[2 * width :], strict=True))))
     return rows
