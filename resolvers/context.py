@@ -35,7 +35,8 @@ class Context:
     autocommit_view: InitVar[AsyncEngine | None] = None
     replica: Replica | None = None
     """The read replica, when one is configured."""
-    wrote_recently: InitVar[bool] = False
+    wrote_recently: bool = False
+    """The client wrote within the read-your-writes window: it reads nothing that may lag."""
     region_directory: InitVar[RegionDirectory | None] = None
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
@@ -45,7 +46,6 @@ class Context:
     def __post_init__(
         self,
         autocommit_view: AsyncEngine | None,
-        wrote_recently: bool,
         region_directory: RegionDirectory | None,
     ) -> None:
         """`engine` is for writes that need a transaction (see `transaction`); `primary`
@@ -53,7 +53,7 @@ class Context:
         autocommit view and the one region directory its lifespan made; without them, this
         context makes its own."""
         self.primary = autocommit_view or autocommit(self.engine)
-        self.reads = Reads(self.primary, None if wrote_recently else self.replica)
+        self.reads = Reads(self.primary, None if self.wrote_recently else self.replica)
         self.regions = region_directory or RegionDirectory(self.primary)
 
     @cached_property
@@ -65,12 +65,12 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Every write: one transaction on the primary.
 
-        With a replica, the client is first noted as a writer, so its reads in this request and
-        in the next few seconds (while the replica may lag) go to the primary and see the write.
+        The client is first noted as a writer, so its reads in this request and in the next few
+        seconds see the write: they go to the primary rather than a replica that may lag, and
+        figures are computed afresh rather than served from the figure cache.
         """
-        if self.replica is not None:
-            async with self.primary.connect() as connection:
-                await rate_limits.note_write(connection, self.principal.client_id)
+        async with self.primary.connect() as connection:
+            await rate_limits.note_write(connection, self.principal.client_id)
         self.reads.after_write()
         async with self.engine.begin() as connection:
             yield connection

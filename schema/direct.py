@@ -59,6 +59,7 @@ from schema.direct_shapes import (
     strawberry_input,
     unwrap,
 )
+from schema.figure_cache import FigureCache
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 
 PAGES = {"msmes": ("msme", msmes), "cooperatives": ("cooperative", cooperatives)}
@@ -89,6 +90,13 @@ class Plan:
     document: DocumentNode
     operation: Any
     roots: tuple[PagePlan | FigurePlan | Constant, ...]
+
+    @property
+    def figures_only(self) -> bool:
+        """Nothing but figures: no records, so nothing to audit, and the answer may be cached."""
+        return any(isinstance(root, FigurePlan) for root in self.roots) and not any(
+            isinstance(root, PagePlan) for root in self.roots
+        )
 
 
 def _page_plan(
@@ -170,9 +178,12 @@ def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) 
 
 
 class DirectAnswers:
-    def __init__(self, schema: GraphQLSchema) -> None:
+    def __init__(self, schema: GraphQLSchema, *, figures_cache_seconds: int = 0) -> None:
+        """`figures_cache_seconds`: how long a published figure table may be served again
+        (schema/figure_cache.py); 0 computes every table afresh."""
         self.schema = schema
         self._plans = lru_cache(maxsize=512)(self._compile)
+        self._figures = FigureCache(figures_cache_seconds) if figures_cache_seconds else None
 
     def _compile(self, query: str, operation_name: str | None) -> Plan | None:
         return compile_plan(self.schema, query, operation_name)
@@ -196,6 +207,12 @@ class DirectAnswers:
         )
         if not isinstance(variables, VariableValues):
             return None
+        cache = self._figures if plan.figures_only and not context.wrote_recently else None
+        if cache is not None:
+            key = cache.key(payload["query"], operation_name, raw_variables, context.principal)
+            cached = cache.get(key)
+            if cached is not None:
+                return {"data": cached}
         try:
             data = await self._data(context, plan, variables)
             await record(context, payload["query"], operation_name)
@@ -203,6 +220,8 @@ class DirectAnswers:
             # Input errors, nulls to report, a database gone away (even between the read and
             # its audit entry): the executor says it right.
             return None
+        if cache is not None:
+            cache.put(key, data)
         return {"data": data}
 
     async def _data(

@@ -138,6 +138,7 @@ def create_app(
         rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,
+        figures_cache_seconds=settings.figures_cache_seconds,
     )
     routes = [
         Route(

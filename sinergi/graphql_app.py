@@ -35,6 +35,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         rate_limiter: RateLimiter,
         trusted: TrustedDocuments,
         demo_token: DemoToken | None,
+        figures_cache_seconds: int = 0,
     ) -> None:
         super().__init__(
             schema,
@@ -45,7 +46,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.rate_limiter = rate_limiter
         self.trusted = trusted
         self.demo_token = demo_token
-        self.direct = DirectAnswers(schema._schema)
+        self.direct = DirectAnswers(schema._schema, figures_cache_seconds=figures_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Only the GraphiQL page (development) may be fetched without a token; it holds no data."""

@@ -64,6 +64,7 @@ class Settings:
     database_url: str | None = None
     replica_url: str | None = None
     read_your_writes_seconds: int = 10
+    figures_cache_seconds: int = 1
     home: Path = field(default_factory=lambda: _default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
     issuer: str = "http://localhost:8000"
@@ -113,6 +114,7 @@ class Settings:
             database_url=database_url,
             replica_url=replica_url,
             read_your_writes_seconds=_int(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
+            figures_cache_seconds=_int(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else _default_home(env),
             environment=environment,
             issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),

@@ -1,0 +1,61 @@
+"""Published figure tables held for a moment, so dashboards polling the same national figures
+cost no statement and no suppression pass each time.
+
+Figures come from rollups that every write keeps exact; a table served from here is at most
+`seconds` old, like one read from a lagging replica, and with the same exception: a client
+that wrote within the read-your-writes window is never served from here, so it sees its own
+writes at once. An entry is keyed by everything its table depends on: the document, operation
+and variables, and what decides suppression for the caller (its jurisdiction, and whether it
+may read records), so no caller is ever handed a table suppressed for another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import orjson
+
+from auth.principal import Principal
+from auth.scopes import Scope
+
+
+class FigureCache:
+    def __init__(self, seconds: float, capacity: int = 256) -> None:
+        self.seconds = seconds
+        self.capacity = capacity
+        self._tables: dict[Hashable, tuple[float, dict[str, Any]]] = {}
+
+    @staticmethod
+    def key(
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any],
+        principal: Principal,
+    ) -> Hashable:
+        reads_records = principal.has(Scope.RECORDS_READ)
+        return (
+            query,
+            operation_name,
+            orjson.dumps(variables, option=orjson.OPT_SORT_KEYS),
+            reads_records,
+            principal.jurisdiction if reads_records else None,
+        )
+
+    def get(self, key: Hashable, now: float | None = None) -> dict[str, Any] | None:
+        found = self._tables.get(key)
+        if found is None:
+            return None
+        expires, data = found
+        if (time.monotonic() if now is None else now) >= expires:
+            del self._tables[key]
+            return None
+        return data
+
+    def put(self, key: Hashable, data: dict[str, Any], now: float | None = None) -> None:
+        """Kept for `seconds`; the oldest entry makes room when the cache is full."""
+        self._tables.pop(key, None)
+        if len(self._tables) >= self.capacity:
+            del self._tables[next(iter(self._tables))]
+        self._tables[key] = ((time.monotonic() if now is None else now) + self.seconds, data)

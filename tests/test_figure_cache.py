@@ -1,0 +1,118 @@
+"""Figure tables served again for a moment: never to a caller they were not suppressed for, and
+never to a client that has just written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from auth.principal import Principal
+from auth.scopes import OrgKind, Scope
+from db import embedded
+from db.engine import async_url
+from db.migrate import upgrade
+from schema.figure_cache import FigureCache
+from sinergi import demo
+from sinergi.app import create_app
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
+from tests.support.databases import create_database, drop_database
+from tests.support.http import Api
+from tests.support.statements import recorded_statements
+
+BY_PROVINCE = "{ msmeFigures(groupBy: [PROVINCE]) { key { value } count } }"
+SMALL_CELLS = """{ msmeFigures(groupBy: [REGENCY, SCALE], filter: {region: "62"}) {
+  key { value } count suppressed } }"""
+CREATE = """mutation { createMsme(input: {nib: "7790000000002", name: "Warung Segar",
+  kbliCode: "47112", region: "62.71", capital: "50000000", annualTurnover: "90000000"}) { id } }"""
+CACHE_SECONDS = 3
+
+
+def _who(org_kind: OrgKind, jurisdiction: str, *scopes: Scope) -> Principal:
+    return Principal(f"c-{org_kind.value}", org_kind, jurisdiction, frozenset(scopes))
+
+
+def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
+    cache = FigureCache(seconds=2, capacity=2)
+    cache.put("a", {"n": 1}, now=100.0)
+    assert cache.get("a", now=101.9) == {"n": 1}
+    assert cache.get("a", now=102.0) is None
+    for key in "bcd":
+        cache.put(key, {"n": 2}, now=100.0)
+    assert [cache.get(key, now=100.0) for key in "bcd"] == [None, {"n": 2}, {"n": 2}]
+
+
+def test_callers_share_a_table_only_when_suppression_treats_them_alike() -> None:
+    def key(who: Principal, variables: dict[str, object] | None = None) -> object:
+        return FigureCache.key(BY_PROVINCE, None, variables or {}, who)
+
+    ministry = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ)
+    other_ministry = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ, Scope.TARGETS_READ)
+    kalteng = _who(OrgKind.PROVINCE, "62", Scope.AGGREGATES_READ, Scope.RECORDS_READ)
+    kalbar = _who(OrgKind.PROVINCE, "61", Scope.AGGREGATES_READ, Scope.RECORDS_READ)
+    assert key(ministry) == key(other_ministry)
+    assert len({key(ministry), key(kalteng), key(kalbar)}) == 3
+    assert key(ministry, {"a": 1, "b": 2}) == key(ministry, {"b": 2, "a": 1})
+    assert key(ministry, {"a": 1}) != key(ministry, {"a": 2})
+
+
+def test_the_same_figures_again_cost_no_figure_statement(api: Api) -> None:
+    first = api.graphql(BY_PROVINCE, "demo-ministry")
+    with recorded_statements() as statements:
+        again = api.graphql(BY_PROVINCE, "demo-ministry")
+    assert again == first
+    assert statements, "the request ran no SQL at all; the recorder is not listening"
+    assert not [statement for statement in statements if "rollup" in statement]
+
+
+def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Api) -> None:
+    ministry = api.graphql(SMALL_CELLS, "demo-ministry")["data"]["msmeFigures"]
+    province = api.graphql(SMALL_CELLS, "demo-province-62")["data"]["msmeFigures"]
+    assert any(cell["suppressed"] for cell in ministry)
+    assert not any(cell["suppressed"] for cell in province)
+
+
+@pytest.fixture(scope="module")
+def writable(server_url: str) -> Iterator[Api]:
+    """A database of its own (this module writes), served with a figure cache of a few seconds."""
+    name = f"sinergi_figures_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    url = embedded.with_database(server_url, name)
+    try:
+        upgrade(url)
+
+        async def load() -> None:
+            engine = create_async_engine(async_url(url))
+            async with engine.begin() as connection:
+                await demo.load(connection, msmes=60, seed=7)
+            await register_demo_clients(engine)
+            await engine.dispose()
+
+        asyncio.run(load())
+        settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
+        with TestClient(create_app(settings, database_url=url)) as client:
+            yield Api(client)
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+def _kalteng(api: Api, client_id: str) -> int:
+    answer = api.graphql(BY_PROVINCE, client_id)
+    assert "errors" not in answer, answer
+    return next(c["count"] for c in answer["data"]["msmeFigures"] if c["key"][0]["value"] == "62")
+
+
+def test_a_writer_sees_its_write_at_once_and_everyone_within_the_seconds(writable: Api) -> None:
+    before = _kalteng(writable, "demo-province-62")  # cached for the province from here on
+    _kalteng(writable, "demo-ministry")
+    created = writable.graphql(CREATE, "demo-province-62")
+    assert "errors" not in created, created
+    assert _kalteng(writable, "demo-province-62") == before + 1
+    time.sleep(CACHE_SECONDS + 0.2)
+    assert _kalteng(writable, "demo-ministry") == before + 1
