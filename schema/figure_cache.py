@@ -7,6 +7,10 @@ that wrote within the read-your-writes window is never served from here, so it s
 writes at once. An entry is keyed by everything its table depends on: the document, operation
 and variables, and what decides suppression for the caller (its jurisdiction, and whether it
 may read records), so no caller is ever handed a table suppressed for another.
+
+Memory is bounded by cells, not entries: a grouping by regency, KBLI section, scale and status
+has tens of thousands of cells, so such a table is not kept at all, and the oldest tables make
+room when the cache holds `capacity` cells.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from auth.scopes import Scope
 
 
 class FigureCache:
-    def __init__(self, seconds: float, capacity: int = 256) -> None:
+    def __init__(self, seconds: float, capacity: int = 20_000, largest: int = 2_000) -> None:
         self.seconds = seconds
         self.capacity = capacity
-        self._tables: dict[Hashable, tuple[float, dict[str, Any]]] = {}
+        self.largest = largest
+        self._tables: dict[Hashable, tuple[float, int, dict[str, Any]]] = {}
+        self._cells = 0
 
     @staticmethod
     def key(
@@ -47,15 +53,25 @@ class FigureCache:
         found = self._tables.get(key)
         if found is None:
             return None
-        expires, data = found
+        expires, _, data = found
         if (time.monotonic() if now is None else now) >= expires:
-            del self._tables[key]
+            self._drop(key)
             return None
         return data
 
     def put(self, key: Hashable, data: dict[str, Any], now: float | None = None) -> None:
-        """Kept for `seconds`; the oldest entry makes room when the cache is full."""
-        self._tables.pop(key, None)
-        if len(self._tables) >= self.capacity:
-            del self._tables[next(iter(self._tables))]
-        self._tables[key] = ((time.monotonic() if now is None else now) + self.seconds, data)
+        """Kept for `seconds`, unless it has more than `largest` cells."""
+        cells = sum(len(value) for value in data.values() if isinstance(value, list))
+        if cells > self.largest:
+            return
+        self._drop(key)
+        while self._tables and self._cells + cells > self.capacity:
+            self._drop(next(iter(self._tables)))
+        expires = (time.monotonic() if now is None else now) + self.seconds
+        self._tables[key] = (expires, cells, data)
+        self._cells += cells
+
+    def _drop(self, key: Hashable) -> None:
+        dropped = self._tables.pop(key, None)
+        if dropped is not None:
+            self._cells -= dropped[1]

@@ -39,13 +39,17 @@ def _who(org_kind: OrgKind, jurisdiction: str, *scopes: Scope) -> Principal:
 
 
 def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
-    cache = FigureCache(seconds=2, capacity=2)
-    cache.put("a", {"n": 1}, now=100.0)
-    assert cache.get("a", now=101.9) == {"n": 1}
+    cache = FigureCache(seconds=2, capacity=4, largest=3)
+    cells = {"figures": [{"count": 1}, {"count": 2}]}
+    cache.put("a", cells, now=100.0)
+    assert cache.get("a", now=101.9) == cells
     assert cache.get("a", now=102.0) is None
     for key in "bcd":
-        cache.put(key, {"n": 2}, now=100.0)
-    assert [cache.get(key, now=100.0) for key in "bcd"] == [None, {"n": 2}, {"n": 2}]
+        cache.put(key, cells, now=100.0)
+    assert [cache.get(key, now=100.0) for key in "bcd"] == [None, cells, cells]
+    cache.put("huge", {"figures": [{"count": n} for n in range(4)]}, now=100.0)
+    assert cache.get("huge", now=100.0) is None
+    assert cache.get("d", now=100.0) == cells
 
 
 def test_callers_share_a_table_only_when_suppression_treats_them_alike() -> None:
