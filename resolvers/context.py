@@ -37,6 +37,8 @@ class Context:
     """The read replica, when one is configured."""
     wrote_recently: bool = False
     """The client wrote within the read-your-writes window: it reads nothing that may lag."""
+    write_noted: bool = False
+    """The client's write note is fresh enough that writes need not renew it."""
     region_directory: InitVar[RegionDirectory | None] = None
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
@@ -67,10 +69,13 @@ class Context:
 
         The client is first noted as a writer, so its reads in this request and in the next few
         seconds see the write: they go to the primary rather than a replica that may lag, and
-        figures are computed afresh rather than served from the figure cache.
+        figures are computed afresh rather than served from the figure cache. A note made
+        moments ago serves (db/queries/rate_limits.py): a busy writer is not noted per write.
         """
-        async with self.primary.connect() as connection:
-            await rate_limits.note_write(connection, self.principal.client_id)
+        if not self.write_noted:
+            async with self.primary.connect() as connection:
+                await rate_limits.note_write(connection, self.principal.client_id)
+            self.write_noted = True
         self.reads.after_write()
         async with self.engine.begin() as connection:
             yield connection

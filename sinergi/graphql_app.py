@@ -67,6 +67,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 await admission.refusal(scope, receive, send)
                 return
             request.state.wrote_recently = admission.wrote_recently
+            request.state.write_noted = admission.write_noted
             if request.method == "POST":
                 resolved = await self.trusted.resolve(
                     request.state.engine, client_id, await request.body()
@@ -123,6 +124,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             autocommit_view=request.state.primary,
             replica=request.state.replica,
             wrote_recently=request.state.wrote_recently,
+            write_noted=request.state.write_noted,
             region_directory=request.state.regions,
             limits=self.limits,
             request=request,

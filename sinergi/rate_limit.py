@@ -31,6 +31,8 @@ class Admission:
     """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
     wrote_recently: bool = False
     """The client wrote within the read-your-writes window: its reads go to the primary."""
+    write_noted: bool = False
+    """The client's write note is fresh: this request's writes need not renew it."""
 
 
 class RateLimiter:
@@ -52,7 +54,7 @@ class RateLimiter:
                     raise
                 return Admission(service_unavailable())
         if hit.hits <= self.per_window:
-            return Admission(None, hit.wrote_recently)
+            return Admission(None, hit.wrote_recently, hit.write_noted)
         retry_after = max(1, math.ceil(hit.seconds_left))
         error = {
             "message": f"rate limit of {self.per_window} requests per "

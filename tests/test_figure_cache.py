@@ -120,3 +120,13 @@ def test_a_writer_sees_its_write_at_once_and_everyone_within_the_seconds(writabl
     assert _kalteng(writable, "demo-province-62") == before + 1
     time.sleep(CACHE_SECONDS + 0.2)
     assert _kalteng(writable, "demo-ministry") == before + 1
+
+
+def test_a_busy_writer_is_noted_once_not_per_write(writable: Api) -> None:
+    notes = []
+    for nib in ("7790000000003", "7790000000004"):
+        with recorded_statements() as statements:
+            created = writable.graphql(CREATE.replace("7790000000002", nib), "demo-regency-6271")
+        assert "errors" not in created, created
+        notes.append(len([s for s in statements if "INSERT INTO client_writes" in s]))
+    assert notes == [1, 0]

@@ -6,6 +6,7 @@ both, and one round trip costs a request less than two."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -24,10 +25,8 @@ _HIT = text(
                         - extract(epoch FROM clock_timestamp()) AS seconds_left
     )
     SELECT counted.hits, counted.seconds_left,
-           EXISTS (SELECT FROM client_writes c
-                    WHERE c.client_id = :client_id
-                      AND c.written_at > clock_timestamp() - make_interval(secs => :fresh))
-               AS wrote_recently,
+           (SELECT extract(epoch FROM clock_timestamp() - c.written_at) FROM client_writes c
+             WHERE c.client_id = :client_id) AS seconds_since_write,
            registered.client_id, registered.name, registered.org_kind, registered.jurisdiction,
            registered.scopes, registered.purpose, registered.revoked_at
       FROM counted LEFT JOIN oauth_clients AS registered ON registered.client_id = :client_id
@@ -51,7 +50,8 @@ class Window:
     seconds: int
     """The length of a fixed window."""
     fresh_seconds: int
-    """How recent a write makes the client's reads go to the primary."""
+    """How long after a write the client's reads stay on what cannot lag (the primary, figures
+    computed afresh)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,12 @@ class Hit:
     seconds_left: float
     """Until the window ends."""
     wrote_recently: bool
-    """The client began a write within the window's `fresh_seconds`."""
+    """The client may have written within the window's `fresh_seconds`: its reads must not
+    lag. True for up to twice as long, because a write need not renew a note made within half
+    of it (`write_noted`)."""
+    write_noted: bool
+    """The client's last write note is so recent that its writes in this request need not renew
+    it: the note keeps `wrote_recently` true for `fresh_seconds` after any of them."""
     registered: Record | None
     """The client's row in the registry (None for a client of an external issuer): the token
     check reads it on every request too, so both cost one round trip."""
@@ -69,13 +74,15 @@ class Hit:
 
 async def hit(connection: AsyncConnection, client_id: str, window: Window) -> Hit:
     """Count one request, and read its client's registration, in one statement."""
-    parameters = {"client_id": client_id, "window": window.seconds, "fresh": window.fresh_seconds}
+    parameters = {"client_id": client_id, "window": window.seconds}
     row = (await connection.execute(_HIT, parameters)).one()
+    since = math.inf if row.seconds_since_write is None else float(row.seconds_since_write)
     return Hit(
         int(row.hits),
         float(row.seconds_left),
-        bool(row.wrote_recently),
-        None if row.client_id is None else row,
+        wrote_recently=since < 2 * window.fresh_seconds,
+        write_noted=since < window.fresh_seconds / 2,
+        registered=None if row.client_id is None else row,
     )
 
 
