@@ -18,14 +18,16 @@ from db.models import table_of
 from db.queries import Record
 
 AUDIT = table_of(models.AuditEntry)
+# Built once, values passed as parameters: `.values(...)` per call coerces every value into an
+# expression and hashes the statement anew, on every audited request.
+_APPEND = AUDIT.insert()
 
 
 async def append(
     connection: AsyncConnection, *, client_id: str, entry: dict[str, Any], subjects: Sequence[str]
 ) -> None:
-    await connection.execute(
-        AUDIT.insert().values(client_id=client_id, entry=entry, subjects=sorted(set(subjects)))
-    )
+    parameters = {"client_id": client_id, "entry": entry, "subjects": sorted(set(subjects))}
+    await connection.execute(_APPEND, parameters)
 
 
 @dataclass(frozen=True, slots=True)

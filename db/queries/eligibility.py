@@ -156,9 +156,11 @@ async def rulesets(connection: AsyncConnection) -> list[Record]:
     return list(await connection.execute(statement))
 
 
+_STORE = insert(DECISIONS).returning(DECISIONS)  # values as parameters: see db/queries/audit.py
+
+
 async def store_decision(connection: AsyncConnection, values: dict[str, Any]) -> Record:
-    statement = insert(DECISIONS).values(**values).returning(DECISIONS)
-    stored: Record = (await connection.execute(statement)).one()
+    stored: Record = (await connection.execute(_STORE, values)).one()
     return stored
 
 
