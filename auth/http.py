@@ -27,10 +27,13 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class PrincipalUser(BaseUser):
+    principal: Principal
+    hit: rate_limits.Hit
+    """This request, counted against the client's rate limit (the endpoint enforces it)."""
+
     def __init__(self, principal: Principal, hit: rate_limits.Hit) -> None:
         self.principal = principal
         self.hit = hit
-        """This request, counted against the client's rate limit (the endpoint enforces it)."""
 
     @property
     def is_authenticated(self) -> bool:
