@@ -13,6 +13,7 @@ from starlette.requests import Request
 from auth.principal import Principal
 from db.engine import autocommit
 from db.queries import rate_limits
+from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
 from resolvers.access import AccessNotes
@@ -40,23 +41,27 @@ class Context:
     write_noted: bool = False
     """The client's write note is fresh enough that writes need not renew it."""
     region_directory: InitVar[RegionDirectory | None] = None
+    audit_writer: InitVar[AuditWriter | None] = None
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
     regions: RegionDirectory = field(init=False)
+    audit: AuditWriter = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
 
     def __post_init__(
         self,
         autocommit_view: AsyncEngine | None,
         region_directory: RegionDirectory | None,
+        audit_writer: AuditWriter | None,
     ) -> None:
         """`engine` is for writes that need a transaction (see `transaction`); `primary`
         (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
-        autocommit view and the one region directory its lifespan made; without them, this
-        context makes its own."""
+        autocommit view, region directory and audit writer its lifespan made; without them,
+        this context makes its own."""
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(self.primary, None if self.wrote_recently else self.replica)
         self.regions = region_directory or RegionDirectory(self.primary)
+        self.audit = audit_writer or AuditWriter(self.primary)
 
     @cached_property
     def loaders(self) -> Loaders:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 from strawberry.extensions import SchemaExtension
 
-from db.queries import audit
 from resolvers.context import Context
 
 
@@ -40,10 +39,4 @@ async def record(context: Context, query: str, operation_name: str | None) -> No
         "fields": notes.fields,
         "records": dict(notes.records),
     }
-    async with context.primary.connect() as connection:  # one INSERT: its own transaction
-        await audit.append(
-            connection,
-            client_id=principal.client_id,
-            entry=entry,
-            subjects=sorted(notes.subjects),
-        )
+    await context.audit.append(client_id=principal.client_id, entry=entry, subjects=notes.subjects)

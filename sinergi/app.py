@@ -27,6 +27,7 @@ from auth.http import (
 from auth.service import AuthService
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
+from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Replica
 from resolvers.context import Limits
@@ -86,6 +87,7 @@ async def _serving(
             "replica": Replica(autocommit(replica)) if replica is not None else None,
             "auth": auth,
             "regions": RegionDirectory(primary),
+            "audit": AuditWriter(primary),
         }
     finally:
         await engine.dispose()

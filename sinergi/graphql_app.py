@@ -126,6 +126,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             wrote_recently=request.state.wrote_recently,
             write_noted=request.state.write_noted,
             region_directory=request.state.regions,
+            audit_writer=request.state.audit,
             limits=self.limits,
             request=request,
         )

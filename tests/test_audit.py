@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,8 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
-from db.engine import create_engine
+from db.engine import autocommit, create_engine
+from db.queries import audit
+from db.queries.audit import AuditWriter
 from tests.support.graphql import principal, run
+from tests.support.statements import recorded_statements
 
 PII_READER = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
@@ -104,6 +108,47 @@ async def test_the_database_refuses_to_alter_audit_entries(
     with pytest.raises(DBAPIError, match="append-only"):
         async with engine.begin() as connection:
             await connection.execute(text(statement))
+
+
+async def test_concurrent_entries_are_committed_in_one_statement_and_stay_chained(
+    engine: AsyncEngine,
+) -> None:
+    writer = AuditWriter(autocommit(engine))
+    before = await _count(engine)
+    with recorded_statements(engine) as statements:
+        await asyncio.gather(
+            *(
+                writer.append(client_id="test-batch", entry={"n": n}, subjects=[f"s{n}"])
+                for n in range(20)
+            )
+        )
+    # Every append returned: all twenty are committed, by one INSERT.
+    assert await _count(engine) == before + 20
+    assert sum("INSERT INTO audit_log" in statement for statement in statements) == 1
+    async with engine.connect() as connection:
+        _, broken = await audit.verify(connection)
+        written = await connection.execute(
+            text("SELECT entry, subjects FROM audit_log WHERE client_id = 'test-batch'")
+        )
+        assert sorted((row.entry["n"], row.subjects) for row in written) == [
+            (n, [f"s{n}"]) for n in range(20)
+        ]
+    assert broken is None
+
+
+async def test_every_request_of_a_batch_that_cannot_be_written_fails() -> None:
+    unreachable = create_engine(
+        "postgresql://postgres@127.0.0.1:1/none", statement_timeout_ms=1_000
+    )
+    writer = AuditWriter(autocommit(unreachable))
+    try:
+        outcomes = await asyncio.gather(
+            *(writer.append(client_id="c", entry={}, subjects=[]) for _ in range(3)),
+            return_exceptions=True,
+        )
+    finally:
+        await unreachable.dispose()
+    assert all(isinstance(outcome, OSError) for outcome in outcomes), outcomes
 
 
 def _verify(url: str) -> subprocess.CompletedProcess[str]:

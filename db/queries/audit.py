@@ -6,12 +6,13 @@ same SQL function, so the check cannot drift from how entries were sealed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models
 from db.models import table_of
@@ -23,11 +24,56 @@ AUDIT = table_of(models.AuditEntry)
 _APPEND = AUDIT.insert()
 
 
-async def append(
-    connection: AsyncConnection, *, client_id: str, entry: dict[str, Any], subjects: Sequence[str]
-) -> None:
-    parameters = {"client_id": client_id, "entry": entry, "subjects": sorted(set(subjects))}
-    await connection.execute(_APPEND, parameters)
+class AuditWriter:
+    """Appends the entries of concurrent requests together: one statement, one commit.
+
+    Each entry links to the one before it under a single advisory lock (migration 0002), so
+    entries appended one transaction each queue on that lock across every worker, and each pays
+    a round trip and a commit of its own. Here, entries that arrive while a batch is being
+    written go into the next batch: a lone request is written at once, a busy process commits
+    once per batch. `append` returns only once its entry is committed, and raises if the batch
+    could not be.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """`engine`: autocommit (db.engine.autocommit); a batch is one atomic executemany."""
+        self._engine = engine
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(
+        self, *, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
+    ) -> None:
+        done = asyncio.get_running_loop().create_future()
+        parameters = {"client_id": client_id, "entry": entry, "subjects": sorted(set(subjects))}
+        self._waiting.append((parameters, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                failure: Exception | None = None
+                try:
+                    async with self._engine.connect() as connection:
+                        await connection.execute(_APPEND, [parameters for parameters, _ in batch])
+                except Exception as error:  # each request fails rather than go out unrecorded
+                    failure = error
+                for _, done in batch:
+                    if done.done():  # its request was cancelled; the entry stands
+                        continue
+                    if failure is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(failure)
+        finally:
+            self._writer = None
+            for _, done in [*batch, *self._waiting]:  # pending only if this task was cancelled
+                done.cancel()
+            self._waiting = []
 
 
 @dataclass(frozen=True, slots=True)
