@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -10,6 +13,10 @@ def async_url(url: str) -> str:
     """Point any PostgreSQL URL at the asyncpg driver, the one the app runs on."""
     parsed = make_url(url)
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_engine(
@@ -35,9 +42,14 @@ def create_engine(
     moment for a pooled connection is far cheaper. No code holds one connection while taking
     another (tests/test_pool_discipline.py runs each kind of request on a one-connection pool),
     so requests wait for connections but never for each other.
+
+    JSON columns (audit entries, decision facts and results) go through orjson: the standard
+    library's codec was a twentieth of an eligibility check's CPU.
     """
     return create_async_engine(
         async_url(url),
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=pool_timeout_seconds,
