@@ -45,10 +45,12 @@ class Request:
     attestation: LenderAttestation
 
 
-def parsed_ruleset(document: dict[str, Any]) -> RuleSet:
-    """Stored versions never change (db.queries.eligibility.sync_rulesets), so parse each once."""
-    key = (str(document["product"]), str(document["version"]))
+async def ruleset(connection: AsyncConnection, product: str, version: str) -> RuleSet:
+    """Stored versions never change (db.queries.eligibility.sync_rulesets), so each is read and
+    parsed once per process."""
+    key = (product, version)
     if key not in _PARSED:
+        document = await queries.ruleset_version(connection, product, version)
         _PARSED[key] = RuleSet.from_dict(document)
     return _PARSED[key]
 
@@ -92,11 +94,16 @@ def _registry_facts(kind: str, row: Record) -> dict[str, Any]:
     }
 
 
-async def _subject(connection: AsyncConnection, kind: str, key: str, jurisdiction: str) -> Record:
+async def _subject(
+    connection: AsyncConnection, kind: str, key: str, jurisdiction: str, product: str, on: date
+) -> Record:
+    """The business's facts, with the version of the product's rules in force on that date."""
     if kind == MSME:
-        row = await queries.msme_facts(connection, key, jurisdiction)
+        row = await queries.msme_facts(connection, key, jurisdiction, product=product, on_date=on)
     else:
-        row = await queries.cooperative_facts(connection, key, jurisdiction)
+        row = await queries.cooperative_facts(
+            connection, key, jurisdiction, product=product, on_date=on
+        )
     if row is None:
         field = "request.nib" if kind == MSME else "request.legalEntityNo"
         raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
@@ -112,12 +119,14 @@ async def check(info: Info[Context, Any], request: Request) -> Record:
     if check_date > today():
         raise bad_input("request.checkDate", "must not be in the future")
     async with context.transaction() as connection:
-        row = await _subject(connection, kind, key, principal.jurisdiction)
-        document = await queries.ruleset_in_force(connection, request.product, check_date)
-        if document is None:
+        row = await _subject(
+            connection, kind, key, principal.jurisdiction, request.product, check_date
+        )
+        if row.ruleset_version is None:
             raise bad_input(
                 "request.product", f"no rule set for {request.product} in force on {check_date}"
             )
+        rules = await ruleset(connection, request.product, row.ruleset_version)
         try:
             facts = EligibilityFacts(
                 subject_kind=kind,
@@ -130,7 +139,7 @@ async def check(info: Info[Context, Any], request: Request) -> Record:
             )
         except InvalidValue as error:
             raise bad_input(f"request.{error.field}", error.reason) from None
-        decision = evaluate(facts, parsed_ruleset(document))
+        decision = evaluate(facts, rules)
         stored = await queries.store_decision(
             connection,
             {
@@ -212,8 +221,8 @@ async def resolve_review(
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:
     """The stored facts under the stored rule-set version: a disputed decision, re-derived."""
     async with info.context.reads.connect() as connection:
-        document = await queries.ruleset_version(connection, stored.product, stored.ruleset_version)
-    return evaluate(EligibilityFacts.from_dict(stored.facts), parsed_ruleset(document))
+        rules = await ruleset(connection, stored.product, stored.ruleset_version)
+    return evaluate(EligibilityFacts.from_dict(stored.facts), rules)
 
 
 def parse_id(raw: str, field: str) -> uuid.UUID:

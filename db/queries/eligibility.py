@@ -50,7 +50,23 @@ def _has_defaulted(subject: Any) -> Any:
     return exists().where(subject, GUARANTEES.c.status == "defaulted")
 
 
-async def msme_facts(connection: AsyncConnection, nib: str, jurisdiction: str) -> Record | None:
+def _version_in_force(product: str, on_date: date) -> Any:
+    """The version of `product`'s rule set in force on `on_date`; NULL when there is none."""
+    return (
+        select(RULESETS.c.version)
+        .where(RULESETS.c.product == product, RULESETS.c.effective_from <= on_date)
+        .order_by(RULESETS.c.effective_from.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("ruleset_version")
+    )
+
+
+async def msme_facts(
+    connection: AsyncConnection, nib: str, jurisdiction: str, *, product: str, on_date: date
+) -> Record | None:
+    """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
+    check reads the registry and learns which rules apply in one statement."""
     statement = select(
         MSMES.c.id,
         MSMES.c.province_code,
@@ -61,13 +77,20 @@ async def msme_facts(connection: AsyncConnection, nib: str, jurisdiction: str) -
         exists().where(OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
         _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label("programme_credit"),
         _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
+        _version_in_force(product, on_date),
     ).where(MSMES.c.nib == nib, within(MSMES, jurisdiction))
     return (await connection.execute(statement)).first()
 
 
 async def cooperative_facts(
-    connection: AsyncConnection, legal_entity_no: str, jurisdiction: str
+    connection: AsyncConnection,
+    legal_entity_no: str,
+    jurisdiction: str,
+    *,
+    product: str,
+    on_date: date,
 ) -> Record | None:
+    """As `msme_facts`, for a cooperative."""
     cooperative = COOPERATIVES.c.id
     statement = select(
         cooperative,
@@ -80,6 +103,7 @@ async def cooperative_facts(
             "programme_credit"
         ),
         _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
+        _version_in_force(product, on_date),
     ).where(COOPERATIVES.c.legal_entity_no == legal_entity_no, within(COOPERATIVES, jurisdiction))
     return (await connection.execute(statement)).first()
 
@@ -125,19 +149,6 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
 
 def _canonical(document: object) -> str:
     return json.dumps(document, sort_keys=True, default=str)
-
-
-async def ruleset_in_force(
-    connection: AsyncConnection, product: str, on_date: date
-) -> dict[str, Any] | None:
-    statement = (
-        select(RULESETS.c.document)
-        .where(RULESETS.c.product == product, RULESETS.c.effective_from <= on_date)
-        .order_by(RULESETS.c.effective_from.desc())
-        .limit(1)
-    )
-    document = (await connection.execute(statement)).scalar_one_or_none()
-    return None if document is None else dict(document)
 
 
 async def ruleset_version(
