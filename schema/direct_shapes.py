@@ -238,6 +238,9 @@ class Batch:
 
     regions: dict[str, Any] = field(default_factory=dict)
     cooperatives: dict[int, Any] = field(default_factory=dict)
+    rendered: dict[tuple[int, Any], Any] = field(default_factory=dict)
+    """Each relation's target as rendered, by (id of the relation, key): fifty records of one
+    province point at a dozen regencies, rendered once each."""
 
 
 Rows = Sequence[tuple[Shape, Sequence[Any]]]
@@ -340,4 +343,8 @@ def _render_relation(context: Context, part: Relation, row: Any, batch: Batch) -
         if not part.nullable:
             raise Unsupported("a missing non-null relation: let the executor report it")
         return None
-    return render(context, part.shape, target, batch)
+    memo = (id(part), key)
+    rendered = batch.rendered.get(memo)
+    if rendered is None:
+        rendered = batch.rendered[memo] = render(context, part.shape, target, batch)
+    return rendered
