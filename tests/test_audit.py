@@ -81,9 +81,9 @@ async def test_the_custodian_finds_who_accessed_a_persons_data(engine: AsyncEngi
         f'auditEntries(nik: "{SRI}", first: 5) {{ seq clientId subjects }} }}',
     )
     assert result.errors is None
-    (access,) = result.data["personalDataAccess"]
-    assert access["clientId"] == PII_READER.client_id
-    assert access["times"] >= 1
+    # Other test modules share this database and may have read her record too.
+    times = {access["clientId"]: access["times"] for access in result.data["personalDataAccess"]}
+    assert times[PII_READER.client_id] >= 1
     assert all(SRI in entry["subjects"] for entry in result.data["auditEntries"])
 
 
