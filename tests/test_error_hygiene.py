@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.queries import audit, programmes
+from db.queries import programmes
+from db.queries.audit import AuditWriter
 from tests.support.http import Api
 
 CLIENT = "demo-province-62"
@@ -61,10 +62,10 @@ def test_a_failing_audit_write_withholds_the_records(
 ) -> None:
     """An extension failing after execution is outside the resolvers: still masked and logged."""
 
-    async def failing(connection: AsyncConnection, **entry: Any) -> None:
+    async def failing(writer: AuditWriter, **entry: Any) -> None:
         raise RuntimeError(f"INSERT INTO audit_log ({MARKER}) failed")
 
-    monkeypatch.setattr(audit, "append", failing)
+    monkeypatch.setattr(AuditWriter, "append", failing)
     with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
         response = api.post(
             {"query": '{ msme(nib: "9990000000001") { name owner { nik } } }'}, api.token(CLIENT)
