@@ -7,6 +7,9 @@ milliseconds of CPU for what PostgreSQL answers in one. A document made only of 
 `cooperatives` pages over plain columns and region or cooperative relations is answered here
 straight from the rows instead: the same statements, the same jurisdiction scoping, graphql-core's
 own leaf serialisers, and the same audit entry. Figures (schema/direct_figures.py) likewise.
+When a page shows nothing but strings, numbers, flags and IDs with their regions and cooperative
+(schema/direct_json.py), PostgreSQL builds its nodes as JSON in the page's own statement, and the
+response embeds that text as it is (db/queries/json_pages.py).
 
 Everything else returns None and goes through the schema as usual: another field, a directive, an
 input error, a caller missing a scope (so FORBIDDEN and error answers have a single source). The
@@ -22,6 +25,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -40,11 +44,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries import cooperatives, msmes
+from db.queries.json_pages import JsonPage, JsonShape, fetch_json_page, json_page_statement
 from db.queries.paging import Page
 from resolvers.context import Context
 from resolvers.paging import decode_cursor, encode_cursor, page_size
 from schema.audit import record
 from schema.direct_figures import FIGURES, FigurePlan, fetch_figures, figure_plan
+from schema.direct_json import json_shape
 from schema.direct_shapes import (
     Batch,
     Constant,
@@ -63,6 +69,7 @@ from schema.figure_cache import FigureCache
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 
 PAGES = {"msmes": ("msme", msmes), "cooperatives": ("cooperative", cooperatives)}
+TABLES = {"msmes": msmes.MSMES, "cooperatives": cooperatives.COOPERATIVES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,9 @@ class PagePlan:
     scopes: tuple[Any, ...]
     parts: tuple[PagePart, ...]
     node_shape: Shape
+    json: JsonShape | None
+    """The nodes as PostgreSQL can build them, when that is all the page shows besides its
+    pageInfo and totalCount."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +149,14 @@ def _page_plan(
         frozenset(column for shape in shapes for column in shape.columns),
     )
     scopes = guard_scopes(definition)
-    return PagePlan(key, node.name.value, node, definition, scopes, tuple(parts), merged)
+    root = node.name.value
+    nodes = [part for part in parts if part.kind == "nodes"]
+    compiled = (
+        json_shape(nodes[0].shape, TABLES[root])
+        if len(nodes) == 1 and nodes[0].shape and not any(part.kind == "edges" for part in parts)
+        else None
+    )
+    return PagePlan(key, root, node, definition, scopes, tuple(parts), merged, compiled)
 
 
 def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) -> Plan | None:
@@ -229,6 +246,7 @@ class DirectAnswers:
     ) -> dict[str, Any]:
         figures: dict[str, list[SimpleNamespace]] = {}
         fetched: dict[str, tuple[Page, int | None]] = {}
+        built: dict[str, tuple[JsonPage, int | None]] = {}
         shapes: list[tuple[Shape, Any]] = []
         for root in plan.roots:
             if isinstance(root, FigurePlan):  # before connecting: the figures connect on their own
@@ -246,6 +264,9 @@ class DirectAnswers:
         if pages:
             async with context.reads.connect() as connection:
                 for page, query in pages:
+                    if page.json is not None:
+                        built[page.key] = await _fetch_json_page(connection, context, page, query)
+                        continue
                     rows, total = await _fetch_page(connection, context, page, query)
                     fetched[page.key] = rows, total
                     shapes.append((page.node_shape, rows.rows))
@@ -258,6 +279,9 @@ class DirectAnswers:
             elif isinstance(root, FigurePlan):
                 cells = figures[root.key]
                 data[root.key] = [render(context, root.cell_shape, cell, batch) for cell in cells]
+            elif root.key in built:
+                json_page, total = built[root.key]
+                data[root.key] = _render_json_page(root, json_page, total)
             else:
                 rows, total = fetched[root.key]
                 data[root.key] = _render_page(context, root, rows, total, batch)
@@ -292,25 +316,70 @@ async def _page_query(context: Context, page: PagePlan, variables: VariableValue
 async def _fetch_page(
     connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
 ) -> tuple[Page, int | None]:
-    kind, queries = PAGES[page.root]
-    jurisdiction = context.principal.jurisdiction
+    _, queries = PAGES[page.root]
     rows: Page = await queries.page(
         connection,
-        jurisdiction=jurisdiction,
+        jurisdiction=context.principal.jurisdiction,
         where=query.where,
         columns=page.node_shape.columns,
         first=query.first,
         after=query.after,
     )
-    wants_total = any(part.kind == "totalCount" for part in page.parts)
-    total = (
-        await queries.total(connection, jurisdiction=jurisdiction, where=query.where)
-        if wants_total
-        else None
+    _note_page(context, page, len(rows.rows))
+    return rows, await _total(connection, context, page, query)
+
+
+async def _fetch_json_page(
+    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
+) -> tuple[JsonPage, int | None]:
+    assert page.json is not None
+    statement = _json_statement(
+        page.root,
+        page.json,
+        context.principal.jurisdiction,
+        query.where,
+        query.first,
+        after=query.after is not None,
     )
+    built = await fetch_json_page(connection, statement, first=query.first, after=query.after)
+    if built is None:
+        raise Unsupported("null in a non-null field: let the executor report it")
+    _note_page(context, page, built.count)
+    context.accesses.records_returned("cooperative", built.cooperatives)
+    return built, await _total(connection, context, page, query)
+
+
+@lru_cache(maxsize=128)
+def _json_statement(
+    root: str, shape: JsonShape, jurisdiction: str, where: Any, first: int, *, after: bool
+) -> Any:
+    """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
+    _, queries = PAGES[root]
+    return json_page_statement(
+        TABLES[root],
+        shape,
+        where=queries.conditions(jurisdiction, where),
+        jurisdiction=jurisdiction,
+        first=first,
+        after=after,
+    )
+
+
+async def _total(
+    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
+) -> int | None:
+    if not any(part.kind == "totalCount" for part in page.parts):
+        return None
+    _, queries = PAGES[page.root]
+    total: int = await queries.total(
+        connection, jurisdiction=context.principal.jurisdiction, where=query.where
+    )
+    return total
+
+
+def _note_page(context: Context, page: PagePlan, records: int) -> None:
     context.accesses.field_used(f"Query.{page.root}", (scope.value for scope in page.scopes))
-    context.accesses.records_returned(kind, len(rows.rows))
-    return rows, total
+    context.accesses.records_returned(PAGES[page.root][0], records)
 
 
 def _render_page(
@@ -325,14 +394,35 @@ def _render_page(
         elif part.kind == "edges":
             answer[part.key] = [_render_edge(context, part, kind, row, batch) for row in rows.rows]
         elif part.kind == "pageInfo":
-            end = encode_cursor(kind, rows.rows[-1].id) if rows.rows else None
-            values = {"hasNextPage": rows.has_next, "endCursor": end, "__typename": part.value}
-            answer[part.key] = {key: values[name] for key, name in part.sub}
+            last = rows.rows[-1].id if rows.rows else None
+            answer[part.key] = _page_info(part, kind, last, rows.has_next)
         elif part.kind == "totalCount":
             answer[part.key] = total
         else:
             answer[part.key] = part.value
     return answer
+
+
+def _render_json_page(page: PagePlan, built: JsonPage, total: int | None) -> dict[str, Any]:
+    """As `_render_page`; the nodes go into the response as the JSON PostgreSQL wrote."""
+    answer: dict[str, Any] = {}
+    for part in page.parts:
+        if part.kind == "nodes":
+            answer[part.key] = orjson.Fragment(built.nodes)
+        elif part.kind == "pageInfo":
+            kind = PAGES[page.root][0]
+            answer[part.key] = _page_info(part, kind, built.last_id, built.has_next)
+        elif part.kind == "totalCount":
+            answer[part.key] = total
+        else:
+            answer[part.key] = part.value
+    return answer
+
+
+def _page_info(part: PagePart, kind: str, last_id: int | None, has_next: bool) -> dict[str, Any]:
+    end = None if last_id is None else encode_cursor(kind, last_id)
+    values = {"hasNextPage": has_next, "endCursor": end, "__typename": part.value}
+    return {key: values[name] for key, name in part.sub}
 
 
 def _render_edge(

@@ -6,12 +6,12 @@ A jurisdiction (or a region filter) is a Kemendagri code: "ID" is national, two 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Table, true
+from sqlalchemy import ColumnElement, FromClause, true
 
 NATIONAL = "ID"
 
 
-def within(table: Table, code: str) -> ColumnElement[bool]:
+def within(table: FromClause, code: str) -> ColumnElement[bool]:
     """Rows of `table` located inside the region `code`."""
     if code == NATIONAL:
         return true()

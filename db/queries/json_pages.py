@@ -1,0 +1,217 @@
+"""A page of records whose JSON PostgreSQL builds, nested regions and cooperatives included.
+
+A page of fifty MSMEs with their regency, province and cooperative, fetched as rows, costs a
+statement for the cooperatives and, in Python, a row object per record and a dictionary per
+object of the answer. Here one statement joins what the page points at and hands back the
+`nodes` array as JSON text, which the response embeds as it is. The page is the keyset page of
+db/queries/paging.py, scoped the same way, and a cooperative outside the caller's jurisdiction is
+left out by the join condition, exactly as its own statement would leave it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.models import table_of
+from db.queries.scoping import NATIONAL, within
+
+REGIONS = table_of(models.Region)
+COOPERATIVES = table_of(models.Cooperative)
+PROVINCE_OF_OWN_CODE = "code"
+"""The link of a region's province: the first two digits of the region's own code."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A column's value under a key; `as_text` for an ID kept as a number."""
+
+    key: str
+    column: str
+    nullable: bool
+    as_text: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    """The same text on every object (`__typename`)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """The region or cooperative (`target`) whose key the row holds in `link`."""
+
+    key: str
+    target: str
+    link: str
+    shape: JsonShape
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JsonShape:
+    """The keys of one JSON object in selection order. Keys and fixed values are GraphQL names
+    (letters, digits, underscores), so they are written into the SQL as they are."""
+
+    parts: tuple[Field | Fixed | Nested, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPage:
+    nodes: str
+    """The page's objects, a JSON array."""
+    count: int
+    has_next: bool
+    last_id: int | None
+    cooperatives: int
+    """Cooperatives the page shows (audited as records handed out)."""
+
+
+class _Build:
+    """The joins and the JSON expression of a shape, made while walking it."""
+
+    def __init__(self, jurisdiction: str, rows: FromClause) -> None:
+        self.jurisdiction = jurisdiction
+        self.source = rows
+        self.missing: list[ColumnElement[bool]] = []
+        self.cooperative_counts: list[Any] = []
+        self._aliases = 0
+
+    def json(self, shape: JsonShape, row: FromClause) -> ColumnElement[Any]:
+        arguments: list[Any] = []
+        for part in shape.parts:
+            arguments.append(literal_column(f"'{part.key}'"))
+            if isinstance(part, Fixed):
+                arguments.append(literal_column(f"'{part.value}'"))
+            elif isinstance(part, Field):
+                value = row.c[part.column]
+                if not part.nullable:
+                    self.missing.append(value.is_(None))
+                arguments.append(cast(value, Text) if part.as_text else value)
+            else:
+                arguments.append(self._nested(part, row))
+        return func.json_build_object(*arguments)
+
+    def _nested(self, part: Nested, row: FromClause) -> ColumnElement[Any]:
+        self._aliases += 1
+        if part.target == "cooperative":
+            target = COOPERATIVES.alias(f"c{self._aliases}")
+            found = target.c.id
+            joined = and_(found == row.c[part.link], within(target, self.jurisdiction))
+            self.cooperative_counts.append(func.count(found))
+        else:
+            target = REGIONS.alias(f"r{self._aliases}")
+            found = target.c.code
+            key: ColumnElement[Any] = row.c[part.link]
+            if part.link == PROVINCE_OF_OWN_CODE:  # as resolvers.relations.province_of
+                key = func.nullif(func.left(key, 2), NATIONAL)
+            joined = found == key
+        self.source = self.source.outerjoin(target, joined)
+        outer, self.missing = self.missing, []
+        json = self.json(part.shape, target)
+        if self.missing:  # its own fields count only where it was found
+            outer.append(and_(found.is_not(None), or_(*self.missing)))
+        if not part.nullable:
+            outer.append(found.is_(None))
+        self.missing = outer
+        return case((found.is_(None), null()), else_=json)
+
+
+def _columns(shape: JsonShape) -> set[str]:
+    """The row columns a shape reads itself (its nested objects read their own tables)."""
+    return {
+        part.column if isinstance(part, Field) else part.link
+        for part in shape.parts
+        if not isinstance(part, Fixed)
+    }
+
+
+def json_page_statement(
+    table: Table,
+    shape: JsonShape,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    jurisdiction: str,
+    first: int,
+    after: bool,
+) -> Select[Any]:
+    """The statement for pages of `first` rows of `table` in `shape`, from the start or (with
+    `after`) after the row whose id `fetch_json_page` binds. Building it costs more CPU than
+    PostgreSQL takes to run it, so callers keep it for the next page of the same kind.
+
+    The page size is written into the SQL, not bound: PostgreSQL plans a prepared statement
+    once for any value, and for a LIMIT it cannot see it plans for a tenth of the table, which
+    turns fifty index probes into a scan of every cooperative in the province.
+    """
+    size: ColumnElement[int] = literal_column(str(int(first)))
+    page = select(
+        *(table.c[name] for name in sorted({"id", *_columns(shape)})),
+        func.row_number().over(order_by=table.c.id).label("n"),
+    ).where(*where)
+    if after:
+        page = page.where(table.c.id > bindparam("after", type_=BigInteger))
+    page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
+    rows = page.subquery("p")
+    build = _Build(jurisdiction, rows)
+    node = build.json(shape, rows)
+    shown = rows.c.n <= size
+    return select(
+        cast(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(node, rows.c.id)).filter(shown),
+                literal_column("'[]'::json"),
+            ),
+            Text,
+        ),
+        func.count(),
+        func.max(rows.c.id).filter(shown),
+        sum((count.filter(shown) for count in build.cooperative_counts), start=literal_column("0")),
+        func.coalesce(func.bool_or(or_(false(), *build.missing)).filter(shown), false()),
+    ).select_from(build.source)
+
+
+async def fetch_json_page(
+    connection: AsyncConnection, statement: Select[Any], *, first: int, after: int | None
+) -> JsonPage | None:
+    """One keyset page as JSON, `first` being the size the statement was built for; None when a
+    non-null field or relation turns out null (the executor then reports it, as it reports
+    everything else)."""
+    parameters = {} if after is None else {"after": after}
+    nodes, fetched, last_id, cooperatives, missing = (
+        await connection.execute(statement, parameters)
+    ).one()
+    if missing:
+        return None
+    return JsonPage(
+        nodes=nodes,
+        count=min(fetched, first),
+        has_next=fetched > first,
+        last_id=last_id,
+        cooperatives=cooperatives,
+    )
