@@ -70,17 +70,28 @@ class Context:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """Every write: one transaction on the primary.
+        """Every write of several statements: one transaction on the primary."""
+        await self._note_writer()
+        async with self.engine.begin() as connection:
+            yield connection
 
-        The client is first noted as a writer, so its reads in this request and in the next few
-        seconds see the write: they go to the primary rather than a replica that may lag, and
-        figures are computed afresh rather than served from the figure cache. A note made
-        moments ago serves (db/queries/rate_limits.py): a busy writer is not noted per write.
-        """
+    @asynccontextmanager
+    async def single_write(self) -> AsyncIterator[AsyncConnection]:
+        """A write of one statement, perhaps after reads it depends on: on the primary, each
+        statement its own transaction, so no BEGIN and COMMIT round trips. Reads under READ
+        COMMITTED see no more of a transaction's snapshot than they see outside one."""
+        await self._note_writer()
+        async with self.primary.connect() as connection:
+            yield connection
+
+    async def _note_writer(self) -> None:
+        """Before every write, the client is noted as a writer, so its reads in this request and
+        in the next few seconds see the write: they go to the primary rather than a replica that
+        may lag, and figures are computed afresh rather than served from the figure cache. A
+        note made moments ago serves (db/queries/rate_limits.py): a busy writer is not noted per
+        write."""
         if not self.write_noted:
             async with self.primary.connect() as connection:
                 await rate_limits.note_write(connection, self.principal.client_id)
             self.write_noted = True
         self.reads.after_write()
-        async with self.engine.begin() as connection:
-            yield connection

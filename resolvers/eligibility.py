@@ -118,7 +118,7 @@ async def check(info: Info[Context, Any], request: Request) -> Record:
     check_date = request.check_date or today()
     if check_date > today():
         raise bad_input("request.checkDate", "must not be in the future")
-    async with context.transaction() as connection:
+    async with context.single_write() as connection:
         row = await _subject(
             connection, kind, key, principal.jurisdiction, request.product, check_date
         )
