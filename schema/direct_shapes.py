@@ -18,10 +18,12 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLScalarType,
     InlineFragmentNode,
     SelectionSetNode,
     get_named_type,
@@ -67,6 +69,7 @@ class Leaf:
     column: str
     serialize: Callable[[Any], Any]
     nullable: bool
+    kind: GraphQLScalarType | GraphQLEnumType
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,7 @@ def shape_of(
         resolver = definition.base_resolver
         column = definition.python_name
         if resolver is None and is_leaf_type(field_type):
-            parts.append(Leaf(key, column, field_type.serialize, nullable))
+            parts.append(Leaf(key, column, field_type.serialize, nullable, field_type))
             columns.add(column)
         elif resolver is None and _is_object_list(field_type):
             target = shape_of(get_named_type(field_type), node.selection_set, fragments)

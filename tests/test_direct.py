@@ -48,19 +48,25 @@ fragment Business on Msme {
 }
 """
 
-# Plain columns and region or cooperative relations: PostgreSQL builds the nodes' JSON.
+# Columns and region or cooperative relations: PostgreSQL builds the nodes' JSON.
 BUILT_BY_POSTGRESQL = """
 query Built($first: Int, $after: String, $filter: MsmeFilter) {
   list: msmes(first: $first, after: $after, filter: $filter) {
     __typename totalCount pageInfo { hasNextPage endCursor }
     nodes {
-      __typename id nib label: name employees isActive version
-      regency { code name parent { code name } province { name } }
+      __typename id nib label: name kbliCode scale establishedOn capital annualTurnover
+      turnoverYear employees isActive version
+      regency { code level name parent { code name } province { name } }
       district { code name }
-      cooperative { id name regency { name province { code } } }
+      cooperative { id name type status regency { name province { code } } }
     }
   }
-  cooperatives(first: 5) { nodes { id name legalEntityNo regency { name } } }
+  cooperatives(first: 5) {
+    nodes {
+      id name legalEntityNo type status businessVolume assets lastRatDate lastRatBookYear
+      regency { name }
+    }
+  }
 }
 """
 

@@ -47,12 +47,14 @@ PROVINCE_OF_OWN_CODE = "code"
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """A column's value under a key; `as_text` for an ID kept as a number."""
+    """A column's value under a key: as text (`as_text`: an ID or an amount kept as a number),
+    or, for an enumeration, the name of its stored value (`names`: stored value, name)."""
 
     key: str
     column: str
     nullable: bool
     as_text: bool = False
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +112,23 @@ class _Build:
             if isinstance(part, Fixed):
                 arguments.append(literal_column(f"'{part.value}'"))
             elif isinstance(part, Field):
-                value = row.c[part.column]
-                if not part.nullable:
-                    self.missing.append(value.is_(None))
-                arguments.append(cast(value, Text) if part.as_text else value)
+                arguments.append(self._field(part, row))
             else:
                 arguments.append(self._nested(part, row))
         return func.json_build_object(*arguments)
+
+    def _field(self, part: Field, row: FromClause) -> ColumnElement[Any]:
+        value = row.c[part.column]
+        if not part.nullable:
+            self.missing.append(value.is_(None))
+        if part.names:
+            known = [stored for stored, _ in part.names]
+            self.missing.append(and_(value.is_not(None), value.not_in(known)))  # no name for it
+            return case(
+                *((value == stored, literal_column(f"'{name}'")) for stored, name in part.names),
+                else_=null(),
+            )
+        return cast(value, Text) if part.as_text else value
 
     def _nested(self, part: Nested, row: FromClause) -> ColumnElement[Any]:
         self._aliases += 1
