@@ -4,12 +4,11 @@ resolution.
 Through graphql-core, a page of fifty MSMEs with their regency, province and cooperative costs
 some four hundred field resolutions, each a coroutine and a DataLoader future: about twenty
 milliseconds of CPU for what PostgreSQL answers in one. A document made only of `msmes` and
-`cooperatives` pages over plain columns and region or cooperative relations is answered here
-straight from the rows instead: the same statements, the same jurisdiction scoping, graphql-core's
-own leaf serialisers, and the same audit entry. Figures (schema/direct_figures.py) likewise.
-When a page shows nothing but strings, numbers, flags and IDs with their regions and cooperative
-(schema/direct_json.py), PostgreSQL builds its nodes as JSON in the page's own statement, and the
-response embeds that text as it is (db/queries/json_pages.py).
+`cooperatives` pages over their columns and region or cooperative relations is answered here
+instead: each page is one statement, scoped like every other read, in which PostgreSQL writes the
+`nodes` and `edges` as JSON (schema/direct_json.py, db/queries/json_pages.py), and the response
+embeds that text; the audit entry is the executor's. Figures are rendered from their rows with
+graphql-core's own serialisers (schema/direct_figures.py).
 
 Everything else returns None and goes through the schema as usual: another field, a directive, an
 input error, a caller missing a scope (so FORBIDDEN and error answers have a single source). The
@@ -40,12 +39,20 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
+from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries import cooperatives, msmes
-from db.queries.json_pages import JsonPage, JsonShape, fetch_json_page, json_page_statement
-from db.queries.paging import Page
+from db.queries.json_pages import (
+    Cursor,
+    Fixed,
+    JsonPage,
+    JsonShape,
+    Node,
+    fetch_json_page,
+    json_page_statement,
+)
 from resolvers.context import Context
 from resolvers.paging import decode_cursor, encode_cursor, page_size
 from schema.audit import record
@@ -56,7 +63,6 @@ from schema.direct_shapes import (
     Constant,
     Shape,
     Unsupported,
-    fetch_cooperatives,
     fetch_regions,
     guard_scopes,
     keyed,
@@ -76,8 +82,8 @@ TABLES = {"msmes": msmes.MSMES, "cooperatives": cooperatives.COOPERATIVES}
 class PagePart:
     key: str
     kind: str  # nodes, edges, pageInfo, totalCount, __typename
-    shape: Shape | None = None
-    sub: tuple[tuple[str, str], ...] = ()  # (key, field) of edges and pageInfo
+    json: JsonShape | None = None  # of each row in `nodes` or `edges`
+    sub: tuple[tuple[str, str], ...] = ()  # (key, field) of pageInfo
     value: str = ""
 
 
@@ -89,10 +95,11 @@ class PagePlan:
     definition: GraphQLField
     scopes: tuple[Any, ...]
     parts: tuple[PagePart, ...]
-    node_shape: Shape
-    json: JsonShape | None
-    """The nodes as PostgreSQL can build them, when that is all the page shows besides its
-    pageInfo and totalCount."""
+
+    @property
+    def lists(self) -> tuple[JsonShape, ...]:
+        """The shapes of the page's `nodes` and `edges` lists, in selection order."""
+        return tuple(part.json for part in self.parts if part.json is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,24 +124,26 @@ def _page_plan(
 ) -> PagePlan:
     connection_type, _ = unwrap(definition.type)
     node_type = get_named_type(connection_type.fields["nodes"].type)
+    root = node.name.value
+    kind, table = PAGES[root][0], TABLES[root]
     parts: list[PagePart] = []
-    shapes: list[Shape] = []
     for part_key, part in keyed(node.selection_set, fragments, connection_type.name):
         name = part.name.value
         if name == "nodes":
-            shape = shape_of(node_type, part.selection_set, fragments)
-            shapes.append(shape)
+            shape = _json(shape_of(node_type, part.selection_set, fragments), table)
             parts.append(PagePart(part_key, "nodes", shape))
         elif name == "edges":
             edge_type = get_named_type(connection_type.fields["edges"].type)
-            edge_parts: list[tuple[str, str]] = []
-            edge_shape = None
-            for edge_key, edge in keyed(part.selection_set, fragments, edge_type.name):
-                if edge.name.value == "node":
-                    edge_shape = shape_of(node_type, edge.selection_set, fragments)
-                    shapes.append(edge_shape)
-                edge_parts.append((edge_key, edge.name.value))
-            parts.append(PagePart(part_key, "edges", edge_shape, tuple(edge_parts), edge_type.name))
+            edge: list[Fixed | Cursor | Node] = []
+            for edge_key, field in keyed(part.selection_set, fragments, edge_type.name):
+                if field.name.value == "node":
+                    node_shape = _json(shape_of(node_type, field.selection_set, fragments), table)
+                    edge.append(Node(edge_key, node_shape))
+                elif field.name.value == "cursor":
+                    edge.append(Cursor(edge_key, kind))
+                else:
+                    edge.append(Fixed(edge_key, edge_type.name))
+            parts.append(PagePart(part_key, "edges", JsonShape(tuple(edge))))
         elif name == "pageInfo":
             info_type = get_named_type(connection_type.fields["pageInfo"].type)
             fields = keyed(part.selection_set, fragments, info_type.name)
@@ -144,19 +153,14 @@ def _page_plan(
             parts.append(PagePart(part_key, name, value=connection_type.name))
         else:
             raise Unsupported(name)
-    merged = Shape(
-        tuple(part for shape in shapes for part in shape.parts),
-        frozenset(column for shape in shapes for column in shape.columns),
-    )
-    scopes = guard_scopes(definition)
-    root = node.name.value
-    nodes = [part for part in parts if part.kind == "nodes"]
-    compiled = (
-        json_shape(nodes[0].shape, TABLES[root])
-        if len(nodes) == 1 and nodes[0].shape and not any(part.kind == "edges" for part in parts)
-        else None
-    )
-    return PagePlan(key, root, node, definition, scopes, tuple(parts), merged, compiled)
+    return PagePlan(key, root, node, definition, guard_scopes(definition), tuple(parts))
+
+
+def _json(shape: Shape, table: Table) -> JsonShape:
+    built = json_shape(shape, table)
+    if built is None:
+        raise Unsupported("a field PostgreSQL would not write as graphql-core does")
+    return built
 
 
 def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) -> Plan | None:
@@ -245,7 +249,6 @@ class DirectAnswers:
         self, context: Context, plan: Plan, variables: VariableValues
     ) -> dict[str, Any]:
         figures: dict[str, list[SimpleNamespace]] = {}
-        fetched: dict[str, tuple[Page, int | None]] = {}
         built: dict[str, tuple[JsonPage, int | None]] = {}
         shapes: list[tuple[Shape, Any]] = []
         for root in plan.roots:
@@ -264,13 +267,7 @@ class DirectAnswers:
         if pages:
             async with context.reads.connect() as connection:
                 for page, query in pages:
-                    if page.json is not None:
-                        built[page.key] = await _fetch_json_page(connection, context, page, query)
-                        continue
-                    rows, total = await _fetch_page(connection, context, page, query)
-                    fetched[page.key] = rows, total
-                    shapes.append((page.node_shape, rows.rows))
-                await fetch_cooperatives(connection, context, shapes, batch)
+                    built[page.key] = await _fetch_page(connection, context, page, query)
         await fetch_regions(context.regions, shapes, batch)
         data: dict[str, Any] = {}
         for root in plan.roots:
@@ -279,12 +276,9 @@ class DirectAnswers:
             elif isinstance(root, FigurePlan):
                 cells = figures[root.key]
                 data[root.key] = [render(context, root.cell_shape, cell, batch) for cell in cells]
-            elif root.key in built:
-                json_page, total = built[root.key]
-                data[root.key] = _render_json_page(root, json_page, total)
             else:
-                rows, total = fetched[root.key]
-                data[root.key] = _render_page(context, root, rows, total, batch)
+                fetched, total = built[root.key]
+                data[root.key] = _render_page(root, fetched, total)
         return data
 
 
@@ -315,27 +309,10 @@ async def _page_query(context: Context, page: PagePlan, variables: VariableValue
 
 async def _fetch_page(
     connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
-) -> tuple[Page, int | None]:
-    _, queries = PAGES[page.root]
-    rows: Page = await queries.page(
-        connection,
-        jurisdiction=context.principal.jurisdiction,
-        where=query.where,
-        columns=page.node_shape.columns,
-        first=query.first,
-        after=query.after,
-    )
-    _note_page(context, page, len(rows.rows))
-    return rows, await _total(connection, context, page, query)
-
-
-async def _fetch_json_page(
-    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
 ) -> tuple[JsonPage, int | None]:
-    assert page.json is not None
     statement = _json_statement(
         page.root,
-        page.json,
+        page.lists,
         context.principal.jurisdiction,
         query.where,
         query.first,
@@ -351,13 +328,19 @@ async def _fetch_json_page(
 
 @lru_cache(maxsize=128)
 def _json_statement(
-    root: str, shape: JsonShape, jurisdiction: str, where: Any, first: int, *, after: bool
+    root: str,
+    shapes: tuple[JsonShape, ...],
+    jurisdiction: str,
+    where: Any,
+    first: int,
+    *,
+    after: bool,
 ) -> Any:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     _, queries = PAGES[root]
     return json_page_statement(
         TABLES[root],
-        shape,
+        shapes,
         where=queries.conditions(jurisdiction, where),
         jurisdiction=jurisdiction,
         first=first,
@@ -382,33 +365,13 @@ def _note_page(context: Context, page: PagePlan, records: int) -> None:
     context.accesses.records_returned(PAGES[page.root][0], records)
 
 
-def _render_page(
-    context: Context, page: PagePlan, rows: Page, total: int | None, batch: Batch
-) -> dict[str, Any]:
-    kind = PAGES[page.root][0]
+def _render_page(page: PagePlan, built: JsonPage, total: int | None) -> dict[str, Any]:
+    """The page's lists go into the response as the JSON PostgreSQL wrote."""
+    lists = iter(built.lists)
     answer: dict[str, Any] = {}
     for part in page.parts:
-        if part.kind == "nodes":
-            assert part.shape is not None
-            answer[part.key] = [render(context, part.shape, row, batch) for row in rows.rows]
-        elif part.kind == "edges":
-            answer[part.key] = [_render_edge(context, part, kind, row, batch) for row in rows.rows]
-        elif part.kind == "pageInfo":
-            last = rows.rows[-1].id if rows.rows else None
-            answer[part.key] = _page_info(part, kind, last, rows.has_next)
-        elif part.kind == "totalCount":
-            answer[part.key] = total
-        else:
-            answer[part.key] = part.value
-    return answer
-
-
-def _render_json_page(page: PagePlan, built: JsonPage, total: int | None) -> dict[str, Any]:
-    """As `_render_page`; the nodes go into the response as the JSON PostgreSQL wrote."""
-    answer: dict[str, Any] = {}
-    for part in page.parts:
-        if part.kind == "nodes":
-            answer[part.key] = orjson.Fragment(built.nodes)
+        if part.json is not None:
+            answer[part.key] = orjson.Fragment(next(lists))
         elif part.kind == "pageInfo":
             kind = PAGES[page.root][0]
             answer[part.key] = _page_info(part, kind, built.last_id, built.has_next)
@@ -423,18 +386,3 @@ def _page_info(part: PagePart, kind: str, last_id: int | None, has_next: bool) -
     end = None if last_id is None else encode_cursor(kind, last_id)
     values = {"hasNextPage": has_next, "endCursor": end, "__typename": part.value}
     return {key: values[name] for key, name in part.sub}
-
-
-def _render_edge(
-    context: Context, part: PagePart, kind: str, row: Any, batch: Batch
-) -> dict[str, Any]:
-    edge: dict[str, Any] = {}
-    for key, name in part.sub:
-        if name == "cursor":
-            edge[key] = encode_cursor(kind, row.id)
-        elif name == "node":
-            assert part.shape is not None
-            edge[key] = render(context, part.shape, row, batch)
-        else:
-            edge[key] = part.value
-    return edge

@@ -1,10 +1,11 @@
-"""What the direct path renders of an object, derived from the Strawberry types, and how.
+"""What the direct path answers of an object, derived from the Strawberry types.
 
-Shared by record pages (schema/direct.py) and aggregate figures (schema/direct_figures.py): a
-Shape lists, in selection order, the leaves (an attribute of the row, rendered with graphql-core's
-own serialiser), constants (`__typename`), lists of nested objects held by the row (a figure's
-key) and the region or cooperative relations, which are fetched for a whole batch of rows at once.
-Anything else in a selection raises Unsupported, so the document goes to the full executor.
+A Shape lists, in selection order, the leaves (an attribute of the row, with graphql-core's own
+serialiser), constants (`__typename`), lists of nested objects held by the row (a figure's key)
+and the region or cooperative relations. Record pages (schema/direct.py) have PostgreSQL write
+their shapes as JSON (schema/direct_json.py); aggregate figures (schema/direct_figures.py) are
+rendered here, their regions fetched for all cells at once. Anything else in a selection raises
+Unsupported, so the document goes to the full executor.
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ from graphql import (
     is_leaf_type,
     is_object_type,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.permission import PermissionExtension
 
-from db.queries import cooperatives
 from db.queries.regions import RegionDirectory
 from resolvers import relations
 from resolvers.context import Context
@@ -99,10 +98,9 @@ class Items:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """What to render of one object, in selection order, and the columns that takes."""
+    """What to answer of one object, in selection order."""
 
     parts: tuple[Leaf | Constant | Relation | Items, ...]
-    columns: frozenset[str]
 
 
 COOPERATIVE_LINK = Link("cooperative_id", attrgetter("cooperative_id"))
@@ -166,7 +164,6 @@ def shape_of(
     """The shape of a selection: plain fields read the attribute of their name, relations are
     recognised by their resolver."""
     parts: list[Leaf | Constant | Relation | Items] = []
-    columns: set[str] = set()
     for key, node in keyed(selection_set, fragments, object_type.name):
         name = node.name.value
         if name == "__typename":
@@ -183,23 +180,19 @@ def shape_of(
         column = definition.python_name
         if resolver is None and is_leaf_type(field_type):
             parts.append(Leaf(key, column, field_type.serialize, nullable, field_type))
-            columns.add(column)
         elif resolver is None and _is_object_list(field_type):
             target = shape_of(get_named_type(field_type), node.selection_set, fragments)
             parts.append(Items(key, column, target, nullable))
-            columns.add(column)
         elif resolver is not None and resolver.wrapped_func in REGION_RELATIONS:
             link = REGION_RELATIONS[resolver.wrapped_func]
             target = shape_of(get_named_type(field_type), node.selection_set, fragments)
             parts.append(Relation(key, "region", link, target, nullable))
-            columns.add(link.column)
         elif resolver is not None and resolver.wrapped_func is relations.cooperative_of_msme:
             target = shape_of(get_named_type(field_type), node.selection_set, fragments)
             parts.append(Relation(key, "cooperative", COOPERATIVE_LINK, target, nullable))
-            columns.add(COOPERATIVE_LINK.column)
         else:
             raise Unsupported(name)
-    return Shape(tuple(parts), frozenset(columns))
+    return Shape(tuple(parts))
 
 
 def _is_object_list(field_type: Any) -> bool:
@@ -237,13 +230,12 @@ def _snake(name: str) -> str:
 
 @dataclass
 class Batch:
-    """The region and cooperative rows that the rows of one request point at."""
+    """The region rows that the rows of one request point at."""
 
     regions: dict[str, Any] = field(default_factory=dict)
-    cooperatives: dict[int, Any] = field(default_factory=dict)
     rendered: dict[tuple[int, Any], Any] = field(default_factory=dict)
-    """Each relation's target as rendered, by (id of the relation, key): fifty records of one
-    province point at a dozen regencies, rendered once each."""
+    """Each relation's target as rendered, by (id of the relation, key): figures of one
+    province's regencies and scales point at each regency several times, rendered once each."""
 
 
 Rows = Sequence[tuple[Shape, Sequence[Any]]]
@@ -263,31 +255,9 @@ def expanded(shapes: Rows) -> Iterator[tuple[Shape, Sequence[Any]]]:
                 yield from expanded([(part.shape, items)])
 
 
-async def fetch_cooperatives(
-    connection: AsyncConnection, context: Context, shapes: Rows, batch: Batch
-) -> None:
-    wanted = [
-        (relation, rows)
-        for shape, rows in expanded(shapes)
-        for relation in relations_of(shape, "cooperative")
-    ]
-    if not wanted:
-        return
-    ids = sorted({row.cooperative_id for _, rows in wanted for row in rows} - {None})
-    columns = frozenset(column for relation, _ in wanted for column in relation.shape.columns)
-    if ids:
-        batch.cooperatives = await cooperatives.by_ids(
-            connection, ids, jurisdiction=context.principal.jurisdiction, columns=columns
-        )
-
-
 async def fetch_regions(directory: RegionDirectory, shapes: Rows, batch: Batch) -> None:
     """Every region the rows point at, nested ones included, from the process's directory."""
-    pending = list(expanded(shapes)) + [
-        (relation.shape, list(batch.cooperatives.values()))
-        for shape, _ in expanded(shapes)
-        for relation in relations_of(shape, "cooperative")
-    ]
+    pending = list(expanded(shapes))
     while pending:
         codes: set[str] = set()
         nested: list[tuple[Shape, list[str]]] = []
@@ -335,13 +305,11 @@ def render(context: Context, shape: Shape, row: Any, batch: Batch) -> dict[str, 
 
 
 def _render_relation(context: Context, part: Relation, row: Any, batch: Batch) -> Any:
+    """A region; a cooperative is only ever part of a page, which PostgreSQL writes."""
+    if part.target != "region":
+        raise Unsupported("a cooperative outside a page")
     key = part.link.key_of(row)
-    if part.target == "region":
-        target = None if key is None else batch.regions.get(key)
-    else:
-        target = None if key is None else batch.cooperatives.get(key)
-        if key is not None:
-            context.accesses.records_returned("cooperative", target is not None)
+    target = None if key is None else batch.regions.get(key)
     if target is None:
         if not part.nullable:
             raise Unsupported("a missing non-null relation: let the executor report it")

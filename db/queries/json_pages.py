@@ -77,17 +77,33 @@ class Nested:
 
 
 @dataclass(frozen=True, slots=True)
-class JsonShape:
-    """The keys of one JSON object in selection order. Keys and fixed values are GraphQL names
-    (letters, digits, underscores), so they are written into the SQL as they are."""
+class Cursor:
+    """The row's keyset cursor, as resolvers.paging.encode_cursor writes it for `kind`."""
 
-    parts: tuple[Field | Fixed | Nested, ...]
+    key: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """The row itself as an object (an edge's node)."""
+
+    key: str
+    shape: JsonShape
+
+
+@dataclass(frozen=True, slots=True)
+class JsonShape:
+    """The keys of one JSON object in selection order. Keys, fixed values and cursor kinds are
+    GraphQL names (letters, digits, underscores), so they are written into the SQL as they are."""
+
+    parts: tuple[Field | Fixed | Nested | Cursor | Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class JsonPage:
-    nodes: str
-    """The page's objects, a JSON array."""
+    lists: tuple[str, ...]
+    """For each shape asked for, the page's rows in it: a JSON array (`nodes`, `edges`)."""
     count: int
     has_next: bool
     last_id: int | None
@@ -113,6 +129,10 @@ class _Build:
                 arguments.append(literal_column(f"'{part.value}'"))
             elif isinstance(part, Field):
                 arguments.append(self._field(part, row))
+            elif isinstance(part, Cursor):
+                arguments.append(_cursor(part.kind, row))
+            elif isinstance(part, Node):
+                arguments.append(self.json(part.shape, row))
             else:
                 arguments.append(self._nested(part, row))
         return func.json_build_object(*arguments)
@@ -155,27 +175,38 @@ class _Build:
         return case((found.is_(None), null()), else_=json)
 
 
+def _cursor(kind: str, row: FromClause) -> ColumnElement[str]:
+    """base64.urlsafe_b64encode of "kind:id" (no line breaks: PostgreSQL wraps at 76 chars)."""
+    plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(row.c.id, Text), "UTF8")
+    return func.translate(func.encode(plain, "base64"), "+/", "-_")
+
+
 def _columns(shape: JsonShape) -> set[str]:
     """The row columns a shape reads itself (its nested objects read their own tables)."""
-    return {
-        part.column if isinstance(part, Field) else part.link
-        for part in shape.parts
-        if not isinstance(part, Fixed)
-    }
+    names: set[str] = set()
+    for part in shape.parts:
+        if isinstance(part, Field):
+            names.add(part.column)
+        elif isinstance(part, Nested):
+            names.add(part.link)
+        elif isinstance(part, Node):
+            names |= _columns(part.shape)
+    return names
 
 
 def json_page_statement(
     table: Table,
-    shape: JsonShape,
+    shapes: Sequence[JsonShape],
     *,
     where: Sequence[ColumnElement[bool]],
     jurisdiction: str,
     first: int,
     after: bool,
 ) -> Select[Any]:
-    """The statement for pages of `first` rows of `table` in `shape`, from the start or (with
-    `after`) after the row whose id `fetch_json_page` binds. Building it costs more CPU than
-    PostgreSQL takes to run it, so callers keep it for the next page of the same kind.
+    """The statement for pages of `first` rows of `table`, one JSON array of them in each of
+    `shapes`, from the start or (with `after`) after the row whose id `fetch_json_page` binds.
+    Building it costs more CPU than PostgreSQL takes to run it, so callers keep it for the next
+    page of the same kind.
 
     The page size is written into the SQL, not bound: PostgreSQL plans a prepared statement
     once for any value, and for a LIMIT it cannot see it plans for a tenth of the table, which
@@ -183,7 +214,7 @@ def json_page_statement(
     """
     size: ColumnElement[int] = literal_column(str(int(first)))
     page = select(
-        *(table.c[name] for name in sorted({"id", *_columns(shape)})),
+        *(table.c[name] for name in sorted({"id"}.union(*map(_columns, shapes)))),
         func.row_number().over(order_by=table.c.id).label("n"),
     ).where(*where)
     if after:
@@ -191,21 +222,25 @@ def json_page_statement(
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
     build = _Build(jurisdiction, rows)
-    node = build.json(shape, rows)
     shown = rows.c.n <= size
-    return select(
+    lists = [
         cast(
             func.coalesce(
-                func.json_agg(aggregate_order_by(node, rows.c.id)).filter(shown),
+                func.json_agg(aggregate_order_by(build.json(shape, rows), rows.c.id)).filter(shown),
                 literal_column("'[]'::json"),
             ),
             Text,
-        ),
+        )
+        for shape in shapes
+    ]
+    columns: list[Any] = [
+        *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
         sum((count.filter(shown) for count in build.cooperative_counts), start=literal_column("0")),
         func.coalesce(func.bool_or(or_(false(), *build.missing)).filter(shown), false()),
-    ).select_from(build.source)
+    ]
+    return select(*columns).select_from(build.source)
 
 
 async def fetch_json_page(
@@ -215,13 +250,13 @@ async def fetch_json_page(
     non-null field or relation turns out null (the executor then reports it, as it reports
     everything else)."""
     parameters = {} if after is None else {"after": after}
-    nodes, fetched, last_id, cooperatives, missing = (
+    *lists, fetched, last_id, cooperatives, missing = (
         await connection.execute(statement, parameters)
     ).one()
     if missing:
         return None
     return JsonPage(
-        nodes=nodes,
+        lists=tuple(lists),
         count=min(fetched, first),
         has_next=fetched > first,
         last_id=last_id,
