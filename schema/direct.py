@@ -7,8 +7,8 @@ milliseconds of CPU for what PostgreSQL answers in one. A document made only of 
 `cooperatives` pages over their columns and region or cooperative relations is answered here
 instead: each page is one statement, scoped like every other read, in which PostgreSQL writes the
 `nodes` and `edges` as JSON (schema/direct_json.py, db/queries/json_pages.py), and the response
-embeds that text; the audit entry is the executor's. Figures are rendered from their rows with
-graphql-core's own serialisers (schema/direct_figures.py).
+embeds that text; the audit entry is the one the executor writes. Figures are rendered from
+their rows with graphql-core's own serialisers (schema/direct_figures.py).
 
 Everything else returns None and goes through the schema as usual: another field, a directive, an
 input error, a caller missing a scope (so FORBIDDEN and error answers have a single source). The
@@ -39,7 +39,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
-from sqlalchemy import Table
+from sqlalchemy import Select, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -321,9 +321,16 @@ async def _fetch_page(
     built = await fetch_json_page(connection, statement, first=query.first, after=query.after)
     if built is None:
         raise Unsupported("null in a non-null field: let the executor report it")
-    _note_page(context, page, built.count)
+    kind, queries = PAGES[page.root]
+    context.accesses.field_used(f"Query.{page.root}", (scope.value for scope in page.scopes))
+    context.accesses.records_returned(kind, built.count)
     context.accesses.records_returned("cooperative", built.cooperatives)
-    return built, await _total(connection, context, page, query)
+    if not any(part.kind == "totalCount" for part in page.parts):
+        return built, None
+    total: int = await queries.total(
+        connection, jurisdiction=context.principal.jurisdiction, where=query.where
+    )
+    return built, total
 
 
 @lru_cache(maxsize=128)
@@ -335,7 +342,7 @@ def _json_statement(
     first: int,
     *,
     after: bool,
-) -> Any:
+) -> Select[Any]:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     _, queries = PAGES[root]
     return json_page_statement(
@@ -348,23 +355,6 @@ def _json_statement(
     )
 
 
-async def _total(
-    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
-) -> int | None:
-    if not any(part.kind == "totalCount" for part in page.parts):
-        return None
-    _, queries = PAGES[page.root]
-    total: int = await queries.total(
-        connection, jurisdiction=context.principal.jurisdiction, where=query.where
-    )
-    return total
-
-
-def _note_page(context: Context, page: PagePlan, records: int) -> None:
-    context.accesses.field_used(f"Query.{page.root}", (scope.value for scope in page.scopes))
-    context.accesses.records_returned(PAGES[page.root][0], records)
-
-
 def _render_page(page: PagePlan, built: JsonPage, total: int | None) -> dict[str, Any]:
     """The page's lists go into the response as the JSON PostgreSQL wrote."""
     lists = iter(built.lists)
@@ -373,16 +363,12 @@ def _render_page(page: PagePlan, built: JsonPage, total: int | None) -> dict[str
         if part.json is not None:
             answer[part.key] = orjson.Fragment(next(lists))
         elif part.kind == "pageInfo":
-            kind = PAGES[page.root][0]
-            answer[part.key] = _page_info(part, kind, built.last_id, built.has_next)
+            last = built.last_id
+            end = None if last is None else encode_cursor(PAGES[page.root][0], last)
+            values = {"hasNextPage": built.has_next, "endCursor": end, "__typename": part.value}
+            answer[part.key] = {key: values[name] for key, name in part.sub}
         elif part.kind == "totalCount":
             answer[part.key] = total
         else:
             answer[part.key] = part.value
     return answer
-
-
-def _page_info(part: PagePart, kind: str, last_id: int | None, has_next: bool) -> dict[str, Any]:
-    end = None if last_id is None else encode_cursor(kind, last_id)
-    values = {"hasNextPage": has_next, "endCursor": end, "__typename": part.value}
-    return {key: values[name] for key, name in part.sub}
