@@ -2,10 +2,10 @@
 
 A page of fifty MSMEs with their regency, province and cooperative, fetched as rows, costs a
 statement for the cooperatives and, in Python, a row object per record and a dictionary per
-object of the answer. Here one statement joins what the page points at and hands back the
-`nodes` array as JSON text, which the response embeds as it is. The page is the keyset page of
-db/queries/paging.py, scoped the same way, and a cooperative outside the caller's jurisdiction is
-left out by the join condition, exactly as its own statement would leave it out.
+object of the answer. Here one statement joins what the page points at and hands back its
+`nodes` and `edges` arrays as JSON text, which the response embeds as it is. The page is the
+keyset page of db/queries/paging.py, scoped the same way, and a cooperative outside the caller's
+jurisdiction is left out by the join condition, exactly as its own statement would leave it out.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class _Build:
         self.jurisdiction = jurisdiction
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
+        """Conditions under which a part that may not be null came out null."""
         self.cooperative_counts: list[Any] = []
         self._aliases = 0
 
@@ -176,7 +177,8 @@ class _Build:
 
 
 def _cursor(kind: str, row: FromClause) -> ColumnElement[str]:
-    """base64.urlsafe_b64encode of "kind:id" (no line breaks: PostgreSQL wraps at 76 chars)."""
+    """base64.urlsafe_b64encode of "kind:id", as resolvers.paging.encode_cursor writes it (a
+    cursor stays well under the 76 characters after which PostgreSQL would break the line)."""
     plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(row.c.id, Text), "UTF8")
     return func.translate(func.encode(plain, "base64"), "+/", "-_")
 
