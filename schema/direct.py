@@ -39,10 +39,11 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
-from sqlalchemy import Select, Table
+from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.driver import DriverStatement
 from db.queries import cooperatives, msmes
 from db.queries.json_pages import (
     Cursor,
@@ -342,7 +343,7 @@ def _json_statement(
     first: int,
     *,
     after: bool,
-) -> Select[Any]:
+) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     _, queries = PAGES[root]
     return json_page_statement(

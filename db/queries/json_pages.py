@@ -18,7 +18,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     FromClause,
-    Select,
     Table,
     Text,
     and_,
@@ -36,6 +35,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
+from db.driver import DriverStatement, fetch
 from db.models import table_of
 from db.queries.scoping import NATIONAL, within
 
@@ -143,12 +143,12 @@ class _Build:
         if not part.nullable:
             self.missing.append(value.is_(None))
         if part.names:
-            known = [stored for stored, _ in part.names]
-            self.missing.append(and_(value.is_not(None), value.not_in(known)))  # no name for it
-            return case(
+            named = case(
                 *((value == stored, literal_column(f"'{name}'")) for stored, name in part.names),
                 else_=null(),
             )
+            self.missing.append(and_(value.is_not(None), named.is_(None)))  # a value with no name
+            return named
         return cast(value, Text) if part.as_text else value
 
     def _nested(self, part: Nested, row: FromClause) -> ColumnElement[Any]:
@@ -204,7 +204,7 @@ def json_page_statement(
     jurisdiction: str,
     first: int,
     after: bool,
-) -> Select[Any]:
+) -> DriverStatement:
     """The statement for pages of `first` rows of `table`, one JSON array of them in each of
     `shapes`, from the start or (with `after`) after the row whose id `fetch_json_page` binds.
     Building it costs more CPU than PostgreSQL takes to run it, so callers keep it for the next
@@ -242,19 +242,17 @@ def json_page_statement(
         sum((count.filter(shown) for count in build.cooperative_counts), start=literal_column("0")),
         func.coalesce(func.bool_or(or_(false(), *build.missing)).filter(shown), false()),
     ]
-    return select(*columns).select_from(build.source)
+    return DriverStatement(select(*columns).select_from(build.source))
 
 
 async def fetch_json_page(
-    connection: AsyncConnection, statement: Select[Any], *, first: int, after: int | None
+    connection: AsyncConnection, statement: DriverStatement, *, first: int, after: int | None
 ) -> JsonPage | None:
     """One keyset page as JSON, `first` being the size the statement was built for; None when a
     non-null field or relation turns out null (the executor then reports it, as it reports
     everything else)."""
-    parameters = {} if after is None else {"after": after}
-    *lists, fetched, last_id, cooperatives, missing = (
-        await connection.execute(statement, parameters)
-    ).one()
+    (row,) = await fetch(connection, statement, {} if after is None else {"after": after})
+    *lists, fetched, last_id, cooperatives, missing = row
     if missing:
         return None
     return JsonPage(

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.queries import Record
+from db import driver
 
-_HIT = text(
-    """
+_HIT = driver.DriverStatement(
+    text(
+        """
     WITH counted AS (
         INSERT INTO rate_limit_windows AS w (client_id, window_start, hits)
         VALUES (:client_id,
@@ -31,6 +32,7 @@ _HIT = text(
            registered.scopes, registered.purpose, registered.revoked_at
       FROM counted LEFT JOIN oauth_clients AS registered ON registered.client_id = :client_id
     """
+    )
 )
 _PURGE = text(
     "DELETE FROM rate_limit_windows WHERE window_start < clock_timestamp() - interval '1 hour'"
@@ -67,15 +69,16 @@ class Hit:
     write_noted: bool
     """The client's last write note is so recent that its writes in this request need not renew
     it: the note keeps `wrote_recently` true for `fresh_seconds` after any of them."""
-    registered: Record | None
+    registered: driver.Row | None
     """The client's row in the registry (None for a client of an external issuer): the token
     check reads it on every request too, so both cost one round trip."""
 
 
 async def hit(connection: AsyncConnection, client_id: str, window: Window) -> Hit:
-    """Count one request, and read its client's registration, in one statement."""
+    """Count one request, and read its client's registration, in one statement (on asyncpg
+    itself: db/driver.py)."""
     parameters = {"client_id": client_id, "window": window.seconds}
-    row = (await connection.execute(_HIT, parameters)).one()
+    (row,) = await driver.fetch(connection, _HIT, parameters)
     since = math.inf if row.seconds_since_write is None else float(row.seconds_since_write)
     return Hit(
         int(row.hits),

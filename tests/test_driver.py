@@ -1,0 +1,66 @@
+"""Statements run straight on asyncpg (db/driver.py) behave as SQLAlchemy's own: seen by its
+events, failing as it fails, a broken connection invalidated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.driver import DriverStatement, fetch
+from db.engine import autocommit, create_engine
+from db.errors import is_unavailable
+from tests.support.statements import recorded_statements
+
+SQUARE = DriverStatement(
+    text("SELECT CAST(:n AS int) * CAST(:n AS int) AS square, 'fixed' AS label")
+)
+
+
+@pytest.fixture
+async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = autocommit(create_engine(migrated_url, statement_timeout_ms=10_000))
+    yield engine
+    await engine.dispose()
+
+
+async def test_rows_read_by_name_and_the_statement_is_seen_by_sqlalchemys_events(
+    engine: AsyncEngine,
+) -> None:
+    with recorded_statements(engine) as statements:
+        async with engine.connect() as connection:
+            (row,) = await fetch(connection, SQUARE, {"n": 7})
+    assert (row.square, row.label) == (49, "fixed")
+    assert list(row) == [49, "fixed"]
+    assert statements == [SQUARE.compiled(engine.dialect)[0]]
+
+
+async def test_a_refused_statement_fails_as_sqlalchemy_fails_and_keeps_the_connection(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        with pytest.raises(exc.DBAPIError, match="division by zero") as refused:
+            await fetch(connection, DriverStatement(text("SELECT 1 / 0")), {})
+        assert not refused.value.connection_invalidated
+        assert not is_unavailable(refused.value)
+        (row,) = await fetch(connection, SQUARE, {"n": 2})
+    assert row.square == 4
+
+
+async def test_a_connection_the_server_dropped_is_invalidated_and_counts_as_an_outage(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(exc.DBAPIError) as dropped:
+            await fetch(connection, SQUARE, {"n": 3})
+        assert dropped.value.connection_invalidated
+        assert is_unavailable(dropped.value)
+        assert connection.invalidated
+    async with engine.connect() as connection:  # the pool hands out a working connection
+        (row,) = await fetch(connection, SQUARE, {"n": 3})
+    assert row.square == 9
