@@ -57,6 +57,8 @@ class DriverStatement:
         """SQL text, parameter names in order, and the values bound into the statement."""
         if self._compiled is None:
             compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
+            if any(bind.expanding for bind in compiled.binds.values()):
+                raise ValueError("an IN list is expanded per execution: write = ANY or OR")
             names = tuple(compiled.positiontup or ())
             bound = {
                 name: bind.effective_value
@@ -70,10 +72,14 @@ class DriverStatement:
 async def fetch(
     connection: AsyncConnection, statement: DriverStatement, parameters: Mapping[str, Any]
 ) -> list[Row]:
-    """The rows of `statement`, with `parameters` added to the values bound into it."""
+    """The rows of `statement`, with `parameters` added to the values bound into it, on an
+    autocommit connection: in a transaction, SQLAlchemy sends its BEGIN only before its own
+    first statement, so this one would run outside."""
     sync = connection.sync_connection
-    driver = (await connection.get_raw_connection()).driver_connection
     assert sync is not None
+    if sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        raise RuntimeError("db.driver runs statements on autocommit connections only")
+    driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     sql, names, bound = statement.compiled(connection.dialect)
     values = {**bound, **parameters}

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
+from db.driver import Row
 from db.queries import Record
 from db.queries import eligibility as queries
 from domain.eligibility import (
@@ -69,7 +70,7 @@ def _subject_key(request: Request) -> tuple[str, str]:
         raise bad_input(error.field, error.reason) from None
 
 
-def _registry_facts(kind: str, row: Record) -> dict[str, Any]:
+def _registry_facts(kind: str, row: Row) -> dict[str, Any]:
     """Registry columns in the domain's terms; None stays None (UNKNOWN), never a guess."""
     common = {
         "province_code": row.province_code,
@@ -96,7 +97,7 @@ def _registry_facts(kind: str, row: Record) -> dict[str, Any]:
 
 async def _subject(
     connection: AsyncConnection, kind: str, key: str, jurisdiction: str, product: str, on: date
-) -> Record:
+) -> Row:
     """The business's facts, with the version of the product's rules in force on that date."""
     if kind == MSME:
         row = await queries.msme_facts(connection, key, jurisdiction, product=product, on_date=on)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import exc, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.driver import DriverStatement, fetch
@@ -64,3 +64,21 @@ async def test_a_connection_the_server_dropped_is_invalidated_and_counts_as_an_o
     async with engine.connect() as connection:  # the pool hands out a working connection
         (row,) = await fetch(connection, SQUARE, {"n": 3})
     assert row.square == 9
+
+
+async def test_a_connection_in_a_transaction_is_refused(migrated_url: str) -> None:
+    """SQLAlchemy sends BEGIN only before its own first statement: this one would run outside."""
+    engine = create_engine(migrated_url, statement_timeout_ms=10_000)
+    try:
+        async with engine.begin() as connection:
+            with pytest.raises(RuntimeError, match="autocommit"):
+                await fetch(connection, SQUARE, {"n": 1})
+    finally:
+        await engine.dispose()
+
+
+def test_an_in_list_is_refused_when_compiled(engine: AsyncEngine) -> None:
+    """Its parameters are expanded per execution; a statement compiled once cannot carry it."""
+    statement = DriverStatement(select(literal(1)).where(literal(2).in_([1, 2])))
+    with pytest.raises(ValueError, match="IN list"):
+        statement.compiled(engine.dialect)

@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
+from db.driver import DriverStatement, Row, fetch
 from db.models import table_of
 from db.queries import Record
 from db.queries.scoping import within
@@ -39,11 +40,13 @@ SUBSIDISED_CREDIT_KINDS = ("subsidised_credit",)
 
 
 def _holds_programme_credit(subject: Any) -> Any:
+    # OR rather than IN: the statement is compiled once for asyncpg (db/driver.py), and an IN
+    # list's parameters are expanded per execution.
     return exists().where(
         subject,
         PARTICIPATIONS.c.status == "active",
         PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id,
-        PROGRAMMES.c.kind.in_(SUBSIDISED_CREDIT_KINDS),
+        or_(*(PROGRAMMES.c.kind == kind for kind in SUBSIDISED_CREDIT_KINDS)),
     )
 
 
@@ -68,47 +71,56 @@ _VERSION_IN_FORCE = (
 
 
 @lru_cache(maxsize=1024)
-def _msme_facts(jurisdiction: str) -> Select[Any]:
-    return select(
-        MSMES.c.id,
-        MSMES.c.province_code,
-        MSMES.c.regency_code,
-        MSMES.c.established_on,
-        MSMES.c.scale,
-        MSMES.c.annual_turnover,
-        exists().where(OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
-        _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label("programme_credit"),
-        _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
-        _VERSION_IN_FORCE,
-    ).where(MSMES.c.nib == bindparam("key"), within(MSMES, jurisdiction))
+def _msme_facts(jurisdiction: str) -> DriverStatement:
+    return DriverStatement(
+        select(
+            MSMES.c.id,
+            MSMES.c.province_code,
+            MSMES.c.regency_code,
+            MSMES.c.established_on,
+            MSMES.c.scale,
+            MSMES.c.annual_turnover,
+            exists().where(OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
+            _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
+                "programme_credit"
+            ),
+            _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
+            _VERSION_IN_FORCE,
+        ).where(MSMES.c.nib == bindparam("key"), within(MSMES, jurisdiction))
+    )
 
 
 @lru_cache(maxsize=1024)
-def _cooperative_facts(jurisdiction: str) -> Select[Any]:
+def _cooperative_facts(jurisdiction: str) -> DriverStatement:
     cooperative = COOPERATIVES.c.id
-    return select(
-        cooperative,
-        COOPERATIVES.c.province_code,
-        COOPERATIVES.c.regency_code,
-        COOPERATIVES.c.type,
-        COOPERATIVES.c.status,
-        COOPERATIVES.c.last_rat_book_year,
-        _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
-            "programme_credit"
-        ),
-        _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
-        _VERSION_IN_FORCE,
-    ).where(COOPERATIVES.c.legal_entity_no == bindparam("key"), within(COOPERATIVES, jurisdiction))
+    return DriverStatement(
+        select(
+            cooperative,
+            COOPERATIVES.c.province_code,
+            COOPERATIVES.c.regency_code,
+            COOPERATIVES.c.type,
+            COOPERATIVES.c.status,
+            COOPERATIVES.c.last_rat_book_year,
+            _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
+                "programme_credit"
+            ),
+            _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
+            _VERSION_IN_FORCE,
+        ).where(
+            COOPERATIVES.c.legal_entity_no == bindparam("key"), within(COOPERATIVES, jurisdiction)
+        )
+    )
 
 
 async def msme_facts(
     connection: AsyncConnection, nib: str, jurisdiction: str, *, product: str, on_date: date
-) -> Record | None:
+) -> Row | None:
     """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
-    check reads the registry and learns which rules apply in one statement."""
+    check reads the registry and learns which rules apply in one statement (on asyncpg itself:
+    db/driver.py; `connection` in autocommit)."""
     parameters = {"key": nib, "product": product, "on_date": on_date}
-    row: Record | None = (await connection.execute(_msme_facts(jurisdiction), parameters)).first()
-    return row
+    rows = await fetch(connection, _msme_facts(jurisdiction), parameters)
+    return rows[0] if rows else None
 
 
 async def cooperative_facts(
@@ -118,12 +130,11 @@ async def cooperative_facts(
     *,
     product: str,
     on_date: date,
-) -> Record | None:
+) -> Row | None:
     """As `msme_facts`, for a cooperative."""
     parameters = {"key": legal_entity_no, "product": product, "on_date": on_date}
-    statement = _cooperative_facts(jurisdiction)
-    row: Record | None = (await connection.execute(statement, parameters)).first()
-    return row
+    rows = await fetch(connection, _cooperative_facts(jurisdiction), parameters)
+    return rows[0] if rows else None
 
 
 async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]) -> list[str]:
