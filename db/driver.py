@@ -59,6 +59,8 @@ class DriverStatement:
             compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
             if any(bind.expanding for bind in compiled.binds.values()):
                 raise ValueError("an IN list is expanded per execution: write = ANY or OR")
+            if any(bind.type.bind_processor(dialect) for bind in compiled.binds.values()):
+                raise ValueError("a parameter needs SQLAlchemy's conversion (JSON, say)")
             names = tuple(compiled.positiontup or ())
             bound = {
                 name: bind.effective_value

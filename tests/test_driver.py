@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import exc, literal, select, text
+from sqlalchemy import bindparam, exc, literal, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.driver import DriverStatement, fetch
@@ -81,4 +82,12 @@ def test_an_in_list_is_refused_when_compiled(engine: AsyncEngine) -> None:
     """Its parameters are expanded per execution; a statement compiled once cannot carry it."""
     statement = DriverStatement(select(literal(1)).where(literal(2).in_([1, 2])))
     with pytest.raises(ValueError, match="IN list"):
+        statement.compiled(engine.dialect)
+
+
+def test_a_parameter_sqlalchemy_converts_is_refused_when_compiled(engine: AsyncEngine) -> None:
+    """asyncpg would get the Python value where SQLAlchemy sends what its type makes of it."""
+    document = bindparam("document", type_=JSONB)
+    statement = DriverStatement(select(literal(1)).where(document.is_not(None)))
+    with pytest.raises(ValueError, match="conversion"):
         statement.compiled(engine.dialect)
