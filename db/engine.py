@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def async_url(url: str) -> str:
@@ -73,7 +73,3 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     statements that must stand or fall together keeps using `engine.begin()`.
     """
     return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
-    return async_sessionmaker(engine, expire_on_commit=False)
