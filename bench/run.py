@@ -421,7 +421,7 @@ def main() -> None:
             _wrk(
                 "(a) page of 50",
                 "floor",
-                f"{base}/page?province=62&first=50",
+                f"{base}/page?province=62",
                 server,
                 32,
                 args.duration,
