@@ -20,6 +20,7 @@ from auth.external import ExternalIssuer, ExternalKeys
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken
+from db.driver import check_out
 from db.engine import autocommit
 from db.queries import rate_limits
 
@@ -149,7 +150,7 @@ class AuthService:
         return claims
 
     async def _count(self, client_id: str, window: rate_limits.Window) -> rate_limits.Hit:
-        async with self.reads.connect() as connection:
+        async with await check_out(self.reads) as connection:
             return await rate_limits.hit(connection, client_id, window)
 
     async def jwks(self) -> dict[str, Any]:

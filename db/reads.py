@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.driver import Pooled, check_out
 from db.errors import is_unavailable
 
 logger = logging.getLogger("sinergi.replica")
@@ -64,6 +65,24 @@ class Reads:
                 return
         async with self._primary.connect() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def checked_out(self) -> AsyncIterator[Pooled]:
+        """As `connect`, a connection for db/driver.py's statements alone."""
+        replica = self._replica
+        if replica is not None and replica.reachable:
+            try:
+                pooled = await check_out(replica.engine)
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                replica.unreachable(error)
+            else:
+                async with pooled:
+                    yield pooled
+                return
+        async with await check_out(self._primary) as pooled:
+            yield pooled
 
     def after_write(self) -> None:
         """The rest of the request reads what it wrote: from the primary."""

@@ -41,7 +41,6 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from graphql.utilities import get_operation_ast
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.driver import DriverStatement
 from db.queries import cooperatives, msmes
@@ -265,10 +264,8 @@ class DirectAnswers:
             for root in plan.roots
             if isinstance(root, PagePlan)
         ]
-        if pages:
-            async with context.reads.connect() as connection:
-                for page, query in pages:
-                    built[page.key] = await _fetch_page(connection, context, page, query)
+        for page, query in pages:
+            built[page.key] = await _fetch_page(context, page, query)
         await fetch_regions(context.regions, shapes, batch)
         data: dict[str, Any] = {}
         for root in plan.roots:
@@ -309,7 +306,7 @@ async def _page_query(context: Context, page: PagePlan, variables: VariableValue
 
 
 async def _fetch_page(
-    connection: AsyncConnection, context: Context, page: PagePlan, query: PageQuery
+    context: Context, page: PagePlan, query: PageQuery
 ) -> tuple[JsonPage, int | None]:
     statement = _json_statement(
         page.root,
@@ -319,7 +316,8 @@ async def _fetch_page(
         query.first,
         after=query.after is not None,
     )
-    built = await fetch_json_page(connection, statement, first=query.first, after=query.after)
+    async with context.reads.checked_out() as connection:
+        built = await fetch_json_page(connection, statement, first=query.first, after=query.after)
     if built is None:
         raise Unsupported("null in a non-null field: let the executor report it")
     kind, queries = PAGES[page.root]
@@ -328,9 +326,10 @@ async def _fetch_page(
     context.accesses.records_returned("cooperative", built.cooperatives)
     if not any(part.kind == "totalCount" for part in page.parts):
         return built, None
-    total: int = await queries.total(
-        connection, jurisdiction=context.principal.jurisdiction, where=query.where
-    )
+    async with context.reads.connect() as connection:
+        total: int = await queries.total(
+            connection, jurisdiction=context.principal.jurisdiction, where=query.where
+        )
     return built, total
 
 

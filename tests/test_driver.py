@@ -3,6 +3,7 @@ events, failing as it fails, a broken connection invalidated."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import bindparam, exc, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.driver import DriverStatement, fetch
+from db.driver import DriverStatement, check_out, fetch
 from db.engine import autocommit, create_engine
 from db.errors import is_unavailable
 from tests.support.statements import recorded_statements
@@ -65,6 +66,50 @@ async def test_a_connection_the_server_dropped_is_invalidated_and_counts_as_an_o
     async with engine.connect() as connection:  # the pool hands out a working connection
         (row,) = await fetch(connection, SQUARE, {"n": 3})
     assert row.square == 9
+
+
+async def test_a_checked_out_connection_runs_statements_and_goes_back_to_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    with recorded_statements(engine) as statements:
+        async with await check_out(engine) as connection:
+            (row,) = await fetch(connection, SQUARE, {"n": 5})
+            assert engine.pool.checkedout() == 1
+    assert (row.square, row.label) == (25, "fixed")
+    assert statements == [SQUARE.compiled(engine.dialect)[0]]
+    assert engine.pool.checkedout() == 0
+
+
+async def test_a_checked_out_connection_the_server_dropped_is_invalidated(
+    engine: AsyncEngine,
+) -> None:
+    async with await check_out(engine) as connection:
+        pid = await connection.driver.fetchval("SELECT pg_backend_pid()")
+        async with engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(exc.DBAPIError) as dropped:
+            await fetch(connection, SQUARE, {"n": 3})
+        assert dropped.value.connection_invalidated
+        assert is_unavailable(dropped.value)
+    async with await check_out(engine) as connection:  # the pool hands out a working connection
+        assert await connection.driver.fetchval("SELECT pg_backend_pid()") != pid
+        (row,) = await fetch(connection, SQUARE, {"n": 3})
+    assert row.square == 9
+
+
+async def test_no_server_to_check_out_from_is_an_outage() -> None:
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_engine(
+        f"postgresql://postgres@127.0.0.1:{port}/none", statement_timeout_ms=1_000
+    )
+    try:
+        with pytest.raises(exc.DBAPIError) as refused:
+            await check_out(engine)
+        assert is_unavailable(refused.value)
+    finally:
+        await engine.dispose()
 
 
 async def test_a_connection_in_a_transaction_is_refused(migrated_url: str) -> None:

@@ -35,6 +35,7 @@ from tests.support.http import Api
 
 NIB = "7790000000001"
 READ = '{ msme(nib: "7790000000001") { name version } }'
+PAGE = "{ msmes(first: 5) { nodes { name } } }"  # answered without the executor (schema/direct.py)
 RENAME = """
 mutation($id: ID!) {
   updateMsme(id: $id, version: 1, changes: {name: "Warung Baru"}) {
@@ -101,12 +102,19 @@ def _name(api: Api, client_id: str) -> str:
     return str(answer["data"]["msme"]["name"])
 
 
+def _page_names(api: Api, client_id: str) -> list[str]:
+    answer = api.graphql(PAGE, client_id)
+    assert "errors" not in answer, answer
+    return [node["name"] for node in answer["data"]["msmes"]["nodes"]]
+
+
 def test_a_writer_reads_its_writes_and_others_read_the_replica(
     replicated: tuple[Api, str],
 ) -> None:
     api, msme_id = replicated
     writer, reader = "demo-province-62", "demo-regency-6271"
     assert _name(api, writer) == "Warung Replika"  # reads go to the replica
+    assert _page_names(api, writer) == ["Warung Replika"]
 
     renamed = api.graphql(RENAME, writer, {"id": msme_id})
     assert "errors" not in renamed, renamed
@@ -119,6 +127,8 @@ def test_a_writer_reads_its_writes_and_others_read_the_replica(
 
     assert _name(api, writer) == "Warung Baru"  # its own write, though the replica lags
     assert _name(api, reader) == "Warung Replika"  # other clients stay on the replica
+    assert _page_names(api, writer) == ["Warung Baru"]
+    assert _page_names(api, reader) == ["Warung Replika"]
     # At least the window, at most twice (a write within half of it renews no note).
     time.sleep(2 * WINDOW_SECONDS + 0.5)
     assert _name(api, writer) == "Warung Replika"  # the window closed: back to the replica

@@ -32,10 +32,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
-from db.driver import DriverStatement, fetch
+from db.driver import DriverStatement, Pooled, fetch
 from db.models import table_of
 from db.queries.scoping import NATIONAL, within
 
@@ -246,7 +245,7 @@ def json_page_statement(
 
 
 async def fetch_json_page(
-    connection: AsyncConnection, statement: DriverStatement, *, first: int, after: int | None
+    connection: Pooled, statement: DriverStatement, *, first: int, after: int | None
 ) -> JsonPage | None:
     """One keyset page as JSON, `first` being the size the statement was built for; None when a
     non-null field or relation turns out null (the executor then reports it, as it reports

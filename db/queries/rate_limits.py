@@ -74,7 +74,7 @@ class Hit:
     check reads it on every request too, so both cost one round trip."""
 
 
-async def hit(connection: AsyncConnection, client_id: str, window: Window) -> Hit:
+async def hit(connection: driver.Pooled, client_id: str, window: Window) -> Hit:
     """Count one request, and read its client's registration, in one statement (on asyncpg
     itself: db/driver.py)."""
     parameters = {"client_id": client_id, "window": window.seconds}
