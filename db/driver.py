@@ -150,9 +150,25 @@ async def fetch(
         # the connection unusable.
         broken = not isinstance(error, asyncpg.PostgresError) or is_unavailable(error)
         if broken:
-            await connection.invalidate(error)
+            await _invalidate(connection, error)
         raise exc.DBAPIError(sql, arguments, error, connection_invalidated=broken) from error
     finally:
         for listener in events.dispatch.after_cursor_execute:
             listener(events, None, sql, arguments, executed, False)
     return [Row(record) for record in records]
+
+
+async def _invalidate(connection: AsyncConnection | Pooled, error: BaseException) -> None:
+    """What SQLAlchemy does when its own statement meets a dead connection: close this one, and
+    replace every other one the pool made before it at its next checkout (the server they were
+    talking to is likely gone too), so that a database back from a restart is not answered with
+    one failure per pooled connection. `Pool._invalidate` is the call SQLAlchemy makes for that;
+    tests/test_driver.py fails if it stops doing so."""
+    if isinstance(connection, Pooled):
+        pool, pooled = connection.engine.pool, connection._pooled
+    else:
+        sync = connection.sync_connection
+        assert sync is not None
+        pool, pooled = sync.engine.pool, sync.connection
+    pool._invalidate(pooled, error, _checkin=False)  # only notes the time: no I/O
+    await connection.invalidate(error)

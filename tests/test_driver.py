@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import bindparam, exc, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -95,6 +96,40 @@ async def test_a_checked_out_connection_the_server_dropped_is_invalidated(
         assert await connection.driver.fetchval("SELECT pg_backend_pid()") != pid
         (row,) = await fetch(connection, SQUARE, {"n": 3})
     assert row.square == 9
+
+
+@pytest.mark.parametrize("check_out_alone", [True, False], ids=["checked out", "sqlalchemy's"])
+async def test_a_dead_connection_retires_the_others_of_its_pool(
+    migrated_url: str, check_out_alone: bool
+) -> None:
+    """As after a database restart: every pooled connection is dead, and only the first
+    request to meet one fails."""
+    engine = autocommit(create_engine(migrated_url, statement_timeout_ms=10_000, pool_size=2))
+
+    async def square(n: int) -> int:
+        if check_out_alone:
+            async with await check_out(engine) as connection:
+                (row,) = await fetch(connection, SQUARE, {"n": n})
+        else:
+            async with engine.connect() as connection:
+                (row,) = await fetch(connection, SQUARE, {"n": n})
+        return int(row.square)
+
+    try:
+        async with await check_out(engine) as first, await check_out(engine) as second:
+            pids = [await c.driver.fetchval("SELECT pg_backend_pid()") for c in (first, second)]
+        admin = await asyncpg.connect(migrated_url.replace("+asyncpg", ""))
+        try:
+            for pid in pids:
+                await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        with pytest.raises(exc.DBAPIError):
+            await square(2)
+        # The pool's other connection is as dead; it is replaced when next checked out.
+        assert await square(3) == 9
+    finally:
+        await engine.dispose()
 
 
 async def test_no_server_to_check_out_from_is_an_outage() -> None:
