@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 from sqlalchemy import bindparam, exc, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.driver import DriverStatement, check_out, fetch
+from db.driver import DriverStatement, Pooled, check_out, fetch
 from db.engine import autocommit, create_engine
 from db.errors import is_unavailable
 from tests.support.statements import recorded_statements
 
+BACKEND = DriverStatement(text("SELECT pg_backend_pid() AS pid"))
 SQUARE = DriverStatement(
     text("SELECT CAST(:n AS int) * CAST(:n AS int) AS square, 'fixed' AS label")
 )
@@ -52,19 +54,51 @@ async def test_a_refused_statement_fails_as_sqlalchemy_fails_and_keeps_the_conne
     assert row.square == 4
 
 
+BOTH_KINDS = pytest.mark.parametrize(
+    "check_out_alone", [True, False], ids=["checked out", "sqlalchemy's"]
+)
+
+
+@asynccontextmanager
+async def _connection(
+    engine: AsyncEngine, check_out_alone: bool
+) -> AsyncIterator[AsyncConnection | Pooled]:
+    """A connection of either kind db.driver runs on."""
+    if check_out_alone:
+        async with await check_out(engine) as pooled:
+            yield pooled
+    else:
+        async with engine.connect() as connection:
+            yield connection
+
+
+async def _backend(connection: AsyncConnection | Pooled) -> int:
+    (row,) = await fetch(connection, BACKEND, {})
+    return int(row.pid)
+
+
+async def _terminate(url: str, pids: list[int]) -> None:
+    admin = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        for pid in pids:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+@BOTH_KINDS
 async def test_a_connection_the_server_dropped_is_invalidated_and_counts_as_an_outage(
-    engine: AsyncEngine,
+    engine: AsyncEngine, migrated_url: str, check_out_alone: bool
 ) -> None:
-    async with engine.connect() as connection:
-        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with engine.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    async with _connection(engine, check_out_alone) as connection:
+        pid = await _backend(connection)
+        await _terminate(migrated_url, [pid])
         with pytest.raises(exc.DBAPIError) as dropped:
             await fetch(connection, SQUARE, {"n": 3})
         assert dropped.value.connection_invalidated
         assert is_unavailable(dropped.value)
-        assert connection.invalidated
-    async with engine.connect() as connection:  # the pool hands out a working connection
+    async with _connection(engine, check_out_alone) as connection:  # a working one
+        assert await _backend(connection) != pid
         (row,) = await fetch(connection, SQUARE, {"n": 3})
     assert row.square == 9
 
@@ -81,53 +115,23 @@ async def test_a_checked_out_connection_runs_statements_and_goes_back_to_the_poo
     assert engine.pool.checkedout() == 0
 
 
-async def test_a_checked_out_connection_the_server_dropped_is_invalidated(
-    engine: AsyncEngine,
-) -> None:
-    async with await check_out(engine) as connection:
-        pid = await connection.driver.fetchval("SELECT pg_backend_pid()")
-        async with engine.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        with pytest.raises(exc.DBAPIError) as dropped:
-            await fetch(connection, SQUARE, {"n": 3})
-        assert dropped.value.connection_invalidated
-        assert is_unavailable(dropped.value)
-    async with await check_out(engine) as connection:  # the pool hands out a working connection
-        assert await connection.driver.fetchval("SELECT pg_backend_pid()") != pid
-        (row,) = await fetch(connection, SQUARE, {"n": 3})
-    assert row.square == 9
-
-
-@pytest.mark.parametrize("check_out_alone", [True, False], ids=["checked out", "sqlalchemy's"])
+@BOTH_KINDS
 async def test_a_dead_connection_retires_the_others_of_its_pool(
     migrated_url: str, check_out_alone: bool
 ) -> None:
     """As after a database restart: every pooled connection is dead, and only the first
     request to meet one fails."""
     engine = autocommit(create_engine(migrated_url, statement_timeout_ms=10_000, pool_size=2))
-
-    async def square(n: int) -> int:
-        if check_out_alone:
-            async with await check_out(engine) as connection:
-                (row,) = await fetch(connection, SQUARE, {"n": n})
-        else:
-            async with engine.connect() as connection:
-                (row,) = await fetch(connection, SQUARE, {"n": n})
-        return int(row.square)
-
     try:
-        async with await check_out(engine) as first, await check_out(engine) as second:
-            pids = [await c.driver.fetchval("SELECT pg_backend_pid()") for c in (first, second)]
-        admin = await asyncpg.connect(migrated_url.replace("+asyncpg", ""))
-        try:
-            for pid in pids:
-                await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
+        async with _connection(engine, True) as first, _connection(engine, True) as second:
+            pids = [await _backend(first), await _backend(second)]
+        await _terminate(migrated_url, pids)
         with pytest.raises(exc.DBAPIError):
-            await square(2)
+            async with _connection(engine, check_out_alone) as connection:
+                await fetch(connection, SQUARE, {"n": 2})
         # The pool's other connection is as dead; it is replaced when next checked out.
-        assert await square(3) == 9
+        async with _connection(engine, check_out_alone) as connection:
+            assert await _backend(connection) not in pids
     finally:
         await engine.dispose()
 
