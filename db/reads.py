@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -14,6 +15,8 @@ from db.driver import Pooled, check_out
 from db.errors import is_unavailable
 
 logger = logging.getLogger("sinergi.replica")
+
+Opened = TypeVar("Opened")
 
 RETRY_SECONDS = 5.0
 """How long reads stay on the primary after the replica could not be reached."""
@@ -48,42 +51,37 @@ class Reads:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        replica = self._replica
-        if replica is not None and replica.reachable:
-            connection = replica.engine.connect()
-            try:
-                await connection.start()
-            except Exception as error:
-                if not is_unavailable(error):
-                    raise
-                replica.unreachable(error)
-            else:
-                try:
-                    yield connection
-                finally:
-                    await connection.close()
-                return
-        async with self._primary.connect() as connection:
+        connection = await self._open(_started)
+        try:
             yield connection
+        finally:
+            await connection.close()
 
     @asynccontextmanager
     async def checked_out(self) -> AsyncIterator[Pooled]:
         """As `connect`, a connection for db/driver.py's statements alone."""
+        async with await self._open(check_out) as pooled:
+            yield pooled
+
+    async def _open(self, open_on: Callable[[AsyncEngine], Awaitable[Opened]]) -> Opened:
+        """A connection opened by `open_on` on the replica, or on the primary when the replica
+        is not to be used or cannot be reached."""
         replica = self._replica
         if replica is not None and replica.reachable:
             try:
-                pooled = await check_out(replica.engine)
+                return await open_on(replica.engine)
             except Exception as error:
                 if not is_unavailable(error):
                     raise
                 replica.unreachable(error)
-            else:
-                async with pooled:
-                    yield pooled
-                return
-        async with await check_out(self._primary) as pooled:
-            yield pooled
+        return await open_on(self._primary)
 
     def after_write(self) -> None:
         """The rest of the request reads what it wrote: from the primary."""
         self._replica = None
+
+
+async def _started(engine: AsyncEngine) -> AsyncConnection:
+    connection = engine.connect()
+    await connection.start()
+    return connection
