@@ -111,9 +111,11 @@ async def _subject(
     return row
 
 
-async def check(info: Info[Context, Any], request: Request) -> Record:
-    """Decide, store the decision with its facts and rule-set version, and return it."""
-    context = info.context
+async def check(context: Context, request: Request) -> Record:
+    """Decide, store the decision with its facts and rule-set version, and return it.
+
+    The decision is stored by the last statement, a transaction of its own: a check that raises
+    has stored no decision (schema/direct_check.py relies on that)."""
     principal = context.principal
     kind, key = _subject_key(request)
     check_date = request.check_date or today()

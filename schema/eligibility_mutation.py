@@ -64,6 +64,19 @@ class GuaranteeInput:
     )
 
 
+def checked_request(request: EligibilityRequest) -> eligibility.Request:
+    """The resolver's request; BAD_USER_INPUT for an attestation out of range."""
+    return eligibility.Request(
+        nib=request.nib,
+        legal_entity_no=request.legal_entity_no,
+        product=request.product,
+        loan_amount=request.loan_amount,
+        tenor_months=request.tenor_months,
+        check_date=request.check_date,
+        attestation=_attestation(request.attestation),
+    )
+
+
 def _attestation(given: LenderAttestationInput) -> LenderAttestation:
     try:
         return LenderAttestation(
@@ -86,18 +99,7 @@ class EligibilityMutation:
     async def check_eligibility(
         self, info: Info[Context, Any], request: EligibilityRequest
     ) -> EligibilityDecision | None:
-        return await eligibility.check(  # type: ignore[return-value]
-            info,
-            eligibility.Request(
-                nib=request.nib,
-                legal_entity_no=request.legal_entity_no,
-                product=request.product,
-                loan_amount=request.loan_amount,
-                tenor_months=request.tenor_months,
-                check_date=request.check_date,
-                attestation=_attestation(request.attestation),
-            ),
-        )
+        return await eligibility.check(info.context, checked_request(request))  # type: ignore[return-value]
 
     @requires(
         Scope.ELIGIBILITY_CHECK,

@@ -66,7 +66,8 @@ def _stored(kind: type[E], value: str) -> E:
     return cast(E, kind(value).value)
 
 
-def _rule_results(rows: list[dict[str, Any]]) -> list[RuleResult]:
+def rule_results(decision: Any) -> list[RuleResult]:
+    """A stored decision's rule outcomes, as `EligibilityDecision.results` answers them."""
     return [
         RuleResult(
             rule_id=row["rule_id"],
@@ -77,8 +78,13 @@ def _rule_results(rows: list[dict[str, Any]]) -> list[RuleResult]:
             message_en=row["message_en"],
             legal_basis=row["legal_basis"],
         )
-        for row in rows
+        for row in decision.results
     ]
+
+
+def standing_verdict(decision: Any) -> Verdict:
+    """The verdict that stands, as `EligibilityDecision.finalVerdict` answers it."""
+    return _stored(Verdict, decision.reviewed_verdict or decision.verdict)
 
 
 @strawberry.type(description="A person's resolution of a NEEDS_REVIEW decision.")
@@ -116,11 +122,11 @@ class EligibilityDecision:
 
     @strawberry.field(description="Each rule's outcome, in rule order.")
     def results(self, root: strawberry.Parent[Any]) -> list[RuleResult]:
-        return _rule_results(root.results)
+        return rule_results(root)
 
     @strawberry.field(description="The verdict that stands: a review's where one was made.")
     def final_verdict(self, root: strawberry.Parent[Any]) -> Verdict:
-        return _stored(Verdict, root.reviewed_verdict or root.verdict)
+        return standing_verdict(root)
 
     @strawberry.field(description="A person's resolution, for decisions that needed review.")
     def review(self, root: strawberry.Parent[Any]) -> Review | None:
