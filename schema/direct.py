@@ -1,5 +1,5 @@
-"""Direct answers for pages of records and for figures, the hottest reads, without per-field
-resolution.
+"""Direct answers for pages of records, for figures and for eligibility checks, the hottest
+requests, without per-field resolution.
 
 Through graphql-core, a page of fifty MSMEs with their regency, province and cooperative costs
 some four hundred field resolutions, each a coroutine and a DataLoader future: about twenty
@@ -8,7 +8,8 @@ milliseconds of CPU for what PostgreSQL answers in one. A document made only of 
 instead: each page is one statement, scoped like every other read, in which PostgreSQL writes the
 `nodes` and `edges` as JSON (schema/direct_json.py, db/queries/json_pages.py), and the response
 embeds that text; the audit entry is the one the executor writes. Figures are rendered from
-their rows with graphql-core's own serialisers (schema/direct_figures.py).
+their rows with graphql-core's own serialisers (schema/direct_figures.py). An eligibility check,
+a mutation, has its own rules for when it may fall back (schema/direct_check.py).
 
 Everything else returns None and goes through the schema as usual: another field, a directive, an
 input error, a caller missing a scope (so FORBIDDEN and error answers have a single source). The
@@ -56,6 +57,7 @@ from db.queries.json_pages import (
 from resolvers.context import Context
 from resolvers.paging import decode_cursor, encode_cursor, page_size
 from schema.audit import record
+from schema.direct_check import FIELD, CheckPlan, answer_check, check_plan
 from schema.direct_figures import FIGURES, FigurePlan, fetch_figures, figure_plan
 from schema.direct_json import json_shape
 from schema.direct_shapes import (
@@ -107,6 +109,8 @@ class Plan:
     document: DocumentNode
     operation: Any
     roots: tuple[PagePlan | FigurePlan | Constant, ...]
+    check: CheckPlan | None = None
+    """A mutation's one `checkEligibility` (and then no roots)."""
 
     @property
     def figures_only(self) -> bool:
@@ -172,16 +176,20 @@ def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) 
     if validate(schema, document):
         return None
     operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.operation is not OperationType.QUERY:
+    if operation is None:
         return None
     fragments = {
         definition.name.value: definition
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    query_type = schema.query_type
-    assert query_type is not None
     try:
+        if operation.operation is OperationType.MUTATION:
+            return _mutation_plan(schema, document, operation, fragments)
+        if operation.operation is not OperationType.QUERY:
+            return None
+        query_type = schema.query_type
+        assert query_type is not None
         roots: list[PagePlan | FigurePlan | Constant] = []
         for key, node in keyed(operation.selection_set, fragments, query_type.name, root=True):
             name = node.name.value
@@ -196,6 +204,24 @@ def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) 
     except Unsupported:
         return None
     return Plan(document, operation, tuple(roots))
+
+
+def _mutation_plan(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: Any,
+    fragments: Mapping[str, FragmentDefinitionNode],
+) -> Plan | None:
+    """A plan for a mutation of one `checkEligibility` and nothing else."""
+    mutation_type = schema.mutation_type
+    assert mutation_type is not None
+    fields = keyed(operation.selection_set, fragments, mutation_type.name, root=True)
+    if len(fields) != 1 or fields[0][1].name.value != FIELD:
+        return None
+    key, node = fields[0]
+    return Plan(
+        document, operation, (), check_plan(key, node, mutation_type.fields[FIELD], fragments)
+    )
 
 
 class DirectAnswers:
@@ -223,11 +249,17 @@ class DirectAnswers:
         for root in plan.roots:
             if not isinstance(root, Constant) and not context.principal.has(*root.scopes):
                 return None
+        if plan.check is not None and not context.principal.has(*plan.check.scopes):
+            return None
         variables = get_variable_values(
             self.schema, plan.operation.variable_definitions or (), raw_variables
         )
         if not isinstance(variables, VariableValues):
             return None
+        if plan.check is not None:
+            return await answer_check(
+                context, plan.check, variables, payload["query"], operation_name
+            )
         cache = self._figures if plan.figures_only and not context.wrote_recently else None
         if cache is not None:
             key = cache.key(payload["query"], operation_name, raw_variables, context.principal)

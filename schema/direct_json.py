@@ -15,7 +15,7 @@ from graphql import GraphQLEnumType
 from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Table
 
 from db.queries.json_pages import COOPERATIVES, REGIONS, Field, Fixed, JsonShape, Nested
-from schema.direct_shapes import Constant, Items, Leaf, Shape
+from schema.direct_shapes import Constant, Derived, Items, Leaf, Shape
 
 TARGET_TABLES = {"region": REGIONS, "cooperative": COOPERATIVES}
 
@@ -31,7 +31,7 @@ def json_shape(shape: Shape, table: Table) -> JsonShape | None:
             if field is None:
                 return None
             parts.append(field)
-        elif isinstance(part, Items) or part.link.column not in table.c:
+        elif isinstance(part, Items | Derived) or part.link.column not in table.c:
             return None
         else:
             inner = json_shape(part.shape, TARGET_TABLES[part.target])

@@ -37,6 +37,7 @@ from db.queries.regions import RegionDirectory
 from resolvers import relations
 from resolvers.context import Context
 from schema.permissions import HasScopes
+from schema.types.eligibility import rule_results, standing_verdict
 
 
 class Unsupported(Exception):
@@ -59,6 +60,14 @@ REGION_RELATIONS: dict[Callable[..., Any], Link] = {
     relations.region_parent: Link("parent_code", attrgetter("parent_code")),
     relations.region_province: Link("code", lambda row: relations.province_of(row.code)),
     relations.key_region: Link("value", relations.key_region_code),
+}
+
+
+# Fields whose resolver derives the value from the row alone, by (type, field): the function the
+# resolver itself calls.
+DERIVED: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("EligibilityDecision", "results"): rule_results,
+    ("EligibilityDecision", "final_verdict"): standing_verdict,
 }
 
 
@@ -97,10 +106,20 @@ class Items:
 
 
 @dataclass(frozen=True, slots=True)
+class Derived:
+    """A non-null value DERIVED from the row: a leaf with its serialiser, or a list of objects
+    with their shape."""
+
+    key: str
+    derive: Callable[[Any], Any]
+    answer: Callable[[Any], Any] | Shape
+
+
+@dataclass(frozen=True, slots=True)
 class Shape:
     """What to answer of one object, in selection order."""
 
-    parts: tuple[Leaf | Constant | Relation | Items, ...]
+    parts: tuple[Leaf | Constant | Relation | Items | Derived, ...]
 
 
 COOPERATIVE_LINK = Link("cooperative_id", attrgetter("cooperative_id"))
@@ -163,7 +182,7 @@ def shape_of(
 ) -> Shape:
     """The shape of a selection: plain fields read the attribute of their name, relations are
     recognised by their resolver."""
-    parts: list[Leaf | Constant | Relation | Items] = []
+    parts: list[Leaf | Constant | Relation | Items | Derived] = []
     for key, node in keyed(selection_set, fragments, object_type.name):
         name = node.name.value
         if name == "__typename":
@@ -190,6 +209,15 @@ def shape_of(
         elif resolver is not None and resolver.wrapped_func is relations.cooperative_of_msme:
             target = shape_of(get_named_type(field_type), node.selection_set, fragments)
             parts.append(Relation(key, "cooperative", COOPERATIVE_LINK, target, nullable))
+        elif (object_type.name, column) in DERIVED and not nullable:
+            derive = DERIVED[object_type.name, column]
+            if is_leaf_type(field_type):
+                parts.append(Derived(key, derive, field_type.serialize))
+            elif _is_object_list(field_type):
+                target = shape_of(get_named_type(field_type), node.selection_set, fragments)
+                parts.append(Derived(key, derive, target))
+            else:
+                raise Unsupported(name)
         else:
             raise Unsupported(name)
     return Shape(tuple(parts))
@@ -292,6 +320,13 @@ def render(context: Context, shape: Shape, row: Any, batch: Batch) -> dict[str, 
             rendered[part.key] = None if value is None else part.serialize(value)
         elif isinstance(part, Constant):
             rendered[part.key] = part.value
+        elif isinstance(part, Derived):
+            value = part.derive(row)
+            rendered[part.key] = (
+                [render(context, part.answer, item, batch) for item in value]
+                if isinstance(part.answer, Shape)
+                else part.answer(value)
+            )
         elif isinstance(part, Items):
             items = getattr(row, part.column)
             if items is None and not part.nullable:

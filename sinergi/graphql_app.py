@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.requests import Request
@@ -77,7 +77,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
                     return
                 direct = await self.direct.answer(self._context(request), _payload(resolved))
                 if direct is not None:
-                    answer = Response(orjson.dumps(direct), media_type="application/json")
+                    answer = (
+                        # errors are coded, counted and given their status as the executor's are
+                        self.create_response(
+                            cast(GraphQLHTTPResponse, direct), await self.get_sub_response(request)
+                        )
+                        if "errors" in direct
+                        else Response(orjson.dumps(direct), media_type="application/json")
+                    )
                     await answer(scope, receive, send)
                     return
                 receive = replay(resolved, receive)
