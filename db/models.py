@@ -228,7 +228,8 @@ class MsmeScaleHistory(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    msme_id: Mapped[int] = mapped_column(ForeignKey("msmes.id", ondelete="CASCADE"), index=True)
+    # Indexed by the unique constraint, whose first column it is.
+    msme_id: Mapped[int] = mapped_column(ForeignKey("msmes.id", ondelete="CASCADE"))
     scale: Mapped[str] = mapped_column(String(6))
     effective_from: Mapped[date] = mapped_column(Date)
     annual_sales: Mapped[int | None] = mapped_column(BigInteger)
@@ -261,7 +262,8 @@ class Participation(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    programme_id: Mapped[str] = mapped_column(ForeignKey("programmes.id"), index=True)
+    # Indexed by the unique constraint, whose first column it is.
+    programme_id: Mapped[str] = mapped_column(ForeignKey("programmes.id"))
     msme_id: Mapped[int | None] = mapped_column(
         ForeignKey("msmes.id", ondelete="CASCADE"), index=True
     )
