@@ -19,16 +19,10 @@ from resolvers.context import Context
 from schema.direct import DirectAnswers
 from schema.errors import coded
 from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.test_eligibility_api import FULL_ATTESTATION as ATTESTED
 
 JAMKRIDA = principal(OrgKind.BUMD, "62")
 DIRECT = DirectAnswers(SCHEMA._schema)
-ATTESTED = {
-    "maxCollectibility": 1,
-    "hasOtherProductiveCredit": False,
-    "feasibilityApproved": True,
-    "onNationalBlacklist": False,
-    "hasNpwp": True,
-}
 CHECK = """
 mutation Check($request: EligibilityRequest!) {
   checkEligibility(request: $request) {
