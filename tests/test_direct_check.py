@@ -3,6 +3,7 @@ and a check is stored once whichever path answers it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,9 +20,11 @@ from resolvers.context import Context
 from schema.direct import DirectAnswers
 from schema.errors import coded
 from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.support.http import Api
 from tests.test_eligibility_api import FULL_ATTESTATION as ATTESTED
 
 JAMKRIDA = principal(OrgKind.BUMD, "62")
+JAMKRIDA_DEMO = "demo-jamkrida-62"  # the demo client, for requests over HTTP
 DIRECT = DirectAnswers(SCHEMA._schema)
 CHECK = """
 mutation Check($request: EligibilityRequest!) {
@@ -64,10 +67,10 @@ def _request(subject: dict[str, str], **changes: Any) -> dict[str, Any]:
     }
 
 
-async def _decisions(engine: AsyncEngine, who: Principal) -> int:
+async def _decisions(engine: AsyncEngine, client_id: str) -> int:
     async with engine.connect() as connection:
         query = text("SELECT count(*) FROM eligibility_decisions WHERE client_id = :client")
-        return int((await connection.execute(query, {"client": who.client_id})).scalar_one())
+        return int((await connection.execute(query, {"client": client_id})).scalar_one())
 
 
 async def _direct(
@@ -109,7 +112,7 @@ async def _direct(
 async def test_direct_checks_equal_the_executors(
     engine: AsyncEngine, query: str, variables: dict[str, Any]
 ) -> None:
-    before = await _decisions(engine, JAMKRIDA)
+    before = await _decisions(engine, JAMKRIDA.client_id)
     direct, direct_context = await _direct(engine, JAMKRIDA, query, variables)
     executor_context = Context(principal=JAMKRIDA, engine=engine, limits=LIMITS)
     executed = await SCHEMA.execute(
@@ -117,7 +120,7 @@ async def test_direct_checks_equal_the_executors(
     )
     assert executed.errors is None
     assert direct == {"data": executed.data}
-    assert await _decisions(engine, JAMKRIDA) == before + 2  # one per path, no more
+    assert await _decisions(engine, JAMKRIDA.client_id) == before + 2  # one per path, no more
     assert direct_context.accesses.fields == executor_context.accesses.fields
     assert direct_context.accesses.records == executor_context.accesses.records
 
@@ -158,10 +161,10 @@ async def test_direct_checks_equal_the_executors(
 async def test_a_check_that_stores_nothing_goes_to_the_executor(
     engine: AsyncEngine, who: Principal, query: str, variables: dict[str, Any]
 ) -> None:
-    before = await _decisions(engine, who)
+    before = await _decisions(engine, who.client_id)
     direct, context = await _direct(engine, who, query, variables)
     assert direct is None
-    assert await _decisions(engine, who) == before
+    assert await _decisions(engine, who.client_id) == before
     assert not context.accesses.worth_recording
 
 
@@ -176,7 +179,7 @@ async def test_a_stored_check_is_answered_once_even_when_its_audit_fails(
     """Falling back would store a second decision: the direct path answers what the executor
     answers when its audit extension fails."""
     variables = {"request": _request({"nib": "9990000000001"})}
-    before = await _decisions(engine, JAMKRIDA)
+    before = await _decisions(engine, JAMKRIDA.client_id)
     lost = _LostAudit(engine)
     direct, _ = await _direct(engine, JAMKRIDA, CHECK, variables, audit_writer=lost)
     executed = await SCHEMA.execute(
@@ -189,4 +192,32 @@ async def test_a_stored_check_is_answered_once_even_when_its_audit_fails(
     # coded as the HTTP layer codes what the executor reports from a failed extension
     assert direct == {"data": None, "errors": [error.formatted for error in coded(executed.errors)]}
     assert direct["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
-    assert await _decisions(engine, JAMKRIDA) == before + 2
+    assert await _decisions(engine, JAMKRIDA.client_id) == before + 2
+
+
+def test_over_http_a_check_whose_audit_fails_is_503_and_stored_once(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost(self: AuditWriter, **entry: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+    async def decisions() -> int:
+        engine = create_engine(demo_url, statement_timeout_ms=10_000, pool_size=1)
+        try:
+            return await _decisions(engine, JAMKRIDA_DEMO)
+        finally:
+            await engine.dispose()
+
+    token = api.token(JAMKRIDA_DEMO)
+    before = asyncio.run(decisions())
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditWriter, "append", lost)
+        response = api.post(
+            {"query": CHECK, "variables": {"request": _request({"nib": "9990000000001"})}}, token
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
+        "SERVICE_UNAVAILABLE"
+    ]
+    assert asyncio.run(decisions()) == before + 1
