@@ -9,9 +9,9 @@ any other answer.
 
 A mutation must not run twice. Until the decision is stored, anything that goes wrong (bad
 input, an unknown business, a lost database) returns None and the executor runs the check again
-and reports it; nothing was written, because the resolver stores the decision with its last
-statement. From the moment the decision is stored the answer is given here, as the executor
-would give it, even when the audit entry cannot be written.
+and reports it; no decision was stored, because the resolver stores it with its last statement.
+From the moment the decision is stored the answer is given here, as the executor would give it,
+even when the audit entry cannot be written.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLField
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy.exc import SQLAlchemyError
 
 from resolvers import eligibility
 from resolvers.context import Context
@@ -75,13 +74,13 @@ async def answer_check(
         request = checked_request(_request(arguments["request"]))
         context.accesses.field_used(f"Mutation.{FIELD}", (scope.value for scope in plan.scopes))
         stored = await eligibility.check(context, request)
-    except (GraphQLError, SQLAlchemyError, OSError):
+    except Exception:  # raised before the store: the executor checks again and says what failed
         return None
-    data = {plan.key: render(context, plan.shape, stored, Batch())}
     try:
+        data = {plan.key: render(context, plan.shape, stored, Batch())}
         await record(context, query, operation_name)
     except Exception as failure:
-        # What the executor answers when its audit extension fails: no data, the coded error.
+        # Stored: no falling back now. Answered as the executor answers a failed extension.
         errors = coded([GraphQLError(str(failure), original_error=failure)])
         return {"data": None, "errors": [error.formatted for error in errors]}
     return {"data": data}
