@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,32 @@ def server_url() -> str:
     return _server_url()
 
 
+@contextmanager
+def _migrated_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the test server, migrated to head, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    try:
+        url = embedded.with_database(server_url, name)
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
 @pytest.fixture(scope="session")
 def migrated_url(server_url: str) -> Iterator[str]:
     """A URL of a fresh database, migrated to head, dropped when the session ends."""
-    name = f"sinergi_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
-    upgrade(url)
-    yield url
-    asyncio.run(drop_database(server_url, name))
+    with _migrated_database(server_url, "sinergi_test") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_url(server_url: str) -> Iterator[str]:
+    """A migrated database of the test's own, for tests that need what no other test has
+    touched (no signing key yet, reference data to rename)."""
+    with _migrated_database(server_url, "sinergi_fresh") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -52,20 +70,15 @@ def demo_url(server_url: str) -> Iterator[str]:
     from db.engine import async_url
     from sinergi import demo
 
-    name = f"sinergi_demo_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
-    upgrade(url)
-
-    async def load() -> None:
+    async def load(url: str) -> None:
         engine = create_async_engine(async_url(url))
         async with engine.begin() as connection:
             await demo.load(connection, msmes=600, seed=7)
         await engine.dispose()
 
-    asyncio.run(load())
-    yield url
-    asyncio.run(drop_database(server_url, name))
+    with _migrated_database(server_url, "sinergi_demo") as url:
+        asyncio.run(load(url))
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -99,17 +112,12 @@ def reference_url(server_url: str) -> Iterator[str]:
     from db.seed import load_reference
     from sinergi.demo import SEED_DATA
 
-    name = f"sinergi_ref_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
-    upgrade(url)
-
-    async def load() -> None:
+    async def load(url: str) -> None:
         engine = create_async_engine(async_url(url))
         async with engine.begin() as connection:
             await load_reference(connection, SEED_DATA, targets=False)
         await engine.dispose()
 
-    asyncio.run(load())
-    yield url
-    asyncio.run(drop_database(server_url, name))
+    with _migrated_database(server_url, "sinergi_ref") as url:
+        asyncio.run(load(url))
+        yield url

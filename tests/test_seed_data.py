@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from db import embedded
 from db.engine import create_engine
-from db.migrate import upgrade
 from db.seed import load_reference
 from sinergi.demo import SEED_DATA
-from tests.support.databases import create_database, drop_database
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "seed-data"
 
@@ -30,16 +25,6 @@ def test_packaged_seed_data_matches_shared_seed_data() -> None:
     packaged = {path.name: path.read_bytes() for path in SEED_DATA.glob("*.csv")}
     assert shared, f"expected the shared seed data beside the repository at {SHARED}"
     assert packaged == shared, "copy ../shared/seed-data/*.csv into sinergi/seed_data/"
-
-
-@pytest.fixture
-def scratch_url(server_url: str) -> Iterator[str]:
-    name = f"sinergi_seed_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
-    upgrade(url)
-    yield url
-    asyncio.run(drop_database(server_url, name))
 
 
 async def _load_and_read(url: str, directory: Path) -> dict[str, tuple[str, str]]:
@@ -56,11 +41,11 @@ async def _load_and_read(url: str, directory: Path) -> dict[str, tuple[str, str]
 
 
 def test_loading_the_reference_data_again_rewrites_only_what_changed(
-    scratch_url: str, tmp_path: Path
+    fresh_url: str, tmp_path: Path
 ) -> None:
     """Every command loads it: rewriting identical rows left a dead copy of each one behind."""
-    first = asyncio.run(_load_and_read(scratch_url, SEED_DATA))
-    assert asyncio.run(_load_and_read(scratch_url, SEED_DATA)) == first
+    first = asyncio.run(_load_and_read(fresh_url, SEED_DATA))
+    assert asyncio.run(_load_and_read(fresh_url, SEED_DATA)) == first
 
     renamed = tmp_path / "seed-data"
     shutil.copytree(SEED_DATA, renamed)
@@ -69,7 +54,7 @@ def test_loading_the_reference_data_again_rewrites_only_what_changed(
         regions.read_text(encoding="utf-8").replace("Kota Palangkaraya", "Kota Palangka Raya"),
         encoding="utf-8",
     )
-    after = asyncio.run(_load_and_read(scratch_url, renamed))
+    after = asyncio.run(_load_and_read(fresh_url, renamed))
     changed = {code for code in first if after[code] != first[code]}
     assert changed == {"62.71"}
     assert after["62.71"][0] == "Kota Palangka Raya"
