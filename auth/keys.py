@@ -11,13 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import SigningKey, table_of
 
 ALGORITHM = "ES256"
 KEYS = table_of(SigningKey)
+SIGNING_KEY_LOCK = func.hashtext("sinergi.signing_key")
+"""Advisory lock key: held while a process looks for a signing key and makes one if none."""
 
 
 def new_key() -> ECKey:
@@ -38,6 +40,12 @@ async def _insert(connection: AsyncConnection, key: ECKey) -> str:
 
 
 async def ensure_signing_key(connection: AsyncConnection) -> None:
+    """A signing key, made by the first process to start on a new database.
+
+    Every worker calls this as it starts. Without the lock, workers starting together on a new
+    database each found no key and each made one; a worker that had loaded its keys before the
+    other's was committed then refused the tokens signed with it (401) until it reloaded."""
+    await connection.execute(select(func.pg_advisory_xact_lock(SIGNING_KEY_LOCK)))
     active = select(KEYS.c.kid).where(KEYS.c.retired_at.is_(None)).limit(1)
     if (await connection.execute(active)).first() is None:
         await _insert(connection, new_key())

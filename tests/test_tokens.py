@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from auth import keys, tokens
@@ -337,6 +338,33 @@ def test_metadata_and_keys_are_published(api: Api) -> None:
     assert published
     assert all("d" not in key for key in published)
     assert {key["alg"] for key in published} == {"ES256"}
+
+
+async def test_workers_starting_together_on_a_new_database_make_one_signing_key(
+    fresh_url: str,
+) -> None:
+    """Each worker makes the signing key at start-up if there is none. Two that looked at once
+    each made one, and a worker that had loaded its keys before the other's was committed
+    refused the tokens signed with it."""
+    engine = create_engine(fresh_url, statement_timeout_ms=10_000)
+
+    async def start_up() -> None:
+        async with engine.begin() as connection:
+            await keys.ensure_signing_key(connection)
+
+    try:
+        async with engine.begin() as first:
+            await keys.ensure_signing_key(first)
+            second = asyncio.create_task(start_up())
+            await asyncio.sleep(0.5)  # the second looks while the first's key is uncommitted
+        await second
+        async with engine.connect() as connection:
+            active = await connection.execute(
+                select(func.count()).where(keys.KEYS.c.retired_at.is_(None))
+            )
+            assert active.scalar_one() == 1
+    finally:
+        await engine.dispose()
 
 
 def test_rotating_the_key_keeps_live_tokens_valid(api: Api, demo_url: str) -> None:
