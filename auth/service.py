@@ -7,6 +7,7 @@ or a narrowed grant takes effect at once, in every process, without waiting for 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class AuthService:
         self._external_keys = ExternalKeys()
         self._keys = KeySet([])
         self._keys_loaded_at = 0.0
+        self._reloading = asyncio.Lock()
         self._verified = tokens.VerifiedTokens()
 
     async def startup(self) -> None:
@@ -179,14 +181,23 @@ class AuthService:
         return kid
 
     async def _reload_keys(self, *, throttled: bool = False) -> None:
-        """Reload published keys; throttled so a flood of forged kids cannot flood the database."""
-        now = time.monotonic()
-        if throttled and now - self._keys_loaded_at < KEY_RELOAD_INTERVAL_SECONDS:
-            return
-        async with self.reads.connect() as connection:
-            published = await keys.published_keys(connection, self.token_lifetime)
-        self._keys = keys.key_set(published)
-        self._keys_loaded_at = now
+        """Reload published keys. Throttled (a token with a kid this process does not know), at
+        most once per KEY_RELOAD_INTERVAL_SECONDS, so a flood of forged kids cannot flood the
+        database: the caller waits for the next reload rather than be refused a key another
+        process published a moment ago (a rotation, or a key made as the workers started)."""
+        asked = time.monotonic()
+        async with self._reloading:
+            if throttled:
+                if self._keys_loaded_at >= asked:
+                    return  # read afresh since this caller asked
+                await asyncio.sleep(
+                    self._keys_loaded_at + KEY_RELOAD_INTERVAL_SECONDS - time.monotonic()
+                )
+            reading = time.monotonic()  # keys published later are not in what this reads
+            async with self.reads.connect() as connection:
+                published = await keys.published_keys(connection, self.token_lifetime)
+            self._keys = keys.key_set(published)
+            self._keys_loaded_at = reading
 
 
 def _registered_principal(claims: Mapping[str, Any], registered: Any) -> Principal:

@@ -20,10 +20,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from auth import keys, tokens
+from auth.service import AuthService
 from db.engine import create_engine
+from db.queries.rate_limits import Window
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
@@ -365,6 +368,47 @@ async def test_workers_starting_together_on_a_new_database_make_one_signing_key(
             assert active.scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_key_published_moments_after_start_up_is_accepted(demo_url: str, api: Api) -> None:
+    """Another process rotates the key just after this one loaded its keys: a token signed
+    with the new key waits for the next reload rather than being refused. (`api` registers
+    the demo clients.)"""
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    auth = _auth_service(engine)
+    try:
+        await auth.startup()
+        async with engine.begin() as elsewhere:
+            await keys.rotate(elsewhere)
+        token = await auth.mint_for_client("demo-province-62")
+        admitted = await auth.authenticate(token, Window(60, 10))
+        assert admitted.principal.client_id == "demo-province-62"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_flood_of_unknown_kids_reads_the_keys_once_a_second(
+    demo_url: str, api: Api
+) -> None:
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    auth = _auth_service(engine)
+    real = api.token("demo-province-62")
+    forged = [_forged(real, {"alg": "ES256", "typ": "at+jwt", "kid": f"k{n}"}) for n in range(20)]
+    try:
+        await auth.startup()
+        with recorded_statements(engine) as statements:
+            refusals = await asyncio.gather(
+                *(auth.authenticate(token, Window(60, 10)) for token in forged),
+                return_exceptions=True,
+            )
+        assert all(isinstance(refusal, tokens.InvalidToken) for refusal in refusals)
+        assert sum("signing_keys" in statement for statement in statements) == 1
+    finally:
+        await engine.dispose()
+
+
+def _auth_service(engine: AsyncEngine) -> AuthService:
+    return AuthService(engine, issuer=ISSUER, audience=AUDIENCE, token_lifetime_seconds=600)
 
 
 def test_rotating_the_key_keeps_live_tokens_valid(api: Api, demo_url: str) -> None:
