@@ -40,10 +40,10 @@ def _partial_date(raw: str) -> date | None:
 async def upsert(
     connection: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[str]
 ) -> None:
-    if not rows:
-        return
     """Rows whose values are already stored are left alone: every command loads the reference
     data, and rewriting identical rows left a dead copy of each (8,000 regions) per start."""
+    if not rows:
+        return
     statement = insert(table)
     columns = [column for column in rows[0] if column not in key]
     stored = tuple_(*(table.c[column] for column in columns))

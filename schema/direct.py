@@ -249,8 +249,6 @@ class DirectAnswers:
         for root in plan.roots:
             if not isinstance(root, Constant) and not context.principal.has(*root.scopes):
                 return None
-        if plan.check is not None and not context.principal.has(*plan.check.scopes):
-            return None
         variables = get_variable_values(
             self.schema, plan.operation.variable_definitions or (), raw_variables
         )

@@ -69,6 +69,8 @@ async def answer_check(
     operation_name: str | None,
 ) -> dict[str, Any] | None:
     """The response, or None when no decision was stored and the executor should answer."""
+    if not context.principal.has(*plan.scopes):
+        return None  # FORBIDDEN comes from the executor
     try:
         arguments = get_argument_values(plan.definition, plan.node, variables)
         request = checked_request(_request(arguments["request"]))
