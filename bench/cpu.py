@@ -28,9 +28,11 @@ from bench.run import (
     PAGE,
     SINERGI_PORT,
     _client,
+    _cpu_seconds_by_pid,
     _eligible_nib,
     _env,
     _milliseconds,
+    _postgres,
     _preflight,
     _server,
     _token,
@@ -46,18 +48,7 @@ SCENARIOS = {
 
 
 def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:  # a backend that ended since it was listed
-            continue
-        total += times.user + times.system
-    return total
-
-
-def _postgres() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    return sum(_cpu_seconds_by_pid(processes).values())
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """The floor: bare Starlette + asyncpg endpoints that run the data SQL Sinergi runs for the
-page (a) and national aggregate (c) scenarios and return the same JSON. Sinergi's throughput
-is reported as a ratio to it.
+page (a), eligibility (b) and national aggregate (c) scenarios and return the same JSON.
+Sinergi's throughput is reported as a ratio to it.
 
 It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
-so the gap to it is the whole price of the API layer.
+so the gap to it is the whole price of the API layer. For (b) it also says what no server can
+beat on the machine: a check reads the business and stores the decision, whoever serves it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -19,6 +21,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from db.driver import Row
+from domain.eligibility import MSME, EligibilityFacts, LenderAttestation, evaluate
+from domain.ruleset import RuleSet
+from resolvers.calendar import today
+from resolvers.eligibility import registry_facts, results_of
 
 # Scenario (a): the statement Sinergi runs for the page (tests/test_bench_floor.py keeps them
 # equal), with the arguments it binds for a province-62 client. PostgreSQL writes the nodes' JSON.
@@ -85,6 +93,104 @@ async def aggregate(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+# Scenario (b): the statements Sinergi runs to check an MSME by NIB for a Kalimantan Tengah
+# partner (tests/test_bench_floor.py keeps them equal): the business's facts with the version of
+# the product's rules in force, then the decision, stored. The terms are bench.run's ELIGIBILITY.
+FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.established_on,
+  msmes.scale, msmes.annual_turnover, EXISTS (SELECT * FROM msme_owners
+  WHERE msme_owners.msme_id = msmes.id) AS owner_nik_present, EXISTS (SELECT *
+  FROM participations, programmes WHERE participations.msme_id = msmes.id
+  AND participations.status = $1::VARCHAR AND programmes.id = participations.programme_id
+  AND programmes.kind = $2::VARCHAR) AS programme_credit, EXISTS (SELECT * FROM guarantees
+  WHERE guarantees.msme_id = msmes.id AND guarantees.status = $3::VARCHAR) AS defaulted,
+  (SELECT eligibility_rulesets.version FROM eligibility_rulesets
+  WHERE eligibility_rulesets.product = $4::VARCHAR
+  AND eligibility_rulesets.effective_from <= $5::DATE
+  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $6::INTEGER) AS ruleset_version
+FROM msmes WHERE msmes.nib = $7::VARCHAR AND msmes.province_code = $8::VARCHAR"""
+STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
+  subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
+  check_date, facts, verdict, results, coverage_amount, estimated_fee) VALUES ($1::VARCHAR,
+  $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::VARCHAR, $6::VARCHAR, $7::VARCHAR, $8::BIGINT,
+  $9::SMALLINT, $10::VARCHAR, $11::VARCHAR, $12::DATE, $13::JSONB, $14::VARCHAR, $15::JSONB,
+  $16::BIGINT, $17::BIGINT) RETURNING eligibility_decisions.id, eligibility_decisions.client_id,
+  eligibility_decisions.organisation, eligibility_decisions.msme_id,
+  eligibility_decisions.cooperative_id, eligibility_decisions.subject_key,
+  eligibility_decisions.province_code, eligibility_decisions.regency_code,
+  eligibility_decisions.loan_amount, eligibility_decisions.tenor_months,
+  eligibility_decisions.product, eligibility_decisions.ruleset_version,
+  eligibility_decisions.check_date, eligibility_decisions.facts, eligibility_decisions.verdict,
+  eligibility_decisions.results, eligibility_decisions.coverage_amount,
+  eligibility_decisions.estimated_fee, eligibility_decisions.decided_at,
+  eligibility_decisions.reviewed_verdict, eligibility_decisions.reviewer,
+  eligibility_decisions.review_reason, eligibility_decisions.reviewed_by_client,
+  eligibility_decisions.reviewed_at"""
+PRODUCT, LOAN_AMOUNT, TENOR_MONTHS = "JAMKRIDA_KTG_PRODUKTIF", 50_000_000, 24
+ATTESTATION = LenderAttestation(
+    max_collectibility=1,
+    has_other_productive_credit=False,
+    feasibility_approved=True,
+    on_national_blacklist=False,
+    has_npwp=True,
+)
+FLOOR_CLIENT = "bench-floor"
+_RULES: dict[str, RuleSet] = {}
+
+
+def facts_arguments(nib: str, on: date, province: str) -> tuple[Any, ...]:
+    """FACTS' arguments, as Sinergi binds them for a client of `province`."""
+    return "active", "subsidised_credit", "defaulted", PRODUCT, on, 1, nib, province
+
+
+async def eligibility(request: Request) -> Response:
+    """The decision Sinergi would store for the check, answered with its verdict."""
+    pool: asyncpg.Pool = request.state.pool
+    nib = orjson.loads(await request.body())["variables"]["nib"]
+    on = today()
+    async with pool.acquire() as connection:
+        row = Row(await connection.fetchrow(FACTS, *facts_arguments(nib, on, "62")))
+        rules = _RULES.get(row.ruleset_version)
+        if rules is None:
+            document = await connection.fetchval(
+                "SELECT document FROM eligibility_rulesets WHERE product = $1 AND version = $2",
+                PRODUCT,
+                row.ruleset_version,
+            )
+            rules = _RULES[row.ruleset_version] = RuleSet.from_dict(orjson.loads(document))
+        facts = EligibilityFacts(
+            subject_kind=MSME,
+            check_date=on,
+            product=PRODUCT,
+            loan_amount=LOAN_AMOUNT,
+            tenor_months=TENOR_MONTHS,
+            attestation=ATTESTATION,
+            **registry_facts(MSME, row),
+        )
+        decision = evaluate(facts, rules)
+        stored = await connection.fetchrow(
+            STORE,
+            FLOOR_CLIENT,
+            FLOOR_CLIENT,
+            row.id,
+            None,
+            nib,
+            row.province_code,
+            row.regency_code,
+            LOAN_AMOUNT,
+            TENOR_MONTHS,
+            decision.product,
+            decision.ruleset_version,
+            on,
+            orjson.dumps(facts.to_dict()).decode(),
+            decision.decision.value,
+            orjson.dumps(results_of(decision)).decode(),
+            decision.coverage_amount,
+            decision.estimated_fee,
+        )
+    body = {"data": {"checkEligibility": {"verdict": stored["verdict"]}}}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 async def healthz(request: Request) -> Response:
     return Response(b"ok")
 
@@ -98,6 +204,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
 
 
 app = Starlette(
-    routes=[Route("/page", page), Route("/aggregate", aggregate), Route("/healthz", healthz)],
+    routes=[
+        Route("/page", page),
+        Route("/aggregate", aggregate),
+        Route("/eligibility", eligibility, methods=["POST"]),
+        Route("/healthz", healthz),
+    ],
     lifespan=lifespan,
 )

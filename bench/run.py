@@ -233,6 +233,9 @@ def _import_rate(url: str, rows: int) -> Measurement:
     if not _has_command(url, "import", "msmes"):
         return Measurement(scenario, "sinergi", 0, 0, 0, 0, 0, note="pending: no `sinergi import`")
     _psql(url, "DELETE FROM msmes WHERE nib LIKE '7%'")
+    # The rows an earlier run imported are gone from the index too, as a new register's NIBs
+    # would be, and the planner knows the table as it is.
+    _psql(url, "VACUUM (ANALYZE) msmes")
     path = Path(tempfile.gettempdir()) / "sinergi-bench-import.csv"
     with path.open("w", encoding="utf-8") as handle:
         handle.write(
@@ -243,6 +246,10 @@ def _import_rate(url: str, rows: int) -> Measurement:
                 f"{7_000_000_000_000 + index},Usaha Impor {index},10794,62.71,,2020-01-01,"
                 f"{100_000_000 + index},{200_000_000 + index},2025,3\n"
             )
+    stop, busy = threading.Event(), _cpu_seconds_by_pid(_postgres())
+    sampler = threading.Thread(target=_sample_postgres, args=(stop, busy))
+    sampler.start()
+    before = dict(busy)
     started = time.perf_counter()
     try:
         _sinergi("import", "msmes", str(path), "--jurisdiction", "62", url=url)
@@ -250,9 +257,40 @@ def _import_rate(url: str, rows: int) -> Measurement:
         errors = [line for line in failure.stderr.splitlines() if "Error:" in line]
         note = f"failed: {(errors or ['see stderr'])[-1][-200:]}"
         return Measurement(scenario, "sinergi", 0, 0, 0, 0, 0, note=note)
+    finally:
+        stop.set()
+        sampler.join()
     elapsed = time.perf_counter() - started
-    note = f"{rows:,} rows in {elapsed:.1f} s (rows/s in the requests/s column)"
+    backend = max(seconds - before.get(pid, 0.0) for pid, seconds in busy.items())
+    note = (
+        f"{rows:,} rows in {elapsed:.1f} s (rows/s in the requests/s column); the import's "
+        f"PostgreSQL backend alone was busy {backend:.1f} s, a ceiling of "
+        f"{rows / backend:,.0f} rows/s"
+    )
     return Measurement(scenario, "sinergi", rows / elapsed, 0, 0, 0, 0, note=note)
+
+
+def _postgres() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+
+
+def _cpu_seconds_by_pid(processes: list[psutil.Process]) -> dict[int, float]:
+    seconds = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # a backend that ended since it was listed
+            continue
+        seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def _sample_postgres(stop: threading.Event, seconds: dict[int, float]) -> None:
+    """Each PostgreSQL process's CPU seconds as last seen before `stop`: a backend's total is
+    gone once it exits, so it is read while it runs."""
+    while not stop.is_set():
+        seconds.update(_cpu_seconds_by_pid(_postgres()))
+        time.sleep(0.1)
 
 
 def _verdicts(results: list[Measurement]) -> list[str]:
@@ -264,6 +302,7 @@ def _verdicts(results: list[Measurement]) -> list[str]:
     }
     page, floor = by.get(("(a) page of 50", "sinergi")), by.get(("(a) page of 50", "floor"))
     eligibility = by.get(("(b) eligibility", "sinergi"))
+    eligibility_floor = by.get(("(b) eligibility", "floor"))
     aggregate = by.get(("(c) national aggregate", "sinergi"))
     imported = by.get(("(d) bulk import", "sinergi"))
     rss = max((m.peak_rss_mb for m in results if m.target == "sinergi"), default=0.0)
@@ -278,7 +317,12 @@ def _verdicts(results: list[Measurement]) -> list[str]:
             "(b) eligibility p99 ≤ 15 ms at 32 connections",
             eligibility and eligibility.p99_ms,
             lambda value: value <= 15,
-            "p99 {:.1f} ms",
+            "p99 {:.1f} ms"
+            + (
+                ""
+                if eligibility_floor is None
+                else f" (the floor's: {eligibility_floor.p99_ms:.1f} ms)"
+            ),
         ),
         (
             "(c) national aggregate p50 ≤ 10 ms",
@@ -429,6 +473,17 @@ def main() -> None:
         )
         results.append(
             _wrk("(c) national aggregate", "floor", f"{base}/aggregate", server, 8, args.duration)
+        )
+        results.append(
+            _wrk(
+                "(b) eligibility",
+                "floor",
+                f"{base}/eligibility",
+                server,
+                32,
+                args.duration,
+                eligibility,
+            )
         )
     with _server(sinergi, url, SINERGI_PORT) as server:
         tokens = {

@@ -70,7 +70,7 @@ def _subject_key(request: Request) -> tuple[str, str]:
         raise bad_input(error.field, error.reason) from None
 
 
-def _registry_facts(kind: str, row: Row) -> dict[str, Any]:
+def registry_facts(kind: str, row: Row) -> dict[str, Any]:
     """Registry columns in the domain's terms; None stays None (UNKNOWN), never a guess."""
     common = {
         "province_code": row.province_code,
@@ -138,7 +138,7 @@ async def check(context: Context, request: Request) -> Record:
                 loan_amount=request.loan_amount,
                 tenor_months=request.tenor_months,
                 attestation=request.attestation,
-                **_registry_facts(kind, row),
+                **registry_facts(kind, row),
             )
         except InvalidValue as error:
             raise bad_input(f"request.{error.field}", error.reason) from None

@@ -1,22 +1,33 @@
-"""The benchmark's floor runs the page statement Sinergi runs, or its ratio measures nothing."""
+"""The benchmark's floor runs the statements Sinergi runs, or its ratios measure nothing."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
 
 from auth.scopes import OrgKind
 from bench import floor
-from bench.run import PAGE
+from bench.run import ELIGIBILITY, PAGE
 from db.engine import create_engine
+from resolvers.calendar import today
 from resolvers.context import Context
 from schema.direct import DirectAnswers
 from tests.support.graphql import LIMITS, SCHEMA, principal
+
+
+ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
+DECIDED = """SELECT msme_id, subject_key, province_code, regency_code, loan_amount, tenor_months,
+                    product, ruleset_version, check_date, facts, verdict, results,
+                    coverage_amount, estimated_fee
+               FROM eligibility_decisions WHERE client_id = :client
+              ORDER BY decided_at DESC LIMIT 1"""
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +64,49 @@ async def test_the_floor_runs_the_statement_and_arguments_sinergi_runs(
     expected = orjson.loads(orjson.dumps(answer))["data"]["msmes"]["nodes"]
     assert expected
     assert orjson.loads(nodes) == expected
+
+
+async def test_the_floor_checks_eligibility_as_sinergi_does(
+    engine: AsyncEngine, demo_url: str
+) -> None:
+    """The same two statements with the same arguments, the same answer, the same decision
+    stored (but for who asked)."""
+    ran: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        ran.append((statement, parameters))
+
+    jamkrida = principal(OrgKind.BUMD, "62")
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        context = Context(principal=jamkrida, engine=engine, limits=LIMITS)
+        document = {"query": ELIGIBILITY, "variables": {"nib": ELIGIBLE_NIB}}
+        answer = await DirectAnswers(SCHEMA._schema).answer(context, document)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert answer is not None
+    (facts,) = [(sql, parameters) for sql, parameters in ran if "AS ruleset_version" in sql]
+    (store,) = [sql for sql, _ in ran if "INSERT INTO eligibility_decisions" in sql]
+    assert facts[0].split() == floor.FACTS.split()
+    assert tuple(facts[1]) == floor.facts_arguments(ELIGIBLE_NIB, today(), "62")
+    assert store.split() == floor.STORE.split()
+
+    pool = await asyncpg.create_pool(demo_url, min_size=1, max_size=1)
+    try:
+        body = orjson.dumps(document)
+        scope = {"type": "http", "method": "POST", "headers": [], "state": {"pool": pool}}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        response = await floor.eligibility(Request(scope, receive))
+    finally:
+        await pool.close()
+    assert orjson.loads(response.body) == orjson.loads(orjson.dumps(answer))
+    async with engine.connect() as connection:
+        decided = [
+            (await connection.execute(text(DECIDED), {"client": client})).one()
+            for client in (jamkrida.client_id, floor.FLOOR_CLIENT)
+        ]
+    assert decided[0].verdict == "ELIGIBLE"
+    assert decided[0] == decided[1]
