@@ -133,7 +133,9 @@ def _token(client: tuple[str, str]) -> str:
 
 def _preflight(url: str, body: str | None, token: str) -> str:
     """One request before the load: "" when it answers 200 without errors, else why not."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     if body is None:
         response = httpx.get(url, timeout=30)
     else:
