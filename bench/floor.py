@@ -46,9 +46,13 @@ FROM (SELECT msmes.cooperative_id AS cooperative_id, msmes.id AS id, msmes.name 
 FROM msmes
 WHERE msmes.province_code = $1::VARCHAR AND msmes.province_code = $2::VARCHAR ORDER BY msmes.id
   LIMIT 51) AS p
-LEFT OUTER JOIN regions AS r1 ON r1.code = p.regency_code
-LEFT OUTER JOIN regions AS r2 ON r2.code = nullif(left(r1.code, $3::INTEGER), $4::VARCHAR)
-LEFT OUTER JOIN cooperatives AS c3 ON c3.id = p.cooperative_id AND c3.province_code = $5::VARCHAR"""
+LEFT OUTER JOIN LATERAL (SELECT regions.code AS code, regions.name AS name FROM regions
+  WHERE regions.code = p.regency_code LIMIT 1) AS r1 ON true
+LEFT OUTER JOIN LATERAL (SELECT regions.code AS code, regions.name AS name FROM regions
+  WHERE regions.code = nullif(left(r1.code, $3::INTEGER), $4::VARCHAR) LIMIT 1) AS r2 ON true
+LEFT OUTER JOIN LATERAL (SELECT cooperatives.id AS id, cooperatives.name AS name
+  FROM cooperatives WHERE cooperatives.id = p.cooperative_id
+  AND cooperatives.province_code = $5::VARCHAR LIMIT 1) AS c3 ON true"""
 
 
 def page_arguments(province: str) -> tuple[str, str, int, str, str]:

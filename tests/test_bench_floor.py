@@ -21,7 +21,6 @@ from resolvers.context import Context
 from schema.direct import DirectAnswers
 from tests.support.graphql import LIMITS, SCHEMA, principal
 
-
 ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
 DECIDED = """SELECT msme_id, subject_key, province_code, regency_code, loan_amount, tenor_months,
                     product, ruleset_version, check_date, facts, verdict, results,
