@@ -34,6 +34,7 @@ import psutil
 HERE = Path(__file__).parent
 NOTES = "<!-- notes: everything below this line is kept when bench.run rewrites the file -->"
 SINERGI_PORT, FLOOR_PORT = 8100, 8101
+REQUEST_SCRIPT = HERE / "scenarios" / "request.lua"
 PAGE = """query Page { msmes(first: 50, filter: {region: "62"}) {
   nodes { nib name regency { name province { name } } cooperative { name } } } }"""
 AGGREGATE = "{ msmeFigures(groupBy: [PROVINCE, SCALE]) { key { value } count turnoverSum } }"
@@ -201,7 +202,7 @@ def _wrk(
     sampler.start()
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     if body is not None:
-        command += ["-s", str(HERE / "scenarios" / "post.lua")]
+        command += ["-s", str(REQUEST_SCRIPT)]
     output = subprocess.run(
         [*command, url],
         env={**os.environ, "BODY": body or "", "TOKEN": token},
@@ -408,6 +409,16 @@ def _generate(url: str, msmes: int) -> None:
     )
 
 
+def sinergi_command(workers: int) -> list[str]:
+    serve = [str(Path(sys.executable).parent / "sinergi"), "serve", "--port", str(SINERGI_PORT)]
+    return [*serve, "--workers", str(workers)]
+
+
+def floor_command(workers: int) -> list[str]:
+    uvicorn = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(FLOOR_PORT)]
+    return [*uvicorn, "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+
+
 def _migrated(url: str) -> bool:
     return _psql(url, "SELECT to_regclass('msmes') IS NOT NULL") == "True"
 
@@ -437,27 +448,7 @@ def main() -> None:
     province = _client(url, "bench-province", "province", "62")
     ministry = _client(url, "bench-ministry", "ministry", "ID")
     jamkrida = _client(url, "bench-jamkrida", "bumd", "62")
-    sinergi = [
-        str(Path(sys.executable).parent / "sinergi"),
-        "serve",
-        "--port",
-        str(SINERGI_PORT),
-        "--workers",
-        str(args.workers),
-    ]
-    floor = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.floor:app",
-        "--port",
-        str(FLOOR_PORT),
-        "--workers",
-        str(args.workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    sinergi, floor = sinergi_command(args.workers), floor_command(args.workers)
     results: list[Measurement] = []
     page, aggregate = (json.dumps({"query": q}) for q in (PAGE, AGGREGATE))
     eligibility = json.dumps({"query": ELIGIBILITY, "variables": {"nib": _eligible_nib(url)}})
