@@ -15,7 +15,8 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """How JSON goes into a column: SQLAlchemy's serializer, and statements on asyncpg itself."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -48,7 +49,7 @@ def create_engine(
     """
     return create_async_engine(
         async_url(url),
-        json_serializer=_json_text,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=0,

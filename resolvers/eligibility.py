@@ -111,7 +111,7 @@ async def _subject(
     return row
 
 
-async def check(context: Context, request: Request) -> Record:
+async def check(context: Context, request: Request) -> Row:
     """Decide, store the decision with its facts and rule-set version, and return it.
 
     The decision is stored by the last statement, a transaction of its own: a check that raises
