@@ -1,10 +1,14 @@
-"""The floor: bare Starlette + asyncpg endpoints that run the data SQL Sinergi runs for the
-page (a), eligibility (b) and national aggregate (c) scenarios and return the same JSON.
-Sinergi's throughput is reported as a ratio to it.
+"""The floor: bare Starlette + asyncpg endpoints that run the data SQL Sinergi runs for each
+request of the bench (`{ __typename }`, an MSME by NIB, a page of 50, national figures, an
+eligibility check) and return the same JSON. Sinergi's throughput is reported as a ratio to it.
 
 It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
-so the gap to it is the whole price of the API layer. For (b) it also says what no server can
-beat on the machine: a check reads the business and stores the decision, whoever serves it.
+so the gap to it is the whole price of the API layer. For eligibility it also says what no
+server can beat on the machine: a check reads the business and stores the decision, whoever
+serves it.
+
+Each statement is written once, here, with the function that gives its arguments;
+tests/test_bench_floor.py fails when Sinergi runs another statement or other arguments.
 """
 
 from __future__ import annotations
@@ -28,7 +32,23 @@ from domain.ruleset import RuleSet
 from resolvers.calendar import today
 from resolvers.eligibility import registry_facts, results_of
 
-# Scenario (a): the statement Sinergi runs for the page (tests/test_bench_floor.py keeps them
+# `{ __typename }`: Sinergi runs no statement for it beyond its token check (which the floor,
+# having no token, leaves out), so neither does the floor.
+TYPENAME = b'{"data":{"__typename":"Query"}}'
+
+# An MSME by NIB with its regency's name, for a province-62 client: the statement Sinergi runs,
+# and the names of regions, which Sinergi (and the floor) read once per process.
+LOOKUP = """SELECT msmes.id, msmes.name, msmes.nib, msmes.regency_code FROM msmes
+WHERE msmes.nib = ANY ($1::VARCHAR(13)[]) AND msmes.province_code = $2::VARCHAR"""
+REGIONS = "SELECT code, name FROM regions"
+
+
+def lookup_arguments(nib: str, province: str) -> tuple[list[str], str]:
+    """LOOKUP's arguments: the NIBs asked for (Sinergi batches them) and the client's province."""
+    return [nib], province
+
+
+# The page of 50: the statement Sinergi runs for the page (tests/test_bench_floor.py keeps them
 # equal), with the arguments it binds for a province-62 client. PostgreSQL writes the nodes' JSON.
 PAGE = """SELECT CAST(coalesce(json_agg(json_build_object('nib', p.nib, 'name', p.name,
   'regency', CASE WHEN (r1.code IS NULL) THEN NULL ELSE json_build_object('name', r1.name,
@@ -61,11 +81,38 @@ def page_arguments(province: str) -> tuple[str, str, int, str, str]:
     return province, province, 2, "ID", province
 
 
-# Scenario (c): the statement Sinergi runs for msmeFigures(groupBy: [PROVINCE, SCALE]).
+# National figures: the statement Sinergi runs for msmeFigures(groupBy: [PROVINCE, SCALE]).
 AGGREGATE = """SELECT province_code, scale, GROUPING(province_code) AS g0, GROUPING(scale) AS g1,
                       CAST(coalesce(sum(n), 0) AS bigint) AS count,
                       CASE WHEN sum(turnover_n) > 0 THEN sum(turnover_sum) END AS turnover_sum
                  FROM msme_rollup_regency GROUP BY CUBE(province_code, scale)"""
+
+
+async def typename(request: Request) -> Response:
+    return Response(TYPENAME, media_type="application/json")
+
+
+async def load_regions(connection: asyncpg.Connection) -> dict[str, str]:
+    """Every region's name by its code."""
+    return {row["code"]: row["name"] for row in await connection.fetch(REGIONS)}
+
+
+async def msme(request: Request) -> Response:
+    pool: asyncpg.Pool = request.state.pool
+    regions: dict[str, str] = request.state.regions
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow(
+            LOOKUP, *lookup_arguments(request.query_params["nib"], "62")
+        )
+    node = None
+    if row is not None:
+        regency = regions.get(row["regency_code"])
+        node = {
+            "nib": row["nib"],
+            "name": row["name"],
+            "regency": None if regency is None else {"name": regency},
+        }
+    return Response(orjson.dumps({"data": {"msme": node}}), media_type="application/json")
 
 
 async def page(request: Request) -> Response:
@@ -97,7 +144,7 @@ async def aggregate(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-# Scenario (b): the statements Sinergi runs to check an MSME by NIB for a Kalimantan Tengah
+# Eligibility: the statements Sinergi runs to check an MSME by NIB for a Kalimantan Tengah
 # partner (tests/test_bench_floor.py keeps them equal): the business's facts with the version of
 # the product's rules in force, then the decision, stored. The terms are bench.run's ELIGIBILITY.
 FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.established_on,
@@ -204,12 +251,16 @@ async def healthz(request: Request) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
     pool = await asyncpg.create_pool(url, min_size=4, max_size=10)
-    yield {"pool": pool}
+    async with pool.acquire() as connection:
+        regions = await load_regions(connection)
+    yield {"pool": pool, "regions": regions}
     await pool.close()
 
 
 app = Starlette(
     routes=[
+        Route("/typename", typename),
+        Route("/msme", msme),
         Route("/page", page),
         Route("/aggregate", aggregate),
         Route("/eligibility", eligibility, methods=["POST"]),

@@ -14,12 +14,12 @@ from starlette.requests import Request
 
 from auth.scopes import OrgKind
 from bench import floor
-from bench.run import ELIGIBILITY, PAGE
+from bench.run import ELIGIBILITY, LOOKUP, PAGE
 from db.engine import create_engine
 from resolvers.calendar import today
 from resolvers.context import Context
 from schema.direct import DirectAnswers
-from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.support.graphql import LIMITS, SCHEMA, principal, run
 
 ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
 DECIDED = """SELECT msme_id, subject_key, province_code, regency_code, loan_amount, tenor_months,
@@ -34,6 +34,80 @@ async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(demo_url, statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
+
+
+def _request(state: dict[str, Any], query: str = "", body: bytes = b"") -> Request:
+    """A request as Starlette hands it to a floor endpoint, with the state its lifespan made."""
+    scope = {
+        "type": "http",
+        "method": "POST" if body else "GET",
+        "headers": [],
+        "query_string": query.encode(),
+        "state": state,
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
+async def test_the_floor_answers_typename_with_no_statement_as_sinergi_does(
+    engine: AsyncEngine,
+) -> None:
+    ran: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        ran.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        answer = await run(engine, principal(OrgKind.PROVINCE, "62"), "{ __typename }")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert answer.errors is None
+    assert ran == []
+    response = await floor.typename(_request({}))
+    assert orjson.loads(response.body) == {"data": answer.data}
+
+
+async def test_the_floor_looks_up_an_msme_as_sinergi_does(
+    engine: AsyncEngine, demo_url: str
+) -> None:
+    ran: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        ran.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        variables = {"nib": ELIGIBLE_NIB}
+        answer = await run(engine, principal(OrgKind.PROVINCE, "62"), LOOKUP, variables)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert answer.errors is None
+    assert answer.data["msme"]["regency"]["name"]
+    # Beside its data, Sinergi writes the audit entry (which the floor leaves out) and reads
+    # the regions' names once per process (which it may have done already).
+    data = [
+        (sql, parameters)
+        for sql, parameters in ran
+        if "FROM regions" not in sql and "INTO audit_log" not in sql
+    ]
+    (lookup,) = data
+    sql, parameters = lookup
+    assert sql.split() == floor.LOOKUP.split()
+    assert tuple(parameters) == floor.lookup_arguments(ELIGIBLE_NIB, "62")
+
+    pool = await asyncpg.create_pool(demo_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            regions = await floor.load_regions(connection)
+        state = {"pool": pool, "regions": regions}
+        response = await floor.msme(_request(state, f"nib={ELIGIBLE_NIB}"))
+    finally:
+        await pool.close()
+    assert orjson.loads(response.body) == {"data": answer.data}
 
 
 async def test_the_floor_runs_the_statement_and_arguments_sinergi_runs(
@@ -92,13 +166,8 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
 
     pool = await asyncpg.create_pool(demo_url, min_size=1, max_size=1)
     try:
-        body = orjson.dumps(document)
-        scope = {"type": "http", "method": "POST", "headers": [], "state": {"pool": pool}}
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        response = await floor.eligibility(Request(scope, receive))
+        request = _request({"pool": pool}, body=orjson.dumps(document))
+        response = await floor.eligibility(request)
     finally:
         await pool.close()
     assert orjson.loads(response.body) == orjson.loads(orjson.dumps(answer))
