@@ -6,12 +6,13 @@ Throughput on two shared cores says little about where the time goes; CPU second
 split between the server's processes and PostgreSQL's, say what a change saved and on which
 side. Run it before and after a change, alternating, on the same machine. Uses the population
 and the database `bench.run` uses (run that, or `bench.generate`, first); PostgreSQL must run
-on this machine, since its processes are measured.
+on this machine, since its processes are measured (those serving the bench database, as
+bench.run counts them). Each measurement follows a few seconds at full speed, unmeasured, to
+warm the server and its pool up.
 
 `--floor` serves the scenario from the floor (bench/floor.py) instead. `--rate` spreads the 32
-connections' requests out to about that many a second, after a few seconds at full speed to
-warm both servers up: the latency a partner sees at the pace it checks, rather than with every
-connection always busy.
+connections' requests out to about that many a second: the latency a partner sees at the pace
+it checks, rather than with every connection always busy.
 """
 
 from __future__ import annotations
@@ -20,30 +21,30 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from bench.run import (
     AGGREGATE,
     ELIGIBILITY,
     FLOOR_PORT,
+    LOOKUP,
     PAGE,
-    REQUEST_SCRIPT,
     SINERGI_PORT,
+    TYPENAME,
     _client,
     _cpu_seconds_by_pid,
     _eligible_nib,
     _milliseconds,
-    _postgres,
     _preflight,
     _server,
     _token,
+    cpu_seconds_spent,
     floor_command,
+    postgres_serving,
     sinergi_command,
+    wrk,
 )
 
 CONNECTIONS = 32
@@ -55,34 +56,23 @@ class Scenario:
     document: str
     org_kind: str
     jurisdiction: str
-    floor_path: str | None
-    """Where the floor serves it (POSTed the GraphQL body when `floor_posts`), if it does."""
+    floor_path: str
+    """Where the floor serves it (POSTed the GraphQL body when `floor_posts`); `{nib}` stands
+    for the MSME's NIB."""
     floor_posts: bool = False
+    by_nib: bool = False
+    """The document takes the NIB of a Kalimantan Tengah MSME as `$nib`."""
 
 
 SCENARIOS = {
     "page": Scenario(PAGE, "province", "62", "/page?province=62"),
     "aggregate": Scenario(AGGREGATE, "ministry", "ID", "/aggregate"),
-    "eligibility": Scenario(ELIGIBILITY, "bumd", "62", "/eligibility", floor_posts=True),
-    "typename": Scenario("{ __typename }", "province", "62", None),
+    "eligibility": Scenario(
+        ELIGIBILITY, "bumd", "62", "/eligibility", floor_posts=True, by_nib=True
+    ),
+    "lookup": Scenario(LOOKUP, "province", "62", "/msme?nib={nib}", by_nib=True),
+    "typename": Scenario(TYPENAME, "province", "62", "/typename"),
 }
-
-
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    return sum(_cpu_seconds_by_pid(processes).values())
-
-
-def _wrk(url: str, duration: int, body: str, token: str, rate: float | None) -> str:
-    """wrk's report; with `rate`, each connection pauses CONNECTIONS / rate on average."""
-    pause = {} if rate is None else {"PAUSE_MS": str(round(1000 * CONNECTIONS / rate))}
-    script = str(REQUEST_SCRIPT)
-    return subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", script, url],
-        env={**os.environ, "BODY": body, "TOKEN": token, **pause},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def main() -> None:
@@ -100,13 +90,13 @@ def main() -> None:
 
     url = resolve_url(Settings.from_env())
     scenario = SCENARIOS[args.scenario]
-    if args.floor and scenario.floor_path is None:
-        sys.exit(f"the floor does not serve {args.scenario}")
-    variables = {"nib": _eligible_nib(url)} if args.scenario == "eligibility" else {}
+    nib = _eligible_nib(url)
+    variables = {"nib": nib} if scenario.by_nib else {}
     body = json.dumps({"query": scenario.document, "variables": variables})
     client = None
     if args.floor:
-        command, port, path = floor_command(args.workers), FLOOR_PORT, scenario.floor_path
+        path = scenario.floor_path.format(nib=nib)
+        command, port = floor_command(args.workers), FLOOR_PORT
         body = body if scenario.floor_posts else ""
     else:
         kind, jurisdiction = scenario.org_kind, scenario.jurisdiction
@@ -118,13 +108,19 @@ def main() -> None:
         refused = _preflight(target, body or None, token)
         if refused:
             sys.exit(f"{args.scenario} does not answer cleanly: {refused}")
-        if args.rate is not None:
-            _wrk(target, WARM_UP_SECONDS, body, token, None)
+        # Unmeasured, so that the pools are full: a PostgreSQL backend that starts during the
+        # measurement is not counted.
+        wrk(target, body, token, connections=CONNECTIONS, duration=WARM_UP_SECONDS)
         workers = [server, *server.children(recursive=True)]
-        server_before, postgres_before = _cpu_seconds(workers), _cpu_seconds(_postgres())
-        output = _wrk(target, args.duration, body, token, args.rate)
-        server_seconds = _cpu_seconds(workers) - server_before
-        postgres_seconds = _cpu_seconds(_postgres()) - postgres_before
+        server_before = _cpu_seconds_by_pid(workers)
+        postgres_before = _cpu_seconds_by_pid(postgres_serving(url))
+        output = wrk(
+            target, body, token, connections=CONNECTIONS, duration=args.duration, rate=args.rate
+        )
+        server_seconds = cpu_seconds_spent(server_before, _cpu_seconds_by_pid(workers))
+        postgres_seconds = cpu_seconds_spent(
+            postgres_before, _cpu_seconds_by_pid(postgres_serving(url))
+        )
     done = re.search(r"(\d+) requests in", output)
     if done is None or int(done.group(1)) == 0:
         sys.exit(f"wrk completed no request:\n{output}")
