@@ -135,7 +135,7 @@ def create_app(
     )
     graphql = SinergiGraphQL(
         build_schema(
-            max_batch=settings.query_limits.max_batch, introspection=settings.introspection
+            max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
         ),
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
         rate_limiter=rate_limiter,
