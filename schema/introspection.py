@@ -159,7 +159,7 @@ class ClientIntrospection(SchemaExtension):
         if result is not None and result.errors and document is not None:
             result.errors = visible_suggestions(
                 result.errors,
-                self._client().schema,
+                lambda: self._client().schema,
                 document,
                 context.variables,
                 context.operation_name,

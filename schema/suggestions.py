@@ -10,7 +10,7 @@ from the client's schema alone; one with no counterpart there loses its suggesti
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -64,17 +64,18 @@ def _with_message(error: GraphQLError, message: str) -> GraphQLError:
 
 def visible_suggestions(
     errors: Sequence[GraphQLError],
-    client: GraphQLSchema,
+    client: Callable[[], GraphQLSchema],
     document: DocumentNode,
     variables: dict[str, Any] | None,
     operation_name: str | None,
 ) -> list[GraphQLError]:
-    """`errors` with every suggestion recomputed against the client's schema `client`."""
+    """`errors` with every suggestion recomputed against the client's schema, which `client`
+    gives (asked for only when an error suggests something)."""
     if not any(SUGGESTION in error.message for error in errors):
         return list(errors)
     recomputed = {
         _place(error): error.message
-        for error in _client_errors(client, document, variables, operation_name)
+        for error in _client_errors(client(), document, variables, operation_name)
     }
     return [
         _with_message(error, recomputed.get(_place(error), _unsuggested(error.message)))

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from db.engine import async_url
 from db.queries import trusted_documents
+from db.queries.audit import AuditWriter
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
 from tests.support.http import Api
@@ -194,6 +195,40 @@ def test_malformed_requests_are_400_in_either_media_type(api: Api, accept: str) 
         assert response.status_code == 400, (body, response.text)
         assert _media_type(response) == accept
         assert _codes(response) == ["BAD_USER_INPUT"]
+
+
+def test_over_the_rate_limit_is_429_in_the_negotiated_type(demo_url: str, api: Api) -> None:
+    with TestClient(create_app(Settings(rate_limit=1), database_url=demo_url)) as client:
+        limited = Api(client)
+        answers = [
+            _post(limited, {"query": VIEWER}, accept=GRAPHQL_RESPONSE, client_id="demo-walidata")
+            for _ in range(2)
+        ]
+    refused = answers[-1]
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"]
+    assert _media_type(refused) == GRAPHQL_RESPONSE
+    assert _codes(refused) == ["RATE_LIMITED"]
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, JSON])
+def test_an_outage_is_503_without_partial_data(
+    api: Api, accept: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost(self: AuditWriter, **entry: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(AuditWriter, "append", lost)
+    for query in (
+        "{ msmes(first: 1) { nodes { nib } } }",  # answered by the direct path
+        '{ viewer { clientId } msme(nib: "9990000000001") { name } }',  # by the executor
+    ):
+        response = _post(api, {"query": query}, accept=accept)
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"]
+        assert _media_type(response) == accept
+        assert "data" not in response.json()
+        assert "SERVICE_UNAVAILABLE" in _codes(response)
 
 
 def test_a_batch_answers_200_each_answer_with_its_own_errors(api: Api) -> None:
