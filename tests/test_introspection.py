@@ -407,3 +407,63 @@ def test_the_old_introspection_setting_stops_the_server_saying_what_replaced_it(
 ) -> None:
     with pytest.raises(SettingsError, match="SINERGI_TRUSTED_DOCUMENTS"):
         Settings.from_env({"SINERGI_INTROSPECTION": value})
+
+
+def _literal(kind: graphql.GraphQLInputType) -> str:
+    """Some valid literal of an input type, for arguments a test must pass but not mean."""
+    if isinstance(kind, graphql.GraphQLNonNull):
+        return _literal(kind.of_type)
+    if isinstance(kind, graphql.GraphQLList):
+        return f"[{_literal(kind.of_type)}]"
+    if isinstance(kind, graphql.GraphQLEnumType):
+        return next(iter(kind.values))
+    if isinstance(kind, graphql.GraphQLInputObjectType):
+        required = [
+            f"{name}: {_literal(field.type)}"
+            for name, field in kind.fields.items()
+            if graphql.is_required_input_field(field)
+        ]
+        return "{" + ", ".join(required) + "}"
+    return {"Int": "1", "Boolean": "true", "Date": '"2025-01-01"'}.get(kind.name, '"1"')  # type: ignore[union-attr]
+
+
+def _call(root: graphql.GraphQLObjectType, name: str) -> str:
+    field = root.fields[name]
+    arguments = ", ".join(
+        f"{argument}: {_literal(value.type)}"
+        for argument, value in field.args.items()
+        if graphql.is_required_argument(value)
+    )
+    selection = (
+        "" if graphql.is_leaf_type(graphql.get_named_type(field.type)) else " { __typename }"
+    )
+    return name + (f"({arguments})" if arguments else "") + selection
+
+
+@pytest.mark.parametrize("client_id", CLIENTS)
+def test_what_introspection_hides_the_guard_refuses_and_what_it_shows_answers(
+    api: Api, client_id: str
+) -> None:
+    """Every root field the client's introspection leaves out answers FORBIDDEN naming the
+    published scopes; every query field it lists answers without FORBIDDEN."""
+    query_fields, mutation_fields = _roots(_introspect(api, client_id))
+    for operation, root, shown in (
+        ("query", PUBLISHED.query_type, query_fields),
+        ("mutation", PUBLISHED.mutation_type, mutation_fields or set()),
+    ):
+        assert root is not None
+        for name in root.fields:
+            if operation == "mutation" and name in shown:
+                continue  # it would run: allowed writes are tested where they belong
+            answer = _post(api, {"query": f"{operation} {{ {_call(root, name)} }}"}, client_id)
+            refused = [
+                error["extensions"]
+                for error in answer.json().get("errors", [])
+                if error["extensions"]["code"] == "FORBIDDEN"
+            ]
+            if name in shown:
+                assert refused == [], (client_id, name)
+            else:
+                assert [set(found["requiredScopes"]) for found in refused] == [
+                    _published_scopes(root.name, name)
+                ], (client_id, name, answer.json())
