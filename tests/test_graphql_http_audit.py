@@ -73,6 +73,11 @@ def _served(url: str, mode: str) -> Iterator[str]:
         "SINERGI_ENV": mode,
         "SINERGI_HOME": tempfile.mkdtemp(prefix="sinergi-audit-"),
         "SINERGI_LOG_LEVEL": "warning",
+        # The audit sends its 61 requests at once; on a busy CI machine opening that many
+        # connections may take longer than production's timeouts, which this test is not about.
+        "SINERGI_DB_CONNECT_TIMEOUT": "60",
+        "SINERGI_DB_POOL_TIMEOUT": "60",
+        "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
