@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import ValidationCache
+from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
 from schema.errors import CodedParserCache, ErrorCodes
-from schema.introspection import IntrospectionPolicy, policy
+from schema.introspection import ClientIntrospection, IntrospectionAlone
+from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.visible import ClientSchemas
 
 
-def build_schema(*, max_batch: int = 10, introspection: str = "all") -> strawberry.Schema:
-    """Parsing and validation are cached: integrations send the same few documents all day."""
-    allows = policy(introspection)
-    return strawberry.Schema(
+def build_schema(
+    *, max_batch: int = 10, max_cost: int = QueryLimits().max_cost
+) -> strawberry.Schema:
+    """Parsing and validation are cached: integrations send the same few documents all day.
+    `max_cost` bounds what one introspection may resolve, as it bounds any query."""
+    clients = ClientSchemas(lambda: schema.as_str())  # read on first use, once `schema` exists
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         extensions=[
             ErrorCodes,
             AuditTrail,
-            lambda: IntrospectionPolicy(allows),
+            lambda: AddValidationRules([IntrospectionAlone]),
+            lambda: ClientIntrospection(clients, max_cost=max_cost),
             lambda: CodedParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],
@@ -33,6 +39,7 @@ def build_schema(*, max_batch: int = 10, introspection: str = "all") -> strawber
             batching_config={"max_operations": max_batch},
         ),
     )
+    return schema
 
 
 def sdl() -> str:

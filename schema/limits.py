@@ -3,6 +3,11 @@
 Depth, aliases, tokens and an estimated cost (fields times the page sizes above them) bound the
 work one request can ask for, so a careless or hostile client is refused in microseconds
 instead of exhausting the database.
+
+Introspection meets the same limits. Its standard query (graphql-core's, GraphiQL's) nests
+`ofType` nine deep to spell out type references such as `[Region!]!`: those nine add no depth,
+any further `ofType` on the same path does. What introspection really costs is counted as it runs
+(schema.introspection), since its lists are as long as the schema, not as a `first` argument.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ class QueryLimits:
     max_batch: int = 10
     max_body_bytes: int = 2_000_000
     default_page_size: int = 20
+
+
+TYPE_REF_NESTING = 9
+"""`ofType` fields on a path that add no depth: graphql-core's standard introspection query asks
+for nine, more than any real type reference has (`[[T!]!]!` needs five)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +80,14 @@ class _Walk:
         return 1
 
     def measure(
-        self, selections: SelectionSetNode | None, multiplier: int, seen: frozenset[str]
+        self,
+        selections: SelectionSetNode | None,
+        multiplier: int,
+        seen: frozenset[str],
+        type_refs: int = 0,
     ) -> tuple[int, int]:
-        """(depth, cost) of a selection set; fragments are followed once per path."""
+        """(depth, cost) of a selection set below `type_refs` `ofType` fields; the first
+        TYPE_REF_NESTING of those on a path add no depth. Fragments are followed once per path."""
         if selections is None:
             return 0, 0
         depth = cost = 0
@@ -81,16 +96,21 @@ class _Walk:
                 if node.alias is not None:
                     self.aliases += 1
                 inner = multiplier * self._page_size(node)
-                child_depth, child_cost = self.measure(node.selection_set, inner, seen)
-                depth, cost = max(depth, child_depth + 1), cost + multiplier + child_cost
+                type_ref = node.name.value == "ofType"
+                nested = type_refs + type_ref
+                child_depth, child_cost = self.measure(node.selection_set, inner, seen, nested)
+                own_depth = 0 if type_ref and nested <= TYPE_REF_NESTING else 1
+                depth, cost = max(depth, child_depth + own_depth), cost + multiplier + child_cost
             elif isinstance(node, InlineFragmentNode):
-                child_depth, child_cost = self.measure(node.selection_set, multiplier, seen)
+                child_depth, child_cost = self.measure(
+                    node.selection_set, multiplier, seen, type_refs
+                )
                 depth, cost = max(depth, child_depth), cost + child_cost
             elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
                 fragment = self.fragments.get(node.name.value)
                 if fragment is not None:
                     child_depth, child_cost = self.measure(
-                        fragment.selection_set, multiplier, seen | {node.name.value}
+                        fragment.selection_set, multiplier, seen | {node.name.value}, type_refs
                     )
                     depth, cost = max(depth, child_depth), cost + child_cost
         return depth, cost

@@ -18,10 +18,12 @@ from auth.scopes import Scope
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
 
+REQUIRES_SCOPES = "requiresScopes"
+
 
 @strawberry.schema_directive(
     locations=[Location.FIELD_DEFINITION],
-    name="requiresScopes",
+    name=REQUIRES_SCOPES,
     description="The field answers only for tokens that carry all of these scopes.",
 )
 class RequiresScopes:

@@ -35,6 +35,7 @@ from schema.build import build_schema
 from sinergi import metrics, tracing
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
+from sinergi.http_edge import GraphQLOverHTTP
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
 from sinergi.settings import Settings
@@ -134,7 +135,7 @@ def create_app(
     )
     graphql = SinergiGraphQL(
         build_schema(
-            max_batch=settings.query_limits.max_batch, introspection=settings.introspection
+            max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
         ),
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
         rate_limiter=rate_limiter,
@@ -162,6 +163,10 @@ def create_app(
         middleware=[
             *([tracing.middleware(traces)] if traces is not None else []),
             Middleware(Observer, routes=frozenset(route.path for route in routes)),
+            Middleware(
+                GraphQLOverHTTP,
+                graphiql=graphql.render_graphql_ide if settings.is_development else None,
+            ),
             Middleware(RequestGuard, limits=settings.query_limits),
         ],
         lifespan=lifespan,

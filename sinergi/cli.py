@@ -12,8 +12,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from sinergi import cli_auth, cli_guarantees, import_cli
-from sinergi.database import prepared_url, resolve_url
+from sinergi.database import in_transaction, prepared_url, resolve_url
 from sinergi.settings import Settings, SettingsError
 
 
@@ -81,8 +83,21 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
     from schema.build import sdl
 
-    sys.stdout.write(sdl())
-    return 0
+    if args.as_client is None:
+        sys.stdout.write(sdl())
+        return 0
+    from auth import clients
+    from schema.visible import ClientSchemas
+
+    async def work(connection: AsyncConnection) -> int:
+        client = await clients.get(connection, args.as_client)
+        if client is None or client.revoked:
+            print(f"sinergi: --as: no active client {args.as_client!r}", file=sys.stderr)
+            return 2
+        sys.stdout.write(ClientSchemas(sdl).for_scopes(client.scopes).sdl)
+        return 0
+
+    return in_transaction(settings, work)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=62)
     demo.set_defaults(handler=_demo_data)
 
-    commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(handler=_schema)
+    schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.add_argument(
+        "--as",
+        dest="as_client",
+        metavar="CLIENT_ID",
+        help="only what this client's scopes let it use (what its introspection shows)",
+    )
+    schema.set_defaults(handler=_schema)
     audit = commands.add_parser("audit", help="the access audit trail").add_subparsers(
         dest="audit_command", required=True
     )

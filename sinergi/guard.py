@@ -1,8 +1,9 @@
-"""The outermost check on POST /graphql: size, shape and complexity, before any token or SQL.
+"""The check on every /graphql request: size, shape and complexity, before any token or SQL.
 
 Refusing here costs no database work, so an oversized or pathological request is cheap to turn
 away whoever sends it. Every refusal is a GraphQL error body with a contract code, never a bare
-text page. The body is read once and handed on unchanged.
+text page. The body is read once and handed on unchanged. A GET arrives here with its URL's
+parameters already made into that body (sinergi.http_edge), so both methods meet one guard.
 """
 
 from __future__ import annotations
@@ -153,7 +154,11 @@ class RequestGuard:
         return _UnstorableLiteral() if _unstorable(literals.values) else document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if (
+            scope["type"] != "http"
+            or scope["path"] != self.path
+            or scope["method"] not in ("GET", "POST")
+        ):
             await self.app(scope, receive, send)
             return
         body = await self._read_body(scope, receive)

@@ -130,4 +130,5 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _is_json(headers: MutableHeaders) -> bool:
-    return headers.get("content-type", "").startswith("application/json")
+    content_type = headers.get("content-type", "")
+    return content_type.startswith(("application/json", "application/graphql-response+json"))

@@ -78,7 +78,6 @@ class Settings:
     external_issuers: str = ""
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     rate_limit: int = 600
-    introspection: str = "none"
     rate_limit_window_seconds: int = 60
     trusted_documents: str = "off"
     db_connect_timeout_seconds: int = 3
@@ -105,6 +104,12 @@ class Settings:
             raise SettingsError(
                 f"SINERGI_ENV must be 'development' or 'production', got {raw_environment!r}"
             ) from None
+        if "SINERGI_INTROSPECTION" in env:
+            raise SettingsError(
+                "SINERGI_INTROSPECTION is gone: every client's introspection now shows only what "
+                "its scopes allow; to hold a client to its registered operations, use "
+                "SINERGI_TRUSTED_DOCUMENTS"
+            )
         database_url = _postgresql_url(env, "DATABASE_URL")
         replica_url = _postgresql_url(env, "DATABASE_REPLICA_URL")
         if replica_url is not None and database_url is None:
@@ -127,10 +132,6 @@ class Settings:
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
             external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
-            introspection=env.get(
-                "SINERGI_INTROSPECTION",
-                "all" if environment is Environment.DEVELOPMENT else "none",
-            ),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),

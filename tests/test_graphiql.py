@@ -27,6 +27,11 @@ def test_development_serves_graphiql_with_a_working_demo_token(demo_url: str, ap
 
 
 def test_production_serves_no_graphiql(api: Api) -> None:
-    page = api.client.get("/graphql", headers={"Accept": "text/html"})
-    assert page.status_code == 401
+    """A browser's GET is a GraphQL request there (JSON, refused without its query); a client
+    that takes only HTML cannot be answered at all."""
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    page = api.client.get("/graphql", headers={"Accept": browser})
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("application/json")
     assert "graphiql" not in page.text.lower()
+    assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406

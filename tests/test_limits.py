@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from graphql import get_introspection_query, parse
 
-from graphql import parse
-
-from auth.scopes import OrgKind
-from db.engine import create_engine
-from resolvers.context import Context
-from schema.build import build_schema
 from schema.limits import QueryLimits, check_document
-from tests.support.graphql import LIMITS as PAGE_LIMITS
-from tests.support.graphql import principal
 
 LIMITS = QueryLimits(max_depth=12, max_aliases=30, max_cost=50_000, default_page_size=20)
 
@@ -60,17 +52,35 @@ def test_fragments_count_towards_depth_and_cycles_do_not_hang() -> None:
     assert violation.limit == "depth"
 
 
-INTROSPECTION = "{ __schema { queryType { name } } }"
+def test_the_standard_introspection_query_passes_every_limit() -> None:
+    """graphql-core's query, with every option GraphiQL sends, nests `ofType` nine deep."""
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+        one_of=True,
+    )
+    assert check_document(parse(query), {}, LIMITS) is None
 
 
-async def test_introspection_is_refused_for_clients_not_listed(migrated_url: str) -> None:
-    engine = create_engine(migrated_url, statement_timeout_ms=5_000)
-    schema = build_schema(introspection="trusted-client")
-    try:
-        for client_id, allowed in (("trusted-client", True), ("someone-else", False)):
-            who = replace(principal(OrgKind.MINISTRY, "ID"), client_id=client_id)
-            context = Context(principal=who, engine=engine, limits=PAGE_LIMITS)
-            result = await schema.execute(INTROSPECTION, context_value=context)
-            assert (result.errors is None) is allowed
-    finally:
-        await engine.dispose()
+def _type_ref(depth: int) -> str:
+    return "ofType { " * depth + "name" + " }" * depth
+
+
+def test_type_references_nine_deep_add_no_depth_and_deeper_ones_do() -> None:
+    within = parse('{ __type(name: "Query") { fields { type { ' + _type_ref(9) + " } } } }")
+    assert check_document(within, {}, QueryLimits(max_depth=5)) is None
+    beyond = parse('{ __type(name: "Query") { fields { type { ' + _type_ref(14) + " } } } }")
+    violation = check_document(beyond, {}, QueryLimits(max_depth=5))
+    assert violation is not None
+    assert (violation.limit, violation.actual) == ("depth", 9)
+
+
+def test_the_type_reference_allowance_is_not_a_way_around_depth() -> None:
+    """Nine `ofType` fields per path are free, wherever they are: other fields cannot reset it."""
+    query = "{ a { " + "ofType { b { " * 10 + "c" + " } }" * 10 + " } }"
+    violation = check_document(parse(query), {}, LIMITS)
+    assert violation is not None
+    assert (violation.limit, violation.actual) == ("depth", 13)

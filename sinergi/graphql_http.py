@@ -1,0 +1,215 @@
+"""GraphQL over HTTP, the rules alone: which media type an answer goes out in, which status it
+carries, and how a GET carries its parameters.
+
+The specification is a draft; Sinergi follows it as graphql-http 1.23.1 audits it. Where the
+draft has moved on since: a request without `Accept`, or reaching JSON only through wildcards,
+gets `application/json` (the draft's pre-2025 default, which that audit checks and which curl
+and older clients rely on). A client naming both types alike gets the specification's own,
+`application/graphql-response+json`.
+
+Pure functions of headers, URLs and answers, so any engine behind the edge can use them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from urllib.parse import parse_qsl
+
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from strawberry.http import GraphQLHTTPResponse
+
+
+class MediaType(StrEnum):
+    GRAPHQL_RESPONSE = "application/graphql-response+json"
+    JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    kind: str
+    subtype: str
+    q: float
+    charset: str | None
+
+
+def _ranges(accept: str) -> list[_Range]:
+    """RFC 9110 §12.5.1 media ranges, lower-cased; a malformed weight counts as 0."""
+    found = []
+    for part in accept.split(","):
+        media, *parameters = part.split(";")
+        kind, _, subtype = media.strip().lower().partition("/")
+        q, charset = 1.0, None
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            name, value = name.strip().lower(), value.strip().strip('"').lower()
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+                q = q if 0.0 <= q <= 1.0 else 0.0
+            elif name == "charset":
+                charset = value
+        if kind and subtype:
+            found.append(_Range(kind, subtype, q, charset))
+    return found
+
+
+def _quality(ranges: Sequence[_Range], media_type: str) -> tuple[float, int]:
+    """(weight, specificity) of the most specific range that matches `media_type`: specificity
+    2 for the type itself, 1 for `type/*`, 0 for `*/*`, -1 for none. Answers are always UTF-8,
+    so a range asking for another charset does not match."""
+    kind, _, subtype = media_type.partition("/")
+    best = (0.0, -1)
+    for candidate in ranges:
+        if candidate.charset not in (None, "utf-8", "utf8"):
+            continue
+        if (candidate.kind, candidate.subtype) == (kind, subtype):
+            specificity = 2
+        elif candidate.kind == kind and candidate.subtype == "*":
+            specificity = 1
+        elif (candidate.kind, candidate.subtype) == ("*", "*"):
+            specificity = 0
+        else:
+            continue
+        if specificity > best[1]:
+            best = (candidate.q, specificity)
+    return best
+
+
+def negotiate(accept: str | None) -> MediaType | None:
+    """The media type to answer in, or None when `accept` allows neither (406)."""
+    if accept is None or not accept.strip():
+        return MediaType.JSON
+    ranges = _ranges(accept)
+
+    def preference(media_type: MediaType) -> tuple[float, int, bool]:
+        q, specificity = _quality(ranges, media_type)
+        named = specificity == 2
+        # Named alike, the specification's own type; reached by wildcards only, the legacy one.
+        return q, specificity, named == (media_type is MediaType.GRAPHQL_RESPONSE)
+
+    best = max(MediaType, key=preference)
+    return best if preference(best)[0] > 0 else None
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser: `text/html` named, and weighted at least as highly as any JSON answer."""
+    if accept is None:
+        return False
+    ranges = _ranges(accept)
+    q, specificity = _quality(ranges, "text/html")
+    json_q = max(_quality(ranges, media_type)[0] for media_type in MediaType)
+    return specificity == 2 and q > 0 and q >= json_q
+
+
+PARAMETERS = ("query", "operationName", "variables", "extensions")
+
+
+@dataclass(frozen=True, slots=True)
+class BadParameter:
+    """A GET's URL does not carry the parameters as the specification encodes them."""
+
+    parameter: str
+    reason: str
+
+
+def get_parameters(query_string: bytes) -> dict[str, object] | BadParameter:
+    """A GET's request parameters, as the JSON body of a POST would carry them: `variables` and
+    `extensions` are JSON texts, an empty `operationName` means none. Other parameters are
+    ignored; one given twice is refused, since either reading would be a guess."""
+    try:
+        pairs = parse_qsl(query_string.decode(), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return BadParameter("query string", "not URL-encoded UTF-8")
+    operation: dict[str, object] = {}
+    for name, value in pairs:
+        if name not in PARAMETERS:
+            continue
+        if name in operation:
+            return BadParameter(name, "given more than once")
+        if name in ("variables", "extensions") and value:
+            try:
+                operation[name] = json.loads(value)
+            except ValueError:
+                return BadParameter(name, "must be URL-encoded JSON")
+        elif value or name == "query":
+            operation[name] = value
+    return operation
+
+
+@lru_cache(maxsize=256)
+def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return None  # the engine reports the syntax error
+    return None if operation is None else operation.operation
+
+
+def is_mutation(operation: Mapping[str, object]) -> bool:
+    """Whether the operation the request selects changes anything (not a query): what a GET
+    must never run (405)."""
+    query, name = operation.get("query"), operation.get("operationName")
+    if not isinstance(query, str) or not isinstance(name, str | None):
+        return False
+    selected = _operation_type(query, name)
+    return selected is not None and selected is not OperationType.QUERY
+
+
+def _codes(answer: GraphQLHTTPResponse) -> list[str]:
+    return [
+        str(error["extensions"].get("code"))
+        for error in answer.get("errors") or []
+        if isinstance(error, dict) and isinstance(error.get("extensions"), dict)
+    ]
+
+
+def settled(answer: GraphQLHTTPResponse) -> GraphQLHTTPResponse:
+    """The answer as it is sent. A request error (nothing executed: a syntax, validation or
+    variable error, none with a `path`) has no `data` entry, as the GraphQL specification asks;
+    nor has an answer cut short by a database outage, whose partial data the client must not
+    take for a result (it retries the whole request)."""
+    errors = answer.get("errors") or []
+    request_error = answer.get("data") is None and not any(
+        isinstance(error, dict) and "path" in error for error in errors
+    )
+    if errors and (request_error or "SERVICE_UNAVAILABLE" in _codes(answer)):
+        without_data = answer.copy()
+        without_data.pop("data", None)
+        return without_data
+    return answer
+
+
+_STATUS_BY_CODE = {
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "RATE_LIMITED": 429,
+    "INTERNAL": 500,
+    "SERVICE_UNAVAILABLE": 503,
+}
+
+
+def status(answers: GraphQLHTTPResponse | list[GraphQLHTTPResponse], media_type: MediaType) -> int:
+    """The status of settled answers. An outage is 503 (retry), and a limit QUERY_TOO_COMPLEX's
+    400, in either media type. Otherwise an answer with a `data` entry is 200; without one it is
+    200 as `application/json` (the specification's rule for legacy clients) and 4xx or 5xx as
+    `application/graphql-response+json`, by its errors' codes. A batch answers 200 unless an
+    outage cut it short: each of its answers carries its own errors."""
+    batch = answers if isinstance(answers, list) else [answers]
+    codes = {code for answer in batch for code in _codes(answer)}
+    if "SERVICE_UNAVAILABLE" in codes:
+        return 503
+    if isinstance(answers, list) or "data" in answers:
+        return 200
+    if "QUERY_TOO_COMPLEX" in codes:
+        return 400
+    if media_type is MediaType.JSON:
+        return 200
+    return max((_STATUS_BY_CODE.get(code, 400) for code in codes), default=400)

@@ -1,0 +1,113 @@
+"""The outermost layer of `/graphql`: methods, content negotiation and GET, before the guard.
+
+It answers what HTTP itself decides (405 for other methods, 406 when `Accept` allows no answer
+we give, 415 for a POST body that is not JSON, GraphiQL for a browser in development), turns a
+GET's URL parameters into the JSON body a POST would carry, so the request guard, the token
+check and the endpoint see one shape whatever the method, and gives every JSON answer the
+negotiated media type. The rules themselves are sinergi.graphql_http's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sinergi.graphql_http import BadParameter, MediaType, get_parameters, negotiate, wants_html
+from sinergi.guard import replay
+
+PageRenderer = Callable[[Request], Awaitable[Response]]
+ALLOWED_METHODS = "GET, POST"
+
+
+def refusal(
+    status: int, field: str, reason: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A coded refusal of the HTTP request itself, naming the part at fault."""
+    error = {
+        "message": f"{field}: {reason}",
+        "extensions": {"code": "BAD_USER_INPUT", "field": field},
+    }
+    return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
+
+
+def method_not_allowed(allowed: str, reason: str) -> Response:
+    return refusal(405, "method", reason, {"Allow": allowed})
+
+
+def _content_type_error(content_type: str | None) -> str | None:
+    """Why a POST body cannot be read as GraphQL over HTTP's JSON, or None when it can."""
+    if content_type is None:
+        return "required; send application/json"
+    media, *parameters = content_type.split(";")
+    if media.strip().lower() != MediaType.JSON:
+        return f"{media.strip()!r} is not supported; send application/json"
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return "the body must be UTF-8"
+    return None
+
+
+def _answering_in(media_type: MediaType, send: Send) -> Send:
+    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept."""
+
+    async def negotiated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            if headers.get("content-type", "").startswith(MediaType.JSON):
+                headers["content-type"] = f"{media_type}; charset=utf-8"
+            headers.add_vary_header("Accept")
+        await send(message)
+
+    return negotiated
+
+
+class GraphQLOverHTTP:
+    def __init__(
+        self, app: ASGIApp, *, graphiql: PageRenderer | None, path: str = "/graphql"
+    ) -> None:
+        """`graphiql` renders the IDE for browsers: development only, None otherwise."""
+        self.app = app
+        self.graphiql = graphiql
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        method, headers = scope["method"], Headers(scope=scope)
+        accept = headers.get("accept")
+        if method not in ("GET", "POST"):
+            answer = method_not_allowed(ALLOWED_METHODS, f"{method} is not supported")
+            await answer(scope, receive, _answering_in(MediaType.JSON, send))
+            return
+        if method == "GET" and self.graphiql is not None and wants_html(accept):
+            page = await self.graphiql(Request(scope, receive))
+            await page(scope, receive, _answering_in(MediaType.JSON, send))
+            return
+        media_type = negotiate(accept)
+        if media_type is None:
+            answer = refusal(
+                406, "Accept", f"answers are {MediaType.GRAPHQL_RESPONSE} or {MediaType.JSON}"
+            )
+            await answer(scope, receive, _answering_in(MediaType.JSON, send))
+            return
+        send = _answering_in(media_type, send)
+        if method == "POST":
+            problem = _content_type_error(headers.get("content-type"))
+            if problem is not None:
+                await refusal(415, "Content-Type", problem)(scope, receive, send)
+                return
+        else:
+            parameters = get_parameters(scope["query_string"])
+            if isinstance(parameters, BadParameter):
+                answer = refusal(400, parameters.parameter, parameters.reason)
+                await answer(scope, receive, send)
+                return
+            receive = replay(orjson.dumps(parameters), receive)
+        await self.app(scope, receive, send)
