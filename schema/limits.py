@@ -1,8 +1,12 @@
 """How big a GraphQL document may be, checked on its syntax tree before anything runs.
 
-Depth, aliases, tokens and an estimated cost (fields times the page sizes above them) bound the
-work one request can ask for, so a careless or hostile client is refused in microseconds
-instead of exhausting the database.
+Depth, aliases, tokens and an estimated cost (fields times the sizes of the lists above them)
+bound the work one request can ask for, so a careless or hostile client is refused in
+microseconds instead of exhausting the database. Every list counts: a paginated one by its
+`first` (the default page size when omitted), an unpaginated one by the estimate LIST_SIZES gives
+its parent type and field (a region's children, a figure table's rows from its `groupBy`), so
+the region tree or a wide figure table cannot hide behind aliases. What still slips past an
+estimate meets the bound on the response's size (max_response_bytes).
 
 Introspection meets the same limits. Its standard query (graphql-core's, GraphiQL's) nests
 `ofType` nine deep to spell out type references such as `[Region!]!`: those nine add no depth,
@@ -18,14 +22,25 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    EnumValueNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    get_named_type,
 )
 
 
@@ -38,12 +53,75 @@ class QueryLimits:
     max_document_bytes: int = 100_000
     max_batch: int = 10
     max_body_bytes: int = 2_000_000
+    max_response_bytes: int = 5_000_000
     default_page_size: int = 20
 
 
 TYPE_REF_NESTING = 9
 """`ofType` fields on a path that add no depth: graphql-core's standard introspection query asks
 for nine, more than any real type reference has (`[[T!]!]!` needs five)."""
+
+DIMENSION_VALUES: Mapping[str, int] = {
+    "PROVINCE": 38,
+    "REGENCY": 514,
+    "KBLI_SECTION": 21,
+    "SCALE": 4,
+    "FROM_SCALE": 4,
+    "TO_SCALE": 4,
+    "ACTIVE": 2,
+    "STATUS": 5,
+    "TYPE": 5,
+    "SUBJECT_KIND": 2,
+    "ESTABLISHED_YEAR": 100,
+    "BOOK_YEAR": 100,
+    "YEAR": 100,
+}
+"""How many values a figure dimension takes at most (38 provinces, 514 regencies, …); a year
+dimension is taken as a century."""
+
+FIGURE_ROWS = 5_000
+"""The most rows a figure table is estimated at, whatever its dimensions multiply to: cells
+with no record are never published, and no table has more cells than records."""
+
+FIGURE_TABLES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "guaranteeFigures"})
+
+LIST_SIZES: Mapping[tuple[str, str], int] = {
+    # Bounded by the connection's `first`, counted on the connection field.
+    ("CooperativeConnection", "edges"): 1,
+    ("CooperativeConnection", "nodes"): 1,
+    ("MsmeConnection", "edges"): 1,
+    ("MsmeConnection", "nodes"): 1,
+    # Reference data: the largest count in the Kemendagri codes (a regency's 51 districts).
+    ("Region", "children"): 51,
+    ("Query", "programmes"): 50,
+    ("Query", "indicators"): 50,
+    ("Indicator", "targets"): 20,
+    ("Target", "realisations"): 20,
+    # A record's own history and links.
+    ("Msme", "changes"): 50,
+    ("Msme", "participations"): 20,
+    ("Msme", "scaleHistory"): 20,
+    ("Cooperative", "changes"): 50,
+    ("Cooperative", "participations"): 20,
+    ("Participation", "changes"): 50,
+    ("RecordChange", "fields"): 20,
+    ("RecordChange", "personalDataChanged"): 10,
+    ("Guarantee", "history"): 10,
+    ("Query", "personalDataAccess"): 100,
+    ("EligibilityDecision", "results"): 20,
+    ("ImportReport", "errors"): 5_000,
+    ("AuditEntry", "subjects"): 10,
+    ("Viewer", "scopes"): 10,
+    # A figure row's key has one part per dimension asked for.
+    ("MsmeFigure", "key"): 4,
+    ("CooperativeFigure", "key"): 4,
+    ("GraduationFigure", "key"): 4,
+    ("GuaranteeFigure", "key"): 4,
+}
+"""Estimated length of each list without a `first`, by parent type and field. A list missing
+here counts as UNLISTED (a test keeps the table complete)."""
+
+UNLISTED = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +135,19 @@ class Violation:
         return f"query exceeds the {self.limit} limit of {self.maximum} (found {self.actual})"
 
 
+def _list_type(field: GraphQLField) -> bool:
+    type_ = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    return isinstance(type_, GraphQLList)
+
+
 class _Walk:
-    def __init__(self, document: DocumentNode, variables: Mapping[str, Any], page: int) -> None:
+    def __init__(
+        self,
+        document: DocumentNode,
+        variables: Mapping[str, Any],
+        page: int,
+        schema: GraphQLSchema,
+    ) -> None:
         self.fragments = {
             node.name.value: node
             for node in document.definitions
@@ -66,28 +155,80 @@ class _Walk:
         }
         self.variables = variables
         self.page = page
+        self.schema = schema
         self.aliases = 0
 
-    def _page_size(self, field: FieldNode) -> int:
+    def _argument(self, field: FieldNode, name: str) -> Any:
         for argument in field.arguments or ():
-            if argument.name.value != "first":
+            if argument.name.value != name:
                 continue
-            if isinstance(argument.value, IntValueNode):
-                return max(int(argument.value.value), 1)
             if isinstance(argument.value, VariableNode):
-                value = self.variables.get(argument.value.name.value)
-                return max(value, 1) if isinstance(value, int) else self.page
-        return 1
+                return self.variables.get(argument.value.name.value)
+            if isinstance(argument.value, IntValueNode):
+                return int(argument.value.value)
+            if isinstance(argument.value, ListValueNode):
+                return [
+                    value.value
+                    for value in argument.value.values
+                    if isinstance(value, EnumValueNode)
+                ]
+            return None
+        return None
+
+    def _first(self, field: FieldNode, default: int) -> int:
+        first = self._argument(field, "first")
+        return max(first, 1) if isinstance(first, int) else default
+
+    def _figure_rows(self, field: FieldNode) -> int:
+        group_by = self._argument(field, "groupBy")
+        if not isinstance(group_by, list):
+            return FIGURE_ROWS
+        rows = 1
+        for dimension in group_by:
+            rows *= (
+                DIMENSION_VALUES.get(dimension, FIGURE_ROWS) if isinstance(dimension, str) else 1
+            )
+        return min(rows, FIGURE_ROWS)
+
+    def _size(self, parent: GraphQLNamedType | None, node: FieldNode) -> int:
+        """How many items `node` is estimated to yield for each of its parents."""
+        fields = (
+            parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
+        )
+        field = fields.get(node.name.value)
+        if field is None:  # not in the schema (validation reports it) or a meta field
+            return self._first(node, 1)
+        if parent is not None and parent.name.startswith("__"):
+            return 1  # introspection is counted as it runs (schema.introspection)
+        if "first" in field.args:
+            return self._first(node, self.page)
+        if not _list_type(field):
+            return 1
+        if parent is not None and parent.name == "Query" and node.name.value in FIGURE_TABLES:
+            return self._figure_rows(node)
+        assert parent is not None
+        return LIST_SIZES.get((parent.name, node.name.value), UNLISTED)
+
+    def _child_type(
+        self, parent: GraphQLNamedType | None, node: FieldNode
+    ) -> GraphQLNamedType | None:
+        fields = (
+            parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
+        )
+        field = fields.get(node.name.value)
+        return get_named_type(field.type) if field is not None else None
 
     def measure(
         self,
         selections: SelectionSetNode | None,
+        parent: GraphQLNamedType | None,
         multiplier: int,
         seen: frozenset[str],
         type_refs: int = 0,
     ) -> tuple[int, int]:
-        """(depth, cost) of a selection set below `type_refs` `ofType` fields; the first
-        TYPE_REF_NESTING of those on a path add no depth. Fragments are followed once per path."""
+        """(depth, cost) of a selection set on `parent` below `type_refs` `ofType` fields; the
+        first TYPE_REF_NESTING of those on a path add no depth. Fragments are followed once per
+        path."""
         if selections is None:
             return 0, 0
         depth = cost = 0
@@ -95,35 +236,59 @@ class _Walk:
             if isinstance(node, FieldNode):
                 if node.alias is not None:
                     self.aliases += 1
-                inner = multiplier * self._page_size(node)
+                inner = multiplier * self._size(parent, node)
                 type_ref = node.name.value == "ofType"
                 nested = type_refs + type_ref
-                child_depth, child_cost = self.measure(node.selection_set, inner, seen, nested)
+                child_depth, child_cost = self.measure(
+                    node.selection_set, self._child_type(parent, node), inner, seen, nested
+                )
                 own_depth = 0 if type_ref and nested <= TYPE_REF_NESTING else 1
                 depth, cost = max(depth, child_depth + own_depth), cost + multiplier + child_cost
             elif isinstance(node, InlineFragmentNode):
+                on = self._condition(node.type_condition, parent)
                 child_depth, child_cost = self.measure(
-                    node.selection_set, multiplier, seen, type_refs
+                    node.selection_set, on, multiplier, seen, type_refs
                 )
                 depth, cost = max(depth, child_depth), cost + child_cost
             elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
                 fragment = self.fragments.get(node.name.value)
                 if fragment is not None:
+                    on = self._condition(fragment.type_condition, parent)
                     child_depth, child_cost = self.measure(
-                        fragment.selection_set, multiplier, seen | {node.name.value}, type_refs
+                        fragment.selection_set,
+                        on,
+                        multiplier,
+                        seen | {node.name.value},
+                        type_refs,
                     )
                     depth, cost = max(depth, child_depth), cost + child_cost
         return depth, cost
 
+    def _condition(
+        self, condition: NamedTypeNode | None, parent: GraphQLNamedType | None
+    ) -> GraphQLNamedType | None:
+        if condition is None:
+            return parent
+        return self.schema.get_type(condition.name.value)
+
+    def root(self, operation: OperationDefinitionNode) -> GraphQLNamedType | None:
+        return self.schema.get_root_type(operation.operation)
+
 
 def check_document(
-    document: DocumentNode, variables: Mapping[str, Any], limits: QueryLimits
+    document: DocumentNode,
+    variables: Mapping[str, Any],
+    limits: QueryLimits,
+    schema: GraphQLSchema,
 ) -> Violation | None:
-    walk = _Walk(document, variables, limits.default_page_size)
+    """The first limit `document` exceeds, estimated against `schema` for its list sizes."""
+    walk = _Walk(document, variables, limits.default_page_size, schema)
     depth = cost = 0
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode):
-            operation_depth, operation_cost = walk.measure(node.selection_set, 1, frozenset())
+            operation_depth, operation_cost = walk.measure(
+                node.selection_set, walk.root(node), 1, frozenset()
+            )
             depth, cost = max(depth, operation_depth), cost + operation_cost
     for limit, maximum, actual in (
         ("depth", limits.max_depth, depth),

@@ -133,15 +133,17 @@ def create_app(
         window_seconds=settings.rate_limit_window_seconds,
         read_your_writes_seconds=settings.read_your_writes_seconds,
     )
+    schema = build_schema(
+        max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
+    )
     graphql = SinergiGraphQL(
-        build_schema(
-            max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
-        ),
+        schema,
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
         rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,
         figures_cache_seconds=settings.figures_cache_seconds,
+        max_response_bytes=settings.query_limits.max_response_bytes,
     )
     routes = [
         Route(
@@ -167,7 +169,7 @@ def create_app(
                 GraphQLOverHTTP,
                 graphiql=graphql.render_graphql_ide if settings.is_development else None,
             ),
-            Middleware(RequestGuard, limits=settings.query_limits),
+            Middleware(RequestGuard, limits=settings.query_limits, sdl=schema.as_str()),
         ],
         lifespan=lifespan,
     )

@@ -21,6 +21,7 @@ from auth.http import unauthorized
 from resolvers.context import Context, Limits
 from schema.direct import DirectAnswers
 from schema.errors import coded
+from schema.limits import QueryLimits, Violation
 from sinergi import exchange
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
 from sinergi.guard import replay
@@ -41,6 +42,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         trusted: TrustedDocuments,
         demo_token: DemoToken | None,
         figures_cache_seconds: int = 0,
+        max_response_bytes: int = QueryLimits().max_response_bytes,
     ) -> None:
         super().__init__(
             schema,
@@ -51,6 +53,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.rate_limiter = rate_limiter
         self.trusted = trusted
         self.demo_token = demo_token
+        self.max_response_bytes = max_response_bytes
         self.direct = DirectAnswers(schema._schema, figures_cache_seconds=figures_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,7 +92,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
                         cast(GraphQLHTTPResponse, direct), await self.get_sub_response(request)
                     )
                     if "errors" in direct
-                    else Response(orjson.dumps(direct), media_type="application/json")
+                    else self._bounded(
+                        Response(orjson.dumps(direct), media_type="application/json")
+                    )
                 )
                 await answer(scope, receive, send)
                 return
@@ -121,7 +126,29 @@ class SinergiGraphQL(GraphQL[Context, None]):
         sub_response.status_code = status(answers, media_type)
         if sub_response.status_code == 503:
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return super().create_response(answers, sub_response)
+        return self._bounded(super().create_response(answers, sub_response))
+
+    def _bounded(self, response: Response) -> Response:
+        """The response, or QUERY_TOO_COMPLEX when its body is over the size bound: the last
+        stop for what the cost estimate let through (a mutation's answer included: its work is
+        done, but no client needs megabytes back from one)."""
+        size = len(response.body)
+        if size <= self.max_response_bytes:
+            return response
+        violation = Violation("response size", self.max_response_bytes, size)
+        now = exchange.current()
+        if now is not None:
+            now.codes.append("QUERY_TOO_COMPLEX")
+        error = {
+            "message": violation.message,
+            "extensions": {
+                "code": "QUERY_TOO_COMPLEX",
+                "limit": violation.limit,
+                "maximum": violation.maximum,
+                "actual": violation.actual,
+            },
+        }
+        return Response(orjson.dumps({"errors": [error]}), 400, media_type=response.media_type)
 
     def encode_json(self, data: object) -> bytes:
         """orjson: several times faster than the standard library on large pages."""

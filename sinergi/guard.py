@@ -21,6 +21,7 @@ from graphql import (
     OperationDefinitionNode,
     StringValueNode,
     Visitor,
+    build_schema,
     parse,
     visit,
 )
@@ -136,9 +137,13 @@ def _operation_name_error(document: DocumentNode, name: object) -> JSONResponse 
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, limits: QueryLimits, path: str = "/graphql") -> None:
+    def __init__(
+        self, app: ASGIApp, *, limits: QueryLimits, sdl: str, path: str = "/graphql"
+    ) -> None:
+        """`sdl` is the schema the documents run on: the cost estimate sizes its lists."""
         self.app = app
         self.limits = limits
+        self.schema = build_schema(sdl)
         self.path = path
         self._parse = lru_cache(maxsize=512)(self._parse_uncached)
 
@@ -248,7 +253,9 @@ class RequestGuard:
             return bad_request("query", f"a string argument {UNSTORABLE}")
         if parsed is None:
             return None
-        violation = check_document(parsed, operation.get("variables") or {}, self.limits)
+        violation = check_document(
+            parsed, operation.get("variables") or {}, self.limits, self.schema
+        )
         if violation is not None:
             return _too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))

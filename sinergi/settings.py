@@ -151,6 +151,7 @@ class Settings:
                 max_document_bytes=_int(env, "SINERGI_MAX_DOCUMENT_BYTES", 100_000),
                 max_batch=_int(env, "SINERGI_MAX_BATCH", 10),
                 max_body_bytes=_int(env, "SINERGI_MAX_BODY_BYTES", 2_000_000),
+                max_response_bytes=_int(env, "SINERGI_MAX_RESPONSE_BYTES", 5_000_000),
                 default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
             ),
         )

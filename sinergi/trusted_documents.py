@@ -101,7 +101,7 @@ def checked_operations(source: str, schema: GraphQLSchema, limits: QueryLimits) 
         if errors:
             raise ValueError(f"{label}: {errors[0].message}")
         size = len(operation.document.encode())
-        violation = check_document(document, {}, limits)
+        violation = check_document(document, {}, limits, schema)
         if size > limits.max_document_bytes or violation is not None:
             reason = violation.message if violation else "document size over the limit"
             raise ValueError(f"{label}: {reason}")

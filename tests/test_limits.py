@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from graphql import get_introspection_query, parse
+import csv
+from collections import Counter
 
-from schema.limits import QueryLimits, check_document
+import pytest
+from graphql import (
+    GraphQLList,
+    GraphQLNonNull,
+    build_schema,
+    get_introspection_query,
+    parse,
+)
+
+from schema.build import sdl
+from schema.limits import FIGURE_TABLES, LIST_SIZES, QueryLimits, check_document
+from sinergi.demo import SEED_DATA
 
 LIMITS = QueryLimits(max_depth=12, max_aliases=30, max_cost=50_000, default_page_size=20)
+SCHEMA = build_schema(sdl())
 
 
 def _nested(depth: int) -> str:
@@ -14,11 +27,13 @@ def _nested(depth: int) -> str:
 
 
 def test_a_shallow_query_passes() -> None:
-    assert check_document(parse("{ msmes(first: 5) { nodes { name } } }"), {}, LIMITS) is None
+    assert (
+        check_document(parse("{ msmes(first: 5) { nodes { name } } }"), {}, LIMITS, SCHEMA) is None
+    )
 
 
 def test_depth_over_the_limit_names_the_limit() -> None:
-    violation = check_document(parse(_nested(50)), {}, LIMITS)
+    violation = check_document(parse(_nested(50)), {}, LIMITS, SCHEMA)
     assert violation is not None
     assert (violation.limit, violation.maximum) == ("depth", 12)
     assert violation.actual == 51
@@ -26,7 +41,7 @@ def test_depth_over_the_limit_names_the_limit() -> None:
 
 def test_aliases_are_counted_across_the_document() -> None:
     query = "{ " + " ".join(f"a{i}: viewer {{ clientId }}" for i in range(1000)) + " }"
-    violation = check_document(parse(query), {}, LIMITS)
+    violation = check_document(parse(query), {}, LIMITS, SCHEMA)
     assert violation is not None
     assert (violation.limit, violation.actual) == ("aliases", 1000)
 
@@ -35,8 +50,8 @@ def test_cost_multiplies_nested_page_sizes_including_variables() -> None:
     query = """query($n: Int) { cooperatives(first: 100) { nodes {
         memberMsmes(first: $n) { nodes { name regency { name } } } } } }"""
     limits = QueryLimits(max_cost=20_000)
-    assert check_document(parse(query), {"n": 10}, limits) is None
-    violation = check_document(parse(query), {"n": 100}, limits)
+    assert check_document(parse(query), {"n": 10}, limits, SCHEMA) is None
+    violation = check_document(parse(query), {"n": 100}, limits, SCHEMA)
     assert violation is not None
     assert violation.limit == "cost"
 
@@ -47,7 +62,7 @@ def test_fragments_count_towards_depth_and_cycles_do_not_hang() -> None:
     fragment F on T { b { c { ...G } } }
     fragment G on T { d { ...F } }
     """
-    violation = check_document(parse(query), {}, QueryLimits(max_depth=3))
+    violation = check_document(parse(query), {}, QueryLimits(max_depth=3), SCHEMA)
     assert violation is not None
     assert violation.limit == "depth"
 
@@ -62,7 +77,7 @@ def test_the_standard_introspection_query_passes_every_limit() -> None:
         input_value_deprecation=True,
         one_of=True,
     )
-    assert check_document(parse(query), {}, LIMITS) is None
+    assert check_document(parse(query), {}, LIMITS, SCHEMA) is None
 
 
 def _type_ref(depth: int) -> str:
@@ -71,9 +86,9 @@ def _type_ref(depth: int) -> str:
 
 def test_type_references_nine_deep_add_no_depth_and_deeper_ones_do() -> None:
     within = parse('{ __type(name: "Query") { fields { type { ' + _type_ref(9) + " } } } }")
-    assert check_document(within, {}, QueryLimits(max_depth=5)) is None
+    assert check_document(within, {}, QueryLimits(max_depth=5), SCHEMA) is None
     beyond = parse('{ __type(name: "Query") { fields { type { ' + _type_ref(14) + " } } } }")
-    violation = check_document(beyond, {}, QueryLimits(max_depth=5))
+    violation = check_document(beyond, {}, QueryLimits(max_depth=5), SCHEMA)
     assert violation is not None
     assert (violation.limit, violation.actual) == ("depth", 9)
 
@@ -81,6 +96,80 @@ def test_type_references_nine_deep_add_no_depth_and_deeper_ones_do() -> None:
 def test_the_type_reference_allowance_is_not_a_way_around_depth() -> None:
     """Nine `ofType` fields per path are free, wherever they are: other fields cannot reset it."""
     query = "{ a { " + "ofType { b { " * 10 + "c" + " } }" * 10 + " } }"
-    violation = check_document(parse(query), {}, LIMITS)
+    violation = check_document(parse(query), {}, LIMITS, SCHEMA)
     assert violation is not None
     assert (violation.limit, violation.actual) == ("depth", 13)
+
+
+def _tree(levels: int) -> str:
+    return "indonesia { " + "children { " * levels + "code name" + " }" * (levels + 1)
+
+
+@pytest.mark.parametrize("aliases", [10, 30])
+def test_aliased_region_trees_count_every_child_list(aliases: int) -> None:
+    """The attack of issue 22: 10 aliased trees took 2.8 s and 3.5 MB; they never reach SQL."""
+    query = "{ " + " ".join(f"t{i}: {_tree(3)}" for i in range(aliases)) + " }"
+    violation = check_document(parse(query), {}, LIMITS, SCHEMA)
+    assert violation is not None
+    assert violation.limit == "cost"
+
+
+def test_one_region_tree_down_to_regencies_passes() -> None:
+    assert check_document(parse("{ " + _tree(2) + " }"), {}, LIMITS, SCHEMA) is None
+
+
+def test_a_list_through_a_fragment_counts_as_one_written_inline() -> None:
+    query = "{ " + " ".join(f"t{i}: indonesia {{ ...T }}" for i in range(20)) + " }"
+    query += " fragment T on Region { children { children { children { code } } } }"
+    violation = check_document(parse(query), {}, LIMITS, SCHEMA)
+    assert violation is not None
+    assert violation.limit == "cost"
+
+
+def test_a_connection_without_first_counts_the_default_page() -> None:
+    """Omitting `first` gets the default page (20), not one row."""
+    inner = "memberMsmes { nodes { name } }"
+    query = "{ cooperatives(first: 100) { nodes { " + inner + " } } }"
+    violation = check_document(parse(query), {}, QueryLimits(max_cost=2_000), SCHEMA)
+    assert violation is not None
+    assert violation.actual > 100 * 20
+
+
+def test_a_figure_table_counts_the_product_of_its_dimensions() -> None:
+    narrow = "{ msmeFigures(groupBy: [PROVINCE]) { count key { value } } }"
+    wide = "{ msmeFigures(groupBy: [REGENCY, KBLI_SECTION]) { count key { value } } }"
+    limits = QueryLimits(max_cost=1_000)
+    assert check_document(parse(narrow), {}, limits, SCHEMA) is None
+    violation = check_document(parse(wide), {}, limits, SCHEMA)
+    assert violation is not None
+    assert violation.actual > 5_000
+
+
+def test_a_figure_table_through_variables_is_sized_by_them() -> None:
+    query = "query($g: [MsmeDimension!]!) { msmeFigures(groupBy: $g) { count } }"
+    limits = QueryLimits(max_cost=1_000)
+    assert check_document(parse(query), {"g": ["SCALE"]}, limits, SCHEMA) is None
+    assert check_document(parse(query), {"g": ["REGENCY", "SCALE"]}, limits, SCHEMA) is not None
+
+
+def test_every_unpaginated_list_of_the_schema_has_a_size_estimate() -> None:
+    missing = []
+    for type_ in SCHEMA.type_map.values():
+        if type_.name.startswith("__") or not hasattr(type_, "fields"):
+            continue
+        if type_ is SCHEMA.mutation_type or type(type_).__name__ == "GraphQLInputObjectType":
+            continue
+        for name, field in type_.fields.items():
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if not isinstance(inner, GraphQLList) or "first" in field.args:
+                continue
+            if (type_.name, name) not in LIST_SIZES and name not in FIGURE_TABLES:
+                missing.append(f"{type_.name}.{name}")
+    assert missing == []
+
+
+def test_the_region_estimate_covers_the_largest_family_of_the_reference_data() -> None:
+    regions = list(csv.DictReader((SEED_DATA / "regions.csv").open()))
+    districts = list(csv.DictReader((SEED_DATA / "districts.csv").open()))
+    families = Counter(row["parent_code"] for row in regions + districts)
+    assert max(families.values()) <= LIST_SIZES[("Region", "children")]
