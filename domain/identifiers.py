@@ -25,6 +25,8 @@ _SECTION_LETTER = re.compile(r"[A-Z]")
 _REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
 _AHU = re.compile(r"AHU-[0-9]+\.AH\.01\.26\.TAHUN [0-9]{4}")
 _ANY_DIGIT = re.compile(r"[0-9]")
+_RECORD_ID = re.compile(r"[0-9]{1,19}")
+_RECORD_ID_MAX = 2**63 - 1  # PostgreSQL's bigint, the type of every record key
 
 _NATIONAL = "ID"
 _KABUPATEN = range(1, 70)
@@ -33,6 +35,14 @@ _BIRTH_DAYS = (range(1, 32), range(41, 72))
 _MONTHS = range(1, 13)
 _LEGAL_ENTITY_NO_MAX = 100
 _RUPIAH_MAX = 10**15
+
+
+def validate_record_id(value: str, *, field: str = "id") -> int:
+    """A record id as the API returns it: ASCII digits within a bigint. Python's int() also
+    reads "１" (fullwidth) as 1, and a number past bigint would fail in the database instead."""
+    if not _RECORD_ID.fullmatch(value) or int(value) > _RECORD_ID_MAX:
+        raise InvalidValue(field, "must be a record id (digits) as returned by the API")
+    return int(value)
 
 
 def validate_nib(value: str, *, field: str = "nib") -> str:
@@ -58,6 +68,8 @@ def validate_nik(value: str, *, known_regencies: Container[str], field: str = "n
         raise InvalidValue(field, "digits 7-8 must be a birth day 01-31, or 41-71 for women")
     if int(nik[8:10]) not in _MONTHS:
         raise InvalidValue(field, "digits 9-10 must be a birth month 01-12")
+    if nik[12:16] == "0000":
+        raise InvalidValue(field, "digits 13-16 are a sequence number from 0001")
     return nik
 
 

@@ -12,12 +12,22 @@ from db.writes import StaleVersion, cooperatives
 from domain.cooperative_records import CheckedCooperative, CooperativeDraft, check_cooperative
 from resolvers import Node
 from resolvers.context import Context
-from resolvers.writing import actor_of, check_place, invalid, record_key, rules, writing
+from resolvers.writing import (
+    actor_of,
+    check_place,
+    check_region_first,
+    invalid,
+    record_key,
+    rules,
+    writing,
+)
 
 
 async def _checked(
     connection: AsyncConnection, info: Info[Context, Any], draft: CooperativeDraft, argument: str
 ) -> CheckedCooperative:
+    fields = (f"{argument}.region", f"{argument}.district")
+    await check_region_first(connection, info.context.principal, draft.region, fields)
     checked = check_cooperative(
         draft, await rules(connection), name=lambda field: f"{argument}.{field}"
     )
@@ -28,7 +38,7 @@ async def _checked(
         info.context.principal,
         regency=checked.regency_code,
         district=checked.district_code,
-        fields=(f"{argument}.region", f"{argument}.district"),
+        fields=fields,
     )
     return checked
 

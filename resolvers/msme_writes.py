@@ -27,6 +27,7 @@ from resolvers.errors import bad_input
 from resolvers.writing import (
     actor_of,
     check_place,
+    check_region_first,
     invalid,
     needs_personal_data_scope,
     record_key,
@@ -40,6 +41,8 @@ _FIGURES = ("capital", "annual_turnover")
 async def _checked(
     connection: AsyncConnection, info: Info[Context, Any], draft: MsmeDraft, argument: str
 ) -> CheckedMsme:
+    fields = (f"{argument}.region", f"{argument}.district")
+    await check_region_first(connection, info.context.principal, draft.region, fields)
     checked = check_msme(draft, await rules(connection), name=lambda field: f"{argument}.{field}")
     if isinstance(checked, list):
         raise invalid(checked)
@@ -48,7 +51,7 @@ async def _checked(
         info.context.principal,
         regency=checked.regency_code,
         district=checked.district_code,
-        fields=(f"{argument}.region", f"{argument}.district"),
+        fields=fields,
     )
     return checked
 

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.errors import InvalidValue
+from domain.identifiers import validate_record_id
 from resolvers.context import Limits
 from resolvers.errors import bad_input
 
@@ -42,6 +44,6 @@ def decode_cursor(after: str | None, kind: str) -> int | None:
         prefix, _, key = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
         if prefix != kind:
             raise ValueError(prefix)
-        return int(key)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return validate_record_id(key)
+    except (ValueError, InvalidValue, binascii.Error, UnicodeDecodeError):
         raise bad_input("after", "is not a cursor of this list") from None

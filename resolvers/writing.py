@@ -17,8 +17,8 @@ from auth.scopes import Scope
 from db.writes import Duplicate, NotFound, StaleVersion, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import is_within
-from domain.records import Vocabulary
+from domain.identifiers import is_within, validate_record_id
+from domain.records import Vocabulary, validate_place
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 
@@ -29,9 +29,10 @@ def actor_of(principal: Principal) -> Actor:
 
 def record_key(raw: str, field: str) -> int:
     """Record ids are the `id` the read API returns: digits."""
-    if not raw.isdigit():
-        raise bad_input(field, "must be a record id (digits) as returned by the API")
-    return int(raw)
+    try:
+        return validate_record_id(raw, field=field)
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
 
 
 def invalid(errors: list[InvalidValue]) -> GraphQLError:
@@ -76,6 +77,19 @@ async def check_place(
         raise bad_input(fields[0], f"{regency} is not a known regency or city code")
     if district is not None and district not in known:
         raise bad_input(fields[1], f"{district} is not a known kecamatan code")
+
+
+async def check_region_first(
+    connection: AsyncConnection, principal: Principal, region: str, fields: tuple[str, str]
+) -> None:
+    """The region on its own, before any other rule: moving a record out of the jurisdiction
+    is FORBIDDEN and a region that does not exist is a region error, even when the stored
+    kecamatan no longer fits the new region (which the full check would report first)."""
+    try:
+        place = validate_place(region, None, region_field=fields[0], district_field=fields[1])
+    except InvalidValue:
+        return  # a malformed code: the full check names it with the record's other errors
+    await check_place(connection, principal, regency=place.regency, district=None, fields=fields)
 
 
 async def rules(connection: AsyncConnection) -> Vocabulary:

@@ -13,33 +13,44 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension
 
 from db.errors import is_unavailable
 from resolvers.errors import ErrorCode
+from schema.input_fields import input_field
 
 logger = logging.getLogger("sinergi.errors")
 
 
-def _coded(error: GraphQLError) -> GraphQLError:
+def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLError:
+    """BAD_USER_INPUT, naming the input field when the error is about one (schema.input_fields):
+    in `extensions.field`, and first in the message, as the resolvers' input errors do."""
+    field = input_field(error, document)
+    extensions = {**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value}
+    message = error.message
+    if field is not None:
+        extensions["field"] = field
+        message = message if message.startswith(f"{field}: ") else f"{field}: {message}"
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,  # with positions: a syntax error keeps its locations
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        return GraphQLError(
-            error.message,
-            nodes=error.nodes,
-            source=error.source,  # with positions: a syntax error keeps its locations
-            positions=error.positions,
-            path=error.path,
-            extensions={**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value},
-        )
+        return _input_error(error, document)
     if isinstance(original, ValueError) and error.path is None:
         # Scalars reject bad variable values with ValueError before execution starts.
-        return GraphQLError(
-            error.message, nodes=error.nodes, extensions={"code": ErrorCode.BAD_USER_INPUT.value}
-        )
+        return _input_error(error, document)
     if is_unavailable(original):
         logger.warning("database unavailable at %s: %s", error.path, original)
         return GraphQLError(
@@ -58,10 +69,13 @@ def _coded(error: GraphQLError) -> GraphQLError:
     )
 
 
-def coded(errors: Sequence[GraphQLError]) -> list[GraphQLError]:
-    """The errors as the client may see them; also the HTTP layer's last pass, for errors that
-    strawberry reports outside the operation hooks (an extension failing, say)."""
-    return [_coded(error) for error in errors]
+def coded(
+    errors: Sequence[GraphQLError], document: DocumentNode | None = None
+) -> list[GraphQLError]:
+    """The errors as the client may see them, input errors naming their field in `document`;
+    also the HTTP layer's last pass, for errors that strawberry reports outside the operation
+    hooks (an extension failing, say)."""
+    return [_coded(error, document) for error in errors]
 
 
 class ErrorCodes(SchemaExtension):
@@ -69,7 +83,7 @@ class ErrorCodes(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = coded(result.errors)
+            result.errors = coded(result.errors, self.execution_context.graphql_document)
 
 
 class CodedParserCache(ParserCache):

@@ -1,7 +1,14 @@
-"""Money and exact decimals travel as strings, since GraphQL's Int is only 32 bits."""
+"""Money and exact decimals travel as strings, since GraphQL's Int is only 32 bits.
+
+Parsers raise ValueError, never a GraphQLError: graphql-core then reports a bad literal on its
+place in the document, from which its field is named (schema.input_fields). That is also why
+Date is defined here rather than taken from strawberry, whose parser raises a GraphQLError.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import NewType
 
@@ -14,9 +21,22 @@ ExactDecimal = NewType("ExactDecimal", Decimal)
 
 def _parse_rupiah(value: object) -> int:
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit alone takes "１０" for 10
         raise ValueError('Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"')
     return int(text)
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _parse_date(value: object) -> date:
+    text = str(value).strip() if isinstance(value, str) else ""
+    try:
+        if _DATE.fullmatch(text):
+            return date.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"Date must be a real calendar date: {error}") from None
+    raise ValueError('Date must be written YYYY-MM-DD, e.g. "2025-06-30"')
 
 
 def _parse_decimal(value: object) -> Decimal:
@@ -34,6 +54,12 @@ def _serialize_decimal(value: object) -> str:
 
 
 SCALARS: dict[object, ScalarDefinition] = {
+    date: strawberry.scalar(
+        name="Date",
+        description="Date (isoformat)",
+        serialize=date.isoformat,
+        parse_value=_parse_date,
+    ),
     Rupiah: strawberry.scalar(
         name="Rupiah",
         description="An amount of Indonesian rupiah: an integer written as a string.",

@@ -94,7 +94,7 @@ def _nik(rng: random.Random, regency: str, sequence: int) -> tuple[str, str, dat
     born = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 40 * 365))
     day = born.day + (40 if sex == "F" else 0)
     digits = f"{regency.replace('.', '')}99{day:02d}{born.month:02d}{born.year % 100:02d}"
-    return f"{digits}{sequence % 10_000:04d}", sex, born
+    return f"{digits}{sequence % 9_999 + 1:04d}", sex, born  # sequences start at 0001
 
 
 class _Population:

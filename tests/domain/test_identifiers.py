@@ -24,6 +24,7 @@ from domain.identifiers import (
     validate_legal_entity_no,
     validate_nib,
     validate_nik,
+    validate_record_id,
     validate_region_code,
     validate_rupiah,
 )
@@ -57,6 +58,17 @@ def test_a_nib_that_is_not_thirteen_ascii_digits_is_rejected(value: str) -> None
     with pytest.raises(InvalidValue) as caught:
         validate_nib(value, field="input.nib")
     assert caught.value.field == "input.nib"
+
+
+@pytest.mark.parametrize("value", ["１", "4２", "99999999999999999999", "9223372036854775808", ""])
+def test_a_record_id_is_ascii_digits_within_a_bigint(value: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        validate_record_id(value, field="input.msmeId")
+    assert caught.value.field == "input.msmeId"
+
+
+def test_the_largest_bigint_is_a_record_id() -> None:
+    assert validate_record_id("9223372036854775807") == 2**63 - 1
 
 
 def test_a_bad_nib_is_reported_against_nib_by_default() -> None:
@@ -106,6 +118,7 @@ def test_every_demo_owner_nik_is_valid_against_the_regions_table() -> None:
         "6271997204880001",  # day 72
         "6271991213880001",  # month 13
         "6271991200880001",  # month 00
+        "6271995204880000",  # sequence 0000: Dukcapil numbers from 0001
     ],
 )
 def test_a_bad_nik_is_rejected_without_echoing_its_digits(nik: str) -> None:

@@ -1,0 +1,216 @@
+"""Input errors as an adversarial client meets them: every one BAD_USER_INPUT (or FORBIDDEN for a
+move out of the jurisdiction), naming its field in `extensions.field` and in the message, for
+literal arguments as for variables, and never INTERNAL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from tests.support.graphql import principal, run
+
+KALTENG = principal(OrgKind.PROVINCE, "62")
+PALANGKA_RAYA = principal(OrgKind.REGENCY, "62.71")
+BEYOND_BIGINT = "99999999999999999999"
+FULLWIDTH_ONE = "\uff11"
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(reference_url, statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+def msme(nib: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "nib": nib,
+        "name": "Usaha Uji Masukan",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "district": "62.71.03",
+        "capital": "150000000",
+        **overrides,
+    }
+
+
+CREATE_MSME = "mutation($i: CreateMsmeInput!) { createMsme(input: $i) { id version } }"
+UPDATE_MSME = """mutation($id: ID!, $c: MsmeChanges!) {
+  updateMsme(id: $id, version: 1, changes: $c) { id } }"""
+ID_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # name → (document with $id, the field named, other variables)
+    "updateMsme": (UPDATE_MSME, "id", {"c": {"name": "x"}}),
+    "deactivateMsme": (
+        "mutation($id: ID!) { deactivateMsme(id: $id, version: 1) { id } }",
+        "id",
+        {},
+    ),
+    "updateCooperative": (
+        """mutation($id: ID!) {
+          updateCooperative(id: $id, version: 1, changes: {name: "x"}) { id } }""",
+        "id",
+        {},
+    ),
+    "updateParticipation": (
+        """mutation($id: ID!) {
+          updateParticipation(id: $id, version: 1, changes: {status: "completed"}) { id } }""",
+        "id",
+        {},
+    ),
+    "addParticipation.msmeId": (
+        """mutation($id: ID!) { addParticipation(input: {
+          programmeId: "PR-MMM", msmeId: $id, role: "supplier"}) { id } }""",
+        "input.msmeId",
+        {},
+    ),
+    "createMsme.cooperativeId": (
+        """mutation($id: ID!) { createMsme(input: {nib: "7780000000001", name: "Uji",
+          kbliCode: "10794", region: "62.71", capital: "1", cooperativeId: $id}) { id } }""",
+        "input.cooperativeId",
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("raw", [BEYOND_BIGINT, FULLWIDTH_ONE, "1" + FULLWIDTH_ONE])
+@pytest.mark.parametrize("case", list(ID_CASES))
+async def test_an_id_that_is_not_ascii_digits_within_a_bigint_names_its_field(
+    engine: AsyncEngine, case: str, raw: str
+) -> None:
+    document, field, variables = ID_CASES[case]
+    result = await run(engine, KALTENG, document, {"id": raw, **variables})
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT", error.message
+    assert error.extensions["field"] == field
+    assert error.message.startswith(f"{field}: ")
+
+
+async def test_a_fullwidth_digit_does_not_reach_record_one(engine: AsyncEngine) -> None:
+    created = await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000002")})
+    assert created.errors is None, created.errors
+    record = created.data["createMsme"]
+    spelled = record["id"].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    result = await run(engine, KALTENG, UPDATE_MSME, {"id": spelled, "c": {"name": "Diubah"}})
+    assert result.errors[0].extensions["field"] == "id"
+    again = await run(engine, KALTENG, UPDATE_MSME, {"id": record["id"], "c": {"name": "Sama"}})
+    assert again.errors is None, again.errors
+
+
+# (literal argument, variables form) → field. Each kind of value the engine coerces.
+COERCIONS: dict[str, tuple[str, str]] = {
+    "negative Rupiah": ('capital: "-5"', "input.capital"),
+    "Rupiah with letters": ('annualTurnover: "12abc"', "input.annualTurnover"),
+    "fullwidth Rupiah": ('capital: "１０"', "input.capital"),
+    "Int over 32 bits": ("employees: 99999999999", "input.employees"),
+    "Int as a string": ('employees: "3"', "input.employees"),
+    "unknown enum value": (
+        'owner: {nik: "6271995204880001", fullName: "A", sex: X}',
+        "input.owner.sex",
+    ),
+    "impossible Date": ('establishedOn: "2020-13-01"', "input.establishedOn"),
+    "Date in another format": ('establishedOn: "01/03/2021"', "input.establishedOn"),
+    "unknown input field": ("bogus: 1", "input.bogus"),
+    "owner Date": (
+        'owner: {nik: "6271995204880001", fullName: "A", birthDate: "1990-02-30"}',
+        "input.owner.birthDate",
+    ),
+}
+BASE = 'nib: "7780000000003", name: "Uji", kbliCode: "10794", region: "62.71", scale: MICRO'
+
+
+@pytest.mark.parametrize("case", list(COERCIONS))
+async def test_a_bad_literal_names_its_field_in_the_message_and_extensions(
+    engine: AsyncEngine, case: str
+) -> None:
+    literal, field = COERCIONS[case]
+    document = f"mutation {{ createMsme(input: {{{BASE}, {literal}}}) {{ id }} }}"
+    result = await run(engine, KALTENG, document)
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == field
+    assert error.message.startswith(f"{field}: ")
+
+
+VARIABLE_VALUES: dict[str, tuple[dict[str, Any], str]] = {
+    "negative Rupiah": ({"capital": "-5"}, "input.capital"),
+    "Rupiah as a number": ({"capital": 5.5}, "input.capital"),
+    "Int over 32 bits": ({"employees": 99_999_999_999}, "input.employees"),
+    "unknown enum value": ({"scale": "HUGE"}, "input.scale"),
+    "impossible Date": ({"establishedOn": "2020-02-30"}, "input.establishedOn"),
+    "unknown input field": ({"bogus": 1}, "input.bogus"),
+    "owner Date": (
+        {"owner": {"nik": "6271995204880001", "fullName": "A", "birthDate": "x"}},
+        "input.owner.birthDate",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(VARIABLE_VALUES))
+async def test_a_bad_variable_value_names_the_field_it_feeds(
+    engine: AsyncEngine, case: str
+) -> None:
+    values, field = VARIABLE_VALUES[case]
+    result = await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000004", **values)})
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == field
+    assert error.message.startswith(f"{field}: ")
+
+
+async def test_arguments_of_queries_name_their_field_too(engine: AsyncEngine) -> None:
+    literal = await run(engine, KALTENG, "{ msmes(first: 99999999999) { totalCount } }")
+    assert literal.errors[0].extensions["field"] == "first"
+    document = "query($f: MsmeFilter) { msmes(filter: $f) { totalCount } }"
+    variable = await run(engine, KALTENG, document, {"f": {"scale": "GIANT"}})
+    assert variable.errors[0].extensions["field"] == "filter.scale"
+
+
+async def test_moving_a_record_out_by_its_region_alone_is_forbidden(engine: AsyncEngine) -> None:
+    created = await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000005")})
+    record = created.data["createMsme"]
+    for who, region in ((KALTENG, "61.71"), (PALANGKA_RAYA, "62.01")):
+        moved = await run(engine, who, UPDATE_MSME, {"id": record["id"], "c": {"region": region}})
+        (error,) = moved.errors
+        assert error.extensions["code"] == "FORBIDDEN", error.message
+        assert error.extensions["field"] == "changes.region"
+
+
+async def test_a_cooperative_moved_out_by_its_region_alone_is_forbidden(
+    engine: AsyncEngine,
+) -> None:
+    created = await run(
+        engine,
+        KALTENG,
+        """mutation { createCooperative(input: {
+          legalEntityNo: "AHU-7780001.AH.01.26.TAHUN 2021", name: "Koperasi Uji Pindah",
+          type: PRODUSEN, region: "62.71", district: "62.71.03"}) { id } }""",
+    )
+    assert created.errors is None, created.errors
+    moved = await run(
+        engine,
+        KALTENG,
+        """mutation($id: ID!) {
+          updateCooperative(id: $id, version: 1, changes: {region: "61.71"}) { id } }""",
+        {"id": created.data["createCooperative"]["id"]},
+    )
+    (error,) = moved.errors
+    assert error.extensions["code"] == "FORBIDDEN"
+    assert error.extensions["field"] == "changes.region"
+
+
+async def test_a_region_that_does_not_exist_is_a_region_error(engine: AsyncEngine) -> None:
+    created = await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000006")})
+    record = created.data["createMsme"]
+    moved = await run(engine, KALTENG, UPDATE_MSME, {"id": record["id"], "c": {"region": "62.79"}})
+    (error,) = moved.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == "changes.region"
+    fresh = await run(
+        engine, KALTENG, CREATE_MSME, {"i": msme("7780000000007", region="62.79", district=None)}
+    )
+    assert fresh.errors[0].extensions["field"] == "input.region"
