@@ -128,6 +128,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         today=date.today(),
                         progress=advance,
                     )
+    except UnicodeDecodeError:
+        # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
+        raise UnusableInput(
+            f"{path}: not UTF-8 text (Latin-1 or UTF-16, say); save it as CSV UTF-8 and retry"
+        ) from None
     finally:
         await engine.dispose()
 

@@ -125,6 +125,21 @@ def test_a_file_without_the_required_columns_is_refused_whole(
     assert unknown.returncode == 2
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_file_that_is_not_utf8_is_refused_whole_with_a_clear_message(
+    reference_url: str, tmp_path: Path, encoding: str
+) -> None:
+    other = tmp_path / f"{encoding}.csv"
+    rows = "".join(f"77690000000{index:02d},Toko {index},47112,62.71,,,,,,\n" for index in range(3))
+    other.write_text(HEADER + rows + "7769000000099,Kafé Sederhana,47112,62.71,,,,,,\n", encoding)
+    before = state(reference_url, "7769")
+    result = sinergi(reference_url, str(other))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not UTF-8" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert state(reference_url, "7769") == before
+
+
 def _generated(path: Path, prefix: str, rows: int) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write(HEADER)
