@@ -58,11 +58,11 @@ class LenderAttestation:
     @classmethod
     def read(cls, obj: StrictObject) -> LenderAttestation:
         attestation = cls(
-            max_collectibility=obj.optional("max_collectibility", int),
-            has_other_productive_credit=obj.optional("has_other_productive_credit", bool),
-            feasibility_approved=obj.optional("feasibility_approved", bool),
-            on_national_blacklist=obj.optional("on_national_blacklist", bool),
-            has_npwp=obj.optional("has_npwp", bool),
+            max_collectibility=obj.fact("max_collectibility", int),
+            has_other_productive_credit=obj.fact("has_other_productive_credit", bool),
+            feasibility_approved=obj.fact("feasibility_approved", bool),
+            on_national_blacklist=obj.fact("on_national_blacklist", bool),
+            has_npwp=obj.fact("has_npwp", bool),
         )
         obj.done()
         return attestation
@@ -112,7 +112,8 @@ class EligibilityFacts:
 
     @classmethod
     def from_dict(cls, data: object) -> EligibilityFacts:
-        """Reads the shape of `to_dict`; every key is required, unknown keys are refused."""
+        """Reads the shape of `to_dict`; unknown keys are refused. A fact that may be unknown
+        may also be absent: facts stored before it existed replay with it unknown."""
         obj = StrictObject(data)
         facts = cls(
             subject_kind=obj.get("subject_kind", str),
@@ -121,19 +122,19 @@ class EligibilityFacts:
             loan_amount=obj.get("loan_amount", int),
             tenor_months=obj.get("tenor_months", int),
             has_defaulted_guarantee=obj.get("has_defaulted_guarantee", bool),
-            province_code=obj.optional("province_code", str),
-            has_nib=obj.optional("has_nib", bool),
-            has_sku=obj.optional("has_sku", bool),
-            has_legal_entity_no=obj.optional("has_legal_entity_no", bool),
-            business_start_date=obj.optional_day("business_start_date"),
-            scale=obj.optional("scale", str),
-            annual_sales=obj.optional("annual_sales", int),
-            owner_nik_present=obj.optional("owner_nik_present", bool),
-            coop_status=obj.optional("coop_status", str),
-            coop_last_rat_book_year=obj.optional("coop_last_rat_book_year", int),
-            coop_savings_and_loan=obj.optional("coop_savings_and_loan", bool),
-            ksp_health=obj.optional("ksp_health", str),
-            conflicting_programme_credit=obj.optional("conflicting_programme_credit", bool),
+            province_code=obj.fact("province_code", str),
+            has_nib=obj.fact("has_nib", bool),
+            has_sku=obj.fact("has_sku", bool),
+            has_legal_entity_no=obj.fact("has_legal_entity_no", bool),
+            business_start_date=obj.fact_day("business_start_date"),
+            scale=obj.fact("scale", str),
+            annual_sales=obj.fact("annual_sales", int),
+            owner_nik_present=obj.fact("owner_nik_present", bool),
+            coop_status=obj.fact("coop_status", str),
+            coop_last_rat_book_year=obj.fact("coop_last_rat_book_year", int),
+            coop_savings_and_loan=obj.fact("coop_savings_and_loan", bool),
+            ksp_health=obj.fact("ksp_health", str),
+            conflicting_programme_credit=obj.fact("conflicting_programme_credit", bool),
             attestation=LenderAttestation.read(obj.child("attestation")),
         )
         obj.done()
@@ -320,7 +321,7 @@ def _no_guarantee_default(f: EligibilityFacts, rs: RuleSet) -> str:
     return "defaulted" if f.has_defaulted_guarantee else "pass"
 
 
-_RULE_FUNCTIONS: dict[str, Callable[[EligibilityFacts, RuleSet], str]] = {
+CHECKS: dict[str, Callable[[EligibilityFacts, RuleSet], str]] = {
     "R01": _subject_registered,
     "R02": _scale_eligible,
     "R03": _business_age,
@@ -338,7 +339,8 @@ _RULE_FUNCTIONS: dict[str, Callable[[EligibilityFacts, RuleSet], str]] = {
 
 
 def evaluate(facts: EligibilityFacts, ruleset: RuleSet) -> Decision:
-    """Applies `ruleset` to `facts`. Depends on nothing else, so a stored decision replays.
+    """Applies the rules `ruleset` declares to `facts`. Depends on nothing else, so a stored
+    decision replays, under the rules it was made with even after the catalogue grows.
 
     The rule set is not checked against `facts.check_date`: choosing the version in force is
     `select_ruleset`'s job, and evaluating old facts under a newer version is how a guarantor
@@ -348,8 +350,8 @@ def evaluate(facts: EligibilityFacts, ruleset: RuleSet) -> Decision:
         raise InvalidValue("product", f"rule set is for {ruleset.product}, not {facts.product}")
     contexts = {lang: _message_context(facts, ruleset, lang) for lang in ("id", "en")}
     results = tuple(
-        _result(rule_id, check(facts, ruleset), ruleset, contexts)
-        for rule_id, check in _RULE_FUNCTIONS.items()
+        _result(rule_id, CHECKS[rule_id](facts, ruleset), ruleset, contexts)
+        for rule_id in ruleset.rules
     )
     return Decision(
         decision=_verdict(result.outcome for result in results),

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from domain.errors import InvalidValue
@@ -23,7 +24,7 @@ _KBLI = re.compile(r"[0-9]{5}")
 _DIVISION = re.compile(r"[0-9]{2}")
 _SECTION_LETTER = re.compile(r"[A-Z]")
 _REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
-_AHU = re.compile(r"AHU-[0-9]+\.AH\.01\.26\.TAHUN [0-9]{4}")
+_AHU = re.compile(r"AHU-[0-9]+\.AH\.01\.26\.TAHUN (?P<year>[0-9]{4})")
 _ANY_DIGIT = re.compile(r"[0-9]")
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
 _RECORD_ID_MAX = 2**63 - 1  # PostgreSQL's bigint, the type of every record key
@@ -247,6 +248,14 @@ def _kemenkumham_number(number: str, field: str) -> str:
             field, 'a Kemenkumham number must read "AHU-<digits>.AH.01.26.TAHUN <year>"'
         )
     return canonical
+
+
+def established_by(legal_entity_no: str) -> date | None:
+    """The latest day a cooperative can have been established: the last day of the year its
+    Kemenkumham legal-entity number was issued in (the deed comes before the number). None for
+    an older dinas number, which carries no year one can rely on."""
+    found = _AHU.fullmatch(legal_entity_no.strip().upper())
+    return date(int(found["year"]), 12, 31) if found is not None else None
 
 
 def validate_rupiah(value: int, *, field: str) -> int:

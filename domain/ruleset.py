@@ -1,5 +1,8 @@
 """Credit-guarantee rule sets as data, versioned by effective date (shared/domain.md §4.4).
 
+A rule set declares the rules it applies (`rules`, by id), so the catalogue can grow without
+invalidating a stored version, and a decision replays under the rules it was made with.
+
 Thresholds, rates and messages change by regulation (the KUR Permenko changes yearly) or by a
 guarantor's board, so they live in JSON files or database rows, never in code. Reading is strict:
 a typo in a rule-set file must stop the load, naming the key, rather than quietly becoming a
@@ -114,12 +117,20 @@ class StrictObject:
             raise InvalidValue(self._name(key), f"must be of type {kind.__name__}")
         return value
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
     def get(self, key: str, kind: type[T]) -> T:
         return self._typed(key, kind, self._raw(key))
 
     def optional(self, key: str, kind: type[T]) -> T | None:
         value = self._raw(key)
         return None if value is None else self._typed(key, kind, value)
+
+    def fact(self, key: str, kind: type[T]) -> T | None:
+        """A value that may be unknown: null, or absent from an object stored before the key
+        existed (a fact added for a later rule), which is just as unknown."""
+        return self.optional(key, kind) if self.has(key) else None
 
     def day(self, key: str) -> date:
         text = self.get(key, str)
@@ -133,6 +144,10 @@ class StrictObject:
 
     def optional_day(self, key: str) -> date | None:
         return None if self._raw(key) is None else self.day(key)
+
+    def fact_day(self, key: str) -> date | None:
+        """As `fact`, for a date."""
+        return self.optional_day(key) if self.has(key) else None
 
     def decimal(self, key: str) -> Decimal:
         """Rates are decimal strings ("0.70"): a JSON float would not survive a round trip."""
@@ -293,7 +308,12 @@ def _subset(values: Iterable[str], allowed: Iterable[str]) -> bool:
 
 
 def _read_rules(obj: StrictObject) -> Mapping[str, RuleText]:
-    rules = {rule_id: _read_rule(obj.child(rule_id), spec) for rule_id, spec in RULES.items()}
+    """The rules the set declares, in catalogue order; an id the catalogue lacks is refused."""
+    rules = {
+        rule_id: _read_rule(obj.child(rule_id), spec)
+        for rule_id, spec in RULES.items()
+        if obj.has(rule_id)
+    }
     obj.done()
     return MappingProxyType(rules)
 
@@ -314,9 +334,13 @@ def _read_message(obj: StrictObject) -> Message:
 
 
 def _check_rules(rules: Mapping[str, RuleText]) -> None:
-    require(set(rules) == set(RULES), "rules", f"must hold exactly {sorted(RULES)}")
-    for rule_id, spec in RULES.items():
-        text = rules[rule_id]
+    """A rule set applies the rules it declares, each one the catalogue knows: a rule added to
+    the catalogue later (R14) leaves every stored version valid, applying what it applied."""
+    require(bool(rules), "rules", "must declare at least one rule")
+    unknown = sorted(set(rules) - set(RULES))
+    require(not unknown, f"rules.{unknown[0] if unknown else ''}", "is not a known rule")
+    for rule_id, text in rules.items():
+        spec = RULES[rule_id]
         require(text.code == spec.code, f"rules.{rule_id}.code", f"must be {spec.code}")
         require(
             set(text.messages) == set(spec.reasons),

@@ -26,7 +26,7 @@ from domain.eligibility import (
     evaluate,
 )
 from domain.errors import InvalidValue
-from domain.identifiers import validate_legal_entity_no, validate_nib
+from domain.identifiers import established_by, validate_legal_entity_no, validate_nib
 from domain.ruleset import RuleSet
 from resolvers.calendar import today
 from resolvers.context import Context
@@ -84,11 +84,14 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
             "business_start_date": row.established_on,
             "scale": row.scale,
             "annual_sales": row.annual_turnover,
-            "owner_nik_present": bool(row.owner_nik_present),
+            # No owner on record is not a missing NIK: a client without pii:read cannot record
+            # one, so the NIK is unknown here and the case goes to review.
+            "owner_nik_present": True if row.owner_nik_present else None,
         }
     return {
         **common,
         "has_legal_entity_no": True,
+        "business_start_date": established_by(row.legal_entity_no),
         "coop_status": row.status,
         "coop_last_rat_book_year": row.last_rat_book_year,
         "coop_savings_and_loan": row.type == "simpan_pinjam",

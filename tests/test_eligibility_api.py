@@ -120,24 +120,29 @@ def test_e02_other_credit_and_collectibility_3_make_it_not_eligible(api: Api) ->
     assert _rules(decision, "FAIL") == {"R05", "R06"}
 
 
-def test_e04_unattested_feasibility_needs_review(api: Api) -> None:
+def test_e04_unattested_feasibility_alone_needs_review(api: Api) -> None:
+    """K-001 with everything attested but feasibility: its legal-entity number dates it (R03)."""
+    attested = {
+        key: value for key, value in FULL_ATTESTATION.items() if key != "feasibilityApproved"
+    }
     request = _request(
-        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 400_000_000, 36, maxCollectibility=1
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 400_000_000, 36, **attested
     )
     decision = _decision(_check(api, request))
     assert decision["verdict"] == "NEEDS_REVIEW"
-    assert "R04" in _rules(decision, "UNKNOWN")
+    assert _rules(decision, "UNKNOWN") == {"R04"}
     assert _rules(decision, "FAIL") == set()
-    assert "R11" in _rules(decision, "PASS")
+    assert {"R03", "R11"} <= _rules(decision, "PASS")
 
 
 def test_e05_an_inactive_savings_cooperative_is_not_eligible(api: Api) -> None:
     request = _request(
-        {"legalEntityNo": "AHU-9990002.AH.01.26.TAHUN 2020"}, 100_000_000, 24, maxCollectibility=1
+        {"legalEntityNo": "AHU-9990002.AH.01.26.TAHUN 2020"}, 100_000_000, 24, **FULL_ATTESTATION
     )
     decision = _decision(_check(api, request))
     assert decision["verdict"] == "NOT_ELIGIBLE"
     assert _rules(decision, "FAIL") == {"R11"}
+    assert "R03" in _rules(decision, "PASS")
     (r11,) = [result for result in decision["results"] if result["ruleId"] == "R11"]
     assert r11["reason"] == "not_active"
 

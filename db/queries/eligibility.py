@@ -97,6 +97,7 @@ def _cooperative_facts(jurisdiction: str) -> DriverStatement:
     return DriverStatement(
         select(
             cooperative,
+            COOPERATIVES.c.legal_entity_no,
             COOPERATIVES.c.province_code,
             COOPERATIVES.c.regency_code,
             COOPERATIVES.c.type,

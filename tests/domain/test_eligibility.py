@@ -21,6 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import domain.eligibility
+import domain.ruleset
 from domain.eligibility import (
     Decision,
     EligibilityFacts,
@@ -32,12 +34,15 @@ from domain.eligibility import (
     required_rat_book_year,
 )
 from domain.errors import InvalidValue
+from domain.identifiers import established_by
 from domain.ruleset import (
     BUNDLED_RULESETS,
     PLACEHOLDERS,
+    RULES,
     Message,
     Outcome,
     RuleSet,
+    RuleSpec,
     load_rulesets,
     select_ruleset,
 )
@@ -178,9 +183,10 @@ def test_e02_m005_fails_on_other_credit_and_collectibility() -> None:
     assert rules_with(decision, Outcome.FAIL) == {"R05", "R06"}
 
 
-def test_e04_k001_needs_review_while_feasibility_is_not_attested() -> None:
+def test_e04_k001_needs_review_only_while_feasibility_is_not_attested() -> None:
     # K-001: active producer co-op in Kab. Kotawaringin Barat (62.01), last RAT for book year
-    # 2024 (held 2025-03-15); its MMM participation is production, not programme credit.
+    # 2024 (held 2025-03-15); its MMM participation is production, not programme credit. Its
+    # legal-entity number dates it to 2019 at the latest, so it has run six months (R03).
     facts = EligibilityFacts(
         subject_kind="cooperative",
         check_date=CHECK,
@@ -190,23 +196,22 @@ def test_e04_k001_needs_review_while_feasibility_is_not_attested() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
+        business_start_date=established_by("AHU-9990001.AH.01.26.TAHUN 2019"),
         coop_status="active",
         coop_last_rat_book_year=2024,
         coop_savings_and_loan=False,
         conflicting_programme_credit=False,
-        attestation=LenderAttestation(max_collectibility=1),
+        attestation=attested(feasibility_approved=None),
     )
     decision = evaluate(facts, V1)
     assert decision.decision is Verdict.NEEDS_REVIEW
-    assert result(decision, "R04").outcome is Outcome.UNKNOWN
     assert rules_with(decision, Outcome.FAIL) == set()
-    # Also unknown, because the scenario attests nothing else: the founding date (not in the
-    # demo data), other credit, the blacklist, and the NPWP a Rp400 juta loan needs.
-    assert rules_with(decision, Outcome.UNKNOWN) == {"R03", "R04", "R05", "R07", "R08"}
+    assert rules_with(decision, Outcome.UNKNOWN) == {"R04"}
+    assert result(decision, "R03").outcome is Outcome.PASS
     assert result(decision, "R11").outcome is Outcome.PASS  # the 2025 RAT is not due yet
 
 
-def test_e05_k002_is_not_eligible_because_it_is_inactive() -> None:
+def test_e05_k002_is_not_eligible_only_because_it_is_inactive() -> None:
     # K-002: KSP in Kota Palangka Raya (62.71), inactive, last RAT for book year 2021.
     facts = EligibilityFacts(
         subject_kind="cooperative",
@@ -217,16 +222,28 @@ def test_e05_k002_is_not_eligible_because_it_is_inactive() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
+        business_start_date=established_by("AHU-9990002.AH.01.26.TAHUN 2020"),
         coop_status="inactive",
         coop_last_rat_book_year=2021,
         coop_savings_and_loan=True,
+        ksp_health="cukup_sehat",
         conflicting_programme_credit=False,
-        attestation=LenderAttestation(max_collectibility=1),
+        attestation=FULL_ATTESTATION,
     )
     decision = evaluate(facts, V1)
     assert decision.decision is Verdict.NOT_ELIGIBLE
     assert rules_with(decision, Outcome.FAIL) == {"R11"}
+    assert rules_with(decision, Outcome.UNKNOWN) == set()
     assert result(decision, "R11").reason == "not_active"
+
+
+def test_a_cooperative_founded_within_six_months_is_too_young_by_its_number() -> None:
+    facts = coop(
+        business_start_date=established_by("AHU-0001234.AH.01.26.TAHUN 2025"),
+        check_date=date(2026, 6, 29),
+    )
+    assert outcome(facts, "R03") is Outcome.FAIL
+    assert outcome(replace(facts, check_date=date(2026, 6, 30)), "R03") is Outcome.PASS
 
 
 # --- the decision as a whole -------------------------------------------------------------
@@ -756,7 +773,8 @@ def test_a_stored_decision_replays_the_same_after_the_rules_change() -> None:
         ({"check_date": "15-01-2026"}, "check_date"),
         ({"check_date": "20260115"}, "check_date"),
         ({"business_start_date": 2021}, "business_start_date"),
-        ({"attestation": {"max_collectibility": 1}}, "attestation.has_other_productive_credit"),
+        ({"attestation": {"max_collectibility": "1"}}, "attestation.max_collectibility"),
+        ({"attestation": {"kol": 1}}, "attestation.kol"),
         ({"attestation": None}, "attestation"),
         ({"scale": "mikro"}, "scale"),
         ({"province_code": "62.71"}, "province_code"),
@@ -782,6 +800,70 @@ def test_stored_facts_missing_a_key_are_refused_naming_it() -> None:
     with pytest.raises(InvalidValue) as error:
         EligibilityFacts.from_dict(data)
     assert error.value.field == "tenor_months"
+
+
+def test_a_fact_absent_from_stored_facts_is_unknown() -> None:
+    """Facts stored before a fact existed (one a later rule reads) still replay."""
+    data = msme().to_dict()
+    del data["scale"]
+    del data["attestation"]["has_npwp"]
+    facts = EligibilityFacts.from_dict(data)
+    assert (facts.scale, facts.attestation.has_npwp) == (None, None)
+
+
+def test_a_rule_added_to_the_catalogue_leaves_stored_rule_sets_and_decisions_replayable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R14 joins the catalogue: stored versions still parse and apply what they applied; a new
+    version that declares R14 applies it too."""
+    facts = msme(loan_amount=75_000_000)
+    original = evaluate(facts, V1)
+    stored = json.loads(json.dumps({"facts": facts.to_dict(), "ruleset": V1.to_dict()}))
+
+    grown = MappingProxyType(
+        {
+            **RULES,
+            "R14": RuleSpec(
+                "LOAN_IN_MILLIONS", MappingProxyType({"pass": Outcome.PASS, "odd": Outcome.FAIL})
+            ),
+        }
+    )
+    monkeypatch.setattr(domain.ruleset, "RULES", grown)
+    monkeypatch.setattr(domain.eligibility, "RULES", grown)
+    monkeypatch.setitem(
+        domain.eligibility.CHECKS,
+        "R14",
+        lambda f, rs: "pass" if f.loan_amount % 1_000_000 == 0 else "odd",
+    )
+
+    replayed = evaluate(
+        EligibilityFacts.from_dict(stored["facts"]), RuleSet.from_dict(stored["ruleset"])
+    )
+    assert replayed == original
+    assert "R14" not in {r.rule_id for r in replayed.results}
+
+    text = {"id": "Plafon dalam jutaan.", "en": "The loan is in millions."}
+    r14 = {"code": "LOAN_IN_MILLIONS", "legal_basis": "-", "messages": {"pass": text, "odd": text}}
+    newer = RuleSet.from_dict(
+        {
+            **stored["ruleset"],
+            "version": "2027.1",
+            "rules": {**stored["ruleset"]["rules"], "R14": r14},
+        }
+    )
+    odd = evaluate(replace(facts, loan_amount=75_000_001), newer)
+    assert result(odd, "R14").outcome is Outcome.FAIL
+    assert odd.decision is Verdict.NOT_ELIGIBLE
+
+
+def test_a_rule_set_may_declare_fewer_rules_and_applies_only_those() -> None:
+    data = V1.to_dict()
+    rules = data["rules"]
+    assert isinstance(rules, dict)
+    fewer = RuleSet.from_dict({**data, "rules": {"R09": rules["R09"], "R13": rules["R13"]}})
+    decision = evaluate(msme(loan_amount=1), fewer)
+    assert [r.rule_id for r in decision.results] == ["R09", "R13"]
+    assert decision.decision is Verdict.NOT_ELIGIBLE
 
 
 # --- choosing and loading rule sets -------------------------------------------------------------
@@ -848,7 +930,7 @@ RULESET_BREAKAGES: list[tuple[str, tuple[str, ...], object, str]] = [
     ("bad province", ("guarantor_province",), "Kalteng", "guarantor_province"),
     ("review below pass", ("collectibility_review_max",), 0, "collectibility_review_max"),
     ("unknown health", ("disallowed_ksp_health",), ["buruk"], "disallowed_ksp_health"),
-    ("rule missing", ("rules", "R13"), "DROP", "rules.R13"),
+    ("no rules", ("rules",), {}, "rules"),
     ("unknown rule", ("rules", "R14"), {}, "rules.R14"),
     ("wrong code", ("rules", "R03", "code"), "BUSINESS_AGE", "rules.R03.code"),
     ("reason missing", ("rules", "R03", "messages", "too_young"), "DROP",
