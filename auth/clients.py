@@ -156,17 +156,22 @@ async def get(connection: AsyncConnection, client_id: str) -> Client | None:
     return None if row is None else from_row(row)
 
 
+_NOBODY = hash_secret(secrets.token_urlsafe(32))
+"""What an unknown client id's secret is checked against: every attempt costs one scrypt, so
+how long the answer takes tells nobody whether the client id exists."""
+
+
 async def authenticate(connection: AsyncConnection, client_id: str, secret: str) -> Client | None:
-    """The client if the secret matches and it is not revoked; None otherwise, alike."""
+    """The client if the secret matches and it is not revoked; None otherwise, alike, and in
+    the same time (an unknown or revoked client's secret is checked against _NOBODY)."""
     row = (
         await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
     ).first()
-    if row is None or row.revoked_at is not None:
-        return None
+    usable = row if row is not None and row.revoked_at is None else None
+    stored = usable.secret_hash if usable is not None else _NOBODY
     # scrypt costs tens of milliseconds by design; keep it off the event loop.
-    if not await asyncio.to_thread(secret_matches, secret, row.secret_hash):
-        return None
-    return from_row(row)
+    matches = await asyncio.to_thread(secret_matches, secret, stored)
+    return from_row(usable) if usable is not None and matches else None
 
 
 async def all_clients(connection: AsyncConnection) -> list[Client]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from starlette.authentication import (
@@ -100,11 +101,12 @@ def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
     headers = dict(NO_STORE)
     if error.status == 401 and basic:
         headers["WWW-Authenticate"] = 'Basic realm="sinergi"'
-    return JSONResponse(
-        {"error": error.error, "error_description": error.description},
-        status_code=error.status,
-        headers=headers,
-    )
+    body: dict[str, Any] = {"error": error.error, "error_description": error.description}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+        body["code"] = "RATE_LIMITED"  # the contract's code, beside OAuth's own error
+        body["retryAfter"] = error.retry_after
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
@@ -156,7 +158,8 @@ async def token_endpoint(request: Request) -> Response:
             raise OAuthError("invalid_client", "client authentication is required", 401)
         scope = form.get("scope")
         service: AuthService = request.state.auth
-        answer = await service.issue_token(client_id, secret, scope)
+        address = request.client.host if request.client is not None else "unknown"
+        answer = await service.issue_token(client_id, secret, scope, address=address)
     except OAuthError as error:
         return _oauth_error(error, basic=basic)
     return JSONResponse(answer, headers=NO_STORE)

@@ -8,6 +8,8 @@ or a narrowed grant takes effect at once, in every process, without waiting for 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken
 from db.driver import check_out
 from db.engine import autocommit
-from db.queries import rate_limits
+from db.queries import auth_failures, rate_limits
 
 KEY_RELOAD_INTERVAL_SECONDS = 1.0
 
@@ -31,11 +33,24 @@ KEY_RELOAD_INTERVAL_SECONDS = 1.0
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error response."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class FailureLimits:
+    """Failed authentications allowed per client id and per address in a window; beyond
+    either, the token endpoint answers 429 without checking the secret."""
+
+    per_client: int = 10
+    per_address: int = 100
+    window_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +70,10 @@ class AuthService:
         audience: str,
         token_lifetime_seconds: int,
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
+        failure_limits: FailureLimits | None = None,
     ) -> None:
         self.engine = engine
+        self.failure_limits = failure_limits or FailureLimits()
         self.reads = autocommit(engine)
         self.issuer = issuer
         self.audience = audience
@@ -74,11 +91,27 @@ class AuthService:
         await self._reload_keys()
 
     async def issue_token(
-        self, client_id: str, secret: str, requested_scope: str | None
+        self, client_id: str, secret: str, requested_scope: str | None, *, address: str
     ) -> dict[str, Any]:
-        """The token response for a client's credentials, or an OAuthError."""
+        """The token response for a client's credentials, or an OAuthError: 429 once the client
+        id or the address has failed too often in the window, before the secret is checked."""
+        attempt = auth_failures.Attempt(client_id, address)
+        limits = self.failure_limits
         async with self.reads.connect() as connection:
+            failures = await auth_failures.counted(connection, attempt, limits.window_seconds)
+            if failures.by_client >= limits.per_client or failures.by_address >= limits.per_address:
+                retry_after = max(1, math.ceil(failures.seconds_left))
+                raise OAuthError(
+                    "rate_limited",
+                    f"too many failed attempts; retry in {retry_after} s",
+                    429,
+                    retry_after=retry_after,
+                )
             client = await clients.authenticate(connection, client_id, secret)
+            if client is None:
+                await auth_failures.failed(connection, attempt, limits.window_seconds)
+                if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
+                    await auth_failures.purge(connection)
         if client is None:
             raise OAuthError("invalid_client", "client authentication failed", 401)
         scopes = client.scopes

@@ -24,7 +24,7 @@ from auth.http import (
     token_endpoint,
     unauthorized,
 )
-from auth.service import AuthService
+from auth.service import AuthService, FailureLimits
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.queries.audit import AuditWriter
@@ -77,6 +77,11 @@ async def _serving(
         audience=settings.audience,
         token_lifetime_seconds=settings.token_lifetime_seconds,
         external_issuers=external_issuers,
+        failure_limits=FailureLimits(
+            per_client=settings.auth_failures_per_client,
+            per_address=settings.auth_failures_per_address,
+            window_seconds=settings.auth_failure_window_seconds,
+        ),
     )
     await auth.startup()
     state["auth"] = auth

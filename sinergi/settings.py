@@ -79,6 +79,9 @@ class Settings:
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     rate_limit: int = 600
     rate_limit_window_seconds: int = 60
+    auth_failures_per_client: int = 10
+    auth_failures_per_address: int = 100
+    auth_failure_window_seconds: int = 300
     trusted_documents: str = "off"
     db_connect_timeout_seconds: int = 3
     db_pool_timeout_seconds: int = 5
@@ -133,6 +136,9 @@ class Settings:
             external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
+            auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
+            auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
+            auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
             trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
             db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
