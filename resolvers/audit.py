@@ -15,7 +15,7 @@ from resolvers.paging import page_size
 
 def _checked_nik(nik: str | None) -> str | None:
     """Only the shape is checked: the log keeps NIKs of any region, including historical ones."""
-    if nik is not None and not (len(nik) == 16 and nik.isdigit()):
+    if nik is not None and not (len(nik) == 16 and nik.isascii() and nik.isdigit()):
         raise bad_input("nik", "must be 16 digits")
     return nik
 

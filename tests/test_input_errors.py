@@ -214,3 +214,17 @@ async def test_a_region_that_does_not_exist_is_a_region_error(engine: AsyncEngin
         engine, KALTENG, CREATE_MSME, {"i": msme("7780000000007", region="62.79", district=None)}
     )
     assert fresh.errors[0].extensions["field"] == "input.region"
+
+
+async def test_a_nik_in_fullwidth_digits_is_refused_by_the_audit_queries(
+    engine: AsyncEngine,
+) -> None:
+    custodian = principal(OrgKind.CUSTODIAN, "ID")
+    spelled = "6271995204880001".translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    for document in (
+        "query($n: String!) { personalDataAccess(nik: $n) { clientId } }",
+        "query($n: String!) { auditEntries(nik: $n) { seq } }",
+    ):
+        result = await run(engine, custodian, document, {"n": spelled})
+        (error,) = result.errors
+        assert (error.extensions["code"], error.extensions["field"]) == ("BAD_USER_INPUT", "nik")
