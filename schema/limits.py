@@ -79,9 +79,10 @@ DIMENSION_VALUES: Mapping[str, int] = {
 """How many values a figure dimension takes at most (38 provinces, 514 regencies, …); a year
 dimension is taken as a century."""
 
-FIGURE_ROWS = 5_000
-"""The most rows a figure table is estimated at, whatever its dimensions multiply to: cells
-with no record are never published, and no table has more cells than records."""
+FIGURE_ROWS = 2_000
+"""The most rows a figure table is estimated at, whatever its dimensions multiply to (about
+the regencies by scale): cells with no record are never published, so the wide products of
+four dimensions are mostly empty."""
 
 FIGURE_TABLES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "guaranteeFigures"})
 
@@ -112,7 +113,8 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
     ("ImportReport", "errors"): 5_000,
     ("AuditEntry", "subjects"): 10,
     ("Viewer", "scopes"): 10,
-    # A figure row's key has one part per dimension asked for.
+    # A figure row's key has one part per dimension asked for: at most four (the exact number
+    # when the table's groupBy is known, see _Walk._figure_rows).
     ("MsmeFigure", "key"): 4,
     ("CooperativeFigure", "key"): 4,
     ("GraduationFigure", "key"): 4,
@@ -157,6 +159,8 @@ class _Walk:
         self.page = page
         self.schema = schema
         self.aliases = 0
+        self.key_parts: int | None = None
+        """The dimensions of the figure table being measured, when its groupBy is known."""
 
     def _argument(self, field: FieldNode, name: str) -> Any:
         for argument in field.arguments or ():
@@ -181,6 +185,7 @@ class _Walk:
 
     def _figure_rows(self, field: FieldNode) -> int:
         group_by = self._argument(field, "groupBy")
+        self.key_parts = len(group_by) if isinstance(group_by, list) else None
         if not isinstance(group_by, list):
             return FIGURE_ROWS
         rows = 1
@@ -207,7 +212,10 @@ class _Walk:
         if parent is not None and parent.name == "Query" and node.name.value in FIGURE_TABLES:
             return self._figure_rows(node)
         assert parent is not None
-        return LIST_SIZES.get((parent.name, node.name.value), UNLISTED)
+        estimate = LIST_SIZES.get((parent.name, node.name.value), UNLISTED)
+        if parent.name.endswith("Figure") and node.name.value == "key" and self.key_parts:
+            return min(self.key_parts, estimate)
+        return estimate
 
     def _child_type(
         self, parent: GraphQLNamedType | None, node: FieldNode

@@ -15,7 +15,7 @@ from graphql import (
 )
 
 from schema.build import sdl
-from schema.limits import FIGURE_TABLES, LIST_SIZES, QueryLimits, check_document
+from schema.limits import FIGURE_ROWS, FIGURE_TABLES, LIST_SIZES, QueryLimits, check_document
 from sinergi.demo import SEED_DATA
 
 LIMITS = QueryLimits(max_depth=12, max_aliases=30, max_cost=50_000, default_page_size=20)
@@ -173,3 +173,11 @@ def test_the_region_estimate_covers_the_largest_family_of_the_reference_data() -
     districts = list(csv.DictReader((SEED_DATA / "districts.csv").open()))
     families = Counter(row["parent_code"] for row in regions + districts)
     assert max(families.values()) <= LIST_SIZES[("Region", "children")]
+
+
+def test_a_figure_key_counts_one_part_per_dimension_asked_for() -> None:
+    query = "{ msmeFigures(groupBy: [REGENCY, SCALE]) { key { value } } }"
+    violation = check_document(parse(query), {}, QueryLimits(max_cost=1), SCHEMA)
+    assert violation is not None
+    rows = min(514 * 4, FIGURE_ROWS)  # regencies by scale, capped
+    assert violation.actual == 1 + rows + rows * 2
