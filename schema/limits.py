@@ -137,6 +137,14 @@ class Violation:
         return f"query exceeds the {self.limit} limit of {self.maximum} (found {self.actual})"
 
 
+def _field(parent: GraphQLNamedType | None, node: FieldNode) -> GraphQLField | None:
+    """The schema's definition of the field `node` selects on `parent`, if there is one."""
+    if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+        return None
+    fields: dict[str, GraphQLField] = parent.fields
+    return fields.get(node.name.value)
+
+
 def _list_type(field: GraphQLField) -> bool:
     type_ = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
     return isinstance(type_, GraphQLList)
@@ -197,34 +205,21 @@ class _Walk:
 
     def _size(self, parent: GraphQLNamedType | None, node: FieldNode) -> int:
         """How many items `node` is estimated to yield for each of its parents."""
-        fields = (
-            parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
-        )
-        field = fields.get(node.name.value)
-        if field is None:  # not in the schema (validation reports it) or a meta field
+        field = _field(parent, node)
+        if parent is None or field is None:  # unknown (validation reports it), or a meta field
             return self._first(node, 1)
-        if parent is not None and parent.name.startswith("__"):
+        if parent.name.startswith("__"):
             return 1  # introspection is counted as it runs (schema.introspection)
         if "first" in field.args:
             return self._first(node, self.page)
         if not _list_type(field):
             return 1
-        if parent is not None and parent.name == "Query" and node.name.value in FIGURE_TABLES:
+        if parent.name == "Query" and node.name.value in FIGURE_TABLES:
             return self._figure_rows(node)
-        assert parent is not None
         estimate = LIST_SIZES.get((parent.name, node.name.value), UNLISTED)
         if parent.name.endswith("Figure") and node.name.value == "key" and self.key_parts:
             return min(self.key_parts, estimate)
         return estimate
-
-    def _child_type(
-        self, parent: GraphQLNamedType | None, node: FieldNode
-    ) -> GraphQLNamedType | None:
-        fields = (
-            parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
-        )
-        field = fields.get(node.name.value)
-        return get_named_type(field.type) if field is not None else None
 
     def measure(
         self,
@@ -247,8 +242,10 @@ class _Walk:
                 inner = multiplier * self._size(parent, node)
                 type_ref = node.name.value == "ofType"
                 nested = type_refs + type_ref
+                field = _field(parent, node)
+                inside = get_named_type(field.type) if field is not None else None
                 child_depth, child_cost = self.measure(
-                    node.selection_set, self._child_type(parent, node), inner, seen, nested
+                    node.selection_set, inside, inner, seen, nested
                 )
                 own_depth = 0 if type_ref and nested <= TYPE_REF_NESTING else 1
                 depth, cost = max(depth, child_depth + own_depth), cost + multiplier + child_cost
