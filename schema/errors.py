@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -23,12 +24,21 @@ from schema.input_fields import input_field
 logger = logging.getLogger("sinergi.errors")
 
 
+_ECHO = re.compile(r"(?:[,;] found| Found): .*\Z", re.DOTALL)
+"""graphql-core's echo of the rejected input ("…, found: {nik: "6271…", …}."): a whole input
+object, personal data included, which error messages (and so logs) must never carry."""
+
+
+def _unechoed(message: str) -> str:
+    return _ECHO.sub(lambda echo: "" if echo.group(0).startswith(" ") else ".", message)
+
+
 def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLError:
     """BAD_USER_INPUT, naming the input field when the error is about one (schema.input_fields):
     in `extensions.field`, and first in the message, as the resolvers' input errors do."""
     field = input_field(error, document)
     extensions = {**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value}
-    message = error.message
+    message = _unechoed(error.message)
     if field is not None:
         extensions["field"] = field
         message = message if message.startswith(f"{field}: ") else f"{field}: {message}"

@@ -228,3 +228,30 @@ async def test_a_nik_in_fullwidth_digits_is_refused_by_the_audit_queries(
         result = await run(engine, custodian, document, {"n": spelled})
         (error,) = result.errors
         assert (error.extensions["code"], error.extensions["field"]) == ("BAD_USER_INPUT", "nik")
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        '{nik: "6271995204880001", fullName: "A", bogus: 1}',
+        '{nik: "6271995204880001", fullName: "A", nmae: 1}',
+        '{nik: "6271995204880001"}',
+    ],
+)
+async def test_an_input_error_never_echoes_the_owners_nik(engine: AsyncEngine, owner: str) -> None:
+    document = f"mutation {{ createMsme(input: {{{BASE}, owner: {owner}}}) {{ id }} }}"
+    variable = {"i": msme("7780000000008", owner=parse_owner(owner))}
+    for result in (
+        await run(engine, KALTENG, document),
+        await run(engine, KALTENG, CREATE_MSME, variable),
+    ):
+        (error,) = result.errors
+        assert error.extensions["code"] == "BAD_USER_INPUT"
+        assert "6271995204880001" not in error.message
+        assert error.extensions["field"].startswith("input.owner")
+
+
+def parse_owner(literal: str) -> dict[str, Any]:
+    """The owner literal of the test above as a variable value."""
+    pairs = (part.split(":") for part in literal.strip("{}").split(","))
+    return {key.strip(): value.strip().strip('"') for key, value in pairs}
