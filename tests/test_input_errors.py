@@ -255,3 +255,61 @@ def parse_owner(literal: str) -> dict[str, Any]:
     """The owner literal of the test above as a variable value."""
     pairs = (part.split(":") for part in literal.strip("{}").split(","))
     return {key.strip(): value.strip().strip('"') for key, value in pairs}
+
+
+GUARANTOR = principal(OrgKind.BUMD, "62")
+REQUEST = (
+    'product: "JAMKRIDA_KTG_PRODUKTIF", nib: "9990000000001", tenorMonths: 24, '
+    "attestation: {maxCollectibility: 1}"
+)
+ELSEWHERE: dict[str, tuple[Any, str, str]] = {
+    # (who, document, field) for the other mutations: the same rules wherever an input is
+    "Rupiah in a request": (
+        GUARANTOR,
+        f'mutation {{ checkEligibility(request: {{{REQUEST}, loanAmount: "5e7"}}) {{ id }} }}',
+        "request.loanAmount",
+    ),
+    "Date in a request": (
+        GUARANTOR,
+        f'mutation {{ checkEligibility(request: {{{REQUEST}, loanAmount: "1", '
+        'checkDate: "2026-02-30"}) { id } }',
+        "request.checkDate",
+    ),
+    "Int in an attestation": (
+        GUARANTOR,
+        'mutation { checkEligibility(request: {product: "P", nib: "9990000000001", '
+        'tenorMonths: 24, loanAmount: "1", attestation: {maxCollectibility: 4294967296}}) '
+        "{ id } }",
+        "request.attestation.maxCollectibility",
+    ),
+    "enum of a status": (
+        GUARANTOR,
+        'mutation { changeGuaranteeStatus(guaranteeId: "x", status: LOST, '
+        'effectiveOn: "2026-01-01") { id } }',
+        "status",
+    ),
+    "an import row's field": (
+        KALTENG,
+        'mutation { importMsmes(mode: VALID_ROWS, rows: [{nib: "1", name: "a", kbliCode: "1", '
+        'region: "62.71"}, {nib: "2", name: "b", kbliCode: "1", region: "62.71", '
+        "employees: -99999999999}]) { created } }",
+        "rows[1].employees",
+    ),
+    "a figure dimension": (
+        principal(OrgKind.MINISTRY, "ID"),
+        "{ msmeFigures(groupBy: [PROVINCE, SIZE]) { count } }",
+        "groupBy[1]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ELSEWHERE))
+async def test_the_same_coercion_errors_name_their_field_in_every_operation(
+    engine: AsyncEngine, case: str
+) -> None:
+    who, document, field = ELSEWHERE[case]
+    result = await run(engine, who, document)
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == field
+    assert error.message.startswith(f"{field}: ")
