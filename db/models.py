@@ -149,6 +149,7 @@ class Cooperative(Base):
     assets: Mapped[int] = mapped_column(BigInteger, server_default="0")
     surplus: Mapped[int | None] = mapped_column(BigInteger)
     book_year: Mapped[int | None] = mapped_column(SmallInteger)
+    established_on: Mapped[date | None] = mapped_column(Date)
     last_rat_date: Mapped[date | None] = mapped_column(Date)
     last_rat_book_year: Mapped[int | None] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(10), server_default="active")

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from domain.errors import InvalidValue
-from domain.identifiers import kbli_section, validate_legal_entity_no, validate_rupiah
+from domain.identifiers import (
+    established_by,
+    kbli_section,
+    validate_legal_entity_no,
+    validate_rupiah,
+)
 from domain.records import (
     Collector,
     Namer,
@@ -39,6 +44,7 @@ class CooperativeDraft:
     assets: int = 0
     surplus: int | None = None
     book_year: int | None = None
+    established_on: date | None = None
     last_rat_date: date | None = None
     last_rat_book_year: int | None = None
 
@@ -60,6 +66,7 @@ class CheckedCooperative:
     assets: int
     surplus: int | None
     book_year: int | None
+    established_on: date | None
     last_rat_date: date | None
     last_rat_book_year: int | None
 
@@ -68,6 +75,16 @@ def validate_surplus(value: int, *, field: str) -> int:
     """SHU may be a loss, so unlike other amounts it may be negative."""
     if isinstance(value, bool) or not -_SURPLUS_MAX <= value <= _SURPLUS_MAX:
         raise InvalidValue(field, f"must be a whole number of rupiah within ±{_SURPLUS_MAX:,}")
+    return value
+
+
+def _established(value: date, number: str | None, *, field: str, today: date) -> date:
+    """The deed's date: in the past, and not after the year the legal-entity number was
+    issued in, since the number is given to an established cooperative."""
+    validate_past_date(value, field=field, today=today)
+    latest = established_by(number) if number is not None else None
+    if latest is not None and value > latest:
+        raise InvalidValue(field, f"is after the legal-entity number's year ({latest.year})")
     return value
 
 
@@ -116,6 +133,10 @@ def check_cooperative(
     book_year = got.optional(
         draft.book_year, lambda value: validate_year(value, field=name("bookYear"), today=today)
     )
+    established = got.optional(
+        draft.established_on,
+        lambda value: _established(value, number, field=name("establishedOn"), today=today),
+    )
     rat_date = got.optional(
         draft.last_rat_date,
         lambda value: validate_past_date(value, field=name("lastRatDate"), today=today),
@@ -153,6 +174,7 @@ def check_cooperative(
         assets=assets,
         surplus=surplus,
         book_year=book_year,
+        established_on=established,
         last_rat_date=rat_date,
         last_rat_book_year=rat_year,
     )

@@ -81,6 +81,7 @@ async def update(
             assets=current.assets,
             surplus=current.surplus,
             book_year=current.book_year,
+            established_on=current.established_on,
             last_rat_date=current.last_rat_date,
             last_rat_book_year=current.last_rat_book_year,
         )

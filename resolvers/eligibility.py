@@ -91,7 +91,8 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
     return {
         **common,
         "has_legal_entity_no": True,
-        "business_start_date": established_by(row.legal_entity_no),
+        # The deed's date when recorded, else the legal-entity number's year bounds it.
+        "business_start_date": row.established_on or established_by(row.legal_entity_no),
         "coop_status": row.status,
         "coop_last_rat_book_year": row.last_rat_book_year,
         "coop_savings_and_loan": row.type == "simpan_pinjam",

@@ -103,6 +103,9 @@ class CreateCooperativeInput:
     assets: Rupiah = strawberry.field(default=Rupiah(0))
     surplus: Rupiah | None = None
     book_year: int | None = None
+    established_on: date | None = strawberry.field(
+        default=None, description="Date of the deed of establishment (akta pendirian)."
+    )
     last_rat_date: date | None = None
     last_rat_book_year: int | None = None
 
@@ -122,6 +125,7 @@ class CooperativeChanges:
     assets: Rupiah | None = UNSET
     surplus: Rupiah | None = UNSET
     book_year: int | None = UNSET
+    established_on: date | None = UNSET
     last_rat_date: date | None = UNSET
     last_rat_book_year: int | None = UNSET
 

@@ -98,6 +98,7 @@ def _cooperative_facts(jurisdiction: str) -> DriverStatement:
         select(
             cooperative,
             COOPERATIVES.c.legal_entity_no,
+            COOPERATIVES.c.established_on,
             COOPERATIVES.c.province_code,
             COOPERATIVES.c.regency_code,
             COOPERATIVES.c.type,

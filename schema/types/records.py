@@ -111,6 +111,9 @@ class Cooperative:
     assets: Rupiah
     surplus: Rupiah | None = strawberry.field(description="SHU of the last book year.")
     book_year: int | None
+    established_on: date | None = strawberry.field(
+        description="Date of the deed of establishment (akta pendirian), when recorded."
+    )
     last_rat_date: date | None
     last_rat_book_year: int | None
     version: int
