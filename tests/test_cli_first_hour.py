@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth import clients
+from db import embedded
 from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.cli import main
@@ -125,3 +126,13 @@ def test_a_new_database_beside_an_existing_one_is_announced(homes: tuple[Path, P
     assert f"SINERGI_HOME={data_home / 'sinergi'}" in first.stderr
     again = _run(env, "migrate")
     assert again.stderr == ""  # it exists now: nothing to announce
+
+
+def test_only_running_servers_holding_sinergi_count_as_existing_databases() -> None:
+    """A test run's temporary server (no `sinergi` database) is not one a command could mean."""
+    home = Path(tempfile.mkdtemp(prefix="sinergi-running-"))
+    home.chmod(0o755)
+    admin_url = embedded.start(home, temporary=True)
+    assert home.resolve() not in {found.resolve() for found in embedded.running_homes()}
+    asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
+    assert home.resolve() in {found.resolve() for found in embedded.running_homes()}
