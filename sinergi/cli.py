@@ -113,15 +113,20 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.service import OAuthError
     from sinergi.demo_mode import demo_token
 
-    token = asyncio.run(demo_token(prepared_url(settings), settings, args.client_id, args.scope))
-    if token is None:
-        print(
-            f"sinergi token: {args.client_id} is not an active client with the demo secret; "
-            "a real client asks POST /oauth/token with its own secret",
-            file=sys.stderr,
+    url = prepared_url(settings)
+    try:
+        token = asyncio.run(demo_token(url, settings, args.client_id, args.scope))
+    except OAuthError as error:
+        reason = (
+            f"{args.client_id} is not an active client with the demo secret; a real client "
+            "asks POST /oauth/token with its own secret"
+            if error.error == "invalid_client"
+            else error.description
         )
+        print(f"sinergi token: {reason}", file=sys.stderr)
         return 2
     print(token)
     return 0

@@ -60,6 +60,9 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
     )  # fmt: skip
     assert code == 0
     real = out.split('"client_id": "')[1].split('"')[0]
+    code, out, err = _cli(demo_url, "token", "demo-ministry", "--scope", "records:read")
+    assert (code, out) == (2, "")
+    assert "scope exceeds what the client was granted" in err
     for refused in (real, "no-such-client"):
         code, out, err = _cli(demo_url, "token", refused)
         assert (code, out) == (2, "")
