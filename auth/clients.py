@@ -174,6 +174,20 @@ async def authenticate(connection: AsyncConnection, client_id: str, secret: str)
     return from_row(usable) if usable is not None and matches else None
 
 
+async def holding_secret(connection: AsyncConnection, secret: str) -> list[str]:
+    """The active clients whose secret is `secret`: each costs one scrypt, off the event loop."""
+    rows = await connection.execute(
+        select(CLIENTS.c.client_id, CLIENTS.c.secret_hash)
+        .where(CLIENTS.c.revoked_at.is_(None))
+        .order_by(CLIENTS.c.client_id)
+    )
+    return [
+        row.client_id
+        for row in rows
+        if await asyncio.to_thread(secret_matches, secret, row.secret_hash)
+    ]
+
+
 async def all_clients(connection: AsyncConnection) -> list[Client]:
     rows = await connection.execute(select(CLIENTS).order_by(CLIENTS.c.created_at))
     return [from_row(row) for row in rows]

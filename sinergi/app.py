@@ -33,6 +33,7 @@ from db.reads import Replica
 from resolvers.context import Limits
 from schema.build import build_schema
 from sinergi import metrics, tracing
+from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP
@@ -133,6 +134,14 @@ def create_app(
     async def demo_token() -> str:
         return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
 
+    graphiql = (
+        GraphiQLPage(
+            demo_token, token_lifetime_seconds=settings.token_lifetime_seconds, endpoint="/graphql"
+        )
+        if settings.is_development
+        else None
+    )
+
     rate_limiter = RateLimiter(
         per_window=settings.rate_limit,
         window_seconds=settings.rate_limit_window_seconds,
@@ -146,7 +155,6 @@ def create_app(
         limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
         rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
-        demo_token=demo_token if settings.is_development else None,
         figures_cache_seconds=settings.figures_cache_seconds,
         max_response_bytes=settings.query_limits.max_response_bytes,
     )
@@ -166,13 +174,13 @@ def create_app(
         metrics.metrics_route(token=settings.metrics_token, multiprocess_dir=settings.metrics_dir),
     ]
     return Starlette(
-        routes=routes,
+        routes=[*routes, *(graphiql.routes() if graphiql is not None else [])],
         middleware=[
             *([tracing.middleware(traces)] if traces is not None else []),
             Middleware(Observer, routes=frozenset(route.path for route in routes)),
             Middleware(
                 GraphQLOverHTTP,
-                graphiql=graphql.render_graphql_ide if settings.is_development else None,
+                graphiql=graphiql.render if graphiql is not None else None,
             ),
             Middleware(RequestGuard, limits=settings.query_limits, sdl=schema.as_str()),
         ],

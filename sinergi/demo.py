@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
@@ -179,9 +179,30 @@ class _Population:
 
 
 async def clear(connection: AsyncConnection) -> None:
-    """Delete the demo businesses (and, by cascade, their owners, history, participations)."""
+    """Delete the demo businesses with what was recorded about them since: the eligibility
+    decisions and guarantees of the README's examples, which no cascade removes (a real
+    business's decisions must never go with a delete), then the businesses themselves (and, by
+    cascade, their owners, history and participations)."""
     msmes = table_of(models.Msme)
     cooperatives = table_of(models.Cooperative)
+    decisions = table_of(models.EligibilityDecision)
+    guarantees = table_of(models.Guarantee)
+    changes = table_of(models.GuaranteeStatusChange)
+    demo_msmes = select(msmes.c.id).where(msmes.c.nib.like("999%"))
+    demo_cooperatives = select(cooperatives.c.id).where(
+        cooperatives.c.legal_entity_no.like("AHU-999%")
+    )
+
+    def about_demo(table: Any) -> Any:
+        return or_(table.c.msme_id.in_(demo_msmes), table.c.cooperative_id.in_(demo_cooperatives))
+
+    await connection.execute(
+        delete(changes).where(
+            changes.c.guarantee_id.in_(select(guarantees.c.id).where(about_demo(guarantees)))
+        )
+    )
+    await connection.execute(delete(guarantees).where(about_demo(guarantees)))
+    await connection.execute(delete(decisions).where(about_demo(decisions)))
     await connection.execute(delete(msmes).where(msmes.c.nib.like("999%")))
     await connection.execute(
         delete(cooperatives).where(cooperatives.c.legal_entity_no.like("AHU-999%"))

@@ -9,11 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients
+from auth.service import AuthService
 from db import models
 from db.engine import create_engine
 from db.models import table_of
 from db.queries import guarantees
 from sinergi import demo
+from sinergi.settings import Settings
 
 DEFAULT_MSMES = 3000
 DEFAULT_SEED = 62
@@ -33,7 +35,6 @@ async def load_demo_data(url: str, *, msmes: int, seed: int) -> None:
                     seed=seed,
                     progress=lambda done, total: progress.update(task, completed=done),
                 )
-        await register_demo_clients(engine)
     finally:
         await engine.dispose()
 
@@ -50,12 +51,11 @@ async def prepare_demo(url: str, *, load_population: bool) -> None:
         await engine.dispose()
     if load_population and not has_records:
         await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)
-    else:
-        engine = create_engine(url, statement_timeout_ms=60_000)
-        try:
-            await register_demo_clients(engine)
-        finally:
-            await engine.dispose()
+    engine = create_engine(url, statement_timeout_ms=60_000)
+    try:
+        await register_demo_clients(engine)
+    finally:
+        await engine.dispose()
 
 
 DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
@@ -85,6 +85,34 @@ DEMO_CLIENTS = (
     ("demo-jamkrida-62", "PT Jamkrida Kalteng (demo)", "bumd", "62", None),
     ("demo-walidata", "Walidata Sinergi (demo)", "custodian", "ID", None),
 )
+
+
+async def clients_with_demo_secret(url: str) -> list[str]:
+    """The active clients anyone could act as, since their secret is DEMO_SECRET."""
+    engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return await clients.holding_secret(connection, DEMO_SECRET)
+    finally:
+        await engine.dispose()
+
+
+async def demo_token(url: str, settings: Settings, client_id: str, scope: str | None) -> str:
+    """A token of a client whose secret is DEMO_SECRET, as POST /oauth/token would issue it to
+    this server's settings; OAuthError (`invalid_client`) for any other client."""
+    engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
+    try:
+        auth = AuthService(
+            engine,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            token_lifetime_seconds=settings.token_lifetime_seconds,
+        )
+        await auth.startup()
+        answer = await auth.issue_token(client_id, DEMO_SECRET, scope, address="cli")
+    finally:
+        await engine.dispose()
+    return str(answer["access_token"])
 
 
 async def register_demo_clients(engine: AsyncEngine) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -29,8 +27,6 @@ from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.trusted_documents import TrustedDocuments
 
-DemoToken = Callable[[], Awaitable[str]]
-
 
 class SinergiGraphQL(GraphQL[Context, None]):
     def __init__(
@@ -40,19 +36,13 @@ class SinergiGraphQL(GraphQL[Context, None]):
         limits: Limits,
         rate_limiter: RateLimiter,
         trusted: TrustedDocuments,
-        demo_token: DemoToken | None,
         figures_cache_seconds: int = 0,
         max_response_bytes: int = QueryLimits().max_response_bytes,
     ) -> None:
-        super().__init__(
-            schema,
-            graphql_ide="graphiql" if demo_token is not None else None,
-            allow_queries_via_get=True,
-        )
+        super().__init__(schema, graphql_ide=None, allow_queries_via_get=True)
         self.limits = limits
         self.rate_limiter = rate_limiter
         self.trusted = trusted
-        self.demo_token = demo_token
         self.max_response_bytes = max_response_bytes
         self.direct = DirectAnswers(schema._schema, figures_cache_seconds=figures_cache_seconds)
 
@@ -185,7 +175,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return operations if isinstance(payload, list) else operations[0]
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
-        """Never here: sinergi.http_edge serves GraphiQL, to browsers only."""
+        """Never here: sinergi.http_edge serves GraphiQL (sinergi.graphiql), to browsers only."""
         return False
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -204,15 +194,6 @@ class SinergiGraphQL(GraphQL[Context, None]):
             limits=self.limits,
             request=request,
         )
-
-    async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL with a short-lived demo token already in its headers."""
-        assert self.demo_token is not None
-        headers = json.dumps({"Authorization": f"Bearer {await self.demo_token()}"})
-        html = self.graphql_ide_html.replace(
-            "const defaultHeaders = {};", f"const defaultHeaders = {headers};"
-        )
-        return HTMLResponse(html)
 
 
 def _payload(body: bytes) -> Any:

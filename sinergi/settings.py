@@ -24,7 +24,7 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
 
 
-def _default_home(env: Mapping[str, str]) -> Path:
+def default_home(env: Mapping[str, str]) -> Path:
     data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "sinergi"
 
@@ -65,7 +65,7 @@ class Settings:
     replica_url: str | None = None
     read_your_writes_seconds: int = 10
     figures_cache_seconds: int = 1
-    home: Path = field(default_factory=lambda: _default_home(os.environ))
+    home: Path = field(default_factory=lambda: default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
     issuer: str = "http://localhost:8000"
     audience: str = "sinergi"
@@ -123,7 +123,7 @@ class Settings:
             replica_url=replica_url,
             read_your_writes_seconds=_int(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
             figures_cache_seconds=_int(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
-            home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else _default_home(env),
+            home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
             environment=environment,
             issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),
             audience=env.get("SINERGI_AUDIENCE", "sinergi"),

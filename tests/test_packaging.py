@@ -81,6 +81,14 @@ def test_the_image_install_steps_give_a_working_sinergi(tmp_path: Path, server_u
     # The installed package serves the schema the source does (test_schema_sdl ties that to the
     # committed schema.graphql).
     assert _run(sinergi, "schema", cwd=tmp_path, env=env) == sdl()
+    # GraphiQL's page, files and their licences ship inside the wheel: no CDN, even offline.
+    shipped = (
+        "import json; from sinergi.graphiql import ASSETS_DIR as d; "
+        "assets = json.loads((d / 'assets.json').read_text())['assets']; "
+        "print(all((d / a[k]).is_file() for a in assets for k in ('file', 'licence'))"
+        " and (d.parent / 'graphiql.html').is_file())"
+    )
+    assert _run(venv / "bin" / "python", "-c", shipped, cwd=tmp_path, env=env).strip() == "True"
 
     # Migrations and reference data ship inside the wheel: the compose `migrate` service runs this.
     name = f"sinergi_wheel_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,113 @@
+"""GraphiQL for development, served entirely by Sinergi: no CDN, so it works offline.
+
+GraphiQL and React are committed unmodified under sinergi/static/graphiql/ with their licences
+(tools/vendor_graphiql.py fetches them again), and the page names each file with its integrity,
+so a browser runs only the published bytes. The page opens with a token of the demo client
+in its headers tab, and renews it from `/graphiql/token` before it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from functools import cache
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+ASSETS_DIR = STATIC_DIR / "graphiql"
+ASSETS_PATH = "/graphiql/static"
+TOKEN_PATH = "/graphiql/token"  # noqa: S105 (a path, not a secret)
+
+EXAMPLE_QUERY = """\
+# You are demo-province-62, the demo Dinas Koperasi dan UKM
+# Kalimantan Tengah: its token is in the Headers tab below,
+# renewed before it expires. Run: Ctrl-Enter or the ▶ button.
+# Docs: the book icon at the top left.
+{
+  viewer { clientId scopes }
+  msmes(first: 5, filter: {region: "62.71"}) {
+    totalCount
+    nodes { nib name scale regency { name } }
+  }
+}
+"""
+
+Mint = Callable[[], Awaitable[str]]
+
+
+def integrity(data: bytes) -> str:
+    """The Subresource Integrity value of `data`, as npm's CDN copies publish it."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+@cache
+def _assets() -> list[dict[str, Any]]:
+    manifest: dict[str, Any] = json.loads((ASSETS_DIR / "assets.json").read_text())
+    return list(manifest["assets"])
+
+
+def _tag(asset: dict[str, Any]) -> str:
+    url = escape(f"{ASSETS_PATH}/{asset['file']}?v={asset['version']}")
+    sri = escape(asset["integrity"])
+    if asset["file"].endswith(".css"):
+        return f'<link rel="stylesheet" href="{url}" integrity="{sri}" />'
+    return f'<script src="{url}" integrity="{sri}"></script>'
+
+
+@cache
+def _template() -> str:
+    assets = _assets()
+    styles = "\n    ".join(_tag(a) for a in assets if a["file"].endswith(".css"))
+    scripts = "\n    ".join(_tag(a) for a in assets if a["file"].endswith(".js"))
+    page = (STATIC_DIR / "graphiql.html").read_text()
+    return page.replace("__STYLES__", styles).replace("__SCRIPTS__", scripts)
+
+
+def _script_json(value: object) -> str:
+    """JSON that is safe inside a <script> element."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+class GraphiQLPage:
+    """The IDE page, its files and the demo token's renewal: mounted in development only."""
+
+    def __init__(self, mint: Mint, *, token_lifetime_seconds: int, endpoint: str) -> None:
+        self.mint = mint
+        self.token_lifetime_seconds = token_lifetime_seconds
+        self.endpoint = endpoint
+
+    async def render(self, request: Request) -> Response:
+        settings = {
+            "endpoint": self.endpoint,
+            "tokenUrl": TOKEN_PATH,
+            "token": await self.mint(),
+            "expiresIn": self.token_lifetime_seconds,
+            "query": EXAMPLE_QUERY,
+        }
+        html = _template().replace("__SETTINGS__", _script_json(settings))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def token(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "access_token": await self.mint(),
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime_seconds,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(TOKEN_PATH, self.token, methods=["POST"]),
+            Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR)),
+        ]

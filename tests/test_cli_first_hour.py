@@ -1,0 +1,141 @@
+"""The command line as a newcomer meets it: `sinergi token` for the demo clients, quiet output
+unless --verbose, and a clear note before a command makes a new database beside an existing one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from auth import clients
+from db import embedded
+from db.engine import async_url
+from sinergi.app import create_app
+from sinergi.cli import main
+from sinergi.settings import Settings
+from tests.support.http import Api
+
+
+def _cli(url: str, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: Api) -> None:
+    code, out, _ = _cli(demo_url, "token", "demo-ministry")
+    assert code == 0
+    token = out.strip()
+    with TestClient(create_app(Settings(rate_limit=1_000_000), database_url=demo_url)) as client:
+        answer = Api(client).post({"query": "{ viewer { clientId scopes } }"}, token).json()
+    assert answer["data"]["viewer"] == {
+        "clientId": "demo-ministry",
+        "scopes": ["aggregates:read", "targets:read"],
+    }
+
+    code, out, _ = _cli(demo_url, "token", "demo-ministry", "--scope", "aggregates:read")
+    narrowed = api.post({"query": "{ viewer { scopes } }"}, out.strip()).json()
+    assert narrowed["data"]["viewer"]["scopes"] == ["aggregates:read"]
+
+    code, out, err = _cli(
+        demo_url, "clients", "create", "--name", "Real", "--org-kind", "ministry",
+        "--jurisdiction", "ID", "--purpose", "a real one", "--json",
+    )  # fmt: skip
+    assert code == 0
+    real = out.split('"client_id": "')[1].split('"')[0]
+    code, out, err = _cli(demo_url, "token", "demo-ministry", "--scope", "records:read")
+    assert (code, out) == (2, "")
+    assert "scope exceeds what the client was granted" in err
+    for refused in (real, "no-such-client"):
+        code, out, err = _cli(demo_url, "token", refused)
+        assert (code, out) == (2, "")
+        assert "not an active client with the demo secret" in err
+
+
+def test_token_refuses_a_revoked_demo_client(fresh_url: str) -> None:
+    assert _cli(fresh_url, "migrate")[0] == 0
+
+    async def register_and_revoke() -> None:
+        from sinergi.demo_mode import register_demo_clients
+
+        engine = create_async_engine(async_url(fresh_url))
+        await register_demo_clients(engine)
+        async with engine.begin() as connection:
+            await clients.revoke(connection, "demo-walidata")
+        await engine.dispose()
+
+    asyncio.run(register_and_revoke())
+    assert _cli(fresh_url, "token", "demo-walidata")[0] == 2
+    assert _cli(fresh_url, "token", "demo-ministry")[0] == 0
+
+
+def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+
+
+def test_commands_are_quiet_unless_verbose(migrated_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": migrated_url}
+    quiet = _run(env, "migrate")
+    assert quiet.stdout == "database schema and reference data are up to date\n"
+    assert quiet.stderr == ""
+    verbose = _run(env, "--verbose", "migrate")
+    assert "INFO alembic" in verbose.stderr
+
+
+@pytest.fixture
+def homes() -> Iterator[tuple[Path, Path]]:
+    """An existing data directory under the default home, and a new SINERGI_HOME (outside
+    tmp_path, which the unprivileged user of the embedded server may not enter)."""
+    root = Path(tempfile.mkdtemp(prefix="sinergi-homes-"))
+    existing = root / "data" / "sinergi"
+    (existing / "pgdata").mkdir(parents=True)
+    (existing / "pgdata" / "PG_VERSION").write_text("18\n")
+    root.chmod(0o755)
+    yield root / "data", root / "other"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_new_database_beside_an_existing_one_is_announced(homes: tuple[Path, Path]) -> None:
+    data_home, other = homes
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home), "SINERGI_HOME": str(other)}
+    env.pop("DATABASE_URL", None)
+    first = _run(env, "migrate")
+    assert f"creating a new database under SINERGI_HOME={other}" in first.stderr
+    assert f"already exists under {data_home / 'sinergi'}" in first.stderr
+    assert f"SINERGI_HOME={data_home / 'sinergi'}" in first.stderr
+    again = _run(env, "migrate")
+    assert again.stderr == ""  # it exists now: nothing to announce
+
+
+def test_only_running_servers_holding_sinergi_count_as_existing_databases() -> None:
+    """A test run's temporary server (no `sinergi` database) is not one a command could mean."""
+    home = Path(tempfile.mkdtemp(prefix="sinergi-running-"))
+    home.chmod(0o755)
+    admin_url = embedded.start(home, temporary=True)
+    assert home.resolve() not in {found.resolve() for found in embedded.running_homes()}
+    asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
+    assert home.resolve() in {found.resolve() for found in embedded.running_homes()}

@@ -1,0 +1,115 @@
+"""`sinergi demo-data` reloads cleanly whatever was recorded about the demo businesses since:
+eligibility decisions, a guarantee and its status changes (what the README's examples create),
+and it leaves real businesses' records and decisions alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+from typing import Any
+from unittest import mock
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from db import models
+from db.engine import async_url
+from db.models import table_of
+from sinergi.app import create_app
+from sinergi.cli import main
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
+from tests.support.http import Api
+
+CHECK = """
+mutation Check($nib: String!) {
+  checkEligibility(request: {
+    nib: $nib, product: "JAMKRIDA_KTG_PRODUKTIF", loanAmount: "50000000", tenorMonths: 24,
+    attestation: {maxCollectibility: 1, hasOtherProductiveCredit: false,
+                  feasibilityApproved: true, onNationalBlacklist: false}
+  }) { id verdict }
+}
+"""
+GUARANTEE = """
+mutation Guarantee($decision: ID!) {
+  recordGuarantee(guarantee: {decisionId: $decision, bank: "Bank Kalteng",
+                              startsOn: "2026-02-01", endsOn: "2028-02-01"}) { id }
+}
+"""
+DEFAULT = """
+mutation Default($id: ID!) {
+  changeGuaranteeStatus(guaranteeId: $id, status: DEFAULTED, effectiveOn: "2026-10-01") { status }
+}
+"""
+CREATE = """
+mutation {
+  createMsme(input: {nib: "1234567890123", name: "Usaha Nyata", kbliCode: "10710",
+                     region: "62.71", annualTurnover: "300000000", employees: 3}) { id }
+}
+"""
+
+
+def _demo_data(url: str) -> int:
+    with (
+        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        return main(["demo-data", "--msmes", "40"])
+
+
+def _count(url: str, model: Any) -> int:
+    async def count() -> int:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.connect() as connection:
+                query = select(func.count()).select_from(table_of(model))
+                return int((await connection.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+def _ok(answer: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in answer, answer
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def test_demo_data_reloads_after_eligibility_checks_and_guarantees(fresh_url: str) -> None:
+    assert _demo_data(fresh_url) == 0
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    settings = Settings(rate_limit=1_000_000)
+    with TestClient(create_app(settings, database_url=fresh_url)) as client:
+        api = Api(client)
+        real = _ok(api.graphql(CREATE, "demo-province-62"))
+        assert real["createMsme"]["id"]
+        for nib in ("9990000000001", "1234567890123"):
+            decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": nib}))
+            assert decision["checkEligibility"]["id"]
+        demo_decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": "9990000000002"}))
+        guarantee = _ok(
+            api.graphql(
+                GUARANTEE,
+                "demo-jamkrida-62",
+                {"decision": demo_decision["checkEligibility"]["id"]},
+            )
+        )
+        _ok(api.graphql(DEFAULT, "demo-jamkrida-62", {"id": guarantee["recordGuarantee"]["id"]}))
+    assert _count(fresh_url, models.EligibilityDecision) == 3
+
+    assert _demo_data(fresh_url) == 0
+    assert _count(fresh_url, models.Guarantee) == 0
+    assert _count(fresh_url, models.GuaranteeStatusChange) == 0
+    assert _count(fresh_url, models.EligibilityDecision) == 1  # the real business's stays
+    assert _demo_data(fresh_url) == 0  # and again, with nothing recorded in between

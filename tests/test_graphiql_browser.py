@@ -1,0 +1,152 @@
+"""GraphiQL in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
+which .ci/run installs) loads the page from a live server that reaches no network beyond
+itself, lists `Query` in the documentation explorer, shows and renews the demo token in the
+headers tab, runs the example and reads its result.
+
+Skipped only on a developer's machine without Chromium; in CI (`CI=true`) it always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from sinergi.app import create_app
+from sinergi.settings import Environment, Settings
+from tests.support.http import Api
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+TOKEN_LIFETIME = 6  # seconds: the page renews the token after 80% of it
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must have chromium and chromium-driver (.ci/run installs them)")
+        pytest.skip("no chromium and chromedriver: apt-get install chromium chromium-driver")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must not look for a driver online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def served(demo_url: str, api: Api) -> Iterator[str]:
+    """uvicorn in development mode over the demo database (its clients registered by `api`)."""
+    settings = Settings(
+        environment=Environment.DEVELOPMENT,
+        rate_limit=1_000_000,
+        token_lifetime_seconds=TOKEN_LIFETIME,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, database_url=demo_url),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _until(lambda: server.started, 30, "uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _until(condition: Callable[[], Any], seconds: float, failure: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+
+
+def _editors(driver: Any) -> dict[str, str]:
+    """The text of GraphiQL's CodeMirror editors, by the section holding each."""
+    texts: dict[str, str] = driver.execute_script(
+        """
+        const found = {};
+        for (const element of document.querySelectorAll('.CodeMirror')) {
+          const section = element.closest('.graphiql-response') ? 'response'
+            : element.closest('.graphiql-editor-tool') ? 'tool' : 'query';
+          found[section] = element.CodeMirror.getValue();
+        }
+        return found;
+        """
+    )
+    return texts
+
+
+def test_graphiql_works_offline_with_docs_a_renewed_token_and_a_result(
+    browser: Any, served: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/graphql")
+    failed = browser.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".map(e => e.name).filter(n => !n.startsWith(location.origin))"
+    )
+    assert failed == [], "the page loads nothing from another origin"
+
+    _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+    browser.find_element(By.CSS_SELECTOR, '[aria-label="Show Documentation Explorer"]').click()
+    explorer = _until(
+        lambda: [
+            element
+            for element in browser.find_elements(By.CSS_SELECTOR, ".graphiql-doc-explorer")
+            if "Query" in element.text
+        ],
+        30,
+        "the documentation explorer never listed Query (introspection refused?)",
+    )
+    assert "Mutation" in explorer[0].text  # the province may write
+
+    first = _until(lambda: _editors(browser).get("tool"), 10, "no headers editor")
+    assert '"Authorization": "Bearer ' in first
+    renewed = _until(
+        lambda: (tool := _editors(browser).get("tool")) != first and tool,
+        TOKEN_LIFETIME * 3,
+        "the demo token was not renewed before it expired",
+    )
+    assert '"Authorization": "Bearer ' in renewed
+
+    time.sleep(TOKEN_LIFETIME * 0.5)  # the first token has now expired; the renewed one serves
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    result = _until(
+        lambda: "totalCount" in (text := _editors(browser).get("response") or "") and text,
+        30,
+        "no result",
+    )
+    browser.save_screenshot(str(tmp_path / "graphiql.png"))
+    assert '"clientId": "demo-province-62"' in result
+    assert '"errors"' not in result

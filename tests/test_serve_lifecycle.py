@@ -1,0 +1,151 @@
+"""`sinergi serve` as operators stop it: SIGTERM (systemd, Docker, `kill`), SIGINT (Ctrl-C) and a
+crash of an earlier run all leave no embedded PostgreSQL behind; and production refuses to start
+while any active client still has the published demo secret."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auth import clients
+from db.engine import async_url
+from sinergi.demo_mode import DEMO_CLIENTS, register_demo_clients
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """Outside pytest's tmp_path, whose mode 0700 would lock out the unprivileged user the
+    embedded server runs as when tests run as root."""
+    path = Path(tempfile.mkdtemp(prefix="sinergi-lifecycle-"))
+    yield path
+    _stop_leftover(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop_leftover(home: Path) -> None:
+    pid = _postmaster(home)
+    if pid is not None and psutil.pid_exists(pid):
+        os.kill(pid, signal.SIGTERM)
+
+
+def _postmaster(home: Path) -> int | None:
+    pid_file = home / "pgdata" / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve(home: Path) -> subprocess.Popen[bytes]:
+    """`sinergi serve` on the embedded server under `home`, once it answers."""
+    env = {**os.environ, "SINERGI_HOME": str(home), "SINERGI_LOG_LEVEL": "warning"}
+    for name in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
+        env.pop(name, None)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, "serve exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "serve did not become ready"
+        time.sleep(0.3)
+
+
+def _gone(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_sigterm_sigint_and_a_crash_leave_no_postgresql_behind(home: Path) -> None:
+    crashed = _serve(home)
+    postgres = _postmaster(home)
+    assert postgres is not None
+    assert psutil.pid_exists(postgres)
+    crashed.kill()  # no handler runs: the server stays up, its handle noted as still in use
+    crashed.wait(30)
+    assert not _gone(postgres, seconds=2)
+
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        process = _serve(home)
+        postgres = _postmaster(home)
+        assert postgres is not None
+        process.send_signal(stop)
+        assert process.wait(60) == 0, f"{stop.name}: a clean stop exits 0"
+        assert _gone(postgres), f"{stop.name} left PostgreSQL {postgres} running"
+
+
+def test_production_refuses_to_start_while_a_client_has_the_demo_secret(
+    fresh_url: str, home: Path
+) -> None:
+    async def register() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env.pop("SINERGI_ENV", None)
+    sinergi = [sys.executable, "-m", "sinergi.cli"]
+    subprocess.run([*sinergi, "migrate"], env=env, check=True, timeout=120)  # reference data
+    asyncio.run(register())
+    refused = subprocess.run(
+        [*sinergi, "serve", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    for client_id, *_ in DEMO_CLIENTS:
+        assert f"sinergi clients revoke {client_id}" in refused.stderr
+    assert "published demo secret" in refused.stderr
+
+    rotated, *revoked = [client_id for client_id, *_ in DEMO_CLIENTS]
+
+    async def rotate_and_revoke() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        async with engine.begin() as connection:
+            assert await clients.rotate_secret(connection, rotated) is not None
+            for client_id in revoked[1:]:
+                assert await clients.revoke(connection, client_id)
+        await engine.dispose()
+
+    asyncio.run(rotate_and_revoke())
+    still = subprocess.run(
+        [*sinergi, "serve", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert still.returncode == 2
+    assert still.stderr.count("sinergi clients revoke") == 1
+    assert f"sinergi clients revoke {revoked[0]}" in still.stderr
