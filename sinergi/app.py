@@ -137,7 +137,12 @@ def create_app(
         build_schema(
             max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
         ),
-        limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
+        limits=Limits(
+            settings.max_page_size,
+            settings.default_page_size,
+            settings.suppression_k,
+            settings.perturbation,
+        ),
         rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
         demo_token=demo_token if settings.is_development else None,
