@@ -29,7 +29,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 MODULUS = 2**32
 
@@ -39,15 +39,44 @@ def cell_key(key_sum: int) -> int:
     return key_sum % MODULUS
 
 
+# Every measure perturbed, each with its own draw from the cell key (a new one goes at the end).
+LABELS = (
+    "count",
+    "turnover",
+    "capital",
+    "employees",
+    "business_volume",
+    "assets",
+    "members",
+    "amount",
+    "coverage",
+)
+_SLOTS = {label: slot for slot, label in enumerate(LABELS)}
+_WIDTH = 4  # bytes per draw: 2**-32 is finer than any probability in the table
+
+
+@lru_cache(maxsize=65_536)
+def _draws(key: int) -> tuple[float, ...]:
+    """One BLAKE2b digest of the cell key, cut into a uniform number per label.
+
+    Cached: a national table's cells are the same few thousand keys from one request to the
+    next, and a digest per cell rather than per measure keeps perturbation cheap.
+    """
+    digest = hashlib.blake2b(
+        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=b"sinergi-cellkey"
+    ).digest()
+    return tuple(
+        int.from_bytes(digest[slot : slot + _WIDTH], "big") / 2 ** (8 * _WIDTH)
+        for slot in range(0, len(digest), _WIDTH)
+    )
+
+
 def uniform(key_sum: int, label: str) -> float:
     """A number in [0, 1) fixed by the cell key and what is being perturbed.
 
-    Hashing with a label gives each measure of a cell its own draw, so the noise of a sum says
-    nothing about the noise of the count.
+    Each label gets its own draw, so the noise of a sum says nothing about that of the count.
     """
-    text = f"{cell_key(key_sum)}:{label}".encode()
-    digest = hashlib.blake2b(text, digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return _draws(cell_key(key_sum))[_SLOTS[label]]
 
 
 def _mean_square(reach: int) -> float:

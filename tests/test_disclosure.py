@@ -465,35 +465,40 @@ async def test_no_sum_of_protected_records_comes_out_exactly(attack: Attack) -> 
     assert exact == []
 
 
-async def test_no_small_protected_count_is_ever_certain(attack: Attack) -> None:
-    """Every derivation of a small set of records, and all of them together, leave more than
-    one count possible under the public perturbation table."""
+async def test_no_protected_count_is_ever_certain(attack: Attack) -> None:
+    """Every derivation of a protected set of records, and all of them together (national
+    minus the other provinces, the cell itself, total minus subtotals, ...), leave more than
+    one count possible under the public perturbation table: small sets included."""
     possible: dict[tuple[Any, ...], set[int]] = {}
     derivations: dict[tuple[Any, ...], int] = defaultdict(int)
+    truth: dict[tuple[Any, ...], int] = {}
     for derivation in attack.derivations:
         if not derivation.counted or not _protected(attack, derivation):
             continue
-        if not 0 < derivation.truth_count < K:
+        if derivation.truth_count == 0:
             continue
         values = feasible(derivation)
         assert derivation.truth_count in values
         possible[derivation.target] = possible.get(derivation.target, values) & values
         derivations[derivation.target] += 1
-    assert len(possible) >= 20
-    assert max(derivations.values()) >= 2, "some small sets are derived more than one way"
+        truth[derivation.target] = derivation.truth_count
+    assert sum(0 < count < K for count in truth.values()) >= 20, "small sets are isolated"
+    assert sum(n >= 2 for n in derivations.values()) >= 20, "sets are derived several ways"
     pinned = {target: values for target, values in possible.items() if len(values) < 2}
     assert pinned == {}
 
 
-async def test_derived_small_counts_are_wrong_more_often_than_right(attack: Attack) -> None:
+async def test_derived_counts_are_wrong_more_often_than_right(attack: Attack) -> None:
+    """About a third of differences happen to hit the truth (when the noises cancel), small
+    sets a little more often since their noise is narrower; nothing tells which."""
     attempts = [
-        d
-        for d in attack.derivations
-        if d.counted and _protected(attack, d) and 0 < d.truth_count < K
+        d for d in attack.derivations if d.counted and _protected(attack, d) and d.truth_count
     ]
-    right = [d for d in attempts if d.count == d.truth_count]
-    assert len(attempts) >= 20
-    assert len(right) / len(attempts) < 0.5
+    small = [d for d in attempts if d.truth_count < K]
+    assert len(small) >= 20
+    for derivations, bound in ((attempts, 0.5), (small, 0.6)):
+        right = [d for d in derivations if d.count == d.truth_count]
+        assert len(right) / len(derivations) < bound
 
 
 async def _count_and_sum(
@@ -532,4 +537,4 @@ async def test_the_same_records_get_the_same_figures_through_every_query(
     assert ("dissolved",) not in statuses, "the indicator counts the producers not dissolved"
     _, volume = await _count_and_sum(engine, "cooperativeFigures", [], producers, ())
     indicator = await _indicators(engine, MINISTRY, "KOP_PRODUKSI_VOLUME")
-    assert indicator["62"] == str(volume)
+    assert indicator["62"] == (None if volume is None else str(volume))  # None: suppressed

@@ -102,9 +102,7 @@ class GuaranteeDimension(Enum):
     SUBJECT_KIND = "subject_kind"
 
 
-@strawberry.type(
-    description=f"Credit guarantees issued by BUMDs: access to finance. {PERTURBED}"
-)
+@strawberry.type(description=f"Credit guarantees issued by BUMDs: access to finance. {PERTURBED}")
 class GuaranteeFigure:
     key: list[KeyPart]
     suppressed: bool = strawberry.field(description=SUPPRESSED)
