@@ -1,7 +1,8 @@
 """Rollups stay exact under writes: after seeded random inserts, upserts, COPY, updates that move
 records between regions, scales and activity, deactivations and deletes, in single-row and
-multi-row statements, every rollup cell equals the same aggregate computed from the records, and
-figures read from a rollup equal figures read from the records."""
+multi-row statements, every rollup cell (its count, sums, sums of squares and the sum of its
+records' keys, which the cell-key method perturbs with) equals the same aggregate computed from
+the records, and figures read from a rollup equal figures read from the records."""
 
 from __future__ import annotations
 
