@@ -9,9 +9,10 @@ noise. Cells made of different records get keys that are, to anyone without the 
 independent uniform draws.
 
 - Counts: the noise is looked up in a perturbation table (count, cell key) -> integer in
-  [-D, D] with mean zero and variance V (D = `max_noise`, V = `variance`), never taking a count
-  below zero; a count of zero stays zero. Within each count's row the cell key picks the noise
-  by inverse distribution function, as in the ABS TableBuilder's p-table.
+  [-D, D] with mean zero and variance V (D = `max_noise`, V = `variance`), each size half as
+  likely as the one below it, never taking a count below zero; a count of zero stays zero.
+  Within each count's row the cell key picks the noise by inverse distribution function, as in
+  the ABS TableBuilder's p-table.
 - Sums of non-negative values: the noise is `sum_noise` times the root of the sum of squares of
   the contributions (at least `max_noise` units), times a magnitude in [0.5, 1.5) and a sign
   both drawn from the cell key. The root of the sum of squares is at least the largest
@@ -27,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from functools import cache, lru_cache
 
 MODULUS = 2**32
@@ -71,32 +72,47 @@ def _draws(key: int) -> tuple[float, ...]:
     )
 
 
-def uniform(key_sum: int, label: str) -> float:
-    """A number in [0, 1) fixed by the cell key and what is being perturbed.
+def draws(key_sum: int) -> tuple[float, ...]:
+    """A number in [0, 1) per label (`LABELS`), fixed by the cell key.
 
     Each label gets its own draw, so the noise of a sum says nothing about that of the count.
     """
-    return _draws(cell_key(key_sum))[_SLOTS[label]]
+    return _draws(cell_key(key_sum))
+
+
+def uniform(key_sum: int, label: str) -> float:
+    """The draw of one label."""
+    return draws(key_sum)[_SLOTS[label]]
+
+
+def _weights(reach: int) -> list[float]:
+    """Relative probabilities of |noise| = 1..reach: halving at each step, so the extremes are
+    rare. Bounded noise has edges, and an attacker intersecting several derivations of one
+    count pins it only when every cell involved sits on an edge; rare edges make that so."""
+    return [0.5 ** (size - 1) for size in range(1, reach + 1)]
 
 
 def _mean_square(reach: int) -> float:
-    """The mean of j**2 over j = 1..reach."""
-    return (reach + 1) * (2 * reach + 1) / 6
+    """The mean of j**2 over non-zero noise j of reach `reach`."""
+    weights = _weights(reach)
+    return sum(w * size**2 for size, w in enumerate(weights, start=1)) / sum(weights)
 
 
 @cache
 def _row(reach: int, variance: float) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """One row of the perturbation table: cumulative probabilities and their noise values.
 
-    Noise 0 with probability 1 - q and each of +-1..+-reach with q / (2 * reach): symmetric, so
-    its mean is zero, and q is chosen for the variance asked (as far as the reach allows).
+    Noise 0 with probability 1 - q, and +-j with q/2 times the weight of j: symmetric, so its
+    mean is zero, and q is chosen for the variance asked (as far as the reach allows).
     """
     q = min(1.0, variance / _mean_square(reach))
+    weights = _weights(reach)
+    whole = sum(weights)
     values = tuple(range(-reach, reach + 1))
     cumulative: list[float] = []
     total = 0.0
     for value in values:
-        total += (1 - q) if value == 0 else q / (2 * reach)
+        total += (1 - q) if value == 0 else q / 2 * weights[abs(value) - 1] / whole
         cumulative.append(total)
     cumulative[-1] = 1.0
     return tuple(cumulative), values
@@ -106,7 +122,7 @@ def _row(reach: int, variance: float) -> tuple[tuple[float, ...], tuple[int, ...
 class Perturbation:
     """The published parameters of the cell-key method (settings `SINERGI_CELL_KEY_*`)."""
 
-    max_noise: int = 3
+    max_noise: int = 5
     variance: float = 2.0
     sum_noise: float = 0.1
 
@@ -116,7 +132,7 @@ class Perturbation:
         if not 0 < self.variance <= _mean_square(self.max_noise):
             raise ValueError(
                 f"variance must be above 0 and at most {_mean_square(self.max_noise):g} "
-                f"(noise spread evenly over +-1..+-{self.max_noise})"
+                f"(the most noise of at most {self.max_noise} can have)"
             )
         if not 0 < self.sum_noise <= 1:
             raise ValueError("sum_noise must be above 0 and at most 1")
@@ -135,10 +151,13 @@ class Perturbation:
 
     def count(self, count: int, key_sum: int) -> int:
         """The published count: never below zero, zero for zero, the same for the same records."""
+        return self.drawn_count(count, uniform(key_sum, "count"))
+
+    def drawn_count(self, count: int, draw: float) -> int:
         if count == 0:
             return 0
         cumulative, values = _row(min(count, self.max_noise), self.variance)
-        return count + values[bisect_right(cumulative, uniform(key_sum, "count"))]
+        return count + values[bisect_right(cumulative, draw)]
 
     def total(self, total: int, squares: int, key_sum: int, measure: str) -> int:
         """The published sum of non-negative contributions whose squares add up to `squares`.
@@ -147,9 +166,11 @@ class Perturbation:
         units, so small whole-number sums (employees, members) are perturbed too; its size is
         0.5 to 1.5 times that scale, never zero. A sum of zeros stays zero.
         """
+        return self.drawn_total(total, squares, uniform(key_sum, measure))
+
+    def drawn_total(self, total: int, squares: int, draw: float) -> int:
         if squares == 0:
             return total
-        draw = uniform(key_sum, measure)
         sign = 1 if draw >= 0.5 else -1
         magnitude = 0.5 + 2 * (draw % 0.5)
         scale = max(self.sum_noise * math.sqrt(squares), self.max_noise)
@@ -166,34 +187,47 @@ class Summed:
 
 
 def average(total: int, n: int) -> int | None:
-    """Rounded half away from zero, as PostgreSQL rounds; None when nothing was summed."""
+    """Of a non-negative sum, rounded half up (as PostgreSQL rounds); None when nothing was
+    summed."""
     if n == 0:
         return None
-    return int((Decimal(total) / Decimal(n)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return (2 * total + n) // (2 * n)
 
 
-def exact_values(sums: dict[str, Summed], averages: tuple[str, ...]) -> dict[str, int | None]:
+@cache
+def _names(measure: str) -> tuple[str, str, int]:
+    """The published names of a measure's sum and average, and the slot of its draw."""
+    return f"{measure}_sum", f"{measure}_average", _SLOTS[measure]
+
+
+def exact_values(sums: Mapping[str, Summed], averages: tuple[str, ...]) -> dict[str, int | None]:
     """Each `<measure>_sum` (None where no record has a value) and `<measure>_average`."""
     values: dict[str, int | None] = {}
     for name, summed in sums.items():
-        values[f"{name}_sum"] = summed.total if summed.n else None
+        sum_name, average_name, _ = _names(name)
+        values[sum_name] = summed.total if summed.n else None
         if name in averages:
-            values[f"{name}_average"] = average(summed.total, summed.n)
+            values[average_name] = average(summed.total, summed.n)
     return values
 
 
-def perturbed_values(
+def perturbed_cell(
     perturbation: Perturbation,
+    count: int,
     key_sum: int,
-    sums: dict[str, Summed],
+    sums: Mapping[str, Summed],
     averages: tuple[str, ...],
-) -> dict[str, int | None]:
-    """As `exact_values`, each sum perturbed and each average the perturbed sum over the
-    perturbed number of records with a value (so no exact count can be read off a ratio)."""
+) -> tuple[int, dict[str, int | None]]:
+    """The perturbed count, and as `exact_values` each sum perturbed and each average the
+    perturbed sum over the perturbed number of records with a value (so no exact count can be
+    read off a ratio)."""
+    drawn = draws(key_sum)
+    count_draw = drawn[_SLOTS["count"]]
     values: dict[str, int | None] = {}
     for name, summed in sums.items():
-        total = perturbation.total(summed.total, summed.squares, key_sum, name)
-        values[f"{name}_sum"] = total if summed.n else None
+        sum_name, average_name, slot = _names(name)
+        total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        values[sum_name] = total if summed.n else None
         if name in averages:
-            values[f"{name}_average"] = average(total, perturbation.count(summed.n, key_sum))
-    return values
+            values[average_name] = average(total, perturbation.drawn_count(summed.n, count_draw))
+    return perturbation.drawn_count(count, count_draw), values

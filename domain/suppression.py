@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from domain.cellkey import Perturbation, Summed, exact_values, perturbed_values
+from domain.cellkey import Perturbation, Summed, exact_values, perturbed_cell
 
 Key = tuple[str | None, ...]
 
@@ -60,13 +60,11 @@ def publish(
         raise ValueError("k must be at least 1")
     published = []
     for cell in cells:
-        sums = dict(cell.sums)
         if not cell.protected:
-            values = exact_values(sums, averages)
+            values = exact_values(cell.sums, averages)
             published.append(Published(cell.key, cell.count, values, suppressed=False))
             continue
-        count = perturbation.count(cell.count, cell.key_sum)
-        values = perturbed_values(perturbation, cell.key_sum, sums, averages)
+        count, values = perturbed_cell(perturbation, cell.count, cell.key_sum, cell.sums, averages)
         if hidden(cell.count, count, k):
             blank = dict.fromkeys(values)
             published.append(Published(cell.key, None, blank, suppressed=True))

@@ -62,10 +62,10 @@ def is_protected(principal: Principal, region: str) -> bool:
     return not (principal.has(Scope.RECORDS_READ) and is_within(region, principal.jurisdiction))
 
 
-def _sums(measures: Mapping[str, int], names: Sequence[str]) -> dict[str, Summed]:
+def _sums(measures: Mapping[str, int], columns: Sequence[tuple[str, ...]]) -> dict[str, Summed]:
     return {
-        name: Summed(measures[f"{name}_n"], measures[f"{name}_sum"], measures[f"{name}_squares"])
-        for name in names
+        name: Summed(measures[n], measures[total], measures[squares])
+        for name, n, total, squares in columns
     }
 
 
@@ -81,12 +81,13 @@ def figures(
     averages: tuple[str, ...] = (),
 ) -> list[SimpleNamespace]:
     reads_records = principal.has(Scope.RECORDS_READ)  # without it, every cell is protected
+    columns = [(name, f"{name}_n", f"{name}_sum", f"{name}_squares") for name in sums]
     cells = [
         Cell(
             key=row.key,
             count=row.measures["count"],
             key_sum=row.measures["key_sum"],
-            sums=_sums(row.measures, sums),
+            sums=_sums(row.measures, columns),
             protected=not reads_records
             or is_protected(principal, cell_region(group_by, row.key, scope)),
         )

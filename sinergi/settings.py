@@ -64,7 +64,7 @@ def _perturbation(env: Mapping[str, str]) -> Perturbation:
     """The cell-key parameters (docs/disclosure-control.md); assumed public, checked at start."""
     try:
         return Perturbation(
-            max_noise=_int(env, "SINERGI_CELL_KEY_MAX_NOISE", 3),
+            max_noise=_int(env, "SINERGI_CELL_KEY_MAX_NOISE", 5),
             variance=_fraction(env, "SINERGI_CELL_KEY_VARIANCE", 2.0),
             sum_noise=_fraction(env, "SINERGI_CELL_KEY_SUM_NOISE", 0.1),
         )

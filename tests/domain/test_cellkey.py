@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from domain.cellkey import MODULUS, Perturbation, cell_key
 
-TABLE = Perturbation(max_noise=3, variance=2.0, sum_noise=0.1)
+TABLE = Perturbation()  # the defaults: max_noise 5, variance 2, sum_noise 0.1
 _RANDOM = random.Random(19)
 KEYS = [_RANDOM.randrange(MODULUS**2) for _ in range(20_000)]  # key sums of many records
 
