@@ -125,7 +125,7 @@ async def page(request: Request) -> Response:
 
 
 async def aggregate(request: Request) -> Response:
-    """The same cells as Sinergi's answer, without suppression (a pure function of them)."""
+    """The same cells as Sinergi's answer, exact (disclosure control is a pure function of them)."""
     pool: asyncpg.Pool = request.state.pool
     async with pool.acquire() as connection:
         rows = await connection.fetch(AGGREGATE)

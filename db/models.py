@@ -78,6 +78,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# 32 random bits from PostgreSQL's strong random source: the first 8 hex digits of a version 4
+# UUID are all random (its fixed version bits come later).
+RECORD_KEY = "('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint"
+
+
+def _record_key() -> Mapped[int]:
+    """A record's permanent secret key for the cell-key method (domain/cellkey.py): drawn once
+    by the database when the row is made, never written by a client, never published, and not
+    part of the change history (which holds only what a client changed)."""
+    return mapped_column(BigInteger, server_default=text(RECORD_KEY))
+
+
 class Region(Base):
     __tablename__ = "regions"
     __table_args__ = (
@@ -155,6 +167,7 @@ class Cooperative(Base):
     status: Mapped[str] = mapped_column(String(10), server_default="active")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cell_key: Mapped[int] = _record_key()
 
 
 class Msme(Base):
@@ -197,6 +210,7 @@ class Msme(Base):
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cell_key: Mapped[int] = _record_key()
 
 
 class MsmeOwner(Base):
@@ -536,6 +550,7 @@ class Guarantee(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    cell_key: Mapped[int] = _record_key()
 
 
 class GuaranteeStatusChange(Base):
@@ -556,7 +571,9 @@ class GuaranteeStatusChange(Base):
 
 def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any], ...]) -> Table:
     """A rollup: one row per combination of `keys` present in the base table, kept exact by the
-    statement-level triggers of migration 0006 (so national figures never scan the records).
+    statement-level triggers of migrations 0006 and 0012 (so national figures never scan the
+    records). Each summed measure keeps its sum of squares and each cell the sum of its records'
+    keys: what the cell-key method needs, additive like the sums themselves.
 
     NULL is a key value like any other (NULLS NOT DISTINCT), so upserts find cells for records
     without a founding year; the partial index finds the cells that fell to zero and are deleted.
@@ -567,6 +584,7 @@ def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any
         *keys,
         Column("n", BigInteger, nullable=False),
         *measures,
+        Column("cell_key_sum", BigInteger, nullable=False),
         UniqueConstraint(
             *(key.name for key in keys), name=f"uq_{name}", postgresql_nulls_not_distinct=True
         ),
@@ -589,7 +607,8 @@ def _msme_rollup(name: str, *keys: Column[Any]) -> Table:
             Column(f"{measure}_sum", kind, nullable=False),
         )
     )
-    return _rollup(name, keys, measures)
+    squares = tuple(Column(f"{measure}_squares", Numeric, nullable=False) for measure, _ in sums)
+    return _rollup(name, keys, measures + squares)
 
 
 def _cooperative_rollup(name: str, *keys: Column[Any]) -> Table:
@@ -597,6 +616,9 @@ def _cooperative_rollup(name: str, *keys: Column[Any]) -> Table:
         Column("business_volume_sum", Numeric, nullable=False),
         Column("assets_sum", Numeric, nullable=False),
         Column("members_sum", BigInteger, nullable=False),
+        Column("business_volume_squares", Numeric, nullable=False),
+        Column("assets_squares", Numeric, nullable=False),
+        Column("members_squares", Numeric, nullable=False),
     )
     return _rollup(name, keys, measures)
 

@@ -16,6 +16,7 @@ from db.queries import rate_limits
 from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
+from domain.cellkey import Perturbation
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 
@@ -25,6 +26,7 @@ class Limits:
     max_page_size: int
     default_page_size: int
     suppression_k: int = 5
+    perturbation: Perturbation = field(default_factory=Perturbation)
 
 
 @dataclass

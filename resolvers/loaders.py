@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -72,7 +71,7 @@ class Loaders:
         return self._simple(indicators.realisations_of, default=list)
 
     @cached_property
-    def computed_indicator(self) -> DataLoader[TargetKey, Decimal | None]:
+    def computed_indicator(self) -> DataLoader[TargetKey, indicator_values.Computed | None]:
         return self._simple(indicator_values.computed)
 
     @cached_property

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from db.queries.indicator_values import COMPUTABLE
 from resolvers import Node
+from resolvers.aggregates import indicator_value
 from resolvers.context import Context
 from resolvers.lookahead import node_columns, selected_columns
 from resolvers.paging import PageResult, page_size
@@ -151,11 +152,15 @@ async def realisations(root: Source, info: Info[Context, Any]) -> list[Node]:
 
 
 async def computed_value(root: Source, info: Info[Context, Any]) -> Decimal | None:
-    """The indicator worked out from the records now, beside what was reported."""
+    """The indicator worked out from the records now, beside what was reported, under the
+    same disclosure control as the figures."""
     if root.indicator_code not in COMPUTABLE:
         return None
     key = (root.indicator_code, root.jurisdiction, root.year)
-    return await info.context.loaders.computed_indicator.load(key)
+    computed = await info.context.loaders.computed_indicator.load(key)
+    if computed is None:
+        return None
+    return indicator_value(info.context, computed, root.jurisdiction)
 
 
 async def progress(root: Source, info: Info[Context, Any]) -> Decimal | None:

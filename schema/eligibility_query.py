@@ -9,8 +9,6 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from db.queries import guarantees
-from db.queries.aggregates import Figures
-from db.queries.scoping import within
 from resolvers import eligibility, records
 from resolvers.aggregates import grouped_figures
 from resolvers.context import Context
@@ -45,12 +43,7 @@ class EligibilityQuery:
         scope = await records.checked_region(info.context, region, "region")
         if scope is not None and len(scope) > len("62.01"):
             raise bad_input("region", "guarantee figures go down to regencies, not districts")
-        figures = Figures(
-            source=guarantees.GUARANTEES,
-            dimensions=guarantees.DIMENSIONS,
-            measures=guarantees.MEASURES,
-            where=[within(guarantees.GUARANTEES, scope or "ID")],
-        )
+        figures = guarantees.figures(scope or "ID")
         return await grouped_figures(  # type: ignore[return-value]
             info.context,
             lambda _: figures,

@@ -1,12 +1,14 @@
 """Published figure tables held for a moment, so dashboards polling the same national figures
-cost no statement and no suppression pass each time.
+cost no statement and no disclosure-control pass each time.
 
 Figures come from rollups that every write keeps exact; a table served from here is at most
 `seconds` old, like one read from a lagging replica, and with the same exception: a client
 that wrote within the read-your-writes window is never served from here, so it sees its own
 writes at once. An entry is keyed by everything its table depends on: the document, operation
-and variables, and what decides suppression for the caller (its jurisdiction, and whether it
-may read records), so no caller is ever handed a table suppressed for another.
+and variables, and what decides disclosure control for the caller (its jurisdiction, and
+whether it may read records), so no caller is ever handed a table made for another. Since the
+cell-key noise depends only on the records, a table served from here holds the very values a
+fresh computation gives.
 
 Memory is bounded by cells, not entries: a grouping by regency, KBLI section, scale and status
 has tens of thousands of cells, so such a table is not kept at all, and the oldest tables make

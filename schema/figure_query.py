@@ -77,7 +77,7 @@ async def graduations(
     figures = aggregates.Figures(
         source,
         dimensions,
-        {"count": aggregates.MSME_MEASURES["count"]},
+        aggregates.record_measures(aggregates.MSMES.c.cell_key, {}),
         msmes.conditions(NATIONAL, where),
     )
     return await grouped_figures(

@@ -152,7 +152,12 @@ def create_app(
     )
     graphql = SinergiGraphQL(
         schema,
-        limits=Limits(settings.max_page_size, settings.default_page_size, settings.suppression_k),
+        limits=Limits(
+            settings.max_page_size,
+            settings.default_page_size,
+            settings.suppression_k,
+            settings.perturbation,
+        ),
         rate_limiter=rate_limiter,
         trusted=TrustedDocuments(settings.trusted_documents),
         figures_cache_seconds=settings.figures_cache_seconds,

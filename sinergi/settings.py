@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from domain.cellkey import Perturbation
 from schema.limits import QueryLimits
 
 
@@ -49,6 +50,28 @@ def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
     return url
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _perturbation(env: Mapping[str, str]) -> Perturbation:
+    """The cell-key parameters (docs/disclosure-control.md); assumed public, checked at start."""
+    try:
+        return Perturbation(
+            max_noise=_int(env, "SINERGI_CELL_KEY_MAX_NOISE", 5),
+            variance=_fraction(env, "SINERGI_CELL_KEY_VARIANCE", 2.0),
+            sum_noise=_fraction(env, "SINERGI_CELL_KEY_SUM_NOISE", 0.1),
+        )
+    except ValueError as error:
+        raise SettingsError(f"SINERGI_CELL_KEY_*: {error}") from None
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -74,6 +97,7 @@ class Settings:
     token_lifetime_seconds: int = 900
     statement_timeout_ms: int = 5000
     suppression_k: int = 5
+    perturbation: Perturbation = field(default_factory=Perturbation)
     db_pool_size: int = 10
     external_issuers: str = ""
     query_limits: QueryLimits = field(default_factory=QueryLimits)
@@ -132,6 +156,7 @@ class Settings:
             token_lifetime_seconds=_int(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
             statement_timeout_ms=_int(env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000),
             suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5),
+            perturbation=_perturbation(env),
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
             external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),

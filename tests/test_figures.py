@@ -9,13 +9,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.principal import Principal
 from auth.scopes import OrgKind
 from db.engine import create_engine
-from tests.support.graphql import principal, run
+from tests.support.graphql import LIMITS, principal, run
 from tests.support.statements import recorded_statements
 
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
 KALTENG = principal(OrgKind.PROVINCE, "62")
+EVERYWHERE = principal(OrgKind.PROVINCE, "ID")  # reads every record, so every figure is exact
+K = LIMITS.suppression_k
+NOISE = LIMITS.perturbation.max_noise
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +41,10 @@ def _cells(result: Any) -> dict[tuple[str | None, ...], dict[str, Any]]:
     return {tuple(part["value"] for part in cell["key"]): cell for cell in figures}
 
 
-async def test_ministry_gets_national_and_provincial_figures_with_totals_in_one_query(
+async def test_a_reader_of_every_record_gets_exact_national_and_provincial_figures(
     engine: AsyncEngine,
 ) -> None:
-    cells = _cells(await run(engine, MINISTRY, BY_PROVINCE_AND_SCALE))
+    cells = _cells(await run(engine, EVERYWHERE, BY_PROVINCE_AND_SCALE))
     async with engine.connect() as connection:
         national = (await connection.execute(text("SELECT count(*) FROM msmes"))).scalar_one()
         kalteng_micro = (
@@ -54,11 +58,23 @@ async def test_ministry_gets_national_and_provincial_figures_with_totals_in_one_
     provinces = [cell for key, cell in cells.items() if key[1] is None and key[0] is not None]
     assert {key[0] for key in cells if key[0]} == {"61", "62", "64"}
     assert sum(cell["count"] for cell in provinces) == national
+    assert not any(cell["suppressed"] for cell in cells.values())
 
 
-async def test_small_cells_are_suppressed_for_a_ministry_with_their_complements(
+async def test_a_ministry_gets_every_count_within_the_noise_and_not_all_exact(
     engine: AsyncEngine,
 ) -> None:
+    exact = _cells(await run(engine, EVERYWHERE, BY_PROVINCE_AND_SCALE))
+    cells = _cells(await run(engine, MINISTRY, BY_PROVINCE_AND_SCALE))
+    assert cells.keys() == exact.keys()
+    published = {key: cell for key, cell in cells.items() if not cell["suppressed"]}
+    for key, cell in published.items():
+        assert abs(cell["count"] - exact[key]["count"]) <= NOISE, key
+    assert any(cell["count"] != exact[key]["count"] for key, cell in published.items())
+    assert any(cell["turnoverSum"] != exact[key]["turnoverSum"] for key, cell in published.items())
+
+
+async def test_small_cells_are_suppressed_for_a_ministry(engine: AsyncEngine) -> None:
     cells = _cells(await run(engine, MINISTRY, BY_PROVINCE_AND_SCALE))
     suppressed = [cell for cell in cells.values() if cell["suppressed"]]
     assert suppressed, "the demo population has small medium-scale cells"
@@ -67,28 +83,25 @@ async def test_small_cells_are_suppressed_for_a_ministry_with_their_complements(
         assert cell["turnoverSum"] is None
     for key, cell in cells.items():
         if not cell["suppressed"]:
-            assert cell["count"] == 0 or cell["count"] >= 5, key
-    for scale in {key[1] for key in cells}:
-        row = [cell for key, cell in cells.items() if key[1] == scale]
-        assert sum(cell["suppressed"] for cell in row) != 1, "one unknown in a row is recoverable"
+            assert cell["count"] >= K, key
 
 
-async def test_a_province_sees_its_own_small_cells_but_not_other_provinces(
+async def test_a_province_sees_its_own_small_cells_exactly_but_not_other_provinces(
     engine: AsyncEngine,
 ) -> None:
     kalteng_regencies = """{ msmeFigures(groupBy: [REGENCY, SCALE], filter: {region: "62"}) {
-        key { value } suppressed count } }"""
+        key { value } suppressed count turnoverSum } }"""
     ministry = _cells(await run(engine, MINISTRY, kalteng_regencies))
     province = _cells(await run(engine, KALTENG, kalteng_regencies))
+    exact = _cells(await run(engine, EVERYWHERE, kalteng_regencies))
     hidden_from_ministry = [key for key, cell in ministry.items() if cell["suppressed"]]
     assert hidden_from_ministry
+    assert province == exact
     assert not any(cell["suppressed"] for cell in province.values())
-    for key in hidden_from_ministry:
-        assert province[key]["count"] is not None
     kalbar = _cells(await run(engine, KALTENG, BY_PROVINCE_AND_SCALE))
     for key, cell in kalbar.items():
         if key[0] not in ("62", None) and not cell["suppressed"]:
-            assert cell["count"] >= 5, f"{key} published a small cell of another province"
+            assert cell["count"] >= K, f"{key} published a small cell of another province"
 
 
 async def test_figures_cost_a_bounded_number_of_statements(engine: AsyncEngine) -> None:
@@ -112,29 +125,45 @@ async def test_a_ministry_may_not_read_records(engine: AsyncEngine) -> None:
     assert error.extensions == {"code": "FORBIDDEN", "requiredScopes": ["records:read"]}
 
 
+VOLUME_AGAINST_TARGET = """{
+  cooperativeFigures(groupBy: [PROVINCE], filter: {region: "62", type: PRODUSEN}) {
+    key { value } count businessVolumeSum
+  }
+  indicator(code: "KOP_PRODUKSI_VOLUME") {
+    targets { year value computedValue progress jurisdiction { code } }
+  }
+}"""
+
+
+@pytest.mark.parametrize("who", [KALTENG, MINISTRY], ids=["exact", "perturbed"])
 async def test_kalteng_producer_cooperatives_against_the_2025_volume_target(
-    engine: AsyncEngine,
+    engine: AsyncEngine, who: Principal
 ) -> None:
-    result = await run(
-        engine,
-        MINISTRY,
-        """{
-          cooperativeFigures(groupBy: [PROVINCE], filter: {region: "62", type: PRODUSEN}) {
-            key { value } count businessVolumeSum
-          }
-          indicator(code: "KOP_PRODUKSI_VOLUME") {
-            targets { year value computedValue progress jurisdiction { code } }
-          }
-        }""",
-    )
+    """The indicator is the figure of the same records, as the caller sees it: exact for the
+    province, perturbed (or, for a small cell, suppressed) for a ministry."""
+    result = await run(engine, who, VOLUME_AGAINST_TARGET)
     assert result.errors is None
     figures = {cell["key"][0]["value"]: cell for cell in result.data["cooperativeFigures"]}
     (target,) = result.data["indicator"]["targets"]
     assert target["year"] == 2025
     assert target["value"] == "222000000000"
-    assert target["computedValue"] == figures["62"]["businessVolumeSum"]
-    expected = int(figures["62"]["businessVolumeSum"]) / 222_000_000_000
-    assert float(target["progress"]) == pytest.approx(expected, abs=1e-4)
+    volume = figures["62"]["businessVolumeSum"]
+    assert target["computedValue"] == volume
+    if volume is None:
+        assert target["progress"] is None
+    else:
+        expected = int(volume) / 222_000_000_000
+        assert float(target["progress"]) == pytest.approx(expected, abs=1e-4)
+    async with engine.connect() as connection:
+        exact = (
+            await connection.execute(
+                text(
+                    "SELECT sum(business_volume) FROM cooperatives"
+                    " WHERE province_code = '62' AND type = 'produsen' AND status <> 'dissolved'"
+                )
+            )
+        ).scalar_one()
+    assert (volume == str(int(exact))) is (who is KALTENG)
 
 
 async def test_micro_firms_that_graduated_in_2025_per_kalteng_regency(

@@ -1,7 +1,8 @@
 """Rollups stay exact under writes: after seeded random inserts, upserts, COPY, updates that move
 records between regions, scales and activity, deactivations and deletes, in single-row and
-multi-row statements, every rollup cell equals the same aggregate computed from the records, and
-figures read from a rollup equal figures read from the records."""
+multi-row statements, every rollup cell (its count, sums, sums of squares and the sum of its
+records' keys, which the cell-key method perturbs with) equals the same aggregate computed from
+the records, and figures read from a rollup equal figures read from the records."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import ColumnElement, Table, func, select, text
+from sqlalchemy import ColumnElement, Numeric, Table, cast, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -40,9 +41,9 @@ MSME_SOURCES = {
     "employees": msmes.MSMES.c.employees,
 }
 COOPERATIVE_SOURCES = {
-    "business_volume_sum": cooperatives.COOPERATIVES.c.business_volume,
-    "assets_sum": cooperatives.COOPERATIVES.c.assets,
-    "members_sum": cooperatives.COOPERATIVES.c.members_male
+    "business_volume": cooperatives.COOPERATIVES.c.business_volume,
+    "assets": cooperatives.COOPERATIVES.c.assets,
+    "members": cooperatives.COOPERATIVES.c.members_male
     + cooperatives.COOPERATIVES.c.members_female,
 }
 
@@ -231,19 +232,26 @@ def _json(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _direct(rollup: Rollup, base: Table, dimensions: dict[str, ColumnElement[Any]]) -> Any:
-    """The rollup's cells computed from the records, in the rollup's column order."""
+    """The rollup's cells computed from the records, in the rollup's column order: the count,
+    the record keys' sum, and per measure its non-NULL count, sum and sum of squares."""
     keys = [dimensions[name] for name in rollup.dimensions]
-    measures: list[ColumnElement[Any]] = [func.count()]
+    sources = MSME_SOURCES if base is msmes.MSMES else COOPERATIVE_SOURCES
+    measures: list[ColumnElement[Any]] = []
     for column in rollup.table.c:
-        if column.name.endswith("_n") and column.name != "n":
-            measures.append(func.count(MSME_SOURCES[column.name[:-2]]))
-        elif column.name.endswith("_sum"):
-            source = (
-                MSME_SOURCES[column.name[:-4]]
-                if base is msmes.MSMES
-                else COOPERATIVE_SOURCES[column.name]
-            )
-            measures.append(func.coalesce(func.sum(source), 0))
+        name = column.name
+        if column in rollup.dimensions.values():
+            continue
+        if name == "n":
+            measures.append(func.count())
+        elif name == "cell_key_sum":
+            measures.append(func.coalesce(func.sum(base.c.cell_key), 0))
+        elif name.endswith("_n"):
+            measures.append(func.count(sources[name.removesuffix("_n")]))
+        elif name.endswith("_sum"):
+            measures.append(func.coalesce(func.sum(sources[name.removesuffix("_sum")]), 0))
+        else:
+            source = sources[name.removesuffix("_squares")]
+            measures.append(func.coalesce(func.sum(cast(source, Numeric) * source), 0))
     return select(*keys, *measures).group_by(*keys)
 
 

@@ -2,24 +2,25 @@
 
 Each dimension is an SQL expression; GROUPING() tells a total from a group whose value is NULL.
 Values come back as strings (None = "total over this dimension") so the suppression rule and
-the schema handle every dimension alike.
+the schema handle every dimension alike. Measures are what disclosure control needs of a cell
+(`record_measures`), all whole numbers; what is published is decided by resolvers/aggregates.py.
 
-MSME and cooperative figures read a rollup (db/models.py, kept exact by the triggers of migration
-0006) when one holds every dimension the grouping and the filter name: the smallest such rollup,
-so national figures group a few thousand cells however many records there are. Filters a rollup
-cannot answer (programme, cooperative, district) read the records.
+MSME and cooperative figures read a rollup (db/models.py, kept exact by the triggers of
+migrations 0006 and 0012) when one holds every dimension the grouping and the filter name: the
+smallest such rollup, so national figures group a few thousand cells however many records there
+are. Filters a rollup cannot answer (programme, cooperative, district) read the records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     FromClause,
+    Numeric,
     Table,
     and_,
     case,
@@ -51,12 +52,10 @@ MSME_DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
     "active": MSMES.c.is_active,
     "established_year": cast(extract("year", MSMES.c.established_on), SqlInteger),
 }
-MSME_MEASURES: Mapping[str, ColumnElement[Any]] = {
-    "count": func.count(),
-    "turnover_sum": func.sum(MSMES.c.annual_turnover),
-    "turnover_average": func.round(func.avg(MSMES.c.annual_turnover)),
-    "capital_sum": func.sum(MSMES.c.capital),
-    "employees_sum": func.sum(MSMES.c.employees),
+MSME_SUMS: Mapping[str, ColumnElement[Any]] = {
+    "turnover": MSMES.c.annual_turnover,
+    "capital": MSMES.c.capital,
+    "employees": MSMES.c.employees,
 }
 COOPERATIVE_DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
     "province": COOPERATIVES.c.province_code,
@@ -65,13 +64,33 @@ COOPERATIVE_DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
     "status": COOPERATIVES.c.status,
     "book_year": COOPERATIVES.c.book_year,
 }
-COOPERATIVE_MEASURES: Mapping[str, ColumnElement[Any]] = {
-    "count": func.count(),
-    "business_volume_sum": func.sum(COOPERATIVES.c.business_volume),
-    "business_volume_average": func.round(func.avg(COOPERATIVES.c.business_volume)),
-    "assets_sum": func.sum(COOPERATIVES.c.assets),
-    "members_sum": func.sum(COOPERATIVES.c.members_male + COOPERATIVES.c.members_female),
+COOPERATIVE_SUMS: Mapping[str, ColumnElement[Any]] = {
+    "business_volume": COOPERATIVES.c.business_volume,
+    "assets": COOPERATIVES.c.assets,
+    "members": COOPERATIVES.c.members_male + COOPERATIVES.c.members_female,
 }
+
+
+def record_measures(
+    key: ColumnElement[Any], sums: Mapping[str, ColumnElement[Any]]
+) -> dict[str, ColumnElement[Any]]:
+    """What disclosure control needs of a cell read from the records: its count and key sum,
+    and per summed measure how many records have a value, their sum and sum of squares."""
+    measures: dict[str, ColumnElement[Any]] = {
+        "count": func.count(),
+        "key_sum": func.coalesce(func.sum(key), 0),
+    }
+    for name, value in sums.items():
+        measures[f"{name}_n"] = func.count(value)
+        measures[f"{name}_sum"] = func.coalesce(func.sum(value), 0)
+        measures[f"{name}_squares"] = func.coalesce(func.sum(cast(value, Numeric) * value), 0)
+    return measures
+
+
+MSME_MEASURES = record_measures(MSMES.c.cell_key, MSME_SUMS)
+COOPERATIVE_MEASURES = record_measures(COOPERATIVES.c.cell_key, COOPERATIVE_SUMS)
+MSME_AVERAGES = ("turnover",)
+COOPERATIVE_AVERAGES = ("business_volume",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +102,10 @@ class Figures:
     dimensions: Mapping[str, ColumnElement[Any]]
     measures: Mapping[str, ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
+    sums: tuple[str, ...] = ()
+    """The summed measures (each read as `<name>_n`, `<name>_sum`, `<name>_squares`)."""
+    averages: tuple[str, ...] = ()
+    """The summed measures also published as averages."""
 
 
 # Rollup column of each dimension (all rollups name their key columns like the base tables).
@@ -99,40 +122,20 @@ ROLLUP_COLUMNS = {
 }
 
 
-def _total(value: ColumnElement[Any]) -> ColumnElement[Any]:
-    return cast(func.sum(value), BigInteger)
-
-
-def _sum_if_any(table: Table, measure: str, *, integer: bool = False) -> ColumnElement[Any]:
-    """SUM over records is NULL when every value is NULL; the rollup keeps the non-NULL count."""
-    total = func.sum(table.c[f"{measure}_sum"])
-    return case(
-        (func.sum(table.c[f"{measure}_n"]) > 0, cast(total, BigInteger) if integer else total)
-    )
-
-
-def _msme_rollup_measures(table: Table) -> dict[str, ColumnElement[Any]]:
-    return {
-        "count": func.coalesce(_total(table.c.n), 0),
-        "turnover_sum": _sum_if_any(table, "turnover"),
-        "turnover_average": func.round(
-            func.sum(table.c.turnover_sum) / func.nullif(func.sum(table.c.turnover_n), 0)
-        ),
-        "capital_sum": _sum_if_any(table, "capital"),
-        "employees_sum": _sum_if_any(table, "employees", integer=True),
+def _rollup_measures(table: Table, sums: Sequence[str]) -> dict[str, ColumnElement[Any]]:
+    """The measures of `record_measures`, added up over rollup cells. A rollup without
+    `<name>_n` holds measures no record lacks, so every record counts."""
+    columns = table.c
+    measures: dict[str, ColumnElement[Any]] = {
+        "count": func.coalesce(func.sum(columns.n), 0),
+        "key_sum": func.coalesce(func.sum(columns.cell_key_sum), 0),
     }
-
-
-def _cooperative_rollup_measures(table: Table) -> dict[str, ColumnElement[Any]]:
-    return {
-        "count": func.coalesce(_total(table.c.n), 0),
-        "business_volume_sum": func.sum(table.c.business_volume_sum),
-        "business_volume_average": func.round(
-            func.sum(table.c.business_volume_sum) / func.nullif(func.sum(table.c.n), 0)
-        ),
-        "assets_sum": func.sum(table.c.assets_sum),
-        "members_sum": _total(table.c.members_sum),
-    }
+    for name in sums:
+        counted = columns.get(f"{name}_n", columns.n)
+        measures[f"{name}_n"] = func.coalesce(func.sum(counted), 0)
+        measures[f"{name}_sum"] = func.coalesce(func.sum(columns[f"{name}_sum"]), 0)
+        measures[f"{name}_squares"] = func.coalesce(func.sum(columns[f"{name}_squares"]), 0)
+    return measures
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ class Rollup:
 
 # Smallest first: the first rollup holding every dimension asked for is the one read.
 MSME_ROLLUPS = tuple(
-    Rollup(table, _msme_rollup_measures(table))
+    Rollup(table, _rollup_measures(table, list(MSME_SUMS)))
     for table in (
         models.MSME_ROLLUP_REGENCY,
         models.MSME_ROLLUP_PROVINCE_KBLI,
@@ -159,7 +162,7 @@ MSME_ROLLUPS = tuple(
     )
 )
 COOPERATIVE_ROLLUPS = tuple(
-    Rollup(table, _cooperative_rollup_measures(table))
+    Rollup(table, _rollup_measures(table, list(COOPERATIVE_SUMS)))
     for table in (models.COOPERATIVE_ROLLUP_PROVINCE, models.COOPERATIVE_ROLLUP_REGENCY)
 )
 
@@ -197,34 +200,31 @@ def _rollup_figures(
 
 def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
     """National figures for `where`: from the smallest rollup that can answer, else the records."""
+    figures = Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(NATIONAL, where))
     if where.programme is None and where.cooperative_id is None:
         filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
-        figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters)
-        if figures is not None:
-            return figures
-    return Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(NATIONAL, where))
+        figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters) or figures
+    return replace(figures, sums=tuple(MSME_SUMS), averages=MSME_AVERAGES)
 
 
 def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequence[str]) -> Figures:
-    if where.programme is None:
-        filters: dict[str, Any] = {"type": where.type}
-        figures = _rollup_figures(COOPERATIVE_ROLLUPS, group_by, where.region, filters)
-        if figures is not None:
-            if where.active is not None:
-                status = figures.dimensions["status"] == "active"
-                figures = Figures(
-                    figures.source,
-                    figures.dimensions,
-                    figures.measures,
-                    [*figures.where, status if where.active else ~status],
-                )
-            return figures
-    return Figures(
+    figures = Figures(
         COOPERATIVES,
         COOPERATIVE_DIMENSIONS,
         COOPERATIVE_MEASURES,
         cooperatives.conditions(NATIONAL, where),
     )
+    if where.programme is None:
+        filters: dict[str, Any] = {"type": where.type}
+        rollup = _rollup_figures(COOPERATIVE_ROLLUPS, group_by, where.region, filters)
+        if rollup is not None:
+            figures = rollup
+            if where.active is not None:
+                status = figures.dimensions["status"] == "active"
+                figures = replace(
+                    figures, where=[*figures.where, status if where.active else ~status]
+                )
+    return replace(figures, sums=tuple(COOPERATIVE_SUMS), averages=COOPERATIVE_AVERAGES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +265,8 @@ async def grouped(
     rows: list[GroupRow] = []
     for row in (await connection.execute(statement)).all():
         key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
-        rows.append(GroupRow(key=key, measures=dict(zip(names, row[2 * width :], strict=True))))
+        values = (int(value) for value in row[2 * width :])  # counts, key sums, integer sums
+        rows.append(GroupRow(key=key, measures=dict(zip(names, values, strict=True))))
     return rows
 
 

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import Record, any_of
+from db.queries.aggregates import Figures, record_measures
+from db.queries.scoping import within
 
 GUARANTEES = table_of(models.Guarantee)
 CHANGES = table_of(models.GuaranteeStatusChange)
@@ -33,11 +35,21 @@ DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
     "year": cast(extract("year", GUARANTEES.c.starts_on), SqlInteger),
     "subject_kind": case((GUARANTEES.c.msme_id.isnot(None), "msme"), else_="cooperative"),
 }
-MEASURES: Mapping[str, ColumnElement[Any]] = {
-    "count": func.count(),
-    "amount_sum": func.sum(GUARANTEES.c.amount),
-    "coverage_sum": func.sum(GUARANTEES.c.coverage_amount),
+SUMS: Mapping[str, ColumnElement[Any]] = {
+    "amount": GUARANTEES.c.amount,
+    "coverage": GUARANTEES.c.coverage_amount,
 }
+
+
+def figures(region: str) -> Figures:
+    """Guarantees of businesses in `region`, with the measures disclosure control needs."""
+    return Figures(
+        source=GUARANTEES,
+        dimensions=DIMENSIONS,
+        measures=record_measures(GUARANTEES.c.cell_key, SUMS),
+        where=[within(GUARANTEES, region)],
+        sums=tuple(SUMS),
+    )
 
 
 async def set_equity(

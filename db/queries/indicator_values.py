@@ -7,16 +7,18 @@ Stock indicators describe the register as it is now; graduations count the given
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Numeric, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Numeric, cast, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
 from db.queries.aggregates import graduation_source
+from domain.cellkey import Summed
+from domain.suppression import Tally
 
 COOPERATIVES = table_of(models.Cooperative)
 MSMES = table_of(models.Msme)
@@ -27,83 +29,172 @@ _NATION: ColumnElement[Any] = literal_column(
 )  # the empty grouping set: one row for the whole country
 _PRODUCER = COOPERATIVES.c.type == "produsen"
 _ACTIVE_COOPERATIVE = COOPERATIVES.c.status == "active"
+VOLUME = "business_volume"
 
 
-def _percent(part: ColumnElement[Any], whole: ColumnElement[Any]) -> ColumnElement[Any]:
-    return func.round(cast(part, Numeric) * 100 / func.nullif(whole, 0), 2)
+@dataclass(frozen=True, slots=True)
+class Formula:
+    """An indicator as published figures: a count of a subset of records, the sum of a measure
+    over one, or one count as a percentage of another (subsets name keys of the maps below)."""
+
+    kind: Literal["count", "total", "share"]
+    subsets: tuple[str, ...]
+    measure: str = ""
 
 
-COOPERATIVE_INDICATORS: dict[str, ColumnElement[Any]] = {
-    "KOP_PRODUSEN_JUMLAH": func.count().filter(_PRODUCER & _ACTIVE_COOPERATIVE),
-    "KOP_PRODUKSI_VOLUME": func.coalesce(
-        func.sum(COOPERATIVES.c.business_volume).filter(_PRODUCER), 0
-    ),
-    "KOP_JUMLAH": func.count(),
-    "KOP_TIDAK_AKTIF": func.count().filter(~_ACTIVE_COOPERATIVE),
-    "KOP_AKTIF_PERSEN": _percent(func.count().filter(_ACTIVE_COOPERATIVE), func.count()),
+@dataclass(frozen=True, slots=True)
+class Computed:
+    formula: Formula
+    tallies: tuple[Tally, ...]
+
+
+# Subsets of the cooperatives that are not dissolved, and of the active MSMEs.
+COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
+    "cooperatives": true(),
+    "active": _ACTIVE_COOPERATIVE,
+    "inactive": ~_ACTIVE_COOPERATIVE,
+    "producers": _PRODUCER,
+    "active_producers": _PRODUCER & _ACTIVE_COOPERATIVE,
 }
-MSME_INDICATORS: dict[str, ColumnElement[Any]] = {
-    "UMKM_JUMLAH": func.count(),
-    "UKM_PROPORSI": _percent(
-        func.count().filter(MSMES.c.scale.in_(("small", "medium"))), func.count()
-    ),
+MSME_SUBSETS: dict[str, ColumnElement[bool]] = {
+    "msmes": true(),
+    "small_and_medium": MSMES.c.scale.in_(("small", "medium")),
+}
+GRADUATED = "graduated"
+COOPERATIVE_INDICATORS = {
+    "KOP_PRODUSEN_JUMLAH": Formula("count", ("active_producers",)),
+    "KOP_PRODUKSI_VOLUME": Formula("total", ("producers",), VOLUME),
+    "KOP_JUMLAH": Formula("count", ("cooperatives",)),
+    "KOP_TIDAK_AKTIF": Formula("count", ("inactive",)),
+    "KOP_AKTIF_PERSEN": Formula("share", ("active", "cooperatives")),
+}
+MSME_INDICATORS = {
+    "UMKM_JUMLAH": Formula("count", ("msmes",)),
+    "UKM_PROPORSI": Formula("share", ("small_and_medium", "msmes")),
 }
 GRADUATION_INDICATOR = "MIKRO_NAIK_KELAS"
-COMPUTABLE = frozenset({*COOPERATIVE_INDICATORS, *MSME_INDICATORS, GRADUATION_INDICATOR})
+FORMULAS = {
+    **COOPERATIVE_INDICATORS,
+    **MSME_INDICATORS,
+    GRADUATION_INDICATOR: Formula("count", (GRADUATED,)),
+}
+COMPUTABLE = frozenset(FORMULAS)
 
 
 def _place(row: Any) -> str:
     return str(row.regency or row.province or "ID")
 
 
+def _tally_columns(
+    name: str, subset: ColumnElement[bool], key: ColumnElement[Any]
+) -> list[ColumnElement[Any]]:
+    return [
+        func.count().filter(subset).label(f"{name}__count"),
+        func.coalesce(func.sum(key).filter(subset), 0).label(f"{name}__key"),
+    ]
+
+
+def _summed_columns(
+    name: str, subset: ColumnElement[bool], value: ColumnElement[Any]
+) -> list[ColumnElement[Any]]:
+    return [
+        func.count(value).filter(subset).label(f"{name}__n"),
+        func.coalesce(func.sum(value).filter(subset), 0).label(f"{name}__sum"),
+        func.coalesce(func.sum(cast(value, Numeric) * value).filter(subset), 0).label(
+            f"{name}__squares"
+        ),
+    ]
+
+
+def _tally(row: Any, name: str, summed: bool) -> Tally:
+    mapping = row._mapping
+    total = None
+    if summed:
+        total = Summed(
+            int(mapping[f"{name}__n"]),
+            int(mapping[f"{name}__sum"]),
+            int(mapping[f"{name}__squares"]),
+        )
+    return Tally(int(mapping[f"{name}__count"]), int(mapping[f"{name}__key"]), total)
+
+
 async def _by_place(
-    connection: AsyncConnection, table: Any, indicators: dict[str, ColumnElement[Any]], where: Any
-) -> dict[tuple[str, str], Any]:
+    connection: AsyncConnection,
+    table: Any,
+    subsets: Mapping[str, ColumnElement[bool]],
+    summed: Mapping[str, ColumnElement[Any]],
+    where: Any,
+) -> dict[tuple[str, str], Tally]:
+    """Each subset's tally per province, regency and the nation; `summed` adds a measure's sum
+    to the subsets it names."""
+    columns = [
+        column
+        for name, subset in subsets.items()
+        for column in [
+            *_tally_columns(name, subset, table.c.cell_key),
+            *(_summed_columns(name, subset, summed[name]) if name in summed else []),
+        ]
+    ]
     statement = (
         select(
             table.c.province_code.label("province"),
             table.c.regency_code.label("regency"),
-            *[expression.label(code) for code, expression in indicators.items()],
+            *columns,
         )
         .where(where)
         .group_by(func.grouping_sets(table.c.province_code, table.c.regency_code, _NATION))
     )
-    found: dict[tuple[str, str], Any] = {}
+    found: dict[tuple[str, str], Tally] = {}
     for row in await connection.execute(statement):
-        for code in indicators:
-            found[(code, _place(row))] = getattr(row, code)
+        for name in subsets:
+            found[(name, _place(row))] = _tally(row, name, name in summed)
     return found
 
 
-async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key, Decimal | None]:
+async def _graduations(connection: AsyncConnection, year: int) -> dict[tuple[str, str], Tally]:
+    source, _ = graduation_source(year)
+    statement = (
+        select(
+            MSMES.c.province_code.label("province"),
+            MSMES.c.regency_code.label("regency"),
+            *_tally_columns(GRADUATED, true(), MSMES.c.cell_key),
+        )
+        .select_from(source)
+        .group_by(func.grouping_sets(MSMES.c.province_code, MSMES.c.regency_code, _NATION))
+    )
+    return {
+        (GRADUATED, _place(row)): _tally(row, GRADUATED, False)
+        for row in await connection.execute(statement)
+    }
+
+
+async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key, Computed | None]:
+    """The tallies behind each key's indicator; disclosure control is the caller's to apply."""
     codes = {code for code, _, _ in keys}
-    values: dict[tuple[str, str], Any] = {}
+    tallies: dict[tuple[str, str], Tally] = {}
     if codes & COOPERATIVE_INDICATORS.keys():
-        values |= await _by_place(
-            connection, COOPERATIVES, COOPERATIVE_INDICATORS, COOPERATIVES.c.status != "dissolved"
+        tallies |= await _by_place(
+            connection,
+            COOPERATIVES,
+            COOPERATIVE_SUBSETS,
+            {"producers": COOPERATIVES.c.business_volume},
+            COOPERATIVES.c.status != "dissolved",
         )
     if codes & MSME_INDICATORS.keys():
-        values |= await _by_place(connection, MSMES, MSME_INDICATORS, MSMES.c.is_active)
-    graduations: dict[tuple[str, int], int] = {}
+        tallies |= await _by_place(connection, MSMES, MSME_SUBSETS, {}, MSMES.c.is_active)
+    graduations: dict[int, dict[tuple[str, str], Tally]] = {}
     for year in sorted({year for code, _, year in keys if code == GRADUATION_INDICATOR}):
-        source, _ = graduation_source(year)
-        statement = (
-            select(
-                MSMES.c.province_code.label("province"),
-                MSMES.c.regency_code.label("regency"),
-                func.count().label("graduated"),
-            )
-            .select_from(source)
-            .group_by(func.grouping_sets(MSMES.c.province_code, MSMES.c.regency_code, _NATION))
-        )
-        for row in await connection.execute(statement):
-            graduations[(_place(row), year)] = row.graduated
-    result: dict[Key, Decimal | None] = {}
+        graduations[year] = await _graduations(connection, year)
+    result: dict[Key, Computed | None] = {}
     for code, jurisdiction, year in keys:
-        value: Any
-        if code == GRADUATION_INDICATOR:
-            value = graduations.get((jurisdiction, year), 0)
-        else:
-            value = values.get((code, jurisdiction))
-        result[(code, jurisdiction, year)] = None if value is None else Decimal(value)
+        formula = FORMULAS[code]
+        if code == GRADUATION_INDICATOR:  # a place without graduations counts none
+            found = graduations[year]
+            empty: Tally | None = Tally(0, 0)
+        else:  # a place without records has no value
+            found, empty = tallies, None
+        chosen = [found.get((subset, jurisdiction), empty) for subset in formula.subsets]
+        present = [tally for tally in chosen if tally is not None]
+        complete = len(present) == len(chosen)
+        result[(code, jurisdiction, year)] = Computed(formula, tuple(present)) if complete else None
     return result

@@ -1,8 +1,9 @@
 """Aggregate figures: one cell per combination of the grouped dimensions, totals included.
 
-A cell that counts fewer than k businesses is suppressed (count and measures null) for a client
-without records:read over the cell's jurisdiction, and enough other cells are suppressed with it
-that no suppressed value can be worked out by subtraction (domain/suppression.py).
+For a client without records:read over a cell's jurisdiction, the cell's counts and sums carry
+the small noise of the cell-key method, the same for the same records whatever the query, and a
+cell whose noisy count is below k is suppressed (count and measures null): domain/cellkey.py,
+domain/suppression.py, docs/disclosure-control.md.
 """
 
 from __future__ import annotations
@@ -54,10 +55,17 @@ class KeyPart:
     )
 
 
-@strawberry.type
+SUPPRESSED = "Fewer than k businesses (after perturbation): count and measures are null."
+PERTURBED = (
+    "Counts and sums of records you may not read carry small noise (the cell-key method: the "
+    "same for the same records in any query), and totals need not equal the sum of their parts."
+)
+
+
+@strawberry.type(description=f"MSME figures of one cell. {PERTURBED}")
 class MsmeFigure:
     key: list[KeyPart]
-    suppressed: bool
+    suppressed: bool = strawberry.field(description=SUPPRESSED)
     count: int | None
     turnover_sum: Rupiah | None
     turnover_average: Rupiah | None
@@ -65,10 +73,10 @@ class MsmeFigure:
     employees_sum: int | None
 
 
-@strawberry.type
+@strawberry.type(description=f"Cooperative figures of one cell. {PERTURBED}")
 class CooperativeFigure:
     key: list[KeyPart]
-    suppressed: bool
+    suppressed: bool = strawberry.field(description=SUPPRESSED)
     count: int | None
     business_volume_sum: Rupiah | None
     business_volume_average: Rupiah | None
@@ -76,10 +84,12 @@ class CooperativeFigure:
     members_sum: int | None
 
 
-@strawberry.type(description="MSMEs whose scale rose in the year (PP 7/2021 'naik kelas').")
+@strawberry.type(
+    description=f"MSMEs whose scale rose in the year (PP 7/2021 'naik kelas'). {PERTURBED}"
+)
 class GraduationFigure:
     key: list[KeyPart]
-    suppressed: bool
+    suppressed: bool = strawberry.field(description=SUPPRESSED)
     count: int | None
 
 
@@ -92,10 +102,10 @@ class GuaranteeDimension(Enum):
     SUBJECT_KIND = "subject_kind"
 
 
-@strawberry.type(description="Credit guarantees issued by BUMDs: access to finance.")
+@strawberry.type(description=f"Credit guarantees issued by BUMDs: access to finance. {PERTURBED}")
 class GuaranteeFigure:
     key: list[KeyPart]
-    suppressed: bool
+    suppressed: bool = strawberry.field(description=SUPPRESSED)
     count: int | None
     amount_sum: Rupiah | None
     coverage_sum: Rupiah | None

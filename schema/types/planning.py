@@ -40,11 +40,16 @@ class Target:
     )
     computed_value: ExactDecimal | None = strawberry.field(
         resolver=relations.computed_value,
-        description="The indicator computed live from the records, where it can be.",
+        description=(
+            "The indicator computed live from the records, where it can be: exact if you may "
+            "read the jurisdiction's records, else perturbed and thresholded like the figures."
+        ),
     )
     progress: ExactDecimal | None = strawberry.field(
         resolver=relations.progress,
-        description="Latest reported value (else the computed one) divided by the target.",
+        description=(
+            "Latest reported value (else computedValue, as you see it) divided by the target."
+        ),
     )
 
 

@@ -1,0 +1,233 @@
+"""The cell-key method: every published figure carries a little noise that depends only on the
+records behind it, so asking for the same records in another way gives the same answer.
+
+Every record holds a permanent random record key (32 secret bits, never published). A cell's
+key is the sum of its records' keys modulo 2**32: additive, so a rollup keeps it per cell and a
+total is the sum of its parts' key sums, and any two cells made of the same records, whatever
+query, grouping, filter, page or worker produced them, get the same key and hence the same
+noise. Cells made of different records get keys that are, to anyone without the record keys,
+independent uniform draws.
+
+- Counts: the noise is looked up in a perturbation table (count, cell key) -> integer in
+  [-D, D] with mean zero and variance V (D = `max_noise`, V = `variance`), each size half as
+  likely as the one below it, never taking a count below zero; a count of zero stays zero.
+  Within each count's row the cell key picks the noise by inverse distribution function, as in
+  the ABS TableBuilder's p-table.
+- Sums of non-negative values: the noise is `sum_noise` times the root of the sum of squares of
+  the contributions (at least `max_noise` units), times a magnitude in [0.5, 1.5) and a sign
+  both drawn from the cell key. The root of the sum of squares is at least the largest
+  contribution and additive through its square, so a rollup keeps it exactly under writes; the
+  noise therefore always hides at least half of `sum_noise` of the largest business's value,
+  and for a cell of n similar businesses it is about `sum_noise` / sqrt(n) of the sum.
+
+All parameters may be public: what an attacker lacks is the record keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+MODULUS = 2**32
+
+
+def cell_key(key_sum: int) -> int:
+    """The cell key from the sum of its records' keys (what SQL and the rollups add up)."""
+    return key_sum % MODULUS
+
+
+# Every measure perturbed, each with its own draw from the cell key (a new one goes at the end).
+LABELS = (
+    "count",
+    "turnover",
+    "capital",
+    "employees",
+    "business_volume",
+    "assets",
+    "members",
+    "amount",
+    "coverage",
+)
+_SLOTS = {label: slot for slot, label in enumerate(LABELS)}
+_WIDTH = 4  # bytes per draw: 2**-32 is finer than any probability in the table
+
+
+@lru_cache(maxsize=65_536)
+def _draws(key: int) -> tuple[float, ...]:
+    """One BLAKE2b digest of the cell key, cut into a uniform number per label.
+
+    Cached: a national table's cells are the same few thousand keys from one request to the
+    next, and a digest per cell rather than per measure keeps perturbation cheap.
+    """
+    digest = hashlib.blake2b(
+        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=b"sinergi-cellkey"
+    ).digest()
+    return tuple(
+        int.from_bytes(digest[slot : slot + _WIDTH], "big") / 2 ** (8 * _WIDTH)
+        for slot in range(0, len(digest), _WIDTH)
+    )
+
+
+def draws(key_sum: int) -> tuple[float, ...]:
+    """A number in [0, 1) per label (`LABELS`), fixed by the cell key.
+
+    Each label gets its own draw, so the noise of a sum says nothing about that of the count.
+    """
+    return _draws(cell_key(key_sum))
+
+
+def uniform(key_sum: int, label: str) -> float:
+    """The draw of one label."""
+    return draws(key_sum)[_SLOTS[label]]
+
+
+def _weights(reach: int) -> list[float]:
+    """Relative probabilities of |noise| = 1..reach: halving at each step, so the extremes are
+    rare. Bounded noise has edges, and an attacker intersecting several derivations of one
+    count pins it only when every cell involved sits on an edge; rare edges make that so."""
+    return [0.5 ** (size - 1) for size in range(1, reach + 1)]
+
+
+def _mean_square(reach: int) -> float:
+    """The mean of j**2 over non-zero noise j of reach `reach`."""
+    weights = _weights(reach)
+    return sum(w * size**2 for size, w in enumerate(weights, start=1)) / sum(weights)
+
+
+@cache
+def _row(reach: int, variance: float) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """One row of the perturbation table: cumulative probabilities and their noise values.
+
+    Noise 0 with probability 1 - q, and +-j with q/2 times the weight of j: symmetric, so its
+    mean is zero, and q is chosen for the variance asked (as far as the reach allows).
+    """
+    q = min(1.0, variance / _mean_square(reach))
+    weights = _weights(reach)
+    whole = sum(weights)
+    values = tuple(range(-reach, reach + 1))
+    cumulative: list[float] = []
+    total = 0.0
+    for value in values:
+        total += (1 - q) if value == 0 else q / 2 * weights[abs(value) - 1] / whole
+        cumulative.append(total)
+    cumulative[-1] = 1.0
+    return tuple(cumulative), values
+
+
+@dataclass(frozen=True, slots=True)
+class Perturbation:
+    """The published parameters of the cell-key method (settings `SINERGI_CELL_KEY_*`)."""
+
+    max_noise: int = 5
+    variance: float = 2.0
+    sum_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_noise < 1:
+            raise ValueError("max_noise must be at least 1")
+        if not 0 < self.variance <= _mean_square(self.max_noise):
+            raise ValueError(
+                f"variance must be above 0 and at most {_mean_square(self.max_noise):g} "
+                f"(the most noise of at most {self.max_noise} can have)"
+            )
+        if not 0 < self.sum_noise <= 1:
+            raise ValueError("sum_noise must be above 0 and at most 1")
+
+    def distribution(self, count: int) -> dict[int, float]:
+        """The noise a cell of `count` records may get, with its probability (public)."""
+        if count == 0:
+            return {0: 1.0}
+        cumulative, values = _row(min(count, self.max_noise), self.variance)
+        previous = 0.0
+        probabilities = {}
+        for value, upto in zip(values, cumulative, strict=True):
+            probabilities[value] = upto - previous
+            previous = upto
+        return {value: p for value, p in probabilities.items() if p > 0}
+
+    def count(self, count: int, key_sum: int) -> int:
+        """The published count: never below zero, zero for zero, the same for the same records."""
+        return self.drawn_count(count, uniform(key_sum, "count"))
+
+    def drawn_count(self, count: int, draw: float) -> int:
+        if count == 0:
+            return 0
+        cumulative, values = _row(min(count, self.max_noise), self.variance)
+        return count + values[bisect_right(cumulative, draw)]
+
+    def total(self, total: int, squares: int, key_sum: int, measure: str) -> int:
+        """The published sum of non-negative contributions whose squares add up to `squares`.
+
+        The noise's scale is `sum_noise` times the root of `squares`, but at least `max_noise`
+        units, so small whole-number sums (employees, members) are perturbed too; its size is
+        0.5 to 1.5 times that scale, never zero. A sum of zeros stays zero.
+        """
+        return self.drawn_total(total, squares, uniform(key_sum, measure))
+
+    def drawn_total(self, total: int, squares: int, draw: float) -> int:
+        if squares == 0:
+            return total
+        sign = 1 if draw >= 0.5 else -1
+        magnitude = 0.5 + 2 * (draw % 0.5)
+        scale = max(self.sum_noise * math.sqrt(squares), self.max_noise)
+        return max(0, total + sign * round(magnitude * scale))
+
+
+@dataclass(frozen=True, slots=True)
+class Summed:
+    """One summed measure of a cell: records with a value, their sum and sum of squares."""
+
+    n: int
+    total: int
+    squares: int
+
+
+def average(total: int, n: int) -> int | None:
+    """Of a non-negative sum, rounded half up (as PostgreSQL rounds); None when nothing was
+    summed."""
+    if n == 0:
+        return None
+    return (2 * total + n) // (2 * n)
+
+
+@cache
+def _names(measure: str) -> tuple[str, str, int]:
+    """The published names of a measure's sum and average, and the slot of its draw."""
+    return f"{measure}_sum", f"{measure}_average", _SLOTS[measure]
+
+
+def exact_values(sums: Mapping[str, Summed], averages: tuple[str, ...]) -> dict[str, int | None]:
+    """Each `<measure>_sum` (None where no record has a value) and `<measure>_average`."""
+    values: dict[str, int | None] = {}
+    for name, summed in sums.items():
+        sum_name, average_name, _ = _names(name)
+        values[sum_name] = summed.total if summed.n else None
+        if name in averages:
+            values[average_name] = average(summed.total, summed.n)
+    return values
+
+
+def perturbed_cell(
+    perturbation: Perturbation,
+    count: int,
+    key_sum: int,
+    sums: Mapping[str, Summed],
+    averages: tuple[str, ...],
+) -> tuple[int, dict[str, int | None]]:
+    """The perturbed count, and as `exact_values` each sum perturbed and each average the
+    perturbed sum over the perturbed number of records with a value (so no exact count can be
+    read off a ratio)."""
+    drawn = draws(key_sum)
+    count_draw = drawn[_SLOTS["count"]]
+    values: dict[str, int | None] = {}
+    for name, summed in sums.items():
+        sum_name, average_name, slot = _names(name)
+        total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        values[sum_name] = total if summed.n else None
+        if name in averages:
+            values[average_name] = average(total, perturbation.drawn_count(summed.n, count_draw))
+    return perturbation.drawn_count(count, count_draw), values

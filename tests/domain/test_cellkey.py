@@ -1,0 +1,101 @@
+"""The cell-key method's perturbation table and sum noise, as pure functions."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.cellkey import MODULUS, Perturbation, cell_key
+
+TABLE = Perturbation()  # the defaults: max_noise 5, variance 2, sum_noise 0.1
+_RANDOM = random.Random(19)
+KEYS = [_RANDOM.randrange(MODULUS**2) for _ in range(20_000)]  # key sums of many records
+
+
+def test_zero_stays_zero_whatever_the_key() -> None:
+    assert {TABLE.count(0, key) for key in KEYS[:1000]} == {0}
+    assert TABLE.total(0, 0, 12345, "turnover") == 0
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 10, 1000])
+def test_each_row_of_the_table_has_mean_zero_and_never_goes_below_zero(count: int) -> None:
+    distribution = TABLE.distribution(count)
+    assert sum(distribution.values()) == pytest.approx(1)
+    assert sum(noise * p for noise, p in distribution.items()) == pytest.approx(0, abs=1e-12)
+    assert min(distribution) >= -count
+    assert max(abs(noise) for noise in distribution) <= TABLE.max_noise
+    variance = sum(noise**2 * p for noise, p in distribution.items())
+    if count >= TABLE.max_noise:
+        assert variance == pytest.approx(TABLE.variance)
+    else:  # the reach is the count: as much variance as it allows, up to the one asked for
+        assert variance <= TABLE.variance + 1e-12
+
+
+def test_the_cell_key_draws_the_noise_as_often_as_the_table_says() -> None:
+    drawn = Counter(TABLE.count(100, key) - 100 for key in KEYS)
+    for noise, p in TABLE.distribution(100).items():
+        assert drawn[noise] / len(KEYS) == pytest.approx(p, abs=0.015), noise
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=2**62))
+def test_the_same_records_always_get_the_same_count(count: int, key_sum: int) -> None:
+    """The key is the sum modulo 2**32: a rollup's sum and a records' sum agree on it."""
+    assert TABLE.count(count, key_sum) == TABLE.count(count, key_sum + MODULUS)
+    assert TABLE.count(count, key_sum) == TABLE.count(count, cell_key(key_sum))
+    assert abs(TABLE.count(count, key_sum) - count) <= TABLE.max_noise
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**11), min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=2**40),
+)
+def test_sum_noise_hides_at_least_a_share_of_the_largest_contribution(
+    values: list[int], key_sum: int
+) -> None:
+    squares = sum(value * value for value in values)
+    published = TABLE.total(sum(values), squares, key_sum, "turnover")
+    assert published >= 0
+    if squares:
+        noise = abs(published - sum(values))
+        smallest = 0.5 * max(TABLE.sum_noise * max(values), TABLE.max_noise)
+        assert noise >= min(smallest, sum(values)) - 1
+        assert noise <= 1.5 * max(TABLE.sum_noise * math.sqrt(squares), TABLE.max_noise) + 1
+
+
+def test_sum_noise_is_small_for_a_cell_of_many_similar_businesses() -> None:
+    values = [1_000_000_000 + 7_919 * i for i in range(400)]
+    squares = sum(value * value for value in values)
+    errors = [
+        abs(TABLE.total(sum(values), squares, key, "turnover") - sum(values)) / sum(values)
+        for key in KEYS[:500]
+    ]
+    assert max(errors) <= 1.5 * TABLE.sum_noise / math.sqrt(400) * 1.01
+
+
+def test_each_measure_of_a_cell_draws_its_own_noise() -> None:
+    signs = {
+        (TABLE.total(10**9, 10**18, key, "turnover") > 10**9)
+        == (TABLE.total(10**9, 10**18, key, "capital") > 10**9)
+        for key in KEYS[:200]
+    }
+    assert signs == {True, False}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_noise": 0}, "max_noise"),
+        ({"variance": 0}, "variance"),
+        ({"max_noise": 2, "variance": 2.6}, "variance"),
+        ({"sum_noise": 0}, "sum_noise"),
+        ({"sum_noise": 1.5}, "sum_noise"),
+    ],
+)
+def test_impossible_parameters_are_refused(arguments: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Perturbation(**arguments)  # type: ignore[arg-type]
