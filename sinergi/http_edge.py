@@ -1,8 +1,8 @@
 """The outermost layer of `/graphql`: methods, content negotiation and GET, before the guard.
 
 It answers what HTTP itself decides (405 for other methods, 406 when `Accept` allows no answer
-we give, 415 for a POST body that is not JSON, GraphiQL for a browser in development), turns a
-GET's URL parameters into the JSON body a POST would carry, so the request guard, the token
+we give, 415 for a POST body that is not JSON, GraphiQL for a browser in development), decodes a
+GET's URL parameters into what a POST's JSON body decodes to, so the request guard, the token
 check and the endpoint see one shape whatever the method, and gives every JSON answer the
 negotiated media type. The rules themselves are sinergi.graphql_http's.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sinergi.graphql_http import BadParameter, MediaType, get_parameters, negotiate, wants_html
-from sinergi.guard import replay
+from sinergi.guard import PAYLOAD
 
 PageRenderer = Callable[[Request], Awaitable[Response]]
 ALLOWED_METHODS = "GET, POST"
@@ -109,5 +108,5 @@ class GraphQLOverHTTP:
                 answer = refusal(400, parameters.parameter, parameters.reason)
                 await answer(scope, receive, send)
                 return
-            receive = replay(orjson.dumps(parameters), receive)
+            scope[PAYLOAD] = parameters
         await self.app(scope, receive, send)

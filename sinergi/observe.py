@@ -1,4 +1,9 @@
-"""One pass per HTTP request: its request id, its access-log line and its metrics.
+"""One pass per HTTP request: its request id, its access-log line and its metrics, and the last
+word on an exception nothing else caught.
+
+An exception that escapes the app before the response has started is answered here as the
+contract's `INTERNAL` error with a correlation id, logged in full under that id: never a bare
+500 page, never the exception's text.
 
 The middleware opens an `Exchange` (sinergi.exchange) that the guard and the GraphQL endpoint
 fill in with the operation, client and error codes, and that log records read the request id
@@ -26,6 +31,17 @@ _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
 access_logger = logging.getLogger("sinergi.access")
+errors_logger = logging.getLogger("sinergi.errors")
+
+
+def internal_error() -> tuple[str, bytes]:
+    """A correlation id, and the coded error body that quotes it."""
+    correlation_id = uuid.uuid4().hex
+    error = {
+        "message": f"Internal error; quote {correlation_id} when reporting it.",
+        "extensions": {"code": "INTERNAL", "correlationId": correlation_id},
+    }
+    return correlation_id, orjson.dumps({"errors": [error]})
 
 
 def request_id_from(raw: str | None) -> str:
@@ -68,10 +84,12 @@ class Observer:
         status = 500
         sniffed = bytearray()
         sniffing = False
+        started_response = False
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, sniffing
+            nonlocal status, sniffing, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = exchange.request_id
@@ -87,7 +105,22 @@ class Observer:
         except Exception:
             status = 500
             exchange.codes.append("INTERNAL")
-            raise
+            if started_response:  # too late to answer otherwise: the connection is dropped
+                raise
+            correlation_id, body = internal_error()
+            errors_logger.exception("internal error %s", correlation_id)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (REQUEST_ID_HEADER.lower().encode(), exchange.request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             if sniffed:
                 exchange.codes.extend(error_codes(bytes(sniffed)))
