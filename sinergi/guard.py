@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     OperationDefinitionNode,
@@ -145,6 +146,13 @@ class RequestGuard:
         self.limits = limits
         self.path = path
         self._parse = lru_cache(maxsize=512)(self._parse_uncached)
+        self._measure = lru_cache(maxsize=512)(self._measure_uncached)
+
+    def _measure_uncached(self, query: str) -> Violation | None:
+        """The limits of a document without variables: the same whoever sends it."""
+        parsed = self._parse(query)
+        assert isinstance(parsed, DocumentNode)
+        return check_document(parsed, {}, self.limits)
 
     def _parse_uncached(self, query: str) -> DocumentNode | Violation | _UnstorableLiteral | None:
         document = parse_document(query, self.limits.max_tokens)
@@ -172,7 +180,7 @@ class RequestGuard:
                 await too_large(scope, receive, send)
                 return
             try:
-                scope[PAYLOAD] = json.loads(body)
+                scope[PAYLOAD] = _decoded(body)
             except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
                 await bad_request("body", "not valid JSON")(scope, receive, send)
                 return
@@ -253,10 +261,22 @@ class RequestGuard:
             return bad_request("query", f"a string argument {UNSTORABLE}")
         if parsed is None:
             return None
-        violation = check_document(parsed, operation.get("variables") or {}, self.limits)
+        variables = operation.get("variables")
+        violation = (
+            check_document(parsed, variables, self.limits) if variables else self._measure(query)
+        )
         if violation is not None:
             return _too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))
+
+
+def _decoded(body: bytes) -> Any:
+    """orjson, several times faster; what it refuses, the standard library reads as before
+    (a lone surrogate, which the checks above then name; NaN) or refuses (ValueError)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def payload(scope: Scope) -> Any:

@@ -14,6 +14,7 @@ endpoint's task unchanged.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -49,7 +50,7 @@ def request_id_from(raw: str | None) -> str:
     otherwise a fresh one: a header is never copied into logs unchecked."""
     if raw is not None and _ACCEPTABLE_ID.fullmatch(raw):
         return raw
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def error_codes(body: bytes) -> list[str]:
@@ -142,6 +143,8 @@ class Observer:
             state=scope.get("state", {}),
         )
         level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return
         fields: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -152,7 +155,19 @@ class Observer:
         }
         if exchange.codes:
             fields["error_codes"] = sorted(set(exchange.codes))
-        access_logger.log(level, "%s %s %d", method, path, status, extra=fields)
+        # The record made directly: `Logger.log` would also look up the caller's source line,
+        # a third of the line's cost, for a line whose origin is always this one.
+        record = access_logger.makeRecord(
+            access_logger.name,
+            level,
+            __file__,
+            0,
+            "%s %s %d",
+            (method, path, status),
+            None,
+            extra=fields,
+        )
+        access_logger.handle(record)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -4,7 +4,7 @@ round trip per request.
 Each process counts a client's requests in the current fixed window itself, and adds its count
 to the shared counter in PostgreSQL (db/queries/rate_limits.py) every `sync_seconds`, learning
 there what every other process has counted. A request is admitted on the process's own count
-while the total it learned is younger than `sync_seconds`, that total and its own count since
+while the total it learned is younger than twice `sync_seconds`, that total and its own count since
 stay under the limit, and at most an *allowance* of its requests (1 % of the limit, at least 1)
 is not yet known to PostgreSQL or on its way there. Otherwise the request is counted in
 PostgreSQL before it is answered, as every request once was: a client sending less than one
@@ -95,7 +95,7 @@ class RateLimiter:
             return self._refusal(now, index)
         unsent = counter.pending + counter.in_flight
         if (
-            now - counter.learned_at < self.sync_seconds
+            now - counter.learned_at < 2 * self.sync_seconds
             and counter.known + unsent < self.per_window
             and unsent < self.allowance
         ):
