@@ -4,19 +4,21 @@ round trip per request.
 Each process counts a client's requests in the current fixed window itself, and adds its count
 to the shared counter in PostgreSQL (db/queries/rate_limits.py) every `sync_seconds`, learning
 there what every other process has counted. A request is admitted on the process's own count
-while the total it learned is younger than twice `sync_seconds`, that total and its own count since
-stay under the limit, and at most an *allowance* of its requests (1 % of the limit, at least 1)
-is not yet known to PostgreSQL or on its way there. Otherwise the request is counted in
-PostgreSQL before it is answered, as every request once was: a client sending less than one
-request per `sync_seconds` to a process is counted exactly, and only a busy one is counted in
-batches. A client known to be over the limit is refused without any statement.
+while the process sent its count within twice `sync_seconds` (so the total it learns is that
+fresh), that total and its own count since stay under the limit, and at most an *allowance* of
+its requests (1 % of the limit, at least 1) is not yet known to PostgreSQL or on its way there.
+Otherwise the request is counted in PostgreSQL before it is answered, as every request once
+was: a client whose requests to a process are more than twice `sync_seconds` apart is counted
+exactly, and only a busy one in batches. A client known to be over the limit is refused
+without any statement.
 
 Worst case: every process admits at most its allowance beyond the limit, so across N processes
-(instances × workers) a client gets at most N × max(1, limit ÷ 100) requests more than the limit
-in a window (tests/test_rate_limit.py). Argument: let T be the moment the shared count reaches the
-limit. Requests counted before T are within the limit. A process's requests not yet counted at T
-are within its allowance, and it admits further ones only while the allowance holds, until the
-answer to a batch PostgreSQL counted after T tells it the client is over.
+(instances × workers) a client gets at most N × max(1, limit ÷ 100) requests more than the
+limit in a window (tests/test_shared_rate_limit.py). Argument: let T be the moment the shared
+count reaches the limit. Requests counted before T are within the limit. A process's requests
+not yet counted at T are within its allowance, and it admits further ones only while the
+allowance holds, until the answer to a batch PostgreSQL counted after T tells it the client
+is over.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class _Counter:
     """Admitted here, not yet sent to PostgreSQL."""
     in_flight: int = 0
     """Sent to PostgreSQL, its total not yet returned."""
-    learned_at: float = -math.inf
-    """When PostgreSQL last returned the total."""
+    sent_at: float = -math.inf
+    """When this process last sent its count (so it learns the total when that returns)."""
 
 
 class RateLimiter:
@@ -95,7 +97,7 @@ class RateLimiter:
             return self._refusal(now, index)
         unsent = counter.pending + counter.in_flight
         if (
-            now - counter.learned_at < 2 * self.sync_seconds
+            now - counter.sent_at < 2 * self.sync_seconds
             and counter.known + unsent < self.per_window
             and unsent < self.allowance
         ):
@@ -163,19 +165,19 @@ class RateLimiter:
             rate_limits.Count(client_id, counter.window_index, hits)
             for client_id, (counter, hits) in batch.items()
         ]
+        sent = self._clock()
         for counter, hits in batch.values():
             counter.in_flight += hits
+            counter.sent_at = sent
         try:
             async with await check_out(engine) as connection:
                 totals = await rate_limits.add(connection, self.window_seconds, counts)
         finally:
             for counter, hits in batch.values():
                 counter.in_flight -= hits
-        learned = self._clock()
         for total in totals:
             counter = batch[total.client_id][0]
             counter.known = max(counter.known, total.hits)
-            counter.learned_at = learned
         return {total.client_id: total.hits for total in totals}
 
     def _refusal(self, now: float, index: int) -> JSONResponse:
