@@ -53,14 +53,27 @@ def _content_type_error(content_type: str | None) -> str | None:
 
 
 def _answering_in(media_type: MediaType, send: Send) -> Send:
-    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept."""
+    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept.
+    The response's raw header list is edited in place: this runs for every answer."""
+    negotiated_type = f"{media_type}; charset=utf-8".encode()
+    json_type = MediaType.JSON.encode()
 
     async def negotiated(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            if headers.get("content-type", "").startswith(MediaType.JSON):
-                headers["content-type"] = f"{media_type}; charset=utf-8"
-            headers.add_vary_header("Accept")
+            headers = list(message.get("headers", ()))
+            vary = None
+            for index, (name, value) in enumerate(headers):
+                if name.lower() == b"content-type" and value.startswith(json_type):
+                    headers[index] = (name, negotiated_type)
+                elif name.lower() == b"vary":
+                    vary = index
+            if vary is None:
+                headers.append((b"vary", b"Accept"))
+            else:
+                mutable = MutableHeaders(raw=headers)
+                mutable.add_vary_header("Accept")
+                headers = mutable.raw
+            message["headers"] = headers
         await send(message)
 
     return negotiated
