@@ -27,7 +27,7 @@ from graphql import (
 )
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schema.documents import parse_document
 from schema.limits import QueryLimits, Violation, check_document
@@ -283,17 +283,3 @@ def payload(scope: Scope) -> Any:
     """The request's decoded JSON, as the guard accepted it (or as a trusted document filled
     it in)."""
     return scope[PAYLOAD]
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """Hand the body on once, then wait on the real channel (for the client's disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
