@@ -28,6 +28,7 @@ from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
@@ -92,11 +93,15 @@ class Observer:
             if message["type"] == "http.response.start":
                 started_response = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = exchange.request_id
+                message["headers"] = [
+                    *(pair for pair in message.get("headers", ()) if pair[0] != _REQUEST_ID),
+                    (_REQUEST_ID, exchange.request_id.encode()),
+                ]
                 # Refusals made outside GraphQL (401, 429, 400, 503) carry their code only in
                 # their small JSON body; GraphQL answers have noted theirs already.
-                sniffing = status >= 400 and not exchange.codes and _is_json(headers)
+                sniffing = (
+                    status >= 400 and not exchange.codes and _is_json(MutableHeaders(scope=message))
+                )
             elif sniffing and len(sniffed) < _SNIFF_LIMIT:
                 sniffed.extend(message.get("body", b""))
             await send(message)
@@ -117,7 +122,7 @@ class Observer:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
-                        (REQUEST_ID_HEADER.lower().encode(), exchange.request_id.encode()),
+                        (_REQUEST_ID, exchange.request_id.encode()),
                     ],
                 }
             )
