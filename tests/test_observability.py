@@ -59,8 +59,10 @@ def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api)
     too_many = [{"query": "{ __typename }"}] * (Settings().query_limits.max_batch + 1)
     assert api.post(too_many, token).status_code == 400
     limited = strict_api.token("demo-regency-6271")
-    statuses = [strict_api.post({"query": READ}, limited).status_code for _ in range(3)]
-    rejected = statuses.count(429)  # earlier tests may have used up this client's minute
+    # A process may admit its allowance (1) beyond the limit (2) (sinergi/rate_limit.py): the
+    # fourth request is refused at the latest; earlier tests may have used up the minute.
+    statuses = [strict_api.post({"query": READ}, limited).status_code for _ in range(4)]
+    rejected = statuses.count(429)
     assert rejected >= 1
 
     after = _scrape(api.client)
