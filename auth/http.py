@@ -18,10 +18,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from auth.principal import Principal
+from auth.registry import ClientState
 from auth.service import AuthService, OAuthError
 from auth.tokens import InvalidToken
 from db.errors import is_unavailable
-from db.queries import rate_limits
 
 logger = logging.getLogger("sinergi.auth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -29,12 +29,12 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 class PrincipalUser(BaseUser):
     principal: Principal
-    hit: rate_limits.Hit
-    """This request, counted against the client's rate limit (the endpoint enforces it)."""
+    client: ClientState
+    """The client as the registry has it now (when it last wrote, say)."""
 
-    def __init__(self, principal: Principal, hit: rate_limits.Hit) -> None:
+    def __init__(self, principal: Principal, client: ClientState) -> None:
         self.principal = principal
-        self.hit = hit
+        self.client = client
 
     @property
     def is_authenticated(self) -> bool:
@@ -54,13 +54,7 @@ class AuthUnavailable(AuthenticationError):
 
 
 class BearerAuthBackend(AuthenticationBackend):
-    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides.
-
-    Each authenticated request is counted against its client's `window` by the statement that
-    reads the client's registration."""
-
-    def __init__(self, window: rate_limits.Window) -> None:
-        self.window = window
+    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides."""
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
@@ -71,7 +65,7 @@ class BearerAuthBackend(AuthenticationBackend):
             raise BadToken("expected a Bearer token")
         service: AuthService = conn.state.auth
         try:
-            admitted = await service.authenticate(token.strip(), self.window)
+            admitted = await service.authenticate(token.strip())
         except InvalidToken as error:
             logger.info("refused bearer token: %s", error)
             raise BadToken("invalid or expired access token") from None
@@ -81,7 +75,7 @@ class BearerAuthBackend(AuthenticationBackend):
             logger.warning("could not check a token: %s", error)
             raise AuthUnavailable("the database is unavailable") from None
         scopes = [scope.value for scope in admitted.principal.scopes]
-        return AuthCredentials(scopes), PrincipalUser(admitted.principal, admitted.hit)
+        return AuthCredentials(scopes), PrincipalUser(admitted.principal, admitted.state)
 
 
 def unauthorized(conn: HTTPConnection, error: Exception | None) -> Response:

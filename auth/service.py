@@ -2,7 +2,9 @@
 
 Issuing follows RFC 6749 §4.4 (client credentials) with §5.2 errors; tokens are RFC 9068 JWTs.
 Every accepted token is checked against the client registry on each request, so a revoked client
-or a narrowed grant takes effect at once, in every process, without waiting for tokens to expire.
+or a narrowed grant takes effect at once, in every process, without waiting for tokens to expire:
+each process holds the registrations it has read and forgets one as soon as PostgreSQL notifies
+that it changed (auth/registry.py).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import clients, keys, tokens
 from auth.external import ExternalIssuer, ExternalKeys
 from auth.principal import Principal
+from auth.registry import ClientRegistry, ClientState
 from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken
-from db.driver import check_out
 from db.engine import autocommit
-from db.queries import auth_failures, rate_limits
+from db.queries import auth_failures
 
 KEY_RELOAD_INTERVAL_SECONDS = 1.0
 
@@ -55,10 +57,10 @@ class FailureLimits:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A bearer token's principal, and its request as counted against the client's limit."""
+    """A bearer token's principal, and its client as the registry has it now."""
 
     principal: Principal
-    hit: rate_limits.Hit
+    state: ClientState
 
 
 class AuthService:
@@ -84,6 +86,7 @@ class AuthService:
         self._keys_loaded_at = 0.0
         self._reloading = asyncio.Lock()
         self._verified = tokens.VerifiedTokens()
+        self.registry = ClientRegistry(self.reads)
 
     async def startup(self) -> None:
         async with self.engine.begin() as connection:
@@ -155,9 +158,8 @@ class AuthService:
             "scope": " ".join(sorted(scope.value for scope in scopes)),
         }
 
-    async def authenticate(self, token: str, window: rate_limits.Window) -> Admitted:
-        """The principal a bearer token stands for, with the request counted against `window`;
-        InvalidToken when it stands for nobody."""
+    async def authenticate(self, token: str) -> Admitted:
+        """The principal a bearer token stands for; InvalidToken when it stands for nobody."""
         claims = self._verified.get(token)
         if claims is None:
             header = tokens.unverified_header(token)
@@ -167,10 +169,17 @@ class AuthService:
                 principal = await self._external_keys.verify(
                     external, token, kid if isinstance(kid, str) else None
                 )
-                return Admitted(principal, await self._count(principal.client_id, window))
+                return Admitted(principal, await self.registry.state(principal.client_id))
             claims = await self._verified_claims(token, header)
-        hit = await self._count(str(claims.get("client_id", claims["sub"])), window)
-        return Admitted(_registered_principal(claims, hit.registered), hit)
+        state = await self.registry.state(str(claims.get("client_id", claims["sub"])))
+        scope, jurisdiction = claims.get("scope", ""), claims.get("jurisdiction")
+        if not isinstance(scope, str) or not isinstance(jurisdiction, str):
+            return Admitted(_registered_principal(claims, state.client), state)
+        known = state.principals.get((scope, jurisdiction))
+        if known is None:
+            known = _registered_principal(claims, state.client)
+            state.principals[scope, jurisdiction] = known
+        return Admitted(known, state)
 
     async def _verified_claims(self, token: str, header: Mapping[str, Any]) -> Mapping[str, Any]:
         kid = header.get("kid")
@@ -183,10 +192,6 @@ class AuthService:
         claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
         self._verified.add(token, claims)
         return claims
-
-    async def _count(self, client_id: str, window: rate_limits.Window) -> rate_limits.Hit:
-        async with await check_out(self.reads) as connection:
-            return await rate_limits.hit(connection, client_id, window)
 
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:
@@ -233,10 +238,9 @@ class AuthService:
             self._keys_loaded_at = reading
 
 
-def _registered_principal(claims: Mapping[str, Any], registered: Any) -> Principal:
+def _registered_principal(claims: Mapping[str, Any], client: clients.Client | None) -> Principal:
     """The token's principal as the registry has it now: revoked, narrowed or moved clients
     lose what their still-valid tokens claim."""
-    client = None if registered is None else clients.from_row(registered)
     if client is None or client.revoked:
         raise InvalidToken("client unknown or revoked")
     try:

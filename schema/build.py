@@ -17,7 +17,10 @@ from schema.visible import ClientSchemas
 
 
 def build_schema(
-    *, max_batch: int = 10, max_cost: int = QueryLimits().max_cost
+    *,
+    max_batch: int = 10,
+    max_cost: int = QueryLimits().max_cost,
+    max_tokens: int = QueryLimits().max_tokens,
 ) -> strawberry.Schema:
     """Parsing and validation are cached: integrations send the same few documents all day.
     `max_cost` bounds what one introspection may resolve, as it bounds any query."""
@@ -30,7 +33,7 @@ def build_schema(
             AuditTrail,
             lambda: AddValidationRules([IntrospectionAlone]),
             lambda: ClientIntrospection(clients, max_cost=max_cost),
-            lambda: CodedParserCache(maxsize=512),
+            lambda: CodedParserCache(max_tokens),
             lambda: ValidationCache(maxsize=512),
         ],
         config=StrawberryConfig(

@@ -35,7 +35,6 @@ from graphql import (
     GraphQLSchema,
     OperationType,
     get_named_type,
-    parse,
     validate,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
@@ -73,6 +72,7 @@ from schema.direct_shapes import (
     strawberry_input,
     unwrap,
 )
+from schema.documents import parse_document
 from schema.figure_cache import FigureCache
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 
@@ -167,11 +167,13 @@ def _json(shape: Shape, table: Table) -> JsonShape:
     return built
 
 
-def compile_plan(schema: GraphQLSchema, query: str, operation_name: str | None) -> Plan | None:
-    """A plan for a document this module can answer; None for anything else."""
-    try:
-        document = parse(query)
-    except GraphQLError:
+def compile_plan(
+    schema: GraphQLSchema, query: str, operation_name: str | None, max_tokens: int | None = None
+) -> Plan | None:
+    """A plan for a document this module can answer; None for anything else. `max_tokens`: the
+    request guard's, whose parsed document (schema/documents.py) this reuses."""
+    document = parse_document(query, max_tokens)
+    if isinstance(document, GraphQLError):
         return None
     if validate(schema, document):
         return None
@@ -225,15 +227,22 @@ def _mutation_plan(
 
 
 class DirectAnswers:
-    def __init__(self, schema: GraphQLSchema, *, figures_cache_seconds: int = 0) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        figures_cache_seconds: int = 0,
+        max_tokens: int | None = None,
+    ) -> None:
         """`figures_cache_seconds`: how long a published figure table may be served again
         (schema/figure_cache.py); 0 computes every table afresh."""
         self.schema = schema
+        self.max_tokens = max_tokens
         self._plans = lru_cache(maxsize=512)(self._compile)
         self._figures = FigureCache(figures_cache_seconds) if figures_cache_seconds else None
 
     def _compile(self, query: str, operation_name: str | None) -> Plan | None:
-        return compile_plan(self.schema, query, operation_name)
+        return compile_plan(self.schema, query, operation_name, self.max_tokens)
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
         """The response to a single-operation request, or None to use the full executor."""

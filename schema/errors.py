@@ -8,17 +8,17 @@ database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
 
 from graphql import DocumentNode, GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions import SchemaExtension
 
 from db.errors import is_unavailable
 from resolvers.errors import ErrorCode
+from schema.documents import parse_document
 from schema.input_fields import input_field
 
 logger = logging.getLogger("sinergi.errors")
@@ -96,18 +96,24 @@ class ErrorCodes(SchemaExtension):
             result.errors = coded(result.errors, self.execution_context.graphql_document)
 
 
-class CodedParserCache(ParserCache):
-    """Strawberry's parser cache, except that a syntax error is left for strawberry to report.
+class CodedParserCache(SchemaExtension):
+    """Documents from the process's one parse cache (schema/documents.py), except that a syntax
+    error is left for strawberry to report.
 
-    ParserCache parses while the parsing hooks are being entered, outside the `try` that turns a
-    syntax error into a result, so the error skipped ErrorCodes and left without a code. Leaving
-    the document unset makes strawberry parse again inside that `try`.
+    Strawberry's ParserCache parses while the parsing hooks are being entered, outside the `try`
+    that turns a syntax error into a result, so the error skipped ErrorCodes and left without a
+    code. Leaving the document unset makes strawberry parse again inside that `try`.
     """
+
+    def __init__(self, max_tokens: int) -> None:
+        """`max_tokens`: the request guard's limit, so both find the same cached document."""
+        super().__init__()
+        self.max_tokens = max_tokens
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
+        if context.query is not None:
+            document = parse_document(context.query, self.max_tokens)
+            if not isinstance(document, GraphQLError):
+                context.graphql_document = document
         yield

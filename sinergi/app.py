@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
@@ -16,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from auth import registry
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import (
     BearerAuthBackend,
@@ -27,6 +30,7 @@ from auth.http import (
 from auth.service import AuthService, FailureLimits
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
+from db.notifications import Listener, libpq_url
 from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Replica
@@ -69,9 +73,12 @@ async def _serving(
     engine: AsyncEngine,
     replica: AsyncEngine | None,
     external_issuers: dict[str, ExternalIssuer],
+    rate_limiter: RateLimiter,
     state: dict[str, Any],
 ) -> AsyncIterator[dict[str, Any]]:
-    """The lifespan state requests see; the engines are disposed of when the app stops."""
+    """The lifespan state requests see, and the process's background work: the listener that
+    keeps the client registry current, and the rate limiter's counting in PostgreSQL. The
+    engines are disposed of when the app stops."""
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -87,6 +94,17 @@ async def _serving(
     await auth.startup()
     state["auth"] = auth
     primary = autocommit(engine)
+    listener = Listener(
+        libpq_url(engine.url),
+        registry.CHANNEL,
+        on_notice=auth.registry.changed,
+        on_listening=auth.registry.listening,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+    )
+    background = [
+        asyncio.create_task(listener.run(), name="sinergi-listener"),
+        asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
+    ]
     try:
         yield {
             "engine": engine,
@@ -97,6 +115,11 @@ async def _serving(
             "audit": AuditWriter(primary),
         }
     finally:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await rate_limiter.flush(primary)
         await engine.dispose()
         if replica is not None:
             await replica.dispose()
@@ -128,7 +151,9 @@ def create_app(
         engines = [engine] if replica is None else [engine, replica]
         traced = nullcontext() if traces is None else tracing.statements_traced(traces, engines)
         with traced:
-            async with _serving(settings, engine, replica, external_issuers, state) as served:
+            async with _serving(
+                settings, engine, replica, external_issuers, rate_limiter, state
+            ) as served:
                 yield served
 
     async def demo_token() -> str:
@@ -143,12 +168,13 @@ def create_app(
     )
 
     rate_limiter = RateLimiter(
-        per_window=settings.rate_limit,
-        window_seconds=settings.rate_limit_window_seconds,
-        read_your_writes_seconds=settings.read_your_writes_seconds,
+        per_window=settings.rate_limit, window_seconds=settings.rate_limit_window_seconds
     )
+    max_tokens = settings.query_limits.max_tokens
     schema = build_schema(
-        max_batch=settings.query_limits.max_batch, max_cost=settings.query_limits.max_cost
+        max_batch=settings.query_limits.max_batch,
+        max_cost=settings.query_limits.max_cost,
+        max_tokens=max_tokens,
     )
     graphql = SinergiGraphQL(
         schema,
@@ -159,16 +185,16 @@ def create_app(
             settings.perturbation,
         ),
         rate_limiter=rate_limiter,
-        trusted=TrustedDocuments(settings.trusted_documents),
+        trusted=TrustedDocuments(settings.trusted_documents, max_tokens=max_tokens),
+        max_tokens=max_tokens,
+        read_your_writes_seconds=settings.read_your_writes_seconds,
         figures_cache_seconds=settings.figures_cache_seconds,
         max_response_bytes=settings.query_limits.max_response_bytes,
     )
     routes = [
         Route(
             "/graphql",
-            AuthenticationMiddleware(
-                graphql, backend=BearerAuthBackend(rate_limiter.window), on_error=unauthorized
-            ),
+            AuthenticationMiddleware(graphql, backend=BearerAuthBackend(), on_error=unauthorized),
             methods=["GET", "POST"],
         ),
         Route("/oauth/token", token_endpoint, methods=["POST"]),

@@ -1,11 +1,15 @@
-"""The GraphQL endpoint: refuses unauthenticated requests, then builds the per-request context."""
+"""The GraphQL endpoint: refuses unauthenticated requests, then builds the per-request context.
+
+It works on the request as the guard decoded it (sinergi.guard's `payload`): the body is never
+decoded again, here or by strawberry."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter
+from cross_web import AsyncHTTPRequestAdapter, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,13 +26,23 @@ from schema.errors import coded
 from schema.limits import QueryLimits, Violation
 from sinergi import exchange
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
-from sinergi.guard import replay
+from sinergi.guard import PAYLOAD, payload
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.trusted_documents import TrustedDocuments
 
 
+class _RequestAdapter(StarletteRequestAdapter):
+    """Strawberry's adapter, keeping the request's scope, where the guard's payload is."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.scope = request.scope
+
+
 class SinergiGraphQL(GraphQL[Context, None]):
+    request_adapter_class = _RequestAdapter
+
     def __init__(
         self,
         schema: Any,
@@ -36,18 +50,26 @@ class SinergiGraphQL(GraphQL[Context, None]):
         limits: Limits,
         rate_limiter: RateLimiter,
         trusted: TrustedDocuments,
+        max_tokens: int,
+        read_your_writes_seconds: int = 10,
         figures_cache_seconds: int = 0,
         max_response_bytes: int = QueryLimits().max_response_bytes,
     ) -> None:
+        """`max_tokens`: the request guard's, whose parsed documents this reuses;
+        `read_your_writes_seconds`: how long after a write a client reads nothing that lags."""
         super().__init__(schema, graphql_ide=None, allow_queries_via_get=True)
         self.limits = limits
         self.rate_limiter = rate_limiter
         self.trusted = trusted
         self.max_response_bytes = max_response_bytes
-        self.direct = DirectAnswers(schema._schema, figures_cache_seconds=figures_cache_seconds)
+        self.max_tokens = max_tokens
+        self.fresh_seconds = read_your_writes_seconds
+        self.direct = DirectAnswers(
+            schema._schema, figures_cache_seconds=figures_cache_seconds, max_tokens=max_tokens
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """GET and POST alike: sinergi.http_edge has made a GET's parameters into the body."""
+        """GET and POST alike: sinergi.http_edge has decoded a GET's parameters as a body."""
         request = Request(scope, receive)
         if scope["type"] == "http":
             if not request.user.is_authenticated:
@@ -57,24 +79,29 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            admission = await self.rate_limiter.admit(request.state.primary, request.user.hit)
-            if admission.refusal is not None:
-                await admission.refusal(scope, receive, send)
+            refusal = await self.rate_limiter.admit(request.state.primary, client_id)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
-            request.state.wrote_recently = admission.wrote_recently
-            request.state.write_noted = admission.write_noted
-            resolved = await self.trusted.resolve(
-                request.state.engine, client_id, await request.body()
-            )
+            # A write note moments old need not be renewed; it keeps the client's reads off
+            # what may lag for twice the window, since a write within half of it is not noted.
+            since_write = time.monotonic() - request.user.client.written_at
+            request.state.wrote_recently = since_write < 2 * self.fresh_seconds
+            request.state.write_noted = since_write < self.fresh_seconds / 2
+            resolved = await self.trusted.resolve(request.state.engine, client_id, payload(scope))
             if isinstance(resolved, Response):
                 await resolved(scope, receive, send)
                 return
-            payload = _payload(resolved)
-            if request.method == "GET" and isinstance(payload, dict) and is_mutation(payload):
-                refusal = method_not_allowed("POST", "a GET runs queries only; POST mutations")
-                await refusal(scope, receive, send)
+            scope[PAYLOAD] = resolved
+            if (
+                request.method == "GET"
+                and isinstance(resolved, dict)
+                and is_mutation(resolved, self.max_tokens)
+            ):
+                not_allowed = method_not_allowed("POST", "a GET runs queries only; POST mutations")
+                await not_allowed(scope, receive, send)
                 return
-            direct = await self.direct.answer(self._context(request), payload)
+            direct = await self.direct.answer(self._context(request), resolved)
             if direct is not None:
                 answer = (
                     # errors are coded, counted and given their status as the executor's are
@@ -88,7 +115,6 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 )
                 await answer(scope, receive, send)
                 return
-            receive = replay(resolved, receive)
         await super().__call__(scope, receive, send)
 
     def create_response(
@@ -160,9 +186,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """The operations in the JSON body, whatever the method: for a GET, sinergi.http_edge
-        made the body from the URL's parameters. The request guard has checked its shape."""
-        payload = self.parse_json(await request.get_body())
+        """The operations the guard decoded, whatever the method: for a GET, sinergi.http_edge
+        decoded the URL's parameters. The request guard has checked their shape."""
+        assert isinstance(request, _RequestAdapter)
+        decoded = payload(request.scope)
         operations = [
             GraphQLRequestData(
                 query=operation.get("query"),
@@ -170,9 +197,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 operation_name=operation.get("operationName"),
                 extensions=operation.get("extensions"),
             )
-            for operation in (payload if isinstance(payload, list) else [payload])
+            for operation in (decoded if isinstance(decoded, list) else [decoded])
         ]
-        return operations if isinstance(payload, list) else operations[0]
+        return operations if isinstance(decoded, list) else operations[0]
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """Never here: sinergi.http_edge serves GraphiQL (sinergi.graphiql), to browsers only."""
@@ -194,10 +221,3 @@ class SinergiGraphQL(GraphQL[Context, None]):
             limits=self.limits,
             request=request,
         )
-
-
-def _payload(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None

@@ -16,11 +16,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from urllib.parse import parse_qsl
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationType, get_operation_ast
 from strawberry.http import GraphQLHTTPResponse
+
+from schema.documents import parse_document
 
 
 class MediaType(StrEnum):
@@ -142,23 +143,17 @@ def get_parameters(query_string: bytes) -> dict[str, object] | BadParameter:
     return operation
 
 
-@lru_cache(maxsize=256)
-def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
-    try:
-        operation = get_operation_ast(parse(query), operation_name)
-    except GraphQLError:
-        return None  # the engine reports the syntax error
-    return None if operation is None else operation.operation
-
-
-def is_mutation(operation: Mapping[str, object]) -> bool:
+def is_mutation(operation: Mapping[str, object], max_tokens: int) -> bool:
     """Whether the operation the request selects changes anything (not a query): what a GET
-    must never run (405)."""
+    must never run (405). `max_tokens`: the request guard's, whose parse this reuses."""
     query, name = operation.get("query"), operation.get("operationName")
     if not isinstance(query, str) or not isinstance(name, str | None):
         return False
-    selected = _operation_type(query, name)
-    return selected is not None and selected is not OperationType.QUERY
+    document = parse_document(query, max_tokens)
+    if isinstance(document, GraphQLError):
+        return False  # the engine reports the syntax error
+    selected = get_operation_ast(document, name)
+    return selected is not None and selected.operation is not OperationType.QUERY
 
 
 def _codes(answer: GraphQLHTTPResponse) -> list[str]:

@@ -1,8 +1,8 @@
 """The outermost layer of `/graphql`: methods, content negotiation and GET, before the guard.
 
 It answers what HTTP itself decides (405 for other methods, 406 when `Accept` allows no answer
-we give, 415 for a POST body that is not JSON, GraphiQL for a browser in development), turns a
-GET's URL parameters into the JSON body a POST would carry, so the request guard, the token
+we give, 415 for a POST body that is not JSON, GraphiQL for a browser in development), decodes a
+GET's URL parameters into what a POST's JSON body decodes to, so the request guard, the token
 check and the endpoint see one shape whatever the method, and gives every JSON answer the
 negotiated media type. The rules themselves are sinergi.graphql_http's.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sinergi.graphql_http import BadParameter, MediaType, get_parameters, negotiate, wants_html
-from sinergi.guard import replay
+from sinergi.guard import PAYLOAD
 
 PageRenderer = Callable[[Request], Awaitable[Response]]
 ALLOWED_METHODS = "GET, POST"
@@ -54,14 +53,27 @@ def _content_type_error(content_type: str | None) -> str | None:
 
 
 def _answering_in(media_type: MediaType, send: Send) -> Send:
-    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept."""
+    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept.
+    The response's raw header list is edited in place: this runs for every answer."""
+    negotiated_type = f"{media_type}; charset=utf-8".encode()
+    json_type = MediaType.JSON.encode()
 
     async def negotiated(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            if headers.get("content-type", "").startswith(MediaType.JSON):
-                headers["content-type"] = f"{media_type}; charset=utf-8"
-            headers.add_vary_header("Accept")
+            headers = list(message.get("headers", ()))
+            vary = None
+            for index, (name, value) in enumerate(headers):
+                if name.lower() == b"content-type" and value.startswith(json_type):
+                    headers[index] = (name, negotiated_type)
+                elif name.lower() == b"vary":
+                    vary = index
+            if vary is None:
+                headers.append((b"vary", b"Accept"))
+            else:
+                mutable = MutableHeaders(raw=headers)
+                mutable.add_vary_header("Accept")
+                headers = mutable.raw
+            message["headers"] = headers
         await send(message)
 
     return negotiated
@@ -109,5 +121,5 @@ class GraphQLOverHTTP:
                 answer = refusal(400, parameters.parameter, parameters.reason)
                 await answer(scope, receive, send)
                 return
-            receive = replay(orjson.dumps(parameters), receive)
+            scope[PAYLOAD] = parameters
         await self.app(scope, receive, send)

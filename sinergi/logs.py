@@ -9,8 +9,10 @@ workers. Other commands keep plain human-readable lines (see `sinergi.cli.main`)
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from typing import Any
+import math
+import threading
+import time
+from typing import Any, TextIO
 
 import orjson
 
@@ -27,9 +29,26 @@ def _request_id() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
+    """Every request writes an access-log line, so the line is cheap: the time's text is
+    formatted once per second, and the entry encoded by orjson."""
+
+    _second = -1
+    _second_text = ""
+
+    def _time(self, created: float) -> str:
+        """ISO 8601 in UTC to the millisecond, as `datetime.isoformat` writes it."""
+        fraction, whole = math.modf(created)  # rounded as datetime.fromtimestamp rounds
+        second, microseconds = int(whole), round(fraction * 1_000_000)
+        if microseconds >= 1_000_000:
+            second, microseconds = second + 1, microseconds - 1_000_000
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{microseconds // 1000:03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -52,6 +71,40 @@ class TextFormatter(logging.Formatter):
         return line if request_id is None else f"{line} [{request_id}]"
 
 
+FLUSH_SECONDS = 0.5
+
+
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that does not flush after every line: a warning or worse is flushed at
+    once, other lines (the access log's, one per request) within FLUSH_SECONDS, by a thread of
+    this handler's. One write to stdout per batch of lines instead of one per request; logging
+    flushes what is left when the process exits."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._flusher: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.flush()
+            elif self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_now_and_then, name="sinergi-log-flush", daemon=True
+                )
+                self._flusher.start()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_now_and_then(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+
 def log_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` dictionary, also handed to uvicorn as its `log_config`."""
     formatter: dict[str, Any] = (
@@ -66,7 +119,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "formatters": {"default": formatter},
         "handlers": {
             "stdout": {
-                "class": "logging.StreamHandler",
+                "()": BatchedStreamHandler,
                 "formatter": "default",
                 "stream": "ext://sys.stdout",
             }

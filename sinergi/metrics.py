@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,6 +92,19 @@ POOL_OVERFLOW = Gauge(
 )
 
 _operation_names: set[str] = set()
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+POOL_SECONDS = 1.0
+_pools_observed_at = -POOL_SECONDS
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, found again without prometheus_client's lock and checks: a
+    request adds to five series, and label sets are bounded (see above)."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def operation_label(name: str | None) -> str:
@@ -131,20 +145,25 @@ def observe_request(
     codes: list[str],
     state: Mapping[str, Any],
 ) -> None:
-    """Everything one request adds to the series; a handful of in-memory increments."""
+    """Everything one request adds to the series; a handful of in-memory increments. The pool
+    gauges are read at most once a second (and at every scrape of this worker)."""
+    global _pools_observed_at
     status_label = str(status)
     client = client_id or "anonymous"
-    HTTP_REQUESTS.labels(method, route, status_label).inc()
-    HTTP_LATENCY.labels(route).observe(seconds)
+    _child(HTTP_REQUESTS, method, route, status_label).inc()
+    _child(HTTP_LATENCY, route).observe(seconds)
     if route == "/graphql" and method == "POST":
         label = operation_label(operation)
-        GRAPHQL_REQUESTS.labels(label, client, status_label).inc()
-        GRAPHQL_LATENCY.labels(label, client).observe(seconds)
+        _child(GRAPHQL_REQUESTS, label, client, status_label).inc()
+        _child(GRAPHQL_LATENCY, label, client).observe(seconds)
     for code in codes:
-        ERRORS.labels(code, status_label).inc()
+        _child(ERRORS, code, status_label).inc()
     if "RATE_LIMITED" in codes:
-        RATE_LIMITED.labels(client).inc()
-    observe_pools(state)
+        _child(RATE_LIMITED, client).inc()
+    now = time.monotonic()
+    if now - _pools_observed_at >= POOL_SECONDS:
+        _pools_observed_at = now
+        observe_pools(state)
 
 
 def _exposition(multiprocess_dir: str | None) -> bytes:

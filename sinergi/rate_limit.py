@@ -1,18 +1,47 @@
-"""Per-client request limits that hold across every process serving the API."""
+"""Per-client request limits that hold across every process serving the API, without a database
+round trip per request.
+
+Each process counts a client's requests in the current fixed window itself, and adds its count
+to the shared counter in PostgreSQL (db/queries/rate_limits.py) every `sync_seconds`, learning
+there what every other process has counted. A request is admitted on the process's own count
+while the process sent its count within twice `sync_seconds` (so the total it learns is that
+fresh), that total and its own count since stay under the limit, and at most an *allowance* of
+its requests (1 % of the limit, at least 1) is not yet known to PostgreSQL or on its way there.
+Otherwise the request is counted in PostgreSQL before it is answered, as every request once
+was: a client whose requests to a process are more than twice `sync_seconds` apart is counted
+exactly, and only a busy one in batches. A client known to be over the limit is refused
+without any statement.
+
+Worst case: every process admits at most its allowance beyond the limit, so across N processes
+(instances × workers) a client gets at most N × max(1, limit ÷ 100) requests more than the
+limit in a window (tests/test_shared_rate_limit.py). Argument: let T be the moment the shared
+count reaches the limit. Requests counted before T are within the limit. A process's requests
+not yet counted at T are within its allowance, and it admits further ones only while the
+allowance holds, until the answer to a batch PostgreSQL counted after T tells it the client
+is over.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
-import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
+from db.driver import check_out
 from db.errors import is_unavailable
 from db.queries import rate_limits
 
 RETRY_AFTER_SECONDS = 5
+SYNC_SECONDS = 0.1
+PURGE_SECONDS = 300.0
+logger = logging.getLogger("sinergi.rate_limit")
 
 
 def service_unavailable() -> JSONResponse:
@@ -25,48 +54,144 @@ def service_unavailable() -> JSONResponse:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    refusal: JSONResponse | None
-    """None when the request may go on; otherwise the 429 (or, database gone, 503) to send."""
-    wrote_recently: bool = False
-    """The client wrote within the read-your-writes window: its reads go to the primary."""
-    write_noted: bool = False
-    """The client's write note is fresh: this request's writes need not renew it."""
+@dataclass(slots=True)
+class _Counter:
+    """One client's requests in one window, as this process knows them."""
+
+    window_index: int
+    known: int = 0
+    """The shared total PostgreSQL last returned (every process's requests)."""
+    pending: int = 0
+    """Admitted here, not yet sent to PostgreSQL."""
+    in_flight: int = 0
+    """Sent to PostgreSQL, its total not yet returned."""
+    sent_at: float = -math.inf
+    """When this process last sent its count (so it learns the total when that returns)."""
 
 
 class RateLimiter:
     def __init__(
-        self, *, per_window: int, window_seconds: int, read_your_writes_seconds: int = 10
+        self,
+        *,
+        per_window: int,
+        window_seconds: int,
+        sync_seconds: float = SYNC_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.per_window = per_window
-        self.window = rate_limits.Window(window_seconds, read_your_writes_seconds)
+        self.window_seconds = window_seconds
+        self.allowance = max(1, per_window // 100)
+        self.sync_seconds = sync_seconds
+        self._clock = clock
+        self._counters: dict[str, _Counter] = {}
 
-    async def admit(self, autocommit_engine: AsyncEngine, hit: rate_limits.Hit) -> Admission:
-        """Judge a request by its count, which the token check made on the primary (so the
-        limit holds across every process)."""
-        if random.random() < 0.001:  # noqa: S311 (spreading clean-up, not security)
+    async def admit(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
+        """None when the request may go on; otherwise the 429 (or, database gone, 503) to send.
+        `engine`: the primary, in autocommit."""
+        now = self._clock()
+        index = int(now // self.window_seconds)
+        counter = self._counters.get(client_id)
+        if counter is None or counter.window_index != index:
+            counter = self._counters[client_id] = _Counter(index)
+        if counter.known >= self.per_window:
+            return self._refusal(now, index)
+        unsent = counter.pending + counter.in_flight
+        if (
+            now - counter.sent_at < 2 * self.sync_seconds
+            and counter.known + unsent < self.per_window
+            and unsent < self.allowance
+        ):
+            counter.pending += 1
+            return None
+        hits, counter.pending = counter.pending + 1, 0
+        try:
+            total = await self._send(engine, {client_id: (counter, hits)})
+        except Exception as failure:
+            counter.pending += hits - 1  # admitted before: still to be counted
+            if not is_unavailable(failure):
+                raise
+            return service_unavailable()
+        if total[client_id] > self.per_window:
+            return self._refusal(now, index)
+        return None
+
+    async def run(self, engine: AsyncEngine) -> None:
+        """Until cancelled: every `sync_seconds`, add what this process counted to the shared
+        counters; now and then drop windows long past. `engine`: the primary, in autocommit."""
+        purged = time.monotonic()
+        while True:
+            await asyncio.sleep(self.sync_seconds)
             try:
-                async with autocommit_engine.connect() as connection:
-                    await rate_limits.purge(connection)
-            except Exception as failure:
+                await self.sync(engine)
+                if time.monotonic() - purged > PURGE_SECONDS:
+                    async with await check_out(engine) as connection:
+                        await rate_limits.purge(connection)
+                    purged = time.monotonic()
+            except Exception as failure:  # counted again at the next attempt
                 if not is_unavailable(failure):
-                    raise
-                return Admission(service_unavailable())
-        if hit.hits <= self.per_window:
-            return Admission(None, hit.wrote_recently, hit.write_noted)
-        retry_after = max(1, math.ceil(hit.seconds_left))
+                    logger.exception("could not add request counts to PostgreSQL")
+
+    async def sync(self, engine: AsyncEngine) -> None:
+        """Send every count not yet sent, and learn the totals; forget windows that are over."""
+        index = int(self._clock() // self.window_seconds)
+        for client_id in [
+            c for c, counter in self._counters.items() if counter.window_index < index
+        ]:
+            del self._counters[client_id]
+        batch = {}
+        for client_id, counter in self._counters.items():
+            if counter.pending:
+                batch[client_id] = (counter, counter.pending)
+                counter.pending = 0
+        if not batch:
+            return
+        try:
+            await self._send(engine, batch)
+        except Exception:
+            for counter, hits in batch.values():
+                counter.pending += hits
+            raise
+
+    async def flush(self, engine: AsyncEngine) -> None:
+        """At shutdown: what this process counted is not lost to the others."""
+        with contextlib.suppress(Exception):
+            await self.sync(engine)
+
+    async def _send(
+        self, engine: AsyncEngine, batch: dict[str, tuple[_Counter, int]]
+    ) -> dict[str, int]:
+        """Add `batch`'s hits to the shared counters; each client's new total."""
+        counts = [
+            rate_limits.Count(client_id, counter.window_index, hits)
+            for client_id, (counter, hits) in batch.items()
+        ]
+        sent = self._clock()
+        for counter, hits in batch.values():
+            counter.in_flight += hits
+            counter.sent_at = sent
+        try:
+            async with await check_out(engine) as connection:
+                totals = await rate_limits.add(connection, self.window_seconds, counts)
+        finally:
+            for counter, hits in batch.values():
+                counter.in_flight -= hits
+        for total in totals:
+            counter = batch[total.client_id][0]
+            counter.known = max(counter.known, total.hits)
+        return {total.client_id: total.hits for total in totals}
+
+    def _refusal(self, now: float, index: int) -> JSONResponse:
+        retry_after = max(1, math.ceil((index + 1) * self.window_seconds - now))
         error = {
             "message": f"rate limit of {self.per_window} requests per "
-            f"{self.window.seconds} s exceeded; retry in {retry_after} s",
+            f"{self.window_seconds} s exceeded; retry in {retry_after} s",
             "extensions": {
                 "code": "RATE_LIMITED",
                 "limit": self.per_window,
-                "windowSeconds": self.window.seconds,
+                "windowSeconds": self.window_seconds,
                 "retryAfter": retry_after,
             },
         }
-        refusal = JSONResponse(
+        return JSONResponse(
             {"errors": [error]}, status_code=429, headers={"Retry-After": str(retry_after)}
         )
-        return Admission(refusal)

@@ -14,7 +14,6 @@ skip the request guard's document checks for that reason.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
 from db.queries import trusted_documents
+from schema.documents import parse_document
 from schema.limits import QueryLimits, check_document
 from sinergi.guard import bad_request, persisted_hash, sha256
 
@@ -108,11 +108,10 @@ def checked_operations(source: str, schema: GraphQLSchema, limits: QueryLimits) 
     return found
 
 
-def _canonical_hash(query: str, operation_name: object) -> str | None:
+def _canonical_hash(query: str, operation_name: object, max_tokens: int) -> str | None:
     """The hash the selected operation was registered under, whatever the client's whitespace."""
-    try:
-        document = parse(query)
-    except GraphQLError:
+    document = parse_document(query, max_tokens)
+    if isinstance(document, GraphQLError):
         return None
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode) and (
@@ -140,28 +139,29 @@ def _forbidden(client_id: str) -> JSONResponse:
 
 
 class TrustedDocuments:
-    def __init__(self, setting: str) -> None:
+    def __init__(self, setting: str, *, max_tokens: int) -> None:
+        """`max_tokens`: the request guard's, so both find the same parsed document."""
         self.enforced = enforcement(setting)
+        self.max_tokens = max_tokens
 
-    async def resolve(
-        self, engine: AsyncEngine, client_id: str, body: bytes
-    ) -> bytes | JSONResponse:
-        """The body with registered documents filled in for hashes, or the refusal to send.
+    async def resolve(self, engine: AsyncEngine, client_id: str, payload: Any) -> Any:
+        """The request's decoded JSON (sinergi.guard) with registered documents filled in for
+        hashes, or the JSONResponse refusal to send.
 
-        The request guard has already checked the body's JSON shape.
+        The request guard has already checked its shape.
         """
         enforced = self.enforced(client_id)
-        if not enforced and b"persistedQuery" not in body:
-            return body  # the common case costs no parsing
-        payload: Any = json.loads(body)
         operations = payload if isinstance(payload, list) else [payload]
+        if not enforced and all(persisted_hash(operation) is None for operation in operations):
+            return payload  # the common case costs nothing more
+        operations = [dict(operation) for operation in operations]
         wanted: list[set[str]] = []
         for operation in operations:
             query, hashed = operation.get("query"), persisted_hash(operation)
             if query is None or hashed is not None:
                 wanted.append({hashed} if hashed is not None else set())
             elif enforced:
-                canonical = _canonical_hash(query, operation.get("operationName"))
+                canonical = _canonical_hash(query, operation.get("operationName"), self.max_tokens)
                 wanted.append({sha256(query)} | ({canonical} if canonical else set()))
             else:
                 wanted.append(set())
@@ -178,4 +178,4 @@ class TrustedDocuments:
                 operation["query"] = found[known.pop()]
             elif enforced and not known:
                 return _forbidden(client_id)
-        return json.dumps(payload).encode()
+        return operations if isinstance(payload, list) else operations[0]

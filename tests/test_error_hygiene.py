@@ -3,15 +3,23 @@ detail (exception, SQL, stack) goes to the log under the same id."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from starlette.testclient import TestClient
 
+from db.engine import async_url
 from db.queries import programmes
 from db.queries.audit import AuditWriter
+from db.seed import load_reference
+from sinergi.app import create_app
+from sinergi.demo import SEED_DATA
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
 from tests.support.http import Api
 
 CLIENT = "demo-province-62"
@@ -80,3 +88,42 @@ def test_syntax_errors_carry_a_code(api: Api) -> None:
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["locations"] == [{"line": 1, "column": 12}]
+
+
+def test_a_failure_outside_graphql_is_a_coded_internal_error_too(
+    fresh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception before any GraphQL runs (here: the token check meets a table
+    that is gone, which is no outage) is answered as INTERNAL with a correlation id, never a
+    bare 500 page; the detail is logged under that id."""
+
+    async def prepare(sql: str | None) -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        try:
+            if sql is None:
+                async with engine.begin() as connection:
+                    await load_reference(connection, SEED_DATA, targets=False)
+                await register_demo_clients(engine)
+            else:
+                async with engine.begin() as connection:
+                    await connection.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(prepare(None))
+    with TestClient(create_app(Settings(), database_url=fresh_url)) as client:
+        api = Api(client)
+        token = api.token(CLIENT)
+        asyncio.run(prepare(f"ALTER TABLE client_writes RENAME TO {MARKER}"))
+        with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+            response = api.post({"query": "{ __typename }"}, token)
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["x-request-id"]
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    correlation_id = error["extensions"]["correlationId"]
+    assert correlation_id in error["message"]
+    for leak in ("client_writes", "Traceback", "asyncpg", "sqlalchemy"):
+        assert leak not in response.text
+    assert "client_writes" in _logged(caplog, correlation_id)

@@ -119,7 +119,7 @@ def test_get_parameters_that_cannot_be_read_are_named(query_string: bytes, param
 def test_is_mutation_reads_the_operation_the_request_selects(
     operation: dict[str, Any], mutation: bool
 ) -> None:
-    assert is_mutation(operation) is mutation
+    assert is_mutation(operation, max_tokens=100) is mutation
 
 
 ERROR: dict[str, Any] = {"message": "x", "extensions": {"code": "BAD_USER_INPUT"}}

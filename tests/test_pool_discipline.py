@@ -22,7 +22,6 @@ from auth.principal import Principal
 from auth.scopes import OrgKind
 from auth.service import AuthService
 from db.engine import create_engine
-from db.queries.rate_limits import Window
 from resolvers.context import Context
 from schema.direct import DirectAnswers
 from tests.support.graphql import LIMITS, SCHEMA, principal, run
@@ -136,7 +135,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
         }
         async with engine.connect():  # the only connection, held
             with pytest.raises(AuthUnavailable):
-                await BearerAuthBackend(Window(60, 10)).authenticate(HTTPConnection(scope))
+                await BearerAuthBackend().authenticate(HTTPConnection(scope))
         assert unauthorized(HTTPConnection(scope), AuthUnavailable("x")).status_code == 503
     finally:
         await engine.dispose()

@@ -1,5 +1,8 @@
 """Two real server processes count one client's requests together: the limit lives in PostgreSQL,
-so adding workers or machines does not multiply what a client may send."""
+so adding workers or machines does not multiply what a client may send. Each process counts in
+memory and adds its counts to PostgreSQL every tenth of a second (sinergi/rate_limit.py), and
+holds client registrations until PostgreSQL notifies a change (auth/registry.py): a revocation
+reaches both processes before the client's next request."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,6 +21,7 @@ import pytest
 
 from auth import clients
 from db.engine import create_engine
+from sinergi.rate_limit import SYNC_SECONDS
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -107,21 +112,40 @@ def _register(url: str) -> tuple[str, str]:
     return asyncio.run(go())
 
 
-def test_two_processes_share_one_clients_rate_limit(servers: list[str], demo_url: str) -> None:
-    client_id, secret = _register(demo_url)
+def _revoke(url: str, client_id: str) -> None:
+    async def go() -> None:
+        engine = create_engine(url, statement_timeout_ms=10_000)
+        try:
+            async with engine.begin() as connection:
+                assert await clients.revoke(connection, client_id)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def _headers(servers: list[str], client_id: str, secret: str) -> dict[str, str]:
     issued = httpx.post(
         f"{servers[0]}/oauth/token",
         data={"grant_type": "client_credentials"},
         auth=(client_id, secret),
     )
     assert issued.status_code == 200, issued.text
-    headers = {"Authorization": f"Bearer {issued.json()['access_token']}"}
-    answers = [
-        httpx.post(
-            f"{servers[i % 2]}/graphql", json={"query": "{ viewer { clientId } }"}, headers=headers
-        )
-        for i in range(LIMIT + 1)
-    ]
+    return {"Authorization": f"Bearer {issued.json()['access_token']}"}
+
+
+def _ask(base: str, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{base}/graphql", json={"query": "{ viewer { clientId } }"}, headers=headers)
+
+
+def test_two_processes_share_one_clients_rate_limit(servers: list[str], demo_url: str) -> None:
+    """Requests further apart than the counting interval are each counted in PostgreSQL."""
+    client_id, secret = _register(demo_url)
+    headers = _headers(servers, client_id, secret)
+    answers = []
+    for i in range(LIMIT + 1):
+        answers.append(_ask(servers[i % 2], headers))
+        time.sleep(3 * SYNC_SECONDS)
     assert [answer.status_code for answer in answers] == [200] * LIMIT + [429]
     refused = answers[-1]
     (error,) = refused.json()["errors"]
@@ -130,3 +154,34 @@ def test_two_processes_share_one_clients_rate_limit(servers: list[str], demo_url
     assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW_SECONDS
     # Each process alone saw at most three requests: only a shared count refuses the sixth.
     assert answers[0].json() == {"data": {"viewer": {"clientId": client_id}}}
+
+
+def test_a_burst_overshoots_the_limit_by_at_most_each_process_allowance(
+    servers: list[str], demo_url: str
+) -> None:
+    """The README's worst case: N processes admit at most N × max(1, limit ÷ 100) requests beyond
+    the limit, however the requests fall; never fewer than the limit."""
+    client_id, secret = _register(demo_url)
+    headers = _headers(servers, client_id, secret)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda i: _ask(servers[i % 2], headers), range(40)))
+    admitted = sum(answer.status_code == 200 for answer in answers)
+    assert {answer.status_code for answer in answers} == {200, 429}
+    assert LIMIT <= admitted <= LIMIT + len(servers) * max(1, LIMIT // 100)
+    time.sleep(3 * SYNC_SECONDS)  # every count has reached PostgreSQL: both processes refuse
+    assert [_ask(base, headers).status_code for base in servers] == [429, 429]
+
+
+def test_a_revoked_clients_next_request_is_refused_by_every_process(
+    servers: list[str], demo_url: str
+) -> None:
+    client_id, secret = _register(demo_url)
+    headers = _headers(servers, client_id, secret)
+    for base in servers:  # each process now holds the registration
+        assert _ask(base, headers).status_code == 200
+    _revoke(demo_url, client_id)
+    refused = [_ask(base, headers) for base in servers]
+    assert [answer.status_code for answer in refused] == [401, 401]
+    assert all(
+        answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" for answer in refused
+    )

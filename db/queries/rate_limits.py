@@ -1,12 +1,14 @@
 """Fixed-window request counters shared by every server process through PostgreSQL, and when
 each client last wrote (for reads from a replica).
 
-The statement that counts a request also reads its client's registration: every request needs
-both, and one round trip costs a request less than two."""
+Processes count requests on their own and add their counts here in batches (sinergi/rate_limit.py
+says when): one statement adds any number of clients' counts and returns the totals, which
+include every other process's."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -14,28 +16,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import driver
 
-_HIT = driver.DriverStatement(
+_ADD = driver.DriverStatement(
     text(
         """
-    WITH counted AS (
-        INSERT INTO rate_limit_windows AS w (client_id, window_start, hits)
-        VALUES (:client_id,
-                to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window), 1)
-        ON CONFLICT (client_id, window_start) DO UPDATE SET hits = w.hits + 1
-        RETURNING hits, extract(epoch FROM w.window_start) + :window
-                        - extract(epoch FROM clock_timestamp()) AS seconds_left
-    )
-    SELECT counted.hits, counted.seconds_left,
-           (SELECT extract(epoch FROM clock_timestamp() - c.written_at) FROM client_writes c
-             WHERE c.client_id = :client_id) AS seconds_since_write,
-           registered.client_id, registered.name, registered.org_kind, registered.jurisdiction,
-           registered.scopes, registered.purpose, registered.revoked_at
-      FROM counted LEFT JOIN oauth_clients AS registered ON registered.client_id = :client_id
+    INSERT INTO rate_limit_windows AS w (client_id, window_start, hits)
+    SELECT client_id, to_timestamp(window_index * :window), hits
+      FROM unnest(CAST(:client_ids AS text[]), CAST(:window_indexes AS bigint[]),
+                  CAST(:hits AS integer[])) AS counted (client_id, window_index, hits)
+    ON CONFLICT (client_id, window_start) DO UPDATE SET hits = w.hits + EXCLUDED.hits
+    RETURNING client_id, (extract(epoch FROM window_start) / :window)::bigint AS window_index, hits
     """
     )
 )
-_PURGE = text(
-    "DELETE FROM rate_limit_windows WHERE window_start < clock_timestamp() - interval '1 hour'"
+_CLIENT = driver.DriverStatement(
+    text(
+        """
+    SELECT (SELECT extract(epoch FROM clock_timestamp() - c.written_at) FROM client_writes c
+             WHERE c.client_id = :client_id) AS seconds_since_write,
+           registered.client_id, registered.name, registered.org_kind, registered.jurisdiction,
+           registered.scopes, registered.purpose, registered.revoked_at
+      FROM (SELECT 1) AS one LEFT JOIN oauth_clients AS registered
+        ON registered.client_id = :client_id
+    """
+    )
+)
+_PURGE = driver.DriverStatement(
+    text(
+        "DELETE FROM rate_limit_windows WHERE window_start < clock_timestamp() - interval '1 hour'"
+    )
 )
 _WROTE = text(
     """
@@ -46,47 +54,45 @@ _WROTE = text(
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """What a request is counted against."""
+class Count:
+    """Requests of one client in one window (its index: the window's start ÷ its length)."""
 
-    seconds: int
-    """The length of a fixed window."""
-    fresh_seconds: int
-    """How long after a write the client's reads stay on what cannot lag (the primary, figures
-    computed afresh)."""
+    client_id: str
+    window_index: int
+    hits: int
+
+
+async def add(
+    connection: driver.Pooled, window_seconds: int, counts: Sequence[Count]
+) -> list[Count]:
+    """Add `counts` to the shared counters; the totals after, every process's requests in."""
+    rows = await driver.fetch(
+        connection,
+        _ADD,
+        {
+            "window": window_seconds,
+            "client_ids": [count.client_id for count in counts],
+            "window_indexes": [count.window_index for count in counts],
+            "hits": [count.hits for count in counts],
+        },
+    )
+    return [Count(row.client_id, int(row.window_index), int(row.hits)) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    hits: int
-    """Requests so far in this window, this one included."""
-    seconds_left: float
-    """Until the window ends."""
-    wrote_recently: bool
-    """The client may have written within the window's `fresh_seconds`: its reads must not
-    lag. True for up to twice as long, because a write need not renew a note made within half
-    of it (`write_noted`)."""
-    write_noted: bool
-    """The client's last write note is so recent that its writes in this request need not renew
-    it: the note keeps `wrote_recently` true for `fresh_seconds` after any of them."""
+class ClientRow:
     registered: driver.Row | None
-    """The client's row in the registry (None for a client of an external issuer): the token
-    check reads it on every request too, so both cost one round trip."""
+    """The client's row in the registry (None for a client of an external issuer)."""
+    seconds_since_write: float
+    """Since the client's last write note (infinite when it has none)."""
 
 
-async def hit(connection: driver.Pooled, client_id: str, window: Window) -> Hit:
-    """Count one request, and read its client's registration, in one statement (on asyncpg
-    itself: db/driver.py)."""
-    parameters = {"client_id": client_id, "window": window.seconds}
-    (row,) = await driver.fetch(connection, _HIT, parameters)
+async def client(connection: driver.Pooled, client_id: str) -> ClientRow:
+    """A client's registration and its last write note, in one statement (on asyncpg itself:
+    db/driver.py)."""
+    (row,) = await driver.fetch(connection, _CLIENT, {"client_id": client_id})
     since = math.inf if row.seconds_since_write is None else float(row.seconds_since_write)
-    return Hit(
-        int(row.hits),
-        float(row.seconds_left),
-        wrote_recently=since < 2 * window.fresh_seconds,
-        write_noted=since < window.fresh_seconds / 2,
-        registered=None if row.client_id is None else row,
-    )
+    return ClientRow(None if row.client_id is None else row, since)
 
 
 async def note_write(connection: AsyncConnection, client_id: str) -> None:
@@ -94,5 +100,5 @@ async def note_write(connection: AsyncConnection, client_id: str) -> None:
     await connection.execute(_WROTE, {"client_id": client_id})
 
 
-async def purge(connection: AsyncConnection) -> None:
-    await connection.execute(_PURGE)
+async def purge(connection: driver.Pooled) -> None:
+    await driver.fetch(connection, _PURGE, {})
