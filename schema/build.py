@@ -13,6 +13,7 @@ from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.types.change_feed import Subscription
 from schema.visible import ClientSchemas
 
 
@@ -25,6 +26,7 @@ def build_schema(
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             ErrorCodes,
             AuditTrail,

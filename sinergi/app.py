@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import (
@@ -25,6 +25,7 @@ from auth.http import (
     unauthorized,
 )
 from auth.service import AuthService
+from db.change_signal import ChangeSignal
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.queries.audit import AuditWriter
@@ -81,6 +82,7 @@ async def _serving(
     await auth.startup()
     state["auth"] = auth
     primary = autocommit(engine)
+    changes = ChangeSignal(engine.url.render_as_string(hide_password=False))
     try:
         yield {
             "engine": engine,
@@ -89,8 +91,10 @@ async def _serving(
             "auth": auth,
             "regions": RegionDirectory(primary),
             "audit": AuditWriter(primary),
+            "changes": changes,
         }
     finally:
+        await changes.close()
         await engine.dispose()
         if replica is not None:
             await replica.dispose()
@@ -143,7 +147,7 @@ def create_app(
         demo_token=demo_token if settings.is_development else None,
         figures_cache_seconds=settings.figures_cache_seconds,
     )
-    routes = [
+    routes: list[Route | WebSocketRoute] = [
         Route(
             "/graphql",
             AuthenticationMiddleware(
@@ -151,6 +155,7 @@ def create_app(
             ),
             methods=["GET", "POST"],
         ),
+        WebSocketRoute("/graphql", graphql),  # subscriptions; sinergi/subscriptions.py admits
         Route("/oauth/token", token_endpoint, methods=["POST"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint),
         Route("/.well-known/jwks.json", jwks_endpoint),

@@ -21,7 +21,7 @@ from auth.http import unauthorized
 from resolvers.context import Context, Limits
 from schema.direct import DirectAnswers
 from schema.errors import coded
-from sinergi import exchange
+from sinergi import exchange, subscriptions
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
 from sinergi.guard import replay
 from sinergi.http_edge import method_not_allowed
@@ -162,7 +162,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return False
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            return subscriptions.context_for(request, self.limits)
         return self._context(request)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """A WebSocket is acknowledged only with a token the HTTP endpoint would accept."""
+        assert isinstance(context.request, WebSocket)
+        await subscriptions.admit(context, context.request, self.rate_limiter.window)
 
     def _context(self, request: Any) -> Context:
         return Context(

@@ -6,6 +6,8 @@ A jurisdiction (or a region filter) is a Kemendagri code: "ID" is national, two 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, FromClause, true
 
 NATIONAL = "ID"
@@ -13,10 +15,21 @@ NATIONAL = "ID"
 
 def within(table: FromClause, code: str) -> ColumnElement[bool]:
     """Rows of `table` located inside the region `code`."""
+    return within_place(table.c.province_code, table.c.regency_code, table.c.district_code, code)
+
+
+def within_place(
+    province: ColumnElement[Any],
+    regency: ColumnElement[Any],
+    district: ColumnElement[Any],
+    code: str,
+) -> ColumnElement[bool]:
+    """A place given by its three region columns lies inside the region `code` (the change feed
+    asks this of where a record was and where it went, which are not a table's own columns)."""
     if code == NATIONAL:
         return true()
     if len(code) == 2:
-        return table.c.province_code == code
+        return province == code
     if len(code) == 5:
-        return table.c.regency_code == code
-    return table.c.district_code == code
+        return regency == code
+    return district == code
