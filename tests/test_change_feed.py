@@ -5,6 +5,7 @@ import every copy is exactly what a fresh page-through shows that client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -346,3 +347,129 @@ def test_a_copy_started_late_from_no_cursor_holds_the_whole_register(
     sync(poster(feed_api, "demo-province-62"), copy, RECORDS)
     expected = page_through(feed_api, "demo-province-62", True)
     assert {kind: copy.records(kind) for kind in RECORDS} == expected
+
+
+FEED = """
+query($after: String) {
+  msmeChanges(after: $after, first: 1000) { entries { id change record } endCursor hasMore }
+}
+"""
+
+
+def pull(api: Api, client_id: str, after: str | None, scope: str | None = None) -> dict[str, Any]:
+    answer = api.post({"query": FEED, "variables": {"after": after}}, api.token(client_id, scope))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert "errors" not in body, body
+    page: dict[str, Any] = body["data"]["msmeChanges"]
+    return page
+
+
+def head(api: Api, client_id: str, scope: str | None = None) -> str:
+    after = None
+    while True:
+        page = pull(api, client_id, after, scope)
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return str(after)
+
+
+def audit_entries(url: str, client_id: str) -> list[dict[str, Any]]:
+    query = "SELECT entry, subjects FROM audit_log WHERE client_id = $1 ORDER BY seq"
+    rows = run(url, query, client_id)
+    return [{"entry": json.loads(row["entry"]), "subjects": row["subjects"]} for row in rows]
+
+
+WITHOUT_PII = "records:read aggregates:read"
+
+
+def test_another_jurisdiction_never_sees_a_change_nor_personal_data_without_pii_read(
+    feed_api: Api, feed_url: str
+) -> None:
+    kalteng = run(
+        feed_url,
+        "SELECT m.id FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '62' ORDER BY m.id LIMIT 1",
+    )[0]["id"]
+    cursors = {
+        ("demo-province-62", None): head(feed_api, "demo-province-62"),
+        ("demo-province-62", WITHOUT_PII): head(feed_api, "demo-province-62", WITHOUT_PII),
+        ("demo-province-61", None): head(feed_api, "demo-province-61"),
+    }
+    # The owner alone changes, then the business itself.
+    run(feed_url, "UPDATE msme_owners SET phone = '081200000023' WHERE msme_id = $1", kalteng)
+    personal = {
+        who: pull(feed_api, who[0], cursor, who[1])["entries"] for who, cursor in cursors.items()
+    }
+    assert [entry["id"] for entry in personal[("demo-province-62", None)]] == [str(kalteng)]
+    assert personal[("demo-province-62", None)][0]["record"]["owner"]["phone"] == "081200000023"
+    assert personal[("demo-province-62", WITHOUT_PII)] == []  # nothing it may see changed
+    assert personal[("demo-province-61", None)] == []
+
+    run(feed_url, "UPDATE msmes SET employees = 77, version = version + 1 WHERE id = $1", kalteng)
+    seen = {
+        who: pull(feed_api, who[0], cursor, who[1])["entries"] for who, cursor in cursors.items()
+    }
+    without = seen[("demo-province-62", WITHOUT_PII)]
+    assert [(entry["id"], entry["change"]) for entry in without] == [(str(kalteng), "UPDATED")]
+    assert without[0]["record"]["employees"] == 77
+    assert "owner" not in without[0]["record"]
+    assert seen[("demo-province-61", None)] == []
+    everything = pull(feed_api, "demo-province-61", None)
+    assert str(kalteng) not in {entry["id"] for entry in everything["entries"]}
+    assert {
+        entry["record"]["provinceCode"] for entry in everything["entries"] if entry["record"]
+    } == {"61"}
+    assert all("owner" not in entry["record"] for entry in everything["entries"] if entry["record"])
+
+
+def test_each_delivery_is_audited_and_names_only_the_personal_data_it_released(
+    feed_api: Api, feed_url: str
+) -> None:
+    kalteng = run(
+        feed_url,
+        "SELECT m.id, o.nik FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '62' ORDER BY m.id DESC LIMIT 1",
+    )[0]
+    with_pii = head(feed_api, "demo-province-62")
+    without_pii = head(feed_api, "demo-province-62", WITHOUT_PII)
+    before = len(audit_entries(feed_url, "demo-province-62"))
+    run(
+        feed_url,
+        "UPDATE msmes SET employees = 78, version = version + 1 WHERE id = $1",
+        kalteng["id"],
+    )
+
+    delivered = pull(feed_api, "demo-province-62", with_pii)
+    assert len(delivered["entries"]) == 1
+    assert len(pull(feed_api, "demo-province-62", without_pii, WITHOUT_PII)["entries"]) == 1
+    first, second = audit_entries(feed_url, "demo-province-62")[before:]
+    assert first["entry"]["records"] == {"msme": 1}
+    assert "Query.msmeChanges" in first["entry"]["fields"]
+    assert first["subjects"] == [kalteng["nik"]]
+    assert second["entry"]["records"] == {"msme": 1}
+    assert second["subjects"] == []
+
+    # A page with nothing in it hands nothing out, and is not an entry of the trail.
+    assert pull(feed_api, "demo-province-62", delivered["endCursor"])["entries"] == []
+    assert len(audit_entries(feed_url, "demo-province-62")) == before + 2
+
+
+def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> None:
+    cooperative = feed_api.graphql(
+        "{ cooperativeChanges(first: 1) { endCursor } }", "demo-province-62"
+    )["data"]["cooperativeChanges"]["endCursor"]
+    for bad in (cooperative, "bXNtZS1mZWVkOjE6LTE=", "not a cursor"):
+        answer = feed_api.graphql(FEED, "demo-province-62", {"after": bad})
+        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+
+
+def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
+    ministry = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-ministry")
+    assert ministry["errors"][0]["extensions"]["requiredScopes"] == ["records:read"]
+    jamkrida = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-jamkrida-62")
+    assert jamkrida["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    province = feed_api.graphql("{ guaranteeChanges { endCursor } }", "demo-province-62")
+    assert province["errors"][0]["extensions"]["requiredScopes"] == ["guarantees:write"]
+    own = feed_api.graphql("{ guaranteeChanges { entries { id } } }", "demo-jamkrida-62")
+    assert own == {"data": {"guaranteeChanges": {"entries": []}}}
