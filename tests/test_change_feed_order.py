@@ -1,0 +1,159 @@
+"""Concurrent writers never make the feed skip a change: transactions that began first and
+commit last, while a reader keeps advancing its cursor, are still delivered to it, once, in the
+order they became visible. Also: only the database's own triggers can write the feed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import asyncpg
+import pytest
+
+from db.engine import create_engine
+from db.queries import change_feed
+from db.queries.change_feed import Position, Reader
+
+NATIONAL = Reader(jurisdiction="ID", personal_data=True, client_id="test-order")
+WRITERS = 6
+TRANSACTIONS = 25
+
+
+async def _writer(url: str, seed: int, nibs: list[str]) -> None:
+    """Transactions that stay open a while after writing (so rows written early commit late)."""
+    rng = random.Random(seed)
+    connection = await asyncpg.connect(url)
+    try:
+        for number in range(TRANSACTIONS):
+            async with connection.transaction():
+                nib = f"99916{seed:02d}{number:03d}{rng.randrange(1000):03d}"
+                await connection.execute(
+                    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                    " regency_code) VALUES ($1, 'Uji urutan', '10794', 'C', 'micro', '62', '62.71')",
+                    nib,
+                )
+                nibs.append(nib)
+                if nibs[:-1] and rng.random() < 0.5:
+                    await connection.execute(
+                        "UPDATE msmes SET employees = $2 WHERE nib = $1",
+                        rng.choice(nibs[:-1]),
+                        rng.randrange(100),
+                    )
+                await asyncio.sleep(rng.choice([0, 0, 0.005, 0.05, 0.2]))
+    finally:
+        await connection.close()
+
+
+async def _follow(url: str, done: asyncio.Event) -> list[Position]:
+    """A reader advancing its cursor as fast as it can while the writers run, then once more."""
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    seen: list[Position] = []
+    after = change_feed.START
+    try:
+        while True:
+            finished = done.is_set()
+            async with engine.connect() as connection:
+                page = await change_feed.page(connection, "msme", NATIONAL, after=after, first=7)
+            seen += [Position(row.feed_seq, row.feed_id) for row in page.entries]
+            after = page.end
+            if finished and not page.has_more:
+                return seen
+            await asyncio.sleep(0 if page.has_more else 0.003)
+    finally:
+        await engine.dispose()
+
+
+async def _everything(url: str, after: Position) -> list[Position]:
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    found: list[Position] = []
+    try:
+        while True:
+            async with engine.connect() as connection:
+                page = await change_feed.page(connection, "msme", NATIONAL, after=after, first=1000)
+            found += [Position(row.feed_seq, row.feed_id) for row in page.entries]
+            after = page.end
+            if not page.has_more:
+                return found
+    finally:
+        await engine.dispose()
+
+
+async def _race(url: str) -> tuple[list[Position], list[Position], int]:
+    start = (await _everything(url, change_feed.START) or [change_feed.START])[-1]
+    done = asyncio.Event()
+    reader = asyncio.create_task(_follow(url, done))
+    nibs: list[list[str]] = [[] for _ in range(WRITERS)]
+    await asyncio.gather(*(_writer(url, seed, nibs[seed]) for seed in range(WRITERS)))
+    done.set()
+    seen = [position for position in await reader if position > start]
+    connection = await asyncpg.connect(url)
+    try:
+        late = await connection.fetchval(
+            "SELECT count(*) FROM change_log a JOIN change_transactions ta USING (xid)"
+            " WHERE EXISTS (SELECT FROM change_log b JOIN change_transactions tb USING (xid)"
+            " WHERE b.id > a.id AND tb.seq < ta.seq AND ta.seq > $1)",
+            start.seq,
+        )
+    finally:
+        await connection.close()
+    return seen, await _everything(url, start), late
+
+
+def test_a_reader_racing_concurrent_writers_misses_no_change(reference_url: str) -> None:
+    seen, everything, late = asyncio.run(_race(reference_url))
+    assert late > 0  # some entries written early did commit after later ones: the race was on
+    assert len(everything) >= WRITERS * TRANSACTIONS
+    assert seen == everything  # every entry, once, in the order of the feed
+    assert seen == sorted(seen)
+
+
+def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
+    server_url: str, reference_url: str
+) -> None:
+    """A role with the service's rights on the records and only SELECT on the feed (the grants
+    migration 0016 names) changes records, and the triggers log them; it cannot forge, alter or
+    delete an entry, nor stamp a transaction."""
+    role = f"sinergi_feed_test_{uuid.uuid4().hex[:8]}"
+
+    async def attempt() -> None:
+        admin = await asyncpg.connect(reference_url)
+        try:
+            await admin.execute(f"CREATE ROLE {role} LOGIN")
+            await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON msmes TO {role}")
+            await admin.execute(f"GRANT USAGE ON SEQUENCE msmes_id_seq TO {role}")
+            rollups = "msme_rollup_regency, msme_rollup_province_kbli, msme_rollup_province_year,"
+            rollups += " msme_rollup_regency_kbli"
+            await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {rollups} TO {role}")
+            await admin.execute(f"GRANT SELECT ON change_log, change_transactions TO {role}")
+            service = await asyncpg.connect(reference_url, user=role)
+            try:
+                await service.execute(
+                    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                    " regency_code) VALUES ('9991700000001', 'Uji hak', '10794', 'C', 'micro',"
+                    " '62', '62.71')"
+                )
+                logged = await service.fetchval(
+                    "SELECT count(*) FROM change_log l JOIN msmes m ON m.id::text = l.record_id"
+                    " WHERE l.record_kind = 'msme' AND m.nib = '9991700000001'"
+                )
+                assert logged == 1
+                for forgery in (
+                    "INSERT INTO change_log (record_kind, record_id, operation, deactivated,"
+                    " personal, new_province, new_regency) VALUES"
+                    " ('msme', '1', 'insert', false, false, '62', '62.71')",
+                    "UPDATE change_log SET new_province = '61'",
+                    "DELETE FROM change_log",
+                    "INSERT INTO change_transactions (xid) VALUES (pg_current_xact_id())",
+                    "UPDATE change_transactions SET seq = seq + 1000",
+                ):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        await service.execute(forgery)
+            finally:
+                await service.close()
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}")
+            await admin.execute(f"DROP ROLE {role}")
+            await admin.close()
+
+    asyncio.run(attempt())
