@@ -30,7 +30,8 @@ async def _writer(url: str, seed: int, nibs: list[str]) -> None:
                 nib = f"99916{seed:02d}{number:03d}{rng.randrange(1000):03d}"
                 await connection.execute(
                     "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
-                    " regency_code) VALUES ($1, 'Uji urutan', '10794', 'C', 'micro', '62', '62.71')",
+                    " regency_code)"
+                    " VALUES ($1, 'Uji urutan', '10794', 'C', 'micro', '62', '62.71')",
                     nib,
                 )
                 nibs.append(nib)
