@@ -55,8 +55,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET and POST alike: sinergi.http_edge has made a GET's parameters into the body."""
-        request = Request(scope, receive)
         if scope["type"] == "http":
+            request = Request(scope, receive)
             if not request.user.is_authenticated:
                 await unauthorized(request, None)(scope, receive, send)
                 return

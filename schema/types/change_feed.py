@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import print_ast
+from strawberry.permission import PermissionExtension
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -18,7 +19,7 @@ from auth.scopes import Scope
 from resolvers import change_feed
 from resolvers.context import Context
 from schema.audit import record
-from schema.permissions import requires
+from schema.permissions import HasScopes, requires
 
 AFTER = "Entries after this cursor (an `endCursor` or an entry's `cursor`); none: from the start."
 FIRST = (
@@ -96,9 +97,10 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
             await record(context, document, name.value if name else None, notes)
             yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
 
-    return requires(
-        scope,
+    # `requires` makes a query field; a subscription field takes the same guard.
+    return strawberry.subscription(
         resolver=resolve,
+        extensions=[PermissionExtension(permissions=[HasScopes(scope)])],
         description=(
             f"Changes to {noun} in your jurisdiction as they commit, from a cursor: a page at "
             "once if any are waiting, then each time more commit. Ends when your client is revoked."
