@@ -2,21 +2,25 @@
 may read of the record as it is now, noted for the audit log like any read of those records.
 
 The fields of a record are named as the record's GraphQL type names them, with the same values
-(money as strings, enums by name, regions by code), so a copy kept from the feed compares field
-for field with what a page of `msmes` or `cooperatives` shows. A removal carries no record.
+(money as strings, enums by name, regions by code; db/queries/change_feed.py), so a copy kept
+from the feed compares field for field with what a page of `msmes` or `cooperatives` shows. A
+removal carries no record.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from auth.scopes import Scope
-from db.queries import Record, change_feed
-from db.queries.change_feed import Position, Reader
+from db.driver import Row
+from db.queries import change_feed
+from db.queries.change_feed import Reader
 from resolvers.access import AccessNotes
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -41,20 +45,20 @@ class Page:
     has_more: bool
 
 
-def encode_cursor(kind: str, position: Position) -> str:
-    return base64.urlsafe_b64encode(f"{kind}-feed:{position.seq}:{position.id}".encode()).decode()
+def encode_cursor(kind: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}-feed:{position}".encode()).decode()
 
 
-def decode_cursor(after: str | None, kind: str) -> Position:
+def decode_cursor(after: str | None, kind: str) -> int:
     """A cursor names its feed, so one of another kind's feed is refused rather than misread."""
     if after is None:
         return change_feed.START
     try:
-        prefix, seq, entry = base64.urlsafe_b64decode(after.encode()).decode().split(":")
+        prefix, entry = base64.urlsafe_b64decode(after.encode()).decode().split(":")
         if prefix != f"{kind}-feed":
             raise ValueError(prefix)
-        position = Position(int(seq), int(entry))
-        if position.seq < 0 or position.id < 0 or position.id > change_feed.LAST_ID:
+        position = int(entry)
+        if not 0 <= position < 2**63:
             raise ValueError(after)
         return position
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -69,117 +73,6 @@ def checked_page_size(first: int | None) -> int:
     return first
 
 
-def _rupiah(value: int | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _day(value: Any) -> str | None:
-    return None if value is None else str(value.isoformat())
-
-
-def _name(value: str | None) -> str | None:
-    """An enum stored as its value ("simpan_pinjam") goes out by its GraphQL name."""
-    return None if value is None else value.upper()
-
-
-def _msme(row: Record, personal_data: bool) -> dict[str, Any]:
-    record = {
-        "id": str(row.id),
-        "nib": row.nib,
-        "name": row.name,
-        "kbliCode": row.kbli_code,
-        "kbliSection": row.kbli_section,
-        "scale": _name(row.scale),
-        "establishedOn": _day(row.established_on),
-        "capital": _rupiah(row.capital),
-        "annualTurnover": _rupiah(row.annual_turnover),
-        "turnoverYear": row.turnover_year,
-        "employees": row.employees,
-        "isActive": row.is_active,
-        "version": row.version,
-        "provinceCode": row.province_code,
-        "regencyCode": row.regency_code,
-        "districtCode": row.district_code,
-        "cooperativeId": None if row.cooperative_id is None else str(row.cooperative_id),
-    }
-    if personal_data:
-        record["owner"] = (
-            None
-            if row.owner_nik is None
-            else {
-                "nik": row.owner_nik,
-                "fullName": row.owner_full_name,
-                "sex": row.owner_sex,
-                "birthDate": _day(row.owner_birth_date),
-                "phone": row.owner_phone,
-                "address": row.owner_address,
-            }
-        )
-    return record
-
-
-def _cooperative(row: Record, personal_data: bool) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "legalEntityNo": row.legal_entity_no,
-        "odsNo": row.ods_no,
-        "name": row.name,
-        "type": _name(row.type),
-        "tier": row.tier,
-        "status": _name(row.status),
-        "isActive": row.status == "active",
-        "kbliCode": row.kbli_code,
-        "membersMale": row.members_male,
-        "membersFemale": row.members_female,
-        "memberCount": row.members_male + row.members_female,
-        "businessVolume": _rupiah(row.business_volume),
-        "assets": _rupiah(row.assets),
-        "surplus": _rupiah(row.surplus),
-        "bookYear": row.book_year,
-        "lastRatDate": _day(row.last_rat_date),
-        "lastRatBookYear": row.last_rat_book_year,
-        "version": row.version,
-        "provinceCode": row.province_code,
-        "regencyCode": row.regency_code,
-        "districtCode": row.district_code,
-    }
-
-
-def _participation(row: Record, personal_data: bool) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "programmeId": row.programme_id,
-        "msmeId": None if row.msme_id is None else str(row.msme_id),
-        "cooperativeId": None if row.cooperative_id is None else str(row.cooperative_id),
-        "role": row.role,
-        "status": row.status,
-        "detail": row.detail,
-        "startedOn": _day(row.started_on),
-        "version": row.version,
-    }
-
-
-def _guarantee(row: Record, personal_data: bool) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "decisionId": str(row.decision_id),
-        "bank": row.bank,
-        "amount": _rupiah(row.amount),
-        "coverageAmount": _rupiah(row.coverage_amount),
-        "startsOn": _day(row.starts_on),
-        "endsOn": _day(row.ends_on),
-        "status": _name(row.status),
-    }
-
-
-RECORDS: dict[str, Callable[[Record, bool], dict[str, Any]]] = {
-    "msme": _msme,
-    "cooperative": _cooperative,
-    "participation": _participation,
-    "guarantee": _guarantee,
-}
-
-
 def reader_of(context: Context) -> Reader:
     principal = context.principal
     return Reader(
@@ -189,26 +82,21 @@ def reader_of(context: Context) -> Reader:
     )
 
 
-def _entries(context: Context, kind: str, rows: list[Record], notes: AccessNotes) -> list[Entry]:
+def _entries(kind: str, rows: list[Row], notes: AccessNotes) -> list[Entry]:
     """The entries a client receives, each record noted as handed out, each owner's NIK as a
     data subject whose personal data went out (a removal, or a record without an owner the
     client may see, releases no one's)."""
-    reader = reader_of(context)
-    render = RECORDS[kind]
     entries = []
     for row in rows:
         if row.feed_change != "REMOVED" and not row.present:
             continue  # it has left the client's view since; that entry follows
-        record = render(row, reader.personal_data) if row.present else None
+        record = None if row.record is None else orjson.loads(row.record)
         if record is not None:
             notes.records_returned(kind, 1)
-            owner = record.get("owner")
-            if owner is not None:
-                notes.personal_data_of(owner["nik"])
-        position = Position(row.feed_seq, row.feed_id)
-        entries.append(
-            Entry(encode_cursor(kind, position), row.feed_record_id, row.feed_change, record)
-        )
+            if row.subject is not None:
+                notes.personal_data_of(row.subject)
+        cursor = encode_cursor(kind, row.feed_id)
+        entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
 
 
@@ -223,11 +111,11 @@ async def page(
     """`notes`: where what the page hands out is noted; the request's own by default."""
     size = checked_page_size(first)
     start = decode_cursor(after, kind)
-    async with context.reads.connect() as connection:
+    async with context.reads.checked_out() as connection:
         found = await change_feed.page(
             connection, kind, reader_of(context), after=start, first=size
         )
-    entries = _entries(context, kind, found.entries, notes or context.accesses)
+    entries = _entries(kind, found.entries, notes or context.accesses)
     return Page(entries, encode_cursor(kind, found.end), found.has_more)
 
 

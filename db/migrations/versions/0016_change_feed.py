@@ -1,31 +1,33 @@
 """The change feed: every change to MSMEs, cooperatives, participation and guarantees, in commit
 order, written by the database itself.
 
-`change_log` gets one row per changed record, from statement-level triggers with transition
-tables (a 100,000-row import costs one INSERT … SELECT, not 100,000 trigger calls). Each row
-notes where the record was before and after the change, so a reader can tell a move into its
-jurisdiction (a creation, to it) from one out of it (a removal), without the row carrying any
-of the record's data: readers join the record as it is now, under their own access rules.
+Statement-level triggers with transition tables note each changed record (a 100,000-row import
+costs one INSERT … SELECT, not 100,000 trigger calls), with where the record was before and
+after the change, so a reader can tell a move into its jurisdiction (a creation, to it) from one
+out of it (a removal), without the entry carrying any of the record's data: readers join the
+record as it is now, under their own access rules.
 
-Commit order. A row's position is (the commit stamp of its transaction, its id). The stamp is
-taken by a deferred constraint trigger, the last thing a transaction does before it commits,
-under a transaction-level advisory lock that is released only after the commit is visible. So
-a transaction stamped n+1 took the lock after the one stamped n became visible, and every
-snapshot that sees stamp n+1 sees stamp n: what a reader sees is always a prefix of the stamp
-order (rolled-back transactions leave gaps, never holes that fill later). A cursor past
-position p therefore never misses a change committed late. The same holds on a streaming
-replica, which makes commits visible in WAL order. The lock serialises only the instant of
-commit of transactions that changed records; record writes are few next to reads.
+Commit order. The notes go first to `change_pending` (UNLOGGED: an in-flight transaction's
+notes die with it anyway). At commit, a deferred constraint trigger (the last thing the
+transaction does) moves them into `change_log`, numbering them from one sequence, under a
+transaction-level advisory lock that is released only once the commit is visible. A transaction
+numbered after another took the lock after the other's commit became visible, so every
+snapshot that sees entry n+1 sees entry n: what a reader sees of `change_log` is always a
+prefix of its ids (a rolled-back transaction numbers nothing, and a failed commit leaves gaps,
+never holes that fill later). A cursor past entry n therefore never misses a change committed
+late. The same holds on a streaming replica, which makes commits visible in WAL order. The lock
+serialises only the commits of transactions that changed records (an import holds it while its
+entries are numbered); record writes are few next to reads.
 
-The stamp trigger also sends NOTIFY `sinergi_changes`, delivered at commit, which wakes the
+The commit trigger also sends NOTIFY `sinergi_changes`, delivered at commit, which wakes the
 subscriptions of every process.
 
 The trigger functions are SECURITY DEFINER with a fixed search_path: the feed's tables are
-written by them alone, and the service needs only SELECT on them (SERVICE_GRANTS), so it
-cannot forge, alter or delete an entry.
+written by them alone, and the service needs only SELECT on `change_log` (SERVICE_GRANTS), so
+it cannot forge, alter, delete or renumber an entry.
 
-Existing records enter the log as creations stamped with the first position, so a client that
-starts from no cursor receives the whole register, then every change after it.
+Existing records enter the log as creations, so a client that starts from no cursor receives
+the whole register, then every change after it.
 
 Revision ID: 0016
 Revises: 0009
@@ -38,10 +40,10 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-FEED_TABLES = ("change_log", "change_transactions")
-SERVICE_GRANTS = tuple(f"GRANT SELECT ON {table} TO {{service_role}}" for table in FEED_TABLES)
-"""What the service's least-privilege role needs of the feed, and all it may have: reads. The
-triggers that write the feed run as the owner of the migration (SECURITY DEFINER)."""
+FEED_TABLES = ("change_log", "change_pending", "change_pending_transactions")
+SERVICE_GRANTS = ("GRANT SELECT ON change_log TO {service_role}",)
+"""What the service's least-privilege role needs of the feed, and all it may have: reads of the
+log. The triggers that write the feed run as the owner of the migration (SECURITY DEFINER)."""
 
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public"
 
@@ -66,7 +68,8 @@ COLUMNS = (
 NOTE_TRANSACTION = """
     GET DIAGNOSTICS logged = ROW_COUNT;
     IF logged > 0 THEN
-        INSERT INTO change_transactions (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+        INSERT INTO change_pending_transactions (xid) VALUES (pg_current_xact_id())
+        ON CONFLICT DO NOTHING;
     END IF;"""
 
 
@@ -102,7 +105,7 @@ def _record_changes(table: str, operation: str) -> str:
         where = " WHERE n IS DISTINCT FROM o"
     key = "o" if operation == "delete" else "n"
     return f"""
-    INSERT INTO change_log ({COLUMNS})
+    INSERT INTO change_pending ({COLUMNS})
     SELECT '{kind}', {key}.id::text, '{operation}', {deactivated}, false, {", ".join(old)},
            {", ".join(new)}, {OWNER[table].format(r=owner)}
       FROM {source}{where} ORDER BY {key}.id;{NOTE_TRANSACTION}"""
@@ -112,7 +115,7 @@ def _moved_participations(table: str) -> str:
     """A business that moves takes its programme participation with it."""
     subject = "msme_id" if table == "msmes" else "cooperative_id"
     return f"""
-    INSERT INTO change_log ({COLUMNS})
+    INSERT INTO change_pending ({COLUMNS})
     SELECT 'participation', p.id::text, 'update', false, false, {", ".join(_place(table, "o"))},
            {", ".join(_place(table, "n"))}, NULL
       FROM new_rows n JOIN old_rows o ON o.id = n.id JOIN participations p ON p.{subject} = n.id
@@ -135,7 +138,7 @@ def _participation_changes(operation: str) -> str:
     if operation == "update":
         where = " AND r IS DISTINCT FROM (SELECT o FROM old_rows o WHERE o.id = r.id)"
     return f"""
-    INSERT INTO change_log ({COLUMNS})
+    INSERT INTO change_pending ({COLUMNS})
     SELECT 'participation', r.id::text, '{operation}', false, false, {", ".join(old)},
            {", ".join(new)}, NULL
       FROM {rows} r LEFT JOIN msmes m ON m.id = r.msme_id
@@ -152,7 +155,7 @@ def _owner_changes(operation: str) -> str:
     if operation == "update":
         where = " WHERE r IS DISTINCT FROM (SELECT o FROM old_rows o WHERE o.msme_id = r.msme_id)"
     return f"""
-    INSERT INTO change_log ({COLUMNS})
+    INSERT INTO change_pending ({COLUMNS})
     SELECT 'msme', r.msme_id::text, 'update', false, true, {", ".join(place)},
            {", ".join(place)}, NULL
       FROM {rows} r JOIN msmes m ON m.id = r.msme_id{where}
@@ -180,12 +183,16 @@ def _bodies() -> dict[tuple[str, str], str]:
     return bodies
 
 
-STAMP = f"""
-CREATE FUNCTION change_transactions_stamp() RETURNS trigger LANGUAGE plpgsql {DEFINER} AS $$
+COMMIT = f"""
+CREATE FUNCTION change_pending_commit() RETURNS trigger LANGUAGE plpgsql {DEFINER} AS $$
 BEGIN
-    -- Held until this transaction's commit is visible: stamps are taken in visibility order.
+    -- Held until this transaction's commit is visible: entries are numbered in that order.
     PERFORM pg_advisory_xact_lock(hashtext('sinergi.change_feed'));
-    UPDATE change_transactions SET seq = nextval('change_commit_seq') WHERE xid = NEW.xid;
+    INSERT INTO change_log (id, {COLUMNS})
+    SELECT nextval('change_log_id_seq'), {COLUMNS}
+      FROM (SELECT * FROM change_pending WHERE xid = NEW.xid ORDER BY pending_id) AS pending;
+    DELETE FROM change_pending WHERE xid = NEW.xid;
+    DELETE FROM change_pending_transactions WHERE xid = NEW.xid;
     PERFORM pg_notify('sinergi_changes', '');
     RETURN NULL;
 END $$;
@@ -203,39 +210,47 @@ BACKFILL = [
     "CASE WHEN r.msme_id IS NOT NULL THEN m.district_code ELSE c.district_code END, NULL "
     "FROM participations r LEFT JOIN msmes m ON m.id = r.msme_id "
     "LEFT JOIN cooperatives c ON c.id = r.cooperative_id ORDER BY r.id",
-    "INSERT INTO change_transactions (xid, seq) SELECT pg_current_xact_id(), "
-    "nextval('change_commit_seq') WHERE EXISTS (SELECT FROM change_log)",
 ]
 
 
+ENTRY_COLUMNS = (
+    " record_kind varchar(15) NOT NULL,"
+    " record_id text NOT NULL,"
+    " operation varchar(6) NOT NULL,"
+    " deactivated boolean NOT NULL, personal boolean NOT NULL,"
+    " old_province varchar(13), old_regency varchar(13), old_district varchar(13),"
+    " new_province varchar(13), new_regency varchar(13), new_district varchar(13),"
+    " owner_client_id text"
+)
+
+
 def upgrade() -> None:
-    op.execute("CREATE SEQUENCE change_commit_seq")
-    op.execute(
-        "CREATE TABLE change_transactions ("
-        " xid xid8 NOT NULL CONSTRAINT pk_change_transactions PRIMARY KEY,"
-        " seq bigint CONSTRAINT uq_change_transactions_seq UNIQUE)"
-    )
     op.execute(
         "CREATE TABLE change_log ("
-        " id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_change_log PRIMARY KEY,"
-        " xid xid8 NOT NULL DEFAULT pg_current_xact_id(),"
-        " record_kind varchar(15) NOT NULL CONSTRAINT ck_change_log_record_kind"
+        " id bigint GENERATED BY DEFAULT AS IDENTITY CONSTRAINT pk_change_log PRIMARY KEY,"
+        f"{ENTRY_COLUMNS},"
+        " CONSTRAINT ck_change_log_record_kind"
         "  CHECK (record_kind IN ('msme', 'cooperative', 'participation', 'guarantee')),"
-        " record_id text NOT NULL,"
-        " operation varchar(6) NOT NULL CONSTRAINT ck_change_log_operation"
-        "  CHECK (operation IN ('insert', 'update', 'delete')),"
-        " deactivated boolean NOT NULL, personal boolean NOT NULL,"
-        " old_province varchar(13), old_regency varchar(13), old_district varchar(13),"
-        " new_province varchar(13), new_regency varchar(13), new_district varchar(13),"
-        " owner_client_id text)"
+        " CONSTRAINT ck_change_log_operation CHECK (operation IN ('insert', 'update', 'delete')))"
     )
-    op.execute("CREATE INDEX ix_change_log_xid_id ON change_log (xid, id)")
+    op.execute(
+        "CREATE UNLOGGED TABLE change_pending ("
+        " pending_id bigint GENERATED ALWAYS AS IDENTITY,"
+        " xid xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+        f"{ENTRY_COLUMNS})"
+    )
+    op.execute("CREATE INDEX ix_change_pending_xid ON change_pending (xid, pending_id)")
+    op.execute(
+        "CREATE UNLOGGED TABLE change_pending_transactions ("
+        " xid xid8 NOT NULL CONSTRAINT pk_change_pending_transactions PRIMARY KEY)"
+    )
     for statement in BACKFILL:
         op.execute(statement)
-    op.execute(STAMP)
+    op.execute(COMMIT)
     op.execute(
-        "CREATE CONSTRAINT TRIGGER change_transactions_stamp AFTER INSERT ON change_transactions "
-        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION change_transactions_stamp()"
+        "CREATE CONSTRAINT TRIGGER change_pending_commit AFTER INSERT"
+        " ON change_pending_transactions DEFERRABLE INITIALLY DEFERRED"
+        " FOR EACH ROW EXECUTE FUNCTION change_pending_commit()"
     )
     for (table, operation), body in _bodies().items():
         name = f"{table}_change_log_{operation}"
@@ -245,7 +260,7 @@ def upgrade() -> None:
             f"REFERENCING {TRANSITIONS[operation]} FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
         )
     op.execute(f"REVOKE ALL ON {', '.join(FEED_TABLES)} FROM PUBLIC")
-    op.execute("REVOKE ALL ON SEQUENCE change_commit_seq FROM PUBLIC")
+    op.execute("REVOKE ALL ON SEQUENCE change_log_id_seq FROM PUBLIC")
 
 
 def downgrade() -> None:
@@ -253,7 +268,7 @@ def downgrade() -> None:
         name = f"{table}_change_log_{operation}"
         op.execute(f"DROP TRIGGER {name} ON {table}")
         op.execute(f"DROP FUNCTION {name}()")
+    op.execute("DROP TABLE change_pending_transactions")
+    op.execute("DROP FUNCTION change_pending_commit()")
+    op.execute("DROP TABLE change_pending")
     op.execute("DROP TABLE change_log")
-    op.execute("DROP TABLE change_transactions")
-    op.execute("DROP FUNCTION change_transactions_stamp()")
-    op.execute("DROP SEQUENCE change_commit_seq")
