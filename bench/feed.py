@@ -24,8 +24,10 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -33,12 +35,13 @@ import websockets
 
 from bench.run import (
     PAGE,
-    SINERGI_PORT,
+    _cpu_seconds_by_pid,
     _libpq,
     _server,
     _sinergi,
-    _token,
-    sinergi_command,
+    _tree,
+    cpu_seconds_spent,
+    postgres_serving,
     wrk,
 )
 
@@ -62,7 +65,9 @@ PULL = """query Drain($after: String) { msmeChanges(after: $after, first: 1000) 
   entries { id change record } endCursor hasMore } }"""
 SUBSCRIBE = """subscription Follow($after: String) { msmeChanges(after: $after) {
   entries { id change record } endCursor } }"""
-BASE = f"http://127.0.0.1:{SINERGI_PORT}"
+PORT = 8110
+"""Not bench.run's ports: that bench may be running beside this one."""
+BASE = f"http://127.0.0.1:{PORT}"
 
 
 async def _write_backlog(url: str, changes: int) -> int:
@@ -81,6 +86,14 @@ async def _write_backlog(url: str, changes: int) -> int:
         return count
     finally:
         await connection.close()
+
+
+def _token(client: tuple[str, str]) -> str:
+    response = httpx.post(
+        f"{BASE}/oauth/token", data={"grant_type": "client_credentials"}, auth=client
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
 def drain(token: str) -> tuple[int, float]:
@@ -118,8 +131,8 @@ async def _head(token: str) -> str:
 async def push_latencies(url: str, token: str, changes: int) -> list[float]:
     """Seconds from each change's COMMIT to its arrival at the subscriber."""
     committed: dict[str, float] = {}
-    latencies: list[float] = []
-    uri = f"ws://127.0.0.1:{SINERGI_PORT}/graphql"
+    arrived: dict[str, float] = {}
+    uri = f"ws://127.0.0.1:{PORT}/graphql"
     protocol = websockets.Subprotocol("graphql-transport-ws")
     async with websockets.connect(uri, subprotocols=[protocol]) as socket:
         init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
@@ -150,14 +163,15 @@ async def push_latencies(url: str, token: str, changes: int) -> list[float]:
                 await connection.close()
 
         writer = asyncio.create_task(write())
-        while len(latencies) < changes:
+        while len(arrived) < changes:
             message = json.loads(await asyncio.wait_for(socket.recv(), 30))
-            arrived = time.perf_counter()
+            now = time.perf_counter()
             assert message["type"] == "next", message
             for entry in message["payload"]["data"]["msmeChanges"]["entries"]:
-                latencies.append(arrived - committed[entry["id"]])
+                arrived.setdefault(entry["id"], now)
         await writer
-    return latencies
+    # A page may arrive before the writer's COMMIT has returned to it: no wait at all.
+    return [max(0.0, arrived[key] - committed[key]) for key in committed]
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -196,10 +210,15 @@ def main() -> None:
         url=url,
     )
     client = (json.loads(created)["client_id"], json.loads(created)["client_secret"])
-    with _server(sinergi_command(args.workers), url, SINERGI_PORT):
+    sinergi = str(Path(sys.executable).parent / "sinergi")
+    command = [sinergi, "serve", "--port", str(PORT), "--workers", str(args.workers)]
+    with _server(command, url, PORT) as server:
         token = _token(client)
+        processes = [*_tree(server), *postgres_serving(url)]
+        before = _cpu_seconds_by_pid(processes)
         drained, seconds = drain(token)
-        print(f"drain: {drained:,} changes in {seconds:.1f} s", flush=True)
+        spent = cpu_seconds_spent(before, _cpu_seconds_by_pid(processes))
+        print(f"drain: {drained:,} changes in {seconds:.1f} s, {spent:.1f} CPU s", flush=True)
         load: list[str] = []
         body = json.dumps({"query": PAGE})
         duration = int(args.changes * 0.2) + 15
@@ -215,7 +234,9 @@ def main() -> None:
     requests = next(line for line in load[0].splitlines() if "Requests/sec" in line).split()[-1]
     print(
         "| change feed | "
-        f"{drained:,} changes drained in {seconds:.1f} s: **{drained / seconds:,.0f} changes/s** | "
+        f"{drained:,} changes drained in {seconds:.1f} s: **{drained / seconds:,.0f} changes/s**; "
+        f"server and PostgreSQL CPU {spent * 1e6 / drained:.0f} µs a change "
+        f"({drained / spent:,.0f} changes per CPU second) | "
         f"push p50 {_percentile(latencies, 0.5) * 1000:.0f} ms, "
         f"**p99 {_percentile(latencies, 0.99) * 1000:.0f} ms**, "
         f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} changes "
