@@ -9,7 +9,11 @@ import contextlib
 import io
 import json
 import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -182,3 +186,32 @@ def test_a_websocket_without_a_valid_token_is_refused(live: str) -> None:
 
     asyncio.run(scenario(None))
     asyncio.run(scenario("not.a.token"))
+
+
+def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
+    live: str, reference_url: str, tmp_path: Path
+) -> None:
+    client_id, secret = _client(reference_url, "Salinan")
+    asyncio.run(_new_msme(reference_url, "9992300000003"))
+    (tmp_path / "secret").write_text(secret + "\n")
+    command = [sys.executable, "-m", "sinergi.cli", "sync", str(tmp_path / "copy.sqlite")]
+    command += ["--url", live, "--client-id", client_id, "--secret-file", str(tmp_path / "secret")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(tmp_path / "copy.sqlite") as copy:
+        (msmes,) = copy.execute("SELECT count(*) FROM records WHERE kind = 'msme'").fetchone()
+    expected = asyncio.run(
+        _sql(reference_url, "SELECT count(*) FROM msmes WHERE province_code = '62'")
+    )
+    assert msmes == expected > 0
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0
+    assert "msme: 0 changes applied" in again.stdout
+    wrong = subprocess.run(
+        [*command[:-2], "--secret-file", str(tmp_path / "copy.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 1
