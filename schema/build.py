@@ -15,6 +15,7 @@ from schema.query import Query
 from schema.scalars import SCALARS
 from schema.types.change_feed import Subscription
 from schema.visible import ClientSchemas
+from schema.websocket import SubscriptionsOnlyOverWebSocket
 
 
 def build_schema(
@@ -30,6 +31,7 @@ def build_schema(
         extensions=[
             ErrorCodes,
             AuditTrail,
+            SubscriptionsOnlyOverWebSocket,
             lambda: AddValidationRules([IntrospectionAlone]),
             lambda: ClientIntrospection(clients, max_cost=max_cost),
             lambda: CodedParserCache(maxsize=512),

@@ -46,6 +46,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if demo_token is not None else None,
             allow_queries_via_get=True,
+            # One per feed: each subscription reads on its own every few seconds.
+            max_subscriptions_per_connection=4,
         )
         self.limits = limits
         self.rate_limiter = rate_limiter

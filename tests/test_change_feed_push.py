@@ -215,3 +215,24 @@ def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
         check=False,
     )
     assert wrong.returncode == 1
+
+
+def test_over_a_websocket_only_subscriptions_run(live: str, reference_url: str) -> None:
+    """Queries and mutations over the WebSocket would pass none of the HTTP edge's checks."""
+    token = _token(live, _client(reference_url, "Hanya langganan"))
+
+    async def scenario() -> None:
+        uri = live.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            await socket.send(json.dumps(init))
+            assert (await _receive(socket))["type"] == "connection_ack"
+            query = {"query": "{ msmes(first: 1) { nodes { nib } } }"}
+            await socket.send(json.dumps({"id": "q", "type": "subscribe", "payload": query}))
+            answer = await _receive(socket)
+            assert answer["type"] in ("error", "next"), answer
+            errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+            assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+            assert "data" not in answer["payload"] or answer["payload"]["data"] is None
+
+    asyncio.run(scenario())
