@@ -30,6 +30,15 @@ from sinergi.settings import Settings
 from sinergi.sync import LocalCopy, sync
 from tests.support.databases import create_database, drop_database
 from tests.support.http import Api
+from tests.test_eligibility_api import (
+    CHECK,
+    FULL_ATTESTATION,
+    JAMKRIDA,
+    RECORD,
+    STATUS,
+    _guarantee,
+    _request,
+)
 
 RECORDS = ("msme", "cooperative", "participation")
 MSME_FIELDS = """
@@ -473,3 +482,25 @@ def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
     assert province["errors"][0]["extensions"]["requiredScopes"] == ["guarantees:write"]
     own = feed_api.graphql("{ guaranteeChanges { entries { id } } }", "demo-jamkrida-62")
     assert own == {"data": {"guaranteeChanges": {"entries": []}}}
+
+
+def test_a_guarantor_follows_its_own_guarantees(feed_api: Api) -> None:
+    guarantees = "query($after: String) { guaranteeChanges(after: $after) "
+    guarantees += "{ entries { id change record } endCursor } }"
+    start = feed_api.graphql(guarantees, JAMKRIDA, {"after": None})["data"]["guaranteeChanges"]
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = feed_api.graphql(CHECK, JAMKRIDA, {"request": request})["data"]["checkEligibility"]
+    assert decision["verdict"] == "ELIGIBLE"
+    recorded = feed_api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    guarantee = recorded["data"]["recordGuarantee"]
+    variables = {"id": guarantee["id"], "status": "CLAIMED", "on": "2026-10-01"}
+    assert "errors" not in feed_api.graphql(STATUS, JAMKRIDA, variables)
+
+    page = feed_api.graphql(guarantees, JAMKRIDA, {"after": start["endCursor"]})
+    entries = page["data"]["guaranteeChanges"]["entries"]
+    assert [(entry["id"], entry["change"]) for entry in entries] == [
+        (guarantee["id"], "CREATED"),
+        (guarantee["id"], "UPDATED"),
+    ]
+    assert entries[-1]["record"]["status"] == "CLAIMED"
+    assert entries[-1]["record"]["coverageAmount"] == guarantee["coverageAmount"]
