@@ -104,8 +104,8 @@ async def _race(url: str) -> tuple[list[int], list[int], int]:
     return seen, await _everything(url, start), late
 
 
-def test_a_reader_racing_concurrent_writers_misses_no_change(reference_url: str) -> None:
-    seen, everything, late = asyncio.run(_race(reference_url))
+def test_a_reader_racing_concurrent_writers_misses_no_change(module_reference_url: str) -> None:
+    seen, everything, late = asyncio.run(_race(module_reference_url))
     assert late > 0  # the race was on
     assert len(everything) >= WRITERS * TRANSACTIONS
     assert seen == everything  # every entry, once, in the order of the feed
@@ -113,7 +113,7 @@ def test_a_reader_racing_concurrent_writers_misses_no_change(reference_url: str)
 
 
 def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
-    server_url: str, reference_url: str
+    server_url: str, module_reference_url: str
 ) -> None:
     """A role with the service's rights on the records and only SELECT on the feed (the grants
     migration 0016 names) changes records, and the triggers log them; it cannot forge, alter,
@@ -121,7 +121,7 @@ def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
     role = f"sinergi_feed_test_{uuid.uuid4().hex[:8]}"
 
     async def attempt() -> None:
-        admin = await asyncpg.connect(reference_url)
+        admin = await asyncpg.connect(module_reference_url)
         try:
             await admin.execute(f"CREATE ROLE {role} LOGIN")
             await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON msmes TO {role}")
@@ -130,7 +130,7 @@ def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
             rollups += " msme_rollup_regency_kbli"
             await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {rollups} TO {role}")
             await admin.execute(f"GRANT SELECT ON change_log TO {role}")
-            service = await asyncpg.connect(reference_url, user=role)
+            service = await asyncpg.connect(module_reference_url, user=role)
             try:
                 await service.execute(
                     "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"

@@ -45,8 +45,8 @@ def _client(url: str, name: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def live(reference_url: str) -> Iterator[str]:
-    with served(reference_url, "production") as base:
+def live(module_reference_url: str) -> Iterator[str]:
+    with served(module_reference_url, "production") as base:
         yield base
 
 
@@ -113,15 +113,15 @@ async def _subscribed(base: str, token: str | None, after: str | None) -> Any:
 
 
 def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
-    live: str, reference_url: str
+    live: str, module_reference_url: str
 ) -> None:
-    client = _client(reference_url, "Langganan")
+    client = _client(module_reference_url, "Langganan")
     token = _token(live, client)
     start = _head(live, token)
 
     async def scenario() -> None:
         async with _subscribed(live, token, start) as socket:
-            created = await _new_msme(reference_url, "9992300000001")
+            created = await _new_msme(module_reference_url, "9992300000001")
             message = await _receive(socket)
             assert message["type"] == "next", message
             page = message["payload"]["data"]["msmeChanges"]
@@ -131,7 +131,7 @@ def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
             assert page["entries"][0]["record"]["owner"] is None
             cursor = page["endCursor"]
         # Disconnected: a change commits; the client comes back with its cursor.
-        await _sql(reference_url, "UPDATE msmes SET employees = 5 WHERE id = $1", created)
+        await _sql(module_reference_url, "UPDATE msmes SET employees = 5 WHERE id = $1", created)
         async with _subscribed(live, token, cursor) as socket:
             message = await _receive(socket)
             page = message["payload"]["data"]["msmeChanges"]
@@ -144,7 +144,7 @@ def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
     # Each delivery is audited as a read of the records it carried.
     entries = asyncio.run(
         _sql(
-            reference_url,
+            module_reference_url,
             "SELECT json_agg(entry ORDER BY seq) FROM audit_log WHERE client_id = $1"
             " AND entry -> 'fields' ? 'Subscription.msmeChanges'",
             client[0],
@@ -153,18 +153,18 @@ def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
     assert [entry["records"] for entry in json.loads(entries)] == [{"msme": 1}, {"msme": 1}]
 
 
-def test_a_revoked_clients_subscription_ends(live: str, reference_url: str) -> None:
-    client = _client(reference_url, "Dicabut")
+def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:
+    client = _client(module_reference_url, "Dicabut")
     token = _token(live, client)
 
     async def scenario() -> None:
         async with _subscribed(live, token, _head(live, token)) as socket:
             await _sql(
-                reference_url,
+                module_reference_url,
                 "UPDATE oauth_clients SET revoked_at = now() WHERE client_id = $1",
                 client[0],
             )
-            await _new_msme(reference_url, "9992300000002")
+            await _new_msme(module_reference_url, "9992300000002")
             message = await _receive(socket)
             while message["type"] == "next":  # at most what committed before it was noticed
                 message = await _receive(socket)
@@ -189,10 +189,10 @@ def test_a_websocket_without_a_valid_token_is_refused(live: str) -> None:
 
 
 def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
-    live: str, reference_url: str, tmp_path: Path
+    live: str, module_reference_url: str, tmp_path: Path
 ) -> None:
-    client_id, secret = _client(reference_url, "Salinan")
-    asyncio.run(_new_msme(reference_url, "9992300000003"))
+    client_id, secret = _client(module_reference_url, "Salinan")
+    asyncio.run(_new_msme(module_reference_url, "9992300000003"))
     (tmp_path / "secret").write_text(secret + "\n")
     command = [sys.executable, "-m", "sinergi.cli", "sync", str(tmp_path / "copy.sqlite")]
     command += ["--url", live, "--client-id", client_id, "--secret-file", str(tmp_path / "secret")]
@@ -201,7 +201,7 @@ def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
     with sqlite3.connect(tmp_path / "copy.sqlite") as copy:
         (msmes,) = copy.execute("SELECT count(*) FROM records WHERE kind = 'msme'").fetchone()
     expected = asyncio.run(
-        _sql(reference_url, "SELECT count(*) FROM msmes WHERE province_code = '62'")
+        _sql(module_reference_url, "SELECT count(*) FROM msmes WHERE province_code = '62'")
     )
     assert msmes == expected > 0
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -217,9 +217,9 @@ def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
     assert wrong.returncode == 1
 
 
-def test_over_a_websocket_only_subscriptions_run(live: str, reference_url: str) -> None:
+def test_over_a_websocket_only_subscriptions_run(live: str, module_reference_url: str) -> None:
     """Queries and mutations over the WebSocket would pass none of the HTTP edge's checks."""
-    token = _token(live, _client(reference_url, "Hanya langganan"))
+    token = _token(live, _client(module_reference_url, "Hanya langganan"))
 
     async def scenario() -> None:
         uri = live.replace("http://", "ws://") + "/graphql"
