@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from auth.principal import Principal
+from db.change_signal import ChangeSignal
 from db.engine import autocommit
 from db.queries import rate_limits
 from db.queries.audit import AuditWriter
@@ -29,12 +30,24 @@ class Limits:
     perturbation: Perturbation = field(default_factory=Perturbation)
 
 
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What a subscription over a WebSocket follows changes with (sinergi/subscriptions.py)."""
+
+    signal: ChangeSignal
+    still_authorised: Callable[[], Awaitable[bool]]
+    """Whether the connection's token still stands (not revoked, narrowed or expired)."""
+    recheck_seconds: float
+    """The longest a subscriber sleeps before reading again and checking its token."""
+
+
 @dataclass
 class Context:
     principal: Principal
     engine: AsyncEngine
     limits: Limits
-    request: Request | None = None
+    request: HTTPConnection | None = None
+    """The HTTP request, or the WebSocket of a subscription."""
     autocommit_view: InitVar[AsyncEngine | None] = None
     replica: Replica | None = None
     """The read replica, when one is configured."""
@@ -49,6 +62,10 @@ class Context:
     regions: RegionDirectory = field(init=False)
     audit: AuditWriter = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
+    connection_params: dict[str, object] | None = None
+    """A WebSocket's `connection_init` payload, where its client sends its token."""
+    live: Live | None = None
+    """Set on a WebSocket once its token is accepted; subscriptions need it."""
 
     def __post_init__(
         self,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from strawberry.extensions import SchemaExtension
 
+from resolvers.access import AccessNotes
 from resolvers.context import Context
 
 
@@ -23,9 +24,12 @@ class AuditTrail(SchemaExtension):
             await record(context, query, self.execution_context.operation_name)
 
 
-async def record(context: Context, query: str, operation_name: str | None) -> None:
-    """Append the request's entry, if it handed out records or personal data."""
-    notes = context.accesses
+async def record(
+    context: Context, query: str, operation_name: str | None, notes: AccessNotes | None = None
+) -> None:
+    """Append the request's entry, if it handed out records or personal data; `notes`: what one
+    delivery of a subscription handed out, rather than the request."""
+    notes = notes or context.accesses
     if not notes.worth_recording:
         return
     principal = context.principal

@@ -13,7 +13,9 @@ from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.types.change_feed import Subscription
 from schema.visible import ClientSchemas
+from schema.websocket import SubscriptionsOnlyOverWebSocket
 
 
 def build_schema(
@@ -28,9 +30,11 @@ def build_schema(
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             ErrorCodes,
             AuditTrail,
+            SubscriptionsOnlyOverWebSocket,
             lambda: AddValidationRules([IntrospectionAlone]),
             lambda: ClientIntrospection(clients, max_cost=max_cost),
             lambda: CodedParserCache(max_tokens),

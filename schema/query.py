@@ -15,6 +15,7 @@ from schema.eligibility_query import EligibilityQuery
 from schema.figure_query import FigureQuery
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 from schema.permissions import requires
+from schema.types.change_feed import ChangeFeedQuery
 from schema.types.pagination import Connection
 from schema.types.planning import Indicator
 from schema.types.records import Cooperative, Msme, Programme
@@ -30,7 +31,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(FigureQuery, AuditQuery, EligibilityQuery):
+class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
     @strawberry.field(description="Who is asking, as the server sees it.")
     def viewer(self, info: Info[Context, Any]) -> Viewer:
         principal = info.context.principal

@@ -5,7 +5,8 @@ Derived from the `@requiresScopes` every guarded field publishes in the SDL, whi
 list. A field is visible when the client holds every scope it requires. A type is visible when a
 visible field, or an argument or input field of something visible, leads to it from `Query` or
 `Mutation`; so a type reachable only through forbidden fields is absent, with the input types
-and enums only those fields take, and `Mutation` itself when none of its fields is visible.
+and enums only those fields take, and `Mutation` (or `Subscription`) itself when none of its
+fields is visible.
 Argument lists and enum values go with their field and type: none carries a guard of its own.
 """
 
@@ -62,7 +63,9 @@ def _visible_fields(schema: GraphQLSchema, granted: frozenset[str]) -> dict[str,
     root types through what the client may use."""
     visible: dict[str, set[str] | None] = {}
     pending: list[GraphQLNamedType] = [
-        root for root in (schema.query_type, schema.mutation_type) if root is not None
+        root
+        for root in (schema.query_type, schema.mutation_type, schema.subscription_type)
+        if root is not None
     ]
     while pending:
         named = pending.pop()

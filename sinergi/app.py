@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from auth import registry
 from auth.external import ExternalIssuer, parse_external_issuers
@@ -28,6 +28,7 @@ from auth.http import (
     unauthorized,
 )
 from auth.service import AuthService, FailureLimits
+from db.change_signal import ChangeSignal
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.notifications import Listener, libpq_url
@@ -105,6 +106,7 @@ async def _serving(
         asyncio.create_task(listener.run(), name="sinergi-listener"),
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
     ]
+    changes = ChangeSignal(engine.url.render_as_string(hide_password=False))
     try:
         yield {
             "engine": engine,
@@ -113,6 +115,7 @@ async def _serving(
             "auth": auth,
             "regions": RegionDirectory(primary),
             "audit": AuditWriter(primary),
+            "changes": changes,
         }
     finally:
         for task in background:
@@ -120,6 +123,7 @@ async def _serving(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await rate_limiter.flush(primary)
+        await changes.close()
         await engine.dispose()
         if replica is not None:
             await replica.dispose()
@@ -191,12 +195,13 @@ def create_app(
         figures_cache_seconds=settings.figures_cache_seconds,
         max_response_bytes=settings.query_limits.max_response_bytes,
     )
-    routes = [
+    routes: list[Route | WebSocketRoute] = [
         Route(
             "/graphql",
             AuthenticationMiddleware(graphql, backend=BearerAuthBackend(), on_error=unauthorized),
             methods=["GET", "POST"],
         ),
+        WebSocketRoute("/graphql", graphql),  # subscriptions; sinergi/subscriptions.py admits
         Route("/oauth/token", token_endpoint, methods=["POST"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint),
         Route("/.well-known/jwks.json", jwks_endpoint),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sinergi import cli_auth, cli_guarantees, import_cli
+from sinergi import cli_auth, cli_guarantees, import_cli, sync
 from sinergi.database import in_transaction, prepared_url, resolve_url
 from sinergi.settings import Settings, SettingsError
 
@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_auth.add_parsers(commands)
     cli_guarantees.add_parsers(commands)
     import_cli.add_parsers(commands)
+    sync.add_parsers(commands)
     return parser
 
 

@@ -24,7 +24,7 @@ from resolvers.context import Context, Limits
 from schema.direct import DirectAnswers
 from schema.errors import coded
 from schema.limits import QueryLimits, Violation
-from sinergi import exchange
+from sinergi import exchange, subscriptions
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
 from sinergi.guard import PAYLOAD, payload
 from sinergi.http_edge import method_not_allowed
@@ -57,7 +57,13 @@ class SinergiGraphQL(GraphQL[Context, None]):
     ) -> None:
         """`max_tokens`: the request guard's, whose parsed documents this reuses;
         `read_your_writes_seconds`: how long after a write a client reads nothing that lags."""
-        super().__init__(schema, graphql_ide=None, allow_queries_via_get=True)
+        super().__init__(
+            schema,
+            graphql_ide=None,
+            allow_queries_via_get=True,
+            # One per feed: each subscription reads on its own every few seconds.
+            max_subscriptions_per_connection=4,
+        )
         self.limits = limits
         self.rate_limiter = rate_limiter
         self.trusted = trusted
@@ -70,8 +76,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET and POST alike: sinergi.http_edge has decoded a GET's parameters as a body."""
-        request = Request(scope, receive)
         if scope["type"] == "http":
+            request = Request(scope, receive)
             if not request.user.is_authenticated:
                 await unauthorized(request, None)(scope, receive, send)
                 return
@@ -206,7 +212,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
         return False
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            return subscriptions.context_for(request, self.limits)
         return self._context(request)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """A WebSocket is acknowledged only with a token the HTTP endpoint would accept."""
+        assert isinstance(context.request, WebSocket)
+        await subscriptions.admit(context, context.request, self.rate_limiter)
 
     def _context(self, request: Any) -> Context:
         return Context(

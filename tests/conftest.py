@@ -102,22 +102,35 @@ def api(demo_url: str) -> Iterator[Api]:
         yield Api(client)
 
 
-@pytest.fixture(scope="session")
-def reference_url(server_url: str) -> Iterator[str]:
-    """A fresh database holding only the reference data (regions, KBLI, programmes), for tests
-    that write records and must not disturb the shared demo data."""
+def _load_reference(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from db.engine import async_url
     from db.seed import load_reference
     from sinergi.demo import SEED_DATA
 
-    async def load(url: str) -> None:
+    async def load() -> None:
         engine = create_async_engine(async_url(url))
         async with engine.begin() as connection:
             await load_reference(connection, SEED_DATA, targets=False)
         await engine.dispose()
 
+    asyncio.run(load())
+
+
+@pytest.fixture(scope="session")
+def reference_url(server_url: str) -> Iterator[str]:
+    """A fresh database holding only the reference data (regions, KBLI, programmes), for tests
+    that write records and must not disturb the shared demo data."""
     with _migrated_database(server_url, "sinergi_ref") as url:
-        asyncio.run(load(url))
+        _load_reference(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_reference_url(server_url: str) -> Iterator[str]:
+    """As `reference_url`, but the test module's own: for tests that write records behind the
+    API's back (raw SQL, without their history), which other modules' tests must not meet."""
+    with _migrated_database(server_url, "sinergi_mod") as url:
+        _load_reference(url)
         yield url

@@ -14,12 +14,7 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -27,6 +22,7 @@ import httpx
 import pytest
 
 from sinergi.cli import main
+from tests.support.served import served
 
 AUDIT = Path(__file__).resolve().parent / "graphql-http-audit"
 
@@ -57,54 +53,12 @@ def _province(url: str) -> tuple[str, str]:
     return created["client_id"], created["client_secret"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _served(url: str, mode: str) -> Iterator[str]:
-    """uvicorn serving the app over `url`'s database; yields its base URL."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SINERGI_ENV": mode,
-        "SINERGI_HOME": tempfile.mkdtemp(prefix="sinergi-audit-"),
-        "SINERGI_LOG_LEVEL": "warning",
-        # The audit sends its 61 requests at once; on a busy CI machine opening that many
-        # connections may take longer than production's timeouts, which this test is not about.
-        "SINERGI_DB_CONNECT_TIMEOUT": "60",
-        "SINERGI_DB_POOL_TIMEOUT": "60",
-        "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
-            time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
 @pytest.mark.parametrize("mode", ["development", "production"])
 def test_the_graphql_over_http_audit_passes_every_check(
     node: str, fresh_url: str, mode: str
 ) -> None:
     client_id, secret = _province(fresh_url)
-    with _served(fresh_url, mode) as base:
+    with served(fresh_url, mode) as base:
         issued = httpx.post(
             f"{base}/oauth/token",
             data={"grant_type": "client_credentials"},

@@ -119,9 +119,8 @@ def test_every_type_listed_is_reachable_through_what_the_client_may_use(
     schema = _introspect(api, client_id)
     kinds = {kind["name"]: kind for kind in schema["types"]}
     reached: set[str] = set()
-    pending = [
-        root["name"] for root in (schema["queryType"], schema["mutationType"]) if root is not None
-    ]
+    roots = (schema["queryType"], schema["mutationType"], schema["subscriptionType"])
+    pending = [root["name"] for root in roots if root is not None]
 
     def named(reference: dict[str, Any]) -> str:
         while reference["ofType"] is not None:
@@ -151,6 +150,7 @@ def _roots(schema: dict[str, Any]) -> tuple[set[str], set[str] | None]:
 FIGURES = {"cooperativeFigures", "graduations", "guaranteeFigures", "msmeFigures"}
 OPEN = {"indonesia", "programme", "programmes", "region", "viewer"}
 RECORDS = {"cooperative", "cooperatives", "msme", "msmes"}
+RECORD_FEEDS = {"cooperativeChanges", "msmeChanges", "participationChanges"}
 RECORD_WRITES = {
     "addParticipation",
     "createCooperative",
@@ -193,7 +193,7 @@ def test_a_ministry_sees_figures_and_targets_and_no_record_nor_mutation(api: Api
 def test_a_province_sees_its_records_and_writes_and_no_guarantor_nor_audit(api: Api) -> None:
     schema = _introspect(api, PROVINCE)
     query, mutation = _roots(schema)
-    assert query == FIGURES | OPEN | RECORDS | {"indicator", "indicators"}
+    assert query == FIGURES | OPEN | RECORDS | RECORD_FEEDS | {"indicator", "indicators"}
     assert mutation == RECORD_WRITES | {"reportRealisation"}
     fields = _fields(schema)
     assert {"owner", "changes"} <= fields["Msme"]
@@ -222,7 +222,7 @@ def test_a_province_without_pii_read_does_not_see_the_owner(api: Api) -> None:
 def test_a_bumd_sees_eligibility_and_guarantees_and_no_record(api: Api) -> None:
     schema = _introspect(api, BUMD)
     query, mutation = _roots(schema)
-    assert query == FIGURES | OPEN | {"eligibilityDecision"}
+    assert query == FIGURES | OPEN | {"eligibilityDecision", "guaranteeChanges"}
     assert mutation == {
         "changeGuaranteeStatus",
         "checkEligibility",

@@ -1,0 +1,144 @@
+"""The change feed of one record kind: entries after a cursor, each with only what the client
+may read of the record as it is now, noted for the audit log like any read of those records.
+
+The fields of a record are named as the record's GraphQL type names them, with the same values
+(money as strings, enums by name, regions by code; db/queries/change_feed.py), so a copy kept
+from the feed compares field for field with what a page of `msmes` or `cooperatives` shows. A
+removal carries no record.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from auth.scopes import Scope
+from db.driver import Row
+from db.queries import change_feed
+from db.queries.change_feed import Reader
+from resolvers.access import AccessNotes
+from resolvers.context import Context
+from resolvers.errors import bad_input
+
+MAX_PAGE_SIZE = 1000
+"""Larger than a page of records: a feed entry is small, and a backlog drains in fewer pages."""
+DEFAULT_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    cursor: str
+    id: str
+    change: str
+    record: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    end_cursor: str
+    has_more: bool
+
+
+def encode_cursor(kind: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}-feed:{position}".encode()).decode()
+
+
+def decode_cursor(after: str | None, kind: str) -> int:
+    """A cursor names its feed, so one of another kind's feed is refused rather than misread."""
+    if after is None:
+        return change_feed.START
+    try:
+        prefix, entry = base64.urlsafe_b64decode(after.encode()).decode().split(":")
+        if prefix != f"{kind}-feed":
+            raise ValueError(prefix)
+        position = int(entry)
+        if not 0 <= position < 2**63:
+            raise ValueError(after)
+        return position
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad_input("after", "is not a cursor of this feed") from None
+
+
+def checked_page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 1 or first > MAX_PAGE_SIZE:
+        raise bad_input("first", f"must be between 1 and {MAX_PAGE_SIZE}, got {first}")
+    return first
+
+
+def reader_of(context: Context) -> Reader:
+    principal = context.principal
+    return Reader(
+        jurisdiction=principal.jurisdiction,
+        personal_data=principal.has(Scope.PII_READ),
+        client_id=principal.client_id,
+    )
+
+
+def _entries(kind: str, rows: list[Row], notes: AccessNotes) -> list[Entry]:
+    """The entries a client receives, each record noted as handed out, each owner's NIK as a
+    data subject whose personal data went out (a removal, or a record without an owner the
+    client may see, releases no one's)."""
+    entries = []
+    for row in rows:
+        if row.feed_change != "REMOVED" and not row.present:
+            continue  # it has left the client's view since; that entry follows
+        record = None if row.record is None else orjson.loads(row.record)
+        if record is not None:
+            notes.records_returned(kind, 1)
+            if row.subject is not None:
+                notes.personal_data_of(row.subject)
+        cursor = encode_cursor(kind, row.feed_id)
+        entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
+    return entries
+
+
+async def page(
+    context: Context,
+    kind: str,
+    *,
+    after: str | None,
+    first: int | None,
+    notes: AccessNotes | None = None,
+) -> Page:
+    """`notes`: where what the page hands out is noted; the request's own by default."""
+    size = checked_page_size(first)
+    start = decode_cursor(after, kind)
+    async with context.reads.checked_out() as connection:
+        found = await change_feed.page(
+            connection, kind, reader_of(context), after=start, first=size
+        )
+    entries = _entries(kind, found.entries, notes or context.accesses)
+    return Page(entries, encode_cursor(kind, found.end), found.has_more)
+
+
+async def follow(
+    context: Context, kind: str, *, after: str | None
+) -> AsyncIterator[tuple[Page, AccessNotes]]:
+    """Pages as changes commit, from `after`, each with what it hands out: every page with
+    entries at once, then a wait for the next commit anywhere (NOTIFY, see db/change_signal.py).
+    Ends when the client's token no longer stands: revoked, narrowed or expired."""
+    live = context.live
+    if live is None:
+        raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
+    decode_cursor(after, kind)  # a bad cursor is refused before anything is sent
+    await live.signal.listen()
+    cursor = after
+    while True:
+        seen = live.signal.generation
+        notes = AccessNotes()  # each delivery is audited as a read of its own
+        result = await page(context, kind, after=cursor, first=MAX_PAGE_SIZE, notes=notes)
+        cursor = result.end_cursor
+        if result.entries:
+            yield result, notes
+        if not await live.still_authorised():
+            return
+        if not result.has_more:
+            await live.signal.wait_after(seen, at_most=live.recheck_seconds)

@@ -1,0 +1,135 @@
+"""The change feed: pull a page of changes after a cursor (Query), or follow them as they commit
+(Subscription over graphql-transport-ws). One feed per record kind, each under the scope that
+reads that kind; the record travels as JSON holding only the fields its type shows the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+from graphql import print_ast
+from strawberry.permission import PermissionExtension
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from auth.scopes import Scope
+from resolvers import change_feed
+from resolvers.context import Context
+from schema.audit import record
+from schema.permissions import HasScopes, requires
+
+AFTER = "Entries after this cursor (an `endCursor` or an entry's `cursor`); none: from the start."
+FIRST = (
+    f"At most this many entries (1 to {change_feed.MAX_PAGE_SIZE}; "
+    f"default {change_feed.DEFAULT_PAGE_SIZE})."
+)
+
+
+@strawberry.enum(description="What a change means to the client's copy.")
+class ChangeKind(Enum):
+    CREATED = "CREATED"
+    """Created, or moved into the client's jurisdiction: add it."""
+    UPDATED = "UPDATED"
+    DEACTIVATED = "DEACTIVATED"
+    """Still a record (`isActive` false, or a cooperative no longer active): keep it."""
+    REMOVED = "REMOVED"
+    """Moved out of the client's jurisdiction, or deleted: drop it. Nothing more follows."""
+
+
+@strawberry.type(description="One change, in commit order.")
+class ChangeEntry:
+    cursor: str = strawberry.field(description="Resume after this entry.")
+    id: strawberry.ID = strawberry.field(description="The record's id.")
+    change: ChangeKind
+    record: JSON | None = strawberry.field(
+        description=(
+            "The record as it is now, with the fields of its type the client may read, named as "
+            "the type names them (regions and links by id: provinceCode, cooperativeId, …); "
+            "`owner` only with pii:read. Null for a removal."
+        )
+    )
+
+
+@strawberry.type(description="A page of changes.")
+class ChangePage:
+    entries: list[ChangeEntry]
+    end_cursor: str = strawberry.field(
+        description="Resume here: past the last entry, or past every change so far if none is left."
+    )
+    has_more: bool = strawberry.field(
+        description="More changes are waiting now: ask again at once."
+    )
+
+
+def _pull(kind: str, scope: Scope, noun: str) -> Any:
+    async def resolve(
+        info: Info[Context, Any],
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+    ) -> ChangePage | None:
+        # A resolvers Page is read as the ChangePage.
+        return await change_feed.page(info.context, kind, after=after, first=first)  # type: ignore[return-value]
+
+    return requires(
+        scope,
+        resolver=resolve,
+        description=(
+            f"Every creation, update, deactivation, move and removal of {noun} in your "
+            "jurisdiction, in commit order, after a cursor."
+        ),
+    )
+
+
+def _follow(kind: str, scope: Scope, noun: str) -> Any:
+    async def resolve(
+        info: Info[Context, Any],
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+    ) -> AsyncGenerator[ChangePage, None]:
+        context = info.context
+        document = print_ast(info.operation)
+        field = f"Subscription.{info.field_name}"
+        async for page, notes in change_feed.follow(context, kind, after=after):
+            notes.field_used(field, [scope.value])
+            name = info.operation.name
+            await record(context, document, name.value if name else None, notes)
+            yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
+
+    # `requires` makes a query field; a subscription field takes the same guard.
+    return strawberry.subscription(
+        resolver=resolve,
+        extensions=[PermissionExtension(permissions=[HasScopes(scope)])],
+        description=(
+            f"Changes to {noun} in your jurisdiction as they commit, from a cursor: a page at "
+            "once if any are waiting, then each time more commit. Ends when your client is revoked."
+        ),
+    )
+
+
+FEEDS = (
+    ("msme", Scope.RECORDS_READ, "MSMEs"),
+    ("cooperative", Scope.RECORDS_READ, "cooperatives"),
+    ("participation", Scope.RECORDS_READ, "programme participation"),
+    ("guarantee", Scope.GUARANTEES_WRITE, "the guarantees you issued"),
+)
+
+
+@strawberry.type
+class ChangeFeedQuery:
+    msme_changes: ChangePage | None = _pull(*FEEDS[0])
+    cooperative_changes: ChangePage | None = _pull(*FEEDS[1])
+    participation_changes: ChangePage | None = _pull(*FEEDS[2])
+    guarantee_changes: ChangePage | None = _pull(*FEEDS[3])
+
+
+@strawberry.type(description="Changes as they commit, over a WebSocket (graphql-transport-ws).")
+class Subscription:
+    msme_changes: ChangePage = _follow(*FEEDS[0])
+    cooperative_changes: ChangePage = _follow(*FEEDS[1])
+    participation_changes: ChangePage = _follow(*FEEDS[2])
+    guarantee_changes: ChangePage = _follow(*FEEDS[3])
+
+
+__all__ = ["ChangeFeedQuery", "Subscription"]

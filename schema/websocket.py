@@ -1,0 +1,30 @@
+"""Over a WebSocket only subscriptions run.
+
+graphql-transport-ws carries queries and mutations too, but the WebSocket is admitted once and
+its messages pass none of the HTTP edge's checks: the request guard's limits, the rate limit,
+trusted documents. Those operations are refused here; they belong on POST /graphql.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from resolvers.context import Context
+from resolvers.errors import ErrorCode
+
+
+class SubscriptionsOnlyOverWebSocket(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        over_websocket = isinstance(context, Context) and context.live is not None
+        if over_websocket and self.execution_context.operation_type != OperationType.SUBSCRIPTION:
+            raise GraphQLError(
+                "only subscriptions run over a WebSocket: send queries and mutations to "
+                "POST /graphql",
+                extensions={"code": ErrorCode.FORBIDDEN.value},
+            )
+        yield

@@ -1,0 +1,80 @@
+"""GraphQL subscriptions over a WebSocket (graphql-transport-ws): who is connected, and until when.
+
+The token comes as over HTTP, in the upgrade request's `Authorization` header, or (browsers
+cannot set one) in `connection_init`'s payload as `{"Authorization": "Bearer …"}`; the same
+check admits it. Until then the connection's context holds nobody, with no scopes, and
+strawberry runs no operation before the connection is acknowledged. A subscription checks the
+token again each time it wakes (at least every RECHECK_SECONDS), so a client revoked, narrowed
+or expired meanwhile stops receiving and its subscription completes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+
+from auth.principal import Principal
+from auth.scopes import OrgKind
+from auth.service import AuthService
+from auth.tokens import InvalidToken
+from resolvers.context import Context, Limits, Live
+from sinergi.rate_limit import RateLimiter
+
+logger = logging.getLogger("sinergi.subscriptions")
+
+RECHECK_SECONDS = 2.0
+NOBODY = Principal(client_id="", org_kind=OrgKind.MINISTRY, jurisdiction="", scopes=frozenset())
+
+
+def context_for(websocket: WebSocket, limits: Limits) -> Context:
+    """A WebSocket's context, for nobody until `admit` accepts its token."""
+    state = websocket.state
+    return Context(
+        principal=NOBODY,
+        engine=state.engine,
+        autocommit_view=state.primary,
+        replica=state.replica,
+        region_directory=state.regions,
+        audit_writer=state.audit,
+        limits=limits,
+        request=websocket,
+    )
+
+
+def _token(context: Context, websocket: WebSocket) -> str | None:
+    params = context.connection_params or {}
+    header = params.get("Authorization", params.get("authorization"))
+    if not isinstance(header, str):
+        header = websocket.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimiter) -> None:
+    """Accept the connection's token, or refuse the connection (close code 4403). The connection
+    counts as one request against the client's rate limit; its rechecks read only the process's
+    registry, which revocation reaches by notification, so they count as none."""
+    auth: AuthService = websocket.state.auth
+    token = _token(context, websocket)
+    if token is None:
+        raise ConnectionRejectionError({"message": "an access token is required"})
+    try:
+        principal = (await auth.authenticate(token)).principal
+    except InvalidToken as error:
+        logger.info("refused a WebSocket token: %s", error)
+        raise ConnectionRejectionError({"message": "invalid or expired access token"}) from None
+    if await rate_limiter.admit(websocket.state.primary, principal.client_id) is not None:
+        raise ConnectionRejectionError({"message": "rate limit exceeded", "code": "RATE_LIMITED"})
+
+    async def still_authorised() -> bool:
+        try:
+            return (await auth.authenticate(token)).principal == principal
+        except InvalidToken:
+            return False
+
+    context.principal = principal
+    context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)

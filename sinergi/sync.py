@@ -1,0 +1,183 @@
+"""`sinergi sync`: keep a local SQLite copy of what a client may read, from the change feed.
+
+The copy holds one row per record (its fields as JSON, as the feed sends them) and, per feed,
+the cursor it has applied up to; each page is applied and its cursor stored in one SQLite
+transaction, so a sync stopped at any point resumes where it stopped and never applies a page
+twice. A first sync reads the whole register (the feed begins with every record), later ones
+only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+FEEDS = {
+    "msme": "msmeChanges",
+    "cooperative": "cooperativeChanges",
+    "participation": "participationChanges",
+    "guarantee": "guaranteeChanges",
+}
+PAGE_SIZE = 1000
+QUERY = (
+    "query Sync($after: String) {{ {field}(after: $after, first: {size}) "
+    "{{ entries {{ id change record }} endCursor hasMore }} }}"
+)
+
+Post = Callable[[str, dict[str, Any]], dict[str, Any]]
+"""Sends a GraphQL document with its variables, returns the decoded answer."""
+
+
+class SyncError(Exception):
+    """The server refused a page; the copy stays at its last applied cursor."""
+
+
+class LocalCopy:
+    """The SQLite file: `records (kind, id, record)` and `cursors (kind, cursor)`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL,"
+            " record TEXT NOT NULL, PRIMARY KEY (kind, id));"
+            "CREATE TABLE IF NOT EXISTS cursors (kind TEXT PRIMARY KEY, cursor TEXT NOT NULL);"
+        )
+
+    def cursor(self, kind: str) -> str | None:
+        row = self.db.execute("SELECT cursor FROM cursors WHERE kind = ?", (kind,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def apply(self, kind: str, entries: Iterable[dict[str, Any]], end_cursor: str) -> None:
+        """A removed business takes its participation with it: the feed removes that
+        participation too when the business moves out, but not when it is deleted outright."""
+        with self.db:
+            for entry in entries:
+                if entry["change"] == "REMOVED":
+                    self.db.execute(
+                        "DELETE FROM records WHERE kind = ? AND id = ?", (kind, entry["id"])
+                    )
+                    if kind in ("msme", "cooperative"):
+                        self.db.execute(
+                            "DELETE FROM records WHERE kind = 'participation'"
+                            " AND json_extract(record, ?) = ?",
+                            (f"$.{kind}Id", entry["id"]),
+                        )
+                else:
+                    self.db.execute(
+                        "INSERT INTO records (kind, id, record) VALUES (?, ?, ?)"
+                        " ON CONFLICT (kind, id) DO UPDATE SET record = excluded.record",
+                        (kind, entry["id"], json.dumps(entry["record"], sort_keys=True)),
+                    )
+            self.db.execute(
+                "INSERT INTO cursors (kind, cursor) VALUES (?, ?)"
+                " ON CONFLICT (kind) DO UPDATE SET cursor = excluded.cursor",
+                (kind, end_cursor),
+            )
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT id, record FROM records WHERE kind = ?", (kind,))
+        return {key: json.loads(record) for key, record in rows}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, int]:
+    """Apply every page each feed has now; how many entries each feed brought."""
+    applied: dict[str, int] = {}
+    for kind in kinds:
+        document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
+        applied[kind] = 0
+        while True:
+            answer = post(document, {"after": copy.cursor(kind)})
+            page = (answer.get("data") or {}).get(FEEDS[kind])
+            if answer.get("errors") or page is None:
+                raise SyncError(json.dumps(answer.get("errors"), ensure_ascii=False))
+            copy.apply(kind, page["entries"], page["endCursor"])
+            applied[kind] += len(page["entries"])
+            if not page["hasMore"]:
+                break
+    return applied
+
+
+def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise SyncError(f"{url}: not an http(s) URL")
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (checked above)
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+def http_post(base_url: str, client_id: str, secret: str) -> Post:
+    """GraphQL over HTTP with a client-credentials token, fetched again when it expires."""
+    base = base_url.rstrip("/")
+    token: list[str] = []
+
+    def fetch_token() -> str:
+        form = urllib.parse.urlencode(
+            {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        ).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return str(_json(f"{base}/oauth/token", form, headers)["access_token"])
+
+    def post(document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps({"query": document, "variables": variables}).encode()
+        for attempt in range(2):
+            if not token:
+                token.append(fetch_token())
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token[0]}"}
+            try:
+                return _json(f"{base}/graphql", body, headers)
+            except urllib.error.HTTPError as error:
+                if error.code != 401 or attempt:
+                    raise SyncError(
+                        f"{error.code}: {error.read().decode(errors='replace')}"
+                    ) from None
+                token.clear()  # expired: one new token, one more try
+        raise AssertionError("unreachable")
+
+    return post
+
+
+def add_parsers(commands: Any) -> None:
+    sync_parser = commands.add_parser(
+        "sync", help="keep a local SQLite copy of what a client may read, from the change feed"
+    )
+    sync_parser.add_argument("copy", type=Path, help="the SQLite file (made on first use)")
+    sync_parser.add_argument("--url", required=True, help="the server, https://sinergi.example")
+    sync_parser.add_argument("--client-id", required=True)
+    sync_parser.add_argument(
+        "--secret-file", type=Path, required=True, help="a file holding the client's secret"
+    )
+    sync_parser.add_argument(
+        "--kinds",
+        default="msme,cooperative,participation",
+        help=f"comma-separated feeds among {', '.join(FEEDS)} (default: the records)",
+    )
+    sync_parser.set_defaults(handler=_sync)
+
+
+def _sync(args: Any, settings: Any) -> int:
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in FEEDS]
+    if unknown:
+        print(f"sinergi sync: unknown feed {', '.join(unknown)}")
+        return 2
+    secret = args.secret_file.read_text().strip()
+    copy = LocalCopy(args.copy)
+    try:
+        applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
+    except (SyncError, OSError) as error:
+        print(f"sinergi sync: {error}")
+        return 1
+    finally:
+        copy.close()
+    for kind, count in applied.items():
+        print(f"{kind}: {count} changes applied")
+    return 0

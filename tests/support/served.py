@@ -1,0 +1,57 @@
+"""`uvicorn` serving the app on a free port, for tests that need a live server (a WebSocket, or
+a client that is not Python)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(url: str, mode: str) -> Iterator[str]:
+    """uvicorn serving the app over `url`'s database; yields its base URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SINERGI_ENV": mode,
+        "SINERGI_HOME": tempfile.mkdtemp(prefix="sinergi-served-"),
+        "SINERGI_LOG_LEVEL": "warning",
+        # Tests may send many requests at once; on a busy CI machine opening that many
+        # connections may take longer than production's timeouts, which they are not about.
+        "SINERGI_DB_CONNECT_TIMEOUT": "60",
+        "SINERGI_DB_POOL_TIMEOUT": "60",
+        "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            assert server.poll() is None, "uvicorn exited"
+            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)

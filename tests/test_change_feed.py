@@ -1,0 +1,506 @@
+"""The change feed as its clients use it: `sinergi.sync` keeps a local copy through the real app
+over HTTP, and after creates, updates, deactivations, moves across jurisdictions and a bulk
+import every copy is exactly what a fresh page-through shows that client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from db import embedded
+from db.engine import async_url
+from db.migrate import upgrade
+from sinergi import demo
+from sinergi.app import create_app
+from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
+from sinergi.sync import LocalCopy, sync
+from tests.support.databases import create_database, drop_database
+from tests.support.http import Api
+from tests.test_eligibility_api import (
+    CHECK,
+    FULL_ATTESTATION,
+    JAMKRIDA,
+    RECORD,
+    STATUS,
+    _guarantee,
+    _request,
+)
+
+RECORDS = ("msme", "cooperative", "participation")
+MSME_FIELDS = """
+  id nib name kbliCode kbliSection scale establishedOn capital annualTurnover turnoverYear
+  employees isActive version province { code } regency { code } district { code }
+  cooperative { id }
+"""
+OWNER_FIELDS = "owner { nik fullName sex birthDate phone address }"
+COOPERATIVE_FIELDS = """
+  id legalEntityNo odsNo name type tier status isActive kbliCode membersMale membersFemale
+  memberCount businessVolume assets surplus bookYear lastRatDate lastRatBookYear version
+  province { code } regency { code } district { code }
+"""
+PARTICIPATION_FIELDS = """
+  id programme { id } msme { id } cooperative { id } role status detail startedOn version
+"""
+
+
+def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def query() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(url)
+        try:
+            return list(await connection.fetch(sql, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())
+
+
+@pytest.fixture(scope="module")
+def feed_url(server_url: str) -> Iterator[str]:
+    """A database of this module's own, with a small demo population and the demo clients."""
+    name = f"sinergi_feed_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    url = embedded.with_database(server_url, name)
+
+    async def load() -> None:
+        engine = create_async_engine(async_url(url))
+        async with engine.begin() as connection:
+            await demo.load(connection, msmes=300, seed=23)
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    try:
+        upgrade(url)
+        asyncio.run(load())
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+@pytest.fixture(scope="module")
+def feed_api(feed_url: str) -> Iterator[Api]:
+    app = create_app(Settings(rate_limit=1_000_000), database_url=feed_url)
+    with TestClient(app) as client:
+        yield Api(client)
+
+
+def poster(api: Api, client_id: str, scope: str | None = None) -> Any:
+    def post(document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = api.post(
+            {"query": document, "variables": variables}, api.token(client_id, scope)
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    return post
+
+
+def _code(region: dict[str, str] | None) -> str | None:
+    return None if region is None else region["code"]
+
+
+def _msme(node: dict[str, Any]) -> dict[str, Any]:
+    record = {key: value for key, value in node.items() if key not in _RELATIONS}
+    record["provinceCode"] = _code(node["province"])
+    record["regencyCode"] = _code(node["regency"])
+    record["districtCode"] = _code(node["district"])
+    record["cooperativeId"] = _code(
+        {"code": node["cooperative"]["id"]} if node["cooperative"] else None
+    )
+    return record
+
+
+def _cooperative(node: dict[str, Any]) -> dict[str, Any]:
+    record = {key: value for key, value in node.items() if key not in _RELATIONS}
+    record["provinceCode"] = _code(node["province"])
+    record["regencyCode"] = _code(node["regency"])
+    record["districtCode"] = _code(node["district"])
+    return record
+
+
+def _participation(node: dict[str, Any]) -> dict[str, Any]:
+    record = {key: value for key, value in node.items() if key not in _RELATIONS}
+    record["programmeId"] = node["programme"]["id"]
+    record["msmeId"] = node["msme"]["id"] if node["msme"] else None
+    record["cooperativeId"] = node["cooperative"]["id"] if node["cooperative"] else None
+    return record
+
+
+_RELATIONS = {"province", "regency", "district", "cooperative", "programme", "msme"}
+
+
+def page_through(api: Api, client_id: str, personal: bool) -> dict[str, dict[str, Any]]:
+    """Every record the client can read now, page by page, as the feed shapes it."""
+    msme_fields = MSME_FIELDS + (OWNER_FIELDS if personal else "")
+    found: dict[str, dict[str, Any]] = {kind: {} for kind in RECORDS}
+    for kind, field, fields, shape in (
+        ("msme", "msmes", msme_fields, _msme),
+        ("cooperative", "cooperatives", COOPERATIVE_FIELDS, _cooperative),
+    ):
+        after = None
+        while True:
+            document = (
+                f"query($after: String) {{ {field}(first: 100, after: $after) "
+                f"{{ nodes {{ {fields} participations {{ {PARTICIPATION_FIELDS} }} }} "
+                "pageInfo { hasNextPage endCursor } } }"
+            )
+            answer = api.graphql(document, client_id, {"after": after})
+            assert "errors" not in answer, answer
+            page = answer["data"][field]
+            for node in page["nodes"]:
+                for participation in node.pop("participations"):
+                    found["participation"][participation["id"]] = _participation(participation)
+                found[kind][node["id"]] = shape(node)
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+    return found
+
+
+CREATE = """
+mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version } }
+"""
+UPDATE = """
+mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) { id version }
+}
+"""
+DEACTIVATE = """
+mutation($id: ID!, $version: Int!) { deactivateMsme(id: $id, version: $version) { id } }
+"""
+
+
+class Writer:
+    """Random changes to the register, through the API where a client may make them, and as
+    the operator (SQL, the import CLI) where none may: moves between provinces."""
+
+    def __init__(self, api: Api, url: str, seed: int) -> None:
+        self.api = api
+        self.url = url
+        self.rng = random.Random(seed)
+        rows = run(url, "SELECT code, parent_code FROM regions WHERE level IN ('regency', 'city')")
+        self.regencies = {
+            province: sorted(row["code"] for row in rows if row["parent_code"] == province)
+            for province in ("61", "62", "64")
+        }
+        self.created = 0
+
+    def _record(self, province: str) -> asyncpg.Record:
+        rows = run(
+            self.url,
+            "SELECT id, version, nib FROM msmes WHERE province_code = $1 ORDER BY id",
+            province,
+        )
+        return self.rng.choice(rows)
+
+    def _nib(self) -> str:
+        self.created += 1
+        return f"99923{self.rng.randrange(10**7):07d}{self.created % 10}"[:13]
+
+    def nik(self, regency: str) -> str:
+        """A NIK of the shape the rules check: region, birth date, sequence."""
+        day, month, year = (
+            self.rng.randrange(1, 29),
+            self.rng.randrange(1, 13),
+            self.rng.randrange(100),
+        )
+        sequence = self.rng.randrange(10**4)
+        return f"{regency.replace('.', '')}01{day:02d}{month:02d}{year:02d}{sequence:04d}"
+
+    def _client(self, province: str) -> str:
+        return f"demo-province-{province}"
+
+    def create(self) -> None:
+        province = self.rng.choice(["61", "62"])
+        region = self.rng.choice(
+            [*self.regencies[province], "62.71"] if province == "62" else self.regencies[province]
+        )
+        owner = None
+        if province == "62" and self.rng.random() < 0.5:
+            owner = {"nik": self.nik(region), "fullName": "Pemilik Uji"}
+        answer = self.api.graphql(
+            CREATE,
+            self._client(province),
+            {
+                "input": {
+                    "nib": self._nib(),
+                    "name": f"Usaha Uji {self.created}",
+                    "kbliCode": "10794",
+                    "region": region,
+                    "employees": self.rng.randrange(1, 20),
+                    "annualTurnover": str(self.rng.randrange(10**7, 10**9)),
+                    "owner": owner,
+                }
+            },
+        )
+        assert (
+            "errors" not in answer or answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        ), answer
+
+    def update(self) -> None:
+        province = self.rng.choice(["61", "62"])
+        record = self._record(province)
+        changes: dict[str, Any] = self.rng.choice(
+            [
+                {"name": f"Diubah {self.rng.randrange(10**6)}"},
+                {"employees": self.rng.randrange(1, 40)},
+                {"region": self.rng.choice(self.regencies[province]), "district": None},
+            ]
+        )
+        if province == "62" and self.rng.random() < 0.3:
+            changes = {"owner": {"nik": self.nik("62.71"), "fullName": "Pemilik Baru"}}
+        answer = self.api.graphql(
+            UPDATE,
+            self._client(province),
+            {"id": str(record["id"]), "version": record["version"], "changes": changes},
+        )
+        assert "errors" not in answer, answer
+
+    def deactivate(self) -> None:
+        province = self.rng.choice(["61", "62"])
+        record = self._record(province)
+        answer = self.api.graphql(
+            DEACTIVATE,
+            self._client(province),
+            {"id": str(record["id"]), "version": record["version"]},
+        )
+        assert "errors" not in answer, answer
+
+    def move_across(self) -> None:
+        """The operator moves a business to another province (no client may)."""
+        source, target = self.rng.sample(["61", "62", "64"], 2)
+        record = self._record(source)
+        regency = self.rng.choice(self.regencies[target])
+        run(
+            self.url,
+            "UPDATE msmes SET province_code = $2, regency_code = $3, district_code = NULL,"
+            " version = version + 1 WHERE id = $1",
+            record["id"],
+            target,
+            regency,
+        )
+
+    def bulk_import(self, directory: Path) -> None:
+        """`sinergi import msmes` of new businesses and of existing ones into other regions."""
+        lines = ["nib,name,kbli,region,employees,turnover,owner_nik,owner_name"]
+        for _ in range(40):
+            province = self.rng.choice(["61", "62", "64"])
+            regency = self.rng.choice(self.regencies[province])
+            nib = (
+                self._nib()
+                if self.rng.random() < 0.6
+                else self._record(self.rng.choice(["61", "62"]))["nib"]
+            )
+            owner = f"{self.nik(regency)},Pemilik Impor" if self.rng.random() < 0.5 else ","
+            employees, turnover = self.rng.randrange(1, 9), self.rng.randrange(10**7, 10**9)
+            lines.append(f"{nib},Impor {nib},10794,{regency},{employees},{turnover},{owner}")
+        path = directory / f"import-{self.rng.randrange(10**6)}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "sinergi.cli", "import", "msmes", str(path)],
+            env={**os.environ, "DATABASE_URL": self.url, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+
+    def any(self) -> None:
+        self.rng.choice(
+            [self.create, self.create, self.update, self.update, self.deactivate, self.move_across]
+        )()
+
+
+CLIENTS = (("demo-province-62", True), ("demo-province-61", False), ("demo-regency-6271", False))
+
+
+def test_copies_kept_from_the_feed_are_exactly_what_a_page_through_shows(
+    feed_api: Api, feed_url: str, tmp_path: Path
+) -> None:
+    copies = {client: LocalCopy(tmp_path / f"{client}.sqlite") for client, _ in CLIENTS}
+    writer = Writer(feed_api, feed_url, seed=23)
+    for round_ in range(4):
+        for client, _ in CLIENTS:
+            sync(poster(feed_api, client), copies[client], RECORDS)
+        for _ in range(15):
+            writer.any()
+        if round_ == 1:
+            writer.bulk_import(tmp_path)
+    for client, personal in CLIENTS:
+        sync(poster(feed_api, client), copies[client], RECORDS)
+        expected = page_through(feed_api, client, personal)
+        for kind in RECORDS:
+            assert copies[client].records(kind) == expected[kind], (client, kind)
+        assert expected["msme"], client  # the comparison compared something
+
+
+def test_a_copy_started_late_from_no_cursor_holds_the_whole_register(
+    feed_api: Api, tmp_path: Path
+) -> None:
+    copy = LocalCopy(tmp_path / "late.sqlite")
+    sync(poster(feed_api, "demo-province-62"), copy, RECORDS)
+    expected = page_through(feed_api, "demo-province-62", True)
+    assert {kind: copy.records(kind) for kind in RECORDS} == expected
+
+
+FEED = """
+query($after: String) {
+  msmeChanges(after: $after, first: 1000) { entries { id change record } endCursor hasMore }
+}
+"""
+
+
+def pull(api: Api, client_id: str, after: str | None, scope: str | None = None) -> dict[str, Any]:
+    answer = api.post({"query": FEED, "variables": {"after": after}}, api.token(client_id, scope))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert "errors" not in body, body
+    page: dict[str, Any] = body["data"]["msmeChanges"]
+    return page
+
+
+def head(api: Api, client_id: str, scope: str | None = None) -> str:
+    after = None
+    while True:
+        page = pull(api, client_id, after, scope)
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return str(after)
+
+
+def audit_entries(url: str, client_id: str) -> list[dict[str, Any]]:
+    query = "SELECT entry, subjects FROM audit_log WHERE client_id = $1 ORDER BY seq"
+    rows = run(url, query, client_id)
+    return [{"entry": json.loads(row["entry"]), "subjects": row["subjects"]} for row in rows]
+
+
+WITHOUT_PII = "records:read aggregates:read"
+
+
+def test_another_jurisdiction_never_sees_a_change_nor_personal_data_without_pii_read(
+    feed_api: Api, feed_url: str
+) -> None:
+    kalteng = run(
+        feed_url,
+        "SELECT m.id FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '62' ORDER BY m.id LIMIT 1",
+    )[0]["id"]
+    cursors = {
+        ("demo-province-62", None): head(feed_api, "demo-province-62"),
+        ("demo-province-62", WITHOUT_PII): head(feed_api, "demo-province-62", WITHOUT_PII),
+        ("demo-province-61", None): head(feed_api, "demo-province-61"),
+    }
+    # The owner alone changes, then the business itself.
+    run(feed_url, "UPDATE msme_owners SET phone = '081200000023' WHERE msme_id = $1", kalteng)
+    personal = {
+        who: pull(feed_api, who[0], cursor, who[1])["entries"] for who, cursor in cursors.items()
+    }
+    assert [entry["id"] for entry in personal[("demo-province-62", None)]] == [str(kalteng)]
+    assert personal[("demo-province-62", None)][0]["record"]["owner"]["phone"] == "081200000023"
+    assert personal[("demo-province-62", WITHOUT_PII)] == []  # nothing it may see changed
+    assert personal[("demo-province-61", None)] == []
+
+    run(feed_url, "UPDATE msmes SET employees = 77, version = version + 1 WHERE id = $1", kalteng)
+    seen = {
+        who: pull(feed_api, who[0], cursor, who[1])["entries"] for who, cursor in cursors.items()
+    }
+    without = seen[("demo-province-62", WITHOUT_PII)]
+    assert [(entry["id"], entry["change"]) for entry in without] == [(str(kalteng), "UPDATED")]
+    assert without[0]["record"]["employees"] == 77
+    assert "owner" not in without[0]["record"]
+    assert seen[("demo-province-61", None)] == []
+    everything = pull(feed_api, "demo-province-61", None)
+    assert str(kalteng) not in {entry["id"] for entry in everything["entries"]}
+    assert {
+        entry["record"]["provinceCode"] for entry in everything["entries"] if entry["record"]
+    } == {"61"}
+    assert all("owner" not in entry["record"] for entry in everything["entries"] if entry["record"])
+
+
+def test_each_delivery_is_audited_and_names_only_the_personal_data_it_released(
+    feed_api: Api, feed_url: str
+) -> None:
+    kalteng = run(
+        feed_url,
+        "SELECT m.id, o.nik FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '62' ORDER BY m.id DESC LIMIT 1",
+    )[0]
+    with_pii = head(feed_api, "demo-province-62")
+    without_pii = head(feed_api, "demo-province-62", WITHOUT_PII)
+    before = len(audit_entries(feed_url, "demo-province-62"))
+    run(
+        feed_url,
+        "UPDATE msmes SET employees = 78, version = version + 1 WHERE id = $1",
+        kalteng["id"],
+    )
+
+    delivered = pull(feed_api, "demo-province-62", with_pii)
+    assert len(delivered["entries"]) == 1
+    assert len(pull(feed_api, "demo-province-62", without_pii, WITHOUT_PII)["entries"]) == 1
+    first, second = audit_entries(feed_url, "demo-province-62")[before:]
+    assert first["entry"]["records"] == {"msme": 1}
+    assert "Query.msmeChanges" in first["entry"]["fields"]
+    assert first["subjects"] == [kalteng["nik"]]
+    assert second["entry"]["records"] == {"msme": 1}
+    assert second["subjects"] == []
+
+    # A page with nothing in it hands nothing out, and is not an entry of the trail.
+    assert pull(feed_api, "demo-province-62", delivered["endCursor"])["entries"] == []
+    assert len(audit_entries(feed_url, "demo-province-62")) == before + 2
+
+
+def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> None:
+    cooperative = feed_api.graphql(
+        "{ cooperativeChanges(first: 1) { endCursor } }", "demo-province-62"
+    )["data"]["cooperativeChanges"]["endCursor"]
+    for bad in (cooperative, "bXNtZS1mZWVkOi0x", "not a cursor"):
+        answer = feed_api.graphql(FEED, "demo-province-62", {"after": bad})
+        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+
+
+def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
+    ministry = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-ministry")
+    assert ministry["errors"][0]["extensions"]["requiredScopes"] == ["records:read"]
+    jamkrida = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-jamkrida-62")
+    assert jamkrida["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    province = feed_api.graphql("{ guaranteeChanges { endCursor } }", "demo-province-62")
+    assert province["errors"][0]["extensions"]["requiredScopes"] == ["guarantees:write"]
+    own = feed_api.graphql("{ guaranteeChanges { entries { id } } }", "demo-jamkrida-62")
+    assert own == {"data": {"guaranteeChanges": {"entries": []}}}
+
+
+def test_a_guarantor_follows_its_own_guarantees(feed_api: Api) -> None:
+    guarantees = "query($after: String) { guaranteeChanges(after: $after) "
+    guarantees += "{ entries { id change record } endCursor } }"
+    start = feed_api.graphql(guarantees, JAMKRIDA, {"after": None})["data"]["guaranteeChanges"]
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = feed_api.graphql(CHECK, JAMKRIDA, {"request": request})["data"]["checkEligibility"]
+    assert decision["verdict"] == "ELIGIBLE"
+    recorded = feed_api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    guarantee = recorded["data"]["recordGuarantee"]
+    variables = {"id": guarantee["id"], "status": "CLAIMED", "on": "2026-10-01"}
+    assert "errors" not in feed_api.graphql(STATUS, JAMKRIDA, variables)
+
+    page = feed_api.graphql(guarantees, JAMKRIDA, {"after": start["endCursor"]})
+    entries = page["data"]["guaranteeChanges"]["entries"]
+    assert [(entry["id"], entry["change"]) for entry in entries] == [
+        (guarantee["id"], "CREATED"),
+        (guarantee["id"], "UPDATED"),
+    ]
+    assert entries[-1]["record"]["status"] == "CLAIMED"
+    assert entries[-1]["record"]["coverageAmount"] == guarantee["coverageAmount"]

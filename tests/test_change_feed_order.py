@@ -1,0 +1,165 @@
+"""Concurrent writers never make the feed skip a change: transactions that began first and
+commit last, while a reader keeps advancing its cursor, are still delivered to it, once, in the
+order they became visible. Also: only the database's own triggers can write the feed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import asyncpg
+import pytest
+
+from db.driver import check_out
+from db.engine import create_engine
+from db.queries import change_feed
+from db.queries.change_feed import Reader
+
+NATIONAL = Reader(jurisdiction="ID", personal_data=True, client_id="test-order")
+WRITERS = 6
+TRANSACTIONS = 25
+
+
+async def _writer(url: str, seed: int, nibs: list[str], spans: list[tuple[float, float]]) -> None:
+    """Transactions that stay open a while after writing (so rows written early commit late);
+    `spans` gets when each wrote and when it committed."""
+    rng = random.Random(seed)
+    connection = await asyncpg.connect(url)
+    try:
+        for number in range(TRANSACTIONS):
+            async with connection.transaction():
+                wrote_at = time.perf_counter()
+                nib = f"99916{seed:02d}{number:03d}{rng.randrange(1000):03d}"
+                await connection.execute(
+                    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                    " regency_code)"
+                    " VALUES ($1, 'Uji urutan', '10794', 'C', 'micro', '62', '62.71')",
+                    nib,
+                )
+                nibs.append(nib)
+                if nibs[:-1] and rng.random() < 0.5:
+                    await connection.execute(
+                        "UPDATE msmes SET employees = $2 WHERE nib = $1",
+                        rng.choice(nibs[:-1]),
+                        rng.randrange(100),
+                    )
+                await asyncio.sleep(rng.choice([0, 0, 0.005, 0.05, 0.2]))
+            spans.append((wrote_at, time.perf_counter()))
+    finally:
+        await connection.close()
+
+
+async def _follow(url: str, done: asyncio.Event, advances: list[float]) -> list[int]:
+    """A reader advancing its cursor as fast as it can while the writers run, then once more;
+    `advances` gets when it moved past entries."""
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    seen: list[int] = []
+    after = change_feed.START
+    try:
+        while True:
+            finished = done.is_set()
+            async with await check_out(engine) as connection:
+                page = await change_feed.page(connection, "msme", NATIONAL, after=after, first=7)
+            seen += [row.feed_id for row in page.entries]
+            if page.entries:
+                advances.append(time.perf_counter())
+            after = page.end
+            if finished and not page.has_more:
+                return seen
+            await asyncio.sleep(0 if page.has_more else 0.003)
+    finally:
+        await engine.dispose()
+
+
+async def _everything(url: str, after: int) -> list[int]:
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    found: list[int] = []
+    try:
+        while True:
+            async with await check_out(engine) as connection:
+                page = await change_feed.page(connection, "msme", NATIONAL, after=after, first=1000)
+            found += [row.feed_id for row in page.entries]
+            after = page.end
+            if not page.has_more:
+                return found
+    finally:
+        await engine.dispose()
+
+
+async def _race(url: str) -> tuple[list[int], list[int], int]:
+    start = (await _everything(url, change_feed.START) or [change_feed.START])[-1]
+    done = asyncio.Event()
+    advances: list[float] = []
+    spans: list[tuple[float, float]] = []
+    reader = asyncio.create_task(_follow(url, done, advances))
+    nibs: list[list[str]] = [[] for _ in range(WRITERS)]
+    await asyncio.gather(*(_writer(url, seed, nibs[seed], spans) for seed in range(WRITERS)))
+    done.set()
+    seen = [position for position in await reader if position > start]
+    # Transactions that had written when the reader moved past others' commits, and committed
+    # only after: the changes a cursor over write order would skip.
+    late = sum(any(wrote < moved < committed for moved in advances) for wrote, committed in spans)
+    return seen, await _everything(url, start), late
+
+
+def test_a_reader_racing_concurrent_writers_misses_no_change(module_reference_url: str) -> None:
+    seen, everything, late = asyncio.run(_race(module_reference_url))
+    assert late > 0  # the race was on
+    assert len(everything) >= WRITERS * TRANSACTIONS
+    assert seen == everything  # every entry, once, in the order of the feed
+    assert seen == sorted(seen)
+
+
+def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
+    server_url: str, module_reference_url: str
+) -> None:
+    """A role with the service's rights on the records and only SELECT on the feed (the grants
+    migration 0016 names) changes records, and the triggers log them; it cannot forge, alter,
+    delete or renumber an entry, nor slip one into a transaction's pending notes."""
+    role = f"sinergi_feed_test_{uuid.uuid4().hex[:8]}"
+
+    async def attempt() -> None:
+        admin = await asyncpg.connect(module_reference_url)
+        try:
+            await admin.execute(f"CREATE ROLE {role} LOGIN")
+            await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON msmes TO {role}")
+            await admin.execute(f"GRANT USAGE ON SEQUENCE msmes_id_seq TO {role}")
+            rollups = "msme_rollup_regency, msme_rollup_province_kbli, msme_rollup_province_year,"
+            rollups += " msme_rollup_regency_kbli"
+            await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {rollups} TO {role}")
+            await admin.execute(f"GRANT SELECT ON change_log TO {role}")
+            service = await asyncpg.connect(module_reference_url, user=role)
+            try:
+                await service.execute(
+                    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                    " regency_code) VALUES ('9991700000001', 'Uji hak', '10794', 'C', 'micro',"
+                    " '62', '62.71')"
+                )
+                logged = await service.fetchval(
+                    "SELECT count(*) FROM change_log l JOIN msmes m ON m.id::text = l.record_id"
+                    " WHERE l.record_kind = 'msme' AND m.nib = '9991700000001'"
+                )
+                assert logged == 1
+                for forgery in (
+                    "INSERT INTO change_log (record_kind, record_id, operation, deactivated,"
+                    " personal, new_province, new_regency) VALUES"
+                    " ('msme', '1', 'insert', false, false, '62', '62.71')",
+                    "UPDATE change_log SET new_province = '61'",
+                    "DELETE FROM change_log",
+                    "INSERT INTO change_pending_transactions (xid) VALUES (pg_current_xact_id())",
+                    "INSERT INTO change_pending (record_kind, record_id, operation, deactivated,"
+                    " personal) VALUES ('msme', '1', 'insert', false, false)",
+                    "UPDATE change_log SET id = id + 1000000",
+                ):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        await service.execute(forgery)
+            finally:
+                await service.close()
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}")
+            await admin.execute(f"DROP ROLE {role}")
+            await admin.close()
+
+    asyncio.run(attempt())

@@ -1,0 +1,238 @@
+"""Subscriptions over a WebSocket (graphql-transport-ws) against a live server: a change reaches
+a subscribed client as it commits, a client resumes from its cursor after a disconnect, the
+token is required, and a revoked client's subscription ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import asyncpg
+import httpx
+import pytest
+import websockets
+
+from sinergi.cli import main
+from tests.support.served import served
+
+SUBSCRIBE = """
+subscription($after: String) {
+  msmeChanges(after: $after) { entries { id change record } endCursor }
+}
+"""
+PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
+
+
+def _client(url: str, name: str) -> tuple[str, str]:
+    out = io.StringIO()
+    argv = ["clients", "create", "--name", name, "--org-kind", "province"]
+    argv += ["--jurisdiction", "62", "--purpose", "change feed test", "--json"]
+    argv += ["--scopes", "records:read pii:read"]
+    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    created = json.loads(out.getvalue())
+    return created["client_id"], created["client_secret"]
+
+
+@pytest.fixture(scope="module")
+def live(module_reference_url: str) -> Iterator[str]:
+    with served(module_reference_url, "production") as base:
+        yield base
+
+
+def _token(base: str, client: tuple[str, str]) -> str:
+    issued = httpx.post(
+        f"{base}/oauth/token", data={"grant_type": "client_credentials"}, auth=client
+    )
+    assert issued.status_code == 200, issued.text
+    return str(issued.json()["access_token"])
+
+
+def _head(base: str, token: str) -> str:
+    after = None
+    while True:
+        answer = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": "query($after: String) { msmeChanges(after: $after, first: 1000)"
+                " { endCursor hasMore } }",
+                "variables": {"after": after},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        page = answer["data"]["msmeChanges"]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return str(after)
+
+
+async def _sql(url: str, statement: str, *args: Any) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(statement, *args)
+    finally:
+        await connection.close()
+
+
+async def _new_msme(url: str, nib: str) -> int:
+    created: int = await _sql(
+        url,
+        "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code) VALUES ($1, 'Uji langganan', '10794', 'C', 'micro', '62', '62.71')"
+        " RETURNING id",
+        nib,
+    )
+    return created
+
+
+async def _receive(socket: Any, seconds: float = 10) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), seconds))
+    return message
+
+
+@contextlib.asynccontextmanager
+async def _subscribed(base: str, token: str | None, after: str | None) -> Any:
+    uri = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
+        payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert (await _receive(socket))["type"] == "connection_ack"
+        subscribe = {"query": SUBSCRIBE, "variables": {"after": after}}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        yield socket
+
+
+def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
+    live: str, module_reference_url: str
+) -> None:
+    client = _client(module_reference_url, "Langganan")
+    token = _token(live, client)
+    start = _head(live, token)
+
+    async def scenario() -> None:
+        async with _subscribed(live, token, start) as socket:
+            created = await _new_msme(module_reference_url, "9992300000001")
+            message = await _receive(socket)
+            assert message["type"] == "next", message
+            page = message["payload"]["data"]["msmeChanges"]
+            assert [(entry["id"], entry["change"]) for entry in page["entries"]] == [
+                (str(created), "CREATED")
+            ]
+            assert page["entries"][0]["record"]["owner"] is None
+            cursor = page["endCursor"]
+        # Disconnected: a change commits; the client comes back with its cursor.
+        await _sql(module_reference_url, "UPDATE msmes SET employees = 5 WHERE id = $1", created)
+        async with _subscribed(live, token, cursor) as socket:
+            message = await _receive(socket)
+            page = message["payload"]["data"]["msmeChanges"]
+            assert [(entry["id"], entry["change"]) for entry in page["entries"]] == [
+                (str(created), "UPDATED")
+            ]
+            assert page["entries"][0]["record"]["employees"] == 5
+
+    asyncio.run(scenario())
+    # Each delivery is audited as a read of the records it carried.
+    entries = asyncio.run(
+        _sql(
+            module_reference_url,
+            "SELECT json_agg(entry ORDER BY seq) FROM audit_log WHERE client_id = $1"
+            " AND entry -> 'fields' ? 'Subscription.msmeChanges'",
+            client[0],
+        )
+    )
+    assert [entry["records"] for entry in json.loads(entries)] == [{"msme": 1}, {"msme": 1}]
+
+
+def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:
+    client = _client(module_reference_url, "Dicabut")
+    token = _token(live, client)
+
+    async def scenario() -> None:
+        async with _subscribed(live, token, _head(live, token)) as socket:
+            await _sql(
+                module_reference_url,
+                "UPDATE oauth_clients SET revoked_at = now() WHERE client_id = $1",
+                client[0],
+            )
+            await _new_msme(module_reference_url, "9992300000002")
+            message = await _receive(socket)
+            while message["type"] == "next":  # at most what committed before it was noticed
+                message = await _receive(socket)
+            assert message == {"id": "1", "type": "complete"}
+
+    asyncio.run(scenario())
+
+
+def test_a_websocket_without_a_valid_token_is_refused(live: str) -> None:
+    async def scenario(token: str | None) -> None:
+        uri = live.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
+            payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+            await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await _receive(socket)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4403
+
+    asyncio.run(scenario(None))
+    asyncio.run(scenario("not.a.token"))
+
+
+def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
+    live: str, module_reference_url: str, tmp_path: Path
+) -> None:
+    client_id, secret = _client(module_reference_url, "Salinan")
+    asyncio.run(_new_msme(module_reference_url, "9992300000003"))
+    (tmp_path / "secret").write_text(secret + "\n")
+    command = [sys.executable, "-m", "sinergi.cli", "sync", str(tmp_path / "copy.sqlite")]
+    command += ["--url", live, "--client-id", client_id, "--secret-file", str(tmp_path / "secret")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(tmp_path / "copy.sqlite") as copy:
+        (msmes,) = copy.execute("SELECT count(*) FROM records WHERE kind = 'msme'").fetchone()
+    expected = asyncio.run(
+        _sql(module_reference_url, "SELECT count(*) FROM msmes WHERE province_code = '62'")
+    )
+    assert msmes == expected > 0
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0
+    assert "msme: 0 changes applied" in again.stdout
+    wrong = subprocess.run(
+        [*command[:-2], "--secret-file", str(tmp_path / "copy.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 1
+
+
+def test_over_a_websocket_only_subscriptions_run(live: str, module_reference_url: str) -> None:
+    """Queries and mutations over the WebSocket would pass none of the HTTP edge's checks."""
+    token = _token(live, _client(module_reference_url, "Hanya langganan"))
+
+    async def scenario() -> None:
+        uri = live.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            await socket.send(json.dumps(init))
+            assert (await _receive(socket))["type"] == "connection_ack"
+            query = {"query": "{ msmes(first: 1) { nodes { nib } } }"}
+            await socket.send(json.dumps({"id": "q", "type": "subscribe", "payload": query}))
+            answer = await _receive(socket)
+            assert answer["type"] in ("error", "next"), answer
+            errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+            assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+            assert "data" not in answer["payload"] or answer["payload"]["data"] is None
+
+    asyncio.run(scenario())
