@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
 from schema.errors import CodedParserCache, ErrorCodes
+from schema.execution import EmbeddingExecutionContext
 from schema.introspection import ClientIntrospection, IntrospectionAlone
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
@@ -33,6 +34,7 @@ def build_schema(
             lambda: CodedParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],
+        execution_context_class=EmbeddingExecutionContext,
         config=StrawberryConfig(
             scalar_map=SCALARS,
             sort_schema=True,

@@ -14,7 +14,7 @@ from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from resolvers.context import Context
 from schema.direct import DirectAnswers
-from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.support.graphql import as_sent, LIMITS, SCHEMA, principal
 from tests.support.statements import recorded_statements
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
@@ -88,8 +88,8 @@ async def _both(
     answer = await DIRECT.answer(direct_context, payload)
     # As the client reads it: a page's nodes may be JSON that PostgreSQL wrote.
     direct = None if answer is None else orjson.loads(orjson.dumps(answer))
-    executed = await SCHEMA.execute(
-        query, variable_values=variables, context_value=executor_context
+    executed = as_sent(
+        await SCHEMA.execute(query, variable_values=variables, context_value=executor_context)
     )
     return direct, executed, direct_context, executor_context
 
