@@ -14,7 +14,7 @@ from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from resolvers.context import Context
 from schema.direct import DirectAnswers
-from tests.support.graphql import as_sent, LIMITS, SCHEMA, principal
+from tests.support.graphql import LIMITS, SCHEMA, as_sent, principal
 from tests.support.statements import recorded_statements
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
