@@ -65,7 +65,8 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        """Made on first use: a request the direct path answers never needs a DataLoader."""
+        """Made on first use: a request whose reads compile into statements (schema/compiled.py)
+        never needs a DataLoader."""
         return Loaders(self.reads, self.principal.jurisdiction, self.regions)
 
     @asynccontextmanager

@@ -115,7 +115,7 @@ async def check(context: Context, request: Request) -> Row:
     """Decide, store the decision with its facts and rule-set version, and return it.
 
     The decision is stored by the last statement, a transaction of its own: a check that raises
-    has stored no decision (schema/direct_check.py relies on that)."""
+    has stored no decision."""
     principal = context.principal
     kind, key = _subject_key(request)
     check_date = request.check_date or today()

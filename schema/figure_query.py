@@ -1,7 +1,6 @@
 """Aggregate queries for ministries and everyone holding aggregates:read.
 
-Each field's work is a plain function of the context and the arguments, so the direct path
-(schema/direct_figures.py) answers through exactly the same checks, rollup choice and suppression.
+Each field's work is a plain function of the context and the arguments.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from strawberry.types import ExecutionResult
 
 from auth.http import unauthorized
 from resolvers.context import Context, Limits
-from schema.direct import DirectAnswers
+from schema.engine import Engine
 from schema.errors import coded
 from sinergi import exchange
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
@@ -51,7 +51,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.rate_limiter = rate_limiter
         self.trusted = trusted
         self.demo_token = demo_token
-        self.direct = DirectAnswers(schema._schema, figures_cache_seconds=figures_cache_seconds)
+        self.engine = Engine(schema, figures_cache_seconds=figures_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET and POST alike: sinergi.http_edge has made a GET's parameters into the body."""
@@ -81,15 +81,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 refusal = method_not_allowed("POST", "a GET runs queries only; POST mutations")
                 await refusal(scope, receive, send)
                 return
-            direct = await self.direct.answer(self._context(request), payload)
-            if direct is not None:
-                answer = (
-                    # errors are coded, counted and given their status as the executor's are
-                    self.create_response(
-                        cast(GraphQLHTTPResponse, direct), await self.get_sub_response(request)
-                    )
-                    if "errors" in direct
-                    else Response(orjson.dumps(direct), media_type="application/json")
+            answered = await self.engine.answer(self._context(request), payload)
+            if answered is not None:
+                answer = self.create_response(
+                    cast(GraphQLHTTPResponse, answered), await self.get_sub_response(request)
                 )
                 await answer(scope, receive, send)
                 return

@@ -18,7 +18,7 @@ from bench.run import ELIGIBILITY, LOOKUP, PAGE
 from db.engine import create_engine
 from resolvers.calendar import today
 from resolvers.context import Context
-from schema.direct import DirectAnswers
+from schema.engine import Engine
 from tests.support.graphql import LIMITS, SCHEMA, principal, run
 
 ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
@@ -113,7 +113,7 @@ async def test_the_floor_runs_the_statement_and_arguments_sinergi_runs(
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         context = Context(principal=principal(OrgKind.PROVINCE, "62"), engine=engine, limits=LIMITS)
-        answer = await DirectAnswers(SCHEMA._schema).answer(context, {"query": PAGE})
+        answer = await Engine(SCHEMA).answer(context, {"query": PAGE})
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer is not None
@@ -146,7 +146,7 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
     try:
         context = Context(principal=jamkrida, engine=engine, limits=LIMITS)
         document = {"query": ELIGIBILITY, "variables": {"nib": ELIGIBLE_NIB}}
-        answer = await DirectAnswers(SCHEMA._schema).answer(context, document)
+        answer = await Engine(SCHEMA).answer(context, document)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer is not None
