@@ -14,10 +14,10 @@ from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow
-from domain.identifiers import is_within
 from domain.suppression import Cell, suppress
 from resolvers.context import Context
 from resolvers.errors import bad_input
+from resolvers.policy import AccessPolicy
 
 MAX_DIMENSIONS = 4
 REGION_DIMENSIONS = ("regency", "province")
@@ -48,7 +48,7 @@ def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) 
 
 def is_protected(principal: Principal, region: str) -> bool:
     """Small cells stay hidden unless the caller may read the records of that region anyway."""
-    return not (principal.has(Scope.RECORDS_READ) and is_within(region, principal.jurisdiction))
+    return not AccessPolicy(principal).sees_small_cells(region)
 
 
 def figures(

@@ -18,6 +18,7 @@ from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
+from resolvers.policy import AccessPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class Context:
     """The client's write note is fresh enough that writes need not renew it."""
     region_directory: InitVar[RegionDirectory | None] = None
     audit_writer: InitVar[AuditWriter | None] = None
+    policy: AccessPolicy = field(init=False)
+    """Every access question of this request, answered from its token."""
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
     regions: RegionDirectory = field(init=False)
@@ -58,6 +61,7 @@ class Context:
         (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
         autocommit view, region directory and audit writer its lifespan made; without them,
         this context makes its own."""
+        self.policy = AccessPolicy(self.principal)
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(self.primary, None if self.wrote_recently else self.replica)
         self.regions = region_directory or RegionDirectory(self.primary)
@@ -67,7 +71,7 @@ class Context:
     def loaders(self) -> Loaders:
         """Made on first use: a request whose reads compile into statements (schema/compiled.py)
         never needs a DataLoader."""
-        return Loaders(self.reads, self.principal.jurisdiction, self.regions)
+        return Loaders(self.reads, self.policy.records, self.regions)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

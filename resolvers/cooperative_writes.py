@@ -25,7 +25,7 @@ async def _checked(
         raise invalid(checked)
     await check_place(
         connection,
-        info.context.principal,
+        info.context.policy,
         regency=checked.regency_code,
         district=checked.district_code,
         fields=(f"{argument}.region", f"{argument}.district"),
@@ -53,7 +53,7 @@ async def update(
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        current = await cooperatives.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
         stored = CooperativeDraft(
@@ -89,7 +89,7 @@ async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Nod
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        current = await cooperatives.lock(connection, key, info.context.policy.records)
         written = await cooperatives.update(
             connection,
             current,

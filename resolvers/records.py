@@ -66,11 +66,11 @@ async def _page(
     context = info.context
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
-    jurisdiction = context.principal.jurisdiction
+    scope = context.policy.records
     async with context.reads.connect() as connection:
         page: Page = await queries.page(
             connection,
-            jurisdiction=jurisdiction,
+            scope=scope,
             where=where,
             columns=node_columns(info),
             first=size,
@@ -79,7 +79,7 @@ async def _page(
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            total: int = await queries.total(connection, jurisdiction=jurisdiction, where=where)
+            total: int = await queries.total(connection, scope=scope, where=where)
             return total
 
     context.accesses.records_returned(kind, len(page.rows))

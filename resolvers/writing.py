@@ -17,10 +17,10 @@ from auth.scopes import Scope
 from db.writes import Duplicate, NotFound, StaleVersion, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import is_within
 from domain.records import Vocabulary
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.policy import AccessPolicy
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -44,9 +44,9 @@ def invalid(errors: list[InvalidValue]) -> GraphQLError:
     return error
 
 
-def needs_personal_data_scope(principal: Principal, field: str) -> None:
+def needs_personal_data_scope(policy: AccessPolicy, field: str) -> None:
     """Writing an owner's personal data takes pii:read as well as records:write."""
-    if not principal.has(Scope.PII_READ):
+    if not policy.reads_personal_data:
         raise coded_error(
             ErrorCode.FORBIDDEN,
             f"{field}: writing personal data requires scope {Scope.PII_READ.value}",
@@ -57,17 +57,17 @@ def needs_personal_data_scope(principal: Principal, field: str) -> None:
 
 async def check_place(
     connection: AsyncConnection,
-    principal: Principal,
+    policy: AccessPolicy,
     *,
     regency: str,
     district: str | None,
     fields: tuple[str, str],
 ) -> None:
     """A record may only be put (or moved) inside the writer's jurisdiction, in a real region."""
-    if not is_within(regency, principal.jurisdiction):
+    if not policy.places(regency):
         raise coded_error(
             ErrorCode.FORBIDDEN,
-            f"{fields[0]}: {regency} is outside your jurisdiction ({principal.jurisdiction})",
+            f"{fields[0]}: {regency} is outside your jurisdiction ({policy.records.code})",
             field=fields[0],
         )
     wanted: Collection[str] = {regency} if district is None else {regency, district}

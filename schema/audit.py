@@ -28,15 +28,12 @@ async def record(context: Context, query: str, operation_name: str | None) -> No
     notes = context.accesses
     if not notes.worth_recording:
         return
-    principal = context.principal
-    entry = {
-        "organisation": principal.organisation,
-        "orgKind": principal.org_kind.value,
-        "jurisdiction": principal.jurisdiction,
-        "purpose": principal.purpose,
-        "operation": operation_name,
-        "documentHash": hashlib.sha256(query.encode()).hexdigest(),
-        "fields": notes.fields,
-        "records": dict(notes.records),
-    }
-    await context.audit.append(client_id=principal.client_id, entry=entry, subjects=notes.subjects)
+    entry = context.policy.audit_entry(
+        operation=operation_name,
+        document_hash=hashlib.sha256(query.encode()).hexdigest(),
+        fields=notes.fields,
+        records=notes.records,
+    )
+    await context.audit.append(
+        client_id=context.principal.client_id, entry=entry, subjects=notes.subjects
+    )

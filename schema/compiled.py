@@ -53,6 +53,7 @@ from db.queries.json_pages import (
     json_page_statement,
     json_record_statement,
 )
+from db.queries.scoping import RowScope
 from resolvers import relations
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
@@ -287,9 +288,9 @@ async def page(
         return await rows()
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
-    jurisdiction = context.principal.jurisdiction
+    scope = context.policy.records
     statement = _page_statement(
-        kind, tuple(shape for _, shape in plan.lists), jurisdiction, where, size, start is not None
+        kind, tuple(shape for _, shape in plan.lists), scope, where, size, start is not None
     )
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
@@ -301,7 +302,7 @@ async def page(
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            total: int = await queries.total(connection, jurisdiction=jurisdiction, where=where)
+            total: int = await queries.total(connection, scope=scope, where=where)
             return total
 
     lists = {
@@ -312,7 +313,7 @@ async def page(
 
 @lru_cache(maxsize=256)
 def _page_statement(
-    kind: str, shapes: tuple[JsonShape, ...], jurisdiction: str, where: Any, first: int, after: bool
+    kind: str, shapes: tuple[JsonShape, ...], scope: RowScope, where: Any, first: int, after: bool
 ) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     queries = msmes if kind == "msme" else cooperatives
@@ -320,8 +321,8 @@ def _page_statement(
     return json_page_statement(
         table,
         shapes,
-        where=queries.conditions(jurisdiction, where),
-        jurisdiction=jurisdiction,
+        where=queries.conditions(scope, where),
+        scope=scope,
         first=first,
         after=after,
     )
@@ -338,7 +339,7 @@ async def record(
         return await rows()
     assert isinstance(plan, JsonShape)
     type_name = _definitions(node_type)[0]
-    statement = _record_statement(type_name, plan, key, context.principal.jurisdiction)
+    statement = _record_statement(type_name, plan, key, context.policy.records)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
     if found is False:
@@ -352,6 +353,6 @@ async def record(
 
 @lru_cache(maxsize=256)
 def _record_statement(
-    type_name: str, shape: JsonShape, key: str, jurisdiction: str
+    type_name: str, shape: JsonShape, key: str, scope: RowScope
 ) -> DriverStatement:
-    return json_record_statement(TABLES[type_name], shape, key=key, jurisdiction=jurisdiction)
+    return json_record_statement(TABLES[type_name], shape, key=key, scope=scope)

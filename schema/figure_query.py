@@ -16,6 +16,7 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from db.queries import aggregates, msmes
+from db.queries.scoping import EVERYWHERE
 from resolvers import records
 from resolvers.aggregates import grouped_figures
 from resolvers.context import Context
@@ -36,7 +37,6 @@ from schema.types.figures import (
     MsmeFigure,
 )
 
-NATIONAL = "ID"
 Dimensions = Sequence[Enum | str]  # members from Strawberry, values from the direct path
 
 
@@ -77,7 +77,7 @@ async def graduations(
         source,
         dimensions,
         {"count": aggregates.MSME_MEASURES["count"]},
-        msmes.conditions(NATIONAL, where),
+        msmes.conditions(EVERYWHERE, where),
     )
     return await grouped_figures(
         context, lambda _: figures, group_by=_names(group_by), scope=where.region

@@ -44,7 +44,7 @@ class HasScopes(BasePermission):
         return self._directive
 
     def has_permission(self, source: Any, info: Info[Context, Any], **kwargs: Any) -> bool:
-        granted = info.context.principal.has(*self.scopes)
+        granted = info.context.policy.may(*self.scopes)
         if granted:
             field = f"{info.path.typename}.{info.field_name}"
             info.context.accesses.field_used(field, (scope.value for scope in self.scopes))

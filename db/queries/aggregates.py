@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import cooperatives, msmes
-from db.queries.scoping import NATIONAL
+from db.queries.scoping import EVERYWHERE, NATIONAL
 
 MSMES = table_of(models.Msme)
 COOPERATIVES = table_of(models.Cooperative)
@@ -202,7 +202,7 @@ def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
         figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters)
         if figures is not None:
             return figures
-    return Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(NATIONAL, where))
+    return Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(EVERYWHERE, where))
 
 
 def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequence[str]) -> Figures:
@@ -223,7 +223,7 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
         COOPERATIVES,
         COOPERATIVE_DIMENSIONS,
         COOPERATIVE_MEASURES,
-        cooperatives.conditions(NATIONAL, where),
+        cooperatives.conditions(EVERYWHERE, where),
     )
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from db import models
 from db.driver import DriverStatement, Pooled, fetch
 from db.models import table_of
-from db.queries.scoping import NATIONAL, within
+from db.queries.scoping import NATIONAL, RowScope
 
 REGIONS = table_of(models.Region)
 COOPERATIVES = table_of(models.Cooperative)
@@ -116,8 +116,8 @@ class JsonPage:
 class _Build:
     """The joins and the JSON expression of a shape, made while walking it."""
 
-    def __init__(self, jurisdiction: str, rows: FromClause) -> None:
-        self.jurisdiction = jurisdiction
+    def __init__(self, scope: RowScope, rows: FromClause) -> None:
+        self.scope = scope
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
@@ -162,7 +162,7 @@ class _Build:
         self._aliases += 1
         if part.target == "cooperative":
             table, key_column = COOPERATIVES, "id"
-            joined = and_(table.c.id == row.c[part.link], within(table, self.jurisdiction))
+            joined = and_(table.c.id == row.c[part.link], self.scope.rows(table))
         else:
             table, key_column = REGIONS, "code"
             key: ColumnElement[Any] = row.c[part.link]
@@ -212,7 +212,7 @@ def json_page_statement(
     shapes: Sequence[JsonShape],
     *,
     where: Sequence[ColumnElement[bool]],
-    jurisdiction: str,
+    scope: RowScope,
     first: int,
     after: bool,
 ) -> DriverStatement:
@@ -234,7 +234,7 @@ def json_page_statement(
         page = page.where(table.c.id > bindparam("after", type_=BigInteger))
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
-    build = _Build(jurisdiction, rows)
+    build = _Build(scope, rows)
     shown = rows.c.n <= size
     lists = [
         cast(
@@ -287,19 +287,17 @@ class JsonRecord:
 
 
 def json_record_statement(
-    table: Table, shape: JsonShape, *, key: str, jurisdiction: str
+    table: Table, shape: JsonShape, *, key: str, scope: RowScope
 ) -> DriverStatement:
     """The statement for the one record of `table` whose unique column `key` equals the value
-    `fetch_json_record` binds, inside `jurisdiction`, as a JSON object of `shape`, built like
+    `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
     a page's rows. Callers keep it for the next lookup of the same shape and caller."""
     record = (
         select(*(table.c[name] for name in sorted({"id"} | _columns(shape))))
-        .where(
-            table.c[key] == bindparam("key", type_=table.c[key].type), within(table, jurisdiction)
-        )
+        .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
-    build = _Build(jurisdiction, record)
+    build = _Build(scope, record)
     json = build.json(shape, record)
     found: ColumnElement[int] = sum(
         (
