@@ -25,6 +25,7 @@ from typing import Any
 from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries.scoping import RowScope
+from resolvers.access import Touched
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,11 @@ class AccessPolicy:
         document_hash: str,
         fields: Mapping[str, list[str]],
         records: Mapping[str, int],
+        touched: Touched,
     ) -> dict[str, Any]:
-        """The audit log's entry for a request that handed out records or personal data."""
+        """The audit log's entry for a request that handed out records or personal data: who,
+        why, which operation, the guarded fields it used with their scopes, every field it
+        handed out and the personal ones itemised, and how many records of each kind."""
         principal = self.principal
         return {
             "organisation": principal.organisation,
@@ -72,5 +76,7 @@ class AccessPolicy:
             "operation": operation,
             "documentHash": document_hash,
             "fields": dict(fields),
+            "touched": list(touched.fields),
+            "personalFields": list(touched.personal),
             "records": dict(records),
         }

@@ -12,15 +12,24 @@ from collections.abc import AsyncIterator
 from strawberry.extensions import SchemaExtension
 
 from resolvers.context import Context
+from schema.touched import touched_by
 
 
 class AuditTrail(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         yield
-        context = self.execution_context.context
+        execution = self.execution_context
+        context = execution.context
         if isinstance(context, Context):
-            query = self.execution_context.query or ""
-            await record(context, query, self.execution_context.operation_name)
+            document = execution.graphql_document
+            if document is not None and context.accesses.worth_recording:
+                context.accesses.touched = touched_by(
+                    execution.schema._schema,
+                    document,
+                    execution.operation_name,
+                    context.policy.may,
+                )
+            await record(context, execution.query or "", execution.operation_name)
 
 
 async def record(context: Context, query: str, operation_name: str | None) -> None:
@@ -33,6 +42,7 @@ async def record(context: Context, query: str, operation_name: str | None) -> No
         document_hash=hashlib.sha256(query.encode()).hexdigest(),
         fields=notes.fields,
         records=notes.records,
+        touched=notes.touched,
     )
     await context.audit.append(
         client_id=context.principal.client_id, entry=entry, subjects=notes.subjects

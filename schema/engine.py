@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any
 
@@ -38,12 +38,15 @@ from graphql import (
 from graphql.utilities import get_operation_ast
 from strawberry.schema.schema import validate_document
 
+from auth.scopes import Scope
+from resolvers.access import Touched
 from resolvers.context import Context
 from schema.audit import record
 from schema.errors import coded
 from schema.execution import EmbeddingExecutionContext
 from schema.figure_cache import FigureCache
 from schema.introspection import INTROSPECTION_FIELDS, root_fields
+from schema.touched import touched_fields
 
 logger = logging.getLogger("sinergi.engine")
 FIGURES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "__typename"})
@@ -54,7 +57,10 @@ FIGURES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "__type
 class Prepared:
     document: DocumentNode
     operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
     figures_only: bool
+    touched: dict[frozenset[Scope], Touched] = field(default_factory=dict)
+    """What the operation hands out, by the scopes of the caller (see schema/touched.py)."""
 
 
 class Engine:
@@ -99,7 +105,7 @@ class Engine:
         if roots & INTROSPECTION_FIELDS:
             return None
         figures_only = operation.operation is OperationType.QUERY and roots <= FIGURES
-        return Prepared(document, operation, figures_only and roots != {"__typename"})
+        return Prepared(document, operation, fragments, figures_only and roots != {"__typename"})
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
         """The response to a single operation, or None to leave it to Strawberry's view."""
@@ -132,6 +138,8 @@ class Engine:
                 result = await result
             if result.data is None and all(error.path is None for error in result.errors or ()):
                 return None  # variables refused, nothing ran: their errors name what it sees
+            if context.accesses.worth_recording:
+                context.accesses.touched = self._touched(prepared, context)
             name = prepared.operation.name
             await record(context, query, None if name is None else name.value)
         except Exception as error:  # the audit entry not written: nothing goes out
@@ -144,3 +152,12 @@ class Engine:
         if cache is not None and result.data is not None:
             cache.put(key, result.data)
         return {"data": result.data}
+
+    def _touched(self, prepared: Prepared, context: Context) -> Touched:
+        scopes = context.principal.scopes
+        found = prepared.touched.get(scopes)
+        if found is None:
+            found = prepared.touched[scopes] = touched_fields(
+                self.schema, prepared.operation, prepared.fragments, context.policy.may
+            )
+        return found

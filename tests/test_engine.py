@@ -12,6 +12,7 @@ from sqlalchemy import text
 from db.engine import create_engine
 from schema import compiled
 from tests.support.http import Api
+from tests.support.statements import recorded_statements
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
@@ -85,3 +86,31 @@ def test_an_unexpected_failure_is_a_coded_internal_error(
     assert error["extensions"]["code"] == "INTERNAL"
     assert error["extensions"]["correlationId"]
     assert "a bug" not in response.text
+
+
+OWNER_PAGE = """query Owners { msmes(first: 3) { nodes { nib name
+  owner { nik fullName phone } } } }"""
+
+
+@pytest.mark.parametrize(
+    ("client_id", "personal"),
+    [
+        ("demo-province-62", ["Owner.fullName", "Owner.nik", "Owner.phone"]),
+        ("demo-province-61", []),  # no pii:read: owner is FORBIDDEN
+    ],
+)
+def test_the_audit_entry_names_every_field_handed_out_and_itemises_personal_data(
+    api: Api, demo_url: str, client_id: str, personal: list[str]
+) -> None:
+    with recorded_statements() as statements:
+        response = api.post({"query": OWNER_PAGE}, api.token(client_id))
+    assert response.status_code == 200, response.text
+    nodes = response.json()["data"]["msmes"]["nodes"]
+    assert len(nodes) == 3
+    entry = _latest_entry(demo_url, client_id)
+    assert entry["operation"] == "Owners"
+    assert entry["personalFields"] == personal
+    base = ["Msme.name", "Msme.nib", "MsmeConnection.nodes", "Query.msmes"]
+    assert entry["touched"] == sorted(base + (["Msme.owner", *personal] if personal else []))
+    reads_owners = any("msme_owners" in statement for statement in statements)
+    assert reads_owners == bool(personal)  # without pii:read the table is not even read
