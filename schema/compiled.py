@@ -95,9 +95,10 @@ class Planned:
 
 
 class _Plans:
-    """Plans by (operation, response key). The parsed document is cached (schema/build.py), so
-    the same document arrives as the same operation node; the entry keeps that node alive, so
-    its id cannot be reused by another while the entry exists."""
+    """Plans by (operation, response key), the least recently used dropped first. Parsed
+    documents are kept (schema/engine.py, and Strawberry's parser cache), so the same document
+    arrives as the same operation node; the entry keeps that node alive, so its id cannot be
+    reused by another while the entry exists."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
@@ -110,6 +111,7 @@ class _Plans:
         key = (id(operation), str(info.path.key))
         found = self._plans.get(key)
         if found is not None and found.operation is operation:
+            self._plans.move_to_end(key)
             return found.plan
         try:
             plan: PagePlan | JsonShape | None = make(_only(info.selected_fields))
@@ -125,8 +127,11 @@ PLANS = _Plans()
 
 
 def _only(selected: list[Selection]) -> SelectedField:
-    (field,) = selected
-    assert isinstance(field, SelectedField)
+    """The root field's one selection; a key selected twice (merged by GraphQL) needs the
+    executor."""
+    if len(selected) != 1 or not isinstance(selected[0], SelectedField):
+        raise Unsupported("a key selected twice")
+    field = selected[0]
     if field.directives:
         raise Unsupported("directives")
     return field

@@ -114,3 +114,16 @@ def test_the_audit_entry_names_every_field_handed_out_and_itemises_personal_data
     assert entry["touched"] == sorted(base + (["Msme.owner", *personal] if personal else []))
     reads_owners = any("msme_owners" in statement for statement in statements)
     assert reads_owners == bool(personal)  # without pii:read the table is not even read
+
+
+def test_a_root_field_selected_twice_is_merged_as_graphql_says(api: Api) -> None:
+    answer = api.graphql(
+        f'{{ msme(nib: "{NIB}") {{ nib }} msme(nib: "{NIB}") {{ name regency {{ name }} }} }}',
+        PROVINCE,
+    )
+    assert "errors" not in answer
+    assert answer["data"]["msme"] == {
+        "nib": NIB,
+        "name": answer["data"]["msme"]["name"],
+        "regency": {"name": "Kota Palangkaraya"},
+    }
