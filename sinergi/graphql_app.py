@@ -83,8 +83,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 return
             answered = await self.engine.answer(self._context(request), payload)
             if answered is not None:
-                answer = self.create_response(
-                    cast(GraphQLHTTPResponse, answered), await self.get_sub_response(request)
+                answer = (
+                    # errors are coded, counted and given their status as Strawberry's are
+                    self.create_response(
+                        cast(GraphQLHTTPResponse, answered), await self.get_sub_response(request)
+                    )
+                    if "errors" in answered
+                    # in the negotiated media type (sinergi.http_edge)
+                    else Response(orjson.dumps(answered), media_type="application/json")
                 )
                 await answer(scope, receive, send)
                 return
