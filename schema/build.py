@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 from schema.audit import AuditTrail
 from schema.errors import CodedParserCache, ErrorCodes
 from schema.execution import EmbeddingExecutionContext
+from schema.input_conversion import compile_inputs
 from schema.introspection import ClientIntrospection, IntrospectionAlone
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
@@ -41,6 +42,7 @@ def build_schema(
             batching_config={"max_operations": max_batch},
         ),
     )
+    compile_inputs((Query, Mutation))
     return schema
 
 
