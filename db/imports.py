@@ -45,11 +45,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 from db.writes import msmes, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import is_within
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
 from domain.scale import RULE_VERSION
 
@@ -196,7 +195,7 @@ async def import_msmes(
     rows: Iterable[Drafted],
     *,
     total: int,
-    jurisdiction: str,
+    scope: RowScope,
     actor: Actor,
     mode: Mode,
     name: Namer = str,
@@ -221,7 +220,7 @@ async def import_msmes(
     rules = await vocabulary.load(connection, today=today)
     await connection.run_sync(lambda sync: _STAGING_METADATA.create_all(sync))
     before_import = await connection.begin_nested()
-    chunks = _Chunks(connection, jurisdiction, actor, today, mode, name)
+    chunks = _Chunks(connection, scope, actor, today, mode, name)
     try:
         received = await _check(rows, rules, chunks, total=total, report=report)
         await chunks.finish()
@@ -256,7 +255,7 @@ async def _check(
 ) -> int:
     """Check every row in Python, handing each full chunk of good ones over to be written; the
     number of rows received. Bad rows go to `chunks.errors`."""
-    name, jurisdiction = chunks.name, chunks.jurisdiction
+    name, scope = chunks.name, chunks.scope
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
@@ -265,9 +264,9 @@ async def _check(
         checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
         if isinstance(checked, list):
             chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
-        elif not is_within(checked.regency_code, jurisdiction):
+        elif not scope.covers(checked.regency_code):
             chunks.errors.append(
-                RowError(row_no, name("region"), f"is outside your jurisdiction ({jurisdiction})")
+                RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
             )
         else:
             first = first_row_of.setdefault(checked.nib, row_no)
@@ -294,14 +293,14 @@ class _Chunks:
     def __init__(
         self,
         connection: AsyncConnection,
-        jurisdiction: str,
+        scope: RowScope,
         actor: Actor,
         today: date,
         mode: Mode,
         name: Namer,
     ) -> None:
         self.connection = connection
-        self.jurisdiction = jurisdiction
+        self.scope = scope
         self.actor = actor
         self.today = today
         self.mode = mode
@@ -344,7 +343,7 @@ class _Chunks:
         await connection.execute(
             text("ANALYZE msme_import (row_no, nib, regency_code, district_code)")
         )
-        self.errors.extend(await _set_checks(connection, self.jurisdiction, self.name))
+        self.errors.extend(await _set_checks(connection, self.scope, self.name))
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
         rows = {row[0] for row in staged}
@@ -356,9 +355,7 @@ class _Chunks:
         self.updated += updated
 
 
-async def _set_checks(
-    connection: AsyncConnection, jurisdiction: str, name: Namer
-) -> list[RowError]:
+async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer) -> list[RowError]:
     """What only the database can tell, checked for all rows in one statement."""
     s = STAGING
     regency = REGIONS.alias("regency")
@@ -376,7 +373,7 @@ async def _set_checks(
             literal("is registered to a record outside your jurisdiction"),
         )
         .select_from(s.join(MSMES, MSMES.c.nib == s.c.nib))
-        .where(not_(within(MSMES, jurisdiction))),
+        .where(not_(scope.rows(MSMES))),
     )
     return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
 

@@ -7,11 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """`Type.field` of every field a request hands out, and of the personal ones among them."""
+
+    fields: tuple[str, ...] = ()
+    personal: tuple[str, ...] = ()
+
+
 @dataclass
 class AccessNotes:
     fields: dict[str, list[str]] = field(default_factory=dict)
     records: Counter[str] = field(default_factory=Counter)
     subjects: set[str] = field(default_factory=set)
+    touched: Touched = field(default_factory=Touched)
 
     def field_used(self, name: str, scopes: Iterable[str]) -> None:
         self.fields.setdefault(name, sorted(scopes))

@@ -19,7 +19,6 @@ from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow
 from db.queries.indicator_values import Computed
 from domain.cellkey import Perturbation, Summed
-from domain.identifiers import is_within
 from domain.suppression import (
     Cell,
     indicator_count,
@@ -29,6 +28,7 @@ from domain.suppression import (
 )
 from resolvers.context import Context
 from resolvers.errors import bad_input
+from resolvers.policy import AccessPolicy
 
 MAX_DIMENSIONS = 4
 REGION_DIMENSIONS = ("regency", "province")
@@ -59,7 +59,7 @@ def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) 
 
 def is_protected(principal: Principal, region: str) -> bool:
     """Figures are perturbed unless the caller may read the records of that region anyway."""
-    return not (principal.has(Scope.RECORDS_READ) and is_within(region, principal.jurisdiction))
+    return not AccessPolicy(principal).sees_small_cells(region)
 
 
 def _sums(measures: Mapping[str, int], columns: Sequence[tuple[str, ...]]) -> dict[str, Summed]:

@@ -20,6 +20,7 @@ from db.reads import Reads, Replica
 from domain.cellkey import Perturbation
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
+from resolvers.policy import AccessPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class Context:
     """The client's write note is fresh enough that writes need not renew it."""
     region_directory: InitVar[RegionDirectory | None] = None
     audit_writer: InitVar[AuditWriter | None] = None
+    policy: AccessPolicy = field(init=False)
+    """Every access question of this request, answered from its token."""
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
     regions: RegionDirectory = field(init=False)
@@ -77,15 +80,23 @@ class Context:
         (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
         autocommit view, region directory and audit writer its lifespan made; without them,
         this context makes its own."""
+        self.policy = AccessPolicy(self.principal)
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(self.primary, None if self.wrote_recently else self.replica)
         self.regions = region_directory or RegionDirectory(self.primary)
         self.audit = audit_writer or AuditWriter(self.primary)
 
+    def admit(self, principal: Principal) -> None:
+        """A WebSocket's context stands for nobody until its token is accepted; from then on it
+        stands for `principal`, under the policy that token gives."""
+        self.principal = principal
+        self.policy = AccessPolicy(principal)
+
     @cached_property
     def loaders(self) -> Loaders:
-        """Made on first use: a request the direct path answers never needs a DataLoader."""
-        return Loaders(self.reads, self.principal.jurisdiction, self.regions)
+        """Made on first use: a request whose reads compile into statements (schema/compiled.py)
+        never needs a DataLoader."""
+        return Loaders(self.reads, self.policy.records, self.regions)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -27,7 +27,7 @@ async def _checked(
     connection: AsyncConnection, info: Info[Context, Any], draft: CooperativeDraft, argument: str
 ) -> CheckedCooperative:
     fields = (f"{argument}.region", f"{argument}.district")
-    await check_region_first(connection, info.context.principal, draft.region, fields)
+    await check_region_first(connection, info.context.policy, draft.region, fields)
     checked = check_cooperative(
         draft, await rules(connection), name=lambda field: f"{argument}.{field}"
     )
@@ -35,7 +35,7 @@ async def _checked(
         raise invalid(checked)
     await check_place(
         connection,
-        info.context.principal,
+        info.context.policy,
         regency=checked.regency_code,
         district=checked.district_code,
         fields=fields,
@@ -63,7 +63,7 @@ async def update(
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        current = await cooperatives.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
         stored = CooperativeDraft(
@@ -100,7 +100,7 @@ async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Nod
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, principal.jurisdiction)
+        current = await cooperatives.lock(connection, key, info.context.policy.records)
         written = await cooperatives.update(
             connection,
             current,

@@ -17,6 +17,7 @@ from strawberry.types import Info
 from db.driver import Row
 from db.queries import Record
 from db.queries import eligibility as queries
+from db.queries.scoping import RowScope
 from domain.eligibility import (
     COOPERATIVE,
     MSME,
@@ -100,15 +101,13 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
 
 
 async def _subject(
-    connection: AsyncConnection, kind: str, key: str, jurisdiction: str, product: str, on: date
+    connection: AsyncConnection, kind: str, key: str, scope: RowScope, product: str, on: date
 ) -> Row:
     """The business's facts, with the version of the product's rules in force on that date."""
     if kind == MSME:
-        row = await queries.msme_facts(connection, key, jurisdiction, product=product, on_date=on)
+        row = await queries.msme_facts(connection, key, scope, product=product, on_date=on)
     else:
-        row = await queries.cooperative_facts(
-            connection, key, jurisdiction, product=product, on_date=on
-        )
+        row = await queries.cooperative_facts(connection, key, scope, product=product, on_date=on)
     if row is None:
         field = "request.nib" if kind == MSME else "request.legalEntityNo"
         raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
@@ -119,7 +118,7 @@ async def check(context: Context, request: Request) -> Row:
     """Decide, store the decision with its facts and rule-set version, and return it.
 
     The decision is stored by the last statement, a transaction of its own: a check that raises
-    has stored no decision (schema/direct_check.py relies on that)."""
+    has stored no decision."""
     principal = context.principal
     kind, key = _subject_key(request)
     check_date = request.check_date or today()
@@ -127,7 +126,7 @@ async def check(context: Context, request: Request) -> Row:
         raise bad_input("request.checkDate", "must not be in the future")
     async with context.single_write() as connection:
         row = await _subject(
-            connection, kind, key, principal.jurisdiction, request.product, check_date
+            connection, kind, key, context.policy.records, request.product, check_date
         )
         if row.ruleset_version is None:
             raise bad_input(

@@ -26,14 +26,14 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
         raise bad_input("rows", f"at most {MAX_ROWS} rows per request; use the CLI for files")
     principal = info.context.principal
     if any(draft.owner is not None for draft in drafts):
-        needs_personal_data_scope(principal, "rows.owner")
+        needs_personal_data_scope(info.context.policy, "rows.owner")
     rows: list[Drafted] = [(number, draft) for number, draft in enumerate(drafts, start=1)]
     async with info.context.transaction() as connection:
         return await import_msmes(
             connection,
             rows,
             total=len(rows),
-            jurisdiction=principal.jurisdiction,
+            scope=info.context.policy.records,
             actor=actor_of(principal),
             mode=mode,
             today=date.today(),

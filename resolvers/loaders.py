@@ -28,6 +28,7 @@ from db.queries import (
 from db.queries.indicators import TargetKey
 from db.queries.paging import Page
 from db.queries.regions import RegionDirectory
+from db.queries.scoping import RowScope
 from db.reads import Reads
 from resolvers import Node
 
@@ -37,9 +38,9 @@ Columns = frozenset[str]
 class Loaders:
     """Each loader is made on first use: most requests need one or two of them."""
 
-    def __init__(self, reads: Reads, jurisdiction: str, regions: RegionDirectory) -> None:
+    def __init__(self, reads: Reads, scope: RowScope, regions: RegionDirectory) -> None:
         self._reads = reads
-        self._jurisdiction = jurisdiction
+        self._scope = scope
         self._regions = regions
 
     @cached_property
@@ -92,37 +93,31 @@ class Loaders:
 
     @cached_property
     def member_count(self) -> DataLoader[int, int]:
-        return self._simple(
-            lambda c, ids: msmes.member_counts(c, ids, jurisdiction=self._jurisdiction)
-        )
+        return self._simple(lambda c, ids: msmes.member_counts(c, ids, scope=self._scope))
 
     @cached_property
     def msme(self) -> DataLoader[tuple[int, Columns], Node]:
         return self._grouped(
-            lambda c, ids, cols: msmes.by_ids(c, ids, jurisdiction=self._jurisdiction, columns=cols)
+            lambda c, ids, cols: msmes.by_ids(c, ids, scope=self._scope, columns=cols)
         )
 
     @cached_property
     def msme_by_nib(self) -> DataLoader[tuple[str, Columns], Node]:
         return self._grouped(
-            lambda c, nibs, cols: msmes.by_nibs(
-                c, nibs, jurisdiction=self._jurisdiction, columns=cols
-            )
+            lambda c, nibs, cols: msmes.by_nibs(c, nibs, scope=self._scope, columns=cols)
         )
 
     @cached_property
     def cooperative(self) -> DataLoader[tuple[int, Columns], Node]:
         return self._grouped(
-            lambda c, ids, cols: cooperatives.by_ids(
-                c, ids, jurisdiction=self._jurisdiction, columns=cols
-            )
+            lambda c, ids, cols: cooperatives.by_ids(c, ids, scope=self._scope, columns=cols)
         )
 
     @cached_property
     def cooperative_by_legal_no(self) -> DataLoader[tuple[str, Columns], Node]:
         return self._grouped(
             lambda c, numbers, cols: cooperatives.by_legal_entity_nos(
-                c, numbers, jurisdiction=self._jurisdiction, columns=cols
+                c, numbers, scope=self._scope, columns=cols
             )
         )
 
@@ -134,16 +129,14 @@ class Loaders:
     def members(self) -> DataLoader[tuple[int, int, Columns], Page]:
         return self._grouped(
             lambda c, ids, first, cols: msmes.members_of(
-                c, ids, jurisdiction=self._jurisdiction, columns=cols, first=first
+                c, ids, scope=self._scope, columns=cols, first=first
             )
         )
 
     @cached_property
     def participants(self) -> DataLoader[tuple[str, int], Page]:
         return self._grouped(
-            lambda c, ids, first: programmes.participants_of(
-                c, ids, jurisdiction=self._jurisdiction, first=first
-            )
+            lambda c, ids, first: programmes.participants_of(c, ids, scope=self._scope, first=first)
         )
 
     def _simple(

@@ -35,12 +35,14 @@ def _children(selections: Iterable[Selection], name: str) -> list[Selection]:
 
 def node_selection(info: Info[Any, Any]) -> list[Selection]:
     """The selection on the nodes of a connection, whether asked as `nodes` or `edges.node`."""
-    top = info.selected_fields[0].selections
+    top = object_selection(info)
     return _children(top, "nodes") + _children(_children(top, "edges"), "node")
 
 
 def object_selection(info: Info[Any, Any]) -> list[Selection]:
-    return list(info.selected_fields[0].selections)
+    """The selection on the object this field returns, merged over every time the document
+    selects the field under the same key (GraphQL answers them as one)."""
+    return [selection for field in info.selected_fields for selection in field.selections]
 
 
 def is_selected(selections: Iterable[Selection], name: str) -> bool:
@@ -49,7 +51,7 @@ def is_selected(selections: Iterable[Selection], name: str) -> bool:
 
 def connection_wants(info: Info[Any, Any], name: str) -> bool:
     """Whether a connection-level field such as `totalCount` was asked for."""
-    return is_selected(info.selected_fields[0].selections, name)
+    return is_selected(object_selection(info), name)
 
 
 @cache

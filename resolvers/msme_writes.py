@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
-from db.queries.scoping import within
 from db.writes import StaleVersion, msmes
 from db.writes.cooperatives import COOPERATIVES
 from db.writes.versioned import locked
@@ -42,13 +41,13 @@ async def _checked(
     connection: AsyncConnection, info: Info[Context, Any], draft: MsmeDraft, argument: str
 ) -> CheckedMsme:
     fields = (f"{argument}.region", f"{argument}.district")
-    await check_region_first(connection, info.context.principal, draft.region, fields)
+    await check_region_first(connection, info.context.policy, draft.region, fields)
     checked = check_msme(draft, await rules(connection), name=lambda field: f"{argument}.{field}")
     if isinstance(checked, list):
         raise invalid(checked)
     await check_place(
         connection,
-        info.context.principal,
+        info.context.policy,
         regency=checked.regency_code,
         district=checked.district_code,
         fields=fields,
@@ -63,9 +62,9 @@ async def _cooperative(
     if raw is None:
         return None
     key = record_key(raw, field)
-    jurisdiction = info.context.principal.jurisdiction
+    scope = info.context.policy.records
     try:
-        await locked(connection, COOPERATIVES, key, within(COOPERATIVES, jurisdiction))
+        await locked(connection, COOPERATIVES, key, scope.rows(COOPERATIVES))
     except LookupError:
         raise bad_input(field, "no such cooperative in your jurisdiction") from None
     return key
@@ -81,7 +80,7 @@ def _noted(info: Info[Context, Any], row: Node, checked: CheckedMsme | None = No
 async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str | None) -> Node:
     principal = info.context.principal
     if draft.owner is not None:
-        needs_personal_data_scope(principal, "input.owner")
+        needs_personal_data_scope(info.context.policy, "input.owner")
     async with writing(info) as connection:
         checked = await _checked(connection, info, draft, "input")
         cooperative = await _cooperative(connection, info, cooperative_id, "input.cooperativeId")
@@ -102,10 +101,10 @@ async def update(
     principal = info.context.principal
     owner_given = "owner" in patch
     if owner_given:
-        needs_personal_data_scope(principal, "changes.owner")
+        needs_personal_data_scope(info.context.policy, "changes.owner")
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await msmes.lock(connection, key, principal.jurisdiction)
+        current = await msmes.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
         checked = await _checked(connection, info, _merged(current, patch), "changes")
@@ -153,7 +152,7 @@ async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Nod
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await msmes.lock(connection, key, principal.jurisdiction)
+        current = await msmes.lock(connection, key, info.context.policy.records)
         written = await msmes.deactivate(
             connection, current, expected_version=version, actor=actor_of(principal)
         )
@@ -184,7 +183,7 @@ async def report_scale(
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
     async with writing(info) as connection:
-        current = await msmes.lock(connection, key, principal.jurisdiction)
+        current = await msmes.lock(connection, key, info.context.policy.records)
         written = await msmes.report_scale(
             connection,
             current,

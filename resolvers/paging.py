@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import InvalidValue
@@ -16,12 +16,23 @@ from resolvers.errors import bad_input
 
 @dataclass(frozen=True, slots=True)
 class PageResult:
-    """A page ready for a Connection: rows, whether more exist, and how to count them all."""
+    """A page ready for a Connection: rows, whether more exist, and how to count them all; or,
+    compiled (schema/compiled.py), its `nodes` and `edges` as the JSON PostgreSQL wrote, by
+    response key, and the id of its last row."""
 
     kind: str
     rows: Sequence[Any]
     has_next: bool
     count: Callable[[], Awaitable[int]]
+    lists: Mapping[str, Any] = field(default_factory=dict)
+    last_id: int | None = None
+
+    @property
+    def end(self) -> int | None:
+        """The id of the page's last row, if it has any."""
+        if self.lists:
+            return self.last_id
+        return self.rows[-1].id if self.rows else None
 
 
 def page_size(first: int | None, limits: Limits) -> int:

@@ -68,7 +68,7 @@ async def create(
                 status=checked_status,
                 detail=_checked_text(detail, "input.detail"),
                 started_on=_checked_date(started_on, "input.startedOn"),
-                jurisdiction=principal.jurisdiction,
+                scope=info.context.policy.records,
                 actor=actor_of(principal),
             )
         except NotFound as missing:
@@ -94,7 +94,7 @@ async def update(
     if "started_on" in patch:
         values["started_on"] = _checked_date(patch["started_on"], "changes.startedOn")
     async with writing(info) as connection:
-        current = await participations.lock(connection, key, principal.jurisdiction)
+        current = await participations.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
         written = await participations.update(

@@ -10,7 +10,6 @@ from typing import Any
 from strawberry.types import Info
 
 from db.queries import Record, indicators
-from domain.identifiers import is_within
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
@@ -32,7 +31,7 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
     principal = info.context.principal
     region = await checked_region(info.context, new.jurisdiction, "report.jurisdiction")
     assert region is not None
-    if not is_within(region, principal.jurisdiction):
+    if not info.context.policy.places(region):
         raise coded_error(
             ErrorCode.FORBIDDEN,
             f"report.jurisdiction: {region} is outside your jurisdiction",

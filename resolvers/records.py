@@ -66,11 +66,11 @@ async def _page(
     context = info.context
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
-    jurisdiction = context.principal.jurisdiction
+    scope = context.policy.records
     async with context.reads.connect() as connection:
         page: Page = await queries.page(
             connection,
-            jurisdiction=jurisdiction,
+            scope=scope,
             where=where,
             columns=node_columns(info),
             first=size,
@@ -79,29 +79,38 @@ async def _page(
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            total: int = await queries.total(connection, jurisdiction=jurisdiction, where=where)
+            total: int = await queries.total(connection, scope=scope, where=where)
             return total
 
     context.accesses.records_returned(kind, len(page.rows))
     return PageResult(kind, page.rows, page.has_next, count)
 
 
-async def msme_by_nib(info: Info[Context, Any], nib: str) -> Node | None:
-    """Outside the jurisdiction answers exactly like an unknown NIB: null."""
+def checked_nib(nib: str) -> str:
     try:
-        nib = validate_nib(nib, field="nib")
+        return validate_nib(nib, field="nib")
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
+
+
+def checked_legal_entity_no(legal_entity_no: str) -> str:
+    try:
+        return validate_legal_entity_no(legal_entity_no, field="legalEntityNo")
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+
+
+async def msme_by_nib(info: Info[Context, Any], nib: str) -> Node | None:
+    """`nib` checked. Outside the jurisdiction answers exactly like an unknown NIB: null."""
     found = await info.context.loaders.msme_by_nib.load((nib, selected_columns(info)))
     info.context.accesses.records_returned("msme", found is not None)
     return found
 
 
-async def cooperative_by_legal_entity_no(
-    info: Info[Context, Any], legal_entity_no: str
-) -> Node | None:
-    try:
-        number = validate_legal_entity_no(legal_entity_no, field="legalEntityNo")
-    except InvalidValue as error:
-        raise bad_input(error.field, error.reason) from None
-    return await info.context.loaders.cooperative_by_legal_no.load((number, selected_columns(info)))
+async def cooperative_by_legal_entity_no(info: Info[Context, Any], number: str) -> Node | None:
+    """`number` checked."""
+    found = await info.context.loaders.cooperative_by_legal_no.load(
+        (number, selected_columns(info))
+    )
+    info.context.accesses.records_returned("cooperative", found is not None)
+    return found

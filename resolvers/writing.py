@@ -17,10 +17,11 @@ from auth.scopes import Scope
 from db.writes import Duplicate, NotFound, StaleVersion, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import is_within, validate_record_id
+from domain.identifiers import validate_record_id
 from domain.records import Vocabulary, validate_place
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.policy import AccessPolicy
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -45,9 +46,9 @@ def invalid(errors: list[InvalidValue]) -> GraphQLError:
     return error
 
 
-def needs_personal_data_scope(principal: Principal, field: str) -> None:
+def needs_personal_data_scope(policy: AccessPolicy, field: str) -> None:
     """Writing an owner's personal data takes pii:read as well as records:write."""
-    if not principal.has(Scope.PII_READ):
+    if not policy.reads_personal_data:
         raise coded_error(
             ErrorCode.FORBIDDEN,
             f"{field}: writing personal data requires scope {Scope.PII_READ.value}",
@@ -58,17 +59,17 @@ def needs_personal_data_scope(principal: Principal, field: str) -> None:
 
 async def check_place(
     connection: AsyncConnection,
-    principal: Principal,
+    policy: AccessPolicy,
     *,
     regency: str,
     district: str | None,
     fields: tuple[str, str],
 ) -> None:
     """A record may only be put (or moved) inside the writer's jurisdiction, in a real region."""
-    if not is_within(regency, principal.jurisdiction):
+    if not policy.places(regency):
         raise coded_error(
             ErrorCode.FORBIDDEN,
-            f"{fields[0]}: {regency} is outside your jurisdiction ({principal.jurisdiction})",
+            f"{fields[0]}: {regency} is outside your jurisdiction ({policy.records.code})",
             field=fields[0],
         )
     wanted: Collection[str] = {regency} if district is None else {regency, district}
@@ -80,7 +81,7 @@ async def check_place(
 
 
 async def check_region_first(
-    connection: AsyncConnection, principal: Principal, region: str, fields: tuple[str, str]
+    connection: AsyncConnection, policy: AccessPolicy, region: str, fields: tuple[str, str]
 ) -> None:
     """The region on its own, before any other rule: moving a record out of the jurisdiction
     is FORBIDDEN and a region that does not exist is a region error, even when the stored
@@ -89,7 +90,7 @@ async def check_region_first(
         place = validate_place(region, None, region_field=fields[0], district_field=fields[1])
     except InvalidValue:
         return  # a malformed code: the full check names it with the record's other errors
-    await check_place(connection, principal, regency=place.regency, district=None, fields=fields)
+    await check_place(connection, policy, regency=place.regency, district=None, fields=fields)
 
 
 async def rules(connection: AsyncConnection) -> Vocabulary:

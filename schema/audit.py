@@ -13,15 +13,24 @@ from strawberry.extensions import SchemaExtension
 
 from resolvers.access import AccessNotes
 from resolvers.context import Context
+from schema.touched import touched_by
 
 
 class AuditTrail(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         yield
-        context = self.execution_context.context
+        execution = self.execution_context
+        context = execution.context
         if isinstance(context, Context):
-            query = self.execution_context.query or ""
-            await record(context, query, self.execution_context.operation_name)
+            document = execution.graphql_document
+            if document is not None and context.accesses.worth_recording:
+                context.accesses.touched = touched_by(
+                    execution.schema._schema,
+                    document,
+                    execution.operation_name,
+                    context.policy.may,
+                )
+            await record(context, execution.query or "", execution.operation_name)
 
 
 async def record(
@@ -32,15 +41,13 @@ async def record(
     notes = notes or context.accesses
     if not notes.worth_recording:
         return
-    principal = context.principal
-    entry = {
-        "organisation": principal.organisation,
-        "orgKind": principal.org_kind.value,
-        "jurisdiction": principal.jurisdiction,
-        "purpose": principal.purpose,
-        "operation": operation_name,
-        "documentHash": hashlib.sha256(query.encode()).hexdigest(),
-        "fields": notes.fields,
-        "records": dict(notes.records),
-    }
-    await context.audit.append(client_id=principal.client_id, entry=entry, subjects=notes.subjects)
+    entry = context.policy.audit_entry(
+        operation=operation_name,
+        document_hash=hashlib.sha256(query.encode()).hexdigest(),
+        fields=notes.fields,
+        records=notes.records,
+        touched=notes.touched,
+    )
+    await context.audit.append(
+        client_id=context.principal.client_id, entry=entry, subjects=notes.subjects
+    )

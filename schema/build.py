@@ -8,6 +8,8 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
 from schema.errors import CodedParserCache, ErrorCodes
+from schema.execution import EmbeddingExecutionContext
+from schema.input_conversion import compile_inputs
 from schema.introspection import ClientIntrospection, IntrospectionAlone
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
@@ -40,12 +42,14 @@ def build_schema(
             lambda: CodedParserCache(max_tokens),
             lambda: ValidationCache(maxsize=512),
         ],
+        execution_context_class=EmbeddingExecutionContext,
         config=StrawberryConfig(
             scalar_map=SCALARS,
             sort_schema=True,
             batching_config={"max_operations": max_batch},
         ),
     )
+    compile_inputs((Query, Mutation))
     return schema
 
 

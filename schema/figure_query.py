@@ -1,7 +1,6 @@
 """Aggregate queries for ministries and everyone holding aggregates:read.
 
-Each field's work is a plain function of the context and the arguments, so the direct path
-(schema/direct_figures.py) answers through exactly the same checks, rollup choice and suppression.
+Each field's work is a plain function of the context and the arguments.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from db.queries import aggregates, msmes
+from db.queries.scoping import EVERYWHERE
 from resolvers import records
 from resolvers.aggregates import grouped_figures
 from resolvers.context import Context
@@ -37,7 +37,6 @@ from schema.types.figures import (
     MsmeFigure,
 )
 
-NATIONAL = "ID"
 Dimensions = Sequence[Enum | str]  # members from Strawberry, values from the direct path
 
 
@@ -78,7 +77,7 @@ async def graduations(
         source,
         dimensions,
         aggregates.record_measures(aggregates.MSMES.c.cell_key, {}),
-        msmes.conditions(NATIONAL, where),
+        msmes.conditions(EVERYWHERE, where),
     )
     return await grouped_figures(
         context, lambda _: figures, group_by=_names(group_by), scope=where.region

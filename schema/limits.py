@@ -92,6 +92,7 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
     ("CooperativeConnection", "nodes"): 1,
     ("MsmeConnection", "edges"): 1,
     ("MsmeConnection", "nodes"): 1,
+    ("ChangePage", "entries"): 1,
     # Reference data: the largest count in the Kemendagri codes (a regency's 51 districts).
     ("Region", "children"): 51,
     ("Query", "programmes"): 50,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import GraphQLField
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 from strawberry.types import Info
@@ -44,7 +45,7 @@ class HasScopes(BasePermission):
         return self._directive
 
     def has_permission(self, source: Any, info: Info[Context, Any], **kwargs: Any) -> bool:
-        granted = info.context.principal.has(*self.scopes)
+        granted = info.context.policy.may(*self.scopes)
         if granted:
             field = f"{info.path.typename}.{info.field_name}"
             info.context.accesses.field_used(field, (scope.value for scope in self.scopes))
@@ -57,3 +58,15 @@ def requires(*scopes: Scope, **field_options: Any) -> Any:
     return strawberry.field(
         extensions=[guard, *field_options.pop("extensions", [])], **field_options
     )
+
+
+def guard_scopes(field: GraphQLField) -> tuple[Scope, ...]:
+    """The scopes `requires` guards a field of the built schema with; none when unguarded."""
+    definition = field.extensions.get("strawberry-definition")
+    scopes: tuple[Scope, ...] = ()
+    for extension in definition.extensions if definition is not None else ():
+        if isinstance(extension, PermissionExtension):
+            for permission in extension.permissions:
+                if isinstance(permission, HasScopes):
+                    scopes += permission.scopes
+    return scopes

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from auth.scopes import Scope
 from resolvers import records, reference
 from resolvers.context import Context
+from schema import compiled
 from schema.audit_query import AuditQuery
 from schema.eligibility_query import EligibilityQuery
 from schema.figure_query import FigureQuery
@@ -53,7 +54,10 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
 
     @requires(Scope.RECORDS_READ, description="An MSME by NIB, if inside your jurisdiction.")
     async def msme(self, info: Info[Context, Any], nib: str) -> Msme | None:
-        return await records.msme_by_nib(info, nib)
+        nib = records.checked_nib(nib)
+        return await compiled.record(  # type: ignore[no-any-return]
+            info, Msme, key="nib", value=nib, rows=lambda: records.msme_by_nib(info, nib)
+        )
 
     @requires(Scope.RECORDS_READ, description="MSMEs in your jurisdiction, oldest record first.")
     async def msmes(
@@ -65,13 +69,27 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
     ) -> Connection[Msme] | None:
         where = await msme_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
-        return await records.msme_page(info, first=first, after=after, where=where)  # type: ignore[return-value]
+        return await compiled.page(  # type: ignore[return-value]
+            info,
+            Msme,
+            first=first,
+            after=after,
+            where=where,
+            rows=lambda: records.msme_page(info, first=first, after=after, where=where),
+        )
 
     @requires(Scope.RECORDS_READ, description="A cooperative by its legal-entity number.")
     async def cooperative(
         self, info: Info[Context, Any], legal_entity_no: str
     ) -> Cooperative | None:
-        return await records.cooperative_by_legal_entity_no(info, legal_entity_no)
+        number = records.checked_legal_entity_no(legal_entity_no)
+        return await compiled.record(  # type: ignore[no-any-return]
+            info,
+            Cooperative,
+            key="legal_entity_no",
+            value=number,
+            rows=lambda: records.cooperative_by_legal_entity_no(info, number),
+        )
 
     @requires(Scope.RECORDS_READ, description="Cooperatives in your jurisdiction.")
     async def cooperatives(
@@ -83,7 +101,14 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
     ) -> Connection[Cooperative] | None:
         where = await cooperative_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
-        return await records.cooperative_page(info, first=first, after=after, where=where)  # type: ignore[return-value]
+        return await compiled.page(  # type: ignore[return-value]
+            info,
+            Cooperative,
+            first=first,
+            after=after,
+            where=where,
+            rows=lambda: records.cooperative_page(info, first=first, after=after, where=where),
+        )
 
     @strawberry.field(description="Every programme Sinergi knows of.")
     async def programmes(self, info: Info[Context, Any]) -> list[Programme]:

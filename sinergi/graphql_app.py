@@ -21,7 +21,7 @@ from strawberry.types import ExecutionResult
 
 from auth.http import unauthorized
 from resolvers.context import Context, Limits
-from schema.direct import DirectAnswers
+from schema.engine import Engine
 from schema.errors import coded
 from schema.limits import QueryLimits, Violation
 from sinergi import exchange, subscriptions
@@ -70,8 +70,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.max_response_bytes = max_response_bytes
         self.max_tokens = max_tokens
         self.fresh_seconds = read_your_writes_seconds
-        self.direct = DirectAnswers(
-            schema._schema, figures_cache_seconds=figures_cache_seconds, max_tokens=max_tokens
+        self.engine = Engine(
+            schema, figures_cache_seconds=figures_cache_seconds, max_tokens=max_tokens
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,16 +107,17 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 not_allowed = method_not_allowed("POST", "a GET runs queries only; POST mutations")
                 await not_allowed(scope, receive, send)
                 return
-            direct = await self.direct.answer(self._context(request), resolved)
-            if direct is not None:
+            answered = await self.engine.answer(self._context(request), resolved)
+            if answered is not None:
                 answer = (
-                    # errors are coded, counted and given their status as the executor's are
+                    # errors are coded, counted and given their status as Strawberry's are
                     self.create_response(
-                        cast(GraphQLHTTPResponse, direct), await self.get_sub_response(request)
+                        cast(GraphQLHTTPResponse, answered), await self.get_sub_response(request)
                     )
-                    if "errors" in direct
+                    if "errors" in answered
+                    # in the negotiated media type (sinergi.http_edge)
                     else self._bounded(
-                        Response(orjson.dumps(direct), media_type="application/json")
+                        Response(orjson.dumps(answered), media_type="application/json")
                     )
                 )
                 await answer(scope, receive, send)

@@ -29,6 +29,7 @@ from auth import clients
 from auth.scopes import Scope
 from db.engine import create_engine
 from db.imports import Drafted, Mode, Report, import_msmes
+from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_region_code
@@ -121,7 +122,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         connection,
                         _drafts(reader, header),
                         total=total,
-                        jurisdiction=writer.jurisdiction,
+                        scope=RowScope(writer.jurisdiction),
                         actor=writer.actor,
                         mode=Mode.ALL_OR_NOTHING if args.all_or_nothing else Mode.VALID_ROWS,
                         name=column_name,

@@ -76,5 +76,5 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
         except InvalidToken:
             return False
 
-    context.principal = principal
+    context.admit(principal)
     context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)

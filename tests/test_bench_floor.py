@@ -18,7 +18,7 @@ from bench.run import ELIGIBILITY, LOOKUP, PAGE
 from db.engine import create_engine
 from resolvers.calendar import today
 from resolvers.context import Context
-from schema.direct import DirectAnswers
+from schema.engine import Engine
 from tests.support.graphql import LIMITS, SCHEMA, principal, run
 
 ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
@@ -87,13 +87,8 @@ async def test_the_floor_looks_up_an_msme_as_sinergi_does(
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer.errors is None
     assert answer.data["msme"]["regency"]["name"]
-    # Beside its data, Sinergi writes the audit entry (which the floor leaves out) and reads
-    # the regions' names once per process (which it may have done already).
-    data = [
-        (sql, parameters)
-        for sql, parameters in ran
-        if "FROM regions" not in sql and "INTO audit_log" not in sql
-    ]
+    # Beside its data, Sinergi writes the audit entry (which the floor leaves out).
+    data = [(sql, parameters) for sql, parameters in ran if "INTO audit_log" not in sql]
     (lookup,) = data
     sql, parameters = lookup
     assert sql.split() == floor.LOOKUP.split()
@@ -101,10 +96,7 @@ async def test_the_floor_looks_up_an_msme_as_sinergi_does(
 
     pool = await asyncpg.create_pool(demo_url, min_size=1, max_size=1)
     try:
-        async with pool.acquire() as connection:
-            regions = await floor.load_regions(connection)
-        state = {"pool": pool, "regions": regions}
-        response = await floor.msme(_request(state, f"nib={ELIGIBLE_NIB}"))
+        response = await floor.msme(_request({"pool": pool}, f"nib={ELIGIBLE_NIB}"))
     finally:
         await pool.close()
     assert orjson.loads(response.body) == {"data": answer.data}
@@ -121,7 +113,7 @@ async def test_the_floor_runs_the_statement_and_arguments_sinergi_runs(
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         context = Context(principal=principal(OrgKind.PROVINCE, "62"), engine=engine, limits=LIMITS)
-        answer = await DirectAnswers(SCHEMA._schema).answer(context, {"query": PAGE})
+        answer = await Engine(SCHEMA).answer(context, {"query": PAGE})
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer is not None
@@ -154,7 +146,7 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
     try:
         context = Context(principal=jamkrida, engine=engine, limits=LIMITS)
         document = {"query": ELIGIBILITY, "variables": {"nib": ELIGIBLE_NIB}}
-        answer = await DirectAnswers(SCHEMA._schema).answer(context, document)
+        answer = await Engine(SCHEMA).answer(context, document)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer is not None

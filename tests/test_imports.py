@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from auth.scopes import OrgKind, Scope
 from db import imports
 from db.engine import create_engine
+from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.records import MsmeDraft
 from tests.support.graphql import principal, run
@@ -99,7 +100,7 @@ async def import_directly(
         connection,
         rows,
         total=total,
-        jurisdiction="62",
+        scope=RowScope("62"),
         actor=Actor("test", "test"),
         mode=imports.Mode.VALID_ROWS,
         today=date.today(),

@@ -3,9 +3,8 @@
 The pool does not overflow (db/engine.py), so a request that did would, under load, wait for
 itself: every connection held by a request waiting for a second one, until the pool timeout.
 On a pool of ONE connection any such path times out, so each kind of request runs here on one:
-reads answered directly (schema/direct.py, which would quietly hand a timed-out request to the
-executor, so its answer is checked itself) and by the executor, figures, an eligibility decision
-and writes.
+reads compiled into one statement (schema/compiled.py) and resolved row by row, figures, an
+eligibility decision and writes.
 """
 
 from __future__ import annotations
@@ -23,16 +22,16 @@ from auth.scopes import OrgKind
 from auth.service import AuthService
 from db.engine import create_engine
 from resolvers.context import Context
-from schema.direct import DirectAnswers
+from schema.engine import Engine
 from tests.support.graphql import LIMITS, SCHEMA, principal, run
 from tests.support.http import Api
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
 JAMKRIDA = principal(OrgKind.BUMD, "62")
-DIRECT = DirectAnswers(SCHEMA._schema)
+ENGINE = Engine(SCHEMA)
 
-DIRECT_READS = [
+COMPILED_READS = [
     (
         PROVINCE,
         '{ msmes(first: 5, filter: {region: "62.71"}) { totalCount nodes { nib'
@@ -42,7 +41,7 @@ DIRECT_READS = [
     (MINISTRY, '{ msmeFigures(filter: {region: "62"}, groupBy: [REGENCY, SCALE]) { count } }'),
     (MINISTRY, "{ cooperativeFigures(groupBy: [PROVINCE, TYPE]) { count } }"),
 ]
-EXECUTOR_READS = [
+ROW_BY_ROW_READS = [
     '{ cooperatives(first: 3, filter: {region: "62"}) { nodes { name'
     " memberMsmes(first: 2) { nodes { nib regency { name } } } changes { operation } } } }",
     '{ programme(id: "PR-MBG") { participants { msme { nib regency { code } } } } }',
@@ -74,18 +73,18 @@ async def reference(reference_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.mark.parametrize(("who", "document"), DIRECT_READS)
-async def test_direct_answers_need_one_connection_at_a_time(
+@pytest.mark.parametrize(("who", "document"), COMPILED_READS)
+async def test_compiled_reads_need_one_connection_at_a_time(
     demo: AsyncEngine, who: Principal, document: str
 ) -> None:
     context = Context(principal=who, engine=demo, limits=LIMITS)
-    answer = await DIRECT.answer(context, {"query": document})
-    assert answer is not None, "the direct path gave up (a pool timeout?)"
-    assert "errors" not in answer
+    answer = await ENGINE.answer(context, {"query": document})
+    assert answer is not None
+    assert "errors" not in answer, answer
 
 
-@pytest.mark.parametrize("document", EXECUTOR_READS)
-async def test_executed_reads_need_one_connection_at_a_time(
+@pytest.mark.parametrize("document", ROW_BY_ROW_READS)
+async def test_reads_resolved_row_by_row_need_one_connection_at_a_time(
     demo: AsyncEngine, document: str
 ) -> None:
     result = await run(demo, PROVINCE, document)

@@ -35,7 +35,7 @@ from tests.support.http import Api
 
 NIB = "7790000000001"
 READ = '{ msme(nib: "7790000000001") { name version } }'
-PAGE = "{ msmes(first: 5) { nodes { name } } }"  # answered without the executor (schema/direct.py)
+PAGE = "{ msmes(first: 5) { nodes { name } } }"  # compiled into one statement (schema/compiled.py)
 RENAME = """
 mutation($id: ID!) {
   updateMsme(id: $id, version: 1, changes: {name: "Warung Baru"}) {

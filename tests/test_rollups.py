@@ -26,7 +26,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.queries import aggregates, cooperatives, msmes
 from db.queries.aggregates import Figures, Rollup
-from db.queries.scoping import NATIONAL
+from db.queries.scoping import EVERYWHERE
 from sinergi import demo
 
 SEED = 20_261_123
@@ -365,7 +365,7 @@ async def test_figures_from_rollups_equal_figures_from_the_records(engine: Async
                 msmes.MSMES,
                 aggregates.MSME_DIMENSIONS,
                 aggregates.MSME_MEASURES,
-                msmes.conditions(NATIONAL, where),
+                msmes.conditions(EVERYWHERE, where),
             )
             from_rollups += figures.source is not msmes.MSMES
             expected = _answers(await aggregates.grouped(connection, records, group_by=group_by))
@@ -377,7 +377,7 @@ async def test_figures_from_rollups_equal_figures_from_the_records(engine: Async
                 cooperatives.COOPERATIVES,
                 aggregates.COOPERATIVE_DIMENSIONS,
                 aggregates.COOPERATIVE_MEASURES,
-                cooperatives.conditions(NATIONAL, cooperative_where),
+                cooperatives.conditions(EVERYWHERE, cooperative_where),
             )
             assert figures.source is not cooperatives.COOPERATIVES
             expected = _answers(

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import cooperatives, msmes
-from db.queries.scoping import NATIONAL
+from db.queries.scoping import EVERYWHERE, NATIONAL
 
 MSMES = table_of(models.Msme)
 COOPERATIVES = table_of(models.Cooperative)
@@ -200,7 +200,7 @@ def _rollup_figures(
 
 def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
     """National figures for `where`: from the smallest rollup that can answer, else the records."""
-    figures = Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(NATIONAL, where))
+    figures = Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(EVERYWHERE, where))
     if where.programme is None and where.cooperative_id is None:
         filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
         figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters) or figures
@@ -212,7 +212,7 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
         COOPERATIVES,
         COOPERATIVE_DIMENSIONS,
         COOPERATIVE_MEASURES,
-        cooperatives.conditions(NATIONAL, where),
+        cooperatives.conditions(EVERYWHERE, where),
     )
     if where.programme is None:
         filters: dict[str, Any] = {"type": where.type}

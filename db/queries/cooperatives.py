@@ -12,7 +12,7 @@ from db import models
 from db.models import table_of
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
-from db.queries.scoping import within
+from db.queries.scoping import RowScope, within
 
 COOPERATIVES = table_of(models.Cooperative)
 PARTICIPATIONS = table_of(models.Participation)
@@ -26,8 +26,8 @@ class CooperativeFilter:
     programme: str | None = None
 
 
-def conditions(jurisdiction: str, where: CooperativeFilter) -> list[ColumnElement[bool]]:
-    clauses = [within(COOPERATIVES, jurisdiction)]
+def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[bool]]:
+    clauses = [scope.rows(COOPERATIVES)]
     if where.region is not None:
         clauses.append(within(COOPERATIVES, where.region))
     if where.type is not None:
@@ -48,7 +48,7 @@ def conditions(jurisdiction: str, where: CooperativeFilter) -> list[ColumnElemen
 async def page(
     connection: AsyncConnection,
     *,
-    jurisdiction: str,
+    scope: RowScope,
     where: CooperativeFilter,
     columns: Collection[str],
     first: int,
@@ -58,21 +58,21 @@ async def page(
         connection,
         COOPERATIVES,
         columns=columns,
-        where=conditions(jurisdiction, where),
+        where=conditions(scope, where),
         first=first,
         after=after,
     )
 
 
-async def total(connection: AsyncConnection, *, jurisdiction: str, where: CooperativeFilter) -> int:
-    return await count(connection, COOPERATIVES, conditions(jurisdiction, where))
+async def total(connection: AsyncConnection, *, scope: RowScope, where: CooperativeFilter) -> int:
+    return await count(connection, COOPERATIVES, conditions(scope, where))
 
 
 async def by_ids(
-    connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
+    connection: AsyncConnection, ids: Sequence[int], *, scope: RowScope, columns: Collection[str]
 ) -> dict[int, Record]:
     statement = select(*columns_of(COOPERATIVES, columns)).where(
-        any_of(COOPERATIVES.c.id, ids), within(COOPERATIVES, jurisdiction)
+        any_of(COOPERATIVES.c.id, ids), scope.rows(COOPERATIVES)
     )
     return {row.id: row for row in await connection.execute(statement)}
 
@@ -81,10 +81,10 @@ async def by_legal_entity_nos(
     connection: AsyncConnection,
     numbers: Sequence[str],
     *,
-    jurisdiction: str,
+    scope: RowScope,
     columns: Collection[str],
 ) -> dict[str, Record]:
     statement = select(*columns_of(COOPERATIVES, {"legal_entity_no", *columns})).where(
-        any_of(COOPERATIVES.c.legal_entity_no, numbers), within(COOPERATIVES, jurisdiction)
+        any_of(COOPERATIVES.c.legal_entity_no, numbers), scope.rows(COOPERATIVES)
     )
     return {row.legal_entity_no: row for row in await connection.execute(statement)}

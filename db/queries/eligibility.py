@@ -23,7 +23,7 @@ from db.driver import DriverStatement, Row, fetch
 from db.engine import json_text
 from db.models import table_of
 from db.queries import Record
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 from domain.errors import InvalidValue
 from domain.ruleset import RuleSet
 
@@ -72,7 +72,7 @@ _VERSION_IN_FORCE = (
 
 
 @lru_cache(maxsize=1024)
-def _msme_facts(jurisdiction: str) -> DriverStatement:
+def _msme_facts(scope: RowScope) -> DriverStatement:
     return DriverStatement(
         select(
             MSMES.c.id,
@@ -87,12 +87,12 @@ def _msme_facts(jurisdiction: str) -> DriverStatement:
             ),
             _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
             _VERSION_IN_FORCE,
-        ).where(MSMES.c.nib == bindparam("key"), within(MSMES, jurisdiction))
+        ).where(MSMES.c.nib == bindparam("key"), scope.rows(MSMES))
     )
 
 
 @lru_cache(maxsize=1024)
-def _cooperative_facts(jurisdiction: str) -> DriverStatement:
+def _cooperative_facts(scope: RowScope) -> DriverStatement:
     cooperative = COOPERATIVES.c.id
     return DriverStatement(
         select(
@@ -109,34 +109,32 @@ def _cooperative_facts(jurisdiction: str) -> DriverStatement:
             ),
             _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
             _VERSION_IN_FORCE,
-        ).where(
-            COOPERATIVES.c.legal_entity_no == bindparam("key"), within(COOPERATIVES, jurisdiction)
-        )
+        ).where(COOPERATIVES.c.legal_entity_no == bindparam("key"), scope.rows(COOPERATIVES))
     )
 
 
 async def msme_facts(
-    connection: AsyncConnection, nib: str, jurisdiction: str, *, product: str, on_date: date
+    connection: AsyncConnection, nib: str, scope: RowScope, *, product: str, on_date: date
 ) -> Row | None:
     """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
     check reads the registry and learns which rules apply in one statement (on asyncpg itself:
     db/driver.py; `connection` in autocommit)."""
     parameters = {"key": nib, "product": product, "on_date": on_date}
-    rows = await fetch(connection, _msme_facts(jurisdiction), parameters)
+    rows = await fetch(connection, _msme_facts(scope), parameters)
     return rows[0] if rows else None
 
 
 async def cooperative_facts(
     connection: AsyncConnection,
     legal_entity_no: str,
-    jurisdiction: str,
+    scope: RowScope,
     *,
     product: str,
     on_date: date,
 ) -> Row | None:
     """As `msme_facts`, for a cooperative."""
     parameters = {"key": legal_entity_no, "product": product, "on_date": on_date}
-    rows = await fetch(connection, _cooperative_facts(jurisdiction), parameters)
+    rows = await fetch(connection, _cooperative_facts(scope), parameters)
     return rows[0] if rows else None
 
 

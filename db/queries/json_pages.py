@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from db import models
 from db.driver import DriverStatement, Pooled, fetch
 from db.models import table_of
-from db.queries.scoping import NATIONAL, within
+from db.queries.scoping import NATIONAL, RowScope
 
 REGIONS = table_of(models.Region)
 COOPERATIVES = table_of(models.Cooperative)
@@ -116,12 +116,13 @@ class JsonPage:
 class _Build:
     """The joins and the JSON expression of a shape, made while walking it."""
 
-    def __init__(self, jurisdiction: str, rows: FromClause) -> None:
-        self.jurisdiction = jurisdiction
+    def __init__(self, scope: RowScope, rows: FromClause) -> None:
+        self.scope = scope
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
-        self.cooperative_counts: list[Any] = []
+        self.cooperatives_found: list[ColumnElement[Any]] = []
+        """The key of each cooperative joined, null where there is none (audited as handed out)."""
         self._aliases = 0
 
     def json(self, shape: JsonShape, row: FromClause) -> ColumnElement[Any]:
@@ -161,7 +162,7 @@ class _Build:
         self._aliases += 1
         if part.target == "cooperative":
             table, key_column = COOPERATIVES, "id"
-            joined = and_(table.c.id == row.c[part.link], within(table, self.jurisdiction))
+            joined = and_(table.c.id == row.c[part.link], self.scope.rows(table))
         else:
             table, key_column = REGIONS, "code"
             key: ColumnElement[Any] = row.c[part.link]
@@ -174,7 +175,7 @@ class _Build:
         probed = target.lateral(alias)
         found = probed.c[key_column]
         if part.target == "cooperative":
-            self.cooperative_counts.append(func.count(found))
+            self.cooperatives_found.append(found)
         self.source = self.source.outerjoin(probed, true())
         outer, self.missing = self.missing, []
         json = self.json(part.shape, probed)
@@ -211,7 +212,7 @@ def json_page_statement(
     shapes: Sequence[JsonShape],
     *,
     where: Sequence[ColumnElement[bool]],
-    jurisdiction: str,
+    scope: RowScope,
     first: int,
     after: bool,
 ) -> DriverStatement:
@@ -233,7 +234,7 @@ def json_page_statement(
         page = page.where(table.c.id > bindparam("after", type_=BigInteger))
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
-    build = _Build(jurisdiction, rows)
+    build = _Build(scope, rows)
     shown = rows.c.n <= size
     lists = [
         cast(
@@ -249,7 +250,10 @@ def json_page_statement(
         *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
-        sum((count.filter(shown) for count in build.cooperative_counts), start=literal_column("0")),
+        sum(
+            (func.count(found).filter(shown) for found in build.cooperatives_found),
+            start=literal_column("0"),
+        ),
         func.coalesce(func.bool_or(or_(false(), *build.missing)).filter(shown), false()),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
@@ -272,3 +276,49 @@ async def fetch_json_page(
         last_id=last_id,
         cooperatives=cooperatives,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRecord:
+    json: str
+    """The record as a JSON object."""
+    cooperatives: int
+    """Cooperatives it shows (audited as records handed out)."""
+
+
+def json_record_statement(
+    table: Table, shape: JsonShape, *, key: str, scope: RowScope
+) -> DriverStatement:
+    """The statement for the one record of `table` whose unique column `key` equals the value
+    `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
+    a page's rows. Callers keep it for the next lookup of the same shape and caller."""
+    record = (
+        select(*(table.c[name] for name in sorted({"id"} | _columns(shape))))
+        .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
+        .subquery("p")
+    )
+    build = _Build(scope, record)
+    json = build.json(shape, record)
+    found: ColumnElement[int] = sum(
+        (
+            case((joined.is_(None), literal_column("0")), else_=literal_column("1"))
+            for joined in build.cooperatives_found
+        ),
+        start=literal_column("0"),
+    )
+    columns: list[Any] = [cast(json, Text), found, or_(false(), *build.missing)]
+    return DriverStatement(select(*columns).select_from(build.source))
+
+
+async def fetch_json_record(
+    connection: Pooled, statement: DriverStatement, key: Any
+) -> JsonRecord | Literal[False] | None:
+    """The record, None when there is none, or False when a non-null field or relation turns
+    out null (the executor then reports it, as it reports everything else)."""
+    rows = await fetch(connection, statement, {"key": key})
+    if not rows:
+        return None
+    json, cooperatives, missing = rows[0]
+    if missing:
+        return False
+    return JsonRecord(json, cooperatives)

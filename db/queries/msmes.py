@@ -1,4 +1,4 @@
-"""MSME reads. Every function takes the caller's jurisdiction and puts it in the WHERE clause."""
+"""MSME reads. Every function takes the caller's row scope and asks it for the WHERE clause."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from db import models
 from db.models import table_of
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
-from db.queries.scoping import within
+from db.queries.scoping import RowScope, within
 
 MSMES = table_of(models.Msme)
 PARTICIPATIONS = table_of(models.Participation)
@@ -28,8 +28,8 @@ class MsmeFilter:
     cooperative_id: int | None = None
 
 
-def conditions(jurisdiction: str, where: MsmeFilter) -> list[ColumnElement[bool]]:
-    clauses = [within(MSMES, jurisdiction)]
+def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
+    clauses = [scope.rows(MSMES)]
     if where.region is not None:
         clauses.append(within(MSMES, where.region))
     if where.scale is not None:
@@ -53,7 +53,7 @@ def conditions(jurisdiction: str, where: MsmeFilter) -> list[ColumnElement[bool]
 async def page(
     connection: AsyncConnection,
     *,
-    jurisdiction: str,
+    scope: RowScope,
     where: MsmeFilter,
     columns: Collection[str],
     first: int,
@@ -63,30 +63,30 @@ async def page(
         connection,
         MSMES,
         columns=columns,
-        where=conditions(jurisdiction, where),
+        where=conditions(scope, where),
         first=first,
         after=after,
     )
 
 
-async def total(connection: AsyncConnection, *, jurisdiction: str, where: MsmeFilter) -> int:
-    return await count(connection, MSMES, conditions(jurisdiction, where))
+async def total(connection: AsyncConnection, *, scope: RowScope, where: MsmeFilter) -> int:
+    return await count(connection, MSMES, conditions(scope, where))
 
 
 async def by_ids(
-    connection: AsyncConnection, ids: Sequence[int], *, jurisdiction: str, columns: Collection[str]
+    connection: AsyncConnection, ids: Sequence[int], *, scope: RowScope, columns: Collection[str]
 ) -> dict[int, Record]:
     statement = select(*columns_of(MSMES, columns)).where(
-        any_of(MSMES.c.id, ids), within(MSMES, jurisdiction)
+        any_of(MSMES.c.id, ids), scope.rows(MSMES)
     )
     return {row.id: row for row in await connection.execute(statement)}
 
 
 async def by_nibs(
-    connection: AsyncConnection, nibs: Sequence[str], *, jurisdiction: str, columns: Collection[str]
+    connection: AsyncConnection, nibs: Sequence[str], *, scope: RowScope, columns: Collection[str]
 ) -> dict[str, Record]:
     statement = select(*columns_of(MSMES, {"nib", *columns})).where(
-        any_of(MSMES.c.nib, nibs), within(MSMES, jurisdiction)
+        any_of(MSMES.c.nib, nibs), scope.rows(MSMES)
     )
     return {row.nib: row for row in await connection.execute(statement)}
 
@@ -95,7 +95,7 @@ async def members_of(
     connection: AsyncConnection,
     cooperative_ids: Sequence[int],
     *,
-    jurisdiction: str,
+    scope: RowScope,
     columns: Collection[str],
     first: int,
 ) -> dict[int, Page]:
@@ -103,7 +103,7 @@ async def members_of(
     position = func.row_number().over(partition_by=MSMES.c.cooperative_id, order_by=MSMES.c.id)
     ranked = (
         select(*columns_of(MSMES, {"cooperative_id", *columns}), position.label("position"))
-        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), within(MSMES, jurisdiction))
+        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), scope.rows(MSMES))
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
@@ -116,11 +116,11 @@ async def members_of(
 
 
 async def member_counts(
-    connection: AsyncConnection, cooperative_ids: Sequence[int], *, jurisdiction: str
+    connection: AsyncConnection, cooperative_ids: Sequence[int], *, scope: RowScope
 ) -> dict[int, int]:
     statement = (
         select(MSMES.c.cooperative_id, func.count())
-        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), within(MSMES, jurisdiction))
+        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), scope.rows(MSMES))
         .group_by(MSMES.c.cooperative_id)
     )
     counts = {row[0]: int(row[1]) for row in await connection.execute(statement)}

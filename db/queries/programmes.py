@@ -12,7 +12,7 @@ from db import models
 from db.models import table_of
 from db.queries import Record, any_of
 from db.queries.paging import Page
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 
 PROGRAMMES = table_of(models.Programme)
 PARTICIPATIONS = table_of(models.Participation)
@@ -30,11 +30,11 @@ async def by_ids(connection: AsyncConnection, ids: Sequence[str]) -> dict[str, R
     return {row.id: row for row in await connection.execute(statement)}
 
 
-def _visible_subject(jurisdiction: str) -> ColumnElement[bool]:
+def _visible_subject(scope: RowScope) -> ColumnElement[bool]:
     """A participation is visible when its MSME or cooperative is."""
     return or_(
-        and_(MSMES.c.id.is_not(None), within(MSMES, jurisdiction)),
-        and_(COOPERATIVES.c.id.is_not(None), within(COOPERATIVES, jurisdiction)),
+        and_(MSMES.c.id.is_not(None), scope.rows(MSMES)),
+        and_(COOPERATIVES.c.id.is_not(None), scope.rows(COOPERATIVES)),
     )
 
 
@@ -45,7 +45,7 @@ def _scoped_participations() -> Any:
 
 
 async def participants_of(
-    connection: AsyncConnection, programme_ids: Sequence[str], *, jurisdiction: str, first: int
+    connection: AsyncConnection, programme_ids: Sequence[str], *, scope: RowScope, first: int
 ) -> dict[str, Page]:
     """The first participants of many programmes in one statement."""
     position = func.row_number().over(
@@ -54,7 +54,7 @@ async def participants_of(
     ranked = (
         select(PARTICIPATIONS, position.label("position"))
         .select_from(_scoped_participations())
-        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), _visible_subject(jurisdiction))
+        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), _visible_subject(scope))
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)

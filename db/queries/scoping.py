@@ -6,9 +6,12 @@ A jurisdiction (or a region filter) is a Kemendagri code: "ID" is national, two 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, true
+
+from domain.identifiers import is_within
 
 NATIONAL = "ID"
 
@@ -39,3 +42,25 @@ def within_place(
     if district is None:
         raise ValueError(f"no district column to place {code!r} in")
     return district == code
+
+
+@dataclass(frozen=True, slots=True)
+class RowScope:
+    """The records a caller may read or write: those located inside `code`. The request's access
+    policy (resolvers/policy.py) makes it from the token; every statement builder that reads or
+    writes records takes it and asks it for the rows of each table, so no builder decides who
+    sees what. Equal scopes are equal values, so a statement built for one serves the next."""
+
+    code: str
+
+    def rows(self, table: FromClause) -> ColumnElement[bool]:
+        """The WHERE clause admitting the rows of `table` inside the scope."""
+        return within(table, self.code)
+
+    def covers(self, region: str) -> bool:
+        """Whether a record located in `region` lies inside the scope."""
+        return is_within(region, self.code)
+
+
+EVERYWHERE = RowScope(NATIONAL)
+"""Every row: figures, which disclosure control protects instead."""

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import Record
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
 from domain.cooperative_records import CheckedCooperative
@@ -40,10 +40,8 @@ async def create(connection: AsyncConnection, checked: CheckedCooperative, actor
     return created
 
 
-async def lock(connection: AsyncConnection, cooperative_id: int, jurisdiction: str) -> Record:
-    return await locked(
-        connection, COOPERATIVES, cooperative_id, within(COOPERATIVES, jurisdiction)
-    )
+async def lock(connection: AsyncConnection, cooperative_id: int, scope: RowScope) -> Record:
+    return await locked(connection, COOPERATIVES, cooperative_id, scope.rows(COOPERATIVES))
 
 
 async def update(

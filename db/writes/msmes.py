@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import Record
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
@@ -78,9 +78,9 @@ async def _after_imports(connection: AsyncConnection) -> None:
     await connection.execute(select(func.pg_advisory_xact_lock_shared(IMPORT_LOCK)))
 
 
-async def lock(connection: AsyncConnection, msme_id: int, jurisdiction: str) -> Record:
+async def lock(connection: AsyncConnection, msme_id: int, scope: RowScope) -> Record:
     await _after_imports(connection)
-    return await locked(connection, MSMES, msme_id, within(MSMES, jurisdiction))
+    return await locked(connection, MSMES, msme_id, scope.rows(MSMES))
 
 
 async def update(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models
 from db.models import table_of
 from db.queries import Record
-from db.queries.scoping import within
+from db.queries.scoping import RowScope
 from db.writes import Duplicate, NotFound
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
@@ -32,13 +32,13 @@ async def create(
     status: str,
     detail: str | None,
     started_on: date | None,
-    jurisdiction: str,
+    scope: RowScope,
     actor: Actor,
 ) -> Record:
     """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once."""
     kind, subject_id = subject
     table = MSMES if kind == "msme" else COOPERATIVES
-    await locked(connection, table, subject_id, within(table, jurisdiction))
+    await locked(connection, table, subject_id, scope.rows(table))
     programme = await connection.execute(
         select(PROGRAMMES.c.id).where(PROGRAMMES.c.id == programme_id)
     )
@@ -78,19 +78,19 @@ async def create(
     return created
 
 
-def _visible(jurisdiction: str) -> Any:
+def _visible(scope: RowScope) -> Any:
     return or_(
-        and_(MSMES.c.id.is_not(None), within(MSMES, jurisdiction)),
-        and_(COOPERATIVES.c.id.is_not(None), within(COOPERATIVES, jurisdiction)),
+        and_(MSMES.c.id.is_not(None), scope.rows(MSMES)),
+        and_(COOPERATIVES.c.id.is_not(None), scope.rows(COOPERATIVES)),
     )
 
 
-async def lock(connection: AsyncConnection, participation_id: int, jurisdiction: str) -> Record:
+async def lock(connection: AsyncConnection, participation_id: int, scope: RowScope) -> Record:
     joined = PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
         COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
     )
     return await locked(
-        connection, PARTICIPATIONS, participation_id, _visible(jurisdiction), joined=joined
+        connection, PARTICIPATIONS, participation_id, _visible(scope), joined=joined
     )
 
 

@@ -5,10 +5,11 @@ The source of a connection is a `resolvers.paging.PageResult`; its attributes ar
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
 from resolvers.paging import encode_cursor
 
@@ -33,18 +34,24 @@ class Connection(Generic[T]):
     rows: strawberry.Private[Sequence[Any]]
     has_next: strawberry.Private[bool]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+    lists: strawberry.Private[Mapping[str, Any]]
+    end: strawberry.Private[int | None]
 
     @strawberry.field
-    def nodes(self) -> list[T]:
-        return list(self.rows)
+    def nodes(self, info: Info) -> list[T]:
+        compiled = self.lists.get(str(info.path.key))
+        return list(self.rows) if compiled is None else compiled
 
     @strawberry.field
-    def edges(self) -> list[Edge[T]]:
+    def edges(self, info: Info) -> list[Edge[T]]:
+        compiled = self.lists.get(str(info.path.key))
+        if compiled is not None:
+            return compiled  # type: ignore[no-any-return]
         return [Edge(cursor=encode_cursor(self.kind, row.id), node=row) for row in self.rows]
 
     @strawberry.field
     def page_info(self) -> PageInfo:
-        end = encode_cursor(self.kind, self.rows[-1].id) if self.rows else None
+        end = None if self.end is None else encode_cursor(self.kind, self.end)
         return PageInfo(has_next_page=self.has_next, end_cursor=end)
 
     @strawberry.field(description="All items matching the filter, counted only when asked for.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.types import ExecutionResult
 
 from auth.principal import Principal
 from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
@@ -30,4 +32,13 @@ async def run(
     engine: AsyncEngine, who: Principal, document: str, variables: dict[str, Any] | None = None
 ) -> Any:
     context = Context(principal=who, engine=engine, limits=LIMITS)
-    return await SCHEMA.execute(document, variable_values=variables, context_value=context)
+    result = await SCHEMA.execute(document, variable_values=variables, context_value=context)
+    return as_sent(result)
+
+
+def as_sent(result: ExecutionResult) -> ExecutionResult:
+    """The result with its data as the client reads it: JSON that PostgreSQL wrote
+    (schema/compiled.py) is embedded in the response as text, and decoded here."""
+    if result.data is not None:
+        result.data = orjson.loads(orjson.dumps(result.data))
+    return result

@@ -1,0 +1,82 @@
+"""What one request may do, decided once from its token and asked everywhere.
+
+Sinergi is worth adopting for the rules it keeps: a record outside the caller's jurisdiction
+answers as one that does not exist, personal data needs `pii:read`, small figure cells stay
+hidden unless the caller may read the records behind them anyway, and whatever a request hands
+out is in the audit log. Each of these is answered here, from the principal alone, and every
+statement builder, guard and resolver asks this object rather than derive the rule again:
+
+- `records`, the row scope each statement builder asks for a table's WHERE clause
+  (db/queries/scoping.py);
+- `may`, whether a field guarded by scopes answers or is nulled with FORBIDDEN
+  (schema/permissions.py);
+- `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
+- `places`, whether a record may be put in a region;
+- `sees_small_cells`, which figure cells are exempt from disclosure control;
+- `audit_entry`, what the audit log records of the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from auth.principal import Principal
+from auth.scopes import Scope
+from db.queries.scoping import RowScope
+from resolvers.access import Touched
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    principal: Principal
+    records: RowScope = field(init=False)
+    """The records the caller may read and write: those inside its jurisdiction."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "records", RowScope(self.principal.jurisdiction))
+
+    def may(self, *scopes: Scope) -> bool:
+        """Whether the token carries every one of `scopes`."""
+        return self.principal.has(*scopes)
+
+    @property
+    def reads_personal_data(self) -> bool:
+        """Owners' personal data is selected, written or shown only with `pii:read`."""
+        return self.principal.has(Scope.PII_READ)
+
+    def places(self, region: str) -> bool:
+        """Whether a record may be put (or moved) in `region`."""
+        return self.records.covers(region)
+
+    def sees_small_cells(self, region: str) -> bool:
+        """A figure cell about `region` is exempt from disclosure control when the caller may
+        read the records of that region anyway."""
+        return self.principal.has(Scope.RECORDS_READ) and self.records.covers(region)
+
+    def audit_entry(
+        self,
+        *,
+        operation: str | None,
+        document_hash: str,
+        fields: Mapping[str, list[str]],
+        records: Mapping[str, int],
+        touched: Touched,
+    ) -> dict[str, Any]:
+        """The audit log's entry for a request that handed out records or personal data: who,
+        why, which operation, the guarded fields it used with their scopes, every field it
+        handed out and the personal ones itemised, and how many records of each kind."""
+        principal = self.principal
+        return {
+            "organisation": principal.organisation,
+            "orgKind": principal.org_kind.value,
+            "jurisdiction": principal.jurisdiction,
+            "purpose": principal.purpose,
+            "operation": operation,
+            "documentHash": document_hash,
+            "fields": dict(fields),
+            "touched": list(touched.fields),
+            "personalFields": list(touched.personal),
+            "records": dict(records),
+        }

@@ -1,0 +1,363 @@
+"""Root fields that compile their selection into one statement in which PostgreSQL builds the
+JSON of the answer.
+
+A page of fifty MSMEs with their regency, province and cooperative, resolved field by field, is
+some four hundred resolutions, each a coroutine and a DataLoader future. Here the selection under
+a page's `nodes` and `edges`, or under a lookup, becomes a `JsonShape` (db/queries/json_pages.py)
+once per document, and each request runs one statement, scoped like every other read, whose JSON
+text the response embeds as it is (schema/execution.py). The executor still resolves the rest
+(the connection, `pageInfo`, `totalCount`, any new field), so there is one execution path.
+
+A selection the compiler cannot write exactly as graphql-core would serialise it (a guarded
+field, a list, arguments, a directive, a computed field) is resolved row by row instead, by the
+same resolvers, which also report any FORBIDDEN or null-in-non-null error.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+from functools import cache, lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Table
+from strawberry.scalars import ID
+from strawberry.types import Info
+from strawberry.types.base import (
+    StrawberryList,
+    StrawberryOptional,
+    get_object_definition,
+)
+from strawberry.types.enum import StrawberryEnumDefinition
+from strawberry.types.field import StrawberryField
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+from db.driver import DriverStatement
+from db.queries import cooperatives, msmes
+from db.queries.json_pages import (
+    COOPERATIVES,
+    PROVINCE_OF_OWN_CODE,
+    REGIONS,
+    Cursor,
+    Field,
+    Fixed,
+    JsonShape,
+    Nested,
+    Node,
+    fetch_json_page,
+    fetch_json_record,
+    json_page_statement,
+    json_record_statement,
+)
+from db.queries.scoping import RowScope
+from resolvers import relations
+from resolvers.context import Context
+from resolvers.paging import PageResult, decode_cursor, page_size
+from schema.scalars import Rupiah
+
+TABLES: dict[str, Table] = {
+    "Msme": msmes.MSMES,
+    "Cooperative": COOPERATIVES,
+    "Region": REGIONS,
+}
+RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
+    relations.province: ("region", "province_code"),
+    relations.regency: ("region", "regency_code"),
+    relations.district: ("region", "district_code"),
+    relations.region_parent: ("region", "parent_code"),
+    relations.region_province: ("region", PROVINCE_OF_OWN_CODE),
+    relations.cooperative_of_msme: ("cooperative", "cooperative_id"),
+}
+"""Resolvers of a relation to a region or cooperative: (target, the row's column holding its
+key), so the relation is a join rather than a DataLoader."""
+
+
+class Unsupported(Exception):
+    """The selection needs the executor's field-by-field resolution."""
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    lists: tuple[tuple[str, JsonShape], ...]
+    """(response key, shape) of each `nodes` and `edges` selected on the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A root field's plan, kept with the operation it belongs to (see `_Plans`)."""
+
+    operation: object
+    plan: PagePlan | JsonShape | None
+
+
+class _Plans:
+    """Plans by (operation, response key), the least recently used dropped first. Parsed
+    documents are kept (schema/engine.py, and Strawberry's parser cache), so the same document
+    arrives as the same operation node; the entry keeps that node alive, so its id cannot be
+    reused by another while the entry exists."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._plans: OrderedDict[tuple[int, str], Planned] = OrderedDict()
+
+    def get(
+        self, info: Info[Context, Any], make: Callable[[SelectedField], PagePlan | JsonShape]
+    ) -> PagePlan | JsonShape | None:
+        operation = info.operation
+        key = (id(operation), str(info.path.key))
+        found = self._plans.get(key)
+        if found is not None and found.operation is operation:
+            self._plans.move_to_end(key)
+            return found.plan
+        try:
+            plan: PagePlan | JsonShape | None = make(_only(info.selected_fields))
+        except Unsupported:
+            plan = None
+        self._plans[key] = Planned(operation, plan)
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+        return plan
+
+
+PLANS = _Plans()
+
+
+def _only(selected: list[Selection]) -> SelectedField:
+    """The root field's one selection; a key selected twice (merged by GraphQL) needs the
+    executor."""
+    if len(selected) != 1 or not isinstance(selected[0], SelectedField):
+        raise Unsupported("a key selected twice")
+    field = selected[0]
+    if field.directives:
+        raise Unsupported("directives")
+    return field
+
+
+def _fields(selections: Iterable[Selection], type_name: str) -> Iterable[SelectedField]:
+    for selection in selections:
+        if selection.directives:
+            raise Unsupported("directives")
+        if isinstance(selection, SelectedField):
+            yield selection
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            condition = selection.type_condition
+            if condition is not None and condition != type_name:
+                raise Unsupported("a fragment on another type")
+            yield from _fields(selection.selections, type_name)
+
+
+def _keyed(selections: Iterable[Selection], type_name: str) -> list[tuple[str, SelectedField]]:
+    """The selected fields by response key; a key selected twice (merged by GraphQL) or any
+    argument needs the executor."""
+    found: list[tuple[str, SelectedField]] = []
+    seen: set[str] = set()
+    for field in _fields(selections, type_name):
+        key = field.alias or field.name
+        if key in seen or field.arguments:
+            raise Unsupported("a key selected twice, or arguments")
+        seen.add(key)
+        found.append((key, field))
+    return found
+
+
+@cache
+def _definitions(graphql_type: type) -> tuple[str, dict[str, StrawberryField]]:
+    definition = get_object_definition(graphql_type, strict=True)
+    by_name = {
+        field.graphql_name or _camel(field.python_name): field for field in definition.fields
+    }
+    return definition.name, by_name
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
+    """The JSON shape of a selection on a record or region type."""
+    type_name, fields = _definitions(graphql_type)
+    table = TABLES.get(type_name)
+    if table is None:
+        raise Unsupported(type_name)
+    parts: list[Field | Fixed | Nested] = []
+    for key, selected in _keyed(selections, type_name):
+        if selected.name == "__typename":
+            parts.append(Fixed(key, type_name))
+            continue
+        field = fields.get(selected.name)
+        if field is None or field.extensions:
+            raise Unsupported("a guarded or extended field")
+        field_type, nullable = _nullable(field.type)
+        resolver = field.base_resolver
+        if resolver is None:
+            parts.append(_leaf(key, field.python_name, field_type, nullable, table))
+        elif resolver.wrapped_func in RELATIONS:
+            target, link = RELATIONS[resolver.wrapped_func]
+            inner = shape_of(field_type, selected.selections)
+            parts.append(Nested(key, target, link, inner, nullable))
+        else:
+            raise Unsupported(selected.name)
+    return JsonShape(tuple(parts))
+
+
+def _nullable(field_type: Any) -> tuple[Any, bool]:
+    if isinstance(field_type, StrawberryOptional):
+        return field_type.of_type, True
+    if isinstance(field_type, StrawberryList):
+        raise Unsupported("a list")
+    return field_type, False
+
+
+def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: Table) -> Field:
+    """A column PostgreSQL writes as graphql-core serialises the field: strings, booleans,
+    32-bit integers, dates, IDs and rupiah amounts as text, enumerations stored as text."""
+    column = table.c.get(column_name)
+    if column is None:
+        raise Unsupported(column_name)
+    stored = column.type
+    text, integer = isinstance(stored, String), isinstance(stored, Integer)
+    if isinstance(kind, StrawberryEnumDefinition):
+        names = tuple((_stored(value.value), value.name) for value in kind.values)
+        if text and all(isinstance(value, str) for value, _ in names):
+            return Field(key, column_name, nullable, names=names)
+        raise Unsupported("an enumeration not stored as text")
+    plain = {
+        str: text,
+        bool: isinstance(stored, Boolean),
+        # graphql-core refuses integers beyond 32 bits; a BIGINT column may hold one
+        int: integer and not isinstance(stored, BigInteger),
+        date: isinstance(stored, Date),  # to_json writes a date as isoformat() does
+    }
+    if plain.get(kind):
+        return Field(key, column_name, nullable)
+    if (kind is ID and (text or integer)) or (kind is Rupiah and integer):
+        return Field(key, column_name, nullable, as_text=True)
+    raise Unsupported(column_name)
+
+
+def _stored(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
+    def make(field: SelectedField) -> PagePlan:
+        connection_name = f"{_definitions(node_type)[0]}Connection"
+        lists: list[tuple[str, JsonShape]] = []
+        for key, part in _keyed(field.selections, connection_name):
+            if part.name == "nodes":
+                lists.append((key, shape_of(node_type, part.selections)))
+            elif part.name == "edges":
+                lists.append((key, _edge_shape(node_type, part.selections)))
+        return PagePlan(tuple(lists))
+
+    return make
+
+
+def _edge_shape(node_type: type, selections: list[Selection]) -> JsonShape:
+    node_name = _definitions(node_type)[0]
+    edge_name = f"{node_name}Edge"
+    parts: list[Fixed | Cursor | Node] = []
+    for key, field in _keyed(selections, edge_name):
+        if field.name == "node":
+            parts.append(Node(key, shape_of(node_type, field.selections)))
+        elif field.name == "cursor":
+            parts.append(Cursor(key, node_name.lower()))
+        elif field.name == "__typename":
+            parts.append(Fixed(key, edge_name))
+        else:
+            raise Unsupported(field.name)  # a field added to Edge: the executor resolves it
+    return JsonShape(tuple(parts))
+
+
+async def page(
+    info: Info[Context, Any],
+    node_type: type,
+    *,
+    first: int | None,
+    after: str | None,
+    where: Any,
+    rows: Callable[[], Awaitable[PageResult]],
+) -> PageResult:
+    """A page of `node_type` (Msme or Cooperative) whose lists PostgreSQL writes; `rows`
+    resolves it row by row when the selection does not compile."""
+    context = info.context
+    kind = _definitions(node_type)[0].lower()
+    plan = PLANS.get(info, _page_plan(node_type))
+    assert plan is None or isinstance(plan, PagePlan)
+    if plan is None or not plan.lists:
+        return await rows()
+    size = page_size(first, context.limits)
+    start = decode_cursor(after, kind)
+    scope = context.policy.records
+    statement = _page_statement(
+        kind, tuple(shape for _, shape in plan.lists), scope, where, size, start is not None
+    )
+    async with context.reads.checked_out() as connection:
+        built = await fetch_json_page(connection, statement, first=size, after=start)
+    if built is None:
+        return await rows()
+    context.accesses.records_returned(kind, built.count)
+    context.accesses.records_returned("cooperative", built.cooperatives)
+    queries = msmes if kind == "msme" else cooperatives
+
+    async def count() -> int:
+        async with context.reads.connect() as connection:
+            total: int = await queries.total(connection, scope=scope, where=where)
+            return total
+
+    lists = {
+        key: orjson.Fragment(text) for (key, _), text in zip(plan.lists, built.lists, strict=True)
+    }
+    return PageResult(kind, (), built.has_next, count, lists=lists, last_id=built.last_id)
+
+
+@lru_cache(maxsize=256)
+def _page_statement(
+    kind: str, shapes: tuple[JsonShape, ...], scope: RowScope, where: Any, first: int, after: bool
+) -> DriverStatement:
+    """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
+    queries = msmes if kind == "msme" else cooperatives
+    table = msmes.MSMES if kind == "msme" else COOPERATIVES
+    return json_page_statement(
+        table,
+        shapes,
+        where=queries.conditions(scope, where),
+        scope=scope,
+        first=first,
+        after=after,
+    )
+
+
+async def record(
+    info: Info[Context, Any], node_type: type, *, key: str, value: Any, rows: Callable[[], Any]
+) -> Any:
+    """The record of `node_type` whose unique column `key` holds `value`, as JSON PostgreSQL
+    writes; `rows` resolves it as a row when the selection does not compile."""
+    context = info.context
+    plan = PLANS.get(info, lambda field: shape_of(node_type, field.selections))
+    if plan is None:
+        return await rows()
+    assert isinstance(plan, JsonShape)
+    type_name = _definitions(node_type)[0]
+    statement = _record_statement(type_name, plan, key, context.policy.records)
+    async with context.reads.checked_out() as connection:
+        found = await fetch_json_record(connection, statement, value)
+    if found is False:
+        return await rows()
+    if found is None:
+        return None
+    context.accesses.records_returned(type_name.lower(), 1)
+    context.accesses.records_returned("cooperative", found.cooperatives)
+    return orjson.Fragment(found.json)
+
+
+@lru_cache(maxsize=256)
+def _record_statement(
+    type_name: str, shape: JsonShape, key: str, scope: RowScope
+) -> DriverStatement:
+    return json_record_statement(TABLES[type_name], shape, key=key, scope=scope)

@@ -1,0 +1,169 @@
+"""The one execution path of every operation a client sends.
+
+A document is parsed and validated once (per document and operation name; what a client may
+use is decided at execution, by the scope guards, so the plan is the same for every client) and
+kept; a request then coerces its variables and runs the operation through graphql-core's
+executor, whose root fields for records compile their selection into one statement in which
+PostgreSQL writes the JSON (schema/compiled.py, embedded by schema/execution.py). Strawberry's
+own request pipeline around the executor (its hooks, its result processing) cost more CPU than
+a lookup's statement; its schema extensions are applied here, once: error coding, the audit
+entry (with the operation's name) and the figure cache.
+
+What this module does not answer (None) is left to Strawberry's view, which answers it with the
+same schema and executor: documents that do not parse or validate and variables that do not
+coerce (their errors name only what the client's own schema shows), introspection (answered on
+the client's schema), batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from inspect import isawaitable
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    specified_rules,
+)
+from graphql.utilities import get_operation_ast
+from strawberry.schema.schema import validate_document
+
+from auth.scopes import Scope
+from resolvers.access import Touched
+from resolvers.context import Context
+from schema.audit import record
+from schema.documents import parse_document
+from schema.errors import coded
+from schema.execution import EmbeddingExecutionContext
+from schema.figure_cache import FigureCache
+from schema.introspection import INTROSPECTION_FIELDS, root_fields
+from schema.touched import touched_fields
+
+logger = logging.getLogger("sinergi.engine")
+FIGURES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "__typename"})
+"""Root fields of figures: an operation of nothing else may be answered from the figure cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    figures_only: bool
+    touched: dict[frozenset[Scope], Touched] = field(default_factory=dict)
+    """What the operation hands out, by the scopes of the caller (see schema/touched.py)."""
+
+
+class Engine:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        figures_cache_seconds: int = 0,
+        max_tokens: int | None = None,
+        size: int = 512,
+    ) -> None:
+        """`figures_cache_seconds`: how long a published figure table may be served again
+        (schema/figure_cache.py); 0 computes every table afresh. `max_tokens`: the request
+        guard's, so the engine takes the document the guard already parsed (schema/documents)."""
+        self.schema = schema._schema
+        self._max_tokens = max_tokens
+        self._size = size
+        self._prepared: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
+        self._figures = FigureCache(figures_cache_seconds) if figures_cache_seconds else None
+
+    def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
+        """The document parsed, validated and its operation chosen, kept for the next request."""
+        key = (query, operation_name)
+        if key in self._prepared:
+            self._prepared.move_to_end(key)
+            return self._prepared[key]
+        prepared = self._prepare(query, operation_name)
+        self._prepared[key] = prepared
+        if len(self._prepared) > self._size:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
+        document = parse_document(query, self._max_tokens)
+        if isinstance(document, GraphQLError):
+            return None
+        if validate_document(self.schema, document, tuple(specified_rules)):
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+            return None
+        fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        roots = root_fields(operation.selection_set, fragments.get)
+        if roots & INTROSPECTION_FIELDS:
+            return None
+        figures_only = operation.operation is OperationType.QUERY and roots <= FIGURES
+        return Prepared(document, operation, fragments, figures_only and roots != {"__typename"})
+
+    async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
+        """The response to a single operation, or None to leave it to Strawberry's view."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return None
+        query: str = payload["query"]
+        operation_name = payload.get("operationName")
+        variables = payload.get("variables") or {}
+        if not isinstance(operation_name, str | None) or not isinstance(variables, dict):
+            return None
+        prepared = self.prepare(query, operation_name)
+        if prepared is None:
+            return None
+        cache = self._figures if prepared.figures_only and not context.wrote_recently else None
+        if cache is not None:
+            key = cache.key(query, operation_name, variables, context.principal)
+            cached = cache.get(key)
+            if cached is not None:
+                return {"data": cached}
+        try:
+            result = execute(
+                self.schema,
+                prepared.document,
+                context_value=context,
+                variable_values=variables,
+                operation_name=operation_name,
+                executor_class=EmbeddingExecutionContext,
+            )
+            if isawaitable(result):
+                result = await result
+            if result.data is None and all(error.path is None for error in result.errors or ()):
+                return None  # variables refused, nothing ran: their errors name what it sees
+            if context.accesses.worth_recording:
+                context.accesses.touched = self._touched(prepared, context)
+            name = prepared.operation.name
+            await record(context, query, None if name is None else name.value)
+        except Exception as error:  # the audit entry not written: nothing goes out
+            result = ExecutionResult(None, [GraphQLError(str(error), original_error=error)])
+        if result.errors:
+            return {
+                "data": result.data,
+                "errors": [error.formatted for error in coded(result.errors)],
+            }
+        if cache is not None and result.data is not None:
+            cache.put(key, result.data)
+        return {"data": result.data}
+
+    def _touched(self, prepared: Prepared, context: Context) -> Touched:
+        scopes = context.principal.scopes
+        found = prepared.touched.get(scopes)
+        if found is None:
+            found = prepared.touched[scopes] = touched_fields(
+                self.schema, prepared.operation, prepared.fragments, context.policy.may
+            )
+        return found

@@ -1,0 +1,132 @@
+"""A check is stored once, and a check whose audit entry cannot be written is refused: the
+decision is kept (it was made) but nothing of it goes out unrecorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from db.queries.audit import AuditWriter
+from resolvers.context import Context
+from schema.engine import Engine
+from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.support.http import Api
+from tests.test_eligibility_api import FULL_ATTESTATION as ATTESTED
+
+JAMKRIDA = principal(OrgKind.BUMD, "62")
+JAMKRIDA_DEMO = "demo-jamkrida-62"  # the demo client, for requests over HTTP
+ENGINE = Engine(SCHEMA)
+CHECK = """
+mutation Check($request: EligibilityRequest!) {
+  checkEligibility(request: $request) {
+    __typename verdict finalVerdict product rulesetVersion checkDate loanAmount tenorMonths
+    coverageAmount estimatedFee subjectKey
+    results { ruleId code outcome reason messageId messageEn legalBasis __typename }
+  }
+}
+"""
+ALIASED = """
+mutation ($nib: String!) {
+  decided: checkEligibility(request: {nib: $nib, product: "JAMKRIDA_KTG_PRODUKTIF",
+      loanAmount: "50000000", tenorMonths: 24, checkDate: "2026-01-15",
+      attestation: {maxCollectibility: 1, feasibilityApproved: true}}) {
+    ...Decision
+    ... on EligibilityDecision { why: results { outcome } }
+  }
+}
+fragment Decision on EligibilityDecision { verdict amount: coverageAmount }
+"""
+
+
+@pytest.fixture(scope="module")
+async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+def _request(subject: dict[str, str], **changes: Any) -> dict[str, Any]:
+    return {
+        **subject,
+        "product": "JAMKRIDA_KTG_PRODUKTIF",
+        "loanAmount": "50000000",
+        "tenorMonths": 24,
+        "checkDate": "2026-01-15",
+        "attestation": ATTESTED,
+        **changes,
+    }
+
+
+async def _decisions(engine: AsyncEngine, client_id: str) -> int:
+    async with engine.connect() as connection:
+        query = text("SELECT count(*) FROM eligibility_decisions WHERE client_id = :client")
+        return int((await connection.execute(query, {"client": client_id})).scalar_one())
+
+
+class _LostAudit(AuditWriter):
+    async def append(self, **entry: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+
+@pytest.mark.parametrize("query", [CHECK, ALIASED])
+async def test_a_check_is_stored_once(engine: AsyncEngine, query: str) -> None:
+    variables = (
+        {"nib": "9990000000001"}
+        if query is ALIASED
+        else {"request": _request({"nib": "9990000000001"})}
+    )
+    before = await _decisions(engine, JAMKRIDA.client_id)
+    context = Context(principal=JAMKRIDA, engine=engine, limits=LIMITS)
+    answer = await ENGINE.answer(context, {"query": query, "variables": variables})
+    assert answer is not None
+    assert "errors" not in answer, answer
+    assert await _decisions(engine, JAMKRIDA.client_id) == before + 1
+    assert context.accesses.fields == {"Mutation.checkEligibility": ["eligibility:check"]}
+
+
+async def test_a_check_whose_audit_fails_is_stored_once_and_refused(engine: AsyncEngine) -> None:
+    variables = {"request": _request({"nib": "9990000000001"})}
+    before = await _decisions(engine, JAMKRIDA.client_id)
+    context = Context(
+        principal=JAMKRIDA, engine=engine, limits=LIMITS, audit_writer=_LostAudit(engine)
+    )
+    answer = await ENGINE.answer(context, {"query": CHECK, "variables": variables})
+    assert answer is not None
+    assert answer["data"] is None
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
+    assert await _decisions(engine, JAMKRIDA.client_id) == before + 1
+
+
+def test_over_http_a_check_whose_audit_fails_is_503_and_stored_once(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost(self: AuditWriter, **entry: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+    async def decisions() -> int:
+        engine = create_engine(demo_url, statement_timeout_ms=10_000, pool_size=1)
+        try:
+            return await _decisions(engine, JAMKRIDA_DEMO)
+        finally:
+            await engine.dispose()
+
+    token = api.token(JAMKRIDA_DEMO)
+    before = asyncio.run(decisions())
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditWriter, "append", lost)
+        response = api.post(
+            {"query": CHECK, "variables": {"request": _request({"nib": "9990000000001"})}}, token
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
+        "SERVICE_UNAVAILABLE"
+    ]
+    assert asyncio.run(decisions()) == before + 1
