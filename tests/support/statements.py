@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 @contextmanager
 def recorded_statements(engine: AsyncEngine | None = None) -> Iterator[list[str]]:
-    """Statements run on `engine`, or on every engine (the app's own, behind HTTP) when None."""
+    """Statements run on `engine`, or on every engine (the app's own, behind HTTP) when None;
+    not the app's background work that no request waits for (audit sealing)."""
     statements: list[str] = []
     target: Any = Engine if engine is None else engine.sync_engine
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        if "background" not in conn.get_execution_options():
+            statements.append(statement)
 
     event.listen(target, "before_cursor_execute", record)
     try:
