@@ -218,13 +218,15 @@ class Load:
         with httpx.Client(base_url=self.base, timeout=30) as http:
             while self.running:
                 started = time.monotonic()
-                response = http.post("/graphql", json={"query": READ}, headers=self.headers)
-                elapsed = time.monotonic() - started
-                body = response.json()
-                errors = body.get("errors") or []
-                code = errors[0]["extensions"]["code"] if errors else None
+                try:
+                    response = http.post("/graphql", json={"query": READ}, headers=self.headers)
+                except httpx.TransportError:  # no answer at all (status 0): a killed server
+                    status, code = 0, None
+                else:
+                    status, errors = response.status_code, response.json().get("errors") or []
+                    code = errors[0]["extensions"]["code"] if errors else None
                 with self.lock:
-                    self.answers.append(Answer(started, elapsed, response.status_code, code))
+                    self.answers.append(Answer(started, time.monotonic() - started, status, code))
                 time.sleep(0.02)
 
     def since(self, moment: float) -> list[Answer]:
