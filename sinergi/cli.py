@@ -55,7 +55,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.dev:
         asyncio.run(prepare_demo(database.owner_url, load_population=settings.database_url is None))
-    elif not (args.unsafe_privileged_role or settings.unsafe_privileged_role):
+    elif not (
+        settings.is_development or args.unsafe_privileged_role or settings.unsafe_privileged_role
+    ):
         reason = asyncio.run(privileges_beyond_service(database.service_url))
         if reason is not None:
             print(
@@ -193,7 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
-    return int(args.handler(args, settings))
+    try:
+        return int(args.handler(args, settings))
+    except SettingsError as error:  # found late: the audit key, say
+        print(f"sinergi: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -207,3 +208,44 @@ def test_the_grants_converge_when_applied_again(migrated_url: str) -> None:
     before = asyncio.run(snapshot())
     upgrade(migrated_url, service_role=TEST_SERVICE)
     assert asyncio.run(snapshot()) == before
+
+
+def test_a_database_made_before_the_roles_is_handed_over_to_the_owner(server_url: str) -> None:
+    """An embedded data directory from before this migration: everything its superuser's."""
+    from db import provision
+    from db.migrate import upgrade
+    from tests.support.databases import TEST_OWNER, TEST_PASSWORD, create_database, drop_database
+
+    name = f"sinergi_legacy_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(make_url(server_url).set(database=name).render_as_string(False), "0009")
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        owner_url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+        upgrade(owner_url, service_role=TEST_SERVICE)
+
+        async def check() -> None:
+            owner = await asyncpg.connect(owner_url)
+            service = await asyncpg.connect(as_service(owner_url))
+            try:
+                foreign = await owner.fetchval(
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                    " AND relowner <> current_user::regrole"
+                )
+                assert foreign == 0
+                await service.execute(
+                    "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('c', '{}', '{}')"
+                )
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await service.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            finally:
+                await owner.close()
+                await service.close()
+
+        asyncio.run(check())
+    finally:
+        asyncio.run(drop_database(server_url, name))
