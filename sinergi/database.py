@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded, provision
@@ -93,6 +94,8 @@ async def _is_current(url: str) -> bool:
     engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
     try:
         return await is_current(engine)
+    except ProgrammingError:  # not even granted the version table: never migrated for it
+        return False
     finally:
         await engine.dispose()
 

@@ -249,3 +249,24 @@ def test_a_database_made_before_the_roles_is_handed_over_to_the_owner(server_url
         asyncio.run(check())
     finally:
         asyncio.run(drop_database(server_url, name))
+
+
+def test_the_service_role_alone_serves_a_current_schema_and_never_migrates(
+    fresh_url: str, server_url: str
+) -> None:
+    from db.migrate import upgrade
+    from sinergi.database import SchemaNotCurrent, prepared_for_serving
+    from sinergi.settings import Settings
+    from tests.support.databases import create_database, drop_database
+
+    current = prepared_for_serving(Settings(database_url=as_service(fresh_url)))
+    assert current.service_url == current.owner_url == as_service(fresh_url)
+    name = f"sinergi_behind_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(make_url(server_url).set(database=name).render_as_string(False), "0009")
+        behind = as_service(make_url(fresh_url).set(database=name).render_as_string(False))
+        with pytest.raises(SchemaNotCurrent, match="sinergi migrate"):
+            prepared_for_serving(Settings(database_url=behind))
+    finally:
+        asyncio.run(drop_database(server_url, name))
