@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.roles import UnsafeServiceRole
 from sinergi import audit_key, cli_auth, cli_guarantees, import_cli
 from sinergi.database import (
     SchemaNotCurrent,
@@ -197,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args, settings))
-    except SettingsError as error:  # found late: the audit key, say
+    except (SettingsError, UnsafeServiceRole) as error:  # found late: the audit key, a role
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
 
