@@ -358,6 +358,10 @@ def test_a_killed_server_loses_no_acknowledged_entry_and_stays_verifiable(
     try:
         with Load(base, _token(base, client)) as load:
             time.sleep(2.5)  # long enough for a seal and a checkpoint or two
+            deadline = time.monotonic() + 30  # and for answers, on a busy machine
+            while not any(a.status == 200 for a in load.since(0)):
+                assert time.monotonic() < deadline, "no answer to kill the server under"
+                time.sleep(0.1)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
             time.sleep(0.5)
