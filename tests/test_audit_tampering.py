@@ -9,12 +9,13 @@ the command operators run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import secrets
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -23,6 +24,7 @@ from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from sinergi import checkpoint_file
 from sinergi.audit_sealer import AuditSealer
+from sinergi.cli import main
 from tests.support.databases import as_service
 
 KEY = secrets.token_bytes(32)
@@ -56,20 +58,23 @@ def trail(fresh_url: str, tmp_path: Path) -> Trail:
     return Trail(fresh_url, checkpoints)
 
 
-def _verify(trail: Trail, key: bytes = KEY) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sinergi.cli", "audit", "verify"],
-        capture_output=True,
-        text=True,
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "DATABASE_URL": as_service(trail.owner_url),
-            "SINERGI_AUDIT_KEY": key.hex(),
-            "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
-        },
-        timeout=120,
-        check=False,
-    )
+@dataclass(frozen=True)
+class Verified:
+    returncode: int
+    stdout: str
+
+
+def _verify(trail: Trail, key: bytes = KEY) -> Verified:
+    """`sinergi audit verify` as an operator runs it, with the service's URL."""
+    out = io.StringIO()
+    env = {
+        "DATABASE_URL": as_service(trail.owner_url),
+        "SINERGI_AUDIT_KEY": key.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
+    }
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(["audit", "verify"])
+    return Verified(returncode, out.getvalue())
 
 
 def _as_owner(trail: Trail, *statements: str) -> None:
