@@ -25,14 +25,20 @@ def _quoted(identifier: str) -> str:
 
 
 async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None) -> None:
-    # Another process may make it a moment before this one.
-    with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-        if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-            await admin.execute(f"CREATE ROLE {_quoted(role)} LOGIN")
-    await admin.execute(f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE")
-    if password is not None:
-        literal = "'" + password.replace("'", "''") + "'"
-        await admin.execute(f"ALTER ROLE {_quoted(role)} PASSWORD {literal}")
+    """Made once, with `password` if given; an existing role is altered only to take away
+    powers it must not have (so that processes starting together do not alter it at once)."""
+    privileged = await admin.fetchval(
+        "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = $1", role
+    )
+    if privileged is None:
+        secret = "" if password is None else " PASSWORD '" + password.replace("'", "''") + "'"
+        # Another process may make it a moment before this one.
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            await admin.execute(
+                f"CREATE ROLE {_quoted(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE{secret}"
+            )
+    elif privileged:
+        await admin.execute(f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE")
 
 
 # Objects of `public` owned by anyone but the owner: tables first (their sequences follow them).
@@ -69,11 +75,14 @@ async def ensure_database(
     try:
         await ensure_role(admin, owner, password)
         await ensure_role(admin, service, password)
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
+        current_owner = await admin.fetchval(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name
+        )
+        if current_owner is None:
             await admin.execute(f"CREATE DATABASE {_quoted(name)} OWNER {_quoted(owner)}")
             return
-        await admin.execute(f"ALTER DATABASE {_quoted(name)} OWNER TO {_quoted(owner)}")
+        if current_owner != owner:
+            await admin.execute(f"ALTER DATABASE {_quoted(name)} OWNER TO {_quoted(owner)}")
     finally:
         await admin.close()
     database = await asyncpg.connect(make_url(admin_url).set(database=name).render_as_string(False))
