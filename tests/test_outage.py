@@ -111,8 +111,11 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
     deadline = time.monotonic() + 90
     while True:
         assert process.poll() is None, log.read_text()
+        # Both workers up: on a busy machine uvicorn may replace one that was slow to spawn,
+        # and a replacement starting during the drill's outage would stop the whole server.
+        started = log.read_text().count("Application startup complete.") >= 2
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+            if started and httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return process, base
         except httpx.TransportError:
             pass
@@ -220,13 +223,14 @@ class Load:
                 started = time.monotonic()
                 try:
                     response = http.post("/graphql", json={"query": READ}, headers=self.headers)
-                except httpx.TransportError:  # no answer at all (status 0): a killed server
-                    status, code = 0, None
-                else:
-                    status, errors = response.status_code, response.json().get("errors") or []
-                    code = errors[0]["extensions"]["code"] if errors else None
+                except httpx.TransportError:  # no answer at all: the server was killed
+                    return
+                errors = response.json().get("errors") or []
+                code = errors[0]["extensions"]["code"] if errors else None
                 with self.lock:
-                    self.answers.append(Answer(started, time.monotonic() - started, status, code))
+                    self.answers.append(
+                        Answer(started, time.monotonic() - started, response.status_code, code)
+                    )
                 time.sleep(0.02)
 
     def since(self, moment: float) -> list[Answer]:
