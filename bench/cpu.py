@@ -85,10 +85,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SINERGI_HOME", str(Path.home() / ".local/share/sinergi-bench"))
 
-    from sinergi.database import resolve_url
+    from sinergi.database import resolve
     from sinergi.settings import Settings
 
-    url = resolve_url(Settings.from_env())
+    url = resolve(Settings.from_env()).owner_url  # it loads data and registers clients
     scenario = SCENARIOS[args.scenario]
     nib = _eligible_nib(url)
     variables = {"nib": nib} if scenario.by_nib else {}

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.engine import create_engine
 from db.migrate import upgrade
 from db.seed import load_reference
-from sinergi.database import resolve_url
+from sinergi.database import resolve
 from sinergi.demo import SEED_DATA
 from sinergi.settings import Settings
 
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--msmes", type=int, default=1_000_000)
     parser.add_argument("--cooperatives", type=int, default=130_000)
     args = parser.parse_args()
-    url = resolve_url(Settings.from_env())
+    url = resolve(Settings.from_env()).owner_url  # it loads data and registers clients
     upgrade(url)
     asyncio.run(_main(url, args.msmes, args.cooperatives))
 

@@ -1,6 +1,6 @@
 """Wakes a process's subscriptions when a transaction that changed records commits anywhere.
 
-One connection per process LISTENs on `sinergi_changes`, which migration 0016's commit stamp
+One connection per process LISTENs on `sinergi_changes`, which migration 0014's commit stamp
 NOTIFYs; PostgreSQL delivers a notification only once its transaction has committed. Nothing
 depends on a notification arriving: a subscriber reads from its own cursor each time it wakes,
 and wakes at least every few seconds anyway, so a lost connection costs latency, not changes.

@@ -19,6 +19,10 @@ import psutil
 
 DATABASE_NAME = "sinergi"
 DATA_DIRECTORY = "pgdata"
+OWNER_ROLE = "sinergi_owner"
+"""Owns the database and every object in it; migrations and operator commands run as it."""
+SERVICE_ROLE = "sinergi_service"
+"""What `sinergi serve` connects as: owns nothing, holds what db/roles.py grants it."""
 
 
 def start(home: Path, *, temporary: bool = False) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import async_url
+from db import roles
+from db.engine import async_url, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,8 +24,21 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
+def upgrade(url: str, revision: str = "heads", *, service_role: str | None = None) -> None:
+    """Migrate as the owner at `url`, then grant `service_role` what db/roles.py declares (after
+    every upgrade, so the grants always match the tables the migrations made)."""
     command.upgrade(alembic_config(url), revision)
+    if service_role is not None:
+        asyncio.run(_grant(url, service_role))
+
+
+async def _grant(url: str, service_role: str) -> None:
+    engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await roles.apply(connection, service_role)
+    finally:
+        await engine.dispose()
 
 
 def head_revisions() -> frozenset[str]:

@@ -438,6 +438,22 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(Text)
 
 
+class AuditSeal(Base):
+    """An audit entry's keyed MAC, chained over the entries before it (migration 0010).
+
+    Written in batches by the service with a key the database never holds, so whoever can
+    rewrite `audit_log` and recompute its hashes still cannot make the seals agree.
+    """
+
+    __tablename__ = "audit_seals"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    mac: Mapped[str] = mapped_column(Text)
+    sealed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+
+
 GUARANTEE_STATUSES = ("active", "claimed", "paid_off", "defaulted")
 VERDICTS = ("ELIGIBLE", "NOT_ELIGIBLE", "NEEDS_REVIEW")
 

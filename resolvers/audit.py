@@ -1,4 +1,9 @@
-"""The custodian's view of the audit log (audit:read)."""
+"""The custodian's view of the audit log (audit:read).
+
+Reading the trail hands out NIKs and who received them, so each read is itself an entry of the
+trail: the entries returned count as records, and their subjects (or the person asked about) as
+personal data handed out.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +38,20 @@ async def entries(
         rows = await audit.entries(
             connection, subject=_checked_nik(nik), client_id=client_id, first=size, after=before_seq
         )
-    return rows[:size]
+    page = rows[:size]
+    notes = info.context.accesses
+    notes.records_returned("audit_entry", len(page))
+    for row in page:
+        for subject in row.subjects:
+            notes.personal_data_of(subject)
+    return page
 
 
 async def accessors(info: Info[Context, Any], nik: str) -> list[Node]:
     checked = _checked_nik(nik)
     assert checked is not None
     async with info.context.reads.connect() as connection:
-        return await audit.accessors_of(connection, checked)
+        found = await audit.accessors_of(connection, checked)
+    info.context.accesses.records_returned("personal_data_access", len(found))
+    info.context.accesses.personal_data_of(checked)
+    return found

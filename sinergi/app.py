@@ -37,7 +37,8 @@ from db.queries.regions import RegionDirectory
 from db.reads import Replica
 from resolvers.context import Limits
 from schema.build import build_schema
-from sinergi import metrics, tracing
+from sinergi import audit_key, metrics, tracing
+from sinergi.audit_sealer import AuditSealer
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
@@ -76,10 +77,12 @@ async def _serving(
     external_issuers: dict[str, ExternalIssuer],
     rate_limiter: RateLimiter,
     state: dict[str, Any],
+    sealer: AuditSealer,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
-    keeps the client registry current, and the rate limiter's counting in PostgreSQL. The
-    engines are disposed of when the app stops."""
+    keeps the client registry current, the rate limiter's counting in PostgreSQL and the audit
+    trail's sealing. The engines are disposed of when the app stops, after the trail's last
+    seal."""
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -107,6 +110,7 @@ async def _serving(
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
     ]
     changes = ChangeSignal(engine.url.render_as_string(hide_password=False))
+    sealer.start()
     try:
         yield {
             "engine": engine,
@@ -124,17 +128,18 @@ async def _serving(
                 await task
         await rate_limiter.flush(primary)
         await changes.close()
+        await sealer.stop()
         await engine.dispose()
         if replica is not None:
             await replica.dispose()
         metrics.worker_exiting(settings.metrics_dir)
 
 
-def _engine(settings: Settings, url: str) -> AsyncEngine:
+def _engine(settings: Settings, url: str, *, pool_size: int | None = None) -> AsyncEngine:
     return create_engine(
         url,
         statement_timeout_ms=settings.statement_timeout_ms,
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size or settings.db_pool_size,
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,
     )
@@ -145,6 +150,7 @@ def create_app(
 ) -> Starlette:
     """`tracer_provider` (tests) replaces the one the settings describe; the app shuts it down."""
     external_issuers = parse_external_issuers(settings.external_issuers)
+    key = audit_key.load(settings)
     state: dict[str, Any] = {}
     traces = tracer_provider or tracing.provider_for(settings.otlp_endpoint, settings.service_name)
 
@@ -154,11 +160,21 @@ def create_app(
         replica = _engine(settings, settings.replica_url) if settings.replica_url else None
         engines = [engine] if replica is None else [engine, replica]
         traced = nullcontext() if traces is None else tracing.statements_traced(traces, engines)
-        with traced:
-            async with _serving(
-                settings, engine, replica, external_issuers, rate_limiter, state
-            ) as served:
-                yield served
+        # Its own connection: sealing never waits for, nor holds up, a request's.
+        sealing = _engine(settings, database_url, pool_size=1).execution_options(
+            background="audit sealing"  # no request's: statement counts leave it out
+        )
+        sealer = AuditSealer(
+            sealing, key, settings.audit_checkpoints_path, settings.audit_seal_seconds
+        )
+        try:
+            with traced:
+                async with _serving(
+                    settings, engine, replica, external_issuers, rate_limiter, state, sealer
+                ) as served:
+                    yield served
+        finally:
+            await sealing.dispose()
 
     async def demo_token() -> str:
         return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]

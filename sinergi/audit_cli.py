@@ -1,26 +1,43 @@
-"""`sinergi audit verify`: walk the hash chain and name the first broken link."""
+"""`sinergi audit verify`: check every entry against the chain and its seal, and the seals
+against the checkpoints; name the first entry that is not as it was written."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 
 from db.engine import create_engine
 from db.queries import audit
+from db.seals import Checkpoint
+from sinergi import checkpoint_file
 
 
-async def _verify(url: str) -> int:
+async def _verify(url: str, key: bytes, checkpoints: list[Checkpoint]) -> audit.Verification:
     engine = create_engine(url, statement_timeout_ms=0)  # 0: no timeout for a full walk
     try:
         async with engine.connect() as connection:
-            checked, broken = await audit.verify(connection)
+            return await audit.verify(connection, key, checkpoints)
     finally:
         await engine.dispose()
-    if broken is None:
-        print(f"audit chain intact: {checked} entries verified")
-        return 0
-    print(f"audit chain broken at entry {broken.seq}: {broken.reason}")
-    return 1
 
 
-def verify(url: str) -> int:
-    return asyncio.run(_verify(url))
+def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
+    checkpoints: list[Checkpoint] = []
+    problems: list[str] = []
+    for path in checkpoint_paths:
+        found = checkpoint_file.read(path, key)
+        checkpoints += found.checkpoints
+        problems += found.problems
+    result = asyncio.run(_verify(url, key, checkpoints))
+    for problem in problems:
+        print(f"checkpoint file: {problem}")
+    if result.broken is not None:
+        print(f"audit chain broken at entry {result.broken.seq}: {result.broken.reason}")
+        return 1
+    print(
+        f"audit chain intact: {result.checked} entries verified, {result.sealed} sealed "
+        f"({result.checked - result.sealed} written since the last seal), "
+        f"{len(checkpoints)} checkpoints"
+    )
+    return 1 if problems else 0

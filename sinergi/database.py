@@ -1,4 +1,11 @@
-"""Which PostgreSQL to use, and bringing it up to date before anything else touches it."""
+"""Which PostgreSQL to use, as which role, and bringing it up to date before anything else
+touches it.
+
+Two roles (db/roles.py): the owner migrates, loads reference data and runs the operator's
+commands; the service serves requests. With `DATABASE_URL` the service's URL is `DATABASE_URL`
+and the owner's `DATABASE_OWNER_URL` (the same role when unset: one role that can do everything,
+which `serve` refuses in production). The embedded server makes both roles itself.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +13,96 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import embedded
+from db import embedded, provision
 from db.engine import create_engine
-from db.migrate import upgrade
+from db.migrate import is_current, upgrade
 from db.seed import load_reference
 from sinergi.demo import SEED_DATA
 from sinergi.settings import Settings, default_home
 
 
-def resolve_url(settings: Settings) -> str:
-    """`DATABASE_URL` when set, else the embedded server under SINERGI_HOME."""
+@dataclass(frozen=True, slots=True)
+class Database:
+    owner_url: str
+    service_url: str
+
+    @property
+    def service_role(self) -> str | None:
+        """The role to grant the service's privileges to; None when it is the owner itself."""
+        service = make_url(self.service_url).username
+        return service if service != make_url(self.owner_url).username else None
+
+
+def resolve(settings: Settings) -> Database:
+    """`DATABASE_URL` (and `DATABASE_OWNER_URL`) when set, else the embedded server under
+    SINERGI_HOME, with its two roles."""
     if settings.database_url is not None:
-        return settings.database_url
+        return Database(settings.owner_url or settings.database_url, settings.database_url)
     if not embedded.exists(settings.home):
         _announce_new_database(settings.home)
     admin_url = embedded.start(settings.home)
-    asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
-    return embedded.with_database(admin_url, embedded.DATABASE_NAME)
+    name = embedded.DATABASE_NAME
+    asyncio.run(
+        provision.ensure_database(
+            admin_url, name, owner=embedded.OWNER_ROLE, service=embedded.SERVICE_ROLE
+        )
+    )
+    return Database(
+        provision.with_role(admin_url, embedded.OWNER_ROLE, name),
+        provision.with_role(admin_url, embedded.SERVICE_ROLE, name),
+    )
+
+
+def resolve_url(settings: Settings) -> str:
+    """The URL the service connects as."""
+    return resolve(settings).service_url
+
+
+def prepared(settings: Settings) -> Database:
+    """The database, migrated, its service role granted, and holding the reference data
+    (regions, KBLI, programmes, indicators) that clients and records refer to; all idempotent."""
+    database = resolve(settings)
+    upgrade(database.owner_url, service_role=database.service_role)
+    asyncio.run(_load_reference(database.owner_url))
+    return database
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The service role cannot migrate, and the owner has not."""
+
+
+def prepared_for_serving(settings: Settings) -> Database:
+    """As `prepared`, except for a service role given alone (`DATABASE_URL` without
+    `DATABASE_OWNER_URL`, as compose gives the API): it cannot migrate, so the schema must be
+    current already (`sinergi migrate`, with the owner's URL, made it so)."""
+    if settings.database_url is None or settings.owner_url is not None:
+        return prepared(settings)
+    database = resolve(settings)
+    if asyncio.run(privileges_beyond_service(database.service_url)) is not None:
+        return prepared(settings)  # one role that can do everything: it migrates, as before
+    if not asyncio.run(_is_current(database.service_url)):
+        raise SchemaNotCurrent(
+            "the database schema is not current; run `sinergi migrate` with DATABASE_OWNER_URL"
+        )
+    return database
+
+
+async def _is_current(url: str) -> bool:
+    engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
+    try:
+        return await is_current(engine)
+    except ProgrammingError:  # not even granted the version table: never migrated for it
+        return False
+    finally:
+        await engine.dispose()
 
 
 def _announce_new_database(home: Path) -> None:
@@ -46,12 +122,8 @@ def _announce_new_database(home: Path) -> None:
 
 
 def prepared_url(settings: Settings) -> str:
-    """The database, migrated and holding the reference data (regions, KBLI, programmes,
-    indicators) that clients and records refer to; both steps are idempotent."""
-    url = resolve_url(settings)
-    upgrade(url)
-    asyncio.run(_load_reference(url))
-    return url
+    """The owner's URL of the prepared database, for the operator's commands."""
+    return prepared(settings).owner_url
 
 
 async def _load_reference(url: str) -> None:
@@ -63,8 +135,33 @@ async def _load_reference(url: str) -> None:
         await engine.dispose()
 
 
+async def privileges_beyond_service(url: str) -> str | None:
+    """Why the role at `url` could rewrite the audit trail (a superuser, or a member of the
+    role that owns it), or None for a role that holds only what db/roles.py grants."""
+    engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            row = (await connection.execute(_PRIVILEGES)).one()
+    finally:
+        await engine.dispose()
+    if row.rolsuper:
+        return f"the database role {row.name!r} is a superuser"
+    if row.owns_audit:
+        return f"the database role {row.name!r} owns the audit trail"
+    return None
+
+
+_PRIVILEGES = text(
+    "SELECT current_user AS name, rolsuper,"
+    " pg_has_role(current_user, (SELECT relowner FROM pg_class"
+    "   WHERE oid = 'public.audit_log'::regclass), 'MEMBER') AS owns_audit"
+    " FROM pg_roles WHERE rolname = current_user"
+)
+
+
 def in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-    """Run a CLI command's `work` in one transaction on the prepared database; its exit code."""
+    """Run a CLI command's `work` in one transaction on the prepared database, as its owner;
+    its exit code."""
     url = prepared_url(settings)
 
     async def run() -> int:

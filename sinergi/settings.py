@@ -72,6 +72,18 @@ def _perturbation(env: Mapping[str, str]) -> Perturbation:
         raise SettingsError(f"SINERGI_CELL_KEY_*: {error}") from None
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -116,6 +128,22 @@ class Settings:
     metrics_dir: str | None = None
     otlp_endpoint: str | None = None
     service_name: str = "sinergi"
+    owner_url: str | None = None
+    audit_key_hex: str = ""
+    audit_key_file: Path | None = None
+    audit_checkpoints_file: Path | None = None
+    audit_seal_seconds: int = 2
+    unsafe_privileged_role: bool = False
+
+    @property
+    def audit_key_path(self) -> Path:
+        """Where the audit key is read (and, at the default path, made on first use)."""
+        return self.audit_key_file or self.home / "audit.key"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        """The append-only file of signed checkpoints, outside PostgreSQL."""
+        return self.audit_checkpoints_file or self.home / "audit-checkpoints.jsonl"
 
     @property
     def is_development(self) -> bool:
@@ -141,6 +169,9 @@ class Settings:
         replica_url = _postgresql_url(env, "DATABASE_REPLICA_URL")
         if replica_url is not None and database_url is None:
             raise SettingsError("DATABASE_REPLICA_URL needs DATABASE_URL (the primary it follows)")
+        owner_url = _postgresql_url(env, "DATABASE_OWNER_URL")
+        if owner_url is not None and database_url is None:
+            raise SettingsError("DATABASE_OWNER_URL needs DATABASE_URL (the service's role)")
         max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
         return cls(
             database_url=database_url,
@@ -174,6 +205,12 @@ class Settings:
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             service_name=env.get("OTEL_SERVICE_NAME") or "sinergi",
+            owner_url=owner_url,
+            audit_key_hex=env.get("SINERGI_AUDIT_KEY", "").strip(),
+            audit_key_file=_path(env, "SINERGI_AUDIT_KEY_FILE"),
+            audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),
+            audit_seal_seconds=_int(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
+            unsafe_privileged_role=_flag(env, "SINERGI_UNSAFE_PRIVILEGED_ROLE"),
             query_limits=QueryLimits(
                 max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),
                 max_aliases=_int(env, "SINERGI_MAX_ALIASES", 30),

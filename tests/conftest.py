@@ -1,5 +1,10 @@
 """Real PostgreSQL for every test: the server at `SINERGI_TEST_DATABASE_URL` when set, otherwise an
-embedded server in a temporary directory. Each test session gets a fresh, migrated database."""
+embedded server in a temporary directory. Each test session gets a fresh, migrated database.
+
+As in production, each database is owned by an owner role that migrated it, and the app under
+test connects as the service role (`tests.support.databases.as_service`), which holds only what
+db/roles.py grants. The database fixtures yield the owner's URL, for setting up and inspecting.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,20 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from db import embedded
+from db import embedded, provision
 from db.migrate import upgrade
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import (
+    TEST_OWNER,
+    TEST_PASSWORD,
+    TEST_SERVICE,
+    as_service,
+    drop_database,
+)
 from tests.support.http import Api
+
+# Settings() defaults SINERGI_HOME (the audit key, the checkpoint file) under XDG_DATA_HOME:
+# never the home of whoever runs the tests.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="sinergi-test-home-")
 
 
 def _server_url() -> str:
@@ -36,12 +51,17 @@ def server_url() -> str:
 
 @contextmanager
 def _migrated_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new database on the test server, migrated to head, dropped afterwards."""
+    """A new database on the test server, owned by the owner role that migrated it to head,
+    its service role granted; dropped afterwards. Yields the owner's URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
     try:
-        url = embedded.with_database(server_url, name)
-        upgrade(url)
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+        upgrade(url, service_role=TEST_SERVICE)
         yield url
     finally:
         asyncio.run(drop_database(server_url, name))
@@ -83,7 +103,8 @@ def demo_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def api(demo_url: str) -> Iterator[Api]:
-    """The app in production mode over the demo database, with the demo clients registered."""
+    """The app in production mode over the demo database, as the service role, with the demo
+    clients registered."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from db.engine import async_url
@@ -97,7 +118,7 @@ def api(demo_url: str) -> Iterator[Api]:
         await engine.dispose()
 
     asyncio.run(register())
-    app = create_app(Settings(rate_limit=1_000_000), database_url=demo_url)
+    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(demo_url))
     with TestClient(app) as client:
         yield Api(client)
 

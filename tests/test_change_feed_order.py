@@ -115,8 +115,8 @@ def test_a_reader_racing_concurrent_writers_misses_no_change(module_reference_ur
 def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
     server_url: str, module_reference_url: str
 ) -> None:
-    """A role with the service's rights on the records and only SELECT on the feed (the grants
-    migration 0016 names) changes records, and the triggers log them; it cannot forge, alter,
+    """A role with the service's rights on the records and only SELECT on the feed (as db/roles.py
+    grants the service) changes records, and the triggers log them; it cannot forge, alter,
     delete or renumber an entry, nor slip one into a transaction's pending notes."""
     role = f"sinergi_feed_test_{uuid.uuid4().hex[:8]}"
 

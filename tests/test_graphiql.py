@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from sinergi.app import create_app
 from sinergi.graphiql import ASSETS_DIR, integrity
 from sinergi.settings import Environment, Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 
@@ -25,7 +26,7 @@ def _viewer(client: TestClient, token: str) -> object:
 
 def test_development_serves_graphiql_with_a_working_demo_token(demo_url: str, api: Api) -> None:
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         page = client.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")

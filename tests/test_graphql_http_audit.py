@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from sinergi.cli import main
+from tests.support.databases import as_service
 from tests.support.served import served
 
 AUDIT = Path(__file__).resolve().parent / "graphql-http-audit"
@@ -58,7 +59,7 @@ def test_the_graphql_over_http_audit_passes_every_check(
     node: str, fresh_url: str, mode: str
 ) -> None:
     client_id, secret = _province(fresh_url)
-    with served(fresh_url, mode) as base:
+    with served(as_service(fresh_url), mode) as base:
         issued = httpx.post(
             f"{base}/oauth/token",
             data={"grant_type": "client_credentials"},

@@ -20,6 +20,7 @@ from db.queries import trusted_documents
 from db.queries.audit import AuditWriter
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -71,7 +72,7 @@ def _codes(response: httpx.Response) -> list[str]:
 def dev_api(demo_url: str, api: Api) -> Iterator[Api]:
     """Development mode over the demo database (`api` has registered the demo clients)."""
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         yield Api(client)
 
 
@@ -198,7 +199,9 @@ def test_malformed_requests_are_400_in_either_media_type(api: Api, accept: str) 
 
 
 def test_over_the_rate_limit_is_429_in_the_negotiated_type(demo_url: str, api: Api) -> None:
-    with TestClient(create_app(Settings(rate_limit=1), database_url=demo_url)) as client:
+    with TestClient(
+        create_app(Settings(rate_limit=1), database_url=as_service(demo_url))
+    ) as client:
         limited = Api(client)
         answers = [
             _post(limited, {"query": VIEWER}, accept=GRAPHQL_RESPONSE, client_id="demo-walidata")

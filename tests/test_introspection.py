@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings, SettingsError
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 MINISTRY = "demo-ministry"
@@ -93,7 +94,7 @@ def _scopes(api: Api, client_id: str) -> set[str]:
 @pytest.fixture(scope="module")
 def dev_api(demo_url: str, api: Api) -> Iterator[Api]:
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         yield Api(client)
 
 

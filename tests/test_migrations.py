@@ -13,7 +13,7 @@ from db.models import Base
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), a GIN index on an array
-# column, and the change feed's tables (0016), written only by triggers; two have an xid8 column
+# column, and the change feed's tables (0014), written only by triggers; two have an xid8 column
 # SQLAlchemy has no type for (db/queries/change_feed.py names the columns it reads).
 UNMODELLED = {
     ("remove_table", "change_log"),

@@ -17,6 +17,7 @@ from db.errors import is_unavailable
 from sinergi.app import create_app
 from sinergi.logs import FLUSH_SECONDS, BatchedStreamHandler, JsonFormatter
 from sinergi.settings import Settings, SettingsError
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 READ = "query FirstMsmes { msmes(first: 2) { nodes { nib } } }"
@@ -44,7 +45,9 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 def strict_api(demo_url: str, api: Api) -> Iterator[Api]:
     """The app again, with a rate limit of two requests a minute (the `api` fixture registered
     the demo clients; rate-limit counts live in the database, per client)."""
-    with TestClient(create_app(Settings(rate_limit=2), database_url=demo_url)) as client:
+    with TestClient(
+        create_app(Settings(rate_limit=2), database_url=as_service(demo_url))
+    ) as client:
         yield Api(client)
 
 
@@ -98,7 +101,7 @@ def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api)
 
 def test_metrics_can_require_a_token(demo_url: str) -> None:
     settings = Settings(metrics_token="scrape-me")
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         refused = client.get("/metrics")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")

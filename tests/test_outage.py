@@ -1,12 +1,16 @@
-"""The database goes away under load and comes back: `sinergi serve` as operators run it.
+"""The database goes away under load and comes back, and the server is killed: `sinergi serve`
+as operators run it.
 
-A dedicated embedded PostgreSQL (never the shared test server: this test stops it) and a real
-`sinergi serve --workers 2` subprocess. Readers keep asking for MSME records throughout; every
-answered read is also an acknowledged write, because the audit entry is committed before the
-response leaves (schema/audit.py). The test checks that during the outage every answer is a quick
-503 SERVICE_UNAVAILABLE (no hang, no 500, no dead worker), that /readyz says not ready, that
-service is back within 5 seconds of the database, that no acknowledged audit entry was lost, and
-along the way that the JSON logs and the multi-worker /metrics hold up.
+A dedicated embedded PostgreSQL (never the shared test server: this test stops it), which
+`sinergi` uses in embedded mode with the roles it makes itself, and a real
+`sinergi serve --workers 2` subprocess serving as the service role. Readers keep asking for MSME
+records throughout; every answered read is also an acknowledged write, because the audit entry
+is committed before the response leaves (schema/audit.py). The test checks that during the
+outage every answer is a quick 503 SERVICE_UNAVAILABLE (no hang, no 500, no dead worker), that
+/readyz says not ready, that service is back within 5 seconds of the database, that no
+acknowledged audit entry was lost, and along the way that the JSON logs and the multi-worker
+/metrics hold up. After the outage, and after a SIGKILL of the whole server mid-load, `sinergi
+audit verify` finds the chain intact, its seals and checkpoints included.
 """
 
 from __future__ import annotations
@@ -88,8 +92,42 @@ def _sinergi(env: dict[str, str], *args: str) -> str:
         timeout=300,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`sinergi serve --workers 2`, ready; its process and base URL."""
+    port = _free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, workers included (see below)
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log.read_text()
+        # Both workers up: on a busy machine uvicorn may replace one that was slow to spawn,
+        # and a replacement starting during the drill's outage would stop the whole server.
+        started = log.read_text().count("Application startup complete.") >= 2
+        try:
+            if started and httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        # The whole group: killing the supervisor alone left its two workers serving on.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -107,60 +145,55 @@ def postgres(home: Path) -> Postgres:
 
 
 @pytest.fixture(scope="module")
-def served(postgres: Postgres, home: Path) -> Iterator[Any]:
-    """The database with demo data and one client, served by two workers; yields what the test
-    needs to talk to it."""
-    asyncio.run(embedded.ensure_database(postgres.admin_url, "sinergi"))
-    url = embedded.with_database(postgres.admin_url, "sinergi")
+def env(postgres: Postgres, home: Path) -> dict[str, str]:
+    """Embedded mode over the running server: no DATABASE_URL, the same SINERGI_HOME."""
     env = {
         **os.environ,
-        "DATABASE_URL": url,
         "SINERGI_HOME": str(home),
         "SINERGI_RATE_LIMIT": "1000000",
         "SINERGI_SHUTDOWN_GRACE": "10",
+        "SINERGI_AUDIT_SEAL_SECONDS": "1",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    for inherited in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_URL", "DATABASE_OWNER_URL"):
+        env.pop(inherited, None)
     _sinergi(env, "demo-data", "--msmes", "60")
-    client = json.loads(
+    return env
+
+
+@pytest.fixture(scope="module")
+def client(env: dict[str, str]) -> dict[str, str]:
+    created: dict[str, str] = json.loads(
         _sinergi(
             env,
             *("clients", "create", "--name", "Outage drill", "--org-kind", "province"),
             *("--jurisdiction", "62", "--purpose", "resilience test", "--json"),
         )
     )
-    port = _free_port()
+    return created
+
+
+def _token(base: str, client: dict[str, str]) -> str:
+    issued = httpx.post(
+        f"{base}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    return str(issued.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def served(
+    postgres: Postgres, home: Path, env: dict[str, str], client: dict[str, str]
+) -> Iterator[Any]:
+    """The database with demo data and one client, served by two workers; yields what the test
+    needs to talk to it."""
+    url = embedded.with_database(postgres.admin_url, "sinergi")  # a superuser's, to inspect
     log = home / "serve.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, workers included (see below)
-        )
-    base = f"http://127.0.0.1:{port}"
+    process, base = _serve(env, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
-        token = httpx.post(
-            f"{base}/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(client["client_id"], client["client_secret"]),
-        ).json()["access_token"]
-        yield base, token, client["client_id"], url, process, log
+        yield base, _token(base, client), client["client_id"], url, process, log
     finally:
-        if process.poll() is None:
-            # The whole group: killing the supervisor alone left its two workers serving on.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        _kill(process)
 
 
 class Load:
@@ -188,13 +221,16 @@ class Load:
         with httpx.Client(base_url=self.base, timeout=30) as http:
             while self.running:
                 started = time.monotonic()
-                response = http.post("/graphql", json={"query": READ}, headers=self.headers)
-                elapsed = time.monotonic() - started
-                body = response.json()
-                errors = body.get("errors") or []
+                try:
+                    response = http.post("/graphql", json={"query": READ}, headers=self.headers)
+                except httpx.TransportError:  # no answer at all: the server was killed
+                    return
+                errors = response.json().get("errors") or []
                 code = errors[0]["extensions"]["code"] if errors else None
                 with self.lock:
-                    self.answers.append(Answer(started, elapsed, response.status_code, code))
+                    self.answers.append(
+                        Answer(started, time.monotonic() - started, response.status_code, code)
+                    )
                 time.sleep(0.02)
 
     def since(self, moment: float) -> list[Answer]:
@@ -225,6 +261,25 @@ def _audit_rows(url: str, client_id: str) -> int:
     return asyncio.run(count())
 
 
+def _serving_roles(url: str) -> set[str]:
+    async def roles() -> set[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            rows = await connection.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'sinergi'"
+            )
+            return {row["usename"] for row in rows}
+        finally:
+            await connection.close()
+
+    return asyncio.run(roles())
+
+
+def _verified(env: dict[str, str]) -> str:
+    """`sinergi audit verify` must pass; its report."""
+    return _sinergi(env, "audit", "verify")
+
+
 def _metric(base: str, name: str, **labels: str) -> float:
     text = httpx.get(f"{base}/metrics").text
     return sum(
@@ -235,7 +290,9 @@ def _metric(base: str, name: str, **labels: str) -> float:
     )
 
 
-def test_service_survives_a_database_outage(postgres: Postgres, served: Any) -> None:
+def test_service_survives_a_database_outage(
+    postgres: Postgres, served: Any, env: dict[str, str]
+) -> None:
     base, token, client_id, url, process, log = served
     with Load(base, token) as load:
         time.sleep(1.5)
@@ -269,6 +326,7 @@ def test_service_survives_a_database_outage(postgres: Postgres, served: Any) -> 
 
     acknowledged = sum(1 for a in answers if a.status == 200)
     assert _audit_rows(url, client_id) >= acknowledged
+    assert _serving_roles(url) == {embedded.SERVICE_ROLE}
 
     # Both workers' counts add up in one scrape (prometheus_client multiprocess mode).
     # (A token that could not be checked for want of the database counts as client "anonymous".)
@@ -289,3 +347,43 @@ def test_service_survives_a_database_outage(postgres: Postgres, served: Any) -> 
     assert len({line["request_id"] for line in access}) == len(access) >= len(answers)
     # the token check is the first to meet the outage, so the client is not known yet
     assert any(line["status"] == 503 for line in access)
+
+    # Shutting down sealed every entry and published a checkpoint of the head.
+    report = _verified(env)
+    assert "(0 written since the last seal)" in report, report
+
+
+def test_a_killed_server_loses_no_acknowledged_entry_and_stays_verifiable(
+    postgres: Postgres, home: Path, env: dict[str, str], client: dict[str, str]
+) -> None:
+    url = embedded.with_database(postgres.admin_url, "sinergi")
+    before = _audit_rows(url, client["client_id"])
+    process, base = _serve(env, home / "killed.log")
+    try:
+        with Load(base, _token(base, client)) as load:
+            time.sleep(2.5)  # long enough for a seal and a checkpoint or two
+            deadline = time.monotonic() + 30  # and for answers, on a busy machine
+            while not any(a.status == 200 for a in load.since(0)):
+                assert time.monotonic() < deadline, "no answer to kill the server under"
+                time.sleep(0.1)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+            time.sleep(0.5)
+        acknowledged = sum(1 for a in load.answers if a.status == 200)
+        assert acknowledged
+        assert _audit_rows(url, client["client_id"]) - before >= acknowledged
+        # Unsealed entries since the last seal are no error: the chain, seals and checkpoints
+        # written before the kill all check out.
+        assert "entries verified" in _verified(env)
+    finally:
+        _kill(process)
+    # The next start seals what the killed one left and checkpoints it.
+    process, base = _serve(env, home / "restarted.log")
+    try:
+        deadline = time.monotonic() + 10
+        while "(0 written since the last seal)" not in (report := _verified(env)):
+            assert time.monotonic() < deadline, report
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -25,7 +25,13 @@ from tests.support.databases import drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
-REQUIRED = {"POSTGRES_PASSWORD": "s3cret-pw", "SINERGI_ISSUER": "https://sinergi.example.go.id"}
+REQUIRED = {
+    "POSTGRES_PASSWORD": "s3cret-pw",
+    "SINERGI_OWNER_PASSWORD": "owner-pw",
+    "SINERGI_SERVICE_PASSWORD": "service-pw",
+    "SINERGI_AUDIT_KEY_FILE": "/run/audit.key",
+    "SINERGI_ISSUER": "https://sinergi.example.go.id",
+}
 
 
 def _uv() -> str:
@@ -142,6 +148,16 @@ def test_compose_file_has_the_deployment_shape() -> None:
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "--workers" in api["command"]
+    # Two roles: the owner migrates; the API, as the service role, never holds the owner's URL.
+    assert "sinergi_owner" in migrate["environment"]["DATABASE_OWNER_URL"]
+    assert "sinergi_service" in migrate["environment"]["DATABASE_URL"]
+    assert "sinergi_service" in api["environment"]["DATABASE_URL"]
+    assert "DATABASE_OWNER_URL" not in api["environment"]
+    assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" not in api["environment"]
+    assert api["secrets"] == ["audit_key"]
+    init = ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh"
+    assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    assert "CREATE ROLE sinergi_service LOGIN" in init.read_text()
     text = COMPOSE.read_text()
     for secret in REQUIRED:
         assert f"${{{secret}:?" in text

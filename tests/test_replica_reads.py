@@ -29,7 +29,7 @@ from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import as_service, create_database, drop_database
 from tests.support.graphql import principal, run
 from tests.support.http import Api
 
@@ -174,7 +174,7 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_unreachable(
         db_connect_timeout_seconds=1,
     )
     asyncio.run(_forget_writes(demo_url, "demo-province-62"))  # else its reads skip the replica
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         replicated = Api(client)
         for _ in range(2):  # the second read does not even try the replica
             answer = replicated.graphql("{ msmes(first: 2) { totalCount } }", "demo-province-62")

@@ -30,6 +30,7 @@ from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -475,7 +476,7 @@ def test_tokens_of_a_configured_external_issuer_are_mapped(
         "realm_access": {"roles": ["sinergi-figures", "records:read", "offline_access"]},
     }
     token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, key)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         response = client.post(
             "/graphql",
             json={"query": "{ viewer { clientId orgKind scopes } }"},

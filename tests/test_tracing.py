@@ -21,6 +21,7 @@ from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 PAGE = '{ msmes(first: 3, filter: {region: "62"}) { nodes { nib regency { name } } } }'
@@ -38,7 +39,7 @@ def clients_registered(demo_url: str) -> str:
 
 
 def _serve_one_page(app_url: str, settings: Settings, provider: TracerProvider | None) -> None:
-    app = create_app(settings, database_url=app_url, tracer_provider=provider)
+    app = create_app(settings, database_url=as_service(app_url), tracer_provider=provider)
     with TestClient(app) as client:
         api = Api(client)
         answer = api.graphql(PAGE, "demo-province-62")

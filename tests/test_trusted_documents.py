@@ -22,6 +22,7 @@ from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 HELD = "demo-regency-6271"  # held to its trusted documents
@@ -72,7 +73,7 @@ def trusted(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 @pytest.fixture(scope="module")
 def held_api(demo_url: str, trusted: dict[str, Any]) -> Iterator[Api]:
     settings = Settings(rate_limit=1_000_000, trusted_documents=HELD)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         yield Api(client)
 
 

@@ -1,7 +1,8 @@
-"""The audit log: append an entry, read entries, verify the hash chain.
+"""The audit log: append an entry, read entries, verify the hash chain and its seals.
 
 The chain is computed by the database (migration 0002), and verification recomputes it with the
-same SQL function, so the check cannot drift from how entries were sealed.
+same SQL function, so the check cannot drift from how entries were chained; the keyed seals and
+the checkpoints (db/seals.py) catch what that function alone cannot: a chain recomputed with it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models
 from db.models import table_of
 from db.queries import Record
+from db.queries.audit_seals import SEALS, recomputed_hash
+from db.seals import Checkpoint, entry_mac
 
 AUDIT = table_of(models.AuditEntry)
 # Built once, values passed as parameters: `.values(...)` per call coerces every value into an
@@ -82,30 +85,96 @@ class BrokenLink:
     reason: str
 
 
-_RECOMPUTED = text(
-    """
-    SELECT seq, prev_hash, hash,
-           audit_log_hash(prev_hash, seq, at, client_id, entry, subjects) AS expected,
-           lag(hash) OVER (ORDER BY seq) AS previous_hash,
-           lag(seq) OVER (ORDER BY seq) AS previous_seq
-      FROM audit_log ORDER BY seq
-    """
+@dataclass(frozen=True, slots=True)
+class Verification:
+    checked: int
+    sealed: int
+    """Entries whose seal checked out; those after them were written since the last seal."""
+    broken: BrokenLink | None
+
+
+_WALK = (
+    select(AUDIT, recomputed_hash(), SEALS.c.mac)
+    .join(SEALS, SEALS.c.seq == AUDIT.c.seq, isouter=True)
+    .order_by(AUDIT.c.seq)
 )
 
 
-async def verify(connection: AsyncConnection) -> tuple[int, BrokenLink | None]:
-    """Walk the chain in order; return how many entries were checked and the first broken link."""
-    checked = 0
-    async for row in await connection.stream(_RECOMPUTED):
+async def verify(
+    connection: AsyncConnection, key: bytes, checkpoints: Iterable[Checkpoint] = ()
+) -> Verification:
+    """Walk the chain in order: each entry against its hash, its predecessor and its seal, the
+    seals against the checkpoints of this database. The first broken link, if any, names the
+    first entry that is not as it was written.
+
+    A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
+    `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
+    seals after it; removed newest entries fall short of a checkpoint that sealed them.
+    """
+    database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+    signed: dict[int, Checkpoint] = {}
+    for checkpoint in checkpoints:
+        if checkpoint.database == database:
+            signed[checkpoint.seq] = checkpoint
+    newest_checkpoint = max(signed, default=0)
+    checked = sealed = 0
+    previous_seq, previous_hash, previous_mac = 0, "", ""
+    result = await connection.stream(_WALK)
+    async for row in result:
         checked += 1
-        expected_seq = 1 if row.previous_seq is None else row.previous_seq + 1
-        if row.seq != expected_seq:
-            return checked, BrokenLink(expected_seq, "entry missing: the sequence has a gap")
-        if row.prev_hash != (row.previous_hash or ""):
-            return checked, BrokenLink(row.seq, "does not link to the entry before it")
-        if row.hash != row.expected:
-            return checked, BrokenLink(row.seq, "content does not match its hash")
-    return checked, None
+        broken = _broken(row, previous_seq, previous_hash)
+        if broken is None and row.mac is not None:
+            if sealed != checked - 1:
+                broken = BrokenLink(sealed + 1, "its seal is missing")
+            else:
+                previous_mac = entry_mac(
+                    key,
+                    previous_mac,
+                    seq=row.seq,
+                    hash=row.hash,
+                    at=row.at,
+                    client_id=row.client_id,
+                    entry=row.entry,
+                    subjects=row.subjects,
+                )
+                if row.mac != previous_mac:
+                    broken = BrokenLink(
+                        row.seq, "does not match its seal: rewritten, its hashes recomputed"
+                    )
+                sealed += 1
+        anchor = signed.get(row.seq)
+        if broken is None and anchor is not None:
+            if sealed != checked:
+                broken = BrokenLink(sealed + 1, "its seal is missing")
+            elif (anchor.hash, anchor.mac) != (row.hash, row.mac):
+                broken = BrokenLink(row.seq, "differs from the checkpoint that sealed it")
+        if broken is not None:
+            await result.close()
+            return Verification(checked, sealed, broken)
+        previous_seq, previous_hash = row.seq, row.hash
+    if newest_checkpoint > previous_seq:
+        return Verification(
+            checked,
+            sealed,
+            BrokenLink(
+                previous_seq + 1,
+                f"entries {previous_seq + 1} to {newest_checkpoint} are missing: a checkpoint "
+                f"of {signed[newest_checkpoint].at.isoformat()} sealed them",
+            ),
+        )
+    if newest_checkpoint > sealed:
+        return Verification(checked, sealed, BrokenLink(sealed + 1, "its seal is missing"))
+    return Verification(checked, sealed, None)
+
+
+def _broken(row: Row[Any], previous_seq: int, previous_hash: str) -> BrokenLink | None:
+    if row.seq != previous_seq + 1:
+        return BrokenLink(previous_seq + 1, "entry missing: the sequence has a gap")
+    if row.prev_hash != previous_hash:
+        return BrokenLink(row.seq, "does not link to the entry before it")
+    if row.hash != row.expected:
+        return BrokenLink(row.seq, "content does not match its hash")
+    return None
 
 
 async def entries(

@@ -1,7 +1,7 @@
 """The change feed's one statement: the next entries of one record kind after a position, each
 with the record as it is now when the reader may see it.
 
-A position is an entry's id, numbered at commit as migration 0016 explains: whatever a reader
+A position is an entry's id, numbered at commit as migration 0014 explains: whatever a reader
 sees is a prefix of the ids, so a position once passed is never preceded by a later commit.
 The entry says where the record was before and after the change; the reader's jurisdiction,
 applied to both with the same rule as every other read (db/queries/scoping.py), decides whether

@@ -4,6 +4,18 @@ one of their own."""
 from __future__ import annotations
 
 import asyncpg
+from sqlalchemy.engine import make_url
+
+TEST_OWNER = "sinergi_test_owner"
+TEST_SERVICE = "sinergi_test_service"
+"""The roles of every test database (tests/conftest.py): made once per server, never dropped."""
+TEST_PASSWORD = "sinergi-test"
+
+
+def as_service(url: str) -> str:
+    """The same database as the service role: what the app under test connects as."""
+    parsed = make_url(url).set(username=TEST_SERVICE, password=TEST_PASSWORD)
+    return parsed.render_as_string(hide_password=False)
 
 
 async def create_database(admin_url: str, name: str, *, template: str | None = None) -> None:

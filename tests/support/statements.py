@@ -15,13 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 def recorded_statements(engine: AsyncEngine | None = None) -> Iterator[list[str]]:
     """Statements run on `engine`, or on every engine (the app's own, behind HTTP) when None.
 
-    Left out: the rate limiter's counting (sinergi/rate_limit.py), which a process runs on its
-    own schedule for all its requests, so it lands in whichever request's recording it meets."""
+    Left out: the app's background work that no request waits for: the rate limiter's counting
+    (sinergi/rate_limit.py), which a process runs on its own schedule for all its requests, and
+    audit sealing."""
     statements: list[str] = []
     target: Any = Engine if engine is None else engine.sync_engine
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "rate_limit_windows" not in statement:
+        if "background" not in conn.get_execution_options() and (
+            "rate_limit_windows" not in statement
+        ):
             statements.append(statement)
 
     event.listen(target, "before_cursor_execute", record)

@@ -9,14 +9,14 @@ however many workers answer. Like them, worth nothing after a crash (a lost coun
 attacker a few more guesses, once), so the table skips the WAL: UNLOGGED, and not modelled.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

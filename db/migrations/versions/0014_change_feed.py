@@ -23,27 +23,24 @@ The commit trigger also sends NOTIFY `sinergi_changes`, delivered at commit, whi
 subscriptions of every process.
 
 The trigger functions are SECURITY DEFINER with a fixed search_path: the feed's tables are
-written by them alone, and the service needs only SELECT on `change_log` (SERVICE_GRANTS), so
+written by them alone, and the service holds only SELECT on `change_log` (db/roles.py), so
 it cannot forge, alter, delete or renumber an entry.
 
 Existing records enter the log as creations, so a client that starts from no cursor receives
 the whole register, then every change after it.
 
-Revision ID: 0016
+Revision ID: 0014
 Revises: 0013
 """
 
 from alembic import op
 
-revision = "0016"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
 
 FEED_TABLES = ("change_log", "change_pending", "change_pending_transactions")
-SERVICE_GRANTS = ("GRANT SELECT ON change_log TO {service_role}",)
-"""What the service's least-privilege role needs of the feed, and all it may have: reads of the
-log. The triggers that write the feed run as the owner of the migration (SECURITY DEFINER)."""
 
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public"
 

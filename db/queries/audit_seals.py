@@ -1,0 +1,101 @@
+"""Seal the audit entries written since the last seal: one batch, one statement, one commit.
+
+Requests never wait for this: `sinergi serve` runs it every `SINERGI_AUDIT_SEAL_SECONDS` and on
+shutdown (sinergi/audit_sealer.py). Seals are deterministic (the key, the entry, the seal before
+it), so whichever process seals an entry seals it alike; an advisory lock keeps two from
+trying at once. An entry whose hash or link is already wrong is not sealed: sealing it would
+vouch for tampering, so sealing stops there and says so, and `audit verify` names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import Label
+
+from db import models
+from db.models import table_of
+from db.seals import Checkpoint, entry_mac
+
+AUDIT = table_of(models.AuditEntry)
+SEALS = table_of(models.AuditSeal)
+BATCH = 5_000
+
+_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))")
+_LAST = (
+    select(SEALS.c.seq, SEALS.c.mac, AUDIT.c.hash)
+    .join(AUDIT, AUDIT.c.seq == SEALS.c.seq)
+    .order_by(SEALS.c.seq.desc())
+    .limit(1)
+)
+_INSERT = SEALS.insert()
+_WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
+
+
+def recomputed_hash() -> Label[str]:
+    """`audit_log_hash()` over a row's own columns: what its `hash` should be."""
+    return func.audit_log_hash(
+        AUDIT.c.prev_hash,
+        AUDIT.c.seq,
+        AUDIT.c.at,
+        AUDIT.c.client_id,
+        AUDIT.c.entry,
+        AUDIT.c.subjects,
+    ).label("expected")
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    head: Checkpoint | None
+    """The newest seal after this round (None: nothing was ever sealed)."""
+    count: int
+    refused_at: int | None
+    """The first entry left unsealed because its hash or link is wrong."""
+
+
+async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -> Sealed | None:
+    """Seal up to `batch` entries in the caller's transaction; None when another process holds
+    the sealing lock (it will publish the checkpoint)."""
+    if not (await connection.execute(_LOCK)).scalar_one():
+        return None
+    database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
+    last = (await connection.execute(_LAST)).first()
+    previous_seq, previous_mac, previous_hash = (0, "", "") if last is None else tuple(last)
+    rows = await connection.execute(
+        select(AUDIT, recomputed_hash())
+        .where(AUDIT.c.seq > previous_seq)
+        .order_by(AUDIT.c.seq)
+        .limit(batch)
+    )
+    seals: list[dict[str, object]] = []
+    refused_at: int | None = None
+    for row in rows:
+        if (
+            row.seq != previous_seq + 1
+            or row.prev_hash != previous_hash
+            or row.hash != row.expected
+        ):
+            refused_at = previous_seq + 1
+            break
+        previous_mac = entry_mac(
+            key,
+            previous_mac,
+            seq=row.seq,
+            hash=row.hash,
+            at=row.at,
+            client_id=row.client_id,
+            entry=row.entry,
+            subjects=row.subjects,
+        )
+        previous_seq, previous_hash = row.seq, row.hash
+        seals.append({"seq": row.seq, "mac": previous_mac})
+    if seals:
+        await connection.execute(_INSERT, seals)
+    head = (
+        None
+        if previous_seq == 0
+        else Checkpoint(database, previous_seq, previous_hash, previous_mac, now)
+    )
+    return Sealed(head, len(seals), refused_at)

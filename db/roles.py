@@ -1,0 +1,134 @@
+"""What the service's database role may do, table by table: the one declaration of its grants.
+
+Three roles, in every mode (README, "Database roles"): a superuser that only creates the other two
+(the embedded server does this itself); the owner, which owns every table and function and runs
+the migrations; the service, which `sinergi serve` connects as, owns nothing and holds exactly
+the privileges below. PUBLIC holds none (migration 0010). The audit trail is append-only for the
+service: it may insert an entry's content (the database sets its time, sequence and hashes) and a
+seal, never update, delete, truncate or alter either table, nor replace their triggers' functions
+(which takes ownership), nor set `session_replication_role` (which takes a superuser).
+
+`apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
+declared here; tests/test_roles.py fails for any table or sequence that is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+READ = "SELECT"
+APPEND = "SELECT, INSERT"
+WRITE = "SELECT, INSERT, UPDATE"
+CHANGE = "SELECT, INSERT, UPDATE, DELETE"
+
+SERVICE_GRANTS: Mapping[str, str] = {
+    # Reference data: loaded by the owner (migrate, demo-data), only read by the service.
+    "agencies": READ,
+    "alembic_version": READ,  # /readyz compares it with the newest migration
+    "eligibility_rulesets": READ,  # `sinergi rulesets load`
+    # Set by `sinergi guarantors set-equity`; a guarantee locks its guarantor's row, and a row
+    # lock takes UPDATE on some column: the least consequential one.
+    "guarantors": "SELECT, UPDATE (updated_at)",
+    "indicators": READ,
+    "kbli_codes": READ,
+    "kbli_sections": READ,
+    "oauth_clients": READ,  # `sinergi clients ...`
+    "programmes": READ,
+    "regions": READ,
+    "trusted_documents": READ,  # `sinergi clients trust`
+    # The audit trail: content in, everything else set by the database; seals in batches.
+    "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
+    "audit_log_id_seq": "USAGE",
+    "audit_seals": "SELECT, INSERT (seq, mac)",
+    # Records, kept by clients with records:write, and their history.
+    "cooperatives": WRITE,
+    "cooperatives_id_seq": "USAGE",
+    "msmes": WRITE,
+    "msmes_id_seq": "USAGE",
+    "msme_owners": CHANGE,  # an owner removed from a record is deleted
+    "msme_scale_history": WRITE,
+    "msme_scale_history_id_seq": "USAGE",
+    "participations": WRITE,
+    "participations_id_seq": "USAGE",
+    "record_changes": APPEND,
+    "record_changes_id_seq": "USAGE",
+    "realisations": APPEND,
+    "realisations_id_seq": "USAGE",
+    "targets": READ,
+    "targets_id_seq": "",
+    # Rollups, kept by triggers that run as the writer.
+    "cooperative_rollup_province": CHANGE,
+    "cooperative_rollup_regency": CHANGE,
+    "msme_rollup_province_kbli": CHANGE,
+    "msme_rollup_province_year": CHANGE,
+    "msme_rollup_regency": CHANGE,
+    "msme_rollup_regency_kbli": CHANGE,
+    # Eligibility decisions and guarantees.
+    "eligibility_decisions": WRITE,  # a review records its verdict on the decision
+    "guarantees": WRITE,
+    "guarantee_status_changes": APPEND,
+    "guarantee_status_changes_id_seq": "USAGE",
+    # Tokens and rate limits.
+    "signing_keys": APPEND,  # the first start makes the first key; rotation is the CLI's
+    "rate_limit_windows": CHANGE,
+    "client_writes": CHANGE,
+    "auth_failures": CHANGE,  # failed /oauth/token attempts, counted per client id and address
+    # The change feed: written by its SECURITY DEFINER triggers alone, so nobody can forge it.
+    "change_log": READ,
+    "change_log_id_seq": "",
+    "change_pending": "",
+    "change_pending_transactions": "",
+}
+"""Table or sequence -> the privileges of the service role on it ("" for none)."""
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def grant_statements(role: str) -> list[str]:
+    """REVOKE then GRANT per object: applying twice, or after a declaration shrank, converges."""
+    statements: list[str] = []
+    for name, privileges in SERVICE_GRANTS.items():
+        kind = "SEQUENCE" if privileges == "USAGE" or name.endswith("_seq") else "TABLE"
+        statements.append(f"REVOKE ALL ON {kind} public.{_quoted(name)} FROM {_quoted(role)}")
+        if privileges:
+            statements.append(
+                f"GRANT {privileges} ON {kind} public.{_quoted(name)} TO {_quoted(role)}"
+            )
+    return statements
+
+
+class UnsafeServiceRole(RuntimeError):
+    """The role named as the service's could rewrite the audit trail: refuse to grant to it."""
+
+
+async def apply(connection: AsyncConnection, role: str) -> None:
+    """Grant the service role its privileges, as the owner (or a superuser), in one transaction.
+
+    Refused when `role` is the connection's own or a superuser: revoking from the owner would
+    strip it, and a superuser's privileges cannot be narrowed at all.
+    """
+    found = (
+        await connection.execute(
+            text(
+                "SELECT rolsuper, rolname = current_user AS is_self,"
+                " pg_has_role(rolname, (SELECT relowner FROM pg_class"
+                "   WHERE oid = 'public.audit_log'::regclass), 'MEMBER') AS owns_audit"
+                " FROM pg_roles WHERE rolname = :role"
+            ),
+            {"role": role},
+        )
+    ).first()
+    if found is None:
+        raise UnsafeServiceRole(f"no role {role!r}: create the service role first (README)")
+    if found.rolsuper or found.is_self or found.owns_audit:
+        raise UnsafeServiceRole(
+            f"role {role!r} owns the audit trail or is a superuser; the service needs a role of "
+            "its own (README, 'Database roles')"
+        )
+    for statement in grant_statements(role):
+        await connection.execute(text(statement))

@@ -1,0 +1,94 @@
+"""Keyed seals over the audit chain and signed checkpoints of its head: pure functions.
+
+The database chains entries with an unkeyed SHA-256 (migration 0002), which anyone who can
+rewrite the table can recompute with `audit_log_hash()`. A seal is an HMAC-SHA256, under a key
+the database never holds, over the entry's own fields and the seal before it, so a rewritten,
+removed or inserted entry breaks every seal from there on; a checkpoint, kept outside
+PostgreSQL, signs the newest seal, so removing the newest entries (and their seals) shows too.
+
+Fields are encoded as one JSON array (orjson, sorted keys): unlike the database's `|`-joined
+text, no two different entries encode alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+KEY_BYTES = 32
+
+
+def _mac(key: bytes, fields: Sequence[Any]) -> str:
+    message = orjson.dumps(list(fields), option=orjson.OPT_SORT_KEYS)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def entry_mac(
+    key: bytes,
+    previous: str,
+    *,
+    seq: int,
+    hash: str,
+    at: datetime,
+    client_id: str,
+    entry: Any,
+    subjects: Sequence[str],
+) -> str:
+    """The seal of entry `seq`, chained to `previous` (the seal of `seq - 1`; "" for the first)."""
+    moment = at.astimezone(UTC).isoformat()
+    return _mac(key, ["entry", previous, seq, hash, moment, client_id, entry, list(subjects)])
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The chain of database `database` was sealed through entry `seq` at `at`."""
+
+    database: str
+    seq: int
+    hash: str
+    mac: str
+    at: datetime
+
+    def _fields(self) -> list[Any]:
+        moment = self.at.astimezone(UTC).isoformat()
+        return ["checkpoint", self.database, self.seq, self.hash, self.mac, moment]
+
+    def signed_line(self, key: bytes) -> str:
+        """One JSON line, signed: what the checkpoint file holds."""
+        record = {
+            "database": self.database,
+            "seq": self.seq,
+            "hash": self.hash,
+            "mac": self.mac,
+            "at": self.at.astimezone(UTC).isoformat(),
+            "signature": _mac(key, self._fields()),
+        }
+        return orjson.dumps(record).decode() + "\n"
+
+
+class BadCheckpoint(ValueError):
+    """A line of the checkpoint file that is malformed or not signed with this key."""
+
+
+def read_checkpoint(line: str, key: bytes) -> Checkpoint:
+    try:
+        record = orjson.loads(line)
+        checkpoint = Checkpoint(
+            database=str(record["database"]),
+            seq=int(record["seq"]),
+            hash=str(record["hash"]),
+            mac=str(record["mac"]),
+            at=datetime.fromisoformat(record["at"]),
+        )
+        signature = str(record["signature"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise BadCheckpoint(f"malformed: {error}") from None
+    if not hmac.compare_digest(signature, _mac(key, checkpoint._fields())):
+        raise BadCheckpoint("its signature does not match this key")
+    return checkpoint

@@ -1,0 +1,74 @@
+"""Seal the audit trail in the background and publish signed checkpoints of its head.
+
+Each `serve` process runs one: every `SINERGI_AUDIT_SEAL_SECONDS` it seals what was written
+since the last seal (db/queries/audit_seals.py; one process at a time, the others find the lock
+taken) and appends a checkpoint to the checkpoint file; at start and at shutdown it publishes the
+head even when nothing is new. Requests never wait for it. Its own one-connection engine keeps
+it out of the request pool; while the database is away it fails, says so, and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.queries import audit_seals
+from sinergi import checkpoint_file
+
+log = logging.getLogger("sinergi.audit")
+
+
+class AuditSealer:
+    def __init__(
+        self, engine: AsyncEngine, key: bytes, checkpoints: Path, interval_seconds: float
+    ) -> None:
+        self._engine = engine
+        self._key = key
+        self._checkpoints = checkpoints
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """The last word: everything committed so far is sealed and checkpointed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.publish(always=True)
+
+    async def _run(self) -> None:
+        await self.publish(always=True)
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.publish()
+
+    async def publish(self, *, always: bool = False) -> None:
+        """Seal what is new; checkpoint the head if anything was sealed, or `always`."""
+        count = 0
+        try:
+            while True:
+                async with self._engine.begin() as connection:
+                    sealed = await audit_seals.seal(connection, self._key)
+                if sealed is None:
+                    return  # another process is sealing, and will publish
+                count += sealed.count
+                if sealed.refused_at is not None:
+                    log.error(
+                        "audit entry %d does not match its hash or link: not sealed; "
+                        "run `sinergi audit verify`",
+                        sealed.refused_at,
+                    )
+                if sealed.count < audit_seals.BATCH:
+                    break
+        except Exception as error:  # the database is away: the entries wait for the next round
+            log.warning("could not seal the audit trail: %s", error)
+            return
+        if sealed.head is not None and (count or always):
+            checkpoint_file.append(self._checkpoints, sealed.head.signed_line(self._key))

@@ -1,0 +1,48 @@
+"""The checkpoint file: signed checkpoints of the audit chain, appended outside PostgreSQL.
+
+One JSON line each (db/seals.py), appended with `O_APPEND` and synced before the call returns, so
+a crash leaves whole lines only. Whoever can rewrite the database cannot unwrite this file; to
+keep a host's own root from rewriting it as well, make it append-only (`chattr +a`) or ship it
+to a syslog or write-once store (README, "The audit trail").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from db.seals import BadCheckpoint, Checkpoint, read_checkpoint
+
+
+def append(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, line.encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    checkpoints: list[Checkpoint]
+    problems: list[str]
+    """Lines that are malformed or not signed with the key, each with its line number."""
+
+
+def read(path: Path, key: bytes) -> Read:
+    checkpoints: list[Checkpoint] = []
+    problems: list[str] = []
+    if not path.exists():
+        return Read(checkpoints, problems)
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                checkpoints.append(read_checkpoint(line, key))
+            except BadCheckpoint as problem:
+                problems.append(f"{path}:{number}: {problem}")
+    return Read(checkpoints, problems)

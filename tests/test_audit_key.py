@@ -1,0 +1,112 @@
+"""The audit key comes from outside the database, and a bad one stops the start."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from db.seals import BadCheckpoint, Checkpoint, entry_mac, read_checkpoint
+from sinergi import audit_key, checkpoint_file
+from sinergi.settings import Settings, SettingsError
+
+
+def test_the_default_key_is_made_once_under_sinergi_home_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(home=tmp_path)
+    first = audit_key.load(settings)
+    assert len(first) == 32
+    assert audit_key.load(settings) == first
+    assert stat.S_IMODE((tmp_path / "audit.key").stat().st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["audit.key"]
+
+
+def test_a_key_from_the_environment_or_a_mounted_secret_wins(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("ab" * 32 + "\n")
+    from_file = Settings.from_env(
+        {"SINERGI_HOME": str(tmp_path), "SINERGI_AUDIT_KEY_FILE": str(secret)}
+    )
+    assert audit_key.load(from_file) == bytes.fromhex("ab" * 32)
+    from_env = Settings.from_env({"SINERGI_HOME": str(tmp_path), "SINERGI_AUDIT_KEY": "cd" * 40})
+    assert audit_key.load(from_env) == bytes.fromhex("cd" * 40)
+    assert not (tmp_path / "audit.key").exists(), "nothing made when a key is given"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SINERGI_AUDIT_KEY": "not hex"}, "in hex"),
+        ({"SINERGI_AUDIT_KEY": "ab" * 16}, "at least 32 bytes"),
+        ({"SINERGI_AUDIT_KEY_FILE": "/nonexistent/audit.key"}, "cannot read the audit key"),
+    ],
+)
+def test_a_bad_or_missing_key_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        audit_key.load(Settings.from_env({"SINERGI_HOME": str(tmp_path), **env}))
+
+
+def test_an_owner_url_without_the_service_url_is_refused() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_OWNER_URL needs DATABASE_URL"):
+        Settings.from_env({"DATABASE_OWNER_URL": "postgresql://owner@db/sinergi"})
+
+
+def _seal(
+    key: bytes = bytes(32),
+    previous: str = "prev",
+    *,
+    seq: int = 7,
+    hash: str = "h",
+    at: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    client_id: str = "c",
+    entry: object = None,
+    subjects: tuple[str, ...] = ("1", "2"),
+) -> str:
+    return entry_mac(
+        key,
+        previous,
+        seq=seq,
+        hash=hash,
+        at=at,
+        client_id=client_id,
+        entry={"a": 1} if entry is None else entry,
+        subjects=subjects,
+    )
+
+
+def test_seals_depend_on_every_field_the_key_and_the_seal_before() -> None:
+    seal = _seal()
+    assert _seal() == seal
+    assert _seal(at=datetime(2026, 1, 1, 7, tzinfo=UTC).astimezone()) == _seal(
+        at=datetime(2026, 1, 1, 7, tzinfo=UTC)
+    ), "the same moment in another zone"
+    others = [
+        _seal(seq=8),
+        _seal(hash="x"),
+        _seal(at=datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)),
+        _seal(client_id="d"),
+        _seal(entry={"a": 2}),
+        _seal(subjects=("1,2",)),  # the database's own hash joins subjects with commas
+        _seal(previous="other"),
+        _seal(key=bytes([1]) * 32),
+    ]
+    assert seal not in others
+    assert len(set(others)) == len(others)
+
+
+def test_a_checkpoint_reads_back_only_with_its_key_and_unaltered(tmp_path: Path) -> None:
+    key = bytes(32)
+    checkpoint = Checkpoint("sinergi", 12, "h", "m", datetime(2026, 1, 1, tzinfo=UTC))
+    path = tmp_path / "checkpoints.jsonl"
+    checkpoint_file.append(path, checkpoint.signed_line(key))
+    checkpoint_file.append(path, checkpoint.signed_line(key).replace('"seq":12', '"seq":13'))
+    read = checkpoint_file.read(path, key)
+    assert read.checkpoints == [checkpoint]
+    assert read.problems == [f"{path}:2: its signature does not match this key"]
+    with pytest.raises(BadCheckpoint, match="signature"):
+        read_checkpoint(checkpoint.signed_line(key), bytes([1]) * 32)
+    with pytest.raises(BadCheckpoint, match="malformed"):
+        read_checkpoint("{not json", key)

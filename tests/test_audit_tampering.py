@@ -1,0 +1,196 @@
+"""`sinergi audit verify` against an insider with the owner's rights, who can switch the
+append-only triggers off: each way of rewriting the trail is caught, at its first entry.
+
+Entries are written as the service writes them and sealed as `serve` seals them (with a key of
+the test's own, held outside the database), then tampered with as the owner, then verified by
+the command operators run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import asyncpg
+import pytest
+
+from db.engine import autocommit, create_engine
+from db.queries.audit import AuditWriter
+from sinergi import checkpoint_file
+from sinergi.audit_sealer import AuditSealer
+from sinergi.cli import main
+from tests.support.databases import as_service
+
+KEY = secrets.token_bytes(32)
+ENTRIES = 6
+
+
+@dataclass(frozen=True)
+class Trail:
+    owner_url: str
+    checkpoints: Path
+
+
+async def _write_and_seal(url: str, checkpoints: Path, count: int, *, seal: bool) -> None:
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        writer = AuditWriter(autocommit(engine))
+        for n in range(count):  # one at a time: each its own batch, as lone requests are
+            await writer.append(
+                client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]
+            )
+        if seal:
+            await AuditSealer(engine, KEY, checkpoints, 1).publish()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def trail(fresh_url: str, tmp_path: Path) -> Trail:
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    asyncio.run(_write_and_seal(fresh_url, checkpoints, ENTRIES, seal=True))
+    return Trail(fresh_url, checkpoints)
+
+
+@dataclass(frozen=True)
+class Verified:
+    returncode: int
+    stdout: str
+
+
+def _verify(trail: Trail, key: bytes = KEY) -> Verified:
+    """`sinergi audit verify` as an operator runs it, with the service's URL."""
+    out = io.StringIO()
+    env = {
+        "DATABASE_URL": as_service(trail.owner_url),
+        "SINERGI_AUDIT_KEY": key.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
+    }
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(["audit", "verify"])
+    return Verified(returncode, out.getvalue())
+
+
+def _as_owner(trail: Trail, *statements: str) -> None:
+    """With the triggers off, which the owner may do and the service may not."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(trail.owner_url)
+        try:
+            async with connection.transaction():
+                for table in ("audit_log", "audit_seals"):
+                    await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                for statement in statements:
+                    await connection.execute(statement)
+                for table in ("audit_log", "audit_seals"):
+                    await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+# Re-chain every entry from `seq` on with the database's own hash function, as an insider
+# covering tracks would: the unkeyed chain then checks out.
+RECOMPUTE_FROM_3 = """
+DO $$
+DECLARE
+    r record;
+    previous text;
+BEGIN
+    SELECT hash INTO previous FROM audit_log WHERE seq = 2;
+    FOR r IN SELECT * FROM audit_log WHERE seq >= 3 ORDER BY seq LOOP
+        UPDATE audit_log
+           SET prev_hash = previous,
+               hash = audit_log_hash(previous, r.seq, r.at, r.client_id, r.entry, r.subjects)
+         WHERE seq = r.seq
+        RETURNING hash INTO previous;
+    END LOOP;
+END $$
+"""
+
+
+def test_an_untouched_trail_verifies(trail: Trail) -> None:
+    intact = _verify(trail)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert f"intact: {ENTRIES} entries verified, {ENTRIES} sealed (0 written" in intact.stdout
+    assert "1 checkpoints" in intact.stdout
+
+
+def test_entries_written_since_the_last_seal_are_not_an_error(trail: Trail) -> None:
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    intact = _verify(trail)
+    assert intact.returncode == 0, intact.stdout
+    assert f"{ENTRIES + 2} entries verified, {ENTRIES} sealed (2 written since" in intact.stdout
+
+
+def test_a_rewritten_entry_is_named(trail: Trail) -> None:
+    _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert "broken at entry 3: content does not match its hash" in broken.stdout
+
+
+def test_a_rewritten_entry_with_its_chain_recomputed_is_named(trail: Trail) -> None:
+    _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3", RECOMPUTE_FROM_3)
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert "broken at entry 3: does not match its seal" in broken.stdout
+
+
+def test_a_deleted_middle_entry_is_named(trail: Trail) -> None:
+    _as_owner(trail, "DELETE FROM audit_seals WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3")
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert "broken at entry 3: entry missing" in broken.stdout
+
+
+def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
+    trail: Trail,
+) -> None:
+    _as_owner(
+        trail,
+        "DELETE FROM audit_seals WHERE seq = (SELECT max(seq) FROM audit_seals)",
+        "DELETE FROM audit_log WHERE seq = 3",
+        "UPDATE audit_log SET seq = -seq WHERE seq > 3",
+        "UPDATE audit_log SET seq = -seq - 1 WHERE seq < 0",
+        RECOMPUTE_FROM_3,
+    )
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert "broken at entry 3: does not match its seal" in broken.stdout
+
+
+def test_deleted_newest_entries_are_named(trail: Trail) -> None:
+    _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert f"broken at entry 5: entries 5 to {ENTRIES} are missing" in broken.stdout
+
+
+def test_deleted_seals_are_named(trail: Trail) -> None:
+    """Dropping the seals to pass rewritten entries off as not yet sealed does not work."""
+    _as_owner(trail, "DELETE FROM audit_seals WHERE seq >= 4")
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert "broken at entry 4: its seal is missing" in broken.stdout
+
+
+def test_a_checkpoint_not_signed_with_the_key_is_reported(trail: Trail) -> None:
+    forged = checkpoint_file.read(trail.checkpoints, KEY).checkpoints[-1]
+    checkpoint_file.append(trail.checkpoints, forged.signed_line(secrets.token_bytes(32)))
+    reported = _verify(trail)
+    assert reported.returncode == 1
+    assert f"{trail.checkpoints}:2: its signature does not match this key" in reported.stdout
+
+
+def test_another_key_fails_every_seal(trail: Trail) -> None:
+    wrong = _verify(trail, secrets.token_bytes(32))
+    assert wrong.returncode == 1
+    assert "broken at entry 1: does not match its seal" in wrong.stdout

@@ -1,0 +1,272 @@
+"""The service's database role: it may append to the audit trail and nothing more.
+
+An insider holding the service's credentials (or SQL injected into it) tries every way of
+rewriting the trail that PostgreSQL offers a role: each must be refused for want of privilege
+(SQLSTATE 42501), not merely stopped by a trigger the role could switch off. In embedded mode
+and against a server alike (the suite runs in both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from db.roles import SERVICE_GRANTS
+from tests.support.databases import TEST_SERVICE, as_service
+
+HASH_SIGNATURE = "audit_log_hash(text, bigint, timestamptz, text, jsonb, text[])"
+
+ATTACKS = {
+    "update an entry": "UPDATE audit_log SET client_id = 'someone-else'",
+    "delete entries": "DELETE FROM audit_log",
+    "truncate": "TRUNCATE audit_log",
+    "update a seal": "UPDATE audit_seals SET mac = ''",
+    "delete seals": "DELETE FROM audit_seals",
+    "truncate seals": "TRUNCATE audit_seals",
+    "disable its triggers": "ALTER TABLE audit_log DISABLE TRIGGER USER",
+    "disable one trigger": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_or_delete",
+    "disable the seals' triggers": "ALTER TABLE audit_seals DISABLE TRIGGER USER",
+    "drop a trigger": "DROP TRIGGER audit_log_no_update_or_delete ON audit_log",
+    "alter the table": "ALTER TABLE audit_log ADD COLUMN forged text",
+    "drop the table": "DROP TABLE audit_log",
+    "rename it away": "ALTER TABLE audit_log RENAME TO audit_log_old",
+    "replace it with a table of its own": "CREATE TABLE public.audit_log_new (LIKE audit_log)",
+    "replace the hash function": (
+        f"CREATE OR REPLACE FUNCTION {HASH_SIGNATURE} RETURNS text LANGUAGE sql AS $$ SELECT '' $$"
+    ),
+    "replace the chain trigger's function": (
+        "CREATE OR REPLACE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RETURN NEW; END $$"
+    ),
+    "replace the refusing function": (
+        "CREATE OR REPLACE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RETURN OLD; END $$"
+    ),
+    "drop a function": "DROP FUNCTION audit_log_refuse() CASCADE",
+    "rename a function": "ALTER FUNCTION audit_log_chain() RENAME TO audit_log_chain_old",
+    "skip every trigger": "SET session_replication_role = replica",
+    "become the owner": "SET ROLE sinergi_test_owner",
+    "backdate an entry": (
+        "INSERT INTO audit_log (client_id, entry, subjects, at) "
+        "VALUES ('x', '{}', '{}', '2020-01-01')"
+    ),
+    "forge its place in the chain": (
+        "INSERT INTO audit_log (client_id, entry, subjects, seq, prev_hash, hash) "
+        "VALUES ('x', '{}', '{}', 1, '', 'forged')"
+    ),
+    "write a record's history": "DELETE FROM record_changes",
+    "forge a client": "INSERT INTO oauth_clients (client_id) VALUES ('forged')",
+}
+
+
+@pytest.fixture
+async def service(migrated_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(as_service(migrated_url))
+    yield connection
+    await connection.close()
+
+
+@pytest.mark.parametrize("statement", ATTACKS.values(), ids=ATTACKS.keys())
+async def test_the_service_role_cannot_rewrite_the_audit_trail(
+    service: asyncpg.Connection, statement: str
+) -> None:
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await service.execute(statement)
+    assert refused.value.sqlstate == "42501", refused.value  # insufficient_privilege
+
+
+async def test_the_service_role_appends_and_the_database_fills_in_the_rest(
+    service: asyncpg.Connection,
+) -> None:
+    """And a temporary table named like the log, in the service's own session, cannot feed
+    the chain a forged predecessor."""
+    await service.execute("CREATE TEMPORARY TABLE audit_log (seq bigint, hash text)")
+    await service.execute("INSERT INTO audit_log VALUES (1000, 'forged')")
+    for n in range(2):
+        await service.execute(
+            "INSERT INTO public.audit_log (client_id, entry, subjects) VALUES ($1, $2, '{}')",
+            "test-roles",
+            f'{{"n": {n}}}',
+        )
+    rows = await service.fetch(
+        "SELECT seq, prev_hash, hash, at <= clock_timestamp() AS now FROM public.audit_log"
+        " WHERE client_id = 'test-roles' ORDER BY seq"
+    )
+    assert [row["now"] for row in rows] == [True, True]
+    assert rows[1]["seq"] == rows[0]["seq"] + 1
+    assert rows[1]["prev_hash"] == rows[0]["hash"] != "forged"
+
+
+async def test_the_service_role_owns_nothing_and_is_no_superuser(
+    service: asyncpg.Connection,
+) -> None:
+    role = await service.fetchrow(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles"
+        " WHERE rolname = current_user"
+    )
+    assert dict(role) == dict.fromkeys(role.keys(), False)
+    owned = await service.fetchval(
+        "SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole"
+        " AND relnamespace = 'public'::regnamespace"
+    )
+    assert owned == 0
+    functions = await service.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proowner = current_user::regrole"
+    )
+    assert functions == 0
+
+
+async def test_every_table_and_sequence_is_declared_in_the_grants(migrated_url: str) -> None:
+    """A migration that adds a table must say in db/roles.py what the service may do to it."""
+    connection = await asyncpg.connect(migrated_url)
+    try:
+        names = await connection.fetch(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND relkind IN ('r', 'p', 'S', 'v', 'm', 'f')"
+        )
+        public = await connection.fetch(
+            "SELECT c.relname, a.privilege_type FROM pg_class c,"
+            " aclexplode(c.relacl) a"
+            " WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0"
+        )
+    finally:
+        await connection.close()
+    assert sorted(row["relname"] for row in names) == sorted(SERVICE_GRANTS)
+    assert [tuple(row) for row in public] == [], "PUBLIC holds nothing"
+
+
+async def test_the_grants_are_what_the_declaration_says(migrated_url: str) -> None:
+    connection = await asyncpg.connect(migrated_url)
+    try:
+        granted = await connection.fetch(
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = $1",
+            TEST_SERVICE,
+        )
+        columns = await connection.fetch(
+            "SELECT table_name, column_name FROM information_schema.column_privileges"
+            " WHERE grantee = $1 AND privilege_type = 'INSERT' AND table_name = 'audit_log'",
+            TEST_SERVICE,
+        )
+    finally:
+        await connection.close()
+    held = {(row["table_name"], row["privilege_type"]) for row in granted}
+    assert ("audit_log", "SELECT") in held
+    assert {("audit_log", p) for p in ("INSERT", "UPDATE", "DELETE", "TRUNCATE")} & held == set()
+    assert {("regions", "UPDATE"), ("oauth_clients", "INSERT")} & held == set()
+    assert ("msmes", "UPDATE") in held
+    assert sorted(row["column_name"] for row in columns) == ["client_id", "entry", "subjects"]
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "serve", "--port", "1", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_serve_refuses_a_superuser_or_the_owner_in_production(
+    server_url: str, fresh_url: str, tmp_path: Path
+) -> None:
+    superuser = make_url(server_url).set(database=make_url(fresh_url).database)
+    for url, who in ((superuser.render_as_string(False), "superuser"), (fresh_url, "owns")):
+        refused = _serve({"DATABASE_URL": url, "SINERGI_HOME": str(tmp_path)})
+        assert refused.returncode == 2, refused.stderr
+        assert who in refused.stderr
+        assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
+def test_the_grants_converge_when_applied_again(migrated_url: str) -> None:
+    """Applying twice (every upgrade does) leaves the same grants."""
+    from db.migrate import upgrade
+
+    async def snapshot() -> list[tuple[str, str]]:
+        connection = await asyncpg.connect(migrated_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+                " WHERE grantee = $1 ORDER BY 1, 2",
+                TEST_SERVICE,
+            )
+        finally:
+            await connection.close()
+        return [tuple(row) for row in rows]
+
+    before = asyncio.run(snapshot())
+    upgrade(migrated_url, service_role=TEST_SERVICE)
+    assert asyncio.run(snapshot()) == before
+
+
+def test_a_database_made_before_the_roles_is_handed_over_to_the_owner(server_url: str) -> None:
+    """An embedded data directory from before this migration: everything its superuser's."""
+    from db import provision
+    from db.migrate import upgrade
+    from tests.support.databases import TEST_OWNER, TEST_PASSWORD, create_database, drop_database
+
+    name = f"sinergi_legacy_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(make_url(server_url).set(database=name).render_as_string(False), "0009")
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        owner_url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+        upgrade(owner_url, service_role=TEST_SERVICE)
+
+        async def check() -> None:
+            owner = await asyncpg.connect(owner_url)
+            service = await asyncpg.connect(as_service(owner_url))
+            try:
+                foreign = await owner.fetchval(
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                    " AND relowner <> current_user::regrole"
+                )
+                assert foreign == 0
+                await service.execute(
+                    "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('c', '{}', '{}')"
+                )
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await service.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            finally:
+                await owner.close()
+                await service.close()
+
+        asyncio.run(check())
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+def test_the_service_role_alone_serves_a_current_schema_and_never_migrates(
+    fresh_url: str, server_url: str
+) -> None:
+    from db.migrate import upgrade
+    from sinergi.database import SchemaNotCurrent, prepared_for_serving
+    from sinergi.settings import Settings
+    from tests.support.databases import create_database, drop_database
+
+    current = prepared_for_serving(Settings(database_url=as_service(fresh_url)))
+    assert current.service_url == current.owner_url == as_service(fresh_url)
+    name = f"sinergi_behind_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(make_url(server_url).set(database=name).render_as_string(False), "0009")
+        behind = as_service(make_url(fresh_url).set(database=name).render_as_string(False))
+        with pytest.raises(SchemaNotCurrent, match="sinergi migrate"):
+            prepared_for_serving(Settings(database_url=behind))
+    finally:
+        asyncio.run(drop_database(server_url, name))
