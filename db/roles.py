@@ -81,6 +81,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "change_log_id_seq": "",
     "change_pending": "",
     "change_pending_transactions": "",
+    "change_pending_pending_id_seq": "",
 }
 """Table or sequence -> the privileges of the service role on it ("" for none)."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 
 import asyncpg
 import pytest
@@ -16,6 +15,7 @@ from db.driver import check_out
 from db.engine import create_engine
 from db.queries import change_feed
 from db.queries.change_feed import Reader
+from tests.support.databases import as_service
 
 NATIONAL = Reader(jurisdiction="ID", personal_data=True, client_id="test-order")
 WRITERS = 6
@@ -113,53 +113,39 @@ def test_a_reader_racing_concurrent_writers_misses_no_change(module_reference_ur
 
 
 def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
-    server_url: str, module_reference_url: str
+    module_reference_url: str,
 ) -> None:
-    """A role with the service's rights on the records and only SELECT on the feed (as db/roles.py
-    grants the service) changes records, and the triggers log them; it cannot forge, alter,
-    delete or renumber an entry, nor slip one into a transaction's pending notes."""
-    role = f"sinergi_feed_test_{uuid.uuid4().hex[:8]}"
+    """The service's own role (what db/roles.py grants it) changes records, and the triggers log
+    them; it cannot forge, alter, delete or renumber an entry, nor slip one into a transaction's
+    pending notes."""
 
     async def attempt() -> None:
-        admin = await asyncpg.connect(module_reference_url)
+        service = await asyncpg.connect(as_service(module_reference_url))
         try:
-            await admin.execute(f"CREATE ROLE {role} LOGIN")
-            await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON msmes TO {role}")
-            await admin.execute(f"GRANT USAGE ON SEQUENCE msmes_id_seq TO {role}")
-            rollups = "msme_rollup_regency, msme_rollup_province_kbli, msme_rollup_province_year,"
-            rollups += " msme_rollup_regency_kbli"
-            await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {rollups} TO {role}")
-            await admin.execute(f"GRANT SELECT ON change_log TO {role}")
-            service = await asyncpg.connect(module_reference_url, user=role)
-            try:
-                await service.execute(
-                    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
-                    " regency_code) VALUES ('9991700000001', 'Uji hak', '10794', 'C', 'micro',"
-                    " '62', '62.71')"
-                )
-                logged = await service.fetchval(
-                    "SELECT count(*) FROM change_log l JOIN msmes m ON m.id::text = l.record_id"
-                    " WHERE l.record_kind = 'msme' AND m.nib = '9991700000001'"
-                )
-                assert logged == 1
-                for forgery in (
-                    "INSERT INTO change_log (record_kind, record_id, operation, deactivated,"
-                    " personal, new_province, new_regency) VALUES"
-                    " ('msme', '1', 'insert', false, false, '62', '62.71')",
-                    "UPDATE change_log SET new_province = '61'",
-                    "DELETE FROM change_log",
-                    "INSERT INTO change_pending_transactions (xid) VALUES (pg_current_xact_id())",
-                    "INSERT INTO change_pending (record_kind, record_id, operation, deactivated,"
-                    " personal) VALUES ('msme', '1', 'insert', false, false)",
-                    "UPDATE change_log SET id = id + 1000000",
-                ):
-                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                        await service.execute(forgery)
-            finally:
-                await service.close()
+            await service.execute(
+                "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                " regency_code) VALUES ('9991700000001', 'Uji hak', '10794', 'C', 'micro',"
+                " '62', '62.71')"
+            )
+            logged = await service.fetchval(
+                "SELECT count(*) FROM change_log l JOIN msmes m ON m.id::text = l.record_id"
+                " WHERE l.record_kind = 'msme' AND m.nib = '9991700000001'"
+            )
+            assert logged == 1
+            for forgery in (
+                "INSERT INTO change_log (record_kind, record_id, operation, deactivated,"
+                " personal, new_province, new_regency) VALUES"
+                " ('msme', '1', 'insert', false, false, '62', '62.71')",
+                "UPDATE change_log SET new_province = '61'",
+                "DELETE FROM change_log",
+                "INSERT INTO change_pending_transactions (xid) VALUES (pg_current_xact_id())",
+                "INSERT INTO change_pending (record_kind, record_id, operation, deactivated,"
+                " personal) VALUES ('msme', '1', 'insert', false, false)",
+                "UPDATE change_log SET id = id + 1000000",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await service.execute(forgery)
         finally:
-            await admin.execute(f"DROP OWNED BY {role}")
-            await admin.execute(f"DROP ROLE {role}")
-            await admin.close()
+            await service.close()
 
     asyncio.run(attempt())
