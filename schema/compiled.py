@@ -150,7 +150,7 @@ def _fields(selections: Iterable[Selection], type_name: str) -> Iterable[Selecte
             yield from _fields(selection.selections, type_name)
 
 
-def _keyed(selections: Iterable[Selection], type_name: str) -> list[tuple[str, SelectedField]]:
+def keyed(selections: Iterable[Selection], type_name: str) -> list[tuple[str, SelectedField]]:
     """The selected fields by response key; a key selected twice (merged by GraphQL) or any
     argument needs the executor."""
     found: list[tuple[str, SelectedField]] = []
@@ -185,7 +185,7 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
     if table is None:
         raise Unsupported(type_name)
     parts: list[Field | Fixed | Nested] = []
-    for key, selected in _keyed(selections, type_name):
+    for key, selected in keyed(selections, type_name):
         if selected.name == "__typename":
             parts.append(Fixed(key, type_name))
             continue
@@ -248,7 +248,7 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
     def make(field: SelectedField) -> PagePlan:
         connection_name = f"{_definitions(node_type)[0]}Connection"
         lists: list[tuple[str, JsonShape]] = []
-        for key, part in _keyed(field.selections, connection_name):
+        for key, part in keyed(field.selections, connection_name):
             if part.name == "nodes":
                 lists.append((key, shape_of(node_type, part.selections)))
             elif part.name == "edges":
@@ -262,7 +262,7 @@ def _edge_shape(node_type: type, selections: list[Selection]) -> JsonShape:
     node_name = _definitions(node_type)[0]
     edge_name = f"{node_name}Edge"
     parts: list[Fixed | Cursor | Node] = []
-    for key, field in _keyed(selections, edge_name):
+    for key, field in keyed(selections, edge_name):
         if field.name == "node":
             parts.append(Node(key, shape_of(node_type, field.selections)))
         elif field.name == "cursor":
@@ -274,23 +274,66 @@ def _edge_shape(node_type: type, selections: list[Selection]) -> JsonShape:
     return JsonShape(tuple(parts))
 
 
-async def page(
-    info: Info[Context, Any],
-    node_type: type,
+@dataclass(frozen=True, slots=True)
+class PageRoot:
+    """A root field answering pages of `node_type` (Msme or Cooperative)."""
+
+    node_type: type
+    where: Callable[[Context, Any], Awaitable[Any]]
+    """The field's `filter` argument checked and made the statement's filter."""
+    rows: Callable[..., Awaitable[PageResult]]
+    """`rows(info, first=, after=, where=)`: the page resolved row by row, when its selection
+    does not compile."""
+
+    @property
+    def type_name(self) -> str:
+        return _definitions(self.node_type)[0]
+
+    @property
+    def kind(self) -> str:
+        return self.type_name.lower()
+
+    def plan(self, field: SelectedField) -> PagePlan:
+        return _page_plan(self.node_type)(field)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRoot:
+    """A root field answering the record of `node_type` whose unique `column` holds its one
+    argument."""
+
+    node_type: type
+    column: str
+    checked: Callable[[str], str]
+    """The argument's check, which refuses it with a coded error naming it."""
+    rows: Callable[[Info[Context, Any], str], Awaitable[Any]]
+    """The record resolved as a row, when its selection does not compile."""
+
+    def plan(self, field: SelectedField) -> JsonShape:
+        return shape_of(self.node_type, field.selections)
+
+
+class RowsNeeded(Enum):
+    ROWS_NEEDED = "rows needed"
+
+
+ROWS_NEEDED = RowsNeeded.ROWS_NEEDED
+"""What a compiled read answers when the executor must resolve it row by row instead: a
+non-null field or relation turned out null, which the executor reports as it reports
+everything else."""
+
+
+async def page_json(
+    context: Context,
+    root: PageRoot,
+    plan: PagePlan,
     *,
     first: int | None,
     after: str | None,
     where: Any,
-    rows: Callable[[], Awaitable[PageResult]],
-) -> PageResult:
-    """A page of `node_type` (Msme or Cooperative) whose lists PostgreSQL writes; `rows`
-    resolves it row by row when the selection does not compile."""
-    context = info.context
-    kind = _definitions(node_type)[0].lower()
-    plan = PLANS.get(info, _page_plan(node_type))
-    assert plan is None or isinstance(plan, PagePlan)
-    if plan is None or not plan.lists:
-        return await rows()
+) -> PageResult | RowsNeeded:
+    """A page whose lists PostgreSQL writes, noted as records handed out."""
+    kind = root.kind
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
     scope = context.policy.records
@@ -300,7 +343,7 @@ async def page(
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
     if built is None:
-        return await rows()
+        return ROWS_NEEDED
     context.accesses.records_returned(kind, built.count)
     context.accesses.records_returned("cooperative", built.cooperatives)
     queries = msmes if kind == "msme" else cooperatives
@@ -314,6 +357,21 @@ async def page(
         key: orjson.Fragment(text) for (key, _), text in zip(plan.lists, built.lists, strict=True)
     }
     return PageResult(kind, (), built.has_next, count, lists=lists, last_id=built.last_id)
+
+
+async def page(
+    info: Info[Context, Any], root: PageRoot, *, first: int | None, after: str | None, filter: Any
+) -> PageResult:
+    """The executor's resolution of a page root field."""
+    where = await root.where(info.context, filter)
+    plan = PLANS.get(info, root.plan)
+    assert plan is None or isinstance(plan, PagePlan)
+    if plan is not None and plan.lists:
+        built = await page_json(info.context, root, plan, first=first, after=after, where=where)
+        if built is not ROWS_NEEDED:
+            assert isinstance(built, PageResult)
+            return built
+    return await root.rows(info, first=first, after=after, where=where)
 
 
 @lru_cache(maxsize=256)
@@ -333,27 +391,34 @@ def _page_statement(
     )
 
 
-async def record(
-    info: Info[Context, Any], node_type: type, *, key: str, value: Any, rows: Callable[[], Any]
-) -> Any:
-    """The record of `node_type` whose unique column `key` holds `value`, as JSON PostgreSQL
-    writes; `rows` resolves it as a row when the selection does not compile."""
-    context = info.context
-    plan = PLANS.get(info, lambda field: shape_of(node_type, field.selections))
-    if plan is None:
-        return await rows()
-    assert isinstance(plan, JsonShape)
-    type_name = _definitions(node_type)[0]
-    statement = _record_statement(type_name, plan, key, context.policy.records)
+async def record_json(
+    context: Context, root: RecordRoot, shape: JsonShape, value: str
+) -> orjson.Fragment | RowsNeeded | None:
+    """The record as JSON PostgreSQL writes, None when there is none (or it is outside the
+    caller's jurisdiction), noted as records handed out; `value` checked."""
+    type_name = _definitions(root.node_type)[0]
+    statement = _record_statement(type_name, shape, root.column, context.policy.records)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
     if found is False:
-        return await rows()
+        return ROWS_NEEDED
     if found is None:
         return None
     context.accesses.records_returned(type_name.lower(), 1)
     context.accesses.records_returned("cooperative", found.cooperatives)
     return orjson.Fragment(found.json)
+
+
+async def record(info: Info[Context, Any], root: RecordRoot, value: str) -> Any:
+    """The executor's resolution of a record root field."""
+    value = root.checked(value)
+    shape = PLANS.get(info, root.plan)
+    if shape is not None:
+        assert isinstance(shape, JsonShape)
+        found = await record_json(info.context, root, shape, value)
+        if found is not ROWS_NEEDED:
+            return found
+    return await root.rows(info, value)
 
 
 @lru_cache(maxsize=256)

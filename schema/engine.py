@@ -34,11 +34,12 @@ from graphql import (
     execute,
     specified_rules,
 )
+from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.schema.schema import validate_document
 
 from auth.scopes import Scope
-from resolvers.access import Touched
+from resolvers.access import AccessNotes, Touched
 from resolvers.context import Context
 from schema.audit import record
 from schema.documents import parse_document
@@ -46,6 +47,8 @@ from schema.errors import coded
 from schema.execution import EmbeddingExecutionContext
 from schema.figure_cache import FigureCache
 from schema.introspection import INTROSPECTION_FIELDS, root_fields
+from schema.plan import Plan, plan
+from schema.query import PLANNED
 from schema.touched import touched_fields
 
 logger = logging.getLogger("sinergi.engine")
@@ -59,6 +62,8 @@ class Prepared:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     figures_only: bool
+    plan: Plan | None
+    """How the request runs without the executor, when it can (schema/plan.py)."""
     touched: dict[frozenset[Scope], Touched] = field(default_factory=dict)
     """What the operation hands out, by the scopes of the caller (see schema/touched.py)."""
 
@@ -76,6 +81,7 @@ class Engine:
         (schema/figure_cache.py); 0 computes every table afresh. `max_tokens`: the request
         guard's, so the engine takes the document the guard already parsed (schema/documents)."""
         self.schema = schema._schema
+        self._strawberry = schema
         self._max_tokens = max_tokens
         self._size = size
         self._prepared: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
@@ -111,7 +117,13 @@ class Engine:
         if roots & INTROSPECTION_FIELDS:
             return None
         figures_only = operation.operation is OperationType.QUERY and roots <= FIGURES
-        return Prepared(document, operation, fragments, figures_only and roots != {"__typename"})
+        return Prepared(
+            document,
+            operation,
+            fragments,
+            figures_only and roots != {"__typename"},
+            plan(self._strawberry, operation, fragments, PLANNED),
+        )
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
         """The response to a single operation, or None to leave it to Strawberry's view."""
@@ -132,16 +144,17 @@ class Engine:
             if cached is not None:
                 return {"data": cached}
         try:
-            result = execute(
-                self.schema,
-                prepared.document,
-                context_value=context,
-                variable_values=variables,
-                operation_name=operation_name,
-                executor_class=EmbeddingExecutionContext,
-            )
-            if isawaitable(result):
-                result = await result
+            result = await self._planned(prepared, context, variables)
+            if result is None:
+                executed = execute(
+                    self.schema,
+                    prepared.document,
+                    context_value=context,
+                    variable_values=variables,
+                    operation_name=operation_name,
+                    executor_class=EmbeddingExecutionContext,
+                )
+                result = await executed if isawaitable(executed) else executed
             if result.data is None and all(error.path is None for error in result.errors or ()):
                 return None  # variables refused, nothing ran: their errors name what it sees
             if context.accesses.worth_recording:
@@ -158,6 +171,22 @@ class Engine:
         if cache is not None and result.data is not None:
             cache.put(key, result.data)
         return {"data": result.data}
+
+    async def _planned(
+        self, prepared: Prepared, context: Context, variables: dict[str, Any]
+    ) -> ExecutionResult | None:
+        """The answer its plan gives, or None for the executor to answer, from the start."""
+        if prepared.plan is None:
+            return None
+        definitions = prepared.operation.variable_definitions or ()
+        coerced = get_variable_values(self.schema, definitions, variables)
+        if isinstance(coerced, list):
+            return None  # the executor reports them
+        try:
+            return ExecutionResult(await prepared.plan.run(context, coerced))
+        except Exception:  # NotPlanned, or a failure the executor reports where it happens
+            context.accesses = AccessNotes()  # what the plan noted, the executor notes again
+            return None
 
     def _touched(self, prepared: Prepared, context: Context) -> Touched:
         scopes = context.principal.scopes

@@ -45,11 +45,16 @@ class HasScopes(BasePermission):
         return self._directive
 
     def has_permission(self, source: Any, info: Info[Context, Any], **kwargs: Any) -> bool:
-        granted = info.context.policy.may(*self.scopes)
-        if granted:
-            field = f"{info.path.typename}.{info.field_name}"
-            info.context.accesses.field_used(field, (scope.value for scope in self.scopes))
-        return granted
+        return admitted(info.context, f"{info.path.typename}.{info.field_name}", self.scopes)
+
+
+def admitted(context: Context, field: str, scopes: tuple[Scope, ...]) -> bool:
+    """Whether the caller may use `field` (`Type.field`), guarded by `scopes`; a field used is
+    noted with its scopes for the audit entry."""
+    granted = context.policy.may(*scopes)
+    if granted:
+        context.accesses.field_used(field, (scope.value for scope in scopes))
+    return granted
 
 
 def requires(*scopes: Scope, **field_options: Any) -> Any:

@@ -22,6 +22,23 @@ from schema.types.planning import Indicator
 from schema.types.records import Cooperative, Msme, Programme
 from schema.types.regions import Region
 
+MSME_BY_NIB = compiled.RecordRoot(Msme, "nib", records.checked_nib, records.msme_by_nib)
+COOPERATIVE_BY_NUMBER = compiled.RecordRoot(
+    Cooperative,
+    "legal_entity_no",
+    records.checked_legal_entity_no,
+    records.cooperative_by_legal_entity_no,
+)
+MSME_PAGES = compiled.PageRoot(Msme, msme_where, records.msme_page)
+COOPERATIVE_PAGES = compiled.PageRoot(Cooperative, cooperative_where, records.cooperative_page)
+PLANNED: dict[str, compiled.RecordRoot | compiled.PageRoot] = {
+    "msme": MSME_BY_NIB,
+    "msmes": MSME_PAGES,
+    "cooperative": COOPERATIVE_BY_NUMBER,
+    "cooperatives": COOPERATIVE_PAGES,
+}
+"""The root fields whose whole answer PostgreSQL can write (schema/plan.py), by name."""
+
 
 @strawberry.type(description="The client making the request and what it is entitled to.")
 class Viewer:
@@ -54,10 +71,7 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
 
     @requires(Scope.RECORDS_READ, description="An MSME by NIB, if inside your jurisdiction.")
     async def msme(self, info: Info[Context, Any], nib: str) -> Msme | None:
-        nib = records.checked_nib(nib)
-        return await compiled.record(  # type: ignore[no-any-return]
-            info, Msme, key="nib", value=nib, rows=lambda: records.msme_by_nib(info, nib)
-        )
+        return await compiled.record(info, MSME_BY_NIB, nib)  # type: ignore[no-any-return]
 
     @requires(Scope.RECORDS_READ, description="MSMEs in your jurisdiction, oldest record first.")
     async def msmes(
@@ -67,28 +81,17 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
         after: str | None = None,
         filter: MsmeFilter | None = None,
     ) -> Connection[Msme] | None:
-        where = await msme_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
         return await compiled.page(  # type: ignore[return-value]
-            info,
-            Msme,
-            first=first,
-            after=after,
-            where=where,
-            rows=lambda: records.msme_page(info, first=first, after=after, where=where),
+            info, MSME_PAGES, first=first, after=after, filter=filter
         )
 
     @requires(Scope.RECORDS_READ, description="A cooperative by its legal-entity number.")
     async def cooperative(
         self, info: Info[Context, Any], legal_entity_no: str
     ) -> Cooperative | None:
-        number = records.checked_legal_entity_no(legal_entity_no)
         return await compiled.record(  # type: ignore[no-any-return]
-            info,
-            Cooperative,
-            key="legal_entity_no",
-            value=number,
-            rows=lambda: records.cooperative_by_legal_entity_no(info, number),
+            info, COOPERATIVE_BY_NUMBER, legal_entity_no
         )
 
     @requires(Scope.RECORDS_READ, description="Cooperatives in your jurisdiction.")
@@ -99,15 +102,9 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
         after: str | None = None,
         filter: CooperativeFilter | None = None,
     ) -> Connection[Cooperative] | None:
-        where = await cooperative_where(info.context, filter)
         # The PageResult is the Connection's source (see schema/types/pagination.py).
         return await compiled.page(  # type: ignore[return-value]
-            info,
-            Cooperative,
-            first=first,
-            after=after,
-            where=where,
-            rows=lambda: records.cooperative_page(info, first=first, after=after, where=where),
+            info, COOPERATIVE_PAGES, first=first, after=after, filter=filter
         )
 
     @strawberry.field(description="Every programme Sinergi knows of.")

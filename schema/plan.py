@@ -1,0 +1,251 @@
+"""The plan of a query whose every root field reads records in a shape PostgreSQL can write.
+
+graphql-core's executor walks an operation field by field: for a lookup whose whole answer is
+one statement's JSON, building its execution context, coercing each argument again and wrapping
+the one resolver in Strawberry's layers cost more CPU than the statement. So the engine plans
+each document once (schema/engine.py): when every root field is `__typename` or one of the
+record reads schema/query.py names (`PLANNED`), and each one's selection compiles
+(schema/compiled.py), the plan holds, per root field, what a request needs to run it: the
+argument coercion decided once (done once for literals), the scopes that guard it, the compiled
+shape. A request then asks the access policy, runs the same statements the executor's
+resolvers run (`compiled.record_json`, `compiled.page_json`) and places their JSON in the
+answer in selection order.
+
+The plan never writes an error. Whatever it does not take on (a guard that refuses, an argument
+a check refuses, a non-null field that turns out null) raises `NotPlanned`, as does any
+failure, and the executor answers the request from the start, as it answers every other
+document, with the same resolvers: one way to answer each field, one place errors are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+import strawberry
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLResolveInfo,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    visit,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from graphql.language import Visitor
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.nodes import SelectedField, convert_selections
+
+from auth.scopes import Scope
+from db.queries.json_pages import JsonShape
+from resolvers.context import Context
+from resolvers.paging import PageResult, encode_cursor
+from schema import compiled
+from schema.permissions import admitted, guard_scopes
+
+Arguments = Callable[[VariableValues], dict[str, Any]]
+
+
+class NotPlanned(Exception):
+    """The executor answers this request instead (see the module's docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragments:
+    """What Strawberry's selection conversion reads of a resolver's info, for a document."""
+
+    fragments: Mapping[str, FragmentDefinitionNode]
+    variable_values: dict[str, Any] = field(default_factory=dict)
+
+
+class _UsesVariables(Visitor):
+    found = False
+
+    def enter_variable(self, node: VariableNode, *_: object) -> None:
+        self.found = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    key: str
+    run: Callable[[Context, VariableValues], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    steps: tuple[_Step, ...]
+
+    async def run(self, context: Context, variables: VariableValues) -> dict[str, Any]:
+        """The operation's `data`; raises NotPlanned for the executor to answer instead."""
+        return {step.key: await step.run(context, variables) for step in self.steps}
+
+
+def plan(
+    schema: strawberry.Schema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    planned: Mapping[str, compiled.RecordRoot | compiled.PageRoot],
+) -> Plan | None:
+    """The operation's plan, or None when the executor answers it."""
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        return None
+    query_type = schema._schema.query_type
+    assert query_type is not None
+    steps: list[_Step] = []
+    keys: set[str] = set()
+    for node in operation.selection_set.selections:
+        if not isinstance(node, FieldNode) or node.directives:
+            return None
+        key = node.alias.value if node.alias else node.name.value
+        if key in keys:  # merged by GraphQL: the executor's to do
+            return None
+        keys.add(key)
+        name = node.name.value
+        if name == "__typename":
+            steps.append(_Step(key, _constant(query_type.name)))
+            continue
+        root = planned.get(name)
+        if root is None:
+            return None
+        graphql_field = query_type.fields[name]
+        strawberry_field = schema.get_field_for_type(name, query_type.name)
+        assert strawberry_field is not None
+        arguments = _arguments(schema, graphql_field, strawberry_field.arguments, node)
+        scopes = guard_scopes(graphql_field)
+        (selected,) = convert_selections(
+            cast("GraphQLResolveInfo[Any]", _Fragments(fragments)), [node]
+        )
+        assert isinstance(selected, SelectedField)
+        try:
+            if isinstance(root, compiled.RecordRoot):
+                run = _record(root, root.plan(selected), arguments, scopes, f"Query.{name}")
+            else:
+                run = _page(root, selected, arguments, scopes, f"Query.{name}")
+        except compiled.Unsupported:
+            return None
+        steps.append(_Step(key, run))
+    return Plan(tuple(steps))
+
+
+def _constant(value: str) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    async def run(context: Context, variables: VariableValues) -> str:
+        return value
+
+    return run
+
+
+def _arguments(
+    schema: strawberry.Schema, graphql_field: GraphQLField, declared: Any, node: FieldNode
+) -> Arguments:
+    """The field's arguments as its resolver receives them; coerced once when they are all
+    literals."""
+
+    def coerce(variables: VariableValues | None) -> dict[str, Any]:
+        values = get_argument_values(graphql_field, node, variables)
+        return convert_arguments(
+            values,
+            declared,
+            scalar_registry=schema.schema_converter.scalar_registry,
+            config=schema.config,
+        )
+
+    uses = _UsesVariables()
+    visit(node, uses)
+    if uses.found:
+        return coerce
+    constant = coerce(None)
+    return lambda variables: constant
+
+
+def _admit(context: Context, scopes: tuple[Scope, ...], field_name: str) -> None:
+    if not admitted(context, field_name, scopes):
+        raise NotPlanned(field_name)
+
+
+def _record(
+    root: compiled.RecordRoot,
+    shape: JsonShape,
+    arguments: Arguments,
+    scopes: tuple[Scope, ...],
+    field_name: str,
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
+        _admit(context, scopes, field_name)
+        (given,) = arguments(variables).values()
+        try:
+            value = root.checked(given)
+        except GraphQLError as refused:
+            raise NotPlanned(field_name) from refused
+        found = await compiled.record_json(context, root, shape, value)
+        if found is compiled.ROWS_NEEDED:
+            raise NotPlanned(field_name)
+        assert not isinstance(found, compiled.RowsNeeded)
+        return found
+
+    return run
+
+
+def _page(
+    root: compiled.PageRoot,
+    selected: SelectedField,
+    arguments: Arguments,
+    scopes: tuple[Scope, ...],
+    field_name: str,
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    page_plan = root.plan(selected)
+    connection = f"{root.type_name}Connection"
+    parts = compiled.keyed(selected.selections, connection)
+    for _, part in parts:
+        if part.name == "pageInfo":
+            for _, inner in compiled.keyed(part.selections, "PageInfo"):
+                if inner.name not in ("hasNextPage", "endCursor", "__typename"):
+                    raise compiled.Unsupported(inner.name)
+        elif part.name not in ("nodes", "edges", "totalCount", "__typename"):
+            raise compiled.Unsupported(part.name)
+    if not page_plan.lists:
+        raise compiled.Unsupported("a page without nodes or edges")
+
+    async def run(context: Context, variables: VariableValues) -> dict[str, Any]:
+        _admit(context, scopes, field_name)
+        given = arguments(variables)
+        try:
+            where = await root.where(context, given.get("filter"))
+            built = await compiled.page_json(
+                context,
+                root,
+                page_plan,
+                first=given.get("first"),
+                after=given.get("after"),
+                where=where,
+            )
+        except GraphQLError as refused:
+            raise NotPlanned(field_name) from refused
+        if built is compiled.ROWS_NEEDED:
+            raise NotPlanned(field_name)
+        assert isinstance(built, PageResult)
+        answer: dict[str, Any] = {}
+        for key, part in parts:
+            if part.name in ("nodes", "edges"):
+                answer[key] = built.lists[key]
+            elif part.name == "totalCount":
+                answer[key] = await built.count()
+            elif part.name == "__typename":
+                answer[key] = connection
+            else:
+                answer[key] = _page_info(part, built)
+        return answer
+
+    return run
+
+
+def _page_info(selected: SelectedField, built: PageResult) -> dict[str, Any]:
+    end = None if built.end is None else encode_cursor(built.kind, built.end)
+    values = {"hasNextPage": built.has_next, "endCursor": end, "__typename": "PageInfo"}
+    return {
+        key: values[inner.name] for key, inner in compiled.keyed(selected.selections, "PageInfo")
+    }
