@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     EnumValueNode,
     FieldNode,
@@ -40,7 +41,9 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    Visitor,
     get_named_type,
+    visit,
 )
 
 
@@ -279,6 +282,25 @@ class _Walk:
 
     def root(self, operation: OperationDefinitionNode) -> GraphQLNamedType | None:
         return self.schema.get_root_type(operation.operation)
+
+
+COST_ARGUMENTS = frozenset({"first", "groupBy"})
+"""The arguments whose values the estimate reads: the rest of a request's variables leave it
+unchanged."""
+
+
+def cost_variables(document: DocumentNode) -> frozenset[str]:
+    """The variables `document` passes to an argument the estimate reads, so that callers can
+    keep one estimate for every request that gives those the same values."""
+    names: set[str] = set()
+
+    class _Arguments(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: object) -> None:
+            if node.name.value in COST_ARGUMENTS and isinstance(node.value, VariableNode):
+                names.add(node.value.name.value)
+
+    visit(document, _Arguments())
+    return frozenset(names)
 
 
 def check_document(

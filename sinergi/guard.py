@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schema.documents import parse_document
-from schema.limits import QueryLimits, Violation, check_document
+from schema.limits import QueryLimits, Violation, check_document, cost_variables
 from sinergi import exchange
 
 PAYLOAD = "sinergi.graphql"
@@ -152,12 +152,38 @@ class RequestGuard:
         self.path = path
         self._parse = lru_cache(maxsize=512)(self._parse_uncached)
         self._measure = lru_cache(maxsize=512)(self._measure_uncached)
+        self._cost_variables = lru_cache(maxsize=512)(self._cost_variables_uncached)
 
-    def _measure_uncached(self, query: str) -> Violation | None:
-        """The limits of a document without variables: the same whoever sends it."""
+    def _measure_uncached(
+        self, query: str, inputs: tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
+    ) -> Violation | None:
+        """The limits of a document given the values of the variables its estimate reads: the
+        same whoever sends it, whatever its other variables."""
         parsed = self._parse(query)
         assert isinstance(parsed, DocumentNode)
-        return check_document(parsed, {}, self.limits, self.schema)
+        variables = {
+            name: list(value) if isinstance(value, tuple) else value for name, value in inputs
+        }
+        return check_document(parsed, variables, self.limits, self.schema)
+
+    def _estimate(
+        self, query: str, parsed: DocumentNode, variables: dict[str, Any]
+    ) -> Violation | None:
+        inputs: list[tuple[str, int | str | tuple[str, ...] | None]] = []
+        for name in sorted(self._cost_variables(query)):
+            value = variables.get(name)
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                inputs.append((name, tuple(value)))
+            elif value is None or isinstance(value, int | str):
+                inputs.append((name, value))
+            else:  # not a value the estimate reads (validation refuses it): measured afresh
+                return check_document(parsed, variables, self.limits, self.schema)
+        return self._measure(query, tuple(inputs))
+
+    def _cost_variables_uncached(self, query: str) -> frozenset[str]:
+        parsed = self._parse(query)
+        assert isinstance(parsed, DocumentNode)
+        return cost_variables(parsed)
 
     def _parse_uncached(self, query: str) -> DocumentNode | Violation | _UnstorableLiteral | None:
         document = parse_document(query, self.limits.max_tokens)
@@ -266,12 +292,7 @@ class RequestGuard:
             return bad_request("query", f"a string argument {UNSTORABLE}")
         if parsed is None:
             return None
-        variables = operation.get("variables")
-        violation = (
-            check_document(parsed, variables, self.limits, self.schema)
-            if variables
-            else self._measure(query)
-        )
+        violation = self._estimate(query, parsed, operation.get("variables") or {})
         if violation is not None:
             return _too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))

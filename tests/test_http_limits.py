@@ -215,3 +215,23 @@ def test_an_answer_over_the_response_size_bound_is_refused_naming_it(demo_url: s
     assert error["extensions"]["maximum"] == 20_000
     assert error["extensions"]["actual"] > 20_000
     assert "data" not in response.json()
+
+
+def test_a_documents_estimate_follows_the_variables_it_reads(api: Api) -> None:
+    """The guard keeps an estimate per document and per value of the variables that size it:
+    the same document is refused with a large page size in between two small ones it accepts,
+    and variables the estimate does not read leave it as it was."""
+    query = """query($n: Int, $nib: String!) { cooperatives(first: 100) { nodes {
+        memberMsmes(first: $n) { nodes { name nib regency { name province { name } } } } } }
+        msme(nib: $nib) { name } }"""
+    token = api.token(CLIENT)
+
+    def status(n: int, nib: str = "9990000000001") -> int:
+        response = api.post({"query": query, "variables": {"n": n, "nib": nib}}, token)
+        assert "errors" not in response.json() or response.status_code == 400, response.text
+        return response.status_code
+
+    assert status(1) == 200
+    assert status(100) == 400
+    assert status(1, nib="9990000000002") == 200
+    assert status(100, nib="9990000000003") == 400
