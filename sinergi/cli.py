@@ -60,7 +60,10 @@ def _metrics_dir() -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
+    if args.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Shared files only where processes must add up their series: in one process a sample
+        # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
 

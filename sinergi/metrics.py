@@ -1,11 +1,11 @@
 """Prometheus metrics: what operations teams scrape from `GET /metrics`.
 
-`prometheus_client` keeps the series and writes the text exposition format. `sinergi serve` runs
-several worker processes, so it points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before any
+`prometheus_client` keeps the series and writes the text exposition format. With several worker
+processes, `sinergi serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before any
 worker starts: each worker then writes its samples to memory-mapped files there, and whichever
 worker answers a scrape adds up all of them (counters and histograms summed, pool gauges summed
-over live workers). Without that variable (tests, a single embedded process) the series live in
-this process only.
+over live workers). Without that variable (one worker, tests) the series live in this process
+only, where a sample is an addition in memory rather than a locked write to a file.
 
 Labels stay bounded: routes are the app's own paths, clients are registered ones, and operation
 names (chosen by callers) are capped per process, the surplus counted as "(other)".
