@@ -49,6 +49,7 @@ from db.queries.scoping import RowScope
 from db.writes import msmes, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
+from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
 from domain.scale import RULE_VERSION
 
@@ -109,7 +110,6 @@ RECORD_COLUMNS = (
     "turnover_year",
     "employees",
 )
-OWNER_COLUMNS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
 
 
 def _scratch(name: str, *columns: Column[Any] | Index) -> Table:
@@ -132,7 +132,10 @@ STAGING = _scratch(
     Column("annual_turnover", BigInteger),
     Column("turnover_year", SmallInteger),
     Column("employees", Integer),
-    *(Column(f"owner_{name}", Date if name == "birth_date" else Text) for name in OWNER_COLUMNS),
+    *(
+        Column(f"owner_{field.column}", Date if field.kind is date else Text)
+        for field in OWNER_FIELDS
+    ),
     # Statements match records to staged rows by NIB one by one (see _LOCK): a probe, not a scan.
     Index("ix_msme_import_nib", "nib"),
 )
@@ -178,14 +181,7 @@ def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
         *(
             (None,) * len(OWNER_COLUMNS)
             if owner is None
-            else (
-                owner.nik,
-                owner.full_name,
-                owner.sex,
-                owner.birth_date,
-                owner.phone,
-                owner.address,
-            )
+            else (getattr(owner, column) for column in OWNER_COLUMNS)
         ),
     )
 
@@ -481,40 +477,43 @@ SELECT id, true, true, scale, capital, annual_turnover
   FROM written
 """
 
-# Owners are written only from rows that carry one; the history keeps the names of the personal
-# fields that changed, never their values.
-_OWNERS = """
+
+def _owners_statement() -> str:
+    """Owners are written only from rows that carry one; the history keeps the names of the
+    personal fields that changed, never their values. Unlike the statements above, this one is
+    spelled from the declaration of personal fields (domain.personal), so a new personal field
+    is imported without touching it."""
+    columns = ", ".join(OWNER_COLUMNS)
+    next_line = ",\n           "
+
+    def each(template: str, separator: str = ", ") -> str:
+        return separator.join(template.format(c=column) for column in OWNER_COLUMNS)
+
+    return f"""
 WITH before AS (
-    SELECT o.msme_id, o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address
+    SELECT o.msme_id, {each("o.{c}")}
       FROM msme_owners o JOIN msmes m ON m.id = o.msme_id JOIN msme_import s ON s.nib = m.nib
      WHERE s.owner_nik IS NOT NULL
 ), written AS (
-    INSERT INTO msme_owners AS o (msme_id, nik, full_name, sex, birth_date, phone, address)
-    SELECT m.id, s.owner_nik, s.owner_full_name, s.owner_sex, s.owner_birth_date, s.owner_phone,
-           s.owner_address
+    INSERT INTO msme_owners AS o (msme_id, {columns})
+    SELECT m.id, {each("s.owner_{c}")}
       FROM msme_import s JOIN msmes m ON m.nib = s.nib
      WHERE s.owner_nik IS NOT NULL
     ON CONFLICT (msme_id) DO UPDATE
-       SET nik = EXCLUDED.nik, full_name = EXCLUDED.full_name, sex = EXCLUDED.sex,
-           birth_date = EXCLUDED.birth_date, phone = EXCLUDED.phone, address = EXCLUDED.address
-     WHERE (o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address)
-           IS DISTINCT FROM
-           (EXCLUDED.nik, EXCLUDED.full_name, EXCLUDED.sex, EXCLUDED.birth_date, EXCLUDED.phone,
-            EXCLUDED.address)
-    RETURNING o.msme_id, o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address
+       SET {each("{c} = EXCLUDED.{c}")}
+     WHERE ({each("o.{c}")}) IS DISTINCT FROM ({each("EXCLUDED.{c}")})
+    RETURNING o.msme_id, {each("o.{c}")}
 )
 INSERT INTO msme_import_owners (msme_id, personal_fields)
 SELECT w.msme_id,
        array_remove(ARRAY[
-           CASE WHEN b.nik IS DISTINCT FROM w.nik THEN 'owner.nik' END,
-           CASE WHEN b.full_name IS DISTINCT FROM w.full_name THEN 'owner.full_name' END,
-           CASE WHEN b.sex IS DISTINCT FROM w.sex THEN 'owner.sex' END,
-           CASE WHEN b.birth_date IS DISTINCT FROM w.birth_date THEN 'owner.birth_date' END,
-           CASE WHEN b.phone IS DISTINCT FROM w.phone THEN 'owner.phone' END,
-           CASE WHEN b.address IS DISTINCT FROM w.address THEN 'owner.address' END
+           {each("CASE WHEN b.{c} IS DISTINCT FROM w.{c} THEN 'owner.{c}' END", next_line)}
        ], NULL)
   FROM written w LEFT JOIN before b ON b.msme_id = w.msme_id
-"""
+"""  # noqa: S608  # the names are the declaration's, not input
+
+
+_OWNERS = _owners_statement()
 
 # Owner fields an import changed: named in the history row of a record it also changed, or in
 # a history row of their own when only the owner changed.
