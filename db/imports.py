@@ -153,9 +153,9 @@ EXISTING = _scratch(
     Column("id", BigInteger),
     Column("nib", Text),
 )
-OWNERS_WRITTEN = _scratch(
+OWNER_CHANGES = _scratch(
     "msme_import_owners",
-    Column("msme_id", BigInteger),
+    Column("nib", Text),
     Column("personal_fields", ARRAY(Text)),
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
@@ -412,7 +412,8 @@ WITH written AS (
               old.turnover_year AS old_turnover_year, old.employees AS old_employees
 ), history AS (
     INSERT INTO record_changes
-           (client_id, organisation, record_kind, record_id, operation, version, changes)
+           (client_id, organisation, record_kind, record_id, operation, version, changes,
+            personal_fields)
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            field_change('nib', w.old_nib, w.nib)
            || field_change('name', w.old_name, w.name)
@@ -426,8 +427,9 @@ WITH written AS (
            || field_change('capital', w.old_capital, w.capital)
            || field_change('annual_turnover', w.old_annual_turnover, w.annual_turnover)
            || field_change('turnover_year', w.old_turnover_year, w.turnover_year)
-           || field_change('employees', w.old_employees, w.employees)
-      FROM written w
+           || field_change('employees', w.old_employees, w.employees),
+           coalesce(o.personal_fields, '{}')
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
@@ -452,10 +454,11 @@ WITH written AS (
     RETURNING msmes.*
 ), history AS (
     INSERT INTO record_changes
-           (client_id, organisation, record_kind, record_id, operation, version, changes)
-    SELECT :client_id, :organisation, 'msme', id, 'import', version,
+           (client_id, organisation, record_kind, record_id, operation, version, changes,
+            personal_fields)
+    SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            ('{' || concat_ws(',',
-               '"nib":{"before"\\:null,"after":' || to_json(nib) || '}',
+               '"nib":{"before"\\:null,"after":' || to_json(w.nib) || '}',
                '"name":{"before"\\:null,"after":' || to_json(name) || '}',
                '"kbli_code":{"before"\\:null,"after":' || to_json(kbli_code) || '}',
                '"kbli_section":{"before"\\:null,"after":' || to_json(kbli_section) || '}',
@@ -468,9 +471,10 @@ WITH written AS (
                '"annual_turnover":{"before"\\:null,"after":' || to_json(annual_turnover) || '}',
                '"turnover_year":{"before"\\:null,"after":' || to_json(turnover_year) || '}',
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
-           ) || '}')::jsonb
-      FROM written
-     ORDER BY id
+           ) || '}')::jsonb,
+           coalesce(o.personal_fields, '{}')
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+     ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
 SELECT id, true, true, scale, capital, annual_turnover
@@ -478,61 +482,48 @@ SELECT id, true, true, scale, capital, annual_turnover
 """
 
 
-def _owners_statement() -> str:
-    """Owners are written only from rows that carry one; the history keeps the names of the
-    personal fields that changed, never their values. Unlike the statements above, this one is
-    spelled from the declaration of personal fields (domain.personal), so a new personal field
-    is imported without touching it."""
-    columns = ", ".join(OWNER_COLUMNS)
-    next_line = ",\n           "
+def _each(template: str, separator: str = ", ") -> str:
+    """`template` spelled for each personal column (`{c}`), in declaration order."""
+    return separator.join(template.format(c=column) for column in OWNER_COLUMNS)
 
-    def each(template: str, separator: str = ", ") -> str:
-        return separator.join(template.format(c=column) for column in OWNER_COLUMNS)
 
-    return f"""
-WITH before AS (
-    SELECT o.msme_id, {each("o.{c}")}
-      FROM msme_owners o JOIN msmes m ON m.id = o.msme_id JOIN msme_import s ON s.nib = m.nib
-     WHERE s.owner_nik IS NOT NULL
-), written AS (
-    INSERT INTO msme_owners AS o (msme_id, {columns})
-    SELECT m.id, {each("s.owner_{c}")}
-      FROM msme_import s JOIN msmes m ON m.nib = s.nib
-     WHERE s.owner_nik IS NOT NULL
-    ON CONFLICT (msme_id) DO UPDATE
-       SET {each("{c} = EXCLUDED.{c}")}
-     WHERE ({each("o.{c}")}) IS DISTINCT FROM ({each("EXCLUDED.{c}")})
-    RETURNING o.msme_id, {each("o.{c}")}
-)
-INSERT INTO msme_import_owners (msme_id, personal_fields)
-SELECT w.msme_id,
-       array_remove(ARRAY[
-           {each("CASE WHEN b.{c} IS DISTINCT FROM w.{c} THEN 'owner.{c}' END", next_line)}
-       ], NULL)
-  FROM written w LEFT JOIN before b ON b.msme_id = w.msme_id
+# Owner statements are spelled from the declaration of personal fields (domain.personal), so a
+# new personal field is imported without touching them. The history keeps the names of the
+# personal fields that changed, never their values, and is append-only (db/roles.py): which
+# fields a row changes is worked out before the records are written, so that the record's own
+# history row names them (the statements above join msme_import_owners by NIB).
+_NEXT_LINE = ",\n" + " " * 19
+_CHANGED = "CASE WHEN o.{c} IS DISTINCT FROM s.owner_{c} THEN 'owner.{c}' END"
+_OWNER_CHANGES = f"""
+INSERT INTO msme_import_owners (nib, personal_fields)
+SELECT nib, personal_fields
+  FROM (SELECT s.nib,
+               array_remove(ARRAY[
+                   {_each(_CHANGED, _NEXT_LINE)}
+               ], NULL) AS personal_fields
+          FROM msme_import s LEFT JOIN msme_import_existing e ON e.nib = s.nib
+               LEFT JOIN msme_owners o ON o.msme_id = e.id
+         WHERE s.owner_nik IS NOT NULL) AS compared
+ WHERE personal_fields <> '{{}}'
 """  # noqa: S608  # the names are the declaration's, not input
 
+_OWNERS = f"""
+INSERT INTO msme_owners AS o (msme_id, {_each("{c}")})
+SELECT m.id, {_each("s.owner_{c}")}
+  FROM msme_import_owners c JOIN msme_import s ON s.nib = c.nib JOIN msmes m ON m.nib = c.nib
+ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
+"""  # noqa: S608  # the names are the declaration's, not input
 
-_OWNERS = _owners_statement()
-
-# Owner fields an import changed: named in the history row of a record it also changed, or in
-# a history row of their own when only the owner changed.
+# A record whose owner alone changed gets a history row of its own.
 _OWNER_HISTORY = """
-WITH named AS (
-    UPDATE record_changes c
-       SET personal_fields = o.personal_fields
-      FROM msme_import_owners o JOIN msme_import_written w ON w.id = o.msme_id
-     WHERE c.id = (SELECT max(r.id) FROM record_changes r
-                    WHERE r.record_kind = 'msme' AND r.record_id = w.id)
-    RETURNING c.record_id
-)
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
         personal_fields)
 SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb,
-       o.personal_fields
-  FROM msme_import_owners o JOIN msmes m ON m.id = o.msme_id
- WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = o.msme_id)
+       c.personal_fields
+  FROM msme_import_owners c JOIN msme_import_existing e ON e.nib = c.nib
+       JOIN msmes m ON m.id = e.id
+ WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = e.id)
  ORDER BY m.id
 """
 
@@ -549,7 +540,9 @@ ON CONFLICT (msme_id, effective_from) DO UPDATE
 _COUNTS = """
 SELECT count(*) FILTER (WHERE w.created),
        count(*) FILTER (WHERE NOT coalesce(w.created, false))
-  FROM msme_import_written w FULL JOIN msme_import_owners o ON o.msme_id = w.id
+  FROM msme_import_written w
+       FULL JOIN (SELECT e.id FROM msme_import_owners c
+                    JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
 """
 
 # Lock a chunk's existing records first, in id order: the writes then read values nobody can
@@ -569,10 +562,13 @@ SELECT m.id, m.nib
 async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
     """The staged rows, written set-based; (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
-    if (await connection.execute(text(_LOCK))).rowcount:
+    existing = (await connection.execute(text(_LOCK))).rowcount
+    owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount
+    if existing:
         await connection.execute(text(_UPDATE), by)
     await connection.execute(text(_INSERT), by)
-    if (await connection.execute(text(_OWNERS))).rowcount:
+    if owners:
+        await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
     await connection.execute(text(_SCALES), {"today": today, "rule_version": RULE_VERSION})
     created, updated = (await connection.execute(text(_COUNTS))).one()
