@@ -146,6 +146,7 @@ def _mentions_email(value: object) -> bool:
 
 
 def test_an_added_field_is_written_by_create_update_and_import(seen: dict[str, Any]) -> None:
+    assert seen["csv_email"] == "x@contoh.id"  # the import's CSV column owner_email
     assert seen["created"]["data"]["createMsme"]["owner"] == {"email": "sri@contoh.id"}
     assert "errors" not in seen["updated"]
     assert seen["imported"]["data"]["importMsmes"] == {"created": 1, "errors": []}, seen["imported"]

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from db.engine import async_url
 from db.migrate import upgrade
 from db.seed import load_reference
+from domain.register_csv import draft_from_cells
 from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
@@ -95,7 +96,10 @@ def scenario(url: str) -> dict[str, Any]:
         imported = _sent(
             api, IMPORT, pii, {"rows": [{**ROW, "nib": "7770000000002", "owner": owner}]}
         )
+        cells = {"nib": "7770000000003", "owner_nik": OWNER["nik"], "owner_email": "x@contoh.id"}
+        csv_draft = draft_from_cells(cells)
         return {
+            "csv_email": None if isinstance(csv_draft, list) else csv_draft.owner.email,  # type: ignore[union-attr]
             "created": created,
             "updated": updated,
             "imported": imported,
