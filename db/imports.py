@@ -49,6 +49,7 @@ from db.queries.scoping import RowScope
 from db.writes import msmes, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
+from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
 from domain.scale import RULE_VERSION
 
@@ -109,7 +110,6 @@ RECORD_COLUMNS = (
     "turnover_year",
     "employees",
 )
-OWNER_COLUMNS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
 
 
 def _scratch(name: str, *columns: Column[Any] | Index) -> Table:
@@ -132,7 +132,10 @@ STAGING = _scratch(
     Column("annual_turnover", BigInteger),
     Column("turnover_year", SmallInteger),
     Column("employees", Integer),
-    *(Column(f"owner_{name}", Date if name == "birth_date" else Text) for name in OWNER_COLUMNS),
+    *(
+        Column(f"owner_{field.column}", Date if field.kind is date else Text)
+        for field in OWNER_FIELDS
+    ),
     # Statements match records to staged rows by NIB one by one (see _LOCK): a probe, not a scan.
     Index("ix_msme_import_nib", "nib"),
 )
@@ -150,9 +153,9 @@ EXISTING = _scratch(
     Column("id", BigInteger),
     Column("nib", Text),
 )
-OWNERS_WRITTEN = _scratch(
+OWNER_CHANGES = _scratch(
     "msme_import_owners",
-    Column("msme_id", BigInteger),
+    Column("nib", Text),
     Column("personal_fields", ARRAY(Text)),
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
@@ -178,14 +181,7 @@ def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
         *(
             (None,) * len(OWNER_COLUMNS)
             if owner is None
-            else (
-                owner.nik,
-                owner.full_name,
-                owner.sex,
-                owner.birth_date,
-                owner.phone,
-                owner.address,
-            )
+            else (getattr(owner, column) for column in OWNER_COLUMNS)
         ),
     )
 
@@ -416,7 +412,8 @@ WITH written AS (
               old.turnover_year AS old_turnover_year, old.employees AS old_employees
 ), history AS (
     INSERT INTO record_changes
-           (client_id, organisation, record_kind, record_id, operation, version, changes)
+           (client_id, organisation, record_kind, record_id, operation, version, changes,
+            personal_fields)
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            field_change('nib', w.old_nib, w.nib)
            || field_change('name', w.old_name, w.name)
@@ -430,8 +427,9 @@ WITH written AS (
            || field_change('capital', w.old_capital, w.capital)
            || field_change('annual_turnover', w.old_annual_turnover, w.annual_turnover)
            || field_change('turnover_year', w.old_turnover_year, w.turnover_year)
-           || field_change('employees', w.old_employees, w.employees)
-      FROM written w
+           || field_change('employees', w.old_employees, w.employees),
+           coalesce(o.personal_fields, '{}')
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
@@ -456,10 +454,11 @@ WITH written AS (
     RETURNING msmes.*
 ), history AS (
     INSERT INTO record_changes
-           (client_id, organisation, record_kind, record_id, operation, version, changes)
-    SELECT :client_id, :organisation, 'msme', id, 'import', version,
+           (client_id, organisation, record_kind, record_id, operation, version, changes,
+            personal_fields)
+    SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            ('{' || concat_ws(',',
-               '"nib":{"before"\\:null,"after":' || to_json(nib) || '}',
+               '"nib":{"before"\\:null,"after":' || to_json(w.nib) || '}',
                '"name":{"before"\\:null,"after":' || to_json(name) || '}',
                '"kbli_code":{"before"\\:null,"after":' || to_json(kbli_code) || '}',
                '"kbli_section":{"before"\\:null,"after":' || to_json(kbli_section) || '}',
@@ -472,68 +471,59 @@ WITH written AS (
                '"annual_turnover":{"before"\\:null,"after":' || to_json(annual_turnover) || '}',
                '"turnover_year":{"before"\\:null,"after":' || to_json(turnover_year) || '}',
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
-           ) || '}')::jsonb
-      FROM written
-     ORDER BY id
+           ) || '}')::jsonb,
+           coalesce(o.personal_fields, '{}')
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+     ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
 SELECT id, true, true, scale, capital, annual_turnover
   FROM written
 """
 
-# Owners are written only from rows that carry one; the history keeps the names of the personal
-# fields that changed, never their values.
-_OWNERS = """
-WITH before AS (
-    SELECT o.msme_id, o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address
-      FROM msme_owners o JOIN msmes m ON m.id = o.msme_id JOIN msme_import s ON s.nib = m.nib
-     WHERE s.owner_nik IS NOT NULL
-), written AS (
-    INSERT INTO msme_owners AS o (msme_id, nik, full_name, sex, birth_date, phone, address)
-    SELECT m.id, s.owner_nik, s.owner_full_name, s.owner_sex, s.owner_birth_date, s.owner_phone,
-           s.owner_address
-      FROM msme_import s JOIN msmes m ON m.nib = s.nib
-     WHERE s.owner_nik IS NOT NULL
-    ON CONFLICT (msme_id) DO UPDATE
-       SET nik = EXCLUDED.nik, full_name = EXCLUDED.full_name, sex = EXCLUDED.sex,
-           birth_date = EXCLUDED.birth_date, phone = EXCLUDED.phone, address = EXCLUDED.address
-     WHERE (o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address)
-           IS DISTINCT FROM
-           (EXCLUDED.nik, EXCLUDED.full_name, EXCLUDED.sex, EXCLUDED.birth_date, EXCLUDED.phone,
-            EXCLUDED.address)
-    RETURNING o.msme_id, o.nik, o.full_name, o.sex, o.birth_date, o.phone, o.address
-)
-INSERT INTO msme_import_owners (msme_id, personal_fields)
-SELECT w.msme_id,
-       array_remove(ARRAY[
-           CASE WHEN b.nik IS DISTINCT FROM w.nik THEN 'owner.nik' END,
-           CASE WHEN b.full_name IS DISTINCT FROM w.full_name THEN 'owner.full_name' END,
-           CASE WHEN b.sex IS DISTINCT FROM w.sex THEN 'owner.sex' END,
-           CASE WHEN b.birth_date IS DISTINCT FROM w.birth_date THEN 'owner.birth_date' END,
-           CASE WHEN b.phone IS DISTINCT FROM w.phone THEN 'owner.phone' END,
-           CASE WHEN b.address IS DISTINCT FROM w.address THEN 'owner.address' END
-       ], NULL)
-  FROM written w LEFT JOIN before b ON b.msme_id = w.msme_id
-"""
 
-# Owner fields an import changed: named in the history row of a record it also changed, or in
-# a history row of their own when only the owner changed.
+def _each(template: str, separator: str = ", ") -> str:
+    """`template` spelled for each personal column (`{c}`), in declaration order."""
+    return separator.join(template.format(c=column) for column in OWNER_COLUMNS)
+
+
+# Owner statements are spelled from the declaration of personal fields (domain.personal), so a
+# new personal field is imported without touching them. The history keeps the names of the
+# personal fields that changed, never their values, and is append-only (db/roles.py): which
+# fields a row changes is worked out before the records are written, so that the record's own
+# history row names them (the statements above join msme_import_owners by NIB).
+_NEXT_LINE = ",\n" + " " * 19
+_CHANGED = "CASE WHEN o.{c} IS DISTINCT FROM s.owner_{c} THEN 'owner.{c}' END"
+_OWNER_CHANGES = f"""
+INSERT INTO msme_import_owners (nib, personal_fields)
+SELECT nib, personal_fields
+  FROM (SELECT s.nib,
+               array_remove(ARRAY[
+                   {_each(_CHANGED, _NEXT_LINE)}
+               ], NULL) AS personal_fields
+          FROM msme_import s LEFT JOIN msme_import_existing e ON e.nib = s.nib
+               LEFT JOIN msme_owners o ON o.msme_id = e.id
+         WHERE s.owner_nik IS NOT NULL) AS compared
+ WHERE personal_fields <> '{{}}'
+"""  # noqa: S608  # the names are the declaration's, not input
+
+_OWNERS = f"""
+INSERT INTO msme_owners AS o (msme_id, {_each("{c}")})
+SELECT m.id, {_each("s.owner_{c}")}
+  FROM msme_import_owners c JOIN msme_import s ON s.nib = c.nib JOIN msmes m ON m.nib = c.nib
+ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
+"""  # noqa: S608  # the names are the declaration's, not input
+
+# A record whose owner alone changed gets a history row of its own.
 _OWNER_HISTORY = """
-WITH named AS (
-    UPDATE record_changes c
-       SET personal_fields = o.personal_fields
-      FROM msme_import_owners o JOIN msme_import_written w ON w.id = o.msme_id
-     WHERE c.id = (SELECT max(r.id) FROM record_changes r
-                    WHERE r.record_kind = 'msme' AND r.record_id = w.id)
-    RETURNING c.record_id
-)
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
         personal_fields)
 SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb,
-       o.personal_fields
-  FROM msme_import_owners o JOIN msmes m ON m.id = o.msme_id
- WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = o.msme_id)
+       c.personal_fields
+  FROM msme_import_owners c JOIN msme_import_existing e ON e.nib = c.nib
+       JOIN msmes m ON m.id = e.id
+ WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = e.id)
  ORDER BY m.id
 """
 
@@ -550,7 +540,9 @@ ON CONFLICT (msme_id, effective_from) DO UPDATE
 _COUNTS = """
 SELECT count(*) FILTER (WHERE w.created),
        count(*) FILTER (WHERE NOT coalesce(w.created, false))
-  FROM msme_import_written w FULL JOIN msme_import_owners o ON o.msme_id = w.id
+  FROM msme_import_written w
+       FULL JOIN (SELECT e.id FROM msme_import_owners c
+                    JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
 """
 
 # Lock a chunk's existing records first, in id order: the writes then read values nobody can
@@ -570,10 +562,13 @@ SELECT m.id, m.nib
 async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
     """The staged rows, written set-based; (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
-    if (await connection.execute(text(_LOCK))).rowcount:
+    existing = (await connection.execute(text(_LOCK))).rowcount
+    owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount
+    if existing:
         await connection.execute(text(_UPDATE), by)
     await connection.execute(text(_INSERT), by)
-    if (await connection.execute(text(_OWNERS))).rowcount:
+    if owners:
+        await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
     await connection.execute(text(_SCALES), {"today": today, "rule_version": RULE_VERSION})
     created, updated = (await connection.execute(text(_COUNTS))).one()

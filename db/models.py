@@ -39,6 +39,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from domain.personal import OWNER_FIELDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -214,7 +217,10 @@ class Msme(Base):
 
 
 class MsmeOwner(Base):
-    """The owner's personal data (UU 27/2022), apart so record queries never read this table."""
+    """The owner's personal data (UU 27/2022), apart so record queries never read this table.
+
+    Its columns besides `msme_id` are the declared personal fields (domain.records.OwnerDraft),
+    added below by `_personal_columns`; the migration that adds a field adds its column."""
 
     __tablename__ = "msme_owners"
     __table_args__ = (
@@ -225,12 +231,24 @@ class MsmeOwner(Base):
     msme_id: Mapped[int] = mapped_column(
         ForeignKey("msmes.id", ondelete="CASCADE"), primary_key=True
     )
-    nik: Mapped[str] = mapped_column(String(16), index=True)
-    full_name: Mapped[str] = mapped_column(Text)
-    sex: Mapped[str | None] = mapped_column(String(1))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    phone: Mapped[str | None] = mapped_column(Text)
-    address: Mapped[str | None] = mapped_column(Text)
+
+
+OWNER_STORAGE: dict[str, TypeEngine[Any]] = {"nik": String(16), "sex": String(1)}
+"""Personal columns stored otherwise than their kind says (text, or a date for a date)."""
+OWNER_INDEXED = frozenset({"nik"})
+"""Personal columns with an index: an owner is found by NIK."""
+
+
+def _personal_columns() -> None:
+    for field in OWNER_FIELDS:
+        storage = OWNER_STORAGE.get(field.column, Date() if field.kind is date else Text())
+        column = mapped_column(
+            storage, nullable=not field.required, index=field.column in OWNER_INDEXED
+        )
+        setattr(MsmeOwner, field.column, column)
+
+
+_personal_columns()
 
 
 class MsmeScaleHistory(Base):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from domain.errors import InvalidValue
 from domain.identifiers import (
@@ -139,14 +140,79 @@ class Vocabulary:
     today: date
 
 
+Check = Callable[[Any, str, Vocabulary], Any]
+"""A personal field's rule: (the value given, the field's name in errors, the reference data) ->
+the value to store, or InvalidValue."""
+
+
+def personal(*, check: Check, csv: str, description: str | None = None) -> dict[str, Any]:
+    """What `OwnerDraft` declares of a field beyond its type and default (a field without a
+    default is one every owner has): its rule, the import column it is read from, and how the
+    API describes it."""
+    return {"check": check, "csv": csv, "description": description}
+
+
+def api_name(attribute: str) -> str:
+    """A field as the API names it (GraphQL, errors, history): `birth_date` -> `birthDate`."""
+    first, *rest = attribute.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
 @dataclass(frozen=True, slots=True)
 class OwnerDraft:
-    nik: str
-    full_name: str
-    sex: str | None = None
-    birth_date: date | None = None
-    phone: str | None = None
-    address: str | None = None
+    """The owner's personal data (UU 27/2022), and the one declaration of what it is.
+
+    Each field here is a column of `msme_owners` (db/models.py and its migration), and every
+    other place that handles personal data derives its fields from this class
+    (domain/personal.py): the GraphQL `Owner` type and `OwnerInput`, the import's CSV columns
+    and staging table, the write path and its history, the change feed, what the access policy
+    lets a request select. Adding a personal field is a field here plus its column.
+    """
+
+    nik: str = field(
+        metadata=personal(
+            csv="owner_nik",
+            check=lambda value, name, rules: validate_nik(
+                value, known_regencies=rules.regencies, field=name
+            ),
+            description="Nomor Induk Kependudukan, 16 digits.",
+        )
+    )
+    full_name: str = field(
+        metadata=personal(
+            csv="owner_name",
+            check=lambda value, name, rules: validate_text(value, field=name),
+        )
+    )
+    sex: str | None = field(
+        default=None,
+        metadata=personal(
+            csv="owner_sex",
+            check=lambda value, name, rules: validate_sex(value, field=name),
+            description='"F" or "M".',
+        ),
+    )
+    birth_date: date | None = field(
+        default=None,
+        metadata=personal(
+            csv="owner_birth_date",
+            check=lambda value, name, rules: validate_past_date(
+                value, field=name, today=rules.today
+            ),
+        ),
+    )
+    phone: str | None = field(
+        default=None,
+        metadata=personal(
+            csv="owner_phone", check=lambda value, name, rules: validate_phone(value, field=name)
+        ),
+    )
+    address: str | None = field(
+        default=None,
+        metadata=personal(
+            csv="owner_address", check=lambda value, name, rules: validate_text(value, field=name)
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +232,8 @@ class MsmeDraft:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckedOwner:
-    nik: str
-    full_name: str
-    sex: str | None
-    birth_date: date | None
-    phone: str | None
-    address: str | None
+class CheckedOwner(OwnerDraft):
+    """An owner whose every field passed its rule, normalised as it is stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,20 +349,17 @@ def check_msme(
 def _check_owner(
     owner: OwnerDraft | None, vocabulary: Vocabulary, got: Collector, name: Namer
 ) -> CheckedOwner | None:
+    """Each declared field through its rule; an owner only when every rule passed."""
     if owner is None:
         return None
     errors_before = len(got.errors)
-    nik = got.take(
-        lambda: validate_nik(owner.nik, known_regencies=vocabulary.regencies, field=name("nik"))
-    )
-    full_name = got.take(lambda: validate_text(owner.full_name, field=name("fullName")))
-    sex = got.optional(owner.sex, lambda value: validate_sex(value, field=name("sex")))
-    birth_date = got.optional(
-        owner.birth_date,
-        lambda value: validate_past_date(value, field=name("birthDate"), today=vocabulary.today),
-    )
-    phone = got.optional(owner.phone, lambda value: validate_phone(value, field=name("phone")))
-    address = got.optional(owner.address, lambda value: validate_text(value, field=name("address")))
-    if len(got.errors) > errors_before or nik is None or full_name is None:
+    values: dict[str, Any] = {}
+    for declared in fields(OwnerDraft):
+        rule: Check = declared.metadata["check"]
+        value = getattr(owner, declared.name)
+        field_name = name(api_name(declared.name))
+        checked = None if value is None else got.take(partial(rule, value, field_name, vocabulary))
+        values[declared.name] = checked
+    if len(got.errors) > errors_before:
         return None
-    return CheckedOwner(nik, full_name, sex, birth_date, phone, address)
+    return CheckedOwner(**values)

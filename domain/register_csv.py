@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from domain.errors import InvalidValue
+from domain.personal import OWNER_FIELDS
 from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale
 
@@ -25,12 +26,7 @@ OPTIONAL = (
     "turnover_year",
     "employees",
     "scale",
-    "owner_nik",
-    "owner_name",
-    "owner_sex",
-    "owner_birth_date",
-    "owner_phone",
-    "owner_address",
+    *(field.csv for field in OWNER_FIELDS),
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -47,14 +43,8 @@ COLUMN_OF = {
     "turnoverYear": "turnover_year",
     "employees": "employees",
     "scale": "scale",
-    "owner.nik": "owner_nik",
-    "owner.fullName": "owner_name",
-    "owner.sex": "owner_sex",
-    "owner.birthDate": "owner_birth_date",
-    "owner.phone": "owner_phone",
-    "owner.address": "owner_address",
+    **{f"owner.{field.name}": field.csv for field in OWNER_FIELDS},
 }
-_OWNER_COLUMNS = tuple(column for column in OPTIONAL if column.startswith("owner_"))
 _WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
 
 
@@ -124,21 +114,19 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[Invali
 
 
 def _owner(cells: Mapping[str, str | None], errors: list[InvalidValue]) -> OwnerDraft | None:
-    """An owner only when some owner column is filled; then NIK and name are required."""
-    read = {column: (cells.get(column) or "").strip() for column in _OWNER_COLUMNS}
+    """An owner only when some owner column is filled; then its required fields are too (an
+    empty one is refused by its rule)."""
+    read = {field: (cells.get(field.csv) or "").strip() for field in OWNER_FIELDS}
     if not any(read.values()):
         return None
-    birth = None
-    if read["owner_birth_date"]:
-        try:
-            birth = date.fromisoformat(read["owner_birth_date"])
-        except ValueError:
-            errors.append(InvalidValue("owner_birth_date", "must be a date written YYYY-MM-DD"))
-    return OwnerDraft(
-        nik=read["owner_nik"],
-        full_name=read["owner_name"],
-        sex=read["owner_sex"] or None,
-        birth_date=birth,
-        phone=read["owner_phone"] or None,
-        address=read["owner_address"] or None,
-    )
+    values: dict[str, str | date | None] = {}
+    for field, raw in read.items():
+        value: str | date | None = raw if raw or field.required else None
+        if raw and field.kind is date:
+            try:
+                value = date.fromisoformat(raw)
+            except ValueError:
+                errors.append(InvalidValue(field.csv, "must be a date written YYYY-MM-DD"))
+                value = None
+        values[field.column] = value
+    return OwnerDraft(**values)  # type: ignore[arg-type]  # typed by the declaration it reads

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from auth.scopes import Scope
 from db.driver import Row
 from db.queries import change_feed
 from db.queries.change_feed import Reader
+from domain.personal import OWNER_COLUMNS
 from resolvers.access import AccessNotes
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -75,9 +75,10 @@ def checked_page_size(first: int | None) -> int:
 
 def reader_of(context: Context) -> Reader:
     principal = context.principal
+    readable = context.policy.owner_columns(OWNER_COLUMNS)
     return Reader(
         jurisdiction=principal.jurisdiction,
-        personal_data=principal.has(Scope.PII_READ),
+        personal_columns=tuple(column for column in OWNER_COLUMNS if column in readable),
         client_id=principal.client_id,
     )
 

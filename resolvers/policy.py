@@ -11,6 +11,7 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `may`, whether a field guarded by scopes answers or is nulled with FORBIDDEN
   (schema/permissions.py);
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
+- `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
 - `sees_small_cells`, which figure cells are exempt from disclosure control;
 - `audit_entry`, what the audit log records of the request.
@@ -18,13 +19,14 @@ statement builder, guard and resolver asks this object rather than derive the ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries.scoping import RowScope
+from domain.personal import OWNER_COLUMNS
 from resolvers.access import Touched
 
 
@@ -45,6 +47,14 @@ class AccessPolicy:
     def reads_personal_data(self) -> bool:
         """Owners' personal data is selected, written or shown only with `pii:read`."""
         return self.principal.has(Scope.PII_READ)
+
+    def owner_columns(self, asked: Collection[str]) -> frozenset[str]:
+        """Of the personal columns (domain.personal) `asked` for, those a statement may select:
+        none without `pii:read`, so personal data is not even read; with it, those asked and the
+        NIK, which names the data subject in the audit entry."""
+        if not self.reads_personal_data:
+            return frozenset()
+        return frozenset(OWNER_COLUMNS).intersection(asked) | {"nik"}
 
     def places(self, region: str) -> bool:
         """Whether a record may be put (or moved) in `region`."""

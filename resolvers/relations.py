@@ -86,8 +86,11 @@ async def member_msmes(
 
 
 async def owner(root: Source, info: Info[Context, Any]) -> Node | None:
-    """The NIK is always read: it names the data subject in the audit log."""
-    columns = selected_columns(info) | {"nik"}
+    """Selects the personal columns the policy allows of those asked for (with the NIK, which
+    names the data subject in the audit log)."""
+    columns = info.context.policy.owner_columns(selected_columns(info))
+    if not columns:
+        return None
     found = await info.context.loaders.owner.load((root.id, columns))
     if found is not None:
         info.context.accesses.personal_data_of(found.nik)

@@ -13,24 +13,22 @@ import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
 from domain.cooperative_records import CooperativeDraft
+from domain.personal import OWNER_COLUMNS
 from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale as DomainScale
 from resolvers.errors import bad_input
 from schema.enums import CooperativeType, Scale
 from schema.inputs import stored_value
+from schema.personal import personal_fields
 from schema.scalars import Rupiah
 
 UNSET: Any = strawberry.UNSET
 
 
 @strawberry.input(description="The owner's personal data (UU 27/2022); writing it needs pii:read.")
+@personal_fields
 class OwnerInput:
-    nik: str = strawberry.field(description="16 digits, as on the KTP.")
-    full_name: str
-    sex: str | None = strawberry.field(default=None, description='"F" or "M".')
-    birth_date: date | None = None
-    phone: str | None = None
-    address: str | None = None
+    """Its fields are the declared personal fields (domain.records.OwnerDraft)."""
 
 
 @strawberry.input(description="An MSME as an agency's register holds it; one row of an import.")
@@ -153,14 +151,7 @@ class ParticipationChanges:
 def owner_draft(owner: OwnerInput | None) -> OwnerDraft | None:
     if owner is None:
         return None
-    return OwnerDraft(
-        nik=owner.nik,
-        full_name=owner.full_name,
-        sex=owner.sex,
-        birth_date=owner.birth_date,
-        phone=owner.phone,
-        address=owner.address,
-    )
+    return OwnerDraft(**{column: getattr(owner, column) for column in OWNER_COLUMNS})
 
 
 def _scale(choice: Scale | None) -> DomainScale | None:

@@ -33,6 +33,7 @@ from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_region_code
+from domain.personal import OWNER_FIELDS
 from domain.register_csv import column_name, draft_from_cells, missing_columns
 from sinergi.database import prepared_url
 from sinergi.settings import Settings
@@ -99,9 +100,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
             missing = missing_columns(header)
             if missing:
                 raise UnusableInput(f"{path}: missing column(s) {', '.join(missing)}")
-            if not writer.may_write_owners and any(c.startswith("owner_") for c in header):
+            personal = [field.csv for field in OWNER_FIELDS if field.csv in header]
+            if not writer.may_write_owners and personal:
                 raise UnusableInput(
-                    f"{args.client_id} lacks {Scope.PII_READ.value}: remove the owner_ columns"
+                    f"{args.client_id} lacks {Scope.PII_READ.value}: remove the column(s) "
+                    f"{', '.join(personal)}"
                 )
             with Progress(
                 TextColumn("{task.description}"),

@@ -15,9 +15,10 @@ from db.driver import check_out
 from db.engine import create_engine
 from db.queries import change_feed
 from db.queries.change_feed import Reader
+from domain.personal import OWNER_COLUMNS
 from tests.support.databases import as_service
 
-NATIONAL = Reader(jurisdiction="ID", personal_data=True, client_id="test-order")
+NATIONAL = Reader(jurisdiction="ID", personal_columns=OWNER_COLUMNS, client_id="test-order")
 WRITERS = 6
 TRANSACTIONS = 25
 

@@ -41,6 +41,7 @@ from db import models
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import table_of
 from db.queries.scoping import within, within_place
+from domain.personal import OWNER_FIELDS
 
 LOG = table(
     "change_log",
@@ -77,9 +78,14 @@ class Reader:
     """Whose feed: the jurisdiction and rights that decide which entries and fields it gets."""
 
     jurisdiction: str
-    personal_data: bool
-    """Reads owners' personal data (pii:read): their changes concern it, and it gets them."""
+    personal_columns: tuple[str, ...]
+    """The owners' columns it may read (resolvers/policy.py): none without pii:read."""
     client_id: str
+
+    @property
+    def personal_data(self) -> bool:
+        """Reads owners' personal data: their changes concern it, and it gets them."""
+        return bool(self.personal_columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +169,8 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
     if reader.personal_data:
         joined = joined.outerjoin(OWNERS, OWNERS.c.msme_id == MSMES.c.id)
         o = OWNERS.c
-        owner = _record(
-            ("nik", o.nik),
-            ("fullName", o.full_name),
-            ("sex", o.sex),
-            ("birthDate", o.birth_date),
-            ("phone", o.phone),
-            ("address", o.address),
-        )
+        readable = [field for field in OWNER_FIELDS if field.column in reader.personal_columns]
+        owner = _record(*((field.name, o[field.column]) for field in readable))
         fields.append(("owner", case((o.msme_id.is_not(None), owner), else_=null())))
         subject = o.nik
     return joined, m.id, [_record(*fields), subject]

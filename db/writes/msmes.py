@@ -21,6 +21,7 @@ from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
+from domain.personal import OWNER_COLUMNS
 from domain.records import CheckedMsme, CheckedOwner
 from domain.scale import RULE_VERSION, classify
 
@@ -29,7 +30,6 @@ OWNERS = table_of(models.MsmeOwner)
 SCALE_HISTORY = table_of(models.MsmeScaleHistory)
 IMPORT_LOCK = func.hashtext("sinergi.import")
 """Advisory lock key: an import holds it exclusively, single writes share it."""
-OWNER_FIELDS = ("nik", "full_name", "sex", "birth_date", "phone", "address")
 
 
 def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str, Any]:
@@ -215,11 +215,11 @@ async def set_owner(
         if current is None:
             return []
         await connection.execute(delete(OWNERS).where(OWNERS.c.msme_id == msme_id))
-        return [f"owner.{name}" for name in OWNER_FIELDS if current._mapping[name] is not None]
+        return [f"owner.{name}" for name in OWNER_COLUMNS if current._mapping[name] is not None]
     values = asdict(owner)
     changed = [
         f"owner.{name}"
-        for name in OWNER_FIELDS
+        for name in OWNER_COLUMNS
         if (None if current is None else current._mapping[name]) != values[name]
     ]
     if changed:

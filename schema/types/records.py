@@ -15,6 +15,7 @@ from auth.scopes import Scope
 from resolvers import history, relations
 from schema.enums import CooperativeStatus, CooperativeType, Scale
 from schema.permissions import requires
+from schema.personal import personal_fields
 from schema.scalars import Rupiah
 from schema.types.changes import RecordChange
 from schema.types.pagination import Connection
@@ -30,13 +31,9 @@ def _region_field(resolver: Any, column: str, description: str) -> Any:
 
 
 @strawberry.type(description="The owner of an MSME: personal data under UU 27/2022.")
+@personal_fields
 class Owner:
-    nik: str = strawberry.field(description="Nomor Induk Kependudukan, 16 digits.")
-    full_name: str
-    sex: str | None
-    birth_date: date | None
-    phone: str | None
-    address: str | None
+    """Its fields are the declared personal fields (domain.records.OwnerDraft)."""
 
 
 @strawberry.type(description="A scale in force from a date: the history behind 'naik kelas'.")
