@@ -33,6 +33,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    any_,
     func,
     literal,
     not_,
@@ -369,6 +370,9 @@ async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer)
             literal("is registered to a record outside your jurisdiction"),
         )
         .select_from(s.join(MSMES, MSMES.c.nib == s.c.nib))
+        # A probe per staged NIB (see _LOCK): planned as a join, this scanned the whole
+        # register on a chunk whose statistics the planner had not seen yet (1.6 s a million).
+        .where(MSMES.c.nib == any_(func.array(select(s.c.nib).scalar_subquery())))
         .where(not_(scope.rows(MSMES))),
     )
     return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
@@ -437,10 +441,14 @@ SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turno
   FROM written
 """
 
-# Created records: every stored value is a change from nothing, so the diff is the same object
-# `field_change` would give ({"column": {"before": null, "after": value}} for each non-null
-# column), written as JSON text and parsed once: a third of the cost of building and merging
-# thirteen jsonb values per row. tests/test_imports.py checks both spellings agree.
+# Created records: their history entry is one row per run of consecutive ids in
+# msme_import_batches (migration 0015), read per record through `record_history`, which
+# rebuilds the values from the record; writing them as JSON per record was a third of the
+# import's time in PostgreSQL. A record created with an owner keeps a row of its own (the owner
+# fields it set are named there, from msme_import_owners): every stored value is a change from
+# nothing, so the diff is the object `field_change` would give ({"column": {"before": null,
+# "after": value}} for each non-null column), written as JSON text and parsed once.
+# tests/test_imports.py checks that both entries agree with field_change.
 _INSERT = """
 WITH written AS (
     INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
@@ -452,6 +460,15 @@ WITH written AS (
      WHERE NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
      ORDER BY row_no
     RETURNING msmes.*
+), owned AS (
+    SELECT w.*, s.owner_nik IS NOT NULL AS has_owner
+      FROM written w JOIN msme_import s ON s.nib = w.nib
+), batches AS (
+    INSERT INTO msme_import_batches (id, client_id, organisation, first_id, last_id)
+    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id)
+      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run
+              FROM owned WHERE NOT has_owner) AS ids
+     GROUP BY run
 ), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
@@ -473,7 +490,8 @@ WITH written AS (
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
            ) || '}')::jsonb,
            coalesce(o.personal_fields, '{}')
-      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+      FROM owned w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+     WHERE w.has_owner
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)

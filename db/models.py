@@ -343,6 +343,27 @@ class RecordChange(Base):
     personal_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
+class MsmeImportBatch(Base):
+    """The history entry of a run of records an import created, ids `first_id` to `last_id`
+    (migration 0015): read per record through the view `record_history`."""
+
+    __tablename__ = "msme_import_batches"
+    __table_args__ = (
+        CheckConstraint("first_id <= last_id", name="ids"),
+        Index("uq_msme_import_batches_first_id", "first_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    """From record_changes' sequence, so the entry sorts with the records' later changes."""
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    client_id: Mapped[str] = mapped_column(Text)
+    organisation: Mapped[str] = mapped_column(Text)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class Indicator(Base):
     __tablename__ = "indicators"
 

@@ -55,6 +55,8 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "participations_id_seq": "USAGE",
     "record_changes": APPEND,
     "record_changes_id_seq": "USAGE",
+    "msme_import_batches": APPEND,  # the history entry of the records an import chunk creates
+    "record_history": READ,  # a view: record_changes with the batches' entries per record
     "realisations": APPEND,
     "realisations_id_seq": "USAGE",
     "targets": READ,

@@ -53,7 +53,7 @@ def state(url: str, prefix: str) -> list[Any]:
         ),
         fetch(
             url,
-            "SELECT c.record_id, c.version, c.changes FROM record_changes c"
+            "SELECT c.record_id, c.version, c.changes FROM record_history c"
             " JOIN msmes m ON m.id = c.record_id"
             " WHERE c.record_kind = 'msme' AND m.nib LIKE $1 ORDER BY c.id",
             f"{prefix}%",
@@ -72,7 +72,7 @@ def test_the_sample_file_imports_and_importing_it_again_changes_nothing(
     assert len(once[1]) == 2  # the third row has no owner
     history = fetch(
         reference_url,
-        "SELECT DISTINCT client_id FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        "SELECT DISTINCT client_id FROM record_history c JOIN msmes m ON m.id = c.record_id"
         " WHERE c.record_kind = 'msme' AND m.nib LIKE '9997%'",
     )
     assert [client for (client,) in history] == [f"cli:{getpass.getuser()}"]
@@ -206,7 +206,7 @@ def test_a_killed_import_leaves_the_database_as_before_or_after(
     assert stored[0][0] in (0, rows)
     history = fetch(
         reference_url,
-        "SELECT count(*) FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        "SELECT count(*) FROM record_history c JOIN msmes m ON m.id = c.record_id"
         " WHERE c.record_kind = 'msme' AND m.nib LIKE $1",
         f"{prefix}%",
     )

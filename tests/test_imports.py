@@ -18,6 +18,7 @@ from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.records import MsmeDraft
 from tests.support.graphql import principal, run
+from tests.test_record_mutations import READ, UPDATE
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
 KALTENG_PII = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
@@ -61,7 +62,7 @@ async def snapshot(engine: AsyncEngine, prefix: str) -> dict[str, Any]:
         "owners": "SELECT o.* FROM msme_owners o JOIN msmes m ON m.id = o.msme_id"
         " WHERE m.nib LIKE :p ORDER BY o.msme_id",
         "history": "SELECT c.record_id, c.operation, c.version, c.changes, c.personal_fields"
-        " FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+        " FROM record_history c JOIN msmes m ON m.id = c.record_id"
         " WHERE c.record_kind = 'msme' AND m.nib LIKE :p ORDER BY c.id",
         "scales": "SELECT h.msme_id, h.scale, h.effective_from FROM msme_scale_history h"
         " JOIN msmes m ON m.id = h.msme_id WHERE m.nib LIKE :p ORDER BY h.id",
@@ -177,12 +178,71 @@ async def test_a_created_record_history_is_what_field_change_gives_for_each_colu
         found = await connection.execute(
             text(
                 f"SELECT m.nib, c.changes = ({expected}), c.changes"  # noqa: S608 (fixed names)
-                " FROM record_changes c JOIN msmes m ON m.id = c.record_id"
+                " FROM record_history c JOIN msmes m ON m.id = c.record_id"
                 " WHERE c.record_kind = 'msme' AND m.nib LIKE '7758%' ORDER BY m.nib"
             )
         )
         agreed = [(nib, same) for nib, same, _ in found]
     assert agreed == [("7758000000000", True), ("7758000000001", True)]
+
+
+async def test_a_created_record_history_reads_the_same_after_later_changes(
+    engine: AsyncEngine,
+) -> None:
+    """A record created without an owner is noted once per batch and its first entry rebuilt
+    from the record (migration 0015); changed later, it must still read as it was created,
+    like the one created with an owner, whose entry is a row of its own."""
+    owner = {"nik": "6271995204880002", "fullName": "Sri Batch"}
+    rows = [row("7753000000000", district=None), row("7753000000001", owner=owner)]
+    created = (await do_import(engine, rows, "ALL_OR_NOTHING", KALTENG_PII)).data["importMsmes"]
+    assert created["created"] == 2
+
+    async def history(nib: str) -> list[Any]:
+        read = await run(engine, KALTENG_PII, READ, {"nib": nib})
+        assert read.errors is None, read.errors
+        return list(read.data["msme"]["changes"])
+
+    first = {nib: await history(nib) for nib in ("7753000000000", "7753000000001")}
+    assert [len(entries) for entries in first.values()] == [1, 1]
+    assert first["7753000000001"][0]["personalDataChanged"] == ["owner.nik", "owner.fullName"]
+    batch = first["7753000000000"][0]
+    assert (batch["operation"], batch["version"], batch["personalDataChanged"]) == (
+        "import",
+        1,
+        [],
+    )
+    assert {f["field"]: f["after"] for f in batch["fields"]} == {
+        "nib": "7753000000000",
+        "name": "Usaha 000",
+        "kbliCode": "47112",
+        "kbliSection": "G",
+        "scale": "micro",
+        "provinceCode": "62",
+        "regencyCode": "62.71",
+        "capital": "100000000",
+        "annualTurnover": "300000000",
+        "turnoverYear": "2025",
+        "employees": "2",
+    }
+    assert all(f["before"] is None for f in batch["fields"])
+
+    for nib in first:
+        moved = [row(nib, district="62.71.03", annualTurnover="2600000000", employees=6)]
+        if nib == "7753000000001":
+            moved[0]["owner"] = owner
+        again = (await do_import(engine, moved, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+        assert again["updated"] == 1
+        record = (await run(engine, KALTENG, READ, {"nib": nib})).data["msme"]
+        renamed = await run(
+            engine,
+            KALTENG,
+            UPDATE,
+            {"id": record["id"], "version": record["version"], "changes": {"name": "Baru"}},
+        )
+        assert renamed.errors is None, renamed.errors
+        later = await history(nib)
+        assert later[0] == first[nib][0], "the creation reads as it was"
+        assert [entry["operation"] for entry in later] == ["import", "import", "update"]
 
 
 BAD_ROWS = [

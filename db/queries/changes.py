@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, column, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, any_of
 
 CHANGES = table_of(models.RecordChange)
+HISTORY = table("record_history", *(column(c.name, c.type) for c in CHANGES.columns))
+"""The view of migration 0015: `record_changes` and the entries of imported creations."""
 
 RecordKey = tuple[str, int]
 """(record kind, record id), e.g. ("msme", 42)."""
@@ -21,10 +23,22 @@ async def of_records(
     connection: AsyncConnection, keys: Sequence[RecordKey]
 ) -> dict[RecordKey, list[Record]]:
     """Oldest first, like the scale history: a record's story reads top to bottom."""
+    ids: dict[str, list[int]] = {}
+    for kind, record_id in keys:
+        ids.setdefault(kind, []).append(record_id)
+    # A kind and an id array per kind: the view's branch of imported creations then probes
+    # the records by id, where a list of (kind, id) pairs would have it scan them.
     statement = (
-        select(CHANGES)
-        .where(tuple_(CHANGES.c.record_kind, CHANGES.c.record_id).in_(list(keys)))
-        .order_by(CHANGES.c.id)
+        select(HISTORY)
+        .where(
+            or_(
+                *(
+                    and_(HISTORY.c.record_kind == kind, any_of(HISTORY.c.record_id, of_kind))
+                    for kind, of_kind in ids.items()
+                )
+            )
+        )
+        .order_by(HISTORY.c.id)
     )
     grouped: dict[RecordKey, list[Record]] = {key: [] for key in keys}
     for row in await connection.execute(statement):
