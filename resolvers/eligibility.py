@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
-from db.driver import Row
+from db.driver import Pooled, Row
 from db.queries import Record
 from db.queries import eligibility as queries
 from db.queries.scoping import RowScope
@@ -47,7 +46,7 @@ class Request:
     attestation: LenderAttestation
 
 
-async def ruleset(connection: AsyncConnection, product: str, version: str) -> RuleSet:
+async def ruleset(connection: Pooled, product: str, version: str) -> RuleSet:
     """Stored versions never change (db.queries.eligibility.sync_rulesets), so each is read and
     parsed once per process."""
     key = (product, version)
@@ -101,7 +100,7 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
 
 
 async def _subject(
-    connection: AsyncConnection, kind: str, key: str, scope: RowScope, product: str, on: date
+    connection: Pooled, kind: str, key: str, scope: RowScope, product: str, on: date
 ) -> Row:
     """The business's facts, with the version of the product's rules in force on that date."""
     if kind == MSME:
@@ -226,7 +225,7 @@ async def resolve_review(
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:
     """The stored facts under the stored rule-set version: a disputed decision, re-derived."""
-    async with info.context.reads.connect() as connection:
+    async with info.context.reads.checked_out() as connection:
         rules = await ruleset(connection, stored.product, stored.ruleset_version)
     return evaluate(EligibilityFacts.from_dict(stored.facts), rules)
 

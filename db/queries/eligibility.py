@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
-from db.driver import DriverStatement, Row, fetch
+from db.driver import DriverStatement, Pooled, Row, fetch
 from db.engine import json_text
 from db.models import table_of
 from db.queries import Record
@@ -114,18 +114,18 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
 
 
 async def msme_facts(
-    connection: AsyncConnection, nib: str, scope: RowScope, *, product: str, on_date: date
+    connection: Pooled, nib: str, scope: RowScope, *, product: str, on_date: date
 ) -> Row | None:
     """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
     check reads the registry and learns which rules apply in one statement (on asyncpg itself:
-    db/driver.py; `connection` in autocommit)."""
+    db/driver.py)."""
     parameters = {"key": nib, "product": product, "on_date": on_date}
     rows = await fetch(connection, _msme_facts(scope), parameters)
     return rows[0] if rows else None
 
 
 async def cooperative_facts(
-    connection: AsyncConnection,
+    connection: Pooled,
     legal_entity_no: str,
     scope: RowScope,
     *,
@@ -181,13 +181,16 @@ def _canonical(document: object) -> str:
     return json.dumps(document, sort_keys=True, default=str)
 
 
-async def ruleset_version(
-    connection: AsyncConnection, product: str, version: str
-) -> dict[str, Any]:
-    statement = select(RULESETS.c.document).where(
-        RULESETS.c.product == product, RULESETS.c.version == version
+_RULESET_VERSION = DriverStatement(
+    select(RULESETS.c.document).where(
+        RULESETS.c.product == bindparam("product"), RULESETS.c.version == bindparam("version")
     )
-    return dict((await connection.execute(statement)).scalar_one())
+)
+
+
+async def ruleset_version(connection: Pooled, product: str, version: str) -> dict[str, Any]:
+    (row,) = await fetch(connection, _RULESET_VERSION, {"product": product, "version": version})
+    return dict(row.document)
 
 
 async def rulesets(connection: AsyncConnection) -> list[Record]:
@@ -232,9 +235,9 @@ _STORE = DriverStatement(
 )
 
 
-async def store_decision(connection: AsyncConnection, values: dict[str, Any]) -> Row:
-    """Store a decision and read it back, on asyncpg itself (db/driver.py; `connection` in
-    autocommit): through SQLAlchemy's execution a check cost a ninth more server CPU."""
+async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
+    """Store a decision and read it back, on asyncpg itself (db/driver.py): through
+    SQLAlchemy's execution a check cost a ninth more server CPU."""
     (stored,) = await fetch(
         connection, _STORE, {**values, **{k: json_text(values[k]) for k in _JSON}}
     )
