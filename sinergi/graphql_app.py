@@ -85,16 +85,17 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            refusal = await self.rate_limiter.admit(request.state.primary, client_id)
+            state = request.state
+            refusal = await self.rate_limiter.admit(state.primary, client_id)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
             # A write note moments old need not be renewed; it keeps the client's reads off
             # what may lag for twice the window, since a write within half of it is not noted.
             since_write = time.monotonic() - request.user.client.written_at
-            request.state.wrote_recently = since_write < 2 * self.fresh_seconds
-            request.state.write_noted = since_write < self.fresh_seconds / 2
-            resolved = await self.trusted.resolve(request.state.engine, client_id, payload(scope))
+            state.wrote_recently = since_write < 2 * self.fresh_seconds
+            state.write_noted = since_write < self.fresh_seconds / 2
+            resolved = await self.trusted.resolve(state.engine, client_id, payload(scope))
             if isinstance(resolved, Response):
                 await resolved(scope, receive, send)
                 return
@@ -223,15 +224,16 @@ class SinergiGraphQL(GraphQL[Context, None]):
         await subscriptions.admit(context, context.request, self.rate_limiter)
 
     def _context(self, request: Any) -> Context:
+        state = request.state
         return Context(
             principal=request.user.principal,
-            engine=request.state.engine,
-            autocommit_view=request.state.primary,
-            replica=request.state.replica,
-            wrote_recently=request.state.wrote_recently,
-            write_noted=request.state.write_noted,
-            region_directory=request.state.regions,
-            audit_writer=request.state.audit,
+            engine=state.engine,
+            autocommit_view=state.primary,
+            replica=state.replica,
+            wrote_recently=state.wrote_recently,
+            write_noted=state.write_noted,
+            region_directory=state.regions,
+            audit_writer=state.audit,
             limits=self.limits,
             request=request,
         )
