@@ -501,12 +501,14 @@ def test_entries_postgresql_writes_are_the_entries_resolved_one_by_one(
 
     token = feed_api.token("demo-province-62", scope)
     page = pull_with(compiled, None)
-    assert len(page["e"]) == 12, page  # the demo population fills a page
+    entries = page["e"]
+    assert len(entries) >= 3, page  # the demo population's creations (some moved out since)
     assert json.dumps(page) == json.dumps(pull_with(by_entry, None))  # key order included
-    middle = page["e"][4]["cursor"]
-    resumed = pull_with(compiled, middle)
-    assert resumed["e"][:7] == page["e"][5:]
-    assert json.dumps(resumed) == json.dumps(pull_with(by_entry, middle))
+    middle = len(entries) // 2
+    cursor = entries[middle]["cursor"]
+    resumed = pull_with(compiled, cursor)
+    assert resumed["e"][: len(entries) - middle - 1] == entries[middle + 1 :]
+    assert json.dumps(resumed) == json.dumps(pull_with(by_entry, cursor))
 
 
 def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
