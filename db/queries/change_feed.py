@@ -35,6 +35,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -146,8 +147,13 @@ def _text(column: ColumnElement[Any]) -> ColumnElement[Any]:
 def _record(*pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:
     """The record as JSON, its fields named as the GraphQL type names them (dates come out in
     ISO form, as the Date scalar writes them), built by PostgreSQL: a page of a thousand
-    records is then one value per row to hand on, not thirty to convert in Python."""
-    return func.json_build_object(*(part for name, value in pairs for part in (name, value)))
+    records is then one value per row to hand on, not thirty to convert in Python. As the row
+    of a subquery (`row_to_json`), not `json_build_object`: PostgreSQL 15 looks up how to write
+    each argument of the latter on every row, which took twice as long for a page of MSMEs."""
+    labelled = select(*(value.label(name) for name, value in pairs)).correlate_except(None)
+    row = labelled.subquery("record_row")
+    whole_row: ColumnElement[Any] = literal_column(row.name)
+    return select(func.row_to_json(whole_row)).select_from(row).scalar_subquery()
 
 
 def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
