@@ -5,14 +5,18 @@ The fields of a record are named as the record's GraphQL type names them, with t
 (money as strings, enums by name, regions by code; db/queries/change_feed.py), so a copy kept
 from the feed compares field for field with what a page of `msmes` or `cooperatives` shows. A
 removal carries no record.
+
+A page whose selection under `entries` compiles (schema/compiled.py) is one statement in which
+PostgreSQL writes the entries' JSON, embedded in the answer as it is; any other selection is
+answered entry by entry from rows of the same statement.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,6 +24,7 @@ import orjson
 from db.driver import Row
 from db.queries import change_feed
 from db.queries.change_feed import Reader
+from db.queries.json_pages import JsonShape
 from domain.personal import OWNER_COLUMNS
 from resolvers.access import AccessNotes
 from resolvers.context import Context
@@ -40,13 +45,29 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    entries: list[Entry]
+    """A page of entries: `rows`, or, compiled, each list of them as the JSON PostgreSQL wrote,
+    by response key (`lists`)."""
+
+    rows: list[Entry]
     end_cursor: str
     has_more: bool
+    count: int
+    """Entries on the page."""
+    lists: Mapping[str, orjson.Fragment] = field(default_factory=dict)
+
+
+Plan = tuple[tuple[str, JsonShape], ...]
+"""(response key, shape) of each `entries` selected on a page: what schema/compiled.py makes
+of a selection it can write as JSON, empty when it cannot."""
+
+
+def cursor_kind(kind: str) -> str:
+    """What a cursor of `kind`'s feed names (JSON shapes write the same cursors)."""
+    return f"{kind}-feed"
 
 
 def encode_cursor(kind: str, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}-feed:{position}".encode()).decode()
+    return base64.urlsafe_b64encode(f"{cursor_kind(kind)}:{position}".encode()).decode()
 
 
 def decode_cursor(after: str | None, kind: str) -> int:
@@ -55,7 +76,7 @@ def decode_cursor(after: str | None, kind: str) -> int:
         return change_feed.START
     try:
         prefix, entry = base64.urlsafe_b64decode(after.encode()).decode().split(":")
-        if prefix != f"{kind}-feed":
+        if prefix != cursor_kind(kind):
             raise ValueError(prefix)
         position = int(entry)
         if not 0 <= position < 2**63:
@@ -74,12 +95,13 @@ def checked_page_size(first: int | None) -> int:
 
 
 def reader_of(context: Context) -> Reader:
-    principal = context.principal
-    readable = context.policy.owner_columns(OWNER_COLUMNS)
+    """Whose feed, as the request's access policy decides it."""
+    policy = context.policy
+    readable = policy.owner_columns(OWNER_COLUMNS)
     return Reader(
-        jurisdiction=principal.jurisdiction,
+        jurisdiction=policy.records.code,
         personal_columns=tuple(column for column in OWNER_COLUMNS if column in readable),
-        client_id=principal.client_id,
+        client_id=context.principal.client_id,
     )
 
 
@@ -107,21 +129,38 @@ async def page(
     *,
     after: str | None,
     first: int | None,
+    plan: Plan = (),
     notes: AccessNotes | None = None,
 ) -> Page:
-    """`notes`: where what the page hands out is noted; the request's own by default."""
+    """`plan`: the lists PostgreSQL writes, if the selection compiled; `notes`: where what the
+    page hands out is noted, the request's own by default."""
     size = checked_page_size(first)
     start = decode_cursor(after, kind)
+    reader = reader_of(context)
+    notes = notes or context.accesses
     async with context.reads.checked_out() as connection:
-        found = await change_feed.page(
-            connection, kind, reader_of(context), after=start, first=size
-        )
-    entries = _entries(kind, found.entries, notes or context.accesses)
-    return Page(entries, encode_cursor(kind, found.end), found.has_more)
+        if plan:
+            shapes = tuple(shape for _, shape in plan)
+            built = await change_feed.json_page(
+                connection, kind, reader, after=start, first=size, shapes=shapes
+            )
+            if built is not None:
+                notes.records_returned(kind, built.records)
+                for subject in built.subjects:
+                    notes.personal_data_of(subject)
+                lists = {
+                    key: orjson.Fragment(text)
+                    for (key, _), text in zip(plan, built.lists, strict=True)
+                }
+                end = encode_cursor(kind, built.end)
+                return Page([], end, built.has_more, built.count, lists)
+        found = await change_feed.page(connection, kind, reader, after=start, first=size)
+    entries = _entries(kind, found.entries, notes)
+    return Page(entries, encode_cursor(kind, found.end), found.has_more, len(entries))
 
 
 async def follow(
-    context: Context, kind: str, *, after: str | None
+    context: Context, kind: str, *, after: str | None, plan: Plan = ()
 ) -> AsyncIterator[tuple[Page, AccessNotes]]:
     """Pages as changes commit, from `after`, each with what it hands out: every page with
     entries at once, then a wait for the next commit anywhere (NOTIFY, see db/change_signal.py).
@@ -135,9 +174,11 @@ async def follow(
     while True:
         seen = live.signal.generation
         notes = AccessNotes()  # each delivery is audited as a read of its own
-        result = await page(context, kind, after=cursor, first=MAX_PAGE_SIZE, notes=notes)
+        result = await page(
+            context, kind, after=cursor, first=MAX_PAGE_SIZE, plan=plan, notes=notes
+        )
         cursor = result.end_cursor
-        if result.entries:
+        if result.count:
             yield result, notes
         if not await live.still_authorised():
             return

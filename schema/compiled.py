@@ -3,10 +3,11 @@ JSON of the answer.
 
 A page of fifty MSMEs with their regency, province and cooperative, resolved field by field, is
 some four hundred resolutions, each a coroutine and a DataLoader future. Here the selection under
-a page's `nodes` and `edges`, or under a lookup, becomes a `JsonShape` (db/queries/json_pages.py)
-once per document, and each request runs one statement, scoped like every other read, whose JSON
-text the response embeds as it is (schema/execution.py). The executor still resolves the rest
-(the connection, `pageInfo`, `totalCount`, any new field), so there is one execution path.
+a page's `nodes` and `edges`, under a lookup, or under a change feed page's `entries`, becomes a
+`JsonShape` (db/queries/json_pages.py) once per document, and each request runs one statement,
+scoped like every other read, whose JSON text the response embeds as it is
+(schema/execution.py). The executor still resolves the rest (the connection, `pageInfo`,
+`totalCount`, `endCursor`, any new field), so there is one execution path.
 
 A selection the compiler cannot write exactly as graphql-core would serialise it (a guarded
 field, a list, arguments, a directive, a computed field) is resolved row by row instead, by the
@@ -24,8 +25,9 @@ from functools import cache, lru_cache
 from typing import Any
 
 import orjson
+from sqlalchemy import JSON as JSON_TYPE
 from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Table
-from strawberry.scalars import ID
+from strawberry.scalars import ID, JSON
 from strawberry.types import Info
 from strawberry.types.base import (
     StrawberryList,
@@ -37,7 +39,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from db.driver import DriverStatement
-from db.queries import cooperatives, msmes
+from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
     COOPERATIVES,
     PROVINCE_OF_OWN_CODE,
@@ -55,6 +57,7 @@ from db.queries.json_pages import (
 )
 from db.queries.scoping import RowScope
 from resolvers import relations
+from resolvers.change_feed import Plan, cursor_kind
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.scalars import Rupiah
@@ -63,6 +66,7 @@ TABLES: dict[str, Table] = {
     "Msme": msmes.MSMES,
     "Cooperative": COOPERATIVES,
     "Region": REGIONS,
+    "ChangeEntry": change_feed.ENTRY,
 }
 RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.province: ("region", "province_code"),
@@ -237,6 +241,8 @@ def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: Table) -
         return Field(key, column_name, nullable)
     if (kind is ID and (text or integer)) or (kind is Rupiah and integer):
         return Field(key, column_name, nullable, as_text=True)
+    if kind is JSON and isinstance(stored, JSON_TYPE):
+        return Field(key, column_name, nullable)  # the value graphql-core would write again
     raise Unsupported(column_name)
 
 
@@ -426,3 +432,30 @@ def _record_statement(
     type_name: str, shape: JsonShape, key: str, scope: RowScope
 ) -> DriverStatement:
     return json_record_statement(TABLES[type_name], shape, key=key, scope=scope)
+
+
+def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
+    """The lists of a change feed page (`entries`, under each key selected) that PostgreSQL
+    writes, entries of `entry_type` in `kind`'s feed; none when the selection does not compile,
+    so the entries are resolved one by one."""
+
+    def make(field: SelectedField) -> PagePlan:
+        lists: list[tuple[str, JsonShape]] = []
+        for key, part in keyed(field.selections, "ChangePage"):
+            if part.name == "entries":
+                lists.append((key, _entry_shape(entry_type, kind, part.selections)))
+        return PagePlan(tuple(lists))
+
+    plan = PLANS.get(info, make)
+    assert plan is None or isinstance(plan, PagePlan)
+    return () if plan is None else plan.lists
+
+
+def _entry_shape(entry_type: type, kind: str, selections: list[Selection]) -> JsonShape:
+    parts: list[Field | Fixed | Nested | Cursor | Node] = []
+    for key, field in keyed(selections, _definitions(entry_type)[0]):
+        if field.name == "cursor":
+            parts.append(Cursor(key, cursor_kind(kind), column="position"))
+        else:
+            parts.extend(shape_of(entry_type, [field]).parts)
+    return JsonShape(tuple(parts))

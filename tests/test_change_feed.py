@@ -473,6 +473,44 @@ def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> N
         assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
 
 
+ENTRIES = "__typename cursor id change record"
+
+
+@pytest.mark.parametrize("feed", ["msmeChanges", "cooperativeChanges"])
+@pytest.mark.parametrize("scope", [None, WITHOUT_PII])
+def test_entries_postgresql_writes_are_the_entries_resolved_one_by_one(
+    feed_api: Api, feed: str, scope: str | None
+) -> None:
+    """A directive keeps the executor resolving each entry (schema/compiled.py): both answer
+    the same entries, cursors included, and each cursor resumes right after its entry."""
+    document = (
+        f"query($after: String) {{ {feed}(after: $after, first: 12) {{ "
+        f"hasMore e: entries{{directive}} {{ {ENTRIES} }} endCursor }} }}"
+    )
+    compiled, by_entry = (
+        document.replace("{directive}", directive) for directive in ("", " @include(if: true)")
+    )
+
+    def pull_with(query: str, after: str | None) -> dict[str, Any]:
+        answer = feed_api.post({"query": query, "variables": {"after": after}}, token)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        assert "errors" not in body, body
+        page: dict[str, Any] = body["data"][feed]
+        return page
+
+    token = feed_api.token("demo-province-62", scope)
+    page = pull_with(compiled, None)
+    entries = page["e"]
+    assert len(entries) >= 3, page  # the demo population's creations (some moved out since)
+    assert json.dumps(page) == json.dumps(pull_with(by_entry, None))  # key order included
+    middle = len(entries) // 2
+    cursor = entries[middle]["cursor"]
+    resumed = pull_with(compiled, cursor)
+    assert resumed["e"][: len(entries) - middle - 1] == entries[middle + 1 :]
+    assert json.dumps(resumed) == json.dumps(pull_with(by_entry, cursor))
+
+
 def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
     ministry = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-ministry")
     assert ministry["errors"][0]["extensions"]["requiredScopes"] == ["records:read"]

@@ -80,10 +80,14 @@ class Nested:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """The row's keyset cursor, as resolvers.paging.encode_cursor writes it for `kind`."""
+    """The row's cursor: base64 of "kind:position", as resolvers.paging.encode_cursor writes a
+    keyset cursor (the position: the row's id) and resolvers.change_feed.encode_cursor a feed's
+    (the position: the entry's place in the feed)."""
 
     key: str
     kind: str
+    column: str = "id"
+    """The row's column holding its position."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,8 @@ class Node:
 @dataclass(frozen=True, slots=True)
 class JsonShape:
     """The keys of one JSON object in selection order. Keys, fixed values and cursor kinds are
-    GraphQL names (letters, digits, underscores), so they are written into the SQL as they are."""
+    GraphQL names (letters, digits, underscores; a feed's cursor kind also a hyphen), so they are
+    written into the SQL as they are."""
 
     parts: tuple[Field | Fixed | Nested | Cursor | Node, ...]
 
@@ -113,8 +118,9 @@ class JsonPage:
     """Cooperatives the page shows (audited as records handed out)."""
 
 
-class _Build:
-    """The joins and the JSON expression of a shape, made while walking it."""
+class JsonBuild:
+    """The joins and the JSON expression of a shape, made while walking it: `source` is `rows`
+    with every join the shapes walked so far need, to select from."""
 
     def __init__(self, scope: RowScope, rows: FromClause) -> None:
         self.scope = scope
@@ -134,7 +140,7 @@ class _Build:
             elif isinstance(part, Field):
                 arguments.append(self._field(part, row))
             elif isinstance(part, Cursor):
-                arguments.append(_cursor(part.kind, row))
+                arguments.append(_cursor(part.kind, row.c[part.column]))
             elif isinstance(part, Node):
                 arguments.append(self.json(part.shape, row))
             else:
@@ -186,11 +192,22 @@ class _Build:
         self.missing = outer
         return case((found.is_(None), null()), else_=json)
 
+    def array(
+        self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
+    ) -> ColumnElement[str]:
+        """The JSON array, as text, of the `shown` rows in `shape`, in `order_by` order."""
+        objects = func.json_agg(aggregate_order_by(self.json(shape, rows), order_by))
+        return cast(func.coalesce(objects.filter(shown), literal_column("'[]'::json")), Text)
 
-def _cursor(kind: str, row: FromClause) -> ColumnElement[str]:
-    """base64.urlsafe_b64encode of "kind:id", as resolvers.paging.encode_cursor writes it (a
-    cursor stays well under the 76 characters after which PostgreSQL would break the line)."""
-    plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(row.c.id, Text), "UTF8")
+    def any_missing(self, shown: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Whether a part that may not be null came out null in any of the `shown` rows."""
+        return func.coalesce(func.bool_or(or_(false(), *self.missing)).filter(shown), false())
+
+
+def _cursor(kind: str, position: ColumnElement[Any]) -> ColumnElement[str]:
+    """base64.urlsafe_b64encode of "kind:position", as the cursor encoders write it (a cursor
+    stays well under the 76 characters after which PostgreSQL would break the line)."""
+    plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(position, Text), "UTF8")
     return func.translate(func.encode(plain, "base64"), "+/", "-_")
 
 
@@ -202,6 +219,8 @@ def _columns(shape: JsonShape) -> set[str]:
             names.add(part.column)
         elif isinstance(part, Nested):
             names.add(part.link)
+        elif isinstance(part, Cursor):
+            names.add(part.column)
         elif isinstance(part, Node):
             names |= _columns(part.shape)
     return names
@@ -234,18 +253,9 @@ def json_page_statement(
         page = page.where(table.c.id > bindparam("after", type_=BigInteger))
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
-    build = _Build(scope, rows)
+    build = JsonBuild(scope, rows)
     shown = rows.c.n <= size
-    lists = [
-        cast(
-            func.coalesce(
-                func.json_agg(aggregate_order_by(build.json(shape, rows), rows.c.id)).filter(shown),
-                literal_column("'[]'::json"),
-            ),
-            Text,
-        )
-        for shape in shapes
-    ]
+    lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
     columns: list[Any] = [
         *lists,
         func.count(),
@@ -254,7 +264,7 @@ def json_page_statement(
             (func.count(found).filter(shown) for found in build.cooperatives_found),
             start=literal_column("0"),
         ),
-        func.coalesce(func.bool_or(or_(false(), *build.missing)).filter(shown), false()),
+        build.any_missing(shown),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
 
@@ -297,7 +307,7 @@ def json_record_statement(
         .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
-    build = _Build(scope, record)
+    build = JsonBuild(scope, record)
     json = build.json(shape, record)
     found: ColumnElement[int] = sum(
         (

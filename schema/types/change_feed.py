@@ -5,7 +5,7 @@ reads that kind; the record travels as JSON holding only the fields its type sho
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from enum import Enum
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from strawberry.types import Info
 from auth.scopes import Scope
 from resolvers import change_feed
 from resolvers.context import Context
+from schema import compiled
 from schema.audit import record
 from schema.permissions import HasScopes, requires
 
@@ -55,7 +56,16 @@ class ChangeEntry:
 
 @strawberry.type(description="A page of changes.")
 class ChangePage:
-    entries: list[ChangeEntry]
+    """Read from a resolvers.change_feed.Page: its `rows`, or the `lists` PostgreSQL wrote."""
+
+    rows: strawberry.Private[list[ChangeEntry]]
+    lists: strawberry.Private[Mapping[str, Any]]
+
+    @strawberry.field
+    def entries(self, info: Info) -> list[ChangeEntry]:
+        compiled = self.lists.get(str(info.path.key))
+        return self.rows if compiled is None else compiled
+
     end_cursor: str = strawberry.field(
         description="Resume here: past the last entry, or past every change so far if none is left."
     )
@@ -70,8 +80,9 @@ def _pull(kind: str, scope: Scope, noun: str) -> Any:
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
     ) -> ChangePage | None:
+        plan = compiled.changes_plan(info, ChangeEntry, kind)
         # A resolvers Page is read as the ChangePage.
-        return await change_feed.page(info.context, kind, after=after, first=first)  # type: ignore[return-value]
+        return await change_feed.page(info.context, kind, after=after, first=first, plan=plan)  # type: ignore[return-value]
 
     return requires(
         scope,
@@ -91,7 +102,8 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         context = info.context
         document = print_ast(info.operation)
         field = f"Subscription.{info.field_name}"
-        async for page, notes in change_feed.follow(context, kind, after=after):
+        plan = compiled.changes_plan(info, ChangeEntry, kind)
+        async for page, notes in change_feed.follow(context, kind, after=after, plan=plan):
             notes.field_used(field, [scope.value])
             name = info.operation.name
             await record(context, document, name.value if name else None, notes)
