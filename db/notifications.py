@@ -1,28 +1,42 @@
-"""One connection per process that LISTENs to PostgreSQL's notifications, and says whether it is.
+"""One connection per process that LISTENs to PostgreSQL's notifications, and tells each channel's
+subscriber whether it is listening.
 
-What a process caches on the strength of notifications (auth/registry.py) is sound only while
-it is listening: a notification sent while the connection was down is lost. So the subscriber
-is told each time listening starts (it must forget everything it holds: it may have missed
-changes) and each time it stops (it must stop trusting what it holds until it starts again).
-A dropped connection is noticed at once when the socket closes, and within `check_seconds` when
-the server stops answering without closing it; it is then opened again every `check_seconds`
-until the database answers.
+Two things in a process act on notifications: the client registry (auth/registry.py, channel
+`sinergi_clients`) and the change feed's subscriptions (db/change_signal.py, `sinergi_changes`).
+They once had a connection each; the feed's was opened lazily by the first subscription, with
+no connect timeout and no check that the server still answered. Neither needs its own: both only
+need to hear their channel's payloads and to know when listening stops and starts, so one
+connection LISTENs on every channel, and each subscriber gets its own channel's notices.
+
+What a subscriber holds on the strength of notifications is sound only while the connection
+listens: a notification sent while it was down is lost. So every subscriber is told each time
+listening starts (it may have missed changes) and each time it stops (it must not count on
+notifications until it starts again). A dropped connection is noticed at once when the socket
+closes, and within `check_seconds` when the server stops answering without closing it; it is
+then opened again every `check_seconds` until the database answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 logger = logging.getLogger("sinergi.notifications")
 
-OnNotice = Callable[[str], None]
-OnListening = Callable[[bool], None]
+
+class Subscriber(Protocol):
+    """What one channel's notifications are handed to."""
+
+    def changed(self, payload: str, /) -> None:
+        """A notification on the channel, with its payload."""
+
+    def listening(self, listening: bool, /) -> None:
+        """Listening started (True) or stopped (False)."""
 
 
 def libpq_url(url: URL) -> str:
@@ -34,23 +48,21 @@ class Listener:
     def __init__(
         self,
         url: str,
-        channel: str,
+        subscribers: Mapping[str, Subscriber],
         *,
-        on_notice: OnNotice,
-        on_listening: OnListening,
         check_seconds: float = 1.0,
         connect_timeout_seconds: float = 3.0,
     ) -> None:
+        """`subscribers`: who hears each channel."""
         self.url = url
-        self.channel = channel
-        self.on_notice = on_notice
-        self.on_listening = on_listening
+        self.subscribers = dict(subscribers)
         self.check_seconds = check_seconds
         self.connect_timeout = connect_timeout_seconds
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting whenever the connection is lost."""
         warned = False
+        channels = ", ".join(self.subscribers)
         while True:
             try:
                 await self._listen(again=warned)
@@ -59,7 +71,7 @@ class Listener:
                 raise
             except Exception as error:  # the database is away: try again shortly
                 if not warned:
-                    logger.warning("not listening to %s: %s", self.channel, error)
+                    logger.warning("not listening to %s: %s", channels, error)
                     warned = True
             await asyncio.sleep(self.check_seconds)
 
@@ -73,14 +85,19 @@ class Listener:
         )
         try:
             connection.add_termination_listener(lambda _: lost.set())
-            await connection.add_listener(self.channel, self._notified)
-            self.on_listening(True)
+            for channel in self.subscribers:
+                await connection.add_listener(channel, self._notified)
+            self._tell(listening=True)
             if again:
-                logger.warning("listening to %s again", self.channel)
+                logger.warning("listening to %s again", ", ".join(self.subscribers))
             await self._watch(connection, lost)
         finally:
-            self.on_listening(False)
+            self._tell(listening=False)
             connection.terminate()
+
+    def _tell(self, *, listening: bool) -> None:
+        for subscriber in self.subscribers.values():
+            subscriber.listening(listening)
 
     async def _watch(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Return when the connection is lost: closed, or silent for `check_seconds`."""
@@ -92,5 +109,5 @@ class Listener:
                 pass
             await connection.fetchval("SELECT 1", timeout=self.check_seconds)
 
-    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        self.on_notice(payload)
+    def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        self.subscribers[channel].changed(payload)

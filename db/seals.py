@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -29,20 +29,30 @@ def _mac(key: bytes, fields: Sequence[Any]) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def entry_mac(
-    key: bytes,
-    previous: str,
-    *,
-    seq: int,
-    hash: str,
-    at: datetime,
-    client_id: str,
-    entry: Any,
-    subjects: Sequence[str],
-) -> str:
-    """The seal of entry `seq`, chained to `previous` (the seal of `seq - 1`; "" for the first)."""
-    moment = at.astimezone(UTC).isoformat()
-    return _mac(key, ["entry", previous, seq, hash, moment, client_id, entry, list(subjects)])
+class Sealable(Protocol):
+    """The fields of an audit entry its seal covers: a row of `audit_log`, as sealing and
+    verifying both read it."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def entry(self) -> object: ...
+    @property
+    def subjects(self) -> Sequence[str]: ...
+
+
+def row_mac(key: bytes, previous: str, row: Sealable) -> str:
+    """The seal of entry `row.seq`, chained to `previous` (the seal of the entry before; "" for
+    the first). The one place a seal is computed, so sealing and verifying cannot drift apart."""
+    moment = row.at.astimezone(UTC).isoformat()
+    fields = [row.seq, row.hash, moment, row.client_id, row.entry, list(row.subjects)]
+    return _mac(key, ["entry", previous, *fields])
 
 
 @dataclass(frozen=True, slots=True)

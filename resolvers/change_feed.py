@@ -169,7 +169,6 @@ async def follow(
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
     decode_cursor(after, kind)  # a bad cursor is refused before anything is sent
-    await live.signal.listen()
     cursor = after
     while True:
         seen = live.signal.generation

@@ -29,7 +29,7 @@ from auth.http import (
     unauthorized,
 )
 from auth.service import AuthService, FailureLimits
-from db.change_signal import ChangeSignal
+from db import change_signal
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.notifications import Listener, libpq_url
@@ -81,9 +81,9 @@ async def _serving(
     sealer: AuditSealer,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
-    keeps the client registry current, the rate limiter's counting in PostgreSQL and the audit
-    trail's sealing. The engines are disposed of when the app stops, after the trail's last
-    seal."""
+    keeps the client registry current and wakes the change feed's subscriptions, the rate
+    limiter's counting in PostgreSQL and the audit trail's sealing. The engines are disposed of
+    when the app stops, after the trail's last seal."""
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -99,18 +99,16 @@ async def _serving(
     await auth.startup()
     state["auth"] = auth
     primary = autocommit(engine)
+    changes = change_signal.ChangeSignal()
     listener = Listener(
         libpq_url(engine.url),
-        registry.CHANNEL,
-        on_notice=auth.registry.changed,
-        on_listening=auth.registry.listening,
+        {registry.CHANNEL: auth.registry, change_signal.CHANNEL: changes},
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
     )
     background = [
         asyncio.create_task(listener.run(), name="sinergi-listener"),
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
     ]
-    changes = ChangeSignal(engine.url.render_as_string(hide_password=False))
     sealer.start()
     try:
         yield {
@@ -128,7 +126,6 @@ async def _serving(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await rate_limiter.flush(primary)
-        await changes.close()
         await sealer.stop()
         await engine.dispose()
         if replica is not None:

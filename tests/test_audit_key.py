@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import stat
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from db.seals import BadCheckpoint, Checkpoint, entry_mac, read_checkpoint
+from db.seals import BadCheckpoint, Checkpoint, read_checkpoint, row_mac
 from sinergi import audit_key, checkpoint_file
 from sinergi.settings import Settings, SettingsError
 
@@ -54,42 +55,33 @@ def test_an_owner_url_without_the_service_url_is_refused() -> None:
         Settings.from_env({"DATABASE_OWNER_URL": "postgresql://owner@db/sinergi"})
 
 
-def _seal(
-    key: bytes = bytes(32),
-    previous: str = "prev",
-    *,
-    seq: int = 7,
-    hash: str = "h",
-    at: datetime = datetime(2026, 1, 1, tzinfo=UTC),
-    client_id: str = "c",
-    entry: object = None,
-    subjects: tuple[str, ...] = ("1", "2"),
-) -> str:
-    return entry_mac(
-        key,
-        previous,
-        seq=seq,
-        hash=hash,
-        at=at,
-        client_id=client_id,
-        entry={"a": 1} if entry is None else entry,
-        subjects=subjects,
-    )
+@dataclass(frozen=True)
+class Entry:
+    seq: int = 7
+    hash: str = "h"
+    at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    client_id: str = "c"
+    entry: object = field(default_factory=lambda: {"a": 1})
+    subjects: tuple[str, ...] = ("1", "2")
+
+
+def _seal(entry: Entry | None = None, key: bytes = bytes(32), previous: str = "prev") -> str:
+    return row_mac(key, previous, entry or Entry())
 
 
 def test_seals_depend_on_every_field_the_key_and_the_seal_before() -> None:
     seal = _seal()
     assert _seal() == seal
-    assert _seal(at=datetime(2026, 1, 1, 7, tzinfo=UTC).astimezone()) == _seal(
-        at=datetime(2026, 1, 1, 7, tzinfo=UTC)
+    assert _seal(Entry(at=datetime(2026, 1, 1, 7, tzinfo=UTC).astimezone())) == _seal(
+        Entry(at=datetime(2026, 1, 1, 7, tzinfo=UTC))
     ), "the same moment in another zone"
     others = [
-        _seal(seq=8),
-        _seal(hash="x"),
-        _seal(at=datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)),
-        _seal(client_id="d"),
-        _seal(entry={"a": 2}),
-        _seal(subjects=("1,2",)),  # the database's own hash joins subjects with commas
+        _seal(Entry(seq=8)),
+        _seal(Entry(hash="x")),
+        _seal(Entry(at=datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC))),
+        _seal(Entry(client_id="d")),
+        _seal(Entry(entry={"a": 2})),
+        _seal(Entry(subjects=("1,2",))),  # the database's own hash joins subjects with commas
         _seal(previous="other"),
         _seal(key=bytes([1]) * 32),
     ]

@@ -1,5 +1,6 @@
 """Each process holds the client registrations it read only while PostgreSQL's notifications
-can tell it of a change (auth/registry.py, db/notifications.py)."""
+can tell it of a change (auth/registry.py, db/notifications.py), on the one connection that also
+hears the change feed's channel."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.registry import CHANNEL, ClientRegistry
+from db import change_signal
 from db.engine import autocommit, create_engine
 from db.notifications import Listener, libpq_url
 from tests.support.statements import recorded_statements
@@ -29,6 +31,20 @@ async def _reads(registry: ClientRegistry, engine: AsyncEngine) -> int:
     with recorded_statements(engine) as statements:
         await registry.state(CLIENT)
     return len(statements)
+
+
+class Heard:
+    """What the listener told one channel's subscriber."""
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+        self.states: list[bool] = []
+
+    def changed(self, payload: str) -> None:
+        self.notices.append(payload)
+
+    def listening(self, listening: bool) -> None:
+        self.states.append(listening)
 
 
 async def test_held_only_while_listening_and_until_a_notification(engine: AsyncEngine) -> None:
@@ -59,45 +75,45 @@ async def test_a_read_overtaken_by_a_notification_is_not_held(engine: AsyncEngin
 async def test_a_revocation_is_notified_and_the_listener_says_when_it_listens(
     engine: AsyncEngine,
 ) -> None:
-    notices: list[str] = []
-    states: list[bool] = []
+    clients, changes = Heard(), Heard()
     listener = Listener(
         libpq_url(engine.url),
-        CHANNEL,
-        on_notice=notices.append,
-        on_listening=states.append,
+        {CHANNEL: clients, change_signal.CHANNEL: changes},
         check_seconds=0.2,
     )
     running = asyncio.create_task(listener.run())
     try:
         for _ in range(100):
-            if states == [True]:
+            if clients.states == [True]:
                 break
             await asyncio.sleep(0.05)
-        assert states == [True]
+        assert clients.states == changes.states == [True]
         for change in (  # apart: PostgreSQL sends a transaction's equal notifications once
             "INSERT INTO client_writes VALUES ('notified-client', now())",
             "DELETE FROM client_writes WHERE client_id = 'notified-client'",
+            f"NOTIFY {change_signal.CHANNEL}, 'a record changed'",
         ):
             async with engine.begin() as connection:
                 await connection.execute(text(change))
         for _ in range(100):
-            if len(notices) >= 2:
+            if len(clients.notices) >= 2 and changes.notices:
                 break
             await asyncio.sleep(0.05)
-        assert notices[:2] == ["notified-client", "notified-client"]
+        assert clients.notices[:2] == ["notified-client", "notified-client"]
+        assert changes.notices == ["a record changed"]  # each channel to its own subscriber
         async with engine.connect() as connection:  # the server drops the listener
-            await connection.execute(
+            dropped = await connection.scalar(
                 text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE application_name = 'sinergi-listener' AND datname = current_database()"
                 )
             )
+        assert dropped == 1, "one connection listens for both channels"
         for _ in range(100):
-            if states[-2:] == [False, True]:
+            if clients.states[-2:] == [False, True]:
                 break
             await asyncio.sleep(0.05)
-        assert states[-2:] == [False, True]  # it noticed, and listens again
+        assert clients.states[-2:] == changes.states[-2:] == [False, True]  # it listens again
     finally:
         running.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -19,7 +19,7 @@ from db import models
 from db.models import table_of
 from db.queries import Record
 from db.queries.audit_seals import SEALS, recomputed_hash
-from db.seals import Checkpoint, entry_mac
+from db.seals import Checkpoint, row_mac
 
 AUDIT = table_of(models.AuditEntry)
 # Built once, values passed as parameters: `.values(...)` per call coerces every value into an
@@ -127,16 +127,7 @@ async def verify(
             if sealed != checked - 1:
                 broken = BrokenLink(sealed + 1, "its seal is missing")
             else:
-                previous_mac = entry_mac(
-                    key,
-                    previous_mac,
-                    seq=row.seq,
-                    hash=row.hash,
-                    at=row.at,
-                    client_id=row.client_id,
-                    entry=row.entry,
-                    subjects=row.subjects,
-                )
+                previous_mac = row_mac(key, previous_mac, row)
                 if row.mac != previous_mac:
                     broken = BrokenLink(
                         row.seq, "does not match its seal: rewritten, its hashes recomputed"

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import Label
 
 from db import models
 from db.models import table_of
-from db.seals import Checkpoint, entry_mac
+from db.seals import Checkpoint, row_mac
 
 AUDIT = table_of(models.AuditEntry)
 SEALS = table_of(models.AuditSeal)
@@ -79,16 +79,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         ):
             refused_at = previous_seq + 1
             break
-        previous_mac = entry_mac(
-            key,
-            previous_mac,
-            seq=row.seq,
-            hash=row.hash,
-            at=row.at,
-            client_id=row.client_id,
-            entry=row.entry,
-            subjects=row.subjects,
-        )
+        previous_mac = row_mac(key, previous_mac, row)
         previous_seq, previous_hash = row.seq, row.hash
         seals.append({"seq": row.seq, "mac": previous_mac})
     if seals:
