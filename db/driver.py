@@ -15,7 +15,7 @@ returning SQLAlchemy's Connection (its isolation level set and reset, its events
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace, TracebackType
 from typing import Any, cast
 
@@ -126,6 +126,32 @@ async def fetch(
     """The rows of `statement`, with `parameters` added to the values bound into it, on a
     connection from `check_out` or on SQLAlchemy's in autocommit: in a transaction, SQLAlchemy
     sends its BEGIN only before its own first statement, so this one would run outside."""
+    records = await _run(connection, statement, [parameters], many=False)
+    return [Row(record) for record in records]
+
+
+async def execute_many(
+    connection: AsyncConnection | Pooled,
+    statement: DriverStatement,
+    parameter_sets: Sequence[Mapping[str, Any]],
+) -> None:
+    """Run `statement` once for each of `parameter_sets` (on the connections `fetch` takes), in
+    one round trip, all or nothing: asyncpg's `executemany` is atomic since asyncpg 0.22 (0.32.0
+    in uv.lock: "either all executions succeed, or none at all"), its executions ending in a
+    single Sync, so PostgreSQL commits them as one implicit transaction before it answers."""
+    await _run(connection, statement, parameter_sets, many=True)
+
+
+async def _run(
+    connection: AsyncConnection | Pooled,
+    statement: DriverStatement,
+    parameter_sets: Sequence[Mapping[str, Any]],
+    *,
+    many: bool,
+) -> list[asyncpg.Record]:
+    """`statement` announced to SQLAlchemy's events as its own execution would be (once, with
+    every parameter set when `many`), its failures raised and broken connections invalidated
+    as SQLAlchemy does."""
     events: Connection | Engine
     if isinstance(connection, Pooled):
         events, driver = connection.engine, connection.driver
@@ -137,13 +163,18 @@ async def fetch(
         events, driver = sync, (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     sql, names, bound = statement.compiled(events.dialect)
-    values = {**bound, **parameters}
-    arguments: Any = [values[name] for name in names]
+    given = ({**bound, **parameters} for parameters in parameter_sets)
+    rows = [[values[name] for name in names] for values in given]
+    arguments: Any = rows if many else rows[0]
     executed = SimpleNamespace()  # the execution context listeners annotate (a tracing span)
     for listener in events.dispatch.before_cursor_execute:
-        sql, arguments = listener(events, None, sql, arguments, executed, False)
+        sql, arguments = listener(events, None, sql, arguments, executed, many)
     try:
-        records = await driver.fetch(sql, *arguments)
+        if many:
+            await driver.executemany(sql, arguments)
+            return []
+        records: list[asyncpg.Record] = await driver.fetch(sql, *arguments)
+        return records
     except Exception as error:
         # PostgreSQL refused the statement: the connection is fine, unless the server is going
         # away. Anything else (a socket, a protocol left mid-operation by a dying server) leaves
@@ -154,8 +185,7 @@ async def fetch(
         raise exc.DBAPIError(sql, arguments, error, connection_invalidated=broken) from error
     finally:
         for listener in events.dispatch.after_cursor_execute:
-            listener(events, None, sql, arguments, executed, False)
-    return [Row(record) for record in records]
+            listener(events, None, sql, arguments, executed, many)
 
 
 async def _invalidate(connection: AsyncConnection | Pooled, error: BaseException) -> None:
