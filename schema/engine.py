@@ -2,8 +2,9 @@
 
 A document is parsed and validated once (per document and operation name; what a client may
 use is decided at execution, by the scope guards, so the plan is the same for every client) and
-kept; a request then coerces its variables and runs the operation through graphql-core's
-executor, whose root fields for records compile their selection into one statement in which
+planned; a request then coerces its variables and runs the plan when the operation has one
+(every root field a record read that compiles: schema/plan.py), else graphql-core's executor,
+whose root fields for records compile their selection into the same statements, in which
 PostgreSQL writes the JSON (schema/compiled.py, embedded by schema/execution.py). Strawberry's
 own request pipeline around the executor (its hooks, its result processing) cost more CPU than
 a lookup's statement; its schema extensions are applied here, once: error coding, the audit
