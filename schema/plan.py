@@ -12,8 +12,8 @@ resolvers run (`compiled.record_json`, `compiled.page_json`) and places their JS
 answer in selection order.
 
 The plan never writes an error. Whatever it does not take on (a guard that refuses, an argument
-a check refuses, a non-null field that turns out null) raises `NotPlanned`, as does any
-failure, and the executor answers the request from the start, as it answers every other
+a check refuses, a non-null field that turns out null) raises, `NotPlanned` or the check's own
+error, and the executor answers the request from the start, as it answers every other
 document, with the same resolvers: one way to answer each field, one place errors are made.
 """
 
@@ -28,7 +28,6 @@ import strawberry
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     GraphQLField,
     GraphQLResolveInfo,
     OperationDefinitionNode,
@@ -177,11 +176,7 @@ def _record(
     async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
         _admit(context, scopes, field_name)
         (given,) = arguments(variables).values()
-        try:
-            value = root.checked(given)
-        except GraphQLError as refused:
-            raise NotPlanned(field_name) from refused
-        found = await compiled.record_json(context, root, shape, value)
+        found = await compiled.record_json(context, root, shape, root.checked(given))
         if found is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)
         assert not isinstance(found, compiled.RowsNeeded)
@@ -213,18 +208,15 @@ def _page(
     async def run(context: Context, variables: VariableValues) -> dict[str, Any]:
         _admit(context, scopes, field_name)
         given = arguments(variables)
-        try:
-            where = await root.where(context, given.get("filter"))
-            built = await compiled.page_json(
-                context,
-                root,
-                page_plan,
-                first=given.get("first"),
-                after=given.get("after"),
-                where=where,
-            )
-        except GraphQLError as refused:
-            raise NotPlanned(field_name) from refused
+        where = await root.where(context, given.get("filter"))
+        built = await compiled.page_json(
+            context,
+            root,
+            page_plan,
+            first=given.get("first"),
+            after=given.get("after"),
+            where=where,
+        )
         if built is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)
         assert isinstance(built, PageResult)
