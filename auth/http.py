@@ -1,4 +1,4 @@
-"""The HTTP edge of auth: the token, JWKS and metadata endpoints and the bearer-token backend."""
+"""The HTTP edge of auth: the token, JWKS and metadata endpoints and the bearer-token check."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from starlette.authentication import (
-    AuthCredentials,
-    AuthenticationBackend,
-    AuthenticationError,
-    BaseUser,
-)
+from starlette.authentication import AuthenticationError, BaseUser
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
@@ -53,29 +48,28 @@ class AuthUnavailable(AuthenticationError):
     """The token could not be checked because the database is unreachable."""
 
 
-class BearerAuthBackend(AuthenticationBackend):
-    """RFC 6750 bearer tokens. No Authorization header means anonymous; the endpoint decides."""
-
-    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        header = conn.headers.get("authorization")
-        if header is None:
-            return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise BadToken("expected a Bearer token")
-        service: AuthService = conn.state.auth
-        try:
-            admitted = await service.authenticate(token.strip())
-        except InvalidToken as error:
-            logger.info("refused bearer token: %s", error)
-            raise BadToken("invalid or expired access token") from None
-        except Exception as error:
-            if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
-                raise
-            logger.warning("could not check a token: %s", error)
-            raise AuthUnavailable("the database is unavailable") from None
-        scopes = [scope.value for scope in admitted.principal.scopes]
-        return AuthCredentials(scopes), PrincipalUser(admitted.principal, admitted.state)
+async def bearer_user(conn: HTTPConnection) -> PrincipalUser | None:
+    """The client an RFC 6750 bearer token stands for; None without an Authorization header
+    (the endpoint refuses anonymous requests). Raises BadToken or AuthUnavailable, which
+    `unauthorized` answers."""
+    header = conn.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BadToken("expected a Bearer token")
+    service: AuthService = conn.state.auth
+    try:
+        admitted = await service.authenticate(token.strip())
+    except InvalidToken as error:
+        logger.info("refused bearer token: %s", error)
+        raise BadToken("invalid or expired access token") from None
+    except Exception as error:
+        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+            raise
+        logger.warning("could not check a token: %s", error)
+        raise AuthUnavailable("the database is unavailable") from None
+    return PrincipalUser(admitted.principal, admitted.state)
 
 
 def unauthorized(conn: HTTPConnection, error: Exception | None) -> Response:

@@ -13,7 +13,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -21,13 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth import registry
 from auth.external import ExternalIssuer, parse_external_issuers
-from auth.http import (
-    BearerAuthBackend,
-    jwks_endpoint,
-    metadata_endpoint,
-    token_endpoint,
-    unauthorized,
-)
+from auth.http import jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService, FailureLimits
 from db import change_signal
 from db.engine import autocommit, create_engine
@@ -50,6 +43,7 @@ from sinergi.settings import Settings
 from sinergi.trusted_documents import TrustedDocuments
 
 DEMO_CLIENT_ID = "demo-province-62"
+GRAPHQL_PATH = "/graphql"
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -133,22 +127,29 @@ async def _serving(
         metrics.worker_exiting(settings.metrics_dir)
 
 
-class Shortcut:
-    """The innermost layer: HTTP requests to `path` go straight to its endpoint. Starlette's
-    exception middleware and router would only find the route and pass them on, and on a
-    `{ __typename }` their layers cost a tenth of the request; errors are the Observer's to
-    answer (sinergi.observe) either way."""
+class Sinergi(Starlette):
+    """Starlette, except that HTTP requests to `/graphql` go down a pipeline of their own, built
+    once: the request's observer, GraphQL over HTTP, the guard and the endpoint. Starlette's
+    error middleware and router would only pass them on (errors are the Observer's to answer,
+    sinergi.observe), yet on a `{ __typename }` their layers cost a tenth of the request, and
+    every await that resumes passes through each layer's frame again."""
 
-    def __init__(self, app: ASGIApp, *, path: str, endpoint: ASGIApp) -> None:
-        self.app = app
-        self.path = path
-        self.endpoint = endpoint
+    def __init__(self, *, graphql_http: ASGIApp, **starlette: Any) -> None:
+        super().__init__(**starlette)
+        self.graphql_http = graphql_http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path:
-            await self.endpoint(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+            await self.graphql_http(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
+
+
+def _wrapped(app: ASGIApp, layers: list[Middleware]) -> ASGIApp:
+    """`app` inside `layers`, the first outermost, as Starlette stacks its middleware."""
+    for cls, args, kwargs in reversed(layers):
+        app = cls(app, *args, **kwargs)
+    return app
 
 
 def _engine(settings: Settings, url: str, *, pool_size: int | None = None) -> AsyncEngine:
@@ -163,7 +164,7 @@ def _engine(settings: Settings, url: str, *, pool_size: int | None = None) -> As
 
 def create_app(
     settings: Settings, *, database_url: str, tracer_provider: TracerProvider | None = None
-) -> Starlette:
+) -> Sinergi:
     """`tracer_provider` (tests) replaces the one the settings describe; the app shuts it down."""
     external_issuers = parse_external_issuers(settings.external_issuers)
     key = audit_key.load(settings)
@@ -197,7 +198,9 @@ def create_app(
 
     graphiql = (
         GraphiQLPage(
-            demo_token, token_lifetime_seconds=settings.token_lifetime_seconds, endpoint="/graphql"
+            demo_token,
+            token_lifetime_seconds=settings.token_lifetime_seconds,
+            endpoint=GRAPHQL_PATH,
         )
         if settings.is_development
         else None
@@ -227,10 +230,8 @@ def create_app(
         figures_cache_seconds=settings.figures_cache_seconds,
         max_response_bytes=settings.query_limits.max_response_bytes,
     )
-    endpoint = AuthenticationMiddleware(graphql, backend=BearerAuthBackend(), on_error=unauthorized)
     routes: list[Route | WebSocketRoute] = [
-        Route("/graphql", endpoint, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),  # subscriptions; sinergi/subscriptions.py admits
+        WebSocketRoute(GRAPHQL_PATH, graphql),  # subscriptions; sinergi/subscriptions.py admits
         Route("/oauth/token", token_endpoint, methods=["POST"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint),
         Route("/.well-known/jwks.json", jwks_endpoint),
@@ -238,23 +239,30 @@ def create_app(
         Route("/readyz", readyz),
         metrics.metrics_route(token=settings.metrics_token, multiprocess_dir=settings.metrics_dir),
     ]
-    return Starlette(
-        routes=[*routes, *(graphiql.routes() if graphiql is not None else [])],
-        middleware=[
-            *([tracing.middleware(traces)] if traces is not None else []),
-            Middleware(Observer, routes=frozenset(route.path for route in routes)),
+    observed = [
+        *([tracing.middleware(traces)] if traces is not None else []),
+        Middleware(Observer, routes=frozenset(route.path for route in routes)),
+    ]
+    graphql_http = _wrapped(
+        graphql,
+        [
+            *observed,
             Middleware(
                 GraphQLOverHTTP,
                 graphiql=graphiql.render if graphiql is not None else None,
             ),
             Middleware(RequestGuard, limits=settings.query_limits, sdl=schema.as_str()),
-            Middleware(Shortcut, path="/graphql", endpoint=endpoint),
         ],
+    )
+    return Sinergi(
+        graphql_http=graphql_http,
+        routes=[*routes, *(graphiql.routes() if graphiql is not None else [])],
+        middleware=observed,
         lifespan=lifespan,
     )
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Sinergi:
     """Factory for `uvicorn --factory` workers; the CLI has put DATABASE_URL in the environment."""
     settings = Settings.from_env()
     assert settings.database_url is not None, "sinergi serve sets DATABASE_URL for its workers"

@@ -1,4 +1,4 @@
-"""The GraphQL endpoint: refuses unauthenticated requests, then builds the per-request context.
+"""The GraphQL endpoint: checks the bearer token, then builds the per-request context.
 
 It works on the request as the guard decoded it (sinergi.guard's `payload`): the body is never
 decoded again, here or by strawberry."""
@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, StarletteRequestAdapter
+from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -19,7 +20,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
 
-from auth.http import unauthorized
+from auth.http import bearer_user, unauthorized
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
@@ -78,10 +79,16 @@ class SinergiGraphQL(GraphQL[Context, None]):
         """GET and POST alike: sinergi.http_edge has decoded a GET's parameters as a body."""
         if scope["type"] == "http":
             request = Request(scope, receive)
-            if not request.user.is_authenticated:
+            try:
+                user = await bearer_user(request)
+            except AuthenticationError as error:
+                await unauthorized(request, error)(scope, receive, send)
+                return
+            if user is None:
                 await unauthorized(request, None)(scope, receive, send)
                 return
-            client_id = request.user.principal.client_id
+            scope["user"] = user  # `request.user`, for the executor's context (get_context)
+            client_id = user.principal.client_id
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
@@ -92,7 +99,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 return
             # A write note moments old need not be renewed; it keeps the client's reads off
             # what may lag for twice the window, since a write within half of it is not noted.
-            since_write = time.monotonic() - request.user.client.written_at
+            since_write = time.monotonic() - user.client.written_at
             state.wrote_recently = since_write < 2 * self.fresh_seconds
             state.write_noted = since_write < self.fresh_seconds / 2
             resolved = await self.trusted.resolve(state.engine, client_id, payload(scope))

@@ -142,14 +142,14 @@ def _operation_name_error(document: DocumentNode, name: object) -> JSONResponse 
 
 
 class RequestGuard:
-    def __init__(
-        self, app: ASGIApp, *, limits: QueryLimits, sdl: str, path: str = "/graphql"
-    ) -> None:
+    """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
+    other methods)."""
+
+    def __init__(self, app: ASGIApp, *, limits: QueryLimits, sdl: str) -> None:
         """`sdl` is the schema the documents run on: the cost estimate sizes its lists."""
         self.app = app
         self.limits = limits
         self.schema = build_schema(sdl)
-        self.path = path
         self._parse = lru_cache(maxsize=512)(self._parse_uncached)
         self._measure = lru_cache(maxsize=512)(self._measure_uncached)
         self._cost_variables = lru_cache(maxsize=512)(self._cost_variables_uncached)
@@ -196,13 +196,6 @@ class RequestGuard:
         return _UnstorableLiteral() if _unstorable(literals.values) else document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != self.path
-            or scope["method"] not in ("GET", "POST")
-        ):
-            await self.app(scope, receive, send)
-            return
         if PAYLOAD not in scope:
             body = await self._read_body(scope, receive)
             if body is None:

@@ -80,18 +80,14 @@ def _answering_in(media_type: MediaType, send: Send) -> Send:
 
 
 class GraphQLOverHTTP:
-    def __init__(
-        self, app: ASGIApp, *, graphiql: PageRenderer | None, path: str = "/graphql"
-    ) -> None:
+    """For HTTP requests to the endpoint only (sinergi.app builds their pipeline)."""
+
+    def __init__(self, app: ASGIApp, *, graphiql: PageRenderer | None) -> None:
         """`graphiql` renders the IDE for browsers: development only, None otherwise."""
         self.app = app
         self.graphiql = graphiql
-        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
         method, headers = scope["method"], Headers(scope=scope)
         accept = headers.get("accept")
         if method not in ("GET", "POST"):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
-from auth.http import AuthUnavailable, BearerAuthBackend, unauthorized
+from auth.http import AuthUnavailable, bearer_user, unauthorized
 from auth.principal import Principal
 from auth.scopes import OrgKind
 from auth.service import AuthService
@@ -134,7 +134,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
         }
         async with engine.connect():  # the only connection, held
             with pytest.raises(AuthUnavailable):
-                await BearerAuthBackend().authenticate(HTTPConnection(scope))
+                await bearer_user(HTTPConnection(scope))
         assert unauthorized(HTTPConnection(scope), AuthUnavailable("x")).status_code == 503
     finally:
         await engine.dispose()
