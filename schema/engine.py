@@ -35,7 +35,7 @@ from graphql import (
     execute,
     specified_rules,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.schema.schema import validate_document
 
@@ -179,8 +179,13 @@ class Engine:
         """The answer its plan gives, or None for the executor to answer, from the start."""
         if prepared.plan is None:
             return None
-        definitions = prepared.operation.variable_definitions or ()
-        coerced = get_variable_values(self.schema, definitions, variables)
+        definitions = prepared.operation.variable_definitions
+        # Without definitions there is nothing to coerce: values sent for none are ignored.
+        coerced = (
+            get_variable_values(self.schema, definitions, variables)
+            if definitions
+            else VariableValues({}, {})
+        )
         if isinstance(coerced, list):
             return None  # the executor reports them
         try:

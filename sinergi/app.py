@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
@@ -104,16 +105,20 @@ async def _serving(
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
     ]
     sealer.start()
+    served = {
+        "engine": engine,
+        "primary": primary,
+        "replica": Replica(autocommit(replica)) if replica is not None else None,
+        "auth": auth,
+        "regions": RegionDirectory(primary),
+        "audit": AuditWriter(primary),
+        "changes": changes,
+    }
+    # What is alive now (modules, the schema, pools) lives as long as the process: frozen, the
+    # collector no longer walks it on each of the collections a request's garbage sets off.
+    gc.freeze()
     try:
-        yield {
-            "engine": engine,
-            "primary": primary,
-            "replica": Replica(autocommit(replica)) if replica is not None else None,
-            "auth": auth,
-            "regions": RegionDirectory(primary),
-            "audit": AuditWriter(primary),
-            "changes": changes,
-        }
+        yield served
     finally:
         for task in background:
             task.cancel()
