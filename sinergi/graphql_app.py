@@ -30,6 +30,7 @@ from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, sta
 from sinergi.guard import PAYLOAD, payload
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
+from sinergi.request_context import context_for
 from sinergi.trusted_documents import TrustedDocuments
 
 
@@ -232,15 +233,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
 
     def _context(self, request: Any) -> Context:
         state = request.state
-        return Context(
-            principal=request.user.principal,
-            engine=state.engine,
-            autocommit_view=state.primary,
-            replica=state.replica,
+        return context_for(
+            request,
+            request.user.principal,
+            self.limits,
             wrote_recently=state.wrote_recently,
             write_noted=state.write_noted,
-            region_directory=state.regions,
-            audit_writer=state.audit,
-            limits=self.limits,
-            request=request,
         )

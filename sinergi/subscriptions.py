@@ -20,6 +20,7 @@ from auth.scopes import OrgKind
 from auth.service import AuthService
 from auth.tokens import InvalidToken
 from resolvers.context import Context, Limits, Live
+from sinergi import request_context
 from sinergi.rate_limit import RateLimiter
 
 logger = logging.getLogger("sinergi.subscriptions")
@@ -30,17 +31,7 @@ NOBODY = Principal(client_id="", org_kind=OrgKind.MINISTRY, jurisdiction="", sco
 
 def context_for(websocket: WebSocket, limits: Limits) -> Context:
     """A WebSocket's context, for nobody until `admit` accepts its token."""
-    state = websocket.state
-    return Context(
-        principal=NOBODY,
-        engine=state.engine,
-        autocommit_view=state.primary,
-        replica=state.replica,
-        region_directory=state.regions,
-        audit_writer=state.audit,
-        limits=limits,
-        request=websocket,
-    )
+    return request_context.context_for(websocket, NOBODY, limits)
 
 
 def _token(context: Context, websocket: WebSocket) -> str | None:
