@@ -25,7 +25,7 @@ from db.seals import Checkpoint, row_mac
 
 AUDIT = table_of(models.AuditEntry)
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
-# entry, an executor started and ended for each. The batch goes as arrays, unnested in order;
+# entry, an executor started and ended for each. The batch goes as arrays, unnested;
 # each entry's subjects are the slice `first_subject:last_subject` (1-based, inclusive; empty when
 # last < first) of one flat array, PostgreSQL having no array of arrays of differing lengths.
 # The entry goes as JSON text, cast by PostgreSQL: db.driver takes no parameter SQLAlchemy must

@@ -3,8 +3,9 @@
 - `audit_log_hash()` is declared STABLE, which it is (`concat_ws`, `to_char`, `convert_to` and
   `array_to_string` are STABLE): PostgreSQL refuses to inline a function declared IMMUTABLE
   whose body is not, so each call ran its own little query, executor and all, once in the
-  chain trigger for every entry and once per entry the sealer or `audit verify` reads. Inlined,
-  it is the same expression evaluated in place: the same hashes, a fifth of an entry's CPU less.
+  chain trigger for every entry and once per entry the sealer or `audit verify` reads (a fifth
+  of the CPU an entry cost PostgreSQL, by perf). Inlined, it is the same expression evaluated in
+  place: the same hashes.
 - The GIN index on `subjects` keeps only entries that name someone. Most entries hand out
   records and no personal data, and each still added an "empty" item to the index; the queries
   by data subject state `subjects <> '{}'` (db/queries/audit.py) so the planner can use it.
