@@ -15,7 +15,7 @@ returning SQLAlchemy's Connection (its isolation level set and reset, its events
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import Any, cast
 
@@ -126,32 +126,17 @@ async def fetch(
     """The rows of `statement`, with `parameters` added to the values bound into it, on a
     connection from `check_out` or on SQLAlchemy's in autocommit: in a transaction, SQLAlchemy
     sends its BEGIN only before its own first statement, so this one would run outside."""
-    records = await _run(connection, statement, [parameters], many=False)
+    records = await _run(connection, statement, parameters)
     return [Row(record) for record in records]
-
-
-async def execute_many(
-    connection: AsyncConnection | Pooled,
-    statement: DriverStatement,
-    parameter_sets: Sequence[Mapping[str, Any]],
-) -> None:
-    """Run `statement` once for each of `parameter_sets` (on the connections `fetch` takes), in
-    one round trip, all or nothing: asyncpg's `executemany` is atomic since asyncpg 0.22 (0.32.0
-    in uv.lock: "either all executions succeed, or none at all"), its executions ending in a
-    single Sync, so PostgreSQL commits them as one implicit transaction before it answers."""
-    await _run(connection, statement, parameter_sets, many=True)
 
 
 async def _run(
     connection: AsyncConnection | Pooled,
     statement: DriverStatement,
-    parameter_sets: Sequence[Mapping[str, Any]],
-    *,
-    many: bool,
+    parameters: Mapping[str, Any],
 ) -> list[asyncpg.Record]:
-    """`statement` announced to SQLAlchemy's events as its own execution would be (once, with
-    every parameter set when `many`), its failures raised and broken connections invalidated
-    as SQLAlchemy does."""
+    """`statement` announced to SQLAlchemy's events as its own execution would be, its failures
+    raised and broken connections invalidated as SQLAlchemy does."""
     events: Connection | Engine
     if isinstance(connection, Pooled):
         events, driver = connection.engine, connection.driver
@@ -163,16 +148,12 @@ async def _run(
         events, driver = sync, (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     sql, names, bound = statement.compiled(events.dialect)
-    given = ({**bound, **parameters} for parameters in parameter_sets)
-    rows = [[values[name] for name in names] for values in given]
-    arguments: Any = rows if many else rows[0]
+    given = {**bound, **parameters}
+    arguments = [given[name] for name in names]
     executed = SimpleNamespace()  # the execution context listeners annotate (a tracing span)
     for listener in events.dispatch.before_cursor_execute:
-        sql, arguments = listener(events, None, sql, arguments, executed, many)
+        sql, arguments = listener(events, None, sql, arguments, executed, False)
     try:
-        if many:
-            await driver.executemany(sql, arguments)
-            return []
         records: list[asyncpg.Record] = await driver.fetch(sql, *arguments)
         return records
     except Exception as error:
@@ -185,7 +166,7 @@ async def _run(
         raise exc.DBAPIError(sql, arguments, error, connection_invalidated=broken) from error
     finally:
         for listener in events.dispatch.after_cursor_execute:
-            listener(events, None, sql, arguments, executed, many)
+            listener(events, None, sql, arguments, executed, False)
 
 
 async def _invalidate(connection: AsyncConnection | Pooled, error: BaseException) -> None:

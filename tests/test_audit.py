@@ -148,6 +148,44 @@ async def test_concurrent_entries_are_committed_in_one_statement_and_stay_chaine
     assert verification.broken is None
 
 
+async def test_each_entry_of_a_batch_keeps_its_own_subjects(engine: AsyncEngine) -> None:
+    """A batch goes as arrays, its entries' subjects as slices of one: none, one or several,
+    each entry gets exactly its own."""
+    writer = AuditWriter(autocommit(engine))
+    named = [[], ["6271000000000003", "6271000000000001", "6271000000000003"], [], ["x"], []]
+    await asyncio.gather(
+        *(
+            writer.append(client_id="test-slices", entry={"n": n}, subjects=subjects)
+            for n, subjects in enumerate(named)
+        )
+    )
+    async with engine.connect() as connection:
+        written = await connection.execute(
+            text("SELECT entry, subjects FROM audit_log WHERE client_id = 'test-slices'")
+        )
+        assert sorted((row.entry["n"], row.subjects) for row in written) == [
+            (n, sorted(set(subjects))) for n, subjects in enumerate(named)
+        ]
+        verification = await audit.verify(connection, audit_key.load(Settings()))
+    assert verification.broken is None
+
+
+async def test_the_trail_is_searched_by_data_subject_through_its_index(
+    engine: AsyncEngine,
+) -> None:
+    """The index on subjects leaves out entries that name no one: a query by subject must
+    say so to the planner, or it reads the whole trail."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SET LOCAL enable_seqscan = off"))
+        await connection.execute(text("SET LOCAL enable_indexscan = off"))
+        await audit.entries(connection, subject=SRI, client_id=None, first=5, after=None)
+        await audit.accessors_of(connection, SRI)
+        scans = await connection.execute(
+            text("SELECT pg_stat_get_xact_numscans('ix_audit_log_subjects'::regclass)")
+        )
+        assert scans.scalar_one() == 2
+
+
 async def test_every_request_of_a_batch_that_cannot_be_written_fails() -> None:
     unreachable = create_engine(
         "postgresql://postgres@127.0.0.1:1/none", statement_timeout_ms=1_000

@@ -4,18 +4,12 @@ events, failing as it fails, a broken connection invalidated."""
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    Integer,
-    MetaData,
-    Table,
     bindparam,
     exc,
     literal,
@@ -25,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.driver import DriverStatement, Pooled, check_out, execute_many, fetch
+from db.driver import DriverStatement, Pooled, check_out, fetch
 from db.engine import autocommit, create_engine
 from db.errors import is_unavailable
 from tests.support.statements import recorded_statements
@@ -113,36 +107,6 @@ async def test_a_connection_the_server_dropped_is_invalidated_and_counts_as_an_o
         assert await _backend(connection) != pid
         (row,) = await fetch(connection, SQUARE, {"n": 3})
     assert row.square == 9
-
-
-@BOTH_KINDS
-async def test_many_parameter_sets_are_one_statement_committed_all_or_nothing(
-    engine: AsyncEngine, check_out_alone: bool
-) -> None:
-    numbers = Table(
-        f"driver_many_{uuid.uuid4().hex}",
-        MetaData(),
-        Column("n", Integer, CheckConstraint("n > 0")),
-    )
-    insert = DriverStatement(numbers.insert().values(n=bindparam("n", type_=Integer)))
-    async with engine.connect() as other:
-        await other.run_sync(numbers.create)
-        try:
-            async with _connection(engine, check_out_alone) as connection:
-                with recorded_statements(engine) as statements:
-                    await execute_many(connection, insert, [{"n": 1}, {"n": 2}])
-                    with pytest.raises(exc.DBAPIError, match="check constraint") as refused:
-                        await execute_many(connection, insert, [{"n": 3}, {"n": -1}, {"n": 4}])
-                assert not refused.value.connection_invalidated
-                # Committed: another connection sees the first call's rows, and nothing of the
-                # second call, not even its row before the bad one.
-                seen = await other.execute(select(numbers.c.n).order_by(numbers.c.n))
-                assert seen.scalars().all() == [1, 2]
-                (row,) = await fetch(connection, SQUARE, {"n": 6})  # still usable
-                assert row.square == 36
-        finally:
-            await other.run_sync(numbers.drop)
-    assert statements == [insert.compiled(engine.dialect)[0]] * 2  # one per call
 
 
 async def test_a_checked_out_connection_runs_statements_and_goes_back_to_the_pool(

@@ -30,7 +30,12 @@ _LAST = (
     .order_by(SEALS.c.seq.desc())
     .limit(1)
 )
-_INSERT = SEALS.insert()
+# The batch as two arrays, one statement: as a multi-row VALUES (SQLAlchemy's executemany), a
+# statement of its own per thousand seals, each parsed and planned afresh.
+_INSERT = text(
+    "INSERT INTO audit_seals (seq, mac)"
+    " SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:macs AS text[]))"
+)
 _WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
 
 
@@ -69,7 +74,8 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         .order_by(AUDIT.c.seq)
         .limit(batch)
     )
-    seals: list[dict[str, object]] = []
+    seqs: list[int] = []
+    macs: list[str] = []
     refused_at: int | None = None
     for row in rows:
         if (
@@ -81,12 +87,13 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
             break
         previous_mac = row_mac(key, previous_mac, row)
         previous_seq, previous_hash = row.seq, row.hash
-        seals.append({"seq": row.seq, "mac": previous_mac})
-    if seals:
-        await connection.execute(_INSERT, seals)
+        seqs.append(row.seq)
+        macs.append(previous_mac)
+    if seqs:
+        await connection.execute(_INSERT, {"seqs": seqs, "macs": macs})
     head = (
         None
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now)
     )
-    return Sealed(head, len(seals), refused_at)
+    return Sealed(head, len(seqs), refused_at)
