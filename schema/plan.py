@@ -38,7 +38,6 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
     OperationDefinitionNode,
@@ -226,9 +225,9 @@ def _record(
 def _row_shape(
     schema: strawberry.Schema, root: WriteRoot, graphql_field: GraphQLField, selected: SelectedField
 ) -> RowShape:
-    if isinstance(graphql_field.type, GraphQLNonNull):
-        raise compiled.Unsupported("a non-null write")  # its error would null the whole answer
-    assert isinstance(graphql_field.type, GraphQLObjectType)
+    """A nullable object's shape: an error of a non-null write would null the whole answer."""
+    if not isinstance(graphql_field.type, GraphQLObjectType):
+        raise compiled.Unsupported("a non-null or abstract write")
     return root.shape(graphql_field.type, selected, schema.config.default_resolver)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from db.queries import eligibility as eligibility_queries
 from db.queries import json_pages
 from schema import engine
 from tests.support.http import Api
@@ -132,6 +133,11 @@ REQUEST = {
 }
 
 
+def _refused(*args: Any, **kwargs: Any) -> None:
+    """Stands in for the executor where only the plan may answer."""
+    raise AssertionError("the executor was asked")
+
+
 def _audited(url: str) -> dict[str, Any]:
     entry = _latest_entry(url, JAMKRIDA)
     return {key: entry[key] for key in ("operation", "records", "fields", "touched")}
@@ -229,5 +235,27 @@ def test_two_checks_in_one_operation_are_the_executors(api: Api) -> None:
     assert answer == {"data": {"first": {"verdict": "ELIGIBLE"}, "second": {"verdict": "ELIGIBLE"}}}
 
 
-def _refused(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("the executor was asked")
+def test_a_mutations_typename_is_answered_by_its_plan(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "execute", _refused)
+    assert api.graphql("mutation { __typename }", JAMKRIDA) == {"data": {"__typename": "Mutation"}}
+
+
+def test_a_failing_write_is_a_coded_internal_error_and_is_not_made_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[object] = []
+
+    async def broken(*args: Any) -> None:
+        attempts.append(args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(eligibility_queries, "store_decision", broken)
+    monkeypatch.setattr(engine, "execute", _refused)
+    answer = api.graphql(PLANNED_CHECK, JAMKRIDA, {"request": REQUEST})
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["path"] == ["checkEligibility"]
+    assert answer["data"] == {"checkEligibility": None}
+    assert len(attempts) == 1
