@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType
+from graphql import GraphQLEnumType, GraphQLObjectType, GraphQLScalarType, get_nullable_type
 from sqlalchemy import Table
 from strawberry.types.nodes import SelectedField
 
@@ -67,6 +67,8 @@ class WriteRoot:
         selected: SelectedField,
         resolve: Callable[[Any, str], Any],
     ) -> RowShape:
+        """The selection's shape on `graphql_type` (the built schema's `node_type`), read with
+        `resolve`; Unsupported when the executor must answer it."""
         type_name, fields = definitions(self.node_type)
         parts: list[_Leaf | tuple[str, str]] = []
         for key, field in keyed(selected.selections, type_name):
@@ -78,9 +80,8 @@ class WriteRoot:
                 raise Unsupported(field.name)
             column = self.table.c.get(declared.python_name)
             field_type = graphql_type.fields[field.name].type
-            non_null = isinstance(field_type, GraphQLNonNull)
-            leaf = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-            if column is None or (non_null and column.nullable):
+            leaf = get_nullable_type(field_type)
+            if column is None or (leaf is not field_type and column.nullable):
                 raise Unsupported(field.name)  # the executor reports a null where none may be
             if not isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
                 raise Unsupported(field.name)
