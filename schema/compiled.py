@@ -169,7 +169,8 @@ def keyed(selections: Iterable[Selection], type_name: str) -> list[tuple[str, Se
 
 
 @cache
-def _definitions(graphql_type: type) -> tuple[str, dict[str, StrawberryField]]:
+def definitions(graphql_type: type) -> tuple[str, dict[str, StrawberryField]]:
+    """A Strawberry type's GraphQL name and its fields by GraphQL name."""
     definition = get_object_definition(graphql_type, strict=True)
     by_name = {
         field.graphql_name or _camel(field.python_name): field for field in definition.fields
@@ -184,7 +185,7 @@ def _camel(name: str) -> str:
 
 def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
     """The JSON shape of a selection on a record or region type."""
-    type_name, fields = _definitions(graphql_type)
+    type_name, fields = definitions(graphql_type)
     table = TABLES.get(type_name)
     if table is None:
         raise Unsupported(type_name)
@@ -252,7 +253,7 @@ def _stored(value: Any) -> Any:
 
 def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
     def make(field: SelectedField) -> PagePlan:
-        connection_name = f"{_definitions(node_type)[0]}Connection"
+        connection_name = f"{definitions(node_type)[0]}Connection"
         lists: list[tuple[str, JsonShape]] = []
         for key, part in keyed(field.selections, connection_name):
             if part.name == "nodes":
@@ -265,7 +266,7 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
 
 
 def _edge_shape(node_type: type, selections: list[Selection]) -> JsonShape:
-    node_name = _definitions(node_type)[0]
+    node_name = definitions(node_type)[0]
     edge_name = f"{node_name}Edge"
     parts: list[Fixed | Cursor | Node] = []
     for key, field in keyed(selections, edge_name):
@@ -293,7 +294,7 @@ class PageRoot:
 
     @property
     def type_name(self) -> str:
-        return _definitions(self.node_type)[0]
+        return definitions(self.node_type)[0]
 
     @property
     def kind(self) -> str:
@@ -402,7 +403,7 @@ async def record_json(
 ) -> orjson.Fragment | RowsNeeded | None:
     """The record as JSON PostgreSQL writes, None when there is none (or it is outside the
     caller's jurisdiction), noted as records handed out; `value` checked."""
-    type_name = _definitions(root.node_type)[0]
+    type_name = definitions(root.node_type)[0]
     statement = _record_statement(type_name, shape, root.column, context.policy.records)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
@@ -453,7 +454,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
 def _entry_shape(entry_type: type, kind: str, selections: list[Selection]) -> JsonShape:
     parts: list[Field | Fixed | Nested | Cursor | Node] = []
-    for key, field in keyed(selections, _definitions(entry_type)[0]):
+    for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(Cursor(key, cursor_kind(kind), column="position"))
         else:

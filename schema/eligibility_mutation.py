@@ -9,6 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from auth.scopes import Scope
+from db.driver import Row
+from db.queries.eligibility import DECISIONS
 from domain.eligibility import LenderAttestation
 from domain.errors import InvalidValue
 from resolvers import eligibility, guarantees
@@ -16,6 +18,7 @@ from resolvers.context import Context
 from resolvers.errors import bad_input
 from schema.inputs import stored_value
 from schema.permissions import requires
+from schema.planned_write import WriteRoot
 from schema.scalars import Rupiah
 from schema.types.eligibility import (
     EligibilityDecision,
@@ -90,6 +93,15 @@ def _attestation(given: LenderAttestationInput) -> LenderAttestation:
         raise bad_input(f"request.{error.field}", error.reason) from None
 
 
+async def check(context: Context, request: EligibilityRequest) -> Row:
+    """`checkEligibility`, whether its plan (schema/plan.py) or the executor answers it: the
+    decision stored, or the coded error that refuses the request."""
+    return await eligibility.check(context, checked_request(request))
+
+
+CHECK_ELIGIBILITY = WriteRoot(EligibilityDecision, DECISIONS, check)
+
+
 @strawberry.type
 class EligibilityMutation:
     @requires(
@@ -99,7 +111,7 @@ class EligibilityMutation:
     async def check_eligibility(
         self, info: Info[Context, Any], request: EligibilityRequest
     ) -> EligibilityDecision | None:
-        return await eligibility.check(info.context, checked_request(request))  # type: ignore[return-value]
+        return await CHECK_ELIGIBILITY.write(info.context, request=request)  # type: ignore[no-any-return]
 
     @requires(
         Scope.ELIGIBILITY_CHECK,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any
@@ -48,11 +49,16 @@ from schema.errors import coded
 from schema.execution import EmbeddingExecutionContext
 from schema.figure_cache import FigureCache
 from schema.introspection import INTROSPECTION_FIELDS, root_fields
-from schema.plan import Plan, plan
+from schema.mutation import WRITES
+from schema.plan import Plan, Root, plan
 from schema.query import PLANNED
 from schema.touched import touched_fields
 
 logger = logging.getLogger("sinergi.engine")
+PLANNED_ROOTS: dict[OperationType, Mapping[str, Root]] = {
+    OperationType.QUERY: PLANNED,
+    OperationType.MUTATION: WRITES,
+}
 FIGURES = frozenset({"msmeFigures", "cooperativeFigures", "graduations", "__typename"})
 """Root fields of figures: an operation of nothing else may be answered from the figure cache."""
 
@@ -123,7 +129,7 @@ class Engine:
             operation,
             fragments,
             figures_only and roots != {"__typename"},
-            plan(self._strawberry, operation, fragments, PLANNED),
+            plan(self._strawberry, operation, fragments, PLANNED_ROOTS[operation.operation]),
         )
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
@@ -189,7 +195,7 @@ class Engine:
         if isinstance(coerced, list):
             return None  # the executor reports them
         try:
-            return ExecutionResult(await prepared.plan.run(context, coerced))
+            return await prepared.plan.run(context, coerced)
         except Exception:  # NotPlanned, or a failure the executor reports where it happens
             context.accesses = AccessNotes()  # what the plan noted, the executor notes again
             return None

@@ -1,20 +1,27 @@
-"""The plan of a query whose every root field reads records in a shape PostgreSQL can write.
+"""The plan of an operation whose every root field reads records in a shape PostgreSQL can
+write, or makes a write whose stored row it shows.
 
 graphql-core's executor walks an operation field by field: for a lookup whose whole answer is
 one statement's JSON, building its execution context, coercing each argument again and wrapping
 the one resolver in Strawberry's layers cost more CPU than the statement. So the engine plans
 each document once (schema/engine.py): when every root field is `__typename` or one of the
-record reads schema/query.py names (`PLANNED`), and each one's selection compiles
-(schema/compiled.py), the plan holds, per root field, what a request needs to run it: the
-argument coercion decided once (done once for literals), the scopes that guard it, the compiled
-shape. A request then asks the access policy, runs the same statements the executor's
-resolvers run (`compiled.record_json`, `compiled.page_json`) and places their JSON in the
-answer in selection order.
+record reads schema/query.py names (`PLANNED`), or of the writes schema/mutation.py names
+(`WRITES`), and each one's selection compiles (schema/compiled.py, schema/planned_write.py),
+the plan holds, per root field, what a request needs to run it: the argument coercion decided
+once (done once for literals), the scopes that guard it, the compiled shape. A request then asks
+the access policy, runs the same statements the executor's resolvers run
+(`compiled.record_json`, `compiled.page_json`, a write's own function) and places their answers
+in the response in selection order.
 
-The plan never writes an error. Whatever it does not take on (a guard that refuses, an argument
-a check refuses, a non-null field that turns out null) raises, `NotPlanned` or the check's own
-error, and the executor answers the request from the start, as it answers every other
-document, with the same resolvers: one way to answer each field, one place errors are made.
+A read's plan never writes an error. Whatever it does not take on (a guard that refuses, an
+argument a check refuses, a non-null field that turns out null) raises, `NotPlanned` or the
+check's own error, and the executor answers the request from the start, as it answers every
+other document, with the same resolvers: one way to answer each field, one place errors are
+made. A write is the exception once it has begun: answering it again would write again. The
+write's function raises the same coded errors whoever calls it, and the plan locates them as
+the executor does (graphql-core's `located_error`, at the field's node and path); what comes
+before it (the guard, the arguments) still goes back to the executor. So an operation makes at
+most one write by its plan.
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ from typing import Any, cast
 import orjson
 import strawberry
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLError,
     GraphQLField,
+    GraphQLObjectType,
     GraphQLResolveInfo,
     OperationDefinitionNode,
-    OperationType,
     VariableNode,
+    located_error,
     visit,
 )
 from graphql.execution.values import VariableValues, get_argument_values
@@ -46,12 +56,22 @@ from resolvers.context import Context
 from resolvers.paging import PageResult, encode_cursor
 from schema import compiled
 from schema.permissions import admitted, guard_scopes
+from schema.planned_write import RowShape, WriteRoot
 
 Arguments = Callable[[VariableValues], dict[str, Any]]
+Root = compiled.RecordRoot | compiled.PageRoot | WriteRoot
 
 
 class NotPlanned(Exception):
     """The executor answers this request instead (see the module's docstring)."""
+
+
+class _Failed(Exception):
+    """A write's error, located as the executor locates it: the field answers null with it."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,24 +99,34 @@ class _Step:
 class Plan:
     steps: tuple[_Step, ...]
 
-    async def run(self, context: Context, variables: VariableValues) -> dict[str, Any]:
-        """The operation's `data`; raises NotPlanned for the executor to answer instead."""
-        return {step.key: await step.run(context, variables) for step in self.steps}
+    async def run(self, context: Context, variables: VariableValues) -> ExecutionResult:
+        """The operation's answer; raises NotPlanned, or the error of a read, for the executor
+        to answer instead. Steps run one after the other, as the executor runs a mutation's."""
+        data: dict[str, Any] = {}
+        errors: list[GraphQLError] = []
+        for step in self.steps:
+            try:
+                data[step.key] = await step.run(context, variables)
+            except _Failed as failed:
+                data[step.key] = None
+                errors.append(failed.error)
+        return ExecutionResult(data, errors or None)
 
 
 def plan(
     schema: strawberry.Schema,
     operation: OperationDefinitionNode,
     fragments: Mapping[str, FragmentDefinitionNode],
-    planned: Mapping[str, compiled.RecordRoot | compiled.PageRoot],
+    planned: Mapping[str, Root],
 ) -> Plan | None:
-    """The operation's plan, or None when the executor answers it."""
-    if operation.operation is not OperationType.QUERY or operation.directives:
+    """The operation's plan, or None when the executor answers it; `planned`: the root fields
+    of the operation's type that a plan may answer."""
+    root_type = schema._schema.get_root_type(operation.operation)
+    if root_type is None or operation.directives:
         return None
-    query_type = schema._schema.query_type
-    assert query_type is not None
     steps: list[_Step] = []
     keys: set[str] = set()
+    writes = 0
     for node in operation.selection_set.selections:
         if not isinstance(node, FieldNode) or node.directives:
             return None
@@ -106,13 +136,13 @@ def plan(
         keys.add(key)
         name = node.name.value
         if name == "__typename":
-            steps.append(_Step(key, _constant(query_type.name)))
+            steps.append(_Step(key, _constant(root_type.name)))
             continue
         root = planned.get(name)
         if root is None:
             return None
-        graphql_field = query_type.fields[name]
-        strawberry_field = schema.get_field_for_type(name, query_type.name)
+        graphql_field = root_type.fields[name]
+        strawberry_field = schema.get_field_for_type(name, root_type.name)
         assert strawberry_field is not None
         arguments = _arguments(schema, graphql_field, strawberry_field.arguments, node)
         scopes = guard_scopes(graphql_field)
@@ -120,14 +150,21 @@ def plan(
             cast("GraphQLResolveInfo[Any]", _Fragments(fragments)), [node]
         )
         assert isinstance(selected, SelectedField)
+        field_name = f"{root_type.name}.{name}"
         try:
-            if isinstance(root, compiled.RecordRoot):
-                run = _record(root, root.plan(selected), arguments, scopes, f"Query.{name}")
+            if isinstance(root, WriteRoot):
+                writes += 1
+                shape = _row_shape(schema, root, graphql_field, selected)
+                run = _write(root, shape, node, key, arguments, scopes, field_name)
+            elif isinstance(root, compiled.RecordRoot):
+                run = _record(root, root.plan(selected), arguments, scopes, field_name)
             else:
-                run = _page(root, selected, arguments, scopes, f"Query.{name}")
+                run = _page(root, selected, arguments, scopes, field_name)
         except compiled.Unsupported:
             return None
         steps.append(_Step(key, run))
+    if writes > 1:  # a field refused after a write: the executor cannot start again
+        return None
     return Plan(tuple(steps))
 
 
@@ -181,6 +218,35 @@ def _record(
             raise NotPlanned(field_name)
         assert not isinstance(found, compiled.RowsNeeded)
         return found
+
+    return run
+
+
+def _row_shape(
+    schema: strawberry.Schema, root: WriteRoot, graphql_field: GraphQLField, selected: SelectedField
+) -> RowShape:
+    """A nullable object's shape: an error of a non-null write would null the whole answer."""
+    if not isinstance(graphql_field.type, GraphQLObjectType):
+        raise compiled.Unsupported("a non-null or abstract write")
+    return root.shape(graphql_field.type, selected, schema.config.default_resolver)
+
+
+def _write(
+    root: WriteRoot,
+    shape: RowShape,
+    node: FieldNode,
+    key: str,
+    arguments: Arguments,
+    scopes: tuple[Scope, ...],
+    field_name: str,
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    async def run(context: Context, variables: VariableValues) -> dict[str, Any]:
+        _admit(context, scopes, field_name)
+        given = arguments(variables)
+        try:
+            return shape.answer(await root.write(context, **given))
+        except Exception as error:  # refused, or written: answered here, never again
+            raise _Failed(located_error(error, [node], [key])) from None
 
     return run
 

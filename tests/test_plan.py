@@ -1,6 +1,8 @@
-"""Queries answered by their plan (schema/plan.py) over HTTP: the answer GraphQL prescribes, in
+"""Operations answered by their plan (schema/plan.py) over HTTP: the answer GraphQL prescribes, in
 selection order, audited like any read; and what the plan does not take on (a refused guard,
-a refused argument, a failure) answered by the executor with its coded errors."""
+a refused argument, a failure) answered by the executor with its coded errors. An eligibility
+check's plan answers as the executor does: the same decision, the same coded error naming the
+field, the same audit entry."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from db.queries import eligibility as eligibility_queries
 from db.queries import json_pages
+from schema import engine
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 from tests.test_engine import _latest_entry
@@ -104,3 +108,154 @@ def test_a_failing_statement_is_a_coded_internal_error_and_no_record_is_audited(
     assert error["extensions"]["code"] == "INTERNAL"
     assert answer["data"] == {"msmes": None}
     assert _latest_entry(demo_url, PROVINCE) == before
+
+
+JAMKRIDA = "demo-jamkrida-62"
+CHECK = """mutation Check($request: EligibilityRequest!) {
+  checkEligibility(request: $request)%s {
+    __typename id subjectKey product rulesetVersion checkDate loanAmount tenorMonths verdict
+    coverageAmount estimatedFee decidedAt } }"""
+PLANNED_CHECK = CHECK % ""
+EXECUTED_CHECK = CHECK % " @include(if: true)"  # a directive: the plan leaves it to the executor
+REQUEST = {
+    "nib": NIB,
+    "product": "JAMKRIDA_KTG_PRODUKTIF",
+    "loanAmount": "50000000",
+    "tenorMonths": 24,
+    "checkDate": "2026-01-15",
+    "attestation": {
+        "maxCollectibility": 1,
+        "hasOtherProductiveCredit": False,
+        "feasibilityApproved": True,
+        "onNationalBlacklist": False,
+        "hasNpwp": True,
+    },
+}
+
+
+def _refused(*args: Any, **kwargs: Any) -> None:
+    """Stands in for the executor where only the plan may answer."""
+    raise AssertionError("the executor was asked")
+
+
+def _audited(url: str) -> dict[str, Any]:
+    entry = _latest_entry(url, JAMKRIDA)
+    return {key: entry[key] for key in ("operation", "records", "fields", "touched")}
+
+
+def test_a_check_is_answered_by_its_plan_as_the_executor_answers_it(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executed = api.graphql(EXECUTED_CHECK, JAMKRIDA, {"request": REQUEST})
+    executed_entry = _audited(demo_url)
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "execute", _refused)
+        planned = api.graphql(PLANNED_CHECK, JAMKRIDA, {"request": REQUEST})
+    assert "errors" not in planned
+    assert _audited(demo_url) == executed_entry
+    assert planned["data"].keys() == executed["data"].keys() == {"checkEligibility"}
+    decision, expected = planned["data"]["checkEligibility"], executed["data"]["checkEligibility"]
+    assert list(decision) == list(expected)
+    assert decision["id"] != expected["id"]  # each check stores its own decision
+    assert decision["decidedAt"] >= expected["decidedAt"]
+    same = [key for key in expected if key not in ("id", "decidedAt")]
+    assert {key: decision[key] for key in same} == {key: expected[key] for key in same}
+    assert decision["verdict"] == "ELIGIBLE"
+    assert decision["loanAmount"] == "50000000"
+    checked = api.graphql(
+        "query D($id: ID!) { eligibilityDecision(id: $id) { id decidedAt } }",
+        JAMKRIDA,
+        {"id": decision["id"]},
+    )
+    assert checked["data"]["eligibilityDecision"] == {
+        "id": decision["id"],
+        "decidedAt": decision["decidedAt"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "client_id", "code", "field"),
+    [
+        ({"nib": "12345"}, JAMKRIDA, "BAD_USER_INPUT", "request.nib"),
+        ({"nib": "9990000009999"}, JAMKRIDA, "NOT_FOUND", "request.nib"),
+        ({"product": "NO_SUCH_PRODUCT"}, JAMKRIDA, "BAD_USER_INPUT", "request.product"),
+        (
+            {"attestation": {"maxCollectibility": 6}},
+            JAMKRIDA,
+            "BAD_USER_INPUT",
+            "request.attestation.max_collectibility",
+        ),
+        ({}, "demo-province-62", "FORBIDDEN", None),  # the guard's refusal is the executor's
+    ],
+)
+def test_a_refused_check_is_the_executors_coded_error_and_audit_entry(
+    api: Api,
+    demo_url: str,
+    change: dict[str, Any],
+    client_id: str,
+    code: str,
+    field: str | None,
+) -> None:
+    request = {**REQUEST, **change}
+    planned = api.graphql(PLANNED_CHECK, client_id, {"request": request})
+    planned_entry = _latest_entry(demo_url, client_id)
+    executed = api.graphql(EXECUTED_CHECK, client_id, {"request": request})
+    assert planned == executed
+    assert planned["data"] == {"checkEligibility": None}
+    (error,) = planned["errors"]
+    assert error["extensions"]["code"] == code
+    assert error["path"] == ["checkEligibility"]
+    if field is not None:
+        assert error["message"].startswith(f"{field}: ")
+    executed_entry = _latest_entry(demo_url, client_id)
+    for key in ("operation", "records", "fields", "touched"):
+        assert planned_entry[key] == executed_entry[key]
+
+
+def test_a_refused_check_is_answered_by_its_plan_without_the_executor(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "execute", _refused)
+    answer = api.graphql(PLANNED_CHECK, JAMKRIDA, {"request": {**REQUEST, "nib": "9990000009999"}})
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "request.nib"}
+    assert error["locations"] == [{"line": 2, "column": 3}]
+
+
+def test_two_checks_in_one_operation_are_the_executors(api: Api) -> None:
+    """The plan makes at most one write: one refused after another had written could not be
+    answered again from the start."""
+    answer = api.graphql(
+        """mutation Two($request: EligibilityRequest!) {
+          first: checkEligibility(request: $request) { verdict }
+          second: checkEligibility(request: $request) { verdict } }""",
+        JAMKRIDA,
+        {"request": REQUEST},
+    )
+    assert answer == {"data": {"first": {"verdict": "ELIGIBLE"}, "second": {"verdict": "ELIGIBLE"}}}
+
+
+def test_a_mutations_typename_is_answered_by_its_plan(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "execute", _refused)
+    assert api.graphql("mutation { __typename }", JAMKRIDA) == {"data": {"__typename": "Mutation"}}
+
+
+def test_a_failing_write_is_a_coded_internal_error_and_is_not_made_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[object] = []
+
+    async def broken(*args: Any) -> None:
+        attempts.append(args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(eligibility_queries, "store_decision", broken)
+    monkeypatch.setattr(engine, "execute", _refused)
+    answer = api.graphql(PLANNED_CHECK, JAMKRIDA, {"request": REQUEST})
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["path"] == ["checkEligibility"]
+    assert answer["data"] == {"checkEligibility": None}
+    assert len(attempts) == 1
