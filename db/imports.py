@@ -144,7 +144,7 @@ WRITTEN = _scratch(
     "msme_import_written",
     Column("id", BigInteger),
     Column("created", Boolean),
-    Column("scale_changed", Boolean),
+    Column("scale_row", Boolean),  # a scale history row to write: see _SCALES
     Column("scale", Text),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
@@ -436,7 +436,7 @@ WITH written AS (
       FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
+INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
 SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turnover
   FROM written
 """
@@ -449,6 +449,9 @@ SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turno
 # nothing, so the diff is the object `field_change` would give ({"column": {"before": null,
 # "after": value}} for each non-null column), written as JSON text and parsed once.
 # tests/test_imports.py checks that both entries agree with field_change.
+# Their first scale entry is kept the same way (migration 0016): the batch notes the day and the
+# rule version, the view `scale_history` reads the rest from the record; only records created
+# with an owner get a row from _SCALES.
 _INSERT = """
 WITH written AS (
     INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
@@ -464,8 +467,10 @@ WITH written AS (
     SELECT w.*, s.owner_nik IS NOT NULL AS has_owner
       FROM written w JOIN msme_import s ON s.nib = w.nib
 ), batches AS (
-    INSERT INTO msme_import_batches (id, client_id, organisation, first_id, last_id)
-    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id)
+    INSERT INTO msme_import_batches
+           (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
+    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id),
+           :today, :rule_version
       FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run
               FROM owned WHERE NOT has_owner) AS ids
      GROUP BY run
@@ -494,9 +499,9 @@ WITH written AS (
      WHERE w.has_owner
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
-SELECT id, true, true, scale, capital, annual_turnover
-  FROM written
+INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
+SELECT id, true, has_owner, scale, capital, annual_turnover
+  FROM owned
 """
 
 
@@ -545,11 +550,13 @@ SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb
  ORDER BY m.id
 """
 
+# A scale history row for each record whose scale an UPDATE changed, and each record created
+# with an owner (the others' first entry is their batch's).
 _SCALES = """
 INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital, rule_version)
 SELECT id, scale, :today, annual_turnover, capital, :rule_version
   FROM msme_import_written
- WHERE scale_changed
+ WHERE scale_row
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
        capital = EXCLUDED.capital, recorded_at = now()
@@ -580,14 +587,15 @@ SELECT m.id, m.nib
 async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
     """The staged rows, written set-based; (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
+    day = {"today": today, "rule_version": RULE_VERSION}
     existing = (await connection.execute(text(_LOCK))).rowcount
     owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount
     if existing:
         await connection.execute(text(_UPDATE), by)
-    await connection.execute(text(_INSERT), by)
+    await connection.execute(text(_INSERT), {**by, **day})
     if owners:
         await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
-    await connection.execute(text(_SCALES), {"today": today, "rule_version": RULE_VERSION})
+    await connection.execute(text(_SCALES), day)
     created, updated = (await connection.execute(text(_COUNTS))).one()
     return int(created), int(updated)
