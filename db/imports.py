@@ -33,7 +33,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    any_,
     func,
     literal,
     not_,
@@ -153,6 +152,10 @@ EXISTING = _scratch(
     "msme_import_existing",
     Column("id", BigInteger),
     Column("nib", Text),
+    # Where the record is: the jurisdiction check reads it here, not in msmes (see _LOCK).
+    Column("province_code", Text),
+    Column("regency_code", Text),
+    Column("district_code", Text),
 )
 OWNER_CHANGES = _scratch(
     "msme_import_owners",
@@ -340,6 +343,7 @@ class _Chunks:
         await connection.execute(
             text("ANALYZE msme_import (row_no, nib, regency_code, district_code)")
         )
+        existing = (await connection.execute(text(_LOCK))).rowcount
         self.errors.extend(await _set_checks(connection, self.scope, self.name))
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
@@ -347,13 +351,14 @@ class _Chunks:
         bad = sorted({error.row for error in self.errors if error.row in rows})
         if bad:
             await connection.execute(STAGING.delete().where(STAGING.c.row_no.in_(bad)))
-        created, updated = await _write(connection, self.actor, self.today)
+        created, updated = await _write(connection, self.actor, self.today, existing=existing)
         self.created += created
         self.updated += updated
 
 
 async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer) -> list[RowError]:
-    """What only the database can tell, checked for all rows in one statement."""
+    """What only the database can tell, checked for all rows in one statement: the records
+    the staged NIBs name are in msme_import_existing already (_LOCK)."""
     s = STAGING
     regency = REGIONS.alias("regency")
     district = REGIONS.alias("district")
@@ -369,11 +374,8 @@ async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer)
             literal(name("nib")),
             literal("is registered to a record outside your jurisdiction"),
         )
-        .select_from(s.join(MSMES, MSMES.c.nib == s.c.nib))
-        # A probe per staged NIB (see _LOCK): planned as a join, this scanned the whole
-        # register on a chunk whose statistics the planner had not seen yet (1.6 s a million).
-        .where(MSMES.c.nib == any_(func.array(select(s.c.nib).scalar_subquery())))
-        .where(not_(scope.rows(MSMES))),
+        .select_from(s.join(EXISTING, EXISTING.c.nib == s.c.nib))
+        .where(not_(scope.rows(EXISTING))),
     )
     return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
 
@@ -441,18 +443,13 @@ SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turno
   FROM written
 """
 
-# Created records: their history entry is one row per run of consecutive ids in
-# msme_import_batches (migration 0015), read per record through `record_history`, which
+# Created records without an owner: their history entry is one row per run of consecutive ids
+# in msme_import_batches (migration 0015), read per record through `record_history`, which
 # rebuilds the values from the record; writing them as JSON per record was a third of the
-# import's time in PostgreSQL. A record created with an owner keeps a row of its own (the owner
-# fields it set are named there, from msme_import_owners): every stored value is a change from
-# nothing, so the diff is the object `field_change` would give ({"column": {"before": null,
-# "after": value}} for each non-null column), written as JSON text and parsed once.
-# tests/test_imports.py checks that both entries agree with field_change.
-# Their first scale entry is kept the same way (migration 0016): the batch notes the day and the
-# rule version, the view `scale_history` reads the rest from the record; only records created
-# with an owner get a row from _SCALES.
-_INSERT = """
+# import's time in PostgreSQL. Their first scale entry is kept the same way (migration 0016):
+# the batch notes the day and the rule version, the view `scale_history` reads the rest from
+# the record. Nothing else needs them, so the statement only counts them.
+_CREATE = """
 WITH written AS (
     INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
                        district_code, established_on, capital, annual_turnover, turnover_year,
@@ -460,20 +457,38 @@ WITH written AS (
     SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
            established_on, capital, annual_turnover, turnover_year, employees
       FROM msme_import s
-     WHERE NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     WHERE s.owner_nik IS NULL
+       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
      ORDER BY row_no
-    RETURNING msmes.*
-), owned AS (
-    SELECT w.*, s.owner_nik IS NOT NULL AS has_owner
-      FROM written w JOIN msme_import s ON s.nib = w.nib
+    RETURNING id
 ), batches AS (
     INSERT INTO msme_import_batches
            (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
     SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id),
            :today, :rule_version
-      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run
-              FROM owned WHERE NOT has_owner) AS ids
+      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM written) AS ids
      GROUP BY run
+)
+SELECT count(*) FROM written
+"""
+
+# A record created with an owner keeps a history row of its own (the owner fields it set are
+# named there, from msme_import_owners), and a scale history row (_SCALES): every stored value
+# is a change from nothing, so the diff is the object `field_change` would give ({"column":
+# {"before": null, "after": value}} for each non-null column), written as JSON text and parsed
+# once. tests/test_imports.py checks that both entries agree with field_change.
+_CREATE_OWNED = """
+WITH written AS (
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
+                       district_code, established_on, capital, annual_turnover, turnover_year,
+                       employees)
+    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
+           established_on, capital, annual_turnover, turnover_year, employees
+      FROM msme_import s
+     WHERE s.owner_nik IS NOT NULL
+       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     ORDER BY row_no
+    RETURNING msmes.*
 ), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
@@ -495,13 +510,12 @@ WITH written AS (
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
            ) || '}')::jsonb,
            coalesce(o.personal_fields, '{}')
-      FROM owned w LEFT JOIN msme_import_owners o ON o.nib = w.nib
-     WHERE w.has_owner
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
-SELECT id, true, has_owner, scale, capital, annual_turnover
-  FROM owned
+SELECT id, true, true, scale, capital, annual_turnover
+  FROM written
 """
 
 
@@ -570,13 +584,16 @@ SELECT count(*) FILTER (WHERE w.created),
                     JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
 """
 
-# Lock a chunk's existing records first, in id order: the writes then read values nobody can
-# change before the import commits. They are noted in msme_import_existing; this lock and the
-# UPDATE reach msmes through `= ANY(ARRAY(…))`: one index probe per row, where a join with a
-# chunk is planned as a scan of the whole register.
+# Lock a chunk's existing records first, in id order, before the set checks: the writes then
+# read values nobody can change before the import commits, and the jurisdiction check reads
+# where each record is from msme_import_existing instead of probing msmes a second time. (A
+# record a rejected row names stays locked until the import ends; single writes wait for an
+# import anyway.) This lock and the UPDATE reach msmes through `= ANY(ARRAY(…))`: one index
+# probe per row, where a join with a chunk is planned as a scan of the whole register (1.6 s a
+# million, on a chunk whose statistics the planner had not seen yet).
 _LOCK = """
-INSERT INTO msme_import_existing (id, nib)
-SELECT m.id, m.nib
+INSERT INTO msme_import_existing (id, nib, province_code, regency_code, district_code)
+SELECT m.id, m.nib, m.province_code, m.regency_code, m.district_code
   FROM msmes m
  WHERE m.nib = ANY(ARRAY(SELECT nib FROM msme_import))
  ORDER BY m.id
@@ -584,18 +601,24 @@ SELECT m.id, m.nib
 """
 
 
-async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
-    """The staged rows, written set-based; (created, updated) counts."""
+async def _write(
+    connection: AsyncConnection, actor: Actor, today: date, *, existing: int
+) -> tuple[int, int]:
+    """The staged rows, written set-based, `existing` of them records locked already;
+    (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
     day = {"today": today, "rule_version": RULE_VERSION}
-    existing = (await connection.execute(text(_LOCK))).rowcount
     owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount
     if existing:
         await connection.execute(text(_UPDATE), by)
-    await connection.execute(text(_INSERT), {**by, **day})
+    created = (await connection.execute(text(_CREATE), {**by, **day})).scalar_one()
     if owners:
+        # Every new record with an owner names its owner fields: no owner changes, none created.
+        await connection.execute(text(_CREATE_OWNED), by)
         await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
+    if not (existing or owners):
+        return created, 0  # the usual new register: msme_import_written is empty
     await connection.execute(text(_SCALES), day)
-    created, updated = (await connection.execute(text(_COUNTS))).one()
-    return int(created), int(updated)
+    created_owned, updated = (await connection.execute(text(_COUNTS))).one()
+    return created + int(created_owned), int(updated)
