@@ -178,7 +178,7 @@ def _count_rows(path: Path) -> int:
 def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]:
     """Rows numbered as a spreadsheet shows them: the header is row 1. Blank lines are skipped."""
     for number, cells in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue
         yield number, draft_from_cells(dict(zip(header, cells, strict=False)))
 
