@@ -57,6 +57,9 @@ MSMES = table_of(models.Msme)
 REGIONS = table_of(models.Region)
 CHUNK = 10_000
 """Rows per COPY and per set of write statements."""
+FIRST_CHUNK = 1_000
+"""The first chunk is smaller: PostgreSQL starts writing while Python checks the rest, instead
+of waiting for the first 10,000 rows to be checked."""
 YIELD_EVERY = 250
 WORK_MEM = "64MB"
 
@@ -259,6 +262,7 @@ async def _check(
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
+    chunk = min(FIRST_CHUNK, CHUNK)
     for row_no, draft in rows:
         received += 1
         checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
@@ -278,10 +282,10 @@ async def _check(
         if received % YIELD_EVERY == 0:
             report("check", received, total)
             await asyncio.sleep(0)  # the chunk being written sends its next statement
-        if len(staged) == CHUNK:
+        if len(staged) == chunk:
             await chunks.hand_over(staged)
             report("load", chunks.loaded, total)
-            staged = []
+            staged, chunk = [], CHUNK
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
