@@ -260,6 +260,7 @@ async def _check(
     number of rows received. Bad rows go to `chunks.errors`."""
     name, scope = chunks.name, chunks.scope
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
+    covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few regencies
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
@@ -268,7 +269,7 @@ async def _check(
         checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
         if isinstance(checked, list):
             chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
-        elif not scope.covers(checked.regency_code):
+        elif not _covers(scope, checked.regency_code, covered):
             chunks.errors.append(
                 RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
             )
@@ -289,6 +290,13 @@ async def _check(
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
+
+
+def _covers(scope: RowScope, regency: str, covered: dict[str, bool]) -> bool:
+    inside = covered.get(regency)
+    if inside is None:
+        inside = covered[regency] = scope.covers(regency)
+    return inside
 
 
 class _Chunks:
