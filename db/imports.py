@@ -4,7 +4,8 @@ The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scal
 repeated in the file), COPYed in chunks into a temporary staging table, checked again as sets in
 SQL (regions exist, NIBs not registered outside the jurisdiction), then written set-based: one
 UPDATE for the records the file changes and one INSERT for those it creates, each writing its
-change history in the same statement, then owners and scale history. A chunk is written while
+change history in the same statement (a new record's history and first scale entry are kept per
+run of ids, migrations 0015 and 0016), then owners and scale history. A chunk is written while
 Python checks the next, so both cores work. Everything runs in the caller's transaction, so a
 failure or a killed process leaves the database as it was.
 
