@@ -4,7 +4,8 @@ The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scal
 repeated in the file), COPYed in chunks into a temporary staging table, checked again as sets in
 SQL (regions exist, NIBs not registered outside the jurisdiction), then written set-based: one
 UPDATE for the records the file changes and one INSERT for those it creates, each writing its
-change history in the same statement, then owners and scale history. A chunk is written while
+change history in the same statement (a new record's history and first scale entry are kept per
+run of ids, migrations 0015 and 0016), then owners and scale history. A chunk is written while
 Python checks the next, so both cores work. Everything runs in the caller's transaction, so a
 failure or a killed process leaves the database as it was.
 
@@ -33,7 +34,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    any_,
     func,
     literal,
     not_,
@@ -58,7 +58,15 @@ MSMES = table_of(models.Msme)
 REGIONS = table_of(models.Region)
 CHUNK = 10_000
 """Rows per COPY and per set of write statements."""
-YIELD_EVERY = 250
+FIRST_CHUNK = 1_000
+"""The first chunk is smaller: PostgreSQL starts writing while Python checks the rest, instead
+of waiting for the first 10,000 rows to be checked."""
+REPORT_EVERY = 1_000
+"""Rows between progress reports (a progress bar's update costs as much as checking a row)."""
+YIELD_EVERY = 25
+"""Rows checked between turns of the chunk being written: each of its statements and each part
+of its COPY waits for a turn, so PostgreSQL idles while Python checks (every 250 rows left it
+idle a fifth of the time)."""
 WORK_MEM = "64MB"
 
 Progress = Callable[[str, int, int], None]
@@ -144,7 +152,7 @@ WRITTEN = _scratch(
     "msme_import_written",
     Column("id", BigInteger),
     Column("created", Boolean),
-    Column("scale_changed", Boolean),
+    Column("scale_row", Boolean),  # a scale history row to write: see _SCALES
     Column("scale", Text),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
@@ -153,6 +161,10 @@ EXISTING = _scratch(
     "msme_import_existing",
     Column("id", BigInteger),
     Column("nib", Text),
+    # Where the record is: the jurisdiction check reads it here, not in msmes (see _LOCK).
+    Column("province_code", Text),
+    Column("regency_code", Text),
+    Column("district_code", Text),
 )
 OWNER_CHANGES = _scratch(
     "msme_import_owners",
@@ -160,6 +172,7 @@ OWNER_CHANGES = _scratch(
     Column("personal_fields", ARRAY(Text)),
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
+_OWNER_NIK = STAGED_COLUMNS.index("owner_nik")
 
 
 def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
@@ -254,14 +267,16 @@ async def _check(
     number of rows received. Bad rows go to `chunks.errors`."""
     name, scope = chunks.name, chunks.scope
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
+    covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few regencies
     staged: list[tuple[Any, ...]] = []
     received = 0
+    chunk = min(FIRST_CHUNK, CHUNK)
     for row_no, draft in rows:
         received += 1
         checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
         if isinstance(checked, list):
             chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
-        elif not scope.covers(checked.regency_code):
+        elif not _covers(scope, checked.regency_code, covered):
             chunks.errors.append(
                 RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
             )
@@ -273,15 +288,23 @@ async def _check(
                 )
             staged.append(_staged(row_no, checked))
         if received % YIELD_EVERY == 0:
-            report("check", received, total)
+            if received % REPORT_EVERY == 0:
+                report("check", received, total)
             await asyncio.sleep(0)  # the chunk being written sends its next statement
-        if len(staged) == CHUNK:
+        if len(staged) == chunk:
             await chunks.hand_over(staged)
             report("load", chunks.loaded, total)
-            staged = []
+            staged, chunk = [], CHUNK
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
+
+
+def _covers(scope: RowScope, regency: str, covered: dict[str, bool]) -> bool:
+    inside = covered.get(regency)
+    if inside is None:
+        inside = covered[regency] = scope.covers(regency)
+    return inside
 
 
 class _Chunks:
@@ -336,10 +359,13 @@ class _Chunks:
         assert driver is not None
         await driver.copy_records_to_table(STAGING.name, records=staged, columns=STAGED_COLUMNS)
         self.loaded += len(staged)
-        # Row counts and the join columns' statistics for the joins below (not every column).
-        await connection.execute(
-            text("ANALYZE msme_import (row_no, nib, regency_code, district_code)")
+        # Row counts and the join columns' statistics for the joins below (not every column),
+        # then the lock, sent together: a round trip each costs tens of milliseconds on a busy
+        # machine, several per chunk. The lock's status reads "INSERT 0 <rows>".
+        status = await driver.execute(
+            f"ANALYZE msme_import (row_no, nib, regency_code, district_code); {_LOCK}"
         )
+        existing = int(status.rsplit(" ", 1)[-1])
         self.errors.extend(await _set_checks(connection, self.scope, self.name))
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
@@ -347,13 +373,17 @@ class _Chunks:
         bad = sorted({error.row for error in self.errors if error.row in rows})
         if bad:
             await connection.execute(STAGING.delete().where(STAGING.c.row_no.in_(bad)))
-        created, updated = await _write(connection, self.actor, self.today)
+        owned = any(row[_OWNER_NIK] is not None for row in staged)
+        created, updated = await _write(
+            connection, self.actor, self.today, existing=existing, owned=owned
+        )
         self.created += created
         self.updated += updated
 
 
 async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer) -> list[RowError]:
-    """What only the database can tell, checked for all rows in one statement."""
+    """What only the database can tell, checked for all rows in one statement: the records
+    the staged NIBs name are in msme_import_existing already (_LOCK)."""
     s = STAGING
     regency = REGIONS.alias("regency")
     district = REGIONS.alias("district")
@@ -369,11 +399,8 @@ async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer)
             literal(name("nib")),
             literal("is registered to a record outside your jurisdiction"),
         )
-        .select_from(s.join(MSMES, MSMES.c.nib == s.c.nib))
-        # A probe per staged NIB (see _LOCK): planned as a join, this scanned the whole
-        # register on a chunk whose statistics the planner had not seen yet (1.6 s a million).
-        .where(MSMES.c.nib == any_(func.array(select(s.c.nib).scalar_subquery())))
-        .where(not_(scope.rows(MSMES))),
+        .select_from(s.join(EXISTING, EXISTING.c.nib == s.c.nib))
+        .where(not_(scope.rows(EXISTING))),
     )
     return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
 
@@ -436,20 +463,18 @@ WITH written AS (
       FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
+INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
 SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turnover
   FROM written
 """
 
-# Created records: their history entry is one row per run of consecutive ids in
-# msme_import_batches (migration 0015), read per record through `record_history`, which
+# Created records without an owner: their history entry is one row per run of consecutive ids
+# in msme_import_batches (migration 0015), read per record through `record_history`, which
 # rebuilds the values from the record; writing them as JSON per record was a third of the
-# import's time in PostgreSQL. A record created with an owner keeps a row of its own (the owner
-# fields it set are named there, from msme_import_owners): every stored value is a change from
-# nothing, so the diff is the object `field_change` would give ({"column": {"before": null,
-# "after": value}} for each non-null column), written as JSON text and parsed once.
-# tests/test_imports.py checks that both entries agree with field_change.
-_INSERT = """
+# import's time in PostgreSQL. Their first scale entry is kept the same way (migration 0016):
+# the batch notes the day and the rule version, the view `scale_history` reads the rest from
+# the record. Nothing else needs them, so the statement only counts them.
+_CREATE = """
 WITH written AS (
     INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
                        district_code, established_on, capital, annual_turnover, turnover_year,
@@ -457,18 +482,38 @@ WITH written AS (
     SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
            established_on, capital, annual_turnover, turnover_year, employees
       FROM msme_import s
-     WHERE NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     WHERE s.owner_nik IS NULL
+       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     ORDER BY row_no
+    RETURNING id
+), batches AS (
+    INSERT INTO msme_import_batches
+           (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
+    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id),
+           :today, :rule_version
+      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM written) AS ids
+     GROUP BY run
+)
+SELECT count(*) FROM written
+"""
+
+# A record created with an owner keeps a history row of its own (the owner fields it set are
+# named there, from msme_import_owners), and a scale history row (_SCALES): every stored value
+# is a change from nothing, so the diff is the object `field_change` would give ({"column":
+# {"before": null, "after": value}} for each non-null column), written as JSON text and parsed
+# once. tests/test_imports.py checks that both entries agree with field_change.
+_CREATE_OWNED = """
+WITH written AS (
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
+                       district_code, established_on, capital, annual_turnover, turnover_year,
+                       employees)
+    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
+           established_on, capital, annual_turnover, turnover_year, employees
+      FROM msme_import s
+     WHERE s.owner_nik IS NOT NULL
+       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
      ORDER BY row_no
     RETURNING msmes.*
-), owned AS (
-    SELECT w.*, s.owner_nik IS NOT NULL AS has_owner
-      FROM written w JOIN msme_import s ON s.nib = w.nib
-), batches AS (
-    INSERT INTO msme_import_batches (id, client_id, organisation, first_id, last_id)
-    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id)
-      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run
-              FROM owned WHERE NOT has_owner) AS ids
-     GROUP BY run
 ), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
@@ -490,11 +535,10 @@ WITH written AS (
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
            ) || '}')::jsonb,
            coalesce(o.personal_fields, '{}')
-      FROM owned w LEFT JOIN msme_import_owners o ON o.nib = w.nib
-     WHERE w.has_owner
+      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_changed, scale, capital, annual_turnover)
+INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
 SELECT id, true, true, scale, capital, annual_turnover
   FROM written
 """
@@ -545,11 +589,13 @@ SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb
  ORDER BY m.id
 """
 
+# A scale history row for each record whose scale an UPDATE changed, and each record created
+# with an owner (the others' first entry is their batch's).
 _SCALES = """
 INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital, rule_version)
 SELECT id, scale, :today, annual_turnover, capital, :rule_version
   FROM msme_import_written
- WHERE scale_changed
+ WHERE scale_row
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
        capital = EXCLUDED.capital, recorded_at = now()
@@ -563,13 +609,16 @@ SELECT count(*) FILTER (WHERE w.created),
                     JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
 """
 
-# Lock a chunk's existing records first, in id order: the writes then read values nobody can
-# change before the import commits. They are noted in msme_import_existing; this lock and the
-# UPDATE reach msmes through `= ANY(ARRAY(…))`: one index probe per row, where a join with a
-# chunk is planned as a scan of the whole register.
+# Lock a chunk's existing records first, in id order, before the set checks: the writes then
+# read values nobody can change before the import commits, and the jurisdiction check reads
+# where each record is from msme_import_existing instead of probing msmes a second time. (A
+# record a rejected row names stays locked until the import ends; single writes wait for an
+# import anyway.) This lock and the UPDATE reach msmes through `= ANY(ARRAY(…))`: one index
+# probe per row, where a join with a chunk is planned as a scan of the whole register (1.6 s a
+# million, on a chunk whose statistics the planner had not seen yet).
 _LOCK = """
-INSERT INTO msme_import_existing (id, nib)
-SELECT m.id, m.nib
+INSERT INTO msme_import_existing (id, nib, province_code, regency_code, district_code)
+SELECT m.id, m.nib, m.province_code, m.regency_code, m.district_code
   FROM msmes m
  WHERE m.nib = ANY(ARRAY(SELECT nib FROM msme_import))
  ORDER BY m.id
@@ -577,17 +626,24 @@ SELECT m.id, m.nib
 """
 
 
-async def _write(connection: AsyncConnection, actor: Actor, today: date) -> tuple[int, int]:
-    """The staged rows, written set-based; (created, updated) counts."""
+async def _write(
+    connection: AsyncConnection, actor: Actor, today: date, *, existing: int, owned: bool
+) -> tuple[int, int]:
+    """The staged rows, written set-based, `existing` of them records locked already, `owned`
+    when any has an owner; (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
-    existing = (await connection.execute(text(_LOCK))).rowcount
-    owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount
+    day = {"today": today, "rule_version": RULE_VERSION}
+    owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount if owned else 0
     if existing:
         await connection.execute(text(_UPDATE), by)
-    await connection.execute(text(_INSERT), by)
+    created = (await connection.execute(text(_CREATE), {**by, **day})).scalar_one()
     if owners:
+        # Every new record with an owner names its owner fields: no owner changes, none created.
+        await connection.execute(text(_CREATE_OWNED), by)
         await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
-    await connection.execute(text(_SCALES), {"today": today, "rule_version": RULE_VERSION})
-    created, updated = (await connection.execute(text(_COUNTS))).one()
-    return int(created), int(updated)
+    if not (existing or owners):
+        return created, 0  # the usual new register: msme_import_written is empty
+    await connection.execute(text(_SCALES), day)
+    created_owned, updated = (await connection.execute(text(_COUNTS))).one()
+    return created + int(created_owned), int(updated)

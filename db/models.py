@@ -345,7 +345,8 @@ class RecordChange(Base):
 
 class MsmeImportBatch(Base):
     """The history entry of a run of records an import created, ids `first_id` to `last_id`
-    (migration 0015): read per record through the view `record_history`."""
+    (migration 0015): read per record through the view `record_history`; and their first scale
+    entry (migration 0016), through the view `scale_history`."""
 
     __tablename__ = "msme_import_batches"
     __table_args__ = (
@@ -362,6 +363,10 @@ class MsmeImportBatch(Base):
     organisation: Mapped[str] = mapped_column(Text)
     first_id: Mapped[int] = mapped_column(BigInteger)
     last_id: Mapped[int] = mapped_column(BigInteger)
+    # The records' first scale entry (migration 0016), read through the view `scale_history`;
+    # empty for batches of imports that still wrote it as rows.
+    effective_from: Mapped[date | None] = mapped_column(Date)
+    rule_version: Mapped[str | None] = mapped_column(String(20))
 
 
 class Indicator(Base):

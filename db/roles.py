@@ -57,6 +57,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "record_changes_id_seq": "USAGE",
     "msme_import_batches": APPEND,  # the history entry of the records an import chunk creates
     "record_history": READ,  # a view: record_changes with the batches' entries per record
+    "scale_history": READ,  # a view: msme_scale_history with the batches' first entries
     "realisations": APPEND,
     "realisations_id_seq": "USAGE",
     "targets": READ,

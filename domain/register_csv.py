@@ -116,6 +116,8 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[Invali
 def _owner(cells: Mapping[str, str | None], errors: list[InvalidValue]) -> OwnerDraft | None:
     """An owner only when some owner column is filled; then its required fields are too (an
     empty one is refused by its rule)."""
+    if not any(cells.get(field.csv) for field in OWNER_FIELDS):
+        return None  # the usual row, or a file without owner columns: nothing to strip
     read = {field: (cells.get(field.csv) or "").strip() for field in OWNER_FIELDS}
     if not any(read.values()):
         return None

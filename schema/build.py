@@ -11,9 +11,9 @@ from schema.errors import CodedParserCache, ErrorCodes
 from schema.execution import EmbeddingExecutionContext
 from schema.input_conversion import compile_inputs
 from schema.introspection import ClientIntrospection, IntrospectionAlone
-from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.query_limits import QueryLimits
 from schema.scalars import SCALARS
 from schema.types.change_feed import Subscription
 from schema.visible import ClientSchemas

@@ -46,19 +46,7 @@ from graphql import (
     visit,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class QueryLimits:
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 5_000
-    max_cost: int = 50_000
-    max_document_bytes: int = 100_000
-    max_batch: int = 10
-    max_body_bytes: int = 2_000_000
-    max_response_bytes: int = 5_000_000
-    default_page_size: int = 20
-
+from schema.query_limits import QueryLimits
 
 TYPE_REF_NESTING = 9
 """`ofType` fields on a path that add no depth: graphql-core's standard introspection query asks

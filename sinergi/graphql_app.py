@@ -24,7 +24,8 @@ from auth.http import bearer_user, unauthorized
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
-from schema.limits import QueryLimits, Violation
+from schema.limits import Violation
+from schema.query_limits import QueryLimits
 from sinergi import exchange, subscriptions
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
 from sinergi.guard import PAYLOAD, payload

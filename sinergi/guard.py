@@ -31,7 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schema.documents import parse_document
-from schema.limits import QueryLimits, Violation, check_document, cost_variables
+from schema.limits import Violation, check_document, cost_variables
+from schema.query_limits import QueryLimits
 from sinergi import exchange
 
 PAYLOAD = "sinergi.graphql"

@@ -25,7 +25,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from auth import clients
 from auth.scopes import Scope
 from db.engine import create_engine
 from db.imports import Drafted, Mode, Report, import_msmes
@@ -149,6 +148,8 @@ async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
             raise UnusableInput(str(error)) from None
         user = _user()
         return Writer(Actor(f"cli:{user}", f"sinergi CLI ({user})"), jurisdiction, True)
+    from auth import clients  # the OAuth clients' code, only for --as: the command starts sooner
+
     client = await clients.get(connection, args.client_id)
     if client is None or client.revoked:
         raise UnusableInput(f"--as: no active client {args.client_id!r}")
@@ -177,7 +178,7 @@ def _count_rows(path: Path) -> int:
 def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]:
     """Rows numbered as a spreadsheet shows them: the header is row 1. Blank lines are skipped."""
     for number, cells in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue
         yield number, draft_from_cells(dict(zip(header, cells, strict=False)))
 

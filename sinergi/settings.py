@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from domain.cellkey import Perturbation
-from schema.limits import QueryLimits
+from schema.query_limits import QueryLimits
 
 
 class Environment(StrEnum):

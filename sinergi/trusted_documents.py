@@ -35,7 +35,8 @@ from starlette.responses import JSONResponse
 
 from db.queries import trusted_documents
 from schema.documents import parse_document
-from schema.limits import QueryLimits, check_document
+from schema.limits import check_document
+from schema.query_limits import QueryLimits
 from sinergi.guard import bad_request, persisted_hash, sha256
 
 

@@ -64,8 +64,9 @@ async def snapshot(engine: AsyncEngine, prefix: str) -> dict[str, Any]:
         "history": "SELECT c.record_id, c.operation, c.version, c.changes, c.personal_fields"
         " FROM record_history c JOIN msmes m ON m.id = c.record_id"
         " WHERE c.record_kind = 'msme' AND m.nib LIKE :p ORDER BY c.id",
-        "scales": "SELECT h.msme_id, h.scale, h.effective_from FROM msme_scale_history h"
-        " JOIN msmes m ON m.id = h.msme_id WHERE m.nib LIKE :p ORDER BY h.id",
+        "scales": "SELECT h.msme_id, h.scale, h.effective_from FROM scale_history h"
+        " JOIN msmes m ON m.id = h.msme_id WHERE m.nib LIKE :p"
+        " ORDER BY h.msme_id, h.effective_from",
     }
     async with engine.connect() as connection:
         return {
@@ -243,6 +244,65 @@ async def test_a_created_record_history_reads_the_same_after_later_changes(
         later = await history(nib)
         assert later[0] == first[nib][0], "the creation reads as it was"
         assert [entry["operation"] for entry in later] == ["import", "import", "update"]
+
+
+async def test_an_imported_record_scale_history_reads_the_same_after_later_changes(
+    engine: AsyncEngine,
+) -> None:
+    """A record created without an owner gets its first scale entry from its batch, read from
+    the record (migration 0016); its figures changed later, the entry still reads as it was,
+    and a later change of scale follows it, as a graduation from it."""
+    nib = "7752000000000"
+    async with engine.begin() as connection:
+        created = await imports.import_msmes(
+            connection,
+            [(2, draft(nib))],
+            total=1,
+            scope=RowScope("62"),
+            actor=Actor("test", "test"),
+            mode=imports.Mode.VALID_ROWS,
+            today=date(2025, 1, 2),
+        )
+    assert created.created == 1
+    first = {"scale": "MICRO", "effectiveFrom": "2025-01-02", "annualSales": "90000000"}
+
+    async def scale_history() -> tuple[dict[str, Any], list[Any]]:
+        read = await run(engine, KALTENG, READ, {"nib": nib})
+        assert read.errors is None, read.errors
+        return read.data["msme"], list(read.data["msme"]["scaleHistory"])
+
+    record, history = await scale_history()
+    assert history == [first]
+    same_scale = {"annualTurnover": "95000000", "capital": "20000000"}
+    changed = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": record["id"], "version": record["version"], "changes": same_scale},
+    )
+    assert changed.errors is None, changed.errors
+    record, history = await scale_history()
+    assert (record["version"], history) == (2, [first])
+
+    grown = [row(nib, district=None, annualTurnover="2600000000", capital="20000000")]
+    again = (await do_import(engine, grown, "VALID_ROWS")).data["importMsmes"]
+    assert again["updated"] == 1
+    _, history = await scale_history()
+    today = date.today().isoformat()
+    assert history == [
+        first,
+        {"scale": "SMALL", "effectiveFrom": today, "annualSales": "2600000000"},
+    ]
+    async with engine.connect() as connection:
+        steps = await connection.execute(
+            text(
+                "SELECT lag(h.scale) OVER (ORDER BY h.effective_from), h.scale"
+                " FROM msme_scale_history h JOIN msmes m ON m.id = h.msme_id WHERE m.nib = :nib"
+                " ORDER BY h.effective_from"
+            ),
+            {"nib": nib},
+        )
+        assert [tuple(step) for step in steps] == [(None, "micro"), ("micro", "small")]
 
 
 BAD_ROWS = [

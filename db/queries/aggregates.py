@@ -274,7 +274,9 @@ def graduation_source(year: int) -> tuple[FromClause, Mapping[str, ColumnElement
     """MSMEs whose scale rose in `year` ("naik kelas": micro to small or medium, small to medium).
 
     The previous scale is the one in force before the change (LAG over the effective-dated
-    history), so a business counts once per upward step.
+    history), so a business counts once per upward step. The table's rows are enough: an
+    imported record's first entry is read from its batch only until its scale or figures first
+    change, when it becomes a row (migration 0016), and a graduation is a change.
     """
     previous = func.lag(SCALE_HISTORY.c.scale).over(
         partition_by=SCALE_HISTORY.c.msme_id, order_by=SCALE_HISTORY.c.effective_from

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, column, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
@@ -18,7 +18,11 @@ PROGRAMMES = table_of(models.Programme)
 PARTICIPATIONS = table_of(models.Participation)
 MSMES = table_of(models.Msme)
 COOPERATIVES = table_of(models.Cooperative)
-SCALE_HISTORY = table_of(models.MsmeScaleHistory)
+SCALE_HISTORY = table(
+    "scale_history",
+    *(column(c.name, c.type) for c in table_of(models.MsmeScaleHistory).columns if c.name != "id"),
+)
+"""The view of migration 0016: `msme_scale_history` and the first entries of imported records."""
 
 
 async def all_programmes(connection: AsyncConnection) -> list[Record]:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import table_of
-from db.queries import Record
+from db.queries import Record, programmes
 from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
@@ -28,6 +28,8 @@ from domain.scale import RULE_VERSION, classify
 MSMES = table_of(models.Msme)
 OWNERS = table_of(models.MsmeOwner)
 SCALE_HISTORY = table_of(models.MsmeScaleHistory)
+TIMELINE = programmes.SCALE_HISTORY
+"""The scale history as read: the rows, and the first entries an import keeps per batch."""
 IMPORT_LOCK = func.hashtext("sinergi.import")
 """Advisory lock key: an import holds it exclusively, single writes share it."""
 
@@ -145,9 +147,9 @@ async def report_scale(
     """
     latest = (
         await connection.execute(
-            select(SCALE_HISTORY.c.effective_from, SCALE_HISTORY.c.scale)
-            .where(SCALE_HISTORY.c.msme_id == current.id)
-            .order_by(SCALE_HISTORY.c.effective_from.desc())
+            select(TIMELINE.c.effective_from, TIMELINE.c.scale)
+            .where(TIMELINE.c.msme_id == current.id)
+            .order_by(TIMELINE.c.effective_from.desc())
             .limit(1)
         )
     ).first()
