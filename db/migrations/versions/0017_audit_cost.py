@@ -11,7 +11,7 @@
   by data subject state `subjects <> '{}'` (db/queries/audit.py) so the planner can use it.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 
 from alembic import op
