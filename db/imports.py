@@ -468,25 +468,32 @@ SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turno
   FROM written
 """
 
-# Created records without an owner: their history entry is one row per run of consecutive ids
-# in msme_import_batches (migration 0015), read per record through `record_history`, which
-# rebuilds the values from the record; writing them as JSON per record was a third of the
-# import's time in PostgreSQL. Their first scale entry is kept the same way (migration 0016):
-# the batch notes the day and the rule version, the view `scale_history` reads the rest from
-# the record. Nothing else needs them, so the statement only counts them.
-_CREATE = """
-WITH written AS (
+
+def _insert_new(*, owned: bool, returning: str) -> str:
+    """The INSERT of the staged rows that name no stored record: those with an owner
+    (`owned`), or those without one, each kind written by its own statement below."""
+    return f"""
     INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
                        district_code, established_on, capital, annual_turnover, turnover_year,
                        employees)
     SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
            established_on, capital, annual_turnover, turnover_year, employees
       FROM msme_import s
-     WHERE s.owner_nik IS NULL
+     WHERE s.owner_nik IS {"NOT NULL" if owned else "NULL"}
        AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
      ORDER BY row_no
-    RETURNING id
-), batches AS (
+    RETURNING {returning}
+"""  # noqa: S608  # fixed text, not input
+
+
+# Created records without an owner: their history entry is one row per run of consecutive ids
+# in msme_import_batches (migration 0015), read per record through `record_history`, which
+# rebuilds the values from the record; writing them as JSON per record was a third of the
+# import's time in PostgreSQL. Their first scale entry is kept the same way (migration 0016):
+# the batch notes the day and the rule version, the view `scale_history` reads the rest from
+# the record. Nothing else needs them, so the statement only counts them.
+_CREATE = f"""
+WITH written AS ({_insert_new(owned=False, returning="id")}), batches AS (
     INSERT INTO msme_import_batches
            (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
     SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id),
@@ -495,26 +502,17 @@ WITH written AS (
      GROUP BY run
 )
 SELECT count(*) FROM written
-"""
+"""  # noqa: S608  # fixed text, not input
 
 # A record created with an owner keeps a history row of its own (the owner fields it set are
 # named there, from msme_import_owners), and a scale history row (_SCALES): every stored value
 # is a change from nothing, so the diff is the object `field_change` would give ({"column":
 # {"before": null, "after": value}} for each non-null column), written as JSON text and parsed
 # once. tests/test_imports.py checks that both entries agree with field_change.
-_CREATE_OWNED = """
-WITH written AS (
-    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
-                       district_code, established_on, capital, annual_turnover, turnover_year,
-                       employees)
-    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
-           established_on, capital, annual_turnover, turnover_year, employees
-      FROM msme_import s
-     WHERE s.owner_nik IS NOT NULL
-       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
-     ORDER BY row_no
-    RETURNING msmes.*
-), history AS (
+_CREATE_OWNED = (
+    "\nWITH written AS ("  # noqa: S608  # fixed text, not input
+    + _insert_new(owned=True, returning="msmes.*")
+    + """), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
             personal_fields)
@@ -542,6 +540,7 @@ INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_
 SELECT id, true, true, scale, capital, annual_turnover
   FROM written
 """
+)
 
 
 def _each(template: str, separator: str = ", ") -> str:
