@@ -114,12 +114,15 @@ async def _serving(
         "audit": AuditWriter(primary),
         "changes": changes,
     }
-    # What is alive now (modules, the schema, pools) lives as long as the process: frozen, the
+    # What is alive now (modules, the schema, pools) lives as long as the app: frozen, the
     # collector no longer walks it on each of the collections a request's garbage sets off.
+    # Unfrozen when the app stops, so an app started again in the same process (tests) leaves
+    # its predecessor collectable.
     gc.freeze()
     try:
         yield served
     finally:
+        gc.unfreeze()
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
