@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from schema.limits import QueryLimits
+from schema.query_limits import QueryLimits
 from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.http import Api

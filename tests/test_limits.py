@@ -15,7 +15,8 @@ from graphql import (
 )
 
 from schema.build import sdl
-from schema.limits import FIGURE_ROWS, FIGURE_TABLES, LIST_SIZES, QueryLimits, check_document
+from schema.limits import FIGURE_ROWS, FIGURE_TABLES, LIST_SIZES, check_document
+from schema.query_limits import QueryLimits
 from sinergi.demo import SEED_DATA
 
 LIMITS = QueryLimits(max_depth=12, max_aliases=30, max_cost=50_000, default_page_size=20)
