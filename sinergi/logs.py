@@ -72,22 +72,26 @@ class TextFormatter(logging.Formatter):
 
 
 FLUSH_SECONDS = 0.5
+MAX_PENDING = 1_000
 
 
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler that does not flush after every line: a warning or worse is flushed at
-    once, other lines (the access log's, one per request) within FLUSH_SECONDS, by a thread of
-    this handler's. One write to stdout per batch of lines instead of one per request; logging
-    flushes what is left when the process exits."""
+    """A stream handler that writes lines in batches: a warning or worse at once, with the lines
+    before it, other lines (the access log's, one per request) within FLUSH_SECONDS, by a thread
+    of this handler's, or once MAX_PENDING lines are waiting. The handler keeps the lines itself
+    rather than leaving it to the stream's buffer: with PYTHONUNBUFFERED set (as in the image)
+    stdout writes each line through, a system call per request. Logging flushes what is left
+    when the process exits."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
+        self._pending: list[str] = []
         self._flusher: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
-            if record.levelno >= logging.WARNING:
+            self._pending.append(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING or len(self._pending) >= MAX_PENDING:
                 self.flush()
             elif self._flusher is None:
                 self._flusher = threading.Thread(
@@ -99,10 +103,29 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
 
+    def flush(self) -> None:
+        self.acquire()  # emit holds it already; the flushing thread and logging's exit do not
+        try:
+            if self._pending:
+                lines, self._pending = "".join(self._pending), []
+                self.stream.write(lines)
+            super().flush()
+        finally:
+            self.release()
+
     def _flush_now_and_then(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
             self.flush()
+
+
+def lean_records() -> None:
+    """Log records skip what no line of ours prints: the process id (a system call for every
+    record, so every request), the thread's and the multiprocessing process's names. Logging's
+    own switches for it, set in each serving process."""
+    logging.logProcesses = False
+    logging.logThreads = False
+    logging.logMultiprocessing = False
 
 
 def log_config(settings: Settings) -> dict[str, Any]:
