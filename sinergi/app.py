@@ -38,6 +38,7 @@ from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP
+from sinergi.logs import lean_records
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
 from sinergi.settings import Settings
@@ -274,4 +275,5 @@ def app_from_env() -> Sinergi:
     """Factory for `uvicorn --factory` workers; the CLI has put DATABASE_URL in the environment."""
     settings = Settings.from_env()
     assert settings.database_url is not None, "sinergi serve sets DATABASE_URL for its workers"
+    lean_records()
     return create_app(settings, database_url=settings.database_url)

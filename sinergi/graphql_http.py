@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from graphql import GraphQLError, OperationType, get_operation_ast
@@ -82,8 +83,11 @@ def _quality(ranges: Sequence[_Range], media_type: str) -> tuple[float, int]:
     return best
 
 
+@lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> MediaType | None:
-    """The media type to answer in, or None when `accept` allows neither (406)."""
+    """The media type to answer in, or None when `accept` allows neither (406). Remembered per
+    `Accept`: a client sends the same one with every request, and its parse was a tenth of a
+    `{ __typename }`'s own Python."""
     if accept is None or not accept.strip():
         return MediaType.JSON
     ranges = _ranges(accept)
