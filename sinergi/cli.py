@@ -22,6 +22,7 @@ from sinergi import audit_key
 from sinergi.database import (
     SchemaNotCurrent,
     in_transaction,
+    migrated,
     prepared_for_serving,
     prepared_url,
     privileges_beyond_service,
@@ -126,7 +127,7 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    prepared_url(settings)
+    migrated(settings)
     print("database schema and reference data are up to date")
     return 0
 
