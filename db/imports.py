@@ -59,8 +59,10 @@ REGIONS = table_of(models.Region)
 CHUNK = 10_000
 """Rows per COPY and per set of write statements."""
 FIRST_CHUNK = 1_000
-"""The first chunk is smaller: PostgreSQL starts writing while Python checks the rest, instead
-of waiting for the first 10,000 rows to be checked."""
+"""The first chunk is smaller, and each next one twice the last until CHUNK: PostgreSQL starts
+writing while Python checks the rest, and is kept busy from then on. (A first chunk of 1,000
+followed at once by 10,000 left PostgreSQL idle while Python checked those: a tenth of a
+second of every import.)"""
 REPORT_EVERY = 1_000
 """Rows between progress reports (a progress bar's update costs as much as checking a row)."""
 YIELD_EVERY = 25
@@ -294,7 +296,7 @@ async def _check(
         if len(staged) == chunk:
             await chunks.hand_over(staged)
             report("load", chunks.loaded, total)
-            staged, chunk = [], CHUNK
+            staged, chunk = [], min(2 * chunk, CHUNK)
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
