@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import logging.config
@@ -301,7 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> int:
     """The `sinergi` command: `main`, stopping cleanly on SIGTERM and SIGINT."""
     _stop_on_signals()
-    return main()
+    try:
+        return main()
+    finally:
+        # The process is ending and the system takes back its memory: frozen, its objects are
+        # left out of the collections Python runs on the way out, which walked every one of
+        # them (the modules', SQLAlchemy's, the models'), a tenth of a second of every command.
+        gc.freeze()
 
 
 if __name__ == "__main__":
