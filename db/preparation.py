@@ -1,10 +1,10 @@
 """Whether a database is prepared for this code already: migrated, its service role granted, its
-reference data loaded, exactly as this code's `sinergi.database.prepare` would leave it.
+reference data loaded, exactly as this code's `sinergi.database.prepared` would leave it.
 
 Preparing is idempotent but not free: every command paid a tenth of a second for it, and the
-import of Alembic, where the database was already as those steps leave it. So `prepare` ends by
-recording a fingerprint of everything the steps apply (the migration files, the grants db/roles.py
-declares to the service role, the reference files and the code that loads them), with the Alembic
+import of Alembic, where the database was already as those steps leave it. So preparing ends by
+recording a fingerprint of what the steps apply (the migration files, the grants db/roles.py
+declares to the service role, the reference files and rule sets, and db/seed.py), with the Alembic
 revisions the database then stands at, in `preparation` (migration 0018). A command whose code
 has the same fingerprint, on a database still at those revisions, skips the steps: a new or
 changed migration, grant or reference file changes the fingerprint, and a downgrade the
