@@ -8,7 +8,6 @@ import contextlib
 import gc
 import importlib
 import logging
-import logging.config
 import os
 import signal
 import sys
@@ -67,6 +66,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # Shared files only where processes must add up their series: in one process a sample
         # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
+    import logging.config  # only `serve` configures logging from a dictionary
+
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
 
