@@ -91,7 +91,7 @@ def _fingerprint(database: Database) -> str:
 
 def _prepare(database: Database, fingerprint: str) -> None:
     """Migrate, grant, load the reference data and record `fingerprint`: all idempotent. Alembic
-    and the loader are imported here, so a command on a prepared database never loads them."""
+    is imported here, so a command on a prepared database never loads it."""
     from db.migrate import upgrade
 
     upgrade(database.owner_url, service_role=database.service_role)
