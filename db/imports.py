@@ -57,10 +57,13 @@ from domain.scale import RULE_VERSION
 MSMES = table_of(models.Msme)
 REGIONS = table_of(models.Region)
 CHUNK = 10_000
-"""Rows per COPY and per set of write statements."""
+"""Rows per COPY and per set of write statements, at most. (20,000 measured no faster: an import
+of 100,000 rows took 3.04 s against 2.95, alternating.)"""
 FIRST_CHUNK = 1_000
-"""The first chunk is smaller: PostgreSQL starts writing while Python checks the rest, instead
-of waiting for the first 10,000 rows to be checked."""
+"""The first chunk is smaller, and each next one twice the last until CHUNK: PostgreSQL starts
+writing while Python checks the rest, and is kept busy from then on. (A first chunk of 1,000
+followed at once by 10,000 left PostgreSQL idle while Python checked those: a tenth of a
+second of every import.)"""
 REPORT_EVERY = 1_000
 """Rows between progress reports (a progress bar's update costs as much as checking a row)."""
 YIELD_EVERY = 25
@@ -294,7 +297,7 @@ async def _check(
         if len(staged) == chunk:
             await chunks.hand_over(staged)
             report("load", chunks.loaded, total)
-            staged, chunk = [], CHUNK
+            staged, chunk = [], min(2 * chunk, CHUNK)
     report("check", received, total)
     await chunks.hand_over(staged)
     return received

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -13,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import roles
 from db.engine import async_url, create_engine
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from db.preparation import MIGRATIONS
 
 
 def alembic_config(url: str) -> Config:

@@ -461,6 +461,20 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Preparation(Base):
+    """What the database was last prepared for (migration 0018, db/preparation.py): one row."""
+
+    __tablename__ = "preparation"
+    __table_args__ = (CheckConstraint("singleton", name="one_row"),)
+
+    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    fingerprint: Mapped[str] = mapped_column(Text)
+    revisions: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    prepared_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
 class AuditEntry(Base):
     """Who received records or personal data, written before the response leaves (UU 27/2022).
 

@@ -39,6 +39,8 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "programmes": READ,
     "regions": READ,
     "trusted_documents": READ,  # `sinergi clients trust`
+    # What the owner last prepared the database for: the service must not make it skip a step.
+    "preparation": "",
     # The audit trail: content in, everything else set by the database; seals in batches.
     "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
     "audit_log_id_seq": "USAGE",

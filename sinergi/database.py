@@ -21,11 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import embedded, provision
+from db import embedded, preparation, provision
 from db.engine import create_engine
-from db.migrate import is_current, upgrade
-from db.seed import load_reference
-from sinergi.demo import SEED_DATA
 from sinergi.settings import Settings, default_home
 
 
@@ -68,11 +65,46 @@ def resolve_url(settings: Settings) -> str:
 
 def prepared(settings: Settings) -> Database:
     """The database, migrated, its service role granted, and holding the reference data
-    (regions, KBLI, programmes, indicators) that clients and records refer to; all idempotent."""
+    (regions, KBLI, programmes, indicators) that clients and records refer to: prepared unless
+    it records that this code prepared it already (db/preparation.py), which one query tells."""
     database = resolve(settings)
-    upgrade(database.owner_url, service_role=database.service_role)
-    asyncio.run(_load_reference(database.owner_url))
+    expected = _fingerprint(database)
+    if not asyncio.run(_is_prepared(database.owner_url, expected)):
+        _prepare(database, expected)
     return database
+
+
+def migrated(settings: Settings) -> Database:
+    """As `prepared`, but every step runs whatever the database records: `sinergi migrate`, which
+    also puts back what was changed behind the steps' back (a grant revoked, a region edited)."""
+    database = resolve(settings)
+    _prepare(database, _fingerprint(database))
+    return database
+
+
+def _fingerprint(database: Database) -> str:
+    from domain.ruleset import BUNDLED_RULESETS
+    from sinergi.demo import SEED_DATA
+
+    return preparation.fingerprint([SEED_DATA, BUNDLED_RULESETS], database.service_role)
+
+
+def _prepare(database: Database, fingerprint: str) -> None:
+    """Migrate, grant, load the reference data and record `fingerprint`: all idempotent. Alembic
+    is imported here, so a command on a prepared database never loads it."""
+    from db.migrate import upgrade
+
+    upgrade(database.owner_url, service_role=database.service_role)
+    asyncio.run(_load_reference(database.owner_url, fingerprint))
+
+
+async def _is_prepared(url: str, fingerprint: str) -> bool:
+    engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return await preparation.is_prepared(connection, fingerprint)
+    finally:
+        await engine.dispose()
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -96,6 +128,8 @@ def prepared_for_serving(settings: Settings) -> Database:
 
 
 async def _is_current(url: str) -> bool:
+    from db.migrate import is_current
+
     engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
     try:
         return await is_current(engine)
@@ -126,11 +160,15 @@ def prepared_url(settings: Settings) -> str:
     return prepared(settings).owner_url
 
 
-async def _load_reference(url: str) -> None:
+async def _load_reference(url: str, fingerprint: str) -> None:
+    from db.seed import load_reference
+    from sinergi.demo import SEED_DATA
+
     engine = create_engine(url, statement_timeout_ms=120_000, pool_size=1)
     try:
         async with engine.begin() as connection:
             await load_reference(connection, SEED_DATA, targets=False)
+            await preparation.record(connection, fingerprint)
     finally:
         await engine.dispose()
 

@@ -42,14 +42,14 @@ EMAIL = """
 """
 MIGRATION = '''"""The owner's e-mail address, a personal field.
 
-Revision ID: 0018
+Revision ID: {revision}
 Revises: {head}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
+revision = "{revision}"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -98,8 +98,10 @@ def _tree_with_email(target: Path) -> None:
     assert source.count(DECLARATION_END) == 1
     declaration.write_text(source.replace(DECLARATION_END, EMAIL + DECLARATION_END), "utf-8")
     versions = target / "db" / "migrations" / "versions"
-    migration = MIGRATION.format(head=_head(versions))
-    (versions / "0018_owner_email.py").write_text(migration, encoding="utf-8")
+    head = _head(versions)
+    revision = f"{int(head) + 1:04d}"  # the next number, as a developer would take it
+    migration = MIGRATION.format(head=head, revision=revision)
+    (versions / f"{revision}_owner_email.py").write_text(migration, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

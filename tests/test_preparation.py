@@ -1,0 +1,147 @@
+"""A command skips preparing a database this code prepared already (db/preparation.py), and only
+then: a new migration, a changed grant or changed reference data is still applied."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from db import migrate, preparation, roles
+from sinergi import demo
+from sinergi.database import migrated, prepared
+from sinergi.settings import Settings
+from tests.support.databases import TEST_SERVICE, as_service, create_database, drop_database
+
+REGENCY = "62.71"
+
+
+def _settings(owner_url: str) -> Settings:
+    return Settings(database_url=as_service(owner_url), owner_url=owner_url)
+
+
+def _fetch(url: str, query: str, *arguments: object) -> object:
+    async def fetch() -> object:
+        connection = await asyncpg.connect(url)
+        try:
+            return await connection.fetchval(query, *arguments)
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
+def _region_name(url: str) -> object:
+    return _fetch(url, "SELECT name FROM regions WHERE code = $1", REGENCY)
+
+
+def test_a_prepared_database_is_not_prepared_again_but_migrate_always_prepares(
+    fresh_url: str,
+) -> None:
+    prepared(_settings(fresh_url))
+    name = _region_name(fresh_url)
+    _fetch(fresh_url, "UPDATE regions SET name = 'Edited by hand' WHERE code = $1", REGENCY)
+    prepared(_settings(fresh_url))
+    assert _region_name(fresh_url) == "Edited by hand"  # the steps were skipped
+    migrated(_settings(fresh_url))
+    assert _region_name(fresh_url) == name
+
+
+def test_changed_reference_data_is_loaded(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepared(_settings(fresh_url))
+    edition = tmp_path / "seed_data"
+    shutil.copytree(demo.SEED_DATA, edition)
+    regions = edition / "regions.csv"
+    lines = regions.read_text(encoding="utf-8").splitlines(keepends=True)
+    renamed = [
+        ",".join([REGENCY, *line.split(",")[1:2], "Kota Uji Baru", *line.split(",")[3:]])
+        if line.startswith(f"{REGENCY},")
+        else line
+        for line in lines
+    ]
+    assert renamed != lines
+    regions.write_text("".join(renamed), encoding="utf-8")
+    monkeypatch.setattr(demo, "SEED_DATA", edition)
+    prepared(_settings(fresh_url))
+    assert _region_name(fresh_url) == "Kota Uji Baru"
+
+
+def test_a_new_migration_is_applied_and_again_after_a_downgrade(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
+    prepared(_settings(fresh_url))
+    migrations = tmp_path / "migrations"
+    shutil.copytree(preparation.MIGRATIONS, migrations)
+    head = max(path.stem[:4] for path in (migrations / "versions").glob("0*.py"))
+    (migrations / "versions" / "9999_probe.py").write_text(
+        f'revision = "9999"\ndown_revision = "{head}"\nbranch_labels = None\n'
+        "depends_on = None\n\n"
+        "from alembic import op\n\n\n"
+        'def upgrade() -> None:\n    op.execute("CREATE TABLE migration_probe ()")\n\n\n'
+        'def downgrade() -> None:\n    op.execute("DROP TABLE migration_probe")\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(preparation, "MIGRATIONS", migrations)
+    monkeypatch.setattr(migrate, "MIGRATIONS", migrations)
+    probe = "SELECT to_regclass('migration_probe') IS NOT NULL"
+    prepared(_settings(fresh_url))
+    assert _fetch(fresh_url, probe) is True
+    # The same code, the database taken back below the revisions it recorded: migrated again.
+    command.downgrade(migrate.alembic_config(fresh_url), head)
+    assert _fetch(fresh_url, probe) is False
+    prepared(_settings(fresh_url))
+    assert _fetch(fresh_url, probe) is True
+
+
+def test_a_database_from_before_the_record_is_prepared(server_url: str) -> None:
+    name = f"sinergi_prep_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    asyncio.run(create_database(server_url, name))
+    try:
+        migrate.upgrade(url, "0017")
+        prepared(Settings(database_url=url))
+        assert _fetch(url, "SELECT revisions FROM preparation") == sorted(migrate.head_revisions())
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+def test_a_changed_grant_is_applied(fresh_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    privilege = f"SELECT has_table_privilege('{TEST_SERVICE}', 'programmes', 'SELECT')"
+    prepared(_settings(fresh_url))
+    assert _fetch(fresh_url, privilege) is True
+    monkeypatch.setattr(roles, "SERVICE_GRANTS", {**roles.SERVICE_GRANTS, "programmes": ""})
+    prepared(_settings(fresh_url))
+    assert _fetch(fresh_url, privilege) is False
+
+
+def test_another_service_role_is_granted(fresh_url: str) -> None:
+    """Prepared for the owner serving alone, then with the service role: the grants follow."""
+    _fetch(fresh_url, f"REVOKE ALL ON programmes FROM {TEST_SERVICE}")
+    prepared(Settings(database_url=fresh_url))
+    prepared(_settings(fresh_url))
+    privilege = f"SELECT has_table_privilege('{TEST_SERVICE}', 'programmes', 'SELECT')"
+    assert _fetch(fresh_url, privilege) is True
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO preparation (fingerprint, revisions) VALUES ('forged', '{}')",
+        "UPDATE preparation SET fingerprint = 'forged'",
+        "DELETE FROM preparation",
+        "SELECT fingerprint FROM preparation",
+    ],
+)
+def test_the_service_role_cannot_touch_the_record(fresh_url: str, statement: str) -> None:
+    prepared(_settings(fresh_url))
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        _fetch(as_service(fresh_url), statement)
