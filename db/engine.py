@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def async_url(url: str) -> str:
@@ -74,3 +76,18 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     statements that must stand or fall together keeps using `engine.begin()`.
     """
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@asynccontextmanager
+async def one_connection(
+    url: str, *, statement_timeout_ms: int, transaction: bool = False
+) -> AsyncIterator[AsyncConnection]:
+    """A connection of an engine made for it alone, in a transaction committed at the end when
+    `transaction`; the engine is disposed of afterwards. For commands and start-up steps that
+    need the database once, not a pool for the life of a process."""
+    engine = create_engine(url, statement_timeout_ms=statement_timeout_ms, pool_size=1)
+    try:
+        async with engine.begin() if transaction else engine.connect() as connection:
+            yield connection
+    finally:
+        await engine.dispose()

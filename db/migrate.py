@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import roles
-from db.engine import async_url, create_engine
+from db.engine import async_url, one_connection
 from db.preparation import MIGRATIONS
 
 
@@ -31,12 +31,8 @@ def upgrade(url: str, revision: str = "heads", *, service_role: str | None = Non
 
 
 async def _grant(url: str, service_role: str) -> None:
-    engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await roles.apply(connection, service_role)
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=60_000, transaction=True) as connection:
+        await roles.apply(connection, service_role)
 
 
 def head_revisions() -> frozenset[str]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded, preparation, provision
-from db.engine import create_engine
+from db.engine import create_engine, one_connection
 from sinergi.settings import Settings, default_home
 
 
@@ -99,12 +99,8 @@ def _prepare(database: Database, fingerprint: str) -> None:
 
 
 async def _is_prepared(url: str, fingerprint: str) -> bool:
-    engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            return await preparation.is_prepared(connection, fingerprint)
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        return await preparation.is_prepared(connection, fingerprint)
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -164,24 +160,16 @@ async def _load_reference(url: str, fingerprint: str) -> None:
     from db.seed import load_reference
     from sinergi.demo import SEED_DATA
 
-    engine = create_engine(url, statement_timeout_ms=120_000, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await load_reference(connection, SEED_DATA, targets=False)
-            await preparation.record(connection, fingerprint)
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=120_000, transaction=True) as connection:
+        await load_reference(connection, SEED_DATA, targets=False)
+        await preparation.record(connection, fingerprint)
 
 
 async def privileges_beyond_service(url: str) -> str | None:
     """Why the role at `url` could rewrite the audit trail (a superuser, or a member of the
     role that owns it), or None for a role that holds only what db/roles.py grants."""
-    engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            row = (await connection.execute(_PRIVILEGES)).one()
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        row = (await connection.execute(_PRIVILEGES)).one()
     if row.rolsuper:
         return f"the database role {row.name!r} is a superuser"
     if row.owns_audit:
@@ -203,11 +191,7 @@ def in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitab
     url = prepared_url(settings)
 
     async def run() -> int:
-        engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
-        try:
-            async with engine.begin() as connection:
-                return await work(connection)
-        finally:
-            await engine.dispose()
+        async with one_connection(url, statement_timeout_ms=30_000, transaction=True) as connection:
+            return await work(connection)
 
     return asyncio.run(run())

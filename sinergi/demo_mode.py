@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import clients
 from auth.service import AuthService
 from db import models
-from db.engine import create_engine
+from db.engine import create_engine, one_connection
 from db.models import table_of
 from db.queries import guarantees
 from sinergi import demo
@@ -22,33 +22,27 @@ DEFAULT_SEED = 62
 
 
 async def load_demo_data(url: str, *, msmes: int, seed: int) -> None:
-    engine = create_engine(url, statement_timeout_ms=600_000)
-    try:
-        with Progress(
-            TextColumn("loading demo MSMEs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        ) as progress:
-            task = progress.add_task("msmes", total=msmes)
-            async with engine.begin() as connection:
-                await demo.load(
-                    connection,
-                    msmes=msmes,
-                    seed=seed,
-                    progress=lambda done, total: progress.update(task, completed=done),
-                )
-    finally:
-        await engine.dispose()
+    with Progress(
+        TextColumn("loading demo MSMEs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as progress:
+        task = progress.add_task("msmes", total=msmes)
+        async with one_connection(
+            url, statement_timeout_ms=600_000, transaction=True
+        ) as connection:
+            await demo.load(
+                connection,
+                msmes=msmes,
+                seed=seed,
+                progress=lambda done, total: progress.update(task, completed=done),
+            )
 
 
 async def prepare_demo(url: str, *, load_population: bool) -> None:
     """On first start, load the demo population; always make sure the demo clients exist."""
-    engine = create_engine(url, statement_timeout_ms=600_000)
-    try:
-        async with engine.connect() as connection:
-            has_records = (
-                await connection.execute(select(func.count()).select_from(table_of(models.Msme)))
-            ).scalar_one() > 0
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=600_000) as connection:
+        has_records = (
+            await connection.execute(select(func.count()).select_from(table_of(models.Msme)))
+        ).scalar_one() > 0
     if load_population and not has_records:
         await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)
     engine = create_engine(url, statement_timeout_ms=60_000)
@@ -89,12 +83,8 @@ DEMO_CLIENTS = (
 
 async def clients_with_demo_secret(url: str) -> list[str]:
     """The active clients anyone could act as, since their secret is DEMO_SECRET."""
-    engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            return await clients.holding_secret(connection, DEMO_SECRET)
-    finally:
-        await engine.dispose()
+    async with one_connection(url, statement_timeout_ms=60_000) as connection:
+        return await clients.holding_secret(connection, DEMO_SECRET)
 
 
 async def demo_token(url: str, settings: Settings, client_id: str, scope: str | None) -> str:

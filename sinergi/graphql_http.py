@@ -86,8 +86,8 @@ def _quality(ranges: Sequence[_Range], media_type: str) -> tuple[float, int]:
 @lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> MediaType | None:
     """The media type to answer in, or None when `accept` allows neither (406). Remembered per
-    `Accept`: a client sends the same one with every request, and its parse was a tenth of a
-    `{ __typename }`'s own Python."""
+    `Accept`: a client sends the same one with every request, and its parse cost a few
+    microseconds of every request."""
     if accept is None or not accept.strip():
         return MediaType.JSON
     ranges = _ranges(accept)
