@@ -38,7 +38,7 @@ from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP
-from sinergi.logs import flush_logs, lean_records
+from sinergi.logs import lean_records
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
 from sinergi.settings import Settings
@@ -134,7 +134,6 @@ async def _serving(
         if replica is not None:
             await replica.dispose()
         metrics.worker_exiting(settings.metrics_dir)
-        flush_logs()
 
 
 class Sinergi(Starlette):

@@ -119,14 +119,6 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             self.flush()
 
 
-def flush_logs() -> None:
-    """Write out the lines the handlers hold. When the app stops: a worker of `serve --workers
-    N` is a multiprocessing child, which ends without running logging's exit handler, so the
-    last half second of its access log would be lost."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-
-
 def lean_records() -> None:
     """Log records skip what no line of ours prints: the process id (a system call for every
     record, so every request), the thread's and the multiprocessing process's names. Logging's

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from db.errors import is_unavailable
-from sinergi import logs
 from sinergi.app import create_app
 from sinergi.logs import FLUSH_SECONDS, MAX_PENDING, BatchedStreamHandler, JsonFormatter
 from sinergi.settings import Settings, SettingsError
@@ -192,29 +191,6 @@ class _Unbuffered(io.StringIO):
     def write(self, text: str) -> int:
         self.writes += 1
         return super().write(text)
-
-
-def test_the_apps_stop_writes_out_the_log_lines_held(
-    demo_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600)  # only the stop can write them now
-    stream = _Unbuffered()
-    handler = BatchedStreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    access = logging.getLogger("sinergi.access")
-    previous = access.level
-    root.addHandler(handler)
-    access.setLevel(logging.INFO)
-    try:
-        with TestClient(create_app(Settings(), database_url=as_service(demo_url))) as client:
-            client.get("/graphql")  # refused without a token: an info line, held
-            assert stream.writes == 0
-        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-        assert any(line["path"] == "/graphql" for line in lines if line["logger"] == access.name)
-    finally:
-        root.removeHandler(handler)
-        access.setLevel(previous)
 
 
 def test_log_lines_are_written_in_batches_warnings_at_once() -> None:
