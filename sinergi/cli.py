@@ -18,7 +18,6 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.roles import UnsafeServiceRole
-from sinergi import audit_key
 from sinergi.database import (
     SchemaNotCurrent,
     in_transaction,
@@ -68,6 +67,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
     import logging.config  # only `serve` configures logging from a dictionary
 
+    from sinergi import audit_key
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
 
@@ -163,6 +163,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from sinergi import audit_key
     from sinergi.audit_cli import verify
 
     paths = args.checkpoints or [settings.audit_checkpoints_path]
