@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from typing import Any, TextIO
@@ -121,11 +122,14 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
 def lean_records() -> None:
     """Log records skip what no line of ours prints: the process id (a system call for every
-    record, so every request), the thread's and the multiprocessing process's names. Logging's
+    record, so every request), the thread's and the multiprocessing process's names, and from
+    Python 3.12 the asyncio task's name (a lookup of the running task per record). Logging's
     own switches for it, set in each serving process."""
     logging.logProcesses = False
     logging.logThreads = False
     logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
 
 
 def log_config(settings: Settings) -> dict[str, Any]:

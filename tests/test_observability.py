@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -15,7 +16,13 @@ from starlette.testclient import TestClient
 
 from db.errors import is_unavailable
 from sinergi.app import create_app
-from sinergi.logs import FLUSH_SECONDS, MAX_PENDING, BatchedStreamHandler, JsonFormatter
+from sinergi.logs import (
+    FLUSH_SECONDS,
+    MAX_PENDING,
+    BatchedStreamHandler,
+    JsonFormatter,
+    lean_records,
+)
 from sinergi.settings import Settings, SettingsError
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -221,3 +228,20 @@ def test_log_lines_are_written_in_batches_warnings_at_once() -> None:
         assert stream.writes == 3  # a full batch goes at once: memory stays bounded
     finally:
         logger.removeHandler(handler)
+
+
+def test_lean_records_look_up_nothing_no_line_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    for switch in ("logProcesses", "logThreads", "logMultiprocessing", "logAsyncioTasks"):
+        if hasattr(logging, switch):  # logAsyncioTasks: Python 3.12 and later
+            monkeypatch.setattr(logging, switch, True)
+    lean_records()
+
+    async def made_in_a_task() -> logging.LogRecord:
+        return logging.getLogger("sinergi.test").makeRecord(
+            "sinergi.test", logging.INFO, __file__, 1, "a line", (), None
+        )
+
+    record = asyncio.run(made_in_a_task())
+    assert (record.process, record.thread, record.processName) == (None, None, None)
+    assert getattr(record, "taskName", None) is None
+    assert JsonFormatter().format(record)  # every line still formats
