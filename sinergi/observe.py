@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
+from sinergi.logs import AccessRecords
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
@@ -33,6 +34,7 @@ _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
 access_logger = logging.getLogger("sinergi.access")
+access_records = AccessRecords(access_logger)
 errors_logger = logging.getLogger("sinergi.errors")
 
 
@@ -162,19 +164,7 @@ class Observer:
         }
         if exchange.codes:
             fields["error_codes"] = sorted(set(exchange.codes))
-        # The record made directly: `Logger.log` would also look up the caller's source line,
-        # a third of the line's cost, for a line whose origin is always this one.
-        record = access_logger.makeRecord(
-            access_logger.name,
-            level,
-            __file__,
-            0,
-            "%s %s %d",
-            (method, path, status),
-            None,
-            extra=fields,
-        )
-        access_logger.handle(record)
+        access_logger.handle(access_records.make(level, f"{method} {path} {status}", fields))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
