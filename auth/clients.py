@@ -15,10 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
-from db.models import OAuthClient, Region, table_of
+from db.models import OAUTH_CLIENTS, REGIONS
 
-CLIENTS = table_of(OAuthClient)
-REGIONS = table_of(Region)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -122,7 +120,7 @@ async def create(
     client_id = client_id or f"sng_{secrets.token_urlsafe(12)}"
     secret = secret or secrets.token_urlsafe(32)
     await connection.execute(
-        CLIENTS.insert().values(
+        OAUTH_CLIENTS.insert().values(
             client_id=client_id,
             secret_hash=hash_secret(secret),
             name=name.strip(),
@@ -151,7 +149,9 @@ def from_row(row: Any) -> Client:
 
 async def get(connection: AsyncConnection, client_id: str) -> Client | None:
     row = (
-        await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
+        await connection.execute(
+            select(OAUTH_CLIENTS).where(OAUTH_CLIENTS.c.client_id == client_id)
+        )
     ).first()
     return None if row is None else from_row(row)
 
@@ -165,7 +165,9 @@ async def authenticate(connection: AsyncConnection, client_id: str, secret: str)
     """The client if the secret matches and it is not revoked; None otherwise, alike, and in
     the same time (an unknown or revoked client's secret is checked against _NOBODY)."""
     row = (
-        await connection.execute(select(CLIENTS).where(CLIENTS.c.client_id == client_id))
+        await connection.execute(
+            select(OAUTH_CLIENTS).where(OAUTH_CLIENTS.c.client_id == client_id)
+        )
     ).first()
     usable = row if row is not None and row.revoked_at is None else None
     stored = usable.secret_hash if usable is not None else _NOBODY
@@ -177,9 +179,9 @@ async def authenticate(connection: AsyncConnection, client_id: str, secret: str)
 async def holding_secret(connection: AsyncConnection, secret: str) -> list[str]:
     """The active clients whose secret is `secret`: each costs one scrypt, off the event loop."""
     rows = await connection.execute(
-        select(CLIENTS.c.client_id, CLIENTS.c.secret_hash)
-        .where(CLIENTS.c.revoked_at.is_(None))
-        .order_by(CLIENTS.c.client_id)
+        select(OAUTH_CLIENTS.c.client_id, OAUTH_CLIENTS.c.secret_hash)
+        .where(OAUTH_CLIENTS.c.revoked_at.is_(None))
+        .order_by(OAUTH_CLIENTS.c.client_id)
     )
     return [
         row.client_id
@@ -189,14 +191,14 @@ async def holding_secret(connection: AsyncConnection, secret: str) -> list[str]:
 
 
 async def all_clients(connection: AsyncConnection) -> list[Client]:
-    rows = await connection.execute(select(CLIENTS).order_by(CLIENTS.c.created_at))
+    rows = await connection.execute(select(OAUTH_CLIENTS).order_by(OAUTH_CLIENTS.c.created_at))
     return [from_row(row) for row in rows]
 
 
 async def revoke(connection: AsyncConnection, client_id: str) -> bool:
     result = await connection.execute(
-        update(CLIENTS)
-        .where(CLIENTS.c.client_id == client_id, CLIENTS.c.revoked_at.is_(None))
+        update(OAUTH_CLIENTS)
+        .where(OAUTH_CLIENTS.c.client_id == client_id, OAUTH_CLIENTS.c.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
     return bool(result.rowcount)
@@ -205,8 +207,8 @@ async def revoke(connection: AsyncConnection, client_id: str) -> bool:
 async def rotate_secret(connection: AsyncConnection, client_id: str) -> str | None:
     secret = secrets.token_urlsafe(32)
     result = await connection.execute(
-        update(CLIENTS)
-        .where(CLIENTS.c.client_id == client_id, CLIENTS.c.revoked_at.is_(None))
+        update(OAUTH_CLIENTS)
+        .where(OAUTH_CLIENTS.c.client_id == client_id, OAUTH_CLIENTS.c.revoked_at.is_(None))
         .values(secret_hash=hash_secret(secret))
     )
     return secret if result.rowcount else None

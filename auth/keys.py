@@ -14,10 +14,9 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import SigningKey, table_of
+from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
-KEYS = table_of(SigningKey)
 SIGNING_KEY_LOCK = func.hashtext("sinergi.signing_key")
 """Advisory lock key: held while a process looks for a signing key and makes one if none."""
 
@@ -32,7 +31,7 @@ def new_key() -> ECKey:
 async def _insert(connection: AsyncConnection, key: ECKey) -> str:
     kid = str(key.kid)
     await connection.execute(
-        KEYS.insert().values(
+        SIGNING_KEYS.insert().values(
             kid=kid, private_jwk=key.as_dict(private=True), public_jwk=key.as_dict(private=False)
         )
     )
@@ -46,23 +45,25 @@ async def ensure_signing_key(connection: AsyncConnection) -> None:
     database each found no key and each made one; a worker that had loaded its keys before the
     other's was committed then refused the tokens signed with it (401) until it reloaded."""
     await connection.execute(select(func.pg_advisory_xact_lock(SIGNING_KEY_LOCK)))
-    active = select(KEYS.c.kid).where(KEYS.c.retired_at.is_(None)).limit(1)
+    active = select(SIGNING_KEYS.c.kid).where(SIGNING_KEYS.c.retired_at.is_(None)).limit(1)
     if (await connection.execute(active)).first() is None:
         await _insert(connection, new_key())
 
 
 async def rotate(connection: AsyncConnection) -> str:
     await connection.execute(
-        update(KEYS).where(KEYS.c.retired_at.is_(None)).values(retired_at=datetime.now(UTC))
+        update(SIGNING_KEYS)
+        .where(SIGNING_KEYS.c.retired_at.is_(None))
+        .values(retired_at=datetime.now(UTC))
     )
     return await _insert(connection, new_key())
 
 
 async def signing_key(connection: AsyncConnection) -> ECKey:
     statement = (
-        select(KEYS.c.private_jwk)
-        .where(KEYS.c.retired_at.is_(None))
-        .order_by(KEYS.c.created_at.desc())
+        select(SIGNING_KEYS.c.private_jwk)
+        .where(SIGNING_KEYS.c.retired_at.is_(None))
+        .order_by(SIGNING_KEYS.c.created_at.desc())
         .limit(1)
     )
     return ECKey.import_key((await connection.execute(statement)).scalar_one())
@@ -72,9 +73,9 @@ async def published_keys(connection: AsyncConnection, token_lifetime: int) -> li
     """Public keys that may still have live tokens: active, or retired within a lifetime."""
     still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime)
     statement = (
-        select(KEYS.c.public_jwk)
-        .where(or_(KEYS.c.retired_at.is_(None), KEYS.c.retired_at > still_valid))
-        .order_by(KEYS.c.created_at)
+        select(SIGNING_KEYS.c.public_jwk)
+        .where(or_(SIGNING_KEYS.c.retired_at.is_(None), SIGNING_KEYS.c.retired_at > still_valid))
+        .order_by(SIGNING_KEYS.c.created_at)
     )
     return [dict(row[0]) for row in await connection.execute(statement)]
 

@@ -1,5 +1,8 @@
 """The tables, declared once for Alembic and for the queries in `db/queries/`.
 
+Plain Core `Table`s in one `METADATA`: nothing maps rows to objects, and declaring the same
+tables as ORM classes cost every command about 30 ms of start-up for a mapping nobody used.
+
 Enumerations are text columns with CHECK constraints rather than PostgreSQL enum types: a new
 cooperative type or programme kind is then a one-line migration instead of an enum rewrite.
 
@@ -10,9 +13,7 @@ key on them; deriving them per query from a district code would defeat the index
 
 from __future__ import annotations
 
-import uuid
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -38,7 +39,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
 from domain.personal import OWNER_FIELDS
@@ -77,8 +77,8 @@ def _region_consistency() -> tuple[CheckConstraint, ...]:
     )
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+METADATA = MetaData(naming_convention=NAMING_CONVENTION)
+"""Every table below; what Alembic compares the migrations with."""
 
 
 # 32 random bits from PostgreSQL's strong random source: the first 8 hex digits of a version 4
@@ -86,152 +86,129 @@ class Base(DeclarativeBase):
 RECORD_KEY = "('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint"
 
 
-def _record_key() -> Mapped[int]:
+def _record_key() -> Column[int]:
     """A record's permanent secret key for the cell-key method (domain/cellkey.py): drawn once
     by the database when the row is made, never written by a client, never published, and not
     part of the change history (which holds only what a client changed)."""
-    return mapped_column(BigInteger, server_default=text(RECORD_KEY))
+    return Column("cell_key", BigInteger, nullable=False, server_default=text(RECORD_KEY))
 
 
-class Region(Base):
-    __tablename__ = "regions"
-    __table_args__ = (
-        CheckConstraint(_one_of("level", REGION_LEVELS), name="level"),
-        # What places refer to: a code together with its parent (see Msme's keys).
-        UniqueConstraint("code", "parent_code"),
-    )
+REGIONS = Table(
+    "regions",
+    METADATA,
+    Column("code", String(13), primary_key=True),
+    Column("level", String(10), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("parent_code", ForeignKey("regions.code"), index=True),
+    CheckConstraint(_one_of("level", REGION_LEVELS), name="level"),
+    # What places refer to: a code together with its parent (see MSMES' keys).
+    UniqueConstraint("code", "parent_code"),
+)
 
-    code: Mapped[str] = mapped_column(String(13), primary_key=True)
-    level: Mapped[str] = mapped_column(String(10))
-    name: Mapped[str] = mapped_column(Text)
-    parent_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"), index=True)
+KBLI_SECTIONS = Table(
+    "kbli_sections",
+    METADATA,
+    Column("section", String(1), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("first_division", SmallInteger, nullable=False),
+    Column("last_division", SmallInteger, nullable=False),
+)
 
+KBLI_CODES = Table(
+    "kbli_codes",
+    METADATA,
+    Column("code", String(5), primary_key=True),
+    Column("version", String(4), nullable=False),
+    Column("title", Text, nullable=False),
+)
 
-class KbliSection(Base):
-    __tablename__ = "kbli_sections"
+AGENCIES = Table(
+    "agencies",
+    METADATA,
+    Column("id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("org_kind", String(20), nullable=False),
+    Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
+)
 
-    section: Mapped[str] = mapped_column(String(1), primary_key=True)
-    title: Mapped[str] = mapped_column(Text)
-    first_division: Mapped[int] = mapped_column(SmallInteger)
-    last_division: Mapped[int] = mapped_column(SmallInteger)
+COOPERATIVES = Table(
+    "cooperatives",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("legal_entity_no", Text, nullable=False, unique=True),
+    Column("ods_no", Text),
+    Column("name", Text, nullable=False),
+    Column("tier", String(10), nullable=False, server_default="primary"),
+    Column("type", String(15), nullable=False),
+    Column("province_code", ForeignKey("regions.code"), nullable=False),
+    Column("regency_code", ForeignKey("regions.code"), nullable=False),
+    Column("district_code", ForeignKey("regions.code")),
+    Column("kbli_code", String(5)),
+    Column("members_male", Integer, nullable=False, server_default="0"),
+    Column("members_female", Integer, nullable=False, server_default="0"),
+    Column("business_volume", BigInteger, nullable=False, server_default="0"),
+    Column("assets", BigInteger, nullable=False, server_default="0"),
+    Column("surplus", BigInteger),
+    Column("book_year", SmallInteger),
+    Column("established_on", Date),
+    Column("last_rat_date", Date),
+    Column("last_rat_book_year", SmallInteger),
+    Column("status", String(10), nullable=False, server_default="active"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _record_key(),
+    CheckConstraint(_one_of("type", COOPERATIVE_TYPES), name="type"),
+    CheckConstraint(_one_of("status", COOPERATIVE_STATUSES), name="status"),
+    CheckConstraint("tier IN ('primary', 'secondary')", name="tier"),
+    CheckConstraint(
+        "members_male >= 0 AND members_female >= 0 AND business_volume >= 0 AND assets >= 0",
+        name="non_negative",
+    ),
+    *_region_consistency(),
+    Index("ix_cooperatives_province_type_status", "province_code", "type", "status"),
+    Index("ix_cooperatives_regency_code", "regency_code"),
+)
 
-
-class KbliCode(Base):
-    __tablename__ = "kbli_codes"
-
-    code: Mapped[str] = mapped_column(String(5), primary_key=True)
-    version: Mapped[str] = mapped_column(String(4))
-    title: Mapped[str] = mapped_column(Text)
-
-
-class Agency(Base):
-    __tablename__ = "agencies"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    org_kind: Mapped[str] = mapped_column(String(20))
-    jurisdiction: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-
-
-class Cooperative(Base):
-    __tablename__ = "cooperatives"
-    __table_args__ = (
-        CheckConstraint(_one_of("type", COOPERATIVE_TYPES), name="type"),
-        CheckConstraint(_one_of("status", COOPERATIVE_STATUSES), name="status"),
-        CheckConstraint("tier IN ('primary', 'secondary')", name="tier"),
-        CheckConstraint(
-            "members_male >= 0 AND members_female >= 0 AND business_volume >= 0 AND assets >= 0",
-            name="non_negative",
-        ),
-        *_region_consistency(),
-        Index("ix_cooperatives_province_type_status", "province_code", "type", "status"),
-        Index("ix_cooperatives_regency_code", "regency_code"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    legal_entity_no: Mapped[str] = mapped_column(Text, unique=True)
-    ods_no: Mapped[str | None] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(Text)
-    tier: Mapped[str] = mapped_column(String(10), server_default="primary")
-    type: Mapped[str] = mapped_column(String(15))
-    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    district_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))
-    kbli_code: Mapped[str | None] = mapped_column(String(5))
-    members_male: Mapped[int] = mapped_column(Integer, server_default="0")
-    members_female: Mapped[int] = mapped_column(Integer, server_default="0")
-    business_volume: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    assets: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    surplus: Mapped[int | None] = mapped_column(BigInteger)
-    book_year: Mapped[int | None] = mapped_column(SmallInteger)
-    established_on: Mapped[date | None] = mapped_column(Date)
-    last_rat_date: Mapped[date | None] = mapped_column(Date)
-    last_rat_book_year: Mapped[int | None] = mapped_column(SmallInteger)
-    status: Mapped[str] = mapped_column(String(10), server_default="active")
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    cell_key: Mapped[int] = _record_key()
-
-
-class Msme(Base):
-    __tablename__ = "msmes"
-    __table_args__ = (
-        CheckConstraint(_one_of("scale", SCALES), name="scale"),
-        CheckConstraint(
-            "capital >= 0 AND annual_turnover >= 0 AND employees >= 0", name="non_negative"
-        ),
-        CheckConstraint("nib ~ '^[0-9]{13}$'", name="nib_format"),
-        *_region_consistency(),
-        # One check per key proves the place exists and its parts agree (migration 0007): a
-        # bulk import pays one foreign-key lookup per row and key.
-        ForeignKeyConstraint(
-            ["regency_code", "province_code"], ["regions.code", "regions.parent_code"]
-        ),
-        ForeignKeyConstraint(
-            ["district_code", "regency_code"], ["regions.code", "regions.parent_code"]
-        ),
-        Index("ix_msmes_province_code_id", "province_code", "id"),
-        Index("ix_msmes_regency_code_id", "regency_code", "id"),
-        Index("ix_msmes_cooperative_id", "cooperative_id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    nib: Mapped[str | None] = mapped_column(String(13), unique=True)
-    name: Mapped[str] = mapped_column(Text)
-    kbli_code: Mapped[str] = mapped_column(String(5))
-    kbli_section: Mapped[str] = mapped_column(ForeignKey("kbli_sections.section"))
-    scale: Mapped[str] = mapped_column(String(6))
-    province_code: Mapped[str] = mapped_column(String(13))
-    regency_code: Mapped[str] = mapped_column(String(13))
-    district_code: Mapped[str | None] = mapped_column(String(13))
-    established_on: Mapped[date | None] = mapped_column(Date)
-    capital: Mapped[int | None] = mapped_column(BigInteger)
-    annual_turnover: Mapped[int | None] = mapped_column(BigInteger)
-    turnover_year: Mapped[int | None] = mapped_column(SmallInteger)
-    employees: Mapped[int | None] = mapped_column(Integer)
-    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))
-    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    cell_key: Mapped[int] = _record_key()
-
-
-class MsmeOwner(Base):
-    """The owner's personal data (UU 27/2022), apart so record queries never read this table.
-
-    Its columns besides `msme_id` are the declared personal fields (domain.records.OwnerDraft),
-    added below by `_personal_columns`; the migration that adds a field adds its column."""
-
-    __tablename__ = "msme_owners"
-    __table_args__ = (
-        CheckConstraint("nik ~ '^[0-9]{16}$'", name="nik_format"),
-        CheckConstraint("sex IN ('F', 'M')", name="sex"),
-    )
-
-    msme_id: Mapped[int] = mapped_column(
-        ForeignKey("msmes.id", ondelete="CASCADE"), primary_key=True
-    )
-
+MSMES = Table(
+    "msmes",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("nib", String(13), unique=True),
+    Column("name", Text, nullable=False),
+    Column("kbli_code", String(5), nullable=False),
+    Column("kbli_section", ForeignKey("kbli_sections.section"), nullable=False),
+    Column("scale", String(6), nullable=False),
+    Column("province_code", String(13), nullable=False),
+    Column("regency_code", String(13), nullable=False),
+    Column("district_code", String(13)),
+    Column("established_on", Date),
+    Column("capital", BigInteger),
+    Column("annual_turnover", BigInteger),
+    Column("turnover_year", SmallInteger),
+    Column("employees", Integer),
+    Column("cooperative_id", ForeignKey("cooperatives.id")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _record_key(),
+    CheckConstraint(_one_of("scale", SCALES), name="scale"),
+    CheckConstraint(
+        "capital >= 0 AND annual_turnover >= 0 AND employees >= 0", name="non_negative"
+    ),
+    CheckConstraint("nib ~ '^[0-9]{13}$'", name="nib_format"),
+    *_region_consistency(),
+    # One check per key proves the place exists and its parts agree (migration 0007): a
+    # bulk import pays one foreign-key lookup per row and key.
+    ForeignKeyConstraint(
+        ["regency_code", "province_code"], ["regions.code", "regions.parent_code"]
+    ),
+    ForeignKeyConstraint(
+        ["district_code", "regency_code"], ["regions.code", "regions.parent_code"]
+    ),
+    Index("ix_msmes_province_code_id", "province_code", "id"),
+    Index("ix_msmes_regency_code_id", "regency_code", "id"),
+    Index("ix_msmes_cooperative_id", "cooperative_id"),
+)
 
 OWNER_STORAGE: dict[str, TypeEngine[Any]] = {"nik": String(16), "sex": String(1)}
 """Personal columns stored otherwise than their kind says (text, or a date for a date)."""
@@ -239,408 +216,363 @@ OWNER_INDEXED = frozenset({"nik"})
 """Personal columns with an index: an owner is found by NIK."""
 
 
-def _personal_columns() -> None:
-    for field in OWNER_FIELDS:
-        storage = OWNER_STORAGE.get(field.column, Date() if field.kind is date else Text())
-        column = mapped_column(
-            storage, nullable=not field.required, index=field.column in OWNER_INDEXED
+def _personal_columns() -> tuple[Column[Any], ...]:
+    """One column per declared personal field (domain.records.OwnerDraft); the migration that
+    adds a field adds its column."""
+    return tuple(
+        Column(
+            field.column,
+            OWNER_STORAGE.get(field.column, Date() if field.kind is date else Text()),
+            nullable=not field.required,
+            index=field.column in OWNER_INDEXED,
         )
-        setattr(MsmeOwner, field.column, column)
-
-
-_personal_columns()
-
-
-class MsmeScaleHistory(Base):
-    """Effective-dated scale, one row per change, so graduations ("naik kelas") can be counted."""
-
-    __tablename__ = "msme_scale_history"
-    __table_args__ = (
-        CheckConstraint(_one_of("scale", SCALES), name="scale"),
-        UniqueConstraint("msme_id", "effective_from"),
+        for field in OWNER_FIELDS
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+
+MSME_OWNERS = Table(
+    "msme_owners",
+    METADATA,
+    Column("msme_id", ForeignKey("msmes.id", ondelete="CASCADE"), primary_key=True),
+    *_personal_columns(),
+    CheckConstraint("nik ~ '^[0-9]{16}$'", name="nik_format"),
+    CheckConstraint("sex IN ('F', 'M')", name="sex"),
+)
+"""The owner's personal data (UU 27/2022), apart so record queries never read this table."""
+
+MSME_SCALE_HISTORY = Table(
+    "msme_scale_history",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
     # Indexed by the unique constraint, whose first column it is.
-    msme_id: Mapped[int] = mapped_column(ForeignKey("msmes.id", ondelete="CASCADE"))
-    scale: Mapped[str] = mapped_column(String(6))
-    effective_from: Mapped[date] = mapped_column(Date)
-    annual_sales: Mapped[int | None] = mapped_column(BigInteger)
-    capital: Mapped[int | None] = mapped_column(BigInteger)
-    rule_version: Mapped[str] = mapped_column(String(20))
-    recorded_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    Column("msme_id", ForeignKey("msmes.id", ondelete="CASCADE"), nullable=False),
+    Column("scale", String(6), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("annual_sales", BigInteger),
+    Column("capital", BigInteger),
+    Column("rule_version", String(20), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("scale", SCALES), name="scale"),
+    UniqueConstraint("msme_id", "effective_from"),
+)
+"""Effective-dated scale, one row per change, so graduations ("naik kelas") can be counted."""
 
+PROGRAMMES = Table(
+    "programmes",
+    METADATA,
+    Column("id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("owner_agency_id", ForeignKey("agencies.id")),
+    Column("legal_basis", Text),
+    Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
+    Column("starts_on", Date),
+)
 
-class Programme(Base):
-    __tablename__ = "programmes"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(30))
-    owner_agency_id: Mapped[str | None] = mapped_column(ForeignKey("agencies.id"))
-    legal_basis: Mapped[str | None] = mapped_column(Text)
-    jurisdiction: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    starts_on: Mapped[date | None] = mapped_column(Date)
-
-
-class Participation(Base):
-    __tablename__ = "participations"
-    __table_args__ = (
-        CheckConstraint(
-            "(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"
-        ),
-        UniqueConstraint("programme_id", "msme_id", "cooperative_id", "role"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+PARTICIPATIONS = Table(
+    "participations",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
     # Indexed by the unique constraint, whose first column it is.
-    programme_id: Mapped[str] = mapped_column(ForeignKey("programmes.id"))
-    msme_id: Mapped[int | None] = mapped_column(
-        ForeignKey("msmes.id", ondelete="CASCADE"), index=True
-    )
-    cooperative_id: Mapped[int | None] = mapped_column(
-        ForeignKey("cooperatives.id", ondelete="CASCADE"), index=True
-    )
-    role: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
-    detail: Mapped[str | None] = mapped_column(Text)
-    started_on: Mapped[date | None] = mapped_column(Date)
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("msme_id", ForeignKey("msmes.id", ondelete="CASCADE"), index=True),
+    Column("cooperative_id", ForeignKey("cooperatives.id", ondelete="CASCADE"), index=True),
+    Column("role", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text),
+    Column("started_on", Date),
+    Column("version", Integer, nullable=False, server_default="1"),
+    CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
+    UniqueConstraint("programme_id", "msme_id", "cooperative_id", "role"),
+)
 
 
 RECORD_KINDS = ("msme", "cooperative", "participation")
 CHANGE_OPERATIONS = ("create", "update", "deactivate", "scale", "import")
 
+RECORD_CHANGES = Table(
+    "record_changes",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("client_id", Text, nullable=False),
+    Column("organisation", Text, nullable=False),
+    Column("record_kind", String(15), nullable=False),
+    Column("record_id", BigInteger, nullable=False),
+    Column("operation", String(15), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("changes", JSONB, nullable=False),
+    Column("personal_fields", ARRAY(Text), nullable=False, server_default="{}"),
+    CheckConstraint(_one_of("record_kind", RECORD_KINDS), name="record_kind"),
+    CheckConstraint(_one_of("operation", CHANGE_OPERATIONS), name="operation"),
+    Index("ix_record_changes_record", "record_kind", "record_id", "id"),
+)
+"""Who changed which record, when and how, written in the transaction of the change.
 
-class RecordChange(Base):
-    """Who changed which record, when and how, written in the transaction of the change.
+`changes` maps each changed column to {"before": …, "after": …}; personal data never enters
+it (the history is readable with records:read alone), only the names of the personal fields
+that changed, in `personal_fields`.
+"""
 
-    `changes` maps each changed column to {"before": …, "after": …}; personal data never enters
-    it (the history is readable with records:read alone), only the names of the personal fields
-    that changed, in `personal_fields`.
-    """
-
-    __tablename__ = "record_changes"
-    __table_args__ = (
-        CheckConstraint(_one_of("record_kind", RECORD_KINDS), name="record_kind"),
-        CheckConstraint(_one_of("operation", CHANGE_OPERATIONS), name="operation"),
-        Index("ix_record_changes_record", "record_kind", "record_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.clock_timestamp()
-    )
-    client_id: Mapped[str] = mapped_column(Text)
-    organisation: Mapped[str] = mapped_column(Text)
-    record_kind: Mapped[str] = mapped_column(String(15))
-    record_id: Mapped[int] = mapped_column(BigInteger)
-    operation: Mapped[str] = mapped_column(String(15))
-    version: Mapped[int] = mapped_column(Integer)
-    changes: Mapped[dict[str, object]] = mapped_column(JSONB)
-    personal_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
-
-
-class MsmeImportBatch(Base):
-    """The history entry of a run of records an import created, ids `first_id` to `last_id`
-    (migration 0015): read per record through the view `record_history`; and their first scale
-    entry (migration 0016), through the view `scale_history`."""
-
-    __tablename__ = "msme_import_batches"
-    __table_args__ = (
-        CheckConstraint("first_id <= last_id", name="ids"),
-        Index("uq_msme_import_batches_first_id", "first_id", unique=True),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    """From record_changes' sequence, so the entry sorts with the records' later changes."""
-    at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.clock_timestamp()
-    )
-    client_id: Mapped[str] = mapped_column(Text)
-    organisation: Mapped[str] = mapped_column(Text)
-    first_id: Mapped[int] = mapped_column(BigInteger)
-    last_id: Mapped[int] = mapped_column(BigInteger)
+MSME_IMPORT_BATCHES = Table(
+    "msme_import_batches",
+    METADATA,
+    # From record_changes' sequence, so the entry sorts with the records' later changes.
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("client_id", Text, nullable=False),
+    Column("organisation", Text, nullable=False),
+    Column("first_id", BigInteger, nullable=False),
+    Column("last_id", BigInteger, nullable=False),
     # The records' first scale entry (migration 0016), read through the view `scale_history`;
     # empty for batches of imports that still wrote it as rows.
-    effective_from: Mapped[date | None] = mapped_column(Date)
-    rule_version: Mapped[str | None] = mapped_column(String(20))
+    Column("effective_from", Date),
+    Column("rule_version", String(20)),
+    CheckConstraint("first_id <= last_id", name="ids"),
+    Index("uq_msme_import_batches_first_id", "first_id", unique=True),
+)
+"""The history entry of a run of records an import created, ids `first_id` to `last_id`
+(migration 0015): read per record through the view `record_history`; and their first scale
+entry (migration 0016), through the view `scale_history`."""
 
+INDICATORS = Table(
+    "indicators",
+    METADATA,
+    Column("code", String(40), primary_key=True),
+    Column("name_id", Text, nullable=False),
+    Column("name_en", Text, nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("higher_is_better", Boolean, nullable=False),
+    Column("computable_from_records", Boolean, nullable=False),
+)
 
-class Indicator(Base):
-    __tablename__ = "indicators"
+TARGETS = Table(
+    "targets",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("indicator_code", ForeignKey("indicators.code"), nullable=False),
+    Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
+    Column("year", SmallInteger, nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("value", Numeric, nullable=False),
+    Column("qualifier", String(20)),
+    Column("year_inferred", Boolean, nullable=False, server_default=text("false")),
+    Column("source", Text, nullable=False),
+    CheckConstraint("kind IN ('baseline', 'target')", name="kind"),
+    UniqueConstraint("indicator_code", "jurisdiction", "year", "kind"),
+)
 
-    code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name_id: Mapped[str] = mapped_column(Text)
-    name_en: Mapped[str] = mapped_column(Text)
-    unit: Mapped[str] = mapped_column(String(20))
-    higher_is_better: Mapped[bool]
-    computable_from_records: Mapped[bool]
+REALISATIONS = Table(
+    "realisations",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("indicator_code", ForeignKey("indicators.code"), nullable=False),
+    Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
+    Column("year", SmallInteger, nullable=False),
+    Column("value", Numeric, nullable=False),
+    Column("qualifier", String(20)),
+    Column("source", Text, nullable=False),
+    Column("reported_on", Date),
+    Column("reported_by", Text),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_realisations_lookup", "indicator_code", "jurisdiction", "year", "recorded_at"),
+)
+"""Reported values; rows are only ever added, so the history of reports is kept."""
 
+OAUTH_CLIENTS = Table(
+    "oauth_clients",
+    METADATA,
+    Column("client_id", String(64), primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("org_kind", String(20), nullable=False),
+    Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+)
 
-class Target(Base):
-    __tablename__ = "targets"
-    __table_args__ = (
-        CheckConstraint("kind IN ('baseline', 'target')", name="kind"),
-        UniqueConstraint("indicator_code", "jurisdiction", "year", "kind"),
-    )
+TRUSTED_DOCUMENTS = Table(
+    "trusted_documents",
+    METADATA,
+    Column(
+        "client_id", ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("sha256", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("name", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),
+)
+"""An operation a client is registered to run; in trusted-documents mode, the only kind."""
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    indicator_code: Mapped[str] = mapped_column(ForeignKey("indicators.code"))
-    jurisdiction: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    year: Mapped[int] = mapped_column(SmallInteger)
-    kind: Mapped[str] = mapped_column(String(10))
-    value: Mapped[Decimal] = mapped_column(Numeric)
-    qualifier: Mapped[str | None] = mapped_column(String(20))
-    year_inferred: Mapped[bool] = mapped_column(server_default=text("false"))
-    source: Mapped[str] = mapped_column(Text)
+SIGNING_KEYS = Table(
+    "signing_keys",
+    METADATA,
+    Column("kid", String(64), primary_key=True),
+    Column("private_jwk", JSONB, nullable=False),
+    Column("public_jwk", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("retired_at", DateTime(timezone=True)),
+)
+"""Token-signing keys; retired keys stay published until every token they signed expired."""
 
+PREPARATION = Table(
+    "preparation",
+    METADATA,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("fingerprint", Text, nullable=False),
+    Column("revisions", ARRAY(Text), nullable=False),
+    Column("prepared_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""What the database was last prepared for (migration 0018, db/preparation.py): one row."""
 
-class Realisation(Base):
-    """Reported values; rows are only ever added, so the history of reports is kept."""
+AUDIT_LOG = Table(
+    "audit_log",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("client_id", Text, nullable=False, index=True),
+    Column("entry", JSONB, nullable=False),
+    Column("subjects", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+)
+"""Who received records or personal data, written before the response leaves (UU 27/2022).
 
-    __tablename__ = "realisations"
-    __table_args__ = (
-        Index("ix_realisations_lookup", "indicator_code", "jurisdiction", "year", "recorded_at"),
-    )
+Append-only and hash-chained by triggers in migration 0002: `seq`, `prev_hash` and `hash`
+are set by the database under a lock, so no client can fork or rewrite the chain.
+"""
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    indicator_code: Mapped[str] = mapped_column(ForeignKey("indicators.code"))
-    jurisdiction: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    year: Mapped[int] = mapped_column(SmallInteger)
-    value: Mapped[Decimal] = mapped_column(Numeric)
-    qualifier: Mapped[str | None] = mapped_column(String(20))
-    source: Mapped[str] = mapped_column(Text)
-    reported_on: Mapped[date | None] = mapped_column(Date)
-    reported_by: Mapped[str | None] = mapped_column(Text)
-    recorded_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+AUDIT_SEALS = Table(
+    "audit_seals",
+    METADATA,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("mac", Text, nullable=False),
+    Column(
+        "sealed_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    ),
+)
+"""An audit entry's keyed MAC, chained over the entries before it (migration 0010).
 
-
-class OAuthClient(Base):
-    __tablename__ = "oauth_clients"
-
-    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    secret_hash: Mapped[str] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(Text)
-    org_kind: Mapped[str] = mapped_column(String(20))
-    jurisdiction: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    purpose: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class TrustedDocument(Base):
-    """An operation a client is registered to run; in trusted-documents mode, the only kind."""
-
-    __tablename__ = "trusted_documents"
-    __table_args__ = (CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),)
-
-    client_id: Mapped[str] = mapped_column(
-        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
-    )
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    document: Mapped[str] = mapped_column(Text)
-    name: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class SigningKey(Base):
-    """Token-signing keys; retired keys stay published until every token they signed expired."""
-
-    __tablename__ = "signing_keys"
-
-    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    private_jwk: Mapped[dict[str, str]] = mapped_column(JSONB)
-    public_jwk: Mapped[dict[str, str]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Preparation(Base):
-    """What the database was last prepared for (migration 0018, db/preparation.py): one row."""
-
-    __tablename__ = "preparation"
-    __table_args__ = (CheckConstraint("singleton", name="one_row"),)
-
-    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
-    fingerprint: Mapped[str] = mapped_column(Text)
-    revisions: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    prepared_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-
-
-class AuditEntry(Base):
-    """Who received records or personal data, written before the response leaves (UU 27/2022).
-
-    Append-only and hash-chained by triggers in migration 0002: `seq`, `prev_hash` and `hash`
-    are set by the database under a lock, so no client can fork or rewrite the chain.
-    """
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
-    at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.clock_timestamp()
-    )
-    client_id: Mapped[str] = mapped_column(Text, index=True)
-    entry: Mapped[dict[str, object]] = mapped_column(JSONB)
-    subjects: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
-    prev_hash: Mapped[str] = mapped_column(Text)
-    hash: Mapped[str] = mapped_column(Text)
-
-
-class AuditSeal(Base):
-    """An audit entry's keyed MAC, chained over the entries before it (migration 0010).
-
-    Written in batches by the service with a key the database never holds, so whoever can
-    rewrite `audit_log` and recompute its hashes still cannot make the seals agree.
-    """
-
-    __tablename__ = "audit_seals"
-
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    mac: Mapped[str] = mapped_column(Text)
-    sealed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.clock_timestamp()
-    )
+Written in batches by the service with a key the database never holds, so whoever can
+rewrite `audit_log` and recompute its hashes still cannot make the seals agree.
+"""
 
 
 GUARANTEE_STATUSES = ("active", "claimed", "paid_off", "defaulted")
 VERDICTS = ("ELIGIBLE", "NOT_ELIGIBLE", "NEEDS_REVIEW")
 
+ELIGIBILITY_RULESETS = Table(
+    "eligibility_rulesets",
+    METADATA,
+    Column("product", String(60), primary_key=True),
+    Column("version", String(40), primary_key=True),
+    Column("effective_from", Date, nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Every rule-set version ever used, verbatim, so any stored decision can be replayed."""
 
-class EligibilityRuleset(Base):
-    """Every rule-set version ever used, verbatim, so any stored decision can be replayed."""
+ELIGIBILITY_DECISIONS = Table(
+    "eligibility_decisions",
+    METADATA,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("client_id", String(200), nullable=False),
+    Column("organisation", Text, nullable=False),
+    Column("msme_id", ForeignKey("msmes.id")),
+    Column("cooperative_id", ForeignKey("cooperatives.id")),
+    Column("subject_key", Text, nullable=False),
+    Column("province_code", ForeignKey("regions.code"), nullable=False),
+    Column("regency_code", ForeignKey("regions.code"), nullable=False),
+    Column("loan_amount", BigInteger, nullable=False),
+    Column("tenor_months", SmallInteger, nullable=False),
+    Column("product", String(60), nullable=False),
+    Column("ruleset_version", String(40), nullable=False),
+    Column("check_date", Date, nullable=False),
+    Column("facts", JSONB, nullable=False),
+    Column("verdict", String(12), nullable=False),
+    Column("results", JSONB, nullable=False),
+    Column("coverage_amount", BigInteger, nullable=False),
+    Column("estimated_fee", BigInteger),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("reviewed_verdict", String(12)),
+    Column("reviewer", Text),
+    Column("review_reason", Text),
+    Column("reviewed_by_client", String(200)),
+    Column("reviewed_at", DateTime(timezone=True)),
+    CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
+    CheckConstraint(
+        "reviewed_verdict IS NULL OR reviewed_verdict IN ('ELIGIBLE', 'NOT_ELIGIBLE')",
+        name="reviewed_verdict",
+    ),
+    CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
+    ForeignKeyConstraint(
+        ["product", "ruleset_version"],
+        ["eligibility_rulesets.product", "eligibility_rulesets.version"],
+    ),
+    Index("ix_eligibility_decisions_msme_id", "msme_id"),
+    Index("ix_eligibility_decisions_cooperative_id", "cooperative_id"),
+)
+"""A decision with the facts it was made on, and a person's review where one was needed."""
 
-    __tablename__ = "eligibility_rulesets"
+GUARANTORS = Table(
+    "guarantors",
+    METADATA,
+    Column("client_id", String(200), primary_key=True),
+    Column("equity", BigInteger, nullable=False),
+    Column("gearing_limit", Numeric(6, 2), nullable=False, server_default="20"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("equity > 0 AND gearing_limit > 0", name="positive"),
+)
+"""A guarantee company's equity, against which its gearing limit (POJK 2/2017) is checked."""
 
-    product: Mapped[str] = mapped_column(String(60), primary_key=True)
-    version: Mapped[str] = mapped_column(String(40), primary_key=True)
-    effective_from: Mapped[date] = mapped_column(Date)
-    document: Mapped[dict[str, object]] = mapped_column(JSONB)
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+GUARANTEES = Table(
+    "guarantees",
+    METADATA,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("decision_id", ForeignKey("eligibility_decisions.id"), nullable=False, unique=True),
+    Column("guarantor_client_id", String(200), nullable=False),
+    Column("msme_id", ForeignKey("msmes.id"), index=True),
+    Column("cooperative_id", ForeignKey("cooperatives.id"), index=True),
+    Column("province_code", ForeignKey("regions.code"), nullable=False),
+    Column("regency_code", ForeignKey("regions.code"), nullable=False),
+    Column("bank", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("coverage_amount", BigInteger, nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("status", String(10), nullable=False, server_default="active"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _record_key(),
+    CheckConstraint(_one_of("status", GUARANTEE_STATUSES), name="status"),
+    CheckConstraint(
+        "amount > 0 AND coverage_amount > 0 AND coverage_amount <= amount", name="amounts"
+    ),
+    CheckConstraint("ends_on > starts_on", name="period"),
+    _province_of_regency(),
+    Index("ix_guarantees_guarantor_status", "guarantor_client_id", "status"),
+    Index("ix_guarantees_province_code", "province_code"),
+)
+"""A guarantee a BUMD issued on an eligible decision; region columns feed the figures."""
 
-
-class EligibilityDecision(Base):
-    """A decision with the facts it was made on, and a person's review where one was needed."""
-
-    __tablename__ = "eligibility_decisions"
-    __table_args__ = (
-        CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
-        CheckConstraint(
-            "reviewed_verdict IS NULL OR reviewed_verdict IN ('ELIGIBLE', 'NOT_ELIGIBLE')",
-            name="reviewed_verdict",
-        ),
-        CheckConstraint(
-            "(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"
-        ),
-        ForeignKeyConstraint(
-            ["product", "ruleset_version"],
-            ["eligibility_rulesets.product", "eligibility_rulesets.version"],
-        ),
-        Index("ix_eligibility_decisions_msme_id", "msme_id"),
-        Index("ix_eligibility_decisions_cooperative_id", "cooperative_id"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, primary_key=True, server_default=text("gen_random_uuid()")
-    )
-    client_id: Mapped[str] = mapped_column(String(200))
-    organisation: Mapped[str] = mapped_column(Text)
-    msme_id: Mapped[int | None] = mapped_column(ForeignKey("msmes.id"))
-    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))
-    subject_key: Mapped[str] = mapped_column(Text)
-    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    loan_amount: Mapped[int] = mapped_column(BigInteger)
-    tenor_months: Mapped[int] = mapped_column(SmallInteger)
-    product: Mapped[str] = mapped_column(String(60))
-    ruleset_version: Mapped[str] = mapped_column(String(40))
-    check_date: Mapped[date] = mapped_column(Date)
-    facts: Mapped[dict[str, object]] = mapped_column(JSONB)
-    verdict: Mapped[str] = mapped_column(String(12))
-    results: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
-    coverage_amount: Mapped[int] = mapped_column(BigInteger)
-    estimated_fee: Mapped[int | None] = mapped_column(BigInteger)
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    reviewed_verdict: Mapped[str | None] = mapped_column(String(12))
-    reviewer: Mapped[str | None] = mapped_column(Text)
-    review_reason: Mapped[str | None] = mapped_column(Text)
-    reviewed_by_client: Mapped[str | None] = mapped_column(String(200))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Guarantor(Base):
-    """A guarantee company's equity, against which its gearing limit (POJK 2/2017) is checked."""
-
-    __tablename__ = "guarantors"
-    __table_args__ = (CheckConstraint("equity > 0 AND gearing_limit > 0", name="positive"),)
-
-    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    equity: Mapped[int] = mapped_column(BigInteger)
-    gearing_limit: Mapped[Decimal] = mapped_column(Numeric(6, 2), server_default="20")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class Guarantee(Base):
-    """A guarantee a BUMD issued on an eligible decision; region columns feed the figures."""
-
-    __tablename__ = "guarantees"
-    __table_args__ = (
-        CheckConstraint(_one_of("status", GUARANTEE_STATUSES), name="status"),
-        CheckConstraint(
-            "amount > 0 AND coverage_amount > 0 AND coverage_amount <= amount", name="amounts"
-        ),
-        CheckConstraint("ends_on > starts_on", name="period"),
-        _province_of_regency(),
-        Index("ix_guarantees_guarantor_status", "guarantor_client_id", "status"),
-        Index("ix_guarantees_province_code", "province_code"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, primary_key=True, server_default=text("gen_random_uuid()")
-    )
-    decision_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("eligibility_decisions.id"), unique=True
-    )
-    guarantor_client_id: Mapped[str] = mapped_column(String(200))
-    msme_id: Mapped[int | None] = mapped_column(ForeignKey("msmes.id"), index=True)
-    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"), index=True)
-    province_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    regency_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
-    bank: Mapped[str] = mapped_column(Text)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    coverage_amount: Mapped[int] = mapped_column(BigInteger)
-    starts_on: Mapped[date] = mapped_column(Date)
-    ends_on: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(10), server_default="active")
-    recorded_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    cell_key: Mapped[int] = _record_key()
-
-
-class GuaranteeStatusChange(Base):
-    """The status history of a guarantee: who said it changed, when it took effect, and why."""
-
-    __tablename__ = "guarantee_status_changes"
-    __table_args__ = (CheckConstraint(_one_of("to_status", GUARANTEE_STATUSES), name="to_status"),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    guarantee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantees.id"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(10))
-    to_status: Mapped[str] = mapped_column(String(10))
-    effective_on: Mapped[date] = mapped_column(Date)
-    note: Mapped[str | None] = mapped_column(Text)
-    changed_by: Mapped[str] = mapped_column(String(200))
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+GUARANTEE_STATUS_CHANGES = Table(
+    "guarantee_status_changes",
+    METADATA,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("guarantee_id", ForeignKey("guarantees.id"), nullable=False, index=True),
+    Column("from_status", String(10)),
+    Column("to_status", String(10), nullable=False),
+    Column("effective_on", Date, nullable=False),
+    Column("note", Text),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("to_status", GUARANTEE_STATUSES), name="to_status"),
+)
+"""The status history of a guarantee: who said it changed, when it took effect, and why."""
 
 
 def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any], ...]) -> Table:
@@ -654,7 +586,7 @@ def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any
     """
     return Table(
         name,
-        Base.metadata,
+        METADATA,
         *keys,
         Column("n", BigInteger, nullable=False),
         *measures,
@@ -749,10 +681,3 @@ COOPERATIVE_ROLLUP_PROVINCE = _cooperative_rollup(
 COOPERATIVE_ROLLUP_REGENCY = _cooperative_rollup(
     "cooperative_rollup_regency", _province(), _regency(), *_cooperative_keys()
 )
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table of a mapped class, typed as a Table (SQLAlchemy types it a FromClause)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table

@@ -17,7 +17,16 @@ from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
+from db.models import (
+    AGENCIES,
+    INDICATORS,
+    KBLI_CODES,
+    KBLI_SECTIONS,
+    PROGRAMMES,
+    REALISATIONS,
+    REGIONS,
+    TARGETS,
+)
 from db.queries.eligibility import sync_rulesets
 from domain.ruleset import BUNDLED_RULESETS, load_rulesets
 
@@ -98,11 +107,10 @@ async def load_reference(
     Targets are planning data rather than reference: demo mode loads the seeded Kalimantan Tengah
     targets, a production deployment reports its own.
     """
-    tables = models.Base.metadata.tables
-    await upsert(connection, tables["regions"], _region_rows(directory), ["code"])
+    await upsert(connection, REGIONS, _region_rows(directory), ["code"])
     await upsert(
         connection,
-        tables["kbli_sections"],
+        KBLI_SECTIONS,
         [
             {
                 "section": row["section"],
@@ -114,13 +122,11 @@ async def load_reference(
         ],
         ["section"],
     )
-    await upsert(
-        connection, tables["kbli_codes"], list(read_csv(directory / "kbli-codes.csv")), ["code"]
-    )
-    await upsert(connection, tables["agencies"], list(read_csv(directory / "agencies.csv")), ["id"])
+    await upsert(connection, KBLI_CODES, list(read_csv(directory / "kbli-codes.csv")), ["code"])
+    await upsert(connection, AGENCIES, list(read_csv(directory / "agencies.csv")), ["id"])
     await upsert(
         connection,
-        tables["programmes"],
+        PROGRAMMES,
         [
             {
                 "id": row["id"],
@@ -137,7 +143,7 @@ async def load_reference(
     )
     await upsert(
         connection,
-        tables["indicators"],
+        INDICATORS,
         [
             {
                 **row,
@@ -172,12 +178,6 @@ async def _load_targets(connection: AsyncConnection, path: Path) -> None:
             targets.append(
                 {**common, "kind": row["kind"], "year_inferred": row["year_inferred"] == "true"}
             )
-    tables = models.Base.metadata.tables
-    await upsert(
-        connection, tables["targets"], targets, ["indicator_code", "jurisdiction", "year", "kind"]
-    )
-    realisation_table = tables["realisations"]
-    await connection.execute(
-        delete(realisation_table).where(realisation_table.c.reported_by == "seed")
-    )
-    await connection.execute(realisation_table.insert(), realisations)
+    await upsert(connection, TARGETS, targets, ["indicator_code", "jurisdiction", "year", "kind"])
+    await connection.execute(delete(REALISATIONS).where(REALISATIONS.c.reported_by == "seed"))
+    await connection.execute(REALISATIONS.insert(), realisations)

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
+from db.models import COOPERATIVES
 from db.writes import StaleVersion, msmes
-from db.writes.cooperatives import COOPERATIVES
 from db.writes.versioned import locked
 from domain.errors import InvalidValue
 from domain.identifiers import validate_rupiah

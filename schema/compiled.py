@@ -39,11 +39,10 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from db.driver import DriverStatement
+from db.models import COOPERATIVES, MSMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
-    COOPERATIVES,
     PROVINCE_OF_OWN_CODE,
-    REGIONS,
     Cursor,
     Field,
     Fixed,
@@ -63,7 +62,7 @@ from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.scalars import Rupiah
 
 TABLES: dict[str, Table] = {
-    "Msme": msmes.MSMES,
+    "Msme": MSMES,
     "Cooperative": COOPERATIVES,
     "Region": REGIONS,
     "ChangeEntry": change_feed.ENTRY,
@@ -387,7 +386,7 @@ def _page_statement(
 ) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     queries = msmes if kind == "msme" else cooperatives
-    table = msmes.MSMES if kind == "msme" else COOPERATIVES
+    table = MSMES if kind == "msme" else COOPERATIVES
     return json_page_statement(
         table,
         shapes,

@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from db.driver import Row
-from db.queries.eligibility import DECISIONS
+from db.models import ELIGIBILITY_DECISIONS
 from domain.eligibility import LenderAttestation
 from domain.errors import InvalidValue
 from resolvers import eligibility, guarantees
@@ -99,7 +99,7 @@ async def check(context: Context, request: EligibilityRequest) -> Row:
     return await eligibility.check(context, checked_request(request))
 
 
-CHECK_ELIGIBILITY = WriteRoot(EligibilityDecision, DECISIONS, check)
+CHECK_ELIGIBILITY = WriteRoot(EligibilityDecision, ELIGIBILITY_DECISIONS, check)
 
 
 @strawberry.type

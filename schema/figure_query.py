@@ -15,6 +15,7 @@ import strawberry
 from strawberry.types import Info
 
 from auth.scopes import Scope
+from db.models import MSMES
 from db.queries import aggregates, msmes
 from db.queries.scoping import EVERYWHERE
 from resolvers import records
@@ -76,7 +77,7 @@ async def graduations(
     figures = aggregates.Figures(
         source,
         dimensions,
-        aggregates.record_measures(aggregates.MSMES.c.cell_key, {}),
+        aggregates.record_measures(MSMES.c.cell_key, {}),
         msmes.conditions(EVERYWHERE, where),
     )
     return await grouped_figures(

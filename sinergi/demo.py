@@ -18,8 +18,16 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import (
+    COOPERATIVES,
+    ELIGIBILITY_DECISIONS,
+    GUARANTEE_STATUS_CHANGES,
+    GUARANTEES,
+    MSME_OWNERS,
+    MSME_SCALE_HISTORY,
+    MSMES,
+    PARTICIPATIONS,
+)
 from db.seed import load_reference, read_csv
 from domain.identifiers import kbli_section, parse_kbli_sections
 from domain.scale import RULE_VERSION, classify
@@ -183,29 +191,26 @@ async def clear(connection: AsyncConnection) -> None:
     decisions and guarantees of the README's examples, which no cascade removes (a real
     business's decisions must never go with a delete), then the businesses themselves (and, by
     cascade, their owners, history and participations)."""
-    msmes = table_of(models.Msme)
-    cooperatives = table_of(models.Cooperative)
-    decisions = table_of(models.EligibilityDecision)
-    guarantees = table_of(models.Guarantee)
-    changes = table_of(models.GuaranteeStatusChange)
-    demo_msmes = select(msmes.c.id).where(msmes.c.nib.like("999%"))
-    demo_cooperatives = select(cooperatives.c.id).where(
-        cooperatives.c.legal_entity_no.like("AHU-999%")
+    demo_msmes = select(MSMES.c.id).where(MSMES.c.nib.like("999%"))
+    demo_cooperatives = select(COOPERATIVES.c.id).where(
+        COOPERATIVES.c.legal_entity_no.like("AHU-999%")
     )
 
     def about_demo(table: Any) -> Any:
         return or_(table.c.msme_id.in_(demo_msmes), table.c.cooperative_id.in_(demo_cooperatives))
 
     await connection.execute(
-        delete(changes).where(
-            changes.c.guarantee_id.in_(select(guarantees.c.id).where(about_demo(guarantees)))
+        delete(GUARANTEE_STATUS_CHANGES).where(
+            GUARANTEE_STATUS_CHANGES.c.guarantee_id.in_(
+                select(GUARANTEES.c.id).where(about_demo(GUARANTEES))
+            )
         )
     )
-    await connection.execute(delete(guarantees).where(about_demo(guarantees)))
-    await connection.execute(delete(decisions).where(about_demo(decisions)))
-    await connection.execute(delete(msmes).where(msmes.c.nib.like("999%")))
+    await connection.execute(delete(GUARANTEES).where(about_demo(GUARANTEES)))
+    await connection.execute(delete(ELIGIBILITY_DECISIONS).where(about_demo(ELIGIBILITY_DECISIONS)))
+    await connection.execute(delete(MSMES).where(MSMES.c.nib.like("999%")))
     await connection.execute(
-        delete(cooperatives).where(cooperatives.c.legal_entity_no.like("AHU-999%"))
+        delete(COOPERATIVES).where(COOPERATIVES.c.legal_entity_no.like("AHU-999%"))
     )
 
 
@@ -224,7 +229,7 @@ async def load(
     population = _Population(seed, _Geography.of_kalimantan(directory), directory)
     cooperative_ids = await _insert_returning_ids(
         connection,
-        table_of(models.Cooperative),
+        COOPERATIVES,
         list(population.cooperatives(max(msmes // 10, 10))),
     )
     batch_size = 1000
@@ -247,11 +252,9 @@ async def _insert_returning_ids(
 
 
 async def _insert_msmes(connection: AsyncConnection, batch: list[dict[str, Any]]) -> None:
-    ids = await _insert_returning_ids(
-        connection, table_of(models.Msme), [item["msme"] for item in batch]
-    )
+    ids = await _insert_returning_ids(connection, MSMES, [item["msme"] for item in batch])
     await connection.execute(
-        table_of(models.MsmeOwner).insert(),
+        MSME_OWNERS.insert(),
         [{**item["owner"], "msme_id": msme_id} for item, msme_id in zip(batch, ids, strict=True)],
     )
     history = []
@@ -271,7 +274,7 @@ async def _insert_msmes(connection: AsyncConnection, batch: list[dict[str, Any]]
                     }
                 )
             previous = scale
-    await connection.execute(table_of(models.MsmeScaleHistory).insert(), history)
+    await connection.execute(MSME_SCALE_HISTORY.insert(), history)
 
 
 async def _load_named_records(connection: AsyncConnection, directory: Path) -> None:
@@ -300,7 +303,7 @@ async def _load_named_records(connection: AsyncConnection, directory: Path) -> N
         }
         for row in read_csv(directory / "demo-cooperatives.csv")
     ]
-    await connection.execute(table_of(models.Cooperative).insert(), cooperatives)
+    await connection.execute(COOPERATIVES.insert(), cooperatives)
     batch = []
     for row in read_csv(directory / "demo-msmes.csv"):
         capital = int(row["capital_2025"])
@@ -359,15 +362,13 @@ SELECT 'PR-MMM', NULL::bigint, id, 'producer', 'active', 'synthetic red palm oil
 
 
 async def _load_participations(connection: AsyncConnection, directory: Path) -> None:
-    msmes = table_of(models.Msme)
-    cooperatives = table_of(models.Cooperative)
     rows = []
     for row in read_csv(directory / "demo-participations.csv"):
         if row["subject_kind"] == "msme":
-            subject = select(msmes.c.id).where(msmes.c.nib == row["subject_id"])
+            subject = select(MSMES.c.id).where(MSMES.c.nib == row["subject_id"])
         else:
-            subject = select(cooperatives.c.id).where(
-                cooperatives.c.legal_entity_no == row["subject_id"]
+            subject = select(COOPERATIVES.c.id).where(
+                COOPERATIVES.c.legal_entity_no == row["subject_id"]
             )
         subject_id = (await connection.execute(subject)).scalar_one()
         rows.append(
@@ -380,5 +381,5 @@ async def _load_participations(connection: AsyncConnection, directory: Path) -> 
                 "detail": row["detail"],
             }
         )
-    await connection.execute(table_of(models.Participation).insert(), rows)
+    await connection.execute(PARTICIPATIONS.insert(), rows)
     await connection.exec_driver_sql(_SYNTHETIC_PARTICIPATIONS)

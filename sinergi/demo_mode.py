@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients
 from auth.service import AuthService
-from db import models
 from db.engine import create_engine, one_connection
-from db.models import table_of
+from db.models import MSMES
 from db.queries import guarantees
 from sinergi import demo
 from sinergi.settings import Settings
@@ -41,7 +40,7 @@ async def prepare_demo(url: str, *, load_population: bool) -> None:
     """On first start, load the demo population; always make sure the demo clients exist."""
     async with one_connection(url, statement_timeout_ms=600_000) as connection:
         has_records = (
-            await connection.execute(select(func.count()).select_from(table_of(models.Msme)))
+            await connection.execute(select(func.count()).select_from(MSMES))
         ).scalar_one() > 0
     if load_population and not has_records:
         await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)

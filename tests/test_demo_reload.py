@@ -11,13 +11,12 @@ import os
 from typing import Any
 from unittest import mock
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db import models
 from db.engine import async_url
-from db.models import table_of
+from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
@@ -61,12 +60,12 @@ def _demo_data(url: str) -> int:
         return main(["demo-data", "--msmes", "40"])
 
 
-def _count(url: str, model: Any) -> int:
+def _count(url: str, table: Table) -> int:
     async def count() -> int:
         engine = create_async_engine(async_url(url))
         try:
             async with engine.connect() as connection:
-                query = select(func.count()).select_from(table_of(model))
+                query = select(func.count()).select_from(table)
                 return int((await connection.execute(query)).scalar_one())
         finally:
             await engine.dispose()
@@ -106,10 +105,10 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(fresh_url: st
             )
         )
         _ok(api.graphql(DEFAULT, "demo-jamkrida-62", {"id": guarantee["recordGuarantee"]["id"]}))
-    assert _count(fresh_url, models.EligibilityDecision) == 3
+    assert _count(fresh_url, ELIGIBILITY_DECISIONS) == 3
 
     assert _demo_data(fresh_url) == 0
-    assert _count(fresh_url, models.Guarantee) == 0
-    assert _count(fresh_url, models.GuaranteeStatusChange) == 0
-    assert _count(fresh_url, models.EligibilityDecision) == 1  # the real business's stays
+    assert _count(fresh_url, GUARANTEES) == 0
+    assert _count(fresh_url, GUARANTEE_STATUS_CHANGES) == 0
+    assert _count(fresh_url, ELIGIBILITY_DECISIONS) == 1  # the real business's stays
     assert _demo_data(fresh_url) == 0  # and again, with nothing recorded in between

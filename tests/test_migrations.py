@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
-from db.models import Base
+from db.models import METADATA
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), a GIN index on an array
@@ -33,7 +33,7 @@ def _name(difference: tuple[Any, ...]) -> tuple[str, str]:
 
 async def _differences(connection: AsyncConnection) -> list[tuple[Any, ...]]:
     return await connection.run_sync(
-        lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        lambda sync: compare_metadata(MigrationContext.configure(sync), METADATA)
     )
 
 

@@ -23,7 +23,7 @@ from graphql import GraphQLInputObjectType, GraphQLObjectType
 
 from db import provision
 from db.imports import STAGING
-from db.models import MsmeOwner, table_of
+from db.models import MSME_OWNERS
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.register_csv import COLUMN_OF, OPTIONAL
 from schema.build import build_schema
@@ -73,7 +73,7 @@ def test_the_owner_type_input_table_and_import_columns_are_the_declared_fields()
     names = [field.name for field in OWNER_FIELDS]
     assert names == ["nik", "fullName", "sex", "birthDate", "phone", "address"]
     assert sorted(owner.fields) == sorted(owner_input.fields) == sorted(names)
-    assert [column.name for column in table_of(MsmeOwner).c] == ["msme_id", *OWNER_COLUMNS]
+    assert [column.name for column in MSME_OWNERS.c] == ["msme_id", *OWNER_COLUMNS]
     assert {f"owner_{column}" for column in OWNER_COLUMNS} <= set(STAGING.c.keys())
     assert all(COLUMN_OF[f"owner.{field.name}"] == field.csv for field in OWNER_FIELDS)
     assert {field.csv for field in OWNER_FIELDS} <= set(OPTIONAL)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import embedded
 from db.engine import create_engine
 from db.migrate import upgrade
+from db.models import COOPERATIVES, MSMES
 from db.queries import aggregates, cooperatives, msmes
 from db.queries.aggregates import Figures, Rollup
 from db.queries.scoping import EVERYWHERE
@@ -36,15 +37,14 @@ COOPERATIVE_TYPES = ("produsen", "konsumen", "simpan_pinjam", "pemasaran", "jasa
 COOPERATIVE_STATUSES = ("active", "inactive", "dissolved")
 # The record column(s) behind each rollup measure.
 MSME_SOURCES = {
-    "turnover": msmes.MSMES.c.annual_turnover,
-    "capital": msmes.MSMES.c.capital,
-    "employees": msmes.MSMES.c.employees,
+    "turnover": MSMES.c.annual_turnover,
+    "capital": MSMES.c.capital,
+    "employees": MSMES.c.employees,
 }
 COOPERATIVE_SOURCES = {
-    "business_volume": cooperatives.COOPERATIVES.c.business_volume,
-    "assets": cooperatives.COOPERATIVES.c.assets,
-    "members": cooperatives.COOPERATIVES.c.members_male
-    + cooperatives.COOPERATIVES.c.members_female,
+    "business_volume": COOPERATIVES.c.business_volume,
+    "assets": COOPERATIVES.c.assets,
+    "members": COOPERATIVES.c.members_male + COOPERATIVES.c.members_female,
 }
 
 
@@ -132,7 +132,7 @@ class Writer:
 
     async def insert_msmes(self) -> None:
         rows = [self.msme() for _ in range(self.rng.choice((1, 1, 5, 30)))]
-        await self.connection.execute(msmes.MSMES.insert(), rows)
+        await self.connection.execute(MSMES.insert(), rows)
 
     async def upsert_msmes(self) -> None:
         """The import path: INSERT .. ON CONFLICT DO UPDATE, new and existing NIBs mixed."""
@@ -143,7 +143,7 @@ class Writer:
         rows = [self.msme() for _ in range(10)]
         for row, nib in zip(rows, existing, strict=False):
             row["nib"] = nib
-        statement = insert(msmes.MSMES).values(rows)
+        statement = insert(MSMES).values(rows)
         updates = {name: statement.excluded[name] for name in rows[0] if name != "nib"}
         await self.connection.execute(
             statement.on_conflict_do_update(index_elements=["nib"], set_=updates)
@@ -196,7 +196,7 @@ class Writer:
 
     async def insert_cooperatives(self) -> None:
         rows = [self.cooperative() for _ in range(self.rng.choice((1, 6)))]
-        await self.connection.execute(cooperatives.COOPERATIVES.insert(), rows)
+        await self.connection.execute(COOPERATIVES.insert(), rows)
 
     async def move_cooperatives(self) -> None:
         ids = await self.ids("cooperatives", 10)
@@ -235,7 +235,7 @@ def _direct(rollup: Rollup, base: Table, dimensions: dict[str, ColumnElement[Any
     """The rollup's cells computed from the records, in the rollup's column order: the count,
     the record keys' sum, and per measure its non-NULL count, sum and sum of squares."""
     keys = [dimensions[name] for name in rollup.dimensions]
-    sources = MSME_SOURCES if base is msmes.MSMES else COOPERATIVE_SOURCES
+    sources = MSME_SOURCES if base is MSMES else COOPERATIVE_SOURCES
     measures: list[ColumnElement[Any]] = []
     for column in rollup.table.c:
         name = column.name
@@ -267,10 +267,10 @@ async def _cells(connection: AsyncConnection, statement: Any) -> set[tuple[Any, 
 
 async def _assert_rollups_exact(connection: AsyncConnection) -> None:
     for rollups, base, dimensions in (
-        (aggregates.MSME_ROLLUPS, msmes.MSMES, aggregates.MSME_DIMENSIONS),
+        (aggregates.MSME_ROLLUPS, MSMES, aggregates.MSME_DIMENSIONS),
         (
             aggregates.COOPERATIVE_ROLLUPS,
-            cooperatives.COOPERATIVES,
+            COOPERATIVES,
             aggregates.COOPERATIVE_DIMENSIONS,
         ),
     ):
@@ -362,24 +362,24 @@ async def test_figures_from_rollups_equal_figures_from_the_records(engine: Async
         for group_by, where in MSME_CASES:
             figures = aggregates.msme_figures(where, group_by)
             records = Figures(
-                msmes.MSMES,
+                MSMES,
                 aggregates.MSME_DIMENSIONS,
                 aggregates.MSME_MEASURES,
                 msmes.conditions(EVERYWHERE, where),
             )
-            from_rollups += figures.source is not msmes.MSMES
+            from_rollups += figures.source is not MSMES
             expected = _answers(await aggregates.grouped(connection, records, group_by=group_by))
             got = _answers(await aggregates.grouped(connection, figures, group_by=group_by))
             assert got == expected, (group_by, where)
         for cooperative_group, cooperative_where in COOPERATIVE_CASES:
             figures = aggregates.cooperative_figures(cooperative_where, cooperative_group)
             records = Figures(
-                cooperatives.COOPERATIVES,
+                COOPERATIVES,
                 aggregates.COOPERATIVE_DIMENSIONS,
                 aggregates.COOPERATIVE_MEASURES,
                 cooperatives.conditions(EVERYWHERE, cooperative_where),
             )
-            assert figures.source is not cooperatives.COOPERATIVES
+            assert figures.source is not COOPERATIVES
             expected = _answers(
                 await aggregates.grouped(connection, records, group_by=cooperative_group)
             )
@@ -397,9 +397,9 @@ def test_filters_no_rollup_can_answer_read_the_records() -> None:
         msmes.MsmeFilter(cooperative_id=1),
         msmes.MsmeFilter(region="62.71.01"),
     ):
-        assert aggregates.msme_figures(where, ["scale"]).source is msmes.MSMES
+        assert aggregates.msme_figures(where, ["scale"]).source is MSMES
     programme = cooperatives.CooperativeFilter(programme="KUR")
     figures = aggregates.cooperative_figures(programme, ["type"])
-    assert figures.source is cooperatives.COOPERATIVES
+    assert figures.source is COOPERATIVES
     national = aggregates.msme_figures(msmes.MsmeFilter(), ["province", "scale"])
     assert national.source is aggregates.MSME_ROLLUPS[0].table

@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 from auth import keys, tokens
 from auth.service import AuthService
 from db.engine import create_engine
+from db.models import SIGNING_KEYS
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
@@ -363,7 +364,7 @@ async def test_workers_starting_together_on_a_new_database_make_one_signing_key(
         await second
         async with engine.connect() as connection:
             active = await connection.execute(
-                select(func.count()).where(keys.KEYS.c.retired_at.is_(None))
+                select(func.count()).where(SIGNING_KEYS.c.retired_at.is_(None))
             )
             assert active.scalar_one() == 1
     finally:

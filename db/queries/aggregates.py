@@ -33,15 +33,20 @@ from sqlalchemy import (
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import (
+    COOPERATIVE_ROLLUP_PROVINCE,
+    COOPERATIVE_ROLLUP_REGENCY,
+    COOPERATIVES,
+    MSME_ROLLUP_PROVINCE_KBLI,
+    MSME_ROLLUP_PROVINCE_YEAR,
+    MSME_ROLLUP_REGENCY,
+    MSME_ROLLUP_REGENCY_KBLI,
+    MSME_SCALE_HISTORY,
+    MSMES,
+)
 from db.queries import cooperatives, msmes
 from db.queries.scoping import EVERYWHERE, NATIONAL
 
-MSMES = table_of(models.Msme)
-COOPERATIVES = table_of(models.Cooperative)
-PARTICIPATIONS = table_of(models.Participation)
-SCALE_HISTORY = table_of(models.MsmeScaleHistory)
 UNKNOWN = "unknown"
 
 MSME_DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
@@ -155,15 +160,15 @@ class Rollup:
 MSME_ROLLUPS = tuple(
     Rollup(table, _rollup_measures(table, list(MSME_SUMS)))
     for table in (
-        models.MSME_ROLLUP_REGENCY,
-        models.MSME_ROLLUP_PROVINCE_KBLI,
-        models.MSME_ROLLUP_PROVINCE_YEAR,
-        models.MSME_ROLLUP_REGENCY_KBLI,
+        MSME_ROLLUP_REGENCY,
+        MSME_ROLLUP_PROVINCE_KBLI,
+        MSME_ROLLUP_PROVINCE_YEAR,
+        MSME_ROLLUP_REGENCY_KBLI,
     )
 )
 COOPERATIVE_ROLLUPS = tuple(
     Rollup(table, _rollup_measures(table, list(COOPERATIVE_SUMS)))
-    for table in (models.COOPERATIVE_ROLLUP_PROVINCE, models.COOPERATIVE_ROLLUP_REGENCY)
+    for table in (COOPERATIVE_ROLLUP_PROVINCE, COOPERATIVE_ROLLUP_REGENCY)
 )
 
 
@@ -278,13 +283,13 @@ def graduation_source(year: int) -> tuple[FromClause, Mapping[str, ColumnElement
     imported record's first entry is read from its batch only until its scale or figures first
     change, when it becomes a row (migration 0016), and a graduation is a change.
     """
-    previous = func.lag(SCALE_HISTORY.c.scale).over(
-        partition_by=SCALE_HISTORY.c.msme_id, order_by=SCALE_HISTORY.c.effective_from
+    previous = func.lag(MSME_SCALE_HISTORY.c.scale).over(
+        partition_by=MSME_SCALE_HISTORY.c.msme_id, order_by=MSME_SCALE_HISTORY.c.effective_from
     )
     changes = select(
-        SCALE_HISTORY.c.msme_id,
-        SCALE_HISTORY.c.scale,
-        SCALE_HISTORY.c.effective_from,
+        MSME_SCALE_HISTORY.c.msme_id,
+        MSME_SCALE_HISTORY.c.scale,
+        MSME_SCALE_HISTORY.c.effective_from,
         previous.label("previous_scale"),
     ).subquery()
     rank = case({"micro": 1, "small": 2, "medium": 3}, value=changes.c.scale, else_=0)

@@ -15,15 +15,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import models
 from db.driver import DriverStatement, check_out, fetch
 from db.engine import json_text
-from db.models import table_of
+from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.queries.audit_seals import SEALS, recomputed_hash
+from db.queries.audit_seals import recomputed_hash
 from db.seals import Checkpoint, row_mac
 
-AUDIT = table_of(models.AuditEntry)
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
 # entry, an executor started and ended for each. The batch goes as arrays, unnested;
 # each entry's subjects are the slice `first_subject:last_subject` (1-based, inclusive; empty when
@@ -138,9 +136,9 @@ class Verification:
 
 
 _WALK = (
-    select(AUDIT, recomputed_hash(), SEALS.c.mac)
-    .join(SEALS, SEALS.c.seq == AUDIT.c.seq, isouter=True)
-    .order_by(AUDIT.c.seq)
+    select(AUDIT_LOG, recomputed_hash(), AUDIT_SEALS.c.mac)
+    .join(AUDIT_SEALS, AUDIT_SEALS.c.seq == AUDIT_LOG.c.seq, isouter=True)
+    .order_by(AUDIT_LOG.c.seq)
 )
 
 
@@ -216,7 +214,9 @@ def _naming(subject: str) -> ColumnElement[bool]:
     """Entries whose subjects include `subject`. The second condition follows from the first; it
     is stated for the planner, which uses the partial index on `subjects` (migration 0017) only
     for a query that says its predicate in as many words."""
-    return and_(AUDIT.c.subjects.contains([subject]), AUDIT.c.subjects != literal_column("'{}'"))
+    return and_(
+        AUDIT_LOG.c.subjects.contains([subject]), AUDIT_LOG.c.subjects != literal_column("'{}'")
+    )
 
 
 async def entries(
@@ -227,13 +227,13 @@ async def entries(
     first: int,
     after: int | None,
 ) -> list[Record]:
-    statement = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(first + 1)
+    statement = select(AUDIT_LOG).order_by(AUDIT_LOG.c.seq.desc()).limit(first + 1)
     if subject is not None:
         statement = statement.where(_naming(subject))
     if client_id is not None:
-        statement = statement.where(AUDIT.c.client_id == client_id)
+        statement = statement.where(AUDIT_LOG.c.client_id == client_id)
     if after is not None:
-        statement = statement.where(AUDIT.c.seq < after)
+        statement = statement.where(AUDIT_LOG.c.seq < after)
     return list(await connection.execute(statement))
 
 
@@ -241,14 +241,14 @@ async def accessors_of(connection: AsyncConnection, subject: str) -> list[Record
     """Which clients received this person's data, how often, first and last time."""
     statement = (
         select(
-            AUDIT.c.client_id,
-            func.max(AUDIT.c.entry["organisation"].astext).label("organisation"),
+            AUDIT_LOG.c.client_id,
+            func.max(AUDIT_LOG.c.entry["organisation"].astext).label("organisation"),
             func.count().label("times"),
-            func.min(AUDIT.c.at).label("first_at"),
-            func.max(AUDIT.c.at).label("last_at"),
+            func.min(AUDIT_LOG.c.at).label("first_at"),
+            func.max(AUDIT_LOG.c.at).label("last_at"),
         )
         .where(_naming(subject))
-        .group_by(AUDIT.c.client_id)
-        .order_by(AUDIT.c.client_id)
+        .group_by(AUDIT_LOG.c.client_id)
+        .order_by(AUDIT_LOG.c.client_id)
     )
     return list(await connection.execute(statement))

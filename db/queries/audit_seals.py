@@ -15,19 +15,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import Label
 
-from db import models
-from db.models import table_of
+from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.seals import Checkpoint, row_mac
 
-AUDIT = table_of(models.AuditEntry)
-SEALS = table_of(models.AuditSeal)
 BATCH = 5_000
 
 _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))")
 _LAST = (
-    select(SEALS.c.seq, SEALS.c.mac, AUDIT.c.hash)
-    .join(AUDIT, AUDIT.c.seq == SEALS.c.seq)
-    .order_by(SEALS.c.seq.desc())
+    select(AUDIT_SEALS.c.seq, AUDIT_SEALS.c.mac, AUDIT_LOG.c.hash)
+    .join(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
+    .order_by(AUDIT_SEALS.c.seq.desc())
     .limit(1)
 )
 # The batch as two arrays, one statement: as a multi-row VALUES (SQLAlchemy's executemany), a
@@ -42,12 +39,12 @@ _WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
 def recomputed_hash() -> Label[str]:
     """`audit_log_hash()` over a row's own columns: what its `hash` should be."""
     return func.audit_log_hash(
-        AUDIT.c.prev_hash,
-        AUDIT.c.seq,
-        AUDIT.c.at,
-        AUDIT.c.client_id,
-        AUDIT.c.entry,
-        AUDIT.c.subjects,
+        AUDIT_LOG.c.prev_hash,
+        AUDIT_LOG.c.seq,
+        AUDIT_LOG.c.at,
+        AUDIT_LOG.c.client_id,
+        AUDIT_LOG.c.entry,
+        AUDIT_LOG.c.subjects,
     ).label("expected")
 
 
@@ -69,9 +66,9 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     last = (await connection.execute(_LAST)).first()
     previous_seq, previous_mac, previous_hash = (0, "", "") if last is None else tuple(last)
     rows = await connection.execute(
-        select(AUDIT, recomputed_hash())
-        .where(AUDIT.c.seq > previous_seq)
-        .order_by(AUDIT.c.seq)
+        select(AUDIT_LOG, recomputed_hash())
+        .where(AUDIT_LOG.c.seq > previous_seq)
+        .order_by(AUDIT_LOG.c.seq)
         .limit(batch)
     )
     seqs: list[int] = []

@@ -44,9 +44,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import FromClause
 
-from db import models
 from db.driver import DriverStatement, Pooled, Row, fetch
-from db.models import table_of
+from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
 from db.queries.json_pages import JsonBuild, JsonShape
 from db.queries.scoping import RowScope, within, within_place
 from domain.personal import OWNER_FIELDS
@@ -67,11 +66,6 @@ LOG = table(
     column("owner_client_id", Text),
 )
 
-MSMES = table_of(models.Msme)
-OWNERS = table_of(models.MsmeOwner)
-COOPERATIVES = table_of(models.Cooperative)
-PARTICIPATIONS = table_of(models.Participation)
-GUARANTEES = table_of(models.Guarantee)
 
 ENTRY = Table(
     "change_entry",
@@ -192,8 +186,8 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
     ]
     subject: ColumnElement[Any] = null()
     if reader.personal_data:
-        joined = joined.outerjoin(OWNERS, OWNERS.c.msme_id == MSMES.c.id)
-        o = OWNERS.c
+        joined = joined.outerjoin(MSME_OWNERS, MSME_OWNERS.c.msme_id == MSMES.c.id)
+        o = MSME_OWNERS.c
         readable = [field for field in OWNER_FIELDS if field.column in reader.personal_columns]
         owner = _record(*((field.name, o[field.column]) for field in readable))
         fields.append(("owner", case((o.msme_id.is_not(None), owner), else_=null())))

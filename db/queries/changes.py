@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy import and_, column, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import RECORD_CHANGES
 from db.queries import Record, any_of
 
-CHANGES = table_of(models.RecordChange)
-HISTORY = table("record_history", *(column(c.name, c.type) for c in CHANGES.columns))
+HISTORY = table("record_history", *(column(c.name, c.type) for c in RECORD_CHANGES.columns))
 """The view of migration 0015: `record_changes` and the entries of imported creations."""
 
 RecordKey = tuple[str, int]

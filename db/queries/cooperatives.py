@@ -8,14 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import COOPERATIVES, PARTICIPATIONS
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
 from db.queries.scoping import RowScope, within
-
-COOPERATIVES = table_of(models.Cooperative)
-PARTICIPATIONS = table_of(models.Participation)
 
 
 @dataclass(frozen=True, slots=True)

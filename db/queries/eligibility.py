@@ -18,23 +18,22 @@ from sqlalchemy import Text, and_, bindparam, cast, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.engine import json_text
-from db.models import table_of
+from db.models import (
+    COOPERATIVES,
+    ELIGIBILITY_DECISIONS,
+    ELIGIBILITY_RULESETS,
+    GUARANTEES,
+    MSME_OWNERS,
+    MSMES,
+    PARTICIPATIONS,
+    PROGRAMMES,
+)
 from db.queries import Record
 from db.queries.scoping import RowScope
 from domain.errors import InvalidValue
 from domain.ruleset import RuleSet
-
-MSMES = table_of(models.Msme)
-COOPERATIVES = table_of(models.Cooperative)
-OWNERS = table_of(models.MsmeOwner)
-PARTICIPATIONS = table_of(models.Participation)
-PROGRAMMES = table_of(models.Programme)
-GUARANTEES = table_of(models.Guarantee)
-RULESETS = table_of(models.EligibilityRuleset)
-DECISIONS = table_of(models.EligibilityDecision)
 
 # Programme kinds that are subsidised credit and exclude a second guarantee (R12).
 SUBSIDISED_CREDIT_KINDS = ("subsidised_credit",)
@@ -58,12 +57,12 @@ def _has_defaulted(subject: Any) -> Any:
 # A check's statements are built once per jurisdiction, values bound per call: building and
 # hashing these statements anew was a twentieth of a check's CPU.
 _VERSION_IN_FORCE = (
-    select(RULESETS.c.version)
+    select(ELIGIBILITY_RULESETS.c.version)
     .where(
-        RULESETS.c.product == bindparam("product"),
-        RULESETS.c.effective_from <= bindparam("on_date"),
+        ELIGIBILITY_RULESETS.c.product == bindparam("product"),
+        ELIGIBILITY_RULESETS.c.effective_from <= bindparam("on_date"),
     )
-    .order_by(RULESETS.c.effective_from.desc())
+    .order_by(ELIGIBILITY_RULESETS.c.effective_from.desc())
     .limit(1)
     .scalar_subquery()
     .label("ruleset_version")
@@ -81,7 +80,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             MSMES.c.established_on,
             MSMES.c.scale,
             MSMES.c.annual_turnover,
-            exists().where(OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
+            exists().where(MSME_OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"
             ),
@@ -148,7 +147,7 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
     for ruleset in rulesets:
         document = ruleset.to_dict()
         inserted = await connection.execute(
-            insert(RULESETS)
+            insert(ELIGIBILITY_RULESETS)
             .values(
                 product=ruleset.product,
                 version=ruleset.version,
@@ -156,15 +155,16 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
                 document=document,
             )
             .on_conflict_do_nothing()
-            .returning(RULESETS.c.version)
+            .returning(ELIGIBILITY_RULESETS.c.version)
         )
         if inserted.first() is not None:
             added.append(f"{ruleset.product} {ruleset.version}")
             continue
         stored = (
             await connection.execute(
-                select(RULESETS.c.document).where(
-                    RULESETS.c.product == ruleset.product, RULESETS.c.version == ruleset.version
+                select(ELIGIBILITY_RULESETS.c.document).where(
+                    ELIGIBILITY_RULESETS.c.product == ruleset.product,
+                    ELIGIBILITY_RULESETS.c.version == ruleset.version,
                 )
             )
         ).scalar_one()
@@ -182,8 +182,9 @@ def _canonical(document: object) -> str:
 
 
 _RULESET_VERSION = DriverStatement(
-    select(RULESETS.c.document).where(
-        RULESETS.c.product == bindparam("product"), RULESETS.c.version == bindparam("version")
+    select(ELIGIBILITY_RULESETS.c.document).where(
+        ELIGIBILITY_RULESETS.c.product == bindparam("product"),
+        ELIGIBILITY_RULESETS.c.version == bindparam("version"),
     )
 )
 
@@ -194,9 +195,11 @@ async def ruleset_version(connection: Pooled, product: str, version: str) -> dic
 
 
 async def rulesets(connection: AsyncConnection) -> list[Record]:
-    statement = select(RULESETS.c.product, RULESETS.c.version, RULESETS.c.effective_from).order_by(
-        RULESETS.c.product, RULESETS.c.effective_from
-    )
+    statement = select(
+        ELIGIBILITY_RULESETS.c.product,
+        ELIGIBILITY_RULESETS.c.version,
+        ELIGIBILITY_RULESETS.c.effective_from,
+    ).order_by(ELIGIBILITY_RULESETS.c.product, ELIGIBILITY_RULESETS.c.effective_from)
     return list(await connection.execute(statement))
 
 
@@ -222,16 +225,16 @@ _STORED = (
 _JSON = ("facts", "results")
 # JSON goes as text that PostgreSQL casts: db.driver takes no parameter SQLAlchemy must convert.
 _STORE = DriverStatement(
-    insert(DECISIONS)
+    insert(ELIGIBILITY_DECISIONS)
     .values(
         {
             name: cast(bindparam(name, type_=Text), JSONB)
             if name in _JSON
-            else bindparam(name, type_=DECISIONS.c[name].type)
+            else bindparam(name, type_=ELIGIBILITY_DECISIONS.c[name].type)
             for name in _STORED
         }
     )
-    .returning(DECISIONS)
+    .returning(ELIGIBILITY_DECISIONS)
 )
 
 
@@ -245,14 +248,14 @@ async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
 
 
 def _visible_to(client_id: str) -> Any:
-    return DECISIONS.c.client_id == client_id
+    return ELIGIBILITY_DECISIONS.c.client_id == client_id
 
 
 async def decision(
     connection: AsyncConnection, decision_id: uuid.UUID, *, client_id: str | None
 ) -> Record | None:
     """A stored decision; `client_id` limits it to the client that asked (None: anyone's)."""
-    statement = select(DECISIONS).where(DECISIONS.c.id == decision_id)
+    statement = select(ELIGIBILITY_DECISIONS).where(ELIGIBILITY_DECISIONS.c.id == decision_id)
     if client_id is not None:
         statement = statement.where(_visible_to(client_id))
     return (await connection.execute(statement)).first()
@@ -269,13 +272,13 @@ async def review(
 ) -> Record | None:
     """Records a person's verdict on a NEEDS_REVIEW decision, once; None if there is none."""
     statement = (
-        update(DECISIONS)
+        update(ELIGIBILITY_DECISIONS)
         .where(
             and_(
-                DECISIONS.c.id == decision_id,
+                ELIGIBILITY_DECISIONS.c.id == decision_id,
                 _visible_to(client_id),
-                DECISIONS.c.verdict == "NEEDS_REVIEW",
-                DECISIONS.c.reviewed_verdict.is_(None),
+                ELIGIBILITY_DECISIONS.c.verdict == "NEEDS_REVIEW",
+                ELIGIBILITY_DECISIONS.c.reviewed_verdict.is_(None),
             )
         )
         .values(
@@ -285,7 +288,7 @@ async def review(
             reviewed_by_client=client_id,
             reviewed_at=datetime.now(UTC),
         )
-        .returning(DECISIONS)
+        .returning(ELIGIBILITY_DECISIONS)
     )
     reviewed: Record | None = (await connection.execute(statement)).first()
     return reviewed

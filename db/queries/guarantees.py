@@ -17,15 +17,11 @@ from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
 from db.queries import Record, any_of
 from db.queries.aggregates import Figures, record_measures
 from db.queries.scoping import within
 
-GUARANTEES = table_of(models.Guarantee)
-CHANGES = table_of(models.GuaranteeStatusChange)
-GUARANTORS = table_of(models.Guarantor)
 OUTSTANDING = ("active", "claimed")
 
 DIMENSIONS: Mapping[str, ColumnElement[Any]] = {
@@ -94,7 +90,7 @@ async def insert_guarantee(
         await connection.execute(insert(GUARANTEES).values(**values).returning(GUARANTEES))
     ).one()
     await connection.execute(
-        CHANGES.insert().values(
+        GUARANTEE_STATUS_CHANGES.insert().values(
             guarantee_id=row.id,
             from_status=None,
             to_status=row.status,
@@ -134,7 +130,7 @@ async def change_status(
         )
     ).one()
     await connection.execute(
-        CHANGES.insert().values(
+        GUARANTEE_STATUS_CHANGES.insert().values(
             guarantee_id=guarantee.id,
             from_status=guarantee.status,
             to_status=status,
@@ -148,8 +144,8 @@ async def change_status(
 
 async def history(connection: AsyncConnection, guarantee_ids: list[uuid.UUID]) -> list[Record]:
     statement = (
-        select(CHANGES)
-        .where(any_of(CHANGES.c.guarantee_id, guarantee_ids))
-        .order_by(CHANGES.c.guarantee_id, CHANGES.c.id)
+        select(GUARANTEE_STATUS_CHANGES)
+        .where(any_of(GUARANTEE_STATUS_CHANGES.c.guarantee_id, guarantee_ids))
+        .order_by(GUARANTEE_STATUS_CHANGES.c.guarantee_id, GUARANTEE_STATUS_CHANGES.c.id)
     )
     return list(await connection.execute(statement))

@@ -14,14 +14,11 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Numeric, cast, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import COOPERATIVES, MSMES
 from db.queries.aggregates import graduation_source
 from domain.cellkey import Summed
 from domain.suppression import Tally
 
-COOPERATIVES = table_of(models.Cooperative)
-MSMES = table_of(models.Msme)
 Key = tuple[str, str, int]
 
 _NATION: ColumnElement[Any] = literal_column(

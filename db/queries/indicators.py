@@ -7,13 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import INDICATORS, REALISATIONS, TARGETS
 from db.queries import Record, any_of
-
-INDICATORS = table_of(models.Indicator)
-TARGETS = table_of(models.Target)
-REALISATIONS = table_of(models.Realisation)
 
 TargetKey = tuple[str, str, int]
 

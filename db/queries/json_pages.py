@@ -34,13 +34,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from db import models
 from db.driver import DriverStatement, Pooled, fetch
-from db.models import table_of
+from db.models import COOPERATIVES, REGIONS
 from db.queries.scoping import NATIONAL, RowScope
 
-REGIONS = table_of(models.Region)
-COOPERATIVES = table_of(models.Cooperative)
 ONE: ColumnElement[int] = literal_column("1")
 """A LIMIT written into the SQL (see json_page_statement)."""
 PROVINCE_OF_OWN_CODE = "code"

@@ -8,14 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import MSMES, PARTICIPATIONS
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
 from db.queries.scoping import RowScope, within
-
-MSMES = table_of(models.Msme)
-PARTICIPATIONS = table_of(models.Participation)
 
 
 @dataclass(frozen=True, slots=True)

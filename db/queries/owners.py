@@ -8,16 +8,13 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import MSME_OWNERS
 from db.queries import Record, any_of
-
-OWNERS = table_of(models.MsmeOwner)
 
 
 async def of_msmes(
     connection: AsyncConnection, msme_ids: Sequence[int], columns: Collection[str]
 ) -> dict[int, Record]:
-    selected = [OWNERS.c[name] for name in sorted({"msme_id", *columns})]
-    statement = select(*selected).where(any_of(OWNERS.c.msme_id, msme_ids))
+    selected = [MSME_OWNERS.c[name] for name in sorted({"msme_id", *columns})]
+    statement = select(*selected).where(any_of(MSME_OWNERS.c.msme_id, msme_ids))
     return {row.msme_id: row for row in await connection.execute(statement)}

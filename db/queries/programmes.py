@@ -8,19 +8,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, column, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import COOPERATIVES, MSME_SCALE_HISTORY, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record, any_of
 from db.queries.paging import Page
 from db.queries.scoping import RowScope
 
-PROGRAMMES = table_of(models.Programme)
-PARTICIPATIONS = table_of(models.Participation)
-MSMES = table_of(models.Msme)
-COOPERATIVES = table_of(models.Cooperative)
 SCALE_HISTORY = table(
     "scale_history",
-    *(column(c.name, c.type) for c in table_of(models.MsmeScaleHistory).columns if c.name != "id"),
+    *(column(c.name, c.type) for c in MSME_SCALE_HISTORY.columns if c.name != "id"),
 )
 """The view of migration 0016: `msme_scale_history` and the first entries of imported records."""
 

@@ -10,11 +10,9 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import models
-from db.models import table_of
+from db.models import REGIONS
 from db.queries import Record, any_of
 
-REGIONS = table_of(models.Region)
 REFRESH_SECONDS = 300.0
 """How long a process serves regions before reading them again (a renamed region shows up)."""
 MISS_RELOAD_SECONDS = 1.0

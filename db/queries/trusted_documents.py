@@ -8,11 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import TRUSTED_DOCUMENTS
 from db.queries import any_of
-
-TRUSTED = table_of(models.TrustedDocument)
 
 
 async def register(
@@ -25,7 +22,7 @@ async def register(
         {"client_id": client_id, "sha256": sha256, "name": name, "document": document}
         for sha256, name, document in documents
     ]
-    await connection.execute(insert(TRUSTED).values(rows).on_conflict_do_nothing())
+    await connection.execute(insert(TRUSTED_DOCUMENTS).values(rows).on_conflict_do_nothing())
 
 
 async def find(
@@ -34,7 +31,7 @@ async def find(
     """sha256 → document, for those of `hashes` registered for the client."""
     if not hashes:
         return {}
-    query = select(TRUSTED.c.sha256, TRUSTED.c.document).where(
-        TRUSTED.c.client_id == client_id, any_of(TRUSTED.c.sha256, list(hashes))
+    query = select(TRUSTED_DOCUMENTS.c.sha256, TRUSTED_DOCUMENTS.c.document).where(
+        TRUSTED_DOCUMENTS.c.client_id == client_id, any_of(TRUSTED_DOCUMENTS.c.sha256, list(hashes))
     )
     return {row.sha256: row.document for row in await connection.execute(query)}

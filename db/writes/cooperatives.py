@@ -7,15 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import COOPERATIVES
 from db.queries import Record
 from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
 from domain.cooperative_records import CheckedCooperative
-
-COOPERATIVES = table_of(models.Cooperative)
 
 
 def record_values(checked: CheckedCooperative) -> dict[str, Any]:

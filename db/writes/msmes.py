@@ -14,8 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import MSME_OWNERS, MSME_SCALE_HISTORY, MSMES
 from db.queries import Record, programmes
 from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
@@ -25,9 +24,6 @@ from domain.personal import OWNER_COLUMNS
 from domain.records import CheckedMsme, CheckedOwner
 from domain.scale import RULE_VERSION, classify
 
-MSMES = table_of(models.Msme)
-OWNERS = table_of(models.MsmeOwner)
-SCALE_HISTORY = table_of(models.MsmeScaleHistory)
 TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
 IMPORT_LOCK = func.hashtext("sinergi.import")
@@ -182,7 +178,7 @@ async def report_scale(
 
 async def note_scale(connection: AsyncConnection, msme: Record, *, effective_from: date) -> None:
     """One history row per change; a second report on the same day replaces that day's row."""
-    statement = insert(SCALE_HISTORY).values(
+    statement = insert(MSME_SCALE_HISTORY).values(
         msme_id=msme.id,
         scale=msme.scale,
         effective_from=effective_from,
@@ -210,13 +206,13 @@ async def set_owner(
     """Replace (or erase, with None) the owner; the names of the personal fields that changed."""
     current = (
         await connection.execute(
-            select(OWNERS).where(OWNERS.c.msme_id == msme_id).with_for_update()
+            select(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id).with_for_update()
         )
     ).first()
     if owner is None:
         if current is None:
             return []
-        await connection.execute(delete(OWNERS).where(OWNERS.c.msme_id == msme_id))
+        await connection.execute(delete(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id))
         return [f"owner.{name}" for name in OWNER_COLUMNS if current._mapping[name] is not None]
     values = asdict(owner)
     changed = [
@@ -225,7 +221,7 @@ async def set_owner(
         if (None if current is None else current._mapping[name]) != values[name]
     ]
     if changed:
-        statement = insert(OWNERS).values(msme_id=msme_id, **values)
+        statement = insert(MSME_OWNERS).values(msme_id=msme_id, **values)
         await connection.execute(
             statement.on_conflict_do_update(index_elements=["msme_id"], set_=values)
         )

@@ -9,18 +9,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
 from db.queries.scoping import RowScope
 from db.writes import Duplicate, NotFound
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
-
-PARTICIPATIONS = table_of(models.Participation)
-PROGRAMMES = table_of(models.Programme)
-MSMES = table_of(models.Msme)
-COOPERATIVES = table_of(models.Cooperative)
 
 
 async def create(

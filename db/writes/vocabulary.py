@@ -8,20 +8,16 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models
-from db.models import table_of
+from db.models import KBLI_SECTIONS, REGIONS
 from domain.identifiers import KbliSection
 from domain.records import Vocabulary
-
-REGIONS = table_of(models.Region)
-SECTIONS = table_of(models.KbliSection)
 
 
 async def load(connection: AsyncConnection, *, today: date) -> Vocabulary:
     """Regencies include historical codes still in the table: an old NIK keeps its first regency."""
     sections = [
         KbliSection(row.section, row.title, row.first_division, row.last_division)
-        for row in await connection.execute(select(SECTIONS))
+        for row in await connection.execute(select(KBLI_SECTIONS))
     ]
     regencies = frozenset(
         code
