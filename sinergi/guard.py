@@ -26,7 +26,6 @@ from graphql import (
     build_schema,
     visit,
 )
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,6 +33,7 @@ from schema.documents import parse_document
 from schema.limits import Violation, check_document, cost_variables
 from schema.query_limits import QueryLimits
 from sinergi import exchange
+from sinergi.request_headers import header
 
 PAYLOAD = "sinergi.graphql"
 """The scope key of the request's decoded JSON: one operation (an object) or a batch (a list)."""
@@ -217,7 +217,7 @@ class RequestGuard:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to be over the limit."""
-        declared = Headers(scope=scope).get("content-length", "")
+        declared = header(scope, b"content-length") or ""
         if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
             return None
         chunks: list[bytes] = []

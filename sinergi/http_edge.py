@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sinergi.graphql_http import BadParameter, MediaType, get_parameters, negotiate, wants_html
 from sinergi.guard import PAYLOAD
+from sinergi.request_headers import header
 
 PageRenderer = Callable[[Request], Awaitable[Response]]
 ALLOWED_METHODS = "GET, POST"
@@ -88,8 +89,7 @@ class GraphQLOverHTTP:
         self.graphiql = graphiql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method, headers = scope["method"], Headers(scope=scope)
-        accept = headers.get("accept")
+        method, accept = scope["method"], header(scope, b"accept")
         if method not in ("GET", "POST"):
             answer = method_not_allowed(ALLOWED_METHODS, f"{method} is not supported")
             await answer(scope, receive, _answering_in(MediaType.JSON, send))
@@ -107,7 +107,7 @@ class GraphQLOverHTTP:
             return
         send = _answering_in(media_type, send)
         if method == "POST":
-            problem = _content_type_error(headers.get("content-type"))
+            problem = _content_type_error(header(scope, b"content-type"))
             if problem is not None:
                 await refusal(415, "Content-Type", problem)(scope, receive, send)
                 return

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
 from sinergi.logs import AccessRecords
+from sinergi.request_headers import header
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
@@ -84,7 +85,7 @@ class Observer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = Exchange(request_id_from(_header(scope, b"x-request-id")))
+        exchange = Exchange(request_id_from(header(scope, b"x-request-id")))
         token = begin(exchange)
         started = time.perf_counter()
         status = 500
@@ -165,13 +166,6 @@ class Observer:
         if exchange.codes:
             fields["error_codes"] = sorted(set(exchange.codes))
         access_logger.handle(access_records.make(level, f"{method} {path} {status}", fields))
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _is_json(headers: MutableHeaders) -> bool:
