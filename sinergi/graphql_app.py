@@ -94,17 +94,17 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             if now is not None:
                 now.client_id = client_id
-            state = request.state
-            refusal = await self.rate_limiter.admit(state.primary, client_id)
+            state = scope["state"]  # the lifespan's, copied for this request
+            refusal = await self.rate_limiter.admit(state["primary"], client_id)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
             # A write note moments old need not be renewed; it keeps the client's reads off
             # what may lag for twice the window, since a write within half of it is not noted.
             since_write = time.monotonic() - user.client.written_at
-            state.wrote_recently = since_write < 2 * self.fresh_seconds
-            state.write_noted = since_write < self.fresh_seconds / 2
-            resolved = await self.trusted.resolve(state.engine, client_id, payload(scope))
+            state["wrote_recently"] = since_write < 2 * self.fresh_seconds
+            state["write_noted"] = since_write < self.fresh_seconds / 2
+            resolved = await self.trusted.resolve(state["engine"], client_id, payload(scope))
             if isinstance(resolved, Response):
                 await resolved(scope, receive, send)
                 return
@@ -233,11 +233,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
         await subscriptions.admit(context, context.request, self.rate_limiter)
 
     def _context(self, request: Any) -> Context:
-        state = request.state
+        state = request.scope["state"]
         return context_for(
             request,
             request.user.principal,
             self.limits,
-            wrote_recently=state.wrote_recently,
-            write_noted=state.write_noted,
+            wrote_recently=state["wrote_recently"],
+            write_noted=state["write_noted"],
         )

@@ -19,16 +19,16 @@ def context_for(
 ) -> Context:
     """`wrote_recently` and `write_noted`: what the client's last write still means for this
     request (sinergi.graphql_app); a WebSocket's subscriptions only read, so neither."""
-    state = connection.state
+    state = connection.scope["state"]  # the lifespan's: a dictionary, read without a wrapper
     return Context(
         principal=principal,
-        engine=state.engine,
-        autocommit_view=state.primary,
-        replica=state.replica,
+        engine=state["engine"],
+        autocommit_view=state["primary"],
+        replica=state["replica"],
         wrote_recently=wrote_recently,
         write_noted=write_noted,
-        region_directory=state.regions,
-        audit_writer=state.audit,
+        region_directory=state["regions"],
+        audit_writer=state["audit"],
         limits=limits,
         request=connection,
     )
