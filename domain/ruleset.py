@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
@@ -180,10 +181,19 @@ class StrictObject:
 
 def as_plain_dict(instance: DataclassInstance) -> dict[str, object]:
     """A dataclass as JSON-able values; decimals as strings, so nothing is lost to floats."""
-    return {item.name: _plain(getattr(instance, item.name)) for item in fields(instance)}
+    return {name: _plain(getattr(instance, name)) for name in _field_names(type(instance))}
+
+
+@cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    """A dataclass's field names, found once per class: every eligibility check stores its
+    facts, and `fields` walks the class's field table anew on each call."""
+    return tuple(item.name for item in fields(cls))
 
 
 def _plain(value: object) -> object:
+    if value is None or isinstance(value, str | int | float):  # most values: as they are
+        return value
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
