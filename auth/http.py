@@ -58,7 +58,7 @@ async def bearer_user(conn: HTTPConnection) -> PrincipalUser | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise BadToken("expected a Bearer token")
-    service: AuthService = conn.state.auth
+    service: AuthService = conn.scope["state"]["auth"]  # the lifespan's, without a wrapper
     try:
         admitted = await service.authenticate(token.strip())
     except InvalidToken as error:
@@ -145,7 +145,7 @@ async def token_endpoint(request: Request) -> Response:
         else:
             raise OAuthError("invalid_client", "client authentication is required", 401)
         scope = form.get("scope")
-        service: AuthService = request.state.auth
+        service: AuthService = request.scope["state"]["auth"]
         address = request.client.host if request.client is not None else "unknown"
         answer = await service.issue_token(client_id, secret, scope, address=address)
     except OAuthError as error:
@@ -154,10 +154,10 @@ async def token_endpoint(request: Request) -> Response:
 
 
 async def jwks_endpoint(request: Request) -> Response:
-    service: AuthService = request.state.auth
+    service: AuthService = request.scope["state"]["auth"]
     return JSONResponse(await service.jwks(), headers={"Cache-Control": "max-age=300"})
 
 
 async def metadata_endpoint(request: Request) -> Response:
-    service: AuthService = request.state.auth
+    service: AuthService = request.scope["state"]["auth"]
     return JSONResponse(service.metadata())
