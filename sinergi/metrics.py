@@ -121,17 +121,23 @@ def operation_label(name: str | None) -> str:
 
 
 def observe_pools(state: Mapping[str, Any]) -> None:
-    """The pools of the app's lifespan state: the primary's and, if configured, the replica's."""
+    """The pools of the app's lifespan state: the primary's and, if configured, the replica's.
+    A database without a pool reads 0, so the gauges describe this app's pools, not those of an
+    app the same process ran before (tests start many)."""
     replica = state.get("replica")
     for database, engine in (
         ("primary", state.get("engine")),
         ("replica", replica and replica.engine),
     ):
         pool = getattr(engine, "pool", None)
-        if isinstance(pool, QueuePool):
-            POOL_CHECKED_OUT.labels(database).set(pool.checkedout())
-            POOL_SIZE.labels(database).set(pool.size())
-            POOL_OVERFLOW.labels(database).set(pool.overflow())
+        checked_out, size, overflow = (
+            (pool.checkedout(), pool.size(), pool.overflow())
+            if isinstance(pool, QueuePool)
+            else (0, 0, 0)
+        )
+        POOL_CHECKED_OUT.labels(database).set(checked_out)
+        POOL_SIZE.labels(database).set(size)
+        POOL_OVERFLOW.labels(database).set(overflow)
 
 
 def observe_request(
