@@ -129,7 +129,6 @@ class AccessRecords:
     (`lean_records`), it names no process, thread or task."""
 
     def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
         made = logging.LogRecord(logger.name, logging.INFO, __file__, 0, "", None, None)
         made.process = made.processName = made.thread = made.threadName = None
         made.__dict__["taskName"] = None  # an attribute from Python 3.12
