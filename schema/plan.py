@@ -7,11 +7,11 @@ the one resolver in Strawberry's layers cost more CPU than the statement. So the
 each document once (schema/engine.py): when every root field is `__typename` or one of the
 record reads schema/query.py names (`PLANNED`), or of the writes schema/mutation.py names
 (`WRITES`), and each one's selection compiles (schema/compiled.py, schema/planned_write.py),
-the plan holds, per root field, what a request needs to run it: the argument coercion decided
-once (done once for literals), the scopes that guard it, the compiled shape. A request then asks
-the access policy, runs the same statements the executor's resolvers run
-(`compiled.record_json`, `compiled.page_json`, a write's own function) and places their answers
-in the response in selection order.
+the plan holds, per root field, what a request needs to run it: the arguments coerced once,
+with holes for their variables (schema/arguments.py), the scopes that guard it, the compiled
+shape. A request then asks the access policy, runs the same statements the executor's resolvers
+run (`compiled.record_json`, `compiled.page_json`, a write's own function) and places their
+answers in the response in selection order.
 
 A read's plan never writes an error. Whatever it does not take on (a guard that refuses, an
 argument a check refuses, a non-null field that turns out null) raises, `NotPlanned` or the
@@ -41,13 +41,9 @@ from graphql import (
     GraphQLObjectType,
     GraphQLResolveInfo,
     OperationDefinitionNode,
-    VariableNode,
     located_error,
-    visit,
 )
-from graphql.execution.values import VariableValues, get_argument_values
-from graphql.language import Visitor
-from strawberry.types.arguments import convert_arguments
+from graphql.execution.values import VariableValues
 from strawberry.types.nodes import SelectedField, convert_selections
 
 from auth.scopes import Scope
@@ -55,10 +51,10 @@ from db.queries.json_pages import JsonShape
 from resolvers.context import Context
 from resolvers.paging import PageResult, encode_cursor
 from schema import compiled
+from schema.arguments import Arguments, coerced_arguments
 from schema.permissions import admitted, guard_scopes
 from schema.planned_write import RowShape, WriteRoot
 
-Arguments = Callable[[VariableValues], dict[str, Any]]
 Root = compiled.RecordRoot | compiled.PageRoot | WriteRoot
 
 
@@ -80,13 +76,6 @@ class _Fragments:
 
     fragments: Mapping[str, FragmentDefinitionNode]
     variable_values: dict[str, Any] = field(default_factory=dict)
-
-
-class _UsesVariables(Visitor):
-    found = False
-
-    def enter_variable(self, node: VariableNode, *_: object) -> None:
-        self.found = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +133,7 @@ def plan(
         graphql_field = root_type.fields[name]
         strawberry_field = schema.get_field_for_type(name, root_type.name)
         assert strawberry_field is not None
-        arguments = _arguments(schema, graphql_field, strawberry_field.arguments, node)
+        arguments = coerced_arguments(schema, graphql_field, strawberry_field.arguments, node)
         scopes = guard_scopes(graphql_field)
         (selected,) = convert_selections(
             cast("GraphQLResolveInfo[Any]", _Fragments(fragments)), [node]
@@ -173,29 +162,6 @@ def _constant(value: str) -> Callable[[Context, VariableValues], Awaitable[Any]]
         return value
 
     return run
-
-
-def _arguments(
-    schema: strawberry.Schema, graphql_field: GraphQLField, declared: Any, node: FieldNode
-) -> Arguments:
-    """The field's arguments as its resolver receives them; coerced once when they are all
-    literals."""
-
-    def coerce(variables: VariableValues | None) -> dict[str, Any]:
-        values = get_argument_values(graphql_field, node, variables)
-        return convert_arguments(
-            values,
-            declared,
-            scalar_registry=schema.schema_converter.scalar_registry,
-            config=schema.config,
-        )
-
-    uses = _UsesVariables()
-    visit(node, uses)
-    if uses.found:
-        return coerce
-    constant = coerce(None)
-    return lambda variables: constant
 
 
 def _admit(context: Context, scopes: tuple[Scope, ...], field_name: str) -> None:
