@@ -108,10 +108,10 @@ def coerced_arguments(
         )
         if pattern in fills:
             fill = fills[pattern]
+        elif len(fills) < _PATTERNS:
+            fill = fills[pattern] = fill_for(pattern)
         else:
-            fill = fill_for(pattern)
-            if len(fills) < _PATTERNS:
-                fills[pattern] = fill
+            fill = None
         if fill is None:
             return coerce(variables)
         filled: dict[str, Any] = fill(values)
