@@ -166,3 +166,26 @@ def test_a_variable_strawberry_changes_is_coerced_on_every_request(
     second = arguments(_variables(schema, operation, {"by": ["SCALE"]}))
     assert first != second
     assert len(coercions) == 3  # the placeholder's refused pattern, then each request
+
+
+def test_a_field_keeps_a_bounded_number_of_coercions(
+    schema: strawberry.Schema, coercions: list[tuple[Any, ...]]
+) -> None:
+    """A document can name many variables and a client vary which it gives: past the bound,
+    a new pattern is coerced on each request, and memory stays as it was."""
+    operation, arguments = _planned(schema, PAGE)
+    values = {"first": 5, "after": "bXNtZTox", "region": "62", "scale": "MICRO"}
+    patterns = [
+        {name: value for bit, (name, value) in enumerate(values.items()) if mask >> bit & 1}
+        for mask in range(16)
+    ]
+    for given in patterns:
+        arguments(_variables(schema, operation, given))
+    assert len(coercions) == 16
+    for given in patterns:  # each kept
+        arguments(_variables(schema, operation, given))
+    assert len(coercions) == 16
+    beyond = {name: None for name in values}  # a seventeenth pattern
+    for _ in range(2):
+        assert arguments(_variables(schema, operation, beyond)) == _libraries(schema, PAGE, beyond)
+    assert len(coercions) == 16 + 2  # the libraries' way, on each request
