@@ -43,20 +43,21 @@ def _cli(url: str, *argv: str, timeout: int = 10) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _listeners(url: str) -> int:
-    async def count() -> int:
-        connection = await asyncpg.connect(url)
-        try:
-            found: int = await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE application_name = $1 AND datname = current_database()",
-                LISTENER_NAME,
-            )
-        finally:
-            await connection.close()
-        return found
+async def _count_listeners(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        found: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_NAME,
+        )
+    finally:
+        await connection.close()
+    return found
 
-    return asyncio.run(count())
+
+def _listeners(url: str) -> int:
+    return asyncio.run(_count_listeners(url))
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,10 @@ async def _deaf_listener(url: str) -> AsyncIterator[None]:
         yield
     finally:
         await connection.close()
+        for _ in range(100):  # its session ends a moment later: gone before the next test
+            if await _count_listeners(url) <= SERVERS:
+                break
+            await asyncio.sleep(0.05)
 
 
 def test_a_process_that_does_not_confirm_is_reported_and_fails_the_command(
