@@ -8,6 +8,10 @@ request is refused in every process. What is read is kept only while the listene
 only if no notification arrived while it was being read (it may predate the change); when the
 listener stops or starts, everything held is forgotten, since notifications may have been missed.
 Without a listener (the CLI, say) nothing is kept and every lookup reads the registry.
+
+A notification is applied asynchronously, a moment after the change commits; `forgotten` waits
+for every listening process to say it has forgotten a client, so that `sinergi clients revoke`
+can say when no process answers for it any more.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import clients
 from auth.principal import Principal
 from db.driver import check_out
+from db.notifications import Confirmation, confirm
 from db.queries import rate_limits
 
 CHANNEL = "sinergi_clients"
@@ -81,3 +86,10 @@ class ClientRegistry:
         self._listening = listening
         self._generation += 1
         self._held.clear()
+
+
+async def forgotten(url: str, client_id: str, *, timeout_seconds: float) -> Confirmation:
+    """After a change to `client_id` has committed: have every listening process forget the
+    client (as a notification on CHANNEL does) and say so, waiting at most `timeout_seconds`.
+    `url`: any role's, in asyncpg's form (db.notifications.libpq_url)."""
+    return await confirm(url, CHANNEL, client_id, timeout_seconds=timeout_seconds)

@@ -14,19 +14,37 @@ listening starts (it may have missed changes) and each time it stops (it must no
 notifications until it starts again). A dropped connection is noticed at once when the socket
 closes, and within `check_seconds` when the server stops answering without closing it; it is
 then opened again every `check_seconds` until the database answers.
+
+A command that must know a change has been applied everywhere (`sinergi clients revoke`) asks
+for confirmation after committing it (`confirm`): on `CONFIRM` it sends a channel, a payload and
+a token; every listener hands the payload to that channel's subscriber, as any notification of
+the channel, and then NOTIFYs the token on `CONFIRMED`. Only these requests are acknowledged: the
+channels' own notifications (a write note on every write) cost no statement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 logger = logging.getLogger("sinergi.notifications")
+
+CONFIRM = "sinergi_confirm"
+"""Requests to apply a notification and say so; payload `TOKEN CHANNEL PAYLOAD`."""
+CONFIRMED = "sinergi_confirmed"
+"""Each listener's acknowledgement of a request: its TOKEN, from the listener's own session."""
+LISTENER_NAME = "sinergi-listener"
+"""The listener's `application_name`, set once it listens: how `confirm` finds listeners in
+pg_stat_activity, whose `pid`, `datname` and `application_name` every role may read."""
 
 
 class Subscriber(Protocol):
@@ -58,6 +76,10 @@ class Listener:
         self.subscribers = dict(subscribers)
         self.check_seconds = check_seconds
         self.connect_timeout = connect_timeout_seconds
+        self._wake = asyncio.Event()
+        """Set when an acknowledgement is queued or the connection is lost."""
+        self._unsent: deque[str] = deque()
+        """Tokens of confirmation requests applied and not yet acknowledged."""
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting whenever the connection is lost."""
@@ -78,15 +100,20 @@ class Listener:
     async def _listen(self, *, again: bool) -> None:
         """One connection's life: listening until it is lost."""
         lost = asyncio.Event()
-        connection = await asyncpg.connect(
-            self.url,
-            timeout=self.connect_timeout,
-            server_settings={"application_name": "sinergi-listener"},
-        )
+        self._unsent.clear()  # a lost connection's: acknowledged by its session or not at all
+        connection = await asyncpg.connect(self.url, timeout=self.connect_timeout)
         try:
-            connection.add_termination_listener(lambda _: lost.set())
-            for channel in self.subscribers:
+
+            def terminated(_: object) -> None:
+                lost.set()
+                self._wake.set()
+
+            connection.add_termination_listener(terminated)
+            for channel in [*self.subscribers, CONFIRM]:
                 await connection.add_listener(channel, self._notified)
+            # Named only once it listens, and before any subscriber holds anything: a process
+            # whose listener `confirm` cannot see holds nothing it read before the name was set.
+            await connection.execute(f"SET application_name = '{LISTENER_NAME}'")
             self._tell(listening=True)
             if again:
                 logger.warning("listening to %s again", ", ".join(self.subscribers))
@@ -100,14 +127,90 @@ class Listener:
             subscriber.listening(listening)
 
     async def _watch(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Return when the connection is lost: closed, or silent for `check_seconds`."""
+        """Return when the connection is lost: closed, or silent for `check_seconds`. Meanwhile
+        send the acknowledgements `_notified` queued, here alone: a connection runs one
+        statement at a time."""
         while not lost.is_set():
             try:
-                await asyncio.wait_for(lost.wait(), self.check_seconds)
-                return
+                await asyncio.wait_for(self._wake.wait(), self.check_seconds)
             except TimeoutError:
-                pass
-            await connection.fetchval("SELECT 1", timeout=self.check_seconds)
+                await connection.fetchval("SELECT 1", timeout=self.check_seconds)
+                continue
+            self._wake.clear()
+            while self._unsent and not lost.is_set():
+                await connection.execute(
+                    "SELECT pg_notify($1, $2)",
+                    CONFIRMED,
+                    self._unsent.popleft(),
+                    timeout=self.check_seconds,
+                )
 
     def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        if channel == CONFIRM:
+            token, _, rest = payload.partition(" ")
+            channel, _, payload = rest.partition(" ")
+            if channel not in self.subscribers:
+                return  # nothing applied here, so nothing to acknowledge
+            self._unsent.append(token)
+            self._wake.set()
+        # Applied when `changed` returns (subscribers do not wait), before the acknowledgement
+        # queued above is sent.
         self.subscribers[channel].changed(payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    listening: int
+    """Listeners that were listening when the request was sent (one per server process)."""
+    confirmed: int
+    """Those of them that acknowledged it in time."""
+
+    @property
+    def complete(self) -> bool:
+        return self.confirmed == self.listening
+
+
+_LISTENERS = """
+    SELECT pid FROM pg_stat_activity
+     WHERE application_name = $1 AND datname = current_database()
+"""
+
+
+async def confirm(url: str, channel: str, payload: str, *, timeout_seconds: float) -> Confirmation:
+    """Have every listening process apply `payload` as a notification on `channel`, and wait
+    until each says it has, at most `timeout_seconds`. Sent after a change commits, it tells
+    when no process still holds what the change made stale.
+
+    The listeners counted are those named LISTENER_NAME when the request is sent: each is
+    listening already, so it hears the request. A listener not named then (reconnecting, or
+    starting) need not be counted: its subscribers are told `listening(True)` only after it is
+    named, and they hold nothing from before being told (auth/registry.py), so whatever they
+    hold was read after the change committed. A listener that loses its connection before it
+    acknowledges is counted as not confirming; its process forgets everything it held once it
+    notices the loss (Listener above), which may be seconds later."""
+    token = secrets.token_hex(16)
+    acknowledged: set[int] = set()
+    heard = asyncio.Event()
+
+    def acknowledgement(_connection: object, pid: int, _channel: str, ack: str) -> None:
+        if ack == token:  # not another request's, nor an earlier one's
+            acknowledged.add(pid)
+            heard.set()
+
+    connection = await asyncpg.connect(url, timeout=timeout_seconds)
+    try:
+        await connection.add_listener(CONFIRMED, acknowledgement)  # before anyone can answer
+        listening = {row["pid"] for row in await connection.fetch(_LISTENERS, LISTENER_NAME)}
+        if listening:
+            await connection.execute(
+                "SELECT pg_notify($1, $2)", CONFIRM, f"{token} {channel} {payload}"
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        while not listening <= acknowledged and loop.time() < deadline:
+            heard.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.wait(), deadline - loop.time())
+    finally:
+        await connection.close()
+    return Confirmation(len(listening), len(listening & acknowledged))

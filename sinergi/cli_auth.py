@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from auth import clients, keys
+from auth import clients, keys, registry
 from auth.clients import Client, ClientError
 from auth.scopes import OrgKind
+from db.notifications import libpq_url
 from db.queries import trusted_documents
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
@@ -97,14 +101,47 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     return _handled(settings, work)
 
 
+NOT_CONFIRMED = 3
+"""`clients revoke`'s exit code when the client is revoked but some server process did not
+confirm within SINERGI_REVOKE_TIMEOUT that it refuses the client: it may still accept its tokens
+until it applies the revocation (stopped, overloaded, or cut off from PostgreSQL)."""
+
+
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke, then wait until every server process has forgotten the client: each applies the
+    change's notification a moment after the commit, and until then would still answer for the
+    client from what it holds (auth/registry.py)."""
+
     async def work(connection: AsyncConnection) -> int:
         if not await clients.revoke(connection, args.client_id):
             raise ClientError(f"client_id: no active client {args.client_id!r}")
-        print(f"revoked {args.client_id}: its tokens stop working at once")
         return 0
 
-    return _handled(settings, work)
+    async def confirmed(url: str) -> int:
+        timeout = settings.revoke_timeout_seconds
+        heard = await registry.forgotten(
+            libpq_url(make_url(url)), args.client_id, timeout_seconds=timeout
+        )
+        if args.json:
+            print(json.dumps({"client_id": args.client_id, "revoked": True, **asdict(heard)}))
+        elif heard.listening == 0:
+            print(f"revoked {args.client_id}: no server process is listening, so none holds it")
+        elif heard.complete:
+            print(
+                f"revoked {args.client_id}: all {heard.listening} server processes confirmed "
+                "they refuse its tokens"
+            )
+        if heard.complete:
+            return 0
+        print(
+            f"sinergi: revoked {args.client_id}, but only {heard.confirmed} of {heard.listening}"
+            f" server processes confirmed within {timeout} s that they refuse its tokens; the"
+            " others may accept them until they apply the revocation: check or restart them",
+            file=sys.stderr,
+        )
+        return NOT_CONFIRMED
+
+    return _handled(settings, work, committed=confirmed)
 
 
 def _rotate(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,9 +196,14 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def _handled(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+def _handled(
+    settings: Settings,
+    work: Callable[[AsyncConnection], Awaitable[int]],
+    *,
+    committed: Callable[[str], Awaitable[int]] | None = None,
+) -> int:
     try:
-        return in_transaction(settings, work)
+        return in_transaction(settings, work, committed=committed)
     except ClientError as error:
         print(f"sinergi: {error}")
         return 2
@@ -189,10 +231,16 @@ def add_parsers(commands: Any) -> None:
 
     for name, handler, text in (
         ("show", _show, "what a client is and what it can see"),
-        ("revoke", _revoke, "revoke a client; its tokens stop working at once"),
+        (
+            "revoke",
+            _revoke,
+            "revoke a client; returns once every server process confirms it refuses the"
+            " client's tokens, or exits 3 naming how many did not within"
+            " SINERGI_REVOKE_TIMEOUT seconds",
+        ),
         ("rotate", _rotate, "issue a new secret; the old one stops working"),
     ):
-        action = actions.add_parser(name, help=text)
+        action = actions.add_parser(name, help=text, description=text)
         action.add_argument("client_id")
         action.add_argument("--json", action="store_true")
         action.set_defaults(handler=handler)

@@ -185,13 +185,21 @@ _PRIVILEGES = text(
 )
 
 
-def in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+def in_transaction(
+    settings: Settings,
+    work: Callable[[AsyncConnection], Awaitable[int]],
+    *,
+    committed: Callable[[str], Awaitable[int]] | None = None,
+) -> int:
     """Run a CLI command's `work` in one transaction on the prepared database, as its owner;
-    its exit code."""
+    its exit code. `committed`, for what must follow the commit (`clients revoke` waits for
+    every server process to apply it), runs after a `work` that returned 0, with the owner's
+    URL, and gives the exit code instead."""
     url = prepared_url(settings)
 
     async def run() -> int:
         async with one_connection(url, statement_timeout_ms=30_000, transaction=True) as connection:
-            return await work(connection)
+            code = await work(connection)
+        return code if committed is None or code != 0 else await committed(url)
 
     return asyncio.run(run())

@@ -122,6 +122,8 @@ class Settings:
     db_connect_timeout_seconds: int = 3
     db_pool_timeout_seconds: int = 5
     shutdown_grace_seconds: int = 30
+    revoke_timeout_seconds: int = 5
+    """How long `sinergi clients revoke` waits for every server process to confirm it."""
     log_level: str = "info"
     log_format: str = "json"
     metrics_token: str = ""
@@ -199,6 +201,7 @@ class Settings:
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
             db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
             shutdown_grace_seconds=_int(env, "SINERGI_SHUTDOWN_GRACE", 30),
+            revoke_timeout_seconds=_int(env, "SINERGI_REVOKE_TIMEOUT", 5),
             log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
             metrics_token=env.get("SINERGI_METRICS_TOKEN", ""),

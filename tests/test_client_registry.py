@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.registry import CHANNEL, ClientRegistry
+from auth.registry import CHANNEL, ClientRegistry, forgotten
 from db import change_signal
 from db.engine import autocommit, create_engine
-from db.notifications import Listener, libpq_url
+from db.notifications import CONFIRMED, Confirmation, Listener, libpq_url
 from tests.support.statements import recorded_statements
 
 CLIENT = "no-such-client"
@@ -118,3 +119,38 @@ async def test_a_revocation_is_notified_and_the_listener_says_when_it_listens(
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
+
+
+async def test_only_a_confirmation_request_is_acknowledged(engine: AsyncEngine) -> None:
+    """A write note notifies `sinergi_clients` on every write: it must cost no statement on the
+    listener's connection. A confirmation request is applied, then acknowledged once."""
+    clients, changes = Heard(), Heard()
+    url = libpq_url(engine.url)
+    listener = Listener(url, {CHANNEL: clients, change_signal.CHANNEL: changes}, check_seconds=0.2)
+    acknowledgements: list[str] = []
+    observer = await asyncpg.connect(url)
+    await observer.add_listener(CONFIRMED, lambda *heard: acknowledgements.append(heard[3]))
+    running = asyncio.create_task(listener.run())
+    try:
+        for _ in range(100):
+            if clients.states == [True]:
+                break
+            await asyncio.sleep(0.05)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO client_writes VALUES ('confirmed-client', now())")
+            )
+        heard = await forgotten(url, "confirmed-client", timeout_seconds=10)
+        assert heard == Confirmation(listening=1, confirmed=1)
+        assert clients.notices == ["confirmed-client", "confirmed-client"]  # note, request
+        await observer.execute(f"NOTIFY {CONFIRMED}, 'last'")  # delivered after every ack sent
+        for _ in range(100):
+            if "last" in acknowledgements:
+                break
+            await asyncio.sleep(0.05)
+        assert len(acknowledgements) == 2  # the request's and 'last': none for the write note
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await observer.close()

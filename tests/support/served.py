@@ -24,6 +24,13 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def served(url: str, mode: str) -> Iterator[str]:
     """uvicorn serving the app over `url`'s database; yields its base URL."""
+    with served_process(url, mode) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def served_process(url: str, mode: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `served`, with the server's process too (a test that stops it with SIGSTOP)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -51,7 +58,7 @@ def served(url: str, mode: str) -> Iterator[str]:
             assert server.poll() is None, "uvicorn exited"
             assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
             time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(30)
