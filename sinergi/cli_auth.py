@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -119,9 +120,17 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     async def confirmed(url: str) -> int:
         timeout = settings.revoke_timeout_seconds
-        heard = await registry.forgotten(
-            libpq_url(make_url(url)), args.client_id, timeout_seconds=timeout
-        )
+        try:
+            heard = await registry.forgotten(
+                libpq_url(make_url(url)), args.client_id, timeout_seconds=timeout
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            print(
+                f"sinergi: revoked {args.client_id}, but could not ask the server processes to"
+                f" confirm it ({error}); they may accept its tokens until they apply it",
+                file=sys.stderr,
+            )
+            return NOT_CONFIRMED
         if args.json:
             print(json.dumps({"client_id": args.client_id, "revoked": True, **asdict(heard)}))
         elif heard.listening == 0:

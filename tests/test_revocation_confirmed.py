@@ -23,8 +23,10 @@ import asyncpg
 import httpx
 import pytest
 
+from auth import registry
 from db.notifications import CONFIRM, LISTENER_NAME
 from sinergi.cli import main
+from sinergi.cli_auth import NOT_CONFIRMED
 from tests.support.databases import as_service
 from tests.support.served import served_process
 
@@ -227,3 +229,25 @@ def test_a_rotated_secret_is_refused_by_every_process_when_rotate_returns(
         )
         assert refused.status_code == 401
         assert _ask(base, _token(base, client_id, new)) == 200
+
+
+def test_revoke_that_cannot_ask_for_confirmation_says_so_and_fails(
+    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL gone between the commit and the question: the revocation stands, and the
+    operator learns that no process confirmed it, not a traceback."""
+    code, out, _ = _cli(
+        fresh_url, "clients", "create", "--name", "Dinas Uji", "--org-kind", "ministry",
+        "--jurisdiction", "ID", "--purpose", "testing revocation", "--json",
+    )  # fmt: skip
+    client_id = json.loads(out)["client_id"]
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(registry, "forgotten", unreachable)
+    code, out, err = _cli(fresh_url, "clients", "revoke", client_id)
+    assert (code, out) == (NOT_CONFIRMED, "")
+    assert f"revoked {client_id}, but could not ask the server processes" in err
+    assert "connection refused" in err
+    assert _revoked(fresh_url, client_id)
