@@ -73,6 +73,14 @@ async def test_a_read_overtaken_by_a_notification_is_not_held(engine: AsyncEngin
     assert await _reads(registry, engine) == 1
 
 
+async def _listening(subscriber: Heard) -> None:
+    """Once the listener has told `subscriber` it listens (at most 5 s)."""
+    for _ in range(100):
+        if subscriber.states == [True]:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_a_revocation_is_notified_and_the_listener_says_when_it_listens(
     engine: AsyncEngine,
 ) -> None:
@@ -84,10 +92,7 @@ async def test_a_revocation_is_notified_and_the_listener_says_when_it_listens(
     )
     running = asyncio.create_task(listener.run())
     try:
-        for _ in range(100):
-            if clients.states == [True]:
-                break
-            await asyncio.sleep(0.05)
+        await _listening(clients)
         assert clients.states == changes.states == [True]
         for change in (  # apart: PostgreSQL sends a transaction's equal notifications once
             "INSERT INTO client_writes VALUES ('notified-client', now())",
@@ -132,10 +137,7 @@ async def test_only_a_confirmation_request_is_acknowledged(engine: AsyncEngine) 
     await observer.add_listener(CONFIRMED, lambda *heard: acknowledgements.append(heard[3]))
     running = asyncio.create_task(listener.run())
     try:
-        for _ in range(100):
-            if clients.states == [True]:
-                break
-            await asyncio.sleep(0.05)
+        await _listening(clients)
         async with engine.begin() as connection:
             await connection.execute(
                 text("INSERT INTO client_writes VALUES ('confirmed-client', now())")
