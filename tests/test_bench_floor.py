@@ -17,9 +17,9 @@ from bench import floor
 from bench.run import ELIGIBILITY, LOOKUP, PAGE
 from db.engine import create_engine
 from resolvers.calendar import today
-from resolvers.context import Context
 from schema.engine import Engine
-from tests.support.graphql import LIMITS, SCHEMA, principal, run
+from tests.support.databases import as_service
+from tests.support.graphql import SCHEMA, principal, request_context, run
 
 ELIGIBLE_NIB = "9990000000001"  # an MSME of the demo data in Kalimantan Tengah
 DECIDED = """SELECT msme_id, subject_key, province_code, regency_code, loan_amount, tenor_months,
@@ -31,7 +31,7 @@ DECIDED = """SELECT msme_id, subject_key, province_code, regency_code, loan_amou
 
 @pytest.fixture(scope="module")
 async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 
@@ -112,7 +112,7 @@ async def test_the_floor_runs_the_statement_and_arguments_sinergi_runs(
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        context = Context(principal=principal(OrgKind.PROVINCE, "62"), engine=engine, limits=LIMITS)
+        context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
         answer = await Engine(SCHEMA).answer(context, {"query": PAGE})
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
@@ -144,7 +144,7 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
     jamkrida = principal(OrgKind.BUMD, "62")
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        context = Context(principal=jamkrida, engine=engine, limits=LIMITS)
+        context = request_context(engine, jamkrida)
         document = {"query": ELIGIBILITY, "variables": {"nib": ELIGIBLE_NIB}}
         answer = await Engine(SCHEMA).answer(context, document)
     finally:

@@ -10,7 +10,6 @@ import os
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,13 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db import embedded
 from db.engine import async_url
-from db.migrate import upgrade
 from sinergi import demo
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from sinergi.sync import LocalCopy, sync
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.test_eligibility_api import (
     CHECK,
@@ -69,30 +66,25 @@ def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 
 
 @pytest.fixture(scope="module")
-def feed_url(server_url: str) -> Iterator[str]:
-    """A database of this module's own, with a small demo population and the demo clients."""
-    name = f"sinergi_feed_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
+def feed_url(module_reference_url: str) -> str:
+    """A database of this module's own, with a small demo population and the demo clients: the
+    owner's URL, the operator's."""
 
     async def load() -> None:
-        engine = create_async_engine(async_url(url))
+        engine = create_async_engine(async_url(module_reference_url))
         async with engine.begin() as connection:
             await demo.load(connection, msmes=300, seed=23)
         await register_demo_clients(engine)
         await engine.dispose()
 
-    try:
-        upgrade(url)
-        asyncio.run(load())
-        yield url
-    finally:
-        asyncio.run(drop_database(server_url, name))
+    asyncio.run(load())
+    return module_reference_url
 
 
 @pytest.fixture(scope="module")
 def feed_api(feed_url: str) -> Iterator[Api]:
-    app = create_app(Settings(rate_limit=1_000_000), database_url=feed_url)
+    """The app as the service role."""
+    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(feed_url))
     with TestClient(app) as client:
         yield Api(client)
 

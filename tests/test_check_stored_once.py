@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.scopes import OrgKind
 from db.engine import create_engine
 from db.queries.audit import AuditWriter
-from resolvers.context import Context
 from schema.engine import Engine
-from tests.support.graphql import LIMITS, SCHEMA, principal
+from tests.support.databases import as_service
+from tests.support.graphql import SCHEMA, principal, request_context
 from tests.support.http import Api
 from tests.test_eligibility_api import FULL_ATTESTATION as ATTESTED
 
@@ -47,7 +47,7 @@ fragment Decision on EligibilityDecision { verdict amount: coverageAmount }
 
 @pytest.fixture(scope="module")
 async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 
@@ -83,7 +83,7 @@ async def test_a_check_is_stored_once(engine: AsyncEngine, query: str) -> None:
         else {"request": _request({"nib": "9990000000001"})}
     )
     before = await _decisions(engine, JAMKRIDA.client_id)
-    context = Context(principal=JAMKRIDA, engine=engine, limits=LIMITS)
+    context = request_context(engine, JAMKRIDA)
     answer = await ENGINE.answer(context, {"query": query, "variables": variables})
     assert answer is not None
     assert "errors" not in answer, answer
@@ -94,9 +94,7 @@ async def test_a_check_is_stored_once(engine: AsyncEngine, query: str) -> None:
 async def test_a_check_whose_audit_fails_is_stored_once_and_refused(engine: AsyncEngine) -> None:
     variables = {"request": _request({"nib": "9990000000001"})}
     before = await _decisions(engine, JAMKRIDA.client_id)
-    context = Context(
-        principal=JAMKRIDA, engine=engine, limits=LIMITS, audit_writer=_LostAudit(engine)
-    )
+    context = request_context(engine, JAMKRIDA, audit_writer=_LostAudit(engine))
     answer = await ENGINE.answer(context, {"query": CHECK, "variables": variables})
     assert answer is not None
     assert answer["data"] is None

@@ -25,6 +25,7 @@ from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 
@@ -43,7 +44,9 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
     code, out, _ = _cli(demo_url, "token", "demo-ministry")
     assert code == 0
     token = out.strip()
-    with TestClient(create_app(Settings(rate_limit=1_000_000), database_url=demo_url)) as client:
+    with TestClient(
+        create_app(Settings(rate_limit=1_000_000), database_url=as_service(demo_url))
+    ) as client:
         answer = Api(client).post({"query": "{ viewer { clientId scopes } }"}, token).json()
     assert answer["data"]["viewer"] == {
         "clientId": "demo-ministry",

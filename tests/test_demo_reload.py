@@ -21,6 +21,7 @@ from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 CHECK = """
@@ -89,7 +90,7 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(fresh_url: st
 
     asyncio.run(register())
     settings = Settings(rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=fresh_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
         api = Api(client)
         real = _ok(api.graphql(CREATE, "demo-province-62"))
         assert real["createMsme"]["id"]

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from tests.support.databases import as_service
 from tests.support.graphql import LIMITS, principal, run
 
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
@@ -47,7 +48,7 @@ Cells = dict[tuple[str | None, ...], dict[str, Any]]
 
 @pytest.fixture(scope="module")
 async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
 from db.engine import create_engine
+from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")  # records:write without pii:read
@@ -27,7 +28,7 @@ CHECK = """mutation { checkEligibility(request: {nib: "7790000000001",
 
 @pytest.fixture(scope="module")
 async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(reference_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 

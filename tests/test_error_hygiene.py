@@ -20,6 +20,7 @@ from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 CLIENT = "demo-province-62"
@@ -111,7 +112,7 @@ def test_a_failure_outside_graphql_is_a_coded_internal_error_too(
             await engine.dispose()
 
     asyncio.run(prepare(None))
-    with TestClient(create_app(Settings(), database_url=fresh_url)) as client:
+    with TestClient(create_app(Settings(), database_url=as_service(fresh_url))) as client:
         api = Api(client)
         token = api.token(CLIENT)
         asyncio.run(prepare(f"ALTER TABLE client_writes RENAME TO {MARKER}"))

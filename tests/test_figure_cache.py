@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,15 +13,13 @@ from starlette.testclient import TestClient
 
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
-from db import embedded
 from db.engine import async_url
-from db.migrate import upgrade
 from schema.figure_cache import FigureCache
 from sinergi import demo
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -84,27 +81,21 @@ def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Ap
 
 
 @pytest.fixture(scope="module")
-def writable(server_url: str) -> Iterator[Api]:
-    """A database of its own (this module writes), served with a figure cache of a few seconds."""
-    name = f"sinergi_figures_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(server_url, name))
-    url = embedded.with_database(server_url, name)
-    try:
-        upgrade(url)
+def writable(module_reference_url: str) -> Iterator[Api]:
+    """A database of its own (this module writes), served as the service role with a figure
+    cache of a few seconds."""
 
-        async def load() -> None:
-            engine = create_async_engine(async_url(url))
-            async with engine.begin() as connection:
-                await demo.load(connection, msmes=60, seed=7)
-            await register_demo_clients(engine)
-            await engine.dispose()
+    async def load() -> None:
+        engine = create_async_engine(async_url(module_reference_url))
+        async with engine.begin() as connection:
+            await demo.load(connection, msmes=60, seed=7)
+        await register_demo_clients(engine)
+        await engine.dispose()
 
-        asyncio.run(load())
-        settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
-        with TestClient(create_app(settings, database_url=url)) as client:
-            yield Api(client)
-    finally:
-        asyncio.run(drop_database(server_url, name))
+    asyncio.run(load())
+    settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
+    with TestClient(create_app(settings, database_url=as_service(module_reference_url))) as client:
+        yield Api(client)
 
 
 def _kalteng(api: Api, client_id: str) -> tuple[int, str]:

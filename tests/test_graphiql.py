@@ -46,7 +46,7 @@ def test_graphiql_loads_nothing_from_elsewhere_and_only_the_published_files(
     """Every script and stylesheet comes from this server, with the integrity of the
     published npm file, and the server answers each with exactly those bytes."""
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         page = client.get("/graphql", headers={"Accept": "text/html"}).text
         references = re.findall(r'(?:src|href)="([^"]+)" integrity="([^"]+)"', page)
         assert len(references) == 4

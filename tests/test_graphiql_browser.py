@@ -22,6 +22,7 @@ import uvicorn
 
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -64,7 +65,7 @@ def served(demo_url: str, api: Api) -> Iterator[str]:
         port = int(probe.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, database_url=demo_url),
+            create_app(settings, database_url=as_service(demo_url)),
             host="127.0.0.1",
             port=port,
             log_level="warning",

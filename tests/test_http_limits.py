@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from schema.query_limits import QueryLimits
 from sinergi.app import create_app
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -200,7 +201,7 @@ def test_aliased_region_trees_are_refused_before_sql(api: Api) -> None:
 
 def test_an_answer_over_the_response_size_bound_is_refused_naming_it(demo_url: str) -> None:
     settings = Settings(rate_limit=1_000_000, query_limits=QueryLimits(max_response_bytes=20_000))
-    with TestClient(create_app(settings, database_url=demo_url)) as client:
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         api = Api(client)
         small = api.graphql('{ region(code: "62") { name } }', CLIENT)
         assert small["data"]["region"]["name"]

@@ -17,6 +17,7 @@ from db.engine import create_engine
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.records import MsmeDraft
+from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.test_record_mutations import READ, UPDATE
 
@@ -35,7 +36,7 @@ mutation($rows: [MsmeImportRow!]!, $mode: ImportMode!) {
 
 @pytest.fixture(scope="module")
 async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(reference_url, statement_timeout_ms=30_000)
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
     yield engine
     await engine.dispose()
 
@@ -412,7 +413,7 @@ async def test_a_single_write_waits_for_an_import_in_progress(
     rename = """
     mutation($id: ID!) { updateMsme(id: $id, version: 1, changes: {name: "Baru"}) { version } }
     """
-    writer = create_engine(reference_url, statement_timeout_ms=30_000)
+    writer = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
     try:
         async with engine.begin() as connection:
             await import_directly(connection, [(2, draft("7754000000001"))], total=1)

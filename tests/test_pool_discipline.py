@@ -21,9 +21,9 @@ from auth.principal import Principal
 from auth.scopes import OrgKind
 from auth.service import AuthService
 from db.engine import create_engine
-from resolvers.context import Context
 from schema.engine import Engine
-from tests.support.graphql import LIMITS, SCHEMA, principal, run
+from tests.support.databases import as_service
+from tests.support.graphql import SCHEMA, principal, request_context, run
 from tests.support.http import Api
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
@@ -61,14 +61,14 @@ def _one_connection(url: str) -> AsyncEngine:
 
 @pytest.fixture(scope="module")
 async def demo(demo_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = _one_connection(demo_url)
+    engine = _one_connection(as_service(demo_url))
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture(scope="module")
 async def reference(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = _one_connection(reference_url)
+    engine = _one_connection(as_service(reference_url))
     yield engine
     await engine.dispose()
 
@@ -77,7 +77,7 @@ async def reference(reference_url: str) -> AsyncIterator[AsyncEngine]:
 async def test_compiled_reads_need_one_connection_at_a_time(
     demo: AsyncEngine, who: Principal, document: str
 ) -> None:
-    context = Context(principal=who, engine=demo, limits=LIMITS)
+    context = request_context(demo, who)
     answer = await ENGINE.answer(context, {"query": document})
     assert answer is not None
     assert "errors" not in answer, answer
@@ -119,7 +119,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
 ) -> None:
     """Every connection busy past the pool timeout: 503 SERVICE_UNAVAILABLE, never a 500."""
     engine = create_engine(
-        demo_url, statement_timeout_ms=10_000, pool_size=1, pool_timeout_seconds=1
+        as_service(demo_url), statement_timeout_ms=10_000, pool_size=1, pool_timeout_seconds=1
     )
     auth = AuthService(
         engine, issuer="http://localhost:8000", audience="sinergi", token_lifetime_seconds=60

@@ -14,6 +14,7 @@ from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from db.queries import regions
 from resolvers.paging import encode_cursor
+from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
@@ -24,7 +25,7 @@ NATIONAL_READER = principal(OrgKind.PROVINCE, "ID")
 
 @pytest.fixture(scope="module")
 async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 

@@ -32,6 +32,7 @@ from graphql import NonNullTypeNode, OperationDefinitionNode, parse
 from sinergi.app import create_app
 from sinergi.demo_mode import DEMO_SECRET, load_demo_data, prepare_demo
 from sinergi.settings import Environment, Settings
+from tests.support.databases import as_service
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -81,7 +82,7 @@ def served(fresh_url: str) -> Iterator[str]:
         port = int(probe.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, database_url=fresh_url),
+            create_app(settings, database_url=as_service(fresh_url)),
             host="127.0.0.1",
             port=port,
             log_level="warning",

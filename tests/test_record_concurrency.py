@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
 from db.engine import create_engine
+from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
@@ -35,8 +36,8 @@ mutation($id: ID!, $name: String!, $employees: Int!) {
 @pytest.fixture(scope="module")
 async def engines(reference_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     """Two engines, so the two clients really hold two PostgreSQL connections."""
-    first = create_engine(reference_url, statement_timeout_ms=10_000)
-    second = create_engine(reference_url, statement_timeout_ms=10_000)
+    first = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
+    second = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
     yield first, second
     await first.dispose()
     await second.dispose()

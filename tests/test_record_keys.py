@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.engine import create_engine
 from domain.cellkey import MODULUS
 from schema.build import sdl
+from tests.support.databases import as_service
 from tests.support.graphql import run
 from tests.test_record_mutations import KALTENG, READ, UPDATE, create
 
@@ -20,7 +21,7 @@ NIB = "7719000000001"
 
 @pytest.fixture(scope="module")
 async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(reference_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 

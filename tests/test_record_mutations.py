@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.statements import recorded_statements
 
@@ -24,7 +25,7 @@ MINISTRY = principal(OrgKind.MINISTRY, "ID")
 
 @pytest.fixture(scope="module")
 async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(reference_url, statement_timeout_ms=10_000)
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
 

@@ -17,16 +17,14 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth.scopes import OrgKind
 from db import embedded
-from db.engine import async_url
-from db.migrate import upgrade
-from db.seed import load_reference
+from db.engine import async_url, create_engine
 from sinergi.app import create_app
-from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
 from tests.support.databases import as_service, create_database, drop_database
@@ -46,31 +44,29 @@ mutation($id: ID!) {
 WINDOW_SECONDS = 2
 
 
-async def _prepare(server_url: str, primary: str, replica: str) -> str:
-    """The primary with one record; the replica a read-only copy of it, renamed there. Returns
+async def _prepare(server_url: str, primary_url: str, replica: str) -> str:
+    """The primary (reference data only) with the demo clients and one record, made as the app
+    makes it, as the service role; the replica a read-only copy of it, renamed there. Returns
     the record's id."""
-    await create_database(server_url, primary)
+    owner = create_async_engine(async_url(primary_url))
+    await register_demo_clients(owner)  # the service may only read the clients
+    await owner.dispose()
+    service = create_engine(as_service(primary_url), statement_timeout_ms=10_000)
+    create = (
+        'mutation { createMsme(input: {nib: "7790000000001", name: "Warung Asli",'
+        ' kbliCode: "47112", region: "62.71", capital: "50000000",'
+        ' annualTurnover: "90000000"}) { id } }'
+    )
+    created = await run(service, principal(OrgKind.PROVINCE, "62"), create)
+    await service.dispose()
+    await create_database(server_url, replica, template=make_url(primary_url).database)
+    copy = await asyncpg.connect(embedded.with_database(server_url, replica))
+    try:
+        await copy.execute("UPDATE msmes SET name = 'Warung Replika' WHERE nib = $1", NIB)
+    finally:
+        await copy.close()
     admin = await asyncpg.connect(server_url)
     try:
-        primary_url = embedded.with_database(server_url, primary)
-        await asyncio.to_thread(upgrade, primary_url)
-        engine = create_async_engine(async_url(primary_url))
-        async with engine.begin() as connection:
-            await load_reference(connection, SEED_DATA, targets=False)
-        await register_demo_clients(engine)
-        create = (
-            'mutation { createMsme(input: {nib: "7790000000001", name: "Warung Asli",'
-            ' kbliCode: "47112", region: "62.71", capital: "50000000",'
-            ' annualTurnover: "90000000"}) { id } }'
-        )
-        created = await run(engine, principal(OrgKind.PROVINCE, "62"), create)
-        await engine.dispose()
-        await create_database(server_url, replica, template=primary)
-        copy = await asyncpg.connect(embedded.with_database(server_url, replica))
-        try:
-            await copy.execute("UPDATE msmes SET name = 'Warung Replika' WHERE nib = $1", NIB)
-        finally:
-            await copy.close()
         await admin.execute(f'ALTER DATABASE "{replica}" SET default_transaction_read_only = on')
     finally:
         await admin.close()
@@ -78,22 +74,21 @@ async def _prepare(server_url: str, primary: str, replica: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def replicated(server_url: str) -> Iterator[tuple[Api, str]]:
-    suffix = uuid.uuid4().hex[:10]
-    primary, replica = f"sinergi_primary_{suffix}", f"sinergi_replica_{suffix}"
+def replicated(server_url: str, module_reference_url: str) -> Iterator[tuple[Api, str]]:
+    """The app as the service role, on the primary and the replica."""
+    replica = f"sinergi_replica_{uuid.uuid4().hex[:10]}"
     try:
-        msme_id = asyncio.run(_prepare(server_url, primary, replica))
+        msme_id = asyncio.run(_prepare(server_url, module_reference_url, replica))
         settings = Settings(
             rate_limit=1_000_000,
-            replica_url=embedded.with_database(server_url, replica),
+            replica_url=as_service(embedded.with_database(server_url, replica)),
             read_your_writes_seconds=WINDOW_SECONDS,
         )
-        app = create_app(settings, database_url=embedded.with_database(server_url, primary))
+        app = create_app(settings, database_url=as_service(module_reference_url))
         with TestClient(app) as client:
             yield Api(client), msme_id
     finally:
-        for name in (primary, replica):
-            asyncio.run(drop_database(server_url, name))
+        asyncio.run(drop_database(server_url, replica))
 
 
 def _name(api: Api, client_id: str) -> str:

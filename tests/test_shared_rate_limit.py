@@ -23,6 +23,7 @@ import pytest
 from auth import clients
 from db.engine import create_engine
 from sinergi.rate_limit import SYNC_SECONDS
+from tests.support.databases import as_service
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -54,10 +55,11 @@ def _wait_until_up(process: subprocess.Popen[bytes], base: str) -> None:
 
 @pytest.fixture(scope="module")
 def servers(demo_url: str) -> Iterator[list[str]]:
-    """Two uvicorn processes over one database, stopped however the test ends."""
+    """Two uvicorn processes over one database, as the service role, stopped however the test
+    ends."""
     env = {
         **os.environ,
-        "DATABASE_URL": demo_url,
+        "DATABASE_URL": as_service(demo_url),
         "SINERGI_ENV": "production",
         "SINERGI_RATE_LIMIT": str(LIMIT),
         # A long window: the test does not straddle a window boundary but once in hours.

@@ -16,6 +16,7 @@ from auth.clients import create
 from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.http import Api
 
 
@@ -108,7 +109,7 @@ def test_an_unknown_client_id_is_throttled_like_a_known_one(api: Api) -> None:
 
 def test_wrong_secrets_from_one_address_are_throttled_across_client_ids(demo_url: str) -> None:
     settings = Settings(rate_limit=1_000_000, auth_failures_per_address=3)
-    app = create_app(settings, database_url=demo_url)
+    app = create_app(settings, database_url=as_service(demo_url))
     client_id, secret = _register(demo_url)
     with (
         TestClient(app, client=("203.0.113.22", 40000)) as guesser,

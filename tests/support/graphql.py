@@ -10,8 +10,10 @@ from strawberry.types import ExecutionResult
 
 from auth.principal import Principal
 from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
+from db.queries.audit import AuditWriter
 from resolvers.context import Context, Limits
 from schema.build import build_schema
+from tests.support.databases import TEST_SERVICE
 
 SCHEMA = build_schema()
 LIMITS = Limits(max_page_size=100, default_page_size=20)
@@ -28,11 +30,27 @@ def principal(
     )
 
 
+def request_context(
+    engine: AsyncEngine, who: Principal, *, audit_writer: AuditWriter | None = None
+) -> Context:
+    """A request's context on `engine`, which must connect as the service role, as the app does
+    (tests.support.databases.as_service): as the owner, a grant db/roles.py lacks would go
+    unnoticed."""
+    user = engine.url.username
+    assert user == TEST_SERVICE, (
+        f"GraphQL in tests runs as the service role {TEST_SERVICE!r}, as the app does, not as "
+        f"{user!r}: make the engine with create_engine(as_service(url), ...)"
+    )
+    return Context(principal=who, engine=engine, limits=LIMITS, audit_writer=audit_writer)
+
+
 async def run(
     engine: AsyncEngine, who: Principal, document: str, variables: dict[str, Any] | None = None
 ) -> Any:
-    context = Context(principal=who, engine=engine, limits=LIMITS)
-    result = await SCHEMA.execute(document, variable_values=variables, context_value=context)
+    """`document` executed as `who`, on `engine` as the service role (`request_context`)."""
+    result = await SCHEMA.execute(
+        document, variable_values=variables, context_value=request_context(engine, who)
+    )
     return as_sent(result)
 
 
