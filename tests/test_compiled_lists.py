@@ -28,9 +28,9 @@ from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
-"""An MSME of the demo data with two participations and two scale changes."""
+"""An MSME of the demo data with two participations."""
 WITHOUT = "9990000000005"
-"""One with no participation."""
+"""One with no participation (and, in this module's data, two scale changes at least)."""
 COOPERATIVE = "AHU-9990001.AH.01.26.TAHUN 2019"
 """A cooperative with a participation of its own."""
 
