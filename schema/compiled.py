@@ -9,9 +9,11 @@ scoped like every other read, whose JSON text the response embeds as it is
 (schema/execution.py). The executor still resolves the rest (the connection, `pageInfo`,
 `totalCount`, `endCursor`, any new field), so there is one execution path.
 
-A selection the compiler cannot write exactly as graphql-core would serialise it (a guarded
-field, a list, arguments, a directive, a computed field) is resolved row by row instead, by the
-same resolvers, which also report any FORBIDDEN or null-in-non-null error.
+A record's participations and scale history are lists in the same statement, each participation
+with its programme. A selection the compiler cannot write exactly as graphql-core would serialise
+it (a guarded field, any other list, arguments, a directive, a computed field, a participation's
+MSME or cooperative, whose scope is their own) is resolved row by row instead, by the same
+resolvers, which also report any FORBIDDEN or null-in-non-null error.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON as JSON_TYPE
-from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, TableClause
 from strawberry.scalars import ID, JSON
 from strawberry.types import Info
 from strawberry.types.base import (
@@ -39,7 +41,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from db.driver import DriverStatement
-from db.models import COOPERATIVES, MSMES, REGIONS
+from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
     PROVINCE_OF_OWN_CODE,
@@ -48,12 +50,14 @@ from db.queries.json_pages import (
     Fixed,
     JsonShape,
     Nested,
+    NestedList,
     Node,
     fetch_json_page,
     fetch_json_record,
     json_page_statement,
     json_record_statement,
 )
+from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import RowScope
 from resolvers import relations
 from resolvers.change_feed import Plan, cursor_kind
@@ -61,11 +65,14 @@ from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.scalars import Rupiah
 
-TABLES: dict[str, Table] = {
+TABLES: dict[str, TableClause] = {
     "Msme": MSMES,
     "Cooperative": COOPERATIVES,
     "Region": REGIONS,
     "ChangeEntry": change_feed.ENTRY,
+    "Participation": PARTICIPATIONS,
+    "Programme": PROGRAMMES,
+    "ScaleChange": SCALE_HISTORY,
 }
 RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.province: ("region", "province_code"),
@@ -74,9 +81,19 @@ RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.region_parent: ("region", "parent_code"),
     relations.region_province: ("region", PROVINCE_OF_OWN_CODE),
     relations.cooperative_of_msme: ("cooperative", "cooperative_id"),
+    relations.participation_programme: ("programme", "programme_id"),
 }
-"""Resolvers of a relation to a region or cooperative: (target, the row's column holding its
-key), so the relation is a join rather than a DataLoader."""
+"""Resolvers of a relation to a region, cooperative or programme: (target, the row's column
+holding its key), so the relation is a join rather than a DataLoader."""
+LISTS: dict[Callable[..., Any], tuple[str, str]] = {
+    relations.msme_participations: ("participation", "msme_id"),
+    relations.cooperative_participations: ("participation", "cooperative_id"),
+    relations.scale_history: ("scale_history", "msme_id"),
+}
+"""Resolvers of a list of the rows pointing at a record: (target, the target's column holding
+the record's id), so the list is an aggregate in the statement rather than a DataLoader. A
+participation's own MSME and cooperative are not relations here: they are scoped and audited
+by their resolvers, so selecting them leaves the page to the executor."""
 
 
 class Unsupported(Exception):
@@ -188,7 +205,7 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
     table = TABLES.get(type_name)
     if table is None:
         raise Unsupported(type_name)
-    parts: list[Field | Fixed | Nested] = []
+    parts: list[Field | Fixed | Nested | NestedList] = []
     for key, selected in keyed(selections, type_name):
         if selected.name == "__typename":
             parts.append(Fixed(key, type_name))
@@ -196,8 +213,13 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
         field = fields.get(selected.name)
         if field is None or field.extensions:
             raise Unsupported("a guarded or extended field")
-        field_type, nullable = _nullable(field.type)
         resolver = field.base_resolver
+        if resolver is not None and resolver.wrapped_func in LISTS:
+            target, link = LISTS[resolver.wrapped_func]
+            items = shape_of(_items(field.type), selected.selections)
+            parts.append(NestedList(key, target, link, items))
+            continue
+        field_type, nullable = _nullable(field.type)
         if resolver is None:
             parts.append(_leaf(key, field.python_name, field_type, nullable, table))
         elif resolver.wrapped_func in RELATIONS:
@@ -217,7 +239,16 @@ def _nullable(field_type: Any) -> tuple[Any, bool]:
     return field_type, False
 
 
-def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: Table) -> Field:
+def _items(field_type: Any) -> Any:
+    """The type of a list's items; a list that may be null, or hold nulls, needs the executor."""
+    if isinstance(field_type, StrawberryList) and not isinstance(
+        field_type.of_type, StrawberryOptional
+    ):
+        return field_type.of_type
+    raise Unsupported("a list that may be null or hold nulls")
+
+
+def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: TableClause) -> Field:
     """A column PostgreSQL writes as graphql-core serialises the field: strings, booleans,
     32-bit integers, dates, IDs and rupiah amounts as text, enumerations stored as text."""
     column = table.c.get(column_name)
@@ -352,6 +383,7 @@ async def page_json(
         return ROWS_NEEDED
     context.accesses.records_returned(kind, built.count)
     context.accesses.records_returned("cooperative", built.cooperatives)
+    context.accesses.records_returned("participation", built.participations)
     queries = msmes if kind == "msme" else cooperatives
 
     async def count() -> int:
@@ -412,6 +444,7 @@ async def record_json(
         return None
     context.accesses.records_returned(type_name.lower(), 1)
     context.accesses.records_returned("cooperative", found.cooperatives)
+    context.accesses.records_returned("participation", found.participations)
     return orjson.Fragment(found.json)
 
 
@@ -452,7 +485,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
 
 def _entry_shape(entry_type: type, kind: str, selections: list[Selection]) -> JsonShape:
-    parts: list[Field | Fixed | Nested | Cursor | Node] = []
+    parts: list[Field | Fixed | Nested | NestedList | Cursor | Node] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(Cursor(key, cursor_kind(kind), column="position"))

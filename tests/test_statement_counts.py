@@ -65,6 +65,19 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
             "Cooperative.memberMsmes",
         ),
     ),
+    "an msme page's compiled lists": (
+        READER,
+        """{ msmes(first: {n}, filter: {region: "62"}) { nodes { nib regency { name }
+             participations { status programme { name } }
+             scaleHistory { scale effectiveFrom } } } }""",
+        ("Query.msmes", "MsmeConnection.nodes", "Msme.participations", "Msme.scaleHistory"),
+    ),
+    "a cooperative page's compiled lists": (
+        READER,
+        """{ cooperatives(first: {n}) { nodes { name
+             participations { __typename id role programme { id name } } } } }""",
+        ("Query.cooperatives", "CooperativeConnection.nodes", "Cooperative.participations"),
+    ),
     "participants": (
         READER,
         """{ programmes { name jurisdiction { name } participants(first: {n}) {
@@ -166,3 +179,21 @@ async def test_statements_per_request_do_not_grow_with_the_page(
     assert counts[0] == counts[1], f"{counts[0]} statements for {SMALL}, {counts[1]} for {LARGE}"
     if "{n}" in document:
         assert len(answers[0]) < len(answers[1])  # the larger page holds more
+
+
+@pytest.mark.parametrize("size", [1, 50])
+@pytest.mark.parametrize(
+    "case", ["an msme page's compiled lists", "a cooperative page's compiled lists"]
+)
+async def test_a_page_with_its_compiled_lists_is_one_statement(
+    engine: AsyncEngine, case: str, size: int
+) -> None:
+    """Participations and scale history are written by the page's own statement, not loaded
+    (the audit's writes and the region directory, read once, aside)."""
+    who, document, _ = CASES[case]
+    with recorded_statements(engine) as statements:
+        result = await run(engine, who, document.replace("{n}", str(size)))
+    assert result.errors is None, result.errors
+    records = ("msmes", "cooperatives", "participations", "programmes", "scale_history")
+    (read,) = [sql for sql in statements if any(table in sql for table in records)]
+    assert "json_agg" in read

@@ -1,4 +1,5 @@
-"""A page of records whose JSON PostgreSQL builds, nested regions and cooperatives included.
+"""A page of records whose JSON PostgreSQL builds, nested regions, cooperatives, programmes and
+lists of participations and scale changes included.
 
 A page of fifty MSMEs with their regency, province and cooperative, fetched as rows, costs a
 statement for the cooperatives and, in Python, a row object per record and a dictionary per
@@ -6,12 +7,16 @@ object of the answer. Here one statement joins what the page points at and hands
 `nodes` and `edges` arrays as JSON text, which the response embeds as it is. The page is the
 keyset page of db/queries/paging.py, scoped the same way, and a cooperative outside the caller's
 jurisdiction is left out by the join condition, exactly as its own statement would leave it out.
+A list of the rows pointing at a record (its participations, its scale history) is an aggregate
+joined to the record's row, in the order its DataLoader reads it (db/queries/programmes.py); its
+rows are of a record the caller reads already, so it needs no scope of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import count
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -19,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Table,
+    TableClause,
     Text,
     and_,
     bindparam,
@@ -35,7 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from db.driver import DriverStatement, Pooled, fetch
-from db.models import COOPERATIVES, REGIONS
+from db.models import COOPERATIVES, PARTICIPATIONS, PROGRAMMES, REGIONS
+from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import NATIONAL, RowScope
 
 ONE: ColumnElement[int] = literal_column("1")
@@ -66,13 +73,32 @@ class Fixed:
 
 @dataclass(frozen=True, slots=True)
 class Nested:
-    """The region or cooperative (`target`) whose key the row holds in `link`."""
+    """The region, cooperative or programme (`target`) whose key the row holds in `link`."""
 
     key: str
     target: str
     link: str
     shape: JsonShape
     nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NestedList:
+    """The rows of `target` (a key of LISTED) whose `link` holds the row's id, as an array of
+    objects in `shape`: empty, never null, where there are none."""
+
+    key: str
+    target: str
+    link: str
+    shape: JsonShape
+
+
+LISTED: dict[str, tuple[TableClause, str]] = {
+    "participation": (PARTICIPATIONS, "id"),
+    "scale_history": (SCALE_HISTORY, "effective_from"),
+}
+"""The table of each list's rows and the column they are in order of, the order their
+DataLoaders read them in (db/queries/programmes.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +127,7 @@ class JsonShape:
     GraphQL names (letters, digits, underscores; a feed's cursor kind also a hyphen), so they are
     written into the SQL as they are."""
 
-    parts: tuple[Field | Fixed | Nested | Cursor | Node, ...]
+    parts: tuple[Field | Fixed | Nested | NestedList | Cursor | Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +139,27 @@ class JsonPage:
     last_id: int | None
     cooperatives: int
     """Cooperatives the page shows (audited as records handed out)."""
+    participations: int
+    """Participations the page lists (audited as records handed out)."""
 
 
 class JsonBuild:
     """The joins and the JSON expression of a shape, made while walking it: `source` is `rows`
-    with every join the shapes walked so far need, to select from."""
+    with every join the shapes walked so far need, to select from. `aliases` numbers the joins,
+    shared with the builds of the lists inside, whose joins sit in their own subqueries."""
 
-    def __init__(self, scope: RowScope, rows: FromClause) -> None:
+    def __init__(
+        self, scope: RowScope, rows: FromClause, aliases: count[int] | None = None
+    ) -> None:
         self.scope = scope
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
         self.cooperatives_found: list[ColumnElement[Any]] = []
         """The key of each cooperative joined, null where there is none (audited as handed out)."""
-        self._aliases = 0
+        self.participations_found: list[ColumnElement[int]] = []
+        """The number of participations in each list joined (audited as handed out)."""
+        self._aliases = count(1) if aliases is None else aliases
 
     def json(self, shape: JsonShape, row: FromClause) -> ColumnElement[Any]:
         arguments: list[Any] = []
@@ -140,6 +173,8 @@ class JsonBuild:
                 arguments.append(_cursor(part.kind, row.c[part.column]))
             elif isinstance(part, Node):
                 arguments.append(self.json(part.shape, row))
+            elif isinstance(part, NestedList):
+                arguments.append(self._list(part, row))
             else:
                 arguments.append(self._nested(part, row))
         return func.json_build_object(*arguments)
@@ -162,10 +197,12 @@ class JsonBuild:
         with a LIMIT, which PostgreSQL cannot turn into a plain join. As a plain join it
         hashed all 7,838 regions for every page of fifty, which its cost model (a random read
         per probe) rated cheaper than fifty index probes into a table that sits in memory."""
-        self._aliases += 1
         if part.target == "cooperative":
             table, key_column = COOPERATIVES, "id"
             joined = and_(table.c.id == row.c[part.link], self.scope.rows(table))
+        elif part.target == "programme":  # public reference, like a region
+            table, key_column = PROGRAMMES, "id"
+            joined = table.c.id == row.c[part.link]
         else:
             table, key_column = REGIONS, "code"
             key: ColumnElement[Any] = row.c[part.link]
@@ -173,7 +210,7 @@ class JsonBuild:
                 key = func.nullif(func.left(key, 2), NATIONAL)
             joined = table.c.code == key
         columns = sorted({key_column} | _columns(part.shape))
-        alias = f"{part.target[0]}{self._aliases}"
+        alias = f"{part.target[0]}{next(self._aliases)}"
         target = select(*(table.c[name] for name in columns)).where(joined).limit(ONE)
         probed = target.lateral(alias)
         found = probed.c[key_column]
@@ -188,6 +225,37 @@ class JsonBuild:
             outer.append(found.is_(None))
         self.missing = outer
         return case((found.is_(None), null()), else_=json)
+
+    def _list(self, part: NestedList, row: FromClause) -> ColumnElement[Any]:
+        """The rows pointing at `row` as one JSON array, aggregated by a LATERAL subquery,
+        which also says how many participations it lists (audited as handed out) and whether a
+        part of theirs that may not be null came out null. It is one row for every row it is
+        joined to, so the page's counts stay as they were."""
+        table, order = LISTED[part.target]
+        number = next(self._aliases)
+        rows = table.alias(f"{part.target[0]}{number}")
+        inner = JsonBuild(self.scope, rows, self._aliases)
+        objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
+        columns: list[Any] = [func.coalesce(objects, literal_column("'[]'::json")).label("list")]
+        audited = part.target == "participation"
+        if audited:
+            columns.append(func.count().label("found"))
+        if inner.missing:
+            columns.append(
+                func.coalesce(func.bool_or(or_(*inner.missing)), false()).label("missing")
+            )
+        listed = (
+            select(*columns)
+            .select_from(inner.source)
+            .where(rows.c[part.link] == row.c.id)
+            .lateral(f"l{number}")
+        )
+        self.source = self.source.outerjoin(listed, true())
+        if audited:
+            self.participations_found.append(listed.c.found)
+        if inner.missing:
+            self.missing.append(listed.c.missing)
+        return listed.c.list
 
     def array(
         self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
@@ -218,6 +286,8 @@ def _columns(shape: JsonShape) -> set[str]:
             names.add(part.link)
         elif isinstance(part, Cursor):
             names.add(part.column)
+        elif isinstance(part, NestedList):
+            names.add("id")
         elif isinstance(part, Node):
             names |= _columns(part.shape)
     return names
@@ -261,6 +331,13 @@ def json_page_statement(
             (func.count(found).filter(shown) for found in build.cooperatives_found),
             start=literal_column("0"),
         ),
+        sum(
+            (
+                cast(func.coalesce(func.sum(found).filter(shown), 0), BigInteger)
+                for found in build.participations_found
+            ),
+            start=literal_column("0"),
+        ),
         build.any_missing(shown),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
@@ -273,7 +350,7 @@ async def fetch_json_page(
     non-null field or relation turns out null (the executor then reports it, as it reports
     everything else)."""
     (row,) = await fetch(connection, statement, {} if after is None else {"after": after})
-    *lists, fetched, last_id, cooperatives, missing = row
+    *lists, fetched, last_id, cooperatives, participations, missing = row
     if missing:
         return None
     return JsonPage(
@@ -282,6 +359,7 @@ async def fetch_json_page(
         has_next=fetched > first,
         last_id=last_id,
         cooperatives=cooperatives,
+        participations=participations,
     )
 
 
@@ -291,10 +369,12 @@ class JsonRecord:
     """The record as a JSON object."""
     cooperatives: int
     """Cooperatives it shows (audited as records handed out)."""
+    participations: int
+    """Participations it lists (audited as records handed out)."""
 
 
 def json_record_statement(
-    table: Table, shape: JsonShape, *, key: str, scope: RowScope
+    table: TableClause, shape: JsonShape, *, key: str, scope: RowScope
 ) -> DriverStatement:
     """The statement for the one record of `table` whose unique column `key` equals the value
     `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
@@ -313,7 +393,8 @@ def json_record_statement(
         ),
         start=literal_column("0"),
     )
-    columns: list[Any] = [cast(json, Text), found, or_(false(), *build.missing)]
+    listed: ColumnElement[int] = sum(build.participations_found, start=literal_column("0"))
+    columns: list[Any] = [cast(json, Text), found, listed, or_(false(), *build.missing)]
     return DriverStatement(select(*columns).select_from(build.source))
 
 
@@ -325,7 +406,7 @@ async def fetch_json_record(
     rows = await fetch(connection, statement, {"key": key})
     if not rows:
         return None
-    json, cooperatives, missing = rows[0]
+    json, cooperatives, participations, missing = rows[0]
     if missing:
         return False
-    return JsonRecord(json, cooperatives)
+    return JsonRecord(json, cooperatives, participations)
