@@ -10,10 +10,12 @@ scoped like every other read, whose JSON text the response embeds as it is
 `totalCount`, `endCursor`, any new field), so there is one execution path.
 
 A record's participations and scale history are lists in the same statement, each participation
-with its programme. A selection the compiler cannot write exactly as graphql-core would serialise
-it (a guarded field, any other list, arguments, a directive, a computed field, a participation's
-MSME or cooperative, whose scope is their own) is resolved row by row instead, by the same
-resolvers, which also report any FORBIDDEN or null-in-non-null error.
+with its programme; a field computed from its row (a cooperative's `isActive`, `memberCount`) is
+computed there too, by the SQL its declaration gives beside its resolver. A selection the
+compiler cannot write exactly as graphql-core would serialise it (a guarded field, any other
+list, arguments, a directive, a computed field without its SQL, a participation's MSME or
+cooperative, whose scope is their own) is resolved row by row instead, by the same resolvers,
+which also report any FORBIDDEN or null-in-non-null error.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
     PROVINCE_OF_OWN_CODE,
+    Computed,
     Cursor,
     Field,
     Fixed,
@@ -205,7 +208,7 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
     table = TABLES.get(type_name)
     if table is None:
         raise Unsupported(type_name)
-    parts: list[Field | Fixed | Nested | NestedList] = []
+    parts: list[Field | Fixed | Computed | Nested | NestedList] = []
     for key, selected in keyed(selections, type_name):
         if selected.name == "__typename":
             parts.append(Fixed(key, type_name))
@@ -226,6 +229,8 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
             target, link = RELATIONS[resolver.wrapped_func]
             inner = shape_of(field_type, selected.selections)
             parts.append(Nested(key, target, link, inner, nullable))
+        elif "sql" in field.metadata:
+            parts.append(_computed(key, field, field_type, nullable))
         else:
             raise Unsupported(selected.name)
     return JsonShape(tuple(parts))
@@ -246,6 +251,17 @@ def _items(field_type: Any) -> Any:
     ):
         return field_type.of_type
     raise Unsupported("a list that may be null or hold nulls")
+
+
+def _computed(key: str, field: StrawberryField, kind: Any, nullable: bool) -> Computed:
+    """A field computed from its row, whose declaration gives the computation in SQL too
+    (`metadata["sql"]`, over the columns it declares), written as graphql-core serialises its
+    resolver's value: a boolean, a string or an integer (a member count within 32 bits, as
+    graphql-core requires: the rollup trigger adds the same columns in 32 bits and refuses a
+    row whose sum is not, migration 0006)."""
+    if kind not in (bool, str, int):
+        raise Unsupported("a computed field of another type")
+    return Computed(key, tuple(field.metadata["columns"]), field.metadata["sql"], nullable)
 
 
 def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: TableClause) -> Field:
@@ -485,7 +501,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
 
 def _entry_shape(entry_type: type, kind: str, selections: list[Selection]) -> JsonShape:
-    parts: list[Field | Fixed | Nested | NestedList | Cursor | Node] = []
+    parts: list[Field | Fixed | Computed | Nested | NestedList | Cursor | Node] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(Cursor(key, cursor_kind(kind), column="position"))

@@ -14,7 +14,7 @@ rows are of a record the caller reads already, so it needs no scope of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
@@ -69,6 +69,17 @@ class Fixed:
 
     key: str
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A value PostgreSQL computes from the row's `columns` with `expression`, the SQL twin of a
+    field's resolver, declared beside it (schema/types/records.py)."""
+
+    key: str
+    columns: tuple[str, ...]
+    expression: Callable[[FromClause], ColumnElement[Any]]
+    nullable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +138,7 @@ class JsonShape:
     GraphQL names (letters, digits, underscores; a feed's cursor kind also a hyphen), so they are
     written into the SQL as they are."""
 
-    parts: tuple[Field | Fixed | Nested | NestedList | Cursor | Node, ...]
+    parts: tuple[Field | Fixed | Computed | Nested | NestedList | Cursor | Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,8 @@ class JsonBuild:
                 arguments.append(literal_column(f"'{part.value}'"))
             elif isinstance(part, Field):
                 arguments.append(self._field(part, row))
+            elif isinstance(part, Computed):
+                arguments.append(self._computed(part, row))
             elif isinstance(part, Cursor):
                 arguments.append(_cursor(part.kind, row.c[part.column]))
             elif isinstance(part, Node):
@@ -191,6 +204,12 @@ class JsonBuild:
             self.missing.append(and_(value.is_not(None), named.is_(None)))  # a value with no name
             return named
         return cast(value, Text) if part.as_text else value
+
+    def _computed(self, part: Computed, row: FromClause) -> ColumnElement[Any]:
+        value = part.expression(row)
+        if not part.nullable:
+            self.missing.append(value.is_(None))
+        return value
 
     def _nested(self, part: Nested, row: FromClause) -> ColumnElement[Any]:
         """The object `part` points at, looked up by its key row by row: a LATERAL subquery
@@ -282,6 +301,8 @@ def _columns(shape: JsonShape) -> set[str]:
     for part in shape.parts:
         if isinstance(part, Field):
             names.add(part.column)
+        elif isinstance(part, Computed):
+            names.update(part.columns)
         elif isinstance(part, Nested):
             names.add(part.link)
         elif isinstance(part, Cursor):

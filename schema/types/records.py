@@ -94,14 +94,18 @@ class Cooperative:
     tier: str
     status: CooperativeStatus
     is_active: bool = strawberry.field(
-        resolver=lambda root: root.status == "active", metadata={"columns": ("status",)}
+        resolver=lambda root: root.status == "active",
+        metadata={"columns": ("status",), "sql": lambda row: row.c.status == "active"},
     )
     kbli_code: str | None
     members_male: int
     members_female: int
     member_count: int = strawberry.field(
         resolver=lambda root: root.members_male + root.members_female,
-        metadata={"columns": ("members_male", "members_female")},
+        metadata={
+            "columns": ("members_male", "members_female"),
+            "sql": lambda row: row.c.members_male + row.c.members_female,
+        },
         description="Members (persons) of the cooperative, male and female.",
     )
     business_volume: Rupiah = strawberry.field(description="Volume usaha of the last book year.")
