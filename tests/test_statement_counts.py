@@ -74,7 +74,7 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
     ),
     "a cooperative page's compiled lists": (
         READER,
-        """{ cooperatives(first: {n}) { nodes { name
+        """{ cooperatives(first: {n}) { nodes { name isActive memberCount
              participations { __typename id role programme { id name } } } } }""",
         ("Query.cooperatives", "CooperativeConnection.nodes", "Cooperative.participations"),
     ),
