@@ -16,16 +16,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db.engine import async_url
-from sinergi import demo
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from sinergi.sync import LocalCopy, sync
 from tests.support.databases import as_service
+from tests.support.demo_data import load_demo
 from tests.support.http import Api
 from tests.test_eligibility_api import (
     CHECK,
@@ -69,15 +66,7 @@ def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 def feed_url(module_reference_url: str) -> str:
     """A database of this module's own, with a small demo population and the demo clients: the
     owner's URL, the operator's."""
-
-    async def load() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        async with engine.begin() as connection:
-            await demo.load(connection, msmes=300, seed=23)
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(load())
+    load_demo(module_reference_url, msmes=300, seed=23)
     return module_reference_url
 
 

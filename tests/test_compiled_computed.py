@@ -4,28 +4,23 @@ lookup's one statement from the SQL their declarations give beside their resolve
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db.engine import async_url
-from sinergi import demo
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from tests.support.databases import as_service
+from tests.support.demo_data import load_demo
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
+from tests.test_compiled_lists import AT, compiled, executed
 from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
-AT = "<at>"
-"""Where `executed` puts its directive."""
 FIELDS = f"legalEntityNo{AT} isActive memberCount"
 PAGE = f"query Page {{ cooperatives(first: 100) {{ nodes {{ {FIELDS} }} }} }}"
 LOOKUP = f"""query One($number: String!) {{ cooperative(legalEntityNo: $number)
@@ -34,28 +29,10 @@ UNDER_MSMES = f"""query Members {{ msmes(first: 50, filter: {{region: "62"}})
   {{ nodes {{ nib{AT} cooperative {{ legalEntityNo isActive memberCount }} }} }} }}"""
 
 
-def compiled(document: str) -> str:
-    return document.replace(AT, "")
-
-
-def executed(document: str) -> str:
-    """The same document with a directive on its record's first field: the executor answers
-    it, row by row, through the resolvers."""
-    return document.replace(AT, " @include(if: true)")
-
-
 @pytest.fixture(scope="module")
 def computed_url(module_reference_url: str) -> str:
     """The demo data in a database of this module's own, with cooperatives of every status."""
-
-    async def load() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        async with engine.begin() as connection:
-            await demo.load(connection, msmes=120, seed=11)
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(load())
+    load_demo(module_reference_url, msmes=120, seed=11)
     return module_reference_url
 
 

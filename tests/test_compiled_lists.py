@@ -6,21 +6,17 @@ field) answered by the executor as before."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db.engine import async_url
 from schema.enums import Scale
-from sinergi import demo
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from tests.support.databases import as_service
+from tests.support.demo_data import load_demo
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
@@ -67,15 +63,7 @@ def lists_url(module_reference_url: str) -> str:
     """The demo data in a database of this module's own, with a participation and two scale
     changes stored out of the order they are listed in, as rows updated or backdated are: a
     list read without its ORDER BY comes out in the order they are stored."""
-
-    async def load() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        async with engine.begin() as connection:
-            await demo.load(connection, msmes=120, seed=7)
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(load())
+    load_demo(module_reference_url, msmes=120, seed=7)
     run(
         module_reference_url,
         """WITH moved AS (DELETE FROM participations WHERE id =

@@ -3,23 +3,19 @@ never to a client that has just written."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
-from db.engine import async_url
 from schema.figure_cache import FigureCache
-from sinergi import demo
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from tests.support.databases import as_service
+from tests.support.demo_data import load_demo
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -84,15 +80,7 @@ def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Ap
 def writable(module_reference_url: str) -> Iterator[Api]:
     """A database of its own (this module writes), served as the service role with a figure
     cache of a few seconds."""
-
-    async def load() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        async with engine.begin() as connection:
-            await demo.load(connection, msmes=60, seed=7)
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(load())
+    load_demo(module_reference_url, msmes=60, seed=7)
     settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
     with TestClient(create_app(settings, database_url=as_service(module_reference_url))) as client:
         yield Api(client)

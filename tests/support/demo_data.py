@@ -1,0 +1,28 @@
+"""A module's own demo data: a small population and the demo clients, in a database the module
+may write to without disturbing another's."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.engine import async_url
+from sinergi import demo
+from sinergi.demo_mode import register_demo_clients
+
+
+def load_demo(url: str, *, msmes: int, seed: int) -> None:
+    """`msmes` demo MSMEs (drawn with `seed`) and the demo clients, loaded as the owner at
+    `url`."""
+
+    async def load() -> None:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.begin() as connection:
+                await demo.load(connection, msmes=msmes, seed=seed)
+            await register_demo_clients(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(load())
