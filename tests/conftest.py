@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from db import embedded, provision
 from db.migrate import upgrade
@@ -25,10 +24,9 @@ from tests.support.databases import (
     TEST_OWNER,
     TEST_PASSWORD,
     TEST_SERVICE,
-    as_service,
     drop_database,
 )
-from tests.support.http import Api
+from tests.support.http import Api, served
 
 # Settings() defaults SINERGI_HOME (the audit key, the checkpoint file) under XDG_DATA_HOME:
 # never the home of whoever runs the tests.
@@ -108,9 +106,7 @@ def api(demo_url: str) -> Iterator[Api]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from db.engine import async_url
-    from sinergi.app import create_app
     from sinergi.demo_mode import register_demo_clients
-    from sinergi.settings import Settings
 
     async def register() -> None:
         engine = create_async_engine(async_url(demo_url))
@@ -118,9 +114,8 @@ def api(demo_url: str) -> Iterator[Api]:
         await engine.dispose()
 
     asyncio.run(register())
-    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(demo_url))
-    with TestClient(app) as client:
-        yield Api(client)
+    with served(demo_url) as served_api:
+        yield served_api
 
 
 def _load_reference(url: str) -> None:

@@ -16,14 +16,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from starlette.testclient import TestClient
 
-from sinergi.app import create_app
-from sinergi.settings import Settings
 from sinergi.sync import LocalCopy, sync
-from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
-from tests.support.http import Api
+from tests.support.http import Api, served
 from tests.test_eligibility_api import (
     CHECK,
     FULL_ATTESTATION,
@@ -73,9 +69,8 @@ def feed_url(module_reference_url: str) -> str:
 @pytest.fixture(scope="module")
 def feed_api(feed_url: str) -> Iterator[Api]:
     """The app as the service role."""
-    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(feed_url))
-    with TestClient(app) as client:
-        yield Api(client)
+    with served(feed_url) as api:
+        yield api
 
 
 def poster(api: Api, client_id: str, scope: str | None = None) -> Any:

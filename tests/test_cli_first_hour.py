@@ -17,16 +17,12 @@ from unittest import mock
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
-from starlette.testclient import TestClient
 
 from auth import clients
 from db import embedded
 from db.engine import async_url
-from sinergi.app import create_app
 from sinergi.cli import main
-from sinergi.settings import Settings
-from tests.support.databases import as_service
-from tests.support.http import Api
+from tests.support.http import Api, served
 
 
 def _cli(url: str, *argv: str) -> tuple[int, str, str]:
@@ -44,10 +40,8 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
     code, out, _ = _cli(demo_url, "token", "demo-ministry")
     assert code == 0
     token = out.strip()
-    with TestClient(
-        create_app(Settings(rate_limit=1_000_000), database_url=as_service(demo_url))
-    ) as client:
-        answer = Api(client).post({"query": "{ viewer { clientId scopes } }"}, token).json()
+    with served(demo_url) as served_api:
+        answer = served_api.post({"query": "{ viewer { clientId scopes } }"}, token).json()
     assert answer["data"]["viewer"] == {
         "clientId": "demo-ministry",
         "scopes": ["aggregates:read", "targets:read"],

@@ -8,13 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
-from sinergi.app import create_app
-from sinergi.settings import Settings
-from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
-from tests.support.http import Api
+from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
 from tests.test_compiled_lists import AT, compiled, executed
@@ -38,9 +34,8 @@ def computed_url(module_reference_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def computed_api(computed_url: str) -> Iterator[Api]:
-    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(computed_url))
-    with TestClient(app) as client:
-        yield Api(client)
+    with served(computed_url) as api:
+        yield api
 
 
 def _compiled(api: Api, document: str, variables: dict[str, Any] | None = None) -> Any:

@@ -10,14 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from schema.enums import Scale
-from sinergi.app import create_app
-from sinergi.settings import Settings
-from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
-from tests.support.http import Api
+from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
 from tests.test_engine import _latest_entry
@@ -85,9 +81,8 @@ def lists_url(module_reference_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def lists_api(lists_url: str) -> Iterator[Api]:
-    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(lists_url))
-    with TestClient(app) as client:
-        yield Api(client)
+    with served(lists_url) as api:
+        yield api
 
 
 def _participations(url: str, subject: str, key: str) -> list[dict[str, Any]]:

@@ -7,16 +7,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from starlette.testclient import TestClient
 
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from schema.figure_cache import FigureCache
-from sinergi.app import create_app
 from sinergi.settings import Settings
-from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
-from tests.support.http import Api
+from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 
 BY_PROVINCE = "{ msmeFigures(groupBy: [PROVINCE]) { key { value } count turnoverSum } }"
@@ -82,8 +79,8 @@ def writable(module_reference_url: str) -> Iterator[Api]:
     cache of a few seconds."""
     load_demo(module_reference_url, msmes=60, seed=7)
     settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
-    with TestClient(create_app(settings, database_url=as_service(module_reference_url))) as client:
-        yield Api(client)
+    with served(module_reference_url, settings) as api:
+        yield api
 
 
 def _kalteng(api: Api, client_id: str) -> tuple[int, str]:

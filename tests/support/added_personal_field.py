@@ -13,18 +13,15 @@ import sys
 from typing import Any
 
 from sqlalchemy.ext.asyncio import create_async_engine
-from starlette.testclient import TestClient
 
 from db.engine import async_url
 from db.migrate import upgrade
 from db.seed import load_reference
 from domain.register_csv import draft_from_cells
-from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
-from sinergi.settings import Settings
-from tests.support.databases import TEST_SERVICE, as_service
-from tests.support.http import Api
+from tests.support.databases import TEST_SERVICE
+from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 
 PROVINCE = "demo-province-62"
@@ -79,9 +76,7 @@ def _observed(api: Api, document: str, token: str, variables: dict[str, Any]) ->
 def scenario(url: str) -> dict[str, Any]:
     upgrade(url, service_role=TEST_SERVICE)
     asyncio.run(_prepare(url))
-    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(url))
-    with TestClient(app) as client:
-        api = Api(client)
+    with served(url) as api:
         pii = api.token(PROVINCE)
         plain = api.token(PROVINCE, scope=WITHOUT_PII)
         created = _sent(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.testclient import TestClient
 
 from sinergi.demo_mode import DEMO_SECRET
+from tests.support.databases import as_service
+
+if TYPE_CHECKING:
+    from sinergi.settings import Settings
 
 
 @dataclass
@@ -44,3 +50,16 @@ class Api:
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer
+
+
+@contextmanager
+def served(url: str, settings: Settings | None = None) -> Iterator[Api]:
+    """The app over the database at `url` (the owner's), connecting as the service role as
+    `sinergi serve` does, with `settings` (by default a rate limit no test reaches)."""
+    # Imported here, as conftest does: collecting the tests need not load the app.
+    from sinergi.app import create_app
+    from sinergi.settings import Settings
+
+    app = create_app(settings or Settings(rate_limit=1_000_000), database_url=as_service(url))
+    with TestClient(app) as client:
+        yield Api(client)
