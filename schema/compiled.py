@@ -42,8 +42,9 @@ from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
+from auth.scopes import Scope
 from db.driver import DriverStatement
-from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
+from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
     PROVINCE_OF_OWN_CODE,
@@ -66,6 +67,7 @@ from resolvers import relations
 from resolvers.change_feed import Plan, cursor_kind
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
+from schema.permissions import admitted, declared_scopes
 from schema.scalars import Rupiah
 
 TABLES: dict[str, TableClause] = {
@@ -76,6 +78,7 @@ TABLES: dict[str, TableClause] = {
     "Participation": PARTICIPATIONS,
     "Programme": PROGRAMMES,
     "ScaleChange": SCALE_HISTORY,
+    "Owner": MSME_OWNERS,
 }
 RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.province: ("region", "province_code"),
@@ -104,9 +107,52 @@ class Unsupported(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Guarded:
+    """What a compiled selection hands out behind a scope guard. The plan is made once for a
+    document whoever sends it, so each request asks its own access policy, before anything
+    runs, whether its statement may run for it at all."""
+
+    fields: tuple[tuple[str, tuple[Scope, ...]], ...] = ()
+    """Each guarded field (`Type.field`) with the scopes that guard it."""
+    personal: frozenset[str] | None = None
+    """The owner's personal columns asked for; None when no owner is."""
+
+    def admit(self, context: Context) -> frozenset[str] | None:
+        """The owner's columns the statement selects, as the caller's access policy decides
+        them; None when the caller may not use every guarded field, so the executor resolves
+        the selection and nulls each field refused with FORBIDDEN, and no personal data is
+        read."""
+        policy = context.policy
+        if not all(policy.may(*scopes) for _, scopes in self.fields):
+            return None
+        for name, scopes in self.fields:
+            admitted(context, name, scopes)
+        return frozenset() if self.personal is None else policy.owner_columns(self.personal)
+
+
+class _Guarding:
+    """Collects the guarded fields of a selection while it compiles."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, tuple[Scope, ...]] = {}
+        self.personal: set[str] | None = None
+
+    def done(self) -> Guarded:
+        personal = None if self.personal is None else frozenset(self.personal)
+        return Guarded(tuple(self.fields.items()), personal)
+
+
+@dataclass(frozen=True, slots=True)
 class PagePlan:
     lists: tuple[tuple[str, JsonShape], ...]
     """(response key, shape) of each `nodes` and `edges` selected on the connection."""
+    guarded: Guarded
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPlan:
+    shape: JsonShape
+    guarded: Guarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +160,7 @@ class Planned:
     """A root field's plan, kept with the operation it belongs to (see `_Plans`)."""
 
     operation: object
-    plan: PagePlan | JsonShape | None
+    plan: PagePlan | RecordPlan | None
 
 
 class _Plans:
@@ -128,8 +174,8 @@ class _Plans:
         self._plans: OrderedDict[tuple[int, str], Planned] = OrderedDict()
 
     def get(
-        self, info: Info[Context, Any], make: Callable[[SelectedField], PagePlan | JsonShape]
-    ) -> PagePlan | JsonShape | None:
+        self, info: Info[Context, Any], make: Callable[[SelectedField], PagePlan | RecordPlan]
+    ) -> PagePlan | RecordPlan | None:
         operation = info.operation
         key = (id(operation), str(info.path.key))
         found = self._plans.get(key)
@@ -137,7 +183,7 @@ class _Plans:
             self._plans.move_to_end(key)
             return found.plan
         try:
-            plan: PagePlan | JsonShape | None = make(_only(info.selected_fields))
+            plan: PagePlan | RecordPlan | None = make(_only(info.selected_fields))
         except Unsupported:
             plan = None
         self._plans[key] = Planned(operation, plan)
@@ -202,8 +248,9 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
-    """The JSON shape of a selection on a record or region type."""
+def shape_of(graphql_type: type, selections: Iterable[Selection], guarding: _Guarding) -> JsonShape:
+    """The JSON shape of a selection on a record or region type; the guarded fields it uses
+    noted in `guarding`."""
     type_name, fields = definitions(graphql_type)
     table = TABLES.get(type_name)
     if table is None:
@@ -214,21 +261,37 @@ def shape_of(graphql_type: type, selections: Iterable[Selection]) -> JsonShape:
             parts.append(Fixed(key, type_name))
             continue
         field = fields.get(selected.name)
-        if field is None or field.extensions:
-            raise Unsupported("a guarded or extended field")
+        if field is None:
+            raise Unsupported(selected.name)
         resolver = field.base_resolver
-        if resolver is not None and resolver.wrapped_func in LISTS:
-            target, link = LISTS[resolver.wrapped_func]
-            items = shape_of(_items(field.type), selected.selections)
+        wrapped = None if resolver is None else resolver.wrapped_func
+        if field.extensions:
+            scopes = declared_scopes(field)
+            # an MSME's owner is the one guarded field compiled: its personal data is selected
+            # only when the request's access policy lets it (see `Guarded`)
+            if wrapped is not relations.owner or len(field.extensions) != 1 or not scopes:
+                raise Unsupported("a guarded or extended field")
+            guarding.fields[f"{type_name}.{selected.name}"] = scopes
+        if wrapped in LISTS:
+            target, link = LISTS[wrapped]
+            unguarded = _Guarding()
+            items = shape_of(_items(field.type), selected.selections, unguarded)
+            if unguarded.fields:
+                raise Unsupported("a guarded field in a list")
             parts.append(NestedList(key, target, link, items))
             continue
         field_type, nullable = _nullable(field.type)
         if resolver is None:
             parts.append(_leaf(key, field.python_name, field_type, nullable, table))
-        elif resolver.wrapped_func in RELATIONS:
-            target, link = RELATIONS[resolver.wrapped_func]
-            inner = shape_of(field_type, selected.selections)
+        elif wrapped in RELATIONS:
+            target, link = RELATIONS[wrapped]
+            inner = shape_of(field_type, selected.selections, guarding)
             parts.append(Nested(key, target, link, inner, nullable))
+        elif wrapped is relations.owner:
+            inner = shape_of(field_type, selected.selections, guarding)
+            asked = {part.column for part in inner.parts if isinstance(part, Field)}
+            guarding.personal = asked.union(guarding.personal or ())
+            parts.append(Nested(key, "owner", "id", inner, nullable))
         elif "sql" in field.metadata:
             parts.append(_computed(key, field, field_type, nullable))
         else:
@@ -301,23 +364,24 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
     def make(field: SelectedField) -> PagePlan:
         connection_name = f"{definitions(node_type)[0]}Connection"
         lists: list[tuple[str, JsonShape]] = []
+        guarding = _Guarding()
         for key, part in keyed(field.selections, connection_name):
             if part.name == "nodes":
-                lists.append((key, shape_of(node_type, part.selections)))
+                lists.append((key, shape_of(node_type, part.selections, guarding)))
             elif part.name == "edges":
-                lists.append((key, _edge_shape(node_type, part.selections)))
-        return PagePlan(tuple(lists))
+                lists.append((key, _edge_shape(node_type, part.selections, guarding)))
+        return PagePlan(tuple(lists), guarding.done())
 
     return make
 
 
-def _edge_shape(node_type: type, selections: list[Selection]) -> JsonShape:
+def _edge_shape(node_type: type, selections: list[Selection], guarding: _Guarding) -> JsonShape:
     node_name = definitions(node_type)[0]
     edge_name = f"{node_name}Edge"
     parts: list[Fixed | Cursor | Node] = []
     for key, field in keyed(selections, edge_name):
         if field.name == "node":
-            parts.append(Node(key, shape_of(node_type, field.selections)))
+            parts.append(Node(key, shape_of(node_type, field.selections, guarding)))
         elif field.name == "cursor":
             parts.append(Cursor(key, node_name.lower()))
         elif field.name == "__typename":
@@ -362,8 +426,10 @@ class RecordRoot:
     rows: Callable[[Info[Context, Any], str], Awaitable[Any]]
     """The record resolved as a row, when its selection does not compile."""
 
-    def plan(self, field: SelectedField) -> JsonShape:
-        return shape_of(self.node_type, field.selections)
+    def plan(self, field: SelectedField) -> RecordPlan:
+        guarding = _Guarding()
+        shape = shape_of(self.node_type, field.selections, guarding)
+        return RecordPlan(shape, guarding.done())
 
 
 class RowsNeeded(Enum):
@@ -385,14 +451,17 @@ async def page_json(
     after: str | None,
     where: Any,
 ) -> PageResult | RowsNeeded:
-    """A page whose lists PostgreSQL writes, noted as records handed out."""
+    """A page whose lists PostgreSQL writes, noted as records handed out and its owners as data
+    subjects."""
     kind = root.kind
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
+    personal = plan.guarded.admit(context)
+    if personal is None:
+        return ROWS_NEEDED
     scope = context.policy.records
-    statement = _page_statement(
-        kind, tuple(shape for _, shape in plan.lists), scope, where, size, start is not None
-    )
+    shapes = tuple(shape for _, shape in plan.lists)
+    statement = _page_statement(kind, shapes, scope, personal, where, size, start is not None)
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
     if built is None:
@@ -400,6 +469,8 @@ async def page_json(
     context.accesses.records_returned(kind, built.count)
     context.accesses.records_returned("cooperative", built.cooperatives)
     context.accesses.records_returned("participation", built.participations)
+    for subject in built.subjects:
+        context.accesses.personal_data_of(subject)
     queries = msmes if kind == "msme" else cooperatives
 
     async def count() -> int:
@@ -430,7 +501,13 @@ async def page(
 
 @lru_cache(maxsize=256)
 def _page_statement(
-    kind: str, shapes: tuple[JsonShape, ...], scope: RowScope, where: Any, first: int, after: bool
+    kind: str,
+    shapes: tuple[JsonShape, ...],
+    scope: RowScope,
+    personal: frozenset[str],
+    where: Any,
+    first: int,
+    after: bool,
 ) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
     queries = msmes if kind == "msme" else cooperatives
@@ -440,18 +517,25 @@ def _page_statement(
         shapes,
         where=queries.conditions(scope, where),
         scope=scope,
+        personal=personal,
         first=first,
         after=after,
     )
 
 
 async def record_json(
-    context: Context, root: RecordRoot, shape: JsonShape, value: str
+    context: Context, root: RecordRoot, plan: RecordPlan, value: str
 ) -> orjson.Fragment | RowsNeeded | None:
     """The record as JSON PostgreSQL writes, None when there is none (or it is outside the
-    caller's jurisdiction), noted as records handed out; `value` checked."""
+    caller's jurisdiction), noted as records handed out and its owner as a data subject;
+    `value` checked."""
+    personal = plan.guarded.admit(context)
+    if personal is None:
+        return ROWS_NEEDED
     type_name = definitions(root.node_type)[0]
-    statement = _record_statement(type_name, shape, root.column, context.policy.records)
+    statement = _record_statement(
+        type_name, plan.shape, root.column, context.policy.records, personal
+    )
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
     if found is False:
@@ -461,16 +545,18 @@ async def record_json(
     context.accesses.records_returned(type_name.lower(), 1)
     context.accesses.records_returned("cooperative", found.cooperatives)
     context.accesses.records_returned("participation", found.participations)
+    for subject in found.subjects:
+        context.accesses.personal_data_of(subject)
     return orjson.Fragment(found.json)
 
 
 async def record(info: Info[Context, Any], root: RecordRoot, value: str) -> Any:
     """The executor's resolution of a record root field."""
     value = root.checked(value)
-    shape = PLANS.get(info, root.plan)
-    if shape is not None:
-        assert isinstance(shape, JsonShape)
-        found = await record_json(info.context, root, shape, value)
+    plan = PLANS.get(info, root.plan)
+    if plan is not None:
+        assert isinstance(plan, RecordPlan)
+        found = await record_json(info.context, root, plan, value)
         if found is not ROWS_NEEDED:
             return found
     return await root.rows(info, value)
@@ -478,9 +564,9 @@ async def record(info: Info[Context, Any], root: RecordRoot, value: str) -> Any:
 
 @lru_cache(maxsize=256)
 def _record_statement(
-    type_name: str, shape: JsonShape, key: str, scope: RowScope
+    type_name: str, shape: JsonShape, key: str, scope: RowScope, personal: frozenset[str]
 ) -> DriverStatement:
-    return json_record_statement(TABLES[type_name], shape, key=key, scope=scope)
+    return json_record_statement(TABLES[type_name], shape, key=key, scope=scope, personal=personal)
 
 
 def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
@@ -490,21 +576,26 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
     def make(field: SelectedField) -> PagePlan:
         lists: list[tuple[str, JsonShape]] = []
+        guarding = _Guarding()
         for key, part in keyed(field.selections, "ChangePage"):
             if part.name == "entries":
-                lists.append((key, _entry_shape(entry_type, kind, part.selections)))
-        return PagePlan(tuple(lists))
+                lists.append((key, _entry_shape(entry_type, kind, part.selections, guarding)))
+        if guarding.fields:
+            raise Unsupported("a guarded field in a feed's entry")
+        return PagePlan(tuple(lists), guarding.done())
 
     plan = PLANS.get(info, make)
     assert plan is None or isinstance(plan, PagePlan)
     return () if plan is None else plan.lists
 
 
-def _entry_shape(entry_type: type, kind: str, selections: list[Selection]) -> JsonShape:
+def _entry_shape(
+    entry_type: type, kind: str, selections: list[Selection], guarding: _Guarding
+) -> JsonShape:
     parts: list[Field | Fixed | Computed | Nested | NestedList | Cursor | Node] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(Cursor(key, cursor_kind(kind), column="position"))
         else:
-            parts.extend(shape_of(entry_type, [field]).parts)
+            parts.extend(shape_of(entry_type, [field], guarding).parts)
     return JsonShape(tuple(parts))

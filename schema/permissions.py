@@ -14,6 +14,7 @@ from graphql import GraphQLField
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 from strawberry.types import Info
+from strawberry.types.field import StrawberryField
 
 from auth.scopes import Scope
 from resolvers.context import Context
@@ -68,8 +69,13 @@ def requires(*scopes: Scope, **field_options: Any) -> Any:
 def guard_scopes(field: GraphQLField) -> tuple[Scope, ...]:
     """The scopes `requires` guards a field of the built schema with; none when unguarded."""
     definition = field.extensions.get("strawberry-definition")
+    return () if definition is None else declared_scopes(definition)
+
+
+def declared_scopes(field: StrawberryField) -> tuple[Scope, ...]:
+    """The scopes `requires` guards a field's declaration with; none when unguarded."""
     scopes: tuple[Scope, ...] = ()
-    for extension in definition.extensions if definition is not None else ():
+    for extension in field.extensions:
         if isinstance(extension, PermissionExtension):
             for permission in extension.permissions:
                 if isinstance(permission, HasScopes):

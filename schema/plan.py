@@ -47,7 +47,6 @@ from graphql.execution.values import VariableValues
 from strawberry.types.nodes import SelectedField, convert_selections
 
 from auth.scopes import Scope
-from db.queries.json_pages import JsonShape
 from resolvers.context import Context
 from resolvers.paging import PageResult, encode_cursor
 from schema import compiled
@@ -171,7 +170,7 @@ def _admit(context: Context, scopes: tuple[Scope, ...], field_name: str) -> None
 
 def _record(
     root: compiled.RecordRoot,
-    shape: JsonShape,
+    record_plan: compiled.RecordPlan,
     arguments: Arguments,
     scopes: tuple[Scope, ...],
     field_name: str,
@@ -179,7 +178,7 @@ def _record(
     async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
         _admit(context, scopes, field_name)
         (given,) = arguments(variables).values()
-        found = await compiled.record_json(context, root, shape, root.checked(given))
+        found = await compiled.record_json(context, root, record_plan, root.checked(given))
         if found is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)
         assert not isinstance(found, compiled.RowsNeeded)

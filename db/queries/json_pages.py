@@ -38,10 +38,10 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 
 from db.driver import DriverStatement, Pooled, fetch
-from db.models import COOPERATIVES, PARTICIPATIONS, PROGRAMMES, REGIONS
+from db.models import COOPERATIVES, MSME_OWNERS, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import NATIONAL, RowScope
 
@@ -84,7 +84,8 @@ class Computed:
 
 @dataclass(frozen=True, slots=True)
 class Nested:
-    """The region, cooperative or programme (`target`) whose key the row holds in `link`."""
+    """The region, cooperative or programme (`target`) whose key the row holds in `link`, or
+    the owner (`target` "owner", `link` "id") of the MSME the row is."""
 
     key: str
     target: str
@@ -152,17 +153,27 @@ class JsonPage:
     """Cooperatives the page shows (audited as records handed out)."""
     participations: int
     """Participations the page lists (audited as records handed out)."""
+    subjects: tuple[str, ...]
+    """The NIK of each owner the page shows (audited as data subjects)."""
 
 
 class JsonBuild:
     """The joins and the JSON expression of a shape, made while walking it: `source` is `rows`
     with every join the shapes walked so far need, to select from. `aliases` numbers the joins,
-    shared with the builds of the lists inside, whose joins sit in their own subqueries."""
+    shared with the builds of the lists inside, whose joins sit in their own subqueries.
+    `personal`: the owner's columns an owner's join selects, which the caller's access policy
+    decides (none: the shape has no owner)."""
 
     def __init__(
-        self, scope: RowScope, rows: FromClause, aliases: count[int] | None = None
+        self,
+        scope: RowScope,
+        rows: FromClause,
+        aliases: count[int] | None = None,
+        *,
+        personal: frozenset[str] = frozenset(),
     ) -> None:
         self.scope = scope
+        self.personal = personal
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
@@ -170,6 +181,8 @@ class JsonBuild:
         """The key of each cooperative joined, null where there is none (audited as handed out)."""
         self.participations_found: list[ColumnElement[int]] = []
         """The number of participations in each list joined (audited as handed out)."""
+        self.subjects_found: list[ColumnElement[Any]] = []
+        """The NIK of each owner joined, null where there is none (audited as data subjects)."""
         self._aliases = count(1) if aliases is None else aliases
 
     def json(self, shape: JsonShape, row: FromClause) -> ColumnElement[Any]:
@@ -216,9 +229,16 @@ class JsonBuild:
         with a LIMIT, which PostgreSQL cannot turn into a plain join. As a plain join it
         hashed all 7,838 regions for every page of fifty, which its cost model (a random read
         per probe) rated cheaper than fifty index probes into a table that sits in memory."""
+        read: frozenset[str] | set[str] = _columns(part.shape)
         if part.target == "cooperative":
             table, key_column = COOPERATIVES, "id"
             joined = and_(table.c.id == row.c[part.link], self.scope.rows(table))
+        elif part.target == "owner":  # personal data: what the policy lets the caller read
+            table, key_column = MSME_OWNERS, "msme_id"
+            joined = table.c.msme_id == row.c[part.link]
+            if not read <= self.personal:
+                raise ValueError(f"the owner's {sorted(read - self.personal)} are not readable")
+            read = self.personal
         elif part.target == "programme":  # public reference, like a region
             table, key_column = PROGRAMMES, "id"
             joined = table.c.id == row.c[part.link]
@@ -228,13 +248,15 @@ class JsonBuild:
             if part.link == PROVINCE_OF_OWN_CODE:  # as resolvers.relations.province_of
                 key = func.nullif(func.left(key, 2), NATIONAL)
             joined = table.c.code == key
-        columns = sorted({key_column} | _columns(part.shape))
+        columns = sorted({key_column} | read)
         alias = f"{part.target[0]}{next(self._aliases)}"
         target = select(*(table.c[name] for name in columns)).where(joined).limit(ONE)
         probed = target.lateral(alias)
         found = probed.c[key_column]
         if part.target == "cooperative":
             self.cooperatives_found.append(found)
+        elif part.target == "owner":
+            self.subjects_found.append(probed.c.nik)
         self.source = self.source.outerjoin(probed, true())
         outer, self.missing = self.missing, []
         json = self.json(part.shape, probed)
@@ -320,6 +342,7 @@ def json_page_statement(
     *,
     where: Sequence[ColumnElement[bool]],
     scope: RowScope,
+    personal: frozenset[str],
     first: int,
     after: bool,
 ) -> DriverStatement:
@@ -341,7 +364,7 @@ def json_page_statement(
         page = page.where(table.c.id > bindparam("after", type_=BigInteger))
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
-    build = JsonBuild(scope, rows)
+    build = JsonBuild(scope, rows, personal=personal)
     shown = rows.c.n <= size
     lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
     columns: list[Any] = [
@@ -359,6 +382,13 @@ def json_page_statement(
             ),
             start=literal_column("0"),
         ),
+        sum(
+            (
+                func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
+                for nik in build.subjects_found
+            ),
+            start=literal_column("ARRAY[]::text[]"),
+        ),
         build.any_missing(shown),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
@@ -371,7 +401,7 @@ async def fetch_json_page(
     non-null field or relation turns out null (the executor then reports it, as it reports
     everything else)."""
     (row,) = await fetch(connection, statement, {} if after is None else {"after": after})
-    *lists, fetched, last_id, cooperatives, participations, missing = row
+    *lists, fetched, last_id, cooperatives, participations, subjects, missing = row
     if missing:
         return None
     return JsonPage(
@@ -381,6 +411,7 @@ async def fetch_json_page(
         last_id=last_id,
         cooperatives=cooperatives,
         participations=participations,
+        subjects=tuple(subjects),
     )
 
 
@@ -392,10 +423,12 @@ class JsonRecord:
     """Cooperatives it shows (audited as records handed out)."""
     participations: int
     """Participations it lists (audited as records handed out)."""
+    subjects: tuple[str, ...]
+    """The NIK of the owner it shows, if any (audited as a data subject)."""
 
 
 def json_record_statement(
-    table: TableClause, shape: JsonShape, *, key: str, scope: RowScope
+    table: TableClause, shape: JsonShape, *, key: str, scope: RowScope, personal: frozenset[str]
 ) -> DriverStatement:
     """The statement for the one record of `table` whose unique column `key` equals the value
     `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
@@ -405,7 +438,7 @@ def json_record_statement(
         .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
-    build = JsonBuild(scope, record)
+    build = JsonBuild(scope, record, personal=personal)
     json = build.json(shape, record)
     found: ColumnElement[int] = sum(
         (
@@ -415,7 +448,9 @@ def json_record_statement(
         start=literal_column("0"),
     )
     listed: ColumnElement[int] = sum(build.participations_found, start=literal_column("0"))
-    columns: list[Any] = [cast(json, Text), found, listed, or_(false(), *build.missing)]
+    nothing = cast(null(), Text)  # typed, so the array has a type when no owner is joined
+    subjects = func.array_remove(array([nothing, *build.subjects_found]), nothing)
+    columns: list[Any] = [cast(json, Text), found, listed, subjects, or_(false(), *build.missing)]
     return DriverStatement(select(*columns).select_from(build.source))
 
 
@@ -427,7 +462,7 @@ async def fetch_json_record(
     rows = await fetch(connection, statement, {"key": key})
     if not rows:
         return None
-    json, cooperatives, participations, missing = rows[0]
+    json, cooperatives, participations, subjects, missing = rows[0]
     if missing:
         return False
-    return JsonRecord(json, cooperatives, participations)
+    return JsonRecord(json, cooperatives, participations, tuple(subjects))

@@ -1,0 +1,187 @@
+"""An MSME's owner, compiled into its page's or lookup's one statement for a caller with
+`pii:read`: the personal data as stored, each owner's NIK in the audit entry as a data subject,
+the same answer and audit entry the executor gives row by row. And the attacks: a caller
+without `pii:read` never runs a statement that reads `msme_owners`, even with a document a
+caller with it has just run, and gets each owner nulled with FORBIDDEN, as before; the
+statement selects only the personal columns asked for (and the NIK, for the audit)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from db.engine import create_engine
+from domain.personal import OWNER_FIELDS
+from tests.support.demo_data import load_demo
+from tests.support.http import Api, served
+from tests.support.statements import recorded_statements
+from tests.test_change_feed import run
+from tests.test_compiled_lists import AT, compiled, executed
+
+PROVINCE = "demo-province-62"
+"""A client of province 62 with pii:read."""
+WITHOUT_OWNER = "9990000000002"
+"""An MSME of the province whose owner this module's data erases."""
+OWNER = " ".join(field.name for field in OWNER_FIELDS)
+PAGE = f"""query Owners {{ msmes(first: 60, filter: {{region: "62"}})
+  {{ nodes {{ nib{AT} owner {{ __typename {OWNER} }} }}
+     edges {{ node {{ nib holder: owner {{ nik }} }} }} }} }}"""
+LOOKUP = f"""query Owner($nib: String!) {{ msme(nib: $nib)
+  {{ nib{AT} name owner {{ {OWNER} }} }} }}"""
+NAME_ONLY = """query Names { msmes(first: 60, filter: {region: "62"})
+  { nodes { nib owner { fullName } } } }"""
+
+
+@pytest.fixture(scope="module")
+def owner_url(module_reference_url: str) -> str:
+    """The demo data in a database of this module's own, one MSME's owner erased."""
+    load_demo(module_reference_url, msmes=120, seed=5)
+    run(
+        module_reference_url,
+        "DELETE FROM msme_owners WHERE msme_id = (SELECT id FROM msmes WHERE nib = $1)",
+        WITHOUT_OWNER,
+    )
+    return module_reference_url
+
+
+@pytest.fixture(scope="module")
+def owner_api(owner_url: str) -> Iterator[Api]:
+    with served(owner_url) as api:
+        yield api
+
+
+def _owners(url: str) -> dict[str, dict[str, Any] | None]:
+    """Each MSME of the province by NIB, with its owner as the API names the fields."""
+    columns = ", ".join(f"o.{field.column}" for field in OWNER_FIELDS)
+    rows = run(
+        url,
+        f"""SELECT m.nib, o.msme_id IS NOT NULL AS owned, {columns} FROM msmes m
+              LEFT JOIN msme_owners o ON o.msme_id = m.id
+             WHERE m.province_code = '62'""",  # noqa: S608  # names written here
+    )
+    return {
+        row["nib"]: {field.name: _json(row[field.column]) for field in OWNER_FIELDS}
+        if row["owned"]
+        else None
+        for row in rows
+    }
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _entry(url: str, client_id: str) -> tuple[dict[str, Any], list[str]]:
+    """The latest audit entry of `client_id` and its data subjects."""
+
+    async def read() -> tuple[dict[str, Any], list[str]]:
+        engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                query = text(
+                    "SELECT entry, subjects FROM audit_log WHERE client_id = :client"
+                    " ORDER BY seq DESC LIMIT 1"
+                )
+                row = (await connection.execute(query, {"client": client_id})).one()
+                return row.entry, list(row.subjects)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def _compiled(api: Api, document: str, variables: dict[str, Any] | None = None) -> Any:
+    """The answer, checked to be one statement's that builds the JSON, owners included."""
+    with recorded_statements() as statements:
+        answer = api.graphql(compiled(document), PROVINCE, variables)
+    assert "errors" not in answer, answer
+    reads = [sql for sql in statements if "msmes" in sql or "msme_owners" in sql]
+    assert len(reads) == 1, reads
+    assert "json_build_object" in reads[0]
+    assert "msme_owners" in reads[0]
+    return answer["data"]
+
+
+def test_a_page_shows_each_owner_as_stored_and_audits_their_niks(
+    owner_api: Api, owner_url: str
+) -> None:
+    stored = _owners(owner_url)
+    page = _compiled(owner_api, PAGE)["msmes"]
+    nodes = page["nodes"]
+    assert len(nodes) == len(stored)
+    for node in nodes:
+        owner = stored[node["nib"]]
+        assert node["owner"] == (None if owner is None else {"__typename": "Owner", **owner})
+    assert [edge["node"]["holder"] for edge in page["edges"]] == [
+        None if stored[node["nib"]] is None else {"nik": stored[node["nib"]]["nik"]}
+        for node in nodes
+    ]
+    assert stored[WITHOUT_OWNER] is None
+    entry, subjects = _entry(owner_url, PROVINCE)
+    assert subjects == sorted(owner["nik"] for owner in stored.values() if owner is not None)
+    assert entry["fields"]["Msme.owner"] == ["pii:read"]
+    assert entry["records"] == {"msme": len(stored)}
+
+
+@pytest.mark.parametrize(
+    ("document", "nib"),
+    [(PAGE, None), (LOOKUP, "9990000000001"), (LOOKUP, WITHOUT_OWNER)],
+    ids=["page", "lookup", "lookup without an owner"],
+)
+def test_the_executor_answers_and_audits_the_same(
+    owner_api: Api, owner_url: str, document: str, nib: str | None
+) -> None:
+    variables = None if nib is None else {"nib": nib}
+    expected = _compiled(owner_api, document, variables)
+    compiled_entry = _entry(owner_url, PROVINCE)
+    answer = owner_api.graphql(executed(document), PROVINCE, variables)
+    executed_entry = _entry(owner_url, PROVINCE)
+    assert answer == {"data": expected}
+    assert compiled_entry[1] == executed_entry[1]
+    for key in ("operation", "records", "fields", "touched", "personalFields"):
+        assert compiled_entry[0][key] == executed_entry[0][key]
+
+
+@pytest.mark.parametrize("document", [PAGE, LOOKUP], ids=["page", "lookup"])
+def test_without_pii_read_no_statement_reads_owners_even_after_a_caller_with_it(
+    owner_api: Api, owner_url: str, document: str
+) -> None:
+    """The plan of the document is made and kept by the first caller, who may read owners;
+    the second may not, and must not run that plan's statement."""
+    variables = {"nib": "9990000000001"}
+    _compiled(owner_api, document, variables)
+    token = owner_api.token(PROVINCE, scope="records:read")
+    with recorded_statements() as statements:
+        response = owner_api.post({"query": compiled(document), "variables": variables}, token)
+    answer = response.json()
+    assert not [sql for sql in statements if "msme_owners" in sql]
+    errors = answer["errors"]
+    assert errors
+    assert {error["extensions"]["code"] for error in errors} == {"FORBIDDEN"}
+    assert all(error["path"][-1] in ("owner", "holder") for error in errors)
+    niks = [owner["nik"] for owner in _owners(owner_url).values() if owner is not None]
+    assert not [nik for nik in niks if nik in response.text]
+    entry, subjects = _entry(owner_url, PROVINCE)
+    assert subjects == []
+    assert "Msme.owner" not in entry["fields"]
+
+
+def test_the_statement_selects_only_the_personal_columns_asked_for_and_the_nik(
+    owner_api: Api, owner_url: str
+) -> None:
+    with recorded_statements() as statements:
+        answer = owner_api.graphql(NAME_ONLY, PROVINCE)
+    assert "errors" not in answer, answer
+    (read,) = [sql for sql in statements if "msme_owners" in sql]
+    selected = {field.column for field in OWNER_FIELDS if f".{field.column}" in read}
+    assert selected == {"nik", "full_name"}
+    owners = _owners(owner_url)
+    nodes = answer["data"]["msmes"]["nodes"]
+    assert all(set(node["owner"] or {}) <= {"fullName"} for node in nodes)
+    _, subjects = _entry(owner_url, PROVINCE)
+    assert subjects == sorted(owner["nik"] for owner in owners.values() if owner is not None)
