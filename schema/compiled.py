@@ -11,11 +11,12 @@ scoped like every other read, whose JSON text the response embeds as it is
 
 A record's participations and scale history are lists in the same statement, each participation
 with its programme; a field computed from its row (a cooperative's `isActive`, `memberCount`) is
-computed there too, by the SQL its declaration gives beside its resolver. A selection the
-compiler cannot write exactly as graphql-core would serialise it (a guarded field, any other
-list, arguments, a directive, a computed field without its SQL, a participation's MSME or
-cooperative, whose scope is their own) is resolved row by row instead, by the same resolvers,
-which also report any FORBIDDEN or null-in-non-null error.
+computed there too, by the SQL its declaration gives beside its resolver. An MSME's owner is
+there for a caller whose access policy lets it read personal data (see `Guarded`). A selection
+the compiler cannot write exactly as graphql-core would serialise it (any other guarded field,
+any other list, arguments, a directive, a computed field without its SQL, a participation's
+MSME or cooperative, whose scope is their own) is resolved row by row instead, by the same
+resolvers, which also report any FORBIDDEN or null-in-non-null error.
 """
 
 from __future__ import annotations

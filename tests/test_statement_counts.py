@@ -68,7 +68,7 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
     "an msme page's compiled lists": (
         READER,
         """{ msmes(first: {n}, filter: {region: "62"}) { nodes { nib regency { name }
-             participations { status programme { name } }
+             owner { nik fullName } participations { status programme { name } }
              scaleHistory { scale effectiveFrom } } } }""",
         ("Query.msmes", "MsmeConnection.nodes", "Msme.participations", "Msme.scaleHistory"),
     ),
@@ -188,12 +188,12 @@ async def test_statements_per_request_do_not_grow_with_the_page(
 async def test_a_page_with_its_compiled_lists_is_one_statement(
     engine: AsyncEngine, case: str, size: int
 ) -> None:
-    """Participations and scale history are written by the page's own statement, not loaded
-    (the audit's writes and the region directory, read once, aside)."""
+    """Participations, scale history and owners are written by the page's own statement, not
+    loaded (the audit's writes and the region directory, read once, aside)."""
     who, document, _ = CASES[case]
     with recorded_statements(engine) as statements:
         result = await run(engine, who, document.replace("{n}", str(size)))
     assert result.errors is None, result.errors
-    records = ("msmes", "cooperatives", "participations", "programmes", "scale_history")
+    records = ("msme", "cooperatives", "participations", "programmes", "scale_history")
     (read,) = [sql for sql in statements if any(table in sql for table in records)]
     assert "json_agg" in read

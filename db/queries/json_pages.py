@@ -9,7 +9,9 @@ keyset page of db/queries/paging.py, scoped the same way, and a cooperative outs
 jurisdiction is left out by the join condition, exactly as its own statement would leave it out.
 A list of the rows pointing at a record (its participations, its scale history) is an aggregate
 joined to the record's row, in the order its DataLoader reads it (db/queries/programmes.py); its
-rows are of a record the caller reads already, so it needs no scope of its own.
+rows are of a record the caller reads already, so it needs no scope of its own. An MSME's owner
+is joined the same way, with only the personal columns the caller's access policy lets it
+read, and the page hands back the owners' NIKs for the audit entry.
 """
 
 from __future__ import annotations
