@@ -49,6 +49,8 @@ from db.queries.scoping import NATIONAL, RowScope
 
 ONE: ColumnElement[int] = literal_column("1")
 """A LIMIT written into the SQL (see json_page_statement)."""
+NO_SUBJECTS: ColumnElement[Any] = literal_column("ARRAY[]::text[]")
+"""The data subjects of a statement that joins no owner."""
 PROVINCE_OF_OWN_CODE = "code"
 """The link of a region's province: the first two digits of the region's own code."""
 
@@ -389,7 +391,7 @@ def json_page_statement(
                 func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
                 for nik in build.subjects_found
             ),
-            start=literal_column("ARRAY[]::text[]"),
+            start=NO_SUBJECTS,
         ),
         build.any_missing(shown),
     ]
@@ -450,8 +452,9 @@ def json_record_statement(
         start=literal_column("0"),
     )
     listed: ColumnElement[int] = sum(build.participations_found, start=literal_column("0"))
-    nothing = cast(null(), Text)  # typed, so the array has a type when no owner is joined
-    subjects = func.array_remove(array([nothing, *build.subjects_found]), nothing)
+    subjects = NO_SUBJECTS
+    if build.subjects_found:
+        subjects = func.array_remove(array(build.subjects_found), null())
     columns: list[Any] = [cast(json, Text), found, listed, subjects, or_(false(), *build.missing)]
     return DriverStatement(select(*columns).select_from(build.source))
 
