@@ -89,6 +89,7 @@ RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.region_province: ("region", PROVINCE_OF_OWN_CODE),
     relations.cooperative_of_msme: ("cooperative", "cooperative_id"),
     relations.participation_programme: ("programme", "programme_id"),
+    relations.jurisdiction_region: ("region", "jurisdiction"),
 }
 """Resolvers of a relation to a region, cooperative or programme: (target, the row's column
 holding its key), so the relation is a join rather than a DataLoader."""
