@@ -469,8 +469,8 @@ async def page_json(
     if built is None:
         return ROWS_NEEDED
     context.accesses.records_returned(kind, built.count)
-    context.accesses.records_returned("cooperative", built.cooperatives)
-    context.accesses.records_returned("participation", built.participations)
+    for shown, number in built.records.items():
+        context.accesses.records_returned(shown, number)
     for subject in built.subjects:
         context.accesses.personal_data_of(subject)
     queries = msmes if kind == "msme" else cooperatives
@@ -545,8 +545,8 @@ async def record_json(
     if found is None:
         return None
     context.accesses.records_returned(type_name.lower(), 1)
-    context.accesses.records_returned("cooperative", found.cooperatives)
-    context.accesses.records_returned("participation", found.participations)
+    for shown, number in found.records.items():
+        context.accesses.records_returned(shown, number)
     for subject in found.subjects:
         context.accesses.personal_data_of(subject)
     return orjson.Fragment(found.json)

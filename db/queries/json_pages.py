@@ -117,6 +117,12 @@ LISTED: dict[str, tuple[TableClause, str]] = {
 DataLoaders read them in (db/queries/programmes.py)."""
 
 
+AUDITED = ("cooperative", "participation")
+"""The kinds of record a statement hands out besides the page's or lookup's own rows, counted
+as their resolvers count them (audited as records handed out): a nested record where it is
+found, a listed one for each row of its list."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """The row's cursor: base64 of "kind:position", as resolvers.paging.encode_cursor writes a
@@ -153,10 +159,9 @@ class JsonPage:
     count: int
     has_next: bool
     last_id: int | None
-    cooperatives: int
-    """Cooperatives the page shows (audited as records handed out)."""
-    participations: int
-    """Participations the page lists (audited as records handed out)."""
+    records: dict[str, int]
+    """By kind (AUDITED), the records the page shows besides its own rows (audited as handed
+    out)."""
     subjects: tuple[str, ...]
     """The NIK of each owner the page shows (audited as data subjects)."""
 
@@ -181,10 +186,9 @@ class JsonBuild:
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
-        self.cooperatives_found: list[ColumnElement[Any]] = []
-        """The key of each cooperative joined, null where there is none (audited as handed out)."""
-        self.participations_found: list[ColumnElement[int]] = []
-        """The number of participations in each list joined (audited as handed out)."""
+        self.counts: dict[str, list[ColumnElement[Any]]] = {kind: [] for kind in AUDITED}
+        """By kind (AUDITED), how many records of it each row of `source` hands out: one
+        number per part that shows them, summed over the rows shown."""
         self.subjects_found: list[ColumnElement[Any]] = []
         """The NIK of each owner joined, null where there is none (audited as data subjects)."""
         self._aliases = count(1) if aliases is None else aliases
@@ -257,8 +261,9 @@ class JsonBuild:
         target = select(*(table.c[name] for name in columns)).where(joined).limit(ONE)
         probed = target.lateral(alias)
         found = probed.c[key_column]
-        if part.target == "cooperative":
-            self.cooperatives_found.append(found)
+        if part.target in self.counts:
+            one = case((found.is_(None), literal_column("0")), else_=literal_column("1"))
+            self.counts[part.target].append(one)
         elif part.target == "owner":
             self.subjects_found.append(probed.c.nik)
         self.source = self.source.outerjoin(probed, true())
@@ -273,18 +278,20 @@ class JsonBuild:
 
     def _list(self, part: NestedList, row: FromClause) -> ColumnElement[Any]:
         """The rows pointing at `row` as one JSON array, aggregated by a LATERAL subquery,
-        which also says how many participations it lists (audited as handed out) and whether a
-        part of theirs that may not be null came out null. It is one row for every row it is
-        joined to, so the page's counts stay as they were."""
+        which also says how many records of each kind it shows (the rows listed, and what they
+        show in turn: audited as handed out) and whether a part of theirs that may not be null
+        came out null. It is one row for every row it is joined to, so the page's counts stay as
+        they were."""
         table, order = LISTED[part.target]
         number = next(self._aliases)
         rows = table.alias(f"{part.target[0]}{number}")
         inner = JsonBuild(self.scope, rows, self._aliases)
         objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
         columns: list[Any] = [func.coalesce(objects, literal_column("'[]'::json")).label("list")]
-        audited = part.target == "participation"
-        if audited:
-            columns.append(func.count().label("found"))
+        if part.target in inner.counts:
+            inner.counts[part.target].append(literal_column("1"))  # each row listed
+        counted = [kind for kind, numbers in inner.counts.items() if numbers]
+        columns.extend(_summed(inner.counts[kind]).label(kind) for kind in counted)
         if inner.missing:
             columns.append(
                 func.coalesce(func.bool_or(or_(*inner.missing)), false()).label("missing")
@@ -296,8 +303,8 @@ class JsonBuild:
             .lateral(f"l{number}")
         )
         self.source = self.source.outerjoin(listed, true())
-        if audited:
-            self.participations_found.append(listed.c.found)
+        for kind in counted:
+            self.counts[kind].append(listed.c[kind])
         if inner.missing:
             self.missing.append(listed.c.missing)
         return listed.c.list
@@ -319,6 +326,21 @@ def _cursor(kind: str, position: ColumnElement[Any]) -> ColumnElement[str]:
     stays well under the 76 characters after which PostgreSQL would break the line)."""
     plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(position, Text), "UTF8")
     return func.translate(func.encode(plain, "base64"), "+/", "-_")
+
+
+def _summed(
+    numbers: Sequence[ColumnElement[Any]], shown: ColumnElement[bool] | None = None
+) -> ColumnElement[int]:
+    """The sum of `numbers` over the rows aggregated (those `shown`), 0 where there are none."""
+    if not numbers:
+        return literal_column("0")
+    total = func.sum(_added(numbers))
+    return cast(func.coalesce(total if shown is None else total.filter(shown), 0), BigInteger)
+
+
+def _added(numbers: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
+    """The numbers of one row added up (a lookup's, whose statement has no aggregate)."""
+    return sum(numbers, start=literal_column("0"))
 
 
 def _columns(shape: JsonShape) -> set[str]:
@@ -376,17 +398,6 @@ def json_page_statement(
         func.count(),
         func.max(rows.c.id).filter(shown),
         sum(
-            (func.count(found).filter(shown) for found in build.cooperatives_found),
-            start=literal_column("0"),
-        ),
-        sum(
-            (
-                cast(func.coalesce(func.sum(found).filter(shown), 0), BigInteger)
-                for found in build.participations_found
-            ),
-            start=literal_column("0"),
-        ),
-        sum(
             (
                 func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
                 for nik in build.subjects_found
@@ -394,6 +405,7 @@ def json_page_statement(
             start=NO_SUBJECTS,
         ),
         build.any_missing(shown),
+        *(_summed(build.counts[kind], shown) for kind in AUDITED),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
 
@@ -405,7 +417,9 @@ async def fetch_json_page(
     non-null field or relation turns out null (the executor then reports it, as it reports
     everything else)."""
     (row,) = await fetch(connection, statement, {} if after is None else {"after": after})
-    *lists, fetched, last_id, cooperatives, participations, subjects, missing = row
+    values = tuple(row)
+    counted = len(values) - len(AUDITED)
+    *lists, fetched, last_id, subjects, missing = values[:counted]
     if missing:
         return None
     return JsonPage(
@@ -413,8 +427,7 @@ async def fetch_json_page(
         count=min(fetched, first),
         has_next=fetched > first,
         last_id=last_id,
-        cooperatives=cooperatives,
-        participations=participations,
+        records=dict(zip(AUDITED, values[counted:], strict=True)),
         subjects=tuple(subjects),
     )
 
@@ -423,10 +436,8 @@ async def fetch_json_page(
 class JsonRecord:
     json: str
     """The record as a JSON object."""
-    cooperatives: int
-    """Cooperatives it shows (audited as records handed out)."""
-    participations: int
-    """Participations it lists (audited as records handed out)."""
+    records: dict[str, int]
+    """By kind (AUDITED), the records it shows besides itself (audited as handed out)."""
     subjects: tuple[str, ...]
     """The NIK of the owner it shows, if any (audited as a data subject)."""
 
@@ -444,18 +455,15 @@ def json_record_statement(
     )
     build = JsonBuild(scope, record, personal=personal)
     json = build.json(shape, record)
-    found: ColumnElement[int] = sum(
-        (
-            case((joined.is_(None), literal_column("0")), else_=literal_column("1"))
-            for joined in build.cooperatives_found
-        ),
-        start=literal_column("0"),
-    )
-    listed: ColumnElement[int] = sum(build.participations_found, start=literal_column("0"))
     subjects = NO_SUBJECTS
     if build.subjects_found:
         subjects = func.array_remove(array(build.subjects_found), null())
-    columns: list[Any] = [cast(json, Text), found, listed, subjects, or_(false(), *build.missing)]
+    columns: list[Any] = [
+        cast(json, Text),
+        subjects,
+        or_(false(), *build.missing),
+        *(_added(build.counts[kind]) for kind in AUDITED),
+    ]
     return DriverStatement(select(*columns).select_from(build.source))
 
 
@@ -467,7 +475,7 @@ async def fetch_json_record(
     rows = await fetch(connection, statement, {"key": key})
     if not rows:
         return None
-    json, cooperatives, participations, subjects, missing = rows[0]
+    json, subjects, missing, *counts = rows[0]
     if missing:
         return False
-    return JsonRecord(json, cooperatives, participations, tuple(subjects))
+    return JsonRecord(json, dict(zip(AUDITED, counts, strict=True)), tuple(subjects))
