@@ -10,12 +10,13 @@ scoped like every other read, whose JSON text the response embeds as it is
 `totalCount`, `endCursor`, any new field), so there is one execution path.
 
 A record's participations and scale history are lists in the same statement, each participation
-with its programme; a field computed from its row (a cooperative's `isActive`, `memberCount`) is
-computed there too, by the SQL its declaration gives beside its resolver. An MSME's owner is
-there for a caller whose access policy lets it read personal data (see `Guarded`). A selection
-the compiler cannot write exactly as graphql-core would serialise it (any other guarded field,
-any other list, arguments, a directive, a computed field without its SQL, a participation's
-MSME or cooperative, whose scope is their own) is resolved row by row instead, by the same
+with its programme (and the programme's jurisdiction), its MSME and its cooperative (null
+outside the caller's jurisdiction, as their resolvers answer, and audited as they audit them);
+a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
+by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
+access policy lets it read personal data (see `Guarded`). A selection the compiler cannot write
+exactly as graphql-core would serialise it (any other guarded field, any other list, arguments,
+a directive, a computed field without its SQL) is resolved row by row instead, by the same
 resolvers, which also report any FORBIDDEN or null-in-non-null error.
 """
 
@@ -90,18 +91,18 @@ RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.cooperative_of_msme: ("cooperative", "cooperative_id"),
     relations.participation_programme: ("programme", "programme_id"),
     relations.jurisdiction_region: ("region", "jurisdiction"),
+    relations.participation_msme: ("msme", "msme_id"),
+    relations.participation_cooperative: ("cooperative", "cooperative_id"),
 }
-"""Resolvers of a relation to a region, cooperative or programme: (target, the row's column
-holding its key), so the relation is a join rather than a DataLoader."""
+"""Resolvers of a relation to a region, cooperative, MSME or programme: (target, the row's
+column holding its key), so the relation is a join rather than a DataLoader."""
 LISTS: dict[Callable[..., Any], tuple[str, str]] = {
     relations.msme_participations: ("participation", "msme_id"),
     relations.cooperative_participations: ("participation", "cooperative_id"),
     relations.scale_history: ("scale_history", "msme_id"),
 }
 """Resolvers of a list of the rows pointing at a record: (target, the target's column holding
-the record's id), so the list is an aggregate in the statement rather than a DataLoader. A
-participation's own MSME and cooperative are not relations here: they are scoped and audited
-by their resolvers, so selecting them leaves the page to the executor."""
+the record's id), so the list is an aggregate in the statement rather than a DataLoader."""
 
 
 class Unsupported(Exception):

@@ -1,7 +1,7 @@
 """A record's participations and scale history, compiled into its page's or lookup's one
 statement: the lists as stored, in the order the DataLoaders read them (participations by id,
 scale changes by date), under the selection's keys; audited as the resolvers audit them; and
-what the compiler leaves alone (a participation's MSME or cooperative, a null in a non-null
+what the compiler leaves alone (a guarded field, a page inside a list, a null in a non-null
 field) answered by the executor as before."""
 
 from __future__ import annotations
@@ -245,8 +245,8 @@ def test_the_audit_entry_counts_the_participations_listed(lists_api: Api, lists_
 @pytest.mark.parametrize(
     "inner",
     [
-        "msme { nib }",
-        "cooperative { name }",
+        "msme { nib changes { operation } }",
+        "cooperative { name memberMsmes { totalCount } }",
         "changes { operation }",
         "scheme: programme { id participants { id } }",
     ],

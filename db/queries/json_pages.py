@@ -1,12 +1,13 @@
-"""A page of records whose JSON PostgreSQL builds, nested regions, cooperatives, programmes and
-lists of participations and scale changes included.
+"""A page of records whose JSON PostgreSQL builds, nested regions, cooperatives, MSMEs,
+programmes and lists of participations and scale changes included.
 
 A page of fifty MSMEs with their regency, province and cooperative, fetched as rows, costs a
 statement for the cooperatives and, in Python, a row object per record and a dictionary per
 object of the answer. Here one statement joins what the page points at and hands back its
 `nodes` and `edges` arrays as JSON text, which the response embeds as it is. The page is the
-keyset page of db/queries/paging.py, scoped the same way, and a cooperative outside the caller's
-jurisdiction is left out by the join condition, exactly as its own statement would leave it out.
+keyset page of db/queries/paging.py, scoped the same way, and a cooperative or MSME outside the
+caller's jurisdiction is left out by the join condition, exactly as its own statement would leave
+it out.
 A list of the rows pointing at a record (its participations, its scale history) is an aggregate
 joined to the record's row, in the order its DataLoader reads it (db/queries/programmes.py); its
 rows are of a record the caller reads already, so it needs no scope of its own. An MSME's owner
@@ -43,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 
 from db.driver import DriverStatement, Pooled, fetch
-from db.models import COOPERATIVES, MSME_OWNERS, PARTICIPATIONS, PROGRAMMES, REGIONS
+from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import NATIONAL, RowScope
 
@@ -88,8 +89,8 @@ class Computed:
 
 @dataclass(frozen=True, slots=True)
 class Nested:
-    """The region, cooperative or programme (`target`) whose key the row holds in `link`, or
-    the owner (`target` "owner", `link` "id") of the MSME the row is."""
+    """The region, cooperative, MSME or programme (`target`) whose key the row holds in `link`,
+    or the owner (`target` "owner", `link` "id") of the MSME the row is."""
 
     key: str
     target: str
@@ -117,7 +118,10 @@ LISTED: dict[str, tuple[TableClause, str]] = {
 DataLoaders read them in (db/queries/programmes.py)."""
 
 
-AUDITED = ("cooperative", "participation")
+SCOPED: dict[str, TableClause] = {"cooperative": COOPERATIVES, "msme": MSMES}
+"""The targets of a `Nested` part that are records: joined only inside the caller's
+jurisdiction, as their loaders read them, so one outside it comes out null."""
+AUDITED = ("cooperative", "msme", "participation")
 """The kinds of record a statement hands out besides the page's or lookup's own rows, counted
 as their resolvers count them (audited as records handed out): a nested record where it is
 found, a listed one for each row of its list."""
@@ -238,8 +242,8 @@ class JsonBuild:
         hashed all 7,838 regions for every page of fifty, which its cost model (a random read
         per probe) rated cheaper than fifty index probes into a table that sits in memory."""
         read: frozenset[str] | set[str] = _columns(part.shape)
-        if part.target == "cooperative":
-            table, key_column = COOPERATIVES, "id"
+        if part.target in SCOPED:
+            table, key_column = SCOPED[part.target], "id"
             joined = and_(table.c.id == row.c[part.link], self.scope.rows(table))
         elif part.target == "owner":  # personal data: what the policy lets the caller read
             table, key_column = MSME_OWNERS, "msme_id"
