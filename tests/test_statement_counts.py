@@ -78,6 +78,13 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
              participations { __typename id role programme { id name } } } } }""",
         ("Query.cooperatives", "CooperativeConnection.nodes", "Cooperative.participations"),
     ),
+    "an msme page's compiled relations": (
+        READER,
+        """{ msmes(first: {n}, filter: {region: "62"}) { nodes { nib
+             participations { msme { nib } cooperative { name }
+                              programme { jurisdiction { name } } } } } }""",
+        ("Query.msmes", "MsmeConnection.nodes", "Msme.participations"),
+    ),
     "participants": (
         READER,
         """{ programmes { name jurisdiction { name } participants(first: {n}) {
@@ -183,13 +190,19 @@ async def test_statements_per_request_do_not_grow_with_the_page(
 
 @pytest.mark.parametrize("size", [1, 50])
 @pytest.mark.parametrize(
-    "case", ["an msme page's compiled lists", "a cooperative page's compiled lists"]
+    "case",
+    [
+        "an msme page's compiled lists",
+        "a cooperative page's compiled lists",
+        "an msme page's compiled relations",
+    ],
 )
 async def test_a_page_with_its_compiled_lists_is_one_statement(
     engine: AsyncEngine, case: str, size: int
 ) -> None:
-    """Participations, scale history and owners are written by the page's own statement, not
-    loaded (the audit's writes and the region directory, read once, aside)."""
+    """Participations, scale history and owners, and a participation's MSME, cooperative and
+    programme's jurisdiction, are written by the page's own statement, not loaded (the audit's
+    writes and the region directory, read once, aside)."""
     who, document, _ = CASES[case]
     with recorded_statements(engine) as statements:
         result = await run(engine, who, document.replace("{n}", str(size)))
