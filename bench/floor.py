@@ -40,8 +40,8 @@ TYPENAME = b'{"data":{"__typename":"Query"}}'
 # in which PostgreSQL writes the MSME's JSON, its regency joined.
 LOOKUP = """SELECT CAST(json_build_object('nib', p.nib, 'name', p.name, 'regency', CASE WHEN
   (r1.code IS NULL) THEN NULL ELSE json_build_object('name', r1.name) END) AS TEXT)
-  AS json_build_object_1, 0, 0, ARRAY[]::text[], p.name IS NULL OR r1.code IS NOT NULL
-  AND r1.name IS NULL OR r1.code IS NULL AS anon_1
+  AS json_build_object_1, ARRAY[]::text[], p.name IS NULL OR r1.code IS NOT NULL
+  AND r1.name IS NULL OR r1.code IS NULL AS anon_1, 0, 0, 0
 FROM (SELECT msmes.id AS id, msmes.name AS name, msmes.nib AS nib,
   msmes.regency_code AS regency_code FROM msmes
   WHERE msmes.nib = $1::VARCHAR AND msmes.province_code = $2::VARCHAR) AS p
@@ -62,10 +62,12 @@ PAGE = """SELECT CAST(coalesce(json_agg(json_build_object('nib', p.nib, 'name', 
   END, 'cooperative', CASE WHEN (c3.id IS NULL) THEN NULL ELSE json_build_object('name', c3.name)
   END) ORDER BY p.id) FILTER (WHERE p.n <= 50), '[]'::json) AS TEXT) AS coalesce_1,
   count(*) AS count_1, max(p.id) FILTER (WHERE p.n <= 50) AS anon_1,
-  0 + (count(c3.id) FILTER (WHERE p.n <= 50)) AS anon_2, 0, ARRAY[]::text[],
+  ARRAY[]::text[],
   coalesce(bool_or(p.name IS NULL OR r1.code IS NOT NULL AND (r1.name IS NULL OR r2.code IS NOT
   NULL AND r2.name IS NULL) OR r1.code IS NULL OR c3.id IS NOT NULL AND c3.name IS NULL)
-  FILTER (WHERE p.n <= 50), false) AS coalesce_2
+  FILTER (WHERE p.n <= 50), false) AS coalesce_2,
+  CAST(coalesce(sum(CASE WHEN (c3.id IS NULL) THEN 0 ELSE 1 END) FILTER (WHERE p.n <= 50), 0)
+  AS BIGINT) AS coalesce_3, 0, 0
 FROM (SELECT msmes.cooperative_id AS cooperative_id, msmes.id AS id, msmes.name AS name,
   msmes.nib AS nib, msmes.regency_code AS regency_code,
   row_number() OVER (ORDER BY msmes.id) AS n

@@ -339,12 +339,16 @@ def _summed(
     if not numbers:
         return literal_column("0")
     total = func.sum(_added(numbers))
-    return cast(func.coalesce(total if shown is None else total.filter(shown), 0), BigInteger)
+    filtered = total if shown is None else total.filter(shown)
+    return cast(func.coalesce(filtered, literal_column("0")), BigInteger)
 
 
 def _added(numbers: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
     """The numbers of one row added up (a lookup's, whose statement has no aggregate)."""
-    return sum(numbers, start=literal_column("0"))
+    if not numbers:
+        return literal_column("0")
+    first, *rest = numbers
+    return sum(rest, start=first)
 
 
 def _columns(shape: JsonShape) -> set[str]:
