@@ -21,6 +21,7 @@ from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
 from tests.test_compiled_lists import _entries, compiled, executed
+from tests.test_compiled_owner import _entry
 from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
@@ -320,3 +321,18 @@ def _shown(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
                             yield ("cooperative" if kind == "cooperative" else "msme"), item[kind]
             else:
                 yield from _shown(inner)
+
+
+def test_the_owner_of_a_participations_msme_is_the_executors_and_audited(
+    relations_api: Api, relations_url: str
+) -> None:
+    """An owner is compiled only outside a list (schema/compiled.py): under a participation's
+    MSME the executor resolves the page, and its owner's NIK is a data subject of the entry."""
+    document = f'{{ msme(nib: "{NIB}") {{ nib participations {{ msme {{ owner {{ nik }} }} }} }} }}'
+    with recorded_statements() as statements:
+        answer = relations_api.graphql(document, PROVINCE)
+    assert "errors" not in answer, answer
+    assert not any("json_agg" in sql for sql in statements)
+    niks = {item["msme"]["owner"]["nik"] for item in answer["data"]["msme"]["participations"]}
+    (nik,) = niks
+    assert _entry(relations_url, PROVINCE)[1] == [nik]
