@@ -14,7 +14,7 @@ with its programme (and the programme's jurisdiction), its MSME and its cooperat
 outside the caller's jurisdiction, as their resolvers answer, and audited as they audit them);
 a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
-access policy lets it read personal data (see `Guarded`). A selection the compiler cannot write
+access policy lets it read personal data (see `Admission`). A selection the compiler cannot write
 exactly as graphql-core would serialise it (any other guarded field, any other list, arguments,
 a directive, a computed field without its SQL) is resolved row by row instead, by the same
 resolvers, which also report any FORBIDDEN or null-in-non-null error.
@@ -23,14 +23,15 @@ resolvers, which also report any FORBIDDEN or null-in-non-null error.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
-from functools import cache, lru_cache
-from typing import Any
+from functools import cache, lru_cache, partial
+from typing import Any, Literal, cast
 
 import orjson
+from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLResolveInfo
 from sqlalchemy import JSON as JSON_TYPE
 from sqlalchemy import BigInteger, Boolean, Date, Integer, String, TableClause
 from strawberry.scalars import ID, JSON
@@ -42,7 +43,13 @@ from strawberry.types.base import (
 )
 from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+from strawberry.types.nodes import (
+    FragmentSpread,
+    InlineFragment,
+    SelectedField,
+    Selection,
+    convert_selections,
+)
 
 from auth.scopes import Scope
 from db.driver import DriverStatement
@@ -57,7 +64,10 @@ from db.queries.json_pages import (
     JsonShape,
     Nested,
     NestedList,
+    NestedPage,
     Node,
+    PageFact,
+    PageRows,
     fetch_json_page,
     fetch_json_record,
     json_page_statement,
@@ -103,6 +113,12 @@ LISTS: dict[Callable[..., Any], tuple[str, str]] = {
 }
 """Resolvers of a list of the rows pointing at a record: (target, the target's column holding
 the record's id), so the list is an aggregate in the statement rather than a DataLoader."""
+PAGES: dict[Callable[..., Any], tuple[str, str]] = {
+    relations.member_msmes: ("msme", "cooperative_id"),
+}
+"""Resolvers of a connection to the records pointing at a record: (target, the target's column
+holding the record's id), so the page is an aggregate in the statement, scoped and counted as
+its DataLoader's."""
 
 
 class Unsupported(Exception):
@@ -110,52 +126,61 @@ class Unsupported(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Guarded:
-    """What a compiled selection hands out behind a scope guard. The plan is made once for a
-    document whoever sends it, so each request asks its own access policy, before anything
-    runs, whether its statement may run for it at all."""
+class Admission:
+    """What a request is checked for before a compiled statement runs for it. The plan is made
+    once for a document whoever sends it, so each request asks its own access policy whether
+    it may use the guarded fields the selection hands out, and its own limits whether the
+    page sizes asked below the root are allowed."""
 
     fields: tuple[tuple[str, tuple[Scope, ...]], ...] = ()
     """Each guarded field (`Type.field`) with the scopes that guard it."""
     personal: frozenset[str] | None = None
     """The owner's personal columns asked for; None when no owner is."""
+    sizes: tuple[int | None, ...] = ()
+    """The `first` of each nested page, None where it gives none."""
 
     def admit(self, context: Context) -> frozenset[str] | None:
         """The owner's columns the statement selects, as the caller's access policy decides
         them; None when the caller may not use every guarded field, so the executor resolves
         the selection and nulls each field refused with FORBIDDEN, and no personal data is
-        read."""
+        read, or when a page size is refused, which the executor reports."""
         policy = context.policy
         if not all(policy.may(*scopes) for _, scopes in self.fields):
+            return None
+        try:
+            for size in self.sizes:
+                page_size(size, context.limits)  # None: the default size
+        except GraphQLError:
             return None
         for name, scopes in self.fields:
             admitted(context, name, scopes)
         return frozenset() if self.personal is None else policy.owner_columns(self.personal)
 
 
-class _Guarding:
-    """Collects the guarded fields of a selection while it compiles."""
+class _Admitting:
+    """Collects what a selection's requests are to be checked for, while it compiles."""
 
     def __init__(self) -> None:
         self.fields: dict[str, tuple[Scope, ...]] = {}
         self.personal: set[str] | None = None
+        self.sizes: list[int | None] = []
 
-    def done(self) -> Guarded:
+    def done(self) -> Admission:
         personal = None if self.personal is None else frozenset(self.personal)
-        return Guarded(tuple(self.fields.items()), personal)
+        return Admission(tuple(self.fields.items()), personal, tuple(self.sizes))
 
 
 @dataclass(frozen=True, slots=True)
 class PagePlan:
     lists: tuple[tuple[str, JsonShape], ...]
     """(response key, shape) of each `nodes` and `edges` selected on the connection."""
-    guarded: Guarded
+    admission: Admission
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPlan:
     shape: JsonShape
-    guarded: Guarded
+    admission: Admission
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +214,10 @@ class _Plans:
             plan: PagePlan | RecordPlan | None = make(_only(info.selected_fields))
         except Unsupported:
             plan = None
+        if plan is not None and plan.admission.sizes and operation.variable_definitions:
+            # Converted with this request's variables: a nested page's size a variable gives
+            # would read as the document's own (`selections` tells them apart).
+            plan = None
         self._plans[key] = Planned(operation, plan)
         if len(self._plans) > self._size:
             self._plans.popitem(last=False)
@@ -196,6 +225,39 @@ class _Plans:
 
 
 PLANS = _Plans()
+
+
+class Variable(Enum):
+    VARIABLE = "a variable's value"
+
+
+VARIABLE = Variable.VARIABLE
+"""An argument's value in a selection converted for its document rather than a request: a
+variable gives it, so it may differ by request."""
+
+
+class _Unknown(dict[str, Any]):
+    """Variables whose every value reads as VARIABLE."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return VARIABLE
+
+
+class _Document:
+    """What Strawberry's selection conversion reads of a resolver's info, for a document rather
+    than a request: its fragments, and variables whose values are not known."""
+
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.variable_values = _Unknown()
+
+
+def selections(
+    field_nodes: list[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
+) -> list[Selection]:
+    """The selections of `field_nodes`, for a plan made once for their document: an argument a
+    variable gives reads as VARIABLE."""
+    return convert_selections(cast("GraphQLResolveInfo[Any]", _Document(fragments)), field_nodes)
 
 
 def _only(selected: list[Selection]) -> SelectedField:
@@ -222,14 +284,16 @@ def _fields(selections: Iterable[Selection], type_name: str) -> Iterable[Selecte
             yield from _fields(selection.selections, type_name)
 
 
-def keyed(selections: Iterable[Selection], type_name: str) -> list[tuple[str, SelectedField]]:
-    """The selected fields by response key; a key selected twice (merged by GraphQL) or any
-    argument needs the executor."""
+def keyed(
+    selections: Iterable[Selection], type_name: str, *, arguments: bool = False
+) -> list[tuple[str, SelectedField]]:
+    """The selected fields by response key; a key selected twice (merged by GraphQL) needs the
+    executor, and so does any argument unless the caller takes `arguments` on."""
     found: list[tuple[str, SelectedField]] = []
     seen: set[str] = set()
     for field in _fields(selections, type_name):
         key = field.alias or field.name
-        if key in seen or field.arguments:
+        if key in seen or (field.arguments and not arguments):
             raise Unsupported("a key selected twice, or arguments")
         seen.add(key)
         found.append((key, field))
@@ -251,15 +315,17 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def shape_of(graphql_type: type, selections: Iterable[Selection], guarding: _Guarding) -> JsonShape:
+def shape_of(
+    graphql_type: type, selections: Iterable[Selection], admitting: _Admitting
+) -> JsonShape:
     """The JSON shape of a selection on a record or region type; the guarded fields it uses
-    noted in `guarding`."""
+    noted in `admitting`."""
     type_name, fields = definitions(graphql_type)
     table = TABLES.get(type_name)
     if table is None:
         raise Unsupported(type_name)
-    parts: list[Field | Fixed | Computed | Nested | NestedList] = []
-    for key, selected in keyed(selections, type_name):
+    parts: list[Field | Fixed | Computed | Nested | NestedList | NestedPage] = []
+    for key, selected in keyed(selections, type_name, arguments=True):
         if selected.name == "__typename":
             parts.append(Fixed(key, type_name))
             continue
@@ -268,19 +334,23 @@ def shape_of(graphql_type: type, selections: Iterable[Selection], guarding: _Gua
             raise Unsupported(selected.name)
         resolver = field.base_resolver
         wrapped = None if resolver is None else resolver.wrapped_func
+        if wrapped in PAGES:
+            target, link = PAGES[wrapped]
+            parts.append(_nested_page(key, target, link, field, selected, admitting))
+            continue
+        if selected.arguments:
+            raise Unsupported("arguments")
         if field.extensions:
             scopes = declared_scopes(field)
             # an MSME's owner is the one guarded field compiled: its personal data is selected
-            # only when the request's access policy lets it (see `Guarded`)
+            # only when the request's access policy lets it (see `Admission`)
             if wrapped is not relations.owner or len(field.extensions) != 1 or not scopes:
                 raise Unsupported("a guarded or extended field")
-            guarding.fields[f"{type_name}.{selected.name}"] = scopes
+            admitting.fields[f"{type_name}.{selected.name}"] = scopes
         if wrapped in LISTS:
             target, link = LISTS[wrapped]
-            unguarded = _Guarding()
-            items = shape_of(_items(field.type), selected.selections, unguarded)
-            if unguarded.fields:
-                raise Unsupported("a guarded field in a list")
+            item_type = _items(field.type)
+            items = _unguarded(partial(shape_of, item_type, selected.selections), admitting)
             parts.append(NestedList(key, target, link, items))
             continue
         field_type, nullable = _nullable(field.type)
@@ -288,17 +358,83 @@ def shape_of(graphql_type: type, selections: Iterable[Selection], guarding: _Gua
             parts.append(_leaf(key, field.python_name, field_type, nullable, table))
         elif wrapped in RELATIONS:
             target, link = RELATIONS[wrapped]
-            inner = shape_of(field_type, selected.selections, guarding)
+            inner = shape_of(field_type, selected.selections, admitting)
             parts.append(Nested(key, target, link, inner, nullable))
         elif wrapped is relations.owner:
-            inner = shape_of(field_type, selected.selections, guarding)
+            inner = shape_of(field_type, selected.selections, admitting)
             asked = {part.column for part in inner.parts if isinstance(part, Field)}
-            guarding.personal = asked.union(guarding.personal or ())
+            admitting.personal = asked.union(admitting.personal or ())
             parts.append(Nested(key, "owner", "id", inner, nullable))
         elif "sql" in field.metadata:
             parts.append(_computed(key, field, field_type, nullable))
         else:
             raise Unsupported(selected.name)
+    return JsonShape(tuple(parts))
+
+
+def _unguarded(make: Callable[[_Admitting], JsonShape], admitting: _Admitting) -> JsonShape:
+    """The shape `make` makes of each row of a list or nested page: an aggregate whose rows
+    carry no data subjects out, so a guarded field there needs the executor."""
+    inner = _Admitting()
+    shape = make(inner)
+    if inner.fields:
+        raise Unsupported("a guarded field in a list")
+    admitting.sizes.extend(inner.sizes)
+    return shape
+
+
+def _nested_page(
+    key: str,
+    target: str,
+    link: str,
+    field: StrawberryField,
+    selected: SelectedField,
+    admitting: _Admitting,
+) -> NestedPage:
+    """A connection below the root (a cooperative's `memberMsmes`), whose page size the
+    document writes or leaves to the default: one a variable gives would make the plan differ
+    by request, so it needs the executor."""
+    if set(selected.arguments) - {"first"}:
+        raise Unsupported("arguments other than first")
+    given = selected.arguments.get("first")
+    if given is VARIABLE:
+        raise Unsupported("a page size a variable gives")
+    first = None if given is None else int(given)
+    admitting.sizes.append(first)
+    connection_type = cast("type", field.type)
+    node_type = _items(definitions(connection_type)[1]["nodes"].type)
+    node_name = definitions(node_type)[0]
+    connection_name = f"{node_name}Connection"
+    parts: list[Fixed | PageFact | PageRows | Node] = []
+    for part_key, part in keyed(selected.selections, connection_name):
+        if part.name == "__typename":
+            parts.append(Fixed(part_key, connection_name))
+        elif part.name == "totalCount":
+            parts.append(PageFact(part_key, "total"))
+        elif part.name in ("nodes", "edges"):
+            make = shape_of if part.name == "nodes" else _edge_shape
+            rows = _unguarded(partial(make, node_type, part.selections), admitting)
+            parts.append(PageRows(part_key, rows))
+        elif part.name == "pageInfo":
+            parts.append(Node(part_key, _page_info(part.selections)))
+        else:
+            raise Unsupported(part.name)  # a field added to Connection: the executor's
+    return NestedPage(key, target, link, first, JsonShape(tuple(parts)))
+
+
+def _page_info(selections: list[Selection]) -> JsonShape:
+    facts: dict[str, Literal["has_next", "end_cursor"]] = {
+        "hasNextPage": "has_next",
+        "endCursor": "end_cursor",
+    }
+    parts: list[Fixed | PageFact] = []
+    for key, field in keyed(selections, "PageInfo"):
+        if field.name == "__typename":
+            parts.append(Fixed(key, "PageInfo"))
+        elif field.name in facts:
+            parts.append(PageFact(key, facts[field.name]))
+        else:
+            raise Unsupported(field.name)  # a field added to PageInfo: the executor's
     return JsonShape(tuple(parts))
 
 
@@ -367,24 +503,24 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
     def make(field: SelectedField) -> PagePlan:
         connection_name = f"{definitions(node_type)[0]}Connection"
         lists: list[tuple[str, JsonShape]] = []
-        guarding = _Guarding()
+        admitting = _Admitting()
         for key, part in keyed(field.selections, connection_name):
             if part.name == "nodes":
-                lists.append((key, shape_of(node_type, part.selections, guarding)))
+                lists.append((key, shape_of(node_type, part.selections, admitting)))
             elif part.name == "edges":
-                lists.append((key, _edge_shape(node_type, part.selections, guarding)))
-        return PagePlan(tuple(lists), guarding.done())
+                lists.append((key, _edge_shape(node_type, part.selections, admitting)))
+        return PagePlan(tuple(lists), admitting.done())
 
     return make
 
 
-def _edge_shape(node_type: type, selections: list[Selection], guarding: _Guarding) -> JsonShape:
+def _edge_shape(node_type: type, selections: list[Selection], admitting: _Admitting) -> JsonShape:
     node_name = definitions(node_type)[0]
     edge_name = f"{node_name}Edge"
     parts: list[Fixed | Cursor | Node] = []
     for key, field in keyed(selections, edge_name):
         if field.name == "node":
-            parts.append(Node(key, shape_of(node_type, field.selections, guarding)))
+            parts.append(Node(key, shape_of(node_type, field.selections, admitting)))
         elif field.name == "cursor":
             parts.append(Cursor(key, node_name.lower()))
         elif field.name == "__typename":
@@ -430,9 +566,9 @@ class RecordRoot:
     """The record resolved as a row, when its selection does not compile."""
 
     def plan(self, field: SelectedField) -> RecordPlan:
-        guarding = _Guarding()
-        shape = shape_of(self.node_type, field.selections, guarding)
-        return RecordPlan(shape, guarding.done())
+        admitting = _Admitting()
+        shape = shape_of(self.node_type, field.selections, admitting)
+        return RecordPlan(shape, admitting.done())
 
 
 class RowsNeeded(Enum):
@@ -459,12 +595,15 @@ async def page_json(
     kind = root.kind
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
-    personal = plan.guarded.admit(context)
+    personal = plan.admission.admit(context)
     if personal is None:
         return ROWS_NEEDED
     scope = context.policy.records
     shapes = tuple(shape for _, shape in plan.lists)
-    statement = _page_statement(kind, shapes, scope, personal, where, size, start is not None)
+    default_size = context.limits.default_page_size
+    statement = _page_statement(
+        kind, shapes, scope, personal, default_size, where, size, start is not None
+    )
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
     if built is None:
@@ -508,6 +647,7 @@ def _page_statement(
     shapes: tuple[JsonShape, ...],
     scope: RowScope,
     personal: frozenset[str],
+    default_size: int,
     where: Any,
     first: int,
     after: bool,
@@ -521,6 +661,7 @@ def _page_statement(
         where=queries.conditions(scope, where),
         scope=scope,
         personal=personal,
+        default_size=default_size,
         first=first,
         after=after,
     )
@@ -532,13 +673,12 @@ async def record_json(
     """The record as JSON PostgreSQL writes, None when there is none (or it is outside the
     caller's jurisdiction), noted as records handed out and its owner as a data subject;
     `value` checked."""
-    personal = plan.guarded.admit(context)
+    personal = plan.admission.admit(context)
     if personal is None:
         return ROWS_NEEDED
     type_name = definitions(root.node_type)[0]
-    statement = _record_statement(
-        type_name, plan.shape, root.column, context.policy.records, personal
-    )
+    scope, default_size = context.policy.records, context.limits.default_page_size
+    statement = _record_statement(type_name, plan.shape, root.column, scope, personal, default_size)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
     if found is False:
@@ -567,9 +707,21 @@ async def record(info: Info[Context, Any], root: RecordRoot, value: str) -> Any:
 
 @lru_cache(maxsize=256)
 def _record_statement(
-    type_name: str, shape: JsonShape, key: str, scope: RowScope, personal: frozenset[str]
+    type_name: str,
+    shape: JsonShape,
+    key: str,
+    scope: RowScope,
+    personal: frozenset[str],
+    default_size: int,
 ) -> DriverStatement:
-    return json_record_statement(TABLES[type_name], shape, key=key, scope=scope, personal=personal)
+    return json_record_statement(
+        TABLES[type_name],
+        shape,
+        key=key,
+        scope=scope,
+        personal=personal,
+        default_size=default_size,
+    )
 
 
 def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
@@ -579,13 +731,13 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
     def make(field: SelectedField) -> PagePlan:
         lists: list[tuple[str, JsonShape]] = []
-        guarding = _Guarding()
+        admitting = _Admitting()
         for key, part in keyed(field.selections, "ChangePage"):
             if part.name == "entries":
-                lists.append((key, _entry_shape(entry_type, kind, part.selections, guarding)))
-        if guarding.fields:
-            raise Unsupported("a guarded field in a feed's entry")
-        return PagePlan(tuple(lists), guarding.done())
+                lists.append((key, _entry_shape(entry_type, kind, part.selections, admitting)))
+        if admitting.fields or admitting.sizes:
+            raise Unsupported("a guarded field or a nested page in a feed's entry")
+        return PagePlan(tuple(lists), admitting.done())
 
     plan = PLANS.get(info, make)
     assert plan is None or isinstance(plan, PagePlan)
@@ -593,12 +745,23 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
 
 
 def _entry_shape(
-    entry_type: type, kind: str, selections: list[Selection], guarding: _Guarding
+    entry_type: type, kind: str, selections: list[Selection], admitting: _Admitting
 ) -> JsonShape:
-    parts: list[Field | Fixed | Computed | Nested | NestedList | Cursor | Node] = []
+    parts: list[
+        Field
+        | Fixed
+        | Computed
+        | Nested
+        | NestedList
+        | NestedPage
+        | Cursor
+        | Node
+        | PageFact
+        | PageRows
+    ] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(Cursor(key, cursor_kind(kind), column="position"))
         else:
-            parts.extend(shape_of(entry_type, [field], guarding).parts)
+            parts.extend(shape_of(entry_type, [field], admitting).parts)
     return JsonShape(tuple(parts))

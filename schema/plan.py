@@ -27,8 +27,8 @@ most one write by its plan.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import strawberry
@@ -39,12 +39,11 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLObjectType,
-    GraphQLResolveInfo,
     OperationDefinitionNode,
     located_error,
 )
 from graphql.execution.values import VariableValues
-from strawberry.types.nodes import SelectedField, convert_selections
+from strawberry.types.nodes import SelectedField
 
 from auth.scopes import Scope
 from resolvers.context import Context
@@ -67,14 +66,6 @@ class _Failed(Exception):
     def __init__(self, error: GraphQLError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class _Fragments:
-    """What Strawberry's selection conversion reads of a resolver's info, for a document."""
-
-    fragments: Mapping[str, FragmentDefinitionNode]
-    variable_values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +125,7 @@ def plan(
         assert strawberry_field is not None
         arguments = coerced_arguments(schema, graphql_field, strawberry_field.arguments, node)
         scopes = guard_scopes(graphql_field)
-        (selected,) = convert_selections(
-            cast("GraphQLResolveInfo[Any]", _Fragments(fragments)), [node]
-        )
+        (selected,) = compiled.selections([node], fragments)
         assert isinstance(selected, SelectedField)
         field_name = f"{root_type.name}.{name}"
         try:

@@ -246,7 +246,7 @@ def test_the_audit_entry_counts_the_participations_listed(lists_api: Api, lists_
     "inner",
     [
         "msme { nib changes { operation } }",
-        "cooperative { name memberMsmes { totalCount } }",
+        "msme { nib owner { nik } }",
         "changes { operation }",
         "scheme: programme { id participants { id } }",
     ],

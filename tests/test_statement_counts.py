@@ -72,6 +72,13 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
              scaleHistory { scale effectiveFrom } } } }""",
         ("Query.msmes", "MsmeConnection.nodes", "Msme.participations", "Msme.scaleHistory"),
     ),
+    "a cooperative page's compiled members": (
+        READER,
+        """{ cooperatives(first: {n}) { nodes { name memberMsmes(first: 3) { totalCount
+             pageInfo { hasNextPage endCursor } nodes { nib regency { name } }
+             edges { cursor node { nib } } } } } }""",
+        ("Query.cooperatives", "CooperativeConnection.nodes", "Cooperative.memberMsmes"),
+    ),
     "a cooperative page's compiled lists": (
         READER,
         """{ cooperatives(first: {n}) { nodes { name isActive memberCount
@@ -195,14 +202,16 @@ async def test_statements_per_request_do_not_grow_with_the_page(
         "an msme page's compiled lists",
         "a cooperative page's compiled lists",
         "an msme page's compiled relations",
+        "a cooperative page's compiled members",
     ],
 )
 async def test_a_page_with_its_compiled_lists_is_one_statement(
     engine: AsyncEngine, case: str, size: int
 ) -> None:
-    """Participations, scale history and owners, and a participation's MSME, cooperative and
-    programme's jurisdiction, are written by the page's own statement, not loaded (the audit's
-    writes and the region directory, read once, aside)."""
+    """Participations, scale history and owners, a participation's MSME, cooperative and
+    programme's jurisdiction, and a cooperative's page of members are written by the page's
+    own statement, not loaded (the audit's writes and the region directory, read once,
+    aside)."""
     who, document, _ = CASES[case]
     with recorded_statements(engine) as statements:
         result = await run(engine, who, document.replace("{n}", str(size)))

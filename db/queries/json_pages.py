@@ -141,9 +141,41 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """The row itself as an object (an edge's node)."""
+    """The row itself as an object (an edge's node, a page's `pageInfo`)."""
 
     key: str
+    shape: JsonShape
+
+
+@dataclass(frozen=True, slots=True)
+class PageFact:
+    """A fact of a `NestedPage`: "total" (how many rows all its pages hold), "has_next"
+    (whether more follow) or "end_cursor" (the cursor of its last row, null when it has
+    none)."""
+
+    key: str
+    fact: Literal["total", "has_next", "end_cursor"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRows:
+    """A `NestedPage`'s rows as an array of objects in `shape` (its `nodes`, its `edges`)."""
+
+    key: str
+    shape: JsonShape
+
+
+@dataclass(frozen=True, slots=True)
+class NestedPage:
+    """A connection to the first `first` records of `target` (a key of SCOPED) whose `link`
+    holds the row's id, in id order, inside the caller's jurisdiction, as their DataLoader
+    pages them (db/queries/msmes.members_of); `first` None for the default page size. Its
+    object's parts are `Fixed`, `PageFact`, `PageRows` and `Node` (`pageInfo`, of facts)."""
+
+    key: str
+    target: str
+    link: str
+    first: int | None
     shape: JsonShape
 
 
@@ -153,7 +185,19 @@ class JsonShape:
     GraphQL names (letters, digits, underscores; a feed's cursor kind also a hyphen), so they are
     written into the SQL as they are."""
 
-    parts: tuple[Field | Fixed | Computed | Nested | NestedList | Cursor | Node, ...]
+    parts: tuple[
+        Field
+        | Fixed
+        | Computed
+        | Nested
+        | NestedList
+        | NestedPage
+        | Cursor
+        | Node
+        | PageFact
+        | PageRows,
+        ...,
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +219,8 @@ class JsonBuild:
     with every join the shapes walked so far need, to select from. `aliases` numbers the joins,
     shared with the builds of the lists inside, whose joins sit in their own subqueries.
     `personal`: the owner's columns an owner's join selects, which the caller's access policy
-    decides (none: the shape has no owner)."""
+    decides (none: the shape has no owner). `default_size`: the size of a nested page that
+    asks for none (none: the shape has no nested page)."""
 
     def __init__(
         self,
@@ -183,9 +228,11 @@ class JsonBuild:
         rows: FromClause,
         aliases: count[int] | None = None,
         *,
+        default_size: int | None = None,
         personal: frozenset[str] = frozenset(),
     ) -> None:
         self.scope = scope
+        self.default_size = default_size
         self.personal = personal
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
@@ -213,8 +260,12 @@ class JsonBuild:
                 arguments.append(self.json(part.shape, row))
             elif isinstance(part, NestedList):
                 arguments.append(self._list(part, row))
-            else:
+            elif isinstance(part, NestedPage):
+                arguments.append(self._page(part, row))
+            elif isinstance(part, Nested):
                 arguments.append(self._nested(part, row))
+            else:
+                raise ValueError(f"{part} belongs in a nested page")
         return func.json_build_object(*arguments)
 
     def _field(self, part: Field, row: FromClause) -> ColumnElement[Any]:
@@ -289,7 +340,7 @@ class JsonBuild:
         table, order = LISTED[part.target]
         number = next(self._aliases)
         rows = table.alias(f"{part.target[0]}{number}")
-        inner = JsonBuild(self.scope, rows, self._aliases)
+        inner = JsonBuild(self.scope, rows, self._aliases, default_size=self.default_size)
         objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
         columns: list[Any] = [func.coalesce(objects, literal_column("'[]'::json")).label("list")]
         if part.target in inner.counts:
@@ -313,12 +364,86 @@ class JsonBuild:
             self.missing.append(listed.c.missing)
         return listed.c.list
 
+    def _page(self, part: NestedPage, row: FromClause) -> ColumnElement[Any]:
+        """The connection `part` describes. Its first rows are aggregated by a LATERAL
+        subquery, as a page's statement aggregates its own (json_page_statement), with the
+        records they show counted (audited as handed out) and their non-null parts checked;
+        its total, when asked, is counted apart, over all its pages."""
+        table = SCOPED[part.target]
+        first = self.default_size if part.first is None else part.first
+        if first is None:
+            raise ValueError("a nested page without a size, in a shape built without a default")
+        number = next(self._aliases)
+        scoped = and_(table.c[part.link] == row.c.id, self.scope.rows(table))
+        listed = [piece for piece in part.shape.parts if isinstance(piece, PageRows)]
+        read = {"id"}.union(*(_columns(piece.shape) for piece in listed))
+        rows = (
+            select(
+                *(table.c[name] for name in sorted(read)),
+                func.row_number().over(order_by=table.c.id).label("n"),
+            )
+            .where(scoped)
+            .order_by(table.c.id)
+            .limit(literal_column(str(first + 1)))
+            .correlate(row)  # the row is two levels up: not found on its own
+            .lateral(f"{part.target[0]}{number}")
+        )
+        inner = JsonBuild(self.scope, rows, self._aliases, default_size=self.default_size)
+        shown = rows.c.n <= literal_column(str(first))
+        columns: list[Any] = [
+            inner._objects(piece.shape, rows, order_by=rows.c.id, shown=shown).label(piece.key)
+            for piece in listed
+        ]
+        columns.append((func.count() > literal_column(str(first))).label("has_next"))
+        columns.append(func.max(rows.c.id).filter(shown).label("end_id"))
+        inner.counts[part.target].append(literal_column("1"))  # each row shown
+        counted = [kind for kind, numbers in inner.counts.items() if numbers]
+        columns.extend(_summed(inner.counts[kind], shown).label(kind) for kind in counted)
+        if inner.missing:
+            columns.append(inner.any_missing(shown).label("missing"))
+        paged = select(*columns).select_from(inner.source).lateral(f"l{number}")
+        self.source = self.source.outerjoin(paged, true())
+        for kind in counted:
+            self.counts[kind].append(paged.c[kind])
+        if inner.missing:
+            self.missing.append(paged.c.missing)
+        facts: dict[str, ColumnElement[Any]] = {
+            "total": select(func.count()).select_from(table).where(scoped).scalar_subquery(),
+            "has_next": paged.c.has_next,
+            "end_cursor": case(
+                (paged.c.end_id.is_(None), null()), else_=_cursor(part.target, paged.c.end_id)
+            ),
+        }
+
+        def connection(shape: JsonShape) -> ColumnElement[Any]:
+            arguments: list[Any] = []
+            for piece in shape.parts:
+                arguments.append(literal_column(f"'{piece.key}'"))
+                if isinstance(piece, Fixed):
+                    arguments.append(literal_column(f"'{piece.value}'"))
+                elif isinstance(piece, PageFact):
+                    arguments.append(facts[piece.fact])
+                elif isinstance(piece, PageRows):
+                    arguments.append(paged.c[piece.key])
+                elif isinstance(piece, Node):
+                    arguments.append(connection(piece.shape))
+                else:
+                    raise ValueError(f"{piece} is not part of a page")
+            return func.json_build_object(*arguments)
+
+        return connection(part.shape)
+
     def array(
         self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
     ) -> ColumnElement[str]:
         """The JSON array, as text, of the `shown` rows in `shape`, in `order_by` order."""
+        return cast(self._objects(shape, rows, order_by=order_by, shown=shown), Text)
+
+    def _objects(
+        self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
+    ) -> ColumnElement[Any]:
         objects = func.json_agg(aggregate_order_by(self.json(shape, rows), order_by))
-        return cast(func.coalesce(objects.filter(shown), literal_column("'[]'::json")), Text)
+        return func.coalesce(objects.filter(shown), literal_column("'[]'::json"))
 
     def any_missing(self, shown: ColumnElement[bool]) -> ColumnElement[bool]:
         """Whether a part that may not be null came out null in any of the `shown` rows."""
@@ -363,7 +488,7 @@ def _columns(shape: JsonShape) -> set[str]:
             names.add(part.link)
         elif isinstance(part, Cursor):
             names.add(part.column)
-        elif isinstance(part, NestedList):
+        elif isinstance(part, NestedList | NestedPage):
             names.add("id")
         elif isinstance(part, Node):
             names |= _columns(part.shape)
@@ -377,6 +502,7 @@ def json_page_statement(
     where: Sequence[ColumnElement[bool]],
     scope: RowScope,
     personal: frozenset[str],
+    default_size: int,
     first: int,
     after: bool,
 ) -> DriverStatement:
@@ -398,7 +524,7 @@ def json_page_statement(
         page = page.where(table.c.id > bindparam("after", type_=BigInteger))
     page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
     rows = page.subquery("p")
-    build = JsonBuild(scope, rows, personal=personal)
+    build = JsonBuild(scope, rows, default_size=default_size, personal=personal)
     shown = rows.c.n <= size
     lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
     columns: list[Any] = [
@@ -451,7 +577,13 @@ class JsonRecord:
 
 
 def json_record_statement(
-    table: TableClause, shape: JsonShape, *, key: str, scope: RowScope, personal: frozenset[str]
+    table: TableClause,
+    shape: JsonShape,
+    *,
+    key: str,
+    scope: RowScope,
+    personal: frozenset[str],
+    default_size: int,
 ) -> DriverStatement:
     """The statement for the one record of `table` whose unique column `key` equals the value
     `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
@@ -461,7 +593,7 @@ def json_record_statement(
         .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
-    build = JsonBuild(scope, record, personal=personal)
+    build = JsonBuild(scope, record, default_size=default_size, personal=personal)
     json = build.json(shape, record)
     subjects = NO_SUBJECTS
     if build.subjects_found:

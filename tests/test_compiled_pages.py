@@ -1,0 +1,176 @@
+"""A cooperative's `memberMsmes(first:)`, a page below the root, compiled into its page's or
+lookup's one statement: the members the caller may see, in id order, with the total, the next
+page's flag and cursor the executor gives, audited as the executor audits them. A page size a
+variable gives is not taken for the document's own, and one the limits refuse is reported as
+before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.demo_data import load_demo
+from tests.support.http import Api, served
+from tests.support.statements import recorded_statements
+from tests.test_change_feed import run
+from tests.test_compiled_lists import AT, compiled, executed
+from tests.test_engine import _latest_entry
+
+PROVINCE = "demo-province-62"
+REGENCY = "demo-regency-6271"
+STRANGER = "9990000000003"
+"""An MSME of province 61, made a member of a cooperative of province 62 by this module."""
+MEMBERS = """memberMsmes(first: 2) { __typename totalCount
+  pageInfo { __typename hasNextPage endCursor }
+  nodes { nib regency { name } } edges { cursor node { nib } } }"""
+PAGE = f"""query Page {{ cooperatives(first: 100)
+  {{ nodes {{ legalEntityNo{AT} {MEMBERS} }} }} }}"""
+LOOKUP = f"""query One($number: String!) {{ cooperative(legalEntityNo: $number)
+  {{ legalEntityNo{AT} all: memberMsmes {{ totalCount nodes {{ nib }} }} {MEMBERS} }} }}"""
+UNDER_MSMES = f"""query Under {{ msmes(first: 100, filter: {{region: "62"}})
+  {{ nodes {{ nib{AT} cooperative {{ memberMsmes(first: 1) {{ totalCount nodes {{ nib }}
+     pageInfo {{ hasNextPage }} }} }} }} }} }}"""
+SIZED = """query Sized($number: String!, $first: Int) { cooperative(legalEntityNo: $number)
+  { memberMsmes(first: $first) { nodes { nib } } } }"""
+
+
+@pytest.fixture(scope="module")
+def pages_url(module_reference_url: str) -> str:
+    """The demo data in a database of this module's own, where a cooperative of Palangka Raya
+    has a dozen members across the province, and one of another province."""
+    load_demo(module_reference_url, msmes=300, seed=13)
+    run(
+        module_reference_url,
+        """UPDATE msmes SET cooperative_id = (SELECT id FROM cooperatives
+             WHERE province_code = '62' ORDER BY regency_code = '62.71' DESC, id LIMIT 1)
+            WHERE nib = $1 OR id IN (SELECT id FROM msmes WHERE province_code = '62'
+                                      AND cooperative_id IS NULL ORDER BY id LIMIT 12)""",
+        STRANGER,
+    )
+    return module_reference_url
+
+
+@pytest.fixture(scope="module")
+def pages_api(pages_url: str) -> Iterator[Api]:
+    with served(pages_url) as api:
+        yield api
+
+
+def _members(url: str, where: str = "m.province_code = '62'") -> dict[str, list[str]]:
+    """The NIBs of each cooperative's members the caller sees (`where`), in id order, by the
+    cooperative's number."""
+    rows = run(
+        url,
+        f"""SELECT c.legal_entity_no, array_agg(m.nib ORDER BY m.id) AS nibs
+              FROM cooperatives c JOIN msmes m ON m.cooperative_id = c.id
+             WHERE {where} GROUP BY c.legal_entity_no""",  # noqa: S608  # written here
+    )
+    return {row["legal_entity_no"]: list(row["nibs"]) for row in rows}
+
+
+def _busiest(url: str) -> str:
+    members = _members(url)
+    return max(members, key=lambda number: (len(members[number]), number))
+
+
+def _compiled(
+    api: Api, document: str, variables: dict[str, Any] | None = None, client: str = PROVINCE
+) -> Any:
+    """The answer, checked to be one statement's that builds the JSON: no members read apart."""
+    with recorded_statements() as statements:
+        answer = api.graphql(compiled(document), client, variables)
+    assert "errors" not in answer, answer
+    reads = [sql for sql in statements if "msmes" in sql or "cooperatives" in sql]
+    assert len(reads) == 1, reads
+    assert "json_build_object" in reads[0]
+    return answer["data"]
+
+
+def test_a_page_lists_each_cooperatives_members_as_stored(pages_api: Api, pages_url: str) -> None:
+    members = _members(pages_url)
+    nodes = _compiled(pages_api, PAGE)["cooperatives"]["nodes"]
+    assert any(len(members.get(node["legalEntityNo"], [])) > 2 for node in nodes)
+    for node in nodes:
+        stored = members.get(node["legalEntityNo"], [])
+        page = node["memberMsmes"]
+        assert page["__typename"] == "MsmeConnection"
+        assert page["totalCount"] == len(stored)
+        assert [member["nib"] for member in page["nodes"]] == stored[:2]
+        assert [edge["node"]["nib"] for edge in page["edges"]] == stored[:2]
+        assert page["pageInfo"]["hasNextPage"] == (len(stored) > 2)
+        assert page["pageInfo"]["__typename"] == "PageInfo"
+        if stored:
+            assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        else:
+            assert page["pageInfo"]["endCursor"] is None
+
+
+@pytest.mark.parametrize(
+    "document", [PAGE, LOOKUP, UNDER_MSMES], ids=["page", "lookup", "under msmes"]
+)
+@pytest.mark.parametrize("client", [PROVINCE, REGENCY])
+def test_the_executor_answers_and_audits_the_same(
+    pages_api: Api, pages_url: str, document: str, client: str
+) -> None:
+    given = {"number": _busiest(pages_url)} if document is LOOKUP else None
+    expected = _compiled(pages_api, document, given, client)
+    compiled_entry = _latest_entry(pages_url, client)
+    answer = pages_api.graphql(executed(document), client, given)
+    executed_entry = _latest_entry(pages_url, client)
+    assert answer == {"data": expected}
+    for key in ("operation", "records", "fields", "touched"):
+        assert compiled_entry[key] == executed_entry[key]
+
+
+def test_a_lookup_pages_by_the_default_size_when_asked_for_none(
+    pages_api: Api, pages_url: str
+) -> None:
+    number = _busiest(pages_url)
+    stored = _members(pages_url)[number]
+    found = _compiled(pages_api, LOOKUP, {"number": number})["cooperative"]
+    assert found["all"] == {"totalCount": len(stored), "nodes": [{"nib": nib} for nib in stored]}
+
+
+def test_members_outside_the_callers_jurisdiction_are_neither_listed_nor_counted(
+    pages_api: Api, pages_url: str
+) -> None:
+    number = _busiest(pages_url)
+    everyone = _members(pages_url, "true")[number]
+    assert STRANGER in everyone
+    for client, where in [
+        (PROVINCE, "m.province_code = '62'"),
+        (REGENCY, "m.regency_code = '62.71'"),
+    ]:
+        seen = _members(pages_url, where).get(number, [])
+        found = _compiled(pages_api, LOOKUP, {"number": number}, client)["cooperative"]
+        if found is None:  # the cooperative itself lies outside the regency
+            continue
+        assert STRANGER not in seen
+        assert found["all"] == {"totalCount": len(seen), "nodes": [{"nib": nib} for nib in seen]}
+
+
+def test_a_size_a_variable_gives_is_each_requests_own(pages_api: Api, pages_url: str) -> None:
+    number = _busiest(pages_url)
+    stored = _members(pages_url)[number]
+    assert len(stored) >= 3
+    for first, expected in [(1, stored[:1]), (3, stored[:3]), (None, stored)]:
+        answer = pages_api.graphql(SIZED, PROVINCE, {"number": number, "first": first})
+        nodes = answer["data"]["cooperative"]["memberMsmes"]["nodes"]
+        assert [node["nib"] for node in nodes] == expected
+
+
+@pytest.mark.parametrize("first", [0, 101])
+def test_a_size_the_limits_refuse_is_reported_naming_first(
+    pages_api: Api, pages_url: str, first: int
+) -> None:
+    number = _busiest(pages_url)
+    document = f"""query Refused($number: String!) {{ cooperative(legalEntityNo: $number)
+      {{ name memberMsmes(first: {first}) {{ nodes {{ nib }} }} }} }}"""
+    answer = pages_api.graphql(document, PROVINCE, {"number": number})
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("first:")
+    assert error["path"] == ["cooperative", "memberMsmes"]
+    assert answer["data"] == {"cooperative": None}  # the connection may not be null
