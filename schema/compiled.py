@@ -14,10 +14,12 @@ with its programme (and the programme's jurisdiction), its MSME and its cooperat
 outside the caller's jurisdiction, as their resolvers answer, and audited as they audit them);
 a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
-access policy lets it read personal data (see `Admission`). A selection the compiler cannot write
-exactly as graphql-core would serialise it (any other guarded field, any other list, arguments,
-a directive, a computed field without its SQL) is resolved row by row instead, by the same
-resolvers, which also report any FORBIDDEN or null-in-non-null error.
+access policy lets it read personal data (see `Admission`), and so is a cooperative's page of
+members, `memberMsmes(first:)`, when the document writes its size. A selection the compiler
+cannot write exactly as graphql-core would serialise it (any other guarded field, any other list,
+other arguments, a directive, a computed field without its SQL) is resolved row by row instead,
+by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or null-in-non-null
+error.
 """
 
 from __future__ import annotations
