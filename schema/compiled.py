@@ -336,11 +336,7 @@ def shape_of(
             raise Unsupported(selected.name)
         resolver = field.base_resolver
         wrapped = None if resolver is None else resolver.wrapped_func
-        if wrapped in PAGES:
-            target, link = PAGES[wrapped]
-            parts.append(_nested_page(key, target, link, field, selected, admitting))
-            continue
-        if selected.arguments:
+        if selected.arguments and wrapped not in PAGES:
             raise Unsupported("arguments")
         if field.extensions:
             scopes = declared_scopes(field)
@@ -349,6 +345,10 @@ def shape_of(
             if wrapped is not relations.owner or len(field.extensions) != 1 or not scopes:
                 raise Unsupported("a guarded or extended field")
             admitting.fields[f"{type_name}.{selected.name}"] = scopes
+        if wrapped in PAGES:
+            target, link = PAGES[wrapped]
+            parts.append(_nested_page(key, target, link, field, selected, admitting))
+            continue
         if wrapped in LISTS:
             target, link = LISTS[wrapped]
             item_type = _items(field.type)
