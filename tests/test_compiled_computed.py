@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 
 from tests.support.demo_data import load_demo
+from tests.support.executor import AT, assert_the_executor_agrees, compiled
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
-from tests.test_compiled_lists import AT, compiled, executed
-from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 FIELDS = f"legalEntityNo{AT} isActive memberCount"
@@ -88,9 +87,4 @@ def test_the_executor_answers_and_audits_the_same(
     if variables is not None:
         given = {"number": sorted(_stored(computed_url))[0]}
     expected = _compiled(computed_api, document, given)
-    compiled_entry = _latest_entry(computed_url, PROVINCE)
-    answer = computed_api.graphql(executed(document), PROVINCE, given)
-    executed_entry = _latest_entry(computed_url, PROVINCE)
-    assert answer == {"data": expected}
-    for key in ("operation", "records", "fields", "touched"):
-        assert compiled_entry[key] == executed_entry[key]
+    assert_the_executor_agrees(computed_api, computed_url, PROVINCE, document, given, expected)

@@ -13,10 +13,16 @@ import pytest
 
 from schema.enums import Scale
 from tests.support.demo_data import load_demo
+from tests.support.executor import (
+    AT,
+    assert_the_executor_agrees,
+    compiled,
+    executed,
+    latest_entry,
+)
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
-from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
@@ -30,8 +36,6 @@ PARTICIPATION = """__typename id role state: status detail startedOn version
   scheme: programme { __typename id name kind legalBasis startsOn
                       jurisdiction { code name } }"""
 SCALE_CHANGE = "__typename scale effectiveFrom annualSales capital ruleVersion"
-AT = "<at>"
-"""Where `executed` puts its directive."""
 MSME_FIELDS = f"""nib{AT} participations {{ {PARTICIPATION} }}
   history: scaleHistory {{ {SCALE_CHANGE} }}"""
 MSME_PAGE = f"""query Page {{ msmes(first: 50, filter: {{region: "62"}})
@@ -43,16 +47,6 @@ COOPERATIVES = f"""query Cooperatives {{ cooperatives(first: 50)
   {{ nodes {{ legalEntityNo{AT} participations {{ {PARTICIPATION} }} }} }} }}"""
 COOPERATIVE_LOOKUP = f"""query Cooperative($number: String!) {{ cooperative(legalEntityNo: $number)
   {{ legalEntityNo{AT} name participations {{ {PARTICIPATION} }} }} }}"""
-
-
-def compiled(document: str) -> str:
-    return document.replace(AT, "")
-
-
-def executed(document: str) -> str:
-    """The same document with a directive on its record's first field: the executor answers
-    it, row by row, through the resolvers and their DataLoaders."""
-    return document.replace(AT, " @include(if: true)")
 
 
 @pytest.fixture(scope="module")
@@ -215,31 +209,19 @@ def test_the_executor_answers_and_audits_the_same(
     lists_api: Api, lists_url: str, document: str, variables: dict[str, Any] | None
 ) -> None:
     expected = _compiled(lists_api, document, variables)
-    compiled_entry = _latest_entry(lists_url, PROVINCE)
-    entries = _entries(lists_url)
-    answer = lists_api.graphql(executed(document), PROVINCE, variables)
-    executed_entry = _latest_entry(lists_url, PROVINCE)
-    assert answer == {"data": expected}
-    assert _entries(lists_url) == entries + 1
-    for key in ("operation", "records", "fields", "touched"):
-        assert compiled_entry[key] == executed_entry[key]
-
-
-def _entries(url: str) -> int:
-    count: int = run(url, "SELECT count(*) FROM audit_log")[0][0]
-    return count
+    assert_the_executor_agrees(lists_api, lists_url, PROVINCE, document, variables, expected)
 
 
 def test_the_audit_entry_counts_the_participations_listed(lists_api: Api, lists_url: str) -> None:
     nodes = _compiled(lists_api, MSME_PAGE)["msmes"]["nodes"]
     listed = sum(len(node["participations"]) for node in nodes)
     assert listed >= 2
-    assert _latest_entry(lists_url, PROVINCE)["records"] == {
+    assert latest_entry(lists_url, PROVINCE).entry["records"] == {
         "msme": len(nodes),
         "participation": listed,
     }
     _compiled(lists_api, MSME, {"nib": WITHOUT})
-    assert _latest_entry(lists_url, PROVINCE)["records"] == {"msme": 1}
+    assert latest_entry(lists_url, PROVINCE).entry["records"] == {"msme": 1}
 
 
 @pytest.mark.parametrize(

@@ -7,21 +7,18 @@ statement selects only the personal columns asked for (and the NIK, for the audi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from db.engine import create_engine
 from domain.personal import OWNER_FIELDS
 from tests.support.demo_data import load_demo
+from tests.support.executor import AT, assert_the_executor_agrees, compiled, latest_entry
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
-from tests.test_compiled_lists import AT, compiled, executed
 
 PROVINCE = "demo-province-62"
 """A client of province 62 with pii:read."""
@@ -76,25 +73,6 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _entry(url: str, client_id: str) -> tuple[dict[str, Any], list[str]]:
-    """The latest audit entry of `client_id` and its data subjects."""
-
-    async def read() -> tuple[dict[str, Any], list[str]]:
-        engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                query = text(
-                    "SELECT entry, subjects FROM audit_log WHERE client_id = :client"
-                    " ORDER BY seq DESC LIMIT 1"
-                )
-                row = (await connection.execute(query, {"client": client_id})).one()
-                return row.entry, list(row.subjects)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
-
-
 def _compiled(api: Api, document: str, variables: dict[str, Any] | None = None) -> Any:
     """The answer, checked to be one statement's that builds the JSON, owners included."""
     with recorded_statements() as statements:
@@ -122,10 +100,12 @@ def test_a_page_shows_each_owner_as_stored_and_audits_their_niks(
         for node in nodes
     ]
     assert stored[WITHOUT_OWNER] is None
-    entry, subjects = _entry(owner_url, PROVINCE)
-    assert subjects == sorted(owner["nik"] for owner in stored.values() if owner is not None)
-    assert entry["fields"]["Msme.owner"] == ["pii:read"]
-    assert entry["records"] == {"msme": len(stored)}
+    audited = latest_entry(owner_url, PROVINCE)
+    assert audited.subjects == sorted(
+        owner["nik"] for owner in stored.values() if owner is not None
+    )
+    assert audited.entry["fields"]["Msme.owner"] == ["pii:read"]
+    assert audited.entry["records"] == {"msme": len(stored)}
 
 
 @pytest.mark.parametrize(
@@ -138,13 +118,7 @@ def test_the_executor_answers_and_audits_the_same(
 ) -> None:
     variables = None if nib is None else {"nib": nib}
     expected = _compiled(owner_api, document, variables)
-    compiled_entry = _entry(owner_url, PROVINCE)
-    answer = owner_api.graphql(executed(document), PROVINCE, variables)
-    executed_entry = _entry(owner_url, PROVINCE)
-    assert answer == {"data": expected}
-    assert compiled_entry[1] == executed_entry[1]
-    for key in ("operation", "records", "fields", "touched", "personalFields"):
-        assert compiled_entry[0][key] == executed_entry[0][key]
+    assert_the_executor_agrees(owner_api, owner_url, PROVINCE, document, variables, expected)
 
 
 @pytest.mark.parametrize("document", [PAGE, LOOKUP], ids=["page", "lookup"])
@@ -166,9 +140,9 @@ def test_without_pii_read_no_statement_reads_owners_even_after_a_caller_with_it(
     assert all(error["path"][-1] in ("owner", "holder") for error in errors)
     niks = [owner["nik"] for owner in _owners(owner_url).values() if owner is not None]
     assert not [nik for nik in niks if nik in response.text]
-    entry, subjects = _entry(owner_url, PROVINCE)
-    assert subjects == []
-    assert "Msme.owner" not in entry["fields"]
+    audited = latest_entry(owner_url, PROVINCE)
+    assert audited.subjects == []
+    assert "Msme.owner" not in audited.entry["fields"]
 
 
 def test_the_statement_selects_only_the_personal_columns_asked_for_and_the_nik(
@@ -183,5 +157,5 @@ def test_the_statement_selects_only_the_personal_columns_asked_for_and_the_nik(
     owners = _owners(owner_url)
     nodes = answer["data"]["msmes"]["nodes"]
     assert all(set(node["owner"] or {}) <= {"fullName"} for node in nodes)
-    _, subjects = _entry(owner_url, PROVINCE)
+    subjects = latest_entry(owner_url, PROVINCE).subjects
     assert subjects == sorted(owner["nik"] for owner in owners.values() if owner is not None)

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from tests.support.demo_data import load_demo
+from tests.support.executor import AT, assert_the_executor_agrees, compiled
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
-from tests.test_compiled_lists import AT, compiled, executed
-from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 REGENCY = "demo-regency-6271"
@@ -116,12 +115,7 @@ def test_the_executor_answers_and_audits_the_same(
 ) -> None:
     given = {"number": _busiest(pages_url)} if document is LOOKUP else None
     expected = _compiled(pages_api, document, given, client)
-    compiled_entry = _latest_entry(pages_url, client)
-    answer = pages_api.graphql(executed(document), client, given)
-    executed_entry = _latest_entry(pages_url, client)
-    assert answer == {"data": expected}
-    for key in ("operation", "records", "fields", "touched"):
-        assert compiled_entry[key] == executed_entry[key]
+    assert_the_executor_agrees(pages_api, pages_url, client, document, given, expected)
 
 
 def test_a_lookup_pages_by_the_default_size_when_asked_for_none(

@@ -17,12 +17,10 @@ from typing import Any
 import pytest
 
 from tests.support.demo_data import load_demo
+from tests.support.executor import assert_the_executor_agrees, compiled, latest_entry
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
-from tests.test_compiled_lists import _entries, compiled, executed
-from tests.test_compiled_owner import _entry
-from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
@@ -224,14 +222,9 @@ def test_the_executor_answers_and_audits_the_same(
     relations_api: Api, relations_url: str, document: str, variables: dict[str, Any] | None
 ) -> None:
     expected = _compiled(relations_api, document, variables)
-    compiled_entry = _latest_entry(relations_url, PROVINCE)
-    entries = _entries(relations_url)
-    answer = relations_api.graphql(executed(document), PROVINCE, variables)
-    executed_entry = _latest_entry(relations_url, PROVINCE)
-    assert answer == {"data": expected}
-    assert _entries(relations_url) == entries + 1
-    for key in ("operation", "records", "fields", "touched"):
-        assert compiled_entry[key] == executed_entry[key]
+    assert_the_executor_agrees(
+        relations_api, relations_url, PROVINCE, document, variables, expected
+    )
 
 
 def test_the_audit_entry_counts_the_msmes_and_cooperatives_shown(
@@ -241,7 +234,7 @@ def test_the_audit_entry_counts_the_msmes_and_cooperatives_shown(
     caller's jurisdiction, shown as null, is not."""
     answer = _compiled(relations_api, MSME, {"nib": NIB})
     listed = answer["msme"]["participations"]
-    assert _latest_entry(relations_url, PROVINCE)["records"] == {
+    assert latest_entry(relations_url, PROVINCE).entry["records"] == {
         "msme": 1 + len(listed),  # the record, and itself as each participation's MSME
         "participation": len(listed),
         "cooperative": 1,  # the province-61 cooperative is not handed out
@@ -249,14 +242,14 @@ def test_the_audit_entry_counts_the_msmes_and_cooperatives_shown(
     listed = _compiled(relations_api, COOPERATIVE, {"number": NUMBER})["cooperative"][
         "participations"
     ]
-    assert _latest_entry(relations_url, PROVINCE)["records"] == {
+    assert latest_entry(relations_url, PROVINCE).entry["records"] == {
         "cooperative": 1 + len(listed),
         "participation": len(listed),
         "msme": 1,  # `NIB`, not the province-61 MSME
     }
     nodes = _compiled(relations_api, MSME_PAGE)["msmes"]["nodes"]
     items = [item for node in nodes for item in node["participations"]]
-    assert _latest_entry(relations_url, PROVINCE)["records"] == {
+    assert latest_entry(relations_url, PROVINCE).entry["records"] == {
         "msme": len(nodes) + 2 * len(items),  # the page, and each in nodes and in edges
         "participation": 2 * len(items),
         "cooperative": 2,
@@ -335,4 +328,4 @@ def test_the_owner_of_a_participations_msme_is_the_executors_and_audited(
     assert not any("json_agg" in sql for sql in statements)
     niks = {item["msme"]["owner"]["nik"] for item in answer["data"]["msme"]["participations"]}
     (nik,) = niks
-    assert _entry(relations_url, PROVINCE)[1] == [nik]
+    assert latest_entry(relations_url, PROVINCE).subjects == [nik]

@@ -3,38 +3,17 @@ the operation's name, and an unexpected failure is a coded INTERNAL error, never
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from db.engine import create_engine
 from schema import compiled
+from tests.support.executor import latest_entry
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
-
-
-def _latest_entry(url: str, client_id: str) -> dict[str, Any]:
-    async def read() -> dict[str, Any]:
-        engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                query = text(
-                    "SELECT entry FROM audit_log WHERE client_id = :client"
-                    " ORDER BY seq DESC LIMIT 1"
-                )
-                entry: dict[str, Any] = (
-                    await connection.execute(query, {"client": client_id})
-                ).scalar_one()
-                return entry
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
 
 
 @pytest.mark.parametrize("operation_name", [None, "Lookup"])
@@ -48,7 +27,7 @@ def test_a_compiled_lookup_is_audited_under_its_operations_name(
     response = api.post(body, api.token(PROVINCE))
     assert response.status_code == 200, response.text
     assert response.json()["data"]["msme"]["regency"]["name"] == "Kota Palangkaraya"
-    entry = _latest_entry(demo_url, PROVINCE)
+    entry = latest_entry(demo_url, PROVINCE).entry
     assert entry["operation"] == "Lookup"
     assert entry["records"] == {"msme": 1}
     assert entry["fields"] == {"Query.msme": ["records:read"]}
@@ -107,7 +86,7 @@ def test_the_audit_entry_names_every_field_handed_out_and_itemises_personal_data
     assert response.status_code == 200, response.text
     nodes = response.json()["data"]["msmes"]["nodes"]
     assert len(nodes) == 3
-    entry = _latest_entry(demo_url, client_id)
+    entry = latest_entry(demo_url, client_id).entry
     assert entry["operation"] == "Owners"
     assert entry["personalFields"] == personal
     base = ["Msme.name", "Msme.nib", "MsmeConnection.nodes", "Query.msmes"]

@@ -14,9 +14,9 @@ import pytest
 from db.queries import eligibility as eligibility_queries
 from db.queries import json_pages
 from schema import engine
+from tests.support.executor import latest_entry
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
-from tests.test_engine import _latest_entry
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
@@ -61,7 +61,7 @@ def test_a_planned_page_is_audited_with_its_records_and_guarded_field(
     api: Api, demo_url: str
 ) -> None:
     api.graphql(PAGE, PROVINCE, {"size": 3})
-    entry = _latest_entry(demo_url, PROVINCE)
+    entry = latest_entry(demo_url, PROVINCE).entry
     assert entry["operation"] == "Page"
     assert entry["records"] == {"msme": 3}
     assert entry["fields"] == {"Query.msmes": ["records:read"]}
@@ -97,7 +97,7 @@ def test_a_failing_statement_is_a_coded_internal_error_and_no_record_is_audited(
     api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.graphql(PAGE, PROVINCE, {"size": 1})
-    before = _latest_entry(demo_url, PROVINCE)
+    before = latest_entry(demo_url, PROVINCE).entry
 
     async def broken(*args: Any) -> None:
         raise RuntimeError("a bug")
@@ -107,7 +107,7 @@ def test_a_failing_statement_is_a_coded_internal_error_and_no_record_is_audited(
     (error,) = answer["errors"]
     assert error["extensions"]["code"] == "INTERNAL"
     assert answer["data"] == {"msmes": None}
-    assert _latest_entry(demo_url, PROVINCE) == before
+    assert latest_entry(demo_url, PROVINCE).entry == before
 
 
 JAMKRIDA = "demo-jamkrida-62"
@@ -139,7 +139,7 @@ def _refused(*args: Any, **kwargs: Any) -> None:
 
 
 def _audited(url: str) -> dict[str, Any]:
-    entry = _latest_entry(url, JAMKRIDA)
+    entry = latest_entry(url, JAMKRIDA).entry
     return {key: entry[key] for key in ("operation", "records", "fields", "touched")}
 
 
@@ -198,7 +198,7 @@ def test_a_refused_check_is_the_executors_coded_error_and_audit_entry(
 ) -> None:
     request = {**REQUEST, **change}
     planned = api.graphql(PLANNED_CHECK, client_id, {"request": request})
-    planned_entry = _latest_entry(demo_url, client_id)
+    planned_entry = latest_entry(demo_url, client_id).entry
     executed = api.graphql(EXECUTED_CHECK, client_id, {"request": request})
     assert planned == executed
     assert planned["data"] == {"checkEligibility": None}
@@ -207,7 +207,7 @@ def test_a_refused_check_is_the_executors_coded_error_and_audit_entry(
     assert error["path"] == ["checkEligibility"]
     if field is not None:
         assert error["message"].startswith(f"{field}: ")
-    executed_entry = _latest_entry(demo_url, client_id)
+    executed_entry = latest_entry(demo_url, client_id).entry
     for key in ("operation", "records", "fields", "touched"):
         assert planned_entry[key] == executed_entry[key]
 
