@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     FromClause,
+    Select,
     Table,
     TableClause,
     Text,
@@ -342,26 +343,13 @@ class JsonBuild:
         rows = table.alias(f"{part.target[0]}{number}")
         inner = JsonBuild(self.scope, rows, self._aliases, default_size=self.default_size)
         objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
-        columns: list[Any] = [func.coalesce(objects, literal_column("'[]'::json")).label("list")]
-        if part.target in inner.counts:
-            inner.counts[part.target].append(literal_column("1"))  # each row listed
-        counted = [kind for kind, numbers in inner.counts.items() if numbers]
-        columns.extend(_summed(inner.counts[kind]).label(kind) for kind in counted)
-        if inner.missing:
-            columns.append(
-                func.coalesce(func.bool_or(or_(*inner.missing)), false()).label("missing")
-            )
-        listed = (
-            select(*columns)
-            .select_from(inner.source)
-            .where(rows.c[part.link] == row.c.id)
-            .lateral(f"l{number}")
+        listed = self._aggregated(
+            inner,
+            part.target,
+            [func.coalesce(objects, literal_column("'[]'::json")).label("list")],
+            where=rows.c[part.link] == row.c.id,
+            name=f"l{number}",
         )
-        self.source = self.source.outerjoin(listed, true())
-        for kind in counted:
-            self.counts[kind].append(listed.c[kind])
-        if inner.missing:
-            self.missing.append(listed.c.missing)
         return listed.c.list
 
     def _page(self, part: NestedPage, row: FromClause) -> ColumnElement[Any]:
@@ -378,13 +366,7 @@ class JsonBuild:
         listed = [piece for piece in part.shape.parts if isinstance(piece, PageRows)]
         read = {"id"}.union(*(_columns(piece.shape) for piece in listed))
         rows = (
-            select(
-                *(table.c[name] for name in sorted(read)),
-                func.row_number().over(order_by=table.c.id).label("n"),
-            )
-            .where(scoped)
-            .order_by(table.c.id)
-            .limit(literal_column(str(first + 1)))
+            _first_rows(table, read, [scoped], first)
             .correlate(row)  # the row is two levels up: not found on its own
             .lateral(f"{part.target[0]}{number}")
         )
@@ -396,17 +378,7 @@ class JsonBuild:
         ]
         columns.append((func.count() > literal_column(str(first))).label("has_next"))
         columns.append(func.max(rows.c.id).filter(shown).label("end_id"))
-        inner.counts[part.target].append(literal_column("1"))  # each row shown
-        counted = [kind for kind, numbers in inner.counts.items() if numbers]
-        columns.extend(_summed(inner.counts[kind], shown).label(kind) for kind in counted)
-        if inner.missing:
-            columns.append(inner.any_missing(shown).label("missing"))
-        paged = select(*columns).select_from(inner.source).lateral(f"l{number}")
-        self.source = self.source.outerjoin(paged, true())
-        for kind in counted:
-            self.counts[kind].append(paged.c[kind])
-        if inner.missing:
-            self.missing.append(paged.c.missing)
+        paged = self._aggregated(inner, part.target, columns, shown=shown, name=f"l{number}")
         facts: dict[str, ColumnElement[Any]] = {
             "total": select(func.count()).select_from(table).where(scoped).scalar_subquery(),
             "has_next": paged.c.has_next,
@@ -433,6 +405,38 @@ class JsonBuild:
 
         return connection(part.shape)
 
+    def _aggregated(
+        self,
+        inner: JsonBuild,
+        target: str,
+        columns: list[Any],
+        *,
+        name: str,
+        where: ColumnElement[bool] | None = None,
+        shown: ColumnElement[bool] | None = None,
+    ) -> FromClause:
+        """`columns` aggregated over `inner`'s rows (those `shown`) by a LATERAL subquery
+        joined to this build's rows, one row for each of them, so their counts stay as they
+        were. With them, how many records of each kind the rows show (each row one of
+        `target`, and what they show in turn: audited as handed out) and whether a part of
+        theirs that may not be null came out null, both passed up to this build."""
+        if target in inner.counts:
+            inner.counts[target].append(literal_column("1"))  # each row aggregated
+        counted = [kind for kind, numbers in inner.counts.items() if numbers]
+        columns = [*columns, *(_summed(inner.counts[kind], shown).label(kind) for kind in counted)]
+        if inner.missing:
+            columns.append(inner.any_missing(shown).label("missing"))
+        aggregate = select(*columns).select_from(inner.source)
+        if where is not None:
+            aggregate = aggregate.where(where)
+        joined = aggregate.lateral(name)
+        self.source = self.source.outerjoin(joined, true())
+        for kind in counted:
+            self.counts[kind].append(joined.c[kind])
+        if inner.missing:
+            self.missing.append(joined.c.missing)
+        return joined
+
     def array(
         self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
     ) -> ColumnElement[str]:
@@ -445,9 +449,27 @@ class JsonBuild:
         objects = func.json_agg(aggregate_order_by(self.json(shape, rows), order_by))
         return func.coalesce(objects.filter(shown), literal_column("'[]'::json"))
 
-    def any_missing(self, shown: ColumnElement[bool]) -> ColumnElement[bool]:
-        """Whether a part that may not be null came out null in any of the `shown` rows."""
-        return func.coalesce(func.bool_or(or_(false(), *self.missing)).filter(shown), false())
+    def any_missing(self, shown: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+        """Whether a part that may not be null came out null in any of the (`shown`) rows."""
+        found = func.bool_or(or_(false(), *self.missing))
+        return func.coalesce(found if shown is None else found.filter(shown), false())
+
+
+def _first_rows(
+    table: TableClause, read: set[str], where: Sequence[ColumnElement[bool]], first: int
+) -> Select[Any]:
+    """The `read` columns of the first `first` rows of `table` (`where`) in id order, numbered
+    `n`, and one more, which tells whether a next page follows. The size is written into the
+    SQL (see json_page_statement)."""
+    return (
+        select(
+            *(table.c[name] for name in sorted(read)),
+            func.row_number().over(order_by=table.c.id).label("n"),
+        )
+        .where(*where)
+        .order_by(table.c.id)
+        .limit(literal_column(str(int(first) + 1)))
+    )
 
 
 def _cursor(kind: str, position: ColumnElement[Any]) -> ColumnElement[str]:
@@ -516,14 +538,10 @@ def json_page_statement(
     turns fifty index probes into a scan of every cooperative in the province.
     """
     size: ColumnElement[int] = literal_column(str(int(first)))
-    page = select(
-        *(table.c[name] for name in sorted({"id"}.union(*map(_columns, shapes)))),
-        func.row_number().over(order_by=table.c.id).label("n"),
-    ).where(*where)
     if after:
-        page = page.where(table.c.id > bindparam("after", type_=BigInteger))
-    page = page.order_by(table.c.id).limit(literal_column(str(int(first) + 1)))
-    rows = page.subquery("p")
+        where = [*where, table.c.id > bindparam("after", type_=BigInteger)]
+    read = {"id"}.union(*map(_columns, shapes))
+    rows = _first_rows(table, read, where, first).subquery("p")
     build = JsonBuild(scope, rows, default_size=default_size, personal=personal)
     shown = rows.c.n <= size
     lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
