@@ -14,8 +14,9 @@ with its programme (and the programme's jurisdiction), its MSME and its cooperat
 outside the caller's jurisdiction, as their resolvers answer, and audited as they audit them);
 a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
-access policy lets it read personal data (see `Admission`), and so is a cooperative's page of
-members, `memberMsmes(first:)`, when the document writes its size. A selection the compiler
+access policy lets it read personal data (see `Admission`), at the root or inside a list or a
+page, whose aggregate hands the owners' NIKs up for the audit entry; and so is a cooperative's
+page of members, `memberMsmes(first:)`, when the document writes its size. A selection the compiler
 cannot write exactly as graphql-core would serialise it (any other guarded field, any other list,
 other arguments, a directive, a computed field without its SQL) is resolved row by row instead,
 by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or null-in-non-null
@@ -29,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from typing import Any, Literal, cast
 
 import orjson
@@ -352,7 +353,7 @@ def shape_of(
         if wrapped in LISTS:
             target, link = LISTS[wrapped]
             item_type = _items(field.type)
-            items = _unguarded(partial(shape_of, item_type, selected.selections), admitting)
+            items = shape_of(item_type, selected.selections, admitting)
             parts.append(NestedList(key, target, link, items))
             continue
         field_type, nullable = _nullable(field.type)
@@ -372,17 +373,6 @@ def shape_of(
         else:
             raise Unsupported(selected.name)
     return JsonShape(tuple(parts))
-
-
-def _unguarded(make: Callable[[_Admitting], JsonShape], admitting: _Admitting) -> JsonShape:
-    """The shape `make` makes of each row of a list or nested page: an aggregate whose rows
-    carry no data subjects out, so a guarded field there needs the executor."""
-    inner = _Admitting()
-    shape = make(inner)
-    if inner.fields:
-        raise Unsupported("a guarded field in a list")
-    admitting.sizes.extend(inner.sizes)
-    return shape
 
 
 def _nested_page(
@@ -415,7 +405,7 @@ def _nested_page(
             parts.append(PageFact(part_key, "total"))
         elif part.name in ("nodes", "edges"):
             make = shape_of if part.name == "nodes" else _edge_shape
-            rows = _unguarded(partial(make, node_type, part.selections), admitting)
+            rows = make(node_type, part.selections, admitting)
             parts.append(PageRows(part_key, rows))
         elif part.name == "pageInfo":
             parts.append(Node(part_key, _page_info(part.selections)))

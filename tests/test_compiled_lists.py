@@ -228,7 +228,6 @@ def test_the_audit_entry_counts_the_participations_listed(lists_api: Api, lists_
     "inner",
     [
         "msme { nib changes { operation } }",
-        "msme { nib owner { nik } }",
         "changes { operation }",
         "scheme: programme { id participants { id } }",
     ],

@@ -30,20 +30,42 @@ PAGE = f"""query Owners {{ msmes(first: 60, filter: {{region: "62"}})
      edges {{ node {{ nib holder: owner {{ nik }} }} }} }} }}"""
 LOOKUP = f"""query Owner($nib: String!) {{ msme(nib: $nib)
   {{ nib{AT} name owner {{ {OWNER} }} }} }}"""
+INSIDE_LISTS = f"""query Inside {{ msmes(first: 60, filter: {{region: "62"}})
+  {{ nodes {{ nib{AT} participations {{ msme {{ owner {{ nik fullName }} }} }}
+     cooperative {{ memberMsmes(first: 3) {{ nodes {{ nib owner {{ {OWNER} }} }} }} }} }} }} }}"""
+"""Owners inside a list and inside a nested page, below a page."""
+TWO_DEEP = f"""query Deep($number: String!) {{ cooperative(legalEntityNo: $number)
+  {{ legalEntityNo{AT} memberMsmes(first: 50) {{ edges {{ node {{ nib
+     participations {{ msme {{ holder: owner {{ nik }} }} }} }} }} }} }} }}"""
+"""Owners inside a list inside a nested page, below a lookup."""
 NAME_ONLY = """query Names { msmes(first: 60, filter: {region: "62"})
   { nodes { nib owner { fullName } } } }"""
 
 
 @pytest.fixture(scope="module")
 def owner_url(module_reference_url: str) -> str:
-    """The demo data in a database of this module's own, one MSME's owner erased."""
+    """The demo data in a database of this module's own, one MSME's owner erased, and the
+    province's first cooperative given a dozen members, the MSMEs that take part in programmes
+    first."""
     load_demo(module_reference_url, msmes=120, seed=5)
     run(
         module_reference_url,
         "DELETE FROM msme_owners WHERE msme_id = (SELECT id FROM msmes WHERE nib = $1)",
         WITHOUT_OWNER,
     )
+    run(
+        module_reference_url,
+        """UPDATE msmes SET cooperative_id = $1 WHERE id IN (SELECT id FROM msmes
+             WHERE province_code = '62' ORDER BY EXISTS (SELECT FROM participations p
+                   WHERE p.msme_id = msmes.id) DESC, id LIMIT 12)""",
+        _first_cooperative(module_reference_url),
+    )
     return module_reference_url
+
+
+def _first_cooperative(url: str) -> int:
+    (row,) = run(url, "SELECT id FROM cooperatives WHERE province_code = '62' ORDER BY id LIMIT 1")
+    return int(row["id"])
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +181,51 @@ def test_the_statement_selects_only_the_personal_columns_asked_for_and_the_nik(
     assert all(set(node["owner"] or {}) <= {"fullName"} for node in nodes)
     subjects = latest_entry(owner_url, PROVINCE).subjects
     assert subjects == sorted(owner["nik"] for owner in owners.values() if owner is not None)
+
+
+def _niks(value: Any) -> set[str]:
+    """Every NIK an answer shows (under `nik`, whatever the owner is called)."""
+    if isinstance(value, dict):
+        found = {value["nik"]} if isinstance(value.get("nik"), str) else set()
+        return found.union(*map(_niks, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_niks, value))
+    return set()
+
+
+def _cooperative_number(url: str) -> str:
+    (row,) = run(
+        url, "SELECT legal_entity_no FROM cooperatives WHERE id = $1", _first_cooperative(url)
+    )
+    return str(row["legal_entity_no"])
+
+
+@pytest.mark.parametrize(
+    "document", [INSIDE_LISTS, TWO_DEEP], ids=["in a list and a page", "in a list in a page"]
+)
+def test_owners_inside_lists_and_pages_are_compiled_and_audited_as_the_executor_does(
+    owner_api: Api, owner_url: str, document: str
+) -> None:
+    variables = {"number": _cooperative_number(owner_url)} if document is TWO_DEEP else None
+    data = _compiled(owner_api, document, variables)
+    shown = _niks(data)
+    assert len(shown) >= 3  # owners inside the lists and pages, not only at the root
+    assert latest_entry(owner_url, PROVINCE).subjects == sorted(shown)
+    assert_the_executor_agrees(owner_api, owner_url, PROVINCE, document, variables, data)
+
+
+def test_without_pii_read_owners_inside_lists_are_forbidden_and_never_read(
+    owner_api: Api, owner_url: str
+) -> None:
+    variables = {"number": _cooperative_number(owner_url)}
+    shown = _niks(_compiled(owner_api, TWO_DEEP, variables))
+    token = owner_api.token(PROVINCE, scope="records:read")
+    with recorded_statements() as statements:
+        response = owner_api.post({"query": compiled(TWO_DEEP), "variables": variables}, token)
+    assert not [sql for sql in statements if "msme_owners" in sql]
+    errors = response.json()["errors"]
+    assert errors
+    assert {error["extensions"]["code"] for error in errors} == {"FORBIDDEN"}
+    assert all(error["path"][-1] == "holder" for error in errors)
+    assert not [nik for nik in shown if nik in response.text]
+    assert latest_entry(owner_url, PROVINCE).subjects == []

@@ -316,16 +316,17 @@ def _shown(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield from _shown(inner)
 
 
-def test_the_owner_of_a_participations_msme_is_the_executors_and_audited(
+def test_the_owner_of_a_participations_msme_is_compiled_and_audited(
     relations_api: Api, relations_url: str
 ) -> None:
-    """An owner is compiled only outside a list (schema/compiled.py): under a participation's
-    MSME the executor resolves the page, and its owner's NIK is a data subject of the entry."""
+    """Under a participation's MSME, inside the list's aggregate, the owner is in the lookup's
+    one statement, and its NIK comes up out of the aggregate as a data subject of the entry."""
     document = f'{{ msme(nib: "{NIB}") {{ nib participations {{ msme {{ owner {{ nik }} }} }} }} }}'
     with recorded_statements() as statements:
         answer = relations_api.graphql(document, PROVINCE)
     assert "errors" not in answer, answer
-    assert not any("json_agg" in sql for sql in statements)
+    (read,) = [sql for sql in statements if "msme_owners" in sql]
+    assert "json_agg" in read
     niks = {item["msme"]["owner"]["nik"] for item in answer["data"]["msme"]["participations"]}
     (nik,) = niks
     assert latest_entry(relations_url, PROVINCE).subjects == [nik]

@@ -12,7 +12,8 @@ A list of the rows pointing at a record (its participations, its scale history) 
 joined to the record's row, in the order its DataLoader reads it (db/queries/programmes.py); its
 rows are of a record the caller reads already, so it needs no scope of its own. An MSME's owner
 is joined the same way, with only the personal columns the caller's access policy lets it
-read, and the page hands back the owners' NIKs for the audit entry.
+read, and the page hands back the owners' NIKs for the audit entry, those of owners shown inside
+a list or a nested page included.
 """
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ class JsonBuild:
         number per part that shows them, summed over the rows shown."""
         self.subjects_found: list[ColumnElement[Any]] = []
         """The NIK of each owner joined, null where there is none (audited as data subjects)."""
+        self.subjects_listed: list[ColumnElement[Any]] = []
+        """The NIKs of the owners the lists and nested pages of a row show, as a JSON array of
+        arrays: an aggregate can only hand them up nested, however deep it sits."""
         self._aliases = count(1) if aliases is None else aliases
 
     def json(self, shape: JsonShape, row: FromClause) -> ColumnElement[Any]:
@@ -341,7 +345,7 @@ class JsonBuild:
         table, order = LISTED[part.target]
         number = next(self._aliases)
         rows = table.alias(f"{part.target[0]}{number}")
-        inner = JsonBuild(self.scope, rows, self._aliases, default_size=self.default_size)
+        inner = self._inner(rows)
         objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
         listed = self._aggregated(
             inner,
@@ -370,7 +374,7 @@ class JsonBuild:
             .correlate(row)  # the row is two levels up: not found on its own
             .lateral(f"{part.target[0]}{number}")
         )
-        inner = JsonBuild(self.scope, rows, self._aliases, default_size=self.default_size)
+        inner = self._inner(rows)
         shown = rows.c.n <= literal_column(str(first))
         columns: list[Any] = [
             inner._objects(piece.shape, rows, order_by=rows.c.id, shown=shown).label(piece.key)
@@ -405,6 +409,16 @@ class JsonBuild:
 
         return connection(part.shape)
 
+    def _inner(self, rows: FromClause) -> JsonBuild:
+        """The build of a list's or nested page's rows, under this one's access."""
+        return JsonBuild(
+            self.scope,
+            rows,
+            self._aliases,
+            default_size=self.default_size,
+            personal=self.personal,
+        )
+
     def _aggregated(
         self,
         inner: JsonBuild,
@@ -418,14 +432,17 @@ class JsonBuild:
         """`columns` aggregated over `inner`'s rows (those `shown`) by a LATERAL subquery
         joined to this build's rows, one row for each of them, so their counts stay as they
         were. With them, how many records of each kind the rows show (each row one of
-        `target`, and what they show in turn: audited as handed out) and whether a part of
-        theirs that may not be null came out null, both passed up to this build."""
+        `target`, and what they show in turn: audited as handed out), the NIKs of the owners
+        they show (audited as data subjects) and whether a part of theirs that may not be null
+        came out null, all passed up to this build."""
         if target in inner.counts:
             inner.counts[target].append(literal_column("1"))  # each row aggregated
         counted = [kind for kind, numbers in inner.counts.items() if numbers]
         columns = [*columns, *(_summed(inner.counts[kind], shown).label(kind) for kind in counted)]
         if inner.missing:
             columns.append(inner.any_missing(shown).label("missing"))
+        if inner.subjects_found or inner.subjects_listed:
+            columns.append(inner.subjects_of_rows(shown).label("subjects"))
         aggregate = select(*columns).select_from(inner.source)
         if where is not None:
             aggregate = aggregate.where(where)
@@ -435,7 +452,19 @@ class JsonBuild:
             self.counts[kind].append(joined.c[kind])
         if inner.missing:
             self.missing.append(joined.c.missing)
+        if inner.subjects_found or inner.subjects_listed:
+            self.subjects_listed.append(joined.c.subjects)
         return joined
+
+    def subjects_of_row(self) -> ColumnElement[Any]:
+        """The NIKs a row shows, its owners' and its lists', as a JSON array of arrays (null
+        where an owner is missing), for `_flattened` to read."""
+        return func.jsonb_build_array(*self.subjects_found, *self.subjects_listed)
+
+    def subjects_of_rows(self, shown: ColumnElement[bool] | None = None) -> ColumnElement[Any]:
+        """`subjects_of_row` of every (`shown`) row, in one JSON array."""
+        aggregated = func.jsonb_agg(self.subjects_of_row())
+        return aggregated if shown is None else aggregated.filter(shown)
 
     def array(
         self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
@@ -477,6 +506,19 @@ def _cursor(kind: str, position: ColumnElement[Any]) -> ColumnElement[str]:
     stays well under the 76 characters after which PostgreSQL would break the line)."""
     plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(position, Text), "UTF8")
     return func.translate(func.encode(plain, "base64"), "+/", "-_")
+
+
+SUBJECTS_IN_JSON: ColumnElement[Any] = literal_column(
+    """'strict $.** ? (@.type() == "string")'::jsonpath"""
+)
+"""Every string of a JSON value, however deeply nested: the NIKs of `subjects_of_rows`."""
+
+
+def _flattened(listed: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The NIKs of a JSON value of nested arrays (`subjects_of_rows`), as a text array."""
+    strings = func.jsonb_path_query_array(listed, SUBJECTS_IN_JSON)
+    niks = func.jsonb_array_elements_text(strings).table_valued("value")
+    return func.array(select(niks.c.value).select_from(niks).scalar_subquery())
 
 
 def _summed(
@@ -549,12 +591,16 @@ def json_page_statement(
         *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
-        sum(
-            (
-                func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
-                for nik in build.subjects_found
-            ),
-            start=NO_SUBJECTS,
+        (
+            _flattened(build.subjects_of_rows(shown))
+            if build.subjects_listed
+            else sum(
+                (
+                    func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
+                    for nik in build.subjects_found
+                ),
+                start=NO_SUBJECTS,
+            )
         ),
         build.any_missing(shown),
         *(_summed(build.counts[kind], shown) for kind in AUDITED),
@@ -614,7 +660,9 @@ def json_record_statement(
     build = JsonBuild(scope, record, default_size=default_size, personal=personal)
     json = build.json(shape, record)
     subjects = NO_SUBJECTS
-    if build.subjects_found:
+    if build.subjects_listed:
+        subjects = _flattened(build.subjects_of_row())
+    elif build.subjects_found:
         subjects = func.array_remove(array(build.subjects_found), null())
     columns: list[Any] = [
         cast(json, Text),
