@@ -16,11 +16,11 @@ a field computed from its row (a cooperative's `isActive`, `memberCount`) is com
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
 access policy lets it read personal data (see `Admission`), at the root or inside a list or a
 page, whose aggregate hands the owners' NIKs up for the audit entry; and so is a cooperative's
-page of members, `memberMsmes(first:)`, when the document writes its size. A selection the compiler
-cannot write exactly as graphql-core would serialise it (any other guarded field, any other list,
-other arguments, a directive, a computed field without its SQL) is resolved row by row instead,
-by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or null-in-non-null
-error.
+page of members, `memberMsmes(first:)`, its size the document's or a variable's. A selection
+the compiler cannot write exactly as graphql-core would serialise it (any other guarded field,
+any other list, other arguments, a directive, a computed field without its SQL) is resolved row
+by row instead, by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or
+null-in-non-null error.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from db.queries.json_pages import (
     Node,
     PageFact,
     PageRows,
+    Sizes,
     fetch_json_page,
     fetch_json_record,
     json_page_statement,
@@ -139,25 +140,41 @@ class Admission:
     """Each guarded field (`Type.field`) with the scopes that guard it."""
     personal: frozenset[str] | None = None
     """The owner's personal columns asked for; None when no owner is."""
-    sizes: tuple[int | None, ...] = ()
-    """The `first` of each nested page, None where it gives none."""
+    sizes: tuple[int | str | None, ...] = ()
+    """The `first` of each nested page: the document's, the name of the variable that gives
+    it, or None where it gives none."""
 
-    def admit(self, context: Context) -> frozenset[str] | None:
-        """The owner's columns the statement selects, as the caller's access policy decides
-        them; None when the caller may not use every guarded field, so the executor resolves
-        the selection and nulls each field refused with FORBIDDEN, and no personal data is
-        read, or when a page size is refused, which the executor reports."""
+    def admit(self, context: Context, variables: Mapping[str, Any]) -> Admitted | None:
+        """What the statement is built with for this request (`variables`: its coerced values);
+        None when the caller may not use every guarded field, so the executor resolves the
+        selection and nulls each field refused with FORBIDDEN, and no personal data is read, or
+        when a page size is refused, which the executor reports."""
         policy = context.policy
         if not all(policy.may(*scopes) for _, scopes in self.fields):
             return None
+        given: dict[str, int | None] = {}
         try:
             for size in self.sizes:
-                page_size(size, context.limits)  # None: the default size
+                if isinstance(size, str):
+                    given[size] = variables.get(size)
+                page_size(given[size] if isinstance(size, str) else size, context.limits)
         except GraphQLError:
             return None
         for name, scopes in self.fields:
             admitted(context, name, scopes)
-        return frozenset() if self.personal is None else policy.owner_columns(self.personal)
+        personal = frozenset() if self.personal is None else policy.owner_columns(self.personal)
+        return Admitted(personal, tuple(sorted(given.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What a compiled statement is built with for a request its plan's `Admission` lets in."""
+
+    personal: frozenset[str]
+    """The owner's columns the statement selects, as the caller's access policy decides them:
+    those asked for and the NIK."""
+    sizes: Sizes
+    """The sizes this request's variables give nested pages."""
 
 
 class _Admitting:
@@ -166,7 +183,7 @@ class _Admitting:
     def __init__(self) -> None:
         self.fields: dict[str, tuple[Scope, ...]] = {}
         self.personal: set[str] | None = None
-        self.sizes: list[int | None] = []
+        self.sizes: list[int | str | None] = []
 
     def done(self) -> Admission:
         personal = None if self.personal is None else frozenset(self.personal)
@@ -230,20 +247,19 @@ class _Plans:
 PLANS = _Plans()
 
 
-class Variable(Enum):
-    VARIABLE = "a variable's value"
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """An argument's value in a selection converted for its document rather than a request: the
+    variable `name` gives it, so it may differ by request."""
 
-
-VARIABLE = Variable.VARIABLE
-"""An argument's value in a selection converted for its document rather than a request: a
-variable gives it, so it may differ by request."""
+    name: str
 
 
 class _Unknown(dict[str, Any]):
-    """Variables whose every value reads as VARIABLE."""
+    """Variables whose every value reads as the `Variable` itself."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        return VARIABLE
+        return Variable(key)
 
 
 class _Document:
@@ -259,7 +275,7 @@ def selections(
     field_nodes: list[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
 ) -> list[Selection]:
     """The selections of `field_nodes`, for a plan made once for their document: an argument a
-    variable gives reads as VARIABLE."""
+    variable gives reads as that `Variable`."""
     return convert_selections(cast("GraphQLResolveInfo[Any]", _Document(fragments)), field_nodes)
 
 
@@ -384,14 +400,12 @@ def _nested_page(
     admitting: _Admitting,
 ) -> NestedPage:
     """A connection below the root (a cooperative's `memberMsmes`), whose page size the
-    document writes or leaves to the default: one a variable gives would make the plan differ
-    by request, so it needs the executor."""
+    document writes, a variable gives (the plan keeps its name: each request's value is
+    checked and written into the statement) or is left to the default."""
     if set(selected.arguments) - {"first"}:
         raise Unsupported("arguments other than first")
     given = selected.arguments.get("first")
-    if given is VARIABLE:
-        raise Unsupported("a page size a variable gives")
-    first = None if given is None else int(given)
+    first = given.name if isinstance(given, Variable) else None if given is None else int(given)
     admitting.sizes.append(first)
     connection_type = cast("type", field.type)
     node_type = _items(definitions(connection_type)[1]["nodes"].type)
@@ -581,20 +595,21 @@ async def page_json(
     first: int | None,
     after: str | None,
     where: Any,
+    variables: Mapping[str, Any],
 ) -> PageResult | RowsNeeded:
     """A page whose lists PostgreSQL writes, noted as records handed out and its owners as data
-    subjects."""
+    subjects; `variables`: the request's, coerced."""
     kind = root.kind
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
-    personal = plan.admission.admit(context)
-    if personal is None:
+    granted = plan.admission.admit(context, variables)
+    if granted is None:
         return ROWS_NEEDED
     scope = context.policy.records
     shapes = tuple(shape for _, shape in plan.lists)
     default_size = context.limits.default_page_size
     statement = _page_statement(
-        kind, shapes, scope, personal, default_size, where, size, start is not None
+        kind, shapes, scope, granted, default_size, where, size, start is not None
     )
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
@@ -626,7 +641,15 @@ async def page(
     plan = PLANS.get(info, root.plan)
     assert plan is None or isinstance(plan, PagePlan)
     if plan is not None and plan.lists:
-        built = await page_json(info.context, root, plan, first=first, after=after, where=where)
+        built = await page_json(
+            info.context,
+            root,
+            plan,
+            first=first,
+            after=after,
+            where=where,
+            variables=info.variable_values,
+        )
         if built is not ROWS_NEEDED:
             assert isinstance(built, PageResult)
             return built
@@ -638,13 +661,13 @@ def _page_statement(
     kind: str,
     shapes: tuple[JsonShape, ...],
     scope: RowScope,
-    personal: frozenset[str],
+    granted: Admitted,
     default_size: int,
     where: Any,
     first: int,
     after: bool,
 ) -> DriverStatement:
-    """Kept for the next page of the same shape, caller, filter and size (any cursor)."""
+    """Kept for the next page of the same shape, caller, filter and sizes (any cursor)."""
     queries = msmes if kind == "msme" else cooperatives
     table = MSMES if kind == "msme" else COOPERATIVES
     return json_page_statement(
@@ -652,25 +675,30 @@ def _page_statement(
         shapes,
         where=queries.conditions(scope, where),
         scope=scope,
-        personal=personal,
+        personal=granted.personal,
         default_size=default_size,
+        sizes=granted.sizes,
         first=first,
         after=after,
     )
 
 
 async def record_json(
-    context: Context, root: RecordRoot, plan: RecordPlan, value: str
+    context: Context,
+    root: RecordRoot,
+    plan: RecordPlan,
+    value: str,
+    variables: Mapping[str, Any],
 ) -> orjson.Fragment | RowsNeeded | None:
     """The record as JSON PostgreSQL writes, None when there is none (or it is outside the
     caller's jurisdiction), noted as records handed out and its owner as a data subject;
-    `value` checked."""
-    personal = plan.admission.admit(context)
-    if personal is None:
+    `value` checked, `variables` the request's, coerced."""
+    granted = plan.admission.admit(context, variables)
+    if granted is None:
         return ROWS_NEEDED
     type_name = definitions(root.node_type)[0]
     scope, default_size = context.policy.records, context.limits.default_page_size
-    statement = _record_statement(type_name, plan.shape, root.column, scope, personal, default_size)
+    statement = _record_statement(type_name, plan.shape, root.column, scope, granted, default_size)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
     if found is False:
@@ -691,7 +719,7 @@ async def record(info: Info[Context, Any], root: RecordRoot, value: str) -> Any:
     plan = PLANS.get(info, root.plan)
     if plan is not None:
         assert isinstance(plan, RecordPlan)
-        found = await record_json(info.context, root, plan, value)
+        found = await record_json(info.context, root, plan, value, info.variable_values)
         if found is not ROWS_NEEDED:
             return found
     return await root.rows(info, value)
@@ -703,7 +731,7 @@ def _record_statement(
     shape: JsonShape,
     key: str,
     scope: RowScope,
-    personal: frozenset[str],
+    granted: Admitted,
     default_size: int,
 ) -> DriverStatement:
     return json_record_statement(
@@ -711,8 +739,9 @@ def _record_statement(
         shape,
         key=key,
         scope=scope,
-        personal=personal,
+        personal=granted.personal,
         default_size=default_size,
+        sizes=granted.sizes,
     )
 
 

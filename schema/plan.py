@@ -167,7 +167,9 @@ def _record(
     async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
         _admit(context, scopes, field_name)
         (given,) = arguments(variables).values()
-        found = await compiled.record_json(context, root, record_plan, root.checked(given))
+        found = await compiled.record_json(
+            context, root, record_plan, root.checked(given), variables.coerced
+        )
         if found is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)
         assert not isinstance(found, compiled.RowsNeeded)
@@ -236,6 +238,7 @@ def _page(
             first=given.get("first"),
             after=given.get("after"),
             where=where,
+            variables=variables.coerced,
         )
         if built is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)

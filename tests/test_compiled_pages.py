@@ -31,8 +31,8 @@ LOOKUP = f"""query One($number: String!) {{ cooperative(legalEntityNo: $number)
 UNDER_MSMES = f"""query Under {{ msmes(first: 100, filter: {{region: "62"}})
   {{ nodes {{ nib{AT} cooperative {{ memberMsmes(first: 1) {{ totalCount nodes {{ nib }}
      pageInfo {{ hasNextPage }} }} }} }} }} }}"""
-SIZED = """query Sized($number: String!, $first: Int) { cooperative(legalEntityNo: $number)
-  { memberMsmes(first: $first) { nodes { nib } } } }"""
+SIZED = f"""query Sized($number: String!, $first: Int) {{ cooperative(legalEntityNo: $number)
+  {{ legalEntityNo{AT} memberMsmes(first: $first) {{ totalCount nodes {{ nib }} }} }} }}"""
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +145,33 @@ def test_members_outside_the_callers_jurisdiction_are_neither_listed_nor_counted
         assert found["all"] == {"totalCount": len(seen), "nodes": [{"nib": nib} for nib in seen]}
 
 
-def test_a_size_a_variable_gives_is_each_requests_own(pages_api: Api, pages_url: str) -> None:
+def test_a_size_a_variable_gives_is_each_requests_own_and_compiled(
+    pages_api: Api, pages_url: str
+) -> None:
+    """The plan keeps the variable's name, not the first request's value: each request's size
+    is written into its own statement (the same document, one size after the other)."""
     number = _busiest(pages_url)
     stored = _members(pages_url)[number]
     assert len(stored) >= 3
-    for first, expected in [(1, stored[:1]), (3, stored[:3]), (None, stored)]:
-        answer = pages_api.graphql(SIZED, PROVINCE, {"number": number, "first": first})
-        nodes = answer["data"]["cooperative"]["memberMsmes"]["nodes"]
+    for first, expected in [(1, stored[:1]), (3, stored[:3]), (None, stored), (2, stored[:2])]:
+        variables = {"number": number, "first": first}
+        answer = _compiled(pages_api, SIZED, variables)
+        nodes = answer["cooperative"]["memberMsmes"]["nodes"]
         assert [node["nib"] for node in nodes] == expected
+        assert_the_executor_agrees(pages_api, pages_url, PROVINCE, SIZED, variables, answer)
+
+
+def test_a_size_a_variable_gives_is_checked_against_each_callers_limits(
+    pages_api: Api, pages_url: str
+) -> None:
+    number = _busiest(pages_url)
+    _compiled(pages_api, SIZED, {"number": number, "first": 2})
+    for first in (0, 101):
+        answer = pages_api.graphql(compiled(SIZED), PROVINCE, {"number": number, "first": first})
+        (error,) = answer["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"].startswith("first:")
+        assert error["path"] == ["cooperative", "memberMsmes"]
 
 
 @pytest.mark.parametrize("first", [0, 101])

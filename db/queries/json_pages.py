@@ -171,13 +171,14 @@ class PageRows:
 class NestedPage:
     """A connection to the first `first` records of `target` (a key of SCOPED) whose `link`
     holds the row's id, in id order, inside the caller's jurisdiction, as their DataLoader
-    pages them (db/queries/msmes.members_of); `first` None for the default page size. Its
+    pages them (db/queries/msmes.members_of); `first` the size, or the name of the variable
+    that gives it (its value in the build's `sizes`), None for the default page size. Its
     object's parts are `Fixed`, `PageFact`, `PageRows` and `Node` (`pageInfo`, of facts)."""
 
     key: str
     target: str
     link: str
-    first: int | None
+    first: int | str | None
     shape: JsonShape
 
 
@@ -202,6 +203,11 @@ class JsonShape:
     ]
 
 
+Sizes = tuple[tuple[str, int | None], ...]
+"""The values of the variables that give nested pages their sizes, by name: a statement is kept
+for each."""
+
+
 @dataclass(frozen=True, slots=True)
 class JsonPage:
     lists: tuple[str, ...]
@@ -222,7 +228,8 @@ class JsonBuild:
     shared with the builds of the lists inside, whose joins sit in their own subqueries.
     `personal`: the owner's columns an owner's join selects, which the caller's access policy
     decides (none: the shape has no owner). `default_size`: the size of a nested page that
-    asks for none (none: the shape has no nested page)."""
+    asks for none (none: the shape has no nested page). `sizes`: the values of the variables
+    that give nested pages their sizes, by name (None: the default size)."""
 
     def __init__(
         self,
@@ -232,10 +239,12 @@ class JsonBuild:
         *,
         default_size: int | None = None,
         personal: frozenset[str] = frozenset(),
+        sizes: Sizes = (),
     ) -> None:
         self.scope = scope
         self.default_size = default_size
         self.personal = personal
+        self.sizes = sizes
         self.source = rows
         self.missing: list[ColumnElement[bool]] = []
         """Conditions under which a part that may not be null came out null."""
@@ -362,7 +371,9 @@ class JsonBuild:
         records they show counted (audited as handed out) and their non-null parts checked;
         its total, when asked, is counted apart, over all its pages."""
         table = SCOPED[part.target]
-        first = self.default_size if part.first is None else part.first
+        first = dict(self.sizes)[part.first] if isinstance(part.first, str) else part.first
+        if first is None:
+            first = self.default_size
         if first is None:
             raise ValueError("a nested page without a size, in a shape built without a default")
         number = next(self._aliases)
@@ -417,6 +428,7 @@ class JsonBuild:
             self._aliases,
             default_size=self.default_size,
             personal=self.personal,
+            sizes=self.sizes,
         )
 
     def _aggregated(
@@ -567,6 +579,7 @@ def json_page_statement(
     scope: RowScope,
     personal: frozenset[str],
     default_size: int,
+    sizes: Sizes,
     first: int,
     after: bool,
 ) -> DriverStatement:
@@ -584,7 +597,7 @@ def json_page_statement(
         where = [*where, table.c.id > bindparam("after", type_=BigInteger)]
     read = {"id"}.union(*map(_columns, shapes))
     rows = _first_rows(table, read, where, first).subquery("p")
-    build = JsonBuild(scope, rows, default_size=default_size, personal=personal)
+    build = JsonBuild(scope, rows, default_size=default_size, personal=personal, sizes=sizes)
     shown = rows.c.n <= size
     lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
     columns: list[Any] = [
@@ -648,6 +661,7 @@ def json_record_statement(
     scope: RowScope,
     personal: frozenset[str],
     default_size: int,
+    sizes: Sizes,
 ) -> DriverStatement:
     """The statement for the one record of `table` whose unique column `key` equals the value
     `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
@@ -657,7 +671,7 @@ def json_record_statement(
         .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
-    build = JsonBuild(scope, record, default_size=default_size, personal=personal)
+    build = JsonBuild(scope, record, default_size=default_size, personal=personal, sizes=sizes)
     json = build.json(shape, record)
     subjects = NO_SUBJECTS
     if build.subjects_listed:
