@@ -330,3 +330,40 @@ def test_the_owner_of_a_participations_msme_is_compiled_and_audited(
     niks = {item["msme"]["owner"]["nik"] for item in answer["data"]["msme"]["participations"]}
     (nik,) = niks
     assert latest_entry(relations_url, PROVINCE).subjects == [nik]
+
+
+def test_an_owner_outside_the_callers_jurisdiction_is_neither_shown_nor_audited(
+    relations_api: Api, relations_url: str
+) -> None:
+    """The cooperative `NUMBER` lists a participation of a province-61 MSME: compiled with its
+    owner inside the list, that MSME comes out null, and its owner's NIK is neither in the
+    response nor among the entry's data subjects, while the owner of the province's own MSME
+    is both."""
+    document = f"""query Owners($number: String!) {{ cooperative(legalEntityNo: $number) {{
+      legalEntityNo{AT} participations {{ msme {{ nib owner {{ nik fullName }} }} }} }} }}"""
+    variables = {"number": NUMBER}
+    with recorded_statements() as statements:
+        response = relations_api.post(
+            {"query": compiled(document), "variables": variables}, relations_api.token(PROVINCE)
+        )
+    (read,) = [sql for sql in statements if "msme_owners" in sql]
+    assert "json_agg" in read
+    answer = response.json()
+    assert "errors" not in answer, answer
+    (outside,) = run(
+        relations_url,
+        """SELECT o.nik FROM msme_owners o JOIN msmes m ON m.id = o.msme_id
+            WHERE m.name = 'Usaha ' || $1""",
+        OUTSIDE,
+    )
+    assert outside["nik"] not in response.text
+    listed = answer["data"]["cooperative"]["participations"]
+    assert None in [item["msme"] for item in listed]
+    shown = [item["msme"]["owner"]["nik"] for item in listed if item["msme"] is not None]
+    assert shown
+    audited = latest_entry(relations_url, PROVINCE)
+    assert audited.subjects == sorted(set(shown))
+    assert outside["nik"] not in audited.subjects
+    assert_the_executor_agrees(
+        relations_api, relations_url, PROVINCE, document, variables, answer["data"]
+    )
