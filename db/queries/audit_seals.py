@@ -21,6 +21,13 @@ from db.seals import Checkpoint, row_mac
 BATCH = 5_000
 
 _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))")
+# Each statement planned for its values and the tables as they are now. A sealer seals on one
+# long-lived connection, whose prepared statements PostgreSQL may otherwise answer with one plan
+# for all values, chosen while the trail was empty: once it had grown, that plan compared every
+# seal with every entry (tests/test_audit_sealing_plans.py), and sealing stopped at the statement
+# timeout wherever autovacuum does not analyze the tables. Planning costs a sealing round far
+# less than a millisecond.
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _LAST = (
     select(AUDIT_SEALS.c.seq, AUDIT_SEALS.c.mac, AUDIT_LOG.c.hash)
     .join(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
@@ -62,6 +69,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     the sealing lock (it will publish the checkpoint)."""
     if not (await connection.execute(_LOCK)).scalar_one():
         return None
+    await connection.execute(_CUSTOM_PLANS)
     database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
     previous_seq, previous_mac, previous_hash = (0, "", "") if last is None else tuple(last)
