@@ -388,6 +388,27 @@ def _quiesce(url: str) -> None:
         time.sleep(0.2)
 
 
+GROWN = """SELECT string_agg(format('%I.%I', s.schemaname, s.relname), ', ')
+  FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+ WHERE s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+       + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)"""
+
+
+def _analyze_grown(url: str) -> None:
+    """ANALYZE the tables that changed enough since their last ANALYZE for autovacuum to analyze
+    them, as it would (a CI server may run without it). The tables a bench starts empty (the
+    audit trail, its seals, the eligibility decisions) grow by tens of thousands of rows a
+    measurement, and a plan made while they were empty stays cached in a server's long-lived
+    connection until their statistics change: on a fresh database, the audit sealer's query of
+    the last seal (its LIMIT a parameter) went generic while both tables were empty, then scanned
+    the whole trail for each seal, running into its statement timeout again and again, most of
+    a core until the server stopped, charged to every server measured meanwhile (the first
+    round's PostgreSQL CPU per request 4-10 times the later rounds')."""
+    grown = _psql(url, GROWN)
+    if grown != "None":
+        _psql(url, f"ANALYZE {grown}")
+
+
 def _measure(
     request: Request,
     server: str,
@@ -413,6 +434,7 @@ def _measure(
     load = {"connections": request.connections}
     wrk(target, call.body, token, duration=WARM_UP_SECONDS, **load)
     _quiesce(url)
+    _analyze_grown(url)
     stop, peak = threading.Event(), [0.0]
     sampler = threading.Thread(target=_peak_rss, args=(process, stop, peak))
     sampler.start()
