@@ -399,11 +399,11 @@ def _analyze_grown(url: str) -> None:
     them, as it would (a CI server may run without it). The tables a bench starts empty (the
     audit trail, its seals, the eligibility decisions) grow by tens of thousands of rows a
     measurement, and a plan made while they were empty stays cached in a server's long-lived
-    connection until their statistics change: on a fresh database, the audit sealer's query of
-    the last seal (its LIMIT a parameter) went generic while both tables were empty, then scanned
-    the whole trail for each seal, running into its statement timeout again and again, most of
-    a core until the server stopped, charged to every server measured meanwhile (the first
-    round's PostgreSQL CPU per request 4-10 times the later rounds')."""
+    connection until their statistics change. On a fresh database the audit sealer's plan of
+    the last seal, made so, once burned most of a core in the first round, charged to every
+    server measured meanwhile (the first round's PostgreSQL CPU per request 4-10 times the later
+    rounds'); the sealer now plans each round afresh (db/queries/audit_seals.py), and the
+    statistics stay as a production server's autovacuum keeps them, for every other plan."""
     grown = _psql(url, GROWN)
     if grown != "None":
         _psql(url, f"ANALYZE {grown}")
