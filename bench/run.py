@@ -522,11 +522,13 @@ def _import_rate(url: str, rows: int) -> Measurement:
         path.unlink()
     elapsed = time.perf_counter() - started
     command = _children_cpu_seconds() - command_before
-    backend = max(seconds - before.get(pid, 0.0) for pid, seconds in busy.items())
+    # A small import may end before the sampler ever sees its backend.
+    backend = max((seconds - before.get(pid, 0.0) for pid, seconds in busy.items()), default=0.0)
+    ceiling = f"a ceiling of {rows / backend:,.0f} rows/s" if backend else "too quick to sample"
     note = (
         f"{rows:,} rows in {elapsed:.2f} s, the command's start included (rows/s in the "
-        f"requests/s column); the import's PostgreSQL backend alone was busy {backend:.2f} s, a "
-        f"ceiling of {rows / backend:,.0f} rows/s; the command's own CPU {command:.2f} s"
+        f"requests/s column); the import's PostgreSQL backend alone was busy {backend:.2f} s, "
+        f"{ceiling}; the command's own CPU {command:.2f} s"
     )
     return Measurement(IMPORT, "sinergi", rows / elapsed, 0, 0, 0, 0, note=note)
 
