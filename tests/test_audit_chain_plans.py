@@ -12,36 +12,28 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
-
-from db.engine import create_engine
+from tests.support.audit_trail import (
+    analyzed_empty,
+    append,
+    one_connection_engine,
+    rows_read_by_scans,
+)
 
 ENTRIES = 3_000
-
-_APPEND = text(
-    "INSERT INTO audit_log (client_id, entry, subjects)"
-    " SELECT 'chain-test', '{}'::jsonb, '{}' FROM generate_series(1, :n)"
-)
-_READ_BY_SCANS = text(
-    "SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
-    " WHERE relname = 'audit_log'"
-)
 
 
 def test_appending_reads_no_more_of_the_trail_as_it_grows_from_empty(
     module_reference_url: str,
 ) -> None:
     async def scenario() -> int:
-        engine = create_engine(module_reference_url, statement_timeout_ms=30_000, pool_size=1)
+        engine = one_connection_engine(module_reference_url)
         try:
-            async with engine.connect() as connection:  # as VACUUM ANALYZE after installing
-                await connection.execute(text("COMMIT"))
-                await connection.execute(text("ANALYZE audit_log"))
+            await analyzed_empty(engine)
             async with engine.begin() as connection:  # the chain's lookup planned: trail empty
-                await connection.execute(_APPEND, {"n": 1})
+                await append(connection, 1)
             async with engine.begin() as connection:
-                await connection.execute(_APPEND, {"n": ENTRIES})
-                return int((await connection.execute(_READ_BY_SCANS)).scalar_one())
+                await append(connection, ENTRIES)
+                return await rows_read_by_scans(connection)
         finally:
             await engine.dispose()
 

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engine import create_engine
 from db.queries.audit_seals import seal
+from tests.support.audit_trail import (
+    analyzed_empty,
+    append,
+    one_connection_engine,
+    rows_read_by_scans,
+)
 
 KEY = bytes(32)
 ENTRIES = 3_000
-
-_READ_BY_SCANS = text(
-    "SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
-    " WHERE relname IN ('audit_log', 'audit_seals')"
-)
 
 
 async def _sealed_reading(connection: AsyncConnection) -> tuple[int, int]:
@@ -34,41 +33,23 @@ async def _sealed_reading(connection: AsyncConnection) -> tuple[int, int]:
     connection's sequential scans read."""
     sealed = await seal(connection, KEY)
     assert sealed is not None  # nobody else seals this database
-    read = (await connection.execute(_READ_BY_SCANS)).scalar_one()
-    return sealed.count, int(read)
-
-
-async def _append(url: str, entries: int) -> None:
-    """`entries` entries, appended on a connection of their own: the sealer's counts only its
-    own reading."""
-    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO audit_log (client_id, entry, subjects)"
-                    " SELECT 'sealing-test', '{}'::jsonb, '{}' FROM generate_series(1, :n)"
-                ),
-                {"n": entries},
-            )
-    finally:
-        await engine.dispose()
+    return sealed.count, await rows_read_by_scans(connection)
 
 
 def test_sealing_reads_the_trail_at_most_once_after_it_grew_from_empty(
     module_reference_url: str,
 ) -> None:
     async def scenario() -> list[int]:
-        engine = create_engine(module_reference_url, statement_timeout_ms=30_000, pool_size=1)
+        engine = one_connection_engine(module_reference_url)
+        appender = one_connection_engine(module_reference_url)  # the sealer's counts its own
         try:
-            async with engine.connect() as connection:  # as VACUUM ANALYZE after installing
-                await connection.execute(text("COMMIT"))
-                await connection.execute(text("ANALYZE audit_log, audit_seals"))
+            await analyzed_empty(engine)
             for _ in range(8):  # plans made, and kept, while the trail is empty
                 async with engine.begin() as connection:
                     sealed, _ = await _sealed_reading(connection)
                     assert sealed == 0
-            await _append(module_reference_url, ENTRIES)
+            async with appender.begin() as connection:
+                await append(connection, ENTRIES)
             readings = []
             for expected in (ENTRIES, 0):
                 async with engine.begin() as connection:
@@ -78,6 +59,7 @@ def test_sealing_reads_the_trail_at_most_once_after_it_grew_from_empty(
             return readings
         finally:
             await engine.dispose()
+            await appender.dispose()
 
     for read in asyncio.run(scenario()):
         assert read <= 2 * ENTRIES, f"sealing read {read:,} rows to seal {ENTRIES:,}"
