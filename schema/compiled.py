@@ -152,11 +152,9 @@ class Admission:
         policy = context.policy
         if not all(policy.may(*scopes) for _, scopes in self.fields):
             return None
-        given: dict[str, int | None] = {}
+        given = {size: variables.get(size) for size in self.sizes if isinstance(size, str)}
         try:
             for size in self.sizes:
-                if isinstance(size, str):
-                    given[size] = variables.get(size)
                 page_size(given[size] if isinstance(size, str) else size, context.limits)
         except GraphQLError:
             return None

@@ -604,7 +604,7 @@ def json_page_statement(
         *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
-        (
+        (  # owners only on the page's own rows: one array per owner, without the JSON's detour
             _flattened(build.subjects_of_rows(shown))
             if build.subjects_listed
             else sum(
