@@ -59,11 +59,13 @@ from db.driver import DriverStatement
 from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
 from db.queries.json_pages import (
+    AUDITED,
     PROVINCE_OF_OWN_CODE,
     Computed,
     Cursor,
     Field,
     Fixed,
+    JsonRecord,
     JsonShape,
     Nested,
     NestedList,
@@ -72,8 +74,10 @@ from db.queries.json_pages import (
     PageFact,
     PageRows,
     Sizes,
+    fetch_json_list,
     fetch_json_page,
     fetch_json_record,
+    json_list_statement,
     json_page_statement,
     json_record_statement,
 )
@@ -123,6 +127,15 @@ PAGES: dict[Callable[..., Any], tuple[str, str]] = {
 """Resolvers of a connection to the records pointing at a record: (target, the target's column
 holding the record's id), so the page is an aggregate in the statement, scoped and counted as
 its DataLoader's."""
+LIMITED: dict[Callable[..., Any], tuple[str, str]] = {
+    relations.participants: ("participation", "programme_id"),
+}
+"""Resolvers of the first rows pointing at a record that the caller may read, a list rather
+than a connection: (target, the target's column holding the record's id), so the list is an
+aggregate in the statement, scoped and counted as its DataLoader's."""
+GUARDED: tuple[Callable[..., Any], ...] = (relations.owner, relations.participants)
+"""Resolvers of the guarded fields compiled: each request's access policy decides whether the
+statement may answer them (see `Admission`), and which of an owner's columns it selects."""
 
 
 class Unsupported(Exception):
@@ -351,18 +364,24 @@ def shape_of(
             raise Unsupported(selected.name)
         resolver = field.base_resolver
         wrapped = None if resolver is None else resolver.wrapped_func
-        if selected.arguments and wrapped not in PAGES:
+        if selected.arguments and wrapped not in PAGES and wrapped not in LIMITED:
             raise Unsupported("arguments")
         if field.extensions:
             scopes = declared_scopes(field)
-            # an MSME's owner is the one guarded field compiled: its personal data is selected
-            # only when the request's access policy lets it (see `Admission`)
-            if wrapped is not relations.owner or len(field.extensions) != 1 or not scopes:
+            if wrapped not in GUARDED or len(field.extensions) != 1 or not scopes:
                 raise Unsupported("a guarded or extended field")
             admitting.fields[f"{type_name}.{selected.name}"] = scopes
         if wrapped in PAGES:
             target, link = PAGES[wrapped]
             parts.append(_nested_page(key, target, link, field, selected, admitting))
+            continue
+        if wrapped in LIMITED:  # null only when refused, which the admission leaves to the executor
+            target, link = LIMITED[wrapped]
+            listed = field.type
+            item_type = _items(listed.of_type if isinstance(listed, StrawberryOptional) else listed)
+            items = shape_of(item_type, selected.selections, admitting)
+            first = _first(selected, admitting)
+            parts.append(NestedList(key, target, link, items, limited=True, first=first))
             continue
         if wrapped in LISTS:
             target, link = LISTS[wrapped]
@@ -400,11 +419,7 @@ def _nested_page(
     """A connection below the root (a cooperative's `memberMsmes`), whose page size the
     document writes, a variable gives (the plan keeps its name: each request's value is
     checked and written into the statement) or is left to the default."""
-    if set(selected.arguments) - {"first"}:
-        raise Unsupported("arguments other than first")
-    given = selected.arguments.get("first")
-    first = given.name if isinstance(given, Variable) else None if given is None else int(given)
-    admitting.sizes.append(first)
+    first = _first(selected, admitting)
     connection_type = cast("type", field.type)
     node_type = _items(definitions(connection_type)[1]["nodes"].type)
     node_name = definitions(node_type)[0]
@@ -424,6 +439,17 @@ def _nested_page(
         else:
             raise Unsupported(part.name)  # a field added to Connection: the executor's
     return NestedPage(key, target, link, first, JsonShape(tuple(parts)))
+
+
+def _first(selected: SelectedField, admitting: _Admitting) -> int | str | None:
+    """The size of a nested page or limited list, noted for each request to check: the
+    document's, the name of the variable that gives it, or None for the default."""
+    if set(selected.arguments) - {"first"}:
+        raise Unsupported("arguments other than first")
+    given = selected.arguments.get("first")
+    first = given.name if isinstance(given, Variable) else None if given is None else int(given)
+    admitting.sizes.append(first)
+    return first
 
 
 def _page_info(selections: list[Selection]) -> JsonShape:
@@ -575,6 +601,21 @@ class RecordRoot:
         return RecordPlan(shape, admitting.done())
 
 
+@dataclass(frozen=True, slots=True)
+class ListRoot:
+    """A root field answering every record of `node_type` the caller may read, in id order
+    (the programmes: public reference, short enough to need no page)."""
+
+    node_type: type
+    rows: Callable[[Info[Context, Any]], Awaitable[Any]]
+    """The records resolved as rows, when their selection does not compile."""
+
+    def plan(self, field: SelectedField) -> RecordPlan:
+        admitting = _Admitting()
+        shape = shape_of(self.node_type, field.selections, admitting)
+        return RecordPlan(shape, admitting.done())
+
+
 class RowsNeeded(Enum):
     ROWS_NEEDED = "rows needed"
 
@@ -703,7 +744,14 @@ async def record_json(
         return ROWS_NEEDED
     if found is None:
         return None
-    context.accesses.records_returned(type_name.lower(), 1)
+    if type_name.lower() in AUDITED:  # a record, not public reference
+        context.accesses.records_returned(type_name.lower(), 1)
+    return _noted(context, found)
+
+
+def _noted(context: Context, found: JsonRecord) -> orjson.Fragment:
+    """`found`'s JSON, with the records it shows noted as handed out and its owners as data
+    subjects."""
     for shown, number in found.records.items():
         context.accesses.records_returned(shown, number)
     for subject in found.subjects:
@@ -736,6 +784,49 @@ def _record_statement(
         TABLES[type_name],
         shape,
         key=key,
+        scope=scope,
+        personal=granted.personal,
+        default_size=default_size,
+        sizes=granted.sizes,
+    )
+
+
+async def list_json(
+    context: Context, root: ListRoot, plan: RecordPlan, variables: Mapping[str, Any]
+) -> orjson.Fragment | RowsNeeded:
+    """Every record the caller may read as a JSON array PostgreSQL writes, noted as the records
+    and owners it shows; `variables`: the request's, coerced."""
+    granted = plan.admission.admit(context, variables)
+    if granted is None:
+        return ROWS_NEEDED
+    type_name = definitions(root.node_type)[0]
+    scope, default_size = context.policy.records, context.limits.default_page_size
+    statement = _list_statement(type_name, plan.shape, scope, granted, default_size)
+    async with context.reads.checked_out() as connection:
+        found = await fetch_json_list(connection, statement)
+    if found is False:
+        return ROWS_NEEDED
+    return _noted(context, found)
+
+
+async def listed(info: Info[Context, Any], root: ListRoot) -> Any:
+    """The executor's resolution of a list root field."""
+    plan = PLANS.get(info, root.plan)
+    if plan is not None:
+        assert isinstance(plan, RecordPlan)
+        found = await list_json(info.context, root, plan, info.variable_values)
+        if found is not ROWS_NEEDED:
+            return found
+    return await root.rows(info)
+
+
+@lru_cache(maxsize=256)
+def _list_statement(
+    type_name: str, shape: JsonShape, scope: RowScope, granted: Admitted, default_size: int
+) -> DriverStatement:
+    return json_list_statement(
+        TABLES[type_name],
+        shape,
         scope=scope,
         personal=granted.personal,
         default_size=default_size,

@@ -53,7 +53,7 @@ from schema.arguments import Arguments, coerced_arguments
 from schema.permissions import admitted, guard_scopes
 from schema.planned_write import RowShape, WriteRoot
 
-Root = compiled.RecordRoot | compiled.PageRoot | WriteRoot
+Root = compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot | WriteRoot
 
 
 class NotPlanned(Exception):
@@ -135,6 +135,8 @@ def plan(
                 run = _write(root, shape, node, key, arguments, scopes, field_name)
             elif isinstance(root, compiled.RecordRoot):
                 run = _record(root, root.plan(selected), arguments, scopes, field_name)
+            elif isinstance(root, compiled.ListRoot):
+                run = _list(root, root.plan(selected), scopes, field_name)
             else:
                 run = _page(root, selected, arguments, scopes, field_name)
         except compiled.Unsupported:
@@ -153,7 +155,9 @@ def _constant(value: str) -> Callable[[Context, VariableValues], Awaitable[Any]]
 
 
 def _admit(context: Context, scopes: tuple[Scope, ...], field_name: str) -> None:
-    if not admitted(context, field_name, scopes):
+    """A guarded field is noted as used, as the executor's guard notes it; an unguarded one
+    (the programmes) is not."""
+    if scopes and not admitted(context, field_name, scopes):
         raise NotPlanned(field_name)
 
 
@@ -170,6 +174,23 @@ def _record(
         found = await compiled.record_json(
             context, root, record_plan, root.checked(given), variables.coerced
         )
+        if found is compiled.ROWS_NEEDED:
+            raise NotPlanned(field_name)
+        assert not isinstance(found, compiled.RowsNeeded)
+        return found
+
+    return run
+
+
+def _list(
+    root: compiled.ListRoot,
+    record_plan: compiled.RecordPlan,
+    scopes: tuple[Scope, ...],
+    field_name: str,
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    async def run(context: Context, variables: VariableValues) -> orjson.Fragment:
+        _admit(context, scopes, field_name)
+        found = await compiled.list_json(context, root, record_plan, variables.coerced)
         if found is compiled.ROWS_NEEDED:
             raise NotPlanned(field_name)
         assert not isinstance(found, compiled.RowsNeeded)

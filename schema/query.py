@@ -31,11 +31,15 @@ COOPERATIVE_BY_NUMBER = compiled.RecordRoot(
 )
 MSME_PAGES = compiled.PageRoot(Msme, msme_where, records.msme_page)
 COOPERATIVE_PAGES = compiled.PageRoot(Cooperative, cooperative_where, records.cooperative_page)
-PLANNED: dict[str, compiled.RecordRoot | compiled.PageRoot] = {
+PROGRAMMES = compiled.ListRoot(Programme, reference.all_programmes)
+PROGRAMME_BY_ID = compiled.RecordRoot(Programme, "id", str, reference.programme)
+PLANNED: dict[str, compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot] = {
     "msme": MSME_BY_NIB,
     "msmes": MSME_PAGES,
     "cooperative": COOPERATIVE_BY_NUMBER,
     "cooperatives": COOPERATIVE_PAGES,
+    "programmes": PROGRAMMES,
+    "programme": PROGRAMME_BY_ID,
 }
 """The root fields whose whole answer PostgreSQL can write (schema/plan.py), by name."""
 
@@ -109,11 +113,11 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
 
     @strawberry.field(description="Every programme Sinergi knows of.")
     async def programmes(self, info: Info[Context, Any]) -> list[Programme]:
-        return await reference.all_programmes(info)
+        return await compiled.listed(info, PROGRAMMES)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def programme(self, info: Info[Context, Any], id: strawberry.ID) -> Programme | None:
-        return await reference.programme(info, id)
+        return await compiled.record(info, PROGRAMME_BY_ID, id)  # type: ignore[no-any-return]
 
     @requires(Scope.TARGETS_READ, description="Planning indicators with targets and realisations.")
     async def indicators(self, info: Info[Context, Any]) -> list[Indicator] | None:

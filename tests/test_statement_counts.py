@@ -203,6 +203,7 @@ async def test_statements_per_request_do_not_grow_with_the_page(
         "a cooperative page's compiled lists",
         "an msme page's compiled relations",
         "a cooperative page's compiled members",
+        "participants",
     ],
 )
 async def test_a_page_with_its_compiled_lists_is_one_statement(

@@ -45,8 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 
-from db.driver import DriverStatement, Pooled, fetch
+from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
+from db.queries import programmes
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import NATIONAL, RowScope
 
@@ -104,12 +105,16 @@ class Nested:
 @dataclass(frozen=True, slots=True)
 class NestedList:
     """The rows of `target` (a key of LISTED) whose `link` holds the row's id, as an array of
-    objects in `shape`: empty, never null, where there are none."""
+    objects in `shape`: empty, never null, where there are none. A `limited` list is not of a
+    record the caller reads (a programme's participants): only the rows the caller may read
+    (VISIBLE), the first `first` of them, `first` given as a `NestedPage`'s."""
 
     key: str
     target: str
     link: str
     shape: JsonShape
+    limited: bool = False
+    first: int | str | None = None
 
 
 LISTED: dict[str, tuple[TableClause, str]] = {
@@ -118,6 +123,10 @@ LISTED: dict[str, tuple[TableClause, str]] = {
 }
 """The table of each list's rows and the column they are in order of, the order their
 DataLoaders read them in (db/queries/programmes.py)."""
+VISIBLE: dict[str, Callable[[RowScope, FromClause], ColumnElement[bool]]] = {
+    "participation": programmes.visible,
+}
+"""The rows of each target of a `limited` list the caller may read."""
 
 
 SCOPED: dict[str, TableClause] = {"cooperative": COOPERATIVES, "msme": MSMES}
@@ -353,17 +362,39 @@ class JsonBuild:
         they were."""
         table, order = LISTED[part.target]
         number = next(self._aliases)
-        rows = table.alias(f"{part.target[0]}{number}")
+        name = f"{part.target[0]}{number}"
+        rows: FromClause
+        if part.limited:  # numbered like a nested page's rows, only the first shown
+            first = self._size(part.first)
+            where = [table.c[part.link] == row.c.id, VISIBLE[part.target](self.scope, table)]
+            read = {"id", order} | _columns(part.shape)
+            rows = _first_rows(table, read, where, first).correlate(row).lateral(name)
+            shown: ColumnElement[bool] | None = rows.c.n <= literal_column(str(first))
+            joined = None
+        else:
+            rows = table.alias(name)
+            shown, joined = None, rows.c[part.link] == row.c.id
         inner = self._inner(rows)
-        objects = func.json_agg(aggregate_order_by(inner.json(part.shape, rows), rows.c[order]))
+        objects = inner._objects(part.shape, rows, order_by=rows.c[order], shown=shown)
         listed = self._aggregated(
             inner,
             part.target,
-            [func.coalesce(objects, literal_column("'[]'::json")).label("list")],
-            where=rows.c[part.link] == row.c.id,
+            [objects.label("list")],
+            where=joined,
+            shown=shown,
             name=f"l{number}",
         )
         return listed.c.list
+
+    def _size(self, first: int | str | None) -> int:
+        """The size of a nested page or limited list: the document's, its variable's value in
+        `sizes`, or the default."""
+        size = dict(self.sizes)[first] if isinstance(first, str) else first
+        if size is None:
+            size = self.default_size
+        if size is None:
+            raise ValueError("a nested size left to the default, in a build without one")
+        return size
 
     def _page(self, part: NestedPage, row: FromClause) -> ColumnElement[Any]:
         """The connection `part` describes. Its first rows are aggregated by a LATERAL
@@ -371,11 +402,7 @@ class JsonBuild:
         records they show counted (audited as handed out) and their non-null parts checked;
         its total, when asked, is counted apart, over all its pages."""
         table = SCOPED[part.target]
-        first = dict(self.sizes)[part.first] if isinstance(part.first, str) else part.first
-        if first is None:
-            first = self.default_size
-        if first is None:
-            raise ValueError("a nested page without a size, in a shape built without a default")
+        first = self._size(part.first)
         number = next(self._aliases)
         scoped = and_(table.c[part.link] == row.c.id, self.scope.rows(table))
         listed = [piece for piece in part.shape.parts if isinstance(piece, PageRows)]
@@ -479,16 +506,27 @@ class JsonBuild:
         return aggregated if shown is None else aggregated.filter(shown)
 
     def array(
-        self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
+        self,
+        shape: JsonShape,
+        rows: FromClause,
+        *,
+        order_by: Any,
+        shown: ColumnElement[bool] | None = None,
     ) -> ColumnElement[str]:
-        """The JSON array, as text, of the `shown` rows in `shape`, in `order_by` order."""
+        """The JSON array, as text, of the (`shown`) rows in `shape`, in `order_by` order."""
         return cast(self._objects(shape, rows, order_by=order_by, shown=shown), Text)
 
     def _objects(
-        self, shape: JsonShape, rows: FromClause, *, order_by: Any, shown: ColumnElement[bool]
+        self,
+        shape: JsonShape,
+        rows: FromClause,
+        *,
+        order_by: Any,
+        shown: ColumnElement[bool] | None,
     ) -> ColumnElement[Any]:
         objects = func.json_agg(aggregate_order_by(self.json(shape, rows), order_by))
-        return func.coalesce(objects.filter(shown), literal_column("'[]'::json"))
+        shown_objects = objects if shown is None else objects.filter(shown)
+        return func.coalesce(shown_objects, literal_column("'[]'::json"))
 
     def any_missing(self, shown: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
         """Whether a part that may not be null came out null in any of the (`shown`) rows."""
@@ -604,21 +642,27 @@ def json_page_statement(
         *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
-        (  # owners only on the page's own rows: one array per owner, without the JSON's detour
-            _flattened(build.subjects_of_rows(shown))
-            if build.subjects_listed
-            else sum(
-                (
-                    func.array_agg(nik).filter(and_(shown, nik.is_not(None)))
-                    for nik in build.subjects_found
-                ),
-                start=NO_SUBJECTS,
-            )
-        ),
+        _subjects_of_rows(build, shown),
         build.any_missing(shown),
         *(_summed(build.counts[kind], shown) for kind in AUDITED),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
+
+
+def _subjects_of_rows(
+    build: JsonBuild, shown: ColumnElement[bool] | None = None
+) -> ColumnElement[Any]:
+    """The NIKs of the owners the (`shown`) rows of `build` show, as a text array."""
+    if build.subjects_listed:
+        return _flattened(build.subjects_of_rows(shown))
+    # owners only on the rows themselves: one array per owner, without the JSON's detour
+    return sum(
+        (
+            func.array_agg(nik).filter(and_(true() if shown is None else shown, nik.is_not(None)))
+            for nik in build.subjects_found
+        ),
+        start=NO_SUBJECTS,
+    )
 
 
 async def fetch_json_page(
@@ -646,11 +690,11 @@ async def fetch_json_page(
 @dataclass(frozen=True, slots=True)
 class JsonRecord:
     json: str
-    """The record as a JSON object."""
+    """The record as a JSON object, or every record of a list as a JSON array."""
     records: dict[str, int]
     """By kind (AUDITED), the records it shows besides itself (audited as handed out)."""
     subjects: tuple[str, ...]
-    """The NIK of the owner it shows, if any (audited as a data subject)."""
+    """The NIKs of the owners it shows (audited as data subjects)."""
 
 
 def json_record_statement(
@@ -693,9 +737,48 @@ async def fetch_json_record(
     """The record, None when there is none, or False when a non-null field or relation turns
     out null (the executor then reports it, as it reports everything else)."""
     rows = await fetch(connection, statement, {"key": key})
-    if not rows:
-        return None
-    json, subjects, missing, *counts = rows[0]
+    return _json_record(rows[0]) if rows else None
+
+
+def json_list_statement(
+    table: TableClause,
+    shape: JsonShape,
+    *,
+    scope: RowScope,
+    personal: frozenset[str],
+    default_size: int,
+    sizes: Sizes,
+) -> DriverStatement:
+    """The statement for every record of `table` inside `scope`, in id order, as one JSON
+    array of objects in `shape`, built like a page's rows (a list of public reference records,
+    such as the programmes: short enough to need no page). Callers keep it for the next request
+    of the same shape and caller."""
+    rows = (
+        select(*(table.c[name] for name in sorted({"id"} | _columns(shape))))
+        .where(scope.rows(table))
+        .subquery("p")
+    )
+    build = JsonBuild(scope, rows, default_size=default_size, personal=personal, sizes=sizes)
+    columns: list[Any] = [
+        build.array(shape, rows, order_by=rows.c.id),
+        _subjects_of_rows(build),
+        build.any_missing(),
+        *(_summed(build.counts[kind]) for kind in AUDITED),
+    ]
+    return DriverStatement(select(*columns).select_from(build.source))
+
+
+async def fetch_json_list(
+    connection: Pooled, statement: DriverStatement
+) -> JsonRecord | Literal[False]:
+    """The records of a `json_list_statement`, or False when a non-null field or relation turns
+    out null (the executor then reports it, as it reports everything else)."""
+    (row,) = await fetch(connection, statement, {})
+    return _json_record(row)
+
+
+def _json_record(row: Row) -> JsonRecord | Literal[False]:
+    json, subjects, missing, *counts = row
     if missing:
         return False
     return JsonRecord(json, dict(zip(AUDITED, counts, strict=True)), tuple(subjects))

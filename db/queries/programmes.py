@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, column, func, or_, select, table
+from sqlalchemy import ColumnElement, FromClause, column, exists, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSME_SCALE_HISTORY, MSMES, PARTICIPATIONS, PROGRAMMES
@@ -29,18 +28,15 @@ async def by_ids(connection: AsyncConnection, ids: Sequence[str]) -> dict[str, R
     return {row.id: row for row in await connection.execute(statement)}
 
 
-def _visible_subject(scope: RowScope) -> ColumnElement[bool]:
-    """A participation is visible when its MSME or cooperative is."""
-    return or_(
-        and_(MSMES.c.id.is_not(None), scope.rows(MSMES)),
-        and_(COOPERATIVES.c.id.is_not(None), scope.rows(COOPERATIVES)),
+def visible(scope: RowScope, participations: FromClause) -> ColumnElement[bool]:
+    """The participations (rows of `participations`, PARTICIPATIONS or a selection of it) the
+    caller may read: those whose MSME or cooperative it may read."""
+    msme = exists().where(MSMES.c.id == participations.c.msme_id, scope.rows(MSMES))
+    cooperative = exists().where(
+        COOPERATIVES.c.id == participations.c.cooperative_id, scope.rows(COOPERATIVES)
     )
-
-
-def _scoped_participations() -> Any:
-    return PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
-        COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
-    )
+    # correlated with the participations alone, however deep the statement nests them
+    return or_(msme.correlate(participations), cooperative.correlate(participations))
 
 
 async def participants_of(
@@ -52,8 +48,7 @@ async def participants_of(
     )
     ranked = (
         select(PARTICIPATIONS, position.label("position"))
-        .select_from(_scoped_participations())
-        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), _visible_subject(scope))
+        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), visible(scope, PARTICIPATIONS))
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)

@@ -11,9 +11,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, true
 
+from db.models import PROGRAMMES, REGIONS
 from domain.identifiers import is_within
 
 NATIONAL = "ID"
+PUBLIC = (REGIONS, PROGRAMMES)
+"""Reference tables: public planning data, every row readable by every caller."""
 
 
 def within(table: FromClause, code: str) -> ColumnElement[bool]:
@@ -54,7 +57,10 @@ class RowScope:
     code: str
 
     def rows(self, table: FromClause) -> ColumnElement[bool]:
-        """The WHERE clause admitting the rows of `table` inside the scope."""
+        """The WHERE clause admitting the rows of `table` inside the scope: every row of a
+        public reference table."""
+        if table in PUBLIC:
+            return true()
         return within(table, self.code)
 
     def covers(self, region: str) -> bool:
