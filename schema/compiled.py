@@ -16,11 +16,13 @@ a field computed from its row (a cooperative's `isActive`, `memberCount`) is com
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
 access policy lets it read personal data (see `Admission`), at the root or inside a list or a
 page, whose aggregate hands the owners' NIKs up for the audit entry; and so is a cooperative's
-page of members, `memberMsmes(first:)`, its size the document's or a variable's. A selection
-the compiler cannot write exactly as graphql-core would serialise it (any other guarded field,
-any other list, other arguments, a directive, a computed field without its SQL) is resolved row
-by row instead, by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or
-null-in-non-null error.
+page of members, `memberMsmes(first:)`, its size the document's or a variable's. The programmes
+(public reference, neither scoped nor audited) compile as a list root and a lookup, each
+programme with its first participants inside the caller's jurisdiction, `participants(first:)`,
+guarded like the owner and sized like the members. A selection the compiler cannot write
+exactly as graphql-core would serialise it (any other guarded field, any other list, other
+arguments, a directive, a computed field without its SQL) is resolved row by row instead, by
+the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or null-in-non-null error.
 """
 
 from __future__ import annotations

@@ -229,7 +229,6 @@ def test_the_audit_entry_counts_the_participations_listed(lists_api: Api, lists_
     [
         "msme { nib changes { operation } }",
         "changes { operation }",
-        "scheme: programme { id participants { id } }",
     ],
 )
 def test_what_a_participation_leaves_to_the_executor_is_resolved_row_by_row(

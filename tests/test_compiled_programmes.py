@@ -147,6 +147,24 @@ def test_a_programme_by_id_holds_as_many_participants_as_its_variable_asks(
     )
 
 
+def test_participants_under_a_participations_programme_are_compiled_too(
+    programmes_api: Api, programmes_url: str
+) -> None:
+    """Inside a page, a participation's programme lists its own first participants: still the
+    page's one statement, scoped and audited as the executor's loaders do it."""
+    document = f"""query Page {{ msmes(first: 50, filter: {{region: "62"}}) {{ nodes {{ nib{AT}
+      participations {{ programme {{ id participants(first: 2) {{ {PARTICIPANT} }} }} }} }} }} }}"""
+    answer = _compiled(programmes_api, document, PROVINCE)
+    visible = _participants(programmes_url, PROVINCE)
+    shown = [
+        item["programme"] for node in answer["msmes"]["nodes"] for item in node["participations"]
+    ]
+    assert BUSIEST in [programme["id"] for programme in shown]
+    for programme in shown:
+        assert programme["participants"] == visible.get(programme["id"], [])[:2]
+    assert_the_executor_agrees(programmes_api, programmes_url, PROVINCE, document, None, answer)
+
+
 def test_an_unknown_programme_is_null(programmes_api: Api) -> None:
     answer = _compiled(programmes_api, PROGRAMME, PROVINCE, {"id": "PR-NONE"})
     assert answer == {"programme": None}
