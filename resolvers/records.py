@@ -22,14 +22,19 @@ from resolvers.paging import PageResult, decode_cursor, page_size
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
 
 
+def checked_region_code(code: str, field: str = "code") -> str:
+    """A region code's shape; whether the region exists is `checked_region`'s to ask."""
+    try:
+        return validate_region_code(code, field=field)
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
+
+
 async def checked_region(context: Context, code: str | None, field: str) -> str | None:
     """A region filter must name a region that exists; the region loader caches the answer."""
     if code is None:
         return None
-    try:
-        code = validate_region_code(code, field=field)
-    except InvalidValue as error:
-        raise bad_input(error.field, error.reason) from None
+    code = checked_region_code(code, field)
     if code != "ID" and await context.loaders.region.load(code) is None:
         raise bad_input(field, f"unknown region code {code!r}")
     return code

@@ -19,10 +19,12 @@ page, whose aggregate hands the owners' NIKs up for the audit entry; and so is a
 page of members, `memberMsmes(first:)`, its size the document's or a variable's. The programmes
 (public reference, neither scoped nor audited) compile as a list root and a lookup, each
 programme with its first participants inside the caller's jurisdiction, `participants(first:)`,
-guarded like the owner and sized like the members. A selection the compiler cannot write
-exactly as graphql-core would serialise it (any other guarded field, any other list, other
-arguments, a directive, a computed field without its SQL) is resolved row by row instead, by
-the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or null-in-non-null error.
+guarded like the owner and sized like the members; so do the regions (public reference too),
+looked up by code or from the nation down, each with its children. A selection the compiler
+cannot write exactly as graphql-core would serialise it (any other guarded field, any other
+list, other arguments, a directive, a computed field without its SQL) is resolved row by row
+instead, by the same resolvers, which also report any FORBIDDEN, BAD_USER_INPUT or
+null-in-non-null error.
 """
 
 from __future__ import annotations
@@ -116,13 +118,15 @@ RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
 }
 """Resolvers of a relation to a region, cooperative, MSME or programme: (target, the row's
 column holding its key), so the relation is a join rather than a DataLoader."""
-LISTS: dict[Callable[..., Any], tuple[str, str]] = {
-    relations.msme_participations: ("participation", "msme_id"),
-    relations.cooperative_participations: ("participation", "cooperative_id"),
-    relations.scale_history: ("scale_history", "msme_id"),
+LISTS: dict[Callable[..., Any], tuple[str, str, str]] = {
+    relations.msme_participations: ("participation", "msme_id", "id"),
+    relations.cooperative_participations: ("participation", "cooperative_id", "id"),
+    relations.scale_history: ("scale_history", "msme_id", "id"),
+    relations.region_children: ("region", "parent_code", "code"),
 }
 """Resolvers of a list of the rows pointing at a record: (target, the target's column holding
-the record's id), so the list is an aggregate in the statement rather than a DataLoader."""
+the record's key, the record's column holding it), so the list is an aggregate in the
+statement rather than a DataLoader."""
 PAGES: dict[Callable[..., Any], tuple[str, str]] = {
     relations.member_msmes: ("msme", "cooperative_id"),
 }
@@ -386,10 +390,10 @@ def shape_of(
             parts.append(NestedList(key, target, link, items, limited=True, first=first))
             continue
         if wrapped in LISTS:
-            target, link = LISTS[wrapped]
+            target, link, on = LISTS[wrapped]
             item_type = _items(field.type)
             items = shape_of(item_type, selected.selections, admitting)
-            parts.append(NestedList(key, target, link, items))
+            parts.append(NestedList(key, target, link, items, on=on))
             continue
         field_type, nullable = _nullable(field.type)
         if resolver is None:
@@ -588,7 +592,7 @@ class PageRoot:
 @dataclass(frozen=True, slots=True)
 class RecordRoot:
     """A root field answering the record of `node_type` whose unique `column` holds its one
-    argument."""
+    argument, or `fixed` for a root without one (the nation)."""
 
     node_type: type
     column: str
@@ -596,6 +600,10 @@ class RecordRoot:
     """The argument's check, which refuses it with a coded error naming it."""
     rows: Callable[[Info[Context, Any], str], Awaitable[Any]]
     """The record resolved as a row, when its selection does not compile."""
+    fixed: str | None = None
+    unknown_refused: bool = False
+    """Whether `rows` refuses a key no record holds with a coded error (a region code must
+    name a region), rather than answering null: the executor answers it then."""
 
     def plan(self, field: SelectedField) -> RecordPlan:
         admitting = _Admitting()
@@ -742,7 +750,7 @@ async def record_json(
     statement = _record_statement(type_name, plan.shape, root.column, scope, granted, default_size)
     async with context.reads.checked_out() as connection:
         found = await fetch_json_record(connection, statement, value)
-    if found is False:
+    if found is False or (found is None and root.unknown_refused):
         return ROWS_NEEDED
     if found is None:
         return None

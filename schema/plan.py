@@ -170,7 +170,7 @@ def _record(
 ) -> Callable[[Context, VariableValues], Awaitable[Any]]:
     async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
         _admit(context, scopes, field_name)
-        (given,) = arguments(variables).values()
+        (given,) = arguments(variables).values() if root.fixed is None else (root.fixed,)
         found = await compiled.record_json(
             context, root, record_plan, root.checked(given), variables.coerced
         )

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from auth.scopes import Scope
+from db.queries.scoping import NATIONAL
 from resolvers import records, reference
 from resolvers.context import Context
 from schema import compiled
@@ -33,6 +34,10 @@ MSME_PAGES = compiled.PageRoot(Msme, msme_where, records.msme_page)
 COOPERATIVE_PAGES = compiled.PageRoot(Cooperative, cooperative_where, records.cooperative_page)
 PROGRAMMES = compiled.ListRoot(Programme, reference.all_programmes)
 PROGRAMME_BY_ID = compiled.RecordRoot(Programme, "id", str, reference.programme)
+REGION_BY_CODE = compiled.RecordRoot(
+    Region, "code", records.checked_region_code, reference.region, unknown_refused=True
+)
+NATION = compiled.RecordRoot(Region, "code", str, reference.region, fixed=NATIONAL)
 PLANNED: dict[str, compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot] = {
     "msme": MSME_BY_NIB,
     "msmes": MSME_PAGES,
@@ -40,6 +45,8 @@ PLANNED: dict[str, compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot] 
     "cooperatives": COOPERATIVE_PAGES,
     "programmes": PROGRAMMES,
     "programme": PROGRAMME_BY_ID,
+    "region": REGION_BY_CODE,
+    "indonesia": NATION,
 }
 """The root fields whose whole answer PostgreSQL can write (schema/plan.py), by name."""
 
@@ -66,12 +73,11 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
 
     @strawberry.field(description='A region by Kemendagri code, e.g. "62" or "62.71".')
     async def region(self, info: Info[Context, Any], code: str) -> Region | None:
-        return await reference.region(info, code)
+        return await compiled.record(info, REGION_BY_CODE, code)  # type: ignore[no-any-return]
 
     @strawberry.field(description="The national pseudo-region; its children are the provinces.")
     async def indonesia(self, info: Info[Context, Any]) -> Region:
-        nation: Region = await info.context.loaders.region.load("ID")
-        return nation
+        return await compiled.record(info, NATION, NATIONAL)  # type: ignore[no-any-return]
 
     @requires(Scope.RECORDS_READ, description="An MSME by NIB, if inside your jurisdiction.")
     async def msme(self, info: Info[Context, Any], nib: str) -> Msme | None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.testclient import TestClient
 
 from db.engine import async_url
-from db.queries import programmes
+from db.queries import indicators
 from db.queries.audit import AuditWriter
 from db.seed import load_reference
 from sinergi.app import create_app
@@ -56,11 +56,11 @@ def test_a_statement_timeout_in_a_resolver_becomes_internal(
         await connection.execute(text(f"SELECT pg_sleep(5) AS {MARKER}"))
         raise AssertionError("unreachable: the statement times out")
 
-    monkeypatch.setattr(programmes, "all_programmes", timing_out)
+    monkeypatch.setattr(indicators, "all_indicators", timing_out)
     with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
-        response = api.post({"query": "{ programmes { name } }"}, api.token(CLIENT))
+        response = api.post({"query": "{ indicators { code } }"}, api.token(CLIENT))
     found = _internal_error(response)
-    assert found["body"]["data"] is None
+    assert found["body"]["data"] == {"indicators": None}
     logged = _logged(caplog, found["id"])
     assert "statement timeout" in logged
     assert MARKER in logged

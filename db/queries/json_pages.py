@@ -10,7 +10,9 @@ caller's jurisdiction is left out by the join condition, exactly as its own stat
 it out.
 A list of the rows pointing at a record (its participations, its scale history) is an aggregate
 joined to the record's row, in the order its DataLoader reads it (db/queries/programmes.py); its
-rows are of a record the caller reads already, so it needs no scope of its own. An MSME's owner
+rows are of a record the caller reads already, so it needs no scope of its own, except a
+programme's participants: a programme is public, so its list holds only the participations the
+caller may read (`VISIBLE`), the first of them as their DataLoader pages them. An MSME's owner
 is joined the same way, with only the personal columns the caller's access policy lets it
 read, and the page hands back the owners' NIKs for the audit entry, those of owners shown inside
 a list or a nested page included.
@@ -104,15 +106,17 @@ class Nested:
 
 @dataclass(frozen=True, slots=True)
 class NestedList:
-    """The rows of `target` (a key of LISTED) whose `link` holds the row's id, as an array of
-    objects in `shape`: empty, never null, where there are none. A `limited` list is not of a
-    record the caller reads (a programme's participants): only the rows the caller may read
-    (VISIBLE), the first `first` of them, `first` given as a `NestedPage`'s."""
+    """The rows of `target` (a key of LISTED) whose `link` holds the row's `on` (its id, or a
+    region's code), as an array of objects in `shape`: empty, never null, where there are none.
+    A `limited` list is not of a record the caller reads (a programme's participants): only the
+    rows the caller may read (VISIBLE), the first `first` of them, `first` given as a
+    `NestedPage`'s."""
 
     key: str
     target: str
     link: str
     shape: JsonShape
+    on: str = "id"
     limited: bool = False
     first: int | str | None = None
 
@@ -120,6 +124,7 @@ class NestedList:
 LISTED: dict[str, tuple[TableClause, str]] = {
     "participation": (PARTICIPATIONS, "id"),
     "scale_history": (SCALE_HISTORY, "effective_from"),
+    "region": (REGIONS, "code"),
 }
 """The table of each list's rows and the column they are in order of, the order their
 DataLoaders read them in (db/queries/programmes.py)."""
@@ -366,14 +371,14 @@ class JsonBuild:
         rows: FromClause
         if part.limited:  # numbered like a nested page's rows, only the first shown
             first = self._size(part.first)
-            where = [table.c[part.link] == row.c.id, VISIBLE[part.target](self.scope, table)]
+            where = [table.c[part.link] == row.c[part.on], VISIBLE[part.target](self.scope, table)]
             read = {"id", order} | _columns(part.shape)
             rows = _first_rows(table, read, where, first).correlate(row).lateral(name)
             shown: ColumnElement[bool] | None = rows.c.n <= literal_column(str(first))
             joined = None
         else:
             rows = table.alias(name)
-            shown, joined = None, rows.c[part.link] == row.c.id
+            shown, joined = None, rows.c[part.link] == row.c[part.on]
         inner = self._inner(rows)
         objects = inner._objects(part.shape, rows, order_by=rows.c[order], shown=shown)
         listed = self._aggregated(
@@ -602,11 +607,19 @@ def _columns(shape: JsonShape) -> set[str]:
             names.add(part.link)
         elif isinstance(part, Cursor):
             names.add(part.column)
-        elif isinstance(part, NestedList | NestedPage):
+        elif isinstance(part, NestedList):
+            names.add(part.on)
+        elif isinstance(part, NestedPage):
             names.add("id")
         elif isinstance(part, Node):
             names |= _columns(part.shape)
     return names
+
+
+def _key(table: TableClause) -> str:
+    """The column of `table`'s primary key: its id, a region's code."""
+    (column,) = table.primary_key
+    return column.name
 
 
 def json_page_statement(
@@ -711,7 +724,7 @@ def json_record_statement(
     `fetch_json_record` binds, inside `scope`, as a JSON object of `shape`, built like
     a page's rows. Callers keep it for the next lookup of the same shape and caller."""
     record = (
-        select(*(table.c[name] for name in sorted({"id"} | _columns(shape))))
+        select(*(table.c[name] for name in sorted({_key(table)} | _columns(shape))))
         .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
         .subquery("p")
     )
@@ -749,18 +762,19 @@ def json_list_statement(
     default_size: int,
     sizes: Sizes,
 ) -> DriverStatement:
-    """The statement for every record of `table` inside `scope`, in id order, as one JSON
+    """The statement for every record of `table` inside `scope`, in key order, as one JSON
     array of objects in `shape`, built like a page's rows (a list of public reference records,
     such as the programmes: short enough to need no page). Callers keep it for the next request
     of the same shape and caller."""
+    key = _key(table)
     rows = (
-        select(*(table.c[name] for name in sorted({"id"} | _columns(shape))))
+        select(*(table.c[name] for name in sorted({key} | _columns(shape))))
         .where(scope.rows(table))
         .subquery("p")
     )
     build = JsonBuild(scope, rows, default_size=default_size, personal=personal, sizes=sizes)
     columns: list[Any] = [
-        build.array(shape, rows, order_by=rows.c.id),
+        build.array(shape, rows, order_by=rows.c[key]),
         _subjects_of_rows(build),
         build.any_missing(),
         *(_summed(build.counts[kind]) for kind in AUDITED),
