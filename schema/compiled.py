@@ -38,7 +38,13 @@ from functools import cache, lru_cache
 from typing import Any, Literal, cast
 
 import orjson
-from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLResolveInfo
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLResolveInfo,
+    OperationDefinitionNode,
+)
 from sqlalchemy import JSON as JSON_TYPE
 from sqlalchemy import BigInteger, Boolean, Date, Integer, String, TableClause
 from strawberry.scalars import ID, JSON
@@ -253,12 +259,37 @@ class _Plans:
             plan = None
         if plan is not None and plan.admission.sizes and operation.variable_definitions:
             # Converted with this request's variables: a nested page's size a variable gives
-            # would read as the document's own (`selections` tells them apart).
+            # would read as the document's own (`register` tells them apart).
             plan = None
-        self._plans[key] = Planned(operation, plan)
+        self._keep(operation, key[1], plan)
+        return plan
+
+    def register(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        roots: Mapping[str, object],
+    ) -> None:
+        """Plans the root fields of `operation` that `roots` compiles, for `get` to find when
+        the executor resolves them: made from the document, so a nested size a variable gives
+        stays that variable, which `get`, converting a request's selection, cannot tell from
+        the document's own. A key selected twice, merged by GraphQL, is left to `get`."""
+        nodes = [node for node in operation.selection_set.selections if isinstance(node, FieldNode)]
+        keys = [(node.alias or node.name).value for node in nodes]
+        for key, node in zip(keys, nodes, strict=True):
+            root = roots.get(node.name.value)
+            if keys.count(key) > 1 or not isinstance(root, RecordRoot | ListRoot | PageRoot):
+                continue
+            try:
+                plan: PagePlan | RecordPlan | None = root.plan(_only(selections([node], fragments)))
+            except Unsupported:
+                plan = None
+            self._keep(operation, key, plan)
+
+    def _keep(self, operation: object, key: str, plan: PagePlan | RecordPlan | None) -> None:
+        self._plans[id(operation), key] = Planned(operation, plan)
         if len(self._plans) > self._size:
             self._plans.popitem(last=False)
-        return plan
 
 
 PLANS = _Plans()

@@ -44,6 +44,7 @@ from auth.scopes import Scope
 from resolvers.access import AccessNotes, Touched
 from resolvers.context import Context
 from schema.audit import record
+from schema.compiled import PLANS
 from schema.documents import parse_document
 from schema.errors import coded
 from schema.execution import EmbeddingExecutionContext
@@ -124,12 +125,12 @@ class Engine:
         if roots & INTROSPECTION_FIELDS:
             return None
         figures_only = operation.operation is OperationType.QUERY and roots <= FIGURES
+        planned = PLANNED_ROOTS[operation.operation]
+        operation_plan = plan(self._strawberry, operation, fragments, planned)
+        if operation_plan is None:  # the executor's resolvers find their fields' plans made
+            PLANS.register(operation, fragments, planned)
         return Prepared(
-            document,
-            operation,
-            fragments,
-            figures_only and roots != {"__typename"},
-            plan(self._strawberry, operation, fragments, PLANNED_ROOTS[operation.operation]),
+            document, operation, fragments, figures_only and roots != {"__typename"}, operation_plan
         )
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
