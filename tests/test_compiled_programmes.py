@@ -188,6 +188,38 @@ def test_the_audit_entry_counts_the_participants_and_businesses_shown(
     }
 
 
+def test_the_owners_of_participants_are_compiled_and_audited_only_inside_the_jurisdiction(
+    programmes_api: Api, programmes_url: str
+) -> None:
+    """A province client with pii:read: each participant's owner in the one statement, its NIK
+    among the entry's data subjects; no owner of a participant outside the province is read
+    into the response or the entry."""
+    document = f"""query Owners {{ programmes {{ id{AT} participants(first: 100) {{ id
+      msme {{ nib owner {{ nik fullName }} }} }} }} }}"""
+    answer = _compiled(programmes_api, document, PROVINCE)
+    shown = [
+        item["msme"]["owner"]["nik"]
+        for programme in answer["programmes"]
+        for item in programme["participants"]
+        if item["msme"] is not None and item["msme"]["owner"] is not None
+    ]
+    assert shown
+    audited = latest_entry(programmes_url, PROVINCE)
+    assert audited.subjects == sorted(set(shown))
+    outside = {
+        row["nik"]
+        for row in run(
+            programmes_url,
+            """SELECT o.nik FROM participations p JOIN msmes m ON m.id = p.msme_id
+                 JOIN msme_owners o ON o.msme_id = m.id WHERE m.province_code <> '62'""",
+        )
+    }
+    assert outside
+    assert not outside & set(audited.subjects)
+    assert not any(nik in repr(answer) for nik in outside)
+    assert_the_executor_agrees(programmes_api, programmes_url, PROVINCE, document, None, answer)
+
+
 def test_programmes_without_participants_are_compiled_and_hand_out_nothing(
     programmes_api: Api, programmes_url: str
 ) -> None:
