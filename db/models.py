@@ -273,7 +273,7 @@ PARTICIPATIONS = Table(
     "participations",
     METADATA,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    # Indexed by the unique constraint, whose first column it is.
+    # Indexed with the id: a programme's participants are its first rows (migration 0020).
     Column("programme_id", ForeignKey("programmes.id"), nullable=False),
     Column("msme_id", ForeignKey("msmes.id", ondelete="CASCADE"), index=True),
     Column("cooperative_id", ForeignKey("cooperatives.id", ondelete="CASCADE"), index=True),
@@ -284,6 +284,7 @@ PARTICIPATIONS = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
     UniqueConstraint("programme_id", "msme_id", "cooperative_id", "role"),
+    Index("ix_participations_programme_id_id", "programme_id", "id"),
 )
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, FromClause, column, exists, func, or_, select, table
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    column,
+    exists,
+    literal_column,
+    or_,
+    select,
+    table,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSME_SCALE_HISTORY, MSMES, PARTICIPATIONS, PROGRAMMES
@@ -42,16 +52,22 @@ def visible(scope: RowScope, participations: FromClause) -> ColumnElement[bool]:
 async def participants_of(
     connection: AsyncConnection, programme_ids: Sequence[str], *, scope: RowScope, first: int
 ) -> dict[str, Page]:
-    """The first participants of many programmes in one statement."""
-    position = func.row_number().over(
-        partition_by=PARTICIPATIONS.c.programme_id, order_by=PARTICIPATIONS.c.id
+    """The first participants of many programmes in one statement: each programme's own rows,
+    read in id order from its index until one past the page, rather than all of them ranked.
+    The size is written into the SQL, as a page's is (db/queries/json_pages.py)."""
+    first_rows = (
+        select(PARTICIPATIONS)
+        .where(PARTICIPATIONS.c.programme_id == PROGRAMMES.c.id, visible(scope, PARTICIPATIONS))
+        .order_by(PARTICIPATIONS.c.id)
+        .limit(literal_column(str(int(first) + 1)))
+        .lateral("first_rows")
     )
-    ranked = (
-        select(PARTICIPATIONS, position.label("position"))
-        .where(any_of(PARTICIPATIONS.c.programme_id, programme_ids), visible(scope, PARTICIPATIONS))
-        .subquery()
+    statement = (
+        select(first_rows)
+        .select_from(PROGRAMMES.join(first_rows, true()))
+        .where(any_of(PROGRAMMES.c.id, programme_ids))
+        .order_by(first_rows.c.id)
     )
-    statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)
     grouped: dict[str, list[Record]] = {key: [] for key in programme_ids}
     for row in await connection.execute(statement):
         grouped[row.programme_id].append(row)
