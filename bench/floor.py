@@ -5,7 +5,7 @@ eligibility check) and return the same JSON. Sinergi's throughput is reported as
 It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
 so the gap to it is the whole price of the API layer. For eligibility it also says what no
 server can beat on the machine: a check reads the business and stores the decision, whoever
-serves it.
+serves it. Its connections are planned as Sinergi's are (db.engine.PLANNER_SETTINGS).
 
 Each statement is written once, here, with the function that gives its arguments;
 tests/test_bench_floor.py fails when Sinergi runs another statement or other arguments.
@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.driver import Row
+from db.engine import PLANNER_SETTINGS
 from domain.eligibility import MSME, EligibilityFacts, LenderAttestation, evaluate
 from domain.ruleset import RuleSet
 from resolvers.calendar import today
@@ -245,7 +246,7 @@ async def healthz(request: Request) -> Response:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-    pool = await asyncpg.create_pool(url, min_size=4, max_size=10)
+    pool = await asyncpg.create_pool(url, min_size=4, max_size=10, server_settings=PLANNER_SETTINGS)
     yield {"pool": pool}
     await pool.close()
 

@@ -45,6 +45,7 @@ from bench.report import (
     Measurement,
     markdown,
 )
+from db.engine import PLANNER_SETTINGS
 
 HERE = Path(__file__).parent
 NOTES = "<!-- notes: everything below this line is kept when bench.run rewrites the file -->"
@@ -699,10 +700,12 @@ def floor_command(workers: int) -> list[str]:
 
 
 def postgraphile_server(url: str) -> Server:
-    """One Node process, as bench/postgraphile/graphile.config.mjs configures it."""
+    """One Node process, as bench/postgraphile/graphile.config.mjs configures it, its
+    connections planned as Sinergi's are (`PGOPTIONS`, which node-postgres passes on)."""
     cli = POSTGRAPHILE / "node_modules" / "postgraphile" / "dist" / "cli-run.js"
     env = {
         "DATABASE_URL": _libpq(url),
+        "PGOPTIONS": " ".join(f"-c {name}={value}" for name, value in PLANNER_SETTINGS.items()),
         "POSTGRAPHILE_PORT": str(POSTGRAPHILE_PORT),
         "GRAPHILE_ENV": "production",
         "NODE_ENV": "production",

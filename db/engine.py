@@ -22,6 +22,14 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+PLANNER_SETTINGS = {"random_page_cost": "1.1"}
+"""How PostgreSQL prices reading a random page, on every connection Sinergi opens: as for data
+on SSDs or in memory (1.1, the value PostgreSQL's documentation suggests for them), not as for a
+spinning disk (its default, 4). Priced at 4, a province's page of MSMEs walked the primary key
+and filtered on the province, reading some 1,700 rows for 51 on the bench population, rather
+than read its (province_code, id) index: 950 µs a page, against 600 µs at 1.1."""
+
+
 def create_engine(
     url: str,
     *,
@@ -63,6 +71,7 @@ def create_engine(
             "server_settings": {
                 "statement_timeout": str(statement_timeout_ms),
                 "application_name": "sinergi",
+                **PLANNER_SETTINGS,
             },
         },
     )

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.driver import DriverStatement, Pooled, check_out, fetch
-from db.engine import autocommit, create_engine
+from db.engine import PLANNER_SETTINGS, autocommit, create_engine
 from db.errors import is_unavailable
 from tests.support.statements import recorded_statements
 
@@ -181,3 +181,14 @@ def test_a_parameter_sqlalchemy_converts_is_refused_when_compiled(engine: AsyncE
     statement = DriverStatement(select(literal(1)).where(document.is_not(None)))
     with pytest.raises(ValueError, match="conversion"):
         statement.compiled(engine.dialect)
+
+
+async def test_every_connection_is_planned_with_sinergis_planner_settings(
+    engine: AsyncEngine,
+) -> None:
+    """Priced as PostgreSQL's default prices a spinning disk, a province's page walked the
+    primary key rather than its (province_code, id) index (db.engine.PLANNER_SETTINGS)."""
+    async with engine.connect() as connection:
+        for name, value in PLANNER_SETTINGS.items():
+            shown = (await connection.execute(text(f"SHOW {name}"))).scalar_one()
+            assert float(shown) == float(value) != 4.0
