@@ -161,6 +161,10 @@ def _admit(context: Context, scopes: tuple[Scope, ...], field_name: str) -> None
         raise NotPlanned(field_name)
 
 
+Found = orjson.Fragment | compiled.RowsNeeded | None
+"""What a compiled read answers: its JSON, none, or ROWS_NEEDED."""
+
+
 def _record(
     root: compiled.RecordRoot,
     record_plan: compiled.RecordPlan,
@@ -168,18 +172,13 @@ def _record(
     scopes: tuple[Scope, ...],
     field_name: str,
 ) -> Callable[[Context, VariableValues], Awaitable[Any]]:
-    async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
-        _admit(context, scopes, field_name)
+    async def read(context: Context, variables: VariableValues) -> Found:
         (given,) = arguments(variables).values() if root.fixed is None else (root.fixed,)
-        found = await compiled.record_json(
+        return await compiled.record_json(
             context, root, record_plan, root.checked(given), variables.coerced
         )
-        if found is compiled.ROWS_NEEDED:
-            raise NotPlanned(field_name)
-        assert not isinstance(found, compiled.RowsNeeded)
-        return found
 
-    return run
+    return _compiled_read(read, scopes, field_name)
 
 
 def _list(
@@ -188,12 +187,25 @@ def _list(
     scopes: tuple[Scope, ...],
     field_name: str,
 ) -> Callable[[Context, VariableValues], Awaitable[Any]]:
-    async def run(context: Context, variables: VariableValues) -> orjson.Fragment:
+    async def read(context: Context, variables: VariableValues) -> Found:
+        return await compiled.list_json(context, root, record_plan, variables.coerced)
+
+    return _compiled_read(read, scopes, field_name)
+
+
+def _compiled_read(
+    read: Callable[[Context, VariableValues], Awaitable[Found]],
+    scopes: tuple[Scope, ...],
+    field_name: str,
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    """`read` run once the field's guard admits the caller; NotPlanned when its statement
+    cannot answer (a guarded field refused below the root, a null in a non-null field)."""
+
+    async def run(context: Context, variables: VariableValues) -> orjson.Fragment | None:
         _admit(context, scopes, field_name)
-        found = await compiled.list_json(context, root, record_plan, variables.coerced)
-        if found is compiled.ROWS_NEEDED:
+        found = await read(context, variables)
+        if isinstance(found, compiled.RowsNeeded):
             raise NotPlanned(field_name)
-        assert not isinstance(found, compiled.RowsNeeded)
         return found
 
     return run
