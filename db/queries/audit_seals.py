@@ -19,6 +19,11 @@ from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.seals import Checkpoint, row_mac
 
 BATCH = 5_000
+PARTITION = 250
+"""Entries read and sealed at a time. The serving process's event loop answers requests while
+the next ones are read, so a round never holds it for more than a few milliseconds: sealing a
+batch at once, two seconds of a busy server's entries, stalled every request for 50-70 ms
+(a lookup's p99 under load was 72 ms, 17 ms with sealing off)."""
 
 _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))")
 # Each statement planned for its values and the tables as they are now. A sealer seals on one
@@ -73,27 +78,32 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
     previous_seq, previous_mac, previous_hash = (0, "", "") if last is None else tuple(last)
-    rows = await connection.execute(
+    unsealed = (
         select(AUDIT_LOG, recomputed_hash())
         .where(AUDIT_LOG.c.seq > previous_seq)
         .order_by(AUDIT_LOG.c.seq)
         .limit(batch)
+        .execution_options(yield_per=PARTITION)
     )
     seqs: list[int] = []
     macs: list[str] = []
     refused_at: int | None = None
-    for row in rows:
-        if (
-            row.seq != previous_seq + 1
-            or row.prev_hash != previous_hash
-            or row.hash != row.expected
-        ):
-            refused_at = previous_seq + 1
-            break
-        previous_mac = row_mac(key, previous_mac, row)
-        previous_seq, previous_hash = row.seq, row.hash
-        seqs.append(row.seq)
-        macs.append(previous_mac)
+    async with connection.stream(unsealed) as result:
+        async for rows in result.partitions():
+            for row in rows:
+                if (
+                    row.seq != previous_seq + 1
+                    or row.prev_hash != previous_hash
+                    or row.hash != row.expected
+                ):
+                    refused_at = previous_seq + 1
+                    break
+                previous_mac = row_mac(key, previous_mac, row)
+                previous_seq, previous_hash = row.seq, row.hash
+                seqs.append(row.seq)
+                macs.append(previous_mac)
+            if refused_at is not None:
+                break
     if seqs:
         await connection.execute(_INSERT, {"seqs": seqs, "macs": macs})
     head = (
