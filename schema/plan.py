@@ -43,6 +43,7 @@ from graphql import (
     located_error,
 )
 from graphql.execution.values import VariableValues
+from strawberry.types.base import StrawberryList
 from strawberry.types.nodes import SelectedField
 
 from auth.scopes import Scope
@@ -53,7 +54,19 @@ from schema.arguments import Arguments, coerced_arguments
 from schema.permissions import admitted, guard_scopes
 from schema.planned_write import RowShape, WriteRoot
 
-Root = compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot | WriteRoot
+
+@dataclass(frozen=True, slots=True)
+class ContextRoot:
+    """A root field whose answer the request's context holds, so no statement reads it
+    (`viewer`): `of` makes the object that both its resolver and its plan answer from."""
+
+    node_type: type
+    of: Callable[[Context], object]
+
+
+Root = compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot | WriteRoot | ContextRoot
+_PLAIN = (str, int, bool)
+"""The field types a context root's plan answers as they are: JSON has them as they are."""
 
 
 class NotPlanned(Exception):
@@ -129,7 +142,9 @@ def plan(
         assert isinstance(selected, SelectedField)
         field_name = f"{root_type.name}.{name}"
         try:
-            if isinstance(root, WriteRoot):
+            if isinstance(root, ContextRoot):
+                run = _from_context(root, selected, scopes, field_name)
+            elif isinstance(root, WriteRoot):
                 writes += 1
                 shape = _row_shape(schema, root, graphql_field, selected)
                 run = _write(root, shape, node, key, arguments, scopes, field_name)
@@ -150,6 +165,30 @@ def plan(
 def _constant(value: str) -> Callable[[Context, VariableValues], Awaitable[Any]]:
     async def run(context: Context, variables: VariableValues) -> str:
         return value
+
+    return run
+
+
+def _from_context(
+    root: ContextRoot, selected: SelectedField, scopes: tuple[Scope, ...], field_name: str
+) -> Callable[[Context, VariableValues], Awaitable[Any]]:
+    type_name, fields = compiled.definitions(root.node_type)
+    picked: list[tuple[str, str | None]] = []  # response key, attribute (None: __typename)
+    for key, inner in compiled.keyed(selected.selections, type_name):
+        if inner.name == "__typename":
+            picked.append((key, None))
+            continue
+        field_type = fields[inner.name].type
+        if isinstance(field_type, StrawberryList):
+            field_type = field_type.of_type
+        if field_type not in _PLAIN:
+            raise compiled.Unsupported(f"{type_name}.{inner.name}")
+        picked.append((key, fields[inner.name].python_name))
+
+    async def run(context: Context, variables: VariableValues) -> dict[str, Any]:
+        _admit(context, scopes, field_name)
+        value = root.of(context)
+        return {key: type_name if name is None else getattr(value, name) for key, name in picked}
 
     return run
 

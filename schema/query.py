@@ -17,6 +17,7 @@ from schema.eligibility_query import EligibilityQuery
 from schema.figure_query import FigureQuery
 from schema.inputs import CooperativeFilter, MsmeFilter, cooperative_where, msme_where
 from schema.permissions import requires
+from schema.plan import ContextRoot
 from schema.types.change_feed import ChangeFeedQuery
 from schema.types.pagination import Connection
 from schema.types.planning import Indicator
@@ -38,17 +39,6 @@ REGION_BY_CODE = compiled.RecordRoot(
     Region, "code", records.checked_region_code, reference.region, unknown_refused=True
 )
 NATION = compiled.RecordRoot(Region, "code", str, reference.region, fixed=NATIONAL)
-PLANNED: dict[str, compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot] = {
-    "msme": MSME_BY_NIB,
-    "msmes": MSME_PAGES,
-    "cooperative": COOPERATIVE_BY_NUMBER,
-    "cooperatives": COOPERATIVE_PAGES,
-    "programmes": PROGRAMMES,
-    "programme": PROGRAMME_BY_ID,
-    "region": REGION_BY_CODE,
-    "indonesia": NATION,
-}
-"""The root fields whose whole answer PostgreSQL can write (schema/plan.py), by name."""
 
 
 @strawberry.type(description="The client making the request and what it is entitled to.")
@@ -59,17 +49,38 @@ class Viewer:
     scopes: list[str]
 
 
+def viewer_of(context: Context) -> Viewer:
+    principal = context.principal
+    return Viewer(
+        client_id=principal.client_id,
+        org_kind=principal.org_kind.value,
+        jurisdiction=principal.jurisdiction,
+        scopes=sorted(scope.value for scope in principal.scopes),
+    )
+
+
+VIEWER = ContextRoot(Viewer, viewer_of)
+PLANNED: dict[str, compiled.RecordRoot | compiled.ListRoot | compiled.PageRoot | ContextRoot] = {
+    "viewer": VIEWER,
+    "msme": MSME_BY_NIB,
+    "msmes": MSME_PAGES,
+    "cooperative": COOPERATIVE_BY_NUMBER,
+    "cooperatives": COOPERATIVE_PAGES,
+    "programmes": PROGRAMMES,
+    "programme": PROGRAMME_BY_ID,
+    "region": REGION_BY_CODE,
+    "indonesia": NATION,
+}
+"""The root fields a plan answers without the executor (schema/plan.py), by name: the viewer
+from the request's context, the rest with the statement in which PostgreSQL writes the whole
+answer."""
+
+
 @strawberry.type
 class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
     @strawberry.field(description="Who is asking, as the server sees it.")
     def viewer(self, info: Info[Context, Any]) -> Viewer:
-        principal = info.context.principal
-        return Viewer(
-            client_id=principal.client_id,
-            org_kind=principal.org_kind.value,
-            jurisdiction=principal.jurisdiction,
-            scopes=sorted(scope.value for scope in principal.scopes),
-        )
+        return viewer_of(info.context)
 
     @strawberry.field(description='A region by Kemendagri code, e.g. "62" or "62.71".')
     async def region(self, info: Info[Context, Any], code: str) -> Region | None:

@@ -164,15 +164,16 @@ def test_a_size_a_variable_gives_is_each_requests_own_and_compiled(
 def test_the_executor_too_compiles_a_size_a_variable_gives_for_each_request(
     pages_api: Api, pages_url: str
 ) -> None:
-    """Beside a root field no plan takes on (`viewer`), the executor answers the operation, and
-    its resolver finds the lookup's plan made from the document: each request's size is still
-    its own, in one statement, and a size the limits refuse is reported naming `first`."""
-    document = SIZED.replace("{ cooperative(", "{ viewer { clientId } cooperative(")
+    """Beside a root field no plan takes on (`indicator`), the executor answers the operation,
+    and its resolver finds the lookup's plan made from the document: each request's size is
+    still its own, in one statement, and a size the limits refuse is reported naming `first`."""
+    unplanned = '{ indicator(code: "KOP_PRODUSEN_JUMLAH") { code } cooperative('
+    document = SIZED.replace("{ cooperative(", unplanned)
     number = _busiest(pages_url)
     stored = _members(pages_url)[number]
     for first, expected in [(3, stored[:3]), (1, stored[:1]), (None, stored)]:
         answer = _compiled(pages_api, document, {"number": number, "first": first})
-        assert answer["viewer"] == {"clientId": PROVINCE}
+        assert answer["indicator"] == {"code": "KOP_PRODUSEN_JUMLAH"}
         nodes = answer["cooperative"]["memberMsmes"]["nodes"]
         assert [node["nib"] for node in nodes] == expected
     answer = pages_api.graphql(compiled(document), PROVINCE, {"number": number, "first": 101})

@@ -110,6 +110,35 @@ def test_a_failing_statement_is_a_coded_internal_error_and_no_record_is_audited(
     assert latest_entry(demo_url, PROVINCE).entry == before
 
 
+VIEWER = """query Start($nib: String!) {
+  me: viewer%s { __typename scopes who: clientId orgKind jurisdiction }
+  msme(nib: $nib) { nib } }"""
+
+
+def test_the_viewer_beside_a_lookup_is_answered_by_the_plan_as_the_executor_answers_it(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app's first request asks who it is beside its data: the viewer, from the token, does
+    not send the lookup to the executor, and the entry says what the executor's says."""
+    executed = api.graphql(VIEWER % " @include(if: true)", PROVINCE, {"nib": NIB})
+    executed_entry = latest_entry(demo_url, PROVINCE).entry
+    monkeypatch.setattr(engine, "execute", _refused)
+    with recorded_statements() as statements:
+        planned = api.graphql(VIEWER % "", PROVINCE, {"nib": NIB})
+    assert planned == executed
+    me = planned["data"]["me"]
+    assert list(me) == ["__typename", "scopes", "who", "orgKind", "jurisdiction"]
+    assert me["__typename"] == "Viewer"
+    assert (me["who"], me["orgKind"], me["jurisdiction"]) == (PROVINCE, "province", "62")
+    assert "records:read" in me["scopes"]
+    assert me["scopes"] == sorted(me["scopes"])
+    assert planned["data"]["msme"] == {"nib": NIB}
+    assert len([sql for sql in statements if "json_build_object" in sql]) == 1
+    planned_entry = latest_entry(demo_url, PROVINCE).entry
+    for key in ("records", "fields", "touched"):
+        assert planned_entry[key] == executed_entry[key], key
+
+
 JAMKRIDA = "demo-jamkrida-62"
 CHECK = """mutation Check($request: EligibilityRequest!) {
   checkEligibility(request: $request)%s {
