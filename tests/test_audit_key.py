@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,6 +89,12 @@ def test_seals_depend_on_every_field_the_key_and_the_seal_before() -> None:
     ]
     assert seal not in others
     assert len(set(others)) == len(others)
+
+
+def test_a_seal_is_the_hmac_of_the_entrys_fields_as_one_json_array() -> None:
+    """The seal's encoding, pinned: every trail sealed so far verifies only while it holds."""
+    message = b'["entry","prev",7,"h","2026-01-01T00:00:00+00:00","c",{"a":1},["1","2"]]'
+    assert _seal() == hmac.new(bytes(32), message, hashlib.sha256).hexdigest()
 
 
 def test_a_checkpoint_reads_back_only_with_its_key_and_unaltered(tmp_path: Path) -> None:
