@@ -4,9 +4,10 @@ write, or makes a write whose stored row it shows.
 graphql-core's executor walks an operation field by field: for a lookup whose whole answer is
 one statement's JSON, building its execution context, coercing each argument again and wrapping
 the one resolver in Strawberry's layers cost more CPU than the statement. So the engine plans
-each document once (schema/engine.py): when every root field is `__typename` or one of the
-record reads schema/query.py names (`PLANNED`), or of the writes schema/mutation.py names
-(`WRITES`), and each one's selection compiles (schema/compiled.py, schema/planned_write.py),
+each document once (schema/engine.py): when every root field is `__typename`, or one of the
+record reads (and the `viewer`, which the request's token answers) schema/query.py names
+(`PLANNED`), or of the writes schema/mutation.py names (`WRITES`), and each one's selection
+compiles (schema/compiled.py, schema/planned_write.py),
 the plan holds, per root field, what a request needs to run it: the arguments coerced once,
 with holes for their variables (schema/arguments.py), the scopes that guard it, the compiled
 shape. A request then asks the access policy, runs the same statements the executor's resolvers
