@@ -191,7 +191,11 @@ def create_app(
             background="audit sealing"  # no request's: statement counts leave it out
         )
         sealer = AuditSealer(
-            sealing, key, settings.audit_checkpoints_path, settings.audit_seal_seconds
+            sealing,
+            key,
+            settings.audit_checkpoints_path,
+            settings.audit_seal_seconds,
+            settings.audit_syslog,
         )
         try:
             with traced:

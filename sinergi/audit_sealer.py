@@ -2,7 +2,8 @@
 
 Each `serve` process runs one: every `SINERGI_AUDIT_SEAL_SECONDS` it seals what was written
 since the last seal (db/queries/audit_seals.py; one process at a time, the others find the lock
-taken) and appends a checkpoint to the checkpoint file; at start and at shutdown it publishes the
+taken) and appends a checkpoint to the checkpoint file (and sends it to syslog, when
+`SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown it publishes the
 head even when nothing is new. Requests never wait for it. Its own one-connection engine keeps
 it out of the request pool; while the database is away it fails, says so, and tries again.
 """
@@ -17,19 +18,27 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.queries import audit_seals
-from sinergi import checkpoint_file
+from sinergi import checkpoint_file, checkpoint_syslog
+from sinergi.checkpoint_syslog import SyslogAddress
 
 log = logging.getLogger("sinergi.audit")
 
 
 class AuditSealer:
     def __init__(
-        self, engine: AsyncEngine, key: bytes, checkpoints: Path, interval_seconds: float
+        self,
+        engine: AsyncEngine,
+        key: bytes,
+        checkpoints: Path,
+        interval_seconds: float,
+        syslog: SyslogAddress | None = None,
     ) -> None:
         self._engine = engine
         self._key = key
         self._checkpoints = checkpoints
         self._interval = interval_seconds
+        self._syslog = syslog
+        self._syslog_failing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -71,4 +80,21 @@ class AuditSealer:
             log.warning("could not seal the audit trail: %s", error)
             return
         if sealed.head is not None and (count or always):
-            checkpoint_file.append(self._checkpoints, sealed.head.signed_line(self._key))
+            line = sealed.head.signed_line(self._key)
+            checkpoint_file.append(self._checkpoints, line)
+            if self._syslog is not None:
+                await self._send(self._syslog, line)
+
+    async def _send(self, syslog: SyslogAddress, line: str) -> None:
+        """Send the checkpoint to syslog; say so when sending starts failing and when it works
+        again, not every round in between: the file holds every checkpoint meanwhile."""
+        try:
+            await asyncio.to_thread(checkpoint_syslog.send, syslog, line)
+        except OSError as error:
+            if not self._syslog_failing:
+                log.warning("could not send audit checkpoints to syslog: %s", error)
+            self._syslog_failing = True
+            return
+        if self._syslog_failing:
+            log.info("audit checkpoints reach syslog again")
+        self._syslog_failing = False

@@ -2,8 +2,9 @@
 
 One JSON line each (db/seals.py), appended with `O_APPEND` and synced before the call returns, so
 a crash leaves whole lines only. Whoever can rewrite the database cannot unwrite this file; to
-keep a host's own root from rewriting it as well, make it append-only (`chattr +a`) or ship it
-to a syslog or write-once store (README, "The audit trail").
+keep a host's own root from rewriting it as well, make it append-only (`chattr +a`), or have
+`serve` send each checkpoint to syslog too (sinergi/checkpoint_syslog.py). A file a syslog
+daemon wrote reads as this one does: its prefix before each checkpoint is passed over.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class Read:
     """Lines that are malformed or not signed with the key, each with its line number."""
 
 
+def _checkpoint_in(line: str) -> str:
+    """The checkpoint's JSON: the whole line as `append` wrote it, or what follows the prefix
+    (time, host, tag) a syslog daemon writes before each message. The signature covers the
+    JSON alone, so a prefix can neither make nor break a checkpoint."""
+    start = line.find("{")
+    return line[start:] if start > 0 else line
+
+
 def read(path: Path, key: bytes) -> Read:
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
@@ -42,7 +51,7 @@ def read(path: Path, key: bytes) -> Read:
             if not line.strip():
                 continue
             try:
-                checkpoints.append(read_checkpoint(line, key))
+                checkpoints.append(read_checkpoint(_checkpoint_in(line), key))
             except BadCheckpoint as problem:
                 problems.append(f"{path}:{number}: {problem}")
     return Read(checkpoints, problems)

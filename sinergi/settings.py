@@ -14,6 +14,7 @@ from pathlib import Path
 
 from domain.cellkey import Perturbation
 from schema.query_limits import QueryLimits
+from sinergi.checkpoint_syslog import SyslogAddress, parse_address
 
 
 class Environment(StrEnum):
@@ -77,6 +78,16 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _syslog(env: Mapping[str, str], name: str) -> SyslogAddress | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_address(raw)
+    except ValueError as problem:
+        raise SettingsError(f"{name} {problem}") from None
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     value = (env.get(name) or "").strip().lower()
     if value not in ("", "0", "1", "true", "false", "yes", "no"):
@@ -134,6 +145,8 @@ class Settings:
     audit_key_hex: str = ""
     audit_key_file: Path | None = None
     audit_checkpoints_file: Path | None = None
+    audit_syslog: SyslogAddress | None = None
+    """Where each checkpoint is sent as well as written to the file; None: only the file."""
     audit_seal_seconds: int = 2
     unsafe_privileged_role: bool = False
 
@@ -212,6 +225,7 @@ class Settings:
             audit_key_hex=env.get("SINERGI_AUDIT_KEY", "").strip(),
             audit_key_file=_path(env, "SINERGI_AUDIT_KEY_FILE"),
             audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),
+            audit_syslog=_syslog(env, "SINERGI_AUDIT_SYSLOG"),
             audit_seal_seconds=_int(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
             unsafe_privileged_role=_flag(env, "SINERGI_UNSAFE_PRIVILEGED_ROLE"),
             query_limits=QueryLimits(

@@ -24,8 +24,10 @@ from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from sinergi import checkpoint_file
 from sinergi.audit_sealer import AuditSealer
+from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.cli import main
 from tests.support.databases import as_service
+from tests.support.syslog import as_daemon_writes, collector
 
 KEY = secrets.token_bytes(32)
 ENTRIES = 6
@@ -37,7 +39,9 @@ class Trail:
     checkpoints: Path
 
 
-async def _write_and_seal(url: str, checkpoints: Path, count: int, *, seal: bool) -> None:
+async def _write_and_seal(
+    url: str, checkpoints: Path, count: int, *, seal: bool, syslog: SyslogAddress | None = None
+) -> None:
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
         writer = AuditWriter(autocommit(engine))
@@ -46,7 +50,7 @@ async def _write_and_seal(url: str, checkpoints: Path, count: int, *, seal: bool
                 client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]
             )
         if seal:
-            await AuditSealer(engine, KEY, checkpoints, 1).publish()
+            await AuditSealer(engine, KEY, checkpoints, 1, syslog).publish()
     finally:
         await engine.dispose()
 
@@ -172,6 +176,33 @@ def test_deleted_newest_entries_are_named(trail: Trail) -> None:
     broken = _verify(trail)
     assert broken.returncode == 1
     assert f"broken at entry 5: entries 5 to {ENTRIES} are missing" in broken.stdout
+
+
+def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The host's root deletes the newest entries, with their seals, and cuts the checkpoint
+    file back to before them: the file then vouches for the shortened trail; the copy a syslog
+    collector received on another host does not."""
+    trail = Trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
+    with collector() as syslog:
+        for count in (4, 2):
+            asyncio.run(
+                _write_and_seal(
+                    fresh_url, trail.checkpoints, count, seal=True, syslog=syslog.address
+                )
+            )
+        collected = tmp_path / "collector" / "sinergi-audit.log"
+        collected.parent.mkdir()
+        collected.write_text("".join(map(as_daemon_writes, syslog.received(2))))
+    _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
+    first, _ = trail.checkpoints.read_text().splitlines(keepends=True)
+    trail.checkpoints.write_text(first)
+
+    assert _verify(trail).returncode == 0  # the file alone is fooled
+    caught = _verify(Trail(fresh_url, collected))
+    assert caught.returncode == 1
+    assert "broken at entry 5: entries 5 to 6 are missing" in caught.stdout
 
 
 def test_deleted_seals_are_named(trail: Trail) -> None:

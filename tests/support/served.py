@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 
@@ -29,8 +29,11 @@ def served(url: str, mode: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def served_process(url: str, mode: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """As `served`, with the server's process too (a test that stops it with SIGSTOP)."""
+def served_process(
+    url: str, mode: str, settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `served`, with the server's process too (a test that stops it with SIGSTOP), and
+    `settings` in its environment beside the ones tests need."""
     port = _free_port()
     env = {
         **os.environ,
@@ -43,6 +46,7 @@ def served_process(url: str, mode: str) -> Iterator[tuple[str, subprocess.Popen[
         "SINERGI_DB_CONNECT_TIMEOUT": "60",
         "SINERGI_DB_POOL_TIMEOUT": "60",
         "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
+        **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]

@@ -1,0 +1,121 @@
+"""`serve` sends each signed checkpoint to syslog as it writes it to the file, so a copy is kept
+where the host's root cannot cut it short (the attack itself: tests/test_audit_tampering.py).
+A collector that cannot be reached stops nothing: the checkpoints still go to the file, and the
+log says so once, and again once they reach it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+
+from db.engine import autocommit, create_engine
+from db.queries.audit import AuditWriter
+from db.seals import read_checkpoint
+from sinergi.audit_sealer import AuditSealer
+from sinergi.checkpoint_syslog import SyslogAddress
+from sinergi.settings import Settings, SettingsError
+from tests.support.databases import as_service
+from tests.support.served import served_process
+from tests.support.syslog import collector
+
+KEY = secrets.token_bytes(32)
+DATAGRAM = re.compile(rb"<85>sinergi-audit\[(\d+)\]: (\{.*\})\n")
+
+
+async def _append(url: str, entries: int) -> None:
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        writer = AuditWriter(autocommit(engine))
+        for n in range(entries):
+            await writer.append(client_id="syslog-test", entry={"n": n}, subjects=[])
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("udp://collector.example:514", SyslogAddress(host="collector.example", port=514)),
+        ("udp://[::1]:5514", SyslogAddress(host="::1", port=5514)),
+        ("/dev/log", SyslogAddress(path="/dev/log")),
+        ("", None),
+    ],
+)
+def test_where_checkpoints_go_is_read_from_the_environment(
+    raw: str, address: SyslogAddress | None
+) -> None:
+    assert Settings.from_env({"SINERGI_AUDIT_SYSLOG": raw}).audit_syslog == address
+
+
+@pytest.mark.parametrize(
+    "raw", ["tcp://collector:514", "udp://collector", "udp://collector:99999", "collector:514"]
+)
+def test_an_address_of_another_form_is_refused_naming_the_setting(raw: str) -> None:
+    expected = "SINERGI_AUDIT_SYSLOG must be udp://HOST:PORT or a socket's absolute path"
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        Settings.from_env({"SINERGI_AUDIT_SYSLOG": raw})
+
+
+def test_serve_sends_the_checkpoint_it_writes(fresh_url: str, tmp_path: Path) -> None:
+    asyncio.run(_append(fresh_url, 3))
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    with collector() as syslog:
+        settings = {
+            "SINERGI_AUDIT_KEY": KEY.hex(),
+            "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
+            "SINERGI_AUDIT_SYSLOG": f"udp://127.0.0.1:{syslog.address.port}",
+        }
+        with served_process(as_service(fresh_url), "production", settings) as (_, server):
+            (datagram,) = syslog.received(1)  # sealed and published at start
+
+    sent = DATAGRAM.fullmatch(datagram)
+    assert sent is not None, datagram
+    assert int(sent[1]) == server.pid
+    line = sent[2].decode()
+    assert line == checkpoints.read_text().splitlines()[0]
+    assert read_checkpoint(line, KEY).seq == 3
+
+
+async def _publish(sealer: AuditSealer, url: str) -> None:
+    await _append(url, 1)
+    await sealer.publish()
+
+
+def test_an_unreachable_collector_stops_nothing_and_is_reported_once(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    socket_path = tmp_path / "log"  # no daemon there yet
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+
+    async def run() -> list[bytes]:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        sealer = AuditSealer(engine, KEY, checkpoints, 1, SyslogAddress(path=str(socket_path)))
+        try:
+            for _ in range(3):
+                await _publish(sealer, fresh_url)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:
+                daemon.bind(str(socket_path))
+                daemon.settimeout(10)
+                await _publish(sealer, fresh_url)
+                await _publish(sealer, fresh_url)
+                return [daemon.recv(65536), daemon.recv(65536)]
+        finally:
+            await engine.dispose()
+
+    with caplog.at_level(logging.INFO, logger="sinergi.audit"):
+        received = asyncio.run(run())
+
+    written = checkpoints.read_text().splitlines()
+    assert [read_checkpoint(line, KEY).seq for line in written] == [1, 2, 3, 4, 5]
+    sent = [DATAGRAM.fullmatch(datagram) for datagram in received]
+    assert [match[2].decode() if match else None for match in sent] == written[3:]
+    messages = [record.getMessage() for record in caplog.records]
+    failing = [m for m in messages if m.startswith("could not send audit checkpoints to syslog")]
+    assert len(failing) == 1
+    assert messages.count("audit checkpoints reach syslog again") == 1
