@@ -13,7 +13,16 @@ import pytest
 from sinergi.sync import LocalCopy, sync
 from tests.support.demo_data import load_demo
 from tests.support.http import Api, served
-from tests.test_change_feed import CLIENTS, RECORDS, page_through, poster, run
+from tests.test_change_feed import (
+    CLIENTS,
+    RECORDS,
+    WITHOUT_PII,
+    head,
+    page_through,
+    poster,
+    pull,
+    run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +56,24 @@ def test_an_emptied_table_is_emptied_in_every_copy(
     assert owners  # there is something to lose
     assert before["demo-province-62"]["participation"]
 
+    without_pii = head(api, "demo-province-62", WITHOUT_PII)
     run(owner_url, "TRUNCATE msme_owners")
     after_owners = synced("owners emptied")
     assert not any(m["owner"] for m in after_owners["demo-province-62"]["msme"].values())
+    assert pull(api, "demo-province-62", without_pii, WITHOUT_PII)["entries"] == []
 
     run(owner_url, "TRUNCATE participations")
-    assert not synced("participations emptied")["demo-province-62"]["participation"]
+    kalbar = synced("participations emptied")["demo-province-61"]
+    assert not kalbar["participation"]
+    assert kalbar["msme"]
 
+    kalbar_cursor = head(api, "demo-province-61")
     run(owner_url, "TRUNCATE msmes, cooperatives CASCADE")
+    removals = pull(api, "demo-province-61", kalbar_cursor)
+    assert not removals["hasMore"]
+    # Its own records' removals, and not a word of another province's.
+    assert sorted((entry["id"], entry["change"]) for entry in removals["entries"]) == sorted(
+        (id_, "REMOVED") for id_ in kalbar["msme"]
+    )
     emptied = synced("register emptied")
     assert all(not records for shown in emptied.values() for records in shown.values())
