@@ -22,14 +22,28 @@ async def _verify(url: str, key: bytes, checkpoints: list[Checkpoint]) -> audit.
         await engine.dispose()
 
 
+def _newest(path: Path, checkpoints: list[Checkpoint]) -> str:
+    """How far a file of checkpoints vouches: entries past its newest checkpoint can be cut off
+    the end unnoticed by it, so a copy that stopped growing (a collector no longer receiving)
+    shows here before it is needed."""
+    if not checkpoints:
+        return f"{path}: no checkpoints"
+    last = max(checkpoints, key=lambda checkpoint: checkpoint.seq)
+    return f"{path}: the newest checkpoint covers entries to {last.seq}, at {last.at.isoformat()}"
+
+
 def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
+    newest: list[str] = []
     for path in checkpoint_paths:
         found = checkpoint_file.read(path, key)
         checkpoints += found.checkpoints
         problems += found.problems
+        newest.append(_newest(path, found.checkpoints))
     result = asyncio.run(_verify(url, key, checkpoints))
+    for line in newest:
+        print(line)
     for problem in problems:
         print(f"checkpoint file: {problem}")
     if result.broken is not None:

@@ -125,6 +125,9 @@ def test_an_untouched_trail_verifies(trail: Trail) -> None:
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"intact: {ENTRIES} entries verified, {ENTRIES} sealed (0 written" in intact.stdout
     assert "1 checkpoints" in intact.stdout
+    assert f"{trail.checkpoints}: the newest checkpoint covers entries to {ENTRIES}, at " in (
+        intact.stdout
+    )
 
 
 def test_entries_written_since_the_last_seal_are_not_an_error(trail: Trail) -> None:
@@ -199,9 +202,12 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
     first, _ = trail.checkpoints.read_text().splitlines(keepends=True)
     trail.checkpoints.write_text(first)
 
-    assert _verify(trail).returncode == 0  # the file alone is fooled
+    fooled = _verify(trail)
+    assert fooled.returncode == 0  # the file alone vouches for the shortened trail
+    assert f"{trail.checkpoints}: the newest checkpoint covers entries to 4, at " in fooled.stdout
     caught = _verify(Trail(fresh_url, collected))
     assert caught.returncode == 1
+    assert f"{collected}: the newest checkpoint covers entries to 6, at " in caught.stdout
     assert "broken at entry 5: entries 5 to 6 are missing" in caught.stdout
 
 
