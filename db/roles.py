@@ -83,6 +83,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "auth_failures": CHANGE,  # failed /oauth/token attempts, counted per client id and address
     # The change feed: written by its SECURITY DEFINER triggers alone, so nobody can forge it.
     "change_log": READ,
+    "change_log_horizon": READ,  # moved by `sinergi feed compact`, as the owner
     "change_log_id_seq": "",
     "change_pending": "",
     "change_pending_transactions": "",

@@ -86,6 +86,19 @@ def decode_cursor(after: str | None, kind: str) -> int:
         raise bad_input("after", "is not a cursor of this feed") from None
 
 
+def _refuse_if_folded(start: int, horizon: int) -> None:
+    """A cursor short of what `sinergi feed compact` folded would pass over what the folded
+    entries said (a move out of the jurisdiction, a deletion): its copy must start again, empty,
+    from no cursor. The page read the horizon in its own snapshot, so a compaction committing
+    meanwhile cannot slip between the check and the entries."""
+    if change_feed.START < start < horizon:
+        raise bad_input(
+            "after",
+            f"is older than the feed keeps (compacted through entry {horizon}): "
+            "empty the copy and start again without `after`",
+        )
+
+
 def checked_page_size(first: int | None) -> int:
     if first is None:
         return DEFAULT_PAGE_SIZE
@@ -145,6 +158,7 @@ async def page(
                 connection, kind, reader, after=start, first=size, shapes=shapes
             )
             if built is not None:
+                _refuse_if_folded(start, built.horizon)
                 notes.records_returned(kind, built.records)
                 for subject in built.subjects:
                     notes.personal_data_of(subject)
@@ -155,6 +169,7 @@ async def page(
                 end = encode_cursor(kind, built.end)
                 return Page([], end, built.has_more, built.count, lists)
         found = await change_feed.page(connection, kind, reader, after=start, first=size)
+    _refuse_if_folded(start, found.horizon)
     entries = _entries(kind, found.entries, notes)
     return Page(entries, encode_cursor(kind, found.end), found.has_more, len(entries))
 

@@ -170,6 +170,24 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return verify(resolve_url(settings), audit_key.load(settings), paths)
 
 
+def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from db.queries.change_feed_compaction import compact
+
+    async def work(connection: AsyncConnection) -> int:
+        done = await compact(connection, args.older_than)
+        if done is None:
+            print(f"nothing to compact: no entry older than {args.older_than} days is left to fold")
+            return 0
+        print(
+            f"compacted the change feed through entry {done.horizon}: {done.removed} entries"
+            f" removed, {done.kept} kept as creations; cursors short of entry {done.horizon}"
+            " are refused from now on"
+        )
+        return 0
+
+    return in_transaction(settings, work)
+
+
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
     from schema.build import sdl
 
@@ -264,6 +282,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="a checkpoint file (repeatable: one per instance); default: SINERGI_AUDIT_CHECKPOINTS",
     )
     verify.set_defaults(handler=_audit_verify)
+    feed = commands.add_parser("feed", help="the change feed").add_subparsers(
+        dest="feed_command", required=True
+    )
+    compact = feed.add_parser(
+        "compact",
+        help="fold entries older than DAYS into one creation per record that still exists;"
+        " cursors short of them are refused from then on",
+    )
+    compact.add_argument("--older-than", type=_positive, required=True, metavar="DAYS")
+    compact.set_defaults(handler=_feed_compact)
     named = next((word for word in argv or () if not word.startswith("-")), None)
     modules = (
         [COMMAND_MODULES[named]]

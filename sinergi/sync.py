@@ -4,7 +4,8 @@ The copy holds one row per record (its fields as JSON, as the feed sends them) a
 the cursor it has applied up to; each page is applied and its cursor stored in one SQLite
 transaction, so a sync stopped at any point resumes where it stopped and never applies a page
 twice. A first sync reads the whole register (the feed begins with every record), later ones
-only what changed.
+only what changed. When the feed refuses the copy's cursor because it was compacted past it,
+that kind's copy is emptied and filled again from the start.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlite3
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,12 @@ class LocalCopy:
                 (kind, end_cursor),
             )
 
+    def start_again(self, kind: str) -> None:
+        """Forget the kind's records and cursor: its next page comes from the start."""
+        with self.db:
+            self.db.execute("DELETE FROM records WHERE kind = ?", (kind,))
+            self.db.execute("DELETE FROM cursors WHERE kind = ?", (kind,))
+
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self.db.execute("SELECT id, record FROM records WHERE kind = ?", (kind,))
         return {key: json.loads(record) for key, record in rows}
@@ -87,22 +95,46 @@ class LocalCopy:
         self.db.close()
 
 
-def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, int]:
-    """Apply every page each feed has now; how many entries each feed brought."""
-    applied: dict[str, int] = {}
+@dataclass
+class Synced:
+    entries: int = 0
+    """Entries applied."""
+    started_again: bool = False
+    """The feed refused the copy's cursor (compacted past it), so the copy of this kind was
+    emptied and filled again from the start."""
+
+
+def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]:
+    """Apply every page each feed has now; what each feed brought."""
+    synced: dict[str, Synced] = {}
     for kind in kinds:
         document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
-        applied[kind] = 0
+        synced[kind] = Synced()
         while True:
-            answer = post(document, {"after": copy.cursor(kind)})
+            cursor = copy.cursor(kind)
+            answer = post(document, {"after": cursor})
+            if cursor is not None and _cursor_refused(answer):
+                copy.start_again(kind)
+                synced[kind].started_again = True
+                continue
             page = (answer.get("data") or {}).get(FEEDS[kind])
             if answer.get("errors") or page is None:
                 raise SyncError(json.dumps(answer.get("errors"), ensure_ascii=False))
             copy.apply(kind, page["entries"], page["endCursor"])
-            applied[kind] += len(page["entries"])
+            synced[kind].entries += len(page["entries"])
             if not page["hasMore"]:
                 break
-    return applied
+    return synced
+
+
+def _cursor_refused(answer: dict[str, Any]) -> bool:
+    """The feed no longer keeps what follows the cursor (`sinergi feed compact`): starting
+    again from it would miss removals, so the copy must start again, empty."""
+    return any(
+        (error.get("extensions") or {}).get("code") == "BAD_USER_INPUT"
+        and (error.get("extensions") or {}).get("field") == "after"
+        for error in answer.get("errors") or []
+    )
 
 
 def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -178,6 +210,7 @@ def _sync(args: Any, settings: Any) -> int:
         return 1
     finally:
         copy.close()
-    for kind, count in applied.items():
-        print(f"{kind}: {count} changes applied")
+    for kind, done in applied.items():
+        again = " (copied again from the start: the feed is compacted past its cursor)"
+        print(f"{kind}: {done.entries} changes applied{again if done.started_again else ''}")
     return 0

@@ -13,12 +13,14 @@ from db.models import METADATA
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), a GIN index on an array
-# column, and the change feed's tables (0014), written only by triggers; two have an xid8 column
-# SQLAlchemy has no type for (db/queries/change_feed.py names the columns it reads).
+# column, and the change feed's tables (0014, 0022), written only by triggers and compaction;
+# two have an xid8 column SQLAlchemy has no type for (db/queries/change_feed.py names the
+# columns it reads).
 UNMODELLED = {
     ("remove_table", "change_log"),
     ("remove_table", "change_pending"),
     ("remove_table", "change_pending_transactions"),
+    ("remove_table", "change_log_horizon"),
     ("remove_index", "ix_change_pending_xid"),
     ("remove_table", "rate_limit_windows"),
     ("remove_table", "client_writes"),

@@ -65,6 +65,8 @@ LOG = table(
     ),
     column("owner_client_id", Text),
 )
+HORIZON = table("change_log_horizon", column("horizon", BigInteger))
+"""The newest entry `sinergi feed compact` folded (db/queries/change_feed_compaction.py)."""
 
 
 ENTRY = Table(
@@ -110,6 +112,9 @@ class FeedPage:
     and `subject` (the NIK whose personal data the record holds, if any)."""
     end: int
     has_more: bool
+    horizon: int
+    """The newest entry compaction folded, in the page's own snapshot: a cursor short of it
+    would pass over what the folded entries said."""
 
 
 def _was_within(entries: FromClause, code: str) -> ColumnElement[bool]:
@@ -341,14 +346,18 @@ def _head() -> ColumnElement[Any]:
     return select(func.max(LOG.c.id)).scalar_subquery()
 
 
+def _horizon() -> ColumnElement[Any]:
+    return select(func.coalesce(func.max(HORIZON.c.horizon), START)).scalar_subquery()
+
+
 @lru_cache(maxsize=256)
 def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
     """One statement, so one snapshot: the entries of `_entries`, each with its record as JSON
-    text, and the head. Compiled once per feed, reader and page size, and run on asyncpg itself
-    (db/driver.py): a page is a thousand rows of thirty columns, whose result rows through
-    SQLAlchemy cost more than the statement."""
+    text, the head and the horizon. Compiled once per feed, reader and page size, and run on
+    asyncpg itself (db/driver.py): a page is a thousand rows of thirty columns, whose result
+    rows through SQLAlchemy cost more than the statement."""
     page = _entries(kind, reader, first).lateral("page")
-    head = select(_head().label("head")).subquery("head")
+    head = select(_head().label("head"), _horizon().label("horizon")).subquery("head")
     columns = (
         page.c.position.label("feed_id"),
         page.c.id.label("feed_record_id"),
@@ -357,7 +366,8 @@ def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
         _text(page.c.record).label("record"),
         page.c.subject,
     )
-    return DriverStatement(select(head.c.head, *columns).select_from(head.outerjoin(page, true())))
+    ends = (head.c.head, head.c.horizon)
+    return DriverStatement(select(*ends, *columns).select_from(head.outerjoin(page, true())))
 
 
 async def page(
@@ -368,10 +378,10 @@ async def page(
         connection, statement(kind, reader, first), {"after": after, "scan_end": scan_end}
     )
     entries = [row for row in rows if row.feed_id is not None]
-    head = rows[0].head if rows else None
+    head, horizon = (rows[0].head, rows[0].horizon) if rows else (None, START)
     last = entries[min(len(entries), first) - 1].feed_id if entries else None
     end, has_more = _end(after, scan_end, head, len(entries), first, last)
-    return FeedPage(entries[:first], end, has_more)
+    return FeedPage(entries[:first], end, has_more, horizon)
 
 
 def _end(
@@ -399,6 +409,8 @@ class JsonFeedPage:
     """Records the page hands out (a removal, or an entry passed over, hands out none)."""
     subjects: list[str]
     """The NIK of each owner whose personal data the page hands out."""
+    horizon: int
+    """As FeedPage's."""
 
 
 @lru_cache(maxsize=256)
@@ -407,9 +419,9 @@ def json_statement(
 ) -> DriverStatement:
     """One statement, so one snapshot, for a page of `statement`'s entries of which PostgreSQL
     writes the JSON: one array of the entries in each of `shapes` (made of ENTRY's columns and
-    the entry's cursor), what the audit needs to know of them, and the head. A page of a
-    thousand entries is then one row of text to embed in the answer, not a thousand rows for
-    the executor to walk field by field."""
+    the entry's cursor), what the audit needs to know of them, the head and the horizon. A page
+    of a thousand entries is then one row of text to embed in the answer, not a thousand rows
+    for the executor to walk field by field."""
     rows = _entries(kind, reader, first).subquery("page")
     build = JsonBuild(RowScope(reader.jurisdiction), rows)
     on_page = rows.c.n <= first
@@ -418,6 +430,7 @@ def json_statement(
     lists = [build.array(shape, rows, order_by=rows.c.position, shown=entries) for shape in shapes]
     columns = (
         _head(),
+        _horizon(),
         func.count(rows.c.position),
         func.max(rows.c.position).filter(on_page),
         func.count().filter(handed_out),
@@ -446,8 +459,8 @@ async def json_page(
         json_statement(kind, reader, first, shapes),
         {"after": after, "scan_end": scan_end},
     )
-    head, fetched, last_on_page, records, subjects, count, missing, *lists = row
+    head, horizon, fetched, last_on_page, records, subjects, count, missing, *lists = row
     if missing:
         return None
     end, has_more = _end(after, scan_end, head, fetched, first, last_on_page)
-    return JsonFeedPage(tuple(lists), end, has_more, count, records, subjects or [])
+    return JsonFeedPage(tuple(lists), end, has_more, count, records, subjects or [], horizon)

@@ -1,0 +1,190 @@
+"""`sinergi feed compact` folds the change feed's old entries into one creation per record that
+still exists (db/queries/change_feed_compaction.py). Copies kept through the real app by
+`sinergi.sync`, as in tests/test_change_feed.py, stay exactly what a fresh page-through shows:
+one whose cursor is past the fold goes on; one whose cursor is short of it is refused, empties
+and starts again; a new one starts from the folded log. Only the owner can fold."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import asyncpg
+import pytest
+
+from sinergi.cli import main
+from sinergi.sync import LocalCopy, sync
+from tests.support.databases import as_service
+from tests.support.demo_data import load_demo
+from tests.support.http import Api, served
+from tests.test_change_feed import CLIENTS, RECORDS, Writer, head, page_through, poster, run
+
+FEED = "query($after: String) { msmeChanges(after: $after, first: 10) { endCursor } }"
+
+
+@pytest.fixture(scope="module")
+def owner_url(module_reference_url: str) -> str:
+    load_demo(module_reference_url, msmes=200, seed=31)
+    return module_reference_url
+
+
+@pytest.fixture(scope="module")
+def api(owner_url: str) -> Iterator[Api]:
+    with served(owner_url) as served_api:
+        yield served_api
+
+
+def _compact(url: str, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
+        code = main(["feed", "compact", *argv])
+    return code, out.getvalue()
+
+
+FOLDED = """SELECT count(*) AS entries, count(DISTINCT (record_kind, record_id)) AS records,
+  count(*) FILTER (WHERE operation <> 'insert' OR personal OR deactivated
+                   OR old_province IS NOT NULL) AS not_creations
+FROM change_log WHERE id <= $1"""
+
+
+def _of_records_gone(url: str, upto: int) -> int:
+    """Entries up to `upto` of businesses and participations that no longer exist."""
+    return int(
+        run(
+            url,
+            "SELECT count(*) FROM change_log c WHERE c.id <= $1 AND ("
+            " c.record_kind = 'msme' AND c.record_id NOT IN (SELECT id::text FROM msmes) OR"
+            " c.record_kind = 'participation'"
+            "  AND c.record_id NOT IN (SELECT id::text FROM participations))",
+            upto,
+        )[0][0]
+    )
+
+
+def _age_every_entry(url: str, days: int) -> None:
+    run(url, "UPDATE change_log SET noted_at = noted_at - make_interval(days => $1)", days)
+
+
+def _delete_outright(url: str, writer: Writer) -> None:
+    """As an operator may: a participation, and a business nothing else refers to."""
+    participations = run(url, "SELECT id FROM participations ORDER BY id")
+    run(url, "DELETE FROM participations WHERE id = $1", writer.rng.choice(participations)["id"])
+    unreferenced = run(
+        url,
+        "SELECT id FROM msmes m WHERE NOT EXISTS (SELECT FROM eligibility_decisions d"
+        " WHERE d.msme_id = m.id) AND NOT EXISTS (SELECT FROM guarantees g"
+        " WHERE g.msme_id = m.id) ORDER BY id",
+    )
+    run(url, "DELETE FROM msmes WHERE id = $1", writer.rng.choice(unreferenced)["id"])
+
+
+def _exact(api: Api, copy: LocalCopy, client: str, personal: bool) -> None:
+    expected = page_through(api, client, personal)
+    assert expected["msme"], client  # the comparison compares something
+    for kind in RECORDS:
+        assert copy.records(kind) == expected[kind], (client, kind)
+
+
+def test_every_copy_stays_exact_across_a_compaction(
+    api: Api, owner_url: str, tmp_path: Path
+) -> None:
+    behind = {client: LocalCopy(tmp_path / f"behind-{client}.sqlite") for client, _ in CLIENTS}
+    current = {client: LocalCopy(tmp_path / f"current-{client}.sqlite") for client, _ in CLIENTS}
+    writer = Writer(api, owner_url, seed=31)
+    for client, _ in CLIENTS:
+        sync(poster(api, client), behind[client], RECORDS)
+    for _ in range(25):
+        writer.any()
+    _delete_outright(owner_url, writer)
+    for client, _ in CLIENTS:
+        sync(poster(api, client), current[client], RECORDS)
+    logged = run(owner_url, "SELECT count(*) FROM change_log")[0][0]
+
+    assert _of_records_gone(owner_url, 2**62) > 0
+
+    _age_every_entry(owner_url, 30)
+    code, out = _compact(owner_url, "--older-than", "7")
+    assert code == 0, out
+    assert "compacted the change feed through entry" in out
+    assert run(owner_url, "SELECT count(*) FROM change_log")[0][0] < logged
+    # Up to the horizon: one creation per record that still exists.
+    (horizon,) = run(owner_url, "SELECT horizon FROM change_log_horizon")[0]
+    folded = run(owner_url, FOLDED, horizon)[0]
+    assert folded["entries"] == folded["records"]
+    assert folded["not_creations"] == 0
+    assert _of_records_gone(owner_url, horizon) == 0
+
+    for _ in range(25):
+        writer.any()
+    _delete_outright(owner_url, writer)
+    for client, personal in CLIENTS:
+        went_on = sync(poster(api, client), current[client], RECORDS)
+        assert not any(done.started_again for done in went_on.values())
+        _exact(api, current[client], client, personal)
+
+        started_again = sync(poster(api, client), behind[client], RECORDS)
+        assert all(done.started_again for done in started_again.values())
+        _exact(api, behind[client], client, personal)
+
+        new = LocalCopy(tmp_path / f"new-{client}.sqlite")
+        sync(poster(api, client), new, RECORDS)
+        _exact(api, new, client, personal)
+
+
+def test_a_cursor_short_of_the_fold_is_refused_naming_after(api: Api, owner_url: str) -> None:
+    post = poster(api, "demo-province-62")
+    short = post(FEED, {"after": None})["data"]["msmeChanges"]["endCursor"]
+    run(
+        owner_url,
+        "UPDATE msmes SET employees = employees + 1 WHERE id = (SELECT min(id) FROM msmes)",
+    )
+    _age_every_entry(owner_url, 30)
+    assert _compact(owner_url, "--older-than", "7")[0] == 0
+
+    refused = post(FEED, {"after": short})
+    assert refused["data"] == {"msmeChanges": None}
+    (error,) = refused["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "after"
+    assert "start again without `after`" in error["message"]
+    assert post(FEED, {"after": head(api, "demo-province-62")})["data"]["msmeChanges"]
+
+
+def test_nothing_older_than_asked_is_folded(owner_url: str) -> None:
+    run(owner_url, "UPDATE change_log SET noted_at = now()")
+    horizon = "SELECT horizon FROM change_log_horizon"
+    before = run(owner_url, horizon)[0][0]
+    code, out = _compact(owner_url, "--older-than", "7")
+    assert code == 0
+    assert out.startswith("nothing to compact")
+    assert run(owner_url, horizon)[0][0] == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM change_log WHERE id = (SELECT max(id) FROM change_log)",
+        "UPDATE change_log SET operation = 'insert'",
+        "UPDATE change_log_horizon SET horizon = horizon + 1",
+    ],
+)
+def test_the_service_can_neither_fold_the_feed_nor_move_its_horizon(
+    owner_url: str, statement: str
+) -> None:
+    """An insider with the service's credentials cannot erase what the feed said, nor force
+    every copy to start again."""
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        asyncio.run(_as_service(owner_url, statement))
+
+
+async def _as_service(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(as_service(url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
