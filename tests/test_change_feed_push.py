@@ -236,3 +236,32 @@ def test_over_a_websocket_only_subscriptions_run(live: str, module_reference_url
             assert "data" not in answer["payload"] or answer["payload"]["data"] is None
 
     asyncio.run(scenario())
+
+
+def test_a_subscriber_behind_a_compaction_is_told_to_start_again(
+    live: str, module_reference_url: str
+) -> None:
+    token = _token(live, _client(module_reference_url, "Tertinggal"))
+    for nib in ("9992300000005", "9992300000006"):
+        asyncio.run(_new_msme(module_reference_url, nib))
+    first = httpx.post(
+        f"{live}/graphql",
+        json={"query": "{ msmeChanges(first: 1) { endCursor } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    short = first["data"]["msmeChanges"]["endCursor"]
+    asyncio.run(
+        _sql(module_reference_url, "UPDATE change_log SET noted_at = now() - interval '30 days'")
+    )
+    with mock.patch.dict(os.environ, {"DATABASE_URL": module_reference_url}):
+        assert main(["feed", "compact", "--older-than", "7"]) == 0
+
+    async def scenario() -> None:
+        async with _subscribed(live, token, short) as socket:
+            answer = await _receive(socket)
+            assert answer["type"] in ("error", "next"), answer
+            errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+            assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+            assert errors[0]["extensions"]["field"] == "after"
+
+    asyncio.run(scenario())
