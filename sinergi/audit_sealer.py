@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.queries import audit_seals
-from sinergi import checkpoint_file, checkpoint_syslog
+from sinergi import checkpoint_file, checkpoint_syslog, metrics
 from sinergi.checkpoint_syslog import SyslogAddress
 
 log = logging.getLogger("sinergi.audit")
@@ -79,6 +79,9 @@ class AuditSealer:
         except Exception as error:  # the database is away: the entries wait for the next round
             log.warning("could not seal the audit trail: %s", error)
             return
+        metrics.observe_sealing(
+            None if sealed.head is None else sealed.head.seq, refused=sealed.refused_at is not None
+        )
         if sealed.head is not None and (count or always):
             line = sealed.head.signed_line(self._key)
             checkpoint_file.append(self._checkpoints, line)
@@ -91,6 +94,7 @@ class AuditSealer:
         try:
             await asyncio.to_thread(checkpoint_syslog.send, syslog, line)
         except OSError as error:
+            metrics.AUDIT_SYSLOG_FAILURES.inc()
             if not self._syslog_failing:
                 log.warning("could not send audit checkpoints to syslog: %s", error)
             self._syslog_failing = True

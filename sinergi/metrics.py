@@ -90,6 +90,25 @@ POOL_OVERFLOW = Gauge(
     ["database"],
     multiprocess_mode="livesum",
 )
+AUDIT_SEALED_AT = Gauge(
+    "sinergi_audit_sealed_timestamp_seconds",
+    "When a sealing round last finished. Further behind now than a few"
+    " SINERGI_AUDIT_SEAL_SECONDS, the trail is not being sealed (the database away).",
+    multiprocess_mode="max",
+)
+AUDIT_SEALED_ENTRY = Gauge(
+    "sinergi_audit_sealed_entry",
+    "The newest audit entry sealed, which the latest checkpoint covers.",
+    multiprocess_mode="max",
+)
+AUDIT_SEAL_REFUSALS = Counter(
+    "sinergi_audit_seal_refusals_total",
+    "Sealing rounds stopped at an entry whose hash or link is wrong: run sinergi audit verify.",
+)
+AUDIT_SYSLOG_FAILURES = Counter(
+    "sinergi_audit_syslog_failures_total",
+    "Checkpoints that could not be sent to syslog (SINERGI_AUDIT_SYSLOG); the file has them.",
+)
 
 _operation_names: set[str] = set()
 _children: dict[tuple[object, tuple[str, ...]], Any] = {}
@@ -170,6 +189,16 @@ def observe_request(
     if now - _pools_observed_at >= POOL_SECONDS:
         _pools_observed_at = now
         observe_pools(state)
+
+
+def observe_sealing(head: int | None, *, refused: bool) -> None:
+    """A sealing round this process finished: the newest entry sealed, if any, and whether it
+    stopped at an entry it could not seal."""
+    AUDIT_SEALED_AT.set(time.time())
+    if head is not None:
+        AUDIT_SEALED_ENTRY.set(head)
+    if refused:
+        AUDIT_SEAL_REFUSALS.inc()
 
 
 def _exposition(multiprocess_dir: str | None) -> bytes:

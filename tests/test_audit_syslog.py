@@ -10,9 +10,12 @@ import logging
 import re
 import secrets
 import socket
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
@@ -71,8 +74,9 @@ def test_serve_sends_the_checkpoint_it_writes(fresh_url: str, tmp_path: Path) ->
             "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
             "SINERGI_AUDIT_SYSLOG": f"udp://127.0.0.1:{syslog.address.port}",
         }
-        with served_process(as_service(fresh_url), "production", settings) as (_, server):
+        with served_process(as_service(fresh_url), "production", settings) as (base, server):
             (datagram,) = syslog.received(1)  # sealed and published at start
+            scraped = _metrics(base)
 
     sent = DATAGRAM.fullmatch(datagram)
     assert sent is not None, datagram
@@ -80,6 +84,39 @@ def test_serve_sends_the_checkpoint_it_writes(fresh_url: str, tmp_path: Path) ->
     line = sent[2].decode()
     assert line == checkpoints.read_text().splitlines()[0]
     assert read_checkpoint(line, KEY).seq == 3
+    # What an operator alerts on: sealing that stops, and checkpoints that do not leave.
+    assert scraped["sinergi_audit_sealed_entry"] == 3
+    assert time.time() - 60 < scraped["sinergi_audit_sealed_timestamp_seconds"] <= time.time()
+    assert scraped["sinergi_audit_syslog_failures_total"] == 0
+
+
+def test_serve_counts_the_checkpoints_it_could_not_send(fresh_url: str, tmp_path: Path) -> None:
+    asyncio.run(_append(fresh_url, 1))
+    settings = {
+        "SINERGI_AUDIT_KEY": KEY.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(tmp_path / "audit-checkpoints.jsonl"),
+        "SINERGI_AUDIT_SYSLOG": str(tmp_path / "no-daemon-here"),
+    }
+    with served_process(as_service(fresh_url), "production", settings) as (base, _):
+        deadline = time.monotonic() + 30
+        while not (scraped := _metrics(base)).get("sinergi_audit_syslog_failures_total"):
+            assert time.monotonic() < deadline, "the start's checkpoint was not sent"
+            time.sleep(0.1)
+        time.sleep(2.5)  # a sealing round more, which has nothing new to send
+        scraped = _metrics(base)
+    assert scraped["sinergi_audit_syslog_failures_total"] == 1
+    assert scraped["sinergi_audit_sealed_entry"] == 1
+
+
+def _metrics(base: str) -> dict[str, float]:
+    """The unlabelled samples of the server's /metrics."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
 
 
 async def _publish(sealer: AuditSealer, url: str) -> None:

@@ -19,6 +19,7 @@ from unittest import mock
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
@@ -135,6 +136,21 @@ def test_entries_written_since_the_last_seal_are_not_an_error(trail: Trail) -> N
     intact = _verify(trail)
     assert intact.returncode == 0, intact.stdout
     assert f"{ENTRIES + 2} entries verified, {ENTRIES} sealed (2 written since" in intact.stdout
+
+
+def test_sealing_stops_at_an_entry_rewritten_before_its_seal_and_counts_it(
+    trail: Trail,
+) -> None:
+    """The metric an operator alerts on: an entry rewritten before it was sealed is never
+    sealed, nor is any after it."""
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    _as_owner(trail, """UPDATE audit_log SET entry = '{"n": 99}' WHERE seq = 7""")
+    refusals = "sinergi_audit_seal_refusals_total"
+    before = REGISTRY.get_sample_value(refusals) or 0.0
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 1  # (other apps here refuse none)
+    broken = _verify(trail)
+    assert "broken at entry 7: content does not match its hash" in broken.stdout
 
 
 def test_a_rewritten_entry_is_named(trail: Trail) -> None:
