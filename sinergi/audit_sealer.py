@@ -84,7 +84,8 @@ class AuditSealer:
         )
         if sealed.head is not None and (count or always):
             line = sealed.head.signed_line(self._key)
-            checkpoint_file.append(self._checkpoints, line)
+            # Off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy.
+            await asyncio.to_thread(checkpoint_file.append, self._checkpoints, line)
             if self._syslog is not None:
                 await self._send(self._syslog, line)
 
