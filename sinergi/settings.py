@@ -14,7 +14,7 @@ from pathlib import Path
 
 from domain.cellkey import Perturbation
 from schema.query_limits import QueryLimits
-from sinergi.checkpoint_syslog import SyslogAddress, parse_address
+from sinergi.checkpoint_syslog import SyslogAddress, parse_address, trusting
 
 
 class Environment(StrEnum):
@@ -78,14 +78,22 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
-def _syslog(env: Mapping[str, str], name: str) -> SyslogAddress | None:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return None
+def _syslog(env: Mapping[str, str]) -> SyslogAddress | None:
+    """SINERGI_AUDIT_SYSLOG's collector, trusting SINERGI_AUDIT_SYSLOG_CA's authorities if set."""
+    raw = (env.get("SINERGI_AUDIT_SYSLOG") or "").strip()
+    ca_file = (env.get("SINERGI_AUDIT_SYSLOG_CA") or "").strip()
     try:
-        return parse_address(raw)
+        address = parse_address(raw) if raw else None
     except ValueError as problem:
-        raise SettingsError(f"{name} {problem}") from None
+        raise SettingsError(f"SINERGI_AUDIT_SYSLOG {problem}") from None
+    if not ca_file:
+        return address
+    if address is None:
+        raise SettingsError("SINERGI_AUDIT_SYSLOG_CA is set, but SINERGI_AUDIT_SYSLOG is not")
+    try:
+        return trusting(address, ca_file)
+    except ValueError as problem:
+        raise SettingsError(f"SINERGI_AUDIT_SYSLOG_CA {problem}") from None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -225,7 +233,7 @@ class Settings:
             audit_key_hex=env.get("SINERGI_AUDIT_KEY", "").strip(),
             audit_key_file=_path(env, "SINERGI_AUDIT_KEY_FILE"),
             audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),
-            audit_syslog=_syslog(env, "SINERGI_AUDIT_SYSLOG"),
+            audit_syslog=_syslog(env),
             audit_seal_seconds=_int(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
             unsafe_privileged_role=_flag(env, "SINERGI_UNSAFE_PRIVILEGED_ROLE"),
             query_limits=QueryLimits(

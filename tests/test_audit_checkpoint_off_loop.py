@@ -57,7 +57,8 @@ def test_a_slow_disk_or_syslog_does_not_hold_the_event_loop(
             await AuditWriter(autocommit(engine)).append(
                 client_id="loop-test", entry={}, subjects=[]
             )
-            sealer = AuditSealer(engine, bytes(32), checkpoints, 1, SyslogAddress(path="/no"))
+            nowhere = SyslogAddress("unix", path="/no")
+            sealer = AuditSealer(engine, bytes(32), checkpoints, 1, nowhere)
             stepping = asyncio.create_task(step_whenever_free())
             try:
                 await sealer.publish()

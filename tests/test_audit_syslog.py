@@ -10,11 +10,13 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from db.engine import autocommit, create_engine
@@ -23,11 +25,13 @@ from db.seals import read_checkpoint
 from sinergi.audit_sealer import AuditSealer
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import Settings, SettingsError
+from tests.support.certificates import authority
 from tests.support.databases import as_service
 from tests.support.served import served_process
-from tests.support.syslog import collector
+from tests.support.syslog import collector, frames, stream_collector
 
 KEY = secrets.token_bytes(32)
+FAILURES = "sinergi_audit_syslog_failures_total"
 DATAGRAM = re.compile(rb"<85>sinergi-audit\[(\d+)\]: (\{.*\})\n")
 
 
@@ -44,9 +48,11 @@ async def _append(url: str, entries: int) -> None:
 @pytest.mark.parametrize(
     ("raw", "address"),
     [
-        ("udp://collector.example:514", SyslogAddress(host="collector.example", port=514)),
-        ("udp://[::1]:5514", SyslogAddress(host="::1", port=5514)),
-        ("/dev/log", SyslogAddress(path="/dev/log")),
+        ("udp://collector.example:514", SyslogAddress("udp", "collector.example", 514)),
+        ("udp://[::1]:5514", SyslogAddress("udp", "::1", 5514)),
+        ("tcp://collector.example:514", SyslogAddress("tcp", "collector.example", 514)),
+        ("tls://collector.example:6514", SyslogAddress("tls", "collector.example", 6514)),
+        ("/dev/log", SyslogAddress("unix", path="/dev/log")),
         ("", None),
     ],
 )
@@ -57,10 +63,17 @@ def test_where_checkpoints_go_is_read_from_the_environment(
 
 
 @pytest.mark.parametrize(
-    "raw", ["tcp://collector:514", "udp://collector", "udp://collector:99999", "collector:514"]
+    "raw",
+    [
+        "relp://collector:514",
+        "udp://collector",
+        "tls://collector:99999",
+        "tcp://collector:514/path",
+        "collector:514",
+    ],
 )
 def test_an_address_of_another_form_is_refused_naming_the_setting(raw: str) -> None:
-    expected = "SINERGI_AUDIT_SYSLOG must be udp://HOST:PORT or a socket's absolute path"
+    expected = "SINERGI_AUDIT_SYSLOG must be udp://, tcp:// or tls://HOST:PORT, or a socket's"
     with pytest.raises(SettingsError, match=re.escape(expected)):
         Settings.from_env({"SINERGI_AUDIT_SYSLOG": raw})
 
@@ -132,7 +145,9 @@ def test_an_unreachable_collector_stops_nothing_and_is_reported_once(
 
     async def run() -> list[bytes]:
         engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
-        sealer = AuditSealer(engine, KEY, checkpoints, 1, SyslogAddress(path=str(socket_path)))
+        sealer = AuditSealer(
+            engine, KEY, checkpoints, 1, SyslogAddress("unix", path=str(socket_path))
+        )
         try:
             for _ in range(3):
                 await _publish(sealer, fresh_url)
@@ -156,3 +171,128 @@ def test_an_unreachable_collector_stops_nothing_and_is_reported_once(
     failing = [m for m in messages if m.startswith("could not send audit checkpoints to syslog")]
     assert len(failing) == 1
     assert messages.count("audit checkpoints reach syslog again") == 1
+
+
+def test_a_tls_collector_is_checked_against_the_authorities_named(tmp_path: Path) -> None:
+    bundle = authority("Dinas Kominfo CA").write(tmp_path / "ca.pem")
+    env = {"SINERGI_AUDIT_SYSLOG": "tls://siem.example:6514"}
+    found = Settings.from_env({**env, "SINERGI_AUDIT_SYSLOG_CA": str(bundle)}).audit_syslog
+    assert found == SyslogAddress("tls", "siem.example", 6514, ca_file=str(bundle))
+    assert Settings.from_env(env).audit_syslog == SyslogAddress("tls", "siem.example", 6514)
+
+
+@pytest.mark.parametrize(
+    ("syslog", "ca", "expected"),
+    [
+        ("", "ca.pem", "SINERGI_AUDIT_SYSLOG_CA is set, but SINERGI_AUDIT_SYSLOG is not"),
+        ("udp://siem:514", "ca.pem", "SINERGI_AUDIT_SYSLOG_CA names authorities for a tls://"),
+        ("tls://siem:6514", "missing.pem", "SINERGI_AUDIT_SYSLOG_CA cannot be read as PEM"),
+        ("tls://siem:6514", "not-pem.txt", "SINERGI_AUDIT_SYSLOG_CA cannot be read as PEM"),
+    ],
+)
+def test_authorities_that_cannot_apply_are_refused_at_start(
+    tmp_path: Path, syslog: str, ca: str, expected: str
+) -> None:
+    authority("Dinas Kominfo CA").write(tmp_path / "ca.pem")
+    (tmp_path / "not-pem.txt").write_text("a certificate, surely\n")
+    env = {"SINERGI_AUDIT_SYSLOG": syslog, "SINERGI_AUDIT_SYSLOG_CA": str(tmp_path / ca)}
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        Settings.from_env(env)
+
+
+def test_serve_sends_the_checkpoint_over_tls_to_a_collector_it_trusts(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(_append(fresh_url, 2))
+    ca = authority("Dinas Kominfo CA")
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    with stream_collector(ca.server_context("localhost", tmp_path)) as syslog:
+        settings = {
+            "SINERGI_AUDIT_KEY": KEY.hex(),
+            "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
+            "SINERGI_AUDIT_SYSLOG": f"tls://localhost:{syslog.port}",
+            "SINERGI_AUDIT_SYSLOG_CA": str(ca.write(tmp_path / "ca.pem")),
+        }
+        with served_process(as_service(fresh_url), "production", settings) as (base, server):
+            received = syslog.received()  # sealed and published at start
+            scraped = _metrics(base)
+
+    assert isinstance(received, bytes), received
+    (message,) = frames(received)
+    sent = DATAGRAM.fullmatch(message + b"\n")
+    assert sent is not None, message
+    assert int(sent[1]) == server.pid
+    line = sent[2].decode()
+    assert line == checkpoints.read_text().splitlines()[0]
+    assert read_checkpoint(line, KEY).seq == 2
+    assert scraped["sinergi_audit_syslog_failures_total"] == 0
+
+
+def test_checkpoints_go_over_tcp_one_frame_each(fresh_url: str, tmp_path: Path) -> None:
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+
+    async def run(port: int) -> None:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        address = SyslogAddress("tcp", "127.0.0.1", port)
+        try:
+            sealer = AuditSealer(engine, KEY, checkpoints, 1, address)
+            for _ in range(2):
+                await _publish(sealer, fresh_url)
+        finally:
+            await engine.dispose()
+
+    with stream_collector() as syslog:
+        asyncio.run(run(syslog.port))
+        received = [syslog.received(10), syslog.received(10)]
+
+    written = checkpoints.read_text().splitlines()
+    assert all(isinstance(stream, bytes) for stream in received), received
+    messages = [message for stream in received for message in frames(stream)]  # type: ignore[arg-type]
+    sent = [DATAGRAM.fullmatch(message + b"\n") for message in messages]
+    assert [match[2].decode() if match else None for match in sent] == written
+    assert [read_checkpoint(line, KEY).seq for line in written] == [1, 2]
+
+
+@pytest.mark.parametrize("impostor", ["another authority", "the authority, another name"])
+def test_a_host_posing_as_the_tls_collector_receives_nothing(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, impostor: str
+) -> None:
+    """The attack: a host on the network takes the collector's address (ARP or DNS spoofing)
+    to learn how far the trail was sealed, or to swallow the checkpoints so that a cut trail
+    goes unnoticed. Its certificate is either from an authority the operator did not name, or
+    from the right authority but for another host; either way nothing reaches it, and the
+    failure is counted and logged."""
+    trusted = authority("Dinas Kominfo CA")
+    bundle = trusted.write(tmp_path / "ca.pem")
+    if impostor == "another authority":
+        presented = authority("Dinas Kominfo CA").server_context("localhost", tmp_path)
+    else:
+        presented = trusted.server_context("kominfo-laptop.example", tmp_path)
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+
+    async def run(port: int) -> float:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        address = SyslogAddress("tls", "localhost", port, ca_file=str(bundle))
+        failures = REGISTRY.get_sample_value(FAILURES) or 0.0
+        try:
+            sealer = AuditSealer(engine, KEY, checkpoints, 1, address)
+            await _publish(sealer, fresh_url)
+            await _publish(sealer, fresh_url)
+        finally:
+            await engine.dispose()
+        return (REGISTRY.get_sample_value(FAILURES) or 0.0) - failures  # no other app sends
+
+    with stream_collector(presented) as syslog, caplog.at_level(logging.INFO, "sinergi.audit"):
+        failed = asyncio.run(run(syslog.port))
+        attempts = [syslog.received(10), syslog.received(10)]
+
+    assert all(isinstance(attempt, ssl.SSLError) for attempt in attempts), attempts
+    assert failed == 2
+    messages = [record.getMessage() for record in caplog.records]
+    refused = [m for m in messages if m.startswith("could not send audit checkpoints to syslog")]
+    assert len(refused) == 1, messages
+    assert "CERTIFICATE_VERIFY_FAILED" in refused[0]
+    assert [read_checkpoint(line, KEY).seq for line in checkpoints.read_text().splitlines()] == [
+        1,
+        2,
+    ]
