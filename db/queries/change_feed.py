@@ -86,7 +86,9 @@ START = 0
 SCAN_PER_ENTRY = 20
 """A page looks at most this many entries of the log per entry it may return: every page costs
 a bounded range of the primary key, however few of the entries concern its reader (a regency
-amid national changes), and the planner cannot choose to scan the whole log."""
+amid national changes), and the planner cannot choose to scan the whole log. Counted in entries,
+not ids: compaction leaves the ids of the entries it keeps far apart, and a page read through
+them is as full as any other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,14 +313,14 @@ def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
 
 def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:
     """The next `first` + 1 entries in id order (the primary key's) after `:after` up to
-    `:scan_end`, as ENTRY's columns, with whether the reader may see the record now (`present`),
+    `_scan_end()`, as ENTRY's columns, with whether the reader may see the record now (`present`),
     the data subject whose personal data it holds (`subject`), and its place on the page (`n`,
     from 1)."""
     entries = (
         select(LOG)
         .where(
             LOG.c.id > bindparam("after", type_=BigInteger),
-            LOG.c.id <= bindparam("scan_end", type_=BigInteger),
+            LOG.c.id <= _scan_end(),
             _concerns(kind, reader),
         )
         .order_by(LOG.c.id)
@@ -346,6 +348,25 @@ def _head() -> ColumnElement[Any]:
     return select(func.max(LOG.c.id)).scalar_subquery()
 
 
+def _scan_end() -> ColumnElement[Any]:
+    """Where a page stops looking: the entry `:skip` + 1 places after `:after`, whatever its
+    kind and whoever it concerns, or the head when fewer are left (null for an empty log)."""
+    last_scanned = (
+        select(LOG.c.id)
+        .where(LOG.c.id > bindparam("after", type_=BigInteger))
+        .order_by(LOG.c.id)
+        .offset(bindparam("skip", type_=BigInteger))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(last_scanned, _head())
+
+
+def _scanning(after: int, first: int) -> dict[str, int]:
+    """The parameters of a page of `first` entries after `after`."""
+    return {"after": after, "skip": first * SCAN_PER_ENTRY - 1}
+
+
 def _horizon() -> ColumnElement[Any]:
     return select(func.coalesce(func.max(HORIZON.c.horizon), START)).scalar_subquery()
 
@@ -357,7 +378,8 @@ def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
     asyncpg itself (db/driver.py): a page is a thousand rows of thirty columns, whose result
     rows through SQLAlchemy cost more than the statement."""
     page = _entries(kind, reader, first).lateral("page")
-    head = select(_head().label("head"), _horizon().label("horizon")).subquery("head")
+    ends = (_head().label("head"), _horizon().label("horizon"), _scan_end().label("scan_end"))
+    head = select(*ends).subquery("head")
     columns = (
         page.c.position.label("feed_id"),
         page.c.id.label("feed_record_id"),
@@ -366,35 +388,31 @@ def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
         _text(page.c.record).label("record"),
         page.c.subject,
     )
-    ends = (head.c.head, head.c.horizon)
-    return DriverStatement(select(*ends, *columns).select_from(head.outerjoin(page, true())))
+    bounds = (head.c.head, head.c.horizon, head.c.scan_end)
+    return DriverStatement(select(*bounds, *columns).select_from(head.outerjoin(page, true())))
 
 
 async def page(
     connection: Pooled, kind: str, reader: Reader, *, after: int, first: int
 ) -> FeedPage:
-    scan_end = after + first * SCAN_PER_ENTRY
-    rows = await fetch(
-        connection, statement(kind, reader, first), {"after": after, "scan_end": scan_end}
-    )
+    rows = await fetch(connection, statement(kind, reader, first), _scanning(after, first))
     entries = [row for row in rows if row.feed_id is not None]
-    head, horizon = (rows[0].head, rows[0].horizon) if rows else (None, START)
+    head, horizon, scan_end = rows[0].head, rows[0].horizon, rows[0].scan_end
     last = entries[min(len(entries), first) - 1].feed_id if entries else None
     end, has_more = _end(after, scan_end, head, len(entries), first, last)
     return FeedPage(entries[:first], end, has_more, horizon)
 
 
 def _end(
-    after: int, scan_end: int, head: int | None, fetched: int, first: int, last: int | None
+    after: int, scan_end: int | None, head: int | None, fetched: int, first: int, last: int | None
 ) -> tuple[int, bool]:
     """Where the reader stands after a page, and whether more is waiting: past the page's last
-    entry when more entries than fit were found; else past what the page scanned, up to the
-    head."""
+    entry when more entries than fit were found; else past what the page scanned."""
     if fetched > first:
         assert last is not None
         return last, True
-    scanned = min(after if head is None else head, scan_end)
-    return max(after, scanned), head is not None and head > scanned
+    scanned = after if scan_end is None else max(after, scan_end)
+    return scanned, head is not None and head > scanned
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +449,7 @@ def json_statement(
     columns = (
         _head(),
         _horizon(),
+        _scan_end(),
         func.count(rows.c.position),
         func.max(rows.c.position).filter(on_page),
         func.count().filter(handed_out),
@@ -453,13 +472,10 @@ async def json_page(
 ) -> JsonFeedPage | None:
     """The page `page` would read, as JSON; None when a part that may not be null turns out
     null (the executor then reports it, as it reports everything else)."""
-    scan_end = after + first * SCAN_PER_ENTRY
     (row,) = await fetch(
-        connection,
-        json_statement(kind, reader, first, shapes),
-        {"after": after, "scan_end": scan_end},
+        connection, json_statement(kind, reader, first, shapes), _scanning(after, first)
     )
-    head, horizon, fetched, last_on_page, records, subjects, count, missing, *lists = row
+    head, horizon, scan_end, fetched, last_on_page, records, subjects, count, missing, *lists = row
     if missing:
         return None
     end, has_more = _end(after, scan_end, head, fetched, first, last_on_page)
