@@ -66,32 +66,59 @@ def cursor_kind(kind: str) -> str:
     return f"{kind}-feed"
 
 
-def encode_cursor(kind: str, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{cursor_kind(kind)}:{position}".encode()).decode()
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a cursor resumes: after `position`, in the feed as compacted through `horizon`
+    when the cursor was handed out (the horizon a page reads in its own snapshot)."""
+
+    position: int
+    horizon: int
 
 
-def decode_cursor(after: str | None, kind: str) -> int:
-    """A cursor names its feed, so one of another kind's feed is refused rather than misread."""
+START = Place(change_feed.START, change_feed.START)
+
+
+def encode_cursor(kind: str, place: Place) -> str:
+    text = f"{cursor_kind(kind)}:{place.position}:{place.horizon}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_cursor(after: str | None, kind: str) -> Place:
+    """A cursor names its feed, so one of another kind's feed is refused rather than misread.
+    A cursor handed out before cursors named the horizon reads as one from before any
+    compaction."""
     if after is None:
-        return change_feed.START
+        return START
     try:
-        prefix, entry = base64.urlsafe_b64decode(after.encode()).decode().split(":")
-        if prefix != cursor_kind(kind):
+        prefix, *numbers = base64.urlsafe_b64decode(after.encode()).decode().split(":")
+        if prefix != cursor_kind(kind) or len(numbers) not in (1, 2):
             raise ValueError(prefix)
-        position = int(entry)
-        if not 0 <= position < 2**63:
+        position, horizon = int(numbers[0]), int(numbers[1]) if numbers[1:] else START.horizon
+        if not (0 <= position < 2**63 and 0 <= horizon < 2**63):
             raise ValueError(after)
-        return position
+        return Place(position, horizon)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise bad_input("after", "is not a cursor of this feed") from None
 
 
-def _refuse_if_folded(start: int, horizon: int) -> None:
-    """A cursor short of what `sinergi feed compact` folded would pass over what the folded
-    entries said (a move out of the jurisdiction, a deletion): its copy must start again, empty,
-    from no cursor. The page read the horizon in its own snapshot, so a compaction committing
-    meanwhile cannot slip between the check and the entries."""
-    if change_feed.START < start < horizon:
+def _refuse_if_folded(start: Place, horizon: int) -> None:
+    """A cursor short of what `sinergi feed compact` folded since the cursor was handed out
+    would pass over what the folded entries said (a move out of the jurisdiction, a deletion):
+    its copy must start again, empty, from no cursor. One handed out by the compacted feed
+    itself, to a reader going through the folded entries from the start, resumes as any other.
+    A cursor from a feed compacted further than this one (a database restored from a backup,
+    or a cursor made up) cannot be vouched for either. The page read the horizon in its own
+    snapshot, so a compaction committing meanwhile cannot slip between the check and the
+    entries."""
+    if start == START:
+        return
+    if start.horizon > horizon:
+        raise bad_input(
+            "after",
+            f"is from a feed compacted further than this one (through entry {start.horizon}, "
+            f"this one through {horizon}): empty the copy and start again without `after`",
+        )
+    if start.position < horizon and start.horizon < horizon:
         raise bad_input(
             "after",
             f"is older than the feed keeps (compacted through entry {horizon}): "
@@ -118,10 +145,10 @@ def reader_of(context: Context) -> Reader:
     )
 
 
-def _entries(kind: str, rows: list[Row], notes: AccessNotes) -> list[Entry]:
-    """The entries a client receives, each record noted as handed out, each owner's NIK as a
-    data subject whose personal data went out (a removal, or a record without an owner the
-    client may see, releases no one's)."""
+def _entries(kind: str, rows: list[Row], horizon: int, notes: AccessNotes) -> list[Entry]:
+    """The entries a client receives, read under `horizon`, each record noted as handed out,
+    each owner's NIK as a data subject whose personal data went out (a removal, or a record
+    without an owner the client may see, releases no one's)."""
     entries = []
     for row in rows:
         if row.feed_change != "REMOVED" and not row.present:
@@ -131,7 +158,7 @@ def _entries(kind: str, rows: list[Row], notes: AccessNotes) -> list[Entry]:
             notes.records_returned(kind, 1)
             if row.subject is not None:
                 notes.personal_data_of(row.subject)
-        cursor = encode_cursor(kind, row.feed_id)
+        cursor = encode_cursor(kind, Place(row.feed_id, horizon))
         entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
 
@@ -155,7 +182,7 @@ async def page(
         if plan:
             shapes = tuple(shape for _, shape in plan)
             built = await change_feed.json_page(
-                connection, kind, reader, after=start, first=size, shapes=shapes
+                connection, kind, reader, after=start.position, first=size, shapes=shapes
             )
             if built is not None:
                 _refuse_if_folded(start, built.horizon)
@@ -166,12 +193,13 @@ async def page(
                     key: orjson.Fragment(text)
                     for (key, _), text in zip(plan, built.lists, strict=True)
                 }
-                end = encode_cursor(kind, built.end)
+                end = encode_cursor(kind, Place(built.end, built.horizon))
                 return Page([], end, built.has_more, built.count, lists)
-        found = await change_feed.page(connection, kind, reader, after=start, first=size)
+        found = await change_feed.page(connection, kind, reader, after=start.position, first=size)
     _refuse_if_folded(start, found.horizon)
-    entries = _entries(kind, found.entries, notes)
-    return Page(entries, encode_cursor(kind, found.end), found.has_more, len(entries))
+    entries = _entries(kind, found.entries, found.horizon, notes)
+    end = encode_cursor(kind, Place(found.end, found.horizon))
+    return Page(entries, end, found.has_more, len(entries))
 
 
 async def follow(

@@ -912,7 +912,7 @@ def _entry_shape(
     ] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
-            parts.append(Cursor(key, cursor_kind(kind), column="position"))
+            parts.append(Cursor(key, cursor_kind(kind), column="place"))
         else:
             parts.extend(shape_of(entry_type, [field], admitting).parts)
     return JsonShape(tuple(parts))

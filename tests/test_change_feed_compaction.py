@@ -7,8 +7,10 @@ and starts again; a new one starts from the folded log. Only the owner can fold.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +190,68 @@ async def _as_service(url: str, statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+SPARSE = """query($after: String) {
+  msmeChanges(after: $after, first: 2) { endCursor hasMore entries { id } } }"""
+
+
+def test_a_compacted_feed_is_read_in_full_pages_however_far_apart_its_ids(
+    fresh_url: str,
+) -> None:
+    """Compaction keeps a record's newest entry alone, so a record changed fifty times leaves
+    its entry fifty ids after the last one kept. A page looks at a bounded number of entries,
+    not of ids: read from the start, every page but the last is full. Each page resumes from a
+    cursor short of the horizon, which the compacted feed itself handed out: it is not refused
+    as a cursor from before the compaction is."""
+    load_demo(fresh_url, msmes=40, seed=7)
+    run(fresh_url, "DELETE FROM change_log")  # the demo's creations: only the changes below
+    run(
+        fresh_url,
+        """DO $$ DECLARE business bigint; BEGIN
+             FOR business IN SELECT id FROM msmes WHERE province_code = '62' ORDER BY id LIMIT 10
+             LOOP FOR n IN 1..50 LOOP
+               UPDATE msmes SET employees = employees + 1 WHERE id = business;
+             END LOOP; END LOOP; END $$""",
+    )
+    _age_every_entry(fresh_url, 30)
+    assert _compact(fresh_url, "--older-than", "7")[0] == 0
+    kept = [row["id"] for row in run(fresh_url, "SELECT id FROM change_log ORDER BY id")]
+    assert len(kept) == 10
+    assert min(later - earlier for earlier, later in itertools.pairwise(kept)) >= 50
+
+    with served(fresh_url) as api:
+        post = poster(api, "demo-province-62")
+        pages, after = [], None
+        while True:
+            answer = post(SPARSE, {"after": after})
+            assert "errors" not in answer, answer
+            page = answer["data"]["msmeChanges"]
+            pages.append(len(page["entries"]))
+            after = page["endCursor"]
+            if not page["hasMore"]:
+                break
+    assert pages[:5] == [2, 2, 2, 2, 2]
+    assert sum(pages) == 10
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def test_a_cursor_the_compacted_feed_did_not_hand_out_is_refused(api: Api, owner_url: str) -> None:
+    """Cursors name the horizon they were read under. One from before cursors did is taken as
+    read before any compaction; one naming a horizon this feed has not reached (a database
+    restored from a backup, or a cursor made up to skip the refusal) is refused too."""
+    _age_every_entry(owner_url, 30)
+    _compact(owner_url, "--older-than", "7")
+    (horizon,) = run(owner_url, "SELECT horizon FROM change_log_horizon")[0]
+    post = poster(api, "demo-province-62")
+    for after in (_cursor("msme-feed:1"), _cursor(f"msme-feed:1:{horizon + 1}")):
+        refused = post(FEED, {"after": after})
+        assert refused["data"] == {"msmeChanges": None}, after
+        (error,) = refused["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["extensions"]["field"] == "after"
+        assert "start again without `after`" in error["message"]
+    assert post(FEED, {"after": _cursor(f"msme-feed:1:{horizon}")})["data"]["msmeChanges"]

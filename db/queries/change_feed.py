@@ -73,12 +73,14 @@ ENTRY = Table(
     "change_entry",
     MetaData(),
     Column("position", BigInteger),
+    Column("place", Text),
     Column("id", Text),
     Column("change", Text),
     Column("record", JSON),
 )
 """The columns of a page's entries that a JsonShape (db/queries/json_pages.py) may name: the
-entry's place in the feed (its cursor's position), the record's id, what the change means to
+entry's position in the feed, its place as its cursor names it (the position and the horizon
+the page was read under, "position:horizon"), the record's id, what the change means to
 the reader (a ChangeKind name) and the record as JSON, null when it carries none."""
 
 START = 0
@@ -332,6 +334,7 @@ def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:
     present = key.is_not(None)
     page = select(
         entries.c.id.label("position"),
+        func.concat(entries.c.id, ":", _horizon()).label("place"),
         entries.c.record_id.label("id"),
         _change(entries, code).label("change"),
         present.label("present"),

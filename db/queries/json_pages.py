@@ -147,7 +147,7 @@ found, a listed one for each row of its list."""
 class Cursor:
     """The row's cursor: base64 of "kind:position", as resolvers.paging.encode_cursor writes a
     keyset cursor (the position: the row's id) and resolvers.change_feed.encode_cursor a feed's
-    (the position: the entry's place in the feed)."""
+    (the position: the entry's place in the feed, "position:horizon")."""
 
     key: str
     kind: str
