@@ -3,9 +3,10 @@
 Each `serve` process runs one: every `SINERGI_AUDIT_SEAL_SECONDS` it seals what was written
 since the last seal (db/queries/audit_seals.py; one process at a time, the others find the lock
 taken) and appends a checkpoint to the checkpoint file (and sends it to syslog, when
-`SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown it publishes the
-head even when nothing is new. Requests never wait for it. Its own one-connection engine keeps
-it out of the request pool; while the database is away it fails, says so, and tries again.
+`SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown it publishes the head even when
+nothing is new. Requests never wait for it, nor does sealing wait for syslog. Its own
+one-connection engine keeps it out of the request pool; while the database is away it fails,
+says so, and tries again.
 """
 
 from __future__ import annotations
@@ -39,18 +40,28 @@ class AuditSealer:
         self._interval = interval_seconds
         self._syslog = syslog
         self._syslog_failing = False
+        self._unsent: str | None = None
+        self._sending: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """The last word: everything committed so far is sealed and checkpointed."""
+        """The last word: everything committed so far is sealed and checkpointed, and the
+        checkpoint sent to syslog (or given up on, after checkpoint_syslog.TIMEOUT_SECONDS)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.publish(always=True)
+        await self.sent()
+
+    async def sent(self) -> None:
+        """Returns once the checkpoints published so far have been sent to syslog, or failed
+        to be."""
+        if self._sending is not None:
+            await asyncio.shield(self._sending)
 
     async def _run(self) -> None:
         await self.publish(always=True)
@@ -87,7 +98,22 @@ class AuditSealer:
             # Off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy.
             await asyncio.to_thread(checkpoint_file.append, self._checkpoints, line)
             if self._syslog is not None:
-                await self._send(self._syslog, line)
+                self._forward(self._syslog, line)
+
+    def _forward(self, syslog: SyslogAddress, line: str) -> None:
+        """Send the checkpoint beside sealing, never in its way: a collector that answers
+        slowly, or not at all (a host on the path dropping the packets), would otherwise stretch
+        the time between seals, the window in which unsealed entries can be removed unnoticed.
+        While one is being sent, only the newest checkpoint waits: each covers the whole chain
+        up to its entry, so it supersedes those before it (the file keeps every one)."""
+        self._unsent = line
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send_unsent(syslog))
+
+    async def _send_unsent(self, syslog: SyslogAddress) -> None:
+        while self._unsent is not None:
+            line, self._unsent = self._unsent, None
+            await self._send(syslog, line)
 
     async def _send(self, syslog: SyslogAddress, line: str) -> None:
         """Send the checkpoint to syslog; say so when sending starts failing and when it works

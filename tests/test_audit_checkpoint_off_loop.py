@@ -62,6 +62,7 @@ def test_a_slow_disk_or_syslog_does_not_hold_the_event_loop(
             stepping = asyncio.create_task(step_whenever_free())
             try:
                 await sealer.publish()
+                await sealer.sent()
             finally:
                 stepping.cancel()
         finally:

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from db.seals import read_checkpoint
+from sinergi import checkpoint_syslog
 from sinergi.audit_sealer import AuditSealer
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import Settings, SettingsError
@@ -135,6 +136,7 @@ def _metrics(base: str) -> dict[str, float]:
 async def _publish(sealer: AuditSealer, url: str) -> None:
     await _append(url, 1)
     await sealer.publish()
+    await sealer.sent()
 
 
 def test_an_unreachable_collector_stops_nothing_and_is_reported_once(
@@ -295,4 +297,42 @@ def test_a_host_posing_as_the_tls_collector_receives_nothing(
     assert [read_checkpoint(line, KEY).seq for line in checkpoints.read_text().splitlines()] == [
         1,
         2,
+    ]
+
+
+def test_a_collector_that_never_answers_does_not_slow_sealing(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: a host on the path swallows the packets to the collector, so each send
+    waits out its timeout. Were sealing to wait with it, the time between seals (the window
+    in which unsealed entries can be removed unnoticed) would stretch to the timeout. Sealing
+    keeps its pace; the newest checkpoint goes once the stuck send gives up."""
+    monkeypatch.setattr(checkpoint_syslog, "TIMEOUT_SECONDS", 2)
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+
+    async def run(port: int) -> list[float]:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        address = SyslogAddress("tls", "127.0.0.1", port)  # accepted, never answered
+        sealer = AuditSealer(engine, KEY, checkpoints, 1, address)
+        took = []
+        try:
+            for _ in range(4):
+                await _append(fresh_url, 1)
+                started = time.monotonic()
+                await sealer.publish()
+                took.append(time.monotonic() - started)
+            await sealer.sent()
+        finally:
+            await engine.dispose()
+        return took
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        took = asyncio.run(run(silent.getsockname()[1]))
+
+    assert max(took) < 1, took
+    assert [read_checkpoint(line, KEY).seq for line in checkpoints.read_text().splitlines()] == [
+        1,
+        2,
+        3,
+        4,
     ]

@@ -51,7 +51,9 @@ async def _write_and_seal(
                 client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]
             )
         if seal:
-            await AuditSealer(engine, KEY, checkpoints, 1, syslog).publish()
+            sealer = AuditSealer(engine, KEY, checkpoints, 1, syslog)
+            await sealer.publish()
+            await sealer.sent()
     finally:
         await engine.dispose()
 
