@@ -12,7 +12,9 @@ connection of its own, closed once the frame is sent: a checkpoint goes at most 
 sealing round, and a connection that lives only as long as its message never sends into one
 the collector dropped long ago. TLS verifies the collector's certificate and name, against the
 system's authorities or a bundle of the operator's own (`SINERGI_AUDIT_SYSLOG_CA`), so a host
-that takes the collector's address on the network receives nothing. A lost message costs
+that takes the collector's address on the network receives nothing; to a collector that
+authenticates its senders, it presents a certificate of Sinergi's own
+(`SINERGI_AUDIT_SYSLOG_CERT`). A lost message costs
 nothing but detail: each checkpoint covers the whole chain up to its entry, so the next one
 supersedes it, and the file still holds every one. Written with sockets rather than
 `logging.handlers.SysLogHandler`, which prints a traceback to stderr when sending fails and
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -54,6 +56,11 @@ class SyslogAddress:
     ca_file: str = ""
     """TLS only: the PEM bundle of the authorities the collector's certificate must chain to;
     empty for the system's."""
+    cert_file: str = ""
+    """TLS only: the certificate chain (PEM) Sinergi presents to a collector that asks for
+    one; empty to present none."""
+    key_file: str = ""
+    """Its private key (PEM), when `cert_file` does not hold it."""
 
 
 def parse_address(raw: str) -> SyslogAddress:
@@ -68,6 +75,10 @@ def parse_address(raw: str) -> SyslogAddress:
     transport = _SCHEMES.get(parts.scheme)
     if transport is None or not parts.hostname or port is None or parts.path:
         raise ValueError(f"must be {EXPECTED}, got {raw!r}")
+    try:
+        parts.hostname.encode("idna")  # what the resolver would refuse at every send
+    except UnicodeError:
+        raise ValueError(f"names a host that cannot be looked up, got {raw!r}") from None
     return SyslogAddress(transport, parts.hostname, port)
 
 
@@ -77,20 +88,42 @@ def trusting(address: SyslogAddress, ca_file: str) -> SyslogAddress:
     each sealing round)."""
     if address.transport != "tls":
         raise ValueError("names authorities for a tls:// collector only")
-    _tls_context(ca_file)
-    return SyslogAddress("tls", address.host, address.port, ca_file=ca_file)
+    trusted = replace(address, ca_file=ca_file)
+    _tls_context(trusted.ca_file, trusted.cert_file, trusted.key_file)
+    return trusted
+
+
+def presenting(address: SyslogAddress, cert_file: str, key_file: str) -> SyslogAddress:
+    """`address`, Sinergi presenting `cert_file`'s certificate (its key in `key_file`, or in
+    `cert_file` when that is empty) to a collector that authenticates its senders; ValueError
+    when it is no TLS collector or they cannot be read, or do not match."""
+    if address.transport != "tls":
+        raise ValueError("is for a tls:// collector only")
+    presented = replace(address, cert_file=cert_file, key_file=key_file)
+    _tls_context(presented.ca_file, presented.cert_file, presented.key_file)
+    return presented
 
 
 @lru_cache(maxsize=4)
-def _tls_context(ca_file: str) -> ssl.SSLContext:
+def _tls_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:
     """What verifies a collector: its certificate chained to `ca_file`'s authorities (empty:
-    the system's) and naming the host dialled. ValueError for a bundle that cannot be read."""
+    the system's) and naming the host dialled; and what Sinergi presents, if anything.
+    ValueError for files that cannot be read."""
     try:
-        return ssl.create_default_context(cafile=ca_file or None)
+        context = ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as problem:
         raise ValueError(
             f"cannot be read as PEM certificates ({Path(ca_file)}): {problem}"
         ) from None
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file or None)
+        except (OSError, ssl.SSLError) as problem:
+            raise ValueError(
+                f"cannot be read, with its key, as a PEM certificate chain ({Path(cert_file)}): "
+                f"{problem}"
+            ) from None
+    return context
 
 
 def message(line: str) -> bytes:
@@ -124,6 +157,6 @@ def send(address: SyslogAddress, line: str) -> None:
         if address.transport == "tcp":
             stream.sendall(frame(line))
             return
-        context = _tls_context(address.ca_file)
+        context = _tls_context(address.ca_file, address.cert_file, address.key_file)
         with context.wrap_socket(stream, server_hostname=address.host) as secure:
             secure.sendall(frame(line))

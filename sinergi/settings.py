@@ -14,7 +14,7 @@ from pathlib import Path
 
 from domain.cellkey import Perturbation
 from schema.query_limits import QueryLimits
-from sinergi.checkpoint_syslog import SyslogAddress, parse_address, trusting
+from sinergi.checkpoint_syslog import SyslogAddress, parse_address, presenting, trusting
 
 
 class Environment(StrEnum):
@@ -79,21 +79,37 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 
 
 def _syslog(env: Mapping[str, str]) -> SyslogAddress | None:
-    """SINERGI_AUDIT_SYSLOG's collector, trusting SINERGI_AUDIT_SYSLOG_CA's authorities if set."""
+    """SINERGI_AUDIT_SYSLOG's collector, trusting SINERGI_AUDIT_SYSLOG_CA's authorities and
+    presenting SINERGI_AUDIT_SYSLOG_CERT's certificate (SINERGI_AUDIT_SYSLOG_KEY's key) if set."""
     raw = (env.get("SINERGI_AUDIT_SYSLOG") or "").strip()
-    ca_file = (env.get("SINERGI_AUDIT_SYSLOG_CA") or "").strip()
+    tls = {
+        name: (env.get(name) or "").strip()
+        for name in (
+            "SINERGI_AUDIT_SYSLOG_CA",
+            "SINERGI_AUDIT_SYSLOG_CERT",
+            "SINERGI_AUDIT_SYSLOG_KEY",
+        )
+    }
+    ca_file, cert_file, key_file = tls.values()
     try:
         address = parse_address(raw) if raw else None
     except ValueError as problem:
         raise SettingsError(f"SINERGI_AUDIT_SYSLOG {problem}") from None
-    if not ca_file:
-        return address
+    given = [name for name, value in tls.items() if value]
     if address is None:
-        raise SettingsError("SINERGI_AUDIT_SYSLOG_CA is set, but SINERGI_AUDIT_SYSLOG is not")
+        if given:
+            raise SettingsError(f"{given[0]} is set, but SINERGI_AUDIT_SYSLOG is not")
+        return None
+    if key_file and not cert_file:
+        raise SettingsError("SINERGI_AUDIT_SYSLOG_KEY is set, but SINERGI_AUDIT_SYSLOG_CERT is not")
     try:
-        return trusting(address, ca_file)
+        address = trusting(address, ca_file) if ca_file else address
     except ValueError as problem:
         raise SettingsError(f"SINERGI_AUDIT_SYSLOG_CA {problem}") from None
+    try:
+        return presenting(address, cert_file, key_file) if cert_file else address
+    except ValueError as problem:
+        raise SettingsError(f"SINERGI_AUDIT_SYSLOG_CERT {problem}") from None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -12,10 +12,12 @@ import secrets
 import socket
 import ssl
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -75,6 +77,13 @@ def test_where_checkpoints_go_is_read_from_the_environment(
 )
 def test_an_address_of_another_form_is_refused_naming_the_setting(raw: str) -> None:
     expected = "SINERGI_AUDIT_SYSLOG must be udp://, tcp:// or tls://HOST:PORT, or a socket's"
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        Settings.from_env({"SINERGI_AUDIT_SYSLOG": raw})
+
+
+def test_a_host_name_the_resolver_would_refuse_is_refused_at_start() -> None:
+    raw = f"tls://{'a' * 64}.example:6514"
+    expected = "SINERGI_AUDIT_SYSLOG names a host that cannot be looked up"
     with pytest.raises(SettingsError, match=re.escape(expected)):
         Settings.from_env({"SINERGI_AUDIT_SYSLOG": raw})
 
@@ -200,6 +209,95 @@ def test_authorities_that_cannot_apply_are_refused_at_start(
     env = {"SINERGI_AUDIT_SYSLOG": syslog, "SINERGI_AUDIT_SYSLOG_CA": str(tmp_path / ca)}
     with pytest.raises(SettingsError, match=re.escape(expected)):
         Settings.from_env(env)
+
+
+def _sender_files(tmp_path: Path) -> dict[str, Path]:
+    """Sinergi's certificate and key from the agency's authority, and another sender's key."""
+    ca = authority("Dinas Kominfo CA")
+    cert, key = ca.issue("sinergi-api", tmp_path, ExtendedKeyUsageOID.CLIENT_AUTH)
+    _, other_key = ca.issue("another-sender", tmp_path, ExtendedKeyUsageOID.CLIENT_AUTH)
+    garbage = tmp_path / "not-pem.txt"
+    garbage.write_text("a certificate, surely\n")
+    return {"cert": cert, "key": key, "other key": other_key, "garbage": garbage}
+
+
+def test_the_certificate_to_present_is_read_from_the_environment(tmp_path: Path) -> None:
+    files = _sender_files(tmp_path)
+    env = {
+        "SINERGI_AUDIT_SYSLOG": "tls://siem.example:6514",
+        "SINERGI_AUDIT_SYSLOG_CERT": str(files["cert"]),
+        "SINERGI_AUDIT_SYSLOG_KEY": str(files["key"]),
+    }
+    expected = SyslogAddress(
+        "tls", "siem.example", 6514, cert_file=str(files["cert"]), key_file=str(files["key"])
+    )
+    assert Settings.from_env(env).audit_syslog == expected
+
+
+@pytest.mark.parametrize(
+    ("syslog", "cert", "key", "expected"),
+    [
+        ("", "cert", "key", "SINERGI_AUDIT_SYSLOG_CERT is set, but SINERGI_AUDIT_SYSLOG is not"),
+        ("tcp://siem:514", "cert", "key", "SINERGI_AUDIT_SYSLOG_CERT is for a tls:// collector"),
+        (
+            "tls://siem:6514",
+            "",
+            "key",
+            "SINERGI_AUDIT_SYSLOG_KEY is set, but SINERGI_AUDIT_SYSLOG_CERT",
+        ),
+        ("tls://siem:6514", "cert", "", "SINERGI_AUDIT_SYSLOG_CERT cannot be read, with its key"),
+        ("tls://siem:6514", "garbage", "key", "SINERGI_AUDIT_SYSLOG_CERT cannot be read"),
+        ("tls://siem:6514", "cert", "other key", "SINERGI_AUDIT_SYSLOG_CERT cannot be read"),
+    ],
+)
+def test_a_certificate_that_cannot_be_presented_is_refused_at_start(
+    tmp_path: Path, syslog: str, cert: str, key: str, expected: str
+) -> None:
+    files = {"": "", **{name: str(path) for name, path in _sender_files(tmp_path).items()}}
+    env = {
+        "SINERGI_AUDIT_SYSLOG": syslog,
+        "SINERGI_AUDIT_SYSLOG_CERT": files[cert],
+        "SINERGI_AUDIT_SYSLOG_KEY": files[key],
+    }
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("presents", [True, False])
+def test_a_collector_that_authenticates_its_senders_takes_sinergis_certificate(
+    fresh_url: str, tmp_path: Path, presents: bool
+) -> None:
+    """A collector set to take messages only from senders with a certificate of the agency's
+    authority (rsyslog: `StreamDriver.AuthMode="x509/certvalid"`) receives the checkpoint
+    from a Sinergi presenting one, and refuses one presenting none."""
+    collectors, senders = authority("SIEM CA"), authority("Dinas Kominfo CA")
+    cert, key = senders.issue("sinergi-api", tmp_path, ExtendedKeyUsageOID.CLIENT_AUTH)
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    trusted = str(collectors.write(tmp_path / "siem-ca.pem"))
+
+    async def run(port: int) -> None:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        address = SyslogAddress("tls", "localhost", port, ca_file=trusted)
+        if presents:
+            address = replace(address, cert_file=str(cert), key_file=str(key))
+        try:
+            await _publish(AuditSealer(engine, KEY, checkpoints, 1, address), fresh_url)
+        finally:
+            await engine.dispose()
+
+    context = collectors.server_context("localhost", tmp_path, senders=senders)
+    with stream_collector(context) as syslog:
+        asyncio.run(run(syslog.port))
+        received = syslog.received(10)
+
+    if presents:
+        assert isinstance(received, bytes), received
+        (message,) = frames(received)
+        sent = DATAGRAM.fullmatch(message + b"\n")
+        assert sent is not None, message
+        assert sent[2].decode() == checkpoints.read_text().splitlines()[0]
+    else:
+        assert isinstance(received, ssl.SSLError), received
 
 
 def test_serve_sends_the_checkpoint_over_tls_to_a_collector_it_trusts(

@@ -37,17 +37,18 @@ class Authority:
         path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
         return path
 
-    def server_context(self, host: str, directory: Path) -> ssl.SSLContext:
-        """A TLS server presenting a certificate this authority issued for `host`."""
+    def issue(self, name: str, directory: Path, usage: x509.ObjectIdentifier) -> tuple[Path, Path]:
+        """A certificate for `name` (a host, or a sender) for `usage` (serverAuth or
+        clientAuth), and its key, as PEM files in `directory`."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         try:
-            alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+            alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
         except ValueError:
-            alternative = x509.DNSName(host)
+            alternative = x509.DNSName(name)
         issued = (
             x509.CertificateBuilder()
-            .subject_name(_name(host))
+            .subject_name(_name(name))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -59,14 +60,25 @@ class Authority:
                 critical=False,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), False)
             .sign(self.key, hashes.SHA256())
         )
-        chain, key_file = directory / f"{self.name}-{host}.pem", directory / f"{host}.key"
+        chain, key_file = directory / f"{self.name}-{name}.pem", directory / f"{name}.key"
         chain.write_bytes(issued.public_bytes(serialization.Encoding.PEM))
         key_file.write_bytes(_pem(key))
+        return chain, key_file
+
+    def server_context(
+        self, host: str, directory: Path, *, senders: Authority | None = None
+    ) -> ssl.SSLContext:
+        """A TLS server presenting a certificate this authority issued for `host`; with
+        `senders`, one that takes only clients presenting a certificate that authority issued."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(chain, key_file)
+        context.load_cert_chain(*self.issue(host, directory, ExtendedKeyUsageOID.SERVER_AUTH))
+        if senders is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            pem = senders.certificate.public_bytes(serialization.Encoding.PEM)
+            context.load_verify_locations(cadata=pem.decode())
         return context
 
 
