@@ -8,21 +8,22 @@ Each checkpoint is one message in the BSD form every syslog daemon reads (`<PRI>
 under the authpriv facility that Debian's rsyslog writes to its restricted `auth.log`; route it
 to a file of its own with `:programname, isequal, "sinergi-audit"`. Over UDP or a local socket
 it is one datagram; over TCP or TLS (RFC 5425) it is one octet-counted frame (RFC 6587) on a
-connection of its own, closed once the frame is sent: a checkpoint goes at most once per
-sealing round, and a connection that lives only as long as its message never sends into one
-the collector dropped long ago. TLS verifies the collector's certificate and name, against the
-system's authorities or a bundle of the operator's own (`SINERGI_AUDIT_SYSLOG_CA`), so a host
-that takes the collector's address on the network receives nothing; to a collector that
-authenticates its senders, it presents a certificate of Sinergi's own
-(`SINERGI_AUDIT_SYSLOG_CERT`). A lost message costs
-nothing but detail: each checkpoint covers the whole chain up to its entry, so the next one
-supersedes it, and the file still holds every one. Written with sockets rather than
-`logging.handlers.SysLogHandler`, which prints a traceback to stderr when sending fails and
-knows no TLS: the sealer reports a failure on `sinergi.audit`, in the service's own log format.
+connection of its own, closed (over TLS with close_notify) once the frame is sent: a checkpoint
+goes at most once per sealing round, and a connection that lives only as long as its message
+never sends into one the collector dropped long ago. TLS verifies the collector's certificate
+and name, against the system's authorities or a bundle of the operator's own
+(`SINERGI_AUDIT_SYSLOG_CA`), so a host that takes the collector's address on the network
+receives nothing; to a collector that authenticates its senders, it presents a certificate of
+Sinergi's own (`SINERGI_AUDIT_SYSLOG_CERT`). A lost message costs nothing but detail: each
+checkpoint covers the whole chain up to its entry, so the next one supersedes it, and the file
+still holds every one. Written with sockets rather than `logging.handlers.SysLogHandler`, which
+prints a traceback to stderr when sending fails and knows no TLS: the sealer reports a failure
+on `sinergi.audit`, in the service's own log format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -160,3 +161,14 @@ def send(address: SyslogAddress, line: str) -> None:
         context = _tls_context(address.ca_file, address.cert_file, address.key_file)
         with context.wrap_socket(stream, server_hostname=address.host) as secure:
             secure.sendall(frame(line))
+            _close(secure)
+
+
+def _close(secure: ssl.SSLSocket) -> None:
+    """End the session as RFC 5425 asks: close_notify, then read to the collector's answer.
+    Closing at once would leave the session tickets a TLS 1.3 collector sends after its
+    handshake unread, and the kernel answers unread data with a reset that can reach the
+    collector before it has read the frame. A collector that closes without answering has
+    read the frame first (the incomplete close the RFC allows)."""
+    with contextlib.suppress(ssl.SSLEOFError):
+        secure.unwrap()

@@ -300,13 +300,16 @@ def test_a_collector_that_authenticates_its_senders_takes_sinergis_certificate(
         assert isinstance(received, ssl.SSLError), received
 
 
+@pytest.mark.parametrize("answers", [True, False], ids=["answers-close", "just-closes"])
 def test_serve_sends_the_checkpoint_over_tls_to_a_collector_it_trusts(
-    fresh_url: str, tmp_path: Path
+    fresh_url: str, tmp_path: Path, answers: bool
 ) -> None:
+    """The collector reads to Sinergi's close_notify, so a frame cut short is never taken for
+    a whole one; one that closes without answering it counts as delivered all the same."""
     asyncio.run(_append(fresh_url, 2))
     ca = authority("Dinas Kominfo CA")
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
-    with stream_collector(ca.server_context("localhost", tmp_path)) as syslog:
+    with stream_collector(ca.server_context("localhost", tmp_path), answers) as syslog:
         settings = {
             "SINERGI_AUDIT_KEY": KEY.hex(),
             "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),

@@ -63,9 +63,11 @@ class StreamCollector:
 
 
 @contextmanager
-def stream_collector(tls: ssl.SSLContext | None = None) -> Iterator[StreamCollector]:
+def stream_collector(
+    tls: ssl.SSLContext | None = None, answers: bool = True
+) -> Iterator[StreamCollector]:
     """A collector on 127.0.0.1 that reads each connection to its end, over TLS with `tls`'s
-    certificate when given."""
+    certificate when given, answering the sender's close_notify with its own when `answers`."""
     connections: queue.Queue[bytes | BaseException] = queue.Queue()
     with socket.create_server(("127.0.0.1", 0)) as listening:
         listening.settimeout(0.2)
@@ -80,7 +82,7 @@ def stream_collector(tls: ssl.SSLContext | None = None) -> Iterator[StreamCollec
                 try:
                     with accepted:
                         accepted.settimeout(30)
-                        connections.put(_read_to_end(accepted, tls))
+                        connections.put(_read_to_end(accepted, tls, answers))
                 except OSError as failure:  # ssl.SSLError among them: a refused handshake
                     connections.put(failure)
 
@@ -93,12 +95,16 @@ def stream_collector(tls: ssl.SSLContext | None = None) -> Iterator[StreamCollec
             server.join()
 
 
-def _read_to_end(accepted: socket.socket, tls: ssl.SSLContext | None) -> bytes:
-    stream = accepted if tls is None else tls.wrap_socket(accepted, server_side=True)
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _read_to_end(accepted: socket.socket, tls: ssl.SSLContext | None, answers: bool) -> bytes:
+    """Over TLS, a connection's end is its close_notify: a connection cut without one is an
+    ssl.SSLEOFError, as for a collector that cannot tell a truncated frame from a whole one."""
+    if tls is None:
+        return b"".join(iter(lambda: accepted.recv(65536), b""))
+    secure = tls.wrap_socket(accepted, server_side=True, suppress_ragged_eofs=False)
+    received = b"".join(iter(lambda: secure.recv(65536), b""))
+    if answers:
+        secure.unwrap()
+    return received
 
 
 def as_daemon_writes(message: bytes) -> str:
