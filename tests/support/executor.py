@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
 from db.engine import create_engine
 from tests.support.http import Api
@@ -38,17 +38,40 @@ class AuditRow:
 
 def latest_entry(url: str, client_id: str) -> AuditRow:
     """The audit log's latest entry of `client_id`, with its place and its data subjects."""
+    (row,) = _audit_rows(
+        url,
+        "SELECT seq, entry, subjects FROM audit_log WHERE client_id = :client"
+        " ORDER BY seq DESC LIMIT 1",
+        client=client_id,
+    )
+    return AuditRow(row.seq, row.entry, list(row.subjects))
 
-    async def read() -> AuditRow:
+
+def entries_after(url: str, client_id: str, seq: int) -> list[AuditRow]:
+    """The audit log's entries of `client_id` after place `seq`, oldest first: what requests
+    wrote, where the log's latest entry may be an earlier test's."""
+    rows = _audit_rows(
+        url,
+        "SELECT seq, entry, subjects FROM audit_log WHERE client_id = :client AND seq > :seq"
+        " ORDER BY seq",
+        client=client_id,
+        seq=seq,
+    )
+    return [AuditRow(row.seq, row.entry, list(row.subjects)) for row in rows]
+
+
+def audit_head(url: str) -> int:
+    """The place of the log's latest entry, whoever's (0 when empty)."""
+    (row,) = _audit_rows(url, "SELECT coalesce(max(seq), 0) AS seq FROM audit_log")
+    return int(row.seq)
+
+
+def _audit_rows(url: str, query: str, **parameters: object) -> list[Row[Any]]:
+    async def read() -> list[Row[Any]]:
         engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
         try:
             async with engine.connect() as connection:
-                query = text(
-                    "SELECT seq, entry, subjects FROM audit_log WHERE client_id = :client"
-                    " ORDER BY seq DESC LIMIT 1"
-                )
-                row = (await connection.execute(query, {"client": client_id})).one()
-                return AuditRow(row.seq, row.entry, list(row.subjects))
+                return list(await connection.execute(text(query), parameters))
         finally:
             await engine.dispose()
 
