@@ -275,19 +275,21 @@ def test_a_collector_that_authenticates_its_senders_takes_sinergis_certificate(
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
     trusted = str(collectors.write(tmp_path / "siem-ca.pem"))
 
-    async def run(port: int) -> None:
+    async def run(port: int) -> float:
         engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
         address = SyslogAddress("tls", "localhost", port, ca_file=trusted)
         if presents:
             address = replace(address, cert_file=str(cert), key_file=str(key))
+        failures = REGISTRY.get_sample_value(FAILURES) or 0.0
         try:
             await _publish(AuditSealer(engine, KEY, checkpoints, 1, address), fresh_url)
         finally:
             await engine.dispose()
+        return (REGISTRY.get_sample_value(FAILURES) or 0.0) - failures  # no other app sends
 
     context = collectors.server_context("localhost", tmp_path, senders=senders)
     with stream_collector(context) as syslog:
-        asyncio.run(run(syslog.port))
+        failed = asyncio.run(run(syslog.port))
         received = syslog.received(10)
 
     if presents:
@@ -296,6 +298,7 @@ def test_a_collector_that_authenticates_its_senders_takes_sinergis_certificate(
         sent = DATAGRAM.fullmatch(message + b"\n")
         assert sent is not None, message
         assert sent[2].decode() == checkpoints.read_text().splitlines()[0]
+        assert failed == 0  # a collector that took the frame is not counted as a failure
     else:
         assert isinstance(received, ssl.SSLError), received
 
