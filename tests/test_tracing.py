@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -105,6 +106,10 @@ def test_spans_reach_an_otlp_collector_named_by_the_environment(
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_SERVICE_NAME": "sinergi-test",
             "SINERGI_RATE_LIMIT": "1000000",
+            # The session's home (tests/conftest.py): its audit key seals the shared demo
+            # trail, as every other app of the session does, and the home of whoever runs
+            # the tests is left alone.
+            "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
         }
     )
     _serve_one_page(clients_registered, settings, None)  # stopping the app flushes the spans
