@@ -33,6 +33,24 @@ from tests.support.http import Api, served
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="sinergi-test-home-")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--modules-reversed",
+        action="store_true",
+        help="run the test modules last to first (CI's second pass): a test that leans on "
+        "what an earlier module left behind passes in file order and fails here",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--modules-reversed"):
+        return
+    by_module: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.path, []).append(item)
+    items[:] = [item for module in reversed(by_module.values()) for item in module]
+
+
 def _server_url() -> str:
     configured = os.environ.get("SINERGI_TEST_DATABASE_URL")
     if configured:
