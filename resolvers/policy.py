@@ -14,6 +14,7 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
 - `sees_small_cells`, which figure cells are exempt from disclosure control;
+- `figure_audience`, which callers may be handed the same figure table;
 - `audit_entry`, what the audit log records of the request.
 """
 
@@ -64,6 +65,15 @@ class AccessPolicy:
         """A figure cell about `region` is exempt from disclosure control when the caller may
         read the records of that region anyway."""
         return self.principal.has(Scope.RECORDS_READ) and self.records.covers(region)
+
+    @property
+    def figure_audience(self) -> tuple[frozenset[Scope], str | None]:
+        """What decides a figure table the caller is shown: every scope its token carries (a
+        field it does not cover answers FORBIDDEN) and, with `records:read`, its jurisdiction
+        (the cells `sees_small_cells` exempts). Callers alike in it may be handed the same
+        table (schema/figure_cache.py); any other caller may not."""
+        reads_records = self.principal.has(Scope.RECORDS_READ)
+        return self.principal.scopes, self.principal.jurisdiction if reads_records else None
 
     def audit_entry(
         self,

@@ -147,7 +147,7 @@ class Engine:
             return None
         cache = self._figures if prepared.figures_only and not context.wrote_recently else None
         if cache is not None:
-            key = cache.key(query, operation_name, variables, context.principal)
+            key = cache.key(query, operation_name, variables, context.policy.figure_audience)
             cached = cache.get(key)
             if cached is not None:
                 return {"data": cached}

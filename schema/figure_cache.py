@@ -5,8 +5,10 @@ Figures come from rollups that every write keeps exact; a table served from here
 `seconds` old, like one read from a lagging replica, and with the same exception: a client
 that wrote within the read-your-writes window is never served from here, so it sees its own
 writes at once. An entry is keyed by everything its table depends on: the document, operation
-and variables, and what decides disclosure control for the caller (its jurisdiction, and
-whether it may read records), so no caller is ever handed a table made for another. Since the
+and variables, and what the table depends on of the caller (the access policy's
+`figure_audience`: its scopes, which decide the fields that answer, and with `records:read` its
+jurisdiction, which decides disclosure control), so no caller is ever handed a table made for
+another. Since the
 cell-key noise depends only on the records, a table served from here holds the very values a
 fresh computation gives.
 
@@ -23,9 +25,6 @@ from typing import Any
 
 import orjson
 
-from auth.principal import Principal
-from auth.scopes import Scope
-
 
 class FigureCache:
     def __init__(self, seconds: float, capacity: int = 20_000, largest: int = 2_000) -> None:
@@ -40,15 +39,15 @@ class FigureCache:
         query: str,
         operation_name: str | None,
         variables: Mapping[str, Any],
-        principal: Principal,
+        audience: Hashable,
     ) -> Hashable:
-        reads_records = principal.has(Scope.RECORDS_READ)
+        """`audience`: the access policy's `figure_audience`, all the table depends on of the
+        caller."""
         return (
             query,
             operation_name,
             orjson.dumps(variables, option=orjson.OPT_SORT_KEYS),
-            reads_records,
-            principal.jurisdiction if reads_records else None,
+            audience,
         )
 
     def get(self, key: Hashable, now: float | None = None) -> dict[str, Any] | None:

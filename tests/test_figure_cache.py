@@ -10,6 +10,7 @@ import pytest
 
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
+from resolvers.policy import AccessPolicy
 from schema.figure_cache import FigureCache
 from sinergi.settings import Settings
 from tests.support.demo_data import load_demo
@@ -42,16 +43,23 @@ def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
     assert cache.get("d", now=100.0) == cells
 
 
-def test_callers_share_a_table_only_when_suppression_treats_them_alike() -> None:
+def test_callers_share_a_table_only_when_their_scopes_and_suppression_are_alike() -> None:
     def key(who: Principal, variables: dict[str, object] | None = None) -> object:
-        return FigureCache.key(BY_PROVINCE, None, variables or {}, who)
+        return FigureCache.key(
+            BY_PROVINCE, None, variables or {}, AccessPolicy(who).figure_audience
+        )
 
     ministry = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ)
-    other_ministry = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ, Scope.TARGETS_READ)
+    other_ministry = Principal("c-other", OrgKind.MINISTRY, "ID", ministry.scopes)
+    targets_too = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ, Scope.TARGETS_READ)
+    targets_only = _who(OrgKind.MINISTRY, "ID", Scope.TARGETS_READ)
     kalteng = _who(OrgKind.PROVINCE, "62", Scope.AGGREGATES_READ, Scope.RECORDS_READ)
     kalbar = _who(OrgKind.PROVINCE, "61", Scope.AGGREGATES_READ, Scope.RECORDS_READ)
+    national = _who(OrgKind.PROVINCE, "ID", Scope.AGGREGATES_READ)
     assert key(ministry) == key(other_ministry)
-    assert len({key(ministry), key(kalteng), key(kalbar)}) == 3
+    assert key(ministry) == key(national)  # no records:read: suppressed alike wherever they are
+    tables = {key(ministry), key(targets_too), key(targets_only), key(kalteng), key(kalbar)}
+    assert len(tables) == 5
     assert key(ministry, {"a": 1, "b": 2}) == key(ministry, {"b": 2, "a": 1})
     assert key(ministry, {"a": 1}) != key(ministry, {"a": 2})
 
@@ -71,6 +79,17 @@ def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Ap
     province = api.graphql(SMALL_CELLS, "demo-province-62")["data"]["msmeFigures"]
     assert any(cell["suppressed"] for cell in ministry)
     assert not any(cell["suppressed"] for cell in province)
+
+
+def test_a_table_is_not_served_to_a_token_without_the_scope_for_it(api: Api) -> None:
+    """A ministry's table is cached; tokens narrowed to other scopes, the same client's and a
+    guarantee partner's, asking for it at once are still refused."""
+    assert api.graphql(BY_PROVINCE, "demo-ministry")["data"]["msmeFigures"]
+    narrowed = [("demo-ministry", "targets:read"), ("demo-jamkrida-62", "eligibility:check")]
+    for client_id, scope in narrowed:
+        answer = api.post({"query": BY_PROVINCE}, api.token(client_id, scope)).json()
+        assert answer["data"] is None or answer["data"]["msmeFigures"] is None, answer
+        assert [error["extensions"]["code"] for error in answer["errors"]] == ["FORBIDDEN"]
 
 
 @pytest.fixture(scope="module")
