@@ -56,15 +56,22 @@ _SLOTS = {label: slot for slot, label in enumerate(LABELS)}
 _WIDTH = 4  # bytes per draw: 2**-32 is finer than any probability in the table
 
 
+_COUNTED = b"sinergi-cellkey"
+"""The digest of a cell's counts and sums."""
+_DIVIDED = b"sinergi-average"
+"""The digest of the number of records each average divides by: not the count's draw, with
+which count minus sum over average gave the exact number of records without a value."""
+
+
 @lru_cache(maxsize=65_536)
-def _draws(key: int) -> tuple[float, ...]:
+def _draws(key: int, person: bytes = _COUNTED) -> tuple[float, ...]:
     """One BLAKE2b digest of the cell key, cut into a uniform number per label.
 
     Cached: a national table's cells are the same few thousand keys from one request to the
     next, and a digest per cell rather than per measure keeps perturbation cheap.
     """
     digest = hashlib.blake2b(
-        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=b"sinergi-cellkey"
+        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=person
     ).digest()
     return tuple(
         int.from_bytes(digest[slot : slot + _WIDTH], "big") / 2 ** (8 * _WIDTH)
@@ -219,15 +226,15 @@ def perturbed_cell(
     averages: tuple[str, ...],
 ) -> tuple[int, dict[str, int | None]]:
     """The perturbed count, and as `exact_values` each sum perturbed and each average the
-    perturbed sum over the perturbed number of records with a value (so no exact count can be
-    read off a ratio)."""
+    perturbed sum over the number of records with a value, perturbed with a draw of its own (so
+    no exact count can be read off a ratio, nor off a ratio and the count)."""
     drawn = draws(key_sum)
-    count_draw = drawn[_SLOTS["count"]]
     values: dict[str, int | None] = {}
     for name, summed in sums.items():
         sum_name, average_name, slot = _names(name)
         total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
         values[sum_name] = total if summed.n else None
         if name in averages:
-            values[average_name] = average(total, perturbation.drawn_count(summed.n, count_draw))
-    return perturbation.drawn_count(count, count_draw), values
+            n_draw = _draws(cell_key(key_sum), _DIVIDED)[slot]
+            values[average_name] = average(total, perturbation.drawn_count(summed.n, n_draw))
+    return perturbation.drawn_count(count, drawn[_SLOTS["count"]]), values

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Perturbation, Summed
+from domain.cellkey import MODULUS, Perturbation, Summed, perturbed_cell
 from domain.suppression import Cell, Key, Published, Tally, indicator_share, publish
 
 TABLE = Perturbation()
@@ -144,6 +144,25 @@ def test_subtracting_published_siblings_from_a_total_no_longer_gives_the_hidden_
             hits += total.count - published == truth[hidden[0]]
     assert attempts > 100
     assert hits / attempts < 0.5
+
+
+def test_count_against_sum_over_average_does_not_give_the_records_without_a_value() -> None:
+    """An average is the perturbed sum over a perturbed number of the records with a value. Had
+    that number the count's noise, the count minus sum over average would be the exact number
+    of businesses in the cell that reported no turnover."""
+    rng = random.Random(3)
+    hits = 0
+    for _ in range(300):
+        turnovers = [rng.randint(10**7, 10**9) for _ in range(27)]
+        summed = Summed(27, sum(turnovers), sum(t * t for t in turnovers))
+        count, values = perturbed_cell(
+            TABLE, 30, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
+        )
+        total, mean = values["turnover_sum"], values["turnover_average"]
+        assert total is not None
+        assert mean is not None
+        hits += count - round(total / mean) == 30 - 27
+    assert hits / 300 < 0.5
 
 
 @settings(max_examples=100, deadline=None)
