@@ -218,6 +218,23 @@ class SinergiGraphQL(GraphQL[Context, None]):
         ]
         return operations if isinstance(decoded, list) else operations[0]
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Each operation runs with a context of its own: Strawberry runs a batch's operations
+        at once with the request's one context, whose notes of records and data subjects would
+        then mix in their audit entries."""
+        own = self._context(request)
+        return await super().execute_single(
+            request, request_adapter, sub_response, own, root_value, request_data
+        )
+
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """Never here: sinergi.http_edge serves GraphiQL (sinergi.graphiql), to browsers only."""
         return False

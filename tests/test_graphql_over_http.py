@@ -21,6 +21,7 @@ from db.queries.audit import AuditWriter
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
+from tests.support.executor import audit_head, entries_after
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
 
@@ -241,6 +242,25 @@ def test_a_batch_answers_200_each_answer_with_its_own_errors(api: Api) -> None:
     assert first == {"data": {"viewer": {"clientId": PROVINCE}}}
     assert "data" not in second
     assert second["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_each_operation_of_a_batch_has_an_audit_entry_of_its_own(api: Api, demo_url: str) -> None:
+    """A batch's operations run at once; each entry names its own operation, records and data
+    subjects, none of another's."""
+    lookups = {
+        name: f'query {name} {{ msme(nib: "{nib}") {{ nib owner {{ nik }} }} }}'
+        for name, nib in (("First", "9990000000001"), ("Second", "9990000000002"))
+    }
+    before = audit_head(demo_url)
+    response = _post(api, [{"query": query} for query in lookups.values()], accept=JSON)
+    assert response.status_code == 200, response.text
+    niks = [answer["data"]["msme"]["owner"]["nik"] for answer in response.json()]
+    assert len(set(niks)) == 2
+    entries = {row.entry["operation"]: row for row in entries_after(demo_url, PROVINCE, before)}
+    assert sorted(entries) == ["First", "Second"]
+    for name, nik in zip(lookups, niks, strict=True):
+        assert entries[name].subjects == [nik]
+        assert entries[name].entry["records"] == {"msme": 1}
 
 
 # ---- POST content types and methods ---------------------------------------------------------
