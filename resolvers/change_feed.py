@@ -145,10 +145,13 @@ def reader_of(context: Context) -> Reader:
     )
 
 
-def _entries(kind: str, rows: list[Row], horizon: int, notes: AccessNotes) -> list[Entry]:
+def _entries(
+    kind: str, rows: list[Row], horizon: int, reader: Reader, notes: AccessNotes
+) -> list[Entry]:
     """The entries a client receives, read under `horizon`, each record noted as handed out,
-    each owner's NIK as a data subject whose personal data went out (a removal, or a record
-    without an owner the client may see, releases no one's)."""
+    each owner's NIK as a data subject whose personal data went out, with the owner's columns
+    the reader's statement selected (a removal, or a record without an owner the client may
+    see, releases no one's)."""
     entries = []
     for row in rows:
         if row.feed_change != "REMOVED" and not row.present:
@@ -158,6 +161,7 @@ def _entries(kind: str, rows: list[Row], horizon: int, notes: AccessNotes) -> li
             notes.records_returned(kind, 1)
             if row.subject is not None:
                 notes.personal_data_of(row.subject)
+                notes.owners_in_records(reader.personal_columns)
         cursor = encode_cursor(kind, Place(row.feed_id, horizon))
         entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
@@ -189,6 +193,8 @@ async def page(
                 notes.records_returned(kind, built.records)
                 for subject in built.subjects:
                     notes.personal_data_of(subject)
+                if built.subjects:
+                    notes.owners_in_records(reader.personal_columns)
                 lists = {
                     key: orjson.Fragment(text)
                     for (key, _), text in zip(plan, built.lists, strict=True)
@@ -197,7 +203,7 @@ async def page(
                 return Page([], end, built.has_more, built.count, lists)
         found = await change_feed.page(connection, kind, reader, after=start.position, first=size)
     _refuse_if_folded(start, found.horizon)
-    entries = _entries(kind, found.entries, found.horizon, notes)
+    entries = _entries(kind, found.entries, found.horizon, reader, notes)
     end = encode_cursor(kind, Place(found.end, found.horizon))
     return Page(entries, end, found.has_more, len(entries))
 

@@ -27,8 +27,12 @@ from typing import Any
 from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries.scoping import RowScope
-from domain.personal import OWNER_COLUMNS
+from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
+
+OWNER_TYPE = "Owner"
+"""The GraphQL type of the owner's personal fields (schema/types/records.py): the audit names
+each `Owner.<field>`, however it went out, so one name means one kind of data in the trail."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +87,20 @@ class AccessPolicy:
         fields: Mapping[str, list[str]],
         records: Mapping[str, int],
         touched: Touched,
+        owner_columns: Collection[str] = (),
     ) -> dict[str, Any]:
         """The audit log's entry for a request that handed out records or personal data: who,
         why, which operation, the guarded fields it used with their scopes, every field it
-        handed out and the personal ones itemised, and how many records of each kind."""
+        handed out and the personal ones itemised, and how many records of each kind.
+
+        `owner_columns`: those of an owner that went out inside a record's JSON (the change
+        feed's `record`) as the statement selected them (`AccessPolicy.owner_columns`: none
+        without `pii:read`), which the document's fields do not name; itemised as the `Owner`
+        fields they are, among the fields handed out and the personal ones."""
         principal = self.principal
+        in_records = {
+            f"{OWNER_TYPE}.{field.name}" for field in OWNER_FIELDS if field.column in owner_columns
+        }
         return {
             "organisation": principal.organisation,
             "orgKind": principal.org_kind.value,
@@ -96,7 +109,7 @@ class AccessPolicy:
             "operation": operation,
             "documentHash": document_hash,
             "fields": dict(fields),
-            "touched": list(touched.fields),
-            "personalFields": list(touched.personal),
+            "touched": sorted({*touched.fields, *in_records}),
+            "personalFields": sorted({*touched.personal, *in_records}),
             "records": dict(records),
         }

@@ -47,6 +47,7 @@ async def record(
         fields=notes.fields,
         records=notes.records,
         touched=notes.touched,
+        owner_columns=notes.owner_columns,
     )
     await context.audit.append(
         client_id=context.principal.client_id, entry=entry, subjects=notes.subjects

@@ -19,6 +19,7 @@ import pytest
 
 from sinergi.sync import LocalCopy, sync
 from tests.support.demo_data import load_demo
+from tests.support.executor import latest_entry
 from tests.support.http import Api, served
 from tests.test_eligibility_api import (
     CHECK,
@@ -438,6 +439,67 @@ def test_each_delivery_is_audited_and_names_only_the_personal_data_it_released(
     # A page with nothing in it hands nothing out, and is not an entry of the trail.
     assert pull(feed_api, "demo-province-62", delivered["endCursor"])["entries"] == []
     assert len(audit_entries(feed_url, "demo-province-62")) == before + 2
+
+
+def _owned_kalteng_msme(url: str) -> asyncpg.Record:
+    """A Kalimantan Tengah MSME with an owner, one no other test of the module changes."""
+    return run(
+        url,
+        "SELECT m.id, m.nib, o.nik FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '62' ORDER BY m.id LIMIT 1 OFFSET 1",
+    )[0]
+
+
+@pytest.mark.parametrize("directive", ["", " @include(if: true)"])  # compiled, entry by entry
+def test_a_page_handing_out_an_owner_itemises_the_owners_personal_fields(
+    feed_api: Api, feed_url: str, directive: str
+) -> None:
+    """The owner travels inside `record`, a JSON field no `pii:read` guard sits above: the
+    entry still itemises each personal field that went out, named as a read of `owner` names
+    it, and the owner as the data subject."""
+    msme = _owned_kalteng_msme(feed_url)
+    after = head(feed_api, "demo-province-62")
+    run(
+        feed_url, "UPDATE msmes SET employees = 79, version = version + 1 WHERE id = $1", msme["id"]
+    )
+    document = (
+        "query Feed($after: String) { msmeChanges(after: $after, first: 1) "
+        f"{{ entries{directive} {{ id record }} }} }}"
+    )
+    answer = feed_api.graphql(document, "demo-province-62", {"after": after})
+    (entry,) = answer["data"]["msmeChanges"]["entries"]
+    assert entry["id"] == str(msme["id"])
+    owner = entry["record"]["owner"]
+    assert owner["nik"] == msme["nik"]
+    fed = latest_entry(feed_url, "demo-province-62")
+    assert fed.subjects == [msme["nik"]]
+
+    read = f'query Owner {{ msme(nib: "{msme["nib"]}") {{ owner {{ {" ".join(owner)} }} }} }}'
+    assert feed_api.graphql(read, "demo-province-62")["data"]["msme"]["owner"] == owner
+    ordinary = latest_entry(feed_url, "demo-province-62").entry
+    assert ordinary["operation"] == "Owner"
+    assert ordinary["personalFields"] == sorted(f"Owner.{name}" for name in owner)
+    assert fed.entry["personalFields"] == ordinary["personalFields"]
+    assert set(ordinary["personalFields"]) <= set(fed.entry["touched"])
+    assert "ChangeEntry.record" in fed.entry["touched"]
+
+
+def test_a_page_without_pii_read_hands_out_no_owner_and_itemises_no_personal_field(
+    feed_api: Api, feed_url: str
+) -> None:
+    msme = _owned_kalteng_msme(feed_url)
+    after = head(feed_api, "demo-province-62", WITHOUT_PII)
+    run(
+        feed_url, "UPDATE msmes SET employees = 80, version = version + 1 WHERE id = $1", msme["id"]
+    )
+    (entry,) = pull(feed_api, "demo-province-62", after, WITHOUT_PII)["entries"]
+    assert entry["id"] == str(msme["id"])
+    assert "owner" not in entry["record"]
+    fed = latest_entry(feed_url, "demo-province-62")
+    assert fed.entry["records"] == {"msme": 1}
+    assert fed.entry["personalFields"] == []
+    assert not any(field.startswith("Owner.") for field in fed.entry["touched"])
+    assert fed.subjects == []
 
 
 def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> None:

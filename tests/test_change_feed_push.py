@@ -153,6 +153,48 @@ def test_a_change_reaches_a_subscriber_and_a_resumed_one_gets_what_it_missed(
     assert [entry["records"] for entry in json.loads(entries)] == [{"msme": 1}, {"msme": 1}]
 
 
+def test_a_delivery_handing_out_an_owner_itemises_the_owners_personal_fields(
+    live: str, module_reference_url: str
+) -> None:
+    """The owner travels inside `record`, which no `pii:read` guard sits above: each delivery's
+    audit entry still itemises the owner's personal fields it carried, and names the owner."""
+    client = _client(module_reference_url, "Langganan pemilik")
+    token = _token(live, client)
+    created = asyncio.run(_new_msme(module_reference_url, "9992300000007"))
+    start = _head(live, token)
+    nik = "6271015204880007"
+
+    async def scenario() -> dict[str, Any]:
+        async with _subscribed(live, token, start) as socket:
+            await _sql(
+                module_reference_url,
+                "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
+                created,
+                nik,
+            )
+            message = await _receive(socket)
+            assert message["type"] == "next", message
+            (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
+            owner: dict[str, Any] = entry["record"]["owner"]
+            return owner
+
+    owner = asyncio.run(scenario())
+    assert owner["nik"] == nik
+    audited = asyncio.run(
+        _sql(
+            module_reference_url,
+            "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
+            " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
+            client[0],
+        )
+    )
+    delivery = json.loads(audited)
+    assert delivery["subjects"] == [nik]
+    personal = sorted(f"Owner.{name}" for name in owner)
+    assert delivery["entry"]["personalFields"] == personal
+    assert set(personal) <= set(delivery["entry"]["touched"])
+
+
 def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:
     client = _client(module_reference_url, "Dicabut")
     token = _token(live, client)
