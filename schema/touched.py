@@ -4,7 +4,9 @@ A field the caller may not use answers null with FORBIDDEN, so neither it nor an
 is handed out; everything else the document selects is. Personal data is what lies below a field
 guarded by `pii:read` (the one declaration that makes a field personal), itemised: `Owner.nik`,
 `Owner.fullName`, `Owner.phone`, … Derived once per document and scope set (schema/engine.py),
-identically for every request that sends it.
+identically for every request that sends it. An owner handed out inside a JSON record (the
+change feed's `record`) is named by no field of the document: the access policy itemises it
+(AccessPolicy.audit_entry).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
-    OperationType,
     SelectionSetNode,
     get_named_type,
 )
@@ -57,7 +58,6 @@ def touched_fields(
 ) -> Touched:
     """Every field the operation hands out to a caller for whom `may(*scopes)` tells which
     guarded fields answer."""
-    root = schema.mutation_type if operation.operation is OperationType.MUTATION else None
     found: set[str] = set()
     personal: set[str] = set()
 
@@ -93,5 +93,5 @@ def touched_fields(
                     spread = schema.get_type(fragment.type_condition.name.value)
                     walk(spread, fragment.selection_set, below_personal)
 
-    walk(root or schema.query_type, operation.selection_set)
+    walk(schema.get_root_type(operation.operation), operation.selection_set)
     return Touched(tuple(sorted(found)), tuple(sorted(personal)))

@@ -21,6 +21,7 @@ from resolvers.context import Context
 from schema import compiled
 from schema.audit import record
 from schema.permissions import HasScopes, requires
+from schema.touched import touched_fields
 
 AFTER = "Entries after this cursor (an `endCursor` or an entry's `cursor`); none: from the start."
 FIRST = (
@@ -103,8 +104,12 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         document = print_ast(info.operation)
         field = f"Subscription.{info.field_name}"
         plan = compiled.changes_plan(info, ChangeEntry, kind)
+        # Every delivery hands out what the subscription selects, listed as a query's entry is.
+        raw = info._raw_info
+        touched = touched_fields(raw.schema, raw.operation, raw.fragments, context.policy.may)
         async for page, notes in change_feed.follow(context, kind, after=after, plan=plan):
             notes.field_used(field, [scope.value])
+            notes.touched = touched
             name = info.operation.name
             await record(context, document, name.value if name else None, notes)
             yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
