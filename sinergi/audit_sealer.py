@@ -81,9 +81,9 @@ class AuditSealer:
                 count += sealed.count
                 if sealed.refused_at is not None:
                     log.error(
-                        "audit entry %d does not match its hash or link: not sealed; "
-                        "run `sinergi audit verify`",
+                        "audit entry %d %s: sealing stopped; run `sinergi audit verify`",
                         sealed.refused_at,
+                        sealed.reason,
                     )
                 if sealed.count < audit_seals.BATCH:
                     break

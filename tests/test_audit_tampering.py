@@ -155,6 +155,42 @@ def test_sealing_stops_at_an_entry_rewritten_before_its_seal_and_counts_it(
     assert "broken at entry 7: content does not match its hash" in broken.stdout
 
 
+def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Trail) -> None:
+    """An insider with the service's credentials may insert seals (the sealer does, as that
+    role) but cannot make one the key reproduces: the sealer builds nothing on it, signs no
+    checkpoint of it, and `audit verify` names it."""
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+
+    async def forge() -> None:
+        connection = await asyncpg.connect(as_service(trail.owner_url))
+        try:
+            await connection.execute(
+                "INSERT INTO audit_seals (seq, mac) VALUES ($1, $2)", ENTRIES + 1, "0" * 64
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(forge())
+    checkpoints = trail.checkpoints.read_text()
+    refusals = "sinergi_audit_seal_refusals_total"
+    before = REGISTRY.get_sample_value(refusals) or 0.0
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 1, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 1
+    assert trail.checkpoints.read_text() == checkpoints
+    broken = _verify(trail)
+    assert f"broken at entry {ENTRIES + 1}: does not match its seal" in broken.stdout
+    assert f"{ENTRIES + 3} entries verified" not in broken.stdout
+
+    async def seals() -> list[int]:
+        connection = await asyncpg.connect(trail.owner_url)
+        try:
+            return [row["seq"] for row in await connection.fetch("SELECT seq FROM audit_seals")]
+        finally:
+            await connection.close()
+
+    assert max(asyncio.run(seals())) == ENTRIES + 1
+
+
 def test_a_rewritten_entry_is_named(trail: Trail) -> None:
     _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
     broken = _verify(trail)

@@ -3,8 +3,10 @@
 Requests never wait for this: `sinergi serve` runs it every `SINERGI_AUDIT_SEAL_SECONDS` and on
 shutdown (sinergi/audit_sealer.py). Seals are deterministic (the key, the entry, the seal before
 it), so whichever process seals an entry seals it alike; an advisory lock keeps two from
-trying at once. An entry whose hash or link is already wrong is not sealed: sealing it would
-vouch for tampering, so sealing stops there and says so, and `audit verify` names it.
+trying at once. An entry whose hash or link is already wrong is not sealed, nor is anything
+built on a newest seal the key does not reproduce (the service's role may insert seals, so an
+insider holding its credentials could write one): sealing would vouch for tampering, so sealing
+stops there and says so, and `audit verify` names it.
 """
 
 from __future__ import annotations
@@ -33,9 +35,17 @@ _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))"
 # timeout wherever autovacuum does not analyze the tables. Planning costs a sealing round far
 # less than a millisecond.
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+_BEFORE = AUDIT_SEALS.alias("before")
+# The newest seal with its entry and the seal before it, to check it before building on it.
 _LAST = (
-    select(AUDIT_SEALS.c.seq, AUDIT_SEALS.c.mac, AUDIT_LOG.c.hash)
+    select(
+        AUDIT_LOG,
+        AUDIT_SEALS.c.mac,
+        func.coalesce(_BEFORE.c.mac, "").label("mac_before"),
+    )
+    .select_from(AUDIT_SEALS)
     .join(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
+    .outerjoin(_BEFORE, _BEFORE.c.seq == AUDIT_SEALS.c.seq - 1)
     .order_by(AUDIT_SEALS.c.seq.desc())
     .limit(1)
 )
@@ -66,7 +76,8 @@ class Sealed:
     """The newest seal after this round (None: nothing was ever sealed)."""
     count: int
     refused_at: int | None
-    """The first entry left unsealed because its hash or link is wrong."""
+    """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours."""
+    reason: str = ""
 
 
 async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -> Sealed | None:
@@ -77,7 +88,13 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     await connection.execute(_CUSTOM_PLANS)
     database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
-    previous_seq, previous_mac, previous_hash = (0, "", "") if last is None else tuple(last)
+    if last is not None and row_mac(key, last.mac_before, last) != last.mac:
+        # Whoever may write seals (the service's role) wrote this one: sealing on it would
+        # vouch for it, and a checkpoint would sign it.
+        return Sealed(None, 0, last.seq, "does not match its seal")
+    previous_seq, previous_mac, previous_hash = (
+        (0, "", "") if last is None else (last.seq, last.mac, last.hash)
+    )
     unsealed = (
         select(AUDIT_LOG, recomputed_hash())
         .where(AUDIT_LOG.c.seq > previous_seq)
@@ -88,6 +105,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     seqs: list[int] = []
     macs: list[str] = []
     refused_at: int | None = None
+    reason = ""
     async with connection.stream(unsealed) as result:
         async for rows in result.partitions():
             for row in rows:
@@ -96,7 +114,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
                     or row.prev_hash != previous_hash
                     or row.hash != row.expected
                 ):
-                    refused_at = previous_seq + 1
+                    refused_at, reason = previous_seq + 1, "does not match its hash or link"
                     break
                 previous_mac = row_mac(key, previous_mac, row)
                 previous_seq, previous_hash = row.seq, row.hash
@@ -111,4 +129,4 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now)
     )
-    return Sealed(head, len(seqs), refused_at)
+    return Sealed(head, len(seqs), refused_at, reason)
