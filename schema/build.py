@@ -7,7 +7,7 @@ from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
-from schema.errors import CodedParserCache, ErrorCodes
+from schema.errors import CodedParserCache, CodedSchema, ErrorCodes
 from schema.execution import EmbeddingExecutionContext
 from schema.input_conversion import compile_inputs
 from schema.introspection import ClientIntrospection, IntrospectionAlone
@@ -29,7 +29,7 @@ def build_schema(
     """Parsing and validation are cached: integrations send the same few documents all day.
     `max_cost` bounds what one introspection may resolve, as it bounds any query."""
     clients = ClientSchemas(lambda: schema.as_str())  # read on first use, once `schema` exists
-    schema = strawberry.Schema(
+    schema = CodedSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -12,9 +12,12 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from enum import Enum
 
+import strawberry
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from db.errors import is_unavailable
 from resolvers.errors import ErrorCode
@@ -52,16 +55,35 @@ def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLE
     )
 
 
-def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQLError:
+class _Kind(Enum):
+    CODED = "coded"
+    INPUT = "input"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+def _kind(error: GraphQLError) -> _Kind:
+    """What an error is to the caller: already coded, its own input, a lost database, or a
+    fault of ours."""
     if error.extensions and "code" in error.extensions:
-        return error
+        return _Kind.CODED
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        return _input_error(error, document)
+        return _Kind.INPUT
     if isinstance(original, ValueError) and error.path is None:
         # Scalars reject bad variable values with ValueError before execution starts.
+        return _Kind.INPUT
+    return _Kind.UNAVAILABLE if is_unavailable(original) else _Kind.INTERNAL
+
+
+def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQLError:
+    kind = _kind(error)
+    if kind is _Kind.CODED:
+        return error
+    if kind is _Kind.INPUT:
         return _input_error(error, document)
-    if is_unavailable(original):
+    original = error.original_error
+    if kind is _Kind.UNAVAILABLE:
         logger.warning("database unavailable at %s: %s", error.path, original)
         return GraphQLError(
             "the database is unavailable; retry shortly",
@@ -86,6 +108,19 @@ def coded(
     also the HTTP layer's last pass, for errors that strawberry reports outside the operation
     hooks (an extension failing, say)."""
     return [_coded(error, document) for error in errors]
+
+
+class CodedSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Strawberry logs every error at ERROR with its message, and a refused variable's
+        message echoes the whole input, personal data included; a FORBIDDEN, NOT_FOUND or
+        input error is the caller's answer, not a fault. Only faults of ours are logged (and
+        again, with the correlation id the client quotes, where they are coded INTERNAL)."""
+        faults = [error for error in errors if _kind(error) is _Kind.INTERNAL]
+        if faults:
+            super().process_errors(faults, execution_context)
 
 
 class ErrorCodes(SchemaExtension):

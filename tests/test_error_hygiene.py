@@ -128,3 +128,24 @@ def test_a_failure_outside_graphql_is_a_coded_internal_error_too(
     for leak in ("client_writes", "Traceback", "asyncpg", "sqlalchemy"):
         assert leak not in response.text
     assert "client_writes" in _logged(caplog, correlation_id)
+
+
+def test_a_refused_input_and_a_forbidden_field_log_no_error_and_no_personal_data(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused variable's message, as graphql-core writes it, echoes the whole input, the
+    owner's NIK and name included; a FORBIDDEN field is the caller's answer. Neither is a fault
+    to log, least of all with the input."""
+    nik, name = "6271995204889999", "Siti Rahmawati Uji"
+    create = "mutation Create($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
+    new = {"nib": "7790000000099", "name": "X", "kbliCode": "47112", "region": "62.71"}
+    refused = {"input": {**new, "bogus": 1, "owner": {"nik": nik, "fullName": name}}}
+    forbidden = [{"query": "{ msmes(first: 1) { nodes { owner { nik } } } }"}]  # a batch
+    with caplog.at_level(logging.DEBUG):
+        first = api.post({"query": create, "variables": refused}, api.token(CLIENT))
+        second = api.post(forbidden, api.token(CLIENT, "records:read"))
+    assert first.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert second.json()[0]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert nik not in caplog.text
+    assert name not in caplog.text
