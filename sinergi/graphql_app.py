@@ -18,6 +18,14 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 
 from auth.http import bearer_user, unauthorized
@@ -28,7 +36,7 @@ from schema.limits import Violation
 from schema.query_limits import QueryLimits
 from sinergi import exchange, subscriptions
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
-from sinergi.guard import PAYLOAD, payload
+from sinergi.guard import PAYLOAD, Refusal, payload
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.request_context import context_for
@@ -43,8 +51,27 @@ class _RequestAdapter(StarletteRequestAdapter):
         self.scope = request.scope
 
 
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with each subscribe message held to the client's trusted documents
+    (sinergi.subscriptions' `operation`) before strawberry runs it."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            assert isinstance(self.view, SinergiGraphQL)
+            payload = message.get("payload")
+            resolved = await subscriptions.operation(self.context, self.view.trusted, payload)
+            if isinstance(resolved, Refusal):
+                refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
+                await self.send_message(refused)
+                return
+            message = SubscribeMessage(id=message["id"], type="subscribe", payload=resolved)
+        await super().handle_subscribe(message)
+
+
 class SinergiGraphQL(GraphQL[Context, None]):
     request_adapter_class = _RequestAdapter
+    graphql_transport_ws_handler_class = _TransportWSHandler
 
     def __init__(
         self,
@@ -64,6 +91,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide=None,
             allow_queries_via_get=True,
+            # Only the protocol whose subscribe messages are checked (_TransportWSHandler): the
+            # legacy graphql-ws one would run any document for a client held to its own.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             # One per feed: each subscription reads on its own every few seconds.
             max_subscriptions_per_connection=4,
         )

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from graphql import (
     DocumentNode,
+    GraphQLFormattedError,
     OperationDefinitionNode,
     StringValueNode,
     Visitor,
@@ -69,12 +70,20 @@ class _UnstorableLiteral:
     """A document whose string literals (escapes decoded) hold an unstorable character."""
 
 
-def _refusal(status: int, code: str, message: str, **extensions: Any) -> JSONResponse:
-    error = {"message": message, "extensions": {"code": code, **extensions}}
-    return JSONResponse({"errors": [error]}, status_code=status)
+class Refusal(JSONResponse):
+    """A request turned away, as its response; `errors` too, for a WebSocket's subscribe
+    message, which is refused with them in an `error` message (there is no status to send)."""
+
+    def __init__(self, status: int, error: GraphQLFormattedError) -> None:
+        self.errors = [error]
+        super().__init__({"errors": self.errors}, status_code=status)
 
 
-def bad_request(field: str, reason: str) -> JSONResponse:
+def _refusal(status: int, code: str, message: str, **extensions: Any) -> Refusal:
+    return Refusal(status, {"message": message, "extensions": {"code": code, **extensions}})
+
+
+def bad_request(field: str, reason: str) -> Refusal:
     """A BAD_USER_INPUT refusal naming the part of the request at fault."""
     return _refusal(400, "BAD_USER_INPUT", f"{field}: {reason}", field=field)
 
@@ -102,8 +111,9 @@ def sha256(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def _shape_error(operation: object) -> JSONResponse | None:
-    """What GraphQL over HTTP requires of one operation's JSON, checked before anything else."""
+def shape_error(operation: object) -> Refusal | None:
+    """What GraphQL over HTTP requires of one operation's JSON, checked before anything else
+    (a WebSocket's subscribe message too: sinergi.subscriptions)."""
     if not isinstance(operation, dict):
         return bad_request("body", "each operation must be a JSON object")
     for name, kind, wanted in (
@@ -239,7 +249,7 @@ class RequestGuard:
         if len(operations) > self.limits.max_batch:
             return _too_complex(Violation("batch", self.limits.max_batch, len(operations)))
         for operation in operations:
-            refusal = _shape_error(operation) or self._check_operation(operation)
+            refusal = shape_error(operation) or self._check_operation(operation)
             if refusal is not None:
                 return refusal
         self._note_operation(operations)

@@ -5,12 +5,14 @@ cannot set one) in `connection_init`'s payload as `{"Authorization": "Bearer …
 check admits it. Until then the connection's context holds nobody, with no scopes, and
 strawberry runs no operation before the connection is acknowledged. A subscription checks the
 token again each time it wakes (at least every RECHECK_SECONDS), so a client revoked, narrowed
-or expired meanwhile stops receiving and its subscription completes.
+or expired meanwhile stops receiving and its subscription completes. Each subscribe message is
+held to the client's trusted documents as a POST is (`operation`).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -21,7 +23,9 @@ from auth.service import AuthService
 from auth.tokens import InvalidToken
 from resolvers.context import Context, Limits, Live
 from sinergi import request_context
+from sinergi.guard import shape_error
 from sinergi.rate_limit import RateLimiter
+from sinergi.trusted_documents import TrustedDocuments
 
 logger = logging.getLogger("sinergi.subscriptions")
 
@@ -69,3 +73,16 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
 
     context.admit(principal)
     context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)
+
+
+async def operation(context: Context, trusted: TrustedDocuments, payload: object) -> Any:
+    """An admitted connection's subscribe message payload as it may run (a hash-only one with its
+    registered document), or the Refusal to send: a client held to its trusted documents may
+    subscribe to no other. Its shape is checked first, as the request guard checks a body's:
+    otherwise a query sent beside a registered document's hash would run under that hash."""
+    assert isinstance(context.request, WebSocket)
+    refusal = shape_error(payload)
+    if refusal is not None:
+        return refusal
+    engine = context.request.state.engine
+    return await trusted.resolve(engine, context.principal.client_id, payload)

@@ -1,10 +1,10 @@
 """Trusted documents: clients that may run only the operations registered for them.
 
 A production integration runs a fixed set of operations. Registering them (`sinergi clients trust`)
-and switching the mode on (`SINERGI_TRUSTED_DOCUMENTS`) turns every other document away, so a
-leaked token cannot be used to explore the API. In any mode a client may send just the hash of a
-registered operation, in the Apollo persisted-query shape:
-`{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "…"}}}`.
+and switching the mode on (`SINERGI_TRUSTED_DOCUMENTS`) turns every other document away, over
+HTTP and in a WebSocket's subscribe messages alike, so a leaked token cannot be used to explore
+the API. In any mode a client may send just the hash of a registered operation, in the Apollo
+persisted-query shape: `{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "…"}}}`.
 
 An operation is stored as graphql-core prints it (with the fragments it uses), so a client may
 send either that text, its own text of a registered file with one operation, or the hash.
@@ -23,6 +23,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLFormattedError,
     GraphQLSchema,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -31,13 +32,12 @@ from graphql import (
     validate,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import JSONResponse
 
 from db.queries import trusted_documents
 from schema.documents import parse_document
 from schema.limits import check_document
 from schema.query_limits import QueryLimits
-from sinergi.guard import bad_request, persisted_hash, sha256
+from sinergi.guard import Refusal, bad_request, persisted_hash, sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +130,13 @@ def enforcement(setting: str) -> Callable[[str], bool]:
     return enforced.__contains__
 
 
-def _forbidden(client_id: str) -> JSONResponse:
-    error = {
+def _forbidden(client_id: str) -> Refusal:
+    error: GraphQLFormattedError = {
         "message": f"trusted documents mode: client {client_id!r} may run only operations "
         "registered for it (sinergi clients trust); this one is not",
         "extensions": {"code": "FORBIDDEN", "mode": "trusted documents"},
     }
-    return JSONResponse({"errors": [error]}, status_code=403)
+    return Refusal(403, error)
 
 
 class TrustedDocuments:
@@ -147,9 +147,10 @@ class TrustedDocuments:
 
     async def resolve(self, engine: AsyncEngine, client_id: str, payload: Any) -> Any:
         """The request's decoded JSON (sinergi.guard) with registered documents filled in for
-        hashes, or the JSONResponse refusal to send.
+        hashes, or the Refusal to send: for a POST or GET, and for each subscribe message over
+        the WebSocket (sinergi.subscriptions), so both are held to the same documents.
 
-        The request guard has already checked its shape.
+        Its shape has already been checked (sinergi.guard's `shape_error`).
         """
         enforced = self.enforced(client_id)
         operations = payload if isinstance(payload, list) else [payload]

@@ -261,7 +261,8 @@ def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
 
 
 def test_over_a_websocket_only_subscriptions_run(live: str, module_reference_url: str) -> None:
-    """Queries and mutations over the WebSocket would pass none of the HTTP edge's checks."""
+    """Queries and mutations over the WebSocket would pass neither the request guard's limits nor
+    the rate limit."""
     token = _token(live, _client(module_reference_url, "Hanya langganan"))
 
     async def scenario() -> None:

@@ -187,3 +187,121 @@ def test_the_cli_refuses_an_unknown_client(demo_url: str, tmp_path: Path) -> Non
     code, out = _cli(demo_url, ["clients", "trust", "no-such-client", str(file)])
     assert code == 2
     assert "no-such-client" in out
+
+
+# ---- over the WebSocket ---------------------------------------------------------------------
+
+WATCH = "subscription Watch { msmeChanges { entries { id record } } }"
+
+
+def _held_client(url: str, name: str) -> tuple[str, str]:
+    """A new client that sees Central Kalimantan's records: (client_id, secret)."""
+    argv = ["clients", "create", "--name", name, "--org-kind", "province", "--jurisdiction"]
+    argv += ["62", "--purpose", "trusted documents over a WebSocket", "--scopes", "records:read"]
+    code, out = _cli(url, [*argv, "--json"])
+    assert code == 0, out
+    created = json.loads(out)
+    return created["client_id"], created["client_secret"]
+
+
+@pytest.fixture(scope="module")
+def watchers(demo_url: str) -> dict[str, tuple[str, str]]:
+    """Two new clients, each held to its documents (none registered yet)."""
+    return {
+        "unregistered": _held_client(demo_url, "Tanpa dokumen"),
+        "watching": _held_client(demo_url, "Dengan langganan"),
+    }
+
+
+@pytest.fixture(scope="module")
+def ws_api(demo_url: str, watchers: dict[str, tuple[str, str]]) -> Iterator[Api]:
+    held = ",".join(client_id for client_id, _ in watchers.values())
+    settings = Settings(rate_limit=1_000_000, trusted_documents=held)
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+        yield Api(client)
+
+
+def _trust(url: str, tmp_path: Path, client_id: str, document: str) -> str:
+    """Registers the document for the client through the CLI; its sha256."""
+    file = tmp_path / f"{client_id}.graphql"
+    file.write_text(document)
+    code, out = _cli(url, ["clients", "trust", client_id, str(file), "--json"])
+    assert code == 0, out
+    return str(json.loads(out)[0]["sha256"])
+
+
+@contextlib.contextmanager
+def _socket(api: Api, client: tuple[str, str]) -> Iterator[Any]:
+    """An acknowledged graphql-transport-ws connection for the client."""
+    issued = api.token_response(*client)
+    assert issued.status_code == 200, issued.text
+    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        socket.send_json({"type": "connection_init", "payload": auth})
+        assert _message(socket)["type"] == "connection_ack"
+        yield socket
+
+
+def _message(socket: Any) -> dict[str, Any]:
+    message: dict[str, Any] = socket.receive_json(mode="binary")  # the app's JSON is orjson's
+    return message
+
+
+def _subscribe(socket: Any, id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    socket.send_json({"id": id, "type": "subscribe", "payload": payload})
+    return _message(socket)
+
+
+def _refused(socket: Any, message: dict[str, Any], code: str) -> dict[str, Any]:
+    """The refusal's one error; a ping answered next shows no page followed it."""
+    assert message["type"] == "error", message
+    (error,) = message["payload"]
+    assert error["extensions"]["code"] == code
+    socket.send_json({"type": "ping"})
+    assert _message(socket) == {"type": "pong"}
+    return dict(error)
+
+
+def test_a_held_client_subscribes_over_a_websocket_only_once_the_document_is_registered(
+    ws_api: Api, watchers: dict[str, tuple[str, str]], demo_url: str, tmp_path: Path
+) -> None:
+    """The attack: a leaked token of a client held to its documents, none of them this feed."""
+    client = watchers["unregistered"]
+    with _socket(ws_api, client) as socket:
+        error = _refused(socket, _subscribe(socket, "1", {"query": WATCH}), "FORBIDDEN")
+        assert error["extensions"]["mode"] == "trusted documents"
+        assert "trusted documents" in error["message"]
+        _trust(demo_url, tmp_path, client[0], WATCH)
+        answer = _subscribe(socket, "2", {"query": WATCH})
+        assert answer["type"] == "next", answer
+        assert answer["id"] == "2"
+        assert answer["payload"]["data"]["msmeChanges"]["entries"]
+
+
+def test_over_a_websocket_a_held_client_may_subscribe_by_hash_but_not_by_an_unknown_one(
+    ws_api: Api, watchers: dict[str, tuple[str, str]], demo_url: str, tmp_path: Path
+) -> None:
+    client = watchers["watching"]
+    registered = _trust(demo_url, tmp_path, client[0], WATCH)
+    with _socket(ws_api, client) as socket:
+        by_hash = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": registered}}}
+        answer = _subscribe(socket, "1", by_hash)
+        assert answer["type"] == "next", answer
+        assert answer["payload"]["data"]["msmeChanges"]["entries"]
+        socket.send_json({"id": "1", "type": "complete"})
+        unknown = {"extensions": {"persistedQuery": {"sha256Hash": _sha256(WATCH + " ")}}}
+        error = _refused(socket, _subscribe(socket, "2", unknown), "BAD_USER_INPUT")
+        assert error["extensions"]["field"] == "extensions.persistedQuery.sha256Hash"
+        # Another document beside the registered hash would run under it: refused as over HTTP.
+        other = "subscription { msmeChanges { entries { id } } }"
+        smuggled = {"query": other, "extensions": by_hash["extensions"]}
+        _refused(socket, _subscribe(socket, "3", smuggled), "BAD_USER_INPUT")
+
+
+def test_the_legacy_graphql_ws_protocol_whose_messages_go_unchecked_is_not_spoken(
+    ws_api: Api,
+) -> None:
+    with ws_api.client.websocket_connect("/graphql", subprotocols=["graphql-ws"]) as socket:
+        socket.send_json({"type": "connection_init", "payload": {}})  # answered, were it spoken
+        closed = socket.receive()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4406)
