@@ -6,6 +6,7 @@ decoded again, here or by strawberry."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -14,10 +15,11 @@ from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -51,6 +53,18 @@ class _RequestAdapter(StarletteRequestAdapter):
         self.scope = request.scope
 
 
+class _TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages as text frames: a browser's client (GraphiQL's, graphql-ws)
+    parses only those. The view's `encode_json` gives bytes, right for HTTP bodies, which
+    Strawberry would send as binary frames."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as disconnect:
+            raise WebSocketDisconnected from disconnect
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each subscribe message held to the client's trusted documents
     (sinergi.subscriptions' `operation`) before strawberry runs it."""
@@ -72,6 +86,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class SinergiGraphQL(GraphQL[Context, None]):
     request_adapter_class = _RequestAdapter
     graphql_transport_ws_handler_class = _TransportWSHandler
+    websocket_adapter_class = _TextFrames
 
     def __init__(
         self,

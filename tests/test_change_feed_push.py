@@ -96,7 +96,11 @@ async def _new_msme(url: str, nib: str) -> int:
 
 
 async def _receive(socket: Any, seconds: float = 10) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), seconds))
+    """The next message, which must come as a text frame: a browser's graphql-ws client parses
+    only those (a binary frame reaches it as a Blob, and it closes the connection)."""
+    frame = await asyncio.wait_for(socket.recv(), seconds)
+    assert isinstance(frame, str), f"a binary frame: {frame!r}"
+    message: dict[str, Any] = json.loads(frame)
     return message
 
 

@@ -243,7 +243,7 @@ def _socket(api: Api, client: tuple[str, str]) -> Iterator[Any]:
 
 
 def _message(socket: Any) -> dict[str, Any]:
-    message: dict[str, Any] = socket.receive_json(mode="binary")  # the app's JSON is orjson's
+    message: dict[str, Any] = socket.receive_json()
     return message
 
 
