@@ -875,7 +875,9 @@ def test_a_rule_set_may_declare_fewer_rules_and_applies_only_those() -> None:
         (date(2026, 1, 1), "2026.1"),
         (date(2026, 6, 30), "2026.1"),
         (date(2026, 7, 1), "2026.2"),
-        (date(2030, 1, 1), "2026.2"),
+        (date(2026, 12, 3), "2026.2"),
+        (date(2026, 12, 4), "2026.3"),
+        (date(2030, 1, 1), "2026.3"),
     ],
 )
 def test_select_ruleset_picks_the_latest_version_in_force(on_date: date, version: str) -> None:
@@ -994,3 +996,30 @@ def test_two_versions_may_not_share_a_date_or_a_label(
     with pytest.raises(InvalidValue) as error:
         load_rulesets(tmp_path)
     assert error.value.field == field
+
+
+REASONS_ON = date(2026, 12, 4)
+
+
+@pytest.mark.parametrize(
+    ("facts", "quoted"),
+    [
+        (msme(check_date=REASONS_ON), {"2021-03-01", "240.000.000", "240,000,000"}),
+        (msme(check_date=REASONS_ON, business_start_date=date(2026, 10, 7)), {"2026-10-07"}),
+        # A RAT for the book year due: naming that year is the reason itself.
+        (coop(check_date=REASONS_ON, coop_last_rat_book_year=2025), {"2019-06-01"}),
+        (coop(check_date=REASONS_ON, coop_last_rat_book_year=2019), {"2019"}),
+    ],
+)
+def test_the_reasons_in_force_name_no_value_of_the_record(
+    facts: EligibilityFacts, quoted: set[str]
+) -> None:
+    """A guarantor is given the decision and its reasons, nothing else of the record: from
+    version 2026.3 no reason quotes the business's start date, its annual sales (over a cap
+    here) or the book year of its last RAT."""
+    shipped = select_ruleset(load_rulesets(BUNDLED_RULESETS), PRODUCT, REASONS_ON)
+    capped = replace(shipped, max_annual_sales=100_000_000)
+    decision = evaluate(replace(facts, annual_sales=240_000_000), capped)
+    assert decision.ruleset_version == "2026.3"
+    reasons = [text for r in decision.results for text in (r.message_id, r.message_en)]
+    assert [(value, text) for value in quoted for text in reasons if value in text] == []
