@@ -1,9 +1,9 @@
 """Over a WebSocket only subscriptions run.
 
 graphql-transport-ws carries queries and mutations too, but the WebSocket is admitted once and
-its messages pass neither the request guard's limits nor the rate limit (only the trusted
-documents check, which sinergi/graphql_app.py applies to every subscribe message). Those
-operations are refused here; they belong on POST /graphql.
+its messages do not count against the rate limit (sinergi/graphql_app.py holds each subscribe
+message to the request guard's checks and the trusted documents). Those operations are refused
+here; they belong on POST /graphql.
 """
 
 from __future__ import annotations

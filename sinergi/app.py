@@ -36,7 +36,7 @@ from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
-from sinergi.guard import RequestGuard
+from sinergi.guard import OperationChecks, RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP
 from sinergi.logs import lean_records
 from sinergi.observe import Observer
@@ -228,6 +228,7 @@ def create_app(
         max_cost=settings.query_limits.max_cost,
         max_tokens=max_tokens,
     )
+    checks = OperationChecks(settings.query_limits, schema.as_str())
     graphql = SinergiGraphQL(
         schema,
         limits=Limits(
@@ -237,6 +238,7 @@ def create_app(
             settings.perturbation,
         ),
         rate_limiter=rate_limiter,
+        checks=checks,
         trusted=TrustedDocuments(settings.trusted_documents, max_tokens=max_tokens),
         max_tokens=max_tokens,
         read_your_writes_seconds=settings.read_your_writes_seconds,
@@ -264,7 +266,7 @@ def create_app(
                 GraphQLOverHTTP,
                 graphiql=graphiql.render if graphiql is not None else None,
             ),
-            Middleware(RequestGuard, limits=settings.query_limits, sdl=schema.as_str()),
+            Middleware(RequestGuard, checks=checks),
         ],
     )
     return Sinergi(

@@ -38,7 +38,7 @@ from schema.limits import Violation
 from schema.query_limits import QueryLimits
 from sinergi import exchange, subscriptions
 from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
-from sinergi.guard import PAYLOAD, Refusal, payload
+from sinergi.guard import PAYLOAD, OperationChecks, Refusal, payload
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.request_context import context_for
@@ -74,7 +74,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and message["id"] not in self.operations:
             assert isinstance(self.view, SinergiGraphQL)
             payload = message.get("payload")
-            resolved = await subscriptions.operation(self.context, self.view.trusted, payload)
+            resolved = await subscriptions.operation(
+                self.context, self.view.checks, self.view.trusted, payload
+            )
             if isinstance(resolved, Refusal):
                 refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
                 await self.send_message(refused)
@@ -94,6 +96,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         *,
         limits: Limits,
         rate_limiter: RateLimiter,
+        checks: OperationChecks,
         trusted: TrustedDocuments,
         max_tokens: int,
         read_your_writes_seconds: int = 10,
@@ -114,6 +117,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         )
         self.limits = limits
         self.rate_limiter = rate_limiter
+        self.checks = checks
         self.trusted = trusted
         self.max_response_bytes = max_response_bytes
         self.max_tokens = max_tokens

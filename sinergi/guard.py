@@ -88,7 +88,7 @@ def bad_request(field: str, reason: str) -> Refusal:
     return _refusal(400, "BAD_USER_INPUT", f"{field}: {reason}", field=field)
 
 
-def _too_complex(violation: Violation, status: int = 400) -> JSONResponse:
+def _too_complex(violation: Violation, status: int = 400) -> Refusal:
     return _refusal(
         status,
         "QUERY_TOO_COMPLEX",
@@ -111,9 +111,8 @@ def sha256(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def shape_error(operation: object) -> Refusal | None:
-    """What GraphQL over HTTP requires of one operation's JSON, checked before anything else
-    (a WebSocket's subscribe message too: sinergi.subscriptions)."""
+def _shape_error(operation: object) -> Refusal | None:
+    """What GraphQL over HTTP requires of one operation's JSON, checked before anything else."""
     if not isinstance(operation, dict):
         return bad_request("body", "each operation must be a JSON object")
     for name, kind, wanted in (
@@ -139,7 +138,7 @@ def shape_error(operation: object) -> Refusal | None:
     return None
 
 
-def _operation_name_error(document: DocumentNode, name: object) -> JSONResponse | None:
+def _operation_name_error(document: DocumentNode, name: object) -> Refusal | None:
     names = [
         node.name.value if node.name else None
         for node in document.definitions
@@ -152,16 +151,16 @@ def _operation_name_error(document: DocumentNode, name: object) -> JSONResponse 
     return None
 
 
-class RequestGuard:
-    """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
-    other methods)."""
+class OperationChecks:
+    """What one operation must be before it runs, wherever it comes from: a POST's or GET's
+    (RequestGuard) or a WebSocket's subscribe message (sinergi.subscriptions), so that neither
+    way in skips a limit."""
 
-    def __init__(self, app: ASGIApp, *, limits: QueryLimits, sdl: str) -> None:
+    def __init__(self, limits: QueryLimits, sdl: str) -> None:
         """`sdl` is the schema the documents run on: the cost estimate sizes its lists."""
-        self.app = app
         self.limits = limits
         self.schema = build_schema(sdl)
-        self._parse = lru_cache(maxsize=512)(self._parse_uncached)
+        self.parse = lru_cache(maxsize=512)(self._parse_uncached)
         self._measure = lru_cache(maxsize=512)(self._measure_uncached)
         self._cost_variables = lru_cache(maxsize=512)(self._cost_variables_uncached)
 
@@ -170,7 +169,7 @@ class RequestGuard:
     ) -> Violation | None:
         """The limits of a document given the values of the variables its estimate reads: the
         same whoever sends it, whatever its other variables."""
-        parsed = self._parse(query)
+        parsed = self.parse(query)
         assert isinstance(parsed, DocumentNode)
         variables = {
             name: list(value) if isinstance(value, tuple) else value for name, value in inputs
@@ -192,7 +191,7 @@ class RequestGuard:
         return self._measure(query, tuple(inputs))
 
     def _cost_variables_uncached(self, query: str) -> frozenset[str]:
-        parsed = self._parse(query)
+        parsed = self.parse(query)
         assert isinstance(parsed, DocumentNode)
         return cost_variables(parsed)
 
@@ -205,6 +204,44 @@ class RequestGuard:
         literals = _StringLiterals()
         visit(document, literals)
         return _UnstorableLiteral() if _unstorable(literals.values) else document
+
+    def refusal(self, operation: object) -> Refusal | None:
+        """Why the operation may not run (its shape, its document's size, tokens and cost, its
+        name), or None."""
+        refused = _shape_error(operation)
+        if refused is not None or not isinstance(operation, dict):
+            return refused
+        if _unstorable(operation.get("variables")):
+            return bad_request("variables", f"a value {UNSTORABLE}")
+        query: str | None = operation.get("query")
+        if query is None:
+            return None  # a persisted document: checked when it was registered
+        if _unstorable(query):
+            return bad_request("query", UNSTORABLE)
+        size = len(query.encode())
+        if size > self.limits.max_document_bytes:
+            return _too_complex(Violation("document size", self.limits.max_document_bytes, size))
+        parsed = self.parse(query)
+        if isinstance(parsed, Violation):
+            return _too_complex(parsed)
+        if isinstance(parsed, _UnstorableLiteral):
+            return bad_request("query", f"a string argument {UNSTORABLE}")
+        if parsed is None:
+            return None
+        violation = self._estimate(query, parsed, operation.get("variables") or {})
+        if violation is not None:
+            return _too_complex(violation)
+        return _operation_name_error(parsed, operation.get("operationName"))
+
+
+class RequestGuard:
+    """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
+    other methods)."""
+
+    def __init__(self, app: ASGIApp, *, checks: OperationChecks) -> None:
+        self.app = app
+        self.checks = checks
+        self.limits = checks.limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if PAYLOAD not in scope:
@@ -242,14 +279,14 @@ class RequestGuard:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _check(self, payload: Any) -> JSONResponse | None:
+    def _check(self, payload: Any) -> Refusal | None:
         operations = payload if isinstance(payload, list) else [payload]
         if not operations:
             return bad_request("body", "a batch needs at least one operation")
         if len(operations) > self.limits.max_batch:
             return _too_complex(Violation("batch", self.limits.max_batch, len(operations)))
         for operation in operations:
-            refusal = shape_error(operation) or self._check_operation(operation)
+            refusal = self.checks.refusal(operation)
             if refusal is not None:
                 return refusal
         self._note_operation(operations)
@@ -266,7 +303,7 @@ class RequestGuard:
             return
         requested = operations[0].get("operationName")
         query = operations[0].get("query")
-        parsed = self._parse(query) if requested is None and query is not None else None
+        parsed = self.checks.parse(query) if requested is None and query is not None else None
         if isinstance(parsed, DocumentNode):
             requested = next(
                 (
@@ -277,29 +314,6 @@ class RequestGuard:
                 None,
             )
         now.operation = requested if isinstance(requested, str) else None
-
-    def _check_operation(self, operation: dict[str, Any]) -> JSONResponse | None:
-        if _unstorable(operation.get("variables")):
-            return bad_request("variables", f"a value {UNSTORABLE}")
-        query: str | None = operation.get("query")
-        if query is None:
-            return None  # a persisted document: checked when it was registered
-        if _unstorable(query):
-            return bad_request("query", UNSTORABLE)
-        size = len(query.encode())
-        if size > self.limits.max_document_bytes:
-            return _too_complex(Violation("document size", self.limits.max_document_bytes, size))
-        parsed = self._parse(query)
-        if isinstance(parsed, Violation):
-            return _too_complex(parsed)
-        if isinstance(parsed, _UnstorableLiteral):
-            return bad_request("query", f"a string argument {UNSTORABLE}")
-        if parsed is None:
-            return None
-        violation = self._estimate(query, parsed, operation.get("variables") or {})
-        if violation is not None:
-            return _too_complex(violation)
-        return _operation_name_error(parsed, operation.get("operationName"))
 
 
 def _decoded(body: bytes) -> Any:

@@ -23,7 +23,7 @@ from auth.service import AuthService
 from auth.tokens import InvalidToken
 from resolvers.context import Context, Limits, Live
 from sinergi import request_context
-from sinergi.guard import shape_error
+from sinergi.guard import OperationChecks
 from sinergi.rate_limit import RateLimiter
 from sinergi.trusted_documents import TrustedDocuments
 
@@ -75,13 +75,17 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
     context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)
 
 
-async def operation(context: Context, trusted: TrustedDocuments, payload: object) -> Any:
+async def operation(
+    context: Context, checks: OperationChecks, trusted: TrustedDocuments, payload: object
+) -> Any:
     """An admitted connection's subscribe message payload as it may run (a hash-only one with its
-    registered document), or the Refusal to send: a client held to its trusted documents may
-    subscribe to no other. Its shape is checked first, as the request guard checks a body's:
-    otherwise a query sent beside a registered document's hash would run under that hash."""
+    registered document), or the Refusal to send. It meets the request guard's checks (its
+    shape; its document's size, tokens and cost), as a POST's body does: otherwise a query sent
+    beside a registered document's hash would run under that hash, and a document of a million
+    aliases would run at all. Then a client held to its trusted documents may subscribe to no
+    other."""
     assert isinstance(context.request, WebSocket)
-    refusal = shape_error(payload)
+    refusal = checks.refusal(payload)
     if refusal is not None:
         return refusal
     engine = context.request.state.engine

@@ -150,7 +150,7 @@ class TrustedDocuments:
         hashes, or the Refusal to send: for a POST or GET, and for each subscribe message over
         the WebSocket (sinergi.subscriptions), so both are held to the same documents.
 
-        Its shape has already been checked (sinergi.guard's `shape_error`).
+        Its shape has already been checked (sinergi.guard's `OperationChecks`).
         """
         enforced = self.enforced(client_id)
         operations = payload if isinstance(payload, list) else [payload]

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.cli import main
-from sinergi.demo_mode import register_demo_clients
+from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -305,3 +305,26 @@ def test_the_legacy_graphql_ws_protocol_whose_messages_go_unchecked_is_not_spoke
         socket.send_json({"type": "connection_init", "payload": {}})  # answered, were it spoken
         closed = socket.receive()
     assert (closed["type"], closed["code"]) == ("websocket.close", 4406)
+
+
+ALIASED = " ".join(f"a{n}: record" for n in range(4_000))
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        # A page's entries each handed out four thousand times over: past the cost and tokens.
+        (
+            {"query": f"subscription {{ msmeChanges {{ entries {{ {ALIASED} }} }} }}"},
+            "QUERY_TOO_COMPLEX",
+        ),
+        ({"query": WATCH, "variables": []}, "BAD_USER_INPUT"),
+    ],
+)
+def test_a_subscribe_message_meets_the_limits_a_post_meets(
+    ws_api: Api, payload: dict[str, Any], code: str
+) -> None:
+    """Any client's, not only one held to its documents: the WebSocket is no way around the
+    request guard."""
+    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+        _refused(socket, _subscribe(socket, "1", payload), code)
