@@ -73,21 +73,28 @@ def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozen
     return scopes
 
 
+JURISDICTION_LEVELS: dict[OrgKind, frozenset[str]] = {
+    OrgKind.MINISTRY: frozenset({"national"}),
+    OrgKind.CUSTODIAN: frozenset({"national"}),
+    OrgKind.PROVINCE: frozenset({"province"}),
+    OrgKind.REGENCY: frozenset({"regency", "city"}),
+    OrgKind.BUMD: frozenset({"province", "regency", "city"}),
+}
+"""The levels of region (domain.identifiers.RegionLevel) each org kind's jurisdiction may be:
+asked of a client registered here and of an external issuer's token alike."""
+
+
 async def _check_jurisdiction(
     connection: AsyncConnection, org_kind: OrgKind, jurisdiction: str
 ) -> None:
-    if org_kind in (OrgKind.MINISTRY, OrgKind.CUSTODIAN):
+    expected = JURISDICTION_LEVELS[org_kind]
+    if expected == {"national"}:
         if jurisdiction != "ID":
             raise ClientError(f"jurisdiction: a {org_kind.value} is national (ID)")
         return
     level = (
         await connection.execute(select(REGIONS.c.level).where(REGIONS.c.code == jurisdiction))
     ).scalar_one_or_none()
-    expected = {
-        OrgKind.PROVINCE: {"province"},
-        OrgKind.REGENCY: {"regency", "city"},
-        OrgKind.BUMD: {"province", "regency", "city"},
-    }[org_kind]
     if level not in expected:
         raise ClientError(
             f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code"

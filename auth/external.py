@@ -16,11 +16,13 @@ from typing import Any
 
 from joserfc.jwk import KeySet
 
-from auth.clients import allowed_scopes
+from auth.clients import JURISDICTION_LEVELS, allowed_scopes
 from auth.keys import kids
 from auth.principal import Principal
-from auth.scopes import OrgKind
+from auth.scopes import OrgKind, Scope
 from auth.tokens import InvalidToken, verify
+from domain.errors import InvalidValue
+from domain.identifiers import region_level
 
 REFETCH_AFTER_SECONDS = 60.0
 
@@ -28,7 +30,9 @@ REFETCH_AFTER_SECONDS = 60.0
 @dataclass(frozen=True, slots=True)
 class ExternalIssuer:
     """One trusted issuer. `scope_map` renames its scopes or roles to ours; scopes beyond what
-    the org kind may hold are dropped, since an SSO token carries roles for many systems."""
+    the org kind may hold are dropped, since an SSO token carries roles for many systems, and
+    `pii:read` comes only from a role mapped to it. The jurisdiction claimed must be a region of
+    the level the org kind has (a province's a province), as a registered client's must."""
 
     issuer: str
     jwks_url: str
@@ -79,17 +83,28 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
     except ValueError as error:
         raise InvalidToken(f"external claims: {error}") from None
     allowed = {scope.value: scope for scope in allowed_scopes(org_kind)}
+    claimed = _claim_scopes(_lookup(claims, issuer.scope_claim))
+    # pii:read only through a role the operator mapped to it, as a client registered here gets
+    # it only when granted: an SSO user's own role named "pii:read" is not that grant.
     mapped = (
         issuer.scope_map.get(item, item)
-        for item in _claim_scopes(_lookup(claims, issuer.scope_claim))
+        for item in claimed
+        if item in issuer.scope_map or item != Scope.PII_READ.value
     )
     scopes = frozenset(allowed[item] for item in mapped if item in allowed)
     jurisdiction = _lookup(claims, issuer.jurisdiction_claim)
     client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
-    if not isinstance(jurisdiction, str) or not client_id:
+    if not isinstance(jurisdiction, str) or not isinstance(client_id, str) or not client_id:
         raise InvalidToken("external claims: jurisdiction and client id are required")
-    if org_kind in (OrgKind.MINISTRY, OrgKind.CUSTODIAN) and jurisdiction != "ID":
-        raise InvalidToken("external claims: national org kinds have jurisdiction ID")
+    try:
+        level = region_level(jurisdiction, field="jurisdiction")
+    except InvalidValue:
+        level = None
+    if level not in JURISDICTION_LEVELS[org_kind]:
+        # "ID" for a province would be every province's records.
+        raise InvalidToken(
+            f"external claims: {jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
+        )
     return Principal(
         client_id=f"{issuer.issuer}#{client_id}",
         org_kind=org_kind,

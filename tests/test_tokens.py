@@ -494,3 +494,82 @@ def test_tokens_of_a_configured_external_issuer_are_mapped(
         _assert_refused(
             client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
         )
+
+
+REALM = "https://sso.example.go.id/realms/dinas"
+
+
+@pytest.fixture(scope="module")
+def sso_api(demo_url: str, sso_key: tuple[ECKey, str]) -> Iterator[TestClient]:
+    """The app trusting a provincial SSO that maps one role to pii:read."""
+    configured = [
+        {
+            "issuer": REALM,
+            "jwks_url": sso_key[1],
+            "audience": "sinergi",
+            "scope_claim": "realm_access.roles",
+            "scope_map": {"sinergi-records": "records:read", "sinergi-pii": "pii:read"},
+        }
+    ]
+    settings = Settings(external_issuers=json.dumps(configured), rate_limit=1_000_000)
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+        yield client
+
+
+def _sso_token(key: ECKey, org_kind: str, jurisdiction: str, roles: list[str]) -> str:
+    claims = {
+        "iss": REALM,
+        "aud": "sinergi",
+        "sub": "user-2",
+        "azp": "dinas-app",
+        "exp": int(time.time()) + 300,
+        "iat": int(time.time()),
+        "org_kind": org_kind,
+        "jurisdiction": jurisdiction,
+        "realm_access": {"roles": roles},
+    }
+    return jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, key)
+
+
+@pytest.mark.parametrize(
+    ("org_kind", "jurisdiction"),
+    [
+        ("province", "ID"),  # every province's records
+        ("regency", "62"),  # a whole province for a regency
+        ("bumd", "ID"),
+        ("province", "62.71"),
+        ("province", "62.71.01"),
+        ("province", "6x"),
+    ],
+)
+def test_an_external_token_claiming_a_jurisdiction_beyond_its_org_kind_is_refused(
+    sso_api: TestClient, sso_key: tuple[ECKey, str], org_kind: str, jurisdiction: str
+) -> None:
+    token = _sso_token(sso_key[0], org_kind, jurisdiction, ["sinergi-records"])
+    _assert_refused(
+        sso_api.post(
+            "/graphql",
+            json={"query": "{ msmes(first: 1) { totalCount } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("roles", "scopes"),
+    [
+        (["sinergi-records", "pii:read"], ["records:read"]),  # a role of the user's own name
+        (["sinergi-records", "sinergi-pii"], ["pii:read", "records:read"]),  # the operator's map
+    ],
+)
+def test_an_external_token_holds_pii_read_only_through_a_mapped_role(
+    sso_api: TestClient, sso_key: tuple[ECKey, str], roles: list[str], scopes: list[str]
+) -> None:
+    token = _sso_token(sso_key[0], "province", "62", roles)
+    response = sso_api.post(
+        "/graphql",
+        json={"query": "{ viewer { jurisdiction scopes } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["viewer"] == {"jurisdiction": "62", "scopes": scopes}
