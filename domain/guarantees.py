@@ -7,6 +7,7 @@ outstanding, so guarantees paid off or settled by a default no longer count agai
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from domain.errors import InvalidValue
@@ -46,6 +47,12 @@ def check_gearing(
             f"would exceed the guarantor limit of {gearing_limit} x equity "
             f"(Rp{int(ceiling):,}); headroom left Rp{int(headroom):,}",
         )
+
+
+def check_start(starts_on: date, *, decided_on: date) -> None:
+    """A guarantee rests on a decision about the loan: it cannot start before that check."""
+    if starts_on < decided_on:
+        raise InvalidValue("startsOn", f"is before the decision's check date {decided_on}")
 
 
 def check_coverage(coverage: int, *, decided: int) -> None:

@@ -50,6 +50,11 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if not _eligible(decision):
             raise bad_input("guarantee.decisionId", f"the decision is {decision.verdict}")
+        if await queries.defaulted_since(connection, decision):
+            raise bad_input(
+                "guarantee.decisionId",
+                "the business has a defaulted guarantee: the decision no longer holds; check again",
+            )
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:
             raise bad_input(
@@ -59,6 +64,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             raise coded_error(ErrorCode.CONFLICT, "guarantee.decisionId: already guaranteed")
         coverage = new.coverage_amount or decision.coverage_amount
         try:
+            rules.check_start(new.starts_on, decided_on=decision.check_date)
             rules.check_coverage(coverage, decided=decision.coverage_amount)
             rules.check_gearing(
                 outstanding=await queries.outstanding_cover(connection, principal.client_id),

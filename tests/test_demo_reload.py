@@ -28,6 +28,7 @@ CHECK = """
 mutation Check($nib: String!) {
   checkEligibility(request: {
     nib: $nib, product: "JAMKRIDA_KTG_PRODUKTIF", loanAmount: "50000000", tenorMonths: 24,
+    checkDate: "2026-01-15",
     attestation: {maxCollectibility: 1, hasOtherProductiveCredit: false,
                   feasibilityApproved: true, onNationalBlacklist: false}
   }) { id verdict }

@@ -289,6 +289,7 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) ->
     request = _request({"nib": "9990000000002"}, 75_000_000, 24, **FULL_ATTESTATION)
     first = _decision(_check(api, request))
     assert first["verdict"] == "ELIGIBLE"
+    earlier = _decision(_check(api, request))  # kept, to be guaranteed after the default
 
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
     assert "errors" not in recorded, recorded
@@ -307,6 +308,25 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) ->
     assert second["verdict"] == "NOT_ELIGIBLE"
     (r13,) = [result for result in second["results"] if result["ruleId"] == "R13"]
     assert (r13["outcome"], r13["reason"]) == ("FAIL", "defaulted")
+    # A decision made before the default no longer holds either.
+    stale = api.graphql(RECORD, JAMKRIDA, _guarantee(earlier["id"]))
+    (error,) = stale["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "guarantee.decisionId",
+    )
+
+
+def test_a_guarantee_cannot_start_before_the_check_it_rests_on(api: Api) -> None:
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    assert (decision["verdict"], decision["checkDate"]) == ("ELIGIBLE", SCENARIO_DATE)
+    backdated = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], startsOn="2026-01-14"))
+    (error,) = backdated["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "guarantee.startsOn",
+    )
 
 
 def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) -> None:

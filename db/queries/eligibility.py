@@ -31,6 +31,7 @@ from db.models import (
     PROGRAMMES,
 )
 from db.queries import Record
+from db.queries.guarantees import has_defaulted
 from db.queries.scoping import RowScope
 from domain.errors import InvalidValue
 from domain.ruleset import RuleSet
@@ -48,10 +49,6 @@ def _holds_programme_credit(subject: Any) -> Any:
         PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id,
         or_(*(PROGRAMMES.c.kind == kind for kind in SUBSIDISED_CREDIT_KINDS)),
     )
-
-
-def _has_defaulted(subject: Any) -> Any:
-    return exists().where(subject, GUARANTEES.c.status == "defaulted")
 
 
 # A check's statements are built once per jurisdiction, values bound per call: building and
@@ -84,7 +81,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"
             ),
-            _has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
+            has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
             _VERSION_IN_FORCE,
         ).where(MSMES.c.nib == bindparam("key"), scope.rows(MSMES))
     )
@@ -106,7 +103,7 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
                 "programme_credit"
             ),
-            _has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
+            has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
             _VERSION_IN_FORCE,
         ).where(COOPERATIVES.c.legal_entity_no == bindparam("key"), scope.rows(COOPERATIVES))
     )

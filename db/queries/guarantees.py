@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, cast, extract, func, select, update
+from sqlalchemy import ColumnElement, Exists, case, cast, exists, extract, func, select, update
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,6 +76,22 @@ async def outstanding_cover(connection: AsyncConnection, client_id: str) -> int:
         GUARANTEES.c.guarantor_client_id == client_id, GUARANTEES.c.status.in_(OUTSTANDING)
     )
     return int((await connection.execute(statement)).scalar_one())
+
+
+def has_defaulted(subject: ColumnElement[bool]) -> Exists:
+    """Whether a guarantee of the business `subject` picks out has defaulted (rule R13)."""
+    return exists().where(subject, GUARANTEES.c.status == "defaulted")
+
+
+async def defaulted_since(connection: AsyncConnection, decision: Record) -> bool:
+    """Whether the decision's business has a defaulted guarantee now: a default after the
+    decision makes it stale, as it makes later decisions NOT_ELIGIBLE."""
+    subject = (
+        GUARANTEES.c.msme_id == decision.msme_id
+        if decision.msme_id is not None
+        else GUARANTEES.c.cooperative_id == decision.cooperative_id
+    )
+    return bool((await connection.execute(select(has_defaulted(subject)))).scalar_one())
 
 
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
