@@ -450,6 +450,23 @@ def sso_key() -> Iterator[tuple[ECKey, str]]:
     server.shutdown()
 
 
+def _sso_claims(
+    realm: str, azp: str, org_kind: str, jurisdiction: str, roles: list[str]
+) -> dict[str, Any]:
+    """What a Keycloak realm puts in an access token for an app of an organisation."""
+    return {
+        "iss": realm,
+        "aud": "sinergi",
+        "sub": "user-1",
+        "azp": azp,
+        "exp": int(time.time()) + 300,
+        "iat": int(time.time()),
+        "org_kind": org_kind,
+        "jurisdiction": jurisdiction,
+        "realm_access": {"roles": roles},
+    }
+
+
 def test_tokens_of_a_configured_external_issuer_are_mapped(
     demo_url: str, sso_key: tuple[ECKey, str]
 ) -> None:
@@ -465,17 +482,8 @@ def test_tokens_of_a_configured_external_issuer_are_mapped(
         }
     ]
     settings = Settings(external_issuers=json.dumps(configured), rate_limit=1_000_000)
-    claims = {
-        "iss": realm,
-        "aud": "sinergi",
-        "sub": "user-1",
-        "azp": "kemenkop-dashboard",
-        "exp": int(time.time()) + 300,
-        "iat": int(time.time()),
-        "org_kind": "ministry",
-        "jurisdiction": "ID",
-        "realm_access": {"roles": ["sinergi-figures", "records:read", "offline_access"]},
-    }
+    roles = ["sinergi-figures", "records:read", "offline_access"]
+    claims = _sso_claims(realm, "kemenkop-dashboard", "ministry", "ID", roles)
     token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, key)
     with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         response = client.post(
@@ -517,17 +525,7 @@ def sso_api(demo_url: str, sso_key: tuple[ECKey, str]) -> Iterator[TestClient]:
 
 
 def _sso_token(key: ECKey, org_kind: str, jurisdiction: str, roles: list[str]) -> str:
-    claims = {
-        "iss": REALM,
-        "aud": "sinergi",
-        "sub": "user-2",
-        "azp": "dinas-app",
-        "exp": int(time.time()) + 300,
-        "iat": int(time.time()),
-        "org_kind": org_kind,
-        "jurisdiction": jurisdiction,
-        "realm_access": {"roles": roles},
-    }
+    claims = _sso_claims(REALM, "dinas-app", org_kind, jurisdiction, roles)
     return jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, key)
 
 
