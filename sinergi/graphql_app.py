@@ -66,8 +66,9 @@ class _TextFrames(ASGIWebSocketAdapter):
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, with each subscribe message held to the client's trusted documents
-    (sinergi.subscriptions' `operation`) before strawberry runs it."""
+    """graphql-transport-ws, with each subscribe message held to the request guard's checks and
+    the client's trusted documents (sinergi.subscriptions' `operation`) before strawberry runs
+    it."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
