@@ -228,13 +228,15 @@ def perturbed_cell(
     """The perturbed count, and as `exact_values` each sum perturbed and each average the
     perturbed sum over the number of records with a value, perturbed with a draw of its own (so
     no exact count can be read off a ratio, nor off a ratio and the count)."""
-    drawn = draws(key_sum)
+    key = cell_key(key_sum)
+    drawn = _draws(key)
+    divided = _draws(key, _DIVIDED) if averages else ()
     values: dict[str, int | None] = {}
     for name, summed in sums.items():
         sum_name, average_name, slot = _names(name)
         total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
         values[sum_name] = total if summed.n else None
         if name in averages:
-            n_draw = _draws(cell_key(key_sum), _DIVIDED)[slot]
-            values[average_name] = average(total, perturbation.drawn_count(summed.n, n_draw))
+            n = perturbation.drawn_count(summed.n, divided[slot])
+            values[average_name] = average(total, n)
     return perturbation.drawn_count(count, drawn[_SLOTS["count"]]), values

@@ -50,7 +50,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if not _eligible(decision):
             raise bad_input("guarantee.decisionId", f"the decision is {decision.verdict}")
-        if await queries.defaulted_since(connection, decision):
+        if await queries.subject_has_defaulted(connection, decision):
             raise bad_input(
                 "guarantee.decisionId",
                 "the business has a defaulted guarantee: the decision no longer holds; check again",

@@ -241,13 +241,12 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, *, checks: OperationChecks) -> None:
         self.app = app
         self.checks = checks
-        self.limits = checks.limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if PAYLOAD not in scope:
             body = await self._read_body(scope, receive)
             if body is None:
-                limit = self.limits.max_body_bytes
+                limit = self.checks.limits.max_body_bytes
                 too_large = _too_complex(Violation("body size", limit, limit + 1), status=413)
                 await too_large(scope, receive, send)
                 return
@@ -265,7 +264,7 @@ class RequestGuard:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to be over the limit."""
         declared = header(scope, b"content-length") or ""
-        if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
+        if declared.isdigit() and int(declared) > self.checks.limits.max_body_bytes:
             return None
         chunks: list[bytes] = []
         size = 0
@@ -273,7 +272,7 @@ class RequestGuard:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limits.max_body_bytes:
+            if size > self.checks.limits.max_body_bytes:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -283,8 +282,8 @@ class RequestGuard:
         operations = payload if isinstance(payload, list) else [payload]
         if not operations:
             return bad_request("body", "a batch needs at least one operation")
-        if len(operations) > self.limits.max_batch:
-            return _too_complex(Violation("batch", self.limits.max_batch, len(operations)))
+        if len(operations) > self.checks.limits.max_batch:
+            return _too_complex(Violation("batch", self.checks.limits.max_batch, len(operations)))
         for operation in operations:
             refusal = self.checks.refusal(operation)
             if refusal is not None:

@@ -83,7 +83,7 @@ def has_defaulted(subject: ColumnElement[bool]) -> Exists:
     return exists().where(subject, GUARANTEES.c.status == "defaulted")
 
 
-async def defaulted_since(connection: AsyncConnection, decision: Record) -> bool:
+async def subject_has_defaulted(connection: AsyncConnection, decision: Record) -> bool:
     """Whether the decision's business has a defaulted guarantee now: a default after the
     decision makes it stale, as it makes later decisions NOT_ELIGIBLE."""
     subject = (
