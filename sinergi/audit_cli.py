@@ -1,5 +1,5 @@
 """`sinergi audit verify`: check every entry against the chain and its seal, and the seals
-against the checkpoints; name the first entry that is not as it was written."""
+against the checkpoints; name every entry that is not as it was written."""
 
 from __future__ import annotations
 
@@ -46,8 +46,11 @@ def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
         print(line)
     for problem in problems:
         print(f"checkpoint file: {problem}")
-    if result.broken is not None:
-        print(f"audit chain broken at entry {result.broken.seq}: {result.broken.reason}")
+    if not result.intact:
+        for link in result.breaks:
+            print(f"audit chain broken at {link}")
+        if result.unlisted:
+            print(f"audit chain broken in {result.unlisted} more places, not listed")
         return 1
     print(
         f"audit chain intact: {result.checked} entries verified, {result.sealed} sealed "

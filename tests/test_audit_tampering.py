@@ -1,5 +1,5 @@
 """`sinergi audit verify` against an insider with the owner's rights, who can switch the
-append-only triggers off: each way of rewriting the trail is caught, at its first entry.
+append-only triggers off: each way of rewriting the trail is caught, at each entry it touched.
 
 Entries are written as the service writes them and sealed as `serve` seals them (with a key of
 the test's own, held outside the database), then tampered with as the owner, then verified by
@@ -202,14 +202,15 @@ def test_a_rewritten_entry_with_its_chain_recomputed_is_named(trail: Trail) -> N
     _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3", RECOMPUTE_FROM_3)
     broken = _verify(trail)
     assert broken.returncode == 1
-    assert "broken at entry 3: does not match its seal" in broken.stdout
+    assert f"broken at entries 3 to {ENTRIES}: does not match its seal" in broken.stdout
 
 
 def test_a_deleted_middle_entry_is_named(trail: Trail) -> None:
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3")
     broken = _verify(trail)
     assert broken.returncode == 1
-    assert "broken at entry 3: entry missing" in broken.stdout
+    assert "broken at entry 3: missing: the sequence has a gap" in broken.stdout
+    assert broken.stdout.count("broken at") == 1  # the entries after it still check out
 
 
 def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
@@ -225,14 +226,15 @@ def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
     )
     broken = _verify(trail)
     assert broken.returncode == 1
-    assert "broken at entry 3: does not match its seal" in broken.stdout
+    assert f"broken at entries 3 to {ENTRIES - 1}: does not match its seal" in broken.stdout
+    assert f"broken at entry {ENTRIES}: missing: a checkpoint of " in broken.stdout
 
 
 def test_deleted_newest_entries_are_named(trail: Trail) -> None:
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
     broken = _verify(trail)
     assert broken.returncode == 1
-    assert f"broken at entry 5: entries 5 to {ENTRIES} are missing" in broken.stdout
+    assert f"broken at entries 5 to {ENTRIES}: missing: a checkpoint of " in broken.stdout
 
 
 def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
@@ -262,7 +264,7 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
     caught = _verify(Trail(fresh_url, collected))
     assert caught.returncode == 1
     assert f"{collected}: the newest checkpoint covers entries to 6, at " in caught.stdout
-    assert "broken at entry 5: entries 5 to 6 are missing" in caught.stdout
+    assert "broken at entries 5 to 6: missing: a checkpoint of " in caught.stdout
 
 
 def test_deleted_seals_are_named(trail: Trail) -> None:
@@ -270,7 +272,7 @@ def test_deleted_seals_are_named(trail: Trail) -> None:
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq >= 4")
     broken = _verify(trail)
     assert broken.returncode == 1
-    assert "broken at entry 4: its seal is missing" in broken.stdout
+    assert f"broken at entries 4 to {ENTRIES}: its seal is missing" in broken.stdout
 
 
 def test_a_checkpoint_not_signed_with_the_key_is_reported(trail: Trail) -> None:
@@ -284,4 +286,22 @@ def test_a_checkpoint_not_signed_with_the_key_is_reported(trail: Trail) -> None:
 def test_another_key_fails_every_seal(trail: Trail) -> None:
     wrong = _verify(trail, secrets.token_bytes(32))
     assert wrong.returncode == 1
-    assert "broken at entry 1: does not match its seal" in wrong.stdout
+    assert f"broken at entries 1 to {ENTRIES}: does not match its seal" in wrong.stdout
+
+
+def test_a_break_planted_early_does_not_hide_a_later_one(trail: Trail) -> None:
+    """An insider who rewrites entry 5 cannot cover it by also breaking entry 2 so that the walk
+    stops there: every break is named, and the entries between them still check out."""
+    _as_owner(
+        trail,
+        "UPDATE audit_log SET subjects = '{}' WHERE seq = 2",
+        "DELETE FROM audit_seals WHERE seq = 5",
+        "DELETE FROM audit_log WHERE seq = 5",
+    )
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    lines = [line for line in broken.stdout.splitlines() if "broken" in line]
+    assert lines == [
+        "audit chain broken at entry 2: content does not match its hash",
+        "audit chain broken at entry 5: missing: the sequence has a gap",
+    ]

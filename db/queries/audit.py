@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, literal_column, select, text
+from sqlalchemy import ColumnElement, and_, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.driver import DriverStatement, check_out, fetch
@@ -123,8 +123,22 @@ class AuditWriter:
 
 @dataclass(frozen=True, slots=True)
 class BrokenLink:
-    seq: int
+    """Entries `first` to `last` (one entry when equal) are not as written, for `reason`."""
+
+    first: int
+    last: int
     reason: str
+
+    def __str__(self) -> str:
+        if self.first == self.last:
+            return f"entry {self.first}: {self.reason}"
+        return f"entries {self.first} to {self.last}: {self.reason}"
+
+
+MAX_BREAKS = 1000
+"""Runs of broken entries kept; past it they are counted, not listed. Consecutive entries broken
+for one reason are one run, so even a chain recomputed from its first entry on is a single line,
+and this caps only a trail tampered with in over a thousand separate places."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +146,31 @@ class Verification:
     checked: int
     sealed: int
     """Entries whose seal checked out; those after them were written since the last seal."""
-    broken: BrokenLink | None
+    breaks: tuple[BrokenLink, ...]
+    """Every run of entries that is not as written, in order, up to `MAX_BREAKS`."""
+    unlisted: int = 0
+    """Runs found past `MAX_BREAKS`."""
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+
+class _Breaks:
+    """The runs found so far: a break next to the last one, for the same reason, extends it."""
+
+    def __init__(self) -> None:
+        self.runs: list[BrokenLink] = []
+        self.unlisted = 0
+
+    def add(self, first: int, reason: str, last: int | None = None) -> None:
+        last = first if last is None else last
+        if self.runs and self.runs[-1].reason == reason and self.runs[-1].last + 1 == first:
+            self.runs[-1] = BrokenLink(self.runs[-1].first, last, reason)
+        elif len(self.runs) < MAX_BREAKS:
+            self.runs.append(BrokenLink(first, last, reason))
+        else:
+            self.unlisted += 1
 
 
 _WALK = (
@@ -140,18 +178,23 @@ _WALK = (
     .join(AUDIT_SEALS, AUDIT_SEALS.c.seq == AUDIT_LOG.c.seq, isouter=True)
     .order_by(AUDIT_LOG.c.seq)
 )
+_SEAL_MISSING = "its seal is missing"
 
 
 async def verify(
     connection: AsyncConnection, key: bytes, checkpoints: Iterable[Checkpoint] = ()
 ) -> Verification:
     """Walk the chain in order: each entry against its hash, its predecessor and its seal, the
-    seals against the checkpoints of this database. The first broken link, if any, names the
-    first entry that is not as it was written.
+    seals against the checkpoints of this database, and name every entry that is not as it was
+    written.
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
     seals after it; removed newest entries fall short of a checkpoint that sealed them.
+
+    The walk goes on past a break, taking up the chain again from what is stored, so that a
+    break planted early cannot hide a later one: each break is named where it is, not once
+    for every entry after it.
     """
     database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
     signed: dict[int, Checkpoint] = {}
@@ -159,55 +202,49 @@ async def verify(
         if checkpoint.database == database:
             signed[checkpoint.seq] = checkpoint
     newest_checkpoint = max(signed, default=0)
+    breaks = _Breaks()
     checked = sealed = 0
+    unsealed_from: int | None = None  # first entry of the run without seals, if in one
     previous_seq, previous_hash, previous_mac = 0, "", ""
-    result = await connection.stream(_WALK)
-    async for row in result:
+    async for row in await connection.stream(_WALK):
         checked += 1
-        broken = _broken(row, previous_seq, previous_hash)
-        if broken is None and row.mac is not None:
-            if sealed != checked - 1:
-                broken = BrokenLink(sealed + 1, "its seal is missing")
-            else:
-                previous_mac = row_mac(key, previous_mac, row)
-                if row.mac != previous_mac:
-                    broken = BrokenLink(
-                        row.seq, "does not match its seal: rewritten, its hashes recomputed"
-                    )
+        reason: str | None = None  # the first check this entry fails
+        follows = row.seq == previous_seq + 1  # else its link and seal cannot be checked
+        if not follows:
+            breaks.add(previous_seq + 1, "missing: the sequence has a gap", row.seq - 1)
+        elif row.prev_hash != previous_hash:
+            reason = "does not link to the entry before it"
+        if reason is None and row.hash != row.expected:
+            reason = "content does not match its hash"
+        if row.mac is None:
+            unsealed_from = unsealed_from or row.seq
+        else:
+            if unsealed_from is not None:
+                breaks.add(unsealed_from, _SEAL_MISSING, row.seq - 1)
+                unsealed_from, follows = None, False
+            if follows and row.mac != row_mac(key, previous_mac, row):
+                reason = reason or "does not match its seal: rewritten, its hashes recomputed"
+            elif follows and reason is None:
                 sealed += 1
+            previous_mac = row.mac
+        if reason is not None:
+            breaks.add(row.seq, reason)
         anchor = signed.get(row.seq)
-        if broken is None and anchor is not None:
-            if sealed != checked:
-                broken = BrokenLink(sealed + 1, "its seal is missing")
+        if anchor is not None:
+            if row.mac is None:
+                breaks.add(unsealed_from or row.seq, _SEAL_MISSING, row.seq)
+                unsealed_from = None
             elif (anchor.hash, anchor.mac) != (row.hash, row.mac):
-                broken = BrokenLink(row.seq, "differs from the checkpoint that sealed it")
-        if broken is not None:
-            await result.close()
-            return Verification(checked, sealed, broken)
+                breaks.add(row.seq, "differs from the checkpoint that sealed it")
         previous_seq, previous_hash = row.seq, row.hash
     if newest_checkpoint > previous_seq:
-        return Verification(
-            checked,
-            sealed,
-            BrokenLink(
-                previous_seq + 1,
-                f"entries {previous_seq + 1} to {newest_checkpoint} are missing: a checkpoint "
-                f"of {signed[newest_checkpoint].at.isoformat()} sealed them",
-            ),
+        breaks.add(
+            previous_seq + 1,
+            f"missing: a checkpoint of {signed[newest_checkpoint].at.isoformat()} sealed the "
+            f"chain through entry {newest_checkpoint}",
+            newest_checkpoint,
         )
-    if newest_checkpoint > sealed:
-        return Verification(checked, sealed, BrokenLink(sealed + 1, "its seal is missing"))
-    return Verification(checked, sealed, None)
-
-
-def _broken(row: Row[Any], previous_seq: int, previous_hash: str) -> BrokenLink | None:
-    if row.seq != previous_seq + 1:
-        return BrokenLink(previous_seq + 1, "entry missing: the sequence has a gap")
-    if row.prev_hash != previous_hash:
-        return BrokenLink(row.seq, "does not link to the entry before it")
-    if row.hash != row.expected:
-        return BrokenLink(row.seq, "content does not match its hash")
-    return None
+    return Verification(checked, sealed, tuple(breaks.runs), breaks.unlisted)
 
 
 def _naming(subject: str) -> ColumnElement[bool]:
