@@ -38,6 +38,7 @@ from starlette.routing import Route
 MAX_OPERATION_NAMES = 200
 ANONYMOUS = "(anonymous)"
 OTHER = "(other)"
+WEBSOCKET = "ws"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HTTP_REQUESTS = Counter(
@@ -64,7 +65,8 @@ GRAPHQL_LATENCY = Histogram(
 )
 ERRORS = Counter(
     "sinergi_errors_total",
-    "Errors sent, by contract code (extensions.code) and the response's HTTP status.",
+    "Errors sent, by contract code (extensions.code) and the response's HTTP status"
+    " (ws: over a WebSocket).",
     ["code", "status"],
 )
 RATE_LIMITED = Counter(
@@ -181,14 +183,26 @@ def observe_request(
         label = operation_label(operation)
         _child(GRAPHQL_REQUESTS, label, client, status_label).inc()
         _child(GRAPHQL_LATENCY, label, client).observe(seconds)
-    for code in codes:
-        _child(ERRORS, code, status_label).inc()
-    if "RATE_LIMITED" in codes:
-        _child(RATE_LIMITED, client).inc()
+    _count_errors(codes, status_label, client)
     now = time.monotonic()
     if now - _pools_observed_at >= POOL_SECONDS:
         _pools_observed_at = now
         observe_pools(state)
+
+
+def _count_errors(codes: list[str], status: str, client: str) -> None:
+    for code in codes:
+        _child(ERRORS, code, status).inc()
+    if "RATE_LIMITED" in codes:
+        _child(RATE_LIMITED, client).inc()
+
+
+def observe_websocket_refusal(code: str, client_id: str | None) -> None:
+    """A WebSocket connection or subscribe message refused. It has no HTTP status (the
+    connection was upgraded, or is closed with a code of its own), so it is counted with the
+    errors under the status "ws": otherwise a client hammering the socket with refused
+    messages would never show on the dashboards that watch refusals over HTTP."""
+    _count_errors([code], WEBSOCKET, client_id or "anonymous")
 
 
 def observe_sealing(head: int | None, *, refused: bool) -> None:

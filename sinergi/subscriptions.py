@@ -22,8 +22,8 @@ from auth.scopes import OrgKind
 from auth.service import AuthService
 from auth.tokens import InvalidToken
 from resolvers.context import Context, Limits, Live
-from sinergi import request_context
-from sinergi.guard import OperationChecks
+from sinergi import metrics, request_context
+from sinergi.guard import OperationChecks, Refusal
 from sinergi.rate_limit import RateLimiter
 from sinergi.trusted_documents import TrustedDocuments
 
@@ -56,13 +56,16 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
     auth: AuthService = websocket.state.auth
     token = _token(context, websocket)
     if token is None:
+        metrics.observe_websocket_refusal("UNAUTHENTICATED", None)
         raise ConnectionRejectionError({"message": "an access token is required"})
     try:
         principal = (await auth.authenticate(token)).principal
     except InvalidToken as error:
         logger.info("refused a WebSocket token: %s", error)
+        metrics.observe_websocket_refusal("UNAUTHENTICATED", None)
         raise ConnectionRejectionError({"message": "invalid or expired access token"}) from None
     if await rate_limiter.admit(websocket.state.primary, principal.client_id) is not None:
+        metrics.observe_websocket_refusal("RATE_LIMITED", principal.client_id)
         raise ConnectionRejectionError({"message": "rate limit exceeded", "code": "RATE_LIMITED"})
 
     async def still_authorised() -> bool:
@@ -85,8 +88,13 @@ async def operation(
     aliases would run at all. Then a client held to its trusted documents may subscribe to no
     other."""
     assert isinstance(context.request, WebSocket)
-    refusal = checks.refusal(payload)
-    if refusal is not None:
-        return refusal
-    engine = context.request.state.engine
-    return await trusted.resolve(engine, context.principal.client_id, payload)
+    client_id = context.principal.client_id
+    resolved = checks.refusal(payload)
+    if resolved is None:
+        resolved = await trusted.resolve(context.request.state.engine, client_id, payload)
+    if isinstance(resolved, Refusal):
+        for error in resolved.errors:
+            code = str(error.get("extensions", {}).get("code", "INTERNAL"))
+            logger.info("refused a subscribe message from %s: %s", client_id, code)
+            metrics.observe_websocket_refusal(code, client_id)
+    return resolved

@@ -48,6 +48,22 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def test_a_refused_websocket_is_counted_as_a_refused_request_is(api: Api) -> None:
+    """A socket has no HTTP status to count its refusal under: it is counted under "ws"."""
+    before = _scrape(api.client)
+    for payload in ({}, {"Authorization": "Bearer not.a.token"}):
+        with api.client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"]
+        ) as socket:
+            socket.send_json({"type": "connection_init", "payload": payload})
+            assert socket.receive()["code"] == 4403
+    after = _scrape(api.client)
+    counted = {"code": "UNAUTHENTICATED", "status": "ws"}
+    assert _value(after, "sinergi_errors_total", **counted) == (
+        _value(before, "sinergi_errors_total", **counted) + 2
+    )
+
+
 @pytest.fixture(scope="module")
 def strict_api(demo_url: str, api: Api) -> Iterator[Api]:
     """The app again, with a rate limit of two requests a minute (the `api` fixture registered

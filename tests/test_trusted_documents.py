@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
@@ -325,6 +326,9 @@ def test_a_subscribe_message_meets_the_limits_a_post_meets(
     ws_api: Api, payload: dict[str, Any], code: str
 ) -> None:
     """Any client's, not only one held to its documents: the WebSocket is no way around the
-    request guard."""
+    request guard. The refusal is counted, as one over HTTP is."""
+    counted = {"code": code, "status": "ws"}
+    before = REGISTRY.get_sample_value("sinergi_errors_total", counted) or 0.0
     with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
         _refused(socket, _subscribe(socket, "1", payload), code)
+    assert REGISTRY.get_sample_value("sinergi_errors_total", counted) == before + 1
