@@ -77,7 +77,19 @@ def _lookup(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _refuse_other_than_access_tokens(claims: Mapping[str, Any]) -> None:
+    """An SSO signs ID and refresh tokens with the keys it signs access tokens with, and few
+    mark an access token `at+jwt` (RFC 9068) in the header, which is why that is not required
+    here. Keycloak says what each token is in a `typ` claim instead: an ID token handed to an app
+    whose client id is this audience would otherwise open the API, though it was meant only to
+    tell that app who logged in. Issuers that set no such claim are unaffected."""
+    kind = claims.get("typ")
+    if kind is not None and str(kind).lower() != "bearer":
+        raise InvalidToken(f"external claims: not an access token (typ {kind!r})")
+
+
 def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> Principal:
+    _refuse_other_than_access_tokens(claims)
     try:
         org_kind = OrgKind(str(_lookup(claims, issuer.org_kind_claim)))
     except ValueError as error:

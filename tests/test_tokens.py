@@ -571,3 +571,24 @@ def test_an_external_token_holds_pii_read_only_through_a_mapped_role(
     )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["viewer"] == {"jurisdiction": "62", "scopes": scopes}
+
+
+@pytest.mark.parametrize(
+    ("kind", "admitted"), [("Bearer", True), ("ID", False), ("Refresh", False)]
+)
+def test_an_external_token_other_than_an_access_token_is_refused(
+    sso_api: TestClient, sso_key: tuple[ECKey, str], kind: str, admitted: bool
+) -> None:
+    """An ID token Keycloak issued to an app whose client id is Sinergi's audience: signed by the
+    realm, for that audience, in date, but for telling the app who logged in, not for the API."""
+    claims = {**_sso_claims(REALM, "dinas-app", "province", "62", ["sinergi-records"]), "typ": kind}
+    token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, sso_key[0])
+    response = sso_api.post(
+        "/graphql",
+        json={"query": "{ viewer { jurisdiction } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if admitted:
+        assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
+    else:
+        _assert_refused(response)
