@@ -29,7 +29,7 @@ import hashlib
 import math
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 MODULUS = 2**32
@@ -192,6 +192,24 @@ class Summed:
     total: int
     squares: int
 
+    def plus(self, other: Summed) -> Summed:
+        return Summed(self.n + other.n, self.total + other.total, self.squares + other.squares)
+
+
+NOTHING_SUMMED = Summed(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """The records of a cell the caller may read anyway (those of its own jurisdiction): how
+    many, and each summed measure. They are published exactly, beside the others' perturbed."""
+
+    count: int = 0
+    sums: Mapping[str, Summed] = field(default_factory=dict)
+
+
+NOTHING_READABLE = Readable()
+
 
 def average(total: int, n: int) -> int | None:
     """Of a non-negative sum, rounded half up (as PostgreSQL rounds); None when nothing was
@@ -224,19 +242,34 @@ def perturbed_cell(
     key_sum: int,
     sums: Mapping[str, Summed],
     averages: tuple[str, ...],
+    readable: Readable = NOTHING_READABLE,
 ) -> tuple[int, dict[str, int | None]]:
-    """The perturbed count, and as `exact_values` each sum perturbed and each average the
-    perturbed sum over the number of records with a value, perturbed with a draw of its own (so
-    no exact count can be read off a ratio, nor off a ratio and the count)."""
+    """The perturbed count of the records the caller may not read (`count`, `key_sum`, `sums`),
+    and as `exact_values` each sum and average with those records perturbed and the `readable`
+    ones added exactly.
+
+    The noise depends on the unreadable records alone. Were it keyed on all of them, a caller
+    that may write records could move its own in and out of a cell, draw the cell's noise
+    afresh each time, subtract its own exact part and average the rest down to one business's
+    value.
+
+    An average divides by the number of records with a value. When every unreadable record has
+    one, that is their published count, so the ratio tells nothing the count does not: a draw
+    of its own would be a second, independent reading of the count, narrowing it. Otherwise it
+    is perturbed with a draw of its own, as the count's would make count minus sum over average
+    the exact number of records without a value.
+    """
     key = cell_key(key_sum)
     drawn = _draws(key)
+    counted = perturbation.drawn_count(count, drawn[_SLOTS["count"]])
     divided = _draws(key, _DIVIDED) if averages else ()
     values: dict[str, int | None] = {}
     for name, summed in sums.items():
         sum_name, average_name, slot = _names(name)
-        total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
-        values[sum_name] = total if summed.n else None
+        own = readable.sums.get(name, NOTHING_SUMMED)
+        total = own.total + perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        values[sum_name] = total if summed.n or own.n else None
         if name in averages:
-            n = perturbation.drawn_count(summed.n, divided[slot])
-            values[average_name] = average(total, n)
-    return perturbation.drawn_count(count, drawn[_SLOTS["count"]]), values
+            n = counted if summed.n == count else perturbation.drawn_count(summed.n, divided[slot])
+            values[average_name] = average(total, own.n + n)
+    return counted, values

@@ -21,18 +21,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from domain.cellkey import Perturbation, Summed, exact_values, perturbed_cell
+from domain.cellkey import (
+    NOTHING_READABLE,
+    NOTHING_SUMMED,
+    Perturbation,
+    Readable,
+    Summed,
+    exact_values,
+    perturbed_cell,
+)
 
 Key = tuple[str | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Cell:
+    """A cell's records the caller may not read (`count`, `key_sum`, `sums`) and, apart, those
+    it may (`readable`), published exactly whether or not the cell is `protected`."""
+
     key: Key
     count: int
     key_sum: int = 0
     sums: Mapping[str, Summed] = field(default_factory=dict)
     protected: bool = True
+    readable: Readable = NOTHING_READABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +72,26 @@ def publish(
         raise ValueError("k must be at least 1")
     published = []
     for cell in cells:
+        readable = cell.readable
         if not cell.protected:
-            values = exact_values(cell.sums, averages)
-            published.append(Published(cell.key, cell.count, values, suppressed=False))
+            sums = {
+                name: summed.plus(readable.sums.get(name, NOTHING_SUMMED))
+                for name, summed in cell.sums.items()
+            }
+            values = exact_values(sums, averages)
+            count = readable.count + cell.count
+            published.append(Published(cell.key, count, values, suppressed=False))
             continue
-        count, values = perturbed_cell(perturbation, cell.count, cell.key_sum, cell.sums, averages)
+        count, values = perturbed_cell(
+            perturbation, cell.count, cell.key_sum, cell.sums, averages, readable
+        )
+        # Hidden by the others' records alone: the caller's own, exact, would otherwise lift
+        # one other business's cell over the threshold.
         if hidden(cell.count, count, k):
             blank = dict.fromkeys(values)
             published.append(Published(cell.key, None, blank, suppressed=True))
         else:
-            published.append(Published(cell.key, count, values, suppressed=False))
+            published.append(Published(cell.key, readable.count + count, values, suppressed=False))
     return published
 
 

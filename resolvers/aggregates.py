@@ -3,7 +3,7 @@ control (domain/suppression.py: the cell-key method and the threshold k).
 
 This is the one place where every figure table is published, whichever path asked for it.
 Aggregates cover any jurisdiction (aggregates:read); what depends on the caller is only which
-cells are exact: those inside a jurisdiction where it may read the records.
+records are exact: those inside a jurisdiction where it may read them.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
 
-from auth.principal import Principal
-from auth.scopes import Scope
 from db.queries import aggregates
-from db.queries.aggregates import Figures, GroupRow
+from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
-from domain.cellkey import Perturbation, Summed
+from db.queries.scoping import NATIONAL
+from domain.cellkey import NOTHING_READABLE, Perturbation, Readable, Summed
 from domain.suppression import (
     Cell,
     indicator_count,
@@ -28,7 +27,7 @@ from domain.suppression import (
 )
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.policy import AccessPolicy
+from resolvers.policy import AccessPolicy, FigureRecords
 
 MAX_DIMENSIONS = 4
 REGION_DIMENSIONS = ("regency", "province")
@@ -57,11 +56,6 @@ def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) 
     return scope
 
 
-def is_protected(principal: Principal, region: str) -> bool:
-    """Figures are perturbed unless the caller may read the records of that region anyway."""
-    return not AccessPolicy(principal).sees_small_cells(region)
-
-
 def _sums(measures: Mapping[str, int], columns: Sequence[tuple[str, ...]]) -> dict[str, Summed]:
     return {
         name: Summed(measures[n], measures[total], measures[squares])
@@ -72,7 +66,8 @@ def _sums(measures: Mapping[str, int], columns: Sequence[tuple[str, ...]]) -> di
 def figures(
     rows: Sequence[GroupRow],
     group_by: Sequence[str],
-    principal: Principal,
+    policy: AccessPolicy,
+    records: FigureRecords,
     *,
     k: int,
     perturbation: Perturbation,
@@ -80,7 +75,8 @@ def figures(
     sums: Sequence[str] = (),
     averages: tuple[str, ...] = (),
 ) -> list[SimpleNamespace]:
-    reads_records = principal.has(Scope.RECORDS_READ)  # without it, every cell is protected
+    """Each row published as the caller may see it: exact where it may read every record behind
+    the cell, else its own records' part exact and the others' perturbed (a row's `readable`)."""
     columns = [(name, f"{name}_n", f"{name}_sum", f"{name}_squares") for name in sums]
     cells = [
         Cell(
@@ -88,8 +84,12 @@ def figures(
             count=row.measures["count"],
             key_sum=row.measures["key_sum"],
             sums=_sums(row.measures, columns),
-            protected=not reads_records
-            or is_protected(principal, cell_region(group_by, row.key, scope)),
+            protected=not policy.sees_small_cells(cell_region(group_by, row.key, scope), records),
+            readable=(
+                NOTHING_READABLE
+                if row.readable is None
+                else Readable(row.readable["count"], _sums(row.readable, columns))
+            ),
         )
         for row in rows
     ]
@@ -108,21 +108,31 @@ async def grouped_figures(
     *,
     group_by: Sequence[str],
     scope: str | None,
+    records: FigureRecords = "registers",
 ) -> list[SimpleNamespace]:
-    """`figures_of` says what to read for the checked grouping (a rollup or the records);
-    `scope` is the region the filter restricts rows to (None: the whole country). Called by the
-    resolvers and by the direct path (schema/direct_figures.py) alike."""
+    """`figures_of` says what to read for the dimensions it is given (a rollup or the records);
+    `scope` is the region the filter restricts rows to (None: the whole country).
+
+    The caller's readable records (`AccessPolicy.readable_figures`) are read apart, so that
+    their part of a cell never moves the others' noise; for that, `figures_of` is also asked
+    for the dimension of the caller's jurisdiction. A national jurisdiction reads every record:
+    no cell is protected, and nothing is read apart."""
     group_by = checked_grouping(group_by)
-    chosen = figures_of(group_by)
+    readable = context.policy.readable_figures(records)
+    if readable == NATIONAL:
+        readable = None
+    dimension = region_dimension(readable)
+    chosen = figures_of([*group_by, dimension] if dimension else group_by)
     async with context.reads.connect() as connection:
-        rows = await aggregates.grouped(connection, chosen, group_by=group_by)
+        rows = await aggregates.grouped(connection, chosen, group_by=group_by, readable=readable)
     return figures(
         rows,
         group_by,
-        context.principal,
+        context.policy,
+        records,
         k=context.limits.suppression_k,
         perturbation=context.limits.perturbation,
-        scope=scope or "ID",
+        scope=scope or NATIONAL,
         sums=chosen.sums,
         averages=chosen.averages,
     )
@@ -131,7 +141,7 @@ async def grouped_figures(
 def indicator_value(context: Context, computed: Computed, jurisdiction: str) -> Decimal | None:
     """An indicator worked out from the records, published as its figure cells would be: exact
     for a caller that may read the jurisdiction's records, else perturbed and thresholded."""
-    exact = not is_protected(context.principal, jurisdiction)
+    exact = context.policy.sees_small_cells(jurisdiction)
     perturbation = None if exact else context.limits.perturbation
     k = context.limits.suppression_k
     formula, tallies = computed.formula, computed.tallies

@@ -13,7 +13,8 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
-- `sees_small_cells`, which figure cells are exempt from disclosure control;
+- `readable_figures` and `sees_small_cells`, which records behind figures the caller may read
+  anyway, so that they are exempt from disclosure control;
 - `figure_audience`, which callers may be handed the same figure table;
 - `audit_entry`, what the audit log records of the request.
 """
@@ -22,13 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from auth.principal import Principal
 from auth.scopes import Scope
 from db.queries.scoping import RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
+
+FigureRecords = Literal["registers", "guarantees"]
+"""What a figure table counts: the registers' records (MSMEs, cooperatives, their graduations
+and indicators) or guarantees."""
 
 OWNER_TYPE = "Owner"
 """The GraphQL type of the owner's personal fields (schema/types/records.py): the audit names
@@ -65,10 +70,20 @@ class AccessPolicy:
         """Whether a record may be put (or moved) in `region`."""
         return self.records.covers(region)
 
-    def sees_small_cells(self, region: str) -> bool:
+    def readable_figures(self, records: FigureRecords) -> str | None:
+        """The region whose records behind figures of `records` the caller may read anyway, so
+        that their part of every cell is exact (domain/suppression.py): its jurisdiction, with
+        `records:read`. None for guarantees, which no jurisdiction's client reads: a province
+        shown them exactly would see one business's loan and whether it defaulted."""
+        if records == "guarantees" or not self.principal.has(Scope.RECORDS_READ):
+            return None
+        return self.principal.jurisdiction
+
+    def sees_small_cells(self, region: str, records: FigureRecords = "registers") -> bool:
         """A figure cell about `region` is exempt from disclosure control when the caller may
         read the records of that region anyway."""
-        return self.principal.has(Scope.RECORDS_READ) and self.records.covers(region)
+        readable = self.readable_figures(records)
+        return readable is not None and RowScope(readable).covers(region)
 
     @property
     def figure_audience(self) -> tuple[frozenset[Scope], str | None]:

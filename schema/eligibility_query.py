@@ -49,4 +49,5 @@ class EligibilityQuery:
             lambda _: figures,
             group_by=[str(stored_value(dimension)) for dimension in group_by],
             scope=scope,
+            records="guarantees",
         )

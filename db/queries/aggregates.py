@@ -172,7 +172,7 @@ COOPERATIVE_ROLLUPS = tuple(
 )
 
 
-def _region_dimension(region: str | None) -> str | None:
+def region_dimension(region: str | None) -> str | None:
     """The dimension a region filter needs; "district" is in no rollup."""
     if region is None or region == NATIONAL:
         return None
@@ -197,9 +197,9 @@ def _rollup_figures(
     filters: Mapping[str, Any],
 ) -> Figures | None:
     given = {name: value for name, value in filters.items() if value is not None}
-    region_dimension = _region_dimension(region)
-    if region_dimension is not None:
-        given[region_dimension] = region
+    dimension = region_dimension(region)
+    if dimension is not None:
+        given[dimension] = region
     return _smallest(rollups, {*group_by, *given}, given)
 
 
@@ -234,8 +234,12 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
 
 @dataclass(frozen=True, slots=True)
 class GroupRow:
+    """A cell: its key and measures and, when `grouped` was told which records the caller may
+    read, those records' measures apart (`readable`; `measures` then holds the others')."""
+
     key: tuple[str | None, ...]
     measures: dict[str, Any]
+    readable: dict[str, Any] | None = None
 
 
 def _as_key(value: Any) -> str:
@@ -247,32 +251,64 @@ def _as_key(value: Any) -> str:
 
 
 async def grouped(
-    connection: AsyncConnection, figures: Figures, *, group_by: Sequence[str]
+    connection: AsyncConnection,
+    figures: Figures,
+    *,
+    group_by: Sequence[str],
+    readable: str | None = None,
 ) -> list[GroupRow]:
-    """One statement: every combination of `group_by` totals (CUBE), filtered by `where`."""
+    """One statement: every combination of `group_by` totals (CUBE), filtered by `where`.
+
+    `readable`: a region whose records the caller may read; each cell's measures then come in
+    two parts, its records inside the region and the others (grouped by that too), for
+    disclosure control to perturb only the others. `figures` must have the region's dimension
+    (`region_dimension`).
+    """
     measures = figures.measures
     chosen = [figures.dimensions[name] for name in group_by]
     flags = [func.grouping(expression) for expression in chosen]
+    inside = None
+    if readable is not None:
+        dimension = figures.dimensions[str(region_dimension(readable))]
+        inside = func.coalesce(dimension == readable, False)
+    grouping: list[ColumnElement[Any]] = [func.cube(*chosen)] if chosen else []
+    if inside is not None:
+        grouping.append(inside)
     statement = (
         select(
             *[expression.label(f"d{index}") for index, expression in enumerate(chosen)],
             *[flag.label(f"g{index}") for index, flag in enumerate(flags)],
+            *([] if inside is None else [inside.label("inside")]),
             *[expression.label(name) for name, expression in measures.items()],
         )
         .select_from(figures.source)
         .where(*figures.where)
+        .group_by(*grouping)
     )
-    if chosen:
-        statement = statement.group_by(func.cube(*chosen))
-    # By position (d0.., g0.., then the measures): a national table has thousands of cells.
+    # By position (d0.., g0.., the flag, then the measures): a national table has thousands of
+    # cells.
     width = len(chosen)
+    first = 2 * width + (inside is not None)
     names = list(measures)
-    rows: list[GroupRow] = []
+    cells: dict[tuple[str | None, ...], GroupRow] = {}
     for row in (await connection.execute(statement)).all():
         key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
-        values = (int(value) for value in row[2 * width :])  # counts, key sums, integer sums
-        rows.append(GroupRow(key=key, measures=dict(zip(names, values, strict=True))))
-    return rows
+        values = dict(zip(names, (int(value) for value in row[first:]), strict=True))
+        if inside is None:
+            cells[key] = GroupRow(key, values)
+            continue
+        cell = cells.setdefault(
+            key, GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
+        )
+        target = cell.readable if row[2 * width] else cell.measures
+        assert target is not None
+        target.update(values)
+    if inside is not None and not cells:
+        # Grouped by the flag too, no grouping set is empty, so no rows give no total: the
+        # zero one the statement would give otherwise.
+        key = (None,) * width
+        cells[key] = GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
+    return list(cells.values())
 
 
 def graduation_source(year: int) -> tuple[FromClause, Mapping[str, ColumnElement[Any]]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Perturbation, Summed, perturbed_cell
+from domain.cellkey import MODULUS, Perturbation, Readable, Summed, perturbed_cell
 from domain.suppression import Cell, Key, Published, Tally, indicator_share, publish
 
 TABLE = Perturbation()
@@ -163,6 +163,53 @@ def test_count_against_sum_over_average_does_not_give_the_records_without_a_valu
         assert mean is not None
         hits += count - round(total / mean) == 30 - 27
     assert hits / 300 < 0.5
+
+
+def test_an_average_over_every_record_of_a_cell_divides_by_the_published_count() -> None:
+    """Where every business has a value, a divisor drawn apart would be a second reading of the
+    count, and two readings narrow it; the published count itself tells nothing new."""
+    rng = random.Random(5)
+    for _ in range(300):
+        turnovers = [rng.randint(10**7, 10**9) for _ in range(rng.randint(1, 40))]
+        n = len(turnovers)
+        summed = Summed(n, sum(turnovers), sum(t * t for t in turnovers))
+        count, values = perturbed_cell(
+            TABLE, n, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
+        )
+        total, mean = values["turnover_sum"], values["turnover_average"]
+        assert total is not None
+        if count:
+            assert mean == (2 * total + count) // (2 * count)
+
+
+def test_the_callers_own_records_are_exact_and_move_no_noise() -> None:
+    """A province's own businesses in a national cell: added exactly, the others' noise the same
+    however many of its own it puts in."""
+    rng = random.Random(11)
+    others = [
+        Business("61", "small", rng.randint(10**8, 10**10), rng.randrange(MODULUS))
+        for _ in range(9)
+    ]
+    shown = []
+    for size in range(6):
+        own = [rng.randint(10**8, 10**10) for _ in range(size)]
+        readable = Readable(size, {"turnover": Summed(size, sum(own), sum(t * t for t in own))})
+        cell = replace(_cell(("small",), others), readable=readable)
+        (published,) = _publish([cell]).values()
+        assert published.count is not None
+        total = published.values["turnover_sum"]
+        assert total is not None
+        shown.append((published.count - size, total - sum(own)))
+    assert len(set(shown)) == 1
+
+
+def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> None:
+    lone = Business("61", "medium", 5 * 10**10, 12345)
+    own = Readable(20, {"turnover": Summed(20, 20 * 10**10, 20 * 10**20)})
+    (published,) = _publish([replace(_cell(("medium",), [lone]), readable=own)]).values()
+    assert published.suppressed
+    assert published.count is None
+    assert published.values["turnover_sum"] is None
 
 
 @settings(max_examples=100, deadline=None)
