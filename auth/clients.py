@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
+from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unreadable_writes
 from db.models import OAUTH_CLIENTS, REGIONS
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -58,7 +58,8 @@ def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozen
     """The bundle of the org kind, or less; pii:read may be added on top of a records bundle.
 
     Anything else outside the bundle is refused: an org kind's bundle is the contract's
-    statement of what that kind of organisation may ever do.
+    statement of what that kind of organisation may ever do. So is a write without the read
+    it needs (auth.scopes.READ_BEHIND_WRITE): what it writes answers with the record.
     """
     if requested is None:
         return DEFAULT_SCOPES[org_kind]
@@ -70,6 +71,11 @@ def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozen
     if not scopes <= allowed:
         extra = " ".join(sorted(scope.value for scope in scopes - allowed))
         raise ClientError(f"scopes: {extra} not allowed for org kind {org_kind.value}")
+    if blind := sorted(unreadable_writes(scopes)):
+        needs = ", ".join(
+            f"{write.value} needs {READ_BEHIND_WRITE[write].value}" for write in blind
+        )
+        raise ClientError(f"scopes: {needs} as well (a write answers with the record it wrote)")
     return scopes
 
 

@@ -19,7 +19,7 @@ from joserfc.jwk import KeySet
 from auth.clients import JURISDICTION_LEVELS, allowed_scopes
 from auth.keys import kids
 from auth.principal import Principal
-from auth.scopes import OrgKind, Scope
+from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken, verify
 from domain.errors import InvalidValue
 from domain.identifiers import region_level
@@ -30,9 +30,10 @@ REFETCH_AFTER_SECONDS = 60.0
 @dataclass(frozen=True, slots=True)
 class ExternalIssuer:
     """One trusted issuer. `scope_map` renames its scopes or roles to ours; scopes beyond what
-    the org kind may hold are dropped, since an SSO token carries roles for many systems, and
-    `pii:read` comes only from a role mapped to it. The jurisdiction claimed must be a region of
-    the level the org kind has (a province's a province), as a registered client's must."""
+    the org kind may hold are dropped, since an SSO token carries roles for many systems, as is
+    a write without the read it needs (auth.scopes.usable), and `pii:read` comes only from a
+    role mapped to it. The jurisdiction claimed must be a region of the level the org kind has
+    (a province's a province), as a registered client's must."""
 
     issuer: str
     jwks_url: str
@@ -103,7 +104,7 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
         for item in claimed
         if item in issuer.scope_map or item != Scope.PII_READ.value
     )
-    scopes = frozenset(allowed[item] for item in mapped if item in allowed)
+    scopes = usable(frozenset(allowed[item] for item in mapped if item in allowed))
     jurisdiction = _lookup(claims, issuer.jurisdiction_claim)
     client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
     if not isinstance(jurisdiction, str) or not isinstance(client_id, str) or not client_id:

@@ -24,7 +24,7 @@ from auth import clients, keys, tokens
 from auth.external import ExternalIssuer, ExternalKeys
 from auth.principal import Principal
 from auth.registry import ClientRegistry, ClientState
-from auth.scopes import OrgKind, Scope
+from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
@@ -125,7 +125,8 @@ class AuthService:
                 raise OAuthError("invalid_scope", "unknown scope requested") from None
             if not requested <= client.scopes:
                 raise OAuthError("invalid_scope", "scope exceeds what the client was granted")
-            scopes = requested
+            # Less than asked, as RFC 6749 §3.3 allows, and the answer's `scope` says so.
+            scopes = usable(requested)
         return await self._token_response(client, scopes)
 
     async def mint_for_client(self, client_id: str) -> str:
@@ -240,7 +241,8 @@ class AuthService:
 
 def _registered_principal(claims: Mapping[str, Any], client: clients.Client | None) -> Principal:
     """The token's principal as the registry has it now: revoked, narrowed or moved clients
-    lose what their still-valid tokens claim."""
+    lose what their still-valid tokens claim, and a write without its read (a registration or
+    token older than that rule, auth.scopes.usable) is not held."""
     if client is None or client.revoked:
         raise InvalidToken("client unknown or revoked")
     try:
@@ -253,7 +255,7 @@ def _registered_principal(claims: Mapping[str, Any], client: clients.Client | No
         client_id=client.client_id,
         org_kind=client.org_kind,
         jurisdiction=client.jurisdiction,
-        scopes=claimed & client.scopes,
+        scopes=usable(claimed & client.scopes),
         organisation=client.name,
         purpose=client.purpose,
     )

@@ -247,3 +247,33 @@ def test_a_narrower_token_gets_only_what_it_asked_for(api: Api) -> None:
     token = api.token("demo-province-62", scope="aggregates:read")
     response = api.post({"query": MSME, "variables": {"nib": IN_62_71}}, token)
     _forbidden(response.json(), "msme", ["records:read"])
+
+
+WRITE_BACK = """
+mutation($id: ID!, $version: Int!) {
+  updateMsme(id: $id, version: $version, changes: {}) { nib name capital owner { nik } }
+}
+"""
+
+
+@pytest.mark.parametrize("asked", ["records:write", "records:write pii:read aggregates:read"])
+def test_a_token_asking_to_write_records_without_reading_them_writes_nothing(
+    api: Api, asked: str
+) -> None:
+    """A record mutation answers with the whole record it wrote, and ids run in sequence: a
+    token that could write without reading would read the jurisdiction through writes."""
+    response = api.token_response("demo-province-62", scope=asked)
+    assert response.status_code == 200, response.text
+    held = sorted(set(asked.split()) - {"records:write"})
+    assert response.json()["scope"] == " ".join(held)
+    token = response.json()["access_token"]
+    record = api.graphql(
+        "query($nib: String!) { msme(nib: $nib) { id version } }",
+        "demo-province-62",
+        {"nib": IN_62_01},
+    )["data"]["msme"]
+    answer = api.post({"query": WRITE_BACK, "variables": record}, token).json()
+    _forbidden(answer, "updateMsme", ["records:write"])
+    assert IN_62_01 not in json.dumps(answer)
+    viewer = api.post({"query": "{ viewer { scopes } }"}, token).json()
+    assert viewer["data"]["viewer"]["scopes"] == held

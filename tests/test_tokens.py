@@ -88,6 +88,23 @@ def test_a_valid_token_is_accepted(api: Api, demo_url: str) -> None:
     assert response.json() == {"data": {"viewer": {"clientId": "demo-province-62"}}}
 
 
+def test_a_token_issued_to_write_records_without_reading_them_writes_nothing(
+    api: Api, demo_url: str
+) -> None:
+    """Signed with the server's own key, as a token issued before writes needed their read (or
+    to a client registered before) was: the scope it claims is not held."""
+    token = _token(_signing_key(demo_url), scopes=frozenset({"records:write", "aggregates:read"}))
+    write = 'mutation { updateMsme(id: "2", version: 1, changes: {}) { name } }'
+    answer = api.post({"query": write}, token).json()
+    assert answer["data"] == {"updateMsme": None}
+    assert answer["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "requiredScopes": ["records:write"],
+    }
+    viewer = api.post({"query": "{ viewer { scopes } }"}, token).json()
+    assert viewer == {"data": {"viewer": {"scopes": ["aggregates:read"]}}}
+
+
 def test_a_checked_token_is_remembered_until_it_expires_and_only_byte_for_byte() -> None:
     remembered = tokens.VerifiedTokens(capacity=2)
     issued = 1_000_000.0
@@ -277,6 +294,10 @@ def test_clients_are_managed_from_the_command_line(api: Api, demo_url: str) -> N
         (
             ["--org-kind", "bumd", "--jurisdiction", "62", "--scopes", "records:read"],
             "scopes: records:read not allowed for org kind bumd",
+        ),
+        (
+            ["--org-kind", "province", "--jurisdiction", "62", "--scopes", "records:write"],
+            "scopes: records:write needs records:read as well",
         ),
     ],
 )
@@ -592,3 +613,26 @@ def test_an_external_token_other_than_an_access_token_is_refused(
         assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
     else:
         _assert_refused(response)
+
+
+@pytest.mark.parametrize(
+    ("roles", "scopes"),
+    [
+        (["records:write"], []),
+        (["records:write", "aggregates:read"], ["aggregates:read"]),
+        (["sinergi-records", "records:write"], ["records:read", "records:write"]),
+    ],
+)
+def test_an_external_token_writes_records_only_if_it_reads_them(
+    sso_api: TestClient, sso_key: tuple[ECKey, str], roles: list[str], scopes: list[str]
+) -> None:
+    """A write answers with the record it wrote: an SSO role to write without one to read
+    would read the jurisdiction through writes."""
+    token = _sso_token(sso_key[0], "province", "62", roles)
+    response = sso_api.post(
+        "/graphql",
+        json={"query": "{ viewer { scopes } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["viewer"] == {"scopes": scopes}
