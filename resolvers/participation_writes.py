@@ -1,5 +1,5 @@
-"""Programme participation mutations: a business inside the jurisdiction joins a programme, and
-its participation's status and detail are kept current."""
+"""Programme participation mutations: a business inside the jurisdiction joins a programme of a
+region it lies in, and its participation's status and detail are kept current."""
 
 from __future__ import annotations
 

@@ -133,7 +133,10 @@ class RecordMutation:
     ) -> Cooperative | None:
         return await cooperative_writes.deactivate(info, id, version)  # type: ignore[no-any-return]
 
-    @_writes("Record that a business in your jurisdiction takes part in a programme.")
+    @_writes(
+        "Record that a business in your jurisdiction takes part in a programme of a region it "
+        "lies in (a national programme: any)."
+    )
     async def add_participation(
         self, info: Info[Context, Any], input: ParticipationInput
     ) -> Participation | None:

@@ -154,3 +154,37 @@ async def test_a_participation_is_added_and_kept_current_inside_the_jurisdiction
     assert changed["changes"][-1]["fields"] == [
         {"field": "status", "before": "active", "after": "completed"}
     ]
+
+
+async def test_a_business_joins_only_programmes_of_a_region_it_lies_in(
+    engine: AsyncEngine,
+) -> None:
+    """A Kalteng cooperative joins Kalteng's and national programmes, not Kaltim's (64); Kalbar
+    cannot put its own business in Kalteng's programme, which Kalteng could not see or end."""
+    kalteng = (await run(engine, KALTENG, CREATE, {"input": cooperative(5)})).data
+    kalbar = (await run(engine, KALBAR, CREATE, {"input": cooperative(6, region="61.71")})).data
+    own = {"cooperativeId": kalteng["createCooperative"]["id"], "role": "participant"}
+    for programme in ("PR-KOPPROD-62", "PR-MMM"):
+        added = await run(engine, KALTENG, ADD, {"input": {**own, "programmeId": programme}})
+        assert added.errors is None, added.errors
+    refused = [
+        await run(engine, KALTENG, ADD, {"input": {**own, "programmeId": "PR-LATIH-64"}}),
+        await run(
+            engine,
+            KALBAR,
+            ADD,
+            {
+                "input": {
+                    "cooperativeId": kalbar["createCooperative"]["id"],
+                    "role": "participant",
+                    "programmeId": "PR-KOPPROD-62",
+                }
+            },
+        ),
+    ]
+    for result in refused:
+        assert result.data == {"addParticipation": None}
+        assert result.errors[0].extensions == {
+            "code": "BAD_USER_INPUT",
+            "field": "input.programmeId",
+        }

@@ -39,3 +39,31 @@ def test_bad_input_names_the_field_and_carries_no_stack_trace(api: Api) -> None:
     assert "File " not in str(answer)
     assert answer["data"] == {"updateMsme": None}
     assert api.graphql(LOOKUP, "demo-province-62")["data"]["msme"] == record
+
+
+ENROL = """
+mutation($input: ParticipationInput!) { addParticipation(input: $input) { id programme { id } } }
+"""
+KALTENG_PARTICIPANTS = '{ programme(id: "PR-JAMKRIDA-62") { participants { msme { nib } } } }'
+
+
+def test_a_province_cannot_enrol_its_businesses_in_another_provinces_programme(
+    api: Api,
+) -> None:
+    """Kalbar's business in Kalteng's guarantee programme: Kalteng, whose programme it is, could
+    neither see nor remove the participation, so it is refused on the programme."""
+    kalbar_msme = api.graphql('{ msme(nib: "9990000000003") { id } }', "demo-province-61")
+    given = {
+        "programmeId": "PR-JAMKRIDA-62",
+        "msmeId": kalbar_msme["data"]["msme"]["id"],
+        "role": "recipient",
+        "status": "completed",
+        "detail": "x",
+    }
+    before = api.graphql(KALTENG_PARTICIPANTS, "demo-province-62")
+    answer = api.graphql(ENROL, "demo-province-61", {"input": given})
+    assert answer["data"] == {"addParticipation": None}
+    [error] = answer["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.programmeId"}
+    assert error["message"].startswith("input.programmeId: PR-JAMKRIDA-62 is a programme of")
+    assert api.graphql(KALTENG_PARTICIPANTS, "demo-province-62") == before

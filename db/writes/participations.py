@@ -15,6 +15,8 @@ from db.queries.scoping import RowScope
 from db.writes import Duplicate, NotFound
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
+from domain.errors import InvalidValue
+from domain.identifiers import is_within
 
 
 async def create(
@@ -29,15 +31,25 @@ async def create(
     scope: RowScope,
     actor: Actor,
 ) -> Record:
-    """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once."""
+    """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once,
+    and only in a programme whose jurisdiction it lies in: a province's programme is its own to
+    enrol in, and another province could neither see nor remove what it enrolled there."""
     kind, subject_id = subject
     table = MSMES if kind == "msme" else COOPERATIVES
-    await locked(connection, table, subject_id, scope.rows(table))
-    programme = await connection.execute(
-        select(PROGRAMMES.c.id).where(PROGRAMMES.c.id == programme_id)
-    )
-    if programme.first() is None:
+    located = await locked(connection, table, subject_id, scope.rows(table))
+    programme = (
+        await connection.execute(
+            select(PROGRAMMES.c.jurisdiction).where(PROGRAMMES.c.id == programme_id)
+        )
+    ).first()
+    if programme is None:
         raise NotFound(programme_id)
+    if not is_within(located.district_code or located.regency_code, programme.jurisdiction):
+        raise InvalidValue(
+            "input.programmeId",
+            f"{programme_id} is a programme of region {programme.jurisdiction}, "
+            "which this business does not lie in",
+        )
     column = PARTICIPATIONS.c.msme_id if kind == "msme" else PARTICIPATIONS.c.cooperative_id
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
