@@ -103,33 +103,69 @@ class Tally:
     key_sum: int
     summed: Summed | None = None
 
+    def less(self, part: Tally) -> Tally:
+        """The records of this tally that are not in `part`, a tally of some of them."""
+        summed = self.summed
+        if summed is not None and part.summed is not None:
+            own = part.summed
+            summed = Summed(
+                summed.n - own.n, summed.total - own.total, summed.squares - own.squares
+            )
+        return Tally(self.count - part.count, self.key_sum - part.key_sum, summed)
 
-def indicator_count(tally: Tally, *, k: int, perturbation: Perturbation | None) -> int | None:
-    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly)."""
+
+NOTHING_TALLIED = Tally(0, 0)
+
+
+def indicator_count(
+    tally: Tally,
+    *,
+    k: int,
+    perturbation: Perturbation | None,
+    readable: Tally = NOTHING_TALLIED,
+) -> int | None:
+    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly).
+    `readable`: the part of the records the caller may read anyway, exact, as in a figure cell
+    (`publish`): the others alone are perturbed, and hidden below k."""
     if perturbation is None:
         return tally.count
-    count = perturbation.count(tally.count, tally.key_sum)
-    return None if hidden(tally.count, count, k) else count
+    others = tally.less(readable)
+    count = perturbation.count(others.count, others.key_sum)
+    return None if hidden(others.count, count, k) else readable.count + count
 
 
 def indicator_total(
-    tally: Tally, measure: str, *, k: int, perturbation: Perturbation | None
+    tally: Tally,
+    measure: str,
+    *,
+    k: int,
+    perturbation: Perturbation | None,
+    readable: Tally = NOTHING_TALLIED,
 ) -> int | None:
     """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum."""
-    summed = tally.summed or Summed(0, 0, 0)
+    summed = tally.summed or NOTHING_SUMMED
     if perturbation is None:
         return summed.total
-    if indicator_count(tally, k=k, perturbation=perturbation) is None:
+    if indicator_count(tally, k=k, perturbation=perturbation, readable=readable) is None:
         return None
-    return perturbation.total(summed.total, summed.squares, tally.key_sum, measure)
+    others = tally.less(readable)
+    own = readable.summed or NOTHING_SUMMED
+    rest = others.summed or NOTHING_SUMMED
+    return own.total + perturbation.total(rest.total, rest.squares, others.key_sum, measure)
 
 
 def indicator_share(
-    part: Tally, whole: Tally, *, k: int, perturbation: Perturbation | None
+    part: Tally,
+    whole: Tally,
+    *,
+    k: int,
+    perturbation: Perturbation | None,
+    readable: tuple[Tally, Tally] = (NOTHING_TALLIED, NOTHING_TALLIED),
 ) -> Decimal | None:
-    """A percentage (2 places) of two published counts; hidden when either is."""
-    numerator = indicator_count(part, k=k, perturbation=perturbation)
-    denominator = indicator_count(whole, k=k, perturbation=perturbation)
+    """A percentage (2 places) of two published counts; hidden when either is. `readable`: the
+    caller's readable part of each."""
+    numerator = indicator_count(part, k=k, perturbation=perturbation, readable=readable[0])
+    denominator = indicator_count(whole, k=k, perturbation=perturbation, readable=readable[1])
     if numerator is None or not denominator:
         return None
     share = Decimal(numerator) * 100 / Decimal(denominator)

@@ -18,7 +18,9 @@ from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
 from db.queries.scoping import NATIONAL
 from domain.cellkey import NOTHING_READABLE, Perturbation, Readable, Summed
+from domain.identifiers import is_within
 from domain.suppression import (
+    NOTHING_TALLIED,
     Cell,
     indicator_count,
     indicator_share,
@@ -138,17 +140,35 @@ async def grouped_figures(
     )
 
 
-def indicator_value(context: Context, computed: Computed, jurisdiction: str) -> Decimal | None:
+def readable_part(context: Context, jurisdiction: str) -> str | None:
+    """The region inside `jurisdiction` whose records the caller may read anyway, when that is
+    only part of it (a province's own, in the nation): its records are exact in an indicator of
+    the wider jurisdiction, as in a figure cell."""
+    readable = context.policy.readable_figures("registers")
+    if readable is None or readable == jurisdiction or not is_within(readable, jurisdiction):
+        return None
+    return readable
+
+
+def indicator_value(
+    context: Context, computed: Computed, jurisdiction: str, readable: Computed | None = None
+) -> Decimal | None:
     """An indicator worked out from the records, published as its figure cells would be: exact
-    for a caller that may read the jurisdiction's records, else perturbed and thresholded."""
+    for a caller that may read the jurisdiction's records, else perturbed and thresholded, with
+    `readable` (the tallies of `readable_part`) exact and only the others perturbed."""
     exact = context.policy.sees_small_cells(jurisdiction)
     perturbation = None if exact else context.limits.perturbation
     k = context.limits.suppression_k
     formula, tallies = computed.formula, computed.tallies
+    own = (NOTHING_TALLIED,) * len(tallies) if readable is None else readable.tallies
     if formula.kind == "share":
-        return indicator_share(tallies[0], tallies[1], k=k, perturbation=perturbation)
+        return indicator_share(
+            tallies[0], tallies[1], k=k, perturbation=perturbation, readable=(own[0], own[1])
+        )
     if formula.kind == "total":
-        value = indicator_total(tallies[0], formula.measure, k=k, perturbation=perturbation)
+        value = indicator_total(
+            tallies[0], formula.measure, k=k, perturbation=perturbation, readable=own[0]
+        )
     else:
-        value = indicator_count(tallies[0], k=k, perturbation=perturbation)
+        value = indicator_count(tallies[0], k=k, perturbation=perturbation, readable=own[0])
     return None if value is None else Decimal(value)

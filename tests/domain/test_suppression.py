@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.cellkey import MODULUS, Perturbation, Readable, Summed, perturbed_cell
-from domain.suppression import Cell, Key, Published, Tally, indicator_share, publish
+from domain.suppression import (
+    Cell,
+    Key,
+    Published,
+    Tally,
+    indicator_count,
+    indicator_share,
+    publish,
+)
 
 TABLE = Perturbation()
 K = 5
@@ -210,6 +218,20 @@ def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> 
     assert published.suppressed
     assert published.count is None
     assert published.values["turnover_sum"] is None
+
+
+def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
+    """A province's national indicator and the national figure cell of the same records, its
+    own part exact in both: one value, or the two would be two readings of the others' noise."""
+    rng = random.Random(13)
+    for _ in range(200):
+        others = [Business("61", "small", 10**9, rng.randrange(MODULUS)) for _ in range(9)]
+        own = rng.randint(0, 12)
+        cell = replace(_cell(("small",), others), readable=Readable(own))
+        (published,) = _publish([cell]).values()
+        whole = Tally(len(others) + own, sum(b.key for b in others) + rng.randrange(MODULUS))
+        mine = Tally(own, whole.key_sum - cell.key_sum)
+        assert indicator_count(whole, k=K, perturbation=TABLE, readable=mine) == published.count
 
 
 @settings(max_examples=100, deadline=None)
