@@ -62,7 +62,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if await queries.is_guaranteed(connection, decision_id):
             raise coded_error(ErrorCode.CONFLICT, "guarantee.decisionId: already guaranteed")
-        coverage = new.coverage_amount or decision.coverage_amount
+        # 0 is a coverage given (and refused below), not an absent one.
+        coverage = decision.coverage_amount if new.coverage_amount is None else new.coverage_amount
         try:
             rules.check_start(new.starts_on, decided_on=decision.check_date)
             rules.check_coverage(coverage, decided=decision.coverage_amount)

@@ -329,6 +329,22 @@ def test_a_guarantee_cannot_start_before_the_check_it_rests_on(api: Api) -> None
     )
 
 
+def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api) -> None:
+    """0 is a coverage given, and not a positive one: never the decision's full cover instead."""
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    zero = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], coverageAmount="0"))
+    assert zero["data"] == {"recordGuarantee": None}
+    (error,) = zero["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "guarantee.coverageAmount",
+    )
+    assert error["message"] == "guarantee.coverageAmount: must be positive"
+    # Nothing was stored: the decision can still be guaranteed.
+    assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+
 def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) -> None:
     request = _request(
         {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
