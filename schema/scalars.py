@@ -39,13 +39,27 @@ def _parse_date(value: object) -> date:
     raise ValueError('Date must be written YYYY-MM-DD, e.g. "2025-06-30"')
 
 
+_NUMERIC_INTEGER_DIGITS = 131_072
+_NUMERIC_FRACTION_DIGITS = 16_383
+"""PostgreSQL's `numeric` holds up to these many digits before and after the point."""
+
+
 def _parse_decimal(value: object) -> Decimal:
+    """A finite number the `numeric` column it is stored in can hold: "1e999999" would otherwise
+    pass here and fail in the driver (asyncpg: "exponent is too large"), an INTERNAL error."""
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError('Decimal must be a number written as a string, e.g. "1.12"') from None
     if not number.is_finite():
         raise ValueError("Decimal must be finite")
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, so not "n", "N" or "F"
+    if number.adjusted() >= _NUMERIC_INTEGER_DIGITS or -exponent > _NUMERIC_FRACTION_DIGITS:
+        raise ValueError(
+            f"Decimal must have at most {_NUMERIC_INTEGER_DIGITS} digits before the point "
+            f"and {_NUMERIC_FRACTION_DIGITS} after it"
+        )
     return number
 
 

@@ -489,3 +489,18 @@ def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_sco
         {"report": {**_report("62", "1")["report"], "indicator": "NOPE"}},
     )
     assert bad["errors"][0]["message"].startswith("report.indicator")
+
+
+@pytest.mark.parametrize("value", ["1e999999", "1e-999999", "1e131072", "1e-16384"])
+def test_a_decimal_the_numeric_column_cannot_hold_is_bad_input_not_internal(
+    api: Api, value: str
+) -> None:
+    """asyncpg refuses these ("exponent is too large/small"): the scalar refuses them first."""
+    answer = api.graphql(REPORT, "demo-province-62", _report("62", value))
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "report.value",
+    )
+    assert error["message"].startswith("report.value: ")
+    assert "Decimal must have at most 131072 digits before the point" in error["message"]
