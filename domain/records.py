@@ -32,6 +32,9 @@ from domain.identifiers import (
 from domain.scale import Scale, check_declared_scale, classify
 
 _TEXT_MAX = 200
+NOTE_MAX = 1000
+"""Free text that explains (a review's reason, a status note, where a figure comes from): a
+paragraph. Every reader of the record gets it back, so one writer must not fill it with a book."""
 _COUNT_MAX = 10_000_000
 _EARLIEST = date(1900, 1, 1)
 _PHONE = re.compile(r"\+?[0-9]{6,15}")

@@ -10,10 +10,14 @@ from typing import Any
 from strawberry.types import Info
 
 from db.queries import Record, indicators
+from domain.errors import InvalidValue
+from domain.indicators import QUALIFIER_MAX, validate_indicator_value
+from domain.records import NOTE_MAX, Collector, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
-from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.errors import ErrorCode, coded_error
 from resolvers.records import checked_region
+from resolvers.writing import invalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +41,24 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
             f"report.jurisdiction: {region} is outside your jurisdiction",
             field="report.jurisdiction",
         )
+    # Every rule the report breaks, as a record write reports them (resolvers.writing.invalid).
+    got = Collector()
     if await info.context.loaders.indicator.load(new.indicator) is None:
-        raise bad_input("report.indicator", f"unknown indicator {new.indicator!r}")
+        got.errors.append(InvalidValue("report.indicator", f"unknown indicator {new.indicator!r}"))
     if not 2000 <= new.year <= today().year + 1:
-        raise bad_input("report.year", f"must be between 2000 and {today().year + 1}")
-    if not new.source.strip():
-        raise bad_input("report.source", "say where the figure comes from")
+        got.errors.append(
+            InvalidValue("report.year", f"must be between 2000 and {today().year + 1}")
+        )
+    value = got.take(lambda: validate_indicator_value(new.value, field="report.value"))
+    source = got.take(lambda: validate_text(new.source, field="report.source", max_length=NOTE_MAX))
+    qualifier = got.optional(
+        new.qualifier,
+        lambda given: validate_text(given, field="report.qualifier", max_length=QUALIFIER_MAX),
+    )
     if new.reported_on is not None and new.reported_on > today():
-        raise bad_input("report.reportedOn", "must not be in the future")
+        got.errors.append(InvalidValue("report.reportedOn", "must not be in the future"))
+    if got.errors:
+        raise invalid(got.errors)
     async with info.context.transaction() as connection:
         return await indicators.add_realisation(
             connection,
@@ -52,9 +66,9 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
                 "indicator_code": new.indicator,
                 "jurisdiction": region,
                 "year": new.year,
-                "value": new.value,
-                "qualifier": new.qualifier,
-                "source": new.source.strip(),
+                "value": value,
+                "qualifier": qualifier,
+                "source": source,
                 "reported_on": new.reported_on or today(),
                 "reported_by": f"{principal.organisation or principal.client_id} "
                 f"({principal.client_id})",

@@ -504,3 +504,84 @@ def test_a_decimal_the_numeric_column_cannot_hold_is_bad_input_not_internal(
     )
     assert error["message"].startswith("report.value: ")
     assert "Decimal must have at most 131072 digits before the point" in error["message"]
+
+
+def _realisation_count(url: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(url)
+        try:
+            return int(await connection.fetchval("SELECT count(*) FROM realisations"))
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
+    # case -> (change to a good report, the field named, the start of its reason)
+    "a 1.5 MB source": ({"source": "x" * 1_500_000}, "report.source", "must be at most 1000"),
+    "a source turned around by U+202E": (
+        {"source": "\u202eBPS Kalteng"},
+        "report.source",
+        "must not contain control",
+    ),
+    "a qualifier longer than its column": (
+        {"qualifier": "more_than_or_equal_to"},
+        "report.qualifier",
+        "must be at most 20",
+    ),
+    "a qualifier with a newline": ({"qualifier": "at\nleast"}, "report.qualifier", "must not"),
+    "a negative value": ({"value": "-1500"}, "report.value", "must be between 0 and"),
+    "a value beyond Rp1 quadrillion": ({"value": "1e16"}, "report.value", "must be between 0"),
+    "a value of 16,383 decimal places": ({"value": "1e-16383"}, "report.value", "must have at"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_REPORTS))
+def test_a_realisation_is_checked_as_a_record_write_is(api: Api, demo_url: str, case: str) -> None:
+    """One client's report goes to every reader of the indicator: a megabyte of source in a few
+    reports made the ministry's whole `indicators` query too large to answer."""
+    change, field, reason = REFUSED_REPORTS[case]
+    before = _realisation_count(demo_url)
+    answer = api.graphql(
+        REPORT, "demo-province-62", {"report": {**_report("62", "1500")["report"], **change}}
+    )
+    assert answer["data"] == {"reportRealisation": None}
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", field)
+    assert error["message"].startswith(f"{field}: {reason}")
+    assert _realisation_count(demo_url) == before
+
+
+def test_a_realisation_report_names_every_rule_it_breaks(api: Api, demo_url: str) -> None:
+    before = _realisation_count(demo_url)
+    report = {
+        **_report("62", "-1")["report"],
+        "source": "\u202e" + "x" * 2000,
+        "qualifier": "x" * 21,
+        "reportedOn": "2999-01-01",
+    }
+    (error,) = api.graphql(REPORT, "demo-province-62", {"report": report})["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == [
+        "report.value",
+        "report.source",
+        "report.qualifier",
+        "report.reportedOn",
+    ]
+    assert _realisation_count(demo_url) == before
+
+
+def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> None:
+    report = {**_report("62", "12.345678")["report"], "qualifier": "  at_least "}
+    answer = api.graphql(
+        "mutation($report: RealisationInput!) { reportRealisation(report: $report) "
+        "{ value qualifier source } }",
+        "demo-province-62",
+        {"report": report},
+    )
+    assert answer["data"]["reportRealisation"] == {
+        "value": "12.345678",
+        "qualifier": "at_least",
+        "source": "Laporan triwulan III Dinas Koperasi dan UKM Kalteng",
+    }
