@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from domain.eligibility import add_months
 from domain.errors import InvalidValue
 
 ACTIVE = "active"
@@ -49,10 +50,38 @@ def check_gearing(
         )
 
 
-def check_start(starts_on: date, *, decided_on: date) -> None:
-    """A guarantee rests on a decision about the loan: it cannot start before that check."""
+def check_start(starts_on: date, *, decided_on: date, today: date) -> None:
+    """A guarantee rests on a decision about the loan: it cannot start before that check. It is
+    recorded once issued, so it has started by the day it is recorded: like every other date a
+    client reports (a check date, a report, a status change), it is not in the future."""
     if starts_on < decided_on:
         raise InvalidValue("startsOn", f"is before the decision's check date {decided_on}")
+    if starts_on > today:
+        raise InvalidValue("startsOn", "must not be in the future")
+
+
+def check_period(starts_on: date, ends_on: date, *, tenor_months: int) -> None:
+    """A guarantee covers the loan the decision was made on, so it ends within that loan's tenor
+    (the decision's tenorMonths) from its start: no end in the year 9999."""
+    if ends_on <= starts_on:
+        raise InvalidValue("endsOn", "must be after startsOn")
+    try:
+        latest = add_months(starts_on, tenor_months)
+    except ValueError:  # after 9999-12-31, so no date is later (a start refused on its own)
+        return
+    if ends_on > latest:
+        raise InvalidValue(
+            "endsOn", f"must be within the loan's tenor of {tenor_months} months: by {latest}"
+        )
+
+
+def check_effective(effective_on: date, *, starts_on: date, today: date) -> None:
+    """A status change reports what happened (a claim, a repayment, a default): on or after the
+    guarantee started, and not in the future."""
+    if effective_on < starts_on:
+        raise InvalidValue("effectiveOn", "must not be before the guarantee started")
+    if effective_on > today:
+        raise InvalidValue("effectiveOn", "must not be in the future")
 
 
 def check_coverage(coverage: int, *, decided: int) -> None:

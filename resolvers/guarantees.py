@@ -13,9 +13,12 @@ from db.queries import eligibility as decisions
 from db.queries import guarantees as queries
 from domain import guarantees as rules
 from domain.errors import InvalidValue
+from domain.records import NOTE_MAX, Collector, validate_text
+from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.eligibility import parse_id
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.writing import invalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +41,9 @@ def _eligible(decision: Record) -> bool:
 async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
     principal = info.context.principal
     decision_id = parse_id(new.decision_id, "guarantee.decisionId")
-    if not new.bank.strip():
-        raise bad_input("guarantee.bank", "name the lending bank")
-    if new.ends_on <= new.starts_on:
-        raise bad_input("guarantee.endsOn", "must be after startsOn")
+    # Every rule the guarantee breaks, as a record write reports them (resolvers.writing.invalid).
+    got = Collector()
+    bank = got.take(lambda: validate_text(new.bank, field="bank"))
     async with info.context.transaction() as connection:
         decision = await decisions.decision(connection, decision_id, client_id=principal.client_id)
         if decision is None:
@@ -64,17 +66,27 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             raise coded_error(ErrorCode.CONFLICT, "guarantee.decisionId: already guaranteed")
         # 0 is a coverage given (and refused below), not an absent one.
         coverage = decision.coverage_amount if new.coverage_amount is None else new.coverage_amount
-        try:
-            rules.check_start(new.starts_on, decided_on=decision.check_date)
-            rules.check_coverage(coverage, decided=decision.coverage_amount)
-            rules.check_gearing(
-                outstanding=await queries.outstanding_cover(connection, principal.client_id),
-                new_coverage=coverage,
-                equity=guarantor.equity,
-                gearing_limit=guarantor.gearing_limit,
+        got.take(
+            lambda: rules.check_start(new.starts_on, decided_on=decision.check_date, today=today())
+        )
+        got.take(
+            lambda: rules.check_period(
+                new.starts_on, new.ends_on, tenor_months=decision.tenor_months
             )
-        except InvalidValue as error:
-            raise bad_input(f"guarantee.{error.field}", error.reason) from None
+        )
+        got.take(lambda: rules.check_coverage(coverage, decided=decision.coverage_amount))
+        if not got.errors:  # only a guarantee the rules above allow is weighed against the limit
+            outstanding = await queries.outstanding_cover(connection, principal.client_id)
+            got.take(
+                lambda: rules.check_gearing(
+                    outstanding=outstanding,
+                    new_coverage=coverage,
+                    equity=guarantor.equity,
+                    gearing_limit=guarantor.gearing_limit,
+                )
+            )
+        if got.errors:
+            raise invalid([InvalidValue(f"guarantee.{e.field}", e.reason) for e in got.errors])
         return await queries.insert_guarantee(
             connection,
             {
@@ -84,7 +96,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 "cooperative_id": decision.cooperative_id,
                 "province_code": decision.province_code,
                 "regency_code": decision.regency_code,
-                "bank": new.bank.strip(),
+                "bank": bank,
                 "amount": decision.loan_amount,
                 "coverage_amount": coverage,
                 "starts_on": new.starts_on,
@@ -110,18 +122,24 @@ async def change_status(
             raise coded_error(
                 ErrorCode.NOT_FOUND, "guaranteeId: no such guarantee", field="guaranteeId"
             )
-        try:
-            rules.check_transition(guarantee.status, status)
-        except InvalidValue as error:
-            raise bad_input(error.field, error.reason) from None
-        if effective_on < guarantee.starts_on:
-            raise bad_input("effectiveOn", "must not be before the guarantee started")
+        got = Collector()
+        got.take(lambda: rules.check_transition(guarantee.status, status))
+        got.take(
+            lambda: rules.check_effective(
+                effective_on, starts_on=guarantee.starts_on, today=today()
+            )
+        )
+        checked_note = got.optional(
+            note, lambda given: validate_text(given, field="note", max_length=NOTE_MAX)
+        )
+        if got.errors:
+            raise invalid(got.errors)
         return await queries.change_status(
             connection,
             guarantee,
             status=status,
             effective_on=effective_on,
-            note=note,
+            note=checked_note,
             changed_by=principal.client_id,
         )
 

@@ -585,3 +585,112 @@ def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> Non
         "qualifier": "at_least",
         "source": "Laporan triwulan III Dinas Koperasi dan UKM Kalteng",
     }
+
+
+REFUSED_GUARANTEES: dict[str, tuple[dict[str, Any], str, str]] = {
+    # case -> (change to a good guarantee, the field named, the start of its reason)
+    "an end in the year 9999": (
+        {"endsOn": "9999-12-31"},
+        "guarantee.endsOn",
+        "must be within the loan's tenor of 24 months: by 2028-02-01",
+    ),
+    "an end a day beyond the tenor": (
+        {"endsOn": "2028-02-02"},
+        "guarantee.endsOn",
+        "must be within the loan's tenor",
+    ),
+    "an end before the start": ({"endsOn": "2026-01-31"}, "guarantee.endsOn", "must be after"),
+    "a start in the future": (
+        {"startsOn": "9998-01-01", "endsOn": "9999-12-31"},
+        "guarantee.startsOn",
+        "must not be in the future",
+    ),
+    "a bank of 300,000 characters": ({"bank": "B" * 300_000}, "guarantee.bank", "must be at most"),
+    "a bank turned around by U+202E": (
+        {"bank": "\u202eBank Kalteng"},
+        "guarantee.bank",
+        "must not contain control",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_GUARANTEES))
+def test_a_guarantee_is_checked_as_a_record_write_is(api: Api, case: str) -> None:
+    change, field, reason = REFUSED_GUARANTEES[case]
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **change))
+    assert refused["data"] == {"recordGuarantee": None}
+    (error,) = refused["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", field)
+    assert error["message"].startswith(f"{field}: {reason}")
+    # Nothing was stored: the decision can still be guaranteed.
+    assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+
+def test_a_guarantee_names_every_rule_it_breaks(api: Api) -> None:
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    bad = {
+        "bank": "\u202e",
+        "startsOn": "2026-01-14",
+        "endsOn": "9999-12-31",
+        "coverageAmount": "0",
+    }
+    (error,) = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **bad))["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == [
+        "guarantee.bank",
+        "guarantee.startsOn",
+        "guarantee.endsOn",
+        "guarantee.coverageAmount",
+    ]
+
+
+NOTED_STATUS = """
+mutation Status($id: ID!, $on: Date!, $note: String) {
+  changeGuaranteeStatus(guaranteeId: $id, status: CLAIMED, effectiveOn: $on, note: $note) {
+    status history { toStatus note }
+  }
+}
+"""
+
+
+def test_a_status_change_is_checked_as_a_record_write_is(api: Api) -> None:
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(_check(api, request))
+    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    guarantee = recorded["data"]["recordGuarantee"]
+    cases = [
+        (
+            {"note": "\u202e" + "n" * 300_000},
+            "note",
+            "must not contain control or invisible characters",
+        ),
+        ({"note": "n" * 1001}, "note", "must be at most 1000 characters"),
+        ({"on": "9999-01-01"}, "effectiveOn", "must not be in the future"),
+        ({"on": "2026-01-31"}, "effectiveOn", "must not be before the guarantee started"),
+    ]
+    for change, field, reason in cases:
+        variables = {"id": guarantee["id"], "on": "2026-10-01", "note": "kol 3", **change}
+        refused = api.graphql(NOTED_STATUS, JAMKRIDA, variables)
+        assert refused["data"] == {"changeGuaranteeStatus": None}, change
+        (error,) = refused["errors"]
+        assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+            "BAD_USER_INPUT",
+            field,
+        )
+        assert error["message"] == f"{field}: {reason}"
+    both = {"id": guarantee["id"], "on": "9999-01-01", "note": "\u202e"}
+    (error,) = api.graphql(NOTED_STATUS, JAMKRIDA, both)["errors"]
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == [
+        "effectiveOn",
+        "note",
+    ]
+    # Nothing was written: the guarantee is as recorded, and takes a good change.
+    good = {"id": guarantee["id"], "on": "2026-10-01", "note": "  kol 3,   laporan bank  "}
+    changed = api.graphql(NOTED_STATUS, JAMKRIDA, good)["data"]["changeGuaranteeStatus"]
+    assert changed["history"] == [
+        {"toStatus": "ACTIVE", "note": None},
+        {"toStatus": "CLAIMED", "note": "kol 3, laporan bank"},
+    ]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from domain.errors import InvalidValue
-from domain.guarantees import TRANSITIONS, check_coverage, check_gearing, check_transition
+from domain.guarantees import (
+    TRANSITIONS,
+    check_coverage,
+    check_effective,
+    check_gearing,
+    check_period,
+    check_start,
+    check_transition,
+)
 
 EQUITY = 50_000_000_000  # Rp50 miliar: the POJK 2/2017 minimum for a provincial guarantor
 
@@ -65,3 +74,28 @@ def test_cover_may_be_partial_but_never_more_than_decided() -> None:
     for coverage in (0, 35_000_001):
         with pytest.raises(InvalidValue):
             check_coverage(coverage, decided=35_000_000)
+
+
+def test_a_guarantee_ends_within_the_loans_tenor_counted_in_calendar_months() -> None:
+    check_period(date(2025, 8, 31), date(2026, 2, 28), tenor_months=6)  # clamped, as R03 counts
+    for ends_on in (date(2026, 3, 1), date(2025, 8, 31), date(9999, 12, 31)):
+        with pytest.raises(InvalidValue) as refused:
+            check_period(date(2025, 8, 31), ends_on, tenor_months=6)
+        assert refused.value.field == "endsOn"
+
+
+def test_a_start_near_the_end_of_the_calendar_leaves_the_period_to_its_own_rule() -> None:
+    check_period(date(9999, 1, 1), date(9999, 12, 31), tenor_months=24)
+    with pytest.raises(InvalidValue) as refused:
+        check_start(date(9999, 1, 1), decided_on=date(2026, 1, 15), today=date(2026, 12, 4))
+    assert (refused.value.field, refused.value.reason) == ("startsOn", "must not be in the future")
+
+
+def test_a_status_change_takes_effect_between_the_start_and_today() -> None:
+    today = date(2026, 12, 4)
+    check_effective(date(2026, 2, 1), starts_on=date(2026, 2, 1), today=today)
+    check_effective(today, starts_on=date(2026, 2, 1), today=today)
+    for effective_on in (date(2026, 1, 31), date(2026, 12, 5)):
+        with pytest.raises(InvalidValue) as refused:
+            check_effective(effective_on, starts_on=date(2026, 2, 1), today=today)
+        assert refused.value.field == "effectiveOn"
