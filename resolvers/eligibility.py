@@ -27,10 +27,12 @@ from domain.eligibility import (
 )
 from domain.errors import InvalidValue
 from domain.identifiers import established_by, validate_legal_entity_no, validate_nib
+from domain.records import NOTE_MAX, Collector, validate_text
 from domain.ruleset import RuleSet
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.writing import invalid
 
 _PARSED: dict[tuple[str, str], RuleSet] = {}
 
@@ -200,10 +202,13 @@ async def resolve_review(
 ) -> Record:
     """A person's verdict on a NEEDS_REVIEW decision (UU 27/2022 Pasal 34: a human-review path)."""
     parsed = parse_id(decision_id, "decisionId")
-    if not reviewer.strip():
-        raise bad_input("reviewer", "name the person who reviewed the decision")
-    if not reason.strip():
-        raise bad_input("reason", "say why the decision was resolved this way")
+    # Checked as a record's text is: both are shown with the decision to whoever reads it.
+    got = Collector()
+    checked_reviewer = got.take(lambda: validate_text(reviewer, field="reviewer"))
+    checked_reason = got.take(lambda: validate_text(reason, field="reason", max_length=NOTE_MAX))
+    # Without errors both checks produced their text; the test narrows the types for mypy.
+    if got.errors or checked_reviewer is None or checked_reason is None:
+        raise invalid(got.errors)
     client_id = info.context.principal.client_id
     async with info.context.transaction() as connection:
         reviewed = await queries.review(
@@ -211,8 +216,8 @@ async def resolve_review(
             parsed,
             client_id=client_id,
             verdict=verdict,
-            reviewer=reviewer.strip(),
-            reason=reason.strip(),
+            reviewer=checked_reviewer,
+            reason=checked_reason,
         )
         if reviewed is not None:
             return reviewed

@@ -694,3 +694,48 @@ def test_a_status_change_is_checked_as_a_record_write_is(api: Api) -> None:
         {"toStatus": "ACTIVE", "note": None},
         {"toStatus": "CLAIMED", "note": "kol 3, laporan bank"},
     ]
+
+
+REVIEW = """
+mutation Resolve($id: ID!, $reviewer: String!, $reason: String!) {
+  resolveEligibilityReview(decisionId: $id, verdict: ELIGIBLE, reviewer: $reviewer,
+                           reason: $reason) { finalVerdict review { reviewer reason } }
+}
+"""
+
+
+def test_a_review_is_checked_as_a_record_write_is(api: Api) -> None:
+    request = _request(
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NEEDS_REVIEW"
+    good = {"id": decision["id"], "reviewer": "Ir. Contoh Analis", "reason": "kelayakan dicek"}
+    cases = [
+        ({"reviewer": "\u202eIr. Contoh"}, "reviewer", "must not contain control"),
+        ({"reviewer": "R" * 201}, "reviewer", "must be at most 200 characters"),
+        ({"reason": "x" * 300_000}, "reason", "must be at most 1000 characters"),
+        ({"reason": "ok\u0007"}, "reason", "must not contain control"),
+        ({"reason": "   "}, "reason", "must not be empty"),
+    ]
+    for change, field, reason in cases:
+        refused = api.graphql(REVIEW, JAMKRIDA, {**good, **change})
+        assert refused["data"] == {"resolveEligibilityReview": None}, change
+        (error,) = refused["errors"]
+        assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+            "BAD_USER_INPUT",
+            field,
+        )
+        assert error["message"].startswith(f"{field}: {reason}")
+    both = {**good, "reviewer": "\u202e", "reason": "x" * 1001}
+    (error,) = api.graphql(REVIEW, JAMKRIDA, both)["errors"]
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == [
+        "reviewer",
+        "reason",
+    ]
+    # Nothing was written: the decision still awaits its one review.
+    reviewed = api.graphql(REVIEW, JAMKRIDA, {**good, "reviewer": "  Ir.  Contoh Analis "})
+    assert reviewed["data"]["resolveEligibilityReview"] == {
+        "finalVerdict": "ELIGIBLE",
+        "review": {"reviewer": "Ir. Contoh Analis", "reason": "kelayakan dicek"},
+    }
