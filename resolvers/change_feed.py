@@ -213,13 +213,17 @@ async def follow(
 ) -> AsyncIterator[tuple[Page, AccessNotes]]:
     """Pages as changes commit, from `after`, each with what it hands out: every page with
     entries at once, then a wait for the next commit anywhere (NOTIFY, see db/change_signal.py).
-    Ends when the client's token no longer stands: revoked, narrowed or expired."""
+    Ends when the client's token no longer stands: revoked, narrowed or expired. The token is
+    checked before each page is read, so nothing is read for a client no longer authorised, and
+    again before a page is sent, so a page read while a revocation committed is not sent
+    either (the check reads the process's client registry, which reads PostgreSQL only once
+    after a notification about the client)."""
     live = context.live
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
     decode_cursor(after, kind)  # a bad cursor is refused before anything is sent
     cursor = after
-    while True:
+    while await live.still_authorised():
         seen = live.signal.generation
         notes = AccessNotes()  # each delivery is audited as a read of its own
         result = await page(
@@ -227,8 +231,8 @@ async def follow(
         )
         cursor = result.end_cursor
         if result.count:
+            if not await live.still_authorised():
+                return
             yield result, notes
-        if not await live.still_authorised():
-            return
         if not result.has_more:
             await live.signal.wait_after(seen, at_most=live.recheck_seconds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any, cast
 
 import orjson
@@ -15,7 +16,7 @@ from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
@@ -23,6 +24,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage,
@@ -64,16 +66,28 @@ class _TextFrames(ASGIWebSocketAdapter):
         except WebSocketDisconnect as disconnect:
             raise WebSocketDisconnected from disconnect
 
+    async def close(self, code: int, reason: str) -> None:
+        """Closing a connection already closed, by either side, is nothing to do: a subscription
+        ending when its client's authorisation lapsed closes the connection, which the client
+        or another subscription may have closed meanwhile."""
+        if self.ws.application_state is WebSocketState.DISCONNECTED:
+            return
+        with suppress(WebSocketDisconnect):
+            await super().close(code, reason)
+
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, with each subscribe message held to the request guard's checks and
-    the client's trusted documents (sinergi.subscriptions' `operation`) before strawberry runs
-    it."""
+    """graphql-transport-ws, with each subscribe message authorised again and held to the
+    request guard's checks and the client's trusted documents (sinergi.subscriptions' `lapsed`
+    and `operation`) before strawberry runs it."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
         if self.connection_acknowledged and message["id"] not in self.operations:
             assert isinstance(self.view, SinergiGraphQL)
+            if await subscriptions.lapsed(self.context):
+                await self.websocket.close(code=4403, reason="Forbidden")
+                return
             payload = message.get("payload")
             resolved = await subscriptions.operation(
                 self.context, self.view.checks, self.view.trusted, payload
@@ -84,6 +98,15 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 return
             message = SubscribeMessage(id=message["id"], type="subscribe", payload=resolved)
         await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """A subscription that ended because the client's authorisation lapsed (resolvers'
+        change_feed `follow`) takes the connection with it (4403), as a bad token does at
+        `connection_init`: the client learns its token no longer stands rather than subscribing
+        again to be refused."""
+        await super().run_operation(operation)
+        if await subscriptions.lapsed(self.context):
+            await self.websocket.close(code=4403, reason="Forbidden")
 
 
 class SinergiGraphQL(GraphQL[Context, None]):

@@ -3,10 +3,12 @@
 The token comes as over HTTP, in the upgrade request's `Authorization` header, or (browsers
 cannot set one) in `connection_init`'s payload as `{"Authorization": "Bearer …"}`; the same
 check admits it. Until then the connection's context holds nobody, with no scopes, and
-strawberry runs no operation before the connection is acknowledged. A subscription checks the
-token again each time it wakes (at least every RECHECK_SECONDS), so a client revoked, narrowed
-or expired meanwhile stops receiving and its subscription completes. Each subscribe message is
-held to the client's trusted documents as a POST is (`operation`).
+strawberry runs no operation before the connection is acknowledged. The token is checked again
+for each subscribe message (`lapsed`), and by a subscription before each page it reads and
+sends (at least every RECHECK_SECONDS), so a client revoked, narrowed or expired meanwhile
+receives nothing more: its subscriptions complete and the connection is closed with 4403, as a
+bad token's is. Each subscribe message is held to the client's trusted documents as a POST is
+(`operation`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
 
     context.admit(principal)
     context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)
+
+
+async def lapsed(context: Context) -> bool:
+    """Whether the connection's token no longer stands (revoked, narrowed or expired since
+    `admit`), so the connection is to be closed: each subscribe message is authorised as an
+    HTTP request is, not only the first message of the connection."""
+    live = context.live
+    if live is None or not await live.still_authorised():
+        metrics.observe_websocket_refusal("UNAUTHENTICATED", context.principal.client_id or None)
+        return True
+    return False
 
 
 async def operation(

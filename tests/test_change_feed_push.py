@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ import asyncpg
 import httpx
 import pytest
 import websockets
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from auth import keys, tokens
+from db.engine import async_url
 from sinergi.cli import main
 from tests.support.served import served
 
@@ -104,15 +108,26 @@ async def _receive(socket: Any, seconds: float = 10) -> dict[str, Any]:
     return message
 
 
+def _subscribe(message_id: str, after: str | None) -> str:
+    payload = {"query": SUBSCRIBE, "variables": {"after": after}}
+    return json.dumps({"id": message_id, "type": "subscribe", "payload": payload})
+
+
 @contextlib.asynccontextmanager
-async def _subscribed(base: str, token: str | None, after: str | None) -> Any:
+async def _connected(base: str, token: str | None) -> Any:
+    """An acknowledged connection, with no subscription yet."""
     uri = base.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
         payload = {} if token is None else {"Authorization": f"Bearer {token}"}
         await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert (await _receive(socket))["type"] == "connection_ack"
-        subscribe = {"query": SUBSCRIBE, "variables": {"after": after}}
-        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        yield socket
+
+
+@contextlib.asynccontextmanager
+async def _subscribed(base: str, token: str | None, after: str | None) -> Any:
+    async with _connected(base, token) as socket:
+        await socket.send(_subscribe("1", after))
         yield socket
 
 
@@ -218,6 +233,96 @@ def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: st
             assert message == {"id": "1", "type": "complete"}
 
     asyncio.run(scenario())
+
+
+def _revoke(url: str, client_id: str) -> None:
+    """`sinergi clients revoke`, which returns once every server process has forgotten the
+    client."""
+    out = io.StringIO()
+    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
+        assert main(["clients", "revoke", client_id]) == 0, out.getvalue()
+
+
+async def _until_closed(socket: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes the connection, and its close code."""
+    messages = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            messages.append(await _receive(socket))
+    return messages, socket.close_code
+
+
+def test_a_revoked_client_gets_nothing_more_on_its_open_websocket(
+    live: str, module_reference_url: str
+) -> None:
+    """Once `sinergi clients revoke` returns, neither a subscribe message sent on the socket the
+    client already holds (from the start: a full page was waiting) nor the live subscription
+    (a change committed after the revocation) hands out anything: the subscription completes
+    and the connection closes with 4403, as for a bad token."""
+    client = _client(module_reference_url, "Dicabut di soket")
+    token = _token(live, client)
+
+    async def live_subscription() -> None:
+        async with _subscribed(live, token, _head(live, token)) as socket:
+            await asyncio.to_thread(_revoke, module_reference_url, client[0])
+            await _new_msme(module_reference_url, "9992300000011")
+            messages, code = await _until_closed(socket)
+            assert messages == [{"id": "1", "type": "complete"}]
+            assert code == 4403
+
+    async def new_subscription() -> None:
+        async with _connected(live, token) as socket:
+            await asyncio.to_thread(_revoke, module_reference_url, client[0])
+            await socket.send(_subscribe("1", None))
+            assert await _until_closed(socket) == ([], 4403)  # refused before it runs
+
+    asyncio.run(live_subscription())
+    client = _client(module_reference_url, "Dicabut di soket lagi")
+    token = _token(live, client)
+    asyncio.run(new_subscription())
+
+
+def test_an_expired_token_gets_nothing_more_on_its_open_websocket(
+    live: str, module_reference_url: str
+) -> None:
+    """A token that expires while its connection is open is refused at the next subscribe
+    message, as it is over HTTP: the connection closes with 4403 and no page is sent."""
+    client = _client(module_reference_url, "Kedaluwarsa")
+    claims = tokens.decode_segment(_token(live, client).split(".")[1])
+
+    async def expiring() -> str:
+        """A token of the client's own, valid for 4 s more (past `exp`, with the leeway)."""
+        engine = create_async_engine(async_url(module_reference_url))
+        try:
+            async with engine.connect() as connection:
+                key = await keys.signing_key(connection)
+        finally:
+            await engine.dispose()
+        lifetime = 600
+        return tokens.issue(
+            key,
+            issuer=claims["iss"],
+            audience=claims["aud"],
+            client_id=claims["client_id"],
+            scopes=frozenset(claims["scope"].split()),
+            jurisdiction=claims["jurisdiction"],
+            org_kind=claims["org_kind"],
+            lifetime=lifetime,
+            now=time.time() - lifetime - tokens.LEEWAY_SECONDS + 4,
+        )
+
+    async def scenario(token: str) -> None:
+        async with _connected(live, token) as socket:
+            await asyncio.sleep(5)
+            headers = {"Authorization": f"Bearer {token}"}
+            query = {"query": "{ __typename }"}
+            async with httpx.AsyncClient() as http:
+                refused = await http.post(f"{live}/graphql", json=query, headers=headers)
+            assert refused.status_code == 401
+            await socket.send(_subscribe("1", None))
+            assert await _until_closed(socket) == ([], 4403)  # refused before it runs
+
+    asyncio.run(scenario(asyncio.run(expiring())))
 
 
 def test_a_websocket_without_a_valid_token_is_refused(live: str) -> None:
