@@ -77,9 +77,9 @@ class _TextFrames(ASGIWebSocketAdapter):
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, with each subscribe message authorised again and held to the
-    request guard's checks and the client's trusted documents (sinergi.subscriptions' `lapsed`
-    and `operation`) before strawberry runs it."""
+    """graphql-transport-ws, with each subscribe message authorised again, counted against the
+    client's rate limit and held to the request guard's checks and the client's trusted
+    documents (sinergi.subscriptions' `lapsed` and `operation`) before strawberry runs it."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
@@ -90,7 +90,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 return
             payload = message.get("payload")
             resolved = await subscriptions.operation(
-                self.context, self.view.checks, self.view.trusted, payload
+                self.context, self.view.checks, self.view.trusted, self.view.rate_limiter, payload
             )
             if isinstance(resolved, Refusal):
                 refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
@@ -168,7 +168,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
             if now is not None:
                 now.client_id = client_id
             state = scope["state"]  # the lifespan's, copied for this request
-            refusal = await self.rate_limiter.admit(state["primary"], client_id)
+            # A batch counts each of its operations: it runs as many as separate requests.
+            decoded = payload(scope)
+            operations = len(decoded) if isinstance(decoded, list) else 1
+            refusal = await self.rate_limiter.admit(state["primary"], client_id, operations)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -177,7 +180,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             since_write = time.monotonic() - user.client.written_at
             state["wrote_recently"] = since_write < 2 * self.fresh_seconds
             state["write_noted"] = since_write < self.fresh_seconds / 2
-            resolved = await self.trusted.resolve(state["engine"], client_id, payload(scope))
+            resolved = await self.trusted.resolve(state["engine"], client_id, decoded)
             if isinstance(resolved, Response):
                 await resolved(scope, receive, send)
                 return

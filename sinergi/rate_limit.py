@@ -12,13 +12,17 @@ was: a client whose requests to a process are more than twice `sync_seconds` apa
 exactly, and only a busy one in batches. A client known to be over the limit is refused
 without any statement.
 
+A request counts as many hits as the operations it runs: each operation of an HTTP batch, each
+subscribe message of a WebSocket (and the connection itself once); otherwise a batch, or a
+socket subscribing again and again, would run many times the limit.
+
 Worst case: every process admits at most its allowance beyond the limit, so across N processes
-(instances × workers) a client gets at most N × max(1, limit ÷ 100) requests more than the
-limit in a window (tests/test_shared_rate_limit.py). Argument: let T be the moment the shared
-count reaches the limit. Requests counted before T are within the limit. A process's requests
-not yet counted at T are within its allowance, and it admits further ones only while the
-allowance holds, until the answer to a batch PostgreSQL counted after T tells it the client
-is over.
+(instances × workers) a client gets at most N × max(1, limit ÷ 100) hits more than the limit in
+a window (tests/test_shared_rate_limit.py). Argument: let T be the moment the shared count
+reaches the limit. Hits counted before T are within the limit. A process's hits not yet
+counted at T are within its allowance (a request whose hits would take them past it is
+counted in PostgreSQL first), and it admits further ones only while the allowance holds,
+until the answer to a batch PostgreSQL counted after T tells it the client is over.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import JSONResponse
 
 from db.driver import check_out
 from db.errors import is_unavailable
 from db.queries import rate_limits
+from sinergi.guard import Refusal
 
 RETRY_AFTER_SECONDS = 5
 SYNC_SECONDS = 0.1
@@ -44,14 +48,17 @@ PURGE_SECONDS = 300.0
 logger = logging.getLogger("sinergi.rate_limit")
 
 
-def service_unavailable() -> JSONResponse:
-    error = {
-        "message": "the database is unavailable; retry shortly",
-        "extensions": {"code": "SERVICE_UNAVAILABLE"},
-    }
-    return JSONResponse(
-        {"errors": [error]}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+def service_unavailable() -> Refusal:
+    """A Refusal, so that a WebSocket's subscribe message is refused with its errors too."""
+    refusal = Refusal(
+        503,
+        {
+            "message": "the database is unavailable; retry shortly",
+            "extensions": {"code": "SERVICE_UNAVAILABLE"},
+        },
     )
+    refusal.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return refusal
 
 
 @dataclass(slots=True)
@@ -85,9 +92,9 @@ class RateLimiter:
         self._clock = clock
         self._counters: dict[str, _Counter] = {}
 
-    async def admit(self, engine: AsyncEngine, client_id: str) -> JSONResponse | None:
+    async def admit(self, engine: AsyncEngine, client_id: str, hits: int = 1) -> Refusal | None:
         """None when the request may go on; otherwise the 429 (or, database gone, 503) to send.
-        `engine`: the primary, in autocommit."""
+        `engine`: the primary, in autocommit; `hits`: the operations the request runs."""
         now = self._clock()
         index = int(now // self.window_seconds)
         counter = self._counters.get(client_id)
@@ -98,16 +105,16 @@ class RateLimiter:
         unsent = counter.pending + counter.in_flight
         if (
             now - counter.sent_at < 2 * self.sync_seconds
-            and counter.known + unsent < self.per_window
-            and unsent < self.allowance
+            and counter.known + unsent + hits <= self.per_window
+            and unsent + hits <= self.allowance
         ):
-            counter.pending += 1
+            counter.pending += hits
             return None
-        hits, counter.pending = counter.pending + 1, 0
+        sent, counter.pending = counter.pending + hits, 0
         try:
-            total = await self._send(engine, {client_id: (counter, hits)})
+            total = await self._send(engine, {client_id: (counter, sent)})
         except Exception as failure:
-            counter.pending += hits - 1  # admitted before: still to be counted
+            counter.pending += sent - hits  # admitted before: still to be counted
             if not is_unavailable(failure):
                 raise
             return service_unavailable()
@@ -180,18 +187,20 @@ class RateLimiter:
             counter.known = max(counter.known, total.hits)
         return {total.client_id: total.hits for total in totals}
 
-    def _refusal(self, now: float, index: int) -> JSONResponse:
+    def _refusal(self, now: float, index: int) -> Refusal:
         retry_after = max(1, math.ceil((index + 1) * self.window_seconds - now))
-        error = {
-            "message": f"rate limit of {self.per_window} requests per "
-            f"{self.window_seconds} s exceeded; retry in {retry_after} s",
-            "extensions": {
-                "code": "RATE_LIMITED",
-                "limit": self.per_window,
-                "windowSeconds": self.window_seconds,
-                "retryAfter": retry_after,
+        refusal = Refusal(
+            429,
+            {
+                "message": f"rate limit of {self.per_window} requests per "
+                f"{self.window_seconds} s exceeded; retry in {retry_after} s",
+                "extensions": {
+                    "code": "RATE_LIMITED",
+                    "limit": self.per_window,
+                    "windowSeconds": self.window_seconds,
+                    "retryAfter": retry_after,
+                },
             },
-        }
-        return JSONResponse(
-            {"errors": [error]}, status_code=429, headers={"Retry-After": str(retry_after)}
         )
+        refusal.headers["Retry-After"] = str(retry_after)
+        return refusal

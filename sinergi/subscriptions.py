@@ -53,8 +53,9 @@ def _token(context: Context, websocket: WebSocket) -> str | None:
 
 async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimiter) -> None:
     """Accept the connection's token, or refuse the connection (close code 4403). The connection
-    counts as one request against the client's rate limit; its rechecks read only the process's
-    registry, which revocation reaches by notification, so they count as none."""
+    counts as one request against the client's rate limit, and each subscribe message as one
+    more (`operation`); its rechecks read only the process's registry, which revocation reaches
+    by notification, so they count as none."""
     auth: AuthService = websocket.state.auth
     token = _token(context, websocket)
     if token is None:
@@ -92,17 +93,24 @@ async def lapsed(context: Context) -> bool:
 
 
 async def operation(
-    context: Context, checks: OperationChecks, trusted: TrustedDocuments, payload: object
+    context: Context,
+    checks: OperationChecks,
+    trusted: TrustedDocuments,
+    rate_limiter: RateLimiter,
+    payload: object,
 ) -> Any:
     """An admitted connection's subscribe message payload as it may run (a hash-only one with its
-    registered document), or the Refusal to send. It meets the request guard's checks (its
-    shape; its document's size, tokens and cost), as a POST's body does: otherwise a query sent
-    beside a registered document's hash would run under that hash, and a document of a million
-    aliases would run at all. Then a client held to its trusted documents may subscribe to no
-    other."""
+    registered document), or the Refusal to send. It counts as a request against the client's
+    rate limit, as a POST does: otherwise one socket subscribing and completing again and again
+    would read without limit. It meets the request guard's checks (its shape; its document's
+    size, tokens and cost), as a POST's body does: otherwise a query sent beside a registered
+    document's hash would run under that hash, and a document of a million aliases would run
+    at all. Then a client held to its trusted documents may subscribe to no other."""
     assert isinstance(context.request, WebSocket)
     client_id = context.principal.client_id
-    resolved = checks.refusal(payload)
+    resolved = await rate_limiter.admit(context.request.state.primary, client_id)
+    if resolved is None:
+        resolved = checks.refusal(payload)
     if resolved is None:
         resolved = await trusted.resolve(context.request.state.engine, client_id, payload)
     if isinstance(resolved, Refusal):

@@ -7,6 +7,7 @@ reaches both processes before the client's next request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -15,10 +16,12 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from auth import clients
 from db.engine import create_engine
@@ -95,7 +98,7 @@ def servers(demo_url: str) -> Iterator[list[str]]:
                 process.stdout.close()
 
 
-def _register(url: str) -> tuple[str, str]:
+def _register(url: str, org_kind: str = "ministry", jurisdiction: str = "ID") -> tuple[str, str]:
     async def go() -> tuple[str, str]:
         engine = create_engine(url, statement_timeout_ms=10_000)
         try:
@@ -103,8 +106,8 @@ def _register(url: str) -> tuple[str, str]:
                 client, secret = await clients.create(
                     connection,
                     name="Rate-limited test client",
-                    org_kind="ministry",
-                    jurisdiction="ID",
+                    org_kind=org_kind,
+                    jurisdiction=jurisdiction,
                     scopes=None,
                     purpose="testing shared rate limits",
                 )
@@ -221,3 +224,61 @@ def test_a_revoked_clients_next_request_is_refused_by_every_process(
     assert all(
         answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" for answer in refused
     )
+
+
+def test_each_operation_of_a_batch_counts(servers: list[str], demo_url: str) -> None:
+    """A batch of LIMIT operations uses up the window: otherwise batches of ten would run ten
+    times the limit."""
+    client_id, secret = _register(demo_url)
+    headers = _headers(servers, client_id, secret)
+    batch = [{"query": "{ viewer { clientId } }"}] * LIMIT
+    answered = httpx.post(f"{servers[0]}/graphql", json=batch, headers=headers)
+    assert answered.status_code == 200, answered.text
+    assert len(answered.json()) == LIMIT
+    _until_counted(demo_url, client_id, LIMIT)
+    assert [_ask(base, headers).status_code for base in servers] == [429, 429]
+    # A batch that would take a fresh client past the limit and the allowances is refused whole.
+    client_id, secret = _register(demo_url)
+    headers = _headers(servers, client_id, secret)
+    over = [{"query": "{ viewer { clientId } }"}] * (LIMIT + len(servers) + 1)
+    refused = httpx.post(f"{servers[0]}/graphql", json=over, headers=headers)
+    assert refused.status_code == 429, refused.text
+
+
+def test_each_subscribe_message_on_a_websocket_counts(servers: list[str], demo_url: str) -> None:
+    """One socket subscribing and completing again and again is held to the limit as requests
+    are: beyond it, each subscribe message is refused with RATE_LIMITED, and HTTP answers 429."""
+    client_id, secret = _register(demo_url, "province", "62")
+    headers = _headers(servers, client_id, secret)
+    query = "subscription { msmeChanges { entries { id } endCursor } }"
+
+    async def cycles() -> list[dict[str, Any]]:
+        """The answer to each subscribe message (completed at once) until one is refused."""
+        uri = servers[0].replace("http://", "ws://") + "/graphql"
+        answers = []
+        protocol = websockets.Subprotocol("graphql-transport-ws")
+        async with websockets.connect(uri, subprotocols=[protocol]) as socket:
+            init = {"type": "connection_init", "payload": headers}
+            await socket.send(json.dumps(init))
+            assert json.loads(await socket.recv())["type"] == "connection_ack"
+            for cycle in range(3 * LIMIT):
+                subscribe = {"id": str(cycle), "type": "subscribe", "payload": {"query": query}}
+                await socket.send(json.dumps(subscribe))
+                answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                assert answer["id"] == str(cycle), answer
+                answers.append(answer)
+                if answer["type"] == "error":
+                    return answers
+                await socket.send(json.dumps({"id": str(cycle), "type": "complete"}))
+        return answers
+
+    answers = asyncio.run(cycles())
+    refused = answers[-1]
+    assert refused["type"] == "error", answers
+    assert refused["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+    served = [answer for answer in answers if answer["type"] == "next"]
+    assert len(served) == len(answers) - 1
+    # The connection counted once, each subscribe message once more.
+    assert LIMIT <= 1 + len(served) <= LIMIT + len(servers) * max(1, LIMIT // 100)
+    time.sleep(3 * SYNC_SECONDS)
+    assert [_ask(base, headers).status_code for base in servers] == [429, 429]
