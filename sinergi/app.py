@@ -239,7 +239,7 @@ def create_app(
         ),
         rate_limiter=rate_limiter,
         checks=checks,
-        trusted=TrustedDocuments(settings.trusted_documents, max_tokens=max_tokens),
+        trusted=TrustedDocuments(settings.trusted_documents, checks=checks),
         max_tokens=max_tokens,
         read_your_writes_seconds=settings.read_your_writes_seconds,
         figures_cache_seconds=settings.figures_cache_seconds,

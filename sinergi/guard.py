@@ -207,15 +207,22 @@ class OperationChecks:
 
     def refusal(self, operation: object) -> Refusal | None:
         """Why the operation may not run (its shape, its document's size, tokens and cost, its
-        name), or None."""
+        name), or None. A hash-only operation's document is checked once the trusted documents
+        have filled it in (`document_refusal`)."""
         refused = _shape_error(operation)
         if refused is not None or not isinstance(operation, dict):
             return refused
         if _unstorable(operation.get("variables")):
             return bad_request("variables", f"a value {UNSTORABLE}")
-        query: str | None = operation.get("query")
-        if query is None:
-            return None  # a persisted document: checked when it was registered
+        if operation.get("query") is None:
+            return None
+        return self.document_refusal(operation)
+
+    def document_refusal(self, operation: dict[str, Any]) -> Refusal | None:
+        """Why the operation's document may not run with its variables (size, tokens, cost, the
+        operation named), or None. A registered document filled in for a hash meets this too:
+        registration costed it without variables, and its page sizes may be variables."""
+        query: str = operation["query"]
         if _unstorable(query):
             return bad_request("query", UNSTORABLE)
         size = len(query.encode())

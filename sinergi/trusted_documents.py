@@ -8,8 +8,9 @@ persisted-query shape: `{"extensions": {"persistedQuery": {"version": 1, "sha256
 
 An operation is stored as graphql-core prints it (with the fragments it uses), so a client may
 send either that text, its own text of a registered file with one operation, or the hash.
-Registered documents were checked against the limits when registered; hash-only requests
-skip the request guard's document checks for that reason.
+Registered documents were checked against the limits when registered; a hash-only request
+meets the request guard's document checks once its document is filled in, with its own
+variables and operation name (`TrustedDocuments.resolve`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from db.queries import trusted_documents
 from schema.documents import parse_document
 from schema.limits import check_document
 from schema.query_limits import QueryLimits
-from sinergi.guard import Refusal, bad_request, persisted_hash, sha256
+from sinergi.guard import OperationChecks, Refusal, bad_request, persisted_hash, sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ def checked_operations(source: str, schema: GraphQLSchema, limits: QueryLimits) 
     """The operations of a file about to be trusted, each valid and within the limits.
 
     Raises ValueError naming the operation at fault: a document is registered only if it could
-    run, since hash-only requests for it skip the request guard's checks.
+    run (with the variables a request sends, it is checked again: `TrustedDocuments.resolve`).
     """
     try:
         found = operations(source)
@@ -140,17 +141,20 @@ def _forbidden(client_id: str) -> Refusal:
 
 
 class TrustedDocuments:
-    def __init__(self, setting: str, *, max_tokens: int) -> None:
-        """`max_tokens`: the request guard's, so both find the same parsed document."""
+    def __init__(self, setting: str, *, checks: OperationChecks) -> None:
+        """`checks`: the request guard's, which a registered document filled in for a hash meets
+        as one sent as text does; its token limit finds the same parsed document."""
         self.enforced = enforcement(setting)
-        self.max_tokens = max_tokens
+        self.checks = checks
+        self.max_tokens = checks.limits.max_tokens
 
     async def resolve(self, engine: AsyncEngine, client_id: str, payload: Any) -> Any:
         """The request's decoded JSON (sinergi.guard) with registered documents filled in for
         hashes, or the Refusal to send: for a POST or GET, and for each subscribe message over
         the WebSocket (sinergi.subscriptions), so both are held to the same documents.
 
-        Its shape has already been checked (sinergi.guard's `OperationChecks`).
+        Its shape has already been checked (sinergi.guard's `OperationChecks`); a document filled
+        in is checked here, with the request's variables and operation name.
         """
         enforced = self.enforced(client_id)
         operations = payload if isinstance(payload, list) else [payload]
@@ -178,6 +182,9 @@ class TrustedDocuments:
                         f"no trusted document with this hash is registered for {client_id!r}",
                     )
                 operation["query"] = found[known.pop()]
+                refused = self.checks.document_refusal(operation)
+                if refused is not None:
+                    return refused
             elif enforced and not known:
                 return _forbidden(client_id)
         return operations if isinstance(payload, list) else operations[0]

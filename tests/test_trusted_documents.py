@@ -190,6 +190,64 @@ def test_the_cli_refuses_an_unknown_client(demo_url: str, tmp_path: Path) -> Non
     assert "no-such-client" in out
 
 
+MEMBERS = "nodes { name nib regency { name province { name } } }"
+HEAVY = f"""query Heavy($a: Int, $b: Int) {{ cooperatives(first: $a) {{ nodes {{
+    m1: memberMsmes(first: $b) {{ {MEMBERS} }} m2: memberMsmes(first: $b) {{ {MEMBERS} }}
+    m3: memberMsmes(first: $b) {{ {MEMBERS} }} }} }} }}"""
+
+
+@pytest.fixture(scope="module")
+def heavy(
+    demo_url: str, trusted: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """HEAVY registered for FREE: within the limits with no variables (its default pages), far
+    over them with pages of 100 passed as variables."""
+    file = tmp_path_factory.mktemp("heavy") / "heavy.graphql"
+    file.write_text(HEAVY)
+    code, out = _cli(demo_url, ["clients", "trust", FREE, str(file), "--json"])
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    return {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": entry["sha256"]}}}
+
+
+def test_a_registered_document_sent_by_hash_is_costed_with_the_requests_variables(
+    held_api: Api, heavy: dict[str, Any]
+) -> None:
+    """The attack: registration costed the document without variables, so its page sizes,
+    passed as variables with the hash alone, would run unmeasured."""
+    token = held_api.token(FREE)
+    pages = {"a": 100, "b": 100}
+    for body in ({"query": HEAVY, "variables": pages}, {**heavy, "variables": pages}):
+        response = held_api.post(body, token)
+        assert response.status_code == 400, response.text
+        (error,) = response.json()["errors"]
+        assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert error["extensions"]["limit"] == "cost"
+    small = held_api.post({**heavy, "variables": {"a": 1, "b": 1}}, token)
+    assert small.status_code == 200, small.text
+    assert len(small.json()["data"]["cooperatives"]["nodes"]) == 1
+
+
+def test_a_registered_document_sent_by_hash_is_held_to_its_operation_name(
+    held_api: Api, trusted: dict[str, Any]
+) -> None:
+    """As a document sent as text is: an operation the document lacks is a coded 400, by POST,
+    in a batch and by GET."""
+    token = held_api.token(HELD)
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": trusted["Me"]["sha256"]}}
+    nope = {"extensions": persisted, "operationName": "Nope"}
+    params = {"extensions": json.dumps(persisted), "operationName": "Nope"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    for response in (
+        held_api.post(nope, token),
+        held_api.post([{"extensions": persisted}, nope], token),
+        held_api.client.get("/graphql", params=params, headers=headers),
+    ):
+        assert response.status_code == 400, response.text
+        (error,) = response.json()["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "operationName"}
+
+
 # ---- over the WebSocket ---------------------------------------------------------------------
 
 WATCH = "subscription Watch { msmeChanges { entries { id record } } }"
@@ -332,3 +390,17 @@ def test_a_subscribe_message_meets_the_limits_a_post_meets(
     with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
         _refused(socket, _subscribe(socket, "1", payload), code)
     assert REGISTRY.get_sample_value("sinergi_errors_total", counted) == before + 1
+
+
+def test_a_subscribe_message_by_hash_meets_the_limits_with_its_variables(
+    ws_api: Api, heavy: dict[str, Any]
+) -> None:
+    """The WebSocket's subscribe messages go through the same checks once the hash is filled
+    in: over the cost with its variables, and an operation the document lacks."""
+    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+        costly = _subscribe(socket, "1", {**heavy, "variables": {"a": 100, "b": 100}})
+        assert _refused(socket, costly, "QUERY_TOO_COMPLEX")["extensions"]["limit"] == "cost"
+        unnamed = _subscribe(socket, "2", {**heavy, "operationName": "Nope"})
+        assert _refused(socket, unnamed, "BAD_USER_INPUT")["extensions"]["field"] == (
+            "operationName"
+        )
