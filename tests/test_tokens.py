@@ -354,6 +354,29 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
 
 
+def test_the_token_endpoint_refuses_a_large_body_without_reading_it(api: Api) -> None:
+    """The attack: anyone may post to the token endpoint, and a body of any size was read whole
+    into memory before the form was looked at (150 MB took 400 MB). Declared or streamed, a
+    body past a few kilobytes is refused as an RFC 6749 error, with no SQL run."""
+    form = "grant_type=client_credentials&pad=" + "x" * 100_000
+
+    def streamed() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it by
+        yield form.encode()
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    credentials = ("demo-province-62", DEMO_SECRET)
+    with recorded_statements() as statements:
+        answers = [
+            api.client.post("/oauth/token", content=body, headers=headers, auth=credentials)
+            for body in (form, streamed())
+        ]
+    for response in answers:
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "invalid_request"
+        assert response.headers["cache-control"] == "no-store"
+    assert statements == []
+
+
 def test_metadata_and_keys_are_published(api: Api) -> None:
     metadata = api.client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == ISSUER
