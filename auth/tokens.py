@@ -90,10 +90,11 @@ def issue(
 
 
 def decode_segment(segment: str) -> Mapping[str, Any]:
-    """One base64url JSON segment of a compact JWS, unverified."""
+    """One base64url JSON segment of a compact JWS, unverified: whatever the sender put there,
+    absurdly nested arrays (RecursionError) included, is an InvalidToken."""
     try:
         decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as error:
+    except (ValueError, binascii.Error, RecursionError) as error:
         raise InvalidToken(f"malformed token: {error}") from None
     if not isinstance(decoded, dict):
         raise InvalidToken("malformed token segment")

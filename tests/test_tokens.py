@@ -161,6 +161,8 @@ def test_a_tampered_copy_of_an_accepted_token_is_still_refused(api: Api, demo_ur
         "alg none",
         "HS256 with the public key",
         "unconfigured issuer",
+        "deeply nested header",
+        "deeply nested claims",
     ],
 )
 def test_bad_tokens_get_401_and_no_data(api: Api, demo_url: str, case: str) -> None:
@@ -204,6 +206,14 @@ def test_bad_tokens_get_401_and_no_data(api: Api, demo_url: str, case: str) -> N
         case "unconfigured issuer":
             token = _token(stranger, issuer="https://sso.example.go.id/realms/other")
             headers["Authorization"] = "Bearer " + token
+        case "deeply nested header":  # json.loads raises RecursionError, not ValueError
+            header, payload, signature = real.split(".")
+            nested = _b64(b"[" * 100_000 + b"]" * 100_000)
+            headers["Authorization"] = f"Bearer {nested}.{payload}.{signature}"
+        case "deeply nested claims":  # read unverified, for the issuer whose keys to use
+            header, payload, signature = real.split(".")
+            nested = _b64(b"[" * 100_000 + b"]" * 100_000)
+            headers["Authorization"] = f"Bearer {header}.{nested}.{signature}"
     _assert_refused(api.client.post("/graphql", json=QUERY, headers=headers))
 
 
