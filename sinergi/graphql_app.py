@@ -6,7 +6,7 @@ decoded again, here or by strawberry."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -59,6 +59,17 @@ class _TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages as text frames: a browser's client (GraphiQL's, graphql-ws)
     parses only those. The view's `encode_json` gives bytes, right for HTTP bodies, which
     Strawberry would send as binary frames."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        """The frames decoded; one nested too deeply to decode (RecursionError, which would drop
+        the socket unclosed) is malformed JSON, which closes it with 4400 like any other."""
+        try:
+            async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+                yield message
+        except RecursionError as error:
+            raise NonJsonMessageReceived from error
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:

@@ -46,13 +46,19 @@ UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can
 
 def _unstorable(value: object) -> bool:
     """A string PostgreSQL cannot store (NUL) or UTF-8 cannot encode (a lone surrogate), anywhere
-    in `value`. Refused up front, it cannot reach a query as an INTERNAL encoding error."""
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_unstorable(item) for item in value)
+    in `value`. Refused up front, it cannot reach a query as an INTERNAL encoding error. Walked
+    without recursion: the JSON decoders accept arrays nested a thousand deep."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

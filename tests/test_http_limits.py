@@ -182,6 +182,24 @@ def test_strings_no_column_can_store_are_refused_before_sql(api: Api, body: Any)
     assert statements == []
 
 
+def test_variables_nested_as_deeply_as_json_allows_are_searched_not_an_internal_error(
+    api: Api,
+) -> None:
+    """The attack: a thousand nested arrays in `variables`, which the JSON decoder accepts,
+    made the search for unstorable strings recurse past Python's limit: 500 INTERNAL. The
+    search still finds a NUL at the bottom."""
+    token = api.token(CLIENT)
+    for inner, status in (("", 200), ('"\\u0000"', 400)):
+        deep = "[" * 1000 + inner + "]" * 1000
+        response = api.client.post(
+            "/graphql",
+            content='{"query": "{ __typename }", "variables": {"deep": ' + deep + "}}",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        assert response.status_code == status, response.text
+    assert response.json()["errors"][0]["extensions"]["field"] == "variables"
+
+
 def _region_tree() -> str:
     return "indonesia { children { children { children { code name } } } }"
 

@@ -404,3 +404,33 @@ def test_a_subscribe_message_by_hash_meets_the_limits_with_its_variables(
         assert _refused(socket, unnamed, "BAD_USER_INPUT")["extensions"]["field"] == (
             "operationName"
         )
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_frames_nested_too_deeply_to_decode_close_the_socket_with_4400(
+    ws_api: Api, trusted: dict[str, Any]
+) -> None:
+    """The attack: nested arrays in a frame made its decoding raise RecursionError, which
+    dropped the socket without a close frame and logged a traceback with no correlation id.
+    Such a frame is malformed JSON, closed with 4400 as other malformed frames are; nesting
+    the decoder does read is searched for unstorable strings without recursing, and runs.
+    (`trusted` registers the demo clients.)"""
+    init = '{"type": "connection_init", "payload": {"a": ' + _nested(100_000) + "}}"
+    with ws_api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(init)
+        closed = ws.receive()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4400)
+    client = ("demo-province-62", DEMO_SECRET)
+    with _socket(ws_api, client) as socket:
+        deep = {"query": WATCH, "variables": {"a": json.loads(_nested(450))}}
+        assert _subscribe(socket, "1", deep)["type"] == "next"
+        query = json.dumps(WATCH)
+        socket.send_text(
+            '{"id": "2", "type": "subscribe", "payload": {"query": ' + query + ', "variables": '
+            '{"a": ' + _nested(100_000) + "}}}"
+        )
+        closed = socket.receive()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4400)
