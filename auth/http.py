@@ -162,6 +162,8 @@ async def token_endpoint(request: Request) -> Response:
             client_id, secret = posted[0], posted[1]
         else:
             raise OAuthError("invalid_client", "client authentication is required", 401)
+        if "\x00" in client_id:  # no client has one, and no text column can store it
+            raise OAuthError("invalid_request", "client_id holds a NUL character")
         scope = form.get("scope")
         service: AuthService = request.scope["state"]["auth"]
         address = request.client.host if request.client is not None else "unknown"

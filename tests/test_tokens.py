@@ -364,6 +364,18 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
 
 
+def test_a_client_id_holding_a_nul_is_a_malformed_request(api: Api) -> None:
+    """It was 500 INTERNAL: PostgreSQL refused to note the failed attempt under that id."""
+    nul = "demo-ministry\x00"
+    form = {"grant_type": "client_credentials", "client_id": nul, "client_secret": DEMO_SECRET}
+    for response in (
+        api.client.post("/oauth/token", data=form),
+        api.token_response(nul, secret="wrong"),
+    ):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+
+
 def test_the_token_endpoint_refuses_a_large_body_without_reading_it(api: Api) -> None:
     """The attack: anyone may post to the token endpoint, and a body of any size was read whole
     into memory before the form was looked at (150 MB took 400 MB). Declared or streamed, a
