@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, StarletteRequestAdapter
+from graphql import OperationType
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,8 +40,15 @@ from schema.errors import coded
 from schema.limits import Violation
 from schema.query_limits import QueryLimits
 from sinergi import exchange, subscriptions
-from sinergi.graphql_http import MediaType, is_mutation, negotiate, settled, status
-from sinergi.guard import PAYLOAD, OperationChecks, Refusal, payload
+from sinergi.graphql_http import (
+    MediaType,
+    is_mutation,
+    negotiate,
+    operation_type,
+    settled,
+    status,
+)
+from sinergi.guard import PAYLOAD, OperationChecks, Refusal, bad_request, payload
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.request_context import context_for
@@ -203,6 +211,15 @@ class SinergiGraphQL(GraphQL[Context, None]):
             ):
                 not_allowed = method_not_allowed("POST", "a GET runs queries only; POST mutations")
                 await not_allowed(scope, receive, send)
+                return
+            if any(
+                operation_type(operation, self.max_tokens) is OperationType.SUBSCRIPTION
+                for operation in (resolved if isinstance(resolved, list) else [resolved])
+            ):  # run over HTTP, its root field gives a stream where a value is due: INTERNAL
+                refused = bad_request(
+                    "query", "a subscription runs over a WebSocket (graphql-transport-ws)"
+                )
+                await refused(scope, receive, send)
                 return
             answered = await self.engine.answer(self._context(request), resolved)
             if answered is not None:

@@ -147,17 +147,24 @@ def get_parameters(query_string: bytes) -> dict[str, object] | BadParameter:
     return operation
 
 
-def is_mutation(operation: Mapping[str, object], max_tokens: int) -> bool:
-    """Whether the operation the request selects changes anything (not a query): what a GET
-    must never run (405). `max_tokens`: the request guard's, whose parse this reuses."""
+def operation_type(operation: Mapping[str, object], max_tokens: int) -> OperationType | None:
+    """The type of the operation the request selects; None when it selects none (the engine
+    reports the syntax error). `max_tokens`: the request guard's, whose parse this reuses."""
     query, name = operation.get("query"), operation.get("operationName")
     if not isinstance(query, str) or not isinstance(name, str | None):
-        return False
+        return None
     document = parse_document(query, max_tokens)
     if isinstance(document, GraphQLError):
-        return False  # the engine reports the syntax error
+        return None
     selected = get_operation_ast(document, name)
-    return selected is not None and selected.operation is not OperationType.QUERY
+    return None if selected is None else selected.operation
+
+
+def is_mutation(operation: Mapping[str, object], max_tokens: int) -> bool:
+    """Whether the operation the request selects changes anything (not a query): what a GET
+    must never run (405)."""
+    selected = operation_type(operation, max_tokens)
+    return selected is not None and selected is not OperationType.QUERY
 
 
 def _codes(answer: GraphQLHTTPResponse) -> list[str]:

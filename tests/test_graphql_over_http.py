@@ -434,6 +434,36 @@ def test_get_may_name_a_registered_document_by_its_hash_but_not_a_mutation(
     assert response.headers["allow"] == "POST"
 
 
+def test_a_subscription_over_post_is_refused_naming_the_websocket(api: Api, demo_url: str) -> None:
+    """It ran as a query and ended in INTERNAL (a subscription's root gives a stream, not a
+    value): as text, by its registered hash, or in a batch, it is a malformed request in
+    either media type, as queries over the WebSocket are refused there."""
+    client = "demo-province-61"
+    subscription = "subscription Changes { msmeChanges { endCursor } }"
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(demo_url))
+        async with engine.begin() as connection:
+            await trusted_documents.register(
+                connection, client, [(_sha256(subscription), "Changes", subscription)]
+            )
+        await engine.dispose()
+
+    asyncio.run(register())
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": _sha256(subscription)}}
+    for body in (
+        {"query": subscription},
+        {"extensions": persisted},
+        [{"query": VIEWER}, {"query": subscription}],
+    ):
+        for accept in (GRAPHQL_RESPONSE, JSON):
+            response = _post(api, body, accept=accept, client_id=client)
+            assert response.status_code == 400, response.text
+            (error,) = response.json()["errors"]
+            assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "query"}
+            assert "WebSocket" in error["message"]
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
