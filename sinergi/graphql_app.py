@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, StarletteRequestAdapter
-from graphql import OperationType
+from graphql import GraphQLError, OperationType
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +29,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage,
+    Message,
     SubscribeMessage,
 )
 from strawberry.types import ExecutionResult
@@ -39,7 +40,7 @@ from schema.engine import Engine
 from schema.errors import coded
 from schema.limits import Violation
 from schema.query_limits import QueryLimits
-from sinergi import exchange, subscriptions
+from sinergi import exchange, metrics, subscriptions
 from sinergi.graphql_http import (
     MediaType,
     is_mutation,
@@ -48,7 +49,7 @@ from sinergi.graphql_http import (
     settled,
     status,
 )
-from sinergi.guard import PAYLOAD, OperationChecks, Refusal, bad_request, payload
+from sinergi.guard import PAYLOAD, OperationChecks, Refusal, bad_request, payload, too_complex
 from sinergi.http_edge import method_not_allowed
 from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
 from sinergi.request_context import context_for
@@ -95,10 +96,26 @@ class _TextFrames(ASGIWebSocketAdapter):
             await super().close(code, reason)
 
 
+_LIMIT_REACHED = GraphQLError("Subscription limit reached").formatted
+"""Strawberry's refusal of a subscription past `max_subscriptions_per_connection`: no code."""
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each subscribe message authorised again, counted against the
     client's rate limit and held to the request guard's checks and the client's trusted
     documents (sinergi.subscriptions' `lapsed` and `operation`) before strawberry runs it."""
+
+    async def send_message(self, message: Message) -> None:
+        """Strawberry's refusal of a subscription past the connection's limit goes out as
+        QUERY_TOO_COMPLEX naming the limit, as a batch past its own does, and is counted as
+        the other refused subscribe messages are: every error a client gets carries a code."""
+        if message["type"] == "error" and message["payload"] == [_LIMIT_REACHED]:
+            limit = self.max_subscriptions_per_connection or 0
+            refused = too_complex(Violation("subscriptions per connection", limit, limit + 1))
+            client_id = self.context.principal.client_id
+            metrics.observe_websocket_refusal("QUERY_TOO_COMPLEX", client_id)
+            message = ErrorMessage(id=message["id"], type="error", payload=refused.errors)
+        await super().send_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.

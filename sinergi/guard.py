@@ -94,7 +94,8 @@ def bad_request(field: str, reason: str) -> Refusal:
     return _refusal(400, "BAD_USER_INPUT", f"{field}: {reason}", field=field)
 
 
-def _too_complex(violation: Violation, status: int = 400) -> Refusal:
+def too_complex(violation: Violation, status: int = 400) -> Refusal:
+    """A QUERY_TOO_COMPLEX refusal naming the limit, its maximum and what the request had."""
     return _refusal(
         status,
         "QUERY_TOO_COMPLEX",
@@ -233,17 +234,17 @@ class OperationChecks:
             return bad_request("query", UNSTORABLE)
         size = len(query.encode())
         if size > self.limits.max_document_bytes:
-            return _too_complex(Violation("document size", self.limits.max_document_bytes, size))
+            return too_complex(Violation("document size", self.limits.max_document_bytes, size))
         parsed = self.parse(query)
         if isinstance(parsed, Violation):
-            return _too_complex(parsed)
+            return too_complex(parsed)
         if isinstance(parsed, _UnstorableLiteral):
             return bad_request("query", f"a string argument {UNSTORABLE}")
         if parsed is None:
             return None
         violation = self._estimate(query, parsed, operation.get("variables") or {})
         if violation is not None:
-            return _too_complex(violation)
+            return too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))
 
 
@@ -260,7 +261,7 @@ class RequestGuard:
             body = await self._read_body(scope, receive)
             if body is None:
                 limit = self.checks.limits.max_body_bytes
-                too_large = _too_complex(Violation("body size", limit, limit + 1), status=413)
+                too_large = too_complex(Violation("body size", limit, limit + 1), status=413)
                 await too_large(scope, receive, send)
                 return
             try:
@@ -296,7 +297,7 @@ class RequestGuard:
         if not operations:
             return bad_request("body", "a batch needs at least one operation")
         if len(operations) > self.checks.limits.max_batch:
-            return _too_complex(Violation("batch", self.checks.limits.max_batch, len(operations)))
+            return too_complex(Violation("batch", self.checks.limits.max_batch, len(operations)))
         for operation in operations:
             refusal = self.checks.refusal(operation)
             if refusal is not None:

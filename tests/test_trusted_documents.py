@@ -434,3 +434,29 @@ def test_frames_nested_too_deeply_to_decode_close_the_socket_with_4400(
         )
         closed = socket.receive()
     assert (closed["type"], closed["code"]) == ("websocket.close", 4400)
+
+
+def test_a_subscription_past_the_connections_limit_is_refused_with_a_code(
+    ws_api: Api, trusted: dict[str, Any]
+) -> None:
+    """Strawberry refused a fifth subscription with a bare message and no contract code. It is
+    QUERY_TOO_COMPLEX naming the limit, as a batch past its limit is, and counted."""
+    counted = {"code": "QUERY_TOO_COMPLEX", "status": "ws"}
+    before = REGISTRY.get_sample_value("sinergi_errors_total", counted) or 0.0
+    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+        for id in "1234":
+            socket.send_json({"id": id, "type": "subscribe", "payload": {"query": WATCH}})
+        socket.send_json({"id": "5", "type": "subscribe", "payload": {"query": WATCH}})
+        message = _message(socket)
+        while message.get("id") != "5":  # the four subscriptions' pages
+            assert message["type"] == "next", message
+            message = _message(socket)
+    assert message["type"] == "error", message
+    (error,) = message["payload"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "limit": "subscriptions per connection",
+        "maximum": 4,
+        "actual": 5,
+    }
+    assert REGISTRY.get_sample_value("sinergi_errors_total", counted) == before + 1
