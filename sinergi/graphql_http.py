@@ -140,7 +140,7 @@ def get_parameters(query_string: bytes) -> dict[str, object] | BadParameter:
         if name in ("variables", "extensions") and value:
             try:
                 operation[name] = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
                 return BadParameter(name, "must be URL-encoded JSON")
         elif value or name == "query":
             operation[name] = value
