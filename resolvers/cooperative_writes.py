@@ -12,6 +12,7 @@ from db.writes import StaleVersion, cooperatives
 from domain.cooperative_records import CheckedCooperative, CooperativeDraft, check_cooperative
 from resolvers import Node
 from resolvers.context import Context
+from resolvers.errors import bad_input
 from resolvers.writing import (
     actor_of,
     check_place,
@@ -97,16 +98,28 @@ async def update(
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    return await _set_status(info, raw_id, version, "inactive", operation="deactivate")
+
+
+async def _set_status(
+    info: Info[Context, Any], raw_id: str, version: int, status: str, *, operation: str
+) -> Node:
+    """A dissolved cooperative stays dissolved (a legal act, not an agency's to undo): making it
+    inactive would let a later reactivation revive it, so its status is refused here."""
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
         current = await cooperatives.lock(connection, key, info.context.policy.records)
+        if current.version != version:
+            raise StaleVersion(current.version)
+        if current.status == "dissolved":
+            raise bad_input("id", "the cooperative is dissolved; its status cannot be changed")
         written = await cooperatives.update(
             connection,
             current,
             expected_version=version,
-            values={"status": "inactive"},
+            values={"status": status},
             actor=actor_of(principal),
-            operation="deactivate",
+            operation=operation,
         )
     return _noted(info, written)

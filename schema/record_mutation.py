@@ -124,7 +124,7 @@ class RecordMutation:
     ) -> Cooperative | None:
         return await cooperative_writes.update(info, id, version, cooperative_patch(changes))  # type: ignore[no-any-return]
 
-    @_writes("Mark a cooperative inactive.")
+    @_writes("Mark a cooperative inactive; a dissolved one is refused (BAD_USER_INPUT on id).")
     async def deactivate_cooperative(
         self,
         info: Info[Context, Any],
