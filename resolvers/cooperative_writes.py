@@ -101,6 +101,13 @@ async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Nod
     return await _set_status(info, raw_id, version, "inactive", operation="deactivate")
 
 
+async def reactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    """Undo a deactivation: an update of the status (inactive to active) in the history, which
+    the change feed shows as UPDATED; an active cooperative is left as it is, as deactivating an
+    inactive one is."""
+    return await _set_status(info, raw_id, version, "active", operation="update")
+
+
 async def _set_status(
     info: Info[Context, Any], raw_id: str, version: int, status: str, *, operation: str
 ) -> Node:

@@ -149,12 +149,25 @@ def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    return await _set_active(info, raw_id, version, active=False)
+
+
+async def reactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:
+    """Undo a deactivation; an active MSME is left as it is, as deactivating an inactive one is."""
+    return await _set_active(info, raw_id, version, active=True)
+
+
+async def _set_active(info: Info[Context, Any], raw_id: str, version: int, *, active: bool) -> Node:
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
         current = await msmes.lock(connection, key, info.context.policy.records)
-        written = await msmes.deactivate(
-            connection, current, expected_version=version, actor=actor_of(principal)
+        written = await msmes.set_active(
+            connection,
+            current,
+            active=active,
+            expected_version=version,
+            actor=actor_of(principal),
         )
     return _noted(info, written)
 

@@ -1,9 +1,9 @@
 """What a provincial or regency agency does: keep its register current, inside its jurisdiction.
 
 Every mutation needs records:write; owner data needs pii:read as well. A record outside the
-caller's jurisdiction answers NOT_FOUND, exactly like a missing one. Updates and deactivations
-carry the version the client last read: a stale one gets CONFLICT instead of overwriting another
-agency's change.
+caller's jurisdiction answers NOT_FOUND, exactly like a missing one. Updates, deactivations and
+reactivations carry the version the client last read: a stale one gets CONFLICT instead of
+overwriting another agency's change.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ class RecordMutation:
     ) -> Msme | None:
         return await msme_writes.deactivate(info, id, version)  # type: ignore[no-any-return]
 
+    @_writes("Undo a deactivation: the MSME is active again (an update of isActive).")
+    async def reactivate_msme(
+        self,
+        info: Info[Context, Any],
+        id: strawberry.ID,
+        version: Version,
+    ) -> Msme | None:
+        return await msme_writes.reactivate(info, id, version)  # type: ignore[no-any-return]
+
     @_writes("Report new annual figures; a change of scale enters the scale history.")
     async def report_scale_change(
         self,
@@ -132,6 +141,18 @@ class RecordMutation:
         version: Version,
     ) -> Cooperative | None:
         return await cooperative_writes.deactivate(info, id, version)  # type: ignore[no-any-return]
+
+    @_writes(
+        "Undo a deactivation: the cooperative is active again (an update of status); a dissolved "
+        "one is refused (BAD_USER_INPUT on id)."
+    )
+    async def reactivate_cooperative(
+        self,
+        info: Info[Context, Any],
+        id: strawberry.ID,
+        version: Version,
+    ) -> Cooperative | None:
+        return await cooperative_writes.reactivate(info, id, version)  # type: ignore[no-any-return]
 
     @_writes(
         "Record that a business in your jurisdiction takes part in a programme of a region it "

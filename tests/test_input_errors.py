@@ -51,6 +51,16 @@ ID_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "id",
         {},
     ),
+    "reactivateMsme": (
+        "mutation($id: ID!) { reactivateMsme(id: $id, version: 1) { id } }",
+        "id",
+        {},
+    ),
+    "reactivateCooperative": (
+        "mutation($id: ID!) { reactivateCooperative(id: $id, version: 1) { id } }",
+        "id",
+        {},
+    ),
     "updateCooperative": (
         """mutation($id: ID!) {
           updateCooperative(id: $id, version: 1, changes: {name: "x"}) { id } }""",

@@ -159,6 +159,8 @@ RECORD_WRITES = {
     "deactivateCooperative",
     "deactivateMsme",
     "importMsmes",
+    "reactivateCooperative",
+    "reactivateMsme",
     "reportScaleChange",
     "updateCooperative",
     "updateMsme",

@@ -66,9 +66,41 @@ mutation($id: ID!, $version: Int!) {
   deactivateCooperative(id: $id, version: $version) { id status isActive version }
 }
 """
+REACTIVATE_COOPERATIVE = """
+mutation($id: ID!, $version: Int!) {
+  reactivateCooperative(id: $id, version: $version) { id status isActive version }
+}
+"""
+CREATE_MSME = """
+mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version nib } }
+"""
+DEACTIVATE_MSME = """
+mutation($id: ID!, $version: Int!) {
+  deactivateMsme(id: $id, version: $version) { id isActive version }
+}
+"""
+REACTIVATE_MSME = """
+mutation($id: ID!, $version: Int!) {
+  reactivateMsme(id: $id, version: $version) { id isActive version }
+}
+"""
+MSME = """
+query($nib: String!) {
+  msme(nib: $nib) {
+    isActive version changes { clientId operation version fields { field before after } }
+  }
+}
+"""
+FEED = """
+query($after: String) {
+  %s(after: $after, first: 1000) { entries { id change record } endCursor hasMore }
+}
+"""
 COOPERATIVE = """
 query($number: String!) {
-  cooperative(legalEntityNo: $number) { status version changes { operation version } }
+  cooperative(legalEntityNo: $number) {
+    status isActive version changes { clientId operation version fields { field before after } }
+  }
 }
 """
 
@@ -108,6 +140,148 @@ def test_a_dissolved_cooperative_is_not_deactivated(api: Api, url: str) -> None:
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
     assert error["message"].startswith("id: ")
     assert answer["data"] == {"deactivateCooperative": None}
+    read = read_cooperative(api, created)
+    assert (read["status"], read["version"]) == ("DISSOLVED", 1)
+    assert [change["operation"] for change in read["changes"]] == ["create"]
+
+
+def create_msme(api: Api, nib: str) -> dict[str, Any]:
+    given = {
+        "nib": nib,
+        "name": "Usaha Uji Aktif",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "capital": "150000000",
+    }
+    answer = api.graphql(CREATE_MSME, KALTENG, {"input": given})
+    assert "errors" not in answer, answer
+    return answer["data"]["createMsme"]  # type: ignore[no-any-return]
+
+
+def read_msme(api: Api, created: dict[str, Any]) -> dict[str, Any]:
+    answer = api.graphql(MSME, KALTENG, {"nib": created["nib"]})
+    assert "errors" not in answer, answer
+    return answer["data"]["msme"]  # type: ignore[no-any-return]
+
+
+def feed_end(api: Api, field: str) -> str:
+    """Where the client's copy stands once it has read every change so far."""
+    after = None
+    while True:
+        page = api.graphql(FEED % field, KALTENG, {"after": after})["data"][field]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return after  # type: ignore[no-any-return]
+
+
+def feed_after(api: Api, field: str, after: str, record_id: str) -> list[dict[str, Any]]:
+    """The record's entries after `after`, as its client reads them."""
+    page = api.graphql(FEED % field, KALTENG, {"after": after})["data"][field]
+    assert not page["hasMore"]
+    return [entry for entry in page["entries"] if entry["id"] == record_id]
+
+
+def test_a_deactivated_msme_is_reactivated_with_its_history_and_feed(api: Api) -> None:
+    """A regency's deactivation, undone by the province: the history names both, and a feed
+    client that saw DEACTIVATED learns the record is active again."""
+    created = create_msme(api, "7780000000001")
+    cursor = feed_end(api, "msmeChanges")
+    ids = {"id": created["id"]}
+    off = api.graphql(DEACTIVATE_MSME, PALANGKA_RAYA, {**ids, "version": 1})
+    assert off["data"]["deactivateMsme"] == {**ids, "isActive": False, "version": 2}
+    on = api.graphql(REACTIVATE_MSME, KALTENG, {**ids, "version": 2})
+    assert "errors" not in on, on
+    assert on["data"]["reactivateMsme"] == {**ids, "isActive": True, "version": 3}
+    again = api.graphql(REACTIVATE_MSME, KALTENG, {**ids, "version": 3})
+    assert again["data"]["reactivateMsme"] == {**ids, "isActive": True, "version": 3}
+
+    read = read_msme(api, created)
+    assert (read["isActive"], read["version"]) == (True, 3)
+    assert [(c["operation"], c["clientId"], c["version"]) for c in read["changes"]] == [
+        ("create", KALTENG, 1),
+        ("deactivate", PALANGKA_RAYA, 2),
+        ("update", KALTENG, 3),
+    ]
+    assert read["changes"][-1]["fields"] == [
+        {"field": "isActive", "before": "false", "after": "true"}
+    ]
+    entries = feed_after(api, "msmeChanges", cursor, created["id"])
+    assert [entry["change"] for entry in entries] == ["DEACTIVATED", "UPDATED"]
+    assert entries[-1]["record"]["isActive"] is True
+    assert entries[-1]["record"]["version"] == 3
+
+
+def test_a_deactivated_cooperative_is_reactivated_with_its_history_and_feed(api: Api) -> None:
+    created = create_cooperative(api, 2)
+    cursor = feed_end(api, "cooperativeChanges")
+    ids = {"id": created["id"]}
+    off = api.graphql(DEACTIVATE_COOPERATIVE, PALANGKA_RAYA, {**ids, "version": 1})
+    assert off["data"]["deactivateCooperative"]["status"] == "INACTIVE"
+    on = api.graphql(REACTIVATE_COOPERATIVE, KALTENG, {**ids, "version": 2})
+    assert "errors" not in on, on
+    expected = {**ids, "status": "ACTIVE", "isActive": True, "version": 3}
+    assert on["data"]["reactivateCooperative"] == expected
+    again = api.graphql(REACTIVATE_COOPERATIVE, KALTENG, {**ids, "version": 3})
+    assert again["data"]["reactivateCooperative"] == expected
+
+    read = read_cooperative(api, created)
+    assert [(c["operation"], c["clientId"]) for c in read["changes"]] == [
+        ("create", KALTENG),
+        ("deactivate", PALANGKA_RAYA),
+        ("update", KALTENG),
+    ]
+    assert read["changes"][-1]["fields"] == [
+        {"field": "status", "before": "inactive", "after": "active"}
+    ]
+    entries = feed_after(api, "cooperativeChanges", cursor, created["id"])
+    assert [entry["change"] for entry in entries] == ["DEACTIVATED", "UPDATED"]
+    assert (entries[-1]["record"]["status"], entries[-1]["record"]["isActive"]) == ("ACTIVE", True)
+
+
+def test_another_provinces_record_is_not_found_and_stays_inactive(api: Api) -> None:
+    msme = create_msme(api, "7780000000002")
+    cooperative = create_cooperative(api, 3)
+    for deactivate, reactivate, record in (
+        (DEACTIVATE_MSME, REACTIVATE_MSME, msme),
+        (DEACTIVATE_COOPERATIVE, REACTIVATE_COOPERATIVE, cooperative),
+    ):
+        assert "errors" not in api.graphql(deactivate, KALTENG, {"id": record["id"], "version": 1})
+        kalbar = api.graphql(reactivate, KALBAR, {"id": record["id"], "version": 2})
+        assert error_of(kalbar)["extensions"]["code"] == "NOT_FOUND"
+        missing = api.graphql(reactivate, KALBAR, {"id": "987654321", "version": 2})
+        assert error_of(kalbar)["message"] == error_of(missing)["message"]
+    assert (read_msme(api, msme)["isActive"], read_msme(api, msme)["version"]) == (False, 2)
+    read = read_cooperative(api, cooperative)
+    assert (read["status"], read["version"]) == ("INACTIVE", 2)
+
+
+def test_a_stale_version_gets_conflict_and_changes_nothing(api: Api) -> None:
+    msme = create_msme(api, "7780000000003")
+    cooperative = create_cooperative(api, 4)
+    for deactivate, reactivate, record in (
+        (DEACTIVATE_MSME, REACTIVATE_MSME, msme),
+        (DEACTIVATE_COOPERATIVE, REACTIVATE_COOPERATIVE, cooperative),
+    ):
+        assert "errors" not in api.graphql(deactivate, KALTENG, {"id": record["id"], "version": 1})
+        stale = api.graphql(reactivate, KALTENG, {"id": record["id"], "version": 1})
+        assert error_of(stale)["extensions"] == {
+            "code": "CONFLICT",
+            "field": "version",
+            "currentVersion": 2,
+        }
+    assert (read_msme(api, msme)["isActive"], read_msme(api, msme)["version"]) == (False, 2)
+    read = read_cooperative(api, cooperative)
+    assert (read["status"], read["version"]) == ("INACTIVE", 2)
+
+
+def test_a_dissolved_cooperative_is_not_reactivated(api: Api, url: str) -> None:
+    created = create_cooperative(api, 5)
+    sql(url, "UPDATE cooperatives SET status = 'dissolved' WHERE id = $1", int(created["id"]))
+    answer = api.graphql(REACTIVATE_COOPERATIVE, KALTENG, {"id": created["id"], "version": 1})
+    error = error_of(answer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
+    assert error["message"].startswith("id: ")
+    assert answer["data"] == {"reactivateCooperative": None}
     read = read_cooperative(api, created)
     assert (read["status"], read["version"]) == ("DISSOLVED", 1)
     assert [change["operation"] for change in read["changes"]] == ["create"]

@@ -1,4 +1,4 @@
-"""MSME writes: create, update, deactivate, report a scale change; owners kept apart (UU 27/2022).
+"""MSME writes: create, update, (de)activate, report a scale change; owners kept apart (UU 27/2022).
 
 Callers validate with `domain.records.check_msme` first; these functions enforce what only the
 database knows (the NIB is free, the record is inside the jurisdiction, the version is current).
@@ -110,18 +110,26 @@ async def update(
     return written
 
 
-async def deactivate(
-    connection: AsyncConnection, current: Record, *, expected_version: int, actor: Actor
+async def set_active(
+    connection: AsyncConnection,
+    current: Record,
+    *,
+    active: bool,
+    expected_version: int,
+    actor: Actor,
 ) -> Record:
+    """Deactivate, or undo a deactivation. A reactivation is an update of `is_active` (false to
+    true) in the history, whose operations (migration 0004) have no name of its own; the change
+    feed shows it as UPDATED with the record active again."""
     return await write(
         connection,
         MSMES,
         current,
         expected_version=expected_version,
-        values={"is_active": False},
+        values={"is_active": active},
         actor=actor,
         kind="msme",
-        operation="deactivate",
+        operation="update" if active else "deactivate",
     )
 
 

@@ -35,6 +35,7 @@ class ChangeKind(Enum):
     CREATED = "CREATED"
     """Created, or moved into the client's jurisdiction: add it."""
     UPDATED = "UPDATED"
+    """Changed, a reactivation too (`isActive` true again): replace your copy."""
     DEACTIVATED = "DEACTIVATED"
     """Still a record (`isActive` false, or a cooperative no longer active): keep it."""
     REMOVED = "REMOVED"

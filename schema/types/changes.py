@@ -39,7 +39,10 @@ class RecordChange:
     client_id: str = strawberry.field(description="The client that made the change.")
     organisation: str = strawberry.field(description='Its organisation, or "cli:<user>".')
     operation: str = strawberry.field(
-        description="create, update, deactivate, scale (a reported scale change) or import."
+        description=(
+            "create, update (a reactivation too: isActive, or a cooperative's status, back to "
+            "active), deactivate, scale (a reported scale change) or import."
+        )
     )
     version: int = strawberry.field(description="The record's version after the change.")
     fields: list[FieldChange] = strawberry.field(resolver=_fields)
