@@ -200,15 +200,19 @@ NOTHING_SUMMED = Summed(0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
-class Readable:
-    """The records of a cell the caller may read anyway (those of its own jurisdiction): how
-    many, and each summed measure. They are published exactly, beside the others' perturbed."""
+class Own:
+    """The records of a cell in the caller's own jurisdiction, read apart from the others: how
+    many, their key sum and each summed measure. Published exactly when the caller may read
+    them (`exact`), else perturbed on a key of their own; either way the others' noise is keyed
+    on the others alone, which the caller cannot move."""
 
     count: int = 0
+    key_sum: int = 0
     sums: Mapping[str, Summed] = field(default_factory=dict)
+    exact: bool = True
 
 
-NOTHING_READABLE = Readable()
+NOTHING_OWN = Own()
 
 
 def average(total: int, n: int) -> int | None:
@@ -236,40 +240,62 @@ def exact_values(sums: Mapping[str, Summed], averages: tuple[str, ...]) -> dict[
     return values
 
 
+def _perturbed(
+    perturbation: Perturbation, count: int, key_sum: int, sums: Mapping[str, Summed]
+) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Records perturbed on their key: the count, and per measure the sum and the number an
+    average divides by.
+
+    That number is the records with a value. When every record has one, it is their published
+    count, so the ratio tells nothing the count does not: a draw of its own would be a second,
+    independent reading of the count, narrowing it. Otherwise it is perturbed with a draw of
+    its own, as the count's would make count minus sum over average the exact number of records
+    without a value."""
+    key = cell_key(key_sum)
+    drawn = _draws(key)
+    counted = perturbation.drawn_count(count, drawn[_SLOTS["count"]])
+    divided: tuple[float, ...] = ()
+    measures: dict[str, tuple[int, int]] = {}
+    for name, summed in sums.items():
+        slot = _SLOTS[name]
+        total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        if summed.n == count:
+            n = counted
+        else:
+            divided = divided or _draws(key, _DIVIDED)
+            n = perturbation.drawn_count(summed.n, divided[slot])
+        measures[name] = (total, n)
+    return counted, measures
+
+
 def perturbed_cell(
     perturbation: Perturbation,
     count: int,
     key_sum: int,
     sums: Mapping[str, Summed],
     averages: tuple[str, ...],
-    readable: Readable = NOTHING_READABLE,
+    own: Own = NOTHING_OWN,
 ) -> tuple[int, dict[str, int | None]]:
-    """The perturbed count of the records the caller may not read (`count`, `key_sum`, `sums`),
-    and as `exact_values` each sum and average with those records perturbed and the `readable`
-    ones added exactly.
+    """The published count of a cell, and as `exact_values` each sum and average: the records
+    outside the caller's jurisdiction (`count`, `key_sum`, `sums`) perturbed on their own key,
+    plus its `own`, exact or perturbed on theirs.
 
-    The noise depends on the unreadable records alone. Were it keyed on all of them, a caller
-    that may write records could move its own in and out of a cell, draw the cell's noise
-    afresh each time, subtract its own exact part and average the rest down to one business's
-    value.
-
-    An average divides by the number of records with a value. When every unreadable record has
-    one, that is their published count, so the ratio tells nothing the count does not: a draw
-    of its own would be a second, independent reading of the count, narrowing it. Otherwise it
-    is perturbed with a draw of its own, as the count's would make count minus sum over average
-    the exact number of records without a value.
+    Were the noise keyed on all the records of the cell, a caller that may write records could
+    move its own in and out of a cell, draw the cell's noise afresh each time, subtract its own
+    part and average the rest down to one business's value.
     """
-    key = cell_key(key_sum)
-    drawn = _draws(key)
-    counted = perturbation.drawn_count(count, drawn[_SLOTS["count"]])
-    divided = _draws(key, _DIVIDED) if averages else ()
+    counted, measures = _perturbed(perturbation, count, key_sum, sums)
+    if own.exact:
+        own_count = own.count
+        own_measures = {name: (summed.total, summed.n) for name, summed in own.sums.items()}
+    else:
+        own_count, own_measures = _perturbed(perturbation, own.count, own.key_sum, own.sums)
     values: dict[str, int | None] = {}
-    for name, summed in sums.items():
-        sum_name, average_name, slot = _names(name)
-        own = readable.sums.get(name, NOTHING_SUMMED)
-        total = own.total + perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
-        values[sum_name] = total if summed.n or own.n else None
+    for name, (total, n) in measures.items():
+        sum_name, average_name, _ = _names(name)
+        own_total, own_n = own_measures.get(name, (0, 0))
+        present = sums[name].n or own.sums.get(name, NOTHING_SUMMED).n
+        values[sum_name] = total + own_total if present else None
         if name in averages:
-            n = counted if summed.n == count else perturbation.drawn_count(summed.n, divided[slot])
-            values[average_name] = average(total, own.n + n)
-    return counted, values
+            values[average_name] = average(total + own_total, n + own_n)
+    return counted + own_count, values

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain.cellkey import (
-    NOTHING_READABLE,
+    NOTHING_OWN,
     NOTHING_SUMMED,
+    Own,
     Perturbation,
-    Readable,
     Summed,
     exact_values,
     perturbed_cell,
@@ -36,15 +36,15 @@ Key = tuple[str | None, ...]
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """A cell's records the caller may not read (`count`, `key_sum`, `sums`) and, apart, those
-    it may (`readable`), published exactly whether or not the cell is `protected`."""
+    """A cell's records outside the caller's jurisdiction (`count`, `key_sum`, `sums`) and,
+    apart, those inside it (`own`)."""
 
     key: Key
     count: int
     key_sum: int = 0
     sums: Mapping[str, Summed] = field(default_factory=dict)
     protected: bool = True
-    readable: Readable = NOTHING_READABLE
+    own: Own = NOTHING_OWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,26 +72,27 @@ def publish(
         raise ValueError("k must be at least 1")
     published = []
     for cell in cells:
-        readable = cell.readable
+        own = cell.own
         if not cell.protected:
             sums = {
-                name: summed.plus(readable.sums.get(name, NOTHING_SUMMED))
+                name: summed.plus(own.sums.get(name, NOTHING_SUMMED))
                 for name, summed in cell.sums.items()
             }
             values = exact_values(sums, averages)
-            count = readable.count + cell.count
-            published.append(Published(cell.key, count, values, suppressed=False))
+            published.append(Published(cell.key, own.count + cell.count, values, suppressed=False))
             continue
         count, values = perturbed_cell(
-            perturbation, cell.count, cell.key_sum, cell.sums, averages, readable
+            perturbation, cell.count, cell.key_sum, cell.sums, averages, own
         )
-        # Hidden by the others' records alone: the caller's own, exact, would otherwise lift
-        # one other business's cell over the threshold.
-        if hidden(cell.count, count, k):
+        own_count = own.count if own.exact else perturbation.count(own.count, own.key_sum)
+        # Each part is held to the threshold on its own: the caller's own records would
+        # otherwise lift one other business's cell over it. Its own, if exact, need none.
+        others_hidden = hidden(cell.count, count - own_count, k)
+        if others_hidden or (not own.exact and hidden(own.count, own_count, k)):
             blank = dict.fromkeys(values)
             published.append(Published(cell.key, None, blank, suppressed=True))
         else:
-            published.append(Published(cell.key, readable.count + count, values, suppressed=False))
+            published.append(Published(cell.key, count, values, suppressed=False))
     return published
 
 
@@ -122,16 +123,23 @@ def indicator_count(
     *,
     k: int,
     perturbation: Perturbation | None,
-    readable: Tally = NOTHING_TALLIED,
+    own: Tally = NOTHING_TALLIED,
+    own_exact: bool = True,
 ) -> int | None:
     """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly).
-    `readable`: the part of the records the caller may read anyway, exact, as in a figure cell
-    (`publish`): the others alone are perturbed, and hidden below k."""
+    `own`: the part of the records in the caller's jurisdiction, apart from the others as in a
+    figure cell (`publish`), exact when `own_exact`; each part perturbed on its own key, and
+    held to the threshold on its own."""
     if perturbation is None:
         return tally.count
-    others = tally.less(readable)
-    count = perturbation.count(others.count, others.key_sum)
-    return None if hidden(others.count, count, k) else readable.count + count
+    others = tally.less(own)
+    counted = perturbation.count(others.count, others.key_sum)
+    if hidden(others.count, counted, k):
+        return None
+    if own_exact:
+        return own.count + counted
+    own_counted = perturbation.count(own.count, own.key_sum)
+    return None if hidden(own.count, own_counted, k) else own_counted + counted
 
 
 def indicator_total(
@@ -140,18 +148,24 @@ def indicator_total(
     *,
     k: int,
     perturbation: Perturbation | None,
-    readable: Tally = NOTHING_TALLIED,
+    own: Tally = NOTHING_TALLIED,
+    own_exact: bool = True,
 ) -> int | None:
     """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum."""
     summed = tally.summed or NOTHING_SUMMED
     if perturbation is None:
         return summed.total
-    if indicator_count(tally, k=k, perturbation=perturbation, readable=readable) is None:
+    counted = indicator_count(tally, k=k, perturbation=perturbation, own=own, own_exact=own_exact)
+    if counted is None:
         return None
-    others = tally.less(readable)
-    own = readable.summed or NOTHING_SUMMED
-    rest = others.summed or NOTHING_SUMMED
-    return own.total + perturbation.total(rest.total, rest.squares, others.key_sum, measure)
+    others = tally.less(own)
+    rest, mine = others.summed or NOTHING_SUMMED, own.summed or NOTHING_SUMMED
+    own_total = (
+        mine.total
+        if own_exact
+        else perturbation.total(mine.total, mine.squares, own.key_sum, measure)
+    )
+    return own_total + perturbation.total(rest.total, rest.squares, others.key_sum, measure)
 
 
 def indicator_share(
@@ -160,12 +174,17 @@ def indicator_share(
     *,
     k: int,
     perturbation: Perturbation | None,
-    readable: tuple[Tally, Tally] = (NOTHING_TALLIED, NOTHING_TALLIED),
+    own: tuple[Tally, Tally] = (NOTHING_TALLIED, NOTHING_TALLIED),
+    own_exact: bool = True,
 ) -> Decimal | None:
-    """A percentage (2 places) of two published counts; hidden when either is. `readable`: the
-    caller's readable part of each."""
-    numerator = indicator_count(part, k=k, perturbation=perturbation, readable=readable[0])
-    denominator = indicator_count(whole, k=k, perturbation=perturbation, readable=readable[1])
+    """A percentage (2 places) of two published counts; hidden when either is. `own`: the
+    caller's part of each."""
+    numerator = indicator_count(
+        part, k=k, perturbation=perturbation, own=own[0], own_exact=own_exact
+    )
+    denominator = indicator_count(
+        whole, k=k, perturbation=perturbation, own=own[1], own_exact=own_exact
+    )
     if numerator is None or not denominator:
         return None
     share = Decimal(numerator) * 100 / Decimal(denominator)

@@ -17,7 +17,7 @@ from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
 from db.queries.scoping import NATIONAL
-from domain.cellkey import NOTHING_READABLE, Perturbation, Readable, Summed
+from domain.cellkey import NOTHING_OWN, Own, Perturbation, Summed
 from domain.identifiers import is_within
 from domain.suppression import (
     NOTHING_TALLIED,
@@ -78,8 +78,10 @@ def figures(
     averages: tuple[str, ...] = (),
 ) -> list[SimpleNamespace]:
     """Each row published as the caller may see it: exact where it may read every record behind
-    the cell, else its own records' part exact and the others' perturbed (a row's `readable`)."""
+    the cell, else the others' records perturbed and its own (a row's `readable`) exact or
+    perturbed apart."""
     columns = [(name, f"{name}_n", f"{name}_sum", f"{name}_squares") for name in sums]
+    own_exact = policy.reads_own_figures(records)
     cells = [
         Cell(
             key=row.key,
@@ -87,10 +89,15 @@ def figures(
             key_sum=row.measures["key_sum"],
             sums=_sums(row.measures, columns),
             protected=not policy.sees_small_cells(cell_region(group_by, row.key, scope), records),
-            readable=(
-                NOTHING_READABLE
+            own=(
+                NOTHING_OWN
                 if row.readable is None
-                else Readable(row.readable["count"], _sums(row.readable, columns))
+                else Own(
+                    row.readable["count"],
+                    row.readable["key_sum"],
+                    _sums(row.readable, columns),
+                    exact=own_exact,
+                )
             ),
         )
         for row in rows
@@ -115,18 +122,15 @@ async def grouped_figures(
     """`figures_of` says what to read for the dimensions it is given (a rollup or the records);
     `scope` is the region the filter restricts rows to (None: the whole country).
 
-    The caller's readable records (`AccessPolicy.readable_figures`) are read apart, so that
-    their part of a cell never moves the others' noise; for that, `figures_of` is also asked
-    for the dimension of the caller's jurisdiction. A national jurisdiction reads every record:
-    no cell is protected, and nothing is read apart."""
+    The caller's own records (`AccessPolicy.own_region`) are read apart, so that their part of
+    a cell never moves the others' noise; for that, `figures_of` is also asked for the
+    dimension of the caller's jurisdiction."""
     group_by = checked_grouping(group_by)
-    readable = context.policy.readable_figures(records)
-    if readable == NATIONAL:
-        readable = None
-    dimension = region_dimension(readable)
+    own = context.policy.own_region
+    dimension = region_dimension(own)
     chosen = figures_of([*group_by, dimension] if dimension else group_by)
     async with context.reads.connect() as connection:
-        rows = await aggregates.grouped(connection, chosen, group_by=group_by, readable=readable)
+        rows = await aggregates.grouped(connection, chosen, group_by=group_by, readable=own)
     return figures(
         rows,
         group_by,
@@ -140,35 +144,48 @@ async def grouped_figures(
     )
 
 
-def readable_part(context: Context, jurisdiction: str) -> str | None:
-    """The region inside `jurisdiction` whose records the caller may read anyway, when that is
-    only part of it (a province's own, in the nation): its records are exact in an indicator of
-    the wider jurisdiction, as in a figure cell."""
-    readable = context.policy.readable_figures("registers")
-    if readable is None or readable == jurisdiction or not is_within(readable, jurisdiction):
+def own_part(context: Context, jurisdiction: str) -> str | None:
+    """The caller's own region inside `jurisdiction`, when that is only part of it (a
+    province's, in the nation): an indicator of the wider jurisdiction takes its records apart,
+    as a figure cell does."""
+    own = context.policy.own_region
+    if own is None or own == jurisdiction or not is_within(own, jurisdiction):
         return None
-    return readable
+    return own
 
 
 def indicator_value(
-    context: Context, computed: Computed, jurisdiction: str, readable: Computed | None = None
+    context: Context, computed: Computed, jurisdiction: str, own: Computed | None = None
 ) -> Decimal | None:
     """An indicator worked out from the records, published as its figure cells would be: exact
-    for a caller that may read the jurisdiction's records, else perturbed and thresholded, with
-    `readable` (the tallies of `readable_part`) exact and only the others perturbed."""
-    exact = context.policy.sees_small_cells(jurisdiction)
-    perturbation = None if exact else context.limits.perturbation
+    for a caller that may read the jurisdiction's records, else perturbed and thresholded, the
+    tallies of `own_part` (`own`) apart, exact when the caller may read them."""
+    policy = context.policy
+    perturbation = None if policy.sees_small_cells(jurisdiction) else context.limits.perturbation
     k = context.limits.suppression_k
     formula, tallies = computed.formula, computed.tallies
-    own = (NOTHING_TALLIED,) * len(tallies) if readable is None else readable.tallies
+    mine = (NOTHING_TALLIED,) * len(tallies) if own is None else own.tallies
+    exact = policy.reads_own_figures("registers")
     if formula.kind == "share":
         return indicator_share(
-            tallies[0], tallies[1], k=k, perturbation=perturbation, readable=(own[0], own[1])
+            tallies[0],
+            tallies[1],
+            k=k,
+            perturbation=perturbation,
+            own=(mine[0], mine[1]),
+            own_exact=exact,
         )
     if formula.kind == "total":
         value = indicator_total(
-            tallies[0], formula.measure, k=k, perturbation=perturbation, readable=own[0]
+            tallies[0],
+            formula.measure,
+            k=k,
+            perturbation=perturbation,
+            own=mine[0],
+            own_exact=exact,
         )
     else:
-        value = indicator_count(tallies[0], k=k, perturbation=perturbation, readable=own[0])
+        value = indicator_count(
+            tallies[0], k=k, perturbation=perturbation, own=mine[0], own_exact=exact
+        )
     return None if value is None else Decimal(value)

@@ -13,8 +13,9 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
-- `readable_figures` and `sees_small_cells`, which records behind figures the caller may read
-  anyway, so that they are exempt from disclosure control;
+- `own_region`, `reads_own_figures` and `sees_small_cells`, which records behind figures are
+  the caller's own, read apart from the others, and which of them it may read anyway, so that
+  they are exempt from disclosure control;
 - `figure_audience`, which callers may be handed the same figure table;
 - `audit_entry`, what the audit log records of the request.
 """
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.queries.scoping import RowScope
+from db.queries.scoping import NATIONAL, RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
 
@@ -70,20 +71,28 @@ class AccessPolicy:
         """Whether a record may be put (or moved) in `region`."""
         return self.records.covers(region)
 
-    def readable_figures(self, records: FigureRecords) -> str | None:
-        """The region whose records behind figures of `records` the caller may read anyway, so
-        that their part of every cell is exact (domain/suppression.py): its jurisdiction, with
-        `records:read`. None for guarantees, which no jurisdiction's client reads: a province
-        shown them exactly would see one business's loan and whether it defaulted."""
-        if records == "guarantees" or not self.principal.has(Scope.RECORDS_READ):
-            return None
-        return self.principal.jurisdiction
+    @property
+    def own_region(self) -> str | None:
+        """The region whose records each figure cell (and indicator of a wider region) reads
+        apart from the others': the caller's jurisdiction, unless national. The others' noise is
+        then keyed on the others' records alone. The caller may move its own records in and out
+        of cells (with `records:write`, under any token its client is issued, narrowed ones
+        included), and a key it can move can be drawn again and averaged away; the others' it
+        cannot move."""
+        jurisdiction = self.principal.jurisdiction
+        return None if jurisdiction == NATIONAL else jurisdiction
+
+    def reads_own_figures(self, records: FigureRecords) -> bool:
+        """Whether the caller's own records behind figures of `records` are published exactly:
+        with `records:read`, for the registers. Not guarantees, which no jurisdiction's client
+        reads: a province shown them exactly would see one business's loan and whether it
+        defaulted."""
+        return records == "registers" and self.principal.has(Scope.RECORDS_READ)
 
     def sees_small_cells(self, region: str, records: FigureRecords = "registers") -> bool:
         """A figure cell about `region` is exempt from disclosure control when the caller may
         read the records of that region anyway."""
-        readable = self.readable_figures(records)
-        return readable is not None and RowScope(readable).covers(region)
+        return self.reads_own_figures(records) and self.records.covers(region)
 
     @property
     def figure_audience(self) -> tuple[frozenset[Scope], str | None]:

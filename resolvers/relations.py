@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from db.queries.indicator_values import COMPUTABLE
 from resolvers import Node
-from resolvers.aggregates import indicator_value, readable_part
+from resolvers.aggregates import indicator_value, own_part
 from resolvers.context import Context
 from resolvers.lookahead import node_columns, selected_columns
 from resolvers.paging import PageResult, page_size
@@ -160,15 +160,15 @@ async def computed_value(root: Source, info: Info[Context, Any]) -> Decimal | No
     if root.indicator_code not in COMPUTABLE:
         return None
     key = (root.indicator_code, root.jurisdiction, root.year)
-    part = readable_part(info.context, root.jurisdiction)
+    part = own_part(info.context, root.jurisdiction)
     if part is None:
-        computed, readable = await info.context.loaders.computed_indicator.load(key), None
+        computed, own = await info.context.loaders.computed_indicator.load(key), None
     else:  # in the same batch as every other target's
-        own = (root.indicator_code, part, root.year)
-        computed, readable = await info.context.loaders.computed_indicator.load_many([key, own])
+        own_key = (root.indicator_code, part, root.year)
+        computed, own = await info.context.loaders.computed_indicator.load_many([key, own_key])
     if computed is None:
         return None
-    return indicator_value(info.context, computed, root.jurisdiction, readable)
+    return indicator_value(info.context, computed, root.jurisdiction, own)
 
 
 async def progress(root: Source, info: Info[Context, Any]) -> Decimal | None:

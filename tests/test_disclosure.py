@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from domain.identifiers import is_within
 from tests.support.databases import as_service
 from tests.support.graphql import LIMITS, principal, run
 
@@ -133,6 +134,7 @@ class Term:
     total: int | None
     exact: bool  # the attacker may read these records: the value is not perturbed
     summed: bool = True  # a figure cell publishes a sum (None: no record has a value)
+    split: bool = False  # perturbed in two parts (`Attack.split`): two draws of noise
 
 
 @dataclass
@@ -167,6 +169,9 @@ def _candidates(term: Term) -> set[int]:
     assert term.count is not None
     if term.exact:
         return {term.count}
+    if term.split:  # any split of the count into two parts, each within its noise
+        reach = 2 * TABLE.max_noise
+        return set(range(max(0, term.count - reach), term.count + reach + 1))
     low = max(0, term.count - TABLE.max_noise)
     return {
         count
@@ -190,6 +195,15 @@ class Attack:
     engine: AsyncEngine
     attacker: Principal
     derivations: list[Derivation] = field(default_factory=list)
+
+    def split(self, region: str | None) -> bool:
+        """A cell about `region` holds records of the attacker's jurisdiction and others, and it
+        may read neither: each part is perturbed on its own key, so the published count's noise
+        is the sum of two draws."""
+        jurisdiction = self.attacker.jurisdiction
+        if jurisdiction == "ID" or self.attacker.has(Scope.RECORDS_READ):
+            return False
+        return region is None or (region != jurisdiction and is_within(jurisdiction, region))
 
     def exact(self, region: str | None) -> bool:
         jurisdiction = self.attacker.jurisdiction
@@ -234,7 +248,8 @@ class Attack:
             shown = published or empty
             real = exact or empty
             summed = shown.get("summed", True)
-            terms.append(Term(sign, shown["count"], shown["sum"], self.exact(region), summed))
+            exact, split = self.exact(region), self.split(region)
+            terms.append(Term(sign, shown["count"], shown["sum"], exact, summed, split))
             truth_count += sign * real["count"]
             truth_total += sign * (real["sum"] or 0)
             own_count += sign * real.get("own", 0)

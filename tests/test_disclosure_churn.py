@@ -103,3 +103,32 @@ def test_its_own_records_do_not_lift_another_business_over_the_threshold(api: Ap
     national = _cell(api, KALTENG, "medium", kbliSection="C")
     assert national["suppressed"]
     assert (national["count"], national["turnoverSum"]) == (None, None)
+
+
+def test_a_narrowed_token_cannot_draw_the_others_noise_again_either(api: Api) -> None:
+    """The same client asks for a token of `aggregates:read` alone, which reads no records, so
+    its own part is perturbed too: on a key of its own. The national cell less its own region's
+    cell (the same own records, the same key) is the others' part, unmoved by its moves."""
+    narrow = api.token(KALTENG, scope="aggregates:read")
+
+    def cell(**filter: str) -> dict[str, Any]:
+        answer = api.post({"query": FIGURES, "variables": {"filter": filter}}, narrow).json()
+        assert "errors" not in answer, answer
+        (found,) = (c for c in answer["data"]["msmeFigures"] if c["key"][0]["value"] == "small")
+        assert not found["suppressed"]
+        return dict(found)
+
+    def others() -> tuple[int, int]:
+        national, own = cell(kbliSection="I"), cell(kbliSection="I", region="62")
+        return national["count"] - own["count"], int(national["turnoverSum"]) - int(
+            own["turnoverSum"]
+        )
+
+    for n in range(200, 208):  # other provinces' small restaurants (KBLI 56101, section I)
+        _create(api, KALBAR, n, "61.71", "56101", 4_000)
+    for n in range(200, 206):
+        _create(api, KALTENG, n, "62.71", "56101", 5_000)
+    seen = others()
+    for n in range(206, 209):
+        _create(api, KALTENG, n, "62.71", "56101", 5_000)
+        assert others() == seen

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Perturbation, Readable, Summed, perturbed_cell
+from domain.cellkey import MODULUS, Own, Perturbation, Summed, perturbed_cell
 from domain.suppression import (
     Cell,
     Key,
@@ -201,8 +201,8 @@ def test_the_callers_own_records_are_exact_and_move_no_noise() -> None:
     shown = []
     for size in range(6):
         own = [rng.randint(10**8, 10**10) for _ in range(size)]
-        readable = Readable(size, {"turnover": Summed(size, sum(own), sum(t * t for t in own))})
-        cell = replace(_cell(("small",), others), readable=readable)
+        mine = Own(size, 0, {"turnover": Summed(size, sum(own), sum(t * t for t in own))})
+        cell = replace(_cell(("small",), others), own=mine)
         (published,) = _publish([cell]).values()
         assert published.count is not None
         total = published.values["turnover_sum"]
@@ -211,10 +211,28 @@ def test_the_callers_own_records_are_exact_and_move_no_noise() -> None:
     assert len(set(shown)) == 1
 
 
+def test_own_records_the_caller_may_not_read_are_perturbed_on_a_key_of_their_own() -> None:
+    """A narrowed token or a BUMD: its jurisdiction's records are perturbed too, but apart, so
+    the others' part of the cell is the same however the own records change, and each part is
+    held to the threshold."""
+    rng = random.Random(17)
+    others = [Business("61", "small", 10**9, rng.randrange(MODULUS)) for _ in range(9)]
+    alone = _publish([_cell(("small",), others)])[("small",)]
+    assert alone.count is not None
+    for size in range(5, 12):
+        keys = [rng.randrange(MODULUS) for _ in range(size)]
+        mine = Own(size, sum(keys), exact=False)
+        cell = replace(_cell(("small",), others), own=mine)
+        (published,) = _publish([cell]).values()
+        assert published.count == alone.count + TABLE.count(size, sum(keys))
+    few = replace(_cell(("small",), others), own=Own(2, 12345, exact=False))
+    assert _publish([few])[("small",)].suppressed
+
+
 def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> None:
     lone = Business("61", "medium", 5 * 10**10, 12345)
-    own = Readable(20, {"turnover": Summed(20, 20 * 10**10, 20 * 10**20)})
-    (published,) = _publish([replace(_cell(("medium",), [lone]), readable=own)]).values()
+    own = Own(20, 0, {"turnover": Summed(20, 20 * 10**10, 20 * 10**20)})
+    (published,) = _publish([replace(_cell(("medium",), [lone]), own=own)]).values()
     assert published.suppressed
     assert published.count is None
     assert published.values["turnover_sum"] is None
@@ -227,11 +245,11 @@ def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
     for _ in range(200):
         others = [Business("61", "small", 10**9, rng.randrange(MODULUS)) for _ in range(9)]
         own = rng.randint(0, 12)
-        cell = replace(_cell(("small",), others), readable=Readable(own))
+        cell = replace(_cell(("small",), others), own=Own(own))
         (published,) = _publish([cell]).values()
         whole = Tally(len(others) + own, sum(b.key for b in others) + rng.randrange(MODULUS))
         mine = Tally(own, whole.key_sum - cell.key_sum)
-        assert indicator_count(whole, k=K, perturbation=TABLE, readable=mine) == published.count
+        assert indicator_count(whole, k=K, perturbation=TABLE, own=mine) == published.count
 
 
 @settings(max_examples=100, deadline=None)
