@@ -97,11 +97,11 @@ class AccessPolicy:
     @property
     def figure_audience(self) -> tuple[frozenset[Scope], str | None]:
         """What decides a figure table the caller is shown: every scope its token carries (a
-        field it does not cover answers FORBIDDEN) and, with `records:read`, its jurisdiction
-        (the cells `sees_small_cells` exempts). Callers alike in it may be handed the same
-        table (schema/figure_cache.py); any other caller may not."""
-        reads_records = self.principal.has(Scope.RECORDS_READ)
-        return self.principal.scopes, self.principal.jurisdiction if reads_records else None
+        field it does not cover answers FORBIDDEN; with `records:read` its own records are
+        exact) and its own region (`own_region`: which records each cell reads apart). Callers
+        alike in it may be handed the same table (schema/figure_cache.py); any other caller
+        may not."""
+        return self.principal.scopes, self.own_region
 
     def audit_entry(
         self,

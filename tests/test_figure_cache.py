@@ -57,9 +57,20 @@ def test_callers_share_a_table_only_when_their_scopes_and_suppression_are_alike(
     kalbar = _who(OrgKind.PROVINCE, "61", Scope.AGGREGATES_READ, Scope.RECORDS_READ)
     national = _who(OrgKind.PROVINCE, "ID", Scope.AGGREGATES_READ)
     assert key(ministry) == key(other_ministry)
-    assert key(ministry) == key(national)  # no records:read: suppressed alike wherever they are
-    tables = {key(ministry), key(targets_too), key(targets_only), key(kalteng), key(kalbar)}
-    assert len(tables) == 5
+    assert key(ministry) == key(national)  # the nation: no records apart, no exact ones
+    # Without records:read too, a jurisdiction's records are read apart, so its table is its own.
+    kalteng_narrowed = _who(OrgKind.PROVINCE, "62", Scope.AGGREGATES_READ)
+    kalbar_narrowed = _who(OrgKind.PROVINCE, "61", Scope.AGGREGATES_READ)
+    tables = {
+        key(ministry),
+        key(targets_too),
+        key(targets_only),
+        key(kalteng),
+        key(kalbar),
+        key(kalteng_narrowed),
+        key(kalbar_narrowed),
+    }
+    assert len(tables) == 7
     assert key(ministry, {"a": 1, "b": 2}) == key(ministry, {"b": 2, "a": 1})
     assert key(ministry, {"a": 1}) != key(ministry, {"a": 2})
 
