@@ -244,6 +244,7 @@ def create_app(
         read_your_writes_seconds=settings.read_your_writes_seconds,
         figures_cache_seconds=settings.figures_cache_seconds,
         max_response_bytes=settings.query_limits.max_response_bytes,
+        max_sockets_per_client=settings.max_sockets_per_client,
     )
     routes: list[Route | WebSocketRoute] = [
         WebSocketRoute(GRAPHQL_PATH, graphql),  # subscriptions; sinergi/subscriptions.py admits

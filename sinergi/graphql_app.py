@@ -28,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
     ErrorMessage,
     Message,
     SubscribeMessage,
@@ -103,7 +104,27 @@ _LIMIT_REACHED = GraphQLError("Subscription limit reached").formatted
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each subscribe message authorised again, counted against the
     client's rate limit and held to the request guard's checks and the client's trusted
-    documents (sinergi.subscriptions' `lapsed` and `operation`) before strawberry runs it."""
+    documents (sinergi.subscriptions' `lapsed` and `operation`) before strawberry runs it, and
+    each connection holding one of its client's places (sinergi.subscriptions' `Sockets`)."""
+
+    async def handle(self) -> None:
+        """The connection's place is given back however the connection ends: closed by either
+        side, dropped, failed or cancelled as the server stops; after its subscriptions have
+        stopped reading (strawberry's `shutdown`)."""
+        try:
+            await super().handle()
+        finally:
+            assert isinstance(self.view, SinergiGraphQL)
+            subscriptions.closed(self.context, self.view.sockets)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        """A client already holding as many connections as it may is refused with a close code
+        of its own (sinergi.subscriptions' CROWDED_CLOSE_CODE), not a bad token's 4403."""
+        try:
+            await super().handle_connection_init(message)
+        except subscriptions.Crowded:
+            reason = "Too many connections for this client"
+            await self.websocket.close(code=subscriptions.CROWDED_CLOSE_CODE, reason=reason)
 
     async def send_message(self, message: Message) -> None:
         """Strawberry's refusal of a subscription past the connection's limit goes out as
@@ -162,9 +183,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
         read_your_writes_seconds: int = 10,
         figures_cache_seconds: int = 0,
         max_response_bytes: int = QueryLimits().max_response_bytes,
+        max_sockets_per_client: int,
     ) -> None:
         """`max_tokens`: the request guard's, whose parsed documents this reuses;
-        `read_your_writes_seconds`: how long after a write a client reads nothing that lags."""
+        `read_your_writes_seconds`: how long after a write a client reads nothing that lags;
+        `max_sockets_per_client`: the WebSocket connections a client may hold open at once."""
         super().__init__(
             schema,
             graphql_ide=None,
@@ -180,6 +203,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.checks = checks
         self.trusted = trusted
         self.max_response_bytes = max_response_bytes
+        self.sockets = subscriptions.Sockets(max_sockets_per_client)
         self.max_tokens = max_tokens
         self.fresh_seconds = read_your_writes_seconds
         self.engine = Engine(
@@ -368,7 +392,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> None:
         """A WebSocket is acknowledged only with a token the HTTP endpoint would accept."""
         assert isinstance(context.request, WebSocket)
-        await subscriptions.admit(context, context.request, self.rate_limiter)
+        await subscriptions.admit(context, context.request, self.rate_limiter, self.sockets)
 
     def _context(self, request: Any) -> Context:
         state = request.scope["state"]

@@ -150,6 +150,8 @@ class Settings:
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     rate_limit: int = 600
     rate_limit_window_seconds: int = 60
+    max_sockets_per_client: int = 4
+    """WebSocket connections a client may hold open at once in one process."""
     auth_failures_per_client: int = 10
     auth_failures_per_address: int = 100
     auth_failure_window_seconds: int = 300
@@ -231,6 +233,7 @@ class Settings:
             external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
+            max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
             auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),

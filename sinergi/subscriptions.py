@@ -8,7 +8,7 @@ for each subscribe message (`lapsed`), and by a subscription before each page it
 sends (at least every RECHECK_SECONDS), so a client revoked, narrowed or expired meanwhile
 receives nothing more: its subscriptions complete and the connection is closed with 4403, as a
 bad token's is. Each subscribe message is held to the client's trusted documents as a POST is
-(`operation`).
+(`operation`). Each client holds at most so many connections open in a process (`Sockets`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,42 @@ logger = logging.getLogger("sinergi.subscriptions")
 
 RECHECK_SECONDS = 2.0
 NOBODY = Principal(client_id="", org_kind=OrgKind.MINISTRY, jurisdiction="", scopes=frozenset())
+CROWDED_CLOSE_CODE = 1013
+"""A connection past its client's bound: the registered "Try Again Later", which clients such
+as graphql-ws retry with a backoff (they give up on 4403, and strawberry's 4429 means a second
+`connection_init`)."""
+
+
+class Crowded(Exception):
+    """The client already holds as many connections as it may (`Sockets`): the connection is
+    closed with CROWDED_CLOSE_CODE."""
+
+
+class Sockets:
+    """How many admitted connections each client holds open in this process, up to `per_client`.
+    A connection and its subscribe messages count against the rate limit once each, but each
+    subscription then reads PostgreSQL every RECHECK_SECONDS and on every commit for as long as
+    it runs, at no further cost: without a bound, a client within its rate limit could keep
+    thousands running by the end of its token's life."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self._held: dict[str, int] = {}
+
+    def hold(self, client_id: str) -> bool:
+        """Takes one of the client's places, if one is free. Synchronous, so two connections
+        admitted at once cannot both take the last place."""
+        held = self._held.get(client_id, 0)
+        if held >= self.per_client:
+            return False
+        self._held[client_id] = held + 1
+        return True
+
+    def release(self, client_id: str) -> None:
+        """Gives back a place `hold` took; a client holding none is forgotten."""
+        held = self._held.pop(client_id) - 1
+        if held:
+            self._held[client_id] = held
 
 
 def context_for(websocket: WebSocket, limits: Limits) -> Context:
@@ -51,11 +87,14 @@ def _token(context: Context, websocket: WebSocket) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimiter) -> None:
+async def admit(
+    context: Context, websocket: WebSocket, rate_limiter: RateLimiter, sockets: Sockets
+) -> None:
     """Accept the connection's token, or refuse the connection (close code 4403). The connection
     counts as one request against the client's rate limit, and each subscribe message as one
     more (`operation`); its rechecks read only the process's registry, which revocation reaches
-    by notification, so they count as none."""
+    by notification, so they count as none. A connection past the client's bound in `sockets`
+    is refused with Crowded; an admitted one holds its place until `closed`."""
     auth: AuthService = websocket.state.auth
     token = _token(context, websocket)
     if token is None:
@@ -70,6 +109,10 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
     if await rate_limiter.admit(websocket.state.primary, principal.client_id) is not None:
         metrics.observe_websocket_refusal("RATE_LIMITED", principal.client_id)
         raise ConnectionRejectionError({"message": "rate limit exceeded", "code": "RATE_LIMITED"})
+    if not sockets.hold(principal.client_id):
+        logger.info("refused a WebSocket from %s: too many connections", principal.client_id)
+        metrics.observe_websocket_refusal("RATE_LIMITED", principal.client_id)
+        raise Crowded
 
     async def still_authorised() -> bool:
         try:
@@ -79,6 +122,14 @@ async def admit(context: Context, websocket: WebSocket, rate_limiter: RateLimite
 
     context.admit(principal)
     context.live = Live(websocket.state.changes, still_authorised, RECHECK_SECONDS)
+
+
+def closed(context: Context, sockets: Sockets) -> None:
+    """The connection is over, however it ended (either side closed it, it dropped, the server
+    stopped): an admitted one (`live` set, as its place was taken in `admit`) gives its place
+    back. A place never given back would lock its client out of the process."""
+    if context.live is not None:
+        sockets.release(context.principal.client_id)
 
 
 async def lapsed(context: Context) -> bool:

@@ -340,6 +340,55 @@ def test_a_websocket_without_a_valid_token_is_refused(live: str) -> None:
     asyncio.run(scenario("not.a.token"))
 
 
+async def _refusal(base: str, token: str) -> int | None:
+    """The close code of a new connection refused at `connection_init`; None if it is
+    acknowledged (it is then closed)."""
+    uri = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(uri, subprotocols=[PROTOCOL]) as socket:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await socket.send(json.dumps(init))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            message = await _receive(socket)
+            assert message["type"] == "connection_ack", message
+            return None
+        return socket.close_code
+
+
+def test_a_client_holds_at_most_four_websockets_open(live: str, module_reference_url: str) -> None:
+    """Each subscription reads on its own for as long as it runs, counted against the rate limit
+    only once: a client holds at most SINERGI_MAX_SOCKETS_PER_CLIENT (4) connections open in a
+    process, a fifth is closed with 1013 ("Try Again Later") and counted as RATE_LIMITED. A
+    place comes back when its connection ends, closed or dropped, and another client's
+    connections are its own."""
+    crowded = _client(module_reference_url, "Banyak soket")
+    token = _token(live, crowded)
+    other = _token(live, _client(module_reference_url, "Soket lain"))
+
+    async def admitted_soon() -> None:
+        """A connection is admitted once the server has noticed one of the client's ended."""
+        deadline = time.monotonic() + 10
+        while (code := await _refusal(live, token)) is not None:
+            assert code == 1013
+            assert time.monotonic() < deadline, "the ended connection's place never came back"
+            await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as held:
+            sockets = [await held.enter_async_context(_connected(live, token)) for _ in range(4)]
+            assert await _refusal(live, token) == 1013
+            async with _subscribed(live, other, _head(live, other)) as socket:  # its own
+                await _new_msme(module_reference_url, "9992300000012")
+                assert (await _receive(socket))["type"] == "next"
+            await sockets[0].close()
+            await admitted_soon()
+            sockets[1].transport.abort()  # dropped without a close handshake
+            await admitted_soon()
+
+    asyncio.run(scenario())
+    metrics = httpx.get(f"{live}/metrics").text
+    assert f'sinergi_rate_limit_rejections_total{{client_id="{crowded[0]}"}}' in metrics
+
+
 def test_sinergi_sync_keeps_a_sqlite_copy_over_http(
     live: str, module_reference_url: str, tmp_path: Path
 ) -> None:
