@@ -118,6 +118,23 @@ here counts as UNLISTED (a test keeps the table complete)."""
 UNLISTED = 100
 
 
+def page_size(value: object) -> int | None:
+    """`value` as the Int a `first` argument receives, or None if it is not one.
+
+    graphql-core coerces an Int variable from an int or from a float with an integral value (JSON
+    has one number type: `100.0` runs as 100), and refuses anything else (a bool, 1.5, a string),
+    so those never run and the default page stands in for them. Costing the float as its int
+    keeps `first: 100.0` from being costed at the default page while running a page of 100.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     limit: str
@@ -180,8 +197,8 @@ class _Walk:
         return None
 
     def _first(self, field: FieldNode, default: int) -> int:
-        first = self._argument(field, "first")
-        return max(first, 1) if isinstance(first, int) else default
+        first = page_size(self._argument(field, "first"))
+        return default if first is None else max(first, 1)
 
     def _figure_rows(self, field: FieldNode) -> int:
         group_by = self._argument(field, "groupBy")

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schema.documents import parse_document
-from schema.limits import Violation, check_document, cost_variables
+from schema.limits import Violation, check_document, cost_variables, page_size
 from schema.query_limits import QueryLimits
 from sinergi import exchange
 from sinergi.request_headers import header
@@ -189,9 +189,12 @@ class OperationChecks:
         inputs: list[tuple[str, int | str | tuple[str, ...] | None]] = []
         for name in sorted(self._cost_variables(query)):
             value = variables.get(name)
-            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            size = page_size(value)
+            if size is not None:  # keyed as the Int it runs as: 100.0 and 100 cost the same
+                inputs.append((name, size))
+            elif isinstance(value, list) and all(isinstance(item, str) for item in value):
                 inputs.append((name, tuple(value)))
-            elif value is None or isinstance(value, int | str):
+            elif value is None or isinstance(value, str):
                 inputs.append((name, value))
             else:  # not a value the estimate reads (validation refuses it): measured afresh
                 return check_document(parsed, variables, self.limits, self.schema)

@@ -57,6 +57,23 @@ def test_cost_multiplies_nested_page_sizes_including_variables() -> None:
     assert violation.limit == "cost"
 
 
+def _cost(query: str, variables: dict[str, object]) -> int:
+    violation = check_document(parse(query), variables, QueryLimits(max_cost=0), SCHEMA)
+    assert violation is not None
+    assert violation.limit == "cost"
+    return violation.actual
+
+
+def test_a_page_size_given_as_an_integral_float_is_costed_as_the_int_it_runs_as() -> None:
+    """graphql-core runs `first: $n` with n = 100.0 as a page of 100; what it refuses (1.5, a
+    bool, a string, infinity) never runs, and is costed as the default page."""
+    query = """query($n: Int) { cooperatives(first: $n) { nodes {
+        memberMsmes(first: $n) { nodes { name } } } } }"""
+    assert _cost(query, {"n": 100.0}) == _cost(query, {"n": 100}) > _cost(query, {})
+    for refused in (1.5, True, "100", float("inf")):
+        assert _cost(query, {"n": refused}) == _cost(query, {})
+
+
 def test_fragments_count_towards_depth_and_cycles_do_not_hang() -> None:
     query = """
     { a { ...F } }

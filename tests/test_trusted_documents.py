@@ -228,6 +228,24 @@ def test_a_registered_document_sent_by_hash_is_costed_with_the_requests_variable
     assert len(small.json()["data"]["cooperatives"]["nodes"]) == 1
 
 
+def test_page_sizes_sent_as_integral_floats_are_costed_as_the_ints_they_run_as(
+    held_api: Api, heavy: dict[str, Any]
+) -> None:
+    """The attack: JSON's `100.0` runs as Int 100, but was costed as the default page; by text
+    and by hash, whether its int was costed before (100) or not (60)."""
+    token = held_api.token(FREE)
+    for pages in ({"a": 100, "b": 100}, {"a": 100.0, "b": 100.0}, {"a": 60.0, "b": 60.0}):
+        for body in ({"query": HEAVY, "variables": pages}, {**heavy, "variables": pages}):
+            response = held_api.post(body, token)
+            assert response.status_code == 400, (pages, response.text)
+            (error,) = response.json()["errors"]
+            assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+            assert error["extensions"]["limit"] == "cost"
+    small = held_api.post({**heavy, "variables": {"a": 1.0, "b": 1.0}}, token)
+    assert small.status_code == 200, small.text
+    assert len(small.json()["data"]["cooperatives"]["nodes"]) == 1
+
+
 def test_a_registered_document_sent_by_hash_is_held_to_its_operation_name(
     held_api: Api, trusted: dict[str, Any]
 ) -> None:
