@@ -43,6 +43,7 @@ from graphql import (
     VariableNode,
     Visitor,
     get_named_type,
+    value_from_ast_untyped,
     visit,
 )
 
@@ -160,19 +161,14 @@ def _list_type(field: GraphQLField) -> bool:
 
 
 class _Walk:
-    def __init__(
-        self,
-        document: DocumentNode,
-        variables: Mapping[str, Any],
-        page: int,
-        schema: GraphQLSchema,
-    ) -> None:
+    def __init__(self, document: DocumentNode, page: int, schema: GraphQLSchema) -> None:
         self.fragments = {
             node.name.value: node
             for node in document.definitions
             if isinstance(node, FragmentDefinitionNode)
         }
-        self.variables = variables
+        self.variables: Mapping[str, Any] = {}
+        """The variables of the operation being measured, as it runs with them."""
         self.page = page
         self.schema = schema
         self.aliases = 0
@@ -285,8 +281,22 @@ class _Walk:
             return parent
         return self.schema.get_type(condition.name.value)
 
-    def root(self, operation: OperationDefinitionNode) -> GraphQLNamedType | None:
-        return self.schema.get_root_type(operation.operation)
+    def operation(
+        self, operation: OperationDefinitionNode, variables: Mapping[str, Any]
+    ) -> tuple[int, int]:
+        """(depth, cost) of one operation run with the request's `variables`. A variable the
+        request omits runs with the default the operation declares (`$a: Int = 100`), so it is
+        costed with it too; one sent as null stays null, as graphql-core runs it."""
+        self.variables = {
+            **{
+                definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+                for definition in operation.variable_definitions or ()
+                if definition.default_value is not None
+            },
+            **variables,
+        }
+        root = self.schema.get_root_type(operation.operation)
+        return self.measure(operation.selection_set, root, 1, frozenset())
 
 
 COST_ARGUMENTS = frozenset({"first", "groupBy"})
@@ -296,7 +306,8 @@ unchanged."""
 
 def cost_variables(document: DocumentNode) -> frozenset[str]:
     """The variables `document` passes to an argument the estimate reads, so that callers can
-    keep one estimate for every request that gives those the same values."""
+    keep one estimate for every request that gives those the same values and omits the same
+    ones (an omitted one is costed with the default its document declares)."""
     names: set[str] = set()
 
     class _Arguments(Visitor):
@@ -314,14 +325,14 @@ def check_document(
     limits: QueryLimits,
     schema: GraphQLSchema,
 ) -> Violation | None:
-    """The first limit `document` exceeds, estimated against `schema` for its list sizes."""
-    walk = _Walk(document, variables, limits.default_page_size, schema)
+    """The first limit `document` exceeds, estimated against `schema` for its list sizes, with
+    the request's `variables` (those it omits: the defaults the document declares, which is all
+    `clients trust` costs a document with)."""
+    walk = _Walk(document, limits.default_page_size, schema)
     depth = cost = 0
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode):
-            operation_depth, operation_cost = walk.measure(
-                node.selection_set, walk.root(node), 1, frozenset()
-            )
+            operation_depth, operation_cost = walk.operation(node, variables)
             depth, cost = max(depth, operation_depth), cost + operation_cost
     for limit, maximum, actual in (
         ("depth", limits.max_depth, depth),

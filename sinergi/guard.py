@@ -174,7 +174,8 @@ class OperationChecks:
     def _measure_uncached(
         self, query: str, inputs: tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
     ) -> Violation | None:
-        """The limits of a document given the values of the variables its estimate reads: the
+        """The limits of a document given the values of the variables its estimate reads that
+        the request sends (the others take their defaults, part of the document's text): the
         same whoever sends it, whatever its other variables."""
         parsed = self.parse(query)
         assert isinstance(parsed, DocumentNode)
@@ -187,8 +188,8 @@ class OperationChecks:
         self, query: str, parsed: DocumentNode, variables: dict[str, Any]
     ) -> Violation | None:
         inputs: list[tuple[str, int | str | tuple[str, ...] | None]] = []
-        for name in sorted(self._cost_variables(query)):
-            value = variables.get(name)
+        for name in sorted(self._cost_variables(query) & variables.keys()):
+            value = variables[name]  # one omitted is left out: it runs with its default, not null
             size = page_size(value)
             if size is not None:  # keyed as the Int it runs as: 100.0 and 100 cost the same
                 inputs.append((name, size))

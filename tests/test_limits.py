@@ -74,6 +74,16 @@ def test_a_page_size_given_as_an_integral_float_is_costed_as_the_int_it_runs_as(
         assert _cost(query, {"n": refused}) == _cost(query, {})
 
 
+def test_each_operation_is_costed_with_its_own_variables_defaults() -> None:
+    """An omitted variable runs with its operation's default; another operation's does not
+    apply, and one sent (even as null) replaces it."""
+    paged = "cooperatives(first: $n) { nodes { memberMsmes(first: $n) { nodes { name } } } }"
+    defaults = f"query A($n: Int = 100) {{ {paged} }}"
+    plain = f"query B($n: Int) {{ {paged} }}"
+    assert _cost(defaults, {}) == _cost(defaults, {"n": 100}) > _cost(defaults, {"n": None})
+    assert _cost(f"{defaults} {plain}", {}) == _cost(defaults, {}) + _cost(plain, {})
+
+
 def test_fragments_count_towards_depth_and_cycles_do_not_hang() -> None:
     query = """
     { a { ...F } }

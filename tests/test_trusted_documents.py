@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from db.engine import async_url
+from db.queries import trusted_documents
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
 from sinergi.settings import Settings
+from sinergi.trusted_documents import operations
 from tests.support.databases import as_service
 from tests.support.http import Api
 
@@ -244,6 +246,65 @@ def test_page_sizes_sent_as_integral_floats_are_costed_as_the_ints_they_run_as(
     small = held_api.post({**heavy, "variables": {"a": 1.0, "b": 1.0}}, token)
     assert small.status_code == 200, small.text
     assert len(small.json()["data"]["cooperatives"]["nodes"]) == 1
+
+
+HEAVY_DEFAULTS = HEAVY.replace(
+    "Heavy($a: Int, $b: Int)", "HeavyDefaults($a: Int = 100, $b: Int = 100)"
+)
+
+
+def test_variables_omitted_are_costed_with_their_defaults_and_nulls_as_null(
+    held_api: Api,
+) -> None:
+    """The attack: `$a: Int = 100` sent with no variables runs pages of 100, but was costed at the
+    default page. Sent as null, a variable runs as null (the default page): the estimate kept for
+    it is not the one for the omitted variable."""
+    token = held_api.token(FREE)
+    for pages, status in (({"a": None, "b": None}, 200), ({}, 400), ({"b": 100}, 400)):
+        response = held_api.post({"query": HEAVY_DEFAULTS, "variables": pages}, token)
+        assert response.status_code == status, (pages, response.text)
+        if status == 400:
+            (error,) = response.json()["errors"]
+            assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+            assert error["extensions"]["limit"] == "cost"
+    small = held_api.post({"query": HEAVY_DEFAULTS, "variables": {"a": 1, "b": 1}}, token)
+    assert small.status_code == 200, small.text
+    assert len(small.json()["data"]["cooperatives"]["nodes"]) == 1
+
+
+def test_the_cli_refuses_a_document_whose_variables_default_over_the_cost(
+    demo_url: str, tmp_path: Path, trusted: dict[str, Any]
+) -> None:
+    file = tmp_path / "defaults.graphql"
+    file.write_text(HEAVY_DEFAULTS)
+    code, out = _cli(demo_url, ["clients", "trust", FREE, str(file)])
+    assert code == 2
+    assert "HeavyDefaults" in out
+    assert "cost" in out
+
+
+def test_a_document_registered_with_defaults_over_the_cost_is_refused_by_hash(
+    demo_url: str, held_api: Api
+) -> None:
+    """Registered before `clients trust` costed defaults (written here as that registration did),
+    the document sent by hash alone is costed with them."""
+    (operation,) = operations(HEAVY_DEFAULTS)
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(demo_url))
+        async with engine.begin() as connection:
+            await trusted_documents.register(
+                connection, FREE, [(operation.sha256, operation.name, operation.document)]
+            )
+        await engine.dispose()
+
+    asyncio.run(register())
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": operation.sha256}}
+    response = held_api.post({"extensions": persisted}, held_api.token(FREE))
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "cost"
 
 
 def test_a_registered_document_sent_by_hash_is_held_to_its_operation_name(
