@@ -5,8 +5,10 @@ bound the work one request can ask for, so a careless or hostile client is refus
 microseconds instead of exhausting the database. Every list counts: a paginated one by its
 `first` (the default page size when omitted), an unpaginated one by the estimate LIST_SIZES gives
 its parent type and field (a region's children, a figure table's rows from its `groupBy`), so
-the region tree or a wide figure table cannot hide behind aliases. What still slips past an
-estimate meets the bound on the response's size (max_response_bytes).
+the region tree or a wide figure table cannot hide behind aliases. Arguments are read as they
+run: variables wherever they sit, an omitted one as the default its operation declares, a page
+size as graphql-core coerces it. What still slips past an estimate meets the bound on the
+response's size (max_response_bytes).
 
 Introspection meets the same limits. Its standard query (graphql-core's, GraphiQL's) nests
 `ofType` nine deep to spell out type references such as `[Region!]!`: those nine add no depth,
@@ -23,7 +25,6 @@ from typing import Any
 from graphql import (
     ArgumentNode,
     DocumentNode,
-    EnumValueNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -35,8 +36,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
-    IntValueNode,
-    ListValueNode,
     NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -167,7 +166,7 @@ class _Walk:
             for node in document.definitions
             if isinstance(node, FragmentDefinitionNode)
         }
-        self.variables: Mapping[str, Any] = {}
+        self.variables: dict[str, Any] = {}
         """The variables of the operation being measured, as it runs with them."""
         self.page = page
         self.schema = schema
@@ -176,20 +175,11 @@ class _Walk:
         """The dimensions of the figure table being measured, when its groupBy is known."""
 
     def _argument(self, field: FieldNode, name: str) -> Any:
+        """The value `field`'s argument `name` runs with, wherever its variables sit: a list's
+        items too (`groupBy: [$a, $b]` is as wide as `groupBy: [REGENCY, KBLI_SECTION]`)."""
         for argument in field.arguments or ():
-            if argument.name.value != name:
-                continue
-            if isinstance(argument.value, VariableNode):
-                return self.variables.get(argument.value.name.value)
-            if isinstance(argument.value, IntValueNode):
-                return int(argument.value.value)
-            if isinstance(argument.value, ListValueNode):
-                return [
-                    value.value
-                    for value in argument.value.values
-                    if isinstance(value, EnumValueNode)
-                ]
-            return None
+            if argument.name.value == name:
+                return value_from_ast_untyped(argument.value, self.variables)
         return None
 
     def _first(self, field: FieldNode, default: int) -> int:
@@ -311,9 +301,20 @@ def cost_variables(document: DocumentNode) -> frozenset[str]:
     names: set[str] = set()
 
     class _Arguments(Visitor):
+        """Each variable in an argument's value, however nested (arguments hold no fields, so
+        no argument is inside another)."""
+
+        inside = False
+
         def enter_argument(self, node: ArgumentNode, *_: object) -> None:
-            if node.name.value in COST_ARGUMENTS and isinstance(node.value, VariableNode):
-                names.add(node.value.name.value)
+            self.inside = node.name.value in COST_ARGUMENTS
+
+        def leave_argument(self, *_: object) -> None:
+            self.inside = False
+
+        def enter_variable(self, node: VariableNode, *_: object) -> None:
+            if self.inside:
+                names.add(node.name.value)
 
     visit(document, _Arguments())
     return frozenset(names)

@@ -254,3 +254,23 @@ def test_a_documents_estimate_follows_the_variables_it_reads(api: Api) -> None:
     assert status(100) == 400
     assert status(1, nib="9990000000002") == 200
     assert status(100, nib="9990000000003") == 400
+
+
+def test_a_figure_tables_dimensions_given_as_variables_in_a_list_are_costed(api: Api) -> None:
+    """The attack: `groupBy: [$a, $b]` was costed as a table of one row, whatever the
+    dimensions, so aliased tables of regencies by sector ran past the cost limit. A narrow
+    table first, so that its estimate is kept, then a wide one with the same document."""
+    tables = " ".join(
+        f"t{i}: msmeFigures(groupBy: [$a, $b]) {{ key {{ value }} count }}" for i in range(25)
+    )
+    query = f"query($a: MsmeDimension!, $b: MsmeDimension!) {{ {tables} }}"
+    token = api.token("demo-ministry")
+    narrow = api.post({"query": query, "variables": {"a": "SCALE", "b": "ACTIVE"}}, token)
+    assert narrow.status_code == 200, narrow.text
+    with recorded_statements() as statements:
+        wide = api.post({"query": query, "variables": {"a": "REGENCY", "b": "KBLI_SECTION"}}, token)
+    assert wide.status_code == 400, wide.text
+    (error,) = wide.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "cost"
+    assert statements == []
