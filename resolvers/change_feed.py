@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,15 +209,23 @@ async def page(
 
 
 async def follow(
-    context: Context, kind: str, *, after: str | None, plan: Plan = ()
-) -> AsyncIterator[tuple[Page, AccessNotes]]:
-    """Pages as changes commit, from `after`, each with what it hands out: every page with
-    entries at once, then a wait for the next commit anywhere (NOTIFY, see db/change_signal.py).
-    Ends when the client's token no longer stands: revoked, narrowed or expired. The token is
-    checked before each page is read, so nothing is read for a client no longer authorised, and
-    again before a page is sent, so a page read while a revocation committed is not sent
-    either (the check reads the process's client registry, which reads PostgreSQL only once
-    after a notification about the client)."""
+    context: Context,
+    kind: str,
+    *,
+    after: str | None,
+    audit: Callable[[AccessNotes], Awaitable[None]],
+    plan: Plan = (),
+) -> AsyncIterator[Page]:
+    """Pages as changes commit, from `after`: every page with entries at once, then a wait for
+    the next commit anywhere (NOTIFY, see db/change_signal.py). Each page is audited (`audit`,
+    given what it hands out) before it is sent. Ends when the client's token no longer stands:
+    revoked, narrowed or expired. The token is checked before each page is read, so nothing is
+    read for a client no longer authorised, and again after its audit write, the last await of
+    Sinergi's before strawberry sends the page: a revocation that reaches this process while
+    the page is read or audited (`clients revoke` returns once it has) stops the page (the check
+    reads the process's client registry, which reads PostgreSQL only once after a notification
+    about the client). A page stopped there has been audited: the trail may over-state what went
+    out, never under-state it."""
     live = context.live
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
@@ -231,8 +239,9 @@ async def follow(
         )
         cursor = result.end_cursor
         if result.count:
+            await audit(notes)
             if not await live.still_authorised():
                 return
-            yield result, notes
+            yield result
         if not result.has_more:
             await live.signal.wait_after(seen, at_most=live.recheck_seconds)

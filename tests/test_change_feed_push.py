@@ -23,10 +23,16 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
 
 from auth import keys, tokens
 from db.engine import async_url
+from schema.audit import record
+from schema.types import change_feed as change_feed_types
+from sinergi.app import create_app
 from sinergi.cli import main
+from sinergi.settings import Settings
+from tests.support.databases import as_service
 from tests.support.served import served
 
 SUBSCRIBE = """
@@ -280,6 +286,39 @@ def test_a_revoked_client_gets_nothing_more_on_its_open_websocket(
     client = _client(module_reference_url, "Dicabut di soket lagi")
     token = _token(live, client)
     asyncio.run(new_subscription())
+
+
+def test_a_page_audited_while_its_client_is_revoked_is_not_sent(
+    module_reference_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window between a page's last authorisation check and its sending once held the audit
+    write: `sinergi clients revoke` could return while the page was audited, and the page went
+    out after it. Here the revocation runs, and returns, inside the audit write of the first
+    page (in process, wrapping the audit, so the timing is not left to chance): the page is
+    not sent, the subscription completes and the connection closes with 4403."""
+    client = _client(module_reference_url, "Dicabut saat diaudit")
+    asyncio.run(_new_msme(module_reference_url, "9992300000021"))  # a page waits at once
+    audits = 0
+
+    async def revoked_while_audited(*args: Any, **kwargs: Any) -> None:
+        nonlocal audits
+        if not audits:
+            await asyncio.to_thread(_revoke, module_reference_url, client[0])
+        audits += 1
+        await record(*args, **kwargs)
+
+    monkeypatch.setattr(change_feed_types, "record", revoked_while_audited)
+    app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(module_reference_url))
+    with TestClient(app) as http:
+        issued = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=client)
+        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        with http.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as socket:
+            socket.send_json({"type": "connection_init", "payload": auth})
+            assert socket.receive_json()["type"] == "connection_ack"
+            socket.send_text(_subscribe("1", None))
+            assert socket.receive_json() == {"id": "1", "type": "complete"}
+            assert socket.receive()["code"] == 4403
+    assert audits == 1  # audited: the trail over-states what went out, never under-states it
 
 
 def test_an_expired_token_gets_nothing_more_on_its_open_websocket(

@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from resolvers import change_feed
+from resolvers.access import AccessNotes
 from resolvers.context import Context
 from schema import compiled
 from schema.audit import record
@@ -108,11 +109,14 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
         raw = info._raw_info
         touched = touched_fields(raw.schema, raw.operation, raw.fragments, context.policy.may)
-        async for page, notes in change_feed.follow(context, kind, after=after, plan=plan):
+        name = info.operation.name
+
+        async def audit(notes: AccessNotes) -> None:
             notes.field_used(field, [scope.value])
             notes.touched = touched
-            name = info.operation.name
             await record(context, document, name.value if name else None, notes)
+
+        async for page in change_feed.follow(context, kind, after=after, audit=audit, plan=plan):
             yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
 
     # `requires` makes a query field; a subscription field takes the same guard.
