@@ -195,6 +195,7 @@ def _schema(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(sdl())
         return 0
     from auth import clients
+    from auth.scopes import usable
     from schema.visible import ClientSchemas
 
     async def work(connection: AsyncConnection) -> int:
@@ -202,7 +203,7 @@ def _schema(args: argparse.Namespace, settings: Settings) -> int:
         if client is None or client.revoked:
             print(f"sinergi: --as: no active client {args.as_client!r}", file=sys.stderr)
             return 2
-        sys.stdout.write(ClientSchemas(sdl).for_scopes(client.scopes).sdl)
+        sys.stdout.write(ClientSchemas(sdl).for_scopes(usable(client.scopes)).sdl)
         return 0
 
     return in_transaction(settings, work)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from auth.scopes import Scope
+from auth.scopes import Scope, usable
 from db.engine import create_engine
 from db.imports import Drafted, Mode, Report, import_msmes
 from db.queries.scoping import RowScope
@@ -153,13 +153,13 @@ async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
     client = await clients.get(connection, args.client_id)
     if client is None or client.revoked:
         raise UnusableInput(f"--as: no active client {args.client_id!r}")
-    if Scope.RECORDS_WRITE not in client.scopes:
-        raise UnusableInput(f"--as: {args.client_id} lacks {Scope.RECORDS_WRITE.value}")
-    return Writer(
-        Actor(client.client_id, client.name),
-        client.jurisdiction,
-        Scope.PII_READ in client.scopes,
-    )
+    held = usable(client.scopes)  # as its token would: records:write only with records:read
+    if Scope.RECORDS_WRITE not in held:
+        raise UnusableInput(
+            f"--as: {args.client_id} does not hold {Scope.RECORDS_WRITE.value} "
+            f"(which needs {Scope.RECORDS_READ.value} too)"
+        )
+    return Writer(Actor(client.client_id, client.name), client.jurisdiction, Scope.PII_READ in held)
 
 
 def _user() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import signal
 import subprocess
@@ -123,6 +124,41 @@ def test_a_file_without_the_required_columns_is_refused_whole(
     assert "missing column(s) name, kbli, region" in result.stdout
     unknown = sinergi(reference_url, str(SAMPLE), "--as", "no-such-client")
     assert unknown.returncode == 2
+
+
+def test_importing_as_a_client_needs_records_write_as_its_token_would_hold_it(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The attack: a client registered before records:write needed records:read, with
+    records:write alone, holds no write in any token, but could still be imported as."""
+    argv = [sys.executable, "-m", "sinergi.cli", "clients", "create", "--name", "Dinas lama"]
+    argv += ["--org-kind", "province", "--jurisdiction", "62", "--purpose", "legacy writer"]
+    argv += ["--scopes", "records:read records:write", "--json"]
+    env = {**os.environ, "DATABASE_URL": reference_url}
+    created = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=60)
+    client_id = json.loads(created.stdout)["client_id"]
+    fetch(
+        reference_url,
+        "UPDATE oauth_clients SET scopes = '{records:write}' WHERE client_id = $1",
+        client_id,
+    )  # as registered before the rule: `clients create` refuses it now
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        HEADER + "7766000000001,Toko Lama,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    refused = sinergi(reference_url, str(rows), "--as", client_id)
+    assert refused.returncode == 2, refused.stdout
+    assert f"--as: {client_id} does not hold records:write" in refused.stdout
+    assert state(reference_url, "7766") == [[], [], []]
+    fetch(
+        reference_url,
+        "UPDATE oauth_clients SET scopes = '{records:read,records:write}' WHERE client_id = $1",
+        client_id,
+    )
+    accepted = sinergi(reference_url, str(rows), "--as", client_id)
+    assert accepted.returncode == 0, accepted.stdout
+    assert [row[1] for row in state(reference_url, "7766")[0]] == ["7766000000001"]
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])

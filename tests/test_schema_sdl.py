@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 from unittest import mock
 
+import asyncpg
 import graphql
 
 from schema.build import sdl
@@ -67,3 +69,31 @@ def test_sinergi_schema_as_a_client_prints_only_what_its_scopes_allow(migrated_u
     assert "msmeFigures" in schema.query_type.fields  # type: ignore[union-attr]
     assert '@requiresScopes(scopes: ["aggregates:read"])' in printed
     assert _cli(migrated_url, ["schema", "--as", "no-such-client"])[0] == 2
+
+
+def test_sinergi_schema_as_a_client_leaves_out_a_write_it_cannot_hold(migrated_url: str) -> None:
+    """A client registered before records:write needed records:read, with records:write alone,
+    holds no write in its tokens: its printed schema shows none, as its introspection does."""
+    create = ["clients", "create", "--name", f"Dinas {uuid.uuid4().hex[:6]}"]
+    create += ["--org-kind", "province", "--jurisdiction", "62", "--purpose", "legacy writer"]
+    create += ["--scopes", "records:read records:write aggregates:read", "--json"]
+    code, out = _cli(migrated_url, create)
+    assert code == 0, out
+    client_id = json.loads(out)["client_id"]
+
+    async def legacy() -> None:
+        connection = await asyncpg.connect(migrated_url)
+        try:
+            await connection.execute(
+                "UPDATE oauth_clients SET scopes = '{records:write,aggregates:read}'"
+                " WHERE client_id = $1",
+                client_id,
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(legacy())  # as registered before the rule: `clients create` refuses it now
+    code, printed = _cli(migrated_url, ["schema", "--as", client_id])
+    assert code == 0
+    assert printed == ClientSchemas(sdl).for_scopes({"aggregates:read"}).sdl
+    assert graphql.build_schema(printed).mutation_type is None
