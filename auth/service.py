@@ -125,8 +125,7 @@ class AuthService:
                 raise OAuthError("invalid_scope", "unknown scope requested") from None
             if not requested <= client.scopes:
                 raise OAuthError("invalid_scope", "scope exceeds what the client was granted")
-            # Less than asked, as RFC 6749 §3.3 allows, and the answer's `scope` says so.
-            scopes = usable(requested)
+            scopes = requested
         return await self._token_response(client, scopes)
 
     async def mint_for_client(self, client_id: str) -> str:
@@ -140,6 +139,10 @@ class AuthService:
     async def _token_response(
         self, client: clients.Client, scopes: frozenset[Scope]
     ) -> dict[str, Any]:
+        """A token of `scopes` less any write without its read (auth.scopes.usable): less than
+        asked or granted (a client registered before that rule), as RFC 6749 §3.3 allows, and
+        the answer's `scope` says so."""
+        scopes = usable(scopes)
         async with self.reads.connect() as connection:
             key = await keys.signing_key(connection)
         token = tokens.issue(

@@ -277,3 +277,41 @@ def test_a_token_asking_to_write_records_without_reading_them_writes_nothing(
     assert IN_62_01 not in json.dumps(answer)
     viewer = api.post({"query": "{ viewer { scopes } }"}, token).json()
     assert viewer["data"]["viewer"]["scopes"] == held
+
+
+def test_a_client_registered_to_write_without_reading_is_issued_no_write(
+    api: Api, demo_url: str
+) -> None:
+    """Registered before the rule (`clients create` refuses it now): asked for nothing in
+    particular, its token's `scope` says what it holds, without records:write."""
+    client_id, secret = "legacy-writer-62", "legacy-writer-secret"
+
+    async def register() -> None:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from auth import clients
+        from db.engine import async_url
+
+        engine = create_async_engine(async_url(demo_url))
+        async with engine.begin() as connection:
+            await clients.create(
+                connection,
+                client_id=client_id,
+                secret=secret,
+                name="Dinas lama",
+                org_kind="province",
+                jurisdiction="62",
+                purpose="legacy",
+                scopes=["aggregates:read"],
+            )
+            await connection.execute(
+                text("UPDATE oauth_clients SET scopes = :scopes WHERE client_id = :client_id"),
+                {"scopes": ["aggregates:read", "records:write"], "client_id": client_id},
+            )
+        await engine.dispose()
+
+    asyncio.run(register())
+    response = api.token_response(client_id, secret)
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "aggregates:read"
