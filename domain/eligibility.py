@@ -33,6 +33,10 @@ from domain.ruleset import (
 MSME = "msme"
 COOPERATIVE = "cooperative"
 COOP_STATUSES = ("active", "inactive", "dissolved")
+MAX_TENOR_MONTHS = 360
+"""Thirty years, past any productive loan a guarantee covers. The rule sets state no tenor limit
+of their own; without one, a tenor past what a decision stores (a smallint) was INTERNAL, and
+a guarantee's end (within the tenor) was unbounded."""
 
 
 class Verdict(StrEnum):
@@ -103,6 +107,11 @@ class EligibilityFacts:
         require(bool(self.product.strip()), "product", "must not be empty")
         require(self.loan_amount > 0, "loan_amount", "must be positive rupiah")
         require(self.tenor_months > 0, "tenor_months", "must be positive")
+        require(
+            self.tenor_months <= MAX_TENOR_MONTHS,
+            "tenor_months",
+            f"must be at most {MAX_TENOR_MONTHS} months",
+        )
         province = self.province_code
         require(province is None or is_province_code(province), "province_code", "2 digits")
         require(self.scale in (None, *SCALES), "scale", f"one of {SCALES}")

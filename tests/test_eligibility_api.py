@@ -188,6 +188,7 @@ def test_a_province_may_not_ask_for_decisions(api: Api) -> None:
         ({"nib": None}, "request.nib"),
         ({"product": "NO_SUCH_PRODUCT"}, "request.product"),
         ({"tenorMonths": 0}, "request.tenor_months"),
+        ({"tenorMonths": 40_000}, "request.tenor_months"),  # past its column: was INTERNAL
         ({"checkDate": "2999-01-01"}, "request.checkDate"),
         ({"attestation": {"maxCollectibility": 6}}, "request.attestation.max_collectibility"),
     ],
