@@ -118,6 +118,18 @@ class Tally:
 NOTHING_TALLIED = Tally(0, 0)
 
 
+def _indicator_cell(tally: Tally, own: Tally, own_exact: bool, measure: str = "") -> Cell:
+    """An indicator's records as the one cell of a figure table would hold them, so that
+    `publish` decides both alike: the others apart from the caller's `own`."""
+    others = tally.less(own)
+
+    def sums(part: Tally) -> dict[str, Summed]:
+        return {measure: part.summed or NOTHING_SUMMED} if measure else {}
+
+    mine = Own(own.count, own.key_sum, sums(own), exact=own_exact)
+    return Cell((), others.count, others.key_sum, sums(others), protected=True, own=mine)
+
+
 def indicator_count(
     tally: Tally,
     *,
@@ -126,20 +138,13 @@ def indicator_count(
     own: Tally = NOTHING_TALLIED,
     own_exact: bool = True,
 ) -> int | None:
-    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly).
-    `own`: the part of the records in the caller's jurisdiction, apart from the others as in a
-    figure cell (`publish`), exact when `own_exact`; each part perturbed on its own key, and
-    held to the threshold on its own."""
+    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly),
+    with the caller's `own` part apart from the others', exact when `own_exact`."""
     if perturbation is None:
         return tally.count
-    others = tally.less(own)
-    counted = perturbation.count(others.count, others.key_sum)
-    if hidden(others.count, counted, k):
-        return None
-    if own_exact:
-        return own.count + counted
-    own_counted = perturbation.count(own.count, own.key_sum)
-    return None if hidden(own.count, own_counted, k) else own_counted + counted
+    cell = _indicator_cell(tally, own, own_exact)
+    (shown,) = publish([cell], k=k, perturbation=perturbation)
+    return shown.count
 
 
 def indicator_total(
@@ -151,21 +156,15 @@ def indicator_total(
     own: Tally = NOTHING_TALLIED,
     own_exact: bool = True,
 ) -> int | None:
-    """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum."""
-    summed = tally.summed or NOTHING_SUMMED
+    """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum; 0
+    where no record has a value, as the exact sum is."""
     if perturbation is None:
-        return summed.total
-    counted = indicator_count(tally, k=k, perturbation=perturbation, own=own, own_exact=own_exact)
-    if counted is None:
+        return (tally.summed or NOTHING_SUMMED).total
+    cell = _indicator_cell(tally, own, own_exact, measure)
+    (shown,) = publish([cell], k=k, perturbation=perturbation)
+    if shown.suppressed:
         return None
-    others = tally.less(own)
-    rest, mine = others.summed or NOTHING_SUMMED, own.summed or NOTHING_SUMMED
-    own_total = (
-        mine.total
-        if own_exact
-        else perturbation.total(mine.total, mine.squares, own.key_sum, measure)
-    )
-    return own_total + perturbation.total(rest.total, rest.squares, others.key_sum, measure)
+    return shown.values[f"{measure}_sum"] or 0
 
 
 def indicator_share(
