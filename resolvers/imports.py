@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 from strawberry.types import Info
 
 from db.imports import Drafted, Mode, Report, import_msmes
 from domain.records import MsmeDraft
+from resolvers import calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
 from resolvers.writing import actor_of, needs_personal_data_scope
@@ -36,5 +36,5 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
             scope=info.context.policy.records,
             actor=actor_of(principal),
             mode=mode,
-            today=date.today(),
+            today=calendar.today(),
         )

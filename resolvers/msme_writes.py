@@ -20,7 +20,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import validate_rupiah
 from domain.records import CheckedMsme, MsmeDraft, check_msme, validate_year
 from domain.scale import Scale
-from resolvers import Node
+from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
 from resolvers.writing import (
@@ -89,7 +89,7 @@ async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str
             checked,
             actor_of(principal),
             cooperative_id=cooperative,
-            today=date.today(),
+            today=calendar.today(),
         )
     return _noted(info, created, checked)
 
@@ -121,7 +121,7 @@ async def update(
             actor=actor_of(principal),
             owner=checked.owner,
             owner_given=owner_given,
-            today=date.today(),
+            today=calendar.today(),
         )
     return _noted(info, written, checked)
 
@@ -185,7 +185,7 @@ async def report_scale(
     """New annual figures; the scale is recomputed and, when it changes, enters the history."""
     principal = info.context.principal
     key = record_key(raw_id, "id")
-    today = date.today()
+    today = calendar.today()
     try:
         validate_rupiah(annual_sales, field="report.annualSales")
         if capital is not None:

@@ -11,7 +11,7 @@ from strawberry.types import Info
 from db.writes import NotFound, StaleVersion, participations
 from domain.errors import InvalidValue
 from domain.records import validate_past_date, validate_text
-from resolvers import Node
+from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
 from resolvers.writing import actor_of, record_key, writing
@@ -32,7 +32,7 @@ def _checked_date(value: date | None, field: str) -> date | None:
     if value is None:
         return None
     try:
-        return validate_past_date(value, field=field, today=date.today())
+        return validate_past_date(value, field=field, today=calendar.today())
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
 

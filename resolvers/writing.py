@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from datetime import date
 from typing import Any
 
 from graphql import GraphQLError
@@ -19,6 +18,7 @@ from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_record_id
 from domain.records import Vocabulary, validate_place
+from resolvers import calendar
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.policy import AccessPolicy
@@ -94,7 +94,7 @@ async def check_region_first(
 
 
 async def rules(connection: AsyncConnection) -> Vocabulary:
-    return await vocabulary.load(connection, today=date.today())
+    return await vocabulary.load(connection, today=calendar.today())
 
 
 @asynccontextmanager

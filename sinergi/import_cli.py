@@ -17,7 +17,6 @@ import csv
 import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import validate_region_code
 from domain.personal import OWNER_FIELDS
 from domain.register_csv import column_name, draft_from_cells, missing_columns
+from resolvers import calendar
 from sinergi.database import prepared_url
 from sinergi.settings import Settings
 
@@ -128,7 +128,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         actor=writer.actor,
                         mode=Mode.ALL_OR_NOTHING if args.all_or_nothing else Mode.VALID_ROWS,
                         name=column_name,
-                        today=date.today(),
+                        today=calendar.today(),
                         progress=advance,
                     )
     except UnicodeDecodeError:
