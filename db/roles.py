@@ -71,10 +71,19 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "msme_rollup_province_year": CHANGE,
     "msme_rollup_regency": CHANGE,
     "msme_rollup_regency_kbli": CHANGE,
-    # Eligibility decisions and guarantees.
-    "eligibility_decisions": WRITE,  # a review records its verdict on the decision
-    "guarantees": WRITE,
-    "guarantee_status_changes": APPEND,
+    # Eligibility decisions and guarantees: what a check, a review, a guarantee and a status
+    # change write, column by column; the rest (times, ids, record keys) is the database's.
+    # Migration 0023's triggers add what a grant cannot say: a decision is reviewed once, only
+    # if it needs review, and a guarantee's status moves only with a row of its history.
+    "eligibility_decisions": "SELECT, INSERT (client_id, organisation, msme_id, cooperative_id,"
+    " subject_key, province_code, regency_code, loan_amount, tenor_months, product,"
+    " ruleset_version, check_date, facts, verdict, results, coverage_amount, estimated_fee),"
+    " UPDATE (reviewed_verdict, reviewer, review_reason, reviewed_by_client)",
+    "guarantees": "SELECT, INSERT (decision_id, guarantor_client_id, msme_id, cooperative_id,"
+    " province_code, regency_code, bank, amount, coverage_amount, starts_on, ends_on),"
+    " UPDATE (status)",  # a guarantee is recorded active; changing its status locks its row
+    "guarantee_status_changes": "SELECT, INSERT (guarantee_id, from_status, to_status,"
+    " effective_on, note, changed_by)",
     "guarantee_status_changes_id_seq": "USAGE",
     # Tokens and rate limits.
     "signing_keys": APPEND,  # the first start makes the first key; rotation is the CLI's

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -267,7 +267,8 @@ async def review(
     reviewer: str,
     reason: str,
 ) -> Record | None:
-    """Records a person's verdict on a NEEDS_REVIEW decision, once; None if there is none."""
+    """Records a person's verdict on a NEEDS_REVIEW decision, once; None if there is none. The
+    database stamps `reviewed_at` and refuses a second review (migration 0023)."""
     statement = (
         update(ELIGIBILITY_DECISIONS)
         .where(
@@ -283,7 +284,6 @@ async def review(
             reviewer=reviewer,
             review_reason=reason,
             reviewed_by_client=client_id,
-            reviewed_at=datetime.now(UTC),
         )
         .returning(ELIGIBILITY_DECISIONS)
     )
