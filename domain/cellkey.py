@@ -201,10 +201,11 @@ NOTHING_SUMMED = Summed(0, 0, 0)
 
 @dataclass(frozen=True, slots=True)
 class Own:
-    """The records of a cell in the caller's own jurisdiction, read apart from the others: how
-    many, their key sum and each summed measure. Published exactly when the caller may read
-    them (`exact`), else perturbed on a key of their own; either way the others' noise is keyed
-    on the others alone, which the caller cannot move."""
+    """The caller's own records of a cell (those it can move between cells: its jurisdiction's
+    registers, the guarantees it issued), read apart from the others: how many, their key sum
+    and each summed measure. Published exactly when the caller may read them (`exact`), else
+    perturbed on a key of their own; either way the others' noise is keyed on the others alone,
+    which the caller cannot move."""
 
     count: int = 0
     key_sum: int = 0
@@ -277,8 +278,8 @@ def perturbed_cell(
     own: Own = NOTHING_OWN,
 ) -> tuple[int, dict[str, int | None]]:
     """The published count of a cell, and as `exact_values` each sum and average: the records
-    outside the caller's jurisdiction (`count`, `key_sum`, `sums`) perturbed on their own key,
-    plus its `own`, exact or perturbed on theirs.
+    other than the caller's own (`count`, `key_sum`, `sums`) perturbed on their own key, plus
+    its `own`, exact or perturbed on theirs.
 
     Were the noise keyed on all the records of the cell, a caller that may write records could
     move its own in and out of a cell, draw the cell's noise afresh each time, subtract its own

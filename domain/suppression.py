@@ -36,8 +36,8 @@ Key = tuple[str | None, ...]
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """A cell's records outside the caller's jurisdiction (`count`, `key_sum`, `sums`) and,
-    apart, those inside it (`own`)."""
+    """A cell's records other than the caller's own (`count`, `key_sum`, `sums`) and, apart,
+    its own (`own`)."""
 
     key: Key
     count: int

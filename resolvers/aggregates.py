@@ -2,8 +2,8 @@
 control (domain/suppression.py: the cell-key method and the threshold k).
 
 This is the one place where every figure table is published, whichever path asked for it.
-Aggregates cover any jurisdiction (aggregates:read); what depends on the caller is only which
-records are exact: those inside a jurisdiction where it may read them.
+Aggregates cover any jurisdiction (aggregates:read); what depends on the caller is which records
+are its own, read apart from the others, and which of those are exact (resolvers/policy.py).
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def figures(
     averages: tuple[str, ...] = (),
 ) -> list[SimpleNamespace]:
     """Each row published as the caller may see it: exact where it may read every record behind
-    the cell, else the others' records perturbed and its own (a row's `readable`) exact or
-    perturbed apart."""
+    the cell, else the others' records perturbed and its own (a row's `own`) exact or perturbed
+    apart."""
     columns = [(name, f"{name}_n", f"{name}_sum", f"{name}_squares") for name in sums]
     own_exact = policy.reads_own_figures(records)
     cells = [
@@ -91,11 +91,11 @@ def figures(
             protected=not policy.sees_small_cells(cell_region(group_by, row.key, scope), records),
             own=(
                 NOTHING_OWN
-                if row.readable is None
+                if row.own is None
                 else Own(
-                    row.readable["count"],
-                    row.readable["key_sum"],
-                    _sums(row.readable, columns),
+                    row.own["count"],
+                    row.own["key_sum"],
+                    _sums(row.own, columns),
                     exact=own_exact,
                 )
             ),
@@ -122,15 +122,16 @@ async def grouped_figures(
     """`figures_of` says what to read for the dimensions it is given (a rollup or the records);
     `scope` is the region the filter restricts rows to (None: the whole country).
 
-    The caller's own records (`AccessPolicy.own_region`) are read apart, so that their part of
-    a cell never moves the others' noise; for that, `figures_of` is also asked for the
-    dimension of the caller's jurisdiction."""
+    The caller's own records (`AccessPolicy.own_figure_records`) are read apart, so that their
+    part of a cell never moves the others' noise; for the registers' rule, `figures_of` is also
+    asked for the dimension of the caller's jurisdiction."""
     group_by = checked_grouping(group_by)
-    own = context.policy.own_region
-    dimension = region_dimension(own)
+    policy = context.policy
+    dimension = region_dimension(policy.own_region)
     chosen = figures_of([*group_by, dimension] if dimension else group_by)
+    own = policy.own_figure_records(records, chosen)
     async with context.reads.connect() as connection:
-        rows = await aggregates.grouped(connection, chosen, group_by=group_by, readable=own)
+        rows = await aggregates.grouped(connection, chosen, group_by=group_by, own=own)
     return figures(
         rows,
         group_by,

@@ -13,9 +13,9 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
-- `own_region`, `reads_own_figures` and `sees_small_cells`, which records behind figures are
-  the caller's own, read apart from the others, and which of them it may read anyway, so that
-  they are exempt from disclosure control;
+- `own_figure_records` (with `own_region`), `reads_own_figures` and `sees_small_cells`, which
+  records behind figures are the caller's own, read apart from the others, and which of them it
+  may read anyway, so that they are exempt from disclosure control;
 - `figure_audience`, which callers may be handed the same figure table;
 - `audit_entry`, what the audit log records of the request.
 """
@@ -26,8 +26,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import ColumnElement
+
 from auth.principal import Principal
 from auth.scopes import Scope
+from db.queries import guarantees
+from db.queries.aggregates import Figures, inside_region
 from db.queries.scoping import NATIONAL, RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
@@ -73,35 +77,61 @@ class AccessPolicy:
 
     @property
     def own_region(self) -> str | None:
-        """The region whose records each figure cell (and indicator of a wider region) reads
-        apart from the others': the caller's jurisdiction, unless national. The others' noise is
-        then keyed on the others' records alone. The caller may move its own records in and out
-        of cells (with `records:write`, under any token its client is issued, narrowed ones
-        included), and a key it can move can be drawn again and averaged away; the others' it
-        cannot move."""
+        """The region whose registers' records are the caller's own (`own_figure_records`): its
+        jurisdiction, unless national. An indicator of a wider region reads them apart too."""
         jurisdiction = self.principal.jurisdiction
         return None if jurisdiction == NATIONAL else jurisdiction
 
+    def own_figure_records(
+        self, records: FigureRecords, figures: Figures
+    ) -> ColumnElement[bool] | None:
+        """Which rows of `figures` (a table of `records`) are the caller's own, read apart from
+        the others in every cell so that the others' noise is keyed on the others alone: those
+        it can move between cells at will, under any token its client is issued (narrowed ones
+        included). A key it can move can be drawn again and its noise averaged away.
+
+        - Registers: the records of its jurisdiction (`own_region`; `figures` must have that
+          region's dimension), which it may create, edit and move with `records:write`.
+        - Guarantees: those its client issued, whose status it changes and to which it adds new
+          ones. Not the guarantees of its jurisdiction: they hold every guarantor's of the
+          province, so each move of its own drew new noise on a part that holds a rival's, and
+          readings less its own known amounts gave the rival's single guarantee (a reviewer did
+          it in 15 readings). Keyed apart, another guarantor's guarantees are held to k alone.
+        """
+        if records == "guarantees":
+            return guarantees.issued_by(self.principal.client_id)
+        region = self.own_region
+        return None if region is None else inside_region(figures, region)
+
     def reads_own_figures(self, records: FigureRecords) -> bool:
-        """Whether the caller's own records behind figures of `records` are published exactly:
-        with `records:read`, for the registers. Not guarantees, which no jurisdiction's client
-        reads: a province shown them exactly would see one business's loan and whether it
-        defaulted."""
-        return records == "registers" and self.principal.has(Scope.RECORDS_READ)
+        """Whether the caller's own records (`own_figure_records`) are published exactly: the
+        registers' with `records:read`; the guarantees it issued with `guarantees:write`, which
+        recorded them and whose mutations hand them back. Otherwise they are perturbed on a key
+        of their own."""
+        if records == "guarantees":
+            return self.principal.has(Scope.GUARANTEES_WRITE)
+        return self.principal.has(Scope.RECORDS_READ)
 
     def sees_small_cells(self, region: str, records: FigureRecords = "registers") -> bool:
         """A figure cell about `region` is exempt from disclosure control when the caller may
-        read the records of that region anyway."""
-        return self.reads_own_figures(records) and self.records.covers(region)
+        read every record of that region anyway: registers' records, with `records:read`,
+        inside its jurisdiction. Never guarantees: a guarantee cell holds other guarantors'
+        guarantees, whatever its region."""
+        return (
+            records == "registers"
+            and self.reads_own_figures(records)
+            and self.records.covers(region)
+        )
 
     @property
-    def figure_audience(self) -> tuple[frozenset[Scope], str | None]:
+    def figure_audience(self) -> tuple[frozenset[Scope], str | None, str]:
         """What decides a figure table the caller is shown: every scope its token carries (a
-        field it does not cover answers FORBIDDEN; with `records:read` its own records are
-        exact) and its own region (`own_region`: which records each cell reads apart). Callers
-        alike in it may be handed the same table (schema/figure_cache.py); any other caller
-        may not."""
-        return self.principal.scopes, self.own_region
+        field it does not cover answers FORBIDDEN; `records:read` and `guarantees:write` make
+        its own records exact), its own region and its client (`own_figure_records`: which
+        records each cell reads apart, the guarantees its client issued among them). Tokens
+        alike in it may be handed the same table (schema/figure_cache.py); any other may not,
+        so no client is handed a guarantee table made for another guarantor."""
+        return self.principal.scopes, self.own_region, self.principal.client_id
 
     def audit_entry(
         self,

@@ -7,9 +7,11 @@ that wrote within the read-your-writes window is never served from here, so it s
 writes at once. An entry is keyed by everything its table depends on: the document, operation
 and variables, and what the table depends on of the caller (the access policy's
 `figure_audience`: its scopes, which decide the fields that answer and whether its own records
-are exact, and its own region, whose records each cell reads apart), so no caller is ever
-handed a table made for another. Since the cell-key noise depends only on the records, a table
-served from here holds the very values a fresh computation gives.
+are exact, and its own region and client, which decide the records each cell reads apart: its
+jurisdiction's, the guarantees it issued), so no caller is ever handed a table made for
+another, and tables are shared only among one client's tokens. Since the cell-key noise
+depends only on the records, a table served from here holds the very values a fresh
+computation gives.
 
 Memory is bounded by cells, not entries: a grouping by regency, KBLI section, scale and status
 has tens of thousands of cells, so such a table is not kept at all, and the oldest tables make

@@ -234,12 +234,12 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
 
 @dataclass(frozen=True, slots=True)
 class GroupRow:
-    """A cell: its key and measures and, when `grouped` was told which records the caller may
-    read, those records' measures apart (`readable`; `measures` then holds the others')."""
+    """A cell: its key and measures and, when `grouped` was told which records are the caller's
+    own, those records' measures apart (`own`; `measures` then holds the others')."""
 
     key: tuple[str | None, ...]
     measures: dict[str, Any]
-    readable: dict[str, Any] | None = None
+    own: dict[str, Any] | None = None
 
 
 def _as_key(value: Any) -> str:
@@ -250,27 +250,30 @@ def _as_key(value: Any) -> str:
     return str(value)
 
 
+def inside_region(figures: Figures, region: str) -> ColumnElement[bool]:
+    """The rows of `figures` in `region`, which must be among its dimensions (`region_dimension`
+    names the one it needs)."""
+    return figures.dimensions[str(region_dimension(region))] == region
+
+
 async def grouped(
     connection: AsyncConnection,
     figures: Figures,
     *,
     group_by: Sequence[str],
-    readable: str | None = None,
+    own: ColumnElement[bool] | None = None,
 ) -> list[GroupRow]:
     """One statement: every combination of `group_by` totals (CUBE), filtered by `where`.
 
-    `readable`: a region whose records the caller may read; each cell's measures then come in
-    two parts, its records inside the region and the others (grouped by that too), for
-    disclosure control to perturb only the others. `figures` must have the region's dimension
-    (`region_dimension`).
+    `own`: which of the rows are the caller's own (resolvers/policy.py decides), over the
+    columns of `figures`; each cell's measures then come in two parts, those rows and the others
+    (grouped by the condition too, NULL counting as false), for disclosure control to key each
+    part's noise on its own records.
     """
     measures = figures.measures
     chosen = [figures.dimensions[name] for name in group_by]
     flags = [func.grouping(expression) for expression in chosen]
-    inside = None
-    if readable is not None:
-        dimension = figures.dimensions[str(region_dimension(readable))]
-        inside = func.coalesce(dimension == readable, False)
+    inside = None if own is None else func.coalesce(own, False)
     grouping: list[ColumnElement[Any]] = [func.cube(*chosen)] if chosen else []
     if inside is not None:
         grouping.append(inside)
@@ -300,7 +303,7 @@ async def grouped(
         cell = cells.setdefault(
             key, GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
         )
-        target = cell.readable if row[2 * width] else cell.measures
+        target = cell.own if row[2 * width] else cell.measures
         assert target is not None
         target.update(values)
     if inside is not None and not cells:

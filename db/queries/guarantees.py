@@ -48,6 +48,11 @@ def figures(region: str) -> Figures:
     )
 
 
+def issued_by(client_id: str) -> ColumnElement[bool]:
+    """The guarantees the client `client_id` recorded, whatever their region."""
+    return GUARANTEES.c.guarantor_client_id == client_id
+
+
 async def set_equity(
     connection: AsyncConnection, client_id: str, equity: int, gearing_limit: Decimal
 ) -> None:
@@ -73,7 +78,7 @@ async def lock_guarantor(connection: AsyncConnection, client_id: str) -> Record 
 
 async def outstanding_cover(connection: AsyncConnection, client_id: str) -> int:
     statement = select(func.coalesce(func.sum(GUARANTEES.c.coverage_amount), 0)).where(
-        GUARANTEES.c.guarantor_client_id == client_id, GUARANTEES.c.status.in_(OUTSTANDING)
+        issued_by(client_id), GUARANTEES.c.status.in_(OUTSTANDING)
     )
     return int((await connection.execute(statement)).scalar_one())
 
@@ -122,7 +127,7 @@ async def guarantee_for_update(
 ) -> Record | None:
     statement = (
         select(GUARANTEES)
-        .where(GUARANTEES.c.id == guarantee_id, GUARANTEES.c.guarantor_client_id == client_id)
+        .where(GUARANTEES.c.id == guarantee_id, issued_by(client_id))
         .with_for_update()
     )
     return (await connection.execute(statement)).first()

@@ -1,0 +1,175 @@
+"""A credit guarantor attacks another guarantor's guarantee in its own province, as a province
+attacks other provinces' businesses in tests/test_disclosure_churn.py: it knows its own
+guarantees exactly, and it can move them between cells at will (a status change, a new
+guarantee). Were its own part of a cell the province's guarantees, that part would hold the
+rival's too, each move would draw its noise afresh, and the readings less its own amounts would
+give the rival's loan (a reviewer did it to 0.1 % in 15 readings). Its own part is the
+guarantees its client issued, and every other guarantee is held to the threshold on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auth import clients
+from db.engine import async_url
+from db.queries import guarantees
+from sinergi.demo_mode import DEMO_SECRET
+from sinergi.settings import Settings
+from tests.support.demo_data import load_demo
+from tests.support.http import Api, served
+from tests.test_eligibility_api import (
+    CHECK,
+    FULL_ATTESTATION,
+    JAMKRIDA,
+    RECORD,
+    _decision,
+    _guarantee,
+    _request,
+)
+
+RIVAL = "uji-jamkrida-lain"
+"""A second guarantor of Kalimantan Tengah, the attacker; PT Jamkrida Kalteng is its victim."""
+FIGURES = """{ guaranteeFigures(groupBy: [STATUS], region: "62") {
+  key { value } suppressed count amountSum coverageSum } }"""
+STATUS = """mutation($id: ID!, $status: GuaranteeStatus!) {
+  changeGuaranteeStatus(guaranteeId: $id, status: $status, effectiveOn: "2026-10-01") { status }
+}"""
+SECRET_LOAN = 47_300_000
+
+
+@pytest.fixture(scope="module")
+def database(module_reference_url: str) -> str:
+    """Demo businesses and clients, and the rival guarantor with its equity registered."""
+    load_demo(module_reference_url, msmes=200, seed=7)
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(module_reference_url))
+        try:
+            async with engine.begin() as connection:
+                await clients.create(
+                    connection,
+                    client_id=RIVAL,
+                    secret=DEMO_SECRET,
+                    name="PT Penjaminan Uji",
+                    org_kind="bumd",
+                    jurisdiction="62",
+                    scopes=None,
+                    purpose="testing",
+                )
+                await guarantees.set_equity(connection, RIVAL, 50_000_000_000, Decimal(20))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(register())
+    return module_reference_url
+
+
+@pytest.fixture(scope="module")
+def api(database: str) -> Iterator[Api]:
+    """No figure cache: each table is computed afresh from the guarantees as they are."""
+    with served(database, Settings(rate_limit=1_000_000, figures_cache_seconds=0)) as served_api:
+        yield served_api
+
+
+def _candidates(url: str) -> list[str]:
+    """Kalteng demo MSMEs that pass the registry's rules, as tests/test_eligibility_api.py
+    finds them."""
+
+    async def find() -> list[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            rows = await connection.fetch(
+                "SELECT m.nib FROM msmes m JOIN msme_owners o ON o.msme_id = m.id "
+                "WHERE m.province_code = '62' AND m.established_on < '2025-01-01' "
+                "AND m.scale <> 'large' AND NOT EXISTS "
+                "(SELECT 1 FROM guarantees g WHERE g.msme_id = m.id) ORDER BY m.id"
+            )
+            return [str(row["nib"]) for row in rows]
+        finally:
+            await connection.close()
+
+    return asyncio.run(find())
+
+
+def _guarantees(api: Api, url: str, client_id: str, amounts: list[int]) -> list[dict[str, Any]]:
+    """One guarantee of `client_id` per amount, each on a business no guarantee covers yet."""
+    recorded: list[dict[str, Any]] = []
+    for nib in _candidates(url):
+        if len(recorded) == len(amounts):
+            break
+        request = _request({"nib": nib}, amounts[len(recorded)], 24, **FULL_ATTESTATION)
+        decision = _decision(api.graphql(CHECK, client_id, {"request": request}))
+        if decision["verdict"] != "ELIGIBLE":
+            continue
+        answer = api.graphql(RECORD, client_id, _guarantee(decision["id"]))
+        assert "errors" not in answer, answer
+        recorded.append(answer["data"]["recordGuarantee"])
+    assert len(recorded) == len(amounts), "not enough eligible demo businesses"
+    return recorded
+
+
+def _table(api: Api, token: str) -> dict[str | None, dict[str, Any]]:
+    answer = api.post({"query": FIGURES}, token).json()
+    assert "errors" not in answer, answer
+    return {cell["key"][0]["value"]: cell for cell in answer["data"]["guaranteeFigures"]}
+
+
+def test_moving_its_own_guarantees_never_shows_a_rivals_lone_guarantee(
+    api: Api, database: str
+) -> None:
+    """The victim's one ACTIVE guarantee; the attacker's six, flipped between ACTIVE and CLAIMED
+    one at a time. Every cell holding the victim's guarantee stays hidden, under the attacker's
+    full token and a narrowed one, however many of its own guarantees share the cell; a cell of
+    its own guarantees alone is exact, with `guarantees:write`, so what it would subtract is
+    exactly what it knows, and nothing is left over to learn."""
+    (secret,) = _guarantees(api, database, JAMKRIDA, [SECRET_LOAN])
+    amounts = [10_000_000 + n * 1_000_000 for n in range(6)]
+    mine = _guarantees(api, database, RIVAL, amounts)
+    status = {guarantee["id"]: "ACTIVE" for guarantee in mine}
+    amount = {guarantee["id"]: int(guarantee["amount"]) for guarantee in mine}
+    full, narrowed = api.token(RIVAL), api.token(RIVAL, scope="aggregates:read")
+    assert secret["status"] == "ACTIVE"
+    for move in range(12):
+        for token in (full, narrowed):
+            table = _table(api, token)
+            for key in ("active", None):  # the victim's guarantee's cell, and the total
+                cell = table[key]
+                assert cell["suppressed"], (move, token == full, cell)
+                assert (cell["count"], cell["amountSum"], cell["coverageSum"]) == (None,) * 3
+        claimed = [id for id, now in status.items() if now == "CLAIMED"]
+        if claimed:  # the attacker's own alone: exact, as its mutations handed them back
+            own = _table(api, full)["claimed"]
+            assert (own["suppressed"], own["count"]) == (False, len(claimed))
+            assert int(own["amountSum"]) == sum(amount[id] for id in claimed)
+            # Without guarantees:write, perturbed on their own key (a sum's noise is never 0).
+            own = _table(api, narrowed)["claimed"]
+            assert own["suppressed"] or int(own["amountSum"]) != sum(amount[i] for i in claimed)
+        flipped = mine[move % len(mine)]["id"]
+        status[flipped] = "CLAIMED" if status[flipped] == "ACTIVE" else "ACTIVE"
+        answer = api.graphql(STATUS, RIVAL, {"id": flipped, "status": status[flipped]})
+        assert "errors" not in answer, answer
+
+
+def test_two_guarantors_are_never_handed_each_others_cached_table(database: str) -> None:
+    """A table is cached for the victim, whose lone PAID_OFF guarantee it sees exactly (its
+    own); the attacker asking for the same document at once gets its own table, where that
+    cell is hidden: the victim's table would hand it the rival's loan."""
+    settings = Settings(rate_limit=1_000_000, figures_cache_seconds=60, read_your_writes_seconds=0)
+    with served(database, settings) as cached:
+        (paid,) = _guarantees(cached, database, JAMKRIDA, [SECRET_LOAN + 1_000_000])
+        answer = cached.graphql(STATUS, JAMKRIDA, {"id": paid["id"], "status": "PAID_OFF"})
+        assert "errors" not in answer, answer
+        victims = _table(cached, cached.token(JAMKRIDA))["paid_off"]
+        assert (victims["suppressed"], victims["count"]) == (False, 1)
+        assert int(victims["amountSum"]) == SECRET_LOAN + 1_000_000
+        attackers = _table(cached, cached.token(RIVAL))["paid_off"]
+        assert attackers["suppressed"]
+        assert (attackers["count"], attackers["amountSum"]) == (None, None)
