@@ -29,7 +29,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
         needs_personal_data_scope(info.context.policy, "rows.owner")
     rows: list[Drafted] = [(number, draft) for number, draft in enumerate(drafts, start=1)]
     async with info.context.transaction() as connection:
-        return await import_msmes(
+        report = await import_msmes(
             connection,
             rows,
             total=len(rows),
@@ -38,3 +38,18 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
             mode=mode,
             today=calendar.today(),
         )
+    _note_owners(info.context, rows, report)
+    return report
+
+
+def _note_owners(context: Context, rows: Sequence[Drafted], report: Report) -> None:
+    """The owners an applied import wrote or compared are its data subjects in the audit log,
+    as `createMsme`'s and `updateMsme`'s are: a row's `unchanged` tells the caller that the owner
+    it sent is the one on record, so a guessed NIK or phone is confirmed, and that is personal
+    data handed out. Rows refused are not: nothing of them was compared."""
+    if not report.applied:
+        return
+    refused = {error.row for error in report.errors}
+    for number, draft in rows:
+        if isinstance(draft, MsmeDraft) and draft.owner is not None and number not in refused:
+            context.accesses.personal_data_of(draft.owner.nik.strip())

@@ -477,3 +477,40 @@ async def test_owner_columns_need_pii_read_and_never_enter_the_history(
     ]
     assert history[1][3] == {}
     assert "6271995204880001" not in str(history)
+
+
+async def _subjects_of_latest_entry(engine: AsyncEngine, client_id: str) -> list[str]:
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text(
+                "SELECT subjects FROM audit_log WHERE client_id = :client ORDER BY seq DESC LIMIT 1"
+            ),
+            {"client": client_id},
+        )
+        return list(found.scalar_one())
+
+
+async def test_an_import_that_compares_an_owner_names_the_owner_in_the_audit_log(
+    engine: AsyncEngine,
+) -> None:
+    """A row reported `unchanged` confirms that the owner sent is the one on record: a guessed
+    NIK or phone, confirmed without a trace, unless the owner is a subject of the entry."""
+    owner = {"nik": "6271995204880003", "fullName": "Sri Tebakan", "phone": "+6281200000777"}
+    rows = [row("7772000000001", owner=owner)]
+    created = (await do_import(engine, rows, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert created["created"] == 1
+    assert await _subjects_of_latest_entry(engine, KALTENG_PII.client_id) == [owner["nik"]]
+
+    guessed = (await do_import(engine, rows, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (guessed["updated"], guessed["unchanged"]) == (0, 1)
+    assert await _subjects_of_latest_entry(engine, KALTENG_PII.client_id) == [owner["nik"]]
+
+    # A refused row compared nothing: beside a good row, its owner is no subject.
+    refused_owner = {"nik": "6271995204880004", "fullName": "Sri Ditolak"}
+    mixed = [
+        row("7772000000002", owner=refused_owner, region="61.71", district=None),
+        row("7772000000001", owner=owner),
+    ]
+    report = (await do_import(engine, mixed, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (report["rejected"], report["unchanged"]) == (1, 1)
+    assert await _subjects_of_latest_entry(engine, KALTENG_PII.client_id) == [owner["nik"]]
