@@ -18,7 +18,7 @@ import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -94,7 +94,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
         async with engine.connect() as connection:
             writer = await _writer(connection, args)
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = _records(handle, path)
             header = [column.strip().lower() for column in next(reader, [])]
             missing = missing_columns(header)
             if missing:
@@ -173,6 +173,20 @@ def _count_rows(path: Path) -> int:
     """Lines after the header: the progress bar's length (exact unless cells span lines)."""
     with path.open("rb") as handle:
         return max(sum(1 for _ in handle) - 1, 0)
+
+
+def _records(handle: TextIO, path: Path) -> Iterator[list[str]]:
+    """The file's records; a malformed one (a cell over csv's field limit, say) makes the whole
+    file unusable, as a wrong encoding does: exit status 1 promises the valid rows were written,
+    and past a line csv cannot read there is no telling which rows those are. Raised mid-import,
+    the caller's transaction rolls back, so nothing is written."""
+    reader = csv.reader(handle)
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise UnusableInput(
+            f"{path}: line {reader.line_num} is not readable as CSV ({error}); fix it and retry"
+        ) from None
 
 
 def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]:

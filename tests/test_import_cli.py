@@ -176,6 +176,30 @@ def test_a_file_that_is_not_utf8_is_refused_whole_with_a_clear_message(
     assert state(reference_url, "7769") == before
 
 
+def test_a_line_that_is_not_valid_csv_is_refused_whole_naming_the_line(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """A good row, then one whose ignored `notes` cell is over csv's field limit: exit 1 would
+    say the good row was written, so the file is refused whole (2) and the good row rolled back."""
+    big = tmp_path / "big.csv"
+    big.write_text(
+        HEADER.rstrip("\n")
+        + ",notes\n"
+        + "7772000000001,Toko Baik,47112,62.71,,,,,,,ok\n"
+        + "7772000000002,Toko Catatan,47112,62.71,,,,,,,"
+        + "x" * 200_000
+        + "\n",
+        encoding="utf-8",
+    )
+    for mode in ((), ("--all-or-nothing",)):
+        result = sinergi(reference_url, str(big), "--jurisdiction", "62", *mode)
+        assert result.returncode == 2, result.stdout + result.stderr
+        message = " ".join(result.stdout.split())
+        assert "line 3 is not readable as CSV (field larger than field limit" in message
+        assert "Traceback" not in result.stdout + result.stderr
+        assert state(reference_url, "7772") == [[], [], []]
+
+
 def _generated(path: Path, prefix: str, rows: int) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write(HEADER)
