@@ -6,12 +6,18 @@ transaction, so a sync stopped at any point resumes where it stopped and never a
 twice. A first sync reads the whole register (the feed begins with every record), later ones
 only what changed. When the feed refuses the copy's cursor because it was compacted past it,
 that kind's copy is emptied and filled again from the start.
+
+The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
+only, and the client's secret travels over https (plain http only to this machine).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import sqlite3
+import stat
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -39,10 +45,15 @@ class SyncError(Exception):
     """The server refused a page; the copy stays at its last applied cursor."""
 
 
+class ExposedCopy(Exception):
+    """The copy's file is open to its group or others; it holds owners' personal data."""
+
+
 class LocalCopy:
     """The SQLite file: `records (kind, id, record)` and `cursors (kind, cursor)`."""
 
     def __init__(self, path: Path | str) -> None:
+        _private(Path(path))
         self.db = sqlite3.connect(path)
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL,"
@@ -93,6 +104,45 @@ class LocalCopy:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _private(path: Path) -> None:
+    """The copy holds owners' personal data (NIK, name, phone): a new one is made readable by its
+    owner only, before SQLite opens it (which would make it 0644 under the usual umask; its
+    journal takes the file's mode). An existing copy open to others is refused, not tightened:
+    its mode may be deliberate (a group's reporting job reads it), which a chmod would break
+    silently, and whether its exposure so far matters is the operator's call."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ExposedCopy(
+                f"{path} is open to its group or others (mode {mode:o}) and holds owners' "
+                f"personal data: restrict it (chmod 600 {path}) or sync into a new file"
+            ) from None
+
+
+def _cleartext_refusal(url: str) -> str | None:
+    """Why `url` may not carry the client's secret, or None: plain http only reaches a server on
+    this machine (a development one), since the secret and the records would cross the network
+    readable by anyone on the path."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    if parts.scheme != "http":
+        return f"{url}: not an http(s) URL"
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        loopback = False
+    if loopback:
+        return None
+    return (
+        f"{url}: plain http would send the client's secret and owners' personal data "
+        "unencrypted; use https (http only to this machine: localhost, 127.0.0.0/8, ::1)"
+    )
 
 
 @dataclass
@@ -201,8 +251,16 @@ def _sync(args: Any, settings: Any) -> int:
     if unknown:
         print(f"sinergi sync: unknown feed {', '.join(unknown)}")
         return 2
+    refusal = _cleartext_refusal(args.url)
+    if refusal is not None:
+        print(f"sinergi sync: {refusal}")
+        return 2
     secret = args.secret_file.read_text().strip()
-    copy = LocalCopy(args.copy)
+    try:
+        copy = LocalCopy(args.copy)
+    except ExposedCopy as error:
+        print(f"sinergi sync: {error}")
+        return 2
     try:
         applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
     except (SyncError, OSError) as error:

@@ -1,0 +1,111 @@
+"""`sinergi sync` guarding what it handles: the copy holds owners' personal data (NIK, name,
+phone), so it is made readable by its owner only and an existing one open to others is refused;
+the client's secret and the records travel only over https, or plain http to this machine.
+Each refusal comes before the secret is read or the server is asked (no server runs here: a
+URL that gets past the checks finds a closed port and exits 1)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SECRET = "sinergi-demo-secret"
+
+
+def sinergi_sync(copy: Path, url: str, secret_file: Path) -> subprocess.CompletedProcess[str]:
+    """The command as an operator runs it, under the usual umask (022: new files world-readable)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "sync", str(copy), "--url", url,
+         "--client-id", "demo-province-62", "--secret-file", str(secret_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        umask=0o022,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secret.txt"
+    path.write_text(SECRET)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port bound but not listening: a connection to it is refused."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sinergi.example",
+        "http://10.0.0.5:8000",
+        "http://[fe80::1]:8000",
+        "http://127.0.0.1.sinergi.example",
+        "http://localhost.sinergi.example:8000",
+        "ftp://127.0.0.1/",
+    ],
+)
+def test_plain_http_beyond_this_machine_is_refused_before_the_secret_is_read(
+    tmp_path: Path, url: str
+) -> None:
+    copy = tmp_path / "copy.sqlite"
+    result = sinergi_sync(copy, url, tmp_path / "no-such-secret.txt")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert url in result.stdout
+    if url.startswith("http:"):
+        assert "use https" in result.stdout
+    assert not copy.exists()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost"])
+def test_plain_http_to_this_machine_is_accepted_and_a_new_copy_is_its_owners_only(
+    tmp_path: Path, secret_file: Path, closed_port: int, host: str
+) -> None:
+    copy = tmp_path / "copy.sqlite"
+    result = sinergi_sync(copy, f"http://{host}:{closed_port}", secret_file)
+    assert result.returncode == 1, result.stdout + result.stderr  # past the checks: no server
+    assert "refused" in result.stdout.lower()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620], ids=lambda mode: f"{mode:o}")
+def test_an_existing_copy_open_to_others_is_refused_and_left_as_it_is(
+    tmp_path: Path, secret_file: Path, closed_port: int, mode: int
+) -> None:
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(b"")
+    copy.chmod(mode)
+    result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
+    assert result.returncode == 2, result.stdout + result.stderr  # 1 would mean it was used
+    message = " ".join(result.stdout.split())
+    assert f"(mode {mode:o})" in message
+    assert "chmod 600" in message
+    assert stat.S_IMODE(copy.stat().st_mode) == mode
+    assert copy.read_bytes() == b""
+
+
+def test_an_existing_private_copy_is_used(
+    tmp_path: Path, secret_file: Path, closed_port: int
+) -> None:
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(b"")
+    copy.chmod(0o600)
+    result = sinergi_sync(copy, f"http://[::1]:{closed_port}", secret_file)
+    assert result.returncode == 1, result.stdout + result.stderr  # past the checks: no server
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert os.path.getsize(copy) > 0  # SQLite made its tables in it
