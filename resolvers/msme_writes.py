@@ -56,17 +56,27 @@ async def _checked(
 
 
 async def _cooperative(
-    connection: AsyncConnection, info: Info[Context, Any], raw: str | None, field: str
+    connection: AsyncConnection,
+    info: Info[Context, Any],
+    raw: str | None,
+    field: str,
+    *,
+    member_of: int | None = None,
 ) -> int | None:
-    """A member MSME's cooperative must be one the writer can see."""
+    """A member MSME's cooperative must be one the writer can see, and not dissolved: a dissolved
+    cooperative has ceased to exist in law and takes no members (an inactive one may revive, so
+    it still may). `member_of`, the cooperative the MSME is in already, stays given even once
+    dissolved: a client resending it with other changes joins nothing."""
     if raw is None:
         return None
     key = record_key(raw, field)
     scope = info.context.policy.records
     try:
-        await locked(connection, COOPERATIVES, key, scope.rows(COOPERATIVES))
+        cooperative = await locked(connection, COOPERATIVES, key, scope.rows(COOPERATIVES))
     except LookupError:
         raise bad_input(field, "no such cooperative in your jurisdiction") from None
+    if cooperative.status == "dissolved" and key != member_of:
+        raise bad_input(field, "the cooperative is dissolved; it takes no members")
     return key
 
 
@@ -111,7 +121,11 @@ async def update(
         cooperative = current.cooperative_id
         if "cooperative_id" in patch:
             cooperative = await _cooperative(
-                connection, info, patch["cooperative_id"], "changes.cooperativeId"
+                connection,
+                info,
+                patch["cooperative_id"],
+                "changes.cooperativeId",
+                member_of=current.cooperative_id,
             )
         written = await msmes.update(
             connection,

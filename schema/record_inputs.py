@@ -53,7 +53,7 @@ class MsmeImportRow:
 @strawberry.input(description="A new MSME in your jurisdiction.")
 class CreateMsmeInput(MsmeImportRow):
     cooperative_id: strawberry.ID | None = strawberry.field(
-        default=None, description="The cooperative it is a member of."
+        default=None, description="The cooperative it is a member of; not a dissolved one."
     )
 
 
@@ -69,7 +69,10 @@ class MsmeChanges:
     turnover_year: int | None = UNSET
     employees: int | None = UNSET
     scale: Scale | None = UNSET
-    cooperative_id: strawberry.ID | None = UNSET
+    cooperative_id: strawberry.ID | None = strawberry.field(
+        default=UNSET,
+        description="The cooperative it is a member of; a dissolved one only if it is already.",
+    )
     owner: OwnerInput | None = strawberry.field(
         default=UNSET, description="Replaces the owner; null erases the owner's personal data."
     )

@@ -1,6 +1,6 @@
 """Deactivation and reactivation over HTTP with the demo clients' real tokens: a deactivation can
 be undone by whoever may write the record, and the record's history and the change feed say so;
-a dissolved cooperative's status is not the API's to change."""
+a dissolved cooperative's status is not the API's to change, nor does it take new members."""
 
 from __future__ import annotations
 
@@ -285,3 +285,110 @@ def test_a_dissolved_cooperative_is_not_reactivated(api: Api, url: str) -> None:
     read = read_cooperative(api, created)
     assert (read["status"], read["version"]) == ("DISSOLVED", 1)
     assert [change["operation"] for change in read["changes"]] == ["create"]
+
+
+CREATE_MEMBER = """
+mutation($input: CreateMsmeInput!) {
+  createMsme(input: $input) { id version nib cooperative { id } }
+}
+"""
+UPDATE_MSME = """
+mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) {
+    name version cooperative { id }
+  }
+}
+"""
+MEMBERSHIP = """
+query($nib: String!) { msme(nib: $nib) { name version cooperative { id } } }
+"""
+
+
+def member(nib: str, cooperative_id: str) -> dict[str, Any]:
+    return {
+        "nib": nib,
+        "name": "Usaha Anggota",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "capital": "150000000",
+        "cooperativeId": cooperative_id,
+    }
+
+
+def membership(api: Api, nib: str) -> dict[str, Any] | None:
+    answer = api.graphql(MEMBERSHIP, KALTENG, {"nib": nib})
+    assert "errors" not in answer, answer
+    return answer["data"]["msme"]  # type: ignore[no-any-return]
+
+
+def test_a_dissolved_cooperative_takes_no_new_member_created_or_moved_in(
+    api: Api, url: str
+) -> None:
+    dissolved = create_cooperative(api, 6)
+    sql(url, "UPDATE cooperatives SET status = 'dissolved' WHERE id = $1", int(dissolved["id"]))
+
+    nib = "7780000000006"
+    answer = api.graphql(CREATE_MEMBER, KALTENG, {"input": member(nib, dissolved["id"])})
+    error = error_of(answer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.cooperativeId"}
+    assert "dissolved" in error["message"]
+    assert answer["data"] == {"createMsme": None}
+    assert membership(api, nib) is None
+
+    outside = create_msme(api, "7780000000007")
+    changes = {"name": "Usaha Pindah", "cooperativeId": dissolved["id"]}
+    answer = api.graphql(
+        UPDATE_MSME, KALTENG, {"id": outside["id"], "version": 1, "changes": changes}
+    )
+    error = error_of(answer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "changes.cooperativeId"}
+    assert answer["data"] == {"updateMsme": None}
+    assert membership(api, "7780000000007") == {
+        "name": "Usaha Uji Aktif",
+        "version": 1,
+        "cooperative": None,
+    }
+
+
+def test_an_inactive_cooperative_takes_members_and_a_dissolved_one_keeps_its_own(
+    api: Api, url: str
+) -> None:
+    """Inactive may revive, so it may take members. A member whose cooperative is dissolved later
+    stays one: resending its cooperativeId with other changes joins nothing, so is not refused."""
+    cooperative = create_cooperative(api, 7)
+    off = api.graphql(DEACTIVATE_COOPERATIVE, KALTENG, {"id": cooperative["id"], "version": 1})
+    assert off["data"]["deactivateCooperative"]["status"] == "INACTIVE", off
+    answer = api.graphql(
+        CREATE_MEMBER, KALTENG, {"input": member("7780000000008", cooperative["id"])}
+    )
+    assert "errors" not in answer, answer
+    created = answer["data"]["createMsme"]
+    assert created["cooperative"] == {"id": cooperative["id"]}
+
+    sql(url, "UPDATE cooperatives SET status = 'dissolved' WHERE id = $1", int(cooperative["id"]))
+    changes = {"name": "Usaha Anggota Lama", "cooperativeId": cooperative["id"]}
+    kept = api.graphql(
+        UPDATE_MSME, KALTENG, {"id": created["id"], "version": 1, "changes": changes}
+    )
+    assert "errors" not in kept, kept
+    assert kept["data"]["updateMsme"] == {
+        "name": "Usaha Anggota Lama",
+        "version": 2,
+        "cooperative": {"id": cooperative["id"]},
+    }
+    left = api.graphql(
+        UPDATE_MSME,
+        KALTENG,
+        {"id": created["id"], "version": 2, "changes": {"cooperativeId": None}},
+    )
+    assert "errors" not in left, left
+    assert left["data"]["updateMsme"]["cooperative"] is None
+    back = api.graphql(
+        UPDATE_MSME,
+        KALTENG,
+        {"id": created["id"], "version": 3, "changes": {"cooperativeId": cooperative["id"]}},
+    )
+    assert error_of(back)["extensions"] == {
+        "code": "BAD_USER_INPUT",
+        "field": "changes.cooperativeId",
+    }
