@@ -5,8 +5,9 @@ Through SQLAlchemy's async layer a statement costs some 90 µs of CPU more than 
 request makes, a quarter of a request that does nothing else. A statement run here is compiled
 once, keeps SQLAlchemy's pooled connection, and is announced to SQLAlchemy's engine events like
 any other, so statement counts (tests/support/statements.py) and SQL spans (sinergi/tracing.py)
-see it. A failure reaches the caller as SQLAlchemy would raise it, and a connection that an
-outage broke is invalidated, as SQLAlchemy invalidates its own.
+see it. A failure reaches the caller as SQLAlchemy would raise it (its parameters hidden when
+the engine hides them), and a connection that an outage broke is invalidated, as SQLAlchemy
+invalidates its own.
 
 A statement that needs no other on its connection takes it with `check_out`: checking out and
 returning SQLAlchemy's Connection (its isolation level set and reset, its events) costs another
@@ -163,7 +164,10 @@ async def _run(
         broken = not isinstance(error, asyncpg.PostgresError) or is_unavailable(error)
         if broken:
             await _invalidate(connection, error)
-        raise exc.DBAPIError(sql, arguments, error, connection_invalidated=broken) from error
+        hidden = events.engine.hide_parameters
+        raise exc.DBAPIError(
+            sql, arguments, error, hide_parameters=hidden, connection_invalidated=broken
+        ) from error
     finally:
         for listener in events.dispatch.after_cursor_execute:
             listener(events, None, sql, arguments, executed, False)

@@ -17,7 +17,8 @@ from enum import Enum
 import strawberry
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import StreamExecutionResult
 
 from db.errors import is_unavailable
 from resolvers.errors import ErrorCode
@@ -129,6 +130,15 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = coded(result.errors, self.execution_context.graphql_document)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result a WebSocket sends (a subscription's `next`, or its refusal) is coded
+        before it goes, as an HTTP answer is: `on_operation` runs only once the stream has
+        ended, so a delivery failing mid-stream (its audit write timing out) went out as the
+        exception's text, the statement and its parameters with it."""
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = coded(result.errors, self.execution_context.graphql_document)
+        yield
 
 
 class CodedParserCache(SchemaExtension):

@@ -65,6 +65,32 @@ BOTH_KINDS = pytest.mark.parametrize(
 )
 
 
+PERSONAL = "6271015204889999"
+"""A NIK, bound as a parameter of a statement that fails."""
+FAILING = text("SELECT CAST(:nik AS text) AS nik, 1 / 0 AS boom")
+
+
+@pytest.mark.parametrize("through_driver", [True, False], ids=["db.driver", "sqlalchemy's"])
+async def test_a_failed_statements_error_carries_no_bound_parameter(
+    engine: AsyncEngine, through_driver: bool
+) -> None:
+    """An error's text goes to logs and, unmasked, once went to a WebSocket client: the audit
+    write's parameters (an entry, the data subjects' NIKs) with it. Every engine hides them,
+    on SQLAlchemy's statements and db.driver's alike."""
+
+    async def failing(connection: AsyncConnection) -> object:
+        if through_driver:
+            return await fetch(connection, DriverStatement(FAILING), {"nik": PERSONAL})
+        return await connection.execute(FAILING, {"nik": PERSONAL})
+
+    async with engine.connect() as connection:
+        with pytest.raises(exc.DBAPIError, match="division by zero") as refused:
+            await failing(connection)
+    assert "CAST" in str(refused.value)  # the statement is still named
+    assert PERSONAL not in str(refused.value)
+    assert PERSONAL not in repr(refused.value)
+
+
 @asynccontextmanager
 async def _connection(
     engine: AsyncEngine, check_out_alone: bool

@@ -4,9 +4,12 @@ detail (exception, SQL, stack) goes to the log under the same id."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -21,7 +24,7 @@ from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from tests.support.databases import as_service
-from tests.support.http import Api
+from tests.support.http import Api, served
 
 CLIENT = "demo-province-62"
 MARKER = "secret_marker_column"
@@ -149,3 +152,52 @@ def test_a_refused_input_and_a_forbidden_field_log_no_error_and_no_personal_data
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
     assert nik not in caplog.text
     assert name not in caplog.text
+
+
+NIK = re.compile(r"\b\d{16}\b")
+
+
+def test_a_subscription_whose_audit_write_fails_gets_a_coded_internal_error(
+    demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery's audit write that times out (an insider holding the audit log's lock, or
+    load) withholds the page, as over HTTP, and the client learns only INTERNAL and a
+    correlation id: once it got the exception's text, the audit statement with its entry and
+    the data subjects' NIKs as parameters. The log names neither the NIKs nor the entry."""
+    subscribe = "subscription { msmeChanges { entries { id record } endCursor } }"
+    loop = asyncio.new_event_loop()
+    engine = create_async_engine(async_url(demo_url))
+    loop.run_until_complete(register_demo_clients(engine))
+    loop.run_until_complete(engine.dispose())
+    holder = loop.run_until_complete(asyncpg.connect(demo_url))
+    try:
+        with served(demo_url, Settings(rate_limit=1_000_000, statement_timeout_ms=1_000)) as api:
+            auth = {"Authorization": f"Bearer {api.token(CLIENT)}"}
+            loop.run_until_complete(
+                holder.execute("BEGIN; SELECT pg_advisory_xact_lock(hashtext('sinergi.audit_log'))")
+            )
+            with (
+                caplog.at_level(logging.ERROR),
+                api.client.websocket_connect("/graphql", ["graphql-transport-ws"]) as socket,
+            ):
+                socket.send_json({"type": "connection_init", "payload": auth})
+                assert socket.receive_json()["type"] == "connection_ack"
+                payload = {"query": subscribe}
+                socket.send_json({"id": "1", "type": "subscribe", "payload": payload})
+                frame = socket.receive_text()
+                assert json.loads(socket.receive_text()) == {"id": "1", "type": "complete"}
+    finally:
+        loop.run_until_complete(holder.close())
+        loop.close()
+    message = json.loads(frame)
+    assert message["type"] == "next", message
+    assert message["payload"].get("data") is None
+    (error,) = message["payload"]["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    correlation_id = error["extensions"]["correlationId"]
+    assert correlation_id in error["message"]
+    for leak in ("audit_log", "INSERT", "SELECT", "sqlalchemy", "asyncpg", "statement timeout"):
+        assert leak not in frame
+    assert NIK.search(frame) is None
+    assert "statement timeout" in _logged(caplog, correlation_id)
+    assert NIK.search(caplog.text) is None

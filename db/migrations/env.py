@@ -16,7 +16,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _migrate(url: str) -> None:
-    engine = create_async_engine(url)
+    # Parameters out of error text, as on every engine of db.engine's.
+    engine = create_async_engine(url, hide_parameters=True)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
