@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from strawberry.types import Info
 
 from db.driver import Row
 from db.queries import change_feed
@@ -29,6 +30,7 @@ from domain.personal import OWNER_COLUMNS
 from resolvers.access import AccessNotes
 from resolvers.context import Context
 from resolvers.errors import bad_input
+from resolvers.lookahead import selects
 
 MAX_PAGE_SIZE = 1000
 """Larger than a page of records: a feed entry is small, and a backlog drains in fewer pages."""
@@ -134,12 +136,16 @@ def checked_page_size(first: int | None) -> int:
     return first
 
 
-def reader_of(context: Context) -> Reader:
-    """Whose feed, as the request's access policy decides it."""
+def reader_of(info: Info[Context, Any]) -> Reader:
+    """Whose feed, as the request's access policy decides it. Owners' columns are read only
+    for a page whose entries hand out their `record`: a page of ids names no data subject and
+    releases no personal field, so its statement reads no owner, and its audit entry says so."""
+    context = info.context
     policy = context.policy
-    readable = policy.owner_columns(OWNER_COLUMNS)
+    readable = policy.owner_columns(OWNER_COLUMNS) if selects(info, "entries", "record") else ()
     return Reader(
         jurisdiction=policy.records.code,
+        personal_data=policy.reads_personal_data,
         personal_columns=tuple(column for column in OWNER_COLUMNS if column in readable),
         client_id=context.principal.client_id,
     )
@@ -168,7 +174,7 @@ def _entries(
 
 
 async def page(
-    context: Context,
+    info: Info[Context, Any],
     kind: str,
     *,
     after: str | None,
@@ -178,9 +184,10 @@ async def page(
 ) -> Page:
     """`plan`: the lists PostgreSQL writes, if the selection compiled; `notes`: where what the
     page hands out is noted, the request's own by default."""
+    context = info.context
     size = checked_page_size(first)
     start = decode_cursor(after, kind)
-    reader = reader_of(context)
+    reader = reader_of(info)
     notes = notes or context.accesses
     async with context.reads.checked_out() as connection:
         if plan:
@@ -209,7 +216,7 @@ async def page(
 
 
 async def follow(
-    context: Context,
+    info: Info[Context, Any],
     kind: str,
     *,
     after: str | None,
@@ -226,7 +233,7 @@ async def follow(
     reads the process's client registry, which reads PostgreSQL only once after a notification
     about the client). A page stopped there has been audited: the trail may over-state what went
     out, never under-state it."""
-    live = context.live
+    live = info.context.live
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
     decode_cursor(after, kind)  # a bad cursor is refused before anything is sent
@@ -234,9 +241,7 @@ async def follow(
     while await live.still_authorised():
         seen = live.signal.generation
         notes = AccessNotes()  # each delivery is audited as a read of its own
-        result = await page(
-            context, kind, after=cursor, first=MAX_PAGE_SIZE, plan=plan, notes=notes
-        )
+        result = await page(info, kind, after=cursor, first=MAX_PAGE_SIZE, plan=plan, notes=notes)
         cursor = result.end_cursor
         if result.count:
             await audit(notes)

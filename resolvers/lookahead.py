@@ -49,6 +49,16 @@ def is_selected(selections: Iterable[Selection], name: str) -> bool:
     return any(field.name == name for field in _fields(selections))
 
 
+def selects(info: Info[Any, Any], *path: str) -> bool:
+    """Whether the selection on the object this field returns reaches `path`, each name a field
+    of the one before (a feed page's `entries`, then their `record`)."""
+    *parents, last = path
+    selections = object_selection(info)
+    for name in parents:
+        selections = _children(selections, name)
+    return is_selected(selections, last)
+
+
 def connection_wants(info: Info[Any, Any], name: str) -> bool:
     """Whether a connection-level field such as `totalCount` was asked for."""
     return is_selected(object_selection(info), name)

@@ -19,8 +19,9 @@ import pytest
 
 from sinergi.sync import LocalCopy, sync
 from tests.support.demo_data import load_demo
-from tests.support.executor import latest_entry
+from tests.support.executor import AuditRow, latest_entry
 from tests.support.http import Api, served
+from tests.support.statements import recorded_statements
 from tests.test_eligibility_api import (
     CHECK,
     FULL_ATTESTATION,
@@ -482,6 +483,46 @@ def test_a_page_handing_out_an_owner_itemises_the_owners_personal_fields(
     assert fed.entry["personalFields"] == ordinary["personalFields"]
     assert set(ordinary["personalFields"]) <= set(fed.entry["touched"])
     assert "ChangeEntry.record" in fed.entry["touched"]
+
+
+@pytest.mark.parametrize("directive", ["", " @include(if: true)"])  # compiled, entry by entry
+def test_a_page_without_record_names_no_data_subject_and_no_personal_field(
+    feed_api: Api, feed_url: str, directive: str
+) -> None:
+    """A page of ids hands out no owner's data, though the client holds pii:read: its audit
+    entry names no data subject and no personal field (it once named every owner on the page,
+    and each `Owner.*` field, so `personalDataAccess` said they had gone to the client). The
+    same page with `record` names them. Which entries a page holds does not depend on what it
+    selects: a change of an owner alone is an entry for both."""
+    msme = _owned_kalteng_msme(feed_url)
+    after = head(feed_api, "demo-province-62")
+    phone = f"08120000003{len(directive)}"  # a change in each run
+    run(feed_url, "UPDATE msme_owners SET phone = $2 WHERE msme_id = $1", msme["id"], phone)
+
+    def pull_selecting(selection: str) -> tuple[dict[str, Any], AuditRow]:
+        document = (
+            "query Feed($after: String) { msmeChanges(after: $after, first: 50) "
+            f"{{ entries{directive} {{ {selection} }} }} }}"
+        )
+        with recorded_statements() as statements:
+            answer = feed_api.graphql(document, "demo-province-62", {"after": after})
+        (entry,) = answer["data"]["msmeChanges"]["entries"]
+        (read,) = [sql for sql in statements if "change_log" in sql]
+        assert ("msme_owners" in read) == ("record" in selection)  # no owner read for ids
+        return entry, latest_entry(feed_url, "demo-province-62")
+
+    ids, fed = pull_selecting("id change")
+    assert ids == {"id": str(msme["id"]), "change": "UPDATED"}
+    assert fed.entry["records"] == {"msme": 1}
+    assert fed.subjects == []
+    assert fed.entry["personalFields"] == []
+    assert not any(field.startswith("Owner.") for field in fed.entry["touched"])
+
+    whole, fed = pull_selecting("id record")
+    owner = whole["record"]["owner"]
+    assert owner["phone"] == phone
+    assert fed.subjects == [msme["nik"]]
+    assert fed.entry["personalFields"] == sorted(f"Owner.{name}" for name in owner)
 
 
 def test_a_page_without_pii_read_hands_out_no_owner_and_itemises_no_personal_field(

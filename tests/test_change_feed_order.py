@@ -18,7 +18,9 @@ from db.queries.change_feed import Reader
 from domain.personal import OWNER_COLUMNS
 from tests.support.databases import as_service
 
-NATIONAL = Reader(jurisdiction="ID", personal_columns=OWNER_COLUMNS, client_id="test-order")
+NATIONAL = Reader(
+    jurisdiction="ID", personal_data=True, personal_columns=OWNER_COLUMNS, client_id="test-order"
+)
 WRITERS = 6
 TRANSACTIONS = 25
 

@@ -221,6 +221,62 @@ def test_a_delivery_handing_out_an_owner_itemises_the_owners_personal_fields(
     assert touched <= set(delivery["entry"]["touched"])
 
 
+def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
+    live: str, module_reference_url: str
+) -> None:
+    """Two subscribers with pii:read get the same change, an owner entered: the one selecting
+    only ids hands out no one's personal data, and its delivery's audit entry names no data
+    subject and no personal field; the one selecting `record` names the owner and each field."""
+    ids_only = _client(module_reference_url, "Langganan id saja")
+    whole = _client(module_reference_url, "Langganan lengkap")
+    created = asyncio.run(_new_msme(module_reference_url, "9992300000031"))
+    start = _head(live, _token(live, ids_only))
+    nik = "6271015204880031"
+    documents = {
+        ids_only: "subscription($after: String) { msmeChanges(after: $after) { entries { id } } }",
+        whole: SUBSCRIBE,
+    }
+
+    async def delivered(client: tuple[str, str]) -> dict[str, Any]:
+        async with _connected(live, _token(live, client)) as socket:
+            payload = {"query": documents[client], "variables": {"after": start}}
+            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            message = await _receive(socket)
+            assert message["type"] == "next", message
+            (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
+            return dict(entry)
+
+    asyncio.run(
+        _sql(
+            module_reference_url,
+            "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
+            created,
+            nik,
+        )
+    )
+    assert asyncio.run(delivered(ids_only)) == {"id": str(created)}
+    owner = asyncio.run(delivered(whole))["record"]["owner"]
+    assert owner["nik"] == nik
+
+    def audited(client: tuple[str, str]) -> dict[str, Any]:
+        found = asyncio.run(
+            _sql(
+                module_reference_url,
+                "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
+                " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
+                client[0],
+            )
+        )
+        return dict(json.loads(found))
+
+    ids_entry, whole_entry = audited(ids_only), audited(whole)
+    assert ids_entry["entry"]["records"] == {"msme": 1}
+    assert ids_entry["subjects"] == []
+    assert ids_entry["entry"]["personalFields"] == []
+    assert whole_entry["subjects"] == [nik]
+    assert whole_entry["entry"]["personalFields"] == sorted(f"Owner.{name}" for name in owner)
+
+
 def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:
     client = _client(module_reference_url, "Dicabut")
     token = _token(live, client)

@@ -98,14 +98,12 @@ class Reader:
     """Whose feed: the jurisdiction and rights that decide which entries and fields it gets."""
 
     jurisdiction: str
+    personal_data: bool
+    """Reads owners' personal data (pii:read): a change to an owner alone concerns it."""
     personal_columns: tuple[str, ...]
-    """The owners' columns it may read (resolvers/policy.py): none without pii:read."""
+    """The owners' columns its statement selects (resolvers/policy.py): none without pii:read,
+    nor for a page that hands out no record, whose statement then reads no owner at all."""
     client_id: str
-
-    @property
-    def personal_data(self) -> bool:
-        """Reads owners' personal data: their changes concern it, and it gets them."""
-        return bool(self.personal_columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +165,8 @@ def _record(*pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:
 
 def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
     """An MSME names its cooperative only if the reader may see it, as `Msme.cooperative` does,
-    and its owner only to a reader with pii:read."""
+    and its owner only to a reader whose statement selects owners' columns (pii:read, and a
+    page handing out records)."""
     code = reader.jurisdiction
     cooperative = COOPERATIVES.alias("member_of")
     joined: FromClause = MSMES.outerjoin(
@@ -194,7 +193,7 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
         ("cooperativeId", _text(cooperative.c.id)),
     ]
     subject: ColumnElement[Any] = null()
-    if reader.personal_data:
+    if reader.personal_columns:
         joined = joined.outerjoin(MSME_OWNERS, MSME_OWNERS.c.msme_id == MSMES.c.id)
         o = MSME_OWNERS.c
         readable = [field for field in OWNER_FIELDS if field.column in reader.personal_columns]

@@ -85,7 +85,7 @@ def _pull(kind: str, scope: Scope, noun: str) -> Any:
     ) -> ChangePage | None:
         plan = compiled.changes_plan(info, ChangeEntry, kind)
         # A resolvers Page is read as the ChangePage.
-        return await change_feed.page(info.context, kind, after=after, first=first, plan=plan)  # type: ignore[return-value]
+        return await change_feed.page(info, kind, after=after, first=first, plan=plan)  # type: ignore[return-value]
 
     return requires(
         scope,
@@ -116,7 +116,7 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
             notes.touched = touched
             await record(context, document, name.value if name else None, notes)
 
-        async for page in change_feed.follow(context, kind, after=after, audit=audit, plan=plan):
+        async for page in change_feed.follow(info, kind, after=after, audit=audit, plan=plan):
             yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
 
     # `requires` makes a query field; a subscription field takes the same guard.
