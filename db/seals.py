@@ -8,6 +8,11 @@ PostgreSQL, signs the newest seal, so removing the newest entries (and their sea
 
 Fields are encoded as one JSON array (orjson, sorted keys): unlike the database's `|`-joined
 text, no two different entries encode alike.
+
+An entry orjson cannot read (`Unreadable`: a number beyond a double, nesting past 1,024 levels,
+which the chain trigger refuses since migration 0023) is sealed over the text PostgreSQL stores,
+tagged apart from every readable entry's seal: sealing goes on past it, and `audit verify`
+names it.
 """
 
 from __future__ import annotations
@@ -42,16 +47,41 @@ class Sealable(Protocol):
     @property
     def client_id(self) -> str: ...
     @property
-    def entry(self) -> object: ...
+    def entry(self) -> object:
+        """As `read_entry` reads the stored text: the JSON value, or `Unreadable`."""
+        ...
+
     @property
     def subjects(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An entry PostgreSQL stores that orjson cannot read, as stored, and why not."""
+
+    text: str
+    reason: str
+
+
+def read_entry(stored: str) -> object:
+    """An entry from the text PostgreSQL stores: its JSON value, or `Unreadable`. Read here
+    rather than by the driver's JSON codec, which fails the whole statement on one such entry,
+    so sealing, verifying and the custodian's reads stopped at it for good."""
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError as error:
+        return Unreadable(stored, str(error))
 
 
 def row_mac(key: bytes, previous: str, row: Sealable) -> str:
     """The seal of entry `row.seq`, chained to `previous` (the seal of the entry before; "" for
     the first). The one place a seal is computed, so sealing and verifying cannot drift apart."""
     moment = row.at.astimezone(UTC).isoformat()
-    fields = [row.seq, row.hash, moment, row.client_id, row.entry, list(row.subjects)]
+    entry = row.entry
+    if isinstance(entry, Unreadable):
+        fields = [row.seq, row.hash, moment, row.client_id, entry.text, list(row.subjects)]
+        return _mac(key, ["unreadable entry", previous, *fields])
+    fields = [row.seq, row.hash, moment, row.client_id, entry, list(row.subjects)]
     return _mac(key, ["entry", previous, *fields])
 
 

@@ -22,6 +22,8 @@ class AuditEntry:
     client_id: str
     entry: JSON = strawberry.field(
         description="Organisation, purpose, operation, document hash, fields and record counts."
+        " An entry stored in a form that cannot be read (written around the trail's checks;"
+        ' `sinergi audit verify` names it) reads as {"unreadable": why}.'
     )
     subjects: list[str] = strawberry.field(description="NIKs of the persons whose data was sent.")
     hash: str

@@ -72,6 +72,7 @@ class AuditSealer:
     async def publish(self, *, always: bool = False) -> None:
         """Seal what is new; checkpoint the head if anything was sealed, or `always`."""
         count = 0
+        refused = False
         try:
             while True:
                 async with self._engine.begin() as connection:
@@ -79,6 +80,14 @@ class AuditSealer:
                 if sealed is None:
                     return  # another process is sealing, and will publish
                 count += sealed.count
+                refused = refused or sealed.refused
+                for seq, reason in sealed.unreadable:
+                    log.error(
+                        "audit entry %d cannot be read (%s), so it was written around the "
+                        "trail's checks: sealed past it; run `sinergi audit verify`",
+                        seq,
+                        reason,
+                    )
                 if sealed.refused_at is not None:
                     log.error(
                         "audit entry %d %s: sealing stopped; run `sinergi audit verify`",
@@ -90,9 +99,7 @@ class AuditSealer:
         except Exception as error:  # the database is away: the entries wait for the next round
             log.warning("could not seal the audit trail: %s", error)
             return
-        metrics.observe_sealing(
-            None if sealed.head is None else sealed.head.seq, refused=sealed.refused_at is not None
-        )
+        metrics.observe_sealing(None if sealed.head is None else sealed.head.seq, refused=refused)
         if sealed.head is not None and (count or always):
             line = sealed.head.signed_line(self._key)
             # Off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy.

@@ -105,7 +105,8 @@ AUDIT_SEALED_ENTRY = Gauge(
 )
 AUDIT_SEAL_REFUSALS = Counter(
     "sinergi_audit_seal_refusals_total",
-    "Sealing rounds stopped at an entry whose hash or link is wrong: run sinergi audit verify.",
+    "Sealing rounds stopped at an entry whose hash or link is wrong, or that sealed past an entry"
+    " that cannot be read: run sinergi audit verify.",
 )
 AUDIT_SYSLOG_FAILURES = Counter(
     "sinergi_audit_syslog_failures_total",
@@ -207,7 +208,7 @@ def observe_websocket_refusal(code: str, client_id: str | None) -> None:
 
 def observe_sealing(head: int | None, *, refused: bool) -> None:
     """A sealing round this process finished: the newest entry sealed, if any, and whether it
-    stopped at an entry it could not seal."""
+    stopped at an entry it could not seal, or sealed past one that cannot be read."""
     AUDIT_SEALED_AT.set(time.time())
     if head is not None:
         AUDIT_SEALED_ENTRY.set(head)

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from db.seals import BadCheckpoint, Checkpoint, read_checkpoint, row_mac
+from db.seals import (
+    BadCheckpoint,
+    Checkpoint,
+    Unreadable,
+    read_checkpoint,
+    read_entry,
+    row_mac,
+)
 from sinergi import audit_key, checkpoint_file
 from sinergi.settings import Settings, SettingsError
 
@@ -95,6 +102,22 @@ def test_a_seal_is_the_hmac_of_the_entrys_fields_as_one_json_array() -> None:
     """The seal's encoding, pinned: every trail sealed so far verifies only while it holds."""
     message = b'["entry","prev",7,"h","2026-01-01T00:00:00+00:00","c",{"a":1},["1","2"]]'
     assert _seal() == hmac.new(bytes(32), message, hashlib.sha256).hexdigest()
+
+
+def test_an_unreadable_entry_is_sealed_over_its_stored_text_apart_from_readable_ones() -> None:
+    """Sealed past (db/queries/audit_seals.py), it still breaks every seal after it if changed;
+    no readable entry, not even the same text as a JSON string, seals alike."""
+    stored = '{"n": 1e400}'
+    unreadable = read_entry(stored)
+    assert isinstance(unreadable, Unreadable)
+    assert unreadable.text == stored
+    seal = _seal(Entry(entry=unreadable))
+    assert seal == _seal(Entry(entry=read_entry(stored)))
+    assert seal not in {
+        _seal(Entry(entry=read_entry('{"n": 2e400}'))),
+        _seal(Entry(entry=stored)),
+        _seal(Entry(entry={"n": 1e300})),
+    }
 
 
 def test_a_checkpoint_reads_back_only_with_its_key_and_unaltered(tmp_path: Path) -> None:

@@ -15,12 +15,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from auth.scopes import OrgKind
 from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from sinergi import checkpoint_file
@@ -28,10 +30,12 @@ from sinergi.audit_sealer import AuditSealer
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.cli import main
 from tests.support.databases import as_service
+from tests.support.graphql import principal, run
 from tests.support.syslog import as_daemon_writes, collector
 
 KEY = secrets.token_bytes(32)
 ENTRIES = 6
+CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 
 
 @dataclass(frozen=True)
@@ -305,3 +309,106 @@ def test_a_break_planted_early_does_not_hide_a_later_one(trail: Trail) -> None:
         "audit chain broken at entry 2: content does not match its hash",
         "audit chain broken at entry 5: missing: the sequence has a gap",
     ]
+
+
+# Entries PostgreSQL stores but orjson, which reads them back, refuses: one was enough to stop
+# sealing for good and crash `audit verify` (the trail being append-only, for ever).
+UNREADABLE = {
+    "a number beyond a double": '{"records": {"msme": 1e400}}',
+    "a negative one": '{"records": {"msme": -1e400}}',
+    "one written out in digits": '{"n": 1' + "0" * 400 + "}",
+    "nesting past 1,024 levels": "[" * 1100 + "]" * 1100,
+}
+
+
+@pytest.mark.parametrize("entry", UNREADABLE.values(), ids=UNREADABLE.keys())
+async def test_the_service_role_cannot_append_an_entry_its_readers_cannot_read(
+    migrated_url: str, entry: str
+) -> None:
+    connection = await asyncpg.connect(as_service(migrated_url))
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="audit entry refused"):
+            await connection.execute(
+                "INSERT INTO audit_log (client_id, entry, subjects) VALUES ($1, $2, '{}')",
+                "demo-province-62",
+                entry,
+            )
+    finally:
+        await connection.close()
+
+
+async def test_entries_nest_32_levels_at_most(migrated_url: str) -> None:
+    """The entries Sinergi writes nest three levels (`AccessPolicy.audit_entry`)."""
+    connection = await asyncpg.connect(as_service(migrated_url))
+    append = "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', $1, '{}')"
+    try:
+        await connection.execute(append, "[" * 33 + "]" * 33)  # the innermost 32 levels below
+        await connection.execute(append, '{"n": 1.7976931348623157e308}')  # the largest double
+        with pytest.raises(asyncpg.CheckViolationError, match="deeper than 32 levels"):
+            await connection.execute(append, "[" * 34 + "]" * 34)
+    finally:
+        await connection.close()
+
+
+def _plant(trail: Trail, entry: str) -> None:
+    """Append `entry` chained as the trigger would, but past its checks: as the owner with the
+    triggers off (or, the same, an entry stored before migration 0024 made them)."""
+    literal = entry.replace("'", "''")
+    _as_owner(
+        trail,
+        f"""
+        INSERT INTO audit_log (seq, at, client_id, entry, subjects, prev_hash, hash)
+        SELECT last.seq + 1, now.at, 'planted', planted.entry, '{{}}', last.hash,
+               audit_log_hash(last.hash, last.seq + 1, now.at, 'planted', planted.entry, '{{}}')
+          FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS last,
+               (SELECT clock_timestamp() AS at) AS now,
+               (SELECT CAST('{literal}' AS jsonb) AS entry) AS planted
+        """,  # noqa: S608  # the entries written here
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [UNREADABLE["a number beyond a double"], UNREADABLE["nesting past 1,024 levels"]],
+    ids=["a number beyond a double", "nesting past 1,024 levels"],
+)
+def test_an_unreadable_entry_is_named_and_sealed_past(
+    trail: Trail, entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sealing seals past it, counting it as tampering; `audit verify` names it and checks every
+    entry after it; the custodian reads the trail around it."""
+    planted = ENTRIES + 1
+    _plant(trail, entry)
+    refusals = "sinergi_audit_seal_refusals_total"
+    before = REGISTRY.get_sample_value(refusals) or 0.0
+    with caplog.at_level("ERROR", logger="sinergi.audit"):
+        asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 1
+    assert f"audit entry {planted} cannot be read" in caplog.text
+    # Later entries are sealed on the planted one's seal (the newest when this round starts).
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 1  # named once, when sealed past
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    lines = [line for line in broken.stdout.splitlines() if "broken" in line]
+    assert len(lines) == 1, broken.stdout
+    assert lines[0].startswith(f"audit chain broken at entry {planted}: its content cannot be read")
+
+    async def seals_and_page() -> tuple[list[int], Any]:
+        connection = await asyncpg.connect(trail.owner_url)
+        engine = create_engine(as_service(trail.owner_url), statement_timeout_ms=10_000)
+        try:
+            sealed = [row["seq"] for row in await connection.fetch("SELECT seq FROM audit_seals")]
+            page = await run(engine, CUSTODIAN, "{ auditEntries(first: 5) { seq entry } }")
+            return sorted(sealed), page
+        finally:
+            await connection.close()
+            await engine.dispose()
+
+    sealed, page = asyncio.run(seals_and_page())
+    assert sealed == list(range(1, planted + 3))
+    assert page.errors is None
+    shown = {entry["seq"]: entry["entry"] for entry in page.data["auditEntries"]}
+    assert set(shown) == set(range(planted - 2, planted + 3))
+    assert set(shown[planted]) == {"unreadable"}
+    assert shown[planted + 1] == {"n": 0, "note": "a|b"}

@@ -12,15 +12,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Dialect, Text, and_, cast, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from db.driver import DriverStatement, check_out, fetch
 from db.engine import json_text
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.queries.audit_seals import recomputed_hash
-from db.seals import Checkpoint, row_mac
+from db.queries.audit_seals import recomputed_hash, stored_columns
+from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
 # entry, an executor started and ended for each. The batch goes as arrays, unnested;
@@ -174,7 +175,7 @@ class _Breaks:
 
 
 _WALK = (
-    select(AUDIT_LOG, recomputed_hash(), AUDIT_SEALS.c.mac)
+    select(*stored_columns(), recomputed_hash(), AUDIT_SEALS.c.mac)
     .join(AUDIT_SEALS, AUDIT_SEALS.c.seq == AUDIT_LOG.c.seq, isouter=True)
     .order_by(AUDIT_LOG.c.seq)
 )
@@ -190,7 +191,8 @@ async def verify(
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
-    seals after it; removed newest entries fall short of a checkpoint that sealed them.
+    seals after it; removed newest entries fall short of a checkpoint that sealed them; an entry
+    that cannot be read (`db.seals.Unreadable`) was written around the chain trigger.
 
     The walk goes on past a break, taking up the chain again from what is stored, so that a
     break planted early cannot hide a later one: each break is named where it is, not once
@@ -216,6 +218,10 @@ async def verify(
             reason = "does not link to the entry before it"
         if reason is None and row.hash != row.expected:
             reason = "content does not match its hash"
+        if reason is None and isinstance(row.entry, Unreadable):
+            # Chained and sealed like any other, but the chain trigger refuses such an entry:
+            # written around it, by whoever could switch it off.
+            reason = f"its content cannot be read ({row.entry.reason})"
         if row.mac is None:
             unsealed_from = unsealed_from or row.seq
         else:
@@ -256,6 +262,29 @@ def _naming(subject: str) -> ColumnElement[bool]:
     )
 
 
+class _ShownEntry(TypeDecorator[Any]):
+    """An entry as the custodian reads it (`auditEntries`): one that cannot be read
+    (`db.seals.Unreadable`) as `{"unreadable": why}`, in its place among the others, rather
+    than fail the whole page; `sinergi audit verify` names it as a break."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        entry = None if value is None else read_entry(value)
+        return {"unreadable": entry.reason} if isinstance(entry, Unreadable) else entry
+
+
+_SHOWN = (
+    AUDIT_LOG.c.seq,
+    AUDIT_LOG.c.at,
+    AUDIT_LOG.c.client_id,
+    cast(AUDIT_LOG.c.entry, _ShownEntry()).label("entry"),
+    AUDIT_LOG.c.subjects,
+    AUDIT_LOG.c.hash,
+)
+
+
 async def entries(
     connection: AsyncConnection,
     *,
@@ -264,7 +293,7 @@ async def entries(
     first: int,
     after: int | None,
 ) -> list[Record]:
-    statement = select(AUDIT_LOG).order_by(AUDIT_LOG.c.seq.desc()).limit(first + 1)
+    statement = select(*_SHOWN).order_by(AUDIT_LOG.c.seq.desc()).limit(first + 1)
     if subject is not None:
         statement = statement.where(_naming(subject))
     if client_id is not None:

@@ -6,19 +6,24 @@ it), so whichever process seals an entry seals it alike; an advisory lock keeps 
 trying at once. An entry whose hash or link is already wrong is not sealed, nor is anything
 built on a newest seal the key does not reproduce (the service's role may insert seals, so an
 insider holding its credentials could write one): sealing would vouch for tampering, so sealing
-stops there and says so, and `audit verify` names it.
+stops there and says so, and `audit verify` names it. An entry that cannot be read
+(`db.seals.Unreadable`) is sealed over its stored text and sealing goes on: it is chained, and
+stopping at it would leave every later entry unsealed for good, the trail being append-only;
+it is counted and logged as the tampering it is, and `audit verify` names it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Dialect, Text, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.types import TypeDecorator
 
 from db.models import AUDIT_LOG, AUDIT_SEALS
-from db.seals import Checkpoint, row_mac
+from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 
 BATCH = 5_000
 PARTITION = 250
@@ -35,11 +40,33 @@ _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))"
 # timeout wherever autovacuum does not analyze the tables. Planning costs a sealing round far
 # less than a millisecond.
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+class _StoredEntry(TypeDecorator[Any]):
+    """An entry as `db.seals.read_entry` reads the text PostgreSQL stores (the SQL casts it to
+    text, so the driver's JSON codec never sees it)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else read_entry(value)
+
+
+def stored_columns() -> list[ColumnElement[Any]]:
+    """The columns of `audit_log`, its entry read by `db.seals.read_entry`: a row any entry
+    can be read into, that `row_mac` seals."""
+    return [
+        cast(column, _StoredEntry()).label("entry") if column.name == "entry" else column
+        for column in AUDIT_LOG.c
+    ]
+
+
 _BEFORE = AUDIT_SEALS.alias("before")
 # The newest seal with its entry and the seal before it, to check it before building on it.
 _LAST = (
     select(
-        AUDIT_LOG,
+        *stored_columns(),
         AUDIT_SEALS.c.mac,
         func.coalesce(_BEFORE.c.mac, "").label("mac_before"),
     )
@@ -78,6 +105,13 @@ class Sealed:
     refused_at: int | None
     """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours."""
     reason: str = ""
+    unreadable: tuple[tuple[int, str], ...] = ()
+    """Entries sealed this round that cannot be read, and why: tampering, sealed past."""
+
+    @property
+    def refused(self) -> bool:
+        """Whether this round met an entry it could not vouch for."""
+        return self.refused_at is not None or bool(self.unreadable)
 
 
 async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -> Sealed | None:
@@ -96,7 +130,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         (0, "", "") if last is None else (last.seq, last.mac, last.hash)
     )
     unsealed = (
-        select(AUDIT_LOG, recomputed_hash())
+        select(*stored_columns(), recomputed_hash())
         .where(AUDIT_LOG.c.seq > previous_seq)
         .order_by(AUDIT_LOG.c.seq)
         .limit(batch)
@@ -106,6 +140,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     macs: list[str] = []
     refused_at: int | None = None
     reason = ""
+    unreadable: list[tuple[int, str]] = []
     async with connection.stream(unsealed) as result:
         async for rows in result.partitions():
             for row in rows:
@@ -116,6 +151,8 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
                 ):
                     refused_at, reason = previous_seq + 1, "does not match its hash or link"
                     break
+                if isinstance(row.entry, Unreadable):
+                    unreadable.append((row.seq, row.entry.reason))
                 previous_mac = row_mac(key, previous_mac, row)
                 previous_seq, previous_hash = row.seq, row.hash
                 seqs.append(row.seq)
@@ -129,4 +166,4 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now)
     )
-    return Sealed(head, len(seqs), refused_at, reason)
+    return Sealed(head, len(seqs), refused_at, reason, tuple(unreadable))
