@@ -30,6 +30,21 @@ and filtered on the province, reading some 1,700 rows for 51 on the bench popula
 than read its (province_code, id) index: 950 µs a page, against 600 µs at 1.1."""
 
 
+SESSION_SETTINGS = {
+    "synchronous_commit": "on",
+    "default_transaction_read_only": "off",
+    "default_transaction_isolation": "read committed",
+    "search_path": "public",
+}
+"""Pinned on every connection Sinergi opens, over any default set for its role or database: a
+role may set its own (`ALTER ROLE … SET`), so whoever holds the service's credentials could
+otherwise have every later session acknowledge commits, audit entries included, before they are
+on disk (`synchronous_commit = off`: a crash then loses them), refuse every write, run at an
+isolation level the code was not written for, or resolve names elsewhere than the migrations'
+schema. Settings sent when connecting take precedence over all of those defaults; `sinergi
+migrate` also resets the service role's (db/roles.py, `reset_own_defaults`)."""
+
+
 def create_engine(
     url: str,
     *,
@@ -76,6 +91,7 @@ def create_engine(
             "server_settings": {
                 "statement_timeout": str(statement_timeout_ms),
                 "application_name": "sinergi",
+                **SESSION_SETTINGS,
                 **PLANNER_SETTINGS,
             },
         },

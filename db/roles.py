@@ -148,3 +148,16 @@ async def apply(connection: AsyncConnection, role: str) -> None:
         )
     for statement in grant_statements(role):
         await connection.execute(text(statement))
+
+
+async def reset_own_defaults(connection: AsyncConnection) -> None:
+    """As the service role itself: drop every default it has set for its own sessions, in every
+    database and in this one (`ALTER ROLE … SET`, which a role may do for itself; only it, a
+    superuser or a role with CREATEROLE may undo it, and the owner is neither of the others).
+    The engine pins the settings that matter anyway (db/engine.py, `SESSION_SETTINGS`); this
+    leaves no default behind for a connection that does not."""
+    database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+    await connection.execute(text("ALTER ROLE CURRENT_USER RESET ALL"))
+    await connection.execute(
+        text(f"ALTER ROLE CURRENT_USER IN DATABASE {_quoted(database)} RESET ALL")
+    )

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import embedded, preparation, provision
+from db import embedded, preparation, provision, roles
 from db.engine import create_engine, one_connection
 from sinergi.settings import Settings, default_home
 
@@ -90,12 +90,21 @@ def _fingerprint(database: Database) -> str:
 
 
 def _prepare(database: Database, fingerprint: str) -> None:
-    """Migrate, grant, load the reference data and record `fingerprint`: all idempotent. Alembic
-    is imported here, so a command on a prepared database never loads it."""
+    """Migrate, grant, reset the service role's own defaults, load the reference data and
+    record `fingerprint`: all idempotent. Alembic is imported here, so a command on a prepared
+    database never loads it."""
     from db.migrate import upgrade
 
     upgrade(database.owner_url, service_role=database.service_role)
+    if database.service_role is not None:
+        asyncio.run(_reset_service_defaults(database.service_url))
     asyncio.run(_load_reference(database.owner_url, fingerprint))
+
+
+async def _reset_service_defaults(url: str) -> None:
+    """As the service, which alone (short of a superuser) may reset its own defaults."""
+    async with one_connection(url, statement_timeout_ms=10_000, transaction=True) as connection:
+        await roles.reset_own_defaults(connection)
 
 
 async def _is_prepared(url: str, fingerprint: str) -> bool:

@@ -9,12 +9,15 @@ and against a server alike (the suite runs in both).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -270,3 +273,111 @@ def test_the_service_role_alone_serves_a_current_schema_and_never_migrates(
             prepared_for_serving(Settings(database_url=behind))
     finally:
         asyncio.run(drop_database(server_url, name))
+
+
+# Defaults the service role may set for its own later sessions, in one database; each would
+# weaken what the code relies on (a commit on disk before it is acknowledged, audit entries
+# included; writes allowed; read committed; the migrations' schema).
+OWN_DEFAULTS = {
+    "synchronous_commit": ("off", "on"),
+    "default_transaction_read_only": ("on", "off"),
+    "default_transaction_isolation": ("serializable", "read committed"),
+    "search_path": ("pg_temp", "public"),
+}
+
+
+async def _set_own_defaults(url: str, *, everywhere: bool) -> None:
+    """As the service role: its defaults in this database, and its synchronous_commit in every
+    database when `everywhere` (the roles are the test server's, shared by concurrent test
+    runs: only a default they cannot notice is set there, and for a moment)."""
+    service = await asyncpg.connect(as_service(url))
+    try:
+        database = await service.fetchval("SELECT current_database()")
+        for name, (weak, _) in OWN_DEFAULTS.items():
+            await service.execute(
+                f"ALTER ROLE CURRENT_USER IN DATABASE \"{database}\" SET {name} = '{weak}'"
+            )
+        if everywhere:
+            await service.execute("ALTER ROLE CURRENT_USER SET synchronous_commit = off")
+    finally:
+        await service.close()
+
+
+async def _sessions_defaults(url: str) -> dict[str, str]:
+    connection = await asyncpg.connect(url)
+    try:
+        return {name: await connection.fetchval(f"SHOW {name}") for name in OWN_DEFAULTS}
+    finally:
+        await connection.close()
+
+
+async def _service_defaults_stored(owner_url: str) -> list[tuple[str, list[str]]]:
+    owner = await asyncpg.connect(owner_url)
+    try:
+        rows = await owner.fetch(
+            "SELECT coalesce(d.datname, '*'), s.setconfig FROM pg_db_role_setting s"
+            " LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+            " WHERE s.setrole = $1::regrole AND s.setdatabase IN (0, ("
+            "   SELECT oid FROM pg_database WHERE datname = current_database()))",
+            TEST_SERVICE,
+        )
+    finally:
+        await owner.close()
+    return [tuple(row) for row in rows]
+
+
+async def _reset_own_defaults(url: str) -> None:
+    writable = {"default_transaction_read_only": "off"}  # else ALTER ROLE is refused too
+    service = await asyncpg.connect(as_service(url), server_settings=writable)
+    try:
+        database = await service.fetchval("SELECT current_database()")
+        await service.execute(f'ALTER ROLE CURRENT_USER IN DATABASE "{database}" RESET ALL')
+        await service.execute("ALTER ROLE CURRENT_USER RESET synchronous_commit")
+    finally:
+        await service.close()
+
+
+async def test_defaults_the_service_role_sets_itself_do_not_reach_the_apps_sessions(
+    fresh_url: str,
+) -> None:
+    """`ALTER ROLE sinergi_service SET synchronous_commit = off` succeeds for the role itself,
+    and a session that does not pin it runs so; the app's sessions do not."""
+    from db.engine import autocommit, create_engine
+    from db.queries.audit import AuditWriter
+
+    await _set_own_defaults(fresh_url, everywhere=True)
+    try:
+        weakened = await _sessions_defaults(as_service(fresh_url))
+        assert weakened == {name: weak for name, (weak, _) in OWN_DEFAULTS.items()}
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                pinned = {
+                    name: (await connection.exec_driver_sql(f"SHOW {name}")).scalar_one()
+                    for name in OWN_DEFAULTS
+                }
+            await AuditWriter(autocommit(engine)).append(
+                client_id="test-roles", entry={"n": 1}, subjects=[]
+            )
+        finally:
+            await engine.dispose()
+    finally:
+        await _reset_own_defaults(fresh_url)
+    assert pinned == {name: kept for name, (_, kept) in OWN_DEFAULTS.items()}
+
+
+def test_migrate_resets_the_defaults_the_service_role_set_itself(fresh_url: str) -> None:
+    """Only the role itself (short of a superuser) may: `migrate` has its URL, and does."""
+    from sinergi.cli import main
+
+    asyncio.run(_set_own_defaults(fresh_url, everywhere=True))
+    try:
+        assert len(asyncio.run(_service_defaults_stored(fresh_url))) == 2
+        env = {"DATABASE_OWNER_URL": fresh_url, "DATABASE_URL": as_service(fresh_url)}
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(io.StringIO()):
+            assert main(["migrate"]) == 0
+        assert asyncio.run(_service_defaults_stored(fresh_url)) == []
+        defaults = asyncio.run(_sessions_defaults(as_service(fresh_url)))
+        assert [name for name, (weak, _) in OWN_DEFAULTS.items() if defaults[name] == weak] == []
+    finally:
+        asyncio.run(_reset_own_defaults(fresh_url))
