@@ -10,7 +10,7 @@ Fields are encoded as one JSON array (orjson, sorted keys): unlike the database'
 text, no two different entries encode alike.
 
 An entry orjson cannot read (`Unreadable`: a number beyond a double, nesting past 1,024 levels,
-which the chain trigger refuses since migration 0023) is sealed over the text PostgreSQL stores,
+which the chain trigger refuses since migration 0024) is sealed over the text PostgreSQL stores,
 tagged apart from every readable entry's seal: sealing goes on past it, and `audit verify`
 names it.
 """
