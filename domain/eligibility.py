@@ -76,9 +76,10 @@ class LenderAttestation:
 class EligibilityFacts:
     """Everything a decision depends on besides the rule set. None means "not known".
 
-    `scale` is the PP 7/2021 scale computed by domain.scale; `province_code` is the 2-digit
-    Kemendagri code of the business's location; `coop_savings_and_loan` says whether the
-    co-op is a KSP or runs a savings-and-loan unit, whose health rating then matters.
+    `scale` is the PP 7/2021 scale domain.scale.classify computes from the figures (never a
+    declared one); `province_code` is the 2-digit Kemendagri code of the business's location;
+    `coop_savings_and_loan` says whether the co-op is a KSP or runs a savings-and-loan unit,
+    whose health rating then matters.
     """
 
     subject_kind: str

@@ -29,6 +29,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import established_by, validate_legal_entity_no, validate_nib
 from domain.records import NOTE_MAX, Collector, validate_text
 from domain.ruleset import RuleSet
+from domain.scale import classify
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
@@ -80,11 +81,14 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
         "has_defaulted_guarantee": bool(row.defaulted),
     }
     if kind == MSME:
+        # The scale programmes act on, from the figures (domain/scale.py): the record's own
+        # scale may be a declared one that capital alone supports, whatever the sales.
+        scale = classify(capital=row.capital, annual_sales=row.annual_turnover)
         return {
             **common,
             "has_nib": True,
             "business_start_date": row.established_on,
-            "scale": row.scale,
+            "scale": None if scale is None else scale.value,
             "annual_sales": row.annual_turnover,
             # No owner on record is not a missing NIK: a client without pii:read cannot record
             # one, so the NIK is unknown here and the case goes to review.

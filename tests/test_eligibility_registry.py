@@ -3,15 +3,21 @@ registered without its owner (by a client without pii:read) goes to review, it i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth.scopes import OrgKind
-from db.engine import create_engine
+from db.engine import async_url, create_engine
+from sinergi.demo_mode import register_demo_clients
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
+from tests.support.http import Api, served
+from tests.test_eligibility_api import CHECK as CHECK_OVER_HTTP
+from tests.test_eligibility_api import DECISION, FULL_ATTESTATION, JAMKRIDA, _decision, _request
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")  # records:write without pii:read
 GUARANTOR = principal(OrgKind.BUMD, "62")
@@ -92,3 +98,81 @@ async def test_a_deed_dated_after_the_legal_entity_numbers_year_is_refused(
     (error,) = result.errors
     assert error.extensions["code"] == "BAD_USER_INPUT"
     assert error.extensions["field"] == "input.establishedOn"
+
+
+@pytest.fixture(scope="module")
+def api(module_reference_url: str) -> Iterator[Api]:
+    """The app over a database of this module's own, with the demo clients: the province
+    registers businesses over HTTP and PT Jamkrida Kalteng checks them, as they would."""
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(module_reference_url))
+        try:
+            await register_demo_clients(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(register())
+    with served(module_reference_url) as served_api:
+        yield served_api
+
+
+CREATE_MSME = """
+mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version scale } }
+"""
+
+
+def _register(api: Api, nib: str, **figures: Any) -> dict[str, Any]:
+    """An MSME of Palangka Raya with its owner on record, running since 2020, and `figures`."""
+    business = {
+        "nib": nib,
+        "name": "Usaha Uji Skala",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "establishedOn": "2020-01-01",
+        "owner": {"nik": "6271014101800001", "fullName": "Pemilik Uji", "sex": "F"},
+        **figures,
+    }
+    created = api.graphql(CREATE_MSME, "demo-province-62", {"input": business})
+    assert "errors" not in created, created
+    record: dict[str, Any] = created["data"]["createMsme"]
+    return record
+
+
+def _checked(api: Api, nib: str) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    request = _request({"nib": nib}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _decision(api.graphql(CHECK_OVER_HTTP, JAMKRIDA, {"request": request}))
+    outcomes = {r["ruleId"]: (r["outcome"], r["reason"]) for r in decision["results"]}
+    return decision, outcomes
+
+
+def test_r02_reads_the_scale_from_annual_sales_not_the_declared_one(api: Api) -> None:
+    """Declared micro, which its capital supports, but with Rp60 miliar of sales: large under
+    PP 7/2021 Pasal 35(4), the criterion programmes act on, so the product does not guarantee it."""
+    declared = _register(
+        api, "7790000000101", capital="500000000", annualTurnover="60000000000", scale="MICRO"
+    )
+    assert declared["scale"] == "MICRO"  # the register keeps what was declared
+    decision, outcomes = _checked(api, "7790000000101")
+    assert outcomes["R02"] == ("FAIL", "scale_not_allowed")
+    assert decision["verdict"] == "NOT_ELIGIBLE"
+    (r02,) = [r for r in decision["results"] if r["ruleId"] == "R02"]
+    assert "(large)" in r02["messageEn"]
+    replayed = api.graphql(DECISION, JAMKRIDA, {"id": decision["id"]})
+    assert replayed["data"]["eligibilityDecision"]["replay"] == {
+        "verdict": "NOT_ELIGIBLE",
+        "sameAsStored": True,
+    }
+
+
+def test_r02_falls_back_to_capital_only_without_sales_and_is_unknown_without_either(
+    api: Api,
+) -> None:
+    _register(api, "7790000000102", capital="4000000000")  # small by capital
+    assert _checked(api, "7790000000102")[1]["R02"] == ("PASS", "pass")
+    _register(api, "7790000000103", capital="20000000000")  # large by capital
+    assert _checked(api, "7790000000103")[1]["R02"] == ("FAIL", "scale_not_allowed")
+    _register(api, "7790000000104", scale="MICRO")  # declared, with no figure to support it
+    decision, outcomes = _checked(api, "7790000000104")
+    assert outcomes["R02"] == ("UNKNOWN", "scale_unknown")
+    assert decision["verdict"] == "NEEDS_REVIEW"

@@ -75,7 +75,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             MSMES.c.province_code,
             MSMES.c.regency_code,
             MSMES.c.established_on,
-            MSMES.c.scale,
+            MSMES.c.capital,
             MSMES.c.annual_turnover,
             exists().where(MSME_OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
