@@ -150,11 +150,13 @@ FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.estab
   AND participations.status = $1::VARCHAR AND programmes.id = participations.programme_id
   AND programmes.kind = $2::VARCHAR) AS programme_credit, EXISTS (SELECT * FROM guarantees
   WHERE guarantees.msme_id = msmes.id AND guarantees.status = $3::VARCHAR) AS defaulted,
-  (SELECT eligibility_rulesets.version FROM eligibility_rulesets
+  in_force.ruleset_version
+FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
   WHERE eligibility_rulesets.product = $4::VARCHAR
   AND eligibility_rulesets.effective_from <= $5::DATE
-  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $6::INTEGER) AS ruleset_version
-FROM msmes WHERE msmes.nib = $7::VARCHAR AND msmes.province_code = $8::VARCHAR"""
+  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $6::INTEGER) AS ruleset_version)
+  AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $7::VARCHAR
+  AND msmes.province_code = $8::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
   subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
   check_date, facts, verdict, results, coverage_amount, estimated_fee) VALUES ($1::VARCHAR,

@@ -105,14 +105,7 @@ class EligibilityFacts:
 
     def __post_init__(self) -> None:
         require(self.subject_kind in (MSME, COOPERATIVE), "subject_kind", "msme or cooperative")
-        require(bool(self.product.strip()), "product", "must not be empty")
-        require(self.loan_amount > 0, "loan_amount", "must be positive rupiah")
-        require(self.tenor_months > 0, "tenor_months", "must be positive")
-        require(
-            self.tenor_months <= MAX_TENOR_MONTHS,
-            "tenor_months",
-            f"must be at most {MAX_TENOR_MONTHS} months",
-        )
+        check_loan(self.product, self.loan_amount, self.tenor_months)
         province = self.province_code
         require(province is None or is_province_code(province), "province_code", "2 digits")
         require(self.scale in (None, *SCALES), "scale", f"one of {SCALES}")
@@ -153,6 +146,20 @@ class EligibilityFacts:
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able values, so the facts can be stored with the decision and replayed."""
         return as_plain_dict(self)
+
+
+def check_loan(product: str, loan_amount: int, tenor_months: int) -> None:
+    """The loan a check is asked about, as its facts hold it; a request is checked with this
+    before the registry is read, so that a bad one is refused alike whether or not the business
+    exists (and is in the asker's jurisdiction)."""
+    require(bool(product.strip()), "product", "must not be empty")
+    require(loan_amount > 0, "loan_amount", "must be positive rupiah")
+    require(tenor_months > 0, "tenor_months", "must be positive")
+    require(
+        tenor_months <= MAX_TENOR_MONTHS,
+        "tenor_months",
+        f"must be at most {MAX_TENOR_MONTHS} months",
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from domain.eligibility import (
     Decision,
     EligibilityFacts,
     LenderAttestation,
+    check_loan,
     evaluate,
 )
 from domain.errors import InvalidValue
@@ -105,15 +106,33 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
     }
 
 
+def _checked_terms(request: Request) -> date:
+    """The request's own terms, checked before anything is read: refused alike whether or not
+    the business exists, a request cannot tell a business in the register from none."""
+    check_date = request.check_date or today()
+    if check_date > today():
+        raise bad_input("request.checkDate", "must not be in the future")
+    try:
+        check_loan(request.product, request.loan_amount, request.tenor_months)
+    except InvalidValue as error:
+        raise bad_input(f"request.{error.field}", error.reason) from None
+    return check_date
+
+
 async def _subject(
     connection: Pooled, kind: str, key: str, scope: RowScope, product: str, on: date
 ) -> Row:
-    """The business's facts, with the version of the product's rules in force on that date."""
+    """The business's facts, with the version of the product's rules in force on that date.
+
+    The rules are looked at before the business, and in the same statement: a product without
+    rules in force is refused whether or not the business exists."""
     if kind == MSME:
         row = await queries.msme_facts(connection, key, scope, product=product, on_date=on)
     else:
         row = await queries.cooperative_facts(connection, key, scope, product=product, on_date=on)
-    if row is None:
+    if row.ruleset_version is None:
+        raise bad_input("request.product", f"no rule set for {product} in force on {on}")
+    if row.id is None:
         field = "request.nib" if kind == MSME else "request.legalEntityNo"
         raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
     return row
@@ -126,17 +145,11 @@ async def check(context: Context, request: Request) -> Row:
     has stored no decision."""
     principal = context.principal
     kind, key = _subject_key(request)
-    check_date = request.check_date or today()
-    if check_date > today():
-        raise bad_input("request.checkDate", "must not be in the future")
+    check_date = _checked_terms(request)
     async with context.single_write() as connection:
         row = await _subject(
             connection, kind, key, context.policy.records, request.product, check_date
         )
-        if row.ruleset_version is None:
-            raise bad_input(
-                "request.product", f"no rule set for {request.product} in force on {check_date}"
-            )
         rules = await ruleset(connection, request.product, row.ruleset_version)
         try:
             facts = EligibilityFacts(

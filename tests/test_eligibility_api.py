@@ -201,6 +201,42 @@ def test_bad_requests_name_the_field(api: Api, change: dict[str, Any], field: st
     assert error["message"].startswith(field)
 
 
+BAD_TERMS: dict[str, tuple[dict[str, Any], str]] = {
+    # case -> (change to a good request, the field named)
+    "a product without rules": ({"product": "NOPE"}, "request.product"),
+    "a tenor past thirty years": ({"tenorMonths": 361}, "request.tenor_months"),
+    "no tenor": ({"tenorMonths": 0}, "request.tenor_months"),
+    "no loan": ({"loanAmount": "0"}, "request.loan_amount"),
+    "a check date to come": ({"checkDate": "2999-01-01"}, "request.checkDate"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TERMS))
+def test_a_bad_request_is_refused_alike_whether_or_not_the_business_exists(
+    api: Api, case: str
+) -> None:
+    """The request's terms are checked before the business is looked up: were they checked
+    after, a refusal would tell a business in the register (or outside the guarantor's province)
+    from an unknown one."""
+    change, field = BAD_TERMS[case]
+    subjects = [
+        {"nib": "9990000000001"},  # in Kalteng
+        {"nib": "9990000000003"},  # in Kalbar, outside the guarantor's jurisdiction
+        {"nib": "9990000009999"},  # in no register
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"},
+        {"legalEntityNo": "AHU-9999999.AH.01.26.TAHUN 2019"},
+    ]
+    answers = [
+        _check(api, {**_request(subject, 50_000_000, 24, **FULL_ATTESTATION), **change})
+        for subject in subjects
+    ]
+    (error,) = answers[0]["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", field)
+    assert all(answer == answers[0] for answer in answers[1:3])
+    assert answers[3] == answers[4]
+    assert answers[3]["errors"][0]["extensions"]["field"] == field
+
+
 def test_a_stored_decision_replays_unchanged_after_the_rules_change(
     api: Api, demo_url: str
 ) -> None:

@@ -65,6 +65,10 @@ _VERSION_IN_FORCE = (
     .label("ruleset_version")
 )
 """The version of the product's rule set in force on the date; NULL when there is none."""
+_IN_FORCE = select(_VERSION_IN_FORCE).subquery("in_force")
+"""One row, the version in force or NULL, to which the business is joined: the statement answers
+for the rules even when no such business is in scope, so a request for rules that do not exist
+is refused the same whether or not the business does."""
 
 
 @lru_cache(maxsize=1024)
@@ -82,8 +86,10 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
                 "programme_credit"
             ),
             has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
-            _VERSION_IN_FORCE,
-        ).where(MSMES.c.nib == bindparam("key"), scope.rows(MSMES))
+            _IN_FORCE.c.ruleset_version,
+        ).select_from(
+            _IN_FORCE.outerjoin(MSMES, and_(MSMES.c.nib == bindparam("key"), scope.rows(MSMES)))
+        )
     )
 
 
@@ -104,20 +110,25 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
                 "programme_credit"
             ),
             has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
-            _VERSION_IN_FORCE,
-        ).where(COOPERATIVES.c.legal_entity_no == bindparam("key"), scope.rows(COOPERATIVES))
+            _IN_FORCE.c.ruleset_version,
+        ).select_from(
+            _IN_FORCE.outerjoin(
+                COOPERATIVES,
+                and_(COOPERATIVES.c.legal_entity_no == bindparam("key"), scope.rows(COOPERATIVES)),
+            )
+        )
     )
 
 
 async def msme_facts(
     connection: Pooled, nib: str, scope: RowScope, *, product: str, on_date: date
-) -> Row | None:
+) -> Row:
     """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
     check reads the registry and learns which rules apply in one statement (on asyncpg itself:
-    db/driver.py)."""
+    db/driver.py). No such MSME in scope: the business's columns are NULL."""
     parameters = {"key": nib, "product": product, "on_date": on_date}
-    rows = await fetch(connection, _msme_facts(scope), parameters)
-    return rows[0] if rows else None
+    (row,) = await fetch(connection, _msme_facts(scope), parameters)
+    return row
 
 
 async def cooperative_facts(
@@ -127,11 +138,11 @@ async def cooperative_facts(
     *,
     product: str,
     on_date: date,
-) -> Row | None:
+) -> Row:
     """As `msme_facts`, for a cooperative."""
     parameters = {"key": legal_entity_no, "product": product, "on_date": on_date}
-    rows = await fetch(connection, _cooperative_facts(scope), parameters)
-    return rows[0] if rows else None
+    (row,) = await fetch(connection, _cooperative_facts(scope), parameters)
+    return row
 
 
 async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]) -> list[str]:
