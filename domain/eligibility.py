@@ -80,6 +80,11 @@ class EligibilityFacts:
     declared one); `province_code` is the 2-digit Kemendagri code of the business's location;
     `coop_savings_and_loan` says whether the co-op is a KSP or runs a savings-and-loan unit,
     whose health rating then matters.
+
+    `marked_inactive`: the register marks the MSME inactive (deactivateMsme), a closed business
+    (a cooperative's status is R11's). Sinergi's own flag, like a defaulted guarantee, so never
+    unknown; False in facts stored before it was gathered, since those decisions were made
+    taking the business as active, and must replay as they were made.
     """
 
     subject_kind: str
@@ -101,6 +106,7 @@ class EligibilityFacts:
     coop_savings_and_loan: bool | None = None
     ksp_health: str | None = None
     conflicting_programme_credit: bool | None = None
+    marked_inactive: bool = False
     attestation: LenderAttestation = field(default_factory=LenderAttestation)
 
     def __post_init__(self) -> None:
@@ -138,6 +144,7 @@ class EligibilityFacts:
             coop_savings_and_loan=obj.fact("coop_savings_and_loan", bool),
             ksp_health=obj.fact("ksp_health", str),
             conflicting_programme_credit=obj.fact("conflicting_programme_credit", bool),
+            marked_inactive=obj.flag("marked_inactive"),
             attestation=LenderAttestation.read(obj.child("attestation")),
         )
         obj.done()
@@ -228,6 +235,8 @@ def _first_problem(rule_id: str, reasons: Iterable[str]) -> str:
 def _subject_registered(f: EligibilityFacts, rs: RuleSet) -> str:
     if f.subject_kind == COOPERATIVE:
         return _known(f.has_legal_entity_no, passes_when=True, fail="not_registered")
+    if f.marked_inactive:
+        return "inactive"
     if f.has_nib or f.has_sku:
         return "pass"
     return "unknown" if None in (f.has_nib, f.has_sku) else "not_registered"
@@ -391,7 +400,8 @@ def _result(
     rule_id: str, reason: str, ruleset: RuleSet, contexts: dict[str, dict[str, str]]
 ) -> RuleResult:
     text = ruleset.rules[rule_id]
-    message = text.messages[reason]
+    # A reason added to the rule after the rule set was published has the catalogue's wording.
+    message = text.messages.get(reason) or RULES[rule_id].later[reason]
     return RuleResult(
         rule_id=rule_id,
         code=text.code,

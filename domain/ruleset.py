@@ -7,7 +7,8 @@ Thresholds, rates and messages change by regulation (the KUR Permenko changes ye
 guarantor's board, so they live in JSON files or database rows, never in code. Reading is strict:
 a typo in a rule-set file must stop the load, naming the key, rather than quietly becoming a
 default that approves loans. What stays in code is the catalogue of rules: their stable ids and
-codes, and the reasons each can give with the outcome each reason means.
+codes, and the reasons each can give with the outcome each reason means; and, for a reason added
+to a rule after versions were published, its wording in those versions, which are frozen.
 """
 
 from __future__ import annotations
@@ -47,11 +48,23 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class Message:
+    """One reason's text in Indonesian (`id`) and English (`en`), with {placeholders}."""
+
+    id: str
+    en: str
+
+
+@dataclass(frozen=True)
 class RuleSpec:
-    """A rule's stable code and the reasons it can give, each fixing the outcome it means."""
+    """A rule's stable code and the reasons it can give, each fixing the outcome it means.
+
+    `later` words the reasons added after rule sets were published: a stored version is frozen
+    and holds no message for them, so a rule set may word one itself and otherwise gets this."""
 
     code: str
     reasons: Mapping[str, Outcome]
+    later: Mapping[str, Message] = field(default_factory=lambda: MappingProxyType({}))
 
 
 _P, _F, _U, _NA = Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN, Outcome.NOT_APPLICABLE
@@ -61,8 +74,19 @@ def _spec(code: str, **reasons: Outcome) -> RuleSpec:
     return RuleSpec(code, MappingProxyType({"pass": _P, **reasons}))
 
 
+# An MSME the register marks inactive (deactivateMsme) is a closed business. The reason came
+# after versions 2026.1 and 2026.3; it names no value of the record, as 2026.3's reasons do not.
+_INACTIVE = Message(
+    "Usaha tercatat tidak aktif dalam register.",
+    "The business is marked inactive in the register.",
+)
+
 RULES: Mapping[str, RuleSpec] = MappingProxyType({
-    "R01": _spec("SUBJECT_REGISTERED", not_registered=_F, unknown=_U),
+    "R01": RuleSpec(
+        "SUBJECT_REGISTERED",
+        MappingProxyType({"pass": _P, "not_registered": _F, "unknown": _U, "inactive": _F}),
+        MappingProxyType({"inactive": _INACTIVE}),
+    ),
     "R02": _spec("SCALE_ELIGIBLE", cooperative=_NA, scale_unknown=_U, scale_not_allowed=_F,
                  sales_unknown=_U, sales_above_max=_F),
     "R03": _spec("BUSINESS_AGE_MIN_6M", too_young=_F, unknown=_U),
@@ -132,6 +156,11 @@ class StrictObject:
         """A value that may be unknown: null, or absent from an object stored before the key
         existed (a fact added for a later rule), which is just as unknown."""
         return self.optional(key, kind) if self.has(key) else None
+
+    def flag(self, key: str) -> bool:
+        """A yes/no that is never unknown once gathered: false when absent from an object stored
+        before the key existed, the decision then having been made without it."""
+        return self.get(key, bool) if self.has(key) else False
 
     def day(self, key: str) -> date:
         text = self.get(key, str)
@@ -205,14 +234,6 @@ def _plain(value: object) -> object:
     if is_dataclass(value) and not isinstance(value, type):
         return as_plain_dict(value)
     return value
-
-
-@dataclass(frozen=True)
-class Message:
-    """One reason's text in Indonesian (`id`) and English (`en`), with {placeholders}."""
-
-    id: str
-    en: str
 
 
 @dataclass(frozen=True)
@@ -330,7 +351,11 @@ def _read_rules(obj: StrictObject) -> Mapping[str, RuleText]:
 
 def _read_rule(obj: StrictObject, spec: RuleSpec) -> RuleText:
     messages_obj = obj.child("messages")
-    messages = {reason: _read_message(messages_obj.child(reason)) for reason in spec.reasons}
+    messages = {
+        reason: _read_message(messages_obj.child(reason))
+        for reason in spec.reasons
+        if reason not in spec.later or messages_obj.has(reason)
+    }
     messages_obj.done()
     text = RuleText(obj.get("code", str), obj.get("legal_basis", str), MappingProxyType(messages))
     obj.done()
@@ -353,9 +378,10 @@ def _check_rules(rules: Mapping[str, RuleText]) -> None:
         spec = RULES[rule_id]
         require(text.code == spec.code, f"rules.{rule_id}.code", f"must be {spec.code}")
         require(
-            set(text.messages) == set(spec.reasons),
+            set(spec.reasons) - set(spec.later) <= set(text.messages) <= set(spec.reasons),
             f"rules.{rule_id}.messages",
-            f"must hold exactly {sorted(spec.reasons)}",
+            f"must hold exactly {sorted(spec.reasons)}"
+            + (f" ({', '.join(sorted(spec.later))} optional)" if spec.later else ""),
         )
         for reason, message in text.messages.items():
             for lang, template in (("id", message.id), ("en", message.en)):

@@ -91,6 +91,7 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
             "business_start_date": row.established_on,
             "scale": None if scale is None else scale.value,
             "annual_sales": row.annual_turnover,
+            "marked_inactive": not row.is_active,
             # No owner on record is not a missing NIK: a client without pii:read cannot record
             # one, so the NIK is unknown here and the case goes to review.
             "owner_nik_present": True if row.owner_nik_present else None,

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -176,3 +177,61 @@ def test_r02_falls_back_to_capital_only_without_sales_and_is_unknown_without_eit
     decision, outcomes = _checked(api, "7790000000104")
     assert outcomes["R02"] == ("UNKNOWN", "scale_unknown")
     assert decision["verdict"] == "NEEDS_REVIEW"
+
+
+DEACTIVATE_MSME = """
+mutation($id: ID!, $version: Int!) { deactivateMsme(id: $id, version: $version) { isActive } }
+"""
+
+
+def _forget_the_inactive_mark(url: str, decision_id: str) -> None:
+    """The decision's facts as stored before the register's activity was gathered."""
+
+    async def strip() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            updated = await connection.execute(
+                "UPDATE eligibility_decisions SET facts = facts - 'marked_inactive' "
+                "WHERE id = $1::uuid AND facts ? 'marked_inactive'",
+                decision_id,
+            )
+            assert updated == "UPDATE 1"
+        finally:
+            await connection.close()
+
+    asyncio.run(strip())
+
+
+def _replay(api: Api, decision_id: str) -> dict[str, Any]:
+    replayed = api.graphql(DECISION, JAMKRIDA, {"id": decision_id})
+    assert "errors" not in replayed, replayed
+    replay: dict[str, Any] = replayed["data"]["eligibilityDecision"]["replay"]
+    return replay
+
+
+def test_an_msme_marked_inactive_fails_r01_and_earlier_decisions_replay_unchanged(
+    api: Api, module_reference_url: str
+) -> None:
+    """deactivateMsme marks a closed business: a check must not pass it silently. It is known to
+    be closed, not unknown, so R01 fails rather than sending it to a reviewer."""
+    created = _register(api, "7790000000201", capital="50000000", annualTurnover="240000000")
+    open_, _ = _checked(api, "7790000000201")
+    assert open_["verdict"] == "ELIGIBLE"
+    deactivated = api.graphql(
+        DEACTIVATE_MSME, "demo-province-62", {"id": created["id"], "version": created["version"]}
+    )
+    assert deactivated["data"]["deactivateMsme"] == {"isActive": False}, deactivated
+
+    closed, outcomes = _checked(api, "7790000000201")
+    assert outcomes["R01"] == ("FAIL", "inactive")
+    assert {rule for rule, (outcome, _) in outcomes.items() if outcome == "FAIL"} == {"R01"}
+    assert closed["verdict"] == "NOT_ELIGIBLE"
+    (r01,) = [r for r in closed["results"] if r["ruleId"] == "R01"]
+    assert r01["messageEn"] == "The business is marked inactive in the register."
+    assert _replay(api, closed["id"]) == {"verdict": "NOT_ELIGIBLE", "sameAsStored": True}
+
+    # The earlier decision replays from its own facts, whatever the register says now; and so
+    # does one whose facts were stored before the activity was among them.
+    assert _replay(api, open_["id"]) == {"verdict": "ELIGIBLE", "sameAsStored": True}
+    _forget_the_inactive_mark(module_reference_url, open_["id"])
+    assert _replay(api, open_["id"]) == {"verdict": "ELIGIBLE", "sameAsStored": True}

@@ -81,6 +81,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             MSMES.c.established_on,
             MSMES.c.capital,
             MSMES.c.annual_turnover,
+            MSMES.c.is_active,
             exists().where(MSME_OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"

@@ -391,6 +391,43 @@ def test_r01_a_cooperative_without_a_legal_entity_number_fails() -> None:
     assert outcome(coop(has_legal_entity_no=False), "R01") is Outcome.FAIL
 
 
+@pytest.mark.parametrize("ruleset", RULESETS, ids=lambda r: r.version)
+def test_r01_an_msme_the_register_marks_inactive_fails_in_words_of_its_own(
+    ruleset: RuleSet,
+) -> None:
+    """A closed business is known to be closed, not unknown: it fails rather than going to a
+    reviewer. The versions published before the reason existed word it the catalogue's way."""
+    decision = evaluate(msme(marked_inactive=True), ruleset)
+    r01 = result(decision, "R01")
+    assert (r01.outcome, r01.reason) == (Outcome.FAIL, "inactive")
+    assert r01.message_en == "The business is marked inactive in the register."
+    assert r01.message_id == "Usaha tercatat tidak aktif dalam register."
+    assert decision.decision is Verdict.NOT_ELIGIBLE
+
+
+def test_facts_stored_before_the_inactive_mark_replay_as_they_were_decided() -> None:
+    """Those decisions took the business as active; read back, the facts still say so."""
+    for facts in (msme(), msme(has_nib=None), coop()):
+        data = json.loads(json.dumps(facts.to_dict()))
+        del data["marked_inactive"]
+        stored = EligibilityFacts.from_dict(data)
+        assert stored == facts
+        assert evaluate(stored, V1) == evaluate(facts, V1)
+
+
+def test_a_rule_set_may_word_a_reason_added_after_it_but_no_other_is_optional() -> None:
+    data = json.loads(json.dumps(V1.to_dict()))
+    own = {"id": "Usaha sudah tutup.", "en": "The business has closed."}
+    data["rules"]["R01"]["messages"]["inactive"] = own
+    worded = RuleSet.from_dict(data)
+    assert result(evaluate(msme(marked_inactive=True), worded), "R01").message_en == own["en"]
+
+    del data["rules"]["R01"]["messages"]["unknown"]
+    with pytest.raises(InvalidValue) as missing:
+        RuleSet.from_dict(data)
+    assert missing.value.field == "rules.R01.messages.unknown"
+
+
 # --- R02 SCALE_ELIGIBLE --------------------------------------------------------------------
 
 
