@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.types import Info
+from strawberry.utils.str_converters import to_camel_case
 
 from db.driver import Pooled, Row
 from db.queries import Record
@@ -58,6 +60,13 @@ async def ruleset(connection: Pooled, product: str, version: str) -> RuleSet:
         document = await queries.ruleset_version(connection, product, version)
         _PARSED[key] = RuleSet.from_dict(document)
     return _PARSED[key]
+
+
+def request_error(error: InvalidValue) -> GraphQLError:
+    """BAD_USER_INPUT naming the request's field as the contract spells it: the domain names
+    the facts in snake_case (`attestation.max_collectibility`), the request in camelCase."""
+    field = ".".join(to_camel_case(part) for part in error.field.split("."))
+    return bad_input(f"request.{field}", error.reason)
 
 
 def _subject_key(request: Request) -> tuple[str, str]:
@@ -116,7 +125,7 @@ def _checked_terms(request: Request) -> date:
     try:
         check_loan(request.product, request.loan_amount, request.tenor_months)
     except InvalidValue as error:
-        raise bad_input(f"request.{error.field}", error.reason) from None
+        raise request_error(error) from None
     return check_date
 
 
@@ -163,7 +172,7 @@ async def check(context: Context, request: Request) -> Row:
                 **registry_facts(kind, row),
             )
         except InvalidValue as error:
-            raise bad_input(f"request.{error.field}", error.reason) from None
+            raise request_error(error) from None
         decision = evaluate(facts, rules)
         stored = await queries.store_decision(
             connection,

@@ -15,7 +15,6 @@ from domain.eligibility import LenderAttestation
 from domain.errors import InvalidValue
 from resolvers import eligibility, guarantees
 from resolvers.context import Context
-from resolvers.errors import bad_input
 from schema.inputs import stored_value
 from schema.permissions import requires
 from schema.planned_write import WriteRoot
@@ -90,7 +89,7 @@ def _attestation(given: LenderAttestationInput) -> LenderAttestation:
             has_npwp=given.has_npwp,
         )
     except InvalidValue as error:
-        raise bad_input(f"request.{error.field}", error.reason) from None
+        raise eligibility.request_error(error) from None
 
 
 async def check(context: Context, request: EligibilityRequest) -> Row:

@@ -187,10 +187,10 @@ def test_a_province_may_not_ask_for_decisions(api: Api) -> None:
         ({"nib": "12345"}, "request.nib"),
         ({"nib": None}, "request.nib"),
         ({"product": "NO_SUCH_PRODUCT"}, "request.product"),
-        ({"tenorMonths": 0}, "request.tenor_months"),
-        ({"tenorMonths": 40_000}, "request.tenor_months"),  # past its column: was INTERNAL
+        ({"tenorMonths": 0}, "request.tenorMonths"),
+        ({"tenorMonths": 40_000}, "request.tenorMonths"),  # past its column: was INTERNAL
         ({"checkDate": "2999-01-01"}, "request.checkDate"),
-        ({"attestation": {"maxCollectibility": 6}}, "request.attestation.max_collectibility"),
+        ({"attestation": {"maxCollectibility": 6}}, "request.attestation.maxCollectibility"),
     ],
 )
 def test_bad_requests_name_the_field(api: Api, change: dict[str, Any], field: str) -> None:
@@ -204,9 +204,9 @@ def test_bad_requests_name_the_field(api: Api, change: dict[str, Any], field: st
 BAD_TERMS: dict[str, tuple[dict[str, Any], str]] = {
     # case -> (change to a good request, the field named)
     "a product without rules": ({"product": "NOPE"}, "request.product"),
-    "a tenor past thirty years": ({"tenorMonths": 361}, "request.tenor_months"),
-    "no tenor": ({"tenorMonths": 0}, "request.tenor_months"),
-    "no loan": ({"loanAmount": "0"}, "request.loan_amount"),
+    "a tenor past thirty years": ({"tenorMonths": 361}, "request.tenorMonths"),
+    "no tenor": ({"tenorMonths": 0}, "request.tenorMonths"),
+    "no loan": ({"loanAmount": "0"}, "request.loanAmount"),
     "a check date to come": ({"checkDate": "2999-01-01"}, "request.checkDate"),
 }
 

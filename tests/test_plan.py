@@ -212,7 +212,7 @@ def test_a_check_is_answered_by_its_plan_as_the_executor_answers_it(
             {"attestation": {"maxCollectibility": 6}},
             JAMKRIDA,
             "BAD_USER_INPUT",
-            "request.attestation.max_collectibility",
+            "request.attestation.maxCollectibility",
         ),
         ({}, "demo-province-62", "FORBIDDEN", None),  # the guard's refusal is the executor's
     ],
