@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
 
@@ -37,6 +37,12 @@ MAX_TENOR_MONTHS = 360
 """Thirty years, past any productive loan a guarantee covers. The rule sets state no tenor limit
 of their own; without one, a tenor past what a decision stores (a smallint) was INTERNAL, and
 a guarantee's end (within the tenor) was unbounded."""
+MAX_CHECK_DATE_AGE_DAYS = 14
+"""How far back a check may be dated: a lender's application checked a few days late, over a
+holiday. The rules in force on the check date apply but the facts are today's, so a date further
+back chose an older rule set (2026.1, whose reasons quote the record's start date, sales and last
+RAT year, which 2026.3 withholds) and dated a decision, and a guarantee resting on it, before the
+facts it rests on, even before the record existed."""
 
 
 class Verdict(StrEnum):
@@ -153,6 +159,19 @@ class EligibilityFacts:
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able values, so the facts can be stored with the decision and replayed."""
         return as_plain_dict(self)
+
+
+def validate_check_date(check_date: date, *, today: date) -> date:
+    """A check is dated today or up to MAX_CHECK_DATE_AGE_DAYS before: never ahead of the facts
+    it reads, and not so far behind them that it is a different decision."""
+    require(check_date <= today, "check_date", "must not be in the future")
+    earliest = today - timedelta(days=MAX_CHECK_DATE_AGE_DAYS)
+    require(
+        check_date >= earliest,
+        "check_date",
+        f"must be at most {MAX_CHECK_DATE_AGE_DAYS} days before today: from {earliest}",
+    )
+    return check_date
 
 
 def check_loan(product: str, loan_amount: int, tenor_months: int) -> None:

@@ -27,6 +27,7 @@ from domain.eligibility import (
     LenderAttestation,
     check_loan,
     evaluate,
+    validate_check_date,
 )
 from domain.errors import InvalidValue
 from domain.identifiers import established_by, validate_legal_entity_no, validate_nib
@@ -119,14 +120,12 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
 def _checked_terms(request: Request) -> date:
     """The request's own terms, checked before anything is read: refused alike whether or not
     the business exists, a request cannot tell a business in the register from none."""
-    check_date = request.check_date or today()
-    if check_date > today():
-        raise bad_input("request.checkDate", "must not be in the future")
+    now = today()
     try:
         check_loan(request.product, request.loan_amount, request.tenor_months)
+        return validate_check_date(request.check_date or now, today=now)
     except InvalidValue as error:
         raise request_error(error) from None
-    return check_date
 
 
 async def _subject(

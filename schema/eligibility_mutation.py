@@ -11,7 +11,7 @@ from strawberry.types import Info
 from auth.scopes import Scope
 from db.driver import Row
 from db.models import ELIGIBILITY_DECISIONS
-from domain.eligibility import LenderAttestation
+from domain.eligibility import MAX_CHECK_DATE_AGE_DAYS, LenderAttestation
 from domain.errors import InvalidValue
 from resolvers import eligibility, guarantees
 from resolvers.context import Context
@@ -51,7 +51,11 @@ class EligibilityRequest:
     tenor_months: int
     attestation: LenderAttestationInput
     check_date: date | None = strawberry.field(
-        default=None, description="The date the decision is for; default today (WIB)."
+        default=None,
+        description=(
+            "The date the decision is for: today (WIB, the default) or up to "
+            f"{MAX_CHECK_DATE_AGE_DAYS} days before."
+        ),
     )
 
 

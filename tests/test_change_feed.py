@@ -18,13 +18,16 @@ import asyncpg
 import pytest
 
 from sinergi.sync import LocalCopy, sync
+from tests.support.clock import Clock
 from tests.support.demo_data import load_demo
 from tests.support.executor import AuditRow, latest_entry
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_eligibility_api import (
     CHECK,
+    CHECKED_ON,
     FULL_ATTESTATION,
+    ISSUED_BY,
     JAMKRIDA,
     RECORD,
     STATUS,
@@ -601,13 +604,17 @@ def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
     assert own == {"data": {"guaranteeChanges": {"entries": []}}}
 
 
-def test_a_guarantor_follows_its_own_guarantees(feed_api: Api) -> None:
+def test_a_guarantor_follows_its_own_guarantees(
+    feed_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     guarantees = "query($after: String) { guaranteeChanges(after: $after) "
     guarantees += "{ entries { id change record } endCursor } }"
     start = feed_api.graphql(guarantees, JAMKRIDA, {"after": None})["data"]["guaranteeChanges"]
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    clock = Clock(monkeypatch, CHECKED_ON)
     decision = feed_api.graphql(CHECK, JAMKRIDA, {"request": request})["data"]["checkEligibility"]
     assert decision["verdict"] == "ELIGIBLE"
+    clock.day = ISSUED_BY
     recorded = feed_api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     guarantee = recorded["data"]["recordGuarantee"]
     variables = {"id": guarantee["id"], "status": "CLAIMED", "on": "2026-10-01"}

@@ -15,9 +15,11 @@ from auth.scopes import OrgKind
 from db.engine import create_engine
 from db.queries.audit import AuditWriter
 from schema.engine import Engine
+from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.graphql import SCHEMA, principal, request_context
 from tests.support.http import Api
+from tests.test_eligibility_api import CHECKED_ON
 from tests.test_eligibility_api import FULL_ATTESTATION as ATTESTED
 
 JAMKRIDA = principal(OrgKind.BUMD, "62")
@@ -43,6 +45,12 @@ mutation ($nib: String!) {
 }
 fragment Decision on EligibilityDecision { verdict amount: coverageAmount }
 """
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Checks dated 2026-01-15 are made days later: a check may be dated a fortnight back."""
+    return Clock(monkeypatch, CHECKED_ON)
 
 
 @pytest.fixture(scope="module")

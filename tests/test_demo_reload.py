@@ -11,6 +11,7 @@ import os
 from typing import Any
 from unittest import mock
 
+import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
@@ -21,8 +22,10 @@ from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.test_eligibility_api import CHECKED_ON, ISSUED_BY
 
 CHECK = """
 mutation Check($nib: String!) {
@@ -81,7 +84,9 @@ def _ok(answer: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def test_demo_data_reloads_after_eligibility_checks_and_guarantees(fresh_url: str) -> None:
+def test_demo_data_reloads_after_eligibility_checks_and_guarantees(
+    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert _demo_data(fresh_url) == 0
 
     async def register() -> None:
@@ -95,10 +100,12 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(fresh_url: st
         api = Api(client)
         real = _ok(api.graphql(CREATE, "demo-province-62"))
         assert real["createMsme"]["id"]
+        clock = Clock(monkeypatch, CHECKED_ON)
         for nib in ("9990000000001", "1234567890123"):
             decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": nib}))
             assert decision["checkEligibility"]["id"]
         demo_decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": "9990000000002"}))
+        clock.day = ISSUED_BY
         guarantee = _ok(
             api.graphql(
                 GUARANTEE,

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,17 @@ import asyncpg
 import pytest
 
 from sinergi.cli import main
+from tests.support.clock import Clock
 from tests.support.http import Api
 
 JAMKRIDA = "demo-jamkrida-62"
 PRODUCT = "JAMKRIDA_KTG_PRODUKTIF"
 SCENARIO_DATE = "2026-01-15"
+CHECKED_ON = date(2026, 1, 20)
+"""The day the scenario's checks are made: a few days after the date they are for."""
+ISSUED_BY = date(2026, 10, 31)
+"""By then the scenario's guarantees are issued, one has defaulted (on 1 October), and the
+province has reported its realisations (on the 20th)."""
 LATER_RULESETS = Path(__file__).parent / "domain" / "rulesets"
 FULL_ATTESTATION = {
     "maxCollectibility": 1,
@@ -41,6 +48,11 @@ query Decision($id: ID!) {
   eligibilityDecision(id: $id) { id verdict rulesetVersion replay { verdict sameAsStored } }
 }
 """
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch, CHECKED_ON)
 
 
 def _request(subject: dict[str, str], amount: int, tenor: int, **attested: Any) -> dict[str, Any]:
@@ -237,8 +249,30 @@ def test_a_bad_request_is_refused_alike_whether_or_not_the_business_exists(
     assert answers[3]["errors"][0]["extensions"]["field"] == field
 
 
+def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -> None:
+    """The rules in force on the check date apply to today's facts. Dated further back, a check
+    chose version 2026.1, whose reasons quote the start date, sales and last RAT year that 2026.3
+    withholds, and dated a decision (and a guarantee on it) before the record it rests on."""
+    clock.day = date(2026, 12, 18)
+    request = _request(
+        {"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2026-12-03"
+    )
+    (error,) = _check(api, request)["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "request.checkDate",
+    )
+    assert error["message"] == (
+        "request.checkDate: must be at most 14 days before today: from 2026-12-04"
+    )
+    oldest = _decision(_check(api, {**request, "checkDate": "2026-12-04"}))
+    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2026-12-04", "2026.3")
+    undated = _decision(_check(api, {**request, "checkDate": None}))
+    assert undated["checkDate"] == "2026-12-18"
+
+
 def test_a_stored_decision_replays_unchanged_after_the_rules_change(
-    api: Api, demo_url: str
+    api: Api, demo_url: str, clock: Clock
 ) -> None:
     request = _request(
         {"nib": "9990000000001"},
@@ -247,11 +281,13 @@ def test_a_stored_decision_replays_unchanged_after_the_rules_change(
         checkDate="2026-06-01",
         **{k: v for k, v in FULL_ATTESTATION.items() if k != "hasNpwp"},
     )
+    clock.day = date(2026, 6, 1)
     before = _decision(_check(api, request))
     assert (before["verdict"], before["rulesetVersion"]) == ("ELIGIBLE", "2026.1")
 
     code, output = _cli(demo_url, "rulesets", "load", str(LATER_RULESETS))
     assert code == 0, output
+    clock.day = date(2026, 8, 1)
     after = _decision(_check(api, {**request, "checkDate": "2026-08-01"}))
     assert (after["verdict"], after["rulesetVersion"]) == ("NEEDS_REVIEW", "2026.2")
     assert _rules(after, "UNKNOWN") == {"R08"}  # 2026.2 wants an NPWP above Rp25 juta
@@ -322,12 +358,13 @@ def _guarantee(decision_id: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) -> None:
+def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, clock: Clock) -> None:
     request = _request({"nib": "9990000000002"}, 75_000_000, 24, **FULL_ATTESTATION)
     first = _decision(_check(api, request))
     assert first["verdict"] == "ELIGIBLE"
     earlier = _decision(_check(api, request))  # kept, to be guaranteed after the default
 
+    clock.day = ISSUED_BY
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
     assert "errors" not in recorded, recorded
     guarantee = recorded["data"]["recordGuarantee"]
@@ -341,7 +378,7 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) ->
     final = api.graphql(STATUS, JAMKRIDA, {**variables, "status": "ACTIVE"})
     assert final["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
-    second = _decision(_check(api, request))
+    second = _decision(_check(api, {**request, "checkDate": ISSUED_BY.isoformat()}))
     assert second["verdict"] == "NOT_ELIGIBLE"
     (r13,) = [result for result in second["results"] if result["ruleId"] == "R13"]
     assert (r13["outcome"], r13["reason"]) == ("FAIL", "defaulted")
@@ -366,10 +403,11 @@ def test_a_guarantee_cannot_start_before_the_check_it_rests_on(api: Api) -> None
     )
 
 
-def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api) -> None:
+def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api, clock: Clock) -> None:
     """0 is a coverage given, and not a positive one: never the decision's full cover instead."""
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     zero = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], coverageAmount="0"))
     assert zero["data"] == {"recordGuarantee": None}
     (error,) = zero["errors"]
@@ -382,11 +420,12 @@ def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api) -> Non
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
 
 
-def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) -> None:
+def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api, clock: Clock) -> None:
     request = _request(
         {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
     )
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     assert decision["verdict"] == "NEEDS_REVIEW"
     refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -416,10 +455,11 @@ def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) ->
 
 
 def test_the_gearing_limit_refuses_a_guarantee_beyond_20_times_equity(
-    api: Api, demo_url: str
+    api: Api, demo_url: str, clock: Clock
 ) -> None:
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     assert _cli(demo_url, "guarantors", "set-equity", JAMKRIDA, "1000000")[0] == 0
     try:
         refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
@@ -452,7 +492,7 @@ def _eligible_nib_in(url: str, regency: str) -> str:
 
 
 def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
-    api: Api, demo_url: str
+    api: Api, demo_url: str, clock: Clock
 ) -> None:
     """One guarantee in Kabupaten Kotawaringin Timur (62.02), where no other test records one.
     The province reads its businesses but not their guarantees (only the guarantor does): shown
@@ -461,6 +501,7 @@ def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
         {"nib": _eligible_nib_in(demo_url, "62.02")}, 50_000_000, 24, **FULL_ATTESTATION
     )
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
 
     query = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62.02") {
@@ -470,6 +511,11 @@ def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
         assert shown, client
         assert all(cell["suppressed"] for cell in shown), client
         assert all(cell["count"] is None and cell["coverageSum"] is None for cell in shown)
+
+
+@pytest.fixture
+def reported(clock: Clock) -> None:
+    clock.day = ISSUED_BY
 
 
 REPORT = """
@@ -492,6 +538,7 @@ def _report(jurisdiction: str, value: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.usefixtures("reported")
 def test_a_province_reports_realisations_and_keeps_their_history(api: Api) -> None:
     first = api.graphql(REPORT, "demo-province-62", _report("62", "1500"))
     assert first["data"]["reportRealisation"]["reportedBy"].endswith("(demo-province-62)")
@@ -510,6 +557,7 @@ def test_a_province_reports_realisations_and_keeps_their_history(api: Api) -> No
     assert values[:2] == ["1620", "1500"]  # newest first, nothing overwritten
 
 
+@pytest.mark.usefixtures("reported")
 def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_scope(
     api: Api,
 ) -> None:
@@ -528,6 +576,7 @@ def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_sco
     assert bad["errors"][0]["message"].startswith("report.indicator")
 
 
+@pytest.mark.usefixtures("reported")
 @pytest.mark.parametrize("value", ["1e999999", "1e-999999", "1e131072", "1e-16384"])
 def test_a_decimal_the_numeric_column_cannot_hold_is_bad_input_not_internal(
     api: Api, value: str
@@ -574,6 +623,7 @@ REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
+@pytest.mark.usefixtures("reported")
 @pytest.mark.parametrize("case", list(REFUSED_REPORTS))
 def test_a_realisation_is_checked_as_a_record_write_is(api: Api, demo_url: str, case: str) -> None:
     """One client's report goes to every reader of the indicator: a megabyte of source in a few
@@ -590,6 +640,7 @@ def test_a_realisation_is_checked_as_a_record_write_is(api: Api, demo_url: str, 
     assert _realisation_count(demo_url) == before
 
 
+@pytest.mark.usefixtures("reported")
 def test_a_realisation_report_names_every_rule_it_breaks(api: Api, demo_url: str) -> None:
     before = _realisation_count(demo_url)
     report = {
@@ -609,6 +660,7 @@ def test_a_realisation_report_names_every_rule_it_breaks(api: Api, demo_url: str
     assert _realisation_count(demo_url) == before
 
 
+@pytest.mark.usefixtures("reported")
 def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> None:
     report = {**_report("62", "12.345678")["report"], "qualifier": "  at_least "}
     answer = api.graphql(
@@ -652,10 +704,11 @@ REFUSED_GUARANTEES: dict[str, tuple[dict[str, Any], str, str]] = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED_GUARANTEES))
-def test_a_guarantee_is_checked_as_a_record_write_is(api: Api, case: str) -> None:
+def test_a_guarantee_is_checked_as_a_record_write_is(api: Api, clock: Clock, case: str) -> None:
     change, field, reason = REFUSED_GUARANTEES[case]
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **change))
     assert refused["data"] == {"recordGuarantee": None}
     (error,) = refused["errors"]
@@ -693,9 +746,10 @@ mutation Status($id: ID!, $on: Date!, $note: String) {
 """
 
 
-def test_a_status_change_is_checked_as_a_record_write_is(api: Api) -> None:
+def test_a_status_change_is_checked_as_a_record_write_is(api: Api, clock: Clock) -> None:
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     guarantee = recorded["data"]["recordGuarantee"]
     cases = [

@@ -14,11 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from auth.scopes import OrgKind
 from db.engine import async_url, create_engine
 from sinergi.demo_mode import register_demo_clients
+from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.http import Api, served
 from tests.test_eligibility_api import CHECK as CHECK_OVER_HTTP
-from tests.test_eligibility_api import DECISION, FULL_ATTESTATION, JAMKRIDA, _decision, _request
+from tests.test_eligibility_api import (
+    CHECKED_ON,
+    DECISION,
+    FULL_ATTESTATION,
+    JAMKRIDA,
+    _decision,
+    _request,
+)
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")  # records:write without pii:read
 GUARANTOR = principal(OrgKind.BUMD, "62")
@@ -31,6 +39,12 @@ CHECK = """mutation { checkEligibility(request: {nib: "7790000000001",
   checkDate: "2026-01-15", attestation: {maxCollectibility: 1, hasOtherProductiveCredit: false,
   feasibilityApproved: true, onNationalBlacklist: false, hasNpwp: true}}) {
     verdict results { ruleId outcome reason } } }"""
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Checks dated 2026-01-15 are made days later: a check may be dated a fortnight back."""
+    return Clock(monkeypatch, CHECKED_ON)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,20 @@ import pytest
 from db.queries import eligibility as eligibility_queries
 from db.queries import json_pages
 from schema import engine
+from tests.support.clock import Clock
 from tests.support.executor import audit_head, entries_after, latest_entry
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
+from tests.test_eligibility_api import CHECKED_ON
 
 PROVINCE = "demo-province-62"
 NIB = "9990000000001"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Checks dated 2026-01-15 are made days later: a check may be dated a fortnight back."""
+    return Clock(monkeypatch, CHECKED_ON)
 
 
 def test_several_roots_answer_in_selection_order_under_their_aliases(api: Api) -> None:
