@@ -330,6 +330,59 @@ def test_copies_kept_from_the_feed_are_exactly_what_a_page_through_shows(
         assert expected["msme"], client  # the comparison compared something
 
 
+MOVE_COOPERATIVE = """
+mutation($id: ID!, $version: Int!, $changes: CooperativeChanges!) {
+  updateCooperative(id: $id, version: $version, changes: $changes) { id version }
+}
+"""
+
+
+def test_a_cooperative_that_moves_changes_its_members_in_the_copies(
+    feed_api: Api, feed_url: str, tmp_path: Path
+) -> None:
+    """A member's record names its cooperative only to a reader who may see the cooperative:
+    when the cooperative leaves a regency, a member that stayed stops naming it there, and names
+    it again when the cooperative comes back, though no MSME row changed."""
+    cooperative = str(
+        run(
+            feed_url,
+            "SELECT id FROM cooperatives WHERE regency_code = '62.71'"
+            " AND status <> 'dissolved' ORDER BY id LIMIT 1",
+        )[0]["id"]
+    )
+    member = run(
+        feed_url, "SELECT id, version FROM msmes WHERE regency_code = '62.71' ORDER BY id LIMIT 1"
+    )[0]
+    member_id = str(member["id"])
+    joined = feed_api.graphql(
+        UPDATE,
+        "demo-province-62",
+        {"id": member_id, "version": member["version"], "changes": {"cooperativeId": cooperative}},
+    )
+    assert "errors" not in joined, joined
+    copy = LocalCopy(tmp_path / "regency.sqlite")
+    regency = poster(feed_api, "demo-regency-6271")
+    sync(regency, copy, RECORDS)
+    assert copy.records("msme")[member_id]["cooperativeId"] == cooperative
+    for region, named in (("62.01", None), ("62.71", cooperative)):
+        version = run(feed_url, "SELECT version FROM cooperatives WHERE id = $1", int(cooperative))[
+            0
+        ]["version"]
+        moved = feed_api.graphql(
+            MOVE_COOPERATIVE,
+            "demo-province-62",
+            {
+                "id": cooperative,
+                "version": version,
+                "changes": {"region": region, "district": None},
+            },
+        )
+        assert "errors" not in moved, moved
+        sync(regency, copy, RECORDS)
+        assert copy.records("msme")[member_id]["cooperativeId"] == named
+        assert copy.records("msme") == page_through(feed_api, "demo-regency-6271", False)["msme"]
+
+
 def test_a_copy_started_late_from_no_cursor_holds_the_whole_register(
     feed_api: Api, tmp_path: Path
 ) -> None:
