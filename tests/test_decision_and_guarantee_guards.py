@@ -18,10 +18,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.test_eligibility_api import (
+    CHECKED_ON,
     FULL_ATTESTATION,
+    ISSUED_BY,
     JAMKRIDA,
     RECORD,
     _check,
@@ -85,15 +88,22 @@ class Stored:
 
 @pytest.fixture(scope="module")
 def stored(api: Api) -> Stored:
-    eligible = _decision(
-        _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION))
-    )
-    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(eligible["id"]))
+    """Checked on the scenario's day and guaranteed once issued, as the project clock says."""
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(patch, CHECKED_ON)
+        eligible = _decision(
+            _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION))
+        )
+        review = _request(
+            {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"},
+            100_000_000,
+            36,
+            maxCollectibility=1,
+        )
+        needs_review = _decision(_check(api, review))
+        clock.day = ISSUED_BY
+        recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(eligible["id"]))
     assert "errors" not in recorded, recorded
-    review = _request(
-        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
-    )
-    needs_review = _decision(_check(api, review))
     assert needs_review["verdict"] == "NEEDS_REVIEW"
     return Stored(eligible["id"], recorded["data"]["recordGuarantee"]["id"], needs_review["id"])
 
@@ -247,9 +257,14 @@ def test_a_decision_is_reviewed_once_and_only_if_it_needs_review(
     assert tuple(kept) == ("ELIGIBLE", "Ir. Contoh Analis")
 
 
-def test_the_api_still_records_guarantees_and_moves_their_status(api: Api, demo_url: str) -> None:
+def test_the_api_still_records_guarantees_and_moves_their_status(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
-    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(_decision(_check(api, request))["id"]))
+    clock = Clock(monkeypatch, CHECKED_ON)
+    decision = _decision(_check(api, request))
+    clock.day = ISSUED_BY
+    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     assert "errors" not in recorded, recorded
     guarantee = recorded["data"]["recordGuarantee"]["id"]
     claimed = api.graphql(CLAIM, JAMKRIDA, {"id": guarantee})

@@ -23,11 +23,14 @@ from db.engine import async_url
 from db.queries import guarantees
 from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
+from tests.support.clock import Clock
 from tests.support.demo_data import load_demo
 from tests.support.http import Api, served
 from tests.test_eligibility_api import (
     CHECK,
+    CHECKED_ON,
     FULL_ATTESTATION,
+    ISSUED_BY,
     JAMKRIDA,
     RECORD,
     _decision,
@@ -106,10 +109,13 @@ def _guarantees(api: Api, url: str, client_id: str, amounts: list[int]) -> list[
         if len(recorded) == len(amounts):
             break
         request = _request({"nib": nib}, amounts[len(recorded)], 24, **FULL_ATTESTATION)
-        decision = _decision(api.graphql(CHECK, client_id, {"request": request}))
-        if decision["verdict"] != "ELIGIBLE":
-            continue
-        answer = api.graphql(RECORD, client_id, _guarantee(decision["id"]))
+        with pytest.MonkeyPatch.context() as patch:
+            clock = Clock(patch, CHECKED_ON)
+            decision = _decision(api.graphql(CHECK, client_id, {"request": request}))
+            if decision["verdict"] != "ELIGIBLE":
+                continue
+            clock.day = ISSUED_BY
+            answer = api.graphql(RECORD, client_id, _guarantee(decision["id"]))
         assert "errors" not in answer, answer
         recorded.append(answer["data"]["recordGuarantee"])
     assert len(recorded) == len(amounts), "not enough eligible demo businesses"

@@ -12,6 +12,8 @@ grant cannot:
   yet, by its own client, with a verdict, reviewer and reason, as `resolveEligibilityReview`
   already requires in its WHERE clause (db/queries/eligibility.py): the database now agrees.
   The review's time is the database's clock, as an audit entry's is, so it cannot be backdated.
+  It watches the review's columns, the only ones the service may update: the owner's own
+  repairs of other columns (a migration's backfill) are not reviews.
 - A status moves with its history. At commit, every guarantee whose status was set or that was
   recorded, and every guarantee a status change was appended for, must have its status equal to
   the newest change's `to_status`, and each change must start (`from_status`) where the one
@@ -89,7 +91,8 @@ END $$;
 def upgrade() -> None:
     op.execute(REVIEW_ONCE)
     op.execute(
-        "CREATE TRIGGER eligibility_decisions_review_once BEFORE UPDATE ON eligibility_decisions"
+        "CREATE TRIGGER eligibility_decisions_review_once BEFORE UPDATE OF reviewed_verdict,"
+        " reviewer, review_reason, reviewed_by_client ON eligibility_decisions"
         " FOR EACH ROW EXECUTE FUNCTION eligibility_decision_review_once()"
     )
     op.execute(STATUS_RECORDED)
