@@ -68,8 +68,10 @@ class Loaders:
         return self._simple(indicators.targets_of, default=list)
 
     @cached_property
-    def realisations(self) -> DataLoader[TargetKey, list[Node]]:
-        return self._simple(indicators.realisations_of, default=list)
+    def realisations(self) -> DataLoader[tuple[TargetKey, int], Page]:
+        return self._grouped(
+            lambda c, keys, first: indicators.realisations_of(c, keys, first=first)
+        )
 
     @cached_property
     def computed_indicator(self) -> DataLoader[TargetKey, indicator_values.Computed | None]:

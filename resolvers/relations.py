@@ -149,9 +149,14 @@ async def targets(root: Source, info: Info[Context, Any]) -> list[Node]:
     return await info.context.loaders.targets.load(root.code)
 
 
-async def realisations(root: Source, info: Info[Context, Any]) -> list[Node]:
+async def realisations(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    """The latest reports: every report is kept, so the history is paged like participants."""
+    size = page_size(first, info.context.limits)
     key = (root.indicator_code, root.jurisdiction, root.year)
-    return await info.context.loaders.realisations.load(key)
+    page = await info.context.loaders.realisations.load((key, size))
+    return list(page.rows)
 
 
 async def computed_value(root: Source, info: Info[Context, Any]) -> Decimal | None:

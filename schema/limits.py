@@ -89,7 +89,6 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
     ("Query", "programmes"): 50,
     ("Query", "indicators"): 50,
     ("Indicator", "targets"): 20,
-    ("Target", "realisations"): 20,
     # A record's own history and links.
     ("Msme", "changes"): 50,
     ("Msme", "participations"): 20,

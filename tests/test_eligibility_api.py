@@ -557,6 +557,41 @@ def test_a_province_reports_realisations_and_keeps_their_history(api: Api) -> No
     assert values[:2] == ["1620", "1500"]  # newest first, nothing overwritten
 
 
+def test_a_target_answers_a_page_of_its_realisations_as_its_cost_counts_it(api: Api) -> None:
+    """Reports are only ever added: a province that appended thousands made every reader of the
+    public indicator download all of them, while the cost estimate counted twenty."""
+    reports = " ".join(
+        f'r{n}: reportRealisation(report: {{indicator: "KOP_PARTISIPASI", jurisdiction: "62", '
+        f'year: 2026, value: "{n}", source: "BPS Kalteng"}}) {{ value }}'
+        for n in range(25)
+    )
+    assert "errors" not in api.graphql(f"mutation {{ {reports} }}", "demo-province-62")
+
+    def history(first: str) -> Any:
+        answer = api.graphql(
+            '{ indicator(code: "KOP_PARTISIPASI") { targets { jurisdiction { code } year '
+            f"realisations{first} {{ value }} progress }} }} }}",
+            "demo-ministry",
+        )
+        if "errors" in answer:
+            return answer["errors"]
+        (target,) = [
+            t
+            for t in answer["data"]["indicator"]["targets"]
+            if (t["jurisdiction"]["code"], t["year"]) == ("62", 2026)
+        ]
+        return target
+
+    default = history("")
+    assert [r["value"] for r in default["realisations"]] == [str(n) for n in range(24, 4, -1)]
+    assert default["progress"] == "2.4"  # the latest report (24) against the target (10)
+    assert [r["value"] for r in history("(first: 3)")["realisations"]] == ["24", "23", "22"]
+    assert len(history("(first: 100)")["realisations"]) >= 25
+    (refused,) = history("(first: 101)")
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["message"].startswith("first: must be between 1 and 100")
+
+
 @pytest.mark.usefixtures("reported")
 def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_scope(
     api: Api,

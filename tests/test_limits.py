@@ -209,3 +209,16 @@ def test_a_figure_key_counts_one_part_per_dimension_asked_for() -> None:
     assert violation is not None
     rows = min(514 * 4, FIGURE_ROWS)  # regencies by scale, capped
     assert violation.actual == 1 + rows + rows * 2
+
+
+def test_realisations_are_costed_by_the_page_they_answer() -> None:
+    """A target's realisations are a page (default 20, `first` up to 100): the estimate counts
+    the page asked for, as the resolver answers it, not a fixed guess of the history's length."""
+    query = '{{ indicator(code: "KOP_JUMLAH") {{ targets {{ realisations{} {{ value }} }} }} }}'
+    costs = []
+    for first in ("", "(first: 100)"):
+        violation = check_document(parse(query.format(first)), {}, QueryLimits(max_cost=1), SCHEMA)
+        assert violation is not None
+        costs.append(violation.actual)
+    targets = LIST_SIZES[("Indicator", "targets")]
+    assert costs == [1 + 1 + targets + targets * 20, 1 + 1 + targets + targets * 100]

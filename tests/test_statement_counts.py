@@ -195,6 +195,38 @@ async def test_statements_per_request_do_not_grow_with_the_page(
         assert len(answers[0]) < len(answers[1])  # the larger page holds more
 
 
+async def test_a_page_of_realisations_is_one_statement_whatever_its_size(
+    engine: AsyncEngine,
+) -> None:
+    """Every report is kept, so a target's realisations are a page of its history: read for all
+    targets at once, the latest `first` of each, in one statement for two as for twenty-five."""
+    province = principal(OrgKind.PROVINCE, "62")
+    reports = " ".join(
+        f'r{n}: reportRealisation(report: {{indicator: "RASIO_KEWIRAUSAHAAN", '
+        f'jurisdiction: "62", year: 2026, value: "{n}", source: "BPS"}}) {{ value }}'
+        for n in range(SMALL + 1)
+    )
+    assert (await run(engine, province, f"mutation {{ {reports} }}")).errors is None
+    document = """{ indicators { code targets { year progress
+                     realisations(first: {n}) { value } } } }"""
+    counts: list[int] = []
+    shown: list[int] = []
+    for size in (SMALL, LARGE):
+        with recorded_statements(engine) as statements:
+            result = await run(engine, MINISTRY, document.replace("{n}", str(size)))
+        assert result.errors is None, result.errors
+        counts.append(len(statements))
+        shown.append(
+            max(
+                len(target["realisations"])
+                for indicator in result.data["indicators"]
+                for target in indicator["targets"]
+            )
+        )
+    assert counts[0] == counts[1]
+    assert shown[0] == SMALL < shown[1]
+
+
 @pytest.mark.parametrize("size", [1, 50])
 @pytest.mark.parametrize(
     "case",

@@ -11,7 +11,7 @@ from schema.scalars import ExactDecimal
 from schema.types.regions import Region
 
 
-@strawberry.type(description="A reported value; every report is kept, newest first.")
+@strawberry.type(description="A reported value; every report is kept.")
 class Realisation:
     value: ExactDecimal
     qualifier: str | None = strawberry.field(
@@ -36,7 +36,8 @@ class Target:
     )
     indicator: Indicator = strawberry.field(resolver=relations.target_indicator)
     realisations: list[Realisation] = strawberry.field(
-        resolver=relations.realisations, description="Reported values, newest first."
+        resolver=relations.realisations,
+        description="The latest `first` reported values, newest first (a page, like participants).",
     )
     computed_value: ExactDecimal | None = strawberry.field(
         resolver=relations.computed_value,
