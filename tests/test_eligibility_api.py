@@ -592,6 +592,31 @@ def test_a_target_answers_a_page_of_its_realisations_as_its_cost_counts_it(api: 
     assert refused["message"].startswith("first: must be between 1 and 100")
 
 
+def test_a_target_s_computed_value_and_progress_are_figures_that_need_aggregates_read(
+    api: Api,
+) -> None:
+    """A ministry token narrowed to targets:read read the live figures from the records through
+    a target, which the contract grants only with aggregates:read."""
+    query = (
+        '{ indicator(code: "UKM_PROPORSI") { targets { jurisdiction { code } year value '
+        "computedValue progress } } }"
+    )
+    full = api.graphql(query, "demo-ministry")
+    assert "errors" not in full
+    assert any(t["computedValue"] is not None for t in full["data"]["indicator"]["targets"])
+    narrowed = api.post({"query": query}, api.token("demo-ministry", "targets:read")).json()
+    targets = narrowed["data"]["indicator"]["targets"]
+    assert [t["value"] for t in targets] == [
+        t["value"] for t in full["data"]["indicator"]["targets"]
+    ]
+    assert all(t["computedValue"] is None and t["progress"] is None for t in targets)
+    refused = {(e["path"][-1], e["extensions"]["code"]) for e in narrowed["errors"]}
+    assert refused == {("computedValue", "FORBIDDEN"), ("progress", "FORBIDDEN")}
+    assert {tuple(e["extensions"]["requiredScopes"]) for e in narrowed["errors"]} == {
+        ("aggregates:read",)
+    }
+
+
 @pytest.mark.usefixtures("reported")
 def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_scope(
     api: Api,

@@ -6,7 +6,9 @@ from datetime import date, datetime
 
 import strawberry
 
+from auth.scopes import Scope
 from resolvers import relations
+from schema.permissions import requires
 from schema.scalars import ExactDecimal
 from schema.types.regions import Region
 
@@ -39,14 +41,16 @@ class Target:
         resolver=relations.realisations,
         description="The latest `first` reported values, newest first (a page, like participants).",
     )
-    computed_value: ExactDecimal | None = strawberry.field(
+    computed_value: ExactDecimal | None = requires(
+        Scope.AGGREGATES_READ,
         resolver=relations.computed_value,
         description=(
             "The indicator computed live from the records, where it can be: exact if you may "
             "read the jurisdiction's records, else perturbed and thresholded like the figures."
         ),
     )
-    progress: ExactDecimal | None = strawberry.field(
+    progress: ExactDecimal | None = requires(
+        Scope.AGGREGATES_READ,
         resolver=relations.progress,
         description=(
             "Latest reported value (else computedValue, as you see it) divided by the target."
