@@ -12,7 +12,7 @@ from strawberry.types import Info
 from db.queries import Record, indicators
 from domain.errors import InvalidValue
 from domain.indicators import QUALIFIER_MAX, validate_indicator_value
-from domain.records import NOTE_MAX, Collector, validate_text
+from domain.records import NOTE_MAX, Collector, validate_past_date, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, coded_error
@@ -55,8 +55,10 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
         new.qualifier,
         lambda given: validate_text(given, field="report.qualifier", max_length=QUALIFIER_MAX),
     )
-    if new.reported_on is not None and new.reported_on > today():
-        got.errors.append(InvalidValue("report.reportedOn", "must not be in the future"))
+    got.optional(
+        new.reported_on,
+        lambda given: validate_past_date(given, field="report.reportedOn", today=today()),
+    )
     if got.errors:
         raise invalid(got.errors)
     async with info.context.transaction() as connection:

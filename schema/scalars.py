@@ -19,10 +19,24 @@ Rupiah = NewType("Rupiah", int)
 ExactDecimal = NewType("ExactDecimal", Decimal)
 
 
-def _parse_rupiah(value: object) -> int:
+def _ascii_number(value: object, refusal: str) -> str:
+    """The text a number is written in, or ValueError(`refusal`): ASCII without underscores,
+    since int, str.isdigit and Decimal read every script's digits ("٤" and "４" as 4) and
+    Python's digit grouping ("1_000" as 1000), which would store a figure other than the one a
+    reader of the request sees."""
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit()):  # isdigit alone takes "１０" for 10
-        raise ValueError('Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"')
+    if not text.isascii() or "_" in text:
+        raise ValueError(refusal)
+    return text
+
+
+_RUPIAH = 'Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"'
+
+
+def _parse_rupiah(value: object) -> int:
+    text = _ascii_number(value, _RUPIAH)
+    if not text.isdigit():
+        raise ValueError(_RUPIAH)
     return int(text)
 
 
@@ -44,13 +58,16 @@ _NUMERIC_FRACTION_DIGITS = 16_383
 """PostgreSQL's `numeric` holds up to these many digits before and after the point."""
 
 
+_DECIMAL = 'Decimal must be a number written as a string, e.g. "1.12"'
+
+
 def _parse_decimal(value: object) -> Decimal:
     """A finite number the `numeric` column it is stored in can hold: "1e999999" would otherwise
     pass here and fail in the driver (asyncpg: "exponent is too large"), an INTERNAL error."""
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(_ascii_number(value, _DECIMAL))
     except InvalidOperation:
-        raise ValueError('Decimal must be a number written as a string, e.g. "1.12"') from None
+        raise ValueError(_DECIMAL) from None
     if not number.is_finite():
         raise ValueError("Decimal must be finite")
     exponent = number.as_tuple().exponent

@@ -652,6 +652,23 @@ def test_a_decimal_the_numeric_column_cannot_hold_is_bad_input_not_internal(
     assert "Decimal must have at most 131072 digits before the point" in error["message"]
 
 
+@pytest.mark.parametrize("value", ["٤", "１", "1_000", "4٣", "1_0.5"])
+def test_a_decimal_is_written_in_ascii_digits_as_a_rupiah_is(
+    api: Api, demo_url: str, value: str
+) -> None:
+    """Decimal read every script's digits and Python's digit grouping: "٤" was stored as 4,
+    "１" as 1 and "1_000" as 1000, a figure other than the one the request shows."""
+    before = _realisation_count(demo_url)
+    answer = api.graphql(REPORT, "demo-province-62", _report("62", value))
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "report.value",
+    )
+    assert 'Decimal must be a number written as a string, e.g. "1.12"' in error["message"]
+    assert _realisation_count(demo_url) == before
+
+
 def _realisation_count(url: str) -> int:
     async def count() -> int:
         connection = await asyncpg.connect(url)
@@ -680,6 +697,11 @@ REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "a negative value": ({"value": "-1500"}, "report.value", "must be between 0 and"),
     "a value beyond Rp1 quadrillion": ({"value": "1e16"}, "report.value", "must be between 0"),
     "a value of 16,383 decimal places": ({"value": "1e-16383"}, "report.value", "must have at"),
+    "a report dated in year 1": (
+        {"reportedOn": "0001-01-01"},
+        "report.reportedOn",
+        "must be a date from 1900-01-01 to",
+    ),
 }
 
 
