@@ -8,22 +8,37 @@ from typing import Any
 from strawberry import Parent
 from strawberry.types import Info
 
+from db.queries.changes import RecordKey
 from resolvers import Node
 from resolvers.context import Context
+from resolvers.paging import page_size
 
 Source = Parent[Node]
 
 
-async def msme_changes(root: Source, info: Info[Context, Any]) -> list[Node]:
-    return await info.context.loaders.record_changes.load(("msme", root.id))
+async def _changes(info: Info[Context, Any], key: RecordKey, first: int | None) -> list[Node]:
+    """A page of the history: every write adds a change, so it grows without bound."""
+    size = page_size(first, info.context.limits)
+    page = await info.context.loaders.record_changes.load((key, size))
+    return list(page.rows)
 
 
-async def cooperative_changes(root: Source, info: Info[Context, Any]) -> list[Node]:
-    return await info.context.loaders.record_changes.load(("cooperative", root.id))
+async def msme_changes(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    return await _changes(info, ("msme", root.id), first)
 
 
-async def participation_changes(root: Source, info: Info[Context, Any]) -> list[Node]:
-    return await info.context.loaders.record_changes.load(("participation", root.id))
+async def cooperative_changes(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    return await _changes(info, ("cooperative", root.id), first)
+
+
+async def participation_changes(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    return await _changes(info, ("participation", root.id), first)
 
 
 def _text(value: Any) -> str | None:

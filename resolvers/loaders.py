@@ -78,20 +78,26 @@ class Loaders:
         return self._simple(indicator_values.computed)
 
     @cached_property
-    def record_changes(self) -> DataLoader[changes.RecordKey, list[Node]]:
-        return self._simple(changes.of_records, default=list)
+    def record_changes(self) -> DataLoader[tuple[changes.RecordKey, int], Page]:
+        return self._grouped(lambda c, keys, first: changes.of_records(c, keys, first=first))
 
     @cached_property
     def scale_history(self) -> DataLoader[int, list[Node]]:
         return self._simple(programmes.scale_history_of, default=list)
 
     @cached_property
-    def msme_participations(self) -> DataLoader[int, list[Node]]:
-        return self._simple(programmes.participations_of_msmes, default=list)
+    def msme_participations(self) -> DataLoader[tuple[int, int], Page]:
+        return self._grouped(
+            lambda c, ids, first: programmes.participations_of(c, "msme_id", ids, first=first)
+        )
 
     @cached_property
-    def cooperative_participations(self) -> DataLoader[int, list[Node]]:
-        return self._simple(programmes.participations_of_cooperatives, default=list)
+    def cooperative_participations(self) -> DataLoader[tuple[int, int], Page]:
+        return self._grouped(
+            lambda c, ids, first: programmes.participations_of(
+                c, "cooperative_id", ids, first=first
+            )
+        )
 
     @cached_property
     def member_count(self) -> DataLoader[int, int]:

@@ -101,16 +101,23 @@ async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
     return await info.context.loaders.scale_history.load(root.id)
 
 
-async def msme_participations(root: Source, info: Info[Context, Any]) -> list[Node]:
-    found: list[Node] = await info.context.loaders.msme_participations.load(root.id)
-    info.context.accesses.records_returned("participation", len(found))
-    return found
+async def msme_participations(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    """The first participations: a business may take part under any number of roles."""
+    size = page_size(first, info.context.limits)
+    page = await info.context.loaders.msme_participations.load((root.id, size))
+    info.context.accesses.records_returned("participation", len(page.rows))
+    return list(page.rows)
 
 
-async def cooperative_participations(root: Source, info: Info[Context, Any]) -> list[Node]:
-    found: list[Node] = await info.context.loaders.cooperative_participations.load(root.id)
-    info.context.accesses.records_returned("participation", len(found))
-    return found
+async def cooperative_participations(
+    root: Source, info: Info[Context, Any], first: int | None = None
+) -> list[Node]:
+    size = page_size(first, info.context.limits)
+    page = await info.context.loaders.cooperative_participations.load((root.id, size))
+    info.context.accesses.records_returned("participation", len(page.rows))
+    return list(page.rows)
 
 
 async def participation_programme(root: Source, info: Info[Context, Any]) -> Node:

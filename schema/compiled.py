@@ -9,7 +9,8 @@ scoped like every other read, whose JSON text the response embeds as it is
 (schema/execution.py). The executor still resolves the rest (the connection, `pageInfo`,
 `totalCount`, `endCursor`, any new field), so there is one execution path.
 
-A record's participations and scale history are lists in the same statement, each participation
+A record's first participations, `participations(first:)` (sized like the members below), and
+its scale history are lists in the same statement, each participation
 with its programme (and the programme's jurisdiction), its MSME and its cooperative (null
 outside the caller's jurisdiction, as their resolvers answer, and audited as they audit them);
 a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
@@ -401,7 +402,7 @@ def shape_of(
             raise Unsupported(selected.name)
         resolver = field.base_resolver
         wrapped = None if resolver is None else resolver.wrapped_func
-        if selected.arguments and wrapped not in PAGES and wrapped not in LIMITED:
+        if selected.arguments and not _paged(field):
             raise Unsupported("arguments")
         if field.extensions:
             scopes = declared_scopes(field)
@@ -424,7 +425,11 @@ def shape_of(
             target, link, on = LISTS[wrapped]
             item_type = _items(field.type)
             items = shape_of(item_type, selected.selections, admitting)
-            parts.append(NestedList(key, target, link, items, on=on))
+            if _paged(field):  # a record's participations: their first rows, as the loader's
+                first = _first(selected, admitting)
+                parts.append(NestedList(key, target, link, items, on=on, paged=True, first=first))
+            else:
+                parts.append(NestedList(key, target, link, items, on=on))
             continue
         field_type, nullable = _nullable(field.type)
         if resolver is None:
@@ -476,6 +481,11 @@ def _nested_page(
         else:
             raise Unsupported(part.name)  # a field added to Connection: the executor's
     return NestedPage(key, target, link, first, JsonShape(tuple(parts)))
+
+
+def _paged(field: StrawberryField) -> bool:
+    """Whether the field answers a page of its rows, its size a `first` argument."""
+    return any(argument.python_name == "first" for argument in field.arguments)
 
 
 def _first(selected: SelectedField, admitting: _Admitting) -> int | str | None:

@@ -90,12 +90,7 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
     ("Query", "indicators"): 50,
     ("Indicator", "targets"): 20,
     # A record's own history and links.
-    ("Msme", "changes"): 50,
-    ("Msme", "participations"): 20,
     ("Msme", "scaleHistory"): 20,
-    ("Cooperative", "changes"): 50,
-    ("Cooperative", "participations"): 20,
-    ("Participation", "changes"): 50,
     ("RecordChange", "fields"): 20,
     ("RecordChange", "personalDataChanged"): 10,
     ("Guarantee", "history"): 10,

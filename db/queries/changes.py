@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, column, or_, select, table
+from sqlalchemy import column, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import RECORD_CHANGES
-from db.queries import Record, any_of
+from db.queries.paging import Page, first_rows_by_key
 
 HISTORY = table("record_history", *(column(c.name, c.type) for c in RECORD_CHANGES.columns))
 """The view of migration 0015: `record_changes` and the entries of imported creations."""
@@ -18,27 +18,12 @@ RecordKey = tuple[str, int]
 
 
 async def of_records(
-    connection: AsyncConnection, keys: Sequence[RecordKey]
-) -> dict[RecordKey, list[Record]]:
-    """Oldest first, like the scale history: a record's story reads top to bottom."""
-    ids: dict[str, list[int]] = {}
-    for kind, record_id in keys:
-        ids.setdefault(kind, []).append(record_id)
-    # A kind and an id array per kind: the view's branch of imported creations then probes
-    # the records by id, where a list of (kind, id) pairs would have it scan them.
-    statement = (
-        select(HISTORY)
-        .where(
-            or_(
-                *(
-                    and_(HISTORY.c.record_kind == kind, any_of(HISTORY.c.record_id, of_kind))
-                    for kind, of_kind in ids.items()
-                )
-            )
-        )
-        .order_by(HISTORY.c.id)
+    connection: AsyncConnection, keys: Sequence[RecordKey], *, first: int
+) -> dict[RecordKey, Page]:
+    """The first `first` changes of each record, oldest first, like the scale history: a
+    record's story reads top to bottom. Each (kind, id) is probed on its own, so the view's
+    branch of imported creations looks the record up by id rather than scanning the records."""
+    pages = await first_rows_by_key(
+        connection, HISTORY, ("record_kind", "record_id"), keys, order=("id",), first=first
     )
-    grouped: dict[RecordKey, list[Record]] = {key: [] for key in keys}
-    for row in await connection.execute(statement):
-        grouped[(row.record_kind, row.record_id)].append(row)
-    return grouped
+    return {(kind, record_id): page for (kind, record_id), page in pages.items()}

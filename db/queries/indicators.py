@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, literal_column, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import INDICATORS, REALISATIONS, TARGETS
 from db.queries import Record, any_of
-from db.queries.paging import Page
+from db.queries.paging import Page, first_rows_by_key
 
 TargetKey = tuple[str, str, int]
-_KEY = ("indicator_code", "jurisdiction", "year")
 
 
 async def all_indicators(connection: AsyncConnection) -> list[Record]:
@@ -43,40 +41,17 @@ async def realisations_of(
     connection: AsyncConnection, keys: Sequence[TargetKey], *, first: int
 ) -> dict[TargetKey, Page]:
     """The latest `first` reports for each (indicator, jurisdiction, year), newest first, and
-    whether older ones follow, in one statement. Reports are only ever added, so a target's
-    history grows with every one: each key's rows are read from the lookup index until one past
-    the page, rather than all of them. The keys go as three arrays (one statement text for any
-    batch) and the size is written into the SQL, as participants_of does."""
-    wanted = (
-        func.unnest(
-            *(
-                bindparam(
-                    None, [key[place] for key in keys], type_=ARRAY(REALISATIONS.c[name].type)
-                )
-                for place, name in enumerate(_KEY)
-            )
-        )
-        .table_valued(*_KEY)
-        .render_derived("wanted")
+    whether older ones follow: reports are only ever added, so a reader gets a page of them."""
+    pages = await first_rows_by_key(
+        connection,
+        REALISATIONS,
+        ("indicator_code", "jurisdiction", "year"),
+        keys,
+        order=("recorded_at", "id"),
+        descending=True,
+        first=first,
     )
-    latest = (
-        select(REALISATIONS)
-        .where(*(REALISATIONS.c[name] == wanted.c[name] for name in _KEY))
-        .order_by(REALISATIONS.c.recorded_at.desc(), REALISATIONS.c.id.desc())
-        .limit(literal_column(str(int(first) + 1)))
-        .lateral("latest")
-    )
-    statement = (
-        select(latest)
-        .select_from(wanted.join(latest, true()))
-        .order_by(latest.c.recorded_at.desc(), latest.c.id.desc())
-    )
-    grouped: dict[TargetKey, list[Record]] = {key: [] for key in keys}
-    for row in await connection.execute(statement):
-        grouped[(row.indicator_code, row.jurisdiction, row.year)].append(row)
-    return {
-        key: Page(rows=rows[:first], has_next=len(rows) > first) for key, rows in grouped.items()
-    }
+    return {(code, jurisdiction, year): page for (code, jurisdiction, year), page in pages.items()}
 
 
 async def add_realisation(connection: AsyncConnection, values: dict[str, object]) -> Record:

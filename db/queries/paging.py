@@ -6,7 +6,18 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    TableClause,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries import Record
@@ -44,3 +55,51 @@ async def count(
 ) -> int:
     statement = select(func.count()).select_from(table).where(*where)
     return int((await connection.execute(statement)).scalar_one())
+
+
+async def first_rows_by_key(
+    connection: AsyncConnection,
+    rows: TableClause,
+    key: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+    *,
+    order: Sequence[str],
+    descending: bool = False,
+    first: int,
+) -> dict[tuple[Any, ...], Page]:
+    """The first `first` rows of `rows` for each of `keys` (values of its `key` columns) in
+    `order`, and whether more follow, in one statement. A history or a list of links only
+    grows, so each key's rows are read by a LATERAL subquery until one past the page (along
+    the index on the key, where there is one), rather than all of them. The keys go as one
+    array per column (one statement text for any batch, as `any_of`) and the size is written
+    into the SQL, as a page's is (db/queries/json_pages.py)."""
+    wanted = (
+        func.unnest(
+            *(
+                bindparam(None, [values[place] for values in keys], type_=ARRAY(rows.c[name].type))
+                for place, name in enumerate(key)
+            )
+        )
+        .table_valued(*key)
+        .render_derived("wanted")
+    )
+
+    def ordered(source: Any) -> list[Any]:
+        columns = [source.c[name] for name in order]
+        return [column.desc() for column in columns] if descending else columns
+
+    page = (
+        select(rows)
+        .where(*(rows.c[name] == wanted.c[name] for name in key))
+        .order_by(*ordered(rows))
+        .limit(literal_column(str(int(first) + 1)))
+        .lateral("page")
+    )
+    statement = select(page).select_from(wanted.join(page, true())).order_by(*ordered(page))
+    grouped: dict[tuple[Any, ...], list[Record]] = {tuple(values): [] for values in keys}
+    for row in await connection.execute(statement):
+        grouped[tuple(getattr(row, name) for name in key)].append(row)
+    return {
+        values: Page(rows=found[:first], has_next=len(found) > first)
+        for values, found in grouped.items()
+    }

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSME_SCALE_HISTORY, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record, any_of
-from db.queries.paging import Page
+from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
 
 SCALE_HISTORY = table(
@@ -76,33 +76,15 @@ async def participants_of(
     }
 
 
-async def participations_of_msmes(
-    connection: AsyncConnection, msme_ids: Sequence[int]
-) -> dict[int, list[Record]]:
-    """Callers pass MSMEs they could already read, so no further scoping is needed."""
-    statement = (
-        select(PARTICIPATIONS)
-        .where(any_of(PARTICIPATIONS.c.msme_id, msme_ids))
-        .order_by(PARTICIPATIONS.c.id)
+async def participations_of(
+    connection: AsyncConnection, link: str, ids: Sequence[int], *, first: int
+) -> dict[int, Page]:
+    """The first participations (in id order) of each MSME or cooperative, as `link` names the
+    column. Callers pass records they could already read, so no further scoping is needed."""
+    pages = await first_rows_by_key(
+        connection, PARTICIPATIONS, (link,), [(key,) for key in ids], order=("id",), first=first
     )
-    grouped: dict[int, list[Record]] = {key: [] for key in msme_ids}
-    for row in await connection.execute(statement):
-        grouped[row.msme_id].append(row)
-    return grouped
-
-
-async def participations_of_cooperatives(
-    connection: AsyncConnection, cooperative_ids: Sequence[int]
-) -> dict[int, list[Record]]:
-    statement = (
-        select(PARTICIPATIONS)
-        .where(any_of(PARTICIPATIONS.c.cooperative_id, cooperative_ids))
-        .order_by(PARTICIPATIONS.c.id)
-    )
-    grouped: dict[int, list[Record]] = {key: [] for key in cooperative_ids}
-    for row in await connection.execute(statement):
-        grouped[row.cooperative_id].append(row)
-    return grouped
+    return {key: page for (key,), page in pages.items()}
 
 
 async def scale_history_of(

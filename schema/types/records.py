@@ -21,7 +21,8 @@ from schema.types.changes import RecordChange
 from schema.types.pagination import Connection
 from schema.types.regions import Region
 
-CHANGES = "Who changed this record, when and what, oldest first."
+CHANGES = "Who changed this record, when and what: the first `first` changes, oldest first."
+PARTICIPATIONS = "Its part in programmes: the first `first`, in the order they were added."
 
 
 def _region_field(resolver: Any, column: str, description: str) -> Any:
@@ -126,7 +127,7 @@ class Cooperative:
         description="MSMEs that are members, within the caller's jurisdiction.",
     )
     participations: list[Participation] = strawberry.field(
-        resolver=relations.cooperative_participations
+        resolver=relations.cooperative_participations, description=PARTICIPATIONS
     )
     changes: list[RecordChange] | None = requires(
         Scope.RECORDS_READ, resolver=history.cooperative_changes, description=CHANGES
@@ -162,7 +163,9 @@ class Msme:
         Scope.PII_READ, resolver=relations.owner, description="The owner's personal data."
     )
     scale_history: list[ScaleChange] = strawberry.field(resolver=relations.scale_history)
-    participations: list[Participation] = strawberry.field(resolver=relations.msme_participations)
+    participations: list[Participation] = strawberry.field(
+        resolver=relations.msme_participations, description=PARTICIPATIONS
+    )
     changes: list[RecordChange] | None = requires(
         Scope.RECORDS_READ, resolver=history.msme_changes, description=CHANGES
     )
