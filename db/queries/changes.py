@@ -20,10 +20,21 @@ RecordKey = tuple[str, int]
 async def of_records(
     connection: AsyncConnection, keys: Sequence[RecordKey], *, first: int
 ) -> dict[RecordKey, Page]:
-    """The first `first` changes of each record, oldest first, like the scale history: a
-    record's story reads top to bottom. Each (kind, id) is probed on its own, so the view's
-    branch of imported creations looks the record up by id rather than scanning the records."""
+    """The latest `first` changes of each record, oldest first, like the scale history: a
+    record's story reads top to bottom, and a page that cannot hold it all holds its end, the
+    changes a reader asks about (who changed it last), rather than its hundred oldest. Each
+    (kind, id) is probed on its own, so the view's branch of imported creations looks the record
+    up by id rather than scanning the records."""
     pages = await first_rows_by_key(
-        connection, HISTORY, ("record_kind", "record_id"), keys, order=("id",), first=first
+        connection,
+        HISTORY,
+        ("record_kind", "record_id"),
+        keys,
+        order=("id",),
+        descending=True,
+        first=first,
     )
-    return {(kind, record_id): page for (kind, record_id), page in pages.items()}
+    return {
+        (kind, record_id): Page(rows=page.rows[::-1], has_next=page.has_next)
+        for (kind, record_id), page in pages.items()
+    }

@@ -21,7 +21,7 @@ from schema.types.changes import RecordChange
 from schema.types.pagination import Connection
 from schema.types.regions import Region
 
-CHANGES = "Who changed this record, when and what: the first `first` changes, oldest first."
+CHANGES = "Who changed this record, when and what: its latest `first` changes, oldest first."
 PARTICIPATIONS = "Its part in programmes: the first `first`, in the order they were added."
 
 
