@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeEngine
 
+from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
 
 NAMING_CONVENTION = {
@@ -283,7 +284,11 @@ PARTICIPATIONS = Table(
     Column("started_on", Date),
     Column("version", Integer, nullable=False, server_default="1"),
     CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
-    UniqueConstraint("programme_id", "msme_id", "cooperative_id", "role"),
+    CheckConstraint(_one_of("status", tuple(ParticipationStatus)), name="status"),
+    # One subject column is always NULL: with NULLs distinct the key never matched (0026).
+    UniqueConstraint(
+        "programme_id", "msme_id", "cooperative_id", "role", postgresql_nulls_not_distinct=True
+    ),
     Index("ix_participations_programme_id_id", "programme_id", "id"),
 )
 

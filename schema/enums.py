@@ -6,6 +6,8 @@ from enum import Enum
 
 import strawberry
 
+from domain.participations import ParticipationStatus as Status
+
 
 @strawberry.enum(description="MSME scale under PP 7/2021 (annual sales, else business capital).")
 class Scale(Enum):
@@ -29,6 +31,15 @@ class CooperativeStatus(Enum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     DISSOLVED = "dissolved"
+
+
+@strawberry.enum(description="Where a business stands in a programme; R12 counts only ACTIVE.")
+class ParticipationStatus(Enum):
+    PROPOSED = Status.PROPOSED.value
+    VERIFIED = Status.VERIFIED.value
+    ACTIVE = Status.ACTIVE.value
+    COMPLETED = Status.COMPLETED.value
+    WITHDRAWN = Status.WITHDRAWN.value
 
 
 @strawberry.enum

@@ -13,11 +13,12 @@ import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
 from domain.cooperative_records import CooperativeDraft
+from domain.participations import ParticipationStatus as DomainStatus
 from domain.personal import OWNER_COLUMNS
 from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale as DomainScale
 from resolvers.errors import bad_input
-from schema.enums import CooperativeType, Scale
+from schema.enums import CooperativeType, ParticipationStatus, Scale
 from schema.inputs import stored_value
 from schema.personal import personal_fields
 from schema.scalars import Rupiah
@@ -139,14 +140,15 @@ class ParticipationInput:
     role: str = strawberry.field(description='e.g. "supplier", "producer", "recipient".')
     msme_id: strawberry.ID | None = None
     cooperative_id: strawberry.ID | None = None
-    status: str = "active"
+    # The stored value, as the schema's enums hand values over: the SDL printer serialises it.
+    status: ParticipationStatus = strawberry.field(default=ParticipationStatus.ACTIVE.value)
     detail: str | None = None
     started_on: date | None = None
 
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
 class ParticipationChanges:
-    status: str | None = UNSET
+    status: ParticipationStatus | None = UNSET
     detail: str | None = UNSET
     started_on: date | None = UNSET
 
@@ -230,5 +232,12 @@ def cooperative_patch(changes: CooperativeChanges) -> dict[str, Any]:
     return patch
 
 
+def participation_status(choice: ParticipationStatus) -> DomainStatus:
+    return DomainStatus(str(stored_value(choice)))
+
+
 def participation_patch(changes: ParticipationChanges) -> dict[str, Any]:
-    return _given(changes, ("status",))
+    patch = _given(changes, ("status",))
+    if "status" in patch:
+        patch["status"] = participation_status(patch["status"])
+    return patch

@@ -33,6 +33,7 @@ from schema.record_inputs import (
     msme_draft,
     msme_patch,
     participation_patch,
+    participation_status,
 )
 from schema.types.imports import ImportMode, ImportReport, ImportRowError
 from schema.types.records import Cooperative, Msme, Participation
@@ -167,7 +168,7 @@ class RecordMutation:
             msme_id=input.msme_id,
             cooperative_id=input.cooperative_id,
             role=input.role,
-            status=input.status,
+            status=participation_status(input.status),
             detail=input.detail,
             started_on=input.started_on,
         )

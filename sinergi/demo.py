@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import (
@@ -30,6 +30,7 @@ from db.models import (
 )
 from db.seed import load_reference, read_csv
 from domain.identifiers import kbli_section, parse_kbli_sections
+from domain.participations import ParticipationStatus, participation_status
 from domain.scale import RULE_VERSION, classify
 
 SEED_DATA = Path(__file__).parent / "seed_data"
@@ -344,21 +345,21 @@ async def _load_named_records(connection: AsyncConnection, directory: Path) -> N
     await _insert_msmes(connection, batch)
 
 
-_SYNTHETIC_PARTICIPATIONS = """
+_SYNTHETIC_PARTICIPATIONS = text("""
 INSERT INTO participations (programme_id, msme_id, cooperative_id, role, status, detail)
-SELECT 'PR-MBG', id, NULL::bigint, 'supplier', 'active', 'synthetic MBG supplier'
+SELECT 'PR-MBG', id, NULL::bigint, 'supplier', :active, 'synthetic MBG supplier'
   FROM msmes WHERE nib LIKE '9991%' AND kbli_section IN ('A', 'C', 'G', 'I')
    AND substring(nib, 5)::bigint % 29 = 0
 UNION ALL
-SELECT 'PR-SERBU-NIB', id, NULL::bigint, 'recipient', 'completed', 'synthetic NIB + halal'
+SELECT 'PR-SERBU-NIB', id, NULL::bigint, 'recipient', :completed, 'synthetic NIB + halal'
   FROM msmes WHERE nib LIKE '9991%' AND province_code = '62'
    AND substring(nib, 5)::bigint % 17 = 0
 UNION ALL
-SELECT 'PR-MMM', NULL::bigint, id, 'producer', 'active', 'synthetic red palm oil producer'
+SELECT 'PR-MMM', NULL::bigint, id, 'producer', :active, 'synthetic red palm oil producer'
   FROM cooperatives WHERE legal_entity_no LIKE 'AHU-9991%' AND type = 'produsen'
    AND status = 'active' AND province_code IN ('61', '62')
    AND substring(legal_entity_no, 9, 3)::int % 7 = 0
-"""
+""")
 
 
 async def _load_participations(connection: AsyncConnection, directory: Path) -> None:
@@ -377,9 +378,14 @@ async def _load_participations(connection: AsyncConnection, directory: Path) -> 
                 "msme_id": subject_id if row["subject_kind"] == "msme" else None,
                 "cooperative_id": subject_id if row["subject_kind"] == "cooperative" else None,
                 "role": row["role"],
-                "status": row["status"],
+                "status": participation_status(
+                    row["status"], field="demo-participations.csv: status"
+                ),
                 "detail": row["detail"],
             }
         )
     await connection.execute(PARTICIPATIONS.insert(), rows)
-    await connection.exec_driver_sql(_SYNTHETIC_PARTICIPATIONS)
+    await connection.execute(
+        _SYNTHETIC_PARTICIPATIONS,
+        {"active": ParticipationStatus.ACTIVE, "completed": ParticipationStatus.COMPLETED},
+    )

@@ -98,7 +98,7 @@ def _participations(url: str, subject: str, key: str) -> list[dict[str, Any]]:
             "__typename": "Participation",
             "id": str(row["id"]),
             "role": row["role"],
-            "state": row["status"],
+            "state": row["status"].upper(),  # as the ParticipationStatus enum names it
             "detail": row["detail"],
             "startedOn": _day(row["started_on"]),
             "version": row["version"],

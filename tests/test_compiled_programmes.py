@@ -71,7 +71,7 @@ def _participants(url: str, client: str) -> dict[str, list[dict[str, Any]]]:
             {
                 "id": str(row["id"]),
                 "role": row["role"],
-                "status": row["status"],
+                "status": row["status"].upper(),  # as the ParticipationStatus enum names it
                 "programme": {"id": row["programme_id"]},
                 "msme": None if row["nib"] is None else {"nib": row["nib"], "name": row["msme"]},
                 "cooperative": None

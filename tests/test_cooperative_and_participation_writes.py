@@ -146,11 +146,11 @@ async def test_a_participation_is_added_and_kept_current_inside_the_jurisdiction
     unknown = await run(engine, KALTENG, ADD, {"input": {**given, "programmeId": "PR-NONE"}})
     assert unknown.errors[0].extensions["field"] == "input.programmeId"
 
-    changes = {"status": "completed"}
+    changes = {"status": "COMPLETED"}
     moved = {"id": participation["id"], "version": 1, "changes": changes}
     assert (await run(engine, KALBAR, CHANGE, moved)).errors[0].extensions["code"] == "NOT_FOUND"
     changed = (await run(engine, KALTENG, CHANGE, moved)).data["updateParticipation"]
-    assert (changed["status"], changed["version"]) == ("completed", 2)
+    assert (changed["status"], changed["version"]) == ("COMPLETED", 2)
     assert changed["changes"][-1]["fields"] == [
         {"field": "status", "before": "active", "after": "completed"}
     ]

@@ -69,7 +69,7 @@ ID_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
     "updateParticipation": (
         """mutation($id: ID!) {
-          updateParticipation(id: $id, version: 1, changes: {status: "completed"}) { id } }""",
+          updateParticipation(id: $id, version: 1, changes: {status: COMPLETED}) { id } }""",
         "id",
         {},
     ),

@@ -1,15 +1,26 @@
-"""The migrations build exactly the tables the models declare, so neither drifts unnoticed."""
+"""The migrations build exactly the tables the models declare, so neither drifts unnoticed, and
+those that change stored data change it as they say."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
+import asyncpg
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
+from db.migrate import alembic_config, upgrade
 from db.models import METADATA
+from db.seed import load_reference
+from sinergi.demo import SEED_DATA
+from tests.support.databases import create_database, drop_database
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), a GIN index on an array
@@ -48,3 +59,121 @@ async def test_migrated_database_matches_the_models(migrated_url: str) -> None:
         await engine.dispose()
     unexpected = [d for d in differences if not isinstance(d, tuple) or _name(d) not in UNMODELLED]
     assert unexpected == []
+
+
+# (stored before 0026, stored after): trimmed, lower-cased, the Indonesian words mapped.
+ODD_STATUSES = [
+    (" Active ", "active"),
+    ("AKTIF", "active"),
+    ("Selesai", "completed"),
+    ("diusulkan", "proposed"),
+    ("Terverifikasi\t", "verified"),
+    ("mundur", "withdrawn"),
+    ("KELUAR", "withdrawn"),
+    ("withdrawn", "withdrawn"),
+]
+HOMOGLYPH = "activ\u0435"  # a Cyrillic е: not turned into active, which R12 counts
+
+
+def test_0026_normalises_statuses_and_refuses_what_it_cannot_place(server_url: str) -> None:
+    """Upgraded from 0025 with odd statuses and a duplicate stored: it stops, changing nothing,
+    naming the status it cannot place and the duplicate; once the owner fixes those, it
+    normalises the rest (a new version for each row it changes), holds both constraints, and
+    goes down and up again."""
+    name = f"sinergi_0026_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(url, "0025")
+        asyncio.run(_load_reference(url))
+        odd, homoglyph, duplicate = asyncio.run(_store_legacy_participations(url))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert f"participation {homoglyph}: {HOMOGLYPH!r}" in message
+        assert f"participations {duplicate[0]}, {duplicate[1]}" in message
+        assert "then migrate again" in message
+        assert asyncio.run(_statuses(url)) == {
+            row: (stored, 1) for row, (stored, _) in zip(odd, ODD_STATUSES, strict=True)
+        } | {homoglyph: (HOMOGLYPH, 1), duplicate[0]: ("active", 1), duplicate[1]: ("active", 1)}
+
+        fix = "UPDATE participations SET status = 'withdrawn' WHERE id = $1"
+        asyncio.run(_execute(url, fix, homoglyph))
+        asyncio.run(_execute(url, "DELETE FROM participations WHERE id = $1", duplicate[1]))
+        upgrade(url)
+        statuses = asyncio.run(_statuses(url))
+        for row, (stored, normal) in zip(odd, ODD_STATUSES, strict=True):
+            assert statuses[row] == (normal, 1 if stored == normal else 2), stored
+        with pytest.raises(asyncpg.CheckViolationError):
+            asyncio.run(_execute(url, "UPDATE participations SET status = 'Active'"))
+        with pytest.raises(asyncpg.UniqueViolationError):
+            asyncio.run(
+                _execute(
+                    url,
+                    "INSERT INTO participations (programme_id, cooperative_id, role, status)"
+                    " SELECT programme_id, cooperative_id, role, 'active' FROM participations"
+                    " WHERE id = $1",
+                    duplicate[0],
+                )
+            )
+        command.downgrade(alembic_config(url), "0025")
+        upgrade(url)
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+async def _load_reference(url: str) -> None:
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await load_reference(connection, SEED_DATA, targets=False)
+    finally:
+        await engine.dispose()
+
+
+async def _store_legacy_participations(url: str) -> tuple[list[int], int, tuple[int, int]]:
+    """One cooperative per odd status, one with the homoglyph, one holding a role twice."""
+    connection = await asyncpg.connect(url)
+    try:
+        ids = []
+        for number, status in enumerate([s for s, _ in ODD_STATUSES] + [HOMOGLYPH, "active"]):
+            cooperative = await connection.fetchval(
+                "INSERT INTO cooperatives (legal_entity_no, name, type, province_code,"
+                " regency_code) VALUES ($1, 'Koperasi Lama', 'produsen', '62', '62.71')"
+                " RETURNING id",
+                f"AHU-88{number:05d}.AH.01.26.TAHUN 2020",
+            )
+            ids.append(
+                await connection.fetchval(
+                    "INSERT INTO participations (programme_id, cooperative_id, role, status)"
+                    " VALUES ('PR-MMM', $1, 'producer', $2) RETURNING id",
+                    cooperative,
+                    status,
+                )
+            )
+        again = await connection.fetchval(
+            "INSERT INTO participations (programme_id, cooperative_id, role, status)"
+            " SELECT programme_id, cooperative_id, role, status FROM participations"
+            " WHERE id = $1 RETURNING id",
+            ids[-1],
+        )
+    finally:
+        await connection.close()
+    return ids[: len(ODD_STATUSES)], ids[len(ODD_STATUSES)], (ids[-1], again)
+
+
+async def _statuses(url: str) -> dict[int, tuple[str, int]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT id, status, version FROM participations")
+    finally:
+        await connection.close()
+    return {row["id"]: (row["status"], row["version"]) for row in rows}
+
+
+async def _execute(url: str, statement: str, *arguments: Any) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement, *arguments)
+    finally:
+        await connection.close()

@@ -57,7 +57,7 @@ def test_a_province_cannot_enrol_its_businesses_in_another_provinces_programme(
         "programmeId": "PR-JAMKRIDA-62",
         "msmeId": kalbar_msme["data"]["msme"]["id"],
         "role": "recipient",
-        "status": "completed",
+        "status": "COMPLETED",
         "detail": "x",
     }
     before = api.graphql(KALTENG_PARTICIPANTS, "demo-province-62")

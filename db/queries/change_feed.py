@@ -239,7 +239,7 @@ def _participation() -> list[tuple[str, ColumnElement[Any]]]:
         ("msmeId", _text(p.msme_id)),
         ("cooperativeId", _text(p.cooperative_id)),
         ("role", p.role),
-        ("status", p.status),
+        ("status", func.upper(p.status)),
         ("detail", p.detail),
         ("startedOn", p.started_on),
         ("version", p.version),

@@ -34,9 +34,12 @@ from db.queries import Record
 from db.queries.guarantees import has_defaulted
 from db.queries.scoping import RowScope
 from domain.errors import InvalidValue
+from domain.participations import ParticipationStatus
 from domain.ruleset import RuleSet
 
-# Programme kinds that are subsidised credit and exclude a second guarantee (R12).
+# Programme kinds that are subsidised credit and exclude a second guarantee (R12), while the
+# business's participation is ACTIVE: a closed vocabulary (domain/participations.py), so no
+# other spelling of it can pass for "not taking part".
 SUBSIDISED_CREDIT_KINDS = ("subsidised_credit",)
 
 
@@ -45,7 +48,7 @@ def _holds_programme_credit(subject: Any) -> Any:
     # list's parameters are expanded per execution.
     return exists().where(
         subject,
-        PARTICIPATIONS.c.status == "active",
+        PARTICIPATIONS.c.status == ParticipationStatus.ACTIVE.value,
         PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id,
         or_(*(PROGRAMMES.c.kind == kind for kind in SUBSIDISED_CREDIT_KINDS)),
     )

@@ -17,6 +17,7 @@ from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
 from domain.identifiers import is_within
+from domain.participations import ParticipationStatus
 
 
 async def create(
@@ -25,7 +26,7 @@ async def create(
     programme_id: str,
     subject: tuple[str, int],
     role: str,
-    status: str,
+    status: ParticipationStatus,
     detail: str | None,
     started_on: date | None,
     scope: RowScope,

@@ -13,7 +13,7 @@ import strawberry
 
 from auth.scopes import Scope
 from resolvers import history, relations
-from schema.enums import CooperativeStatus, CooperativeType, Scale
+from schema.enums import CooperativeStatus, CooperativeType, ParticipationStatus, Scale
 from schema.permissions import requires
 from schema.personal import personal_fields
 from schema.scalars import Rupiah
@@ -67,7 +67,7 @@ class Programme:
 class Participation:
     id: strawberry.ID
     role: str
-    status: str
+    status: ParticipationStatus
     detail: str | None
     started_on: date | None
     programme: Programme = strawberry.field(

@@ -1,0 +1,37 @@
+"""A business's part in a programme: the closed vocabulary of its status.
+
+The status is read by a rule: R12 counts a subsidised-credit programme against a guarantee only
+while the business's participation in it is ACTIVE (db/queries/eligibility.py). As free text,
+"Active", "aktif" or "activе" (its last letter Cyrillic) was a participation no rule counted,
+written by whoever may write it and invisible to the guarantor whose check then passed. These
+values are the only ones the API accepts, the demo data loads and the database stores (a CHECK
+constraint, migration 0026).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain.errors import InvalidValue
+
+
+class ParticipationStatus(StrEnum):
+    PROPOSED = "proposed"
+    """Put forward for the programme (diusulkan)."""
+    VERIFIED = "verified"
+    """Checked by the programme's owner (terverifikasi), not yet taking part."""
+    ACTIVE = "active"
+    """Taking part now (aktif): the one status R12 counts."""
+    COMPLETED = "completed"
+    """Took part to the end (selesai)."""
+    WITHDRAWN = "withdrawn"
+    """Left before the end (mundur, keluar)."""
+
+
+def participation_status(value: str, *, field: str) -> ParticipationStatus:
+    """A status as a file spells it: exactly a stored value, no other spelling or case."""
+    try:
+        return ParticipationStatus(value)
+    except ValueError:
+        allowed = ", ".join(ParticipationStatus)
+        raise InvalidValue(field, f"must be one of {allowed}, not {value!r}") from None
