@@ -10,6 +10,11 @@ run: variables wherever they sit, an omitted one as the default its operation de
 size as graphql-core coerces it. What still slips past an estimate meets the bound on the
 response's size (max_response_bytes).
 
+Measuring takes time in proportion to the document's text, whatever it asks for: a fragment is
+measured once and its measurements reused wherever it is spread again (twenty fragments each
+spreading the one before twice would otherwise be walked a million times), and the cost is
+counted only until it passes the limit.
+
 Introspection meets the same limits. Its standard query (graphql-core's, GraphiQL's) nests
 `ofType` nine deep to spell out type references such as `[Region!]!`: those nine add no depth,
 any further `ofType` on the same path does. What introspection really costs is counted as it runs
@@ -153,8 +158,25 @@ def _list_type(field: GraphQLField) -> bool:
     return isinstance(type_, GraphQLList)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    """A fragment's measurements for one parent multiplier: its cost grows with the multiplier,
+    its depth and aliases do not."""
+
+    depth: int
+    cost: int
+    aliases: int
+
+
 class _Walk:
-    def __init__(self, document: DocumentNode, page: int, schema: GraphQLSchema) -> None:
+    """Measures a document in one pass over its text: each fragment is walked once (for each
+    allowance of `ofType` and figure key it is reached with) and its measurements reused at
+    every further spread, so that fragments spreading each other twice, level after level, cost
+    their size to measure and not two to the power of their levels."""
+
+    def __init__(
+        self, document: DocumentNode, page: int, schema: GraphQLSchema, max_cost: int
+    ) -> None:
         self.fragments = {
             node.name.value: node
             for node in document.definitions
@@ -164,9 +186,13 @@ class _Walk:
         """The variables of the operation being measured, as it runs with them."""
         self.page = page
         self.schema = schema
+        self.max_cost = max_cost
+        self.cost = 0
+        """The cost measured so far, counted until it passes max_cost."""
         self.aliases = 0
-        self.key_parts: int | None = None
-        """The dimensions of the figure table being measured, when its groupBy is known."""
+        self.measured: dict[tuple[str, int, int | None], _Fragment] = {}
+        """Each fragment by name, `ofType` fields above it (those that still count) and figure
+        key parts, measured for a multiplier of one."""
 
     def _argument(self, field: FieldNode, name: str) -> Any:
         """The value `field`'s argument `name` runs with, wherever its variables sit: a list's
@@ -180,35 +206,46 @@ class _Walk:
         first = page_size(self._argument(field, "first"))
         return default if first is None else max(first, 1)
 
-    def _figure_rows(self, field: FieldNode) -> int:
+    def _figure_rows(self, field: FieldNode) -> tuple[int, int | None]:
+        """The rows of a figure table and the parts of each row's key, if its groupBy is known."""
         group_by = self._argument(field, "groupBy")
-        self.key_parts = len(group_by) if isinstance(group_by, list) else None
         if not isinstance(group_by, list):
-            return FIGURE_ROWS
+            return FIGURE_ROWS, None
         rows = 1
         for dimension in group_by:
             rows *= (
                 DIMENSION_VALUES.get(dimension, FIGURE_ROWS) if isinstance(dimension, str) else 1
             )
-        return min(rows, FIGURE_ROWS)
+        return min(rows, FIGURE_ROWS), len(group_by)
 
-    def _size(self, parent: GraphQLNamedType | None, node: FieldNode) -> int:
-        """How many items `node` is estimated to yield for each of its parents."""
+    def _size(
+        self, parent: GraphQLNamedType | None, node: FieldNode, key_parts: int | None
+    ) -> tuple[int, int | None]:
+        """How many items `node` is estimated to yield for each of its parents, and the parts of
+        a figure row's key below it (None: not known), given those above it: a figure table
+        sets them for its rows' `key`."""
         field = _field(parent, node)
         if parent is None or field is None:  # unknown (validation reports it), or a meta field
-            return self._first(node, 1)
+            return self._first(node, 1), key_parts
         if parent.name.startswith("__"):
-            return 1  # introspection is counted as it runs (schema.introspection)
+            return 1, key_parts  # introspection is counted as it runs (schema.introspection)
         if "first" in field.args:
-            return self._first(node, self.page)
+            return self._first(node, self.page), key_parts
         if not _list_type(field):
-            return 1
+            return 1, key_parts
         if parent.name == "Query" and node.name.value in FIGURE_TABLES:
             return self._figure_rows(node)
         estimate = LIST_SIZES.get((parent.name, node.name.value), UNLISTED)
-        if parent.name.endswith("Figure") and node.name.value == "key" and self.key_parts:
-            return min(self.key_parts, estimate)
-        return estimate
+        if parent.name.endswith("Figure") and node.name.value == "key" and key_parts:
+            return min(key_parts, estimate), key_parts
+        return estimate, key_parts
+
+    def _spend(self, cost: int) -> None:
+        """Count `cost` until the total passes max_cost. The verdict stands from then on, and
+        the walk goes on for depth and aliases only (a document too deep is refused as too
+        deep, whatever its cost): numbers it never adds cannot grow a huge integer."""
+        if self.cost <= self.max_cost:
+            self.cost += cost
 
     def measure(
         self,
@@ -217,46 +254,72 @@ class _Walk:
         multiplier: int,
         seen: frozenset[str],
         type_refs: int = 0,
-    ) -> tuple[int, int]:
-        """(depth, cost) of a selection set on `parent` below `type_refs` `ofType` fields; the
-        first TYPE_REF_NESTING of those on a path add no depth. Fragments are followed once per
-        path."""
+        key_parts: int | None = None,
+    ) -> int:
+        """The depth of a selection set on `parent` below `type_refs` `ofType` fields, adding
+        its cost at `multiplier` and its aliases to the walk's; the first TYPE_REF_NESTING of
+        those `ofType` fields on a path add no depth. Fragments are followed once per path."""
         if selections is None:
-            return 0, 0
-        depth = cost = 0
+            return 0
+        depth = 0
         for node in selections.selections:
             if isinstance(node, FieldNode):
                 if node.alias is not None:
                     self.aliases += 1
-                inner = multiplier * self._size(parent, node)
+                self._spend(multiplier)
+                size, parts = self._size(parent, node, key_parts)
                 type_ref = node.name.value == "ofType"
                 nested = type_refs + type_ref
                 field = _field(parent, node)
                 inside = get_named_type(field.type) if field is not None else None
-                child_depth, child_cost = self.measure(
-                    node.selection_set, inside, inner, seen, nested
-                )
+                # Past max_cost a multiplier only decides that the cost is over: capped there, a
+                # chain of huge `first` arguments cannot grow an integer of millions of digits.
+                inner = min(multiplier * size, self.max_cost + 1)
+                child_depth = self.measure(node.selection_set, inside, inner, seen, nested, parts)
                 own_depth = 0 if type_ref and nested <= TYPE_REF_NESTING else 1
-                depth, cost = max(depth, child_depth + own_depth), cost + multiplier + child_cost
+                depth = max(depth, child_depth + own_depth)
             elif isinstance(node, InlineFragmentNode):
                 on = self._condition(node.type_condition, parent)
-                child_depth, child_cost = self.measure(
-                    node.selection_set, on, multiplier, seen, type_refs
+                child_depth = self.measure(
+                    node.selection_set, on, multiplier, seen, type_refs, key_parts
                 )
-                depth, cost = max(depth, child_depth), cost + child_cost
+                depth = max(depth, child_depth)
             elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
-                fragment = self.fragments.get(node.name.value)
+                fragment = self._fragment(node.name.value, multiplier, seen, type_refs, key_parts)
                 if fragment is not None:
-                    on = self._condition(fragment.type_condition, parent)
-                    child_depth, child_cost = self.measure(
-                        fragment.selection_set,
-                        on,
-                        multiplier,
-                        seen | {node.name.value},
-                        type_refs,
-                    )
-                    depth, cost = max(depth, child_depth), cost + child_cost
-        return depth, cost
+                    depth = max(depth, fragment.depth)
+        return depth
+
+    def _fragment(
+        self,
+        name: str,
+        multiplier: int,
+        seen: frozenset[str],
+        type_refs: int,
+        key_parts: int | None,
+    ) -> _Fragment | None:
+        """The measurements of the fragment `name` spread at `multiplier`, its cost and aliases
+        added to the walk's: walked the first time, reused after. Beyond TYPE_REF_NESTING every
+        `ofType` counts, so the allowance used up is remembered only that far."""
+        key = (name, min(type_refs, TYPE_REF_NESTING + 1), key_parts)
+        known = self.measured.get(key)
+        if known is not None:
+            self.aliases += known.aliases
+            self._spend(multiplier * known.cost)
+            return known
+        fragment = self.fragments.get(name)
+        if fragment is None:
+            return None
+        on = self._condition(fragment.type_condition, None)
+        cost, aliases = self.cost, self.aliases
+        depth = self.measure(
+            fragment.selection_set, on, multiplier, seen | {name}, type_refs, key_parts
+        )
+        # Every field's cost is the multiplier times the sizes of the lists between: dividing
+        # by the multiplier leaves the fragment's cost at a multiplier of one, exactly.
+        measured = _Fragment(depth, (self.cost - cost) // multiplier, self.aliases - aliases)
+        self.measured[key] = measured
+        return measured
 
     def _condition(
         self, condition: NamedTypeNode | None, parent: GraphQLNamedType | None
@@ -265,13 +328,13 @@ class _Walk:
             return parent
         return self.schema.get_type(condition.name.value)
 
-    def operation(
-        self, operation: OperationDefinitionNode, variables: Mapping[str, Any]
-    ) -> tuple[int, int]:
-        """(depth, cost) of one operation run with the request's `variables`. A variable the
-        request omits runs with the default the operation declares (`$a: Int = 100`), so it is
-        costed with it too; one sent as null stays null, as graphql-core runs it."""
-        self.variables = {
+    def operation(self, operation: OperationDefinitionNode, variables: Mapping[str, Any]) -> int:
+        """The depth of one operation run with the request's `variables`, adding its cost and
+        aliases to the walk's. A variable the request omits runs with the default the operation
+        declares (`$a: Int = 100`), so it is costed with it too; one sent as null stays null, as
+        graphql-core runs it. Fragments are measured again for an operation whose variables
+        differ from the last one's: they may size the fragments otherwise."""
+        running = {
             **{
                 definition.variable.name.value: value_from_ast_untyped(definition.default_value)
                 for definition in operation.variable_definitions or ()
@@ -279,6 +342,9 @@ class _Walk:
             },
             **variables,
         }
+        if running != self.variables:
+            self.measured.clear()
+        self.variables = running
         root = self.schema.get_root_type(operation.operation)
         return self.measure(operation.selection_set, root, 1, frozenset())
 
@@ -322,17 +388,17 @@ def check_document(
 ) -> Violation | None:
     """The first limit `document` exceeds, estimated against `schema` for its list sizes, with
     the request's `variables` (those it omits: the defaults the document declares, which is all
-    `clients trust` costs a document with)."""
-    walk = _Walk(document, limits.default_page_size, schema)
-    depth = cost = 0
+    `clients trust` costs a document with). A cost over the limit is the `actual` counted up to
+    the field that passed it, as tokens are counted up to theirs."""
+    walk = _Walk(document, limits.default_page_size, schema, limits.max_cost)
+    depth = 0
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode):
-            operation_depth, operation_cost = walk.operation(node, variables)
-            depth, cost = max(depth, operation_depth), cost + operation_cost
+            depth = max(depth, walk.operation(node, variables))
     for limit, maximum, actual in (
         ("depth", limits.max_depth, depth),
         ("aliases", limits.max_aliases, walk.aliases),
-        ("cost", limits.max_cost, cost),
+        ("cost", limits.max_cost, walk.cost),
     ):
         if actual > maximum:
             return Violation(limit, maximum, actual)

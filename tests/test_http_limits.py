@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -271,6 +272,29 @@ def test_a_figure_tables_dimensions_given_as_variables_in_a_list_are_costed(api:
         wide = api.post({"query": query, "variables": {"a": "REGENCY", "b": "KBLI_SECTION"}}, token)
     assert wide.status_code == 400, wide.text
     (error,) = wide.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "cost"
+    assert statements == []
+
+
+def _doubling_fragments(levels: int) -> str:
+    fragments = ["fragment F0 on Query { __typename }"]
+    fragments += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
+    return f"query {{ ...F{levels - 1} }} " + " ".join(fragments)
+
+
+def test_fragments_spread_twice_at_every_level_are_refused_at_once_without_a_token(
+    api: Api,
+) -> None:
+    """The attack: 21 fragments each spreading the one below twice (844 bytes, no token) kept
+    a process busy for 3 s before QUERY_TOO_COMPLEX, twice as long with each level more. Each
+    fragment is now measured once, so 60 levels are refused at once."""
+    started = time.perf_counter()
+    with recorded_statements() as statements:
+        response = api.post({"query": _doubling_fragments(60)}, None)
+    assert time.perf_counter() - started < 1
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "cost"
     assert statements == []

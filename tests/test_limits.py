@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections import Counter
 
 import pytest
@@ -58,10 +59,20 @@ def test_cost_multiplies_nested_page_sizes_including_variables() -> None:
 
 
 def _cost(query: str, variables: dict[str, object]) -> int:
-    violation = check_document(parse(query), variables, QueryLimits(max_cost=0), SCHEMA)
-    assert violation is not None
-    assert violation.limit == "cost"
-    return violation.actual
+    """The estimated cost: the least max_cost the document passes (a refusal's `actual` counts
+    only up to the field that passed the limit)."""
+    document = parse(query)
+
+    def passes(max_cost: int) -> bool:
+        return check_document(document, variables, QueryLimits(max_cost=max_cost), SCHEMA) is None
+
+    low, high = 0, 1
+    while not passes(high):
+        low, high = high + 1, high * 2
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if passes(middle) else (middle + 1, high)
+    return low
 
 
 def test_a_page_size_given_as_an_integral_float_is_costed_as_the_int_it_runs_as() -> None:
@@ -166,11 +177,7 @@ def test_a_connection_without_first_counts_the_default_page() -> None:
 def test_a_figure_table_counts_the_product_of_its_dimensions() -> None:
     narrow = "{ msmeFigures(groupBy: [PROVINCE]) { count key { value } } }"
     wide = "{ msmeFigures(groupBy: [REGENCY, KBLI_SECTION]) { count key { value } } }"
-    limits = QueryLimits(max_cost=1_000)
-    assert check_document(parse(narrow), {}, limits, SCHEMA) is None
-    violation = check_document(parse(wide), {}, limits, SCHEMA)
-    assert violation is not None
-    assert violation.actual > 5_000
+    assert _cost(narrow, {}) < 1_000 < 5_000 < _cost(wide, {})
 
 
 def test_a_figure_table_through_variables_is_sized_by_them() -> None:
@@ -205,20 +212,72 @@ def test_the_region_estimate_covers_the_largest_family_of_the_reference_data() -
 
 def test_a_figure_key_counts_one_part_per_dimension_asked_for() -> None:
     query = "{ msmeFigures(groupBy: [REGENCY, SCALE]) { key { value } } }"
-    violation = check_document(parse(query), {}, QueryLimits(max_cost=1), SCHEMA)
-    assert violation is not None
     rows = min(514 * 4, FIGURE_ROWS)  # regencies by scale, capped
-    assert violation.actual == 1 + rows + rows * 2
+    assert _cost(query, {}) == 1 + rows + rows * 2
+
+
+def _doubling(levels: int, bottom: str) -> str:
+    """Fragments each spreading the one below twice: `levels` of them ask for 2**levels copies of
+    `bottom`, in a document of a few hundred bytes."""
+    fragments = [f"fragment F0 on Query {{ {bottom} }}"]
+    fragments += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
+    return f"query {{ ...F{levels - 1} }} " + " ".join(fragments)
+
+
+def test_fragments_spread_twice_at_every_level_are_refused_in_time_linear_in_the_text() -> None:
+    """The attack: 21 such fragments, 844 bytes without a token, took 3 s to be refused, and
+    each level doubled it. Measured once each, 60 levels are refused at once."""
+    started = time.perf_counter()
+    violation = check_document(parse(_doubling(60, "__typename")), {}, LIMITS, SCHEMA)
+    assert time.perf_counter() - started < 1
+    assert violation is not None
+    assert violation.limit == "cost"
+
+
+def test_fragments_that_select_nothing_costed_are_measured_in_time_linear_in_the_text() -> None:
+    """Spreads of a fragment the document lacks cost nothing (validation then refuses them), so
+    no cost limit cuts the walk short: only measuring each fragment once does."""
+    started = time.perf_counter()
+    assert check_document(parse(_doubling(60, "...Missing")), {}, LIMITS, SCHEMA) is None
+    assert time.perf_counter() - started < 1
+
+
+def test_a_fragment_spread_again_counts_its_aliases_and_depth_again() -> None:
+    """Reused measurements count as the fragment walked anew: 2**10 spreads of an alias are
+    1,024 aliases, and depth through a fragment is the same at every spread."""
+    violation = check_document(parse(_doubling(11, "a: __typename")), {}, LIMITS, SCHEMA)
+    assert violation is not None
+    assert (violation.limit, violation.actual) == ("aliases", 1024)
+    nested = "{ t: indonesia { ...R } u: indonesia { children { ...R } } }"
+    nested += " fragment R on Region { children { children { code } } }"
+    violation = check_document(parse(nested), {}, QueryLimits(max_depth=4), SCHEMA)
+    assert violation is not None
+    assert (violation.limit, violation.actual) == ("depth", 5)
+
+
+def test_a_fragment_spread_under_lists_of_other_sizes_costs_as_if_written_out() -> None:
+    """A fragment's cost is reused at every spread, multiplied by the lists above that spread."""
+    member = "memberMsmes(first: 7) { nodes { name regency { children { code } } } }"
+    inline = f"""{{ a: cooperatives(first: 3) {{ nodes {{ {member} }} }}
+        b: cooperatives(first: 11) {{ nodes {{ name {member} }} }} }}"""
+    spread = """{ a: cooperatives(first: 3) { nodes { ...M } }
+        b: cooperatives(first: 11) { nodes { name ...M } } }
+        fragment M on Cooperative { MEMBER }""".replace("MEMBER", member)
+    assert _cost(spread, {}) == _cost(inline, {}) > 11 * 7 * 51
+
+
+def test_a_cost_over_the_limit_stops_counting_but_not_the_depth() -> None:
+    """Past max_cost nothing more is counted, yet the depth is measured whole and reported first:
+    the region tree 50 deep is too deep (actual 51), not merely too costly."""
+    violation = check_document(parse(_nested(50)), {}, QueryLimits(max_cost=1), SCHEMA)
+    assert violation is not None
+    assert (violation.limit, violation.actual) == ("depth", 51)
 
 
 def test_realisations_are_costed_by_the_page_they_answer() -> None:
     """A target's realisations are a page (default 20, `first` up to 100): the estimate counts
     the page asked for, as the resolver answers it, not a fixed guess of the history's length."""
     query = '{{ indicator(code: "KOP_JUMLAH") {{ targets {{ realisations{} {{ value }} }} }} }}'
-    costs = []
-    for first in ("", "(first: 100)"):
-        violation = check_document(parse(query.format(first)), {}, QueryLimits(max_cost=1), SCHEMA)
-        assert violation is not None
-        costs.append(violation.actual)
+    costs = [_cost(query.format(first), {}) for first in ("", "(first: 100)")]
     targets = LIST_SIZES[("Indicator", "targets")]
     assert costs == [1 + 1 + targets + targets * 20, 1 + 1 + targets + targets * 100]
