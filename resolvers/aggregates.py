@@ -41,11 +41,21 @@ class KeyPartRow:
     value: str | None
 
 
-def checked_grouping(group_by: Sequence[str]) -> list[str]:
+def grouping_error(group_by: Sequence[str]) -> str | None:
+    """Why a figure table cannot be grouped by `group_by`, or None. The request guard asks
+    before anything runs (schema.limits), so that a groupBy of 150,000 dimensions is refused
+    before it is measured; the resolver asks again as it runs."""
     if len(group_by) > MAX_DIMENSIONS:
-        raise bad_input("groupBy", f"at most {MAX_DIMENSIONS} dimensions, got {len(group_by)}")
+        return f"at most {MAX_DIMENSIONS} dimensions, got {len(group_by)}"
     if len(set(group_by)) != len(group_by):
-        raise bad_input("groupBy", "names a dimension twice")
+        return "names a dimension twice"
+    return None
+
+
+def checked_grouping(group_by: Sequence[str]) -> list[str]:
+    reason = grouping_error(group_by)
+    if reason is not None:
+        raise bad_input("groupBy", reason)
     return list(group_by)
 
 

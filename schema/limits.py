@@ -51,6 +51,7 @@ from graphql import (
     visit,
 )
 
+from resolvers.aggregates import grouping_error
 from schema.query_limits import QueryLimits
 
 TYPE_REF_NESTING = 9
@@ -145,6 +146,25 @@ class Violation:
         return f"query exceeds the {self.limit} limit of {self.maximum} (found {self.actual})"
 
 
+@dataclass(frozen=True, slots=True)
+class InputError:
+    """An argument the document would run with that its resolver refuses, refused before it
+    runs because measuring it would already cost: a groupBy of 150,000 dimensions."""
+
+    field: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class _Refused(Exception):
+    def __init__(self, error: InputError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _field(parent: GraphQLNamedType | None, node: FieldNode) -> GraphQLField | None:
     """The schema's definition of the field `node` selects on `parent`, if there is one."""
     if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
@@ -211,12 +231,15 @@ class _Walk:
         group_by = self._argument(field, "groupBy")
         if not isinstance(group_by, list):
             return FIGURE_ROWS, None
+        if all(isinstance(dimension, str) for dimension in group_by):  # else validation refuses
+            reason = grouping_error(group_by)
+            if reason is not None:
+                raise _Refused(InputError("groupBy", reason))
         rows = 1
         for dimension in group_by:
-            rows *= (
-                DIMENSION_VALUES.get(dimension, FIGURE_ROWS) if isinstance(dimension, str) else 1
-            )
-        return min(rows, FIGURE_ROWS), len(group_by)
+            if isinstance(dimension, str):
+                rows = min(rows * DIMENSION_VALUES.get(dimension, FIGURE_ROWS), FIGURE_ROWS)
+        return rows, len(group_by)
 
     def _size(
         self, parent: GraphQLNamedType | None, node: FieldNode, key_parts: int | None
@@ -385,16 +408,20 @@ def check_document(
     variables: Mapping[str, Any],
     limits: QueryLimits,
     schema: GraphQLSchema,
-) -> Violation | None:
-    """The first limit `document` exceeds, estimated against `schema` for its list sizes, with
-    the request's `variables` (those it omits: the defaults the document declares, which is all
-    `clients trust` costs a document with). A cost over the limit is the `actual` counted up to
+) -> Violation | InputError | None:
+    """The first limit `document` exceeds (or an argument it runs with that is refused whatever
+    the limits), estimated against `schema` for its list sizes, with the request's `variables`
+    (those it omits: the defaults the document declares, which is all `clients trust` costs a
+    document with). A cost over the limit is the `actual` counted up to
     the field that passed it, as tokens are counted up to theirs."""
     walk = _Walk(document, limits.default_page_size, schema, limits.max_cost)
     depth = 0
-    for node in document.definitions:
-        if isinstance(node, OperationDefinitionNode):
-            depth = max(depth, walk.operation(node, variables))
+    try:
+        for node in document.definitions:
+            if isinstance(node, OperationDefinitionNode):
+                depth = max(depth, walk.operation(node, variables))
+    except _Refused as refused:
+        return refused.error
     for limit, maximum, actual in (
         ("depth", limits.max_depth, depth),
         ("aliases", limits.max_aliases, walk.aliases),

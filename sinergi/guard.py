@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schema.documents import parse_document
-from schema.limits import Violation, check_document, cost_variables, page_size
+from schema.limits import InputError, Violation, check_document, cost_variables, page_size
 from schema.query_limits import QueryLimits
 from sinergi import exchange
 from sinergi.request_headers import header
@@ -173,7 +173,7 @@ class OperationChecks:
 
     def _measure_uncached(
         self, query: str, inputs: tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
-    ) -> Violation | None:
+    ) -> Violation | InputError | None:
         """The limits of a document given the values of the variables its estimate reads that
         the request sends (the others take their defaults, part of the document's text): the
         same whoever sends it, whatever its other variables."""
@@ -186,7 +186,7 @@ class OperationChecks:
 
     def _estimate(
         self, query: str, parsed: DocumentNode, variables: dict[str, Any]
-    ) -> Violation | None:
+    ) -> Violation | InputError | None:
         inputs: list[tuple[str, int | str | tuple[str, ...] | None]] = []
         for name in sorted(self._cost_variables(query) & variables.keys()):
             value = variables[name]  # one omitted is left out: it runs with its default, not null
@@ -247,6 +247,8 @@ class OperationChecks:
         if parsed is None:
             return None
         violation = self._estimate(query, parsed, operation.get("variables") or {})
+        if isinstance(violation, InputError):
+            return bad_request(violation.field, violation.reason)
         if violation is not None:
             return too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))

@@ -298,3 +298,29 @@ def test_fragments_spread_twice_at_every_level_are_refused_at_once_without_a_tok
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "cost"
     assert statements == []
+
+
+@pytest.mark.parametrize(
+    ("group_by", "message"),
+    [
+        (["X"] * 150_000, "groupBy: at most 4 dimensions, got 150000"),
+        (["SCALE", "SCALE"], "groupBy: names a dimension twice"),
+    ],
+)
+def test_a_groupby_the_resolver_refuses_is_refused_by_the_guard_without_a_token(
+    api: Api, group_by: list[str], message: str
+) -> None:
+    """The attack: a groupBy variable of 150,000 items (750 KB, no token) took 3 s to estimate.
+    The guard refuses it as the resolver would (tests/test_figures.py), before the token."""
+    query = "query($g: [MsmeDimension!]!) { msmeFigures(groupBy: $g) { count } }"
+    started = time.perf_counter()
+    with recorded_statements() as statements:
+        response = api.post({"query": query, "variables": {"g": group_by}}, None)
+    assert time.perf_counter() - started < 1
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error == {
+        "message": message,
+        "extensions": {"code": "BAD_USER_INPUT", "field": "groupBy"},
+    }
+    assert statements == []
