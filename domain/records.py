@@ -36,7 +36,9 @@ NOTE_MAX = 1000
 """Free text that explains (a review's reason, a status note, where a figure comes from): a
 paragraph. Every reader of the record gets it back, so one writer must not fill it with a book."""
 _COUNT_MAX = 10_000_000
-_EARLIEST = date(1900, 1, 1)
+EARLIEST = date(1900, 1, 1)
+"""The earliest date a record's founding, birth or book year may have (before it: a typing
+slip)."""
 _PHONE = re.compile(r"\+?[0-9]{6,15}")
 _PHONE_SEPARATORS = re.compile(r"[ ().-]")
 
@@ -71,15 +73,15 @@ def validate_count(value: int, *, field: str) -> int:
 
 
 def validate_year(value: int, *, field: str, today: date) -> int:
-    if isinstance(value, bool) or not _EARLIEST.year <= value <= today.year:
-        raise InvalidValue(field, f"must be a year from {_EARLIEST.year} to {today.year}")
+    if isinstance(value, bool) or not EARLIEST.year <= value <= today.year:
+        raise InvalidValue(field, f"must be a year from {EARLIEST.year} to {today.year}")
     return value
 
 
 def validate_past_date(value: date, *, field: str, today: date) -> date:
     """Founding and birth dates: not in the future, and not before 1900 (a typing slip)."""
-    if not _EARLIEST <= value <= today:
-        raise InvalidValue(field, f"must be a date from {_EARLIEST} to {today}")
+    if not EARLIEST <= value <= today:
+        raise InvalidValue(field, f"must be a date from {EARLIEST} to {today}")
     return value
 
 

@@ -324,3 +324,21 @@ def test_a_groupby_the_resolver_refuses_is_refused_by_the_guard_without_a_token(
         "extensions": {"code": "BAD_USER_INPUT", "field": "groupBy"},
     }
     assert statements == []
+
+
+def test_aliased_figure_tables_of_four_dimensions_are_refused_before_sql(api: Api) -> None:
+    """The attack: 24 aliased tables of regencies by section, scale and year (filters apart, so
+    no cell was shared) were estimated at 2,000 rows each; each answered 13,189, and together
+    they took 5 s of CPU and every pooled connection. Every subtotal now counts."""
+    tables = " ".join(
+        f"t{i}: msmeFigures(groupBy: [REGENCY, KBLI_SECTION, SCALE, ESTABLISHED_YEAR], "
+        f'filter: {{region: "{region}"}}) {{ count }}'
+        for i, region in enumerate(["61", "62", "64"] * 8)
+    )
+    with recorded_statements() as statements:
+        response = api.post({"query": f"{{ {tables} }}"}, api.token("demo-ministry"))
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "cost"
+    assert statements == []
