@@ -53,6 +53,7 @@ from graphql import (
 
 from domain.records import EARLIEST
 from domain.scale import Scale
+from resolvers import change_feed
 from resolvers.aggregates import grouping_error
 from resolvers.calendar import today
 from schema.enums import CooperativeStatus, CooperativeType
@@ -140,6 +141,10 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
 here counts as UNLISTED (a test keeps the table complete)."""
 
 UNLISTED = 100
+
+PAGE_DEFAULTS: Mapping[str, int] = {"ChangePage": change_feed.DEFAULT_PAGE_SIZE}
+"""The page a list whose `first` is omitted runs with, by the type it returns, where that is
+not the settings' default page: the change feed's is its own."""
 
 
 def page_size(value: object) -> int | None:
@@ -278,7 +283,8 @@ class _Walk:
         if parent.name.startswith("__"):
             return 1, key_parts  # introspection is counted as it runs (schema.introspection)
         if "first" in field.args:
-            return self._first(node, self.page), key_parts
+            default = PAGE_DEFAULTS.get(get_named_type(field.type).name, self.page)
+            return self._first(node, default), key_parts
         if not _list_type(field):
             return 1, key_parts
         if parent.name == "Query" and node.name.value in FIGURE_TABLES:

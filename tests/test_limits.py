@@ -351,3 +351,10 @@ def test_the_national_figures_of_the_bench_and_the_readme_stay_well_under_the_li
         '{ guaranteeFigures(groupBy: [STATUS], region: "62") { key { value } count } }',
     ):
         assert _cost(query, {}) < LIMITS.max_cost / 10, query
+
+
+def test_a_change_feed_page_without_first_counts_the_feeds_default_page() -> None:
+    """The feed answers 100 entries when `first` is omitted, not the 20 of other lists."""
+    default = "{ cooperativeChanges { entries { id } } }"
+    assert _cost(default, {}) == _cost("{ cooperativeChanges(first: 100) { entries { id } } }", {})
+    assert _cost(default, {}) == 1 + 100 + 100
