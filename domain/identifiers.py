@@ -35,7 +35,9 @@ _KOTA = range(71, 100)
 _BIRTH_DAYS = (range(1, 32), range(41, 72))
 _MONTHS = range(1, 13)
 _LEGAL_ENTITY_NO_MAX = 100
-_RUPIAH_MAX = 10**15
+RUPIAH_MAX = 10**15
+"""Rp1 quadrillion: more than any amount a business or a loan reaches, so a larger one is a
+unit slip (cents)."""
 
 
 def validate_record_id(value: str, *, field: str = "id") -> int:
@@ -263,6 +265,6 @@ def validate_rupiah(value: int, *, field: str) -> int:
     and bool is refused because True would otherwise pass as Rp1."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidValue(field, "must be a whole number of rupiah")
-    if not 0 <= value <= _RUPIAH_MAX:
-        raise InvalidValue(field, f"must be between 0 and {_RUPIAH_MAX:,} rupiah")
+    if not 0 <= value <= RUPIAH_MAX:
+        raise InvalidValue(field, f"must be between 0 and {RUPIAH_MAX:,} rupiah")
     return value

@@ -15,6 +15,8 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from domain.identifiers import RUPIAH_MAX
+
 Rupiah = NewType("Rupiah", int)
 ExactDecimal = NewType("ExactDecimal", Decimal)
 
@@ -31,12 +33,17 @@ def _ascii_number(value: object, refusal: str) -> str:
 
 
 _RUPIAH = 'Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"'
+_RUPIAH_DIGITS = len(str(RUPIAH_MAX))
 
 
 def _parse_rupiah(value: object) -> int:
+    """Longer than the largest amount, a number is refused before it is converted: past 4,300
+    digits int() raises CPython's own message, which would reach the client as the reason."""
     text = _ascii_number(value, _RUPIAH)
     if not text.isdigit():
         raise ValueError(_RUPIAH)
+    if len(text.lstrip("0")) > _RUPIAH_DIGITS:
+        raise ValueError(f"Rupiah must be at most {RUPIAH_MAX:,} rupiah")
     return int(text)
 
 

@@ -173,6 +173,24 @@ async def test_a_bad_variable_value_names_the_field_it_feeds(
     assert error.message.startswith(f"{field}: ")
 
 
+async def test_a_rupiah_of_thousands_of_digits_is_refused_in_the_projects_words(
+    engine: AsyncEngine,
+) -> None:
+    """Past 4,300 digits Python's int() refuses a number with its own message (naming
+    sys.set_int_max_str_digits), which reached the client as the reason."""
+    amount = "9" * 5_000
+    literal = f'mutation {{ createMsme(input: {{{BASE}, capital: "{amount}"}}) {{ id }} }}'
+    for result in (
+        await run(engine, KALTENG, literal),
+        await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000006", capital=amount)}),
+    ):
+        (error,) = result.errors
+        assert error.extensions == {"code": "BAD_USER_INPUT", "field": "input.capital"}
+        assert error.message.startswith("input.capital: ")
+        assert "Rupiah must be at most 1,000,000,000,000,000 rupiah" in error.message
+        assert "4300" not in error.message
+
+
 async def test_arguments_of_queries_name_their_field_too(engine: AsyncEngine) -> None:
     literal = await run(engine, KALTENG, "{ msmes(first: 99999999999) { totalCount } }")
     assert literal.errors[0].extensions["field"] == "first"
