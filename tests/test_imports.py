@@ -496,7 +496,7 @@ async def test_an_import_that_compares_an_owner_names_the_owner_in_the_audit_log
     """A row reported `unchanged` confirms that the owner sent is the one on record: a guessed
     NIK or phone, confirmed without a trace, unless the owner is a subject of the entry."""
     owner = {"nik": "6271995204880003", "fullName": "Sri Tebakan", "phone": "+6281200000777"}
-    rows = [row("7772000000001", owner=owner)]
+    rows = [row("7791000000001", owner=owner)]
     created = (await do_import(engine, rows, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
     assert created["created"] == 1
     assert await _subjects_of_latest_entry(engine, KALTENG_PII.client_id) == [owner["nik"]]
@@ -508,8 +508,8 @@ async def test_an_import_that_compares_an_owner_names_the_owner_in_the_audit_log
     # A refused row compared nothing: beside a good row, its owner is no subject.
     refused_owner = {"nik": "6271995204880004", "fullName": "Sri Ditolak"}
     mixed = [
-        row("7772000000002", owner=refused_owner, region="61.71", district=None),
-        row("7772000000001", owner=owner),
+        row("7791000000002", owner=refused_owner, region="61.71", district=None),
+        row("7791000000001", owner=owner),
     ]
     report = (await do_import(engine, mixed, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
     assert (report["rejected"], report["unchanged"]) == (1, 1)
