@@ -264,12 +264,27 @@ class _Walk:
             reason = grouping_error(group_by)
             if reason is not None:
                 raise _Refused(InputError("groupBy", reason))
-        values = FIGURE_DIMENSIONS[field.name.value]
+        values = {**FIGURE_DIMENSIONS[field.name.value], **self._within_region(field)}
         rows = 1
         for dimension in group_by:  # a value of each, or the subtotal over them all
             if isinstance(dimension, str):
                 rows = min(rows * (values.get(dimension, FIGURE_ROWS) + 1), FIGURE_ROWS)
         return rows, len(group_by)
+
+    def _within_region(self, field: FieldNode) -> dict[str, int]:
+        """The values a figure table's region dimensions take when it is filtered to one
+        province (its regencies: at most a region's largest family) or one regency, so that a
+        province's table by regency is not costed as the nation's."""
+        region = self._argument(field, "region")
+        if region is None:
+            where = self._argument(field, "filter")
+            region = where.get("region") if isinstance(where, dict) else None
+        code = region.strip() if isinstance(region, str) else ""
+        if len(code) == len("62") and code.isdigit():
+            return {"PROVINCE": 1, "REGENCY": LIST_SIZES[("Region", "children")]}
+        if len(code) >= len("62.01"):
+            return {"PROVINCE": 1, "REGENCY": 1}
+        return {}
 
     def _size(
         self, parent: GraphQLNamedType | None, node: FieldNode, key_parts: int | None
