@@ -1,4 +1,5 @@
-"""The GraphQL endpoint: checks the bearer token, then builds the per-request context.
+"""The GraphQL endpoint: admits the client the request guard found the token to stand for (its
+rate limit, its trusted documents), then builds the per-request context.
 
 It works on the request as the guard decoded it (sinergi.guard's `payload`): the body is never
 decoded again, here or by strawberry."""
@@ -13,7 +14,6 @@ from typing import Any, cast
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, StarletteRequestAdapter
 from graphql import GraphQLError, OperationType
-from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -35,7 +35,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 from strawberry.types import ExecutionResult
 
-from auth.http import bearer_user, unauthorized
+from auth.http import PrincipalUser
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
@@ -214,19 +214,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
         """GET and POST alike: sinergi.http_edge has decoded a GET's parameters as a body."""
         if scope["type"] == "http":
             request = Request(scope, receive)
-            try:
-                user = await bearer_user(request)
-            except AuthenticationError as error:
-                await unauthorized(request, error)(scope, receive, send)
-                return
-            if user is None:
-                await unauthorized(request, None)(scope, receive, send)
-                return
-            scope["user"] = user  # `request.user`, for the executor's context (get_context)
+            user: PrincipalUser = scope["user"]  # the request guard checked the token
             client_id = user.principal.client_id
-            now = exchange.current()
-            if now is not None:
-                now.client_id = client_id
             state = scope["state"]  # the lifespan's, copied for this request
             # A batch counts each of its operations: it runs as many as separate requests.
             decoded = payload(scope)

@@ -1,7 +1,14 @@
-"""The check on every /graphql request: size, shape and complexity, before any token or SQL.
+"""The check on every /graphql request: its token, then its size, shape and complexity, before
+any SQL.
 
-Refusing here costs no database work, so an oversized or pathological request is cheap to turn
-away whoever sends it. Every refusal is a GraphQL error body with a contract code, never a bare
+The token comes first, before the body is even read: what the checks keep (the parse cache here
+and in schema/documents.py, each document's measured limits) holds syntax trees of a few MB for
+a large document, so a request that stands for nobody must leave nothing behind, and a client
+trickling a body must have a token before it may hold a connection open reading one. Checking a
+token is as cheap as the checks (the signature of a token seen before is not verified again,
+the client registry is held in memory: auth.service), so a bad one is still a cheap 401; the
+checks then cost no database work, so an oversized or pathological document from a client is
+cheap to turn away too. Every refusal is a GraphQL error body with a contract code, never a bare
 text page. The body is read and decoded once, here, and what it decodes to is handed on in the
 ASGI scope (`payload`): nothing after the guard decodes it again, and the documents it holds are
 parsed once for every layer (schema/documents.py). A GET arrives here with its URL's parameters
@@ -27,9 +34,12 @@ from graphql import (
     build_schema,
     visit,
 )
+from starlette.authentication import AuthenticationError
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from auth.http import bearer_user, unauthorized
 from schema.documents import parse_document
 from schema.limits import InputError, Violation, check_document, cost_variables, page_size
 from schema.query_limits import QueryLimits
@@ -256,13 +266,27 @@ class OperationChecks:
 
 class RequestGuard:
     """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
-    other methods)."""
+    other methods). A request it passes on has `scope["user"]`, the client its token stands
+    for."""
 
     def __init__(self, app: ASGIApp, *, checks: OperationChecks) -> None:
         self.app = app
         self.checks = checks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = HTTPConnection(scope)
+        try:
+            user = await bearer_user(connection)
+        except AuthenticationError as error:
+            await unauthorized(connection, error)(scope, receive, send)
+            return
+        if user is None:
+            await unauthorized(connection, None)(scope, receive, send)
+            return
+        scope["user"] = user  # `request.user`, for the endpoint and the executor's context
+        now = exchange.current()
+        if now is not None:
+            now.client_id = user.principal.client_id
         if PAYLOAD not in scope:
             body = await self._read_body(scope, receive)
             if body is None:

@@ -67,11 +67,11 @@ def test_the_vendored_files_are_the_published_ones_with_their_licences() -> None
 
 
 def test_production_serves_no_graphiql(api: Api) -> None:
-    """A browser's GET is a GraphQL request there (JSON, refused without its query); a client
+    """A browser's GET is a GraphQL request there (JSON, refused without its token); a client
     that takes only HTML cannot be answered at all; no demo token is handed out."""
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     page = api.client.get("/graphql", headers={"Accept": browser})
-    assert page.status_code == 400
+    assert page.status_code == 401
     assert page.headers["content-type"].startswith("application/json")
     assert "graphiql" not in page.text.lower()
     assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406

@@ -374,14 +374,17 @@ def test_a_query_beside_a_mutation_may_still_be_selected_over_get(api: Api) -> N
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
-def test_get_meets_the_same_guard_before_the_token(api: Api) -> None:
+def test_get_meets_the_same_guard_and_token_check(api: Api) -> None:
     deep = "{ indonesia { " + "children { " * 20 + "code" + " }" * 21 + " }"
+    assert _get(api, {"query": "{ __typename }"}).status_code == 200  # its registration read
     with recorded_statements() as statements:
-        response = _get(api, {"query": deep}, client_id=None)
+        response = _get(api, {"query": deep})
+        unauthenticated = _get(api, {"query": deep}, client_id=None)
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "depth"
+    assert unauthenticated.status_code == 401
     assert statements == []
 
 
@@ -480,9 +483,9 @@ def test_graphiql_is_for_browsers_in_development_only(api: Api, dev_api: Api) ->
     assert "Accept" in page.headers["vary"]
     for client in (dev_api, api):
         not_a_page = client.client.get("/graphql", headers={"Accept": "*/*"})
-        assert not_a_page.status_code == 400  # a GraphQL request without its query
+        assert not_a_page.status_code == 401  # a GraphQL request, without its token
         assert _media_type(not_a_page) == JSON
     production = api.client.get("/graphql", headers={"Accept": BROWSER})
-    assert production.status_code == 400
+    assert production.status_code == 401
     assert "graphiql" not in production.text.lower()
     assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406
