@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditTrail
 from schema.errors import CodedParserCache, CodedSchema, ErrorCodes
 from schema.execution import EmbeddingExecutionContext
 from schema.input_conversion import compile_inputs
-from schema.introspection import ClientIntrospection, IntrospectionAlone
+from schema.introspection import ClientIntrospection
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.query_limits import QueryLimits
 from schema.scalars import SCALARS
 from schema.types.change_feed import Subscription
+from schema.validation import SharedValidation
 from schema.visible import ClientSchemas
 from schema.websocket import SubscriptionsOnlyOverWebSocket
 
@@ -37,10 +37,9 @@ def build_schema(
             ErrorCodes,
             AuditTrail,
             SubscriptionsOnlyOverWebSocket,
-            lambda: AddValidationRules([IntrospectionAlone]),
             lambda: ClientIntrospection(clients, max_cost=max_cost),
             lambda: CodedParserCache(max_tokens),
-            lambda: ValidationCache(maxsize=512),
+            SharedValidation,
         ],
         execution_context_class=EmbeddingExecutionContext,
         config=StrawberryConfig(

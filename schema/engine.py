@@ -13,7 +13,8 @@ entry (with the operation's name) and the figure cache.
 What this module does not answer (None) is left to Strawberry's view, which answers it with the
 same schema and executor: documents that do not parse or validate and variables that do not
 coerce (their errors name only what the client's own schema shows), introspection (answered on
-the client's schema), batches.
+the client's schema), batches. The view takes a document's validation from where the engine
+left it (schema/validation.py): a document is validated once, not once by each.
 """
 
 from __future__ import annotations
@@ -34,11 +35,9 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     execute,
-    specified_rules,
 )
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
-from strawberry.schema.schema import validate_document
 
 from auth.scopes import Scope
 from resolvers.access import AccessNotes, Touched
@@ -54,6 +53,7 @@ from schema.mutation import WRITES
 from schema.plan import Plan, Root, plan
 from schema.query import PLANNED
 from schema.touched import touched_fields
+from schema.validation import validation_errors
 
 logger = logging.getLogger("sinergi.engine")
 PLANNED_ROOTS: dict[OperationType, Mapping[str, Root]] = {
@@ -111,7 +111,7 @@ class Engine:
         document = parse_document(query, self._max_tokens)
         if isinstance(document, GraphQLError):
             return None
-        if validate_document(self.schema, document, tuple(specified_rules)):
+        if validation_errors(self.schema, document):
             return None
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is OperationType.SUBSCRIPTION:

@@ -72,18 +72,33 @@ def _unstorable(value: object) -> bool:
     return False
 
 
-class _StringLiterals(Visitor):
+class _Census(Visitor):
+    """A document's string literals, and how many fields it selects (each fragment's once)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.values: list[str] = []
+        self.fields = 0
 
     def enter_string_value(self, node: StringValueNode, *_: object) -> None:
         self.values.append(node.value)
+
+    def enter_field(self, *_: object) -> None:
+        self.fields += 1
 
 
 @dataclass(frozen=True, slots=True)
 class _UnstorableLiteral:
     """A document whose string literals (escapes decoded) hold an unstorable character."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TooManyFields:
+    """A document selecting more fields than validation may be asked to compare; its other
+    limits are named first, being what the client most likely needs to change."""
+
+    document: DocumentNode
+    violation: Violation
 
 
 class Refusal(JSONResponse):
@@ -216,15 +231,20 @@ class OperationChecks:
         assert isinstance(parsed, DocumentNode)
         return cost_variables(parsed)
 
-    def _parse_uncached(self, query: str) -> DocumentNode | Violation | _UnstorableLiteral | None:
+    def _parse_uncached(
+        self, query: str
+    ) -> DocumentNode | Violation | _UnstorableLiteral | _TooManyFields | None:
         document = parse_document(query, self.limits.max_tokens)
         if not isinstance(document, DocumentNode):
             if "tokens" in document.message:
                 return Violation("tokens", self.limits.max_tokens, self.limits.max_tokens + 1)
             return None  # a plain syntax error: the GraphQL endpoint reports it with its location
-        literals = _StringLiterals()
-        visit(document, literals)
-        return _UnstorableLiteral() if _unstorable(literals.values) else document
+        census = _Census()
+        visit(document, census)
+        if census.fields > self.limits.max_fields:
+            too_many = Violation("fields", self.limits.max_fields, census.fields)
+            return _TooManyFields(document, too_many)
+        return _UnstorableLiteral() if _unstorable(census.values) else document
 
     def refusal(self, operation: object) -> Refusal | None:
         """Why the operation may not run (its shape, its document's size, tokens and cost, its
@@ -254,6 +274,10 @@ class OperationChecks:
             return too_complex(parsed)
         if isinstance(parsed, _UnstorableLiteral):
             return bad_request("query", f"a string argument {UNSTORABLE}")
+        if isinstance(parsed, _TooManyFields):
+            variables = operation.get("variables") or {}
+            violation = check_document(parsed.document, variables, self.limits, self.schema)
+            return too_complex(violation or parsed.violation)
         if parsed is None:
             return None
         violation = self._estimate(query, parsed, operation.get("variables") or {})

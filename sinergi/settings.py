@@ -259,6 +259,7 @@ class Settings:
                 max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),
                 max_aliases=_int(env, "SINERGI_MAX_ALIASES", 30),
                 max_tokens=_int(env, "SINERGI_MAX_TOKENS", 5_000),
+                max_fields=_int(env, "SINERGI_MAX_FIELDS", 200),
                 max_cost=_int(env, "SINERGI_MAX_COST", 50_000),
                 max_document_bytes=_int(env, "SINERGI_MAX_DOCUMENT_BYTES", 100_000),
                 max_batch=_int(env, "SINERGI_MAX_BATCH", 10),

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
+import strawberry.schema.schema
+from graphql import validate
 from starlette.testclient import TestClient
 
 from schema.documents import parse_document
@@ -359,3 +362,44 @@ def test_aliased_figure_tables_of_four_dimensions_are_refused_before_sql(api: Ap
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "cost"
     assert statements == []
+
+
+def test_many_fields_sharing_a_name_are_refused_before_validation(api: Api) -> None:
+    """The attack: 1,240 copies of `viewer { clientId }` (4,962 tokens) cost 0.75-2 s of CPU
+    to validate, twice, before "Validation aborted". The guard counts the fields first."""
+    token = api.token(CLIENT)
+    assert api.post({"query": "{ __typename }"}, token).status_code == 200
+    copies = "{ " + " ".join(["viewer { clientId }"] * 1240) + " }"
+    with recorded_statements() as statements:
+        response = api.post({"query": copies}, token)
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "limit": "fields",
+        "maximum": QueryLimits().max_fields,
+        "actual": 2480,
+    }
+    assert statements == []
+    within = "{ " + " ".join(["viewer { clientId }"] * 100) + " }"
+    assert api.graphql(within, CLIENT)["data"] == {"viewer": {"clientId": CLIENT}}
+
+
+def test_a_document_that_does_not_validate_is_validated_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine validates a document first; what it leaves to Strawberry's view (a document
+    that does not validate) was validated there again, doubling the cost of a costly one."""
+    token = api.token(CLIENT)
+    validations: list[object] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        validations.append(args[1])
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry.schema.schema, "validate", counted)
+    unseen = f"nothing{uuid.uuid4().hex}"
+    for query in (f"{{ viewer {{ clientId }} {unseen} }}", f"{{ viewer {{ {unseen} }} }}"):
+        response = api.post({"query": query}, token)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert len(validations) == 2
