@@ -36,7 +36,7 @@ from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
-from sinergi.guard import OperationChecks, RequestGuard
+from sinergi.guard import BodyDeadlines, OperationChecks, RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP
 from sinergi.logs import lean_records
 from sinergi.observe import Observer
@@ -75,11 +75,12 @@ async def _serving(
     rate_limiter: RateLimiter,
     state: dict[str, Any],
     sealer: AuditSealer,
+    deadlines: BodyDeadlines,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions, the rate
-    limiter's counting in PostgreSQL and the audit trail's sealing. The engines are disposed of
-    when the app stops, after the trail's last seal."""
+    limiter's counting in PostgreSQL, the deadlines of request bodies and the audit trail's
+    sealing. The engines are disposed of when the app stops, after the trail's last seal."""
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -104,6 +105,7 @@ async def _serving(
     background = [
         asyncio.create_task(listener.run(), name="sinergi-listener"),
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
+        asyncio.create_task(deadlines.run(), name="sinergi-body-deadlines"),
     ]
     sealer.start()
     served = {
@@ -200,7 +202,14 @@ def create_app(
         try:
             with traced:
                 async with _serving(
-                    settings, engine, replica, external_issuers, rate_limiter, state, sealer
+                    settings,
+                    engine,
+                    replica,
+                    external_issuers,
+                    rate_limiter,
+                    state,
+                    sealer,
+                    deadlines,
                 ) as served:
                     yield served
         finally:
@@ -229,6 +238,7 @@ def create_app(
         max_tokens=max_tokens,
     )
     checks = OperationChecks(settings.query_limits, schema.as_str())
+    deadlines = BodyDeadlines(settings.body_timeout_seconds)
     graphql = SinergiGraphQL(
         schema,
         limits=Limits(
@@ -267,7 +277,7 @@ def create_app(
                 GraphQLOverHTTP,
                 graphiql=graphiql.render if graphiql is not None else None,
             ),
-            Middleware(RequestGuard, checks=checks),
+            Middleware(RequestGuard, checks=checks, deadlines=deadlines),
         ],
     )
     return Sinergi(

@@ -158,6 +158,8 @@ class Settings:
     trusted_documents: str = "off"
     db_connect_timeout_seconds: int = 3
     db_pool_timeout_seconds: int = 5
+    body_timeout_seconds: float = 10
+    """How long a /graphql request with a valid token has to send its whole body (408 past it)."""
     shutdown_grace_seconds: int = 30
     revoke_timeout_seconds: int = 5
     """How long `sinergi clients revoke` waits for every server process to confirm it."""
@@ -240,6 +242,7 @@ class Settings:
             trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
             db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
+            body_timeout_seconds=_int(env, "SINERGI_BODY_TIMEOUT", 10),
             shutdown_grace_seconds=_int(env, "SINERGI_SHUTDOWN_GRACE", 30),
             revoke_timeout_seconds=_int(env, "SINERGI_REVOKE_TIMEOUT", 5),
             log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 import uuid
 from typing import Any
@@ -19,6 +21,7 @@ from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.served import served_process
 from tests.support.statements import recorded_statements
 
 CLIENT = "demo-province-62"
@@ -403,3 +406,43 @@ def test_a_document_that_does_not_validate_is_validated_once(
         response = api.post({"query": query}, token)
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert len(validations) == 2
+
+
+def _trickled(base: str, token: str | None, seconds: float) -> tuple[bytes, float]:
+    """What the server answers a POST whose headers promise 1,000 bytes of body and which then
+    sends a byte every 0.2 s, for up to `seconds`; and how long the answer took."""
+    host, port = base.removeprefix("http://").split(":")
+    authorization = f"Authorization: Bearer {token}\r\n" if token is not None else ""
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=seconds + 5) as connection:
+        connection.sendall(
+            (
+                "POST /graphql HTTP/1.1\r\nHost: sinergi\r\nContent-Type: application/json\r\n"
+                f"{authorization}Content-Length: 1000\r\n\r\n"
+            ).encode()
+        )
+        connection.setblocking(False)
+        answer = b""
+        while time.monotonic() - started < seconds and not answer.endswith(b"}"):
+            with contextlib.suppress(BlockingIOError):
+                answer += connection.recv(65536)
+            with contextlib.suppress(OSError):
+                connection.send(b" ")
+            time.sleep(0.2)
+    return answer, time.monotonic() - started
+
+
+def test_a_body_trickled_in_is_refused_once_its_time_is_up(api: Api, demo_url: str) -> None:
+    """The attack: headers promising a body, then a byte every 5 s, held a connection 45 s and
+    more. Without a token the answer is 401 at once; with one, 408 once the time is up."""
+    token = api.token(CLIENT)
+    settings = {"SINERGI_BODY_TIMEOUT": "1"}
+    with served_process(as_service(demo_url), "production", settings) as (base, _):
+        refused, at_once = _trickled(base, None, 10)
+        assert refused.startswith(b"HTTP/1.1 401"), refused
+        assert at_once < 1
+        late, after = _trickled(base, token, 10)
+    assert late.startswith(b"HTTP/1.1 408"), late
+    assert 1 <= after < 3
+    body = json.loads(late.split(b"\r\n\r\n", 1)[1] or b"{}")
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "body"}
