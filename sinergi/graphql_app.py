@@ -6,9 +6,12 @@ decoded again, here or by strawberry."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -166,6 +169,22 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=4403, reason="Forbidden")
 
 
+class _OverBound(Exception):
+    """A batch's answers so far are over the response size bound: the rest need not run."""
+
+
+@dataclass(slots=True)
+class _Answered:
+    """How many bytes of answer one request's operations have produced so far."""
+
+    size: int = 0
+
+
+_ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)
+"""The request's running total, where Strawberry's view answers it; a batch's operations, run
+as tasks of their own, share the request's."""
+
+
 class SinergiGraphQL(GraphQL[Context, None]):
     request_adapter_class = _RequestAdapter
     graphql_transport_ws_handler_class = _TransportWSHandler
@@ -266,7 +285,42 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 )
                 await answer(scope, receive, send)
                 return
+        if scope["type"] == "http":
+            _ANSWERED.set(_Answered())
         await super().__call__(scope, receive, send)
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """A batch's operations run at once, as Strawberry runs them, except that once their
+        answers together are over the response size bound (`execute_single`), those still
+        running are stopped: ten operations of 5 MB each were all built, and encoded, before
+        the whole was found too large."""
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        running = [
+            asyncio.ensure_future(
+                self.execute_single(
+                    request, request_adapter, sub_response, context, root_value, data
+                )
+            )
+            for data in request_data
+        ]
+        try:
+            return await asyncio.gather(*running)
+        except _OverBound:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            return []  # create_response answers the request with the bound it passed
 
     def create_response(
         self,
@@ -276,6 +330,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
         """Settles the answers and their status (sinergi.graphql_http) in the media type the
         request negotiated, and notes the error codes for metrics and logs; an outage answers
         503 with Retry-After, so clients and load balancers retry."""
+        answered = _ANSWERED.get()
+        if answered is not None and answered.size > self.max_response_bytes:
+            return self._too_large(answered.size, sub_response.media_type)
         answers = (
             [settled(answer) for answer in response_data]
             if isinstance(response_data, list)
@@ -302,6 +359,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
         size = len(response.body)
         if size <= self.max_response_bytes:
             return response
+        return self._too_large(size, response.media_type)
+
+    def _too_large(self, size: int, media_type: str | None) -> Response:
         violation = Violation("response size", self.max_response_bytes, size)
         now = exchange.current()
         if now is not None:
@@ -315,7 +375,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 "actual": violation.actual,
             },
         }
-        return Response(orjson.dumps({"errors": [error]}), 400, media_type=response.media_type)
+        return Response(orjson.dumps({"errors": [error]}), 400, media_type=media_type)
 
     def encode_json(self, data: object) -> bytes:
         """orjson: several times faster than the standard library on large pages."""
@@ -363,11 +423,20 @@ class SinergiGraphQL(GraphQL[Context, None]):
     ) -> ExecutionResult:
         """Each operation runs with a context of its own: Strawberry runs a batch's operations
         at once with the request's one context, whose notes of records and data subjects would
-        then mix in their audit entries."""
+        then mix in their audit entries. Its answer counts toward the request's size bound as
+        soon as it is made."""
         own = self._context(request)
-        return await super().execute_single(
+        result = await super().execute_single(
             request, request_adapter, sub_response, own, root_value, request_data
         )
+        answered = _ANSWERED.get()
+        if answered is not None and result.data is not None:
+            if answered.size > self.max_response_bytes:
+                raise _OverBound  # another operation passed the bound while this one ran
+            answered.size += len(orjson.dumps(result.data))
+            if answered.size > self.max_response_bytes:
+                raise _OverBound
+        return result
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """Never here: sinergi.http_edge serves GraphiQL (sinergi.graphiql), to browsers only."""

@@ -20,7 +20,7 @@ from schema.query_limits import QueryLimits
 from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.databases import as_service
-from tests.support.http import Api
+from tests.support.http import Api, served
 from tests.support.served import served_process
 from tests.support.statements import recorded_statements
 
@@ -446,3 +446,24 @@ def test_a_body_trickled_in_is_refused_once_its_time_is_up(api: Api, demo_url: s
     assert 1 <= after < 3
     body = json.loads(late.split(b"\r\n\r\n", 1)[1] or b"{}")
     assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "body"}
+
+
+def test_a_batch_stops_once_its_answers_pass_the_response_size_bound(
+    api: Api, demo_url: str
+) -> None:
+    """The attack: ten operations of 5 MB answers each were all built, 54 MB, before the whole
+    was refused. Each operation's answer now counts as it is made, and the batch stops at the
+    one that passes the bound: what was built is about the bound, not ten answers."""
+    query = "{ indonesia { children { code name } } }"
+    one = len(json.dumps(api.graphql(query, CLIENT)["data"], separators=(",", ":")))
+    bound = one * 5 // 2
+    settings = Settings(rate_limit=1_000_000, query_limits=QueryLimits(max_response_bytes=bound))
+    with served(demo_url, settings) as bounded:
+        assert bounded.graphql(query, CLIENT)["data"]
+        assert bounded.post([{"query": query}] * 2, bounded.token(CLIENT)).status_code == 200
+        response = bounded.post([{"query": query}] * 10, bounded.token(CLIENT))
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "response size"
+    assert bound < error["extensions"]["actual"] <= bound + one
