@@ -3,6 +3,11 @@
 An outage (server stopped, restarting, unreachable, connection dropped, pool exhausted) is not the
 caller's fault and not a bug: it is answered SERVICE_UNAVAILABLE so clients retry, whereas a bad
 statement stays an INTERNAL error. One predicate, used by every layer that answers requests.
+A request cannot exhaust the pool by itself: it holds at most part of it at once (db/reads.py's
+`Reads`), so a pool timeout is other requests' load, an outage to the caller.
+
+A read past the statement timeout is neither: the request asked for more than a statement may
+take (ReadTimedOut).
 """
 
 from __future__ import annotations
@@ -30,6 +35,27 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(current, _OUTAGES):
             return True
+        if isinstance(current, exc.DBAPIError) and current.orig is not None:
+            current = current.orig
+        else:
+            current = current.__cause__
+    return False
+
+
+class ReadTimedOut(Exception):
+    """A read ran past the statement timeout: what the request asked for costs more than one
+    statement may take, its own doing (db/reads.py raises it, from the database's error)."""
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, is PostgreSQL cancelling a statement that ran
+    past `statement_timeout`."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions.QueryCanceledError):
+            return "statement timeout" in str(current)
         if isinstance(current, exc.DBAPIError) and current.orig is not None:
             current = current.orig
         else:

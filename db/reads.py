@@ -3,16 +3,17 @@ primary, which also serves a client whose own writes the replica may not have re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.driver import Pooled, check_out
-from db.errors import is_unavailable
+from db.errors import ReadTimedOut, is_statement_timeout, is_unavailable
 
 logger = logging.getLogger("sinergi.replica")
 
@@ -41,27 +42,49 @@ class Replica:
 
 class Reads:
     """One request's reads: from the replica, unless the client's own writes may not have reached
-    it yet (it wrote recently, or during this request) or the replica cannot be reached."""
+    it yet (it wrote recently, or during this request) or the replica cannot be reached.
 
-    __slots__ = ("_primary", "_replica")
+    A request holds at most `share`'s count of pooled connections at once; its other reads wait
+    for one of its own to come back. One request of two dozen figure tables took every pooled
+    connection: other clients waited out the pool timeout (503), and its own reads were queued
+    behind each other past the statement timeout. A read past the statement timeout is raised
+    as ReadTimedOut: the request asked for too much."""
 
-    def __init__(self, primary: AsyncEngine, replica: Replica | None = None) -> None:
+    __slots__ = ("_primary", "_replica", "_share")
+
+    def __init__(
+        self,
+        primary: AsyncEngine,
+        replica: Replica | None = None,
+        share: asyncio.Semaphore | None = None,
+    ) -> None:
         self._primary = primary
         self._replica = replica
+        self._share: AbstractAsyncContextManager[Any] = share or nullcontext()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        connection = await self._open(_started)
-        try:
-            yield connection
-        finally:
-            await connection.close()
+        async with self._share:
+            connection = await self._open(_started)
+            try:
+                yield connection
+            except Exception as error:
+                if is_statement_timeout(error):
+                    raise ReadTimedOut("a read ran past the statement timeout") from error
+                raise
+            finally:
+                await connection.close()
 
     @asynccontextmanager
     async def checked_out(self) -> AsyncIterator[Pooled]:
         """As `connect`, a connection for db/driver.py's statements alone."""
-        async with await self._open(check_out) as pooled:
-            yield pooled
+        async with self._share, await self._open(check_out) as pooled:
+            try:
+                yield pooled
+            except Exception as error:
+                if is_statement_timeout(error):
+                    raise ReadTimedOut("a read ran past the statement timeout") from error
+                raise
 
     async def _open(self, open_on: Callable[[AsyncEngine], Awaitable[Opened]]) -> Opened:
         """A connection opened by `open_on` on the replica, or on the primary when the replica

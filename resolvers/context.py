@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import HTTPConnection
@@ -70,6 +72,9 @@ class Context:
     """A WebSocket's `connection_init` payload, where its client sends its token."""
     live: Live | None = None
     """Set on a WebSocket once its token is accepted; subscriptions need it."""
+    connections: asyncio.Semaphore | None = None
+    """The pooled connections the request may hold at once, shared by its operations' contexts
+    (sinergi/graphql_app.py): its reads and writes beyond them wait for one of its own."""
 
     def __post_init__(
         self,
@@ -83,7 +88,9 @@ class Context:
         this context makes its own."""
         self.policy = AccessPolicy(self.principal)
         self.primary = autocommit_view or autocommit(self.engine)
-        self.reads = Reads(self.primary, None if self.wrote_recently else self.replica)
+        self.reads = Reads(
+            self.primary, None if self.wrote_recently else self.replica, self.connections
+        )
         self.regions = region_directory or RegionDirectory(self.primary)
         self.audit = audit_writer or AuditWriter(self.primary)
 
@@ -103,7 +110,7 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Every write of several statements: one transaction on the primary."""
         await self._note_writer()
-        async with self.engine.begin() as connection:
+        async with self._held(), self.engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
@@ -114,8 +121,11 @@ class Context:
         statements run on asyncpg itself (db/driver.py): SQLAlchemy's Connection around them
         cost an eligibility check more CPU than its statements' own Python."""
         await self._note_writer()
-        async with await check_out(self.primary) as connection:
+        async with self._held(), await check_out(self.primary) as connection:
             yield connection
+
+    def _held(self) -> AbstractAsyncContextManager[Any]:
+        return self.connections or nullcontext()
 
     async def _note_writer(self) -> None:
         """Before every write, the client is noted as a writer, so its reads in this request and
@@ -124,7 +134,7 @@ class Context:
         note made moments ago serves (db/queries/rate_limits.py): a busy writer is not noted per
         write."""
         if not self.write_noted:
-            async with self.primary.connect() as connection:
+            async with self._held(), self.primary.connect() as connection:
                 await rate_limits.note_write(connection, self.principal.client_id)
             self.write_noted = True
         self.reads.after_write()

@@ -4,6 +4,8 @@ Coded errors (FORBIDDEN, BAD_USER_INPUT, …) pass unchanged. Errors the GraphQL
 a malformed document or bad variables are the caller's input errors. Everything else becomes
 INTERNAL with a correlation id: the detail goes to the log only, never to the client. A lost
 database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong with the request.
+A read past the statement timeout is QUERY_TOO_COMPLEX (`limit`: "statement timeout"): the
+request asked for more than a statement may take, which asking again will not change.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from db.errors import is_unavailable
+from db.errors import ReadTimedOut, is_unavailable
 from resolvers.errors import ErrorCode
 from schema.documents import parse_document
 from schema.input_fields import input_field
@@ -60,6 +62,7 @@ class _Kind(Enum):
     CODED = "coded"
     INPUT = "input"
     UNAVAILABLE = "unavailable"
+    TOO_COSTLY = "too costly"
     INTERNAL = "internal"
 
 
@@ -74,6 +77,8 @@ def _kind(error: GraphQLError) -> _Kind:
     if isinstance(original, ValueError) and error.path is None:
         # Scalars reject bad variable values with ValueError before execution starts.
         return _Kind.INPUT
+    if isinstance(original, ReadTimedOut):
+        return _Kind.TOO_COSTLY
     return _Kind.UNAVAILABLE if is_unavailable(original) else _Kind.INTERNAL
 
 
@@ -91,6 +96,18 @@ def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQL
             nodes=error.nodes,
             path=error.path,
             extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
+        )
+    if kind is _Kind.TOO_COSTLY:
+        logger.warning("a read ran past the statement timeout at %s", error.path)
+        return GraphQLError(
+            "the query ran past the statement timeout; ask for less at a time (fewer aliases, "
+            "smaller pages, figure tables of fewer dimensions)",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={
+                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                "limit": "statement timeout",
+            },
         )
     correlation_id = uuid.uuid4().hex
     logger.error("internal error %s at %s", correlation_id, error.path, exc_info=original)

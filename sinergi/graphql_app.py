@@ -203,10 +203,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
         figures_cache_seconds: int = 0,
         max_response_bytes: int = QueryLimits().max_response_bytes,
         max_sockets_per_client: int,
+        connections_per_request: int,
     ) -> None:
         """`max_tokens`: the request guard's, whose parsed documents this reuses;
         `read_your_writes_seconds`: how long after a write a client reads nothing that lags;
-        `max_sockets_per_client`: the WebSocket connections a client may hold open at once."""
+        `max_sockets_per_client`: the WebSocket connections a client may hold open at once;
+        `connections_per_request`: the pooled connections one request may hold at once (its
+        figure tables and other reads run that many at a time), so that no request alone
+        leaves other clients waiting for the pool."""
         super().__init__(
             schema,
             graphql_ide=None,
@@ -222,6 +226,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self.checks = checks
         self.trusted = trusted
         self.max_response_bytes = max_response_bytes
+        self.connections_per_request = connections_per_request
         self.sockets = subscriptions.Sockets(max_sockets_per_client)
         self.max_tokens = max_tokens
         self.fresh_seconds = read_your_writes_seconds
@@ -236,6 +241,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             user: PrincipalUser = scope["user"]  # the request guard checked the token
             client_id = user.principal.client_id
             state = scope["state"]  # the lifespan's, copied for this request
+            state["connections"] = asyncio.Semaphore(self.connections_per_request)
             # A batch counts each of its operations: it runs as many as separate requests.
             decoded = payload(scope)
             operations = len(decoded) if isinstance(decoded, list) else 1

@@ -31,4 +31,5 @@ def context_for(
         audit_writer=state["audit"],
         limits=limits,
         request=connection,
+        connections=state.get("connections"),
     )

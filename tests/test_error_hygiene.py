@@ -51,22 +51,32 @@ def _logged(caplog: pytest.LogCaptureFixture, correlation_id: str) -> str:
     )
 
 
-def test_a_statement_timeout_in_a_resolver_becomes_internal(
+def test_a_read_past_the_statement_timeout_is_query_too_complex(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A read the request made too costly is the request's doing: QUERY_TOO_COMPLEX naming the
+    statement timeout, not INTERNAL (a fault of ours) nor SERVICE_UNAVAILABLE (retry)."""
+
     async def timing_out(connection: AsyncConnection) -> list[Any]:
         await connection.execute(text("SET LOCAL statement_timeout = '20ms'"))
         await connection.execute(text(f"SELECT pg_sleep(5) AS {MARKER}"))
         raise AssertionError("unreachable: the statement times out")
 
     monkeypatch.setattr(indicators, "all_indicators", timing_out)
-    with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+    with caplog.at_level(logging.WARNING, logger="sinergi.errors"):
         response = api.post({"query": "{ indicators { code } }"}, api.token(CLIENT))
-    found = _internal_error(response)
-    assert found["body"]["data"] == {"indicators": None}
-    logged = _logged(caplog, found["id"])
-    assert "statement timeout" in logged
-    assert MARKER in logged
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] == {"indicators": None}
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "limit": "statement timeout"}
+    for leak in (MARKER, "SELECT", "Traceback", "pg_sleep", "asyncpg", "sqlalchemy"):
+        assert leak not in response.text
+    assert "statement timeout" in caplog.text
+    faults = [
+        r for r in caplog.records if r.name == "sinergi.errors" and r.levelno >= logging.ERROR
+    ]
+    assert not faults, "not logged as a fault of ours"
 
 
 def test_a_failing_audit_write_withholds_the_records(
