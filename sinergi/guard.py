@@ -279,6 +279,8 @@ class OperationChecks:
         if isinstance(parsed, _TooManyFields):
             variables = operation.get("variables") or {}
             violation = check_document(parsed.document, variables, self.limits, self.schema)
+            if isinstance(violation, InputError):
+                return bad_request(violation.field, violation.reason)
             return too_complex(violation or parsed.violation)
         if parsed is None:
             return None
