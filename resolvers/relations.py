@@ -6,9 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 from strawberry import Parent
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from db.queries.indicator_values import COMPUTABLE
+from db.queries.paging import Page
 from resolvers import Node
 from resolvers.aggregates import indicator_value, own_part
 from resolvers.context import Context
@@ -104,18 +106,23 @@ async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
 async def msme_participations(
     root: Source, info: Info[Context, Any], first: int | None = None
 ) -> list[Node]:
-    """The first participations: a business may take part under any number of roles."""
-    size = page_size(first, info.context.limits)
-    page = await info.context.loaders.msme_participations.load((root.id, size))
-    info.context.accesses.records_returned("participation", len(page.rows))
-    return list(page.rows)
+    return await _participations(info.context.loaders.msme_participations, root, info, first)
 
 
 async def cooperative_participations(
     root: Source, info: Info[Context, Any], first: int | None = None
 ) -> list[Node]:
-    size = page_size(first, info.context.limits)
-    page = await info.context.loaders.cooperative_participations.load((root.id, size))
+    return await _participations(info.context.loaders.cooperative_participations, root, info, first)
+
+
+async def _participations(
+    loader: DataLoader[tuple[int, int], Page],
+    root: Source,
+    info: Info[Context, Any],
+    first: int | None,
+) -> list[Node]:
+    """The first participations: a business may take part under any number of roles."""
+    page = await loader.load((root.id, page_size(first, info.context.limits)))
     info.context.accesses.records_returned("participation", len(page.rows))
     return list(page.rows)
 
