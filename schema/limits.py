@@ -71,8 +71,9 @@ reference data)."""
 KBLI_SECTIONS = 21
 """Sections A to U of KBLI 2020 (a test holds this to the reference data)."""
 
-YEARS = today().year - EARLIEST.year + 1
-"""The years a record may be dated in, as of the year the process started."""
+YEARS = today().year - EARLIEST.year + 2
+"""The years a record may be dated in, as of the year the process started, and the next: a
+process still serving after New Year's Day costs the year it did not know."""
 
 FIGURE_DIMENSIONS: Mapping[str, Mapping[str, int]] = {
     "msmeFigures": {
@@ -418,7 +419,7 @@ class _Walk:
         return self.measure(operation.selection_set, root, 1, frozenset())
 
 
-COST_ARGUMENTS = frozenset({"first", "groupBy"})
+COST_ARGUMENTS = frozenset({"first", "groupBy", "region", "filter"})
 """The arguments whose values the estimate reads: the rest of a request's variables leave it
 unchanged."""
 

@@ -305,9 +305,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
         sub_response: Response,
     ) -> Any:
         """A batch's operations run at once, as Strawberry runs them, except that once their
-        answers together are over the response size bound (`execute_single`), those still
+        answers together are over the response size bound (`execute_single`), the reads still
         running are stopped: ten operations of 5 MB each were all built, and encoded, before
-        the whole was found too large."""
+        the whole was found too large. A write still running finishes: stopped, it would roll
+        back while the batch's other writes stay committed, and which did is not in the
+        answer."""
         if not isinstance(request_data, list):
             return await super().execute_operation(
                 request, request_adapter, request_data, context, root_value, sub_response
@@ -323,8 +325,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
         try:
             return await asyncio.gather(*running)
         except _OverBound:
-            for task in running:
-                task.cancel()
+            for task, data in zip(running, request_data, strict=True):
+                selected = {"query": data.query, "operationName": data.operation_name}
+                if not is_mutation(selected, self.max_tokens):
+                    task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             return []  # create_response answers the request with the bound it passed
 

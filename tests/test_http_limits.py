@@ -352,6 +352,23 @@ def test_a_groupby_the_resolver_refuses_is_refused_by_the_guard(
     assert statements == []
 
 
+def test_a_province_table_filtered_through_a_variable_is_costed_as_the_provinces(
+    api: Api,
+) -> None:
+    """The region a figure table is filtered to narrows its estimate whether it is written in
+    the document or sent as a variable: a dashboard's document is fixed and its region varies."""
+    query = """query($r: String) { msmeFigures(groupBy: [REGENCY, KBLI_SECTION],
+        filter: {region: $r}) { count capitalSum turnoverSum employeesSum suppressed
+        key { dimension value } } }"""
+    token = api.token("demo-ministry")
+    province = api.post({"query": query, "variables": {"r": "62"}}, token)
+    assert province.status_code == 200, province.text
+    assert "errors" not in province.json()
+    national = api.post({"query": query, "variables": {"r": None}}, token)
+    assert national.status_code == 400, national.text
+    assert national.json()["errors"][0]["extensions"]["limit"] == "cost"
+
+
 def test_aliased_figure_tables_of_four_dimensions_are_refused_before_sql(api: Api) -> None:
     """The attack: 24 aliased tables of regencies by section, scale and year (filters apart, so
     no cell was shared) were estimated at 2,000 rows each; each answered 13,189, and together
