@@ -9,13 +9,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
-from db.engine import async_url, create_engine
-from sinergi.demo_mode import register_demo_clients
+from db.engine import create_engine
 from tests.support.clock import Clock
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.graphql import principal, run
 from tests.support.http import Api, served
 from tests.test_eligibility_api import CHECK as CHECK_OVER_HTTP
@@ -119,15 +119,7 @@ async def test_a_deed_dated_after_the_legal_entity_numbers_year_is_refused(
 def api(module_reference_url: str) -> Iterator[Api]:
     """The app over a database of this module's own, with the demo clients: the province
     registers businesses over HTTP and PT Jamkrida Kalteng checks them, as they would."""
-
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        try:
-            await register_demo_clients(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     with served(module_reference_url) as served_api:
         yield served_api
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from db.engine import async_url
-from sinergi.demo_mode import register_demo_clients
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api, served
 
 KALTENG = "demo-province-62"
@@ -25,15 +23,7 @@ PALANGKA_RAYA = "demo-regency-6271"
 def url(module_reference_url: str) -> str:
     """A database of this module's own (a cooperative is dissolved behind the API's back), with
     the demo clients: the owner's URL."""
-
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        try:
-            await register_demo_clients(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     return module_reference_url
 
 

@@ -26,3 +26,17 @@ def load_demo(url: str, *, msmes: int, seed: int) -> None:
             await engine.dispose()
 
     asyncio.run(load())
+
+
+def demo_clients(url: str) -> None:
+    """The demo clients alone, registered as the owner at `url`: for a module that brings its own
+    records."""
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(url))
+        try:
+            await register_demo_clients(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(register())
