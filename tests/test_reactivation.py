@@ -382,3 +382,34 @@ def test_an_inactive_cooperative_takes_members_and_a_dissolved_one_keeps_its_own
         "code": "BAD_USER_INPUT",
         "field": "changes.cooperativeId",
     }
+
+
+ADD_PARTICIPATION = """
+mutation($input: ParticipationInput!) { addParticipation(input: $input) { id } }
+"""
+PARTICIPATIONS = """
+query($number: String!) { cooperative(legalEntityNo: $number) { participations { id } } }
+"""
+
+
+def test_a_dissolved_cooperative_joins_no_programme_and_an_inactive_one_does(
+    api: Api, url: str
+) -> None:
+    dissolved = create_cooperative(api, 9)
+    sql(url, "UPDATE cooperatives SET status = 'dissolved' WHERE id = $1", int(dissolved["id"]))
+    given = {"programmeId": "PR-MMM", "cooperativeId": dissolved["id"], "role": "producer"}
+    answer = api.graphql(ADD_PARTICIPATION, KALTENG, {"input": given})
+    error = error_of(answer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.cooperativeId"}
+    assert "dissolved" in error["message"]
+    assert answer["data"] == {"addParticipation": None}
+    read = api.graphql(PARTICIPATIONS, KALTENG, {"number": dissolved["legalEntityNo"]})
+    assert read["data"]["cooperative"]["participations"] == []
+
+    inactive = create_cooperative(api, 10)
+    off = api.graphql(DEACTIVATE_COOPERATIVE, KALTENG, {"id": inactive["id"], "version": 1})
+    assert off["data"]["deactivateCooperative"]["status"] == "INACTIVE", off
+    joined = api.graphql(
+        ADD_PARTICIPATION, KALTENG, {"input": {**given, "cooperativeId": inactive["id"]}}
+    )
+    assert "errors" not in joined, joined

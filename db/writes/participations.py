@@ -34,10 +34,14 @@ async def create(
 ) -> Record:
     """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once,
     and only in a programme whose jurisdiction it lies in: a province's programme is its own to
-    enrol in, and another province could neither see nor remove what it enrolled there."""
+    enrol in, and another province could neither see nor remove what it enrolled there. A
+    dissolved cooperative no longer exists in law, so it takes up no new role (an inactive one
+    may revive, so it may)."""
     kind, subject_id = subject
     table = MSMES if kind == "msme" else COOPERATIVES
     located = await locked(connection, table, subject_id, scope.rows(table))
+    if kind == "cooperative" and located.status == "dissolved":
+        raise InvalidValue("input.cooperativeId", "the cooperative is dissolved; it joins nothing")
     programme = (
         await connection.execute(
             select(PROGRAMMES.c.jurisdiction).where(PROGRAMMES.c.id == programme_id)
