@@ -39,10 +39,11 @@ of their own; without one, a tenor past what a decision stores (a smallint) was 
 a guarantee's end (within the tenor) was unbounded."""
 MAX_CHECK_DATE_AGE_DAYS = 14
 """How far back a check may be dated: a lender's application checked a few days late, over a
-holiday. The rules in force on the check date apply but the facts are today's, so a date further
-back chose an older rule set (2026.1, whose reasons quote the record's start date, sales and last
-RAT year, which 2026.3 withholds) and dated a decision, and a guarantee resting on it, before the
-facts it rests on, even before the record existed."""
+holiday; and never before the rules in force today took effect (`validate_check_date`). The facts
+are today's, so a date further back dated a decision, and a guarantee resting on it, before the
+facts it rests on, even before the record existed; and a date before a new version of the rules
+chose the superseded one (2026.1, whose reasons quote the record's start date, sales and last RAT
+year, which 2026.3 withholds)."""
 
 
 class Verdict(StrEnum):
@@ -161,16 +162,18 @@ class EligibilityFacts:
         return as_plain_dict(self)
 
 
-def validate_check_date(check_date: date, *, today: date) -> date:
+def validate_check_date(check_date: date, *, today: date, rules_from: date) -> date:
     """A check is dated today or up to MAX_CHECK_DATE_AGE_DAYS before: never ahead of the facts
-    it reads, and not so far behind them that it is a different decision."""
+    it reads, and not so far behind them that it is a different decision. Nor before `rules_from`,
+    the day the product's rules in force today took effect: a guarantor's board adopting new rules
+    governs every check made from then on, and a check dated across that day would apply the
+    rules they superseded. The refusal names the earliest date allowed."""
     require(check_date <= today, "check_date", "must not be in the future")
     earliest = today - timedelta(days=MAX_CHECK_DATE_AGE_DAYS)
-    require(
-        check_date >= earliest,
-        "check_date",
-        f"must be at most {MAX_CHECK_DATE_AGE_DAYS} days before today: from {earliest}",
-    )
+    bound = f"at most {MAX_CHECK_DATE_AGE_DAYS} days before today"
+    if rules_from > earliest:
+        earliest, bound = rules_from, "on or after the day the rules in force today took effect"
+    require(check_date >= earliest, "check_date", f"must be {bound}: from {earliest}")
     return check_date
 
 

@@ -117,34 +117,42 @@ def registry_facts(kind: str, row: Row) -> dict[str, Any]:
     }
 
 
-def _checked_terms(request: Request) -> date:
-    """The request's own terms, checked before anything is read: refused alike whether or not
-    the business exists, a request cannot tell a business in the register from none."""
-    now = today()
+def _checked_loan(request: Request) -> None:
+    """The loan's terms, checked before anything is read: refused alike whether or not the
+    business exists, a request cannot tell a business in the register from none."""
     try:
         check_loan(request.product, request.loan_amount, request.tenor_months)
-        return validate_check_date(request.check_date or now, today=now)
     except InvalidValue as error:
         raise request_error(error) from None
 
 
 async def _subject(
-    connection: Pooled, kind: str, key: str, scope: RowScope, product: str, on: date
-) -> Row:
-    """The business's facts, with the version of the product's rules in force on that date.
+    connection: Pooled, kind: str, key: str, scope: RowScope, request: Request, now: date
+) -> tuple[Row, RuleSet, date]:
+    """The business's facts, the product's rules in force today and the date the check is for.
 
     The rules are looked at before the business, and in the same statement: a product without
-    rules in force is refused whether or not the business exists."""
+    rules in force, or a check dated before they took effect (or too far back, or ahead), is
+    refused whether or not the business exists. A check is dated no earlier than today's rules
+    took effect, so they are the rules in force on its date."""
+    product = request.product
     if kind == MSME:
-        row = await queries.msme_facts(connection, key, scope, product=product, on_date=on)
+        row = await queries.msme_facts(connection, key, scope, product=product, on_date=now)
     else:
-        row = await queries.cooperative_facts(connection, key, scope, product=product, on_date=on)
+        row = await queries.cooperative_facts(connection, key, scope, product=product, on_date=now)
     if row.ruleset_version is None:
-        raise bad_input("request.product", f"no rule set for {product} in force on {on}")
+        raise bad_input("request.product", f"no rule set for {product} in force on {now}")
+    rules = await ruleset(connection, product, row.ruleset_version)
+    try:
+        on = validate_check_date(
+            request.check_date or now, today=now, rules_from=rules.effective_from
+        )
+    except InvalidValue as error:
+        raise request_error(error) from None
     if row.id is None:
         field = "request.nib" if kind == MSME else "request.legalEntityNo"
         raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
-    return row
+    return row, rules, on
 
 
 async def check(context: Context, request: Request) -> Row:
@@ -154,12 +162,12 @@ async def check(context: Context, request: Request) -> Row:
     has stored no decision."""
     principal = context.principal
     kind, key = _subject_key(request)
-    check_date = _checked_terms(request)
+    _checked_loan(request)
+    now = today()
     async with context.single_write() as connection:
-        row = await _subject(
-            connection, kind, key, context.policy.records, request.product, check_date
+        row, rules, check_date = await _subject(
+            connection, kind, key, context.policy.records, request, now
         )
-        rules = await ruleset(connection, request.product, row.ruleset_version)
         try:
             facts = EligibilityFacts(
                 subject_kind=kind,

@@ -54,7 +54,8 @@ class EligibilityRequest:
         default=None,
         description=(
             "The date the decision is for: today (WIB, the default) or up to "
-            f"{MAX_CHECK_DATE_AGE_DAYS} days before."
+            f"{MAX_CHECK_DATE_AGE_DAYS} days before, but not before the day the product's rules "
+            "in force today took effect."
         ),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain.identifiers import established_by
 from sinergi.cli import main
 from tests.support.clock import Clock
 from tests.support.http import Api
@@ -250,12 +251,12 @@ def test_a_bad_request_is_refused_alike_whether_or_not_the_business_exists(
 
 
 def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -> None:
-    """The rules in force on the check date apply to today's facts. Dated further back, a check
-    chose version 2026.1, whose reasons quote the start date, sales and last RAT year that 2026.3
-    withholds, and dated a decision (and a guarantee on it) before the record it rests on."""
-    clock.day = date(2026, 12, 18)
+    """The facts are today's: dated further back, a decision (and a guarantee on it) would be
+    dated before the facts it rests on, even before the record existed. The rules in force
+    (2026.3) took effect long before, so the fortnight is the bound."""
+    clock.day = date(2027, 1, 20)
     request = _request(
-        {"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2026-12-03"
+        {"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2027-01-05"
     )
     (error,) = _check(api, request)["errors"]
     assert (error["extensions"]["code"], error["extensions"]["field"]) == (
@@ -263,12 +264,92 @@ def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -
         "request.checkDate",
     )
     assert error["message"] == (
-        "request.checkDate: must be at most 14 days before today: from 2026-12-04"
+        "request.checkDate: must be at most 14 days before today: from 2027-01-06"
     )
-    oldest = _decision(_check(api, {**request, "checkDate": "2026-12-04"}))
-    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2026-12-04", "2026.3")
+    oldest = _decision(_check(api, {**request, "checkDate": "2027-01-06"}))
+    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2027-01-06", "2026.3")
     undated = _decision(_check(api, {**request, "checkDate": None}))
-    assert undated["checkDate"] == "2026-12-18"
+    assert undated["checkDate"] == "2027-01-20"
+
+
+BACKDATING = "AHU-9991001.AH.01.26.TAHUN 2008"
+"""A demo cooperative in Kalimantan Tengah, active, its last RAT for book year 2023: 2026.1's
+reasons quote its start date and that year, 2026.3's do not. No other test checks it."""
+
+
+def _quoted(url: str, legal_entity_no: str) -> tuple[str, str]:
+    """The values of the record 2026.1's reasons quote: its start date and last RAT book year."""
+
+    async def read() -> tuple[str, str]:
+        connection = await asyncpg.connect(url)
+        try:
+            row = await connection.fetchrow(
+                "SELECT established_on, last_rat_book_year FROM cooperatives "
+                "WHERE legal_entity_no = $1",
+                legal_entity_no,
+            )
+        finally:
+            await connection.close()
+        started = row["established_on"] or established_by(legal_entity_no)
+        return started.isoformat(), str(row["last_rat_book_year"])
+
+    return asyncio.run(read())
+
+
+def _decisions_on(url: str, subject_key: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(url)
+        try:
+            query = "SELECT count(*) FROM eligibility_decisions WHERE subject_key = $1"
+            return int(await connection.fetchval(query, subject_key))
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+def test_a_check_is_not_dated_back_across_a_change_of_rules(
+    api: Api, demo_url: str, clock: Clock
+) -> None:
+    """2026.3 came into force on 4 December 2026. A check made the next day but dated the 3rd,
+    within the fortnight, ran under 2026.1, whose reasons quote the business's start date and
+    last RAT book year, and stored them for `eligibilityDecision` to read again. It is refused,
+    naming the first day allowed, alike whether or not the business exists; dated the 4th, the
+    check runs under 2026.3."""
+    clock.day = date(2026, 12, 5)
+    started, rat_year = _quoted(demo_url, BACKDATING)
+    subject = {"legalEntityNo": BACKDATING}
+    request = _request(subject, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2026-12-03")
+    stored = _decisions_on(demo_url, BACKDATING)
+    answer = _check(api, request)
+    assert answer["data"] == {"checkEligibility": None}
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "request.checkDate",
+    )
+    assert error["message"] == (
+        "request.checkDate: must be on or after the day the rules in force today took effect: "
+        "from 2026-12-04"
+    )
+    assert started not in json.dumps(answer)
+    assert rat_year not in json.dumps(answer)
+    assert _decisions_on(demo_url, BACKDATING) == stored
+    for other in (
+        {"legalEntityNo": "AHU-9999999.AH.01.26.TAHUN 2000"},  # in no register
+        {"nib": "9990000000001"},  # in Kalteng
+        {"nib": "9990000000003"},  # in Kalbar, outside the guarantor's jurisdiction
+        {"nib": "9990000009999"},  # in no register
+    ):
+        refused = _check(api, {**request, "legalEntityNo": None, **other})
+        assert refused["errors"][0]["message"] == error["message"], other
+
+    dated = _decision(_check(api, {**request, "checkDate": "2026-12-04"}))
+    assert (dated["checkDate"], dated["rulesetVersion"]) == ("2026-12-04", "2026.3")
+    messages = json.dumps([(r["messageId"], r["messageEn"]) for r in dated["results"]])
+    assert started not in messages
+    assert rat_year not in messages
+    assert _decisions_on(demo_url, BACKDATING) == stored + 1
 
 
 def test_a_stored_decision_replays_unchanged_after_the_rules_change(

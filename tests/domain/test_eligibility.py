@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +32,7 @@ from domain.eligibility import (
     add_months,
     evaluate,
     required_rat_book_year,
+    validate_check_date,
 )
 from domain.errors import InvalidValue
 from domain.identifiers import established_by
@@ -928,6 +929,55 @@ def test_select_ruleset_refuses_when_nothing_is_in_force(product: str, on_date: 
     with pytest.raises(InvalidValue) as error:
         select_ruleset(RULESETS, product, on_date)
     assert error.value.field == "product"
+
+
+# --- dating a check ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("today", "earliest", "bound"),
+    [
+        # 2026.3 took effect yesterday: the fortnight would reach back into 2026.1 (and 2026.2).
+        (date(2026, 12, 5), date(2026, 12, 4), "on or after the day the rules in force today"),
+        (date(2026, 12, 17), date(2026, 12, 4), "on or after the day the rules in force today"),
+        # From here on the fortnight is the nearer bound.
+        (date(2026, 12, 18), date(2026, 12, 4), "at most 14 days before today"),
+        (date(2027, 3, 1), date(2027, 2, 15), "at most 14 days before today"),
+        # On the day new rules take effect a check can only be dated that day.
+        (date(2026, 12, 4), date(2026, 12, 4), "on or after the day the rules in force today"),
+    ],
+)
+def test_a_check_is_dated_back_neither_past_a_fortnight_nor_before_todays_rules(
+    today: date, earliest: date, bound: str
+) -> None:
+    rules_from = select_ruleset(RULESETS, PRODUCT, today).effective_from
+    for day in (today, earliest):
+        assert validate_check_date(day, today=today, rules_from=rules_from) == day
+    with pytest.raises(InvalidValue) as error:
+        validate_check_date(earliest - timedelta(days=1), today=today, rules_from=rules_from)
+    assert error.value.field == "check_date"
+    assert error.value.reason.startswith(f"must be {bound}")
+    assert error.value.reason.endswith(f": from {earliest}")
+
+
+@given(
+    today=st.dates(date(2026, 1, 1), date(2030, 12, 31)),
+    rules_age=st.integers(0, 60),
+    age=st.integers(-3, 90),
+)
+def test_a_check_date_is_allowed_exactly_from_the_later_bound_to_today(
+    today: date, rules_age: int, age: int
+) -> None:
+    rules_from = today - timedelta(days=rules_age)
+    check_date = today - timedelta(days=age)
+    earliest = max(today - timedelta(days=14), rules_from)
+    if earliest <= check_date <= today:
+        assert validate_check_date(check_date, today=today, rules_from=rules_from) == check_date
+        return
+    with pytest.raises(InvalidValue) as error:
+        validate_check_date(check_date, today=today, rules_from=rules_from)
+    named = f": from {earliest}" if check_date < earliest else "must not be in the future"
+    assert named in error.value.reason
 
 
 def test_the_two_shipped_versions_differ_only_in_the_npwp_threshold() -> None:

@@ -1,8 +1,9 @@
 """The project clock (resolvers/calendar.py) held at a day a test chooses.
 
-A check may be dated at most a fortnight back (domain.eligibility.MAX_CHECK_DATE_AGE_DAYS), so a
-scenario dated in 2026 holds the clock near its dates, and moves it on as the scenario does (a
-guarantee recorded once issued, its default months later), whenever the suite runs.
+A check may be dated at most a fortnight back (domain.eligibility.MAX_CHECK_DATE_AGE_DAYS), and
+not before the rules in force that day took effect, so a scenario dated in 2026 holds the clock
+near its dates, and moves it on as the scenario does (a guarantee recorded once issued, its
+default months later), whenever the suite runs.
 """
 
 from __future__ import annotations
