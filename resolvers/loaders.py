@@ -79,7 +79,9 @@ class Loaders:
 
     @cached_property
     def record_changes(self) -> DataLoader[tuple[changes.RecordKey, int], Page]:
-        return self._grouped(lambda c, keys, first: changes.of_records(c, keys, first=first))
+        return self._grouped(
+            lambda c, keys, first: changes.of_records(c, keys, first=first, scope=self._scope)
+        )
 
     @cached_property
     def scale_history(self) -> DataLoader[int, list[Node]]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     Select,
     Table,
-    TableClause,
     bindparam,
     func,
     literal_column,
@@ -59,7 +59,7 @@ async def count(
 
 async def first_rows_by_key(
     connection: AsyncConnection,
-    rows: TableClause,
+    rows: FromClause,
     key: Sequence[str],
     keys: Sequence[tuple[Any, ...]],
     *,
