@@ -50,7 +50,8 @@ def _compact(url: str, *argv: str) -> tuple[int, str]:
 
 FOLDED = """SELECT count(*) AS entries, count(DISTINCT (record_kind, record_id)) AS records,
   count(*) FILTER (WHERE operation <> 'insert' OR personal OR deactivated
-                   OR old_province IS NOT NULL) AS not_creations
+                   OR old_province IS NOT NULL OR cooperative_old_province IS NOT NULL)
+  AS not_creations
 FROM change_log WHERE id <= $1"""
 
 

@@ -14,7 +14,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from db.engine import async_url
+from db.queries import change_feed_compaction
 from tests.support.demo_data import demo_clients
 from tests.support.http import Api, served
 
@@ -131,3 +134,174 @@ def test_the_history_names_no_cooperative_the_reader_cannot_see(api: Api, url: s
         [[(None, elsewhere)], [(elsewhere, here)], [(here, elsewhere)]],
     )
     assert history(api, PALANGKA_RAYA, nib) == (None, [[], [(None, here)], [(here, None)]])
+
+
+FEED = """
+query($after: String) {
+  msmeChanges(after: $after, first: 1000) { entries { id change record } endCursor hasMore }
+}
+"""
+MOVE_COOPERATIVE = """
+mutation($id: ID!, $version: Int!, $changes: CooperativeChanges!) {
+  updateCooperative(id: $id, version: $version, changes: $changes) { version }
+}
+"""
+
+
+def changes_after(
+    api: Api, client_id: str, after: str | None
+) -> tuple[list[tuple[str, str, Any]], str]:
+    """Every MSME entry the client gets after `after`, as (id, change, cooperativeId), and
+    where it then stands."""
+    entries = []
+    while True:
+        answer = api.graphql(FEED, client_id, {"after": after})
+        assert "errors" not in answer, answer
+        page = answer["data"]["msmeChanges"]
+        entries += [
+            (entry["id"], entry["change"], (entry["record"] or {}).get("cooperativeId"))
+            for entry in page["entries"]
+        ]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return entries, str(after)
+
+
+class Readers:
+    """Kalteng's, Palangka Raya's and Kalbar's feeds, each read from where it last stood."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.cursors = {client: changes_after(api, client, None)[1] for client in READERS}
+
+    def read(self) -> dict[str, list[tuple[str, str, Any]]]:
+        found = {}
+        for client in READERS:
+            found[client], self.cursors[client] = changes_after(
+                self.api, client, self.cursors[client]
+            )
+        return found
+
+
+READERS = (KALTENG, PALANGKA_RAYA, KALBAR)
+
+
+def move_cooperative(api: Api, url: str, client_id: str, cooperative: str, **to: Any) -> None:
+    (version,) = run(url, "SELECT version FROM cooperatives WHERE id = $1", int(cooperative))[0]
+    answer = api.graphql(
+        MOVE_COOPERATIVE, client_id, {"id": cooperative, "version": version, "changes": to}
+    )
+    assert "errors" not in answer, answer
+
+
+def test_a_cooperative_no_reader_of_its_members_sees_moves_unnoticed_by_them(
+    api: Api, url: str
+) -> None:
+    """Kalbar moves its cooperative between two districts of Pontianak: Kalteng and Palangka
+    Raya, which hold its members, get no entry for them, though the log holds one each: nothing
+    they may see changed, and an entry would tell them that the businesses share a cooperative
+    they cannot see, and when it moved."""
+    kalbar = cooperative(url, 10, "61.71")
+    here, _ = msme(url, 10, "62.71", member_of=kalbar)
+    there, _ = msme(url, 11, "62.01", member_of=kalbar)
+    readers = Readers(api)
+    (logged,) = run(url, "SELECT max(id) FROM change_log")[0]
+
+    move_cooperative(api, url, KALBAR, kalbar, district=district_of(url, "61.71"))
+
+    assert readers.read() == {KALTENG: [], PALANGKA_RAYA: [], KALBAR: []}
+    members = run(
+        url,
+        "SELECT record_id FROM change_log WHERE id > $1 AND record_kind = 'msme' ORDER BY id",
+        logged,
+    )
+    assert [row["record_id"] for row in members] == [here, there]  # logged, not handed out
+
+
+def test_a_member_entry_reaches_each_reader_who_sees_the_cooperative_before_or_after(
+    api: Api, url: str
+) -> None:
+    """The same cooperative's members, as it moves: into Palangka Raya (the operator: no client
+    may move it across provinces), Kalteng and Palangka Raya get an entry naming it for the
+    member each holds; to another regency of Kalteng, Palangka Raya's member no longer names
+    it, and Kalteng, which sees it at both places, still gets both entries; within that
+    regency, Palangka Raya, which sees it at neither, gets none."""
+    kalbar = cooperative(url, 20, "61.71")
+    here, _ = msme(url, 20, "62.71", member_of=kalbar)
+    there, _ = msme(url, 21, "62.01", member_of=kalbar)
+    readers = Readers(api)
+
+    run(
+        url,
+        "UPDATE cooperatives SET province_code = '62', regency_code = '62.71',"
+        " district_code = NULL, version = version + 1 WHERE id = $1",
+        int(kalbar),
+    )
+    assert readers.read() == {
+        KALTENG: [(here, "UPDATED", kalbar), (there, "UPDATED", kalbar)],
+        PALANGKA_RAYA: [(here, "UPDATED", kalbar)],
+        KALBAR: [],
+    }
+
+    move_cooperative(api, url, KALTENG, kalbar, region="62.01", district=None)
+    assert readers.read() == {
+        KALTENG: [(here, "UPDATED", kalbar), (there, "UPDATED", kalbar)],
+        PALANGKA_RAYA: [(here, "UPDATED", None)],
+        KALBAR: [],
+    }
+
+    move_cooperative(api, url, KALTENG, kalbar, district=district_of(url, "62.01"))
+    assert readers.read() == {
+        KALTENG: [(here, "UPDATED", kalbar), (there, "UPDATED", kalbar)],
+        PALANGKA_RAYA: [],
+        KALBAR: [],
+    }
+
+
+def test_a_member_entry_logged_before_it_named_the_cooperative_s_places_reaches_every_reader(
+    api: Api, url: str
+) -> None:
+    """An entry as migration 0025 logged it, with no place of the cooperative: it reaches the
+    readers of the member as it always did."""
+    kalbar = cooperative(url, 30, "61.71")
+    here, _ = msme(url, 30, "62.71", member_of=kalbar)
+    readers = Readers(api)
+    run(
+        url,
+        "INSERT INTO change_log (record_kind, record_id, operation, deactivated, personal,"
+        " old_province, old_regency, new_province, new_regency)"
+        " VALUES ('msme', $1, 'update', false, false, '62', '62.71', '62', '62.71')",
+        here,
+    )
+    assert readers.read() == {
+        KALTENG: [(here, "UPDATED", None)],
+        PALANGKA_RAYA: [(here, "UPDATED", None)],
+        KALBAR: [],
+    }
+
+
+def test_a_member_entry_folded_by_compaction_reaches_every_reader_of_the_member(
+    api: Api, url: str
+) -> None:
+    """Compaction folds a member's newest entry, if it is one for its cooperative's move, into
+    the member's creation, which a reader starting from no cursor must get whoever sees the
+    cooperative: the fold forgets the cooperative's places."""
+    kalbar = cooperative(url, 40, "61.71")
+    here, _ = msme(url, 40, "62.71", member_of=kalbar)
+    move_cooperative(api, url, KALBAR, kalbar, district=district_of(url, "61.71"))
+    run(url, "UPDATE change_log SET noted_at = noted_at - interval '30 days'")
+    entries = "SELECT count(*) FROM change_log WHERE record_kind = 'msme' AND record_id = $1"
+    assert run(url, entries, here)[0][0] == 2  # its creation, then its cooperative's move
+
+    async def compact() -> None:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.begin() as connection:
+                assert await change_feed_compaction.compact(connection, 7) is not None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(compact())
+    assert run(url, entries, here)[0][0] == 1
+    from_the_start, _ = changes_after(api, PALANGKA_RAYA, None)
+    assert (here, "CREATED", None) in from_the_start

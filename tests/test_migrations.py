@@ -24,7 +24,7 @@ from tests.support.databases import create_database, drop_database
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), a GIN index on an array
-# column, and the change feed's tables (0014, 0022), written only by triggers and compaction;
+# column, and the change feed's tables (0014, 0022, 0027), written only by triggers and compaction;
 # two have an xid8 column SQLAlchemy has no type for (db/queries/change_feed.py names the
 # columns it reads).
 UNMODELLED = {
@@ -175,5 +175,71 @@ async def _execute(url: str, statement: str, *arguments: Any) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(statement, *arguments)
+    finally:
+        await connection.close()
+
+
+MEMBER_ENTRIES = (
+    "SELECT record_id FROM change_log WHERE record_kind = 'msme' AND operation = 'update'"
+    " ORDER BY id"
+)
+MEMBER_ENTRY_PLACES = (
+    "SELECT cooperative_old_regency, cooperative_new_regency FROM change_log"
+    " WHERE record_kind = 'msme' AND operation = 'update' ORDER BY id"
+)
+MOVE = "UPDATE cooperatives SET regency_code = $2, version = version + 1 WHERE id = $1"
+
+
+def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again(
+    server_url: str,
+) -> None:
+    """A member's entry for its cooperative's move, logged at 0026, names no place of the
+    cooperative after the upgrade, and reaches readers as it did; one logged at 0027 names both;
+    downgraded, the entries are logged as 0025 logs them, and 0027 applies again."""
+    name = f"sinergi_0027_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(url, "0026")
+        asyncio.run(_load_reference(url))
+        cooperative = asyncio.run(
+            _fetch(
+                url,
+                "INSERT INTO cooperatives (legal_entity_no, name, type, province_code,"
+                " regency_code) VALUES ('AHU-9265000.AH.01.26.TAHUN 2020', 'Koperasi Anggota',"
+                " 'produsen', '61', '61.71') RETURNING id",
+            )
+        )[0]["id"]
+        member = asyncio.run(
+            _fetch(
+                url,
+                "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                " regency_code, cooperative_id) VALUES ('9926500000001', 'Usaha Anggota',"
+                " '10794', 'C', 'micro', '62', '62.71', $1) RETURNING id",
+                cooperative,
+            )
+        )[0]["id"]
+        asyncio.run(_execute(url, MOVE, cooperative, "61.72"))
+        upgrade(url)
+        asyncio.run(_execute(url, MOVE, cooperative, "61.71"))
+        places = asyncio.run(_fetch(url, MEMBER_ENTRY_PLACES))
+        assert [tuple(row) for row in places] == [(None, None), ("61.72", "61.71")]
+
+        command.downgrade(alembic_config(url), "0026")
+        asyncio.run(_execute(url, MOVE, cooperative, "61.72"))
+        logged = asyncio.run(_fetch(url, MEMBER_ENTRIES))
+        assert [row["record_id"] for row in logged] == [str(member)] * 3
+        upgrade(url)
+        asyncio.run(_execute(url, MOVE, cooperative, "61.71"))
+        places = asyncio.run(_fetch(url, MEMBER_ENTRY_PLACES))
+        assert [tuple(row) for row in places][-1] == ("61.72", "61.71")
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+async def _fetch(url: str, statement: str, *arguments: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(statement, *arguments))
     finally:
         await connection.close()

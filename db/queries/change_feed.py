@@ -9,6 +9,8 @@ applied to both with the same rule as every other read (db/queries/scoping.py), 
 the entry concerns it and how: into the jurisdiction is a creation, out of it a removal. The
 record is joined as it is now, within the jurisdiction, so an entry never shows more than a
 fresh read would; an entry whose record has since left is passed over (its removal follows).
+A member's entry for its cooperative's move also says where the cooperative was and went, and
+concerns only a reader who sees the cooperative at either place (`_sees_the_cooperative`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ from db.queries.json_pages import JsonBuild, JsonShape
 from db.queries.scoping import RowScope, within, within_place
 from domain.personal import OWNER_FIELDS
 
+LEVELS = ("province", "regency", "district")
+COOPERATIVE_PLACES = ("cooperative_old", "cooperative_new")
+PLACES = ("old", "new", *COOPERATIVE_PLACES)
+"""The places an entry names, each as a column per level: where the record was and went, and,
+in a member's entry for its cooperative's move (migration 0027), where the cooperative was and
+went (null in every other entry)."""
+COOPERATIVE_PLACE_COLUMNS = tuple(
+    f"{place}_{level}" for place in COOPERATIVE_PLACES for level in LEVELS
+)
 LOG = table(
     "change_log",
     column("id", BigInteger),
@@ -58,11 +69,7 @@ LOG = table(
     column("operation", Text),
     column("deactivated", Boolean),
     column("personal", Boolean),
-    *(
-        column(f"{when}_{level}", Text)
-        for when in ("old", "new")
-        for level in ("province", "regency", "district")
-    ),
+    *(column(f"{place}_{level}", Text) for place in PLACES for level in LEVELS),
     column("owner_client_id", Text),
 )
 HORIZON = table("change_log_horizon", column("horizon", BigInteger))
@@ -119,18 +126,37 @@ class FeedPage:
     would pass over what the folded entries said."""
 
 
+def _lies_within(entries: FromClause, place: str, code: str) -> ColumnElement[bool]:
+    """The entry's `place` (one of PLACES) lies in `code`: a place it does not name lies
+    nowhere."""
+    province, regency, district = (entries.c[f"{place}_{level}"] for level in LEVELS)
+    return and_(province.is_not(None), within_place(province, regency, district, code))
+
+
 def _was_within(entries: FromClause, code: str) -> ColumnElement[bool]:
     """Where the record was before the change lies in `code` (a creation was nowhere)."""
-    log = entries.c
-    place = within_place(log.old_province, log.old_regency, log.old_district, code)
-    return and_(log.old_province.is_not(None), place)
+    return _lies_within(entries, "old", code)
 
 
 def _is_within(entries: FromClause, code: str) -> ColumnElement[bool]:
     """Where the record went lies in `code` (a deletion went nowhere)."""
-    log = entries.c
-    place = within_place(log.new_province, log.new_regency, log.new_district, code)
-    return and_(log.new_province.is_not(None), place)
+    return _lies_within(entries, "new", code)
+
+
+def _sees_the_cooperative(code: str) -> ColumnElement[bool]:
+    """A member's entry for its cooperative's move (migration 0027) concerns a reader in `code`
+    only if it sees the cooperative before or after the move: its copy of the member names the
+    cooperative, or now must, or must no longer. To any other reader the member's record did not
+    change, and the entry would only tell it that the business belongs to a cooperative it
+    cannot see, when that cooperative moved, and (by the entries of one commit) which
+    businesses share it. Every other entry names no cooperative's place, nor does a member's
+    entry logged before 0027, which reaches its readers as it did."""
+    log = LOG.c
+    return or_(
+        log.cooperative_old_province.is_(None),
+        _lies_within(LOG, "cooperative_old", code),
+        _lies_within(LOG, "cooperative_new", code),
+    )
 
 
 def _change(entries: FromClause, code: str) -> ColumnElement[str]:
@@ -302,9 +328,12 @@ def _current(
 
 
 def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
-    """Entries that concern the reader: of `kind`, touching its jurisdiction, of data it reads."""
+    """Entries that concern the reader: of `kind`, touching its jurisdiction, of data it reads,
+    and, for a member of a cooperative that moved, about a cooperative it sees."""
     code = reader.jurisdiction
     clauses = [LOG.c.record_kind == kind, or_(_was_within(LOG, code), _is_within(LOG, code))]
+    if kind == "msme":
+        clauses.append(_sees_the_cooperative(code))
     if not reader.personal_data:
         clauses.append(LOG.c.personal.is_(false()))
     if kind == "guarantee":

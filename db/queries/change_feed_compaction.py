@@ -20,7 +20,7 @@ from sqlalchemy import Text, bindparam, cast, delete, exists, func, or_, select,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, GUARANTEES, MSMES, PARTICIPATIONS
-from db.queries.change_feed import LOG
+from db.queries.change_feed import COOPERATIVE_PLACE_COLUMNS, LOG
 
 RECORD_TABLES = {
     "msme": MSMES,
@@ -63,6 +63,7 @@ _FOLD = (
             LOG.c.deactivated,
             LOG.c.personal,
             LOG.c.old_province.is_not(None),
+            LOG.c.cooperative_old_province.is_not(None),
         ),
     )
     .values(
@@ -72,6 +73,8 @@ _FOLD = (
         old_province=None,
         old_regency=None,
         old_district=None,
+        # A creation reaches every reader of the record, whoever sees its cooperative.
+        **dict.fromkeys(COOPERATIVE_PLACE_COLUMNS),
     )
 )
 _KEPT = text("SELECT count(*) FROM change_log WHERE id <= :upto")
