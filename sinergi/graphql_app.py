@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import suppress
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -47,11 +47,13 @@ from schema.query_limits import QueryLimits
 from sinergi import exchange, metrics, subscriptions
 from sinergi.graphql_http import (
     MediaType,
+    committed,
     is_mutation,
     negotiate,
     operation_type,
     settled,
     status,
+    withheld,
 )
 from sinergi.guard import PAYLOAD, OperationChecks, Refusal, bad_request, payload, too_complex
 from sinergi.http_edge import method_not_allowed
@@ -169,20 +171,22 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=4403, reason="Forbidden")
 
 
-class _OverBound(Exception):
-    """A batch's answers so far are over the response size bound: the rest need not run."""
-
-
 @dataclass(slots=True)
 class _Answered:
-    """How many bytes of answer one request's operations have produced so far."""
+    """One request's operations, as the guard resolved them, and for a batch how its answers
+    stand against the response size bound: the bytes answered so far, the operations that are
+    mutations, the one whose answer passed the bound and those that came after it."""
 
+    operations: object
     size: int = 0
+    mutations: list[bool] = field(default_factory=list)
+    passing: int | None = None
+    after: set[int] = field(default_factory=set)
 
 
 _ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)
-"""The request's running total, where Strawberry's view answers it; a batch's operations, run
-as tasks of their own, share the request's."""
+"""The request's, where Strawberry's view answers it; a batch's operations, run as tasks of
+their own, share the request's."""
 
 
 class SinergiGraphQL(GraphQL[Context, None]):
@@ -259,6 +263,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 await resolved(scope, receive, send)
                 return
             scope[PAYLOAD] = resolved
+            _ANSWERED.set(_Answered(resolved))
             if (
                 request.method == "GET"
                 and isinstance(resolved, dict)
@@ -286,13 +291,12 @@ class SinergiGraphQL(GraphQL[Context, None]):
                     if "errors" in answered
                     # in the negotiated media type (sinergi.http_edge)
                     else self._bounded(
-                        Response(orjson.dumps(answered), media_type="application/json")
+                        Response(orjson.dumps(answered), media_type="application/json"),
+                        cast(GraphQLHTTPResponse, answered),
                     )
                 )
                 await answer(scope, receive, send)
                 return
-        if scope["type"] == "http":
-            _ANSWERED.set(_Answered())
         await super().__call__(scope, receive, send)
 
     async def execute_operation(
@@ -304,33 +308,70 @@ class SinergiGraphQL(GraphQL[Context, None]):
         root_value: None,
         sub_response: Response,
     ) -> Any:
-        """A batch's operations run at once, as Strawberry runs them, except that once their
-        answers together are over the response size bound (`execute_single`), the reads still
-        running are stopped: ten operations of 5 MB each were all built, and encoded, before
-        the whole was found too large. A write still running finishes: stopped, it would roll
-        back while the batch's other writes stay committed, and which did is not in the
-        answer."""
+        """A batch's operations run at once, as Strawberry runs them, each answer counted toward
+        the response size bound as soon as it is made (`_counted`). Once their answers together
+        pass it, the queries still running are stopped: ten operations of 5 MB each were all
+        built, and encoded, before the whole was found too large. A mutation still running
+        finishes: stopped, it would roll back while the batch's other writes stay committed;
+        `create_response` answers it with what it applied in place of its data."""
         if not isinstance(request_data, list):
             return await super().execute_operation(
                 request, request_adapter, request_data, context, root_value, sub_response
             )
-        running = [
-            asyncio.ensure_future(
-                self.execute_single(
-                    request, request_adapter, sub_response, context, root_value, data
-                )
+        answered = _ANSWERED.get()
+        assert answered is not None  # __call__ sets it for every request it hands on
+        answered.mutations = [
+            is_mutation(
+                {"query": data.query, "operationName": data.operation_name}, self.max_tokens
             )
             for data in request_data
         ]
+        running = [
+            asyncio.ensure_future(
+                self._counted(
+                    answered,
+                    index,
+                    self.execute_single(
+                        request, request_adapter, sub_response, context, root_value, data
+                    ),
+                )
+            )
+            for index, data in enumerate(request_data)
+        ]
+        pending: set[asyncio.Future[ExecutionResult]] = set(running)
         try:
-            return await asyncio.gather(*running)
-        except _OverBound:
-            for task, data in zip(running, request_data, strict=True):
-                selected = {"query": data.query, "operationName": data.operation_name}
-                if not is_mutation(selected, self.max_tokens):
-                    task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            return []  # create_response answers the request with the bound it passed
+            while pending and answered.passing is None:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # past the bound, or the request cancelled: no query needs to finish
+            for task, mutation in zip(running, answered.mutations, strict=True):
+                if not mutation:
+                    task.cancel()  # nothing, for one already answered
+        await asyncio.gather(*pending, return_exceptions=True)
+        results = []
+        for index, task in enumerate(running):
+            if task.cancelled():
+                answered.after.add(index)
+                # a place for create_response's error (`_past_bound`)
+                results.append(ExecutionResult(data=None, errors=None))
+            else:
+                results.append(task.result())
+        return results
+
+    async def _counted(
+        self, answered: _Answered, index: int, executed: Awaitable[ExecutionResult]
+    ) -> ExecutionResult:
+        """A batch's operation's answer, counted toward the request's size bound as soon as it
+        is made; one made after another passed the bound is not counted, being withheld."""
+        result = await executed
+        if answered.passing is not None:
+            answered.after.add(index)
+            return result
+        answered.size += len(orjson.dumps(result.data))
+        if result.errors:
+            answered.size += len(orjson.dumps([error.formatted for error in result.errors]))
+        if answered.size > self.max_response_bytes:
+            answered.passing = index
+        return result
 
     def create_response(
         self,
@@ -339,15 +380,22 @@ class SinergiGraphQL(GraphQL[Context, None]):
     ) -> Response:
         """Settles the answers and their status (sinergi.graphql_http) in the media type the
         request negotiated, and notes the error codes for metrics and logs; an outage answers
-        503 with Retry-After, so clients and load balancers retry."""
+        503 with Retry-After, so clients and load balancers retry.
+
+        A batch whose answers passed the response size bound is refused with 400 as a query
+        over it is when it changed nothing; one that holds a mutation answers 200, each
+        operation with its answer or, from the one that passed the bound on, the bound's error
+        in its place (`_past_bound`)."""
         answered = _ANSWERED.get()
-        if answered is not None and answered.size > self.max_response_bytes:
-            return self._too_large(answered.size, sub_response.media_type)
         answers = (
             [settled(answer) for answer in response_data]
             if isinstance(response_data, list)
             else settled(response_data)
         )
+        if isinstance(answers, list) and answered is not None and answered.passing is not None:
+            if not any(answered.mutations):
+                return self._too_large(answered.size, sub_response.media_type)
+            answers = self._past_bound(answered, answers)
         every: list[Any] = answers if isinstance(answers, list) else [answers]
         now = exchange.current()
         if now is not None:
@@ -360,32 +408,92 @@ class SinergiGraphQL(GraphQL[Context, None]):
         sub_response.status_code = status(answers, media_type)
         if sub_response.status_code == 503:
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return self._bounded(super().create_response(answers, sub_response))
+        return self._bounded(super().create_response(answers, sub_response), answers)
 
-    def _bounded(self, response: Response) -> Response:
+    def _past_bound(
+        self, answered: _Answered, answers: list[GraphQLHTTPResponse]
+    ) -> list[GraphQLHTTPResponse]:
+        """A batch's answers once one passed the size bound: those made before it are kept; in
+        place of the one that passed it and those after, the bound's error, which for a
+        mutation (run to the end, committed) says what it applied."""
+        kept: list[GraphQLHTTPResponse] = []
+        for index, answer in enumerate(answers):
+            if index != answered.passing and index not in answered.after:
+                kept.append(answer)
+            elif answered.mutations[index]:
+                kept.append(self._withheld(answer, answered.size))
+            else:
+                unanswered = index != answered.passing
+                kept.append({"errors": [self._over_bound(answered.size, unanswered=unanswered)]})
+        return kept
+
+    def _bounded(
+        self, response: Response, answers: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
+    ) -> Response:
         """The response, or QUERY_TOO_COMPLEX when its body is over the size bound: the last
-        stop for what the cost estimate let through (a mutation's answer included: its work is
-        done, but no client needs megabytes back from one)."""
+        stop for what the cost estimate let through. A mutation's answer is withheld in a
+        200 saying what it applied (its work is done, but no client needs megabytes back from
+        one): a 400 would tell the client that nothing ran. A batch holding a mutation was
+        bounded answer by answer (`_counted`): its body is over by its envelopes at most."""
         size = len(response.body)
         if size <= self.max_response_bytes:
             return response
+        answered = _ANSWERED.get()
+        if isinstance(answers, list):
+            if answered is not None and any(answered.mutations):
+                return response
+        elif (
+            answered is not None
+            and isinstance(answered.operations, dict)
+            and is_mutation(answered.operations, self.max_tokens)
+            and committed(answers)
+        ):
+            body = orjson.dumps(self._withheld(answers, size))
+            return Response(body, 200, media_type=response.media_type)
         return self._too_large(size, response.media_type)
 
-    def _too_large(self, size: int, media_type: str | None) -> Response:
-        violation = Violation("response size", self.max_response_bytes, size)
+    def _withheld(self, answer: GraphQLHTTPResponse, size: int) -> GraphQLHTTPResponse:
+        """A mutation's answer over the size bound: its data withheld, what it applied said."""
+        error = self._over_bound(size, applied=committed(answer))
         now = exchange.current()
         if now is not None:
             now.codes.append("QUERY_TOO_COMPLEX")
-        error = {
-            "message": violation.message,
-            "extensions": {
-                "code": "QUERY_TOO_COMPLEX",
-                "limit": violation.limit,
-                "maximum": violation.maximum,
-                "actual": violation.actual,
-            },
-        }
+        return withheld(answer, error)
+
+    def _too_large(self, size: int, media_type: str | None) -> Response:
+        now = exchange.current()
+        if now is not None:
+            now.codes.append("QUERY_TOO_COMPLEX")
+        error = self._over_bound(size)
         return Response(orjson.dumps({"errors": [error]}), 400, media_type=media_type)
+
+    def _over_bound(
+        self, size: int, *, applied: bool | None = None, unanswered: bool = False
+    ) -> dict[str, Any]:
+        """QUERY_TOO_COMPLEX naming the response size bound and the size that passed it.
+        `applied`, in place of a mutation's answer: whether its change was committed, which the
+        client then reads back rather than send it again (`extensions.applied`). `unanswered`:
+        in place of a batch's query that came after the bound was passed."""
+        violation = Violation("response size", self.max_response_bytes, size)
+        extensions: dict[str, Any] = {
+            "code": "QUERY_TOO_COMPLEX",
+            "limit": violation.limit,
+            "maximum": violation.maximum,
+            "actual": violation.actual,
+        }
+        message = violation.message
+        if applied is not None:
+            extensions["applied"] = applied
+        if applied:
+            message = (
+                f"the change was applied and its answer withheld: {message}; "
+                "read what it changed back rather than send it again"
+            )
+        elif applied is False:
+            message = f"the change was not applied, and its answer withheld: {message}"
+        elif unanswered:
+            message = f"not answered: the batch's answers before it passed the bound: {message}"
+        return {"message": message, "extensions": extensions}
 
     def encode_json(self, data: object) -> bytes:
         """orjson: several times faster than the standard library on large pages."""
@@ -433,20 +541,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
     ) -> ExecutionResult:
         """Each operation runs with a context of its own: Strawberry runs a batch's operations
         at once with the request's one context, whose notes of records and data subjects would
-        then mix in their audit entries. Its answer counts toward the request's size bound as
-        soon as it is made."""
+        then mix in their audit entries."""
         own = self._context(request)
-        result = await super().execute_single(
+        return await super().execute_single(
             request, request_adapter, sub_response, own, root_value, request_data
         )
-        answered = _ANSWERED.get()
-        if answered is not None and result.data is not None:
-            if answered.size > self.max_response_bytes:
-                raise _OverBound  # another operation passed the bound while this one ran
-            answered.size += len(orjson.dumps(result.data))
-            if answered.size > self.max_response_bytes:
-                raise _OverBound
-        return result
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """Never here: sinergi.http_edge serves GraphiQL (sinergi.graphiql), to browsers only."""

@@ -191,6 +191,34 @@ def settled(answer: GraphQLHTTPResponse) -> GraphQLHTTPResponse:
     return answer
 
 
+def _failed_roots(answer: GraphQLHTTPResponse) -> list[object]:
+    """The root fields of the answer whose own resolver failed: an error located at the root
+    field itself. An error below one came after its resolver returned."""
+    return [
+        error
+        for error in answer.get("errors") or []
+        if isinstance(error, dict) and len(error.get("path") or ()) == 1
+    ]
+
+
+def committed(answer: GraphQLHTTPResponse) -> bool:
+    """Whether a mutation's settled answer reports a change committed: a root field answered
+    without an error of its own (each root field's write commits on its own; one that raised
+    rolled back)."""
+    data = answer.get("data")
+    if not data:
+        return False
+    failed = {error["path"][0] for error in _failed_roots(answer)}  # type: ignore[index]
+    return any(name not in failed for name in data)
+
+
+def withheld(answer: GraphQLHTTPResponse, error: object) -> GraphQLHTTPResponse:
+    """A mutation's answer with its data withheld (over the response size bound): `error`,
+    which says so, then the errors of the root fields whose write failed, so that the client
+    learns which did not apply. The errors below a root field went with its data."""
+    return {"data": None, "errors": [error, *_failed_roots(answer)]}
+
+
 _STATUS_BY_CODE = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,

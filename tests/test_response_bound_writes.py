@@ -1,0 +1,161 @@
+"""Writes answered past the response size bound. A mutation's answer over the bound is withheld,
+but what it changed is committed: it is answered 200 with `extensions.applied`, never with a 400,
+which tells a client that nothing ran and to send it again (a second report, a second import).
+A read past the bound is still refused with 400: nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from schema.query_limits import QueryLimits
+from sinergi.settings import Settings
+from tests.support.demo_data import demo_clients
+from tests.support.http import Api, served
+
+BOUND = 1_000
+CLIENT = "demo-province-62"
+LONG_NAME = "Usaha Makmur Sentosa Jaya Abadi Sejahtera Bersama Nusantara"
+CREATE = (
+    "mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id "
+    + " ".join(f"n{i}: name" for i in range(25))
+    + " } }"
+)
+"""A creation whose answer alone is over BOUND: the name, 25 times."""
+IMPORT = """mutation($rows: [MsmeImportRow!]!) { importMsmes(rows: $rows, mode: VALID_ROWS) {
+  created rejected a: errors { row field reason } b: errors { row field reason } } }"""
+TREE = "{ indonesia { children { code name } } }"
+"""Every province's code and name: over BOUND."""
+SMALL = '{ region(code: "62") { name } }'
+
+
+@pytest.fixture(scope="module")
+def bounded(module_reference_url: str) -> Iterator[Api]:
+    """The app over a database of this module's own (it writes), its answers bounded small."""
+    demo_clients(module_reference_url)
+    settings = Settings(rate_limit=1_000_000, query_limits=QueryLimits(max_response_bytes=BOUND))
+    with served(module_reference_url, settings) as api:
+        yield api
+
+
+def _business(nib: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "nib": nib,
+        "name": LONG_NAME,
+        "kbliCode": "47112",
+        "region": "62.71",
+        "capital": "100000000",
+        "annualTurnover": "300000000",
+        **overrides,
+    }
+
+
+def _stored(api: Api, nib: str) -> Any:
+    answer = api.graphql(f'{{ msme(nib: "{nib}") {{ nib }} }}', CLIENT)
+    assert "errors" not in answer, answer
+    return answer["data"]["msme"]
+
+
+def _over_bound(error: dict[str, Any]) -> dict[str, Any]:
+    """The error's extensions, checked to be the response size bound's."""
+    extensions: dict[str, Any] = error["extensions"]
+    assert extensions["code"] == "QUERY_TOO_COMPLEX"
+    assert extensions["limit"] == "response size"
+    assert extensions["maximum"] == BOUND
+    assert extensions["actual"] > BOUND
+    return extensions
+
+
+@pytest.mark.parametrize(
+    ("accept", "nib"),
+    [("application/json", "7142000000001"), ("application/graphql-response+json", "7142000000002")],
+)
+def test_a_mutation_answered_past_the_bound_says_its_change_was_applied(
+    bounded: Api, accept: str, nib: str
+) -> None:
+    """The attack: a creation whose answer passed the bound was answered 400 and no data, as a
+    request that never ran; the business existed, and a client sending it again met CONFLICT
+    (a report, sent again, is a second report)."""
+    response = bounded.client.post(
+        "/graphql",
+        json={"query": CREATE, "variables": {"input": _business(nib)}},
+        headers={"Authorization": f"Bearer {bounded.token(CLIENT)}", "Accept": accept},
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["data"] is None
+    (error,) = answer["errors"]
+    assert _over_bound(error)["applied"] is True
+    assert "applied" in error["message"]
+    assert _stored(bounded, nib) == {"nib": nib}
+
+
+def test_an_import_answered_past_the_bound_says_its_good_rows_were_written(bounded: Api) -> None:
+    """The attack: one good row and many bad ones, the errors selected twice, answered 400;
+    the good row was written."""
+    rows = [_business("7142000000101")] + [
+        _business(f"71420000002{index:02d}", kbliCode="4") for index in range(20)
+    ]
+    response = bounded.post({"query": IMPORT, "variables": {"rows": rows}}, bounded.token(CLIENT))
+    assert response.status_code == 200, response.text
+    (error,) = response.json()["errors"]
+    assert _over_bound(error)["applied"] is True
+    assert _stored(bounded, "7142000000101") == {"nib": "7142000000101"}
+    assert _stored(bounded, "7142000000200") is None
+
+
+def test_a_query_answered_past_the_bound_is_still_refused(bounded: Api) -> None:
+    response = bounded.post({"query": TREE}, bounded.token(CLIENT))
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert "applied" not in _over_bound(error)
+    assert "data" not in response.json()
+
+
+def test_a_batch_past_the_bound_answers_each_write_it_ran(bounded: Api) -> None:
+    """The attack: a creation sent in a batch with large queries was answered 400 and no data,
+    and the business existed. The operations run at once: an answer made before the bound was
+    passed is kept; a write answered later says it was applied, one that failed says nothing
+    was and names its own error; a query answered later is not answered."""
+    batch = [
+        {"query": SMALL},
+        {"query": CREATE, "variables": {"input": _business("7142000000301")}},
+        {"query": TREE},
+        {"query": CREATE, "variables": {"input": _business("7142000000302", kbliCode="4")}},
+    ]
+    response = bounded.post(batch, bounded.token(CLIENT))
+    assert response.status_code == 200, response.text
+    small, created, tree, refused = response.json()
+
+    if "data" in small:  # answered before the bound was passed
+        assert small == {"data": {"region": {"name": "Kalimantan Tengah"}}}
+    else:
+        (error,) = small["errors"]
+        assert "applied" not in _over_bound(error)
+
+    assert created["data"] is None
+    (error,) = created["errors"]
+    assert _over_bound(error)["applied"] is True
+    assert _stored(bounded, "7142000000301") == {"nib": "7142000000301"}
+
+    assert "data" not in tree
+    (error,) = tree["errors"]
+    assert "applied" not in _over_bound(error)
+
+    if refused["data"] is None:  # answered after the bound was passed
+        assert _over_bound(refused["errors"][0])["applied"] is False
+    else:
+        assert refused["data"] == {"createMsme": None}
+    codes = [error["extensions"]["code"] for error in refused["errors"]]
+    assert "BAD_USER_INPUT" in codes
+    assert _stored(bounded, "7142000000302") is None
+
+
+def test_a_batch_of_reads_past_the_bound_is_refused_whole(bounded: Api) -> None:
+    """Nothing changed: 400, as for one query, the client asking for less at a time."""
+    response = bounded.post([{"query": SMALL}, {"query": TREE}], bounded.token(CLIENT))
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert "applied" not in _over_bound(error)
