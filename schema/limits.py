@@ -53,7 +53,7 @@ from graphql import (
 
 from domain.records import EARLIEST
 from domain.scale import Scale
-from resolvers import change_feed
+from resolvers import change_feed, imports
 from resolvers.aggregates import grouping_error
 from resolvers.calendar import today
 from schema.enums import CooperativeStatus, CooperativeType
@@ -128,7 +128,7 @@ LIST_SIZES: Mapping[tuple[str, str], int] = {
     ("Guarantee", "history"): 10,
     ("Query", "personalDataAccess"): 100,
     ("EligibilityDecision", "results"): 20,
-    ("ImportReport", "errors"): 5_000,
+    ("ImportReport", "errors"): imports.MAX_REPORTED_ERRORS,
     ("AuditEntry", "subjects"): 10,
     ("Viewer", "scopes"): 10,
     # A figure row's key has one part per dimension asked for: at most four (the exact number

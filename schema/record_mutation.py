@@ -114,7 +114,8 @@ class RecordMutation:
             rejected=report.rejected,
             applied=report.applied,
             errors=[
-                ImportRowError(row=e.row, field=e.field, reason=e.reason) for e in report.errors
+                ImportRowError(row=e.row, field=e.field, reason=e.reason)
+                for e in report.errors[: imports.MAX_REPORTED_ERRORS]
             ],
         )
 

@@ -17,6 +17,7 @@ from db.engine import create_engine
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.records import MsmeDraft
+from resolvers import imports as resolver_imports
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.test_record_mutations import READ, UPDATE
@@ -353,6 +354,24 @@ async def test_valid_rows_mode_writes_the_good_rows_and_reports_the_bad(
     assert (report["applied"], report["created"], report["rejected"]) == (True, 2, 4)
     stored = await snapshot(engine, "7763")
     assert [record[1] for record in stored["msmes"]] == ["7763000000000", "7763000000003"]
+
+
+async def test_an_import_answers_with_the_first_row_errors_and_counts_every_bad_row(
+    engine: AsyncEngine,
+) -> None:
+    """The attack: a bad batch of 5,000 rows with owners answered some 70,000 errors, over the
+    response size bound; aliased, a few hundred bad rows were enough. The answer holds the first
+    MAX_REPORTED_ERRORS by row; `rejected` still counts every bad row."""
+    bad = 1_500  # two errors each: a 12-digit NIB and a KBLI code of one digit
+    rows = [row("7143000000000")] + [row(f"7143{index:08d}", kbliCode="4") for index in range(bad)]
+    report = (await do_import(engine, rows, "VALID_ROWS")).data["importMsmes"]
+    assert (report["applied"], report["created"], report["rejected"]) == (True, 1, bad)
+    cap = resolver_imports.MAX_REPORTED_ERRORS
+    assert len(report["errors"]) == cap
+    by_row = [(error["row"], error["field"]) for error in report["errors"]]
+    assert by_row == sorted(by_row)
+    assert {error_row for error_row, _ in by_row} == set(range(2, 2 + cap // 2))
+    assert [record[1] for record in (await snapshot(engine, "7143"))["msmes"]] == ["7143000000000"]
 
 
 @pytest.mark.parametrize(("mode", "prefix"), [("ALL_OR_NOTHING", "7755"), ("VALID_ROWS", "7756")])

@@ -6,6 +6,8 @@ from enum import Enum
 
 import strawberry
 
+from resolvers.imports import MAX_REPORTED_ERRORS
+
 
 @strawberry.enum(description="What a bulk import does when some rows are bad.")
 class ImportMode(Enum):
@@ -34,4 +36,7 @@ class ImportReport:
     applied: bool = strawberry.field(
         description="False when nothing was written (all-or-nothing with bad rows)."
     )
-    errors: list[ImportRowError]
+    errors: list[ImportRowError] = strawberry.field(
+        description=f"The first {MAX_REPORTED_ERRORS:,} problems, by row; `rejected` counts "
+        "every bad row."
+    )
