@@ -128,6 +128,18 @@ async def test_bad_cooperative_input_names_the_field(engine: AsyncEngine) -> Non
     assert result.errors[0].extensions["field"] == "input.legalEntityNo"
 
 
+async def test_a_taken_legal_entity_number_is_a_conflict_on_its_argument(
+    engine: AsyncEngine,
+) -> None:
+    """The field is the path from the argument, as every other refusal names it."""
+    assert (await run(engine, KALTENG, CREATE, {"input": cooperative(7)})).errors is None
+    again = await run(engine, KALTENG, CREATE, {"input": cooperative(7, name="Lain")})
+    assert again.data == {"createCooperative": None}
+    (error,) = again.errors
+    assert error.extensions == {"code": "CONFLICT", "field": "input.legalEntityNo"}
+    assert error.message == "input.legalEntityNo: is already registered"
+
+
 async def test_a_participation_is_added_and_kept_current_inside_the_jurisdiction(
     engine: AsyncEngine,
 ) -> None:

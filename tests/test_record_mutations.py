@@ -270,7 +270,8 @@ async def test_a_taken_nib_is_a_conflict(engine: AsyncEngine) -> None:
     assert (await create(engine, "7770000000009")).errors is None
     again = await create(engine, "7770000000009", name="Lain")
     assert code_of(again) == "CONFLICT"
-    assert again.errors[0].extensions["field"] == "nib"
+    assert again.errors[0].extensions["field"] == "input.nib"
+    assert again.errors[0].message == "input.nib: is already registered"
 
 
 async def test_a_stale_version_is_a_conflict_and_a_repeated_update_changes_nothing(

@@ -22,7 +22,7 @@ def record_values(checked: CheckedCooperative) -> dict[str, Any]:
 async def create(connection: AsyncConnection, checked: CheckedCooperative, actor: Actor) -> Record:
     values = record_values(checked)
     created = await inserted(
-        connection, COOPERATIVES, values, natural_key="legal_entity_no", field="legalEntityNo"
+        connection, COOPERATIVES, values, natural_key="legal_entity_no", field="input.legalEntityNo"
     )
     await record(
         connection,

@@ -49,7 +49,7 @@ async def create(
     """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
     await _after_imports(connection)
     values = record_values(checked, cooperative_id)
-    created = await inserted(connection, MSMES, values, natural_key="nib", field="nib")
+    created = await inserted(connection, MSMES, values, natural_key="nib", field="input.nib")
     personal = await set_owner(connection, created.id, checked.owner)
     await note_scale(connection, created, effective_from=today)
     await record(

@@ -27,7 +27,11 @@ async def inserted(
     natural_key: str,
     field: str,
 ) -> Record:
-    """The new row; `Duplicate` naming `field` when its natural key is already registered."""
+    """The new row; `Duplicate` naming `field` when its natural key is already registered.
+
+    `field` is where the create mutation took the key from (`input.nib`), as every refusal names
+    the field by its path from the argument, so a client finds it as it finds a rule's error.
+    """
     statement = (
         insert(table)
         .values(values)
