@@ -20,6 +20,9 @@ from resolvers.eligibility import parse_id
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.writing import invalid
 
+_DECISION = "guarantee.decisionId"
+"""The argument every refusal about the decision names, in `extensions.field` and its message."""
+
 
 @dataclass(frozen=True, slots=True)
 class NewGuarantee:
@@ -40,7 +43,7 @@ def _eligible(decision: Record) -> bool:
 
 async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
     principal = info.context.principal
-    decision_id = parse_id(new.decision_id, "guarantee.decisionId")
+    decision_id = parse_id(new.decision_id, _DECISION)
     # Every rule the guarantee breaks, as a record write reports them (resolvers.writing.invalid).
     got = Collector()
     bank = got.take(lambda: validate_text(new.bank, field="bank"))
@@ -48,13 +51,13 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         decision = await decisions.decision(connection, decision_id, client_id=principal.client_id)
         if decision is None:
             raise coded_error(
-                ErrorCode.NOT_FOUND, "guarantee.decisionId: no such decision", field="decisionId"
+                ErrorCode.NOT_FOUND, f"{_DECISION}: no such decision", field=_DECISION
             )
         if not _eligible(decision):
-            raise bad_input("guarantee.decisionId", f"the decision is {decision.verdict}")
+            raise bad_input(_DECISION, f"the decision is {decision.verdict}")
         if await queries.subject_has_defaulted(connection, decision):
             raise bad_input(
-                "guarantee.decisionId",
+                _DECISION,
                 "the business has a defaulted guarantee: the decision no longer holds; check again",
             )
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
@@ -63,7 +66,9 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 "guarantee", "the guarantor's equity is not registered, so its limit is unknown"
             )
         if await queries.is_guaranteed(connection, decision_id):
-            raise coded_error(ErrorCode.CONFLICT, "guarantee.decisionId: already guaranteed")
+            raise coded_error(
+                ErrorCode.CONFLICT, f"{_DECISION}: already guaranteed", field=_DECISION
+            )
         # 0 is a coverage given (and refused below), not an absent one.
         coverage = decision.coverage_amount if new.coverage_amount is None else new.coverage_amount
         got.take(

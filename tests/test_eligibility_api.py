@@ -451,7 +451,9 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, cl
     guarantee = recorded["data"]["recordGuarantee"]
     assert (guarantee["status"], guarantee["coverageAmount"]) == ("ACTIVE", "52500000")
     again = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
-    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
+    (conflict,) = again["errors"]
+    assert conflict["extensions"] == {"code": "CONFLICT", "field": "guarantee.decisionId"}
+    assert conflict["message"] == "guarantee.decisionId: already guaranteed"
 
     variables = {"id": guarantee["id"], "status": "DEFAULTED", "on": "2026-10-01"}
     defaulted = api.graphql(STATUS, JAMKRIDA, variables)["data"]["changeGuaranteeStatus"]
@@ -470,6 +472,17 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, cl
         "BAD_USER_INPUT",
         "guarantee.decisionId",
     )
+
+
+def test_a_guarantee_on_no_decision_of_the_guarantor_names_its_argument(api: Api) -> None:
+    """The message said `guarantee.decisionId` and `extensions.field` said `decisionId`: the
+    field is the path from the argument, as every other refusal of the mutation names it."""
+    unknown = _guarantee("00000000-0000-4000-8000-000000000000")
+    answer = api.graphql(RECORD, JAMKRIDA, unknown)
+    assert answer["data"] == {"recordGuarantee": None}
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "guarantee.decisionId"}
+    assert error["message"] == "guarantee.decisionId: no such decision"
 
 
 def test_a_guarantee_cannot_start_before_the_check_it_rests_on(api: Api) -> None:
