@@ -259,7 +259,9 @@ async def resolve_review(
     if existing is None:
         raise coded_error(ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId")
     state = "already reviewed" if existing.reviewed_verdict else f"{existing.verdict}, not review"
-    raise coded_error(ErrorCode.CONFLICT, f"decisionId: the decision is {state}")
+    raise coded_error(
+        ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
+    )
 
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:

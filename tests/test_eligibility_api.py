@@ -544,8 +544,25 @@ def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api, cl
         },
     }
     twice = api.graphql(resolve, JAMKRIDA, {"id": decision["id"]})
-    assert twice["errors"][0]["extensions"]["code"] == "CONFLICT"
+    (conflict,) = twice["errors"]
+    assert conflict["extensions"] == {"code": "CONFLICT", "field": "decisionId"}
+    assert conflict["message"] == "decisionId: the decision is already reviewed"
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+
+
+def test_a_decision_not_awaiting_review_is_a_conflict_on_its_argument(api: Api) -> None:
+    """Only a NEEDS_REVIEW decision takes a person's verdict; the refusal names the argument
+    that chose the decision, as a refusal of any other argument names that one."""
+    decision = _decision(
+        _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION))
+    )
+    assert decision["verdict"] == "ELIGIBLE"
+    review = {"id": decision["id"], "reviewer": "Ir. Contoh Analis", "reason": "dicek"}
+    answer = api.graphql(REVIEW, JAMKRIDA, review)
+    assert answer["data"] == {"resolveEligibilityReview": None}
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "CONFLICT", "field": "decisionId"}
+    assert error["message"] == "decisionId: the decision is ELIGIBLE, not review"
 
 
 def test_the_gearing_limit_refuses_a_guarantee_beyond_20_times_equity(
