@@ -88,6 +88,50 @@ def _established(value: date, number: str | None, *, field: str, today: date) ->
     return value
 
 
+def _rat_held(value: date, established: date | None, *, field: str, today: date) -> date:
+    """The last RAT's date: in the past, and not before the deed, since a cooperative's members
+    meet as its members only once it is established."""
+    validate_past_date(value, field=field, today=today)
+    if established is not None and value < established:
+        raise InvalidValue(field, f"is before the cooperative was established ({established})")
+    return value
+
+
+def _rat_book_year(
+    value: int, held_on: date | None, established: date | None, *, field: str, today: date
+) -> int:
+    """The book year the last RAT reviewed. A book year is a calendar year and the RAT reviews
+    it once it has closed (R11 counts the RAT for year Y as due after 31 December of Y), so it
+    is before the year the RAT was held in, and before this year whether or not that date is
+    recorded; and it is not before the year the cooperative was established in."""
+    validate_year(value, field=field, today=today)
+    if held_on is not None and value >= held_on.year:
+        raise InvalidValue(
+            field,
+            f"must be before {held_on.year}, the year of the last RAT: "
+            "a RAT reviews a book year that has closed",
+        )
+    if value >= today.year:
+        raise InvalidValue(
+            field, f"must be before {today.year}: a RAT reviews a book year that has closed"
+        )
+    return _founded_by(value, established, field=field)
+
+
+def _book_year(value: int, established: date | None, *, field: str, today: date) -> int:
+    """The year of the figures (business volume, assets, SHU): one the cooperative existed in."""
+    validate_year(value, field=field, today=today)
+    return _founded_by(value, established, field=field)
+
+
+def _founded_by(year: int, established: date | None, *, field: str) -> int:
+    if established is not None and year < established.year:
+        raise InvalidValue(
+            field, f"is before {established.year}, the year the cooperative was established"
+        )
+    return year
+
+
 def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
     if value not in choices:
         raise InvalidValue(field, f"must be one of {', '.join(choices)}")
@@ -130,20 +174,25 @@ def check_cooperative(
     surplus = got.optional(
         draft.surplus, lambda value: validate_surplus(value, field=name("surplus"))
     )
-    book_year = got.optional(
-        draft.book_year, lambda value: validate_year(value, field=name("bookYear"), today=today)
-    )
+    # The dates are checked against each other once each is valid on its own: a RAT or a book
+    # year before the deed, or a RAT on a book year not yet closed, would decide R11 wrongly.
     established = got.optional(
         draft.established_on,
         lambda value: _established(value, number, field=name("establishedOn"), today=today),
     )
+    book_year = got.optional(
+        draft.book_year,
+        lambda value: _book_year(value, established, field=name("bookYear"), today=today),
+    )
     rat_date = got.optional(
         draft.last_rat_date,
-        lambda value: validate_past_date(value, field=name("lastRatDate"), today=today),
+        lambda value: _rat_held(value, established, field=name("lastRatDate"), today=today),
     )
     rat_year = got.optional(
         draft.last_rat_book_year,
-        lambda value: validate_year(value, field=name("lastRatBookYear"), today=today),
+        lambda value: _rat_book_year(
+            value, rat_date, established, field=name("lastRatBookYear"), today=today
+        ),
     )
     if (
         got.errors

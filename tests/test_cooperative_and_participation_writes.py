@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
@@ -200,3 +201,89 @@ async def test_a_business_joins_only_programmes_of_a_region_it_lies_in(
             "code": "BAD_USER_INPUT",
             "field": "input.programmeId",
         }
+
+
+async def _stored(engine: AsyncEngine, legal_entity_no: str) -> int:
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text("SELECT count(*) FROM cooperatives WHERE legal_entity_no = :n"),
+            {"n": legal_entity_no},
+        )
+        return int(found.scalar_one())
+
+
+async def test_a_cooperative_whose_dates_disagree_is_refused_and_nothing_written(
+    engine: AsyncEngine,
+) -> None:
+    """A RAT held 120 years before the deed, on a book year before it, and figures of a book
+    year before it were all stored, and R11 decides a guarantee check on the RAT's book year."""
+    dates = {"establishedOn": "2021-01-01", "lastRatDate": "1901-01-01", "bookYear": 1900}
+    attack = cooperative(20, **dates, lastRatBookYear=2020)
+    result = await run(engine, KALTENG, CREATE, {"input": attack})
+    assert result.data == {"createCooperative": None}
+    (error,) = result.errors
+    assert (error.extensions["code"], error.extensions["field"]) == (
+        "BAD_USER_INPUT",
+        "input.bookYear",
+    )
+    assert error.message == (
+        "input.bookYear: is before 2021, the year the cooperative was established"
+    )
+    assert [problem["field"] for problem in error.extensions["problems"]] == [
+        "input.bookYear",
+        "input.lastRatDate",
+        "input.lastRatBookYear",
+    ]
+    assert await _stored(engine, attack["legalEntityNo"]) == 0
+    held_in_its_year = cooperative(20, lastRatDate="2024-12-30", lastRatBookYear=2024)
+    (error,) = (await run(engine, KALTENG, CREATE, {"input": held_in_its_year})).errors
+    assert error.extensions["field"] == "input.lastRatBookYear"
+    assert error.message.startswith("input.lastRatBookYear: must be before 2024, the year of")
+    consistent = cooperative(
+        20,
+        establishedOn="2021-01-01",
+        bookYear=2021,
+        lastRatDate="2022-03-15",
+        lastRatBookYear=2021,
+    )
+    assert (await run(engine, KALTENG, CREATE, {"input": consistent})).errors is None
+
+
+async def test_an_update_s_dates_are_checked_against_the_stored_ones(engine: AsyncEngine) -> None:
+    """The patch is merged into the stored record and the dates of the result must agree: a
+    change of one date is refused for what it makes of a date the client did not send."""
+    stored = cooperative(
+        21,
+        establishedOn="2019-05-01",
+        bookYear=2020,
+        lastRatDate="2021-03-15",
+        lastRatBookYear=2020,
+    )
+    created = (await run(engine, KALTENG, CREATE, {"input": stored})).data["createCooperative"]
+    refused = {
+        # the patch -> the fields refused
+        "a RAT before the stored deed": ({"lastRatDate": "2019-01-02"}, ["changes.lastRatDate"]),
+        "a deed after the stored book years": (
+            {"establishedOn": "2021-01-01"},
+            ["changes.bookYear", "changes.lastRatBookYear"],
+        ),
+        "a RAT in the stored RAT's book year": (
+            {"lastRatDate": "2020-11-30"},
+            ["changes.lastRatBookYear"],
+        ),
+    }
+    for case, (changes, fields) in refused.items():
+        variables = {"id": created["id"], "version": 1, "changes": changes}
+        result = await run(engine, KALTENG, UPDATE, variables)
+        assert result.data == {"updateCooperative": None}, case
+        (error,) = result.errors
+        assert error.extensions["code"] == "BAD_USER_INPUT", case
+        assert error.message.startswith(f"{fields[0]}: "), case
+        named = [p["field"] for p in error.extensions.get("problems", [error.extensions])]
+        assert named == fields, case
+    # Nothing was written: version 1 is still current, and a consistent change is taken.
+    consistent = {"lastRatDate": "2022-04-01", "lastRatBookYear": 2021}
+    variables = {"id": created["id"], "version": 1, "changes": consistent}
+    updated = await run(engine, KALTENG, UPDATE, variables)
+    assert updated.errors is None, updated.errors
+    assert updated.data["updateCooperative"]["version"] == 2

@@ -69,11 +69,14 @@ async def test_an_msme_without_an_owner_on_record_goes_to_review_for_r08(
     assert "FAIL" not in {outcome for outcome, _ in outcomes.values()}
 
 
-def _cooperative(number: str, established: str | None) -> str:
+def _cooperative(number: str, established: str | None, rat_book_year: int | None = 2024) -> str:
+    """A cooperative with its deed's date, if any, and the book year of its last RAT, if any:
+    one founded in 2025 has held none for an earlier year."""
     deed = f'establishedOn: "{established}", ' if established else ""
+    rat = f"lastRatBookYear: {rat_book_year}" if rat_book_year else ""
     return f"""mutation {{ createCooperative(input: {{legalEntityNo: "{number}",
       name: "Koperasi Uji Umur", type: PRODUSEN, region: "62.71", {deed}
-      lastRatBookYear: 2024}}) {{ id establishedOn }} }}"""
+      {rat}}}) {{ id establishedOn }} }}"""
 
 
 async def _r03(engine: AsyncEngine, number: str) -> tuple[str, str]:
@@ -95,7 +98,7 @@ async def test_a_cooperative_is_dated_by_its_deed_else_by_its_legal_entity_numbe
     assert await _r03(engine, legacy) == ("UNKNOWN", "unknown")
 
     recent = "518/BH/XVI.2/2025"
-    created = await run(engine, PROVINCE, _cooperative(recent, "2025-09-01"))
+    created = await run(engine, PROVINCE, _cooperative(recent, "2025-09-01", None))
     assert created.data["createCooperative"]["establishedOn"] == "2025-09-01"
     assert await _r03(engine, recent) == ("FAIL", "too_young")
 

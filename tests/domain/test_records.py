@@ -136,3 +136,90 @@ def test_a_cooperative_draft_is_checked_like_an_msme() -> None:
     errors = check_cooperative(replace(draft, type="bank", members_male=-1), RULES)
     assert isinstance(errors, list)
     assert [error.field for error in errors] == ["type", "membersMale"]
+
+
+COOPERATIVE = CooperativeDraft(
+    legal_entity_no="AHU-0000032.AH.01.26.TAHUN 2019",
+    name="Koperasi Produsen Lestari",
+    type="produsen",
+    region="62.01",
+    established_on=date(2015, 6, 1),
+    book_year=2015,
+    last_rat_date=date(2016, 3, 1),
+    last_rat_book_year=2015,
+)
+
+INCONSISTENT_COOPERATIVE_DATES = {
+    # case -> (the draft's dates, the field named, its reason)
+    "a RAT held before the deed": (
+        {"last_rat_date": date(2015, 5, 31), "last_rat_book_year": None},
+        "lastRatDate",
+        "is before the cooperative was established (2015-06-01)",
+    ),
+    "a RAT on the book year it was held in": (
+        {"last_rat_book_year": 2016},
+        "lastRatBookYear",
+        "must be before 2016, the year of the last RAT: a RAT reviews a book year that has closed",
+    ),
+    "a RAT on a later book year than it was held in": (
+        {"last_rat_book_year": 2020},
+        "lastRatBookYear",
+        "must be before 2016, the year of the last RAT: a RAT reviews a book year that has closed",
+    ),
+    "a RAT, undated, on this year's book year": (
+        {"last_rat_date": None, "last_rat_book_year": 2026},
+        "lastRatBookYear",
+        "must be before 2026: a RAT reviews a book year that has closed",
+    ),
+    "a RAT on a book year before the deed": (
+        {"last_rat_book_year": 2014},
+        "lastRatBookYear",
+        "is before 2015, the year the cooperative was established",
+    ),
+    "figures of a book year before the deed": (
+        {"book_year": 2014},
+        "bookYear",
+        "is before 2015, the year the cooperative was established",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INCONSISTENT_COOPERATIVE_DATES))
+def test_a_cooperative_s_dates_must_agree_with_each_other(case: str) -> None:
+    """R11 reads the last RAT's book year: one on a year not yet closed, or from before the
+    cooperative existed, would pass a guarantee check it should not."""
+    dates, field, reason = INCONSISTENT_COOPERATIVE_DATES[case]
+    errors = check_cooperative(replace(COOPERATIVE, **dates), RULES, name=lambda f: f"input.{f}")
+    assert isinstance(errors, list)
+    assert [(error.field, error.reason) for error in errors] == [(f"input.{field}", reason)]
+
+
+def test_consistent_cooperative_dates_pass_at_their_bounds() -> None:
+    """A RAT on the day of the deed, a RAT for the founding year in the next, figures of the
+    founding year, a RAT for last year: each agrees with the others."""
+    assert not isinstance(check_cooperative(COOPERATIVE, RULES), list)
+    on_the_deed = replace(COOPERATIVE, last_rat_date=date(2015, 6, 1), last_rat_book_year=None)
+    assert not isinstance(check_cooperative(on_the_deed, RULES), list)
+    last_year = replace(COOPERATIVE, last_rat_date=None, last_rat_book_year=2025)
+    assert not isinstance(check_cooperative(last_year, RULES), list)
+    undated = replace(COOPERATIVE, established_on=None, book_year=1990, last_rat_book_year=1990)
+    assert not isinstance(check_cooperative(undated, RULES), list)
+
+
+def test_every_inconsistent_cooperative_date_is_reported() -> None:
+    """The attack's record: a RAT before the deed, on a book year not yet closed, and figures
+    of a book year before the deed. A date already refused on its own is not compared."""
+    attack = replace(
+        COOPERATIVE,
+        established_on=date(2019, 1, 1),
+        last_rat_date=date(1901, 1, 1),
+        last_rat_book_year=2026,
+        book_year=1900,
+    )
+    errors = check_cooperative(attack, RULES)
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == ["bookYear", "lastRatDate", "lastRatBookYear"]
+    too_early = replace(COOPERATIVE, established_on=date(1899, 1, 1), book_year=1900)
+    errors = check_cooperative(too_early, RULES)
+    assert isinstance(errors, list)
+    assert [error.field for error in errors] == ["establishedOn"]
