@@ -11,8 +11,13 @@ from strawberry.types import Info
 
 from db.queries import Record, indicators
 from domain.errors import InvalidValue
-from domain.indicators import QUALIFIER_MAX, validate_indicator_value
-from domain.records import NOTE_MAX, Collector, validate_past_date, validate_text
+from domain.indicators import (
+    QUALIFIER_MAX,
+    validate_indicator_value,
+    validate_report_year,
+    validate_reported_on,
+)
+from domain.records import NOTE_MAX, Collector, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, coded_error
@@ -43,12 +48,10 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
         )
     # Every rule the report breaks, as a record write reports them (resolvers.writing.invalid).
     got = Collector()
+    now = today()
     if await info.context.loaders.indicator.load(new.indicator) is None:
         got.errors.append(InvalidValue("report.indicator", f"unknown indicator {new.indicator!r}"))
-    if not 2000 <= new.year <= today().year + 1:
-        got.errors.append(
-            InvalidValue("report.year", f"must be between 2000 and {today().year + 1}")
-        )
+    year = got.take(lambda: validate_report_year(new.year, field="report.year", today=now))
     value = got.take(lambda: validate_indicator_value(new.value, field="report.value"))
     source = got.take(lambda: validate_text(new.source, field="report.source", max_length=NOTE_MAX))
     qualifier = got.optional(
@@ -57,7 +60,7 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
     )
     got.optional(
         new.reported_on,
-        lambda given: validate_past_date(given, field="report.reportedOn", today=today()),
+        lambda given: validate_reported_on(given, year, field="report.reportedOn", today=now),
     )
     if got.errors:
         raise invalid(got.errors)
@@ -71,7 +74,7 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
                 "value": value,
                 "qualifier": qualifier,
                 "source": source,
-                "reported_on": new.reported_on or today(),
+                "reported_on": new.reported_on or now,
                 "reported_by": f"{principal.organisation or principal.client_id} "
                 f"({principal.client_id})",
             },

@@ -813,6 +813,16 @@ REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
         "report.reportedOn",
         "must be a date from 1900-01-01 to",
     ),
+    "a report dated before its year began": (
+        {"reportedOn": "2025-12-31"},
+        "report.reportedOn",
+        "is before 2026-01-01: a realisation for 2026 is reported once the year has begun",
+    ),
+    "a report for next year, dated today by default": (
+        {"year": 2027, "reportedOn": None},
+        "report.year",
+        "must be between 2000 and 2026",
+    ),
 }
 
 
