@@ -164,6 +164,40 @@ def settle_scale(
     return computed
 
 
+def check_scale_report(
+    *,
+    annual_sales: int,
+    capital: int | None,
+    turnover_year: int,
+    effective_from: date,
+    today: date,
+    name: Namer = str,
+) -> list[InvalidValue]:
+    """Every rule a report of new annual figures breaks (`reportScaleChange`), named as
+    `check_msme` names them.
+
+    The scale takes effect on `effective_from`, reckoned from the sales of `turnover_year`, which
+    is that year or an earlier one. The same year's sales may ground it: a business whose sales
+    this year have already passed a threshold has outgrown its scale from the day they did. A
+    later year's sales had not been made when the scale is said to have changed.
+    """
+    got = Collector()
+    got.take(lambda: validate_rupiah(annual_sales, field=name("annualSales")))
+    got.optional(capital, lambda value: validate_rupiah(value, field=name("capital")))
+    year = got.take(lambda: validate_year(turnover_year, field=name("turnoverYear"), today=today))
+    if effective_from > today:
+        got.errors.append(InvalidValue(name("effectiveFrom"), "must not be in the future"))
+    elif year is not None and year > effective_from.year:
+        got.errors.append(
+            InvalidValue(
+                name("turnoverYear"),
+                f"must not be after {effective_from.year}, the year of effectiveFrom: "
+                "a scale cannot rest on sales not yet made when it took effect",
+            )
+        )
+    return got.errors
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """The reference data the rules consult, loaded once per request or import."""

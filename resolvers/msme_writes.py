@@ -16,9 +16,7 @@ from strawberry.types import Info
 from db.models import COOPERATIVES
 from db.writes import StaleVersion, msmes
 from db.writes.versioned import locked
-from domain.errors import InvalidValue
-from domain.identifiers import validate_rupiah
-from domain.records import CheckedMsme, MsmeDraft, check_msme, validate_year
+from domain.records import CheckedMsme, MsmeDraft, check_msme, check_scale_report
 from domain.scale import Scale
 from resolvers import Node, calendar
 from resolvers.context import Context
@@ -199,16 +197,16 @@ async def report_scale(
     """New annual figures; the scale is recomputed and, when it changes, enters the history."""
     principal = info.context.principal
     key = record_key(raw_id, "id")
-    today = calendar.today()
-    try:
-        validate_rupiah(annual_sales, field="report.annualSales")
-        if capital is not None:
-            validate_rupiah(capital, field="report.capital")
-        validate_year(turnover_year, field="report.turnoverYear", today=today)
-        if effective_from > today:
-            raise InvalidValue("report.effectiveFrom", "must not be in the future")
-    except InvalidValue as error:
-        raise bad_input(error.field, error.reason) from None
+    errors = check_scale_report(
+        annual_sales=annual_sales,
+        capital=capital,
+        turnover_year=turnover_year,
+        effective_from=effective_from,
+        today=calendar.today(),
+        name=lambda field: f"report.{field}",
+    )
+    if errors:
+        raise invalid(errors)
     async with writing(info) as connection:
         current = await msmes.lock(connection, key, info.context.policy.records)
         written = await msmes.report_scale(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from resolvers import calendar
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.statements import recorded_statements
@@ -334,12 +335,35 @@ async def test_a_reported_scale_change_feeds_the_scale_history(engine: AsyncEngi
         "effectiveFrom": today,
         "annualSales": "3000000000",
     }
-    backdated = {**report, "effectiveFrom": "2020-01-01"}
+    backdated = {**report, "turnoverYear": 2019, "effectiveFrom": "2020-01-01"}
     late = await run(
         engine, KALTENG, REPORT, {"id": created["id"], "version": 2, "report": backdated}
     )
     assert code_of(late) == "BAD_USER_INPUT"
     assert late.errors[0].extensions["field"] == "report.effectiveFrom"
+
+
+async def test_a_scale_change_cannot_rest_on_sales_of_a_later_year(engine: AsyncEngine) -> None:
+    """A change effective in 2024 grounded on 2025's sales, not yet made when it took effect."""
+    created = (await create(engine, "7770000000014")).data["createMsme"]
+    report = {"annualSales": "3000000000", "turnoverYear": 2025, "effectiveFrom": "2024-12-31"}
+    refused = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+    )
+    assert refused.data == {"reportScaleChange": None}
+    (error,) = refused.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": "report.turnoverYear"}
+    assert error.message == (
+        "report.turnoverYear: must not be after 2024, the year of effectiveFrom: "
+        "a scale cannot rest on sales not yet made when it took effect"
+    )
+    # Nothing was written: version 1 is current and takes the report dated today.
+    taken = {**report, "effectiveFrom": calendar.today().isoformat()}
+    result = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": taken}
+    )
+    assert result.errors is None, result.errors
+    assert result.data["reportScaleChange"]["version"] == 2
 
 
 async def test_deactivation_keeps_the_record_and_records_who(engine: AsyncEngine) -> None:

@@ -16,6 +16,7 @@ from domain.records import (
     OwnerDraft,
     Vocabulary,
     check_msme,
+    check_scale_report,
     settle_scale,
     validate_phone,
     validate_place,
@@ -223,3 +224,49 @@ def test_every_inconsistent_cooperative_date_is_reported() -> None:
     errors = check_cooperative(too_early, RULES)
     assert isinstance(errors, list)
     assert [error.field for error in errors] == ["establishedOn"]
+
+
+def _scale_report(
+    *,
+    annual_sales: int = 3_000_000_000,
+    capital: int | None = None,
+    turnover_year: int = 2025,
+    effective_from: date = date(2026, 1, 2),
+) -> list[tuple[str, str]]:
+    errors = check_scale_report(
+        annual_sales=annual_sales,
+        capital=capital,
+        turnover_year=turnover_year,
+        effective_from=effective_from,
+        today=RULES.today,
+        name=lambda field: f"report.{field}",
+    )
+    return [(error.field, error.reason) for error in errors]
+
+
+def test_a_scale_change_rests_on_sales_of_its_year_or_an_earlier_one() -> None:
+    """Sales of the year the change takes effect in may ground it (they have passed the
+    threshold by then); a later year's sales had not been made."""
+    assert _scale_report() == []
+    assert _scale_report(turnover_year=2026) == []
+    assert _scale_report(turnover_year=2024, effective_from=date(2024, 12, 31)) == []
+    assert _scale_report(turnover_year=2025, effective_from=date(2024, 12, 31)) == [
+        (
+            "report.turnoverYear",
+            "must not be after 2024, the year of effectiveFrom: "
+            "a scale cannot rest on sales not yet made when it took effect",
+        )
+    ]
+
+
+def test_every_broken_rule_of_a_scale_report_is_listed() -> None:
+    """A change dated in the future is refused on its own: its year is compared with nothing."""
+    assert [
+        field
+        for field, _ in _scale_report(
+            annual_sales=-1, capital=-1, turnover_year=1899, effective_from=date(2026, 1, 16)
+        )
+    ] == ["report.annualSales", "report.capital", "report.turnoverYear", "report.effectiveFrom"]
+    assert _scale_report(effective_from=date(2026, 1, 16)) == [
+        ("report.effectiveFrom", "must not be in the future")
+    ]
