@@ -3,10 +3,13 @@
 Three roles, in every mode (README, "Database roles"): a superuser that only creates the other two
 (the embedded server does this itself); the owner, which owns every table and function and runs
 the migrations; the service, which `sinergi serve` connects as, owns nothing and holds exactly
-the privileges below. PUBLIC holds none (migration 0010). The audit trail is append-only for the
-service: it may insert an entry's content (the database sets its time, sequence and hashes) and a
-seal, never update, delete, truncate or alter either table, nor replace their triggers' functions
-(which takes ownership), nor set `session_replication_role` (which takes a superuser).
+the privileges below, and USAGE on the schema `public`. PUBLIC holds none on tables and
+sequences, nor CREATE in `public` (migration 0010), nor EXECUTE on the owner's SECURITY DEFINER
+functions; `apply` takes back whatever else was granted by hand. The audit trail is append-only
+for the service: it may insert an entry's content (the database sets its time, sequence and
+hashes) and a seal, never update, delete, truncate or alter either table, nor replace their
+triggers' functions (which takes ownership), nor set `session_replication_role` (which takes a
+superuser).
 
 `apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
 declared here; tests/test_roles.py fails for any table or sequence that is not.
@@ -105,16 +108,41 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# The owner's SECURITY DEFINER functions run with its rights: called by the service (or anyone,
+# through PUBLIC, which holds EXECUTE on a new function), they would lend it those. The feed's are
+# trigger functions, which fire without their caller's EXECUTE.
+_DEFINERS_FROM_PUBLIC = """
+DO $$
+DECLARE
+    definer regprocedure;
+BEGIN
+    FOR definer IN SELECT oid FROM pg_proc
+                    WHERE prosecdef AND pronamespace = 'public'::regnamespace LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', definer);
+    END LOOP;
+END $$
+"""
+
+
 def grant_statements(role: str) -> list[str]:
-    """REVOKE then GRANT per object: applying twice, or after a declaration shrank, converges."""
-    statements: list[str] = []
+    """Take back everything in `public` from the service (whatever was granted by hand: CREATE on
+    the schema, a function, a table not declared), then GRANT what is declared: applying twice,
+    or after a declaration shrank, converges. Functions it runs with its own rights it may call
+    through PUBLIC; the owner's SECURITY DEFINER functions nobody may."""
+    grantee = _quoted(role)
+    statements = [
+        f"REVOKE ALL ON SCHEMA public FROM {grantee}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA public TO {grantee}",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, {grantee}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, {grantee}",
+        f"REVOKE ALL ON ALL ROUTINES IN SCHEMA public FROM {grantee}",
+        _DEFINERS_FROM_PUBLIC,
+    ]
     for name, privileges in SERVICE_GRANTS.items():
         kind = "SEQUENCE" if privileges == "USAGE" or name.endswith("_seq") else "TABLE"
-        statements.append(f"REVOKE ALL ON {kind} public.{_quoted(name)} FROM {_quoted(role)}")
         if privileges:
-            statements.append(
-                f"GRANT {privileges} ON {kind} public.{_quoted(name)} TO {_quoted(role)}"
-            )
+            statements.append(f"GRANT {privileges} ON {kind} public.{_quoted(name)} TO {grantee}")
     return statements
 
 

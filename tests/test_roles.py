@@ -381,3 +381,63 @@ def test_migrate_resets_the_defaults_the_service_role_set_itself(fresh_url: str)
         assert [name for name, (weak, _) in OWN_DEFAULTS.items() if defaults[name] == weak] == []
     finally:
         asyncio.run(_reset_own_defaults(fresh_url))
+
+
+# Granted to the service by hand, as the owner, none of it declared in db/roles.py.
+HAND_MADE = {
+    "create in public": "GRANT CREATE ON SCHEMA public TO {service}",
+    "call a definer function": "GRANT EXECUTE ON FUNCTION change_pending_commit() TO {service}",
+    "call it through PUBLIC": "GRANT EXECUTE ON FUNCTION msmes_change_log_insert() TO PUBLIC",
+    "a table not declared": "GRANT ALL ON hand_made TO {service}",
+    "a declared table, beyond its grant": "GRANT ALL ON regions TO {service}",
+    "a column beyond its grant": "GRANT UPDATE (hash) ON audit_log TO {service}",
+    "a sequence": "GRANT ALL ON SEQUENCE change_log_id_seq TO {service}",
+    "a table, through PUBLIC": "GRANT SELECT ON change_pending TO PUBLIC",
+}
+# What each would let the service do, asked of the database: all false once migrated.
+HELD = {
+    "create in public": "has_schema_privilege($1, 'public', 'CREATE')",
+    "call a definer function": "has_function_privilege($1, 'change_pending_commit()', 'EXECUTE')",
+    "call it through PUBLIC": (
+        "has_function_privilege($1, 'msmes_change_log_insert()', 'EXECUTE')"
+    ),
+    "a table not declared": "has_table_privilege($1, 'hand_made', 'SELECT')",
+    "a declared table, beyond its grant": "has_table_privilege($1, 'regions', 'UPDATE')",
+    "a column beyond its grant": "has_column_privilege($1, 'audit_log', 'hash', 'UPDATE')",
+    "a sequence": "has_sequence_privilege($1, 'change_log_id_seq', 'USAGE')",
+    "a table, through PUBLIC": "has_table_privilege($1, 'change_pending', 'SELECT')",
+}
+
+
+async def _held(owner_url: str) -> dict[str, bool]:
+    owner = await asyncpg.connect(owner_url)
+    try:
+        return {
+            name: await owner.fetchval(f"SELECT {check}", TEST_SERVICE)
+            for name, check in HELD.items()
+        }
+    finally:
+        await owner.close()
+
+
+def test_migrate_takes_back_what_was_granted_by_hand(fresh_url: str) -> None:
+    """The service holds exactly what db/roles.py declares after `sinergi migrate`, whatever the
+    owner granted it, or PUBLIC, in between: nothing to create ahead of `pg_temp` in a definer
+    function's path, no definer function to call, no table beyond its declaration."""
+    from sinergi.cli import main
+
+    async def grant() -> None:
+        owner = await asyncpg.connect(fresh_url)
+        try:
+            await owner.execute("CREATE TABLE hand_made (secret text)")
+            for statement in HAND_MADE.values():
+                await owner.execute(statement.format(service=TEST_SERVICE))
+        finally:
+            await owner.close()
+
+    asyncio.run(grant())
+    assert asyncio.run(_held(fresh_url)) == dict.fromkeys(HELD, True)
+    env = {"DATABASE_OWNER_URL": fresh_url, "DATABASE_URL": as_service(fresh_url)}
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["migrate"]) == 0
+    assert asyncio.run(_held(fresh_url)) == dict.fromkeys(HELD, False)
