@@ -243,3 +243,33 @@ async def _fetch(url: str, statement: str, *arguments: Any) -> list[asyncpg.Reco
         return list(await connection.fetch(statement, *arguments))
     finally:
         await connection.close()
+
+
+def test_0028_pins_the_definer_functions_and_goes_down_again(server_url: str) -> None:
+    """Down to 0027 each definer function has its old path back (without `pg_temp`, which
+    tests/test_definer_functions.py shows is searched first); up again, `pg_temp` is last."""
+    name = f"sinergi_0028_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(url)
+        pinned = {"search_path=pg_catalog, public, pg_temp"}
+        assert asyncio.run(_definer_paths(url)) == pinned
+        command.downgrade(alembic_config(url), "0027")
+        assert asyncio.run(_definer_paths(url)) == {"search_path=pg_catalog, public"}
+        upgrade(url)
+        assert asyncio.run(_definer_paths(url)) == pinned
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+async def _definer_paths(url: str) -> set[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT unnest(proconfig) AS setting FROM pg_proc"
+            " WHERE prosecdef AND pronamespace = 'public'::regnamespace"
+        )
+    finally:
+        await connection.close()
+    return {row["setting"] for row in rows}
