@@ -412,3 +412,46 @@ def test_an_unreadable_entry_is_named_and_sealed_past(
     assert set(shown) == set(range(planted - 2, planted + 3))
     assert set(shown[planted]) == {"unreadable"}
     assert shown[planted + 1] == {"n": 0, "note": "a|b"}
+
+
+# An insider with the owner's rights has the trail drop entries, without an error: `audit verify`
+# cannot name an entry that was never stored.
+DROPPING = [
+    "CREATE FUNCTION drop_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    "CREATE TRIGGER a_dropper BEFORE INSERT ON audit_log"
+    " FOR EACH ROW EXECUTE FUNCTION drop_entry()",
+]
+
+
+def test_a_response_whose_entry_was_not_stored_is_not_sent(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The custodian reads the trail, which is itself audited: once entries are dropped, the
+    read fails as INTERNAL with no data, however many entries its batch held."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.engine import async_url
+    from db.seed import load_reference
+    from sinergi.demo import SEED_DATA
+    from sinergi.demo_mode import register_demo_clients
+    from tests.support.http import served
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(trail.owner_url))
+        async with engine.begin() as connection:
+            await load_reference(connection, SEED_DATA, targets=False)
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    read = {"query": "{ auditEntries(first: 1) { seq } }"}
+    with served(trail.owner_url) as api:
+        token = api.token("demo-walidata")
+        assert api.post(read, token).json()["data"]["auditEntries"]
+        _as_owner(trail, *DROPPING)
+        with caplog.at_level("ERROR", logger="sinergi.errors"):
+            response = api.post(read, token)
+    body = response.json()
+    assert body.get("data") is None, body
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["INTERNAL"]
+    assert "0 of 1 entries stored" in caplog.text
