@@ -2,7 +2,8 @@
 
 The embedded server does this on every start (idempotent), and the tests do it on their server;
 with `DATABASE_URL` an administrator runs the README's statements instead. Neither role is a
-superuser or may create roles or databases; the owner owns the database and, after this, every
+superuser, may create roles or databases, replicate or bypass row-level security, or is a member
+of another role; the owner owns the database and, after this, every
 object in its `public` schema (a database made before the roles existed is handed over).
 """
 
@@ -26,19 +27,37 @@ def _quoted(identifier: str) -> str:
 
 async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None) -> None:
     """Made once, with `password` if given; an existing role is altered only to take away
-    powers it must not have (so that processes starting together do not alter it at once)."""
-    privileged = await admin.fetchval(
-        "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = $1", role
-    )
-    if privileged is None:
+    powers it must not have (so that processes starting together do not alter it at once):
+    every attribute beyond LOGIN that `serve` refuses (sinergi/database.py), and membership in
+    any role (the server's file and program roles, say), which neither role needs."""
+    found = await admin.fetchrow(_HELD, role)
+    if found is None:
         secret = "" if password is None else " PASSWORD '" + password.replace("'", "''") + "'"
         # Another process may make it a moment before this one.
         with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             await admin.execute(
                 f"CREATE ROLE {_quoted(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE{secret}"
             )
-    elif privileged:
-        await admin.execute(f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE")
+        return
+    if found["privileged"]:
+        await admin.execute(
+            f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+            " NOBYPASSRLS"
+        )
+    for revoke in found["memberships"]:
+        await admin.execute(revoke)
+
+
+_HELD = """
+SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls
+       AS privileged,
+       ARRAY(SELECT format('REVOKE %I FROM %I', pg_get_userbyid(m.roleid), r.rolname)
+                    -- From PostgreSQL 16 a membership is one per grantor, revoked as its grantor.
+                    || coalesce(' GRANTED BY ' || quote_ident(g.rolname), '')
+               FROM pg_auth_members m LEFT JOIN pg_roles g ON g.oid = m.grantor
+              WHERE m.member = r.oid) AS memberships
+  FROM pg_roles r WHERE r.rolname = $1
+"""
 
 
 # Objects of `public` owned by anyone but the owner: tables first (their sequences follow them).

@@ -92,7 +92,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             reason = asyncio.run(privileges_beyond_service(database.service_url))
             if reason is not None:
                 print(
-                    f"sinergi: refusing to serve: {reason}, so it could rewrite the audit trail. "
+                    f"sinergi: refusing to serve: {reason}: more than the service needs, "
+                    "enough to rewrite the audit trail or reach the server itself. "
                     "Serve as the service role (README, 'Database roles'), or accept the risk "
                     "with --unsafe-privileged-role or SINERGI_UNSAFE_PRIVILEGED_ROLE=true",
                     file=sys.stderr,
@@ -241,7 +242,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     serve.add_argument(
         "--unsafe-privileged-role",
         action="store_true",
-        help="serve even as a superuser or the owner, who could rewrite the audit trail",
+        help="serve even as a role holding more than the service's grants (a superuser, the "
+        "owner, CREATEROLE, …), which could rewrite the audit trail",
     )
     serve.set_defaults(handler=_serve)
 

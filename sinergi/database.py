@@ -123,7 +123,7 @@ def prepared_for_serving(settings: Settings) -> Database:
     if settings.database_url is None or settings.owner_url is not None:
         return prepared(settings)
     database = resolve(settings)
-    if asyncio.run(privileges_beyond_service(database.service_url)) is not None:
+    if asyncio.run(_migrates(database.service_url)):
         return prepared(settings)  # one role that can do everything: it migrates, as before
     if not asyncio.run(_is_current(database.service_url)):
         raise SchemaNotCurrent(
@@ -175,21 +175,77 @@ async def _load_reference(url: str, fingerprint: str) -> None:
 
 
 async def privileges_beyond_service(url: str) -> str | None:
-    """Why the role at `url` could rewrite the audit trail (a superuser, or a member of the
-    role that owns it), or None for a role that holds only what db/roles.py grants."""
+    """What the role at `url` holds beyond what db/roles.py grants the service, or None.
+
+    Each of these reaches past the service's grants: a superuser, or the owner, rewrites the
+    audit trail outright; CREATEROLE grants itself membership in the owner (PostgreSQL 15 lets
+    it), then `SET ROLE`; CREATEDB and REPLICATION reach beyond this database (a copy of it,
+    the whole cluster's WAL); BYPASSRLS skips row-level security; the server's file and program
+    roles give the PostgreSQL OS user's files or a shell (`COPY … FROM PROGRAM`); membership,
+    direct or inherited, in a role holding one of these is as good as holding it (`SET ROLE`);
+    and an owner of any object in the database (a schema, a table, a function, a type, the
+    database itself) may alter or replace it. Temporary objects and large objects, which any
+    role may make, are not counted."""
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
         row = (await connection.execute(_PRIVILEGES)).one()
-    if row.rolsuper:
-        return f"the database role {row.name!r} is a superuser"
+    reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
+    if row.powerful:
+        reasons.append(f"is a member of {', '.join(row.powerful)}")
     if row.owns_audit:
-        return f"the database role {row.name!r} owns the audit trail"
-    return None
+        reasons.append("owns the audit trail")
+    elif row.owned:
+        named = ", ".join(row.owned[:3]) + (", …" if len(row.owned) > 3 else "")
+        reasons.append(f"owns {len(row.owned)} object(s) in this database ({named})")
+    return f"the database role {row.name!r} {', '.join(reasons)}" if reasons else None
 
+
+_ATTRIBUTES = {
+    "rolsuper": "is a superuser",
+    "rolcreaterole": "may create roles (CREATEROLE)",
+    "rolcreatedb": "may create databases (CREATEDB)",
+    "rolreplication": "may stream the server's WAL (REPLICATION)",
+    "rolbypassrls": "bypasses row-level security (BYPASSRLS)",
+}
+"""The role's attributes that `_PRIVILEGES` reads, each with why it is refused."""
+
+_SERVER_ACCESS = ("pg_execute_server_program", "pg_write_server_files", "pg_read_server_files")
+"""The predefined roles that reach the server's programs and files."""
 
 _PRIVILEGES = text(
-    "SELECT current_user AS name, rolsuper,"
-    " pg_has_role(current_user, (SELECT relowner FROM pg_class"
-    "   WHERE oid = 'public.audit_log'::regclass), 'MEMBER') AS owns_audit"
+    "SELECT r.rolname AS name, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,"
+    " r.rolbypassrls,"
+    " pg_has_role(r.oid, (SELECT relowner FROM pg_class"
+    "   WHERE oid = to_regclass('public.audit_log')), 'MEMBER') AS owns_audit,"
+    " ARRAY(SELECT g.rolname::text FROM pg_roles g"
+    "   WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')"
+    "     AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls"
+    "          OR g.rolname = ANY (:server_access)) ORDER BY 1) AS powerful,"
+    # pg_shdepend names the owner of every object of every kind, as DROP OWNED reads it.
+    " ARRAY(SELECT pg_describe_object(d.classid, d.objid, d.objsubid)"
+    "   FROM pg_shdepend d, pg_database db"
+    "   WHERE db.datname = current_database() AND d.deptype = 'o'"
+    "     AND d.refclassid = 'pg_authid'::regclass AND pg_has_role(r.oid, d.refobjid, 'MEMBER')"
+    "     AND (d.dbid = db.oid OR d.classid = 'pg_database'::regclass AND d.objid = db.oid)"
+    "     AND d.classid <> 'pg_largeobject'::regclass"
+    "     AND coalesce((pg_identify_object(d.classid, d.objid, d.objsubid)).schema"
+    "       !~ '^pg_(toast_)?temp_', true)"
+    "   ORDER BY 1) AS owned"
+    " FROM pg_roles r WHERE r.rolname = current_user"
+).bindparams(server_access=list(_SERVER_ACCESS))
+
+
+async def _migrates(url: str) -> bool:
+    """Whether the role at `url` is a superuser or a member of the audit trail's owner (of the
+    database's, before there is an audit trail): one role that can do everything, which
+    migrates for itself."""
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        return bool((await connection.execute(_MIGRATES)).scalar_one())
+
+
+_MIGRATES = text(
+    "SELECT rolsuper OR pg_has_role(current_user, coalesce("
+    "   (SELECT relowner FROM pg_class WHERE oid = to_regclass('public.audit_log')),"
+    "   (SELECT datdba FROM pg_database WHERE datname = current_database())), 'MEMBER')"
     " FROM pg_roles WHERE rolname = current_user"
 )
 

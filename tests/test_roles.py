@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from db.roles import SERVICE_GRANTS
-from tests.support.databases import TEST_SERVICE, as_service
+from tests.support.databases import TEST_PASSWORD, TEST_SERVICE, as_service
 
 HASH_SIGNATURE = "audit_log_hash(text, bigint, timestamptz, text, jsonb, text[])"
 
@@ -190,6 +190,176 @@ def test_serve_refuses_a_superuser_or_the_owner_in_production(
         assert refused.returncode == 2, refused.stderr
         assert who in refused.stderr
         assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
+# Ways past the service's grants short of a superuser or the owner, each granted to a role of
+# the test's own by the server's superuser ({role}), with what `serve`'s refusal names. CREATEROLE
+# grants itself the owner (PostgreSQL 15 lets it) and `SET ROLE`s; pg_execute_server_program runs
+# `COPY … FROM PROGRAM 'id'`, a shell as the server's OS user; an object's owner alters it.
+BEYOND_SERVICE = {
+    "CREATEROLE": (["ALTER ROLE {role} CREATEROLE"], "CREATEROLE"),
+    "CREATEDB": (["ALTER ROLE {role} CREATEDB"], "CREATEDB"),
+    "REPLICATION": (["ALTER ROLE {role} REPLICATION"], "REPLICATION"),
+    "BYPASSRLS": (["ALTER ROLE {role} BYPASSRLS"], "BYPASSRLS"),
+    "server programs": (["GRANT pg_execute_server_program TO {role}"], "pg_execute_server_program"),
+    "server files written": (["GRANT pg_write_server_files TO {role}"], "pg_write_server_files"),
+    "server files read": (["GRANT pg_read_server_files TO {role}"], "pg_read_server_files"),
+    "a role that may create roles, through another": (
+        [
+            "CREATE ROLE {role}_creator CREATEROLE",
+            "CREATE ROLE {role}_between",
+            "GRANT {role}_creator TO {role}_between",
+            "GRANT {role}_between TO {role}",
+        ],
+        "{role}_creator",
+    ),
+    "a role that bypasses row-level security": (
+        ["CREATE ROLE {role}_bypass BYPASSRLS", "GRANT {role}_bypass TO {role}"],
+        "{role}_bypass",
+    ),
+    "a schema": (["CREATE SCHEMA {role}_schema AUTHORIZATION {role}"], "schema {role}_schema"),
+    "a table": (
+        ["CREATE TABLE public.{role}_table (n int)", "ALTER TABLE {role}_table OWNER TO {role}"],
+        "table {role}_table",
+    ),
+    "a function": (
+        [
+            "CREATE FUNCTION public.{role}_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "ALTER FUNCTION {role}_function() OWNER TO {role}",
+        ],
+        "function {role}_function()",
+    ),
+    "a type, through a role it belongs to": (
+        [
+            "CREATE ROLE {role}_typer",
+            "GRANT {role}_typer TO {role}",
+            "CREATE TYPE public.{role}_type AS ENUM ('a')",
+            "ALTER TYPE {role}_type OWNER TO {role}_typer",
+        ],
+        "type {role}_type",
+    ),
+}
+
+
+@contextlib.contextmanager
+def _role_of_its_own(server_url: str, url: str, grants: list[str]) -> Iterator[str]:
+    """A login role made for one test, a member of the service role (so it reads what `serve`
+    reads before it refuses), then given `grants` ({role} names it) by the superuser in `url`'s
+    database; the URL of `url`'s database as it. Dropped afterwards, with what it owns."""
+    role = f"sinergi_priv_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server_url).set(database=make_url(url).database).render_as_string(False)
+    statements = [
+        f"CREATE ROLE {role} LOGIN PASSWORD '{TEST_PASSWORD}'",
+        f"GRANT {TEST_SERVICE} TO {role}",
+        *(grant.format(role=role) for grant in grants),
+    ]
+    extra = [f"{role}_{name}" for name in ("creator", "between", "bypass", "typer")]
+    try:
+        asyncio.run(_execute(admin, statements))
+        yield make_url(url).set(username=role, password=TEST_PASSWORD).render_as_string(False)
+    finally:
+        owners = ", ".join([role, *extra])
+        asyncio.run(
+            _execute(
+                admin,
+                [
+                    f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}')"
+                    f" THEN EXECUTE 'DROP OWNED BY {name}'; END IF; END $$"
+                    for name in owners.split(", ")
+                ]
+                + [f"DROP ROLE IF EXISTS {owners}"],
+            )
+        )
+
+
+async def _execute(url: str, statements: list[str]) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def test_only_what_the_service_holds_passes_the_check(server_url: str, fresh_url: str) -> None:
+    """The service role, and a role that holds only the service's privileges, pass; so does
+    one whose other session holds a temporary table, which any role with TEMPORARY may make."""
+    from sinergi.database import privileges_beyond_service
+
+    assert asyncio.run(privileges_beyond_service(as_service(fresh_url))) is None
+    with _role_of_its_own(server_url, fresh_url, []) as url:
+
+        async def with_a_temporary_table() -> str | None:
+            other = await asyncpg.connect(url)
+            try:
+                await other.execute("CREATE TEMPORARY TABLE scratch (n int)")
+                return await privileges_beyond_service(url)
+            finally:
+                await other.close()
+
+        assert asyncio.run(with_a_temporary_table()) is None
+
+
+@pytest.mark.parametrize("held", BEYOND_SERVICE.values(), ids=BEYOND_SERVICE.keys())
+def test_every_way_past_the_service_grants_is_named(
+    server_url: str, migrated_url: str, held: tuple[list[str], str]
+) -> None:
+    from sinergi.database import privileges_beyond_service
+
+    grants, named = held
+    with _role_of_its_own(server_url, migrated_url, grants) as url:
+        role = make_url(url).username
+        reason = asyncio.run(privileges_beyond_service(url))
+    assert reason is not None
+    assert repr(role) in reason
+    assert named.format(role=role) in reason
+
+
+def test_serve_refuses_a_role_that_may_create_roles_or_run_server_programs(
+    server_url: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """Through the CLI, as production starts it: the reason, and how to override it."""
+    for case in ("CREATEROLE", "server programs"):
+        grants, named = BEYOND_SERVICE[case]
+        with _role_of_its_own(server_url, fresh_url, grants) as url:
+            refused = _serve({"DATABASE_URL": url, "SINERGI_HOME": str(tmp_path)})
+        assert refused.returncode == 2, refused.stderr
+        assert "refusing to serve" in refused.stderr
+        assert named in refused.stderr
+        assert "--unsafe-privileged-role" in refused.stderr
+        assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
+def test_the_embedded_roles_lose_what_serve_refuses(server_url: str, fresh_url: str) -> None:
+    """`provision.ensure_role`, as every embedded start runs it, takes away the attributes and
+    memberships `serve` would refuse, whoever granted them."""
+    from db import provision
+    from sinergi.database import privileges_beyond_service
+
+    grants = [
+        "ALTER ROLE {role} CREATEROLE CREATEDB REPLICATION BYPASSRLS",
+        "GRANT pg_execute_server_program, pg_read_server_files TO {role}",
+        "CREATE ROLE {role}_creator CREATEROLE",
+        "SET ROLE {role}_creator",
+        "CREATE ROLE {role}_between",
+        "GRANT {role}_between TO {role}",  # its grantor not the superuser
+        "RESET ROLE",
+    ]
+    with _role_of_its_own(server_url, fresh_url, grants) as url:
+        role = make_url(url).username
+        assert role is not None
+        assert asyncio.run(privileges_beyond_service(url)) is not None
+
+        async def ensure() -> None:
+            admin = await asyncpg.connect(server_url)
+            try:
+                await provision.ensure_role(admin, role, None)
+            finally:
+                await admin.close()
+
+        asyncio.run(ensure())
+        assert asyncio.run(privileges_beyond_service(url)) is None
+        asyncio.run(ensure())  # nothing left to take away
 
 
 def test_the_grants_converge_when_applied_again(migrated_url: str) -> None:
