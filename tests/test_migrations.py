@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -237,10 +239,40 @@ def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again
         asyncio.run(drop_database(server_url, name))
 
 
+@contextmanager
+def _database_at(server_url: str, revision: str) -> Iterator[str]:
+    """A database of the test's own, migrated to `revision` by the server's superuser."""
+    name = f"sinergi_down_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    asyncio.run(create_database(server_url, name))
+    try:
+        upgrade(url, revision)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
 async def _fetch(url: str, statement: str, *arguments: Any) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(url)
     try:
         return list(await connection.fetch(statement, *arguments))
+    finally:
+        await connection.close()
+
+
+def _refused_downgrade(url: str, revision: str) -> str:
+    """Why the downgrade to `revision` was refused; the database stays where it was."""
+    before = asyncio.run(_value(url, "SELECT version_num FROM alembic_version"))
+    with pytest.raises(Exception, match="cannot downgrade") as refused:
+        command.downgrade(alembic_config(url), revision)
+    assert asyncio.run(_value(url, "SELECT version_num FROM alembic_version")) == before
+    return str(refused.value)
+
+
+async def _value(url: str, query: str) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query)
     finally:
         await connection.close()
 
@@ -273,3 +305,73 @@ async def _definer_paths(url: str) -> set[str]:
     finally:
         await connection.close()
     return {row["setting"] for row in rows}
+
+
+COOPERATIVE = (
+    "INSERT INTO regions (code, level, name, parent_code) VALUES ('62', 'province', 'P', NULL),"
+    " ('62.71', 'regency', 'R', '62');"
+    " INSERT INTO cooperatives (legal_entity_no, name, type, province_code, regency_code)"
+    " VALUES ('AHU-5500001.AH.01.26.TAHUN 2020', 'Koperasi Turun', 'produsen', '62', '62.71')"
+)
+
+
+def test_0010_keeps_its_seals_and_leaves_the_schema_closed_to_public(server_url: str) -> None:
+    """A seal cannot be made again as it was, so 0010 refuses to drop one; once there is none
+    it goes down, without giving CREATE on `public` to PUBLIC (which would open it to the
+    service)."""
+    with _database_at(server_url, "0010") as url:
+        asyncio.run(_execute(url, "INSERT INTO audit_seals (seq, mac) VALUES (1, 'mac')"))
+        assert "audit_seals holds 1 seal(s)" in _refused_downgrade(url, "0009")
+        asyncio.run(
+            _execute(
+                url,
+                "ALTER TABLE audit_seals DISABLE TRIGGER USER; DELETE FROM audit_seals;"
+                " ALTER TABLE audit_seals ENABLE TRIGGER USER",
+            )
+        )
+        command.downgrade(alembic_config(url), "0009")
+        public_create = (
+            "SELECT count(*) FROM pg_namespace, aclexplode(nspacl) a WHERE nspname = 'public'"
+            " AND a.grantee = 0 AND a.privilege_type = 'CREATE'"
+        )
+        assert asyncio.run(_value(url, public_create)) == 0
+        upgrade(url, "0010")
+
+
+def test_0012_keeps_the_cell_keys_of_records(server_url: str) -> None:
+    """Redrawn keys would change every published perturbed figure."""
+    with _database_at(server_url, "0012") as url:
+        asyncio.run(_execute(url, COOPERATIVE))
+        message = _refused_downgrade(url, "0011")
+        assert "1 record(s) in msmes, cooperatives and guarantees hold cell keys" in message
+        assert asyncio.run(_value(url, "SELECT count(cell_key) FROM cooperatives")) == 1
+        asyncio.run(_execute(url, "DELETE FROM cooperatives"))
+        command.downgrade(alembic_config(url), "0011")
+        upgrade(url, "0012")
+
+
+def test_0014_keeps_the_change_feed_it_numbered(server_url: str) -> None:
+    """Renumbered from 1, the feed would let old cursors skip or repeat changes."""
+    with _database_at(server_url, "0013") as url:
+        asyncio.run(_execute(url, COOPERATIVE))
+        upgrade(url, "0014")  # the register enters the feed as a creation
+        message = _refused_downgrade(url, "0013")
+        assert "the change feed holds 1 entries" in message
+        assert "skip or repeat" in message
+        asyncio.run(_execute(url, "DELETE FROM change_log"))
+        command.downgrade(alembic_config(url), "0013")
+        upgrade(url, "0014")
+
+
+def test_0022_keeps_the_fold_and_the_times_entries_were_noted(server_url: str) -> None:
+    with _database_at(server_url, "0013") as url:
+        asyncio.run(_execute(url, COOPERATIVE))
+        upgrade(url, "0022")
+        assert "the change feed holds 1 entries noted" in _refused_downgrade(url, "0021")
+        asyncio.run(_execute(url, "UPDATE change_log_horizon SET horizon = 1"))
+        assert "compacted through entry 1" in _refused_downgrade(url, "0021")
+        asyncio.run(
+            _execute(url, "DELETE FROM change_log; UPDATE change_log_horizon SET horizon = 0")
+        )
+        command.downgrade(alembic_config(url), "0021")
+        upgrade(url, "0022")

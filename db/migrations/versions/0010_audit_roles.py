@@ -11,6 +11,9 @@ declared once in `db/roles.py` and granted after every upgrade (`db.migrate.upgr
 - `audit_seals` holds each entry's keyed MAC, written in batches by the service with a key the
   database never sees (db/queries/audit_seals.py), append-only like the log itself.
 
+A downgrade refuses while `audit_seals` holds a seal (none could be made again as it was), and
+leaves CREATE on the schema taken from PUBLIC (see `downgrade`).
+
 Revision ID: 0010
 Revises: 0009
 """
@@ -105,7 +108,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A seal is a MAC made when its entry was written, under a key the database never sees: one
+    # dropped cannot be made again as it was, and the trail would lose its proof that no entry
+    # was rewritten since. A database that holds any stays at this revision.
+    op.execute(
+        "DO $$ DECLARE sealed bigint; BEGIN"
+        " SELECT count(*) INTO sealed FROM audit_seals;"
+        " IF sealed > 0 THEN RAISE EXCEPTION 'audit_seals holds % seal(s), each the keyed proof"
+        " that its entry was not rewritten since it was written; dropping them loses that proof"
+        " for good: cannot downgrade', sealed; END IF; END $$"
+    )
     op.execute("DROP TABLE audit_seals")
     op.execute(OLD_CHAIN)
     op.execute(OLD_REFUSE)
-    op.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    # CREATE on `public` stays taken from PUBLIC. PUBLIC held it only by the default of
+    # PostgreSQL before 15 (from 15 on it never had it, so granting it would add what was never
+    # there); no revision needs any role but the owner to create in `public`; and giving it
+    # back would let the service, and every other role, create objects there again: functions
+    # and tables that shadow the schema's own on its search path.

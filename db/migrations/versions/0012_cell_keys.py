@@ -5,6 +5,9 @@ gen_random_uuid(), drawn per row, for existing rows too). Each rollup cell keeps
 records' keys and, per summed measure, the sum of squares; the triggers of 0006 are replaced by
 the same triggers over these measures too, and the rollups are rebuilt from the records.
 
+A downgrade refuses while any of those tables holds a record: its key could not be drawn again
+as it was, and the figures published from the rollups would change.
+
 Revision ID: 0012
 Revises: 0011
 """
@@ -122,6 +125,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A record's key is drawn once and never again: dropped, an upgrade would draw new ones, and
+    # every figure published from the perturbed rollups would change (the same cell would no
+    # longer give the same value). A database that holds a keyed record stays at this revision.
+    op.execute(
+        "DO $$ DECLARE keyed bigint; BEGIN"
+        " SELECT (SELECT count(*) FROM msmes) + (SELECT count(*) FROM cooperatives)"
+        "  + (SELECT count(*) FROM guarantees) INTO keyed;"
+        " IF keyed > 0 THEN RAISE EXCEPTION '% record(s) in msmes, cooperatives and guarantees"
+        " hold cell keys; a downgrade drops them and an upgrade draws new ones, so every"
+        " published perturbed figure would change: cannot downgrade', keyed; END IF; END $$"
+    )
     old = _rollups_0006()
     for base in ("msmes", "cooperatives"):
         rollups, _, measures = old.BASES[base]

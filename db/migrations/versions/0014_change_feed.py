@@ -29,6 +29,9 @@ it cannot forge, alter, delete or renumber an entry.
 Existing records enter the log as creations, so a client that starts from no cursor receives
 the whole register, then every change after it.
 
+A downgrade refuses while the log holds an entry: an upgrade would number the register again
+from 1, and clients' cursors would silently skip or repeat changes.
+
 Revision ID: 0014
 Revises: 0013
 """
@@ -261,6 +264,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # An upgrade would number the register again from 1: clients' cursors would name other
+    # entries than they did, and a copy would silently skip or repeat changes. A database whose
+    # feed holds an entry stays at this revision (change_pending holds notes only while their
+    # transaction runs).
+    op.execute(
+        "DO $$ DECLARE logged bigint; BEGIN"
+        " SELECT count(*) INTO logged FROM change_log;"
+        " IF logged > 0 THEN RAISE EXCEPTION 'the change feed holds % entries; a downgrade drops"
+        " them and an upgrade numbers the register again from 1, so clients'' cursors would"
+        " silently skip or repeat changes: cannot downgrade', logged; END IF; END $$"
+    )
     for table, operation in _bodies():
         name = f"{table}_change_log_{operation}"
         op.execute(f"DROP TRIGGER {name} ON {table}")

@@ -11,6 +11,9 @@ its copy starts again. `change_log_horizon` holds the newest entry folded (0: no
 transaction's entries can be noted before entries numbered ahead of them); entries logged
 before this migration take the time it ran.
 
+A downgrade refuses once the log is compacted (cursors short of the fold would be accepted
+again) or while it holds an entry (its time could not be rebuilt).
+
 Revision ID: 0022
 Revises: 0021
 """
@@ -38,5 +41,20 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Neither the fold nor the entries' times could be rebuilt: forgetting the fold would let
+    # cursors short of it through again, passing over what the folded entries said; and an
+    # upgrade would stamp every entry with its own time, so compaction could not tell their age.
+    op.execute(
+        "DO $$ DECLARE folded bigint; logged bigint; BEGIN"
+        " SELECT horizon INTO folded FROM change_log_horizon;"
+        " IF folded > 0 THEN RAISE EXCEPTION 'the change feed is compacted through entry %; a"
+        " downgrade forgets the fold, and cursors short of it would be accepted again, silently"
+        " passing over what the folded entries said: cannot downgrade', folded; END IF;"
+        " SELECT count(*) INTO logged FROM change_log;"
+        " IF logged > 0 THEN RAISE EXCEPTION 'the change feed holds % entries noted at their own"
+        " times; a downgrade drops the times and an upgrade stamps every entry with its own, so"
+        " `sinergi feed compact --older-than` could not tell their age: cannot downgrade',"
+        " logged; END IF; END $$"
+    )
     op.execute("DROP TABLE change_log_horizon")
     op.execute("ALTER TABLE change_log DROP COLUMN noted_at")
