@@ -75,10 +75,16 @@ class Reads:
             finally:
                 await connection.close()
 
+    @property
+    def may_lag(self) -> bool:
+        """Whether reads may go to a replica, which replays the primary's commits late."""
+        return self._replica is not None
+
     @asynccontextmanager
-    async def checked_out(self) -> AsyncIterator[Pooled]:
-        """As `connect`, a connection for db/driver.py's statements alone."""
-        async with self._share, await self._open(check_out) as pooled:
+    async def checked_out(self, *, primary: bool = False) -> AsyncIterator[Pooled]:
+        """As `connect`, a connection for db/driver.py's statements alone; on the primary
+        whatever the client wrote when `primary`, for a read the replica's lag misleads."""
+        async with self._share, await self._open(check_out, primary=primary) as pooled:
             try:
                 yield pooled
             except Exception as error:
@@ -86,10 +92,12 @@ class Reads:
                     raise ReadTimedOut("a read ran past the statement timeout") from error
                 raise
 
-    async def _open(self, open_on: Callable[[AsyncEngine], Awaitable[Opened]]) -> Opened:
+    async def _open(
+        self, open_on: Callable[[AsyncEngine], Awaitable[Opened]], *, primary: bool = False
+    ) -> Opened:
         """A connection opened by `open_on` on the replica, or on the primary when the replica
-        is not to be used or cannot be reached."""
-        replica = self._replica
+        is not to be used (`primary`, or the client's own writes) or cannot be reached."""
+        replica = None if primary else self._replica
         if replica is not None and replica.reachable:
             try:
                 return await open_on(replica.engine)

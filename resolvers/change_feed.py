@@ -128,6 +128,21 @@ def _refuse_if_folded(start: Place, horizon: int) -> None:
         )
 
 
+def _refuse_if_ahead(start: Place, head: int) -> None:
+    """A cursor past every position the feed has reached was not handed out by this feed: its
+    database was restored from a backup or rebuilt since (or the cursor was made up). Taken as
+    it stands, it would answer nothing until the feed caught up with it, then go on from
+    there, passing over every change in between for ever. The page read the head in its own
+    snapshot, as it read the entries."""
+    if start.position > head:
+        raise bad_input(
+            "after",
+            f"is ahead of the feed (at entry {start.position}, the feed ends at entry {head}): "
+            "the database was restored or rebuilt since; empty the copy and start again "
+            "without `after`",
+        )
+
+
 def checked_page_size(first: int | None) -> int:
     if first is None:
         return DEFAULT_PAGE_SIZE
@@ -189,30 +204,50 @@ async def page(
     start = decode_cursor(after, kind)
     reader = reader_of(info)
     notes = notes or context.accesses
-    async with context.reads.checked_out() as connection:
+    found = await _read(info, kind, reader, start, size, plan, primary=False)
+    ahead = start.position > found.head or start.horizon > found.horizon
+    if ahead and context.reads.may_lag:
+        # The replica may not have replayed yet what the primary handed the cursor out from
+        # (the client read there after a write of its own, or while the replica was away).
+        found = await _read(info, kind, reader, start, size, plan, primary=True)
+    _refuse_if_folded(start, found.horizon)
+    _refuse_if_ahead(start, found.head)
+    end = encode_cursor(kind, Place(found.end, found.horizon))
+    if isinstance(found, change_feed.JsonFeedPage):
+        notes.records_returned(kind, found.records)
+        for subject in found.subjects:
+            notes.personal_data_of(subject)
+        if found.subjects:
+            notes.owners_in_records(reader.personal_columns)
+        lists = {
+            key: orjson.Fragment(text) for (key, _), text in zip(plan, found.lists, strict=True)
+        }
+        return Page([], end, found.has_more, found.count, lists)
+    entries = _entries(kind, found.entries, found.horizon, reader, notes)
+    return Page(entries, end, found.has_more, len(entries))
+
+
+async def _read(
+    info: Info[Context, Any],
+    kind: str,
+    reader: Reader,
+    start: Place,
+    size: int,
+    plan: Plan,
+    *,
+    primary: bool,
+) -> change_feed.JsonFeedPage | change_feed.FeedPage:
+    """The page after `start`: as JSON PostgreSQL writes when `plan` has lists for it and none
+    of its parts turns out null, else as rows. From the primary when `primary`."""
+    async with info.context.reads.checked_out(primary=primary) as connection:
         if plan:
             shapes = tuple(shape for _, shape in plan)
             built = await change_feed.json_page(
                 connection, kind, reader, after=start.position, first=size, shapes=shapes
             )
             if built is not None:
-                _refuse_if_folded(start, built.horizon)
-                notes.records_returned(kind, built.records)
-                for subject in built.subjects:
-                    notes.personal_data_of(subject)
-                if built.subjects:
-                    notes.owners_in_records(reader.personal_columns)
-                lists = {
-                    key: orjson.Fragment(text)
-                    for (key, _), text in zip(plan, built.lists, strict=True)
-                }
-                end = encode_cursor(kind, Place(built.end, built.horizon))
-                return Page([], end, built.has_more, built.count, lists)
-        found = await change_feed.page(connection, kind, reader, after=start.position, first=size)
-    _refuse_if_folded(start, found.horizon)
-    entries = _entries(kind, found.entries, found.horizon, reader, notes)
-    end = encode_cursor(kind, Place(found.end, found.horizon))
-    return Page(entries, end, found.has_more, len(entries))
+                return built
+        return await change_feed.page(connection, kind, reader, after=start.position, first=size)
 
 
 async def follow(

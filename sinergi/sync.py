@@ -4,8 +4,9 @@ The copy holds one row per record (its fields as JSON, as the feed sends them) a
 the cursor it has applied up to; each page is applied and its cursor stored in one SQLite
 transaction, so a sync stopped at any point resumes where it stopped and never applies a page
 twice. A first sync reads the whole register (the feed begins with every record), later ones
-only what changed. When the feed refuses the copy's cursor because it was compacted past it,
-that kind's copy is emptied and filled again from the start.
+only what changed. When the feed refuses the copy's cursor (compacted past it, or ahead of the
+feed, whose database was restored or rebuilt since), that kind's copy is emptied and filled
+again from the start, once, and the feed's reason is reported.
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
 only, and the client's secret travels over https (plain http only to this machine).
@@ -149,9 +150,9 @@ def _cleartext_refusal(url: str) -> str | None:
 class Synced:
     entries: int = 0
     """Entries applied."""
-    started_again: bool = False
-    """The feed refused the copy's cursor (compacted past it), so the copy of this kind was
-    emptied and filled again from the start."""
+    started_again: str | None = None
+    """Why the feed refused the copy's cursor (compacted past it, or ahead of the feed), when
+    it did: the copy of this kind was then emptied and filled again from the start."""
 
 
 def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]:
@@ -163,9 +164,10 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
         while True:
             cursor = copy.cursor(kind)
             answer = post(document, {"after": cursor})
-            if cursor is not None and _cursor_refused(answer):
-                copy.start_again(kind)
-                synced[kind].started_again = True
+            refusal = None if cursor is None else _cursor_refused(answer)
+            if refusal is not None:
+                copy.start_again(kind)  # no cursor now, so nothing more to refuse: no loop
+                synced[kind].started_again = refusal
                 continue
             page = (answer.get("data") or {}).get(FEEDS[kind])
             if answer.get("errors") or page is None:
@@ -177,14 +179,15 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
     return synced
 
 
-def _cursor_refused(answer: dict[str, Any]) -> bool:
-    """The feed no longer keeps what follows the cursor (`sinergi feed compact`): starting
-    again from it would miss removals, so the copy must start again, empty."""
-    return any(
-        (error.get("extensions") or {}).get("code") == "BAD_USER_INPUT"
-        and (error.get("extensions") or {}).get("field") == "after"
-        for error in answer.get("errors") or []
-    )
+def _cursor_refused(answer: dict[str, Any]) -> str | None:
+    """Why the feed refused the cursor, if it did: it no longer keeps what follows it (`sinergi
+    feed compact`), or the cursor is ahead of it (its database restored or rebuilt). Going on
+    from it would miss changes, so the copy must start again, empty."""
+    for error in answer.get("errors") or []:
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") == "BAD_USER_INPUT" and extensions.get("field") == "after":
+            return str(error.get("message", ""))
+    return None
 
 
 def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -269,6 +272,6 @@ def _sync(args: Any, settings: Any) -> int:
     finally:
         copy.close()
     for kind, done in applied.items():
-        again = " (copied again from the start: the feed is compacted past its cursor)"
+        again = f" (copied again from the start; the feed refused its cursor: {done.started_again})"
         print(f"{kind}: {done.entries} changes applied{again if done.started_again else ''}")
     return 0

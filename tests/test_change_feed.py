@@ -5,6 +5,7 @@ import every copy is exactly what a fresh page-through shows that client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -606,6 +607,55 @@ def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> N
     for bad in (cooperative, "bXNtZS1mZWVkOi0x", "not a cursor"):
         answer = feed_api.graphql(FEED, "demo-province-62", {"after": bad})
         assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+
+
+def _cursor(position: int, horizon: int = 0) -> str:
+    return base64.urlsafe_b64encode(f"msme-feed:{position}:{horizon}".encode()).decode()
+
+
+@pytest.mark.parametrize("directive", ["", " @include(if: true)"], ids=["compiled", "by-entry"])
+def test_a_cursor_ahead_of_the_feed_is_refused_naming_after(
+    feed_api: Api, feed_url: str, directive: str
+) -> None:
+    """As a client's cursor is once the server's database is restored from an older backup or
+    rebuilt: taken, it would answer nothing until the feed caught up, then skip every entry up
+    to it for ever. Refused whether PostgreSQL writes the page or the executor does; the
+    head's own cursor is taken."""
+    document = (
+        "query($after: String) { msmeChanges(after: $after, first: 5) "
+        f"{{ endCursor entries{directive} {{ id }} }} }}"
+    )
+    ((head_id,),) = run(feed_url, "SELECT max(id) FROM change_log")
+    refused = feed_api.graphql(document, "demo-province-62", {"after": _cursor(head_id + 609)})
+    assert refused["data"] == {"msmeChanges": None}
+    (error,) = refused["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "after"
+    ahead = f"is ahead of the feed (at entry {head_id + 609}, the feed ends at entry {head_id})"
+    assert ahead in error["message"]
+    assert "start again without `after`" in error["message"]
+    taken = feed_api.graphql(document, "demo-province-62", {"after": _cursor(head_id)})
+    assert taken["data"]["msmeChanges"]["entries"] == [], taken
+
+
+def test_a_copy_whose_cursor_is_ahead_of_the_feed_starts_again_once(
+    feed_api: Api, feed_url: str, tmp_path: Path
+) -> None:
+    """`sinergi sync` with a copy kept before the server's database went back: it says why the
+    feed refused the cursor, empties that kind's copy and fills it again, once, exactly."""
+    copy = LocalCopy(tmp_path / "ahead.sqlite")
+    post = poster(feed_api, "demo-province-62")
+    sync(post, copy, RECORDS)
+    ((head_id,),) = run(feed_url, "SELECT max(id) FROM change_log")
+    lost = [{"id": "0", "change": "CREATED", "record": {"name": "lost in the restore"}}]
+    copy.apply("msme", lost, _cursor(head_id + 609))
+    synced = sync(post, copy, RECORDS)
+    assert "is ahead of the feed" in (synced["msme"].started_again or "")
+    assert synced["cooperative"].started_again is None
+    assert {kind: copy.records(kind) for kind in RECORDS} == page_through(
+        feed_api, "demo-province-62", True
+    )
+    assert sync(post, copy, RECORDS)["msme"].started_again is None
 
 
 ENTRIES = "__typename cursor id change record"

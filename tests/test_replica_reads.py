@@ -9,6 +9,7 @@ the rate-limit counters) goes there.
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 import uuid
@@ -74,9 +75,16 @@ async def _prepare(server_url: str, primary_url: str, replica: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def replicated(server_url: str, module_reference_url: str) -> Iterator[tuple[Api, str]]:
+def replica() -> str:
+    """The replica's database name."""
+    return f"sinergi_replica_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def replicated(
+    server_url: str, module_reference_url: str, replica: str
+) -> Iterator[tuple[Api, str]]:
     """The app as the service role, on the primary and the replica."""
-    replica = f"sinergi_replica_{uuid.uuid4().hex[:10]}"
     try:
         msme_id = asyncio.run(_prepare(server_url, module_reference_url, replica))
         settings = Settings(
@@ -127,6 +135,50 @@ def test_a_writer_reads_its_writes_and_others_read_the_replica(
     # At least the window, at most twice (a write within half of it renews no note).
     time.sleep(2 * WINDOW_SECONDS + 0.5)
     assert _name(api, writer) == "Warung Replika"  # the window closed: back to the replica
+
+
+async def _feed_head(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT max(id) FROM change_log"))
+    finally:
+        await connection.close()
+
+
+async def _execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _feed_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"msme-feed:{position}:0".encode()).decode()
+
+
+def test_a_cursor_the_replica_has_not_replayed_yet_is_read_on_the_primary(
+    server_url: str, module_reference_url: str, replica: str, replicated: tuple[Api, str]
+) -> None:
+    """A cursor the primary handed out (to a client reading there after its own write, or while
+    the replica was away) may be ahead of what the replica has replayed: the page is read on the
+    primary then, not refused as one ahead of the feed. One ahead of the primary too is."""
+    api, _ = replicated
+    for _ in range(2):  # on the primary alone: changes the replica has not replayed
+        asyncio.run(
+            _execute(
+                module_reference_url, "UPDATE msmes SET employees = coalesce(employees, 0) + 1"
+            )
+        )
+    primary = asyncio.run(_feed_head(module_reference_url))
+    assert asyncio.run(_feed_head(embedded.with_database(server_url, replica))) < primary
+    reader = "demo-regency-6271"  # never writes: its reads go to the replica
+    document = "query($after: String) { msmeChanges(after: $after) { endCursor entries { id } } }"
+    taken = api.graphql(document, reader, {"after": _feed_cursor(primary)})
+    assert "errors" not in taken, taken
+    assert taken["data"]["msmeChanges"]["entries"] == []
+    refused = api.graphql(document, reader, {"after": _feed_cursor(primary + 1)})
+    assert "is ahead of the feed" in refused["errors"][0]["message"], refused
 
 
 def test_metrics_show_both_pools(replicated: tuple[Api, str]) -> None:

@@ -124,6 +124,16 @@ class FeedPage:
     horizon: int
     """The newest entry compaction folded, in the page's own snapshot: a cursor short of it
     would pass over what the folded entries said."""
+    head: int
+    """How far the feed reaches (`reach`), in the page's own snapshot: a cursor past it is not
+    one this feed handed out."""
+
+
+def reach(head: int | None, horizon: int) -> int:
+    """The furthest position the feed has handed out a cursor to: its newest entry (`head`,
+    None for an empty log), or the newest one compaction folded when that is further
+    (compaction drops the newest entries when their records are gone)."""
+    return max(START if head is None else head, horizon)
 
 
 def _lies_within(entries: FromClause, place: str, code: str) -> ColumnElement[bool]:
@@ -439,7 +449,7 @@ async def page(
     head, horizon, scan_end = rows[0].head, rows[0].horizon, rows[0].scan_end
     last = entries[min(len(entries), first) - 1].feed_id if entries else None
     end, has_more = _end(after, scan_end, head, len(entries), first, last)
-    return FeedPage(entries[:first], end, has_more, horizon)
+    return FeedPage(entries[:first], end, has_more, horizon, reach(head, horizon))
 
 
 def _end(
@@ -467,6 +477,8 @@ class JsonFeedPage:
     subjects: list[str]
     """The NIK of each owner whose personal data the page hands out."""
     horizon: int
+    """As FeedPage's."""
+    head: int
     """As FeedPage's."""
 
 
@@ -518,4 +530,6 @@ async def json_page(
     if missing:
         return None
     end, has_more = _end(after, scan_end, head, fetched, first, last_on_page)
-    return JsonFeedPage(tuple(lists), end, has_more, count, records, subjects or [], horizon)
+    return JsonFeedPage(
+        tuple(lists), end, has_more, count, records, subjects or [], horizon, reach(head, horizon)
+    )
