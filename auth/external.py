@@ -11,9 +11,11 @@ import json
 import time
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from auth.clients import JURISDICTION_LEVELS, allowed_scopes
@@ -25,6 +27,8 @@ from domain.errors import InvalidValue
 from domain.identifiers import region_level
 
 REFETCH_AFTER_SECONDS = 60.0
+RETRY_AFTER_FAILURE_SECONDS = 30.0
+FETCH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,35 +133,68 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
 
 
 def _fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (configured https URL)
+    with urllib.request.urlopen(  # noqa: S310 (configured https URL)
+        url, timeout=FETCH_TIMEOUT_SECONDS
+    ) as response:
         return dict(json.load(response))
 
 
+@dataclass(slots=True)
+class _IssuerKeys:
+    """One issuer's keys as last fetched, why its last fetch failed, and when the next may start.
+    Its fetches run one at a time (`fetching`) on a thread of its own (`lane`)."""
+
+    fetching: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lane: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="jwks")
+    )
+    keys: KeySet | None = None
+    failure: str = ""
+    next_fetch: float = 0.0  # time.monotonic()
+
+
 class ExternalKeys:
-    """Each issuer's JWKS, fetched on first use and again (at most once a minute) on unknown kid."""
+    """Each issuer's JWKS, fetched on first use and again on an unknown kid: one fetch per issuer
+    at a time, whose outcome the requests that waited for it share, and none sooner than
+    REFETCH_AFTER_SECONDS after the last (RETRY_AFTER_FAILURE_SECONDS after one that failed),
+    so tokens naming an issuer and a made-up kid cannot make Sinergi fetch once each. Each
+    issuer's fetch has a thread of its own, not the default executor the token endpoint's scrypt
+    runs on: an issuer that answers slowly, or never, delays only its own tokens."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, KeySet] = {}
-        self._fetched_at: dict[str, float] = {}
+        self._issuers: dict[str, _IssuerKeys] = {}
 
     async def verify(self, issuer: ExternalIssuer, token: str, kid: str | None) -> Principal:
-        keys = self._keys.get(issuer.issuer)
+        known = self._issuers.setdefault(issuer.issuer, _IssuerKeys())
+        keys = known.keys
         if keys is None or (kid is not None and kid not in kids(keys)):
-            keys = await self._refresh(issuer)
+            keys = await _refresh(issuer, known)
         claims = verify(
             token, keys, issuer=issuer.issuer, audience=issuer.audience, require_type=False
         )
         return principal_from_claims(issuer, claims)
 
-    async def _refresh(self, issuer: ExternalIssuer) -> KeySet:
-        last = self._fetched_at.get(issuer.issuer, 0.0)
-        if issuer.issuer in self._keys and time.monotonic() - last < REFETCH_AFTER_SECONDS:
-            return self._keys[issuer.issuer]
-        try:
-            document = await asyncio.to_thread(_fetch, issuer.jwks_url)
-            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-        except (OSError, ValueError) as error:
-            raise InvalidToken(f"JWKS of {issuer.issuer} unavailable: {error}") from None
-        self._keys[issuer.issuer] = keys
-        self._fetched_at[issuer.issuer] = time.monotonic()
-        return keys
+
+async def _refresh(issuer: ExternalIssuer, known: _IssuerKeys) -> KeySet:
+    """The issuer's keys, fetched again unless fetched too recently; those fetched before when
+    this fetch fails (the unknown kid is then refused, the known ones still verify)."""
+    async with known.fetching:
+        if time.monotonic() >= known.next_fetch:
+            await _fetch_into(issuer, known)
+    if known.keys is None:
+        raise InvalidToken(f"JWKS of {issuer.issuer} unavailable: {known.failure}")
+    return known.keys
+
+
+async def _fetch_into(issuer: ExternalIssuer, known: _IssuerKeys) -> None:
+    fetching = asyncio.get_running_loop().run_in_executor(known.lane, _fetch, issuer.jwks_url)
+    try:
+        # urlopen's timeout bounds each read, not an issuer sending its answer a byte at a time.
+        document = await asyncio.wait_for(fetching, FETCH_TIMEOUT_SECONDS)
+        keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+    except (OSError, ValueError, LookupError, TypeError, JoseError) as error:
+        known.failure = str(error) or type(error).__name__
+        known.next_fetch = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
+        return
+    known.keys, known.failure = keys, ""
+    known.next_fetch = time.monotonic() + REFETCH_AFTER_SECONDS
