@@ -83,7 +83,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     development = args.dev or settings.is_development
     if args.dev:
         asyncio.run(prepare_demo(database.owner_url, load_population=settings.database_url is None))
-    elif not development:
+    else:  # SINERGI_ENV=development too: it turns GraphiQL on, not these refusals off
         exposed = asyncio.run(clients_with_demo_secret(database.owner_url))
         if exposed:
             print(_demo_secret_refusal(exposed), file=sys.stderr)
@@ -122,7 +122,7 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
     listed = ", ".join(client_ids)
     commands = "\n".join(f"  sinergi clients revoke {client_id}" for client_id in client_ids)
     return (
-        f"sinergi: refusing to serve in production: the active clients {listed} have the "
+        f"sinergi: refusing to serve without --dev: the active clients {listed} have the "
         f"published demo secret, so anyone could act as them. Revoke them:\n{commands}\n"
         "(or `sinergi clients rotate CLIENT_ID` to give one a new secret), "
         "or serve the demo with --dev."

@@ -1,6 +1,6 @@
 """`sinergi serve` as operators stop it: SIGTERM (systemd, Docker, `kill`), SIGINT (Ctrl-C) and a
-crash of an earlier run all leave no embedded PostgreSQL behind; and production refuses to start
-while any active client still has the published demo secret."""
+crash of an earlier run all leave no embedded PostgreSQL behind; and without `--dev` it refuses to
+start while any active client still has the published demo secret, or as a privileged role."""
 
 from __future__ import annotations
 
@@ -103,9 +103,12 @@ def test_sigterm_sigint_and_a_crash_leave_no_postgresql_behind(home: Path) -> No
         assert _gone(postgres), f"{stop.name} left PostgreSQL {postgres} running"
 
 
-def test_production_refuses_to_start_while_a_client_has_the_demo_secret(
-    fresh_url: str, home: Path
+@pytest.mark.parametrize("environment", [None, "development"])
+def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
+    fresh_url: str, home: Path, environment: str | None
 ) -> None:
+    """SINERGI_ENV=development turns GraphiQL on; only `--dev` lets the demo clients serve."""
+
     async def register() -> None:
         engine = create_async_engine(async_url(fresh_url))
         await register_demo_clients(engine)
@@ -113,6 +116,8 @@ def test_production_refuses_to_start_while_a_client_has_the_demo_secret(
 
     env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
     env.pop("SINERGI_ENV", None)
+    if environment is not None:
+        env["SINERGI_ENV"] = environment
     sinergi = [sys.executable, "-m", "sinergi.cli"]
     subprocess.run([*sinergi, "migrate"], env=env, check=True, timeout=120)  # reference data
     asyncio.run(register())
@@ -149,3 +154,21 @@ def test_production_refuses_to_start_while_a_client_has_the_demo_secret(
     assert still.returncode == 2
     assert still.stderr.count("sinergi clients revoke") == 1
     assert f"sinergi clients revoke {revoked[0]}" in still.stderr
+
+    async def revoke_the_last() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        async with engine.begin() as connection:
+            assert await clients.revoke(connection, revoked[0])
+        await engine.dispose()
+
+    asyncio.run(revoke_the_last())
+    privileged = subprocess.run(
+        [*sinergi, "serve", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert privileged.returncode == 2  # DATABASE_URL is the owner's: it owns the audit trail
+    assert "refusing to serve" in privileged.stderr
+    assert "--unsafe-privileged-role" in privileged.stderr
