@@ -128,12 +128,17 @@ class AuthService:
             scopes = requested
         return await self._token_response(client, scopes)
 
-    async def mint_for_client(self, client_id: str) -> str:
-        """A token for a registered client without its secret: development GraphiQL only."""
+    async def mint_for_client(self, client_id: str, secret: str) -> str:
+        """A token for an active client whose secret is still `secret`, without the token
+        endpoint's throttle: development GraphiQL only, whose caller sends no credentials and
+        names the published demo secret. Checked against the stored hash on every mint, so a
+        rotated or revoked client gets no more tokens this way (OAuthError, 403)."""
         async with self.reads.connect() as connection:
-            client = await clients.get(connection, client_id)
-        if client is None or client.revoked:
-            raise OAuthError("invalid_client", f"no active client {client_id}", 401)
+            client = await clients.authenticate(connection, client_id, secret)
+        if client is None:
+            raise OAuthError(
+                "access_denied", f"{client_id} is unknown, revoked or has a new secret", 403
+            )
         return str((await self._token_response(client, client.scopes))["access_token"])
 
     async def _token_response(

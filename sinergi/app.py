@@ -216,7 +216,10 @@ def create_app(
             await sealing.dispose()
 
     async def demo_token() -> str:
-        return await state["auth"].mint_for_client(DEMO_CLIENT_ID)  # type: ignore[no-any-return]
+        from sinergi.demo_mode import DEMO_SECRET  # development only: production never loads it
+
+        auth: AuthService = state["auth"]
+        return await auth.mint_for_client(DEMO_CLIENT_ID, DEMO_SECRET)
 
     graphiql = (
         GraphiQLPage(

@@ -22,6 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from auth.service import OAuthError
+
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_DIR = STATIC_DIR / "graphiql"
 ASSETS_PATH = "/graphiql/static"
@@ -77,6 +79,19 @@ def _script_json(value: object) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
+def _no_demo_token(error: OAuthError) -> Response:
+    """The demo client was rotated or revoked: its token is no longer anyone's for the asking."""
+    description = (
+        "GraphiQL hands out the demo client's token only while it holds the published demo "
+        f"secret: {error.description}. Send a token from POST /oauth/token instead."
+    )
+    return JSONResponse(
+        {"error": error.error, "error_description": description},
+        status_code=error.status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 class GraphiQLPage:
     """The IDE page, its files and the demo token's renewal: mounted in development only."""
 
@@ -86,10 +101,14 @@ class GraphiQLPage:
         self.endpoint = endpoint
 
     async def render(self, request: Request) -> Response:
+        try:
+            token = await self.mint()
+        except OAuthError as error:
+            return _no_demo_token(error)
         settings = {
             "endpoint": self.endpoint,
             "tokenUrl": TOKEN_PATH,
-            "token": await self.mint(),
+            "token": token,
             "expiresIn": self.token_lifetime_seconds,
             "query": EXAMPLE_QUERY,
         }
@@ -97,9 +116,13 @@ class GraphiQLPage:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def token(self, request: Request) -> Response:
+        try:
+            token = await self.mint()
+        except OAuthError as error:
+            return _no_demo_token(error)
         return JSONResponse(
             {
-                "access_token": await self.mint(),
+                "access_token": token,
                 "token_type": "Bearer",
                 "expires_in": self.token_lifetime_seconds,
             },

@@ -3,12 +3,22 @@ works and that the page can renew."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
+import os
 import re
+from unittest import mock
 
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
+from db.engine import async_url
 from sinergi.app import create_app
+from sinergi.cli import main
+from sinergi.demo_mode import register_demo_clients
 from sinergi.graphiql import ASSETS_DIR, integrity
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
@@ -38,6 +48,44 @@ def test_development_serves_graphiql_with_a_working_demo_token(demo_url: str, ap
         assert renewed.json()["expires_in"] == settings.token_lifetime_seconds
         fresh = renewed.json()["access_token"]
         assert _viewer(client, fresh) == {"data": {"viewer": {"clientId": "demo-province-62"}}}
+
+
+def _cli(url: str, *argv: str) -> int:
+    with (
+        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        return main(list(argv))
+
+
+@pytest.mark.parametrize("command", ["rotate", "revoke"])
+def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_none(
+    fresh_url: str, command: str
+) -> None:
+    """`/graphiql/token` asks for no credentials: it mints only while the demo client is active
+    with the published demo secret, checked at each mint, not only when the server started."""
+    assert _cli(fresh_url, "migrate") == 0
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
+        assert client.post("/graphiql/token").status_code == 200
+        assert _cli(fresh_url, "clients", command, "demo-province-62") == 0
+        for refused in (
+            client.post("/graphiql/token"),
+            client.get("/graphql", headers={"Accept": "text/html"}),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.headers["cache-control"] == "no-store"
+            answer = refused.json()
+            assert answer["error"] == "access_denied"
+            assert "only while it holds the published demo secret" in answer["error_description"]
+            assert set(answer) == {"error", "error_description"}
 
 
 def test_graphiql_loads_nothing_from_elsewhere_and_only_the_published_files(

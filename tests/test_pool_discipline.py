@@ -24,6 +24,7 @@ from auth.scopes import OrgKind
 from auth.service import AuthService
 from db.engine import create_engine
 from schema.engine import Engine
+from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.graphql import SCHEMA, principal, request_context, run
@@ -129,7 +130,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
     )
     try:
         await auth.startup()
-        token = await auth.mint_for_client("demo-province-62")
+        token = await auth.mint_for_client("demo-province-62", DEMO_SECRET)
         scope = {
             "type": "http",
             "headers": [(b"authorization", f"Bearer {token}".encode())],
