@@ -25,3 +25,11 @@ class QueryLimits:
     max_body_bytes: int = 2_000_000
     max_response_bytes: int = 5_000_000
     default_page_size: int = 20
+
+    @property
+    def max_frame_chars(self) -> int:
+        """The longest WebSocket frame an acknowledged connection may send, and the
+        `ws_max_size` uvicorn is given to refuse longer ones with, unread, as their header
+        announces them (in bytes: a frame has no more characters than bytes). A subscribe
+        message is one operation, which a POST carries in a body of at most `max_body_bytes`."""
+        return self.max_body_bytes

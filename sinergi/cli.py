@@ -114,6 +114,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log_level=settings.log_level,
             access_log=False,  # sinergi.access logs each request, with its request id
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            # A WebSocket frame longer than a subscribe message may be is refused as its header
+            # announces it, unread (uvicorn's default let anyone send 16 MiB before its token).
+            ws_max_size=settings.query_limits.max_frame_chars,
         )
     return 0
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from json import JSONDecodeError
 from typing import Any, cast
 
 import orjson
@@ -24,7 +25,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.http.exceptions import NonJsonMessageReceived, WebSocketDisconnected
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -75,16 +80,34 @@ class _TextFrames(ASGIWebSocketAdapter):
     parses only those. The view's `encode_json` gives bytes, right for HTTP bodies, which
     Strawberry would send as binary frames."""
 
+    max_frame_chars = subscriptions.ADMISSION_FRAME_CHARS
+    """Until the connection is acknowledged; then the view's (`_TransportWSHandler`)."""
+
     async def iter_json(
         self, *, ignore_parsing_errors: bool = False
     ) -> AsyncGenerator[object, None]:
-        """The frames decoded; one nested too deeply to decode (RecursionError, which would drop
-        the socket unclosed) is malformed JSON, which closes it with 4400 like any other."""
+        """The frames decoded, each only once its length is found within `max_frame_chars`: a
+        longer one closes the connection (TOO_BIG_CLOSE_CODE) undecoded. Anonymous frames of
+        16 MB were decoded before the token was checked, each into some 600 MB. One nested too
+        deeply to decode (RecursionError, which would drop the socket unclosed) is malformed
+        JSON, which closes it with 4400 like any other. `ignore_parsing_errors` is the legacy
+        graphql-ws protocol's, which is not spoken here."""
         try:
-            async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+            while self.ws.application_state is not WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > self.max_frame_chars:
+                    reason = f"Message longer than {self.max_frame_chars} characters"
+                    await self.close(subscriptions.TOO_BIG_CLOSE_CODE, reason)
+                    return
+                try:
+                    message = self.view.decode_json(text)
+                except (JSONDecodeError, RecursionError) as error:
+                    raise NonJsonMessageReceived from error
                 yield message
-        except RecursionError as error:
-            raise NonJsonMessageReceived from error
+        except KeyError as error:  # a binary frame: Starlette's message has no "text"
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            return
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
@@ -124,12 +147,18 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """A client already holding as many connections as it may is refused with a close code
-        of its own (sinergi.subscriptions' CROWDED_CLOSE_CODE), not a bad token's 4403."""
+        of its own (sinergi.subscriptions' CROWDED_CLOSE_CODE), not a bad token's 4403. Once
+        acknowledged, the connection may send frames as long as a subscribe message may be."""
         try:
             await super().handle_connection_init(message)
         except subscriptions.Crowded:
             reason = "Too many connections for this client"
             await self.websocket.close(code=subscriptions.CROWDED_CLOSE_CODE, reason=reason)
+            return
+        if self.connection_acknowledged:
+            assert isinstance(self.view, SinergiGraphQL)
+            assert isinstance(self.websocket, _TextFrames)
+            self.websocket.max_frame_chars = self.view.checks.limits.max_frame_chars
 
     async def send_message(self, message: Message) -> None:
         """Strawberry's refusal of a subscription past the connection's limit goes out as

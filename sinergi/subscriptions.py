@@ -9,6 +9,9 @@ sends (at least every RECHECK_SECONDS), so a client revoked, narrowed or expired
 receives nothing more: its subscriptions complete and the connection is closed with 4403, as a
 bad token's is. Each subscribe message is held to the client's trusted documents as a POST is
 (`operation`). Each client holds at most so many connections open in a process (`Sockets`).
+
+No frame is decoded past its bound: until the connection is acknowledged, ADMISSION_FRAME_CHARS
+(a `connection_init` carries a token at most); then QueryLimits' `max_frame_chars`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ CROWDED_CLOSE_CODE = 1013
 """A connection past its client's bound: the registered "Try Again Later", which clients such
 as graphql-ws retry with a backoff (they give up on 4403, and strawberry's 4429 means a second
 `connection_init`)."""
+TOO_BIG_CLOSE_CODE = 1009
+"""A frame over its bound: the registered "Message Too Big", which uvicorn sends too for a frame
+over its `ws_max_size` (QueryLimits' `max_frame_chars`): one code whichever refused it."""
+ADMISSION_FRAME_CHARS = 16_384
+"""The longest frame a connection may send before it is acknowledged, so before its token is
+checked: `connection_init` holds a token at most, and an SSO's access tokens run to a few
+thousand characters. Unbounded, six anonymous connections each sending one 16 MB
+`connection_init` of `[{},{},…]` took a server from 210 MB to 2.7 GB."""
 
 
 class Crowded(Exception):

@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from auth import clients
 from db.engine import create_engine
 from sinergi.rate_limit import SYNC_SECONDS
 from tests.support.databases import as_service
+from tests.support.served import uvicorn_command
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -73,9 +73,8 @@ def servers(demo_url: str) -> Iterator[list[str]]:
     try:
         for _ in range(2):
             port = _free_port()
-            command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
             process = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                uvicorn_command(port, env),
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.PIPE,

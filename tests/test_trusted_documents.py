@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from db.engine import async_url
 from db.queries import trusted_documents
+from sinergi import subscriptions
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
@@ -496,8 +497,10 @@ def test_frames_nested_too_deeply_to_decode_close_the_socket_with_4400(
     dropped the socket without a close frame and logged a traceback with no correlation id.
     Such a frame is malformed JSON, closed with 4400 as other malformed frames are; nesting
     the decoder does read is searched for unstorable strings without recursing, and runs.
-    (`trusted` registers the demo clients.)"""
-    init = '{"type": "connection_init", "payload": {"a": ' + _nested(100_000) + "}}"
+    (`trusted` registers the demo clients.) Before the token is checked, no frame longer than
+    ADMISSION_FRAME_CHARS is decoded at all: this one is within it."""
+    init = '{"type": "connection_init", "payload": {"a": ' + _nested(5_000) + "}}"
+    assert len(init) <= subscriptions.ADMISSION_FRAME_CHARS
     with ws_api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         ws.send_text(init)
         closed = ws.receive()

@@ -14,11 +14,22 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
+from sinergi.settings import Settings
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def uvicorn_command(port: int, env: Mapping[str, str]) -> list[str]:
+    """uvicorn serving the app on `port` as `sinergi serve` has it serve: WebSocket frames over
+    the bound its settings in `env` give refused unread (QueryLimits' `max_frame_chars`)."""
+    frames = Settings.from_env(env).query_limits.max_frame_chars
+    command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return [*command, "--ws-max-size", str(frames)]
 
 
 @contextlib.contextmanager
@@ -49,9 +60,7 @@ def served_process(
         **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env)
+    server = subprocess.Popen(uvicorn_command(port, env), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

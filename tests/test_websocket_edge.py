@@ -1,0 +1,209 @@
+"""The WebSocket endpoint's edge (graphql-transport-ws) against `sinergi serve`, as an attacker
+meets it: what a connection may send before its token is checked, and how long a frame may be
+at all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+import pytest
+import websockets
+
+from schema.query_limits import QueryLimits
+from sinergi import subscriptions
+from sinergi.cli import main
+from tests.support.databases import as_service
+from tests.support.served import served
+
+PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
+WATCH = "subscription { msmeChanges { endCursor } }"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def serve(module_reference_url: str) -> Iterator[tuple[str, Path]]:
+    """`sinergi serve` as the service role, as operators run it; its base URL and log."""
+    home = Path(tempfile.mkdtemp(prefix="sinergi-ws-edge-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": as_service(module_reference_url),
+        "SINERGI_ENV": "production",
+        "SINERGI_HOME": str(home),
+        "SINERGI_LOG_LEVEL": "info",
+        # As tests/support/served.py: production's timeouts are not what these tests are about.
+        "SINERGI_DB_CONNECT_TIMEOUT": "60",
+        "SINERGI_DB_POOL_TIMEOUT": "60",
+        "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
+    }
+    for inherited in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_OWNER_URL"):
+        env.pop(inherited, None)
+    port = _free_port()
+    log = home / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield base, log
+    finally:
+        process.terminate()
+        process.wait(30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def base(serve: tuple[str, Path]) -> str:
+    return serve[0]
+
+
+def _client(url: str, name: str) -> tuple[str, str]:
+    out = io.StringIO()
+    argv = ["clients", "create", "--name", name, "--org-kind", "province"]
+    argv += ["--jurisdiction", "62", "--purpose", "websocket edge test", "--json"]
+    argv += ["--scopes", "records:read"]
+    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    created = json.loads(out.getvalue())
+    return created["client_id"], created["client_secret"]
+
+
+def _token(base: str, client: tuple[str, str]) -> str:
+    issued = httpx.post(
+        f"{base}/oauth/token", data={"grant_type": "client_credentials"}, auth=client
+    )
+    assert issued.status_code == 200, issued.text
+    return str(issued.json()["access_token"])
+
+
+def _init(token: str | None) -> str:
+    payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return json.dumps({"type": "connection_init", "payload": payload})
+
+
+@contextlib.asynccontextmanager
+async def _socket(base: str) -> Any:
+    uri = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(uri, subprotocols=[PROTOCOL], max_size=None) as opened:
+        yield opened
+
+
+async def _closed_with(opened: Any, seconds: float = 10) -> int | None:
+    """The code the server closes the connection with, whatever it sends before."""
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(opened.recv(), seconds)
+    return opened.close_code  # type: ignore[no-any-return]
+
+
+async def _acknowledged(base: str, token: str) -> bool:
+    async with _socket(base) as opened:
+        await opened.send(_init(token))
+        answer = json.loads(await asyncio.wait_for(opened.recv(), 10))
+        return bool(answer["type"] == "connection_ack")
+
+
+def test_an_anonymous_frame_over_the_admission_bound_is_refused_undecoded(
+    base: str, module_reference_url: str
+) -> None:
+    """The attack: a `connection_init` of 16 MB of `[{},{},…]`, decoded before its token was
+    checked, grew a server by 600 MB. Before the connection is acknowledged no frame longer
+    than ADMISSION_FRAME_CHARS is decoded: it is closed with 1009 ("Message Too Big"), not with
+    the 4403 its missing token would earn once decoded; a connection with a token still is."""
+    bound = subscriptions.ADMISSION_FRAME_CHARS
+    padding = ",".join(["{}"] * (bound // 3 + 1))
+    init = '{"type": "connection_init", "payload": {"x": [' + padding + "]}}"
+    assert bound < len(init) < 2 * bound
+    token = _token(base, _client(module_reference_url, "Tepi soket"))
+
+    async def scenario() -> None:
+        for _ in range(3):
+            async with _socket(base) as opened:
+                await opened.send(init)
+                assert await _closed_with(opened) == subscriptions.TOO_BIG_CLOSE_CODE
+        assert await _acknowledged(base, token)
+
+    asyncio.run(scenario())
+
+
+def test_an_acknowledged_connection_may_send_a_subscribe_message_as_long_as_a_post(
+    base: str, module_reference_url: str
+) -> None:
+    """The admission bound is lifted at `connection_ack`: a subscribe message may then be as
+    long as a POST's body (QueryLimits' `max_frame_chars`)."""
+    token = _token(base, _client(module_reference_url, "Tepi soket panjang"))
+    long_document = WATCH + " " * (3 * subscriptions.ADMISSION_FRAME_CHARS)
+    subscribe = {"id": "1", "type": "subscribe", "payload": {"query": long_document}}
+
+    async def scenario() -> None:
+        async with _socket(base) as opened:
+            await opened.send(_init(token))
+            assert json.loads(await opened.recv())["type"] == "connection_ack"
+            await opened.send(json.dumps(subscribe))
+            await opened.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(opened.recv(), 10)) == {"type": "pong"}
+
+    asyncio.run(scenario())
+
+
+def _announced_frame(length: int, sent: bytes) -> bytes:
+    """The start of a client's text frame announcing `length` bytes of payload (RFC 6455 5.2),
+    masked with a zero key so `sent`, the first of them, go as they are."""
+    return bytes([0x81, 0x80 | 127]) + length.to_bytes(8, "big") + bytes(4) + sent
+
+
+@pytest.fixture(scope="module")
+def helper_served(module_reference_url: str) -> Iterator[str]:
+    """uvicorn as the tests' own helper starts it (tests/support/served.py)."""
+    with served(module_reference_url, "production") as started:
+        yield started
+
+
+@pytest.mark.parametrize("server", ["base", "helper_served"])
+def test_a_frame_longer_than_any_message_is_refused_as_its_header_announces_it(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """uvicorn reads a frame of up to its `ws_max_size` (16 MiB unless told) before the app
+    sees any of it: `sinergi serve`, and the tests' own server, give it QueryLimits'
+    `max_frame_chars` (SINERGI_MAX_BODY_BYTES), so a frame announcing more is refused with
+    1009 at once, the rest of it never awaited."""
+    started: str = request.getfixturevalue(server)
+    announced = QueryLimits().max_frame_chars + 1
+
+    async def scenario() -> None:
+        async with _socket(started) as opened:
+            opened.transport.write(_announced_frame(announced, b'{"type": "connection_init"'))
+            assert await _closed_with(opened, seconds=5) == subscriptions.TOO_BIG_CLOSE_CODE
+
+    asyncio.run(scenario())
