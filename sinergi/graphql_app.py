@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnected as SentAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
@@ -110,9 +111,12 @@ class _TextFrames(ASGIWebSocketAdapter):
             return
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        """A message due once another task has closed the connection (its token lapsed, say:
+        `_TransportWSHandler`), a pong to a ping that came in before, ends the connection's
+        handling as a dropped one does: Starlette refuses the send with an error of its own."""
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as disconnect:
+        except (WebSocketDisconnect, SentAfterClose) as disconnect:
             raise WebSocketDisconnected from disconnect
 
     async def close(self, code: int, reason: str) -> None:
@@ -135,20 +139,43 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     documents (sinergi.subscriptions' `lapsed` and `operation`) before strawberry runs it, and
     each connection holding one of its client's places (sinergi.subscriptions' `Sockets`)."""
 
+    watch: asyncio.Task[None] | None = None
+    """Closes the acknowledged connection once its token no longer stands (`_close_once_lapsed`),
+    whether or not it sends anything."""
+
     async def handle(self) -> None:
         """The connection's place is given back however the connection ends: closed by either
         side, dropped, failed or cancelled as the server stops; after its subscriptions have
-        stopped reading (strawberry's `shutdown`)."""
+        stopped reading (strawberry's `shutdown`) and its token is no longer watched."""
         try:
             await super().handle()
         finally:
+            if self.watch is not None:
+                self.watch.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self.watch
             assert isinstance(self.view, SinergiGraphQL)
             subscriptions.closed(self.context, self.view.sockets)
+
+    async def _close_once_lapsed(self) -> None:
+        """A connection running no subscription, or sending only pings, stayed open and
+        answering long after its token expired or its client was revoked: the token was checked
+        only for a subscribe message or by a running subscription (which still does it, and
+        closes the connection as it completes: `run_operation`). A failure of the check itself
+        is a bug, logged as strawberry logs its tasks' (sinergi.subscriptions' `until_lapsed`
+        waits out an outage)."""
+        try:
+            await subscriptions.until_lapsed(self.context, idle=lambda: not self.operations)
+        except Exception as error:
+            await self.handle_task_exception(error)
+            return
+        await self.websocket.close(code=4403, reason="Forbidden")
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """A client already holding as many connections as it may is refused with a close code
         of its own (sinergi.subscriptions' CROWDED_CLOSE_CODE), not a bad token's 4403. Once
-        acknowledged, the connection may send frames as long as a subscribe message may be."""
+        acknowledged, the connection may send frames as long as a subscribe message may be, and
+        its token is watched."""
         try:
             await super().handle_connection_init(message)
         except subscriptions.Crowded:
@@ -159,6 +186,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             assert isinstance(self.view, SinergiGraphQL)
             assert isinstance(self.websocket, _TextFrames)
             self.websocket.max_frame_chars = self.view.checks.limits.max_frame_chars
+            self.watch = asyncio.create_task(self._close_once_lapsed())
 
     async def send_message(self, message: Message) -> None:
         """Strawberry's refusal of a subscription past the connection's limit goes out as

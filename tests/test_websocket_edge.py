@@ -1,6 +1,6 @@
 """The WebSocket endpoint's edge (graphql-transport-ws) against `sinergi serve`, as an attacker
-meets it: what a connection may send before its token is checked, and how long a frame may be
-at all."""
+meets it: what a connection may send before its token is checked, how long a frame may be at
+all, and how long a connection stays open once its token no longer stands."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ from unittest import mock
 import httpx
 import pytest
 import websockets
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from auth import keys, tokens
+from db.engine import async_url
 from schema.query_limits import QueryLimits
 from sinergi import subscriptions
 from sinergi.cli import main
@@ -205,5 +208,97 @@ def test_a_frame_longer_than_any_message_is_refused_as_its_header_announces_it(
         async with _socket(started) as opened:
             opened.transport.write(_announced_frame(announced, b'{"type": "connection_init"'))
             assert await _closed_with(opened, seconds=5) == subscriptions.TOO_BIG_CLOSE_CODE
+
+    asyncio.run(scenario())
+
+
+def _expiring(url: str, token: str, seconds: float) -> str:
+    """A token of the same client as `token`, valid for `seconds` more (past `exp`, with the
+    leeway): the shortest SINERGI_TOKEN_LIFETIME is 30 s."""
+    claims = tokens.decode_segment(token.split(".")[1])
+
+    async def signing_key() -> Any:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.connect() as connection:
+                return await keys.signing_key(connection)
+        finally:
+            await engine.dispose()
+
+    lifetime = 600
+    return tokens.issue(
+        asyncio.run(signing_key()),
+        issuer=claims["iss"],
+        audience=claims["aud"],
+        client_id=claims["client_id"],
+        scopes=frozenset(claims["scope"].split()),
+        jurisdiction=claims["jurisdiction"],
+        org_kind=claims["org_kind"],
+        lifetime=lifetime,
+        now=time.time() - lifetime - tokens.LEEWAY_SECONDS + seconds,
+    )
+
+
+async def _pinging_until_closed(opened: Any, seconds: float) -> tuple[int | None, float]:
+    """Pings every half second, each answered, until the server closes the connection (within
+    `seconds`); its close code and when it closed (time.monotonic)."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            assert time.monotonic() < deadline, "still open"
+            await opened.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(opened.recv(), 5)) == {"type": "pong"}
+            await asyncio.sleep(0.5)
+    return opened.close_code, time.monotonic()
+
+
+def test_an_idle_connection_is_closed_once_its_token_expires(
+    base: str, module_reference_url: str
+) -> None:
+    """The attack: with a 30 s token, a connection sending only pings was still open and
+    answering at 100 s, the token checked only for a subscribe message or by a running
+    subscription. It is closed with 4403 within RECHECK_SECONDS of its token's expiry, pings
+    answered until then."""
+    token = _token(base, _client(module_reference_url, "Tepi soket kedaluwarsa"))
+    expiring = _expiring(module_reference_url, token, seconds=4)
+
+    async def scenario() -> None:
+        async with _socket(base) as opened:
+            await opened.send(_init(expiring))
+            assert json.loads(await opened.recv())["type"] == "connection_ack"
+            started = time.monotonic()
+            code, closed = await _pinging_until_closed(opened, seconds=20)
+            assert code == 4403
+            assert 3 < closed - started < 4 + subscriptions.RECHECK_SECONDS + 3
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_connection_is_closed_once_its_client_is_revoked(
+    base: str, module_reference_url: str
+) -> None:
+    """As for an expired token: once `sinergi clients revoke` returns, a connection sending only
+    pings is closed with 4403 within RECHECK_SECONDS (the revocation reaches every process by
+    NOTIFY)."""
+    client = _client(module_reference_url, "Tepi soket dicabut")
+    token = _token(base, client)
+
+    def revoke() -> None:
+        out = io.StringIO()
+        env = {"DATABASE_URL": module_reference_url}
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+            assert main(["clients", "revoke", client[0]]) == 0, out.getvalue()
+
+    async def scenario() -> None:
+        async with _socket(base) as opened:
+            await opened.send(_init(token))
+            assert json.loads(await opened.recv())["type"] == "connection_ack"
+            await opened.send(json.dumps({"type": "ping"}))
+            assert json.loads(await opened.recv()) == {"type": "pong"}
+            await asyncio.to_thread(revoke)
+            revoked = time.monotonic()
+            code, closed = await _pinging_until_closed(opened, seconds=20)
+            assert code == 4403
+            assert closed - revoked < subscriptions.RECHECK_SECONDS + 3
 
     asyncio.run(scenario())
