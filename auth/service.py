@@ -197,7 +197,7 @@ class AuthService:
         if kid not in keys.kids(self._keys):
             await self._reload_keys(throttled=True)
             if kid not in keys.kids(self._keys):
-                raise InvalidToken(f"unknown kid {kid!r}")
+                raise InvalidToken(f"unknown kid {tokens.shown(kid)}")
         claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
         self._verified.add(token, claims)
         return claims

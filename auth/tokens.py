@@ -24,8 +24,19 @@ TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 LEEWAY_SECONDS = 30
 
 
+SHOWN_CHARS = 64
+
+
 class InvalidToken(Exception):
     """The token is not acceptable; the reason is for the log, never for the caller."""
+
+
+def shown(value: object) -> str:
+    """A value from a token's unverified header as a reason names it (its repr), cut to
+    SHOWN_CHARS: the header is whoever sent the token's to fill, and a `kid` of 3 MB made a
+    log line as long."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
 class VerifiedTokens:
@@ -118,7 +129,7 @@ def verify(
     """The claims of a token signed by one of `keys`, for `issuer` and `audience`, in date."""
     header = unverified_header(token)
     if header.get("alg") not in ACCEPTED_ALGORITHMS:
-        raise InvalidToken(f"algorithm {header.get('alg')!r} not accepted")
+        raise InvalidToken(f"algorithm {shown(header.get('alg'))} not accepted")
     if require_type and str(header.get("typ", "")).lower() not in (
         TOKEN_TYPE,
         "application/at+jwt",

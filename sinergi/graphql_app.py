@@ -129,6 +129,16 @@ class _TextFrames(ASGIWebSocketAdapter):
             await super().close(code, reason)
 
 
+def _well_formed(message: object) -> bool:
+    """Whether a decoded frame is a message strawberry can read: an object whose `type`, and
+    `id` if any, are strings (what each type's other fields hold, it checks itself)."""
+    return (
+        isinstance(message, dict)
+        and isinstance(message.get("type"), str)
+        and isinstance(message.get("id", ""), str)
+    )
+
+
 _LIMIT_REACHED = GraphQLError("Subscription limit reached").formatted
 """Strawberry's refusal of a subscription past `max_subscriptions_per_connection`: no code."""
 
@@ -170,6 +180,17 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_task_exception(error)
             return
         await self.websocket.close(code=4403, reason="Forbidden")
+
+    async def handle_message(self, message: Message) -> None:
+        """A frame that is not a JSON object whose `type`, and `id` if it has one, are strings
+        closes the connection with 4400, as strawberry closes one without a `type`: strawberry
+        reads such a message with TypeError (`[1]["type"]`, a list `id` looked up among its
+        operations), which dropped the socket without a close frame and logged a traceback,
+        for anyone, before any token was checked."""
+        if not _well_formed(message):
+            await self.handle_invalid_message("Failed to parse message")
+            return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """A client already holding as many connections as it may is refused with a close code

@@ -5,6 +5,7 @@ all, and how long a connection stays open once its token no longer stands."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import json
@@ -302,3 +303,82 @@ def test_an_idle_connection_is_closed_once_its_client_is_revoked(
             assert closed - revoked < subscriptions.RECHECK_SECONDS + 3
 
     asyncio.run(scenario())
+
+
+def _logged_since(log: Path, start: int, seconds: float = 2) -> list[dict[str, Any]]:
+    """The server's log lines written after byte `start`, once it has had time to flush."""
+    time.sleep(seconds)
+    with log.open("rb") as read:
+        read.seek(start)
+        return [json.loads(line) for line in read.read().splitlines() if line.startswith(b"{")]
+
+
+def test_a_frame_that_is_no_message_closes_the_connection_with_4400(
+    serve: tuple[str, Path], module_reference_url: str
+) -> None:
+    """The attack: anonymous frames `[1]`, `"x"`, `5`, `null` (and later a subscribe message whose
+    id is a list) raised TypeError, a 44-line traceback at ERROR, the socket dropped without a
+    close frame. Anything but a JSON object whose `type`, and `id` if any, are strings closes
+    the connection with 4400, as other malformed messages do, and logs nothing at error."""
+    base, log = serve
+    token = _token(base, _client(module_reference_url, "Tepi soket rusak"))
+    start = log.stat().st_size
+    malformed = ["[1]", '"x"', "5", "null", '{"type": 5}', '{"type": "complete", "id": [1]}']
+
+    async def scenario() -> None:
+        for frame in malformed:
+            async with _socket(base) as opened:
+                await opened.send(frame)
+                assert await _closed_with(opened) == 4400, frame
+        async with _socket(base) as opened:
+            await opened.send(_init(token))
+            assert json.loads(await opened.recv())["type"] == "connection_ack"
+            subscribe = {"id": ["1"], "type": "subscribe", "payload": {"query": WATCH}}
+            await opened.send(json.dumps(subscribe))
+            assert await _closed_with(opened) == 4400
+        assert await _acknowledged(base, token)
+
+    asyncio.run(scenario())
+    lines = _logged_since(log, start)
+    assert [line for line in lines if line["level"] in ("error", "critical")] == []
+    assert not any("exception" in line for line in lines)
+
+
+def _with_header(token: str, header: dict[str, Any]) -> str:
+    """`token` with another header, its signature kept (it no longer matches)."""
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return encoded + token[token.index(".") :]
+
+
+def test_a_tokens_header_is_logged_cut_short(
+    serve: tuple[str, Path], module_reference_url: str
+) -> None:
+    """The attack: a token whose header held a `kid` of 3 MB wrote a log line of 3 MB, refused
+    as an unknown kid; an `alg` as long, beside a published kid, did the same. A refusal names
+    at most the first SHOWN_CHARS characters of either."""
+    base, log = serve
+    token = _token(base, _client(module_reference_url, "Tepi soket kid"))
+    (published, *_) = httpx.get(f"{base}/.well-known/jwks.json").json()["keys"]
+    long = "k" * 10_000
+    forged = [
+        _with_header(token, {"alg": "ES256", "typ": "at+jwt", "kid": long}),
+        _with_header(token, {"alg": long, "typ": "at+jwt", "kid": published["kid"]}),
+    ]
+    start = log.stat().st_size
+
+    async def scenario() -> None:
+        for sent in forged:
+            async with _socket(base) as opened:
+                await opened.send(_init(sent))
+                assert await _closed_with(opened) == 4403
+
+    asyncio.run(scenario())
+    refusals = [
+        line["message"]
+        for line in _logged_since(log, start)
+        if line["message"].startswith("refused a WebSocket token")
+    ]
+    assert len(refusals) == 2
+    assert "unknown kid 'kkkk" in refusals[0]
+    assert "algorithm 'kkkk" in refusals[1]
+    assert all(len(message) < 200 for message in refusals), refusals
