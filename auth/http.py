@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -101,10 +100,13 @@ def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding."""
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding. Whatever
+    does not decode is malformed credentials, a §5.2 invalid_client: bad base64, text that is
+    not UTF-8, or a header that is not ASCII at all (which `b64decode` refuses with a bare
+    ValueError, the parent of the other two)."""
     try:
         decoded = base64.b64decode(header, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
     client_id, separator, secret = decoded.partition(":")
     if not separator:

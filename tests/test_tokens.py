@@ -376,6 +376,24 @@ def test_a_client_id_holding_a_nul_is_a_malformed_request(api: Api) -> None:
         assert response.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [b"\xe9\xe9", base64.b64encode(b"demo-ministry:\xe9"), b"!!", base64.b64encode(b"no-colon")],
+    ids=["not-ascii", "not-utf-8", "not-base64", "no-colon"],
+)
+def test_malformed_basic_credentials_are_invalid_client(api: Api, credentials: bytes) -> None:
+    """RFC 6749 §5.2. Basic credentials that were not ASCII were 500 INTERNAL: base64 refused
+    them with a ValueError the endpoint did not expect."""
+    response = api.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": b"Basic " + credentials},
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
 def test_the_token_endpoint_refuses_a_large_body_without_reading_it(api: Api) -> None:
     """The attack: anyone may post to the token endpoint, and a body of any size was read whole
     into memory before the form was looked at (150 MB took 400 MB). Declared or streamed, a
