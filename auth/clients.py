@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -174,19 +176,62 @@ _NOBODY = hash_secret(secrets.token_urlsafe(32))
 how long the answer takes tells nobody whether the client id exists."""
 
 
-async def authenticate(connection: AsyncConnection, client_id: str, secret: str) -> Client | None:
-    """The client if the secret matches and it is not revoked; None otherwise, alike, and in
-    the same time (an unknown or revoked client's secret is checked against _NOBODY)."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a client id's secret is checked against: the active client of that id and its
+    stored hash, or no client and _NOBODY's for an unknown or revoked id."""
+
+    client: Client | None
+    secret_hash: str
+
+
+async def claim(connection: AsyncConnection, client_id: str) -> Claim:
     row = (
         await connection.execute(
             select(OAUTH_CLIENTS).where(OAUTH_CLIENTS.c.client_id == client_id)
         )
     ).first()
-    usable = row if row is not None and row.revoked_at is None else None
-    stored = usable.secret_hash if usable is not None else _NOBODY
-    # scrypt costs tens of milliseconds by design; keep it off the event loop.
-    matches = await asyncio.to_thread(secret_matches, secret, stored)
-    return from_row(usable) if usable is not None and matches else None
+    if row is None or row.revoked_at is not None:
+        return Claim(None, _NOBODY)
+    return Claim(from_row(row), row.secret_hash)
+
+
+async def authenticated(claimed: Claim, secret: str) -> Client | None:
+    """The client if the secret matches; None otherwise, alike, and in the same time (an unknown
+    or revoked client's secret is checked against _NOBODY). It needs no connection: scrypt costs
+    tens of milliseconds by design, run off the event loop, and a connection held that long
+    is one the pool, which /graphql shares, does not have."""
+    matches = await asyncio.to_thread(secret_matches, secret, claimed.secret_hash)
+    return claimed.client if matches else None
+
+
+class Busy(Exception):
+    """This process is checking as many secrets as it may, and as many more wait their turn."""
+
+
+WAITING_ROUNDS = 4
+"""How many turns of checks may wait behind those running: a request waits at most about four
+scrypts for its turn (some 0.2 s); one more is refused at once."""
+
+
+class SecretChecks:
+    """At most `at_once` token requests checking a secret in this process at a time (by default
+    one per CPU: scrypt is CPU work, 16 MiB of memory each), WAITING_ROUNDS times as many waiting
+    their turn, and any more refused at once (Busy) rather than queued: a flood of token
+    requests costs time and memory up to this bound, not in proportion to the flood."""
+
+    def __init__(self, at_once: int | None = None) -> None:
+        at_once = at_once or os.cpu_count() or 1
+        self._admitted = asyncio.Semaphore(at_once * (1 + WAITING_ROUNDS))
+        self._running = asyncio.Semaphore(at_once)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Waits for a turn, or raises Busy when the queue is full."""
+        if self._admitted.locked():
+            raise Busy
+        async with self._admitted, self._running:
+            yield
 
 
 async def holding_secret(connection: AsyncConnection, secret: str) -> list[str]:

@@ -19,6 +19,9 @@ from db.errors import is_unavailable
 
 logger = logging.getLogger("sinergi.auth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+OUTAGE_RETRY_AFTER_SECONDS = 5
+"""Retry-After of a token request met by a database outage (the pool exhausted included), as
+/graphql answers one."""
 MAX_FORM_BYTES = 8192
 """The largest token request body read. A client_credentials form is a few hundred bytes, and
 the endpoint reads it from anyone, before any authentication."""
@@ -94,7 +97,8 @@ def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
     body: dict[str, Any] = {"error": error.error, "error_description": error.description}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-        body["code"] = "RATE_LIMITED"  # the contract's code, beside OAuth's own error
+        # the contract's code, beside OAuth's own error
+        body["code"] = "SERVICE_UNAVAILABLE" if error.status == 503 else "RATE_LIMITED"
         body["retryAfter"] = error.retry_after
     return JSONResponse(body, status_code=error.status, headers=headers)
 
@@ -172,6 +176,17 @@ async def token_endpoint(request: Request) -> Response:
         answer = await service.issue_token(client_id, secret, scope, address=address)
     except OAuthError as error:
         return _oauth_error(error, basic=basic)
+    except Exception as error:
+        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+            raise
+        logger.warning("could not issue a token: %s", error)
+        unavailable = OAuthError(
+            "temporarily_unavailable",
+            "the database is unavailable; retry shortly",
+            503,
+            retry_after=OUTAGE_RETRY_AFTER_SECONDS,
+        )
+        return _oauth_error(unavailable, basic=basic)
     return JSONResponse(answer, headers=NO_STORE)
 
 

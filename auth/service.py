@@ -73,9 +73,11 @@ class AuthService:
         token_lifetime_seconds: int,
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
         failure_limits: FailureLimits | None = None,
+        secret_checks: int | None = None,
     ) -> None:
         self.engine = engine
         self.failure_limits = failure_limits or FailureLimits()
+        self.secret_checks = clients.SecretChecks(secret_checks)
         self.reads = autocommit(engine)
         self.issuer = issuer
         self.audience = audience
@@ -97,26 +99,18 @@ class AuthService:
         self, client_id: str, secret: str, requested_scope: str | None, *, address: str
     ) -> dict[str, Any]:
         """The token response for a client's credentials, or an OAuthError: 429 once the client
-        id or the address has failed too often in the window, before the secret is checked."""
-        attempt = auth_failures.Attempt(client_id, address)
-        limits = self.failure_limits
-        async with self.reads.connect() as connection:
-            failures = await auth_failures.counted(connection, attempt, limits.window_seconds)
-            if failures.by_client >= limits.per_client or failures.by_address >= limits.per_address:
-                retry_after = max(1, math.ceil(failures.seconds_left))
-                raise OAuthError(
-                    "rate_limited",
-                    f"too many failed attempts; retry in {retry_after} s",
-                    429,
-                    retry_after=retry_after,
-                )
-            client = await clients.authenticate(connection, client_id, secret)
-            if client is None:
-                await auth_failures.failed(connection, attempt, limits.window_seconds)
-                if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
-                    await auth_failures.purge(connection)
-        if client is None:
-            raise OAuthError("invalid_client", "client authentication failed", 401)
+        id or the address has failed too often in the window, before the secret is checked; 503
+        while this process checks as many secrets as it may and as many more wait."""
+        try:
+            async with self.secret_checks.turn():
+                client = await self._authenticated(client_id, secret, address)
+        except clients.Busy:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "too many token requests at once; retry in 1 s",
+                503,
+                retry_after=1,
+            ) from None
         scopes = client.scopes
         if requested_scope is not None:
             try:
@@ -128,13 +122,42 @@ class AuthService:
             scopes = requested
         return await self._token_response(client, scopes)
 
+    async def _authenticated(self, client_id: str, secret: str, address: str) -> clients.Client:
+        """The attempt is counted as failed before the secret is checked, and taken back if it
+        matches, so however many arrive at once no more secrets are checked than the limits
+        allow. No connection is held while scrypt runs: only for the statements either side."""
+        attempt = auth_failures.Attempt(client_id, address)
+        limits = self.failure_limits
+        async with self.reads.connect() as connection:
+            reserved = await auth_failures.reserve(connection, attempt, limits.window_seconds)
+            if reserved.by_client > limits.per_client or reserved.by_address > limits.per_address:
+                await auth_failures.take_back(connection, reserved)
+                retry_after = max(1, math.ceil(reserved.seconds_left))
+                raise OAuthError(
+                    "rate_limited",
+                    f"too many failed attempts; retry in {retry_after} s",
+                    429,
+                    retry_after=retry_after,
+                )
+            claimed = await clients.claim(connection, client_id)
+        client = await clients.authenticated(claimed, secret)
+        if client is None:
+            if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
+                async with self.reads.connect() as connection:
+                    await auth_failures.purge(connection)
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        async with self.reads.connect() as connection:
+            await auth_failures.take_back(connection, reserved)
+        return client
+
     async def mint_for_client(self, client_id: str, secret: str) -> str:
         """A token for an active client whose secret is still `secret`, without the token
         endpoint's throttle: development GraphiQL only, whose caller sends no credentials and
         names the published demo secret. Checked against the stored hash on every mint, so a
         rotated or revoked client gets no more tokens this way (OAuthError, 403)."""
         async with self.reads.connect() as connection:
-            client = await clients.authenticate(connection, client_id, secret)
+            claimed = await clients.claim(connection, client_id)
+        client = await clients.authenticated(claimed, secret)
         if client is None:
             raise OAuthError(
                 "access_denied", f"{client_id} is unknown, revoked or has a new secret", 403

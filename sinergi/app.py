@@ -92,6 +92,7 @@ async def _serving(
             per_address=settings.auth_failures_per_address,
             window_seconds=settings.auth_failure_window_seconds,
         ),
+        secret_checks=settings.secret_checks,
     )
     await auth.startup()
     state["auth"] = auth

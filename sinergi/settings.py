@@ -155,6 +155,8 @@ class Settings:
     auth_failures_per_client: int = 10
     auth_failures_per_address: int = 100
     auth_failure_window_seconds: int = 300
+    secret_checks: int | None = None
+    """Token requests checking a client secret at once in one process; None: one per CPU."""
     trusted_documents: str = "off"
     db_connect_timeout_seconds: int = 3
     db_pool_timeout_seconds: int = 5
@@ -239,6 +241,7 @@ class Settings:
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
             auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
+            secret_checks=_int(env, "SINERGI_SECRET_CHECKS", 0) or None,
             trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
             db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),

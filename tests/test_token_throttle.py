@@ -1,18 +1,25 @@
-"""The token endpoint against a client-id hunter and a secret guesser: an unknown client costs
-the same scrypt as a wrong secret, and failed attempts are throttled per client id and per
-address (counted in PostgreSQL, so every worker shares them)."""
+"""The token endpoint against a client-id hunter, a secret guesser and a flood: an unknown client
+costs the same scrypt as a wrong secret, failed attempts are throttled per client id and per
+address (counted in PostgreSQL, so every worker shares them, and before the secret is checked,
+so concurrent guesses share them too), and a flood is refused rather than let drain the pool."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
+from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 import auth.clients
+import db.queries.auth_failures
 from auth.clients import create
 from db.engine import async_url
 from sinergi.app import create_app
@@ -135,3 +142,91 @@ def test_wrong_secrets_from_one_address_are_throttled_across_client_ids(demo_url
         assert answers == [401, 401, 401, 429]
         assert guessing.token_response(client_id, secret=secret).status_code == 429
         assert Api(neighbour).token_response(client_id, secret=secret).status_code == 200
+
+
+@pytest.fixture
+def slow_scrypt(monkeypatch: pytest.MonkeyPatch, scrypt_calls: list[str]) -> list[str]:
+    """Each secret check held up for 0.3 s, so that requests sent together are all in flight at
+    once; recorded as `scrypt_calls` records them."""
+    recording = auth.clients.secret_matches
+
+    def slow(secret: str, stored: str) -> bool:
+        time.sleep(0.3)
+        return recording(secret, stored)
+
+    monkeypatch.setattr(auth.clients, "secret_matches", slow)
+    return scrypt_calls
+
+
+def _together(count: int, ask: Callable[[int], httpx.Response]) -> list[httpx.Response]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(ask, range(count)))
+
+
+def test_concurrent_wrong_secrets_check_no_more_secrets_than_the_limit(
+    demo_url: str, slow_scrypt: list[str]
+) -> None:
+    """The attack: the count was read before the secret was checked and raised after, so 200
+    wrong secrets sent at once all read it under the limit (10) and had 19 checked. Each attempt
+    is now counted before its check: the eleventh and later are refused unchecked."""
+    settings = Settings(rate_limit=1_000_000, secret_checks=64)
+    app = create_app(settings, database_url=as_service(demo_url))
+    client_id, secret = _register(demo_url)
+    with TestClient(app, client=("192.0.2.31", 40000)) as client:
+        api = Api(client)
+        answers = _together(30, lambda n: api.token_response(client_id, secret=f"guess-{n}"))
+        assert Counter(answer.status_code for answer in answers) == {401: 10, 429: 20}
+        assert len(slow_scrypt) == 10
+        assert api.token_response(client_id, secret=secret).status_code == 429
+
+
+def test_a_flood_wider_than_the_pool_is_refused_and_graphql_still_answers(
+    demo_url: str, slow_scrypt: list[str]
+) -> None:
+    """The attack: 1,500 token requests at once, with made-up client ids, each held a pooled
+    connection through its scrypt; the pool ran dry, 1,319 answered 500 and /graphql 503. Now
+    no connection is held during a check, a process checks a bounded number of secrets at once
+    with a bounded queue behind them, and refuses the rest at once: 503 with Retry-After."""
+    settings = Settings(
+        rate_limit=1_000_000, db_pool_size=2, db_pool_timeout_seconds=2, secret_checks=4
+    )
+    app = create_app(settings, database_url=as_service(demo_url))
+    client_id, secret = _register(demo_url)
+    with TestClient(app, client=("192.0.2.32", 40000), raise_server_exceptions=False) as client:
+        api = Api(client)
+        token = api.token_response(client_id, secret=secret).json()["access_token"]
+        flood = [f"flood-{secrets.token_hex(4)}" for _ in range(60)]
+
+        def ask(n: int) -> httpx.Response:
+            if n % 10 == 5:  # a client of the API, meanwhile
+                return api.post({"query": "{ viewer { clientId } }"}, token)
+            return api.token_response(flood[n], secret="x")
+
+        answers = _together(len(flood), ask)
+    probes = [answers[n] for n in range(len(flood)) if n % 10 == 5]
+    assert [probe.status_code for probe in probes] == [200] * len(probes)
+    tokens = [answers[n] for n in range(len(flood)) if n % 10 != 5]
+    statuses = Counter(answer.status_code for answer in tokens)
+    assert set(statuses) == {401, 503}, statuses
+    for busy in (answer for answer in tokens if answer.status_code == 503):
+        body = busy.json()
+        assert (body["error"], body["code"]) == ("temporarily_unavailable", "SERVICE_UNAVAILABLE")
+        assert busy.headers["retry-after"] == str(body["retryAfter"]) == "1"
+        assert busy.headers["cache-control"] == "no-store"
+
+
+def test_a_database_outage_met_issuing_a_token_is_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was 500 INTERNAL: the endpoint did not tell an outage (here the pool's timeout, what
+    the flood above met) from a bug, as /graphql does."""
+
+    async def pool_timed_out(*_: object) -> None:
+        raise exc.TimeoutError("QueuePool limit of size 2 overflow 0 reached, connection timed out")
+
+    monkeypatch.setattr(db.queries.auth_failures, "reserve", pool_timed_out)
+    refused = api.token_response("demo-ministry")
+    assert refused.status_code == 503, refused.text
+    body = refused.json()
+    assert (body["error"], body["code"]) == ("temporarily_unavailable", "SERVICE_UNAVAILABLE")
+    assert refused.headers["retry-after"] == str(body["retryAfter"]) == "5"

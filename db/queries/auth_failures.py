@@ -1,30 +1,45 @@
 """Failed client authentications in fixed windows, shared by every server process through
-PostgreSQL: what the token endpoint's throttle counts (auth.service)."""
+PostgreSQL: what the token endpoint's throttle counts (auth.service).
+
+An attempt is counted as failed before its secret is checked, in one statement that adds it and
+returns the totals with it (`reserve`): attempts arriving together cannot all read a count under
+the limit and all go on to check a secret, in one process or many. One refused for being over
+the limit, or whose secret was right, is taken back (`take_back`).
+
+Both statements lock the attempt's rows in the same order (client, then address), so two
+attempts sharing rows wait for each other rather than deadlock.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_COUNTS = text(
+_RESERVE = text(
     """
-    SELECT subject, failures,
-           extract(epoch FROM window_start) + :window - extract(epoch FROM clock_timestamp())
-             AS seconds_left
-      FROM auth_failures
-     WHERE subject IN (:client, :address) AND window_start =
-           to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window)
+    WITH this_window AS (
+      SELECT to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window)
+               AS window_start)
+    INSERT INTO auth_failures AS f (subject, window_start, failures)
+    SELECT attempt.subject, this_window.window_start, 1
+      FROM this_window, (VALUES (1, :client), (2, :address)) AS attempt (rank, subject)
+     ORDER BY attempt.rank
+    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    RETURNING subject, failures, window_start,
+              extract(epoch FROM window_start) + :window - extract(epoch FROM clock_timestamp())
+                AS seconds_left
     """
 )
-_FAILED = text(
+_TAKE_BACK = text(
     """
     INSERT INTO auth_failures AS f (subject, window_start, failures)
-    SELECT subject,
-           to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window), 1
-      FROM (VALUES (:client), (:address)) AS attempt (subject)
-    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    SELECT attempt.subject, CAST(:window_start AS timestamptz), 0
+      FROM (VALUES (1, :client), (2, :address)) AS attempt (rank, subject)
+     ORDER BY attempt.rank
+    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures - 1
     """
 )
 _PURGE = text("DELETE FROM auth_failures WHERE window_start < clock_timestamp() - interval '1 day'")
@@ -37,33 +52,42 @@ class Attempt:
     client: str
     address: str
 
-    def parameters(self, window_seconds: int) -> dict[str, object]:
-        return {
-            "client": f"client:{self.client}",
-            "address": f"address:{self.address}",
-            "window": window_seconds,
-        }
+    def subjects(self) -> dict[str, str]:
+        return {"client": f"client:{self.client}", "address": f"address:{self.address}"}
 
 
 @dataclass(frozen=True, slots=True)
-class Failures:
+class Reservation:
+    """An attempt counted as failed, and the totals of its window with it counted."""
+
+    attempt: Attempt
+    window_start: datetime
     by_client: int
     by_address: int
     seconds_left: float
-    """Until the current window ends."""
+    """Until the window ends."""
 
 
-async def counted(connection: AsyncConnection, attempt: Attempt, window_seconds: int) -> Failures:
-    """The failures of the attempt's client id and address in the current window."""
-    parameters = attempt.parameters(window_seconds)
-    rows = (await connection.execute(_COUNTS, parameters)).all()
+async def reserve(
+    connection: AsyncConnection, attempt: Attempt, window_seconds: int
+) -> Reservation:
+    """Count the attempt as failed in the current window, before its secret is checked."""
+    subjects = attempt.subjects()
+    rows = (await connection.execute(_RESERVE, {**subjects, "window": window_seconds})).all()
     found = {row.subject: int(row.failures) for row in rows}
-    left = max((float(row.seconds_left) for row in rows), default=float(window_seconds))
-    return Failures(found.get(parameters["client"], 0), found.get(parameters["address"], 0), left)
+    return Reservation(
+        attempt,
+        rows[0].window_start,
+        by_client=found[subjects["client"]],
+        by_address=found[subjects["address"]],
+        seconds_left=float(rows[0].seconds_left),
+    )
 
 
-async def failed(connection: AsyncConnection, attempt: Attempt, window_seconds: int) -> None:
-    await connection.execute(_FAILED, attempt.parameters(window_seconds))
+async def take_back(connection: AsyncConnection, reservation: Reservation) -> None:
+    """Uncount a reserved attempt, in the window it was counted in (which may have ended)."""
+    parameters = {**reservation.attempt.subjects(), "window_start": reservation.window_start}
+    await connection.execute(_TAKE_BACK, parameters)
 
 
 async def purge(connection: AsyncConnection) -> None:
