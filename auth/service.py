@@ -47,12 +47,23 @@ class OAuthError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FailureLimits:
-    """Failed authentications allowed per client id and per address in a window; beyond
-    either, the token endpoint answers 429 without checking the secret."""
+    """Failed authentications allowed in a window per client id from one address, per client
+    id from all addresses together, and per address; beyond any, the token endpoint answers
+    429 without checking the secret. Whoever knows a client id (it is no secret) locks it out
+    only from their own address, unless they guess from per_client_total ÷ per_client
+    addresses at once; per_client_total bounds what those guesses check."""
 
     per_client: int = 10
+    per_client_total: int = 100
     per_address: int = 100
     window_seconds: int = 300
+
+    def exceeded(self, reserved: auth_failures.Reservation) -> bool:
+        return (
+            reserved.by_client_address > self.per_client
+            or reserved.by_client > self.per_client_total
+            or reserved.by_address > self.per_address
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +110,9 @@ class AuthService:
         self, client_id: str, secret: str, requested_scope: str | None, *, address: str
     ) -> dict[str, Any]:
         """The token response for a client's credentials, or an OAuthError: 429 once the client
-        id or the address has failed too often in the window, before the secret is checked; 503
-        while this process checks as many secrets as it may and as many more wait."""
+        id or the address has failed too often in the window (FailureLimits), before the secret
+        is checked; 503 while this process checks as many secrets as it may and as many more
+        wait."""
         try:
             async with self.secret_checks.turn():
                 client = await self._authenticated(client_id, secret, address)
@@ -130,7 +142,7 @@ class AuthService:
         limits = self.failure_limits
         async with self.reads.connect() as connection:
             reserved = await auth_failures.reserve(connection, attempt, limits.window_seconds)
-            if reserved.by_client > limits.per_client or reserved.by_address > limits.per_address:
+            if limits.exceeded(reserved):
                 await auth_failures.take_back(connection, reserved)
                 retry_after = max(1, math.ceil(reserved.seconds_left))
                 raise OAuthError(

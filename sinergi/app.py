@@ -89,6 +89,7 @@ async def _serving(
         external_issuers=external_issuers,
         failure_limits=FailureLimits(
             per_client=settings.auth_failures_per_client,
+            per_client_total=settings.auth_failures_per_client_total,
             per_address=settings.auth_failures_per_address,
             window_seconds=settings.auth_failure_window_seconds,
         ),

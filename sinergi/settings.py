@@ -153,6 +153,8 @@ class Settings:
     max_sockets_per_client: int = 4
     """WebSocket connections a client may hold open at once in one process."""
     auth_failures_per_client: int = 10
+    """Per client id from one address; per_client_total from all of them together."""
+    auth_failures_per_client_total: int = 100
     auth_failures_per_address: int = 100
     auth_failure_window_seconds: int = 300
     secret_checks: int | None = None
@@ -239,6 +241,7 @@ class Settings:
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
+            auth_failures_per_client_total=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL", 100),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
             auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
             secret_checks=_int(env, "SINERGI_SECRET_CHECKS", 0) or None,

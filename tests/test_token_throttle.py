@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -230,3 +231,62 @@ def test_a_database_outage_met_issuing_a_token_is_503(
     body = refused.json()
     assert (body["error"], body["code"]) == ("temporarily_unavailable", "SERVICE_UNAVAILABLE")
     assert refused.headers["retry-after"] == str(body["retryAfter"]) == "5"
+
+
+def _from_addresses(settings: Settings, demo_url: str) -> Callable[..., Any]:
+    """The app, each request coming from the address in its X-Test-Address header (the socket's
+    address, as uvicorn gives it, stood in for), so one test client speaks for many addresses."""
+    app = create_app(settings, database_url=as_service(demo_url))
+
+    async def addressed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            address = dict(scope["headers"]).get(b"x-test-address")
+            if address is not None:
+                scope = {**scope, "client": (address.decode(), 40000)}
+        await app(scope, receive, send)
+
+    return addressed
+
+
+def _asker(client: TestClient, client_id: str) -> Callable[[str, str], int]:
+    def ask(address: str, secret: str) -> int:
+        form = {"grant_type": "client_credentials"}
+        headers = {"X-Test-Address": address}
+        response = client.post("/oauth/token", data=form, auth=(client_id, secret), headers=headers)
+        return response.status_code
+
+    return ask
+
+
+def test_a_client_locked_out_from_one_address_gets_tokens_from_another(demo_url: str) -> None:
+    """The attack: a client id is no secret (audit entries, logs, `viewer.clientId`), and ten
+    wrong secrets for it from anywhere refused its owner new tokens for the window. Failures
+    now count per client id and address; what the guesser's address is refused (its 429s
+    included) does not count against the client from elsewhere."""
+    settings = Settings(
+        rate_limit=1_000_000, auth_failures_per_client=2, auth_failures_per_client_total=4
+    )
+    client_id, secret = _register(demo_url)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        guesses = [ask("192.0.2.41", f"guess-{n}") for n in range(7)]
+        assert guesses == [401, 401] + [429] * 5
+        assert ask("192.0.2.41", secret) == 429
+        assert ask("192.0.2.42", secret) == 200
+
+
+def test_guesses_from_many_addresses_are_bounded_per_client_id(
+    demo_url: str, scrypt_calls: list[str]
+) -> None:
+    """The README's worst case: however many addresses guess, no more than
+    SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL secrets of one client id are checked in a window."""
+    settings = Settings(
+        rate_limit=1_000_000, auth_failures_per_client=2, auth_failures_per_client_total=4
+    )
+    client_id, secret = _register(demo_url)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        guesses = [ask(f"192.0.2.{43 + n // 3}", f"guess-{n}") for n in range(9)]
+        assert guesses == [401, 401, 429, 401, 401, 429, 429, 429, 429]
+        assert len(scrypt_calls) == 4
+        assert ask("192.0.2.46", secret) == 429

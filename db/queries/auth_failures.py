@@ -6,12 +6,14 @@ returns the totals with it (`reserve`): attempts arriving together cannot all re
 the limit and all go on to check a secret, in one process or many. One refused for being over
 the limit, or whose secret was right, is taken back (`take_back`).
 
-Both statements lock the attempt's rows in the same order (client, then address), so two
+An attempt counts under three subjects: its client id from its address, its client id from
+anywhere, and its address for any client id. Both statements lock them in that order, so two
 attempts sharing rows wait for each other rather than deadlock.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +27,8 @@ _RESERVE = text(
                AS window_start)
     INSERT INTO auth_failures AS f (subject, window_start, failures)
     SELECT attempt.subject, this_window.window_start, 1
-      FROM this_window, (VALUES (1, :client), (2, :address)) AS attempt (rank, subject)
+      FROM this_window,
+           (VALUES (1, :client_address), (2, :client), (3, :address)) AS attempt (rank, subject)
      ORDER BY attempt.rank
     ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
     RETURNING subject, failures, window_start,
@@ -37,7 +40,8 @@ _TAKE_BACK = text(
     """
     INSERT INTO auth_failures AS f (subject, window_start, failures)
     SELECT attempt.subject, CAST(:window_start AS timestamptz), 0
-      FROM (VALUES (1, :client), (2, :address)) AS attempt (rank, subject)
+      FROM (VALUES (1, :client_address), (2, :client), (3, :address))
+             AS attempt (rank, subject)
      ORDER BY attempt.rank
     ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures - 1
     """
@@ -47,13 +51,19 @@ _PURGE = text("DELETE FROM auth_failures WHERE window_start < clock_timestamp() 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """Who is trying: a client id and the address it comes from, as separate subjects."""
+    """Who is trying: a client id and the address it comes from. The pair's subject is JSON,
+    so no client id, however chosen, names another client's pair, and never begins as the
+    others do."""
 
     client: str
     address: str
 
     def subjects(self) -> dict[str, str]:
-        return {"client": f"client:{self.client}", "address": f"address:{self.address}"}
+        return {
+            "client_address": "client+address:" + json.dumps([self.client, self.address]),
+            "client": f"client:{self.client}",
+            "address": f"address:{self.address}",
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,7 @@ class Reservation:
 
     attempt: Attempt
     window_start: datetime
+    by_client_address: int
     by_client: int
     by_address: int
     seconds_left: float
@@ -78,6 +89,7 @@ async def reserve(
     return Reservation(
         attempt,
         rows[0].window_start,
+        by_client_address=found[subjects["client_address"]],
         by_client=found[subjects["client"]],
         by_address=found[subjects["address"]],
         seconds_left=float(rows[0].seconds_left),
