@@ -29,6 +29,9 @@ from domain.identifiers import region_level
 REFETCH_AFTER_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 30.0
 FETCH_TIMEOUT_SECONDS = 5.0
+DEFAULT_MAX_LIFETIME_SECONDS = 3600
+"""How long an external issuer's tokens may be valid for (`exp` less `iat`) unless configured:
+an hour, well above an SSO's usual access-token lifespan (Keycloak's is 5 minutes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,8 @@ class ExternalIssuer:
     the org kind may hold are dropped, since an SSO token carries roles for many systems, as is
     a write without the read it needs (auth.scopes.usable), and `pii:read` comes only from a
     role mapped to it. The jurisdiction claimed must be a region of the level the org kind has
-    (a province's a province), as a registered client's must."""
+    (a province's a province), as a registered client's must. A token valid for longer than
+    `max_lifetime` seconds is refused: one signed with a leaked key may carry any `exp`."""
 
     issuer: str
     jwks_url: str
@@ -49,6 +53,13 @@ class ExternalIssuer:
     organisation_claim: str = "org_name"
     scope_map: Mapping[str, str] = field(default_factory=dict)
     purpose: str = ""
+    max_lifetime: int = DEFAULT_MAX_LIFETIME_SECONDS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_lifetime, bool) or not isinstance(self.max_lifetime, int):
+            raise ValueError("max_lifetime must be a whole number of seconds")
+        if self.max_lifetime < 1:
+            raise ValueError("max_lifetime must be at least 1 second")
 
 
 def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
@@ -170,7 +181,13 @@ class ExternalKeys:
         if keys is None or (kid is not None and kid not in kids(keys)):
             keys = await _refresh(issuer, known)
         claims = verify(
-            token, keys, issuer=issuer.issuer, audience=issuer.audience, require_type=False
+            token,
+            keys,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            max_lifetime=issuer.max_lifetime,
+            require_type=False,
+            require_iat=False,
         )
         return principal_from_claims(issuer, claims)
 

@@ -98,7 +98,7 @@ class AuthService:
         self._keys = KeySet([])
         self._keys_loaded_at = 0.0
         self._reloading = asyncio.Lock()
-        self._verified = tokens.VerifiedTokens()
+        self._verified = tokens.VerifiedTokens(token_lifetime_seconds)
         self.registry = ClientRegistry(self.reads)
 
     async def startup(self) -> None:
@@ -233,7 +233,13 @@ class AuthService:
             await self._reload_keys(throttled=True)
             if kid not in keys.kids(self._keys):
                 raise InvalidToken(f"unknown kid {tokens.shown(kid)}")
-        claims = tokens.verify(token, self._keys, issuer=self.issuer, audience=self.audience)
+        claims = tokens.verify(
+            token,
+            self._keys,
+            issuer=self.issuer,
+            audience=self.audience,
+            max_lifetime=self.token_lifetime,
+        )
         self._verified.add(token, claims)
         return claims
 

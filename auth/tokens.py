@@ -48,7 +48,9 @@ class VerifiedTokens:
     every request, so revocation keeps taking effect at once.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, lifetime: int, capacity: int = 4096) -> None:
+        """`lifetime`: the issuer's token lifetime, which no entry outlives."""
+        self.lifetime = lifetime
         self.capacity = capacity
         self._claims: dict[str, tuple[Mapping[str, Any], float]] = {}
 
@@ -63,11 +65,13 @@ class VerifiedTokens:
         return claims
 
     def add(self, token: str, claims: Mapping[str, Any]) -> None:
-        """Kept until the token's `exp` (plus the leeway `verify` allows); the oldest entry
-        makes room when the cache is full."""
+        """Kept until the token's `exp`, and never past a lifetime after its `iat` (each plus
+        the leeway `verify` allows), whatever `exp` a token signed with a leaked key carries;
+        the oldest entry makes room when the cache is full."""
         if len(self._claims) >= self.capacity:
             del self._claims[next(iter(self._claims))]
-        self._claims[token] = (claims, float(claims["exp"]) + LEEWAY_SECONDS)
+        ends = min(float(claims["exp"]), float(claims["iat"]) + self.lifetime)
+        self._claims[token] = (claims, ends + LEEWAY_SECONDS)
 
 
 def issue(
@@ -123,10 +127,17 @@ def verify(
     *,
     issuer: str,
     audience: str,
+    max_lifetime: int,
     require_type: bool = True,
+    require_iat: bool = True,
     now: float | None = None,
 ) -> Mapping[str, Any]:
-    """The claims of a token signed by one of `keys`, for `issuer` and `audience`, in date."""
+    """The claims of a token signed by one of `keys`, for `issuer` and `audience`, in date, and
+    valid for no longer than `max_lifetime` (plus the leeway): `exp` less `iat`, or, for an
+    issuer that need not set `iat` (`require_iat` false), `exp` less now.
+
+    Whoever holds a signing key (leaked, or read from a retired key's row) could otherwise sign
+    a token with an `exp` years away, and it would be accepted until then."""
     header = unverified_header(token)
     if header.get("alg") not in ACCEPTED_ALGORITHMS:
         raise InvalidToken(f"algorithm {shown(header.get('alg'))} not accepted")
@@ -139,16 +150,23 @@ def verify(
         decoded = jwt.decode(token, keys, algorithms=list(ACCEPTED_ALGORITHMS))
     except (JoseError, ValueError) as error:
         raise InvalidToken(f"signature or key: {error}") from None
+    checked_at = int(time.time() if now is None else now)
     registry = JWTClaimsRegistry(
-        now=int(time.time() if now is None else now),
+        now=checked_at,
         leeway=LEEWAY_SECONDS,
         iss={"essential": True, "value": issuer},
         aud={"essential": True, "value": audience},
         exp={"essential": True},
+        iat={"essential": require_iat},
         sub={"essential": True},
     )
     try:
         registry.validate(decoded.claims)
     except JoseError as error:
         raise InvalidToken(f"claims: {error}") from None
-    return decoded.claims
+    claims = decoded.claims
+    # validate() has checked that exp, and iat when present, are finite numbers.
+    valid_for = claims["exp"] - claims.get("iat", checked_at)
+    if valid_for > max_lifetime + LEEWAY_SECONDS:
+        raise InvalidToken(f"valid for {valid_for} s, longer than the issuer's {max_lifetime} s")
+    return claims

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from auth import keys, tokens
+from auth.external import ExternalKeys, parse_external_issuers
 from auth.service import AuthService
 from db.engine import create_engine
 from db.models import SIGNING_KEYS
@@ -106,14 +107,15 @@ def test_a_token_issued_to_write_records_without_reading_them_writes_nothing(
 
 
 def test_a_checked_token_is_remembered_until_it_expires_and_only_byte_for_byte() -> None:
-    remembered = tokens.VerifiedTokens(capacity=2)
+    remembered = tokens.VerifiedTokens(lifetime=900, capacity=2)
     issued = 1_000_000.0
-    remembered.add("a", {"exp": issued + 900})
-    assert remembered.get("a", now=issued + 900 + tokens.LEEWAY_SECONDS) == {"exp": issued + 900}
+    remembered.add("a", {"iat": issued, "exp": issued + 900})
+    claims = remembered.get("a", now=issued + 900 + tokens.LEEWAY_SECONDS)
+    assert claims == {"iat": issued, "exp": issued + 900}
     assert remembered.get("a", now=issued + 901 + tokens.LEEWAY_SECONDS) is None
     assert remembered.get("a ", now=issued) is None
     for token in ("b", "c", "d"):
-        remembered.add(token, {"exp": issued + 900})
+        remembered.add(token, {"iat": issued, "exp": issued + 900})
     assert [remembered.get(token, now=issued) is not None for token in "bcd"] == [
         False,
         True,
@@ -699,3 +701,53 @@ def test_an_external_token_writes_records_only_if_it_reads_them(
     )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["viewer"] == {"scopes": scopes}
+
+
+@pytest.mark.parametrize(
+    ("valid_for", "issued", "admitted"),
+    [
+        (3600, True, True),
+        (10 * 365 * 86400, True, False),  # signed with a leaked key, say
+        (3600 + tokens.LEEWAY_SECONDS + 1, True, False),
+        (300, False, True),  # no iat: valid for no longer than that from now
+        (10 * 365 * 86400, False, False),
+    ],
+)
+def test_an_external_token_valid_for_longer_than_its_issuers_maximum_is_refused(
+    sso_api: TestClient, sso_key: tuple[ECKey, str], valid_for: int, issued: bool, admitted: bool
+) -> None:
+    """An issuer configured without `max_lifetime` may issue tokens valid for an hour."""
+    now = int(time.time())
+    claims = _sso_claims(REALM, "dinas-app", "province", "62", ["sinergi-records"])
+    claims = {**claims, "iat": now, "exp": now + valid_for}
+    if not issued:
+        del claims["iat"]
+    token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, sso_key[0])
+    response = sso_api.post(
+        "/graphql",
+        json={"query": "{ viewer { jurisdiction } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if admitted:
+        assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
+    else:
+        _assert_refused(response)
+
+
+async def test_an_external_issuers_maximum_lifetime_is_configured_per_issuer(
+    sso_key: tuple[ECKey, str],
+) -> None:
+    key, jwks_url = sso_key
+    entry = {"issuer": REALM, "jwks_url": jwks_url, "audience": "sinergi", "max_lifetime": 86400}
+    issuer = parse_external_issuers(json.dumps([entry]))[REALM]
+    now = int(time.time())
+    day = {**_sso_claims(REALM, "dinas-app", "province", "62", []), "exp": now + 86400}
+    token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, day, key)
+    verified = await ExternalKeys().verify(issuer, token, "realm-1")
+    assert verified.jurisdiction == "62"
+    longer = jwt.encode({"alg": "ES256", "kid": "realm-1"}, {**day, "exp": now + 86400 * 2}, key)
+    with pytest.raises(tokens.InvalidToken, match="longer than"):
+        await ExternalKeys().verify(issuer, longer, "realm-1")
+    for wrong in ("1h", 0, True):
+        with pytest.raises(ValueError, match="max_lifetime"):
+            parse_external_issuers(json.dumps([{**entry, "max_lifetime": wrong}]))
