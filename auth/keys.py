@@ -1,12 +1,14 @@
 """Token-signing keys: ES256, stored in PostgreSQL so every process signs and verifies alike.
 
 Rotation adds a new signing key and retires the old one; a retired key stays published and
-keeps verifying until every token it signed has expired, so rotation never logs anyone out.
+keeps verifying the tokens it signed before until they have expired, so rotation never logs
+anyone out (auth/keyring.py says which it accepts, and how each process learns of a rotation).
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +16,12 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from auth.tokens import LEEWAY_SECONDS
 from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
+CHANNEL = "sinergi_keys"
+"""NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
 SIGNING_KEY_LOCK = func.hashtext("sinergi.signing_key")
 """Advisory lock key: held while a process looks for a signing key and makes one if none."""
 
@@ -51,12 +56,18 @@ async def ensure_signing_key(connection: AsyncConnection) -> None:
 
 
 async def rotate(connection: AsyncConnection) -> str:
+    """Retire every key that signs, and every one whose retirement is dated later than now (a
+    key is accepted until a token lifetime after it), and make the new signing key; every
+    server process is notified as the transaction commits."""
+    now = datetime.now(UTC)
     await connection.execute(
         update(SIGNING_KEYS)
-        .where(SIGNING_KEYS.c.retired_at.is_(None))
-        .values(retired_at=datetime.now(UTC))
+        .where(or_(SIGNING_KEYS.c.retired_at.is_(None), SIGNING_KEYS.c.retired_at > now))
+        .values(retired_at=now)
     )
-    return await _insert(connection, new_key())
+    kid = await _insert(connection, new_key())
+    await connection.execute(select(func.pg_notify(CHANNEL, kid)))
+    return kid
 
 
 async def signing_key(connection: AsyncConnection) -> ECKey:
@@ -69,19 +80,27 @@ async def signing_key(connection: AsyncConnection) -> ECKey:
     return ECKey.import_key((await connection.execute(statement)).scalar_one())
 
 
-async def published_keys(connection: AsyncConnection, token_lifetime: int) -> list[dict[str, Any]]:
-    """Public keys that may still have live tokens: active, or retired within a lifetime."""
-    still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime)
+@dataclass(frozen=True, slots=True)
+class Published:
+    kid: str
+    jwk: dict[str, Any]
+    """The public key, as JWKS publishes it."""
+    retired_at: datetime | None
+
+
+async def published_keys(connection: AsyncConnection, token_lifetime: int) -> list[Published]:
+    """Public keys that may still have live tokens: active, or retired within a lifetime (and
+    the leeway verification allows)."""
+    still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime + LEEWAY_SECONDS)
     statement = (
-        select(SIGNING_KEYS.c.public_jwk)
+        select(SIGNING_KEYS.c.kid, SIGNING_KEYS.c.public_jwk, SIGNING_KEYS.c.retired_at)
         .where(or_(SIGNING_KEYS.c.retired_at.is_(None), SIGNING_KEYS.c.retired_at > still_valid))
         .order_by(SIGNING_KEYS.c.created_at)
     )
-    return [dict(row[0]) for row in await connection.execute(statement)]
-
-
-def key_set(public_keys: list[dict[str, Any]]) -> KeySet:
-    return KeySet([ECKey.import_key(key) for key in public_keys])
+    return [
+        Published(row.kid, dict(row.public_jwk), row.retired_at)
+        for row in await connection.execute(statement)
+    ]
 
 
 def kids(key_set: KeySet) -> set[str]:

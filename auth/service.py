@@ -9,27 +9,23 @@ that it changed (auth/registry.py).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients, keys, tokens
 from auth.external import ExternalIssuer, ExternalKeys
+from auth.keyring import KeyRing
 from auth.principal import Principal
 from auth.registry import ClientRegistry, ClientState
 from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
-
-KEY_RELOAD_INTERVAL_SECONDS = 1.0
 
 
 class OAuthError(Exception):
@@ -95,16 +91,16 @@ class AuthService:
         self.token_lifetime = token_lifetime_seconds
         self.external_issuers = dict(external_issuers or {})
         self._external_keys = ExternalKeys()
-        self._keys = KeySet([])
-        self._keys_loaded_at = 0.0
-        self._reloading = asyncio.Lock()
-        self._verified = tokens.VerifiedTokens(token_lifetime_seconds)
+        self.key_ring = KeyRing(
+            self.reads, issuer=issuer, audience=audience, lifetime=token_lifetime_seconds
+        )
+        """This server's keys; the process's listener tells it of rotations (keys.CHANNEL)."""
         self.registry = ClientRegistry(self.reads)
 
     async def startup(self) -> None:
         async with self.engine.begin() as connection:
             await keys.ensure_signing_key(connection)
-        await self._reload_keys()
+        await self.key_ring.reload()
 
     async def issue_token(
         self, client_id: str, secret: str, requested_scope: str | None, *, address: str
@@ -204,7 +200,7 @@ class AuthService:
 
     async def authenticate(self, token: str) -> Admitted:
         """The principal a bearer token stands for; InvalidToken when it stands for nobody."""
-        claims = self._verified.get(token)
+        claims = self.key_ring.remembered(token)
         if claims is None:
             header = tokens.unverified_header(token)
             external = self.external_issuers.get(_unverified_issuer(token) or "")
@@ -214,7 +210,7 @@ class AuthService:
                     external, token, kid if isinstance(kid, str) else None
                 )
                 return Admitted(principal, await self.registry.state(principal.client_id))
-            claims = await self._verified_claims(token, header)
+            claims = await self.key_ring.verify(token, header)
         state = await self.registry.state(str(claims.get("client_id", claims["sub"])))
         scope, jurisdiction = claims.get("scope", ""), claims.get("jurisdiction")
         if not isinstance(scope, str) or not isinstance(jurisdiction, str):
@@ -225,28 +221,10 @@ class AuthService:
             state.principals[scope, jurisdiction] = known
         return Admitted(known, state)
 
-    async def _verified_claims(self, token: str, header: Mapping[str, Any]) -> Mapping[str, Any]:
-        kid = header.get("kid")
-        if not isinstance(kid, str):
-            raise InvalidToken("token has no kid")
-        if kid not in keys.kids(self._keys):
-            await self._reload_keys(throttled=True)
-            if kid not in keys.kids(self._keys):
-                raise InvalidToken(f"unknown kid {tokens.shown(kid)}")
-        claims = tokens.verify(
-            token,
-            self._keys,
-            issuer=self.issuer,
-            audience=self.audience,
-            max_lifetime=self.token_lifetime,
-        )
-        self._verified.add(token, claims)
-        return claims
-
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:
             published = await keys.published_keys(connection, self.token_lifetime)
-        return {"keys": published}
+        return {"keys": [key.jwk for key in published]}
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 authorisation-server metadata."""
@@ -265,27 +243,8 @@ class AuthService:
     async def rotate_signing_key(self) -> str:
         async with self.engine.begin() as connection:
             kid = await keys.rotate(connection)
-        await self._reload_keys()
+        await self.key_ring.reload()
         return kid
-
-    async def _reload_keys(self, *, throttled: bool = False) -> None:
-        """Reload published keys. Throttled (a token with a kid this process does not know), at
-        most once per KEY_RELOAD_INTERVAL_SECONDS, so a flood of forged kids cannot flood the
-        database: the caller waits for the next reload rather than be refused a key another
-        process published a moment ago (a rotation, or a key made as the workers started)."""
-        asked = time.monotonic()
-        async with self._reloading:
-            if throttled:
-                if self._keys_loaded_at >= asked:
-                    return  # read afresh since this caller asked
-                await asyncio.sleep(
-                    self._keys_loaded_at + KEY_RELOAD_INTERVAL_SECONDS - time.monotonic()
-                )
-            reading = time.monotonic()  # keys published later are not in what this reads
-            async with self.reads.connect() as connection:
-                published = await keys.published_keys(connection, self.token_lifetime)
-            self._keys = keys.key_set(published)
-            self._keys_loaded_at = reading
 
 
 def _registered_principal(claims: Mapping[str, Any], client: clients.Client | None) -> Principal:

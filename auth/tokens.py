@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import secrets
 import time
 from collections.abc import Mapping
@@ -45,33 +46,46 @@ class VerifiedTokens:
     A client sends the same token with every request for its whole lifetime, and checking an
     ES256 signature costs more CPU than the rest of the token check. The key is the whole token,
     so only a byte-identical token is taken from here; the client registry is still consulted on
-    every request, so revocation keeps taking effect at once.
+    every request, so revocation keeps taking effect at once. Each entry notes the key that
+    verified it, so that it is forgotten as soon as the key stops verifying it (`retain`).
     """
 
     def __init__(self, lifetime: int, capacity: int = 4096) -> None:
         """`lifetime`: the issuer's token lifetime, which no entry outlives."""
         self.lifetime = lifetime
         self.capacity = capacity
-        self._claims: dict[str, tuple[Mapping[str, Any], float]] = {}
+        self._claims: dict[str, tuple[Mapping[str, Any], float, str]] = {}
 
     def get(self, token: str, now: float | None = None) -> Mapping[str, Any] | None:
         found = self._claims.get(token)
         if found is None:
             return None
-        claims, expires = found
+        claims, expires, _ = found
         if (time.time() if now is None else now) > expires:
             del self._claims[token]
             return None
         return claims
 
-    def add(self, token: str, claims: Mapping[str, Any]) -> None:
+    def add(
+        self, token: str, claims: Mapping[str, Any], *, kid: str, until: float = math.inf
+    ) -> None:
         """Kept until the token's `exp`, and never past a lifetime after its `iat` (each plus
-        the leeway `verify` allows), whatever `exp` a token signed with a leaked key carries;
-        the oldest entry makes room when the cache is full."""
+        the leeway `verify` allows), whatever `exp` a token signed with a leaked key carries,
+        nor past `until`, when key `kid` stops verifying it; the oldest entry makes room when
+        the cache is full."""
         if len(self._claims) >= self.capacity:
             del self._claims[next(iter(self._claims))]
-        ends = min(float(claims["exp"]), float(claims["iat"]) + self.lifetime)
-        self._claims[token] = (claims, ends + LEEWAY_SECONDS)
+        ends = min(float(claims["exp"]), float(claims["iat"]) + self.lifetime) + LEEWAY_SECONDS
+        self._claims[token] = (claims, min(ends, until), kid)
+
+    def retain(self, accepted: Mapping[str, float]) -> None:
+        """The keys were read again: forget the tokens of keys not in `accepted`, and keep the
+        others no longer than their key accepts them (kid -> until when)."""
+        for token, (claims, expires, kid) in list(self._claims.items()):
+            if kid not in accepted:
+                del self._claims[token]
+            elif accepted[kid] < expires:
+                self._claims[token] = (claims, accepted[kid], kid)
 
 
 def issue(

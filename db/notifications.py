@@ -1,12 +1,13 @@
 """One connection per process that LISTENs to PostgreSQL's notifications, and tells each channel's
 subscriber whether it is listening.
 
-Two things in a process act on notifications: the client registry (auth/registry.py, channel
-`sinergi_clients`) and the change feed's subscriptions (db/change_signal.py, `sinergi_changes`).
-They once had a connection each; the feed's was opened lazily by the first subscription, with
-no connect timeout and no check that the server still answered. Neither needs its own: both only
-need to hear their channel's payloads and to know when listening stops and starts, so one
-connection LISTENs on every channel, and each subscriber gets its own channel's notices.
+Three things in a process act on notifications: the client registry (auth/registry.py, channel
+`sinergi_clients`), the change feed's subscriptions (db/change_signal.py, `sinergi_changes`) and
+the signing keys (auth/keyring.py, `sinergi_keys`). The first two once had a connection each;
+the feed's was opened lazily by the first subscription, with no connect timeout and no check that
+the server still answered. None needs its own: each only needs to hear its channel's payloads
+and to know when listening stops and starts, so one connection LISTENs on every channel, and
+each subscriber gets its own channel's notices.
 
 What a subscriber holds on the strength of notifications is sound only while the connection
 listens: a notification sent while it was down is lost. So every subscriber is told each time

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth import registry
+from auth import keys, registry
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService, FailureLimits
@@ -78,9 +78,10 @@ async def _serving(
     deadlines: BodyDeadlines,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
-    keeps the client registry current and wakes the change feed's subscriptions, the rate
-    limiter's counting in PostgreSQL, the deadlines of request bodies and the audit trail's
-    sealing. The engines are disposed of when the app stops, after the trail's last seal."""
+    keeps the client registry current and wakes the change feed's subscriptions and the reading
+    of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
+    PostgreSQL, the deadlines of request bodies and the audit trail's sealing. The engines are
+    disposed of when the app stops, after the trail's last seal."""
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -101,11 +102,16 @@ async def _serving(
     changes = change_signal.ChangeSignal()
     listener = Listener(
         libpq_url(engine.url),
-        {registry.CHANNEL: auth.registry, change_signal.CHANNEL: changes},
+        {
+            registry.CHANNEL: auth.registry,
+            keys.CHANNEL: auth.key_ring,
+            change_signal.CHANNEL: changes,
+        },
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
     )
     background = [
         asyncio.create_task(listener.run(), name="sinergi-listener"),
+        asyncio.create_task(auth.key_ring.run(), name="sinergi-signing-keys"),
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
         asyncio.create_task(deadlines.run(), name="sinergi-body-deadlines"),
     ]

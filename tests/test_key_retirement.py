@@ -1,7 +1,9 @@
 """Whoever reads a signing key's row (the service role may: it signs with the current key) can
 sign tokens with it. Such a token is refused once it claims to be valid for longer than a token
 lifetime, whatever its `exp`, and no process keeps accepting it from its cache of verified
-tokens for longer than that (auth/tokens.py).
+tokens for longer than that (auth/tokens.py). Once the key is retired, every process hears of it
+and refuses what it signs after its retirement, and everything a lifetime later, cached or not
+(auth/keyring.py).
 
 Two real server processes over the module's own database, as the service role, with the
 shortest token lifetime the settings allow; the keys are read as the service role, as the
@@ -15,17 +17,24 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
+import asyncpg
 import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from auth import keys, tokens
+from auth import keyring, keys, tokens
+from auth.service import AuthService
 from db.engine import create_engine
+from db.models import SIGNING_KEYS
+from db.notifications import LISTENER_NAME
 from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.databases import as_service
@@ -44,14 +53,32 @@ def _cli(url: str, *argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+async def _count_listeners(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        found: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_NAME,
+        )
+    finally:
+        await connection.close()
+    return found
+
+
 @pytest.fixture(scope="module")
 def servers(module_reference_url: str) -> Iterator[list[str]]:
+    """Two uvicorn processes, each listening (a server answers before its listener listens)."""
     service = as_service(module_reference_url)
     settings = {"SINERGI_TOKEN_LIFETIME": str(LIFETIME)}
     with (
         served_process(service, "production", settings) as first,  # makes the signing key
         served_process(service, "production", settings) as second,
     ):
+        deadline = time.monotonic() + 30
+        while asyncio.run(_count_listeners(module_reference_url)) < 2:
+            assert time.monotonic() < deadline, "the servers' listeners never listened"
+            time.sleep(0.1)
         yield [first[0], second[0]]
 
 
@@ -97,6 +124,42 @@ def _forged(key: ECKey, client_id: str, *, lifetime: int = LIFETIME, **claims: A
     return jwt.encode(header, {k: v for k, v in payload.items() if v is not None}, key)
 
 
+def _as_owner(url: str, change: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+    async def run() -> None:
+        engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                await change(connection)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _rotated(retired_seconds_ago: int) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """`keys.rotate`, as `sinergi keys rotate` runs it, with the retirement dated back: the test
+    does not wait out the leeway and the lifetime."""
+
+    async def change(connection: AsyncConnection) -> None:
+        await keys.rotate(connection)
+        await connection.execute(
+            update(SIGNING_KEYS)
+            .where(SIGNING_KEYS.c.retired_at.is_not(None))
+            .values(retired_at=SIGNING_KEYS.c.retired_at - timedelta(seconds=retired_seconds_ago))
+        )
+
+    return change
+
+
+def _eventually(servers: list[str], token: Callable[[], str], status: int) -> None:
+    """Every server answers `status` to a token made afresh, within a few seconds."""
+    deadline = time.monotonic() + 5
+    for base in servers:
+        while (answered := _status(base, token())) != status:
+            assert time.monotonic() < deadline, f"{base} still answers {answered}"
+            time.sleep(0.1)
+
+
 def _status(base: str, token: str) -> int:
     answer = httpx.post(f"{base}/graphql", json=QUERY, headers={"Authorization": f"Bearer {token}"})
     return answer.status_code
@@ -117,7 +180,80 @@ def test_a_verified_token_is_remembered_no_longer_than_a_lifetime_after_it_was_i
     """What a forged token signed before the check was added, or a cache without it, kept."""
     remembered = tokens.VerifiedTokens(lifetime=LIFETIME)
     issued = 1_000_000.0
-    remembered.add("forged", {"iat": issued, "exp": issued + TEN_YEARS})
+    remembered.add("forged", {"iat": issued, "exp": issued + TEN_YEARS}, kid="k")
     last = issued + LIFETIME + tokens.LEEWAY_SECONDS
     assert remembered.get("forged", now=last) is not None
     assert remembered.get("forged", now=last + 1) is None
+
+
+def test_a_retired_key_signs_nothing_accepted_after_its_retirement_in_any_process(
+    module_reference_url: str, servers: list[str], client_id: str
+) -> None:
+    """No request names a kid a process does not know, which used to be the only thing that
+    made a process read the keys again: the rotation's notification does."""
+    leaked = _service_key(module_reference_url)
+    for base in servers:
+        assert _status(base, _forged(leaked, client_id)) == 200
+    retired_ago = tokens.LEEWAY_SECONDS + 5
+    _as_owner(module_reference_url, _rotated(retired_ago))
+    _eventually(servers, lambda: _forged(leaked, client_id), 401)
+    before = int(time.time()) - retired_ago - 1  # issued before the retirement: still in date
+    for base in servers:
+        assert _status(base, _forged(leaked, client_id, iat=before, exp=before + LIFETIME)) == 200
+
+
+def test_a_remembered_token_is_refused_once_its_key_stops_verifying_it(
+    module_reference_url: str, servers: list[str], client_id: str
+) -> None:
+    key = _service_key(module_reference_url)
+    accepted = _forged(key, client_id)
+    for base in servers:
+        assert _status(base, accepted) == 200  # now in each process's verified tokens
+    _as_owner(module_reference_url, _rotated(LIFETIME + tokens.LEEWAY_SECONDS + 5))
+    _eventually(servers, lambda: accepted, 401)
+
+
+def test_keys_rotate_notifies_every_server(module_reference_url: str) -> None:
+    async def rotate_while_listening() -> str:
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        connection = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            await connection.add_listener(keys.CHANNEL, lambda *args: heard.put_nowait(args[3]))
+            code, out = await asyncio.to_thread(_cli, module_reference_url, "keys", "rotate")
+            assert code == 0, out
+            return await asyncio.wait_for(heard.get(), 5)
+        finally:
+            await connection.close()
+
+    assert asyncio.run(rotate_while_listening()) == _service_key(module_reference_url).kid
+
+
+async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
+    module_reference_url: str, client_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key deleted by hand (to end a leak at once) sends no notification, and a process may
+    miss one while its listener is reconnecting."""
+    engine = create_engine(module_reference_url, statement_timeout_ms=10_000)
+    auth = AuthService(
+        engine,
+        issuer=Settings().issuer,
+        audience=Settings().audience,
+        token_lifetime_seconds=LIFETIME,
+    )
+    try:
+        await auth.startup()  # no listener: as one whose listener is away
+        token = await auth.mint_for_client(client_id)
+        assert (await auth.authenticate(token)).principal.client_id == client_id
+        kid = tokens.unverified_header(token)["kid"]
+        async with engine.begin() as connection:
+            await keys.rotate(connection)
+            await connection.execute(delete(SIGNING_KEYS).where(SIGNING_KEYS.c.kid == kid))
+        assert (await auth.authenticate(token)).principal.client_id == client_id  # remembered
+        monkeypatch.setattr(keyring, "REFRESH_SECONDS", 0.1)
+        reading = asyncio.create_task(auth.key_ring.run())
+        await asyncio.sleep(0.5)
+        reading.cancel()
+        with pytest.raises(tokens.InvalidToken):
+            await auth.authenticate(token)
+    finally:
+        await engine.dispose()

@@ -109,13 +109,13 @@ def test_a_token_issued_to_write_records_without_reading_them_writes_nothing(
 def test_a_checked_token_is_remembered_until_it_expires_and_only_byte_for_byte() -> None:
     remembered = tokens.VerifiedTokens(lifetime=900, capacity=2)
     issued = 1_000_000.0
-    remembered.add("a", {"iat": issued, "exp": issued + 900})
+    remembered.add("a", {"iat": issued, "exp": issued + 900}, kid="k")
     claims = remembered.get("a", now=issued + 900 + tokens.LEEWAY_SECONDS)
     assert claims == {"iat": issued, "exp": issued + 900}
     assert remembered.get("a", now=issued + 901 + tokens.LEEWAY_SECONDS) is None
     assert remembered.get("a ", now=issued) is None
     for token in ("b", "c", "d"):
-        remembered.add(token, {"iat": issued, "exp": issued + 900})
+        remembered.add(token, {"iat": issued, "exp": issued + 900}, kid="k")
     assert [remembered.get(token, now=issued) is not None for token in "bcd"] == [
         False,
         True,
