@@ -21,6 +21,8 @@ from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
 CHANNEL = "sinergi_keys"
+ERASED: dict[str, Any] = {}
+"""A retired key's `private_jwk`."""
 """NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
 SIGNING_KEY_LOCK = func.hashtext("sinergi.signing_key")
 """Advisory lock key: held while a process looks for a signing key and makes one if none."""
@@ -57,13 +59,21 @@ async def ensure_signing_key(connection: AsyncConnection) -> None:
 
 async def rotate(connection: AsyncConnection) -> str:
     """Retire every key that signs, and every one whose retirement is dated later than now (a
-    key is accepted until a token lifetime after it), and make the new signing key; every
+    key is accepted until a token lifetime after it), erase the private half of every retired
+    key (nothing signs with it again, and the service role, which reads the table to sign,
+    would hand it to whoever holds its credentials), and make the new signing key; every
     server process is notified as the transaction commits."""
     now = datetime.now(UTC)
     await connection.execute(
         update(SIGNING_KEYS)
         .where(or_(SIGNING_KEYS.c.retired_at.is_(None), SIGNING_KEYS.c.retired_at > now))
         .values(retired_at=now)
+    )
+    await connection.execute(
+        update(SIGNING_KEYS)
+        .where(SIGNING_KEYS.c.private_jwk != ERASED)
+        .where(SIGNING_KEYS.c.retired_at.is_not(None))
+        .values(private_jwk=ERASED)
     )
     kid = await _insert(connection, new_key())
     await connection.execute(select(func.pg_notify(CHANNEL, kid)))

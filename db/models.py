@@ -422,7 +422,8 @@ SIGNING_KEYS = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("retired_at", DateTime(timezone=True)),
 )
-"""Token-signing keys; retired keys stay published until every token they signed expired."""
+"""Token-signing keys; retired keys stay published until every token they signed expired, their
+private half erased (auth/keys.py `rotate`)."""
 
 PREPARATION = Table(
     "preparation",

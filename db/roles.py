@@ -89,7 +89,10 @@ SERVICE_GRANTS: Mapping[str, str] = {
     " effective_on, note, changed_by)",
     "guarantee_status_changes_id_seq": "USAGE",
     # Tokens and rate limits.
-    "signing_keys": APPEND,  # the first start makes the first key; rotation is the CLI's
+    # The service signs with the current key, so it reads it; the first start makes the first
+    # key, with only what a new key has: it cannot date a key (a retirement set in the future
+    # outlived rotations). Rotation is the CLI's, as the owner, and erases retired private keys.
+    "signing_keys": "SELECT, INSERT (kid, private_jwk, public_jwk)",
     "rate_limit_windows": CHANGE,
     "client_writes": CHANGE,
     "auth_failures": CHANGE,  # failed /oauth/token attempts, counted per client id and address

@@ -257,3 +257,57 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
             await auth.authenticate(token)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk, retired_at)"
+        " VALUES ('planted', '{}', '{}', now() + interval '10 years')",
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk, created_at)"
+        " VALUES ('planted', '{}', '{}', now() + interval '10 years')",
+        "UPDATE signing_keys SET retired_at = NULL",
+        "UPDATE signing_keys SET retired_at = now() + interval '10 years'",
+        "DELETE FROM signing_keys",
+    ],
+)
+def test_the_service_role_can_neither_date_nor_retire_a_key(
+    module_reference_url: str, statement: str
+) -> None:
+    """A retirement dated in the future, or a key dated to outrank the signing one, would
+    outlive rotations; the first start's key needs neither."""
+
+    async def attempt() -> None:
+        connection = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(attempt())
+
+
+def test_keys_rotate_erases_every_retired_private_key(
+    module_reference_url: str, servers: list[str], client_id: str
+) -> None:
+    """What the service role reads of a retired key after a rotation is its public half."""
+    retired = _service_key(module_reference_url)
+    code, out = _cli(module_reference_url, "keys", "rotate")
+    assert code == 0, out
+
+    async def read() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            return await connection.fetch(
+                "SELECT kid, private_jwk::text AS private, retired_at IS NULL AS signs"
+                " FROM signing_keys"
+            )
+        finally:
+            await connection.close()
+
+    rows = {row["kid"]: row for row in asyncio.run(read())}
+    assert not rows[retired.kid]["signs"]
+    assert all(json.loads(row["private"]) == {} for row in rows.values() if not row["signs"])
+    assert [json.loads(row["private"])["d"] for row in rows.values() if row["signs"]]
+    assert _status(servers[0], _forged(_service_key(module_reference_url), client_id)) == 200
