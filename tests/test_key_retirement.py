@@ -83,13 +83,20 @@ def servers(module_reference_url: str) -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def client_id(module_reference_url: str) -> str:
+def client(module_reference_url: str) -> tuple[str, str]:
+    """A client of the module's own: its id and secret."""
     code, out = _cli(
         module_reference_url, "clients", "create", "--name", "Dinas Uji Kunci",
         "--org-kind", "province", "--jurisdiction", "62", "--purpose", "testing keys", "--json",
     )  # fmt: skip
     assert code == 0, out
-    return str(json.loads(out)["client_id"])
+    created = json.loads(out)
+    return str(created["client_id"]), str(created["client_secret"])
+
+
+@pytest.fixture(scope="module")
+def client_id(client: tuple[str, str]) -> str:
+    return client[0]
 
 
 def _service_key(url: str) -> ECKey:
@@ -229,7 +236,7 @@ def test_keys_rotate_notifies_every_server(module_reference_url: str) -> None:
 
 
 async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
-    module_reference_url: str, client_id: str, monkeypatch: pytest.MonkeyPatch
+    module_reference_url: str, client: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A key deleted by hand (to end a leak at once) sends no notification, and a process may
     miss one while its listener is reconnecting."""
@@ -242,7 +249,8 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
     )
     try:
         await auth.startup()  # no listener: as one whose listener is away
-        token = await auth.mint_for_client(client_id)
+        client_id, secret = client
+        token = await auth.mint_for_client(client_id, secret)
         assert (await auth.authenticate(token)).principal.client_id == client_id
         kid = tokens.unverified_header(token)["kid"]
         async with engine.begin() as connection:
