@@ -7,8 +7,19 @@ metrics so logging can use it without loading `prometheus_client` (see `sinergi 
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+
+MAX_OPERATION_NAME = 128
+OPERATION_NAME = re.compile(rf"[_A-Za-z][_0-9A-Za-z]{{0,{MAX_OPERATION_NAME - 1}}}")
+"""A GraphQL Name of at most MAX_OPERATION_NAME characters: the only operation name the guard
+lets a request send or its document declare, as metrics labels, access-log lines and audit
+entries carry it; a caller's invented name then costs them no more than that."""
+BATCH = "(batch)"
+UNKNOWN = "(other)"
+"""The operation of a request whose `operationName` no document has been found to hold (yet):
+a hash no trusted document answers, say. A caller's unchecked name is never recorded."""
 
 
 @dataclass(slots=True)
@@ -17,6 +28,8 @@ class Exchange:
 
     request_id: str
     operation: str | None = None
+    """An operation name of the request's document (OPERATION_NAME), BATCH, UNKNOWN, or None
+    while unnamed or not yet known."""
     client_id: str | None = None
     codes: list[str] = field(default_factory=list)
 

@@ -52,6 +52,11 @@ PAYLOAD = "sinergi.graphql"
 """The scope key of the request's decoded JSON: one operation (an object) or a batch (a list)."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_TOO_LONG = f"is longer than {exchange.MAX_OPERATION_NAME} characters"
+_NOT_A_NAME = (
+    "must be a GraphQL name ([_A-Za-z][_0-9A-Za-z]*) of at most "
+    f"{exchange.MAX_OPERATION_NAME} characters"
+)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can store"
 
@@ -157,6 +162,9 @@ def _shape_error(operation: object) -> Refusal | None:
     ):
         if operation.get(name) is not None and not isinstance(operation[name], kind):
             return bad_request(name, f"must be {wanted} or null")
+    requested = operation.get("operationName")  # into logs and metrics: bounded first
+    if requested is not None and not exchange.OPERATION_NAME.fullmatch(requested):
+        return bad_request("operationName", _NOT_A_NAME)
     extensions = operation.get("extensions") or {}
     query = operation.get("query")
     if "persistedQuery" in extensions:
@@ -172,12 +180,18 @@ def _shape_error(operation: object) -> Refusal | None:
     return None
 
 
-def _operation_name_error(document: DocumentNode, name: object) -> Refusal | None:
-    names = [
+def _operation_names(document: DocumentNode) -> list[str | None]:
+    return [
         node.name.value if node.name else None
         for node in document.definitions
         if isinstance(node, OperationDefinitionNode)
     ]
+
+
+def _operation_name_error(document: DocumentNode, name: object) -> Refusal | None:
+    names = _operation_names(document)
+    if any(len(declared or "") > exchange.MAX_OPERATION_NAME for declared in names):
+        return bad_request("query", f"an operation's name {_TOO_LONG}")
     if name is not None and name not in names:
         return bad_request("operationName", f"the document has no operation named {name!r}")
     if name is None and len(names) > 1:
@@ -290,6 +304,29 @@ class OperationChecks:
         if violation is not None:
             return too_complex(violation)
         return _operation_name_error(parsed, operation.get("operationName"))
+
+    def note(self, operations: list[dict[str, Any]]) -> None:
+        """Name the accepted request's operation for metrics and logs (sinergi.exchange): the
+        one `operationName` picks once its document is known to hold it, else the document's
+        only operation; BATCH for a batch, UNKNOWN for a name no document was found to hold
+        (a hash-only operation's, until TrustedDocuments fills in its document)."""
+        now = exchange.current()
+        if now is None:
+            return
+        if len(operations) > 1:
+            now.operation = exchange.BATCH
+            return
+        requested = operations[0].get("operationName")
+        query = operations[0].get("query")
+        parsed = self.parse(query) if query is not None else None
+        if not isinstance(parsed, DocumentNode):
+            now.operation = None if requested is None else exchange.UNKNOWN
+            return
+        names = _operation_names(parsed)
+        if requested is None:
+            now.operation = next((name for name in names if name is not None), None)
+        else:
+            now.operation = requested if requested in names else exchange.UNKNOWN
 
 
 LATE = "the body did not all arrive in time"
@@ -411,31 +448,8 @@ class RequestGuard:
             refusal = self.checks.refusal(operation)
             if refusal is not None:
                 return refusal
-        self._note_operation(operations)
+        self.checks.note(operations)
         return None
-
-    def _note_operation(self, operations: list[dict[str, Any]]) -> None:
-        """Name the accepted request's operation for metrics and logs: the one `operationName`
-        picks, else the document's only operation; "(batch)" for a batch."""
-        now = exchange.current()
-        if now is None:
-            return
-        if len(operations) > 1:
-            now.operation = "(batch)"
-            return
-        requested = operations[0].get("operationName")
-        query = operations[0].get("query")
-        parsed = self.checks.parse(query) if requested is None and query is not None else None
-        if isinstance(parsed, DocumentNode):
-            requested = next(
-                (
-                    node.name.value
-                    for node in parsed.definitions
-                    if isinstance(node, OperationDefinitionNode) and node.name
-                ),
-                None,
-            )
-        now.operation = requested if isinstance(requested, str) else None
 
 
 def _decoded(body: bytes) -> Any:

@@ -35,9 +35,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sinergi.exchange import BATCH, OPERATION_NAME, UNKNOWN
+
 MAX_OPERATION_NAMES = 200
 ANONYMOUS = "(anonymous)"
-OTHER = "(other)"
+OTHER = UNKNOWN
+_PLACEHOLDERS = frozenset({BATCH, OTHER})
 WEBSOCKET = "ws"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -131,12 +134,14 @@ def _child(metric: Any, *labels: str) -> Any:
 
 def operation_label(name: str | None) -> str:
     """The operation's name as a label; unnamed ones are "(anonymous)", and names past the cap
-    "(other)", so a caller inventing names cannot grow the series without end."""
+    "(other)", so a caller inventing names cannot grow the series without end. The guard lets
+    through only names its document holds, of bounded length (sinergi.exchange); anything else
+    is "(other)" here too, so no label is ever a caller's megabyte."""
     if name is None:
         return ANONYMOUS
-    if name in _operation_names:
+    if name in _operation_names or name in _PLACEHOLDERS:
         return name
-    if len(_operation_names) >= MAX_OPERATION_NAMES:
+    if len(_operation_names) >= MAX_OPERATION_NAMES or not OPERATION_NAME.fullmatch(name):
         return OTHER
     _operation_names.add(name)
     return name

@@ -187,4 +187,5 @@ class TrustedDocuments:
                     return refused
             elif enforced and not known:
                 return _forbidden(client_id)
+        self.checks.note(operations)  # a hash-only operation's name is known only now
         return operations if isinstance(payload, list) else operations[0]

@@ -114,6 +114,18 @@ def test_a_held_client_runs_registered_operations_by_text_or_hash(
     assert answers[1]["data"]["viewer"]["clientId"] == HELD
 
 
+def test_an_operation_sent_by_hash_is_counted_under_its_registered_name(
+    held_api: Api, trusted: dict[str, Any]
+) -> None:
+    """Its name is known once the registered document is filled in, not before."""
+    counted = {"operation": "Me", "client_id": HELD, "status": "200"}
+    before = REGISTRY.get_sample_value("sinergi_graphql_requests_total", counted) or 0.0
+    by_hash = {"extensions": {"persistedQuery": {"sha256Hash": trusted["Me"]["sha256"]}}}
+    for body in (by_hash, {**by_hash, "operationName": "Me"}):
+        assert held_api.post(body, held_api.token(HELD)).status_code == 200
+    assert REGISTRY.get_sample_value("sinergi_graphql_requests_total", counted) == before + 2
+
+
 def test_a_held_client_is_refused_anything_else_naming_the_mode(held_api: Api) -> None:
     token = held_api.token(HELD)
     for body in (
@@ -458,6 +470,9 @@ ALIASED = " ".join(f"a{n}: record" for n in range(4_000))
             "QUERY_TOO_COMPLEX",
         ),
         ({"query": WATCH, "variables": []}, "BAD_USER_INPUT"),
+        # Names a delivery's audit entry would hold: at most 128 characters of a GraphQL Name.
+        ({"query": WATCH, "operationName": "W" * 1_000}, "BAD_USER_INPUT"),
+        ({"query": WATCH.replace("Watch", "W" * 129)}, "BAD_USER_INPUT"),
     ],
 )
 def test_a_subscribe_message_meets_the_limits_a_post_meets(
