@@ -286,6 +286,35 @@ def test_a_post_that_is_not_utf8_json_is_415(api: Api, content_type: str | None)
     assert statements == []
 
 
+NAMED = '{"query": "{ region(code: \\"62\\") { name } }", "operationName": null}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(NAMED.encode(encoding) for encoding in ("utf-16", "utf-16-le", "utf-16-be")),
+        *(NAMED.encode(encoding) for encoding in ("utf-32", "utf-32-le", "utf-32-be")),
+        NAMED.replace("62", "Kalimantan Tengah \u00e9").encode("latin-1"),
+    ],
+)
+def test_a_post_body_that_is_not_utf8_is_415_however_it_is_labelled(api: Api, body: bytes) -> None:
+    """The standard library reads UTF-16 and UTF-32 JSON from bytes: the guard does not."""
+    assert _post(api, {"query": VIEWER}, accept=None).status_code == 200  # the client, read once
+    with recorded_statements() as statements:
+        response = _post(api, body, accept=None, content_type=f"{JSON}; charset=utf-8")
+    assert response.status_code == 415, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "body"}
+    assert statements == []
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_still_read(api: Api) -> None:
+    """RFC 8259 lets a reader ignore it; the fast decoder refuses it, the fallback does not."""
+    response = _post(api, b"\xef\xbb\xbf" + NAMED.encode(), accept=None)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["region"]["name"]
+
+
 @pytest.mark.parametrize("content_type", [f"{JSON}; charset=UTF-8", f'{JSON};charset="utf-8"'])
 def test_json_with_a_utf8_charset_is_accepted(api: Api, content_type: str) -> None:
     response = _post(api, {"query": VIEWER}, accept=None, content_type=content_type)
