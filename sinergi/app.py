@@ -41,7 +41,7 @@ from sinergi.http_edge import GraphQLOverHTTP
 from sinergi.logs import lean_records
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
-from sinergi.settings import Settings
+from sinergi.settings import MetricsAccess, Settings
 from sinergi.trusted_documents import TrustedDocuments
 
 DEMO_CLIENT_ID = "demo-province-62"
@@ -275,8 +275,13 @@ def create_app(
         Route("/.well-known/jwks.json", jwks_endpoint),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        metrics.metrics_route(token=settings.metrics_token, multiprocess_dir=settings.metrics_dir),
     ]
+    if settings.metrics_access is not MetricsAccess.OFF:  # else 404, as for any unknown path
+        routes.append(
+            metrics.metrics_route(
+                token=settings.metrics_token, multiprocess_dir=settings.metrics_dir
+            )
+        )
     observed = [
         *([tracing.middleware(traces)] if traces is not None else []),
         Middleware(Observer, routes=frozenset(route.path for route in routes)),

@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +28,7 @@ from sinergi.database import (
     privileges_beyond_service,
     resolve_url,
 )
-from sinergi.settings import Settings, SettingsError
+from sinergi.settings import Environment, Settings, SettingsError
 
 
 class Stopped(SystemExit):
@@ -102,6 +103,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     audit_key.load(settings)  # made here once, before the workers read it
     os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
+    served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
+    logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
     # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
     with contextlib.suppress(Stopped):
         uvicorn.run(

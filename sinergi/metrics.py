@@ -231,7 +231,9 @@ def _exposition(multiprocess_dir: str | None) -> bytes:
 
 
 def metrics_route(*, token: str, multiprocess_dir: str | None) -> Route:
-    """`GET /metrics`: open unless SINERGI_METRICS_TOKEN is set, then that bearer token only."""
+    """`GET /metrics`: open unless SINERGI_METRICS_TOKEN is set, then that bearer token only.
+    Mounted only where the settings allow it (Settings.metrics_access): the series name every
+    active client, which nobody outside may learn."""
     expected = f"Bearer {token}".encode()
 
     async def endpoint(request: Request) -> Response:

@@ -22,6 +22,27 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class MetricsAccess(StrEnum):
+    """Who may read `GET /metrics`, which names every active client and the operations each
+    runs: SINERGI_METRICS_TOKEN's bearer when it is set, else anyone who reaches it in
+    development or with SINERGI_METRICS=open, else nobody (404), production's default."""
+
+    TOKEN = "token"  # noqa: S105 (a kind of access, not a secret)
+    OPEN = "open"
+    OFF = "off"
+
+    @property
+    def notice(self) -> str:
+        """What `serve` logs at start, so an operator sees which it is."""
+        return {
+            MetricsAccess.TOKEN: "GET /metrics requires the bearer token SINERGI_METRICS_TOKEN",
+            MetricsAccess.OPEN: "GET /metrics is open to anyone who reaches it (development, or"
+            " SINERGI_METRICS=open): keep /metrics off the public reverse proxy",
+            MetricsAccess.OFF: "GET /metrics answers 404: set SINERGI_METRICS_TOKEN (or"
+            " SINERGI_METRICS=open on an internal network) to scrape it",
+        }[self]
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
 
@@ -170,6 +191,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     metrics_token: str = ""
+    metrics_open: bool = False
+    """SINERGI_METRICS=open: `GET /metrics` without a token in production too (metrics_access)."""
     metrics_dir: str | None = None
     otlp_endpoint: str | None = None
     service_name: str = "sinergi"
@@ -196,6 +219,14 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
 
+    @property
+    def metrics_access(self) -> MetricsAccess:
+        if self.metrics_token:
+            return MetricsAccess.TOKEN
+        if self.metrics_open or self.is_development:
+            return MetricsAccess.OPEN
+        return MetricsAccess.OFF
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -220,6 +251,13 @@ class Settings:
         if owner_url is not None and database_url is None:
             raise SettingsError("DATABASE_OWNER_URL needs DATABASE_URL (the service's role)")
         max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
+        metrics_token = env.get("SINERGI_METRICS_TOKEN", "")
+        metrics_open = _choice(env, "SINERGI_METRICS", "off", ("off", "open")) == "open"
+        if metrics_open and metrics_token:
+            raise SettingsError(
+                "SINERGI_METRICS=open and SINERGI_METRICS_TOKEN are both set: /metrics is either"
+                " open or behind the token; unset one"
+            )
         return cls(
             database_url=database_url,
             replica_url=replica_url,
@@ -253,7 +291,8 @@ class Settings:
             revoke_timeout_seconds=_int(env, "SINERGI_REVOKE_TIMEOUT", 5),
             log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
-            metrics_token=env.get("SINERGI_METRICS_TOKEN", ""),
+            metrics_token=metrics_token,
+            metrics_open=metrics_open,
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             service_name=env.get("OTEL_SERVICE_NAME") or "sinergi",

@@ -133,6 +133,29 @@ def test_metrics_can_require_a_token(demo_url: str) -> None:
         assert "sinergi_http_requests_total" in allowed.text
 
 
+def test_production_metrics_are_404_unless_a_token_or_an_explicit_opt_in_opens_them(
+    api: Api, demo_url: str
+) -> None:
+    """The series name every active client and what it runs: production hands them to nobody
+    by default, as for a path that does not exist, while development stays open."""
+    assert "sinergi_graphql_requests_total" in api.client.get("/metrics").text  # opted in
+    cases = {
+        Settings.from_env({}): 404,
+        Settings.from_env({"SINERGI_METRICS": "open"}): 200,
+        Settings.from_env({"SINERGI_METRICS_TOKEN": "scrape-me"}): 401,
+        Settings.from_env({"SINERGI_ENV": "development"}): 200,
+    }
+    for settings, status in cases.items():
+        with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+            response = client.get("/metrics")
+            assert response.status_code == status, (settings.metrics_access, response.text)
+            if status == 404:
+                assert response.text == client.get("/no-such-path").text
+                assert "demo-province-62" not in response.text
+    with pytest.raises(SettingsError, match="SINERGI_METRICS=open and SINERGI_METRICS_TOKEN"):
+        Settings.from_env({"SINERGI_METRICS": "open", "SINERGI_METRICS_TOKEN": "scrape-me"})
+
+
 def test_request_id_is_kept_or_generated_and_returned(api: Api) -> None:
     kept = api.client.get("/healthz", headers={"X-Request-ID": "ministry-42.a"})
     assert kept.headers["x-request-id"] == "ministry-42.a"
@@ -199,7 +222,12 @@ def test_database_outages_are_told_apart_from_other_errors() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SINERGI_LOG_FORMAT", "xml"), ("SINERGI_LOG_LEVEL", "loud"), ("SINERGI_SHUTDOWN_GRACE", "0")],
+    [
+        ("SINERGI_LOG_FORMAT", "xml"),
+        ("SINERGI_LOG_LEVEL", "loud"),
+        ("SINERGI_SHUTDOWN_GRACE", "0"),
+        ("SINERGI_METRICS", "yes"),
+    ],
 )
 def test_bad_operational_settings_fail_at_start(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):

@@ -40,6 +40,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from db import embedded
+from sinergi.settings import MetricsAccess
 
 READ = "query OutageRead { msmes(first: 3) { nodes { nib name } } }"
 READERS = 4
@@ -157,6 +158,7 @@ def env(postgres: Postgres, home: Path) -> dict[str, str]:
         "SINERGI_RATE_LIMIT": "1000000",
         "SINERGI_SHUTDOWN_GRACE": "10",
         "SINERGI_AUDIT_SEAL_SECONDS": "1",
+        "SINERGI_METRICS": "open",  # scraped below; `serve` says so at start
     }
     for inherited in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_URL", "DATABASE_OWNER_URL"):
         env.pop(inherited, None)
@@ -352,6 +354,8 @@ def test_service_survives_a_database_outage(
     assert all(
         {"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines
     )
+    told = [line["message"] for line in lines if line["logger"] == "sinergi.metrics"]
+    assert told == [MetricsAccess.OPEN.notice]  # once, by `serve`, not by each worker
     access = [line for line in lines if line["logger"] == "sinergi.access"]
     assert len({line["request_id"] for line in access}) == len(access) >= len(answers)
     # the token check is the first to meet the outage, so the client is not known yet

@@ -89,6 +89,7 @@ def replicated(
         msme_id = asyncio.run(_prepare(server_url, module_reference_url, replica))
         settings = Settings(
             rate_limit=1_000_000,
+            metrics_open=True,  # scraped below
             replica_url=as_service(embedded.with_database(server_url, replica)),
             read_your_writes_seconds=WINDOW_SECONDS,
         )

@@ -55,11 +55,14 @@ class Api:
 @contextmanager
 def served(url: str, settings: Settings | None = None) -> Iterator[Api]:
     """The app over the database at `url` (the owner's), connecting as the service role as
-    `sinergi serve` does, with `settings` (by default a rate limit no test reaches)."""
+    `sinergi serve` does, with `settings` (by default a rate limit no test reaches, and
+    `/metrics` open for the tests that scrape it)."""
     # Imported here, as conftest does: collecting the tests need not load the app.
     from sinergi.app import create_app
     from sinergi.settings import Settings
 
-    app = create_app(settings or Settings(rate_limit=1_000_000), database_url=as_service(url))
+    app = create_app(
+        settings or Settings(rate_limit=1_000_000, metrics_open=True), database_url=as_service(url)
+    )
     with TestClient(app) as client:
         yield Api(client)

@@ -57,6 +57,7 @@ def served_process(
         "SINERGI_DB_CONNECT_TIMEOUT": "60",
         "SINERGI_DB_POOL_TIMEOUT": "60",
         "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
+        "SINERGI_METRICS": "open",  # production's default is 404: tests scrape it
         **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
