@@ -4,6 +4,13 @@ GraphiQL and React are committed unmodified under sinergi/static/graphiql/ with 
 (tools/vendor_graphiql.py fetches them again), and the page names each file with its integrity,
 so a browser runs only the published bytes. The page opens with a token of the demo client
 in its headers tab, and renews it from `/graphiql/token` before it expires.
+
+That token reads personal data, so the page and the renewal answer only a request addressed to
+this machine by a loopback name (a `Host` of localhost, 127.0.0.1 or [::1]): a page of another
+site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is addressed by its own name,
+and gets nothing. A renewal sent from another origin is refused too, and the page declares what
+it runs (its Content-Security-Policy: its own files and the hash of its one inline script) and
+that no other page may frame it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from functools import cache
 from html import escape
@@ -44,6 +52,9 @@ EXAMPLE_QUERY = """\
 """
 
 Mint = Callable[[], Awaitable[str]]
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]*)(?::[0-9]+)?")
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
 def integrity(data: bytes) -> str:
@@ -92,6 +103,67 @@ def _no_demo_token(error: OAuthError) -> Response:
     )
 
 
+def _source_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@cache
+def _page_headers() -> dict[str, str]:
+    """The page's own files and its inline script and style, by hash (the token is in a data
+    block, so their bytes never change); images and fonts are the stylesheet's data: URLs."""
+    inline: dict[str, list[str]] = {"script": [], "style": []}
+    for element, text in _INLINE.findall(_template()):
+        inline[element].append(_source_hash(text))
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            " ".join(["script-src 'self'", *inline["script"]]),
+            " ".join(["style-src 'self'", *inline["style"]]),
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+def _host_name(host: str) -> str:
+    """The `Host` header's name without its port (`[::1]:8000` is `[::1]`); "" for one that is
+    no name and port, as `[::1].attacker.example` is not."""
+    found = _HOST.fullmatch(host.lower())
+    return found.group(1) if found else ""
+
+
+def _forbidden(field: str, reason: str) -> Response:
+    error = {"message": f"{field}: {reason}", "extensions": {"code": "FORBIDDEN", "field": field}}
+    return JSONResponse({"errors": [error]}, status_code=403, headers={"Cache-Control": "no-store"})
+
+
+def _refusal(request: Request, *, renewal: bool) -> Response | None:
+    """Why the demo token may not go to this request, or None. A renewal's `Origin`, which a
+    browser sends with every POST, must be the page's own."""
+    host = request.headers.get("host", "")
+    if _host_name(host) not in LOOPBACK:
+        return _forbidden(
+            "Host",
+            "GraphiQL and its demo token are served to localhost, 127.0.0.1 or [::1] only;"
+            " open it at one of those",
+        )
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{host}".lower()
+    if renewal and origin is not None and origin.lower() != own:
+        return _forbidden("Origin", "the demo token is renewed for GraphiQL's own page only")
+    return None
+
+
 class GraphiQLPage:
     """The IDE page, its files and the demo token's renewal: mounted in development only."""
 
@@ -101,6 +173,9 @@ class GraphiQLPage:
         self.endpoint = endpoint
 
     async def render(self, request: Request) -> Response:
+        refused = _refusal(request, renewal=False)
+        if refused is not None:
+            return refused
         try:
             token = await self.mint()
         except OAuthError as error:
@@ -113,9 +188,12 @@ class GraphiQLPage:
             "query": EXAMPLE_QUERY,
         }
         html = _template().replace("__SETTINGS__", _script_json(settings))
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, headers=_page_headers())
 
     async def token(self, request: Request) -> Response:
+        refused = _refusal(request, renewal=True)
+        if refused is not None:
+            return refused
         try:
             token = await self.mint()
         except OAuthError as error:

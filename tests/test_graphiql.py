@@ -1,14 +1,18 @@
 """GraphiQL only in development, served by Sinergi itself, already holding a demo token that
-works and that the page can renew."""
+works and that the page can renew: to a loopback Host only, its renewal to its own origin only,
+and under a Content-Security-Policy that frames it nowhere."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import io
 import json
 import os
 import re
+from collections.abc import Iterator
 from unittest import mock
 
 import pytest
@@ -24,6 +28,17 @@ from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
 
+LOCAL = "http://127.0.0.1:18502"  # TestClient's own default, testserver, is no loopback name
+
+
+@pytest.fixture(scope="module")
+def local(demo_url: str, api: Api) -> Iterator[TestClient]:
+    """Development mode, reached as a browser on this machine reaches it."""
+    settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    app = create_app(settings, database_url=as_service(demo_url))
+    with TestClient(app, base_url=LOCAL) as client:
+        yield client
+
 
 def _viewer(client: TestClient, token: str) -> object:
     answer = client.post(
@@ -34,20 +49,19 @@ def _viewer(client: TestClient, token: str) -> object:
     return answer.json()
 
 
-def test_development_serves_graphiql_with_a_working_demo_token(demo_url: str, api: Api) -> None:
-    settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
-        page = client.get("/graphql", headers={"Accept": "text/html"})
-        assert page.status_code == 200
-        assert page.headers["content-type"].startswith("text/html")
-        (token,) = re.findall(r'"token": "([^"]+)"', page.text)
-        assert _viewer(client, token) == {"data": {"viewer": {"clientId": "demo-province-62"}}}
+def test_development_serves_graphiql_with_a_working_demo_token(local: TestClient) -> None:
+    settings = Settings()
+    page = local.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    (token,) = re.findall(r'"token": "([^"]+)"', page.text)
+    assert _viewer(local, token) == {"data": {"viewer": {"clientId": "demo-province-62"}}}
 
-        renewed = client.post("/graphiql/token")
-        assert renewed.headers["cache-control"] == "no-store"
-        assert renewed.json()["expires_in"] == settings.token_lifetime_seconds
-        fresh = renewed.json()["access_token"]
-        assert _viewer(client, fresh) == {"data": {"viewer": {"clientId": "demo-province-62"}}}
+    renewed = local.post("/graphiql/token")
+    assert renewed.headers["cache-control"] == "no-store"
+    assert renewed.json()["expires_in"] == settings.token_lifetime_seconds
+    fresh = renewed.json()["access_token"]
+    assert _viewer(local, fresh) == {"data": {"viewer": {"clientId": "demo-province-62"}}}
 
 
 def _cli(url: str, *argv: str) -> int:
@@ -73,7 +87,8 @@ def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_no
 
     asyncio.run(register())
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
+    app = create_app(settings, database_url=as_service(fresh_url))
+    with TestClient(app, base_url=LOCAL) as client:
         assert client.post("/graphiql/token").status_code == 200
         assert _cli(fresh_url, "clients", command, "demo-province-62") == 0
         for refused in (
@@ -89,22 +104,95 @@ def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_no
 
 
 def test_graphiql_loads_nothing_from_elsewhere_and_only_the_published_files(
-    demo_url: str, api: Api
+    local: TestClient,
 ) -> None:
     """Every script and stylesheet comes from this server, with the integrity of the
     published npm file, and the server answers each with exactly those bytes."""
-    settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
-        page = client.get("/graphql", headers={"Accept": "text/html"}).text
-        references = re.findall(r'(?:src|href)="([^"]+)" integrity="([^"]+)"', page)
-        assert len(references) == 4
-        assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
-        for url, expected in references:
-            assert url.startswith("/graphiql/static/")
-            served = client.get(url)
-            assert served.status_code == 200
-            assert integrity(served.content) == expected
-        assert client.get("/graphiql/static/../graphiql.html").status_code == 404
+    page = local.get("/graphql", headers={"Accept": "text/html"}).text
+    references = re.findall(r'(?:src|href)="([^"]+)" integrity="([^"]+)"', page)
+    assert len(references) == 4
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
+    for url, expected in references:
+        assert url.startswith("/graphiql/static/")
+        served = local.get(url)
+        assert served.status_code == 200
+        assert integrity(served.content) == expected
+    assert local.get("/graphiql/static/../graphiql.html").status_code == 404
+
+
+REBOUND = "rebind.attacker.example:18502"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        REBOUND,
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io:18502",
+        "[::1].attacker.example",
+        "192.168.1.5:18502",
+        "",
+    ],
+)
+def test_graphiql_and_its_token_are_refused_to_a_host_that_is_no_loopback_name(
+    local: TestClient, host: str
+) -> None:
+    """DNS rebinding: a page of another site whose name now resolves to 127.0.0.1 reaches the
+    server, but addressed by that name. It gets neither the page nor a token."""
+    page = local.get("/graphql", headers={"Accept": "text/html", "Host": host})
+    renewal = local.post("/graphiql/token", headers={"Host": host, "Origin": f"http://{host}"})
+    for refused in (page, renewal):
+        assert refused.status_code == 403, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["extensions"] == {"code": "FORBIDDEN", "field": "Host"}
+        assert "eyJ" not in refused.text  # no JWT
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LocalHost:8000", "127.0.0.1", "127.0.0.1:18502", "[::1]:8000"]
+)
+def test_any_loopback_name_at_any_port_gets_graphiql(local: TestClient, host: str) -> None:
+    page = local.get("/graphql", headers={"Accept": "text/html", "Host": host})
+    renewal = local.post(
+        "/graphiql/token", headers={"Host": host, "Origin": f"http://{host.lower()}"}
+    )
+    assert page.status_code == 200
+    assert renewal.status_code == 200
+    assert renewal.json()["token_type"] == "Bearer"
+
+
+@pytest.mark.parametrize("origin", [f"http://{REBOUND}", "null", "https://127.0.0.1:18502"])
+def test_the_token_is_renewed_for_graphiqls_own_origin_only(local: TestClient, origin: str) -> None:
+    """A browser names the page that sends a POST; one without an Origin (curl) is no page."""
+    refused = local.post("/graphiql/token", headers={"Origin": origin})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["extensions"]["field"] == "Origin"
+    assert "eyJ" not in refused.text
+    for headers in ({"Origin": LOCAL}, {}):
+        assert local.post("/graphiql/token", headers=headers).status_code == 200
+
+
+def test_the_page_runs_only_its_own_scripts_and_no_other_page_frames_it(
+    local: TestClient,
+) -> None:
+    """The one inline script is allowed by its hash (the token is in a data block beside it,
+    so its bytes never change); nothing inline beyond it, no other origin, no framing."""
+    pages = [local.get("/graphql", headers={"Accept": "text/html"}) for _ in range(2)]
+    assert pages[0].text != pages[1].text  # each with a fresh token
+    for page in pages:
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in page.headers["content-security-policy"].split(";")
+        )
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["default-src"] == "'none'"
+        assert "unsafe" not in page.headers["content-security-policy"]
+        for element in ("script", "style"):
+            (inline,) = re.findall(rf"<{element}>(.*?)</{element}>", page.text, re.DOTALL)
+            digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+            assert policy[f"{element}-src"] == f"'self' 'sha256-{digest}'"
 
 
 def test_the_vendored_files_are_the_published_ones_with_their_licences() -> None:

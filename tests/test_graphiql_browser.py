@@ -1,7 +1,8 @@
 """GraphiQL in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 which .ci/run installs) loads the page from a live server that reaches no network beyond
 itself, lists `Query` in the documentation explorer, shows and renews the demo token in the
-headers tab, runs the example and reads its result.
+headers tab, runs the example and reads its result, all within the page's
+Content-Security-Policy (the browser reports no violation of it).
 
 Skipped only on a developer's machine without Chromium; in CI (`CI=true`) it always runs.
 """
@@ -45,6 +46,7 @@ def browser() -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1400,1000")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations among them
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
@@ -151,3 +153,5 @@ def test_graphiql_works_offline_with_docs_a_renewed_token_and_a_result(
     browser.save_screenshot(str(tmp_path / "graphiql.png"))
     assert '"clientId": "demo-province-62"' in result
     assert '"errors"' not in result
+    console = [entry["message"] for entry in browser.get_log("browser")]
+    assert not [line for line in console if "Content Security Policy" in line], console

@@ -71,9 +71,11 @@ def _codes(response: httpx.Response) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dev_api(demo_url: str, api: Api) -> Iterator[Api]:
-    """Development mode over the demo database (`api` has registered the demo clients)."""
+    """Development mode over the demo database (`api` has registered the demo clients), as a
+    browser on this machine reaches it: GraphiQL is served to a loopback Host only."""
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
-    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+    app = create_app(settings, database_url=as_service(demo_url))
+    with TestClient(app, base_url="http://localhost") as client:
         yield Api(client)
 
 
