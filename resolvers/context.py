@@ -75,6 +75,11 @@ class Context:
     connections: asyncio.Semaphore | None = None
     """The pooled connections the request may hold at once, shared by its operations' contexts
     (sinergi/graphql_app.py): its reads and writes beyond them wait for one of its own."""
+    changed: bool = False
+    """This operation committed a write (`transaction`, `single_write`): what a mutation whose
+    answer is withheld says it applied (sinergi/graphql_app.py), so its client reads it back
+    rather than send it again. Told by the write path, not guessed from the answer. (A record
+    write that finds the record already as asked commits too: sending it again changes nothing.)"""
 
     def __post_init__(
         self,
@@ -108,10 +113,14 @@ class Context:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """Every write of several statements: one transaction on the primary."""
+        """Every write of several statements: one transaction on the primary. Once committed,
+        the operation has `changed` stored data; a writer that finds it changed nothing rolls it
+        back (`connection.rollback()`) rather than commit it, and has not."""
         await self._note_writer()
         async with self._held(), self.engine.begin() as connection:
             yield connection
+            committing = connection.in_transaction()
+        self.changed = self.changed or committing
 
     @asynccontextmanager
     async def single_write(self) -> AsyncIterator[Pooled]:
@@ -119,10 +128,12 @@ class Context:
         statement its own transaction, so no BEGIN and COMMIT round trips. Reads under READ
         COMMITTED see no more of a transaction's snapshot than they see outside one. The
         statements run on asyncpg itself (db/driver.py): SQLAlchemy's Connection around them
-        cost an eligibility check more CPU than its statements' own Python."""
+        cost an eligibility check more CPU than its statements' own Python. The write being the
+        last statement, a block that ends without raising has `changed` stored data."""
         await self._note_writer()
         async with self._held(), await check_out(self.primary) as connection:
             yield connection
+        self.changed = True
 
     def _held(self) -> AbstractAsyncContextManager[Any]:
         return self.connections or nullcontext()

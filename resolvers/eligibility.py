@@ -255,13 +255,18 @@ async def resolve_review(
         )
         if reviewed is not None:
             return reviewed
+        # Refused inside the transaction, which then rolls back: it changed nothing.
         existing = await queries.decision(connection, parsed, client_id=client_id)
-    if existing is None:
-        raise coded_error(ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId")
-    state = "already reviewed" if existing.reviewed_verdict else f"{existing.verdict}, not review"
-    raise coded_error(
-        ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
-    )
+        if existing is None:
+            raise coded_error(
+                ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"
+            )
+        state = (
+            "already reviewed" if existing.reviewed_verdict else f"{existing.verdict}, not review"
+        )
+        raise coded_error(
+            ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
+        )
 
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:

@@ -42,6 +42,8 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
             mode=mode,
             today=calendar.today(),
         )
+        if not (report.created or report.updated):  # refused, or every row as on record
+            await connection.rollback()  # nothing to commit: the import changed nothing
     _note_owners(info.context, rows, report)
     return report
 

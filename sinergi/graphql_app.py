@@ -53,7 +53,6 @@ from schema.query_limits import QueryLimits
 from sinergi import exchange, metrics, subscriptions
 from sinergi.graphql_http import (
     MediaType,
-    committed,
     is_mutation,
     negotiate,
     operation_type,
@@ -260,6 +259,14 @@ class _Answered:
     mutations: list[bool] = field(default_factory=list)
     passing: int | None = None
     after: set[int] = field(default_factory=set)
+    contexts: dict[int, Context] = field(default_factory=dict)
+    """Each operation's own context, by its place in the batch (0 for a single one)."""
+
+    def changed(self, index: int) -> bool:
+        """Whether the operation committed a change, as its writes recorded it (Context's
+        `changed`): what a mutation whose answer is withheld says it applied."""
+        context = self.contexts.get(index)
+        return context is not None and context.changed
 
 
 _ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)
@@ -341,7 +348,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 await resolved(scope, receive, send)
                 return
             scope[PAYLOAD] = resolved
-            _ANSWERED.set(_Answered(resolved))
+            request_answered = _Answered(resolved)
+            _ANSWERED.set(request_answered)
             if (
                 request.method == "GET"
                 and isinstance(resolved, dict)
@@ -359,7 +367,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 )
                 await refused(scope, receive, send)
                 return
-            answered = await self.engine.answer(self._context(request), resolved)
+            context = request_answered.contexts[0] = self._context(request)
+            answered = await self.engine.answer(context, resolved)
             if answered is not None:
                 answer = (
                     # errors are coded, counted and given their status as Strawberry's are
@@ -410,7 +419,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                     answered,
                     index,
                     self.execute_single(
-                        request, request_adapter, sub_response, context, root_value, data
+                        request, request_adapter, sub_response, context, root_value, data, index
                     ),
                 )
             )
@@ -499,7 +508,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             if index != answered.passing and index not in answered.after:
                 kept.append(answer)
             elif answered.mutations[index]:
-                kept.append(self._withheld(answer, answered.size))
+                kept.append(self._withheld(answer, answered.size, answered.changed(index)))
             else:
                 unanswered = index != answered.passing
                 kept.append({"errors": [self._over_bound(answered.size, unanswered=unanswered)]})
@@ -509,10 +518,11 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self, response: Response, answers: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
     ) -> Response:
         """The response, or QUERY_TOO_COMPLEX when its body is over the size bound: the last
-        stop for what the cost estimate let through. A mutation's answer is withheld in a
-        200 saying what it applied (its work is done, but no client needs megabytes back from
-        one): a 400 would tell the client that nothing ran. A batch holding a mutation was
-        bounded answer by answer (`_counted`): its body is over by its envelopes at most."""
+        stop for what the cost estimate let through. The answer of a mutation that ran is
+        withheld in a 200 saying whether it applied a change (its work is done, but no client
+        needs megabytes back from one): a 400 would tell the client that nothing ran. A batch
+        holding a mutation was bounded answer by answer (`_counted`): its body is over by its
+        envelopes at most."""
         size = len(response.body)
         if size <= self.max_response_bytes:
             return response
@@ -524,15 +534,18 @@ class SinergiGraphQL(GraphQL[Context, None]):
             answered is not None
             and isinstance(answered.operations, dict)
             and is_mutation(answered.operations, self.max_tokens)
-            and committed(answers)
+            and "data" in answers  # it ran (sinergi.graphql_http's `settled`)
         ):
-            body = orjson.dumps(self._withheld(answers, size))
+            body = orjson.dumps(self._withheld(answers, size, answered.changed(0)))
             return Response(body, 200, media_type=response.media_type)
         return self._too_large(size, response.media_type)
 
-    def _withheld(self, answer: GraphQLHTTPResponse, size: int) -> GraphQLHTTPResponse:
-        """A mutation's answer over the size bound: its data withheld, what it applied said."""
-        error = self._over_bound(size, applied=committed(answer))
+    def _withheld(
+        self, answer: GraphQLHTTPResponse, size: int, applied: bool
+    ) -> GraphQLHTTPResponse:
+        """A mutation's answer over the size bound: its data withheld, whether it `applied` a
+        change said."""
+        error = self._over_bound(size, applied=applied)
         now = exchange.current()
         if now is not None:
             now.codes.append("QUERY_TOO_COMPLEX")
@@ -616,11 +629,16 @@ class SinergiGraphQL(GraphQL[Context, None]):
         context: Context,
         root_value: None,
         request_data: GraphQLRequestData,
+        index: int = 0,
     ) -> ExecutionResult:
         """Each operation runs with a context of its own: Strawberry runs a batch's operations
         at once with the request's one context, whose notes of records and data subjects would
-        then mix in their audit entries."""
+        then mix in their audit entries. `index`: the operation's place in a batch, where its
+        context is kept for what it changed (`_Answered`)."""
         own = self._context(request)
+        answered = _ANSWERED.get()
+        if answered is not None:
+            answered.contexts[index] = own
         return await super().execute_single(
             request, request_adapter, sub_response, own, root_value, request_data
         )

@@ -201,17 +201,6 @@ def _failed_roots(answer: GraphQLHTTPResponse) -> list[object]:
     ]
 
 
-def committed(answer: GraphQLHTTPResponse) -> bool:
-    """Whether a mutation's settled answer reports a change committed: a root field answered
-    without an error of its own (each root field's write commits on its own; one that raised
-    rolled back)."""
-    data = answer.get("data")
-    if not data:
-        return False
-    failed = {error["path"][0] for error in _failed_roots(answer)}  # type: ignore[index]
-    return any(name not in failed for name in data)
-
-
 def withheld(answer: GraphQLHTTPResponse, error: object) -> GraphQLHTTPResponse:
     """A mutation's answer with its data withheld (over the response size bound): `error`,
     which says so, then the errors of the root fields whose write failed, so that the client

@@ -11,7 +11,6 @@ from strawberry.http import GraphQLHTTPResponse
 from sinergi.graphql_http import (
     BadParameter,
     MediaType,
-    committed,
     get_parameters,
     is_mutation,
     negotiate,
@@ -157,24 +156,6 @@ def test_an_answer_cut_short_by_an_outage_loses_its_partial_data() -> None:
 
 def _failed(*path: str | int) -> dict[str, Any]:
     return {"message": "x", "path": list(path), "extensions": {"code": "BAD_USER_INPUT"}}
-
-
-@pytest.mark.parametrize(
-    ("answer", "applied"),
-    [
-        (_answer(data={"a": {"id": "1"}}), True),
-        # the write committed; a field of what it answers failed after it
-        (_answer(data={"a": None}, errors=[_failed("a", "regency", "name")]), True),
-        (_answer(data={"a": None}, errors=[_failed("a")]), False),
-        (_answer(data={"a": None, "b": {"id": "2"}}, errors=[_failed("a")]), True),
-        (_answer(data=None, errors=[ERROR]), False),
-        (_answer(errors=[ERROR]), False),
-    ],
-)
-def test_a_mutation_committed_when_a_root_field_answered_without_its_own_error(
-    answer: GraphQLHTTPResponse, applied: bool
-) -> None:
-    assert committed(answer) is applied
 
 
 def test_a_withheld_answer_keeps_only_the_errors_naming_a_write_that_failed() -> None:

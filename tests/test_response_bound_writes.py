@@ -24,8 +24,9 @@ CREATE = (
     + " } }"
 )
 """A creation whose answer alone is over BOUND: the name, 25 times."""
-IMPORT = """mutation($rows: [MsmeImportRow!]!) { importMsmes(rows: $rows, mode: VALID_ROWS) {
-  created rejected a: errors { row field reason } b: errors { row field reason } } }"""
+IMPORT = """mutation($rows: [MsmeImportRow!]!, $mode: ImportMode! = VALID_ROWS) {
+  importMsmes(rows: $rows, mode: $mode) {
+    created rejected a: errors { row field reason } b: errors { row field reason } } }"""
 TREE = "{ indonesia { children { code name } } }"
 """Every province's code and name: over BOUND."""
 SMALL = '{ region(code: "62") { name } }'
@@ -104,6 +105,37 @@ def test_an_import_answered_past_the_bound_says_its_good_rows_were_written(bound
     assert _over_bound(error)["applied"] is True
     assert _stored(bounded, "7142000000101") == {"nib": "7142000000101"}
     assert _stored(bounded, "7142000000200") is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "prefix"), [("ALL_OR_NOTHING", "71420000004"), ("VALID_ROWS", "71420000005")]
+)
+def test_an_import_that_wrote_nothing_answered_past_the_bound_says_so(
+    bounded: Api, mode: str, prefix: str
+) -> None:
+    """The attack: an import of bad rows only, its answer past the bound, was answered
+    `applied: true` (a root field answered without an error of its own was taken for a write
+    committed), though nothing was written: the client read back for a change never made."""
+    rows = [_business(f"{prefix}{index:02d}", kbliCode="4") for index in range(20)]
+    variables = {"rows": rows, "mode": mode}
+    response = bounded.post({"query": IMPORT, "variables": variables}, bounded.token(CLIENT))
+    assert response.status_code == 200, response.text
+    (error,) = response.json()["errors"]
+    assert _over_bound(error)["applied"] is False
+    assert "not applied" in error["message"]
+    assert _stored(bounded, f"{prefix}00") is None
+
+
+def test_an_import_of_rows_already_on_record_past_the_bound_applied_nothing(bounded: Api) -> None:
+    """Every row as the register holds it: nothing written, so nothing applied."""
+    row = _business("7142000000601")
+    first = bounded.post({"query": IMPORT, "variables": {"rows": [row]}}, bounded.token(CLIENT))
+    assert first.json()["data"]["importMsmes"]["created"] == 1, first.text
+    rows = [row] + [_business(f"71420000007{index:02d}", kbliCode="4") for index in range(20)]
+    response = bounded.post({"query": IMPORT, "variables": {"rows": rows}}, bounded.token(CLIENT))
+    assert response.status_code == 200, response.text
+    (error,) = response.json()["errors"]
+    assert _over_bound(error)["applied"] is False
 
 
 def test_a_query_answered_past_the_bound_is_still_refused(bounded: Api) -> None:
