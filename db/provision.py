@@ -14,6 +14,8 @@ import contextlib
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from db import roles
+
 
 def with_role(url: str, role: str, database: str, password: str | None = None) -> str:
     """The same server, as `role` (without a password: the embedded server trusts its socket)."""
@@ -29,7 +31,8 @@ async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None
     """Made once, with `password` if given; an existing role is altered only to take away
     powers it must not have (so that processes starting together do not alter it at once):
     every attribute beyond LOGIN that `serve` refuses (sinergi/database.py), and membership in
-    any role (the server's file and program roles, say), which neither role needs."""
+    any role (db/roles.py `MEMBERSHIPS`: the server's file and program roles, say), which neither
+    role needs."""
     found = await admin.fetchrow(_HELD, role)
     if found is None:
         secret = "" if password is None else " PASSWORD '" + password.replace("'", "''") + "'"
@@ -44,18 +47,14 @@ async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None
             f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
             " NOBYPASSRLS"
         )
-    for revoke in found["memberships"]:
-        await admin.execute(revoke)
+    for held in await admin.fetch(roles.MEMBERSHIPS, role):
+        if held["revoke"] is not None:
+            await admin.execute(held["revoke"])
 
 
 _HELD = """
 SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls
-       AS privileged,
-       ARRAY(SELECT format('REVOKE %I FROM %I', pg_get_userbyid(m.roleid), r.rolname)
-                    -- From PostgreSQL 16 a membership is one per grantor, revoked as its grantor.
-                    || coalesce(' GRANTED BY ' || quote_ident(g.rolname), '')
-               FROM pg_auth_members m LEFT JOIN pg_roles g ON g.oid = m.grantor
-              WHERE m.member = r.oid) AS memberships
+       AS privileged
   FROM pg_roles r WHERE r.rolname = $1
 """
 

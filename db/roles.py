@@ -5,11 +5,13 @@ Three roles, in every mode (README, "Database roles"): a superuser that only cre
 the migrations; the service, which `sinergi serve` connects as, owns nothing and holds exactly
 the privileges below, and USAGE on the schema `public`. PUBLIC holds none on tables and
 sequences, nor CREATE in `public` (migration 0010), nor EXECUTE on the owner's SECURITY DEFINER
-functions; `apply` takes back whatever else was granted by hand. The audit trail is append-only
-for the service: it may insert an entry's content (the database sets its time, sequence and
-hashes) and a seal, never update, delete, truncate or alter either table, nor replace their
-triggers' functions (which takes ownership), nor set `session_replication_role` (which takes a
-superuser).
+functions; `apply` takes back whatever else was granted by hand. It is a member of no role at
+all (`MEMBERSHIPS`): a role's members hold its privileges, which no REVOKE on the service
+reaches, so `apply` refuses a membership it cannot end and `serve` refuses to run as a member.
+The audit trail is append-only for the service: it may insert an entry's content (the database
+sets its time, sequence and hashes) and a seal, never update, delete, truncate or alter either
+table, nor replace their triggers' functions (which takes ownership), nor set
+`session_replication_role` (which takes a superuser).
 
 `apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
 declared here; tests/test_roles.py fails for any table or sequence that is not.
@@ -17,9 +19,11 @@ declared here; tests/test_roles.py fails for any table or sequence that is not.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 READ = "SELECT"
@@ -149,6 +153,31 @@ def grant_statements(role: str) -> list[str]:
     return statements
 
 
+MEMBERSHIPS = """
+WITH RECURSIVE service AS (SELECT oid FROM pg_roles WHERE rolname = $1),
+held(roleid, member, grantor) AS (
+    SELECT m.roleid, m.member, m.grantor FROM pg_auth_members m, service s WHERE m.member = s.oid
+    UNION
+    SELECT m.roleid, m.member, m.grantor FROM pg_auth_members m JOIN held h ON m.member = h.roleid
+)
+SELECT pg_get_userbyid(h.roleid) AS role,
+       CASE WHEN h.member = s.oid
+            THEN format('REVOKE %I FROM %I', pg_get_userbyid(h.roleid), pg_get_userbyid(h.member))
+                 -- From PostgreSQL 16 a membership is one per grantor, revoked as its grantor.
+                 || coalesce(' GRANTED BY ' || quote_ident(pg_get_userbyid(h.grantor)), '')
+       END AS revoke
+  FROM held h, service s ORDER BY 1, 2
+"""
+"""Every role the role `$1` belongs to, directly or through another, one row per membership:
+with the REVOKE that ends it when it is direct (an indirect one ends with the direct one it
+comes through). The one statement of the rule that the service is a member of no role."""
+
+
+async def memberships(connection: AsyncConnection, role: str) -> list[Row[tuple[str, str | None]]]:
+    """`MEMBERSHIPS` of `role`."""
+    return list((await connection.exec_driver_sql(MEMBERSHIPS, (role,))).all())
+
+
 class UnsafeServiceRole(RuntimeError):
     """The role named as the service's could rewrite the audit trail: refuse to grant to it."""
 
@@ -157,7 +186,9 @@ async def apply(connection: AsyncConnection, role: str) -> None:
     """Grant the service role its privileges, as the owner (or a superuser), in one transaction.
 
     Refused when `role` is the connection's own or a superuser: revoking from the owner would
-    strip it, and a superuser's privileges cannot be narrowed at all.
+    strip it, and a superuser's privileges cannot be narrowed at all. Refused too while `role`
+    is a member of any role after its memberships are revoked (the owner holds no ADMIN OPTION
+    to revoke one, as a rule): `serve` would refuse it anyway, so say now what to run.
     """
     found = (
         await connection.execute(
@@ -179,6 +210,20 @@ async def apply(connection: AsyncConnection, role: str) -> None:
         )
     for statement in grant_statements(role):
         await connection.execute(text(statement))
+    for revoke in sorted({row.revoke for row in await memberships(connection, role) if row.revoke}):
+        # Not the connection's to revoke, as a rule (it takes ADMIN OPTION): the administrator's.
+        with contextlib.suppress(ProgrammingError):
+            async with connection.begin_nested():
+                await connection.execute(text(revoke))
+    left = await memberships(connection, role)
+    if left:
+        named = ", ".join(sorted({row.role for row in left}))
+        statements = "; ".join(sorted({row.revoke for row in left if row.revoke}))
+        raise UnsafeServiceRole(
+            f"role {role!r} is a member of {named}, whose privileges it holds beyond what "
+            f"db/roles.py grants it; as a superuser, run: {statements}; then migrate again "
+            "(README, 'Database roles')"
+        )
 
 
 async def reset_own_defaults(connection: AsyncConnection) -> None:

@@ -180,17 +180,18 @@ async def privileges_beyond_service(url: str) -> str | None:
     Each of these reaches past the service's grants: a superuser, or the owner, rewrites the
     audit trail outright; CREATEROLE grants itself membership in the owner (PostgreSQL 15 lets
     it), then `SET ROLE`; CREATEDB and REPLICATION reach beyond this database (a copy of it,
-    the whole cluster's WAL); BYPASSRLS skips row-level security; the server's file and program
-    roles give the PostgreSQL OS user's files or a shell (`COPY … FROM PROGRAM`); membership,
-    direct or inherited, in a role holding one of these is as good as holding it (`SET ROLE`);
-    and an owner of any object in the database (a schema, a table, a function, a type, the
-    database itself) may alter or replace it. Temporary objects and large objects, which any
-    role may make, are not counted."""
+    the whole cluster's WAL); BYPASSRLS skips row-level security; membership in any role,
+    direct or through another (db/roles.py `MEMBERSHIPS`), holds that role's privileges (a
+    table's INSERT, the server's file and program roles' shell, `COPY … FROM PROGRAM`), which no
+    REVOKE on the service reaches; and an owner of any object in the database (a schema, a
+    table, a function, a type, the database itself) may alter or replace it. Temporary objects
+    and large objects, which any role may make, are not counted."""
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
         row = (await connection.execute(_PRIVILEGES)).one()
+        member_of = sorted({held.role for held in await roles.memberships(connection, row.name)})
     reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
-    if row.powerful:
-        reasons.append(f"is a member of {', '.join(row.powerful)}")
+    if member_of:
+        reasons.append(f"is a member of {', '.join(member_of)}")
     if row.owns_audit:
         reasons.append("owns the audit trail")
     elif row.owned:
@@ -208,18 +209,11 @@ _ATTRIBUTES = {
 }
 """The role's attributes that `_PRIVILEGES` reads, each with why it is refused."""
 
-_SERVER_ACCESS = ("pg_execute_server_program", "pg_write_server_files", "pg_read_server_files")
-"""The predefined roles that reach the server's programs and files."""
-
 _PRIVILEGES = text(
     "SELECT r.rolname AS name, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,"
     " r.rolbypassrls,"
     " pg_has_role(r.oid, (SELECT relowner FROM pg_class"
     "   WHERE oid = to_regclass('public.audit_log')), 'MEMBER') AS owns_audit,"
-    " ARRAY(SELECT g.rolname::text FROM pg_roles g"
-    "   WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')"
-    "     AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls"
-    "          OR g.rolname = ANY (:server_access)) ORDER BY 1) AS powerful,"
     # pg_shdepend names the owner of every object of every kind, as DROP OWNED reads it.
     " ARRAY(SELECT pg_describe_object(d.classid, d.objid, d.objsubid)"
     "   FROM pg_shdepend d, pg_database db"
@@ -231,7 +225,7 @@ _PRIVILEGES = text(
     "       !~ '^pg_(toast_)?temp_', true)"
     "   ORDER BY 1) AS owned"
     " FROM pg_roles r WHERE r.rolname = current_user"
-).bindparams(server_access=list(_SERVER_ACCESS))
+)
 
 
 async def _migrates(url: str) -> bool:

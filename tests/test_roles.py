@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from db.roles import SERVICE_GRANTS
+from db.roles import SERVICE_GRANTS, grant_statements
 from tests.support.databases import TEST_PASSWORD, TEST_SERVICE, as_service
 
 HASH_SIGNATURE = "audit_log_hash(text, bigint, timestamptz, text, jsonb, text[])"
@@ -229,6 +229,14 @@ BEYOND_SERVICE = {
         ],
         "function {role}_function()",
     ),
+    "an ordinary role's grants": (
+        [
+            "CREATE ROLE {role}_extra",
+            "GRANT INSERT, UPDATE, DELETE ON change_log, audit_seals TO {role}_extra",
+            "GRANT {role}_extra TO {role}",
+        ],
+        "{role}_extra",
+    ),
     "a type, through a role it belongs to": (
         [
             "CREATE ROLE {role}_typer",
@@ -243,17 +251,19 @@ BEYOND_SERVICE = {
 
 @contextlib.contextmanager
 def _role_of_its_own(server_url: str, url: str, grants: list[str]) -> Iterator[str]:
-    """A login role made for one test, a member of the service role (so it reads what `serve`
-    reads before it refuses), then given `grants` ({role} names it) by the superuser in `url`'s
-    database; the URL of `url`'s database as it. Dropped afterwards, with what it owns."""
+    """A login role made for one test, granted what db/roles.py grants the service (so it reads
+    what `serve` reads before it refuses; not through membership in the service role, which is
+    itself a membership refused), then given `grants` ({role} names it) by the superuser in
+    `url`'s database; the URL of `url`'s database as it. Dropped afterwards, with what it owns
+    and was granted."""
     role = f"sinergi_priv_{uuid.uuid4().hex[:10]}"
     admin = make_url(server_url).set(database=make_url(url).database).render_as_string(False)
     statements = [
         f"CREATE ROLE {role} LOGIN PASSWORD '{TEST_PASSWORD}'",
-        f"GRANT {TEST_SERVICE} TO {role}",
+        *grant_statements(role),
         *(grant.format(role=role) for grant in grants),
     ]
-    extra = [f"{role}_{name}" for name in ("creator", "between", "bypass", "typer")]
+    extra = [f"{role}_{name}" for name in ("creator", "between", "bypass", "typer", "extra")]
     try:
         asyncio.run(_execute(admin, statements))
         yield make_url(url).set(username=role, password=TEST_PASSWORD).render_as_string(False)
@@ -315,19 +325,73 @@ def test_every_way_past_the_service_grants_is_named(
     assert named.format(role=role) in reason
 
 
-def test_serve_refuses_a_role_that_may_create_roles_or_run_server_programs(
+def test_serve_refuses_a_role_that_may_create_roles_run_programs_or_belongs_to_a_role(
     server_url: str, fresh_url: str, tmp_path: Path
 ) -> None:
     """Through the CLI, as production starts it: the reason, and how to override it."""
-    for case in ("CREATEROLE", "server programs"):
+    for case in ("CREATEROLE", "server programs", "an ordinary role's grants"):
         grants, named = BEYOND_SERVICE[case]
         with _role_of_its_own(server_url, fresh_url, grants) as url:
+            role = make_url(url).username
             refused = _serve({"DATABASE_URL": url, "SINERGI_HOME": str(tmp_path)})
         assert refused.returncode == 2, refused.stderr
         assert "refusing to serve" in refused.stderr
-        assert named in refused.stderr
+        assert named.format(role=role) in refused.stderr
         assert "--unsafe-privileged-role" in refused.stderr
         assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
+def test_migrate_refuses_a_service_role_that_belongs_to_a_role(
+    server_url: str, fresh_url: str
+) -> None:
+    """A role the service belongs to lends it its grants (here INSERT and DELETE on the change
+    feed), which no REVOKE on the service takes back: `migrate`, as the owner, cannot revoke a
+    membership the superuser granted, so it stops, naming it and the statement that ends it;
+    once an administrator has run that, it migrates, and `serve`'s check passes."""
+    from sinergi.cli import main
+    from sinergi.database import privileges_beyond_service
+
+    admin = make_url(server_url).set(database=make_url(fresh_url).database)
+    with _role_of_its_own(
+        server_url, fresh_url, BEYOND_SERVICE["an ordinary role's grants"][0]
+    ) as url:
+        role = make_url(url).username
+        env = {"DATABASE_OWNER_URL": fresh_url, "DATABASE_URL": url}
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stderr(io.StringIO()) as refused:
+                assert main(["migrate"]) == 2
+            revoke = f"REVOKE {role}_extra FROM {role} GRANTED BY {admin.username}"
+            assert f"is a member of {role}_extra" in refused.getvalue()
+            assert revoke in refused.getvalue()
+            asyncio.run(_execute(admin.render_as_string(False), [revoke]))
+            assert main(["migrate"]) == 0
+        assert asyncio.run(privileges_beyond_service(url)) is None
+
+
+def test_a_superuser_applying_the_grants_ends_the_services_memberships(
+    server_url: str, fresh_url: str
+) -> None:
+    """`roles.apply` revokes every membership it may: a superuser's connection may revoke any."""
+    from db import roles
+    from db.engine import one_connection
+
+    admin = make_url(server_url).set(database=make_url(fresh_url).database)
+    with _role_of_its_own(
+        server_url, fresh_url, BEYOND_SERVICE["an ordinary role's grants"][0]
+    ) as url:
+        role = make_url(url).username
+        assert role is not None
+
+        async def apply() -> list[object]:
+            superuser = admin.render_as_string(False)
+            async with one_connection(
+                superuser, statement_timeout_ms=60_000, transaction=True
+            ) as connection:
+                await roles.apply(connection, role)
+            async with one_connection(superuser, statement_timeout_ms=10_000) as connection:
+                return list(await roles.memberships(connection, role))
+
+        assert asyncio.run(apply()) == []
 
 
 def test_the_embedded_roles_lose_what_serve_refuses(server_url: str, fresh_url: str) -> None:
