@@ -80,14 +80,20 @@ async def bearer_user(conn: HTTPConnection) -> PrincipalUser | None:
 def unauthorized(conn: HTTPConnection, error: Exception | None) -> Response:
     """401 with an RFC 6750 challenge, or 503 when the token could not be checked at all."""
     if isinstance(error, AuthUnavailable):
-        body = {"errors": [{"message": str(error), "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        return _unavailable(str(error))
     challenge = 'Bearer realm="sinergi"'
     if error is not None:
         challenge += ', error="invalid_token", error_description="' + str(error) + '"'
     message = str(error) if error is not None else "an access token is required"
     body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def _unavailable(message: str) -> JSONResponse:
+    """503 SERVICE_UNAVAILABLE with Retry-After, as /graphql answers an outage."""
+    body = {"errors": [{"message": message, "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
+    retry_after = str(OUTAGE_RETRY_AFTER_SECONDS)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": retry_after})
 
 
 def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
@@ -191,8 +197,17 @@ async def token_endpoint(request: Request) -> Response:
 
 
 async def jwks_endpoint(request: Request) -> Response:
+    """The published keys, read from the database: in an outage 503 with Retry-After, which a
+    verifier's JWKS client retries, not INTERNAL."""
     service: AuthService = request.scope["state"]["auth"]
-    return JSONResponse(await service.jwks(), headers={"Cache-Control": "max-age=300"})
+    try:
+        published = await service.jwks()
+    except Exception as error:
+        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+            raise
+        logger.warning("could not read the signing keys: %s", error)
+        return _unavailable("the database is unavailable; retry shortly")
+    return JSONResponse(published, headers={"Cache-Control": "max-age=300"})
 
 
 async def metadata_endpoint(request: Request) -> Response:

@@ -307,6 +307,7 @@ def test_service_survives_a_database_outage(
         stopped = time.monotonic()
         time.sleep(3)
         readiness = httpx.get(f"{base}/readyz", timeout=10)
+        keys = httpx.get(f"{base}/.well-known/jwks.json", timeout=10)
         outage = [a for a in load.since(stopped) if a.started + a.elapsed < time.monotonic()]
         postgres.start()
         returned = time.monotonic()
@@ -323,6 +324,9 @@ def test_service_survives_a_database_outage(
     assert max(a.elapsed for a in outage) < FAST_SECONDS
     assert {a.status for a in answers} <= {200, 503}, "no 500s, no other failures"
     assert readiness.status_code == 503
+    assert (keys.status_code, keys.headers["retry-after"]) == (503, "5")
+    assert keys.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert httpx.get(f"{base}/.well-known/jwks.json").json()["keys"]
     assert first_success - returned < RECOVERY_LIMIT_SECONDS
     after = [a for a in answers if a.started >= settled]
     assert after
@@ -345,7 +349,7 @@ def test_service_survives_a_database_outage(
     served_ok = _metric(base, "sinergi_graphql_requests_total", client_id=client_id, status="200")
     assert served_ok == acknowledged
     unavailable = _metric(base, "sinergi_errors_total", code="SERVICE_UNAVAILABLE", status="503")
-    assert unavailable == sum(1 for a in answers if a.status == 503)
+    assert unavailable == sum(1 for a in answers if a.status == 503) + 1  # and the keys
 
     # Graceful shutdown: SIGTERM ends the workers cleanly.
     process.terminate()
