@@ -267,6 +267,7 @@ def create_app(
         max_response_bytes=settings.query_limits.max_response_bytes,
         max_sockets_per_client=settings.max_sockets_per_client,
         connections_per_request=max(1, settings.db_pool_size // 2),
+        init_timeout_seconds=settings.body_timeout_seconds,
     )
     routes: list[Route | WebSocketRoute] = [
         WebSocketRoute(GRAPHQL_PATH, graphql),  # subscriptions; sinergi/subscriptions.py admits

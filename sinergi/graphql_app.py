@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any, cast
 
@@ -293,13 +294,16 @@ class SinergiGraphQL(GraphQL[Context, None]):
         max_response_bytes: int = QueryLimits().max_response_bytes,
         max_sockets_per_client: int,
         connections_per_request: int,
+        init_timeout_seconds: float,
     ) -> None:
         """`max_tokens`: the request guard's, whose parsed documents this reuses;
         `read_your_writes_seconds`: how long after a write a client reads nothing that lags;
         `max_sockets_per_client`: the WebSocket connections a client may hold open at once;
         `connections_per_request`: the pooled connections one request may hold at once (its
         figure tables and other reads run that many at a time), so that no request alone
-        leaves other clients waiting for the pool."""
+        leaves other clients waiting for the pool; `init_timeout_seconds`: how long a WebSocket
+        may stay open before its `connection_init` (its token) arrives, as long as a POST has to
+        send its body: Strawberry's default minute let anyone hold sockets open unidentified."""
         super().__init__(
             schema,
             graphql_ide=None,
@@ -309,6 +313,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             # One per feed: each subscription reads on its own every few seconds.
             max_subscriptions_per_connection=4,
+            connection_init_wait_timeout=timedelta(seconds=init_timeout_seconds),
         )
         self.limits = limits
         self.rate_limiter = rate_limiter

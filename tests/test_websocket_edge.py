@@ -36,6 +36,8 @@ from tests.support.served import served
 
 PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 WATCH = "subscription { msmeChanges { endCursor } }"
+INIT_TIMEOUT_SECONDS = 2
+"""The served app's body timeout, which also bounds how long a socket may wait to identify."""
 
 
 def _free_port() -> int:
@@ -54,6 +56,7 @@ def serve(module_reference_url: str) -> Iterator[tuple[str, Path]]:
         "SINERGI_ENV": "production",
         "SINERGI_HOME": str(home),
         "SINERGI_LOG_LEVEL": "info",
+        "SINERGI_BODY_TIMEOUT": str(INIT_TIMEOUT_SECONDS),
         # As tests/support/served.py: production's timeouts are not what these tests are about.
         "SINERGI_DB_CONNECT_TIMEOUT": "60",
         "SINERGI_DB_POOL_TIMEOUT": "60",
@@ -382,3 +385,19 @@ def test_a_tokens_header_is_logged_cut_short(
     assert "unknown kid 'kkkk" in refusals[0]
     assert "algorithm 'kkkk" in refusals[1]
     assert all(len(message) < 200 for message in refusals), refusals
+
+
+def test_a_connection_that_never_identifies_is_closed_as_a_slow_body_is(base: str) -> None:
+    """Strawberry's default let a connection wait a minute for its `connection_init`, so anyone
+    could hold sockets open without a token: it has as long as a POST has for its body, then
+    is closed with 4408 ("Connection initialisation timeout")."""
+
+    async def scenario() -> tuple[int | None, float]:
+        started = time.monotonic()
+        async with _socket(base) as opened:
+            code = await _closed_with(opened, seconds=30)
+        return code, time.monotonic() - started
+
+    code, waited = asyncio.run(scenario())
+    assert code == 4408
+    assert INIT_TIMEOUT_SECONDS <= waited < INIT_TIMEOUT_SECONDS + 8
