@@ -172,14 +172,22 @@ class GraphiQLPage:
         self.token_lifetime_seconds = token_lifetime_seconds
         self.endpoint = endpoint
 
-    async def render(self, request: Request) -> Response:
-        refused = _refusal(request, renewal=False)
+    async def _demo_token(self, request: Request, *, renewal: bool) -> str | Response:
+        """The demo token for this request, or the response refusing it: a Host that is no
+        loopback name or a foreign Origin (`_refusal`), or a demo client that no longer holds
+        the demo secret."""
+        refused = _refusal(request, renewal=renewal)
         if refused is not None:
             return refused
         try:
-            token = await self.mint()
+            return await self.mint()
         except OAuthError as error:
             return _no_demo_token(error)
+
+    async def render(self, request: Request) -> Response:
+        token = await self._demo_token(request, renewal=False)
+        if isinstance(token, Response):
+            return token
         settings = {
             "endpoint": self.endpoint,
             "tokenUrl": TOKEN_PATH,
@@ -191,13 +199,9 @@ class GraphiQLPage:
         return HTMLResponse(html, headers=_page_headers())
 
     async def token(self, request: Request) -> Response:
-        refused = _refusal(request, renewal=True)
-        if refused is not None:
-            return refused
-        try:
-            token = await self.mint()
-        except OAuthError as error:
-            return _no_demo_token(error)
+        token = await self._demo_token(request, renewal=True)
+        if isinstance(token, Response):
+            return token
         return JSONResponse(
             {
                 "access_token": token,
