@@ -32,6 +32,7 @@ from schema.types import change_feed as change_feed_types
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
+from tests.support.clients import registered
 from tests.support.databases import as_service
 from tests.support.served import served
 
@@ -44,14 +45,7 @@ PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 
 
 def _client(url: str, name: str) -> tuple[str, str]:
-    out = io.StringIO()
-    argv = ["clients", "create", "--name", name, "--org-kind", "province"]
-    argv += ["--jurisdiction", "62", "--purpose", "change feed test", "--json"]
-    argv += ["--scopes", "records:read pii:read"]
-    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
-        assert main(argv) == 0
-    created = json.loads(out.getvalue())
-    return created["client_id"], created["client_secret"]
+    return registered(url, name, purpose="change feed test", scopes="records:read pii:read")
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,9 @@ from auth import keyring, keys, tokens
 from auth.service import AuthService
 from db.engine import create_engine
 from db.models import SIGNING_KEYS
-from db.notifications import LISTENER_NAME
 from sinergi.cli import main
 from sinergi.settings import Settings
+from tests.support.clients import listeners
 from tests.support.databases import as_service
 from tests.support.served import served_process
 
@@ -53,19 +53,6 @@ def _cli(url: str, *argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def _count_listeners(url: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        found: int = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = $1 AND datname = current_database()",
-            LISTENER_NAME,
-        )
-    finally:
-        await connection.close()
-    return found
-
-
 @pytest.fixture(scope="module")
 def servers(module_reference_url: str) -> Iterator[list[str]]:
     """Two uvicorn processes, each listening (a server answers before its listener listens)."""
@@ -76,7 +63,7 @@ def servers(module_reference_url: str) -> Iterator[list[str]]:
         served_process(service, "production", settings) as second,
     ):
         deadline = time.monotonic() + 30
-        while asyncio.run(_count_listeners(module_reference_url)) < 2:
+        while asyncio.run(listeners(module_reference_url)) < 2:
             assert time.monotonic() < deadline, "the servers' listeners never listened"
             time.sleep(0.1)
         yield [first[0], second[0]]

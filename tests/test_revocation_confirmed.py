@@ -27,6 +27,7 @@ from auth import registry
 from db.notifications import CONFIRM, LISTENER_NAME
 from sinergi.cli import main
 from sinergi.cli_auth import NOT_CONFIRMED
+from tests.support.clients import listeners
 from tests.support.databases import as_service
 from tests.support.served import served_process
 
@@ -45,21 +46,8 @@ def _cli(url: str, *argv: str, timeout: int = 10) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-async def _count_listeners(url: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        found: int = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = $1 AND datname = current_database()",
-            LISTENER_NAME,
-        )
-    finally:
-        await connection.close()
-    return found
-
-
 def _listeners(url: str) -> int:
-    return asyncio.run(_count_listeners(url))
+    return asyncio.run(listeners(url))
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +160,7 @@ async def _deaf_listener(url: str) -> AsyncIterator[None]:
     finally:
         await connection.close()
         for _ in range(100):  # its session ends a moment later: gone before the next test
-            if await _count_listeners(url) <= SERVERS:
+            if await listeners(url) <= SERVERS:
                 break
             await asyncio.sleep(0.05)
 

@@ -31,6 +31,7 @@ from db.engine import async_url
 from schema.query_limits import QueryLimits
 from sinergi import subscriptions
 from sinergi.cli import main
+from tests.support.clients import registered
 from tests.support.databases import as_service
 from tests.support.served import served
 
@@ -96,14 +97,7 @@ def base(serve: tuple[str, Path]) -> str:
 
 
 def _client(url: str, name: str) -> tuple[str, str]:
-    out = io.StringIO()
-    argv = ["clients", "create", "--name", name, "--org-kind", "province"]
-    argv += ["--jurisdiction", "62", "--purpose", "websocket edge test", "--json"]
-    argv += ["--scopes", "records:read"]
-    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
-        assert main(argv) == 0
-    created = json.loads(out.getvalue())
-    return created["client_id"], created["client_secret"]
+    return registered(url, name, purpose="websocket edge test", scopes="records:read")
 
 
 def _token(base: str, client: tuple[str, str]) -> str:
