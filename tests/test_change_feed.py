@@ -4,7 +4,6 @@ import every copy is exactly what a fresh page-through shows that client."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -20,6 +19,7 @@ import pytest
 
 from sinergi.sync import LocalCopy, sync
 from tests.support.clock import Clock
+from tests.support.databases import run
 from tests.support.demo_data import load_demo
 from tests.support.executor import AuditRow, latest_entry
 from tests.support.http import Api, served
@@ -51,17 +51,6 @@ COOPERATIVE_FIELDS = """
 PARTICIPATION_FIELDS = """
   id programme { id } msme { id } cooperative { id } role status detail startedOn version
 """
-
-
-def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async def query() -> list[asyncpg.Record]:
-        connection = await asyncpg.connect(url)
-        try:
-            return list(await connection.fetch(sql, *args))
-        finally:
-            await connection.close()
-
-    return asyncio.run(query())
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,16 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.engine import async_url
 from db.queries import change_feed_compaction
+from tests.support.databases import run
 from tests.support.demo_data import demo_clients
 from tests.support.http import Api, served
 
 KALTENG, KALBAR, PALANGKA_RAYA = "demo-province-62", "demo-province-61", "demo-regency-6271"
-
-
-def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async def query() -> list[asyncpg.Record]:
-        connection = await asyncpg.connect(url)
-        try:
-            return list(await connection.fetch(sql, *args))
-        finally:
-            await connection.close()
-
-    return asyncio.run(query())
 
 
 @pytest.fixture(scope="module")

@@ -669,15 +669,7 @@ def test_an_external_token_other_than_an_access_token_is_refused(
     realm, for that audience, in date, but for telling the app who logged in, not for the API."""
     claims = {**_sso_claims(REALM, "dinas-app", "province", "62", ["sinergi-records"]), "typ": kind}
     token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, sso_key[0])
-    response = sso_api.post(
-        "/graphql",
-        json={"query": "{ viewer { jurisdiction } }"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    if admitted:
-        assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
-    else:
-        _assert_refused(response)
+    _assert_admitted_to_62(sso_api, token, admitted)
 
 
 @pytest.mark.parametrize(
@@ -723,15 +715,7 @@ def test_an_external_token_valid_for_longer_than_its_issuers_maximum_is_refused(
     if not issued:
         del claims["iat"]
     token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, claims, sso_key[0])
-    response = sso_api.post(
-        "/graphql",
-        json={"query": "{ viewer { jurisdiction } }"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    if admitted:
-        assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
-    else:
-        _assert_refused(response)
+    _assert_admitted_to_62(sso_api, token, admitted)
 
 
 async def test_an_external_issuers_maximum_lifetime_is_configured_per_issuer(
@@ -751,3 +735,16 @@ async def test_an_external_issuers_maximum_lifetime_is_configured_per_issuer(
     for wrong in ("1h", 0, True):
         with pytest.raises(ValueError, match="max_lifetime"):
             parse_external_issuers(json.dumps([{**entry, "max_lifetime": wrong}]))
+
+
+def _assert_admitted_to_62(sso_api: TestClient, token: str, admitted: bool) -> None:
+    """The token reads its viewer's jurisdiction, 62, or is refused as a bad token is."""
+    response = sso_api.post(
+        "/graphql",
+        json={"query": "{ viewer { jurisdiction } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if admitted:
+        assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
+    else:
+        _assert_refused(response)

@@ -3,6 +3,9 @@ one of their own."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -34,3 +37,17 @@ async def drop_database(admin_url: str, name: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """`sql` run on the database at `url` as its URL's role: what an operator does there (or
+    looks at), not the API."""
+
+    async def query() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(url)
+        try:
+            return list(await connection.fetch(sql, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())
