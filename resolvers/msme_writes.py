@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
 from db.models import COOPERATIVES
-from db.writes import StaleVersion, msmes
+from db.writes import NotFound, StaleVersion, msmes
 from db.writes.versioned import locked
 from domain.records import CheckedMsme, MsmeDraft, check_msme, check_scale_report
 from domain.scale import Scale
@@ -70,8 +70,10 @@ async def _cooperative(
     key = record_key(raw, field)
     scope = info.context.policy.records
     try:
-        cooperative = await locked(connection, COOPERATIVES, key, scope.rows(COOPERATIVES))
-    except LookupError:
+        cooperative = await locked(
+            connection, COOPERATIVES, key, scope.rows(COOPERATIVES), field=field
+        )
+    except NotFound:
         raise bad_input(field, "no such cooperative in your jurisdiction") from None
     if cooperative.status == "dissolved" and key != member_of:
         raise bad_input(field, "the cooperative is dissolved; it takes no members")

@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry.types import Info
 
-from db.writes import NotFound, StaleVersion, participations
+from db.writes import StaleVersion, participations
 from domain.errors import InvalidValue
 from domain.participations import ParticipationStatus
 from domain.records import validate_past_date, validate_text
@@ -59,22 +59,17 @@ async def create(
     principal = info.context.principal
     checked_role = _checked_text(role, "input.role", _ROLE_MAX) or ""
     async with writing(info) as connection:
-        try:
-            created = await participations.create(
-                connection,
-                programme_id=programme_id,
-                subject=subject,
-                role=checked_role,
-                status=status,
-                detail=_checked_text(detail, "input.detail"),
-                started_on=_checked_date(started_on, "input.startedOn"),
-                scope=info.context.policy.records,
-                actor=actor_of(principal),
-            )
-        except NotFound as missing:
-            if missing.args and missing.args[0] == programme_id:
-                raise bad_input("input.programmeId", "no such programme") from None
-            raise
+        created = await participations.create(
+            connection,
+            programme_id=programme_id,
+            subject=subject,
+            role=checked_role,
+            status=status,
+            detail=_checked_text(detail, "input.detail"),
+            started_on=_checked_date(started_on, "input.startedOn"),
+            scope=info.context.policy.records,
+            actor=actor_of(principal),
+        )
     info.context.accesses.records_returned("participation", 1)
     return created
 

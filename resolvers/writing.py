@@ -103,8 +103,8 @@ async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
     try:
         async with info.context.transaction() as connection:
             yield connection
-    except NotFound:
-        raise coded_error(ErrorCode.NOT_FOUND, "no such record in your jurisdiction") from None
+    except NotFound as missing:
+        raise coded_error(ErrorCode.NOT_FOUND, str(missing), field=missing.field) from None
     except StaleVersion as stale:
         raise coded_error(
             ErrorCode.CONFLICT,

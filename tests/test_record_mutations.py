@@ -144,8 +144,11 @@ async def test_a_record_outside_the_jurisdiction_answers_like_a_missing_one(
     )
     assert code_of(outside) == code_of(missing) == "NOT_FOUND"
     assert outside.errors[0].message == missing.errors[0].message
+    assert outside.errors[0].extensions == missing.errors[0].extensions
+    assert missing.errors[0].extensions == {"code": "NOT_FOUND", "field": "id"}
+    assert missing.errors[0].message == "id: no such record in your jurisdiction"
     deactivated = await run(engine, KALBAR, DEACTIVATE, {"id": created["id"], "version": 1})
-    assert code_of(deactivated) == "NOT_FOUND"
+    assert deactivated.errors[0].extensions == {"code": "NOT_FOUND", "field": "id"}
     read = (await run(engine, KALTENG, READ, {"nib": "7770000000003"})).data["msme"]
     assert (read["name"], read["version"], read["isActive"]) == ("Keripik Kelakai Uji", 1, True)
 

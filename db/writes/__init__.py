@@ -7,7 +7,12 @@ into its own answers (GraphQL codes, a CLI report).
 
 
 class NotFound(LookupError):
-    """No such record in the jurisdiction: a row outside it answers exactly like a missing one."""
+    """No such record in the jurisdiction: a row outside it answers exactly like a missing one.
+    `field` is the argument that named it, so the client learns which of its ids missed."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: no such record in your jurisdiction")
+        self.field = field
 
 
 class StaleVersion(Exception):

@@ -38,7 +38,10 @@ async def create(connection: AsyncConnection, checked: CheckedCooperative, actor
 
 
 async def lock(connection: AsyncConnection, cooperative_id: int, scope: RowScope) -> Record:
-    return await locked(connection, COOPERATIVES, cooperative_id, scope.rows(COOPERATIVES))
+    """The cooperative a mutation's `id` names."""
+    return await locked(
+        connection, COOPERATIVES, cooperative_id, scope.rows(COOPERATIVES), field="id"
+    )
 
 
 async def update(

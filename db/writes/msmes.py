@@ -77,8 +77,9 @@ async def _after_imports(connection: AsyncConnection) -> None:
 
 
 async def lock(connection: AsyncConnection, msme_id: int, scope: RowScope) -> Record:
+    """The MSME a mutation's `id` names."""
     await _after_imports(connection)
-    return await locked(connection, MSMES, msme_id, scope.rows(MSMES))
+    return await locked(connection, MSMES, msme_id, scope.rows(MSMES), field="id")
 
 
 async def update(

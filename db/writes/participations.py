@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
 from db.queries.scoping import RowScope
-from db.writes import Duplicate, NotFound
+from db.writes import Duplicate
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
@@ -39,7 +39,8 @@ async def create(
     may revive, so it may)."""
     kind, subject_id = subject
     table = MSMES if kind == "msme" else COOPERATIVES
-    located = await locked(connection, table, subject_id, scope.rows(table))
+    subject_field = "input.msmeId" if kind == "msme" else "input.cooperativeId"
+    located = await locked(connection, table, subject_id, scope.rows(table), field=subject_field)
     if kind == "cooperative" and located.status == "dissolved":
         raise InvalidValue("input.cooperativeId", "the cooperative is dissolved; it joins nothing")
     programme = (
@@ -48,7 +49,7 @@ async def create(
         )
     ).first()
     if programme is None:
-        raise NotFound(programme_id)
+        raise InvalidValue("input.programmeId", "no such programme")
     if not is_within(located.district_code or located.regency_code, programme.jurisdiction):
         raise InvalidValue(
             "input.programmeId",
@@ -97,11 +98,12 @@ def _visible(scope: RowScope) -> Any:
 
 
 async def lock(connection: AsyncConnection, participation_id: int, scope: RowScope) -> Record:
+    """The participation a mutation's `id` names."""
     joined = PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
         COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
     )
     return await locked(
-        connection, PARTICIPATIONS, participation_id, _visible(scope), joined=joined
+        connection, PARTICIPATIONS, participation_id, _visible(scope), field="id", joined=joined
     )
 
 

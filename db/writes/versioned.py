@@ -50,15 +50,17 @@ async def locked(
     record_id: int,
     visible: ColumnElement[bool],
     *,
+    field: str,
     joined: Any = None,
 ) -> Record:
-    """The row, locked for this transaction, if `visible` (the jurisdiction rule) admits it."""
+    """The row, locked for this transaction, if `visible` (the jurisdiction rule) admits it;
+    else NotFound naming `field`, the argument that gave `record_id`."""
     statement = select(table).where(table.c.id == record_id, visible)
     if joined is not None:
         statement = statement.select_from(joined)
     row = (await connection.execute(statement.with_for_update(of=table))).first()
     if row is None:
-        raise NotFound(record_id)
+        raise NotFound(field)
     return row
 
 
