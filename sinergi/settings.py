@@ -266,7 +266,7 @@ class Settings:
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
             environment=environment,
             issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),
-            audience=env.get("SINERGI_AUDIENCE", "sinergi"),
+            audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
             token_lifetime_seconds=_int(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),

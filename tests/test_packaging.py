@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,12 @@ import yaml
 
 from db import embedded
 from schema.build import sdl
+from sinergi.settings import Settings
 from tests.support.databases import drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
+SETTINGS = ROOT / "sinergi" / "settings.py"
 REQUIRED = {
     "POSTGRES_PASSWORD": "s3cret-pw",
     "SINERGI_OWNER_PASSWORD": "owner-pw",
@@ -161,6 +164,39 @@ def test_compose_file_has_the_deployment_shape() -> None:
     text = COMPOSE.read_text()
     for secret in REQUIRED:
         assert f"${{{secret}:?" in text
+
+
+# Settings the compose file fixes for the API, or keeps from it on purpose.
+NOT_PASSED_ON = {
+    "DATABASE_URL",  # the service role's, built from its password
+    "DATABASE_OWNER_URL",  # the API never holds the owner's credentials
+    "SINERGI_UNSAFE_PRIVILEGED_ROLE",  # never in a deployment
+    "SINERGI_ENV",  # production
+    "SINERGI_HOME",  # the volume
+    "SINERGI_AUDIT_KEY",  # the key comes as a secret file
+    "SINERGI_AUDIT_KEY_FILE",  # where that secret is mounted
+    "SINERGI_AUDIT_CHECKPOINTS",  # on the volume, under SINERGI_HOME
+    "SINERGI_INTROSPECTION",  # gone: serve stops when it is set
+    "PROMETHEUS_MULTIPROC_DIR",  # serve's own, per start
+}
+
+
+def test_compose_passes_every_other_setting_on_to_the_api() -> None:
+    """An operator sets any setting of the README's table in the environment compose runs in,
+    without editing the file; unset, each passes on empty, which keeps its default."""
+    read = set(
+        re.findall(r'"((?:SINERGI|DATABASE|OTEL|PROMETHEUS)_[A-Z_]+)"', SETTINGS.read_text())
+    )
+    api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]["environment"]
+    assert read - NOT_PASSED_ON <= set(api), sorted(read - NOT_PASSED_ON - set(api))
+    assert "FORWARDED_ALLOW_IPS" in api
+    passed_empty = {
+        name for name, value in api.items() if value == f"${{{name}:-}}" and name in read
+    }
+    assert len(passed_empty) > 30
+    defaults = Settings.from_env({})
+    for name in sorted(passed_empty):
+        assert Settings.from_env({name: ""}) == defaults, f"{name}= does not keep its default"
 
 
 def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
