@@ -575,17 +575,28 @@ SELECT m.id, {_each("s.owner_{c}")}
 ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
 """  # noqa: S608  # the names are the declaration's, not input
 
-# A record whose owner alone changed gets a history row of its own.
+# A record whose owner alone changed moves on a version, as `updateMsme` making the same change
+# does (db/writes/versioned.py), and gets a history row of its own at that version: a client
+# holding the version before must get CONFLICT rather than overwrite the owner imported. (A
+# record whose other columns changed too moved on in _UPDATE, whose history row names its owner
+# fields: one version per record and import.) The records were locked by _LOCK.
 _OWNER_HISTORY = """
+WITH bumped AS (
+    UPDATE msmes AS m
+       SET version = m.version + 1, updated_at = now()
+     WHERE m.id = ANY(ARRAY(
+               SELECT e.id
+                 FROM msme_import_owners c JOIN msme_import_existing e ON e.nib = c.nib
+                WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = e.id)))
+    RETURNING m.id, m.nib, m.version
+)
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
         personal_fields)
-SELECT :client_id, :organisation, 'msme', m.id, 'import', m.version, '{}'::jsonb,
+SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb,
        c.personal_fields
-  FROM msme_import_owners c JOIN msme_import_existing e ON e.nib = c.nib
-       JOIN msmes m ON m.id = e.id
- WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = e.id)
- ORDER BY m.id
+  FROM bumped b JOIN msme_import_owners c ON c.nib = b.nib
+ ORDER BY b.id
 """
 
 # A scale history row for each record whose scale an UPDATE changed, and each record created

@@ -498,6 +498,52 @@ async def test_owner_columns_need_pii_read_and_never_enter_the_history(
     assert "6271995204880001" not in str(history)
 
 
+OWNED_VERSIONS = """
+query($nib: String!) { msme(nib: $nib) { id version changes { version personalDataChanged } } }
+"""
+
+
+async def test_an_import_changing_only_the_owner_moves_the_version_as_an_update_does(
+    engine: AsyncEngine,
+) -> None:
+    """A client holding the version before the import's owner change must get CONFLICT, not
+    overwrite the owner the import wrote; each change is one version, in the history too."""
+    nib = "7792000000001"
+    owner = {"nik": "6271995204880005", "fullName": "Sri Versi", "phone": "+6281200000001"}
+    await do_import(engine, [row(nib, owner=owner)], "VALID_ROWS", KALTENG_PII)
+    phoned = [row(nib, owner={**owner, "phone": "+6281200000002"})]
+    report = (await do_import(engine, phoned, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (report["updated"], report["unchanged"]) == (1, 0)
+    record = (await run(engine, KALTENG_PII, OWNED_VERSIONS, {"nib": nib})).data["msme"]
+    assert record["version"] == 2
+    stale = await run(
+        engine,
+        KALTENG_PII,
+        UPDATE,
+        {"id": record["id"], "version": 1, "changes": {"owner": owner}},
+    )
+    assert stale.errors[0].extensions["code"] == "CONFLICT"
+    assert stale.errors[0].extensions["currentVersion"] == 2
+
+    # Whatever the row changes, its record moves on by exactly one version.
+    both = [row(nib, employees=9, owner={**owner, "phone": "+6281200000003"})]
+    await do_import(engine, both, "VALID_ROWS", KALTENG_PII)
+    await do_import(
+        engine,
+        [row(nib, employees=10, owner={**owner, "phone": "+6281200000003"})],
+        "VALID_ROWS",
+        KALTENG_PII,
+    )
+    record = (await run(engine, KALTENG_PII, OWNED_VERSIONS, {"nib": nib})).data["msme"]
+    assert record["version"] == 4
+    assert [(change["version"], change["personalDataChanged"]) for change in record["changes"]] == [
+        (1, ["owner.nik", "owner.fullName", "owner.phone"]),
+        (2, ["owner.phone"]),
+        (3, ["owner.phone"]),
+        (4, []),
+    ]
+
+
 async def _subjects_of_latest_entry(engine: AsyncEngine, client_id: str) -> list[str]:
     async with engine.connect() as connection:
         found = await connection.execute(
