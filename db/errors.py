@@ -47,17 +47,31 @@ class ReadTimedOut(Exception):
     statement may take, its own doing (db/reads.py raises it, from the database's error)."""
 
 
-def is_statement_timeout(error: BaseException) -> bool:
-    """True when `error`, or anything it wraps, is PostgreSQL cancelling a statement that ran
-    past `statement_timeout`."""
+def _asyncpg_error(error: BaseException) -> asyncpg.PostgresError | None:
+    """The PostgreSQL error `error` is, or wraps (SQLAlchemy's around the driver's)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, asyncpg.exceptions.QueryCanceledError):
-            return "statement timeout" in str(current)
+        if isinstance(current, asyncpg.PostgresError):
+            return current
         if isinstance(current, exc.DBAPIError) and current.orig is not None:
             current = current.orig
         else:
             current = current.__cause__
-    return False
+    return None
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, is PostgreSQL cancelling a statement that ran
+    past `statement_timeout`."""
+    cause = _asyncpg_error(error)
+    return isinstance(cause, asyncpg.exceptions.QueryCanceledError) and (
+        "statement timeout" in str(cause)
+    )
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, is PostgreSQL giving up waiting for a lock
+    after `lock_timeout`."""
+    return isinstance(_asyncpg_error(error), asyncpg.exceptions.LockNotAvailableError)

@@ -34,7 +34,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    func,
     literal,
     not_,
     select,
@@ -211,8 +210,13 @@ async def import_msmes(
     name: Namer = str,
     today: date,
     progress: Progress | None = None,
+    queue: bool = False,
 ) -> Report:
     """Import `rows` inside the caller's transaction; see the module docstring for the steps.
+
+    An import in progress is waited for at most as long as a single write waits for one
+    (`msmes.IMPORT_WAIT`; then ImportInProgress), or however long it takes with `queue` (an
+    operator's command, which has no client waiting on a connection of the shared pool).
 
     In ALL_OR_NOTHING mode a file with any bad row writes nothing at all (the report says which
     rows and why); in VALID_ROWS mode the good rows are written and the bad ones reported.
@@ -224,7 +228,7 @@ async def import_msmes(
     report = progress or (lambda stage, done, total: None)
     # Imports queue behind each other (two files naming one new NIB must not race to create it),
     # and single MSME writes queue behind an import (see db/writes/msmes.py).
-    await connection.execute(select(func.pg_advisory_xact_lock(msmes.IMPORT_LOCK)))
+    await msmes.before_import(connection, bounded=not queue)
     # Sorts and hashes over a whole chunk stay in memory instead of spilling to disk.
     await connection.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     rules = await vocabulary.load(connection, today=today)

@@ -12,7 +12,7 @@ from domain.records import MsmeDraft
 from resolvers import calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.writing import actor_of, needs_personal_data_scope
+from resolvers.writing import actor_of, needs_personal_data_scope, writing
 
 MAX_ROWS = 5_000
 """A request is a batch, not a file: larger loads go through `sinergi import msmes`."""
@@ -32,7 +32,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
     if any(draft.owner is not None for draft in drafts):
         needs_personal_data_scope(info.context.policy, "rows.owner")
     rows: list[Drafted] = [(number, draft) for number, draft in enumerate(drafts, start=1)]
-    async with info.context.transaction() as connection:
+    async with writing(info) as connection:
         report = await import_msmes(
             connection,
             rows,

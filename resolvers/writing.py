@@ -1,5 +1,5 @@
 """What every record mutation shares: the transaction, the actor, and turning refusals into the
-contract's error codes (NOT_FOUND, CONFLICT, BAD_USER_INPUT, FORBIDDEN)."""
+contract's error codes (NOT_FOUND, CONFLICT, BAD_USER_INPUT, FORBIDDEN, SERVICE_UNAVAILABLE)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.writes import Duplicate, NotFound, StaleVersion, vocabulary
+from db.writes import Duplicate, ImportInProgress, NotFound, StaleVersion, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_record_id
@@ -119,3 +119,10 @@ async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
         ) from None
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
+    except ImportInProgress:
+        # Not the caller's doing and not a fault: the same write succeeds once the import ends.
+        raise coded_error(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "a bulk import is writing the MSME register; nothing was changed: send the same "
+            "request again after Retry-After seconds",
+        ) from None

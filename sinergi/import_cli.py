@@ -130,6 +130,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         name=column_name,
                         today=calendar.today(),
                         progress=advance,
+                        queue=True,
                     )
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.

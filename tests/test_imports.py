@@ -446,6 +446,58 @@ async def test_a_single_write_waits_for_an_import_in_progress(
     assert updated.data["updateMsme"]["version"] == 2
 
 
+ENROL = """
+mutation($input: ParticipationInput!) { addParticipation(input: $input) { id } }
+"""
+HELD = """
+query($nib: String!) { msme(nib: $nib) { id name version participations { role } } }
+"""
+
+
+async def test_writes_meeting_an_import_in_progress_are_refused_promptly_and_sent_again_later(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """An operator's import of a whole register holds the import lock, and the records it names,
+    for seconds. A write meeting it waits a little, then is refused with a code that says send it
+    again (not INTERNAL at the statement timeout, holding its pooled connection until then);
+    nothing of it was written, and the same request succeeds once the import has ended."""
+    nib, fresh = "7793000000001", "7793000000002"
+    async with engine.begin() as connection:
+        await import_directly(connection, [(2, draft(nib))], total=1)
+    msme_id = (await run(engine, KALTENG, HELD, {"nib": nib})).data["msme"]["id"]
+    writes = [
+        (UPDATE, {"id": msme_id, "version": 1, "changes": {"name": "Warung Sabar"}}),
+        (IMPORT, {"rows": [row(fresh)], "mode": "VALID_ROWS"}),
+        (ENROL, {"input": {"programmeId": "PR-MMM", "msmeId": msme_id, "role": "recipient"}}),
+    ]
+    writer = create_engine(as_service(reference_url), statement_timeout_ms=5_000)  # the app's
+    try:
+        async with engine.begin() as connection:
+            # The import in progress, holding its lock and the record it names until it commits.
+            await import_directly(connection, [(2, draft(nib))], total=1)
+            started = asyncio.get_running_loop().time()
+            refused = await asyncio.gather(
+                *(run(writer, KALTENG, document, given) for document, given in writes)
+            )
+            waited = asyncio.get_running_loop().time() - started
+        assert [answer.errors[0].extensions["code"] for answer in refused] == [
+            "SERVICE_UNAVAILABLE"
+        ] * 3
+        assert waited < 4, "refused well within the statement timeout"
+        held = (await run(engine, KALTENG, HELD, {"nib": nib})).data["msme"]
+        assert (held["name"], held["version"], held["participations"]) == ("Toko", 1, [])
+        assert (await snapshot(engine, fresh))["msmes"] == []
+
+        again = [await run(writer, KALTENG, document, given) for document, given in writes]
+    finally:
+        await writer.dispose()
+    assert [answer.errors for answer in again] == [None] * 3
+    assert again[0].data["updateMsme"]["version"] == 2
+    assert again[1].data["importMsmes"]["created"] == 1
+    held = (await run(engine, KALTENG, HELD, {"nib": nib})).data["msme"]
+    assert (held["name"], held["participations"]) == ("Warung Sabar", [{"role": "recipient"}])
+
+
 async def test_an_import_cannot_reach_outside_the_jurisdiction(engine: AsyncEngine) -> None:
     await do_import(engine, [row("7764000000001")], "VALID_ROWS")
     report = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from tests.support.http import Api
 
 LOOKUP = '{ msme(nib: "9990000000001") { id version name } }'
@@ -67,3 +69,27 @@ def test_a_province_cannot_enrol_its_businesses_in_another_provinces_programme(
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.programmeId"}
     assert error["message"].startswith("input.programmeId: PR-JAMKRIDA-62 is a programme of")
     assert api.graphql(KALTENG_PARTICIPANTS, "demo-province-62") == before
+
+
+async def test_a_write_meeting_an_import_in_progress_is_503_with_retry_after(
+    api: Api, demo_url: str
+) -> None:
+    """While an import holds the register (its lock, held here as the import holds it, in a
+    transaction), a write is answered as an outage is: 503 and Retry-After, no data, no change;
+    not a 500 once the statement timeout has run out."""
+    record = api.graphql(LOOKUP, "demo-province-62")["data"]["msme"]
+    variables = {"id": record["id"], "version": record["version"], "changes": {"name": "Antre"}}
+    importing = await asyncpg.connect(demo_url)
+    try:
+        async with importing.transaction():
+            await importing.execute("SELECT pg_advisory_xact_lock(hashtext('sinergi.import'))")
+            response = api.post(
+                {"query": UPDATE, "variables": variables}, api.token("demo-province-62")
+            )
+    finally:
+        await importing.close()
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    answer = response.json()
+    assert "data" not in answer
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
+    assert api.graphql(LOOKUP, "demo-province-62")["data"]["msme"] == record

@@ -30,3 +30,8 @@ class Duplicate(Exception):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class ImportInProgress(Exception):
+    """A bulk import held the MSME register for longer than a write waits for it
+    (db/writes/msmes.py): nothing was changed, and the same write may be sent again shortly."""

@@ -10,13 +10,16 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import is_lock_timeout
 from db.models import MSME_OWNERS, MSME_SCALE_HISTORY, MSMES
 from db.queries import Record, programmes
 from db.queries.scoping import RowScope
+from db.writes import ImportInProgress
 from db.writes.history import Actor, record
 from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
@@ -28,6 +31,11 @@ TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
 IMPORT_LOCK = func.hashtext("sinergi.import")
 """Advisory lock key: an import holds it exclusively, single writes share it."""
+IMPORT_WAIT = "2s"
+"""How long a write waits for an import in progress before it is refused (ImportInProgress).
+A batch through `importMsmes` (5,000 rows at most) ends well within it; an operator's import of
+a whole register holds the lock for seconds per 100,000 rows, and a write waiting that out would
+run into the statement timeout, an uncoded failure, holding its pooled connection meanwhile."""
 
 
 def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str, Any]:
@@ -47,7 +55,7 @@ async def create(
     today: date,
 ) -> Record:
     """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
-    await _after_imports(connection)
+    await after_imports(connection)
     values = record_values(checked, cooperative_id)
     created = await inserted(connection, MSMES, values, natural_key="nib", field="input.nib")
     personal = await set_owner(connection, created.id, checked.owner)
@@ -66,19 +74,51 @@ async def create(
     return created
 
 
-async def _after_imports(connection: AsyncConnection) -> None:
-    """Wait for an import in progress (single writes do not wait for each other).
+async def after_imports(connection: AsyncConnection) -> None:
+    """Wait for an import in progress (single writes do not wait for each other), at most
+    IMPORT_WAIT: ImportInProgress after that.
 
     An import writes chunk by chunk and keeps the rollup rows it touched locked until it commits;
     a single write slipping in between would lock a record a later chunk reaches, then wait for
     one of those rollup rows: a deadlock, which PostgreSQL breaks by failing one of the two.
     """
-    await connection.execute(select(func.pg_advisory_xact_lock_shared(IMPORT_LOCK)))
+    await _import_lock(connection, exclusive=False, bounded=True)
+
+
+async def before_import(connection: AsyncConnection, *, bounded: bool) -> None:
+    """Wait for the import in progress and the single writes under way, then hold every other
+    MSME write off until this transaction ends; `bounded`: at most IMPORT_WAIT, as a single
+    write waits (ImportInProgress after that), else however long it takes."""
+    await _import_lock(connection, exclusive=True, bounded=bounded)
+
+
+async def _import_lock(connection: AsyncConnection, *, exclusive: bool, bounded: bool) -> None:
+    """The import lock for this transaction. Bounded, it is first tried without waiting (no
+    import: one statement, as before), then waited for in the lock's queue under a
+    `lock_timeout` set for that statement alone (an import queued behind single writes is not
+    overtaken by later ones, as it would be by retried attempts)."""
+    if exclusive:
+        take, attempt = func.pg_advisory_xact_lock, func.pg_try_advisory_xact_lock
+    else:
+        take, attempt = func.pg_advisory_xact_lock_shared, func.pg_try_advisory_xact_lock_shared
+    if not bounded:
+        await connection.execute(select(take(IMPORT_LOCK)))
+        return
+    if (await connection.execute(select(attempt(IMPORT_LOCK)))).scalar_one():
+        return
+    await connection.execute(text(f"SET LOCAL lock_timeout = '{IMPORT_WAIT}'"))
+    try:
+        await connection.execute(select(take(IMPORT_LOCK)))
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise ImportInProgress from None
+        raise
+    await connection.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
 async def lock(connection: AsyncConnection, msme_id: int, scope: RowScope) -> Record:
     """The MSME a mutation's `id` names."""
-    await _after_imports(connection)
+    await after_imports(connection)
     return await locked(connection, MSMES, msme_id, scope.rows(MSMES), field="id")
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
 from db.queries.scoping import RowScope
-from db.writes import Duplicate
+from db.writes import Duplicate, msmes
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
@@ -38,6 +38,8 @@ async def create(
     dissolved cooperative no longer exists in law, so it takes up no new role (an inactive one
     may revive, so it may)."""
     kind, subject_id = subject
+    if kind == "msme":
+        await msmes.after_imports(connection)  # an import holds the records it writes locked
     table = MSMES if kind == "msme" else COOPERATIVES
     subject_field = "input.msmeId" if kind == "msme" else "input.cooperativeId"
     located = await locked(connection, table, subject_id, scope.rows(table), field=subject_field)
