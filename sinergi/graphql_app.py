@@ -472,7 +472,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
     ) -> Response:
         """Settles the answers and their status (sinergi.graphql_http) in the media type the
         request negotiated, and notes the error codes for metrics and logs; an outage answers
-        503 with Retry-After, so clients and load balancers retry.
+        503 with Retry-After, so clients and load balancers retry, unless an operation of the
+        request committed a change before it: that answer keeps its data (`settled`).
 
         A batch whose answers passed the response size bound is refused with 400 as a query
         over it is when it changed nothing; one that holds a mutation answers 200, each
@@ -480,9 +481,12 @@ class SinergiGraphQL(GraphQL[Context, None]):
         in its place (`_past_bound`)."""
         answered = _ANSWERED.get()
         answers = (
-            [settled(answer) for answer in response_data]
+            [
+                settled(answer, changed=answered is not None and answered.changed(index))
+                for index, answer in enumerate(response_data)
+            ]
             if isinstance(response_data, list)
-            else settled(response_data)
+            else settled(response_data, changed=answered is not None and answered.changed(0))
         )
         if isinstance(answers, list) and answered is not None and answered.passing is not None:
             if not any(answered.mutations):
@@ -497,7 +501,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 for error in answer.get("errors") or []
             )
         media_type = MediaType(sub_response.media_type or MediaType.JSON)
-        sub_response.status_code = status(answers, media_type)
+        changed = answered is not None and any(
+            answered.changed(index) for index in answered.contexts
+        )
+        sub_response.status_code = status(answers, media_type, changed=changed)
         if sub_response.status_code == 503:
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return self._bounded(super().create_response(answers, sub_response), answers)

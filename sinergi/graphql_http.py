@@ -175,16 +175,20 @@ def _codes(answer: GraphQLHTTPResponse) -> list[str]:
     ]
 
 
-def settled(answer: GraphQLHTTPResponse) -> GraphQLHTTPResponse:
+def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTTPResponse:
     """The answer as it is sent. A request error (nothing executed: a syntax, validation or
     variable error, none with a `path`) has no `data` entry, as the GraphQL specification asks;
     nor has an answer cut short by a database outage, whose partial data the client must not
-    take for a result (it retries the whole request)."""
+    take for a result (it retries the whole request) — unless the operation `changed` something
+    first (a mutation committed before another of its fields was refused): sent again whole, it
+    would apply that change twice, so its answer keeps what was done and the refused fields'
+    errors."""
     errors = answer.get("errors") or []
     request_error = answer.get("data") is None and not any(
         isinstance(error, dict) and "path" in error for error in errors
     )
-    if errors and (request_error or "SERVICE_UNAVAILABLE" in _codes(answer)):
+    outage = "SERVICE_UNAVAILABLE" in _codes(answer) and not changed
+    if errors and (request_error or outage):
         without_data = answer.copy()
         without_data.pop("data", None)
         return without_data
@@ -219,15 +223,22 @@ _STATUS_BY_CODE = {
 }
 
 
-def status(answers: GraphQLHTTPResponse | list[GraphQLHTTPResponse], media_type: MediaType) -> int:
-    """The status of settled answers. An outage is 503 (retry), and a limit QUERY_TOO_COMPLEX's
-    400, in either media type. Otherwise an answer with a `data` entry is 200; without one it is
-    200 as `application/json` (the specification's rule for legacy clients) and 4xx or 5xx as
-    `application/graphql-response+json`, by its errors' codes. A batch answers 200 unless an
-    outage cut it short: each of its answers carries its own errors."""
+def status(
+    answers: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+    media_type: MediaType,
+    *,
+    changed: bool = False,
+) -> int:
+    """The status of settled answers. An outage is 503 (retry the request), unless the request
+    `changed` something before it (then each answer says what was done and what was refused),
+    and a limit QUERY_TOO_COMPLEX's 400, in either media type. Otherwise an answer with a `data`
+    entry is 200; without one it is 200 as `application/json` (the specification's rule for
+    legacy clients) and 4xx or 5xx as `application/graphql-response+json`, by its errors' codes.
+    A batch answers 200 unless an outage cut it short: each of its answers carries its own
+    errors."""
     batch = answers if isinstance(answers, list) else [answers]
     codes = {code for answer in batch for code in _codes(answer)}
-    if "SERVICE_UNAVAILABLE" in codes:
+    if "SERVICE_UNAVAILABLE" in codes and not changed:
         return 503
     if isinstance(answers, list) or "data" in answers:
         return 200
