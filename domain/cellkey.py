@@ -18,7 +18,10 @@ independent uniform draws.
   both drawn from the cell key. The root of the sum of squares is at least the largest
   contribution and additive through its square, so a rollup keeps it exactly under writes; the
   noise therefore always hides at least half of `sum_noise` of the largest business's value,
-  and for a cell of n similar businesses it is about `sum_noise` / sqrt(n) of the sum.
+  and for a cell of n similar businesses it is about `sum_noise` / sqrt(n) of the sum. A sum
+  whose values are nearly a fixed multiple of another's (`FOLLOWS`) takes that one's noise,
+  scaled, and noise of its own only on what the multiple leaves: else it would be a second
+  reading of the other.
 
 All parameters may be public: what an attacker lacks is the record keys.
 """
@@ -53,6 +56,12 @@ LABELS = (
     "coverage",
 )
 _SLOTS = {label: slot for slot, label in enumerate(LABELS)}
+FOLLOWS: Mapping[str, str] = {"coverage": "amount"}
+"""Measures whose values are (nearly) a fixed multiple of another's, with the one each follows:
+a guarantee's coverage is its product's coverage rate times the loan, unless the guarantor
+gives less. Drawn apart, coverage over the rate was a second, independently perturbed reading
+of the amount, and averaging the two narrowed it; so a follower's noise is the other's, scaled
+(`Perturbation.drawn_follower`)."""
 _WIDTH = 4  # bytes per draw: 2**-32 is finer than any probability in the table
 
 
@@ -176,24 +185,56 @@ class Perturbation:
         return self.drawn_total(total, squares, uniform(key_sum, measure))
 
     def drawn_total(self, total: int, squares: int, draw: float) -> int:
+        return max(0, total + self._noise(squares, draw))
+
+    def drawn_follower(self, summed: Summed, followed: Summed, draws: tuple[float, float]) -> int:
+        """The published sum of a measure that follows another (`FOLLOWS`), with the draws of
+        that one and of its own: the other's noise times the cell's least-squares multiple
+        b = sum(xy) / sum(y**2) of it, plus noise of its own scaled by the root of what that
+        multiple leaves, sum((x - b*y)**2) = sum(x**2) - sum(xy)**2 / sum(y**2).
+
+        So any combination of the two published sums carries about the noise that combination
+        of the contributions would get as a sum of its own: where every value is the same
+        multiple of the other's nothing is left, and this sum is that multiple of the other's
+        published sum (to the unit), no second reading of it; where a guarantor covered less
+        than the rate, what it left out gets noise of about its own size.
+        """
+        followed_draw, own_draw = draws
+        if followed.squares == 0:
+            return self.drawn_total(summed.total, summed.squares, own_draw)
+        shared = self._noise(followed.squares, followed_draw)
+        scaled = (2 * summed.cross * shared + followed.squares) // (2 * followed.squares)
+        # Rounded up: only what is exactly a multiple leaves nothing to perturb.
+        left = -(-(summed.squares * followed.squares - summed.cross**2) // followed.squares)
+        return max(0, summed.total + scaled + self._noise(left, own_draw))
+
+    def _noise(self, squares: int, draw: float) -> int:
+        """A sum's noise: 0 for a sum of zeros, else 0.5 to 1.5 times its scale, either sign."""
         if squares == 0:
-            return total
+            return 0
         sign = 1 if draw >= 0.5 else -1
         magnitude = 0.5 + 2 * (draw % 0.5)
         scale = max(self.sum_noise * math.sqrt(squares), self.max_noise)
-        return max(0, total + sign * round(magnitude * scale))
+        return sign * round(magnitude * scale)
 
 
 @dataclass(frozen=True, slots=True)
 class Summed:
-    """One summed measure of a cell: records with a value, their sum and sum of squares."""
+    """One summed measure of a cell: records with a value, their sum and sum of squares, and
+    for a measure that follows another (`FOLLOWS`) the sum of each value times that one's."""
 
     n: int
     total: int
     squares: int
+    cross: int = 0
 
     def plus(self, other: Summed) -> Summed:
-        return Summed(self.n + other.n, self.total + other.total, self.squares + other.squares)
+        return Summed(
+            self.n + other.n,
+            self.total + other.total,
+            self.squares + other.squares,
+            self.cross + other.cross,
+        )
 
 
 NOTHING_SUMMED = Summed(0, 0, 0)
@@ -241,6 +282,19 @@ def exact_values(sums: Mapping[str, Summed], averages: tuple[str, ...]) -> dict[
     return values
 
 
+def _drawn_sum(
+    perturbation: Perturbation, name: str, sums: Mapping[str, Summed], drawn: tuple[float, ...]
+) -> int:
+    """The published sum of measure `name` of a cell whose draws are `drawn`."""
+    summed, slot = sums[name], _SLOTS[name]
+    if name in FOLLOWS:
+        followed = FOLLOWS[name]
+        return perturbation.drawn_follower(
+            summed, sums[followed], (drawn[_SLOTS[followed]], drawn[slot])
+        )
+    return perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+
+
 def _perturbed(
     perturbation: Perturbation, count: int, key_sum: int, sums: Mapping[str, Summed]
 ) -> tuple[int, dict[str, tuple[int, int]]]:
@@ -259,7 +313,7 @@ def _perturbed(
     measures: dict[str, tuple[int, int]] = {}
     for name, summed in sums.items():
         slot = _SLOTS[name]
-        total = perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        total = _drawn_sum(perturbation, name, sums, drawn)
         if summed.n == count:
             n = counted
         else:

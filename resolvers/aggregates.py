@@ -17,7 +17,7 @@ from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
 from db.queries.scoping import NATIONAL
-from domain.cellkey import NOTHING_OWN, Own, Perturbation, Summed
+from domain.cellkey import FOLLOWS, NOTHING_OWN, Own, Perturbation, Summed
 from domain.identifiers import is_within
 from domain.suppression import (
     NOTHING_TALLIED,
@@ -68,10 +68,14 @@ def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) 
     return scope
 
 
-def _sums(measures: Mapping[str, int], columns: Sequence[tuple[str, ...]]) -> dict[str, Summed]:
+def _sums(
+    measures: Mapping[str, int], columns: Sequence[tuple[str, str, str, str, str | None]]
+) -> dict[str, Summed]:
     return {
-        name: Summed(measures[n], measures[total], measures[squares])
-        for name, n, total, squares in columns
+        name: Summed(
+            measures[n], measures[total], measures[squares], measures[cross] if cross else 0
+        )
+        for name, n, total, squares, cross in columns
     }
 
 
@@ -90,7 +94,16 @@ def figures(
     """Each row published as the caller may see it: exact where it may read every record behind
     the cell, else the others' records perturbed and its own (a row's `own`) exact or perturbed
     apart."""
-    columns = [(name, f"{name}_n", f"{name}_sum", f"{name}_squares") for name in sums]
+    columns = [
+        (
+            name,
+            f"{name}_n",
+            f"{name}_sum",
+            f"{name}_squares",
+            f"{name}_cross" if name in FOLLOWS else None,
+        )
+        for name in sums
+    ]
     own_exact = policy.reads_own_figures(records)
     cells = [
         Cell(

@@ -46,6 +46,7 @@ from db.models import (
 )
 from db.queries import cooperatives, msmes
 from db.queries.scoping import EVERYWHERE, NATIONAL
+from domain.cellkey import FOLLOWS
 
 UNKNOWN = "unknown"
 
@@ -80,7 +81,8 @@ def record_measures(
     key: ColumnElement[Any], sums: Mapping[str, ColumnElement[Any]]
 ) -> dict[str, ColumnElement[Any]]:
     """What disclosure control needs of a cell read from the records: its count and key sum,
-    and per summed measure how many records have a value, their sum and sum of squares."""
+    and per summed measure how many records have a value, their sum and sum of squares, and for
+    one that follows another (domain.cellkey.FOLLOWS) the sum of their products."""
     measures: dict[str, ColumnElement[Any]] = {
         "count": func.count(),
         "key_sum": func.coalesce(func.sum(key), 0),
@@ -89,6 +91,9 @@ def record_measures(
         measures[f"{name}_n"] = func.count(value)
         measures[f"{name}_sum"] = func.coalesce(func.sum(value), 0)
         measures[f"{name}_squares"] = func.coalesce(func.sum(cast(value, Numeric) * value), 0)
+        if name in FOLLOWS:
+            product = cast(value, Numeric) * sums[FOLLOWS[name]]
+            measures[f"{name}_cross"] = func.coalesce(func.sum(product), 0)
     return measures
 
 
@@ -108,7 +113,8 @@ class Figures:
     measures: Mapping[str, ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
     sums: tuple[str, ...] = ()
-    """The summed measures (each read as `<name>_n`, `<name>_sum`, `<name>_squares`)."""
+    """The summed measures (each read as `<name>_n`, `<name>_sum`, `<name>_squares`, and
+    `<name>_cross` for one that follows another)."""
     averages: tuple[str, ...] = ()
     """The summed measures also published as averages."""
 

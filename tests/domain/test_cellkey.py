@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import Counter
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Perturbation, cell_key
+from domain.cellkey import MODULUS, Perturbation, Summed, cell_key, perturbed_cell
 
 TABLE = Perturbation()  # the defaults: max_noise 5, variance 2, sum_noise 0.1
 _RANDOM = random.Random(19)
@@ -84,6 +86,56 @@ def test_each_measure_of_a_cell_draws_its_own_noise() -> None:
         for key in KEYS[:200]
     }
     assert signs == {True, False}
+
+
+def _guarantees(amounts: list[int], coverages: list[int], key_sum: int) -> tuple[int, int]:
+    """A cell of guarantees published: its amount and coverage sums."""
+    sums = {
+        "amount": Summed(len(amounts), sum(amounts), sum(a * a for a in amounts)),
+        "coverage": Summed(
+            len(coverages),
+            sum(coverages),
+            sum(c * c for c in coverages),
+            sum(a * c for a, c in zip(amounts, coverages, strict=True)),
+        ),
+    }
+    _, values = perturbed_cell(TABLE, len(amounts), key_sum, sums, ())
+    amount, coverage = values["amount_sum"], values["coverage_sum"]
+    assert amount is not None
+    assert coverage is not None
+    return amount, coverage
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=10**9), min_size=1, max_size=30),
+    st.sampled_from([Fraction(7, 10), Fraction(4, 5), Fraction(1, 2)]),
+    st.integers(min_value=0, max_value=2**40),
+)
+def test_a_sum_that_is_a_multiple_of_another_is_no_second_reading_of_it(
+    loans: list[int], rate: Fraction, key_sum: int
+) -> None:
+    """Coverage at one rate of every loan is published as that rate of the published amount,
+    to the rupiah: coverage / rate says nothing the amount does not."""
+    amounts = [loan * rate.denominator for loan in loans]
+    amount, coverage = _guarantees(amounts, [int(a * rate) for a in amounts], key_sum)
+    assert amount != sum(amounts)
+    assert abs(coverage - rate * amount) <= Fraction(1, 2)
+
+
+def test_what_a_multiple_leaves_gets_noise_of_its_own_size() -> None:
+    """One guarantor covered 50 % of a loan where the rate is 70 %: 0.7 x amount - coverage
+    is that shortfall, and it comes out no more exactly than one business's value in a sum
+    would (drawing coverage's noise from the amount's own draw left it within about 2 %)."""
+    rng = random.Random(3)
+    errors = []
+    for key in KEYS[:1000]:
+        amounts = [rng.randint(9_000_000, 11_000_000) * 10 for _ in range(20)]
+        coverages = [a * 7 // 10 for a in amounts]
+        coverages[0] = amounts[0] // 2
+        shortfall = amounts[0] * 7 // 10 - coverages[0]
+        amount, coverage = _guarantees(amounts, coverages, key)
+        errors.append(abs(Fraction(7, 10) * amount - coverage - shortfall) / shortfall)
+    assert statistics.median(errors) >= TABLE.sum_noise * 0.8
 
 
 @pytest.mark.parametrize(
