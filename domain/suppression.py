@@ -13,12 +13,17 @@ since a cell's noise depends only on its records, asking again or in other words
 same value, so repeating a query to average the noise away learns nothing.
 
 Unprotected cells (the caller may read those records anyway) are exact and never hidden.
+
+A table of the members of something only the records' readers may list (a programme's
+participants) publishes no hidden cell: its key alone would say that some member has those
+attributes, where an empty cell is simply absent. There each part of a protected cell too small
+to show is left out as if it held none, and a cell with nothing left to show is left out too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain.cellkey import (
@@ -60,14 +65,40 @@ def hidden(count: int, published: int, k: int) -> bool:
     return count > 0 and published < k
 
 
+def _members_shown(cell: Cell, *, k: int, perturbation: Perturbation) -> Cell | None:
+    """A protected cell of members with each part too small to show left out, as if it held
+    none: the others' and the caller's own when perturbed, each below k on its own (its own,
+    if exact, it may read). None when no part is left to show.
+
+    Leaving out the whole cell only when a part is hidden would not do: beside a part that is
+    shown, a cell published or missing would still tell whether the other part was empty or
+    held a few members (a BUMD's own province's lone participant beside others' many)."""
+    own = cell.own
+    others = cell.count > 0 and perturbation.count(cell.count, cell.key_sum) >= k
+    mine = own.count > 0 and (own.exact or perturbation.count(own.count, own.key_sum) >= k)
+    if not (others or mine):
+        return None
+    if others:
+        return cell if mine else replace(cell, own=NOTHING_OWN)
+    return replace(cell, count=0, key_sum=0, sums=dict.fromkeys(cell.sums, NOTHING_SUMMED))
+
+
 def publish(
     cells: Sequence[Cell],
     *,
     k: int,
     perturbation: Perturbation,
     averages: tuple[str, ...] = (),
+    members_only: bool = False,
 ) -> list[Published]:
-    """Each cell as the caller may see it; `averages` names the sums published as averages too."""
+    """Each cell as the caller may see it; `averages` names the sums published as averages too.
+
+    `members_only`: the records are the members of something only their readers may list (a
+    programme's participants). A hidden cell is then not published at all, nor its key, and
+    any part of a cell too small to show is left out (`_members_shown`): a bank that knows its
+    applicant's regency, scale and founding year would otherwise see that a cell of them holds
+    a participant, and so that its applicant got the grant, or from its absence that it did
+    not. An empty table, totals included, then means that too few members match to show."""
     if k < 1:
         raise ValueError("k must be at least 1")
     published = []
@@ -81,6 +112,11 @@ def publish(
             values = exact_values(sums, averages)
             published.append(Published(cell.key, own.count + cell.count, values, suppressed=False))
             continue
+        if members_only:
+            shown = _members_shown(cell, k=k, perturbation=perturbation)
+            if shown is None:
+                continue
+            cell, own = shown, shown.own
         count, values = perturbed_cell(
             perturbation, cell.count, cell.key_sum, cell.sums, averages, own
         )

@@ -90,10 +90,12 @@ def figures(
     scope: str,
     sums: Sequence[str] = (),
     averages: tuple[str, ...] = (),
+    members_only: bool = False,
 ) -> list[SimpleNamespace]:
     """Each row published as the caller may see it: exact where it may read every record behind
     the cell, else the others' records perturbed and its own (a row's `own`) exact or perturbed
-    apart."""
+    apart. `members_only`: rows of a membership only readers of the records may list, whose
+    hidden cells are left out (domain.suppression.publish)."""
     columns = [
         (
             name,
@@ -126,7 +128,10 @@ def figures(
         for row in rows
     ]
     published = []
-    for cell in publish(cells, k=k, perturbation=perturbation, averages=averages):
+    shown = publish(
+        cells, k=k, perturbation=perturbation, averages=averages, members_only=members_only
+    )
+    for cell in shown:
         parts = [KeyPartRow(name, value) for name, value in zip(group_by, cell.key, strict=True)]
         published.append(
             SimpleNamespace(key=parts, suppressed=cell.suppressed, count=cell.count, **cell.values)
@@ -165,6 +170,7 @@ async def grouped_figures(
         scope=scope or NATIONAL,
         sums=chosen.sums,
         averages=chosen.averages,
+        members_only=chosen.members_only,
     )
 
 

@@ -11,6 +11,11 @@ from resolvers import records
 from resolvers.context import Context
 from schema.enums import CooperativeType, Scale
 
+MEMBERS_ONLY = (
+    "Who takes part is not public: in figures, a cell of participants you may not read that is "
+    "too small to show is left out, not marked suppressed."
+)
+
 
 @strawberry.input
 class MsmeFilter:
@@ -21,7 +26,7 @@ class MsmeFilter:
     kbli_section: str | None = strawberry.field(default=None, description="A-U")
     active: bool | None = None
     programme: strawberry.ID | None = strawberry.field(
-        default=None, description="Only MSMEs taking part in this programme."
+        default=None, description=f"Only MSMEs taking part in this programme. {MEMBERS_ONLY}"
     )
 
 
@@ -30,7 +35,9 @@ class CooperativeFilter:
     region: str | None = None
     type: CooperativeType | None = None
     active: bool | None = None
-    programme: strawberry.ID | None = None
+    programme: strawberry.ID | None = strawberry.field(
+        default=None, description=f"Only cooperatives taking part in this programme. {MEMBERS_ONLY}"
+    )
 
 
 def stored_value(choice: Enum | str | None) -> str | None:

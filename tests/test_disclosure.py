@@ -135,6 +135,7 @@ class Term:
     exact: bool  # the attacker may read these records: the value is not perturbed
     summed: bool = True  # a figure cell publishes a sum (None: no record has a value)
     split: bool = False  # perturbed in two parts (`Attack.split`): two draws of noise
+    partial: bool = False  # of members: a part too small to show may be left out, or the cell
 
 
 @dataclass
@@ -171,13 +172,19 @@ def _candidates(term: Term) -> set[int]:
         return {term.count}
     if term.split:  # any split of the count into two parts, each within its noise
         reach = 2 * TABLE.max_noise
-        return set(range(max(0, term.count - reach), term.count + reach + 1))
-    low = max(0, term.count - TABLE.max_noise)
-    return {
-        count
-        for count in range(low, term.count + TABLE.max_noise + 1)
-        if term.count - count in TABLE.distribution(count)
-    }
+        shown = set(range(max(0, term.count - reach), term.count + reach + 1))
+    else:
+        low = max(0, term.count - TABLE.max_noise)
+        shown = {
+            count
+            for count in range(low, term.count + TABLE.max_noise + 1)
+            if term.count - count in TABLE.distribution(count)
+        }
+    if not term.partial:
+        return shown
+    # Each part left out held fewer than k once perturbed: up to k - 1 + D records.
+    left_out = (2 if term.split else 1) * (K - 1 + TABLE.max_noise)
+    return {count + more for count in shown for more in range(left_out + 1)}
 
 
 def feasible(derivation: Derivation) -> set[int]:
@@ -230,6 +237,11 @@ class Attack:
             own = {}
         for key, cell in truth.items():
             cell["own"] = own.get(key, {"count": 0})["count"]
+        if "programme" in given:  # a cell of participants too few to show is left out
+            for key in truth:
+                published.setdefault(key, {"count": 0, "sum": None, "suppressed": False})
+            for cell in published.values():
+                cell["partial"] = True
         return published, truth
 
     def add(
@@ -240,7 +252,8 @@ class Attack:
         parts: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None, str | None]],
     ) -> None:
         """`parts`: (sign, published cell, exact cell, region of the cell); a missing cell
-        holds no record (the table has no row for it)."""
+        holds no record (the table has no row for it), or in a table of a programme's
+        participants none it may show (`both` fills it in)."""
         empty: dict[str, Any] = {"count": 0, "sum": None}
         terms = []
         truth_count, truth_total, own_count = 0, 0, 0
@@ -249,7 +262,8 @@ class Attack:
             real = exact or empty
             summed = shown.get("summed", True)
             exact, split = self.exact(region), self.split(region)
-            terms.append(Term(sign, shown["count"], shown["sum"], exact, summed, split))
+            partial = shown.get("partial", False)
+            terms.append(Term(sign, shown["count"], shown["sum"], exact, summed, split, partial))
             truth_count += sign * real["count"]
             truth_total += sign * (real["sum"] or 0)
             own_count += sign * real.get("own", 0)

@@ -117,6 +117,9 @@ class Figures:
     `<name>_cross` for one that follows another)."""
     averages: tuple[str, ...] = ()
     """The summed measures also published as averages."""
+    members_only: bool = False
+    """The rows are the members of something only readers of the records may list (a
+    programme's participants; disclosure control then publishes no hidden cell)."""
 
 
 # Rollup column of each dimension (all rollups name their key columns like the base tables).
@@ -215,7 +218,9 @@ def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
     if where.programme is None and where.cooperative_id is None:
         filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
         figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters) or figures
-    return replace(figures, sums=tuple(MSME_SUMS), averages=MSME_AVERAGES)
+    return replace(
+        figures, sums=tuple(MSME_SUMS), averages=MSME_AVERAGES, members_only=where.members_only
+    )
 
 
 def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequence[str]) -> Figures:
@@ -235,7 +240,12 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
                 figures = replace(
                     figures, where=[*figures.where, status if where.active else ~status]
                 )
-    return replace(figures, sums=tuple(COOPERATIVE_SUMS), averages=COOPERATIVE_AVERAGES)
+    return replace(
+        figures,
+        sums=tuple(COOPERATIVE_SUMS),
+        averages=COOPERATIVE_AVERAGES,
+        members_only=where.members_only,
+    )
 
 
 @dataclass(frozen=True, slots=True)

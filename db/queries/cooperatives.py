@@ -21,6 +21,12 @@ class CooperativeFilter:
     active: bool | None = None
     programme: str | None = None
 
+    @property
+    def members_only(self) -> bool:
+        """Whether it keeps only a programme's participants, which only readers of the records
+        may list."""
+        return self.programme is not None
+
 
 def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[bool]]:
     clauses = [scope.rows(COOPERATIVES)]

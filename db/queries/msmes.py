@@ -23,6 +23,12 @@ class MsmeFilter:
     programme: str | None = None
     cooperative_id: int | None = None
 
+    @property
+    def members_only(self) -> bool:
+        """Whether it keeps only the members of a programme or a cooperative: memberships that
+        only readers of the records may list."""
+        return self.programme is not None or self.cooperative_id is not None
+
 
 def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
     clauses = [scope.rows(MSMES)]

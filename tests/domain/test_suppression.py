@@ -238,6 +238,38 @@ def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> 
     assert published.values["turnover_sum"] is None
 
 
+def _members(cell: Cell) -> list[Published]:
+    return publish([cell], k=K, perturbation=TABLE, averages=("turnover",), members_only=True)
+
+
+def test_in_a_table_of_members_a_part_too_small_to_show_is_left_out_as_an_empty_one() -> None:
+    """A programme's participants: a BUMD's own province holding one beside thirty of the
+    others', a province's own three beside two of the others', each published exactly as if
+    the small part held none; where no part may be shown, no cell at all, where a table of
+    everyone would show it suppressed."""
+    rng = random.Random(23)
+    many = [Business("61", "micro", rng.randint(10**7, 10**9), rng.randrange(MODULUS))]
+    many += [replace(many[0], key=rng.randrange(MODULUS)) for _ in range(29)]
+    two = many[:2]  # two records are never shown: their count is perturbed to at most 4
+    lone = Own(1, rng.randrange(MODULUS), {"turnover": Summed(1, 10**9, 10**18)}, exact=False)
+    three = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16)})
+    for cell, empty in [
+        (
+            replace(_cell(("micro",), many), own=lone),
+            replace(
+                _cell(("micro",), many), own=Own(0, 0, {"turnover": Summed(0, 0, 0)}, exact=False)
+            ),
+        ),
+        (replace(_cell(("micro",), two), own=three), replace(_cell(("micro",), []), own=three)),
+    ]:
+        (shown,) = _members(cell)
+        assert not shown.suppressed
+        assert [shown] == _members(empty)
+    hidden = replace(_cell(("micro",), two), own=lone)
+    assert _members(hidden) == []
+    assert _publish([hidden])[("micro",)].suppressed
+
+
 def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
     """A province's national indicator and the national figure cell of the same records, its
     own part exact in both: one value, or the two would be two readings of the others' noise."""
