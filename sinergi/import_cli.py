@@ -39,6 +39,8 @@ from sinergi.settings import Settings
 
 _STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
 _SHOWN_ERRORS = 200
+_UNCLOSED_QUOTE = "unexpected end of data"
+"""What a strict csv.reader says when the file ends inside a quoted cell."""
 
 
 class UnusableInput(Exception):
@@ -177,14 +179,24 @@ def _count_rows(path: Path) -> int:
 
 
 def _records(handle: TextIO, path: Path) -> Iterator[list[str]]:
-    """The file's records; a malformed one (a cell over csv's field limit, say) makes the whole
-    file unusable, as a wrong encoding does: exit status 1 promises the valid rows were written,
-    and past a line csv cannot read there is no telling which rows those are. Raised mid-import,
-    the caller's transaction rolls back, so nothing is written."""
-    reader = csv.reader(handle)
+    """The file's records; a malformed one (a cell over csv's field limit, text after a closing
+    quote, a quote never closed) makes the whole file unusable, as a wrong encoding does: exit
+    status 1 promises the valid rows were written, and past a line csv cannot read there is no
+    telling which rows those are. Raised mid-import, the caller's transaction rolls back, so
+    nothing is written. Strict: a lenient reader takes an unclosed quote's cell to the end of the
+    file, and the rows after it vanish from the import and from its report."""
+    reader = csv.reader(handle, strict=True)
+    start = 1  # the line the next record starts on
     try:
-        yield from reader
+        for record in reader:
+            yield record
+            start = reader.line_num + 1
     except csv.Error as error:
+        if str(error) == _UNCLOSED_QUOTE:
+            raise UnusableInput(
+                f'{path}: the record starting on line {start} opens a quote (") that is never '
+                "closed, so every line after it would be one cell; close or remove it and retry"
+            ) from None
         raise UnusableInput(
             f"{path}: line {reader.line_num} is not readable as CSV ({error}); fix it and retry"
         ) from None

@@ -200,6 +200,31 @@ def test_a_line_that_is_not_valid_csv_is_refused_whole_naming_the_line(
         assert state(reference_url, "7772") == [[], [], []]
 
 
+def test_a_quote_never_closed_is_refused_whole_naming_the_line_it_opened_on(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: a lenient reader took the unclosed quote's cell to the end of the file, so the
+    rows after it were neither imported nor reported, and the run said "written"."""
+    rows = [f"77730000000{index:02d},Toko {index},10794,62.71,,,100000000,,," for index in range(5)]
+    rows[2] = '7773000000002,"Toko Dua,10794,62.71,100000000'
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    for mode in ((), ("--all-or-nothing",)):
+        result = sinergi(reference_url, str(unclosed), "--jurisdiction", "62", *mode)
+        assert result.returncode == 2, result.stdout + result.stderr
+        message = " ".join(result.stdout.split())
+        assert 'the record starting on line 4 opens a quote (") that is never closed' in message
+        assert state(reference_url, "7773") == [[], [], []]
+    text_after_quote = tmp_path / "after.csv"
+    text_after_quote.write_text(
+        HEADER + rows[0] + "\n" + '7773000000009,"Toko" Sembilan,10794,62.71,,,1,,,\n', "utf-8"
+    )
+    result = sinergi(reference_url, str(text_after_quote), "--jurisdiction", "62")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "line 3 is not readable as CSV" in " ".join(result.stdout.split())
+    assert state(reference_url, "7773") == [[], [], []]
+
+
 def _generated(path: Path, prefix: str, rows: int) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write(HEADER)
