@@ -1,15 +1,16 @@
 """The CSV layout older MSME registers export, read into drafts for `domain.records.check_msme`.
 
 Cells are text: empty means "not given", amounts are whole rupiah with optional thousands
-separators ("150.000.000", "150,000,000" or "150000000"), dates are ISO (YYYY-MM-DD). Columns this
-module does not know (notes, internal ids) are ignored, so a register's full export can be fed in.
+separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), dates are ISO
+(YYYY-MM-DD). Columns this module does not know (notes, internal ids) are ignored, so a
+register's full export can be fed in.
 Errors name the CSV column, since that is what the person fixing the file sees.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from domain.errors import InvalidValue
@@ -45,6 +46,8 @@ COLUMN_OF = {
     "scale": "scale",
     **{f"owner.{field.name}": field.csv for field in OWNER_FIELDS},
 }
+WHOLE_ROW = "(whole row)"
+"""The column a problem with the row as a whole is reported on."""
 _WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
 
 
@@ -57,6 +60,23 @@ def missing_columns(header: list[str]) -> list[str]:
     """Required columns absent from a header: the file cannot be read at all without them."""
     present = {column.strip().lower() for column in header}
     return [column for column in REQUIRED if column not in present]
+
+
+def draft_from_record(
+    header: Sequence[str], cells: Sequence[str]
+) -> MsmeDraft | list[InvalidValue]:
+    """A draft from one CSV record under `header` (lower-case column names), or what could not
+    be read. A record whose cells do not line up with the header's columns is refused whole:
+    an unquoted "2,600,000,000" is three cells and shifts every later column (a turnover of 2),
+    and a line cut short would clear the stored values of the columns it lacks."""
+    if len(cells) > len(header):
+        hint = 'quote an amount written with separators ("2,600,000,000") or drop them'
+    elif len(cells) < len(header):
+        hint = "a cell is missing or the line was cut short; leave an empty cell for no value"
+    else:
+        return draft_from_cells(dict(zip(header, cells, strict=True)))
+    reason = f"has {len(cells)} cells where the header has {len(header)} columns: {hint}"
+    return [InvalidValue(WHOLE_ROW, reason)]
 
 
 def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[InvalidValue]:

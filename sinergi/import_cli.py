@@ -32,7 +32,7 @@ from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_region_code
 from domain.personal import OWNER_FIELDS
-from domain.register_csv import column_name, draft_from_cells, missing_columns
+from domain.register_csv import column_name, draft_from_record, missing_columns
 from resolvers import calendar
 from sinergi.database import prepared_url
 from sinergi.settings import Settings
@@ -207,7 +207,7 @@ def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]
     for number, cells in enumerate(reader, start=2):
         if not "".join(cells).strip():
             continue
-        yield number, draft_from_cells(dict(zip(header, cells, strict=False)))
+        yield number, draft_from_record(header, cells)
 
 
 def _print(console: Console, report: Report, path: Path) -> None:

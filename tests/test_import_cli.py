@@ -200,6 +200,39 @@ def test_a_line_that_is_not_valid_csv_is_refused_whole_naming_the_line(
         assert state(reference_url, "7772") == [[], [], []]
 
 
+def test_a_row_whose_cells_do_not_line_up_with_the_header_is_refused_naming_the_row(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: cells were paired with columns as far as they went. An unquoted amount with
+    thousands separators shifted the columns after it (turnover "2,600,000,000" stored as 2);
+    a line cut short cleared the stored values of the columns it lacked."""
+    full = "7774000000001,Toko Utuh,47112,62.71,62.71.03,2020-01-01,10000000,90000000,2025,3"
+    first = tmp_path / "first.csv"
+    first.write_text(HEADER + full + "\n", encoding="utf-8")
+    assert sinergi(reference_url, str(first), "--jurisdiction", "62").returncode == 0
+    stored = state(reference_url, "7774")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(
+        HEADER
+        + "7774000000001,Toko Utuh,47112,62.71,62.71.03,2020-01-01\n"
+        + "7774000000002,Toko Geser,47112,62.71,,2020-01-01,10000000,2,600,000,000,2025,3\n"
+        + "7774000000003,Toko Baik,47112,62.71,,2020-01-01,10000000,90000000,2025,3\n",
+        encoding="utf-8",
+    )
+    result = sinergi(reference_url, str(ragged), "--jurisdiction", "62")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    for expected in (
+        "2 │ (whole row) │ has 6 cells where the header has 10 columns",
+        "3 │ (whole row) │ has 13 cells where the header has 10 columns: quote an amount",
+    ):
+        assert any(expected in line for line in lines), result.stdout
+    assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    after = state(reference_url, "7774")
+    assert after[0][0] == stored[0][0]  # the record the short line named is as it was
+    assert [row[1] for row in after[0]] == ["7774000000001", "7774000000003"]
+
+
 def test_a_quote_never_closed_is_refused_whole_naming_the_line_it_opened_on(
     reference_url: str, tmp_path: Path
 ) -> None:

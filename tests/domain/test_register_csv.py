@@ -7,7 +7,13 @@ from datetime import date
 import pytest
 
 from domain.records import MsmeDraft
-from domain.register_csv import column_name, draft_from_cells, missing_columns
+from domain.register_csv import (
+    WHOLE_ROW,
+    column_name,
+    draft_from_cells,
+    draft_from_record,
+    missing_columns,
+)
 from domain.scale import Scale
 
 ROW = {
@@ -68,3 +74,17 @@ def test_required_columns_and_error_names_follow_the_file() -> None:
     assert missing_columns(["NIB", "Name", "kbli"]) == ["region"]
     assert column_name("owner.fullName") == "owner_name"
     assert column_name("annualTurnover") == "turnover"
+
+
+def test_a_record_is_read_only_when_its_cells_line_up_with_the_header() -> None:
+    header = [column for column in ROW if column != "note"]
+    cells = [ROW[column] for column in header]
+    assert draft_from_record(header, cells) == draft_from_cells(ROW)
+    at = header.index("turnover")
+    shifted = [*cells[:at], "2", "600", "000", "000", *cells[at + 1 :]]
+    for record in (shifted, cells[:-2]):
+        errors = draft_from_record(header, record)
+        assert isinstance(errors, list)
+        assert [(error.field, error.reason.split(":")[0]) for error in errors] == [
+            (WHOLE_ROW, f"has {len(record)} cells where the header has {len(header)} columns")
+        ]
