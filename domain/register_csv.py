@@ -1,9 +1,9 @@
 """The CSV layout older MSME registers export, read into drafts for `domain.records.check_msme`.
 
 Cells are text: empty means "not given", amounts are whole rupiah with optional thousands
-separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), dates are ISO
-(YYYY-MM-DD). Columns this module does not know (notes, internal ids) are ignored, so a
-register's full export can be fed in.
+separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), dates are written
+YYYY-MM-DD and nothing else (domain.dates). Columns this module does not know (notes, internal
+ids) are ignored, so a register's full export can be fed in.
 Errors name the CSV column, since that is what the person fixing the file sees.
 """
 
@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+from domain.dates import iso_date
 from domain.errors import InvalidValue
 from domain.personal import OWNER_FIELDS
 from domain.records import MsmeDraft, OwnerDraft
@@ -103,7 +104,7 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[Invali
         if raw is None:
             return None
         try:
-            return date.fromisoformat(raw)
+            return iso_date(raw)
         except ValueError:
             errors.append(InvalidValue(column, "must be a date written YYYY-MM-DD"))
             return None
@@ -146,7 +147,7 @@ def _owner(cells: Mapping[str, str | None], errors: list[InvalidValue]) -> Owner
         value: str | date | None = raw if raw or field.required else None
         if raw and field.kind is date:
             try:
-                value = date.fromisoformat(raw)
+                value = iso_date(raw)
             except ValueError:
                 errors.append(InvalidValue(field.csv, "must be a date written YYYY-MM-DD"))
                 value = None

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
+from domain.dates import iso_date
 from domain.errors import InvalidValue
 from domain.scale import Scale
 
@@ -163,14 +164,10 @@ class StrictObject:
         return self.get(key, bool) if self.has(key) else False
 
     def day(self, key: str) -> date:
-        text = self.get(key, str)
         try:
-            parsed = date.fromisoformat(text)
+            return iso_date(self.get(key, str))
         except ValueError:
-            parsed = None
-        if parsed is None or parsed.isoformat() != text:
-            raise InvalidValue(self._name(key), "must be a date written YYYY-MM-DD")
-        return parsed
+            raise InvalidValue(self._name(key), "must be a date written YYYY-MM-DD") from None
 
     def optional_day(self, key: str) -> date | None:
         return None if self._raw(key) is None else self.day(key)

@@ -7,7 +7,6 @@ Date is defined here rather than taken from strawberry, whose parser raises a Gr
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import NewType
@@ -15,6 +14,7 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from domain.dates import iso_date
 from domain.identifiers import RUPIAH_MAX
 
 Rupiah = NewType("Rupiah", int)
@@ -47,17 +47,11 @@ def _parse_rupiah(value: object) -> int:
     return int(text)
 
 
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 def _parse_date(value: object) -> date:
-    text = str(value).strip() if isinstance(value, str) else ""
     try:
-        if _DATE.fullmatch(text):
-            return date.fromisoformat(text)
+        return iso_date(value.strip() if isinstance(value, str) else "")
     except ValueError as error:
-        raise ValueError(f"Date must be a real calendar date: {error}") from None
-    raise ValueError('Date must be written YYYY-MM-DD, e.g. "2025-06-30"')
+        raise ValueError(f"Date {error}") from None
 
 
 _NUMERIC_INTEGER_DIGITS = 131_072

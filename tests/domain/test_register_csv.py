@@ -53,8 +53,11 @@ def test_a_row_becomes_a_draft_with_typed_values() -> None:
         ("turnover", "-5"),
         ("employees", "tiga"),
         ("established", "15/06/2019"),
+        ("established", "20190615"),  # read by date.fromisoformat, not YYYY-MM-DD
+        ("established", "2019W241"),  # an ISO week date, likewise
         ("scale", "mikro"),
         ("owner_birth_date", "1988-13-01"),
+        ("owner_birth_date", "19880301"),
     ],
 )
 def test_unreadable_cells_are_reported_by_column(column: str, value: str) -> None:
