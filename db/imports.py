@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -99,8 +99,10 @@ class Report:
         return len({error.row for error in self.errors})
 
 
-Drafted = tuple[int, MsmeDraft | list[InvalidValue]]
-"""A row number (as the person who made the file counts rows) and its draft or reading errors."""
+Drafted = tuple[int, MsmeDraft | None, Sequence[InvalidValue]]
+"""A row number (as the person who made the file counts rows), its draft (None when the row
+could not be read into fields at all) and the values that could not be read into it
+(`check_msme`'s `unread`)."""
 
 _STAGING_METADATA = MetaData()
 RECORD_COLUMNS = (
@@ -275,9 +277,11 @@ async def _check(
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
-    for row_no, draft in rows:
+    for row_no, draft, unread in rows:
         received += 1
-        checked = draft if isinstance(draft, list) else check_msme(draft, rules, name=name)
+        checked = (
+            list(unread) if draft is None else check_msme(draft, rules, name=name, unread=unread)
+        )
         if isinstance(checked, list):
             chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
         elif not _covers(scope, checked.regency_code, covered):

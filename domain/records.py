@@ -352,16 +352,24 @@ def _kept(name: Namer) -> Namer:
 
 
 def check_msme(
-    draft: MsmeDraft, vocabulary: Vocabulary, *, name: Namer = str
+    draft: MsmeDraft,
+    vocabulary: Vocabulary,
+    *,
+    name: Namer = str,
+    unread: Sequence[InvalidValue] = (),
 ) -> CheckedMsme | list[InvalidValue]:
     """The values to store, or every broken rule.
 
     Fields are reported as `name(field)`, where `field` is the draft's field in camelCase
     ("kbliCode", "owner.nik"): a mutation prefixes its argument, an import maps to CSV columns.
+    `unread` are the values that could not be read into the draft (a CSV cell that is not a
+    number), left out of it and named as `name` names their fields: they are reported with the
+    rest, and no scale is settled from figures they left out.
     """
     today = vocabulary.today
     name = _kept(name)
     got = Collector()
+    got.errors.extend(unread)
     nib = got.take(lambda: validate_nib(draft.nib, field=name("nib")))
     title = got.take(lambda: validate_text(draft.name, field=name("name")))
     kbli = got.take(
@@ -396,7 +404,8 @@ def check_msme(
         draft.employees, lambda value: validate_count(value, field=name("employees"))
     )
     figures_valid = not got.errors or all(
-        error.field not in (name("capital"), name("annualTurnover")) for error in got.errors
+        error.field not in (name("capital"), name("annualTurnover"), name("scale"))
+        for error in got.errors
     )
     scale = None
     if figures_valid:

@@ -65,11 +65,11 @@ def missing_columns(header: list[str]) -> list[str]:
 
 def draft_from_record(
     header: Sequence[str], cells: Sequence[str]
-) -> MsmeDraft | list[InvalidValue]:
-    """A draft from one CSV record under `header` (lower-case column names), or what could not
-    be read. A record whose cells do not line up with the header's columns is refused whole:
-    an unquoted "2,600,000,000" is three cells and shifts every later column (a turnover of 2),
-    and a line cut short would clear the stored values of the columns it lacks."""
+) -> tuple[MsmeDraft | None, list[InvalidValue]]:
+    """As `draft_from_cells`, for one CSV record under `header` (lower-case column names). A
+    record whose cells do not line up with the header's columns gives no draft: an unquoted
+    "2,600,000,000" is three cells and shifts every later column (a turnover of 2), and a line
+    cut short would clear the stored values of the columns it lacks."""
     if len(cells) > len(header):
         hint = 'quote an amount written with separators ("2,600,000,000") or drop them'
     elif len(cells) < len(header):
@@ -77,11 +77,13 @@ def draft_from_record(
     else:
         return draft_from_cells(dict(zip(header, cells, strict=True)))
     reason = f"has {len(cells)} cells where the header has {len(header)} columns: {hint}"
-    return [InvalidValue(WHOLE_ROW, reason)]
+    return None, [InvalidValue(WHOLE_ROW, reason)]
 
 
-def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[InvalidValue]:
-    """A draft from one CSV row keyed by (lower-case) column name, or what could not be read."""
+def draft_from_cells(cells: Mapping[str, str | None]) -> tuple[MsmeDraft, list[InvalidValue]]:
+    """A draft from one CSV row keyed by (lower-case) column name, and the cells that could not
+    be read, each named by its column and left out of the draft: `check_msme` takes them as
+    `unread`, so the row's other problems are reported with them."""
     errors: list[InvalidValue] = []
 
     def text(column: str) -> str | None:
@@ -131,7 +133,7 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> MsmeDraft | list[Invali
         scale=scale,
         owner=owner,
     )
-    return errors or draft
+    return draft, errors
 
 
 def _owner(cells: Mapping[str, str | None], errors: list[InvalidValue]) -> OwnerDraft | None:

@@ -31,7 +31,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
     principal = info.context.principal
     if any(draft.owner is not None for draft in drafts):
         needs_personal_data_scope(info.context.policy, "rows.owner")
-    rows: list[Drafted] = [(number, draft) for number, draft in enumerate(drafts, start=1)]
+    rows: list[Drafted] = [(number, draft, ()) for number, draft in enumerate(drafts, start=1)]
     async with writing(info) as connection:
         report = await import_msmes(
             connection,
@@ -56,6 +56,6 @@ def _note_owners(context: Context, rows: Sequence[Drafted], report: Report) -> N
     if not report.applied:
         return
     refused = {error.row for error in report.errors}
-    for number, draft in rows:
-        if isinstance(draft, MsmeDraft) and draft.owner is not None and number not in refused:
+    for number, draft, _ in rows:
+        if draft is not None and draft.owner is not None and number not in refused:
             context.accesses.personal_data_of(draft.owner.nik.strip())

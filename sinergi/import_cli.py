@@ -207,7 +207,7 @@ def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]
     for number, cells in enumerate(reader, start=2):
         if not "".join(cells).strip():
             continue
-        yield number, draft_from_record(header, cells)
+        yield number, *draft_from_record(header, cells)
 
 
 def _print(console: Console, report: Report, path: Path) -> None:

@@ -114,6 +114,27 @@ def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
     assert [row[1] for row in state(reference_url, "7767")[0]] == ["7767000000001"]
 
 
+def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: an unreadable cell hid every other problem of its row, so the operator fixed
+    a row one error per run (the mutation reports them all at once)."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER + "776700000009,Toko Dua Salah,47112,62.71,,2020-01-01,sepuluh juta,,2025,1\n",
+        encoding="utf-8",
+    )
+    result = sinergi(reference_url, str(bad), "--jurisdiction", "62")
+    assert result.returncode == 1
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    for expected in (
+        "2 │ capital │ must be a whole number (digits only)",
+        "2 │ nib │ must be exactly 13 digits",
+    ):
+        assert any(expected in line for line in lines), result.stdout
+    assert "1 rows: 0 created, 0 updated, 0 unchanged, 1 rejected" in result.stdout
+
+
 def test_a_file_without_the_required_columns_is_refused_whole(
     reference_url: str, tmp_path: Path
 ) -> None:

@@ -258,7 +258,7 @@ async def test_an_imported_record_scale_history_reads_the_same_after_later_chang
     async with engine.begin() as connection:
         created = await imports.import_msmes(
             connection,
-            [(2, draft(nib))],
+            [(2, draft(nib), ())],
             total=1,
             scope=RowScope("62"),
             actor=Actor("test", "test"),
@@ -404,7 +404,7 @@ async def test_a_failure_while_reading_rows_leaves_nothing_written(
 
     def rows() -> Iterator[imports.Drafted]:
         for i in range(7):
-            yield i + 2, draft(f"775700000000{i}")
+            yield i + 2, draft(f"775700000000{i}"), ()
         raise OSError("the file went away")
 
     with pytest.raises(OSError, match="went away"):
@@ -435,7 +435,7 @@ async def test_a_single_write_waits_for_an_import_in_progress(
     writer = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
     try:
         async with engine.begin() as connection:
-            await import_directly(connection, [(2, draft("7754000000001"))], total=1)
+            await import_directly(connection, [(2, draft("7754000000001"), ())], total=1)
             update = asyncio.create_task(run(writer, KALTENG, rename, {"id": msme_id}))
             await asyncio.sleep(0.5)
             assert not update.done()  # the import has not committed yet

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from domain.records import MsmeDraft
+from domain.identifiers import KbliSection
+from domain.records import Vocabulary, check_msme
 from domain.register_csv import (
     WHOLE_ROW,
     column_name,
@@ -33,8 +34,8 @@ ROW = {
 
 
 def test_a_row_becomes_a_draft_with_typed_values() -> None:
-    draft = draft_from_cells(ROW)
-    assert isinstance(draft, MsmeDraft)
+    draft, unread = draft_from_cells(ROW)
+    assert unread == []
     assert draft.nib == "9990000000002"
     assert (draft.capital, draft.annual_turnover) == (900_000_000, 2_600_000_000)
     assert (draft.established_on, draft.scale, draft.district) == (
@@ -61,14 +62,48 @@ def test_a_row_becomes_a_draft_with_typed_values() -> None:
     ],
 )
 def test_unreadable_cells_are_reported_by_column(column: str, value: str) -> None:
-    errors = draft_from_cells({**ROW, column: value, "owner_nik": "x", "owner_name": "y"})
-    assert isinstance(errors, list)
-    assert [error.field for error in errors] == [column]
+    _, unread = draft_from_cells({**ROW, column: value, "owner_nik": "x", "owner_name": "y"})
+    assert [error.field for error in unread] == [column]
+
+
+RULES = Vocabulary(
+    kbli_sections=[KbliSection("I", "Akomodasi dan Makan Minum", 55, 56)],
+    regencies=frozenset({"62.01"}),
+    today=date(2026, 1, 15),
+)
+
+
+def _problems(cells: dict[str, str]) -> list[tuple[str, str]]:
+    draft, unread = draft_from_cells(cells)
+    checked = check_msme(draft, RULES, name=column_name, unread=unread)
+    assert isinstance(checked, list)
+    return sorted((error.field, error.reason) for error in checked)
+
+
+def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems() -> None:
+    """The bug: a cell that did not parse hid every other problem of its row (the mutation
+    reports them all at once), so a row was fixed one error per run."""
+    assert _problems({**ROW, "nib": "123", "capital": "sembilan ratus juta", "employees": "-"}) == [
+        ("capital", "must be a whole number (digits only)"),
+        ("employees", "must be a whole number (digits only)"),
+        ("nib", "must be exactly 13 digits"),
+    ]
+
+
+def test_no_scale_is_settled_from_figures_a_cell_left_out() -> None:
+    """The scale is neither checked against a turnover that did not parse (small does not fit
+    the capital alone) nor required when the scale cell itself did not parse."""
+    assert _problems({**ROW, "turnover": "2,6 milyar", "capital": "100000000"}) == [
+        ("turnover", "must be a whole number (digits only)")
+    ]
+    assert _problems({**ROW, "scale": "kecil", "capital": "", "turnover": ""}) == [
+        ("scale", "must be micro, small, medium or large")
+    ]
 
 
 def test_an_owner_is_read_only_when_an_owner_column_is_filled() -> None:
-    draft = draft_from_cells({**ROW, "owner_nik": "6201990311790001", "owner_name": "Budi"})
-    assert isinstance(draft, MsmeDraft)
+    draft, unread = draft_from_cells({**ROW, "owner_nik": "6201990311790001", "owner_name": "Budi"})
+    assert unread == []
     assert draft.owner is not None
     assert (draft.owner.nik, draft.owner.full_name) == ("6201990311790001", "Budi")
 
@@ -86,8 +121,8 @@ def test_a_record_is_read_only_when_its_cells_line_up_with_the_header() -> None:
     at = header.index("turnover")
     shifted = [*cells[:at], "2", "600", "000", "000", *cells[at + 1 :]]
     for record in (shifted, cells[:-2]):
-        errors = draft_from_record(header, record)
-        assert isinstance(errors, list)
+        draft, errors = draft_from_record(header, record)
+        assert draft is None
         assert [(error.field, error.reason.split(":")[0]) for error in errors] == [
             (WHOLE_ROW, f"has {len(record)} cells where the header has {len(header)} columns")
         ]

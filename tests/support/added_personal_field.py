@@ -92,9 +92,9 @@ def scenario(url: str) -> dict[str, Any]:
             api, IMPORT, pii, {"rows": [{**ROW, "nib": "7770000000002", "owner": owner}]}
         )
         cells = {"nib": "7770000000003", "owner_nik": OWNER["nik"], "owner_email": "x@contoh.id"}
-        csv_draft = draft_from_cells(cells)
+        csv_draft, unread = draft_from_cells(cells)
         return {
-            "csv_email": None if isinstance(csv_draft, list) else csv_draft.owner.email,  # type: ignore[union-attr]
+            "csv_email": None if unread else csv_draft.owner.email,  # type: ignore[union-attr]
             "created": created,
             "updated": updated,
             "imported": imported,
