@@ -21,7 +21,9 @@ class ImportMode(Enum):
 
 @strawberry.type(description="A problem with one row of an import.")
 class ImportRowError:
-    row: int = strawberry.field(description="The row's position in `rows`, from 1.")
+    row: int = strawberry.field(
+        description="The row's position in `rows`, from 0, as in input errors' `rows[0].nib`."
+    )
     field: str = strawberry.field(description='The input field, e.g. "nib" or "owner.nik".')
     reason: str
 
