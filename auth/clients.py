@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unreadable_writes
-from db.models import OAUTH_CLIENTS, REGIONS
+from db.models import OAUTH_CLIENTS
+from db.queries import regions
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -100,9 +101,7 @@ async def _check_jurisdiction(
         if jurisdiction != "ID":
             raise ClientError(f"jurisdiction: a {org_kind.value} is national (ID)")
         return
-    level = (
-        await connection.execute(select(REGIONS.c.level).where(REGIONS.c.code == jurisdiction))
-    ).scalar_one_or_none()
+    level = await regions.level_of(connection, jurisdiction)
     if level not in expected:
         raise ClientError(
             f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code"

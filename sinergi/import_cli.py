@@ -3,7 +3,8 @@
 Who the import acts as: `--as CLIENT_ID` imports with a registered client's jurisdiction and
 rights (records:write, and pii:read for owner columns) and records the changes under its name.
 Without it the operator, who holds the database credentials, imports within `--jurisdiction`
-(default national, "ID") and the changes are recorded as "cli:<user>".
+(default national, "ID"; else a province or a regency or city) and the changes are recorded as
+"cli:<user>".
 
 Exit status: 0 when every row was imported, 1 when rows were rejected (in --all-or-nothing mode
 nothing was then written), 2 when the file or the arguments cannot be used at all.
@@ -27,10 +28,11 @@ from rich.table import Table
 from auth.scopes import Scope, usable
 from db.engine import create_engine
 from db.imports import Drafted, Mode, Report, import_msmes
+from db.queries import regions
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import validate_region_code
+from domain.identifiers import RegionLevel, validate_region_code
 from domain.personal import OWNER_FIELDS
 from domain.register_csv import column_name, draft_from_record, missing_columns
 from resolvers import calendar
@@ -39,6 +41,12 @@ from sinergi.settings import Settings
 
 _STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
 _SHOWN_ERRORS = 200
+_JURISDICTION_LEVELS = {
+    RegionLevel.NATIONAL,
+    RegionLevel.PROVINCE,
+    RegionLevel.REGENCY,
+    RegionLevel.CITY,
+}
 _UNCLOSED_QUOTE = "unexpected end of data"
 """What a strict csv.reader says when the file ends inside a quoted cell."""
 
@@ -70,7 +78,9 @@ def add_parsers(commands: Any) -> None:
         "--as", dest="client_id", help="act as this registered client, in its jurisdiction"
     )
     who.add_argument(
-        "--jurisdiction", default="ID", help='region the rows must lie in (default "ID")'
+        "--jurisdiction",
+        default="ID",
+        help='"ID", a province or a regency/city the rows must lie in (default "ID")',
     )
     msmes.set_defaults(handler=_import_msmes)
 
@@ -145,10 +155,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
 
 async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
     if args.client_id is None:
-        try:
-            jurisdiction = validate_region_code(args.jurisdiction, field="--jurisdiction")
-        except InvalidValue as error:
-            raise UnusableInput(str(error)) from None
+        jurisdiction = await _jurisdiction(connection, args.jurisdiction)
         user = _user()
         return Writer(Actor(f"cli:{user}", f"sinergi CLI ({user})"), jurisdiction, True)
     from auth import clients  # the OAuth clients' code, only for --as: the command starts sooner
@@ -163,6 +170,25 @@ async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
             f"(which needs {Scope.RECORDS_READ.value} too)"
         )
     return Writer(Actor(client.client_id, client.name), client.jurisdiction, Scope.PII_READ in held)
+
+
+async def _jurisdiction(connection: Any, given: str) -> str:
+    """The nation, a province or a regency or city that exists: what a jurisdiction is for a
+    client too. A record is placed by its regency (db.imports), so below one, a kecamatan
+    scope would refuse every row in it as outside."""
+    try:
+        code = validate_region_code(given, field="--jurisdiction")
+    except InvalidValue as error:
+        raise UnusableInput(str(error)) from None
+    level = await regions.level_of(connection, code)
+    if level is None:
+        raise UnusableInput(f"--jurisdiction: {code} is not a known region code")
+    if level not in _JURISDICTION_LEVELS:
+        raise UnusableInput(
+            f'--jurisdiction: {code} is a {level}; give "ID", a province (62) or a regency or '
+            "city (62.71)"
+        )
+    return code
 
 
 def _user() -> str:

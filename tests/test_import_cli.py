@@ -147,6 +147,31 @@ def test_a_file_without_the_required_columns_is_refused_whole(
     assert unknown.returncode == 2
 
 
+def test_the_operators_jurisdiction_is_the_nation_a_province_or_a_regency_that_exists(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: any well-shaped code was taken. A record is placed by its regency, so with a
+    kecamatan (62.71.03) every row, those in 62.71.03 too, was refused as outside; a code
+    naming no region refused every row the same way."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        HEADER + "7775000000001,Toko Kecamatan,47112,62.71,62.71.03,,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    for given, reason in (
+        ("62.71.03", '62.71.03 is a district; give "ID", a province (62) or a regency or city'),
+        ("62.99", "62.99 is not a known region code"),
+        ("99", "99 is not a known region code"),
+    ):
+        refused = sinergi(reference_url, str(rows), "--jurisdiction", given)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"--jurisdiction: {reason}" in " ".join(refused.stdout.split())
+    assert state(reference_url, "7775") == [[], [], []]
+    accepted = sinergi(reference_url, str(rows), "--jurisdiction", "62.71")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert [row[1] for row in state(reference_url, "7775")[0]] == ["7775000000001"]
+
+
 def test_importing_as_a_client_needs_records_write_as_its_token_would_hold_it(
     reference_url: str, tmp_path: Path
 ) -> None:

@@ -67,3 +67,10 @@ async def children_of(
     for row in await connection.execute(statement):
         grouped[row.parent_code].append(row)
     return grouped
+
+
+async def level_of(connection: AsyncConnection, code: str) -> str | None:
+    """The level of the region `code` (domain.identifiers.RegionLevel), None when there is none:
+    what a jurisdiction given on the command line or at registration is checked against."""
+    found = await connection.execute(select(REGIONS.c.level).where(REGIONS.c.code == code))
+    return found.scalar_one_or_none()
