@@ -34,7 +34,13 @@ from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import RegionLevel, validate_region_code
 from domain.personal import OWNER_FIELDS
-from domain.register_csv import column_name, draft_from_record, missing_columns
+from domain.register_csv import (
+    OPTIONAL,
+    REQUIRED,
+    column_name,
+    draft_from_record,
+    missing_columns,
+)
 from resolvers import calendar
 from sinergi.database import prepared_url
 from sinergi.settings import Settings
@@ -66,8 +72,22 @@ def add_parsers(commands: Any) -> None:
     imports = commands.add_parser("import", help="bulk-import records").add_subparsers(
         dest="import_command", required=True
     )
-    msmes = imports.add_parser("msmes", help="import MSMEs from a CSV file (see README)")
-    msmes.add_argument("file", type=Path)
+    msmes = imports.add_parser(
+        "msmes",
+        help="import MSMEs from a CSV file (see README)",
+        description="Import MSMEs from a CSV file: UTF-8, comma-separated, with a header row. "
+        f"Columns: {', '.join(REQUIRED)} (required); {', '.join(OPTIONAL)}; others are "
+        'ignored. The README\'s section "Bulk import" describes each.',
+        epilog="Exit status: 0 when every row was imported; 1 when rows were rejected (each is "
+        "reported; with --all-or-nothing nothing was written, else the valid rows were); 2 when "
+        "the file or the arguments cannot be used at all, and nothing was written.",
+    )
+    msmes.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="the CSV file: a spreadsheet saved as CSV UTF-8 (comma-separated)",
+    )
     msmes.add_argument(
         "--all-or-nothing",
         action="store_true",
@@ -79,6 +99,7 @@ def add_parsers(commands: Any) -> None:
     )
     who.add_argument(
         "--jurisdiction",
+        metavar="CODE",
         default="ID",
         help='"ID", a province or a regency/city the rows must lie in (default "ID")',
     )
@@ -109,6 +130,13 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
             reader = _records(handle, path)
             header = [column.strip().lower() for column in next(reader, [])]
             missing = missing_columns(header)
+            if missing and not missing_columns(
+                [name for column in header for name in column.split(";")]
+            ):  # Excel in a locale whose decimal mark is the comma (Indonesian) separates by ";"
+                raise UnusableInput(
+                    f"{path}: the file seems to use ';' as separator; save it as comma-separated "
+                    "CSV (CSV UTF-8) and retry"
+                )
             if missing:
                 raise UnusableInput(f"{path}: missing column(s) {', '.join(missing)}")
             personal = [field.csv for field in OWNER_FIELDS if field.csv in header]

@@ -147,6 +147,39 @@ def test_a_file_without_the_required_columns_is_refused_whole(
     assert unknown.returncode == 2
 
 
+def test_a_file_separated_by_semicolons_is_refused_saying_so(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """Excel in an Indonesian locale saves "CSV" with ';': the operator was told the required
+    columns were missing, though every one of them was there."""
+    semicolons = tmp_path / "excel.csv"
+    semicolons.write_text(
+        HEADER.replace(",", ";") + "7776000000001;Toko;47112;62.71;;;10000000;;;\n", "utf-8"
+    )
+    result = sinergi(reference_url, str(semicolons))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stdout.split())
+    assert "the file seems to use ';' as separator; save it as comma-separated CSV" in message
+    assert "missing column" not in message
+    assert state(reference_url, "7776") == [[], [], []]
+
+
+def test_the_help_names_the_columns_the_exit_statuses_and_the_file() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "import", "msmes", "--help"],
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    shown = " ".join(shown.split())
+    assert "Columns: nib, name, kbli, region (required); district, established," in shown
+    assert 'section "Bulk import"' in shown
+    assert "Exit status: 0 when every row was imported; 1 when rows were rejected" in shown
+    assert "FILE the CSV file: a spreadsheet saved as CSV UTF-8" in shown
+
+
 def test_the_operators_jurisdiction_is_the_nation_a_province_or_a_regency_that_exists(
     reference_url: str, tmp_path: Path
 ) -> None:
