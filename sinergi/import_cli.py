@@ -174,8 +174,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                     )
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
+        line = _undecodable_line(path)
+        where = f"line {line}" if line is not None else "the file"
         raise UnusableInput(
-            f"{path}: not UTF-8 text (Latin-1 or UTF-16, say); save it as CSV UTF-8 and retry"
+            f"{path}: {where} is not UTF-8 text (Latin-1 or UTF-16, say); save the file as "
+            "CSV UTF-8 and retry"
         ) from None
     finally:
         await engine.dispose()
@@ -232,6 +235,19 @@ def _count_rows(path: Path) -> int:
         return max(sum(1 for _ in handle) - 1, 0)
 
 
+def _undecodable_line(path: Path) -> int | None:
+    """The first line that is not UTF-8. The decoder reads ahead by blocks, so where it failed
+    tells no line; each line is decoded alone instead, which is sound since no UTF-8 character
+    holds a newline byte. (None when every line decodes: the file changed meanwhile.)"""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
 def _records(handle: TextIO, path: Path) -> Iterator[list[str]]:
     """The file's records; a malformed one (a cell over csv's field limit, text after a closing
     quote, a quote never closed) makes the whole file unusable, as a wrong encoding does: exit
@@ -274,7 +290,12 @@ def _print(console: Console, report: Report, path: Path) -> None:
         console.print(table)
         if len(report.errors) > _SHOWN_ERRORS:
             console.print(f"… and {len(report.errors) - _SHOWN_ERRORS} more problems")
-    outcome = "nothing written (all-or-nothing)" if not report.applied else "written"
+    if not report.applied:
+        outcome = "nothing written (all-or-nothing)"
+    elif report.created or report.updated:
+        outcome = "written"
+    else:  # every row refused or as on record: the counts say which
+        outcome = "nothing written"
     console.print(
         f"{report.received} rows: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.rejected} rejected; {outcome}",

@@ -80,7 +80,7 @@ def test_the_sample_file_imports_and_importing_it_again_changes_nothing(
 
     second = sinergi(reference_url, str(SAMPLE), "--jurisdiction", "62")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected" in second.stdout
+    assert "3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected; nothing written" in second.stdout
     assert state(reference_url, "9997") == once
 
 
@@ -132,7 +132,8 @@ def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
         "2 │ nib │ must be exactly 13 digits",
     ):
         assert any(expected in line for line in lines), result.stdout
-    assert "1 rows: 0 created, 0 updated, 0 unchanged, 1 rejected" in result.stdout
+    # A run that wrote nothing says so, though not in all-or-nothing mode.
+    assert "1 rows: 0 created, 0 updated, 0 unchanged, 1 rejected; nothing written" in result.stdout
 
 
 def test_a_file_without_the_required_columns_is_refused_whole(
@@ -240,17 +241,18 @@ def test_importing_as_a_client_needs_records_write_as_its_token_would_hold_it(
     assert [row[1] for row in state(reference_url, "7766")[0]] == ["7766000000001"]
 
 
-@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
-def test_a_file_that_is_not_utf8_is_refused_whole_with_a_clear_message(
-    reference_url: str, tmp_path: Path, encoding: str
+@pytest.mark.parametrize(("encoding", "line"), [("latin-1", 5), ("utf-16", 1)])
+def test_a_file_that_is_not_utf8_is_refused_whole_naming_the_first_bad_line(
+    reference_url: str, tmp_path: Path, encoding: str, line: int
 ) -> None:
+    """Latin-1 fails where its first accented letter is ("Kafé", line 5), UTF-16 at once."""
     other = tmp_path / f"{encoding}.csv"
     rows = "".join(f"77690000000{index:02d},Toko {index},47112,62.71,,,,,,\n" for index in range(3))
     other.write_text(HEADER + rows + "7769000000099,Kafé Sederhana,47112,62.71,,,,,,\n", encoding)
     before = state(reference_url, "7769")
     result = sinergi(reference_url, str(other))
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "not UTF-8" in result.stdout
+    assert f"line {line} is not UTF-8" in " ".join(result.stdout.split())
     assert "Traceback" not in result.stdout + result.stderr
     assert state(reference_url, "7769") == before
 
