@@ -477,7 +477,7 @@ async def test_writes_meeting_an_import_in_progress_are_refused_promptly_and_sen
     nothing of it was written, and the same request succeeds once the import has ended."""
     nib, fresh = "7793000000001", "7793000000002"
     async with engine.begin() as connection:
-        await import_directly(connection, [(2, draft(nib))], total=1)
+        await import_directly(connection, [(2, draft(nib), ())], total=1)
     msme_id = (await run(engine, KALTENG, HELD, {"nib": nib})).data["msme"]["id"]
     writes = [
         (UPDATE, {"id": msme_id, "version": 1, "changes": {"name": "Warung Sabar"}}),
@@ -488,7 +488,7 @@ async def test_writes_meeting_an_import_in_progress_are_refused_promptly_and_sen
     try:
         async with engine.begin() as connection:
             # The import in progress, holding its lock and the record it names until it commits.
-            await import_directly(connection, [(2, draft(nib))], total=1)
+            await import_directly(connection, [(2, draft(nib), ())], total=1)
             started = asyncio.get_running_loop().time()
             refused = await asyncio.gather(
                 *(run(writer, KALTENG, document, given) for document, given in writes)
