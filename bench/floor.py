@@ -149,14 +149,14 @@ FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.estab
   FROM participations, programmes WHERE participations.msme_id = msmes.id
   AND participations.status = $1::VARCHAR AND programmes.id = participations.programme_id
   AND programmes.kind = $2::VARCHAR) AS programme_credit, EXISTS (SELECT * FROM guarantees
-  WHERE guarantees.msme_id = msmes.id AND guarantees.status = $3::VARCHAR) AS defaulted,
-  in_force.ruleset_version
+  WHERE guarantees.msme_id = msmes.id AND guarantees.guarantor_client_id = $3::VARCHAR
+  AND guarantees.status = $4::VARCHAR) AS defaulted, in_force.ruleset_version
 FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
-  WHERE eligibility_rulesets.product = $4::VARCHAR
-  AND eligibility_rulesets.effective_from <= $5::DATE
-  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $6::INTEGER) AS ruleset_version)
-  AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $7::VARCHAR
-  AND msmes.province_code = $8::VARCHAR"""
+  WHERE eligibility_rulesets.product = $5::VARCHAR
+  AND eligibility_rulesets.effective_from <= $6::DATE
+  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $7::INTEGER) AS ruleset_version)
+  AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $8::VARCHAR
+  AND msmes.province_code = $9::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
   subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
   check_date, facts, verdict, results, coverage_amount, estimated_fee) VALUES ($1::VARCHAR,
@@ -187,9 +187,9 @@ FLOOR_CLIENT = "bench-floor"
 _RULES: dict[str, RuleSet] = {}
 
 
-def facts_arguments(nib: str, on: date, province: str) -> tuple[Any, ...]:
-    """FACTS' arguments, as Sinergi binds them for a client of `province`."""
-    return "active", "subsidised_credit", "defaulted", PRODUCT, on, 1, nib, province
+def facts_arguments(nib: str, on: date, province: str, client_id: str) -> tuple[Any, ...]:
+    """FACTS' arguments, as Sinergi binds them for the client `client_id` of `province`."""
+    return "active", "subsidised_credit", client_id, "defaulted", PRODUCT, on, 1, nib, province
 
 
 async def eligibility(request: Request) -> Response:
@@ -198,7 +198,7 @@ async def eligibility(request: Request) -> Response:
     nib = orjson.loads(await request.body())["variables"]["nib"]
     on = today()
     async with pool.acquire() as connection:
-        row = Row(await connection.fetchrow(FACTS, *facts_arguments(nib, on, "62")))
+        row = Row(await connection.fetchrow(FACTS, *facts_arguments(nib, on, "62", FLOOR_CLIENT)))
         rules = _RULES.get(row.ruleset_version)
         if rules is None:
             document = await connection.fetchval(

@@ -92,6 +92,12 @@ class EligibilityFacts:
     (a cooperative's status is R11's). Sinergi's own flag, like a defaulted guarantee, so never
     unknown; False in facts stored before it was gathered, since those decisions were made
     taking the business as active, and must replay as they were made.
+
+    `has_defaulted_guarantee`: a guarantee the asking guarantor issued for the business has
+    defaulted (R13, worded so from rule set 2026.4). Another guarantor's default is no fact of
+    this decision: a rival could record one of Rp1 to shut the business out, and the business's
+    history with other lenders is what the lender attests from SLIK. Facts stored before this
+    counted every guarantor's defaults, and replay as they were made.
     """
 
     subject_kind: str

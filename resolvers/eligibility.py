@@ -18,7 +18,6 @@ from strawberry.utils.str_converters import to_camel_case
 from db.driver import Pooled, Row
 from db.queries import Record
 from db.queries import eligibility as queries
-from db.queries.scoping import RowScope
 from domain.eligibility import (
     COOPERATIVE,
     MSME,
@@ -37,6 +36,7 @@ from domain.scale import classify
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.policy import AccessPolicy
 from resolvers.writing import invalid
 
 _PARSED: dict[tuple[str, str], RuleSet] = {}
@@ -127,19 +127,25 @@ def _checked_loan(request: Request) -> None:
 
 
 async def _subject(
-    connection: Pooled, kind: str, key: str, scope: RowScope, request: Request, now: date
+    connection: Pooled, kind: str, key: str, policy: AccessPolicy, request: Request, now: date
 ) -> tuple[Row, RuleSet, date]:
     """The business's facts, the product's rules in force today and the date the check is for.
 
     The rules are looked at before the business, and in the same statement: a product without
     rules in force, or a check dated before they took effect (or too far back, or ahead), is
     refused whether or not the business exists. A check is dated no earlier than today's rules
-    took effect, so they are the rules in force on its date."""
+    took effect, so they are the rules in force on its date. The facts are the business's in the
+    caller's jurisdiction, its defaults those of the caller's own guarantees (R13)."""
     product = request.product
-    if kind == MSME:
-        row = await queries.msme_facts(connection, key, scope, product=product, on_date=now)
-    else:
-        row = await queries.cooperative_facts(connection, key, scope, product=product, on_date=now)
+    read = queries.msme_facts if kind == MSME else queries.cooperative_facts
+    row = await read(
+        connection,
+        key,
+        policy.records,
+        guarantor=policy.principal.client_id,
+        product=product,
+        on_date=now,
+    )
     if row.ruleset_version is None:
         raise bad_input("request.product", f"no rule set for {product} in force on {now}")
     rules = await ruleset(connection, product, row.ruleset_version)
@@ -165,9 +171,7 @@ async def check(context: Context, request: Request) -> Row:
     _checked_loan(request)
     now = today()
     async with context.single_write() as connection:
-        row, rules, check_date = await _subject(
-            connection, kind, key, context.policy.records, request, now
-        )
+        row, rules, check_date = await _subject(connection, kind, key, context.policy, request, now)
         try:
             facts = EligibilityFacts(
                 subject_kind=kind,

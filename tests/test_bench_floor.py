@@ -153,7 +153,7 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
     (facts,) = [(sql, parameters) for sql, parameters in ran if "AS ruleset_version" in sql]
     (store,) = [sql for sql, _ in ran if "INSERT INTO eligibility_decisions" in sql]
     assert facts[0].split() == floor.FACTS.split()
-    assert tuple(facts[1]) == floor.facts_arguments(ELIGIBLE_NIB, today(), "62")
+    assert tuple(facts[1]) == floor.facts_arguments(ELIGIBLE_NIB, today(), "62", jamkrida.client_id)
     assert store.split() == floor.STORE.split()
 
     pool = await asyncpg.create_pool(demo_url, min_size=1, max_size=1)

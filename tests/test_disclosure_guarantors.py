@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from auth import clients
-from db.engine import async_url
-from db.queries import guarantees
-from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
+from tests.support.clients import second_guarantor
 from tests.support.clock import Clock
 from tests.support.demo_data import load_demo
 from tests.support.http import Api, served
@@ -52,26 +47,7 @@ SECRET_LOAN = 47_300_000
 def database(module_reference_url: str) -> str:
     """Demo businesses and clients, and the rival guarantor with its equity registered."""
     load_demo(module_reference_url, msmes=200, seed=7)
-
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        try:
-            async with engine.begin() as connection:
-                await clients.create(
-                    connection,
-                    client_id=RIVAL,
-                    secret=DEMO_SECRET,
-                    name="PT Penjaminan Uji",
-                    org_kind="bumd",
-                    jurisdiction="62",
-                    scopes=None,
-                    purpose="testing",
-                )
-                await guarantees.set_equity(connection, RIVAL, 50_000_000_000, Decimal(20))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(register())
+    second_guarantor(module_reference_url, RIVAL)
     return module_reference_url
 
 

@@ -253,7 +253,7 @@ def test_a_bad_request_is_refused_alike_whether_or_not_the_business_exists(
 def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -> None:
     """The facts are today's: dated further back, a decision (and a guarantee on it) would be
     dated before the facts it rests on, even before the record existed. The rules in force
-    (2026.3) took effect long before, so the fortnight is the bound."""
+    (2026.4) took effect long before, so the fortnight is the bound."""
     clock.day = date(2027, 1, 20)
     request = _request(
         {"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2027-01-05"
@@ -267,7 +267,7 @@ def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -
         "request.checkDate: must be at most 14 days before today: from 2027-01-06"
     )
     oldest = _decision(_check(api, {**request, "checkDate": "2027-01-06"}))
-    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2027-01-06", "2026.3")
+    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2027-01-06", "2026.4")
     undated = _decision(_check(api, {**request, "checkDate": None}))
     assert undated["checkDate"] == "2027-01-20"
 
@@ -311,12 +311,12 @@ def _decisions_on(url: str, subject_key: str) -> int:
 def test_a_check_is_not_dated_back_across_a_change_of_rules(
     api: Api, demo_url: str, clock: Clock
 ) -> None:
-    """2026.3 came into force on 4 December 2026. A check made the next day but dated the 3rd,
+    """2026.3 came into force on 4 December 2026. A check made that day but dated the 3rd,
     within the fortnight, ran under 2026.1, whose reasons quote the business's start date and
     last RAT book year, and stored them for `eligibilityDecision` to read again. It is refused,
     naming the first day allowed, alike whether or not the business exists; dated the 4th, the
     check runs under 2026.3."""
-    clock.day = date(2026, 12, 5)
+    clock.day = date(2026, 12, 4)
     started, rat_year = _quoted(demo_url, BACKDATING)
     subject = {"legalEntityNo": BACKDATING}
     request = _request(subject, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2026-12-03")

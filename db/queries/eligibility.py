@@ -14,7 +14,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, cast, exists, or_, select, update
+from sqlalchemy import BindParameter, Text, and_, bindparam, cast, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -74,6 +74,10 @@ for the rules even when no such business is in scope, so a request for rules tha
 is refused the same whether or not the business does."""
 
 
+_GUARANTOR: BindParameter[str] = bindparam("guarantor")
+"""The client asking: R13 counts the defaults of its own guarantees (db.queries.guarantees)."""
+
+
 @lru_cache(maxsize=1024)
 def _msme_facts(scope: RowScope) -> DriverStatement:
     return DriverStatement(
@@ -89,7 +93,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"
             ),
-            has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id).label("defaulted"),
+            has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id, _GUARANTOR).label("defaulted"),
             _IN_FORCE.c.ruleset_version,
         ).select_from(
             _IN_FORCE.outerjoin(MSMES, and_(MSMES.c.nib == bindparam("key"), scope.rows(MSMES)))
@@ -113,7 +117,9 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
                 "programme_credit"
             ),
-            has_defaulted(GUARANTEES.c.cooperative_id == cooperative).label("defaulted"),
+            has_defaulted(GUARANTEES.c.cooperative_id == cooperative, _GUARANTOR).label(
+                "defaulted"
+            ),
             _IN_FORCE.c.ruleset_version,
         ).select_from(
             _IN_FORCE.outerjoin(
@@ -125,12 +131,19 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
 
 
 async def msme_facts(
-    connection: Pooled, nib: str, scope: RowScope, *, product: str, on_date: date
+    connection: Pooled,
+    nib: str,
+    scope: RowScope,
+    *,
+    guarantor: str,
+    product: str,
+    on_date: date,
 ) -> Row:
-    """The facts of one MSME, with the version of `product`'s rules in force on `on_date`: a
-    check reads the registry and learns which rules apply in one statement (on asyncpg itself:
-    db/driver.py). No such MSME in scope: the business's columns are NULL."""
-    parameters = {"key": nib, "product": product, "on_date": on_date}
+    """The facts of one MSME as the client `guarantor` asks about it, with the version of
+    `product`'s rules in force on `on_date`: a check reads the registry and learns which rules
+    apply in one statement (on asyncpg itself: db/driver.py). No such MSME in scope: the
+    business's columns are NULL."""
+    parameters = {"key": nib, "guarantor": guarantor, "product": product, "on_date": on_date}
     (row,) = await fetch(connection, _msme_facts(scope), parameters)
     return row
 
@@ -140,11 +153,17 @@ async def cooperative_facts(
     legal_entity_no: str,
     scope: RowScope,
     *,
+    guarantor: str,
     product: str,
     on_date: date,
 ) -> Row:
     """As `msme_facts`, for a cooperative."""
-    parameters = {"key": legal_entity_no, "product": product, "on_date": on_date}
+    parameters = {
+        "key": legal_entity_no,
+        "guarantor": guarantor,
+        "product": product,
+        "on_date": on_date,
+    }
     (row,) = await fetch(connection, _cooperative_facts(scope), parameters)
     return row
 

@@ -12,7 +12,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, case, cast, exists, extract, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Exists,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    select,
+    update,
+)
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,8 +59,9 @@ def figures(region: str) -> Figures:
     )
 
 
-def issued_by(client_id: str) -> ColumnElement[bool]:
-    """The guarantees the client `client_id` recorded, whatever their region."""
+def issued_by(client_id: str | BindParameter[str]) -> ColumnElement[bool]:
+    """The guarantees the client `client_id` recorded, whatever their region (a bound parameter
+    in a statement built once and run for each guarantor)."""
     return GUARANTEES.c.guarantor_client_id == client_id
 
 
@@ -83,20 +95,25 @@ async def outstanding_cover(connection: AsyncConnection, client_id: str) -> int:
     return int((await connection.execute(statement)).scalar_one())
 
 
-def has_defaulted(subject: ColumnElement[bool]) -> Exists:
-    """Whether a guarantee of the business `subject` picks out has defaulted (rule R13)."""
-    return exists().where(subject, GUARANTEES.c.status == "defaulted")
+def has_defaulted(subject: ColumnElement[bool], guarantor: str | BindParameter[str]) -> Exists:
+    """Whether a guarantee that the client `guarantor` issued for the business `subject` picks
+    out has defaulted (rule R13). Its own only: counting every guarantor's let a rival make a
+    business ineligible for all the others with a guarantee of Rp1 defaulted the day it was
+    recorded, and told each guarantor of its rivals' defaults. The business's credit history
+    with other lenders is what the lender attests from SLIK (R05, R06)."""
+    return exists().where(subject, issued_by(guarantor), GUARANTEES.c.status == "defaulted")
 
 
 async def subject_has_defaulted(connection: AsyncConnection, decision: Record) -> bool:
-    """Whether the decision's business has a defaulted guarantee now: a default after the
-    decision makes it stale, as it makes later decisions NOT_ELIGIBLE."""
+    """Whether the decision's business has a defaulted guarantee of the decision's guarantor
+    now: a default after the decision makes it stale, as it makes later decisions NOT_ELIGIBLE."""
     subject = (
         GUARANTEES.c.msme_id == decision.msme_id
         if decision.msme_id is not None
         else GUARANTEES.c.cooperative_id == decision.cooperative_id
     )
-    return bool((await connection.execute(select(has_defaulted(subject)))).scalar_one())
+    defaulted = has_defaulted(subject, decision.client_id)
+    return bool((await connection.execute(select(defaulted))).scalar_one())
 
 
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:

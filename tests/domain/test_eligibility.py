@@ -296,6 +296,17 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible_and_says_why
     assert "default" in r13.message_en
 
 
+def test_the_rules_in_force_word_r13_as_the_guarantors_own_guarantees() -> None:
+    """R13 counts only the asking guarantor's own guarantees (db.queries.guarantees): from
+    2026.4 its reasons say so, rather than vouch that no guarantor's is in default."""
+    current = select_ruleset(RULESETS, PRODUCT, date(2026, 12, 5))
+    assert current.version == "2026.4"
+    for defaulted in (False, True):
+        r13 = result(evaluate(msme(has_defaulted_guarantee=defaulted), current), "R13")
+        assert "this guarantor issued" in r13.message_en
+        assert "oleh penjamin ini" in r13.message_id
+
+
 def test_a_rule_set_for_another_product_is_refused() -> None:
     with pytest.raises(InvalidValue) as error:
         evaluate(msme(product="KUR_KECIL"), V1)
@@ -915,7 +926,8 @@ def test_a_rule_set_may_declare_fewer_rules_and_applies_only_those() -> None:
         (date(2026, 7, 1), "2026.2"),
         (date(2026, 12, 3), "2026.2"),
         (date(2026, 12, 4), "2026.3"),
-        (date(2030, 1, 1), "2026.3"),
+        (date(2026, 12, 5), "2026.4"),
+        (date(2030, 1, 1), "2026.4"),
     ],
 )
 def test_select_ruleset_picks_the_latest_version_in_force(on_date: date, version: str) -> None:
@@ -937,14 +949,15 @@ def test_select_ruleset_refuses_when_nothing_is_in_force(product: str, on_date: 
 @pytest.mark.parametrize(
     ("today", "earliest", "bound"),
     [
-        # 2026.3 took effect yesterday: the fortnight would reach back into 2026.1 (and 2026.2).
-        (date(2026, 12, 5), date(2026, 12, 4), "on or after the day the rules in force today"),
-        (date(2026, 12, 17), date(2026, 12, 4), "on or after the day the rules in force today"),
+        # 2026.4 took effect yesterday: the fortnight would reach back into 2026.3 and 2026.1.
+        (date(2026, 12, 6), date(2026, 12, 5), "on or after the day the rules in force today"),
+        (date(2026, 12, 18), date(2026, 12, 5), "on or after the day the rules in force today"),
         # From here on the fortnight is the nearer bound.
-        (date(2026, 12, 18), date(2026, 12, 4), "at most 14 days before today"),
+        (date(2026, 12, 19), date(2026, 12, 5), "at most 14 days before today"),
         (date(2027, 3, 1), date(2027, 2, 15), "at most 14 days before today"),
         # On the day new rules take effect a check can only be dated that day.
         (date(2026, 12, 4), date(2026, 12, 4), "on or after the day the rules in force today"),
+        (date(2026, 12, 5), date(2026, 12, 5), "on or after the day the rules in force today"),
     ],
 )
 def test_a_check_is_dated_back_neither_past_a_fortnight_nor_before_todays_rules(
