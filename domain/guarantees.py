@@ -1,4 +1,5 @@
-"""Guarantees a BUMD issued: how their status may move, and the guarantor's gearing limit.
+"""Guarantees a BUMD issued: the decision they rest on, how their status may move, and the
+guarantor's gearing limit.
 
 POJK 2/POJK.05/2017 caps a guarantee company's productive guarantees at 20 times its equity
 (shared/domain.md §4.1); the cap is checked when a guarantee is recorded, over what is still
@@ -7,11 +8,18 @@ outstanding, so guarantees paid off or settled by a default no longer count agai
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from domain.eligibility import add_months
+from domain.eligibility import (
+    MAX_CHECK_DATE_AGE_DAYS,
+    EligibilityFacts,
+    RuleResult,
+    add_months,
+    evaluate,
+)
 from domain.errors import InvalidValue
+from domain.ruleset import Outcome, RuleSet
 
 ACTIVE = "active"
 CLAIMED = "claimed"
@@ -26,6 +34,44 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     PAID_OFF: frozenset(),
     DEFAULTED: frozenset(),
 }
+
+
+MAX_DECISION_AGE_DAYS = MAX_CHECK_DATE_AGE_DAYS
+"""How old a decision a guarantee may rest on: its check date at most this many days before the
+day the guarantee is recorded. As far back as a check may be dated, and for the same reason: a
+decision is the lender's attestation (SLIK, its feasibility analysis) and the register as they
+stood on one day, and a guarantee recorded months later on it would rest on facts that have
+moved on, as a check dated months back would. A lender's application, checked a few days late
+over a holiday, is guaranteed within the fortnight, or checked again."""
+
+RECHECKED_RULES = ("R01", "R10", "R12", "R13")
+"""The rules a guarantee's recording applies again, to the register as it is that day: since the
+check the business may have closed (R01), left the guarantor's area (R10), taken up subsidised
+programme credit (R12) or defaulted on a guarantee of the guarantor's (R13), each a state of the
+register that ends its eligibility outright. The lender's facts are the lender's, attested once."""
+
+
+def check_decision_age(decided_on: date, *, today: date) -> None:
+    """A guarantee rests on a decision no older than MAX_DECISION_AGE_DAYS."""
+    oldest = today - timedelta(days=MAX_DECISION_AGE_DAYS)
+    if decided_on < oldest:
+        raise InvalidValue(
+            "decisionId",
+            f"the decision is of {decided_on}, more than {MAX_DECISION_AGE_DAYS} days ago "
+            f"(a guarantee rests on one of {oldest} or later): check again",
+        )
+
+
+def failing_now(facts: EligibilityFacts, ruleset: RuleSet) -> tuple[RuleResult, ...]:
+    """The RECHECKED_RULES failed on `facts`, a decision's with the register's replaced by what
+    it says today, under the decision's own rule set: by the check's own rules
+    (domain.eligibility.evaluate), so a check and a guarantee's recording apply one rule."""
+    results = evaluate(facts, ruleset).results
+    return tuple(
+        result
+        for result in results
+        if result.rule_id in RECHECKED_RULES and result.outcome is Outcome.FAIL
+    )
 
 
 def check_transition(current: str, new: str) -> None:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
 
@@ -53,7 +54,7 @@ class Request:
     attestation: LenderAttestation
 
 
-async def ruleset(connection: Pooled, product: str, version: str) -> RuleSet:
+async def ruleset(connection: Pooled | AsyncConnection, product: str, version: str) -> RuleSet:
     """Stored versions never change (db.queries.eligibility.sync_rulesets), so each is read and
     parsed once per process."""
     key = (product, version)
@@ -84,7 +85,7 @@ def _subject_key(request: Request) -> tuple[str, str]:
         raise bad_input(error.field, error.reason) from None
 
 
-def registry_facts(kind: str, row: Row) -> dict[str, Any]:
+def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
     """Registry columns in the domain's terms; None stays None (UNKNOWN), never a guess."""
     common = {
         "province_code": row.province_code,

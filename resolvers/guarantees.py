@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
 from db.queries import Record
 from db.queries import eligibility as decisions
 from db.queries import guarantees as queries
 from domain import guarantees as rules
+from domain.eligibility import COOPERATIVE, MSME, EligibilityFacts
 from domain.errors import InvalidValue
 from domain.records import NOTE_MAX, Collector, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
-from resolvers.eligibility import parse_id
+from resolvers.eligibility import parse_id, registry_facts, ruleset
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.policy import AccessPolicy
 from resolvers.writing import invalid
 
 _DECISION = "guarantee.decisionId"
@@ -55,11 +58,11 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if not _eligible(decision):
             raise bad_input(_DECISION, f"the decision is {decision.verdict}")
-        if await queries.subject_has_defaulted(connection, decision):
-            raise bad_input(
-                _DECISION,
-                "the business has a defaulted guarantee: the decision no longer holds; check again",
-            )
+        try:
+            rules.check_decision_age(decision.check_date, today=today())
+        except InvalidValue as error:
+            raise bad_input(_DECISION, error.reason) from None
+        await _still_holds(connection, info.context.policy, decision)
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:
             raise bad_input(
@@ -108,6 +111,33 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 "ends_on": new.ends_on,
             },
             changed_by=principal.client_id,
+        )
+
+
+async def _still_holds(connection: AsyncConnection, policy: AccessPolicy, decision: Record) -> None:
+    """Refuses a decision the register has overturned since its check: the rules the recording
+    applies again (domain.guarantees.RECHECKED_RULES), to the business as a check would read it
+    today, under the decision's own rule set. A business no longer in the guarantor's
+    jurisdiction is one a check would not find."""
+    row = await decisions.facts_now(connection, decision, policy.records)
+    if row.id is None:
+        raise bad_input(
+            _DECISION,
+            "the business is no longer in the register of the guarantor's jurisdiction: "
+            "the decision no longer holds; check again",
+        )
+    kind = MSME if decision.msme_id is not None else COOPERATIVE
+    rule_set = await ruleset(connection, decision.product, decision.ruleset_version)
+    registered_now = replace(
+        EligibilityFacts.from_dict(decision.facts), **registry_facts(kind, row)
+    )
+    failing = rules.failing_now(registered_now, rule_set)
+    if failing:
+        named = ", ".join(f"{r.rule_id} {r.code} ({r.reason})" for r in failing)
+        raise bad_input(
+            _DECISION,
+            f"on the register today the business fails {named}: "
+            "the decision no longer holds; check again",
         )
 
 

@@ -706,9 +706,9 @@ def test_a_guarantor_follows_its_own_guarantees(
     clock = Clock(monkeypatch, CHECKED_ON)
     decision = feed_api.graphql(CHECK, JAMKRIDA, {"request": request})["data"]["checkEligibility"]
     assert decision["verdict"] == "ELIGIBLE"
-    clock.day = ISSUED_BY
     recorded = feed_api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     guarantee = recorded["data"]["recordGuarantee"]
+    clock.day = ISSUED_BY
     variables = {"id": guarantee["id"], "status": "CLAIMED", "on": "2026-10-01"}
     assert "errors" not in feed_api.graphql(STATUS, JAMKRIDA, variables)
 

@@ -88,9 +88,9 @@ class Stored:
 
 @pytest.fixture(scope="module")
 def stored(api: Api) -> Stored:
-    """Checked on the scenario's day and guaranteed once issued, as the project clock says."""
+    """Checked and guaranteed on the scenario's day, as the project clock says."""
     with pytest.MonkeyPatch.context() as patch:
-        clock = Clock(patch, CHECKED_ON)
+        Clock(patch, CHECKED_ON)
         eligible = _decision(
             _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION))
         )
@@ -101,7 +101,6 @@ def stored(api: Api) -> Stored:
             maxCollectibility=1,
         )
         needs_review = _decision(_check(api, review))
-        clock.day = ISSUED_BY
         recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(eligible["id"]))
     assert "errors" not in recorded, recorded
     assert needs_review["verdict"] == "NEEDS_REVIEW"
@@ -263,10 +262,10 @@ def test_the_api_still_records_guarantees_and_moves_their_status(
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     clock = Clock(monkeypatch, CHECKED_ON)
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     assert "errors" not in recorded, recorded
     guarantee = recorded["data"]["recordGuarantee"]["id"]
+    clock.day = ISSUED_BY
     claimed = api.graphql(CLAIM, JAMKRIDA, {"id": guarantee})
     assert "errors" not in claimed, claimed
     assert claimed["data"]["changeGuaranteeStatus"] == {

@@ -40,7 +40,7 @@ mutation Check($nib: String!) {
 GUARANTEE = """
 mutation Guarantee($decision: ID!) {
   recordGuarantee(guarantee: {decisionId: $decision, bank: "Bank Kalteng",
-                              startsOn: "2026-02-01", endsOn: "2028-02-01"}) { id }
+                              startsOn: "2026-01-20", endsOn: "2028-01-20"}) { id }
 }
 """
 DEFAULT = """
@@ -105,7 +105,6 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(
             decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": nib}))
             assert decision["checkEligibility"]["id"]
         demo_decision = _ok(api.graphql(CHECK, "demo-jamkrida-62", {"nib": "9990000000002"}))
-        clock.day = ISSUED_BY
         guarantee = _ok(
             api.graphql(
                 GUARANTEE,
@@ -113,6 +112,7 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(
                 {"decision": demo_decision["checkEligibility"]["id"]},
             )
         )
+        clock.day = ISSUED_BY
         _ok(api.graphql(DEFAULT, "demo-jamkrida-62", {"id": guarantee["recordGuarantee"]["id"]}))
     assert _count(fresh_url, ELIGIBILITY_DECISIONS) == 3
 

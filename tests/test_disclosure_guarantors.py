@@ -25,7 +25,6 @@ from tests.test_eligibility_api import (
     CHECK,
     CHECKED_ON,
     FULL_ATTESTATION,
-    ISSUED_BY,
     JAMKRIDA,
     RECORD,
     _decision,
@@ -86,11 +85,10 @@ def _guarantees(api: Api, url: str, client_id: str, amounts: list[int]) -> list[
             break
         request = _request({"nib": nib}, amounts[len(recorded)], 24, **FULL_ATTESTATION)
         with pytest.MonkeyPatch.context() as patch:
-            clock = Clock(patch, CHECKED_ON)
+            Clock(patch, CHECKED_ON)
             decision = _decision(api.graphql(CHECK, client_id, {"request": request}))
             if decision["verdict"] != "ELIGIBLE":
                 continue
-            clock.day = ISSUED_BY
             answer = api.graphql(RECORD, client_id, _guarantee(decision["id"]))
         assert "errors" not in answer, answer
         recorded.append(answer["data"]["recordGuarantee"])

@@ -23,9 +23,10 @@ JAMKRIDA = "demo-jamkrida-62"
 PRODUCT = "JAMKRIDA_KTG_PRODUKTIF"
 SCENARIO_DATE = "2026-01-15"
 CHECKED_ON = date(2026, 1, 20)
-"""The day the scenario's checks are made: a few days after the date they are for."""
+"""The day the scenario's checks are made, a few days after the date they are for, and its
+guarantees issued and recorded: a decision is guaranteed within a fortnight of its check date."""
 ISSUED_BY = date(2026, 10, 31)
-"""By then the scenario's guarantees are issued, one has defaulted (on 1 October), and the
+"""By then the scenario's guarantees have moved on (one defaulted on 1 October), and the
 province has reported its realisations (on the 20th)."""
 LATER_RULESETS = Path(__file__).parent / "domain" / "rulesets"
 FULL_ATTESTATION = {
@@ -432,20 +433,19 @@ def _guarantee(decision_id: str, **extra: Any) -> dict[str, Any]:
         "guarantee": {
             "decisionId": decision_id,
             "bank": "Bank Kalteng",
-            "startsOn": "2026-02-01",
-            "endsOn": "2028-02-01",
+            "startsOn": "2026-01-20",
+            "endsOn": "2028-01-20",
             **extra,
         }
     }
 
 
-def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, clock: Clock) -> None:
+def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) -> None:
     request = _request({"nib": "9990000000002"}, 75_000_000, 24, **FULL_ATTESTATION)
     first = _decision(_check(api, request))
     assert first["verdict"] == "ELIGIBLE"
     earlier = _decision(_check(api, request))  # kept, to be guaranteed after the default
 
-    clock.day = ISSUED_BY
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(first["id"]))
     assert "errors" not in recorded, recorded
     guarantee = recorded["data"]["recordGuarantee"]
@@ -455,13 +455,14 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, cl
     assert conflict["extensions"] == {"code": "CONFLICT", "field": "guarantee.decisionId"}
     assert conflict["message"] == "guarantee.decisionId: already guaranteed"
 
-    variables = {"id": guarantee["id"], "status": "DEFAULTED", "on": "2026-10-01"}
+    # Defaulted within the fortnight in which the earlier decision could still be guaranteed.
+    variables = {"id": guarantee["id"], "status": "DEFAULTED", "on": CHECKED_ON.isoformat()}
     defaulted = api.graphql(STATUS, JAMKRIDA, variables)["data"]["changeGuaranteeStatus"]
     assert defaulted["history"] == [{"toStatus": "ACTIVE"}, {"toStatus": "DEFAULTED"}]
     final = api.graphql(STATUS, JAMKRIDA, {**variables, "status": "ACTIVE"})
     assert final["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
-    second = _decision(_check(api, {**request, "checkDate": ISSUED_BY.isoformat()}))
+    second = _decision(_check(api, request))
     assert second["verdict"] == "NOT_ELIGIBLE"
     (r13,) = [result for result in second["results"] if result["ruleId"] == "R13"]
     assert (r13["outcome"], r13["reason"]) == ("FAIL", "defaulted")
@@ -472,6 +473,7 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api, cl
         "BAD_USER_INPUT",
         "guarantee.decisionId",
     )
+    assert "R13 NO_GUARANTEE_DEFAULT (defaulted)" in error["message"]
 
 
 def test_a_guarantee_on_no_decision_of_the_guarantor_names_its_argument(api: Api) -> None:
@@ -497,11 +499,10 @@ def test_a_guarantee_cannot_start_before_the_check_it_rests_on(api: Api) -> None
     )
 
 
-def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api, clock: Clock) -> None:
+def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api) -> None:
     """0 is a coverage given, and not a positive one: never the decision's full cover instead."""
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     zero = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], coverageAmount="0"))
     assert zero["data"] == {"recordGuarantee": None}
     (error,) = zero["errors"]
@@ -514,12 +515,11 @@ def test_a_zero_coverage_is_refused_not_taken_for_the_decisions(api: Api, clock:
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
 
 
-def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api, clock: Clock) -> None:
+def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) -> None:
     request = _request(
         {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
     )
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     assert decision["verdict"] == "NEEDS_REVIEW"
     refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -566,11 +566,10 @@ def test_a_decision_not_awaiting_review_is_a_conflict_on_its_argument(api: Api) 
 
 
 def test_the_gearing_limit_refuses_a_guarantee_beyond_20_times_equity(
-    api: Api, demo_url: str, clock: Clock
+    api: Api, demo_url: str
 ) -> None:
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     assert _cli(demo_url, "guarantors", "set-equity", JAMKRIDA, "1000000")[0] == 0
     try:
         refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
@@ -603,7 +602,7 @@ def _eligible_nib_in(url: str, regency: str) -> str:
 
 
 def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
-    api: Api, demo_url: str, clock: Clock
+    api: Api, demo_url: str
 ) -> None:
     """One guarantee in Kabupaten Kotawaringin Timur (62.02), where no other test records one.
     The province reads its businesses but not their guarantees (only the guarantor does): shown
@@ -612,7 +611,6 @@ def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
         {"nib": _eligible_nib_in(demo_url, "62.02")}, 50_000_000, 24, **FULL_ATTESTATION
     )
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
 
     query = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62.02") {
@@ -884,14 +882,14 @@ REFUSED_GUARANTEES: dict[str, tuple[dict[str, Any], str, str]] = {
     "an end in the year 9999": (
         {"endsOn": "9999-12-31"},
         "guarantee.endsOn",
-        "must be within the loan's tenor of 24 months: by 2028-02-01",
+        "must be within the loan's tenor of 24 months: by 2028-01-20",
     ),
     "an end a day beyond the tenor": (
-        {"endsOn": "2028-02-02"},
+        {"endsOn": "2028-01-21"},
         "guarantee.endsOn",
         "must be within the loan's tenor",
     ),
-    "an end before the start": ({"endsOn": "2026-01-31"}, "guarantee.endsOn", "must be after"),
+    "an end before the start": ({"endsOn": "2026-01-19"}, "guarantee.endsOn", "must be after"),
     "a start in the future": (
         {"startsOn": "9998-01-01", "endsOn": "9999-12-31"},
         "guarantee.startsOn",
@@ -907,11 +905,10 @@ REFUSED_GUARANTEES: dict[str, tuple[dict[str, Any], str, str]] = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED_GUARANTEES))
-def test_a_guarantee_is_checked_as_a_record_write_is(api: Api, clock: Clock, case: str) -> None:
+def test_a_guarantee_is_checked_as_a_record_write_is(api: Api, case: str) -> None:
     change, field, reason = REFUSED_GUARANTEES[case]
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **change))
     assert refused["data"] == {"recordGuarantee": None}
     (error,) = refused["errors"]
@@ -952,9 +949,9 @@ mutation Status($id: ID!, $on: Date!, $note: String) {
 def test_a_status_change_is_checked_as_a_record_write_is(api: Api, clock: Clock) -> None:
     request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
     decision = _decision(_check(api, request))
-    clock.day = ISSUED_BY
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     guarantee = recorded["data"]["recordGuarantee"]
+    clock.day = ISSUED_BY
     cases = [
         (
             {"note": "\u202e" + "n" * 300_000},
@@ -963,7 +960,7 @@ def test_a_status_change_is_checked_as_a_record_write_is(api: Api, clock: Clock)
         ),
         ({"note": "n" * 1001}, "note", "must be at most 1000 characters"),
         ({"on": "9999-01-01"}, "effectiveOn", "must not be in the future"),
-        ({"on": "2026-01-31"}, "effectiveOn", "must not be before the guarantee started"),
+        ({"on": "2026-01-19"}, "effectiveOn", "must not be before the guarantee started"),
     ]
     for change, field, reason in cases:
         variables = {"id": guarantee["id"], "on": "2026-10-01", "note": "kol 3", **change}

@@ -1,19 +1,25 @@
 """What a guarantor's decisions and guarantees rest on besides its own request, through the real
-schema: R13 counts the guarantor's own defaulted guarantees, never a rival's.
+schema: R13 counts the guarantor's own defaulted guarantees, never a rival's; and a guarantee
+rests on a recent decision that the register has not overturned since.
 
 A rival guarantor of the same province attacks PT Jamkrida Kalteng's business with it: it checks
 the business (the lender's facts are whatever the caller attests), records a guarantee of Rp1 of
 cover on its decision and marks it defaulted the same day (a default is final). Counted against
 every guarantor, that default made each of Jamkrida's checks of the business NOT_ELIGIBLE and
 voided its earlier ELIGIBLE decisions at recordGuarantee, and told it of the rival's default.
+
+And a guarantee was recorded on an ELIGIBLE decision however old, about a business that had
+since closed, left the province or taken up subsidised programme credit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.support.clients import second_guarantor
@@ -30,7 +36,8 @@ from tests.test_eligibility_api import (
     _guarantee,
     _request,
 )
-from tests.test_eligibility_registry import _register
+from tests.test_eligibility_registry import DEACTIVATE_MSME, _register
+from tests.test_participation_status import ADD
 
 RIVAL = "uji-jamkrida-saingan"
 """A second guarantor of Kalimantan Tengah, the attacker; PT Jamkrida Kalteng is its victim."""
@@ -45,20 +52,42 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, TODAY)
 
 
+KUR = "PR-UJI-KUR-62"
+"""A subsidised-credit programme of this module's own (the shipped programmes have none)."""
+
+
+def _as_owner(url: str, statement: str, *arguments: object) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(statement, *arguments)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="module")
 def api(module_reference_url: str) -> Iterator[Api]:
     """The app over a database of this module's own: the province registers the businesses,
     PT Jamkrida Kalteng and its rival check and guarantee them."""
     demo_clients(module_reference_url)
     second_guarantor(module_reference_url, RIVAL)
+    _as_owner(
+        module_reference_url,
+        "INSERT INTO programmes (id, name, kind, jurisdiction)"
+        " VALUES ($1, 'Kredit Usaha Rakyat (uji)', 'subsidised_credit', '62')",
+        KUR,
+    )
     with served(module_reference_url) as served_api:
         yield served_api
 
 
-def _business(api: Api, nib: str) -> dict[str, Any]:
-    """A micro business of Palangka Raya that passes every rule: the request to check it today."""
-    _register(api, nib, capital="50000000", annualTurnover="240000000")
-    return _request({"nib": nib}, 50_000_000, 24, **FULL_ATTESTATION, checkDate=None)
+def _business(api: Api, nib: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A micro business of Palangka Raya that passes every rule: the request to check it today,
+    and the record the province registered (its id and version)."""
+    record = _register(api, nib, capital="50000000", annualTurnover="240000000")
+    return _request({"nib": nib}, 50_000_000, 24, **FULL_ATTESTATION, checkDate=None), record
 
 
 def _checked(api: Api, request: dict[str, Any], client_id: str) -> dict[str, Any]:
@@ -89,7 +118,7 @@ def _defaulted(api: Api, client_id: str, guarantee_id: str) -> None:
 def test_a_rivals_default_of_rp1_changes_neither_the_guarantors_verdict_nor_its_guarantee(
     api: Api,
 ) -> None:
-    request = _business(api, "7791000000001")
+    request, _ = _business(api, "7791000000001")
     before = _checked(api, request, JAMKRIDA)
     kept = _checked(api, request, JAMKRIDA)  # to be guaranteed after the rival's default
     assert (before["verdict"], _r13(before)) == ("ELIGIBLE", ("PASS", "pass"))
@@ -107,7 +136,7 @@ def test_a_rivals_default_of_rp1_changes_neither_the_guarantors_verdict_nor_its_
 
 
 def test_the_guarantors_own_default_still_fails_r13_for_it_alone(api: Api) -> None:
-    request = _business(api, "7791000000002")
+    request, _ = _business(api, "7791000000002")
     first = _checked(api, request, JAMKRIDA)
     earlier = _checked(api, request, JAMKRIDA)  # made before the default
     _defaulted(api, JAMKRIDA, _guaranteed(api, JAMKRIDA, first["id"]))
@@ -122,3 +151,71 @@ def test_the_guarantors_own_default_still_fails_r13_for_it_alone(api: Api) -> No
     )
     rivals = _checked(api, request, RIVAL)
     assert (rivals["verdict"], _r13(rivals)) == ("ELIGIBLE", ("PASS", "pass"))
+
+
+def test_a_guarantee_rests_on_a_decision_checked_at_most_a_fortnight_before(
+    api: Api, clock: Clock
+) -> None:
+    """As far back as a check may be dated: a decision months old rests on the lender's
+    attestation and the register as they were then."""
+    request, _ = _business(api, "7791000000003")
+    last_day, too_late = _checked(api, request, JAMKRIDA), _checked(api, request, JAMKRIDA)
+
+    clock.day = TODAY + timedelta(days=14)
+    _guaranteed(api, JAMKRIDA, last_day["id"])
+    clock.day = TODAY + timedelta(days=15)
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(too_late["id"], **ISSUED))
+    assert refused["data"] == {"recordGuarantee": None}
+    (error,) = refused["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "guarantee.decisionId"}
+    assert error["message"] == (
+        "guarantee.decisionId: the decision is of 2026-12-07, more than 14 days ago "
+        "(a guarantee rests on one of 2026-12-08 or later): check again"
+    )
+
+
+def _closed(api: Api, url: str, business: dict[str, Any]) -> None:
+    variables = {"id": business["id"], "version": business["version"]}
+    closed = api.graphql(DEACTIVATE_MSME, "demo-province-62", variables)
+    assert closed["data"]["deactivateMsme"] == {"isActive": False}, closed
+
+
+def _in_kur(api: Api, url: str, business: dict[str, Any]) -> None:
+    joined = {"programmeId": KUR, "msmeId": business["id"], "role": "debitur", "status": "ACTIVE"}
+    added = api.graphql(ADD, "demo-province-62", {"input": joined})
+    assert "errors" not in added, added
+
+
+def _moved_to_kalbar(api: Api, url: str, business: dict[str, Any]) -> None:
+    """No client of the demo moves a record across provinces: an operator's correction does."""
+    moved = "UPDATE msmes SET province_code = '61', regency_code = '61.71', district_code = NULL"
+    _as_owner(url, moved + " WHERE id = $1", int(business["id"]))
+
+
+CHANGED_SINCE: dict[str, tuple[Callable[[Api, str, dict[str, Any]], None], str]] = {
+    # case -> (what the register came to say after the check, what the refusal says)
+    "the business closed": (_closed, "fails R01 SUBJECT_REGISTERED (inactive): "),
+    "it took up subsidised credit": (_in_kur, "fails R12 PROGRAM_CONFLICT (conflict): "),
+    "it left the province": (_moved_to_kalbar, "no longer in the register of the guarantor's"),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANGED_SINCE))
+def test_a_guarantee_is_not_recorded_on_a_decision_the_register_has_overturned(
+    api: Api, module_reference_url: str, case: str
+) -> None:
+    """The registry's rules are applied again when the guarantee is recorded, as a check would
+    apply them today: the decision was ELIGIBLE, and is no longer."""
+    change, said = CHANGED_SINCE[case]
+    nib = f"77910001{list(CHANGED_SINCE).index(case):05d}"
+    request, business = _business(api, nib)
+    decision = _checked(api, request, JAMKRIDA)
+    assert decision["verdict"] == "ELIGIBLE"
+    change(api, module_reference_url, business)
+
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **ISSUED))
+    assert refused["data"] == {"recordGuarantee": None}
+    (error,) = refused["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "guarantee.decisionId"}
+    assert said in error["message"]
+    assert error["message"].endswith("the decision no longer holds; check again")

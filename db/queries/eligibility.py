@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Text, and_, bindparam, cast, exists, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -168,6 +179,34 @@ async def cooperative_facts(
     return row
 
 
+async def facts_now(connection: AsyncConnection, decision: Record, scope: RowScope) -> Row | Record:
+    """The facts of a stored decision's business as the register holds them now, for the
+    guarantor that asked: the statement its check read them with, run in the transaction that
+    records a guarantee on the decision (the version in force it also answers goes unused: the
+    decision's own applies). No longer in scope: the business's columns are NULL."""
+    statement = _msme_facts(scope) if decision.msme_id is not None else _cooperative_facts(scope)
+    parameters = {
+        "key": decision.subject_key,
+        "guarantor": decision.client_id,
+        "product": decision.product,
+        "on_date": decision.check_date,
+    }
+    return await _one(connection, statement, parameters)
+
+
+async def _one(
+    connection: Pooled | AsyncConnection, statement: DriverStatement, parameters: Mapping[str, Any]
+) -> Row | Record:
+    """The one row of `statement`: on asyncpg itself on a checked-out connection (db/driver.py),
+    through SQLAlchemy in a transaction, which `fetch` runs nothing in."""
+    if isinstance(connection, Pooled):
+        (row,) = await fetch(connection, statement, parameters)
+        return row
+    executable = statement.statement
+    assert isinstance(executable, Executable)
+    return (await connection.execute(executable, parameters)).one()
+
+
 async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]) -> list[str]:
     """Store rule sets not yet known; returns the versions added.
 
@@ -220,8 +259,12 @@ _RULESET_VERSION = DriverStatement(
 )
 
 
-async def ruleset_version(connection: Pooled, product: str, version: str) -> dict[str, Any]:
-    (row,) = await fetch(connection, _RULESET_VERSION, {"product": product, "version": version})
+async def ruleset_version(
+    connection: Pooled | AsyncConnection, product: str, version: str
+) -> dict[str, Any]:
+    """A stored version's document, for a check or for a guarantee's recording (in its
+    transaction)."""
+    row = await _one(connection, _RULESET_VERSION, {"product": product, "version": version})
     return dict(row.document)
 
 

@@ -104,18 +104,6 @@ def has_defaulted(subject: ColumnElement[bool], guarantor: str | BindParameter[s
     return exists().where(subject, issued_by(guarantor), GUARANTEES.c.status == "defaulted")
 
 
-async def subject_has_defaulted(connection: AsyncConnection, decision: Record) -> bool:
-    """Whether the decision's business has a defaulted guarantee of the decision's guarantor
-    now: a default after the decision makes it stale, as it makes later decisions NOT_ELIGIBLE."""
-    subject = (
-        GUARANTEES.c.msme_id == decision.msme_id
-        if decision.msme_id is not None
-        else GUARANTEES.c.cooperative_id == decision.cooperative_id
-    )
-    defaulted = has_defaulted(subject, decision.client_id)
-    return bool((await connection.execute(select(defaulted))).scalar_one())
-
-
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
     statement = select(GUARANTEES.c.id).where(GUARANTEES.c.decision_id == decision_id)
     return (await connection.execute(statement)).first() is not None

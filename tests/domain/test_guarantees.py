@@ -1,4 +1,5 @@
-"""Guarantee status moves and the guarantor's gearing limit, at their edges."""
+"""Guarantee status moves, the guarantor's gearing limit and the decision a guarantee rests on,
+at their edges."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import pytest
 
 from domain.errors import InvalidValue
 from domain.guarantees import (
+    MAX_DECISION_AGE_DAYS,
     TRANSITIONS,
     check_coverage,
+    check_decision_age,
     check_effective,
     check_gearing,
     check_period,
     check_start,
     check_transition,
+    failing_now,
 )
+from tests.domain.test_eligibility import V1, attested, msme
 
 EQUITY = 50_000_000_000  # Rp50 miliar: the POJK 2/2017 minimum for a provincial guarantor
 
@@ -99,3 +104,33 @@ def test_a_status_change_takes_effect_between_the_start_and_today() -> None:
         with pytest.raises(InvalidValue) as refused:
             check_effective(effective_on, starts_on=date(2026, 2, 1), today=today)
         assert refused.value.field == "effectiveOn"
+
+
+def test_a_guarantee_rests_on_a_decision_no_older_than_a_check_may_be_dated() -> None:
+    assert MAX_DECISION_AGE_DAYS == 14
+    check_decision_age(date(2026, 12, 7), today=date(2026, 12, 21))
+    with pytest.raises(InvalidValue) as refused:
+        check_decision_age(date(2026, 12, 7), today=date(2026, 12, 22))
+    assert refused.value.field == "decisionId"
+    assert refused.value.reason.endswith(
+        "(a guarantee rests on one of 2026-12-08 or later): check again"
+    )
+
+
+def test_a_recording_applies_again_only_the_rules_the_register_can_overturn() -> None:
+    """R01, R10, R12 and R13 fail as the check fails them; the lender's facts (R06 here) and
+    unknowns are the decision's, weighed once."""
+    overturned = msme(
+        marked_inactive=True,
+        province_code="61",
+        conflicting_programme_credit=True,
+        has_defaulted_guarantee=True,
+        attestation=attested(max_collectibility=5),
+    )
+    assert [(r.rule_id, r.reason) for r in failing_now(overturned, V1)] == [
+        ("R01", "inactive"),
+        ("R10", "outside_area"),
+        ("R12", "conflict"),
+        ("R13", "defaulted"),
+    ]
+    assert failing_now(msme(province_code=None), V1) == ()
