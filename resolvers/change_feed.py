@@ -9,6 +9,11 @@ removal carries no record.
 A page whose selection under `entries` compiles (schema/compiled.py) is one statement in which
 PostgreSQL writes the entries' JSON, embedded in the answer as it is; any other selection is
 answered entry by entry from rows of the same statement.
+
+Every cursor handed out is sealed (domain/cursor_seal.py): its position is a place in a log
+numbering every change in the country, which the client may not learn, and a fresh seal each
+time makes two cursors of one place differ. PostgreSQL, which never holds the key, writes an
+entry's position where its cursor goes, and the page seals it here.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from strawberry.types import Info
 from db.driver import Row
 from db.queries import change_feed
 from db.queries.change_feed import Reader
-from db.queries.json_pages import JsonShape
+from db.queries.json_pages import Field, JsonShape
+from domain.cursor_seal import CursorSeal
 from domain.personal import OWNER_COLUMNS
 from resolvers.access import AccessNotes
 from resolvers.context import Context
@@ -64,7 +70,7 @@ of a selection it can write as JSON, empty when it cannot."""
 
 
 def cursor_kind(kind: str) -> str:
-    """What a cursor of `kind`'s feed names (JSON shapes write the same cursors)."""
+    """The feed a cursor of `kind`'s is sealed for: one of another feed does not open."""
     return f"{kind}-feed"
 
 
@@ -75,32 +81,62 @@ class Place:
 
     position: int
     horizon: int
+    clear: bool = field(default=False, compare=False)
+    """Read from a cursor in clear, as the feed handed them out before it sealed them."""
 
 
 START = Place(change_feed.START, change_feed.START)
 
 
-def encode_cursor(kind: str, place: Place) -> str:
-    text = f"{cursor_kind(kind)}:{place.position}:{place.horizon}"
-    return base64.urlsafe_b64encode(text.encode()).decode()
+def cursor_field(key: str) -> Field:
+    """What PostgreSQL writes under an entry's `cursor` (response key `key`): the entry's
+    position, which `page` seals into the cursor."""
+    return Field(key, "position", nullable=False)
 
 
-def decode_cursor(after: str | None, kind: str) -> Place:
-    """A cursor names its feed, so one of another kind's feed is refused rather than misread.
-    A cursor handed out before cursors named the horizon reads as one from before any
-    compaction."""
+def encode_cursor(seal: CursorSeal, kind: str, place: Place) -> str:
+    return seal.seal(cursor_kind(kind), place.position, place.horizon)
+
+
+def decode_cursor(seal: CursorSeal, after: str | None, kind: str) -> Place:
+    """A cursor this server sealed for `kind`'s feed, or, for the copies kept before cursors
+    were sealed, one in clear (`_clear_place`, whose position `page` still has to vouch for).
+    Anything else, one of another feed or altered included, is refused."""
     if after is None:
         return START
+    opened = seal.open(cursor_kind(kind), after)
+    place = _clear_place(after, kind) if opened is None else Place(*opened)
+    if place is None:
+        raise bad_input("after", "is not a cursor of this feed")
+    return place
+
+
+def _clear_place(after: str, kind: str) -> Place | None:
+    """The place a cursor in clear names (base64 of "msme-feed:position:horizon", or, before
+    cursors named the horizon, of "msme-feed:position", read as one from before any
+    compaction), or None if `after` is not one of `kind`'s feed."""
     try:
         prefix, *numbers = base64.urlsafe_b64decode(after.encode()).decode().split(":")
         if prefix != cursor_kind(kind) or len(numbers) not in (1, 2):
-            raise ValueError(prefix)
+            return None
         position, horizon = int(numbers[0]), int(numbers[1]) if numbers[1:] else START.horizon
-        if not (0 <= position < 2**63 and 0 <= horizon < 2**63):
-            raise ValueError(after)
-        return Place(position, horizon)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise bad_input("after", "is not a cursor of this feed") from None
+        return None
+    if not (0 <= position < 2**63 and 0 <= horizon < 2**63):
+        return None
+    return Place(position, horizon, clear=True)
+
+
+async def _refuse_if_made_up(info: Info[Context, Any], start: Place) -> None:
+    """A cursor in clear is taken only up to where the log reached when cursors began to be
+    sealed (migration 0029): every one the feed handed out lies there, and its position is
+    its holder's already. One past it was made up; taken, it would tell its maker where the
+    feed stands now (ahead of it or not, more after it or not), which sealing keeps from
+    every client. It is refused as a forged cursor is, before anything is read."""
+    async with info.context.reads.checked_out(primary=False) as connection:
+        until = await change_feed.clear_cursors_until(connection)
+    if start.position > until or start.horizon > until:
+        raise bad_input("after", "is not a cursor of this feed")
 
 
 def _refuse_if_folded(start: Place, horizon: int) -> None:
@@ -108,8 +144,8 @@ def _refuse_if_folded(start: Place, horizon: int) -> None:
     would pass over what the folded entries said (a move out of the jurisdiction, a deletion):
     its copy must start again, empty, from no cursor. One handed out by the compacted feed
     itself, to a reader going through the folded entries from the start, resumes as any other.
-    A cursor from a feed compacted further than this one (a database restored from a backup,
-    or a cursor made up) cannot be vouched for either. The page read the horizon in its own
+    A cursor from a feed compacted further than this one (a database restored from a backup)
+    cannot be vouched for either. The page read the horizon in its own
     snapshot, so a compaction committing meanwhile cannot slip between the check and the
     entries."""
     if start == START:
@@ -117,29 +153,29 @@ def _refuse_if_folded(start: Place, horizon: int) -> None:
     if start.horizon > horizon:
         raise bad_input(
             "after",
-            f"is from a feed compacted further than this one (through entry {start.horizon}, "
-            f"this one through {horizon}): empty the copy and start again without `after`",
+            "is from a feed compacted further than this one: empty the copy and start again "
+            "without `after`",
         )
     if start.position < horizon and start.horizon < horizon:
         raise bad_input(
             "after",
-            f"is older than the feed keeps (compacted through entry {horizon}): "
-            "empty the copy and start again without `after`",
+            "is older than the feed keeps (it was compacted since): empty the copy and start "
+            "again without `after`",
         )
 
 
 def _refuse_if_ahead(start: Place, head: int) -> None:
     """A cursor past every position the feed has reached was not handed out by this feed: its
-    database was restored from a backup or rebuilt since (or the cursor was made up). Taken as
-    it stands, it would answer nothing until the feed caught up with it, then go on from
-    there, passing over every change in between for ever. The page read the head in its own
-    snapshot, as it read the entries."""
+    database was restored from a backup or rebuilt since. Taken as it stands, it would answer
+    nothing until the feed caught up with it, then go on from there, passing over every change
+    in between for ever. The page read the head in its own snapshot, as it read the entries.
+    Positions go unnamed in this refusal, as in the others: they are what sealing keeps from
+    the client."""
     if start.position > head:
         raise bad_input(
             "after",
-            f"is ahead of the feed (at entry {start.position}, the feed ends at entry {head}): "
-            "the database was restored or rebuilt since; empty the copy and start again "
-            "without `after`",
+            "is ahead of the feed: the database was restored or rebuilt since; empty the copy "
+            "and start again without `after`",
         )
 
 
@@ -167,7 +203,7 @@ def reader_of(info: Info[Context, Any]) -> Reader:
 
 
 def _entries(
-    kind: str, rows: list[Row], horizon: int, reader: Reader, notes: AccessNotes
+    kind: str, rows: list[Row], horizon: int, reader: Reader, notes: AccessNotes, seal: CursorSeal
 ) -> list[Entry]:
     """The entries a client receives, read under `horizon`, each record noted as handed out,
     each owner's NIK as a data subject whose personal data went out, with the owner's columns
@@ -183,7 +219,7 @@ def _entries(
             if row.subject is not None:
                 notes.personal_data_of(row.subject)
                 notes.owners_in_records(reader.personal_columns)
-        cursor = encode_cursor(kind, Place(row.feed_id, horizon))
+        cursor = encode_cursor(seal, kind, Place(row.feed_id, horizon))
         entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
 
@@ -200,8 +236,11 @@ async def page(
     """`plan`: the lists PostgreSQL writes, if the selection compiled; `notes`: where what the
     page hands out is noted, the request's own by default."""
     context = info.context
+    seal = context.cursor_seal
     size = checked_page_size(first)
-    start = decode_cursor(after, kind)
+    start = decode_cursor(seal, after, kind)
+    if start.clear:
+        await _refuse_if_made_up(info, start)
     reader = reader_of(info)
     notes = notes or context.accesses
     found = await _read(info, kind, reader, start, size, plan, primary=False)
@@ -212,7 +251,7 @@ async def page(
         found = await _read(info, kind, reader, start, size, plan, primary=True)
     _refuse_if_folded(start, found.horizon)
     _refuse_if_ahead(start, found.head)
-    end = encode_cursor(kind, Place(found.end, found.horizon))
+    end = encode_cursor(seal, kind, Place(found.end, found.horizon))
     if isinstance(found, change_feed.JsonFeedPage):
         notes.records_returned(kind, found.records)
         for subject in found.subjects:
@@ -220,11 +259,28 @@ async def page(
         if found.subjects:
             notes.owners_in_records(reader.personal_columns)
         lists = {
-            key: orjson.Fragment(text) for (key, _), text in zip(plan, found.lists, strict=True)
+            key: _sealed(text, shape, seal, kind, found.horizon)
+            for (key, shape), text in zip(plan, found.lists, strict=True)
         }
         return Page([], end, found.has_more, found.count, lists)
-    entries = _entries(kind, found.entries, found.horizon, reader, notes)
+    entries = _entries(kind, found.entries, found.horizon, reader, notes, seal)
     return Page(entries, end, found.has_more, len(entries))
+
+
+def _sealed(
+    text: str, shape: JsonShape, seal: CursorSeal, kind: str, horizon: int
+) -> orjson.Fragment:
+    """The entries PostgreSQL wrote in `shape`, each position under a cursor's key sealed into
+    the cursor (`cursor_field`). The keys are the entries' own, never a record's inside them,
+    and each entry keeps its keys' order."""
+    keys = [part.key for part in shape.parts if part == cursor_field(part.key)]
+    if not keys:
+        return orjson.Fragment(text)
+    entries = orjson.loads(text)
+    for entry in entries:
+        for key in keys:
+            entry[key] = encode_cursor(seal, kind, Place(entry[key], horizon))
+    return orjson.Fragment(orjson.dumps(entries))
 
 
 async def _read(
@@ -271,7 +327,7 @@ async def follow(
     live = info.context.live
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")
-    decode_cursor(after, kind)  # a bad cursor is refused before anything is sent
+    decode_cursor(info.context.cursor_seal, after, kind)  # refused before anything is sent
     cursor = after
     while await live.still_authorised():
         seen = live.signal.generation

@@ -21,6 +21,7 @@ from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
 from domain.cellkey import Perturbation
+from domain.cursor_seal import CursorSeal
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 from resolvers.policy import AccessPolicy
@@ -50,6 +51,9 @@ class Context:
     principal: Principal
     engine: AsyncEngine
     limits: Limits
+    cursor_seal: CursorSeal
+    """Seals the change feeds' cursors: the app's one, under the key every instance derives
+    from the audit key alike."""
     request: HTTPConnection | None = None
     """The HTTP request, or the WebSocket of a subscription."""
     autocommit_view: InitVar[AsyncEngine | None] = None

@@ -95,7 +95,7 @@ from db.queries.json_pages import (
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import RowScope
 from resolvers import relations
-from resolvers.change_feed import Plan, cursor_kind
+from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
@@ -885,17 +885,18 @@ def _list_statement(
     )
 
 
-def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
+def changes_plan(info: Info[Context, Any], entry_type: type) -> Plan:
     """The lists of a change feed page (`entries`, under each key selected) that PostgreSQL
-    writes, entries of `entry_type` in `kind`'s feed; none when the selection does not compile,
-    so the entries are resolved one by one."""
+    writes, entries of `entry_type`; none when the selection does not compile, so the entries
+    are resolved one by one. An entry's cursor is its position, which the page seals
+    (resolvers/change_feed.py): PostgreSQL never holds the key."""
 
     def make(field: SelectedField) -> PagePlan:
         lists: list[tuple[str, JsonShape]] = []
         admitting = _Admitting()
         for key, part in keyed(field.selections, "ChangePage"):
             if part.name == "entries":
-                lists.append((key, _entry_shape(entry_type, kind, part.selections, admitting)))
+                lists.append((key, _entry_shape(entry_type, part.selections, admitting)))
         if admitting.fields or admitting.sizes:
             raise Unsupported("a guarded field or a nested page in a feed's entry")
         return PagePlan(tuple(lists), admitting.done())
@@ -905,9 +906,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type, kind: str) -> Plan:
     return () if plan is None else plan.lists
 
 
-def _entry_shape(
-    entry_type: type, kind: str, selections: list[Selection], admitting: _Admitting
-) -> JsonShape:
+def _entry_shape(entry_type: type, selections: list[Selection], admitting: _Admitting) -> JsonShape:
     parts: list[
         Field
         | Fixed
@@ -922,7 +921,7 @@ def _entry_shape(
     ] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
-            parts.append(Cursor(key, cursor_kind(kind), column="place"))
+            parts.append(cursor_field(key))
         else:
             parts.extend(shape_of(entry_type, [field], admitting).parts)
     return JsonShape(tuple(parts))

@@ -30,6 +30,7 @@ from db.notifications import Listener, libpq_url
 from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
 from db.reads import Replica
+from domain.cursor_seal import CursorSeal
 from resolvers.context import Limits
 from schema.build import build_schema
 from sinergi import audit_key, metrics, tracing
@@ -76,6 +77,7 @@ async def _serving(
     state: dict[str, Any],
     sealer: AuditSealer,
     deadlines: BodyDeadlines,
+    cursor_seal: CursorSeal,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions and the reading
@@ -124,6 +126,7 @@ async def _serving(
         "regions": RegionDirectory(primary),
         "audit": AuditWriter(primary),
         "changes": changes,
+        "cursor_seal": cursor_seal,
     }
     # What is alive now (modules, the schema, pools) lives as long as the app: frozen, the
     # collector no longer walks it on each of the collections a request's garbage sets off.
@@ -218,6 +221,7 @@ def create_app(
                     state,
                     sealer,
                     deadlines,
+                    CursorSeal(key),
                 ) as served:
                     yield served
         finally:

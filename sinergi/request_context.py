@@ -30,6 +30,7 @@ def context_for(
         region_directory=state["regions"],
         audit_writer=state["audit"],
         limits=limits,
+        cursor_seal=state["cursor_seal"],
         request=connection,
         connections=state.get("connections"),
     )

@@ -4,9 +4,10 @@ The copy holds one row per record (its fields as JSON, as the feed sends them) a
 the cursor it has applied up to; each page is applied and its cursor stored in one SQLite
 transaction, so a sync stopped at any point resumes where it stopped and never applies a page
 twice. A first sync reads the whole register (the feed begins with every record), later ones
-only what changed. When the feed refuses the copy's cursor (compacted past it, or ahead of the
-feed, whose database was restored or rebuilt since), that kind's copy is emptied and filled
-again from the start, once, and the feed's reason is reported.
+only what changed. When the feed refuses the copy's cursor (compacted past it, ahead of the
+feed, whose database was restored or rebuilt since, or no longer opened, under a new audit
+key), that kind's copy is emptied and filled again from the start, once, and the feed's reason
+is reported. A cursor is opaque here: it is kept and sent back as the feed handed it out.
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
 only, and the client's secret travels over https (plain http only to this machine).
@@ -151,8 +152,9 @@ class Synced:
     entries: int = 0
     """Entries applied."""
     started_again: str | None = None
-    """Why the feed refused the copy's cursor (compacted past it, or ahead of the feed), when
-    it did: the copy of this kind was then emptied and filled again from the start."""
+    """Why the feed refused the copy's cursor (compacted past it, ahead of the feed, or not
+    opened), when it did: the copy of this kind was then emptied and filled again from the
+    start."""
 
 
 def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]:
@@ -181,8 +183,9 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
 
 def _cursor_refused(answer: dict[str, Any]) -> str | None:
     """Why the feed refused the cursor, if it did: it no longer keeps what follows it (`sinergi
-    feed compact`), or the cursor is ahead of it (its database restored or rebuilt). Going on
-    from it would miss changes, so the copy must start again, empty."""
+    feed compact`), the cursor is ahead of it (its database restored or rebuilt), or it does
+    not open (sealed under an audit key since replaced). Going on from it would miss changes,
+    or cannot, so the copy must start again, empty."""
     for error in answer.get("errors") or []:
         extensions = error.get("extensions") or {}
         if extensions.get("code") == "BAD_USER_INPUT" and extensions.get("field") == "after":

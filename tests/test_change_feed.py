@@ -17,11 +17,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain.cursor_seal import CursorSeal
 from sinergi.sync import LocalCopy, sync
 from tests.support.clock import Clock
 from tests.support.databases import run
 from tests.support.demo_data import load_demo
 from tests.support.executor import AuditRow, latest_entry
+from tests.support.feed_cursors import cursor_seal, in_clear, sealed
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_eligibility_api import (
@@ -589,17 +591,148 @@ def test_a_page_without_pii_read_hands_out_no_owner_and_itemises_no_personal_fie
     assert fed.subjects == []
 
 
-def test_a_cursor_of_another_feed_or_a_forged_one_is_refused(feed_api: Api) -> None:
+QUIET = "query($after: String) {{ {feed}(after: $after) {{ entries {{ id }} endCursor hasMore }} }}"
+QUIET_READERS = (
+    (JAMKRIDA, None, "guaranteeChanges", "guarantee-feed"),
+    ("demo-province-62", WITHOUT_PII, "msmeChanges", "msme-feed"),
+)
+"""A guarantor, and a province without pii:read: whose feeds hold nothing of what is written
+below (another province's business, an owner's phone alone)."""
+
+
+@pytest.mark.parametrize("reader", QUIET_READERS, ids=["guarantor", "without-pii"])
+def test_a_quiet_feeds_cursor_tells_nothing_of_what_others_write(
+    feed_api: Api, feed_url: str, reader: tuple[str, str | None, str, str]
+) -> None:
+    """A reader with nothing waiting stands at the newest entry of a log that numbers every
+    change in the country. Its endCursor in clear was that number: read again after a quiet
+    page, it told a guarantor how much the register changed (another province's businesses,
+    another guarantor's guarantees), and a province without pii:read how often owners' personal
+    data changed, which its feed withholds. Sealed, each endCursor is new, of one length, and
+    holds neither the feed's name nor the position: a page after nothing happened and one after
+    others wrote look alike, though the position behind them moved."""
+    client, scope, field, feed = reader
+    token = feed_api.token(client, scope)
+
+    def page(after: str | None) -> dict[str, Any]:
+        document = QUIET.format(feed=field)
+        answer = feed_api.post({"query": document, "variables": {"after": after}}, token).json()
+        found: dict[str, Any] = answer["data"][field]
+        return found
+
+    start = None
+    while True:  # to where nothing is left for it
+        found = page(start)
+        start = found["endCursor"]
+        if not (found["entries"] or found["hasMore"]):
+            break
+
+    def quiet_end() -> str:
+        found = page(start)
+        assert (found["entries"], found["hasMore"]) == ([], False), found
+        return str(found["endCursor"])
+
+    quiet = [quiet_end() for _ in range(3)]
+    run(
+        feed_url,
+        "UPDATE msmes SET employees = employees + 1, version = version + 1"
+        " WHERE id = (SELECT min(id) FROM msmes WHERE province_code = '61')",
+    )
+    run(
+        feed_url,
+        "UPDATE msme_owners SET phone = CASE phone WHEN '081200000061' THEN '081200000062'"
+        " ELSE '081200000061' END WHERE msme_id ="
+        " (SELECT min(m.id) FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        "  WHERE m.province_code = '62')",
+    )
+    ((newest,),) = run(feed_url, "SELECT max(id) FROM change_log")
+    written = [quiet_end() for _ in range(3)]
+
+    cursors = [start, *quiet, *written]
+    assert len(set(cursors)) == len(cursors), cursors
+    assert {len(cursor) for cursor in cursors} == {len(start)}
+    for cursor in cursors:
+        raw = base64.urlsafe_b64decode(cursor + "==")
+        assert feed.encode() not in raw
+        assert str(newest).encode() not in raw
+        assert newest.to_bytes(8, "big") not in raw
+    # What the server sealed did move, unseen by the client.
+    before, after = (cursor_seal().open(feed, cursor) for cursor in (quiet[0], written[0]))
+    assert before is not None
+    assert after is not None
+    assert after[0] == newest > before[0]
+
+
+def _refused_as_no_cursor(answer: dict[str, Any]) -> None:
+    assert answer["data"] == {"msmeChanges": None}, answer
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "after"
+    assert error["message"] == "after: is not a cursor of this feed"
+
+
+def test_a_cursor_of_another_feed_altered_or_forged_is_refused_naming_after(
+    feed_api: Api,
+) -> None:
+    """Only a cursor this server sealed for this feed opens: one of another feed, one altered
+    in any character, one sealed under another key, one made up in clear (no cursor in clear
+    is taken here: migration 0029 ran on an empty log), and anything else."""
     cooperative = feed_api.graphql(
         "{ cooperativeChanges(first: 1) { endCursor } }", "demo-province-62"
     )["data"]["cooperativeChanges"]["endCursor"]
-    for bad in (cooperative, "bXNtZS1mZWVkOi0x", "not a cursor"):
-        answer = feed_api.graphql(FEED, "demo-province-62", {"after": bad})
-        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+    genuine = head(feed_api, "demo-province-62")
+    altered = [
+        genuine[:at] + ("B" if genuine[at] == "A" else "A") + genuine[at + 1 :]
+        for at in (0, len(genuine) // 2, len(genuine) - 2)
+    ]
+    forged = CursorSeal(os.urandom(32)).seal("msme-feed", 1, 0)
+    for bad in (
+        cooperative,
+        *altered,
+        genuine[:-4],
+        forged,
+        in_clear("msme", 1),
+        in_clear("msme", 1, None),
+        "bXNtZS1mZWVkOi0x",
+        "not a cursor",
+    ):
+        _refused_as_no_cursor(feed_api.graphql(FEED, "demo-province-62", {"after": bad}))
+    assert "errors" not in feed_api.graphql(FEED, "demo-province-62", {"after": genuine})
 
 
-def _cursor(position: int, horizon: int = 0) -> str:
-    return base64.urlsafe_b64encode(f"msme-feed:{position}:{horizon}".encode()).decode()
+def test_a_copy_kept_with_a_cursor_in_clear_goes_on_from_it(
+    feed_api: Api, feed_url: str, tmp_path: Path
+) -> None:
+    """Copies kept before cursors were sealed hold one in clear, whose position its holder
+    knows already. Migration 0029 noted how far the log reached then: a cursor in clear up to
+    there is taken, and the copy holds a sealed one from its next page on, without fetching
+    the register again. One past it was made up, and is refused as a forged one is: taken, it
+    would tell its maker where the feed stands now."""
+    post = poster(feed_api, "demo-province-62")
+    copy = LocalCopy(tmp_path / "kept-in-clear.sqlite")
+    sync(post, copy, ["msme"])
+    ((until,),) = run(feed_url, "SELECT max(id) FROM change_log")
+    copy.apply("msme", [], in_clear("msme", until))  # as the copy held it before the upgrade
+    run(feed_url, "UPDATE change_log_horizon SET clear_cursors_until = $1", until)  # as 0029
+    try:
+        run(
+            feed_url,
+            "UPDATE msmes SET employees = employees + 1, version = version + 1"
+            " WHERE id = (SELECT min(id) FROM msmes WHERE province_code = '62')",
+        )
+        synced = sync(post, copy, ["msme"])
+        assert synced["msme"].started_again is None
+        assert synced["msme"].entries == 1
+        kept = copy.cursor("msme")
+        assert kept is not None
+        assert cursor_seal().open("msme-feed", kept) is not None
+        assert copy.records("msme") == page_through(feed_api, "demo-province-62", True)["msme"]
+        # Cursors from before they named the horizon are taken alike.
+        assert "errors" not in post(FEED, {"after": in_clear("msme", until, None)})
+        for made_up in (in_clear("msme", until + 1), in_clear("msme", until, until + 1)):
+            _refused_as_no_cursor(post(FEED, {"after": made_up}))
+    finally:
+        run(feed_url, "UPDATE change_log_horizon SET clear_cursors_until = 0")
 
 
 @pytest.mark.parametrize("directive", ["", " @include(if: true)"], ids=["compiled", "by-entry"])
@@ -615,15 +748,17 @@ def test_a_cursor_ahead_of_the_feed_is_refused_naming_after(
         f"{{ endCursor entries{directive} {{ id }} }} }}"
     )
     ((head_id,),) = run(feed_url, "SELECT max(id) FROM change_log")
-    refused = feed_api.graphql(document, "demo-province-62", {"after": _cursor(head_id + 609)})
+    ahead = sealed("msme", head_id + 609)
+    refused = feed_api.graphql(document, "demo-province-62", {"after": ahead})
     assert refused["data"] == {"msmeChanges": None}
     (error,) = refused["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == "after"
-    ahead = f"is ahead of the feed (at entry {head_id + 609}, the feed ends at entry {head_id})"
-    assert ahead in error["message"]
-    assert "start again without `after`" in error["message"]
-    taken = feed_api.graphql(document, "demo-province-62", {"after": _cursor(head_id)})
+    assert error["message"] == (
+        "after: is ahead of the feed: the database was restored or rebuilt since; empty the "
+        "copy and start again without `after`"
+    )  # naming no position: sealing keeps them from the client
+    taken = feed_api.graphql(document, "demo-province-62", {"after": sealed("msme", head_id)})
     assert taken["data"]["msmeChanges"]["entries"] == [], taken
 
 
@@ -637,7 +772,7 @@ def test_a_copy_whose_cursor_is_ahead_of_the_feed_starts_again_once(
     sync(post, copy, RECORDS)
     ((head_id,),) = run(feed_url, "SELECT max(id) FROM change_log")
     lost = [{"id": "0", "change": "CREATED", "record": {"name": "lost in the restore"}}]
-    copy.apply("msme", lost, _cursor(head_id + 609))
+    copy.apply("msme", lost, sealed("msme", head_id + 609))
     synced = sync(post, copy, RECORDS)
     assert "is ahead of the feed" in (synced["msme"].started_again or "")
     assert synced["cooperative"].started_again is None
@@ -656,7 +791,8 @@ def test_entries_postgresql_writes_are_the_entries_resolved_one_by_one(
     feed_api: Api, feed: str, scope: str | None
 ) -> None:
     """A directive keeps the executor resolving each entry (schema/compiled.py): both answer
-    the same entries, cursors included, and each cursor resumes right after its entry."""
+    the same entries, their cursors sealed alike (each new, each opening to its entry's
+    position), and each cursor resumes right after its entry."""
     document = (
         f"query($after: String) {{ {feed}(after: $after, first: 12) {{ "
         f"hasMore e: entries{{directive}} {{ {ENTRIES} }} endCursor }} }}"
@@ -673,16 +809,32 @@ def test_entries_postgresql_writes_are_the_entries_resolved_one_by_one(
         page: dict[str, Any] = body["data"][feed]
         return page
 
+    def opened(page: dict[str, Any]) -> str:
+        """The page as JSON, key order included, each cursor as the position it opens to."""
+        sealed_for = f"{feed.removesuffix('Changes')}-feed"
+        entries = [
+            {**entry, "cursor": seal.open(sealed_for, entry["cursor"])} for entry in page["e"]
+        ]
+        end = seal.open(sealed_for, page["endCursor"])
+        return json.dumps({**page, "e": entries, "endCursor": end})
+
+    seal = cursor_seal()
     token = feed_api.token("demo-province-62", scope)
     page = pull_with(compiled, None)
     entries = page["e"]
     assert len(entries) >= 3, page  # the demo population's creations (some moved out since)
-    assert json.dumps(page) == json.dumps(pull_with(by_entry, None))  # key order included
+    again = pull_with(by_entry, None)
+    assert opened(page) == opened(again)
+    assert None not in (entry["cursor"] for entry in json.loads(opened(page))["e"])
+    cursors = [entry["cursor"] for entry in (*entries, *again["e"])]
+    assert len(set(cursors)) == len(cursors)
     middle = len(entries) // 2
     cursor = entries[middle]["cursor"]
     resumed = pull_with(compiled, cursor)
-    assert resumed["e"][: len(entries) - middle - 1] == entries[middle + 1 :]
-    assert json.dumps(resumed) == json.dumps(pull_with(by_entry, cursor))
+    resumed_entries = [{**entry, "cursor": None} for entry in resumed["e"]]
+    later = [{**entry, "cursor": None} for entry in entries[middle + 1 :]]
+    assert resumed_entries[: len(later)] == later
+    assert opened(resumed) == opened(pull_with(by_entry, cursor))
 
 
 def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:

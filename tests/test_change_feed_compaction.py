@@ -7,7 +7,6 @@ and starts again; a new one starts from the folded log. Only the owner can fold.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import io
 import itertools
@@ -23,6 +22,7 @@ from sinergi.cli import main
 from sinergi.sync import LocalCopy, sync
 from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
+from tests.support.feed_cursors import in_clear, sealed
 from tests.support.http import Api, served
 from tests.test_change_feed import CLIENTS, RECORDS, Writer, head, page_through, poster, run
 
@@ -236,26 +236,29 @@ def test_a_compacted_feed_is_read_in_full_pages_however_far_apart_its_ids(
     assert sum(pages) == 10
 
 
-def _cursor(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode()
-
-
 def test_a_cursor_the_compacted_feed_did_not_hand_out_is_refused(api: Api, owner_url: str) -> None:
-    """Cursors name the horizon they were read under. One from before cursors did is taken as
-    read before any compaction; one naming a horizon this feed has not reached (a database
-    restored from a backup, or a cursor made up to skip the refusal) is refused too."""
+    """Cursors name the horizon they were read under. One read before the fold is refused, and
+    so is one naming a horizon this feed has not reached (a database restored from a backup).
+    A cursor in clear, kept from before cursors were sealed (migration 0029), is held to the
+    fold as any other: one from before cursors named the horizon reads as one from before any
+    compaction."""
     _age_every_entry(owner_url, 30)
     _compact(owner_url, "--older-than", "7")
     (horizon,) = run(owner_url, "SELECT horizon FROM change_log_horizon")[0]
     post = poster(api, "demo-province-62")
-    for after in (_cursor("msme-feed:1"), _cursor(f"msme-feed:1:{horizon + 1}")):
-        refused = post(FEED, {"after": after})
-        assert refused["data"] == {"msmeChanges": None}, after
-        (error,) = refused["errors"]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT"
-        assert error["extensions"]["field"] == "after"
-        assert "start again without `after`" in error["message"]
-    assert post(FEED, {"after": _cursor(f"msme-feed:1:{horizon}")})["data"]["msmeChanges"]
+    run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = horizon")
+    try:
+        for after in (sealed("msme", 1), sealed("msme", 1, horizon + 1), in_clear("msme", 1, None)):
+            refused = post(FEED, {"after": after})
+            assert refused["data"] == {"msmeChanges": None}, after
+            (error,) = refused["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT"
+            assert error["extensions"]["field"] == "after"
+            assert "start again without `after`" in error["message"]
+        assert post(FEED, {"after": sealed("msme", 1, horizon)})["data"]["msmeChanges"]
+        assert post(FEED, {"after": in_clear("msme", 1, horizon)})["data"]["msmeChanges"]
+    finally:
+        run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = 0")
 
 
 def test_a_cursor_at_a_head_compaction_dropped_is_still_taken(api: Api, owner_url: str) -> None:

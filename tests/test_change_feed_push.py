@@ -560,3 +560,38 @@ def test_a_subscriber_behind_a_compaction_is_told_to_start_again(
             assert errors[0]["extensions"]["field"] == "after"
 
     asyncio.run(scenario())
+
+
+def test_a_subscription_from_an_altered_cursor_or_another_feeds_is_refused(
+    live: str, module_reference_url: str
+) -> None:
+    """Pushed pages read their cursors as pulled ones do: only one sealed for the feed opens,
+    and any other is refused naming `after` before anything is sent. A cursor of the feed,
+    handed out again at the same position, is sealed afresh."""
+    token = _token(live, _client(module_reference_url, "Segel"))
+    start = _head(live, token)
+    assert _head(live, token) != start
+    altered = start[:10] + ("B" if start[10] == "A" else "A") + start[11:]
+    cooperative = httpx.post(
+        f"{live}/graphql",
+        json={"query": "{ cooperativeChanges(first: 1) { endCursor } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["data"]["cooperativeChanges"]["endCursor"]
+
+    async def scenario() -> None:
+        for bad in (altered, cooperative):
+            async with _subscribed(live, token, bad) as socket:
+                answer = await _receive(socket)
+                assert answer["type"] in ("error", "next"), answer
+                payload = answer["payload"]
+                errors = payload if answer["type"] == "error" else payload["errors"]
+                assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+                assert errors[0]["extensions"]["field"] == "after"
+                assert errors[0]["message"] == "after: is not a cursor of this feed"
+        async with _subscribed(live, token, start) as socket:
+            created = await _new_msme(module_reference_url, "9992300000009")
+            message = await _receive(socket)
+            page = message["payload"]["data"]["msmeChanges"]
+            assert [entry["id"] for entry in page["entries"]] == [str(created)]
+
+    asyncio.run(scenario())

@@ -307,6 +307,28 @@ async def _definer_paths(url: str) -> set[str]:
     return {row["setting"] for row in rows}
 
 
+def test_0029_notes_how_far_cursors_in_clear_reach(server_url: str) -> None:
+    """Cursors in clear are taken up to the newest entry logged before cursors were sealed (or
+    what compaction had folded, if further); on a log still empty, none is. Down and up again,
+    it notes the log as it then stands."""
+    until = "SELECT clear_cursors_until FROM change_log_horizon"
+    newest = "SELECT max(id) FROM change_log"
+    with _database_at(server_url, "0013") as url:
+        asyncio.run(_execute(url, COOPERATIVE))
+        upgrade(url, "0028")
+        asyncio.run(_execute(url, "UPDATE cooperatives SET name = 'Koperasi Naik'"))
+        upgrade(url, "0029")
+        assert asyncio.run(_value(url, until)) == asyncio.run(_value(url, newest)) == 2
+        command.downgrade(alembic_config(url), "0028")
+        asyncio.run(
+            _execute(url, "DELETE FROM change_log; UPDATE change_log_horizon SET horizon = 5")
+        )
+        upgrade(url, "0029")
+        assert asyncio.run(_value(url, until)) == 5
+    with _database_at(server_url, "0029") as url:
+        assert asyncio.run(_value(url, until)) == 0
+
+
 COOPERATIVE = (
     "INSERT INTO regions (code, level, name, parent_code) VALUES ('62', 'province', 'P', NULL),"
     " ('62.71', 'regency', 'R', '62');"

@@ -9,7 +9,6 @@ the rate-limit counters) goes there.
 from __future__ import annotations
 
 import asyncio
-import base64
 import socket
 import time
 import uuid
@@ -29,6 +28,7 @@ from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
 from tests.support.databases import as_service, create_database, drop_database
+from tests.support.feed_cursors import sealed
 from tests.support.graphql import principal, run
 from tests.support.http import Api
 
@@ -154,10 +154,6 @@ async def _execute(url: str, statement: str) -> None:
         await connection.close()
 
 
-def _feed_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"msme-feed:{position}:0".encode()).decode()
-
-
 def test_a_cursor_the_replica_has_not_replayed_yet_is_read_on_the_primary(
     server_url: str, module_reference_url: str, replica: str, replicated: tuple[Api, str]
 ) -> None:
@@ -175,10 +171,10 @@ def test_a_cursor_the_replica_has_not_replayed_yet_is_read_on_the_primary(
     assert asyncio.run(_feed_head(embedded.with_database(server_url, replica))) < primary
     reader = "demo-regency-6271"  # never writes: its reads go to the replica
     document = "query($after: String) { msmeChanges(after: $after) { endCursor entries { id } } }"
-    taken = api.graphql(document, reader, {"after": _feed_cursor(primary)})
+    taken = api.graphql(document, reader, {"after": sealed("msme", primary)})
     assert "errors" not in taken, taken
     assert taken["data"]["msmeChanges"]["entries"] == []
-    refused = api.graphql(document, reader, {"after": _feed_cursor(primary + 1)})
+    refused = api.graphql(document, reader, {"after": sealed("msme", primary + 1)})
     assert "is ahead of the feed" in refused["errors"][0]["message"], refused
 
 

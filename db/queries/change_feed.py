@@ -4,6 +4,8 @@ with the record as it is now when the reader may see it; as rows, or as the JSON
 
 A position is an entry's id, numbered at commit as migration 0014 explains: whatever a reader
 sees is a prefix of the ids, so a position once passed is never preceded by a later commit.
+The ids count every change in the country, so a position leaves here only sealed into a cursor
+(resolvers/change_feed.py).
 The entry says where the record was before and after the change; the reader's jurisdiction,
 applied to both with the same rule as every other read (db/queries/scoping.py), decides whether
 the entry concerns it and how: into the jurisdiction is a creation, out of it a removal. The
@@ -72,23 +74,27 @@ LOG = table(
     *(column(f"{place}_{level}", Text) for place in PLACES for level in LEVELS),
     column("owner_client_id", Text),
 )
-HORIZON = table("change_log_horizon", column("horizon", BigInteger))
-"""The newest entry `sinergi feed compact` folded (db/queries/change_feed_compaction.py)."""
+HORIZON = table(
+    "change_log_horizon",
+    column("horizon", BigInteger),
+    column("clear_cursors_until", BigInteger),
+)
+"""The newest entry `sinergi feed compact` folded (db/queries/change_feed_compaction.py), and
+how far the log reached when cursors began to be sealed (migration 0029)."""
 
 
 ENTRY = Table(
     "change_entry",
     MetaData(),
     Column("position", BigInteger),
-    Column("place", Text),
     Column("id", Text),
     Column("change", Text),
     Column("record", JSON),
 )
 """The columns of a page's entries that a JsonShape (db/queries/json_pages.py) may name: the
-entry's position in the feed, its place as its cursor names it (the position and the horizon
-the page was read under, "position:horizon"), the record's id, what the change means to
-the reader (a ChangeKind name) and the record as JSON, null when it carries none."""
+entry's position in the feed (which the page seals into the entry's cursor), the record's id,
+what the change means to the reader (a ChangeKind name) and the record as JSON, null when it
+carries none."""
 
 START = 0
 """The position before every entry."""
@@ -372,7 +378,6 @@ def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:
     present = key.is_not(None)
     page = select(
         entries.c.id.label("position"),
-        func.concat(entries.c.id, ":", _horizon()).label("place"),
         entries.c.record_id.label("id"),
         _change(entries, code).label("change"),
         present.label("present"),
@@ -418,6 +423,17 @@ def _scanning(after: int, first: int) -> dict[str, int]:
 
 def _horizon() -> ColumnElement[Any]:
     return select(func.coalesce(func.max(HORIZON.c.horizon), START)).scalar_subquery()
+
+
+_CLEAR_CURSORS_UNTIL = DriverStatement(select(HORIZON.c.clear_cursors_until))
+
+
+async def clear_cursors_until(connection: Pooled) -> int:
+    """The furthest position a cursor in clear can name: how far the feed reached when cursors
+    began to be sealed (migration 0029)."""
+    (row,) = await fetch(connection, _CLEAR_CURSORS_UNTIL, {})
+    until: int = row.clear_cursors_until
+    return until
 
 
 @lru_cache(maxsize=256)

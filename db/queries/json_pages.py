@@ -146,14 +146,12 @@ found, a listed one for each row of its list."""
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """The row's cursor: base64 of "kind:position", as resolvers.paging.encode_cursor writes a
-    keyset cursor (the position: the row's id) and resolvers.change_feed.encode_cursor a feed's
-    (the position: the entry's place in the feed, "position:horizon")."""
+    """The row's keyset cursor: base64 of "kind:id", as resolvers.paging.encode_cursor writes
+    it. (A change feed's entry has no such cursor: its position is sealed, by the server, not
+    by PostgreSQL: resolvers/change_feed.py.)"""
 
     key: str
     kind: str
-    column: str = "id"
-    """The row's column holding its position."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +198,8 @@ class NestedPage:
 @dataclass(frozen=True, slots=True)
 class JsonShape:
     """The keys of one JSON object in selection order. Keys, fixed values and cursor kinds are
-    GraphQL names (letters, digits, underscores; a feed's cursor kind also a hyphen), so they are
-    written into the SQL as they are."""
+    GraphQL names (letters, digits, underscores), so they are written into the SQL as they
+    are."""
 
     parts: tuple[
         Field
@@ -284,7 +282,7 @@ class JsonBuild:
             elif isinstance(part, Computed):
                 arguments.append(self._computed(part, row))
             elif isinstance(part, Cursor):
-                arguments.append(_cursor(part.kind, row.c[part.column]))
+                arguments.append(_cursor(part.kind, row.c.id))
             elif isinstance(part, Node):
                 arguments.append(self.json(part.shape, row))
             elif isinstance(part, NestedList):
@@ -560,8 +558,8 @@ def _first_rows(
 
 
 def _cursor(kind: str, position: ColumnElement[Any]) -> ColumnElement[str]:
-    """base64.urlsafe_b64encode of "kind:position", as the cursor encoders write it (a cursor
-    stays well under the 76 characters after which PostgreSQL would break the line)."""
+    """base64.urlsafe_b64encode of "kind:position", as resolvers.paging.encode_cursor writes it
+    (a cursor stays well under the 76 characters after which PostgreSQL would break the line)."""
     plain = func.convert_to(literal_column(f"'{kind}:'", Text) + cast(position, Text), "UTF8")
     return func.translate(func.encode(plain, "base64"), "+/", "-_")
 
@@ -609,7 +607,7 @@ def _columns(shape: JsonShape) -> set[str]:
         elif isinstance(part, Nested):
             names.add(part.link)
         elif isinstance(part, Cursor):
-            names.add(part.column)
+            names.add("id")
         elif isinstance(part, NestedList):
             names.add(part.on)
         elif isinstance(part, NestedPage):

@@ -83,7 +83,7 @@ def _pull(kind: str, scope: Scope, noun: str) -> Any:
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
     ) -> ChangePage | None:
-        plan = compiled.changes_plan(info, ChangeEntry, kind)
+        plan = compiled.changes_plan(info, ChangeEntry)
         # A resolvers Page is read as the ChangePage.
         return await change_feed.page(info, kind, after=after, first=first, plan=plan)  # type: ignore[return-value]
 
@@ -105,7 +105,7 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         context = info.context
         document = print_ast(info.operation)
         field = f"Subscription.{info.field_name}"
-        plan = compiled.changes_plan(info, ChangeEntry, kind)
+        plan = compiled.changes_plan(info, ChangeEntry)
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
         raw = info._raw_info
         touched = touched_fields(raw.schema, raw.operation, raw.fragments, context.policy.may)

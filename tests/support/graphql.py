@@ -14,6 +14,7 @@ from db.queries.audit import AuditWriter
 from resolvers.context import Context, Limits
 from schema.build import build_schema
 from tests.support.databases import TEST_SERVICE
+from tests.support.feed_cursors import cursor_seal
 
 SCHEMA = build_schema()
 LIMITS = Limits(max_page_size=100, default_page_size=20)
@@ -41,7 +42,13 @@ def request_context(
         f"GraphQL in tests runs as the service role {TEST_SERVICE!r}, as the app does, not as "
         f"{user!r}: make the engine with create_engine(as_service(url), ...)"
     )
-    return Context(principal=who, engine=engine, limits=LIMITS, audit_writer=audit_writer)
+    return Context(
+        principal=who,
+        engine=engine,
+        limits=LIMITS,
+        cursor_seal=cursor_seal(),
+        audit_writer=audit_writer,
+    )
 
 
 async def run(
