@@ -600,6 +600,25 @@ QUIET_READERS = (
 below (another province's business, an owner's phone alone)."""
 
 
+def _quiet_page(
+    api: Api, client: str, scope: str | None, field: str, after: str | None
+) -> dict[str, Any]:
+    document = QUIET.format(feed=field)
+    answer = api.post({"query": document, "variables": {"after": after}}, api.token(client, scope))
+    page: dict[str, Any] = answer.json()["data"][field]
+    return page
+
+
+def _quiet_start(api: Api, client: str, scope: str | None, field: str) -> str:
+    """The reader's cursor once nothing is left for it."""
+    after = None
+    while True:
+        page = _quiet_page(api, client, scope, field, after)
+        after = page["endCursor"]
+        if not (page["entries"] or page["hasMore"]):
+            return str(after)
+
+
 @pytest.mark.parametrize("reader", QUIET_READERS, ids=["guarantor", "without-pii"])
 def test_a_quiet_feeds_cursor_tells_nothing_of_what_others_write(
     feed_api: Api, feed_url: str, reader: tuple[str, str | None, str, str]
@@ -612,20 +631,11 @@ def test_a_quiet_feeds_cursor_tells_nothing_of_what_others_write(
     holds neither the feed's name nor the position: a page after nothing happened and one after
     others wrote look alike, though the position behind them moved."""
     client, scope, field, feed = reader
-    token = feed_api.token(client, scope)
 
     def page(after: str | None) -> dict[str, Any]:
-        document = QUIET.format(feed=field)
-        answer = feed_api.post({"query": document, "variables": {"after": after}}, token).json()
-        found: dict[str, Any] = answer["data"][field]
-        return found
+        return _quiet_page(feed_api, client, scope, field, after)
 
-    start = None
-    while True:  # to where nothing is left for it
-        found = page(start)
-        start = found["endCursor"]
-        if not (found["entries"] or found["hasMore"]):
-            break
+    start = _quiet_start(feed_api, client, scope, field)
 
     def quiet_end() -> str:
         found = page(start)
@@ -661,6 +671,27 @@ def test_a_quiet_feeds_cursor_tells_nothing_of_what_others_write(
     assert before is not None
     assert after is not None
     assert after[0] == newest > before[0]
+
+
+def test_a_small_page_does_not_count_others_changes_in_its_stretch(
+    feed_api: Api, feed_url: str
+) -> None:
+    """An empty page with `hasMore` says the stretch it looked at held nothing for its reader.
+    A stretch in proportion to the page (20 entries for each it may hold) let a reader asking
+    for one entry at a time count everyone's changes in twenties; the stretch is one length
+    whatever the page's size, so a burst of others' changes short of it leaves a small page
+    as it leaves a large one: empty, with nothing more waiting."""
+    start = _quiet_start(feed_api, JAMKRIDA, None, "guaranteeChanges")
+    run(
+        feed_url,
+        "UPDATE msmes SET employees = coalesce(employees, 0) + 1, version = version + 1"
+        " WHERE id IN (SELECT id FROM msmes WHERE province_code = '61' ORDER BY id LIMIT 25)",
+    )
+    document = QUIET.format(feed="guaranteeChanges").replace(
+        "(after: $after)", "(after: $after, first: 1)"
+    )
+    page = feed_api.graphql(document, JAMKRIDA, {"after": start})["data"]["guaranteeChanges"]
+    assert (page["entries"], page["hasMore"]) == ([], False)
 
 
 def _refused_as_no_cursor(answer: dict[str, Any]) -> None:

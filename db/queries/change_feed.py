@@ -98,12 +98,15 @@ carries none."""
 
 START = 0
 """The position before every entry."""
-SCAN_PER_ENTRY = 20
-"""A page looks at most this many entries of the log per entry it may return: every page costs
-a bounded range of the primary key, however few of the entries concern its reader (a regency
-amid national changes), and the planner cannot choose to scan the whole log. Counted in entries,
-not ids: compaction leaves the ids of the entries it keeps far apart, and a page read through
-them is as full as any other."""
+SCAN = 20_000
+"""A page looks at most this many entries of the log (20 for each of the 1,000 the largest page
+holds): every page costs a bounded range of the primary key, however few of the entries concern
+its reader (a regency amid national changes), and the planner cannot choose to scan the whole
+log. Counted in entries, not ids: compaction leaves the ids of the entries it keeps far apart,
+and a page read through them is as full as any other. One length whatever the page's size: a
+page that found nothing for its reader and says more is waiting tells it that a whole stretch
+of others' changes lies after its cursor, and a stretch in proportion to the page let a reader
+asking for one entry at a time count everyone's changes in twenties."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,8 +401,7 @@ def _scan_end() -> ColumnElement[Any]:
     """Where a page stops looking: the entry `:skip` + 1 places after `:after`, whatever its
     kind and whoever it concerns, or the head when fewer are left (null for an empty log).
     A statement's WHERE and its columns both ask; as one WITH query, referenced twice,
-    PostgreSQL finds it once (the scan of up to `skip` primary-key entries is a millisecond
-    for a page of 1,000)."""
+    PostgreSQL finds it once (the scan of up to `skip` primary-key entries is a millisecond)."""
     return select(_SCAN_END.c.scan_end).scalar_subquery()
 
 
@@ -416,9 +418,9 @@ _SCAN_END = select(
 ).cte("scan_end")
 
 
-def _scanning(after: int, first: int) -> dict[str, int]:
-    """The parameters of a page of `first` entries after `after`."""
-    return {"after": after, "skip": first * SCAN_PER_ENTRY - 1}
+def _scanning(after: int) -> dict[str, int]:
+    """The parameters of a page after `after`."""
+    return {"after": after, "skip": SCAN - 1}
 
 
 def _horizon() -> ColumnElement[Any]:
@@ -460,7 +462,7 @@ def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
 async def page(
     connection: Pooled, kind: str, reader: Reader, *, after: int, first: int
 ) -> FeedPage:
-    rows = await fetch(connection, statement(kind, reader, first), _scanning(after, first))
+    rows = await fetch(connection, statement(kind, reader, first), _scanning(after))
     entries = [row for row in rows if row.feed_id is not None]
     head, horizon, scan_end = rows[0].head, rows[0].horizon, rows[0].scan_end
     last = entries[min(len(entries), first) - 1].feed_id if entries else None
@@ -539,9 +541,7 @@ async def json_page(
 ) -> JsonFeedPage | None:
     """The page `page` would read, as JSON; None when a part that may not be null turns out
     null (the executor then reports it, as it reports everything else)."""
-    (row,) = await fetch(
-        connection, json_statement(kind, reader, first, shapes), _scanning(after, first)
-    )
+    (row,) = await fetch(connection, json_statement(kind, reader, first, shapes), _scanning(after))
     head, horizon, scan_end, fetched, last_on_page, records, subjects, count, missing, *lists = row
     if missing:
         return None
