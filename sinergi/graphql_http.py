@@ -180,19 +180,32 @@ def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTT
     variable error, none with a `path`) has no `data` entry, as the GraphQL specification asks;
     nor has an answer cut short by a database outage, whose partial data the client must not
     take for a result (it retries the whole request) — unless the operation `changed` something
-    first (a mutation committed before another of its fields was refused): sent again whole, it
-    would apply that change twice, so its answer keeps what was done and the refused fields'
-    errors."""
+    first: sent again whole, it would apply that change twice. Then its answer keeps what was
+    done and the refused fields' errors (a mutation committed before another of its fields was
+    refused); and where the outage withheld the whole answer after the change committed (its
+    audit entry could not be written), the error says `applied`, as one over the response size
+    bound does: read back what it changed rather than send it again."""
     errors = answer.get("errors") or []
     request_error = answer.get("data") is None and not any(
         isinstance(error, dict) and "path" in error for error in errors
     )
-    outage = "SERVICE_UNAVAILABLE" in _codes(answer) and not changed
-    if errors and (request_error or outage):
+    unavailable = "SERVICE_UNAVAILABLE" in _codes(answer)
+    if errors and (request_error or unavailable) and not (unavailable and changed):
         without_data = answer.copy()
         without_data.pop("data", None)
         return without_data
+    if unavailable and changed and request_error:
+        return {**answer, "errors": [_applied(error) for error in errors]}
     return answer
+
+
+def _applied(error: object) -> object:
+    """A request-level SERVICE_UNAVAILABLE error of an operation that committed its change."""
+    if not isinstance(error, dict) or "SERVICE_UNAVAILABLE" not in _codes({"errors": [error]}):
+        return error
+    extensions = {**error["extensions"], "applied": True}
+    message = f"{error.get('message')}; the change was applied: read it back, do not send it again"
+    return {**error, "message": message, "extensions": extensions}
 
 
 def _failed_roots(answer: GraphQLHTTPResponse) -> list[object]:

@@ -110,7 +110,7 @@ async def test_a_check_whose_audit_fails_is_stored_once_and_refused(engine: Asyn
     assert await _decisions(engine, JAMKRIDA.client_id) == before + 1
 
 
-def test_over_http_a_check_whose_audit_fails_is_503_and_stored_once(
+def test_over_http_a_check_whose_audit_fails_is_withheld_and_says_it_was_applied(
     api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def lost(self: AuditWriter, **entry: Any) -> None:
@@ -130,9 +130,13 @@ def test_over_http_a_check_whose_audit_fails_is_503_and_stored_once(
         response = api.post(
             {"query": CHECK, "variables": {"request": _request({"nib": "9990000000001"})}}, token
         )
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
-    assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
-        "SERVICE_UNAVAILABLE"
-    ]
+    # The decision is stored but its answer goes out unrecorded: it is withheld. A 503 would
+    # have the lender send the check again and store a second decision.
+    assert response.status_code == 200
+    assert "Retry-After" not in response.headers
+    answer = response.json()
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}
+    assert "do not send it again" in error["message"]
     assert asyncio.run(decisions()) == before + 1
