@@ -209,6 +209,7 @@ def create_app(
             settings.audit_checkpoints_path,
             settings.audit_seal_seconds,
             settings.audit_syslog,
+            settings.audit_unsealed_intervals,
         )
         try:
             with traced:

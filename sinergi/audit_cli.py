@@ -1,5 +1,6 @@
 """`sinergi audit verify`: check every entry against the chain and its seal, and the seals
-against the checkpoints; name every entry that is not as it was written."""
+against the checkpoints; name every entry that is not as it was written, and say when entries
+wait to be sealed for longer than sealing takes (they could be removed unnoticed)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from db.engine import create_engine
 from db.queries import audit
+from db.queries.audit_seals import Unsealed
 from db.seals import Checkpoint
 from sinergi import checkpoint_file
 
@@ -32,7 +34,28 @@ def _newest(path: Path, checkpoints: list[Checkpoint]) -> str:
     return f"{path}: the newest checkpoint covers entries to {last.seq}, at {last.at.isoformat()}"
 
 
-def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
+def _stalled(unsealed: Unsealed | None, bound_seconds: int | None) -> str | None:
+    """Why the trail is not being sealed, if its oldest unsealed entry has waited longer than
+    `bound_seconds` (None: no server runs, so none seals)."""
+    if unsealed is None or bound_seconds is None:
+        return None
+    waited = unsealed.age.total_seconds()
+    if waited <= bound_seconds:
+        return None
+    return (
+        f"audit trail not being sealed: entry {unsealed.seq}, the oldest not sealed, was written "
+        f"{waited:.0f} s ago, past the bound of {bound_seconds} s (SINERGI_AUDIT_UNSEALED_INTERVALS"
+        " x SINERGI_AUDIT_SEAL_SECONDS); until sealed, entries can be removed unnoticed. Is every"
+        " `sinergi serve` sealing? (its log; sinergi_audit_seal_stalls_total) To verify a stopped"
+        " system, which nothing seals, pass --stopped"
+    )
+
+
+def verify(
+    url: str, key: bytes, checkpoint_paths: Sequence[Path], *, unsealed_bound: int | None
+) -> int:
+    """`unsealed_bound`: how long, in seconds, an entry may wait to be sealed; None for a
+    system no server runs (`--stopped`), whose unsealed entries are reported, not failed."""
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
     newest: list[str] = []
@@ -46,6 +69,9 @@ def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
         print(line)
     for problem in problems:
         print(f"checkpoint file: {problem}")
+    stalled = _stalled(result.unsealed, unsealed_bound)
+    if stalled is not None:
+        print(stalled)
     if not result.intact:
         for link in result.breaks:
             print(f"audit chain broken at {link}")
@@ -57,4 +83,4 @@ def verify(url: str, key: bytes, checkpoint_paths: Sequence[Path]) -> int:
         f"({result.checked - result.sealed} written since the last seal), "
         f"{len(checkpoints)} checkpoints"
     )
-    return 1 if problems else 0
+    return 1 if problems or stalled else 0

@@ -2,11 +2,11 @@
 
 Each `serve` process runs one: every `SINERGI_AUDIT_SEAL_SECONDS` it seals what was written
 since the last seal (db/queries/audit_seals.py; one process at a time, the others find the lock
-taken) and appends a checkpoint to the checkpoint file (and sends it to syslog, when
-`SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown it publishes the head even when
-nothing is new. Requests never wait for it, nor does sealing wait for syslog. Its own
-one-connection engine keeps it out of the request pool; while the database is away it fails,
-says so, and tries again.
+taken, and check that whoever holds it is sealing) and appends a checkpoint to the checkpoint
+file (and sends it to syslog, when `SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown
+it publishes the head even when nothing is new. Requests never wait for it, nor does sealing
+wait for syslog. Its own one-connection engine keeps it out of the request pool; while the
+database is away it fails, says so, and tries again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.queries import audit_seals
 from sinergi import checkpoint_file, checkpoint_syslog, metrics
 from sinergi.checkpoint_syslog import SyslogAddress
+from sinergi.settings import UNSEALED_INTERVALS
 
 log = logging.getLogger("sinergi.audit")
 
@@ -33,11 +34,15 @@ class AuditSealer:
         checkpoints: Path,
         interval_seconds: float,
         syslog: SyslogAddress | None = None,
+        unsealed_intervals: int = UNSEALED_INTERVALS,
     ) -> None:
+        """`unsealed_intervals`: how many intervals an entry may wait to be sealed before a
+        round that finds the sealing lock taken says sealing has stalled."""
         self._engine = engine
         self._key = key
         self._checkpoints = checkpoints
         self._interval = interval_seconds
+        self._unsealed_seconds = interval_seconds * unsealed_intervals
         self._syslog = syslog
         self._syslog_failing = False
         self._unsent: str | None = None
@@ -77,7 +82,11 @@ class AuditSealer:
             while True:
                 async with self._engine.begin() as connection:
                     sealed = await audit_seals.seal(connection, self._key)
+                    waiting = (
+                        await audit_seals.oldest_unsealed(connection) if sealed is None else None
+                    )
                 if sealed is None:
+                    self._check_sealing_goes_on(waiting)
                     return  # another process is sealing, and will publish
                 count += sealed.count
                 refused = refused or sealed.refused
@@ -106,6 +115,25 @@ class AuditSealer:
             await asyncio.to_thread(checkpoint_file.append, self._checkpoints, line)
             if self._syslog is not None:
                 self._forward(self._syslog, line)
+
+    def _check_sealing_goes_on(self, waiting: audit_seals.Unsealed | None) -> None:
+        """Whoever holds the sealing lock is trusted to seal, and publish; but any connection
+        may take that lock, the service's role too, and hold it without sealing: then no entry
+        was sealed, nothing said so, and the entries written meanwhile could be removed unnoticed.
+        An entry that has waited longer than sealing ever takes shows it: logged and counted on
+        every round that finds it so."""
+        if waiting is None or waiting.age.total_seconds() <= self._unsealed_seconds:
+            return
+        metrics.AUDIT_SEAL_STALLS.inc()
+        log.error(
+            "audit entry %d has waited %.0f s to be sealed (bound: %.0f s) while another "
+            "connection holds the sealing lock without sealing: a stuck Sinergi process, or one "
+            "holding the lock to stop sealing (find it in pg_locks, locktype 'advisory'); "
+            "unsealed entries can be removed unnoticed; run `sinergi audit verify`",
+            waiting.seq,
+            waiting.age.total_seconds(),
+            self._unsealed_seconds,
+        )
 
     def _forward(self, syslog: SyslogAddress, line: str) -> None:
         """Send the checkpoint beside sealing, never in its way: a collector that answers

@@ -174,7 +174,8 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.audit_cli import verify
 
     paths = args.checkpoints or [settings.audit_checkpoints_path]
-    return verify(resolve_url(settings), audit_key.load(settings), paths)
+    bound = None if args.stopped else settings.audit_unsealed_seconds
+    return verify(resolve_url(settings), audit_key.load(settings), paths, unsealed_bound=bound)
 
 
 def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
@@ -289,6 +290,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         action="append",
         metavar="FILE",
         help="a checkpoint file (repeatable: one per instance); default: SINERGI_AUDIT_CHECKPOINTS",
+    )
+    verify.add_argument(
+        "--stopped",
+        action="store_true",
+        help="no `sinergi serve` runs, so none seals: entries not sealed yet are reported, not "
+        "failed however long they have waited (a server seals them as it starts)",
     )
     verify.set_defaults(handler=_audit_verify)
     feed = commands.add_parser("feed", help="the change feed").add_subparsers(

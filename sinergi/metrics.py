@@ -111,6 +111,12 @@ AUDIT_SEAL_REFUSALS = Counter(
     "Sealing rounds stopped at an entry whose hash or link is wrong, or that sealed past an entry"
     " that cannot be read: run sinergi audit verify.",
 )
+AUDIT_SEAL_STALLS = Counter(
+    "sinergi_audit_seal_stalls_total",
+    "Sealing rounds that found the sealing lock taken while an audit entry had waited longer than"
+    " SINERGI_AUDIT_UNSEALED_INTERVALS x SINERGI_AUDIT_SEAL_SECONDS to be sealed: whoever holds"
+    " the lock is not sealing, and unsealed entries can be removed unnoticed.",
+)
 AUDIT_SYSLOG_FAILURES = Counter(
     "sinergi_audit_syslog_failures_total",
     "Checkpoints that could not be sent to syslog (SINERGI_AUDIT_SYSLOG); the file has them.",

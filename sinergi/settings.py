@@ -43,6 +43,12 @@ class MetricsAccess(StrEnum):
         }[self]
 
 
+UNSEALED_INTERVALS = 5
+"""How many seal intervals an audit entry may wait to be sealed, by default: a round seals in
+milliseconds, so an entry that waited this long is not being sealed (Settings'
+`audit_unsealed_seconds`)."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
 
@@ -203,6 +209,8 @@ class Settings:
     audit_syslog: SyslogAddress | None = None
     """Where each checkpoint is sent as well as written to the file; None: only the file."""
     audit_seal_seconds: int = 2
+    audit_unsealed_intervals: int = UNSEALED_INTERVALS
+    """How many seal intervals an entry may wait to be sealed (`audit_unsealed_seconds`)."""
     unsafe_privileged_role: bool = False
 
     @property
@@ -214,6 +222,13 @@ class Settings:
     def audit_checkpoints_path(self) -> Path:
         """The append-only file of signed checkpoints, outside PostgreSQL."""
         return self.audit_checkpoints_file or self.home / "audit-checkpoints.jsonl"
+
+    @property
+    def audit_unsealed_seconds(self) -> int:
+        """How long an entry may wait to be sealed: past it, sealing has stalled (a sealing
+        process that finds the lock taken logs and counts it, and `audit verify` fails), since
+        an entry not sealed can be removed unnoticed."""
+        return self.audit_seal_seconds * self.audit_unsealed_intervals
 
     @property
     def is_development(self) -> bool:
@@ -302,6 +317,9 @@ class Settings:
             audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),
             audit_syslog=_syslog(env),
             audit_seal_seconds=_int(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
+            audit_unsealed_intervals=_int(
+                env, "SINERGI_AUDIT_UNSEALED_INTERVALS", UNSEALED_INTERVALS
+            ),
             unsafe_privileged_role=_flag(env, "SINERGI_UNSAFE_PRIVILEGED_ROLE"),
             query_limits=QueryLimits(
                 max_depth=_int(env, "SINERGI_MAX_DEPTH", 12),

@@ -20,7 +20,7 @@ from db.driver import DriverStatement, check_out, fetch
 from db.engine import json_text
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.queries.audit_seals import recomputed_hash, stored_columns
+from db.queries.audit_seals import Unsealed, recomputed_hash, stored_columns
 from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
@@ -164,6 +164,9 @@ class Verification:
     """Every run of entries that is not as written, in order, up to `MAX_BREAKS`."""
     unlisted: int = 0
     """Runs found past `MAX_BREAKS`."""
+    unsealed: Unsealed | None = None
+    """The first of the entries written since the last seal, and how long it had waited when
+    the walk began; None when every entry is sealed."""
 
     @property
     def intact(self) -> bool:
@@ -211,7 +214,9 @@ async def verify(
     break planted early cannot hide a later one: each break is named where it is, not once
     for every entry after it.
     """
-    database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+    database, now = (
+        await connection.execute(text("SELECT current_database(), clock_timestamp()"))
+    ).one()
     signed: dict[int, Checkpoint] = {}
     for checkpoint in checkpoints:
         if checkpoint.database == database:
@@ -220,6 +225,7 @@ async def verify(
     breaks = _Breaks()
     checked = sealed = 0
     unsealed_from: int | None = None  # first entry of the run without seals, if in one
+    unsealed_at = now  # and when it was written
     previous_seq, previous_hash, previous_mac = 0, "", ""
     async for row in await connection.stream(_WALK):
         checked += 1
@@ -236,7 +242,8 @@ async def verify(
             # written around it, by whoever could switch it off.
             reason = f"its content cannot be read ({row.entry.reason})"
         if row.mac is None:
-            unsealed_from = unsealed_from or row.seq
+            if unsealed_from is None:
+                unsealed_from, unsealed_at = row.seq, row.at
         else:
             if unsealed_from is not None:
                 breaks.add(unsealed_from, _SEAL_MISSING, row.seq - 1)
@@ -263,7 +270,8 @@ async def verify(
             f"chain through entry {newest_checkpoint}",
             newest_checkpoint,
         )
-    return Verification(checked, sealed, tuple(breaks.runs), breaks.unlisted)
+    unsealed = None if unsealed_from is None else Unsealed(unsealed_from, now - unsealed_at)
+    return Verification(checked, sealed, tuple(breaks.runs), breaks.unlisted, unsealed)
 
 
 def _naming(subject: str) -> ColumnElement[bool]:

@@ -10,11 +10,17 @@ stops there and says so, and `audit verify` names it. An entry that cannot be re
 (`db.seals.Unreadable`) is sealed over its stored text and sealing goes on: it is chained, and
 stopping at it would leave every later entry unsealed for good, the trail being append-only;
 it is counted and logged as the tampering it is, and `audit verify` names it.
+
+The lock is only tried: a process that finds it taken leaves sealing to whoever holds it. Any
+connection may take that lock, the service's role too, and hold it without sealing; so a process
+that finds it taken asks how long the oldest unsealed entry has waited (`oldest_unsealed`), and
+says so once that is longer than sealing ever takes (sinergi/audit_sealer.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Dialect, Text, cast, func, select, text
@@ -83,6 +89,26 @@ _INSERT = text(
     " SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:macs AS text[]))"
 )
 _WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
+_SEALED_ENTRY = AUDIT_LOG.alias("sealed_entry")
+# The first entry after the newest seal of an entry, and how long ago the database wrote it: two
+# index lookups, whatever the trail's length. A seal of no entry (whoever may write seals could
+# insert one ahead of the trail) is passed over, as `_LAST` passes over it.
+_OLDEST_UNSEALED = (
+    select(AUDIT_LOG.c.seq, (func.clock_timestamp() - AUDIT_LOG.c.at).label("age"))
+    .where(
+        AUDIT_LOG.c.seq
+        > func.coalesce(
+            select(AUDIT_SEALS.c.seq)
+            .join(_SEALED_ENTRY, _SEALED_ENTRY.c.seq == AUDIT_SEALS.c.seq)
+            .order_by(AUDIT_SEALS.c.seq.desc())
+            .limit(1)
+            .scalar_subquery(),
+            0,
+        )
+    )
+    .order_by(AUDIT_LOG.c.seq)
+    .limit(1)
+)
 
 
 def recomputed_hash() -> Label[str]:
@@ -95,6 +121,21 @@ def recomputed_hash() -> Label[str]:
         AUDIT_LOG.c.entry,
         AUDIT_LOG.c.subjects,
     ).label("expected")
+
+
+@dataclass(frozen=True, slots=True)
+class Unsealed:
+    """The oldest entry written since the last seal, and how long it had waited then."""
+
+    seq: int
+    age: timedelta
+
+
+async def oldest_unsealed(connection: AsyncConnection) -> Unsealed | None:
+    """The oldest entry not sealed yet, by the database's clock; None when every entry is."""
+    await connection.execute(_CUSTOM_PLANS)
+    found = (await connection.execute(_OLDEST_UNSEALED)).first()
+    return None if found is None else Unsealed(found.seq, found.age)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,124 @@
+"""Sealing stopped by an insider holding the sealing lock does not go unnoticed.
+
+A `serve` process only tries the sealing lock, and leaves sealing to whoever holds it. Any role
+may take that advisory lock, the service's own too, and hold it: nothing was sealed, nothing said
+so, and `sinergi audit verify` passed, reporting the entries written meanwhile as "written since
+the last seal", which the owner could then delete unnoticed. Here the service's role holds the
+lock on a connection of its own: the sealer logs and counts the stall, and `audit verify` fails
+naming the oldest entry left unsealed, until whoever holds the lock lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from unittest import mock
+
+import asyncpg
+import pytest
+from prometheus_client import REGISTRY
+
+from db.engine import autocommit, create_engine
+from db.queries.audit import AuditWriter
+from sinergi.audit_sealer import AuditSealer
+from sinergi.cli import main
+from tests.support.databases import as_service
+
+KEY = secrets.token_bytes(32)
+STALLS = "sinergi_audit_seal_stalls_total"
+SEALED = 3
+WAITING = 2
+
+
+@contextlib.asynccontextmanager
+async def _lock_held_by_the_service(url: str) -> AsyncIterator[None]:
+    """The sealing lock, held by the service's role on a connection of its own, as any holder
+    of its credentials may."""
+    connection = await asyncpg.connect(as_service(url))
+    try:
+        await connection.execute("SELECT pg_advisory_lock(hashtext('sinergi.audit_seals'))")
+        yield
+    finally:
+        await connection.close()
+
+
+async def _append(url: str, count: int) -> None:
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        writer = AuditWriter(autocommit(engine))
+        for n in range(count):
+            await writer.append(client_id="stall-test", entry={"n": n}, subjects=[])
+    finally:
+        await engine.dispose()
+
+
+async def _seal_round(url: str, checkpoints: Path) -> None:
+    """One sealing round of a `serve` process sealing every second, that calls sealing stalled
+    once an entry has waited a second."""
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        await AuditSealer(engine, KEY, checkpoints, 1, unsealed_intervals=1).publish()
+    finally:
+        await engine.dispose()
+
+
+def _verify(url: str, checkpoints: Path, *options: str) -> tuple[int, str]:
+    """`sinergi audit verify` as an operator runs it beside a server sealing every second (in
+    a thread of its own when the test's event loop runs: the command runs one)."""
+    out = io.StringIO()
+    env = {
+        "DATABASE_URL": as_service(url),
+        "SINERGI_AUDIT_KEY": KEY.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
+        "SINERGI_AUDIT_SEAL_SECONDS": "1",
+        "SINERGI_AUDIT_UNSEALED_INTERVALS": "1",
+    }
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(["audit", "verify", *options])
+    return returncode, out.getvalue()
+
+
+def test_sealing_held_off_by_the_service_role_is_logged_counted_and_fails_verify(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    asyncio.run(_append(fresh_url, SEALED))
+    asyncio.run(_seal_round(fresh_url, checkpoints))
+    stalls = REGISTRY.get_sample_value(STALLS) or 0.0
+
+    async def held_off() -> None:
+        async with _lock_held_by_the_service(fresh_url):
+            await _append(fresh_url, WAITING)
+            # Just written: the lock's holder may be sealing them as we speak.
+            await _seal_round(fresh_url, checkpoints)
+            assert REGISTRY.get_sample_value(STALLS) == stalls
+            assert (await asyncio.to_thread(_verify, fresh_url, checkpoints))[0] == 0
+            await asyncio.sleep(1.5)  # longer than sealing ever takes
+            with caplog.at_level("ERROR", logger="sinergi.audit"):
+                await _seal_round(fresh_url, checkpoints)
+            assert REGISTRY.get_sample_value(STALLS) == stalls + 1
+            assert f"audit entry {SEALED + 1} has waited" in caplog.text
+            assert "holds the sealing lock without sealing" in caplog.text
+
+            returncode, printed = await asyncio.to_thread(_verify, fresh_url, checkpoints)
+            assert returncode == 1, printed
+            assert f"audit trail not being sealed: entry {SEALED + 1}, the oldest" in printed
+            assert "past the bound of 1 s" in printed
+            # A system no server runs is verified as it stands: nothing seals it.
+            returncode, printed = await asyncio.to_thread(
+                _verify, fresh_url, checkpoints, "--stopped"
+            )
+            assert returncode == 0, printed
+            assert f"{SEALED} sealed ({WAITING} written since the last seal)" in printed
+
+    asyncio.run(held_off())
+    # The lock let go, the next round seals what waited.
+    asyncio.run(_seal_round(fresh_url, checkpoints))
+    returncode, printed = _verify(fresh_url, checkpoints)
+    assert returncode == 0, printed
+    assert f"{SEALED + WAITING} sealed (0 written since" in printed
