@@ -105,7 +105,7 @@ def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
             "marked_inactive": not row.is_active,
             # No owner on record is not a missing NIK: a client without pii:read cannot record
             # one, so the NIK is unknown here and the case goes to review.
-            "owner_nik_present": True if row.owner_nik_present else None,
+            "owner_nik_present": True if row.owner_nik is not None else None,
         }
     return {
         **common,
@@ -208,8 +208,18 @@ async def check(context: Context, request: Request) -> Row:
                 "estimated_fee": decision.estimated_fee,
             },
         )
-    context.accesses.records_returned("eligibility_decision", 1)
+    handed_out(context, "eligibility_decision", row.owner_nik if kind == MSME else None)
     return stored
+
+
+def handed_out(context: Context, kind: str, owner_nik: str | None) -> None:
+    """A decision, or a guarantee resting on one (`kind`), went out: a record, and, about an
+    MSME, data about its owner, a natural person (a credit decision; whether a guarantee is in
+    default, R13), whose NIK (db.queries.eligibility.owner_nik) names them as its data subject,
+    so that `personalDataAccess` lists the guarantor. A cooperative's names no one."""
+    context.accesses.records_returned(kind, 1)
+    if owner_nik is not None:
+        context.accesses.personal_data_of(owner_nik)
 
 
 def results_of(decision: Decision) -> list[dict[str, Any]]:
@@ -231,9 +241,12 @@ async def decision(info: Info[Context, Any], decision_id: str) -> Record | None:
     """A decision, only for the client that asked for it."""
     parsed = parse_id(decision_id, "id")
     async with info.context.reads.connect() as connection:
-        return await queries.decision(
+        found = await queries.decision(
             connection, parsed, client_id=info.context.principal.client_id
         )
+    if found is not None:
+        handed_out(info.context, "eligibility_decision", found.owner_nik)
+    return found
 
 
 async def resolve_review(
@@ -258,20 +271,23 @@ async def resolve_review(
             reviewer=checked_reviewer,
             reason=checked_reason,
         )
-        if reviewed is not None:
-            return reviewed
-        # Refused inside the transaction, which then rolls back: it changed nothing.
-        existing = await queries.decision(connection, parsed, client_id=client_id)
-        if existing is None:
-            raise coded_error(
-                ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"
+        if reviewed is None:
+            # Refused inside the transaction, which then rolls back: it changed nothing.
+            existing = await queries.decision(connection, parsed, client_id=client_id)
+            if existing is None:
+                raise coded_error(
+                    ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"
+                )
+            state = (
+                "already reviewed"
+                if existing.reviewed_verdict
+                else f"{existing.verdict}, not review"
             )
-        state = (
-            "already reviewed" if existing.reviewed_verdict else f"{existing.verdict}, not review"
-        )
-        raise coded_error(
-            ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
-        )
+            raise coded_error(
+                ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
+            )
+    handed_out(info.context, "eligibility_decision", reviewed.owner_nik)
+    return reviewed
 
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:

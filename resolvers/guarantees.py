@@ -18,7 +18,7 @@ from domain.errors import InvalidValue
 from domain.records import NOTE_MAX, Collector, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
-from resolvers.eligibility import parse_id, registry_facts, ruleset
+from resolvers.eligibility import handed_out, parse_id, registry_facts, ruleset
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.policy import AccessPolicy
 from resolvers.writing import invalid
@@ -95,7 +95,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if got.errors:
             raise invalid([InvalidValue(f"guarantee.{e.field}", e.reason) for e in got.errors])
-        return await queries.insert_guarantee(
+        recorded = await queries.insert_guarantee(
             connection,
             {
                 "decision_id": decision_id,
@@ -112,6 +112,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             },
             changed_by=principal.client_id,
         )
+    handed_out(info.context, "guarantee", decision.owner_nik)
+    return recorded
 
 
 async def _still_holds(connection: AsyncConnection, policy: AccessPolicy, decision: Record) -> None:
@@ -169,7 +171,7 @@ async def change_status(
         )
         if got.errors:
             raise invalid(got.errors)
-        return await queries.change_status(
+        changed = await queries.change_status(
             connection,
             guarantee,
             status=status,
@@ -177,6 +179,8 @@ async def change_status(
             note=checked_note,
             changed_by=principal.client_id,
         )
+    info.context.accesses.records_returned("guarantee", 1)
+    return changed
 
 
 async def history(info: Info[Context, Any], guarantee: Record) -> list[Record]:

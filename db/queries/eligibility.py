@@ -1,8 +1,9 @@
 """What an eligibility decision reads from the registry, and where decisions are kept.
 
 The facts come from one statement per subject, scoped to the caller's jurisdiction like every
-other read, so a business outside it is simply not found. The owner table is asked only whether
-a NIK is on file: the decision needs that bit (R08), never the NIK itself.
+other read, so a business outside it is simply not found. The decision needs only whether the
+owner's NIK is on file (R08), and stores only that; the NIK itself is read beside it, as each
+read of a decision reads it, for the audit entry alone (`owner_nik`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Executable,
+    Label,
     Text,
     and_,
     bindparam,
@@ -65,6 +68,17 @@ def _holds_programme_credit(subject: Any) -> Any:
     )
 
 
+def owner_nik(msme_id: ColumnElement[Any]) -> Label[str | None]:
+    """The NIK of the owner of the MSME `msme_id` (NULL for a cooperative, or an MSME without an
+    owner on record). An MSME's owner is a natural person, the one whose NIK the register keeps
+    (R08: "the owner's NIK for an individual's business"), so a decision about the business, and
+    a guarantee resting on it, is data about them: the NIK names them as the data subject of the
+    audit entry (resolvers.eligibility.handed_out), and goes nowhere else. A cooperative is a
+    legal entity, owned by no one person."""
+    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id)
+    return nik.scalar_subquery().label("owner_nik")
+
+
 # A check's statements are built once per jurisdiction, values bound per call: building and
 # hashing these statements anew was a twentieth of a check's CPU.
 _VERSION_IN_FORCE = (
@@ -100,7 +114,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             MSMES.c.capital,
             MSMES.c.annual_turnover,
             MSMES.c.is_active,
-            exists().where(MSME_OWNERS.c.msme_id == MSMES.c.id).label("owner_nik_present"),
+            owner_nik(MSMES.c.id),
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"
             ),
@@ -328,8 +342,11 @@ def _visible_to(client_id: str) -> Any:
 async def decision(
     connection: AsyncConnection, decision_id: uuid.UUID, *, client_id: str | None
 ) -> Record | None:
-    """A stored decision; `client_id` limits it to the client that asked (None: anyone's)."""
-    statement = select(ELIGIBILITY_DECISIONS).where(ELIGIBILITY_DECISIONS.c.id == decision_id)
+    """A stored decision, and its MSME's `owner_nik`; `client_id` limits it to the client that
+    asked (None: anyone's)."""
+    statement = select(ELIGIBILITY_DECISIONS, owner_nik(ELIGIBILITY_DECISIONS.c.msme_id)).where(
+        ELIGIBILITY_DECISIONS.c.id == decision_id
+    )
     if client_id is not None:
         statement = statement.where(_visible_to(client_id))
     return (await connection.execute(statement)).first()
@@ -344,8 +361,9 @@ async def review(
     reviewer: str,
     reason: str,
 ) -> Record | None:
-    """Records a person's verdict on a NEEDS_REVIEW decision, once; None if there is none. The
-    database stamps `reviewed_at` and refuses a second review (migration 0023)."""
+    """Records a person's verdict on a NEEDS_REVIEW decision, once, and returns it with its
+    MSME's `owner_nik`; None if there is none. The database stamps `reviewed_at` and refuses a
+    second review (migration 0023)."""
     statement = (
         update(ELIGIBILITY_DECISIONS)
         .where(
@@ -362,7 +380,7 @@ async def review(
             review_reason=reason,
             reviewed_by_client=client_id,
         )
-        .returning(ELIGIBILITY_DECISIONS)
+        .returning(ELIGIBILITY_DECISIONS, owner_nik(ELIGIBILITY_DECISIONS.c.msme_id))
     )
     reviewed: Record | None = (await connection.execute(statement)).first()
     return reviewed
