@@ -337,6 +337,65 @@ async def test_the_service_role_cannot_append_an_entry_its_readers_cannot_read(
         await connection.close()
 
 
+# Subjects PostgreSQL stores in a text[] but that are no list of NIKs: `audit_log_hash()` read
+# past them ({A,NULL} hashed as {A}) and the custodian's reads failed on them (INTERNAL).
+NOT_NIKS = {
+    "a NULL": ("{6271995204880001,NULL}", "a subject is NULL"),
+    "only a NULL": ("{NULL}", "a subject is NULL"),
+    "an array of arrays": ("{{6271995204880001},{6271995204880002}}", "array of arrays"),
+}
+
+
+@pytest.mark.parametrize(("subjects", "refusal"), NOT_NIKS.values(), ids=NOT_NIKS.keys())
+async def test_the_service_role_cannot_append_subjects_that_are_not_niks(
+    migrated_url: str, subjects: str, refusal: str
+) -> None:
+    connection = await asyncpg.connect(as_service(migrated_url))
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match=refusal):
+            await connection.execute(
+                "INSERT INTO audit_log (client_id, entry, subjects)"
+                " VALUES ($1, '{}', CAST($2::text AS text[]))",
+                "demo-province-62",
+                subjects,
+            )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("subjects", [NOT_NIKS["a NULL"][0], NOT_NIKS["an array of arrays"][0]])
+def test_an_entry_stored_with_subjects_that_are_not_niks_is_read_around_and_named(
+    trail: Trail, subjects: str
+) -> None:
+    """Stored before migration 0030: the custodian reads the trail, its NIKs without the NULL,
+    and the read's own entry names them; `audit verify` names the entry."""
+    planted = ENTRIES + 1
+    _plant(trail, '{"records": {"msme": 1}}', subjects)
+
+    async def page() -> tuple[Any, list[str]]:
+        connection = await asyncpg.connect(trail.owner_url)
+        engine = create_engine(as_service(trail.owner_url), statement_timeout_ms=10_000)
+        try:
+            read = await run(engine, CUSTODIAN, "{ auditEntries(first: 2) { seq subjects } }")
+            audited = await connection.fetchval(
+                "SELECT subjects FROM audit_log ORDER BY seq DESC LIMIT 1"
+            )
+            return read, list(audited)
+        finally:
+            await connection.close()
+            await engine.dispose()
+
+    read, audited = asyncio.run(page())
+    assert read.errors is None, read.errors
+    shown = {entry["seq"]: entry["subjects"] for entry in read.data["auditEntries"]}
+    niks = ["6271995204880001"] if "NULL" in subjects else ["6271995204880001", "6271995204880002"]
+    assert shown == {planted: niks, planted - 1: [f"3171{ENTRIES - 1:012d}"]}
+    assert audited == sorted({*niks, f"3171{ENTRIES - 1:012d}"})
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    assert f"broken at entry {planted}: its subjects are not a list of NIKs" in broken.stdout
+
+
 async def test_entries_nest_32_levels_at_most(migrated_url: str) -> None:
     """The entries Sinergi writes nest three levels (`AccessPolicy.audit_entry`)."""
     connection = await asyncpg.connect(as_service(migrated_url))
@@ -350,19 +409,22 @@ async def test_entries_nest_32_levels_at_most(migrated_url: str) -> None:
         await connection.close()
 
 
-def _plant(trail: Trail, entry: str) -> None:
-    """Append `entry` chained as the trigger would, but past its checks: as the owner with the
-    triggers off (or, the same, an entry stored before migration 0024 made them)."""
+def _plant(trail: Trail, entry: str, subjects: str = "{}") -> None:
+    """Append `entry` naming `subjects` (an array literal) chained as the trigger would, but
+    past its checks: as the owner with the triggers off (or, the same, an entry stored before
+    migrations 0024 and 0030 made them)."""
     literal = entry.replace("'", "''")
     _as_owner(
         trail,
         f"""
         INSERT INTO audit_log (seq, at, client_id, entry, subjects, prev_hash, hash)
-        SELECT last.seq + 1, now.at, 'planted', planted.entry, '{{}}', last.hash,
-               audit_log_hash(last.hash, last.seq + 1, now.at, 'planted', planted.entry, '{{}}')
+        SELECT last.seq + 1, now.at, 'planted', planted.entry, planted.subjects, last.hash,
+               audit_log_hash(last.hash, last.seq + 1, now.at, 'planted', planted.entry,
+                              planted.subjects)
           FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS last,
                (SELECT clock_timestamp() AS at) AS now,
-               (SELECT CAST('{literal}' AS jsonb) AS entry) AS planted
+               (SELECT CAST('{literal}' AS jsonb) AS entry,
+                       CAST('{subjects}' AS text[]) AS subjects) AS planted
         """,  # noqa: S608  # the entries written here
     )
 

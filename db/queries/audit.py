@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Dialect, Text, and_, cast, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import ARRAY, TypeDecorator
 
 from db.driver import DriverStatement, check_out, fetch
 from db.engine import json_text
@@ -208,7 +208,8 @@ async def verify(
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
     seals after it; removed newest entries fall short of a checkpoint that sealed them; an entry
-    that cannot be read (`db.seals.Unreadable`) was written around the chain trigger.
+    that cannot be read (`db.seals.Unreadable`), or whose subjects are not a list of NIKs, was
+    written around the chain trigger (or before it refused such entries).
 
     The walk goes on past a break, taking up the chain again from what is stored, so that a
     break planted early cannot hide a later one: each break is named where it is, not once
@@ -241,6 +242,9 @@ async def verify(
             # Chained and sealed like any other, but the chain trigger refuses such an entry:
             # written around it, by whoever could switch it off.
             reason = f"its content cannot be read ({row.entry.reason})"
+        if reason is None and not all(isinstance(subject, str) for subject in row.subjects):
+            # Likewise refused since migration 0030, and no NIK: the hash does not see a NULL.
+            reason = "its subjects are not a list of NIKs (a NULL, or an array of arrays)"
         if row.mac is None:
             if unsealed_from is None:
                 unsealed_from, unsealed_at = row.seq, row.at
@@ -296,12 +300,20 @@ class _ShownEntry(TypeDecorator[Any]):
         return {"unreadable": entry.reason} if isinstance(entry, Unreadable) else entry
 
 
+# The subjects as the custodian reads them: the NIKs, without a NULL and flattened out of an
+# array of arrays, which no NIK is and which the chain trigger refuses since migration 0030. One
+# stored before it (or around it) otherwise failed every page it was on, and every read that
+# named its subjects; `sinergi audit verify` names such an entry.
+_SHOWN_SUBJECTS = literal_column(
+    "ARRAY(SELECT subject FROM unnest(audit_log.subjects) AS subject WHERE subject IS NOT NULL)",
+    ARRAY(Text),
+).label("subjects")
 _SHOWN = (
     AUDIT_LOG.c.seq,
     AUDIT_LOG.c.at,
     AUDIT_LOG.c.client_id,
     cast(AUDIT_LOG.c.entry, _ShownEntry()).label("entry"),
-    AUDIT_LOG.c.subjects,
+    _SHOWN_SUBJECTS,
     AUDIT_LOG.c.hash,
 )
 
