@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from graphql import OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from resolvers.access import AccessNotes
@@ -31,6 +32,15 @@ class AuditTrail(SchemaExtension):
                     context.policy.may,
                 )
             await record(context, execution.query or "", execution.operation_name)
+
+
+def sent_document(operation: OperationDefinitionNode) -> str:
+    """The document `operation` was parsed from, as the client sent it (a registered document
+    in place of a hash): what a subscription's entries hash, as a request's do over HTTP. The
+    operation printed alone leaves out its fragments, and matches no document sent."""
+    location = operation.loc
+    assert location is not None, "documents are parsed with their locations"
+    return location.source.body
 
 
 async def record(

@@ -10,7 +10,6 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from graphql import print_ast
 from strawberry.permission import PermissionExtension
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -20,7 +19,7 @@ from resolvers import change_feed
 from resolvers.access import AccessNotes
 from resolvers.context import Context
 from schema import compiled
-from schema.audit import record
+from schema.audit import record, sent_document
 from schema.permissions import HasScopes, requires
 from schema.touched import touched_fields
 
@@ -103,7 +102,7 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
     ) -> AsyncGenerator[ChangePage, None]:
         context = info.context
-        document = print_ast(info.operation)
+        document = sent_document(info.operation)
         field = f"Subscription.{info.field_name}"
         plan = compiled.changes_plan(info, ChangeEntry)
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
