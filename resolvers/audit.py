@@ -31,12 +31,17 @@ async def entries(
     nik: str | None,
     client_id: str | None,
     first: int | None,
+    before_position: int | None,
     before_seq: int | None,
 ) -> list[Node]:
+    """`before_seq`: `before_position` as a 32-bit Int, for clients that page by it."""
+    if before_position is not None and before_seq is not None:
+        raise bad_input("beforePosition", "give beforePosition or beforeSeq, not both")
+    before = before_seq if before_position is None else before_position
     size = page_size(first, info.context.limits)
     async with info.context.reads.connect() as connection:
         rows = await audit.entries(
-            connection, subject=_checked_nik(nik), client_id=client_id, first=size, after=before_seq
+            connection, subject=_checked_nik(nik), client_id=client_id, first=size, after=before
         )
     page = rows[:size]
     notes = info.context.accesses

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,11 +13,22 @@ from auth.scopes import Scope
 from resolvers import audit
 from resolvers.context import Context
 from schema.permissions import requires
+from schema.scalars import AuditSeq
+
+SEQ_DEPRECATED = (
+    "Use `position`: an Int holds only the first 2,147,483,647 entries, and a page holding a"
+    " later one fails."
+)
 
 
 @strawberry.type(description="One response that handed out records or personal data.")
 class AuditEntry:
-    seq: int = strawberry.field(description="Position in the hash chain.")
+    position: AuditSeq = strawberry.field(
+        description="Position in the hash chain, as `sinergi audit verify` numbers entries."
+    )
+    seq: int = strawberry.field(
+        description="Position in the hash chain.", deprecation_reason=SEQ_DEPRECATED
+    )
     at: datetime
     client_id: str
     entry: JSON = strawberry.field(
@@ -45,12 +56,23 @@ class AuditQuery:
         self,
         info: Info[Context, Any],
         first: int | None = None,
-        before_seq: int | None = None,
+        before_position: Annotated[
+            AuditSeq | None,
+            strawberry.argument(description="Entries before this position (a page's last)."),
+        ] = None,
+        before_seq: Annotated[
+            int | None, strawberry.argument(deprecation_reason="Use `beforePosition`.")
+        ] = None,
         nik: str | None = None,
         client_id: str | None = None,
     ) -> list[AuditEntry] | None:
         return await audit.entries(
-            info, nik=nik, client_id=client_id, first=first, before_seq=before_seq
+            info,
+            nik=nik,
+            client_id=client_id,
+            first=first,
+            before_position=before_position,
+            before_seq=before_seq,
         )
 
     @requires(Scope.AUDIT_READ, description="Which agencies received this person's data.")

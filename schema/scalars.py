@@ -1,4 +1,5 @@
-"""Money and exact decimals travel as strings, since GraphQL's Int is only 32 bits.
+"""Money, exact decimals and audit positions travel as strings, since GraphQL's Int is only 32
+bits.
 
 Parsers raise ValueError, never a GraphQLError: graphql-core then reports a bad literal on its
 place in the document, from which its field is named (schema.input_fields). That is also why
@@ -19,6 +20,7 @@ from domain.identifiers import RUPIAH_MAX
 
 Rupiah = NewType("Rupiah", int)
 ExactDecimal = NewType("ExactDecimal", Decimal)
+AuditSeq = NewType("AuditSeq", int)
 
 
 def _ascii_number(value: object, refusal: str) -> str:
@@ -44,6 +46,22 @@ def _parse_rupiah(value: object) -> int:
         raise ValueError(_RUPIAH)
     if len(text.lstrip("0")) > _RUPIAH_DIGITS:
         raise ValueError(f"Rupiah must be at most {RUPIAH_MAX:,} rupiah")
+    return int(text)
+
+
+_AUDIT_SEQ = 'AuditSeq must be a whole, non-negative number, e.g. "2147483648"'
+_AUDIT_SEQ_MAX = 2**63 - 1
+"""PostgreSQL's bigint, which an audit entry's `seq` is."""
+
+
+def _parse_audit_seq(value: object) -> int:
+    """Written as a string, or as a JSON number, as a client holding a 32-bit `seq` sends it;
+    past a bigint's range refused here, not by the driver (an INTERNAL error)."""
+    text = _ascii_number(value, _AUDIT_SEQ)
+    if not text.isdigit():
+        raise ValueError(_AUDIT_SEQ)
+    if len(text.lstrip("0")) > len(str(_AUDIT_SEQ_MAX)) or int(text) > _AUDIT_SEQ_MAX:
+        raise ValueError(f"AuditSeq must be at most {_AUDIT_SEQ_MAX:,}")
     return int(text)
 
 
@@ -97,6 +115,13 @@ SCALARS: dict[object, ScalarDefinition] = {
         description="An amount of Indonesian rupiah: an integer written as a string.",
         serialize=lambda value: str(int(value)),
         parse_value=_parse_rupiah,
+    ),
+    AuditSeq: strawberry.scalar(
+        name="AuditSeq",
+        description="An audit entry's position in the hash chain: an integer written as a string"
+        " (the trail outgrows GraphQL's 32-bit Int); read as a string or a number.",
+        serialize=lambda value: str(int(value)),
+        parse_value=_parse_audit_seq,
     ),
     ExactDecimal: strawberry.scalar(
         name="Decimal",

@@ -310,6 +310,7 @@ _SHOWN_SUBJECTS = literal_column(
 ).label("subjects")
 _SHOWN = (
     AUDIT_LOG.c.seq,
+    AUDIT_LOG.c.seq.label("position"),
     AUDIT_LOG.c.at,
     AUDIT_LOG.c.client_id,
     cast(AUDIT_LOG.c.entry, _ShownEntry()).label("entry"),
