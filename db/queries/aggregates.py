@@ -324,8 +324,10 @@ async def grouped(
             key, GroupRow(key, [], None if inside is None else dict.fromkeys(names, 0))
         )
         if inside is not None and row[2 * width]:
+            # One row per part the caller's own records fall in: together, they are one part.
             assert cell.own is not None
-            cell.own.update(values)
+            for name, value in values.items():
+                cell.own[name] += value
         else:
             cell.parts.append(values)
     if not cells:
