@@ -71,23 +71,25 @@ def hidden(count: int, published: int, k: int) -> bool:
 
 
 def _members_shown(cell: Cell, *, k: int, perturbation: Perturbation) -> Cell | None:
-    """A protected cell of members with each part too small to show left out, as if it held
-    none: each province's part of the others and the caller's own when perturbed, each below k
-    on its own (its own, if exact, it may read). None when no part is left to show.
+    """A protected cell of members with each side too small to show left out, as if it held
+    none: the others' (every part of them together, as published) and the caller's own when
+    perturbed, each below k on its own (its own, if exact, it may read). None when neither is
+    left to show.
 
-    Leaving out the whole cell only when a part is hidden would not do: beside a part that is
-    shown, a cell published or missing would still tell whether another part was empty or held
-    a few members (a BUMD's own province's lone participant beside others' many)."""
+    Leaving out the whole cell only when a side is hidden would not do: beside a side that is
+    shown, a cell published or missing would still tell whether the other side was empty or
+    held a few members (a province's own lone participant beside others' many). Each part of
+    the others is not held to k alone: a programme spread thinly over many provinces would
+    then show none of its participants."""
     own = cell.own
-    parts = [
-        part
-        for part in cell.parts
-        if part.count > 0 and perturbation.count(part.count, part.key_sum) >= k
-    ]
+    published = sum(perturbation.count(part.count, part.key_sum) for part in cell.parts)
+    others = cell.count > 0 and published >= k
     mine = own.count > 0 and (own.exact or perturbation.count(own.count, own.key_sum) >= k)
-    if not (parts or mine):
+    if not (others or mine):
         return None
-    return replace(cell, parts=parts, own=own if mine else NOTHING_OWN)
+    if others:
+        return cell if mine else replace(cell, own=NOTHING_OWN)
+    return replace(cell, parts=())
 
 
 def publish(

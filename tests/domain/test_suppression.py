@@ -273,6 +273,26 @@ def test_in_a_table_of_members_a_part_too_small_to_show_is_left_out_as_an_empty_
     assert _publish([hidden])[("micro",)].suppressed
 
 
+def test_in_a_table_of_members_a_programme_spread_thinly_over_provinces_is_shown() -> None:
+    """Two participants in each of many provinces: no province's part would be shown alone,
+    yet the national cell is as any table would publish it. Holding each part to k would hide
+    every participant of a programme spread over the nation."""
+    rng = random.Random(29)
+    provinces = [f"{code}" for code in range(11, 41)]
+    members = [
+        Business(province, "micro", rng.randint(10**7, 10**9), rng.randrange(MODULUS))
+        for province in provinces
+        for _ in range(2)
+    ]
+    cell = _cell(("micro",), members)
+    assert all(part.count == 2 for part in cell.parts)
+    (shown,) = _members(cell)
+    assert not shown.suppressed
+    assert shown == _publish([cell])[("micro",)]
+    assert shown.count is not None
+    assert shown.count >= K
+
+
 def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
     """A province's national indicator and the national figure cell of the same records, its
     own part exact in both and the others in a part per province in both: one value, or the two
