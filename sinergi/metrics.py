@@ -117,6 +117,11 @@ AUDIT_SEAL_STALLS = Counter(
     " SINERGI_AUDIT_UNSEALED_INTERVALS x SINERGI_AUDIT_SEAL_SECONDS to be sealed: whoever holds"
     " the lock is not sealing, and unsealed entries can be removed unnoticed.",
 )
+AUDIT_CHECKPOINT_FAILURES = Counter(
+    "sinergi_audit_checkpoint_failures_total",
+    "Checkpoints that could not be appended to the checkpoint file (SINERGI_AUDIT_CHECKPOINTS):"
+    " sealing goes on, but nothing outside PostgreSQL vouches for the entries since.",
+)
 AUDIT_SYSLOG_FAILURES = Counter(
     "sinergi_audit_syslog_failures_total",
     "Checkpoints that could not be sent to syslog (SINERGI_AUDIT_SYSLOG); the file has them.",
