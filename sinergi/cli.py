@@ -27,6 +27,7 @@ from sinergi.database import (
     prepared_url,
     privileges_beyond_service,
     resolve_url,
+    unreachable,
 )
 from sinergi.settings import Environment, Settings, SettingsError
 
@@ -351,6 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except (SettingsError, UnsafeServiceRole) as error:  # found late: the audit key, a role
         print(f"sinergi: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        reason = unreachable(error, settings)
+        if reason is None:
+            raise
+        print(f"sinergi: {reason}", file=sys.stderr)
         return 2
 
 

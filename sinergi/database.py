@@ -18,12 +18,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded, preparation, provision, roles
 from db.engine import create_engine, one_connection
-from sinergi.settings import Settings, default_home
+from sinergi.settings import Settings, SettingsError, default_home
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,13 @@ def resolve(settings: Settings) -> Database:
     SINERGI_HOME, with its two roles."""
     if settings.database_url is not None:
         return Database(settings.owner_url or settings.database_url, settings.database_url)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(
+            f"SINERGI_HOME={settings.home} cannot hold the embedded PostgreSQL's data: "
+            f"{error.strerror or error}"
+        ) from None
     if not embedded.exists(settings.home):
         _announce_new_database(settings.home)
     admin_url = embedded.start(settings.home)
@@ -56,6 +63,34 @@ def resolve(settings: Settings) -> Database:
         provision.with_role(admin_url, embedded.OWNER_ROLE, name),
         provision.with_role(admin_url, embedded.SERVICE_ROLE, name),
     )
+
+
+_REFUSED_CONNECTION = ("08", "28", "3D")
+"""SQLSTATE classes of a connection PostgreSQL refused: connection exception, invalid
+authorisation (an unknown role, a wrong password, pg_hba.conf), invalid catalog (no such
+database)."""
+
+
+def unreachable(error: BaseException, settings: Settings) -> str | None:
+    """One line saying which PostgreSQL could not be reached and why, when `error` is a failure
+    to connect (refused, unknown host, timed out, TLS refused, a role or database PostgreSQL does
+    not know); None for anything else. The password is never part of it."""
+    if isinstance(error, DBAPIError):
+        sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+        if sqlstate[:2] not in _REFUSED_CONNECTION:
+            return None
+        reason = str(error.orig)
+    elif isinstance(error, OSError) and error.filename is None:  # a socket's, not a file's
+        reason = error.strerror or str(error)
+    else:
+        return None
+    url = settings.owner_url or settings.database_url
+    if url is None:
+        where = f"the embedded server under SINERGI_HOME={settings.home}"
+    else:
+        parsed = make_url(url)
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    return f"cannot reach PostgreSQL at {where}: {reason}"
 
 
 def resolve_url(settings: Settings) -> str:

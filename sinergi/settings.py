@@ -139,6 +139,20 @@ def _syslog(env: Mapping[str, str]) -> SyslogAddress | None:
         raise SettingsError(f"SINERGI_AUDIT_SYSLOG_CERT {problem}") from None
 
 
+def _external_issuers(env: Mapping[str, str]) -> str:
+    """SINERGI_EXTERNAL_ISSUERS, checked here so a malformed list fails every command at once
+    (the app parses it again as it starts); auth.external is imported only when it is set."""
+    raw = env.get("SINERGI_EXTERNAL_ISSUERS", "")
+    if raw.strip():
+        from auth.external import parse_external_issuers
+
+        try:
+            parse_external_issuers(raw)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+    return raw
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     value = (env.get(name) or "").strip().lower()
     if value not in ("", "0", "1", "true", "false", "yes", "no"):
@@ -289,7 +303,7 @@ class Settings:
             suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5),
             perturbation=_perturbation(env),
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
-            external_issuers=env.get("SINERGI_EXTERNAL_ISSUERS", ""),
+            external_issuers=_external_issuers(env),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),

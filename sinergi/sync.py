@@ -261,7 +261,11 @@ def _sync(args: Any, settings: Any) -> int:
     if refusal is not None:
         print(f"sinergi sync: {refusal}")
         return 2
-    secret = args.secret_file.read_text().strip()
+    try:
+        secret = args.secret_file.read_text().strip()
+    except OSError as error:
+        print(f"sinergi sync: cannot read --secret-file {args.secret_file}: {error.strerror}")
+        return 2
     try:
         copy = LocalCopy(args.copy)
     except ExposedCopy as error:

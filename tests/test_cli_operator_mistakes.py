@@ -1,0 +1,91 @@
+"""An operator's mistake in the environment is answered with one line naming it and exit 2,
+never a traceback: a PostgreSQL that cannot be reached (refused, no such database or role, an
+unknown host), a SINERGI_HOME that cannot hold a database, a malformed
+SINERGI_EXTERNAL_ISSUERS, a secret file that is not there. A password in the URL is never
+printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
+
+COMMANDS = [["clients", "list"], ["migrate"], ["serve", "--port", "1"]]
+
+
+def _sinergi(home: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    clean.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", *argv],
+        env={**clean, "SINERGI_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr == f"sinergi: {expected}\n"
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: argv[0])
+def test_a_postgresql_that_cannot_be_reached_is_one_line(
+    server_url: str, tmp_path: Path, argv: list[str]
+) -> None:
+    server = make_url(server_url)
+    where = f"{server.host}:{server.port or 5432}"
+    cases = {
+        f"postgresql://nobody:{PASSWORD}@127.0.0.1:1/x": "cannot reach PostgreSQL at "
+        "127.0.0.1:1/x: Connect call failed ('127.0.0.1', 1)",
+        server.set(database="sinergi_no_such_database").render_as_string(False): "cannot reach"
+        f' PostgreSQL at {where}/sinergi_no_such_database: database "sinergi_no_such_database"'
+        " does not exist",
+        server.set(username="sinergi_no_such_role", password=PASSWORD).render_as_string(False): (
+            f"cannot reach PostgreSQL at {where}/{server.database}: role "
+            '"sinergi_no_such_role" does not exist'
+        ),
+        f"postgresql://x:{PASSWORD}@sinergi.invalid/y": "cannot reach PostgreSQL at "
+        "sinergi.invalid:5432/y: Name or service not known",
+    }
+    for url, expected in cases.items():
+        _one_line(_sinergi(tmp_path, {"DATABASE_URL": url}, *argv), expected)
+
+
+def test_a_sinergi_home_that_cannot_hold_a_database_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "home"
+    a_file.write_text("")
+    _one_line(
+        _sinergi(a_file, {}, "clients", "list"),
+        f"SINERGI_HOME={a_file} cannot hold the embedded PostgreSQL's data: File exists",
+    )
+
+
+def test_malformed_external_issuers_are_one_line(tmp_path: Path) -> None:
+    _one_line(
+        _sinergi(tmp_path, {"SINERGI_EXTERNAL_ISSUERS": '[{"issuer": "x"}]'}, "clients", "list"),
+        "SINERGI_EXTERNAL_ISSUERS must be a JSON list of objects with issuer, jwks_url, audience"
+        " and optional claim names: ExternalIssuer.__init__() missing 2 required positional"
+        " arguments: 'jwks_url' and 'audience'",
+    )
+
+
+def test_sync_with_a_missing_secret_file_is_one_line(tmp_path: Path) -> None:
+    result = _sinergi(
+        tmp_path,
+        {},
+        *("sync", "--url", "https://sinergi.example/graphql", "--client-id", "c"),
+        *("--secret-file", str(tmp_path / "missing"), str(tmp_path / "copy.db")),
+    )
+    assert result.returncode == 2
+    assert result.stdout + result.stderr == (
+        f"sinergi sync: cannot read --secret-file {tmp_path / 'missing'}: No such file or"
+        " directory\n"
+    )
