@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import roles
 from db.engine import async_url, one_connection
@@ -42,7 +42,12 @@ def head_revisions() -> frozenset[str]:
 async def is_current(engine: AsyncEngine) -> bool:
     """True when the database is at the newest migrations; `/readyz` asks this."""
     async with engine.connect() as connection:
-        current = await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_heads()
-        )
-    return frozenset(current) == head_revisions()
+        return await revisions(connection) == head_revisions()
+
+
+async def revisions(connection: AsyncConnection) -> frozenset[str]:
+    """The revisions the database stands at; none when it was never migrated."""
+    current = await connection.run_sync(
+        lambda sync: MigrationContext.configure(sync).get_current_heads()
+    )
+    return frozenset(current)

@@ -23,9 +23,10 @@ from sinergi.database import (
     SchemaNotCurrent,
     in_transaction,
     migrated,
+    prepared,
     prepared_for_serving,
-    prepared_url,
     privileges_beyond_service,
+    ready_url,
     resolve_url,
     unreachable,
 )
@@ -154,7 +155,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.demo_mode import load_demo_data
 
-    url = prepared_url(settings)
+    url = prepared(settings).owner_url
     asyncio.run(load_demo_data(url, msmes=args.msmes, seed=args.seed))
     return 0
 
@@ -163,7 +164,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     from auth.service import OAuthError
     from sinergi.demo_mode import demo_token
 
-    url = prepared_url(settings)
+    url = ready_url(settings)
     try:
         token = asyncio.run(demo_token(url, settings, args.client_id, args.scope))
     except OAuthError as error:
@@ -350,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args, settings))
-    except (SettingsError, UnsafeServiceRole) as error:  # found late: the audit key, a role
+    except (SettingsError, UnsafeServiceRole, SchemaNotCurrent) as error:  # found late
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
     except Exception as error:

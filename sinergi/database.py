@@ -84,13 +84,16 @@ def unreachable(error: BaseException, settings: Settings) -> str | None:
         reason = error.strerror or str(error)
     else:
         return None
+    return f"cannot reach PostgreSQL at {_where(settings)}: {reason}"
+
+
+def _where(settings: Settings) -> str:
+    """The database the settings name, as host:port/database (no role, no password)."""
     url = settings.owner_url or settings.database_url
     if url is None:
-        where = f"the embedded server under SINERGI_HOME={settings.home}"
-    else:
-        parsed = make_url(url)
-        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
-    return f"cannot reach PostgreSQL at {where}: {reason}"
+        return f"the embedded server under SINERGI_HOME={settings.home}"
+    parsed = make_url(url)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
 
 
 def resolve_url(settings: Settings) -> str:
@@ -101,12 +104,43 @@ def resolve_url(settings: Settings) -> str:
 def prepared(settings: Settings) -> Database:
     """The database, migrated, its service role granted, and holding the reference data
     (regions, KBLI, programmes, indicators) that clients and records refer to: prepared unless
-    it records that this code prepared it already (db/preparation.py), which one query tells."""
+    it records that this code prepared it already (db/preparation.py), which one query tells.
+    For the commands whose job is setting the database up (`serve`, `demo-data`)."""
+    return _prepared(settings, setting_up=True)
+
+
+def ready(settings: Settings) -> Database:
+    """As `prepared`, for every other command: a database named by `DATABASE_URL` that holds no
+    Sinergi schema, or whose migrations are pending, is refused (SchemaNotCurrent) rather than
+    created or upgraded, since it may be anyone's (a typo in the URL, the wrong server); one at
+    the newest migrations still gets its grants and reference data. The embedded database,
+    which Sinergi made for itself under SINERGI_HOME, is prepared as `prepared` does."""
+    return _prepared(settings, setting_up=False)
+
+
+def _prepared(settings: Settings, *, setting_up: bool) -> Database:
     database = resolve(settings)
     expected = _fingerprint(database)
     if not asyncio.run(_is_prepared(database.owner_url, expected)):
+        if not setting_up and settings.database_url is not None:
+            problem = asyncio.run(_schema_problem(database.owner_url))
+            if problem is not None:
+                raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
         _prepare(database, expected)
     return database
+
+
+async def _schema_problem(url: str) -> str | None:
+    """Why the database at `url` is not at this code's migrations, or None when it is."""
+    from db.migrate import head_revisions, revisions
+
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        current = await revisions(connection)
+    if not current:
+        return "holds no Sinergi schema: `sinergi migrate` creates it, if it is the right database"
+    if current != head_revisions():
+        return "has migrations pending: run `sinergi migrate` to bring it up to date"
+    return None
 
 
 def migrated(settings: Settings) -> Database:
@@ -195,9 +229,9 @@ def _announce_new_database(home: Path) -> None:
         )
 
 
-def prepared_url(settings: Settings) -> str:
-    """The owner's URL of the prepared database, for the operator's commands."""
-    return prepared(settings).owner_url
+def ready_url(settings: Settings) -> str:
+    """The owner's URL of the database, ready for the operator's commands (`ready`)."""
+    return ready(settings).owner_url
 
 
 async def _load_reference(url: str, fingerprint: str) -> None:
@@ -285,11 +319,11 @@ def in_transaction(
     *,
     committed: Callable[[str], Awaitable[int]] | None = None,
 ) -> int:
-    """Run a CLI command's `work` in one transaction on the prepared database, as its owner;
+    """Run a CLI command's `work` in one transaction on the ready database, as its owner;
     its exit code. `committed`, for what must follow the commit (`clients revoke` waits for
     every server process to apply it), runs after a `work` that returned 0, with the owner's
     URL, and gives the exit code instead."""
-    url = prepared_url(settings)
+    url = ready_url(settings)
 
     async def run() -> int:
         async with one_connection(url, statement_timeout_ms=30_000, transaction=True) as connection:

@@ -42,7 +42,7 @@ from domain.register_csv import (
     missing_columns,
 )
 from resolvers import calendar
-from sinergi.database import prepared_url
+from sinergi.database import ready_url
 from sinergi.settings import Settings
 
 _STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
@@ -111,7 +111,7 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if not args.file.is_file():
             raise UnusableInput(f"{args.file}: no such file")
-        url = prepared_url(settings)
+        url = ready_url(settings)
         report = asyncio.run(_run(url, args, console, _count_rows(args.file)))
     except UnusableInput as error:
         console.print(f"[red]sinergi import: {error}[/red]")

@@ -1,12 +1,17 @@
 """A command skips preparing a database this code prepared already (db/preparation.py), and only
-then: a new migration, a changed grant or changed reference data is still applied."""
+then: a new migration, a changed grant or changed reference data is still applied. Only the
+commands that set a database up create or upgrade its schema."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
 import shutil
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -14,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from db import migrate, preparation, roles
 from sinergi import demo
+from sinergi.cli import main
 from sinergi.database import migrated, prepared
 from sinergi.settings import Settings
 from tests.support.databases import TEST_SERVICE, as_service, create_database, drop_database
@@ -145,3 +151,44 @@ def test_the_service_role_cannot_touch_the_record(fresh_url: str, statement: str
     prepared(_settings(fresh_url))
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         _fetch(as_service(fresh_url), statement)
+
+
+def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) -> None:
+    """`clients list` (any command but serve, migrate and demo-data) against a database without
+    Sinergi's schema, or with migrations pending, names `sinergi migrate` and changes nothing."""
+    name = f"sinergi_bare_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(False)
+    where = f"{make_url(url).host}:{make_url(url).port or 5432}/{name}"
+    tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+    asyncio.run(create_database(server_url, name))
+    try:
+        assert _cli(url, "clients", "list") == (
+            2,
+            "",
+            f"sinergi: the database at {where} holds no Sinergi schema: `sinergi migrate`"
+            " creates it, if it is the right database\n",
+        )
+        assert _fetch(url, tables) == 0
+        migrate.upgrade(url, "0027")
+        assert _cli(url, "clients", "list") == (
+            2,
+            "",
+            f"sinergi: the database at {where} has migrations pending: run `sinergi migrate` to"
+            " bring it up to date\n",
+        )
+        assert _fetch(url, "SELECT version_num FROM alembic_version") == "0027"
+        assert _cli(url, "migrate")[0] == 0
+        assert _cli(url, "clients", "list")[0] == 0
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+def _cli(url: str, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
