@@ -7,6 +7,7 @@ the environment itself, so tests build a `Settings` directly instead of patching
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -153,11 +154,39 @@ def _external_issuers(env: Mapping[str, str]) -> str:
     return raw
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+"""The words every on-or-off setting reads, in any case."""
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     value = (env.get(name) or "").strip().lower()
-    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+    if value not in _TRUE + _FALSE:
         raise SettingsError(f"{name} must be true or false, got {value!r}")
-    return value in ("1", "true", "yes")
+    return value in _TRUE
+
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+")
+"""What a client id is made of: `sng_` and URL-safe base64 (auth/clients.py), or a demo id."""
+
+
+def _trusted_documents(env: Mapping[str, str]) -> str:
+    """SINERGI_TRUSTED_DOCUMENTS as `on`, `off` or the comma-separated client ids held to their
+    documents. A word `_flag` reads is on or off, never a client id: `true` read as the id of no
+    client would hold nobody, silently."""
+    raw = (env.get("SINERGI_TRUSTED_DOCUMENTS") or "").strip()
+    if raw.lower() in _TRUE + _FALSE:
+        return "on" if raw.lower() in _TRUE else "off"
+    client_ids = [part.strip() for part in raw.split(",") if part.strip()]
+    if not client_ids or any(
+        client_id.lower() in _TRUE + _FALSE or not _CLIENT_ID.fullmatch(client_id)
+        for client_id in client_ids
+    ):
+        raise SettingsError(
+            "SINERGI_TRUSTED_DOCUMENTS must be on or off (true/false, yes/no, 1/0), or a"
+            f" comma-separated list of client ids, got {raw!r}"
+        )
+    return ",".join(client_ids)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -312,7 +341,7 @@ class Settings:
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
             auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
             secret_checks=_int(env, "SINERGI_SECRET_CHECKS", 0) or None,
-            trusted_documents=env.get("SINERGI_TRUSTED_DOCUMENTS", "").strip() or "off",
+            trusted_documents=_trusted_documents(env),
             db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
             db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
             body_timeout_seconds=_int(env, "SINERGI_BODY_TIMEOUT", 10),

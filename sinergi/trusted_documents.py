@@ -124,11 +124,13 @@ def _canonical_hash(query: str, operation_name: object, max_tokens: int) -> str 
 
 
 def enforcement(setting: str) -> Callable[[str], bool]:
-    """'off', 'on', or a comma-separated list of the client ids held to their documents."""
+    """'off', 'on', or a comma-separated list of the client ids held to their documents (as
+    sinergi/settings.py reads SINERGI_TRUSTED_DOCUMENTS)."""
     if setting == "on":
         return lambda client_id: True
-    enforced = frozenset(part.strip() for part in setting.split(",") if part.strip()) - {"off"}
-    return enforced.__contains__
+    if setting == "off":
+        return lambda client_id: False
+    return frozenset(part.strip() for part in setting.split(",")).__contains__
 
 
 def _forbidden(client_id: str) -> Refusal:

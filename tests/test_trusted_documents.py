@@ -24,7 +24,7 @@ from sinergi import subscriptions
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
-from sinergi.settings import Settings
+from sinergi.settings import Settings, SettingsError
 from sinergi.trusted_documents import operations
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -562,3 +562,26 @@ def test_a_subscription_past_the_connections_limit_is_refused_with_a_code(
         "actual": 5,
     }
     assert REGISTRY.get_sample_value("sinergi_errors_total", counted) == before + 1
+
+
+@pytest.mark.parametrize(("word", "held"), [("true", True), ("YES", True), ("0", False)])
+def test_the_setting_reads_the_words_every_flag_reads(
+    demo_url: str, trusted: dict[str, Any], word: str, held: bool
+) -> None:
+    """`true` (or yes, 1, ON) holds every client, as `on` does; read as a client id it held none."""
+    settings = Settings.from_env(
+        {"SINERGI_TRUSTED_DOCUMENTS": word, "SINERGI_RATE_LIMIT": "1000000"}
+    )
+    with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+        api = Api(client)
+        answer = api.post({"query": "{ viewer { clientId } }"}, api.token(FREE))
+    assert answer.status_code == (403 if held else 200), answer.text
+
+
+@pytest.mark.parametrize("value", ["enforce please", "on,demo-ministry", "demo-ministry,yes", ","])
+def test_a_value_neither_on_off_nor_client_ids_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="SINERGI_TRUSTED_DOCUMENTS must be on or off"):
+        Settings.from_env({"SINERGI_TRUSTED_DOCUMENTS": value})
+    assert Settings.from_env({"SINERGI_TRUSTED_DOCUMENTS": " ON "}).trusted_documents == "on"
+    held = Settings.from_env({"SINERGI_TRUSTED_DOCUMENTS": f" {HELD} , {FREE}"})
+    assert held.trusted_documents == f"{HELD},{FREE}"
