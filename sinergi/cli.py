@@ -184,6 +184,12 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi import audit_key
     from sinergi.audit_cli import verify
 
+    # A file named on the command line must be there: a typo would otherwise verify against
+    # no checkpoints and pass. The default may not exist yet (nothing sealed so far).
+    missing = [str(path) for path in args.checkpoints or [] if not path.is_file()]
+    if missing:
+        print(f"sinergi audit verify: no checkpoint file {', '.join(missing)}", file=sys.stderr)
+        return 2
     paths = args.checkpoints or [settings.audit_checkpoints_path]
     bound = None if args.stopped else settings.audit_unsealed_seconds
     return verify(resolve_url(settings), audit_key.load(settings), paths, unsealed_bound=bound)

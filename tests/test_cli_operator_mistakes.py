@@ -89,3 +89,18 @@ def test_sync_with_a_missing_secret_file_is_one_line(tmp_path: Path) -> None:
         f"sinergi sync: cannot read --secret-file {tmp_path / 'missing'}: No such file or"
         " directory\n"
     )
+
+
+def test_audit_verify_refuses_a_checkpoint_file_that_is_not_there(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """A typo in --checkpoints verified against no checkpoints and passed; the default file
+    may be absent (nothing sealed yet), and says so."""
+    env = {"DATABASE_URL": fresh_url, "SINERGI_AUDIT_KEY": "ab" * 32}
+    typo = tmp_path / "audit-checkpoints.jsnol"
+    refused = _sinergi(tmp_path, env, "audit", "verify", "--checkpoints", str(typo))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == f"sinergi audit verify: no checkpoint file {typo}\n"
+    passed = _sinergi(tmp_path, env, "audit", "verify")
+    assert passed.returncode == 0, passed.stderr
+    assert f"{tmp_path / 'audit-checkpoints.jsonl'}: no checkpoints" in passed.stdout
