@@ -30,7 +30,9 @@ from sinergi.database import (
     resolve_url,
     unreachable,
 )
-from sinergi.settings import Environment, Settings, SettingsError
+from sinergi.settings import DEFAULT_ISSUER, Environment, Settings, SettingsError
+
+DEFAULT_PORT = 8000
 
 
 class Stopped(SystemExit):
@@ -116,6 +118,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
+    if settings.issuer == DEFAULT_ISSUER and args.port != DEFAULT_PORT:
+        # Not derived from --port: `sinergi token`, another process, could not know it, and its
+        # tokens would then name another issuer than the server checks for.
+        logging.getLogger("sinergi.auth").warning(
+            "SINERGI_ISSUER is not set: the tokens and the metadata this server issues name %s"
+            " as their issuer, not port %d; set SINERGI_ISSUER to the URL clients reach (and"
+            " the same for `sinergi token`)",
+            DEFAULT_ISSUER,
+            args.port,
+        )
     # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
     with contextlib.suppress(Stopped):
         uvicorn.run(
@@ -260,7 +272,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="migrate, then serve the API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--dev", action="store_true", help="GraphiQL and demo clients and tokens")
     serve.add_argument(

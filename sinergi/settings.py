@@ -191,6 +191,9 @@ def _trusted_documents(env: Mapping[str, str]) -> str:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+DEFAULT_ISSUER = "http://localhost:8000"
+"""`serve`'s own address at its defaults: right only for a server on port 8000 of this host."""
+
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (env.get(name) or default).lower()
@@ -207,7 +210,7 @@ class Settings:
     figures_cache_seconds: int = 1
     home: Path = field(default_factory=lambda: default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
-    issuer: str = "http://localhost:8000"
+    issuer: str = DEFAULT_ISSUER
     audience: str = "sinergi"
     max_page_size: int = 100
     default_page_size: int = 20
@@ -323,7 +326,7 @@ class Settings:
             figures_cache_seconds=_int(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
             environment=environment,
-            issuer=env.get("SINERGI_ISSUER", "http://localhost:8000").rstrip("/"),
+            issuer=(env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/"),
             audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),

@@ -6,11 +6,15 @@ printed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -104,3 +108,53 @@ def test_audit_verify_refuses_a_checkpoint_file_that_is_not_there(
     passed = _sinergi(tmp_path, env, "audit", "verify")
     assert passed.returncode == 0, passed.stderr
     assert f"{tmp_path / 'audit-checkpoints.jsonl'}: no checkpoints" in passed.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _served_metadata(home: Path, env: dict[str, str]) -> tuple[dict[str, object], str]:
+    """`serve --dev` on another port than 8000: its OAuth metadata, and what it logged."""
+    port = _free_port()
+    log = home / "serve.log"
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(port)],
+            env={**clean, "SINERGI_HOME": str(home), "SINERGI_LOG_FORMAT": "text", **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, log.read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    metadata = httpx.get(
+                        f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", timeout=2
+                    )
+                    if metadata.status_code == 200:
+                        break
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        finally:
+            process.terminate()
+            process.wait(60)
+    return metadata.json(), log.read_text()
+
+
+def test_serve_on_another_port_warns_of_the_default_issuer(fresh_url: str, tmp_path: Path) -> None:
+    """The metadata and tokens name SINERGI_ISSUER, which `sinergi token` (another process) must
+    share: so it is not guessed from --port, but a server left at the default is told."""
+    metadata, logged = _served_metadata(tmp_path, {"DATABASE_URL": fresh_url})
+    assert metadata["token_endpoint"] == "http://localhost:8000/oauth/token"
+    assert "SINERGI_ISSUER is not set" in logged
+    issuer = "http://localhost:18505"
+    metadata, logged = _served_metadata(
+        tmp_path, {"DATABASE_URL": fresh_url, "SINERGI_ISSUER": issuer}
+    )
+    assert metadata["token_endpoint"] == f"{issuer}/oauth/token"
+    assert "SINERGI_ISSUER is not set" not in logged
