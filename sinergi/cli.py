@@ -272,8 +272,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="migrate, then serve the API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
+    serve.add_argument("--workers", type=_positive, default=1)
     serve.add_argument("--dev", action="store_true", help="GraphiQL and demo clients and tokens")
     serve.add_argument(
         "--unsafe-privileged-role",
@@ -349,10 +349,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _positive(raw: str) -> int:
-    value = int(raw)
+    value = _whole(raw)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _port(raw: str) -> int:
+    value = _whole(raw)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, not {value}")
+    return value
+
+
+def _whole(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {raw!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ domain/rulesets/*.json) and loads it here; no code changes, and stored versions 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from auth import clients
+from auth.scopes import Scope
 from db.queries import eligibility, guarantees
 from domain.errors import InvalidValue
 from domain.ruleset import load_rulesets
@@ -54,6 +57,15 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: AsyncConnection) -> int:
+        client = await clients.get(connection, args.client_id)
+        if client is None or Scope.GUARANTEES_WRITE not in client.scopes:
+            what = "no client" if client is None else f"a {client.org_kind} client"
+            print(
+                f"sinergi: {args.client_id} is not a guarantor ({what}): equity is set only for"
+                f" a client that issues guarantees ({Scope.GUARANTEES_WRITE})",
+                file=sys.stderr,
+            )
+            return 2
         await guarantees.set_equity(connection, args.client_id, args.equity, args.gearing)
         print(f"{args.client_id}: equity Rp{args.equity:,}, limit {args.gearing} x equity")
         return 0

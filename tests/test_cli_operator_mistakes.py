@@ -13,10 +13,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
+
+from sinergi.cli import main
+from tests.support.databases import run
+from tests.support.http import Api
 
 PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
 
@@ -158,3 +163,42 @@ def test_serve_on_another_port_warns_of_the_default_issuer(fresh_url: str, tmp_p
     )
     assert metadata["token_endpoint"] == f"{issuer}/oauth/token"
     assert "SINERGI_ISSUER is not set" not in logged
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--port", "99999"], "argument --port: a TCP port is 1 to 65535, not 99999"),
+        (["--port", "0"], "argument --port: a TCP port is 1 to 65535, not 0"),
+        (["--workers", "0"], "argument --workers: must be at least 1"),
+        (["--workers", "two"], "argument --workers: a whole number, not 'two'"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_use(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with (
+        mock.patch.dict(  # were the arguments let through, it would stop at once, serving nothing
+            os.environ,
+            {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", "SINERGI_HOME": str(tmp_path)},
+        ),
+        pytest.raises(SystemExit) as exit,
+    ):
+        main(["serve", *argv])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.endswith(f"sinergi serve: error: {expected}\n")
+
+
+def test_only_a_guarantor_has_an_equity(demo_url: str, api: Api, tmp_path: Path) -> None:
+    """Equity set for a ministry (or nobody) was stored and reported as set, meaning nothing.
+    (`api` registers the demo clients.)"""
+    env = {"DATABASE_URL": demo_url}
+    for client_id, what in [("demo-ministry", "a ministry client"), ("nobody", "no client")]:
+        refused = _sinergi(tmp_path, env, "guarantors", "set-equity", client_id, "1000000")
+        assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
+        assert refused.stderr == (
+            f"sinergi: {client_id} is not a guarantor ({what}): equity is set only for a client"
+            " that issues guarantees (guarantees:write)\n"
+        )
+    stored = "SELECT count(*) FROM guarantors WHERE client_id IN ('demo-ministry', 'nobody')"
+    assert run(demo_url, stored)[0][0] == 0
