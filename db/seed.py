@@ -102,7 +102,7 @@ def _region_rows(directory: Path) -> list[dict[str, str | None]]:
 async def load_reference(
     connection: AsyncConnection, directory: Path, *, targets: bool = True
 ) -> None:
-    """Load every reference file in `directory` (the layout of shared/seed-data).
+    """Load every reference file in `directory` (the layout of sinergi/seed_data).
 
     Targets are planning data rather than reference: demo mode loads the seeded Kalimantan Tengah
     targets, a production deployment reports its own.

@@ -1,11 +1,11 @@
 """Credit-guarantee eligibility: a pure function from plain facts and a rule set to a decision.
 
-A regional guarantor (e.g. PT Jamkrida Kalteng) asks whether a business may be guaranteed, and
-why (shared/domain.md §4.4). Sinergi knows the registry side; the lender attests what only it can
-see in SLIK. Nothing here reads a clock, a database or a file: the check date is a fact, so a
-decision replayed from its stored facts and rule-set version gives the same answer years later.
-Missing data is UNKNOWN, never PASS: a gap sends the case to a human (UU PDP Pasal 34 asks for a
-review path for automated decisions), it never approves it.
+A regional guarantor (e.g. PT Jamkrida Kalteng) asks whether a business may be guaranteed, and why
+(docs/domain.md, Credit-guarantee eligibility). Sinergi knows the registry side; the lender attests
+what only it can see in SLIK. Nothing here reads a clock, a database or a file: the check date is a
+fact, so a decision replayed from its stored facts and rule-set version gives the same answer years
+later. Missing data is UNKNOWN, never PASS: a gap sends the case to a human (UU PDP Pasal 34 asks
+for a review path for automated decisions), it never approves it.
 """
 
 from __future__ import annotations
@@ -237,8 +237,9 @@ def required_rat_book_year(check_date: date, grace_months: int) -> int:
     """The latest book year whose RAT is already due on `check_date`.
 
     The RAT for book year Y falls due `grace_months` after Y closes (31 Dec). With a grace of 0
-    this is simply check year - 1 (shared/domain.md §3.3); with 6, a check in January 2026 still
-    accepts a RAT for 2024, because the 2025 meeting may lawfully be held until June 2026.
+    this is simply check year - 1 (docs/domain.md, Cooperatives); with 6, a check in January
+    2026 still accepts a RAT for 2024, because the 2025 meeting may lawfully be held until
+    June 2026.
     """
     return add_months(check_date, -grace_months).year - 1
 
@@ -451,7 +452,8 @@ def _floor(amount: Decimal) -> int:
 
 
 def _estimated_fee(facts: EligibilityFacts, ruleset: RuleSet) -> int | None:
-    """IJP for one year of cover, pro-rated when the tenor is shorter (shared/domain.md §4.3).
+    """IJP for one year of cover, pro-rated when the tenor is shorter (docs/domain.md,
+    Credit-guarantee eligibility).
 
     `ijp_rate x plafond x min(1, tenor/12)`: the rate is yearly and PMK 28/2022 pro-rates only
     tenors under a year, so a 36-month loan shows the first year's fee, not three years'.

@@ -2,8 +2,9 @@
 guarantor's gearing limit.
 
 POJK 2/POJK.05/2017 caps a guarantee company's productive guarantees at 20 times its equity
-(shared/domain.md §4.1); the cap is checked when a guarantee is recorded, over what is still
-outstanding, so guarantees paid off or settled by a default no longer count against it.
+(docs/domain.md, Credit-guarantee eligibility); the cap is checked when a guarantee is
+recorded, over what is still outstanding, so guarantees paid off or settled by a default no
+longer count against it.
 """
 
 from __future__ import annotations

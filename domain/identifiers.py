@@ -1,5 +1,5 @@
 """The identifiers agencies exchange: NIB, NIK, Kemendagri region codes, KBLI, cooperative
-legal-entity numbers and rupiah amounts (shared/domain.md §2).
+legal-entity numbers and rupiah amounts (docs/domain.md, Identifiers).
 
 Validators return the normalised value or raise InvalidValue naming the caller's input, so every
 entry point (GraphQL, CLI, seed loader) rejects the same values with the same words. Reasons never

@@ -1,4 +1,5 @@
-"""Credit-guarantee rule sets as data, versioned by effective date (shared/domain.md §4.4).
+"""Credit-guarantee rule sets as data, versioned by effective date (docs/domain.md,
+Credit-guarantee eligibility).
 
 A rule set declares the rules it applies (`rules`, by id), so the catalogue can grow without
 invalidating a stored version, and a decision replays under the rules it was made with.

@@ -1,4 +1,4 @@
-"""MSME scale under PP 7/2021 Pasal 35 (shared/domain.md §1).
+"""MSME scale under PP 7/2021 Pasal 35 (docs/domain.md, Scale).
 
 Scale is computed from the figures with a named rule version instead of being stored as a bare
 label, so records computed under these thresholds stay explainable when the nominal values change

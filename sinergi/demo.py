@@ -2,7 +2,7 @@
 
 The population is deterministic for a given seed, so screenshots, tests and benchmarks agree.
 Demo identifiers stay in ranges no real business can have (NIB 999…, legal entity AHU-999…,
-NIK kecamatan 99, see shared/seed-data/README.md), and a reload deletes only those rows, so the
+NIK kecamatan 99, see docs/domain.md, Identifiers), and a reload deletes only those rows, so the
 command is safe to repeat and never touches real records.
 """
 

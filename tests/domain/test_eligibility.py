@@ -1,9 +1,10 @@
-"""Guarantee eligibility (shared/domain.md §4.4): the worked scenarios, each rule at each
-threshold's edge, missing data never passing, and decisions replayed across rule-set versions.
+"""Guarantee eligibility (docs/domain.md, Credit-guarantee eligibility): the worked scenarios,
+each rule at each threshold's edge, missing data never passing, and decisions replayed across
+rule-set versions.
 
-The scenario file (shared/seed-data/eligibility-scenarios.csv) names the product "productive";
-it is PT Jamkrida Kalteng's productive guarantee, whose product id here (and in domain.md §10.5
-and §11.9) is JAMKRIDA_KTG_PRODUKTIF. Engine tests move thresholds relative to the shipped rule
+The scenario file (sinergi/seed_data/eligibility-scenarios.csv) names the product "productive";
+it is PT Jamkrida Kalteng's productive guarantee, whose product id here is
+JAMKRIDA_KTG_PRODUKTIF. Engine tests move thresholds relative to the shipped rule
 set, so editing a figure in the JSON does not break them; the scenarios pin the figures.
 """
 
@@ -126,7 +127,7 @@ def rules_with(decision: Decision, wanted: Outcome) -> set[str]:
     return {r.rule_id for r in decision.results if r.outcome is wanted}
 
 
-# --- the worked scenarios of shared/domain.md §11.9 ------------------------------------------
+# --- the worked scenarios of sinergi/seed_data/eligibility-scenarios.csv -------------------
 
 
 def test_e01_m001_is_eligible_with_70_percent_cover() -> None:

@@ -29,7 +29,7 @@ from domain.identifiers import (
     validate_rupiah,
 )
 
-# The packaged copy of shared/seed-data (tests/test_seed_data.py keeps them identical).
+# The packaged reference data (sinergi/seed_data).
 SEED_DATA = Path(__file__).resolve().parents[2] / "sinergi" / "seed_data"
 
 
