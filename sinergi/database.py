@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def unreachable(error: BaseException, settings: Settings) -> str | None:
         if sqlstate[:2] not in _REFUSED_CONNECTION:
             return None
         reason = str(error.orig)
-    elif isinstance(error, OSError) and error.filename is None:  # a socket's, not a file's
+    elif isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
         reason = error.strerror or str(error)
     else:
         return None
