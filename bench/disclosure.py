@@ -24,9 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.engine import create_engine
 from db.queries import aggregates, cooperatives, msmes
 from db.queries.aggregates import Figures, GroupRow
-from domain.cellkey import Part, Perturbation, Summed, combined, perturbed_cell
+from domain.cellkey import Perturbation, Summed
 from domain.suppression import Cell, publish
-from resolvers.aggregates import PART
 from sinergi.database import resolve_url
 from sinergi.settings import Settings
 
@@ -50,24 +49,20 @@ class Errors:
     sums: list[float]
 
 
-def _cells(rows: Sequence[GroupRow], figures: Figures, protected: bool = True) -> list[Cell]:
+def _cells(rows: Sequence[GroupRow], figures: Figures) -> list[Cell]:
     return [
         Cell(
             row.key,
-            [
-                Part(
-                    part["count"],
-                    part["key_sum"],
-                    {
-                        name: Summed(
-                            part[f"{name}_n"], part[f"{name}_sum"], part[f"{name}_squares"]
-                        )
-                        for name in figures.sums
-                    },
+            row.measures["count"],
+            row.measures["key_sum"],
+            {
+                name: Summed(
+                    row.measures[f"{name}_n"],
+                    row.measures[f"{name}_sum"],
+                    row.measures[f"{name}_squares"],
                 )
-                for part in row.parts
-            ],
-            protected,
+                for name in figures.sums
+            },
         )
         for row in rows
     ]
@@ -84,10 +79,10 @@ async def _collect(connection: AsyncConnection) -> dict[tuple[int, int], Cell]:
         for group_by in COOPERATIVE_TABLES
     ]
     for figures, group_by in tables:
-        rows = await aggregates.grouped(connection, figures, group_by=group_by, part=PART)
+        rows = await aggregates.grouped(connection, figures, group_by=group_by)
         for cell in _cells(rows, figures):
             if cell.count:
-                cells[(cell.count, combined(cell.parts).key_sum)] = cell
+                cells[(cell.count, cell.key_sum)] = cell
     return cells
 
 
@@ -97,23 +92,18 @@ def _band(count: int) -> tuple[int, int | None]:
     )
 
 
-def _count_error(cell: Cell, perturbation: Perturbation) -> float:
-    """How far the cell's published count is from its count, relative to it."""
-    count, _ = perturbed_cell(perturbation, cell.parts, ())
-    return abs(count - cell.count) / cell.count
-
-
 def _errors(
     cells: Sequence[Cell], perturbation: Perturbation
 ) -> dict[tuple[int, int | None], Errors]:
     found: dict[tuple[int, int | None], Errors] = {band: Errors([], []) for band in BANDS}
     for cell in cells:
         errors = found[_band(cell.count)]
-        errors.counts.append(_count_error(cell, perturbation))
-        _, values = perturbed_cell(perturbation, cell.parts, ())
-        for name, summed in combined(cell.parts).sums.items():
-            noisy = values[f"{name}_sum"]
-            if summed.total and noisy is not None:
+        errors.counts.append(
+            abs(perturbation.count(cell.count, cell.key_sum) - cell.count) / cell.count
+        )
+        for name, summed in cell.sums.items():
+            if summed.total:
+                noisy = perturbation.total(summed.total, summed.squares, cell.key_sum, name)
                 errors.sums.append(abs(noisy - summed.total) / summed.total)
     return found
 
@@ -128,11 +118,13 @@ async def _timed(
     times: dict[str, list[float]] = {"statement": [], "exact": [], "perturbed": []}
     for _ in range(rounds):
         started = time.perf_counter()
-        rows = await aggregates.grouped(connection, figures, group_by=group_by, part=PART)
+        rows = await aggregates.grouped(connection, figures, group_by=group_by)
         times["statement"].append(time.perf_counter() - started)
         for name, protected in (("exact", False), ("perturbed", True)):
             started = time.perf_counter()
-            cells = _cells(rows, figures, protected)
+            cells = [
+                Cell(c.key, c.count, c.key_sum, c.sums, protected) for c in _cells(rows, figures)
+            ]
             publish(cells, k=5, perturbation=perturbation, averages=figures.averages)
             times[name].append(time.perf_counter() - started)
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
@@ -153,7 +145,9 @@ async def main(url: str, perturbation: Perturbation, rounds: int) -> None:
             sums = statistics.fmean(errors.sums) if errors.sums else float("nan")
             print(f"{label:>18} | {len(errors.counts):5} | {count:10.4%} | {sums:9.4%}")
         large = [cell for cell in cells if cell.count >= 100]
-        mare = statistics.fmean(_count_error(cell, perturbation) for cell in large)
+        mare = statistics.fmean(
+            abs(perturbation.count(c.count, c.key_sum) - c.count) / c.count for c in large
+        )
         print(f"cells of 100 or more businesses: {len(large)}, count MARE {mare:.4%}")
         cells_in_table, timed = await _timed(connection, perturbation, rounds)
         print(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -241,29 +241,6 @@ NOTHING_SUMMED = Summed(0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
-class Part:
-    """Records of a cell perturbed on a key of their own: one province's, other than the
-    caller's own (a cell is published as the sum of its parts). How many, their key sum and
-    each summed measure."""
-
-    count: int
-    key_sum: int = 0
-    sums: Mapping[str, Summed] = field(default_factory=dict)
-
-
-def combined(parts: Sequence[Part]) -> Part:
-    """The records of every part together, exactly."""
-    count = key_sum = 0
-    sums: dict[str, Summed] = {}
-    for part in parts:
-        count += part.count
-        key_sum += part.key_sum
-        for name, summed in part.sums.items():
-            sums[name] = sums[name].plus(summed) if name in sums else summed
-    return Part(count, key_sum, sums)
-
-
-@dataclass(frozen=True, slots=True)
 class Own:
     """The caller's own records of a cell (those it can move between cells: its jurisdiction's
     registers, the guarantees it issued), read apart from the others: how many, their key sum
@@ -348,43 +325,31 @@ def _perturbed(
 
 def perturbed_cell(
     perturbation: Perturbation,
-    parts: Sequence[Part],
+    count: int,
+    key_sum: int,
+    sums: Mapping[str, Summed],
     averages: tuple[str, ...],
     own: Own = NOTHING_OWN,
 ) -> tuple[int, dict[str, int | None]]:
-    """The published count of a cell, and as `exact_values` each sum and average: each part of
-    the records other than the caller's own perturbed on its own key, summed, plus its `own`,
-    exact or perturbed on theirs.
+    """The published count of a cell, and as `exact_values` each sum and average: the records
+    other than the caller's own (`count`, `key_sum`, `sums`) perturbed on their own key, plus
+    its `own`, exact or perturbed on theirs.
 
-    Were the noise keyed on all the records of the cell, whoever may write some of them could
-    move them in and out of the cell, draw the cell's noise afresh each time, and the caller (or
-    anyone else reading both the cell and the writer's part) subtract that part and average the
-    rest down to one business's value. Keyed per part, a write redraws only its own part's
-    noise, and a difference of cells that cancels that part leaves the other parts' noise as it
-    was.
+    Were the noise keyed on all the records of the cell, a caller that may write records could
+    move its own in and out of a cell, draw the cell's noise afresh each time, subtract its own
+    part and average the rest down to one business's value.
     """
-    counted = 0
-    measures: dict[str, tuple[int, int]] = {}
-    for part in parts:
-        part_count, part_measures = _perturbed(perturbation, part.count, part.key_sum, part.sums)
-        counted += part_count
-        for name, (total, n) in part_measures.items():
-            so_far = measures.get(name, (0, 0))
-            measures[name] = (so_far[0] + total, so_far[1] + n)
+    counted, measures = _perturbed(perturbation, count, key_sum, sums)
     if own.exact:
         own_count = own.count
         own_measures = {name: (summed.total, summed.n) for name, summed in own.sums.items()}
     else:
         own_count, own_measures = _perturbed(perturbation, own.count, own.key_sum, own.sums)
     values: dict[str, int | None] = {}
-    for name in {**measures, **own_measures}:
+    for name, (total, n) in measures.items():
         sum_name, average_name, _ = _names(name)
-        total, n = measures.get(name, (0, 0))
         own_total, own_n = own_measures.get(name, (0, 0))
-        present = (
-            any(part.sums.get(name, NOTHING_SUMMED).n for part in parts)
-            or own.sums.get(name, NOTHING_SUMMED).n
-        )
+        present = sums[name].n or own.sums.get(name, NOTHING_SUMMED).n
         values[sum_name] = total + own_total if present else None
         if name in averages:
             values[average_name] = average(total + own_total, n + own_n)

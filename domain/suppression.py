@@ -23,17 +23,15 @@ to show is left out as if it held none, and a cell with nothing left to show is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain.cellkey import (
     NOTHING_OWN,
     NOTHING_SUMMED,
     Own,
-    Part,
     Perturbation,
     Summed,
-    combined,
     exact_values,
     perturbed_cell,
 )
@@ -43,18 +41,15 @@ Key = tuple[str | None, ...]
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """A cell's records other than the caller's own, in parts each perturbed on its own key
-    (`parts`: one per province), and, apart, its own (`own`)."""
+    """A cell's records other than the caller's own (`count`, `key_sum`, `sums`) and, apart,
+    its own (`own`)."""
 
     key: Key
-    parts: Sequence[Part] = ()
+    count: int
+    key_sum: int = 0
+    sums: Mapping[str, Summed] = field(default_factory=dict)
     protected: bool = True
     own: Own = NOTHING_OWN
-
-    @property
-    def count(self) -> int:
-        """How many records other than the caller's own the cell holds."""
-        return sum(part.count for part in self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,25 +66,21 @@ def hidden(count: int, published: int, k: int) -> bool:
 
 
 def _members_shown(cell: Cell, *, k: int, perturbation: Perturbation) -> Cell | None:
-    """A protected cell of members with each side too small to show left out, as if it held
-    none: the others' (every part of them together, as published) and the caller's own when
-    perturbed, each below k on its own (its own, if exact, it may read). None when neither is
-    left to show.
+    """A protected cell of members with each part too small to show left out, as if it held
+    none: the others' and the caller's own when perturbed, each below k on its own (its own,
+    if exact, it may read). None when no part is left to show.
 
-    Leaving out the whole cell only when a side is hidden would not do: beside a side that is
-    shown, a cell published or missing would still tell whether the other side was empty or
-    held a few members (a province's own lone participant beside others' many). Each part of
-    the others is not held to k alone: a programme spread thinly over many provinces would
-    then show none of its participants."""
+    Leaving out the whole cell only when a part is hidden would not do: beside a part that is
+    shown, a cell published or missing would still tell whether the other part was empty or
+    held a few members (a BUMD's own province's lone participant beside others' many)."""
     own = cell.own
-    published = sum(perturbation.count(part.count, part.key_sum) for part in cell.parts)
-    others = cell.count > 0 and published >= k
+    others = cell.count > 0 and perturbation.count(cell.count, cell.key_sum) >= k
     mine = own.count > 0 and (own.exact or perturbation.count(own.count, own.key_sum) >= k)
     if not (others or mine):
         return None
     if others:
         return cell if mine else replace(cell, own=NOTHING_OWN)
-    return replace(cell, parts=())
+    return replace(cell, count=0, key_sum=0, sums=dict.fromkeys(cell.sums, NOTHING_SUMMED))
 
 
 def publish(
@@ -114,22 +105,24 @@ def publish(
     for cell in cells:
         own = cell.own
         if not cell.protected:
-            whole = combined([*cell.parts, Part(own.count, own.key_sum, own.sums)])
-            values = exact_values(whole.sums, averages)
-            published.append(Published(cell.key, whole.count, values, suppressed=False))
+            sums = {
+                name: summed.plus(own.sums.get(name, NOTHING_SUMMED))
+                for name, summed in cell.sums.items()
+            }
+            values = exact_values(sums, averages)
+            published.append(Published(cell.key, own.count + cell.count, values, suppressed=False))
             continue
         if members_only:
             shown = _members_shown(cell, k=k, perturbation=perturbation)
             if shown is None:
                 continue
             cell, own = shown, shown.own
-        count, values = perturbed_cell(perturbation, cell.parts, averages, own)
+        count, values = perturbed_cell(
+            perturbation, cell.count, cell.key_sum, cell.sums, averages, own
+        )
         own_count = own.count if own.exact else perturbation.count(own.count, own.key_sum)
-        # The others and the caller's own are each held to the threshold on their own: its own
-        # records would otherwise lift one other business's cell over it. Its own, if exact,
-        # need none. The others' count is their published one, the sum of their parts': a
-        # count drawn on a key of them all would be drawn again whenever one part's writer
-        # moved a record, and how often the cell is hidden would tell its count.
+        # Each part is held to the threshold on its own: the caller's own records would
+        # otherwise lift one other business's cell over it. Its own, if exact, need none.
         others_hidden = hidden(cell.count, count - own_count, k)
         if others_hidden or (not own.exact and hidden(own.count, own_count, k)):
             blank = dict.fromkeys(values)
@@ -161,38 +154,37 @@ class Tally:
 NOTHING_TALLIED = Tally(0, 0)
 
 
-def _indicator_cell(parts: Sequence[Tally], own: Tally, own_exact: bool, measure: str = "") -> Cell:
+def _indicator_cell(tally: Tally, own: Tally, own_exact: bool, measure: str = "") -> Cell:
     """An indicator's records as the one cell of a figure table would hold them, so that
-    `publish` decides both alike: the others' `parts` (one per province, the caller's `own`
-    taken out) each perturbed on its own key, its own apart."""
+    `publish` decides both alike: the others apart from the caller's `own`."""
+    others = tally.less(own)
 
-    def sums(tally: Tally) -> dict[str, Summed]:
-        return {measure: tally.summed or NOTHING_SUMMED} if measure else {}
+    def sums(part: Tally) -> dict[str, Summed]:
+        return {measure: part.summed or NOTHING_SUMMED} if measure else {}
 
-    others = [Part(tally.count, tally.key_sum, sums(tally)) for tally in parts]
     mine = Own(own.count, own.key_sum, sums(own), exact=own_exact)
-    return Cell((), others, protected=True, own=mine)
+    return Cell((), others.count, others.key_sum, sums(others), protected=True, own=mine)
 
 
 def indicator_count(
-    parts: Sequence[Tally],
+    tally: Tally,
     *,
     k: int,
     perturbation: Perturbation | None,
     own: Tally = NOTHING_TALLIED,
     own_exact: bool = True,
 ) -> int | None:
-    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly)
-    of the records in `parts` (other than the caller's) and its `own`, exact when `own_exact`."""
+    """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly),
+    with the caller's `own` part apart from the others', exact when `own_exact`."""
     if perturbation is None:
-        return own.count + sum(tally.count for tally in parts)
-    cell = _indicator_cell(parts, own, own_exact)
+        return tally.count
+    cell = _indicator_cell(tally, own, own_exact)
     (shown,) = publish([cell], k=k, perturbation=perturbation)
     return shown.count
 
 
 def indicator_total(
-    parts: Sequence[Tally],
+    tally: Tally,
     measure: str,
     *,
     k: int,
@@ -203,8 +195,8 @@ def indicator_total(
     """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum; 0
     where no record has a value, as the exact sum is."""
     if perturbation is None:
-        return sum((tally.summed or NOTHING_SUMMED).total for tally in (*parts, own))
-    cell = _indicator_cell(parts, own, own_exact, measure)
+        return (tally.summed or NOTHING_SUMMED).total
+    cell = _indicator_cell(tally, own, own_exact, measure)
     (shown,) = publish([cell], k=k, perturbation=perturbation)
     if shown.suppressed:
         return None
@@ -212,8 +204,8 @@ def indicator_total(
 
 
 def indicator_share(
-    part: Sequence[Tally],
-    whole: Sequence[Tally],
+    part: Tally,
+    whole: Tally,
     *,
     k: int,
     perturbation: Perturbation | None,

@@ -17,12 +17,11 @@ from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
 from db.queries.scoping import NATIONAL
-from domain.cellkey import FOLLOWS, NOTHING_OWN, Own, Part, Perturbation, Summed
+from domain.cellkey import FOLLOWS, NOTHING_OWN, Own, Perturbation, Summed
 from domain.identifiers import is_within
 from domain.suppression import (
     NOTHING_TALLIED,
     Cell,
-    Tally,
     indicator_count,
     indicator_share,
     indicator_total,
@@ -34,16 +33,6 @@ from resolvers.policy import AccessPolicy, FigureRecords
 
 MAX_DIMENSIONS = 4
 REGION_DIMENSIONS = ("regency", "province")
-PART = "province"
-"""What the records of a published cell other than the caller's own are perturbed in: a part
-per province, each on a key of its own records, summed. A province's writes (and its
-regencies', and a guarantor's in its province) redraw only that province's part, so a
-difference of cells that cancels the part (the nation less the provinces but one) is the same
-draw of the rest however often it writes. Keyed on all the records of the cell, each write drew
-the whole cell's noise again, and a ministry averaging the nation less two provinces over
-another province's everyday writes found a third's single business. Every rollup holds the
-province; a part per regency would need rollups by regency of every dimension (there is none
-by founding year)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +110,9 @@ def figures(
     cells = [
         Cell(
             key=row.key,
-            parts=[
-                Part(part["count"], part["key_sum"], _sums(part, columns)) for part in row.parts
-            ],
+            count=row.measures["count"],
+            key_sum=row.measures["key_sum"],
+            sums=_sums(row.measures, columns),
             protected=not policy.sees_small_cells(cell_region(group_by, row.key, scope), records),
             own=(
                 NOTHING_OWN
@@ -163,15 +152,14 @@ async def grouped_figures(
 
     The caller's own records (`AccessPolicy.own_figure_records`) are read apart, so that their
     part of a cell never moves the others' noise; for the registers' rule, `figures_of` is also
-    asked for the dimension of the caller's jurisdiction. The other records are read in a part
-    per province (`PART`)."""
+    asked for the dimension of the caller's jurisdiction."""
     group_by = checked_grouping(group_by)
     policy = context.policy
     dimension = region_dimension(policy.own_region)
     chosen = figures_of([*group_by, dimension] if dimension else group_by)
     own = policy.own_figure_records(records, chosen)
     async with context.reads.connect() as connection:
-        rows = await aggregates.grouped(connection, chosen, group_by=group_by, part=PART, own=own)
+        rows = await aggregates.grouped(connection, chosen, group_by=group_by, own=own)
     return figures(
         rows,
         group_by,
@@ -196,32 +184,17 @@ def own_part(context: Context, jurisdiction: str) -> str | None:
     return own
 
 
-def _others(parts: Mapping[str, Tally], own: str | None, mine: Tally) -> list[Tally]:
-    """The tallies of `parts` (by place) less the caller's own (`mine`, of region `own`), taken
-    from the part that holds them."""
-    return [
-        tally.less(mine) if own is not None and is_within(own, place) else tally
-        for place, tally in parts.items()
-    ]
-
-
 def indicator_value(
     context: Context, computed: Computed, jurisdiction: str, own: Computed | None = None
 ) -> Decimal | None:
     """An indicator worked out from the records, published as its figure cells would be: exact
-    for a caller that may read the jurisdiction's records, else perturbed and thresholded in
-    the same parts (one per province), the tallies of `own_part` (`own`) apart, exact when the
-    caller may read them."""
+    for a caller that may read the jurisdiction's records, else perturbed and thresholded, the
+    tallies of `own_part` (`own`) apart, exact when the caller may read them."""
     policy = context.policy
     perturbation = None if policy.sees_small_cells(jurisdiction) else context.limits.perturbation
     k = context.limits.suppression_k
-    formula = computed.formula
-    region = own_part(context, jurisdiction)
-    mine = [
-        NOTHING_TALLIED if own is None or region is None else own.tallies[index][region]
-        for index in range(len(computed.tallies))
-    ]
-    tallies = [_others(parts, region, mine[index]) for index, parts in enumerate(computed.tallies)]
+    formula, tallies = computed.formula, computed.tallies
+    mine = (NOTHING_TALLIED,) * len(tallies) if own is None else own.tallies
     exact = policy.reads_own_figures("registers")
     if formula.kind == "share":
         return indicator_share(

@@ -329,9 +329,7 @@ async def test_every_rollup_cell_equals_the_aggregate_of_the_records_after_rando
 def _answers(rows: Sequence[aggregates.GroupRow]) -> dict[Any, Any]:
     """Cells by key, each measure with its Python type (a bigint must not come back numeric)."""
     return {
-        row.key: [
-            {name: (value, type(value)) for name, value in part.items()} for part in row.parts
-        ]
+        row.key: {name: (value, type(value)) for name, value in row.measures.items()}
         for row in rows
     }
 

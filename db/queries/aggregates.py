@@ -22,7 +22,6 @@ from sqlalchemy import (
     FromClause,
     Numeric,
     Table,
-    Text,
     and_,
     case,
     cast,
@@ -251,14 +250,12 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
 
 @dataclass(frozen=True, slots=True)
 class GroupRow:
-    """A cell: its key and the measures of its records, in parts when `grouped` was told what
-    parts a cell is made of (one per value of `part`; else one), and, when it was told which
-    records are the caller's own, those records' measures apart (`own`; `parts` then hold the
-    others')."""
+    """A cell: its key and measures and, when `grouped` was told which records are the caller's
+    own, those records' measures apart (`own`; `measures` then holds the others')."""
 
     key: tuple[str | None, ...]
-    parts: list[dict[str, int]]
-    own: dict[str, int] | None = None
+    measures: dict[str, Any]
+    own: dict[str, Any] | None = None
 
 
 def _as_key(value: Any) -> str:
@@ -280,26 +277,22 @@ async def grouped(
     figures: Figures,
     *,
     group_by: Sequence[str],
-    part: str | None = None,
     own: ColumnElement[bool] | None = None,
 ) -> list[GroupRow]:
     """One statement: every combination of `group_by` totals (CUBE), filtered by `where`.
 
-    `part`: a dimension of `figures` whose values split each cell into parts, for disclosure
-    control to key each part's noise on its own records. `own`: which of the rows are the
-    caller's own (resolvers/policy.py decides), over the columns of `figures`; each part's
-    measures then come apart for those rows and the others (grouped by the condition too, NULL
-    counting as false).
+    `own`: which of the rows are the caller's own (resolvers/policy.py decides), over the
+    columns of `figures`; each cell's measures then come in two parts, those rows and the others
+    (grouped by the condition too, NULL counting as false), for disclosure control to key each
+    part's noise on its own records.
     """
     measures = figures.measures
     chosen = [figures.dimensions[name] for name in group_by]
     flags = [func.grouping(expression) for expression in chosen]
-    # As text, the part is an expression of its own: the dimension itself, grouped in every
-    # grouping set, would turn GROUPING() of it to 0 and the CUBE's totals over it into parts.
-    split = None if part is None else cast(figures.dimensions[part], Text)
     inside = None if own is None else func.coalesce(own, False)
     grouping: list[ColumnElement[Any]] = [func.cube(*chosen)] if chosen else []
-    grouping += [extra for extra in (split, inside) if extra is not None]
+    if inside is not None:
+        grouping.append(inside)
     statement = (
         select(
             *[expression.label(f"d{index}") for index, expression in enumerate(chosen)],
@@ -320,24 +313,20 @@ async def grouped(
     for row in (await connection.execute(statement)).all():
         key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
         values = dict(zip(names, (int(value) for value in row[first:]), strict=True))
+        if inside is None:
+            cells[key] = GroupRow(key, values)
+            continue
         cell = cells.setdefault(
-            key, GroupRow(key, [], None if inside is None else dict.fromkeys(names, 0))
+            key, GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
         )
-        if inside is not None and row[2 * width]:
-            # One row per part the caller's own records fall in: together, they are one part.
-            assert cell.own is not None
-            for name, value in values.items():
-                cell.own[name] += value
-        else:
-            cell.parts.append(values)
-    if not cells:
-        # Grouped by a part or the flag too, no grouping set is empty, so no rows give no
-        # total: the zero one the statement would give otherwise.
+        target = cell.own if row[2 * width] else cell.measures
+        assert target is not None
+        target.update(values)
+    if inside is not None and not cells:
+        # Grouped by the flag too, no grouping set is empty, so no rows give no total: the
+        # zero one the statement would give otherwise.
         key = (None,) * width
-        cells[key] = GroupRow(key, [], None if inside is None else dict.fromkeys(names, 0))
-    for cell in cells.values():
-        if not cell.parts:  # every measure named, zero, for a cell of only the caller's own
-            cell.parts.append(dict.fromkeys(names, 0))
+        cells[key] = GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
     return list(cells.values())
 
 

@@ -1,8 +1,7 @@
 """Indicators computed live from the records, for every jurisdiction a page of targets names.
 
 Three grouped statements (cooperatives, MSMEs, graduations) answer any number of
-(indicator, jurisdiction, year) keys: one row per province and regency. The nation's records
-are its provinces', in parts as a national figure cell reads them (resolvers/aggregates.py).
+(indicator, jurisdiction, year) keys: one row per province and regency, plus the nation.
 Stock indicators describe the register as it is now; graduations count the given year.
 """
 
@@ -12,17 +11,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Numeric, cast, func, select, true
+from sqlalchemy import ColumnElement, Numeric, cast, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSMES
-from db.queries.aggregates import graduation_source, region_dimension
-from db.queries.scoping import NATIONAL
+from db.queries.aggregates import graduation_source
 from domain.cellkey import Summed
 from domain.suppression import Tally
 
 Key = tuple[str, str, int]
 
+_NATION: ColumnElement[Any] = literal_column(
+    "()"
+)  # the empty grouping set: one row for the whole country
 _PRODUCER = COOPERATIVES.c.type == "produsen"
 _ACTIVE_COOPERATIVE = COOPERATIVES.c.status == "active"
 VOLUME = "business_volume"
@@ -40,11 +41,8 @@ class Formula:
 
 @dataclass(frozen=True, slots=True)
 class Computed:
-    """Per subset of the formula, the tallies of its records by part: the jurisdiction itself,
-    or for the nation each province with records."""
-
     formula: Formula
-    tallies: tuple[Mapping[str, Tally], ...]
+    tallies: tuple[Tally, ...]
 
 
 # Subsets of the cooperatives that are not dissolved, and of the active MSMEs.
@@ -81,7 +79,7 @@ COMPUTABLE = frozenset(FORMULAS)
 
 
 def _place(row: Any) -> str:
-    return str(row.regency or row.province)
+    return str(row.regency or row.province or "ID")
 
 
 def _tally_columns(
@@ -124,8 +122,8 @@ async def _by_place(
     summed: Mapping[str, ColumnElement[Any]],
     where: Any,
 ) -> dict[tuple[str, str], Tally]:
-    """Each subset's tally per province and regency; `summed` adds a measure's sum to the
-    subsets it names."""
+    """Each subset's tally per province, regency and the nation; `summed` adds a measure's sum
+    to the subsets it names."""
     columns = [
         column
         for name, subset in subsets.items()
@@ -141,7 +139,7 @@ async def _by_place(
             *columns,
         )
         .where(where)
-        .group_by(func.grouping_sets(table.c.province_code, table.c.regency_code))
+        .group_by(func.grouping_sets(table.c.province_code, table.c.regency_code, _NATION))
     )
     found: dict[tuple[str, str], Tally] = {}
     for row in await connection.execute(statement):
@@ -159,7 +157,7 @@ async def _graduations(connection: AsyncConnection, year: int) -> dict[tuple[str
             *_tally_columns(GRADUATED, true(), MSMES.c.cell_key),
         )
         .select_from(source)
-        .group_by(func.grouping_sets(MSMES.c.province_code, MSMES.c.regency_code))
+        .group_by(func.grouping_sets(MSMES.c.province_code, MSMES.c.regency_code, _NATION))
     )
     return {
         (GRADUATED, _place(row)): _tally(row, GRADUATED, False)
@@ -192,25 +190,8 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
             empty: Tally | None = Tally(0, 0)
         else:  # a place without records has no value
             found, empty = tallies, None
-        chosen = [_parts(found, subset, jurisdiction, empty) for subset in formula.subsets]
-        present = [parts for parts in chosen if parts is not None]
+        chosen = [found.get((subset, jurisdiction), empty) for subset in formula.subsets]
+        present = [tally for tally in chosen if tally is not None]
         complete = len(present) == len(chosen)
         result[(code, jurisdiction, year)] = Computed(formula, tuple(present)) if complete else None
     return result
-
-
-def _parts(
-    found: Mapping[tuple[str, str], Tally], subset: str, jurisdiction: str, empty: Tally | None
-) -> Mapping[str, Tally] | None:
-    """The tallies of `subset` in `jurisdiction` by part; `empty` where it has no records."""
-    if jurisdiction != NATIONAL:
-        tally = found.get((subset, jurisdiction), empty)
-        return None if tally is None else {jurisdiction: tally}
-    provinces = {
-        place: tally
-        for (name, place), tally in found.items()
-        if name == subset and region_dimension(place) == "province"
-    }
-    if not provinces:
-        return None if empty is None else {NATIONAL: empty}
-    return provinces

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Part, Perturbation, Summed, cell_key, perturbed_cell
+from domain.cellkey import MODULUS, Perturbation, Summed, cell_key, perturbed_cell
 
 TABLE = Perturbation()  # the defaults: max_noise 5, variance 2, sum_noise 0.1
 _RANDOM = random.Random(19)
@@ -99,7 +99,7 @@ def _guarantees(amounts: list[int], coverages: list[int], key_sum: int) -> tuple
             sum(a * c for a, c in zip(amounts, coverages, strict=True)),
         ),
     }
-    _, values = perturbed_cell(TABLE, [Part(len(amounts), key_sum, sums)], ())
+    _, values = perturbed_cell(TABLE, len(amounts), key_sum, sums, ())
     amount, coverage = values["amount_sum"], values["coverage_sum"]
     assert amount is not None
     assert coverage is not None

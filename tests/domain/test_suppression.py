@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Own, Part, Perturbation, Summed, combined, perturbed_cell
+from domain.cellkey import MODULUS, Own, Perturbation, Summed, perturbed_cell
 from domain.suppression import (
     Cell,
     Key,
@@ -47,20 +47,15 @@ def _population(seed: int, size: int) -> list[Business]:
     ]
 
 
-def _part(members: Sequence[Business]) -> Part:
+def _cell(key: Key, members: Sequence[Business], protected: bool = True) -> Cell:
     turnovers = [business.turnover for business in members]
-    return Part(
+    return Cell(
+        key,
         len(members),
         sum(business.key for business in members),
         {"turnover": Summed(len(members), sum(turnovers), sum(t * t for t in turnovers))},
+        protected,
     )
-
-
-def _cell(key: Key, members: Sequence[Business], protected: bool = True) -> Cell:
-    """A cell of `members` in a part per province, as the API reads one."""
-    provinces = sorted({business.province for business in members})
-    parts = [_part([b for b in members if b.province == province]) for province in provinces]
-    return Cell(key, parts or [_part([])], protected)
 
 
 def _table(population: Sequence[Business], protected: bool = True) -> list[Cell]:
@@ -81,7 +76,7 @@ def _publish(cells: Sequence[Cell]) -> dict[Key, Published]:
 
 
 def test_hidden_cells_show_neither_count_nor_measures() -> None:
-    few = [replace(business, province="62") for business in _population(1, 3)]
+    few = _population(1, 3)
     (shown,) = _publish([_cell(("62",), few)]).values()
     assert shown.suppressed
     assert shown.count is None
@@ -95,7 +90,7 @@ def test_published_counts_are_within_the_noise_and_at_least_k() -> None:
         if not shown.suppressed:
             assert shown.count is not None
             assert shown.count >= K
-            assert abs(shown.count - cell.count) <= TABLE.max_noise * len(cell.parts)
+            assert abs(shown.count - cell.count) <= TABLE.max_noise
 
 
 def test_cells_the_caller_may_read_are_exact_and_never_hidden() -> None:
@@ -103,7 +98,7 @@ def test_cells_the_caller_may_read_are_exact_and_never_hidden() -> None:
     cells = _table(population, protected=False)
     for cell in cells:
         shown = _publish([cell])[cell.key]
-        summed = combined(cell.parts).sums["turnover"]
+        summed = cell.sums["turnover"]
         assert not shown.suppressed
         assert shown.count == cell.count
         assert shown.values["turnover_sum"] == (summed.total if cell.count else None)
@@ -168,8 +163,9 @@ def test_count_against_sum_over_average_does_not_give_the_records_without_a_valu
     for _ in range(300):
         turnovers = [rng.randint(10**7, 10**9) for _ in range(27)]
         summed = Summed(27, sum(turnovers), sum(t * t for t in turnovers))
-        part = Part(30, rng.randrange(MODULUS), {"turnover": summed})
-        count, values = perturbed_cell(TABLE, [part], ("turnover",))
+        count, values = perturbed_cell(
+            TABLE, 30, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
+        )
         total, mean = values["turnover_sum"], values["turnover_average"]
         assert total is not None
         assert mean is not None
@@ -185,8 +181,9 @@ def test_an_average_over_every_record_of_a_cell_divides_by_the_published_count()
         turnovers = [rng.randint(10**7, 10**9) for _ in range(rng.randint(1, 40))]
         n = len(turnovers)
         summed = Summed(n, sum(turnovers), sum(t * t for t in turnovers))
-        part = Part(n, rng.randrange(MODULUS), {"turnover": summed})
-        count, values = perturbed_cell(TABLE, [part], ("turnover",))
+        count, values = perturbed_cell(
+            TABLE, n, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
+        )
         total, mean = values["turnover_sum"], values["turnover_average"]
         assert total is not None
         if count:
@@ -273,42 +270,18 @@ def test_in_a_table_of_members_a_part_too_small_to_show_is_left_out_as_an_empty_
     assert _publish([hidden])[("micro",)].suppressed
 
 
-def test_in_a_table_of_members_a_programme_spread_thinly_over_provinces_is_shown() -> None:
-    """Two participants in each of many provinces: no province's part would be shown alone,
-    yet the national cell is as any table would publish it. Holding each part to k would hide
-    every participant of a programme spread over the nation."""
-    rng = random.Random(29)
-    provinces = [f"{code}" for code in range(11, 41)]
-    members = [
-        Business(province, "micro", rng.randint(10**7, 10**9), rng.randrange(MODULUS))
-        for province in provinces
-        for _ in range(2)
-    ]
-    cell = _cell(("micro",), members)
-    assert all(part.count == 2 for part in cell.parts)
-    (shown,) = _members(cell)
-    assert not shown.suppressed
-    assert shown == _publish([cell])[("micro",)]
-    assert shown.count is not None
-    assert shown.count >= K
-
-
 def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
     """A province's national indicator and the national figure cell of the same records, its
-    own part exact in both and the others in a part per province in both: one value, or the two
-    would be two readings of the others' noise."""
+    own part exact in both: one value, or the two would be two readings of the others' noise."""
     rng = random.Random(13)
     for _ in range(200):
-        others = [
-            Business(rng.choice(("61", "64")), "small", 10**9, rng.randrange(MODULUS))
-            for _ in range(9)
-        ]
+        others = [Business("61", "small", 10**9, rng.randrange(MODULUS)) for _ in range(9)]
         own = rng.randint(0, 12)
         cell = replace(_cell(("small",), others), own=Own(own))
         (published,) = _publish([cell]).values()
-        parts = [Tally(part.count, part.key_sum) for part in cell.parts]
-        mine = Tally(own, rng.randrange(MODULUS))
-        assert indicator_count(parts, k=K, perturbation=TABLE, own=mine) == published.count
+        whole = Tally(len(others) + own, sum(b.key for b in others) + rng.randrange(MODULUS))
+        mine = Tally(own, whole.key_sum - cell.key_sum)
+        assert indicator_count(whole, k=K, perturbation=TABLE, own=mine) == published.count
 
 
 @settings(max_examples=100, deadline=None)
@@ -327,6 +300,6 @@ def test_no_protected_small_cell_is_published_and_no_published_cell_is_below_k(
 
 def test_a_share_is_hidden_when_either_count_is() -> None:
     few, many = Tally(2, 123), Tally(400, 456)
-    assert indicator_share([few], [many], k=K, perturbation=TABLE) is None
-    exact = indicator_share([few], [many], k=K, perturbation=None)
+    assert indicator_share(few, many, k=K, perturbation=TABLE) is None
+    exact = indicator_share(few, many, k=K, perturbation=None)
     assert str(exact) == "0.50"

@@ -23,14 +23,11 @@ from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
 
 
-def registered(
-    url: str, name: str, *, purpose: str, scopes: str, jurisdiction: str = "62"
-) -> tuple[str, str]:
-    """A provincial client (Kalimantan Tengah unless `jurisdiction` says) with `scopes`: its id
-    and secret."""
+def registered(url: str, name: str, *, purpose: str, scopes: str) -> tuple[str, str]:
+    """A Kalimantan Tengah provincial client with `scopes`: its id and secret."""
     out = io.StringIO()
     argv = ["clients", "create", "--name", name, "--org-kind", "province"]
-    argv += ["--jurisdiction", jurisdiction, "--purpose", purpose, "--json", "--scopes", scopes]
+    argv += ["--jurisdiction", "62", "--purpose", purpose, "--json", "--scopes", scopes]
     with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
         assert main(argv) == 0
     created = json.loads(out.getvalue())

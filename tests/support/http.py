@@ -30,12 +30,11 @@ class Api:
             form["scope"] = scope
         return self.client.post("/oauth/token", data=form, auth=(client_id, secret))
 
-    def token(self, client_id: str, scope: str | None = None, secret: str = DEMO_SECRET) -> str:
-        """A token for a client (a demo one unless `secret` says), issued once per test
-        session."""
+    def token(self, client_id: str, scope: str | None = None) -> str:
+        """A token for a demo client, issued once per test session."""
         key = (client_id, scope)
         if key not in self._tokens:
-            response = self.token_response(client_id, secret, scope=scope)
+            response = self.token_response(client_id, scope=scope)
             assert response.status_code == 200, response.text
             self._tokens[key] = response.json()["access_token"]
         return self._tokens[key]
