@@ -100,9 +100,9 @@ class Report:
 
 
 Drafted = tuple[int, MsmeDraft | None, Sequence[InvalidValue]]
-"""A row number (as the caller counts rows: a file's as a spreadsheet shows it, a request's by
-its position in `rows`), its draft (None when the row could not be read into fields at all) and
-the values that could not be read into it (`check_msme`'s `unread`)."""
+"""A row number (as the person who made the file counts rows), its draft (None when the row
+could not be read into fields at all) and the values that could not be read into it
+(`check_msme`'s `unread`)."""
 
 _STAGING_METADATA = MetaData()
 RECORD_COLUMNS = (

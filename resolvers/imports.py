@@ -23,8 +23,7 @@ first thousand show what is wrong with the file; `rejected` still counts every b
 
 
 async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode) -> Report:
-    """Rows are numbered by their position in `rows`, from 0, as the schema's own input errors
-    name them (`rows[0].establishedOn`); errors name the row's input field."""
+    """Rows are numbered from 1 in the order given; errors name the row's input field."""
     if not drafts:
         raise bad_input("rows", "must hold at least one row")
     if len(drafts) > MAX_ROWS:
@@ -32,7 +31,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
     principal = info.context.principal
     if any(draft.owner is not None for draft in drafts):
         needs_personal_data_scope(info.context.policy, "rows.owner")
-    rows: list[Drafted] = [(number, draft, ()) for number, draft in enumerate(drafts)]
+    rows: list[Drafted] = [(number, draft, ()) for number, draft in enumerate(drafts, start=1)]
     async with writing(info) as connection:
         report = await import_msmes(
             connection,

@@ -21,9 +21,7 @@ class ImportMode(Enum):
 
 @strawberry.type(description="A problem with one row of an import.")
 class ImportRowError:
-    row: int = strawberry.field(
-        description="The row's position in `rows`, from 0, as in input errors' `rows[0].nib`."
-    )
+    row: int = strawberry.field(description="The row's position in `rows`, from 1.")
     field: str = strawberry.field(description='The input field, e.g. "nib" or "owner.nik".')
     reason: str
 
