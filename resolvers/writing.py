@@ -123,6 +123,6 @@ async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
         # Not the caller's doing and not a fault: the same write succeeds once the import ends.
         raise coded_error(
             ErrorCode.SERVICE_UNAVAILABLE,
-            "a bulk import is writing the MSME register; nothing was changed: send the same "
-            "request again after Retry-After seconds",
+            "a bulk import is writing the MSME register; this mutation changed nothing: send it "
+            "again after Retry-After seconds",
         ) from None
