@@ -179,7 +179,7 @@ async def change_status(
             note=checked_note,
             changed_by=principal.client_id,
         )
-    info.context.accesses.records_returned("guarantee", 1)
+    handed_out(info.context, "guarantee", guarantee.owner_nik)
     return changed
 
 

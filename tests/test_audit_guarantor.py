@@ -117,7 +117,14 @@ def test_every_decision_and_guarantee_handed_out_is_audited_naming_the_owner(
     assert _entry(demo_url, "GuarantorAuditRecord") == ({"guarantee": 1}, [SRI])
 
     assert _answer(api, STATUS, {"id": recorded["id"]})["status"] == "CLAIMED"
-    assert _entry(demo_url, "GuarantorAuditStatus")[0] == {"guarantee": 1}
+    assert _entry(demo_url, "GuarantorAuditStatus") == ({"guarantee": 1}, [SRI])
+    feed = api.graphql(
+        "query GuarantorAuditFeed { guaranteeChanges { entries { id record } } }", JAMKRIDA
+    )
+    assert recorded["id"] in {entry["id"] for entry in feed["data"]["guaranteeChanges"]["entries"]}
+    records, subjects = _entry(demo_url, "GuarantorAuditFeed")
+    assert records["guarantee"] >= 1
+    assert SRI in subjects
 
     # The custodian, asked who received data about her, names the guarantor.
     who = api.graphql(f'{{ personalDataAccess(nik: "{SRI}") {{ clientId }} }}', CUSTODIAN)

@@ -51,6 +51,7 @@ from sqlalchemy.sql.selectable import FromClause
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
 from db.queries.json_pages import JsonBuild, JsonShape
+from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope, within, within_place
 from domain.personal import OWNER_FIELDS
 
@@ -343,7 +344,13 @@ def _current(
         GUARANTEES.c.guarantor_client_id == reader.client_id,
         guarantees_within,
     )
-    return GUARANTEES, condition, GUARANTEES.c.id, [_record(*_guarantee()), nobody]
+    # A guarantee of an MSME is data about its owner (db.queries.owners.owner_nik).
+    return (
+        GUARANTEES,
+        condition,
+        GUARANTEES.c.id,
+        [_record(*_guarantee()), owner_nik(GUARANTEES.c.msme_id)],
+    )
 
 
 def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:

@@ -17,9 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     Executable,
-    Label,
     Text,
     and_,
     bindparam,
@@ -39,13 +37,13 @@ from db.models import (
     ELIGIBILITY_DECISIONS,
     ELIGIBILITY_RULESETS,
     GUARANTEES,
-    MSME_OWNERS,
     MSMES,
     PARTICIPATIONS,
     PROGRAMMES,
 )
 from db.queries import Record
 from db.queries.guarantees import has_defaulted
+from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope
 from domain.errors import InvalidValue
 from domain.participations import ParticipationStatus
@@ -66,17 +64,6 @@ def _holds_programme_credit(subject: Any) -> Any:
         PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id,
         or_(*(PROGRAMMES.c.kind == kind for kind in SUBSIDISED_CREDIT_KINDS)),
     )
-
-
-def owner_nik(msme_id: ColumnElement[Any]) -> Label[str | None]:
-    """The NIK of the owner of the MSME `msme_id` (NULL for a cooperative, or an MSME without an
-    owner on record). An MSME's owner is a natural person, the one whose NIK the register keeps
-    (R08: "the owner's NIK for an individual's business"), so a decision about the business, and
-    a guarantee resting on it, is data about them: the NIK names them as the data subject of the
-    audit entry (resolvers.eligibility.handed_out), and goes nowhere else. A cooperative is a
-    legal entity, owned by no one person."""
-    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id)
-    return nik.scalar_subquery().label("owner_nik")
 
 
 # A check's statements are built once per jurisdiction, values bound per call: building and

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
 from db.queries import Record, any_of
 from db.queries.aggregates import Figures, record_measures
+from db.queries.owners import owner_nik
 from db.queries.scoping import within
 
 OUTSTANDING = ("active", "claimed")
@@ -131,9 +132,9 @@ async def guarantee_for_update(
     connection: AsyncConnection, guarantee_id: uuid.UUID, client_id: str
 ) -> Record | None:
     statement = (
-        select(GUARANTEES)
+        select(GUARANTEES, owner_nik(GUARANTEES.c.msme_id))
         .where(GUARANTEES.c.id == guarantee_id, issued_by(client_id))
-        .with_for_update()
+        .with_for_update(of=GUARANTEES)
     )
     return (await connection.execute(statement)).first()
 

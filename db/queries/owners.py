@@ -1,11 +1,12 @@
-"""Owners' personal data. The only module that reads `msme_owners`; called only when a client
-holds `pii:read` and asked for an owner field, so other queries never touch the table."""
+"""Owners' personal data: read only when a client holds `pii:read` and asked for an owner
+field; and an owner's NIK alone, to name them as the data subject of an audit entry."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Label, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import MSME_OWNERS
@@ -18,3 +19,14 @@ async def of_msmes(
     selected = [MSME_OWNERS.c[name] for name in sorted({"msme_id", *columns})]
     statement = select(*selected).where(any_of(MSME_OWNERS.c.msme_id, msme_ids))
     return {row.msme_id: row for row in await connection.execute(statement)}
+
+
+def owner_nik(msme_id: ColumnElement[Any]) -> Label[str | None]:
+    """The NIK of the owner of the MSME `msme_id` (NULL for a cooperative, or an MSME without an
+    owner on record). An MSME's owner is a natural person, the one whose NIK the register keeps
+    (R08: "the owner's NIK for an individual's business"), so a decision about the business, and
+    a guarantee resting on it, is data about them: the NIK names them as the data subject of the
+    audit entry (resolvers.eligibility.handed_out), and goes nowhere else. A cooperative is a
+    legal entity, owned by no one person."""
+    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id)
+    return nik.scalar_subquery().label("owner_nik")
