@@ -215,7 +215,7 @@ async def check(context: Context, request: Request) -> Row:
 def handed_out(context: Context, kind: str, owner_nik: str | None) -> None:
     """A decision, or a guarantee resting on one (`kind`), went out: a record, and, about an
     MSME, data about its owner, a natural person (a credit decision; whether a guarantee is in
-    default, R13), whose NIK (db.queries.eligibility.owner_nik) names them as its data subject,
+    default, R13), whose NIK (db.queries.owners.owner_nik) names them as its data subject,
     so that `personalDataAccess` lists the guarantor. A cooperative's names no one."""
     context.accesses.records_returned(kind, 1)
     if owner_nik is not None:
