@@ -85,6 +85,10 @@ class Place:
     """Read from a cursor in clear, as the feed handed them out before it sealed them."""
 
 
+NOT_A_CURSOR = "is not a cursor of this feed"
+"""Why a cursor that does not open is refused, and a cursor in clear for whatever reason."""
+
+
 START = Place(change_feed.START, change_feed.START)
 
 
@@ -107,7 +111,7 @@ def decode_cursor(seal: CursorSeal, after: str | None, kind: str) -> Place:
     opened = seal.open(cursor_kind(kind), after)
     place = _clear_place(after, kind) if opened is None else Place(*opened)
     if place is None:
-        raise bad_input("after", "is not a cursor of this feed")
+        raise bad_input("after", NOT_A_CURSOR)
     return place
 
 
@@ -127,56 +131,58 @@ def _clear_place(after: str, kind: str) -> Place | None:
     return Place(position, horizon, clear=True)
 
 
-async def _refuse_if_made_up(info: Info[Context, Any], start: Place) -> None:
-    """A cursor in clear is taken only up to where the log reached when cursors began to be
-    sealed (migration 0029): every one the feed handed out lies there, and its position is
-    its holder's already. One past it was made up; taken, it would tell its maker where the
-    feed stands now (ahead of it or not, more after it or not), which sealing keeps from
-    every client. It is refused as a forged cursor is, before anything is read."""
+async def _clear_until(info: Info[Context, Any], start: Place) -> int:
+    """How far a page from a cursor in clear reads: where the log reached when cursors began
+    to be sealed (migration 0029). Every cursor in clear the feed handed out lies there, and
+    its position is its holder's already; anyone can make one up, though, so its page reads
+    the log up to there and no further (db/queries/change_feed.py `_end`): nothing it says,
+    entries, `hasMore` or refusal, depends on where the feed stands now, which sealing keeps
+    from every client. One past it was made up, and is refused as a forged cursor is, before
+    anything is read."""
     async with info.context.reads.checked_out(primary=False) as connection:
         until = await change_feed.clear_cursors_until(connection)
     if start.position > until or start.horizon > until:
-        raise bad_input("after", "is not a cursor of this feed")
+        raise bad_input("after", NOT_A_CURSOR)
+    return until
 
 
-def _refuse_if_folded(start: Place, horizon: int) -> None:
-    """A cursor short of what `sinergi feed compact` folded since the cursor was handed out
-    would pass over what the folded entries said (a move out of the jurisdiction, a deletion):
-    its copy must start again, empty, from no cursor. One handed out by the compacted feed
-    itself, to a reader going through the folded entries from the start, resumes as any other.
-    A cursor from a feed compacted further than this one (a database restored from a backup)
-    cannot be vouched for either. The page read the horizon in its own
-    snapshot, so a compaction committing meanwhile cannot slip between the check and the
-    entries."""
+def _folded(start: Place, horizon: int) -> str | None:
+    """Why a cursor is refused, if it is short of what `sinergi feed compact` folded since the
+    cursor was handed out: it would pass over what the folded entries said (a move out of the
+    jurisdiction, a deletion), so its copy must start again, empty, from no cursor. One handed
+    out by the compacted feed itself, to a reader going through the folded entries from the
+    start, resumes as any other. A cursor from a feed compacted further than this one (a
+    database restored from a backup) cannot be vouched for either. The page read the horizon
+    in its own snapshot, so a compaction committing meanwhile cannot slip between the check and
+    the entries."""
     if start == START:
-        return
+        return None
     if start.horizon > horizon:
-        raise bad_input(
-            "after",
+        return (
             "is from a feed compacted further than this one: empty the copy and start again "
-            "without `after`",
+            "without `after`"
         )
     if start.position < horizon and start.horizon < horizon:
-        raise bad_input(
-            "after",
+        return (
             "is older than the feed keeps (it was compacted since): empty the copy and start "
-            "again without `after`",
+            "again without `after`"
         )
+    return None
 
 
-def _refuse_if_ahead(start: Place, head: int) -> None:
-    """A cursor past every position the feed has reached was not handed out by this feed: its
-    database was restored from a backup or rebuilt since. Taken as it stands, it would answer
-    nothing until the feed caught up with it, then go on from there, passing over every change
-    in between for ever. The page read the head in its own snapshot, as it read the entries.
-    Positions go unnamed in this refusal, as in the others: they are what sealing keeps from
-    the client."""
+def _ahead(start: Place, head: int) -> str | None:
+    """Why a cursor is refused, if it is past every position the feed has reached: it was not
+    handed out by this feed, whose database was restored from a backup or rebuilt since. Taken
+    as it stands, it would answer nothing until the feed caught up with it, then go on from
+    there, passing over every change in between for ever. The page read the head in its own
+    snapshot, as it read the entries. Positions go unnamed in this refusal, as in the others:
+    they are what sealing keeps from the client."""
     if start.position > head:
-        raise bad_input(
-            "after",
+        return (
             "is ahead of the feed: the database was restored or rebuilt since; empty the copy "
-            "and start again without `after`",
+            "and start again without `after`"
         )
+    return None
 
 
 def checked_page_size(first: int | None) -> int:
@@ -239,18 +245,20 @@ async def page(
     seal = context.cursor_seal
     size = checked_page_size(first)
     start = decode_cursor(seal, after, kind)
-    if start.clear:
-        await _refuse_if_made_up(info, start)
+    until = await _clear_until(info, start) if start.clear else None
     reader = reader_of(info)
     notes = notes or context.accesses
-    found = await _read(info, kind, reader, start, size, plan, primary=False)
+    found = await _read(info, kind, reader, start, until, size, plan, primary=False)
     ahead = start.position > found.head or start.horizon > found.horizon
     if ahead and context.reads.may_lag:
         # The replica may not have replayed yet what the primary handed the cursor out from
         # (the client read there after a write of its own, or while the replica was away).
-        found = await _read(info, kind, reader, start, size, plan, primary=True)
-    _refuse_if_folded(start, found.horizon)
-    _refuse_if_ahead(start, found.head)
+        found = await _read(info, kind, reader, start, until, size, plan, primary=True)
+    refusal = _folded(start, found.horizon) or _ahead(start, found.head)
+    if refusal is not None:
+        # Which refusal a made-up cursor in clear met would say where the fold and the head
+        # stand: it meets the one refusal that says nothing.
+        raise bad_input("after", NOT_A_CURSOR if start.clear else refusal)
     end = encode_cursor(seal, kind, Place(found.end, found.horizon))
     if isinstance(found, change_feed.JsonFeedPage):
         notes.records_returned(kind, found.records)
@@ -288,22 +296,27 @@ async def _read(
     kind: str,
     reader: Reader,
     start: Place,
+    until: int | None,
     size: int,
     plan: Plan,
     *,
     primary: bool,
 ) -> change_feed.JsonFeedPage | change_feed.FeedPage:
-    """The page after `start`: as JSON PostgreSQL writes when `plan` has lists for it and none
-    of its parts turns out null, else as rows. From the primary when `primary`."""
+    """The page after `start`, of the log up to `until` unless None: as JSON PostgreSQL writes
+    when `plan` has lists for it and none of its parts turns out null, else as rows. From the
+    primary when `primary`."""
+    after = start.position
     async with info.context.reads.checked_out(primary=primary) as connection:
         if plan:
             shapes = tuple(shape for _, shape in plan)
             built = await change_feed.json_page(
-                connection, kind, reader, after=start.position, first=size, shapes=shapes
+                connection, kind, reader, after=after, first=size, shapes=shapes, until=until
             )
             if built is not None:
                 return built
-        return await change_feed.page(connection, kind, reader, after=start.position, first=size)
+        return await change_feed.page(
+            connection, kind, reader, after=after, first=size, until=until
+        )
 
 
 async def follow(

@@ -241,20 +241,26 @@ def test_a_cursor_the_compacted_feed_did_not_hand_out_is_refused(api: Api, owner
     so is one naming a horizon this feed has not reached (a database restored from a backup).
     A cursor in clear, kept from before cursors were sealed (migration 0029), is held to the
     fold as any other: one from before cursors named the horizon reads as one from before any
-    compaction."""
+    compaction. Refused, it reads as a forged one does, so a made-up one does not tell this
+    refusal from the others."""
     _age_every_entry(owner_url, 30)
     _compact(owner_url, "--older-than", "7")
     (horizon,) = run(owner_url, "SELECT horizon FROM change_log_horizon")[0]
     post = poster(api, "demo-province-62")
     run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = horizon")
     try:
-        for after in (sealed("msme", 1), sealed("msme", 1, horizon + 1), in_clear("msme", 1, None)):
+        again = "start again without `after`"
+        for after, reason in (
+            (sealed("msme", 1), again),
+            (sealed("msme", 1, horizon + 1), again),
+            (in_clear("msme", 1, None), "is not a cursor of this feed"),
+        ):
             refused = post(FEED, {"after": after})
             assert refused["data"] == {"msmeChanges": None}, after
             (error,) = refused["errors"]
             assert error["extensions"]["code"] == "BAD_USER_INPUT"
             assert error["extensions"]["field"] == "after"
-            assert "start again without `after`" in error["message"]
+            assert reason in error["message"]
         assert post(FEED, {"after": sealed("msme", 1, horizon)})["data"]["msmeChanges"]
         assert post(FEED, {"after": in_clear("msme", 1, horizon)})["data"]["msmeChanges"]
     finally:

@@ -406,28 +406,35 @@ def _head() -> ColumnElement[Any]:
 
 def _scan_end() -> ColumnElement[Any]:
     """Where a page stops looking: the entry `:skip` + 1 places after `:after`, whatever its
-    kind and whoever it concerns, or the head when fewer are left (null for an empty log).
-    A statement's WHERE and its columns both ask; as one WITH query, referenced twice,
-    PostgreSQL finds it once (the scan of up to `skip` primary-key entries is a millisecond)."""
+    kind and whoever it concerns, or the head when fewer are left (null for an empty log);
+    with `:until` (a page from a cursor in clear), no further than it, and there when fewer
+    are left up to it, wherever the head is (`_end`). A statement's WHERE and its columns both
+    ask; as one WITH query, referenced twice, PostgreSQL finds it once (the scan of up to
+    `skip` primary-key entries is a millisecond)."""
     return select(_SCAN_END.c.scan_end).scalar_subquery()
 
 
+_UNTIL = bindparam("until", type_=BigInteger)
 _SCAN_END = select(
-    func.coalesce(
-        select(LOG.c.id)
-        .where(LOG.c.id > bindparam("after", type_=BigInteger))
-        .order_by(LOG.c.id)
-        .offset(bindparam("skip", type_=BigInteger))
-        .limit(1)
-        .scalar_subquery(),
-        _head(),
+    func.least(  # LEAST passes over a null `until`
+        func.coalesce(
+            select(LOG.c.id)
+            .where(LOG.c.id > bindparam("after", type_=BigInteger))
+            .order_by(LOG.c.id)
+            .offset(bindparam("skip", type_=BigInteger))
+            .limit(1)
+            .scalar_subquery(),
+            _UNTIL,
+            _head(),
+        ),
+        _UNTIL,
     ).label("scan_end")
 ).cte("scan_end")
 
 
-def _scanning(after: int) -> dict[str, int]:
-    """The parameters of a page after `after`."""
-    return {"after": after, "skip": SCAN - 1}
+def _scanning(after: int, until: int | None) -> dict[str, int | None]:
+    """The parameters of a page after `after`, read no further than `until` unless None."""
+    return {"after": after, "skip": SCAN - 1, "until": until}
 
 
 def _horizon() -> ColumnElement[Any]:
@@ -467,25 +474,43 @@ def statement(kind: str, reader: Reader, first: int) -> DriverStatement:
 
 
 async def page(
-    connection: Pooled, kind: str, reader: Reader, *, after: int, first: int
+    connection: Pooled,
+    kind: str,
+    reader: Reader,
+    *,
+    after: int,
+    first: int,
+    until: int | None = None,
 ) -> FeedPage:
-    rows = await fetch(connection, statement(kind, reader, first), _scanning(after))
+    """The entries after `after`; with `until`, of the log up to it only (`_end`)."""
+    rows = await fetch(connection, statement(kind, reader, first), _scanning(after, until))
     entries = [row for row in rows if row.feed_id is not None]
     head, horizon, scan_end = rows[0].head, rows[0].horizon, rows[0].scan_end
     last = entries[min(len(entries), first) - 1].feed_id if entries else None
-    end, has_more = _end(after, scan_end, head, len(entries), first, last)
+    end, has_more = _end(after, scan_end, head, len(entries), first, last, until)
     return FeedPage(entries[:first], end, has_more, horizon, reach(head, horizon))
 
 
 def _end(
-    after: int, scan_end: int | None, head: int | None, fetched: int, first: int, last: int | None
+    after: int,
+    scan_end: int | None,
+    head: int | None,
+    fetched: int,
+    first: int,
+    last: int | None,
+    until: int | None,
 ) -> tuple[int, bool]:
     """Where the reader stands after a page, and whether more is waiting: past the page's last
-    entry when more entries than fit were found; else past what the page scanned."""
+    entry when more entries than fit were found; else past what the page scanned. A page read
+    up to `until` (from a cursor in clear, which anyone can make up) always says more is
+    waiting: whether the head lies a stretch beyond its cursor or not would tell its maker
+    where the feed stands now, so the page says nothing of the log past `until`."""
     if fetched > first:
         assert last is not None
         return last, True
     scanned = after if scan_end is None else max(after, scan_end)
+    if until is not None:
+        return scanned, True
     return scanned, head is not None and head > scanned
 
 
@@ -545,14 +570,16 @@ async def json_page(
     after: int,
     first: int,
     shapes: tuple[JsonShape, ...],
+    until: int | None = None,
 ) -> JsonFeedPage | None:
     """The page `page` would read, as JSON; None when a part that may not be null turns out
     null (the executor then reports it, as it reports everything else)."""
-    (row,) = await fetch(connection, json_statement(kind, reader, first, shapes), _scanning(after))
+    scanning = _scanning(after, until)
+    (row,) = await fetch(connection, json_statement(kind, reader, first, shapes), scanning)
     head, horizon, scan_end, fetched, last_on_page, records, subjects, count, missing, *lists = row
     if missing:
         return None
-    end, has_more = _end(after, scan_end, head, fetched, first, last_on_page)
+    end, has_more = _end(after, scan_end, head, fetched, first, last_on_page, until)
     return JsonFeedPage(
         tuple(lists), end, has_more, count, records, subjects or [], horizon, reach(head, horizon)
     )
