@@ -159,10 +159,14 @@ FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
   AND msmes.province_code = $9::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
   subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
-  check_date, facts, verdict, results, coverage_amount, estimated_fee) VALUES ($1::VARCHAR,
-  $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::VARCHAR, $6::VARCHAR, $7::VARCHAR, $8::BIGINT,
-  $9::SMALLINT, $10::VARCHAR, $11::VARCHAR, $12::DATE, CAST($13::VARCHAR AS JSONB),
-  $14::VARCHAR, CAST($15::VARCHAR AS JSONB), $16::BIGINT, $17::BIGINT)
+  check_date, facts, verdict, results, coverage_amount, estimated_fee) SELECT $1::VARCHAR AS
+  client_id, $2::VARCHAR AS organisation, $3::BIGINT AS msme_id, $4::BIGINT AS cooperative_id,
+  $5::VARCHAR AS subject_key, $6::VARCHAR AS province_code, $7::VARCHAR AS regency_code,
+  $8::BIGINT AS loan_amount, $9::SMALLINT AS tenor_months, $10::VARCHAR AS product,
+  $11::VARCHAR AS ruleset_version, $12::DATE AS check_date, CAST($13::VARCHAR AS JSONB) AS facts,
+  $14::VARCHAR AS verdict, CAST($15::VARCHAR AS JSONB) AS results, $16::BIGINT AS
+  coverage_amount, $17::BIGINT AS estimated_fee
+  WHERE $3::BIGINT IS NULL OR pg_try_advisory_xact_lock_shared(hashtext($18::VARCHAR))
   RETURNING eligibility_decisions.id, eligibility_decisions.client_id,
   eligibility_decisions.organisation, eligibility_decisions.msme_id,
   eligibility_decisions.cooperative_id, eligibility_decisions.subject_key,
@@ -236,6 +240,7 @@ async def eligibility(request: Request) -> Response:
             orjson.dumps(results_of(decision)).decode(),
             decision.coverage_amount,
             decision.estimated_fee,
+            "sinergi.import",  # the import lock (db/writes/msmes.py), shared while it stores
         )
     body = {"data": {"checkEligibility": {"verdict": stored["verdict"]}}}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -19,6 +19,7 @@ from strawberry.utils.str_converters import to_camel_case
 from db.driver import Pooled, Row
 from db.queries import Record
 from db.queries import eligibility as queries
+from db.writes import ImportInProgress
 from domain.eligibility import (
     COOPERATIVE,
     MSME,
@@ -38,7 +39,7 @@ from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.policy import AccessPolicy
-from resolvers.writing import invalid
+from resolvers.writing import after_imports, import_in_progress, invalid
 
 _PARSED: dict[tuple[str, str], RuleSet] = {}
 
@@ -165,11 +166,33 @@ async def _subject(
 async def check(context: Context, request: Request) -> Row:
     """Decide, store the decision with its facts and rule-set version, and return it.
 
-    The decision is stored by the last statement, a transaction of its own: a check that raises
-    has stored no decision."""
-    principal = context.principal
+    A decision about an MSME is not stored while an import holds the register (the decision's
+    foreign key would wait on the records it holds locked): the check then waits for the import
+    as a write does, at most `msmes.IMPORT_WAIT` (SERVICE_UNAVAILABLE after that), and decides
+    again on the register the import left. A check that raises has stored no decision."""
     kind, key = _subject_key(request)
     _checked_loan(request)
+    try:
+        stored, owner_nik = await _decide(context, kind, key, request)
+    except ImportInProgress:
+        async with context.transaction() as connection:
+            await after_imports(connection)
+            await connection.rollback()  # waited for, and nothing written
+        try:
+            stored, owner_nik = await _decide(context, kind, key, request)
+        except ImportInProgress:  # the next import took the register meanwhile
+            raise import_in_progress() from None
+    handed_out(context, "eligibility_decision", owner_nik)
+    return stored
+
+
+async def _decide(
+    context: Context, kind: str, key: str, request: Request
+) -> tuple[Row, str | None]:
+    """The decision stored, and the NIB's owner's NIK. ImportInProgress, and nothing stored,
+    while an import holds the MSME register. The decision is stored by the last statement, a
+    transaction of its own."""
+    principal = context.principal
     now = today()
     async with context.single_write() as connection:
         row, rules, check_date = await _subject(connection, kind, key, context.policy, request, now)
@@ -208,8 +231,7 @@ async def check(context: Context, request: Request) -> Row:
                 "estimated_fee": decision.estimated_fee,
             },
         )
-    handed_out(context, "eligibility_decision", row.owner_nik if kind == MSME else None)
-    return stored
+    return stored, row.owner_nik if kind == MSME else None
 
 
 def handed_out(context: Context, kind: str, owner_nik: str | None) -> None:

@@ -21,7 +21,7 @@ from resolvers.context import Context
 from resolvers.eligibility import handed_out, parse_id, registry_facts, ruleset
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.policy import AccessPolicy
-from resolvers.writing import invalid
+from resolvers.writing import after_imports, invalid
 
 _DECISION = "guarantee.decisionId"
 """The argument every refusal about the decision names, in `extensions.field` and its message."""
@@ -62,6 +62,9 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             rules.check_decision_age(decision.check_date, today=today())
         except InvalidValue as error:
             raise bad_input(_DECISION, error.reason) from None
+        if decision.msme_id is not None:
+            # The guarantee's foreign key would otherwise wait on the records an import holds.
+            await after_imports(connection)
         await _still_holds(connection, info.context.policy, decision)
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:

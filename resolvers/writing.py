@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.writes import Duplicate, ImportInProgress, NotFound, StaleVersion, vocabulary
+from db.writes import Duplicate, ImportInProgress, NotFound, StaleVersion, msmes, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_record_id
@@ -120,9 +120,22 @@ async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
     except ImportInProgress:
-        # Not the caller's doing and not a fault: the same write succeeds once the import ends.
-        raise coded_error(
-            ErrorCode.SERVICE_UNAVAILABLE,
-            "a bulk import is writing the MSME register; this mutation changed nothing: send it "
-            "again after Retry-After seconds",
-        ) from None
+        raise import_in_progress() from None
+
+
+async def after_imports(connection: AsyncConnection) -> None:
+    """`msmes.after_imports` outside `writing` (an eligibility check, a guarantee): a write that
+    names an MSME waits for an import in progress, and is refused as `writing` refuses it."""
+    try:
+        await msmes.after_imports(connection)
+    except ImportInProgress:
+        raise import_in_progress() from None
+
+
+def import_in_progress() -> GraphQLError:
+    """Not the caller's doing and not a fault: the same write succeeds once the import ends."""
+    return coded_error(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        "a bulk import is writing the MSME register; this mutation changed nothing: send it "
+        "again after Retry-After seconds",
+    )

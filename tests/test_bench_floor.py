@@ -150,7 +150,11 @@ async def test_the_floor_checks_eligibility_as_sinergi_does(
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert answer is not None
-    (facts,) = [(sql, parameters) for sql, parameters in ran if "AS ruleset_version" in sql]
+    (facts,) = [
+        (sql, parameters)
+        for sql, parameters in ran
+        if sql.startswith("SELECT") and "AS ruleset_version" in sql
+    ]
     (store,) = [sql for sql, _ in ran if "INSERT INTO eligibility_decisions" in sql]
     assert facts[0].split() == floor.FACTS.split()
     assert tuple(facts[1]) == floor.facts_arguments(ELIGIBLE_NIB, today(), "62", jamkrida.client_id)

@@ -219,3 +219,67 @@ def test_a_guarantee_is_not_recorded_on_a_decision_the_register_has_overturned(
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "guarantee.decisionId"}
     assert said in error["message"]
     assert error["message"].endswith("the decision no longer holds; check again")
+
+
+def _stored(url: str, msme_id: str) -> tuple[int, int]:
+    """The decisions and guarantees stored about the MSME."""
+
+    async def count() -> tuple[int, int]:
+        connection = await asyncpg.connect(url)
+        try:
+            decisions = "SELECT count(*) FROM eligibility_decisions WHERE msme_id = $1"
+            guarantees = "SELECT count(*) FROM guarantees WHERE msme_id = $1"
+            return (
+                int(await connection.fetchval(decisions, int(msme_id))),
+                int(await connection.fetchval(guarantees, int(msme_id))),
+            )
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+def test_a_check_and_a_guarantee_meeting_an_import_are_refused_promptly_and_sent_again_later(
+    api: Api, module_reference_url: str
+) -> None:
+    """An import holds the import lock and the records it names until it commits. A check or a
+    guarantee about one of them (their foreign key waits on the record's lock) waits a little
+    as every MSME write does, then is refused with a code that says send it again, not INTERNAL
+    at the statement timeout; nothing of it is stored, and the same requests succeed once the
+    import has ended."""
+    request, business = _business(api, "7791000000301")
+    decision = _checked(api, request, JAMKRIDA)  # to be guaranteed
+    guarantee = _guarantee(decision["id"], **ISSUED)
+    before = _stored(module_reference_url, business["id"])
+    token = api.token(JAMKRIDA)
+
+    async def during_import() -> list[tuple[Any, float]]:
+        connection = await asyncpg.connect(module_reference_url)
+        try:
+            async with connection.transaction():  # as db.imports holds them
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('sinergi.import'))")
+                await connection.execute(
+                    "SELECT 1 FROM msmes WHERE id = $1 FOR UPDATE", int(business["id"])
+                )
+                answers = []
+                for document, variables in ((CHECK, {"request": request}), (RECORD, guarantee)):
+                    started = asyncio.get_running_loop().time()
+                    body = {"query": document, "variables": variables}
+                    answer = await asyncio.to_thread(api.post, body, token)
+                    answers.append((answer, asyncio.get_running_loop().time() - started))
+                return answers
+        finally:
+            await connection.close()
+
+    for answer, waited in asyncio.run(during_import()):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"]
+        (error,) = answer.json()["errors"]
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert waited < 4, "refused well within the statement timeout"
+    assert _stored(module_reference_url, business["id"]) == before
+
+    _checked(api, request, JAMKRIDA)
+    _guaranteed(api, JAMKRIDA, decision["id"])
+    decisions, guarantees = before
+    assert _stored(module_reference_url, business["id"]) == (decisions + 1, guarantees + 1)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     exists,
+    func,
     or_,
     select,
     update,
@@ -45,6 +46,8 @@ from db.queries import Record
 from db.queries.guarantees import has_defaulted
 from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope
+from db.writes import ImportInProgress
+from db.writes.msmes import IMPORT_LOCK
 from domain.errors import InvalidValue
 from domain.participations import ParticipationStatus
 from domain.ruleset import RuleSet
@@ -299,15 +302,24 @@ _STORED = (
 )
 _JSON = ("facts", "results")
 # JSON goes as text that PostgreSQL casts: db.driver takes no parameter SQLAlchemy must convert.
+_VALUES = {
+    name: cast(bindparam(name, type_=Text), JSONB)
+    if name in _JSON
+    else bindparam(name, type_=ELIGIBILITY_DECISIONS.c[name].type)
+    for name in _STORED
+}
+# A decision about an MSME is stored only with the import lock shared (db/writes/msmes.py),
+# taken in the INSERT itself: no statement more, and no transaction, for a check.
 _STORE = DriverStatement(
     insert(ELIGIBILITY_DECISIONS)
-    .values(
-        {
-            name: cast(bindparam(name, type_=Text), JSONB)
-            if name in _JSON
-            else bindparam(name, type_=ELIGIBILITY_DECISIONS.c[name].type)
-            for name in _STORED
-        }
+    .from_select(
+        _STORED,
+        select(*(value.label(name) for name, value in _VALUES.items())).where(
+            or_(
+                _VALUES["msme_id"].is_(None),
+                func.pg_try_advisory_xact_lock_shared(IMPORT_LOCK),
+            )
+        ),
     )
     .returning(ELIGIBILITY_DECISIONS)
 )
@@ -315,11 +327,15 @@ _STORE = DriverStatement(
 
 async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
     """Store a decision and read it back, on asyncpg itself (db/driver.py): through
-    SQLAlchemy's execution a check cost a ninth more server CPU."""
-    (stored,) = await fetch(
-        connection, _STORE, {**values, **{k: json_text(values[k]) for k in _JSON}}
-    )
-    return stored
+    SQLAlchemy's execution a check cost a ninth more server CPU.
+
+    ImportInProgress, and nothing stored, while an import holds the MSME register the decision
+    is about: its foreign key would wait until the statement timeout on the records the import
+    holds locked. The caller waits for the import as a write does (`msmes.after_imports`)."""
+    stored = await fetch(connection, _STORE, {**values, **{k: json_text(values[k]) for k in _JSON}})
+    if not stored:
+        raise ImportInProgress
+    return stored[0]
 
 
 def _visible_to(client_id: str) -> Any:
