@@ -45,11 +45,19 @@ stood on one day, and a guarantee recorded months later on it would rest on fact
 moved on, as a check dated months back would. A lender's application, checked a few days late
 over a holiday, is guaranteed within the fortnight, or checked again."""
 
-RECHECKED_RULES = ("R01", "R10", "R12", "R13")
+RECHECKED_RULES = ("R01", "R10", "R11", "R12", "R13")
 """The rules a guarantee's recording applies again, to the register as it is that day: since the
-check the business may have closed (R01), left the guarantor's area (R10), taken up subsidised
-programme credit (R12) or defaulted on a guarantee of the guarantor's (R13), each a state of the
-register that ends its eligibility outright. The lender's facts are the lender's, attested once."""
+check the business may have closed (R01), left the guarantor's area (R10), a cooperative may
+have been deactivated or dissolved (R11), the business taken up subsidised programme credit
+(R12) or defaulted on a guarantee of the guarantor's (R13), each a state of the register that
+ends its eligibility outright. The lender's facts are the lender's, attested once."""
+
+RECHECKED_IN_PART = {"R11": frozenset({"not_active"})}
+"""Rules of several checks applied again for some of their failures (`RuleResult.reason`): R11
+for the cooperative's status alone. Its RAT and health are its standing as the check weighed
+it on its check date; the status, like an MSME's closing (R01), ends its eligibility. R11
+reports the status first (domain.eligibility), so an inactive cooperative is `not_active`
+whatever its RAT."""
 
 
 def check_decision_age(decided_on: date, *, today: date) -> None:
@@ -64,14 +72,17 @@ def check_decision_age(decided_on: date, *, today: date) -> None:
 
 
 def failing_now(facts: EligibilityFacts, ruleset: RuleSet) -> tuple[RuleResult, ...]:
-    """The RECHECKED_RULES failed on `facts`, a decision's with the register's replaced by what
-    it says today, under the decision's own rule set: by the check's own rules
-    (domain.eligibility.evaluate), so a check and a guarantee's recording apply one rule."""
+    """The RECHECKED_RULES failed (those of RECHECKED_IN_PART for its reasons alone) on `facts`,
+    a decision's with the register's replaced by what it says today, under the decision's own
+    rule set: by the check's own rules (domain.eligibility.evaluate), so a check and a
+    guarantee's recording apply one rule."""
     results = evaluate(facts, ruleset).results
     return tuple(
         result
         for result in results
-        if result.rule_id in RECHECKED_RULES and result.outcome is Outcome.FAIL
+        if result.rule_id in RECHECKED_RULES
+        and result.outcome is Outcome.FAIL
+        and result.reason in RECHECKED_IN_PART.get(result.rule_id, {result.reason})
     )
 
 

@@ -221,6 +221,37 @@ def test_a_guarantee_is_not_recorded_on_a_decision_the_register_has_overturned(
     assert error["message"].endswith("the decision no longer holds; check again")
 
 
+CREATE_COOPERATIVE = """
+mutation($number: String!) { createCooperative(input: {legalEntityNo: $number,
+  name: "Koperasi Produsen Uji", type: PRODUSEN, region: "62.71", establishedOn: "2019-06-01",
+  lastRatBookYear: 2025}) { id version } }
+"""
+DEACTIVATE_COOPERATIVE = """
+mutation($id: ID!, $version: Int!) { deactivateCooperative(id: $id, version: $version) { status } }
+"""
+
+
+def test_a_cooperative_deactivated_since_its_check_is_not_guaranteed(api: Api) -> None:
+    """R11's status is a state of the register, as an MSME's closing (R01) is: a decision about
+    a cooperative since deactivated no longer holds."""
+    number = "AHU-7791200.AH.01.26.TAHUN 2019"
+    created = api.graphql(CREATE_COOPERATIVE, "demo-province-62", {"number": number})
+    assert "errors" not in created, created
+    cooperative = created["data"]["createCooperative"]
+    request = _request({"legalEntityNo": number}, 50_000_000, 24, **FULL_ATTESTATION)
+    decision = _checked(api, {**request, "checkDate": None}, JAMKRIDA)
+    assert decision["verdict"] == "ELIGIBLE", decision
+    deactivated = api.graphql(DEACTIVATE_COOPERATIVE, "demo-province-62", cooperative)
+    assert deactivated["data"]["deactivateCooperative"] == {"status": "INACTIVE"}, deactivated
+
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"], **ISSUED))
+    assert refused["data"] == {"recordGuarantee": None}
+    (error,) = refused["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "guarantee.decisionId"}
+    assert "fails R11 COOP_ACTIVE (not_active): " in error["message"], error
+    assert error["message"].endswith("the decision no longer holds; check again")
+
+
 def _stored(url: str, msme_id: str) -> tuple[int, int]:
     """The decisions and guarantees stored about the MSME."""
 

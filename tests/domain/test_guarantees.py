@@ -21,7 +21,7 @@ from domain.guarantees import (
     check_transition,
     failing_now,
 )
-from tests.domain.test_eligibility import V1, attested, msme
+from tests.domain.test_eligibility import V1, attested, coop, msme
 
 EQUITY = 50_000_000_000  # Rp50 miliar: the POJK 2/2017 minimum for a provincial guarantor
 
@@ -134,3 +134,18 @@ def test_a_recording_applies_again_only_the_rules_the_register_can_overturn() ->
         ("R13", "defaulted"),
     ]
     assert failing_now(msme(province_code=None), V1) == ()
+
+
+@pytest.mark.parametrize("status", ["inactive", "dissolved"])
+def test_a_recording_applies_again_a_cooperatives_status_but_not_its_rat_or_health(
+    status: str,
+) -> None:
+    """A cooperative deactivated or dissolved since its check fails R11 as the check fails it,
+    whatever its RAT; its RAT and health are its standing as the check weighed it."""
+    assert [(r.rule_id, r.reason) for r in failing_now(coop(coop_status=status), V1)] == [
+        ("R11", "not_active")
+    ]
+    stale = coop(coop_status=status, coop_last_rat_book_year=2019)
+    assert [(r.rule_id, r.reason) for r in failing_now(stale, V1)] == [("R11", "not_active")]
+    assert failing_now(coop(coop_last_rat_book_year=2019), V1) == ()
+    assert failing_now(coop(coop_savings_and_loan=True, ksp_health="tidak_sehat"), V1) == ()
