@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.roles import UnsafeServiceRole
+from domain.errors import InvalidValue
 from sinergi.database import (
     SchemaNotCurrent,
     in_transaction,
@@ -383,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args, settings))
-    except (SettingsError, UnsafeServiceRole, SchemaNotCurrent) as error:  # found late
+    # Found late; an InvalidValue here is a stored rule set the bundled one contradicts.
+    except (SettingsError, UnsafeServiceRole, SchemaNotCurrent, InvalidValue) as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
     except Exception as error:
