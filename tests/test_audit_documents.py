@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,21 +34,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def _socket(api: Api, client: tuple[str, str]) -> Iterator[Any]:
-    """An acknowledged graphql-transport-ws connection for the client."""
-    issued = api.token_response(*client)
-    assert issued.status_code == 200, issued.text
-    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
-        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
-        socket.send_json({"type": "connection_init", "payload": auth})
-        assert socket.receive_json()["type"] == "connection_ack"
-        yield socket
-
-
 def _delivered(api: Api, client: tuple[str, str], payload: dict[str, Any]) -> None:
     """The first page of the feed, from its start, delivered (and so audited)."""
-    with _socket(api, client) as socket:
+    with api.socket(client) as socket:
         socket.send_json({"id": "1", "type": "subscribe", "payload": payload})
         answer = socket.receive_json()
         assert answer["type"] == "next", answer

@@ -4,8 +4,6 @@ unless --verbose, and a clear note before a command makes a new database beside 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import os
 import shutil
 import subprocess
@@ -13,7 +11,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,23 +18,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth import clients
 from db import embedded
 from db.engine import async_url
-from sinergi.cli import main
+from tests.support.cli import sinergi
 from tests.support.http import Api, served
 
 
-def _cli(url: str, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: Api) -> None:
-    code, out, _ = _cli(demo_url, "token", "demo-ministry")
+    code, out, _ = sinergi(demo_url, "token", "demo-ministry")
     assert code == 0
     token = out.strip()
     with served(demo_url) as served_api:
@@ -47,27 +33,27 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
         "scopes": ["aggregates:read", "targets:read"],
     }
 
-    code, out, _ = _cli(demo_url, "token", "demo-ministry", "--scope", "aggregates:read")
+    code, out, _ = sinergi(demo_url, "token", "demo-ministry", "--scope", "aggregates:read")
     narrowed = api.post({"query": "{ viewer { scopes } }"}, out.strip()).json()
     assert narrowed["data"]["viewer"]["scopes"] == ["aggregates:read"]
 
-    code, out, err = _cli(
+    code, out, err = sinergi(
         demo_url, "clients", "create", "--name", "Real", "--org-kind", "ministry",
         "--jurisdiction", "ID", "--purpose", "a real one", "--json",
     )  # fmt: skip
     assert code == 0
     real = out.split('"client_id": "')[1].split('"')[0]
-    code, out, err = _cli(demo_url, "token", "demo-ministry", "--scope", "records:read")
+    code, out, err = sinergi(demo_url, "token", "demo-ministry", "--scope", "records:read")
     assert (code, out) == (2, "")
     assert "scope exceeds what the client was granted" in err
     for refused in (real, "no-such-client"):
-        code, out, err = _cli(demo_url, "token", refused)
+        code, out, err = sinergi(demo_url, "token", refused)
         assert (code, out) == (2, "")
         assert "not an active client with the demo secret" in err
 
 
 def test_token_refuses_a_revoked_demo_client(fresh_url: str) -> None:
-    assert _cli(fresh_url, "migrate")[0] == 0
+    assert sinergi(fresh_url, "migrate")[0] == 0
 
     async def register_and_revoke() -> None:
         from sinergi.demo_mode import register_demo_clients
@@ -79,8 +65,8 @@ def test_token_refuses_a_revoked_demo_client(fresh_url: str) -> None:
         await engine.dispose()
 
     asyncio.run(register_and_revoke())
-    assert _cli(fresh_url, "token", "demo-walidata")[0] == 2
-    assert _cli(fresh_url, "token", "demo-ministry")[0] == 0
+    assert sinergi(fresh_url, "token", "demo-walidata")[0] == 2
+    assert sinergi(fresh_url, "token", "demo-ministry")[0] == 0
 
 
 def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:

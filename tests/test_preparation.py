@@ -5,13 +5,9 @@ commands that set a database up create or upgrade its schema."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import os
 import shutil
 import uuid
 from pathlib import Path
-from unittest import mock
 
 import asyncpg
 import pytest
@@ -19,9 +15,9 @@ from sqlalchemy.engine import make_url
 
 from db import migrate, preparation, roles
 from sinergi import demo
-from sinergi.cli import main
 from sinergi.database import migrated, prepared
 from sinergi.settings import Settings
+from tests.support.cli import sinergi
 from tests.support.databases import TEST_SERVICE, as_service, create_database, drop_database
 
 REGENCY = "62.71"
@@ -162,7 +158,7 @@ def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) ->
     tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
     asyncio.run(create_database(server_url, name))
     try:
-        assert _cli(url, "clients", "list") == (
+        assert sinergi(url, "clients", "list") == (
             2,
             "",
             f"sinergi: the database at {where} holds no Sinergi schema: `sinergi migrate`"
@@ -170,25 +166,14 @@ def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) ->
         )
         assert _fetch(url, tables) == 0
         migrate.upgrade(url, "0027")
-        assert _cli(url, "clients", "list") == (
+        assert sinergi(url, "clients", "list") == (
             2,
             "",
             f"sinergi: the database at {where} has migrations pending: run `sinergi migrate` to"
             " bring it up to date\n",
         )
         assert _fetch(url, "SELECT version_num FROM alembic_version") == "0027"
-        assert _cli(url, "migrate")[0] == 0
-        assert _cli(url, "clients", "list")[0] == 0
+        assert sinergi(url, "migrate")[0] == 0
+        assert sinergi(url, "clients", "list")[0] == 0
     finally:
         asyncio.run(drop_database(server_url, name))
-
-
-def _cli(url: str, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()

@@ -381,18 +381,6 @@ def _trust(url: str, tmp_path: Path, client_id: str, document: str) -> str:
     return str(json.loads(out)[0]["sha256"])
 
 
-@contextlib.contextmanager
-def _socket(api: Api, client: tuple[str, str]) -> Iterator[Any]:
-    """An acknowledged graphql-transport-ws connection for the client."""
-    issued = api.token_response(*client)
-    assert issued.status_code == 200, issued.text
-    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
-        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
-        socket.send_json({"type": "connection_init", "payload": auth})
-        assert _message(socket)["type"] == "connection_ack"
-        yield socket
-
-
 def _message(socket: Any) -> dict[str, Any]:
     message: dict[str, Any] = socket.receive_json()
     return message
@@ -418,7 +406,7 @@ def test_a_held_client_subscribes_over_a_websocket_only_once_the_document_is_reg
 ) -> None:
     """The attack: a leaked token of a client held to its documents, none of them this feed."""
     client = watchers["unregistered"]
-    with _socket(ws_api, client) as socket:
+    with ws_api.socket(client) as socket:
         error = _refused(socket, _subscribe(socket, "1", {"query": WATCH}), "FORBIDDEN")
         assert error["extensions"]["mode"] == "trusted documents"
         assert "trusted documents" in error["message"]
@@ -434,7 +422,7 @@ def test_over_a_websocket_a_held_client_may_subscribe_by_hash_but_not_by_an_unkn
 ) -> None:
     client = watchers["watching"]
     registered = _trust(demo_url, tmp_path, client[0], WATCH)
-    with _socket(ws_api, client) as socket:
+    with ws_api.socket(client) as socket:
         by_hash = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": registered}}}
         answer = _subscribe(socket, "1", by_hash)
         assert answer["type"] == "next", answer
@@ -482,7 +470,7 @@ def test_a_subscribe_message_meets_the_limits_a_post_meets(
     request guard. The refusal is counted, as one over HTTP is."""
     counted = {"code": code, "status": "ws"}
     before = REGISTRY.get_sample_value("sinergi_errors_total", counted) or 0.0
-    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+    with ws_api.socket(("demo-province-62", DEMO_SECRET)) as socket:
         _refused(socket, _subscribe(socket, "1", payload), code)
     assert REGISTRY.get_sample_value("sinergi_errors_total", counted) == before + 1
 
@@ -492,7 +480,7 @@ def test_a_subscribe_message_by_hash_meets_the_limits_with_its_variables(
 ) -> None:
     """The WebSocket's subscribe messages go through the same checks once the hash is filled
     in: over the cost with its variables, and an operation the document lacks."""
-    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+    with ws_api.socket(("demo-province-62", DEMO_SECRET)) as socket:
         costly = _subscribe(socket, "1", {**heavy, "variables": {"a": 100, "b": 100}})
         assert _refused(socket, costly, "QUERY_TOO_COMPLEX")["extensions"]["limit"] == "cost"
         unnamed = _subscribe(socket, "2", {**heavy, "operationName": "Nope"})
@@ -526,7 +514,7 @@ def test_frames_nested_too_deeply_to_decode_close_the_socket_with_4400(
         closed = ws.receive()
     assert (closed["type"], closed["code"]) == ("websocket.close", undecodable_or_tokenless)
     client = ("demo-province-62", DEMO_SECRET)
-    with _socket(ws_api, client) as socket:
+    with ws_api.socket(client) as socket:
         deep = {"query": WATCH, "variables": {"a": json.loads(_nested(450))}}
         assert _subscribe(socket, "1", deep)["type"] == "next"
         query = json.dumps(WATCH)
@@ -545,7 +533,7 @@ def test_a_subscription_past_the_connections_limit_is_refused_with_a_code(
     QUERY_TOO_COMPLEX naming the limit, as a batch past its limit is, and counted."""
     counted = {"code": "QUERY_TOO_COMPLEX", "status": "ws"}
     before = REGISTRY.get_sample_value("sinergi_errors_total", counted) or 0.0
-    with _socket(ws_api, ("demo-province-62", DEMO_SECRET)) as socket:
+    with ws_api.socket(("demo-province-62", DEMO_SECRET)) as socket:
         for id in "1234":
             socket.send_json({"id": id, "type": "subscribe", "payload": {"query": WATCH}})
         socket.send_json({"id": "5", "type": "subscribe", "payload": {"query": WATCH}})

@@ -51,6 +51,18 @@ class Api:
         answer: dict[str, Any] = response.json()
         return answer
 
+    @contextmanager
+    def socket(self, client: tuple[str, str]) -> Iterator[Any]:
+        """An acknowledged graphql-transport-ws connection for the client (id, secret)."""
+        issued = self.token_response(*client)
+        assert issued.status_code == 200, issued.text
+        protocols = ["graphql-transport-ws"]
+        with self.client.websocket_connect("/graphql", subprotocols=protocols) as socket:
+            auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+            socket.send_json({"type": "connection_init", "payload": auth})
+            assert socket.receive_json()["type"] == "connection_ack"
+            yield socket
+
 
 @contextmanager
 def served(url: str, settings: Settings | None = None) -> Iterator[Api]:
