@@ -12,9 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 
 def async_url(url: str) -> str:
-    """Point any PostgreSQL URL at the asyncpg driver, the one the app runs on."""
+    """Point any PostgreSQL URL at the asyncpg driver, the one the app runs on. libpq's
+    `sslmode` (what hosted PostgreSQL services hand out) becomes the `ssl` keyword SQLAlchemy
+    passes to asyncpg, which takes the same modes and has no `sslmode` keyword."""
     parsed = make_url(url)
-    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    query = dict(parsed.query)
+    if "sslmode" in query and "ssl" not in query:
+        query["ssl"] = query.pop("sslmode")
+    return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(
+        hide_password=False
+    )
 
 
 def json_text(value: Any) -> str:

@@ -59,8 +59,12 @@ class Subscriber(Protocol):
 
 
 def libpq_url(url: URL) -> str:
-    """An engine's URL as asyncpg's own `connect` reads it."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """An engine's URL as asyncpg's own `connect` reads it: as libpq does, so with `sslmode`
+    where the engine's has SQLAlchemy's `ssl` (read as a server setting otherwise)."""
+    query = dict(url.query)
+    if "ssl" in query and "sslmode" not in query:
+        query["sslmode"] = query.pop("ssl")
+    return url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
 
 
 class Listener:
