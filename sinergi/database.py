@@ -94,7 +94,8 @@ def _where(settings: Settings) -> str:
     if url is None:
         return f"the embedded server under SINERGI_HOME={settings.home}"
     parsed = make_url(url)
-    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    host = parsed.host or parsed.query.get("host") or "localhost"  # a socket directory, maybe
+    return f"{host}:{parsed.port or 5432}/{parsed.database or ''}"
 
 
 def resolve_url(settings: Settings) -> str:

@@ -50,7 +50,7 @@ def test_a_postgresql_that_cannot_be_reached_is_one_line(
     server_url: str, tmp_path: Path, argv: list[str]
 ) -> None:
     server = make_url(server_url)
-    where = f"{server.host}:{server.port or 5432}"
+    where = f"{server.host or server.query['host']}:{server.port or 5432}"  # TCP, or a socket
     cases = {
         f"postgresql://nobody:{PASSWORD}@127.0.0.1:1/x": "cannot reach PostgreSQL at "
         "127.0.0.1:1/x: Connect call failed ('127.0.0.1', 1)",
