@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import asyncpg
 import pytest
 
 from domain.identifiers import established_by
-from sinergi.cli import main
+from tests.support.cli import sinergi
 from tests.support.clock import Clock
 from tests.support.http import Api
 
@@ -83,18 +80,8 @@ def _rules(decision: dict[str, Any], outcome: str) -> set[str]:
 
 
 def _cli(url: str, *argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    try:
-        with contextlib.redirect_stdout(out):
-            code = main(list(argv))
-    finally:
-        if previous is None:
-            del os.environ["DATABASE_URL"]
-        else:
-            os.environ["DATABASE_URL"] = previous
-    return code, out.getvalue()
+    code, out, _ = sinergi(url, *argv)
+    return code, out
 
 
 def test_e01_a_micro_business_in_kalteng_is_eligible_with_70_percent_cover(api: Api) -> None:

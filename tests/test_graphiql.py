@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
-import io
 import json
-import os
 import re
 from collections.abc import Iterator
-from unittest import mock
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,10 +17,10 @@ from starlette.testclient import TestClient
 
 from db.engine import async_url
 from sinergi.app import create_app
-from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
 from sinergi.graphiql import ASSETS_DIR, integrity
 from sinergi.settings import Environment, Settings
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
 
@@ -65,11 +61,7 @@ def test_development_serves_graphiql_with_a_working_demo_token(local: TestClient
 
 
 def _cli(url: str, *argv: str) -> int:
-    with (
-        mock.patch.dict(os.environ, {"DATABASE_URL": url}),
-        contextlib.redirect_stdout(io.StringIO()),
-    ):
-        return main(list(argv))
+    return sinergi(url, *argv)[0]
 
 
 @pytest.mark.parametrize("command", ["rotate", "revoke"])

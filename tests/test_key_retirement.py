@@ -12,15 +12,11 @@ attacker would."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import asyncpg
 import httpx
@@ -34,8 +30,8 @@ from auth import keyring, keys, tokens
 from auth.service import AuthService
 from db.engine import create_engine
 from db.models import SIGNING_KEYS
-from sinergi.cli import main
 from sinergi.settings import Settings
+from tests.support.cli import sinergi
 from tests.support.clients import listeners
 from tests.support.databases import as_service
 from tests.support.served import served_process
@@ -47,10 +43,8 @@ QUERY = {"query": "{ viewer { clientId scopes } }"}
 
 
 def _cli(url: str, *argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
-        code = main(list(argv))
-    return code, out.getvalue()
+    code, out, _ = sinergi(url, *argv)
+    return code, out
 
 
 @pytest.fixture(scope="module")

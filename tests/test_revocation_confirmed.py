@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import signal
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from unittest import mock
 
 import asyncpg
 import httpx
@@ -25,8 +23,8 @@ import pytest
 
 from auth import registry
 from db.notifications import CONFIRM, LISTENER_NAME
-from sinergi.cli import main
 from sinergi.cli_auth import NOT_CONFIRMED
+from tests.support.cli import sinergi
 from tests.support.clients import listeners
 from tests.support.databases import as_service
 from tests.support.served import served_process
@@ -35,15 +33,7 @@ SERVERS = 2
 
 
 def _cli(url: str, *argv: str, timeout: int = 10) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {"DATABASE_URL": url, "SINERGI_REVOKE_TIMEOUT": str(timeout)}
-    with (
-        mock.patch.dict(os.environ, env),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+    return sinergi(url, *argv, env={"SINERGI_REVOKE_TIMEOUT": str(timeout)})
 
 
 def _listeners(url: str) -> int:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from unittest import mock
 
 import asyncpg
 import graphql
 
 from schema.build import sdl
 from schema.visible import ClientSchemas
-from sinergi.cli import main
+from tests.support.cli import sinergi
 
 COMMITTED = Path(__file__).resolve().parents[1] / "schema.graphql"
 
@@ -47,10 +43,8 @@ def test_every_guarded_field_publishes_its_scopes() -> None:
 
 
 def _cli(url: str, argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
-        code = main(argv)
-    return code, out.getvalue()
+    code, out, _ = sinergi(url, *argv)
+    return code, out
 
 
 def test_sinergi_schema_as_a_client_prints_only_what_its_scopes_allow(migrated_url: str) -> None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
-import io
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +26,9 @@ from auth.service import AuthService
 from db.engine import create_engine
 from db.models import SIGNING_KEYS
 from sinergi.app import create_app
-from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
@@ -246,22 +243,13 @@ def test_a_revoked_clients_token_stops_working_at_once(api: Api, demo_url: str) 
 
 
 def _cli(url: str, argv: list[str]) -> int:
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    try:
-        return main(argv)
-    finally:
-        if previous is None:
-            del os.environ["DATABASE_URL"]
-        else:
-            os.environ["DATABASE_URL"] = previous
+    return sinergi(url, *argv)[0]
 
 
 def _cli_json(url: str, argv: list[str]) -> Any:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert _cli(url, [*argv, "--json"]) == 0
-    return json.loads(out.getvalue())
+    code, out, err = sinergi(url, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
 
 
 def test_clients_are_managed_from_the_command_line(api: Api, demo_url: str) -> None:
@@ -314,11 +302,13 @@ def test_clients_are_managed_from_the_command_line(api: Api, demo_url: str) -> N
     ],
 )
 def test_the_cli_refuses_a_bad_client_naming_the_field(
-    demo_url: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    demo_url: str, argv: list[str], message: str
 ) -> None:
-    code = _cli(demo_url, ["clients", "create", "--name", "X", "--purpose", "testing", *argv])
+    code, out, _ = sinergi(
+        demo_url, "clients", "create", "--name", "X", "--purpose", "testing", *argv
+    )
     assert code == 2
-    assert message in capsys.readouterr().out
+    assert message in out
 
 
 def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:

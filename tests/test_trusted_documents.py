@@ -4,11 +4,8 @@ those (by text or by hash) and nothing else; other clients may use hashes but ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +19,10 @@ from db.engine import async_url
 from db.queries import trusted_documents
 from sinergi import subscriptions
 from sinergi.app import create_app
-from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
 from sinergi.settings import Settings, SettingsError
 from sinergi.trusted_documents import operations
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
 
@@ -43,18 +40,8 @@ def _sha256(text: str) -> str:
 
 
 def _cli(url: str, argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    try:
-        with contextlib.redirect_stdout(out):
-            code = main(argv)
-    finally:
-        if previous is None:
-            del os.environ["DATABASE_URL"]
-        else:
-            os.environ["DATABASE_URL"] = previous
-    return code, out.getvalue()
+    code, out, _ = sinergi(url, *argv)
+    return code, out
 
 
 @pytest.fixture(scope="module")
