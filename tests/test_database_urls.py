@@ -18,6 +18,11 @@ from db.engine import async_url, create_engine
 from db.notifications import confirm, libpq_url
 
 
+def _with(url: str, spelling: str) -> str:
+    """`url` asking for no TLS in `spelling` (beside a socket directory's `host`, maybe)."""
+    return make_url(url).update_query_dict({spelling: "disable"}).render_as_string(False)
+
+
 def test_each_path_gets_the_spelling_it_reads() -> None:
     engine_url = async_url("postgresql://u:p@db:5432/sinergi?sslmode=require")
     assert engine_url == "postgresql+asyncpg://u:p@db:5432/sinergi?ssl=require"
@@ -32,7 +37,7 @@ def test_a_command_runs_with_either_spelling(demo_url: str, tmp_path: Path, spel
         [sys.executable, "-m", "sinergi.cli", "clients", "list"],
         env={
             **clean,
-            "DATABASE_URL": f"{demo_url}?{spelling}=disable",
+            "DATABASE_URL": _with(demo_url, spelling),
             "SINERGI_HOME": str(tmp_path),
         },
         capture_output=True,
@@ -44,7 +49,7 @@ def test_a_command_runs_with_either_spelling(demo_url: str, tmp_path: Path, spel
 
 @pytest.mark.parametrize("spelling", ["sslmode", "ssl"])
 def test_asyncpg_own_connections_take_the_engines_url(demo_url: str, spelling: str) -> None:
-    engine = create_engine(f"{demo_url}?{spelling}=disable", statement_timeout_ms=5_000)
+    engine = create_engine(_with(demo_url, spelling), statement_timeout_ms=5_000)
     try:
         confirmation = asyncio.run(
             confirm(libpq_url(engine.url), "sinergi_test", "x", timeout_seconds=1)

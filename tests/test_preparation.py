@@ -154,7 +154,8 @@ def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) ->
     Sinergi's schema, or with migrations pending, names `sinergi migrate` and changes nothing."""
     name = f"sinergi_bare_{uuid.uuid4().hex[:10]}"
     url = make_url(server_url).set(database=name).render_as_string(False)
-    where = f"{make_url(url).host}:{make_url(url).port or 5432}/{name}"
+    parsed = make_url(url)
+    where = f"{parsed.host or parsed.query['host']}:{parsed.port or 5432}/{name}"  # or a socket
     tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
     asyncio.run(create_database(server_url, name))
     try:
