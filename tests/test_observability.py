@@ -24,6 +24,7 @@ from sinergi.logs import (
     lean_records,
 )
 from sinergi.settings import Settings, SettingsError
+from tests.support.access_log import captured
 from tests.support.databases import as_service
 from tests.support.http import Api
 
@@ -169,22 +170,12 @@ def test_request_id_is_kept_or_generated_and_returned(api: Api) -> None:
 
 def test_access_log_is_one_json_object_per_line_with_the_request_id(api: Api) -> None:
     token = api.token("demo-province-62")  # before listening: a first token is a request too
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    access = logging.getLogger("sinergi.access")
-    access.addHandler(handler)
-    previous = access.level
-    access.setLevel(logging.INFO)
-    try:
+    with captured() as stream:
         response = api.client.post(
             "/graphql",
             json={"query": READ},
             headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-123"},
         )
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(previous)
     assert response.status_code == 200
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["request_id"] == "trace-123"

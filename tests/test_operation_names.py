@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy import text
 
 from db.engine import create_engine
 from sinergi import metrics
-from sinergi.logs import JsonFormatter
+from tests.support.access_log import captured
 from tests.support.http import Api
 
 CLIENT = "demo-province-62"
@@ -41,18 +40,8 @@ def _labels() -> set[str]:
 @pytest.fixture
 def access_log() -> Iterator[io.StringIO]:
     """The access log's lines, as JSON, while the test runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    access = logging.getLogger("sinergi.access")
-    access.addHandler(handler)
-    previous = access.level
-    access.setLevel(logging.INFO)
-    try:
+    with captured() as stream:
         yield stream
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(previous)
 
 
 def _logged_operations(stream: io.StringIO) -> list[str | None]:

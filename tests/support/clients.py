@@ -5,12 +5,8 @@ several modules that serve Sinergi for real need."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import os
 from decimal import Decimal
-from unittest import mock
 
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -19,18 +15,17 @@ from auth import clients
 from db.engine import async_url
 from db.notifications import LISTENER_NAME
 from db.queries import guarantees
-from sinergi.cli import main
 from sinergi.demo_mode import DEMO_SECRET
+from tests.support.cli import sinergi
 
 
 def registered(url: str, name: str, *, purpose: str, scopes: str) -> tuple[str, str]:
     """A Kalimantan Tengah provincial client with `scopes`: its id and secret."""
-    out = io.StringIO()
     argv = ["clients", "create", "--name", name, "--org-kind", "province"]
     argv += ["--jurisdiction", "62", "--purpose", purpose, "--json", "--scopes", scopes]
-    with mock.patch.dict(os.environ, {"DATABASE_URL": url}), contextlib.redirect_stdout(out):
-        assert main(argv) == 0
-    created = json.loads(out.getvalue())
+    code, out, err = sinergi(url, *argv)
+    assert code == 0, err
+    created = json.loads(out)
     return created["client_id"], created["client_secret"]
 
 
