@@ -144,8 +144,12 @@ async def _run(
     else:
         sync = connection.sync_connection
         assert sync is not None
-        if sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        options = sync.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
             raise RuntimeError("db.driver runs statements on autocommit connections only")
+        if options.get("schema_translate_map"):
+            # It renders tables as named: a figure release's statement would read live ones.
+            raise RuntimeError("db.driver does not read a figure release (schema_translate_map)")
         events, driver = sync, (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     sql, names, bound = statement.compiled(events.dialect)

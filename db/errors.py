@@ -75,3 +75,9 @@ def is_lock_timeout(error: BaseException) -> bool:
     """True when `error`, or anything it wraps, is PostgreSQL giving up waiting for a lock
     after `lock_timeout`."""
     return isinstance(_asyncpg_error(error), asyncpg.exceptions.LockNotAvailableError)
+
+
+def is_serialization_failure(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, is PostgreSQL refusing a repeatable-read
+    transaction's change to a row another transaction changed since its snapshot."""
+    return isinstance(_asyncpg_error(error), asyncpg.exceptions.SerializationError)

@@ -436,6 +436,19 @@ PREPARATION = Table(
 )
 """What the database was last prepared for (migration 0018, db/preparation.py): one row."""
 
+FIGURE_RELEASES = Table(
+    "figure_releases",
+    METADATA,
+    Column("only_row", Boolean, primary_key=True, server_default=text("true")),
+    Column("number", BigInteger, nullable=False, server_default="0"),
+    Column("released_at", DateTime(timezone=True)),
+    Column("schema_name", Text),
+    CheckConstraint("only_row", name="one_row"),
+    CheckConstraint("schema_name IN ('figures_a', 'figures_b')", name="schema_name"),
+)
+"""Which figure release perturbed figures read (migration 0031, db/releases.py): one row, no
+schema named until the first release."""
+
 AUDIT_LOG = Table(
     "audit_log",
     METADATA,

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db import releases
 from db.driver import Pooled, check_out
 from db.errors import ReadTimedOut, is_statement_timeout, is_unavailable
 
@@ -50,7 +51,7 @@ class Reads:
     behind each other past the statement timeout. A read past the statement timeout is raised
     as ReadTimedOut: the request asked for too much."""
 
-    __slots__ = ("_primary", "_replica", "_share")
+    __slots__ = ("_primary", "_release", "_replica", "_share")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Reads:
         self._primary = primary
         self._replica = replica
         self._share: AbstractAsyncContextManager[Any] = share or nullcontext()
+        self._release: asyncio.Future[releases.Release | None] | None = None
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -74,6 +76,29 @@ class Reads:
                 raise
             finally:
                 await connection.close()
+
+    @asynccontextmanager
+    async def released(self) -> AsyncIterator[AsyncConnection]:
+        """As `connect`, its statements reading the figure release's copies of the tables they
+        name (db/releases.py) rather than the live ones: the request's release (`release`)."""
+        release = await self.release()
+        if release is None:
+            raise releases.NoRelease("no figures have been released yet")
+        async with self.connect() as connection:
+            await releases.enter(connection, release)
+            yield connection
+
+    async def release(self) -> releases.Release | None:
+        """The figure release this request's figures are read from: the current one, read
+        once for all its fields, even those resolved at the same time, so that a release made
+        while the request runs does not mix two in its answer."""
+        if self._release is None:
+            self._release = asyncio.ensure_future(self._current_release())
+        return await self._release
+
+    async def _current_release(self) -> releases.Release | None:
+        async with self.connect() as connection:
+            return await releases.current(connection)
 
     @property
     def may_lag(self) -> bool:

@@ -1,17 +1,18 @@
 """What the service's database role may do, table by table: the one declaration of its grants.
 
 Three roles, in every mode (README, "Database roles"): a superuser that only creates the other two
-(the embedded server does this itself); the owner, which owns every table and function and runs
-the migrations; the service, which `sinergi serve` connects as, owns nothing and holds exactly
-the privileges below, and USAGE on the schema `public`. PUBLIC holds none on tables and
-sequences, nor CREATE in `public` (migration 0010), nor EXECUTE on the owner's SECURITY DEFINER
-functions; `apply` takes back whatever else was granted by hand. It is a member of no role at
-all (`MEMBERSHIPS`): a role's members hold its privileges, which no REVOKE on the service
-reaches, so `apply` refuses a membership it cannot end and `serve` refuses to run as a member.
-The audit trail is append-only for the service: it may insert an entry's content (the database
-sets its time, sequence and hashes) and a seal, never update, delete, truncate or alter either
-table, nor replace their triggers' functions (which takes ownership), nor set
-`session_replication_role` (which takes a superuser).
+(the embedded server does this itself); the owner, which owns every table and function and runs the
+migrations; the service, which `sinergi serve` connects as, holds exactly the privileges below and
+USAGE on the schema `public`, and owns nothing; it may read the figure releases' copies and call the
+owner's function that makes them (db/releases.py), and create nothing in their schemas. PUBLIC holds
+none on tables and sequences, nor CREATE in `public` (migration 0010), nor EXECUTE on the owner's
+SECURITY DEFINER functions; `apply` takes back whatever else was granted by hand. It is a member of
+no role at all (`MEMBERSHIPS`): a role's members hold its privileges, which no REVOKE on the service
+reaches, so `apply` refuses a membership it cannot end and `serve` refuses to run as a member. The
+audit trail is append-only for the service: it may insert an entry's content (the database sets its
+time, sequence and hashes) and a seal, never update, delete, truncate or alter either table, nor
+replace their triggers' functions (which takes ownership), nor set `session_replication_role` (which
+takes a superuser).
 
 `apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
 declared here; tests/test_roles.py fails for any table or sequence that is not.
@@ -26,6 +27,8 @@ from sqlalchemy import Row, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import releases
+
 READ = "SELECT"
 APPEND = "SELECT, INSERT"
 WRITE = "SELECT, INSERT, UPDATE"
@@ -39,6 +42,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     # Set by `sinergi guarantors set-equity`; a guarantee locks its guarantor's row, and a row
     # lock takes UPDATE on some column: the least consequential one.
     "guarantors": "SELECT, UPDATE (updated_at)",
+    "figure_releases": READ,  # which release figures read; moved by make_figure_release alone
     "indicators": READ,
     "kbli_codes": READ,
     "kbli_sections": READ,
@@ -131,6 +135,21 @@ END $$
 """
 
 
+# The copies a release makes are the function owner's tables: readable by the service whoever
+# called the function (the owner by hand, a superuser), or figures would fail until the next.
+_COPIES_READABLE = f"""
+DO $$
+BEGIN
+    EXECUTE format(
+        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA {", ".join(releases.SCHEMAS)}'
+        ' GRANT SELECT ON TABLES TO %I',
+        (SELECT pg_get_userbyid(proowner) FROM pg_proc
+          WHERE oid = 'public.{releases.MAKE}'::regprocedure),
+        '{{role}}');
+END $$
+"""  # noqa: S608  # the names are db/releases.py's
+
+
 def grant_statements(role: str) -> list[str]:
     """Take back everything in `public` from the service (whatever was granted by hand: CREATE on
     the schema, a function, a table not declared), then GRANT what is declared: applying twice,
@@ -146,6 +165,15 @@ def grant_statements(role: str) -> list[str]:
         f"REVOKE ALL ON ALL ROUTINES IN SCHEMA public FROM {grantee}",
         _DEFINERS_FROM_PUBLIC,
     ]
+    statements.append(f"GRANT EXECUTE ON FUNCTION public.{releases.MAKE} TO {grantee}")
+    for schema in releases.SCHEMAS:
+        statements += [
+            f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC, {grantee}",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC, {grantee}",
+            f"GRANT USAGE ON SCHEMA {schema} TO {grantee}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {grantee}",
+        ]
+    statements.append(_COPIES_READABLE.format(role=role.replace("'", "''")))
     for name, privileges in SERVICE_GRANTS.items():
         kind = "SEQUENCE" if privileges == "USAGE" or name.endswith("_seq") else "TABLE"
         if privileges:

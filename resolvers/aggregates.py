@@ -17,6 +17,7 @@ from db.queries import aggregates
 from db.queries.aggregates import Figures, GroupRow, region_dimension
 from db.queries.indicator_values import Computed
 from db.queries.scoping import NATIONAL
+from db.releases import Release
 from domain.cellkey import FOLLOWS, NOTHING_OWN, Own, Perturbation, Summed
 from domain.identifiers import is_within
 from domain.suppression import (
@@ -148,7 +149,9 @@ async def grouped_figures(
     records: FigureRecords = "registers",
 ) -> list[SimpleNamespace]:
     """`figures_of` says what to read for the dimensions it is given (a rollup or the records);
-    `scope` is the region the filter restricts rows to (None: the whole country).
+    `scope` is the region the filter restricts rows to (None: the whole country). A table
+    with any cell the caller may not see exact is read from the current release
+    (`AccessPolicy.reads_released_figures`).
 
     The caller's own records (`AccessPolicy.own_figure_records`) are read apart, so that their
     part of a cell never moves the others' noise; for the registers' rule, `figures_of` is also
@@ -158,7 +161,9 @@ async def grouped_figures(
     dimension = region_dimension(policy.own_region)
     chosen = figures_of([*group_by, dimension] if dimension else group_by)
     own = policy.own_figure_records(records, chosen)
-    async with context.reads.connect() as connection:
+    region = scope or NATIONAL
+    released = policy.reads_released_figures(region, records)
+    async with (context.reads.released if released else context.reads.connect)() as connection:
         rows = await aggregates.grouped(connection, chosen, group_by=group_by, own=own)
     return figures(
         rows,
@@ -167,11 +172,16 @@ async def grouped_figures(
         records,
         k=context.limits.suppression_k,
         perturbation=context.limits.perturbation,
-        scope=scope or NATIONAL,
+        scope=region,
         sums=chosen.sums,
         averages=chosen.averages,
         members_only=chosen.members_only,
     )
+
+
+async def current_release(context: Context) -> Release | None:
+    """The figure release the request's perturbed figures are read from (db/releases.py)."""
+    return await context.reads.release()
 
 
 def own_part(context: Context, jurisdiction: str) -> str | None:

@@ -78,6 +78,11 @@ class Loaders:
         return self._simple(indicator_values.computed)
 
     @cached_property
+    def released_indicator(self) -> DataLoader[TargetKey, indicator_values.Computed | None]:
+        """As `computed_indicator`, from the current figure release (db/releases.py)."""
+        return self._simple(indicator_values.computed, released=True)
+
+    @cached_property
     def record_changes(self) -> DataLoader[tuple[changes.RecordKey, int], Page]:
         return self._grouped(
             lambda c, keys, first: changes.of_records(c, keys, first=first, scope=self._scope)
@@ -153,9 +158,13 @@ class Loaders:
         self,
         fetch: Callable[[AsyncConnection, list[Any]], Awaitable[Mapping[Any, Any]]],
         default: Callable[[], Any] | None = None,
+        *,
+        released: bool = False,
     ) -> DataLoader[Any, Any]:
+        connect = self._reads.released if released else self._reads.connect
+
         async def load(keys: list[Any]) -> list[Any]:
-            async with self._reads.connect() as connection:
+            async with connect() as connection:
                 found = await fetch(connection, keys)
             return [found.get(key, default() if default else None) for key in keys]
 

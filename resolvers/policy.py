@@ -123,6 +123,13 @@ class AccessPolicy:
             and self.records.covers(region)
         )
 
+    def reads_released_figures(self, region: str, records: FigureRecords = "registers") -> bool:
+        """Whether figures about `region` are computed from the current release (db/releases.py)
+        rather than the live records: unless the caller sees every cell of them exact. A
+        perturbed cell read live is drawn again at each change another writer makes to it, and
+        readings averaged give its hidden parts away; an exact one gives nothing away."""
+        return not self.sees_small_cells(region, records)
+
     @property
     def figure_audience(self) -> tuple[frozenset[Scope], str | None, str]:
         """What decides a figure table the caller is shown: every scope its token carries (a

@@ -174,17 +174,21 @@ async def realisations(
 
 
 async def computed_value(root: Source, info: Info[Context, Any]) -> Decimal | None:
-    """The indicator worked out from the records now, beside what was reported, under the
-    same disclosure control as the figures."""
+    """The indicator worked out from the records, beside what was reported, under the same
+    disclosure control as the figures: from the live records when exact, else from the
+    current figure release, as their figures are."""
     if root.indicator_code not in COMPUTABLE:
         return None
     key = (root.indicator_code, root.jurisdiction, root.year)
     part = own_part(info.context, root.jurisdiction)
+    loaders = info.context.loaders
+    released = info.context.policy.reads_released_figures(root.jurisdiction)
+    loader = loaders.released_indicator if released else loaders.computed_indicator
     if part is None:
-        computed, own = await info.context.loaders.computed_indicator.load(key), None
+        computed, own = await loader.load(key), None
     else:  # in the same batch as every other target's
         own_key = (root.indicator_code, part, root.year)
-        computed, own = await info.context.loaders.computed_indicator.load_many([key, own_key])
+        computed, own = await loader.load_many([key, own_key])
     if computed is None:
         return None
     return indicator_value(info.context, computed, root.jurisdiction, own)

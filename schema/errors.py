@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
 from db.errors import ReadTimedOut, is_unavailable
+from db.releases import NoRelease
 from resolvers.errors import ErrorCode
 from schema.documents import parse_document
 from schema.input_fields import input_field
@@ -79,6 +80,8 @@ def _kind(error: GraphQLError) -> _Kind:
         return _Kind.INPUT
     if isinstance(original, ReadTimedOut):
         return _Kind.TOO_COSTLY
+    if isinstance(original, NoRelease):
+        return _Kind.UNAVAILABLE
     return _Kind.UNAVAILABLE if is_unavailable(original) else _Kind.INTERNAL
 
 
@@ -90,9 +93,11 @@ def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQL
         return _input_error(error, document)
     original = error.original_error
     if kind is _Kind.UNAVAILABLE:
-        logger.warning("database unavailable at %s: %s", error.path, original)
+        unreleased = isinstance(original, NoRelease)
+        what = "no figures have been released yet" if unreleased else "the database is unavailable"
+        logger.warning("%s at %s: %s", what, error.path, original)
         return GraphQLError(
-            "the database is unavailable; retry shortly",
+            f"{what}; retry shortly",
             nodes=error.nodes,
             path=error.path,
             extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},

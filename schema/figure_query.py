@@ -19,7 +19,7 @@ from db.models import MSMES
 from db.queries import aggregates, msmes
 from db.queries.scoping import EVERYWHERE
 from resolvers import records
-from resolvers.aggregates import grouped_figures
+from resolvers.aggregates import current_release, grouped_figures
 from resolvers.context import Context
 from schema.inputs import (
     CooperativeFilter,
@@ -32,6 +32,7 @@ from schema.permissions import requires
 from schema.types.figures import (
     CooperativeDimension,
     CooperativeFigure,
+    FigureRelease,
     GraduationDimension,
     GraduationFigure,
     MsmeDimension,
@@ -112,6 +113,14 @@ class FigureQuery:
         return await cooperative_figures(  # type: ignore[return-value]
             info.context, group_by, filter
         )
+
+    @requires(
+        Scope.AGGREGATES_READ,
+        description="The figure release perturbed figures are computed from now; null before "
+        "the first.",
+    )
+    async def figure_release(self, info: Info[Context, Any]) -> FigureRelease | None:
+        return await current_release(info.context)  # type: ignore[return-value]
 
     @requires(
         Scope.AGGREGATES_READ,

@@ -35,6 +35,7 @@ from resolvers.context import Limits
 from schema.build import build_schema
 from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
+from sinergi.figure_releaser import FigureReleaser
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import BodyDeadlines, OperationChecks, RequestGuard
@@ -78,12 +79,14 @@ async def _serving(
     sealer: AuditSealer,
     deadlines: BodyDeadlines,
     cursor_seal: CursorSeal,
+    releaser: FigureReleaser,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions and the reading
     of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
-    PostgreSQL, the deadlines of request bodies and the audit trail's sealing. The engines are
-    disposed of when the app stops, after the trail's last seal."""
+    PostgreSQL, the deadlines of request bodies, the audit trail's sealing and the figure
+    releases. The engines are disposed of when the app stops, after the trail's last seal."""
+    await releaser.first()
     auth = AuthService(
         engine,
         issuer=settings.issuer,
@@ -116,6 +119,7 @@ async def _serving(
         asyncio.create_task(auth.key_ring.run(), name="sinergi-signing-keys"),
         asyncio.create_task(rate_limiter.run(primary), name="sinergi-rate-limit"),
         asyncio.create_task(deadlines.run(), name="sinergi-body-deadlines"),
+        asyncio.create_task(releaser.run(), name="sinergi-figure-releases"),
     ]
     sealer.start()
     served = {
@@ -211,6 +215,15 @@ def create_app(
             settings.audit_syslog,
             settings.audit_unsealed_intervals,
         )
+        # Its own connection too, with no time limit: a release takes seconds on a large
+        # register, more than a request's statement may.
+        releasing = create_engine(
+            database_url,
+            statement_timeout_ms=0,
+            pool_size=1,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        ).execution_options(background="figure release")
+        releaser = FigureReleaser(releasing, settings.figures_release_seconds)
         try:
             with traced:
                 async with _serving(
@@ -223,10 +236,12 @@ def create_app(
                     sealer,
                     deadlines,
                     CursorSeal(key),
+                    releaser,
                 ) as served:
                     yield served
         finally:
             await sealing.dispose()
+            await releasing.dispose()
 
     async def demo_token() -> str:
         from sinergi.demo_mode import DEMO_SECRET  # development only: production never loads it

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.releases import Release
 from db.roles import UnsafeServiceRole
 from domain.errors import InvalidValue
 from sinergi.database import (
@@ -27,6 +28,7 @@ from sinergi.database import (
     prepared,
     prepared_for_serving,
     privileges_beyond_service,
+    ready,
     ready_url,
     resolve_url,
     unreachable,
@@ -168,8 +170,10 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.demo_mode import load_demo_data
 
-    url = prepared(settings).owner_url
-    asyncio.run(load_demo_data(url, msmes=args.msmes, seed=args.seed))
+    database = prepared(settings)
+    asyncio.run(load_demo_data(database.owner_url, msmes=args.msmes, seed=args.seed))
+    # Perturbed figures would show the population as the last release found it.
+    _released(database.service_url)
     return 0
 
 
@@ -224,6 +228,23 @@ def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return in_transaction(settings, work)
+
+
+def _figures_release(args: argparse.Namespace, settings: Settings) -> int:
+    made = _released(ready(settings).service_url)
+    if made is None:
+        print("sinergi figures release: another release is being made; try again shortly")
+        return 1
+    print(f"figure release {made.number} made at {made.released_at.isoformat()}")
+    return 0
+
+
+def _released(service_url: str) -> Release | None:
+    """A figure release made now, asked for as the service role, as `serve` asks for one (the
+    owner's function makes it: db/releases.py)."""
+    from db import releases
+
+    return asyncio.run(releases.release_at(service_url))
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -338,6 +359,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     compact.add_argument("--older-than", type=_positive, required=True, metavar="DAYS")
     compact.set_defaults(handler=_feed_compact)
+    figures = commands.add_parser("figures", help="published figures").add_subparsers(
+        dest="figures_command", required=True
+    )
+    figures.add_parser(
+        "release",
+        help="make a figure release now: perturbed figures are computed from it until the next"
+        " (`serve` makes one every SINERGI_FIGURES_RELEASE_SECONDS)",
+    ).set_defaults(handler=_figures_release)
     named = next((word for word in argv or () if not word.startswith("-")), None)
     modules = (
         [COMMAND_MODULES[named]]

@@ -50,6 +50,12 @@ milliseconds, so an entry that waited this long is not being sealed (Settings'
 `audit_unsealed_seconds`)."""
 
 
+MIN_RELEASE_SECONDS = 3_600
+"""The shortest interval between figure releases: every release is a fresh reading of each
+perturbed cell another writer changed, and readings averaged narrow a hidden part down (a
+review needed about a hundred). Hourly gives a hundred in four days; daily, in three months."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
 
@@ -208,6 +214,9 @@ class Settings:
     replica_url: str | None = None
     read_your_writes_seconds: int = 10
     figures_cache_seconds: int = 1
+    figures_release_seconds: int = 86_400
+    """How old the figure release may grow before `serve` makes a new one (db/releases.py):
+    each release is one more reading of every perturbed cell whose records changed."""
     home: Path = field(default_factory=lambda: default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
     issuer: str = DEFAULT_ISSUER
@@ -324,6 +333,9 @@ class Settings:
             replica_url=replica_url,
             read_your_writes_seconds=_int(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
             figures_cache_seconds=_int(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
+            figures_release_seconds=_int(
+                env, "SINERGI_FIGURES_RELEASE_SECONDS", 86_400, minimum=MIN_RELEASE_SECONDS
+            ),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
             environment=environment,
             issuer=(env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/"),

@@ -26,6 +26,7 @@ from tests.support.databases import (
     TEST_SERVICE,
     drop_database,
 )
+from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
 
 # Settings() defaults SINERGI_HOME (the audit key, the checkpoint file) under XDG_DATA_HOME:
@@ -114,6 +115,7 @@ def demo_url(server_url: str) -> Iterator[str]:
 
     with _migrated_database(server_url, "sinergi_demo") as url:
         asyncio.run(load(url))
+        release_figures(url)
         yield url
 
 

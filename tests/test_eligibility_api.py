@@ -14,6 +14,7 @@ import pytest
 from domain.identifiers import established_by
 from tests.support.cli import sinergi
 from tests.support.clock import Clock
+from tests.support.demo_data import release_figures
 from tests.support.http import Api
 
 JAMKRIDA = "demo-jamkrida-62"
@@ -599,6 +600,7 @@ def test_guarantee_figures_are_suppressed_for_the_province_as_for_a_ministry(
     )
     decision = _decision(_check(api, request))
     assert "errors" not in api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    release_figures(demo_url)  # guarantee figures are read from the release
 
     query = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62.02") {
         key { value } suppressed count coverageSum } }"""

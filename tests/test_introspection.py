@@ -157,7 +157,7 @@ def _roots(schema: dict[str, Any]) -> tuple[set[str], set[str] | None]:
     return fields["Query"], None if mutation is None else fields[mutation["name"]]
 
 
-FIGURES = {"cooperativeFigures", "graduations", "guaranteeFigures", "msmeFigures"}
+FIGURES = {"cooperativeFigures", "figureRelease", "graduations", "guaranteeFigures", "msmeFigures"}
 OPEN = {"indonesia", "programme", "programmes", "region", "viewer"}
 RECORDS = {"cooperative", "cooperatives", "msme", "msmes"}
 RECORD_FEEDS = {"cooperativeChanges", "msmeChanges", "participationChanges"}

@@ -8,6 +8,7 @@ domain/suppression.py, docs/disclosure-control.md.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 import strawberry
@@ -58,8 +59,19 @@ class KeyPart:
 SUPPRESSED = "Fewer than k businesses (after perturbation): count and measures are null."
 PERTURBED = (
     "Counts and sums of records you may not read carry small noise (the cell-key method: the "
-    "same for the same records in any query), and totals need not equal the sum of their parts."
+    "same for the same records in any query), and totals need not equal the sum of their parts. "
+    "A table with any such cell is computed from the latest figure release (`figureRelease`), "
+    "its other cells too; one you may read every record of, from the records as they are now."
 )
+
+
+@strawberry.type(
+    description="A copy of the registers that perturbed figures are computed from, made at "
+    "regular intervals: between two releases no change to a record moves a perturbed figure."
+)
+class FigureRelease:
+    number: int = strawberry.field(description="Counts up from 1, one per release.")
+    released_at: datetime = strawberry.field(description="When its copy was taken.")
 
 
 @strawberry.type(description=f"MSME figures of one cell. {PERTURBED}")

@@ -45,8 +45,9 @@ class Target:
         Scope.AGGREGATES_READ,
         resolver=relations.computed_value,
         description=(
-            "The indicator computed live from the records, where it can be: exact if you may "
-            "read the jurisdiction's records, else perturbed and thresholded like the figures."
+            "The indicator computed from the records, where it can be: exact, from the records "
+            "as they are now, if you may read the jurisdiction's records, else perturbed and "
+            "thresholded like the figures, from the latest figure release."
         ),
     )
     progress: ExactDecimal | None = requires(

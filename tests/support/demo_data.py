@@ -7,9 +7,11 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from db import releases
 from db.engine import async_url
 from sinergi import demo
 from sinergi.demo_mode import register_demo_clients
+from tests.support.databases import as_service
 
 
 def load_demo(url: str, *, msmes: int, seed: int) -> None:
@@ -26,6 +28,16 @@ def load_demo(url: str, *, msmes: int, seed: int) -> None:
             await engine.dispose()
 
     asyncio.run(load())
+    release_figures(url)
+
+
+def release_figures(url: str) -> releases.Release:
+    """A figure release of the database at `url` made now, as the service role (which makes
+    every release, as `serve` does): perturbed figures read what it copied until the next."""
+
+    made = asyncio.run(releases.release_at(as_service(url)))
+    assert made is not None, "another release was being made"
+    return made
 
 
 def demo_clients(url: str) -> None:
