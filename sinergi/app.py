@@ -315,7 +315,7 @@ def create_app(
                 GraphQLOverHTTP,
                 graphiql=graphiql.render if graphiql is not None else None,
             ),
-            Middleware(RequestGuard, checks=checks, deadlines=deadlines),
+            Middleware(RequestGuard, checks=checks, deadlines=deadlines, rate_limiter=rate_limiter),
         ],
     )
     return Sinergi(

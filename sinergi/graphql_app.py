@@ -1,5 +1,5 @@
-"""The GraphQL endpoint: admits the client the request guard found the token to stand for (its
-rate limit, its trusted documents), then builds the per-request context.
+"""The GraphQL endpoint: holds the client the request guard found the token to stand for, and
+admitted under its rate limit, to its trusted documents, then builds the per-request context.
 
 It works on the request as the guard decoded it (sinergi.guard's `payload`): the body is never
 decoded again, here or by strawberry."""
@@ -336,13 +336,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             client_id = user.principal.client_id
             state = scope["state"]  # the lifespan's, copied for this request
             state["connections"] = asyncio.Semaphore(self.connections_per_request)
-            # A batch counts each of its operations: it runs as many as separate requests.
-            decoded = payload(scope)
-            operations = len(decoded) if isinstance(decoded, list) else 1
-            refusal = await self.rate_limiter.admit(state["primary"], client_id, operations)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
+            decoded = payload(scope)  # the guard admitted it under the rate limit
             # A write note moments old need not be renewed; it keeps the client's reads off
             # what may lag for twice the window, since a write within half of it is not noted.
             since_write = time.monotonic() - user.client.written_at

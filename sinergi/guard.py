@@ -1,5 +1,5 @@
-"""The check on every /graphql request: its token, then its size, shape and complexity, before
-any SQL.
+"""The check on every /graphql request: its token, its rate limit, then its size, shape and
+complexity, before any SQL (but the rate limit's counting).
 
 The token comes first, before the body is even read: what the checks keep (the parse cache here
 and in schema/documents.py, each document's measured limits) holds syntax trees of a few MB for
@@ -8,11 +8,16 @@ trickling a body must have a token before it may hold a connection open reading 
 token is as cheap as the checks (the signature of a token seen before is not verified again,
 the client registry is held in memory: auth.service), so a bad one is still a cheap 401; the
 checks then cost no database work, so an oversized or pathological document from a client is
-cheap to turn away too. Every refusal is a GraphQL error body with a contract code, never a bare
-text page. The body is read and decoded once, here, and what it decodes to is handed on in the
-ASGI scope (`payload`): nothing after the guard decodes it again, and the documents it holds are
-parsed once for every layer (schema/documents.py). A GET arrives here with its URL's parameters
-already decoded into that shape (sinergi.http_edge), so both methods meet one guard.
+cheap to turn away too. The rate limit comes next, before the checks: a client its process
+already knows to be over it is refused before its body is read, with no statement, and any
+other request is counted (sinergi.rate_limit) once its body is decoded, before any document in
+it is parsed. Otherwise a client over its limit kept a worker parsing and costing a batch of
+large documents for each 429, and the requests the checks refused were never counted. Every
+refusal is a GraphQL error body with a contract code, never a bare text page. The body is read
+and decoded once, here, and what it decodes to is handed on in the ASGI scope (`payload`):
+nothing after the guard decodes it again, and the documents it holds are parsed once for every
+layer (schema/documents.py). A GET arrives here with its URL's parameters already decoded into
+that shape (sinergi.http_edge), so both methods meet one guard.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import (
@@ -47,6 +52,9 @@ from schema.limits import InputError, Violation, check_document, cost_variables,
 from schema.query_limits import QueryLimits
 from sinergi import exchange
 from sinergi.request_headers import header
+
+if TYPE_CHECKING:  # sinergi.rate_limit builds its refusals with this module's Refusal
+    from sinergi.rate_limit import RateLimiter
 
 PAYLOAD = "sinergi.graphql"
 """The scope key of the request's decoded JSON: one operation (an object) or a batch (a list)."""
@@ -359,15 +367,23 @@ class BodyDeadlines:
 class RequestGuard:
     """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
     other methods). A request it passes on has `scope["user"]`, the client its token stands
-    for."""
+    for, and has been admitted under the client's rate limit."""
 
-    def __init__(self, app: ASGIApp, *, checks: OperationChecks, deadlines: BodyDeadlines) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        checks: OperationChecks,
+        deadlines: BodyDeadlines,
+        rate_limiter: RateLimiter,
+    ) -> None:
         """`deadlines`: how long a client has to send the whole body, once its token is
         accepted; one trickling it a byte at a time would otherwise hold its connection, and
         a worker's memory for it, for as long as it liked."""
         self.app = app
         self.checks = checks
         self.deadlines = deadlines
+        self.rate_limiter = rate_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = HTTPConnection(scope)
@@ -380,50 +396,75 @@ class RequestGuard:
             await unauthorized(connection, None)(scope, receive, send)
             return
         scope["user"] = user  # `request.user`, for the endpoint and the executor's context
+        client_id = user.principal.client_id
         now = exchange.current()
         if now is not None:
-            now.client_id = user.principal.client_id
-        if PAYLOAD not in scope:
-            reading = self.deadlines.reading
-            task = asyncio.current_task()
-            assert task is not None
-            reading[task] = time.monotonic() + self.deadlines.seconds
-            try:
-                body = await self._read_body(scope, receive)
-            except asyncio.CancelledError as cancelled:
-                if cancelled.args != (LATE,):
-                    raise
-                task.uncancel()
-                late = _refusal(
-                    408,
-                    "BAD_USER_INPUT",
-                    f"body: not received within {self.deadlines.seconds:g} s",
-                    field="body",
-                )
-                late.headers["Connection"] = "close"
-                await late(scope, receive, send)
-                return
-            finally:
-                reading.pop(task, None)
-            if body is None:
-                limit = self.checks.limits.max_body_bytes
-                too_large = too_complex(Violation("body size", limit, limit + 1), status=413)
-                await too_large(scope, receive, send)
-                return
-            try:
-                scope[PAYLOAD] = _decoded(body)
-            except UnicodeError:
-                not_utf8 = _refusal(415, "BAD_USER_INPUT", "body: must be UTF-8", field="body")
-                await not_utf8(scope, receive, send)
-                return
-            except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
-                await bad_request("body", "not valid JSON")(scope, receive, send)
-                return
-        refusal = self._check(scope[PAYLOAD])
+            now.client_id = client_id
+        refusal = self.rate_limiter.known_over(client_id)  # before the body: no statement
+        if refusal is None:
+            refusal = await self._admitted(scope, receive, client_id)
+        if refusal is None:
+            refusal = self._check(scope[PAYLOAD])
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _admitted(self, scope: Scope, receive: Receive, client_id: str) -> Refusal | None:
+        """Receives the body (`_receive`) and counts the request against the client's rate
+        limit before any of its documents is parsed; the refusal to send, if any. Over the
+        limit, the answer is 429 whatever else is wrong with the request."""
+        received = None if PAYLOAD in scope else await self._receive(scope, receive)
+        hits = 1 if received is not None else self._hits(scope[PAYLOAD])
+        limited = await self.rate_limiter.admit(scope["state"]["primary"], client_id, hits)
+        if limited is None:
+            return received
+        if received is not None and "Connection" in received.headers:  # a body still arriving
+            limited.headers["Connection"] = received.headers["Connection"]
+        return limited
+
+    async def _receive(self, scope: Scope, receive: Receive) -> Refusal | None:
+        """Reads and decodes the body into `scope[PAYLOAD]`, or the refusal of a body that is
+        too large, too slow to arrive, not UTF-8 or not JSON."""
+        reading = self.deadlines.reading
+        task = asyncio.current_task()
+        assert task is not None
+        reading[task] = time.monotonic() + self.deadlines.seconds
+        try:
+            body = await self._read_body(scope, receive)
+        except asyncio.CancelledError as cancelled:
+            if cancelled.args != (LATE,):
+                raise
+            task.uncancel()
+            late = _refusal(
+                408,
+                "BAD_USER_INPUT",
+                f"body: not received within {self.deadlines.seconds:g} s",
+                field="body",
+            )
+            late.headers["Connection"] = "close"
+            return late
+        finally:
+            reading.pop(task, None)
+        if body is None:
+            limit = self.checks.limits.max_body_bytes
+            return too_complex(Violation("body size", limit, limit + 1), status=413)
+        try:
+            scope[PAYLOAD] = _decoded(body)
+        except UnicodeError:
+            return _refusal(415, "BAD_USER_INPUT", "body: must be UTF-8", field="body")
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
+            return bad_request("body", "not valid JSON")
+        return None
+
+    def _hits(self, payload: Any) -> int:
+        """How many requests the body counts as against the rate limit: a batch as many as it
+        holds operations, each of which runs as a request would. A batch refused for its length
+        alone, its operations unread, counts once, as does a body refused before it decoded:
+        counted by its length, one body could use up the limit."""
+        if isinstance(payload, list) and 0 < len(payload) <= self.checks.limits.max_batch:
+            return len(payload)
+        return 1
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to be over the limit."""

@@ -14,7 +14,9 @@ without any statement.
 
 A request counts as many hits as the operations it runs: each operation of an HTTP batch, each
 subscribe message of a WebSocket (and the connection itself once); otherwise a batch, or a
-socket subscribing again and again, would run many times the limit.
+socket subscribing again and again, would run many times the limit. It is counted before its
+documents are checked (sinergi.guard, sinergi.subscriptions), so those the checks refuse count
+too, and a client over the limit cannot make a worker parse and cost them.
 
 Worst case: every process admits at most its allowance beyond the limit, so across N processes
 (instances × workers) a client gets at most N × max(1, limit ÷ 100) hits more than the limit in
@@ -91,6 +93,18 @@ class RateLimiter:
         self.sync_seconds = sync_seconds
         self._clock = clock
         self._counters: dict[str, _Counter] = {}
+
+    def known_over(self, client_id: str) -> Refusal | None:
+        """The 429 for a client this process already knows to be over the limit in the current
+        window, else None; with no statement and before the request is read (sinergi.guard), so
+        that such a client's requests cost a worker next to nothing, whatever they hold. Like
+        `admit`'s own refusal of it, the request is not counted: the client is over already."""
+        now = self._clock()
+        index = int(now // self.window_seconds)
+        counter = self._counters.get(client_id)
+        if counter is None or counter.window_index != index or counter.known < self.per_window:
+            return None
+        return self._refusal(now, index)
 
     async def admit(self, engine: AsyncEngine, client_id: str, hits: int = 1) -> Refusal | None:
         """None when the request may go on; otherwise the 429 (or, database gone, 503) to send.

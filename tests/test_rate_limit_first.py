@@ -1,0 +1,152 @@
+"""The rate limit comes before the document checks. The attack: a client over its limit sent
+batches of ten distinct documents of some 4,900 tokens each; every answer was 429, yet each
+request was decoded, parsed and costed first (200 ms of a worker against 2 ms), and three such
+senders took another client's `{ __typename }` from 2 ms to 1.7 s. Now a client its process
+knows to be over the limit is refused before its body is read, and every request is counted
+before its documents are parsed, so the documents the checks refuse use up the limit too."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from schema.documents import parse_document
+from sinergi.settings import Settings
+from tests.support.clients import registered
+from tests.support.databases import as_service
+from tests.support.http import Api, served
+from tests.support.served import served_process
+
+LIMIT = 20
+# A window of a day: no test here straddles a window's edge but once in hours.
+WINDOW_SECONDS = 86400
+
+
+def _heavy(count: int) -> list[dict[str, str]]:
+    """A batch of `count` distinct documents of some 4,800 tokens each, within the token limit:
+    each costs a worker milliseconds to parse and cost."""
+    arguments = ", ".join(f"a{i}: {i}" for i in range(1600))
+    return [
+        {"query": f"query Q{uuid.uuid4().hex} {{ __typename({arguments}) }}"} for _ in range(count)
+    ]
+
+
+def _over_complex(count: int) -> list[dict[str, str]]:
+    """A batch of `count` distinct documents the guard refuses (1,000 aliases, 30 allowed)."""
+    return [
+        {"query": "{ " + " ".join(f"a{uuid.uuid4().hex}: __typename" for _ in range(1000)) + " }"}
+        for _ in range(count)
+    ]
+
+
+@pytest.fixture(scope="module")
+def limited(demo_url: str, api: Api) -> Iterator[Api]:
+    """The app with a limit of LIMIT requests a day (the `api` fixture registered the demo
+    clients)."""
+    settings = Settings(rate_limit=LIMIT, rate_limit_window_seconds=WINDOW_SECONDS)
+    with served(demo_url, settings) as limited_api:
+        yield limited_api
+
+
+def _fresh_token(api: Api, demo_url: str) -> str:
+    """A token of a client registered for the test: no other test has used up its limit."""
+    name = f"Rate limit {uuid.uuid4().hex[:8]}"
+    client_id, secret = registered(demo_url, name, purpose="rate limit test", scopes="records:read")
+    issued = api.token_response(client_id, secret=secret)
+    assert issued.status_code == 200, issued.text
+    token: str = issued.json()["access_token"]
+    return token
+
+
+def _assert_rate_limited(response: Any) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["Retry-After"]) <= WINDOW_SECONDS
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["limit"] == LIMIT
+
+
+def _use_up(client: httpx.Client, token: str) -> None:
+    """Requests until the first 429: the process then knows the client is over its limit."""
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(LIMIT + max(1, LIMIT // 100) + 1):
+        answered = client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
+        if answered.status_code == 429:
+            return
+        assert answered.status_code == 200, answered.text
+    pytest.fail("the limit was never reached")
+
+
+def test_a_client_over_its_limit_is_refused_before_its_documents_are_parsed(
+    limited: Api, demo_url: str
+) -> None:
+    token = _fresh_token(limited, demo_url)
+    _use_up(limited.client, token)
+    parses = parse_document.cache_info().misses
+    for body in (
+        _heavy(10),
+        _over_complex(10),
+        {"query": "{ viewer { "},  # a syntax error
+        [],  # an empty batch
+        [{"query": "{ __typename }"}] * 100,  # past the batch limit
+    ):
+        _assert_rate_limited(limited.post(body, token))
+    malformed = limited.client.post(
+        "/graphql",
+        content=b"{ not JSON",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    _assert_rate_limited(malformed)
+    assert parse_document.cache_info().misses == parses
+
+
+def test_documents_the_checks_refuse_count_against_the_limit(limited: Api, demo_url: str) -> None:
+    """Each operation counts as the request it would be, whether the checks pass it or not: two
+    refused batches of ten use up a limit of twenty (each, over the process's allowance of one,
+    is counted in PostgreSQL before it is looked at, so the count is exact)."""
+    token = _fresh_token(limited, demo_url)
+    for _ in range(2):
+        refused = limited.post(_over_complex(10), token)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    _assert_rate_limited(limited.post({"query": "{ __typename }"}, token))
+
+
+def test_a_batch_refused_for_its_length_counts_once(limited: Api, demo_url: str) -> None:
+    """Counted by its length, one body of ten thousand `{}` would use up any limit."""
+    token = _fresh_token(limited, demo_url)
+    refused = limited.post([{"query": "{ __typename }"}] * (LIMIT + 10), token)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["errors"][0]["extensions"]["limit"] == "batch"
+    assert limited.post({"query": "{ __typename }"}, token).status_code == 200
+
+
+def test_a_client_over_its_limit_is_refused_before_its_body_arrives(
+    api: Api, demo_url: str
+) -> None:
+    """A client its process knows to be over the limit is answered at once, its body unread: a
+    POST whose headers promise a body that never comes gets 429, not the body deadline's 408."""
+    settings = {
+        "SINERGI_RATE_LIMIT": str(LIMIT),
+        "SINERGI_RATE_LIMIT_WINDOW": str(WINDOW_SECONDS),
+        "SINERGI_BODY_TIMEOUT": "30",
+    }
+    with served_process(as_service(demo_url), "production", settings) as (base, _):
+        token = _fresh_token(api, demo_url)
+        host, port = base.removeprefix("http://").split(":")
+        with httpx.Client(base_url=base) as remote:
+            _use_up(remote, token)
+        with socket.create_connection((host, int(port)), timeout=5) as connection:
+            connection.sendall(
+                (
+                    "POST /graphql HTTP/1.1\r\nHost: sinergi\r\nContent-Type: application/json\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n"
+                ).encode()
+            )
+            answer = connection.recv(65536)  # within 5 s, or socket.timeout fails the test
+    assert answer.startswith(b"HTTP/1.1 429"), answer
