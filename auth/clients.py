@@ -21,6 +21,10 @@ from db.models import OAUTH_CLIENTS
 from db.queries import regions
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MAX_CLIENT_ID_LENGTH = 64
+"""The longest id a registered client can have (`oauth_clients.client_id` is varchar(64)):
+a longer one names nobody, so the token endpoint refuses it unread. An external issuer's
+principals (`iss#azp`, auth.external) never authenticate there."""
 
 
 class ClientError(ValueError):

@@ -11,9 +11,10 @@ from starlette.authentication import AuthenticationError, BaseUser
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from auth.clients import MAX_CLIENT_ID_LENGTH
 from auth.principal import Principal
 from auth.registry import ClientState
-from auth.service import AuthService, OAuthError
+from auth.service import AuthService, OAuthError, authentication_failed
 from auth.tokens import InvalidToken
 from db.errors import is_unavailable
 
@@ -176,6 +177,8 @@ async def token_endpoint(request: Request) -> Response:
             raise OAuthError("invalid_client", "client authentication is required", 401)
         if "\x00" in client_id:  # no client has one, and no text column can store it
             raise OAuthError("invalid_request", "client_id holds a NUL character")
+        if len(client_id) > MAX_CLIENT_ID_LENGTH:  # names nobody: answered as an unknown id,
+            raise authentication_failed()  # without the throttle's rows (which it would outgrow)
         scope = form.get("scope")
         service: AuthService = request.scope["state"]["auth"]
         address = request.client.host if request.client is not None else "unknown"

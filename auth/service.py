@@ -41,6 +41,11 @@ class OAuthError(Exception):
         self.retry_after = retry_after
 
 
+def authentication_failed() -> OAuthError:
+    """The one answer for a wrong secret and for a client id that names no active client."""
+    return OAuthError("invalid_client", "client authentication failed", 401)
+
+
 @dataclass(frozen=True, slots=True)
 class FailureLimits:
     """Failed authentications allowed in a window per client id from one address, per client
@@ -153,7 +158,7 @@ class AuthService:
             if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
                 async with self.reads.connect() as connection:
                     await auth_failures.purge(connection)
-            raise OAuthError("invalid_client", "client authentication failed", 401)
+            raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)
         return client

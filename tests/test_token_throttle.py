@@ -290,3 +290,28 @@ def test_guesses_from_many_addresses_are_bounded_per_client_id(
         assert guesses == [401, 401, 429, 401, 401, 429, 429, 429, 429]
         assert len(scrypt_calls) == 4
         assert ask("192.0.2.46", secret) == 429
+
+
+def test_a_client_id_longer_than_any_registered_one_is_refused_unread(
+    api: Api, scrypt_calls: list[str]
+) -> None:
+    """The attack: a client id of 3,200 random characters made the throttle's row too big for
+    its primary key's index: 500, before anything was counted, 11 KB of traceback logged per
+    request, for anyone. No client can have an id over 64 characters: it is now answered as an
+    unknown id is, without a secret checked or a row written."""
+    unknown = api.token_response(f"no-such-{secrets.token_hex(4)}", secret="x")
+    scrypt_calls.clear()
+    too_long = secrets.token_urlsafe(2400)
+    answers = [api.token_response(too_long, secret="x") for _ in range(3)]
+    posted = api.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": too_long, "client_secret": "x"},
+    )
+    for answer in answers:
+        assert answer.status_code == 401, answer.text
+        assert answer.json() == unknown.json()
+        assert answer.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+    assert (posted.status_code, posted.json()) == (401, unknown.json())
+    assert scrypt_calls == []
+    assert api.token_response("x" * 64, secret="x").status_code == 401
+    assert len(scrypt_calls) == 1  # the longest id a client may have is checked as usual
