@@ -315,3 +315,16 @@ def test_a_client_id_longer_than_any_registered_one_is_refused_unread(
     assert scrypt_calls == []
     assert api.token_response("x" * 64, secret="x").status_code == 401
     assert len(scrypt_calls) == 1  # the longest id a client may have is checked as usual
+
+
+def test_a_long_forwarded_address_is_counted_like_any_other(demo_url: str) -> None:
+    """The attack: the address (a proxy's X-Forwarded-For, whatever its sender wrote) went into
+    the throttle's primary key as sent, and one of 3,200 random characters was a 500 for every
+    client id. Subjects are stored as their SHA-256, so it is throttled like a short one."""
+    settings = Settings(rate_limit=1_000_000, auth_failures_per_client=2)
+    client_id, secret = _register(demo_url)
+    long_address = secrets.token_urlsafe(2400)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        assert ask(long_address, secret) == 200
+        assert [ask(long_address, f"guess-{n}") for n in range(3)] == [401, 401, 429]
