@@ -3,7 +3,9 @@ word on an exception nothing else caught.
 
 An exception that escapes the app before the response has started is answered here as the
 contract's `INTERNAL` error with a correlation id, logged in full under that id: never a bare
-500 page, never the exception's text.
+500 page, never the exception's text. At the token endpoint the answer has RFC 6749's error
+shape (`server_error`), which a token client reads, with the contract's code beside it as its
+other refusals have.
 
 The middleware opens an `Exchange` (sinergi.exchange) that the guard and the GraphQL endpoint
 fill in with the operation, client and error codes, and that log records read the request id
@@ -37,13 +39,24 @@ _SNIFF_LIMIT = 16_384
 access_logger = logging.getLogger("sinergi.access")
 access_records = AccessRecords(access_logger)
 errors_logger = logging.getLogger("sinergi.errors")
+OAUTH_PATHS = frozenset({"/oauth/token"})
+"""Where an error answers in RFC 6749 §5.2's shape rather than GraphQL's."""
 
 
-def internal_error() -> tuple[str, bytes]:
+def internal_error(*, oauth: bool = False) -> tuple[str, bytes]:
     """A correlation id, and the coded error body that quotes it."""
     correlation_id = uuid.uuid4().hex
+    message = f"Internal error; quote {correlation_id} when reporting it."
+    if oauth:
+        answer = {
+            "error": "server_error",
+            "error_description": message,
+            "code": "INTERNAL",
+            "correlationId": correlation_id,
+        }
+        return correlation_id, orjson.dumps(answer)
     error = {
-        "message": f"Internal error; quote {correlation_id} when reporting it.",
+        "message": message,
         "extensions": {"code": "INTERNAL", "correlationId": correlation_id},
     }
     return correlation_id, orjson.dumps({"errors": [error]})
@@ -118,19 +131,17 @@ class Observer:
             exchange.codes.append("INTERNAL")
             if started_response:  # too late to answer otherwise: the connection is dropped
                 raise
-            correlation_id, body = internal_error()
+            oauth = scope["path"] in OAUTH_PATHS
+            correlation_id, body = internal_error(oauth=oauth)
             errors_logger.exception("internal error %s", correlation_id)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (_REQUEST_ID, exchange.request_id.encode()),
-                    ],
-                }
-            )
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (_REQUEST_ID, exchange.request_id.encode()),
+            ]
+            if oauth:  # RFC 6749 §5.1: no token endpoint answer is cached
+                headers.append((b"cache-control", b"no-store"))
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
             if sniffed:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.testclient import TestClient
 
 from db.engine import async_url
-from db.queries import indicators
+from db.queries import auth_failures, indicators
 from db.queries.audit import AuditWriter
 from db.seed import load_reference
 from sinergi.app import create_app
@@ -141,6 +141,30 @@ def test_a_failure_outside_graphql_is_a_coded_internal_error_too(
     for leak in ("client_writes", "Traceback", "asyncpg", "sqlalchemy"):
         assert leak not in response.text
     assert "client_writes" in _logged(caplog, correlation_id)
+
+
+def test_a_failure_at_the_token_endpoint_is_an_oauth_server_error(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token client reads RFC 6749's `error`, not GraphQL's `errors`: an unexpected failure
+    at /oauth/token was answered in GraphQL's shape. It is `server_error` now, with the
+    contract's code and the correlation id it is logged under, and is not cached."""
+
+    async def failing(*_: object) -> None:
+        raise RuntimeError(MARKER)
+
+    monkeypatch.setattr(auth_failures, "reserve", failing)
+    with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+        response = api.token_response(CLIENT)
+    assert response.status_code == 500
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-request-id"]
+    body = response.json()
+    assert set(body) == {"error", "error_description", "code", "correlationId"}
+    assert (body["error"], body["code"]) == ("server_error", "INTERNAL")
+    assert body["correlationId"] in body["error_description"]
+    assert MARKER not in response.text
+    assert MARKER in _logged(caplog, body["correlationId"])
 
 
 def test_a_refused_input_and_a_forbidden_field_log_no_error_and_no_personal_data(
