@@ -51,8 +51,10 @@ class FailureLimits:
     """Failed authentications allowed in a window per client id from one address, per client
     id from all addresses together, and per address; beyond any, the token endpoint answers
     429 without checking the secret. Whoever knows a client id (it is no secret) locks it out
-    only from their own address, unless they guess from per_client_total ÷ per_client
-    addresses at once; per_client_total bounds what those guesses check."""
+    only from their own address: beyond the total or the address's limit, a client id that got
+    a token from that address lately (`remembered_seconds`) still has its secret checked, up
+    to per_client. Guesses from elsewhere, and from that address for other client ids, do not;
+    per_client_total bounds what they check."""
 
     per_client: int = 10
     per_client_total: int = 100
@@ -65,6 +67,15 @@ class FailureLimits:
             or reserved.by_client > self.per_client_total
             or reserved.by_address > self.per_address
         )
+
+    def exceeded_by_pair(self, reserved: auth_failures.Reservation) -> bool:
+        """Over the limit of the client id from the address: what no success lets through."""
+        return reserved.by_client_address > self.per_client
+
+    def remembered_seconds(self, token_lifetime: int) -> int:
+        """How long before its window's start a success counts as lately: a token lifetime and a
+        window, so a client that renews its token as it expires is always remembered."""
+        return token_lifetime + self.window_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +122,9 @@ class AuthService:
         self, client_id: str, secret: str, requested_scope: str | None, *, address: str
     ) -> dict[str, Any]:
         """The token response for a client's credentials, or an OAuthError: 429 once the client
-        id or the address has failed too often in the window (FailureLimits), before the secret
-        is checked; 503 while this process checks as many secrets as it may and as many more
-        wait."""
+        id or the address has failed too often in the window (FailureLimits, which says whom a
+        recent success still lets through), before the secret is checked; 503 while this
+        process checks as many secrets as it may and as many more wait."""
         try:
             async with self.secret_checks.turn():
                 client = await self._authenticated(client_id, secret, address)
@@ -138,12 +149,21 @@ class AuthService:
     async def _authenticated(self, client_id: str, secret: str, address: str) -> clients.Client:
         """The attempt is counted as failed before the secret is checked, and taken back if it
         matches, so however many arrive at once no more secrets are checked than the limits
-        allow. No connection is held while scrypt runs: only for the statements either side."""
+        allow. Over the client id's total or the address's limit, the client id's own address
+        still has its secrets checked if it got a token there lately (FailureLimits): others
+        sharing the address (a NAT, a proxy uvicorn does not trust) or guessing from elsewhere
+        do not lock its owner out. No connection is held while scrypt runs: only for the
+        statements either side."""
         attempt = auth_failures.Attempt(client_id, address)
         limits = self.failure_limits
         async with self.reads.connect() as connection:
             reserved = await auth_failures.reserve(connection, attempt, limits.window_seconds)
-            if limits.exceeded(reserved):
+            if limits.exceeded(reserved) and (
+                limits.exceeded_by_pair(reserved)
+                or not await auth_failures.succeeded_since(
+                    connection, reserved, limits.remembered_seconds(self.token_lifetime)
+                )
+            ):
                 await auth_failures.take_back(connection, reserved)
                 retry_after = max(1, math.ceil(reserved.seconds_left))
                 raise OAuthError(
@@ -161,6 +181,7 @@ class AuthService:
             raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)
+            await auth_failures.succeeded(connection, reserved)
         return client
 
     async def mint_for_client(self, client_id: str, secret: str) -> str:

@@ -328,3 +328,50 @@ def test_a_long_forwarded_address_is_counted_like_any_other(demo_url: str) -> No
         ask = _asker(client, client_id)
         assert ask(long_address, secret) == 200
         assert [ask(long_address, f"guess-{n}") for n in range(3)] == [401, 401, 429]
+
+
+def test_guesses_from_a_shared_address_do_not_lock_out_a_client_that_got_tokens_there(
+    demo_url: str, scrypt_calls: list[str]
+) -> None:
+    """The attack: behind a NAT, or a proxy uvicorn does not trust, every caller has one
+    address, and failures for any client ids from it refused every client's right secret too:
+    anyone could stop token issuance for everyone. A client id that got a token from the
+    address lately still has its secret checked there; anyone else stays limited, and guesses
+    at that client id from there are still bounded by its own limit."""
+    settings = Settings(
+        rate_limit=1_000_000, auth_failures_per_address=3, auth_failures_per_client=2
+    )
+    owner, owner_secret = _register(demo_url)
+    newcomer, newcomer_secret = _register(demo_url)
+    shared = "192.0.2.51"
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        assert _asker(client, owner)(shared, owner_secret) == 200
+        hunting = [_asker(client, f"hunt-{secrets.token_hex(4)}")(shared, "x") for _ in range(4)]
+        assert hunting == [401, 401, 401, 429]
+        assert _asker(client, owner)(shared, owner_secret) == 200
+        assert _asker(client, newcomer)(shared, newcomer_secret) == 429
+        scrypt_calls.clear()
+        guesses = [_asker(client, owner)(shared, f"guess-{n}") for n in range(4)]
+        assert guesses == [401, 401, 429, 429]
+        assert len(scrypt_calls) == 2
+
+
+def test_guesses_from_many_addresses_do_not_lock_out_a_client_from_its_own(
+    demo_url: str, scrypt_calls: list[str]
+) -> None:
+    """The attack: 110 wrong secrets over 11 addresses reached the client id's total and locked
+    its owner out everywhere for the window. The owner's address, where it got a token lately,
+    still has its secret checked; a new address, like the guessers', does not."""
+    settings = Settings(
+        rate_limit=1_000_000, auth_failures_per_client=2, auth_failures_per_client_total=4
+    )
+    client_id, secret = _register(demo_url)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        assert ask("192.0.2.61", secret) == 200
+        scrypt_calls.clear()
+        guesses = [ask(f"192.0.2.{62 + n // 3}", f"guess-{n}") for n in range(9)]
+        assert guesses == [401, 401, 429, 401, 401, 429, 429, 429, 429]
+        assert len(scrypt_calls) == 4
+        assert ask("192.0.2.61", secret) == 200
+        assert ask("192.0.2.65", secret) == 429

@@ -4,7 +4,9 @@ PostgreSQL: what the token endpoint's throttle counts (auth.service).
 An attempt is counted as failed before its secret is checked, in one statement that adds it and
 returns the totals with it (`reserve`): attempts arriving together cannot all read a count under
 the limit and all go on to check a secret, in one process or many. One refused for being over
-the limit, or whose secret was right, is taken back (`take_back`).
+the limit, or whose secret was right, is taken back (`take_back`). A client id's success from
+an address is kept as a row of its own (`succeeded`, its count of successes in the window), so
+that the throttle can tell its owner from whoever else shares the address (`succeeded_since`).
 
 An attempt counts under three subjects: its client id from its address, its client id from
 anywhere, and its address for any client id. Both statements lock them in that order, so two
@@ -49,6 +51,21 @@ _TAKE_BACK = text(
     ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures - 1
     """
 )
+_SUCCEEDED = text(
+    """
+    INSERT INTO auth_failures AS f (subject, window_start, failures)
+    VALUES (:success, CAST(:window_start AS timestamptz), 1)
+    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    """
+)
+_SUCCEEDED_SINCE = text(
+    """
+    SELECT EXISTS (
+      SELECT FROM auth_failures
+       WHERE subject = :success
+         AND window_start >= CAST(:window_start AS timestamptz) - make_interval(secs => :seconds))
+    """
+)
 _PURGE = text("DELETE FROM auth_failures WHERE window_start < clock_timestamp() - interval '1 day'")
 
 
@@ -67,7 +84,14 @@ class Attempt:
             "client": f"client:{self.client}",
             "address": f"address:{self.address}",
         }
-        return {kind: hashlib.sha256(text.encode()).hexdigest() for kind, text in named.items()}
+        return {kind: _digest(subject) for kind, subject in named.items()}
+
+    def success_subject(self) -> str:
+        return _digest("success:" + json.dumps([self.client, self.address]))
+
+
+def _digest(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +128,27 @@ async def take_back(connection: AsyncConnection, reservation: Reservation) -> No
     """Uncount a reserved attempt, in the window it was counted in (which may have ended)."""
     parameters = {**reservation.attempt.subjects(), "window_start": reservation.window_start}
     await connection.execute(_TAKE_BACK, parameters)
+
+
+async def succeeded(connection: AsyncConnection, reservation: Reservation) -> None:
+    """Keep that the attempt's secret was right, in the window it was counted in."""
+    success = reservation.attempt.success_subject()
+    await connection.execute(
+        _SUCCEEDED, {"success": success, "window_start": reservation.window_start}
+    )
+
+
+async def succeeded_since(
+    connection: AsyncConnection, reservation: Reservation, seconds: int
+) -> bool:
+    """Whether the attempt's client id succeeded from its address in a window that began at most
+    `seconds` before the attempt's."""
+    parameters = {
+        "success": reservation.attempt.success_subject(),
+        "window_start": reservation.window_start,
+        "seconds": seconds,
+    }
+    return bool((await connection.execute(_SUCCEEDED_SINCE, parameters)).scalar_one())
 
 
 async def purge(connection: AsyncConnection) -> None:
