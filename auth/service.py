@@ -77,6 +77,11 @@ class FailureLimits:
         window, so a client that renews its token as it expires is always remembered."""
         return token_lifetime + self.window_seconds
 
+    def kept_seconds(self, token_lifetime: int) -> int:
+        """How long a window's rows are kept: a day, or longer when a success is remembered
+        longer (a token lifetime over a day), plus the window its attempt is counted in."""
+        return max(86_400, self.remembered_seconds(token_lifetime) + self.window_seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
@@ -174,10 +179,11 @@ class AuthService:
                 )
             claimed = await clients.claim(connection, client_id)
         client = await clients.authenticated(claimed, secret)
+        if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
+            # After successes too: each leaves a row, and a deployment may rarely see a failure.
+            async with self.reads.connect() as connection:
+                await auth_failures.purge(connection, limits.kept_seconds(self.token_lifetime))
         if client is None:
-            if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
-                async with self.reads.connect() as connection:
-                    await auth_failures.purge(connection)
             raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)

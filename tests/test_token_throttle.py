@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import exc
+from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 import auth.clients
+import auth.service
 import db.queries.auth_failures
 from auth.clients import create
 from db.engine import async_url
@@ -401,3 +402,75 @@ def test_x_forwarded_for_from_an_untrusted_peer_is_warned_of_once(
     assert "192.0.2.70" in warnings[0].getMessage()
     assert "FORWARDED_ALLOW_IPS" in warnings[0].getMessage()
     assert "198.51.100.8" not in caplog.text
+
+
+def _rows(url: str, statement: str, **parameters: object) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_async_engine(async_url(url))
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement), parameters)
+            rows = list(result.all()) if result.returns_rows else []
+        await engine.dispose()
+        return rows
+
+    return asyncio.run(run())
+
+
+def _aged_row(url: str, subject: str, days: float) -> None:
+    """A throttle row of a window that began `days` ago."""
+    _rows(
+        url,
+        "INSERT INTO auth_failures (subject, window_start, failures)"
+        " VALUES (:subject, clock_timestamp() - make_interval(secs => :seconds), 1)",
+        subject=subject,
+        seconds=days * 86_400,
+    )
+
+
+def _aged_row_kept(url: str, subject: str) -> bool:
+    """Whether a row of the subject's from a window that began over a day ago is still there."""
+    statement = (
+        "SELECT 1 FROM auth_failures"
+        " WHERE subject = :subject AND window_start < clock_timestamp() - interval '1 day'"
+    )
+    return bool(_rows(url, statement, subject=subject))
+
+
+def test_successes_alone_clear_away_old_rows(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leak: every window in which a client got a token leaves a row, and old rows were
+    cleared only after a failed attempt: a deployment seldom seeing a wrong secret kept them
+    all. A success now clears them too, as often (here always)."""
+    monkeypatch.setattr(auth.service.random, "random", lambda: 0.0)
+    stale = f"stale-{secrets.token_hex(8)}"
+    _aged_row(demo_url, stale, days=2)
+    assert _aged_row_kept(demo_url, stale)
+    client_id, secret = _register(demo_url)
+    with TestClient(_from_addresses(Settings(rate_limit=1_000_000), demo_url)) as client:
+        assert _asker(client, client_id)("192.0.2.81", secret) == 200
+    assert not _aged_row_kept(demo_url, stale)
+
+
+def test_a_success_is_remembered_for_as_long_as_a_token_lasts(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With tokens lasting over a day, a success is remembered longer than the day old rows
+    were kept for: clearing them forgot a client that renews its token as it expires, and
+    guesses from its address locked it out. Rows are now kept as long as they are read."""
+    monkeypatch.setattr(auth.service.random, "random", lambda: 0.0)
+    settings = Settings(
+        rate_limit=1_000_000, token_lifetime_seconds=3 * 86_400, auth_failures_per_address=1
+    )
+    client_id, secret = _register(demo_url)
+    shared = "192.0.2.82"
+    success = db.queries.auth_failures.Attempt(client_id, shared).success_subject()
+    _aged_row(demo_url, success, days=2)
+    stale = f"stale-{secrets.token_hex(8)}"
+    _aged_row(demo_url, stale, days=4)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        hunting = [_asker(client, f"hunt-{secrets.token_hex(4)}")(shared, "x") for _ in range(2)]
+        assert hunting == [401, 429]
+        assert _asker(client, client_id)(shared, secret) == 200
+    assert _aged_row_kept(demo_url, success)
+    assert not _aged_row_kept(demo_url, stale)

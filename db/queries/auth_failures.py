@@ -66,7 +66,10 @@ _SUCCEEDED_SINCE = text(
          AND window_start >= CAST(:window_start AS timestamptz) - make_interval(secs => :seconds))
     """
 )
-_PURGE = text("DELETE FROM auth_failures WHERE window_start < clock_timestamp() - interval '1 day'")
+_PURGE = text(
+    "DELETE FROM auth_failures"
+    " WHERE window_start < clock_timestamp() - make_interval(secs => :seconds)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,5 +154,7 @@ async def succeeded_since(
     return bool((await connection.execute(_SUCCEEDED_SINCE, parameters)).scalar_one())
 
 
-async def purge(connection: AsyncConnection) -> None:
-    await connection.execute(_PURGE)
+async def purge(connection: AsyncConnection, seconds: int) -> None:
+    """Delete the rows of windows that began over `seconds` ago: failures and successes alike,
+    so `seconds` must outlast what `succeeded_since` looks back over."""
+    await connection.execute(_PURGE, {"seconds": seconds})
