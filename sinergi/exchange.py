@@ -19,7 +19,9 @@ entries carry it; a caller's invented name then costs them no more than that."""
 BATCH = "(batch)"
 UNKNOWN = "(other)"
 """The operation of a request whose `operationName` no document has been found to hold (yet):
-a hash no trusted document answers, say. A caller's unchecked name is never recorded."""
+a hash no trusted document answers, say. A caller's unchecked name is recorded only for a
+request the rate limit refused before its document was parsed, and only a name OPERATION_NAME
+matches (sinergi.guard)."""
 
 
 @dataclass(slots=True)

@@ -367,7 +367,10 @@ class BodyDeadlines:
 class RequestGuard:
     """For HTTP requests to the endpoint only, GET or POST (sinergi.http_edge has refused the
     other methods). A request it passes on has `scope["user"]`, the client its token stands
-    for, and has been admitted under the client's rate limit."""
+    for, and has been admitted under the client's rate limit. One refused by the rate limit
+    once its body is decoded is logged and counted under the operation it names (`_claimed`);
+    one refused before its body is read, its client known to be over the limit, is anonymous:
+    reading the body for its name is what that refusal spares."""
 
     def __init__(
         self,
@@ -419,6 +422,9 @@ class RequestGuard:
         limited = await self.rate_limiter.admit(scope["state"]["primary"], client_id, hits)
         if limited is None:
             return received
+        now = exchange.current()
+        if received is None and now is not None:
+            now.operation = _claimed(scope[PAYLOAD])
         if received is not None and "Connection" in received.headers:  # a body still arriving
             limited.headers["Connection"] = received.headers["Connection"]
         return limited
@@ -495,6 +501,25 @@ class RequestGuard:
                 return refusal
         self.checks.note(operations)
         return None
+
+
+def _claimed(payload: Any) -> str | None:
+    """The operation a request refused before the checks is logged and counted as: BATCH for a
+    batch, else the `operationName` it sends if that is a GraphQL name of bounded length
+    (exchange.OPERATION_NAME), as sent. Its document is not parsed, neither to confirm that it
+    holds the name nor to name an unnamed request's only operation: sparing the parse is what
+    refusing before the checks is for."""
+    operations = payload if isinstance(payload, list) else [payload]
+    if len(operations) > 1:
+        return exchange.BATCH
+    requested = (
+        operations[0].get("operationName")
+        if operations and isinstance(operations[0], dict)
+        else None
+    )
+    if isinstance(requested, str) and exchange.OPERATION_NAME.fullmatch(requested):
+        return requested
+    return None
 
 
 def _decoded(body: bytes) -> Any:

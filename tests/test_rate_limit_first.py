@@ -7,6 +7,8 @@ before its documents are parsed, so the documents the checks refuse use up the l
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,9 @@ import httpx
 import pytest
 
 from schema.documents import parse_document
+from sinergi import guard
 from sinergi.settings import Settings
+from tests.support.access_log import captured
 from tests.support.clients import registered
 from tests.support.databases import as_service
 from tests.support.http import Api, served
@@ -103,6 +107,49 @@ def test_a_client_over_its_limit_is_refused_before_its_documents_are_parsed(
     )
     _assert_rate_limited(malformed)
     assert parse_document.cache_info().misses == parses
+
+
+def _logged_operations(stream: io.StringIO) -> list[tuple[int, str | None]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [(line["status"], line["operation"]) for line in lines if line["path"] == "/graphql"]
+
+
+def test_a_request_refused_once_its_body_is_read_keeps_its_operation_name(
+    limited: Api, demo_url: str
+) -> None:
+    """The regression: refused before the checks, which named the operation, every 429 was
+    logged and counted as "(anonymous)", however its request named itself. One refused once its
+    body is decoded now keeps the `operationName` it sends (a GraphQL name, its document
+    unparsed), or "(batch)"; one refused before its body is read stays anonymous."""
+    token = _fresh_token(limited, demo_url)
+    named = {"query": "query Probe { __typename }", "operationName": "Probe"}
+    with captured() as access_log:
+        for _ in range(LIMIT + max(1, LIMIT // 100) + 1):
+            answered = limited.post(named, token)
+            if answered.status_code == 429:
+                break
+        else:
+            pytest.fail("the limit was never reached")
+        _assert_rate_limited(limited.post(named, token))
+    logged = _logged_operations(access_log)
+    assert logged[-2:] == [(429, "Probe"), (429, None)]
+    assert set(logged[:-2]) == {(200, "Probe")}
+
+
+@pytest.mark.parametrize(
+    ("body", "operation"),
+    [
+        ({"query": "query Probe { __typename }", "operationName": "Probe"}, "Probe"),
+        ([{"query": "{ __typename }"}] * 2, "(batch)"),
+        ({"query": "query Probe { __typename }"}, None),
+        ({"query": "{ __typename }", "operationName": "Not-a-name"}, None),
+        ({"query": "{ __typename }", "operationName": "A" * 129}, None),
+    ],
+)
+def test_the_name_a_rate_limited_request_is_logged_under(body: Any, operation: str | None) -> None:
+    """Only a GraphQL name of bounded length, as the guard lets any request send, is recorded;
+    a batch is "(batch)", as one the checks pass is."""
+    assert guard._claimed(body) == operation
 
 
 def test_documents_the_checks_refuse_count_against_the_limit(limited: Api, demo_url: str) -> None:
