@@ -19,7 +19,9 @@ from auth.tokens import InvalidToken
 from db.errors import is_unavailable
 
 logger = logging.getLogger("sinergi.auth")
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""RFC 6749 §5.1: no token endpoint answer is cached, by HTTP/1.1 or HTTP/1.0 caches."""
 OUTAGE_RETRY_AFTER_SECONDS = 5
 """Retry-After of a token request met by a database outage (the pool exhausted included), as
 /graphql answers one."""

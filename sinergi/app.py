@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth import keys, registry
 from auth.external import ExternalIssuer, parse_external_issuers
-from auth.http import jwks_endpoint, metadata_endpoint, token_endpoint
+from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService, FailureLimits
 from db import change_signal
 from db.engine import autocommit, create_engine
@@ -291,7 +291,7 @@ def create_app(
     )
     routes: list[Route | WebSocketRoute] = [
         WebSocketRoute(GRAPHQL_PATH, graphql),  # subscriptions; sinergi/subscriptions.py admits
-        Route("/oauth/token", token_endpoint, methods=["POST"]),
+        Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint),
         Route("/.well-known/jwks.json", jwks_endpoint),
         Route("/healthz", healthz),

@@ -26,6 +26,7 @@ import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth.http import NO_STORE, TOKEN_PATH
 from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
 from sinergi.forwarding import ForwardingCheck
@@ -40,8 +41,8 @@ _SNIFF_LIMIT = 16_384
 access_logger = logging.getLogger("sinergi.access")
 access_records = AccessRecords(access_logger)
 errors_logger = logging.getLogger("sinergi.errors")
-OAUTH_PATHS = frozenset({"/oauth/token"})
-"""Where an error answers in RFC 6749 §5.2's shape rather than GraphQL's."""
+_NO_STORE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+"""What the token endpoint's every answer carries, its 500 too."""
 
 
 def internal_error(*, oauth: bool = False) -> tuple[str, bytes]:
@@ -134,7 +135,7 @@ class Observer:
             exchange.codes.append("INTERNAL")
             if started_response:  # too late to answer otherwise: the connection is dropped
                 raise
-            oauth = scope["path"] in OAUTH_PATHS
+            oauth = scope["path"] == TOKEN_PATH  # RFC 6749 §5.2's shape, not GraphQL's
             correlation_id, body = internal_error(oauth=oauth)
             errors_logger.exception("internal error %s", correlation_id)
             headers = [
@@ -142,8 +143,8 @@ class Observer:
                 (b"content-length", str(len(body)).encode()),
                 (_REQUEST_ID, exchange.request_id.encode()),
             ]
-            if oauth:  # RFC 6749 §5.1: no token endpoint answer is cached
-                headers.append((b"cache-control", b"no-store"))
+            if oauth:
+                headers.extend(_NO_STORE_HEADERS)
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:

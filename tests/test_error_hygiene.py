@@ -158,6 +158,7 @@ def test_a_failure_at_the_token_endpoint_is_an_oauth_server_error(
         response = api.token_response(CLIENT)
     assert response.status_code == 500
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"  # as every token endpoint answer has
     assert response.headers["x-request-id"]
     body = response.json()
     assert set(body) == {"error", "error_description", "code", "correlationId"}
