@@ -133,6 +133,8 @@ async def create(
         raise ClientError("name: required")
     if not purpose.strip():
         raise ClientError("purpose: required (the declared purpose of use, UU 27/2022)")
+    if client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise ClientError(f"client_id: at most {MAX_CLIENT_ID_LENGTH} characters")
     granted = granted_scopes(kind, scopes)
     await _check_jurisdiction(connection, kind, jurisdiction)
     client_id = client_id or f"sng_{secrets.token_urlsafe(12)}"

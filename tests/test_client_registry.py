@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth import clients
 from auth.registry import CHANNEL, ClientRegistry, forgotten
 from db import change_signal
 from db.engine import autocommit, create_engine
@@ -156,3 +157,28 @@ async def test_only_a_confirmation_request_is_acknowledged(engine: AsyncEngine) 
         with pytest.raises(asyncio.CancelledError):
             await running
         await observer.close()
+
+
+async def test_a_client_id_longer_than_the_registry_holds_is_refused_by_name(
+    demo_url: str,
+) -> None:
+    """It reached the INSERT and failed there as the database's truncation error; it is now a
+    ClientError naming the field, as every other refused registration is. (Over the demo
+    database, whose regions hold the jurisdiction; rolled back.)"""
+    engine = create_engine(demo_url, statement_timeout_ms=10_000)
+    registration = {
+        "name": "Long id",
+        "org_kind": "ministry",
+        "jurisdiction": "ID",
+        "scopes": None,
+        "purpose": "tests the client id bound",
+    }
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(clients.ClientError, match="client_id: at most 64 characters"):
+                await clients.create(connection, client_id="x" * 65, **registration)
+            longest, _ = await clients.create(connection, client_id="y" * 64, **registration)
+            await connection.rollback()
+    finally:
+        await engine.dispose()
+    assert longest.client_id == "y" * 64
