@@ -29,7 +29,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.http import NO_STORE, TOKEN_PATH
 from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
-from sinergi.forwarding import ForwardingCheck
 from sinergi.logs import AccessRecords
 from sinergi.request_headers import header
 
@@ -95,13 +94,11 @@ class Observer:
     def __init__(self, app: ASGIApp, *, routes: frozenset[str]) -> None:
         self.app = app
         self.routes = routes
-        self.forwarding = ForwardingCheck()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.forwarding.check(scope)
         exchange = Exchange(request_id_from(header(scope, b"x-request-id")))
         token = begin(exchange)
         started = time.perf_counter()

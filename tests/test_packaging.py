@@ -22,7 +22,6 @@ import yaml
 
 from db import embedded
 from schema.build import sdl
-from sinergi.forwarding import UVICORN_TRUSTED
 from sinergi.settings import Settings
 from tests.support.databases import drop_database
 
@@ -191,7 +190,7 @@ def test_compose_passes_every_other_setting_on_to_the_api() -> None:
     api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]["environment"]
     assert read - NOT_PASSED_ON <= set(api), sorted(read - NOT_PASSED_ON - set(api))
     # Passed on empty, uvicorn would trust no proxy, not its default, the loopback.
-    assert api["FORWARDED_ALLOW_IPS"] == f"${{FORWARDED_ALLOW_IPS:-{UVICORN_TRUSTED}}}"
+    assert api["FORWARDED_ALLOW_IPS"] == "${FORWARDED_ALLOW_IPS:-127.0.0.1,::1}"
     passed_empty = {
         name for name, value in api.items() if value == f"${{{name}:-}}" and name in read
     }
