@@ -69,6 +69,8 @@ def _metrics_dir() -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from sinergi.http_protocol import GatheringHttpToolsProtocol
+
     if args.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Shared files only where processes must add up their series: in one process a sample
         # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
@@ -136,6 +138,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         uvicorn.run(
             "sinergi.app:app_from_env",
             factory=True,
+            http=GatheringHttpToolsProtocol,
             host=args.host,
             port=args.port,
             workers=args.workers,

@@ -1,0 +1,95 @@
+"""The HTTP protocol `sinergi serve` runs: an answer's writes reach the socket as one."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import uvicorn
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from sinergi.http_protocol import GatheringHttpToolsProtocol, GatheringTransport
+
+
+class _Socket(asyncio.Transport):
+    """The socket's side: what was written to it, call by call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = self.aborted = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_writes_of_one_turn_go_out_in_one_call_in_order() -> None:
+    wire = _Socket()
+    gathering = GatheringTransport(wire, asyncio.get_running_loop())
+    gathering.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    gathering.writelines([b"he", b"llo"])
+    assert wire.writes == []
+    assert gathering.get_write_buffer_size() == 24
+    await asyncio.sleep(0)
+    assert wire.writes == [b"HTTP/1.1 200 OK\r\n\r\nhello"]
+    gathering.write(b"next")
+    await asyncio.sleep(0)
+    assert wire.writes[1:] == [b"next"]
+
+
+async def test_closing_sends_what_waits_and_aborting_drops_it() -> None:
+    loop = asyncio.get_running_loop()
+    closed, aborted = _Socket(), _Socket()
+    closing = GatheringTransport(closed, loop)
+    closing.write(b"last words")
+    closing.close()
+    assert (closed.writes, closed.closed) == ([b"last words"], True)
+    dropping = GatheringTransport(aborted, loop)
+    dropping.write(b"never sent")
+    dropping.abort()
+    await asyncio.sleep(0)
+    assert (aborted.writes, aborted.aborted) == ([], True)
+
+
+async def test_a_socket_closed_meanwhile_is_not_written_to() -> None:
+    wire = _Socket()
+    gathering = GatheringTransport(wire, asyncio.get_running_loop())
+    gathering.write(b"too late")
+    wire.closed = True  # the peer went away before the loop's turn ended
+    await asyncio.sleep(0)
+    assert wire.writes == []
+
+
+async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("hello " + scope["path"])(scope, receive, send)
+
+
+async def test_a_server_on_it_answers_request_after_request_on_one_connection() -> None:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()  # connections wait in the backlog until the server accepts them
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(_hello, http=GatheringHttpToolsProtocol, log_level="error")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answers = [await client.get(f"/{number}") for number in range(3)]
+    finally:
+        server.should_exit = True
+        await serving
+    assert [answer.text for answer in answers] == ["hello /0", "hello /1", "hello /2"]
