@@ -10,7 +10,8 @@ key), that kind's copy is emptied and filled again from the start, once, and the
 is reported. A cursor is opaque here: it is kept and sent back as the feed handed it out.
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
-only, and the client's secret travels over https (plain http only to this machine).
+only, and the client's secret travels over https (plain http only to this machine) and never
+follows a redirect.
 """
 
 from __future__ import annotations
@@ -193,13 +194,36 @@ def _cursor_refused(answer: dict[str, Any]) -> str | None:
     return None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: urllib's default one would re-send the bearer token (and the page's
+    request) to wherever `Location` points, any origin over plain http too, past the https
+    check made on `--url` alone, and apply what that origin answered to the copy. Left
+    unfollowed, a 3xx reaches `_json` as an `HTTPError`."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise SyncError(f"{url}: not an http(s) URL")
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (checked above)
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+    try:
+        with _OPENER.open(request, timeout=60) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            location = error.headers.get("Location")
+            error.close()
+            raise SyncError(
+                f"{url} answered {error.code}, redirecting to {location}: not followed "
+                "(the client's token would go with it); give --url as the server's own address"
+            ) from None
+        raise
 
 
 def http_post(base_url: str, client_id: str, secret: str) -> Post:
