@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from domain.errors import InvalidValue
+from domain.identifiers import RegionLevel, region_level
 from domain.records import validate_past_date
 
 QUALIFIER_MAX = 20
@@ -16,18 +17,50 @@ FIRST_YEAR = 2000
 _VALUE_MAX = Decimal(10**15)
 _VALUE_PLACES = Decimal("0.000001")
 
+PERCENT = "percent"
+"""A share of a whole (`KOP_PARTISIPASI`, `UKM_PROPORSI`, ...): from 0 to 100."""
+RUPIAH = "IDR"
+"""A rupiah amount: whole rupiah, as every amount (docs/domain.md, Identifiers)."""
+COUNTED = frozenset({"unit", "persons", "enterprises"})
+"""Cooperatives, businesses, entrepreneurs: counted whole."""
+_PLANNING_LEVELS = frozenset(
+    {RegionLevel.NATIONAL, RegionLevel.PROVINCE, RegionLevel.REGENCY, RegionLevel.CITY}
+)
 
-def validate_indicator_value(value: Decimal, *, field: str) -> Decimal:
+
+def validate_indicator_value(value: Decimal, unit: str | None, *, field: str) -> Decimal:
     """Every indicator is a count, a rupiah amount or a share of such (docs/domain.md), so no
-    value is negative. The ceiling is the rupiah one (Rp1 quadrillion, domain.identifiers), far
-    above any count or percentage, and six decimal places are more than a statistic is
-    published with: a value is a figure that every reader of the indicator gets back, not a
-    payload of thousands of digits."""
-    if not 0 <= value <= _VALUE_MAX:
-        raise InvalidValue(field, f"must be between 0 and {_VALUE_MAX:,}")
+    value is negative; a value is a figure that every reader of the indicator gets back, and
+    compares with its target, so it must be one the indicator's `unit` can take: a share within
+    0-100 (250.5 percent of the population in cooperatives is a slip, a ratio entered as a
+    count or the reverse), a count or a rupiah amount whole. The ceiling otherwise is the rupiah
+    one (Rp1 quadrillion, domain.identifiers), and six decimal places are more than a statistic
+    is published with: not a payload of thousands of digits. `unit` is None when the indicator
+    is unknown (refused on its own field); a unit not named here gets those bounds alone."""
+    ceiling = Decimal(100) if unit == PERCENT else _VALUE_MAX
+    if not 0 <= value <= ceiling:
+        within = " for an indicator in percent" if unit == PERCENT else ""
+        raise InvalidValue(field, f"must be between 0 and {ceiling:,}{within}")
     if value != value.quantize(_VALUE_PLACES):
         raise InvalidValue(field, "must have at most 6 decimal places")
+    if (unit == RUPIAH or unit in COUNTED) and value != value.to_integral_value():
+        raise InvalidValue(field, f"must be a whole number for an indicator in {unit}")
     return value
+
+
+def validate_report_jurisdiction(code: str, *, field: str) -> str:
+    """Targets are set in planning documents, which the nation (RPJMN, RKP), provinces and
+    regencies or cities (RPJMD, RKPD) draw up and no lower level does (docs/domain.md): a
+    realisation for a kecamatan or a village has no target to answer to, and a target answers
+    only the realisations of its own jurisdiction, so such a report would be kept for no
+    reader."""
+    if region_level(code, field=field) not in _PLANNING_LEVELS:
+        raise InvalidValue(
+            field,
+            "must be the nation, a province or a regency or city: targets are set at no lower "
+            "level",
+        )
+    return code
 
 
 def validate_report_year(year: int, *, field: str, today: date) -> int:

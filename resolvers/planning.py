@@ -14,6 +14,7 @@ from domain.errors import InvalidValue
 from domain.indicators import (
     QUALIFIER_MAX,
     validate_indicator_value,
+    validate_report_jurisdiction,
     validate_report_year,
     validate_reported_on,
 )
@@ -49,10 +50,13 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
     # Every rule the report breaks, as a record write reports them (resolvers.writing.invalid).
     got = Collector()
     now = today()
-    if await info.context.loaders.indicator.load(new.indicator) is None:
+    indicator = await info.context.loaders.indicator.load(new.indicator)
+    if indicator is None:
         got.errors.append(InvalidValue("report.indicator", f"unknown indicator {new.indicator!r}"))
+    got.take(lambda: validate_report_jurisdiction(region, field="report.jurisdiction"))
     year = got.take(lambda: validate_report_year(new.year, field="report.year", today=now))
-    value = got.take(lambda: validate_indicator_value(new.value, field="report.value"))
+    unit = None if indicator is None else indicator.unit
+    value = got.take(lambda: validate_indicator_value(new.value, unit, field="report.value"))
     source = got.take(lambda: validate_text(new.source, field="report.source", max_length=NOTE_MAX))
     qualifier = got.optional(
         new.qualifier,

@@ -19,9 +19,13 @@ from schema.types.planning import Realisation
 @strawberry.input(description="A reported value of an indicator for a jurisdiction and year.")
 class RealisationInput:
     indicator: str = strawberry.field(description='An indicator code, e.g. "KOP_PRODUKSI_VOLUME".')
-    jurisdiction: str = strawberry.field(description="Your jurisdiction or a region inside it.")
+    jurisdiction: str = strawberry.field(
+        description="Your jurisdiction or a regency or city inside it: targets are set no lower."
+    )
     year: int
-    value: ExactDecimal
+    value: ExactDecimal = strawberry.field(
+        description="In the indicator's unit: a percent from 0 to 100, a count or rupiah whole."
+    )
     source: str = strawberry.field(description="Where the figure comes from.")
     reported_on: date | None = strawberry.field(default=None, description="Default: today.")
     qualifier: str | None = strawberry.field(

@@ -795,6 +795,41 @@ REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "a negative value": ({"value": "-1500"}, "report.value", "must be between 0 and"),
     "a value beyond Rp1 quadrillion": ({"value": "1e16"}, "report.value", "must be between 0"),
     "a value of 16,383 decimal places": ({"value": "1e-16383"}, "report.value", "must have at"),
+    "a share of 250.5 percent": (
+        {"indicator": "KOP_PARTISIPASI", "value": "250.5"},
+        "report.value",
+        "must be between 0 and 100 for an indicator in percent",
+    ),
+    "a negative share": (
+        {"indicator": "RASIO_KEWIRAUSAHAAN", "value": "-0.5"},
+        "report.value",
+        "must be between 0 and 100",
+    ),
+    "12.345678 persons": (
+        {"value": "12.345678"},
+        "report.value",
+        "must be a whole number for an indicator in persons",
+    ),
+    "800.5 enterprises": (
+        {"indicator": "MIKRO_NAIK_KELAS", "value": "800.5"},
+        "report.value",
+        "must be a whole number for an indicator in enterprises",
+    ),
+    "3,782.1 cooperatives": (
+        {"indicator": "KOP_JUMLAH", "value": "3782.1"},
+        "report.value",
+        "must be a whole number for an indicator in unit",
+    ),
+    "rupiah with cents": (
+        {"indicator": "KOP_PRODUKSI_VOLUME", "value": "222000000000.50"},
+        "report.value",
+        "must be a whole number for an indicator in IDR",
+    ),
+    "a kecamatan, where no target is set": (
+        {"jurisdiction": "62.71.01"},
+        "report.jurisdiction",
+        "must be the nation, a province or a regency or city",
+    ),
     "a report dated in year 1": (
         {"reportedOn": "0001-01-01"},
         "report.reportedOn",
@@ -852,7 +887,11 @@ def test_a_realisation_report_names_every_rule_it_breaks(api: Api, demo_url: str
 
 @pytest.mark.usefixtures("reported")
 def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> None:
-    report = {**_report("62", "12.345678")["report"], "qualifier": "  at_least "}
+    report = {
+        **_report("62", "12.345678")["report"],
+        "indicator": "KOP_PARTISIPASI",
+        "qualifier": "  at_least ",
+    }
     answer = api.graphql(
         "mutation($report: RealisationInput!) { reportRealisation(report: $report) "
         "{ value qualifier source } }",
@@ -864,6 +903,29 @@ def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> Non
         "qualifier": "at_least",
         "source": "Laporan triwulan III Dinas Koperasi dan UKM Kalteng",
     }
+
+
+ACCEPTED_REPORTS = {
+    # case -> (change to a good report): each edge of its unit's range
+    "a share of 0 percent": {"indicator": "KOP_PARTISIPASI", "value": "0"},
+    "a share of 100 percent": {"indicator": "KOP_PARTISIPASI", "value": "100.000000"},
+    "whole persons written with zero decimals": {"value": "1500.00"},
+    "Rp1 quadrillion": {"indicator": "KOP_PRODUKSI_VOLUME", "value": "1000000000000000"},
+    "a regency": {"jurisdiction": "62.71"},
+    "a province": {"jurisdiction": "62"},
+}
+
+
+@pytest.mark.usefixtures("reported")
+@pytest.mark.parametrize("case", list(ACCEPTED_REPORTS))
+def test_a_realisation_within_its_unit_and_at_a_planning_level_is_kept(
+    api: Api, demo_url: str, case: str
+) -> None:
+    before = _realisation_count(demo_url)
+    report = {**_report("62", "1500")["report"], **ACCEPTED_REPORTS[case]}
+    answer = api.graphql(REPORT, "demo-province-62", {"report": report})
+    assert "errors" not in answer, answer
+    assert _realisation_count(demo_url) == before + 1
 
 
 REFUSED_GUARANTEES: dict[str, tuple[dict[str, Any], str, str]] = {

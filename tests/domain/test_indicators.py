@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
 from domain.errors import InvalidValue
-from domain.indicators import validate_report_year, validate_reported_on
+from domain.indicators import (
+    COUNTED,
+    PERCENT,
+    RUPIAH,
+    validate_indicator_value,
+    validate_report_jurisdiction,
+    validate_report_year,
+    validate_reported_on,
+)
+from sinergi.demo import SEED_DATA
 
 TODAY = date(2026, 3, 10)
 
@@ -49,3 +60,50 @@ def test_a_report_dated_in_its_year_or_after_is_taken(reported_on: date, year: i
 def test_a_report_date_is_still_a_past_date() -> None:
     with pytest.raises(InvalidValue, match="must be a date from 1900-01-01 to 2026-03-10"):
         validate_reported_on(date(2026, 3, 11), 2026, field="f", today=TODAY)
+
+
+def test_every_shipped_indicator_has_a_unit_whose_values_are_checked() -> None:
+    """A unit spelled otherwise in the seed ("%", "orang") would get the general bounds alone."""
+    with (SEED_DATA / "indicators.csv").open(newline="") as rows:
+        units = {row["unit"] for row in csv.DictReader(rows)}
+    assert units <= COUNTED | {PERCENT, RUPIAH}
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "reason"),
+    [
+        ("100.000001", PERCENT, "must be between 0 and 100 for an indicator in percent"),
+        ("-0.1", PERCENT, "must be between 0 and 100 for an indicator in percent"),
+        ("0.5", "persons", "must be a whole number for an indicator in persons"),
+        ("1.5", "unit", "must be a whole number for an indicator in unit"),
+        ("12.01", RUPIAH, "must be a whole number for an indicator in IDR"),
+        ("-1", RUPIAH, "must be between 0 and 1,000,000,000,000,000"),
+        ("1.1234567", None, "must have at most 6 decimal places"),
+    ],
+)
+def test_a_value_outside_what_its_unit_takes_is_refused(
+    value: str, unit: str | None, reason: str
+) -> None:
+    with pytest.raises(InvalidValue) as refused:
+        validate_indicator_value(Decimal(value), unit, field="report.value")
+    assert (refused.value.field, refused.value.reason) == ("report.value", reason)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit"),
+    [("0", PERCENT), ("100", PERCENT), ("3.84", PERCENT), ("2872.000", "persons"),
+     ("222000000000", RUPIAH), ("12.345678", None)],
+)  # fmt: skip
+def test_a_value_its_unit_takes_is_kept(value: str, unit: str | None) -> None:
+    assert validate_indicator_value(Decimal(value), unit, field="f") == Decimal(value)
+
+
+@pytest.mark.parametrize("code", ["ID", "62", "62.11", "62.71"])
+def test_a_realisation_is_reported_where_targets_are_set(code: str) -> None:
+    assert validate_report_jurisdiction(code, field="f") == code
+
+
+@pytest.mark.parametrize("code", ["62.71.01", "62.71.01.1001"])
+def test_a_realisation_below_a_regency_is_refused(code: str) -> None:
+    with pytest.raises(InvalidValue, match="must be the nation, a province or a regency or city"):
+        validate_report_jurisdiction(code, field="report.jurisdiction")
