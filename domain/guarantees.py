@@ -91,7 +91,10 @@ def check_transition(current: str, new: str) -> None:
         raise InvalidValue("status", f"unknown status {new!r}")
     if new not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
-        raise InvalidValue("status", f"a {current} guarantee can become {allowed}; not {new}")
+        article = "an" if current[0] in "aeiou" else "a"
+        raise InvalidValue(
+            "status", f"{article} {current} guarantee can become {allowed}; not {new}"
+        )
 
 
 def check_gearing(

@@ -443,8 +443,12 @@ def test_a_defaulted_guarantee_makes_the_next_decision_not_eligible(api: Api) ->
     assert conflict["extensions"] == {"code": "CONFLICT", "field": "guarantee.decisionId"}
     assert conflict["message"] == "guarantee.decisionId: already guaranteed"
 
+    variables = {"id": guarantee["id"], "status": "ACTIVE", "on": CHECKED_ON.isoformat()}
+    (unchanged,) = api.graphql(STATUS, JAMKRIDA, variables)["errors"]
+    assert "an active guarantee can become claimed, defaulted, paid_off" in unchanged["message"]
+
     # Defaulted within the fortnight in which the earlier decision could still be guaranteed.
-    variables = {"id": guarantee["id"], "status": "DEFAULTED", "on": CHECKED_ON.isoformat()}
+    variables = {**variables, "status": "DEFAULTED"}
     defaulted = api.graphql(STATUS, JAMKRIDA, variables)["data"]["changeGuaranteeStatus"]
     assert defaulted["history"] == [{"toStatus": "ACTIVE"}, {"toStatus": "DEFAULTED"}]
     final = api.graphql(STATUS, JAMKRIDA, {**variables, "status": "ACTIVE"})
