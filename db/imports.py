@@ -1,13 +1,15 @@
 """Bulk MSME import, shared by the `importMsmes` mutation and `sinergi import msmes`.
 
 The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale, NIBs not
-repeated in the file), COPYed in chunks into a temporary staging table, checked again as sets in
-SQL (regions exist, NIBs not registered outside the jurisdiction), then written set-based: one
-UPDATE for the records the file changes and one INSERT for those it creates, each writing its
-change history in the same statement (a new record's history and first scale entry are kept per
-run of ids, migrations 0015 and 0016), then owners and scale history. A chunk is written while
-Python checks the next, so both cores work. Everything runs in the caller's transaction, so a
-failure or a killed process leaves the database as it was.
+repeated in the file), then, a chunk at a time, against the database: the records their NIBs
+name are looked up and locked in one statement, and the regions and the records' jurisdiction
+are checked as sets against that and the region table (loaded once). The chunk's new records
+without an owner are COPYed straight into the register, their change history noted per run of
+ids (migrations 0015 and 0016); the others are COPYed into a temporary staging table and written
+set-based: one UPDATE for the records the file changes and one INSERT for those it creates with
+an owner, each writing its change history in the same statement, then owners and scale history.
+A chunk is written while Python checks the next, so both cores work. Everything runs in the
+caller's transaction, so a failure or a killed process leaves the database as it was.
 
 Idempotent: only rows whose values differ are written, so importing a file twice changes
 nothing the second time (no version bump, no history row).
@@ -34,11 +36,8 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    literal,
-    not_,
     select,
     text,
-    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -146,7 +145,8 @@ STAGING = _scratch(
         Column(f"owner_{field.column}", Date if field.kind is date else Text)
         for field in OWNER_FIELDS
     ),
-    # Statements match records to staged rows by NIB one by one (see _LOCK): a probe, not a scan.
+    # Statements match records to staged rows by NIB one by one (see _UPDATE): a probe, not a
+    # scan.
     Index("ix_msme_import_nib", "nib"),
 )
 WRITTEN = _scratch(
@@ -160,12 +160,9 @@ WRITTEN = _scratch(
 )
 EXISTING = _scratch(
     "msme_import_existing",
+    # The records the chunk's NIBs name, locked by _LOCK: the statements read them here.
     Column("id", BigInteger),
     Column("nib", Text),
-    # Where the record is: the jurisdiction check reads it here, not in msmes (see _LOCK).
-    Column("province_code", Text),
-    Column("regency_code", Text),
-    Column("district_code", Text),
 )
 OWNER_CHANGES = _scratch(
     "msme_import_owners",
@@ -173,7 +170,11 @@ OWNER_CHANGES = _scratch(
     Column("personal_fields", ARRAY(Text)),
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
-_OWNER_NIK = STAGED_COLUMNS.index("owner_nik")
+_ROW_NO, _NIB, _REGENCY, _DISTRICT, _OWNER_NIK = map(
+    STAGED_COLUMNS.index, ("row_no", "nib", "regency_code", "district_code", "owner_nik")
+)
+_RECORD = slice(_NIB, _NIB + len(RECORD_COLUMNS))
+"""A staged row's record columns, in RECORD_COLUMNS order."""
 
 
 def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
@@ -236,7 +237,8 @@ async def import_msmes(
     rules = await vocabulary.load(connection, today=today)
     await connection.run_sync(lambda sync: _STAGING_METADATA.create_all(sync))
     before_import = await connection.begin_nested()
-    chunks = _Chunks(connection, scope, actor, today, mode, name)
+    regions = frozenset(await connection.scalars(select(REGIONS.c.code)))
+    chunks = _Chunks(connection, scope, actor, today, mode, name, regions)
     try:
         received = await _check(rows, rules, chunks, total=total, report=report)
         await chunks.finish()
@@ -271,9 +273,8 @@ async def _check(
 ) -> int:
     """Check every row in Python, handing each full chunk of good ones over to be written; the
     number of rows received. Bad rows go to `chunks.errors`."""
-    name, scope = chunks.name, chunks.scope
+    name, scope, covered = chunks.name, chunks.scope, chunks.covered
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
-    covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few regencies
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
@@ -326,6 +327,7 @@ class _Chunks:
         today: date,
         mode: Mode,
         name: Namer,
+        regions: frozenset[str],
     ) -> None:
         self.connection = connection
         self.scope = scope
@@ -333,6 +335,8 @@ class _Chunks:
         self.today = today
         self.mode = mode
         self.name = name
+        self.regions = regions
+        self.covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few
         self.errors: list[RowError] = []
         self.created = 0
         self.updated = 0
@@ -360,63 +364,78 @@ class _Chunks:
                 await pending
 
     async def _load_and_write(self, staged: list[tuple[Any, ...]]) -> None:
-        connection = self.connection
-        await connection.execute(text(f"TRUNCATE {', '.join(_STAGING_METADATA.tables)}"))
-        raw = await connection.get_raw_connection()
+        raw = await self.connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(STAGING.name, records=staged, columns=STAGED_COLUMNS)
+        locked = await driver.fetch(_LOCK, [row[_NIB] for row in staged])
         self.loaded += len(staged)
-        # Row counts and the join columns' statistics for the joins below (not every column),
-        # then the lock, sent together: a round trip each costs tens of milliseconds on a busy
-        # machine, several per chunk. The lock's status reads "INSERT 0 <rows>".
-        status = await driver.execute(
-            f"ANALYZE msme_import (row_no, nib, regency_code, district_code); {_LOCK}"
-        )
-        existing = int(status.rsplit(" ", 1)[-1])
-        self.errors.extend(await _set_checks(connection, self.scope, self.name))
+        self.errors.extend(self._set_checks(staged, locked))
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
-        rows = {row[0] for row in staged}
-        bad = sorted({error.row for error in self.errors if error.row in rows})
-        if bad:
-            await connection.execute(STAGING.delete().where(STAGING.c.row_no.in_(bad)))
-        owned = any(row[_OWNER_NIK] is not None for row in staged)
+        rows = {row[_ROW_NO] for row in staged}
+        bad = {error.row for error in self.errors if error.row in rows}
+        stored = {record["nib"] for record in locked}
+        fresh: list[tuple[Any, ...]] = []
+        staying: list[tuple[Any, ...]] = []
+        for row in staged:
+            if row[_ROW_NO] not in bad:
+                new = row[_NIB] not in stored and row[_OWNER_NIK] is None
+                (fresh if new else staying).append(row)
+        if staying:
+            await driver.execute(f"TRUNCATE {', '.join(_STAGING_METADATA.tables)}")
+            await driver.copy_records_to_table(
+                EXISTING.name, records=[(record["id"], record["nib"]) for record in locked]
+            )
+            await driver.copy_records_to_table(
+                STAGING.name, records=staying, columns=STAGED_COLUMNS
+            )
+            # Row counts and the join columns' statistics for the joins of _write (not every
+            # column).
+            await driver.execute("ANALYZE msme_import (row_no, nib)")
         created, updated = await _write(
-            connection, self.actor, self.today, existing=existing, owned=owned
+            self.connection,
+            self.actor,
+            self.today,
+            fresh=fresh,
+            existing=len(locked) if staying else 0,
+            owned=any(row[_OWNER_NIK] is not None for row in staying),
         )
         self.created += created
         self.updated += updated
 
-
-async def _set_checks(connection: AsyncConnection, scope: RowScope, name: Namer) -> list[RowError]:
-    """What only the database can tell, checked for all rows in one statement: the records
-    the staged NIBs name are in msme_import_existing already (_LOCK)."""
-    s = STAGING
-    regency = REGIONS.alias("regency")
-    district = REGIONS.alias("district")
-    checks = union_all(
-        select(s.c.row_no, literal(name("region")), literal("is not a known regency or city code"))
-        .select_from(s.outerjoin(regency, regency.c.code == s.c.regency_code))
-        .where(regency.c.code.is_(None)),
-        select(s.c.row_no, literal(name("district")), literal("is not a known kecamatan code"))
-        .select_from(s.outerjoin(district, district.c.code == s.c.district_code))
-        .where(s.c.district_code.is_not(None), district.c.code.is_(None)),
-        select(
-            s.c.row_no,
-            literal(name("nib")),
-            literal("is registered to a record outside your jurisdiction"),
-        )
-        .select_from(s.join(EXISTING, EXISTING.c.nib == s.c.nib))
-        .where(not_(scope.rows(EXISTING))),
-    )
-    return [RowError(row[0], row[1], row[2]) for row in await connection.execute(checks)]
+    def _set_checks(self, staged: list[tuple[Any, ...]], locked: Sequence[Any]) -> list[RowError]:
+        """What only the database can tell, for a whole chunk: the regions exist (`regions`
+        holds every code), and the records the chunk's NIBs name (`locked`) lie inside the
+        jurisdiction, as `_covers` judges a row's own region."""
+        scope, covered, name = self.scope, self.covered, self.name
+        outside = {
+            record["nib"]
+            for record in locked
+            if not _covers(scope, record["regency_code"], covered)
+        }
+        errors = []
+        for row in staged:
+            row_no, district = row[_ROW_NO], row[_DISTRICT]
+            if row[_REGENCY] not in self.regions:
+                errors.append(
+                    RowError(row_no, name("region"), "is not a known regency or city code")
+                )
+            if district is not None and district not in self.regions:
+                errors.append(RowError(row_no, name("district"), "is not a known kecamatan code"))
+            if row[_NIB] in outside:
+                errors.append(
+                    RowError(
+                        row_no, name("nib"), "is registered to a record outside your jurisdiction"
+                    )
+                )
+        return errors
 
 
 # The SQL is spelled out column by column (no string building) so it reads as it runs. Records
 # the file changes and records it creates take separate statements: an UPDATE … FROM for the
-# first and a plain INSERT … SELECT for the second, so the common case (a register's new rows)
-# pays neither for ON CONFLICT nor for comparing against a "before" that does not exist. Each
+# first and a plain INSERT … SELECT (or a COPY, see _create) for the second, so the common case
+# (a register's new rows) pays neither for ON CONFLICT nor for comparing against a "before" that
+# does not exist. Each
 # statement writes its history rows itself, straight from what it wrote, and notes in
 # msme_import_written only what the later statements need (no diffs: they are large).
 # Changed records: `old` is the same record read by the statement's snapshot, so RETURNING
@@ -477,50 +496,68 @@ SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turno
 """
 
 
-def _insert_new(*, owned: bool, returning: str) -> str:
-    """The INSERT of the staged rows that name no stored record: those with an owner
-    (`owned`), or those without one, each kind written by its own statement below."""
-    return f"""
-    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
-                       district_code, established_on, capital, annual_turnover, turnover_year,
-                       employees)
-    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
-           established_on, capital, annual_turnover, turnover_year, employees
-      FROM msme_import s
-     WHERE s.owner_nik IS {"NOT NULL" if owned else "NULL"}
-       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
-     ORDER BY row_no
-    RETURNING {returning}
-"""  # noqa: S608  # fixed text, not input
+_BY_ID = """
+SELECT nextval('msmes_id_seq') FROM generate_series(1, $1)
+"""
 
-
-# Created records without an owner: their history entry is one row per run of consecutive ids
-# in msme_import_batches (migration 0015), read per record through `record_history`, which
+# The history entry of the records created without an owner is one row per run of consecutive
+# ids in msme_import_batches (migration 0015), read per record through `record_history`, which
 # rebuilds the values from the record; writing them as JSON per record was a third of the
 # import's time in PostgreSQL. Their first scale entry is kept the same way (migration 0016):
 # the batch notes the day and the rule version, the view `scale_history` reads the rest from
-# the record. Nothing else needs them, so the statement only counts them.
-_CREATE = f"""
-WITH written AS ({_insert_new(owned=False, returning="id")}), batches AS (
-    INSERT INTO msme_import_batches
-           (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
-    SELECT nextval('record_changes_id_seq'), :client_id, :organisation, min(id), max(id),
-           :today, :rule_version
-      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM written) AS ids
-     GROUP BY run
-)
-SELECT count(*) FROM written
-"""  # noqa: S608  # fixed text, not input
+# the record.
+_BATCHES = """
+INSERT INTO msme_import_batches
+       (id, client_id, organisation, first_id, last_id, effective_from, rule_version)
+SELECT nextval('record_changes_id_seq'), $2, $3, min(id), max(id), $4, $5
+  FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run
+          FROM unnest($1::bigint[]) AS id) AS ids
+ GROUP BY run
+"""
+
+
+async def _create(
+    connection: AsyncConnection, actor: Actor, today: date, fresh: Sequence[tuple[Any, ...]]
+) -> int:
+    """COPY the `fresh` rows (new NIBs, no owner) straight into msmes, in file order, and note
+    their batches; how many. A COPY into the register costs a third of writing the rows to a
+    staging table and from there into the register; its ids are taken first, as the default
+    takes them, so that the batches are known without reading the rows back. Every check an
+    INSERT … SELECT from staging would meet is met the same: the table's constraints and
+    triggers (the change feed, the rollups) fire for a COPY as for an INSERT."""
+    if not fresh:
+        return 0
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    ids = sorted(record[0] for record in await driver.fetch(_BY_ID, len(fresh)))
+    await driver.copy_records_to_table(
+        "msmes",
+        records=[(id_, *row[_RECORD]) for id_, row in zip(ids, fresh, strict=True)],
+        columns=["id", *RECORD_COLUMNS],
+    )
+    await driver.execute(_BATCHES, ids, actor.client_id, actor.organisation, today, RULE_VERSION)
+    return len(fresh)
+
 
 # A record created with an owner keeps a history row of its own (the owner fields it set are
 # named there, from msme_import_owners), and a scale history row (_SCALES): every stored value
 # is a change from nothing, so the diff is the object `field_change` would give ({"column":
 # {"before": null, "after": value}} for each non-null column), written as JSON text and parsed
 # once. tests/test_imports.py checks that both entries agree with field_change.
-_CREATE_OWNED = (
-    "\nWITH written AS ("  # noqa: S608  # fixed text, not input
-    + _insert_new(owned=True, returning="msmes.*")
-    + """), history AS (
+_CREATE_OWNED = """
+WITH written AS (
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
+                       district_code, established_on, capital, annual_turnover, turnover_year,
+                       employees)
+    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
+           established_on, capital, annual_turnover, turnover_year, employees
+      FROM msme_import s
+     WHERE s.owner_nik IS NOT NULL
+       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     ORDER BY row_no
+    RETURNING msmes.*
+), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
             personal_fields)
@@ -548,7 +585,6 @@ INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_
 SELECT id, true, true, scale, capital, annual_turnover
   FROM written
 """
-)
 
 
 def _each(template: str, separator: str = ", ") -> str:
@@ -629,32 +665,36 @@ SELECT count(*) FILTER (WHERE w.created),
 
 # Lock a chunk's existing records first, in id order, before the set checks: the writes then
 # read values nobody can change before the import commits, and the jurisdiction check reads
-# where each record is from msme_import_existing instead of probing msmes a second time. (A
+# where each record is from what this returns instead of probing msmes a second time. (A
 # record a rejected row names stays locked until the import ends; single writes wait for an
-# import anyway.) This lock and the UPDATE reach msmes through `= ANY(ARRAY(…))`: one index
-# probe per row, where a join with a chunk is planned as a scan of the whole register (1.6 s a
-# million, on a chunk whose statistics the planner had not seen yet).
+# import anyway.) The NIBs are one array parameter: one index probe per row.
 _LOCK = """
-INSERT INTO msme_import_existing (id, nib, province_code, regency_code, district_code)
-SELECT m.id, m.nib, m.province_code, m.regency_code, m.district_code
+SELECT m.id, m.nib, m.regency_code
   FROM msmes m
- WHERE m.nib = ANY(ARRAY(SELECT nib FROM msme_import))
+ WHERE m.nib = ANY($1::text[])
  ORDER BY m.id
    FOR UPDATE OF m
 """
 
 
 async def _write(
-    connection: AsyncConnection, actor: Actor, today: date, *, existing: int, owned: bool
+    connection: AsyncConnection,
+    actor: Actor,
+    today: date,
+    *,
+    fresh: Sequence[tuple[Any, ...]],
+    existing: int,
+    owned: bool,
 ) -> tuple[int, int]:
-    """The staged rows, written set-based, `existing` of them records locked already, `owned`
-    when any has an owner; (created, updated) counts."""
+    """A chunk's `fresh` rows (see _create) and its staged rows, written set-based, `existing`
+    of them records locked already (in msme_import_existing), `owned` when any has an owner;
+    (created, updated) counts."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
     day = {"today": today, "rule_version": RULE_VERSION}
     owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount if owned else 0
     if existing:
         await connection.execute(text(_UPDATE), by)
-    created = (await connection.execute(text(_CREATE), {**by, **day})).scalar_one()
+    created = await _create(connection, actor, today, fresh)
     if owners:
         # Every new record with an owner names its owner fields: no owner changes, none created.
         await connection.execute(text(_CREATE_OWNED), by)

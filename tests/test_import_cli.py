@@ -350,7 +350,13 @@ def _generated(path: Path, prefix: str, rows: int) -> None:
 
 
 # Statements the import runs once its rows are in the database (staged or written), uncommitted.
-_WRITING = ("INSERT INTO msmes", "msme_import_owners", "INSERT INTO record_changes")
+_WRITING = (
+    'COPY "msmes"',
+    "msme_import_batches",
+    "INSERT INTO msmes",
+    "msme_import_owners",
+    "INSERT INTO record_changes",
+)
 
 
 def _import_is_writing(url: str) -> bool:

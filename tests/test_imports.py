@@ -356,6 +356,69 @@ async def test_valid_rows_mode_writes_the_good_rows_and_reports_the_bad(
     assert [record[1] for record in stored["msmes"]] == ["7763000000000", "7763000000003"]
 
 
+async def test_a_chunk_mixing_new_changed_owned_and_unknown_places_keeps_every_check(
+    engine: AsyncEngine,
+) -> None:
+    """New records without an owner go to the register by COPY, the others through staging: in
+    one chunk, a kecamatan no region table knows is still a row error (not a failed COPY), a
+    record outside the jurisdiction is still refused, and each written record gets its history
+    and its change-feed entries, as before."""
+    await do_import(engine, [row("7768000000001")], "VALID_ROWS")
+    await do_import(
+        engine, [row("7768000000009", region="61.71", district=None)], "VALID_ROWS", KALBAR
+    )
+    rows = [
+        row("7768000000002"),  # new
+        row("7768000000001", name="Nama Baru"),  # changed
+        row("7768000000003", district="62.71.99"),  # no such kecamatan
+        row("7768000000004", owner={"nik": "6271995204880002", "fullName": "Sri"}),
+        row("7768000000009", region="62.71", district=None),  # Kalbar's record
+        row("7768000000005"),  # new
+    ]
+    report = (await do_import(engine, rows, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert report["errors"] == [
+        {"row": 3, "field": "district", "reason": "is not a known kecamatan code"},
+        {"row": 5, "field": "nib", "reason": "is registered to a record outside your jurisdiction"},
+    ]
+    assert (report["created"], report["updated"], report["rejected"]) == (3, 1, 2)
+    stored = await snapshot(engine, "7768")
+    nibs = {record[0]: record[1] for record in stored["msmes"]}
+    assert sorted(nibs.values()) == [
+        "7768000000001",
+        "7768000000002",
+        "7768000000004",
+        "7768000000005",
+        "7768000000009",
+    ]
+    history = [
+        (nibs[record_id], operation, version)
+        for record_id, operation, version, *_ in stored["history"]
+    ]
+    assert sorted(history) == [
+        ("7768000000001", "import", 1),
+        ("7768000000001", "import", 2),
+        ("7768000000002", "import", 1),
+        ("7768000000004", "import", 1),
+        ("7768000000005", "import", 1),
+        ("7768000000009", "import", 1),
+    ]
+    async with engine.connect() as connection:
+        entries = await connection.execute(
+            text(
+                "SELECT m.nib, l.operation, l.personal FROM change_log l"
+                " JOIN msmes m ON m.id::text = l.record_id"
+                " WHERE l.record_kind = 'msme' AND m.nib LIKE '7768%' ORDER BY l.id"
+            )
+        )
+        assert [tuple(entry) for entry in entries][2:] == [
+            ("7768000000001", "update", False),
+            ("7768000000002", "insert", False),
+            ("7768000000005", "insert", False),
+            ("7768000000004", "insert", False),
+            ("7768000000004", "update", True),
+        ]
+
+
 async def test_an_import_answers_with_the_first_row_errors_and_counts_every_bad_row(
     engine: AsyncEngine,
 ) -> None:
