@@ -144,6 +144,9 @@ def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
                 "INSERT INTO change_pending_transactions (xid) VALUES (pg_current_xact_id())",
                 "INSERT INTO change_pending (record_kind, record_id, operation, deactivated,"
                 " personal) VALUES ('msme', '1', 'insert', false, false)",
+                # A run of new records (migration 0032) naming ids that are not its own.
+                "INSERT INTO change_pending (record_kind, record_id, operation, deactivated,"
+                " personal, last_record_id) VALUES ('msme', '1', 'insert', false, false, 9)",
                 "UPDATE change_log SET id = id + 1000000",
             ):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -152,3 +155,68 @@ def test_the_service_cannot_write_the_feed_but_its_writes_are_logged(
             await service.close()
 
     asyncio.run(attempt())
+
+
+def test_new_records_noted_as_runs_give_the_feed_every_entry_each_would_have(
+    module_reference_url: str,
+) -> None:
+    """The insider's view of migration 0032: new MSMEs wait for their entries as runs of ids. The
+    service, choosing its own ids (gaps, places changing along consecutive ids, a record moved
+    and more created in the same transaction), still gets one entry per record and change, in
+    the order the per-record notes gave them, each creation where the record was created."""
+    base = 9_170_000_000
+
+    def values(offset: int, regency: str, district: str | None) -> str:
+        district_sql = "NULL" if district is None else f"'{district}'"
+        return (
+            f"({base + offset}, '99918{offset:08d}', 'Uji run', '10794', 'C', 'micro',"
+            f" '{regency[:2]}', '{regency}', {district_sql})"
+        )
+
+    insert = (
+        "INSERT INTO msmes (id, nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code, district_code) VALUES "
+    )
+
+    async def attempt() -> list[tuple[str, str, str | None, str | None, str | None]]:
+        service = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            async with service.transaction():
+                await service.execute(
+                    insert
+                    + ", ".join(
+                        [
+                            values(0, "62.71", None),
+                            values(1, "62.71", None),
+                            values(2, "62.71", "62.71.03"),
+                            values(3, "62.71", None),
+                            values(5, "62.71", None),  # a gap before it
+                            values(6, "61.71", None),
+                        ]
+                    )
+                )
+                await service.execute(
+                    "UPDATE msmes SET province_code = '61', regency_code = '61.71' WHERE id = $1",
+                    base + 1,
+                )
+                await service.execute(insert + values(7, "62.71", None))
+            found = await service.fetch(
+                "SELECT record_id, operation, old_regency, new_regency, new_district"
+                " FROM change_log WHERE record_kind = 'msme' AND record_id = ANY($1::text[])"
+                " ORDER BY id",
+                [str(base + offset) for offset in range(10)],
+            )
+            return [tuple(entry) for entry in found]
+        finally:
+            await service.close()
+
+    assert asyncio.run(attempt()) == [
+        (str(base), "insert", None, "62.71", None),
+        (str(base + 1), "insert", None, "62.71", None),
+        (str(base + 2), "insert", None, "62.71", "62.71.03"),
+        (str(base + 3), "insert", None, "62.71", None),
+        (str(base + 5), "insert", None, "62.71", None),
+        (str(base + 6), "insert", None, "61.71", None),
+        (str(base + 1), "update", "62.71", "61.71", None),
+        (str(base + 7), "insert", None, "62.71", None),
+    ]
