@@ -478,14 +478,22 @@ def _measure(
 def import_rates(url: str, rows: int) -> list[Measurement]:
     """Scenario (d): a CSV of `rows` new MSMEs through `sinergi import msmes`, then a bare COPY
     of the same records, the row its target is judged against."""
-    imported = _import_rate(url, rows)
-    return [imported, _bare_copy_rate(url, rows)] if imported.measured else [imported]
+    try:
+        imported = _import_rate(url, rows)
+        return [imported, _bare_copy_rate(url, rows)] if imported.measured else [imported]
+    finally:
+        _remove_imported(url)  # the bench database is left as the run found it
+
+
+def _remove_imported(url: str) -> None:
+    """The records scenario (d) imports (NIBs 7…, which no other record has)."""
+    _psql(url, "DELETE FROM msmes WHERE nib LIKE '7%'")
 
 
 def _import_rate(url: str, rows: int) -> Measurement:
     if not _has_command(url, "import", "msmes"):
         return Measurement(IMPORT, "sinergi", 0, 0, 0, 0, 0, note="pending: no `sinergi import`")
-    _psql(url, "DELETE FROM msmes WHERE nib LIKE '7%'")
+    _remove_imported(url)
     # The rows an earlier run imported are gone from the index too, as a new register's NIBs
     # would be, and the planner knows the table as it is. The change feed's queue is vacuumed
     # as autovacuum would (a CI server may run without it): every import and every deletion
