@@ -92,6 +92,11 @@ class Report:
     unchanged: int = 0
     applied: bool = False
     errors: list[RowError] = field(default_factory=list)
+    former_owners: frozenset[str] = frozenset()
+    """NIKs of the owners on record whose data the import replaced: data subjects of the import
+    as much as the owners it wrote."""
+    owner_columns: frozenset[str] = frozenset()
+    """The owner columns it changed, in any row."""
 
     @property
     def rejected(self) -> int:
@@ -168,6 +173,7 @@ OWNER_CHANGES = _scratch(
     "msme_import_owners",
     Column("nib", Text),
     Column("personal_fields", ARRAY(Text)),
+    Column("former_nik", Text),  # the owner on record before, if any
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
 _ROW_NO, _NIB, _REGENCY, _DISTRICT, _OWNER_NIK = map(
@@ -260,6 +266,8 @@ async def import_msmes(
         unchanged=valid - chunks.created - chunks.updated,
         applied=True,
         errors=errors,
+        former_owners=frozenset(chunks.owners.former_niks),
+        owner_columns=frozenset(chunks.owners.columns),
     )
 
 
@@ -316,6 +324,14 @@ def _covers(scope: RowScope, regency: str, covered: dict[str, bool]) -> bool:
     return inside
 
 
+@dataclass
+class _OwnersChanged:
+    """What the chunks written so far did to owners on record, for the audit entry (Report)."""
+
+    former_niks: set[str] = field(default_factory=set)
+    columns: set[str] = field(default_factory=set)
+
+
 class _Chunks:
     """Loads, checks and writes one chunk of staged rows at a time, in a background task."""
 
@@ -341,6 +357,7 @@ class _Chunks:
         self.created = 0
         self.updated = 0
         self.loaded = 0
+        self.owners = _OwnersChanged()
         self._pending: asyncio.Task[None] | None = None
 
     async def hand_over(self, staged: list[tuple[Any, ...]]) -> None:
@@ -399,6 +416,7 @@ class _Chunks:
             fresh=fresh,
             existing=len(locked) if staying else 0,
             owned=any(row[_OWNER_NIK] is not None for row in staying),
+            noted=self.owners,
         )
         self.created += created
         self.updated += updated
@@ -597,19 +615,28 @@ def _each(template: str, separator: str = ", ") -> str:
 # personal fields that changed, never their values, and is append-only (db/roles.py): which
 # fields a row changes is worked out before the records are written, so that the record's own
 # history row names them (the statements above join msme_import_owners by NIB).
-_NEXT_LINE = ",\n" + " " * 19
+_NEXT_LINE = ",\n" + " " * 23
 _CHANGED = "CASE WHEN o.{c} IS DISTINCT FROM s.owner_{c} THEN 'owner.{c}' END"
+# It answers, in one row, how many owners change, the NIKs of the owners on record they replace
+# and the personal fields changed: for the import's audit entry (Report).
 _OWNER_CHANGES = f"""
-INSERT INTO msme_import_owners (nib, personal_fields)
-SELECT nib, personal_fields
-  FROM (SELECT s.nib,
-               array_remove(ARRAY[
-                   {_each(_CHANGED, _NEXT_LINE)}
-               ], NULL) AS personal_fields
-          FROM msme_import s LEFT JOIN msme_import_existing e ON e.nib = s.nib
-               LEFT JOIN msme_owners o ON o.msme_id = e.id
-         WHERE s.owner_nik IS NOT NULL) AS compared
- WHERE personal_fields <> '{{}}'
+WITH noted AS (
+    INSERT INTO msme_import_owners (nib, personal_fields, former_nik)
+    SELECT nib, personal_fields, former_nik
+      FROM (SELECT s.nib, o.nik AS former_nik,
+                   array_remove(ARRAY[
+                       {_each(_CHANGED, _NEXT_LINE)}
+                   ], NULL) AS personal_fields
+              FROM msme_import s LEFT JOIN msme_import_existing e ON e.nib = s.nib
+                   LEFT JOIN msme_owners o ON o.msme_id = e.id
+             WHERE s.owner_nik IS NOT NULL) AS compared
+     WHERE personal_fields <> '{{}}'
+    RETURNING former_nik, personal_fields
+)
+SELECT count(*) AS owners,
+       ARRAY(SELECT DISTINCT former_nik FROM noted WHERE former_nik IS NOT NULL) AS former_niks,
+       ARRAY(SELECT DISTINCT unnest(personal_fields) FROM noted) AS personal_fields
+  FROM noted
 """  # noqa: S608  # the names are the declaration's, not input
 
 _OWNERS = f"""
@@ -685,13 +712,19 @@ async def _write(
     fresh: Sequence[tuple[Any, ...]],
     existing: int,
     owned: bool,
+    noted: _OwnersChanged,
 ) -> tuple[int, int]:
     """A chunk's `fresh` rows (see _create) and its staged rows, written set-based, `existing`
     of them records locked already (in msme_import_existing), `owned` when any has an owner;
-    (created, updated) counts."""
+    (created, updated) counts. What owners change goes to `noted`."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
     day = {"today": today, "rule_version": RULE_VERSION}
-    owners = (await connection.execute(text(_OWNER_CHANGES))).rowcount if owned else 0
+    owners = 0
+    if owned:
+        changes = (await connection.execute(text(_OWNER_CHANGES))).one()
+        owners = changes.owners
+        noted.former_niks.update(changes.former_niks)
+        noted.columns.update(name.removeprefix("owner.") for name in changes.personal_fields)
     if existing:
         await connection.execute(text(_UPDATE), by)
     created = await _create(connection, actor, today, fresh)

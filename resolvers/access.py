@@ -22,8 +22,9 @@ class AccessNotes:
     subjects: set[str] = field(default_factory=set)
     touched: Touched = field(default_factory=Touched)
     owner_columns: frozenset[str] = frozenset()
-    """Owners' columns handed out inside a record's JSON (the change feed's `record`), where no
-    field of the document names them: the policy itemises them in the audit entry."""
+    """Owners' columns handed out inside a record's JSON (the change feed's `record`), or written
+    by a mutation (from its input), where no field of the document's selection names them: the
+    policy itemises them in the audit entry."""
 
     def field_used(self, name: str, scopes: Iterable[str]) -> None:
         self.fields.setdefault(name, sorted(scopes))
@@ -35,8 +36,9 @@ class AccessNotes:
     def personal_data_of(self, subject: str) -> None:
         self.subjects.add(subject)
 
-    def owners_in_records(self, columns: Iterable[str]) -> None:
-        """An owner's `columns` went out inside a record, as the statement selected them."""
+    def owner_columns_touched(self, columns: Iterable[str]) -> None:
+        """An owner's `columns` went out inside a record, as the statement selected them, or a
+        write changed them (wrote or erased them)."""
         self.owner_columns |= frozenset(columns)
 
     @property

@@ -224,7 +224,7 @@ def _entries(
             notes.records_returned(kind, 1)
             if row.subject is not None:
                 notes.personal_data_of(row.subject)
-                notes.owners_in_records(reader.personal_columns)
+                notes.owner_columns_touched(reader.personal_columns)
         cursor = encode_cursor(seal, kind, Place(row.feed_id, horizon))
         entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
@@ -265,7 +265,7 @@ async def page(
         for subject in found.subjects:
             notes.personal_data_of(subject)
         if found.subjects:
-            notes.owners_in_records(reader.personal_columns)
+            notes.owner_columns_touched(reader.personal_columns)
         lists = {
             key: _sealed(text, shape, seal, kind, found.horizon)
             for (key, shape), text in zip(plan, found.lists, strict=True)

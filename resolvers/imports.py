@@ -12,6 +12,7 @@ from domain.records import MsmeDraft
 from resolvers import calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
+from resolvers.import_notes import OwnerRow, note, owners_noted
 from resolvers.writing import actor_of, needs_personal_data_scope, writing
 
 MAX_ROWS = 5_000
@@ -32,10 +33,11 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
     if any(draft.owner is not None for draft in drafts):
         needs_personal_data_scope(info.context.policy, "rows.owner")
     rows: list[Drafted] = [(number, draft, ()) for number, draft in enumerate(drafts, start=1)]
+    owners: list[OwnerRow] = []
     async with writing(info) as connection:
         report = await import_msmes(
             connection,
-            rows,
+            owners_noted(rows, owners),
             total=len(rows),
             scope=info.context.policy.records,
             actor=actor_of(principal),
@@ -44,18 +46,5 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
         )
         if not (report.created or report.updated):  # refused, or every row as on record
             await connection.rollback()  # nothing to commit: the import changed nothing
-    _note_owners(info.context, rows, report)
+    note(info.context.accesses, owners, report)
     return report
-
-
-def _note_owners(context: Context, rows: Sequence[Drafted], report: Report) -> None:
-    """The owners an applied import wrote or compared are its data subjects in the audit log,
-    as `createMsme`'s and `updateMsme`'s are: a row's `unchanged` tells the caller that the owner
-    it sent is the one on record, so a guessed NIK or phone is confirmed, and that is personal
-    data handed out. Rows refused are not: nothing of them was compared."""
-    if not report.applied:
-        return
-    refused = {error.row for error in report.errors}
-    for number, draft, _ in rows:
-        if draft is not None and draft.owner is not None and number not in refused:
-            context.accesses.personal_data_of(draft.owner.nik.strip())

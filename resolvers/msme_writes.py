@@ -80,10 +80,23 @@ async def _cooperative(
     return key
 
 
-def _noted(info: Info[Context, Any], row: Node, checked: CheckedMsme | None = None) -> Node:
-    info.context.accesses.records_returned("msme", 1)
+def _noted(
+    info: Info[Context, Any],
+    row: Node,
+    checked: CheckedMsme | None = None,
+    owner: msmes.OwnerChange | None = None,
+) -> Node:
+    """The write's audit notes: the record, the owner it was given (written or compared), and,
+    when it changed the owner, the fields changed and the owner replaced or erased: whose data
+    it destroyed is a data subject of the write as much as whose it wrote."""
+    notes = info.context.accesses
+    notes.records_returned("msme", 1)
     if checked is not None and checked.owner is not None:
-        info.context.accesses.personal_data_of(checked.owner.nik)
+        notes.personal_data_of(checked.owner.nik)
+    if owner is not None:
+        if owner.former_nik is not None:
+            notes.personal_data_of(owner.former_nik)
+        notes.owner_columns_touched(owner.columns)
     return row
 
 
@@ -94,14 +107,14 @@ async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str
     async with writing(info) as connection:
         checked = await _checked(connection, info, draft, "input")
         cooperative = await _cooperative(connection, info, cooperative_id, "input.cooperativeId")
-        created = await msmes.create(
+        created, owner = await msmes.create(
             connection,
             checked,
             actor_of(principal),
             cooperative_id=cooperative,
             today=calendar.today(),
         )
-    return _noted(info, created, checked)
+    return _noted(info, created, checked, owner)
 
 
 async def update(
@@ -127,7 +140,7 @@ async def update(
                 "changes.cooperativeId",
                 member_of=current.cooperative_id,
             )
-        written = await msmes.update(
+        written, owner = await msmes.update(
             connection,
             current,
             expected_version=version,
@@ -137,7 +150,7 @@ async def update(
             owner_given=owner_given,
             today=calendar.today(),
         )
-    return _noted(info, written, checked)
+    return _noted(info, written, checked, owner)
 
 
 def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:

@@ -156,8 +156,10 @@ class AccessPolicy:
 
         `owner_columns`: those of an owner that went out inside a record's JSON (the change
         feed's `record`) as the statement selected them (`AccessPolicy.owner_columns`: none
-        without `pii:read`), which the document's fields do not name; itemised as the `Owner`
-        fields they are, among the fields handed out and the personal ones."""
+        without `pii:read`), or that a write changed (an owner written, replaced or erased),
+        which the document's selection does not name; itemised as the `Owner` fields they are,
+        among the fields touched and the personal ones, so a field reads the same in the trail
+        whether it went out or was overwritten."""
         principal = self.principal
         in_records = {
             f"{OWNER_TYPE}.{field.name}" for field in OWNER_FIELDS if field.column in owner_columns

@@ -6,7 +6,7 @@ database knows (the NIB is free, the record is inside the jurisdiction, the vers
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -38,6 +38,21 @@ a whole register holds the lock for seconds per 100,000 rows, and a write waitin
 run into the statement timeout, an uncoded failure, holding its pooled connection meanwhile."""
 
 
+@dataclass(frozen=True, slots=True)
+class OwnerChange:
+    """What a write did to an MSME's owner, for the history and the audit entry: the owner
+    columns it changed (wrote or erased), and the NIK of the owner on record before when it
+    changed or erased that owner, who is a data subject of the write as much as the new one."""
+
+    columns: tuple[str, ...] = ()
+    former_nik: str | None = None
+
+    @property
+    def personal_fields(self) -> list[str]:
+        """As the record's history names them: `owner.<column>`."""
+        return [f"owner.{column}" for column in self.columns]
+
+
 def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str, Any]:
     """The `msmes` columns of a checked draft (the owner goes to its own table)."""
     values = {key: value for key, value in asdict(checked).items() if key != "owner"}
@@ -53,12 +68,12 @@ async def create(
     *,
     cooperative_id: int | None,
     today: date,
-) -> Record:
+) -> tuple[Record, OwnerChange]:
     """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
     await after_imports(connection)
     values = record_values(checked, cooperative_id)
     created = await inserted(connection, MSMES, values, natural_key="nib", field="input.nib")
-    personal = await set_owner(connection, created.id, checked.owner)
+    owner = await set_owner(connection, created.id, checked.owner)
     await note_scale(connection, created, effective_from=today)
     await record(
         connection,
@@ -69,9 +84,9 @@ async def create(
         version=created.version,
         before=None,
         after=values,
-        personal_fields=personal,
+        personal_fields=owner.personal_fields,
     )
-    return created
+    return created, owner
 
 
 async def after_imports(connection: AsyncConnection) -> None:
@@ -132,9 +147,9 @@ async def update(
     owner: CheckedOwner | None,
     owner_given: bool,
     today: date,
-) -> Record:
+) -> tuple[Record, OwnerChange]:
     """`owner_given` False leaves the owner alone; True with None erases the personal data."""
-    personal = await set_owner(connection, current.id, owner) if owner_given else []
+    change = await set_owner(connection, current.id, owner) if owner_given else OwnerChange()
     written = await write(
         connection,
         MSMES,
@@ -144,11 +159,11 @@ async def update(
         actor=actor,
         kind="msme",
         operation="update",
-        personal_fields=personal,
+        personal_fields=change.personal_fields,
     )
     if written.scale != current.scale:
         await note_scale(connection, written, effective_from=today)
-    return written
+    return written, change
 
 
 async def set_active(
@@ -251,27 +266,26 @@ async def note_scale(connection: AsyncConnection, msme: Record, *, effective_fro
 
 async def set_owner(
     connection: AsyncConnection, msme_id: int, owner: CheckedOwner | None
-) -> list[str]:
-    """Replace (or erase, with None) the owner; the names of the personal fields that changed."""
+) -> OwnerChange:
+    """Replace (or erase, with None) the owner: which personal fields changed, and whose."""
     current = (
         await connection.execute(
             select(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id).with_for_update()
         )
     ).first()
+    stored = {} if current is None else dict(current._mapping)
     if owner is None:
         if current is None:
-            return []
+            return OwnerChange()
         await connection.execute(delete(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id))
-        return [f"owner.{name}" for name in OWNER_COLUMNS if current._mapping[name] is not None]
+        erased = tuple(name for name in OWNER_COLUMNS if stored[name] is not None)
+        return OwnerChange(erased, stored["nik"])
     values = asdict(owner)
-    changed = [
-        f"owner.{name}"
-        for name in OWNER_COLUMNS
-        if (None if current is None else current._mapping[name]) != values[name]
-    ]
-    if changed:
-        statement = insert(MSME_OWNERS).values(msme_id=msme_id, **values)
-        await connection.execute(
-            statement.on_conflict_do_update(index_elements=["msme_id"], set_=values)
-        )
-    return changed
+    changed = tuple(name for name in OWNER_COLUMNS if stored.get(name) != values[name])
+    if not changed:
+        return OwnerChange()
+    statement = insert(MSME_OWNERS).values(msme_id=msme_id, **values)
+    await connection.execute(
+        statement.on_conflict_do_update(index_elements=["msme_id"], set_=values)
+    )
+    return OwnerChange(changed, stored.get("nik"))
