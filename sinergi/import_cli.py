@@ -4,7 +4,8 @@ Who the import acts as: `--as CLIENT_ID` imports with a registered client's juri
 rights (records:write, and pii:read for owner columns) and records the changes under its name.
 Without it the operator, who holds the database credentials, imports within `--jurisdiction`
 (default national, "ID"; else a province or a regency or city) and the changes are recorded as
-"cli:<user>".
+"cli:<user>". Either way the import's audit entry (the records written, the owners written,
+compared or replaced) commits with it, as the `importMsmes` mutation's is written.
 
 Exit status: 0 when every row was imported, 1 when rows were rejected (in --all-or-nothing mode
 nothing was then written), 2 when the file or the arguments cannot be used at all.
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import csv
 import getpass
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from auth.scopes import Scope, usable
+from auth.principal import Principal
+from auth.scopes import OrgKind, Scope, usable
 from db.engine import create_engine
 from db.imports import Drafted, Mode, Report, import_msmes
-from db.queries import regions
+from db.queries import audit, regions
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.errors import InvalidValue
@@ -41,7 +44,9 @@ from domain.register_csv import (
     draft_from_record,
     missing_columns,
 )
-from resolvers import calendar
+from resolvers import calendar, import_notes
+from resolvers.access import AccessNotes, Touched
+from resolvers.policy import AccessPolicy
 from sinergi.database import ready_url
 from sinergi.settings import Settings
 
@@ -55,6 +60,9 @@ _JURISDICTION_LEVELS = {
 }
 _UNCLOSED_QUOTE = "unexpected end of data"
 """What a strict csv.reader says when the file ends inside a quoted cell."""
+OPERATION = "cli:import msmes"
+"""The operation its audit entries name."""
+OPERATOR_SCOPES = frozenset({Scope.RECORDS_READ, Scope.RECORDS_WRITE, Scope.PII_READ})
 
 
 class UnusableInput(Exception):
@@ -64,8 +72,16 @@ class UnusableInput(Exception):
 @dataclass(frozen=True, slots=True)
 class Writer:
     actor: Actor
-    jurisdiction: str
-    may_write_owners: bool
+    principal: Principal
+    """Who the audit entry names: the client imported as, or the operator."""
+
+    @property
+    def jurisdiction(self) -> str:
+        return self.principal.jurisdiction
+
+    @property
+    def may_write_owners(self) -> bool:
+        return self.principal.has(Scope.PII_READ)
 
 
 def add_parsers(commands: Any) -> None:
@@ -159,10 +175,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                 def advance(stage: str, done: int, of: int) -> None:
                     progress.update(tasks[stage], completed=done, total=of)
 
+                owners: list[import_notes.OwnerRow] = []
                 async with engine.begin() as connection:
-                    return await import_msmes(
+                    report = await import_msmes(
                         connection,
-                        _drafts(reader, header),
+                        import_notes.owners_noted(_drafts(reader, header), owners),
                         total=total,
                         scope=RowScope(writer.jurisdiction),
                         actor=writer.actor,
@@ -172,6 +189,8 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         progress=advance,
                         queue=True,
                     )
+                    await _audit(connection, writer, path, owners, report)
+                    return report
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
         line = _undecodable_line(path)
@@ -184,11 +203,52 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
         await engine.dispose()
 
 
+async def _audit(
+    connection: Any, writer: Writer, path: Path, owners: list[import_notes.OwnerRow], report: Report
+) -> None:
+    """The import's audit entry, as `importMsmes` notes it (resolvers.import_notes), appended in
+    the import's transaction: the import commits with its entry or not at all. Its document is
+    the file (`documentHash`: the file's sha256)."""
+    notes = AccessNotes()
+    import_notes.note(notes, owners, report)
+    if not notes.worth_recording:
+        return
+    entry = AccessPolicy(writer.principal).audit_entry(
+        operation=OPERATION,
+        document_hash=_sha256(path),
+        fields={},
+        records=notes.records,
+        touched=Touched(),
+        owner_columns=notes.owner_columns,
+    )
+    await audit.append_within(
+        connection, client_id=writer.principal.client_id, entry=entry, subjects=notes.subjects
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
     if args.client_id is None:
         jurisdiction = await _jurisdiction(connection, args.jurisdiction)
         user = _user()
-        return Writer(Actor(f"cli:{user}", f"sinergi CLI ({user})"), jurisdiction, True)
+        actor = Actor(f"cli:{user}", f"sinergi CLI ({user})")
+        # The operator holds the database, as the data custodian does: its entries say so.
+        operator = Principal(
+            client_id=actor.client_id,
+            org_kind=OrgKind.CUSTODIAN,
+            jurisdiction=jurisdiction,
+            scopes=OPERATOR_SCOPES,
+            organisation=actor.organisation,
+            purpose="the operator's import of a register file",
+        )
+        return Writer(actor, operator)
     from auth import clients  # the OAuth clients' code, only for --as: the command starts sooner
 
     client = await clients.get(connection, args.client_id)
@@ -200,7 +260,15 @@ async def _writer(connection: Any, args: argparse.Namespace) -> Writer:
             f"--as: {args.client_id} does not hold {Scope.RECORDS_WRITE.value} "
             f"(which needs {Scope.RECORDS_READ.value} too)"
         )
-    return Writer(Actor(client.client_id, client.name), client.jurisdiction, Scope.PII_READ in held)
+    principal = Principal(
+        client_id=client.client_id,
+        org_kind=client.org_kind,
+        jurisdiction=client.jurisdiction,
+        scopes=held,
+        organisation=client.name,
+        purpose=client.purpose,
+    )
+    return Writer(Actor(client.client_id, client.name), principal)
 
 
 async def _jurisdiction(connection: Any, given: str) -> str:

@@ -1,14 +1,20 @@
 """Writes that overwrite or erase an owner's personal data, audited under that owner too.
 
 The attack: a province replaces or erases an MSME owner's personal data (`updateMsme`,
-`importMsmes`), and the custodian, asking the trail about that owner
+`importMsmes`, `sinergi import msmes`), and the custodian, asking the trail about that owner
 (`auditEntries(nik:)`, `personalDataAccess(nik:)`), never sees the write that destroyed it; nor
 does any write entry say which personal fields it wrote.
 """
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +133,64 @@ async def test_an_import_replacing_an_owner_is_audited_under_the_owner_it_replac
     assert replacing[0]["subjects"] == [former, successor]
     assert replacing[0]["entry"]["records"] == {"msme": 1}
     assert {"Owner.nik", "Owner.fullName"} <= set(replacing[0]["entry"]["personalFields"])
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", *args],
+        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def test_the_cli_import_appends_an_entry_naming_the_owners_it_wrote_and_replaced(
+    engine: AsyncEngine, reference_url: str, tmp_path: Path
+) -> None:
+    """`sinergi import msmes` wrote owners' personal data with no audit entry at all."""
+    former, successor = "6271995204881105", "6271995204881106"
+    header = "nib,name,kbli,region,district,capital,turnover,turnover_year,employees,"
+    header += "owner_nik,owner_name\n"
+    cells = "7740000000003,Toko Audit,47112,62.71,62.71.03,10000000,90000000,2025,1"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(f"{header}{cells},{former},Sri Pertama\n", encoding="utf-8")
+    second.write_text(f"{header}{cells},{successor},Sri Kedua\n", encoding="utf-8")
+
+    operator = _cli(reference_url, "import", "msmes", str(first), "--jurisdiction", "62")
+    assert operator.returncode == 0, operator.stdout + operator.stderr
+    (entry,), _ = await trail(engine, former, "cli:import msmes")
+    assert entry["clientId"] == f"cli:{getpass.getuser()}"
+    assert entry["subjects"] == [former]
+    assert entry["entry"]["records"] == {"msme": 1}
+    assert {"Owner.nik", "Owner.fullName"} <= set(entry["entry"]["personalFields"])
+    assert entry["entry"]["jurisdiction"] == "62"
+
+    registered = _cli(
+        reference_url,
+        "clients",
+        "create",
+        "--name",
+        "Dinas Audit",
+        "--org-kind",
+        "province",
+        "--jurisdiction",
+        "62",
+        "--purpose",
+        "register upkeep",
+        "--scopes",
+        "records:read records:write pii:read",
+        "--json",
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    client_id = json.loads(registered.stdout)["client_id"]
+    client = _cli(reference_url, "import", "msmes", str(second), "--as", client_id)
+    assert client.returncode == 0, client.stdout + client.stderr
+    entries, accessors = await trail(engine, former, "cli:import msmes")
+    (replacing,) = [e for e in entries if e["clientId"] == client_id]
+    assert replacing["subjects"] == [former, successor]
+    assert replacing["entry"]["organisation"] == "Dinas Audit"
+    assert replacing["entry"]["purpose"] == "register upkeep"
+    assert {"Owner.nik", "Owner.fullName"} <= set(replacing["entry"]["personalFields"])
+    assert client_id in {accessor["clientId"] for accessor in accessors}

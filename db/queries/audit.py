@@ -32,22 +32,21 @@ from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 # cost several hundred µs of CPU more, paid per request when requests come one at a time.
 # It answers how many rows it stored: a BEFORE INSERT trigger returning NULL (which only someone
 # with the owner's rights can place) drops an entry without an error.
-_APPEND = DriverStatement(
-    text(
-        """
-    WITH stored AS (
-        INSERT INTO audit_log (client_id, entry, subjects)
-        SELECT batch.client_id, CAST(batch.entry AS jsonb),
-               (CAST(:subjects AS text[]))[batch.first_subject:batch.last_subject]
-          FROM unnest(CAST(:client_ids AS text[]), CAST(:entries AS text[]),
-                      CAST(:first_subjects AS integer[]), CAST(:last_subjects AS integer[]))
-               AS batch (client_id, entry, first_subject, last_subject)
-        RETURNING 1
-    )
-    SELECT count(*) AS stored FROM stored
+_APPEND_SQL = text(
     """
-    )
+WITH stored AS (
+    INSERT INTO audit_log (client_id, entry, subjects)
+    SELECT batch.client_id, CAST(batch.entry AS jsonb),
+           (CAST(:subjects AS text[]))[batch.first_subject:batch.last_subject]
+      FROM unnest(CAST(:client_ids AS text[]), CAST(:entries AS text[]),
+                  CAST(:first_subjects AS integer[]), CAST(:last_subjects AS integer[]))
+           AS batch (client_id, entry, first_subject, last_subject)
+    RETURNING 1
 )
+SELECT count(*) AS stored FROM stored
+"""
+)
+_APPEND = DriverStatement(_APPEND_SQL)
 
 
 class EntriesNotStored(RuntimeError):
@@ -56,15 +55,19 @@ class EntriesNotStored(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Pending:
+class _Entry:
     client_id: str
     entry: str
     """As JSON text."""
     subjects: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending(_Entry):
     done: asyncio.Future[None]
 
 
-def _parameters(batch: Sequence[_Pending]) -> dict[str, list[Any]]:
+def _parameters(batch: Sequence[_Entry]) -> dict[str, list[Any]]:
     subjects: list[str] = []
     first_subjects: list[int] = []
     last_subjects: list[int] = []
@@ -133,6 +136,19 @@ class AuditWriter:
             for pending in [*batch, *self._waiting]:  # pending only if this task was cancelled
                 pending.done.cancel()
             self._waiting = []
+
+
+async def append_within(
+    connection: AsyncConnection, *, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
+) -> None:
+    """Append one entry inside the caller's transaction, to commit with its writes or not at
+    all: for a command (`sinergi import msmes`), which has no response to fail if its entry
+    could not be written after them. The chain's lock (migration 0002) is held from here to the
+    commit, so this goes last. Requests append through `AuditWriter`."""
+    one = _Entry(client_id, json_text(entry), sorted(set(subjects)))
+    stored = (await connection.execute(_APPEND_SQL, _parameters([one]))).scalar_one()
+    if stored != 1:
+        raise EntriesNotStored(f"{stored} of 1 entries stored")
 
 
 @dataclass(frozen=True, slots=True)
