@@ -16,17 +16,23 @@ not copy is an error, never a quiet read of the live one.
 
 The copy holds only what figures read (migration 0031 says what): no name, NIB or owner, so it
 adds no personal data to what the database keeps. The owner makes every copy, in a function the
-service may call (`serve` does when a release is due, and `sinergi figures release`): the
-service only reads the copies and the pointer row, and may create nothing beside them.
+service may call when a release is due (`serve`), which makes none while the current one is
+younger than the settings' minimum interval, whatever the caller asks (migration 0033): every
+release is one more reading of each changed cell, so the service's credentials must not buy
+more of them. A release at once (`sinergi figures release`, `demo-data`) is the owner's, on the
+owner's connection, through a function the service may not call. The service only reads the
+copies and the pointer row, and may create nothing beside them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.engine import create_engine
 from db.errors import is_serialization_failure
@@ -39,7 +45,8 @@ LOCK_WAIT_MS = 30_000
 """How long a release waits for the copies it replaces to be free before giving up."""
 
 MAKE = "make_figure_release(double precision)"
-"""The owner's function that makes a release (migration 0031), the one the service may call."""
+"""The owner's function that makes a release once the current one is at least an hour old, the
+one the service may call (migrations 0031, 0033)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +85,16 @@ async def due(engine: AsyncEngine, seconds: float) -> bool:
         return bool((await connection.execute(select(func.bool_and(stale)))).scalar_one())
 
 
-async def release(engine: AsyncEngine, min_seconds: float = 0) -> Release | None:
+async def release(engine: AsyncEngine, min_seconds: float) -> Release | None:
     """Copy what figures read, in one snapshot, into the schema not being read, and point
-    readers at it (migration 0031's `make_figure_release`, as the owner). None when another
-    release is being made, or one was made less than `min_seconds` ago."""
+    readers at it (`MAKE`, the service's: as the owner). None when another release is being
+    made, or one was made less than `min_seconds` ago, or less than the database's floor."""
+    return await _made(engine, func.make_figure_release(min_seconds))
+
+
+async def _made(engine: AsyncEngine, making: FunctionElement[Any]) -> Release | None:
+    """The release `making` (a call of one of the owner's release functions) made; None when it
+    made none."""
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="REPEATABLE READ")
         try:
@@ -91,11 +104,7 @@ async def release(engine: AsyncEngine, min_seconds: float = 0) -> Release | None
                 # someone holds them on purpose: then it gives up, to be tried again.
                 await connection.execute(text("SET LOCAL statement_timeout = 0"))
                 await connection.execute(text(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}"))
-                made = (
-                    await connection.execute(
-                        select(text("*")).select_from(func.make_figure_release(min_seconds))
-                    )
-                ).first()
+                made = (await connection.execute(select(text("*")).select_from(making))).first()
         except Exception as error:
             if is_serialization_failure(error):
                 return None  # another release committed since this snapshot was taken
@@ -103,11 +112,13 @@ async def release(engine: AsyncEngine, min_seconds: float = 0) -> Release | None
     return None if made is None else Release(made.number, made.released_at, made.schema_name)
 
 
-async def release_at(url: str, *, min_seconds: float = 0) -> Release | None:
-    """`release` on an engine of its own at `url` (the service's): with no time limit on its
-    statement, client-side either, since a copy may take longer than any request."""
-    engine = create_engine(url, statement_timeout_ms=0, pool_size=1)
+async def release_now(owner_url: str) -> Release | None:
+    """A release made now, however young the current one (`copy_figure_release`, which only the
+    owner may call: migration 0033), at `owner_url`: the owner's (or a superuser's). On an
+    engine of its own with no time limit on its statement, client-side either, since a copy may
+    take longer than any request. None when another release is being made."""
+    engine = create_engine(owner_url, statement_timeout_ms=0, pool_size=1)
     try:
-        return await release(engine, min_seconds=min_seconds)
+        return await _made(engine, func.copy_figure_release(0))
     finally:
         await engine.dispose()

@@ -4,15 +4,15 @@ Three roles, in every mode (README, "Database roles"): a superuser that only cre
 (the embedded server does this itself); the owner, which owns every table and function and runs the
 migrations; the service, which `sinergi serve` connects as, holds exactly the privileges below and
 USAGE on the schema `public`, and owns nothing; it may read the figure releases' copies and call the
-owner's function that makes them (db/releases.py), and create nothing in their schemas. PUBLIC holds
-none on tables and sequences, nor CREATE in `public` (migration 0010), nor EXECUTE on the owner's
-SECURITY DEFINER functions; `apply` takes back whatever else was granted by hand. It is a member of
-no role at all (`MEMBERSHIPS`): a role's members hold its privileges, which no REVOKE on the service
-reaches, so `apply` refuses a membership it cannot end and `serve` refuses to run as a member. The
-audit trail is append-only for the service: it may insert an entry's content (the database sets its
-time, sequence and hashes) and a seal, never update, delete, truncate or alter either table, nor
-replace their triggers' functions (which takes ownership), nor set `session_replication_role` (which
-takes a superuser).
+owner's function that makes one at most hourly (db/releases.py), not the one that makes one at once,
+and create nothing in their schemas. PUBLIC holds none on tables and sequences, nor CREATE in
+`public` (migration 0010), nor EXECUTE on the owner's SECURITY DEFINER functions; `apply` takes back
+whatever else was granted by hand. It is a member of no role at all (`MEMBERSHIPS`): a role's
+members hold its privileges, which no REVOKE on the service reaches, so `apply` refuses a membership
+it cannot end and `serve` refuses to run as a member. The audit trail is append-only for the
+service: it may insert an entry's content (the database sets its time, sequence and hashes) and a
+seal, never update, delete, truncate or alter either table, nor replace their triggers' functions
+(which takes ownership), nor set `session_replication_role` (which takes a superuser).
 
 `apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
 declared here; tests/test_roles.py fails for any table or sequence that is not.
@@ -42,7 +42,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     # Set by `sinergi guarantors set-equity`; a guarantee locks its guarantor's row, and a row
     # lock takes UPDATE on some column: the least consequential one.
     "guarantors": "SELECT, UPDATE (updated_at)",
-    "figure_releases": READ,  # which release figures read; moved by make_figure_release alone
+    "figure_releases": READ,  # which release figures read; moved by the release functions alone
     "indicators": READ,
     "kbli_codes": READ,
     "kbli_sections": READ,

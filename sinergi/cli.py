@@ -28,7 +28,6 @@ from sinergi.database import (
     prepared,
     prepared_for_serving,
     privileges_beyond_service,
-    ready,
     ready_url,
     resolve_url,
     unreachable,
@@ -176,7 +175,7 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
     database = prepared(settings)
     asyncio.run(load_demo_data(database.owner_url, msmes=args.msmes, seed=args.seed))
     # Perturbed figures would show the population as the last release found it.
-    _released(database.service_url)
+    _released(database.owner_url)
     return 0
 
 
@@ -234,7 +233,7 @@ def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _figures_release(args: argparse.Namespace, settings: Settings) -> int:
-    made = _released(ready(settings).service_url)
+    made = _released(ready_url(settings))
     if made is None:
         print("sinergi figures release: another release is being made; try again shortly")
         return 1
@@ -242,12 +241,12 @@ def _figures_release(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _released(service_url: str) -> Release | None:
-    """A figure release made now, asked for as the service role, as `serve` asks for one (the
-    owner's function makes it: db/releases.py)."""
+def _released(owner_url: str) -> Release | None:
+    """A figure release made now, as the owner: the service may not have one made before the
+    current one is an hour old (db/releases.py)."""
     from db import releases
 
-    return asyncio.run(releases.release_at(service_url))
+    return asyncio.run(releases.release_now(owner_url))
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,7 +29,7 @@ from db.models import MSMES
 from db.releases import SCHEMAS
 from sinergi.database import privileges_beyond_service
 from sinergi.figure_releaser import FigureReleaser
-from sinergi.settings import Settings, SettingsError
+from sinergi.settings import MIN_RELEASE_SECONDS, Settings, SettingsError
 from tests.support.cli import sinergi
 from tests.support.databases import TEST_OWNER, as_service
 from tests.support.databases import run as sql
@@ -314,6 +314,38 @@ def test_releases_cannot_be_set_more_often_than_hourly() -> None:
     assert settings.figures_release_seconds == 3600
 
 
+def test_the_service_cannot_have_releases_made_more_often_than_hourly(
+    module_reference_url: str,
+) -> None:
+    """The attack: an insider holding the service's credentials calls `make_figure_release(0)`
+    a hundred times, and a ministry averages a hundred readings of a lone business's turnover
+    to within half a percent. Whatever minimum it asks, the database makes no release while the
+    current one is younger than the settings' least interval; the owner's function that
+    releases at once (`sinergi figures release`) the service may not call."""
+    service_url = as_service(module_reference_url)
+    release_figures(module_reference_url)
+    before = _number(module_reference_url)
+    for asked in ("0", "-1", "NULL"):
+        assert sql(service_url, f"SELECT * FROM make_figure_release({asked})") == []  # noqa: S608
+    assert _number(module_reference_url) == before
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        sql(service_url, "SELECT * FROM copy_figure_release(0)")
+
+    def aged(seconds: int) -> None:
+        sql(
+            module_reference_url,
+            "UPDATE figure_releases SET released_at = now() - make_interval(secs => $1)",
+            seconds,
+        )
+
+    aged(MIN_RELEASE_SECONDS - 5)  # the database's floor is the settings' minimum
+    assert sql(service_url, "SELECT * FROM make_figure_release(0)") == []
+    aged(MIN_RELEASE_SECONDS + 5)
+    assert [row["number"] for row in sql(service_url, "SELECT * FROM make_figure_release(0)")] == [
+        before + 1
+    ]
+
+
 def test_the_service_can_plant_nothing_in_a_release(module_reference_url: str) -> None:
     """An insider holding the service's credentials: were the copies its own, it could put a
     view over the live tables in a release's place (perturbed figures read live again, each
@@ -400,7 +432,7 @@ def test_a_due_release_is_made_once_and_one_held_up_is_reported(
 def test_a_release_made_by_the_owner_is_read_by_the_service(module_reference_url: str) -> None:
     """The owner (or a superuser) may make a release by hand; its copies are the owner's
     tables either way, and the service reads them."""
-    sql(module_reference_url, "SELECT * FROM make_figure_release(0)")
+    sql(module_reference_url, "SELECT * FROM copy_figure_release(0)")
     with served(module_reference_url) as api:
         demo_clients(module_reference_url)
         answer = api.graphql(NATION_AND_PROVINCES, MINISTRY)

@@ -11,7 +11,6 @@ from db import releases
 from db.engine import async_url
 from sinergi import demo
 from sinergi.demo_mode import register_demo_clients
-from tests.support.databases import as_service
 
 
 def load_demo(url: str, *, msmes: int, seed: int) -> None:
@@ -32,10 +31,11 @@ def load_demo(url: str, *, msmes: int, seed: int) -> None:
 
 
 def release_figures(url: str) -> releases.Release:
-    """A figure release of the database at `url` made now, as the service role (which makes
-    every release, as `serve` does): perturbed figures read what it copied until the next."""
+    """A figure release of the database at `url` made now, as the owner (`sinergi figures
+    release`; the service may not have one made within the hour): perturbed figures read what
+    it copied until the next."""
 
-    made = asyncio.run(releases.release_at(as_service(url)))
+    made = asyncio.run(releases.release_now(url))
     assert made is not None, "another release was being made"
     return made
 

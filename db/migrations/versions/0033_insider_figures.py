@@ -1,0 +1,95 @@
+"""What the service role may do to published figures: no more than its code does.
+
+An insider holding the service's credentials could, through the privileges `serve` was lent:
+
+- Make releases at will: `make_figure_release(min_seconds)` took the caller's minimum, the hour
+  of SINERGI_FIGURES_RELEASE_SECONDS being checked in Python alone; a hundred releases in a row
+  gave a ministry a hundred readings of every changed cell, a lone business's turnover to within
+  half a percent. The function the service may call now makes none while the current release is
+  younger than `FLOOR_SECONDS` (the settings' minimum, sinergi/settings.py; a test ties the two),
+  whatever it is asked. The copying is `copy_figure_release`, the owner's alone, with no floor:
+  what `sinergi figures release` and `demo-data` call, as the owner, to release at once.
+
+Revision ID: 0033
+Revises: 0031
+"""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from alembic import op
+
+revision = "0033"
+down_revision = "0031"
+branch_labels = None
+depends_on = None
+
+FLOOR_SECONDS = 3600
+"""The least age of the current release before the service may have another made: the
+settings' MIN_RELEASE_SECONDS (tests/test_figure_releases.py holds the two equal)."""
+
+RETURNS = "RETURNS TABLE (number bigint, released_at timestamptz, schema_name text)"
+DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp"
+
+
+def _migration(file: str) -> ModuleType:
+    """An earlier revision's module: what a release copies."""
+    path = Path(__file__).with_name(file)
+    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _copying(name: str) -> str:
+    """0031's function, as `name`: makes a release unless the current one is younger than
+    `min_seconds`, or another is being made."""
+    return f"""
+CREATE OR REPLACE FUNCTION {name}(min_seconds double precision) {RETURNS}
+LANGUAGE plpgsql {DEFINER} AS $$
+DECLARE
+    pointer public.figure_releases;
+    target text;
+BEGIN
+    BEGIN
+        SELECT * INTO pointer FROM public.figure_releases FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN;  -- another release is being made
+    END;
+    IF pointer.schema_name IS NOT NULL
+       AND pointer.released_at > now() - make_interval(secs => min_seconds) THEN
+        RETURN;  -- made since whoever asked found one due
+    END IF;
+    target := CASE WHEN pointer.schema_name = 'figures_a' THEN 'figures_b' ELSE 'figures_a' END;
+    {_migration("0031_figure_releases.py")._copies()}
+    RETURN QUERY
+        UPDATE public.figure_releases AS r
+           SET number = r.number + 1, released_at = now(), schema_name = target
+        RETURNING r.number, r.released_at, r.schema_name;
+END
+$$
+"""
+
+
+# The service's: its caller's minimum, never below the floor (greatest() ignores a NULL; a NaN
+# or an infinity is an interval out of range, an error).
+FLOORED = f"""
+CREATE OR REPLACE FUNCTION make_figure_release(min_seconds double precision) {RETURNS}
+LANGUAGE sql {DEFINER} AS $$
+    SELECT * FROM public.copy_figure_release(greatest(min_seconds, {FLOOR_SECONDS}))
+$$
+"""
+
+
+def upgrade() -> None:
+    op.execute(_copying("copy_figure_release"))
+    op.execute("REVOKE EXECUTE ON FUNCTION copy_figure_release(double precision) FROM PUBLIC")
+    # Replaced in place: the service keeps its grant (db/roles.py), PUBLIC still has none.
+    op.execute(FLOORED)
+
+
+def downgrade() -> None:
+    op.execute(_copying("make_figure_release"))
+    op.execute("DROP FUNCTION copy_figure_release(double precision)")
