@@ -23,16 +23,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
-from sqlalchemy import Row, text
+from sqlalchemy import Row, Table, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import releases
+from db.models import COOPERATIVES, MSMES
 
 READ = "SELECT"
 APPEND = "SELECT, INSERT"
 WRITE = "SELECT, INSERT, UPDATE"
 CHANGE = "SELECT, INSERT, UPDATE, DELETE"
+
+
+def _keyless(table: Table) -> str:
+    """`WRITE` on every column of `table` but its record key (`cell_key`, db/models.py)."""
+    columns = ", ".join(column.name for column in table.c if column.name != "cell_key")
+    return f"SELECT, INSERT ({columns}), UPDATE ({columns})"
+
 
 SERVICE_GRANTS: Mapping[str, str] = {
     # Reference data: loaded by the owner (migrate, demo-data), only read by the service.
@@ -56,10 +64,12 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
     "audit_log_id_seq": "USAGE",
     "audit_seals": "SELECT, INSERT (seq, mac)",
-    # Records, kept by clients with records:write, and their history.
-    "cooperatives": WRITE,
+    # Records, kept by clients with records:write, and their history. A record's cell key is
+    # the database's to draw (its column default): keys set to 0 would make every cell's noise
+    # known from the public perturbation table, and outlive the service's credentials.
+    "cooperatives": _keyless(COOPERATIVES),
     "cooperatives_id_seq": "USAGE",
-    "msmes": WRITE,
+    "msmes": _keyless(MSMES),
     "msmes_id_seq": "USAGE",
     "msme_owners": CHANGE,  # an owner removed from a record is deleted
     "msme_scale_history": WRITE,

@@ -87,6 +87,39 @@ async def test_the_service_role_cannot_rewrite_the_audit_trail(
     assert refused.value.sqlstate == "42501", refused.value  # insufficient_privilege
 
 
+KEY_WRITES = {
+    "zero the keys": "UPDATE msmes SET cell_key = 0",
+    "zero a cooperative's key": "UPDATE cooperatives SET cell_key = 0 WHERE id = 1",
+    "create with a key": (
+        "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code, cell_key) VALUES ('9990000000001', 'x', '10794', 'C', 'micro', '62',"
+        " '62.71', 0)"
+    ),
+    "create a cooperative with a key": (
+        "INSERT INTO cooperatives (legal_entity_no, name, type, province_code, regency_code,"
+        " cell_key) VALUES ('AHU-0', 'x', 'producer', '62', '62.71', 0)"
+    ),
+    "upsert a key": (
+        "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code) VALUES ('9990000000001', 'x', '10794', 'C', 'micro', '62', '62.71')"
+        " ON CONFLICT (nib) DO UPDATE SET cell_key = 0"
+    ),
+}
+
+
+@pytest.mark.parametrize("statement", KEY_WRITES.values(), ids=KEY_WRITES.keys())
+async def test_the_service_role_cannot_set_a_record_key(
+    service: asyncpg.Connection, statement: str
+) -> None:
+    """An insider holding the service's credentials who set every record key to 0 would know
+    each cell's noise from the public perturbation table, and keep knowing it after the
+    credentials were rotated: the keys are the database's to draw, once."""
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await service.execute(statement)
+    assert refused.value.sqlstate == "42501", refused.value  # insufficient_privilege
+    await service.execute("UPDATE msmes SET employees = employees, version = version WHERE false")
+
+
 async def test_the_service_role_appends_and_the_database_fills_in_the_rest(
     service: asyncpg.Connection,
 ) -> None:
@@ -160,13 +193,24 @@ async def test_the_grants_are_what_the_declaration_says(migrated_url: str) -> No
             " WHERE grantee = $1 AND privilege_type = 'INSERT' AND table_name = 'audit_log'",
             TEST_SERVICE,
         )
+        record_columns = await connection.fetch(
+            "SELECT table_name, column_name, privilege_type"
+            " FROM information_schema.column_privileges WHERE grantee = $1"
+            " AND table_name IN ('msmes', 'cooperatives')"
+            " AND privilege_type IN ('INSERT', 'UPDATE')",
+            TEST_SERVICE,
+        )
     finally:
         await connection.close()
     held = {(row["table_name"], row["privilege_type"]) for row in granted}
     assert ("audit_log", "SELECT") in held
     assert {("audit_log", p) for p in ("INSERT", "UPDATE", "DELETE", "TRUNCATE")} & held == set()
     assert {("regions", "UPDATE"), ("oauth_clients", "INSERT")} & held == set()
-    assert ("msmes", "UPDATE") in held
+    assert {("msmes", p) for p in ("SELECT", "INSERT", "UPDATE")} & held == {("msmes", "SELECT")}
+    writable = {(row["table_name"], row["privilege_type"]) for row in record_columns}
+    assert writable == {(t, p) for t in ("msmes", "cooperatives") for p in ("INSERT", "UPDATE")}
+    assert "cell_key" not in {row["column_name"] for row in record_columns}
+    assert ("msmes", "name", "UPDATE") in {tuple(row) for row in record_columns}
     assert sorted(row["column_name"] for row in columns) == ["client_id", "entry", "subjects"]
 
 
