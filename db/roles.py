@@ -85,13 +85,14 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "realisations_id_seq": "USAGE",
     "targets": READ,
     "targets_id_seq": "",
-    # Rollups, kept by triggers that run as the writer.
-    "cooperative_rollup_province": CHANGE,
-    "cooperative_rollup_regency": CHANGE,
-    "msme_rollup_province_kbli": CHANGE,
-    "msme_rollup_province_year": CHANGE,
-    "msme_rollup_regency": CHANGE,
-    "msme_rollup_regency_kbli": CHANGE,
+    # Rollups, kept by SECURITY DEFINER triggers (migration 0033) alone: a cell the service
+    # could raise, have released and put back would be a forged figure ministries read.
+    "cooperative_rollup_province": READ,
+    "cooperative_rollup_regency": READ,
+    "msme_rollup_province_kbli": READ,
+    "msme_rollup_province_year": READ,
+    "msme_rollup_regency": READ,
+    "msme_rollup_regency_kbli": READ,
     # Eligibility decisions and guarantees: what a check, a review, a guarantee and a status
     # change write, column by column; the rest (times, ids, record keys) is the database's.
     # Migration 0023's triggers add what a grant cannot say: a decision is reviewed once, only
@@ -130,8 +131,8 @@ def _quoted(identifier: str) -> str:
 
 
 # The owner's SECURITY DEFINER functions run with its rights: called by the service (or anyone,
-# through PUBLIC, which holds EXECUTE on a new function), they would lend it those. The feed's are
-# trigger functions, which fire without their caller's EXECUTE.
+# through PUBLIC, which holds EXECUTE on a new function), they would lend it those. The feed's and
+# the rollups' are trigger functions, which fire without their caller's EXECUTE.
 _DEFINERS_FROM_PUBLIC = """
 DO $$
 DECLARE

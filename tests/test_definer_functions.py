@@ -1,5 +1,6 @@
-"""The owner's SECURITY DEFINER functions (the change feed's triggers) cannot be steered by the
-service role: an insider holding its credentials, who may create temporary tables.
+"""The owner's SECURITY DEFINER functions (the change feed's and the rollups' triggers, the
+figure releases' functions) cannot be steered by the service role: an insider holding its
+credentials, who may create temporary tables.
 
 PostgreSQL searches the session's temporary schema for relations first unless `search_path` names
 `pg_temp`; a definer function whose path left it out wrote its feed entries into a temporary
@@ -44,6 +45,24 @@ SHADOWS = [
     " FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.note()",
 ]
 NIB_PREFIX = "99927010"  # this module's records
+ROLLUPS = (
+    "msme_rollup_regency",
+    "msme_rollup_province_kbli",
+    "msme_rollup_province_year",
+    "msme_rollup_regency_kbli",
+    "cooperative_rollup_province",
+    "cooperative_rollup_regency",
+)
+ROLLUP_TRIGGERS = [
+    (base, operation)
+    for base in ("msmes", "cooperatives")
+    for operation in ("insert", "update", "delete", "truncate")
+]
+ROLLUP_WRITES = {
+    "raise a cell": "UPDATE {} SET n = n + 1000, cell_key_sum = 0",
+    "add a cell": "INSERT INTO {0} SELECT * FROM {0} LIMIT 1",
+    "empty a cell": "DELETE FROM {}",
+}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +116,11 @@ async def test_every_definer_function_pins_its_search_path_with_pg_temp_last(
         " WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
         TEST_SERVICE,
     )
-    assert len(functions) >= 22  # the change feed's (0014, 0021, 0025)
+    # The change feed's (0014, 0021, 0025), the figure releases' (0031, 0033), and the rollups'
+    # (0033: a rollup the service could write, it could forge a released figure with).
+    assert len(functions) >= 32
+    names = {function["name"] for function in functions}
+    assert {f"{base}_rollups_{operation}()" for base, operation in ROLLUP_TRIGGERS} <= names
     for function in functions:
         assert function["owner"] == TEST_OWNER, function
         # The one the service calls: it takes a number, no name or statement (migration 0031).
@@ -144,3 +167,54 @@ async def test_a_forged_temporary_entry_does_not_reach_the_change_log(
         await service.execute("UPDATE public.msmes SET employees = 3 WHERE id = $1", written)
     assert await _logged(owner, victim) == ["insert"]
     assert await _logged(owner, written) == ["insert", "update"]
+
+
+@pytest.mark.parametrize("rollup", ROLLUPS)
+@pytest.mark.parametrize("write", ROLLUP_WRITES.values(), ids=ROLLUP_WRITES.keys())
+async def test_the_service_cannot_write_a_figure_into_a_release(
+    owner: asyncpg.Connection, service: asyncpg.Connection, rollup: str, write: str
+) -> None:
+    """The attack: raise a rollup cell, have a release made, put the cell back, commit; the
+    ministries read the forged figure until the next release, and the change log holds
+    nothing. The rollups are their triggers' alone, which run as the owner."""
+
+    async def forge() -> None:
+        async with service.transaction():
+            await service.execute(write.format(rollup))
+            await service.execute("SELECT * FROM make_figure_release(0)")
+            await service.execute(f"UPDATE {rollup} SET n = n")  # noqa: S608
+
+    before = await owner.fetch(f"SELECT * FROM {rollup} ORDER BY 1, 2, 3")  # noqa: S608
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await forge()
+    assert await owner.fetch(f"SELECT * FROM {rollup} ORDER BY 1, 2, 3") == before  # noqa: S608
+
+
+async def test_the_services_writes_still_keep_the_rollups(
+    owner: asyncpg.Connection, service: asyncpg.Connection
+) -> None:
+    """Its triggers write the rollups for the service: a record it creates, moves and deletes
+    moves its cells, and a temporary rollup of its own takes none of it."""
+    await service.execute(
+        "CREATE TEMPORARY TABLE msme_rollup_regency (LIKE public.msme_rollup_regency)"
+    )
+    cell = (
+        "SELECT coalesce(sum(n), 0) FROM public.msme_rollup_regency"
+        " WHERE regency_code = $1 AND scale = 'micro' AND is_active"
+    )
+    kapuas, palangka = await owner.fetchval(cell, "62.03"), await owner.fetchval(cell, "62.71")
+    created = await service.fetchval(
+        "INSERT INTO public.msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code) VALUES ($1, 'Uji rollup', '10794', 'C', 'micro', '62', '62.71')"
+        " RETURNING id",
+        f"{NIB_PREFIX}00020",
+    )
+    assert await owner.fetchval(cell, "62.71") == palangka + 1
+    await service.execute("UPDATE public.msmes SET regency_code = '62.03' WHERE id = $1", created)
+    assert (await owner.fetchval(cell, "62.71"), await owner.fetchval(cell, "62.03")) == (
+        palangka,
+        kapuas + 1,
+    )
+    await owner.execute("DELETE FROM msmes WHERE id = $1", created)
+    assert await owner.fetchval(cell, "62.03") == kapuas
+    assert await service.fetchval("SELECT count(*) FROM pg_temp.msme_rollup_regency") == 0

@@ -9,6 +9,13 @@ An insider holding the service's credentials could, through the privileges `serv
   younger than `FLOOR_SECONDS` (the settings' minimum, sinergi/settings.py; a test ties the two),
   whatever it is asked. The copying is `copy_figure_release`, the owner's alone, with no floor:
   what `sinergi figures release` and `demo-data` call, as the owner, to release at once.
+- Write figures into a release: the rollups' triggers (0006, 0012, 0016) ran as the writer, so
+  the service held every write on the rollups; it could raise a cell, have a release made,
+  put the cell back and commit, and ministries read the forged figure until the next release
+  with nothing in the change log. The triggers' functions now run as their owner, with 0028's
+  search path, and db/roles.py grants the service only SELECT on the rollups. They are
+  statement-level triggers over transition tables, so running as the owner costs one switch
+  of role per statement, not per row (an import's chunk is one statement).
 
 Revision ID: 0033
 Revises: 0031
@@ -28,6 +35,13 @@ depends_on = None
 FLOOR_SECONDS = 3600
 """The least age of the current release before the service may have another made: the
 settings' MIN_RELEASE_SECONDS (tests/test_figure_releases.py holds the two equal)."""
+
+ROLLUP_FUNCTIONS = [
+    f"{base}_rollups_{operation}()"
+    for base in ("msmes", "cooperatives")
+    for operation in ("insert", "update", "delete", "truncate")
+]
+"""The functions of the triggers that keep the rollups (0006; their bodies 0012's and 0016's)."""
 
 RETURNS = "RETURNS TABLE (number bigint, released_at timestamptz, schema_name text)"
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp"
@@ -88,8 +102,14 @@ def upgrade() -> None:
     op.execute("REVOKE EXECUTE ON FUNCTION copy_figure_release(double precision) FROM PUBLIC")
     # Replaced in place: the service keeps its grant (db/roles.py), PUBLIC still has none.
     op.execute(FLOORED)
+    for function in ROLLUP_FUNCTIONS:
+        op.execute(f"ALTER FUNCTION {function} {DEFINER}")
+        op.execute(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
 
 
 def downgrade() -> None:
+    for function in ROLLUP_FUNCTIONS:
+        op.execute(f"ALTER FUNCTION {function} SECURITY INVOKER RESET search_path")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO PUBLIC")
     op.execute(_copying("make_figure_release"))
     op.execute("DROP FUNCTION copy_figure_release(double precision)")
