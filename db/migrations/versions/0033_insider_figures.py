@@ -18,7 +18,7 @@ An insider holding the service's credentials could, through the privileges `serv
   of role per statement, not per row (an import's chunk is one statement).
 
 Revision ID: 0033
-Revises: 0031
+Revises: 0032
 """
 
 import importlib.util
@@ -28,7 +28,7 @@ from types import ModuleType
 from alembic import op
 
 revision = "0033"
-down_revision = "0031"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
