@@ -416,3 +416,48 @@ def test_a_killed_import_leaves_the_database_as_before_or_after(
         f"{prefix}%",
     )
     assert history[0][0] == stored[0][0]
+
+
+def test_an_import_holds_the_audit_chain_for_its_commit_alone(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """Every request's audit entry waits for the chain's lock, which the import's own entry
+    holds until the import commits: by then the work the commit would do (numbering the change
+    feed's entries, one per record created: seconds for a register) is done, so requests wait
+    for no more than the commit, never past their statement timeout. Waiting for the chain, the
+    import already holds the feed's numbering lock, which that work takes (migration 0014)."""
+    path = tmp_path / "feed.csv"
+    _generated(path, "77590", 2_000)
+    # pg_locks, not pg_stat_activity: the import connects as another role, whose waits the
+    # owner is not shown. An advisory lock on a bigint key shows its low 32 bits as `objid`.
+    held = (
+        "SELECT bool_or(NOT granted) AS waiting, bool_or(granted AND objid::bigint ="
+        " (hashtext('sinergi.change_feed')::bigint & 4294967295)) AS numbering"
+        " FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+    )
+
+    async def while_waiting_for_the_chain() -> tuple[bool, int]:
+        holder = await asyncpg.connect(reference_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT pg_advisory_xact_lock(hashtext('sinergi.audit_log'))")
+                process = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "sinergi.cli", "import", "msmes", str(path)),
+                    *("--jurisdiction", "62"),
+                    env={**os.environ, "DATABASE_URL": reference_url},
+                    stdout=subprocess.DEVNULL,
+                )
+                deadline = time.monotonic() + 120
+                while not (locks := await holder.fetchrow(held))["waiting"]:
+                    assert process.returncode is None, "the import ended without the chain"
+                    assert time.monotonic() < deadline, "the import never reached the chain"
+                    await asyncio.sleep(0.01)
+            return bool(locks["numbering"]), await asyncio.wait_for(process.wait(), 120)
+        finally:
+            await holder.close()
+
+    numbering, returncode = asyncio.run(while_waiting_for_the_chain())
+    assert returncode == 0
+    assert numbering, "the import waited for the chain with its feed entries still to number"
+    stored = fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE '77590%'")
+    assert stored[0][0] == 2_000

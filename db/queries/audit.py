@@ -144,7 +144,12 @@ async def append_within(
     """Append one entry inside the caller's transaction, to commit with its writes or not at
     all: for a command (`sinergi import msmes`), which has no response to fail if its entry
     could not be written after them. The chain's lock (migration 0002) is held from here to the
-    commit, so this goes last. Requests append through `AuditWriter`."""
+    commit, so this goes last, and the work the transaction left for its commit is done first
+    (`SET CONSTRAINTS ALL IMMEDIATE`): the change feed's deferred trigger writes an entry per
+    record an import created, seconds for a register, during which every request's audit entry
+    would wait for the lock, and fail past its statement timeout. Requests append through
+    `AuditWriter`."""
+    await connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
     one = _Entry(client_id, json_text(entry), sorted(set(subjects)))
     stored = (await connection.execute(_APPEND_SQL, _parameters([one]))).scalar_one()
     if stored != 1:
