@@ -37,9 +37,12 @@ CHANGE = "SELECT, INSERT, UPDATE, DELETE"
 
 
 def _keyless(table: Table) -> str:
-    """`WRITE` on every column of `table` but its record key (`cell_key`, db/models.py)."""
-    columns = ", ".join(column.name for column in table.c if column.name != "cell_key")
-    return f"SELECT, INSERT ({columns}), UPDATE ({columns})"
+    """`WRITE` on every column of `table` but its record key (`cell_key`, db/models.py), and no
+    UPDATE of its `id`: a record keeps its id (the bulk import COPYs new records with ids drawn
+    from the sequence), so the history, owners and feed entries naming it stay its own."""
+    inserted = [column.name for column in table.c if column.name != "cell_key"]
+    updated = [name for name in inserted if name != "id"]
+    return f"SELECT, INSERT ({', '.join(inserted)}), UPDATE ({', '.join(updated)})"
 
 
 SERVICE_GRANTS: Mapping[str, str] = {

@@ -104,11 +104,14 @@ KEY_WRITES = {
         " regency_code) VALUES ('9990000000001', 'x', '10794', 'C', 'micro', '62', '62.71')"
         " ON CONFLICT (nib) DO UPDATE SET cell_key = 0"
     ),
+    # Renumbered, a record would take another's history, owner and feed entries as its own.
+    "renumber a record": "UPDATE msmes SET id = id + 1000000 WHERE id = 1",
+    "renumber a cooperative": "UPDATE cooperatives SET id = id + 1000000 WHERE id = 1",
 }
 
 
 @pytest.mark.parametrize("statement", KEY_WRITES.values(), ids=KEY_WRITES.keys())
-async def test_the_service_role_cannot_set_a_record_key(
+async def test_the_service_role_cannot_set_a_record_key_or_renumber_a_record(
     service: asyncpg.Connection, statement: str
 ) -> None:
     """An insider holding the service's credentials who set every record key to 0 would know
@@ -211,6 +214,7 @@ async def test_the_grants_are_what_the_declaration_says(migrated_url: str) -> No
     assert writable == {(t, p) for t in ("msmes", "cooperatives") for p in ("INSERT", "UPDATE")}
     assert "cell_key" not in {row["column_name"] for row in record_columns}
     assert ("msmes", "name", "UPDATE") in {tuple(row) for row in record_columns}
+    assert ("msmes", "id", "UPDATE") not in {tuple(row) for row in record_columns}
     assert sorted(row["column_name"] for row in columns) == ["client_id", "entry", "subjects"]
 
 
