@@ -24,6 +24,7 @@ from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
+from tests.test_record_mutations import msme_input
 
 WRITER = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
@@ -56,21 +57,6 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def msme(nib: str, owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "nib": nib,
-        "name": "Keripik Kelakai Audit",
-        "kbliCode": "10794",
-        "region": "62.71",
-        "district": "62.71.03",
-        "capital": "150000000",
-        "annualTurnover": "240000000",
-        "turnoverYear": 2025,
-        "employees": 3,
-        "owner": owner,
-    }
-
-
 def owner(nik: str, name: str) -> dict[str, Any]:
     return {"nik": nik, "fullName": name}
 
@@ -89,7 +75,10 @@ async def test_replacing_and_erasing_an_owner_is_audited_under_the_owner_it_dest
 ) -> None:
     former, successor = "6271995204881101", "6271995204881102"
     created = await run(
-        engine, WRITER, CREATE, {"input": msme("7740000000001", owner(former, "Siti Asli"))}
+        engine,
+        WRITER,
+        CREATE,
+        {"input": msme_input("7740000000001", owner=owner(former, "Siti Asli"))},
     )
     assert created.errors is None, created.errors
     (entry,) = (await trail(engine, former, "CreateOwned"))[0]
@@ -121,10 +110,12 @@ async def test_an_import_replacing_an_owner_is_audited_under_the_owner_it_replac
     engine: AsyncEngine,
 ) -> None:
     former, successor = "6271995204881103", "6271995204881104"
-    first = await run(engine, WRITER, IMPORT, {"rows": [msme("7740000000002", owner(former, "A"))]})
+    first = await run(
+        engine, WRITER, IMPORT, {"rows": [msme_input("7740000000002", owner=owner(former, "A"))]}
+    )
     assert first.data["importMsmes"]["created"] == 1, first
     second = await run(
-        engine, WRITER, IMPORT, {"rows": [msme("7740000000002", owner(successor, "B"))]}
+        engine, WRITER, IMPORT, {"rows": [msme_input("7740000000002", owner=owner(successor, "B"))]}
     )
     assert second.data["importMsmes"]["updated"] == 1, second
     entries, _ = await trail(engine, former, "ImportOwners")
