@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
@@ -204,7 +205,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
 
 
 async def _audit(
-    connection: Any, writer: Writer, path: Path, owners: list[import_notes.OwnerRow], report: Report
+    connection: AsyncConnection,
+    writer: Writer,
+    path: Path,
+    owners: list[import_notes.OwnerRow],
+    report: Report,
 ) -> None:
     """The import's audit entry, as `importMsmes` notes it (resolvers.import_notes), appended in
     the import's transaction: the import commits with its entry or not at all. Its document is
