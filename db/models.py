@@ -161,6 +161,13 @@ COOPERATIVES = Table(
     CheckConstraint(_one_of("type", COOPERATIVE_TYPES), name="type"),
     CheckConstraint(_one_of("status", COOPERATIVE_STATUSES), name="status"),
     CheckConstraint("tier IN ('primary', 'secondary')", name="tier"),
+    # A Kemenkumham number is stored in its one spelling (domain/identifiers.py), so the UNIQUE
+    # above is per number, not per spelling (0034).
+    CheckConstraint(
+        r"legal_entity_no !~* '^\s*AHU-[0-9]+\.AH\.01\.26\.TAHUN\s+[0-9]{4}\s*$'"
+        r" OR legal_entity_no ~ '^AHU-([0-9]{7}|[1-9][0-9]{7,})\.AH\.01\.26\.TAHUN [0-9]{4}$'",
+        name="legal_entity_no_canonical",
+    ),
     CheckConstraint(
         "members_male >= 0 AND members_female >= 0 AND business_volume >= 0 AND assets >= 0",
         name="non_negative",

@@ -24,7 +24,7 @@ _KBLI = re.compile(r"[0-9]{5}")
 _DIVISION = re.compile(r"[0-9]{2}")
 _SECTION_LETTER = re.compile(r"[A-Z]")
 _REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
-_AHU = re.compile(r"AHU-[0-9]+\.AH\.01\.26\.TAHUN (?P<year>[0-9]{4})")
+_AHU = re.compile(r"AHU-(?P<serial>[0-9]+)\.AH\.01\.26\.TAHUN (?P<year>[0-9]{4})")
 _ANY_DIGIT = re.compile(r"[0-9]")
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
 _RECORD_ID_MAX = 2**63 - 1  # PostgreSQL's bigint, the type of every record key
@@ -35,6 +35,9 @@ _KOTA = range(71, 100)
 _BIRTH_DAYS = (range(1, 32), range(41, 72))
 _MONTHS = range(1, 13)
 _LEGAL_ENTITY_NO_MAX = 100
+_AHU_SERIAL_DIGITS = 7
+"""The width of a Kemenkumham serial as the register prints it (`AHU-0000032`); shorter
+spellings (a letterhead's `AHU-000032`) are padded to it, longer serials kept whole."""
 RUPIAH_MAX = 10**15
 """Rp1 quadrillion: more than any amount a business or a loan reaches, so a larger one is a
 unit slip (cents)."""
@@ -220,11 +223,14 @@ def kbli_section(code: str, sections: Iterable[KbliSection], *, field: str = "kb
 
 
 def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str:
-    """Kemenkumham numbers (since 2019) must follow their pattern exactly; older dinas numbers
-    follow no common scheme, so they only have to be plausible text that contains a digit.
+    """Kemenkumham numbers (since 2019) must follow their pattern and come back in their one
+    canonical spelling (see `_kemenkumham_number`); older dinas numbers follow no common scheme,
+    so they only have to be plausible text that contains a digit, and keep their spelling.
 
     Runs of spaces (including no-break spaces from pasted documents) collapse to one so the same
     number always compares equal; tabs, newlines and other control characters inside are refused.
+    Every write and every lookup by number goes through here, so the register's unique key and
+    a lookup see the same spelling whichever one the caller typed.
     """
     number = value.strip()
     if not all(ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in number):
@@ -243,13 +249,24 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
 
 def _kemenkumham_number(number: str, field: str) -> str:
     """An "AHU" prefix claims the electronic format; letting a malformed one pass as a legacy
-    number would store two spellings of the same entity."""
-    canonical = number.upper()
-    if not _AHU.fullmatch(canonical):
+    number would store two spellings of the same entity.
+
+    The canonical spelling is upper-case with the serial as a number: its leading zeros dropped,
+    then padded to `_AHU_SERIAL_DIGITS`. Sources disagree on the padding (the register and most
+    documents print seven digits, `AHU-0000032`; a cooperative's own letterhead prints
+    `AHU-000032`), while the serial is the same number, so the count of zeros cannot tell two
+    cooperatives apart. Seven is the width the register prints; a longer serial, should the
+    register grow past it, keeps all its significant digits. Migration 0034 holds the stored
+    numbers to this spelling (a CHECK constraint), so the column's UNIQUE constraint is
+    uniqueness of the number itself.
+    """
+    found = _AHU.fullmatch(number.upper())
+    if found is None:
         raise InvalidValue(
             field, 'a Kemenkumham number must read "AHU-<digits>.AH.01.26.TAHUN <year>"'
         )
-    return canonical
+    serial = found["serial"].lstrip("0").rjust(_AHU_SERIAL_DIGITS, "0")
+    return f"AHU-{serial}.AH.01.26.TAHUN {found['year']}"
 
 
 def established_by(legal_entity_no: str) -> date | None:

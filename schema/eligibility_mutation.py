@@ -44,7 +44,7 @@ class LenderAttestationInput:
 class EligibilityRequest:
     nib: str | None = strawberry.field(default=None, description="An MSME, by NIB.")
     legal_entity_no: str | None = strawberry.field(
-        default=None, description="A cooperative, by legal-entity number."
+        default=None, description="A cooperative, by legal-entity number (in any spelling)."
     )
     product: str = strawberry.field(description='e.g. "JAMKRIDA_KTG_PRODUKTIF".')
     loan_amount: Rupiah

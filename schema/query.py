@@ -107,7 +107,13 @@ class Query(FigureQuery, AuditQuery, EligibilityQuery, ChangeFeedQuery):
             info, MSME_PAGES, first=first, after=after, filter=filter
         )
 
-    @requires(Scope.RECORDS_READ, description="A cooperative by its legal-entity number.")
+    @requires(
+        Scope.RECORDS_READ,
+        description=(
+            "A cooperative by its legal-entity number, in any spelling: a Kemenkumham"
+            " number's leading zeros, case and spaces do not matter."
+        ),
+    )
     async def cooperative(
         self, info: Info[Context, Any], legal_entity_no: str
     ) -> Cooperative | None:

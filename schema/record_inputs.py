@@ -91,7 +91,13 @@ class ScaleReport:
 
 @strawberry.input(description="A new cooperative in your jurisdiction.")
 class CreateCooperativeInput:
-    legal_entity_no: str = strawberry.field(description="Nomor badan hukum; the natural key.")
+    legal_entity_no: str = strawberry.field(
+        description=(
+            "Nomor badan hukum; the natural key. A Kemenkumham number is stored as"
+            " AHU-<serial, seven digits or more>.AH.01.26.TAHUN <year>, so another spelling"
+            " of a registered one (other leading zeros, case or spaces) is a duplicate."
+        )
+    )
     name: str
     type: CooperativeType
     region: str

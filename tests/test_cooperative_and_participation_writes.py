@@ -290,3 +290,32 @@ async def test_an_update_s_dates_are_checked_against_the_stored_ones(engine: Asy
     updated = await run(engine, KALTENG, UPDATE, variables)
     assert updated.errors is None, updated.errors
     assert updated.data["updateCooperative"]["version"] == 2
+
+
+LOOKUP = "query($number: String!) { cooperative(legalEntityNo: $number) { id legalEntityNo } }"
+# One Kemenkumham number as the register prints it (seven digits) and as a letterhead does (six).
+REGISTER_SPELLING = "AHU-0077341.AH.01.26.TAHUN 2021"
+LETTERHEAD_SPELLING = "ahu-077341.AH.01.26.Tahun  2021"
+
+
+async def test_another_spelling_of_a_taken_number_is_the_same_cooperative(
+    engine: AsyncEngine,
+) -> None:
+    """Leading zeros, case and spaces do not make a second cooperative: the second create is
+    refused as a duplicate, and a lookup by either spelling finds the first."""
+    first = await run(
+        engine, KALTENG, CREATE, {"input": cooperative(8, legalEntityNo=LETTERHEAD_SPELLING)}
+    )
+    assert first.errors is None, first.errors
+    record = first.data["createCooperative"]
+    assert record["legalEntityNo"] == REGISTER_SPELLING
+    again = await run(
+        engine, KALTENG, CREATE, {"input": cooperative(9, legalEntityNo=REGISTER_SPELLING)}
+    )
+    (error,) = again.errors
+    assert error.extensions == {"code": "CONFLICT", "field": "input.legalEntityNo"}
+    for spelling in (LETTERHEAD_SPELLING, REGISTER_SPELLING, "AHU-77341.AH.01.26.TAHUN 2021"):
+        found = await run(engine, KALTENG, LOOKUP, {"number": spelling})
+        assert found.data == {
+            "cooperative": {"id": record["id"], "legalEntityNo": REGISTER_SPELLING}
+        }

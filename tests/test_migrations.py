@@ -397,3 +397,84 @@ def test_0022_keeps_the_fold_and_the_times_entries_were_noted(server_url: str) -
         )
         command.downgrade(alembic_config(url), "0021")
         upgrade(url, "0022")
+
+
+# (stored before 0034, stored after): one spelling per Kemenkumham number; dinas numbers kept.
+SPELLINGS = [
+    ("AHU-000032.AH.01.26.TAHUN 2019", "AHU-0000032.AH.01.26.TAHUN 2019"),
+    ("ahu-12345.ah.01.26.Tahun  2020", "AHU-0012345.AH.01.26.TAHUN 2020"),
+    ("AHU-00123456789.AH.01.26.TAHUN 2021", "AHU-123456789.AH.01.26.TAHUN 2021"),
+    ("AHU-0000777.AH.01.26.TAHUN 2020", "AHU-0000777.AH.01.26.TAHUN 2020"),
+    ("518.08/096/BH/XIV.10/VIII/2008", "518.08/096/BH/XIV.10/VIII/2008"),
+]
+SECOND_SPELLING = (
+    "AHU-0000032.AH.01.26.TAHUN 2019"  # the first one's number, spelled as the register does
+)
+RULESET = (
+    "INSERT INTO eligibility_rulesets (product, version, effective_from, document)"
+    " VALUES ('KUR', 'v0034', '2020-01-01', '{}')"
+)
+DECISION = (
+    "INSERT INTO eligibility_decisions (client_id, organisation, cooperative_id, subject_key,"
+    " province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,"
+    " check_date, facts, verdict, results, coverage_amount)"
+    " SELECT 'bank', 'Bank', id, legal_entity_no, province_code, regency_code, 1, 12, 'KUR',"
+    " 'v0034', '2024-01-01', '{}', 'ELIGIBLE', '[]', 1 FROM cooperatives WHERE id = $1"
+)
+
+
+def test_0034_respells_legal_entity_numbers_and_refuses_to_merge_cooperatives(
+    server_url: str,
+) -> None:
+    """Upgraded from 0033 with one number held by two cooperatives in two spellings, it stops,
+    changing nothing, naming both; once the owner keeps one, it respells every Kemenkumham number
+    (a new version for each it changes) and the decisions that name one, leaves a dinas number
+    as it is, refuses a second spelling from then on, and goes down and up again."""
+    with _database_at(server_url, "0033") as url:
+        asyncio.run(_load_reference(url))
+        ids = [asyncio.run(_cooperative(url, stored)) for stored, _ in SPELLINGS]
+        second = asyncio.run(_cooperative(url, SECOND_SPELLING))
+        asyncio.run(_execute(url, RULESET))
+        asyncio.run(_execute(url, DECISION, ids[1]))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert (
+            f"AHU-0000032.AH.01.26.TAHUN 2019: cooperatives {ids[0]} ({SPELLINGS[0][0]!r}),"
+            f" {second} ({SECOND_SPELLING!r})"
+        ) in message
+        assert "then migrate again" in message
+        stored = {row["id"]: row["legal_entity_no"] for row in asyncio.run(_fetch(url, NUMBERS))}
+        assert stored == dict(zip(ids, [s for s, _ in SPELLINGS], strict=True)) | {
+            second: SECOND_SPELLING
+        }
+
+        asyncio.run(_execute(url, "DELETE FROM cooperatives WHERE id = $1", second))
+        upgrade(url)
+        after = {row["id"]: tuple(row) for row in asyncio.run(_fetch(url, NUMBERS))}
+        for id_, (before, canonical) in zip(ids, SPELLINGS, strict=True):
+            assert after[id_] == (id_, canonical, 1 if before == canonical else 2), before
+        key = "SELECT subject_key FROM eligibility_decisions"
+        assert asyncio.run(_value(url, key)) == SPELLINGS[1][1]
+        with pytest.raises(asyncpg.CheckViolationError):
+            asyncio.run(_cooperative(url, "AHU-00000777.AH.01.26.TAHUN 2020"))
+        command.downgrade(alembic_config(url), "0033")
+        upgrade(url)
+
+
+NUMBERS = "SELECT id, legal_entity_no, version FROM cooperatives ORDER BY id"
+
+
+async def _cooperative(url: str, number: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(
+            await connection.fetchval(
+                "INSERT INTO cooperatives (legal_entity_no, name, type, province_code,"
+                " regency_code) VALUES ($1, 'Koperasi Eja', 'produsen', '62', '62.71')"
+                " RETURNING id",
+                number,
+            )
+        )
+    finally:
+        await connection.close()

@@ -88,7 +88,12 @@ class Participation:
 @strawberry.type(description="A cooperative (koperasi) registered with its legal-entity number.")
 class Cooperative:
     id: strawberry.ID
-    legal_entity_no: str = strawberry.field(description="Nomor badan hukum (AHU-… or legacy).")
+    legal_entity_no: str = strawberry.field(
+        description=(
+            "Nomor badan hukum: a Kemenkumham number in its one spelling"
+            " (AHU-0000032.AH.01.26.TAHUN 2019), or an older dinas number as registered."
+        )
+    )
     ods_no: str | None = strawberry.field(description="Nomor Induk Koperasi in the ministry's ODS.")
     name: str
     type: CooperativeType

@@ -423,7 +423,6 @@ def test_a_malformed_sections_row_is_rejected(row: dict[str, str], bad_column: s
     ("value", "normalised"),
     [
         ("AHU-9990001.AH.01.26.TAHUN 2019", "AHU-9990001.AH.01.26.TAHUN 2019"),
-        ("AHU-000032.AH.01.26.TAHUN 2019", "AHU-000032.AH.01.26.TAHUN 2019"),
         ("  AHU-9990004.AH.01.26.TAHUN   2018 ", "AHU-9990004.AH.01.26.TAHUN 2018"),
         ("ahu-9990001.ah.01.26.tahun 2019", "AHU-9990001.AH.01.26.TAHUN 2019"),
         ("AHU-9990001.AH.01.26.TAHUN\u00a02019", "AHU-9990001.AH.01.26.TAHUN 2019"),
@@ -436,6 +435,42 @@ def test_a_legal_entity_number_is_accepted_with_whitespace_collapsed(
     value: str, normalised: str
 ) -> None:
     assert validate_legal_entity_no(value) == normalised
+
+
+# One Kemenkumham number, however many leading zeros, cases and spaces a source spells it with.
+SAME_NUMBER = "AHU-0000032.AH.01.26.TAHUN 2019"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        SAME_NUMBER,
+        "AHU-000032.AH.01.26.TAHUN 2019",  # a cooperative's letterhead: six digits
+        "AHU-32.AH.01.26.TAHUN 2019",
+        "AHU-000000032.AH.01.26.TAHUN 2019",
+        "ahu-00032.ah.01.26.Tahun  2019",
+        " AHU-0000032.AH.01.26.TAHUN\u00a02019 ",
+    ],
+)
+def test_every_spelling_of_a_kemenkumham_number_has_one_canonical_form(value: str) -> None:
+    assert validate_legal_entity_no(value) == SAME_NUMBER
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        # A serial of more than seven significant digits keeps them all.
+        ("AHU-12345678.AH.01.26.TAHUN 2024", "AHU-12345678.AH.01.26.TAHUN 2024"),
+        ("AHU-0012345678.AH.01.26.TAHUN 2024", "AHU-12345678.AH.01.26.TAHUN 2024"),
+        ("AHU-0.AH.01.26.TAHUN 2019", "AHU-0000000.AH.01.26.TAHUN 2019"),
+        # The year is part of the number: the same serial in another year is another number.
+        ("AHU-000032.AH.01.26.TAHUN 2020", "AHU-0000032.AH.01.26.TAHUN 2020"),
+        # A dinas number's zeros are not a serial's padding: it keeps its spelling.
+        ("518.08/096/BH/XIV.10/VIII/2008", "518.08/096/BH/XIV.10/VIII/2008"),
+    ],
+)
+def test_the_canonical_form_keeps_what_tells_numbers_apart(value: str, canonical: str) -> None:
+    assert validate_legal_entity_no(value) == canonical
 
 
 def test_every_demo_cooperative_number_is_valid() -> None:
