@@ -195,6 +195,69 @@ def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Tra
     assert max(asyncio.run(seals())) == ENTRIES + 1
 
 
+# Seals the database refuses from the service's role (migration 0035), the trail standing at
+# ENTRIES + 2 entries, sealed through ENTRIES: seals follow the newest one entry at a time, each
+# of an entry written.
+OUT_OF_PLACE = {
+    "of an entry not yet written": ([ENTRIES + 14], f"the next seal is of entry {ENTRIES + 1}"),
+    "skipping the next entry": ([ENTRIES + 2], f"the next seal is of entry {ENTRIES + 1}"),
+    "with a gap between them": ([ENTRIES + 1, ENTRIES + 3], "one entry at a time"),
+    "the next, of no entry": ([ENTRIES + 1, ENTRIES + 2, ENTRIES + 3], "there is no such entry"),
+}
+
+
+async def _seal_as_service(url: str, seqs: list[int]) -> None:
+    """Seals of `seqs` written as the sealer writes a batch: one statement."""
+    connection = await asyncpg.connect(as_service(url))
+    try:
+        await connection.execute(
+            "INSERT INTO audit_seals (seq, mac)"
+            " SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS text[]))",
+            seqs,
+            ["deadbeef"] * len(seqs),
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(("seqs", "refusal"), OUT_OF_PLACE.values(), ids=OUT_OF_PLACE.keys())
+def test_the_service_role_cannot_write_a_seal_out_of_place(
+    trail: Trail, seqs: list[int], refusal: str
+) -> None:
+    """A seal written ahead of the trail was invisible to `audit verify` and, once the trail
+    reached it, stopped sealing for good (seals are append-only). The sealer still seals."""
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    with pytest.raises(asyncpg.CheckViolationError, match=refusal):
+        asyncio.run(_seal_as_service(trail.owner_url, seqs))
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+    intact = _verify(trail)
+    assert intact.returncode == 0, intact.stdout
+    assert f"{ENTRIES + 2} entries verified, {ENTRIES + 2} sealed (0 written" in intact.stdout
+
+
+def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written past migration 0035's trigger (as the owner, or before the migration): `audit
+    verify` names it before the trail reaches it, and the sealer stops, saying where."""
+    planted = 20  # ENTRIES + 14: ahead of the trail
+    _as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, 'deadbeef')")
+    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    broken = _verify(trail)
+    assert broken.returncode == 1
+    lines = [line for line in broken.stdout.splitlines() if "broken" in line]
+    assert lines == [
+        f"audit chain broken at entry {planted}: sealed, but there is no such entry: a seal"
+        " written ahead of the trail"
+    ]
+    refusals = "sinergi_audit_seal_refusals_total"
+    before = REGISTRY.get_sample_value(refusals) or 0.0
+    with caplog.at_level("ERROR", logger="sinergi.audit"):
+        asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 1
+    assert f"audit entry {planted} has a seal but no entry: sealing stopped" in caplog.text
+
+
 def test_a_rewritten_entry_is_named(trail: Trail) -> None:
     _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
     broken = _verify(trail)

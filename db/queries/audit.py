@@ -12,7 +12,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Dialect, Text, and_, cast, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import ARRAY, TypeDecorator
 
@@ -217,6 +229,18 @@ _WALK = (
     .order_by(AUDIT_LOG.c.seq)
 )
 _SEAL_MISSING = "its seal is missing"
+# Seals past the newest entry walked whose entry is not there, read once the walk is done: a seal
+# the sealer wrote since is of an entry committed before it. Since migration 0035 the database
+# refuses such a seal; one written before, or by the owner, was invisible to the walk.
+_SEALS_OF_NO_ENTRY = (
+    select(AUDIT_SEALS.c.seq)
+    .where(
+        AUDIT_SEALS.c.seq > bindparam("after"),
+        ~exists().where(AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq),
+    )
+    .order_by(AUDIT_SEALS.c.seq)
+)
+_NO_ENTRY = "sealed, but there is no such entry: a seal written ahead of the trail"
 
 
 async def verify(
@@ -228,9 +252,11 @@ async def verify(
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
-    seals after it; removed newest entries fall short of a checkpoint that sealed them; an entry
-    that cannot be read (`db.seals.Unreadable`), or whose subjects are not a list of NIKs, was
-    written around the chain trigger (or before it refused such entries).
+    seals after it; removed newest entries fall short of a checkpoint that sealed them; a seal
+    past the newest entry, of no entry, was written ahead of the trail (to stop sealing once the
+    trail reached it); an entry that cannot be read (`db.seals.Unreadable`), or whose subjects
+    are not a list of NIKs, was written around the chain trigger (or before it refused such
+    entries).
 
     The walk goes on past a break, taking up the chain again from what is stored, so that a
     break planted early cannot hide a later one: each break is named where it is, not once
@@ -295,6 +321,8 @@ async def verify(
             f"chain through entry {newest_checkpoint}",
             newest_checkpoint,
         )
+    async for planted in await connection.stream(_SEALS_OF_NO_ENTRY, {"after": previous_seq}):
+        breaks.add(planted.seq, _NO_ENTRY)
     unsealed = None if unsealed_from is None else Unsealed(unsealed_from, now - unsealed_at)
     return Verification(checked, sealed, tuple(breaks.runs), breaks.unlisted, unsealed)
 

@@ -69,15 +69,17 @@ def stored_columns() -> list[ColumnElement[Any]]:
 
 
 _BEFORE = AUDIT_SEALS.alias("before")
-# The newest seal with its entry and the seal before it, to check it before building on it.
+# The newest seal with its entry (none: a seal written ahead of the trail) and the seal before
+# it, to check it before building on it.
 _LAST = (
     select(
         *stored_columns(),
+        AUDIT_SEALS.c.seq.label("sealed_seq"),
         AUDIT_SEALS.c.mac,
         func.coalesce(_BEFORE.c.mac, "").label("mac_before"),
     )
     .select_from(AUDIT_SEALS)
-    .join(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
+    .outerjoin(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
     .outerjoin(_BEFORE, _BEFORE.c.seq == AUDIT_SEALS.c.seq - 1)
     .order_by(AUDIT_SEALS.c.seq.desc())
     .limit(1)
@@ -91,8 +93,8 @@ _INSERT = text(
 _WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
 _SEALED_ENTRY = AUDIT_LOG.alias("sealed_entry")
 # The first entry after the newest seal of an entry, and how long ago the database wrote it: two
-# index lookups, whatever the trail's length. A seal of no entry (whoever may write seals could
-# insert one ahead of the trail) is passed over, as `_LAST` passes over it.
+# index lookups, whatever the trail's length. A seal of no entry (written ahead of the trail
+# before migration 0035 refused one) is passed over: the entries below it wait unsealed.
 _OLDEST_UNSEALED = (
     select(AUDIT_LOG.c.seq, (func.clock_timestamp() - AUDIT_LOG.c.at).label("age"))
     .where(
@@ -163,6 +165,10 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     await connection.execute(_CUSTOM_PLANS)
     database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
+    if last is not None and last.seq is None:
+        # Written before migration 0035 refused such a seal: the database refuses every seal
+        # after the entries below it, and the seal stays (the table is append-only).
+        return Sealed(None, 0, last.sealed_seq, "has a seal but no entry")
     if last is not None and row_mac(key, last.mac_before, last) != last.mac:
         # Whoever may write seals (the service's role) wrote this one: sealing on it would
         # vouch for it, and a checkpoint would sign it.
