@@ -7,10 +7,13 @@ from decimal import Decimal
 
 from domain.errors import InvalidValue
 from domain.identifiers import RegionLevel, region_level
-from domain.records import validate_past_date
+from domain.records import validate_past_date, validate_text
 
 QUALIFIER_MAX = 20
 """The `realisations.qualifier` column is varchar(20)."""
+QUALIFIERS = ("more_than", "at_least")
+"""How a source bounds a figure it does not state exactly ("lebih dari", "minimal"): what the
+seeded targets carry, and what the API documents."""
 
 FIRST_YEAR = 2000
 """The earliest year a realisation may be reported for."""
@@ -61,6 +64,16 @@ def validate_report_jurisdiction(code: str, *, field: str) -> str:
             "level",
         )
     return code
+
+
+def validate_qualifier(qualifier: str, *, field: str) -> str:
+    """One of `QUALIFIERS`: every client that reads targets gets a realisation's qualifier back
+    and reads it as one of them, so any other text ("<script>" included) went to every such
+    client as a qualifier it could not read, or rendered."""
+    given = validate_text(qualifier, field=field, max_length=QUALIFIER_MAX)
+    if given not in QUALIFIERS:
+        raise InvalidValue(field, f"must be one of {', '.join(QUALIFIERS)}")
+    return given
 
 
 def validate_report_year(year: int, *, field: str, today: date) -> int:

@@ -12,8 +12,8 @@ from strawberry.types import Info
 from db.queries import Record, indicators
 from domain.errors import InvalidValue
 from domain.indicators import (
-    QUALIFIER_MAX,
     validate_indicator_value,
+    validate_qualifier,
     validate_report_jurisdiction,
     validate_report_year,
     validate_reported_on,
@@ -22,7 +22,7 @@ from domain.records import NOTE_MAX, Collector, validate_text
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, coded_error
-from resolvers.records import checked_region
+from resolvers.records import known_region
 from resolvers.writing import invalid
 
 
@@ -39,28 +39,32 @@ class Report:
 
 async def report(info: Info[Context, Any], new: Report) -> Record:
     principal = info.context.principal
-    region = await checked_region(info.context, new.jurisdiction, "report.jurisdiction")
-    assert region is not None
-    if not info.context.policy.places(region):
+    # Every rule the report breaks, as a record write reports them (resolvers.writing.invalid).
+    got = Collector()
+    region: str | None = None
+    try:
+        region = await known_region(info.context, new.jurisdiction, "report.jurisdiction")
+    except InvalidValue as error:
+        got.errors.append(error)
+    if region is not None and not info.context.policy.places(region):
         raise coded_error(
             ErrorCode.FORBIDDEN,
             f"report.jurisdiction: {region} is outside your jurisdiction",
             field="report.jurisdiction",
         )
-    # Every rule the report breaks, as a record write reports them (resolvers.writing.invalid).
-    got = Collector()
     now = today()
     indicator = await info.context.loaders.indicator.load(new.indicator)
     if indicator is None:
         got.errors.append(InvalidValue("report.indicator", f"unknown indicator {new.indicator!r}"))
-    got.take(lambda: validate_report_jurisdiction(region, field="report.jurisdiction"))
+    got.optional(
+        region, lambda code: validate_report_jurisdiction(code, field="report.jurisdiction")
+    )
     year = got.take(lambda: validate_report_year(new.year, field="report.year", today=now))
     unit = None if indicator is None else indicator.unit
     value = got.take(lambda: validate_indicator_value(new.value, unit, field="report.value"))
     source = got.take(lambda: validate_text(new.source, field="report.source", max_length=NOTE_MAX))
     qualifier = got.optional(
-        new.qualifier,
-        lambda given: validate_text(given, field="report.qualifier", max_length=QUALIFIER_MAX),
+        new.qualifier, lambda given: validate_qualifier(given, field="report.qualifier")
     )
     got.optional(
         new.reported_on,

@@ -30,14 +30,24 @@ def checked_region_code(code: str, field: str = "code") -> str:
         raise bad_input(error.field, error.reason) from None
 
 
+async def known_region(context: Context, code: str, field: str) -> str:
+    """A region code naming a region that exists, or `InvalidValue`: for a write that reports
+    every rule its input breaks together (`domain.records.Collector`). The region loader caches
+    the answer."""
+    code = validate_region_code(code, field=field)
+    if code != "ID" and await context.loaders.region.load(code) is None:
+        raise InvalidValue(field, f"unknown region code {code!r}")
+    return code
+
+
 async def checked_region(context: Context, code: str | None, field: str) -> str | None:
-    """A region filter must name a region that exists; the region loader caches the answer."""
+    """A region filter must name a region that exists."""
     if code is None:
         return None
-    code = checked_region_code(code, field)
-    if code != "ID" and await context.loaders.region.load(code) is None:
-        raise bad_input(field, f"unknown region code {code!r}")
-    return code
+    try:
+        return await known_region(context, code, field)
+    except InvalidValue as error:
+        raise bad_input(error.field, error.reason) from None
 
 
 def checked_kbli_section(section: str | None) -> str | None:

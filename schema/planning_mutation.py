@@ -29,7 +29,8 @@ class RealisationInput:
     source: str = strawberry.field(description="Where the figure comes from.")
     reported_on: date | None = strawberry.field(default=None, description="Default: today.")
     qualifier: str | None = strawberry.field(
-        default=None, description="As the source states it: more_than, at_least."
+        default=None,
+        description="As the source states it: more_than or at_least; any other is refused.",
     )
 
 

@@ -796,6 +796,12 @@ REFUSED_REPORTS: dict[str, tuple[dict[str, Any], str, str]] = {
         "must be at most 20",
     ),
     "a qualifier with a newline": ({"qualifier": "at\nleast"}, "report.qualifier", "must not"),
+    # Every targets:read client gets it back, and reads it as one of the two.
+    "a qualifier outside more_than, at_least": (
+        {"qualifier": "<script>"},
+        "report.qualifier",
+        "must be one of more_than, at_least",
+    ),
     "a negative value": ({"value": "-1500"}, "report.value", "must be between 0 and"),
     "a value beyond Rp1 quadrillion": ({"value": "1e16"}, "report.value", "must be between 0"),
     "a value of 16,383 decimal places": ({"value": "1e-16383"}, "report.value", "must have at"),
@@ -890,6 +896,24 @@ def test_a_realisation_report_names_every_rule_it_breaks(api: Api, demo_url: str
 
 
 @pytest.mark.usefixtures("reported")
+def test_an_unknown_jurisdiction_is_named_with_the_reports_other_errors(
+    api: Api, demo_url: str
+) -> None:
+    """It was refused alone, the report's other errors left for the next try."""
+    before = _realisation_count(demo_url)
+    report = {**_report("62", "-1")["report"], "jurisdiction": "62.99", "qualifier": "lebih"}
+    (error,) = api.graphql(REPORT, "demo-province-62", {"report": report})["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "report.jurisdiction: unknown region code '62.99'"
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == [
+        "report.jurisdiction",
+        "report.value",
+        "report.qualifier",
+    ]
+    assert _realisation_count(demo_url) == before
+
+
+@pytest.mark.usefixtures("reported")
 def test_a_realisation_keeps_a_qualifier_and_six_decimal_places(api: Api) -> None:
     report = {
         **_report("62", "12.345678")["report"],
@@ -917,6 +941,7 @@ ACCEPTED_REPORTS = {
     "Rp1 quadrillion": {"indicator": "KOP_PRODUKSI_VOLUME", "value": "1000000000000000"},
     "a regency": {"jurisdiction": "62.71"},
     "a province": {"jurisdiction": "62"},
+    "a qualifier of more_than": {"qualifier": "more_than"},
 }
 
 
