@@ -26,13 +26,13 @@ A database already holding a seal of no entry keeps it (the table is append-only
 stops there and says so, and `verify` names it (db/queries/audit.py).
 
 Revision ID: 0035
-Revises: 0033
+Revises: 0034
 """
 
 from alembic import op
 
 revision = "0035"
-down_revision = "0033"
+down_revision = "0034"
 branch_labels = None
 depends_on = None
 
