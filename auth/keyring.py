@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys, tokens
@@ -152,7 +152,7 @@ class KeyRing:
             published = await keys.published_keys(connection, self.lifetime)
         self._keys = {
             key.kid: _Verifier(
-                KeySet([ECKey.import_key(key.jwk)]),
+                KeySet([key.key]),
                 None if key.retired_at is None else key.retired_at.timestamp(),
             )
             for key in published

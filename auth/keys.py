@@ -3,17 +3,23 @@
 Rotation adds a new signing key and retires the old one; a retired key stays published and
 keeps verifying the tokens it signed before until they have expired, so rotation never logs
 anyone out (auth/keyring.py says which it accepts, and how each process learns of a rotation).
+
+One key signs: the newest one not retired. Any other key not retired (one added beside it by
+hand, or that a rotation missed) counts as retired when the signing key was made: a key nobody
+retired must not verify for ever.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.tokens import LEEWAY_SECONDS
@@ -21,11 +27,9 @@ from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
 CHANNEL = "sinergi_keys"
+"""NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
 ERASED: dict[str, Any] = {}
 """A retired key's `private_jwk`."""
-"""NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
-SIGNING_KEY_LOCK = func.hashtext("sinergi.signing_key")
-"""Advisory lock key: held while a process looks for a signing key and makes one if none."""
 
 
 def new_key() -> ECKey:
@@ -35,26 +39,25 @@ def new_key() -> ECKey:
     )
 
 
-async def _insert(connection: AsyncConnection, key: ECKey) -> str:
-    kid = str(key.kid)
-    await connection.execute(
-        SIGNING_KEYS.insert().values(
-            kid=kid, private_jwk=key.as_dict(private=True), public_jwk=key.as_dict(private=False)
-        )
-    )
-    return kid
-
-
 async def ensure_signing_key(connection: AsyncConnection) -> None:
     """A signing key, made by the first process to start on a new database.
 
-    Every worker calls this as it starts. Without the lock, workers starting together on a new
-    database each found no key and each made one; a worker that had loaded its keys before the
-    other's was committed then refused the tokens signed with it (401) until it reloaded."""
-    await connection.execute(select(func.pg_advisory_xact_lock(SIGNING_KEY_LOCK)))
-    active = select(SIGNING_KEYS.c.kid).where(SIGNING_KEYS.c.retired_at.is_(None)).limit(1)
-    if (await connection.execute(active)).first() is None:
-        await _insert(connection, new_key())
+    Every worker calls this as it starts, as the service, which may not insert a key (one
+    planted beside the signing key outlived rotations): the owner's function (db/roles.py
+    `MAKE_FIRST_KEY`) locks the table and inserts only when no key signs, so workers starting
+    together on a new database make one key between them (each making its own, a worker that
+    had loaded its keys before the other's was committed refused the tokens signed with it
+    until it reloaded)."""
+    key = new_key()
+    await connection.execute(
+        select(
+            func.make_first_signing_key(
+                str(key.kid),
+                bindparam("private", key.as_dict(private=True), type_=JSONB),
+                bindparam("public", key.as_dict(private=False), type_=JSONB),
+            )
+        )
+    )
 
 
 async def rotate(connection: AsyncConnection) -> str:
@@ -62,7 +65,12 @@ async def rotate(connection: AsyncConnection) -> str:
     key is accepted until a token lifetime after it), erase the private half of every retired
     key (nothing signs with it again, and the service role, which reads the table to sign,
     would hand it to whoever holds its credentials), and make the new signing key; every
-    server process is notified as the transaction commits."""
+    server process is notified as the transaction commits.
+
+    The table is locked first, against every other writer until this commits: a key inserted
+    in a transaction still open when the retirement ran would otherwise have been committed
+    afterwards, unretired, and gone on verifying."""
+    await connection.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
     now = datetime.now(UTC)
     await connection.execute(
         update(SIGNING_KEYS)
@@ -75,19 +83,26 @@ async def rotate(connection: AsyncConnection) -> str:
         .where(SIGNING_KEYS.c.retired_at.is_not(None))
         .values(private_jwk=ERASED)
     )
-    kid = await _insert(connection, new_key())
+    key = new_key()
+    kid = str(key.kid)
+    await connection.execute(
+        SIGNING_KEYS.insert().values(
+            kid=kid, private_jwk=key.as_dict(private=True), public_jwk=key.as_dict(private=False)
+        )
+    )
     await connection.execute(select(func.pg_notify(CHANNEL, kid)))
     return kid
 
 
-async def signing_key(connection: AsyncConnection) -> ECKey:
-    statement = (
-        select(SIGNING_KEYS.c.private_jwk)
-        .where(SIGNING_KEYS.c.retired_at.is_(None))
-        .order_by(SIGNING_KEYS.c.created_at.desc())
-        .limit(1)
-    )
-    return ECKey.import_key((await connection.execute(statement)).scalar_one())
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A row of `signing_keys`, as read."""
+
+    kid: str
+    private_jwk: dict[str, Any]
+    public_jwk: dict[str, Any]
+    created_at: datetime
+    retired_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,22 +110,77 @@ class Published:
     kid: str
     jwk: dict[str, Any]
     """The public key, as JWKS publishes it."""
+    key: ECKey
+    """The same, imported."""
     retired_at: datetime | None
+    """When it stopped signing: its row's, or, for a key not retired beside the signing one,
+    when the signing key was made."""
+    private: ECKey | None
+    """The private half, of the signing key alone."""
+
+
+def _imported(row: Stored) -> tuple[ECKey, ECKey | None]:
+    """The row's public key and, while it signs, its private one."""
+    public = ECKey.import_key(row.public_jwk)
+    if row.retired_at is not None:
+        return public, None
+    return public, ECKey.import_key(row.private_jwk)
+
+
+def _retired_at(row: Stored, signing: Stored | None) -> datetime | None:
+    """A key not retired yet not the signing one counts as retired when the signing one was
+    made."""
+    if row.retired_at is not None or row is signing or signing is None:
+        return row.retired_at
+    return signing.created_at
+
+
+def usable(rows: Iterable[Stored]) -> list[Published]:
+    """The rows, each dated as it verifies: the newest not retired signs, and every other not
+    retired counts as retired when that one was made."""
+    imported = [(row, *_imported(row)) for row in rows]
+    imported.sort(key=lambda entry: (entry[0].created_at, entry[0].kid))
+    signing = next((row for row, _, _ in reversed(imported) if row.retired_at is None), None)
+    return [
+        Published(
+            row.kid,
+            dict(row.public_jwk),
+            public,
+            _retired_at(row, signing),
+            private if row is signing else None,
+        )
+        for row, public, private in imported
+    ]
+
+
+async def _stored(connection: AsyncConnection, still_valid: datetime | None) -> Sequence[Stored]:
+    """Every row not retired, and those retired after `still_valid` (none when None)."""
+    kept: ColumnElement[bool] = SIGNING_KEYS.c.retired_at.is_(None)
+    if still_valid is not None:
+        kept = or_(kept, SIGNING_KEYS.c.retired_at > still_valid)
+    statement = select(
+        SIGNING_KEYS.c.kid,
+        SIGNING_KEYS.c.private_jwk,
+        SIGNING_KEYS.c.public_jwk,
+        SIGNING_KEYS.c.created_at,
+        SIGNING_KEYS.c.retired_at,
+    ).where(kept)
+    return [Stored(*row) for row in await connection.execute(statement)]
+
+
+async def signing_key(connection: AsyncConnection) -> ECKey:
+    """The private key of the newest key not retired: the one the verifiers take as signing
+    (`usable`)."""
+    found = [key.private for key in usable(await _stored(connection, None)) if key.private]
+    return found[-1]
 
 
 async def published_keys(connection: AsyncConnection, token_lifetime: int) -> list[Published]:
-    """Public keys that may still have live tokens: active, or retired within a lifetime (and
+    """Public keys that may still have live tokens: signing, or retired within a lifetime (and
     the leeway verification allows)."""
     still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime + LEEWAY_SECONDS)
-    statement = (
-        select(SIGNING_KEYS.c.kid, SIGNING_KEYS.c.public_jwk, SIGNING_KEYS.c.retired_at)
-        .where(or_(SIGNING_KEYS.c.retired_at.is_(None), SIGNING_KEYS.c.retired_at > still_valid))
-        .order_by(SIGNING_KEYS.c.created_at)
-    )
-    return [
-        Published(row.kid, dict(row.public_jwk), row.retired_at)
-        for row in await connection.execute(statement)
-    ]
+    found = usable(await _stored(connection, still_valid))
+    return [key for key in found if key.retired_at is None or key.retired_at > still_valid]
 
 
 def kids(key_set: KeySet) -> set[str]:

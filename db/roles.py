@@ -5,7 +5,8 @@ Three roles, in every mode (README, "Database roles"): a superuser that only cre
 migrations; the service, which `sinergi serve` connects as, holds exactly the privileges below and
 USAGE on the schema `public`, and owns nothing; it may read the figure releases' copies and call the
 owner's function that makes one at most hourly (db/releases.py), not the one that makes one at once,
-and create nothing in their schemas. PUBLIC holds none on tables and sequences, nor CREATE in
+and create nothing in their schemas; it may call the owner's function that makes a signing key
+when none signs, and write no key itself. PUBLIC holds none on tables and sequences, nor CREATE in
 `public` (migration 0010), nor EXECUTE on the owner's SECURITY DEFINER functions; `apply` takes back
 whatever else was granted by hand. It is a member of no role at all (`MEMBERSHIPS`): a role's
 members hold its privileges, which no REVOKE on the service reaches, so `apply` refuses a membership
@@ -111,10 +112,11 @@ SERVICE_GRANTS: Mapping[str, str] = {
     " effective_on, note, changed_by)",
     "guarantee_status_changes_id_seq": "USAGE",
     # Tokens and rate limits.
-    # The service signs with the current key, so it reads it; the first start makes the first
-    # key, with only what a new key has: it cannot date a key (a retirement set in the future
-    # outlived rotations). Rotation is the CLI's, as the owner, and erases retired private keys.
-    "signing_keys": "SELECT, INSERT (kid, private_jwk, public_jwk)",
+    # The service signs with the current key, so it reads it. It writes none: the first start
+    # makes the first key through the owner's function, which makes one only when none signs
+    # (`MAKE_FIRST_KEY`); a key the service could insert beside the signing one outlived
+    # rotations. Rotation is the CLI's, as the owner, and erases retired private keys.
+    "signing_keys": READ,
     "rate_limit_windows": CHANGE,
     "client_writes": CHANGE,
     "auth_failures": CHANGE,  # failed /oauth/token attempts, counted per client id and address
@@ -127,6 +129,14 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "change_pending_pending_id_seq": "",
 }
 """Table or sequence -> the privileges of the service role on it ("" for none)."""
+
+
+MAKE_FIRST_KEY = "make_first_signing_key(text,jsonb,jsonb)"
+"""The owner's function (migration 0036) through which `serve` makes the first signing key:
+one only when none signs (auth/keys.py `ensure_signing_key`)."""
+CALLABLE_DEFINERS = (releases.MAKE, MAKE_FIRST_KEY)
+"""The owner's SECURITY DEFINER functions the service may call: each does one bounded thing (a
+release at most hourly; a signing key only when none signs), whatever it is passed."""
 
 
 def _quoted(identifier: str) -> str:
@@ -179,7 +189,8 @@ def grant_statements(role: str) -> list[str]:
         f"REVOKE ALL ON ALL ROUTINES IN SCHEMA public FROM {grantee}",
         _DEFINERS_FROM_PUBLIC,
     ]
-    statements.append(f"GRANT EXECUTE ON FUNCTION public.{releases.MAKE} TO {grantee}")
+    for function in CALLABLE_DEFINERS:
+        statements.append(f"GRANT EXECUTE ON FUNCTION public.{function} TO {grantee}")
     for schema in releases.SCHEMAS:
         statements += [
             f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC, {grantee}",

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from db import releases
+from db import roles
 from tests.support.databases import TEST_OWNER, TEST_SERVICE, as_service
 
 PENDING_COLUMNS = (
@@ -106,7 +106,7 @@ async def test_every_definer_function_pins_its_search_path_with_pg_temp_last(
 ) -> None:
     """Future migrations included: a definer function whose path leaves `pg_temp` out (searched
     first), or names a schema the service may create in, or that the service may call (but the
-    one that makes figure releases), fails."""
+    ones db/roles.py names), fails."""
     functions = await owner.fetch(
         "SELECT p.oid::regprocedure::text AS name, pg_get_userbyid(p.proowner) AS owner,"
         " (SELECT substr(setting, length('search_path=') + 1) FROM unnest(p.proconfig) setting"
@@ -123,8 +123,9 @@ async def test_every_definer_function_pins_its_search_path_with_pg_temp_last(
     assert {f"{base}_rollups_{operation}()" for base, operation in ROLLUP_TRIGGERS} <= names
     for function in functions:
         assert function["owner"] == TEST_OWNER, function
-        # The one the service calls: it takes a number, no name or statement (migration 0031).
-        assert function["callable"] == (function["name"] == releases.MAKE), function
+        # The ones the service calls: one takes a number, no name or statement (migration 0031);
+        # the other makes a signing key only when none signs (0036).
+        assert function["callable"] == (function["name"] in roles.CALLABLE_DEFINERS), function
         assert function["path"] is not None, function
         schemas = [schema.strip() for schema in function["path"].split(",")]
         assert schemas[-1] == "pg_temp", function

@@ -33,7 +33,7 @@ from db.models import SIGNING_KEYS
 from sinergi.settings import Settings
 from tests.support.cli import sinergi
 from tests.support.clients import listeners
-from tests.support.databases import as_service
+from tests.support.databases import as_service, run
 from tests.support.served import served_process
 
 LIFETIME = 30
@@ -255,16 +255,19 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
         " VALUES ('planted', '{}', '{}', now() + interval '10 years')",
         "INSERT INTO signing_keys (kid, private_jwk, public_jwk, created_at)"
         " VALUES ('planted', '{}', '{}', now() + interval '10 years')",
+        # A key beside the signing one, which a rotation running meanwhile missed.
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk) VALUES ('planted', '{}', '{}')",
         "UPDATE signing_keys SET retired_at = NULL",
         "UPDATE signing_keys SET retired_at = now() + interval '10 years'",
         "DELETE FROM signing_keys",
     ],
 )
-def test_the_service_role_can_neither_date_nor_retire_a_key(
+def test_the_service_role_can_neither_add_date_nor_retire_a_key(
     module_reference_url: str, statement: str
 ) -> None:
-    """A retirement dated in the future, or a key dated to outrank the signing one, would
-    outlive rotations; the first start's key needs neither."""
+    """A retirement dated in the future, a key dated to outrank the signing one, or one added
+    while a rotation runs, would outlive rotations; the first start's key is the owner's
+    function's to make."""
 
     async def attempt() -> None:
         connection = await asyncpg.connect(as_service(module_reference_url))
@@ -300,3 +303,112 @@ def test_keys_rotate_erases_every_retired_private_key(
     assert all(json.loads(row["private"]) == {} for row in rows.values() if not row["signs"])
     assert [json.loads(row["private"])["d"] for row in rows.values() if row["signs"]]
     assert _status(servers[0], _forged(_service_key(module_reference_url), client_id)) == 200
+
+
+def test_the_service_role_makes_no_key_through_the_first_keys_function_while_one_signs(
+    module_reference_url: str,
+) -> None:
+    planted = keys.new_key()
+
+    async def attempt() -> bool:
+        connection = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            made: bool = await connection.fetchval(
+                "SELECT make_first_signing_key($1, $2::jsonb, $3::jsonb)",
+                planted.kid,
+                json.dumps(planted.as_dict(private=True)),
+                json.dumps(planted.as_dict(private=False)),
+            )
+            return made
+        finally:
+            await connection.close()
+
+    assert asyncio.run(attempt()) is False
+    assert not run(module_reference_url, "SELECT FROM signing_keys WHERE kid = $1", planted.kid)
+
+
+def _plant(connection_url: str, key: ECKey, created_ago_seconds: int = 0) -> None:
+    """`key` inserted by hand, as the owner, not retired, dated back."""
+    run(
+        connection_url,
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk, created_at)"
+        " VALUES ($1, $2::jsonb, $3::jsonb, now() - make_interval(secs => $4))",
+        key.kid,
+        json.dumps(key.as_dict(private=True)),
+        json.dumps(key.as_dict(private=False)),
+        created_ago_seconds,
+    )
+
+
+def _signing(url: str) -> list[str]:
+    return [row["kid"] for row in run(url, "SELECT kid FROM signing_keys WHERE retired_at IS NULL")]
+
+
+def test_a_key_older_than_the_signing_one_verifies_as_retired_when_that_one_was_made(
+    module_reference_url: str, servers: list[str], client_id: str
+) -> None:
+    """Defence in depth: a key nobody retired (added by hand, or missed by a rotation) beside
+    the newest does not verify for ever; and the next rotation retires it."""
+    lived = LIFETIME + tokens.LEEWAY_SECONDS + 5
+    run(
+        module_reference_url,
+        "UPDATE signing_keys SET created_at = now() - make_interval(secs => $1)"
+        " WHERE retired_at IS NULL",
+        lived,
+    )
+    planted = keys.new_key()
+    _plant(module_reference_url, planted, created_ago_seconds=2 * lived)
+    for base in servers:
+        assert _status(base, _forged(planted, client_id)) == 401
+    published = httpx.get(f"{servers[0]}/.well-known/jwks.json").json()["keys"]
+    assert planted.kid not in {key["kid"] for key in published}
+    assert _status(servers[0], _forged(_service_key(module_reference_url), client_id)) == 200
+
+    code, out = _cli(module_reference_url, "keys", "rotate")
+    assert code == 0, out
+    assert _signing(module_reference_url) == [_service_key(module_reference_url).kid]
+
+
+async def _waiting_for_a_lock(url: str) -> bool:
+    connection = await asyncpg.connect(url)
+    try:
+        waiting: bool = await connection.fetchval(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted"
+            " AND relation = 'signing_keys'::regclass)"
+        )
+        return waiting
+    finally:
+        await connection.close()
+
+
+def test_keys_rotate_retires_a_key_inserted_while_it_runs(module_reference_url: str) -> None:
+    """The reviewer's attack: a key inserted in a transaction still open when the rotation
+    retired what it saw was committed after it, unretired. The rotation now waits for it."""
+    planted = keys.new_key()
+
+    async def insert_across_a_rotation() -> tuple[int, str]:
+        owner = await asyncpg.connect(module_reference_url)
+        try:
+            async with owner.transaction():
+                await owner.execute(
+                    "INSERT INTO signing_keys (kid, private_jwk, public_jwk)"
+                    " VALUES ($1, $2::jsonb, $3::jsonb)",
+                    planted.kid,
+                    json.dumps(planted.as_dict(private=True)),
+                    json.dumps(planted.as_dict(private=False)),
+                )
+                rotation = asyncio.create_task(
+                    asyncio.to_thread(_cli, module_reference_url, "keys", "rotate")
+                )
+                deadline = time.monotonic() + 20
+                while not rotation.done() and not await _waiting_for_a_lock(module_reference_url):
+                    assert time.monotonic() < deadline, "the rotation neither ran nor waited"
+                    await asyncio.sleep(0.1)
+            return await rotation
+        finally:
+            await owner.close()
+
+    code, out = asyncio.run(insert_across_a_rotation())
+    assert code == 0, out
+    assert _signing(module_reference_url) == [_service_key(module_reference_url).kid]
+    assert planted.kid not in _signing(module_reference_url)
