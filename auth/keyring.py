@@ -12,10 +12,12 @@ Every process must learn of a retirement, or it keeps the key it loaded: `keys.r
 `changed`, and `run`, the process's background task, reads the keys again at once. Nothing
 counts on the notification alone: `run` reads them again when the listener starts listening (a
 notification sent while it did not is lost) and at least every REFRESH_SECONDS (a key deleted or
-retired in SQL by hand sends none). Each read forgets the verified tokens of keys no longer
-published, and keeps the others no longer than their key accepts them, so no token is answered
-from memory after its key stopped verifying it. Requests never wait for these reads; only a
-token naming a key the process does not know makes one read them (at most once a second).
+retired in SQL by hand sends none). A row that does not import is logged and skipped, the others
+read as ever (keys.usable): one bad row used to fail the whole read, so every process kept the
+keys it had, and a rotation never reached them. Each read forgets the verified tokens of keys no
+longer published, and keeps the others no longer than their key accepts them, so no token is
+answered from memory after its key stopped verifying it. Requests never wait for these reads;
+only a token naming a key the process does not know makes one read them (at most once a second).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class KeyRing:
         self.audience = audience
         self.lifetime = lifetime
         self._keys: dict[str, _Verifier] = {}
+        self._unusable: frozenset[str] = frozenset()
+        """The kids of the rows skipped at the last read (keys.usable): each logged once."""
         self._verified = tokens.VerifiedTokens(lifetime)
         self._reloading = asyncio.Lock()
         self._loaded_at = -math.inf
@@ -149,13 +153,16 @@ class KeyRing:
     async def _read(self, engine: AsyncEngine) -> None:
         reading = time.monotonic()  # keys published later are not in what this reads
         async with engine.connect() as connection:
-            published = await keys.published_keys(connection, self.lifetime)
+            found = await keys.published_keys(connection, self.lifetime)
+        for kid in found.unusable.keys() - self._unusable:
+            logger.error("signing key %s skipped: %s", kid, found.unusable[kid])
+        self._unusable = frozenset(found.unusable)
         self._keys = {
             key.kid: _Verifier(
                 KeySet([key.key]),
                 None if key.retired_at is None else key.retired_at.timestamp(),
             )
-            for key in published
+            for key in found.published
         }
         self._loaded_at = reading
         self._verified.retain(

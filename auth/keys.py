@@ -4,9 +4,11 @@ Rotation adds a new signing key and retires the old one; a retired key stays pub
 keeps verifying the tokens it signed before until they have expired, so rotation never logs
 anyone out (auth/keyring.py says which it accepts, and how each process learns of a rotation).
 
-One key signs: the newest one not retired. Any other key not retired (one added beside it by
-hand, or that a rotation missed) counts as retired when the signing key was made: a key nobody
-retired must not verify for ever.
+One key signs: the newest usable one not retired. Any other key not retired (one added beside it
+by hand, or that a rotation missed) counts as retired when the signing key was made: a key
+nobody retired must not verify for ever. A row that does not import, or whose private half does
+not match its public one, is skipped, and named by `Keys.unusable` for the caller to log: one bad
+row must neither stop tokens being issued nor keep a rotation from reaching the processes.
 """
 
 from __future__ import annotations
@@ -26,16 +28,21 @@ from auth.tokens import LEEWAY_SECONDS
 from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
+CURVE = "P-256"
 CHANNEL = "sinergi_keys"
 """NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
 ERASED: dict[str, Any] = {}
 """A retired key's `private_jwk`."""
 
 
+class NoSigningKey(RuntimeError):
+    """No usable key signs: `sinergi keys rotate` makes one."""
+
+
 def new_key() -> ECKey:
     kid = f"sng-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
     return ECKey.generate_key(
-        "P-256", parameters={"kid": kid, "alg": ALGORITHM, "use": "sig"}, private=True
+        CURVE, parameters={"kid": kid, "alg": ALGORITHM, "use": "sig"}, private=True
     )
 
 
@@ -119,12 +126,30 @@ class Published:
     """The private half, of the signing key alone."""
 
 
+@dataclass(frozen=True, slots=True)
+class Keys:
+    published: list[Published]
+    """Oldest first; the signing key, if any, last."""
+    unusable: dict[str, str]
+    """kid -> why the row was skipped."""
+
+
 def _imported(row: Stored) -> tuple[ECKey, ECKey | None]:
-    """The row's public key and, while it signs, its private one."""
+    """The row's public key and, while it signs, its private one; ValueError when the row is
+    not an ES256 key of its own kid whose halves match."""
     public = ECKey.import_key(row.public_jwk)
+    if public.is_private or public.get("crv") != CURVE or public.kid != row.kid:
+        raise ValueError(f"public_jwk is not a public {CURVE} key with kid {row.kid!r}")
     if row.retired_at is not None:
         return public, None
-    return public, ECKey.import_key(row.private_jwk)
+    private = ECKey.import_key(row.private_jwk)
+    if not private.is_private or _point(private) != _point(public):
+        raise ValueError("private_jwk is not the private half of public_jwk")
+    return public, private
+
+
+def _point(key: ECKey) -> tuple[object, ...]:
+    return tuple(key.get(name) for name in ("crv", "x", "y"))
 
 
 def _retired_at(row: Stored, signing: Stored | None) -> datetime | None:
@@ -135,13 +160,21 @@ def _retired_at(row: Stored, signing: Stored | None) -> datetime | None:
     return signing.created_at
 
 
-def usable(rows: Iterable[Stored]) -> list[Published]:
-    """The rows, each dated as it verifies: the newest not retired signs, and every other not
-    retired counts as retired when that one was made."""
-    imported = [(row, *_imported(row)) for row in rows]
+def usable(rows: Iterable[Stored]) -> Keys:
+    """The rows that import, each dated as it verifies: the newest not retired signs, and every
+    other not retired counts as retired when that one was made."""
+    imported: list[tuple[Stored, ECKey, ECKey | None]] = []
+    unusable: dict[str, str] = {}
+    for row in rows:
+        try:
+            public, private = _imported(row)
+        except Exception as error:  # joserfc, cryptography: many kinds, for a row of any JSON
+            unusable[row.kid] = f"{type(error).__name__}: {error}"
+            continue
+        imported.append((row, public, private))
     imported.sort(key=lambda entry: (entry[0].created_at, entry[0].kid))
     signing = next((row for row, _, _ in reversed(imported) if row.retired_at is None), None)
-    return [
+    published = [
         Published(
             row.kid,
             dict(row.public_jwk),
@@ -151,6 +184,7 @@ def usable(rows: Iterable[Stored]) -> list[Published]:
         )
         for row, public, private in imported
     ]
+    return Keys(published, unusable)
 
 
 async def _stored(connection: AsyncConnection, still_valid: datetime | None) -> Sequence[Stored]:
@@ -169,18 +203,23 @@ async def _stored(connection: AsyncConnection, still_valid: datetime | None) -> 
 
 
 async def signing_key(connection: AsyncConnection) -> ECKey:
-    """The private key of the newest key not retired: the one the verifiers take as signing
-    (`usable`)."""
-    found = [key.private for key in usable(await _stored(connection, None)) if key.private]
-    return found[-1]
+    """The private key of the newest usable key not retired: the one the verifiers take as
+    signing (`usable`)."""
+    for key in reversed(usable(await _stored(connection, None)).published):
+        if key.private is not None:
+            return key.private
+    raise NoSigningKey("no usable signing key: run `sinergi keys rotate`")
 
 
-async def published_keys(connection: AsyncConnection, token_lifetime: int) -> list[Published]:
+async def published_keys(connection: AsyncConnection, token_lifetime: int) -> Keys:
     """Public keys that may still have live tokens: signing, or retired within a lifetime (and
     the leeway verification allows)."""
     still_valid = datetime.now(UTC) - timedelta(seconds=token_lifetime + LEEWAY_SECONDS)
     found = usable(await _stored(connection, still_valid))
-    return [key for key in found if key.retired_at is None or key.retired_at > still_valid]
+    live = [
+        key for key in found.published if key.retired_at is None or key.retired_at > still_valid
+    ]
+    return Keys(live, found.unusable)
 
 
 def kids(key_set: KeySet) -> set[str]:

@@ -256,7 +256,7 @@ class AuthService:
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:
             published = await keys.published_keys(connection, self.token_lifetime)
-        return {"keys": [key.jwk for key in published]}
+        return {"keys": [key.jwk for key in published.published]}
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 authorisation-server metadata."""

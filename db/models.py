@@ -420,6 +420,18 @@ TRUSTED_DOCUMENTS = Table(
 )
 """An operation a client is registered to run; in trusted-documents mode, the only kind."""
 
+SIGNING_KEY_SHAPE = """coalesce(
+    jsonb_typeof(public_jwk) = 'object'
+    AND public_jwk ->> 'kty' = 'EC' AND public_jwk ->> 'crv' = 'P-256'
+    AND jsonb_typeof(public_jwk -> 'x') = 'string' AND jsonb_typeof(public_jwk -> 'y') = 'string'
+    AND public_jwk ->> 'kid' = kid AND NOT public_jwk ? 'd', false) AND coalesce(
+    CASE WHEN private_jwk = '{}' THEN retired_at IS NOT NULL
+    ELSE jsonb_typeof(private_jwk) = 'object'
+         AND private_jwk ->> 'kty' = 'EC' AND private_jwk ->> 'crv' = 'P-256'
+         AND private_jwk -> 'x' = public_jwk -> 'x' AND private_jwk -> 'y' = public_jwk -> 'y'
+         AND jsonb_typeof(private_jwk -> 'd') = 'string' END, false)"""
+"""A row is an ES256 key of its kid: the public half, and the private one (`{}` once retired)."""
+
 SIGNING_KEYS = Table(
     "signing_keys",
     METADATA,
@@ -428,6 +440,7 @@ SIGNING_KEYS = Table(
     Column("public_jwk", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("retired_at", DateTime(timezone=True)),
+    CheckConstraint(SIGNING_KEY_SHAPE, name="jwk"),  # migration 0036
 )
 """Token-signing keys; retired keys stay published until every token they signed expired, their
 private half erased (auth/keys.py `rotate`)."""

@@ -412,3 +412,42 @@ def test_keys_rotate_retires_a_key_inserted_while_it_runs(module_reference_url: 
     assert code == 0, out
     assert _signing(module_reference_url) == [_service_key(module_reference_url).kid]
     assert planted.kid not in _signing(module_reference_url)
+
+
+def test_a_row_that_is_no_key_stops_neither_tokens_nor_a_rotation(
+    module_reference_url: str, servers: list[str], client: tuple[str, str]
+) -> None:
+    """A row of the right shape that does not import (its point is off the curve), newest of
+    all: it used to fail every process's read of the keys, so tokens were answered 500 and a
+    rotation never reached the processes. A row of the wrong shape the table refuses."""
+    client_id, secret = client
+    bad = {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "zz-bad"}
+    run(
+        module_reference_url,
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk) VALUES ($1, $2::jsonb, $3::jsonb)",
+        "zz-bad",
+        json.dumps({**bad, "d": "AAAA"}),
+        json.dumps(bad),
+    )
+    with pytest.raises(asyncpg.CheckViolationError):
+        run(
+            module_reference_url,
+            "INSERT INTO signing_keys(kid, private_jwk, public_jwk)"
+            """ VALUES ('zz-bad-shape', '{}', '{"kty": "EC"}')""",
+        )
+    try:
+        for base in servers:
+            issued = httpx.post(
+                f"{base}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+            )
+            assert issued.status_code == 200, issued.text
+            assert _status(base, issued.json()["access_token"]) == 200
+        leaked = _service_key(module_reference_url)
+        assert leaked.kid != "zz-bad"
+        _eventually(servers, lambda: _forged(leaked, client_id), 200)
+        _as_owner(module_reference_url, _rotated(tokens.LEEWAY_SECONDS + 5))
+        _eventually(servers, lambda: _forged(leaked, client_id), 401)
+    finally:
+        run(module_reference_url, "DELETE FROM signing_keys WHERE kid = 'zz-bad'")

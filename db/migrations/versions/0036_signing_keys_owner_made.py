@@ -1,4 +1,4 @@
-"""Signing keys: the service makes none beside the signing one.
+"""Signing keys: the service makes none beside the signing one, and a row is a key's shape.
 
 An insider holding the service's credentials could insert a key of their own (the service held
 INSERT on `signing_keys`, for the first start's key): every key not retired verified tokens with
@@ -8,6 +8,12 @@ forged with it (a province client's `pii:read`, owners' NIKs) after the rotation
 the incident. db/roles.py now grants the service no INSERT there; it makes the first key through
 `make_first_signing_key`, the owner's, which locks the table and inserts only when no key signs
 (and rotation locks the table too, auth/keys.py).
+
+The CHECK holds a row to what the code reads: an ES256 public key of the row's kid, and its
+private half, or `{}` once retired. A row the code cannot import is still skipped (a point off
+the curve passes a CHECK), but a typo in a hand-made row is refused at once. Rows already
+there that fail it verify and sign nothing, so they go first: a public half that is not a key
+is deleted, and a key whose private half is not its own is retired and erased.
 
 Revision ID: 0036
 Revises: 0033
@@ -21,6 +27,18 @@ branch_labels = None
 depends_on = None
 
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp"
+
+PUBLIC_SHAPE = """coalesce(
+    jsonb_typeof(public_jwk) = 'object'
+    AND public_jwk ->> 'kty' = 'EC' AND public_jwk ->> 'crv' = 'P-256'
+    AND jsonb_typeof(public_jwk -> 'x') = 'string' AND jsonb_typeof(public_jwk -> 'y') = 'string'
+    AND public_jwk ->> 'kid' = kid AND NOT public_jwk ? 'd', false)"""
+PRIVATE_SHAPE = """coalesce(CASE WHEN private_jwk = '{}' THEN retired_at IS NOT NULL
+    ELSE jsonb_typeof(private_jwk) = 'object'
+         AND private_jwk ->> 'kty' = 'EC' AND private_jwk ->> 'crv' = 'P-256'
+         AND private_jwk -> 'x' = public_jwk -> 'x' AND private_jwk -> 'y' = public_jwk -> 'y'
+         AND jsonb_typeof(private_jwk -> 'd') = 'string' END, false)"""
+"""db/models.py's `SIGNING_KEY_SHAPE`, as this revision has it."""
 
 MAKE_FIRST = f"""
 CREATE FUNCTION make_first_signing_key(new_kid text, new_private jsonb, new_public jsonb)
@@ -40,6 +58,15 @@ $$
 
 
 def upgrade() -> None:
+    op.execute(f"DELETE FROM signing_keys WHERE NOT {PUBLIC_SHAPE}")
+    op.execute(
+        "UPDATE signing_keys SET retired_at = coalesce(retired_at, now()), private_jwk = '{}'"
+        f" WHERE NOT {PRIVATE_SHAPE}"
+    )
+    op.execute(
+        "ALTER TABLE signing_keys ADD CONSTRAINT ck_signing_keys_jwk"
+        f" CHECK ({PUBLIC_SHAPE} AND {PRIVATE_SHAPE})"
+    )
     op.execute(MAKE_FIRST)
     # db/roles.py grants the service EXECUTE; nobody else holds it.
     op.execute("REVOKE EXECUTE ON FUNCTION make_first_signing_key(text, jsonb, jsonb) FROM PUBLIC")
@@ -47,3 +74,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION make_first_signing_key(text, jsonb, jsonb)")
+    op.execute("ALTER TABLE signing_keys DROP CONSTRAINT ck_signing_keys_jwk")
