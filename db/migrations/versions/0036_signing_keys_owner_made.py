@@ -16,13 +16,13 @@ there that fail it verify and sign nothing, so they go first: a public half that
 is deleted, and a key whose private half is not its own is retired and erased.
 
 Revision ID: 0036
-Revises: 0033
+Revises: 0035
 """
 
 from alembic import op
 
 revision = "0036"
-down_revision = "0033"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 
