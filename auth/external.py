@@ -41,7 +41,9 @@ class ExternalIssuer:
     a write without the read it needs (auth.scopes.usable), and `pii:read` comes only from a
     role mapped to it. The jurisdiction claimed must be a region of the level the org kind has
     (a province's a province), as a registered client's must. A token valid for longer than
-    `max_lifetime` seconds is refused: one signed with a leaked key may carry any `exp`."""
+    `max_lifetime` seconds is refused: one signed with a leaked key may carry any `exp`.
+    `client_id_claim` names the client within the issuer; the principal is that client as the
+    token's org kind and jurisdiction (`external_client_id`)."""
 
     issuer: str
     jwks_url: str
@@ -134,13 +136,24 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
             f"external claims: {jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
         )
     return Principal(
-        client_id=f"{issuer.issuer}#{client_id}",
+        client_id=external_client_id(issuer.issuer, client_id, org_kind, jurisdiction),
         org_kind=org_kind,
         jurisdiction=jurisdiction,
         scopes=scopes,
         organisation=str(_lookup(claims, issuer.organisation_claim) or issuer.issuer),
         purpose=issuer.purpose,
     )
+
+
+def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdiction: str) -> str:
+    """`ISSUER#CLAIMED@ORG_KIND:JURISDICTION`: whose decisions, guarantees, audit entries, rate
+    limit and guarantee feed an external token's are. The org kind and jurisdiction come from
+    each token, not with the client: a Keycloak user token's `azp` is the app the user logged in
+    through, which users of every province share, and `ISSUER#azp` alone made one principal of
+    them all, so a BUMD of 61 read a BUMD of 62's decisions. Neither ever holds an `@` (an org
+    kind is a word, a jurisdiction a region code), so the last `@` parts the id again and no
+    claim can pass for another principal's."""
+    return f"{issuer}#{claimed}@{org_kind.value}:{jurisdiction}"
 
 
 def _fetch(url: str) -> dict[str, Any]:

@@ -7,10 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -31,6 +29,7 @@ from sinergi.settings import Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.sso import serving_realm, user_claims
 from tests.support.statements import recorded_statements
 
 QUERY = {"query": "{ viewer { clientId } }"}
@@ -501,46 +500,20 @@ def test_rotating_the_key_keeps_live_tokens_valid(api: Api, demo_url: str) -> No
     assert {old_kid, new_kid} <= kids
 
 
-class _Jwks(BaseHTTPRequestHandler):
-    document = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.document)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def sso_key() -> Iterator[tuple[ECKey, str]]:
     """A stand-in for a Keycloak realm: its key, and its JWKS served over real HTTP."""
-    key = ECKey.generate_key("P-256", parameters={"kid": "realm-1", "alg": "ES256"}, private=True)
-    _Jwks.document = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
-    server = HTTPServer(("127.0.0.1", 0), _Jwks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield key, f"http://127.0.0.1:{server.server_port}/certs"
-    server.shutdown()
+    with serving_realm() as realm:
+        yield realm.key, realm.jwks_url
 
 
 def _sso_claims(
     realm: str, azp: str, org_kind: str, jurisdiction: str, roles: list[str]
 ) -> dict[str, Any]:
     """What a Keycloak realm puts in an access token for an app of an organisation."""
-    return {
-        "iss": realm,
-        "aud": "sinergi",
-        "sub": "user-1",
-        "azp": azp,
-        "exp": int(time.time()) + 300,
-        "iat": int(time.time()),
-        "org_kind": org_kind,
-        "jurisdiction": jurisdiction,
-        "realm_access": {"roles": roles},
-    }
+    return user_claims(
+        realm, sub="user-1", azp=azp, org_kind=org_kind, jurisdiction=jurisdiction, roles=roles
+    )
 
 
 def test_tokens_of_a_configured_external_issuer_are_mapped(
@@ -569,7 +542,7 @@ def test_tokens_of_a_configured_external_issuer_are_mapped(
         )
         assert response.status_code == 200, response.text
         assert response.json()["data"]["viewer"] == {
-            "clientId": f"{realm}#kemenkop-dashboard",
+            "clientId": f"{realm}#kemenkop-dashboard@ministry:ID",
             "orgKind": "ministry",
             "scopes": ["aggregates:read"],  # records:read is beyond a ministry's bundle
         }

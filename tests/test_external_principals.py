@@ -1,0 +1,209 @@
+"""Two BUMD users of a Keycloak realm, one of Kalimantan Tengah (62) and one of Kalimantan Barat
+(61), log in through the same portal, so their access tokens carry the same `azp`. A reviewer
+had the 61 user read the 62 user's eligibility decision (its loan, its province) by its id:
+both were the principal `REALM#portal`. Each must be a principal of its own, and keep its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from auth.external import ExternalIssuer, principal_from_claims
+from sinergi.settings import Settings
+from tests.support.clock import Clock
+from tests.support.demo_data import release_figures
+from tests.support.http import Api, served
+from tests.support.sso import Realm, serving_realm, user_claims
+from tests.test_eligibility_api import (
+    CHECK,
+    CHECKED_ON,
+    FULL_ATTESTATION,
+    RECORD,
+    _eligible_nib_in,
+    _guarantee,
+    _request,
+)
+
+REALM = "https://sso.example.go.id/realms/bumd"
+ROLES = ["eligibility:check", "guarantees:write", "aggregates:read"]
+REGENCY = "62.13"
+"""Kabupaten Barito Timur, where no other test records a guarantee: the 62 user's alone."""
+DECISION = """query($id: ID!) { eligibilityDecision(id: $id) {
+  verdict checkDate loanAmount results { ruleId outcome } replay { verdict } } }"""
+STATUS = """mutation($id: ID!) {
+  changeGuaranteeStatus(guaranteeId: $id, status: CLAIMED, effectiveOn: "2026-01-20") { status }
+}"""
+FIGURES = f"""{{ guaranteeFigures(groupBy: [REGENCY], region: "{REGENCY}") {{
+  key {{ value }} suppressed count amountSum }} }}"""
+
+
+@dataclass(frozen=True)
+class Users:
+    api: Api
+    kalteng: str
+    """The 62 user's token."""
+    kalbar: str
+    """The 61 user's token, from the same portal."""
+
+
+@pytest.fixture(scope="module")
+def users(demo_url: str) -> Iterator[Users]:
+    with serving_realm() as realm:
+        issuer = {
+            "issuer": REALM,
+            "jwks_url": realm.jwks_url,
+            "audience": "sinergi",
+            "scope_claim": "realm_access.roles",
+        }
+        settings = Settings(
+            external_issuers=json.dumps([issuer]), rate_limit=1_000_000, figures_cache_seconds=0
+        )
+        with served(demo_url, settings) as api:
+            yield Users(api, _token(realm, "user-1", "62"), _token(realm, "user-2", "61"))
+
+
+def _token(realm: Realm, sub: str, jurisdiction: str) -> str:
+    claims = user_claims(
+        REALM, sub=sub, azp="portal", org_kind="bumd", jurisdiction=jurisdiction, roles=ROLES
+    )
+    return realm.token(claims)
+
+
+def _ask(api: Api, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = api.post({"query": query, "variables": variables}, token)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _data(answer: dict[str, Any], field: str) -> Any:
+    assert "errors" not in answer, answer
+    return answer["data"][field]
+
+
+def _client_id(users: Users, token: str) -> str:
+    return str(_data(_ask(users.api, token, "{ viewer { clientId } }"), "viewer")["clientId"])
+
+
+def _give_equity(url: str, client_id: str) -> None:
+    """Rp50 miliar, as the demo guarantor has: an external guarantor's set as the owner."""
+
+    async def give() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "INSERT INTO guarantors (client_id, equity) VALUES ($1, 50000000000) "
+                "ON CONFLICT (client_id) DO NOTHING",
+                client_id,
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(give())
+
+
+@dataclass(frozen=True)
+class Stored:
+    checked: str
+    """The 62 user's ELIGIBLE decision, not guaranteed."""
+    guaranteed: str
+    """The 62 user's ELIGIBLE decision in REGENCY, guaranteed."""
+    guarantee: str
+    kalbar: str
+    """The 61 user's own decision."""
+
+
+@pytest.fixture(scope="module")
+def stored(users: Users, demo_url: str) -> Stored:
+    """Checked and guaranteed on the scenario's day, as the project clock says."""
+    api = users.api
+    _give_equity(demo_url, _client_id(users, users.kalteng))
+    with pytest.MonkeyPatch.context() as patch:
+        Clock(patch, CHECKED_ON)
+
+        def check(token: str, nib: str) -> str:
+            request = _request({"nib": nib}, 50_000_000, 24, **FULL_ATTESTATION)
+            decision = _data(_ask(api, token, CHECK, {"request": request}), "checkEligibility")
+            return str(decision["id"])
+
+        checked = check(users.kalteng, "9990000000001")
+        guaranteed = check(users.kalteng, _eligible_nib_in(demo_url, REGENCY))
+        recorded = _ask(api, users.kalteng, RECORD, _guarantee(guaranteed))
+        kalbar = check(users.kalbar, "9990000000003")
+    release_figures(demo_url)  # guarantee figures are read from the release
+    return Stored(checked, guaranteed, _data(recorded, "recordGuarantee")["id"], kalbar)
+
+
+def test_users_of_one_portal_in_two_jurisdictions_are_two_principals(users: Users) -> None:
+    assert _client_id(users, users.kalteng) == f"{REALM}#portal@bumd:62"
+    assert _client_id(users, users.kalbar) == f"{REALM}#portal@bumd:61"
+
+
+def test_the_61_user_cannot_read_the_62_users_decision(users: Users, stored: Stored) -> None:
+    for decision in (stored.checked, stored.guaranteed):
+        answer = _ask(users.api, users.kalbar, DECISION, {"id": decision})
+        assert answer == {"data": {"eligibilityDecision": None}}  # as any other client's
+    own = _data(
+        _ask(users.api, users.kalteng, DECISION, {"id": stored.checked}), "eligibilityDecision"
+    )
+    assert (own["verdict"], own["loanAmount"]) == ("ELIGIBLE", "50000000")
+    kalbar = _ask(users.api, users.kalbar, DECISION, {"id": stored.kalbar})
+    assert _data(kalbar, "eligibilityDecision")["checkDate"] == "2026-01-15"
+
+
+def test_the_61_user_cannot_guarantee_the_62_users_decision(
+    users: Users, stored: Stored, clock: Clock
+) -> None:
+    answer = _ask(users.api, users.kalbar, RECORD, _guarantee(stored.checked))
+    assert answer["data"] == {"recordGuarantee": None}
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "guarantee.decisionId"}
+
+
+def test_the_61_user_cannot_change_the_62_users_guarantee(
+    users: Users, stored: Stored, clock: Clock
+) -> None:
+    answer = _ask(users.api, users.kalbar, STATUS, {"id": stored.guarantee})
+    assert answer["data"] == {"changeGuaranteeStatus": None}
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "guaranteeId"}
+    claimed = _ask(users.api, users.kalteng, STATUS, {"id": stored.guarantee})
+    assert _data(claimed, "changeGuaranteeStatus") == {"status": "CLAIMED"}
+
+
+def test_the_61_user_is_not_shown_the_62_users_guarantees_exactly(
+    users: Users, stored: Stored
+) -> None:
+    """Its own guarantees are published exactly to a guarantor; the 62 user's are not the 61
+    user's own, and its one guarantee in the regency is a cell below the threshold."""
+    theirs = _data(_ask(users.api, users.kalbar, FIGURES), "guaranteeFigures")
+    own = _data(_ask(users.api, users.kalteng, FIGURES), "guaranteeFigures")
+    assert len(theirs) == len(own) == 2  # the regency's cell and the total
+    assert all(
+        (cell["suppressed"], cell["count"], cell["amountSum"]) == (True, None, None)
+        for cell in theirs
+    )
+    assert all((cell["count"], cell["amountSum"]) == (1, "50000000") for cell in own)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch, CHECKED_ON)
+
+
+def test_no_claim_passes_for_another_jurisdictions_principal() -> None:
+    """A 61 token whose client claim spells the 62 principal's suffix is still a 61 principal:
+    the org kind and jurisdiction end the id, and hold no `@`."""
+    issuer = ExternalIssuer(issuer=REALM, jwks_url="https://unused", audience="sinergi")
+    claims = user_claims(
+        REALM, sub="user-3", azp="portal@bumd:62", org_kind="bumd", jurisdiction="61", roles=[]
+    )
+    principal = principal_from_claims(issuer, claims)
+    assert principal.client_id == f"{REALM}#portal@bumd:62@bumd:61"
+    assert principal.client_id.rpartition("@")[2] == "bumd:61"
