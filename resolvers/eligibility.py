@@ -260,11 +260,11 @@ def results_of(decision: Decision) -> list[dict[str, Any]]:
 
 
 async def decision(info: Info[Context, Any], decision_id: str) -> Record | None:
-    """A decision, only for the client that asked for it."""
+    """A decision, only for the client that asked for it (`AccessPolicy.own_decisions`)."""
     parsed = parse_id(decision_id, "id")
     async with info.context.reads.connect() as connection:
         found = await queries.decision(
-            connection, parsed, client_id=info.context.principal.client_id
+            connection, parsed, visible=info.context.policy.own_decisions
         )
     if found is not None:
         handed_out(info.context, "eligibility_decision", found.owner_nik)
@@ -283,19 +283,20 @@ async def resolve_review(
     # Without errors both checks produced their text; the test narrows the types for mypy.
     if got.errors or checked_reviewer is None or checked_reason is None:
         raise invalid(got.errors)
-    client_id = info.context.principal.client_id
+    visible = info.context.policy.own_decisions
     async with info.context.transaction() as connection:
         reviewed = await queries.review(
             connection,
             parsed,
-            client_id=client_id,
+            visible=visible,
+            client_id=info.context.principal.client_id,
             verdict=verdict,
             reviewer=checked_reviewer,
             reason=checked_reason,
         )
         if reviewed is None:
             # Refused inside the transaction, which then rolls back: it changed nothing.
-            existing = await queries.decision(connection, parsed, client_id=client_id)
+            existing = await queries.decision(connection, parsed, visible=visible)
             if existing is None:
                 raise coded_error(
                     ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"

@@ -51,7 +51,9 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
     got = Collector()
     bank = got.take(lambda: validate_text(new.bank, field="bank"))
     async with info.context.transaction() as connection:
-        decision = await decisions.decision(connection, decision_id, client_id=principal.client_id)
+        decision = await decisions.decision(
+            connection, decision_id, visible=info.context.policy.own_decisions
+        )
         if decision is None:
             raise coded_error(
                 ErrorCode.NOT_FOUND, f"{_DECISION}: no such decision", field=_DECISION
@@ -157,7 +159,9 @@ async def change_status(
     principal = info.context.principal
     parsed = parse_id(guarantee_id, "guaranteeId")
     async with info.context.transaction() as connection:
-        guarantee = await queries.guarantee_for_update(connection, parsed, principal.client_id)
+        guarantee = await queries.guarantee_for_update(
+            connection, parsed, info.context.policy.own_guarantees
+        )
         if guarantee is None:
             raise coded_error(
                 ErrorCode.NOT_FOUND, "guaranteeId: no such guarantee", field="guaranteeId"

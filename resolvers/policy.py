@@ -13,6 +13,8 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
+- `own_decisions` and `own_guarantees`, which eligibility decisions and guarantees are the
+  caller's to read, review, guarantee and change;
 - `own_figure_records` (with `own_region`), `reads_own_figures` and `sees_small_cells`, which
   records behind figures are the caller's own, read apart from the others, and which of them it
   may read anyway, so that they are exempt from disclosure control;
@@ -26,11 +28,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, and_
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.queries import guarantees
+from db.models import ELIGIBILITY_DECISIONS, GUARANTEES
+from db.queries import eligibility, guarantees
 from db.queries.aggregates import Figures, inside_region
 from db.queries.scoping import NATIONAL, RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
@@ -76,6 +79,25 @@ class AccessPolicy:
         return self.records.covers(region)
 
     @property
+    def own_decisions(self) -> ColumnElement[bool]:
+        """The eligibility decisions the caller may read, review and guarantee: those its client
+        asked for, about a business that lay inside its jurisdiction when checked. A check finds
+        only businesses inside it, so that is every decision the client asked for; the second
+        condition holds a caller to its jurisdiction should a client id ever be shared across
+        jurisdictions, as an SSO's was (auth.external.external_client_id)."""
+        return and_(
+            eligibility.asked_by(self.principal.client_id),
+            self.records.rows(ELIGIBILITY_DECISIONS),
+        )
+
+    @property
+    def own_guarantees(self) -> ColumnElement[bool]:
+        """The guarantees the caller may change and is shown exactly (`own_figure_records`):
+        those its client issued, on a business inside its jurisdiction, as every one of its
+        decisions is (`own_decisions`)."""
+        return and_(guarantees.issued_by(self.principal.client_id), self.records.rows(GUARANTEES))
+
+    @property
     def own_region(self) -> str | None:
         """The region whose registers' records are the caller's own (`own_figure_records`): its
         jurisdiction, unless national. An indicator of a wider region reads them apart too."""
@@ -92,14 +114,15 @@ class AccessPolicy:
 
         - Registers: the records of its jurisdiction (`own_region`; `figures` must have that
           region's dimension), which it may create, edit and move with `records:write`.
-        - Guarantees: those its client issued, whose status it changes and to which it adds new
-          ones. Not the guarantees of its jurisdiction: they hold every guarantor's of the
-          province, so each move of its own drew new noise on a part that holds a rival's, and
-          readings less its own known amounts gave the rival's single guarantee (a reviewer did
-          it in 15 readings). Keyed apart, another guarantor's guarantees are held to k alone.
+        - Guarantees: those its client issued (`own_guarantees`), whose status it changes and
+          to which it adds new ones. Not the guarantees of its jurisdiction: they hold every
+          guarantor's of the province, so each move of its own drew new noise on a part that
+          holds a rival's, and readings less its own known amounts gave the rival's single
+          guarantee (a reviewer did it in 15 readings). Keyed apart, another guarantor's
+          guarantees are held to k alone.
         """
         if records == "guarantees":
-            return guarantees.issued_by(self.principal.client_id)
+            return self.own_guarantees
         region = self.own_region
         return None if region is None else inside_region(figures, region)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,15 @@ import asyncpg
 import pytest
 
 from auth.external import ExternalIssuer, principal_from_claims
+from auth.principal import Principal
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from db.queries import eligibility as decisions
+from db.queries import guarantees
+from resolvers.policy import AccessPolicy
 from sinergi.settings import Settings
 from tests.support.clock import Clock
+from tests.support.databases import as_service
 from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
 from tests.support.sso import Realm, serving_realm, user_claims
@@ -190,6 +198,34 @@ def test_the_61_user_is_not_shown_the_62_users_guarantees_exactly(
         for cell in theirs
     )
     assert all((cell["count"], cell["amountSum"]) == (1, "50000000") for cell in own)
+
+
+@pytest.mark.parametrize(("jurisdiction", "sees"), [("62", True), ("61", False)])
+async def test_a_shared_id_is_still_held_to_its_jurisdiction(
+    users: Users, stored: Stored, demo_url: str, jurisdiction: str, sees: bool
+) -> None:
+    """Defence in depth: a principal of 61 under the 62 user's very id, as both users were
+    before, is still not shown the decisions and guarantees about businesses in 62."""
+    shared = Principal(
+        client_id=_client_id(users, users.kalteng),
+        org_kind=OrgKind.BUMD,
+        jurisdiction=jurisdiction,
+        scopes=frozenset(),
+    )
+    policy = AccessPolicy(shared)
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=5_000, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            decision = await decisions.decision(
+                connection, uuid.UUID(stored.guaranteed), visible=policy.own_decisions
+            )
+            guarantee = await guarantees.guarantee_for_update(
+                connection, uuid.UUID(stored.guarantee), policy.own_guarantees
+            )
+            await connection.rollback()
+    finally:
+        await engine.dispose()
+    assert (decision is not None, guarantee is not None) == (sees, sees)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Executable,
     Text,
     and_,
@@ -338,20 +339,19 @@ async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
     return stored[0]
 
 
-def _visible_to(client_id: str) -> Any:
+def asked_by(client_id: str) -> ColumnElement[bool]:
+    """The decisions the client `client_id` asked for."""
     return ELIGIBILITY_DECISIONS.c.client_id == client_id
 
 
 async def decision(
-    connection: AsyncConnection, decision_id: uuid.UUID, *, client_id: str | None
+    connection: AsyncConnection, decision_id: uuid.UUID, *, visible: ColumnElement[bool]
 ) -> Record | None:
-    """A stored decision, and its MSME's `owner_nik`; `client_id` limits it to the client that
-    asked (None: anyone's)."""
+    """A stored decision among those `visible` to the caller (resolvers/policy.py decides), and
+    its MSME's `owner_nik`."""
     statement = select(ELIGIBILITY_DECISIONS, owner_nik(ELIGIBILITY_DECISIONS.c.msme_id)).where(
-        ELIGIBILITY_DECISIONS.c.id == decision_id
+        ELIGIBILITY_DECISIONS.c.id == decision_id, visible
     )
-    if client_id is not None:
-        statement = statement.where(_visible_to(client_id))
     return (await connection.execute(statement)).first()
 
 
@@ -359,20 +359,22 @@ async def review(
     connection: AsyncConnection,
     decision_id: uuid.UUID,
     *,
+    visible: ColumnElement[bool],
     client_id: str,
     verdict: str,
     reviewer: str,
     reason: str,
 ) -> Record | None:
-    """Records a person's verdict on a NEEDS_REVIEW decision, once, and returns it with its
-    MSME's `owner_nik`; None if there is none. The database stamps `reviewed_at` and refuses a
+    """Records a person's verdict on a NEEDS_REVIEW decision among those `visible` to the
+    client `client_id`, once, and returns it with its MSME's `owner_nik`; None if there is none.
+    The database stamps `reviewed_at` and refuses a
     second review (migration 0023)."""
     statement = (
         update(ELIGIBILITY_DECISIONS)
         .where(
             and_(
                 ELIGIBILITY_DECISIONS.c.id == decision_id,
-                _visible_to(client_id),
+                visible,
                 ELIGIBILITY_DECISIONS.c.verdict == "NEEDS_REVIEW",
                 ELIGIBILITY_DECISIONS.c.reviewed_verdict.is_(None),
             )

@@ -129,11 +129,13 @@ async def insert_guarantee(
 
 
 async def guarantee_for_update(
-    connection: AsyncConnection, guarantee_id: uuid.UUID, client_id: str
+    connection: AsyncConnection, guarantee_id: uuid.UUID, visible: ColumnElement[bool]
 ) -> Record | None:
+    """A guarantee among those `visible` to the caller (resolvers/policy.py decides), locked for
+    its status to change, with its MSME's `owner_nik`."""
     statement = (
         select(GUARANTEES, owner_nik(GUARANTEES.c.msme_id))
-        .where(GUARANTEES.c.id == guarantee_id, issued_by(client_id))
+        .where(GUARANTEES.c.id == guarantee_id, visible)
         .with_for_update(of=GUARANTEES)
     )
     return (await connection.execute(statement)).first()
