@@ -185,6 +185,8 @@ def _shape_error(operation: object) -> Refusal | None:
             return bad_request("extensions.persistedQuery.sha256Hash", "does not match the query")
     elif query is None:
         return bad_request("query", "each operation needs a query (or a persistedQuery hash)")
+    if query is not None and not query.strip():  # else text/plain, or INTERNAL over a WebSocket
+        return bad_request("query", "must not be empty")
     return None
 
 
@@ -197,7 +199,12 @@ def _operation_names(document: DocumentNode) -> list[str | None]:
 
 
 def _operation_name_error(document: DocumentNode, name: object) -> Refusal | None:
+    """Why the document has no one operation to run under `name`: none at all (only fragments
+    or type definitions, which strawberry answered in text/plain over HTTP and as INTERNAL over
+    a WebSocket), a name too long, none so named, or several and no name."""
     names = _operation_names(document)
+    if not names:
+        return bad_request("query", "the document holds no operation")
     if any(len(declared or "") > exchange.MAX_OPERATION_NAME for declared in names):
         return bad_request("query", f"an operation's name {_TOO_LONG}")
     if name is not None and name not in names:
