@@ -36,6 +36,7 @@ from graphql import (
     DocumentNode,
     GraphQLFormattedError,
     OperationDefinitionNode,
+    SelectionSetNode,
     StringValueNode,
     Visitor,
     build_schema,
@@ -88,12 +89,14 @@ def _unstorable(value: object) -> bool:
 
 
 class _Census(Visitor):
-    """A document's string literals, and how many fields it selects (each fragment's once)."""
+    """A document's string literals, how many fields it selects (each fragment's once) and
+    whether any selection set is empty."""
 
     def __init__(self) -> None:
         super().__init__()
         self.values: list[str] = []
         self.fields = 0
+        self.empty_selection = False
 
     def enter_string_value(self, node: StringValueNode, *_: object) -> None:
         self.values.append(node.value)
@@ -101,10 +104,20 @@ class _Census(Visitor):
     def enter_field(self, *_: object) -> None:
         self.fields += 1
 
+    def enter_selection_set(self, node: SelectionSetNode, *_: object) -> None:
+        if not node.selections:
+            self.empty_selection = True
+
 
 @dataclass(frozen=True, slots=True)
 class _UnstorableLiteral:
     """A document whose string literals (escapes decoded) hold an unstorable character."""
+
+
+@dataclass(frozen=True, slots=True)
+class _EmptySelection:
+    """A document with a selection set of no fields (`{ }`, `mutation { }`), which the GraphQL
+    grammar forbids and graphql-core parses: it ran, answering `{"data": {}}`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +277,7 @@ class OperationChecks:
 
     def _parse_uncached(
         self, query: str
-    ) -> DocumentNode | Violation | _UnstorableLiteral | _TooManyFields | None:
+    ) -> DocumentNode | Violation | _UnstorableLiteral | _EmptySelection | _TooManyFields | None:
         document = parse_document(query, self.limits.max_tokens)
         if not isinstance(document, DocumentNode):
             if "tokens" in document.message:
@@ -275,6 +288,8 @@ class OperationChecks:
         if census.fields > self.limits.max_fields:
             too_many = Violation("fields", self.limits.max_fields, census.fields)
             return _TooManyFields(document, too_many)
+        if census.empty_selection:
+            return _EmptySelection()
         return _UnstorableLiteral() if _unstorable(census.values) else document
 
     def refusal(self, operation: object) -> Refusal | None:
@@ -305,6 +320,8 @@ class OperationChecks:
             return too_complex(parsed)
         if isinstance(parsed, _UnstorableLiteral):
             return bad_request("query", f"a string argument {UNSTORABLE}")
+        if isinstance(parsed, _EmptySelection):
+            return bad_request("query", "a selection set must select at least one field")
         if isinstance(parsed, _TooManyFields):
             variables = operation.get("variables") or {}
             violation = check_document(parsed.document, variables, self.limits, self.schema)

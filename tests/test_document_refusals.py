@@ -1,7 +1,8 @@
 """A document with nothing to run is the client's mistake, refused by the request guard as
 BAD_USER_INPUT naming `query`, alike over POST, GET, either media type, in a batch and over a
-WebSocket: strawberry answered it in text/plain over HTTP and as INTERNAL, with a logged
-traceback, over a WebSocket."""
+WebSocket: strawberry answered one with no operation in text/plain over HTTP and as INTERNAL,
+with a logged traceback, over a WebSocket; one with an empty selection set, which the GraphQL
+grammar forbids and graphql-core parses, ran and answered `{"data": {}}`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ NOTHING_TO_RUN = [
     ("fragment F on Query { __typename }", "query: the document holds no operation"),
     ("type X { a: Int }", "query: the document holds no operation"),
     ("extend schema @foo", "query: the document holds no operation"),
+    ("{ }", "query: a selection set must select at least one field"),
+    ("query { }", "query: a selection set must select at least one field"),
+    ("mutation { }", "query: a selection set must select at least one field"),
+    ("{ viewer { } }", "query: a selection set must select at least one field"),
 ]
 
 
