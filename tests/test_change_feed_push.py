@@ -527,7 +527,7 @@ def test_over_a_websocket_only_subscriptions_run(live: str, module_reference_url
             answer = await _receive(socket)
             assert answer["type"] in ("error", "next"), answer
             errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
-            assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+            assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "query"}
             assert "data" not in answer["payload"] or answer["payload"]["data"] is None
 
     asyncio.run(scenario())

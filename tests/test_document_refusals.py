@@ -80,3 +80,18 @@ def test_a_document_with_nothing_to_run_is_refused_over_a_websocket(
         "extensions": {"code": "BAD_USER_INPUT", "field": "query"},
     }
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("query", ["{ viewer { clientId } }", "mutation { __typename }"])
+def test_a_query_or_mutation_over_a_websocket_is_bad_user_input_on_query(
+    api: Api, query: str
+) -> None:
+    """As a subscription sent over POST is: the operation came the wrong way, which no scope
+    would change (it was FORBIDDEN)."""
+    with api.socket((CLIENT, DEMO_SECRET)) as socket:
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": query}})
+        answer = socket.receive_json()
+    errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+    (error,) = errors
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "query"}
+    assert error["message"].startswith("query: only subscriptions run over a WebSocket")
