@@ -41,14 +41,17 @@ def _unechoed(message: str) -> str:
 
 
 def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLError:
-    """BAD_USER_INPUT, naming the input field when the error is about one (schema.input_fields):
-    in `extensions.field`, and first in the message, as the resolvers' input errors do."""
-    field = input_field(error, document)
-    extensions = {**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value}
+    """BAD_USER_INPUT, naming the input field when the error is about one (schema.input_fields),
+    else `query`, the document itself (a syntax error, a field the type lacks): in
+    `extensions.field`, and first in the message, as the resolvers' input errors do."""
+    field = input_field(error, document) or "query"
+    extensions = {
+        **(error.extensions or {}),
+        "code": ErrorCode.BAD_USER_INPUT.value,
+        "field": field,
+    }
     message = _unechoed(error.message)
-    if field is not None:
-        extensions["field"] = field
-        message = message if message.startswith(f"{field}: ") else f"{field}: {message}"
+    message = message if message.startswith(f"{field}: ") else f"{field}: {message}"
     return GraphQLError(
         message,
         nodes=error.nodes,

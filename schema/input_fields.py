@@ -5,7 +5,9 @@ value or input field, an impossible Date) while validating, and a bad variable w
 in words that name a type, not the field: the client cannot tell which of its inputs to fix.
 The field is found from the document: the path of arguments, input fields and list positions
 that leads to the rejected literal (`input.capital`, `rows[2].nib`), or to the variable the
-rejected value came in (`input` for `$i`, then the path within it, `input.capital`).
+rejected value came in (`input` for `$i`, then the path within it, `input.capital`). A required
+argument or input field left out is named as it would have been given (`nib`, `input.nib`):
+graphql-core reports it on the field or the object that lacks it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from graphql import (
 
 _VARIABLE = re.compile(r"Variable '\$(?P<name>\w+)'(?: has invalid value(?: at (?P<at>[^:]+))?:)?")
 _UNKNOWN_FIELD = re.compile(r"not to include unknown field '(?P<name>\w+)'")
+_REQUIRED_FIELD = re.compile(r"to include required field '(?P<name>\w+)'")
+_REQUIRED_ARGUMENT = re.compile(
+    r"\AArgument '[^'(]*\((?P<name>\w+):\)' of type '[^']*' is required"
+)
 
 
 def _values(value: ValueNode, path: str) -> Iterator[tuple[Node, str]]:
@@ -78,10 +84,16 @@ def input_field(error: GraphQLError, document: DocumentNode | None) -> str | Non
     """The input field `error` is about, or None when it is not about an input value."""
     if document is None:
         return None
+    missing = _REQUIRED_ARGUMENT.match(error.message)
+    if missing is not None:  # reported on the field (or directive) that lacks it
+        return missing["name"]
+    required = _REQUIRED_FIELD.search(error.message)
     variable = _VARIABLE.match(error.message)
     if variable is not None:
-        unknown = _UNKNOWN_FIELD.search(error.message)
+        unknown = _UNKNOWN_FIELD.search(error.message) or required
         inner = f".{unknown['name']}" if unknown is not None else ""
         return _variable_path(document, variable["name"]) + (variable["at"] or "") + inner
     reported = {id(node) for node in error.nodes or ()}
-    return next((path for node, path in _places(document) if id(node) in reported), None)
+    found = next((path for node, path in _places(document) if id(node) in reported), None)
+    # A required input field left out is reported on the object that lacks it.
+    return found if found is None or required is None else f"{found}.{required['name']}"
