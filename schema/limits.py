@@ -3,7 +3,8 @@
 Depth, aliases, tokens and an estimated cost (fields times the sizes of the lists above them)
 bound the work one request can ask for, so a careless or hostile client is refused in
 microseconds instead of exhausting the database. Every list counts: a paginated one by its
-`first` (the default page size when omitted), an unpaginated one by the estimate LIST_SIZES gives
+`first` (the default page size when omitted; as one item when out of the range its resolver
+refuses, since it then reads nothing), an unpaginated one by the estimate LIST_SIZES gives
 its parent type and field (a region's children, a figure table's rows from its `groupBy`), so
 the region tree or a wide figure table cannot hide behind aliases. Arguments are read as they
 run: variables wherever they sit, an omitted one as the default its operation declares, a page
@@ -147,6 +148,10 @@ PAGE_DEFAULTS: Mapping[str, int] = {"ChangePage": change_feed.DEFAULT_PAGE_SIZE}
 """The page a list whose `first` is omitted runs with, by the type it returns, where that is
 not the settings' default page: the change feed's is its own."""
 
+PAGE_MAXIMA: Mapping[str, int] = {"ChangePage": change_feed.MAX_PAGE_SIZE}
+"""The largest page a list's `first` may ask for, by the type it returns, where that is not the
+settings' largest page: the change feed's is its own."""
+
 
 def page_size(value: object) -> int | None:
     """`value` as the Int a `first` argument receives, or None if it is not one.
@@ -224,9 +229,7 @@ class _Walk:
     every further spread, so that fragments spreading each other twice, level after level, cost
     their size to measure and not two to the power of their levels."""
 
-    def __init__(
-        self, document: DocumentNode, page: int, schema: GraphQLSchema, max_cost: int
-    ) -> None:
+    def __init__(self, document: DocumentNode, limits: QueryLimits, schema: GraphQLSchema) -> None:
         self.fragments = {
             node.name.value: node
             for node in document.definitions
@@ -234,9 +237,10 @@ class _Walk:
         }
         self.variables: dict[str, Any] = {}
         """The variables of the operation being measured, as it runs with them."""
-        self.page = page
+        self.page = limits.default_page_size
+        self.max_page = limits.max_page_size
         self.schema = schema
-        self.max_cost = max_cost
+        self.max_cost = limits.max_cost
         self.cost = 0
         """The cost measured so far, counted until it passes max_cost."""
         self.aliases = 0
@@ -252,9 +256,14 @@ class _Walk:
                 return value_from_ast_untyped(argument.value, self.variables)
         return None
 
-    def _first(self, field: FieldNode, default: int) -> int:
+    def _first(self, field: FieldNode, default: int, maximum: int) -> int:
+        """A page as it runs: one its resolver refuses (below 1, over `maximum`) reads nothing,
+        so it costs what a page of one does. Costed as asked, `msmes(first: 2147483647)` was
+        refused as over the cost limit where `first: 1000` is told the range it must keep to."""
         first = page_size(self._argument(field, "first"))
-        return default if first is None else max(first, 1)
+        if first is None:
+            return default
+        return first if 1 <= first <= maximum else 1
 
     def _figure_rows(self, field: FieldNode) -> tuple[int, int | None]:
         """The rows of a figure table and the parts of each row's key, if its groupBy is known."""
@@ -295,12 +304,13 @@ class _Walk:
         sets them for its rows' `key`."""
         field = _field(parent, node)
         if parent is None or field is None:  # unknown (validation reports it), or a meta field
-            return self._first(node, 1), key_parts
+            return self._first(node, 1, self.max_page), key_parts
         if parent.name.startswith("__"):
             return 1, key_parts  # introspection is counted as it runs (schema.introspection)
         if "first" in field.args:
-            default = PAGE_DEFAULTS.get(get_named_type(field.type).name, self.page)
-            return self._first(node, default), key_parts
+            returned = get_named_type(field.type).name
+            default = PAGE_DEFAULTS.get(returned, self.page)
+            return self._first(node, default, PAGE_MAXIMA.get(returned, self.max_page)), key_parts
         if not _list_type(field):
             return 1, key_parts
         if parent.name == "Query" and node.name.value in FIGURE_TABLES:
@@ -461,7 +471,7 @@ def check_document(
     (those it omits: the defaults the document declares, which is all `clients trust` costs a
     document with). A cost over the limit is the `actual` counted up to
     the field that passed it, as tokens are counted up to theirs."""
-    walk = _Walk(document, limits.default_page_size, schema, limits.max_cost)
+    walk = _Walk(document, limits, schema)
     depth = 0
     try:
         for node in document.definitions:

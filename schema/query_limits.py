@@ -25,6 +25,9 @@ class QueryLimits:
     max_body_bytes: int = 2_000_000
     max_response_bytes: int = 5_000_000
     default_page_size: int = 20
+    max_page_size: int = 100
+    """The largest page a `first` may ask for (SINERGI_MAX_PAGE_SIZE, as the resolvers hold it):
+    a larger one reads nothing, its resolver refusing it, and is costed so."""
 
     @property
     def max_frame_chars(self) -> int:

@@ -390,5 +390,6 @@ class Settings:
                 max_body_bytes=_int(env, "SINERGI_MAX_BODY_BYTES", 2_000_000),
                 max_response_bytes=_int(env, "SINERGI_MAX_RESPONSE_BYTES", 5_000_000),
                 default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
+                max_page_size=max_page_size,
             ),
         )

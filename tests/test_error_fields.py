@@ -68,3 +68,22 @@ def test_an_engine_input_error_names_its_field_over_a_websocket(
     errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
     (error,) = errors
     _named(error, field)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("{ msmes(first: 2147483647) { nodes { nib } } }", "must be between 1 and 100"),
+        ("{ msmes(first: 1000) { nodes { nib } } }", "must be between 1 and 100"),
+        ("{ msmeChanges(first: 2147483647) { endCursor } }", "must be between 1 and 1000"),
+    ],
+)
+def test_a_page_size_out_of_range_is_refused_naming_first_however_large(
+    api: Api, query: str, reason: str
+) -> None:
+    """Not QUERY_TOO_COMPLEX "found 50002": a page its resolver refuses reads nothing, and the
+    client learns the range to keep to."""
+    response = api.post({"query": query}, api.token(CLIENT))
+    (error,) = response.json()["errors"]
+    _named(error, "first")
+    assert error["message"].startswith(f"first: {reason}"), error

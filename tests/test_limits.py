@@ -381,3 +381,19 @@ def test_a_change_feed_page_without_first_counts_the_feeds_default_page() -> Non
     default = "{ cooperativeChanges { entries { id } } }"
     assert _cost(default, {}) == _cost("{ cooperativeChanges(first: 100) { entries { id } } }", {})
     assert _cost(default, {}) == 1 + 100 + 100
+
+
+def test_a_page_its_resolver_refuses_costs_what_a_page_of_one_does() -> None:
+    """Out of the range its resolver holds `first` to (1 to the largest page; the change feed's
+    to 1000), a page reads nothing: costed as asked, `first: 2147483647` was refused as over the
+    cost limit, its `actual` cut short, where `first: 1000` is told the range to keep to."""
+    one = _cost("{ msmes(first: 1) { nodes { name } } }", {})
+    for first in (0, -5, 101, 2_147_483_647):
+        assert _cost(f"{{ msmes(first: {first}) {{ nodes {{ name }} }} }}", {}) == one
+    assert _cost("{ msmes(first: 100) { nodes { name } } }", {}) == 1 + 100 + 100
+    hundred = parse("{ msmes(first: 100) { nodes { name } } }")
+    assert check_document(hundred, {}, QueryLimits(max_cost=150), SCHEMA) is not None
+    assert check_document(hundred, {}, QueryLimits(max_cost=150, max_page_size=50), SCHEMA) is None
+    feed = "query($n: Int) { msmeChanges(first: $n) { entries { id } } }"
+    assert _cost(feed, {"n": 1000}) == 1 + 1000 + 1000
+    assert _cost(feed, {"n": 1001}) == _cost(feed, {"n": 1})
