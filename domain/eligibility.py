@@ -183,18 +183,27 @@ def validate_check_date(check_date: date, *, today: date, rules_from: date) -> d
     return check_date
 
 
+def loan_problems(product: str, loan_amount: int, tenor_months: int) -> list[InvalidValue]:
+    """What is wrong with the loan a check is asked about, all of it; a request is checked with
+    this before the registry is read, so that a bad one is refused alike whether or not the
+    business exists (and is in the asker's jurisdiction)."""
+    problems = []
+    if not product.strip():
+        problems.append(InvalidValue("product", "must not be empty"))
+    if loan_amount <= 0:
+        problems.append(InvalidValue("loan_amount", "must be positive rupiah"))
+    if tenor_months <= 0:
+        problems.append(InvalidValue("tenor_months", "must be positive"))
+    elif tenor_months > MAX_TENOR_MONTHS:
+        problems.append(InvalidValue("tenor_months", f"must be at most {MAX_TENOR_MONTHS} months"))
+    return problems
+
+
 def check_loan(product: str, loan_amount: int, tenor_months: int) -> None:
-    """The loan a check is asked about, as its facts hold it; a request is checked with this
-    before the registry is read, so that a bad one is refused alike whether or not the business
-    exists (and is in the asker's jurisdiction)."""
-    require(bool(product.strip()), "product", "must not be empty")
-    require(loan_amount > 0, "loan_amount", "must be positive rupiah")
-    require(tenor_months > 0, "tenor_months", "must be positive")
-    require(
-        tenor_months <= MAX_TENOR_MONTHS,
-        "tenor_months",
-        f"must be at most {MAX_TENOR_MONTHS} months",
-    )
+    """The loan as a decision's facts hold it: the first of its `loan_problems`, if any."""
+    problems = loan_problems(product, loan_amount, tenor_months)
+    if problems:
+        raise problems[0]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ business outside the caller's jurisdiction is NOT_FOUND with the same message as
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,8 +27,8 @@ from domain.eligibility import (
     Decision,
     EligibilityFacts,
     LenderAttestation,
-    check_loan,
     evaluate,
+    loan_problems,
     validate_check_date,
 )
 from domain.errors import InvalidValue
@@ -46,8 +47,11 @@ _PARSED: dict[tuple[str, str], RuleSet] = {}
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    nib: str | None
-    legal_entity_no: str | None
+    """A check as it may be asked: `kind` MSME or COOPERATIVE, `key` its NIB or legal-entity
+    number, both well formed (`checked_request`)."""
+
+    kind: str
+    key: str
     product: str
     loan_amount: int
     tenor_months: int
@@ -65,25 +69,61 @@ async def ruleset(connection: Pooled | AsyncConnection, product: str, version: s
     return _PARSED[key]
 
 
-def request_error(error: InvalidValue) -> GraphQLError:
-    """BAD_USER_INPUT naming the request's field as the contract spells it: the domain names
-    the facts in snake_case (`attestation.max_collectibility`), the request in camelCase."""
+def _in_request(error: InvalidValue) -> InvalidValue:
+    """The error naming the request's field as the contract spells it: the domain names the
+    facts in snake_case (`attestation.max_collectibility`), the request in camelCase."""
     field = ".".join(to_camel_case(part) for part in error.field.split("."))
-    return bad_input(f"request.{field}", error.reason)
+    return InvalidValue(f"request.{field}", error.reason)
 
 
-def _subject_key(request: Request) -> tuple[str, str]:
-    if (request.nib is None) == (request.legal_entity_no is None):
-        raise bad_input("request.nib", "give either nib (an MSME) or legalEntityNo (a cooperative)")
-    try:
-        if request.nib is not None:
-            return MSME, validate_nib(request.nib, field="request.nib")
-        assert request.legal_entity_no is not None
-        return COOPERATIVE, validate_legal_entity_no(
-            request.legal_entity_no, field="request.legalEntityNo"
-        )
-    except InvalidValue as error:
-        raise bad_input(error.field, error.reason) from None
+def request_error(error: InvalidValue) -> GraphQLError:
+    """BAD_USER_INPUT naming the request's field (`_in_request`)."""
+    named = _in_request(error)
+    return bad_input(named.field, named.reason)
+
+
+def _subject_key(nib: str | None, legal_entity_no: str | None) -> tuple[str, str]:
+    if (nib is None) == (legal_entity_no is None):
+        raise InvalidValue("nib", "give either nib (an MSME) or legalEntityNo (a cooperative)")
+    if nib is not None:
+        return MSME, validate_nib(nib, field="nib")
+    assert legal_entity_no is not None
+    return COOPERATIVE, validate_legal_entity_no(legal_entity_no, field="legal_entity_no")
+
+
+def checked_request(
+    *,
+    nib: str | None,
+    legal_entity_no: str | None,
+    product: str,
+    loan_amount: int,
+    tenor_months: int,
+    check_date: date | None,
+    attestation: Callable[[], LenderAttestation],
+) -> Request:
+    """The request, or BAD_USER_INPUT listing in `extensions.problems` all that is wrong with
+    it before anything is read (the business's key, the loan, the `attestation` as it is
+    built), as a record write lists its own (resolvers.writing's `invalid`): a client fixing
+    one problem at a time sent the request once for each. What needs the database (a rule set
+    in force on the date asked for, the business itself) is refused after, one at a time. It is
+    all refused alike whether or not the business exists: a request cannot tell a business in
+    the register from none."""
+    got = Collector()
+    subject = got.take(lambda: _subject_key(nib, legal_entity_no))
+    got.errors.extend(loan_problems(product, loan_amount, tenor_months))
+    attested = got.take(attestation)
+    if got.errors or subject is None or attested is None:
+        raise invalid([_in_request(error) for error in got.errors])
+    kind, key = subject
+    return Request(
+        kind=kind,
+        key=key,
+        product=product,
+        loan_amount=loan_amount,
+        tenor_months=tenor_months,
+        check_date=check_date,
+        attestation=attested,
+    )
 
 
 def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
@@ -117,15 +157,6 @@ def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
         "coop_last_rat_book_year": row.last_rat_book_year,
         "coop_savings_and_loan": row.type == "simpan_pinjam",
     }
-
-
-def _checked_loan(request: Request) -> None:
-    """The loan's terms, checked before anything is read: refused alike whether or not the
-    business exists, a request cannot tell a business in the register from none."""
-    try:
-        check_loan(request.product, request.loan_amount, request.tenor_months)
-    except InvalidValue as error:
-        raise request_error(error) from None
 
 
 async def _subject(
@@ -170,8 +201,7 @@ async def check(context: Context, request: Request) -> Row:
     foreign key would wait on the records it holds locked): the check then waits for the import
     as a write does, at most `msmes.IMPORT_WAIT` (SERVICE_UNAVAILABLE after that), and decides
     again on the register the import left. A check that raises has stored no decision."""
-    kind, key = _subject_key(request)
-    _checked_loan(request)
+    kind, key = request.kind, request.key
     try:
         stored, owner_nik = await _decide(context, kind, key, request)
     except ImportInProgress:

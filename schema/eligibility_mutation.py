@@ -12,7 +12,6 @@ from auth.scopes import Scope
 from db.driver import Row
 from db.models import ELIGIBILITY_DECISIONS
 from domain.eligibility import MAX_CHECK_DATE_AGE_DAYS, LenderAttestation
-from domain.errors import InvalidValue
 from resolvers import eligibility, guarantees
 from resolvers.context import Context
 from schema.inputs import stored_value
@@ -72,29 +71,28 @@ class GuaranteeInput:
 
 
 def checked_request(request: EligibilityRequest) -> eligibility.Request:
-    """The resolver's request; BAD_USER_INPUT for an attestation out of range."""
-    return eligibility.Request(
+    """The resolver's request; BAD_USER_INPUT listing all that is wrong with it, the
+    attestation out of range with the rest (resolvers.eligibility's `checked_request`)."""
+    return eligibility.checked_request(
         nib=request.nib,
         legal_entity_no=request.legal_entity_no,
         product=request.product,
         loan_amount=request.loan_amount,
         tenor_months=request.tenor_months,
         check_date=request.check_date,
-        attestation=_attestation(request.attestation),
+        attestation=lambda: _attestation(request.attestation),
     )
 
 
 def _attestation(given: LenderAttestationInput) -> LenderAttestation:
-    try:
-        return LenderAttestation(
-            max_collectibility=given.max_collectibility,
-            has_other_productive_credit=given.has_other_productive_credit,
-            feasibility_approved=given.feasibility_approved,
-            on_national_blacklist=given.on_national_blacklist,
-            has_npwp=given.has_npwp,
-        )
-    except InvalidValue as error:
-        raise eligibility.request_error(error) from None
+    """InvalidValue for a value out of range."""
+    return LenderAttestation(
+        max_collectibility=given.max_collectibility,
+        has_other_productive_credit=given.has_other_productive_credit,
+        feasibility_approved=given.feasibility_approved,
+        on_national_blacklist=given.on_national_blacklist,
+        has_npwp=given.has_npwp,
+    )
 
 
 async def check(context: Context, request: EligibilityRequest) -> Row:

@@ -239,6 +239,36 @@ def test_a_bad_request_is_refused_alike_whether_or_not_the_business_exists(
     assert answers[3]["errors"][0]["extensions"]["field"] == field
 
 
+def test_every_problem_of_a_request_found_before_any_read_is_listed_at_once(api: Api) -> None:
+    """As a record write lists its own: the business's key, the loan, its tenor, the product
+    and the attestation, in `extensions.problems`, alike whether or not the business exists. A
+    client fixing one at a time sent the request once for each."""
+    broken = {
+        "product": " ",
+        "loanAmount": "0",
+        "tenorMonths": 0,
+        "attestation": {"maxCollectibility": 6},
+    }
+    expected = [
+        "request.nib",
+        "request.product",
+        "request.loanAmount",
+        "request.tenorMonths",
+        "request.attestation.maxCollectibility",
+    ]
+    answers = [
+        _check(api, {**_request(subject, 50_000_000, 24), **broken})
+        for subject in ({"nib": "12345"}, {"nib": "9990000000001"}, {"nib": "9990000009999"})
+    ]
+    (error,) = answers[0]["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "request.nib"
+    assert [problem["field"] for problem in error["extensions"]["problems"]] == expected
+    for answer in answers[1:]:
+        (found,) = answer["errors"]
+        assert [problem["field"] for problem in found["extensions"]["problems"]] == expected[1:]
+
+
 def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -> None:
     """The facts are today's: dated further back, a decision (and a guarantee on it) would be
     dated before the facts it rests on, even before the record existed. The rules in force
