@@ -36,9 +36,20 @@ _SALES_LIMITS: _Thresholds = (
     (50_000_000_000, Scale.MEDIUM),
 )
 
-_GRADUATIONS = frozenset(
+Step = tuple[Scale, Scale]
+
+GRADUATIONS: frozenset[Step] = frozenset(
     {(Scale.MICRO, Scale.SMALL), (Scale.MICRO, Scale.MEDIUM), (Scale.SMALL, Scale.MEDIUM)}
 )
+"""Every step up within the MSME scales, as the `graduations` figures count them (grouped by the
+scale left and the one reached). Growing into a large enterprise leaves the MSME programmes, so it
+is not counted."""
+MICRO_GRADUATIONS: frozenset[Step] = frozenset(
+    step for step in GRADUATIONS if step[0] is Scale.MICRO
+)
+""""Usaha mikro naik kelas" as the planning targets count it (indicator MIKRO_NAIK_KELAS, e.g.
+Kalteng's "pelaku usaha mikro yang berkembang menjadi usaha kecil dan menengah"): micro to small or
+medium only; a small business growing to medium was not micro, so it is no such graduate."""
 
 
 def _scale(amount: int, thresholds: _Thresholds, field: str) -> Scale:
@@ -70,14 +81,6 @@ def classify(*, capital: int | None, annual_sales: int | None) -> Scale | None:
     if capital is not None:
         return scale_by_capital(capital)
     return None
-
-
-def is_graduation(before: Scale, after: Scale) -> bool:
-    """Counts "naik kelas" as the planning targets do: micro to small or medium, small to medium.
-
-    Growing into a large enterprise leaves the MSME programmes, so it is not counted.
-    """
-    return (before, after) in _GRADUATIONS
 
 
 def check_declared_scale(

@@ -124,7 +124,9 @@ class FigureQuery:
 
     @requires(
         Scope.AGGREGATES_READ,
-        description="MSMEs that moved up a scale in `year` ('naik kelas'), grouped, with totals.",
+        description="MSMEs that moved up a scale in `year` ('naik kelas': micro to small or "
+        "medium, small to medium), grouped, with totals; the MIKRO_NAIK_KELAS indicator counts "
+        "the steps from micro only.",
     )
     async def graduations(
         self,

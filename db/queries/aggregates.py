@@ -23,12 +23,11 @@ from sqlalchemy import (
     Numeric,
     Table,
     and_,
-    case,
     cast,
     extract,
     func,
-    literal,
     select,
+    tuple_,
 )
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,6 +46,7 @@ from db.models import (
 from db.queries import cooperatives, msmes
 from db.queries.scoping import EVERYWHERE, NATIONAL
 from domain.cellkey import FOLLOWS
+from domain.scale import GRADUATIONS, Step
 
 UNKNOWN = "unknown"
 
@@ -330,8 +330,12 @@ async def grouped(
     return list(cells.values())
 
 
-def graduation_source(year: int) -> tuple[FromClause, Mapping[str, ColumnElement[Any]]]:
-    """MSMEs whose scale rose in `year` ("naik kelas": micro to small or medium, small to medium).
+def graduation_source(
+    year: int, steps: frozenset[Step] = GRADUATIONS
+) -> tuple[FromClause, Mapping[str, ColumnElement[Any]]]:
+    """MSMEs whose scale rose in `year` by one of `steps` ("naik kelas", domain/scale.py): every
+    step up within the MSME scales for the `graduations` figures, from micro only for the
+    MIKRO_NAIK_KELAS indicator.
 
     The previous scale is the one in force before the change (LAG over the effective-dated
     history), so a business counts once per upward step. The table's rows are enough: an
@@ -347,14 +351,13 @@ def graduation_source(year: int) -> tuple[FromClause, Mapping[str, ColumnElement
         MSME_SCALE_HISTORY.c.effective_from,
         previous.label("previous_scale"),
     ).subquery()
-    rank = case({"micro": 1, "small": 2, "medium": 3}, value=changes.c.scale, else_=0)
-    before = case({"micro": 1, "small": 2, "medium": 3}, value=changes.c.previous_scale, else_=9)
     upward = (
         select(changes.c.msme_id, changes.c.previous_scale, changes.c.scale.label("new_scale"))
         .where(
             extract("year", changes.c.effective_from) == year,
-            rank > before,
-            rank <= literal(3),
+            tuple_(changes.c.previous_scale, changes.c.scale).in_(
+                sorted((str(before), str(after)) for before, after in steps)
+            ),
         )
         .subquery()
     )

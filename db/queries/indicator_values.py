@@ -2,7 +2,8 @@
 
 Three grouped statements (cooperatives, MSMEs, graduations) answer any number of
 (indicator, jurisdiction, year) keys: one row per province and regency, plus the nation.
-Stock indicators describe the register as it is now; graduations count the given year.
+Stock indicators describe the register as it is now; graduations count the given year, from
+micro only (domain/scale.py MICRO_GRADUATIONS).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import COOPERATIVES, MSMES
 from db.queries.aggregates import graduation_source
 from domain.cellkey import Summed
+from domain.scale import MICRO_GRADUATIONS
 from domain.suppression import Tally
 
 Key = tuple[str, str, int]
@@ -149,7 +151,7 @@ async def _by_place(
 
 
 async def _graduations(connection: AsyncConnection, year: int) -> dict[tuple[str, str], Tally]:
-    source, _ = graduation_source(year)
+    source, _ = graduation_source(year, MICRO_GRADUATIONS)
     statement = (
         select(
             MSMES.c.province_code.label("province"),

@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidValue
 from domain.scale import (
+    GRADUATIONS,
+    MICRO_GRADUATIONS,
     RULE_VERSION,
     Scale,
     check_declared_scale,
     classify,
-    is_graduation,
     scale_by_capital,
     scale_by_sales,
 )
@@ -119,7 +120,14 @@ def test_more_capital_never_means_a_smaller_scale(low: int, high: int) -> None:
     [(Scale.MICRO, Scale.SMALL), (Scale.MICRO, Scale.MEDIUM), (Scale.SMALL, Scale.MEDIUM)],
 )
 def test_growing_within_msme_scales_is_a_graduation(before: Scale, after: Scale) -> None:
-    assert is_graduation(before, after)
+    assert (before, after) in GRADUATIONS
+
+
+def test_only_a_micro_business_graduates_as_usaha_mikro_naik_kelas() -> None:
+    """MIKRO_NAIK_KELAS counts micro enterprises that became small or medium; small to medium is
+    a step up, but not of a micro enterprise."""
+    assert {(Scale.MICRO, Scale.SMALL), (Scale.MICRO, Scale.MEDIUM)} == MICRO_GRADUATIONS
+    assert (Scale.SMALL, Scale.MEDIUM) not in MICRO_GRADUATIONS
 
 
 @pytest.mark.parametrize(
@@ -139,7 +147,7 @@ def test_growing_within_msme_scales_is_a_graduation(before: Scale, after: Scale)
 def test_standing_still_shrinking_or_growing_into_large_is_not_a_graduation(
     before: Scale, after: Scale
 ) -> None:
-    assert not is_graduation(before, after)
+    assert (before, after) not in GRADUATIONS
 
 
 def test_the_demo_caterer_graduated_from_micro_to_small_in_2025() -> None:
@@ -147,7 +155,7 @@ def test_the_demo_caterer_graduated_from_micro_to_small_in_2025() -> None:
     after = classify(capital=900_000_000, annual_sales=2_600_000_000)
     assert before is not None
     assert after is not None
-    assert is_graduation(before, after)
+    assert (before, after) in MICRO_GRADUATIONS
 
 
 @pytest.mark.parametrize(
