@@ -544,12 +544,14 @@ def _import_rate(url: str, rows: int) -> Measurement:
 
 BARE_COPY_TABLE = "bench_bare_copy"
 RECORD_COLUMNS = [
-    "nib", "name", "kbli_code", "kbli_section", "scale", "province_code", "regency_code",
-    "district_code", "established_on", "capital", "annual_turnover", "turnover_year", "employees",
+    "nib", "name", "kbli_code", "kbli_section", "scale", "declared_scale", "province_code",
+    "regency_code", "district_code", "established_on", "capital", "annual_turnover",
+    "turnover_year", "employees",
 ]  # fmt: skip
 """What a file gives a record (the rest are defaults): the columns the bare COPY writes."""
-IMPORTED_RECORDS = """SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
-       district_code, established_on, capital, annual_turnover, turnover_year, employees
+IMPORTED_RECORDS = """SELECT nib, name, kbli_code, kbli_section, scale, declared_scale,
+       province_code, regency_code, district_code, established_on, capital, annual_turnover,
+       turnover_year, employees
   FROM msmes WHERE nib LIKE '7%' ORDER BY id"""
 
 

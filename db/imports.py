@@ -115,6 +115,7 @@ RECORD_COLUMNS = (
     "kbli_code",
     "kbli_section",
     "scale",
+    "declared_scale",
     "province_code",
     "regency_code",
     "district_code",
@@ -140,7 +141,7 @@ def _scratch(name: str, *columns: Column[Any] | Index) -> Table:
 STAGING = _scratch(
     "msme_import",
     Column("row_no", Integer),
-    *(Column(name, Text) for name in RECORD_COLUMNS[:8]),
+    *(Column(name, Text) for name in RECORD_COLUMNS[:9]),
     Column("established_on", Date),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
@@ -192,6 +193,7 @@ def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
         checked.kbli_code,
         checked.kbli_section,
         str(checked.scale),
+        None if checked.declared_scale is None else str(checked.declared_scale),
         checked.province_code,
         checked.regency_code,
         checked.district_code,
@@ -464,7 +466,8 @@ _UPDATE = """
 WITH written AS (
     UPDATE msmes AS m
        SET name = s.name, kbli_code = s.kbli_code, kbli_section = s.kbli_section,
-           scale = s.scale, province_code = s.province_code, regency_code = s.regency_code,
+           scale = s.scale, declared_scale = s.declared_scale,
+           province_code = s.province_code, regency_code = s.regency_code,
            district_code = s.district_code, established_on = s.established_on,
            capital = s.capital, annual_turnover = s.annual_turnover,
            turnover_year = s.turnover_year, employees = s.employees,
@@ -472,16 +475,17 @@ WITH written AS (
       FROM msmes AS old JOIN msme_import s ON s.nib = old.nib
      WHERE old.id = ANY(ARRAY(SELECT id FROM msme_import_existing))
        AND m.id = old.id
-       AND (old.name, old.kbli_code, old.kbli_section, old.scale, old.province_code,
-            old.regency_code, old.district_code, old.established_on, old.capital,
-            old.annual_turnover, old.turnover_year, old.employees)
+       AND (old.name, old.kbli_code, old.kbli_section, old.scale, old.declared_scale,
+            old.province_code, old.regency_code, old.district_code, old.established_on,
+            old.capital, old.annual_turnover, old.turnover_year, old.employees)
            IS DISTINCT FROM
-           (s.name, s.kbli_code, s.kbli_section, s.scale, s.province_code, s.regency_code,
-            s.district_code, s.established_on, s.capital, s.annual_turnover, s.turnover_year,
-            s.employees)
+           (s.name, s.kbli_code, s.kbli_section, s.scale, s.declared_scale, s.province_code,
+            s.regency_code, s.district_code, s.established_on, s.capital, s.annual_turnover,
+            s.turnover_year, s.employees)
     RETURNING m.*,
               old.nib AS old_nib, old.name AS old_name, old.kbli_code AS old_kbli_code,
               old.kbli_section AS old_kbli_section, old.scale AS old_scale,
+              old.declared_scale AS old_declared_scale,
               old.province_code AS old_province_code, old.regency_code AS old_regency_code,
               old.district_code AS old_district_code, old.established_on AS old_established_on,
               old.capital AS old_capital, old.annual_turnover AS old_annual_turnover,
@@ -496,6 +500,7 @@ WITH written AS (
            || field_change('kbli_code', w.old_kbli_code, w.kbli_code)
            || field_change('kbli_section', w.old_kbli_section, w.kbli_section)
            || field_change('scale', w.old_scale, w.scale)
+           || field_change('declared_scale', w.old_declared_scale, w.declared_scale)
            || field_change('province_code', w.old_province_code, w.province_code)
            || field_change('regency_code', w.old_regency_code, w.regency_code)
            || field_change('district_code', w.old_district_code, w.district_code)
@@ -565,11 +570,12 @@ async def _create(
 # once. tests/test_imports.py checks that both entries agree with field_change.
 _CREATE_OWNED = """
 WITH written AS (
-    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
-                       district_code, established_on, capital, annual_turnover, turnover_year,
-                       employees)
-    SELECT nib, name, kbli_code, kbli_section, scale, province_code, regency_code, district_code,
-           established_on, capital, annual_turnover, turnover_year, employees
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, declared_scale, province_code,
+                       regency_code, district_code, established_on, capital, annual_turnover,
+                       turnover_year, employees)
+    SELECT nib, name, kbli_code, kbli_section, scale, declared_scale, province_code,
+           regency_code, district_code, established_on, capital, annual_turnover, turnover_year,
+           employees
       FROM msme_import s
      WHERE s.owner_nik IS NOT NULL
        AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
@@ -586,6 +592,7 @@ WITH written AS (
                '"kbli_code":{"before"\\:null,"after":' || to_json(kbli_code) || '}',
                '"kbli_section":{"before"\\:null,"after":' || to_json(kbli_section) || '}',
                '"scale":{"before"\\:null,"after":' || to_json(scale) || '}',
+               '"declared_scale":{"before"\\:null,"after":' || to_json(declared_scale) || '}',
                '"province_code":{"before"\\:null,"after":' || to_json(province_code) || '}',
                '"regency_code":{"before"\\:null,"after":' || to_json(regency_code) || '}',
                '"district_code":{"before"\\:null,"after":' || to_json(district_code) || '}',

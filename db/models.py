@@ -185,7 +185,10 @@ MSMES = Table(
     Column("name", Text, nullable=False),
     Column("kbli_code", String(5), nullable=False),
     Column("kbli_section", ForeignKey("kbli_sections.section"), nullable=False),
+    # PP 7/2021 from the figures (domain/scale.py registered_scale); the declared one apart
+    # (migration 0037).
     Column("scale", String(6), nullable=False),
+    Column("declared_scale", String(6)),
     Column("province_code", String(13), nullable=False),
     Column("regency_code", String(13), nullable=False),
     Column("district_code", String(13)),
@@ -200,6 +203,7 @@ MSMES = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _record_key(),
     CheckConstraint(_one_of("scale", SCALES), name="scale"),
+    CheckConstraint(_one_of("declared_scale", SCALES), name="declared_scale"),
     CheckConstraint(
         "capital >= 0 AND annual_turnover >= 0 AND employees >= 0", name="non_negative"
     ),

@@ -29,7 +29,7 @@ from domain.identifiers import (
     validate_region_code,
     validate_rupiah,
 )
-from domain.scale import Scale, check_declared_scale, classify
+from domain.scale import Scale, check_declared_scale, registered_scale
 
 _TEXT_MAX = 200
 NOTE_MAX = 1000
@@ -154,14 +154,14 @@ def _checked_place(
 def settle_scale(
     declared: Scale | None, *, capital: int | None, annual_sales: int | None, field: str
 ) -> Scale:
-    """The scale to store: a declared one if the figures allow it, else the one they give."""
+    """The scale to store (`registered_scale`): a declared one must fit one of the figures, and
+    is what is stored only when there are none."""
     if declared is not None:
         check_declared_scale(declared, capital=capital, annual_sales=annual_sales, field=field)
-        return declared
-    computed = classify(capital=capital, annual_sales=annual_sales)
-    if computed is None:
+    scale = registered_scale(declared, capital=capital, annual_sales=annual_sales)
+    if scale is None:
         raise InvalidValue(field, "is required when neither capital nor turnover is given")
-    return computed
+    return scale
 
 
 def check_scale_report(
@@ -310,6 +310,7 @@ class CheckedMsme:
     kbli_code: str
     kbli_section: str
     scale: Scale
+    declared_scale: Scale | None
     province_code: str
     regency_code: str
     district_code: str | None
@@ -424,6 +425,7 @@ def check_msme(
         kbli_code=kbli[0],
         kbli_section=kbli[1],
         scale=scale,
+        declared_scale=draft.scale,
         province_code=place.province,
         regency_code=place.regency,
         district_code=place.district,

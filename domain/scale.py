@@ -83,12 +83,25 @@ def classify(*, capital: int | None, annual_sales: int | None) -> Scale | None:
     return None
 
 
+def registered_scale(
+    declared: Scale | None, *, capital: int | None, annual_sales: int | None
+) -> Scale | None:
+    """The scale the register keeps and every figure, indicator and graduation counts: the one
+    the figures give (`classify`), since a label the annual sales contradict would put a business
+    in the wrong programmes and figures; the declared one (as on the NIB) only while there are no
+    figures to compute one from. The declaration itself is kept apart, as it was made.
+    """
+    computed = classify(capital=capital, annual_sales=annual_sales)
+    return declared if computed is None else computed
+
+
 def check_declared_scale(
     declared: Scale, *, capital: int | None, annual_sales: int | None, field: str = "scale"
 ) -> None:
-    """A declared scale (e.g. the one on the NIB) stands if either given figure supports it,
-    because Pasal 35 groups businesses by capital OR annual sales; with no figures there is
-    nothing to contradict it.
+    """A declared scale (e.g. the one on the NIB) is accepted if either given figure supports
+    it, because Pasal 35 groups businesses by capital OR annual sales (the NIB's scale is the
+    capital's, Pasal 35(2)); with no figures there is nothing to contradict it. Accepted, it is
+    kept as the declaration: the registered scale is still `registered_scale`'s.
     """
     computed: list[Scale] = []
     bands: list[str] = []

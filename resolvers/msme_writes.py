@@ -154,8 +154,11 @@ async def update(
 
 
 def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
-    """The stored record with the patch applied; the stored scale stands unless the figures move,
-    in which case it is computed afresh (or checked against a scale the client declares)."""
+    """The stored record with the patch applied; the scale is computed from the merged figures
+    (domain/scale.py `registered_scale`). The declared scale stands unless the patch declares
+    another, or changes the figures without declaring one: it is checked against the figures,
+    so one they might now contradict is not carried over unasked (and, as before the declaration
+    was kept apart, such a write is not refused for it)."""
     stored = MsmeDraft(
         nib=current.nib,
         name=current.name,
@@ -167,7 +170,7 @@ def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
         annual_turnover=current.annual_turnover,
         turnover_year=current.turnover_year,
         employees=current.employees,
-        scale=Scale(current.scale),
+        scale=None if current.declared_scale is None else Scale(current.declared_scale),
     )
     fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
     if any(name in fields for name in _FIGURES) and "scale" not in fields:

@@ -46,7 +46,9 @@ class MsmeImportRow:
     employees: int | None = None
     scale: Scale | None = strawberry.field(
         default=None,
-        description="Declared scale; must fit capital or turnover. Omitted: computed from them.",
+        description="Declared scale (as on the NIB), kept as `declaredScale`; must fit capital "
+        "or turnover. The record's `scale` is computed from the figures, this one only without "
+        "them.",
     )
     owner: OwnerInput | None = None
 
@@ -69,7 +71,10 @@ class MsmeChanges:
     annual_turnover: Rupiah | None = UNSET
     turnover_year: int | None = UNSET
     employees: int | None = UNSET
-    scale: Scale | None = UNSET
+    scale: Scale | None = strawberry.field(
+        default=UNSET,
+        description="Declared scale, as on create; changing the figures without one clears it.",
+    )
     cooperative_id: strawberry.ID | None = strawberry.field(
         default=UNSET,
         description="The cooperative it is a member of; a dissolved one only if it is already.",

@@ -4,12 +4,16 @@ those that change stored data change it as they say."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
+from types import ModuleType
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -18,9 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
-from db.migrate import alembic_config, upgrade
+from db.migrate import MIGRATIONS, alembic_config, upgrade
 from db.models import METADATA
 from db.seed import load_reference
+from domain.scale import Scale, registered_scale
 from sinergi.demo import SEED_DATA
 from tests.support.databases import create_database, drop_database
 
@@ -212,12 +217,14 @@ def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again
                 " 'produsen', '61', '61.71') RETURNING id",
             )
         )[0]["id"]
+        # With figures that give its scale: 0037 leaves it as it is (no entry of its own).
         member = asyncio.run(
             _fetch(
                 url,
                 "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
-                " regency_code, cooperative_id) VALUES ('9926500000001', 'Usaha Anggota',"
-                " '10794', 'C', 'micro', '62', '62.71', $1) RETURNING id",
+                " regency_code, cooperative_id, annual_turnover) VALUES ('9926500000001',"
+                " 'Usaha Anggota', '10794', 'C', 'micro', '62', '62.71', $1, 240000000)"
+                " RETURNING id",
                 cooperative,
             )
         )[0]["id"]
@@ -458,6 +465,117 @@ def test_0034_respells_legal_entity_numbers_and_refuses_to_merge_cooperatives(
         assert asyncio.run(_value(url, key)) == SPELLINGS[1][1]
         with pytest.raises(asyncpg.CheckViolationError):
             asyncio.run(_cooperative(url, "AHU-00000777.AH.01.26.TAHUN 2020"))
+
+
+SCALE_REGIONS = (
+    "INSERT INTO regions (code, level, name, parent_code) VALUES ('62', 'province', 'P', NULL),"
+    " ('62.71', 'regency', 'R', '62');"
+    " INSERT INTO kbli_sections (section, title, first_division, last_division)"
+    " VALUES ('C', 'Industri Pengolahan', 10, 33)"
+)
+LEGACY_MSME = (
+    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,"
+    " capital, annual_turnover) VALUES ($1, 'Usaha Lama', '10794', 'C', $2, '62', '62.71', $3, $4)"
+    " RETURNING id"
+)
+LEGACY_ENTRY = (
+    "INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital,"
+    " rule_version) VALUES ($1, $2, $3, $4, $5, 'PP7_2021')"
+)
+# (NIB, scale stored before 0037, capital, annual sales) -> (scale, declared_scale, version).
+LEGACY_SCALES = {
+    ("7780600000001", "micro", 900_000_000, 20_000_000_000): ("medium", "micro", 2),
+    ("7780600000002", "micro", 150_000_000, 240_000_000): ("micro", None, 1),
+    ("7780600000003", "small", None, None): ("small", "small", 2),
+    ("7780600000004", "small", 3_000_000_000, 3_000_000_000): ("small", None, 1),
+    ("7780600000005", "small", 3_000_000_000, 240_000_000): ("micro", "small", 2),
+}
+
+
+async def _store_legacy_scales(url: str) -> list[int]:
+    """The records above, the last an import's (its first scale entry read from its batch);
+    the first with a history entry as stored, the fourth with one whose figures give micro
+    (its declaration kept across a later update of the sales)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(SCALE_REGIONS)
+        ids = [await connection.fetchval(LEGACY_MSME, *legacy) for legacy in LEGACY_SCALES]
+        day = date(2025, 1, 2)
+        await connection.execute(LEGACY_ENTRY, ids[0], "micro", day, 20_000_000_000, 900_000_000)
+        await connection.execute(LEGACY_ENTRY, ids[3], "small", day, 240_000_000, 3_000_000_000)
+        await connection.execute(
+            "INSERT INTO msme_import_batches (id, client_id, organisation, first_id, last_id,"
+            " effective_from, rule_version) VALUES (nextval('record_changes_id_seq'),"
+            " 'demo-province-62', 'Dinas', $1, $1, $2, 'PP7_2021')",
+            ids[4],
+            day,
+        )
+    finally:
+        await connection.close()
+    return ids
+
+
+def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
+    server_url: str,
+) -> None:
+    """Each record whose figures give another scale, or that has none, gets that scale (or its
+    own), its former one as the declaration, a new version, a history entry and a change feed
+    entry, the rollups following; the scale history follows the same rule; an import's creation
+    entry still says what it was created with. Down and up again, it holds."""
+    with _database_at(server_url, "0033") as url:
+        ids = asyncio.run(_store_legacy_scales(url))
+        upgrade(url)
+        stored = asyncio.run(
+            _fetch(url, "SELECT id, scale, declared_scale, version FROM msmes ORDER BY id")
+        )
+        assert [tuple(row)[1:] for row in stored] == list(LEGACY_SCALES.values())
+        changed = [ids[0], ids[2], ids[4]]
+        entries = asyncio.run(
+            _fetch(
+                url,
+                "SELECT record_id, client_id, operation, version, changes FROM record_changes"
+                " ORDER BY record_id",
+            )
+        )
+        assert [(row["record_id"], row["client_id"], row["version"]) for row in entries] == [
+            (record, "migration:0037", 2) for record in changed
+        ]
+        assert orjson.loads(entries[0]["changes"]) == {
+            "scale": {"before": "micro", "after": "medium"},
+            "declared_scale": {"before": None, "after": "micro"},
+        }
+        (created,) = asyncio.run(
+            _fetch(
+                url,
+                "SELECT changes FROM record_history WHERE record_id = $1 AND operation = 'import'",
+                ids[4],
+            )
+        )
+        assert orjson.loads(created["changes"])["scale"] == {"before": None, "after": "small"}
+        feed = asyncio.run(
+            _fetch(url, "SELECT record_id FROM change_log WHERE operation = 'update' ORDER BY id")
+        )
+        assert sorted(int(row["record_id"]) for row in feed) == changed
+        history = asyncio.run(
+            _fetch(
+                url,
+                "SELECT msme_id, scale, effective_from FROM scale_history"
+                " ORDER BY msme_id, effective_from",
+            )
+        )
+        by_record: dict[int, list[str]] = {}
+        for row in history:
+            by_record.setdefault(row["msme_id"], []).append(row["scale"])
+        assert by_record == {ids[0]: ["medium"], ids[3]: ["micro", "small"], ids[4]: ["micro"]}
+        for rollup in ("msme_rollup_regency", "msme_rollup_province_kbli"):
+            cells = asyncio.run(
+                _fetch(url, f"SELECT scale, sum(n) AS n FROM {rollup} GROUP BY scale")  # noqa: S608
+            )
+            assert {row["scale"]: row["n"] for row in cells} == {
+                "micro": 2,
+                "small": 2,
+                "medium": 1,
+            }
         command.downgrade(alembic_config(url), "0033")
         upgrade(url)
 
@@ -478,3 +596,41 @@ async def _cooperative(url: str, number: str) -> int:
         )
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize("declared", [None, *Scale])
+def test_0037_computes_the_scale_as_the_domain_does(
+    server_url: str, declared: Scale | None
+) -> None:
+    """The migration's SQL holds PP 7/2021's thresholds as domain/scale.py does, at every
+    boundary, whichever figures are known."""
+    migration = _revision("0037_registered_scale.py")
+    amounts: list[int | None] = [None, 0]
+    for limits in (migration.CAPITAL_LIMITS, migration.SALES_LIMITS):
+        amounts += [bound + step for bound, _ in limits for step in (-1, 0, 1)]
+    cases = [(capital, sales) for capital in amounts for sales in amounts]
+    sql = migration.registered("c", "s", "d")
+    found = asyncio.run(
+        _fetch(
+            server_url,
+            f"SELECT {sql} AS scale FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY"  # noqa: S608
+            " AS f (c, s, n), (SELECT $3::text AS d) AS declared ORDER BY n",
+            [capital for capital, _ in cases],
+            [sales for _, sales in cases],
+            None if declared is None else str(declared),
+        )
+    )
+    expected = [
+        registered_scale(declared, capital=capital, annual_sales=sales) for capital, sales in cases
+    ]
+    assert [row["scale"] for row in found] == [None if e is None else str(e) for e in expected]
+
+
+def _revision(file: str) -> ModuleType:
+    """A migration's module, for its constants and SQL builders."""
+    spec = importlib.util.spec_from_file_location(file, MIGRATIONS / "versions" / file)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,7 +1,7 @@
 """What the figures and indicators count of an MSME's scale, through the schema.
 
-The module's own database: it adds a target for the year its clock is held in, so that the
-indicator's computed value can be read against the records written here alone.
+The module's own database: it adds targets for the year its clock is held in, so that the
+indicators' computed values can be read against the records written here alone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
         await connection.execute(
             text(
                 "INSERT INTO targets (indicator_code, jurisdiction, year, kind, value, source)"
-                " VALUES ('MIKRO_NAIK_KELAS', '62', :year, 'target', 800, 'test')"
+                " VALUES ('MIKRO_NAIK_KELAS', '62', :year, 'target', 800, 'test'),"
+                " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test')"
             ),
             {"year": YEAR},
         )
@@ -63,16 +64,20 @@ GRADUATED = """{
 }"""
 
 
-async def _create(engine: AsyncEngine, nib: str, annual_turnover: str) -> Any:
+def _values(nib: str, **figures: Any) -> dict[str, Any]:
     values = {
         "nib": nib,
-        "name": "Usaha Uji Naik Kelas",
+        "name": "Usaha Uji Skala",
         "kbliCode": "10794",
         "region": "62.71",
         "capital": "150000000",
-        "annualTurnover": annual_turnover,
         "turnoverYear": 2025,
     }
+    return {key: value for key, value in {**values, **figures}.items() if value is not None}
+
+
+async def _create(engine: AsyncEngine, nib: str, annual_turnover: str) -> Any:
+    values = _values(nib, annualTurnover=annual_turnover)
     result = await run(engine, KALTENG, CREATE, {"input": values})
     assert result.errors is None, result.errors
     return result.data["createMsme"]
@@ -122,3 +127,121 @@ async def test_only_micro_firms_that_grew_count_as_usaha_mikro_naik_kelas(
     assert after_micro == before + 1
     assert steps[("micro", "small")] == 1
     assert steps[(None, None)] == 2
+
+
+FIGURES = """{
+  msmeFigures(groupBy: [SCALE], filter: {region: "62"}) { key { value } count }
+  indicator(code: "UKM_PROPORSI") { targets { year jurisdiction { code } computedValue } }
+}"""
+SCALES = """
+mutation Create($input: CreateMsmeInput!) {
+  createMsme(input: $input) { id scale declaredScale version }
+}"""
+UPDATE = """
+mutation Update($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) { scale declaredScale version }
+}"""
+READ = """query Read($nib: String!) {
+  msme(nib: $nib) { scale declaredScale scaleHistory { scale annualSales } }
+}"""
+IMPORT = """
+mutation Import($rows: [MsmeImportRow!]!) {
+  importMsmes(mode: ALL_OR_NOTHING, rows: $rows) { applied created updated errors { reason } }
+}"""
+
+
+async def _by_scale(engine: AsyncEngine) -> tuple[dict[str | None, int], float]:
+    """Kalteng's MSMEs by scale (None: all), and its UKM_PROPORSI for YEAR."""
+    result = await run(engine, KALTENG, FIGURES)
+    assert result.errors is None, result.errors
+    counts = {cell["key"][0]["value"]: cell["count"] for cell in result.data["msmeFigures"]}
+    (share,) = [
+        target["computedValue"]
+        for target in result.data["indicator"]["targets"]
+        if (target["year"], target["jurisdiction"]["code"]) == (YEAR, "62")
+    ]
+    return counts, float(share)
+
+
+async def test_a_declared_scale_the_sales_contradict_is_kept_apart_and_not_counted(
+    engine: AsyncEngine,
+) -> None:
+    """Declared micro (as its capital allows, the NIB's criterion) with Rp20 miliar of annual
+    sales: the register, its figures and UKM_PROPORSI hold it medium, as eligibility does
+    (Pasal 35(4)); the declaration stays readable as declaredScale."""
+    before, _ = await _by_scale(engine)
+    values = _values(
+        "7780500000003", scale="MICRO", capital="900000000", annualTurnover="20000000000"
+    )
+    result = await run(engine, KALTENG, SCALES, {"input": values})
+    assert result.errors is None, result.errors
+    created = result.data["createMsme"]
+    assert (created["scale"], created["declaredScale"]) == ("MEDIUM", "MICRO")
+    read = (await run(engine, KALTENG, READ, {"nib": "7780500000003"})).data["msme"]
+    assert read["scaleHistory"] == [{"scale": "MEDIUM", "annualSales": "20000000000"}]
+    after, share = await _by_scale(engine)
+    assert after["medium"] == before.get("medium", 0) + 1
+    assert after.get("micro") == before.get("micro")
+    assert after[None] == before.get(None, 0) + 1
+    expected = 100 * (after.get("small", 0) + after["medium"]) / after[None]
+    assert share == pytest.approx(expected, abs=1e-4)
+
+
+async def test_updates_keep_the_declaration_and_compute_the_scale(engine: AsyncEngine) -> None:
+    values = _values(
+        "7780500000004", scale="MICRO", capital="900000000", annualTurnover="20000000000"
+    )
+    created = (await run(engine, KALTENG, SCALES, {"input": values})).data["createMsme"]
+    renamed = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": created["id"], "version": 1, "changes": {"name": "Usaha Uji Skala Baru"}},
+    )
+    assert renamed.errors is None, renamed.errors
+    assert renamed.data["updateMsme"] == {"scale": "MEDIUM", "declaredScale": "MICRO", "version": 2}
+    declared = await run(
+        engine, KALTENG, UPDATE, {"id": created["id"], "version": 2, "changes": {"scale": "SMALL"}}
+    )
+    assert code_of(declared) == "BAD_USER_INPUT"  # small fits neither figure
+    shrunk = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": created["id"], "version": 2, "changes": {"annualTurnover": "1000000000"}},
+    )
+    assert shrunk.errors is None, shrunk.errors
+    assert shrunk.data["updateMsme"] == {"scale": "MICRO", "declaredScale": None, "version": 3}
+
+
+async def test_without_figures_the_declared_scale_is_the_registered_one(
+    engine: AsyncEngine,
+) -> None:
+    values = _values("7780500000005", scale="SMALL", capital=None, turnoverYear=None)
+    result = await run(engine, KALTENG, SCALES, {"input": values})
+    assert result.errors is None, result.errors
+    assert (result.data["createMsme"]["scale"], result.data["createMsme"]["declaredScale"]) == (
+        "SMALL",
+        "SMALL",
+    )
+
+
+async def test_an_import_stores_the_scale_as_a_mutation_does(engine: AsyncEngine) -> None:
+    """Created by the file, then updated by it: the figures decide the scale both times, the
+    file's scale is the declaration."""
+    row = _values("7780500000006", scale="MICRO", capital="900000000", annualTurnover="20000000000")
+    created = await run(engine, KALTENG, IMPORT, {"rows": [row]})
+    assert created.errors is None, created.errors
+    assert created.data["importMsmes"]["created"] == 1
+    read = (await run(engine, KALTENG, READ, {"nib": "7780500000006"})).data["msme"]
+    assert (read["scale"], read["declaredScale"]) == ("MEDIUM", "MICRO")
+    smaller = {**row, "annualTurnover": "3000000000", "scale": None}
+    updated = await run(engine, KALTENG, IMPORT, {"rows": [smaller]})
+    assert updated.data["importMsmes"]["updated"] == 1
+    read = (await run(engine, KALTENG, READ, {"nib": "7780500000006"})).data["msme"]
+    assert (read["scale"], read["declaredScale"]) == ("SMALL", None)
+
+
+def code_of(result: Any) -> str:
+    assert result.errors, result
+    return str(result.errors[0].extensions["code"])

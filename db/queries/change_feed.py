@@ -226,6 +226,7 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
         ("kbliCode", m.kbli_code),
         ("kbliSection", m.kbli_section),
         ("scale", func.upper(m.scale)),
+        ("declaredScale", func.upper(m.declared_scale)),
         ("establishedOn", m.established_on),
         ("capital", _text(m.capital)),
         ("annualTurnover", _text(m.annual_turnover)),

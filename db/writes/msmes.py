@@ -57,6 +57,9 @@ def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str,
     """The `msmes` columns of a checked draft (the owner goes to its own table)."""
     values = {key: value for key, value in asdict(checked).items() if key != "owner"}
     values["scale"] = str(checked.scale)
+    values["declared_scale"] = (
+        None if checked.declared_scale is None else str(checked.declared_scale)
+    )
     values["cooperative_id"] = cooperative_id
     return values
 

@@ -146,7 +146,14 @@ class Msme:
     name: str
     kbli_code: str = strawberry.field(description="Primary KBLI 2020 code (5 digits).")
     kbli_section: str = strawberry.field(description="KBLI 2020 section letter, A-U.")
-    scale: Scale
+    scale: Scale = strawberry.field(
+        description="PP 7/2021, computed from the figures (annual sales, else capital); the "
+        "declared scale only for a record without figures. What figures and indicators count."
+    )
+    declared_scale: Scale | None = strawberry.field(
+        description="The scale declared for it (as on the NIB), which may differ from `scale`; "
+        "null when none was declared."
+    )
     established_on: date | None
     capital: Rupiah | None = strawberry.field(
         description="Modal usaha, excluding land and buildings."

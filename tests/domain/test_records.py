@@ -79,11 +79,14 @@ def test_the_owner_nik_is_checked_and_never_quoted() -> None:
     [
         (None, 150_000_000, 240_000_000, Scale.MICRO),
         (None, 3_000_000_000, None, Scale.SMALL),
-        (Scale.SMALL, 3_000_000_000, 240_000_000, Scale.SMALL),  # capital supports it
-        (Scale.MEDIUM, None, None, Scale.MEDIUM),  # nothing contradicts it
+        # Capital supports the declaration, so it is accepted; the sales still decide.
+        (Scale.SMALL, 3_000_000_000, 240_000_000, Scale.MICRO),
+        (Scale.MICRO, 900_000_000, 20_000_000_000, Scale.MEDIUM),
+        (Scale.SMALL, 3_000_000_000, None, Scale.SMALL),
+        (Scale.MEDIUM, None, None, Scale.MEDIUM),  # no figures: the declaration is all there is
     ],
 )
-def test_the_stored_scale_is_declared_if_the_figures_allow_else_computed(
+def test_the_stored_scale_is_computed_from_the_figures_and_declared_only_without_them(
     declared: Scale | None, capital: int | None, sales: int | None, expected: Scale
 ) -> None:
     assert settle_scale(declared, capital=capital, annual_sales=sales, field="scale") == expected
