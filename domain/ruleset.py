@@ -106,14 +106,30 @@ RULES: Mapping[str, RuleSpec] = MappingProxyType({
     "R13": _spec("NO_GUARANTEE_DEFAULT", defaulted=_F),
 })  # fmt: skip
 
-# The names a message template may use; the engine fills every one of them.
-PLACEHOLDERS = frozenset({
-    "check_date", "loan_amount", "min_plafond", "max_plafond", "npwp_required_above", "scale",
-    "allowed_scales", "annual_sales", "max_annual_sales", "business_start_date",
-    "min_business_age_months", "max_collectibility", "collectibility_pass_max", "province_code",
-    "guarantor_province", "coop_status", "last_rat_book_year", "required_rat_book_year",
-    "ksp_health", "disallowed_ksp_health",
+# The names a message template may use; the engine fills every one of them. A guarantor is given
+# the decision and its reasons, no value of the record (docs/domain.md, Credit-guarantee
+# eligibility): a reason may name the rule set's thresholds, and what the request itself states
+# (the loan, the check date, the collectibility the lender attests), which tell the asker nothing
+# it did not know.
+REQUEST_AND_THRESHOLD_PLACEHOLDERS = frozenset({
+    "check_date", "loan_amount", "max_collectibility", "min_plafond", "max_plafond",
+    "npwp_required_above", "allowed_scales", "max_annual_sales", "min_business_age_months",
+    "collectibility_pass_max", "guarantor_province", "required_rat_book_year",
+    "disallowed_ksp_health",
 })  # fmt: skip
+# Values of the business's record: its scale (for a sole proprietor, a band of the owner's sales,
+# personal financial data), sales, start date, province, and a cooperative's status, last RAT
+# and savings-and-loan health. Only versions published before RECORD_VALUES_WITHHELD_FROM name
+# them; those are frozen, stored decisions replaying under them.
+RECORD_PLACEHOLDERS = frozenset({
+    "scale", "annual_sales", "business_start_date", "province_code", "coop_status",
+    "last_rat_book_year", "ksp_health",
+})  # fmt: skip
+PLACEHOLDERS = REQUEST_AND_THRESHOLD_PLACEHOLDERS | RECORD_PLACEHOLDERS
+RECORD_VALUES_WITHHELD_FROM = date(2026, 12, 6)
+"""A rule set in force from this day on (2026.5 and later) whose reasons name a value of the
+record is refused: 2026.3 withheld some of them but 2026.4 still named the scale, province and a
+cooperative's status and health, and only the loader can keep a next version from doing so."""
 
 
 class StrictObject:
@@ -288,7 +304,7 @@ class RuleSet:
             "disallowed_ksp_health",
             f"allowed: {KSP_HEALTH}",
         )
-        _check_rules(self.rules)
+        _check_rules(self.rules, withhold_record=self.effective_from >= RECORD_VALUES_WITHHELD_FROM)
 
     @classmethod
     def from_dict(cls, data: object) -> RuleSet:
@@ -366,9 +382,11 @@ def _read_message(obj: StrictObject) -> Message:
     return message
 
 
-def _check_rules(rules: Mapping[str, RuleText]) -> None:
+def _check_rules(rules: Mapping[str, RuleText], *, withhold_record: bool) -> None:
     """A rule set applies the rules it declares, each one the catalogue knows: a rule added to
-    the catalogue later (R14) leaves every stored version valid, applying what it applied."""
+    the catalogue later (R14) leaves every stored version valid, applying what it applied.
+    With `withhold_record`, its reasons name no value of the record."""
+    allowed = REQUEST_AND_THRESHOLD_PLACEHOLDERS if withhold_record else PLACEHOLDERS
     require(bool(rules), "rules", "must declare at least one rule")
     unknown = sorted(set(rules) - set(RULES))
     require(not unknown, f"rules.{unknown[0] if unknown else ''}", "is not a known rule")
@@ -383,17 +401,26 @@ def _check_rules(rules: Mapping[str, RuleText]) -> None:
         )
         for reason, message in text.messages.items():
             for lang, template in (("id", message.id), ("en", message.en)):
-                _check_template(template, f"rules.{rule_id}.messages.{reason}.{lang}")
+                _check_template(template, f"rules.{rule_id}.messages.{reason}.{lang}", allowed)
 
 
-def _check_template(template: str, key: str) -> None:
-    """Placeholders are bare known names, so rendering can never fail at decision time."""
+def _check_template(template: str, key: str, allowed: frozenset[str]) -> None:
+    """Placeholders are bare known names, so rendering can never fail at decision time; and
+    names in `allowed`, so a reason given to the guarantor carries no value it must not."""
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as error:
         raise InvalidValue(key, f"bad template: {error}") from None
     for _, name, spec, conversion in parts:
-        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
+        if name is None:
+            continue
+        if name in RECORD_PLACEHOLDERS and name not in allowed:
+            raise InvalidValue(
+                key,
+                f"{{{name}}} is a value of the record; from {RECORD_VALUES_WITHHELD_FROM} a "
+                "reason names only the rule set's thresholds and what the request states",
+            )
+        if name not in allowed or spec or conversion:
             raise InvalidValue(key, f"unknown placeholder {{{name}}}")
     require(bool(template.strip()), key, "must not be empty")
 

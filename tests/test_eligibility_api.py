@@ -149,6 +149,38 @@ def test_e05_an_inactive_savings_cooperative_is_not_eligible(api: Api) -> None:
     assert r11["reason"] == "not_active"
 
 
+def test_the_reasons_in_force_from_6_december_2026_name_no_value_of_the_record(
+    api: Api, clock: Clock
+) -> None:
+    """Under 2026.4 R02 told the guarantor the business's scale ("The business scale (micro)
+    is one the product guarantees…"), for a sole proprietor a band of the owner's sales; from
+    2026.5 the reasons name the rule set's thresholds, not the record's values."""
+    clock.day = date(2026, 12, 6)
+    subject = {"nib": "9990000000001"}
+    request = _request(subject, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2026-12-06")
+    decision = _decision(_check(api, request))
+    assert (decision["verdict"], decision["rulesetVersion"]) == ("ELIGIBLE", "2026.5")
+    reasons = {result["ruleId"]: result for result in decision["results"]}
+    assert reasons["R02"]["messageEn"] == (
+        "The business scale is one the product guarantees (micro, small, medium)."
+    )
+    assert reasons["R02"]["messageId"] == (
+        "Skala usaha termasuk yang dapat dijamin (micro, small, medium)."
+    )
+    assert reasons["R10"]["messageEn"] == (
+        "The business is located in the guarantor's area (province 62)."
+    )
+    inactive = _request(
+        {"legalEntityNo": "AHU-9990002.AH.01.26.TAHUN 2020"},
+        100_000_000,
+        24,
+        **FULL_ATTESTATION,
+        checkDate="2026-12-06",
+    )
+    r11 = next(r for r in _decision(_check(api, inactive))["results"] if r["ruleId"] == "R11")
+    assert (r11["reason"], r11["messageEn"]) == ("not_active", "The cooperative is not active.")
+
+
 def test_a_kalbar_business_is_not_found_exactly_like_an_unknown_nib(api: Api) -> None:
     kalbar = _check(api, _request({"nib": "9990000000003"}, 50_000_000, 24))
     unknown = _check(api, _request({"nib": "9990000009999"}, 50_000_000, 24))
@@ -272,7 +304,7 @@ def test_every_problem_of_a_request_found_before_any_read_is_listed_at_once(api:
 def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -> None:
     """The facts are today's: dated further back, a decision (and a guarantee on it) would be
     dated before the facts it rests on, even before the record existed. The rules in force
-    (2026.4) took effect long before, so the fortnight is the bound."""
+    (2026.5) took effect long before, so the fortnight is the bound."""
     clock.day = date(2027, 1, 20)
     request = _request(
         {"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION, checkDate="2027-01-05"
@@ -286,7 +318,7 @@ def test_a_check_may_be_dated_at_most_a_fortnight_back(api: Api, clock: Clock) -
         "request.checkDate: must be at most 14 days before today: from 2027-01-06"
     )
     oldest = _decision(_check(api, {**request, "checkDate": "2027-01-06"}))
-    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2027-01-06", "2026.4")
+    assert (oldest["checkDate"], oldest["rulesetVersion"]) == ("2027-01-06", "2026.5")
     undated = _decision(_check(api, {**request, "checkDate": None}))
     assert undated["checkDate"] == "2027-01-20"
 

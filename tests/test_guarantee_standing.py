@@ -42,7 +42,7 @@ from tests.test_participation_status import ADD
 RIVAL = "uji-jamkrida-saingan"
 """A second guarantor of Kalimantan Tengah, the attacker; PT Jamkrida Kalteng is its victim."""
 TODAY = date(2026, 12, 7)
-"""Under rule set 2026.4, which words R13 as the guarantor's own guarantees."""
+"""Under rule set 2026.5, which words R13 as 2026.4 does: the guarantor's own guarantees."""
 ISSUED = {"startsOn": TODAY.isoformat(), "endsOn": "2028-12-07"}
 """A guarantee issued on the day of the checks, for the loan's 24 months."""
 

@@ -11,6 +11,7 @@ set, so editing a figure in the JSON does not break them; the scenarios pin the 
 from __future__ import annotations
 
 import json
+import string
 from dataclasses import fields, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -40,6 +41,7 @@ from domain.identifiers import established_by
 from domain.ruleset import (
     BUNDLED_RULESETS,
     PLACEHOLDERS,
+    RECORD_PLACEHOLDERS,
     RULES,
     Message,
     Outcome,
@@ -928,7 +930,8 @@ def test_a_rule_set_may_declare_fewer_rules_and_applies_only_those() -> None:
         (date(2026, 12, 3), "2026.2"),
         (date(2026, 12, 4), "2026.3"),
         (date(2026, 12, 5), "2026.4"),
-        (date(2030, 1, 1), "2026.4"),
+        (date(2026, 12, 6), "2026.5"),
+        (date(2030, 1, 1), "2026.5"),
     ],
 )
 def test_select_ruleset_picks_the_latest_version_in_force(on_date: date, version: str) -> None:
@@ -950,15 +953,16 @@ def test_select_ruleset_refuses_when_nothing_is_in_force(product: str, on_date: 
 @pytest.mark.parametrize(
     ("today", "earliest", "bound"),
     [
-        # 2026.4 took effect yesterday: the fortnight would reach back into 2026.3 and 2026.1.
-        (date(2026, 12, 6), date(2026, 12, 5), "on or after the day the rules in force today"),
-        (date(2026, 12, 18), date(2026, 12, 5), "on or after the day the rules in force today"),
+        # 2026.5 took effect yesterday: the fortnight would reach back into 2026.4 and before.
+        (date(2026, 12, 7), date(2026, 12, 6), "on or after the day the rules in force today"),
+        (date(2026, 12, 19), date(2026, 12, 6), "on or after the day the rules in force today"),
         # From here on the fortnight is the nearer bound.
-        (date(2026, 12, 19), date(2026, 12, 5), "at most 14 days before today"),
+        (date(2026, 12, 20), date(2026, 12, 6), "at most 14 days before today"),
         (date(2027, 3, 1), date(2027, 2, 15), "at most 14 days before today"),
         # On the day new rules take effect a check can only be dated that day.
         (date(2026, 12, 4), date(2026, 12, 4), "on or after the day the rules in force today"),
         (date(2026, 12, 5), date(2026, 12, 5), "on or after the day the rules in force today"),
+        (date(2026, 12, 6), date(2026, 12, 6), "on or after the day the rules in force today"),
     ],
 )
 def test_a_check_is_dated_back_neither_past_a_fortnight_nor_before_todays_rules(
@@ -1124,3 +1128,69 @@ def test_the_reasons_in_force_name_no_value_of_the_record(
     assert decision.ruleset_version == "2026.3"
     reasons = [text for r in decision.results for text in (r.message_id, r.message_en)]
     assert [(value, text) for value in quoted for text in reasons if value in text] == []
+
+
+WITHHELD_ON = domain.ruleset.RECORD_VALUES_WITHHELD_FROM
+
+
+def _placeholders(ruleset: RuleSet) -> set[str]:
+    return {
+        name
+        for text in ruleset.rules.values()
+        for message in text.messages.values()
+        for template in (message.id, message.en)
+        for _, name, _, _ in string.Formatter().parse(template)
+        if name is not None
+    }
+
+
+def test_from_2026_5_no_reason_template_names_a_value_of_the_record() -> None:
+    """2026.4's reasons still named the scale (a band of a sole proprietor's sales), the
+    province, a cooperative's status and its health; from 2026.5 a reason names only the rule
+    set's thresholds and what the request states."""
+    current = select_ruleset(RULESETS, PRODUCT, WITHHELD_ON)
+    assert current.version == "2026.5"
+    later = [r for r in RULESETS if r.effective_from >= WITHHELD_ON]
+    assert [(r.version, _placeholders(r) & RECORD_PLACEHOLDERS) for r in later] == [
+        (r.version, set()) for r in later
+    ]
+
+
+@pytest.mark.parametrize(
+    ("facts", "value"),
+    [
+        (msme(scale="large"), "large"),
+        (msme(scale="small"), "small"),
+        (msme(province_code="61"), "61"),
+        (coop(coop_status="dissolved"), "dissolved"),
+        (coop(coop_status="inactive"), "inactive"),
+        (coop(coop_savings_and_loan=True, ksp_health="cukup_sehat"), "cukup_sehat"),
+    ],
+)
+def test_the_reasons_from_2026_5_do_not_quote_the_record(
+    facts: EligibilityFacts, value: str
+) -> None:
+    current = select_ruleset(RULESETS, PRODUCT, WITHHELD_ON)
+    narrow = replace(current, allowed_scales=("micro",))
+    decision = evaluate(replace(facts, check_date=WITHHELD_ON), narrow)
+    reasons = [text for r in decision.results for text in (r.message_id, r.message_en)]
+    assert [text for text in reasons if value in text] == []
+
+
+@pytest.mark.parametrize("placeholder", sorted(RECORD_PLACEHOLDERS))
+def test_a_rule_set_from_2026_12_06_naming_a_value_of_the_record_is_refused(
+    tmp_path: Path, placeholder: str
+) -> None:
+    """The loader keeps the next version from quoting the record again; a version in force
+    before that day is frozen with its wording, and still loads."""
+    current = select_ruleset(RULESETS, PRODUCT, WITHHELD_ON).to_dict()
+    data = json.loads(json.dumps({**current, "version": "2027.1", "effective_from": "2027-01-01"}))
+    _put(data, f"Skala {{{placeholder}}}.", "rules", "R02", "messages", "pass", "en")
+    (tmp_path / "quoting.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InvalidValue) as error:
+        load_rulesets(tmp_path)
+    assert error.value.field == "rules.R02.messages.pass.en"
+    assert "value of the record" in error.value.reason
+    frozen = {**data, "effective_from": (WITHHELD_ON - timedelta(days=1)).isoformat()}
+    (tmp_path / "quoting.json").write_text(json.dumps(frozen), encoding="utf-8")
+    assert load_rulesets(tmp_path)[0].version == "2027.1"
