@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeEngine
 
 from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
+from domain.ruleset import KSP_HEALTH
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -155,11 +156,18 @@ COOPERATIVES = Table(
     Column("last_rat_date", Date),
     Column("last_rat_book_year", SmallInteger),
     Column("status", String(10), nullable=False, server_default="active"),
+    # The savings-and-loan health rating (R11) and the book year it assesses (migration 0038).
+    Column("ksp_health", String(12)),
+    Column("ksp_health_book_year", SmallInteger),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _record_key(),
     CheckConstraint(_one_of("type", COOPERATIVE_TYPES), name="type"),
     CheckConstraint(_one_of("status", COOPERATIVE_STATUSES), name="status"),
+    CheckConstraint(_one_of("ksp_health", KSP_HEALTH), name="ksp_health"),
+    CheckConstraint(
+        "(ksp_health IS NULL) = (ksp_health_book_year IS NULL)", name="ksp_health_book_year"
+    ),
     CheckConstraint("tier IN ('primary', 'secondary')", name="tier"),
     # A Kemenkumham number is stored in its one spelling (domain/identifiers.py), so the UNIQUE
     # above is per number, not per spelling (0034).

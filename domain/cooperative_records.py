@@ -22,10 +22,21 @@ from domain.records import (
     validate_text,
     validate_year,
 )
+from domain.ruleset import KSP_HEALTH
 
 TYPES = ("produsen", "konsumen", "simpan_pinjam", "pemasaran", "jasa")
 TIERS = ("primary", "secondary")
 _SURPLUS_MAX = 10**15
+SAVINGS_AND_LOAN_KBLI = ("64141", "64142", "64145")
+"""KBLI 2020: a savings-and-loan cooperative (KSP, 64141), a cooperative's savings-and-loan unit
+(USP, 64142) and a sharia one (KSPPS, 64145). A cooperative of another type with such a unit
+lends its members' savings as a KSP does, and its health is rated as a KSP's is."""
+
+
+def runs_savings_and_loan(kind: str, kbli_code: str | None) -> bool:
+    """A KSP, or a cooperative whose business is savings and loans by its KBLI: the ones whose
+    health rating R11 weighs."""
+    return kind == "simpan_pinjam" or kbli_code in SAVINGS_AND_LOAN_KBLI
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,8 @@ class CooperativeDraft:
     established_on: date | None = None
     last_rat_date: date | None = None
     last_rat_book_year: int | None = None
+    ksp_health: str | None = None
+    ksp_health_book_year: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,8 @@ class CheckedCooperative:
     established_on: date | None
     last_rat_date: date | None
     last_rat_book_year: int | None
+    ksp_health: str | None
+    ksp_health_book_year: int | None
 
 
 def validate_surplus(value: int, *, field: str) -> int:
@@ -116,6 +131,42 @@ def _rat_book_year(
             field, f"must be before {today.year}: a RAT reviews a book year that has closed"
         )
     return _founded_by(value, established, field=field)
+
+
+def _closed_book_year(value: int, established: date | None, *, field: str, today: date) -> int:
+    """The book year a health rating assessed: one whose accounts have closed, as a RAT's."""
+    validate_year(value, field=field, today=today)
+    if value >= today.year:
+        raise InvalidValue(
+            field, f"must be before {today.year}: a rating assesses a book year that has closed"
+        )
+    return _founded_by(value, established, field=field)
+
+
+def _rated(
+    draft: CooperativeDraft, kind: str | None, kbli_code: str | None, *, name: Namer
+) -> list[InvalidValue]:
+    """A rating is of one book year's accounts, so it comes with that year, and the year with
+    it; and only a cooperative that runs savings and loans is rated (else R11 would weigh a
+    rating that no rule asks of it)."""
+    if (draft.ksp_health is None) != (draft.ksp_health_book_year is None):
+        missing, given = (
+            ("kspHealthBookYear", "kspHealth")
+            if draft.ksp_health_book_year is None
+            else ("kspHealth", "kspHealthBookYear")
+        )
+        return [InvalidValue(name(missing), f"is required with {given}")]
+    if draft.ksp_health is None or kind is None:
+        return []
+    if not runs_savings_and_loan(kind, kbli_code):
+        return [
+            InvalidValue(
+                name("kspHealth"),
+                "only a cooperative that runs savings and loans (type SIMPAN_PINJAM, or KBLI "
+                f"{', '.join(SAVINGS_AND_LOAN_KBLI)}) has a health rating",
+            )
+        ]
+    return []
 
 
 def _book_year(value: int, established: date | None, *, field: str, today: date) -> int:
@@ -194,6 +245,16 @@ def check_cooperative(
             value, rat_date, established, field=name("lastRatBookYear"), today=today
         ),
     )
+    health = got.optional(
+        draft.ksp_health, lambda value: _one_of(value, KSP_HEALTH, name("kspHealth"))
+    )
+    health_year = got.optional(
+        draft.ksp_health_book_year,
+        lambda value: _closed_book_year(
+            value, established, field=name("kspHealthBookYear"), today=today
+        ),
+    )
+    got.errors.extend(_rated(draft, kind, kbli_code, name=name))
     if (
         got.errors
         or number is None
@@ -226,4 +287,6 @@ def check_cooperative(
         established_on=established,
         last_rat_date=rat_date,
         last_rat_book_year=rat_year,
+        ksp_health=health,
+        ksp_health_book_year=health_year,
     )

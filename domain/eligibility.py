@@ -86,7 +86,8 @@ class EligibilityFacts:
     `scale` is the PP 7/2021 scale domain.scale.classify computes from the figures (never a
     declared one); `province_code` is the 2-digit Kemendagri code of the business's location;
     `coop_savings_and_loan` says whether the co-op is a KSP or runs a savings-and-loan unit,
-    whose health rating then matters.
+    whose health rating then matters: `ksp_health`, for the book year `ksp_health_book_year`.
+    Facts stored before the register kept a rating have none, and replay with it unknown.
 
     `marked_inactive`: the register marks the MSME inactive (deactivateMsme), a closed business
     (a cooperative's status is R11's). Sinergi's own flag, like a defaulted guarantee, so never
@@ -118,6 +119,7 @@ class EligibilityFacts:
     coop_last_rat_book_year: int | None = None
     coop_savings_and_loan: bool | None = None
     ksp_health: str | None = None
+    ksp_health_book_year: int | None = None
     conflicting_programme_credit: bool | None = None
     marked_inactive: bool = False
     attestation: LenderAttestation = field(default_factory=LenderAttestation)
@@ -156,6 +158,7 @@ class EligibilityFacts:
             coop_last_rat_book_year=obj.fact("coop_last_rat_book_year", int),
             coop_savings_and_loan=obj.fact("coop_savings_and_loan", bool),
             ksp_health=obj.fact("ksp_health", str),
+            ksp_health_book_year=obj.fact("ksp_health_book_year", int),
             conflicting_programme_credit=obj.fact("conflicting_programme_credit", bool),
             marked_inactive=obj.flag("marked_inactive"),
             attestation=LenderAttestation.read(obj.child("attestation")),
@@ -369,10 +372,16 @@ def _coop_rat(f: EligibilityFacts, rs: RuleSet) -> str:
 
 
 def _coop_health(f: EligibilityFacts, rs: RuleSet) -> str:
-    """Only savings and loans carry a health rating (sehat .. tidak sehat, domain.md §3.2)."""
+    """Only savings and loans carry a health rating (sehat .. tidak sehat, docs/domain.md,
+    Cooperatives). A rating assesses one book year's accounts; one older than the book year
+    whose RAT is due (R11's own bar) says how the savings and loans stood before the accounts
+    R11 asks for, healthy or not, so it is no rating of them now: unknown, and a person looks."""
     if f.coop_savings_and_loan is False:
         return "pass"
     if f.coop_savings_and_loan is None or f.ksp_health is None:
+        return "health_unknown"
+    due = required_rat_book_year(f.check_date, rs.rat_grace_months)
+    if f.ksp_health_book_year is None or f.ksp_health_book_year < due:
         return "health_unknown"
     return "unhealthy" if f.ksp_health in rs.disallowed_ksp_health else "pass"
 

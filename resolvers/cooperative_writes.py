@@ -85,6 +85,8 @@ async def update(
             established_on=current.established_on,
             last_rat_date=current.last_rat_date,
             last_rat_book_year=current.last_rat_book_year,
+            ksp_health=current.ksp_health,
+            ksp_health_book_year=current.ksp_health_book_year,
         )
         checked = await _checked(connection, info, replace(stored, **patch), "changes")
         written = await cooperatives.update(

@@ -21,6 +21,7 @@ from db.driver import Pooled, Row
 from db.queries import Record
 from db.queries import eligibility as queries
 from db.writes import ImportInProgress
+from domain.cooperative_records import runs_savings_and_loan
 from domain.eligibility import (
     COOPERATIVE,
     MSME,
@@ -155,7 +156,11 @@ def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
         "business_start_date": row.established_on or established_by(row.legal_entity_no),
         "coop_status": row.status,
         "coop_last_rat_book_year": row.last_rat_book_year,
-        "coop_savings_and_loan": row.type == "simpan_pinjam",
+        # A KSP, or a cooperative with a savings-and-loan unit by its KBLI (a USP, a KSPPS):
+        # both are rated, and R11 weighs the rating.
+        "coop_savings_and_loan": runs_savings_and_loan(row.type, row.kbli_code),
+        "ksp_health": row.ksp_health,
+        "ksp_health_book_year": row.ksp_health_book_year,
     }
 
 

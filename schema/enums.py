@@ -33,6 +33,18 @@ class CooperativeStatus(Enum):
     DISSOLVED = "dissolved"
 
 
+@strawberry.enum(
+    description="Health rating of a cooperative's savings and loans (KSP/USP), as the dinas "
+    "assess it; R11 fails the ratings a guarantee's rule set refuses (the shipped one: "
+    "TIDAK_SEHAT)."
+)
+class KspHealth(Enum):
+    SEHAT = "sehat"
+    CUKUP_SEHAT = "cukup_sehat"
+    KURANG_SEHAT = "kurang_sehat"
+    TIDAK_SEHAT = "tidak_sehat"
+
+
 @strawberry.enum(description="Where a business stands in a programme; R12 counts only ACTIVE.")
 class ParticipationStatus(Enum):
     PROPOSED = Status.PROPOSED.value

@@ -18,7 +18,7 @@ from domain.personal import OWNER_COLUMNS
 from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale as DomainScale
 from resolvers.errors import bad_input
-from schema.enums import CooperativeType, ParticipationStatus, Scale
+from schema.enums import CooperativeType, KspHealth, ParticipationStatus, Scale
 from schema.inputs import stored_value
 from schema.personal import personal_fields
 from schema.scalars import Rupiah
@@ -94,6 +94,16 @@ class ScaleReport:
     )
 
 
+KSP_HEALTH = (
+    "Health rating of the savings and loans, for a KSP or a cooperative with KBLI 64141, 64142 "
+    "or 64145; given with kspHealthBookYear."
+)
+KSP_HEALTH_BOOK_YEAR = (
+    "The closed book year whose accounts the rating assessed; R11 counts a rating only for the "
+    "book year whose RAT is due, or later."
+)
+
+
 @strawberry.input(description="A new cooperative in your jurisdiction.")
 class CreateCooperativeInput:
     legal_entity_no: str = strawberry.field(
@@ -121,6 +131,10 @@ class CreateCooperativeInput:
     )
     last_rat_date: date | None = None
     last_rat_book_year: int | None = None
+    ksp_health: KspHealth | None = strawberry.field(default=None, description=KSP_HEALTH)
+    ksp_health_book_year: int | None = strawberry.field(
+        default=None, description=KSP_HEALTH_BOOK_YEAR
+    )
 
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
@@ -141,6 +155,10 @@ class CooperativeChanges:
     established_on: date | None = UNSET
     last_rat_date: date | None = UNSET
     last_rat_book_year: int | None = UNSET
+    ksp_health: KspHealth | None = strawberry.field(default=UNSET, description=KSP_HEALTH)
+    ksp_health_book_year: int | None = strawberry.field(
+        default=UNSET, description=KSP_HEALTH_BOOK_YEAR
+    )
 
 
 @strawberry.input(
@@ -221,6 +239,7 @@ def cooperative_draft(given: CreateCooperativeInput) -> CooperativeDraft:
         field.name: getattr(given, field.name) for field in dataclass_fields(CooperativeDraft)
     }
     values["type"] = stored_value(given.type)
+    values["ksp_health"] = stored_value(given.ksp_health)
     return CooperativeDraft(**values)
 
 
@@ -240,6 +259,8 @@ def cooperative_patch(changes: CooperativeChanges) -> dict[str, Any]:
     )
     if "type" in patch:
         patch["type"] = stored_value(patch["type"])
+    if "ksp_health" in patch:
+        patch["ksp_health"] = stored_value(patch["ksp_health"])
     return patch
 
 

@@ -128,8 +128,11 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
             COOPERATIVES.c.province_code,
             COOPERATIVES.c.regency_code,
             COOPERATIVES.c.type,
+            COOPERATIVES.c.kbli_code,
             COOPERATIVES.c.status,
             COOPERATIVES.c.last_rat_book_year,
+            COOPERATIVES.c.ksp_health,
+            COOPERATIVES.c.ksp_health_book_year,
             _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
                 "programme_credit"
             ),

@@ -13,7 +13,13 @@ import strawberry
 
 from auth.scopes import Scope
 from resolvers import history, relations
-from schema.enums import CooperativeStatus, CooperativeType, ParticipationStatus, Scale
+from schema.enums import (
+    CooperativeStatus,
+    CooperativeType,
+    KspHealth,
+    ParticipationStatus,
+    Scale,
+)
 from schema.permissions import requires
 from schema.personal import personal_fields
 from schema.scalars import Rupiah
@@ -123,6 +129,12 @@ class Cooperative:
     )
     last_rat_date: date | None
     last_rat_book_year: int | None
+    ksp_health: KspHealth | None = strawberry.field(
+        description="Health rating of its savings and loans (KSP/USP), when recorded."
+    )
+    ksp_health_book_year: int | None = strawberry.field(
+        description="The book year the health rating assessed."
+    )
     version: int
     province: Region = _region_field(relations.province, "province_code", "Province of the seat.")
     regency: Region = _region_field(relations.regency, "regency_code", "Regency or city.")

@@ -331,7 +331,20 @@ MISSING_CASES: list[tuple[str, str, dict[str, Any], str, RuleSet]] = [
     ("coop_status", "cooperative", {}, "R11", V1),
     ("coop_last_rat_book_year", "cooperative", {}, "R11", V1),
     ("coop_savings_and_loan", "cooperative", {}, "R11", V1),
-    ("ksp_health", "cooperative", {"coop_savings_and_loan": True}, "R11", V1),
+    (
+        "ksp_health",
+        "cooperative",
+        {"coop_savings_and_loan": True, "ksp_health_book_year": 2024},
+        "R11",
+        V1,
+    ),
+    (
+        "ksp_health_book_year",
+        "cooperative",
+        {"coop_savings_and_loan": True, "ksp_health": "sehat"},
+        "R11",
+        V1,
+    ),
     ("conflicting_programme_credit", "msme", {}, "R12", V1),
     ("attestation.max_collectibility", "msme", {}, "R06", V1),
     ("attestation.has_other_productive_credit", "msme", {}, "R05", V1),
@@ -716,8 +729,20 @@ def test_required_rat_book_year_allows_the_grace_after_the_year_closes(
 def test_r11_a_savings_and_loan_cooperative_rated_tidak_sehat_fails(
     health: str, expected: Outcome
 ) -> None:
-    facts = coop(coop_savings_and_loan=True, ksp_health=health)
+    facts = coop(coop_savings_and_loan=True, ksp_health=health, ksp_health_book_year=2024)
     assert outcome(facts, "R11") is expected
+
+
+@pytest.mark.parametrize("health", ["sehat", "tidak_sehat"])
+def test_r11_a_rating_older_than_the_book_year_due_is_unknown(health: str) -> None:
+    """On 15 January 2026 the RAT for book year 2024 is due (six months' grace): a rating of
+    2023's accounts says how the savings and loans stood before them, so a person looks."""
+    assert required_rat_book_year(CHECK, V1.rat_grace_months) == 2024
+    stale = coop(coop_savings_and_loan=True, ksp_health=health, ksp_health_book_year=2023)
+    r11 = result(evaluate(stale, V1), "R11")
+    assert (r11.outcome, r11.reason) == (Outcome.UNKNOWN, "health_unknown")
+    newer = outcome(replace(stale, ksp_health_book_year=2025), "R11")
+    assert newer is (Outcome.PASS if health == "sehat" else Outcome.FAIL)
 
 
 def test_r11_health_does_not_matter_for_a_cooperative_without_savings_and_loans() -> None:
@@ -1164,7 +1189,15 @@ def test_from_2026_5_no_reason_template_names_a_value_of_the_record() -> None:
         (msme(province_code="61"), "61"),
         (coop(coop_status="dissolved"), "dissolved"),
         (coop(coop_status="inactive"), "inactive"),
-        (coop(coop_savings_and_loan=True, ksp_health="cukup_sehat"), "cukup_sehat"),
+        (
+            coop(
+                coop_savings_and_loan=True,
+                coop_last_rat_book_year=2025,
+                ksp_health="cukup_sehat",
+                ksp_health_book_year=2025,
+            ),
+            "cukup_sehat",
+        ),
     ],
 )
 def test_the_reasons_from_2026_5_do_not_quote_the_record(
