@@ -33,7 +33,7 @@ declarations and leaves the computed scales, which fit the figures as the earlie
 requires.
 
 Revision ID: 0037
-Revises: 0033
+Revises: 0036
 """
 
 import importlib.util
@@ -43,7 +43,7 @@ from types import ModuleType
 from alembic import op
 
 revision = "0037"
-down_revision = "0033"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 

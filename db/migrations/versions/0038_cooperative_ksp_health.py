@@ -9,14 +9,14 @@ rating for the book year whose RAT is due, or later. Both or neither: a rating w
 cannot be weighed. Existing cooperatives have none, and go to review as before.
 
 Revision ID: 0038
-Revises: 0033
+Revises: 0037
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0038"
-down_revision = "0033"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
