@@ -99,6 +99,7 @@ from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
+from schema.root_selection import root_keys
 from schema.scalars import Rupiah
 
 TABLES: dict[str, TableClause] = {
@@ -274,17 +275,19 @@ class _Plans:
         """Plans the root fields of `operation` that `roots` compiles, for `get` to find when
         the executor resolves them: made from the document, so a nested size a variable gives
         stays that variable, which `get`, converting a request's selection, cannot tell from
-        the document's own. A key selected twice, merged by GraphQL, is left to `get`."""
-        nodes = [node for node in operation.selection_set.selections if isinstance(node, FieldNode)]
-        keys = [(node.alias or node.name).value for node in nodes]
-        for key, node in zip(keys, nodes, strict=True):
-            root = roots.get(node.name.value)
-            if keys.count(key) > 1 or not isinstance(root, RecordRoot | ListRoot | PageRoot):
+        the document's own. A key is planned from every copy GraphQL merges under it, those
+        inside root fragments included; when `@skip` or `@include` decide which copies merge,
+        they differ by request, so the executor resolves that key."""
+        for key, selected in root_keys(operation.selection_set, fragments).items():
+            root = roots.get(selected.nodes[0].name.value)
+            if not isinstance(root, RecordRoot | ListRoot | PageRoot):
                 continue
-            try:
-                plan: PagePlan | RecordPlan | None = root.plan(_only(selections([node], fragments)))
-            except Unsupported:
-                plan = None
+            plan: PagePlan | RecordPlan | None = None
+            if len(selected.nodes) == 1 or not selected.conditional:
+                try:
+                    plan = root.plan(_merged(selections(selected.nodes, fragments)))
+                except Unsupported:
+                    plan = None
             self._keep(operation, key, plan)
 
     def _keep(self, operation: object, key: str, plan: PagePlan | RecordPlan | None) -> None:
@@ -329,14 +332,28 @@ def selections(
 
 
 def _only(selected: list[Selection]) -> SelectedField:
-    """The root field's one selection; a key selected twice (merged by GraphQL) needs the
-    executor."""
-    if len(selected) != 1 or not isinstance(selected[0], SelectedField):
+    """The root field's one selection as a request's executor converts it; a key selected
+    twice needs the executor, since which copies merge may differ by request (`register`
+    merges them when they cannot)."""
+    if len(selected) != 1:
         raise Unsupported("a key selected twice")
-    field = selected[0]
-    if field.directives:
+    return _merged(selected)
+
+
+def _merged(selected: list[Selection]) -> SelectedField:
+    """The copies of one field that GraphQL merges, as one: their selections one after the
+    other, as the executor collects them. Validation has made them the same field with the
+    same arguments."""
+    if not all(isinstance(field, SelectedField) for field in selected):
+        raise Unsupported("a fragment")
+    fields = cast("list[SelectedField]", selected)
+    first = fields[0]
+    if any(field.directives for field in fields):
         raise Unsupported("directives")
-    return field
+    if any((field.name, field.arguments) != (first.name, first.arguments) for field in fields):
+        raise Unsupported("copies that differ")
+    merged = [part for field in fields for part in field.selections]
+    return SelectedField(first.name, {}, first.arguments, merged, first.alias)
 
 
 def _fields(selections: Iterable[Selection], type_name: str) -> Iterable[SelectedField]:
@@ -355,17 +372,15 @@ def _fields(selections: Iterable[Selection], type_name: str) -> Iterable[Selecte
 def keyed(
     selections: Iterable[Selection], type_name: str, *, arguments: bool = False
 ) -> list[tuple[str, SelectedField]]:
-    """The selected fields by response key; a key selected twice (merged by GraphQL) needs the
-    executor, and so does any argument unless the caller takes `arguments` on."""
-    found: list[tuple[str, SelectedField]] = []
-    seen: set[str] = set()
+    """The selected fields by response key, in the order of the answer; the copies of a key
+    selected twice are merged, as GraphQL merges them. Any argument needs the executor unless
+    the caller takes `arguments` on."""
+    found: dict[str, list[Selection]] = {}
     for field in _fields(selections, type_name):
-        key = field.alias or field.name
-        if key in seen or (field.arguments and not arguments):
-            raise Unsupported("a key selected twice, or arguments")
-        seen.add(key)
-        found.append((key, field))
-    return found
+        if field.arguments and not arguments:
+            raise Unsupported("arguments")
+        found.setdefault(field.alias or field.name, []).append(field)
+    return [(key, _merged(copies)) for key, copies in found.items()]
 
 
 @cache
