@@ -141,10 +141,11 @@ class Loaders:
         return self._grouped(owners.of_msmes)
 
     @cached_property
-    def members(self) -> DataLoader[tuple[int, int, Columns], Page]:
+    def members(self) -> DataLoader[tuple[int, int, int | None, Columns], Page]:
+        """Keyed by (cooperative, size, the id after which the page starts, columns)."""
         return self._grouped(
-            lambda c, ids, first, cols: msmes.members_of(
-                c, ids, scope=self._scope, columns=cols, first=first
+            lambda c, ids, first, after, cols: msmes.members_of(
+                c, ids, scope=self._scope, columns=cols, first=first, after=after
             )
         )
 

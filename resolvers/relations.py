@@ -15,7 +15,7 @@ from resolvers import Node
 from resolvers.aggregates import indicator_value, own_part
 from resolvers.context import Context
 from resolvers.lookahead import node_columns, selected_columns
-from resolvers.paging import PageResult, page_size
+from resolvers.paging import PageResult, decode_cursor, page_size
 
 Source = Parent[Node]
 
@@ -75,10 +75,13 @@ async def member_count(root: Source, info: Info[Context, Any]) -> int:
 
 
 async def member_msmes(
-    root: Source, info: Info[Context, Any], first: int | None = None
+    root: Source, info: Info[Context, Any], first: int | None = None, after: str | None = None
 ) -> PageResult:
+    """A page of the members; `after`, an MSME cursor (a page's `endCursor`), applies to every
+    cooperative the field is resolved for, so the loader still reads them in one statement."""
     size = page_size(first, info.context.limits)
-    page = await info.context.loaders.members.load((root.id, size, node_columns(info)))
+    start = decode_cursor(after, "msme")
+    page = await info.context.loaders.members.load((root.id, size, start, node_columns(info)))
     info.context.accesses.records_returned("msme", len(page.rows))
 
     async def count() -> int:

@@ -475,7 +475,8 @@ def _nested_page(
 ) -> NestedPage:
     """A connection below the root (a cooperative's `memberMsmes`), whose page size the
     document writes, a variable gives (the plan keeps its name: each request's value is
-    checked and written into the statement) or is left to the default."""
+    checked and written into the statement) or is left to the default. A page `after` a cursor
+    is the executor's: its loader reads every cooperative's page in one statement too."""
     first = _first(selected, admitting)
     connection_type = cast("type", field.type)
     node_type = _items(definitions(connection_type)[1]["nodes"].type)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from resolvers.paging import encode_cursor
 from tests.support.demo_data import load_demo
 from tests.support.executor import AT, assert_the_executor_agrees, compiled
 from tests.support.http import Api, served
@@ -208,3 +209,81 @@ def test_a_size_the_limits_refuse_is_reported_naming_first(
     assert error["message"].startswith("first:")
     assert error["path"] == ["cooperative", "memberMsmes"]
     assert answer["data"] == {"cooperative": None}  # the connection may not be null
+
+
+AFTER = """query After($number: String!, $after: String) {
+  cooperative(legalEntityNo: $number) { memberMsmes(first: 5, after: $after) {
+    totalCount nodes { nib } edges { cursor } pageInfo { hasNextPage endCursor } } } }"""
+EVERY_AFTER = """query EveryAfter($after: String!) { cooperatives(first: %d) { nodes {
+  legalEntityNo memberMsmes(first: 1, after: $after) { nodes { nib } pageInfo { hasNextPage } }
+} } }"""
+
+
+def test_members_past_a_page_are_listed_after_its_end_cursor(
+    pages_api: Api, pages_url: str
+) -> None:
+    number = _busiest(pages_url)
+    stored = _members(pages_url)[number]
+    assert len(stored) > 10
+    listed: list[str] = []
+    after = None
+    for _ in range(len(stored)):  # pages of five: a page that never ends fails, not hangs
+        answer = pages_api.graphql(AFTER, PROVINCE, {"number": number, "after": after})
+        assert "errors" not in answer, answer
+        page = answer["data"]["cooperative"]["memberMsmes"]
+        assert page["totalCount"] == len(stored)
+        listed += [node["nib"] for node in page["nodes"]]
+        if page["nodes"]:
+            assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert listed == stored
+
+
+def test_a_page_after_a_cursor_is_one_statement_for_all_cooperatives(
+    pages_api: Api, pages_url: str
+) -> None:
+    """Every cooperative's page after the same cursor is read at once, whatever their number:
+    the cursor does not turn the set-based read into one statement per cooperative."""
+    after = run(
+        pages_url,
+        "SELECT id FROM msmes WHERE province_code = '62' AND cooperative_id IS NOT NULL"
+        " ORDER BY id LIMIT 1 OFFSET 3",
+    )[0]["id"]
+    expected = {
+        row["legal_entity_no"]: row["nibs"]
+        for row in run(
+            pages_url,
+            """SELECT c.legal_entity_no, array_agg(m.nib ORDER BY m.id) AS nibs
+                 FROM cooperatives c JOIN msmes m ON m.cooperative_id = c.id
+                WHERE m.province_code = '62' AND m.id > $1 GROUP BY c.legal_entity_no""",
+            after,
+        )
+    }
+    counted = []
+    for cooperatives in (2, 50):
+        with recorded_statements() as statements:
+            answer = pages_api.graphql(
+                EVERY_AFTER % cooperatives, PROVINCE, {"after": encode_cursor("msme", after)}
+            )
+        assert "errors" not in answer, answer
+        counted.append(len([sql for sql in statements if "msmes" in sql]))
+        for node in answer["data"]["cooperatives"]["nodes"]:
+            nibs = expected.get(node["legalEntityNo"], [])
+            page = node["memberMsmes"]
+            assert [member["nib"] for member in page["nodes"]] == nibs[:1]
+            assert page["pageInfo"]["hasNextPage"] == (len(nibs) > 1)
+    assert counted[0] == counted[1]
+
+
+@pytest.mark.parametrize("cursor", [encode_cursor("cooperative", 1), "not a cursor"])
+def test_a_cursor_of_another_list_is_refused_naming_after(
+    pages_api: Api, pages_url: str, cursor: str
+) -> None:
+    variables = {"number": _busiest(pages_url), "after": cursor}
+    answer = pages_api.graphql(AFTER, PROVINCE, variables)
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("after:")
+    assert error["path"] == ["cooperative", "memberMsmes"]

@@ -100,12 +100,18 @@ async def members_of(
     scope: RowScope,
     columns: Collection[str],
     first: int,
+    after: int | None = None,
 ) -> dict[int, Page]:
-    """The first members of many cooperatives in one statement (a window per cooperative)."""
+    """The first members of many cooperatives in one statement (a window per cooperative), or
+    the first after the MSME whose id is `after`, the same for each: a page's members follow
+    in id order, so the cursor of the last one shown names where each next page begins."""
     position = func.row_number().over(partition_by=MSMES.c.cooperative_id, order_by=MSMES.c.id)
+    where = [any_of(MSMES.c.cooperative_id, cooperative_ids), scope.rows(MSMES)]
+    if after is not None:
+        where.append(MSMES.c.id > after)
     ranked = (
         select(*columns_of(MSMES, {"cooperative_id", *columns}), position.label("position"))
-        .where(any_of(MSMES.c.cooperative_id, cooperative_ids), scope.rows(MSMES))
+        .where(*where)
         .subquery()
     )
     statement = select(ranked).where(ranked.c.position <= first + 1).order_by(ranked.c.id)

@@ -141,7 +141,10 @@ class Cooperative:
     district: Region | None = _region_field(relations.district, "district_code", "Kecamatan.")
     member_msmes: Connection[Msme] = strawberry.field(  # type: ignore[assignment]  # a PageResult is read as the Connection
         resolver=relations.member_msmes,
-        description="MSMEs that are members, within the caller's jurisdiction.",
+        description=(
+            "MSMEs that are members, within the caller's jurisdiction, in id order; pass "
+            "pageInfo.endCursor as `after` for the next page."
+        ),
     )
     participations: list[Participation] = strawberry.field(
         resolver=relations.cooperative_participations, description=PARTICIPATIONS
