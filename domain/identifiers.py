@@ -38,6 +38,12 @@ _LEGAL_ENTITY_NO_MAX = 100
 _AHU_SERIAL_DIGITS = 7
 """The width of a Kemenkumham serial as the register prints it (`AHU-0000032`); shorter
 spellings (a letterhead's `AHU-000032`) are padded to it, longer serials kept whole."""
+RETIRED_REGENCY_CODES = frozenset({"64.04", "64.05", "64.06", "64.10", "64.73"})
+"""Kalimantan Timur's codes of the four regencies and the city that became Kalimantan Utara
+(UU 20/2012), which today's list (Kepmendagri 300.2.2-2138/2025) no longer holds: Kalimantan
+Utara numbers them 65.01-65.04 and 65.71. A NIK keeps the regency it was first issued in, so
+an owner from Tarakan may carry 64.73 for life. Another province's split (Papua's, 2022) would
+add its retired codes here."""
 RUPIAH_MAX = 10**15
 """Rp1 quadrillion: more than any amount a business or a loan reaches, so a larger one is a
 unit slip (cents)."""
@@ -62,13 +68,14 @@ def validate_nib(value: str, *, field: str = "nib") -> str:
 def validate_nik(value: str, *, known_regencies: Container[str], field: str = "nik") -> str:
     """Checks only what Dukcapil fixes in the format; the kecamatan digits are left alone.
 
-    The regency prefix is where the NIK was first issued, possibly a regency that has since split,
-    so the caller supplies the set of codes (historical ones included) it accepts.
+    The regency prefix is where the NIK was first issued: one of today's codes, which the caller
+    supplies from its regions, or one a split has since retired (`RETIRED_REGENCY_CODES`).
     """
     nik = value.strip()
     if not _NIK.fullmatch(nik):
         raise InvalidValue(field, "must be exactly 16 digits")
-    if f"{nik[0:2]}.{nik[2:4]}" not in known_regencies:
+    regency = f"{nik[0:2]}.{nik[2:4]}"
+    if regency not in known_regencies and regency not in RETIRED_REGENCY_CODES:
         raise InvalidValue(field, "digits 1-4 are not a known regency code")
     if not any(int(nik[6:8]) in days for days in _BIRTH_DAYS):
         raise InvalidValue(field, "digits 7-8 must be a birth day 01-31, or 41-71 for women")

@@ -214,6 +214,16 @@ async def test_owner_data_is_written_only_with_pii_read(engine: AsyncEngine) -> 
     assert OWNER["nik"] not in str(change["fields"])
 
 
+async def test_an_owner_from_tarakan_keeps_the_nik_first_issued_in_kalimantan_timur(
+    engine: AsyncEngine,
+) -> None:
+    """Tarakan was Kalimantan Timur's city 64.73 until Kalimantan Utara was formed (UU 20/2012):
+    a NIK issued there before keeps 64.73, a code today's list of regions no longer holds."""
+    owner = {**OWNER, "nik": "6473015204880001"}
+    created = await create(engine, "7770000000015", KALTENG_PII, owner=owner)
+    assert created.errors is None, created.errors
+
+
 async def test_a_client_without_records_write_is_refused(engine: AsyncEngine) -> None:
     result = await create(engine, "7770000000006", MINISTRY)
     assert code_of(result) == "FORBIDDEN"

@@ -14,7 +14,7 @@ from domain.records import Vocabulary
 
 
 async def load(connection: AsyncConnection, *, today: date) -> Vocabulary:
-    """Regencies include historical codes still in the table: an old NIK keeps its first regency."""
+    """Today's regency and city codes; the NIK rule adds the codes splits have retired."""
     sections = [
         KbliSection(row.section, row.title, row.first_division, row.last_division)
         for row in await connection.execute(select(KBLI_SECTIONS))

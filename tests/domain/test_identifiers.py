@@ -130,6 +130,20 @@ def test_a_bad_nik_is_rejected_without_echoing_its_digits(nik: str) -> None:
     assert nik[-4:] not in caught.value.reason
 
 
+@pytest.mark.parametrize("regency", ["6404", "6405", "6406", "6410", "6473"])
+def test_a_nik_first_issued_before_kalimantan_utara_was_formed_is_accepted(regency: str) -> None:
+    """Tarakan, Bulungan, Malinau, Nunukan and Tana Tidung were Kalimantan Timur's (64.xx)
+    until UU 20/2012; their people's NIKs keep those codes, which today's list has dropped."""
+    nik = f"{regency}011203800001"
+    assert validate_nik(nik, known_regencies=REGENCY_CODES) == nik
+
+
+def test_a_gap_in_todays_list_that_no_split_left_is_still_refused() -> None:
+    assert "64.12" not in REGENCY_CODES
+    with pytest.raises(InvalidValue, match="regency"):
+        validate_nik("6412011203800001", known_regencies=REGENCY_CODES)
+
+
 def test_an_unknown_regency_prefix_is_rejected() -> None:
     with pytest.raises(InvalidValue, match="regency"):
         validate_nik("6299995204880001", known_regencies=KNOWN)
