@@ -99,7 +99,7 @@ from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
-from schema.root_selection import root_keys
+from schema.root_selection import RootKey, root_keys
 from schema.scalars import Rupiah
 
 TABLES: dict[str, TableClause] = {
@@ -240,7 +240,10 @@ class _Plans:
     """Plans by (operation, response key), the least recently used dropped first. Parsed
     documents are kept (schema/engine.py, and Strawberry's parser cache), so the same document
     arrives as the same operation node; the entry keeps that node alive, so its id cannot be
-    reused by another while the entry exists."""
+    reused by another while the entry exists. A plan is made from the document alone, never
+    from a request's selection: that one is converted with the request's variables, so `@skip`
+    and `@include` have already left copies out and a nested size reads as the document's own,
+    and the plan kept would answer every later request of the document, whatever it sends."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
@@ -249,20 +252,17 @@ class _Plans:
     def get(
         self, info: Info[Context, Any], make: Callable[[SelectedField], PagePlan | RecordPlan]
     ) -> PagePlan | RecordPlan | None:
+        """The plan of the root field the executor resolves, made from the document when it is
+        missing: never registered (a change feed), or dropped while the document stayed parsed."""
         operation = info.operation
         key = (id(operation), str(info.path.key))
         found = self._plans.get(key)
         if found is not None and found.operation is operation:
             self._plans.move_to_end(key)
             return found.plan
-        try:
-            plan: PagePlan | RecordPlan | None = make(_only(info.selected_fields))
-        except Unsupported:
-            plan = None
-        if plan is not None and plan.admission.sizes and operation.variable_definitions:
-            # Converted with this request's variables: a nested page's size a variable gives
-            # would read as the document's own (`register` tells them apart).
-            plan = None
+        fragments = info._raw_info.fragments
+        selected = root_keys(operation.selection_set, fragments).get(key[1])
+        plan = None if selected is None else _planned(selected, fragments, make)
         self._keep(operation, key[1], plan)
         return plan
 
@@ -273,27 +273,33 @@ class _Plans:
         roots: Mapping[str, object],
     ) -> None:
         """Plans the root fields of `operation` that `roots` compiles, for `get` to find when
-        the executor resolves them: made from the document, so a nested size a variable gives
-        stays that variable, which `get`, converting a request's selection, cannot tell from
-        the document's own. A key is planned from every copy GraphQL merges under it, those
-        inside root fragments included; when `@skip` or `@include` decide which copies merge,
-        they differ by request, so the executor resolves that key."""
+        the executor resolves them."""
         for key, selected in root_keys(operation.selection_set, fragments).items():
             root = roots.get(selected.nodes[0].name.value)
-            if not isinstance(root, RecordRoot | ListRoot | PageRoot):
-                continue
-            plan: PagePlan | RecordPlan | None = None
-            if len(selected.nodes) == 1 or not selected.conditional:
-                try:
-                    plan = root.plan(_merged(selections(selected.nodes, fragments)))
-                except Unsupported:
-                    plan = None
-            self._keep(operation, key, plan)
+            if isinstance(root, RecordRoot | ListRoot | PageRoot):
+                self._keep(operation, key, _planned(selected, fragments, root.plan))
 
     def _keep(self, operation: object, key: str, plan: PagePlan | RecordPlan | None) -> None:
         self._plans[id(operation), key] = Planned(operation, plan)
         if len(self._plans) > self._size:
             self._plans.popitem(last=False)
+
+
+def _planned(
+    selected: RootKey,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    make: Callable[[SelectedField], PagePlan | RecordPlan],
+) -> PagePlan | RecordPlan | None:
+    """A root key's plan, made from every copy GraphQL merges under it, those inside root
+    fragments included, with an argument a variable gives read as that `Variable`; None when
+    the executor resolves the key. When `@skip` or `@include` decide which of several copies
+    merge, they differ by request, so the executor resolves that key."""
+    if len(selected.nodes) > 1 and selected.conditional:
+        return None
+    try:
+        return make(_merged(selections(selected.nodes, fragments)))
+    except Unsupported:
+        return None
 
 
 PLANS = _Plans()
@@ -329,15 +335,6 @@ def selections(
     """The selections of `field_nodes`, for a plan made once for their document: an argument a
     variable gives reads as that `Variable`."""
     return convert_selections(cast("GraphQLResolveInfo[Any]", _Document(fragments)), field_nodes)
-
-
-def _only(selected: list[Selection]) -> SelectedField:
-    """The root field's one selection as a request's executor converts it; a key selected
-    twice needs the executor, since which copies merge may differ by request (`register`
-    merges them when they cannot)."""
-    if len(selected) != 1:
-        raise Unsupported("a key selected twice")
-    return _merged(selected)
 
 
 def _merged(selected: list[Selection]) -> SelectedField:

@@ -7,10 +7,12 @@ merge, each request gets its own copies' fields, however the requests before it 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 import pytest
 
+from schema.compiled import PLANS
 from tests.support.executor import audit_head, entries_after, latest_entry
 from tests.support.http import Api
 from tests.support.statements import recorded_statements
@@ -157,3 +159,54 @@ def test_a_root_field_written_once_inside_a_conditional_fragment_is_still_one_st
         else:
             assert answer["data"] == {}
             assert reads == []
+
+
+EVICTING = ((True, False), (False, True), (True, False), (True, True), (False, False))
+"""Requests (`on`, whether the plans are evicted before it), the document parsed by the first:
+whichever value leaves a copy out, a request sending it finds the plan missing, and the next
+merges the copy."""
+EVICTED = [
+    *CONDITIONAL,
+    """query($on: Boolean!) { ...F @include(if: $on) msmes(first: 2) { nodes { id } } }
+    fragment F on Query { msmes(first: 2) { nodes { name } totalCount } }""",
+]
+
+
+@pytest.mark.parametrize(
+    "document", EVICTED, ids=["include on a spread", "skip inline", "include before"]
+)
+def test_a_plan_made_again_after_eviction_holds_for_every_request(
+    api: Api, document: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The document stays parsed while its plans are evicted (more root fields since than the
+    plan cache holds): the plan made again must be the document's, not that of the request
+    that found it missing, whose `@include` or `@skip` had left out some copies."""
+    for on, evicted in EVICTING:
+        if evicted:
+            monkeypatch.setattr(PLANS, "_plans", OrderedDict())
+        merged = on == ("@include" in document)
+        answer = api.graphql(document, PROVINCE, {"on": on})
+        assert "errors" not in answer, answer
+        page = answer["data"]["msmes"]
+        assert [set(node) for node in page["nodes"]] == [{"id", "name"} if merged else {"id"}] * 2
+        assert ("totalCount" in page) == merged
+
+
+FEED = """query($on: Boolean!) { msmeChanges(first: 2) { entries { id } } ...F @include(if: $on) }
+fragment F on Query { msmeChanges(first: 2) { entries { change } } }"""
+
+
+def test_a_change_feeds_plan_holds_for_requests_a_variable_includes_more_copies_for(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed's entries are planned when the executor first resolves them, by the document's
+    first request or the first after an eviction: from the document, so a request leaving a
+    copy out does not decide the fields of the next that merges it."""
+    for on, evicted in ((False, False), (True, False), (False, True), (True, False)):
+        if evicted:
+            monkeypatch.setattr(PLANS, "_plans", OrderedDict())
+        answer = api.graphql(FEED, PROVINCE, {"on": on})
+        assert "errors" not in answer, answer
+        entries = answer["data"]["msmeChanges"]["entries"]
+        assert entries
+        assert [set(entry) for entry in entries] == [{"id", "change"} if on else {"id"}] * 2
