@@ -12,6 +12,11 @@ from enum import StrEnum
 from domain.errors import InvalidValue
 
 RULE_VERSION = "PP7_2021"
+CORRECTIONS: frozenset[str] = frozenset({"PP7_2021/0037"})
+"""Rule versions of scale history entries that correct a mislabelled record rather than record a
+change of the business: migration 0037's, dated the day it ran, for records whose figures had
+moved under a kept declaration without an entry. Such an entry is where the history stands (the
+next step is counted from it) but never itself a graduation: correcting a label is not growing."""
 
 
 class Scale(StrEnum):

@@ -18,14 +18,16 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
 from db.migrate import MIGRATIONS, alembic_config, upgrade
-from db.models import METADATA
+from db.models import METADATA, MSMES
+from db.queries.aggregates import graduation_source
 from db.seed import load_reference
-from domain.scale import Scale, registered_scale
+from domain.scale import CORRECTIONS, Scale, registered_scale
 from sinergi.demo import SEED_DATA
 from tests.support.databases import create_database, drop_database
 
@@ -559,14 +561,18 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
         history = asyncio.run(
             _fetch(
                 url,
-                "SELECT msme_id, scale, effective_from FROM scale_history"
+                "SELECT msme_id, scale, rule_version FROM scale_history"
                 " ORDER BY msme_id, effective_from",
             )
         )
-        by_record: dict[int, list[str]] = {}
+        by_record: dict[int, list[tuple[str, str]]] = {}
         for row in history:
-            by_record.setdefault(row["msme_id"], []).append(row["scale"])
-        assert by_record == {ids[0]: ["medium"], ids[3]: ["micro", "small"], ids[4]: ["micro"]}
+            by_record.setdefault(row["msme_id"], []).append((row["scale"], row["rule_version"]))
+        assert by_record == {
+            ids[0]: [("medium", "PP7_2021")],
+            ids[3]: [("micro", "PP7_2021"), ("small", "PP7_2021/0037")],
+            ids[4]: [("micro", "PP7_2021")],
+        }
         for rollup in ("msme_rollup_regency", "msme_rollup_province_kbli"):
             cells = asyncio.run(
                 _fetch(url, f"SELECT scale, sum(n) AS n FROM {rollup} GROUP BY scale")  # noqa: S608
@@ -578,6 +584,62 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
             }
         command.downgrade(alembic_config(url), "0033")
         upgrade(url)
+
+
+HELD_DECLARATION = "UPDATE msmes SET annual_turnover = $2, turnover_year = 2025 WHERE id = $1"
+
+
+async def _graduations(url: str, year: int) -> list[tuple[int, str, str]]:
+    """(record, scale left, scale reached) of each graduation `graduation_source` counts."""
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
+    try:
+        source, dimensions = graduation_source(year)
+        query = select(MSMES.c.id, dimensions["from_scale"], dimensions["to_scale"])
+        async with engine.connect() as connection:
+            rows = await connection.execute(query.select_from(source).order_by(MSMES.c.id))
+            return [(row[0], row[1], row[2]) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
+    server_url: str,
+) -> None:
+    """Declared micro on Rp120 juta of capital in 2024, then Rp20 miliar (and Rp3 miliar) of
+    sales under the kept declaration, which wrote no history entry: the migration ends each
+    history at the computed scale with a correction dated today, which no graduation count takes
+    for a business growing that day; the next real step is counted from it."""
+    assert _revision("0037_registered_scale.py").CORRECTION in CORRECTIONS
+    with _database_at(server_url, "0036") as url:
+        asyncio.run(_execute(url, SCALE_REGIONS))
+        ids = [
+            asyncio.run(_fetch(url, LEGACY_MSME, nib, "micro", 120_000_000, None))[0]["id"]
+            for nib in ("7780600000011", "7780600000012")
+        ]
+        for id_, sales in zip(ids, (20_000_000_000, 3_000_000_000), strict=True):
+            asyncio.run(
+                _execute(url, LEGACY_ENTRY, id_, "micro", date(2024, 1, 1), None, 120_000_000)
+            )
+            asyncio.run(_execute(url, HELD_DECLARATION, id_, sales))
+        upgrade(url)
+        today: date = asyncio.run(_value(url, "SELECT current_date"))
+        history = asyncio.run(
+            _fetch(
+                url,
+                "SELECT msme_id, scale, effective_from, rule_version FROM msme_scale_history"
+                " ORDER BY msme_id, effective_from",
+            )
+        )
+        assert [tuple(row) for row in history] == [
+            (ids[0], "micro", date(2024, 1, 1), "PP7_2021"),
+            (ids[0], "medium", today, "PP7_2021/0037"),
+            (ids[1], "micro", date(2024, 1, 1), "PP7_2021"),
+            (ids[1], "small", today, "PP7_2021/0037"),
+        ]
+        assert asyncio.run(_graduations(url, today.year)) == []
+        later = date(today.year + 1, 1, 1)
+        asyncio.run(_execute(url, LEGACY_ENTRY, ids[1], "medium", later, 20_000_000_000, None))
+        assert asyncio.run(_graduations(url, later.year)) == [(ids[1], "small", "medium")]
 
 
 NUMBERS = "SELECT id, legal_entity_no, version FROM cooperatives ORDER BY id"

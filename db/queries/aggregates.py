@@ -46,7 +46,7 @@ from db.models import (
 from db.queries import cooperatives, msmes
 from db.queries.scoping import EVERYWHERE, NATIONAL
 from domain.cellkey import FOLLOWS
-from domain.scale import GRADUATIONS, Step
+from domain.scale import CORRECTIONS, GRADUATIONS, Step
 
 UNKNOWN = "unknown"
 
@@ -340,7 +340,9 @@ def graduation_source(
     The previous scale is the one in force before the change (LAG over the effective-dated
     history), so a business counts once per upward step. The table's rows are enough: an
     imported record's first entry is read from its batch only until its scale or figures first
-    change, when it becomes a row (migration 0016), and a graduation is a change.
+    change, when it becomes a row (migration 0016), and a graduation is a change. A correction
+    (domain/scale.py CORRECTIONS) is a step of the history, from which the next one is counted,
+    but no graduation.
     """
     previous = func.lag(MSME_SCALE_HISTORY.c.scale).over(
         partition_by=MSME_SCALE_HISTORY.c.msme_id, order_by=MSME_SCALE_HISTORY.c.effective_from
@@ -349,12 +351,14 @@ def graduation_source(
         MSME_SCALE_HISTORY.c.msme_id,
         MSME_SCALE_HISTORY.c.scale,
         MSME_SCALE_HISTORY.c.effective_from,
+        MSME_SCALE_HISTORY.c.rule_version,
         previous.label("previous_scale"),
     ).subquery()
     upward = (
         select(changes.c.msme_id, changes.c.previous_scale, changes.c.scale.label("new_scale"))
         .where(
             extract("year", changes.c.effective_from) == year,
+            changes.c.rule_version.not_in(sorted(CORRECTIONS)),
             tuple_(changes.c.previous_scale, changes.c.scale).in_(
                 sorted((str(before), str(after)) for before, after in steps)
             ),

@@ -12,6 +12,7 @@ from typing import Any
 import strawberry
 
 from auth.scopes import Scope
+from domain.scale import CORRECTIONS
 from resolvers import history, relations
 from schema.enums import (
     CooperativeStatus,
@@ -49,7 +50,12 @@ class ScaleChange:
     effective_from: date
     annual_sales: Rupiah | None
     capital: Rupiah | None
-    rule_version: str
+    rule_version: str = strawberry.field(
+        description="The rule the scale was computed under (PP7_2021). "
+        f"{' or '.join(sorted(CORRECTIONS))}: a correction of a record the register had "
+        "labelled by an outdated declaration, dated the day it was made; the next change is "
+        "counted from it, but it is no graduation."
+    )
 
 
 @strawberry.type(description="A Kementerian, Badan or Dinas programme.")

@@ -21,9 +21,13 @@ change (0014), and an imported record whose first scale entry was still read fro
 entry written out with the scale it had (0016).
 
 The scale history is then held to the same rule: an entry whose figures give another scale is
-given it, so graduations ("naik kelas") count steps the figures made, not declarations; and a
-record whose latest entry no longer names its scale (a declaration kept across an update of the
-figures) gets an entry for today, as a write changing its scale would.
+given it, so graduations ("naik kelas") count steps the figures made, not declarations. A record
+whose latest entry no longer names its scale (a declaration kept across an update of the
+figures, which wrote no entry) gets an entry dated today, so the history ends where the record
+stands; but nothing grew today, and when the figures changed is not recorded, so the entry is a
+correction (rule version `PP7_2021/0037`, domain/scale.py CORRECTIONS): the next step is counted
+from it, it is never counted as a graduation itself. An entry a write made today that the record
+has since left is replaced by the correction, so it is not counted either.
 
 `record_history` names `declared_scale` among the columns of an imported record's creation.
 
@@ -47,7 +51,8 @@ down_revision = "0036"
 branch_labels = None
 depends_on = None
 
-RULE_VERSION = "PP7_2021"
+CORRECTION = "PP7_2021/0037"
+"""The rule version of the history entries this migration adds: domain/scale.py CORRECTIONS."""
 CAPITAL_LIMITS = ((1_000_000_000, "micro"), (5_000_000_000, "small"), (10_000_000_000, "medium"))
 SALES_LIMITS = ((2_000_000_000, "micro"), (15_000_000_000, "small"), (50_000_000_000, "medium"))
 """(inclusive upper bound in rupiah, scale), anything above the last: large."""
@@ -99,7 +104,7 @@ UPDATE msme_scale_history
 FOLLOW_RECORDS = f"""
 INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital,
                                 rule_version)
-SELECT m.id, m.scale, current_date, m.annual_turnover, m.capital, '{RULE_VERSION}'
+SELECT m.id, m.scale, current_date, m.annual_turnover, m.capital, '{CORRECTION}'
   FROM (SELECT DISTINCT ON (msme_id) msme_id, scale FROM msme_scale_history
          ORDER BY msme_id, effective_from DESC) AS latest
   JOIN msmes m ON m.id = latest.msme_id
