@@ -170,12 +170,23 @@ def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
         annual_turnover=current.annual_turnover,
         turnover_year=current.turnover_year,
         employees=current.employees,
-        scale=None if current.declared_scale is None else Scale(current.declared_scale),
+        scale=_declared(current),
     )
     fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
     if any(name in fields for name in _FIGURES) and "scale" not in fields:
         fields["scale"] = None
     return replace(stored, **fields)
+
+
+def _declared(current: Node) -> Scale | None:
+    """The stored declaration. A record without figures stored before migration 0037 has none
+    kept apart (0037 left those it did not change alone), but its scale was declared, as without
+    figures it must be: it stands as the declaration, so the record stays writable."""
+    if current.declared_scale is not None:
+        return Scale(current.declared_scale)
+    if current.capital is None and current.annual_turnover is None:
+        return Scale(current.scale)
+    return None
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:

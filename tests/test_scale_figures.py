@@ -226,6 +226,30 @@ async def test_without_figures_the_declared_scale_is_the_registered_one(
     )
 
 
+async def test_a_record_without_figures_migrated_without_a_declaration_stays_writable(
+    engine: AsyncEngine, module_reference_url: str
+) -> None:
+    """Migration 0037 leaves a record without figures as it was, its declared scale null (its
+    scale was declared, as without figures it must be): a later write keeps that scale and
+    names it as the declaration, rather than refusing the record for want of one."""
+    values = _values("7780500000011", scale="SMALL", capital=None, turnoverYear=None)
+    created = (await run(engine, KALTENG, SCALES, {"input": values})).data["createMsme"]
+    owner = create_async_engine(async_url(module_reference_url))
+    async with owner.begin() as connection:
+        await connection.execute(
+            text("UPDATE msmes SET declared_scale = NULL WHERE nib = '7780500000011'")
+        )
+    await owner.dispose()
+    renamed = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": created["id"], "version": 1, "changes": {"name": "Usaha Uji Skala Lama"}},
+    )
+    assert renamed.errors is None, renamed.errors
+    assert renamed.data["updateMsme"] == {"scale": "SMALL", "declaredScale": "SMALL", "version": 2}
+
+
 async def test_an_import_stores_the_scale_as_a_mutation_does(engine: AsyncEngine) -> None:
     """Created by the file, then updated by it: the figures decide the scale both times, the
     file's scale is the declaration."""

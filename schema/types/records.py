@@ -172,8 +172,11 @@ class Msme:
         "declared scale only for a record without figures. What figures and indicators count."
     )
     declared_scale: Scale | None = strawberry.field(
-        description="The scale declared for it (as on the NIB), which may differ from `scale`; "
-        "null when none was declared."
+        description="The scale declared for it (as on the NIB), which may differ from `scale`. "
+        "Null when none was declared, and for a record stored before declarations were kept "
+        "apart (the upgrade to migration 0037) whose scale that upgrade left as it was: its "
+        "figures agreed with it, or it had none (its `scale` is then the declared one, named "
+        "here from its next write)."
     )
     established_on: date | None
     capital: Rupiah | None = strawberry.field(

@@ -10,15 +10,21 @@ else (no figures) the declared one (domain/scale.py `registered_scale`); the dec
 in the new column `declared_scale` (the API's `declaredScale`).
 
 Stored records are brought to that rule in one set-based UPDATE: each record whose figures give
-another scale, or that has no figures (its scale was declared, and is now kept as such), has
-its scale moved into `declared_scale` and the computed one stored, with a new version, so a
-client holding the old one rereads it before it writes, and a history entry (operation `scale`,
-by client `migration:0037`): an imported record's creation entry is rebuilt from the record as
-it is now, each column taken back to the `before` of its first later change (0015), so without
-that entry it would say the record was created with the new scale. Its triggers keep the rest
-consistent: the rollups move the record to its cell (0006, 0016), the change feed carries the
-change (0014), and an imported record whose first scale entry was still read from it has that
-entry written out with the scale it had (0016).
+another scale has its scale moved into `declared_scale` and the computed one stored, with a new
+version, so a client holding the old one rereads it before it writes, and a history entry
+(operation `scale`, by client `migration:0037`): an imported record's creation entry is rebuilt
+from the record as it is now, each column taken back to the `before` of its first later change
+(0015), so without that entry it would say the record was created with the new scale. Its
+triggers keep the rest consistent: the rollups move the record to its cell (0006, 0016), the
+change feed carries the change (0014), and an imported record whose first scale entry was still
+read from it has that entry written out with the scale it had (0016).
+
+A record whose scale does not change (its figures agree with it, or it has none and its scale is
+the declared one) is left as it is, `declared_scale` null: no new version and no change feed
+entry for a column no one could read before, so a client mirroring the feed holds the null the
+API answers. Where the figures agree, whether the scale was declared or computed is not recorded
+anyway; a record without figures has its scale read as its declaration when it is next written
+(resolvers/msme_writes.py `_merged`).
 
 The scale history is then held to the same rule: an entry whose figures give another scale is
 given it, so graduations ("naik kelas") count steps the figures made, not declarations. A record
@@ -81,7 +87,7 @@ WITH changed AS (
     UPDATE msmes
        SET declared_scale = scale, scale = {_COMPUTED},
            version = version + 1, updated_at = now()
-     WHERE (capital IS NULL AND annual_turnover IS NULL) OR {_COMPUTED} <> scale
+     WHERE {_COMPUTED} <> scale
     RETURNING id, version, declared_scale, scale
 )
 INSERT INTO record_changes (client_id, organisation, record_kind, record_id, operation, version,
