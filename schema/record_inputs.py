@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from domain.cooperative_records import CooperativeDraft
+from domain.cooperative_records import SAVINGS_AND_LOAN_KBLI, CooperativeDraft
 from domain.participations import ParticipationStatus as DomainStatus
 from domain.personal import OWNER_COLUMNS
 from domain.records import MsmeDraft, OwnerDraft
@@ -95,8 +95,9 @@ class ScaleReport:
 
 
 KSP_HEALTH = (
-    "Health rating of the savings and loans, for a KSP or a cooperative with KBLI 64141, 64142 "
-    "or 64145; given with kspHealthBookYear."
+    "Health rating of the savings and loans, for a KSP or a cooperative with KBLI "
+    f"{', '.join(SAVINGS_AND_LOAN_KBLI[:-1])} or {SAVINGS_AND_LOAN_KBLI[-1]}; given with "
+    "kspHealthBookYear."
 )
 KSP_HEALTH_BOOK_YEAR = (
     "The closed book year whose accounts the rating assessed; R11 counts a rating only for the "

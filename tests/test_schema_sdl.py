@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import graphql
 
+from domain.cooperative_records import SAVINGS_AND_LOAN_KBLI
 from schema.build import sdl
 from schema.visible import ClientSchemas
 from tests.support.cli import sinergi
@@ -40,6 +42,14 @@ def test_every_guarded_field_publishes_its_scopes() -> None:
     text = sdl()
     assert 'owner: Owner @requiresScopes(scopes: ["pii:read"])' in text
     assert '@requiresScopes(scopes: ["records:read"])' in text
+
+
+def test_the_health_rating_names_the_savings_and_loan_kbli_the_domain_holds() -> None:
+    """Written once, in domain/cooperative_records.py: the inputs' descriptions follow it."""
+    described = [line for line in sdl().splitlines() if "Health rating of the savings" in line]
+    assert len(described) == 2
+    for line in described:
+        assert re.findall(r"\b\d{5}\b", line) == list(SAVINGS_AND_LOAN_KBLI)
 
 
 def _cli(url: str, argv: list[str]) -> tuple[int, str]:
