@@ -22,9 +22,11 @@ from typing import Any
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import ColumnElement, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.tokens import LEEWAY_SECONDS
+from db.errors import is_lock_timeout
 from db.models import SIGNING_KEYS
 
 ALGORITHM = "ES256"
@@ -33,10 +35,39 @@ CHANNEL = "sinergi_keys"
 """NOTIFYed, with the new key's kid, as a rotation commits (auth/keyring.py)."""
 ERASED: dict[str, Any] = {}
 """A retired key's `private_jwk`."""
+LOCK_WAIT_SECONDS = 5
+"""The longest a rotation waits for the table: whoever holds it longer is named instead
+(TableHeld), so the operator can end them rather than wait on a lock in silence."""
+CONFLICTING = (
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+"""The table-lock modes a rotation's SHARE ROW EXCLUSIVE waits for."""
 
 
 class NoSigningKey(RuntimeError):
     """No usable key signs: `sinergi keys rotate` makes one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A session holding `signing_keys` in a mode a rotation waits for."""
+
+    pid: int
+    role: str | None
+    application: str | None
+
+
+class TableHeld(RuntimeError):
+    """A rotation gave up waiting LOCK_WAIT_SECONDS for the table; `holders` held it then."""
+
+    def __init__(self, holders: list[Holder]) -> None:
+        super().__init__(f"signing_keys held by {len(holders)} other sessions")
+        self.holders = holders
 
 
 def new_key() -> ECKey:
@@ -51,10 +82,11 @@ async def ensure_signing_key(connection: AsyncConnection) -> None:
 
     Every worker calls this as it starts, as the service, which may not insert a key (one
     planted beside the signing key outlived rotations): the owner's function (db/roles.py
-    `MAKE_FIRST_KEY`) locks the table and inserts only when no key signs, so workers starting
-    together on a new database make one key between them (each making its own, a worker that
-    had loaded its keys before the other's was committed refused the tokens signed with it
-    until it reloaded)."""
+    `MAKE_FIRST_KEY`) inserts only when no key signs, under a lock it takes only then (taken
+    whatever the case, the service could hold it and a rotation up: migration 0040), so
+    workers starting together on a new database make one key between them (each making its
+    own, a worker that had loaded its keys before the other's was committed refused the tokens
+    signed with it until it reloaded)."""
     key = new_key()
     await connection.execute(
         select(
@@ -76,8 +108,9 @@ async def rotate(connection: AsyncConnection) -> str:
 
     The table is locked first, against every other writer until this commits: a key inserted
     in a transaction still open when the retirement ran would otherwise have been committed
-    afterwards, unretired, and gone on verifying."""
-    await connection.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
+    afterwards, unretired, and gone on verifying. A rotation is what ends a leak, so it does not
+    wait on the lock for long: TableHeld names who holds it."""
+    await _lock(connection)
     now = datetime.now(UTC)
     await connection.execute(
         update(SIGNING_KEYS)
@@ -99,6 +132,35 @@ async def rotate(connection: AsyncConnection) -> str:
     )
     await connection.execute(select(func.pg_notify(CHANNEL, kid)))
     return kid
+
+
+async def _lock(connection: AsyncConnection) -> None:
+    """The table, against every other writer; TableHeld after LOCK_WAIT_SECONDS. In a
+    savepoint, so that the transaction can still say who held it."""
+    try:
+        async with connection.begin_nested():
+            await connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
+            await connection.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
+    except DBAPIError as error:
+        if not is_lock_timeout(error):
+            raise
+        raise TableHeld(await _holders(connection)) from None
+
+
+async def _holders(connection: AsyncConnection) -> list[Holder]:
+    """The other sessions holding the table in a mode the rotation waits for, as
+    `pg_blocking_pids` would have named them while it waited, with their role and
+    application_name (which PostgreSQL shows every role)."""
+    found = await connection.execute(
+        text(
+            "SELECT DISTINCT lock.pid, activity.usename, activity.application_name"
+            " FROM pg_locks AS lock LEFT JOIN pg_stat_activity AS activity USING (pid)"
+            " WHERE lock.relation = 'signing_keys'::regclass AND lock.granted"
+            " AND lock.pid <> pg_backend_pid() AND lock.mode = ANY(:modes) ORDER BY lock.pid"
+        ),
+        {"modes": list(CONFLICTING)},
+    )
+    return [Holder(pid, role, application or None) for pid, role, application in found]
 
 
 @dataclass(frozen=True, slots=True)

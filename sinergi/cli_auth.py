@@ -197,12 +197,33 @@ def _trust(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    """Exits 2, rotating nothing, when other sessions hold the table for longer than
+    keys.LOCK_WAIT_SECONDS: named, so that the operator can end them (one may be an insider's,
+    holding it on purpose) and run it again."""
+
     async def work(connection: AsyncConnection) -> int:
-        kid = await keys.rotate(connection)
+        try:
+            kid = await keys.rotate(connection)
+        except keys.TableHeld as held:
+            print(_held(held.holders), file=sys.stderr)
+            return 2
         print(f"new signing key {kid}; tokens signed by the previous key stay valid until expiry")
         return 0
 
     return in_transaction(settings, work)
+
+
+def _held(holders: list[keys.Holder]) -> str:
+    named = "; ".join(
+        f"pid {holder.pid} (role {holder.role or '?'}, application_name"
+        f" {holder.application or '(none)'!r})"
+        for holder in holders
+    )
+    return (
+        f"sinergi: nothing rotated: signing_keys was held for over {keys.LOCK_WAIT_SECONDS} s by"
+        f" {named or 'a session that has ended since'}. End them (as a superuser:"
+        " SELECT pg_terminate_backend(pid)) and run `sinergi keys rotate` again."
+    )
 
 
 def _handled(

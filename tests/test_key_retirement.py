@@ -451,3 +451,69 @@ def test_a_row_that_is_no_key_stops_neither_tokens_nor_a_rotation(
         _eventually(servers, lambda: _forged(leaked, client_id), 401)
     finally:
         run(module_reference_url, "DELETE FROM signing_keys WHERE kid = 'zz-bad'")
+
+
+def test_a_transaction_left_open_after_the_first_keys_function_holds_up_no_rotation(
+    module_reference_url: str,
+) -> None:
+    """The reviewer's attack, with the service's credentials: the function, called while a key
+    signs, locked the table to the end of the caller's transaction, so `keys rotate` (run to end
+    that very leak) and every worker's start-up call waited on it in silence."""
+    planted = keys.new_key()
+    arguments = (
+        planted.kid,
+        json.dumps(planted.as_dict(private=True)),
+        json.dumps(planted.as_dict(private=False)),
+    )
+    call = "SELECT make_first_signing_key($1, $2::jsonb, $3::jsonb)"
+
+    async def rotate_while_held() -> tuple[int, str, str]:
+        holder = await asyncpg.connect(as_service(module_reference_url))
+        starting = await asyncpg.connect(as_service(module_reference_url))
+        try:
+            async with holder.transaction():
+                assert await holder.fetchval(call, *arguments) is False
+                await starting.execute("SET lock_timeout = '1s'")  # fails rather than waits
+                assert await starting.fetchval(call, *arguments) is False
+                return await asyncio.to_thread(sinergi, module_reference_url, "keys", "rotate")
+        finally:
+            await starting.close()
+            await holder.close()
+
+    code, out = _cli(module_reference_url, "keys", "rotate")  # a key signs
+    assert code == 0, out
+    signing = _signing(module_reference_url)
+    code, out, err = asyncio.run(rotate_while_held())
+    assert code == 0, out + err
+    rotated = _signing(module_reference_url)
+    assert len(rotated) == 1
+    assert rotated != signing
+    assert not run(module_reference_url, "SELECT FROM signing_keys WHERE kid = $1", planted.kid)
+
+
+def test_a_rotation_held_up_names_who_holds_the_table(module_reference_url: str) -> None:
+    """After keys.LOCK_WAIT_SECONDS, rather than waiting on: the operator ends the holder."""
+
+    async def rotate_while_held() -> tuple[int, str, int]:
+        holder = await asyncpg.connect(
+            module_reference_url, server_settings={"application_name": "kunci-ditahan"}
+        )
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE signing_keys IN ROW EXCLUSIVE MODE")
+                code, _, err = await asyncio.to_thread(
+                    sinergi, module_reference_url, "keys", "rotate"
+                )
+            pid: int = await holder.fetchval("SELECT pg_backend_pid()")
+            return code, err, pid
+        finally:
+            await holder.close()
+
+    signing = _signing(module_reference_url)
+    started = time.monotonic()
+    code, err, pid = asyncio.run(rotate_while_held())
+    assert code == 2
+    assert time.monotonic() - started < keys.LOCK_WAIT_SECONDS + 10
+    assert f"pid {pid} " in err, err
+    assert "'kunci-ditahan'" in err, err
+    assert _signing(module_reference_url) == signing
