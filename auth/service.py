@@ -9,6 +9,7 @@ that it changed (auth/registry.py).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Mapping
@@ -26,6 +27,12 @@ from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
+
+logger = logging.getLogger("sinergi.auth")
+
+NO_KEY_RETRY_AFTER_SECONDS = 30
+"""Retry-After while no usable key signs: until the operator's `sinergi keys rotate`, which
+every process sees at its next token (the key is read for each)."""
 
 
 class OAuthError(Exception):
@@ -129,7 +136,8 @@ class AuthService:
         """The token response for a client's credentials, or an OAuthError: 429 once the client
         id or the address has failed too often in the window (FailureLimits, which says whom a
         recent success still lets through), before the secret is checked; 503 while this
-        process checks as many secrets as it may and as many more wait."""
+        process checks as many secrets as it may and as many more wait, and while no usable key
+        signs (`_token_response`)."""
         try:
             async with self.secret_checks.turn():
                 client = await self._authenticated(client_id, secret, address)
@@ -212,7 +220,19 @@ class AuthService:
         the answer's `scope` says so."""
         scopes = usable(scopes)
         async with self.reads.connect() as connection:
-            key = await keys.signing_key(connection)
+            try:
+                key = await keys.signing_key(connection)
+            except keys.NoSigningKey as error:
+                # Not a bug: a row that does not import is all that is left unretired (keys.usable
+                # logs it), and no restart mends that, since the first start's key is made only
+                # when no key is unretired; the operator's rotation does.
+                logger.error("cannot issue tokens: %s", error)
+                raise OAuthError(
+                    "temporarily_unavailable",
+                    "no signing key can issue tokens now; retry later",
+                    503,
+                    retry_after=NO_KEY_RETRY_AFTER_SECONDS,
+                ) from None
         token = tokens.issue(
             key,
             issuer=self.issuer,

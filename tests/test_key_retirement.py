@@ -517,3 +517,47 @@ def test_a_rotation_held_up_names_who_holds_the_table(module_reference_url: str)
     assert f"pid {pid} " in err, err
     assert "'kunci-ditahan'" in err, err
     assert _signing(module_reference_url) == signing
+
+
+def test_tokens_wait_for_a_rotation_while_no_row_left_signing_imports(
+    module_reference_url: str, servers: list[str], client: tuple[str, str]
+) -> None:
+    """The only key not retired is a row of a key's shape that does not import: no token can be
+    signed, which /oauth/token used to answer 500 INTERNAL; it is an outage the operator's
+    rotation ends (a restart does not: a key is not retired, so none is made), and says so."""
+    client_id, secret = client
+    bad = {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "zz-only-bad"}
+
+    def token(base: str) -> httpx.Response:
+        return httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+        )
+
+    run(
+        module_reference_url,
+        "UPDATE signing_keys SET retired_at = now(), private_jwk = '{}' WHERE retired_at IS NULL",
+    )
+    run(
+        module_reference_url,
+        "INSERT INTO signing_keys (kid, private_jwk, public_jwk) VALUES ($1, $2::jsonb, $3::jsonb)",
+        "zz-only-bad",
+        json.dumps({**bad, "d": "AAAA"}),
+        json.dumps(bad),
+    )
+    try:
+        for base in servers:
+            refused = token(base)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "temporarily_unavailable"
+            assert refused.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert refused.headers["Retry-After"] == "30"
+    finally:
+        code, out = _cli(module_reference_url, "keys", "rotate")
+        assert code == 0, out
+        run(module_reference_url, "DELETE FROM signing_keys WHERE kid = 'zz-only-bad'")
+    for base in servers:
+        issued = token(base)
+        assert issued.status_code == 200, issued.text
+        assert _status(base, issued.json()["access_token"]) == 200

@@ -14,12 +14,13 @@ trail, as the sealer writes them. A seal written for the next entry with a MAC t
 reproduce is still taken (the database never holds the key); the sealer stops at it and
 `verify` names its entry, as before.
 
-The trigger runs for each row, before it is stored, and sees the rows its statement stored
-before it (PostgreSQL runs a row trigger's queries with the statement's own changes visible):
-the sealer's batch, one statement of up to 5,000 seals in order, passes row by row, each row
-costing two lookups by primary key. It takes no lock: two writers of the same next seal meet on
-its primary key, and one fails; a writer that saw an older newest seal writes a seal that
-exists. Its queries name their tables schema-qualified under a fixed `search_path`, as the
+The trigger runs once for each statement, after its rows are stored, over the seals it added
+(a transition table): they must be one run of consecutive entries, starting right after the
+newest seal before them, with no seal beyond them, and each an entry of `audit_log`. The
+sealer's batch, one statement of up to 5,000 seals in order, costs two lookups by primary key
+(the seals either side of the run) and one range of `audit_log`'s primary key, not lookups for
+each row. It takes no lock: two writers of the same next seal meet on its primary key, and one
+fails; a writer that saw an older newest seal writes a seal that exists. Its queries name their tables schema-qualified under a fixed `search_path`, as the
 chain trigger's do (migration 0010).
 
 A database already holding a seal of no entry keeps it (the table is append-only): the sealer
