@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import graphql
 import pytest
 
 from domain.cursor_seal import CursorSeal
+from schema.build import sdl
 from sinergi.sync import LocalCopy, sync
 from tests.support.clock import Clock
 from tests.support.databases import run
@@ -48,8 +50,8 @@ MSME_FIELDS = """
 OWNER_FIELDS = "owner { nik fullName sex birthDate phone address }"
 COOPERATIVE_FIELDS = """
   id legalEntityNo odsNo name type tier status isActive kbliCode membersMale membersFemale
-  memberCount businessVolume assets surplus bookYear lastRatDate lastRatBookYear version
-  province { code } regency { code } district { code }
+  memberCount businessVolume assets surplus bookYear establishedOn lastRatDate lastRatBookYear
+  kspHealth kspHealthBookYear version province { code } regency { code } district { code }
 """
 PARTICIPATION_FIELDS = """
   id programme { id } msme { id } cooperative { id } role status detail startedOn version
@@ -904,3 +906,76 @@ def test_a_guarantor_follows_its_own_guarantees(
     ]
     assert entries[-1]["record"]["status"] == "CLAIMED"
     assert entries[-1]["record"]["coverageAmount"] == guarantee["coverageAmount"]
+
+
+def _first_record(api: Api, kind: str, client_id: str, scope: str | None) -> dict[str, Any]:
+    """The record of the first entry of the feed of `kind` that carries one."""
+    document = f"{{ {kind}Changes(first: 50) {{ entries {{ record }} }} }}"
+    answer = api.post({"query": document}, api.token(client_id, scope)).json()
+    assert "errors" not in answer, answer
+    records = [e["record"] for e in answer["data"][f"{kind}Changes"]["entries"] if e["record"]]
+    assert records, kind
+    record: dict[str, Any] = records[0]
+    return record
+
+
+def _fields_the_feed_carries(type_name: str, personal: bool) -> set[str]:
+    """A feed record carries the fields of its type the client may read (the contract): each
+    scalar and enum field under its own name, a region as its code (`provinceCode`), another
+    record as its id (`cooperativeId`), the owner only to a reader with pii:read. Lists and
+    fields that take arguments (participations, members, history) are not the record's."""
+    named = graphql.build_schema(sdl()).get_type(type_name)
+    assert isinstance(named, graphql.GraphQLObjectType)
+    carried = set()
+    for name, field in named.fields.items():
+        if field.args or isinstance(graphql.get_nullable_type(field.type), graphql.GraphQLList):
+            continue
+        target = graphql.get_named_type(field.type)
+        if isinstance(target, graphql.GraphQLScalarType | graphql.GraphQLEnumType):
+            carried.add(name)
+        elif name == "owner":
+            carried |= {name} if personal else set()
+        else:
+            carried.add(name + ("Code" if target.name == "Region" else "Id"))
+    return carried
+
+
+@pytest.mark.parametrize(("kind", "type_name"), [("msme", "Msme"), ("cooperative", "Cooperative")])
+@pytest.mark.parametrize("scope", [None, WITHOUT_PII])
+def test_a_feed_record_carries_every_field_of_its_type_the_client_may_read(
+    feed_api: Api, kind: str, type_name: str, scope: str | None
+) -> None:
+    """A column added to the type and forgotten in the feed (a cooperative's deed date and
+    health rating were) would never reach a `sinergi sync` copy."""
+    record = _first_record(feed_api, kind, "demo-province-62", scope)
+    assert set(record) == _fields_the_feed_carries(type_name, personal=scope is None)
+
+
+RATE_COOPERATIVE = """
+mutation($input: CreateCooperativeInput!) { createCooperative(input: $input) { id version } }
+"""
+
+
+def test_a_cooperatives_health_rating_reaches_the_copies(feed_api: Api, tmp_path: Path) -> None:
+    copy = LocalCopy(tmp_path / "rated.sqlite")
+    province = poster(feed_api, "demo-province-62")
+    sync(province, copy, ("cooperative",))
+    fields = {
+        "legalEntityNo": "AHU-7739001.AH.01.26.TAHUN 2015",
+        "name": "KSP Uji Umpan",
+        "type": "SIMPAN_PINJAM",
+        "region": "62.71",
+        "kbliCode": "64141",
+        "establishedOn": "2015-03-02",
+    }
+    created = feed_api.graphql(RATE_COOPERATIVE, "demo-province-62", {"input": fields})
+    assert "errors" not in created, created
+    cooperative = created["data"]["createCooperative"]
+    changes = {"kspHealth": "TIDAK_SEHAT", "kspHealthBookYear": 2025}
+    variables = {"id": cooperative["id"], "version": cooperative["version"], "changes": changes}
+    rated = feed_api.graphql(MOVE_COOPERATIVE, "demo-province-62", variables)
+    assert rated["data"]["updateCooperative"]["version"] == 2, rated
+    sync(province, copy, ("cooperative",))
+    record = copy.records("cooperative")[cooperative["id"]]
+    assert (record["kspHealth"], record["kspHealthBookYear"]) == ("TIDAK_SEHAT", 2025)
+    assert record["establishedOn"] == "2015-03-02"

@@ -251,6 +251,8 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
 
 
 def _cooperative() -> list[tuple[str, ColumnElement[Any]]]:
+    """Every field the Cooperative type reads from the row, as `Cooperative` answers it (the
+    test of the feed's fields compares them with the type's)."""
     c = COOPERATIVES.c
     return [
         ("id", _text(c.id)),
@@ -269,8 +271,11 @@ def _cooperative() -> list[tuple[str, ColumnElement[Any]]]:
         ("assets", _text(c.assets)),
         ("surplus", _text(c.surplus)),
         ("bookYear", c.book_year),
+        ("establishedOn", c.established_on),
         ("lastRatDate", c.last_rat_date),
         ("lastRatBookYear", c.last_rat_book_year),
+        ("kspHealth", func.upper(c.ksp_health)),
+        ("kspHealthBookYear", c.ksp_health_book_year),
         ("version", c.version),
         ("provinceCode", c.province_code),
         ("regencyCode", c.regency_code),
