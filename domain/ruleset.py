@@ -128,8 +128,9 @@ RECORD_PLACEHOLDERS = frozenset({
 PLACEHOLDERS = REQUEST_AND_THRESHOLD_PLACEHOLDERS | RECORD_PLACEHOLDERS
 RECORD_VALUES_WITHHELD_FROM = date(2026, 12, 6)
 """A rule set in force from this day on (2026.5 and later) whose reasons name a value of the
-record is refused: 2026.3 withheld some of them but 2026.4 still named the scale, province and a
-cooperative's status and health, and only the loader can keep a next version from doing so."""
+record is refused when published (`withholding_refusal`): 2026.3 withheld some of them but 2026.4
+still named the scale, province and a cooperative's status and health, and only the loader can
+keep a next version from doing so."""
 
 
 class StrictObject:
@@ -304,7 +305,7 @@ class RuleSet:
             "disallowed_ksp_health",
             f"allowed: {KSP_HEALTH}",
         )
-        _check_rules(self.rules, withhold_record=self.effective_from >= RECORD_VALUES_WITHHELD_FROM)
+        _check_rules(self.rules)
 
     @classmethod
     def from_dict(cls, data: object) -> RuleSet:
@@ -382,11 +383,9 @@ def _read_message(obj: StrictObject) -> Message:
     return message
 
 
-def _check_rules(rules: Mapping[str, RuleText], *, withhold_record: bool) -> None:
+def _check_rules(rules: Mapping[str, RuleText]) -> None:
     """A rule set applies the rules it declares, each one the catalogue knows: a rule added to
-    the catalogue later (R14) leaves every stored version valid, applying what it applied.
-    With `withhold_record`, its reasons name no value of the record."""
-    allowed = REQUEST_AND_THRESHOLD_PLACEHOLDERS if withhold_record else PLACEHOLDERS
+    the catalogue later (R14) leaves every stored version valid, applying what it applied."""
     require(bool(rules), "rules", "must declare at least one rule")
     unknown = sorted(set(rules) - set(RULES))
     require(not unknown, f"rules.{unknown[0] if unknown else ''}", "is not a known rule")
@@ -399,30 +398,50 @@ def _check_rules(rules: Mapping[str, RuleText], *, withhold_record: bool) -> Non
             f"must hold exactly {sorted(spec.reasons)}"
             + (f" ({', '.join(sorted(spec.later))} optional)" if spec.later else ""),
         )
-        for reason, message in text.messages.items():
-            for lang, template in (("id", message.id), ("en", message.en)):
-                _check_template(template, f"rules.{rule_id}.messages.{reason}.{lang}", allowed)
+        for key, template in _templates(rule_id, text):
+            _check_template(template, key)
 
 
-def _check_template(template: str, key: str, allowed: frozenset[str]) -> None:
-    """Placeholders are bare known names, so rendering can never fail at decision time; and
-    names in `allowed`, so a reason given to the guarantor carries no value it must not."""
+def _templates(rule_id: str, text: RuleText) -> Iterable[tuple[str, str]]:
+    """Each message template of a rule, with the key that names it in the file."""
+    for reason, message in text.messages.items():
+        for lang, template in (("id", message.id), ("en", message.en)):
+            yield f"rules.{rule_id}.messages.{reason}.{lang}", template
+
+
+def _check_template(template: str, key: str) -> None:
+    """Placeholders are bare known names, so rendering can never fail at decision time."""
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as error:
         raise InvalidValue(key, f"bad template: {error}") from None
     for _, name, spec, conversion in parts:
-        if name is None:
-            continue
-        if name in RECORD_PLACEHOLDERS and name not in allowed:
-            raise InvalidValue(
-                key,
-                f"{{{name}}} is a value of the record; from {RECORD_VALUES_WITHHELD_FROM} a "
-                "reason names only the rule set's thresholds and what the request states",
-            )
-        if name not in allowed or spec or conversion:
+        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
             raise InvalidValue(key, f"unknown placeholder {{{name}}}")
     require(bool(template.strip()), key, "must not be empty")
+
+
+def withholding_refusal(ruleset: RuleSet) -> InvalidValue | None:
+    """Why `ruleset` may not be published, or None: in force from RECORD_VALUES_WITHHELD_FROM
+    on, a reason of it names a value of the record, which the guarantor must not be told.
+
+    Applied where rule sets are published (`load_rulesets`), not where they are read: a version
+    an operator stored before this rule existed is frozen like any other, and refusing it at
+    request time would fail every check of its product from its effective date. Stored ones are
+    reported instead (sinergi/ruleset_review.py), so the operator can supersede them."""
+    if ruleset.effective_from < RECORD_VALUES_WITHHELD_FROM:
+        return None
+    for rule_id, text in ruleset.rules.items():
+        for key, template in _templates(rule_id, text):
+            named = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            if named & RECORD_PLACEHOLDERS:
+                return InvalidValue(
+                    key,
+                    f"{{{min(named & RECORD_PLACEHOLDERS)}}} is a value of the record; from "
+                    f"{RECORD_VALUES_WITHHELD_FROM} a reason names only the rule set's "
+                    "thresholds and what the request states",
+                )
+    return None
 
 
 def _parse_json(text: str) -> object:
@@ -439,11 +458,17 @@ def _parse_json(text: str) -> object:
 
 
 def load_rulesets(directory: Path) -> list[RuleSet]:
-    """Every `*.json` rule set in `directory`; an error names the file and the key."""
+    """Every `*.json` rule set in `directory`, to publish (`sinergi rulesets load`, the bundled
+    ones at preparation): each held to the rules of publishing (`withholding_refusal`). An error
+    names the file and the key."""
     rulesets: list[RuleSet] = []
     for path in sorted(directory.glob("*.json")):
         try:
-            rulesets.append(RuleSet.from_dict(_parse_json(path.read_text(encoding="utf-8"))))
+            ruleset = RuleSet.from_dict(_parse_json(path.read_text(encoding="utf-8")))
+            refusal = withholding_refusal(ruleset)
+            if refusal is not None:
+                raise refusal
+            rulesets.append(ruleset)
         except InvalidValue as error:
             raise InvalidValue(error.field, f"{path.name}: {error.reason}") from error
     _check_unique(rulesets)

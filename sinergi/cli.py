@@ -79,6 +79,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi import audit_key, checkpoint_file
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
     from sinergi.logs import log_config
+    from sinergi.ruleset_review import warn_of_refused_rulesets
 
     logging.config.dictConfig(log_config(settings))
     if not args.verbose:
@@ -98,6 +99,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except SchemaNotCurrent as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
+    asyncio.run(warn_of_refused_rulesets(database.service_url))
     development = args.dev or settings.is_development
     if args.dev:
         asyncio.run(prepare_demo(database.owner_url, load_population=settings.database_url is None))
@@ -164,7 +166,10 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    migrated(settings)
+    from sinergi.ruleset_review import warn_of_refused_rulesets
+
+    database = migrated(settings)
+    asyncio.run(warn_of_refused_rulesets(database.owner_url))
     print("database schema and reference data are up to date")
     return 0
 

@@ -276,6 +276,17 @@ async def ruleset_version(
     return dict(row.document)
 
 
+async def ruleset_documents(connection: AsyncConnection) -> list[Record]:
+    """Every stored version's product, version and document, for start-up's review of them
+    (sinergi/ruleset_review.py)."""
+    statement = select(
+        ELIGIBILITY_RULESETS.c.product,
+        ELIGIBILITY_RULESETS.c.version,
+        ELIGIBILITY_RULESETS.c.document,
+    ).order_by(ELIGIBILITY_RULESETS.c.product, ELIGIBILITY_RULESETS.c.effective_from)
+    return list(await connection.execute(statement))
+
+
 async def rulesets(connection: AsyncConnection) -> list[Record]:
     statement = select(
         ELIGIBILITY_RULESETS.c.product,

@@ -1215,7 +1215,8 @@ def test_a_rule_set_from_2026_12_06_naming_a_value_of_the_record_is_refused(
     tmp_path: Path, placeholder: str
 ) -> None:
     """The loader keeps the next version from quoting the record again; a version in force
-    before that day is frozen with its wording, and still loads."""
+    before that day is frozen with its wording, and still loads. One stored before the rule
+    existed is still read (a check under it must not fail), and publishing it is refused."""
     current = select_ruleset(RULESETS, PRODUCT, WITHHELD_ON).to_dict()
     data = json.loads(json.dumps({**current, "version": "2027.1", "effective_from": "2027-01-01"}))
     _put(data, f"Skala {{{placeholder}}}.", "rules", "R02", "messages", "pass", "en")
@@ -1224,6 +1225,10 @@ def test_a_rule_set_from_2026_12_06_naming_a_value_of_the_record_is_refused(
         load_rulesets(tmp_path)
     assert error.value.field == "rules.R02.messages.pass.en"
     assert "value of the record" in error.value.reason
+    stored = RuleSet.from_dict(data)
+    assert str(domain.ruleset.withholding_refusal(stored)) == str(error.value).replace(
+        "quoting.json: ", ""
+    )
     frozen = {**data, "effective_from": (WITHHELD_ON - timedelta(days=1)).isoformat()}
     (tmp_path / "quoting.json").write_text(json.dumps(frozen), encoding="utf-8")
     assert load_rulesets(tmp_path)[0].version == "2027.1"
