@@ -23,6 +23,7 @@ from auth.keys import kids
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken, verify
+from db.models import PRINCIPAL_ID_LENGTH
 from domain.errors import InvalidValue
 from domain.identifiers import region_level
 
@@ -43,7 +44,8 @@ class ExternalIssuer:
     (a province's a province), as a registered client's must. A token valid for longer than
     `max_lifetime` seconds is refused: one signed with a leaked key may carry any `exp`.
     `client_id_claim` names the client within the issuer; the principal is that client as the
-    token's org kind and jurisdiction (`external_client_id`)."""
+    token's org kind and jurisdiction (`external_client_id`), refused when that id is longer
+    than Sinergi keeps (PRINCIPAL_ID_LENGTH)."""
 
     issuer: str
     jwks_url: str
@@ -126,23 +128,36 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
     client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
     if not isinstance(jurisdiction, str) or not isinstance(client_id, str) or not client_id:
         raise InvalidToken("external claims: jurisdiction and client id are required")
-    try:
-        level = region_level(jurisdiction, field="jurisdiction")
-    except InvalidValue:
-        level = None
-    if level not in JURISDICTION_LEVELS[org_kind]:
-        # "ID" for a province would be every province's records.
+    _check_jurisdiction(org_kind, jurisdiction)
+    principal_id = external_client_id(issuer.issuer, client_id, org_kind, jurisdiction)
+    if len(principal_id) > PRINCIPAL_ID_LENGTH:
+        # Its first check would fail storing the decision, as an INTERNAL error, after the work.
         raise InvalidToken(
-            f"external claims: {jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
+            f"external claims: the client id {principal_id[:60]!r}... is {len(principal_id)}"
+            f" characters, longer than the {PRINCIPAL_ID_LENGTH} Sinergi keeps: configure a"
+            " shorter client_id_claim"
         )
     return Principal(
-        client_id=external_client_id(issuer.issuer, client_id, org_kind, jurisdiction),
+        client_id=principal_id,
         org_kind=org_kind,
         jurisdiction=jurisdiction,
         scopes=scopes,
         organisation=str(_lookup(claims, issuer.organisation_claim) or issuer.issuer),
         purpose=issuer.purpose,
     )
+
+
+def _check_jurisdiction(org_kind: OrgKind, jurisdiction: str) -> None:
+    """The jurisdiction must be a region of the level the org kind has, as a registered
+    client's must: "ID" for a province would be every province's records."""
+    try:
+        level = region_level(jurisdiction, field="jurisdiction")
+    except InvalidValue:
+        level = None
+    if level not in JURISDICTION_LEVELS[org_kind]:
+        raise InvalidToken(
+            f"external claims: {jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
+        )
 
 
 def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdiction: str) -> str:

@@ -57,6 +57,10 @@ COOPERATIVE_TYPES = ("produsen", "konsumen", "simpan_pinjam", "pemasaran", "jasa
 COOPERATIVE_STATUSES = ("active", "inactive", "dissolved")
 SCALES = ("micro", "small", "medium", "large")
 REGION_LEVELS = ("national", "province", "regency", "city", "district")
+PRINCIPAL_ID_LENGTH = 200
+"""The longest client id kept with an eligibility decision, a guarantee and a guarantor's
+equity (those columns' length): an external principal whose id would be longer is refused when
+its token is read (auth.external), not by the first statement that stores it."""
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -533,7 +537,7 @@ ELIGIBILITY_DECISIONS = Table(
     "eligibility_decisions",
     METADATA,
     Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
-    Column("client_id", String(200), nullable=False),
+    Column("client_id", String(PRINCIPAL_ID_LENGTH), nullable=False),
     Column("organisation", Text, nullable=False),
     Column("msme_id", ForeignKey("msmes.id")),
     Column("cooperative_id", ForeignKey("cooperatives.id")),
@@ -554,7 +558,7 @@ ELIGIBILITY_DECISIONS = Table(
     Column("reviewed_verdict", String(12)),
     Column("reviewer", Text),
     Column("review_reason", Text),
-    Column("reviewed_by_client", String(200)),
+    Column("reviewed_by_client", String(PRINCIPAL_ID_LENGTH)),
     Column("reviewed_at", DateTime(timezone=True)),
     CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
     CheckConstraint(
@@ -574,7 +578,7 @@ ELIGIBILITY_DECISIONS = Table(
 GUARANTORS = Table(
     "guarantors",
     METADATA,
-    Column("client_id", String(200), primary_key=True),
+    Column("client_id", String(PRINCIPAL_ID_LENGTH), primary_key=True),
     Column("equity", BigInteger, nullable=False),
     Column("gearing_limit", Numeric(6, 2), nullable=False, server_default="20"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -587,7 +591,7 @@ GUARANTEES = Table(
     METADATA,
     Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
     Column("decision_id", ForeignKey("eligibility_decisions.id"), nullable=False, unique=True),
-    Column("guarantor_client_id", String(200), nullable=False),
+    Column("guarantor_client_id", String(PRINCIPAL_ID_LENGTH), nullable=False),
     Column("msme_id", ForeignKey("msmes.id"), index=True),
     Column("cooperative_id", ForeignKey("cooperatives.id"), index=True),
     Column("province_code", ForeignKey("regions.code"), nullable=False),
@@ -620,7 +624,7 @@ GUARANTEE_STATUS_CHANGES = Table(
     Column("to_status", String(10), nullable=False),
     Column("effective_on", Date, nullable=False),
     Column("note", Text),
-    Column("changed_by", String(200), nullable=False),
+    Column("changed_by", String(PRINCIPAL_ID_LENGTH), nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(_one_of("to_status", GUARANTEE_STATUSES), name="to_status"),
 )

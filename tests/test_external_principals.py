@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ FIGURES = f"""{{ guaranteeFigures(groupBy: [REGENCY], region: "{REGENCY}") {{
 @dataclass(frozen=True)
 class Users:
     api: Api
+    realm: Realm
+    issuers: str
+    """SINERGI_EXTERNAL_ISSUERS, as the server and the CLI are configured."""
     kalteng: str
     """The 62 user's token."""
     kalbar: str
@@ -70,11 +74,12 @@ def users(demo_url: str) -> Iterator[Users]:
             "audience": "sinergi",
             "scope_claim": "realm_access.roles",
         }
-        settings = Settings(
-            external_issuers=json.dumps([issuer]), rate_limit=1_000_000, figures_cache_seconds=0
-        )
+        issuers = json.dumps([issuer])
+        settings = Settings(external_issuers=issuers, rate_limit=1_000_000, figures_cache_seconds=0)
         with served(demo_url, settings) as api:
-            yield Users(api, _token(realm, "user-1", "62"), _token(realm, "user-2", "61"))
+            yield Users(
+                api, realm, issuers, _token(realm, "user-1", "62"), _token(realm, "user-2", "61")
+            )
 
 
 def _token(realm: Realm, sub: str, jurisdiction: str) -> str:
@@ -243,3 +248,25 @@ def test_no_claim_passes_for_another_jurisdictions_principal() -> None:
     principal = principal_from_claims(issuer, claims)
     assert principal.client_id == f"{REALM}#portal@bumd:62@bumd:61"
     assert principal.client_id.rpartition("@")[2] == "bumd:61"
+
+
+def test_a_client_id_longer_than_sinergi_keeps_is_refused_with_the_token(
+    users: Users, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 180-character `azp` composes an id past the 200 characters a decision keeps of it:
+    such a token was accepted, and its first check failed INTERNAL storing the decision."""
+    claims = user_claims(
+        REALM, sub="user-4", azp="a" * 180, org_kind="bumd", jurisdiction="62", roles=ROLES
+    )
+    token = users.realm.token(claims)
+    with caplog.at_level(logging.INFO, logger="sinergi.auth"):
+        response = users.api.post({"query": "{ viewer { clientId } }"}, token)
+    assert response.status_code == 401, response.text
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert "data" not in response.json()
+    assert any(
+        "longer than the 200 Sinergi keeps" in record.getMessage() for record in caplog.records
+    )
+    fits = {**claims, "azp": "a" * (200 - len(f"{REALM}#@bumd:62"))}
+    answer = _ask(users.api, users.realm.token(fits), "{ viewer { clientId } }")
+    assert len(_data(answer, "viewer")["clientId"]) == 200
