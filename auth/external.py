@@ -171,6 +171,31 @@ def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdictio
     return f"{issuer}#{claimed}@{org_kind.value}:{jurisdiction}"
 
 
+def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
+    """Why `client_id` is not the id of an external principal that may issue guarantees
+    (`sinergi guarantors set-equity`), or None when it is: `ISSUER#CLIENT@ORG_KIND:JURISDICTION`
+    of a configured issuer, an org kind whose bundle holds `guarantees:write`, a jurisdiction of
+    its level, no longer than a token's may be. The equity of an id no token can carry would
+    be set for nobody."""
+    issuer = next((name for name in issuers if client_id.startswith(f"{name}#")), None)
+    if issuer is None:
+        return "not ISSUER#CLIENT@ORG_KIND:JURISDICTION of an issuer in SINERGI_EXTERNAL_ISSUERS"
+    claimed, at, principal = client_id[len(issuer) + 1 :].rpartition("@")
+    kind, _, jurisdiction = principal.partition(":")
+    if not (claimed and at):  # the older form ISSUER#CLIENT among them: no token carries it
+        return f"not {issuer}#CLIENT@ORG_KIND:JURISDICTION"
+    try:
+        org_kind = OrgKind(kind)
+        _check_jurisdiction(org_kind, jurisdiction)
+    except (ValueError, InvalidToken) as error:
+        return str(error).removeprefix("external claims: ")
+    if Scope.GUARANTEES_WRITE not in allowed_scopes(org_kind):
+        return f"a {org_kind.value} does not issue guarantees ({Scope.GUARANTEES_WRITE.value})"
+    if len(client_id) > PRINCIPAL_ID_LENGTH:
+        return f"longer than the {PRINCIPAL_ID_LENGTH} characters a token's client id may be"
+    return None
+
+
 def _fetch(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(  # noqa: S310 (configured https URL)
         url, timeout=FETCH_TIMEOUT_SECONDS

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients
+from auth.external import external_guarantor, parse_external_issuers
 from auth.scopes import Scope
 from db.queries import eligibility, guarantees
 from domain.errors import InvalidValue
@@ -56,21 +57,35 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
+    issuers = parse_external_issuers(settings.external_issuers)
+
     async def work(connection: AsyncConnection) -> int:
-        client = await clients.get(connection, args.client_id)
-        if client is None or Scope.GUARANTEES_WRITE not in client.scopes:
-            what = "no client" if client is None else f"a {client.org_kind} client"
-            print(
-                f"sinergi: {args.client_id} is not a guarantor ({what}): equity is set only for"
-                f" a client that issues guarantees ({Scope.GUARANTEES_WRITE})",
-                file=sys.stderr,
-            )
+        if any(args.client_id.startswith(f"{issuer}#") for issuer in issuers):
+            # An external principal is registered nowhere here: its id is checked as a token's
+            # would be made.
+            reason = external_guarantor(issuers, args.client_id)
+            refusal = None if reason is None else f"(an external principal's id: {reason})"
+        else:
+            refusal = await _not_a_registered_guarantor(connection, args.client_id)
+        if refusal is not None:
+            print(f"sinergi: {args.client_id} is not a guarantor {refusal}", file=sys.stderr)
             return 2
         await guarantees.set_equity(connection, args.client_id, args.equity, args.gearing)
         print(f"{args.client_id}: equity Rp{args.equity:,}, limit {args.gearing} x equity")
         return 0
 
     return _run(settings, work)
+
+
+async def _not_a_registered_guarantor(connection: AsyncConnection, client_id: str) -> str | None:
+    """Why a registered client may not have an equity: equity set for a ministry (or nobody)
+    would be stored and reported as set, meaning nothing."""
+    client = await clients.get(connection, client_id)
+    if client is not None and Scope.GUARANTEES_WRITE in client.scopes:
+        return None
+    what = "no client" if client is None else f"a {client.org_kind} client"
+    issuing = Scope.GUARANTEES_WRITE
+    return f"({what}): equity is set only for a client that issues guarantees ({issuing})"
 
 
 def _rupiah(raw: str) -> int:

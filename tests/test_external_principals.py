@@ -6,7 +6,6 @@ both were the principal `REALM#portal`. Each must be a principal of its own, and
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -14,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import pytest
 
 from auth.external import ExternalIssuer, principal_from_claims
@@ -25,8 +23,9 @@ from db.queries import eligibility as decisions
 from db.queries import guarantees
 from resolvers.policy import AccessPolicy
 from sinergi.settings import Settings
+from tests.support.cli import sinergi
 from tests.support.clock import Clock
-from tests.support.databases import as_service
+from tests.support.databases import as_service, run
 from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
 from tests.support.sso import Realm, serving_realm, user_claims
@@ -104,21 +103,10 @@ def _client_id(users: Users, token: str) -> str:
     return str(_data(_ask(users.api, token, "{ viewer { clientId } }"), "viewer")["clientId"])
 
 
-def _give_equity(url: str, client_id: str) -> None:
-    """Rp50 miliar, as the demo guarantor has: an external guarantor's set as the owner."""
-
-    async def give() -> None:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(
-                "INSERT INTO guarantors (client_id, equity) VALUES ($1, 50000000000) "
-                "ON CONFLICT (client_id) DO NOTHING",
-                client_id,
-            )
-        finally:
-            await connection.close()
-
-    asyncio.run(give())
+def set_equity(url: str, issuers: str, client_id: str, rupiah: str) -> tuple[int, str, str]:
+    """`sinergi guarantors set-equity CLIENT_ID RUPIAH`, the issuers configured as `issuers`."""
+    env = {"SINERGI_EXTERNAL_ISSUERS": issuers}
+    return sinergi(url, "guarantors", "set-equity", client_id, rupiah, env=env)
 
 
 @dataclass(frozen=True)
@@ -136,7 +124,8 @@ class Stored:
 def stored(users: Users, demo_url: str) -> Stored:
     """Checked and guaranteed on the scenario's day, as the project clock says."""
     api = users.api
-    _give_equity(demo_url, _client_id(users, users.kalteng))
+    kalteng = _client_id(users, users.kalteng)
+    assert set_equity(demo_url, users.issuers, kalteng, "50000000000")[0] == 0  # as the demo's
     with pytest.MonkeyPatch.context() as patch:
         Clock(patch, CHECKED_ON)
 
@@ -248,6 +237,40 @@ def test_no_claim_passes_for_another_jurisdictions_principal() -> None:
     principal = principal_from_claims(issuer, claims)
     assert principal.client_id == f"{REALM}#portal@bumd:62@bumd:61"
     assert principal.client_id.rpartition("@")[2] == "bumd:61"
+
+
+def test_the_owner_sets_an_external_guarantors_equity(users: Users, demo_url: str) -> None:
+    """Its gearing limit is checked against the `guarantors` row of its id, which the owner
+    sets with the CLI as for a registered client; an id no token of a configured issuer can
+    carry, or one of an org kind that issues no guarantees, is refused and nothing stored."""
+    kalbar = f"{REALM}#equity-app@bumd:61"
+    code, out, err = set_equity(demo_url, users.issuers, kalbar, "2000000000")
+    assert (code, out, err) == (0, f"{kalbar}: equity Rp2,000,000,000, limit 20 x equity\n", "")
+    refused = {
+        f"{REALM}#equity-app@province:62": "a province does not issue guarantees",
+        f"{REALM}#equity-app@bumd:ID": "'ID' is not a jurisdiction of a bumd",
+        f"{REALM}#equity-app@bank:62": "'bank' is not a valid OrgKind",
+        f"{REALM}#equity-app": f"not {REALM}#CLIENT@ORG_KIND:JURISDICTION",  # the older form
+        f"{REALM}#@bumd:62": f"not {REALM}#CLIENT@ORG_KIND:JURISDICTION",
+        f"{REALM}#{'x' * 200}@bumd:62": "longer than the 200 characters",
+    }
+    for client_id, reason in refused.items():
+        code, out, err = set_equity(demo_url, users.issuers, client_id, "1000000")
+        assert (code, out) == (2, ""), err
+        assert err.startswith(f"sinergi: {client_id} is not a guarantor (an external principal"), (
+            err
+        )
+        assert reason in err
+    # Not of a configured issuer: a registered client's id, of which there is none.
+    unknown = "https://other.example.go.id/realms/bumd#portal@bumd:62"
+    code, _, err = set_equity(demo_url, users.issuers, unknown, "1000000")
+    assert (code, err) == (
+        2,
+        f"sinergi: {unknown} is not a guarantor (no client): equity is set only for a client"
+        " that issues guarantees (guarantees:write)\n",
+    )
+    stored = "SELECT client_id FROM guarantors WHERE client_id LIKE '%equity-app%'"
+    assert [row[0] for row in run(demo_url, stored)] == [kalbar]
 
 
 def test_a_client_id_longer_than_sinergi_keeps_is_refused_with_the_token(
