@@ -144,7 +144,18 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
         scopes=scopes,
         organisation=str(_lookup(claims, issuer.organisation_claim) or issuer.issuer),
         purpose=issuer.purpose,
+        legacy_client_id=_legacy_client_id(issuer.issuer, client_id, org_kind),
     )
+
+
+def _legacy_client_id(issuer: str, claimed: str, org_kind: OrgKind) -> str | None:
+    """The id the principal had before its org kind and jurisdiction were part of it,
+    `ISSUER#CLAIMED`, under which its decisions and guarantees stored then are kept (those
+    inside its jurisdiction are still its own: resolvers/policy.py). Only an org kind that
+    checks eligibility (a BUMD) stored any: a province's user of the same app has none."""
+    if Scope.ELIGIBILITY_CHECK not in allowed_scopes(org_kind):
+        return None
+    return f"{issuer}#{claimed}"
 
 
 def _check_jurisdiction(org_kind: OrgKind, jurisdiction: str) -> None:

@@ -17,6 +17,10 @@ class Principal:
     scopes: frozenset[Scope]
     organisation: str = ""
     purpose: str = ""
+    legacy_client_id: str | None = None
+    """An external principal's id of the older form, `ISSUER#CLIENT` (auth.external): the
+    decisions and guarantees kept under it inside the principal's jurisdiction are still its
+    own (resolvers/policy.py). None for a client registered here."""
 
     def has(self, *scopes: Scope) -> bool:
         return all(scope in self.scopes for scope in scopes)

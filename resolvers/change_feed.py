@@ -204,7 +204,7 @@ def reader_of(info: Info[Context, Any]) -> Reader:
         jurisdiction=policy.records.code,
         personal_data=policy.reads_personal_data,
         personal_columns=tuple(column for column in OWNER_COLUMNS if column in readable),
-        client_id=context.principal.client_id,
+        own=policy.own,
     )
 
 

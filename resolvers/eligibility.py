@@ -176,14 +176,7 @@ async def _subject(
     caller's jurisdiction, its defaults those of the caller's own guarantees (R13)."""
     product = request.product
     read = queries.msme_facts if kind == MSME else queries.cooperative_facts
-    row = await read(
-        connection,
-        key,
-        policy.records,
-        guarantor=policy.principal.client_id,
-        product=product,
-        on_date=now,
-    )
+    row = await read(connection, key, policy.own, product=product, on_date=now)
     if row.ruleset_version is None:
         raise bad_input("request.product", f"no rule set for {product} in force on {now}")
     rules = await ruleset(connection, product, row.ruleset_version)

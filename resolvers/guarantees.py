@@ -89,7 +89,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         )
         got.take(lambda: rules.check_coverage(coverage, decided=decision.coverage_amount))
         if not got.errors:  # only a guarantee the rules above allow is weighed against the limit
-            outstanding = await queries.outstanding_cover(connection, principal.client_id)
+            outstanding = await queries.outstanding_cover(connection, info.context.policy.own)
             got.take(
                 lambda: rules.check_gearing(
                     outstanding=outstanding,
@@ -126,7 +126,7 @@ async def _still_holds(connection: AsyncConnection, policy: AccessPolicy, decisi
     applies again (domain.guarantees.RECHECKED_RULES), to the business as a check would read it
     today, under the decision's own rule set. A business no longer in the guarantor's
     jurisdiction is one a check would not find."""
-    row = await decisions.facts_now(connection, decision, policy.records)
+    row = await decisions.facts_now(connection, decision, policy.own)
     if row.id is None:
         raise bad_input(
             _DECISION,

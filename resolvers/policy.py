@@ -13,8 +13,9 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
-- `own_decisions` and `own_guarantees`, which eligibility decisions and guarantees are the
-  caller's to read, review, guarantee and change;
+- `own` (with `own_decisions` and `own_guarantees`), which eligibility decisions and
+  guarantees are the caller's to read, review, guarantee and change, whose defaults R13
+  counts, whose cover its gearing limit weighs and which its guarantee feed carries;
 - `own_figure_records` (with `own_region`), `reads_own_figures` and `sees_small_cells`, which
   records behind figures are the caller's own, read apart from the others, and which of them it
   may read anyway, so that they are exempt from disclosure control;
@@ -28,13 +29,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.models import ELIGIBILITY_DECISIONS, GUARANTEES
-from db.queries import eligibility, guarantees
 from db.queries.aggregates import Figures, inside_region
+from db.queries.ownership import Ownership
 from db.queries.scoping import NATIONAL, RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
@@ -79,23 +79,29 @@ class AccessPolicy:
         return self.records.covers(region)
 
     @property
+    def own(self) -> Ownership:
+        """Which decisions and guarantees are the caller's (db/queries/ownership.py): those its
+        client asked for and issued, about businesses inside its jurisdiction. A check finds
+        only businesses inside it, so that is every decision the client asked for, and every
+        guarantee it issued (a guarantee keeps its decision's place); the jurisdiction holds a
+        caller to its own should a client id ever be shared across jurisdictions, as an SSO's
+        was. An external principal's rows under its id of the older form `ISSUER#CLIENT`, which
+        every jurisdiction's users of one SSO app shared, are its own inside its jurisdiction:
+        their guarantees can still be claimed, count towards its gearing limit and in R13, and
+        are in its feed, while those of another jurisdiction remain another principal's."""
+        principal = self.principal
+        legacy = () if principal.legacy_client_id is None else (principal.legacy_client_id,)
+        return Ownership((principal.client_id, *legacy), self.records)
+
+    @property
     def own_decisions(self) -> ColumnElement[bool]:
-        """The eligibility decisions the caller may read, review and guarantee: those its client
-        asked for, about a business that lay inside its jurisdiction when checked. A check finds
-        only businesses inside it, so that is every decision the client asked for; the second
-        condition holds a caller to its jurisdiction should a client id ever be shared across
-        jurisdictions, as an SSO's was (auth.external.external_client_id)."""
-        return and_(
-            eligibility.asked_by(self.principal.client_id),
-            self.records.rows(ELIGIBILITY_DECISIONS),
-        )
+        """The eligibility decisions the caller may read, review and guarantee (`own`)."""
+        return self.own.decisions
 
     @property
     def own_guarantees(self) -> ColumnElement[bool]:
-        """The guarantees the caller may change and is shown exactly (`own_figure_records`):
-        those its client issued, on a business inside its jurisdiction, as every one of its
-        decisions is (`own_decisions`)."""
-        return and_(guarantees.issued_by(self.principal.client_id), self.records.rows(GUARANTEES))
+        """The guarantees the caller may change and is shown exactly (`own_figure_records`)."""
+        return self.own.guarantees
 
     @property
     def own_region(self) -> str | None:

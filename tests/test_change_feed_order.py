@@ -15,11 +15,16 @@ from db.driver import check_out
 from db.engine import create_engine
 from db.queries import change_feed
 from db.queries.change_feed import Reader
+from db.queries.ownership import Ownership
+from db.queries.scoping import EVERYWHERE
 from domain.personal import OWNER_COLUMNS
 from tests.support.databases import as_service
 
 NATIONAL = Reader(
-    jurisdiction="ID", personal_data=True, personal_columns=OWNER_COLUMNS, client_id="test-order"
+    jurisdiction="ID",
+    personal_data=True,
+    personal_columns=OWNER_COLUMNS,
+    own=Ownership(("test-order",), EVERYWHERE),
 )
 WRITERS = 6
 TRANSACTIONS = 25

@@ -52,6 +52,7 @@ from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
 from db.queries.json_pages import JsonBuild, JsonShape
 from db.queries.owners import owner_nik
+from db.queries.ownership import Ownership
 from db.queries.scoping import RowScope, within, within_place
 from domain.personal import OWNER_FIELDS
 
@@ -120,7 +121,9 @@ class Reader:
     personal_columns: tuple[str, ...]
     """The owners' columns its statement selects (resolvers/policy.py): none without pii:read,
     nor for a page that hands out no record, whose statement then reads no owner at all."""
-    client_id: str
+    own: Ownership
+    """Whose guarantees are its own (resolvers/policy.py): the guarantee feed carries only
+    those."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,14 +345,7 @@ def _current(
         )
         condition = and_(PARTICIPATIONS.c.id == numeric_id, visible)
         return joined, condition, PARTICIPATIONS.c.id, [_record(*_participation()), nobody]
-    guarantees_within = within_place(
-        GUARANTEES.c.province_code, GUARANTEES.c.regency_code, null(), code
-    )
-    condition = and_(
-        cast(GUARANTEES.c.id, Text) == entries.c.record_id,
-        GUARANTEES.c.guarantor_client_id == reader.client_id,
-        guarantees_within,
-    )
+    condition = and_(cast(GUARANTEES.c.id, Text) == entries.c.record_id, reader.own.guarantees)
     # A guarantee of an MSME is data about its owner (db.queries.owners.owner_nik).
     return (
         GUARANTEES,
@@ -369,7 +365,7 @@ def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
     if not reader.personal_data:
         clauses.append(LOG.c.personal.is_(false()))
     if kind == "guarantee":
-        clauses.append(LOG.c.owner_client_id == reader.client_id)
+        clauses.append(reader.own.names(LOG.c.owner_client_id))
     return and_(*clauses)
 
 

@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Executable,
     Text,
@@ -46,7 +45,7 @@ from db.models import (
 from db.queries import Record
 from db.queries.guarantees import has_defaulted
 from db.queries.owners import owner_nik
-from db.queries.scoping import RowScope
+from db.queries.ownership import Ownership
 from db.writes import ImportInProgress
 from db.writes.msmes import IMPORT_LOCK
 from domain.errors import InvalidValue
@@ -70,8 +69,9 @@ def _holds_programme_credit(subject: Any) -> Any:
     )
 
 
-# A check's statements are built once per jurisdiction, values bound per call: building and
-# hashing these statements anew was a twentieth of a check's CPU.
+# A check's statements are built once per guarantor (its Ownership: its ids and jurisdiction),
+# values bound per call: building and hashing these statements anew was a twentieth of a
+# check's CPU.
 _VERSION_IN_FORCE = (
     select(ELIGIBILITY_RULESETS.c.version)
     .where(
@@ -90,12 +90,11 @@ for the rules even when no such business is in scope, so a request for rules tha
 is refused the same whether or not the business does."""
 
 
-_GUARANTOR: BindParameter[str] = bindparam("guarantor")
-"""The client asking: R13 counts the defaults of its own guarantees (db.queries.guarantees)."""
-
-
 @lru_cache(maxsize=1024)
-def _msme_facts(scope: RowScope) -> DriverStatement:
+def _msme_facts(own: Ownership) -> DriverStatement:
+    """An MSME in the guarantor's jurisdiction, and whether a guarantee of its own for it has
+    defaulted (R13)."""
+    scope = own.scope
     return DriverStatement(
         select(
             MSMES.c.id,
@@ -109,7 +108,7 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.msme_id == MSMES.c.id).label(
                 "programme_credit"
             ),
-            has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id, _GUARANTOR).label("defaulted"),
+            has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id, own).label("defaulted"),
             _IN_FORCE.c.ruleset_version,
         ).select_from(
             _IN_FORCE.outerjoin(MSMES, and_(MSMES.c.nib == bindparam("key"), scope.rows(MSMES)))
@@ -118,7 +117,9 @@ def _msme_facts(scope: RowScope) -> DriverStatement:
 
 
 @lru_cache(maxsize=1024)
-def _cooperative_facts(scope: RowScope) -> DriverStatement:
+def _cooperative_facts(own: Ownership) -> DriverStatement:
+    """As `_msme_facts`, for a cooperative."""
+    scope = own.scope
     cooperative = COOPERATIVES.c.id
     return DriverStatement(
         select(
@@ -136,9 +137,7 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
             _holds_programme_credit(PARTICIPATIONS.c.cooperative_id == cooperative).label(
                 "programme_credit"
             ),
-            has_defaulted(GUARANTEES.c.cooperative_id == cooperative, _GUARANTOR).label(
-                "defaulted"
-            ),
+            has_defaulted(GUARANTEES.c.cooperative_id == cooperative, own).label("defaulted"),
             _IN_FORCE.c.ruleset_version,
         ).select_from(
             _IN_FORCE.outerjoin(
@@ -152,50 +151,44 @@ def _cooperative_facts(scope: RowScope) -> DriverStatement:
 async def msme_facts(
     connection: Pooled,
     nib: str,
-    scope: RowScope,
+    own: Ownership,
     *,
-    guarantor: str,
     product: str,
     on_date: date,
 ) -> Row:
-    """The facts of one MSME as the client `guarantor` asks about it, with the version of
-    `product`'s rules in force on `on_date`: a check reads the registry and learns which rules
-    apply in one statement (on asyncpg itself: db/driver.py). No such MSME in scope: the
-    business's columns are NULL."""
-    parameters = {"key": nib, "guarantor": guarantor, "product": product, "on_date": on_date}
-    (row,) = await fetch(connection, _msme_facts(scope), parameters)
+    """The facts of one MSME as the guarantor whose decisions and guarantees are `own` asks
+    about it (in its jurisdiction, R13 of its own guarantees), with the version of `product`'s
+    rules in force on `on_date`: a check reads the registry and learns which rules apply in one
+    statement (on asyncpg itself: db/driver.py). No such MSME in scope: the business's columns
+    are NULL."""
+    parameters = {"key": nib, "product": product, "on_date": on_date}
+    (row,) = await fetch(connection, _msme_facts(own), parameters)
     return row
 
 
 async def cooperative_facts(
     connection: Pooled,
     legal_entity_no: str,
-    scope: RowScope,
+    own: Ownership,
     *,
-    guarantor: str,
     product: str,
     on_date: date,
 ) -> Row:
     """As `msme_facts`, for a cooperative."""
-    parameters = {
-        "key": legal_entity_no,
-        "guarantor": guarantor,
-        "product": product,
-        "on_date": on_date,
-    }
-    (row,) = await fetch(connection, _cooperative_facts(scope), parameters)
+    parameters = {"key": legal_entity_no, "product": product, "on_date": on_date}
+    (row,) = await fetch(connection, _cooperative_facts(own), parameters)
     return row
 
 
-async def facts_now(connection: AsyncConnection, decision: Record, scope: RowScope) -> Row | Record:
+async def facts_now(connection: AsyncConnection, decision: Record, own: Ownership) -> Row | Record:
     """The facts of a stored decision's business as the register holds them now, for the
-    guarantor that asked: the statement its check read them with, run in the transaction that
-    records a guarantee on the decision (the version in force it also answers goes unused: the
-    decision's own applies). No longer in scope: the business's columns are NULL."""
-    statement = _msme_facts(scope) if decision.msme_id is not None else _cooperative_facts(scope)
+    guarantor recording a guarantee on it, whose own decision it is (`own`): the statement its
+    check read them with, run in the transaction that records a guarantee on the decision (the
+    version in force it also answers goes unused: the decision's own applies). No longer in
+    scope: the business's columns are NULL."""
+    statement = _msme_facts(own) if decision.msme_id is not None else _cooperative_facts(own)
     parameters = {
         "key": decision.subject_key,
-        "guarantor": decision.client_id,
         "product": decision.product,
         "on_date": decision.check_date,
     }
@@ -351,11 +344,6 @@ async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
     if not stored:
         raise ImportInProgress
     return stored[0]
-
-
-def asked_by(client_id: str) -> ColumnElement[bool]:
-    """The decisions the client `client_id` asked for."""
-    return ELIGIBILITY_DECISIONS.c.client_id == client_id
 
 
 async def decision(

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Exists,
     case,
@@ -32,6 +31,7 @@ from db.models import GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
 from db.queries import Record, any_of
 from db.queries.aggregates import Figures, record_measures
 from db.queries.owners import owner_nik
+from db.queries.ownership import Ownership
 from db.queries.scoping import within
 
 OUTSTANDING = ("active", "claimed")
@@ -60,12 +60,6 @@ def figures(region: str) -> Figures:
     )
 
 
-def issued_by(client_id: str | BindParameter[str]) -> ColumnElement[bool]:
-    """The guarantees the client `client_id` recorded, whatever their region (a bound parameter
-    in a statement built once and run for each guarantor)."""
-    return GUARANTEES.c.guarantor_client_id == client_id
-
-
 async def set_equity(
     connection: AsyncConnection, client_id: str, equity: int, gearing_limit: Decimal
 ) -> None:
@@ -89,20 +83,26 @@ async def lock_guarantor(connection: AsyncConnection, client_id: str) -> Record 
     return (await connection.execute(statement)).first()
 
 
-async def outstanding_cover(connection: AsyncConnection, client_id: str) -> int:
+async def outstanding_cover(connection: AsyncConnection, own: Ownership) -> int:
+    """The cover outstanding on the guarantor's own guarantees (`own`), which its gearing limit
+    weighs. Its whole book: a client's guarantees all lie inside its jurisdiction (each keeps
+    its decision's place, and a check finds only businesses inside it), so the jurisdiction
+    leaves none out; for an external principal it is what makes the guarantees under its id
+    of the older form, shared by every jurisdiction's users, count towards the one whose
+    jurisdiction they lie in."""
     statement = select(func.coalesce(func.sum(GUARANTEES.c.coverage_amount), 0)).where(
-        issued_by(client_id), GUARANTEES.c.status.in_(OUTSTANDING)
+        own.guarantees, GUARANTEES.c.status.in_(OUTSTANDING)
     )
     return int((await connection.execute(statement)).scalar_one())
 
 
-def has_defaulted(subject: ColumnElement[bool], guarantor: str | BindParameter[str]) -> Exists:
-    """Whether a guarantee that the client `guarantor` issued for the business `subject` picks
-    out has defaulted (rule R13). Its own only: counting every guarantor's let a rival make a
+def has_defaulted(subject: ColumnElement[bool], own: Ownership) -> Exists:
+    """Whether a guarantee of the guarantor's own (`own`) for the business `subject` picks out
+    has defaulted (rule R13). Its own only: counting every guarantor's let a rival make a
     business ineligible for all the others with a guarantee of Rp1 defaulted the day it was
     recorded, and told each guarantor of its rivals' defaults. The business's credit history
     with other lenders is what the lender attests from SLIK (R05, R06)."""
-    return exists().where(subject, issued_by(guarantor), GUARANTEES.c.status == "defaulted")
+    return exists().where(subject, own.guarantees, GUARANTEES.c.status == "defaulted")
 
 
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
