@@ -128,7 +128,7 @@ def api(module_reference_url: str) -> Iterator[Api]:
 
 
 CREATE_MSME = """
-mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version scale } }
+mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version scale declaredScale } }
 """
 
 
@@ -162,7 +162,8 @@ def test_r02_reads_the_scale_from_annual_sales_not_the_declared_one(api: Api) ->
     declared = _register(
         api, "7790000000101", capital="500000000", annualTurnover="60000000000", scale="MICRO"
     )
-    assert declared["scale"] == "MICRO"  # the register keeps what was declared
+    # The register keeps the scale the sales give, and what was declared beside it.
+    assert (declared["scale"], declared["declaredScale"]) == ("LARGE", "MICRO")
     decision, outcomes = _checked(api, "7790000000101")
     assert outcomes["R02"] == ("FAIL", "scale_not_allowed")
     assert decision["verdict"] == "NOT_ELIGIBLE"
