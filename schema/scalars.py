@@ -40,11 +40,13 @@ _RUPIAH_DIGITS = len(str(RUPIAH_MAX))
 
 def _parse_rupiah(value: object) -> int:
     """Longer than the largest amount, a number is refused before it is converted: past 4,300
-    digits int() raises CPython's own message, which would reach the client as the reason."""
+    digits int() raises CPython's own message, which would reach the client as the reason. As
+    long as the largest, it is compared with it: "9999999999999999" has its 16 digits and is
+    almost ten times as much."""
     text = _ascii_number(value, _RUPIAH)
     if not text.isdigit():
         raise ValueError(_RUPIAH)
-    if len(text.lstrip("0")) > _RUPIAH_DIGITS:
+    if len(text.lstrip("0")) > _RUPIAH_DIGITS or int(text) > RUPIAH_MAX:
         raise ValueError(f"Rupiah must be at most {RUPIAH_MAX:,} rupiah")
     return int(text)
 

@@ -191,6 +191,25 @@ async def test_a_rupiah_of_thousands_of_digits_is_refused_in_the_projects_words(
         assert "4300" not in error.message
 
 
+async def test_a_rupiah_of_the_largest_amounts_length_is_held_to_the_largest_amount(
+    engine: AsyncEngine,
+) -> None:
+    """Compared by its digits alone, "9999999999999999" (16, as many as Rp10^15) was taken:
+    almost ten times the largest amount, stored and computed on."""
+    for amount in ("1000000000000001", "9999999999999999", "0009999999999999999"):
+        literal = f'mutation {{ createMsme(input: {{{BASE}, capital: "{amount}"}}) {{ id }} }}'
+        for result in (
+            await run(engine, KALTENG, literal),
+            await run(engine, KALTENG, CREATE_MSME, {"i": msme("7794700000001", capital=amount)}),
+        ):
+            (error,) = result.errors
+            assert error.extensions == {"code": "BAD_USER_INPUT", "field": "input.capital"}
+            assert "Rupiah must be at most 1,000,000,000,000,000 rupiah" in error.message, amount
+    largest = {"i": msme("7794700000001", capital="1000000000000000")}
+    created = await run(engine, KALTENG, CREATE_MSME, largest)
+    assert created.errors is None, created.errors
+
+
 async def test_arguments_of_queries_name_their_field_too(engine: AsyncEngine) -> None:
     literal = await run(engine, KALTENG, "{ msmes(first: 99999999999) { totalCount } }")
     assert literal.errors[0].extensions["field"] == "first"
