@@ -329,14 +329,12 @@ async def resolve_review(
                 raise coded_error(
                     ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"
                 )
-            state = (
-                "already reviewed"
+            why = (
+                "the decision is already reviewed"
                 if existing.reviewed_verdict
-                else f"{existing.verdict}, not review"
+                else f"only a NEEDS_REVIEW decision can be reviewed; this one is {existing.verdict}"
             )
-            raise coded_error(
-                ErrorCode.CONFLICT, f"decisionId: the decision is {state}", field="decisionId"
-            )
+            raise coded_error(ErrorCode.CONFLICT, f"decisionId: {why}", field="decisionId")
     handed_out(info.context, "eligibility_decision", reviewed.owner_nik)
     return reviewed
 

@@ -44,6 +44,18 @@ def _eligible(decision: Record) -> bool:
     )
 
 
+def _not_eligible(decision: Record) -> str:
+    """Why a decision is not guaranteed, in the verdict that stands: a reviewed decision's is
+    its review's, so one reviewed NOT_ELIGIBLE is not reported as still awaiting review."""
+    if decision.reviewed_verdict is not None:
+        standing = f"was reviewed {decision.reviewed_verdict}"
+    elif decision.verdict == "NEEDS_REVIEW":
+        standing = "is NEEDS_REVIEW, not yet reviewed"
+    else:
+        standing = f"is {decision.verdict}"
+    return f"the decision {standing}: only an eligible decision is guaranteed"
+
+
 async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
     principal = info.context.principal
     decision_id = parse_id(new.decision_id, _DECISION)
@@ -59,7 +71,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 ErrorCode.NOT_FOUND, f"{_DECISION}: no such decision", field=_DECISION
             )
         if not _eligible(decision):
-            raise bad_input(_DECISION, f"the decision is {decision.verdict}")
+            raise bad_input(_DECISION, _not_eligible(decision))
         try:
             rules.check_decision_age(decision.check_date, today=today())
         except InvalidValue as error:

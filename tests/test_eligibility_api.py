@@ -577,6 +577,10 @@ def test_a_reviewed_decision_can_be_guaranteed_and_is_reviewed_once(api: Api) ->
     assert decision["verdict"] == "NEEDS_REVIEW"
     refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["errors"][0]["message"] == (
+        "guarantee.decisionId: the decision is NEEDS_REVIEW, not yet reviewed:"
+        " only an eligible decision is guaranteed"
+    )
 
     resolve = """
     mutation Resolve($id: ID!) {
@@ -616,7 +620,34 @@ def test_a_decision_not_awaiting_review_is_a_conflict_on_its_argument(api: Api) 
     assert answer["data"] == {"resolveEligibilityReview": None}
     (error,) = answer["errors"]
     assert error["extensions"] == {"code": "CONFLICT", "field": "decisionId"}
-    assert error["message"] == "decisionId: the decision is ELIGIBLE, not review"
+    assert error["message"] == (
+        "decisionId: only a NEEDS_REVIEW decision can be reviewed; this one is ELIGIBLE"
+    )
+
+
+def test_a_decision_reviewed_not_eligible_is_refused_in_its_reviews_verdict(api: Api) -> None:
+    """The refusal gives the verdict that stands: the review's, not the NEEDS_REVIEW the rules
+    left for it."""
+    request = _request(
+        {"legalEntityNo": "AHU-9990001.AH.01.26.TAHUN 2019"}, 100_000_000, 36, maxCollectibility=1
+    )
+    decision = _decision(_check(api, request))
+    assert decision["verdict"] == "NEEDS_REVIEW"
+    resolve = """
+    mutation Resolve($id: ID!) {
+      resolveEligibilityReview(decisionId: $id, verdict: NOT_ELIGIBLE, reviewer: "Ir. Analis",
+        reason: "agunan tidak cukup") { finalVerdict }
+    }
+    """
+    resolved = api.graphql(resolve, JAMKRIDA, {"id": decision["id"]})
+    assert resolved["data"]["resolveEligibilityReview"] == {"finalVerdict": "NOT_ELIGIBLE"}
+    refused = api.graphql(RECORD, JAMKRIDA, _guarantee(decision["id"]))
+    (error,) = refused["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "guarantee.decisionId"}
+    assert error["message"] == (
+        "guarantee.decisionId: the decision was reviewed NOT_ELIGIBLE:"
+        " only an eligible decision is guaranteed"
+    )
 
 
 def test_the_gearing_limit_refuses_a_guarantee_beyond_20_times_equity(
