@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
+from db.driver import Row
 from db.queries import Record
 from db.queries import eligibility as decisions
 from db.queries import guarantees as queries
@@ -79,7 +80,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         if decision.msme_id is not None:
             # The guarantee's foreign key would otherwise wait on the records an import holds.
             await after_imports(connection)
-        await _still_holds(connection, info.context.policy, decision)
+        # Placed where the register has the business today, as its rules are read today.
+        registered = await _still_holds(connection, info.context.policy, decision)
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:
             raise bad_input(
@@ -119,8 +121,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 "guarantor_client_id": principal.client_id,
                 "msme_id": decision.msme_id,
                 "cooperative_id": decision.cooperative_id,
-                "province_code": decision.province_code,
-                "regency_code": decision.regency_code,
+                "province_code": registered.province_code,
+                "regency_code": registered.regency_code,
                 "bank": bank,
                 "amount": decision.loan_amount,
                 "coverage_amount": coverage,
@@ -133,11 +135,15 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
     return recorded
 
 
-async def _still_holds(connection: AsyncConnection, policy: AccessPolicy, decision: Record) -> None:
+async def _still_holds(
+    connection: AsyncConnection, policy: AccessPolicy, decision: Record
+) -> Row | Record:
     """Refuses a decision the register has overturned since its check: the rules the recording
     applies again (domain.guarantees.RECHECKED_RULES), to the business as a check would read it
     today, under the decision's own rule set. A business no longer in the guarantor's
-    jurisdiction is one a check would not find."""
+    jurisdiction is one a check would not find. Returns the business as the register has it
+    today: a guarantee is placed in the regency the business has when it is recorded, not the
+    one it had at the check, which the guarantee figures would otherwise count it in."""
     row = await decisions.facts_now(connection, decision, policy.own)
     if row.id is None:
         raise bad_input(
@@ -158,6 +164,7 @@ async def _still_holds(connection: AsyncConnection, policy: AccessPolicy, decisi
             f"on the register today the business fails {named}: "
             "the decision no longer holds; check again",
         )
+    return row
 
 
 async def change_status(

@@ -252,6 +252,38 @@ def test_a_cooperative_deactivated_since_its_check_is_not_guaranteed(api: Api) -
     assert error["message"].endswith("the decision no longer holds; check again")
 
 
+MOVE_MSME = """
+mutation($id: ID!, $version: Int!) {
+  updateMsme(id: $id, version: $version, changes: {region: "62.03"}) { version }
+}
+"""
+
+
+def test_a_guarantee_is_placed_where_the_business_is_when_it_is_recorded(
+    api: Api, module_reference_url: str
+) -> None:
+    """Moved to Kapuas since its check in Palangka Raya, a business still in the guarantor's
+    province is guaranteed, and the guarantee counted in Kapuas, where recording read it: not
+    in the regency the decision stored."""
+    request, business = _business(api, "7794700000101")
+    decision = _checked(api, request, JAMKRIDA)
+    assert decision["verdict"] == "ELIGIBLE"
+    moved = api.graphql(MOVE_MSME, "demo-province-62", business)
+    assert "errors" not in moved, moved
+    guarantee = _guaranteed(api, JAMKRIDA, decision["id"])
+
+    async def placed() -> tuple[str, str]:
+        connection = await asyncpg.connect(module_reference_url)
+        try:
+            query = "SELECT province_code, regency_code FROM guarantees WHERE id = $1::uuid"
+            row = await connection.fetchrow(query, guarantee)
+        finally:
+            await connection.close()
+        return row["province_code"], row["regency_code"]
+
+    assert asyncio.run(placed()) == ("62", "62.03")
+
+
 def _stored(url: str, msme_id: str) -> tuple[int, int]:
     """The decisions and guarantees stored about the MSME."""
 
