@@ -136,11 +136,20 @@ def check_period(starts_on: date, ends_on: date, *, tenor_months: int) -> None:
         )
 
 
-def check_effective(effective_on: date, *, starts_on: date, today: date) -> None:
+def check_effective(effective_on: date, *, starts_on: date, latest: date, today: date) -> None:
     """A status change reports what happened (a claim, a repayment, a default): on or after the
-    guarantee started, and not in the future."""
+    guarantee started, and not in the future. Nor before the `latest` change already recorded
+    took effect: the history is read in order, so a claim of the 20th followed by a repayment
+    of the 6th would have the guarantee repaid before it was claimed, and its status on a day
+    be neither the one its history ends at nor any it had then."""
     if effective_on < starts_on:
         raise InvalidValue("effectiveOn", "must not be before the guarantee started")
+    if effective_on < latest:
+        raise InvalidValue(
+            "effectiveOn",
+            f"must not be before the guarantee's latest status change, effective {latest}:"
+            f" {latest} or later",
+        )
     if effective_on > today:
         raise InvalidValue("effectiveOn", "must not be in the future")
 

@@ -185,11 +185,15 @@ async def change_status(
             raise coded_error(
                 ErrorCode.NOT_FOUND, "guaranteeId: no such guarantee", field="guaranteeId"
             )
+        latest = await queries.latest_effective_on(connection, guarantee.id)
         got = Collector()
         got.take(lambda: rules.check_transition(guarantee.status, status))
         got.take(
             lambda: rules.check_effective(
-                effective_on, starts_on=guarantee.starts_on, today=today()
+                effective_on,
+                starts_on=guarantee.starts_on,
+                latest=latest,
+                today=today(),
             )
         )
         checked_note = got.optional(

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -276,3 +276,53 @@ def test_the_api_still_records_guarantees_and_moves_their_status(
         ],
     }
     assert _status_and_history(demo_url, guarantee) == ("claimed", ["active", "claimed"])
+
+
+def _recorded(api: Api, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A guarantee of its own, recorded through the API on the scenario's day (2026-01-20)."""
+    Clock(monkeypatch, CHECKED_ON)
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(_decision(_check(api, request))["id"]))
+    assert "errors" not in recorded, recorded
+    guarantee: str = recorded["data"]["recordGuarantee"]["id"]
+    return guarantee
+
+
+DATED_CHANGE = (
+    "INSERT INTO guarantee_status_changes (guarantee_id, from_status, to_status, effective_on,"
+    " changed_by) VALUES ($1, $2, $3, $4, 'demo-jamkrida-62')"
+)
+
+
+def test_the_service_role_cannot_date_a_status_change_back(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insider's history runs forward as the API's does (migration 0039): no change takes
+    effect before the guarantee started, nor before a change recorded before it."""
+    guarantee = uuid.UUID(_recorded(api, monkeypatch))
+    claimed_on, started = date(2026, 10, 1), date(2026, 1, 20)
+
+    def moves(*steps: tuple[str, str, date]) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            statement
+            for old, new, on in steps
+            for statement in (
+                (STATUS_TO, (guarantee, new)),
+                (DATED_CHANGE, (guarantee, old, new, on)),
+            )
+        ]
+
+    before_start = moves(("active", "claimed", started - timedelta(days=1)))
+    assert _as_service(demo_url, before_start) == "23514"
+    backwards = moves(
+        ("active", "claimed", claimed_on), ("claimed", "active", claimed_on - timedelta(days=1))
+    )
+    assert _as_service(demo_url, backwards) == "23514"
+    assert _status_and_history(demo_url, str(guarantee)) == ("active", ["active"])
+    # The same day as the latest change is forward enough.
+    assert _as_service(demo_url, moves(("active", "claimed", started))) is None
+    assert _as_service(demo_url, moves(("claimed", "active", started))) is None
+    assert _status_and_history(demo_url, str(guarantee)) == (
+        "active",
+        ["active", "claimed", "active"],
+    )

@@ -284,6 +284,42 @@ def test_a_guarantee_is_placed_where_the_business_is_when_it_is_recorded(
     assert asyncio.run(placed()) == ("62", "62.03")
 
 
+def test_a_guarantees_history_runs_forward(api: Api, clock: Clock) -> None:
+    """Claimed effective the 20th, a guarantee was made active again effective the 10th and paid
+    off effective the 6th, a history that has it repaid before it was claimed. Each change now
+    takes effect on or after the latest."""
+    request, _ = _business(api, "7794700000102")
+    guarantee = _guaranteed(api, JAMKRIDA, _checked(api, request, JAMKRIDA)["id"])
+    clock.day = date(2026, 12, 25)
+
+    def changed(status: str, on: str) -> dict[str, Any]:
+        return api.graphql(STATUS, JAMKRIDA, {"id": guarantee, "status": status, "on": on})
+
+    assert "errors" not in changed("CLAIMED", "2026-12-20")
+    for status, on in (
+        ("ACTIVE", "2026-12-10"),
+        ("PAID_OFF", "2026-12-08"),
+        ("ACTIVE", "2026-12-19"),
+    ):
+        refused = changed(status, on)
+        assert refused["data"] == {"changeGuaranteeStatus": None}
+        (error,) = refused["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "effectiveOn"}
+        assert error["message"] == (
+            "effectiveOn: must not be before the guarantee's latest status change,"
+            " effective 2026-12-20: 2026-12-20 or later"
+        )
+    # The same day as the latest, or later, as the history reads.
+    assert changed("ACTIVE", "2026-12-20")["data"]["changeGuaranteeStatus"]["status"] == "ACTIVE"
+    paid = changed("PAID_OFF", "2026-12-24")["data"]["changeGuaranteeStatus"]
+    assert paid["history"] == [
+        {"toStatus": "ACTIVE"},
+        {"toStatus": "CLAIMED"},
+        {"toStatus": "ACTIVE"},
+        {"toStatus": "PAID_OFF"},
+    ]
+
+
 def _stored(url: str, msme_id: str) -> tuple[int, int]:
     """The decisions and guarantees stored about the MSME."""
 

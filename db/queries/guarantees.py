@@ -141,6 +141,18 @@ async def guarantee_for_update(
     return (await connection.execute(statement)).first()
 
 
+async def latest_effective_on(connection: AsyncConnection, guarantee_id: uuid.UUID) -> date:
+    """The day the guarantee's latest status change took effect, which the next may not precede.
+    Read once `guarantee_for_update` holds the lock, in a statement of its own: a subquery of
+    that statement would read the history as it stood before the lock was waited for (READ
+    COMMITTED rechecks the locked row alone), missing a change committed meanwhile."""
+    statement = select(func.max(GUARANTEE_STATUS_CHANGES.c.effective_on)).where(
+        GUARANTEE_STATUS_CHANGES.c.guarantee_id == guarantee_id
+    )
+    latest: date = (await connection.execute(statement)).scalar_one()
+    return latest
+
+
 async def change_status(
     connection: AsyncConnection,
     guarantee: Record,

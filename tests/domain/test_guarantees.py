@@ -97,13 +97,27 @@ def test_a_start_near_the_end_of_the_calendar_leaves_the_period_to_its_own_rule(
 
 
 def test_a_status_change_takes_effect_between_the_start_and_today() -> None:
-    today = date(2026, 12, 4)
-    check_effective(date(2026, 2, 1), starts_on=date(2026, 2, 1), today=today)
-    check_effective(today, starts_on=date(2026, 2, 1), today=today)
+    today, started = date(2026, 12, 4), date(2026, 2, 1)
+    check_effective(started, starts_on=started, latest=started, today=today)
+    check_effective(today, starts_on=started, latest=started, today=today)
     for effective_on in (date(2026, 1, 31), date(2026, 12, 5)):
         with pytest.raises(InvalidValue) as refused:
-            check_effective(effective_on, starts_on=date(2026, 2, 1), today=today)
+            check_effective(effective_on, starts_on=started, latest=started, today=today)
         assert refused.value.field == "effectiveOn"
+
+
+def test_a_status_change_takes_effect_no_earlier_than_the_latest_one() -> None:
+    """Claimed effective the 20th, the guarantee is not active again, nor paid off, before it."""
+    today, started, claimed = date(2026, 12, 25), date(2026, 12, 5), date(2026, 12, 20)
+    check_effective(claimed, starts_on=started, latest=claimed, today=today)
+    for effective_on in (date(2026, 12, 10), date(2026, 12, 6), date(2026, 12, 19)):
+        with pytest.raises(InvalidValue) as refused:
+            check_effective(effective_on, starts_on=started, latest=claimed, today=today)
+        assert (refused.value.field, refused.value.reason) == (
+            "effectiveOn",
+            "must not be before the guarantee's latest status change, effective 2026-12-20:"
+            " 2026-12-20 or later",
+        )
 
 
 def test_a_guarantee_rests_on_a_decision_no_older_than_a_check_may_be_dated() -> None:
