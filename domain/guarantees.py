@@ -29,6 +29,8 @@ DEFAULTED = "defaulted"
 OUTSTANDING = (ACTIVE, CLAIMED)
 
 # A claim may be withdrawn (the debtor caught up) or end in a default; both ends are final.
+# The database's trigger allows these moves alone (migration 0039), whoever writes the history:
+# a change here takes a migration, which tests/test_decision_and_guarantee_guards.py asks for.
 TRANSITIONS: dict[str, frozenset[str]] = {
     ACTIVE: frozenset({CLAIMED, PAID_OFF, DEFAULTED}),
     CLAIMED: frozenset({ACTIVE, PAID_OFF, DEFAULTED}),

@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from db.models import GUARANTEE_STATUSES
+from domain.guarantees import ACTIVE, TRANSITIONS
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -27,11 +29,13 @@ from tests.test_eligibility_api import (
     ISSUED_BY,
     JAMKRIDA,
     RECORD,
+    STATUS,
     _check,
     _decision,
     _guarantee,
     _request,
 )
+from tests.test_eligibility_registry import _register
 
 REVIEW = """
 mutation Resolve($id: ID!) {
@@ -278,10 +282,10 @@ def test_the_api_still_records_guarantees_and_moves_their_status(
     assert _status_and_history(demo_url, guarantee) == ("claimed", ["active", "claimed"])
 
 
-def _recorded(api: Api, monkeypatch: pytest.MonkeyPatch) -> str:
+def _recorded(api: Api, monkeypatch: pytest.MonkeyPatch, nib: str = "9990000000001") -> str:
     """A guarantee of its own, recorded through the API on the scenario's day (2026-01-20)."""
     Clock(monkeypatch, CHECKED_ON)
-    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    request = _request({"nib": nib}, 50_000_000, 24, **FULL_ATTESTATION)
     recorded = api.graphql(RECORD, JAMKRIDA, _guarantee(_decision(_check(api, request))["id"]))
     assert "errors" not in recorded, recorded
     guarantee: str = recorded["data"]["recordGuarantee"]["id"]
@@ -326,3 +330,41 @@ def test_the_service_role_cannot_date_a_status_change_back(
         "active",
         ["active", "claimed", "active"],
     )
+
+
+def test_the_service_role_cannot_undo_a_final_status(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defaulted (R13 then fails the business for its guarantor) or paid off, a guarantee stays
+    so: the insider's row of history out of it, though it starts where the last one ended, is
+    refused at commit (migration 0039), as is a move changeGuaranteeStatus never makes."""
+    for final, nib in (("DEFAULTED", "7794700000201"), ("PAID_OFF", "7794700000202")):
+        # A business of its own: a default fails R13 for every later check of it.
+        _register(api, nib, capital="50000000", annualTurnover="240000000")
+        guarantee = _recorded(api, monkeypatch, nib)
+        variables = {"id": guarantee, "status": final, "on": CHECKED_ON.isoformat()}
+        answer = api.graphql(STATUS, JAMKRIDA, variables)
+        assert answer["data"]["changeGuaranteeStatus"]["status"] == final, answer
+        ended = (final.lower(), ["active", final.lower()])
+        for undone in ("active", "claimed"):
+            undo = [
+                (STATUS_TO, (uuid.UUID(guarantee), undone)),
+                (CHANGE, (uuid.UUID(guarantee), final.lower(), undone)),
+            ]
+            assert _as_service(demo_url, undo) == "23514", (final, undone)
+            assert _status_and_history(demo_url, guarantee) == ended
+    guarantee = _recorded(api, monkeypatch)
+    in_place = [(CHANGE, (uuid.UUID(guarantee), "active", "active"))]
+    assert _as_service(demo_url, in_place) == "23514"
+    assert _status_and_history(demo_url, guarantee) == ("active", ["active"])
+
+
+def test_the_database_allows_the_moves_the_domain_allows(demo_url: str) -> None:
+    """One set of moves: the trigger's (`guarantee_status_may_follow`, migration 0039) is the
+    domain's TRANSITIONS, and a first change is to the status a guarantee is recorded in."""
+    assert set(TRANSITIONS) == set(GUARANTEE_STATUSES)
+    for old in (None, *TRANSITIONS):
+        for new in TRANSITIONS:
+            expected = new == ACTIVE if old is None else new in TRANSITIONS[old]
+            allowed = _row(demo_url, "SELECT guarantee_status_may_follow($1, $2)", old, new)
+            assert allowed[0] is expected, (old, new)
