@@ -11,13 +11,13 @@ made again under it. The service may lock the table no other way: its SELECT all
 ACCESS SHARE, which a rotation's lock does not wait for.
 
 Revision ID: 0040
-Revises: 0038
+Revises: 0039
 """
 
 from alembic import op
 
 revision = "0040"
-down_revision = "0038"
+down_revision = "0039"
 branch_labels = None
 depends_on = None
 
