@@ -622,8 +622,20 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
                 _execute(url, LEGACY_ENTRY, id_, "micro", date(2024, 1, 1), None, 120_000_000)
             )
             asyncio.run(_execute(url, HELD_DECLARATION, id_, sales))
+        asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))  # a ministry's
         upgrade(url)
         today: date = asyncio.run(_value(url, "SELECT current_date"))
+        assert asyncio.run(_released_rule_versions(url)) == [
+            (ids[0], "PP7_2021"),
+            (ids[1], "PP7_2021"),
+        ]
+        asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))
+        assert asyncio.run(_released_rule_versions(url)) == [
+            (ids[0], "PP7_2021"),
+            (ids[0], "PP7_2021/0037"),
+            (ids[1], "PP7_2021"),
+            (ids[1], "PP7_2021/0037"),
+        ]
         history = asyncio.run(
             _fetch(
                 url,
@@ -641,6 +653,18 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
         later = date(today.year + 1, 1, 1)
         asyncio.run(_execute(url, LEGACY_ENTRY, ids[1], "medium", later, 20_000_000_000, None))
         assert asyncio.run(_graduations(url, later.year)) == [(ids[1], "small", "medium")]
+
+
+async def _released_rule_versions(url: str) -> list[tuple[int, str]]:
+    """The scale history's rule versions in the release a ministry reads its graduations from."""
+    schema = await _value(url, "SELECT schema_name FROM figure_releases")
+    assert schema in {"figures_a", "figures_b"}
+    rows = await _fetch(
+        url,
+        f"SELECT msme_id, rule_version FROM {schema}.msme_scale_history"  # noqa: S608 (checked)
+        " ORDER BY msme_id, effective_from",
+    )
+    return [(row["msme_id"], row["rule_version"]) for row in rows]
 
 
 NUMBERS = "SELECT id, legal_entity_no, version FROM cooperatives ORDER BY id"

@@ -132,6 +132,43 @@ def _migration(file: str) -> ModuleType:
     return module
 
 
+def _release_copying(history_columns: str) -> str:
+    """0033's owner-only release function, copying `history_columns` of the scale history: the
+    graduation figures tell a correction from growth by its rule version, and a ministry's are
+    read from a release."""
+    releases = _migration("0031_figure_releases.py")
+    copies = {**releases.COPIES, "msme_scale_history": history_columns}
+    vars(releases).update(COPIES=copies)  # what its _copies() reads
+    figures = _migration("0033_insider_figures.py")
+    vars(figures).update(_migration=lambda file: releases)  # the 0031 its _copying() loads
+    copying: str = figures._copying("copy_figure_release")
+    return copying
+
+
+RELEASED_HISTORY = "msme_id, scale, effective_from, rule_version"
+RELEASES_GAIN_RULE_VERSION = """
+DO $$
+DECLARE
+    release text;
+BEGIN
+    FOREACH release IN ARRAY ARRAY['figures_a', 'figures_b'] LOOP
+        IF to_regclass(format('%I.msme_scale_history', release)) IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %I.msme_scale_history'
+                           ' ADD COLUMN rule_version text NOT NULL DEFAULT ''''',
+                           release);
+            EXECUTE format('UPDATE %I.msme_scale_history AS r SET rule_version = h.rule_version'
+                           ' FROM public.msme_scale_history AS h'
+                           ' WHERE h.msme_id = r.msme_id AND h.effective_from = r.effective_from',
+                           release);
+        END IF;
+    END LOOP;
+END
+$$
+"""
+"""The releases made before this revision, given the column the next release copies (a
+ministry reads its graduations from one until the next is made)."""
+
+
 def _record_history(columns: tuple[str, ...]) -> str:
     """0015's view, an imported record's creation naming `columns`."""
     batches = _migration("0015_import_batches.py")
@@ -157,8 +194,11 @@ def upgrade() -> None:
     columns = _migration("0015_import_batches.py").RECORD_COLUMNS
     at = columns.index("scale") + 1
     op.execute(_record_history((*columns[:at], "declared_scale", *columns[at:])))
+    op.execute(_release_copying(RELEASED_HISTORY))
+    op.execute(RELEASES_GAIN_RULE_VERSION)
 
 
 def downgrade() -> None:
+    op.execute(_release_copying(_migration("0031_figure_releases.py").COPIES["msme_scale_history"]))
     op.execute(_record_history(_migration("0015_import_batches.py").RECORD_COLUMNS))
     op.execute("ALTER TABLE msmes DROP COLUMN declared_scale")
