@@ -150,13 +150,14 @@ FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.estab
   AND participations.status = $1::VARCHAR AND programmes.id = participations.programme_id
   AND programmes.kind = $2::VARCHAR) AS programme_credit, EXISTS (SELECT * FROM guarantees
   WHERE guarantees.msme_id = msmes.id AND guarantees.guarantor_client_id = $3::VARCHAR
-  AND guarantees.status = $4::VARCHAR) AS defaulted, in_force.ruleset_version
+  AND guarantees.province_code = $4::VARCHAR AND guarantees.status = $5::VARCHAR) AS defaulted,
+  in_force.ruleset_version
 FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
-  WHERE eligibility_rulesets.product = $5::VARCHAR
-  AND eligibility_rulesets.effective_from <= $6::DATE
-  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $7::INTEGER) AS ruleset_version)
-  AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $8::VARCHAR
-  AND msmes.province_code = $9::VARCHAR"""
+  WHERE eligibility_rulesets.product = $6::VARCHAR
+  AND eligibility_rulesets.effective_from <= $7::DATE
+  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $8::INTEGER) AS ruleset_version)
+  AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $9::VARCHAR
+  AND msmes.province_code = $10::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
   subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
   check_date, facts, verdict, results, coverage_amount, estimated_fee) SELECT $1::VARCHAR AS
@@ -193,7 +194,18 @@ _RULES: dict[str, RuleSet] = {}
 
 def facts_arguments(nib: str, on: date, province: str, client_id: str) -> tuple[Any, ...]:
     """FACTS' arguments, as Sinergi binds them for the client `client_id` of `province`."""
-    return "active", "subsidised_credit", client_id, "defaulted", PRODUCT, on, 1, nib, province
+    return (
+        "active",
+        "subsidised_credit",
+        client_id,
+        province,
+        "defaulted",
+        PRODUCT,
+        on,
+        1,
+        nib,
+        province,
+    )
 
 
 async def eligibility(request: Request) -> Response:
