@@ -12,6 +12,8 @@ take (ReadTimedOut).
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 from sqlalchemy import exc
 
@@ -81,3 +83,41 @@ def is_serialization_failure(error: BaseException) -> bool:
     """True when `error`, or anything it wraps, is PostgreSQL refusing a repeatable-read
     transaction's change to a row another transaction changed since its snapshot."""
     return isinstance(_asyncpg_error(error), asyncpg.exceptions.SerializationError)
+
+
+def is_insufficient_privilege(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, is PostgreSQL refusing the role a privilege
+    (42501): a table, a schema, a function it was not granted."""
+    return isinstance(_asyncpg_error(error), asyncpg.exceptions.InsufficientPrivilegeError)
+
+
+_DATABASE_ERRORS = (asyncpg.PostgresError, exc.DBAPIError, exc.EmulatedDBAPIException)
+
+_QUOTED_VALUE = re.compile(r': ".*"$', re.DOTALL)
+"""The offending value some messages end with (22P02 `invalid input syntax for type date:
+"…"`, an enum's value): input, which may be personal."""
+
+
+def loggable(error: BaseException) -> str | None:
+    """`error` as a log line may tell it, when it is PostgreSQL's error (the driver's, or
+    SQLAlchemy's around it); None for any other exception.
+
+    The server's DETAIL carries the row's values (`Failing row contains (…, NIK, name, phone,
+    address)`, `Key (nik)=(…)`), its CONTEXT and HINT may too, and the wrappers' text repeats
+    them: none of it reaches the log (UU 27/2022). What locates the fault stays: the SQLSTATE,
+    the message with any value it ends with left out, and the names of the constraint, table,
+    column and type."""
+    if not isinstance(error, _DATABASE_ERRORS):
+        return None
+    cause = _asyncpg_error(error)
+    if cause is None:
+        return None
+    message = _QUOTED_VALUE.sub(': "…"', str(cause.args[0]) if cause.args else "")
+    names = {
+        "constraint": cause.constraint_name,
+        "table": cause.table_name,
+        "column": cause.column_name,
+        "type": cause.data_type_name,
+    }
+    named = ", ".join(f"{kind} {name}" for kind, name in names.items() if name)
+    return f"[SQLSTATE {cause.sqlstate}] {message}" + (f" ({named})" if named else "")

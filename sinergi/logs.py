@@ -13,10 +13,13 @@ import math
 import sys
 import threading
 import time
+import traceback
+from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
 
+from db.errors import loggable
 from sinergi import exchange
 from sinergi.settings import Settings
 
@@ -29,7 +32,88 @@ def _request_id() -> str | None:
     return None if now is None else now.request_id
 
 
-class JsonFormatter(logging.Formatter):
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def exception_text(error: BaseException) -> str:
+    """The traceback of `error` and of the exceptions it was raised from, as Python prints it,
+    except that a database error is told by `db.errors.loggable`: its DETAIL (the failing row's
+    values, personal data) would otherwise reach the log in each of the three exceptions a
+    failed statement chains (asyncpg's, SQLAlchemy's adapter's, SQLAlchemy's)."""
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, link))
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            current = None
+    parts: list[str] = []
+    for each, link_to_next in reversed(chain):
+        parts.append(_one_exception(each))
+        parts.append(link_to_next)
+    return "".join(parts).rstrip("\n")
+
+
+def _one_exception(error: BaseException) -> str:
+    frames = traceback.format_tb(error.__traceback__)
+    head = ["Traceback (most recent call last):\n", *frames] if frames else []
+    told = loggable(error)
+    if told is None:
+        tail = traceback.format_exception_only(type(error), error)
+    else:
+        kind = type(error)
+        name = kind.__qualname__
+        if kind.__module__ not in ("__main__", "builtins"):
+            name = f"{kind.__module__}.{name}"
+        tail = [f"{name}: {told}\n"]
+    if isinstance(error, BaseExceptionGroup):
+        for number, member in enumerate(error.exceptions, 1):
+            nested = exception_text(member).replace("\n", "\n  | ")
+            tail.append(f"  +---- {number} ----\n  | {nested}\n")
+    return "".join(head + tail)
+
+
+def _told(record: logging.LogRecord) -> logging.LogRecord:
+    """`record`, or when it carries an exception or a database error among its arguments
+    (`log.warning("could not …: %s", error)`), a copy whose arguments tell database errors as
+    `db.errors.loggable` does and whose traceback is formatted afresh: another handler's
+    formatter may have cached its own text of it on the record."""
+    arguments = record.args if isinstance(record.args, tuple) else ()
+    told = [
+        loggable(argument) if isinstance(argument, BaseException) else None
+        for argument in arguments
+    ]
+    if not record.exc_info and not any(told):
+        return record
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.exc_text = None
+    if any(told):
+        copy.args = tuple(
+            argument if text is None else text
+            for argument, text in zip(arguments, told, strict=True)
+        )
+    return copy
+
+
+class _DatabaseErrorsTold(logging.Formatter):
+    """The formatters' common part: tracebacks by `exception_text`."""
+
+    def formatException(  # noqa: N802 (logging.Formatter's name)
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        return "" if ei[1] is None else exception_text(ei[1])
+
+
+class JsonFormatter(_DatabaseErrorsTold):
     """Every request writes an access-log line, so the line is cheap: the time's text is
     formatted once per second, and the entry encoded by orjson."""
 
@@ -48,6 +132,7 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{microseconds // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
+        record = _told(record)
         entry: dict[str, Any] = {
             "time": self._time(record.created),
             "level": record.levelname.lower(),
@@ -63,11 +148,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_DatabaseErrorsTold):
     """For a developer's terminal (SINERGI_LOG_FORMAT=text): the same facts, one readable line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = super().format(_told(record))
         request_id = _request_id()
         return line if request_id is None else f"{line} [{request_id}]"
 

@@ -22,8 +22,9 @@ from db.seed import load_reference
 from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
+from sinergi.logs import log_config
 from sinergi.settings import Settings
-from tests.support.databases import as_service
+from tests.support.databases import as_service, run
 from tests.support.http import Api, served
 
 CLIENT = "demo-province-62"
@@ -34,7 +35,7 @@ def _internal_error(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body = response.json()
     (error,) = body["errors"]
-    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["extensions"]["code"] == "INTERNAL", error
     correlation_id = error["extensions"]["correlationId"]
     assert correlation_id in error["message"]
     for leak in (MARKER, "SELECT", "Traceback", "File ", "pg_sleep", "asyncpg", "sqlalchemy"):
@@ -135,7 +136,7 @@ def test_a_failure_outside_graphql_is_a_coded_internal_error_too(
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["x-request-id"]
     (error,) = response.json()["errors"]
-    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["extensions"]["code"] == "INTERNAL", error
     correlation_id = error["extensions"]["correlationId"]
     assert correlation_id in error["message"]
     for leak in ("client_writes", "Traceback", "asyncpg", "sqlalchemy"):
@@ -228,7 +229,7 @@ def test_a_subscription_whose_audit_write_fails_gets_a_coded_internal_error(
     assert message["type"] == "next", message
     assert message["payload"].get("data") is None
     (error,) = message["payload"]["errors"]
-    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["extensions"]["code"] == "INTERNAL", error
     correlation_id = error["extensions"]["correlationId"]
     assert correlation_id in error["message"]
     for leak in ("audit_log", "INSERT", "SELECT", "sqlalchemy", "asyncpg", "statement timeout"):
@@ -236,3 +237,68 @@ def test_a_subscription_whose_audit_write_fails_gets_a_coded_internal_error(
     assert NIK.search(frame) is None
     assert "statement timeout" in _logged(caplog, correlation_id)
     assert NIK.search(caplog.text) is None
+
+
+def test_a_failing_row_s_personal_data_stays_out_of_the_error_log(
+    module_reference_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's DETAIL of a failed write spells out the row (`Failing row contains (…)`),
+    the owner's NIK, name, birth date, phone and address among it, and asyncpg's and
+    SQLAlchemy's exception texts repeat it: `hide_parameters` hides none of it. The serving
+    log's lines, JSON or text, name the constraint and the correlation id, not the values."""
+    owner = {
+        "nik": "6271014101900088",
+        "fullName": "Forced Failure Rahasia",
+        "sex": "F",
+        "birthDate": "1990-01-01",
+        "phone": "081255556666",
+        "address": "Jl. Rahasia 11",
+    }
+    business = {
+        "nib": "7745000000001",
+        "name": "Usaha Uji Log",
+        "kbliCode": "47112",
+        "scale": "MICRO",
+    }
+    create = "mutation Create($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(module_reference_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    # A rule the API's validation does not know, as a hand-made constraint would be.
+    run(
+        module_reference_url,
+        "ALTER TABLE msme_owners ADD CONSTRAINT forced_owner_check"
+        " CHECK (full_name NOT LIKE '%Rahasia%') NOT VALID",
+    )
+    try:
+        with served(module_reference_url) as api, caplog.at_level(logging.ERROR):
+            variables = {"input": {**business, "region": "62.71", "owner": owner}}
+            found = _internal_error(
+                api.post({"query": create, "variables": variables}, api.token(CLIENT))
+            )
+    finally:
+        run(module_reference_url, "ALTER TABLE msme_owners DROP CONSTRAINT forced_owner_check")
+    (record,) = [r for r in caplog.records if found["id"] in r.getMessage()]
+    assert record.exc_info is not None
+    # A warning given the error as an argument (`log.warning("could not …: %s", error)`).
+    warning = logging.LogRecord(
+        "sinergi.x", logging.WARNING, __file__, 1, "could not: %s", (record.exc_info[1],), None
+    )
+    personal = [value for name, value in owner.items() if name != "sex"]
+    for log_format in ("json", "text"):
+        formatter = log_config(Settings(log_format=log_format))["formatters"]["default"]
+        format_line = formatter["()"](formatter.get("format")).format
+        line, warned = format_line(record), format_line(warning)
+        for value in [*personal, "1990", "Failing row"]:
+            assert value not in line, (value, line)
+            assert value not in warned, (value, warned)
+        assert found["id"] in line
+        for located in ("forced_owner_check", "23514", "msme_owners"):
+            assert located in line
+            assert located in warned
+        assert "Traceback" in line  # where it failed stays
+        assert "File " in line
