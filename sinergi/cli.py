@@ -108,17 +108,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if exposed:
             print(_demo_secret_refusal(exposed), file=sys.stderr)
             return 2
-        if not (args.unsafe_privileged_role or settings.unsafe_privileged_role):
-            reason = asyncio.run(privileges_beyond_service(database.service_url))
-            if reason is not None:
-                print(
-                    f"sinergi: refusing to serve: {reason}: more than the service needs, "
-                    "enough to rewrite the audit trail or reach the server itself. "
-                    "Serve as the service role (README, 'Database roles'), or accept the risk "
-                    "with --unsafe-privileged-role or SINERGI_UNSAFE_PRIVILEGED_ROLE=true",
-                    file=sys.stderr,
-                )
-                return 2
+        reason = asyncio.run(privileges_beyond_service(database.service_url))
+        accepted = args.unsafe_privileged_role or settings.unsafe_privileged_role
+        if reason is not None and not accepted:
+            print(
+                f"sinergi: refusing to serve: {reason}: more than the service needs, "
+                "enough to rewrite the audit trail or reach the server itself. "
+                "Serve as the service role (README, 'Database roles'), or accept the risk "
+                "with --unsafe-privileged-role or SINERGI_UNSAFE_PRIVILEGED_ROLE=true",
+                file=sys.stderr,
+            )
+            return 2
+        if reason is not None:  # accepted, but never silently: the log names what it holds
+            logging.getLogger("sinergi.auth").warning(
+                "serving as a privileged role (--unsafe-privileged-role or"
+                " SINERGI_UNSAFE_PRIVILEGED_ROLE): %s: more than the service needs, enough to"
+                " rewrite the audit trail or reach the server itself",
+                reason,
+            )
     audit_key.load(settings)  # made here once, before the workers read it
     os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value

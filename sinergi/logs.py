@@ -274,5 +274,9 @@ def log_config(settings: Settings) -> dict[str, Any]:
             # uvicorn's own access log is off: sinergi.access writes a richer one.
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            # Alembic's INFO lines ("Context impl PostgresqlImpl.") come with every /readyz
+            # probe, which reads the migration state; probes log at debug, and migrations
+            # that run log through `sinergi migrate --verbose`.
+            "alembic": {"level": "WARNING"},
         },
     }

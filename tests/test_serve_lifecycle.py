@@ -5,6 +5,7 @@ start while any active client still has the published demo secret, or as a privi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -172,3 +173,35 @@ def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
     assert privileged.returncode == 2  # DATABASE_URL is the owner's: it owns the audit trail
     assert "refusing to serve" in privileged.stderr
     assert "--unsafe-privileged-role" in privileged.stderr
+
+
+def test_an_accepted_privileged_role_is_logged_and_probes_log_no_migration_lines(
+    fresh_url: str, home: Path
+) -> None:
+    """`--unsafe-privileged-role` lets the owner serve, with a warning naming what it holds
+    rather than silently; and a `/readyz` probe, which reads the migration state, logs nothing
+    at info (Alembic's "Context impl PostgresqlImpl." came with every probe)."""
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env |= {"SINERGI_LOG_LEVEL": "info", "SINERGI_LOG_FORMAT": "text"}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV", "SINERGI_UNSAFE_PRIVILEGED_ROLE"):
+        env.pop(name, None)
+    port = _free_port()
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline, ready = time.monotonic() + 120, 0
+        while ready < 3:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not become ready"
+            with contextlib.suppress(httpx.TransportError):
+                ready += httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        logged, _ = process.communicate(timeout=60)
+    (warning,) = [line for line in logged.splitlines() if "privileged role" in line]
+    assert "WARNING sinergi.auth" in warning
+    assert "owns the audit trail" in warning
+    assert "alembic" not in logged
