@@ -34,6 +34,9 @@ class Exchange:
     while unnamed or not yet known."""
     client_id: str | None = None
     codes: list[str] = field(default_factory=list)
+    graphiql: bool = False
+    """Whether the answer was GraphiQL's page (a browser's GET in development), no GraphQL
+    request: it is not counted as one."""
 
 
 _current: ContextVar[Exchange | None] = ContextVar("sinergi_exchange", default=None)

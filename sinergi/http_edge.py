@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sinergi import exchange
 from sinergi.graphql_http import BadParameter, MediaType, get_parameters, negotiate, wants_html
 from sinergi.guard import PAYLOAD
 from sinergi.request_headers import header
@@ -95,6 +96,9 @@ class GraphQLOverHTTP:
             await answer(scope, receive, _answering_in(MediaType.JSON, send))
             return
         if method == "GET" and self.graphiql is not None and wants_html(accept):
+            now = exchange.current()
+            if now is not None:
+                now.graphiql = True
             page = await self.graphiql(Request(scope, receive))
             await page(scope, receive, _answering_in(MediaType.JSON, send))
             return

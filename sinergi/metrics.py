@@ -188,15 +188,18 @@ def observe_request(
     client_id: str | None,
     codes: list[str],
     state: Mapping[str, Any],
+    graphiql: bool,
 ) -> None:
     """Everything one request adds to the series; a handful of in-memory increments. The pool
-    gauges are read at most once a second (and at every scrape of this worker)."""
+    gauges are read at most once a second (and at every scrape of this worker). A GraphQL
+    request is a POST or a GET to /graphql (a GET runs queries as a POST does), unless the GET
+    was answered GraphiQL's page (`graphiql`)."""
     global _pools_observed_at
     status_label = str(status)
     client = client_id or "anonymous"
     _child(HTTP_REQUESTS, method, route, status_label).inc()
     _child(HTTP_LATENCY, route).observe(seconds)
-    if route == "/graphql" and method == "POST":
+    if route == "/graphql" and method in ("GET", "POST") and not graphiql:
         label = operation_label(operation)
         _child(GRAPHQL_REQUESTS, label, client, status_label).inc()
         _child(GRAPHQL_LATENCY, label, client).observe(seconds)

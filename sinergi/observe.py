@@ -163,6 +163,7 @@ class Observer:
             client_id=exchange.client_id,
             codes=exchange.codes,
             state=scope.get("state", {}),
+            graphiql=exchange.graphiql,
         )
         level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
         if not access_logger.isEnabledFor(level):

@@ -23,7 +23,7 @@ from sinergi.logs import (
     JsonFormatter,
     lean_records,
 )
-from sinergi.settings import Settings, SettingsError
+from sinergi.settings import Environment, Settings, SettingsError
 from tests.support.access_log import captured
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -73,6 +73,30 @@ def strict_api(demo_url: str, api: Api) -> Iterator[Api]:
         create_app(Settings(rate_limit=2), database_url=as_service(demo_url))
     ) as client:
         yield Api(client)
+
+
+def test_a_get_query_is_counted_as_a_graphql_request_and_the_graphiql_page_is_not(
+    demo_url: str, api: Api
+) -> None:
+    """A GET runs a query as a POST does, so it is counted with the GraphQL requests (only
+    POSTs were); a browser's GET of GraphiQL's page in development runs none, and is not."""
+    before = _scrape(api.client)
+    headers = {"Authorization": f"Bearer {api.token('demo-province-62')}"}
+    got = api.client.get("/graphql", params={"query": READ}, headers=headers)
+    assert got.status_code == 200, got.text
+    development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    app = create_app(development, database_url=as_service(demo_url))
+    with TestClient(app, base_url="http://127.0.0.1:18502") as local:
+        page = local.get("/graphql", headers={"Accept": "text/html"})
+    assert page.headers["content-type"].startswith("text/html")
+    after = _scrape(api.client)
+    by_client = {"operation": "FirstMsmes", "client_id": "demo-province-62", "status": "200"}
+    anonymous = {"operation": "(anonymous)", "client_id": "anonymous", "status": "200"}
+    for labels, counted in ((by_client, 1), (anonymous, 0)):
+        grew = _value(after, "sinergi_graphql_requests_total", **labels) - _value(
+            before, "sinergi_graphql_requests_total", **labels
+        )
+        assert grew == counted, labels
 
 
 def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api) -> None:
