@@ -128,7 +128,7 @@ def _prepared(settings: Settings, *, setting_up: bool) -> Database:
             problem = asyncio.run(_schema_problem(database.owner_url))
             if problem is not None:
                 raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
-        _prepare(database, expected)
+        asyncio.run(_prepare(database, expected, unless_prepared=True))
     return database
 
 
@@ -149,7 +149,7 @@ def migrated(settings: Settings) -> Database:
     """As `prepared`, but every step runs whatever the database records: `sinergi migrate`, which
     also puts back what was changed behind the steps' back (a grant revoked, a region edited)."""
     database = resolve(settings)
-    _prepare(database, _fingerprint(database))
+    asyncio.run(_prepare(database, _fingerprint(database), unless_prepared=False))
     return database
 
 
@@ -160,16 +160,37 @@ def _fingerprint(database: Database) -> str:
     return preparation.fingerprint([SEED_DATA, BUNDLED_RULESETS], database.service_role)
 
 
-def _prepare(database: Database, fingerprint: str) -> None:
+async def _prepare(database: Database, fingerprint: str, *, unless_prepared: bool) -> None:
     """Migrate, grant, reset the service role's own defaults, load the reference data and
-    record `fingerprint`: all idempotent. Alembic is imported here, so a command on a prepared
-    database never loads it."""
+    record `fingerprint`: all idempotent, and (`unless_prepared`) skipped when the database
+    records `fingerprint` already. Alembic is imported here, so a command on a prepared
+    database never loads it.
+
+    One process at a time, under a session advisory lock held on an owner's connection of its
+    own: two `migrate`s, or replicas' `serve`s, on the same database raced each other (CREATE
+    TYPE's duplicate key in pg_type, GRANT's "tuple concurrently updated") and one ended in a
+    traceback. The others wait, then find the work done. The connection is in autocommit: an
+    open transaction beside the migrations would hold back any index built CONCURRENTLY."""
     from db.migrate import upgrade
 
-    upgrade(database.owner_url, service_role=database.service_role)
-    if database.service_role is not None:
-        asyncio.run(_reset_service_defaults(database.service_url))
-    asyncio.run(_load_reference(database.owner_url, fingerprint))
+    async with one_connection(database.owner_url, statement_timeout_ms=0) as lock:
+        await lock.execution_options(isolation_level="AUTOCOMMIT")
+        if not (await lock.execute(_TRY_PREPARING)).scalar_one():
+            print("sinergi: another process is preparing the database; waiting", file=sys.stderr)
+            await lock.execute(_PREPARING)
+        if unless_prepared and await _is_prepared(database.owner_url, fingerprint):
+            return
+        # Alembic runs its own event loop, so in a thread of its own.
+        await asyncio.to_thread(upgrade, database.owner_url, service_role=database.service_role)
+        if database.service_role is not None:
+            await _reset_service_defaults(database.service_url)
+        await _load_reference(database.owner_url, fingerprint)
+        # The lock goes with the connection's session, whatever happened.
+
+
+_LOCK_KEY = "hashtext('sinergi.prepare')"
+_TRY_PREPARING = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
+_PREPARING = text(f"SELECT pg_advisory_lock({_LOCK_KEY})")
 
 
 async def _reset_service_defaults(url: str) -> None:

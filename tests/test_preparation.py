@@ -5,7 +5,10 @@ commands that set a database up create or upgrade its schema."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +21,13 @@ from sinergi import demo
 from sinergi.database import migrated, prepared
 from sinergi.settings import Settings
 from tests.support.cli import sinergi
-from tests.support.databases import TEST_SERVICE, as_service, create_database, drop_database
+from tests.support.databases import (
+    TEST_SERVICE,
+    as_service,
+    create_database,
+    drop_database,
+    empty_database,
+)
 
 REGENCY = "62.71"
 
@@ -178,3 +187,34 @@ def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) ->
         assert sinergi(url, "clients", "list")[0] == 0
     finally:
         asyncio.run(drop_database(server_url, name))
+
+
+def _migrate_at_once(owner_url: str, count: int) -> list[subprocess.CompletedProcess[str]]:
+    """`count` `sinergi migrate` processes started together, as the owner granting the
+    service (replicas' start scripts, two operators)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    env |= {"DATABASE_OWNER_URL": owner_url, "DATABASE_URL": as_service(owner_url)}
+    command = [sys.executable, "-m", "sinergi.cli", "migrate"]
+    started = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(count)
+    ]
+    return [
+        subprocess.CompletedProcess(command, process.wait(300), *process.communicate())
+        for process in started
+    ]
+
+
+def test_concurrent_migrations_take_turns(server_url: str) -> None:
+    """Two `migrate`s on a new database raced to create the same types (duplicate key in
+    pg_type), three on a migrated one to grant the same privileges ("tuple concurrently
+    updated"), and one of them ended in a traceback. They take turns now: each exits 0."""
+    with empty_database(server_url, "sinergi_race") as url:
+        for count in (2, 3):
+            for result in _migrate_at_once(url, count):
+                assert result.returncode == 0, result.stderr
+                assert "Traceback" not in result.stderr
+                assert result.stdout == "database schema and reference data are up to date\n"
+        assert _fetch(url, "SELECT revisions FROM preparation") == sorted(migrate.head_revisions())

@@ -4,6 +4,9 @@ one of their own."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -51,3 +54,21 @@ def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
             await connection.close()
 
     return asyncio.run(query())
+
+
+@contextmanager
+def empty_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A database with the test roles and nothing else (never migrated), owned by the owner
+    role, as an operator's new one is; dropped afterwards. Yields the owner's URL."""
+    from db import provision
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        yield provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+    finally:
+        asyncio.run(drop_database(server_url, name))
