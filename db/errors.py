@@ -85,10 +85,13 @@ def is_serialization_failure(error: BaseException) -> bool:
     return isinstance(_asyncpg_error(error), asyncpg.exceptions.SerializationError)
 
 
-def is_insufficient_privilege(error: BaseException) -> bool:
-    """True when `error`, or anything it wraps, is PostgreSQL refusing the role a privilege
-    (42501): a table, a schema, a function it was not granted."""
-    return isinstance(_asyncpg_error(error), asyncpg.exceptions.InsufficientPrivilegeError)
+def privilege_refused(error: BaseException) -> str | None:
+    """PostgreSQL's message when `error`, or anything it wraps, is the server refusing the role
+    a privilege (42501: `permission denied for table …`); None for anything else."""
+    cause = _asyncpg_error(error)
+    if not isinstance(cause, asyncpg.exceptions.InsufficientPrivilegeError):
+        return None
+    return str(cause.args[0]) if cause.args else "permission denied"
 
 
 _DATABASE_ERRORS = (asyncpg.PostgresError, exc.DBAPIError, exc.EmulatedDBAPIException)

@@ -23,13 +23,14 @@ from db.roles import UnsafeServiceRole
 from domain.errors import InvalidValue
 from sinergi.database import (
     SchemaNotCurrent,
+    current_service_url,
     in_transaction,
     migrated,
+    needs_owner,
     prepared,
     prepared_for_serving,
     privileges_beyond_service,
     ready_url,
-    resolve_url,
     unreachable,
 )
 from sinergi.settings import DEFAULT_ISSUER, Environment, Settings, SettingsError
@@ -223,7 +224,8 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     paths = args.checkpoints or [settings.audit_checkpoints_path]
     bound = None if args.stopped else settings.audit_unsealed_seconds
-    return verify(resolve_url(settings), audit_key.load(settings), paths, unsealed_bound=bound)
+    url = current_service_url(settings)  # refused (exit 2) on a database never migrated
+    return verify(url, audit_key.load(settings), paths, unsealed_bound=bound)
 
 
 def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
@@ -432,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        reason = unreachable(error, settings)
+        reason = unreachable(error, settings) or needs_owner(error)
         if reason is None:
             raise
         print(f"sinergi: {reason}", file=sys.stderr)

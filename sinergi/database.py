@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded, preparation, provision, roles
 from db.engine import create_engine, one_connection
+from db.errors import privilege_refused
 from sinergi.settings import Settings, SettingsError, default_home
 
 
@@ -88,6 +89,20 @@ def unreachable(error: BaseException, settings: Settings) -> str | None:
     return f"cannot reach PostgreSQL at {_where(settings)}: {reason}"
 
 
+def needs_owner(error: BaseException) -> str | None:
+    """One line when `error` is PostgreSQL refusing the role a privilege, None otherwise: the
+    command ran as a role short of the owner's rights, most likely the service's URL given
+    alone (`docker compose exec api sinergi …`, whose DATABASE_URL is the service's), which
+    may neither migrate, nor load reference data, nor manage clients."""
+    refused = privilege_refused(error)
+    if refused is None:
+        return None
+    return (
+        f"{refused}: this command needs the database owner's URL (DATABASE_OWNER_URL, or"
+        " DATABASE_URL naming the owner)"
+    )
+
+
 def _where(settings: Settings) -> str:
     """The database the settings name, as host:port/database (no role, no password)."""
     url = settings.owner_url or settings.database_url
@@ -130,6 +145,21 @@ def _prepared(settings: Settings, *, setting_up: bool) -> Database:
                 raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
         asyncio.run(_prepare(database, expected, unless_prepared=True))
     return database
+
+
+def current_service_url(settings: Settings) -> str:
+    """The service's URL of a database at this code's migrations, for a command that only
+    reads what the service may (`audit verify`): refused as `ready` refuses (SchemaNotCurrent)
+    when it holds no schema or has migrations pending, but asking nothing of the owner, whose
+    URL `ready` needs to prepare a database. Compose's API container, where the README runs
+    `audit verify`, has only the service's. The embedded database is prepared as `ready` does."""
+    if settings.database_url is None:
+        return ready(settings).service_url
+    service_url = resolve(settings).service_url
+    problem = asyncio.run(_schema_problem(service_url))
+    if problem is not None:
+        raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
+    return service_url
 
 
 async def _schema_problem(url: str) -> str | None:

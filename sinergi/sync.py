@@ -48,6 +48,10 @@ class SyncError(Exception):
     """The server refused a page; the copy stays at its last applied cursor."""
 
 
+class CredentialsRefused(SyncError):
+    """The token endpoint refused the client id or its secret: the operator's to correct."""
+
+
 class ExposedCopy(Exception):
     """The copy's file is open to its group or others; it holds owners' personal data."""
 
@@ -226,6 +230,19 @@ def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         raise
 
 
+def _oauth_error(error: urllib.error.HTTPError) -> str | None:
+    """RFC 6749's `error` of a refusal from the token endpoint (None when the body is not one:
+    a proxy's page, say)."""
+    try:
+        answer = json.loads(error.read())
+    except ValueError:
+        return None
+    finally:
+        error.close()
+    refused = answer.get("error") if isinstance(answer, dict) else None
+    return refused if isinstance(refused, str) else None
+
+
 def http_post(base_url: str, client_id: str, secret: str) -> Post:
     """GraphQL over HTTP with a client-credentials token, fetched again when it expires."""
     base = base_url.rstrip("/")
@@ -236,7 +253,19 @@ def http_post(base_url: str, client_id: str, secret: str) -> Post:
             {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
         ).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        return str(_json(f"{base}/oauth/token", form, headers)["access_token"])
+        try:
+            return str(_json(f"{base}/oauth/token", form, headers)["access_token"])
+        except urllib.error.HTTPError as error:
+            if error.code not in (400, 401):
+                raise
+            refused = _oauth_error(error)
+            if refused != "invalid_client":
+                why = f" ({refused})" if refused else ""
+                raise SyncError(f"{base}/oauth/token refused a token{why}") from None
+            raise CredentialsRefused(
+                f"{base}/oauth/token refused the client id {client_id!r} or its secret"
+                " (--client-id, --secret-file): no active client has that id and secret"
+            ) from None
 
     def post(document: str, variables: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps({"query": document, "variables": variables}).encode()
@@ -295,8 +324,15 @@ def _sync(args: Any, settings: Any) -> int:
     except ExposedCopy as error:
         print(f"sinergi sync: {error}")
         return 2
+    except (OSError, sqlite3.Error) as error:  # a folder that is not there, a directory, …
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}")
+        return 2
     try:
         applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
+    except CredentialsRefused as error:
+        print(f"sinergi sync: {error}")
+        return 2
     except (SyncError, OSError) as error:
         print(f"sinergi sync: {error}")
         return 1

@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from sinergi.cli import main
-from tests.support.databases import run
+from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
+from tests.support.served import served
 
 PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
 
@@ -202,3 +203,85 @@ def test_only_a_guarantor_has_an_equity(demo_url: str, api: Api, tmp_path: Path)
         )
     stored = "SELECT count(*) FROM guarantors WHERE client_id IN ('demo-ministry', 'nobody')"
     assert run(demo_url, stored)[0][0] == 0
+
+
+NEEDS_OWNER = (
+    ": this command needs the database owner's URL (DATABASE_OWNER_URL, or DATABASE_URL naming"
+    " the owner)\n"
+)
+
+
+def _needs_owner(result: subprocess.CompletedProcess[str]) -> None:
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.startswith("sinergi: permission denied for "), result.stderr
+    assert result.stderr.endswith(NEEDS_OWNER), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_an_operator_command_given_the_service_url_names_the_owners_url(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """`docker compose exec api sinergi clients create …` runs with the API's URL, the
+    service's: the command may not load reference data nor touch what it manages, and ended
+    in a traceback (`permission denied for table eligibility_rulesets`)."""
+    service = {"DATABASE_URL": as_service(fresh_url)}
+    for argv in (
+        ["clients", "list"],
+        ["rulesets", "list"],
+        ["figures", "release"],
+        ["feed", "compact", "--older-than", "30"],
+        ["serve", "--dev", "--port", str(_free_port())],
+    ):
+        _needs_owner(_sinergi(tmp_path, service, *argv))
+
+
+def test_migrate_as_a_role_that_may_not_create_and_verify_before_any_migration(
+    server_url: str, tmp_path: Path
+) -> None:
+    """`migrate` as the service (no CREATE on schema public) is one line naming the owner's
+    URL; `audit verify` on a database never migrated names `sinergi migrate` and creates
+    nothing, as the other commands do (it met `relation "audit_log" does not exist`)."""
+    with empty_database(server_url, "sinergi_unmigrated") as url:
+        _needs_owner(_sinergi(tmp_path, {"DATABASE_URL": as_service(url)}, "migrate"))
+        verifier = {"DATABASE_URL": as_service(url), "SINERGI_AUDIT_KEY": "ab" * 32}
+        verify = _sinergi(tmp_path, verifier, "audit", "verify")
+        assert (verify.returncode, verify.stdout) == (2, ""), verify.stderr
+        assert verify.stderr.startswith("sinergi: the database at "), verify.stderr
+        assert verify.stderr.endswith(
+            " holds no Sinergi schema: `sinergi migrate` creates it, if it is the right database\n"
+        )
+        assert run(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")[0][0] == 0
+
+
+def _sync(home: Path, url: str, copy: Path, secret: str) -> subprocess.CompletedProcess[str]:
+    secret_file = home / "secret.txt"
+    secret_file.write_text(secret)
+    secret_file.chmod(0o600)
+    return _sinergi(
+        home,
+        {},
+        *("sync", str(copy), "--url", url, "--client-id", "nobody", "--kinds", "msme"),
+        *("--secret-file", str(secret_file)),
+    )
+
+
+def test_sync_into_a_folder_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    copy = tmp_path / "no-such-folder" / "copy.sqlite"
+    result = _sync(tmp_path, "https://sinergi.example", copy, "a-secret")
+    assert result.returncode == 2
+    assert result.stdout + result.stderr == (
+        f"sinergi sync: cannot make or open the copy {copy}: No such file or directory\n"
+    )
+
+
+def test_sync_with_a_refused_secret_says_the_client_was_refused(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """It said only "HTTP Error 401: Unauthorized", which could be any request's."""
+    with served(fresh_url, "production") as base:
+        result = _sync(tmp_path, base, tmp_path / "copy.sqlite", "not-its-secret")
+    assert result.returncode == 2
+    assert result.stdout + result.stderr == (
+        f"sinergi sync: {base}/oauth/token refused the client id 'nobody' or its secret"
+        " (--client-id, --secret-file): no active client has that id and secret\n"
+    )
