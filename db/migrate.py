@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import functools
 
 from alembic import command
 from alembic.config import Config
@@ -36,13 +38,48 @@ async def _grant(url: str, service_role: str) -> None:
 
 
 def head_revisions() -> frozenset[str]:
-    return frozenset(ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads())
+    return frozenset(_scripts().get_heads())
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """This code's migrations, read once: `/readyz` asks after them on every probe."""
+    return ScriptDirectory.from_config(alembic_config("postgresql://"))
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
+
+
+class SchemaState(enum.Enum):
+    CURRENT = "at this code's newest migrations"
+    AHEAD = "past this code's newest migrations"
+    BEHIND = "migrations pending"
+
+
+def schema_state(stands_at: frozenset[str]) -> SchemaState:
+    """Where a database standing at `stands_at` is against this code's migrations.
+
+    A revision this code does not know is taken to be a newer release's, made by that release's
+    `sinergi migrate` ahead of the instances still running this one (README, "Upgrading"):
+    migrations only add what older code leaves alone, so this code serves it. Behind is a
+    database never migrated, or standing at a revision this code knows short of its head."""
+    heads = head_revisions()
+    if stands_at == heads:
+        return SchemaState.CURRENT
+    if not stands_at:
+        return SchemaState.BEHIND
+    if stands_at & (_known_revisions() - heads):
+        return SchemaState.BEHIND
+    return SchemaState.AHEAD
 
 
 async def is_current(engine: AsyncEngine) -> bool:
-    """True when the database is at the newest migrations; `/readyz` asks this."""
+    """True when this code can serve the database: at its newest migrations or past them (a
+    newer release migrated it first); `/readyz` and `serve` ask this."""
     async with engine.connect() as connection:
-        return await revisions(connection) == head_revisions()
+        return schema_state(await revisions(connection)) is not SchemaState.BEHIND
 
 
 async def revisions(connection: AsyncConnection) -> frozenset[str]:

@@ -55,7 +55,9 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers and its schema is at the newest migration."""
+    """Ready when the database answers and its schema is at this code's newest migration or
+    past it: during a rolling upgrade the new release migrates first, and the instances still
+    running this one keep serving until they are replaced (README, "Upgrading")."""
     engine: AsyncEngine = request.state.engine
     try:
         async with engine.connect() as connection:

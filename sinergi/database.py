@@ -164,13 +164,13 @@ def current_service_url(settings: Settings) -> str:
 
 async def _schema_problem(url: str) -> str | None:
     """Why the database at `url` is not at this code's migrations, or None when it is."""
-    from db.migrate import head_revisions, revisions
+    from db.migrate import SchemaState, revisions, schema_state
 
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
         current = await revisions(connection)
     if not current:
         return "holds no Sinergi schema: `sinergi migrate` creates it, if it is the right database"
-    if current != head_revisions():
+    if schema_state(current) is SchemaState.BEHIND:
         return "has migrations pending: run `sinergi migrate` to bring it up to date"
     return None
 
