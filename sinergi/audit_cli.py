@@ -51,6 +51,13 @@ def _stalled(unsealed: Unsealed | None, bound_seconds: int | None) -> str | None
     )
 
 
+_WRONG_KEY = (
+    "the first seal already fails: the audit key may not be the one that sealed this trail (a"
+    " wrong key fails every seal from the first). Is SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY"
+    " or SINERGI_HOME the server's? Verify with that key before taking this for tampering"
+)
+
+
 def verify(
     url: str, key: bytes, checkpoint_paths: Sequence[Path], *, unsealed_bound: int | None
 ) -> int:
@@ -75,6 +82,8 @@ def verify(
     if not result.intact:
         for link in result.breaks:
             print(f"audit chain broken at {link}")
+        if result.breaks[0].first == 1 and result.breaks[0].reason == audit.SEAL_MISMATCH:
+            print(_WRONG_KEY)
         if result.unlisted:
             print(f"audit chain broken in {result.unlisted} more places, not listed")
         return 1

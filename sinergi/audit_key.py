@@ -1,8 +1,11 @@
 """The audit key: the secret behind the seals and checkpoints, which the database never holds.
 
 `SINERGI_AUDIT_KEY` (hex) or the file `SINERGI_AUDIT_KEY_FILE` (a mounted secret holding the hex),
-else `$SINERGI_HOME/audit.key`, made on first use. Every process and instance serving one
-database must hold the same key: `audit verify` checks every seal with it.
+else `$SINERGI_HOME/audit.key`. Every process and instance serving one database must hold the
+same key: `audit verify` checks every seal with it. So `$SINERGI_HOME/audit.key` is made only
+for a trail nothing has sealed yet (a new database): made beside a trail another key sealed, it
+failed every seal, sealing stopped and `audit verify` cried tampering. `serve` also checks that
+its key made the trail's first seal before it serves anything.
 """
 
 from __future__ import annotations
@@ -13,8 +16,18 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from db.engine import one_connection
+from db.queries.audit_seals import first_seal
 from db.seals import KEY_BYTES
 from sinergi.settings import Settings, SettingsError
+
+
+class NoAuditKey(SettingsError):
+    """No key where one was expected, and the trail was sealed: the key is elsewhere."""
+
+
+class WrongAuditKey(SettingsError):
+    """The key did not make the trail's seals."""
 
 
 def _decoded(raw: str, source: str) -> bytes:
@@ -27,7 +40,7 @@ def _decoded(raw: str, source: str) -> bytes:
     return key
 
 
-def _create(path: Path) -> None:
+def make(path: Path) -> None:
     """Written whole, then linked into place: a process reading it never sees half a key, and
     of two processes making it at once, the second keeps the first one's."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,13 +55,46 @@ def _create(path: Path) -> None:
         os.unlink(draft)
 
 
+def _source(settings: Settings) -> str:
+    return "SINERGI_AUDIT_KEY" if settings.audit_key_hex else str(settings.audit_key_path)
+
+
 def load(settings: Settings) -> bytes:
+    """The key the settings name, which must be there: `for_database` makes it, where it may."""
     if settings.audit_key_hex:
         return _decoded(settings.audit_key_hex, "SINERGI_AUDIT_KEY")
     path = settings.audit_key_path
-    if settings.audit_key_file is None and not path.exists():
-        _create(path)
     try:
         return _decoded(path.read_text(encoding="ascii"), str(path))
     except OSError as error:
         raise SettingsError(f"cannot read the audit key: {error}") from None
+
+
+async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:
+    """The key for the database at `url`, made under SINERGI_HOME if none is there and nothing
+    was sealed yet; refused (NoAuditKey) if none is there and the trail was sealed. `check`
+    (`serve`): refused too (WrongAuditKey) unless the key made the trail's first seal, one MAC
+    over one row read, so a server never runs with a key whose every sealing round is refused
+    while it serves personal data the trail no longer vouches for."""
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        sealed = await first_seal(connection)
+    path = settings.audit_key_path
+    if not settings.audit_key_hex and settings.audit_key_file is None and not path.exists():
+        if sealed.newest:
+            raise NoAuditKey(
+                f"no audit key at {path}, yet this database's audit trail is sealed through "
+                f"entry {sealed.newest} ({sealed.newest} seals) by a key kept elsewhere: a new "
+                "key would fail every seal. Point SINERGI_AUDIT_KEY_FILE at the key that sealed "
+                "it (or SINERGI_HOME at the directory whose audit.key it is), or set "
+                "SINERGI_AUDIT_KEY"
+            )
+        make(path)
+    key = load(settings)
+    if check and sealed.made_with(key) is False:
+        raise WrongAuditKey(
+            f"the audit key does not match this database's seals: the key from "
+            f"{_source(settings)} did not make the seal of entry 1. Serve with the key that "
+            "sealed this trail (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME); "
+            "`sinergi audit verify` with it checks the trail"
+        )
+    return key

@@ -77,7 +77,7 @@ class AuditSealer:
     async def publish(self, *, always: bool = False) -> None:
         """Seal what is new; checkpoint the head if anything was sealed, or `always`."""
         count = 0
-        refused = False
+        refused = stopped = False
         try:
             while True:
                 async with self._engine.begin() as connection:
@@ -90,6 +90,7 @@ class AuditSealer:
                     return  # another process is sealing, and will publish
                 count += sealed.count
                 refused = refused or sealed.refused
+                stopped = stopped or sealed.refused_at is not None
                 for seq, reason in sealed.unreadable:
                     log.error(
                         "audit entry %d cannot be read (%s), so it was written around the "
@@ -108,7 +109,9 @@ class AuditSealer:
         except Exception as error:  # the database is away: the entries wait for the next round
             log.warning("could not seal the audit trail: %s", error)
             return
-        metrics.observe_sealing(None if sealed.head is None else sealed.head.seq, refused=refused)
+        metrics.observe_sealing(
+            None if sealed.head is None else sealed.head.seq, refused=refused, stopped=stopped
+        )
         if sealed.head is not None and (count or always):
             line = sealed.head.signed_line(self._key)
             try:  # off the event loop: an fsync waits for the disk, which PostgreSQL keeps busy

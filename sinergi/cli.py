@@ -127,7 +127,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 " rewrite the audit trail or reach the server itself",
                 reason,
             )
-    audit_key.load(settings)  # made here once, before the workers read it
+    # Made here once, before the workers read it, and checked against the trail's seals.
+    asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
     os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
@@ -225,7 +226,8 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     paths = args.checkpoints or [settings.audit_checkpoints_path]
     bound = None if args.stopped else settings.audit_unsealed_seconds
     url = current_service_url(settings)  # refused (exit 2) on a database never migrated
-    return verify(url, audit_key.load(settings), paths, unsealed_bound=bound)
+    key = asyncio.run(audit_key.for_database(settings, url, check=False))
+    return verify(url, key, paths, unsealed_bound=bound)
 
 
 def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:

@@ -97,8 +97,9 @@ POOL_OVERFLOW = Gauge(
 )
 AUDIT_SEALED_AT = Gauge(
     "sinergi_audit_sealed_timestamp_seconds",
-    "When a sealing round last finished. Further behind now than a few"
-    " SINERGI_AUDIT_SEAL_SECONDS, the trail is not being sealed (the database away).",
+    "When a sealing round last sealed the trail through its newest entry. Further behind now"
+    " than a few SINERGI_AUDIT_SEAL_SECONDS, the trail is not being sealed (the database away,"
+    " or sealing stopped at an entry it could not vouch for).",
     multiprocess_mode="max",
 )
 AUDIT_SEALED_ENTRY = Gauge(
@@ -225,10 +226,13 @@ def observe_websocket_refusal(code: str, client_id: str | None) -> None:
     _count_errors([code], WEBSOCKET, client_id or "anonymous")
 
 
-def observe_sealing(head: int | None, *, refused: bool) -> None:
-    """A sealing round this process finished: the newest entry sealed, if any, and whether it
-    stopped at an entry it could not seal, or sealed past one that cannot be read."""
-    AUDIT_SEALED_AT.set(time.time())
+def observe_sealing(head: int | None, *, refused: bool, stopped: bool) -> None:
+    """A sealing round this process finished: the newest entry sealed, if any, whether it
+    stopped at an entry it could not seal (`stopped`), or sealed past one that cannot be read
+    (`refused`, either). The time moves only when the round sealed the whole trail: a round
+    that stopped leaves it behind, so the alert on it fires."""
+    if not stopped:
+        AUDIT_SEALED_AT.set(time.time())
     if head is not None:
         AUDIT_SEALED_ENTRY.set(head)
     if refused:

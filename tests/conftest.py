@@ -60,6 +60,19 @@ def _server_url() -> str:
     return embedded.start(home, temporary=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tests_audit_key() -> None:
+    """The key under the tests' SINERGI_HOME, which every app they serve holds, in this process
+    and the servers they start (tests/support/served.py): made up front, as `sinergi serve`
+    makes it before its workers, since an app never makes one (sinergi/audit_key.py)."""
+    from sinergi import audit_key
+    from sinergi.settings import Settings
+
+    path = Settings().audit_key_path
+    if not path.exists():
+        audit_key.make(path)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """A superuser URL of the server the tests run against."""

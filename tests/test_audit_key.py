@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import stat
@@ -24,11 +25,13 @@ from sinergi.settings import Settings, SettingsError
 
 
 def test_the_default_key_is_made_once_under_sinergi_home_readable_by_its_owner_only(
-    tmp_path: Path,
+    tmp_path: Path, fresh_url: str
 ) -> None:
+    """Made for a trail nothing sealed yet (tests/test_audit_key_trail.py: never for another)."""
     settings = Settings(home=tmp_path)
-    first = audit_key.load(settings)
+    first = asyncio.run(audit_key.for_database(settings, fresh_url, check=False))
     assert len(first) == 32
+    assert asyncio.run(audit_key.for_database(settings, fresh_url, check=True)) == first
     assert audit_key.load(settings) == first
     assert stat.S_IMODE((tmp_path / "audit.key").stat().st_mode) == 0o600
     assert [path.name for path in tmp_path.iterdir()] == ["audit.key"]

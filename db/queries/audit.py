@@ -229,6 +229,7 @@ _WALK = (
     .order_by(AUDIT_LOG.c.seq)
 )
 _SEAL_MISSING = "its seal is missing"
+SEAL_MISMATCH = "does not match its seal: rewritten, its hashes recomputed"
 # Seals past the newest entry walked whose entry is not there, read once the walk is done: a seal
 # the sealer wrote since is of an entry committed before it. Since migration 0035 the database
 # refuses such a seal; one written before, or by the owner, was invisible to the walk.
@@ -300,7 +301,7 @@ async def verify(
                 breaks.add(unsealed_from, _SEAL_MISSING, row.seq - 1)
                 unsealed_from, follows = None, False
             if follows and row.mac != row_mac(key, previous_mac, row):
-                reason = reason or "does not match its seal: rewritten, its hashes recomputed"
+                reason = reason or SEAL_MISMATCH
             elif follows and reason is None:
                 sealed += 1
             previous_mac = row.mac

@@ -19,6 +19,7 @@ says so once that is longer than sealing ever takes (sinergi/audit_sealer.py).
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.types import TypeDecorator
 
 from db.models import AUDIT_LOG, AUDIT_SEALS
+from db.queries import Record
 from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 
 BATCH = 5_000
@@ -111,6 +113,43 @@ _OLDEST_UNSEALED = (
     .order_by(AUDIT_LOG.c.seq)
     .limit(1)
 )
+
+
+_NEWEST_SEAL = select(func.max(AUDIT_SEALS.c.seq)).scalar_subquery()
+# The trail's first seal, with its entry, and how far the seals reach: three index lookups.
+_FIRST_SEAL = (
+    select(_NEWEST_SEAL.label("newest"), *stored_columns(), AUDIT_SEALS.c.mac)
+    .select_from(AUDIT_SEALS)
+    .outerjoin(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
+    .where(AUDIT_SEALS.c.seq == select(func.min(AUDIT_SEALS.c.seq)).scalar_subquery())
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstSeal:
+    """How far the trail is sealed, and its first seal: which key made the seals shows there."""
+
+    newest: int
+    """The entry of the newest seal; 0 when nothing was ever sealed."""
+    first: Record | None
+    """Entry 1 with its seal (a row of `_FIRST_SEAL`); None when there is no such seal."""
+
+    def made_with(self, key: bytes) -> bool | None:
+        """Whether `key` made the first seal; None when no seal of entry 1 tells. The first,
+        not the newest: the service's role may append a seal (db/queries/audit_seals.py), so
+        the newest may be forged, which sealing and `audit verify` name as tampering; no one
+        short of the owner rewrites the first, so a mismatch there is the wrong key."""
+        if self.first is None:
+            return None
+        return hmac.compare_digest(row_mac(key, "", self.first), str(self.first.mac))
+
+
+async def first_seal(connection: AsyncConnection) -> FirstSeal:
+    """One statement: what a process about to seal or verify with a key checks it against."""
+    found = (await connection.execute(_FIRST_SEAL)).first()
+    if found is None:
+        return FirstSeal(0, None)
+    return FirstSeal(found.newest, found if found.seq == 1 else None)
 
 
 def recomputed_hash() -> Label[str]:

@@ -51,6 +51,8 @@ def served_process(
         "DATABASE_URL": url,
         "SINERGI_ENV": mode,
         "SINERGI_HOME": tempfile.mkdtemp(prefix="sinergi-served-"),
+        # The key the tests' other apps seal with (tests/conftest.py): an app never makes one.
+        "SINERGI_AUDIT_KEY_FILE": str(Settings().audit_key_path),
         "SINERGI_LOG_LEVEL": "warning",
         # Tests may send many requests at once; on a busy CI machine opening that many
         # connections may take longer than production's timeouts, which they are not about.
