@@ -503,6 +503,15 @@ Append-only and hash-chained by triggers in migration 0002: `seq`, `prev_hash` a
 are set by the database under a lock, so no client can fork or rewrite the chain.
 """
 
+AUDIT_TRAIL = Table(
+    "audit_trail",
+    METADATA,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""The trail's identity, one row made by migration 0042, which every checkpoint names."""
+
 AUDIT_SEALS = Table(
     "audit_seals",
     METADATA,

@@ -87,21 +87,34 @@ def row_mac(key: bytes, previous: str, row: Sealable) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The chain of database `database` was sealed through entry `seq` at `at`."""
+    """The chain of trail `trail` (database `database`) was sealed through entry `seq` at `at`.
+
+    `trail` is the id the trail keeps in its database (migration 0042), so a copy of it under
+    another name is still recognised; a checkpoint written before it has none, and names only
+    its database. The signature covers the id, tagged apart from a checkpoint without one."""
 
     database: str
     seq: int
     hash: str
     mac: str
     at: datetime
+    trail: str | None = None
 
     def _fields(self) -> list[Any]:
         moment = self.at.astimezone(UTC).isoformat()
-        return ["checkpoint", self.database, self.seq, self.hash, self.mac, moment]
+        fields = [self.database, self.seq, self.hash, self.mac, moment]
+        if self.trail is None:
+            return ["checkpoint", *fields]
+        return ["trail checkpoint", self.trail, *fields]
+
+    def applies_to(self, trail: str, database: str) -> bool:
+        """Whether this checkpoint is of the trail `trail`, kept in database `database`."""
+        return self.trail == trail if self.trail is not None else self.database == database
 
     def signed_line(self, key: bytes) -> str:
         """One JSON line, signed: what the checkpoint file holds."""
         record = {
+            **({} if self.trail is None else {"trail": self.trail}),
             "database": self.database,
             "seq": self.seq,
             "hash": self.hash,
@@ -125,6 +138,7 @@ def read_checkpoint(line: str, key: bytes) -> Checkpoint:
             hash=str(record["hash"]),
             mac=str(record["mac"]),
             at=datetime.fromisoformat(record["at"]),
+            trail=None if record.get("trail") is None else str(record["trail"]),
         )
         signature = str(record["signature"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:

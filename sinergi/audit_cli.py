@@ -58,6 +58,19 @@ _WRONG_KEY = (
 )
 
 
+def _set_aside(result: audit.Verification) -> str:
+    """Checkpoints of another trail are not counted. When none apply, nothing outside the
+    database vouches for this trail's end: the wrong files, or a trail whose id was changed to
+    set them aside (the owner could), so verify fails."""
+    if result.checkpoints:
+        return f"{result.elsewhere} checkpoints name another trail or database: not counted"
+    return (
+        f"{result.elsewhere} checkpoints name another trail or database; none apply: nothing"
+        " outside the database vouches for this trail's newest entries. Are these the"
+        " checkpoint files of the servers that sealed it?"
+    )
+
+
 def verify(
     url: str, key: bytes, checkpoint_paths: Sequence[Path], *, unsealed_bound: int | None
 ) -> int:
@@ -79,6 +92,8 @@ def verify(
     stalled = _stalled(result.unsealed, unsealed_bound)
     if stalled is not None:
         print(stalled)
+    if result.elsewhere:
+        print(_set_aside(result))
     if not result.intact:
         for link in result.breaks:
             print(f"audit chain broken at {link}")
@@ -90,6 +105,7 @@ def verify(
     print(
         f"audit chain intact: {result.checked} entries verified, {result.sealed} sealed "
         f"({result.checked - result.sealed} written since the last seal), "
-        f"{len(checkpoints)} checkpoints"
+        f"{result.checkpoints} checkpoints"
     )
-    return 1 if problems or stalled else 0
+    vouched = result.checkpoints or not result.elsewhere
+    return 1 if problems or stalled or not vouched else 0

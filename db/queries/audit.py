@@ -32,7 +32,12 @@ from db.driver import DriverStatement, check_out, fetch
 from db.engine import json_text
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.queries.audit_seals import Unsealed, recomputed_hash, stored_columns
+from db.queries.audit_seals import (
+    WHICH_TRAIL_AND_WHEN,
+    Unsealed,
+    recomputed_hash,
+    stored_columns,
+)
 from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
@@ -200,6 +205,10 @@ class Verification:
     unsealed: Unsealed | None = None
     """The first of the entries written since the last seal, and how long it had waited when
     the walk began; None when every entry is sealed."""
+    checkpoints: int = 0
+    """The checkpoints given that are of this trail, and were checked."""
+    elsewhere: int = 0
+    """The checkpoints given that name another trail (or, older, another database): set aside."""
 
     @property
     def intact(self) -> bool:
@@ -248,8 +257,10 @@ async def verify(
     connection: AsyncConnection, key: bytes, checkpoints: Iterable[Checkpoint] = ()
 ) -> Verification:
     """Walk the chain in order: each entry against its hash, its predecessor and its seal, the
-    seals against the checkpoints of this database, and name every entry that is not as it was
-    written.
+    seals against the checkpoints of this trail, and name every entry that is not as it was
+    written. A checkpoint is of this trail when it names the id the trail keeps (migration
+    0042), which a dump or copy of the database carries under any name; one written before
+    that, naming only a database, when it names this one.
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
@@ -263,13 +274,15 @@ async def verify(
     break planted early cannot hide a later one: each break is named where it is, not once
     for every entry after it.
     """
-    database, now = (
-        await connection.execute(text("SELECT current_database(), clock_timestamp()"))
-    ).one()
+    trail, database, now = (await connection.execute(WHICH_TRAIL_AND_WHEN)).one()
     signed: dict[int, Checkpoint] = {}
+    applying = elsewhere = 0
     for checkpoint in checkpoints:
-        if checkpoint.database == database:
+        if checkpoint.applies_to(trail, database):
             signed[checkpoint.seq] = checkpoint
+            applying += 1
+        else:
+            elsewhere += 1
     newest_checkpoint = max(signed, default=0)
     breaks = _Breaks()
     checked = sealed = 0
@@ -325,7 +338,9 @@ async def verify(
     async for planted in await connection.stream(_SEALS_OF_NO_ENTRY, {"after": previous_seq}):
         breaks.add(planted.seq, _NO_ENTRY)
     unsealed = None if unsealed_from is None else Unsealed(unsealed_from, now - unsealed_at)
-    return Verification(checked, sealed, tuple(breaks.runs), breaks.unlisted, unsealed)
+    return Verification(
+        checked, sealed, tuple(breaks.runs), breaks.unlisted, unsealed, applying, elsewhere
+    )
 
 
 def _naming(subject: str) -> ColumnElement[bool]:

@@ -92,7 +92,11 @@ _INSERT = text(
     "INSERT INTO audit_seals (seq, mac)"
     " SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:macs AS text[]))"
 )
-_WHERE_AND_WHEN = text("SELECT current_database(), clock_timestamp()")
+WHICH_TRAIL_AND_WHEN = text(
+    "SELECT (SELECT id::text FROM audit_trail) AS trail, current_database() AS database,"
+    " clock_timestamp() AS now"
+)
+"""What a checkpoint names, and the database's time: for sealing and for verifying."""
 _SEALED_ENTRY = AUDIT_LOG.alias("sealed_entry")
 # The first entry after the newest seal of an entry, and how long ago the database wrote it: two
 # index lookups, whatever the trail's length. A seal of no entry (written ahead of the trail
@@ -202,7 +206,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     if not (await connection.execute(_LOCK)).scalar_one():
         return None
     await connection.execute(_CUSTOM_PLANS)
-    database, now = (await connection.execute(_WHERE_AND_WHEN)).one()
+    trail, database, now = (await connection.execute(WHICH_TRAIL_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
     if last is not None and last.seq is None:
         # Written before migration 0035 refused such a seal: the database refuses every seal
@@ -250,6 +254,6 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     head = (
         None
         if previous_seq == 0
-        else Checkpoint(database, previous_seq, previous_hash, previous_mac, now)
+        else Checkpoint(database, previous_seq, previous_hash, previous_mac, now, trail)
     )
     return Sealed(head, len(seqs), refused_at, reason, tuple(unreadable))
