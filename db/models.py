@@ -510,7 +510,7 @@ AUDIT_TRAIL = Table(
     Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
     CheckConstraint("singleton", name="one_row"),
 )
-"""The trail's identity, one row made by migration 0042, which every checkpoint names."""
+"""The trail's identity, one row made by migration 0041, which every checkpoint names."""
 
 AUDIT_SEALS = Table(
     "audit_seals",

@@ -68,7 +68,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
     "audit_log_id_seq": "USAGE",
     "audit_seals": "SELECT, INSERT (seq, mac)",
-    "audit_trail": READ,  # its id, which checkpoints name; made once by migration 0042
+    "audit_trail": READ,  # its id, which checkpoints name; made once by migration 0041
     # Records, kept by clients with records:write, and their history. A record's cell key is
     # the database's to draw (its column default): keys set to 0 would make every cell's noise
     # known from the public perturbation table, and outlive the service's credentials.

@@ -89,7 +89,7 @@ def row_mac(key: bytes, previous: str, row: Sealable) -> str:
 class Checkpoint:
     """The chain of trail `trail` (database `database`) was sealed through entry `seq` at `at`.
 
-    `trail` is the id the trail keeps in its database (migration 0042), so a copy of it under
+    `trail` is the id the trail keeps in its database (migration 0041), so a copy of it under
     another name is still recognised; a checkpoint written before it has none, and names only
     its database. The signature covers the id, tagged apart from a checkpoint without one."""
 

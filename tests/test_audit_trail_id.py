@@ -1,4 +1,4 @@
-"""Checkpoints name the trail by the id it keeps in its database (migration 0042), not by the
+"""Checkpoints name the trail by the id it keeps in its database (migration 0041), not by the
 database's name: a dump of the trail restored under another name, its newest entries missing,
 fails `audit verify` against the checkpoints of the trail it was cut from."""
 

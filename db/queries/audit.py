@@ -259,7 +259,7 @@ async def verify(
     """Walk the chain in order: each entry against its hash, its predecessor and its seal, the
     seals against the checkpoints of this trail, and name every entry that is not as it was
     written. A checkpoint is of this trail when it names the id the trail keeps (migration
-    0042), which a dump or copy of the database carries under any name; one written before
+    0041), which a dump or copy of the database carries under any name; one written before
     that, naming only a database, when it names this one.
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by

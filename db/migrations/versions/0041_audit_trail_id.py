@@ -7,15 +7,15 @@ naming the original was set aside. The id is stored in the database, so a dump, 
 apply to it whatever the database is called. One row, owned by the owner; the service may only
 read it (db/roles.py), and a trigger refuses to change or remove it.
 
-Revision ID: 0042
-Revises: 0038
+Revision ID: 0041
+Revises: 0040
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0042"
-down_revision = "0038"
+revision = "0041"
+down_revision = "0040"
 branch_labels = None
 depends_on = None
 
