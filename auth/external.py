@@ -152,8 +152,11 @@ def _legacy_client_id(issuer: str, claimed: str, org_kind: OrgKind) -> str | Non
     """The id the principal had before its org kind and jurisdiction were part of it,
     `ISSUER#CLAIMED`, under which its decisions and guarantees stored then are kept (those
     inside its jurisdiction are still its own: resolvers/policy.py). Only an org kind that
-    checks eligibility (a BUMD) stored any: a province's user of the same app has none."""
-    if Scope.ELIGIBILITY_CHECK not in allowed_scopes(org_kind):
+    checks eligibility (a BUMD) stored any: a province's user of the same app has none. A claim
+    holding an `@` has none either: `ISSUER#CLAIMED` would then spell another principal's
+    current id (`ISSUER#portal@bumd:62` is the app `portal`'s principal in 62), whose rows would
+    pass for its own."""
+    if Scope.ELIGIBILITY_CHECK not in allowed_scopes(org_kind) or "@" in claimed:
         return None
     return f"{issuer}#{claimed}"
 

@@ -210,3 +210,24 @@ def test_the_guarantee_feed_carries_the_older_ids_guarantees(legacy: Legacy) -> 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, CHECKED_ON)
+
+
+def test_a_claim_spelling_anothers_id_gets_no_rows_as_an_older_id(
+    legacy: Legacy, clock: Clock
+) -> None:
+    """A client claiming `legacy-portal@bumd:62` would have had, as its older id, the current
+    id of the app's 62 principal: that principal's decisions would be its own."""
+    kalteng = _new(legacy, "62")
+    decision = _check(legacy.api, kalteng, "9990000000001")["id"]
+    claims = user_claims(
+        REALM,
+        sub="user-spelling",
+        azp=f"{APP}@bumd:62",
+        org_kind="bumd",
+        jurisdiction="62",
+        roles=ROLES,
+    )
+    impostor = legacy.realm.token(claims)
+    assert _ask(legacy.api, impostor, DECISION, {"id": decision}) == {
+        "data": {"eligibilityDecision": None}
+    }
