@@ -107,9 +107,17 @@ class Checkpoint:
             return ["checkpoint", *fields]
         return ["trail checkpoint", self.trail, *fields]
 
-    def applies_to(self, trail: str, database: str) -> bool:
-        """Whether this checkpoint is of the trail `trail`, kept in database `database`."""
+    def applies_to(self, trail: str | None, database: str) -> bool:
+        """Whether this checkpoint is of the trail `trail` (None: the database keeps no id),
+        kept in database `database`."""
         return self.trail == trail if self.trail is not None else self.database == database
+
+    def contradicts(self, trail: str | None, database: str) -> bool:
+        """Whether this checkpoint names database `database` but a trail other than `trail`,
+        the id that database keeps (None: it keeps none). Not set aside as another trail's:
+        the owner can change or remove the id, and would, to set aside every checkpoint naming
+        it while the older ones, naming only the database, still apply to a trail cut short."""
+        return self.trail is not None and self.trail != trail and self.database == database
 
     def signed_line(self, key: bytes) -> str:
         """One JSON line, signed: what the checkpoint file holds."""

@@ -58,17 +58,30 @@ _WRONG_KEY = (
 )
 
 
-def _set_aside(result: audit.Verification) -> str:
-    """Checkpoints of another trail are not counted. When none apply, nothing outside the
-    database vouches for this trail's end: the wrong files, or a trail whose id was changed to
-    set them aside (the owner could), so verify fails."""
-    if result.checkpoints:
-        return f"{result.elsewhere} checkpoints name another trail or database: not counted"
-    return (
-        f"{result.elsewhere} checkpoints name another trail or database; none apply: nothing"
-        " outside the database vouches for this trail's newest entries. Are these the"
-        " checkpoint files of the servers that sealed it?"
-    )
+def _unvouched(result: audit.Verification) -> str | None:
+    """Why the checkpoints that apply do not vouch for this trail's end, if they do not.
+
+    When none apply, nothing outside the database vouches for it: the wrong files, or a trail
+    whose id was changed to set them aside. Nor when checkpoints of another trail are set aside
+    while older ones, naming only this database, apply: the owner could have changed the id and
+    the database's name (or the name the newer ones were written under) both, so the ones naming
+    the id were set aside and the trail held only to the older."""
+    if not result.elsewhere:
+        return None
+    if not result.checkpoints:
+        return (
+            f"{result.elsewhere} checkpoints name another trail or database; none apply: nothing"
+            " outside the database vouches for this trail's newest entries. Are these the"
+            " checkpoint files of the servers that sealed it?"
+        )
+    if result.other_trails and result.by_name:
+        return (
+            f"{result.other_trails} checkpoints name another trail, set aside, while"
+            f" {result.by_name} older ones apply by this database's name alone: a trail whose"
+            " id was changed would show alike, so they do not vouch for its newest entries."
+            " Verify with the checkpoint files of this trail only"
+        )
+    return None
 
 
 def verify(
@@ -92,8 +105,11 @@ def verify(
     stalled = _stalled(result.unsealed, unsealed_bound)
     if stalled is not None:
         print(stalled)
-    if result.elsewhere:
-        print(_set_aside(result))
+    unvouched = _unvouched(result)
+    if unvouched is not None:
+        print(unvouched)
+    elif result.elsewhere:
+        print(f"{result.elsewhere} checkpoints name another trail or database: not counted")
     if not result.intact:
         for link in result.breaks:
             print(f"audit chain broken at {link}")
@@ -107,5 +123,4 @@ def verify(
         f"({result.checked - result.sealed} written since the last seal), "
         f"{result.checkpoints} checkpoints"
     )
-    vouched = result.checkpoints or not result.elsewhere
-    return 1 if problems or stalled or not vouched else 0
+    return 1 if problems or stalled or unvouched else 0

@@ -20,6 +20,7 @@ from tests.support.cli import sinergi
 from tests.support.databases import create_database, drop_database, run
 
 KEY = secrets.token_bytes(32)
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _verify(url: str, checkpoints: Path) -> tuple[int, str]:
@@ -64,12 +65,73 @@ def test_a_copy_restored_under_another_name_short_of_its_checkpoints_fails(
         asyncio.run(drop_database(server_url, restored))
 
 
+def _name_only_checkpoint(url: str, checkpoints: Path, seq: int) -> None:
+    """A checkpoint of entry `seq` as sealing wrote it before migration 0041: naming only the
+    database."""
+    ((database, hash_, mac),) = run(
+        url,
+        "SELECT current_database(), l.hash, s.mac FROM audit_log l JOIN audit_seals s"
+        " USING (seq) WHERE seq = $1",
+        seq,
+    )
+    with checkpoints.open("a") as file:
+        file.write(Checkpoint(database, seq, hash_, mac, datetime.now(UTC)).signed_line(KEY))
+
+
+def test_a_changed_trail_id_does_not_set_aside_its_checkpoints_for_older_ones(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Attack: the owner cuts the trail back to an older checkpoint naming only the database,
+    and changes the trail's id, so that every newer checkpoint, naming the id, would be set
+    aside as another trail's."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "scratch.jsonl", 3))
+    _name_only_checkpoint(fresh_url, checkpoints, 3)
+    asyncio.run(written_and_sealed(fresh_url, KEY, checkpoints, 3))  # entries 4 to 6
+    code, said = _verify(fresh_url, checkpoints)
+    assert code == 0, said
+    assert "2 checkpoints" in said
+
+    for table in ("audit_log", "audit_seals", "audit_trail"):
+        run(fresh_url, f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    run(fresh_url, "DELETE FROM audit_seals WHERE seq > 3")
+    run(fresh_url, "DELETE FROM audit_log WHERE seq > 3")
+    run(fresh_url, "UPDATE audit_trail SET id = gen_random_uuid()")
+    code, said = _verify(fresh_url, checkpoints)
+    assert code == 1, said
+    assert "audit chain broken at entry 6: a checkpoint of " in said
+    assert "names this database under trail " in said
+    assert "it was changed since" in said
+    assert "audit chain intact" not in said
+
+    # The id removed: the checkpoint naming one is a break all the same.
+    run(fresh_url, "DROP TABLE audit_trail")
+    code, said = _verify(fresh_url, checkpoints)
+    assert code == 1, said
+    assert "but the trail's id is none: audit_trail is empty or missing" in said
+
+
+def test_another_trail_set_aside_while_older_checkpoints_apply_by_name_fails(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Another database's checkpoints (another name, another id) are set aside; but with only
+    older ones applying, by this database's name, a trail whose id and name were both changed
+    would show alike, so verify fails rather than vouch."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "scratch.jsonl", 3))
+    _name_only_checkpoint(fresh_url, checkpoints, 3)
+    other = Checkpoint("sinergi_other", 9, "h", "m", AT, trail=str(uuid.uuid4()))
+    with checkpoints.open("a") as file:
+        file.write(other.signed_line(KEY))
+    code, said = _verify(fresh_url, checkpoints)
+    assert code == 1, said
+    assert "1 checkpoints name another trail, set aside, while 1 older ones apply" in said
+    assert "audit chain intact: 3 entries verified" in said
+
+
 def test_the_trail_id_is_written_once(fresh_url: str) -> None:
     with pytest.raises(InsufficientPrivilegeError, match="written once: UPDATE refused"):
         run(fresh_url, "UPDATE audit_trail SET id = gen_random_uuid()")
-
-
-AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_a_checkpoint_applies_by_its_trail_and_an_older_one_by_its_database() -> None:
@@ -79,6 +141,15 @@ def test_a_checkpoint_applies_by_its_trail_and_an_older_one_by_its_database() ->
     older = Checkpoint("sinergi", 3, "h", "m", AT)
     assert older.applies_to("trail-a", "sinergi")
     assert not older.applies_to("trail-a", "sinergi_restored")
+
+
+def test_a_checkpoint_naming_this_database_under_another_trail_contradicts_it() -> None:
+    named = Checkpoint("sinergi", 3, "h", "m", AT, trail="trail-a")
+    assert named.contradicts("trail-b", "sinergi")
+    assert named.contradicts(None, "sinergi")
+    assert not named.contradicts("trail-a", "sinergi")
+    assert not named.contradicts("trail-b", "sinergi_other")
+    assert not Checkpoint("sinergi", 3, "h", "m", AT).contradicts("trail-b", "sinergi")
 
 
 def test_the_signature_covers_the_trail_and_older_lines_still_read() -> None:

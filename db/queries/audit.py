@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     Text,
+    TextClause,
     and_,
     bindparam,
     cast,
@@ -207,8 +208,13 @@ class Verification:
     the walk began; None when every entry is sealed."""
     checkpoints: int = 0
     """The checkpoints given that are of this trail, and were checked."""
+    by_name: int = 0
+    """Of those, the older ones (before migration 0041), which name only this database."""
     elsewhere: int = 0
     """The checkpoints given that name another trail (or, older, another database): set aside."""
+    other_trails: int = 0
+    """Of those, the ones naming a trail id (another database's too: one naming this database
+    under another id is a break)."""
 
     @property
     def intact(self) -> bool:
@@ -251,6 +257,27 @@ _SEALS_OF_NO_ENTRY = (
     .order_by(AUDIT_SEALS.c.seq)
 )
 _NO_ENTRY = "sealed, but there is no such entry: a seal written ahead of the trail"
+_HAS_TRAIL_ID = text("SELECT to_regclass('audit_trail') IS NOT NULL")
+_NO_TRAIL_ID = text(
+    "SELECT NULL AS trail, current_database() AS database, clock_timestamp() AS now"
+)
+
+
+async def _which_trail(connection: AsyncConnection) -> TextClause:
+    """What a checkpoint of this trail names: the query sealing uses, or, when the owner has
+    dropped `audit_trail` (or migration 0041 has not run), no trail id, so that verify reports
+    every checkpoint naming one and this database as a break, rather than fail on the query."""
+    if (await connection.execute(_HAS_TRAIL_ID)).scalar_one():
+        return WHICH_TRAIL_AND_WHEN
+    return _NO_TRAIL_ID
+
+
+def _trail_changed(checkpoint: Checkpoint, trail: str | None) -> str:
+    kept = "none: audit_trail is empty or missing" if trail is None else trail
+    return (
+        f"a checkpoint of {checkpoint.at.isoformat()} names this database under trail "
+        f"{checkpoint.trail}, but the trail's id is {kept}: it was changed since"
+    )
 
 
 async def verify(
@@ -260,7 +287,9 @@ async def verify(
     seals against the checkpoints of this trail, and name every entry that is not as it was
     written. A checkpoint is of this trail when it names the id the trail keeps (migration
     0041), which a dump or copy of the database carries under any name; one written before
-    that, naming only a database, when it names this one.
+    that, naming only a database, when it names this one. One naming this database under
+    another trail id (or any id, when the database keeps none) is a break at its entry: the id
+    was changed, as the owner could, to set aside the checkpoints that name it.
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
     `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
@@ -274,17 +303,24 @@ async def verify(
     break planted early cannot hide a later one: each break is named where it is, not once
     for every entry after it.
     """
-    trail, database, now = (await connection.execute(WHICH_TRAIL_AND_WHEN)).one()
+    trail, database, now = (await connection.execute(await _which_trail(connection))).one()
     signed: dict[int, Checkpoint] = {}
-    applying = elsewhere = 0
+    contradicting: dict[int, Checkpoint] = {}
+    applying = by_name = elsewhere = other_trails = 0
     for checkpoint in checkpoints:
         if checkpoint.applies_to(trail, database):
             signed[checkpoint.seq] = checkpoint
             applying += 1
+            by_name += checkpoint.trail is None
+        elif checkpoint.contradicts(trail, database):
+            contradicting.setdefault(checkpoint.seq, checkpoint)
         else:
             elsewhere += 1
+            other_trails += checkpoint.trail is not None
     newest_checkpoint = max(signed, default=0)
     breaks = _Breaks()
+    for seq, checkpoint in sorted(contradicting.items()):
+        breaks.add(seq, _trail_changed(checkpoint, trail))
     checked = sealed = 0
     unsealed_from: int | None = None  # first entry of the run without seals, if in one
     unsealed_at = now  # and when it was written
@@ -339,7 +375,15 @@ async def verify(
         breaks.add(planted.seq, _NO_ENTRY)
     unsealed = None if unsealed_from is None else Unsealed(unsealed_from, now - unsealed_at)
     return Verification(
-        checked, sealed, tuple(breaks.runs), breaks.unlisted, unsealed, applying, elsewhere
+        checked,
+        sealed,
+        tuple(sorted(breaks.runs, key=lambda run: run.first)),
+        breaks.unlisted,
+        unsealed,
+        applying,
+        by_name,
+        elsewhere,
+        other_trails,
     )
 
 
