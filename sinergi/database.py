@@ -164,15 +164,22 @@ def current_service_url(settings: Settings) -> str:
 
 async def _schema_problem(url: str) -> str | None:
     """Why the database at `url` is not at this code's migrations, or None when it is."""
-    from db.migrate import SchemaState, revisions, schema_state
+    from db.migrate import SchemaState, schema_state
 
-    async with one_connection(url, statement_timeout_ms=10_000) as connection:
-        current = await revisions(connection)
+    current = await _stands_at(url)
     if not current:
         return "holds no Sinergi schema: `sinergi migrate` creates it, if it is the right database"
     if schema_state(current) is SchemaState.BEHIND:
         return "has migrations pending: run `sinergi migrate` to bring it up to date"
     return None
+
+
+async def _stands_at(url: str) -> frozenset[str]:
+    """The Alembic revisions the database at `url` stands at; none when never migrated."""
+    from db.migrate import revisions
+
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        return await revisions(connection)
 
 
 def migrated(settings: Settings) -> Database:
@@ -200,8 +207,14 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
     own: two `migrate`s, or replicas' `serve`s, on the same database raced each other (CREATE
     TYPE's duplicate key in pg_type, GRANT's "tuple concurrently updated") and one ended in a
     traceback. The others wait, then find the work done. The connection is in autocommit: an
-    open transaction beside the migrations would hold back any index built CONCURRENTLY."""
-    from db.migrate import upgrade
+    open transaction beside the migrations would hold back any index built CONCURRENTLY.
+
+    A database past this code's migrations (a newer release's `sinergi migrate` ran first, as
+    the README's "Upgrading" has it) is left alone: Alembic cannot upgrade from a revision it
+    does not know (a traceback), and this release's reference data is older than that
+    release's. `serve` and the other commands use it as it stands (`/readyz` calls it ready);
+    `sinergi migrate` (not `unless_prepared`) refuses, since it could only go backwards."""
+    from db.migrate import SchemaState, schema_state, upgrade
 
     async with one_connection(database.owner_url, statement_timeout_ms=0) as lock:
         await lock.execution_options(isolation_level="AUTOCOMMIT")
@@ -209,6 +222,20 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
             print("sinergi: another process is preparing the database; waiting", file=sys.stderr)
             await lock.execute(_PREPARING)
         if unless_prepared and await _is_prepared(database.owner_url, fingerprint):
+            return
+        stands_at = await _stands_at(database.owner_url)
+        if schema_state(stands_at) is SchemaState.AHEAD:
+            newer = ", ".join(sorted(stands_at))
+            if not unless_prepared:
+                raise SchemaNotCurrent(
+                    f"this release is older than the database, which stands at a newer release's"
+                    f" migration {newer}: run that release's `sinergi migrate`, or a newer one"
+                )
+            print(
+                f"sinergi: note: the database is at a newer release's migration {newer}; this"
+                " release serves it without preparing (no migrations, no reference data)",
+                file=sys.stderr,
+            )
             return
         # Alembic runs its own event loop, so in a thread of its own.
         await asyncio.to_thread(upgrade, database.owner_url, service_role=database.service_role)
@@ -235,7 +262,8 @@ async def _is_prepared(url: str, fingerprint: str) -> bool:
 
 
 class SchemaNotCurrent(RuntimeError):
-    """The service role cannot migrate, and the owner has not."""
+    """The database is not at this code's migrations and this command will not make it so: the
+    service role cannot migrate and the owner has not, or a newer release migrated it."""
 
 
 def prepared_for_serving(settings: Settings) -> Database:
