@@ -218,9 +218,7 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
 
     async with one_connection(database.owner_url, statement_timeout_ms=0) as lock:
         await lock.execution_options(isolation_level="AUTOCOMMIT")
-        if not (await lock.execute(_TRY_PREPARING)).scalar_one():
-            print("sinergi: another process is preparing the database; waiting", file=sys.stderr)
-            await lock.execute(_PREPARING)
+        await _wait_to_prepare(lock)
         if unless_prepared and await _is_prepared(database.owner_url, fingerprint):
             return
         stands_at = await _stands_at(database.owner_url)
@@ -245,9 +243,24 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
         # The lock goes with the connection's session, whatever happened.
 
 
+async def _wait_to_prepare(lock: AsyncConnection) -> None:
+    """Take the preparing lock on `lock`, asking again every `_POLL_SECONDS` while another
+    process holds it. Not `pg_advisory_lock`, which waits inside a running statement: that
+    statement's snapshot holds back a `CREATE INDEX CONCURRENTLY` in the holder's migrations,
+    which waits for older snapshots, and PostgreSQL aborted one of the two as a deadlock.
+    Between tries this connection runs nothing and holds no snapshot."""
+    waiting = False
+    while not (await lock.execute(_TRY_PREPARING)).scalar_one():
+        if not waiting:
+            print("sinergi: another process is preparing the database; waiting", file=sys.stderr)
+            waiting = True
+        await asyncio.sleep(_POLL_SECONDS)
+
+
 _LOCK_KEY = "hashtext('sinergi.prepare')"
 _TRY_PREPARING = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
-_PREPARING = text(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+_POLL_SECONDS = 0.5
+"""How long a process waiting to prepare sleeps between asking for the lock again."""
 
 
 async def _reset_service_defaults(url: str) -> None:

@@ -189,15 +189,23 @@ def test_only_setting_up_commands_create_or_upgrade_a_schema(server_url: str) ->
         asyncio.run(drop_database(server_url, name))
 
 
+def _owner_env(owner_url: str) -> dict[str, str]:
+    """This environment, with the owner granting the service and no other Sinergi setting."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    return env | {"DATABASE_OWNER_URL": owner_url, "DATABASE_URL": as_service(owner_url)}
+
+
 def _migrate_at_once(owner_url: str, count: int) -> list[subprocess.CompletedProcess[str]]:
     """`count` `sinergi migrate` processes started together, as the owner granting the
     service (replicas' start scripts, two operators)."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
-    env |= {"DATABASE_OWNER_URL": owner_url, "DATABASE_URL": as_service(owner_url)}
     command = [sys.executable, "-m", "sinergi.cli", "migrate"]
     started = [
         subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            env=_owner_env(owner_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(count)
     ]
@@ -218,3 +226,40 @@ def test_concurrent_migrations_take_turns(server_url: str) -> None:
                 assert "Traceback" not in result.stderr
                 assert result.stdout == "database schema and reference data are up to date\n"
         assert _fetch(url, "SELECT revisions FROM preparation") == sorted(migrate.head_revisions())
+
+
+def test_a_waiting_migrate_holds_back_no_index_built_concurrently(fresh_url: str) -> None:
+    """A `migrate` waiting for the preparing lock waited inside `SELECT pg_advisory_lock`, whose
+    snapshot a `CREATE INDEX CONCURRENTLY` in the lock holder's migrations waits out: each
+    waited for the other, and PostgreSQL aborted one as a deadlock. It asks again every half
+    second now, holding nothing between: the index is built, then the `migrate` goes ahead."""
+
+    async def run() -> None:
+        holder = await asyncpg.connect(fresh_url)
+        try:
+            await holder.execute("SELECT pg_advisory_lock(hashtext('sinergi.prepare'))")
+            await holder.execute("CREATE TABLE concurrent_probe (n integer)")
+            waiting = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sinergi.cli",
+                "migrate",
+                env=_owner_env(fresh_url),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert waiting.stderr is not None
+            said = await asyncio.wait_for(waiting.stderr.readline(), 120)
+            assert said == b"sinergi: another process is preparing the database; waiting\n"
+            await asyncio.sleep(1)  # past the message, into waiting (the old code's statement)
+            await asyncio.wait_for(
+                holder.execute("CREATE INDEX CONCURRENTLY ON concurrent_probe (n)"), 30
+            )
+            await holder.execute("SELECT pg_advisory_unlock(hashtext('sinergi.prepare'))")
+            out, err = await asyncio.wait_for(waiting.communicate(), 120)
+            assert waiting.returncode == 0, err.decode()
+            assert out == b"database schema and reference data are up to date\n"
+        finally:
+            await holder.close()
+
+    asyncio.run(run())
