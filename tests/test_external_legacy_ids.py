@@ -31,7 +31,7 @@ from tests.test_eligibility_api import (
     _guarantee,
     _request,
 )
-from tests.test_external_principals import DECISION, ROLES, set_equity
+from tests.test_external_principals import DECISION, ROLES, _ask, _data, set_equity
 
 REALM = "https://sso.example.go.id/realms/bumd-legacy"
 APP = "legacy-portal"
@@ -72,17 +72,6 @@ def _token(realm: Realm, jurisdiction: str) -> str:
         roles=ROLES,
     )
     return realm.token(claims)
-
-
-def _ask(api: Api, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    response = api.post({"query": query, "variables": variables}, token)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _data(answer: dict[str, Any], field: str) -> Any:
-    assert "errors" not in answer, answer
-    return answer["data"][field]
 
 
 def _check(api: Api, token: str, nib: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,12 @@ import asyncpg
 import pytest
 from graphql import GraphQLInputObjectType, GraphQLObjectType
 
-from db import provision
 from db.imports import STAGING
 from db.models import MSME_OWNERS
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.register_csv import COLUMN_OF, OPTIONAL
 from schema.build import build_schema
-from tests.support.databases import TEST_OWNER, TEST_PASSWORD, TEST_SERVICE, drop_database
+from tests.support.databases import empty_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("auth", "db", "domain", "resolvers", "schema", "sinergi", "tests")
@@ -107,16 +105,8 @@ def _tree_with_email(target: Path) -> None:
 @pytest.fixture(scope="module")
 def database(server_url: str) -> Iterator[str]:
     """An empty database of this module's own (the copied tree migrates it), as its owner."""
-    name = f"sinergi_email_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(
-            provision.ensure_database(
-                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
-            )
-        )
-        yield provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
-    finally:
-        asyncio.run(drop_database(server_url, name))
+    with empty_database(server_url, "sinergi_email") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
