@@ -17,6 +17,7 @@ from db.engine import create_engine
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
 from domain.records import MsmeDraft
+from resolvers import calendar
 from resolvers import imports as resolver_imports
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
@@ -107,7 +108,7 @@ async def import_directly(
         scope=RowScope("62"),
         actor=Actor("test", "test"),
         mode=imports.Mode.VALID_ROWS,
-        today=date.today(),
+        today=calendar.today(),
     )
 
 
@@ -290,7 +291,7 @@ async def test_an_imported_record_scale_history_reads_the_same_after_later_chang
     again = (await do_import(engine, grown, "VALID_ROWS")).data["importMsmes"]
     assert again["updated"] == 1
     _, history = await scale_history()
-    today = date.today().isoformat()
+    today = calendar.today().isoformat()
     assert history == [
         first,
         {"scale": "SMALL", "effectiveFrom": today, "annualSales": "2600000000"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Any
 
 import pytest
@@ -335,7 +334,7 @@ mutation Report($id: ID!, $version: Int!, $report: ScaleReport!) {
 
 async def test_a_reported_scale_change_feeds_the_scale_history(engine: AsyncEngine) -> None:
     created = (await create(engine, "7770000000012")).data["createMsme"]
-    today = date.today().isoformat()
+    today = calendar.today().isoformat()
     report = {"annualSales": "3000000000", "turnoverYear": 2025, "effectiveFrom": today}
     result = await run(
         engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
