@@ -39,7 +39,7 @@ from sinergi.figure_releaser import FigureReleaser
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import BodyDeadlines, OperationChecks, RequestGuard
-from sinergi.http_edge import GraphQLOverHTTP
+from sinergi.http_edge import GraphQLOverHTTP, unknown_path, unsupported_method
 from sinergi.logs import lean_records
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
@@ -324,6 +324,7 @@ def create_app(
         graphql_http=graphql_http,
         routes=[*routes, *(graphiql.routes() if graphiql is not None else [])],
         middleware=observed,
+        exception_handlers={404: unknown_path, 405: unsupported_method},
         lifespan=lifespan,
     )
 

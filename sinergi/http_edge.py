@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,27 @@ def refusal(
 
 def method_not_allowed(allowed: str, reason: str) -> Response:
     return refusal(405, "method", reason, {"Allow": allowed})
+
+
+async def unknown_path(request: Request, error: Exception) -> Response:
+    """Starlette's router answers an unknown path in text/plain; a client parsing our errors
+    gets the contract's shape instead."""
+    body = {
+        "errors": [
+            {
+                "message": "path: no such endpoint",
+                "extensions": {"code": "NOT_FOUND", "field": "path"},
+            }
+        ]
+    }
+    return JSONResponse(body, status_code=404)
+
+
+async def unsupported_method(request: Request, error: Exception) -> Response:
+    """Starlette's route refuses another method in text/plain; its `Allow` header is kept."""
+    headers = error.headers if isinstance(error, HTTPException) else None
+    allowed = (headers or {}).get("Allow", "")
+    return method_not_allowed(allowed, f"{request.method} is not supported here; use {allowed}")
 
 
 def _content_type_error(content_type: str | None) -> str | None:

@@ -334,6 +334,22 @@ def test_other_methods_are_405_naming_get_and_post(api: Api, method: str) -> Non
         assert _codes(response) == ["BAD_USER_INPUT"]
 
 
+@pytest.mark.parametrize("path", ["/graphql/", "/nowhere", "/.well-known/nothing"])
+def test_an_unknown_path_is_a_coded_404(api: Api, path: str) -> None:
+    response = api.client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert _codes(response) == ["NOT_FOUND"]
+
+
+def test_another_method_on_the_token_endpoint_is_a_coded_405_naming_post(api: Api) -> None:
+    response = api.client.get("/oauth/token")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert _codes(response) == ["BAD_USER_INPUT"]
+    assert response.json()["errors"][0]["extensions"]["field"] == "method"
+
+
 # ---- GET ------------------------------------------------------------------------------------
 
 REGIONS = """
