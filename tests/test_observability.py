@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -164,11 +165,12 @@ def test_production_metrics_are_404_unless_a_token_or_an_explicit_opt_in_opens_t
     """The series name every active client and what it runs: production hands them to nobody
     by default, as for a path that does not exist, while development stays open."""
     assert "sinergi_graphql_requests_total" in api.client.get("/metrics").text  # opted in
+    home = {"XDG_DATA_HOME": os.environ["XDG_DATA_HOME"]}  # the tests' audit key, not the user's
     cases = {
-        Settings.from_env({}): 404,
-        Settings.from_env({"SINERGI_METRICS": "open"}): 200,
-        Settings.from_env({"SINERGI_METRICS_TOKEN": "scrape-me"}): 401,
-        Settings.from_env({"SINERGI_ENV": "development"}): 200,
+        Settings.from_env(home): 404,
+        Settings.from_env({**home, "SINERGI_METRICS": "open"}): 200,
+        Settings.from_env({**home, "SINERGI_METRICS_TOKEN": "scrape-me"}): 401,
+        Settings.from_env({**home, "SINERGI_ENV": "development"}): 200,
     }
     for settings, status in cases.items():
         with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
