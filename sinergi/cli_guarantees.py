@@ -20,6 +20,7 @@ from auth.external import external_guarantor, parse_external_issuers
 from auth.scopes import Scope
 from db.queries import eligibility, guarantees
 from domain.errors import InvalidValue
+from domain.identifiers import RUPIAH_MAX
 from domain.ruleset import load_rulesets
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
@@ -89,18 +90,28 @@ async def _not_a_registered_guarantor(connection: AsyncConnection, client_id: st
 
 
 def _rupiah(raw: str) -> int:
-    if not raw.isdigit() or int(raw) == 0:
-        raise argparse.ArgumentTypeError("a positive whole number of rupiah, e.g. 50000000000")
+    if not raw.isdigit() or not 0 < int(raw) <= RUPIAH_MAX:
+        raise argparse.ArgumentTypeError(
+            f"a whole number of rupiah from 1 to {RUPIAH_MAX:,}, e.g. 50000000000"
+        )
     return int(raw)
 
 
+GEARING_MAX = Decimal("9999.99")
+"""The largest limit the column holds (numeric(6,2)); POJK 2/2017's own limits are far below."""
+
+
 def _gearing(raw: str) -> Decimal:
+    """A positive multiple with at most two decimals: the column keeps two, and a limit stored
+    rounded would not be the one printed as set."""
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise argparse.ArgumentTypeError("a number, e.g. 20") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not value.is_finite() or not 0 < value <= GEARING_MAX:
+        raise argparse.ArgumentTypeError(f"a positive number up to {GEARING_MAX}, e.g. 20")
+    if value != value.quantize(Decimal("0.01")):
+        raise argparse.ArgumentTypeError("at most two decimals, e.g. 20.5")
     return value
 
 

@@ -205,6 +205,29 @@ def test_only_a_guarantor_has_an_equity(demo_url: str, api: Api, tmp_path: Path)
     assert run(demo_url, stored)[0][0] == 0
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["99999999999999999999999999"], "argument equity: a whole number of rupiah from 1 to"),
+        (["1000000", "--gearing", "1e400"], "argument --gearing: a positive number up to 9999.99"),
+        (["1000000", "--gearing", "0.004"], "argument --gearing: at most two decimals"),
+        (["1000000", "--gearing", "20.555"], "argument --gearing: at most two decimals"),
+    ],
+)
+def test_an_equity_or_gearing_the_register_cannot_hold_is_refused_as_typed(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """They ended in a database traceback, or (20.555) were stored rounded while printed as
+    set."""
+    with (
+        mock.patch.dict(os.environ, {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}),
+        pytest.raises(SystemExit) as exit,
+    ):
+        main(["guarantors", "set-equity", "demo-jamkrida-62", *argv])
+    assert exit.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
 NEEDS_OWNER = (
     ": this command needs the database owner's URL (DATABASE_OWNER_URL, or DATABASE_URL naming"
     " the owner)\n"
