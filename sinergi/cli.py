@@ -435,6 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, UnsafeServiceRole, SchemaNotCurrent, InvalidValue) as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The output's reader ended (`| head`); it is no database failure. What was left to
+        # print goes nowhere, so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(
+            "sinergi: stopped: the output was closed before the command finished", file=sys.stderr
+        )
+        return 1
     except Exception as error:
         reason = unreachable(error, settings) or needs_owner(error)
         if reason is None:

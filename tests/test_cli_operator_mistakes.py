@@ -228,6 +228,27 @@ def test_an_equity_or_gearing_the_register_cannot_hold_is_refused_as_typed(
     assert expected in capsys.readouterr().err
 
 
+def test_output_closed_by_its_reader_is_not_called_a_database_failure(tmp_path: Path) -> None:
+    """`sinergi schema | head -1`: the pipe's EPIPE is a ConnectionError, which read as
+    "cannot reach PostgreSQL" (and, inside a transaction, rolled it back under that name)."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "schema"],
+        env={**clean, "SINERGI_HOME": str(tmp_path)},
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(writer)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "sinergi: stopped: the output was closed before the command finished\n",
+    )
+
+
 NEEDS_OWNER = (
     ": this command needs the database owner's URL (DATABASE_OWNER_URL, or DATABASE_URL naming"
     " the owner)\n"
