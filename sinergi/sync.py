@@ -56,8 +56,17 @@ class ExposedCopy(Exception):
     """The copy's file is open to its group or others; it holds owners' personal data."""
 
 
+class AnotherSource(Exception):
+    """The copy was made for another client or server: its cursors are theirs, so syncing on
+    from them would skip this client's records and keep the other's (personal data included)."""
+
+
 class LocalCopy:
-    """The SQLite file: `records (kind, id, record)` and `cursors (kind, cursor)`."""
+    """The SQLite file: `records (kind, id, record)`, `cursors (kind, cursor)` and the
+    `source (server, client_id)` it was made from."""
+
+    source: tuple[str, str] = ("", "")
+    """The server and client it is synced from (`bind`)."""
 
     def __init__(self, path: Path | str) -> None:
         _private(Path(path))
@@ -66,7 +75,20 @@ class LocalCopy:
             "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL,"
             " record TEXT NOT NULL, PRIMARY KEY (kind, id));"
             "CREATE TABLE IF NOT EXISTS cursors (kind TEXT PRIMARY KEY, cursor TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS source (server TEXT NOT NULL, client_id TEXT NOT NULL);"
         )
+
+    def bind(self, server: str, client_id: str) -> None:
+        """Sync from this client and server: refused when the copy holds another's. The copy
+        is tied to them with its first page (not before: a mistyped client id, refused, would
+        otherwise claim it); a copy made before this table existed is tied at its next."""
+        self.source = (server, client_id)
+        made_for = self.db.execute("SELECT server, client_id FROM source").fetchone()
+        if made_for is not None and tuple(made_for) != self.source:
+            raise AnotherSource(
+                f"the copy was made for client {made_for[1]!r} at {made_for[0]}, not"
+                f" {client_id!r} at {server}: sync it as that client, or into a new file"
+            )
 
     def cursor(self, kind: str) -> str | None:
         row = self.db.execute("SELECT cursor FROM cursors WHERE kind = ?", (kind,)).fetchone()
@@ -76,6 +98,10 @@ class LocalCopy:
         """A removed business takes its participation with it: the feed removes that
         participation too when the business moves out, but not when it is deleted outright."""
         with self.db:
+            self.db.execute(
+                "INSERT INTO source SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM source)",
+                self.source,
+            )
             for entry in entries:
                 if entry["change"] == "REMOVED":
                     self.db.execute(
@@ -217,8 +243,9 @@ def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
     try:
         with _OPENER.open(request, timeout=60) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
+            answer = json.loads(response.read())
+    except ValueError:  # a proxy's or another server's page: nothing to apply
+        raise SyncError(f"{url} did not answer JSON: is --url a Sinergi server?") from None
     except urllib.error.HTTPError as error:
         if 300 <= error.code < 400:
             location = error.headers.get("Location")
@@ -228,6 +255,9 @@ def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
                 "(the client's token would go with it); give --url as the server's own address"
             ) from None
         raise
+    if not isinstance(answer, dict):
+        raise SyncError(f"{url} answered JSON that is not an object: is --url a Sinergi server?")
+    return answer
 
 
 def _oauth_error(error: urllib.error.HTTPError) -> str | None:
@@ -254,7 +284,7 @@ def http_post(base_url: str, client_id: str, secret: str) -> Post:
         ).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            return str(_json(f"{base}/oauth/token", form, headers)["access_token"])
+            answer = _json(f"{base}/oauth/token", form, headers)
         except urllib.error.HTTPError as error:
             if error.code not in (400, 401):
                 raise
@@ -266,6 +296,9 @@ def http_post(base_url: str, client_id: str, secret: str) -> Post:
                 f"{base}/oauth/token refused the client id {client_id!r} or its secret"
                 " (--client-id, --secret-file): no active client has that id and secret"
             ) from None
+        if not isinstance(answer.get("access_token"), str):
+            raise SyncError(f"{base}/oauth/token answered no access_token")
+        return str(answer["access_token"])
 
     def post(document: str, variables: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps({"query": document, "variables": variables}).encode()
@@ -329,8 +362,9 @@ def _sync(args: Any, settings: Any) -> int:
         print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}")
         return 2
     try:
+        copy.bind(args.url.rstrip("/"), args.client_id)
         applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
-    except CredentialsRefused as error:
+    except (CredentialsRefused, AnotherSource) as error:
         print(f"sinergi sync: {error}")
         return 2
     except (SyncError, OSError) as error:

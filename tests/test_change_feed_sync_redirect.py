@@ -2,7 +2,8 @@
 whoever answers for it) that sent the client on to another origin would have the bearer token
 re-sent there, and that origin's page applied to the copy. Any 3xx, from the token endpoint or
 from `/graphql`, stops the sync (exit 1) naming the status and where it pointed, the other
-origin never asked and the copy untouched."""
+origin never asked and the copy untouched. Against the same stub servers: a copy answers only to
+the client and server it was made for, and a server that answers no JSON ends in one line."""
 
 from __future__ import annotations
 
@@ -118,3 +119,58 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
     with sqlite3.connect(copy) as db:
         assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM cursors").fetchone() == (0,)
+
+
+def _sync_with(
+    port: int, copy: Path, client_id: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("sinergi-demo-secret")
+    secret_file.chmod(0o600)
+    return subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
+         "--url", f"http://127.0.0.1:{port}", "--client-id", client_id,
+         "--secret-file", str(secret_file), "--kinds", "msme"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_copy_is_synced_only_as_the_client_and_server_it_was_made_for(
+    tmp_path: Path, other_origin: tuple[ThreadingHTTPServer, list[tuple[str, str | None]]]
+) -> None:
+    """A copy made as Kalimantan Tengah's client and synced on as Kalimantan Barat's kept the
+    first's records (owners' personal data included) and, resuming from its cursors, never
+    received the second's."""
+    server, seen = other_origin
+    copy = tmp_path / "copy.sqlite"
+    made = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    asked = len(seen)
+    for port, client_id in [
+        (server.server_port, "demo-province-61"),
+        (server.server_port + 1, "demo-province-62"),  # another server (none listens there)
+    ]:
+        refused = _sync_with(port, copy, client_id, tmp_path)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stdout == (
+            f"sinergi sync: the copy was made for client 'demo-province-62' at"
+            f" http://127.0.0.1:{server.server_port}, not {client_id!r} at"
+            f" http://127.0.0.1:{port}: sync it as that client, or into a new file\n"
+        )
+    assert len(seen) == asked  # refused before asking
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT id FROM records").fetchall() == [("planted",)]
+
+
+@pytest.mark.parametrize("body", [b"<html>proxy login</html>", b"[]", b'{"token": "x"}'])
+def test_a_server_answering_no_sinergi_json_is_one_line(tmp_path: Path, body: bytes) -> None:
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Type": "text/html"}, body
+
+    copy = tmp_path / "copy.sqlite"
+    for server, _ in _serve(answer):
+        result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith("sinergi sync: http://127.0.0.1:"), result.stdout
+    assert result.stdout.count("\n") == 1
