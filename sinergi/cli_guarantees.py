@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -19,25 +18,16 @@ from auth import clients
 from auth.external import external_guarantor, parse_external_issuers
 from auth.scopes import Scope
 from db.queries import eligibility, guarantees
-from domain.errors import InvalidValue
 from domain.identifiers import RUPIAH_MAX
 from domain.ruleset import load_rulesets
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
 
 
-def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-    try:
-        return in_transaction(settings, work)
-    except InvalidValue as error:
-        print(f"sinergi: {error}")
-        return 2
-
-
 def _load(args: argparse.Namespace, settings: Settings) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
-        print(f"sinergi: {directory} is not a directory of rule-set JSON files")
+        print(f"sinergi: {directory} is not a directory of rule-set JSON files", file=sys.stderr)
         return 2
 
     async def work(connection: AsyncConnection) -> int:
@@ -45,7 +35,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         print("\n".join(f"loaded {name}" for name in added) or "no new rule-set versions")
         return 0
 
-    return _run(settings, work)
+    return in_transaction(settings, work)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,7 +44,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{row.product:<28} {row.version:<12} in force from {row.effective_from}")
         return 0
 
-    return _run(settings, work)
+    return in_transaction(settings, work)
 
 
 def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,7 +65,7 @@ def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.client_id}: equity Rp{args.equity:,}, limit {args.gearing} x equity")
         return 0
 
-    return _run(settings, work)
+    return in_transaction(settings, work)
 
 
 async def _not_a_registered_guarantor(connection: AsyncConnection, client_id: str) -> str | None:

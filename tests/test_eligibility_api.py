@@ -457,9 +457,9 @@ def test_a_changed_ruleset_needs_a_new_version(demo_url: str, tmp_path: Path) ->
     shipped["coverage_rate"] = "0.80"
     (tmp_path / "edited.json").write_text(json.dumps(shipped), encoding="utf-8")
     _cli(demo_url, "rulesets", "load", str(LATER_RULESETS))
-    code, output = _cli(demo_url, "rulesets", "load", str(tmp_path))
+    code, _, error = sinergi(demo_url, "rulesets", "load", str(tmp_path))
     assert code == 2
-    assert "publish the change under a new version" in output
+    assert "publish the change under a new version" in error
 
 
 RECORD = """

@@ -89,9 +89,9 @@ def test_loading_a_rule_set_quoting_the_record_is_refused_naming_the_message(
     module_reference_url: str, tmp_path: Path
 ) -> None:
     (tmp_path / "quoting.json").write_text(json.dumps(_quoting()), encoding="utf-8")
-    code, out, _ = sinergi(module_reference_url, "rulesets", "load", str(tmp_path))
-    assert code == 2
-    assert out.startswith(f"sinergi: {MESSAGE}: quoting.json: {{scale}} is a value of the record")
+    code, out, err = sinergi(module_reference_url, "rulesets", "load", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"sinergi: {MESSAGE}: quoting.json: {{scale}} is a value of the record")
 
 
 def test_a_stored_rule_set_that_no_longer_reads_is_named_not_fatal() -> None:

@@ -78,7 +78,9 @@ _VERSION_IN_FORCE = (
         ELIGIBILITY_RULESETS.c.product == bindparam("product"),
         ELIGIBILITY_RULESETS.c.effective_from <= bindparam("on_date"),
     )
-    .order_by(ELIGIBILITY_RULESETS.c.effective_from.desc())
+    # Publishing refuses a second version for a date (sync_rulesets); should two still share
+    # one, the later loaded is in force, not whichever row the scan meets first.
+    .order_by(ELIGIBILITY_RULESETS.c.effective_from.desc(), ELIGIBILITY_RULESETS.c.loaded_at.desc())
     .limit(1)
     .scalar_subquery()
     .label("ruleset_version")
@@ -217,6 +219,22 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
     added: list[str] = []
     for ruleset in rulesets:
         document = ruleset.to_dict()
+        same_day = (
+            await connection.execute(
+                select(ELIGIBILITY_RULESETS.c.version).where(
+                    ELIGIBILITY_RULESETS.c.product == ruleset.product,
+                    ELIGIBILITY_RULESETS.c.effective_from == ruleset.effective_from,
+                    ELIGIBILITY_RULESETS.c.version != ruleset.version,
+                )
+            )
+        ).scalar()
+        if same_day is not None:
+            raise InvalidValue(
+                "effective_from",
+                f"{ruleset.product} {ruleset.version} would take effect on "
+                f"{ruleset.effective_from}, as the stored {same_day} does; one version takes "
+                "effect on a day, so give it another date",
+            )
         inserted = await connection.execute(
             insert(ELIGIBILITY_RULESETS)
             .values(
