@@ -19,6 +19,7 @@ from db.engine import async_url
 from db.queries import change_feed_compaction
 from tests.support.databases import run
 from tests.support.demo_data import demo_clients
+from tests.support.executor import latest_entry
 from tests.support.http import Api, served
 
 KALTENG, KALBAR, PALANGKA_RAYA = "demo-province-62", "demo-province-61", "demo-regency-6271"
@@ -123,6 +124,60 @@ def test_the_history_names_no_cooperative_the_reader_cannot_see(api: Api, url: s
         [[(None, elsewhere)], [(elsewhere, here)], [(here, elsewhere)]],
     )
     assert history(api, PALANGKA_RAYA, nib) == (None, [[], [(None, here)], [(here, None)]])
+
+
+VERSIONS = """
+query($nib: String!, $first: Int) {
+  msme(nib: $nib) { changes(first: $first) { version personalDataChanged } }
+}
+"""
+
+
+def versions_read(api: Api, client_id: str, nib: str, first: int) -> list[tuple[int, bool]]:
+    """The latest `first` changes of the MSME that the client reads: each one's version, and
+    whether it names personal data changed."""
+    answer = api.graphql(VERSIONS, client_id, {"nib": nib, "first": first})
+    assert "errors" not in answer, answer
+    changes = answer["data"]["msme"]["changes"]
+    return [(change["version"], bool(change["personalDataChanged"])) for change in changes]
+
+
+def test_a_change_of_nothing_but_a_cooperative_the_reader_cannot_see_is_not_in_its_history(
+    api: Api, url: str
+) -> None:
+    """Kalteng moves a Palangka Raya business from one cooperative of another regency to
+    another, and changes nothing else, then back with a new owner: Palangka Raya, which sees
+    neither cooperative, gets no entry for the move alone (an entry with no field would still
+    tell it who changed the business's cooperative, and when), so its latest two changes are
+    the ones around it, and its audit entry names no cooperative; it still gets the one that
+    changed personal data, whose names the history shows every reader. Kalteng, which sees both
+    cooperatives, reads every change."""
+    first, second = cooperative(url, 50, "62.01"), cooperative(url, 51, "62.01")
+    member, nib = msme(url, 50, "62.71")
+    owner = {"nik": "6271995204880001", "fullName": "Sri Uji Rahayu", "sex": "F"}
+    for version, changes in enumerate(
+        (
+            {"cooperativeId": first, "capital": "940000000"},
+            {"cooperativeId": second},
+            {"cooperativeId": first, "owner": owner},
+        ),
+        start=1,
+    ):
+        answer = api.graphql(
+            UPDATE_MSME, KALTENG, {"id": member, "version": version, "changes": changes}
+        )
+        assert "errors" not in answer, answer
+
+    assert history(api, KALTENG, nib) == (
+        {"id": first},
+        [[(None, first)], [(first, second)], [(second, first)]],
+    )
+    assert history(api, PALANGKA_RAYA, nib) == (None, [[], []])
+    assert versions_read(api, PALANGKA_RAYA, nib, 2) == [(2, False), (4, True)]
+    entry = latest_entry(url, PALANGKA_RAYA).entry
+    assert entry["records"] == {"msme": 1}
+    assert not [name for name in entry["touched"] if "ooperative" in name]
+    assert versions_read(api, KALTENG, nib, 2) == [(3, False), (4, True)]
 
 
 FEED = """

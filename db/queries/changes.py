@@ -13,9 +13,12 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    literal,
+    or_,
     select,
     table,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, RECORD_CHANGES
@@ -46,23 +49,43 @@ def _cooperative_if_seen(value: Any, scope: RowScope) -> ColumnElement[Any]:
 def _seen_by(scope: RowScope) -> FromClause:
     """The history as `scope` may read it: a change of cooperative keeps its before and after
     only where they name a cooperative inside the scope (each a look-up by primary key, in the
-    page's one statement, for the entries on the page alone)."""
+    page's one statement, for the entries on the page alone), and an entry that changed nothing
+    else is not there at all (`_tells`)."""
     changes = HISTORY.c.changes
     cooperative = changes[COOPERATIVE]
+    before = _cooperative_if_seen(cooperative["before"], scope)
+    after = _cooperative_if_seen(cooperative["after"], scope)
     scoped = changes.op("||", return_type=changes.type)(
         func.jsonb_build_object(
-            COOPERATIVE,
-            func.jsonb_build_object(
-                "before",
-                _cooperative_if_seen(cooperative["before"], scope),
-                "after",
-                _cooperative_if_seen(cooperative["after"], scope),
-            ),
+            COOPERATIVE, func.jsonb_build_object("before", before, "after", after)
         )
     )
     seen = case((changes.has_key(COOPERATIVE), scoped), else_=changes)
     others = [c for c in HISTORY.c if c.name != "changes"]
-    return select(*others, seen.label("changes")).subquery("record_history")
+    return (
+        select(*others, seen.label("changes"))
+        .where(_tells(changes, before, after))
+        .subquery("record_history")
+    )
+
+
+def _tells(
+    changes: ColumnElement[Any], before: ColumnElement[Any], after: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """Whether an entry shows the reader a change: it changed no cooperative, or one the reader
+    sees before or after (`before` and `after` as `_cooperative_if_seen` gives them), or some
+    other field, or personal data (whose names the history shows to every reader). An entry
+    whose only change is of cooperatives the reader cannot see would show no field, only who
+    changed the business's cooperative and when: the reader does not get it, as the change feed
+    gives a member's entry for its cooperative's move only to a reader who sees the cooperative
+    (migration 0027). In the statement, so a page of `first` is `first` entries the reader
+    gets."""
+    return or_(
+        ~changes.has_key(COOPERATIVE),
+        before.is_distinct_from(after),
+        changes.op("-", return_type=changes.type)(literal(COOPERATIVE)) != literal({}, JSONB),
+        func.cardinality(HISTORY.c.personal_fields) > 0,
+    )
 
 
 async def of_records(
