@@ -14,6 +14,11 @@ same value, so repeating a query to average the noise away learns nothing.
 
 Unprotected cells (the caller may read those records anyway) are exact and never hidden.
 
+Where the caller's own part is published apart (`own_apart`: a guarantor's guarantees), a cell
+with records is hidden whenever the others' part is below k, an empty one included, and the
+caller reads its own part in fields of its own: shown when the others' part is empty and hidden
+when it held one or two records, a cell would tell a rival's few records from none.
+
 A table of the members of something only the records' readers may list (a programme's
 participants) publishes no hidden cell: its key alone would say that some member has those
 attributes, where an empty cell is simply absent. There each part of a protected cell too small
@@ -58,6 +63,9 @@ class Published:
     count: int | None
     values: Mapping[str, int | None]
     suppressed: bool
+    own_count: int | None = None
+    """The caller's own part, when published apart and exact (`publish`'s `own_apart`)."""
+    own_values: Mapping[str, int | None] = field(default_factory=dict)
 
 
 def hidden(count: int, published: int, k: int) -> bool:
@@ -90,8 +98,14 @@ def publish(
     perturbation: Perturbation,
     averages: tuple[str, ...] = (),
     members_only: bool = False,
+    own_apart: bool = False,
 ) -> list[Published]:
     """Each cell as the caller may see it; `averages` names the sums published as averages too.
+
+    `own_apart`: the caller's own part of each protected cell is published apart too (exact
+    when it may read it, else not at all), and the whole cell is hidden whenever the others'
+    part is below k, even empty: whether the others' part was empty or small is then never
+    told by the cell being shown or hidden.
 
     `members_only`: the records are the members of something only their readers may list (a
     programme's participants). A hidden cell is then not published at all, nor its key, and
@@ -123,12 +137,16 @@ def publish(
         own_count = own.count if own.exact else perturbation.count(own.count, own.key_sum)
         # Each part is held to the threshold on its own: the caller's own records would
         # otherwise lift one other business's cell over it. Its own, if exact, need none.
-        others_hidden = hidden(cell.count, count - own_count, k)
+        # Published apart, its own no longer exempt an empty others' part from it.
+        others_hidden = hidden(cell.count + (own.count if own_apart else 0), count - own_count, k)
         if others_hidden or (not own.exact and hidden(own.count, own_count, k)):
-            blank = dict.fromkeys(values)
-            published.append(Published(cell.key, None, blank, suppressed=True))
+            figure = Published(cell.key, None, dict.fromkeys(values), suppressed=True)
         else:
-            published.append(Published(cell.key, count, values, suppressed=False))
+            figure = Published(cell.key, count, values, suppressed=False)
+        if own_apart and own.exact:
+            own_values = exact_values(own.sums, averages)
+            figure = replace(figure, own_count=own.count, own_values=own_values)
+        published.append(figure)
     return published
 
 

@@ -95,8 +95,10 @@ def figures(
 ) -> list[SimpleNamespace]:
     """Each row published as the caller may see it: exact where it may read every record behind
     the cell, else the others' records perturbed and its own (a row's `own`) exact or perturbed
-    apart. `members_only`: rows of a membership only readers of the records may list, whose
-    hidden cells are left out (domain.suppression.publish)."""
+    apart. Where the caller's own part is published apart too
+    (`AccessPolicy.reads_own_figures_apart`: guarantees), a row also carries it as `own_count`
+    and `own_<measure>`. `members_only`: rows of a membership only readers of the records may
+    list, whose hidden cells are left out (domain.suppression.publish)."""
     columns = [
         (
             name,
@@ -130,12 +132,25 @@ def figures(
     ]
     published = []
     shown = publish(
-        cells, k=k, perturbation=perturbation, averages=averages, members_only=members_only
+        cells,
+        k=k,
+        perturbation=perturbation,
+        averages=averages,
+        members_only=members_only,
+        own_apart=policy.reads_own_figures_apart(records),
     )
     for cell in shown:
         parts = [KeyPartRow(name, value) for name, value in zip(group_by, cell.key, strict=True)]
+        own = {f"own_{name}": value for name, value in cell.own_values.items()}
         published.append(
-            SimpleNamespace(key=parts, suppressed=cell.suppressed, count=cell.count, **cell.values)
+            SimpleNamespace(
+                key=parts,
+                suppressed=cell.suppressed,
+                count=cell.count,
+                own_count=cell.own_count,
+                **cell.values,
+                **own,
+            )
         )
     return published
 

@@ -18,7 +18,9 @@ statement builder, guard and resolver asks this object rather than derive the ru
   counts, whose cover its gearing limit weighs and which its guarantee feed carries;
 - `own_figure_records` (with `own_region`), `reads_own_figures` and `sees_small_cells`, which
   records behind figures are the caller's own, read apart from the others, and which of them it
-  may read anyway, so that they are exempt from disclosure control;
+  may read anyway, so that they are exempt from disclosure control; `reads_own_figures_apart`,
+  whether that own part is also published apart, the whole cell then held to k on the others'
+  part even where they are none;
 - `figure_audience`, which callers may be handed the same figure table;
 - `audit_entry`, what the audit log records of the request.
 """
@@ -140,6 +142,14 @@ class AccessPolicy:
         if records == "guarantees":
             return self.principal.has(Scope.GUARANTEES_WRITE)
         return self.principal.has(Scope.RECORDS_READ)
+
+    def reads_own_figures_apart(self, records: FigureRecords) -> bool:
+        """Whether the caller's own part of each cell is published in fields of its own, and the
+        whole cell held to k on the others' part even where that is empty: guarantees. Shown
+        whole where no rival had a guarantee and hidden where one had one or two, a cell told a
+        guarantor of its rivals' activity there; apart, its own need not show in the whole.
+        (The registers' whole cells still show a jurisdiction's own records exact.)"""
+        return records == "guarantees"
 
     def sees_small_cells(self, region: str, records: FigureRecords = "registers") -> bool:
         """A figure cell about `region` is exempt from disclosure control when the caller may

@@ -36,6 +36,9 @@ RIVAL = "uji-jamkrida-lain"
 """A second guarantor of Kalimantan Tengah, the attacker; PT Jamkrida Kalteng is its victim."""
 FIGURES = """{ guaranteeFigures(groupBy: [STATUS], region: "62") {
   key { value } suppressed count amountSum coverageSum } }"""
+OWN_FIGURES = """{ guaranteeFigures(groupBy: [STATUS], region: "62") {
+  key { value } suppressed count amountSum ownCount ownAmountSum } }"""
+"""With its own part, which only a token with `guarantees:write` may ask for."""
 STATUS = """mutation($id: ID!, $status: GuaranteeStatus!) {
   changeGuaranteeStatus(guaranteeId: $id, status: $status, effectiveOn: "2026-10-01") { status }
 }"""
@@ -57,30 +60,39 @@ def api(database: str) -> Iterator[Api]:
         yield served_api
 
 
-def _candidates(url: str) -> list[str]:
+def _candidate_regencies(url: str) -> list[tuple[str, str]]:
     """Kalteng demo MSMEs that pass the registry's rules, as tests/test_eligibility_api.py
-    finds them."""
+    finds them, with their regencies: (NIB, regency)."""
 
-    async def find() -> list[str]:
+    async def find() -> list[tuple[str, str]]:
         connection = await asyncpg.connect(url)
         try:
             rows = await connection.fetch(
-                "SELECT m.nib FROM msmes m JOIN msme_owners o ON o.msme_id = m.id "
+                "SELECT m.nib, m.regency_code FROM msmes m "
+                "JOIN msme_owners o ON o.msme_id = m.id "
                 "WHERE m.province_code = '62' AND m.established_on < '2025-01-01' "
                 "AND m.scale <> 'large' AND NOT EXISTS "
                 "(SELECT 1 FROM guarantees g WHERE g.msme_id = m.id) ORDER BY m.id"
             )
-            return [str(row["nib"]) for row in rows]
+            return [(str(row["nib"]), str(row["regency_code"])) for row in rows]
         finally:
             await connection.close()
 
     return asyncio.run(find())
 
 
-def _guarantees(api: Api, url: str, client_id: str, amounts: list[int]) -> list[dict[str, Any]]:
-    """One guarantee of `client_id` per amount, each on a business no guarantee covers yet."""
+def _candidates(url: str, regency: str | None = None) -> list[str]:
+    """The candidates' NIBs, of `regency` only when given."""
+    return [nib for nib, at in _candidate_regencies(url) if regency in (None, at)]
+
+
+def _guarantees(
+    api: Api, url: str, client_id: str, amounts: list[int], regency: str | None = None
+) -> list[dict[str, Any]]:
+    """One guarantee of `client_id` per amount, each on a business no guarantee covers yet (in
+    `regency`, when given)."""
     recorded: list[dict[str, Any]] = []
-    for nib in _candidates(url):
+    for nib in _candidates(url, regency):
         if len(recorded) == len(amounts):
             break
         request = _request({"nib": nib}, amounts[len(recorded)], 24, **FULL_ATTESTATION)
@@ -97,8 +109,8 @@ def _guarantees(api: Api, url: str, client_id: str, amounts: list[int]) -> list[
     return recorded
 
 
-def _table(api: Api, token: str) -> dict[str | None, dict[str, Any]]:
-    answer = api.post({"query": FIGURES}, token).json()
+def _table(api: Api, token: str, query: str = FIGURES) -> dict[str | None, dict[str, Any]]:
+    answer = api.post({"query": query}, token).json()
     assert "errors" not in answer, answer
     return {cell["key"][0]["value"]: cell for cell in answer["data"]["guaranteeFigures"]}
 
@@ -108,9 +120,9 @@ def test_moving_its_own_guarantees_never_shows_a_rivals_lone_guarantee(
 ) -> None:
     """The victim's one ACTIVE guarantee; the attacker's six, flipped between ACTIVE and CLAIMED
     one at a time. Every cell holding the victim's guarantee stays hidden, under the attacker's
-    full token and a narrowed one, however many of its own guarantees share the cell; a cell of
-    its own guarantees alone is exact, with `guarantees:write`, so what it would subtract is
-    exactly what it knows, and nothing is left over to learn."""
+    full token and a narrowed one, however many of its own guarantees share the cell; its own
+    part of each cell is published apart, exact, with `guarantees:write`, so what it would
+    subtract is exactly what it knows, and nothing is left over to learn."""
     (secret,) = _guarantees(api, database, JAMKRIDA, [SECRET_LOAN])
     amounts = [10_000_000 + n * 1_000_000 for n in range(6)]
     mine = _guarantees(api, database, RIVAL, amounts)
@@ -126,10 +138,11 @@ def test_moving_its_own_guarantees_never_shows_a_rivals_lone_guarantee(
                 assert cell["suppressed"], (move, token == full, cell)
                 assert (cell["count"], cell["amountSum"], cell["coverageSum"]) == (None,) * 3
         claimed = [id for id, now in status.items() if now == "CLAIMED"]
-        if claimed:  # the attacker's own alone: exact, as its mutations handed them back
-            own = _table(api, full)["claimed"]
-            assert (own["suppressed"], own["count"]) == (False, len(claimed))
-            assert int(own["amountSum"]) == sum(amount[id] for id in claimed)
+        if claimed:  # the attacker's own alone: hidden whole, its part exact, as its
+            # mutations handed them back
+            own = _table(api, full, OWN_FIGURES)["claimed"]
+            assert (own["suppressed"], own["ownCount"]) == (True, len(claimed))
+            assert int(own["ownAmountSum"]) == sum(amount[id] for id in claimed)
             # Without guarantees:write, perturbed on their own key (a sum's noise is never 0).
             own = _table(api, narrowed)["claimed"]
             assert own["suppressed"] or int(own["amountSum"]) != sum(amount[i] for i in claimed)
@@ -142,20 +155,59 @@ def test_moving_its_own_guarantees_never_shows_a_rivals_lone_guarantee(
 
 def test_two_guarantors_are_never_handed_each_others_cached_table(database: str) -> None:
     """A table is cached for the victim, whose lone PAID_OFF guarantee it sees exactly (its
-    own); the attacker asking for the same document at once gets its own table, where that
-    cell is hidden: the victim's table would hand it the rival's loan."""
+    own part of the cell); the attacker asking for the same document at once gets its own
+    table, where it has no part: the victim's table would hand it the rival's loan."""
     settings = Settings(rate_limit=1_000_000, figures_cache_seconds=60, read_your_writes_seconds=0)
     with served(database, settings) as cached:
         (paid,) = _guarantees(cached, database, JAMKRIDA, [SECRET_LOAN + 1_000_000])
         answer = cached.graphql(STATUS, JAMKRIDA, {"id": paid["id"], "status": "PAID_OFF"})
         assert "errors" not in answer, answer
         release_figures(database)
-        victims = _table(cached, cached.token(JAMKRIDA))["paid_off"]
-        assert (victims["suppressed"], victims["count"]) == (False, 1)
-        assert int(victims["amountSum"]) == SECRET_LOAN + 1_000_000
-        attackers = _table(cached, cached.token(RIVAL))["paid_off"]
+        victims = _table(cached, cached.token(JAMKRIDA), OWN_FIGURES)["paid_off"]
+        assert (victims["suppressed"], victims["ownCount"]) == (True, 1)
+        assert int(victims["ownAmountSum"]) == SECRET_LOAN + 1_000_000
+        attackers = _table(cached, cached.token(RIVAL), OWN_FIGURES)["paid_off"]
         assert attackers["suppressed"]
         assert (attackers["count"], attackers["amountSum"]) == (None, None)
+        assert (attackers["ownCount"], attackers["ownAmountSum"]) == (0, None)
+
+
+BY_REGENCY = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62") {
+  key { value } suppressed count amountSum ownCount ownAmountSum ownCoverageSum } }"""
+
+
+def test_a_cell_hides_alike_whether_a_rival_had_one_guarantee_in_it_or_none(
+    api: Api, database: str
+) -> None:
+    """The attacker has one DEFAULTED guarantee in each of two regencies; the victim has one
+    more in the first only. Were its own guarantees exempt from the threshold inside the whole
+    cell, the second (its own alone) would be shown exact and the first hidden, and hidden would
+    mean: a rival defaulted here. Both are hidden alike, and its own part of each is published
+    apart, exactly."""
+    by_regency: dict[str, int] = {}
+    for _, regency in _candidate_regencies(database):
+        by_regency[regency] = by_regency.get(regency, 0) + 1
+    crowded, other = sorted(by_regency, key=by_regency.__getitem__, reverse=True)[:2]
+    (victims,) = _guarantees(api, database, JAMKRIDA, [SECRET_LOAN + 2_000_000], crowded)
+    mine = [
+        *_guarantees(api, database, RIVAL, [21_000_000], crowded),
+        *_guarantees(api, database, RIVAL, [22_000_000], other),
+    ]
+    for guarantee in (victims, *mine):
+        client = JAMKRIDA if guarantee is victims else RIVAL
+        answer = api.graphql(STATUS, client, {"id": guarantee["id"], "status": "DEFAULTED"})
+        assert "errors" not in answer, answer
+    release_figures(database)
+    table = {
+        (cell["key"][0]["value"], cell["key"][1]["value"]): cell
+        for cell in api.graphql(BY_REGENCY, RIVAL)["data"]["guaranteeFigures"]
+    }
+    for guarantee, regency in zip(mine, (crowded, other), strict=True):
+        cell = table[(regency, "defaulted")]
+        assert cell["suppressed"], (regency, cell)
+        assert (cell["count"], cell["amountSum"]) == (None, None)
+        assert (cell["ownCount"], cell["ownAmountSum"]) == (1, guarantee["amount"])
+        assert int(cell["ownCoverageSum"]) == int(guarantee["coverageAmount"])
 
 
 COVERAGE = """{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62") {

@@ -49,7 +49,7 @@ STATUS = """mutation($id: ID!) {
   changeGuaranteeStatus(guaranteeId: $id, status: CLAIMED, effectiveOn: "2026-01-20") { status }
 }"""
 FIGURES = f"""{{ guaranteeFigures(groupBy: [REGENCY], region: "{REGENCY}") {{
-  key {{ value }} suppressed count amountSum }} }}"""
+  key {{ value }} suppressed count amountSum ownCount ownAmountSum }} }}"""
 
 
 @dataclass(frozen=True)
@@ -182,16 +182,19 @@ def test_the_61_user_cannot_change_the_62_users_guarantee(
 def test_the_61_user_is_not_shown_the_62_users_guarantees_exactly(
     users: Users, stored: Stored
 ) -> None:
-    """Its own guarantees are published exactly to a guarantor; the 62 user's are not the 61
-    user's own, and its one guarantee in the regency is a cell below the threshold."""
+    """Its own guarantees are published exactly to a guarantor, apart from the cell (hidden
+    whole: no other guarantee is in it); the 62 user's are not the 61 user's own, and its one
+    guarantee in the regency is a cell below the threshold."""
     theirs = _data(_ask(users.api, users.kalbar, FIGURES), "guaranteeFigures")
     own = _data(_ask(users.api, users.kalteng, FIGURES), "guaranteeFigures")
     assert len(theirs) == len(own) == 2  # the regency's cell and the total
     assert all(
-        (cell["suppressed"], cell["count"], cell["amountSum"]) == (True, None, None)
+        (cell["suppressed"], cell["count"], cell["amountSum"], cell["ownCount"])
+        == (True, None, None, 0)
         for cell in theirs
     )
-    assert all((cell["count"], cell["amountSum"]) == (1, "50000000") for cell in own)
+    assert all((cell["ownCount"], cell["ownAmountSum"]) == (1, "50000000") for cell in own)
+    assert all(cell["suppressed"] for cell in own)
 
 
 @pytest.mark.parametrize(("jurisdiction", "sees"), [("62", True), ("61", False)])

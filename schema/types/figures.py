@@ -13,7 +13,9 @@ from enum import Enum
 
 import strawberry
 
+from auth.scopes import Scope
 from resolvers import relations
+from schema.permissions import requires
 from schema.scalars import Rupiah
 from schema.types.regions import Region
 
@@ -114,6 +116,13 @@ class GuaranteeDimension(Enum):
     SUBJECT_KIND = "subject_kind"
 
 
+OWN_GUARANTEES = (
+    "Of the cell, the guarantees your client issued, exact, whether or not the cell is "
+    "suppressed. The cell as a whole is suppressed unless the other guarantees in it reach k "
+    "(after perturbation), however many of yours it holds."
+)
+
+
 @strawberry.type(description=f"Credit guarantees issued by BUMDs: access to finance. {PERTURBED}")
 class GuaranteeFigure:
     key: list[KeyPart]
@@ -121,3 +130,10 @@ class GuaranteeFigure:
     count: int | None
     amount_sum: Rupiah | None
     coverage_sum: Rupiah | None
+    own_count: int | None = requires(Scope.GUARANTEES_WRITE, description=OWN_GUARANTEES)
+    own_amount_sum: Rupiah | None = requires(
+        Scope.GUARANTEES_WRITE, description="Null where ownCount is 0."
+    )
+    own_coverage_sum: Rupiah | None = requires(
+        Scope.GUARANTEES_WRITE, description="Null where ownCount is 0."
+    )

@@ -238,6 +238,34 @@ def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> 
     assert published.values["turnover_sum"] is None
 
 
+def test_with_its_own_part_apart_a_cell_hides_alike_whether_others_hold_none_or_one() -> None:
+    """A guarantor's own part is published apart; the whole cell is then hidden as much when
+    no rival has a record in it as when one has, and its own part reads the same in both."""
+    lone = Business("62", "small", 3 * 10**8, 12345)
+    own = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16)})
+    cells = [
+        replace(_cell((scale,), members), own=own) for scale, members in (("a", []), ("b", [lone]))
+    ]
+    alone, beside = publish(cells, k=K, perturbation=TABLE, averages=("turnover",), own_apart=True)
+    for published in (alone, beside):
+        assert (published.suppressed, published.count, published.own_count) == (True, None, 3)
+        assert published.own_values == {"turnover_sum": 3 * 10**8, "turnover_average": 10**8}
+    # Without it, the own records alone were shown and the rival's lone one hid the cell.
+    alone, beside = publish(cells, k=K, perturbation=TABLE, averages=("turnover",))
+    assert (alone.suppressed, beside.suppressed) == (False, True)
+
+
+def test_with_no_own_part_publishing_it_apart_changes_nothing() -> None:
+    """A caller with no records of its own (a ministry) gets the same cells either way."""
+    table = _table(_population(7, 60))
+
+    def whole(own_apart: bool) -> list[tuple[Key, int | None, object, bool]]:
+        published = publish(table, k=K, perturbation=TABLE, own_apart=own_apart)
+        return [(cell.key, cell.count, cell.values, cell.suppressed) for cell in published]
+
+    assert whole(own_apart=True) == whole(own_apart=False)
+
+
 def _members(cell: Cell) -> list[Published]:
     return publish([cell], k=K, perturbation=TABLE, averages=("turnover",), members_only=True)
 
