@@ -85,6 +85,33 @@ def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
     return url
 
 
+def _with_password_file(
+    env: Mapping[str, str], url_name: str, url: str | None, file_name: str
+) -> str | None:
+    """`url` with its role's password read from `file_name`'s file, a mounted secret: in the
+    environment a password shows in `docker inspect` and in /proc to the container's user. The
+    file holds the password alone (as the postgres image's POSTGRES_PASSWORD_FILE does, so the
+    init scripts read the same file); a newline at its end is not part of it. A URL naming
+    another password is refused rather than one of them silently chosen."""
+    path = _path(env, file_name)
+    if path is None:
+        return url
+    if url is None:
+        raise SettingsError(f"{file_name} is set, but {url_name} is not")
+    try:
+        password = path.read_text().rstrip("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{file_name}: cannot read {path}: {error}") from None
+    if not password:
+        raise SettingsError(f"{file_name}: {path} is empty")
+    from sqlalchemy.engine import make_url  # here: a command without the file starts sooner
+
+    parsed = make_url(url)
+    if parsed.password is not None and parsed.password != password:
+        raise SettingsError(f"{url_name} names a password other than {file_name}'s: give one")
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -320,6 +347,17 @@ class Settings:
         owner_url = _postgresql_url(env, "DATABASE_OWNER_URL")
         if owner_url is not None and database_url is None:
             raise SettingsError("DATABASE_OWNER_URL needs DATABASE_URL (the service's role)")
+        # A streaming replica has the primary's roles, so the service's password is the same.
+        database_url = _with_password_file(
+            env, "DATABASE_URL", database_url, "DATABASE_PASSWORD_FILE"
+        )
+        if replica_url is not None:
+            replica_url = _with_password_file(
+                env, "DATABASE_REPLICA_URL", replica_url, "DATABASE_PASSWORD_FILE"
+            )
+        owner_url = _with_password_file(
+            env, "DATABASE_OWNER_URL", owner_url, "DATABASE_OWNER_PASSWORD_FILE"
+        )
         max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
         metrics_token = env.get("SINERGI_METRICS_TOKEN", "")
         metrics_open = _choice(env, "SINERGI_METRICS", "off", ("off", "open")) == "open"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from db import embedded
 from schema.build import sdl
@@ -29,12 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
 SETTINGS = ROOT / "sinergi" / "settings.py"
 REQUIRED = {
-    "POSTGRES_PASSWORD": "s3cret-pw",
-    "SINERGI_OWNER_PASSWORD": "owner-pw",
-    "SINERGI_SERVICE_PASSWORD": "service-pw",
-    "SINERGI_AUDIT_KEY_FILE": "/run/audit.key",
+    "SINERGI_SECRETS": "/srv/sinergi-secrets",
     "SINERGI_ISSUER": "https://sinergi.example.go.id",
 }
+SECRET_FILES = {
+    "postgres_password": "postgres.password",
+    "owner_password": "owner.password",
+    "service_password": "service.password",
+    "audit_key": "audit.key",
+}
+POSTGRES_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+"""What the postgres image's entrypoint does as root before it becomes the postgres user: chown
+and chmod its directories, find over the data directory, read the superuser's password file,
+gosu. Nothing else of a container's default capabilities."""
 
 
 def _uv() -> str:
@@ -126,17 +134,18 @@ def test_compose_file_validates_with_compose_itself() -> None:
     env = {**os.environ, **REQUIRED}
     resolved = yaml.safe_load(_run(*command, "-f", COMPOSE, "config", cwd=ROOT, env=env))
     assert set(resolved["services"]) == {"postgres", "migrate", "api"}
-    missing = {key: value for key, value in os.environ.items() if key not in REQUIRED}
-    refused = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config"],
-        cwd=ROOT,
-        env=missing,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "POSTGRES_PASSWORD" in refused.stdout + refused.stderr
+    for required in REQUIRED:
+        missing = {key: value for key, value in env.items() if key != required}
+        refused = subprocess.run(
+            [*command, "-f", str(COMPOSE), "config"],
+            cwd=ROOT,
+            env=missing,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert required in refused.stdout + refused.stderr
 
 
 def test_compose_file_has_the_deployment_shape() -> None:
@@ -157,7 +166,7 @@ def test_compose_file_has_the_deployment_shape() -> None:
     assert "sinergi_service" in api["environment"]["DATABASE_URL"]
     assert "DATABASE_OWNER_URL" not in api["environment"]
     assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" not in api["environment"]
-    assert api["secrets"] == ["audit_key"]
+    assert sorted(api["secrets"]) == ["audit_key", "service_password"]
     init = ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh"
     assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
     assert "CREATE ROLE sinergi_service LOGIN" in init.read_text()
@@ -166,10 +175,57 @@ def test_compose_file_has_the_deployment_shape() -> None:
         assert f"${{{secret}:?" in text
 
 
+def test_compose_holds_every_container_to_least_privilege() -> None:
+    """No container keeps a capability it does not use or may gain one through a setuid
+    binary; the API's image is read-only but for the volume and a small /tmp."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    for name, service in services.items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert set(service.get("cap_add", [])) <= POSTGRES_CAPABILITIES, name
+    assert "cap_add" not in services["api"]
+    assert "cap_add" not in services["migrate"]
+    api = services["api"]
+    assert api["read_only"] is True
+    assert [mount.split(":")[0] for mount in api["tmpfs"]] == ["/tmp"]  # noqa: S108
+    assert api["volumes"] == ["sinergi-home:/var/lib/sinergi"]
+
+
+def test_compose_hands_every_password_over_as_a_secret_file() -> None:
+    """`docker inspect` shows a container's environment: no password is in it, neither as a
+    variable nor inside a URL; each is a file under /run/secrets that the container is given,
+    read by the postgres image (POSTGRES_PASSWORD_FILE), the init script and Sinergi."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert {
+        name: secret["file"].rsplit("/", 1)[1] for name, secret in compose["secrets"].items()
+    } == SECRET_FILES
+    for secret in compose["secrets"].values():
+        assert secret["file"].startswith("${SINERGI_SECRETS:?")
+    for name, service in compose["services"].items():
+        environment = service["environment"]
+        for variable, value in environment.items():
+            assert not variable.endswith("_PASSWORD"), (name, variable)
+            if str(value).startswith("postgresql://"):
+                assert make_url(value).password is None, (name, variable)
+            if variable.endswith("_FILE"):
+                assert value.startswith("/run/secrets/"), (name, variable)
+                assert value.removeprefix("/run/secrets/") in service["secrets"], (name, variable)
+    migrate, api = compose["services"]["migrate"], compose["services"]["api"]
+    assert migrate["environment"]["DATABASE_OWNER_PASSWORD_FILE"].endswith("/owner_password")
+    assert migrate["environment"]["DATABASE_PASSWORD_FILE"].endswith("/service_password")
+    assert api["environment"]["DATABASE_PASSWORD_FILE"].endswith("/service_password")
+    assert "owner_password" not in api["secrets"]
+    init = (ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh").read_text()
+    assert '"$SINERGI_OWNER_PASSWORD_FILE"' in init
+    assert '"$SINERGI_SERVICE_PASSWORD_FILE"' in init
+
+
 # Settings the compose file fixes for the API, or keeps from it on purpose.
 NOT_PASSED_ON = {
     "DATABASE_URL",  # the service role's, built from its password
     "DATABASE_OWNER_URL",  # the API never holds the owner's credentials
+    "DATABASE_OWNER_PASSWORD_FILE",  # nor the owner's password
+    "DATABASE_PASSWORD_FILE",  # the service's password, a secret file
     "SINERGI_UNSAFE_PRIVILEGED_ROLE",  # never in a deployment
     "SINERGI_ENV",  # production
     "SINERGI_HOME",  # the volume

@@ -3,9 +3,13 @@
 # the owner role (migrations) and the service role (the API), neither a superuser, and the
 # database the owner owns. db/roles.py decides, at every `sinergi migrate`, what the service may
 # do in it. The same statements as the README's "Database roles".
+# The passwords are read from the secrets' files (docker/compose.yaml), the ones Sinergi reads
+# them from, so no environment variable holds them; a newline at a file's end is not part of it.
 set -eu
+owner_password=$(cat "$SINERGI_OWNER_PASSWORD_FILE")
+service_password=$(cat "$SINERGI_SERVICE_PASSWORD_FILE")
 psql --no-psqlrc -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-  -v owner_password="$SINERGI_OWNER_PASSWORD" -v service_password="$SINERGI_SERVICE_PASSWORD" <<'SQL'
+  -v owner_password="$owner_password" -v service_password="$service_password" <<'SQL'
 CREATE ROLE sinergi_owner LOGIN PASSWORD :'owner_password';
 CREATE ROLE sinergi_service LOGIN PASSWORD :'service_password';
 CREATE DATABASE sinergi OWNER sinergi_owner;
