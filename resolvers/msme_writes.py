@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
 from db.models import COOPERATIVES
+from db.queries import cooperatives
 from db.writes import NotFound, StaleVersion, msmes
 from db.writes.versioned import locked
 from domain.records import CheckedMsme, MsmeDraft, check_msme, check_scale_report
 from domain.scale import Scale
 from resolvers import Node, calendar
 from resolvers.context import Context
-from resolvers.errors import bad_input
+from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.writing import (
     actor_of,
     check_place,
@@ -80,6 +81,27 @@ async def _cooperative(
     return key
 
 
+async def _membership_seen(
+    connection: AsyncConnection, info: Info[Context, Any], cooperative_id: int | None, field: str
+) -> None:
+    """Only a writer that can see an MSME's cooperative (as `Msme.cooperative` reads it, by the
+    same scope) may change its membership: one that reads null for it would otherwise take the
+    business out of a cooperative it can neither see nor put it back in. Any value is refused,
+    the stored id too: taking that one alone would confirm a guess at which cooperative it is."""
+    if cooperative_id is None:
+        return
+    seen = await cooperatives.by_ids(
+        connection, (cooperative_id,), scope=info.context.policy.records, columns=("id",)
+    )
+    if not seen:
+        raise coded_error(
+            ErrorCode.FORBIDDEN,
+            f"{field}: the business is a member of a cooperative outside your jurisdiction; "
+            "only a client that can see that cooperative may change its membership",
+            field=field,
+        )
+
+
 def _noted(
     info: Info[Context, Any],
     row: Node,
@@ -133,6 +155,9 @@ async def update(
         checked = await _checked(connection, info, _merged(current, patch), "changes")
         cooperative = current.cooperative_id
         if "cooperative_id" in patch:
+            await _membership_seen(
+                connection, info, current.cooperative_id, "changes.cooperativeId"
+            )
             cooperative = await _cooperative(
                 connection,
                 info,

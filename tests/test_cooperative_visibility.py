@@ -349,3 +349,46 @@ def test_a_member_entry_folded_by_compaction_reaches_every_reader_of_the_member(
     assert run(url, entries, here)[0][0] == 1
     from_the_start, _ = changes_after(api, PALANGKA_RAYA, None)
     assert (here, "CREATED", None) in from_the_start
+
+
+READ_MEMBER = "query($nib: String!) { msme(nib: $nib) { version employees cooperative { id } } }"
+
+
+def test_a_cooperative_the_writer_cannot_see_is_not_the_writer_s_to_leave(
+    api: Api, url: str
+) -> None:
+    """Kalteng puts a Palangka Raya business into a cooperative of another regency, which
+    Palangka Raya reads as null: unlinking it (with another change, as a form sends it back),
+    sending the hidden id itself or moving it to Palangka Raya's own cooperative is FORBIDDEN on
+    `changes.cooperativeId` and writes nothing; a change leaving the cooperative alone is taken,
+    and the business stays a member."""
+    elsewhere = cooperative(url, 50, "62.01")
+    own = cooperative(url, 51, "62.71")
+    member, nib = msme(url, 50, "62.71")
+    joined = api.graphql(
+        UPDATE_MSME, KALTENG, {"id": member, "version": 1, "changes": {"cooperativeId": elsewhere}}
+    )
+    assert "errors" not in joined, joined
+    assert api.graphql(READ_MEMBER, PALANGKA_RAYA, {"nib": nib})["data"]["msme"] == {
+        "version": 2,
+        "employees": None,
+        "cooperative": None,
+    }
+
+    for joins in (None, elsewhere, own):
+        changes = {"cooperativeId": joins, "employees": 7}
+        refused = api.graphql(
+            UPDATE_MSME, PALANGKA_RAYA, {"id": member, "version": 2, "changes": changes}
+        )
+        assert refused["data"] == {"updateMsme": None}, joins
+        (error,) = refused["errors"]
+        assert error["extensions"] == {"code": "FORBIDDEN", "field": "changes.cooperativeId"}
+        assert error["message"].startswith("changes.cooperativeId: "), error
+    stored = "SELECT version, employees, cooperative_id FROM msmes WHERE id = $1"
+    assert tuple(run(url, stored, int(member))[0]) == (2, None, int(elsewhere))
+
+    kept = api.graphql(
+        UPDATE_MSME, PALANGKA_RAYA, {"id": member, "version": 2, "changes": {"employees": 7}}
+    )
+    assert "errors" not in kept, kept
+    assert tuple(run(url, stored, int(member))[0]) == (3, 7, int(elsewhere))
