@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
-from db.writes import StaleVersion, cooperatives
+from db.writes import StaleVersion, cooperatives, participations
 from domain.cooperative_records import CheckedCooperative, CooperativeDraft, check_cooperative
 from resolvers import Node
 from resolvers.context import Context
@@ -95,6 +95,13 @@ async def update(
             expected_version=version,
             values=cooperatives.record_values(checked),
             actor=actor_of(principal),
+        )
+        await participations.check_move(
+            connection,
+            "cooperative",
+            current,
+            written,
+            fields=("changes.region", "changes.district"),
         )
     return _noted(info, written)
 

@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from db.models import COOPERATIVES
 from db.queries import cooperatives
-from db.writes import NotFound, StaleVersion, msmes
+from db.writes import NotFound, StaleVersion, msmes, participations
 from db.writes.versioned import locked
 from domain.records import CheckedMsme, MsmeDraft, check_msme, check_scale_report
 from domain.scale import Scale
@@ -174,6 +174,9 @@ async def update(
             owner=checked.owner,
             owner_given=owner_given,
             today=calendar.today(),
+        )
+        await participations.check_move(
+            connection, "msme", current, written, fields=("changes.region", "changes.district")
         )
     return _noted(info, written, checked, owner)
 

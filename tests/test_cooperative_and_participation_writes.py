@@ -16,6 +16,9 @@ from tests.support.graphql import principal, run
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
 KALBAR = principal(OrgKind.PROVINCE, "61")
+PALANGKA_RAYA = principal(OrgKind.REGENCY, "62.71")
+CITY_PROGRAMME = "PR-UJI-KOTA-6271"
+"""A programme of Palangka Raya alone, which the reference data has none of."""
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,23 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def city_programme(reference_url: str) -> str:
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO programmes (id, name, kind, jurisdiction)"
+                    " VALUES (:id, 'Pendampingan usaha Kota Palangka Raya', 'mentoring', '62.71')"
+                ),
+                {"id": CITY_PROGRAMME},
+            )
+    finally:
+        await owner.dispose()
+    return CITY_PROGRAMME
 
 
 CREATE = """
@@ -319,3 +339,89 @@ async def test_another_spelling_of_a_taken_number_is_the_same_cooperative(
         assert found.data == {
             "cooperative": {"id": record["id"], "legalEntityNo": REGISTER_SPELLING}
         }
+
+
+CREATE_MSME = """
+mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version } }
+"""
+UPDATE_MSME = """
+mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) { version regency { code } }
+}
+"""
+LEAVE_PALANGKA_RAYA = {"region": "62.01", "district": None}
+
+
+def refused_on(result: Any, field: str) -> str:
+    """The message of the one BAD_USER_INPUT `result` was refused with, on `field`."""
+    assert result.data is not None, result
+    assert list(result.data.values()) == [None], result
+    (error,) = result.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": field}, error
+    return str(error.message)
+
+
+async def test_a_business_taking_part_in_a_programme_of_its_city_cannot_be_moved_out(
+    engine: AsyncEngine, city_programme: str
+) -> None:
+    """Kalteng moves a Palangka Raya business taking part in the city's programme to another
+    regency: refused on `changes.region`, naming that programme (not the province's, which it
+    still lies in), and nothing written, for the city could no longer see or end that
+    participation. Once the city withdraws it the move is taken, and the participation cannot be
+    made ACTIVE again in a programme of a city the business no longer lies in."""
+    business = {
+        "nib": "7744000000001",
+        "name": "Keripik Kelakai Pindah",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "district": "62.71.03",
+        "capital": "150000000",
+        "annualTurnover": "240000000",
+        "turnoverYear": 2025,
+    }
+    created = await run(engine, KALTENG, CREATE_MSME, {"input": business})
+    assert created.errors is None, created.errors
+    msme_id = created.data["createMsme"]["id"]
+    joined = {}
+    for programme in (city_programme, "PR-KOPPROD-62"):
+        given = {"programmeId": programme, "msmeId": msme_id, "role": "recipient"}
+        added = await run(engine, KALTENG, ADD, {"input": given})
+        assert added.errors is None, added.errors
+        joined[programme] = added.data["addParticipation"]["id"]
+
+    move = {"id": msme_id, "version": 1, "changes": LEAVE_PALANGKA_RAYA}
+    message = refused_on(await run(engine, KALTENG, UPDATE_MSME, move), "changes.region")
+    assert city_programme in message
+    assert "PR-KOPPROD-62" not in message
+    withdraw = {"id": joined[city_programme], "version": 1, "changes": {"status": "WITHDRAWN"}}
+    withdrawn = await run(engine, PALANGKA_RAYA, CHANGE, withdraw)
+    assert withdrawn.errors is None, withdrawn.errors
+
+    moved = await run(engine, KALTENG, UPDATE_MSME, move)
+    assert moved.errors is None, moved.errors
+    assert moved.data["updateMsme"] == {"version": 2, "regency": {"code": "62.01"}}
+    again = {"id": joined[city_programme], "version": 2, "changes": {"status": "ACTIVE"}}
+    refused_on(await run(engine, KALTENG, CHANGE, again), "changes.status")
+
+
+async def test_a_cooperative_is_not_moved_out_of_a_programme_it_is_proposed_for(
+    engine: AsyncEngine, city_programme: str
+) -> None:
+    """Proposed is taking part as much as active: the move is refused until the participation
+    is completed (or withdrawn)."""
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(30, region="62.71")})).data[
+        "createCooperative"
+    ]
+    given = {
+        "programmeId": city_programme,
+        "cooperativeId": record["id"],
+        "role": "participant",
+        "status": "PROPOSED",
+    }
+    added = (await run(engine, KALTENG, ADD, {"input": given})).data["addParticipation"]
+    move = {"id": record["id"], "version": 1, "changes": {"region": "62.01"}}
+    assert city_programme in refused_on(await run(engine, KALTENG, UPDATE, move), "changes.region")
+    done = {"id": added["id"], "version": 1, "changes": {"status": "COMPLETED"}}
+    assert (await run(engine, PALANGKA_RAYA, CHANGE, done)).errors is None
+    moved = await run(engine, KALTENG, UPDATE, move)
+    assert moved.errors is None, moved.errors

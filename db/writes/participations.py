@@ -1,23 +1,59 @@
 """Programme participation writes, scoped by the subject: a participation is writable when its
-MSME or cooperative lies in the writer's jurisdiction."""
+MSME or cooperative lies in the writer's jurisdiction.
+
+A business takes part only in a programme of a region it lies in (`_lies_in`): checked when it
+joins, when it moves, and when a participation it ended is taken up again."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, Join, Table, and_, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
-from db.queries.scoping import RowScope
+from db.queries.scoping import NATIONAL, RowScope
 from db.writes import Duplicate, msmes
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
-from domain.identifiers import is_within
 from domain.participations import ParticipationStatus
+
+Kind = Literal["msme", "cooperative"]
+ENDED = (ParticipationStatus.WITHDRAWN, ParticipationStatus.COMPLETED)
+"""A participation in any other status is taking part (or about to), which ties the business
+to the programme's region."""
+
+
+def _subject(kind: Kind) -> tuple[Table, ColumnElement[Any]]:
+    """The table of a participation's subject and the participations' column naming it."""
+    if kind == "msme":
+        return MSMES, PARTICIPATIONS.c.msme_id
+    return COOPERATIVES, PARTICIPATIONS.c.cooperative_id
+
+
+def _lies_in(table: Table) -> ColumnElement[bool]:
+    """Whether the row of `table` (MSMEs or cooperatives) lies in the programme's region: the
+    programme is national or of its province, regency or kecamatan (the region codes nest, as
+    domain.identifiers.is_within reads them). In SQL, so a move is checked against where the
+    record stands in the same transaction."""
+    place = table.c
+    return PROGRAMMES.c.jurisdiction.in_(
+        (
+            literal(NATIONAL),
+            place.province_code,
+            place.regency_code,
+            func.coalesce(place.district_code, place.regency_code),
+        )
+    )
+
+
+def _one_beside_the_other(table: Table) -> Join:
+    """Programmes and `table` side by side, each statement narrowing both to one row: a
+    programme is compared with a business it has no key to."""
+    return PROGRAMMES.join(table, true())
 
 
 async def create(
@@ -40,25 +76,26 @@ async def create(
     kind, subject_id = subject
     if kind == "msme":
         await msmes.after_imports(connection)  # an import holds the records it writes locked
-    table = MSMES if kind == "msme" else COOPERATIVES
+    table, column = _subject("msme" if kind == "msme" else "cooperative")
     subject_field = "input.msmeId" if kind == "msme" else "input.cooperativeId"
     located = await locked(connection, table, subject_id, scope.rows(table), field=subject_field)
     if kind == "cooperative" and located.status == "dissolved":
         raise InvalidValue("input.cooperativeId", "the cooperative is dissolved; it joins nothing")
     programme = (
         await connection.execute(
-            select(PROGRAMMES.c.jurisdiction).where(PROGRAMMES.c.id == programme_id)
+            select(PROGRAMMES.c.jurisdiction, _lies_in(table).label("lies_in"))
+            .select_from(_one_beside_the_other(table))
+            .where(PROGRAMMES.c.id == programme_id, table.c.id == located.id)
         )
     ).first()
     if programme is None:
         raise InvalidValue("input.programmeId", "no such programme")
-    if not is_within(located.district_code or located.regency_code, programme.jurisdiction):
+    if not programme.lies_in:
         raise InvalidValue(
             "input.programmeId",
             f"{programme_id} is a programme of region {programme.jurisdiction}, "
             "which this business does not lie in",
         )
-    column = PARTICIPATIONS.c.msme_id if kind == "msme" else PARTICIPATIONS.c.cooperative_id
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
@@ -127,3 +164,77 @@ async def update(
         kind="participation",
         operation="update",
     )
+
+
+async def check_move(
+    connection: AsyncConnection,
+    kind: Kind,
+    before: Record,
+    after: Record,
+    *,
+    fields: tuple[str, str],
+) -> None:
+    """A business just moved (`after`, written in this transaction) must still lie in the region
+    of every programme it takes part in: else that programme's own region could no longer see
+    or end its participation. InvalidValue naming each such programme, on `fields[0]` (the
+    region) or, when only the kecamatan changed, `fields[1]`.
+
+    Every participation of the business is locked before its status is read (an ended one
+    too), so one taken up again meanwhile (`check_taken_up`) is either seen here or waits for
+    this transaction and then sees the move."""
+    if (before.regency_code, before.district_code) == (after.regency_code, after.district_code):
+        return
+    table, column = _subject(kind)
+    statement = (
+        select(
+            PARTICIPATIONS.c.programme_id,
+            PARTICIPATIONS.c.status,
+            PROGRAMMES.c.jurisdiction,
+            _lies_in(table).label("lies_in"),
+        )
+        .select_from(
+            PARTICIPATIONS.join(PROGRAMMES, PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id).join(
+                table, table.c.id == column
+            )
+        )
+        .where(column == after.id)
+        .order_by(PARTICIPATIONS.c.programme_id)
+        .with_for_update(of=PARTICIPATIONS)
+    )
+    held = [
+        f"{row.programme_id} (region {row.jurisdiction}, {row.status})"
+        for row in await connection.execute(statement)
+        if row.status not in ENDED and not row.lies_in
+    ]
+    if held:
+        field = fields[0] if before.regency_code != after.regency_code else fields[1]
+        raise InvalidValue(
+            field,
+            "the business takes part in a programme of a region it would no longer lie in: "
+            f"{', '.join(held)}; withdraw or complete that participation first",
+        )
+
+
+async def check_taken_up(
+    connection: AsyncConnection, current: Record, status: ParticipationStatus
+) -> None:
+    """A participation ended (withdrawn or completed) is taken up again only while its business
+    still lies in the programme's region, as when it joined: it may have moved since. Asked
+    once `current` is locked, in a statement of its own, so a move committed meanwhile is seen."""
+    if status in ENDED or current.status not in ENDED:
+        return
+    if current.msme_id is not None:
+        table, subject_id = MSMES, current.msme_id
+    else:
+        table, subject_id = COOPERATIVES, current.cooperative_id
+    lies_in = await connection.execute(
+        select(_lies_in(table))
+        .select_from(_one_beside_the_other(table))
+        .where(PROGRAMMES.c.id == current.programme_id, table.c.id == subject_id)
+    )
+    if not lies_in.scalar_one():
+        raise InvalidValue(
+            "changes.status",
+            f"the business no longer lies in the region of programme {current.programme_id}; "
+            "it cannot take part in it again",
+        )
