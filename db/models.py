@@ -308,11 +308,20 @@ PARTICIPATIONS = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
     CheckConstraint(_one_of("status", tuple(ParticipationStatus)), name="status"),
-    # One subject column is always NULL: with NULLs distinct the key never matched (0026).
-    UniqueConstraint(
-        "programme_id", "msme_id", "cooperative_id", "role", postgresql_nulls_not_distinct=True
-    ),
     Index("ix_participations_programme_id_id", "programme_id", "id"),
+)
+PARTICIPATION_ROLE = func.lower(PARTICIPATIONS.c.role)
+"""A role as a business holds it once per programme: "Supplier" is "supplier". The role is
+stored as given; only its key is folded (migration 0044)."""
+# One subject column is always NULL: with NULLs distinct the key never matched (0026).
+Index(
+    "uq_participations_role",
+    PARTICIPATIONS.c.programme_id,
+    PARTICIPATIONS.c.msme_id,
+    PARTICIPATIONS.c.cooperative_id,
+    PARTICIPATION_ROLE,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
 )
 
 

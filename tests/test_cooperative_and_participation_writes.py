@@ -425,3 +425,22 @@ async def test_a_cooperative_is_not_moved_out_of_a_programme_it_is_proposed_for(
     assert (await run(engine, PALANGKA_RAYA, CHANGE, done)).errors is None
     moved = await run(engine, KALTENG, UPDATE, move)
     assert moved.errors is None, moved.errors
+
+
+async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> None:
+    """ "Supplier" after "supplier" would be a second participation of one business in one role:
+    a CONFLICT on `input.role`, as the same spelling is; the role keeps the spelling it was
+    given first, and another role is still taken."""
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(31)})).data[
+        "createCooperative"
+    ]
+    given = {"programmeId": "PR-MMM", "cooperativeId": record["id"], "role": "supplier"}
+    assert (await run(engine, KALTENG, ADD, {"input": given})).errors is None
+    for spelling in ("Supplier", "SUPPLIER"):
+        again = await run(engine, KALTENG, ADD, {"input": {**given, "role": spelling}})
+        assert again.data == {"addParticipation": None}, spelling
+        (error,) = again.errors
+        assert error.extensions == {"code": "CONFLICT", "field": "input.role"}, spelling
+    other = await run(engine, KALTENG, ADD, {"input": {**given, "role": "Producer"}})
+    assert other.errors is None, other.errors
+    assert other.data["addParticipation"]["role"] == "Producer"

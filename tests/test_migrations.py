@@ -721,3 +721,59 @@ def _revision(file: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+ROLE = (
+    "INSERT INTO participations (programme_id, cooperative_id, role, status)"
+    " VALUES ('PR-MMM', $1, $2, 'active') RETURNING id"
+)
+ROLE_INDEX = "SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_participations_role'"
+
+
+def test_0044_holds_a_role_once_in_any_case_and_refuses_to_drop_a_duplicate(
+    server_url: str,
+) -> None:
+    """Upgraded from 0041 with a cooperative holding "producer" and "Producer" in one programme,
+    it stops, changing nothing, naming both; once the owner keeps one, it takes no third
+    spelling, keeps the roles as they were spelled, and goes down and up again."""
+    with _database_at(server_url, "0041") as url:
+        asyncio.run(_load_reference(url))
+        cooperative = asyncio.run(_cooperative(url, "AHU-0004401.AH.01.26.TAHUN 2020"))
+        other = asyncio.run(_cooperative(url, "AHU-0004402.AH.01.26.TAHUN 2020"))
+        first, second = (
+            asyncio.run(_value_of(url, ROLE, cooperative, role))
+            for role in ("producer", "Producer")
+        )
+        alone = asyncio.run(_value_of(url, ROLE, other, "Supplier"))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert (
+            f"programme PR-MMM, cooperative {cooperative}: participation {first} 'producer',"
+            f" participation {second} 'Producer'"
+        ) in message
+        assert f"cooperative {other}" not in message
+        assert "then migrate again" in message
+        assert asyncio.run(_value(url, ROLE_INDEX)) == 0
+
+        asyncio.run(_execute(url, "DELETE FROM participations WHERE id = $1", second))
+        upgrade(url)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            asyncio.run(_execute(url, ROLE, cooperative, "PRODUCER"))
+        roles = "SELECT id, role FROM participations ORDER BY id"
+        assert [tuple(row) for row in asyncio.run(_fetch(url, roles))] == [
+            (first, "producer"),
+            (alone, "Supplier"),
+        ]
+        command.downgrade(alembic_config(url), "0041")
+        assert asyncio.run(_value(url, ROLE_INDEX)) == 0
+        upgrade(url)
+        assert asyncio.run(_value(url, ROLE_INDEX)) == 1
+
+
+async def _value_of(url: str, statement: str, *arguments: Any) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(statement, *arguments)
+    finally:
+        await connection.close()

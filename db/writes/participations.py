@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Join, Table, and_, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, MSMES, PARTICIPATIONS, PROGRAMMES
+from db.models import COOPERATIVES, MSMES, PARTICIPATION_ROLE, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
 from db.queries.scoping import NATIONAL, RowScope
 from db.writes import Duplicate, msmes
@@ -68,7 +68,8 @@ async def create(
     scope: RowScope,
     actor: Actor,
 ) -> Record:
-    """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once,
+    """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once
+    (in any case: `PARTICIPATION_ROLE`, as the database's unique index folds it),
     and only in a programme whose jurisdiction it lies in: a province's programme is its own to
     enrol in, and another province could neither see nor remove what it enrolled there. A
     dissolved cooperative no longer exists in law, so it takes up no new role (an inactive one
@@ -100,7 +101,7 @@ async def create(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
             column == subject_id,
-            PARTICIPATIONS.c.role == role,
+            func.lower(role) == PARTICIPATION_ROLE,
         )
     )
     if taken.first() is not None:
