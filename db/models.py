@@ -312,7 +312,7 @@ PARTICIPATIONS = Table(
 )
 PARTICIPATION_ROLE = func.lower(PARTICIPATIONS.c.role)
 """A role as a business holds it once per programme: "Supplier" is "supplier". The role is
-stored as given; only its key is folded (migration 0044)."""
+stored as given; only its key is folded (migration 0042)."""
 # One subject column is always NULL: with NULLs distinct the key never matched (0026).
 Index(
     "uq_participations_role",

@@ -730,7 +730,7 @@ ROLE = (
 ROLE_INDEX = "SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_participations_role'"
 
 
-def test_0044_holds_a_role_once_in_any_case_and_refuses_to_drop_a_duplicate(
+def test_0042_holds_a_role_once_in_any_case_and_refuses_to_drop_a_duplicate(
     server_url: str,
 ) -> None:
     """Upgraded from 0041 with a cooperative holding "producer" and "Producer" in one programme,

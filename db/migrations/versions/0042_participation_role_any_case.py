@@ -14,14 +14,14 @@ and migrates again, e.g.
 
     DELETE FROM participations WHERE id IN (18);
 
-Revision ID: 0044
+Revision ID: 0042
 Revises: 0041
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0044"
+revision = "0042"
 down_revision = "0041"
 branch_labels = None
 depends_on = None
@@ -55,7 +55,7 @@ def _duplicates(connection: sa.Connection) -> str | None:
     if len(lines) > SHOWN:
         shown += f"\n  … and {len(lines) - SHOWN} more"
     return (
-        f"migration 0044 changed nothing: {len(rows)} business(es) hold a role in a programme "
+        f"migration 0042 changed nothing: {len(rows)} business(es) hold a role in a programme "
         "more than once, spelled in different cases; keep one participation of each "
         f"(DELETE FROM participations WHERE id IN (…)):{shown}\nthen migrate again"
     )
