@@ -18,12 +18,14 @@ import asyncio
 import csv
 import getpass
 import hashlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -131,7 +133,9 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
         url = ready_url(settings)
         report = asyncio.run(_run(url, args, console, _count_rows(args.file)))
     except UnusableInput as error:
-        console.print(f"[red]sinergi import: {error}[/red]")
+        # As every command reports what stops it (sinergi/cli.py): on stderr, one line, the
+        # path as it is spelled (rich would wrap it and read "[final]" in it as markup).
+        print(f"sinergi import: {error}", file=sys.stderr)
         return 2
     _print(console, report, args.file)
     return 1 if report.errors else 0
@@ -355,7 +359,7 @@ def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]
 
 def _print(console: Console, report: Report, path: Path) -> None:
     if report.errors:
-        table = Table(title=f"rejected rows in {path.name}")
+        table = Table(title=f"rejected rows in {escape(path.name)}")
         for column in ("row", "column", "reason"):
             table.add_column(column)
         for error in report.errors[:_SHOWN_ERRORS]:
