@@ -130,8 +130,9 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if not args.file.is_file():
             raise UnusableInput(f"{args.file}: no such file")
+        total = _count_rows(args.file)
         url = ready_url(settings)
-        report = asyncio.run(_run(url, args, console, _count_rows(args.file)))
+        report = asyncio.run(_run(url, args, console, total))
     except UnusableInput as error:
         # As every command reports what stops it (sinergi/cli.py): on stderr, one line, the
         # path as it is spelled (rich would wrap it and read "[final]" in it as markup).
@@ -147,7 +148,11 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
     try:
         async with engine.connect() as connection:
             writer = await _writer(connection, args)
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            opened = path.open(newline="", encoding="utf-8-sig")
+        except OSError as error:
+            raise _unreadable(path, error) from None
+        with opened as handle:
             reader = _records(handle, path)
             header = [column.strip().lower() for column in next(reader, [])]
             missing = missing_columns(header)
@@ -307,9 +312,19 @@ def _user() -> str:
 
 
 def _count_rows(path: Path) -> int:
-    """Lines after the header: the progress bar's length (exact unless cells span lines)."""
-    with path.open("rb") as handle:
-        return max(sum(1 for _ in handle) - 1, 0)
+    """Lines after the header: the progress bar's length (exact unless cells span lines). The
+    first read of the file, so the one that finds it unreadable."""
+    try:
+        with path.open("rb") as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: OSError) -> UnusableInput:
+    """A file there but not readable (no permission, a read error) is as unusable as a missing
+    one: one line, not a traceback."""
+    return UnusableInput(f"{path}: cannot be read ({error.strerror or error})")
 
 
 def _undecodable_line(path: Path) -> int | None:

@@ -3,6 +3,7 @@ what its audit entry says was read."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tests.test_import_cli import HEADER, sinergi
@@ -27,3 +28,21 @@ def test_a_file_that_cannot_be_used_is_named_on_stderr_in_one_line_as_it_is_spel
     result = sinergi(reference_url, str(bad), "--jurisdiction", "62")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rejected rows in UMKM [final].csv" in result.stdout
+
+
+def test_a_file_that_cannot_be_read_is_refused_in_one_line(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: a file the import may not read (PermissionError) ended in a traceback. Root
+    reads any file whatever its mode, so there the file is one that opens but fails to read
+    (EIO), which took the same unguarded path."""
+    if os.geteuid() == 0:
+        unreadable = Path("/proc/self/mem")
+    else:
+        unreadable = tmp_path / "rahasia.csv"
+        unreadable.write_text(HEADER, encoding="utf-8")
+        unreadable.chmod(0)
+    result = sinergi(reference_url, str(unreadable))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"sinergi import: {unreadable}: cannot be read (")
+    assert result.stderr.count("\n") == 1, result.stderr
