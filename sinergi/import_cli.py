@@ -46,6 +46,7 @@ from domain.register_csv import (
     column_name,
     draft_from_record,
     missing_columns,
+    repeated_columns,
 )
 from resolvers import calendar, import_notes
 from resolvers.access import AccessNotes, Touched
@@ -165,6 +166,9 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                 )
             if missing:
                 raise UnusableInput(f"{path}: missing column(s) {', '.join(missing)}")
+            repeated = repeated_columns(header)
+            if repeated:
+                raise UnusableInput(f"{path}: column(s) {', '.join(repeated)} named more than once")
             personal = [field.csv for field in OWNER_FIELDS if field.csv in header]
             if not writer.may_write_owners and personal:
                 raise UnusableInput(
