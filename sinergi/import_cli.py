@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import csv
 import getpass
-import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from resolvers import calendar, import_notes
 from resolvers.access import AccessNotes, Touched
 from resolvers.policy import AccessPolicy
 from sinergi.database import ready_url
+from sinergi.hashed_file import open_hashed
 from sinergi.settings import Settings
 
 _STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
@@ -150,7 +150,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
         async with engine.connect() as connection:
             writer = await _writer(connection, args)
         try:
-            opened = path.open(newline="", encoding="utf-8-sig")
+            opened, read = open_hashed(path, encoding="utf-8-sig")
         except OSError as error:
             raise _unreadable(path, error) from None
         with opened as handle:
@@ -203,7 +203,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         progress=advance,
                         queue=True,
                     )
-                    await _audit(connection, writer, path, owners, report)
+                    await _audit(connection, writer, read.hexdigest(), owners, report)
                     return report
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
@@ -220,20 +220,21 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
 async def _audit(
     connection: AsyncConnection,
     writer: Writer,
-    path: Path,
+    document_hash: str,
     owners: list[import_notes.OwnerRow],
     report: Report,
 ) -> None:
     """The import's audit entry, as `importMsmes` notes it (resolvers.import_notes), appended in
     the import's transaction: the import commits with its entry or not at all. Its document is
-    the file (`documentHash`: the file's sha256)."""
+    the file (`documentHash`: the sha256 of its bytes as the import read them, every row read
+    by now)."""
     notes = AccessNotes()
     import_notes.note(notes, owners, report)
     if not notes.worth_recording:
         return
     entry = AccessPolicy(writer.principal).audit_entry(
         operation=OPERATION,
-        document_hash=_sha256(path),
+        document_hash=document_hash,
         fields={},
         records=notes.records,
         touched=Touched(),
@@ -242,14 +243,6 @@ async def _audit(
     await audit.append_within(
         connection, client_id=writer.principal.client_id, entry=entry, subjects=notes.subjects
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 async def _writer(connection: Any, args: argparse.Namespace) -> Writer:

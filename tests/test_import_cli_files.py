@@ -3,10 +3,17 @@ what its audit entry says was read."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.test_import_cli import HEADER, sinergi
+import asyncpg
+
+from tests.test_import_cli import HEADER, fetch, sinergi
 
 
 def test_a_file_that_cannot_be_used_is_named_on_stderr_in_one_line_as_it_is_spelled(
@@ -46,3 +53,51 @@ def test_a_file_that_cannot_be_read_is_refused_in_one_line(
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith(f"sinergi import: {unreadable}: cannot be read (")
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_audit_entry_hashes_the_bytes_the_import_read(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: `documentHash` was the sha256 of whatever the path held once the import was
+    done, reopened: a file replaced meanwhile was named in the trail instead of the one read.
+    Here the file is replaced while the import, every row read, waits for a record's lock."""
+    path = tmp_path / "register.csv"
+    row = "7789000000001,Toko Terbaca,47112,62.71,,2020-01-01,10000000,90000000,2025,{}\n"
+    path.write_text(HEADER + row.format(1), encoding="utf-8")
+    assert sinergi(reference_url, str(path), "--jurisdiction", "62").returncode == 0
+    read = (HEADER + row.format(2)).encode()
+    path.write_bytes(read)
+
+    async def replaced_while_importing() -> int:
+        holder = await asyncpg.connect(reference_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT FROM msmes WHERE nib = '7789000000001' FOR UPDATE")
+                process = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "sinergi.cli", "import", "msmes", str(path)),
+                    *("--jurisdiction", "62"),
+                    env={**os.environ, "DATABASE_URL": reference_url},
+                    stdout=subprocess.DEVNULL,
+                )
+                deadline = time.monotonic() + 120
+                while not await holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                ):
+                    assert process.returncode is None, "the import ended without waiting"
+                    assert time.monotonic() < deadline, "the import never waited for the record"
+                    await asyncio.sleep(0.01)
+                swapped = tmp_path / "swapped.csv"
+                swapped.write_text(HEADER + row.format(3), encoding="utf-8")
+                swapped.replace(path)
+            return await asyncio.wait_for(process.wait(), 120)
+        finally:
+            await holder.close()
+
+    assert asyncio.run(replaced_while_importing()) == 0
+    (recorded,) = fetch(
+        reference_url,
+        "SELECT entry ->> 'documentHash' FROM audit_log"
+        " WHERE entry ->> 'operation' = 'cli:import msmes' ORDER BY seq DESC LIMIT 1",
+    )
+    assert recorded == (hashlib.sha256(read).hexdigest(),)
+    assert fetch(reference_url, "SELECT employees FROM msmes WHERE nib = '7789000000001'") == [(2,)]
