@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -49,6 +50,7 @@ from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
+from domain.register_csv import as_stored
 from domain.scale import RULE_VERSION
 
 CHUNK = 10_000
@@ -222,6 +224,7 @@ async def import_msmes(
     today: date,
     progress: Progress | None = None,
     queue: bool = False,
+    absent: frozenset[str] = frozenset(),
 ) -> Report:
     """Import `rows` inside the caller's transaction; see the module docstring for the steps.
 
@@ -231,6 +234,10 @@ async def import_msmes(
 
     In ALL_OR_NOTHING mode a file with any bad row writes nothing at all (the report says which
     rows and why); in VALID_ROWS mode the good rows are written and the bad ones reported.
+
+    `absent` are the draft fields the rows do not give (a file without their columns,
+    domain.register_csv `absent_fields`): a record a row updates keeps them as stored, read
+    before the row is checked, a chunk at a time.
 
     Rows go to PostgreSQL in chunks, and a chunk is written while Python checks the next one, so
     the two cores work at once. The chunks share one savepoint: when a bad row turns up after
@@ -248,7 +255,7 @@ async def import_msmes(
     regions = frozenset(await connection.scalars(select(REGIONS.c.code)))
     chunks = _Chunks(connection, scope, actor, today, mode, name, regions)
     try:
-        received = await _check(rows, rules, chunks, total=total, report=report)
+        received = await _check(rows, rules, chunks, total=total, report=report, absent=absent)
         await chunks.finish()
     except BaseException:
         await chunks.abandon()  # the caller rolls back: the connection must be idle for that
@@ -280,43 +287,60 @@ async def _check(
     *,
     total: int,
     report: Progress,
+    absent: frozenset[str],
 ) -> int:
     """Check every row in Python, handing each full chunk of good ones over to be written; the
-    number of rows received. Bad rows go to `chunks.errors`."""
+    number of rows received. Bad rows go to `chunks.errors`. With `absent` fields the rows are
+    taken a chunk at a time and merged with the records they name first (`_Chunks.as_stored`):
+    the stored values are read while no chunk is being written."""
     name, scope, covered = chunks.name, chunks.scope, chunks.covered
     first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
-    for row_no, draft, unread in rows:
-        received += 1
-        checked = (
-            list(unread) if draft is None else check_msme(draft, rules, name=name, unread=unread)
-        )
-        if isinstance(checked, list):
-            chunks.errors.extend(RowError(row_no, error.field, error.reason) for error in checked)
-        elif not _covers(scope, checked.regency_code, covered):
-            chunks.errors.append(
-                RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
+    batches: Iterable[Iterable[Drafted]] = (rows,) if not absent else _batches(rows, CHUNK)
+    for batch in batches:
+        if absent:
+            batch = await chunks.as_stored(list(batch), absent)
+        for row_no, draft, unread in batch:
+            received += 1
+            checked = (
+                list(unread)
+                if draft is None
+                else check_msme(draft, rules, name=name, unread=unread)
             )
-        else:
-            first = first_row_of.setdefault(checked.nib, row_no)
-            if first != row_no:
-                chunks.errors.append(
-                    RowError(row_no, name("nib"), f"repeats the NIB of row {first}")
+            if isinstance(checked, list):
+                chunks.errors.extend(
+                    RowError(row_no, error.field, error.reason) for error in checked
                 )
-            staged.append(_staged(row_no, checked))
-        if received % YIELD_EVERY == 0:
-            if received % REPORT_EVERY == 0:
-                report("check", received, total)
-            await asyncio.sleep(0)  # the chunk being written sends its next statement
-        if len(staged) == chunk:
-            await chunks.hand_over(staged)
-            report("load", chunks.loaded, total)
-            staged, chunk = [], min(2 * chunk, CHUNK)
+            elif not _covers(scope, checked.regency_code, covered):
+                chunks.errors.append(
+                    RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
+                )
+            else:
+                first = first_row_of.setdefault(checked.nib, row_no)
+                if first != row_no:
+                    chunks.errors.append(
+                        RowError(row_no, name("nib"), f"repeats the NIB of row {first}")
+                    )
+                staged.append(_staged(row_no, checked))
+            if received % YIELD_EVERY == 0:
+                if received % REPORT_EVERY == 0:
+                    report("check", received, total)
+                await asyncio.sleep(0)  # the chunk being written sends its next statement
+            if len(staged) == chunk:
+                await chunks.hand_over(staged)
+                report("load", chunks.loaded, total)
+                staged, chunk = [], min(2 * chunk, CHUNK)
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
+
+
+def _batches(rows: Iterable[Drafted], size: int) -> Iterator[list[Drafted]]:
+    taken = iter(rows)
+    while batch := list(itertools.islice(taken, size)):
+        yield batch
 
 
 def _covers(scope: RowScope, regency: str, covered: dict[str, bool]) -> bool:
@@ -368,6 +392,29 @@ class _Chunks:
         if staged:
             self._pending = asyncio.create_task(self._load_and_write(staged))
             await asyncio.sleep(0)  # let it start its COPY before checking goes on
+
+    async def as_stored(self, batch: list[Drafted], absent: frozenset[str]) -> list[Drafted]:
+        """`batch` with the `absent` fields of each draft naming a record as the record holds
+        them (domain.register_csv `as_stored`). Records outside the jurisdiction are not read:
+        their rows are refused (`_set_checks`), and errors must not tell their values."""
+        await self.finish()  # one statement at a time on the connection
+        owners = any(field.startswith("owner.") for field in absent)
+        nibs = [draft.nib.strip() for _, draft, _ in batch if draft is not None]
+        records = await self.connection.execute(
+            text(_STORED_OWNED if owners else _STORED), {"nibs": nibs}
+        )
+        stored = {
+            record["nib"]: dict(record)
+            for record in records.mappings()
+            if _covers(self.scope, record["regency_code"], self.covered)
+        }
+        merged: list[Drafted] = []
+        for row_no, draft, unread in batch:
+            record = None if draft is None else stored.get(draft.nib.strip())
+            if draft is not None and record is not None:
+                draft = as_stored(draft, record, absent)
+            merged.append((row_no, draft, unread))
+        return merged
 
     async def finish(self) -> None:
         if self._pending is not None:
@@ -695,6 +742,25 @@ SELECT count(*) FILTER (WHERE w.created),
   FROM msme_import_written w
        FULL JOIN (SELECT e.id FROM msme_import_owners c
                     JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
+"""
+
+# The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
+# name; the declared scale as resolvers/msme_writes.py reads it (a record without figures stored
+# before migration 0037 has its scale as the declaration).
+_STORED_VALUES = """
+SELECT m.nib, m.regency_code, m.district_code AS district, m.established_on, m.capital,
+       m.annual_turnover, m.turnover_year, m.employees,
+       coalesce(m.declared_scale,
+                CASE WHEN m.capital IS NULL AND m.annual_turnover IS NULL THEN m.scale END)
+           AS scale"""
+_STORED = f"""{_STORED_VALUES}
+  FROM msmes m
+ WHERE m.nib = ANY(:nibs)
+"""
+_STORED_OWNED = f"""{_STORED_VALUES},
+       {_each('o.{c} AS "owner.{c}"')}
+  FROM msmes m LEFT JOIN msme_owners o ON o.msme_id = m.id
+ WHERE m.nib = ANY(:nibs)
 """
 
 # Lock a chunk's existing records first, in id order, before the set checks: the writes then

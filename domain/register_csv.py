@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
+from typing import Any
 
 from domain.dates import iso_date
 from domain.errors import InvalidValue
@@ -47,6 +49,16 @@ COLUMN_OF = {
     "scale": "scale",
     **{f"owner.{field.name}": field.csv for field in OWNER_FIELDS},
 }
+_KEPT_IF_ABSENT = {
+    "district": "district",
+    "established": "established_on",
+    "capital": "capital",
+    "turnover": "annual_turnover",
+    "turnover_year": "turnover_year",
+    "employees": "employees",
+    "scale": "scale",
+}
+"""Optional columns -> the draft field each fills: a file without the column leaves it as stored."""
 WHOLE_ROW = "(whole row)"
 """The column a problem with the row as a whole is reported on."""
 _WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
@@ -61,6 +73,40 @@ def missing_columns(header: list[str]) -> list[str]:
     """Required columns absent from a header: the file cannot be read at all without them."""
     present = {column.strip().lower() for column in header}
     return [column for column in REQUIRED if column not in present]
+
+
+def absent_fields(header: list[str]) -> frozenset[str]:
+    """The draft fields (`owner.<field>` for the owner's) a file without their columns does not
+    give: a record it updates keeps them as stored (`as_stored`), a record it creates has none.
+    An empty cell, by contrast, clears. The owner's are kept only in a file with owner columns:
+    one without any leaves the owner alone whole."""
+    present = {column.strip().lower() for column in header}
+    absent = {field for column, field in _KEPT_IF_ABSENT.items() if column not in present}
+    if any(field.csv in present for field in OWNER_FIELDS):
+        absent.update(
+            f"owner.{field.column}"
+            for field in OWNER_FIELDS
+            if field.csv not in present and not field.required
+        )
+    return frozenset(absent)
+
+
+def as_stored(draft: MsmeDraft, stored: Mapping[str, Any], absent: frozenset[str]) -> MsmeDraft:
+    """`draft` with its `absent` fields as `stored` holds them (by field name, the owner's as
+    `owner.<field>`, the declared scale as `scale`), so that the merged record is checked whole,
+    as `updateMsme` checks a patch merged with the record. As there, the declared scale stands
+    only while the figures it was checked against do: new figures without a declared scale drop
+    it. A stored owner's fields are kept for the same owner only (by NIK): another one's phone is
+    not theirs."""
+    values = {field: stored[field] for field in absent if not field.startswith("owner.")}
+    if "scale" in absent:
+        new_figures = {"capital", "annual_turnover"} - absent
+        values["scale"] = None if new_figures or stored["scale"] is None else Scale(stored["scale"])
+    owner = draft.owner
+    kept = {field.removeprefix("owner."): stored[field] for field in absent if "." in field}
+    if kept and owner is not None and owner.nik.strip() == stored["owner.nik"]:
+        owner = replace(owner, **kept)
+    return replace(draft, owner=owner, **values)
 
 
 def repeated_columns(header: list[str]) -> list[str]:

@@ -42,6 +42,7 @@ from domain.personal import OWNER_FIELDS
 from domain.register_csv import (
     OPTIONAL,
     REQUIRED,
+    absent_fields,
     column_name,
     draft_from_record,
     missing_columns,
@@ -202,6 +203,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         today=calendar.today(),
                         progress=advance,
                         queue=True,
+                        absent=absent_fields(header),
                     )
                     await _audit(connection, writer, read.hexdigest(), owners, report)
                     return report
