@@ -18,6 +18,7 @@ from auth import clients
 from auth.external import external_guarantor, parse_external_issuers
 from auth.scopes import Scope
 from db.queries import eligibility, guarantees
+from domain.errors import InvalidValue
 from domain.identifiers import RUPIAH_MAX
 from domain.ruleset import load_rulesets
 from sinergi.database import in_transaction
@@ -31,7 +32,12 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def work(connection: AsyncConnection) -> int:
-        added = await eligibility.sync_rulesets(connection, load_rulesets(directory))
+        published = load_rulesets(directory)
+        for ruleset in published:
+            refusal = await eligibility.day_taken(connection, ruleset)
+            if refusal is not None:
+                raise InvalidValue("effective_from", refusal)
+        added = await eligibility.sync_rulesets(connection, published)
         print("\n".join(f"loaded {name}" for name in added) or "no new rule-set versions")
         return 0
 

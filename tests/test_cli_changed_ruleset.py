@@ -62,3 +62,31 @@ def test_a_new_version_on_a_stored_versions_day_is_refused_in_one_line(
         "sinergi: effective_from: JAMKRIDA_KTG_PRODUKTIF 2099.1 would take effect on 2026-12-05,"
         " as the stored 2026.4 does; one version takes effect on a day, so give it another date\n"
     )
+
+
+def test_a_pair_stored_on_one_day_does_not_stop_preparation(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """Such a pair was accepted before publishing refused it, and stored versions never change:
+    checking the bundled versions' days at every preparation stopped every `migrate` for good."""
+    stored = json.loads(
+        Path("domain/rulesets/jamkrida-kalteng-productive@2026-12-06.json").read_text()
+    )
+    pair = {**stored, "version": "2026.5-ktg"}
+    try:
+        run(
+            reference_url,
+            "INSERT INTO eligibility_rulesets (product, version, effective_from, document)"
+            " VALUES ('JAMKRIDA_KTG_PRODUKTIF', '2026.5-ktg', '2026-12-06', $1::jsonb)",
+            json.dumps(pair),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "sinergi.cli", "migrate"],
+            env={"DATABASE_URL": reference_url, "SINERGI_HOME": str(tmp_path), "PATH": ""},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        run(reference_url, "DELETE FROM eligibility_rulesets WHERE version = '2026.5-ktg'")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -78,8 +78,8 @@ _VERSION_IN_FORCE = (
         ELIGIBILITY_RULESETS.c.product == bindparam("product"),
         ELIGIBILITY_RULESETS.c.effective_from <= bindparam("on_date"),
     )
-    # Publishing refuses a second version for a date (sync_rulesets); should two still share
-    # one, the later loaded is in force, not whichever row the scan meets first.
+    # Publishing refuses a second version for a date (day_taken); should two still share one,
+    # the later loaded is in force, not whichever row the scan meets first.
     .order_by(ELIGIBILITY_RULESETS.c.effective_from.desc(), ELIGIBILITY_RULESETS.c.loaded_at.desc())
     .limit(1)
     .scalar_subquery()
@@ -219,22 +219,6 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
     added: list[str] = []
     for ruleset in rulesets:
         document = ruleset.to_dict()
-        same_day = (
-            await connection.execute(
-                select(ELIGIBILITY_RULESETS.c.version).where(
-                    ELIGIBILITY_RULESETS.c.product == ruleset.product,
-                    ELIGIBILITY_RULESETS.c.effective_from == ruleset.effective_from,
-                    ELIGIBILITY_RULESETS.c.version != ruleset.version,
-                )
-            )
-        ).scalar()
-        if same_day is not None:
-            raise InvalidValue(
-                "effective_from",
-                f"{ruleset.product} {ruleset.version} would take effect on "
-                f"{ruleset.effective_from}, as the stored {same_day} does; one version takes "
-                "effect on a day, so give it another date",
-            )
         inserted = await connection.execute(
             insert(ELIGIBILITY_RULESETS)
             .values(
@@ -264,6 +248,33 @@ async def sync_rulesets(connection: AsyncConnection, rulesets: Sequence[RuleSet]
                 "name; publish the change under a new version",
             )
     return added
+
+
+async def day_taken(connection: AsyncConnection, ruleset: RuleSet) -> str | None:
+    """Why `ruleset`, when not stored yet, may not be published: another stored version of its
+    product takes effect on its day, and which of the two is in force would be a coin toss.
+    Asked when an operator publishes (`sinergi rulesets load`), not when preparation stores the
+    bundled ones: a pair stored before this check existed, or an operator's version on a day a
+    later release bundles, must not stop every migration; the later loaded is then in force."""
+    stored = (
+        (
+            await connection.execute(
+                select(ELIGIBILITY_RULESETS.c.version).where(
+                    ELIGIBILITY_RULESETS.c.product == ruleset.product,
+                    ELIGIBILITY_RULESETS.c.effective_from == ruleset.effective_from,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not stored or ruleset.version in stored:
+        return None
+    return (
+        f"{ruleset.product} {ruleset.version} would take effect on {ruleset.effective_from},"
+        f" as the stored {stored[0]} does; one version takes effect on a day, so give it another"
+        " date"
+    )
 
 
 def _canonical(document: object) -> str:
