@@ -81,25 +81,17 @@ async def _cooperative(
     return key
 
 
-async def _membership_seen(
-    connection: AsyncConnection, info: Info[Context, Any], cooperative_id: int | None, field: str
-) -> None:
-    """Only a writer that can see an MSME's cooperative (as `Msme.cooperative` reads it, by the
-    same scope) may change its membership: one that reads null for it would otherwise take the
-    business out of a cooperative it can neither see nor put it back in. Any value is refused,
-    the stored id too: taking that one alone would confirm a guess at which cooperative it is."""
+async def _hidden_membership(
+    connection: AsyncConnection, info: Info[Context, Any], cooperative_id: int | None
+) -> bool:
+    """Whether the MSME is a member of a cooperative the writer cannot see (by the scope
+    `Msme.cooperative` reads it with, so the writer read null for it)."""
     if cooperative_id is None:
-        return
+        return False
     seen = await cooperatives.by_ids(
         connection, (cooperative_id,), scope=info.context.policy.records, columns=("id",)
     )
-    if not seen:
-        raise coded_error(
-            ErrorCode.FORBIDDEN,
-            f"{field}: the business is a member of a cooperative outside your jurisdiction; "
-            "only a client that can see that cooperative may change its membership",
-            field=field,
-        )
+    return not seen
 
 
 def _noted(
@@ -154,10 +146,22 @@ async def update(
             raise StaleVersion(current.version)
         checked = await _checked(connection, info, _merged(current, patch), "changes")
         cooperative = current.cooperative_id
-        if "cooperative_id" in patch:
-            await _membership_seen(
-                connection, info, current.cooperative_id, "changes.cooperativeId"
-            )
+        if "cooperative_id" in patch and await _hidden_membership(
+            connection, info, current.cooperative_id
+        ):
+            # The writer read null for it and may send null back, with a form's other fields:
+            # that is no change. Any cooperative would take the business out of one the writer
+            # can neither see nor put it back in; refused for the hidden one's own id too, or a
+            # guess at which it is would be confirmed.
+            if patch["cooperative_id"] is not None:
+                raise coded_error(
+                    ErrorCode.FORBIDDEN,
+                    "changes.cooperativeId: the business is a member of a cooperative outside"
+                    " your jurisdiction; only a client that can see that cooperative may change"
+                    " its membership",
+                    field="changes.cooperativeId",
+                )
+        elif "cooperative_id" in patch:
             cooperative = await _cooperative(
                 connection,
                 info,
