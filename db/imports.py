@@ -3,11 +3,13 @@
 The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale, NIBs not
 repeated in the file), then, a chunk at a time, against the database: the records their NIBs
 name are looked up and locked in one statement, and the regions and the records' jurisdiction
-are checked as sets against that and the region table (loaded once). The chunk's new records
-without an owner are COPYed straight into the register, their change history noted per run of
-ids (migrations 0015 and 0016); the others are COPYed into a temporary staging table and written
-set-based: one UPDATE for the records the file changes and one INSERT for those it creates with
-an owner, each writing its change history in the same statement, then owners and scale history.
+are checked as sets against that and the region table (loaded once), as is, in one more
+statement for the rows that move a record, that no record leaves the region of a programme it
+takes part in. The chunk's new records without an owner are COPYed straight into the register,
+their change history noted per run of ids (migrations 0015 and 0016); the others are COPYed
+into a temporary staging table and written set-based: one UPDATE for the records the file
+changes and one INSERT for those it creates with an owner, each writing its change history in
+the same statement, then owners and scale history.
 A chunk is written while Python checks the next, so both cores work. Everything runs in the
 caller's transaction, so a failure or a killed process leaves the database as it was.
 
@@ -45,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import REGIONS
 from db.queries.scoping import RowScope
-from db.writes import msmes, vocabulary
+from db.writes import msmes, participations, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
@@ -179,8 +181,9 @@ OWNER_CHANGES = _scratch(
     Column("former_nik", Text),  # the owner on record before, if any
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
-_ROW_NO, _NIB, _REGENCY, _DISTRICT, _OWNER_NIK = map(
-    STAGED_COLUMNS.index, ("row_no", "nib", "regency_code", "district_code", "owner_nik")
+_ROW_NO, _NIB, _PROVINCE, _REGENCY, _DISTRICT, _OWNER_NIK = map(
+    STAGED_COLUMNS.index,
+    ("row_no", "nib", "province_code", "regency_code", "district_code", "owner_nik"),
 )
 _RECORD = slice(_NIB, _NIB + len(RECORD_COLUMNS))
 """A staged row's record columns, in RECORD_COLUMNS order."""
@@ -436,10 +439,13 @@ class _Chunks:
         locked = await driver.fetch(_LOCK, [row[_NIB] for row in staged])
         self.loaded += len(staged)
         self.errors.extend(self._set_checks(staged, locked))
-        if self.errors and self.mode is Mode.ALL_OR_NOTHING:
-            return  # nothing will be kept: the remaining chunks are only checked
         rows = {row[_ROW_NO] for row in staged}
         bad = {error.row for error in self.errors if error.row in rows}
+        held = await self._held_by_programmes(staged, locked, bad)
+        self.errors.extend(held)
+        bad.update(error.row for error in held)
+        if self.errors and self.mode is Mode.ALL_OR_NOTHING:
+            return  # nothing will be kept: the remaining chunks are only checked
         stored = {record["nib"] for record in locked}
         fresh: list[tuple[Any, ...]] = []
         staying: list[tuple[Any, ...]] = []
@@ -496,6 +502,36 @@ class _Chunks:
                     )
                 )
         return errors
+
+    async def _held_by_programmes(
+        self, staged: list[tuple[Any, ...]], locked: Sequence[Any], bad: set[int]
+    ) -> list[RowError]:
+        """The rows (not `bad` already) that would move their record out of the region of a
+        programme it takes part in, refused as `updateMsme` refuses that move (db/writes/
+        participations.py `refused_moves`): on `region`, or `district` when only the kecamatan
+        changes. Only the rows that move a record are asked about, all in one statement; a
+        chunk moving none asks nothing."""
+        if not locked:
+            return []  # new records only: nothing moves
+        stored = {record["nib"]: record for record in locked}
+        moving: dict[int, tuple[int, str]] = {}  # record id -> (row, column at fault)
+        places: list[participations.Place] = []
+        for row in staged:
+            record = stored.get(row[_NIB])
+            if record is None or row[_ROW_NO] in bad:
+                continue
+            if (record["regency_code"], record["district_code"]) == (row[_REGENCY], row[_DISTRICT]):
+                continue
+            column = "region" if record["regency_code"] != row[_REGENCY] else "district"
+            moving[record["id"]] = (row[_ROW_NO], column)
+            places.append(
+                participations.Place(record["id"], row[_PROVINCE], row[_REGENCY], row[_DISTRICT])
+            )
+        refused = await participations.refused_moves(self.connection, places)
+        return [
+            RowError(moving[msme_id][0], self.name(moving[msme_id][1]), reason)
+            for msme_id, reason in refused.items()
+        ]
 
 
 # The SQL is spelled out column by column (no string building) so it reads as it runs. Records
@@ -764,12 +800,13 @@ _STORED_OWNED = f"""{_STORED_VALUES},
 """
 
 # Lock a chunk's existing records first, in id order, before the set checks: the writes then
-# read values nobody can change before the import commits, and the jurisdiction check reads
-# where each record is from what this returns instead of probing msmes a second time. (A
-# record a rejected row names stays locked until the import ends; single writes wait for an
-# import anyway.) The NIBs are one array parameter: one index probe per row.
+# read values nobody can change before the import commits, and the jurisdiction check and the
+# check of moves (`_held_by_programmes`) read where each record is from what this returns
+# instead of probing msmes a second time. (A record a rejected row names stays locked until the
+# import ends; single writes wait for an import anyway.) The NIBs are one array parameter: one
+# index probe per row.
 _LOCK = """
-SELECT m.id, m.nib, m.regency_code
+SELECT m.id, m.nib, m.regency_code, m.district_code
   FROM msmes m
  WHERE m.nib = ANY($1::text[])
  ORDER BY m.id

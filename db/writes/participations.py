@@ -2,14 +2,35 @@
 MSME or cooperative lies in the writer's jurisdiction.
 
 A business takes part only in a programme of a region it lies in (`_lies_in`): checked when it
-joins, when it moves, and when a participation it ended is taken up again."""
+joins, when it moves (a bulk import's move too), and when a participation it ended is taken up
+again."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import ColumnElement, Join, Table, and_, func, literal, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Join,
+    Row,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSMES, PARTICIPATION_ROLE, PARTICIPATIONS, PROGRAMMES
@@ -34,10 +55,11 @@ def _subject(kind: Kind) -> tuple[Table, ColumnElement[Any]]:
     return COOPERATIVES, PARTICIPATIONS.c.cooperative_id
 
 
-def _lies_in(table: Table) -> ColumnElement[bool]:
-    """Whether the row of `table` (MSMEs or cooperatives) lies in the programme's region: the
-    programme is national or of its province, regency or kecamatan (the region codes nest, as
-    domain.identifiers.is_within reads them). In SQL, so a move is checked against where the
+def _lies_in(table: FromClause) -> ColumnElement[bool]:
+    """Whether the row of `table` (MSMEs, cooperatives, or the places an import would give MSMEs:
+    `refused_moves`) lies in the programme's region: the programme is national or of its
+    province, regency or kecamatan (the region codes nest, as domain.identifiers.is_within reads
+    them). In SQL, so a move is checked against where the
     record stands in the same transaction."""
     place = table.c
     return PROGRAMMES.c.jurisdiction.in_(
@@ -167,6 +189,48 @@ async def update(
     )
 
 
+def _taking_part(place: FromClause, subject: ColumnElement[int], kind: Kind) -> Select[Any]:
+    """Every participation of the businesses in `place` (`subject` is their id there), with its
+    programme and whether `place` lies in that programme's region, by business and programme.
+
+    Every one is locked before its status is read (an ended one too), so one taken up again
+    meanwhile (`check_taken_up`) is either seen here or waits for this transaction and then sees
+    the move."""
+    naming = _subject(kind)[1]
+    return (
+        select(
+            subject.label("subject"),
+            PARTICIPATIONS.c.programme_id,
+            PARTICIPATIONS.c.status,
+            PROGRAMMES.c.jurisdiction,
+            _lies_in(place).label("lies_in"),
+        )
+        .select_from(
+            PARTICIPATIONS.join(PROGRAMMES, PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id).join(
+                place, subject == naming
+            )
+        )
+        .order_by(subject, PARTICIPATIONS.c.programme_id)
+        .with_for_update(of=PARTICIPATIONS)
+    )
+
+
+def _refusal(taking_part: Iterable[Row[Any]]) -> str | None:
+    """Why a business may not move where `taking_part` (`_taking_part`'s rows of it) places it:
+    each programme it takes part in whose region it would no longer lie in."""
+    held = [
+        f"{row.programme_id} (region {row.jurisdiction}, {row.status})"
+        for row in taking_part
+        if row.status not in ENDED and not row.lies_in
+    ]
+    if not held:
+        return None
+    return (
+        "the business takes part in a programme of a region it would no longer lie in: "
+        f"{', '.join(held)}; withdraw or complete that participation first"
+    )
+
+
 async def check_move(
     connection: AsyncConnection,
     kind: Kind,
@@ -178,42 +242,58 @@ async def check_move(
     """A business just moved (`after`, written in this transaction) must still lie in the region
     of every programme it takes part in: else that programme's own region could no longer see
     or end its participation. InvalidValue naming each such programme, on `fields[0]` (the
-    region) or, when only the kecamatan changed, `fields[1]`.
-
-    Every participation of the business is locked before its status is read (an ended one
-    too), so one taken up again meanwhile (`check_taken_up`) is either seen here or waits for
-    this transaction and then sees the move."""
+    region) or, when only the kecamatan changed, `fields[1]`. Race-safe: see `_taking_part`."""
     if (before.regency_code, before.district_code) == (after.regency_code, after.district_code):
         return
-    table, column = _subject(kind)
-    statement = (
-        select(
-            PARTICIPATIONS.c.programme_id,
-            PARTICIPATIONS.c.status,
-            PROGRAMMES.c.jurisdiction,
-            _lies_in(table).label("lies_in"),
-        )
-        .select_from(
-            PARTICIPATIONS.join(PROGRAMMES, PROGRAMMES.c.id == PARTICIPATIONS.c.programme_id).join(
-                table, table.c.id == column
-            )
-        )
-        .where(column == after.id)
-        .order_by(PARTICIPATIONS.c.programme_id)
-        .with_for_update(of=PARTICIPATIONS)
+    table = _subject(kind)[0]
+    taking_part = await connection.execute(
+        _taking_part(table, table.c.id, kind).where(table.c.id == after.id)
     )
-    held = [
-        f"{row.programme_id} (region {row.jurisdiction}, {row.status})"
-        for row in await connection.execute(statement)
-        if row.status not in ENDED and not row.lies_in
-    ]
-    if held:
+    reason = _refusal(taking_part)
+    if reason is not None:
         field = fields[0] if before.regency_code != after.regency_code else fields[1]
-        raise InvalidValue(
-            field,
-            "the business takes part in a programme of a region it would no longer lie in: "
-            f"{', '.join(held)}; withdraw or complete that participation first",
+        raise InvalidValue(field, reason)
+
+
+class Place(NamedTuple):
+    """Where a bulk import would put an MSME it names: its region codes."""
+
+    msme_id: int
+    province_code: str
+    regency_code: str
+    district_code: str | None
+
+
+async def refused_moves(connection: AsyncConnection, places: Sequence[Place]) -> dict[int, str]:
+    """Of the MSMEs an import moves to `places`, those that would no longer lie in the region of
+    a programme they take part in, with the reason, by id: `check_move` for a whole chunk at
+    once, before it is written (the import holds the records locked). One statement, the places
+    given as arrays (a parameter per value would soon pass the driver's 32,767). Race-safe: see
+    `_taking_part`."""
+    if not places:
+        return {}
+    text_array = ARRAY(Text)
+    moved = (
+        func.unnest(
+            bindparam("ids", [place.msme_id for place in places], type_=ARRAY(BigInteger)),
+            bindparam("provinces", [place.province_code for place in places], type_=text_array),
+            bindparam("regencies", [place.regency_code for place in places], type_=text_array),
+            bindparam("districts", [place.district_code for place in places], type_=text_array),
         )
+        .table_valued(
+            column("msme_id", BigInteger),
+            column("province_code", Text),
+            column("regency_code", Text),
+            column("district_code", Text),
+        )
+        .render_derived(name="moved")
+    )
+    taking_part = await connection.execute(_taking_part(moved, moved.c.msme_id, "msme"))
+    return {
+        subject: reason
+        for subject, rows in itertools.groupby(taking_part, key=lambda row: row.subject)
+        if (reason := _refusal(rows)) is not None
+    }
 
 
 async def check_taken_up(
