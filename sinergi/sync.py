@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -341,34 +342,37 @@ def _sync(args: Any, settings: Any) -> int:
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in FEEDS]
     if unknown:
-        print(f"sinergi sync: unknown feed {', '.join(unknown)}")
+        print(f"sinergi sync: unknown feed {', '.join(unknown)}", file=sys.stderr)
         return 2
     refusal = _cleartext_refusal(args.url)
     if refusal is not None:
-        print(f"sinergi sync: {refusal}")
+        print(f"sinergi sync: {refusal}", file=sys.stderr)
         return 2
     try:
         secret = args.secret_file.read_text().strip()
     except OSError as error:
-        print(f"sinergi sync: cannot read --secret-file {args.secret_file}: {error.strerror}")
+        print(
+            f"sinergi sync: cannot read --secret-file {args.secret_file}: {error.strerror}",
+            file=sys.stderr,
+        )
         return 2
     try:
         copy = LocalCopy(args.copy)
     except ExposedCopy as error:
-        print(f"sinergi sync: {error}")
+        print(f"sinergi sync: {error}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as error:  # a folder that is not there, a directory, …
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}")
+        print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}", file=sys.stderr)
         return 2
     try:
         copy.bind(args.url.rstrip("/"), args.client_id)
         applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
     except (CredentialsRefused, AnotherSource) as error:
-        print(f"sinergi sync: {error}")
+        print(f"sinergi sync: {error}", file=sys.stderr)
         return 2
     except (SyncError, OSError) as error:
-        print(f"sinergi sync: {error}")
+        print(f"sinergi sync: {error}", file=sys.stderr)
         return 1
     finally:
         copy.close()

@@ -66,9 +66,9 @@ def test_plain_http_beyond_this_machine_is_refused_before_the_secret_is_read(
     result = sinergi_sync(copy, url, tmp_path / "no-such-secret.txt")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert url in result.stdout
+    assert url in result.stderr
     if url.startswith("http:"):
-        assert "use https" in result.stdout
+        assert "use https" in result.stderr
     assert not copy.exists()
 
 
@@ -79,7 +79,7 @@ def test_plain_http_to_this_machine_is_accepted_and_a_new_copy_is_its_owners_onl
     copy = tmp_path / "copy.sqlite"
     result = sinergi_sync(copy, f"http://{host}:{closed_port}", secret_file)
     assert result.returncode == 1, result.stdout + result.stderr  # past the checks: no server
-    assert "refused" in result.stdout.lower()
+    assert "refused" in result.stderr.lower()
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
 
 
@@ -92,7 +92,7 @@ def test_an_existing_copy_open_to_others_is_refused_and_left_as_it_is(
     copy.chmod(mode)
     result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
     assert result.returncode == 2, result.stdout + result.stderr  # 1 would mean it was used
-    message = " ".join(result.stdout.split())
+    message = " ".join(result.stderr.split())
     assert f"(mode {mode:o})" in message
     assert "chmod 600" in message
     assert stat.S_IMODE(copy.stat().st_mode) == mode

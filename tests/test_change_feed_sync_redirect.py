@@ -113,8 +113,8 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output
-    assert str(status) in result.stdout
-    assert location in result.stdout
+    assert str(status) in result.stderr
+    assert location in result.stderr
     assert seen_elsewhere == []
     with sqlite3.connect(copy) as db:
         assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
@@ -152,7 +152,7 @@ def test_a_copy_is_synced_only_as_the_client_and_server_it_was_made_for(
     ]:
         refused = _sync_with(port, copy, client_id, tmp_path)
         assert refused.returncode == 2, refused.stdout + refused.stderr
-        assert refused.stdout == (
+        assert refused.stderr == (
             f"sinergi sync: the copy was made for client 'demo-province-62' at"
             f" http://127.0.0.1:{server.server_port}, not {client_id!r} at"
             f" http://127.0.0.1:{port}: sync it as that client, or into a new file\n"
@@ -172,5 +172,5 @@ def test_a_server_answering_no_sinergi_json_is_one_line(tmp_path: Path, body: by
         result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stdout.startswith("sinergi sync: http://127.0.0.1:"), result.stdout
-    assert result.stdout.count("\n") == 1
+    assert result.stderr.startswith("sinergi sync: http://127.0.0.1:"), result.stderr
+    assert result.stderr.count("\n") == 1

@@ -95,9 +95,10 @@ def test_sync_with_a_missing_secret_file_is_one_line(tmp_path: Path) -> None:
         *("--secret-file", str(tmp_path / "missing"), str(tmp_path / "copy.db")),
     )
     assert result.returncode == 2
-    assert result.stdout + result.stderr == (
+    assert (result.stdout, result.stderr) == (
+        "",
         f"sinergi sync: cannot read --secret-file {tmp_path / 'missing'}: No such file or"
-        " directory\n"
+        " directory\n",
     )
 
 
@@ -313,8 +314,9 @@ def test_sync_into_a_folder_that_is_not_there_is_one_line(tmp_path: Path) -> Non
     copy = tmp_path / "no-such-folder" / "copy.sqlite"
     result = _sync(tmp_path, "https://sinergi.example", copy, "a-secret")
     assert result.returncode == 2
-    assert result.stdout + result.stderr == (
-        f"sinergi sync: cannot make or open the copy {copy}: No such file or directory\n"
+    assert (result.stdout, result.stderr) == (
+        "",
+        f"sinergi sync: cannot make or open the copy {copy}: No such file or directory\n",
     )
 
 
@@ -325,7 +327,8 @@ def test_sync_with_a_refused_secret_says_the_client_was_refused(
     with served(fresh_url, "production") as base:
         result = _sync(tmp_path, base, tmp_path / "copy.sqlite", "not-its-secret")
     assert result.returncode == 2
-    assert result.stdout + result.stderr == (
+    assert (result.stdout, result.stderr) == (
+        "",
         f"sinergi sync: {base}/oauth/token refused the client id 'nobody' or its secret"
-        " (--client-id, --secret-file): no active client has that id and secret\n"
+        " (--client-id, --secret-file): no active client has that id and secret\n",
     )
