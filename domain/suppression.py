@@ -105,7 +105,8 @@ def publish(
     `own_apart`: the caller's own part of each protected cell is published apart too (exact
     when it may read it, else not at all), and the whole cell is hidden whenever the others'
     part is below k, even empty: whether the others' part was empty or small is then never
-    told by the cell being shown or hidden.
+    told by the cell being shown or hidden. A hidden cell with nothing of the caller's is not
+    published at all: its presence would only say that others (a rival) were there.
 
     `members_only`: the records are the members of something only their readers may list (a
     programme's participants). A hidden cell is then not published at all, nor its key, and
@@ -140,6 +141,8 @@ def publish(
         # Published apart, its own no longer exempt an empty others' part from it.
         others_hidden = hidden(cell.count + (own.count if own_apart else 0), count - own_count, k)
         if others_hidden or (not own.exact and hidden(own.count, own_count, k)):
+            if own_apart and own.count == 0:
+                continue  # hidden with nothing of its own: only says others were there
             figure = Published(cell.key, None, dict.fromkeys(values), suppressed=True)
         else:
             figure = Published(cell.key, count, values, suppressed=False)

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement
 
 from auth.principal import Principal
-from auth.scopes import Scope
+from auth.scopes import OrgKind, Scope
 from db.queries.aggregates import Figures, inside_region
 from db.queries.ownership import Ownership
 from db.queries.scoping import NATIONAL, RowScope
@@ -144,12 +144,14 @@ class AccessPolicy:
         return self.principal.has(Scope.RECORDS_READ)
 
     def reads_own_figures_apart(self, records: FigureRecords) -> bool:
-        """Whether the caller's own part of each cell is published in fields of its own, and the
-        whole cell held to k on the others' part even where that is empty: guarantees. Shown
-        whole where no rival had a guarantee and hidden where one had one or two, a cell told a
-        guarantor of its rivals' activity there; apart, its own need not show in the whole.
+        """Whether the caller's own part of each cell is published in fields of its own, the
+        whole cell held to k on the others' part even where that is empty, and a hidden cell
+        with none of its own left out: a guarantor's guarantee figures. Shown whole where no
+        rival had a guarantee and hidden where one had one or two, a cell told a guarantor of
+        its rivals' activity there, as a hidden cell did where it had none; apart, its own need
+        not show in the whole. Any other caller (a ministry) has no own part to set apart.
         (The registers' whole cells still show a jurisdiction's own records exact.)"""
-        return records == "guarantees"
+        return records == "guarantees" and self.principal.org_kind is OrgKind.BUMD
 
     def sees_small_cells(self, region: str, records: FigureRecords = "registers") -> bool:
         """A figure cell about `region` is exempt from disclosure control when the caller may
