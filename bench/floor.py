@@ -155,7 +155,8 @@ FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.estab
 FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
   WHERE eligibility_rulesets.product = $6::VARCHAR
   AND eligibility_rulesets.effective_from <= $7::DATE
-  ORDER BY eligibility_rulesets.effective_from DESC LIMIT $8::INTEGER) AS ruleset_version)
+  ORDER BY eligibility_rulesets.effective_from DESC, eligibility_rulesets.loaded_at DESC
+  LIMIT $8::INTEGER) AS ruleset_version)
   AS in_force LEFT OUTER JOIN msmes ON msmes.nib = $9::VARCHAR
   AND msmes.province_code = $10::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
