@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -544,8 +545,9 @@ def test_the_setting_reads_the_words_every_flag_reads(
     demo_url: str, trusted: dict[str, Any], word: str, held: bool
 ) -> None:
     """`true` (or yes, 1, ON) holds every client, as `on` does; read as a client id it held none."""
+    home = {"XDG_DATA_HOME": os.environ["XDG_DATA_HOME"]}  # the tests' audit key, not the user's
     settings = Settings.from_env(
-        {"SINERGI_TRUSTED_DOCUMENTS": word, "SINERGI_RATE_LIMIT": "1000000"}
+        {**home, "SINERGI_TRUSTED_DOCUMENTS": word, "SINERGI_RATE_LIMIT": "1000000"}
     )
     with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         api = Api(client)
