@@ -44,6 +44,8 @@ def resolve(settings: Settings) -> Database:
     """`DATABASE_URL` (and `DATABASE_OWNER_URL`) when set, else the embedded server under
     SINERGI_HOME, with its two roles."""
     if settings.database_url is not None:
+        if settings.owner_url is not None:
+            _same_database(settings.owner_url, settings.database_url)
         return Database(settings.owner_url or settings.database_url, settings.database_url)
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -103,11 +105,30 @@ def needs_owner(error: BaseException) -> str | None:
     )
 
 
+def _same_database(owner_url: str, service_url: str) -> None:
+    """Refuses (SettingsError) an owner's and a service's URL naming different databases, or
+    the same name on different servers: `sinergi migrate` migrated and granted the one while
+    the service's defaults were reset on the other, and `serve` would serve a database nobody
+    prepared. Compared as written, so `localhost` and `127.0.0.1` differ: both URLs usually
+    come from one place, and the line names what to make alike."""
+    owner, service = _place(owner_url), _place(service_url)
+    if owner != service:
+        raise SettingsError(
+            f"DATABASE_OWNER_URL names {owner} but DATABASE_URL names {service}: the owner's and"
+            " the service's URL must name the same database on the same server"
+        )
+
+
 def _where(settings: Settings) -> str:
     """The database the settings name, as host:port/database (no role, no password)."""
     url = settings.owner_url or settings.database_url
     if url is None:
         return f"the embedded server under SINERGI_HOME={settings.home}"
+    return _place(url)
+
+
+def _place(url: str) -> str:
+    """The database `url` names, as host:port/database (no role, no password)."""
     parsed = make_url(url)
     host = parsed.host or parsed.query.get("host") or "localhost"  # a socket directory, maybe
     return f"{host}:{parsed.port or 5432}/{parsed.database or ''}"
