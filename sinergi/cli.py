@@ -22,6 +22,7 @@ from db.releases import Release
 from db.roles import UnsafeServiceRole
 from domain.errors import InvalidValue
 from sinergi.database import (
+    PreparingLockHeld,
     SchemaNotCurrent,
     current_service_url,
     in_transaction,
@@ -432,7 +433,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, settings))
     # Found late; an InvalidValue here is a stored rule set the bundled one contradicts.
-    except (SettingsError, UnsafeServiceRole, SchemaNotCurrent, InvalidValue) as error:
+    except (
+        SettingsError,
+        UnsafeServiceRole,
+        SchemaNotCurrent,
+        PreparingLockHeld,
+        InvalidValue,
+    ) as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +165,11 @@ def _prepared(settings: Settings, *, setting_up: bool) -> Database:
             problem = asyncio.run(_schema_problem(database.owner_url))
             if problem is not None:
                 raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
-        asyncio.run(_prepare(database, expected, unless_prepared=True))
+        asyncio.run(
+            _prepare(
+                database, expected, unless_prepared=True, wait_seconds=settings.prepare_wait_seconds
+            )
+        )
     return database
 
 
@@ -207,7 +212,14 @@ def migrated(settings: Settings) -> Database:
     """As `prepared`, but every step runs whatever the database records: `sinergi migrate`, which
     also puts back what was changed behind the steps' back (a grant revoked, a region edited)."""
     database = resolve(settings)
-    asyncio.run(_prepare(database, _fingerprint(database), unless_prepared=False))
+    asyncio.run(
+        _prepare(
+            database,
+            _fingerprint(database),
+            unless_prepared=False,
+            wait_seconds=settings.prepare_wait_seconds,
+        )
+    )
     return database
 
 
@@ -218,7 +230,9 @@ def _fingerprint(database: Database) -> str:
     return preparation.fingerprint([SEED_DATA, BUNDLED_RULESETS], database.service_role)
 
 
-async def _prepare(database: Database, fingerprint: str, *, unless_prepared: bool) -> None:
+async def _prepare(
+    database: Database, fingerprint: str, *, unless_prepared: bool, wait_seconds: int
+) -> None:
     """Migrate, grant, reset the service role's own defaults, load the reference data and
     record `fingerprint`: all idempotent, and (`unless_prepared`) skipped when the database
     records `fingerprint` already. Alembic is imported here, so a command on a prepared
@@ -227,7 +241,8 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
     One process at a time, under a session advisory lock held on an owner's connection of its
     own: two `migrate`s, or replicas' `serve`s, on the same database raced each other (CREATE
     TYPE's duplicate key in pg_type, GRANT's "tuple concurrently updated") and one ended in a
-    traceback. The others wait, then find the work done. The connection is in autocommit: an
+    traceback. The others wait, `wait_seconds` at most (PreparingLockHeld), then find the work
+    done. The connection is in autocommit: an
     open transaction beside the migrations would hold back any index built CONCURRENTLY.
 
     A database past this code's migrations (a newer release's `sinergi migrate` ran first, as
@@ -239,7 +254,7 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
 
     async with one_connection(database.owner_url, statement_timeout_ms=0) as lock:
         await lock.execution_options(isolation_level="AUTOCOMMIT")
-        await _wait_to_prepare(lock)
+        await _wait_to_prepare(lock, wait_seconds)
         if unless_prepared and await _is_prepared(database.owner_url, fingerprint):
             return
         stands_at = await _stands_at(database.owner_url)
@@ -264,24 +279,64 @@ async def _prepare(database: Database, fingerprint: str, *, unless_prepared: boo
         # The lock goes with the connection's session, whatever happened.
 
 
-async def _wait_to_prepare(lock: AsyncConnection) -> None:
+async def _wait_to_prepare(lock: AsyncConnection, wait_seconds: int) -> None:
     """Take the preparing lock on `lock`, asking again every `_POLL_SECONDS` while another
     process holds it. Not `pg_advisory_lock`, which waits inside a running statement: that
     statement's snapshot holds back a `CREATE INDEX CONCURRENTLY` in the holder's migrations,
     which waits for older snapshots, and PostgreSQL aborted one of the two as a deadlock.
-    Between tries this connection runs nothing and holds no snapshot."""
-    waiting = False
+    Between tries this connection runs nothing and holds no snapshot.
+
+    A holder that never lets go (a migration stuck on a lock of its own, a session left open
+    in psql) hung `serve` without a word: the wait names the holder at once and every
+    `_REPORT_SECONDS`, and ends after `wait_seconds` (PreparingLockHeld)."""
+    started = time.monotonic()
+    report_at = started
     while not (await lock.execute(_TRY_PREPARING)).scalar_one():
-        if not waiting:
-            print("sinergi: another process is preparing the database; waiting", file=sys.stderr)
-            waiting = True
+        now = time.monotonic()
+        if now - started >= wait_seconds:
+            raise PreparingLockHeld(
+                f"another process has been preparing the database for over {wait_seconds} s"
+                f" (SINERGI_PREPARE_WAIT): {await _holder(lock)}; if it is stuck, end it"
+                " (pg_terminate_backend) and run this again"
+            )
+        if now >= report_at:
+            print(
+                f"sinergi: another process is preparing the database ({await _holder(lock)});"
+                " waiting",
+                file=sys.stderr,
+            )
+            report_at = now + _REPORT_SECONDS
         await asyncio.sleep(_POLL_SECONDS)
 
 
-_LOCK_KEY = "hashtext('sinergi.prepare')"
+async def _holder(lock: AsyncConnection) -> str:
+    """Who holds the preparing lock, as pg_locks and pg_stat_activity tell it (a role that may
+    not see that session's details gets its pid and application name alone)."""
+    row = (await lock.execute(_HOLDER)).first()
+    if row is None:
+        return "a process that has just let go"
+    since = "unknown" if row.backend_start is None else row.backend_start.isoformat("T", "seconds")
+    return f"pid {row.pid}, application {row.application_name or ''!r}, connected since {since}"
+
+
+_LOCK_NAME = "sinergi.prepare"
+_LOCK_KEY = f"hashtext('{_LOCK_NAME}')"
 _TRY_PREPARING = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
+_HOLDER = text(
+    "WITH k AS (SELECT hashtext(:lock)::bigint AS key)"
+    " SELECT l.pid, a.application_name, a.backend_start"
+    " FROM k, pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    # A bigint key is split in two: its high 32 bits in classid, its low ones in objid.
+    "   AND l.classid::bigint = (k.key >> 32) & 4294967295"
+    "   AND l.objid::bigint = k.key & 4294967295"
+    " ORDER BY l.pid LIMIT 1"
+).bindparams(lock=_LOCK_NAME)
 _POLL_SECONDS = 0.5
 """How long a process waiting to prepare sleeps between asking for the lock again."""
+_REPORT_SECONDS = 30
+"""How often a waiting process says again who it waits for."""
 
 
 async def _reset_service_defaults(url: str) -> None:
@@ -293,6 +348,10 @@ async def _reset_service_defaults(url: str) -> None:
 async def _is_prepared(url: str, fingerprint: str) -> bool:
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
         return await preparation.is_prepared(connection, fingerprint)
+
+
+class PreparingLockHeld(RuntimeError):
+    """Another process held the preparing lock longer than SINERGI_PREPARE_WAIT allows."""
 
 
 class SchemaNotCurrent(RuntimeError):

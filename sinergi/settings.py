@@ -276,6 +276,9 @@ class Settings:
     shutdown_grace_seconds: int = 30
     revoke_timeout_seconds: int = 5
     """How long `sinergi clients revoke` waits for every server process to confirm it."""
+    prepare_wait_seconds: int = 600
+    """How long a command waits for another process preparing the database (a migration) to
+    finish before it gives up naming that process: one stuck for good would hang it silently."""
     log_level: str = "info"
     log_format: str = "json"
     metrics_token: str = ""
@@ -400,6 +403,7 @@ class Settings:
             body_timeout_seconds=_int(env, "SINERGI_BODY_TIMEOUT", 10),
             shutdown_grace_seconds=_int(env, "SINERGI_SHUTDOWN_GRACE", 30),
             revoke_timeout_seconds=_int(env, "SINERGI_REVOKE_TIMEOUT", 5),
+            prepare_wait_seconds=_int(env, "SINERGI_PREPARE_WAIT", 600),
             log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
             metrics_token=metrics_token,

@@ -250,7 +250,8 @@ def test_a_waiting_migrate_holds_back_no_index_built_concurrently(fresh_url: str
             )
             assert waiting.stderr is not None
             said = await asyncio.wait_for(waiting.stderr.readline(), 120)
-            assert said == b"sinergi: another process is preparing the database; waiting\n"
+            assert said.startswith(b"sinergi: another process is preparing the database (pid ")
+            assert said.endswith(b"); waiting\n")
             await asyncio.sleep(1)  # past the message, into waiting (the old code's statement)
             await asyncio.wait_for(
                 holder.execute("CREATE INDEX CONCURRENTLY ON concurrent_probe (n)"), 30
@@ -263,3 +264,44 @@ def test_a_waiting_migrate_holds_back_no_index_built_concurrently(fresh_url: str
             await holder.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("argv", [["migrate"], ["serve", "--port", "1"]], ids=lambda a: a[0])
+def test_a_holder_that_never_lets_go_is_named_and_the_wait_ends(
+    fresh_url: str, tmp_path: Path, argv: list[str]
+) -> None:
+    """A process holding the preparing lock for good (a migration stuck behind a lock, a
+    session left open in psql) hung `serve` and `migrate` without a word. The wait names the
+    holder at once, and past SINERGI_PREPARE_WAIT ends in one line naming it, exit 2."""
+
+    async def run() -> tuple[int, str, str, int]:
+        holder = await asyncpg.connect(fresh_url, server_settings={"application_name": "stuck"})
+        try:
+            await holder.execute("SELECT pg_advisory_lock(hashtext('sinergi.prepare'))")
+            pid = await holder.fetchval("SELECT pg_backend_pid()")
+            env = _owner_env(fresh_url) | {
+                "SINERGI_PREPARE_WAIT": "1",
+                "SINERGI_HOME": str(tmp_path),
+            }
+            waiting = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "sinergi.cli", *argv),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(waiting.communicate(), 120)
+            assert waiting.returncode is not None
+            return waiting.returncode, out.decode(), err.decode(), pid
+        finally:
+            await holder.close()
+
+    code, out, err, pid = asyncio.run(run())
+    holder = f"pid {pid}, application 'stuck', connected since "
+    assert (code, out, len(err.splitlines())) == (2, "", 2), err
+    said, refused = err.splitlines()
+    assert said.startswith(f"sinergi: another process is preparing the database ({holder}")
+    assert refused.startswith(
+        "sinergi: another process has been preparing the database for over 1 s"
+        f" (SINERGI_PREPARE_WAIT): {holder}"
+    )
+    assert refused.endswith("; if it is stuck, end it (pg_terminate_backend) and run this again")
