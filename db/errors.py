@@ -103,18 +103,36 @@ _QUOTED_VALUE = re.compile(r': ".*"$', re.DOTALL)
 
 def loggable(error: BaseException) -> str | None:
     """`error` as a log line may tell it, when it is PostgreSQL's error (the driver's, or
-    SQLAlchemy's around it); None for any other exception.
+    SQLAlchemy's around it) or was raised from or while handling one; None for any other
+    exception.
 
     The server's DETAIL carries the row's values (`Failing row contains (…, NIK, name, phone,
     address)`, `Key (nik)=(…)`), its CONTEXT and HINT may too, and the wrappers' text repeats
     them: none of it reaches the log (UU 27/2022). What locates the fault stays: the SQLSTATE,
     the message with any value it ends with left out, and the names of the constraint, table,
-    column and type."""
-    if not isinstance(error, _DATABASE_ERRORS):
+    column and type.
+
+    An exception of another kind whose cause or context is a database error (`raise
+    ImportFailed(f"row 12: {error}") from error`) may quote it in its own message: each text of
+    the database error in it is told as above, and where any of the server's values would
+    still show, the message is replaced whole by the database error as told."""
+    if isinstance(error, _DATABASE_ERRORS):
+        cause = _asyncpg_error(error)
+        return None if cause is None else _tell(cause)
+    database = _chained_database_error(error)
+    if database is None:
         return None
-    cause = _asyncpg_error(error)
+    cause = _asyncpg_error(database)
     if cause is None:
         return None
+    told = _tell(cause)
+    message = str(error)
+    for quoted in sorted(_texts(database), key=len, reverse=True):
+        message = message.replace(quoted, told)
+    return told if any(value in message for value in _values(cause)) else message
+
+
+def _tell(cause: asyncpg.PostgresError) -> str:
     message = _QUOTED_VALUE.sub(': "…"', str(cause.args[0]) if cause.args else "")
     names = {
         "constraint": cause.constraint_name,
@@ -124,3 +142,36 @@ def loggable(error: BaseException) -> str | None:
     }
     named = ", ".join(f"{kind} {name}" for kind, name in names.items() if name)
     return f"[SQLSTATE {cause.sqlstate}] {message}" + (f" ({named})" if named else "")
+
+
+def _chained_database_error(error: BaseException) -> BaseException | None:
+    """The first database error `error` was raised from or while handling, however far back
+    (its context counts even when `from None` hides it: the message may quote it all the same)."""
+    seen: set[int] = set()
+    current = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATABASE_ERRORS):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _texts(database: BaseException) -> list[str]:
+    """Every text a database error may be quoted by: its own, and each it wraps."""
+    texts: list[str] = []
+    current: BaseException | None = database
+    while current is not None and str(current) not in texts:
+        texts.append(str(current))
+        current = current.orig if isinstance(current, exc.DBAPIError) else current.__cause__
+    return [text for text in texts if text]
+
+
+def _values(cause: asyncpg.PostgresError) -> list[str]:
+    """The parts of PostgreSQL's error that may carry the row's values: DETAIL, HINT, CONTEXT,
+    the statement it ran inside, and the value a message ends with."""
+    parts = [cause.detail, cause.hint, cause.context, cause.internal_query]
+    raw = str(cause.args[0]) if cause.args else ""
+    if _QUOTED_VALUE.search(raw):
+        parts.append(raw)
+    return [part for part in parts if part]

@@ -34,6 +34,7 @@ from sinergi.database import (
     ready_url,
     unreachable,
 )
+from sinergi.logs import TextFormatter, exception_text
 from sinergi.settings import DEFAULT_ISSUER, Environment, Settings, SettingsError
 
 DEFAULT_PORT = 8000
@@ -421,10 +422,10 @@ def _whole(raw: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser(words).parse_args(words)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # A command's lines tell database errors as serving's do (sinergi.logs): without DETAIL.
+    handler = logging.StreamHandler()
+    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -453,7 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         reason = unreachable(error, settings) or needs_owner(error)
         if reason is None:
-            raise
+            # As Python would print it and exit, but with database errors told without their
+            # DETAIL, which quotes the row's values (an owner's NIK on the terminal).
+            print(exception_text(error), file=sys.stderr)
+            return 1
         print(f"sinergi: {reason}", file=sys.stderr)
         return 2
 

@@ -81,19 +81,23 @@ def _one_exception(error: BaseException) -> str:
 
 
 def _told(record: logging.LogRecord) -> logging.LogRecord:
-    """`record`, or when it carries an exception or a database error among its arguments
-    (`log.warning("could not …: %s", error)`), a copy whose arguments tell database errors as
-    `db.errors.loggable` does and whose traceback is formatted afresh: another handler's
+    """`record`, or when it carries an exception or a database error as its message
+    (`log.error(error)`) or among its arguments (`log.warning("could not …: %s", error)`), a
+    copy whose message and arguments tell database errors, and exceptions raised from them, as
+    `db.errors.loggable` does, and whose traceback is formatted afresh: another handler's
     formatter may have cached its own text of it on the record."""
     arguments = record.args if isinstance(record.args, tuple) else ()
     told = [
         loggable(argument) if isinstance(argument, BaseException) else None
         for argument in arguments
     ]
-    if not record.exc_info and not any(told):
+    message = loggable(record.msg) if isinstance(record.msg, BaseException) else None
+    if not record.exc_info and not any(told) and message is None:
         return record
     copy = logging.makeLogRecord(record.__dict__)
     copy.exc_text = None
+    if message is not None:
+        copy.msg = message
     if any(told):
         copy.args = tuple(
             argument if text is None else text

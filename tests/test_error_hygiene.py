@@ -4,14 +4,17 @@ detail (exception, SQL, stack) goes to the log under the same id."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.testclient import TestClient
 
@@ -19,6 +22,7 @@ from db.engine import async_url
 from db.queries import auth_failures, indicators
 from db.queries.audit import AuditWriter
 from db.seed import load_reference
+from db.writes import msmes
 from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
@@ -302,3 +306,88 @@ def test_a_failing_row_s_personal_data_stays_out_of_the_error_log(
             assert located in warned
         assert "Traceback" in line  # where it failed stays
         assert "File " in line
+
+
+def _postgres_error(error: BaseException) -> BaseException:
+    """PostgreSQL's error inside SQLAlchemy's, whose text carries its DETAIL."""
+    while not isinstance(error, asyncpg.PostgresError):
+        error = error.orig if isinstance(error, DBAPIError) and error.orig else error.__cause__
+    return error
+
+
+async def _quoting(wrapped: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
+    """`wrapped`, its database error raised again as another exception quoting its text."""
+    try:
+        return await wrapped(*arguments)
+    except DBAPIError as error:
+        raise RuntimeError(f"could not store the owner: {_postgres_error(error)}") from error
+
+
+async def _quoting_while_handling(wrapped: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
+    """As `_quoting`, but raised while handling it (its context, not its cause), and hiding it."""
+    try:
+        return await wrapped(*arguments)
+    except DBAPIError as error:
+        raise RuntimeError(f"could not store the owner ({_postgres_error(error)})") from None
+
+
+@pytest.mark.parametrize(
+    "wrapping",
+    [None, _quoting, _quoting_while_handling],
+    ids=["as-raised", "quoted-by-its-consequence", "quoted-while-handling"],
+)
+def test_a_unique_violation_s_nik_stays_out_of_every_log_line(
+    module_reference_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    wrapping: Callable[..., Awaitable[Any]] | None,
+) -> None:
+    """A unique violation's DETAIL names the key (`Key (nik)=(…) already exists`): the INTERNAL
+    line tells the database error without it, and now an exception raised from it (or while
+    handling it) whose message quotes its text as well: that message reached the log whole, the
+    NIK in it, in the traceback and wherever a line was given the exception."""
+    case = [None, _quoting, _quoting_while_handling].index(wrapping)
+    nik = f"627101410190007{case}"
+    owner = {"nik": nik, "fullName": "Pemilik Unik", "sex": "F", "birthDate": "1990-01-01"}
+    create = "mutation Create($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
+    if wrapping is not None:
+        monkeypatch.setattr(msmes, "set_owner", functools.partial(wrapping, msmes.set_owner))
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(module_reference_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    # A rule the API does not know, as a hand-made index would be: one business per owner.
+    run(module_reference_url, "CREATE UNIQUE INDEX forced_one_business ON msme_owners (nik)")
+    try:
+        with served(module_reference_url) as api, caplog.at_level(logging.ERROR):
+            token = api.token(CLIENT)
+            for number in (f"77870000{case}0001", f"77870000{case}0002"):
+                business = {"nib": number, "name": "Usaha Unik", "kbliCode": "47112"}
+                variables = {"input": {**business, "scale": "MICRO", "region": "62.71"}}
+                variables["input"]["owner"] = owner
+                response = api.post({"query": create, "variables": variables}, token)
+    finally:
+        run(module_reference_url, "DROP INDEX forced_one_business")
+    found = _internal_error(response)
+    assert nik not in response.text
+    (record,) = [r for r in caplog.records if found["id"] in r.getMessage()]
+    assert record.exc_info is not None
+    # Lines given the exception itself: as the argument and as the message.
+    given = [
+        logging.LogRecord(
+            "sinergi.x", logging.WARNING, __file__, 1, "could not: %s", (error,), None
+        )
+        for error in (record.exc_info[1],)
+    ] + [logging.LogRecord("sinergi.x", logging.ERROR, __file__, 1, record.exc_info[1], (), None)]
+    lines = []
+    for log_format in ("json", "text"):
+        formatter = log_config(Settings(log_format=log_format))["formatters"]["default"]
+        format_line = formatter["()"](formatter.get("format")).format
+        lines.extend(format_line(each) for each in [*caplog.records, *given])
+    assert any(found["id"] in line and "forced_one_business" in line for line in lines)
+    for line in lines:
+        assert nik not in line, line
+        assert "forced_one_business" in line or found["id"] not in line

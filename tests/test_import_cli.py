@@ -461,3 +461,33 @@ def test_an_import_holds_the_audit_chain_for_its_commit_alone(
     assert numbering, "the import waited for the chain with its feed entries still to number"
     stored = fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE '77590%'")
     assert stored[0][0] == 2_000
+
+
+def test_a_database_error_the_import_meets_is_told_without_the_row_s_values(
+    module_reference_url: str, tmp_path: Path
+) -> None:
+    """A statement PostgreSQL refuses (here a unique index the import does not know) ended the
+    command in Python's traceback, whose every link quoted the server's DETAIL: `Key (nik)=(…)
+    already exists`, an owner's NIK on the operator's terminal and in whatever collects it.
+    The traceback names the SQLSTATE and the index now, not the values."""
+    nik = "6271995204887701"
+    header = HEADER.rstrip("\n") + ",owner_nik,owner_name,owner_sex\n"
+    rows = "".join(
+        f"778700000000{n},Toko Kembar {n},47112,62.71,,2020-01-01,10000000,90000000,2025,1,"
+        f"{nik},Pemilik Kembar,F\n"
+        for n in (1, 2)
+    )
+    twice = tmp_path / "twice.csv"
+    twice.write_text(header + rows, encoding="utf-8")
+    fetch(module_reference_url, "CREATE UNIQUE INDEX forced_one_nik ON msme_owners (nik)")
+    try:
+        failed = sinergi(module_reference_url, str(twice), "--jurisdiction", "62")
+    finally:
+        fetch(module_reference_url, "DROP INDEX forced_one_nik")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" in failed.stderr
+    assert '[SQLSTATE 23505] duplicate key value violates unique constraint "forced_one_nik"' in (
+        failed.stderr
+    )
+    assert nik not in failed.stdout + failed.stderr
+    assert "DETAIL" not in failed.stderr
