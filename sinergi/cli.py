@@ -161,6 +161,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # A WebSocket frame longer than a subscribe message may be is refused as its header
             # announces it, unread (uvicorn's default let anyone send 16 MiB before its token).
             ws_max_size=settings.query_limits.max_frame_chars,
+            # A request's head, which GatheringHttpToolsProtocol bounds as h11 would.
+            h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
 

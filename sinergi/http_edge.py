@@ -26,15 +26,20 @@ PageRenderer = Callable[[Request], Awaitable[Response]]
 ALLOWED_METHODS = "GET, POST"
 
 
-def refusal(
-    status: int, field: str, reason: str, headers: dict[str, str] | None = None
-) -> Response:
-    """A coded refusal of the HTTP request itself, naming the part at fault."""
+def refused(field: str, reason: str) -> dict[str, object]:
+    """The body of a coded refusal of the HTTP request itself, naming the part at fault."""
     error = {
         "message": f"{field}: {reason}",
         "extensions": {"code": "BAD_USER_INPUT", "field": field},
     }
-    return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
+    return {"errors": [error]}
+
+
+def refusal(
+    status: int, field: str, reason: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A coded refusal of the HTTP request itself, as a response (`refused`)."""
+    return JSONResponse(refused(field, reason), status_code=status, headers=headers)
 
 
 def method_not_allowed(allowed: str, reason: str) -> Response:

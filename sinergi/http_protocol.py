@@ -4,15 +4,24 @@ uvicorn writes an answer's status line and headers when the application starts i
 when the application sends it; uvloop sends each write at once, so every answer took two system
 calls and two TCP segments: a quarter of the CPU an empty `{ __typename }` costs. Here the writes
 made in one turn of the event loop wait for its end and go out together (as asyncio's own
-streams do when they cork), in the order they were made."""
+streams do when they cork), in the order they were made.
+
+It bounds a request's head too, which uvicorn does only with h11 (its
+`h11_max_incomplete_event_size`, which this protocol honours as well): httptools joins a
+header's pieces as they arrive, each join copying every byte before it, before the app sees any
+of them, so one header of 60 MiB, sent by anyone, held a worker for seconds."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from sinergi.http_edge import refused
+from sinergi.settings import MAX_HEADER_BYTES
 
 
 class GatheringTransport(asyncio.Transport):
@@ -87,7 +96,55 @@ class GatheringTransport(asyncio.Transport):
 
 class GatheringHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (what it runs by default) on a GatheringTransport; a
-    connection upgraded to a WebSocket keeps it."""
+    connection upgraded to a WebSocket keeps it. A request whose head (its request line and
+    headers, a WebSocket upgrade's too) runs past `max_head_bytes` (uvicorn's
+    `h11_max_incomplete_event_size`, `serve`'s SINERGI_MAX_HEADER_BYTES) is answered 431 and the
+    connection closed, before httptools has joined more than that (and one read) of it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_head_bytes = self.config.h11_max_incomplete_event_size or MAX_HEADER_BYTES
+        self._head_bytes: int | None = None
+        """What has come of the head being read, in reads wholly inside it; None between heads."""
+        self._head_began = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))
+
+    def data_received(self, data: bytes) -> None:
+        """A read in which a head began is not counted, since where it began in it is not
+        known (it may end a body): the bound is met at most one read late, and no other part
+        of a request ever counts towards it."""
+        self._head_began = False
+        super().data_received(data)
+        if self._head_bytes is None or self._head_began or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes, self._head_began = 0, True
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        """431, coded as the app's own refusals of a request are, and the connection closed:
+        the rest of the head is never read."""
+        self._head_bytes = None
+        reason = f"a request's line and headers may be at most {self.max_head_bytes} bytes"
+        body = json.dumps(refused("headers", reason)).encode()
+        answer = [STATUS_LINE[431]]
+        for name, value in self.server_state.default_headers:
+            answer += [name, b": ", value, b"\r\n"]
+        answer += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+        self.transport.write(b"".join(answer))
+        self.transport.close()

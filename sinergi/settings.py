@@ -224,6 +224,11 @@ def _trusted_documents(env: Mapping[str, str]) -> str:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+MAX_HEADER_BYTES = 65_536
+"""The longest request head (request line and headers) `serve` reads (sinergi.http_protocol):
+nginx's largest default buffers hold 32 KiB; a token of an SSO, the longest header a client
+of ours sends, a few thousand bytes."""
+
 DEFAULT_ISSUER = "http://localhost:8000"
 """`serve`'s own address at its defaults: right only for a server on port 8000 of this host."""
 
@@ -261,6 +266,7 @@ class Settings:
     rate_limit_window_seconds: int = 60
     max_sockets_per_client: int = 4
     """WebSocket connections a client may hold open at once in one process."""
+    max_header_bytes: int = MAX_HEADER_BYTES
     auth_failures_per_client: int = 10
     """Per client id from one address; per_client_total from all of them together."""
     auth_failures_per_client_total: int = 100
@@ -392,6 +398,7 @@ class Settings:
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
             rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),
+            max_header_bytes=_int(env, "SINERGI_MAX_HEADER_BYTES", MAX_HEADER_BYTES),
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
             auth_failures_per_client_total=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL", 100),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),

@@ -93,3 +93,39 @@ async def test_a_server_on_it_answers_request_after_request_on_one_connection() 
         server.should_exit = True
         await serving
     assert [answer.text for answer in answers] == ["hello /0", "hello /1", "hello /2"]
+
+
+async def _body_size(scope: Scope, receive: Receive, send: Send) -> None:
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    await PlainTextResponse(str(size))(scope, receive, send)
+
+
+async def test_only_a_requests_head_counts_towards_its_bound() -> None:
+    """Bodies of any size, sent after their heads in the same reads, and a head just under the
+    bound, on one kept-alive connection: none is taken for a head over it."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(
+        _body_size,
+        http=GatheringHttpToolsProtocol,
+        log_level="error",
+        h11_max_incomplete_event_size=16_384,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answers = [await client.post("/", content=b"x" * 3_000_000) for _ in range(3)]
+            answers.append(await client.get("/", headers={"X-Pad": "a" * 16_000}))
+            answers.append(await client.get("/", headers={"X-Pad": "a" * 1_000_000}))
+    finally:
+        server.should_exit = True
+        await serving
+    assert [answer.text for answer in answers[:4]] == ["3000000"] * 3 + ["0"]
+    assert answers[4].status_code == 431

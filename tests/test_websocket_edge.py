@@ -210,6 +210,55 @@ def test_a_frame_longer_than_any_message_is_refused_as_its_header_announces_it(
     asyncio.run(scenario())
 
 
+HEAD_PAD = 1024 * 1024
+"""A header of 1 MiB: 16 times the bound on a request's head (SINERGI_MAX_HEADER_BYTES)."""
+
+
+def _answer_to(sock: socket.socket, request: bytes) -> bytes:
+    """What the server writes back to `request` until it closes the connection; the server may
+    close it before the whole request is sent."""
+    with contextlib.suppress(OSError):
+        sock.sendall(request)
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("server", ["base", "helper_served"])
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_a_request_head_over_its_bound_is_answered_431_and_the_connection_closed(
+    server: str, upgrade: bool, request: pytest.FixtureRequest
+) -> None:
+    """The attack: httptools joins a header's pieces as they arrive, each join copying all that
+    came before, before any of ours runs: one header of 60 MiB, from anyone, held a worker for
+    seconds (/healthz waited 4.4 s; 120 MiB: 16 s and 140 MB more). A request's head (a
+    WebSocket upgrade's too, and the second request's on a kept-alive connection) is answered
+    431 and the connection closed once it runs past its bound; another connection is served."""
+    started: str = request.getfixturevalue(server)
+    host, port = started.removeprefix("http://").split(":")
+    head = b"GET /graphql HTTP/1.1\r\nHost: sinergi\r\n"
+    if upgrade:
+        head += b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        head += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    padded = head + b"X-Pad: " + b"a" * HEAD_PAD + b"\r\n\r\n"
+    kept_alive = b"GET /healthz HTTP/1.1\r\nHost: sinergi\r\n\r\n"
+    for sent in (padded, kept_alive + padded):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            began = time.monotonic()
+            answer = _answer_to(sock, sent)
+            took = time.monotonic() - began
+        if sent.startswith(kept_alive):
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            answer = answer[answer.index(b"HTTP/1.1 ", 1) :]
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert took < 2
+        body = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "headers"}
+    assert httpx.get(f"{started}/healthz").status_code == 200
+
+
 def _expiring(url: str, token: str, seconds: float) -> str:
     """A token of the same client as `token`, valid for `seconds` more (past `exp`, with the
     leeway): the shortest SINERGI_TOKEN_LIFETIME is 30 s."""
