@@ -193,15 +193,16 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        """A client already holding as many connections as it may is refused with a close code
-        of its own (sinergi.subscriptions' CROWDED_CLOSE_CODE), not a bad token's 4403. Once
+        """A client over its rate limit, or already holding as many connections as it may, is
+        refused with a close code of its own (sinergi.subscriptions' TRY_AGAIN_LATER_CLOSE_CODE),
+        not a bad token's 4403, which strawberry gives any ConnectionRejectionError. Once
         acknowledged, the connection may send frames as long as a subscribe message may be, and
         its token is watched."""
         try:
             await super().handle_connection_init(message)
-        except subscriptions.Crowded:
-            reason = "Too many connections for this client"
-            await self.websocket.close(code=subscriptions.CROWDED_CLOSE_CODE, reason=reason)
+        except subscriptions.TryAgainLater as later:
+            code = subscriptions.TRY_AGAIN_LATER_CLOSE_CODE
+            await self.websocket.close(code=code, reason=later.reason)
             return
         if self.connection_acknowledged:
             assert isinstance(self.view, SinergiGraphQL)

@@ -41,10 +41,10 @@ logger = logging.getLogger("sinergi.subscriptions")
 
 RECHECK_SECONDS = 2.0
 NOBODY = Principal(client_id="", org_kind=OrgKind.MINISTRY, jurisdiction="", scopes=frozenset())
-CROWDED_CLOSE_CODE = 1013
-"""A connection past its client's bound: the registered "Try Again Later", which clients such
-as graphql-ws retry with a backoff (they give up on 4403, and strawberry's 4429 means a second
-`connection_init`)."""
+TRY_AGAIN_LATER_CLOSE_CODE = 1013
+"""A connection refused for now, its client past its bound of connections or over its rate
+limit: the registered "Try Again Later", which clients such as graphql-ws retry with a backoff
+(they give up on 4403, and strawberry's 4429 means a second `connection_init`)."""
 TOO_BIG_CLOSE_CODE = 1009
 """A frame over its bound: the registered "Message Too Big", which uvicorn sends too for a frame
 over its `ws_max_size` (QueryLimits' `max_frame_chars`): one code whichever refused it."""
@@ -55,9 +55,21 @@ thousand characters. Unbounded, six anonymous connections each sending one 16 MB
 `connection_init` of `[{},{},…]` took a server from 210 MB to 2.7 GB."""
 
 
-class Crowded(Exception):
-    """The client already holds as many connections as it may (`Sockets`): the connection is
-    closed with CROWDED_CLOSE_CODE."""
+class TryAgainLater(Exception):
+    """The connection is refused for now: closed with TRY_AGAIN_LATER_CLOSE_CODE and `reason`
+    (a close frame holds at most 123 bytes of it), counted under `code`."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    @classmethod
+    def after(cls, refusal: Refusal) -> TryAgainLater:
+        """`refusal`'s code and its Retry-After, as HTTP would answer them: the reason reads
+        `RATE_LIMITED: retry in 42 s`."""
+        code = str(refusal.errors[0].get("extensions", {}).get("code", "INTERNAL"))
+        return cls(code, f"{code}: retry in {refusal.headers['Retry-After']} s")
 
 
 class Sockets:
@@ -109,8 +121,9 @@ async def admit(
     """Accept the connection's token, or refuse the connection (close code 4403). The connection
     counts as one request against the client's rate limit, and each subscribe message as one
     more (`operation`); its rechecks read only the process's registry, which revocation reaches
-    by notification, so they count as none. A connection past the client's bound in `sockets`
-    is refused with Crowded; an admitted one holds its place until `closed`."""
+    by notification, so they count as none. A connection over the rate limit, or past the
+    client's bound in `sockets`, is refused with TryAgainLater; an admitted one holds its place
+    until `closed`."""
     auth: AuthService = websocket.state.auth
     token = _token(context, websocket)
     if token is None:
@@ -122,13 +135,15 @@ async def admit(
         logger.info("refused a WebSocket token: %s", error)
         metrics.observe_websocket_refusal("UNAUTHENTICATED", None)
         raise ConnectionRejectionError({"message": "invalid or expired access token"}) from None
-    if await rate_limiter.admit(websocket.state.primary, principal.client_id) is not None:
-        metrics.observe_websocket_refusal("RATE_LIMITED", principal.client_id)
-        raise ConnectionRejectionError({"message": "rate limit exceeded", "code": "RATE_LIMITED"})
+    refused = await rate_limiter.admit(websocket.state.primary, principal.client_id)
+    if refused is not None:
+        later = TryAgainLater.after(refused)
+        metrics.observe_websocket_refusal(later.code, principal.client_id)
+        raise later
     if not sockets.hold(principal.client_id):
         logger.info("refused a WebSocket from %s: too many connections", principal.client_id)
         metrics.observe_websocket_refusal("RATE_LIMITED", principal.client_id)
-        raise Crowded
+        raise TryAgainLater("RATE_LIMITED", "Too many connections for this client")
 
     async def still_authorised() -> bool:
         try:
