@@ -46,6 +46,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 
 from auth.http import PrincipalUser
+from db.errors import is_unavailable
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
@@ -63,7 +64,7 @@ from sinergi.graphql_http import (
 )
 from sinergi.guard import PAYLOAD, OperationChecks, Refusal, bad_request, payload, too_complex
 from sinergi.http_edge import method_not_allowed
-from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter
+from sinergi.rate_limit import RETRY_AFTER_SECONDS, RateLimiter, service_unavailable
 from sinergi.request_context import context_for
 from sinergi.trusted_documents import TrustedDocuments
 
@@ -226,13 +227,22 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
         if self.connection_acknowledged and message["id"] not in self.operations:
             assert isinstance(self.view, SinergiGraphQL)
-            if await subscriptions.lapsed(self.context):
-                await self.websocket.close(code=4403, reason="Forbidden")
-                return
-            payload = message.get("payload")
-            resolved = await subscriptions.operation(
-                self.context, self.view.checks, self.view.trusted, self.view.rate_limiter, payload
-            )
+            try:
+                if await subscriptions.lapsed(self.context):
+                    await self.websocket.close(code=4403, reason="Forbidden")
+                    return
+            except Exception as error:  # the token unchecked: this message refused, not the socket
+                if not is_unavailable(error):
+                    raise
+                resolved: Any = subscriptions.refused(self.context, service_unavailable())
+            else:
+                resolved = await subscriptions.operation(
+                    self.context,
+                    self.view.checks,
+                    self.view.trusted,
+                    self.view.rate_limiter,
+                    message.get("payload"),
+                )
             if isinstance(resolved, Refusal):
                 refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
                 await self.send_message(refused)

@@ -34,7 +34,7 @@ from db.errors import is_unavailable
 from resolvers.context import Context, Limits, Live
 from sinergi import metrics, request_context
 from sinergi.guard import OperationChecks, Refusal
-from sinergi.rate_limit import RateLimiter
+from sinergi.rate_limit import RateLimiter, service_unavailable
 from sinergi.trusted_documents import TrustedDocuments
 
 logger = logging.getLogger("sinergi.subscriptions")
@@ -43,8 +43,9 @@ RECHECK_SECONDS = 2.0
 NOBODY = Principal(client_id="", org_kind=OrgKind.MINISTRY, jurisdiction="", scopes=frozenset())
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
 """A connection refused for now, its client past its bound of connections or over its rate
-limit: the registered "Try Again Later", which clients such as graphql-ws retry with a backoff
-(they give up on 4403, and strawberry's 4429 means a second `connection_init`)."""
+limit, or the database away: the registered "Try Again Later", which clients such as graphql-ws
+retry with a backoff (they give up on 4403, and strawberry's 4429 means a second
+`connection_init`)."""
 TOO_BIG_CLOSE_CODE = 1009
 """A frame over its bound: the registered "Message Too Big", which uvicorn sends too for a frame
 over its `ws_max_size` (QueryLimits' `max_frame_chars`): one code whichever refused it."""
@@ -135,6 +136,11 @@ async def admit(
         logger.info("refused a WebSocket token: %s", error)
         metrics.observe_websocket_refusal("UNAUTHENTICATED", None)
         raise ConnectionRejectionError({"message": "invalid or expired access token"}) from None
+    except Exception as error:  # the registry unread: neither the client's fault nor a bug
+        if not is_unavailable(error):
+            raise
+        metrics.observe_websocket_refusal("SERVICE_UNAVAILABLE", None)
+        raise TryAgainLater.after(service_unavailable()) from None
     refused = await rate_limiter.admit(websocket.state.primary, principal.client_id)
     if refused is not None:
         later = TryAgainLater.after(refused)
@@ -146,6 +152,8 @@ async def admit(
         raise TryAgainLater("RATE_LIMITED", "Too many connections for this client")
 
     async def still_authorised() -> bool:
+        """Raises what the registry's reading raised when the database is away (db.errors'
+        `is_unavailable`): whether the token stands is then not known."""
         try:
             return (await auth.authenticate(token)).principal == principal
         except InvalidToken:
@@ -215,9 +223,14 @@ async def operation(
         resolved = checks.refusal(payload)
     if resolved is None:
         resolved = await trusted.resolve(context.request.state.engine, client_id, payload)
-    if isinstance(resolved, Refusal):
-        for error in resolved.errors:
-            code = str(error.get("extensions", {}).get("code", "INTERNAL"))
-            logger.info("refused a subscribe message from %s: %s", client_id, code)
-            metrics.observe_websocket_refusal(code, client_id)
-    return resolved
+    return refused(context, resolved) if isinstance(resolved, Refusal) else resolved
+
+
+def refused(context: Context, refusal: Refusal) -> Refusal:
+    """`refusal` of a subscribe message, logged and counted under its codes."""
+    client_id = context.principal.client_id
+    for error in refusal.errors:
+        code = str(error.get("extensions", {}).get("code", "INTERNAL"))
+        logger.info("refused a subscribe message from %s: %s", client_id, code)
+        metrics.observe_websocket_refusal(code, client_id)
+    return refusal

@@ -1,10 +1,12 @@
-"""A WebSocket turned away for now, not for good: over its client's rate limit, it is closed
-with 1013 ("Try Again Later") and told when to come back, which graphql-ws clients retry with a
-backoff, where they give up on 4403 for good."""
+"""A WebSocket turned away for now, not for good: over its client's rate limit, or with the
+database away at `connection_init`, it is closed with 1013 ("Try Again Later") and told when to
+come back, which graphql-ws clients retry with a backoff, where they give up on 4403 for good.
+A subscribe message met by an outage is refused alone, the connection kept."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from auth.registry import ClientRegistry
+from db.queries import rate_limits
 from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.clients import registered
@@ -65,3 +69,67 @@ def test_a_websocket_over_the_rate_limit_is_told_to_retry_later_with_when(
     retry = re.fullmatch(r"RATE_LIMITED: retry in (\d+) s", refused["reason"])
     assert retry is not None, refused
     assert 1 <= int(retry[1]) <= WINDOW_SECONDS
+
+
+async def _database_gone(*_: object) -> None:
+    raise ConnectionResetError("the database went away")
+
+
+OUTAGES = {
+    "the token's client unread": (ClientRegistry, "state"),
+    "the connection uncounted": (rate_limits, "add"),
+}
+SERVED = Settings(rate_limit=1_000_000)
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_a_database_outage_at_connection_init_closes_it_with_try_again_later(
+    module_reference_url: str,
+    client: tuple[str, str],
+    outage: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registry's reading for the token failed through to the socket: dropped without a
+    close code, with "Exception in ASGI application" and a traceback in the log."""
+    with _served(module_reference_url, SERVED) as http:
+        token = _token(http, client)
+        monkeypatch.setattr(*OUTAGES[outage], _database_gone)
+        with caplog.at_level(logging.ERROR):
+            refused = _init(http, token)
+    assert refused == {"code": 1013, "reason": "SERVICE_UNAVAILABLE: retry in 5 s"}
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR
+    ] == []
+
+
+def test_a_database_outage_at_a_subscribe_message_refuses_it_and_keeps_the_connection(
+    module_reference_url: str,
+    client: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The token's recheck for each subscribe message failed through to the socket as well."""
+    subscribe = {"query": "subscription { msmeChanges { endCursor } }"}
+    with _served(module_reference_url, SERVED) as http:
+        token = _token(http, client)
+        with (
+            caplog.at_level(logging.ERROR),
+            http.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as socket,
+        ):
+            socket.send_json(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            )
+            assert socket.receive_json()["type"] == "connection_ack"
+            with monkeypatch.context() as away:
+                away.setattr(ClientRegistry, "state", _database_gone)
+                socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+                refused = socket.receive_json()
+                socket.send_json({"type": "ping"})
+                assert socket.receive_json() == {"type": "pong"}
+    assert refused["type"] == "error", refused
+    assert refused["id"] == "1"
+    assert [error["extensions"]["code"] for error in refused["payload"]] == ["SERVICE_UNAVAILABLE"]
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR
+    ] == []
