@@ -24,6 +24,9 @@ from sinergi.request_headers import header
 
 PageRenderer = Callable[[Request], Awaitable[Response]]
 ALLOWED_METHODS = "GET, POST"
+KEPT_PRIVATE = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+"""On every answer of the endpoint, whatever its status: it may hold personal data, which no
+cache on the way may keep, and its JSON is never to be sniffed into HTML by a browser."""
 
 
 def refused(field: str, reason: str) -> dict[str, object]:
@@ -82,8 +85,9 @@ def _content_type_error(content_type: str | None) -> str | None:
 
 
 def _answering_in(media_type: MediaType, send: Send) -> Send:
-    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept.
-    The response's raw header list is edited in place: this runs for every answer."""
+    """Every JSON answer goes out in the negotiated media type; any answer varies by Accept and
+    is KEPT_PRIVATE (once: GraphiQL's page says so itself). The response's raw header list is
+    edited in place: this runs for every answer."""
     negotiated_type = f"{media_type}; charset=utf-8".encode()
     json_type = MediaType.JSON.encode()
 
@@ -91,11 +95,16 @@ def _answering_in(media_type: MediaType, send: Send) -> Send:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
             vary = None
+            unsaid = dict(KEPT_PRIVATE)
             for index, (name, value) in enumerate(headers):
-                if name.lower() == b"content-type" and value.startswith(json_type):
+                lowered = name.lower()
+                if lowered == b"content-type" and value.startswith(json_type):
                     headers[index] = (name, negotiated_type)
-                elif name.lower() == b"vary":
+                elif lowered == b"vary":
                     vary = index
+                elif lowered in unsaid:
+                    headers[index] = (name, unsaid.pop(lowered))
+            headers.extend(unsaid.items())
             if vary is None:
                 headers.append((b"vary", b"Accept"))
             else:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.http import NO_STORE, TOKEN_PATH
 from sinergi import metrics
 from sinergi.exchange import Exchange, begin, end
+from sinergi.http_edge import KEPT_PRIVATE
 from sinergi.logs import AccessRecords
 from sinergi.request_headers import header
 
@@ -140,8 +141,8 @@ class Observer:
                 (b"content-length", str(len(body)).encode()),
                 (_REQUEST_ID, exchange.request_id.encode()),
             ]
-            if oauth:
-                headers.extend(_NO_STORE_HEADERS)
+            # A /graphql answer is never cached nor sniffed (sinergi.http_edge), nor is this one.
+            headers.extend(_NO_STORE_HEADERS if oauth else KEPT_PRIVATE)
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
+from auth.service import AuthService
 from db.engine import async_url
 from db.queries import trusted_documents
 from db.queries.audit import AuditWriter
@@ -536,3 +537,31 @@ def test_graphiql_is_for_browsers_in_development_only(api: Api, dev_api: Api) ->
     assert production.status_code == 401
     assert "graphiql" not in production.text.lower()
     assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406
+
+
+def test_every_answer_is_kept_from_caches_and_from_sniffing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer may hold personal data (a NIK, an owner's phone): no shared cache on the way
+    may keep it, and no browser may take its JSON for HTML. Every answer of the endpoint says
+    so, once, whatever its method or status, an internal error's too."""
+    auth = {"Authorization": f"Bearer {api.token(PROVINCE)}"}
+    answers = [
+        (200, _post(api, {"query": VIEWER}, accept=JSON)),
+        (200, api.client.get("/graphql", params={"query": VIEWER}, headers=auth)),
+        (401, _post(api, {"query": VIEWER}, accept=JSON, client_id=None)),
+        (415, _post(api, VIEWER.encode(), accept=JSON, content_type="text/plain")),
+        (406, _post(api, {"query": VIEWER}, accept="text/csv")),
+        (405, api.client.put("/graphql", headers=auth)),
+        (400, api.client.get("/graphql", params={"query": VIEWER, "variables": "["}, headers=auth)),
+    ]
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AuthService, "authenticate", broken)
+    answers.append((500, _post(api, {"query": VIEWER}, accept=JSON)))
+    for status, answer in answers:
+        assert answer.status_code == status, answer.text
+        assert answer.headers.get_list("cache-control") == ["no-store"], status
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], status
