@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeEngine
 
+from domain.identifiers import SKU_NUMBER_MAX
 from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
 from domain.ruleset import KSP_HEALTH
@@ -79,6 +80,27 @@ def _region_consistency() -> tuple[CheckConstraint, ...]:
         CheckConstraint(
             "district_code IS NULL OR left(district_code, 5) = regency_code",
             name="regency_of_district",
+        ),
+    )
+
+
+def _sku_rules() -> tuple[CheckConstraint, ...]:
+    """An MSME is registered by NIB or SKU, or both (KUR takes either). The SKU is whole, its
+    number spelled as `validate_sku_number` spells it (so the unique key is per number), and its
+    issuer a village code in the record's regency, and kecamatan when it has one: the regions
+    table stops at kecamatan, so the village itself is held to its shape and its place."""
+    return (
+        CheckConstraint("nib IS NOT NULL OR sku_number IS NOT NULL", name="nib_or_sku"),
+        CheckConstraint("(sku_number IS NULL) = (sku_issuer IS NULL)", name="sku_whole"),
+        CheckConstraint(
+            "sku_number ~ '^[!-~]+( [!-~]+)*$' AND sku_number !~ '[a-z]'",
+            name="sku_number_canonical",
+        ),
+        CheckConstraint(
+            r"sku_issuer ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[1-3][0-9]{3}$'"
+            " AND left(sku_issuer, 5) = regency_code"
+            " AND (district_code IS NULL OR left(sku_issuer, 8) = district_code)",
+            name="sku_issuer_place",
         ),
     )
 
@@ -194,6 +216,10 @@ MSMES = Table(
     METADATA,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("nib", String(13), unique=True),
+    # A Surat Keterangan Usaha instead of (or before) a NIB: its number in its one spelling and
+    # the desa/kelurahan that issued it, by code (migration 0043).
+    Column("sku_number", String(SKU_NUMBER_MAX)),
+    Column("sku_issuer", String(13)),
     Column("name", Text, nullable=False),
     Column("kbli_code", String(5), nullable=False),
     Column("kbli_section", ForeignKey("kbli_sections.section"), nullable=False),
@@ -220,6 +246,7 @@ MSMES = Table(
         "capital >= 0 AND annual_turnover >= 0 AND employees >= 0", name="non_negative"
     ),
     CheckConstraint("nib ~ '^[0-9]{13}$'", name="nib_format"),
+    *_sku_rules(),
     *_region_consistency(),
     # One check per key proves the place exists and its parts agree (migration 0007): a
     # bulk import pays one foreign-key lookup per row and key.
@@ -232,6 +259,9 @@ MSMES = Table(
     Index("ix_msmes_province_code_id", "province_code", "id"),
     Index("ix_msmes_regency_code_id", "regency_code", "id"),
     Index("ix_msmes_cooperative_id", "cooperative_id"),
+    # One SKU per number and village, as domain/identifiers.py spells the number; what a
+    # check by SKU looks up.
+    UniqueConstraint("sku_issuer", "sku_number"),
 )
 
 OWNER_STORAGE: dict[str, TypeEngine[Any]] = {"nik": String(16), "sex": String(1)}

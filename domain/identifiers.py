@@ -1,4 +1,4 @@
-"""The identifiers agencies exchange: NIB, NIK, Kemendagri region codes, KBLI, cooperative
+"""The identifiers agencies exchange: NIB, SKU, NIK, Kemendagri region codes, KBLI, cooperative
 legal-entity numbers and rupiah amounts (docs/domain.md, Identifiers).
 
 Validators return the normalised value or raise InvalidValue naming the caller's input, so every
@@ -27,6 +27,9 @@ _REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
 _AHU = re.compile(r"AHU-(?P<serial>[0-9]+)\.AH\.01\.26\.TAHUN (?P<year>[0-9]{4})")
 _ANY_DIGIT = re.compile(r"[0-9]")
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
+_SKU_NUMBER = re.compile(r"[!-~]+(?: [!-~]+)*")
+_VILLAGE_KINDS = "123"
+"""The first digit of a village code's DDDD: 1 kelurahan, 2 desa, 3 desa adat."""
 _RECORD_ID_MAX = 2**63 - 1  # PostgreSQL's bigint, the type of every record key
 
 _NATIONAL = "ID"
@@ -63,6 +66,54 @@ def validate_nib(value: str, *, field: str = "nib") -> str:
     if not _NIB.fullmatch(nib):
         raise InvalidValue(field, "must be exactly 13 digits")
     return nib
+
+
+SKU_NUMBER_MAX = 80
+"""The longest Surat Keterangan Usaha number kept: a village letter number
+(`503/045/SKU/DS-SBR/VI/2024`) is some thirty characters."""
+
+
+def validate_sku_number(value: str, *, field: str = "skuNumber") -> str:
+    """A Surat Keterangan Usaha number in its one spelling: trimmed, runs of spaces collapsed to
+    one, letters upper-case. Each desa/kelurahan numbers its letters its own way, so only the
+    spelling is fixed, never a format; the number is unique per issuing village
+    (`sku_issuer`, `sku_number`), and a second spelling of a registered one must be the same
+    number. Printable ASCII only: a village letter number has no other characters, and PostgreSQL
+    could case another letter otherwise than Python (migration 0043 holds stored numbers to this
+    spelling)."""
+    number = " ".join(value.split())
+    if not number:
+        raise InvalidValue(field, "must not be empty")
+    if len(number) > SKU_NUMBER_MAX:
+        raise InvalidValue(field, f"must be at most {SKU_NUMBER_MAX} characters")
+    if not _SKU_NUMBER.fullmatch(number):
+        raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
+    return number.upper()
+
+
+def validate_sku_issuer(value: str, *, field: str = "skuIssuer") -> str:
+    """The desa/kelurahan that issued a Surat Keterangan Usaha, by its Kemendagri code
+    (`PP.KK.CC.DDDD`). The shape only: the region table stops at kecamatan, so whether the
+    village exists is not known here; its kecamatan is the caller's lookup."""
+    code = validate_region_code(value, field=field)
+    if code == _NATIONAL or region_level(code, field=field) is not RegionLevel.VILLAGE:
+        raise InvalidValue(field, "must be a desa/kelurahan code shaped PP.KK.CC.DDDD")
+    if code[9] not in _VILLAGE_KINDS:
+        raise InvalidValue(field, "the village digits must start 1 (kelurahan), 2 or 3 (desa)")
+    return code
+
+
+def sku_key(issuer: str, number: str) -> str:
+    """An SKU as one text, as an eligibility decision keeps the key a business was asked by
+    (`subject_key`): the issuing village's code, a space, the number. A NIB has no space, so
+    the two never read as each other (`parse_sku_key`)."""
+    return f"{issuer} {number}"
+
+
+def parse_sku_key(key: str) -> tuple[str, str] | None:
+    """(issuer, number) of an `sku_key`; None for a NIB."""
+    issuer, space, number = key.partition(" ")
+    return (issuer, number) if space else None
 
 
 def validate_nik(value: str, *, known_regencies: Container[str], field: str = "nik") -> str:

@@ -777,3 +777,54 @@ async def _value_of(url: str, statement: str, *arguments: Any) -> Any:
         return await connection.fetchval(statement, *arguments)
     finally:
         await connection.close()
+
+
+WITHOUT_NIB = (
+    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,"
+    " district_code) VALUES ($1, 'Usaha Desa', '10794', 'C', 'micro', '62', '62.71', '62.71.01')"
+    " RETURNING id"
+)
+SKU = "UPDATE msmes SET nib = $2, sku_number = $3, sku_issuer = $4 WHERE id = $1"
+
+
+def test_0043_refuses_a_record_without_a_nib_and_holds_each_to_a_nib_or_an_sku(
+    server_url: str,
+) -> None:
+    """Upgraded from 0042 with a record stored without a NIB, it stops, changing nothing, naming
+    it and no other; once the owner gives it its NIB, every record needs a NIB or a whole SKU in
+    its one spelling, issued in its kecamatan, unique per village; down while a record has only
+    an SKU is refused, and without one it goes down and up again."""
+    with _database_at(server_url, "0042") as url:
+        asyncio.run(_load_reference(url))
+        bare = asyncio.run(_value_of(url, WITHOUT_NIB, None))
+        registered = asyncio.run(_value_of(url, WITHOUT_NIB, "7784300000001"))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert "1 MSME record(s) have no NIB" in message
+        assert f"msmes {bare};" in message
+        assert "then migrate again" in message
+        assert asyncio.run(_value(url, "SELECT version_num FROM alembic_version")) == "0042"
+
+        asyncio.run(_execute(url, "UPDATE msmes SET nib = '7784300000002' WHERE id = $1", bare))
+        upgrade(url)
+        asyncio.run(_execute(url, SKU, bare, None, "470/12/KEL/2024", "62.71.01.1001"))
+        for nib, number, issuer in (
+            (None, None, None),  # neither a NIB nor an SKU
+            ("7784300000001", "470/13/KEL/2024", None),  # half an SKU
+            ("7784300000001", "470/13/kel/2024", "62.71.01.1001"),  # not its one spelling
+            ("7784300000001", "470/13/KEL/2024", "62.71.02.1001"),  # another kecamatan
+            ("7784300000001", "470/13/KEL/2024", "62.71.01.4001"),  # no kind of village
+        ):
+            with pytest.raises(asyncpg.CheckViolationError):
+                asyncio.run(_execute(url, SKU, registered, nib, number, issuer))
+        with pytest.raises(asyncpg.UniqueViolationError):
+            asyncio.run(_execute(url, SKU, registered, None, "470/12/KEL/2024", "62.71.01.1001"))
+        asyncio.run(_execute(url, SKU, registered, None, "470/12/KEL/2024", "62.71.01.2001"))
+
+        refusal = _refused_downgrade(url, "0042")
+        assert f"(msmes {bare}, {registered})" in refusal
+        asyncio.run(_execute(url, "UPDATE msmes SET nib = '7784300000002' WHERE id = $1", bare))
+        asyncio.run(_execute(url, "DELETE FROM msmes WHERE id = $1", registered))
+        command.downgrade(alembic_config(url), "0042")
+        upgrade(url)
