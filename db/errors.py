@@ -175,3 +175,12 @@ def _values(cause: asyncpg.PostgresError) -> list[str]:
     if _QUOTED_VALUE.search(raw):
         parts.append(raw)
     return [part for part in parts if part]
+
+
+def unique_key_taken(error: BaseException) -> str | None:
+    """The unique constraint `error`, or anything it wraps, says a row already holds; None for
+    any other error."""
+    cause = _asyncpg_error(error)
+    if isinstance(cause, asyncpg.exceptions.UniqueViolationError):
+        return cause.constraint_name  # type: ignore[no-any-return]
+    return None

@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import partial
 from typing import Any, TypeVar
@@ -28,6 +28,8 @@ from domain.identifiers import (
     validate_nik,
     validate_region_code,
     validate_rupiah,
+    validate_sku_issuer,
+    validate_sku_number,
 )
 from domain.scale import Scale, check_declared_scale, registered_scale
 
@@ -284,7 +286,7 @@ class OwnerDraft:
 
 @dataclass(frozen=True, slots=True)
 class MsmeDraft:
-    nib: str
+    nib: str | None
     name: str
     kbli_code: str
     region: str
@@ -296,6 +298,8 @@ class MsmeDraft:
     employees: int | None = None
     scale: Scale | None = None
     owner: OwnerDraft | None = None
+    sku_number: str | None = None
+    sku_issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +309,12 @@ class CheckedOwner(OwnerDraft):
 
 @dataclass(frozen=True, slots=True)
 class CheckedMsme:
-    nib: str
+    """A business registered by NIB, by Surat Keterangan Usaha (its number and the issuing
+    desa/kelurahan), or both; each of its fields but `owner` is a column of `msmes`."""
+
+    nib: str | None
+    sku_number: str | None
+    sku_issuer: str | None
     name: str
     kbli_code: str
     kbli_section: str
@@ -320,6 +329,13 @@ class CheckedMsme:
     turnover_year: int | None
     employees: int | None
     owner: CheckedOwner | None
+
+
+@dataclass(frozen=True, slots=True)
+class NibMsme(CheckedMsme):
+    """A checked MSME that has a NIB, as a register's import row must (`check_msme`)."""
+
+    nib: str
 
 
 class Collector:
@@ -358,6 +374,24 @@ def check_msme(
     *,
     name: Namer = str,
     unread: Sequence[InvalidValue] = (),
+) -> NibMsme | list[InvalidValue]:
+    """`check_registered_msme` for a register's import row, which names its business by NIB
+    (the import matches rows to records by it): a row without one is refused for its NIB, as
+    before businesses could be registered by SKU, and an SKU is not read from it."""
+    nib_only = replace(draft, nib=draft.nib or "", sku_number=None, sku_issuer=None)
+    checked = check_registered_msme(nib_only, vocabulary, name=name, unread=unread)
+    if isinstance(checked, list):
+        return checked
+    values = {column.name: getattr(checked, column.name) for column in fields(checked)}
+    return NibMsme(**values)
+
+
+def check_registered_msme(
+    draft: MsmeDraft,
+    vocabulary: Vocabulary,
+    *,
+    name: Namer = str,
+    unread: Sequence[InvalidValue] = (),
 ) -> CheckedMsme | list[InvalidValue]:
     """The values to store, or every broken rule.
 
@@ -371,7 +405,7 @@ def check_msme(
     name = _kept(name)
     got = Collector()
     got.errors.extend(unread)
-    nib = got.take(lambda: validate_nib(draft.nib, field=name("nib")))
+    nib = got.optional(draft.nib, lambda value: validate_nib(value, field=name("nib")))
     title = got.take(lambda: validate_text(draft.name, field=name("name")))
     kbli = got.take(
         lambda: (
@@ -387,6 +421,7 @@ def check_msme(
             district_field=name("district"),
         )
     )
+    sku = _check_sku(draft, place, got, name)
     established = got.optional(
         draft.established_on,
         lambda value: validate_past_date(value, field=name("establishedOn"), today=today),
@@ -417,10 +452,12 @@ def check_msme(
         )
     owner = _check_owner(draft.owner, vocabulary, got, lambda field: name(f"owner.{field}"))
     # Without errors every check produced its value; the test narrows the types for mypy.
-    if got.errors or nib is None or title is None or kbli is None or place is None or not scale:
+    if got.errors or title is None or kbli is None or place is None or not scale:
         return got.errors
     return CheckedMsme(
         nib=nib,
+        sku_number=sku[0] if sku else None,
+        sku_issuer=sku[1] if sku else None,
         name=title,
         kbli_code=kbli[0],
         kbli_section=kbli[1],
@@ -436,6 +473,40 @@ def check_msme(
         employees=employees,
         owner=owner,
     )
+
+
+def _check_sku(
+    draft: MsmeDraft, place: Place | None, got: Collector, name: Namer
+) -> tuple[str, str] | None:
+    """The SKU's number and issuer, both or neither, when the draft has one; an error when it
+    has neither an SKU nor a NIB (KUR takes either: docs/domain.md). The issuing desa/kelurahan
+    is where the business is, so it lies in the record's regency, and in its kecamatan when it
+    has one: a writer cannot register an SKU of a village outside its jurisdiction."""
+    number, issuer = draft.sku_number, draft.sku_issuer
+    if number is None and issuer is None:
+        if draft.nib is None:
+            got.errors.append(
+                InvalidValue(name("nib"), "give a NIB, or an SKU (skuNumber with skuIssuer)")
+            )
+        return None
+    if number is None or issuer is None:
+        missing, given = (
+            ("skuNumber", "skuIssuer") if number is None else ("skuIssuer", "skuNumber")
+        )
+        got.errors.append(InvalidValue(name(missing), f"is required with {given}"))
+        return None
+    checked_number = got.take(lambda: validate_sku_number(number, field=name("skuNumber")))
+    checked_issuer = got.take(lambda: validate_sku_issuer(issuer, field=name("skuIssuer")))
+    if checked_number is None or checked_issuer is None:
+        return None
+    if place is not None:
+        within = place.district or place.regency
+        if not checked_issuer.startswith(within + "."):
+            got.errors.append(
+                InvalidValue(name("skuIssuer"), f"is not a desa/kelurahan of {within}")
+            )
+            return None
+    return checked_number, checked_issuer
 
 
 def _check_owner(

@@ -15,9 +15,9 @@ from strawberry.types import Info
 
 from db.models import COOPERATIVES
 from db.queries import cooperatives
-from db.writes import NotFound, StaleVersion, msmes, participations
+from db.writes import NotFound, StaleVersion, msmes, participations, vocabulary
 from db.writes.versioned import locked
-from domain.records import CheckedMsme, MsmeDraft, check_msme, check_scale_report
+from domain.records import CheckedMsme, MsmeDraft, check_registered_msme, check_scale_report
 from domain.scale import Scale
 from resolvers import Node, calendar
 from resolvers.context import Context
@@ -41,7 +41,9 @@ async def _checked(
 ) -> CheckedMsme:
     fields = (f"{argument}.region", f"{argument}.district")
     await check_region_first(connection, info.context.policy, draft.region, fields)
-    checked = check_msme(draft, await rules(connection), name=lambda field: f"{argument}.{field}")
+    checked = check_registered_msme(
+        draft, await rules(connection), name=lambda field: f"{argument}.{field}"
+    )
     if isinstance(checked, list):
         raise invalid(checked)
     await check_place(
@@ -51,7 +53,20 @@ async def _checked(
         district=checked.district_code,
         fields=fields,
     )
+    await _check_issuer(connection, checked, f"{argument}.skuIssuer")
     return checked
+
+
+async def _check_issuer(connection: AsyncConnection, checked: CheckedMsme, field: str) -> None:
+    """An SKU's village lies in a kecamatan the regions know. The record's own kecamatan is
+    known already (`check_place`), and the village is checked to lie in it; the regions stop at
+    kecamatan, so the village itself is known by its shape only."""
+    issuer = checked.sku_issuer
+    if issuer is None or checked.district_code is not None:
+        return
+    district = issuer[:8]
+    if district not in await vocabulary.existing_regions(connection, {district}):
+        raise bad_input(field, f"{district}, its kecamatan, is not a known kecamatan code")
 
 
 async def _cooperative(
@@ -193,6 +208,8 @@ def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
     was kept apart, such a write is not refused for it)."""
     stored = MsmeDraft(
         nib=current.nib,
+        sku_number=current.sku_number,
+        sku_issuer=current.sku_issuer,
         name=current.name,
         kbli_code=current.kbli_code,
         region=current.regency_code,

@@ -6,6 +6,7 @@ In a `…Changes` input an omitted field stays as stored and an explicit null cl
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -53,8 +54,25 @@ class MsmeImportRow:
     owner: OwnerInput | None = None
 
 
-@strawberry.input(description="A new MSME in your jurisdiction.")
+SKU_NUMBER = (
+    "Surat Keterangan Usaha number, as the desa/kelurahan wrote it; given with skuIssuer. "
+    "Stored trimmed, spaces collapsed, upper-case, so another spelling of a registered one is a "
+    "duplicate."
+)
+SKU_ISSUER = (
+    'The desa/kelurahan that issued the SKU, by its code (e.g. "62.71.01.1001"): in the '
+    "business's regency, and its kecamatan when it has one."
+)
+
+
+@strawberry.input(description="A new MSME in your jurisdiction, registered by NIB or SKU or both.")
 class CreateMsmeInput(MsmeImportRow):
+    nib: str | None = strawberry.field(  # type: ignore[assignment]
+        default=None,
+        description="Nomor Induk Berusaha, 13 digits; without one, give an SKU.",
+    )
+    sku_number: str | None = strawberry.field(default=None, description=SKU_NUMBER)
+    sku_issuer: str | None = strawberry.field(default=None, description=SKU_ISSUER)
     cooperative_id: strawberry.ID | None = strawberry.field(
         default=None, description="The cooperative it is a member of; not a dissolved one."
     )
@@ -62,6 +80,13 @@ class CreateMsmeInput(MsmeImportRow):
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
 class MsmeChanges:
+    nib: str | None = strawberry.field(
+        default=UNSET,
+        description="Its NIB, e.g. once a business registered by SKU has one; null clears it "
+        "from a business with an SKU.",
+    )
+    sku_number: str | None = strawberry.field(default=UNSET, description=SKU_NUMBER)
+    sku_issuer: str | None = strawberry.field(default=UNSET, description=SKU_ISSUER)
     name: str | None = UNSET
     kbli_code: str | None = UNSET
     region: str | None = UNSET
@@ -192,6 +217,11 @@ def owner_draft(owner: OwnerInput | None) -> OwnerDraft | None:
 def _scale(choice: Scale | None) -> DomainScale | None:
     value = stored_value(choice)
     return None if value is None else DomainScale(value)
+
+
+def created_msme_draft(given: CreateMsmeInput) -> MsmeDraft:
+    """An import row's draft with the SKU, which only a created MSME has so far."""
+    return replace(msme_draft(given), sku_number=given.sku_number, sku_issuer=given.sku_issuer)
 
 
 def msme_draft(row: MsmeImportRow) -> MsmeDraft:

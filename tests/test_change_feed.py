@@ -42,8 +42,8 @@ from tests.test_eligibility_api import (
 
 RECORDS = ("msme", "cooperative", "participation")
 MSME_FIELDS = """
-  id nib name kbliCode kbliSection scale declaredScale establishedOn capital annualTurnover
-  turnoverYear
+  id nib skuNumber skuIssuer name kbliCode kbliSection scale declaredScale establishedOn
+  capital annualTurnover turnoverYear
   employees isActive version province { code } regency { code } district { code }
   cooperative { id }
 """

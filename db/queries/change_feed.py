@@ -225,6 +225,8 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
     fields = [
         ("id", _text(m.id)),
         ("nib", m.nib),
+        ("skuNumber", m.sku_number),
+        ("skuIssuer", m.sku_issuer),
         ("name", m.name),
         ("kbliCode", m.kbli_code),
         ("kbliSection", m.kbli_section),

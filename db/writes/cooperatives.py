@@ -22,7 +22,10 @@ def record_values(checked: CheckedCooperative) -> dict[str, Any]:
 async def create(connection: AsyncConnection, checked: CheckedCooperative, actor: Actor) -> Record:
     values = record_values(checked)
     created = await inserted(
-        connection, COOPERATIVES, values, natural_key="legal_entity_no", field="input.legalEntityNo"
+        connection,
+        COOPERATIVES,
+        values,
+        keys={"uq_cooperatives_legal_entity_no": "input.legalEntityNo"},
     )
     await record(
         connection,

@@ -53,6 +53,12 @@ class OwnerChange:
         return [f"owner.{column}" for column in self.columns]
 
 
+def natural_keys(argument: str) -> dict[str, str]:
+    """The keys that name one business nationwide, a NIB and an SKU (its number with its
+    issuing village), each by the field of `argument` ("input", "changes") it came from."""
+    return {"uq_msmes_nib": f"{argument}.nib", "uq_msmes_sku_issuer": f"{argument}.skuNumber"}
+
+
 def record_values(checked: CheckedMsme, cooperative_id: int | None) -> dict[str, Any]:
     """The `msmes` columns of a checked draft (the owner goes to its own table)."""
     values = {key: value for key, value in asdict(checked).items() if key != "owner"}
@@ -72,10 +78,11 @@ async def create(
     cooperative_id: int | None,
     today: date,
 ) -> tuple[Record, OwnerChange]:
-    """A NIB names one business nationwide, so a taken NIB is refused wherever its record is."""
+    """A NIB or an SKU names one business nationwide, so a taken one is refused wherever its
+    record is."""
     await after_imports(connection)
     values = record_values(checked, cooperative_id)
-    created = await inserted(connection, MSMES, values, natural_key="nib", field="input.nib")
+    created = await inserted(connection, MSMES, values, keys=natural_keys("input"))
     owner = await set_owner(connection, created.id, checked.owner)
     await note_scale(connection, created, effective_from=today)
     await record(
@@ -163,6 +170,7 @@ async def update(
         kind="msme",
         operation="update",
         personal_fields=change.personal_fields,
+        keys=natural_keys("changes"),
     )
     if written.scale != current.scale:
         await note_scale(connection, written, effective_from=today)

@@ -10,38 +10,44 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Executable, Table, func, insert, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import unique_key_taken
 from db.queries import Record
 from db.writes import Duplicate, NotFound, StaleVersion
 from db.writes.history import Actor, record
 
+NaturalKeys = Mapping[str, str]
+"""A table's natural keys, each unique constraint's name -> the field a write took it from."""
+
+
+async def _keyed(
+    connection: AsyncConnection, statement: Executable, keys: NaturalKeys
+) -> CursorResult[Any]:
+    """`statement` run; `Duplicate` naming the field of a natural key it finds already taken.
+
+    The field is where the mutation took the key from (`input.nib`), as every refusal names the
+    field by its path from the argument, so a client finds it as it finds a rule's error. The
+    failed statement has aborted the transaction, which the refusal then rolls back.
+    """
+    try:
+        return await connection.execute(statement)
+    except DBAPIError as error:
+        field = keys.get(unique_key_taken(error) or "")
+        if field is None:
+            raise
+        raise Duplicate(field, "is already registered") from None
+
 
 async def inserted(
-    connection: AsyncConnection,
-    table: Table,
-    values: Mapping[str, Any],
-    *,
-    natural_key: str,
-    field: str,
+    connection: AsyncConnection, table: Table, values: Mapping[str, Any], *, keys: NaturalKeys
 ) -> Record:
-    """The new row; `Duplicate` naming `field` when its natural key is already registered.
-
-    `field` is where the create mutation took the key from (`input.nib`), as every refusal names
-    the field by its path from the argument, so a client finds it as it finds a rule's error.
-    """
-    statement = (
-        insert(table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=[natural_key])
-        .returning(*table.c)
-    )
-    created = (await connection.execute(statement)).first()
-    if created is None:
-        raise Duplicate(field, "is already registered")
-    return created
+    """The new row; `Duplicate` naming the field of a natural key already registered."""
+    statement = insert(table).values(values).returning(*table.c)
+    return (await _keyed(connection, statement, keys)).one()
 
 
 async def locked(
@@ -75,10 +81,12 @@ async def write(
     kind: str,
     operation: str,
     personal_fields: Iterable[str] = (),
+    keys: NaturalKeys | None = None,
 ) -> Record:
     """Apply `values` to a locked row; nothing changes (not even the version) when nothing differs.
 
-    A history row is written only for a real change, so repeating a request is harmless.
+    A history row is written only for a real change, so repeating a request is harmless. A
+    change to a natural key another row holds is `Duplicate` naming its field in `keys`.
     """
     if current.version != expected_version:
         raise StaleVersion(current.version)
@@ -96,7 +104,7 @@ async def write(
         .values(assignments)
         .returning(*table.c)
     )
-    written = (await connection.execute(statement)).one()
+    written = (await _keyed(connection, statement, keys or {})).one()
     await record(
         connection,
         actor,

@@ -163,7 +163,18 @@ class Cooperative:
 @strawberry.type(description="A micro, small or medium enterprise (UMKM).")
 class Msme:
     id: strawberry.ID
-    nib: str | None = strawberry.field(description="Nomor Induk Berusaha, 13 digits (OSS).")
+    nib: str | None = strawberry.field(
+        description="Nomor Induk Berusaha, 13 digits (OSS); null for a business registered by "
+        "SKU alone."
+    )
+    sku_number: str | None = strawberry.field(
+        description="Surat Keterangan Usaha number (trimmed, spaces collapsed, upper-case), "
+        "when the business is registered by SKU."
+    )
+    sku_issuer: str | None = strawberry.field(
+        description="The desa/kelurahan that issued the SKU, by its Kemendagri code "
+        '(e.g. "62.71.01.1001").'
+    )
     name: str
     kbli_code: str = strawberry.field(description="Primary KBLI 2020 code (5 digits).")
     kbli_section: str = strawberry.field(description="KBLI 2020 section letter, A-U.")

@@ -1,0 +1,219 @@
+"""Businesses registered by Surat Keterangan Usaha instead of (or before) a NIB, through the real
+schema: created, given a NIB later, kept to their village and jurisdiction, and checked for a
+guarantee by SKU."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from db.queries import guarantees
+from tests.support.clock import Clock
+from tests.support.databases import as_service
+from tests.support.graphql import principal, run
+from tests.test_eligibility_api import CHECKED_ON
+
+KALTENG = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+KALBAR = principal(OrgKind.PROVINCE, "61")
+PALANGKA_RAYA = principal(OrgKind.REGENCY, "62.71")
+GUARANTOR = replace(principal(OrgKind.BUMD, "62"), client_id="test-bumd-62-sku")
+"""A guarantor of this module's own, whose equity it registers (`guarantor`)."""
+PAHANDUT = "62.71.01.1001"  # a kelurahan of kecamatan Pahandut (62.71.01), Palangka Raya
+
+CREATE = """
+mutation Create($input: CreateMsmeInput!) {
+  createMsme(input: $input) {
+    id nib skuNumber skuIssuer version regency { code }
+    changes { operation fields { field before after } }
+  }
+}
+"""
+UPDATE = """
+mutation Update($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) {
+    id nib skuNumber skuIssuer version changes { operation fields { field before after } }
+  }
+}
+"""
+CHECK = """
+mutation Check($request: EligibilityRequest!) {
+  checkEligibility(request: $request) { id verdict subjectKey results { ruleId outcome } }
+}
+"""
+GUARANTEE = """
+mutation Guarantee($guarantee: GuaranteeInput!) { recordGuarantee(guarantee: $guarantee) { id } }
+"""
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch, CHECKED_ON)
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def guarantor(reference_url: str) -> None:
+    """The guarantor's equity, registered as the owner does (`sinergi guarantors set-equity`)."""
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    async with owner.begin() as connection:
+        await guarantees.set_equity(connection, GUARANTOR.client_id, 50_000_000_000, Decimal(20))
+    await owner.dispose()
+
+
+def business(sku_number: str | None, sku_issuer: str | None = PAHANDUT, **overrides: Any) -> Any:
+    """An eligible micro business of Pahandut, with its owner, registered by SKU alone."""
+    values: dict[str, Any] = {
+        "skuNumber": sku_number,
+        "skuIssuer": sku_issuer,
+        "name": "Warung Uji Desa",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "district": "62.71.01",
+        "establishedOn": "2020-01-01",
+        "capital": "50000000",
+        "annualTurnover": "240000000",
+        "turnoverYear": 2025,
+        "owner": {"nik": "6271011508850001", "fullName": "Pemilik Uji"},
+    }
+    return {key: value for key, value in {**values, **overrides}.items() if value is not None}
+
+
+async def create(engine: AsyncEngine, who: Any = KALTENG, **given: Any) -> Any:
+    return await run(engine, who, CREATE, {"input": given})
+
+
+def refusal(result: Any) -> tuple[str, str]:
+    assert result.errors, result
+    extensions = result.errors[0].extensions
+    return extensions["code"], extensions["field"]
+
+
+def fields_of(change: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {field["field"]: (field["before"], field["after"]) for field in change["fields"]}
+
+
+async def test_a_business_with_an_sku_and_no_nib_is_created_in_its_one_spelling(
+    engine: AsyncEngine,
+) -> None:
+    created = await create(engine, **business("  470 /  12/kel.pahandut/2024 "))
+    assert created.errors is None, created.errors
+    msme = created.data["createMsme"]
+    assert (msme["nib"], msme["skuNumber"], msme["skuIssuer"]) == (
+        None,
+        "470 / 12/KEL.PAHANDUT/2024",
+        PAHANDUT,
+    )
+    (creation,) = msme["changes"]
+    assert fields_of(creation)["skuNumber"] == (None, "470 / 12/KEL.PAHANDUT/2024")
+    assert fields_of(creation)["skuIssuer"] == (None, PAHANDUT)
+    assert "nib" not in fields_of(creation)
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"skuNumber": None, "skuIssuer": None}, "input.nib"),
+        ({"nib": "12345"}, "input.nib"),  # an SKU does not excuse a malformed NIB
+        ({"skuIssuer": None}, "input.skuIssuer"),
+        ({"skuNumber": None}, "input.skuNumber"),
+        ({"skuNumber": " "}, "input.skuNumber"),
+        ({"skuNumber": "470/1/KEL/2024\u00e9"}, "input.skuNumber"),
+        ({"skuIssuer": "62.71.01"}, "input.skuIssuer"),  # a kecamatan, not a village
+        ({"skuIssuer": "62.71.01.5001"}, "input.skuIssuer"),  # no kind of village
+        ({"skuIssuer": "62.71.02.1001"}, "input.skuIssuer"),  # not the business's kecamatan
+    ],
+)
+async def test_a_business_without_a_whole_sku_or_a_nib_is_refused_naming_the_field(
+    engine: AsyncEngine, given: dict[str, Any], field: str
+) -> None:
+    values = {**business("470/99/KEL/2024"), **given}
+    result = await create(engine, **{key: value for key, value in values.items() if value})
+    assert refusal(result) == ("BAD_USER_INPUT", field)
+
+
+async def test_an_sku_registered_in_another_spelling_is_a_conflict_on_its_number(
+    engine: AsyncEngine,
+) -> None:
+    first = await create(engine, **business("145/SKU/DS/2025", PAHANDUT[:-4] + "2003"))
+    assert first.errors is None, first.errors
+    again = await create(engine, **business(" 145/sku/ds/2025", PAHANDUT[:-4] + "2003"))
+    assert refusal(again) == ("CONFLICT", "input.skuNumber")
+    elsewhere = await create(engine, **business("145/SKU/DS/2025", PAHANDUT[:-4] + "2004"))
+    assert elsewhere.errors is None, elsewhere.errors
+
+
+async def test_a_regency_cannot_register_an_sku_issued_outside_it(engine: AsyncEngine) -> None:
+    """Palangka Raya's writer may not put an SKU of Kotawaringin Barat's village on a business
+    of its own, nor a business there; nor an SKU of a kecamatan the regions do not know."""
+    outside = business("77/SKU/2025", "62.01.05.2001", district=None, owner=None)
+    assert refusal(await create(engine, PALANGKA_RAYA, **outside)) == (
+        "BAD_USER_INPUT",
+        "input.skuIssuer",
+    )
+    moved = {**outside, "region": "62.01"}
+    assert refusal(await create(engine, PALANGKA_RAYA, **moved)) == ("FORBIDDEN", "input.region")
+    unknown = business("77/SKU/2025", "62.71.99.1001", district=None, owner=None)
+    assert refusal(await create(engine, PALANGKA_RAYA, **unknown)) == (
+        "BAD_USER_INPUT",
+        "input.skuIssuer",
+    )
+    known = business("77/SKU/2025", "62.71.02.1001", district=None, owner=None)
+    assert (await create(engine, PALANGKA_RAYA, **known)).errors is None
+
+
+async def test_an_sku_business_gets_its_nib_later_and_keeps_a_nib_or_an_sku(
+    engine: AsyncEngine,
+) -> None:
+    created = (await create(engine, **business("12/SKU/KEL/2023"))).data["createMsme"]
+    key = {"id": created["id"], "version": created["version"]}
+    given = await run(engine, KALTENG, UPDATE, {**key, "changes": {"nib": "7743000000001"}})
+    assert given.errors is None, given.errors
+    msme = given.data["updateMsme"]
+    assert (msme["nib"], msme["skuNumber"], msme["version"]) == (
+        "7743000000001",
+        "12/SKU/KEL/2023",
+        2,
+    )
+    assert fields_of(msme["changes"][-1]) == {"nib": (None, "7743000000001")}
+
+    key["version"] = 2
+    cleared = {"skuNumber": None, "skuIssuer": None}
+    dropped = await run(engine, KALTENG, UPDATE, {**key, "changes": cleared})
+    assert dropped.errors is None, dropped.errors
+    key["version"] = 3
+    bare = await run(engine, KALTENG, UPDATE, {**key, "changes": {"nib": None}})
+    assert refusal(bare) == ("BAD_USER_INPUT", "changes.nib")
+    moved = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {
+            **key,
+            "changes": {
+                "skuNumber": "1/X",
+                "skuIssuer": PAHANDUT,
+                "region": "62.01",
+                "district": None,
+            },
+        },
+    )
+    assert refusal(moved) == ("BAD_USER_INPUT", "changes.skuIssuer")
+
+    other = (await create(engine, **business("13/SKU/KEL/2023"))).data["createMsme"]
+    taken = {"id": other["id"], "version": other["version"], "changes": {"nib": "7743000000001"}}
+    assert refusal(await run(engine, KALTENG, UPDATE, taken)) == ("CONFLICT", "changes.nib")
+    resent = {**taken, "changes": {"skuNumber": "12/sku/kel/2023", "skuIssuer": PAHANDUT}}
+    assert (await run(engine, KALTENG, UPDATE, resent)).errors is None  # freed above
