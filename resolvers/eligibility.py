@@ -33,7 +33,15 @@ from domain.eligibility import (
     validate_check_date,
 )
 from domain.errors import InvalidValue
-from domain.identifiers import established_by, validate_legal_entity_no, validate_nib
+from domain.identifiers import (
+    established_by,
+    parse_sku_key,
+    sku_key,
+    validate_legal_entity_no,
+    validate_nib,
+    validate_sku_issuer,
+    validate_sku_number,
+)
 from domain.records import NOTE_MAX, Collector, validate_text
 from domain.ruleset import RuleSet
 from domain.scale import classify
@@ -48,8 +56,8 @@ _PARSED: dict[tuple[str, str], RuleSet] = {}
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A check as it may be asked: `kind` MSME or COOPERATIVE, `key` its NIB or legal-entity
-    number, both well formed (`checked_request`)."""
+    """A check as it may be asked: `kind` MSME or COOPERATIVE, `key` its NIB, SKU (`sku_key`)
+    or legal-entity number, well formed (`checked_request`)."""
 
     kind: str
     key: str
@@ -83,19 +91,42 @@ def request_error(error: InvalidValue) -> GraphQLError:
     return bad_input(named.field, named.reason)
 
 
-def _subject_key(nib: str | None, legal_entity_no: str | None) -> tuple[str, str]:
-    if (nib is None) == (legal_entity_no is None):
-        raise InvalidValue("nib", "give either nib (an MSME) or legalEntityNo (a cooperative)")
-    if nib is not None:
-        return MSME, validate_nib(nib, field="nib")
-    assert legal_entity_no is not None
-    return COOPERATIVE, validate_legal_entity_no(legal_entity_no, field="legal_entity_no")
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """The business a check names, as the request gives it: exactly one of these ways."""
+
+    nib: str | None = None
+    sku_number: str | None = None
+    sku_issuer: str | None = None
+    legal_entity_no: str | None = None
+
+
+def _subject_key(subject: Subject) -> tuple[str, str]:
+    by_sku = subject.sku_number is not None or subject.sku_issuer is not None
+    ways = (subject.nib is not None, by_sku, subject.legal_entity_no is not None)
+    if sum(ways) != 1:
+        raise InvalidValue(
+            "nib",
+            "give one of nib or skuNumber with skuIssuer (an MSME), or legalEntityNo "
+            "(a cooperative)",
+        )
+    if subject.nib is not None:
+        return MSME, validate_nib(subject.nib, field="nib")
+    if by_sku:
+        if subject.sku_number is None:
+            raise InvalidValue("sku_number", "is required with skuIssuer")
+        if subject.sku_issuer is None:
+            raise InvalidValue("sku_issuer", "is required with skuNumber")
+        issuer = validate_sku_issuer(subject.sku_issuer, field="sku_issuer")
+        return MSME, sku_key(issuer, validate_sku_number(subject.sku_number, field="sku_number"))
+    assert subject.legal_entity_no is not None
+    number = validate_legal_entity_no(subject.legal_entity_no, field="legal_entity_no")
+    return COOPERATIVE, number
 
 
 def checked_request(
     *,
-    nib: str | None,
-    legal_entity_no: str | None,
+    subject: Subject,
     product: str,
     loan_amount: int,
     tenor_months: int,
@@ -110,12 +141,12 @@ def checked_request(
     all refused alike whether or not the business exists: a request cannot tell a business in
     the register from none."""
     got = Collector()
-    subject = got.take(lambda: _subject_key(nib, legal_entity_no))
+    named = got.take(lambda: _subject_key(subject))
     got.errors.extend(loan_problems(product, loan_amount, tenor_months))
     attested = got.take(attestation)
-    if got.errors or subject is None or attested is None:
+    if got.errors or named is None or attested is None:
         raise invalid([_in_request(error) for error in got.errors])
-    kind, key = subject
+    kind, key = named
     return Request(
         kind=kind,
         key=key,
@@ -140,7 +171,9 @@ def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
         scale = classify(capital=row.capital, annual_sales=row.annual_turnover)
         return {
             **common,
-            "has_nib": True,
+            # A record has a NIB or an SKU (migration 0043), and R01 takes either.
+            "has_nib": row.nib is not None,
+            "has_sku": row.sku_number is not None,
             "business_start_date": row.established_on,
             "scale": None if scale is None else scale.value,
             "annual_sales": row.annual_turnover,
@@ -187,7 +220,9 @@ async def _subject(
     except InvalidValue as error:
         raise request_error(error) from None
     if row.id is None:
-        field = "request.nib" if kind == MSME else "request.legalEntityNo"
+        field = "request.legalEntityNo"
+        if kind == MSME:
+            field = "request.nib" if parse_sku_key(key) is None else "request.skuNumber"
         raise coded_error(ErrorCode.NOT_FOUND, f"{field}: no such business", field=field)
     return row, rules, on
 

@@ -39,9 +39,18 @@ class LenderAttestationInput:
     has_npwp: bool | None = None
 
 
-@strawberry.input(description="Which business, which product, and the loan to be guaranteed.")
+@strawberry.input(
+    description="Which business (by NIB, by SKU, or a cooperative by legal-entity number: "
+    "exactly one), which product, and the loan to be guaranteed."
+)
 class EligibilityRequest:
     nib: str | None = strawberry.field(default=None, description="An MSME, by NIB.")
+    sku_number: str | None = strawberry.field(
+        default=None, description="An MSME, by Surat Keterangan Usaha number, with skuIssuer."
+    )
+    sku_issuer: str | None = strawberry.field(
+        default=None, description="The desa/kelurahan code that issued the SKU."
+    )
     legal_entity_no: str | None = strawberry.field(
         default=None, description="A cooperative, by legal-entity number (in any spelling)."
     )
@@ -74,8 +83,12 @@ def checked_request(request: EligibilityRequest) -> eligibility.Request:
     """The resolver's request; BAD_USER_INPUT listing all that is wrong with it, the
     attestation out of range with the rest (resolvers.eligibility's `checked_request`)."""
     return eligibility.checked_request(
-        nib=request.nib,
-        legal_entity_no=request.legal_entity_no,
+        subject=eligibility.Subject(
+            nib=request.nib,
+            sku_number=request.sku_number,
+            sku_issuer=request.sku_issuer,
+            legal_entity_no=request.legal_entity_no,
+        ),
         product=request.product,
         loan_amount=request.loan_amount,
         tenor_months=request.tenor_months,

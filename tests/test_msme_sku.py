@@ -18,7 +18,8 @@ from db.queries import guarantees
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
-from tests.test_eligibility_api import CHECKED_ON
+from tests.support.statements import recorded_statements
+from tests.test_eligibility_api import CHECKED_ON, FULL_ATTESTATION, PRODUCT, SCENARIO_DATE
 
 KALTENG = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
 KALBAR = principal(OrgKind.PROVINCE, "61")
@@ -217,3 +218,78 @@ async def test_an_sku_business_gets_its_nib_later_and_keeps_a_nib_or_an_sku(
     assert refusal(await run(engine, KALTENG, UPDATE, taken)) == ("CONFLICT", "changes.nib")
     resent = {**taken, "changes": {"skuNumber": "12/sku/kel/2023", "skuIssuer": PAHANDUT}}
     assert (await run(engine, KALTENG, UPDATE, resent)).errors is None  # freed above
+
+
+def _request(subject: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **subject,
+        "product": PRODUCT,
+        "loanAmount": "40000000",
+        "tenorMonths": 24,
+        "checkDate": SCENARIO_DATE,
+        "attestation": FULL_ATTESTATION,
+    }
+
+
+async def test_a_guarantor_checks_a_business_by_its_sku_as_by_its_nib(
+    engine: AsyncEngine, guarantor: None
+) -> None:
+    """R01 counts the SKU as registration; the check reads as many statements either way, and a
+    guarantee on it reads the business again by the SKU it was asked by."""
+    await create(engine, **business("9/SKU/2024", PAHANDUT[:-4] + "2009"))
+    await create(engine, **business(None, None, nib="7743000000009"))
+    by_sku = {"skuNumber": " 9/sku/2024", "skuIssuer": PAHANDUT[:-4] + "2009"}
+    by_nib = {"request": _request({"nib": "7743000000009"})}
+    assert (await run(engine, GUARANTOR, CHECK, by_nib)).errors is None  # the rules, read once
+    with recorded_statements(engine) as read_by_sku:
+        checked = await run(engine, GUARANTOR, CHECK, {"request": _request(by_sku)})
+    assert checked.errors is None, checked.errors
+    decision = checked.data["checkEligibility"]
+    assert decision["verdict"] == "ELIGIBLE"
+    assert decision["subjectKey"] == "62.71.01.2009 9/SKU/2024"
+    assert {"ruleId": "R01", "outcome": "PASS"} in decision["results"]
+    with recorded_statements(engine) as read_by_nib:
+        assert (await run(engine, GUARANTOR, CHECK, by_nib)).errors is None
+    assert len(read_by_sku) == len(read_by_nib)
+
+    guarantee = {
+        "decisionId": decision["id"],
+        "bank": "Bank Kalteng",
+        "startsOn": "2026-01-20",
+        "endsOn": "2028-01-20",
+    }
+    recorded = await run(engine, GUARANTOR, GUARANTEE, {"guarantee": guarantee})
+    assert recorded.errors is None, recorded.errors
+
+
+async def test_a_business_outside_the_guarantors_province_answers_as_an_unknown_sku(
+    engine: AsyncEngine,
+) -> None:
+    kalbar = business("5/SKU/2024", "61.71.01.1001", region="61.71", district="61.71.01")
+    kalbar.pop("owner")
+    assert (await create(engine, KALBAR, **kalbar)).errors is None
+    outside = {"skuNumber": "5/SKU/2024", "skuIssuer": "61.71.01.1001"}
+    unknown = {"skuNumber": "5/SKU/2024", "skuIssuer": "61.71.01.1002"}
+    answers = [
+        await run(engine, GUARANTOR, CHECK, {"request": _request(subject)})
+        for subject in (outside, unknown)
+    ]
+    assert [answer.data for answer in answers] == [{"checkEligibility": None}] * 2
+    assert [refusal(answer) for answer in answers] == [("NOT_FOUND", "request.skuNumber")] * 2
+    assert answers[0].errors[0].message == answers[1].errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("subject", "field"),
+    [
+        ({"nib": "7743000000009", "skuNumber": "9/SKU/2024", "skuIssuer": PAHANDUT}, "request.nib"),
+        ({"skuNumber": "9/SKU/2024"}, "request.skuIssuer"),
+        ({"skuIssuer": PAHANDUT}, "request.skuNumber"),
+        ({"skuNumber": "9/SKU/2024", "skuIssuer": "62.71"}, "request.skuIssuer"),
+    ],
+)
+async def test_a_check_names_its_business_exactly_one_way(
+    engine: AsyncEngine, subject: dict[str, Any], field: str
+) -> None:
+    answer = await run(engine, GUARANTOR, CHECK, {"request": _request(subject)})
+    assert refusal(answer) == ("BAD_USER_INPUT", field)

@@ -49,6 +49,7 @@ from db.queries.ownership import Ownership
 from db.writes import ImportInProgress
 from db.writes.msmes import IMPORT_LOCK
 from domain.errors import InvalidValue
+from domain.identifiers import parse_sku_key
 from domain.participations import ParticipationStatus
 from domain.ruleset import RuleSet
 
@@ -92,14 +93,22 @@ for the rules even when no such business is in scope, so a request for rules tha
 is refused the same whether or not the business does."""
 
 
+_BY_NIB = MSMES.c.nib == bindparam("key")
+_BY_SKU = and_(
+    MSMES.c.sku_issuer == bindparam("sku_issuer"), MSMES.c.sku_number == bindparam("sku_number")
+)
+
+
 @lru_cache(maxsize=1024)
-def _msme_facts(own: Ownership) -> DriverStatement:
-    """An MSME in the guarantor's jurisdiction, and whether a guarantee of its own for it has
-    defaulted (R13)."""
+def _msme_facts(own: Ownership, *, by_sku: bool) -> DriverStatement:
+    """An MSME in the guarantor's jurisdiction, named by NIB or by SKU (each one unique key),
+    and whether a guarantee of its own for it has defaulted (R13)."""
     scope = own.scope
     return DriverStatement(
         select(
             MSMES.c.id,
+            MSMES.c.nib,
+            MSMES.c.sku_number,
             MSMES.c.province_code,
             MSMES.c.regency_code,
             MSMES.c.established_on,
@@ -113,7 +122,7 @@ def _msme_facts(own: Ownership) -> DriverStatement:
             has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id, own).label("defaulted"),
             _IN_FORCE.c.ruleset_version,
         ).select_from(
-            _IN_FORCE.outerjoin(MSMES, and_(MSMES.c.nib == bindparam("key"), scope.rows(MSMES)))
+            _IN_FORCE.outerjoin(MSMES, and_(_BY_SKU if by_sku else _BY_NIB, scope.rows(MSMES)))
         )
     )
 
@@ -152,7 +161,7 @@ def _cooperative_facts(own: Ownership) -> DriverStatement:
 
 async def msme_facts(
     connection: Pooled,
-    nib: str,
+    key: str,
     own: Ownership,
     *,
     product: str,
@@ -161,11 +170,30 @@ async def msme_facts(
     """The facts of one MSME as the guarantor whose decisions and guarantees are `own` asks
     about it (in its jurisdiction, R13 of its own guarantees), with the version of `product`'s
     rules in force on `on_date`: a check reads the registry and learns which rules apply in one
-    statement (on asyncpg itself: db/driver.py). No such MSME in scope: the business's columns
-    are NULL."""
-    parameters = {"key": nib, "product": product, "on_date": on_date}
-    (row,) = await fetch(connection, _msme_facts(own), parameters)
+    statement (on asyncpg itself: db/driver.py). `key` is its NIB or its SKU
+    (domain/identifiers.py `sku_key`). No such MSME in scope: the business's columns are
+    NULL."""
+    statement, parameters = _msme_key(own, key, product=product, on_date=on_date)
+    (row,) = await fetch(connection, statement, parameters)
     return row
+
+
+def _msme_key(
+    own: Ownership, key: str, *, product: str, on_date: date
+) -> tuple[DriverStatement, dict[str, Any]]:
+    """The statement of `msme_facts` for a NIB or an SKU, and its parameters."""
+    sku = parse_sku_key(key)
+    if sku is None:
+        parameters = {"key": key, "product": product, "on_date": on_date}
+        return _msme_facts(own, by_sku=False), parameters
+    issuer, number = sku
+    parameters = {
+        "sku_issuer": issuer,
+        "sku_number": number,
+        "product": product,
+        "on_date": on_date,
+    }
+    return _msme_facts(own, by_sku=True), parameters
 
 
 async def cooperative_facts(
@@ -188,12 +216,17 @@ async def facts_now(connection: AsyncConnection, decision: Record, own: Ownershi
     check read them with, run in the transaction that records a guarantee on the decision (the
     version in force it also answers goes unused: the decision's own applies). No longer in
     scope: the business's columns are NULL."""
-    statement = _msme_facts(own) if decision.msme_id is not None else _cooperative_facts(own)
-    parameters = {
-        "key": decision.subject_key,
-        "product": decision.product,
-        "on_date": decision.check_date,
-    }
+    if decision.msme_id is not None:
+        statement, parameters = _msme_key(
+            own, decision.subject_key, product=decision.product, on_date=decision.check_date
+        )
+    else:
+        statement = _cooperative_facts(own)
+        parameters = {
+            "key": decision.subject_key,
+            "product": decision.product,
+            "on_date": decision.check_date,
+        }
     return await _one(connection, statement, parameters)
 
 

@@ -107,7 +107,10 @@ class Replay:
 @strawberry.type(description="An eligibility decision, stored with its facts for later review.")
 class EligibilityDecision:
     id: strawberry.ID
-    subject_key: str = strawberry.field(description="The NIB or legal-entity number asked about.")
+    subject_key: str = strawberry.field(
+        description="The NIB, SKU (issuing village code, a space, the number) or legal-entity "
+        "number asked about."
+    )
     product: str
     ruleset_version: str
     check_date: date
