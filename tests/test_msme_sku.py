@@ -220,6 +220,38 @@ async def test_an_sku_business_gets_its_nib_later_and_keeps_a_nib_or_an_sku(
     assert (await run(engine, KALTENG, UPDATE, resent)).errors is None  # freed above
 
 
+FEED = """
+query($after: String) {
+  msmeChanges(after: $after, first: 100) { entries { change record } endCursor hasMore }
+}
+"""
+
+
+async def test_the_change_feed_carries_the_sku_and_the_nib_added_later(
+    engine: AsyncEngine,
+) -> None:
+    """Read by a regency of its own here (Barito Timur, 62.13), so the feed is this test's."""
+    given = business("3/SKU/2025", "62.13.01.2001", region="62.13", district="62.13.01")
+    created = (await create(engine, **given)).data["createMsme"]
+    changes = {"nib": "7743000000013"}
+    key = {"id": created["id"], "version": created["version"]}
+    assert (await run(engine, KALTENG, UPDATE, {**key, "changes": changes})).errors is None
+    reader, after, entries = principal(OrgKind.REGENCY, "62.13"), None, []
+    while True:
+        page = (await run(engine, reader, FEED, {"after": after})).data["msmeChanges"]
+        entries += [entry for entry in page["entries"] if entry["record"]["id"] == created["id"]]
+        if not page["hasMore"]:
+            break
+        after = page["endCursor"]
+    assert [entry["change"] for entry in entries] == ["CREATED", "UPDATED"]
+    record = entries[-1]["record"]
+    assert (record["nib"], record["skuNumber"], record["skuIssuer"]) == (
+        "7743000000013",
+        "3/SKU/2025",
+        "62.13.01.2001",
+    )
+
+
 def _request(subject: dict[str, Any]) -> dict[str, Any]:
     return {
         **subject,

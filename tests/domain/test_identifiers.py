@@ -17,9 +17,11 @@ from domain.identifiers import (
     kbli_section,
     mask_nik,
     parse_kbli_sections,
+    parse_sku_key,
     province_of,
     regency_of,
     region_level,
+    sku_key,
     validate_kbli_code,
     validate_legal_entity_no,
     validate_nib,
@@ -27,6 +29,8 @@ from domain.identifiers import (
     validate_record_id,
     validate_region_code,
     validate_rupiah,
+    validate_sku_issuer,
+    validate_sku_number,
 )
 
 # The packaged reference data (sinergi/seed_data).
@@ -534,3 +538,42 @@ def test_a_negative_oversized_or_non_integer_amount_is_rejected(amount: object) 
     with pytest.raises(InvalidValue) as caught:
         validate_rupiah(amount, field="input.annualSales")  # type: ignore[arg-type]
     assert caught.value.field == "input.annualSales"
+
+
+@pytest.mark.parametrize(
+    ("given", "spelled"),
+    [
+        ("470/12/Kel.Pahandut/2024", "470/12/KEL.PAHANDUT/2024"),
+        ("  503 / 045 /sku\u00a0 /2024 ", "503 / 045 /SKU /2024"),
+        ("12", "12"),
+    ],
+)
+def test_an_sku_number_has_one_spelling(given: str, spelled: str) -> None:
+    assert validate_sku_number(given) == spelled
+    assert validate_sku_number(spelled) == spelled
+
+
+@pytest.mark.parametrize("value", ["", "   ", "470/12/Kel\u00e9", "470\x00/12", "1" * 81])
+def test_an_sku_number_that_is_empty_long_or_not_ascii_is_rejected(value: str) -> None:
+    with pytest.raises(InvalidValue) as refused:
+        validate_sku_number(value, field="input.skuNumber")
+    assert refused.value.field == "input.skuNumber"
+
+
+@pytest.mark.parametrize("value", ["62.71.01.1001", "62.01.05.2001", " 62.01.05.3001 "])
+def test_an_sku_is_issued_by_a_kelurahan_a_desa_or_a_desa_adat(value: str) -> None:
+    assert validate_sku_issuer(value) == value.strip()
+
+
+@pytest.mark.parametrize(
+    "value", ["ID", "62", "62.71", "62.71.01", "62.71.01.4001", "62.71.01.101"]
+)
+def test_an_sku_issuer_that_is_no_village_is_rejected(value: str) -> None:
+    with pytest.raises(InvalidValue):
+        validate_sku_issuer(value)
+
+
+def test_an_sku_key_reads_back_and_is_never_a_nib() -> None:
+    key = sku_key("62.71.01.1001", "503 / 045 /SKU")
+    assert parse_sku_key(key) == ("62.71.01.1001", "503 / 045 /SKU")
+    assert parse_sku_key("1904230058291") is None

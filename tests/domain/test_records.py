@@ -16,6 +16,7 @@ from domain.records import (
     OwnerDraft,
     Vocabulary,
     check_msme,
+    check_registered_msme,
     check_scale_report,
     settle_scale,
     validate_phone,
@@ -63,6 +64,27 @@ def test_every_broken_rule_is_reported_with_the_callers_field_names() -> None:
         "input.nib",
         "input.kbliCode",
         "input.turnoverYear",
+    ]
+
+
+def test_a_business_registered_by_sku_alone_has_no_nib_to_store() -> None:
+    draft = replace(DRAFT, nib=None, sku_number=" 470/12/kel ", sku_issuer="62.71.03.1002")
+    checked = check_registered_msme(draft, RULES)
+    assert isinstance(checked, CheckedMsme)
+    assert (checked.nib, checked.sku_number, checked.sku_issuer) == (
+        None,
+        "470/12/KEL",
+        "62.71.03.1002",
+    )
+
+
+def test_an_import_row_needs_its_nib_whatever_else_it_carries() -> None:
+    """The import matches rows to records by NIB (db/imports.py): an SKU is not read from it."""
+    draft = replace(DRAFT, nib=None, sku_number="470/12/KEL", sku_issuer="62.71.03.1002")
+    errors = check_msme(draft, RULES)
+    assert isinstance(errors, list)
+    assert [(error.field, error.reason) for error in errors] == [
+        ("nib", "must be exactly 13 digits")
     ]
 
 
