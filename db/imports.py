@@ -402,7 +402,7 @@ class _Chunks:
         their rows are refused (`_set_checks`), and errors must not tell their values."""
         await self.finish()  # one statement at a time on the connection
         owners = any(field.startswith("owner.") for field in absent)
-        nibs = [draft.nib.strip() for _, draft, _ in batch if draft is not None]
+        nibs = [draft.nib.strip() for _, draft, _ in batch if draft is not None and draft.nib]
         records = await self.connection.execute(
             text(_STORED_OWNED if owners else _STORED), {"nibs": nibs}
         )
@@ -413,7 +413,7 @@ class _Chunks:
         }
         merged: list[Drafted] = []
         for row_no, draft, unread in batch:
-            record = None if draft is None else stored.get(draft.nib.strip())
+            record = None if draft is None or not draft.nib else stored.get(draft.nib.strip())
             if draft is not None and record is not None:
                 draft = as_stored(draft, record, absent)
             merged.append((row_no, draft, unread))
