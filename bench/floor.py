@@ -143,7 +143,8 @@ async def aggregate(request: Request) -> Response:
 # Eligibility: the statements Sinergi runs to check an MSME by NIB for a Kalimantan Tengah
 # partner (tests/test_bench_floor.py keeps them equal): the business's facts with the version of
 # the product's rules in force, then the decision, stored. The terms are bench.run's ELIGIBILITY.
-FACTS = """SELECT msmes.id, msmes.province_code, msmes.regency_code, msmes.established_on,
+FACTS = """SELECT msmes.id, msmes.nib, msmes.sku_number, msmes.province_code, msmes.regency_code,
+  msmes.established_on,
   msmes.capital, msmes.annual_turnover, msmes.is_active, (SELECT msme_owners.nik
   FROM msme_owners WHERE msme_owners.msme_id = msmes.id) AS owner_nik, EXISTS (SELECT *
   FROM participations, programmes WHERE participations.msme_id = msmes.id

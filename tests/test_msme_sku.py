@@ -267,7 +267,7 @@ async def test_a_guarantor_checks_a_business_by_its_sku_as_by_its_nib(
     engine: AsyncEngine, guarantor: None
 ) -> None:
     """R01 counts the SKU as registration; the check reads as many statements either way, and a
-    guarantee on it reads the business again by the SKU it was asked by."""
+    guarantee on it is recorded."""
     await create(engine, **business("9/SKU/2024", PAHANDUT[:-4] + "2009"))
     await create(engine, **business(None, None, nib="7743000000009"))
     by_sku = {"skuNumber": " 9/sku/2024", "skuIssuer": PAHANDUT[:-4] + "2009"}
@@ -292,6 +292,44 @@ async def test_a_guarantor_checks_a_business_by_its_sku_as_by_its_nib(
     }
     recorded = await run(engine, GUARANTOR, GUARANTEE, {"guarantee": guarantee})
     assert recorded.errors is None, recorded.errors
+
+
+async def test_a_guarantee_is_recorded_on_the_decisions_business_whoever_holds_its_nib_now(
+    engine: AsyncEngine, guarantor: None
+) -> None:
+    """The recording reads the business again to apply the rules once more and place the
+    guarantee. Read by the NIB the check was asked by, a NIB corrected since (now changeable)
+    and taken by another business of another regency placed the guarantee in that one's regency,
+    judged on that one's facts."""
+    created = await create(engine, **business(None, None, nib="7748000000011"))
+    checked_business = created.data["createMsme"]
+    checked = await run(engine, GUARANTOR, CHECK, {"request": _request({"nib": "7748000000011"})})
+    assert checked.data["checkEligibility"]["verdict"] == "ELIGIBLE", checked
+    corrected = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": checked_business["id"], "version": 1, "changes": {"nib": "7748000000012"}},
+    )
+    assert corrected.errors is None, corrected.errors
+    elsewhere = business(None, None, nib="7748000000011", region="62.13", district=None)
+    assert (await create(engine, **elsewhere)).errors is None
+    guarantee = {
+        "decisionId": checked.data["checkEligibility"]["id"],
+        "bank": "Bank Kalteng",
+        "startsOn": "2026-01-20",
+        "endsOn": "2028-01-20",
+    }
+    recorded = await run(engine, GUARANTOR, GUARANTEE, {"guarantee": guarantee})
+    assert recorded.errors is None, recorded.errors
+    async with engine.connect() as connection:
+        placed = (
+            await connection.exec_driver_sql(
+                "SELECT msme_id, regency_code FROM guarantees WHERE id = $1::uuid",
+                (recorded.data["recordGuarantee"]["id"],),
+            )
+        ).one()
+    assert tuple(placed) == (int(checked_business["id"]), "62.71")
 
 
 async def test_a_business_outside_the_guarantors_province_answers_as_an_unknown_sku(

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -93,16 +93,23 @@ for the rules even when no such business is in scope, so a request for rules tha
 is refused the same whether or not the business does."""
 
 
-_BY_NIB = MSMES.c.nib == bindparam("key")
-_BY_SKU = and_(
-    MSMES.c.sku_issuer == bindparam("sku_issuer"), MSMES.c.sku_number == bindparam("sku_number")
-)
+MsmeNamed = Literal["nib", "sku", "id"]
+_MSME_NAMED_BY: dict[MsmeNamed, ColumnElement[bool]] = {
+    "nib": MSMES.c.nib == bindparam("key"),
+    "sku": and_(
+        MSMES.c.sku_issuer == bindparam("sku_issuer"),
+        MSMES.c.sku_number == bindparam("sku_number"),
+    ),
+    # A decision's business when a guarantee is recorded: its NIB or SKU may have changed since
+    # the check (a typo corrected, an SKU replaced), and another business may hold it now.
+    "id": MSMES.c.id == bindparam("id"),
+}
 
 
 @lru_cache(maxsize=1024)
-def _msme_facts(own: Ownership, *, by_sku: bool) -> DriverStatement:
-    """An MSME in the guarantor's jurisdiction, named by NIB or by SKU (each one unique key),
-    and whether a guarantee of its own for it has defaulted (R13)."""
+def _msme_facts(own: Ownership, *, by: MsmeNamed) -> DriverStatement:
+    """An MSME in the guarantor's jurisdiction, named by NIB, by SKU (each one unique key) or by
+    id, and whether a guarantee of its own for it has defaulted (R13)."""
     scope = own.scope
     return DriverStatement(
         select(
@@ -121,15 +128,13 @@ def _msme_facts(own: Ownership, *, by_sku: bool) -> DriverStatement:
             ),
             has_defaulted(GUARANTEES.c.msme_id == MSMES.c.id, own).label("defaulted"),
             _IN_FORCE.c.ruleset_version,
-        ).select_from(
-            _IN_FORCE.outerjoin(MSMES, and_(_BY_SKU if by_sku else _BY_NIB, scope.rows(MSMES)))
-        )
+        ).select_from(_IN_FORCE.outerjoin(MSMES, and_(_MSME_NAMED_BY[by], scope.rows(MSMES))))
     )
 
 
 @lru_cache(maxsize=1024)
-def _cooperative_facts(own: Ownership) -> DriverStatement:
-    """As `_msme_facts`, for a cooperative."""
+def _cooperative_facts(own: Ownership, *, by_id: bool = False) -> DriverStatement:
+    """As `_msme_facts`, for a cooperative, named by legal-entity number or by id."""
     scope = own.scope
     cooperative = COOPERATIVES.c.id
     return DriverStatement(
@@ -153,7 +158,12 @@ def _cooperative_facts(own: Ownership) -> DriverStatement:
         ).select_from(
             _IN_FORCE.outerjoin(
                 COOPERATIVES,
-                and_(COOPERATIVES.c.legal_entity_no == bindparam("key"), scope.rows(COOPERATIVES)),
+                and_(
+                    COOPERATIVES.c.id == bindparam("id")
+                    if by_id
+                    else COOPERATIVES.c.legal_entity_no == bindparam("key"),
+                    scope.rows(COOPERATIVES),
+                ),
             )
         )
     )
@@ -185,7 +195,7 @@ def _msme_key(
     sku = parse_sku_key(key)
     if sku is None:
         parameters = {"key": key, "product": product, "on_date": on_date}
-        return _msme_facts(own, by_sku=False), parameters
+        return _msme_facts(own, by="nib"), parameters
     issuer, number = sku
     parameters = {
         "sku_issuer": issuer,
@@ -193,7 +203,7 @@ def _msme_key(
         "product": product,
         "on_date": on_date,
     }
-    return _msme_facts(own, by_sku=True), parameters
+    return _msme_facts(own, by="sku"), parameters
 
 
 async def cooperative_facts(
@@ -214,19 +224,14 @@ async def facts_now(connection: AsyncConnection, decision: Record, own: Ownershi
     """The facts of a stored decision's business as the register holds them now, for the
     guarantor recording a guarantee on it, whose own decision it is (`own`): the statement its
     check read them with, run in the transaction that records a guarantee on the decision (the
-    version in force it also answers goes unused: the decision's own applies). No longer in
+    version in force it also answers goes unused: the decision's own applies). The business is
+    the decision's, by id: the key it was asked by may have changed hands since. No longer in
     scope: the business's columns are NULL."""
     if decision.msme_id is not None:
-        statement, parameters = _msme_key(
-            own, decision.subject_key, product=decision.product, on_date=decision.check_date
-        )
+        statement, subject = _msme_facts(own, by="id"), decision.msme_id
     else:
-        statement = _cooperative_facts(own)
-        parameters = {
-            "key": decision.subject_key,
-            "product": decision.product,
-            "on_date": decision.check_date,
-        }
+        statement, subject = _cooperative_facts(own, by_id=True), decision.cooperative_id
+    parameters = {"id": subject, "product": decision.product, "on_date": decision.check_date}
     return await _one(connection, statement, parameters)
 
 
