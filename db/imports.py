@@ -50,6 +50,7 @@ from db.queries.scoping import RowScope
 from db.writes import msmes, participations, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
+from domain.identifiers import issued_within
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
 from domain.register_csv import as_stored
@@ -486,9 +487,26 @@ class _Chunks:
             for record in locked
             if not _covers(scope, record["regency_code"], covered)
         }
+        issued = {
+            record["nib"]: record["sku_issuer"]
+            for record in locked
+            if record["sku_issuer"] is not None and record["nib"] not in outside
+        }
         errors = []
         for row in staged:
             row_no, district = row[_ROW_NO], row[_DISTRICT]
+            issuer = issued.get(row[_NIB])
+            if issuer is not None and not issued_within(issuer, row[_REGENCY], district):
+                # The database holds an SKU to its village's place (ck_msmes_sku_issuer_place):
+                # one such row would otherwise fail the whole chunk.
+                errors.append(
+                    RowError(
+                        row_no,
+                        name("district" if issuer.startswith(row[_REGENCY] + ".") else "region"),
+                        f"the business's SKU was issued in {issuer}, not here: clear or replace"
+                        " its SKU first (updateMsme), then move it",
+                    )
+                )
             if row[_REGENCY] not in self.regions:
                 errors.append(
                     RowError(row_no, name("region"), "is not a known regency or city code")
@@ -806,7 +824,7 @@ _STORED_OWNED = f"""{_STORED_VALUES},
 # import ends; single writes wait for an import anyway.) The NIBs are one array parameter: one
 # index probe per row.
 _LOCK = """
-SELECT m.id, m.nib, m.regency_code, m.district_code
+SELECT m.id, m.nib, m.regency_code, m.district_code, m.sku_issuer
   FROM msmes m
  WHERE m.nib = ANY($1::text[])
  ORDER BY m.id

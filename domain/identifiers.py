@@ -103,6 +103,12 @@ def validate_sku_issuer(value: str, *, field: str = "skuIssuer") -> str:
     return code
 
 
+def issued_within(issuer: str, regency: str, district: str | None) -> bool:
+    """Whether an SKU's issuing desa/kelurahan lies where a business is: in its kecamatan when
+    it has one, else in its regency (an SKU is issued where the business is)."""
+    return issuer.startswith((district or regency) + ".")
+
+
 def sku_key(issuer: str, number: str) -> str:
     """An SKU as one text, as an eligibility decision keeps the key a business was asked by
     (`subject_key`): the issuing village's code, a space, the number. A NIB has no space, so

@@ -21,6 +21,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import (
     KbliSection,
     RegionLevel,
+    issued_within,
     kbli_section,
     regency_of,
     region_level,
@@ -501,7 +502,7 @@ def _check_sku(
         return None
     if place is not None:
         within = place.district or place.regency
-        if not checked_issuer.startswith(within + "."):
+        if not issued_within(checked_issuer, place.regency, place.district):
             got.errors.append(
                 InvalidValue(name("skuIssuer"), f"is not a desa/kelurahan of {within}")
             )

@@ -20,6 +20,8 @@ from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.statements import recorded_statements
 from tests.test_eligibility_api import CHECKED_ON, FULL_ATTESTATION, PRODUCT, SCENARIO_DATE
+from tests.test_imports import IMPORT
+from tests.test_imports import row as import_row
 
 KALTENG = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
 KALBAR = principal(OrgKind.PROVINCE, "61")
@@ -330,6 +332,30 @@ async def test_a_guarantee_is_recorded_on_the_decisions_business_whoever_holds_i
             )
         ).one()
     assert tuple(placed) == (int(checked_business["id"]), "62.71")
+
+
+async def test_an_import_moving_a_business_away_from_its_skus_village_is_refused_by_row(
+    engine: AsyncEngine,
+) -> None:
+    """The database keeps an SKU to its village's place, which the import did not check: one
+    such row failed the whole import (INTERNAL, the valid rows unwritten too)."""
+    given = business("21/SKU/2024", PAHANDUT, nib="7748000000021")
+    assert (await create(engine, **given)).errors is None
+    rows = [
+        import_row("7748000000021", region="62.01", district=None),
+        import_row("7748000000021", district="62.71.03"),
+        import_row("7748000000022"),
+    ]
+    for moved, field in zip(rows[:2], ("region", "district"), strict=True):
+        answer = await run(
+            engine, KALTENG, IMPORT, {"rows": [moved, rows[2]], "mode": "VALID_ROWS"}
+        )
+        assert answer.errors is None, answer.errors
+        (error,) = answer.data["importMsmes"]["errors"]
+        assert (error["row"], error["field"]) == (1, field), error
+        assert error["reason"].startswith("the business's SKU was issued in 62.71.01.1001"), error
+    stored = await run(engine, KALTENG, '{ msme(nib: "7748000000022") { id } }', {})
+    assert stored.data["msme"] is not None
 
 
 async def test_a_business_outside_the_guarantors_province_answers_as_an_unknown_sku(
