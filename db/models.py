@@ -551,6 +551,21 @@ AUDIT_TRAIL = Table(
 )
 """The trail's identity, one row made by migration 0041, which every checkpoint names."""
 
+AUDIT_KEY_FINGERPRINT = Table(
+    "audit_key_fingerprint",
+    METADATA,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("fingerprint", Text, nullable=False),
+    Column(
+        "recorded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.clock_timestamp(),
+    ),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""Which key seals the trail, recorded once by the first `serve` (migration 0044)."""
+
 AUDIT_SEALS = Table(
     "audit_seals",
     METADATA,

@@ -69,6 +69,8 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "audit_log_id_seq": "USAGE",
     "audit_seals": "SELECT, INSERT (seq, mac)",
     "audit_trail": READ,  # its id, which checkpoints name; made once by migration 0041
+    # Which key seals the trail; recorded once through `RECORD_AUDIT_KEY` alone (migration 0044).
+    "audit_key_fingerprint": READ,
     # Records, kept by clients with records:write, and their history. A record's cell key is
     # the database's to draw (its column default): keys set to 0 would make every cell's noise
     # known from the public perturbation table, and outlive the service's credentials.
@@ -135,9 +137,13 @@ SERVICE_GRANTS: Mapping[str, str] = {
 MAKE_FIRST_KEY = "make_first_signing_key(text,jsonb,jsonb)"
 """The owner's function (migration 0036) through which `serve` makes the first signing key:
 one only when none signs (auth/keys.py `ensure_signing_key`)."""
-CALLABLE_DEFINERS = (releases.MAKE, MAKE_FIRST_KEY)
+RECORD_AUDIT_KEY = "record_audit_key_fingerprint(text)"
+"""The owner's function (migration 0044) through which `serve` records its audit key's
+fingerprint: one only when none is recorded (sinergi/audit_key.py)."""
+CALLABLE_DEFINERS = (releases.MAKE, MAKE_FIRST_KEY, RECORD_AUDIT_KEY)
 """The owner's SECURITY DEFINER functions the service may call: each does one bounded thing (a
-release at most hourly; a signing key only when none signs), whatever it is passed."""
+release at most hourly; a signing key only when none signs; an audit key's fingerprint only when
+none is recorded), whatever it is passed."""
 
 
 def _quoted(identifier: str) -> str:

@@ -85,6 +85,13 @@ def row_mac(key: bytes, previous: str, row: Sealable) -> str:
     return _mac(key, ["entry", previous, *fields])
 
 
+def key_fingerprint(key: bytes, trail: str) -> str:
+    """Which key seals trail `trail` (its id, migration 0041), as the database may record it
+    (migration 0044): an HMAC under the key, which tells nothing of it, tagged apart from every
+    seal and bound to the trail, so a restored copy of it keeps its key's fingerprint."""
+    return _mac(key, ["audit key fingerprint", trail])
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """The chain of trail `trail` (database `database`) was sealed through entry `seq` at `at`.

@@ -57,7 +57,11 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at this code's newest migration or
     past it: during a rolling upgrade the new release migrates first, and the instances still
-    running this one keep serving until they are replaced (README, "Upgrading")."""
+    running this one keep serving until they are replaced (README, "Upgrading"); and while its
+    audit key is the trail's: an instance whose sealer found the trail sealed with another key
+    (sinergi.audit_sealer) would hand out change-feed cursors no other instance opens."""
+    if request.state.sealer.wrong_key:
+        return JSONResponse({"status": "unavailable", "audit": "another key sealed the trail"}, 503)
     engine: AsyncEngine = request.state.engine
     try:
         async with engine.connect() as connection:
@@ -133,6 +137,7 @@ async def _serving(
         "audit": AuditWriter(primary),
         "changes": changes,
         "cursor_seal": cursor_seal,
+        "sealer": sealer,
     }
     # What is alive now (modules, the schema, pools) lives as long as the app: frozen, the
     # collector no longer walks it on each of the collections a request's garbage sets off.

@@ -5,7 +5,11 @@ else `$SINERGI_HOME/audit.key`. Every process and instance serving one database 
 same key: `audit verify` checks every seal with it. So `$SINERGI_HOME/audit.key` is made only
 for a trail nothing has sealed yet (a new database): made beside a trail another key sealed, it
 failed every seal, sealing stopped and `audit verify` cried tampering. `serve` also checks that
-its key made the trail's first seal before it serves anything.
+its key made the trail's first seal before it serves anything, and its key's fingerprint: a new
+database stays unsealed for a while, during which a second instance with a SINERGI_HOME of its
+own made a key of its own and served beside the first, each refusing the other's change-feed
+cursors. The first `serve` records the fingerprint (migration 0044; of a sealed trail, only with
+the key that made its first seal), and every `serve` refuses a key that does not reproduce it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from db.engine import one_connection
+from db.queries import audit_key_fingerprint
 from db.queries.audit_seals import first_seal
-from db.seals import KEY_BYTES
+from db.seals import KEY_BYTES, key_fingerprint
 from sinergi.settings import Settings, SettingsError
 
 
@@ -72,29 +77,55 @@ def load(settings: Settings) -> bytes:
 
 async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:
     """The key for the database at `url`, made under SINERGI_HOME if none is there and nothing
-    was sealed yet; refused (NoAuditKey) if none is there and the trail was sealed. `check`
-    (`serve`): refused too (WrongAuditKey) unless the key made the trail's first seal, one MAC
-    over one row read, so a server never runs with a key whose every sealing round is refused
-    while it serves personal data the trail no longer vouches for."""
-    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+    was sealed nor a key's fingerprint recorded yet; refused (NoAuditKey) if none is there and
+    either was. `check` (`serve`): refused too (WrongAuditKey) unless the key made the trail's
+    first seal, one MAC over one row read, and reproduces the recorded fingerprint, which the
+    first `serve` records; so a server never runs with a key whose every sealing round is
+    refused, nor beside another instance holding another key."""
+    async with one_connection(url, statement_timeout_ms=10_000, transaction=True) as connection:
         sealed = await first_seal(connection)
-    path = settings.audit_key_path
-    if not settings.audit_key_hex and settings.audit_key_file is None and not path.exists():
-        if sealed.newest:
-            raise NoAuditKey(
-                f"no audit key at {path}, yet this database's audit trail is sealed through "
-                f"entry {sealed.newest} ({sealed.newest} seals) by a key kept elsewhere: a new "
-                "key would fail every seal. Point SINERGI_AUDIT_KEY_FILE at the key that sealed "
-                "it (or SINERGI_HOME at the directory whose audit.key it is), or set "
-                "SINERGI_AUDIT_KEY"
+        path = settings.audit_key_path
+        if not settings.audit_key_hex and settings.audit_key_file is None and not path.exists():
+            _refuse_a_new_key(path, sealed.newest, await audit_key_fingerprint.recorded(connection))
+            make(path)
+        key = load(settings)
+        if not check:
+            return key
+        if sealed.made_with(key) is False:
+            raise WrongAuditKey(
+                f"the audit key does not match this database's seals: the key from "
+                f"{_source(settings)} did not make the seal of entry 1. Serve with the key that "
+                "sealed this trail (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME); "
+                "`sinergi audit verify` with it checks the trail"
             )
-        make(path)
-    key = load(settings)
-    if check and sealed.made_with(key) is False:
+        fingerprint = key_fingerprint(key, await audit_key_fingerprint.trail(connection))
+        recorded = await audit_key_fingerprint.recorded(connection)
+        if recorded is None:
+            recorded = await audit_key_fingerprint.record(connection, fingerprint)
+    if recorded != fingerprint:
         raise WrongAuditKey(
-            f"the audit key does not match this database's seals: the key from "
-            f"{_source(settings)} did not make the seal of entry 1. Serve with the key that "
-            "sealed this trail (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME); "
-            "`sinergi audit verify` with it checks the trail"
+            f"the audit key is not this database's: the key from {_source(settings)} does not "
+            "match the fingerprint of the key its first server recorded. Every instance serving "
+            "one database needs the same key: serve with that one (SINERGI_AUDIT_KEY_FILE, "
+            "SINERGI_AUDIT_KEY or SINERGI_HOME)"
         )
     return key
+
+
+def _refuse_a_new_key(path: Path, sealed_through: int, fingerprint: str | None) -> None:
+    """NoAuditKey unless a new key may be made: nothing sealed, no key's fingerprint recorded."""
+    if sealed_through:
+        raise NoAuditKey(
+            f"no audit key at {path}, yet this database's audit trail is sealed through "
+            f"entry {sealed_through} ({sealed_through} seals) by a key kept elsewhere: a new "
+            "key would fail every seal. Point SINERGI_AUDIT_KEY_FILE at the key that sealed "
+            "it (or SINERGI_HOME at the directory whose audit.key it is), or set "
+            "SINERGI_AUDIT_KEY"
+        )
+    if fingerprint is not None:
+        raise NoAuditKey(
+            f"no audit key at {path}, yet a server of this database recorded the fingerprint "
+            "of its key, kept elsewhere: a new key would seal nothing another instance could "
+            "check. Point SINERGI_AUDIT_KEY_FILE at that key (or SINERGI_HOME at the directory "
+            "whose audit.key it is), or set SINERGI_AUDIT_KEY"
+        )

@@ -48,6 +48,12 @@ class AuditSealer:
         self._unsent: str | None = None
         self._sending: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.wrong_key = False
+        """A round stopped at a seal the key does not reproduce, and the key did not make the
+        trail's first seal either: the instance holds another key than the trail's, and is not
+        ready (sinergi.app `readyz`). A first seal it did make leaves it ready: the seal that
+        stopped sealing was forged (the service's role may write one), which `audit verify`
+        names, and which would otherwise take every instance out of service at once."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -82,6 +88,9 @@ class AuditSealer:
             while True:
                 async with self._engine.begin() as connection:
                     sealed = await audit_seals.seal(connection, self._key)
+                    if sealed is not None and sealed.refused_at is not None and not self.wrong_key:
+                        first = await audit_seals.first_seal(connection)
+                        self.wrong_key = first.made_with(self._key) is False
                     waiting = (
                         await audit_seals.oldest_unsealed(connection) if sealed is None else None
                     )

@@ -1,0 +1,142 @@
+"""Every instance serving one database holds the one key its trail is sealed with, from the
+first start on, sealed or not: the first `serve` records its key's fingerprint (migration 0044),
+an instance with another key refuses to serve rather than hand out change-feed cursors no other
+instance opens, and the service's role cannot replace the fingerprint. An instance whose
+sealing finds another key made the trail is not ready."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from starlette.testclient import TestClient
+
+from db.seals import key_fingerprint
+from sinergi import audit_key
+from sinergi.app import create_app
+from sinergi.settings import Settings
+from tests.support.audit_trail import written_and_sealed
+from tests.support.databases import as_service, run
+
+KEY = secrets.token_bytes(32)
+
+
+def _serve(url: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`serve` as the service role, past its start checks: on a port taken, it stops there."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        return subprocess.run(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--host", "127.0.0.1", "--port", port],
+            env={**os.environ, "DATABASE_URL": as_service(url), "SINERGI_HOME": str(home), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def _refused(served: subprocess.CompletedProcess[str]) -> bool:
+    return served.returncode == 2 and "the audit key is not this database's" in served.stderr
+
+
+def test_a_second_instance_with_a_key_of_its_own_refuses_an_unsealed_database(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    first = _serve(fresh_url, tmp_path / "a")
+    assert not _refused(first), first.stderr
+    assert (tmp_path / "a" / "audit.key").exists()
+    audit_key.make(tmp_path / "b" / "audit.key")  # made when both started at once
+    second = _serve(fresh_url, tmp_path / "b")
+    assert _refused(second), second.stderr
+    assert second.stderr.count("\n") == 1, second.stderr  # one line
+    again = _serve(fresh_url, tmp_path / "b", SINERGI_AUDIT_KEY_FILE=str(tmp_path / "a/audit.key"))
+    assert not _refused(again), again.stderr
+    # No key, and a fingerprint recorded: none is made (as beside a sealed trail).
+    keyless = _serve(fresh_url, tmp_path / "c")
+    assert keyless.returncode == 2, keyless.stderr
+    assert "recorded the fingerprint of its key, kept elsewhere" in keyless.stderr
+    assert not (tmp_path / "c" / "audit.key").exists()
+
+
+def test_a_sealed_database_without_a_fingerprint_takes_the_key_that_sealed_it(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "checkpoints.jsonl", 3))
+    assert run(fresh_url, "SELECT * FROM audit_key_fingerprint") == []
+    wrong = _serve(fresh_url, tmp_path, SINERGI_AUDIT_KEY=secrets.token_hex(32))
+    assert wrong.returncode == 2, wrong.stderr
+    assert run(fresh_url, "SELECT * FROM audit_key_fingerprint") == []
+    right = _serve(fresh_url, tmp_path, SINERGI_AUDIT_KEY=KEY.hex())
+    assert not _refused(right), right.stderr
+    (trail,) = run(fresh_url, "SELECT id::text FROM audit_trail")
+    (recorded,) = run(fresh_url, "SELECT fingerprint FROM audit_key_fingerprint")
+    assert recorded["fingerprint"] == key_fingerprint(KEY, trail["id"])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_key_fingerprint SET fingerprint = 'forged'",
+        "DELETE FROM audit_key_fingerprint",
+        "TRUNCATE audit_key_fingerprint",
+        "INSERT INTO audit_key_fingerprint (fingerprint) VALUES ('forged')",
+    ],
+)
+def test_the_service_cannot_replace_the_fingerprint(fresh_url: str, statement: str) -> None:
+    assert run(as_service(fresh_url), "SELECT record_audit_key_fingerprint('first')")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        run(as_service(fresh_url), statement)
+    (kept,) = run(as_service(fresh_url), "SELECT record_audit_key_fingerprint('forged') AS f")
+    assert kept["f"] == "first"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="written once"):
+        run(fresh_url, "UPDATE audit_key_fingerprint SET fingerprint = 'forged'")
+
+
+def _readiness(url: str, key: bytes, seconds: float) -> list[int]:
+    """/readyz of an app holding `key`, sealing every second, asked for up to `seconds` until
+    it is not 200."""
+    settings = Settings(audit_key_hex=key.hex(), audit_seal_seconds=1)
+    answers = []
+    with TestClient(create_app(settings, database_url=as_service(url))) as client:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready = client.get("/readyz")
+            answers.append(ready.status_code)
+            if ready.status_code != 200:
+                assert ready.json() == {
+                    "status": "unavailable",
+                    "audit": "another key sealed the trail",
+                }
+                break
+            time.sleep(0.2)
+    return answers
+
+
+def test_an_instance_whose_key_did_not_seal_the_trail_is_not_ready(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "checkpoints.jsonl", 3))
+    assert _readiness(fresh_url, secrets.token_bytes(32), 10)[-1] == 503
+
+
+def test_a_forged_newest_seal_stops_sealing_but_not_readiness(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The service's role may append a seal: one that stopped every instance's readiness would
+    let whoever holds its credentials take the service down."""
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "checkpoints.jsonl", 3))
+    service = as_service(fresh_url)
+    run(service, "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', '{}', '{}')")
+    run(service, "INSERT INTO audit_seals (seq, mac) VALUES (4, 'forged')")
+    answers = _readiness(fresh_url, KEY, 2.5)
+    assert set(answers) == {200}
