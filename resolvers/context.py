@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import InitVar, dataclass, field
@@ -63,6 +65,11 @@ class Context:
     """The client wrote within the read-your-writes window: it reads nothing that may lag."""
     write_noted: bool = False
     """The client's write note is fresh enough that writes need not renew it."""
+    noted_at: float = -math.inf
+    """When the client's write note was made, on the monotonic clock (-inf: none known)."""
+    window_seconds: float = math.inf
+    """The read-your-writes window: a write committing more than this after the note renews it
+    (`_renew_note`)."""
     region_directory: InitVar[RegionDirectory | None] = None
     audit_writer: InitVar[AuditWriter | None] = None
     policy: AccessPolicy = field(init=False)
@@ -125,6 +132,8 @@ class Context:
             yield connection
             committing = connection.in_transaction()
         self.changed = self.changed or committing
+        if committing:
+            await self._renew_note()
 
     @asynccontextmanager
     async def single_write(self) -> AsyncIterator[Pooled]:
@@ -138,6 +147,7 @@ class Context:
         async with self._held(), await check_out(self.primary) as connection:
             yield connection
         self.changed = True
+        await self._renew_note()
 
     def _held(self) -> AbstractAsyncContextManager[Any]:
         return self.connections or nullcontext()
@@ -149,7 +159,21 @@ class Context:
         note made moments ago serves (db/queries/rate_limits.py): a busy writer is not noted per
         write."""
         if not self.write_noted:
-            async with self._held(), self.primary.connect() as connection:
-                await rate_limits.note_write(connection, self.principal.client_id)
+            await self._note()
             self.write_noted = True
         self.reads.after_write()
+
+    async def _renew_note(self) -> None:
+        """After a write committed: the note again, if it is older than the window. Its reads
+        keep off what lags for twice the window from the note (sinergi.graphql_app), which was
+        made before the write began, or skipped for one moments old: a write that waited on a
+        row lock for most of that, or a request of many writes, left its client less than the
+        window after its commit, and its next read, from a stale replica, missed the write. An
+        extra statement only for such slow writes."""
+        if time.monotonic() - self.noted_at > self.window_seconds:
+            await self._note()
+
+    async def _note(self) -> None:
+        self.noted_at = time.monotonic()
+        async with self._held(), self.primary.connect() as connection:
+            await rate_limits.note_write(connection, self.principal.client_id)

@@ -353,6 +353,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             since_write = time.monotonic() - user.client.written_at
             state["wrote_recently"] = since_write < 2 * self.fresh_seconds
             state["write_noted"] = since_write < self.fresh_seconds / 2
+            state["noted_at"] = user.client.written_at  # a slow write renews it once committed
             resolved = await self.trusted.resolve(state["engine"], client_id, decoded)
             if isinstance(resolved, Response):
                 await resolved(scope, receive, send)
@@ -682,4 +683,6 @@ class SinergiGraphQL(GraphQL[Context, None]):
             self.limits,
             wrote_recently=state["wrote_recently"],
             write_noted=state["write_noted"],
+            noted_at=state["noted_at"],
+            window_seconds=self.fresh_seconds,
         )

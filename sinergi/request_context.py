@@ -3,6 +3,8 @@ one maker for HTTP requests and WebSocket connections alike."""
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import HTTPConnection
 
 from auth.principal import Principal
@@ -16,9 +18,13 @@ def context_for(
     *,
     wrote_recently: bool = False,
     write_noted: bool = False,
+    noted_at: float = -math.inf,
+    window_seconds: float = math.inf,
 ) -> Context:
     """`wrote_recently` and `write_noted`: what the client's last write still means for this
-    request (sinergi.graphql_app); a WebSocket's subscriptions only read, so neither."""
+    request (sinergi.graphql_app), `noted_at` when it was noted and `window_seconds` how long
+    its reads keep off what lags (a slow write renews the note); a WebSocket's subscriptions
+    only read, so none of them."""
     state = connection.scope["state"]  # the lifespan's: a dictionary, read without a wrapper
     return Context(
         principal=principal,
@@ -27,6 +33,8 @@ def context_for(
         replica=state["replica"],
         wrote_recently=wrote_recently,
         write_noted=write_noted,
+        noted_at=noted_at,
+        window_seconds=window_seconds,
         region_directory=state["regions"],
         audit_writer=state["audit"],
         limits=limits,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
 from tests.support.databases import as_service, create_database, drop_database
+from tests.support.databases import run as run_sql
 from tests.support.feed_cursors import sealed
 from tests.support.graphql import principal, run
 from tests.support.http import Api
@@ -227,3 +229,48 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_unreachable(
     warnings = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("reading from the primary for 5 s"), warnings
+
+
+SLOW_RENAME = """
+mutation($id: ID!, $version: Int!) {
+  updateMsme(id: $id, version: $version, changes: {name: "Warung Lambat"}) { name }
+}
+"""
+
+
+def _row_locked(url: str, seconds: float, locked: threading.Event) -> None:
+    """The record's row locked for `seconds` by another transaction, as an operator's in psql."""
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                await connection.execute("SELECT FROM msmes WHERE nib = $1 FOR UPDATE", NIB)
+                locked.set()
+                await asyncio.sleep(seconds)
+        finally:
+            await connection.close()
+
+    asyncio.run(hold())
+
+
+def test_a_write_slowed_by_a_lock_is_read_back_for_the_window_after_it_commits(
+    module_reference_url: str, replicated: tuple[Api, str]
+) -> None:
+    """The note a write makes comes before its transaction: a write kept waiting on a row lock
+    for more than the window had the next read of its client go to the lagging replica."""
+    api, msme_id = replicated
+    writer = "demo-province-62"
+    (version,) = run_sql(module_reference_url, "SELECT version FROM msmes WHERE nib = $1", NIB)
+    locked = threading.Event()
+    holder = threading.Thread(
+        target=_row_locked, args=(module_reference_url, 2.2 * WINDOW_SECONDS, locked)
+    )
+    holder.start()
+    try:
+        assert locked.wait(10)
+        renamed = api.graphql(SLOW_RENAME, writer, {"id": msme_id, "version": version["version"]})
+    finally:
+        holder.join()
+    assert renamed == {"data": {"updateMsme": {"name": "Warung Lambat"}}}
+    assert _name(api, writer) == "Warung Lambat"  # the primary, though the replica lags
