@@ -105,7 +105,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(warn_of_refused_rulesets(database.service_url))
     development = args.dev or settings.is_development
     if args.dev:
-        asyncio.run(prepare_demo(database.owner_url, load_population=settings.database_url is None))
+        asyncio.run(
+            prepare_demo(
+                database.owner_url,
+                load_population=settings.database_url is None,
+                wait_seconds=settings.prepare_wait_seconds,
+            )
+        )
     else:  # SINERGI_ENV=development too: it turns GraphiQL on, not these refusals off
         exposed = asyncio.run(clients_with_demo_secret(database.owner_url))
         if exposed:

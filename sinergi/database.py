@@ -14,7 +14,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,8 +243,7 @@ async def _prepare(
     own: two `migrate`s, or replicas' `serve`s, on the same database raced each other (CREATE
     TYPE's duplicate key in pg_type, GRANT's "tuple concurrently updated") and one ended in a
     traceback. The others wait, `wait_seconds` at most (PreparingLockHeld), then find the work
-    done. The connection is in autocommit: an
-    open transaction beside the migrations would hold back any index built CONCURRENTLY.
+    done.
 
     A database past this code's migrations (a newer release's `sinergi migrate` ran first, as
     the README's "Upgrading" has it) is left alone: Alembic cannot upgrade from a revision it
@@ -252,9 +252,7 @@ async def _prepare(
     `sinergi migrate` (not `unless_prepared`) refuses, since it could only go backwards."""
     from db.migrate import SchemaState, schema_state, upgrade
 
-    async with one_connection(database.owner_url, statement_timeout_ms=0) as lock:
-        await lock.execution_options(isolation_level="AUTOCOMMIT")
-        await _wait_to_prepare(lock, wait_seconds)
+    async with preparing(database.owner_url, wait_seconds):
         if unless_prepared and await _is_prepared(database.owner_url, fingerprint):
             return
         stands_at = await _stands_at(database.owner_url)
@@ -276,7 +274,18 @@ async def _prepare(
         if database.service_role is not None:
             await _reset_service_defaults(database.service_url)
         await _load_reference(database.owner_url, fingerprint)
-        # The lock goes with the connection's session, whatever happened.
+
+
+@asynccontextmanager
+async def preparing(owner_url: str, wait_seconds: int) -> AsyncIterator[None]:
+    """The preparing lock, held for the block (`_prepare`, and `serve --dev`'s demo data and
+    clients, sinergi.demo_mode): waited for, then released with its connection's session,
+    whatever happened. The connection is in autocommit: an open transaction beside the
+    migrations would hold back any index built CONCURRENTLY."""
+    async with one_connection(owner_url, statement_timeout_ms=0) as lock:
+        await lock.execution_options(isolation_level="AUTOCOMMIT")
+        await _wait_to_prepare(lock, wait_seconds)
+        yield
 
 
 async def _wait_to_prepare(lock: AsyncConnection, wait_seconds: int) -> None:

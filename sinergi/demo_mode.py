@@ -14,6 +14,7 @@ from db.engine import create_engine, one_connection
 from db.models import MSMES
 from db.queries import guarantees
 from sinergi import demo
+from sinergi.database import preparing
 from sinergi.settings import Settings
 
 DEFAULT_MSMES = 3000
@@ -36,19 +37,23 @@ async def load_demo_data(url: str, *, msmes: int, seed: int) -> None:
             )
 
 
-async def prepare_demo(url: str, *, load_population: bool) -> None:
-    """On first start, load the demo population; always make sure the demo clients exist."""
-    async with one_connection(url, statement_timeout_ms=600_000) as connection:
-        has_records = (
-            await connection.execute(select(func.count()).select_from(MSMES))
-        ).scalar_one() > 0
-    if load_population and not has_records:
-        await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)
-    engine = create_engine(url, statement_timeout_ms=60_000)
-    try:
-        await register_demo_clients(engine)
-    finally:
-        await engine.dispose()
+async def prepare_demo(url: str, *, load_population: bool, wait_seconds: int) -> None:
+    """On first start, load the demo population; always make sure the demo clients exist.
+    Under the preparing lock (sinergi.database): both look before they write, and two
+    `serve --dev` starting at once on a new database both found none and wrote them, the
+    second ending in a unique violation's traceback. The second now waits, then finds them."""
+    async with preparing(url, wait_seconds):
+        async with one_connection(url, statement_timeout_ms=600_000) as connection:
+            has_records = (
+                await connection.execute(select(func.count()).select_from(MSMES))
+            ).scalar_one() > 0
+        if load_population and not has_records:
+            await load_demo_data(url, msmes=DEFAULT_MSMES, seed=DEFAULT_SEED)
+        engine = create_engine(url, statement_timeout_ms=60_000)
+        try:
+            await register_demo_clients(engine)
+        finally:
+            await engine.dispose()
 
 
 DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
