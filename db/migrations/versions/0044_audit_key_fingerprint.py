@@ -15,14 +15,14 @@ none is there, returning what is; a trigger refuses to change or remove it, so w
 the service's credentials cannot swap in another key's.
 
 Revision ID: 0044
-Revises: 0042
+Revises: 0043
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0044"
-down_revision = "0042"
+down_revision = "0043"
 branch_labels = None
 depends_on = None
 
