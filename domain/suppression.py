@@ -17,7 +17,9 @@ Unprotected cells (the caller may read those records anyway) are exact and never
 Where the caller's own part is published apart (`own_apart`: a guarantor's guarantees), a cell
 with records is hidden whenever the others' part is below k, an empty one included, and the
 caller reads its own part in fields of its own: shown when the others' part is empty and hidden
-when it held one or two records, a cell would tell a rival's few records from none.
+when it held one or two records, a cell would tell a rival's few records from none. A hidden
+cell holding none of the caller's own is left out there: it would only say that a rival's
+records are in it.
 
 A table of the members of something only the records' readers may list (a programme's
 participants) publishes no hidden cell: its key alone would say that some member has those

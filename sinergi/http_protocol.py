@@ -99,42 +99,59 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     connection upgraded to a WebSocket keeps it. A request whose head (its request line and
     headers, a WebSocket upgrade's too) runs past `max_head_bytes` (uvicorn's
     `h11_max_incomplete_event_size`, `serve`'s SINERGI_MAX_HEADER_BYTES) is answered 431 and the
-    connection closed, before httptools has joined more than that (and one read) of it."""
+    connection closed, before httptools has joined more than that (and a read or two) of it.
+    The same bound holds for the rest of a request that is not body: a chunked body's trailer
+    fields are joined as headers are, so past it the connection is closed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_head_bytes = self.config.h11_max_incomplete_event_size or MAX_HEADER_BYTES
-        self._head_bytes: int | None = None
-        """What has come of the head being read, in reads wholly inside it; None between heads."""
-        self._head_began = False
+        self._unparsed_bytes: int | None = None
+        """What has come of the request being read that is not body, in reads wholly inside
+        it; None between requests."""
+        self._in_head = False
+        self._began = False
+        self._body_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
-        """A read in which a head began is not counted, since where it began in it is not
-        known (it may end a body): the bound is met at most one read late, and no other part
-        of a request ever counts towards it."""
-        self._head_began = False
+        """A read in which a request began is not counted, since where it began in it is not
+        known (it may end a body): the bound is met a read or two late, and no body ever counts
+        towards it."""
+        self._began, self._body_bytes = False, 0
         super().data_received(data)
-        if self._head_bytes is None or self._head_began or self.transport.is_closing():
+        if self._unparsed_bytes is None or self._began or self.transport.is_closing():
             return
-        self._head_bytes += len(data)
-        if self._head_bytes > self.max_head_bytes:
-            self._refuse_head()
+        self._unparsed_bytes += len(data) - self._body_bytes
+        if self._unparsed_bytes > self.max_head_bytes:
+            self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes, self._head_began = 0, True
+        self._unparsed_bytes, self._in_head, self._began = 0, True, True
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = None
+        self._in_head = False
         super().on_headers_complete()
 
-    def _refuse_head(self) -> None:
-        """431, coded as the app's own refusals of a request are, and the connection closed:
-        the rest of the head is never read."""
-        self._head_bytes = None
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._unparsed_bytes = None
+        super().on_message_complete()
+
+    def _refuse(self) -> None:
+        """In the head: 431, coded as the app's own refusals of a request are, and the
+        connection closed, the rest of the head never read. Past it (a trailer), the request's
+        answer may be under way, so the connection is only closed."""
+        self._unparsed_bytes = None
+        if not self._in_head:
+            self.transport.close()
+            return
         reason = f"a request's line and headers may be at most {self.max_head_bytes} bytes"
         body = json.dumps(refused("headers", reason)).encode()
         answer = [STATUS_LINE[431]]

@@ -129,3 +129,55 @@ async def test_only_a_requests_head_counts_towards_its_bound() -> None:
         await serving
     assert [answer.text for answer in answers[:4]] == ["3000000"] * 3 + ["0"]
     assert answers[4].status_code == 431
+
+
+def _send_chunked(port: int, body_chunks: int, trailer_bytes: int) -> bytes:
+    """A chunked POST of `body_chunks` chunks of 64 KiB, then a trailer field of
+    `trailer_bytes`, written 16 KiB at a time; what the server answered before it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(body_chunks):
+            connection.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        try:
+            connection.sendall(b"0\r\nX-Pad: ")
+            for _ in range(trailer_bytes // 16_384):
+                connection.sendall(b"a" * 16_384)
+            connection.sendall(b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed on it, as it should be once the trailer runs past the bound
+        answered = b""
+        try:
+            while chunk := connection.recv(65_536):
+                answered += chunk
+        except ConnectionResetError:
+            pass
+        return answered
+
+
+async def test_a_chunked_bodys_trailer_is_held_to_the_bound_and_its_body_is_not() -> None:
+    """httptools joins trailer fields as it joins headers, each piece copying all before it:
+    a trailer of 120 MiB held a worker for ten seconds, the head's bound being done with once
+    the headers were read. A chunked body of any size still passes."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(
+        _body_size,
+        http=GatheringHttpToolsProtocol,
+        log_level="error",
+        h11_max_incomplete_event_size=16_384,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        body_only = await asyncio.to_thread(_send_chunked, port, 48, 0)
+        trailer = await asyncio.to_thread(_send_chunked, port, 0, 4_000_000)
+    finally:
+        server.should_exit = True
+        await serving
+    assert body_only.startswith(b"HTTP/1.1 200"), body_only[:200]
+    assert body_only.endswith(str(48 * 0x10000).encode()), body_only[-200:]
+    assert not trailer.startswith(b"HTTP/1.1 200"), trailer[:200]
