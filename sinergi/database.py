@@ -108,16 +108,16 @@ def needs_owner(error: BaseException) -> str | None:
 
 
 def _same_database(owner_url: str, service_url: str) -> None:
-    """Refuses (SettingsError) an owner's and a service's URL naming different databases, or
-    the same name on different servers: `sinergi migrate` migrated and granted the one while
-    the service's defaults were reset on the other, and `serve` would serve a database nobody
-    prepared. Compared as written, so `localhost` and `127.0.0.1` differ: both URLs usually
-    come from one place, and the line names what to make alike."""
-    owner, service = _place(owner_url), _place(service_url)
+    """Refuses (SettingsError) an owner's and a service's URL naming different databases:
+    `sinergi migrate` migrated and granted the one while the service's defaults were reset on
+    the other, and `serve` would serve a database nobody prepared. Only the names are compared:
+    the two roles often reach one server by different routes (the owner over a Unix socket, the
+    service through PgBouncer), which the URLs cannot tell from two servers."""
+    owner, service = make_url(owner_url).database or "", make_url(service_url).database or ""
     if owner != service:
         raise SettingsError(
-            f"DATABASE_OWNER_URL names {owner} but DATABASE_URL names {service}: the owner's and"
-            " the service's URL must name the same database on the same server"
+            f"DATABASE_OWNER_URL names database {owner!r} but DATABASE_URL names {service!r}:"
+            " the owner's and the service's URL must name the same database"
         )
 
 
