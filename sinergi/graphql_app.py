@@ -227,22 +227,23 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.
         if self.connection_acknowledged and message["id"] not in self.operations:
             assert isinstance(self.view, SinergiGraphQL)
+            # The token's recheck and the operation's resolving (a persisted document's lookup,
+            # the rate limit) read the database: out, this message is refused, not the socket.
             try:
                 if await subscriptions.lapsed(self.context):
                     await self.websocket.close(code=4403, reason="Forbidden")
                     return
-            except Exception as error:  # the token unchecked: this message refused, not the socket
-                if not is_unavailable(error):
-                    raise
-                resolved: Any = subscriptions.refused(self.context, service_unavailable())
-            else:
-                resolved = await subscriptions.operation(
+                resolved: Any = await subscriptions.operation(
                     self.context,
                     self.view.checks,
                     self.view.trusted,
                     self.view.rate_limiter,
                     message.get("payload"),
                 )
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                resolved = subscriptions.refused(self.context, service_unavailable())
             if isinstance(resolved, Refusal):
                 refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
                 await self.send_message(refused)

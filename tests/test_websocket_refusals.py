@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from auth.registry import ClientRegistry
-from db.queries import rate_limits
+from db.queries import rate_limits, trusted_documents
 from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.clients import registered
@@ -103,14 +103,28 @@ def test_a_database_outage_at_connection_init_closes_it_with_try_again_later(
     ] == []
 
 
+PERSISTED = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}}
+"""A subscribe naming its document by hash: resolving it reads the registered documents."""
+
+
+@pytest.mark.parametrize(
+    ("subscribe", "gone"),
+    [
+        ({"query": "subscription { msmeChanges { endCursor } }"}, (ClientRegistry, "state")),
+        (PERSISTED, (trusted_documents, "find")),
+    ],
+    ids=["token recheck", "persisted document"],
+)
 def test_a_database_outage_at_a_subscribe_message_refuses_it_and_keeps_the_connection(
     module_reference_url: str,
     client: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    subscribe: dict[str, Any],
+    gone: tuple[object, str],
 ) -> None:
-    """The token's recheck for each subscribe message failed through to the socket as well."""
-    subscribe = {"query": "subscription { msmeChanges { endCursor } }"}
+    """The token's recheck for each subscribe message, and a persisted document's lookup,
+    failed through to the socket as well."""
     with _served(module_reference_url, SERVED) as http:
         token = _token(http, client)
         with (
@@ -122,7 +136,7 @@ def test_a_database_outage_at_a_subscribe_message_refuses_it_and_keeps_the_conne
             )
             assert socket.receive_json()["type"] == "connection_ack"
             with monkeypatch.context() as away:
-                away.setattr(ClientRegistry, "state", _database_gone)
+                away.setattr(*gone, _database_gone)
                 socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
                 refused = socket.receive_json()
                 socket.send_json({"type": "ping"})
