@@ -15,6 +15,7 @@ the key that made its first seal), and every `serve` refuses a key that does not
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import tempfile
@@ -25,6 +26,8 @@ from db.queries import audit_key_fingerprint
 from db.queries.audit_seals import first_seal
 from db.seals import KEY_BYTES, key_fingerprint
 from sinergi.settings import Settings, SettingsError
+
+log = logging.getLogger("sinergi.audit")
 
 
 class NoAuditKey(SettingsError):
@@ -91,17 +94,26 @@ async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:
         key = load(settings)
         if not check:
             return key
-        if sealed.made_with(key) is False:
-            raise WrongAuditKey(
-                f"the audit key does not match this database's seals: the key from "
-                f"{_source(settings)} did not make the seal of entry 1. Serve with the key that "
-                "sealed this trail (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME); "
-                "`sinergi audit verify` with it checks the trail"
-            )
         fingerprint = key_fingerprint(key, await audit_key_fingerprint.trail(connection))
         recorded = await audit_key_fingerprint.recorded(connection)
         if recorded is None:
+            # A trail sealed before fingerprints were recorded names its key by its first seal.
+            if sealed.made_with(key) is False:
+                raise WrongAuditKey(
+                    f"the audit key does not match this database's seals: the key from "
+                    f"{_source(settings)} did not make the seal of entry 1. Serve with the key "
+                    "that sealed this trail (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or "
+                    "SINERGI_HOME); `sinergi audit verify` with it checks the trail"
+                )
             recorded = await audit_key_fingerprint.record(connection, fingerprint)
+        elif recorded == fingerprint and sealed.made_with(key) is False:
+            # The recorded fingerprint, which the service's role cannot change, names this key:
+            # the first seal was forged (the service's role may write one). Serving on keeps
+            # an insider from stopping every instance with it; sealing stops at it, and says so.
+            log.error(
+                "the seal of audit entry 1 was not made by this database's audit key: forged;"
+                " run `sinergi audit verify`"
+            )
     if recorded != fingerprint:
         raise WrongAuditKey(
             f"the audit key is not this database's: the key from {_source(settings)} does not "

@@ -16,9 +16,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.queries import audit_seals
+from db.queries import audit_key_fingerprint, audit_seals
 from sinergi import checkpoint_file, checkpoint_syslog, metrics
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import UNSEALED_INTERVALS
@@ -49,11 +49,11 @@ class AuditSealer:
         self._sending: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.wrong_key = False
-        """A round stopped at a seal the key does not reproduce, and the key did not make the
-        trail's first seal either: the instance holds another key than the trail's, and is not
-        ready (sinergi.app `readyz`). A first seal it did make leaves it ready: the seal that
-        stopped sealing was forged (the service's role may write one), which `audit verify`
-        names, and which would otherwise take every instance out of service at once."""
+        """A round stopped at a seal the key does not reproduce, and the key is not the
+        trail's (`_another_key`): the instance is not ready (sinergi.app `readyz`). Otherwise
+        the seal that stopped sealing was forged (the service's role may write one, the first
+        included), which `audit verify` names, and which would otherwise take every instance out
+        of service at once."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -89,8 +89,7 @@ class AuditSealer:
                 async with self._engine.begin() as connection:
                     sealed = await audit_seals.seal(connection, self._key)
                     if sealed is not None and sealed.refused_at is not None and not self.wrong_key:
-                        first = await audit_seals.first_seal(connection)
-                        self.wrong_key = first.made_with(self._key) is False
+                        self.wrong_key = await _another_key(connection, self._key)
                     waiting = (
                         await audit_seals.oldest_unsealed(connection) if sealed is None else None
                     )
@@ -181,3 +180,12 @@ class AuditSealer:
         if self._syslog_failing:
             log.info("audit checkpoints reach syslog again")
         self._syslog_failing = False
+
+
+async def _another_key(connection: AsyncConnection, key: bytes) -> bool:
+    """Whether `key` is not the trail's: by the recorded fingerprint, which the service's role
+    cannot change, else (none recorded yet) by the trail's first seal."""
+    recorded_as_key = await audit_key_fingerprint.names(connection, key)
+    if recorded_as_key is not None:
+        return not recorded_as_key
+    return (await audit_seals.first_seal(connection)).made_with(key) is False

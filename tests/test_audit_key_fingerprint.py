@@ -140,3 +140,20 @@ def test_a_forged_newest_seal_stops_sealing_but_not_readiness(
     run(service, "INSERT INTO audit_seals (seq, mac) VALUES (4, 'forged')")
     answers = _readiness(fresh_url, KEY, 2.5)
     assert set(answers) == {200}
+
+
+def test_a_forged_first_seal_leaves_instances_ready_and_serving(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """On a trail nothing sealed yet, the service's role could write entry 1 and a seal of it:
+    judged by that seal, every instance went unready and none could start again. The recorded
+    fingerprint, which that role cannot change, names the key instead."""
+    asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "checkpoints.jsonl", 0))
+    service = as_service(fresh_url)
+    trail = run(fresh_url, "SELECT id::text FROM audit_trail")[0][0]
+    run(service, "SELECT record_audit_key_fingerprint($1)", key_fingerprint(KEY, trail))
+    run(service, "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', '{}', '{}')")
+    run(service, "INSERT INTO audit_seals (seq, mac) SELECT max(seq), 'forged' FROM audit_log")
+    assert set(_readiness(fresh_url, KEY, 2.5)) == {200}
+    settings = Settings(audit_key_hex=KEY.hex(), home=tmp_path)
+    assert asyncio.run(audit_key.for_database(settings, service, check=True)) == KEY

@@ -12,7 +12,8 @@ database; its fingerprint tells nothing of it.
 One row, written once: the service holds SELECT only (db/roles.py) and records it through
 `record_audit_key_fingerprint`, the owner's, which takes the table's lock and writes only when
 none is there, returning what is; a trigger refuses to change or remove it, so whoever holds
-the service's credentials cannot swap in another key's.
+the service's credentials cannot swap in another key's (only, before any server did, record one
+first, which stops every `serve`; the README's audit section says how the owner resets it).
 
 Revision ID: 0044
 Revises: 0043
