@@ -136,6 +136,11 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def on_chunk_header(self) -> None:
+        """A read that frames a chunk is counted no more than one that begins a request: a body
+        of many small chunks is framing as much as body, and is no head."""
+        self._began = True
+
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         super().on_body(body)

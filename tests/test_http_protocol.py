@@ -131,15 +131,18 @@ async def test_only_a_requests_head_counts_towards_its_bound() -> None:
     assert answers[4].status_code == 431
 
 
-def _send_chunked(port: int, body_chunks: int, trailer_bytes: int) -> bytes:
-    """A chunked POST of `body_chunks` chunks of 64 KiB, then a trailer field of
-    `trailer_bytes`, written 16 KiB at a time; what the server answered before it closed."""
+def _send_chunked(port: int, body_chunks: int, trailer_bytes: int, chunk: int = 0x10000) -> bytes:
+    """A chunked POST of `body_chunks` chunks of `chunk` bytes, sent in pieces of about 64 KiB,
+    then a trailer field of `trailer_bytes`, written 16 KiB at a time; what the server answered
+    before it closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(
             b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
-        for _ in range(body_chunks):
-            connection.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        framed = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"
+        per_send = max(1, 0x10000 // len(framed))
+        for sent in range(0, body_chunks, per_send):
+            connection.sendall(framed * min(per_send, body_chunks - sent))
         try:
             connection.sendall(b"0\r\nX-Pad: ")
             for _ in range(trailer_bytes // 16_384):
@@ -159,7 +162,7 @@ def _send_chunked(port: int, body_chunks: int, trailer_bytes: int) -> bytes:
 async def test_a_chunked_bodys_trailer_is_held_to_the_bound_and_its_body_is_not() -> None:
     """httptools joins trailer fields as it joins headers, each piece copying all before it:
     a trailer of 120 MiB held a worker for ten seconds, the head's bound being done with once
-    the headers were read. A chunked body of any size still passes."""
+    the headers were read. A chunked body of any size still passes, in chunks of any size."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()
@@ -174,10 +177,13 @@ async def test_a_chunked_bodys_trailer_is_held_to_the_bound_and_its_body_is_not(
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     try:
         body_only = await asyncio.to_thread(_send_chunked, port, 48, 0)
+        small_chunks = await asyncio.to_thread(_send_chunked, port, 19_000, 0, 100)
         trailer = await asyncio.to_thread(_send_chunked, port, 0, 4_000_000)
     finally:
         server.should_exit = True
         await serving
     assert body_only.startswith(b"HTTP/1.1 200"), body_only[:200]
     assert body_only.endswith(str(48 * 0x10000).encode()), body_only[-200:]
+    assert small_chunks.startswith(b"HTTP/1.1 200"), small_chunks[:200]
+    assert small_chunks.endswith(b"1900000"), small_chunks[-200:]
     assert not trailer.startswith(b"HTTP/1.1 200"), trailer[:200]
