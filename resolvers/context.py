@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from auth.principal import Principal
 from db.change_signal import ChangeSignal
 from db.driver import Pooled, check_out
 from db.engine import autocommit
+from db.errors import is_unavailable
 from db.queries import rate_limits
 from db.queries.audit import AuditWriter
 from db.queries.regions import RegionDirectory
@@ -27,6 +29,8 @@ from domain.cursor_seal import CursorSeal
 from resolvers.access import AccessNotes
 from resolvers.loaders import Loaders
 from resolvers.policy import AccessPolicy
+
+log = logging.getLogger("sinergi.writes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +173,16 @@ class Context:
         made before the write began, or skipped for one moments old: a write that waited on a
         row lock for most of that, or a request of many writes, left its client less than the
         window after its commit, and its next read, from a stale replica, missed the write. An
-        extra statement only for such slow writes."""
+        extra statement only for such slow writes. The write stands whatever becomes of it: a
+        note that fails (the database going away) is logged, not answered as the write's failure,
+        which a client would retry and apply twice."""
         if time.monotonic() - self.noted_at > self.window_seconds:
-            await self._note()
+            try:
+                await self._note()
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                log.warning("a committed write's client could not be noted again: %s", error)
 
     async def _note(self) -> None:
         self.noted_at = time.monotonic()
