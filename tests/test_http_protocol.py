@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
@@ -104,13 +106,12 @@ async def _body_size(scope: Scope, receive: Receive, send: Send) -> None:
     await PlainTextResponse(str(size))(scope, receive, send)
 
 
-async def test_only_a_requests_head_counts_towards_its_bound() -> None:
-    """Bodies of any size, sent after their heads in the same reads, and a head just under the
-    bound, on one kept-alive connection: none is taken for a head over it."""
+@asynccontextmanager
+async def _bounded_server() -> AsyncIterator[int]:
+    """`_body_size` served on the protocol with heads bounded to 16 KiB; its port."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()
-    port = listening.getsockname()[1]
     config = uvicorn.Config(
         _body_size,
         http=GatheringHttpToolsProtocol,
@@ -120,13 +121,22 @@ async def test_only_a_requests_head_counts_towards_its_bound() -> None:
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            answers = [await client.post("/", content=b"x" * 3_000_000) for _ in range(3)]
-            answers.append(await client.get("/", headers={"X-Pad": "a" * 16_000}))
-            answers.append(await client.get("/", headers={"X-Pad": "a" * 1_000_000}))
+        yield listening.getsockname()[1]
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_only_a_requests_head_counts_towards_its_bound() -> None:
+    """Bodies of any size, sent after their heads in the same reads, and a head just under the
+    bound, on one kept-alive connection: none is taken for a head over it."""
+    async with (
+        _bounded_server() as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        answers = [await client.post("/", content=b"x" * 3_000_000) for _ in range(3)]
+        answers.append(await client.get("/", headers={"X-Pad": "a" * 16_000}))
+        answers.append(await client.get("/", headers={"X-Pad": "a" * 1_000_000}))
     assert [answer.text for answer in answers[:4]] == ["3000000"] * 3 + ["0"]
     assert answers[4].status_code == 431
 
@@ -163,25 +173,10 @@ async def test_a_chunked_bodys_trailer_is_held_to_the_bound_and_its_body_is_not(
     """httptools joins trailer fields as it joins headers, each piece copying all before it:
     a trailer of 120 MiB held a worker for ten seconds, the head's bound being done with once
     the headers were read. A chunked body of any size still passes, in chunks of any size."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    port = listening.getsockname()[1]
-    config = uvicorn.Config(
-        _body_size,
-        http=GatheringHttpToolsProtocol,
-        log_level="error",
-        h11_max_incomplete_event_size=16_384,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
+    async with _bounded_server() as port:
         body_only = await asyncio.to_thread(_send_chunked, port, 48, 0)
         small_chunks = await asyncio.to_thread(_send_chunked, port, 19_000, 0, 100)
         trailer = await asyncio.to_thread(_send_chunked, port, 0, 4_000_000)
-    finally:
-        server.should_exit = True
-        await serving
     assert body_only.startswith(b"HTTP/1.1 200"), body_only[:200]
     assert body_only.endswith(str(48 * 0x10000).encode()), body_only[-200:]
     assert small_chunks.startswith(b"HTTP/1.1 200"), small_chunks[:200]
