@@ -82,11 +82,25 @@ class Mode(StrEnum):
     VALID_ROWS = "valid_rows"
 
 
+class Problem(StrEnum):
+    """What kind of problem a row error is: what a single write refusing the same thing raises
+    (domain.errors InvalidValue, db.writes Duplicate, a place outside the jurisdiction), so the
+    import's callers answer it with that write's code (resolvers/imports.py `row_code`)."""
+
+    INVALID = "invalid"
+    """A value breaks a rule, or the rows contradict each other: fix the row."""
+    TAKEN = "taken"
+    """The NIB is registered to a record the writer may not change (another jurisdiction's)."""
+    OUTSIDE = "outside"
+    """The row would put a record outside the writer's jurisdiction."""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class RowError:
     row: int
     field: str
     reason: str
+    problem: Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,17 +329,25 @@ async def _check(
             )
             if isinstance(checked, list):
                 chunks.errors.extend(
-                    RowError(row_no, error.field, error.reason) for error in checked
+                    RowError(row_no, error.field, error.reason, Problem.INVALID)
+                    for error in checked
                 )
             elif not _covers(scope, checked.regency_code, covered):
                 chunks.errors.append(
-                    RowError(row_no, name("region"), f"is outside your jurisdiction ({scope.code})")
+                    RowError(
+                        row_no,
+                        name("region"),
+                        f"is outside your jurisdiction ({scope.code})",
+                        Problem.OUTSIDE,
+                    )
                 )
             else:
                 first = first_row_of.setdefault(checked.nib, row_no)
                 if first != row_no:
                     chunks.errors.append(
-                        RowError(row_no, name("nib"), f"repeats the NIB of row {first}")
+                        RowError(
+                            row_no, name("nib"), f"repeats the NIB of row {first}", Problem.INVALID
+                        )
                     )
                 staged.append(_staged(row_no, checked))
             if received % YIELD_EVERY == 0:
@@ -505,18 +527,31 @@ class _Chunks:
                         name("district" if issuer.startswith(row[_REGENCY] + ".") else "region"),
                         f"the business's SKU was issued in {issuer}, not here: clear or replace"
                         " its SKU first (updateMsme), then move it",
+                        Problem.INVALID,
                     )
                 )
             if row[_REGENCY] not in self.regions:
                 errors.append(
-                    RowError(row_no, name("region"), "is not a known regency or city code")
+                    RowError(
+                        row_no,
+                        name("region"),
+                        "is not a known regency or city code",
+                        Problem.INVALID,
+                    )
                 )
             if district is not None and district not in self.regions:
-                errors.append(RowError(row_no, name("district"), "is not a known kecamatan code"))
+                errors.append(
+                    RowError(
+                        row_no, name("district"), "is not a known kecamatan code", Problem.INVALID
+                    )
+                )
             if row[_NIB] in outside:
                 errors.append(
                     RowError(
-                        row_no, name("nib"), "is registered to a record outside your jurisdiction"
+                        row_no,
+                        name("nib"),
+                        "is registered to a record outside your jurisdiction",
+                        Problem.TAKEN,
                     )
                 )
         return errors
@@ -547,7 +582,7 @@ class _Chunks:
             )
         refused = await participations.refused_moves(self.connection, places)
         return [
-            RowError(moving[msme_id][0], self.name(moving[msme_id][1]), reason)
+            RowError(moving[msme_id][0], self.name(moving[msme_id][1]), reason, Problem.INVALID)
             for msme_id, reason in refused.items()
         ]
 

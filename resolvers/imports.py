@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from strawberry.types import Info
 
-from db.imports import Drafted, Mode, Report, import_msmes
+from db.imports import Drafted, Mode, Problem, Report, RowError, import_msmes
 from domain.records import MsmeDraft
 from resolvers import calendar
 from resolvers.context import Context
-from resolvers.errors import bad_input
+from resolvers.errors import ErrorCode, bad_input
 from resolvers.import_notes import OwnerRow, note, owners_noted
 from resolvers.writing import actor_of, needs_personal_data_scope, writing
 
@@ -48,3 +48,18 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
             await connection.rollback()  # nothing to commit: the import changed nothing
     note(info.context.accesses, owners, report)
     return report
+
+
+def row_code(error: RowError) -> ErrorCode:
+    """The contract's code for a row error: the one a single write (`createMsme`, `updateMsme`)
+    refused for the same problem answers with (resolvers/writing.py), so a client handles a bad
+    row as it handles that refusal. The mutation and the CLI both report it."""
+    match error.problem:
+        case Problem.INVALID:
+            return ErrorCode.BAD_USER_INPUT
+        case Problem.TAKEN:
+            return ErrorCode.CONFLICT
+        case Problem.OUTSIDE:
+            return ErrorCode.FORBIDDEN
+        case _:
+            assert_never(error.problem)

@@ -115,7 +115,9 @@ class RecordMutation:
             rejected=report.rejected,
             applied=report.applied,
             errors=[
-                ImportRowError(row=e.row, field=e.field, reason=e.reason)
+                ImportRowError(
+                    row=e.row, field=e.field, reason=e.reason, code=imports.row_code(e).value
+                )
                 for e in report.errors[: imports.MAX_REPORTED_ERRORS]
             ],
         )

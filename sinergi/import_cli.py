@@ -50,6 +50,7 @@ from domain.register_csv import (
 )
 from resolvers import calendar, import_notes
 from resolvers.access import AccessNotes, Touched
+from resolvers.imports import row_code
 from resolvers.policy import AccessPolicy
 from sinergi.database import ready_url
 from sinergi.hashed_file import open_hashed
@@ -374,10 +375,10 @@ def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]
 def _print(console: Console, report: Report, path: Path) -> None:
     if report.errors:
         table = Table(title=f"rejected rows in {escape(path.name)}")
-        for column in ("row", "column", "reason"):
+        for column in ("row", "column", "reason", "code"):
             table.add_column(column)
         for error in report.errors[:_SHOWN_ERRORS]:
-            table.add_row(str(error.row), error.field, error.reason)
+            table.add_row(str(error.row), error.field, error.reason, row_code(error).value)
         console.print(table)
         if len(report.errors) > _SHOWN_ERRORS:
             console.print(f"… and {len(report.errors) - _SHOWN_ERRORS} more problems")

@@ -114,6 +114,35 @@ def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
     assert [row[1] for row in state(reference_url, "7767")[0]] == ["7767000000001"]
 
 
+def test_each_rejected_row_is_reported_with_the_code_the_mutation_gives_it(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """As `importMsmes` answers each row error with its code, so does the command."""
+    taken = tmp_path / "kalbar.csv"
+    taken.write_text(
+        HEADER + "7797000000101,Toko Kalbar,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    assert sinergi(reference_url, str(taken), "--jurisdiction", "61").returncode == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER
+        + "779700000010,Toko Pendek,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n"
+        + "7797000000101,Toko Sama,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n"
+        + "7797000000102,Toko Jauh,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    refused = sinergi(reference_url, str(bad), "--jurisdiction", "62")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
+    for expected in (
+        "2 │ nib │ must be exactly 13 digits │ BAD_USER_INPUT │",
+        "3 │ nib │ is registered to a record outside your jurisdiction │ CONFLICT │",
+        "4 │ region │ is outside your jurisdiction (62) │ FORBIDDEN │",
+    ):
+        assert any(expected in line for line in lines), refused.stdout
+
+
 def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
     reference_url: str, tmp_path: Path
 ) -> None:

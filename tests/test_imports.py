@@ -21,7 +21,7 @@ from resolvers import calendar
 from resolvers import imports as resolver_imports
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
-from tests.test_record_mutations import READ, UPDATE
+from tests.test_record_mutations import CREATE, READ, UPDATE
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
 KALTENG_PII = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
@@ -585,6 +585,39 @@ async def test_an_import_cannot_reach_outside_the_jurisdiction(engine: AsyncEngi
             text("SELECT regency_code FROM msmes WHERE nib = '7764000000001'")
         )
         assert region.scalar_one() == "62.71"
+
+
+CODED_IMPORT = IMPORT.replace("errors { row field reason }", "errors { row field reason code }")
+
+
+async def test_each_row_error_carries_the_code_a_single_write_gets_for_the_same_problem(
+    engine: AsyncEngine,
+) -> None:
+    """A client handles a bad row as it handles the refusal of the same record by `createMsme`:
+    the same code on the same field. Rows 1 to 4 are each sent to `createMsme` as well."""
+    taken = "7797000000001"
+    await do_import(engine, [row(taken, region="61.71", district=None)], "VALID_ROWS", KALBAR)
+    rows = [
+        row("779700000000"),  # 12 digits
+        row(taken),  # Kalbar's NIB
+        row("7797000000002", region="61.71", district=None),  # Kalbar's region
+        row("7797000000003", region="62.98", district=None),  # no such regency
+        row("7797000000004"),
+        row("7797000000004", name="Nama Lain"),  # repeats row 5's NIB
+    ]
+    result = await run(engine, KALTENG, CODED_IMPORT, {"rows": rows, "mode": "ALL_OR_NOTHING"})
+    report = result.data["importMsmes"]
+    assert [(error["row"], error["field"], error["code"]) for error in report["errors"]] == [
+        (1, "nib", "BAD_USER_INPUT"),
+        (2, "nib", "CONFLICT"),
+        (3, "region", "FORBIDDEN"),
+        (4, "region", "BAD_USER_INPUT"),
+        (6, "nib", "BAD_USER_INPUT"),
+    ]
+    for error in report["errors"][:4]:
+        single = await run(engine, KALTENG, CREATE, {"input": rows[error["row"] - 1]})
+        refused = single.errors[0].extensions
+        assert (refused["field"], refused["code"]) == (f"input.{error['field']}", error["code"])
 
 
 async def test_owner_columns_need_pii_read_and_never_enter_the_history(

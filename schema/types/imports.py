@@ -24,6 +24,11 @@ class ImportRowError:
     row: int = strawberry.field(description="The row's position in `rows`, from 1.")
     field: str = strawberry.field(description='The input field, e.g. "nib" or "owner.nik".')
     reason: str
+    code: str = strawberry.field(
+        description="The error code a single write (createMsme, updateMsme) refused for the same "
+        "problem carries: BAD_USER_INPUT for a value breaking a rule, CONFLICT for a NIB "
+        "registered to a record outside your jurisdiction, FORBIDDEN for a region outside it."
+    )
 
 
 @strawberry.type(description="What an import did. Importing the same rows again changes nothing.")
