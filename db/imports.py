@@ -834,14 +834,11 @@ SELECT count(*) FILTER (WHERE w.created),
 """
 
 # The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
-# name; the declared scale as resolvers/msme_writes.py reads it (a record without figures stored
-# before migration 0037 has its scale as the declaration).
+# name, and the columns the declaration it keeps is read from (domain/scale.py
+# `kept_declaration`, as `updateMsme` reads it).
 _STORED_VALUES = """
 SELECT m.nib, m.regency_code, m.district_code AS district, m.established_on, m.capital,
-       m.annual_turnover, m.turnover_year, m.employees,
-       coalesce(m.declared_scale,
-                CASE WHEN m.capital IS NULL AND m.annual_turnover IS NULL THEN m.scale END)
-           AS scale"""
+       m.annual_turnover, m.turnover_year, m.employees, m.scale, m.declared_scale"""
 _STORED = f"""{_STORED_VALUES}
   FROM msmes m
  WHERE m.nib = ANY(:nibs)

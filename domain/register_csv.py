@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date
 from typing import Any
 
@@ -19,7 +19,7 @@ from domain.dates import iso_date
 from domain.errors import InvalidValue
 from domain.personal import OWNER_FIELDS
 from domain.records import MsmeDraft, OwnerDraft
-from domain.scale import Scale
+from domain.scale import Scale, kept_declaration
 
 REQUIRED = ("nib", "name", "kbli", "region")
 OPTIONAL = (
@@ -59,6 +59,7 @@ _KEPT_IF_ABSENT = {
     "scale": "scale",
 }
 """Optional columns -> the draft field each fills: a file without the column leaves it as stored."""
+_DRAFT_FIELDS = frozenset(field.name for field in fields(MsmeDraft))
 WHOLE_ROW = "(whole row)"
 """The column a problem with the row as a whole is reported on."""
 _WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
@@ -93,15 +94,25 @@ def absent_fields(header: list[str]) -> frozenset[str]:
 
 def as_stored(draft: MsmeDraft, stored: Mapping[str, Any], absent: frozenset[str]) -> MsmeDraft:
     """`draft` with its `absent` fields as `stored` holds them (by field name, the owner's as
-    `owner.<field>`, the declared scale as `scale`), so that the merged record is checked whole,
-    as `updateMsme` checks a patch merged with the record. As there, the declared scale stands
-    only while the figures it was checked against do: new figures without a declared scale drop
-    it. A stored owner's fields are kept for the same owner only (by NIK): another one's phone is
-    not theirs."""
-    values = {field: stored[field] for field in absent if not field.startswith("owner.")}
+    `owner.<field>`; `scale`, `declared_scale`, `capital` and `annual_turnover` as the record's
+    columns), so that the merged record is checked whole, as `updateMsme` checks a patch merged
+    with the record. As there, the declared scale stands only while the figures it was checked
+    against do: new figures without a declared scale drop it (domain/scale.py
+    `kept_declaration`). A stored owner's fields are kept for the same owner only (by NIK):
+    another one's phone is not theirs."""
+    values = {
+        field: stored[field]
+        for field in absent
+        if not field.startswith("owner.") and field != "scale"
+    }
     if "scale" in absent:
-        new_figures = {"capital", "annual_turnover"} - absent
-        values["scale"] = None if new_figures or stored["scale"] is None else Scale(stored["scale"])
+        values["scale"] = kept_declaration(
+            declared=stored["declared_scale"],
+            scale=stored["scale"],
+            capital=stored["capital"],
+            annual_turnover=stored["annual_turnover"],
+            given=_DRAFT_FIELDS - absent,
+        )
     owner = draft.owner
     kept = {field.removeprefix("owner."): stored[field] for field in absent if "." in field}
     if kept and owner is not None and owner.nik.strip() == stored["owner.nik"]:

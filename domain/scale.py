@@ -7,6 +7,7 @@ label, so records computed under these thresholds stay explainable when the nomi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 from domain.errors import InvalidValue
@@ -98,6 +99,38 @@ def registered_scale(
     """
     computed = classify(capital=capital, annual_sales=annual_sales)
     return declared if computed is None else computed
+
+
+FIGURES = frozenset({"capital", "annual_turnover"})
+"""The fields a scale is computed from (domain.records MsmeDraft's)."""
+
+
+def kept_declaration(
+    *,
+    declared: str | None,
+    scale: str,
+    capital: int | None,
+    annual_turnover: int | None,
+    given: Collection[str],
+) -> Scale | None:
+    """The declared scale a write merged over a stored record (`declared`, `scale`, `capital`,
+    `annual_turnover`: its columns) keeps when the write (`given`: the fields it sets, by draft
+    field name) declares none itself, as `updateMsme` and an import's row alike merge it.
+
+    The stored declaration stands while the figures it was checked against do; a write giving
+    figures drops it: one they might now contradict is not carried over unasked (and, as before
+    the declaration was kept apart, such a write is not refused for it). A record without
+    figures stored before migration 0037 has no declaration kept apart (0037 left those it did
+    not change alone), but its scale was declared, as without figures it must be: it stands as
+    the declaration, so the record stays writable.
+    """
+    if FIGURES.intersection(given):
+        return None
+    if declared is not None:
+        return Scale(declared)
+    if capital is None and annual_turnover is None:
+        return Scale(scale)
+    return None
 
 
 def check_declared_scale(

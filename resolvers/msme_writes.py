@@ -18,7 +18,7 @@ from db.queries import cooperatives
 from db.writes import NotFound, StaleVersion, msmes, participations, vocabulary
 from db.writes.versioned import locked
 from domain.records import CheckedMsme, MsmeDraft, check_registered_msme, check_scale_report
-from domain.scale import Scale
+from domain.scale import kept_declaration
 from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
@@ -32,8 +32,6 @@ from resolvers.writing import (
     rules,
     writing,
 )
-
-_FIGURES = ("capital", "annual_turnover")
 
 
 async def _checked(
@@ -203,9 +201,8 @@ async def update(
 def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
     """The stored record with the patch applied; the scale is computed from the merged figures
     (domain/scale.py `registered_scale`). The declared scale stands unless the patch declares
-    another, or changes the figures without declaring one: it is checked against the figures,
-    so one they might now contradict is not carried over unasked (and, as before the declaration
-    was kept apart, such a write is not refused for it)."""
+    another, or changes the figures without declaring one (domain/scale.py `kept_declaration`)."""
+    fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
     stored = MsmeDraft(
         nib=current.nib,
         sku_number=current.sku_number,
@@ -219,23 +216,15 @@ def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
         annual_turnover=current.annual_turnover,
         turnover_year=current.turnover_year,
         employees=current.employees,
-        scale=_declared(current),
+        scale=kept_declaration(
+            declared=current.declared_scale,
+            scale=current.scale,
+            capital=current.capital,
+            annual_turnover=current.annual_turnover,
+            given=fields,
+        ),
     )
-    fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
-    if any(name in fields for name in _FIGURES) and "scale" not in fields:
-        fields["scale"] = None
     return replace(stored, **fields)
-
-
-def _declared(current: Node) -> Scale | None:
-    """The stored declaration. A record without figures stored before migration 0037 has none
-    kept apart (0037 left those it did not change alone), but its scale was declared, as without
-    figures it must be: it stands as the declaration, so the record stays writable."""
-    if current.declared_scale is not None:
-        return Scale(current.declared_scale)
-    if current.capital is None and current.annual_turnover is None:
-        return Scale(current.scale)
-    return None
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:

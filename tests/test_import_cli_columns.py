@@ -94,3 +94,41 @@ def test_a_column_the_file_leaves_out_keeps_the_stored_value_and_an_empty_cell_c
         " WHERE m.nib = '7787000000001'",
     )
     assert owner == [("6271995204880002", None)]
+
+
+def test_a_file_without_a_scale_column_keeps_the_declaration_as_an_update_does(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The stored declaration a row without a `scale` column keeps is read as `updateMsme` reads
+    it (domain/scale.py `kept_declaration`): it stands while the figures do, a file giving
+    figures drops it, and a record without figures and without a declaration kept apart (as
+    migration 0037 left some) has its scale as the declaration."""
+
+    def imported(name: str, text: str) -> list[tuple[object, ...]]:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        result = sinergi(reference_url, str(path), "--jurisdiction", "62")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return fetch(
+            reference_url,
+            "SELECT nib, scale, declared_scale FROM msmes WHERE nib LIKE '779700000030%'"
+            " ORDER BY nib",
+        )
+
+    assert imported(
+        "declared.csv",
+        "nib,name,kbli,region,capital,turnover,scale\n"
+        "7797000000301,Toko Deklarasi,47112,62.71,900000000,20000000000,micro\n"
+        "7797000000302,Toko Lama,47112,62.71,,,small\n",
+    ) == [("7797000000301", "medium", "micro"), ("7797000000302", "small", "small")]
+    fetch(reference_url, "UPDATE msmes SET declared_scale = NULL WHERE nib = '7797000000302'")
+    assert imported(
+        "names.csv",
+        "nib,name,kbli,region\n"
+        "7797000000301,Toko Deklarasi,47112,62.71\n"
+        "7797000000302,Toko Lama,47112,62.71\n",
+    ) == [("7797000000301", "medium", "micro"), ("7797000000302", "small", "small")]
+    assert imported(
+        "figures.csv",
+        "nib,name,kbli,region,turnover\n7797000000301,Toko Deklarasi,47112,62.71,20000000000\n",
+    ) == [("7797000000301", "medium", None), ("7797000000302", "small", "small")]

@@ -10,6 +10,8 @@ from domain.identifiers import KbliSection
 from domain.records import Vocabulary, check_msme
 from domain.register_csv import (
     WHOLE_ROW,
+    absent_fields,
+    as_stored,
     column_name,
     draft_from_cells,
     draft_from_record,
@@ -126,3 +128,35 @@ def test_a_record_is_read_only_when_its_cells_line_up_with_the_header() -> None:
         assert [(error.field, error.reason.split(":")[0]) for error in errors] == [
             (WHOLE_ROW, f"has {len(record)} cells where the header has {len(header)} columns")
         ]
+
+
+STORED = {
+    "district": None,
+    "established_on": None,
+    "capital": 900_000_000,
+    "annual_turnover": 20_000_000_000,
+    "turnover_year": 2025,
+    "employees": 3,
+    "scale": "medium",
+    "declared_scale": "micro",
+}
+
+
+@pytest.mark.parametrize(
+    ("header", "declared"),
+    [
+        (
+            ["nib", "name", "kbli", "region"],
+            Scale.MICRO,
+        ),  # no figures given: the declaration stands
+        (["nib", "name", "kbli", "region", "turnover"], None),  # new figures drop it
+        (["nib", "name", "kbli", "region", "scale"], None),  # an empty cell clears it
+    ],
+)
+def test_a_file_without_a_scale_column_keeps_the_declaration_as_an_update_does(
+    header: list[str], declared: Scale | None
+) -> None:
+    cells = {"nib": "7797000000201", "name": "Toko", "kbli": "47112", "region": "62.71"}
+    draft, unread = draft_from_cells({**cells, "turnover": "300000000", "scale": ""})
+    assert unread == []
+    assert as_stored(draft, STORED, absent_fields(header)).scale is declared

@@ -14,6 +14,7 @@ from domain.scale import (
     Scale,
     check_declared_scale,
     classify,
+    kept_declaration,
     scale_by_capital,
     scale_by_sales,
 )
@@ -213,3 +214,35 @@ def test_the_rejection_of_large_names_its_open_lower_bound() -> None:
     with pytest.raises(InvalidValue) as caught:
         check_declared_scale(Scale.LARGE, capital=1, annual_sales=None)
     assert "capital over Rp10,000,000,000" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("declared", "capital", "annual_turnover", "given", "kept"),
+    [
+        ("micro", 900_000_000, 20 * MILIAR, {"name"}, Scale.MICRO),  # figures stand: it stands
+        ("micro", 900_000_000, 20 * MILIAR, {"capital"}, None),  # new figures drop it
+        ("micro", 900_000_000, 20 * MILIAR, {"annual_turnover"}, None),
+        (None, 900_000_000, 20 * MILIAR, {"name"}, None),  # nothing declared
+        (None, None, None, {"name"}, Scale.SMALL),  # no figures before 0037: its scale declared
+        (None, None, None, {"capital", "name"}, None),
+    ],
+)
+def test_a_write_declaring_no_scale_keeps_the_stored_declaration_while_the_figures_stand(
+    declared: str | None,
+    capital: int | None,
+    annual_turnover: int | None,
+    given: set[str],
+    kept: Scale | None,
+) -> None:
+    """The rule `updateMsme` and an import's row share (resolvers/msme_writes.py `_merged`,
+    domain/register_csv.py `as_stored`)."""
+    assert (
+        kept_declaration(
+            declared=declared,
+            scale="small",
+            capital=capital,
+            annual_turnover=annual_turnover,
+            given=given,
+        )
+        is kept
+    )
