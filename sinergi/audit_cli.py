@@ -1,25 +1,67 @@
 """`sinergi audit verify`: check every entry against the chain and its seal, and the seals
 against the checkpoints; name every entry that is not as it was written, and say when entries
-wait to be sealed for longer than sealing takes (they could be removed unnoticed)."""
+wait to be sealed for longer than sealing takes (they could be removed unnoticed).
+
+A key other than the trail's fails every seal, which read as the whole trail rewritten: a false
+alarm of tampering. So the key is checked first against the fingerprint the first `serve`
+recorded (migration 0044), which the service's role cannot change: a key that does not
+reproduce it, and did not make the first seal either, is refused (WrongAuditKey, exit 2) before
+anything is walked. One that made the first seal is the trail's, whatever the fingerprint says:
+the owner can replace the fingerprint (or the trail's id it is bound to), and a key refused for
+that would let a rewritten trail pass for a wrong key; the change is named as a finding."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
-from db.queries import audit
-from db.queries.audit_seals import Unsealed
+from db.queries import audit, audit_key_fingerprint
+from db.queries.audit_seals import Unsealed, first_seal
 from db.seals import Checkpoint
 from sinergi import checkpoint_file
+from sinergi.audit_key import WrongAuditKey
+
+_KeyVerdict = Literal["unrecorded", "the trail's", "fingerprint changed"]
+
+_NOT_THE_TRAILS_KEY = (
+    "the audit key is not this trail's: it does not reproduce the fingerprint of the key the"
+    " trail's first server recorded, nor did it make the first seal; nothing was verified (with"
+    " it every seal would fail, which is no sign of tampering). Verify with the server's key"
+    " (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME)"
+)
+_FINGERPRINT_CHANGED = (
+    "audit key fingerprint changed: this key made the trail's first seal, yet does not reproduce"
+    " the fingerprint recorded (audit_key_fingerprint): the fingerprint or the trail's id was"
+    " changed since, as only the owner can"
+)
 
 
-async def _verify(url: str, key: bytes, checkpoints: list[Checkpoint]) -> audit.Verification:
+async def _judge_key(connection: AsyncConnection, key: bytes) -> _KeyVerdict:
+    """Whether `key` is the trail's, by the recorded fingerprint ("unrecorded": none is, and
+    the walk's first seal tells); WrongAuditKey when it is not."""
+    names = await audit_key_fingerprint.names(connection, key)
+    if names is None:
+        return "unrecorded"
+    if names:
+        return "the trail's"
+    if (await first_seal(connection)).made_with(key):
+        return "fingerprint changed"
+    raise WrongAuditKey(_NOT_THE_TRAILS_KEY)
+
+
+async def _verify(
+    url: str, key: bytes, checkpoints: list[Checkpoint]
+) -> tuple[_KeyVerdict, audit.Verification]:
     engine = create_engine(url, statement_timeout_ms=0)  # 0: no timeout for a full walk
     try:
         async with engine.connect() as connection:
-            return await audit.verify(connection, key, checkpoints)
+            verdict = await _judge_key(connection, key)
+            return verdict, await audit.verify(connection, key, checkpoints)
     finally:
         await engine.dispose()
 
@@ -51,6 +93,8 @@ def _stalled(unsealed: Unsealed | None, bound_seconds: int | None) -> str | None
     )
 
 
+# Before a fingerprint is recorded: with one, the key is judged by it, and a first seal it fails
+# was forged or rewritten.
 _WRONG_KEY = (
     "the first seal already fails: the audit key may not be the one that sealed this trail (a"
     " wrong key fails every seal from the first). Is SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY"
@@ -88,7 +132,8 @@ def verify(
     url: str, key: bytes, checkpoint_paths: Sequence[Path], *, unsealed_bound: int | None
 ) -> int:
     """`unsealed_bound`: how long, in seconds, an entry may wait to be sealed; None for a
-    system no server runs (`--stopped`), whose unsealed entries are reported, not failed."""
+    system no server runs (`--stopped`), whose unsealed entries are reported, not failed.
+    WrongAuditKey when the key is not the trail's, by its recorded fingerprint."""
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
     newest: list[str] = []
@@ -97,7 +142,10 @@ def verify(
         checkpoints += found.checkpoints
         problems += found.problems
         newest.append(_newest(path, found.checkpoints))
-    result = asyncio.run(_verify(url, key, checkpoints))
+    verdict, result = asyncio.run(_verify(url, key, checkpoints))
+    changed = verdict == "fingerprint changed"
+    if changed:
+        print(_FINGERPRINT_CHANGED)
     for line in newest:
         print(line)
     for problem in problems:
@@ -113,7 +161,8 @@ def verify(
     if not result.intact:
         for link in result.breaks:
             print(f"audit chain broken at {link}")
-        if result.breaks[0].first == 1 and result.breaks[0].reason == audit.SEAL_MISMATCH:
+        first = result.breaks[0]
+        if verdict == "unrecorded" and first.first == 1 and first.reason == audit.SEAL_MISMATCH:
             print(_WRONG_KEY)
         if result.unlisted:
             print(f"audit chain broken in {result.unlisted} more places, not listed")
@@ -123,4 +172,4 @@ def verify(
         f"({result.checked - result.sealed} written since the last seal), "
         f"{result.checkpoints} checkpoints"
     )
-    return 1 if problems or stalled or unvouched else 0
+    return 1 if problems or stalled or unvouched or changed else 0

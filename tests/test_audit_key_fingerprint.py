@@ -7,6 +7,8 @@ sealing finds another key made the trail is not ready."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import secrets
 import socket
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -22,6 +25,7 @@ from starlette.testclient import TestClient
 from db.seals import key_fingerprint
 from sinergi import audit_key
 from sinergi.app import create_app
+from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.audit_trail import written_and_sealed
 from tests.support.databases import as_service, run
@@ -157,3 +161,86 @@ def test_a_forged_first_seal_leaves_instances_ready_and_serving(
     assert set(_readiness(fresh_url, KEY, 2.5)) == {200}
     settings = Settings(audit_key_hex=KEY.hex(), home=tmp_path)
     assert asyncio.run(audit_key.for_database(settings, service, check=True)) == KEY
+
+
+def _recorded_and_sealed(url: str, checkpoints: Path) -> None:
+    """Three entries sealed with KEY, whose fingerprint the first `serve` recorded."""
+    asyncio.run(written_and_sealed(url, KEY, checkpoints, 3))
+    (trail,) = run(url, "SELECT id::text FROM audit_trail")
+    run(as_service(url), "SELECT record_audit_key_fingerprint($1)", key_fingerprint(KEY, trail[0]))
+
+
+def _as_owner(url: str, table: str, *statements: str) -> None:
+    """With `table`'s triggers off, as the owner may and the service may not."""
+    run(url, f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    for statement in statements:
+        run(url, statement)
+    run(url, f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def _verify(url: str, checkpoints: Path, key: bytes) -> tuple[int, str, str]:
+    """`sinergi audit verify` as an operator runs it: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {
+        "DATABASE_URL": as_service(url),
+        "SINERGI_AUDIT_KEY": key.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
+    }
+    with (
+        mock.patch.dict(os.environ, env),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        returncode = main(["audit", "verify"])
+    return returncode, out.getvalue(), err.getvalue()
+
+
+def test_verify_with_another_key_says_so_by_the_fingerprint_not_tampering(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """A wrong key failed every seal, and verify reported the whole trail rewritten: a false
+    alarm of tampering, where the recorded fingerprint tells the key is not the trail's."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    _recorded_and_sealed(fresh_url, checkpoints)
+    returncode, out, err = _verify(fresh_url, checkpoints, secrets.token_bytes(32))
+    assert returncode == 2
+    assert out == ""
+    assert err.count("\n") == 1, err  # one line
+    assert "the audit key is not this trail's" in err
+    assert "fingerprint" in err
+    assert "broken" not in err
+
+
+def test_verify_with_the_trails_key_still_names_tampering(fresh_url: str, tmp_path: Path) -> None:
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    _recorded_and_sealed(fresh_url, checkpoints)
+    _as_owner(
+        fresh_url,
+        "audit_log",
+        "UPDATE audit_log SET entry = '{\"n\": 9}', hash = audit_log_hash(prev_hash, seq, at,"
+        " client_id, '{\"n\": 9}', subjects) WHERE seq = 1",
+    )
+    returncode, out, err = _verify(fresh_url, checkpoints, KEY)
+    assert returncode == 1
+    assert "audit chain broken at entry 1: does not match its seal" in out
+    # The fingerprint names the key: the first seal failing is no hint of a wrong one.
+    assert "the audit key may not be" not in out
+    assert "fingerprint" not in out + err
+
+
+def test_verify_names_a_fingerprint_changed_under_the_trails_key(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The owner may replace the fingerprint: then the key that sealed the trail is not taken
+    for the wrong one, and the change is a finding."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    _recorded_and_sealed(fresh_url, checkpoints)
+    _as_owner(
+        fresh_url,
+        "audit_key_fingerprint",
+        "UPDATE audit_key_fingerprint SET fingerprint = 'another'",
+    )
+    returncode, out, _ = _verify(fresh_url, checkpoints, KEY)
+    assert returncode == 1
+    assert "audit key fingerprint changed" in out
+    assert "audit chain intact: 3 entries verified, 3 sealed" in out
