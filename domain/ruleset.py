@@ -14,9 +14,10 @@ to a rule after versions were published, its wording in those versions, which ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -119,18 +120,30 @@ REQUEST_AND_THRESHOLD_PLACEHOLDERS = frozenset({
 })  # fmt: skip
 # Values of the business's record: its scale (for a sole proprietor, a band of the owner's sales,
 # personal financial data), sales, start date, province, and a cooperative's status, last RAT
-# and savings-and-loan health. Only versions published before RECORD_VALUES_WITHHELD_FROM name
-# them; those are frozen, stored decisions replaying under them.
+# and savings-and-loan health. Only versions published before the rule of
+# RECORD_VALUES_WITHHELD_FROM name them; those are frozen, stored decisions replaying under them.
 RECORD_PLACEHOLDERS = frozenset({
     "scale", "annual_sales", "business_start_date", "province_code", "coop_status",
     "last_rat_book_year", "ksp_health",
 })  # fmt: skip
 PLACEHOLDERS = REQUEST_AND_THRESHOLD_PLACEHOLDERS | RECORD_PLACEHOLDERS
 RECORD_VALUES_WITHHELD_FROM = date(2026, 12, 6)
-"""A rule set in force from this day on (2026.5 and later) whose reasons name a value of the
-record is refused when published (`withholding_refusal`): 2026.3 withheld some of them but 2026.4
-still named the scale, province and a cooperative's status and health, and only the loader can
-keep a next version from doing so."""
+"""The day 2026.5, the first version whose reasons name no value of the record, took effect: a
+version published since whose reasons name one is refused (`withholding_refusal`), whatever its
+effective date. 2026.3 withheld some of them but 2026.4 still named the scale, province and a
+cooperative's status and health, and only the loader can keep a next version from doing so."""
+PUBLISHED_BEFORE_WITHHOLDING = MappingProxyType({
+    ("JAMKRIDA_KTG_PRODUKTIF", "2026.1"):
+        "b2d7c1da4a1bf19e334edb54c068d1eeb14cdbea30d8c544a04bc5956b67c49f",
+    ("JAMKRIDA_KTG_PRODUKTIF", "2026.3"):
+        "4f53253407510c9f5a62270e80ca54b03be9465a950bf18215b839979fe46d76",
+    ("JAMKRIDA_KTG_PRODUKTIF", "2026.4"):
+        "eb32e8bba6e10fe52d5fb028e6192e2dfb3edb4b4a7e762171a819681418694f",
+})  # fmt: skip
+"""The bundled versions published before that rule, whose reasons name values of the record,
+each by its `content_digest`: preparation stores them on every database, new ones included, so
+they are exempt; by their exact content, so that neither an effective date nor a reused version
+label lets another version through."""
 
 
 class StrictObject:
@@ -421,15 +434,30 @@ def _check_template(template: str, key: str) -> None:
     require(bool(template.strip()), key, "must not be empty")
 
 
-def withholding_refusal(ruleset: RuleSet) -> InvalidValue | None:
-    """Why `ruleset` may not be published, or None: in force from RECORD_VALUES_WITHHELD_FROM
-    on, a reason of it names a value of the record, which the guarantor must not be told.
+def content_digest(ruleset: RuleSet) -> str:
+    """The sha256 of a version's JSON (`to_dict`, keys sorted): what pins a bundled one."""
+    text = json.dumps(ruleset.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def withholding_refusal(ruleset: RuleSet, stored: Collection[RuleSet] = ()) -> InvalidValue | None:
+    """Why `ruleset` may not be published, or None: a reason of it names a value of the record,
+    which the guarantor must not be told.
+
+    Whatever its effective date: exempting versions in force before RECORD_VALUES_WITHHELD_FROM
+    let one published today, backdated (the first of a new product is in force from its date on),
+    quote the record. Exempt are only versions published already: the bundled ones published
+    before the rule (`PUBLISHED_BEFORE_WITHHOLDING`, by content), which preparation stores on
+    every database, and one identical to a version `stored` (an operator loading a directory of
+    every version again, which adds nothing).
 
     Applied where rule sets are published (`load_rulesets`), not where they are read: a version
     an operator stored before this rule existed is frozen like any other, and refusing it at
     request time would fail every check of its product from its effective date. Stored ones are
-    reported instead (sinergi/ruleset_review.py), so the operator can supersede them."""
-    if ruleset.effective_from < RECORD_VALUES_WITHHELD_FROM:
+    reported instead (sinergi/ruleset_review.py, which passes no `stored`), so the operator can
+    supersede them."""
+    pinned = PUBLISHED_BEFORE_WITHHOLDING.get((ruleset.product, ruleset.version))
+    if pinned == content_digest(ruleset) or ruleset in stored:
         return None
     for rule_id, text in ruleset.rules.items():
         for key, template in _templates(rule_id, text):
@@ -437,9 +465,10 @@ def withholding_refusal(ruleset: RuleSet) -> InvalidValue | None:
             if named & RECORD_PLACEHOLDERS:
                 return InvalidValue(
                     key,
-                    f"{{{min(named & RECORD_PLACEHOLDERS)}}} is a value of the record; from "
-                    f"{RECORD_VALUES_WITHHELD_FROM} a reason names only the rule set's "
-                    "thresholds and what the request states",
+                    f"{{{min(named & RECORD_PLACEHOLDERS)}}} is a value of the record; since"
+                    f" the version of {RECORD_VALUES_WITHHELD_FROM} a new version's reasons name"
+                    " only the rule set's thresholds and what the request states, whatever its"
+                    " effective date",
                 )
     return None
 
@@ -457,15 +486,15 @@ def _parse_json(text: str) -> object:
         raise InvalidValue("(file)", f"not valid JSON: {error}") from None
 
 
-def load_rulesets(directory: Path) -> list[RuleSet]:
+def load_rulesets(directory: Path, stored: Collection[RuleSet] = ()) -> list[RuleSet]:
     """Every `*.json` rule set in `directory`, to publish (`sinergi rulesets load`, the bundled
-    ones at preparation): each held to the rules of publishing (`withholding_refusal`). An error
-    names the file and the key."""
+    ones at preparation): each held to the rules of publishing (`withholding_refusal`; `stored`:
+    the versions the database holds). An error names the file and the key."""
     rulesets: list[RuleSet] = []
     for path in sorted(directory.glob("*.json")):
         try:
             ruleset = RuleSet.from_dict(_parse_json(path.read_text(encoding="utf-8")))
-            refusal = withholding_refusal(ruleset)
+            refusal = withholding_refusal(ruleset, stored)
             if refusal is not None:
                 raise refusal
             rulesets.append(ruleset)

@@ -32,7 +32,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def work(connection: AsyncConnection) -> int:
-        published = load_rulesets(directory)
+        published = load_rulesets(directory, await eligibility.stored_rulesets(connection))
         for ruleset in published:
             refusal = await eligibility.day_taken(connection, ruleset)
             if refusal is not None:

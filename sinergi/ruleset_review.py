@@ -5,7 +5,9 @@ A rule set is held to the rules of publishing when it is loaded (domain/ruleset.
 `load_rulesets`); one an operator stored before a rule existed stays stored, frozen, and is read
 as stored, since refusing it at request time would fail every check of its product from its
 effective date. What it breaks (a reason quoting the record to the guarantor) the operator must
-hear of before then, once per start, naming the version and the message.
+hear of before then, once per start, naming the version and the message: each stored version
+is judged as a new one would be, so one stored backdated, while the rule held only from its
+day, is named too; only the bundled versions published before the rule are not.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ read of a decision reads it, for the audit entry alone (`owner_nik`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -338,13 +339,24 @@ async def ruleset_version(
 
 async def ruleset_documents(connection: AsyncConnection) -> list[Record]:
     """Every stored version's product, version and document, for start-up's review of them
-    (sinergi/ruleset_review.py)."""
+    (sinergi/ruleset_review.py) and for publishing (`stored_rulesets`)."""
     statement = select(
         ELIGIBILITY_RULESETS.c.product,
         ELIGIBILITY_RULESETS.c.version,
         ELIGIBILITY_RULESETS.c.document,
     ).order_by(ELIGIBILITY_RULESETS.c.product, ELIGIBILITY_RULESETS.c.effective_from)
     return list(await connection.execute(statement))
+
+
+async def stored_rulesets(connection: AsyncConnection) -> list[RuleSet]:
+    """Every stored version that still reads, for publishing to tell a version already stored
+    (domain/ruleset.py `withholding_refusal`); one that no longer reads is no file's twin, and
+    start-up's review names it."""
+    stored: list[RuleSet] = []
+    for row in await ruleset_documents(connection):
+        with contextlib.suppress(InvalidValue):
+            stored.append(RuleSet.from_dict(row.document))
+    return stored
 
 
 async def rulesets(connection: AsyncConnection) -> list[Record]:

@@ -11,6 +11,7 @@ set, so editing a figure in the JSON does not break them; the scenarios pin the 
 from __future__ import annotations
 
 import json
+import re
 import string
 from dataclasses import fields, replace
 from datetime import date, timedelta
@@ -1024,9 +1025,12 @@ def test_a_check_date_is_allowed_exactly_from_the_later_bound_to_today(
 
 
 def test_the_two_shipped_versions_differ_only_in_the_npwp_threshold() -> None:
+    """And in the reasons' wording: 2026.2, published as a new version, names no value of the
+    record (`withholding_refusal`)."""
     assert replace(
-        V2, version=V1.version, effective_from=V1.effective_from, notes=V1.notes
+        V2, version=V1.version, effective_from=V1.effective_from, notes=V1.notes, rules=V1.rules
     ) == replace(V1, npwp_required_above=V2.npwp_required_above)
+    assert _placeholders(V2) & RECORD_PLACEHOLDERS == set()
 
 
 def _v1_json() -> dict[str, Any]:
@@ -1120,9 +1124,9 @@ def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
 def test_two_versions_may_not_share_a_date_or_a_label(
     tmp_path: Path, change: dict[str, str], field: str
 ) -> None:
-    for name in ("a.json", "b.json"):
-        (tmp_path / name).write_text(json.dumps(_v1_json()), encoding="utf-8")
-    (tmp_path / "b.json").write_text(json.dumps({**_v1_json(), **change}), encoding="utf-8")
+    published = V2.to_dict()  # 2026.1 would be refused under another label: it quotes the record
+    (tmp_path / "a.json").write_text(json.dumps(published), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps({**published, **change}), encoding="utf-8")
     with pytest.raises(InvalidValue) as error:
         load_rulesets(tmp_path)
     assert error.value.field == field
@@ -1214,9 +1218,10 @@ def test_the_reasons_from_2026_5_do_not_quote_the_record(
 def test_a_rule_set_from_2026_12_06_naming_a_value_of_the_record_is_refused(
     tmp_path: Path, placeholder: str
 ) -> None:
-    """The loader keeps the next version from quoting the record again; a version in force
-    before that day is frozen with its wording, and still loads. One stored before the rule
-    existed is still read (a check under it must not fail), and publishing it is refused."""
+    """The loader keeps the next version from quoting the record again, whatever its effective
+    date: one dated before that day is refused too, unless identical to a stored version (loading
+    it adds nothing). One stored before the rule existed is still read (a check under it must not
+    fail)."""
     current = select_ruleset(RULESETS, PRODUCT, WITHHELD_ON).to_dict()
     data = json.loads(json.dumps({**current, "version": "2027.1", "effective_from": "2027-01-01"}))
     _put(data, f"Skala {{{placeholder}}}.", "rules", "R02", "messages", "pass", "en")
@@ -1229,6 +1234,24 @@ def test_a_rule_set_from_2026_12_06_naming_a_value_of_the_record_is_refused(
     assert str(domain.ruleset.withholding_refusal(stored)) == str(error.value).replace(
         "quoting.json: ", ""
     )
-    frozen = {**data, "effective_from": (WITHHELD_ON - timedelta(days=1)).isoformat()}
-    (tmp_path / "quoting.json").write_text(json.dumps(frozen), encoding="utf-8")
-    assert load_rulesets(tmp_path)[0].version == "2027.1"
+    backdated = {**data, "effective_from": (WITHHELD_ON - timedelta(days=1)).isoformat()}
+    (tmp_path / "quoting.json").write_text(json.dumps(backdated), encoding="utf-8")
+    with pytest.raises(InvalidValue, match="value of the record"):
+        load_rulesets(tmp_path)
+    assert load_rulesets(tmp_path, [RuleSet.from_dict(backdated)])[0].version == "2027.1"
+
+
+def test_only_the_bundled_versions_before_the_rule_quote_the_record_as_published(
+    tmp_path: Path,
+) -> None:
+    """They are exempt by their content: a bundled version's label on other wording is not."""
+    bundled_versions = [r.version for r in load_rulesets(BUNDLED_RULESETS)]
+    assert bundled_versions == ["2026.1", "2026.3", "2026.4", "2026.5"]
+    bundled = BUNDLED_RULESETS / "jamkrida-kalteng-productive@2026-12-05.json"
+    edited = json.loads(bundled.read_text(encoding="utf-8"))
+    edited["notes"] += " Edited."
+    (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    with pytest.raises(
+        InvalidValue, match=re.escape("edited.json: {scale} is a value of the record")
+    ):
+        load_rulesets(tmp_path)
