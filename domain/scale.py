@@ -21,6 +21,9 @@ next step is counted from it) but never itself a graduation: correcting a label 
 
 
 class Scale(StrEnum):
+    """Smallest first: the graduation figures take a business's lowest and highest scale by
+    this order (db/queries/aggregates.py graduation_source)."""
+
     MICRO = "micro"
     SMALL = "small"
     MEDIUM = "medium"

@@ -125,8 +125,9 @@ class FigureQuery:
     @requires(
         Scope.AGGREGATES_READ,
         description="MSMEs that moved up a scale in `year` ('naik kelas': micro to small or "
-        "medium, small to medium), grouped, with totals; the MIKRO_NAIK_KELAS indicator counts "
-        "the steps from micro only.",
+        "medium, small to medium), grouped, with totals: each business once, from the lowest "
+        "scale it rose from to the highest it reached that year; the MIKRO_NAIK_KELAS "
+        "indicator counts those that rose from micro only.",
     )
     async def graduations(
         self,

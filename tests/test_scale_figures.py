@@ -15,12 +15,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth.scopes import OrgKind
+from db import releases
 from db.engine import async_url, create_engine
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
+MINISTRY = principal(OrgKind.MINISTRY, "ID")
 YEAR = 2026
 REGISTERED_ON = date(YEAR, 6, 1)
 
@@ -76,17 +78,19 @@ def _values(nib: str, **figures: Any) -> dict[str, Any]:
     return {key: value for key, value in {**values, **figures}.items() if value is not None}
 
 
-async def _create(engine: AsyncEngine, nib: str, annual_turnover: str) -> Any:
-    values = _values(nib, annualTurnover=annual_turnover)
+async def _create(engine: AsyncEngine, nib: str, annual_turnover: str, **figures: Any) -> Any:
+    values = _values(nib, annualTurnover=annual_turnover, **figures)
     result = await run(engine, KALTENG, CREATE, {"input": values})
     assert result.errors is None, result.errors
     return result.data["createMsme"]
 
 
-async def _report(engine: AsyncEngine, created: Any, annual_sales: str, on: date) -> str:
+async def _report(
+    engine: AsyncEngine, created: Any, annual_sales: str, on: date, version: int = 1
+) -> str:
     report = {"annualSales": annual_sales, "turnoverYear": YEAR, "effectiveFrom": on.isoformat()}
     result = await run(
-        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+        engine, KALTENG, REPORT, {"id": created["id"], "version": version, "report": report}
     )
     assert result.errors is None, result.errors
     return str(result.data["reportScaleChange"]["scale"])
@@ -127,6 +131,77 @@ async def test_only_micro_firms_that_grew_count_as_usaha_mikro_naik_kelas(
     assert after_micro == before + 1
     assert steps[("micro", "small")] == 1
     assert steps[(None, None)] == 2
+
+
+MICRO_SALES, SMALL_SALES, MEDIUM_SALES = "240000000", "3000000000", "20000000000"
+
+
+async def test_a_micro_firm_that_rose_twice_in_a_year_is_one_graduate(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Micro, small from March, micro again from June, small from September: one micro
+    enterprise became small in the year, so MIKRO_NAIK_KELAS (a count of enterprises) and the
+    micro-to-small cell count it once. Counted per step, a region could report its way past its
+    target with one business."""
+    clock.day = date(YEAR, 1, 15)
+    before, steps_before = await _graduated(engine)
+    created = await _create(engine, "7785000000001", MICRO_SALES)
+    changes = [(SMALL_SALES, 3), (MICRO_SALES, 6), (SMALL_SALES, 9)]
+    for version, (sales, month) in enumerate(changes, start=1):
+        clock.day = date(YEAR, month, 1)
+        await _report(engine, created, sales, clock.day, version)
+    after, steps = await _graduated(engine)
+    assert after == before + 1
+    assert steps[("micro", "small")] == steps_before[("micro", "small")] + 1
+    assert steps[(None, None)] == steps_before[(None, None)] + 1
+
+
+async def test_a_firm_rising_micro_to_small_to_medium_in_a_year_is_one_graduate(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Micro to small in March, small to medium in June: one graduate of the year, in the cell
+    of the lowest scale it rose from and the highest it reached (micro to medium), so every
+    cell and total holds each business once."""
+    clock.day = date(YEAR, 1, 20)
+    before, steps_before = await _graduated(engine)
+    created = await _create(engine, "7785000000002", MICRO_SALES)
+    for version, (sales, month) in enumerate([(SMALL_SALES, 3), (MEDIUM_SALES, 6)], start=1):
+        clock.day = date(YEAR, month, 2)
+        await _report(engine, created, sales, clock.day, version)
+    after, steps = await _graduated(engine)
+    assert after == before + 1
+    assert steps[("micro", "medium")] == steps_before.get(("micro", "medium"), 0) + 1
+    for step in [("micro", "small"), ("small", "medium"), (None, "small"), ("small", None)]:
+        assert steps.get(step, 0) == steps_before.get(step, 0)
+    assert steps[(None, None)] == steps_before[(None, None)] + 1
+    assert steps[("micro", None)] == steps_before[("micro", None)] + 1
+    assert steps[(None, "medium")] == steps_before.get((None, "medium"), 0) + 1
+
+
+async def test_a_lone_business_rising_ten_times_stays_hidden_from_a_ministry(
+    engine: AsyncEngine, clock: Clock, module_reference_url: str
+) -> None:
+    """Ten steps from micro to small in a year by one business of Kapuas (the module's only
+    graduate there): a regency cell of one business, which disclosure control must hide from
+    a ministry reading the release, however many steps it took. (Ten: counted per step, the
+    cell's perturbed count is at least 10 - max_noise = k, so it was shown whatever the record's
+    key; with five it was shown or not by the key's draw.)"""
+    clock.day = date(YEAR, 2, 1)
+    created = await _create(engine, "7785000000003", MICRO_SALES, region="62.03")
+    for version in range(1, 20):  # small, micro, small, ...: ten steps up
+        clock.day = date(YEAR, 2, 1 + version)
+        sales = SMALL_SALES if version % 2 else MICRO_SALES
+        await _report(engine, created, sales, clock.day, version)
+    assert await releases.release_now(module_reference_url) is not None
+    result = await run(
+        engine,
+        MINISTRY,
+        """{ graduations(year: 2026, groupBy: [REGENCY], region: "62") {
+              key { value } suppressed count } }""",
+    )
+    assert result.errors is None, result.errors
+    cells = {cell["key"][0]["value"]: cell for cell in result.data["graduations"]}
+    assert cells["62.03"] == {"key": [{"value": "62.03"}], "suppressed": True, "count": None}
 
 
 FIGURES = """{

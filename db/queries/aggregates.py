@@ -22,7 +22,7 @@ from sqlalchemy import (
     FromClause,
     Numeric,
     Table,
-    and_,
+    case,
     cast,
     extract,
     func,
@@ -46,7 +46,7 @@ from db.models import (
 from db.queries import cooperatives, msmes
 from db.queries.scoping import EVERYWHERE, NATIONAL
 from domain.cellkey import FOLLOWS
-from domain.scale import CORRECTIONS, GRADUATIONS, Step
+from domain.scale import CORRECTIONS, GRADUATIONS, Scale, Step
 
 UNKNOWN = "unknown"
 
@@ -333,16 +333,21 @@ async def grouped(
 def graduation_source(
     year: int, steps: frozenset[Step] = GRADUATIONS
 ) -> tuple[FromClause, Mapping[str, ColumnElement[Any]]]:
-    """MSMEs whose scale rose in `year` by one of `steps` ("naik kelas", domain/scale.py): every
-    step up within the MSME scales for the `graduations` figures, from micro only for the
-    MIKRO_NAIK_KELAS indicator.
+    """MSMEs whose scale rose in `year` by one of `steps` ("naik kelas", domain/scale.py), one row
+    each. The steps: every step up within the MSME scales for the `graduations` figures, those
+    from micro only for the MIKRO_NAIK_KELAS indicator.
+
+    A business counts once a year however many steps it took (the indicator counts enterprises,
+    and disclosure control's threshold must count businesses, not steps), in the cell of the
+    lowest scale it rose from and the highest it rose to that year: micro to small then small to
+    medium is one graduate from micro to medium. Where it stands at the year's end does not
+    matter: one that fell back after rising still rose.
 
     The previous scale is the one in force before the change (LAG over the effective-dated
-    history), so a business counts once per upward step. The table's rows are enough: an
-    imported record's first entry is read from its batch only until its scale or figures first
-    change, when it becomes a row (migration 0016), and a graduation is a change. A correction
-    (domain/scale.py CORRECTIONS) is a step of the history, from which the next one is counted,
-    but no graduation.
+    history). The table's rows are enough: an imported record's first entry is read from its
+    batch only until its scale or figures first change, when it becomes a row (migration 0016),
+    and a graduation is a change. A correction (domain/scale.py CORRECTIONS) is a step of the
+    history, from which the next one is counted, but no graduation.
     """
     previous = func.lag(MSME_SCALE_HISTORY.c.scale).over(
         partition_by=MSME_SCALE_HISTORY.c.msme_id, order_by=MSME_SCALE_HISTORY.c.effective_from
@@ -354,8 +359,12 @@ def graduation_source(
         MSME_SCALE_HISTORY.c.rule_version,
         previous.label("previous_scale"),
     ).subquery()
-    upward = (
-        select(changes.c.msme_id, changes.c.previous_scale, changes.c.scale.label("new_scale"))
+    graduates = (
+        select(
+            changes.c.msme_id,
+            _scale_of(func.min(_size(changes.c.previous_scale))).label("from_scale"),
+            _scale_of(func.max(_size(changes.c.scale))).label("to_scale"),
+        )
         .where(
             extract("year", changes.c.effective_from) == year,
             changes.c.rule_version.not_in(sorted(CORRECTIONS)),
@@ -363,13 +372,24 @@ def graduation_source(
                 sorted((str(before), str(after)) for before, after in steps)
             ),
         )
+        .group_by(changes.c.msme_id)
         .subquery()
     )
-    source = upward.join(MSMES, and_(MSMES.c.id == upward.c.msme_id))
+    source = graduates.join(MSMES, MSMES.c.id == graduates.c.msme_id)
     dimensions = {
         "province": MSMES.c.province_code,
         "regency": MSMES.c.regency_code,
-        "from_scale": upward.c.previous_scale,
-        "to_scale": upward.c.new_scale,
+        "from_scale": graduates.c.from_scale,
+        "to_scale": graduates.c.to_scale,
     }
     return source, dimensions
+
+
+def _size(scale: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A scale's place in `Scale` (smallest first), for the lowest and highest to be taken."""
+    return case({str(member): size for size, member in enumerate(Scale)}, value=scale)
+
+
+def _scale_of(size: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The scale at `size` (`_size`'s inverse)."""
+    return case(dict(enumerate(map(str, Scale))), value=size)
