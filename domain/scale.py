@@ -30,6 +30,11 @@ class Scale(StrEnum):
     LARGE = "large"
 
 
+MSME_SCALES: frozenset[Scale] = frozenset({Scale.MICRO, Scale.SMALL, Scale.MEDIUM})
+"""The scales of micro, small and medium enterprises (UMKM), what the MSME indicators count: the
+register also holds large enterprises (over Rp 50 miliar of annual sales), which are outside the
+MSMEs and their programmes (docs/domain.md, Scale)."""
+
 _Thresholds = tuple[tuple[int, Scale], ...]
 
 # (inclusive upper bound in rupiah, scale); anything above the last bound is LARGE. The regulation

@@ -388,9 +388,10 @@ class Attack:
         self, code: str, root: str, given: dict[str, Any], sums: bool = False
     ) -> None:
         """An indicator for a province minus the figure of the same province: KOP_JUMLAH
-        counts the cooperatives that are not dissolved, UMKM_JUMLAH the active MSMEs,
-        KOP_PRODUKSI_VOLUME the volume of producers that are not dissolved; the figures
-        count them all, so the difference is the dissolved or inactive ones."""
+        counts the cooperatives that are not dissolved, UMKM_JUMLAH the active micro, small and
+        medium enterprises, KOP_PRODUKSI_VOLUME the volume of producers that are not dissolved;
+        the figures count them all, so the difference is the dissolved or inactive ones (and
+        the large enterprises, which are no MSMEs)."""
         if not self.attacker.has(Scope.TARGETS_READ):
             return
         published = await _indicators(self.engine, self.attacker, code)
@@ -421,7 +422,8 @@ class Attack:
     async def share_against_figures(self) -> None:
         """UKM_PROPORSI (small and medium among the active MSMEs) times the published count
         of the active MSMEs gives the count of small and medium ones; minus the small ones,
-        the medium ones."""
+        the medium ones. The figures' total of the active businesses is that count (the same
+        records) where the table has no large enterprise, which the share leaves out."""
         if not self.attacker.has(Scope.TARGETS_READ):
             return
         published = await _indicators(self.engine, self.attacker, "UKM_PROPORSI")
@@ -430,7 +432,7 @@ class Attack:
             given = {"region": region, "active": True} if region != "ID" else {"active": True}
             scales, scales_truth = await self.both("msmeFigures", ["SCALE"], given)
             whole, whole_truth = scales[(None,)], scales_truth[(None,)]
-            if share is None or whole["count"] is None:
+            if share is None or whole["count"] is None or ("large",) in scales:
                 continue
             both = {"count": round(Decimal(share) * whole["count"] / 100), "sum": None}
             both_truth = {

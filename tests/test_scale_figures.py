@@ -23,6 +23,7 @@ from tests.support.graphql import principal, run
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
+SUKAMARA = "62.08"  # a regency only `test_large_enterprises_are_no_msmes` writes in
 YEAR = 2026
 REGISTERED_ON = date(YEAR, 6, 1)
 
@@ -35,9 +36,11 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
             text(
                 "INSERT INTO targets (indicator_code, jurisdiction, year, kind, value, source)"
                 " VALUES ('MIKRO_NAIK_KELAS', '62', :year, 'target', 800, 'test'),"
-                " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test')"
+                " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test'),"
+                " ('UMKM_JUMLAH', :regency, :year, 'target', 10, 'test'),"
+                " ('UKM_PROPORSI', :regency, :year, 'target', 50, 'test')"
             ),
-            {"year": YEAR},
+            {"year": YEAR, "regency": SUKAMARA},
         )
     await owner.dispose()
     engine = create_engine(as_service(module_reference_url), statement_timeout_ms=10_000)
@@ -258,8 +261,42 @@ async def test_a_declared_scale_the_sales_contradict_is_kept_apart_and_not_count
     assert after["medium"] == before.get("medium", 0) + 1
     assert after.get("micro") == before.get("micro")
     assert after[None] == before.get(None, 0) + 1
-    expected = 100 * (after.get("small", 0) + after["medium"]) / after[None]
+    msmes = after[None] - after.get("large", 0)
+    expected = 100 * (after.get("small", 0) + after["medium"]) / msmes
     assert share == pytest.approx(expected, abs=1e-4)
+
+
+MSME_INDICATORS = """{
+  msmes: indicator(code: "UMKM_JUMLAH") { targets { year jurisdiction { code } computedValue } }
+  share: indicator(code: "UKM_PROPORSI") { targets { year jurisdiction { code } computedValue } }
+}"""
+
+
+async def test_large_enterprises_are_no_msmes(engine: AsyncEngine) -> None:
+    """The register holds large enterprises too (over Rp50 miliar of annual sales), but they are
+    outside the MSMEs (PP 7/2021): of 1 micro, 2 small and 3 large firms of a regency, UMKM_JUMLAH
+    counts 3, and UKM_PROPORSI is 2 of those 3, not 2 of 6."""
+    sales = ["240000000", "3000000000", "3000000000", *["60000000000"] * 3]
+    scales = []
+    for n, annual_turnover in enumerate(sales):
+        values = _values(f"778550000000{n}", region=SUKAMARA, annualTurnover=annual_turnover)
+        result = await run(engine, KALTENG, CREATE, {"input": values})
+        assert result.errors is None, result.errors
+        scales.append(result.data["createMsme"]["scale"])
+    assert sorted(scales) == ["LARGE"] * 3 + ["MICRO"] + ["SMALL"] * 2
+    result = await run(engine, KALTENG, MSME_INDICATORS)
+    assert result.errors is None, result.errors
+    values = {
+        name: [
+            target["computedValue"]
+            for target in indicator["targets"]
+            if (target["year"], target["jurisdiction"]["code"]) == (YEAR, SUKAMARA)
+        ]
+        for name, indicator in result.data.items()
+    }
+    assert values["msmes"] == ["3"]
+    (share,) = values["share"]
+    assert float(share) == pytest.approx(200 / 3, abs=0.01)
 
 
 async def test_updates_keep_the_declaration_and_compute_the_scale(engine: AsyncEngine) -> None:

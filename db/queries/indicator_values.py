@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import COOPERATIVES, MSMES
 from db.queries.aggregates import graduation_source
 from domain.cellkey import Summed
-from domain.scale import MICRO_GRADUATIONS
+from domain.scale import MICRO_GRADUATIONS, MSME_SCALES, Scale
 from domain.suppression import Tally
 
 Key = tuple[str, str, int]
@@ -47,7 +47,8 @@ class Computed:
     tallies: tuple[Tally, ...]
 
 
-# Subsets of the cooperatives that are not dissolved, and of the active MSMEs.
+# Subsets of the cooperatives that are not dissolved, and of the active MSMEs (micro, small and
+# medium: a large enterprise in the register is no MSME, so neither indicator counts it).
 COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
     "cooperatives": true(),
     "active": _ACTIVE_COOPERATIVE,
@@ -57,7 +58,7 @@ COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
 }
 MSME_SUBSETS: dict[str, ColumnElement[bool]] = {
     "msmes": true(),
-    "small_and_medium": MSMES.c.scale.in_(("small", "medium")),
+    "small_and_medium": MSMES.c.scale.in_((str(Scale.SMALL), str(Scale.MEDIUM))),
 }
 GRADUATED = "graduated"
 COOPERATIVE_INDICATORS = {
@@ -180,7 +181,8 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
             COOPERATIVES.c.status != "dissolved",
         )
     if codes & MSME_INDICATORS.keys():
-        tallies |= await _by_place(connection, MSMES, MSME_SUBSETS, {}, MSMES.c.is_active)
+        msmes = MSMES.c.is_active & MSMES.c.scale.in_(sorted(map(str, MSME_SCALES)))
+        tallies |= await _by_place(connection, MSMES, MSME_SUBSETS, {}, msmes)
     graduations: dict[int, dict[tuple[str, str], Tally]] = {}
     for year in sorted({year for code, _, year in keys if code == GRADUATION_INDICATOR}):
         graduations[year] = await _graduations(connection, year)
