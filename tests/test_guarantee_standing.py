@@ -382,3 +382,74 @@ def test_a_check_and_a_guarantee_meeting_an_import_are_refused_promptly_and_sent
     _guaranteed(api, JAMKRIDA, decision["id"])
     decisions, guarantees = before
     assert _stored(module_reference_url, business["id"]) == (decisions + 1, guarantees + 1)
+
+
+OTHER_PRINCIPAL = "https://sso.example.go.id/realms/bumd#portal"
+"""An external SSO's id of the older form, `ISSUER#CLIENT`, whose decisions are also those of
+every principal whose jurisdiction contains them (README, Tokens)."""
+GUARANTEED_MEANWHILE = """
+INSERT INTO guarantees (decision_id, guarantor_client_id, msme_id, province_code, regency_code,
+                        bank, amount, coverage_amount, starts_on, ends_on)
+SELECT id, $2, msme_id, '62', '62.71', 'Bank Kalteng', loan_amount, coverage_amount, $3, $4
+  FROM eligibility_decisions WHERE id = $1::uuid
+RETURNING id
+"""
+ITS_HISTORY = """
+INSERT INTO guarantee_status_changes (guarantee_id, to_status, effective_on, changed_by)
+VALUES ($1, 'active', $2, $3)
+"""
+WAITING = """
+SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE NOT l.granted AND a.datname = current_database()
+"""
+
+
+def test_a_decision_another_principal_guarantees_meanwhile_is_a_conflict(
+    api: Api, module_reference_url: str
+) -> None:
+    """Two principals may hold one decision, and each locks only its own guarantor row: both
+    found the decision unguaranteed, and the later one's insert met the unique key, INTERNAL
+    where the contract says CONFLICT. A guarantee recorded on the decision while the request
+    runs (here by the owner, in a transaction left open until the request waits on it) now
+    makes the request wait for it, then refuse the decision as already guaranteed."""
+    request, _ = _business(api, "7783000000001")
+    decision = _checked(api, request, JAMKRIDA)
+    assert decision["verdict"] == "ELIGIBLE"
+    token = api.token(JAMKRIDA)
+    body = {"query": RECORD, "variables": _guarantee(decision["id"], **ISSUED)}
+    starts, ends = (date.fromisoformat(ISSUED[day]) for day in ("startsOn", "endsOn"))
+
+    async def guaranteed_meanwhile() -> Any:
+        connection = await asyncpg.connect(module_reference_url)
+        try:
+            async with connection.transaction():
+                other = await connection.fetchval(
+                    GUARANTEED_MEANWHILE, decision["id"], OTHER_PRINCIPAL, starts, ends
+                )
+                await connection.execute(ITS_HISTORY, other, starts, OTHER_PRINCIPAL)
+                answer = asyncio.ensure_future(asyncio.to_thread(api.post, body, token))
+                for _ in range(100):  # until the request waits on this transaction
+                    await asyncio.sleep(0.1)
+                    if answer.done() or await connection.fetchval(WAITING):
+                        break
+                assert not answer.done(), answer.result().text
+            return await answer
+        finally:
+            await connection.close()
+
+    answer = asyncio.run(guaranteed_meanwhile())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == {"recordGuarantee": None}
+    (error,) = answer.json()["errors"]
+    assert error["extensions"] == {"code": "CONFLICT", "field": "guarantee.decisionId"}
+    assert error["message"] == "guarantee.decisionId: already guaranteed"
+
+    async def guarantors() -> list[str]:
+        connection = await asyncpg.connect(module_reference_url)
+        try:
+            query = "SELECT guarantor_client_id FROM guarantees WHERE decision_id = $1::uuid"
+            return [row[0] for row in await connection.fetch(query, decision["id"])]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(guarantors()) == [OTHER_PRINCIPAL]

@@ -1,7 +1,8 @@
 """Guarantees issued by BUMDs, their status history, and the guarantor's equity.
 
 Recording a guarantee locks the guarantor's row first, so two guarantees recorded at the same
-moment cannot both squeeze under the gearing limit.
+moment cannot both squeeze under the gearing limit, and then its decision's row, so two
+guarantors recording on the same decision at once cannot both find it unguaranteed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
+from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
 from db.queries import Record, any_of
 from db.queries.aggregates import Figures, record_measures
 from db.queries.owners import owner_nik
@@ -106,6 +107,20 @@ def has_defaulted(subject: ColumnElement[bool], own: Ownership) -> Exists:
 
 
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
+    """Whether the decision is guaranteed, its row locked first (`FOR UPDATE`) until the
+    recording commits. Two principals may hold one decision (an external SSO's decisions of the
+    older id `ISSUER#CLIENT` are every jurisdiction's that contains them), each locking only its
+    own guarantor row: unlocked, both found it unguaranteed and the later insert hit the unique
+    key, an INTERNAL error where the contract says CONFLICT. `FOR UPDATE` also waits for any
+    transaction that inserted a guarantee on the decision (its foreign key holds the row `FOR
+    KEY SHARE`), and the guarantee is looked for in a statement of its own, after the lock: READ
+    COMMITTED then sees the guarantee committed while it waited."""
+    lock = (
+        select(ELIGIBILITY_DECISIONS.c.id)
+        .where(ELIGIBILITY_DECISIONS.c.id == decision_id)
+        .with_for_update()
+    )
+    await connection.execute(lock)
     statement = select(GUARANTEES.c.id).where(GUARANTEES.c.decision_id == decision_id)
     return (await connection.execute(statement)).first() is not None
 
