@@ -44,6 +44,7 @@ from sqlalchemy.types import TypeEngine
 from domain.identifiers import SKU_NUMBER_MAX
 from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
+from domain.programmes import ProgrammeKind
 from domain.ruleset import KSP_HEALTH
 
 NAMING_CONVENTION = {
@@ -321,6 +322,8 @@ PROGRAMMES = Table(
     Column("legal_basis", Text),
     Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
     Column("starts_on", Date),
+    # R12 reads the kind: one it does not know must not be stored (migration 0045).
+    CheckConstraint(_one_of("kind", tuple(ProgrammeKind)), name="kind"),
 )
 
 PARTICIPATIONS = Table(

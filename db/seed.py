@@ -28,6 +28,8 @@ from db.models import (
     TARGETS,
 )
 from db.queries.eligibility import sync_rulesets
+from domain.errors import one_of
+from domain.programmes import ProgrammeKind
 from domain.ruleset import BUNDLED_RULESETS, load_rulesets
 
 NATIONAL = {"code": "ID", "level": "national", "name": "Indonesia", "parent_code": None}
@@ -131,7 +133,9 @@ async def load_reference(
             {
                 "id": row["id"],
                 "name": row["name"],
-                "kind": row["kind"],
+                "kind": one_of(
+                    ProgrammeKind, row["kind"], field=f"programmes.csv: {row['id']}: kind"
+                ),
                 "owner_agency_id": row["owner_agency"] or None,
                 "legal_basis": row["legal_basis"] or None,
                 "jurisdiction": row["jurisdiction"],

@@ -1,4 +1,10 @@
-"""The one error the business rules raise for bad input."""
+"""The one error the business rules raise for bad input, and the one way a closed vocabulary
+reads its words (`one_of`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
 
 
 class InvalidValue(ValueError):
@@ -8,3 +14,16 @@ class InvalidValue(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+Word = TypeVar("Word", bound=StrEnum)
+
+
+def one_of(vocabulary: type[Word], value: str, *, field: str) -> Word:
+    """A word of a closed vocabulary as a file spells it: exactly a stored value, no other
+    spelling or case, which a rule reading the word would silently not count."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        allowed = ", ".join(vocabulary)
+        raise InvalidValue(field, f"must be one of {allowed}, not {value!r}") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from domain.errors import InvalidValue
+from domain.errors import one_of
 
 
 class ParticipationStatus(StrEnum):
@@ -30,8 +30,4 @@ class ParticipationStatus(StrEnum):
 
 def participation_status(value: str, *, field: str) -> ParticipationStatus:
     """A status as a file spells it: exactly a stored value, no other spelling or case."""
-    try:
-        return ParticipationStatus(value)
-    except ValueError:
-        allowed = ", ".join(ParticipationStatus)
-        raise InvalidValue(field, f"must be one of {allowed}, not {value!r}") from None
+    return one_of(ParticipationStatus, value, field=field)

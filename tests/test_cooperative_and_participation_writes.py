@@ -36,7 +36,7 @@ async def city_programme(reference_url: str) -> str:
             await connection.execute(
                 text(
                     "INSERT INTO programmes (id, name, kind, jurisdiction)"
-                    " VALUES (:id, 'Pendampingan usaha Kota Palangka Raya', 'mentoring', '62.71')"
+                    " VALUES (:id, 'Pendampingan usaha Kota Palangka Raya', 'training', '62.71')"
                 ),
                 {"id": CITY_PROGRAMME},
             )

@@ -55,8 +55,8 @@ async def programmes(reference_url: str) -> None:
             await connection.execute(
                 text(
                     "INSERT INTO programmes (id, name, kind, jurisdiction) VALUES"
-                    " (:city, 'Pendampingan impor Kota Palangka Raya', 'mentoring', '62.71'),"
-                    " (:kecamatan, 'Pendampingan impor Jekan Raya', 'mentoring', '62.71.03')"
+                    " (:city, 'Pendampingan impor Kota Palangka Raya', 'training', '62.71'),"
+                    " (:kecamatan, 'Pendampingan impor Jekan Raya', 'training', '62.71.03')"
                 ),
                 {"city": CITY, "kecamatan": KECAMATAN},
             )

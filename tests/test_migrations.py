@@ -828,3 +828,45 @@ def test_0043_refuses_a_record_without_a_nib_and_holds_each_to_a_nib_or_an_sku(
         asyncio.run(_execute(url, "DELETE FROM msmes WHERE id = $1", registered))
         command.downgrade(alembic_config(url), "0042")
         upgrade(url)
+
+
+BEFORE_0045 = _revision("0045_programme_kind.py").down_revision
+PROGRAMME = (
+    "INSERT INTO programmes (id, name, kind, jurisdiction)"
+    " VALUES ($1, 'Kredit Usaha Rakyat (uji)', $2, '62')"
+)
+
+
+def test_0045_holds_a_programmes_kind_to_the_vocabulary_and_guesses_none(
+    server_url: str,
+) -> None:
+    """Upgraded with KUR programmes stored as "kur" and "Subsidised_Credit", which R12 never
+    counted, it stops, changing nothing, naming both and no shipped programme; once the owner
+    sets their kind, no other kind is stored, and it goes down and up again."""
+    with _database_at(server_url, BEFORE_0045) as url:
+        asyncio.run(_load_reference(url))
+        asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-1", "kur"))
+        asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-2", "Subsidised_Credit"))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert message.startswith("migration 0045 changed nothing: 2 programme(s) hold a kind")
+        assert (
+            "\n  programme PR-UJI-KUR-1: 'kur'\n  programme PR-UJI-KUR-2: 'Subsidised_Credit'\n"
+        ) in message
+        assert "PR-MMM" not in message
+        assert message.endswith("then migrate again")
+        version = "SELECT version_num FROM alembic_version"
+        assert asyncio.run(_value(url, version)) == BEFORE_0045
+
+        fix = "UPDATE programmes SET kind = 'subsidised_credit' WHERE id LIKE 'PR-UJI-KUR-%'"
+        asyncio.run(_execute(url, fix))
+        upgrade(url)
+        for kind in ("kur", "Subsidised_Credit", "subsidised_credit "):
+            with pytest.raises(asyncpg.CheckViolationError):
+                asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-3", kind))
+        asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-3", "subsidised_credit"))
+        command.downgrade(alembic_config(url), BEFORE_0045)
+        asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-4", "kur"))  # free text again
+        asyncio.run(_execute(url, "DELETE FROM programmes WHERE id = 'PR-UJI-KUR-4'"))
+        upgrade(url)

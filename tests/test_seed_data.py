@@ -1,5 +1,5 @@
 """Loading the reference data shipped in the package (sinergi/seed_data) again rewrites only what
-changed."""
+changed, and a programme of a kind no rule knows is not loaded."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import asyncpg
+import pytest
 from sqlalchemy import text
 
 from db.engine import create_engine
 from db.seed import load_reference
+from domain.errors import InvalidValue
 from sinergi.demo import SEED_DATA
+from tests.support.databases import run
 
 
 async def _load_and_read(url: str, directory: Path) -> dict[str, tuple[str, str]]:
@@ -45,6 +49,40 @@ def test_loading_the_reference_data_again_rewrites_only_what_changed(
     changed = {code for code in first if after[code] != first[code]}
     assert changed == {"62.71"}
     assert after["62.71"][0] == "Kota Palangka Raya"
+
+
+KINDS = (
+    "production, supply, credit_guarantee, subsidised_credit, certification, grant, training,"
+    " institution_building"
+)
+
+
+@pytest.mark.parametrize("kind", ["kur", "Subsidised_Credit"])
+def test_a_programme_of_a_kind_r12_cannot_read_is_not_loaded(
+    fresh_url: str, tmp_path: Path, kind: str
+) -> None:
+    """R12 counts a programme of kind `subsidised_credit` alone: a KUR programme loaded as "kur"
+    or "Subsidised_Credit" was one it never counted, and a business taking its credit passed.
+    Loading it stops, naming the programme and the kinds there are, and stores nothing; nor
+    does the database take such a kind from whoever writes it directly."""
+    directory = tmp_path / "seed-data"
+    shutil.copytree(SEED_DATA, directory)
+    with (directory / "programmes.csv").open("a", encoding="utf-8") as programmes:
+        programmes.write(f"PR-UJI-KUR,Kredit Usaha Rakyat,{kind},,,62,2024\n")
+    with pytest.raises(InvalidValue) as refused:
+        asyncio.run(_load_and_read(fresh_url, directory))
+    assert str(refused.value) == (
+        f"programmes.csv: PR-UJI-KUR: kind: must be one of {KINDS}, not {kind!r}"
+    )
+    assert run(fresh_url, "SELECT id FROM programmes WHERE id = 'PR-UJI-KUR'") == []
+
+    with pytest.raises(asyncpg.CheckViolationError):
+        run(
+            fresh_url,
+            "INSERT INTO programmes (id, name, kind, jurisdiction)"
+            " VALUES ('PR-UJI-KUR', 'Kredit Usaha Rakyat', $1, '62')",
+            kind,
+        )
 
 
 FROZEN = {

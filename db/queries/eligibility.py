@@ -52,12 +52,13 @@ from db.writes.msmes import IMPORT_LOCK
 from domain.errors import InvalidValue
 from domain.identifiers import parse_sku_key
 from domain.participations import ParticipationStatus
+from domain.programmes import ProgrammeKind
 from domain.ruleset import RuleSet
 
 # Programme kinds that are subsidised credit and exclude a second guarantee (R12), while the
-# business's participation is ACTIVE: a closed vocabulary (domain/participations.py), so no
-# other spelling of it can pass for "not taking part".
-SUBSIDISED_CREDIT_KINDS = ("subsidised_credit",)
+# business's participation is ACTIVE: both closed vocabularies (domain/programmes.py,
+# domain/participations.py), so no other spelling of either can pass for "not taking part".
+SUBSIDISED_CREDIT_KINDS = (ProgrammeKind.SUBSIDISED_CREDIT.value,)
 
 
 def _holds_programme_credit(subject: Any) -> Any:

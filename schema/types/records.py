@@ -12,6 +12,7 @@ from typing import Any
 import strawberry
 
 from auth.scopes import Scope
+from domain.programmes import ProgrammeKind
 from domain.scale import CORRECTIONS
 from resolvers import history, relations
 from schema.enums import (
@@ -62,7 +63,10 @@ class ScaleChange:
 class Programme:
     id: strawberry.ID
     name: str
-    kind: str
+    kind: str = strawberry.field(
+        description=f"What the programme does: one of {', '.join(ProgrammeKind)}. A business "
+        "taking part in a subsidised_credit programme (KUR), ACTIVE, fails R12."
+    )
     legal_basis: str | None
     starts_on: date | None
     jurisdiction: Region = _region_field(
