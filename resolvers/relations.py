@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from db.queries.indicator_values import COMPUTABLE
+from db.queries.indicators import TargetKey
 from db.queries.paging import Page
 from resolvers import Node
 from resolvers.aggregates import indicator_value, own_part
@@ -169,9 +170,14 @@ async def targets(root: Source, info: Info[Context, Any]) -> list[Node]:
 async def realisations(
     root: Source, info: Info[Context, Any], first: int | None = None
 ) -> list[Node]:
-    """The latest reports: every report is kept, so the history is paged like participants."""
+    return await reports(info, (root.indicator_code, root.jurisdiction, root.year), first)
+
+
+async def reports(info: Info[Context, Any], key: TargetKey, first: int | None) -> list[Node]:
+    """The latest reports for (indicator, jurisdiction, year): every report is kept, so the
+    history is paged like participants. A target's and an indicator's `realisations` both read
+    them here, through one loader: the keys resolved together are one statement per page size."""
     size = page_size(first, info.context.limits)
-    key = (root.indicator_code, root.jurisdiction, root.year)
     page = await info.context.loaders.realisations.load((key, size))
     return list(page.rows)
 

@@ -831,6 +831,100 @@ def test_realisations_are_reported_only_inside_the_jurisdiction_and_with_the_sco
     assert bad["errors"][0]["message"].startswith("report.indicator")
 
 
+BY_JURISDICTION = """
+query Reported($code: String!, $jurisdiction: String!, $year: Int!, $first: Int) {
+  indicator(code: $code) {
+    targets { jurisdiction { code } year }
+    realisations(jurisdiction: $jurisdiction, year: $year, first: $first) {
+      value source reportedBy
+    }
+  }
+}
+"""
+
+
+def _reported(api: Api, code: str, jurisdiction: str, year: int, first: int | None = None) -> Any:
+    variables = {"code": code, "jurisdiction": jurisdiction, "year": year, "first": first}
+    return api.graphql(BY_JURISDICTION, "demo-ministry", variables)
+
+
+@pytest.mark.usefixtures("reported")
+def test_a_regency_s_report_without_a_target_is_read_back_by_the_ministry(api: Api) -> None:
+    """A regency has no targets (nor does any jurisdiction in production, which loads none):
+    its reports were stored, and readable only through a target, by nobody."""
+    report = {**_report("62.71", "180")["report"], "indicator": "UMKM_JUMLAH", "year": 2025}
+    sent = api.graphql(REPORT, "demo-regency-6271", {"report": report})
+    assert "errors" not in sent, sent
+    indicator = _reported(api, "UMKM_JUMLAH", "62.71", 2025)["data"]["indicator"]
+    assert ("62.71", 2025) not in {
+        (t["jurisdiction"]["code"], t["year"]) for t in indicator["targets"]
+    }
+    assert indicator["realisations"] == [
+        {
+            "value": "180",
+            "source": "Laporan triwulan III Dinas Koperasi dan UKM Kalteng",
+            "reportedBy": "Dinas Koperasi dan UKM Kota Palangka Raya (demo) (demo-regency-6271)",
+        }
+    ]
+
+
+def test_a_seeded_realisation_without_a_target_is_readable(api: Api) -> None:
+    """Kalimantan Timur's 5,745 cooperatives of 2021 (sinergi/seed_data/targets.csv) answer no
+    target, so no reader saw them."""
+    indicator = _reported(api, "KOP_JUMLAH", "64", 2021)["data"]["indicator"]
+    assert ("64", 2021) not in {
+        (t["jurisdiction"]["code"], t["year"]) for t in indicator["targets"]
+    }
+    assert indicator["realisations"] == [
+        {
+            "value": "5745",
+            "source": "Disperindagkop Kaltim (see domain.md S18)",
+            "reportedBy": "seed",
+        }
+    ]
+
+
+@pytest.mark.usefixtures("reported")
+def test_an_indicator_answers_a_page_of_a_jurisdiction_s_reports_newest_first(api: Api) -> None:
+    reports = " ".join(
+        f'r{n}: reportRealisation(report: {{indicator: "MIKRO_NAIK_KELAS", '
+        f'jurisdiction: "62.71", year: 2026, value: "{n}", source: "Dinas"}}) {{ value }}'
+        for n in range(4)
+    )
+    assert "errors" not in api.graphql(f"mutation {{ {reports} }}", "demo-regency-6271")
+
+    def values(first: int | None) -> list[str]:
+        answer = _reported(api, "MIKRO_NAIK_KELAS", "62.71", 2026, first)
+        assert "errors" not in answer, answer
+        return [r["value"] for r in answer["data"]["indicator"]["realisations"]]
+
+    assert values(None) == ["3", "2", "1", "0"]
+    assert values(2) == ["3", "2"]
+    (refused,) = _reported(api, "MIKRO_NAIK_KELAS", "62.71", 2026, 101)["errors"]
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["message"].startswith("first: must be between 1 and 100")
+
+
+@pytest.mark.usefixtures("reported")
+@pytest.mark.parametrize(
+    ("jurisdiction", "year", "field", "reason"),
+    [
+        ("62.99", 2025, "jurisdiction", "unknown region code '62.99'"),
+        ("Kalteng", 2025, "jurisdiction", 'must be "ID" or a code shaped PP'),
+        ("62", 1999, "year", "must be between 2000 and 2026"),
+        ("62", 2027, "year", "must be between 2000 and 2026"),
+    ],
+)
+def test_an_indicator_s_realisations_are_asked_for_a_known_region_and_a_reportable_year(
+    api: Api, jurisdiction: str, year: int, field: str, reason: str
+) -> None:
+    answer = _reported(api, "KOP_JUMLAH", jurisdiction, year)
+    assert answer["data"] == {"indicator": None}
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", field)
+    assert error["message"].startswith(f"{field}: {reason}")
+
+
 @pytest.mark.usefixtures("reported")
 @pytest.mark.parametrize("value", ["1e999999", "1e-999999", "1e131072", "1e-16384"])
 def test_a_decimal_the_numeric_column_cannot_hold_is_bad_input_not_internal(

@@ -3,7 +3,8 @@ list the schema offers: nothing is fetched row by row."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType
@@ -104,6 +105,12 @@ CASES: dict[str, tuple[Principal, str, tuple[str, ...]]] = {
              realisations { value } } } indicator(code: "KOP_PRODUSEN_JUMLAH") { code } }""",
         ("Query.indicators", "Indicator.targets", "Target.realisations"),
     ),
+    # Apart from a target's: the two share a loader, and batch together or not as they resolve.
+    "realisations by jurisdiction": (
+        READER,
+        """{ indicators { code realisations(jurisdiction: "62.71", year: 2025) { value } } }""",
+        ("Query.indicators", "Indicator.realisations"),
+    ),
     "regions": (
         READER,
         """{ indonesia { children { name children { name parent { name } } } } }""",
@@ -195,11 +202,27 @@ async def test_statements_per_request_do_not_grow_with_the_page(
         assert len(answers[0]) < len(answers[1])  # the larger page holds more
 
 
+@pytest.mark.parametrize(
+    ("document", "pages"),
+    [
+        (
+            "{ indicators { code targets { year progress realisations(first: {n}) { value } } } }",
+            lambda indicator: [target["realisations"] for target in indicator["targets"]],
+        ),
+        (
+            """{ indicators { code
+                 realisations(jurisdiction: "62", year: 2026, first: {n}) { value } } }""",
+            lambda indicator: [indicator["realisations"]],
+        ),
+    ],
+    ids=["a target's", "an indicator's by jurisdiction and year"],
+)
 async def test_a_page_of_realisations_is_one_statement_whatever_its_size(
-    engine: AsyncEngine,
+    engine: AsyncEngine, document: str, pages: Callable[[Any], list[list[Any]]]
 ) -> None:
-    """Every report is kept, so a target's realisations are a page of its history: read for all
-    targets at once, the latest `first` of each, in one statement for two as for twenty-five."""
+    """Every report is kept, so realisations are a page of their history: read for all targets
+    (or indicators) at once, the latest `first` of each, in one statement for two as for
+    twenty-five."""
     province = principal(OrgKind.PROVINCE, "62")
     reports = " ".join(
         f'r{n}: reportRealisation(report: {{indicator: "RASIO_KEWIRAUSAHAAN", '
@@ -207,8 +230,6 @@ async def test_a_page_of_realisations_is_one_statement_whatever_its_size(
         for n in range(SMALL + 1)
     )
     assert (await run(engine, province, f"mutation {{ {reports} }}")).errors is None
-    document = """{ indicators { code targets { year progress
-                     realisations(first: {n}) { value } } } }"""
     counts: list[int] = []
     shown: list[int] = []
     for size in (SMALL, LARGE):
@@ -217,11 +238,7 @@ async def test_a_page_of_realisations_is_one_statement_whatever_its_size(
         assert result.errors is None, result.errors
         counts.append(len(statements))
         shown.append(
-            max(
-                len(target["realisations"])
-                for indicator in result.data["indicators"]
-                for target in indicator["targets"]
-            )
+            max(len(page) for indicator in result.data["indicators"] for page in pages(indicator))
         )
     assert counts[0] == counts[1]
     assert shown[0] == SMALL < shown[1]

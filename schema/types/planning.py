@@ -7,7 +7,7 @@ from datetime import date, datetime
 import strawberry
 
 from auth.scopes import Scope
-from resolvers import relations
+from resolvers import planning, relations
 from schema.permissions import requires
 from schema.scalars import ExactDecimal
 from schema.types.regions import Region
@@ -68,3 +68,10 @@ class Indicator:
     higher_is_better: bool
     computable_from_records: bool
     targets: list[Target] = strawberry.field(resolver=relations.targets)
+    realisations: list[Realisation] = strawberry.field(
+        resolver=planning.reported,
+        description=(
+            "The latest `first` values reported for a jurisdiction and year, newest first, "
+            "whether or not a target is set for them (a page, like a target's realisations)."
+        ),
+    )
