@@ -56,7 +56,8 @@ def authentication_failed() -> OAuthError:
 @dataclass(frozen=True, slots=True)
 class FailureLimits:
     """Failed authentications allowed in a window per client id from one address, per client
-    id from all addresses together, and per address; beyond any, the token endpoint answers
+    id from all addresses together, and per address (an IPv6 one as its /64:
+    auth_failures.counted_address); beyond any, the token endpoint answers
     429 without checking the secret. Whoever knows a client id (it is no secret) locks it out
     only from their own address: beyond the total or the address's limit, a client id that got
     a token from that address lately (`remembered_seconds`) still has its secret checked, up

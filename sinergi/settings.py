@@ -271,6 +271,8 @@ class Settings:
     """Per client id from one address; per_client_total from all of them together."""
     auth_failures_per_client_total: int = 100
     auth_failures_per_address: int = 100
+    """Per address for all client ids, an IPv6 address counted as its /64
+    (db.queries.auth_failures.counted_address)."""
     auth_failure_window_seconds: int = 300
     secret_checks: int | None = None
     """Token requests checking a client secret at once in one process; None: one per CPU."""

@@ -357,6 +357,68 @@ def test_guesses_from_a_shared_address_do_not_lock_out_a_client_that_got_tokens_
         assert len(scrypt_calls) == 2
 
 
+def _slash64() -> str:
+    """A /64 of the documentation prefix no other test sends from, as its first four groups."""
+    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def _ipv4() -> str:
+    """An address of the benchmarking range (198.18.0.0/15) no other test sends from."""
+    return f"198.{18 + secrets.randbelow(2)}.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
+
+
+def test_addresses_of_one_ipv6_slash64_share_the_address_limit(demo_url: str) -> None:
+    """The attack: the per-address limit counted each IPv6 address apart, and a host given a
+    /64 (as hosts commonly are) sent from a new address whenever one was refused: its guesses
+    had no limit, and could keep every secret check busy, so everyone got 503. An IPv6 address
+    now counts under its /64; another /64 has its own count."""
+    settings = Settings(rate_limit=1_000_000, auth_failures_per_address=3)
+    net, other_net = _slash64(), _slash64()
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+
+        def hunt(sender: str) -> int:
+            return _asker(client, f"hunt-{secrets.token_hex(4)}")(sender, "x")
+
+        assert [hunt(f"{net}::1") for _ in range(3)] == [401, 401, 401]
+        assert hunt(f"{net}::2") == 429
+        assert hunt(f"{net}:ffff:ffff:ffff:ffff") == 429
+        assert hunt(f"{other_net}::1") == 401
+
+
+def test_a_client_id_from_one_address_of_a_slash64_is_still_counted_by_that_address(
+    demo_url: str,
+) -> None:
+    """Only the address's own limit counts the /64 as one: a client id locked out of one
+    address by guesses at it there still gets a token from its owner's address beside it."""
+    settings = Settings(
+        rate_limit=1_000_000, auth_failures_per_address=3, auth_failures_per_client=2
+    )
+    client_id, secret = _register(demo_url)
+    net = _slash64()
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        assert [ask(f"{net}::1", f"guess-{n}") for n in range(3)] == [401, 401, 429]
+        assert ask(f"{net}::2", secret) == 200
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(demo_url: str) -> None:
+    """A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d: counted as that IPv4 address,
+    it shares the IPv4 caller's count, and not one with all of IPv4 (whose mapped addresses
+    lie in a single /64)."""
+    settings = Settings(rate_limit=1_000_000, auth_failures_per_address=3)
+    address, other = _ipv4(), _ipv4()
+    while other == address:
+        other = _ipv4()
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+
+        def hunt(sender: str) -> int:
+            return _asker(client, f"hunt-{secrets.token_hex(4)}")(sender, "x")
+
+        assert [hunt(f"::ffff:{address}") for _ in range(3)] == [401, 401, 401]
+        assert hunt(address) == 429
+        assert hunt(f"::ffff:{other}") == 401
+
+
 def test_guesses_from_many_addresses_do_not_lock_out_a_client_from_its_own(
     demo_url: str, scrypt_calls: list[str]
 ) -> None:

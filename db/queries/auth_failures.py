@@ -9,7 +9,8 @@ an address is kept as a row of its own (`succeeded`, its count of successes in t
 that the throttle can tell its owner from whoever else shares the address (`succeeded_since`).
 
 An attempt counts under three subjects: its client id from its address, its client id from
-anywhere, and its address for any client id. Both statements lock them in that order, so two
+anywhere, and its address for any client id, an IPv6 address counted as its /64
+(`counted_address`). Both statements lock them in that order, so two
 attempts sharing rows wait for each other rather than deadlock. A subject is stored as the
 SHA-256 of its text: the primary key's index refuses a row over about 2.7 KB, and a client id or
 a forwarded address is whatever the caller sent.
@@ -18,6 +19,7 @@ a forwarded address is whatever the caller sent.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,7 +78,8 @@ _PURGE = text(
 class Attempt:
     """Who is trying: a client id and the address it comes from. The pair's subject is JSON,
     so no client id, however chosen, names another client's pair, and never begins as the
-    others do."""
+    others do. The pair, and a success, keep the full address: only the address's own limit
+    counts a whole /64 as one caller."""
 
     client: str
     address: str
@@ -85,12 +88,30 @@ class Attempt:
         named = {
             "client_address": "client+address:" + json.dumps([self.client, self.address]),
             "client": f"client:{self.client}",
-            "address": f"address:{self.address}",
+            "address": f"address:{counted_address(self.address)}",
         }
         return {kind: _digest(subject) for kind, subject in named.items()}
 
     def success_subject(self) -> str:
         return _digest("success:" + json.dumps([self.client, self.address]))
+
+
+def counted_address(address: str) -> str:
+    """What the per-address limit counts an address as. An IPv6 address as its /64: a host is
+    commonly given a whole /64 and picks any address in it, so counted one by one its guesses
+    had no limit, and could keep every secret check busy (503 for everyone). An IPv4-mapped
+    one (::ffff:a.b.c.d, as a dual-stack socket reports an IPv4 peer) as that IPv4 address,
+    so it shares the IPv4 caller's count rather than all of IPv4's /64. Anything else, IPv4
+    or text that is no address ("unknown", a forwarded value), as it is."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.IPv6Network((parsed, 64), strict=False))
 
 
 def _digest(subject: str) -> str:
