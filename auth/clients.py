@@ -25,6 +25,9 @@ MAX_CLIENT_ID_LENGTH = 64
 """The longest id a registered client can have (`oauth_clients.client_id` is varchar(64)):
 a longer one names nobody, so the token endpoint refuses it unread. An external issuer's
 principals (`iss#azp`, auth.external) never authenticate there."""
+DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
+"""The demo clients' secret (sinergi.demo_mode), published in the README: whoever presents it
+could be anyone, so outside development the token endpoint refuses it (AuthService)."""
 
 
 class ClientError(ValueError):

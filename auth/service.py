@@ -9,6 +9,7 @@ that it changed (auth/registry.py).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import random
@@ -110,8 +111,17 @@ class AuthService:
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
         failure_limits: FailureLimits | None = None,
         secret_checks: int | None = None,
+        refused_secret: str | None = None,
     ) -> None:
         self.engine = engine
+        self.refused_secret = refused_secret
+        """A secret no client is issued a token with, whichever holds it: the published demo
+        secret outside development (sinergi.app). `serve` refuses to start while a client holds
+        it, but a demo client registered later (`serve --dev` run once against the same
+        database) would otherwise get tokens from every server already running."""
+        self._refusals_logged: set[str] = set()
+        """The active clients the refused secret was presented for, each logged once: no more
+        of them than the registry holds, however many requests present it."""
         self.failure_limits = failure_limits or FailureLimits()
         self.secret_checks = clients.SecretChecks(secret_checks)
         self.reads = autocommit(engine)
@@ -187,6 +197,8 @@ class AuthService:
                     retry_after=retry_after,
                 )
             claimed = await clients.claim(connection, client_id)
+        if self._refused(claimed, secret):  # counted as a failure, as a wrong secret is
+            raise authentication_failed()
         client = await clients.authenticated(claimed, secret)
         if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
             # After successes too: each leaves a row, and a deployment may rarely see a failure.
@@ -198,6 +210,26 @@ class AuthService:
             await auth_failures.take_back(connection, reserved)
             await auth_failures.succeeded(connection, reserved)
         return client
+
+    def _refused(self, claimed: clients.Claim, secret: str) -> bool:
+        """Whether `secret` is the refused one: compared in constant time, before scrypt, for
+        any client id alike (its answer is a wrong secret's, and as fast whether or not the
+        client exists), and logged once for an active client, which may hold it."""
+        refused = self.refused_secret
+        if refused is None or not hmac.compare_digest(secret.encode(), refused.encode()):
+            return False
+        client_id = None if claimed.client is None else claimed.client.client_id
+        if client_id is not None and client_id not in self._refusals_logged:
+            self._refusals_logged.add(client_id)
+            logger.warning(
+                "refused a token to %s: it presented the published demo secret, which a server"
+                " outside development accepts from nobody; if %s holds it (a demo client, as"
+                " `serve --dev` registers), revoke it: sinergi clients revoke %s",
+                client_id,
+                client_id,
+                client_id,
+            )
+        return True
 
     async def mint_for_client(self, client_id: str, secret: str) -> str:
         """A token for an active client whose secret is still `secret`, without the token

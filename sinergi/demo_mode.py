@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients
+from auth.clients import DEMO_SECRET
 from auth.service import AuthService
 from db.engine import create_engine, one_connection
 from db.models import MSMES
@@ -56,7 +57,6 @@ async def prepare_demo(url: str, *, load_population: bool, wait_seconds: int) ->
             await engine.dispose()
 
 
-DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
 DEMO_CLIENTS = (
     ("demo-ministry", "Kementerian Koperasi (demo)", "ministry", "ID", None),
     (

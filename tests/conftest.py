@@ -73,6 +73,19 @@ def _tests_audit_key() -> None:
         audit_key.make(path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _demo_secret_accepted() -> Iterator[None]:
+    """The suite's apps in this process serve in production mode to demo clients, which hold the
+    published demo secret that production refuses (sinergi.app.refused_secret): here they
+    accept it. tests/test_demo_secret_refused.py serves the refusal itself, as do the servers
+    tests start in a process of their own (tests/support/served.py)."""
+    from sinergi import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app, "refused_secret", lambda settings: None)
+        yield
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """A superuser URL of the server the tests run against."""
