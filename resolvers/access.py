@@ -25,6 +25,8 @@ class AccessNotes:
     """Owners' columns handed out inside a record's JSON (the change feed's `record`), or written
     by a mutation (from its input), where no field of the document's selection names them: the
     policy itemises them in the audit entry."""
+    trail_read: bool = False
+    """The request read the audit trail: recorded whatever it found (`trail_was_read`)."""
 
     def field_used(self, name: str, scopes: Iterable[str]) -> None:
         self.fields.setdefault(name, sorted(scopes))
@@ -41,7 +43,14 @@ class AccessNotes:
         write changed them (wrote or erased them)."""
         self.owner_columns |= frozenset(columns)
 
+    def trail_was_read(self) -> None:
+        """A read of the audit trail is recorded even when it found nothing: that nobody
+        received a person's data is as much the trail's to tell as who did, and a custodian
+        could otherwise ask it of anyone without a trace."""
+        self.trail_read = True
+
     @property
     def worth_recording(self) -> bool:
-        """Responses with records or personal data are audited; figures and reference are not."""
-        return bool(self.records or self.subjects)
+        """Responses with records or personal data are audited, and every read of the trail;
+        figures and reference are not."""
+        return bool(self.records or self.subjects or self.trail_read)

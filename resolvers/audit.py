@@ -1,8 +1,8 @@
 """The custodian's view of the audit log (audit:read).
 
 Reading the trail hands out NIKs and who received them, so each read is itself an entry of the
-trail: the entries returned count as records, and their subjects (or the person asked about) as
-personal data handed out.
+trail, whatever it found: the entries returned count as records, and their subjects and the
+person asked about as personal data handed out.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ async def entries(
         )
     page = rows[:size]
     notes = info.context.accesses
+    notes.trail_was_read()
     notes.records_returned("audit_entry", len(page))
+    if nik is not None:  # asked about, whether or not anyone received their data
+        notes.personal_data_of(nik)
     for row in page:
         for subject in row.subjects:
             notes.personal_data_of(subject)
@@ -57,6 +60,8 @@ async def accessors(info: Info[Context, Any], nik: str) -> list[Node]:
     assert checked is not None
     async with info.context.reads.connect() as connection:
         found = await audit.accessors_of(connection, checked)
-    info.context.accesses.records_returned("personal_data_access", len(found))
-    info.context.accesses.personal_data_of(checked)
+    notes = info.context.accesses
+    notes.trail_was_read()
+    notes.records_returned("personal_data_access", len(found))
+    notes.personal_data_of(checked)
     return found

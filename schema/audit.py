@@ -1,4 +1,5 @@
-"""Seal every response that hands out records or personal data into the audit log first.
+"""Seal every response that hands out records or personal data, or reads the trail, into the
+audit log first.
 
 The entry is written before the response leaves; if it cannot be written, the response fails
 rather than going out unrecorded (UU 27/2022 Pasal 31: record all processing).
@@ -46,7 +47,7 @@ def sent_document(operation: OperationDefinitionNode) -> str:
 async def record(
     context: Context, query: str, operation_name: str | None, notes: AccessNotes | None = None
 ) -> None:
-    """Append the request's entry, if it handed out records or personal data; `notes`: what one
+    """Append the request's entry, if it is worth recording (AccessNotes); `notes`: what one
     delivery of a subscription handed out, rather than the request."""
     notes = notes or context.accesses
     if not notes.worth_recording:
