@@ -265,6 +265,23 @@ MSMES = Table(
     UniqueConstraint("sku_issuer", "sku_number"),
 )
 
+DEMO_MSMES = Table(
+    "demo_msmes",
+    METADATA,
+    Column("msme_id", ForeignKey("msmes.id", ondelete="CASCADE"), primary_key=True),
+)
+"""The MSMEs `sinergi demo-data` loaded (migration 0046): the only ones it deletes on a reload.
+The owner's alone (the service holds nothing on it, db/roles.py): neither a client nor whoever
+holds the service's credentials can make a real record count as demo. A NIB in the demo's range
+proves nothing, since OSS draws NIBs at random."""
+
+DEMO_COOPERATIVES = Table(
+    "demo_cooperatives",
+    METADATA,
+    Column("cooperative_id", ForeignKey("cooperatives.id", ondelete="CASCADE"), primary_key=True),
+)
+"""The cooperatives `sinergi demo-data` loaded, as `DEMO_MSMES` lists its MSMEs."""
+
 OWNER_STORAGE: dict[str, TypeEngine[Any]] = {"nik": String(16), "sex": String(1)}
 """Personal columns stored otherwise than their kind says (text, or a date for a date)."""
 OWNER_INDEXED = frozenset({"nik"})

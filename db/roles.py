@@ -64,6 +64,10 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "trusted_documents": READ,  # `sinergi clients trust`
     # What the owner last prepared the database for: the service must not make it skip a step.
     "preparation": "",
+    # Which records `demo-data` loaded, the only ones it deletes (migration 0046): a row the
+    # service could add would have the next reload delete a real record.
+    "demo_cooperatives": "",
+    "demo_msmes": "",
     # The audit trail: content in, everything else set by the database; seals in batches.
     "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
     "audit_log_id_seq": "USAGE",

@@ -1,9 +1,11 @@
 """The demo data set: reference data, the hand-written demo records and a synthetic population.
 
 The population is deterministic for a given seed, so screenshots, tests and benchmarks agree.
-Demo identifiers stay in ranges no real business can have (NIB 999…, legal entity AHU-999…,
-NIK kecamatan 99, see docs/domain.md, Identifiers), and a reload deletes only those rows, so the
-command is safe to repeat and never touches real records.
+Demo identifiers stay in recognisable ranges (NIB 999…, legal entity AHU-999…, NIK kecamatan
+99, see docs/domain.md, Identifiers), but a range proves nothing: OSS draws NIBs at random, so a
+real business may hold a 999… NIB. The loader lists every record it creates in the owner's
+tables `demo_msmes` and `demo_cooperatives` (migration 0046), and a reload deletes exactly those,
+so the command is safe to repeat and never touches records anyone else created.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import (
     COOPERATIVES,
+    DEMO_COOPERATIVES,
+    DEMO_MSMES,
     ELIGIBILITY_DECISIONS,
     GUARANTEE_STATUS_CHANGES,
     GUARANTEES,
@@ -188,14 +192,12 @@ class _Population:
 
 
 async def clear(connection: AsyncConnection) -> None:
-    """Delete the demo businesses with what was recorded about them since: the eligibility
-    decisions and guarantees of the README's examples, which no cascade removes (a real
-    business's decisions must never go with a delete), then the businesses themselves (and, by
-    cascade, their owners, history and participations)."""
-    demo_msmes = select(MSMES.c.id).where(MSMES.c.nib.like("999%"))
-    demo_cooperatives = select(COOPERATIVES.c.id).where(
-        COOPERATIVES.c.legal_entity_no.like("AHU-999%")
-    )
+    """Delete the demo businesses, those the loader listed, with what was recorded about them
+    since: the eligibility decisions and guarantees of the README's examples, which no cascade
+    removes (a real business's decisions must never go with a delete), then the businesses
+    themselves (and, by cascade, their owners, history, participations and listing)."""
+    demo_msmes = select(DEMO_MSMES.c.msme_id)
+    demo_cooperatives = select(DEMO_COOPERATIVES.c.cooperative_id)
 
     def about_demo(table: Any) -> Any:
         return or_(table.c.msme_id.in_(demo_msmes), table.c.cooperative_id.in_(demo_cooperatives))
@@ -209,10 +211,8 @@ async def clear(connection: AsyncConnection) -> None:
     )
     await connection.execute(delete(GUARANTEES).where(about_demo(GUARANTEES)))
     await connection.execute(delete(ELIGIBILITY_DECISIONS).where(about_demo(ELIGIBILITY_DECISIONS)))
-    await connection.execute(delete(MSMES).where(MSMES.c.nib.like("999%")))
-    await connection.execute(
-        delete(COOPERATIVES).where(COOPERATIVES.c.legal_entity_no.like("AHU-999%"))
-    )
+    await connection.execute(delete(MSMES).where(MSMES.c.id.in_(demo_msmes)))
+    await connection.execute(delete(COOPERATIVES).where(COOPERATIVES.c.id.in_(demo_cooperatives)))
 
 
 async def load(
@@ -228,9 +228,10 @@ async def load(
     await clear(connection)
     await _load_named_records(connection, directory)
     population = _Population(seed, _Geography.of_kalimantan(directory), directory)
-    cooperative_ids = await _insert_returning_ids(
+    cooperative_ids = await _insert_listed(
         connection,
         COOPERATIVES,
+        DEMO_COOPERATIVES,
         list(population.cooperatives(max(msmes // 10, 10))),
     )
     batch_size = 1000
@@ -245,15 +246,20 @@ async def load(
     await _load_participations(connection, directory)
 
 
-async def _insert_returning_ids(
-    connection: AsyncConnection, table: Any, rows: list[dict[str, Any]]
+async def _insert_listed(
+    connection: AsyncConnection, table: Any, listing: Any, rows: list[dict[str, Any]]
 ) -> list[int]:
+    """Insert `rows` into `table` and list their ids in `listing` (`DEMO_MSMES` or
+    `DEMO_COOPERATIVES`), in the load's transaction: what `clear` will delete."""
     result = await connection.execute(table.insert().returning(table.c.id), rows)
-    return [row[0] for row in result]
+    ids = [row[0] for row in result]
+    (column,) = listing.primary_key.columns
+    await connection.execute(listing.insert(), [{column.name: id_} for id_ in ids])
+    return ids
 
 
 async def _insert_msmes(connection: AsyncConnection, batch: list[dict[str, Any]]) -> None:
-    ids = await _insert_returning_ids(connection, MSMES, [item["msme"] for item in batch])
+    ids = await _insert_listed(connection, MSMES, DEMO_MSMES, [item["msme"] for item in batch])
     await connection.execute(
         MSME_OWNERS.insert(),
         [{**item["owner"], "msme_id": msme_id} for item, msme_id in zip(batch, ids, strict=True)],
@@ -304,7 +310,7 @@ async def _load_named_records(connection: AsyncConnection, directory: Path) -> N
         }
         for row in read_csv(directory / "demo-cooperatives.csv")
     ]
-    await connection.execute(COOPERATIVES.insert(), cooperatives)
+    await _insert_listed(connection, COOPERATIVES, DEMO_COOPERATIVES, cooperatives)
     batch = []
     for row in read_csv(directory / "demo-msmes.csv"):
         capital = int(row["capital_2025"])
@@ -345,18 +351,22 @@ async def _load_named_records(connection: AsyncConnection, directory: Path) -> N
     await _insert_msmes(connection, batch)
 
 
+# Of the listed records only (the synthetic ones are 9991…): a real business may hold such a NIB.
 _SYNTHETIC_PARTICIPATIONS = text("""
 INSERT INTO participations (programme_id, msme_id, cooperative_id, role, status, detail)
 SELECT 'PR-MBG', id, NULL::bigint, 'supplier', :active, 'synthetic MBG supplier'
-  FROM msmes WHERE nib LIKE '9991%' AND kbli_section IN ('A', 'C', 'G', 'I')
+  FROM msmes JOIN demo_msmes ON msme_id = id
+ WHERE nib LIKE '9991%' AND kbli_section IN ('A', 'C', 'G', 'I')
    AND substring(nib, 5)::bigint % 29 = 0
 UNION ALL
 SELECT 'PR-SERBU-NIB', id, NULL::bigint, 'recipient', :completed, 'synthetic NIB + halal'
-  FROM msmes WHERE nib LIKE '9991%' AND province_code = '62'
+  FROM msmes JOIN demo_msmes ON msme_id = id
+ WHERE nib LIKE '9991%' AND province_code = '62'
    AND substring(nib, 5)::bigint % 17 = 0
 UNION ALL
 SELECT 'PR-MMM', NULL::bigint, id, 'producer', :active, 'synthetic red palm oil producer'
-  FROM cooperatives WHERE legal_entity_no LIKE 'AHU-9991%' AND type = 'produsen'
+  FROM cooperatives JOIN demo_cooperatives ON cooperative_id = id
+ WHERE legal_entity_no LIKE 'AHU-9991%' AND type = 'produsen'
    AND status = 'active' AND province_code IN ('61', '62')
    AND substring(legal_entity_no, 9, 3)::int % 7 = 0
 """)

@@ -11,6 +11,7 @@ import os
 from typing import Any
 from unittest import mock
 
+import asyncpg
 import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -121,3 +122,71 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(
     assert _count(fresh_url, GUARANTEE_STATUS_CHANGES) == 0
     assert _count(fresh_url, ELIGIBILITY_DECISIONS) == 1  # the real business's stays
     assert _demo_data(fresh_url) == 0  # and again, with nothing recorded in between
+
+
+REAL_IN_THE_DEMO_RANGE = """
+mutation {
+  createMsme(input: {nib: "9997781000001", name: "Usaha Nyata 999", kbliCode: "10710",
+                     region: "62.71", annualTurnover: "300000000", employees: 3,
+                     owner: {nik: "6271011505907781", fullName: "Pemilik Nyata"}}) { id }
+  createCooperative(input: {legalEntityNo: "AHU-9997781.AH.01.26.TAHUN 2021",
+                            name: "Koperasi Nyata 999", type: PRODUSEN, region: "62.01",
+                            membersMale: 30, membersFemale: 25}) { id }
+}
+"""
+READ_REAL = """
+{
+  msme(nib: "9997781000001") { id name owner { nik } }
+  cooperative(legalEntityNo: "AHU-9997781.AH.01.26.TAHUN 2021") { id }
+}
+"""
+DEMO_ID = '{ msme(nib: "9990000000001") { id } }'
+
+
+async def _listing_as_service(url: str) -> None:
+    """Whoever holds the service's credentials can list no record as demo."""
+    connection = await asyncpg.connect(as_service(url))
+    try:
+        for statement in (
+            "INSERT INTO demo_msmes SELECT id FROM msmes WHERE nib = '9997781000001'",
+            "DELETE FROM demo_msmes",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def test_demo_data_keeps_real_records_whose_identifiers_are_in_the_demo_range(
+    fresh_url: str,
+) -> None:
+    """OSS draws NIBs at random, so a real business may hold a 999… NIB (and a cooperative an
+    AHU-999… number): a reload deletes only what the demo loaded, and still replaces that."""
+    assert _demo_data(fresh_url) == 0
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(fresh_url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    settings = Settings(rate_limit=1_000_000)
+    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
+        api = Api(client)
+        created = _ok(api.graphql(REAL_IN_THE_DEMO_RANGE, "demo-province-62"))
+        demo_before = _ok(api.graphql(DEMO_ID, "demo-province-62"))["msme"]["id"]
+    asyncio.run(_listing_as_service(fresh_url))
+
+    assert _demo_data(fresh_url) == 0
+    assert _demo_data(fresh_url) == 0
+    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
+        api = Api(client)
+        kept = _ok(api.graphql(READ_REAL, "demo-province-62"))
+        demo_after = _ok(api.graphql(DEMO_ID, "demo-province-62"))["msme"]["id"]
+    assert kept["msme"] == {
+        "id": created["createMsme"]["id"],
+        "name": "Usaha Nyata 999",
+        "owner": {"nik": "6271011505907781"},
+    }
+    assert kept["cooperative"] == {"id": created["createCooperative"]["id"]}
+    assert demo_after != demo_before  # the demo's own records were deleted and loaded again

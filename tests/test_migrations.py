@@ -870,3 +870,52 @@ def test_0045_holds_a_programmes_kind_to_the_vocabulary_and_guesses_none(
         asyncio.run(_execute(url, PROGRAMME, "PR-UJI-KUR-4", "kur"))  # free text again
         asyncio.run(_execute(url, "DELETE FROM programmes WHERE id = 'PR-UJI-KUR-4'"))
         upgrade(url)
+
+
+CREATED_BY = (
+    "INSERT INTO record_changes (client_id, organisation, record_kind, record_id, operation,"
+    " version, changes) VALUES ('demo-province-62', 'Dinas', $1, $2, 'create', 1, '{}')"
+)
+IMPORTED_BY = (
+    "INSERT INTO msme_import_batches (id, client_id, organisation, first_id, last_id)"
+    " VALUES (nextval('record_changes_id_seq'), 'demo-province-62', 'Dinas', $1, $1)"
+)
+UPDATED_BY = CREATED_BY.replace("'create'", "'update'")
+
+
+def test_0046_lists_as_demo_only_records_in_the_range_that_no_client_created(
+    server_url: str,
+) -> None:
+    """Upgraded from 0045, the records earlier demo runs loaded (in the demo's ranges, with no
+    creation in their history, edited or not) are listed for `demo-data` to delete; a 999…
+    record a client created or imported is not, nor one outside the range. Down and up again."""
+    with _database_at(server_url, "0045") as url:
+        asyncio.run(_load_reference(url))
+        loaded, edited, created, imported, _outside = (
+            asyncio.run(_value_of(url, WITHOUT_NIB, nib))
+            for nib in (
+                "9997781000011",
+                "9997781000012",
+                "9997781000013",
+                "9997781000014",
+                "7778000000011",
+            )
+        )
+        asyncio.run(_execute(url, UPDATED_BY, "msme", edited))
+        asyncio.run(_execute(url, CREATED_BY, "msme", created))
+        asyncio.run(_execute(url, IMPORTED_BY, imported))
+        loaded_cooperative, created_cooperative = (
+            asyncio.run(_cooperative(url, f"AHU-999778{digit}.AH.01.26.TAHUN 2021"))
+            for digit in "12"
+        )
+        asyncio.run(_execute(url, CREATED_BY, "cooperative", created_cooperative))
+        listed = (
+            "SELECT array_agg(msme_id ORDER BY msme_id) FROM demo_msmes",
+            "SELECT array_agg(cooperative_id) FROM demo_cooperatives",
+        )
+        for _ in range(2):
+            upgrade(url)
+            assert asyncio.run(_value(url, listed[0])) == sorted([loaded, edited])
+            assert asyncio.run(_value(url, listed[1])) == [loaded_cooperative]
+            command.downgrade(alembic_config(url), "0045")
+            assert asyncio.run(_value(url, "SELECT to_regclass('demo_msmes')")) is None
