@@ -184,6 +184,15 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
     )
 
 
+def _production_refusal(client_ids: list[str]) -> str:
+    return (
+        f"sinergi demo-data: refusing: the database has clients besides the demo's "
+        f"({', '.join(client_ids)}), so it serves real organisations, whose records and figures "
+        "a synthetic population would join. Load the demo into a database of its own, or pass "
+        "--alongside-clients."
+    )
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.ruleset_review import warn_of_refused_rulesets
 
@@ -194,10 +203,29 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from sinergi.demo_mode import load_demo_data
+    from sqlalchemy.exc import IntegrityError
+
+    from db.errors import unique_key_taken
+    from sinergi.demo_mode import clients_beside_the_demo, load_demo_data
 
     database = prepared(settings)
-    asyncio.run(load_demo_data(database.owner_url, msmes=args.msmes, seed=args.seed))
+    if not args.alongside_clients:
+        others = asyncio.run(clients_beside_the_demo(database.owner_url))
+        if others:
+            print(_production_refusal(others), file=sys.stderr)
+            return 2
+    try:
+        asyncio.run(load_demo_data(database.owner_url, msmes=args.msmes, seed=args.seed))
+    except IntegrityError as error:
+        taken = unique_key_taken(error)
+        if taken is None:
+            raise
+        print(
+            f"sinergi demo-data: a record the demo did not load holds one of the numbers it "
+            f"loads ({taken}); nothing was loaded or deleted",
+            file=sys.stderr,
+        )
+        return 2
     # Perturbed figures would show the population as the last release found it.
     _released(database.owner_url)
     return 0
@@ -340,6 +368,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="load reference data and a demo population")
     demo.add_argument("--msmes", type=_positive, default=3000)
     demo.add_argument("--seed", type=int, default=62)
+    demo.add_argument(
+        "--alongside-clients",
+        action="store_true",
+        help="load even though the database has clients besides the demo's (a real deployment)",
+    )
     demo.set_defaults(handler=_demo_data)
 
     token = commands.add_parser(

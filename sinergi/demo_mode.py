@@ -85,6 +85,15 @@ DEMO_CLIENTS = (
 )
 
 
+async def clients_beside_the_demo(url: str) -> list[str]:
+    """The clients, revoked or not, that are not among DEMO_CLIENTS: a database that has any
+    serves real organisations, which `demo-data` refuses unless told otherwise."""
+    demo_ids = {client_id for client_id, *_ in DEMO_CLIENTS}
+    async with one_connection(url, statement_timeout_ms=60_000) as connection:
+        every = await clients.all_clients(connection)
+    return [client.client_id for client in every if client.client_id not in demo_ids]
+
+
 async def clients_with_demo_secret(url: str) -> list[str]:
     """The active clients anyone could act as, since their secret is DEMO_SECRET."""
     async with one_connection(url, statement_timeout_ms=60_000) as connection:

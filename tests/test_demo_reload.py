@@ -17,8 +17,9 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
+from auth import clients
 from db.engine import async_url
-from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES
+from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, MSMES
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.demo_mode import register_demo_clients
@@ -57,13 +58,21 @@ mutation {
 """
 
 
-def _demo_data(url: str) -> int:
+def _demo_data(url: str, *options: str) -> int:
+    return _demo_data_said(url, *options)[0]
+
+
+def _demo_data_said(url: str, *options: str) -> tuple[int, str]:
+    """`sinergi demo-data` with `options` (40 businesses unless they say otherwise): its exit
+    code and what it wrote to stderr."""
+    said = io.StringIO()
     with (
         mock.patch.dict(os.environ, {"DATABASE_URL": url}),
         contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
+        contextlib.redirect_stderr(said),
     ):
-        return main(["demo-data", "--msmes", "40"])
+        code = main(["demo-data", "--msmes", "40", *options])
+    return code, said.getvalue()
 
 
 def _count(url: str, table: Table) -> int:
@@ -132,6 +141,8 @@ mutation {
   createCooperative(input: {legalEntityNo: "AHU-9997781.AH.01.26.TAHUN 2021",
                             name: "Koperasi Nyata 999", type: PRODUSEN, region: "62.01",
                             membersMale: 30, membersFemale: 25}) { id }
+  clash: createMsme(input: {nib: "9991000000045", name: "Usaha Nyata 9991", kbliCode: "10710",
+                            region: "62.71", annualTurnover: "300000000", employees: 3}) { id }
 }
 """
 READ_REAL = """
@@ -190,3 +201,46 @@ def test_demo_data_keeps_real_records_whose_identifiers_are_in_the_demo_range(
     }
     assert kept["cooperative"] == {"id": created["createCooperative"]["id"]}
     assert demo_after != demo_before  # the demo's own records were deleted and loaded again
+
+    # A real record holding a number the demo loads (its 46th synthetic business's) stops it.
+    code, said = _demo_data_said(fresh_url, "--msmes", "50")
+    assert code == 2
+    assert "a record the demo did not load holds one of the numbers it loads" in said
+    assert "nothing was loaded or deleted" in said
+    with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
+        assert _ok(Api(client).graphql(DEMO_ID, "demo-province-62"))["msme"]["id"] == demo_after
+
+
+async def _register_a_real_client(url: str) -> None:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.begin() as connection:
+            await clients.create(
+                connection,
+                client_id="dinas-7778",
+                name="Dinas Koperasi (nyata)",
+                org_kind="province",
+                jurisdiction="62",
+                scopes=None,
+                purpose="pembinaan UMKM",
+            )
+            await clients.revoke(connection, "dinas-7778")  # revoked, its records stay real
+    finally:
+        await engine.dispose()
+
+
+def test_demo_data_refuses_a_database_with_clients_besides_the_demos(fresh_url: str) -> None:
+    """A database with a real client serves real organisations: a synthetic population would
+    join their records and figures, so `demo-data` refuses, loading nothing, unless told to."""
+    assert _demo_data(fresh_url) == 0
+    asyncio.run(_register_a_real_client(fresh_url))
+    before = _count(fresh_url, MSMES)
+
+    code, said = _demo_data_said(fresh_url, "--msmes", "45")
+    assert code == 2
+    assert "clients besides the demo's (dinas-7778)" in said
+    assert "--alongside-clients" in said
+    assert _count(fresh_url, MSMES) == before
+
+    assert _demo_data(fresh_url, "--msmes", "45", "--alongside-clients") == 0
+    assert _count(fresh_url, MSMES) == before + 5
