@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken, verify
 from db.models import PRINCIPAL_ID_LENGTH
+from db.text import storable
 from domain.errors import InvalidValue
 from domain.identifiers import region_level
 
@@ -108,6 +110,20 @@ def _refuse_other_than_access_tokens(claims: Mapping[str, Any]) -> None:
         raise InvalidToken(f"external claims: not an access token (typ {kind!r})")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_text(name: str, value: str) -> None:
+    """The client id and the organisation become the principal's id and name, which its
+    decisions, guarantees, audit entries and log lines hold: one no text column can store
+    (db.text.storable) would fail its first query as an INTERNAL error, and a control character
+    (a newline, a terminal escape) would forge or garble the lines that name it."""
+    if not storable(value) or _CONTROL.search(value) is not None:
+        raise InvalidToken(
+            f"external claims: the {name} holds a NUL, a control character or a lone surrogate"
+        )
+
+
 def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> Principal:
     _refuse_other_than_access_tokens(claims)
     try:
@@ -128,6 +144,9 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
     client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
     if not isinstance(jurisdiction, str) or not isinstance(client_id, str) or not client_id:
         raise InvalidToken("external claims: jurisdiction and client id are required")
+    _check_text("client id", client_id)
+    organisation = str(_lookup(claims, issuer.organisation_claim) or issuer.issuer)
+    _check_text("organisation", organisation)
     _check_jurisdiction(org_kind, jurisdiction)
     principal_id = external_client_id(issuer.issuer, client_id, org_kind, jurisdiction)
     if len(principal_id) > PRINCIPAL_ID_LENGTH:
@@ -142,7 +161,7 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
         org_kind=org_kind,
         jurisdiction=jurisdiction,
         scopes=scopes,
-        organisation=str(_lookup(claims, issuer.organisation_claim) or issuer.issuer),
+        organisation=organisation,
         purpose=issuer.purpose,
         legacy_client_id=_legacy_client_id(issuer.issuer, client_id, org_kind),
     )

@@ -17,6 +17,7 @@ from auth.registry import ClientState
 from auth.service import AuthService, OAuthError, authentication_failed
 from auth.tokens import InvalidToken
 from db.errors import is_unavailable
+from db.text import UNSTORABLE, storable
 
 logger = logging.getLogger("sinergi.auth")
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
@@ -177,8 +178,8 @@ async def token_endpoint(request: Request) -> Response:
             client_id, secret = posted[0], posted[1]
         else:
             raise OAuthError("invalid_client", "client authentication is required", 401)
-        if "\x00" in client_id:  # no client has one, and no text column can store it
-            raise OAuthError("invalid_request", "client_id holds a NUL character")
+        if not storable(client_id):  # no client has one, and no text column can store it
+            raise OAuthError("invalid_request", f"client_id {UNSTORABLE}")
         if len(client_id) > MAX_CLIENT_ID_LENGTH:  # names nobody: answered as an unknown id,
             raise authentication_failed()  # without the throttle's rows (which it would outgrow)
         scope = form.get("scope")

@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.http import bearer_user, unauthorized
+from db.text import UNSTORABLE, storable
 from schema.documents import parse_document
 from schema.limits import InputError, Violation, check_document, cost_variables, page_size
 from schema.query_limits import QueryLimits
@@ -66,19 +67,16 @@ _NOT_A_NAME = (
     "must be a GraphQL name ([_A-Za-z][_0-9A-Za-z]*) of at most "
     f"{exchange.MAX_OPERATION_NAME} characters"
 )
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can store"
 
 
 def _unstorable(value: object) -> bool:
-    """A string PostgreSQL cannot store (NUL) or UTF-8 cannot encode (a lone surrogate), anywhere
-    in `value`. Refused up front, it cannot reach a query as an INTERNAL encoding error. Walked
-    without recursion: the JSON decoders accept arrays nested a thousand deep."""
+    """A string no text column can store (db.text.storable), anywhere in `value`. Walked without
+    recursion: the JSON decoders accept arrays nested a thousand deep."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if _UNSTORABLE.search(item) is not None:
+            if not storable(item):
                 return True
         elif isinstance(item, dict):
             pending.extend(item)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from joserfc import jws
 
 from auth.external import ExternalIssuer, principal_from_claims
 from auth.principal import Principal
@@ -28,7 +29,7 @@ from tests.support.clock import Clock
 from tests.support.databases import as_service, run
 from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
-from tests.support.sso import Realm, serving_realm, user_claims
+from tests.support.sso import KID, Realm, serving_realm, user_claims
 from tests.test_eligibility_api import (
     CHECK,
     CHECKED_ON,
@@ -293,3 +294,33 @@ def test_a_client_id_longer_than_sinergi_keeps_is_refused_with_the_token(
     fits = {**claims, "azp": "a" * (200 - len(f"{REALM}#@bumd:62"))}
     answer = _ask(users.api, users.realm.token(fits), "{ viewer { clientId } }")
     assert len(_data(answer, "viewer")["clientId"]) == 200
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("azp", "portal\x00"),
+        ("azp", "portal\ud800"),
+        ("azp", "portal\n62"),
+        ("org_name", "Dinas\x00"),
+        ("org_name", "Dinas\udfff"),
+        ("org_name", "Dinas\x1b[2J"),
+    ],
+    ids=["azp-nul", "azp-surrogate", "azp-newline", "org-nul", "org-surrogate", "org-escape"],
+)
+def test_a_claim_no_text_column_stores_is_refused_with_the_token(
+    users: Users, clock: Clock, claim: str, value: str
+) -> None:
+    """A NUL or a lone surrogate in the client id or the organisation reached PostgreSQL, as a
+    500 INTERNAL; a control character would be written into the logs and audit entries."""
+    claims = user_claims(
+        REALM, sub="user-5", azp="portal", org_kind="bumd", jurisdiction="62", roles=ROLES
+    )
+    # Signed as JSON escapes it (`\\ud800`): a lone surrogate has no UTF-8 to sign.
+    payload = json.dumps({**claims, claim: value}).encode()
+    token = jws.serialize_compact({"alg": "ES256", "kid": KID}, payload, users.realm.key)
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **FULL_ATTESTATION)
+    response = users.api.post({"query": CHECK, "variables": {"request": request}}, token)
+    assert response.status_code == 401, response.text
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert "data" not in response.json()
