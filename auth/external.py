@@ -10,6 +10,8 @@ import asyncio
 import json
 import re
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from auth.cleartext import cleartext_refusal
 from auth.clients import JURISDICTION_LEVELS, allowed_scopes
 from auth.keys import kids
 from auth.principal import Principal
@@ -62,6 +65,11 @@ class ExternalIssuer:
     max_lifetime: int = DEFAULT_MAX_LIFETIME_SECONDS
 
     def __post_init__(self) -> None:
+        if not isinstance(self.jwks_url, str):
+            raise ValueError("jwks_url must be a URL")
+        refusal = cleartext_refusal(self.jwks_url, "lets anyone on the path serve their own key")
+        if refusal is not None:
+            raise ValueError(f"jwks_url {refusal}")
         if isinstance(self.max_lifetime, bool) or not isinstance(self.max_lifetime, int):
             raise ValueError("max_lifetime must be a whole number of seconds")
         if self.max_lifetime < 1:
@@ -229,10 +237,35 @@ def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) ->
     return None
 
 
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only within the JWKS URL's origin (scheme, host and port): urllib's
+    default follows one anywhere, https to plain http too, past the check `jwks_url` had, and
+    whoever answered there would choose the keys. A redirect elsewhere fails the fetch."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if _origin(newurl) != _origin(req.full_url):
+            raise urllib.error.HTTPError(
+                req.full_url,
+                code,
+                f"redirected to another origin ({newurl}): not followed",
+                headers,
+                fp,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+_OPENER = urllib.request.build_opener(_SameOrigin)
+
+
 def _fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(  # noqa: S310 (configured https URL)
-        url, timeout=FETCH_TIMEOUT_SECONDS
-    ) as response:
+    with _OPENER.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
         return dict(json.load(response))
 
 

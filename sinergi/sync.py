@@ -16,7 +16,6 @@ follows a redirect.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sqlite3
@@ -28,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from auth.cleartext import cleartext_refusal
 
 FEEDS = {
     "msme": "msmeChanges",
@@ -155,28 +156,6 @@ def _private(path: Path) -> None:
                 f"{path} is open to its group or others (mode {mode:o}) and holds owners' "
                 f"personal data: restrict it (chmod 600 {path}) or sync into a new file"
             ) from None
-
-
-def _cleartext_refusal(url: str) -> str | None:
-    """Why `url` may not carry the client's secret, or None: plain http only reaches a server on
-    this machine (a development one), since the secret and the records would cross the network
-    readable by anyone on the path."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https":
-        return None
-    if parts.scheme != "http":
-        return f"{url}: not an http(s) URL"
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name other than localhost: it may resolve anywhere
-        loopback = False
-    if loopback:
-        return None
-    return (
-        f"{url}: plain http would send the client's secret and owners' personal data "
-        "unencrypted; use https (http only to this machine: localhost, 127.0.0.0/8, ::1)"
-    )
 
 
 @dataclass
@@ -344,7 +323,9 @@ def _sync(args: Any, settings: Any) -> int:
     if unknown:
         print(f"sinergi sync: unknown feed {', '.join(unknown)}", file=sys.stderr)
         return 2
-    refusal = _cleartext_refusal(args.url)
+    refusal = cleartext_refusal(
+        args.url, "would send the client's secret and owners' personal data unencrypted"
+    )
     if refusal is not None:
         print(f"sinergi sync: {refusal}", file=sys.stderr)
         return 2

@@ -19,8 +19,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from sinergi.settings import Settings
+from sinergi.settings import Settings, SettingsError
 from tests.support.http import Api, served
+from tests.support.sso import user_claims
 
 ISSUERS = 40  # more than the default executor's threads (at most 32)
 
@@ -130,3 +131,130 @@ def test_issuers_that_never_answer_hold_up_neither_the_token_endpoint_nor_more_f
         again = _burst(sso_api, [_made_up_kid_token(_realm(n)) for n in range(ISSUERS)])
         assert {answer.status_code for answer in again} == {401}
         assert len(jwks.fetched) == ISSUERS
+
+
+class _Rotating(ThreadingHTTPServer):
+    """An issuer's JWKS URL under the test's control: it publishes `published`, answers 503
+    while `failing`, holds each fetch until `released` while that is clear, and redirects
+    `/moved` to `redirect_to`."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Publishing)
+        self.published: list[ECKey] = []
+        self.fetches = 0
+        self.failing = False
+        self.released = threading.Event()
+        self.released.set()
+        self.redirect_to = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+class _Publishing(BaseHTTPRequestHandler):
+    server: _Rotating
+
+    def do_GET(self) -> None:
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", self.server.redirect_to)
+            self.end_headers()
+            return
+        self.server.fetches += 1
+        self.server.released.wait(30)
+        if self.server.failing:
+            self.send_error(503)
+            return
+        body = json.dumps({"keys": [key.as_dict(private=False) for key in self.server.published]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def realm() -> Iterator[_Rotating]:
+    server = _Rotating()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.released.set()
+    server.shutdown()
+    server.server_close()
+
+
+ROTATING = "https://sso.example.go.id/realms/rotating"
+
+
+def _key(kid: str) -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"kid": kid, "alg": "ES256"}, private=True)
+
+
+def _signed(key: ECKey, jurisdiction: str) -> str:
+    """A province's token of ROTATING, signed with `key`."""
+    claims = user_claims(
+        ROTATING, sub="u", azp="app", org_kind="province", jurisdiction=jurisdiction, roles=[]
+    )
+    return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+
+def _rotating_settings(jwks_url: str) -> Settings:
+    issuer = {"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}
+    return Settings(external_issuers=json.dumps([issuer]), rate_limit=1_000_000)
+
+
+@pytest.mark.parametrize(
+    "jwks_url",
+    [
+        "http://sso.example.go.id/realms/x/certs",
+        "http://10.0.0.5/certs",
+        "file:///etc/passwd",
+        "ftp://sso.example.go.id/certs",
+    ],
+)
+def test_a_jwks_url_anyone_on_the_path_could_answer_is_refused(jwks_url: str) -> None:
+    issuers = json.dumps([{"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}])
+    with pytest.raises(SettingsError, match=f"SINERGI_EXTERNAL_ISSUERS.*jwks_url {jwks_url}: "):
+        Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers})
+
+
+@pytest.mark.parametrize(
+    "jwks_url",
+    [
+        "https://sso.example.go.id/realms/x/certs",
+        "http://127.0.0.1:8080/certs",
+        "http://localhost:8080/certs",
+        "http://[::1]:8080/certs",
+    ],
+)
+def test_a_jwks_url_over_https_or_to_this_machine_is_accepted(jwks_url: str) -> None:
+    issuers = json.dumps([{"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}])
+    assert Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers}).external_issuers == issuers
+
+
+def test_a_jwks_redirect_is_followed_only_within_its_origin(
+    demo_url: str, realm: _Rotating
+) -> None:
+    """urllib followed a redirect anywhere, plain http too: whoever answered there chose the
+    keys. Here the other origin (localhost, not 127.0.0.1) publishes a key of its own."""
+    theirs, ours = _key("k1"), _key("k1")
+    other = _Rotating()
+    other.published = [theirs]
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        realm.published = [ours]
+        realm.redirect_to = f"http://localhost:{other.server_port}/certs"
+        with served(demo_url, _rotating_settings(f"{realm.base}/moved")) as sso_api:
+            assert _ask(sso_api, _signed(theirs, "62")).status_code == 401
+            assert other.fetches == 0
+        realm.redirect_to = f"{realm.base}/certs"
+        with served(demo_url, _rotating_settings(f"{realm.base}/moved")) as sso_api:
+            assert _ask(sso_api, _signed(ours, "62")).status_code == 200
+    finally:
+        other.shutdown()
+        other.server_close()

@@ -1,0 +1,32 @@
+"""Which URLs Sinergi may reach over plain http: only a server on this machine.
+
+One rule for every URL Sinergi fetches from or sends to (`sinergi sync --url`, an external
+issuer's `jwks_url`): what crosses the network in the clear, anyone on the path reads, or
+answers in the server's place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+
+
+def cleartext_refusal(url: str, exposed: str) -> str | None:
+    """Why `url` may not be used, or None: it is https, or plain http to this machine (a
+    development server). `exposed` says what plain http would expose, for the refusal."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    if parts.scheme != "http":
+        return f"{url}: not an http(s) URL"
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        loopback = False
+    if loopback:
+        return None
+    return (
+        f"{url}: plain http {exposed}; use https "
+        "(http only to this machine: localhost, 127.0.0.0/8, ::1)"
+    )
