@@ -33,7 +33,17 @@ from domain.errors import InvalidValue
 from domain.identifiers import region_level
 
 REFETCH_AFTER_SECONDS = 60.0
+"""The shortest time from a fetch of an issuer's JWKS that succeeded to the next."""
 RETRY_AFTER_FAILURE_SECONDS = 30.0
+MAX_AGE_SECONDS = 300.0
+"""How old a fetched JWKS may be before a token of its issuer makes Sinergi fetch it again: a
+key the issuer deleted (leaked, or retired) verifies nothing in any process this long after,
+however long the process has run (Sinergi's own keys are read again as often: auth/keyring.py)."""
+STALE_GRACE_SECONDS = 600.0
+"""How long past MAX_AGE_SECONDS the JWKS last fetched is still used while fetching it again
+fails (the SSO down or unreachable): its users stay logged in through a short outage, but a
+deleted key is not trusted indefinitely by whoever can keep Sinergi from reaching the SSO.
+After it, the issuer's tokens are 401 until a fetch succeeds."""
 FETCH_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_LIFETIME_SECONDS = 3600
 """How long an external issuer's tokens may be valid for (`exp` less `iat`) unless configured:
@@ -271,23 +281,30 @@ def _fetch(url: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _IssuerKeys:
-    """One issuer's keys as last fetched, why its last fetch failed, and when the next may start.
-    Its fetches run one at a time (`fetching`) on a thread of its own (`lane`)."""
+    """One issuer's keys as last fetched and when, why its last fetch failed, and when the next
+    may start. Its fetches run one at a time (`fetching`) on a thread of its own (`lane`)."""
 
     fetching: asyncio.Lock = field(default_factory=asyncio.Lock)
     lane: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="jwks")
     )
     keys: KeySet | None = None
+    fetched_at: float = 0.0  # time.monotonic()
     failure: str = ""
     next_fetch: float = 0.0  # time.monotonic()
 
+    def age(self) -> float:
+        return time.monotonic() - self.fetched_at
+
 
 class ExternalKeys:
-    """Each issuer's JWKS, fetched on first use and again on an unknown kid: one fetch per issuer
-    at a time, whose outcome the requests that waited for it share, and none sooner than
-    REFETCH_AFTER_SECONDS after the last (RETRY_AFTER_FAILURE_SECONDS after one that failed),
-    so tokens naming an issuer and a made-up kid cannot make Sinergi fetch once each. Each
+    """Each issuer's JWKS, fetched on first use, again on an unknown kid, and again once older
+    than MAX_AGE_SECONDS, each fetch replacing the keys (those the issuer dropped are gone): one
+    fetch per issuer at a time, and none sooner than REFETCH_AFTER_SECONDS after the last
+    (RETRY_AFTER_FAILURE_SECONDS after one that failed), so tokens naming an issuer and a
+    made-up kid cannot make Sinergi fetch once each. A token with an unknown kid waits for the
+    fetch and shares its outcome; one with a known kid of a set merely too old waits only when
+    it finds no fetch under way (it starts one), else it is verified with the keys in hand. Each
     issuer's fetch has a thread of its own, not the default executor the token endpoint's scrypt
     runs on: an issuer that answers slowly, or never, delays only its own tokens."""
 
@@ -297,7 +314,12 @@ class ExternalKeys:
     async def verify(self, issuer: ExternalIssuer, token: str, kid: str | None) -> Principal:
         known = self._issuers.setdefault(issuer.issuer, _IssuerKeys())
         keys = known.keys
-        if keys is None or (kid is not None and kid not in kids(keys)):
+        if (
+            keys is None
+            or (kid is not None and kid not in kids(keys))
+            or known.age() >= MAX_AGE_SECONDS + STALE_GRACE_SECONDS
+            or (known.age() >= MAX_AGE_SECONDS and not known.fetching.locked())
+        ):
             keys = await _refresh(issuer, known)
         claims = verify(
             token,
@@ -313,12 +335,18 @@ class ExternalKeys:
 
 async def _refresh(issuer: ExternalIssuer, known: _IssuerKeys) -> KeySet:
     """The issuer's keys, fetched again unless fetched too recently; those fetched before when
-    this fetch fails (the unknown kid is then refused, the known ones still verify)."""
+    this fetch fails (the unknown kid is then refused, the known ones still verify), until they
+    are older than MAX_AGE_SECONDS and STALE_GRACE_SECONDS together: then none."""
     async with known.fetching:
         if time.monotonic() >= known.next_fetch:
             await _fetch_into(issuer, known)
     if known.keys is None:
         raise InvalidToken(f"JWKS of {issuer.issuer} unavailable: {known.failure}")
+    if known.age() >= MAX_AGE_SECONDS + STALE_GRACE_SECONDS:
+        raise InvalidToken(
+            f"JWKS of {issuer.issuer} last fetched {known.age():.0f} s ago, too long to trust"
+            f" its keys still: {known.failure}"
+        )
     return known.keys
 
 
@@ -332,5 +360,5 @@ async def _fetch_into(issuer: ExternalIssuer, known: _IssuerKeys) -> None:
         known.failure = str(error) or type(error).__name__
         known.next_fetch = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
         return
-    known.keys, known.failure = keys, ""
-    known.next_fetch = time.monotonic() + REFETCH_AFTER_SECONDS
+    known.keys, known.fetched_at, known.failure = keys, time.monotonic(), ""
+    known.next_fetch = known.fetched_at + REFETCH_AFTER_SECONDS

@@ -19,6 +19,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from auth import external
 from sinergi.settings import Settings, SettingsError
 from tests.support.http import Api, served
 from tests.support.sso import user_claims
@@ -206,6 +207,81 @@ def _signed(key: ECKey, jurisdiction: str) -> str:
 def _rotating_settings(jwks_url: str) -> Settings:
     issuer = {"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}
     return Settings(external_issuers=json.dumps([issuer]), rate_limit=1_000_000)
+
+
+def test_a_key_the_issuer_deleted_is_refused_once_its_keys_are_older_than_the_max_age(
+    demo_url: str, realm: _Rotating, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation: k2 added (fetched for its new kid, k1 still published then), k1 deleted
+    later. Every token then names a known kid, so nothing fetched the keys again, and k1 (leaked,
+    say) verified tokens for the life of the process, minted after its deletion too."""
+    monkeypatch.setattr(external, "REFETCH_AFTER_SECONDS", 0.0)
+    k1, k2 = _key("k1"), _key("k2")
+    realm.published = [k1]
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        assert _ask(sso_api, _signed(k1, "62")).status_code == 200
+        realm.published = [k1, k2]
+        assert _ask(sso_api, _signed(k2, "62")).status_code == 200
+        assert realm.fetches == 2
+        realm.published = [k2]
+        # Within the max age the keys in hand still verify it: that is the bound.
+        assert _ask(sso_api, _signed(k1, "61")).status_code == 200
+        assert realm.fetches == 2
+        monkeypatch.setattr(external, "MAX_AGE_SECONDS", 0.0)  # the max age has passed
+        refused = _ask(sso_api, _signed(k1, "61"))
+        assert refused.status_code == 401, refused.text
+        assert realm.fetches == 3
+        assert _ask(sso_api, _signed(k2, "61")).status_code == 200
+
+
+def test_keys_too_old_are_fetched_once_while_their_tokens_are_still_answered(
+    demo_url: str, realm: _Rotating, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request that finds the keys too old fetches them; those arriving meanwhile with a kid
+    in hand are verified with the keys in hand, not held up by the issuer."""
+    monkeypatch.setattr(external, "REFETCH_AFTER_SECONDS", 0.0)
+    key = _key("k1")
+    realm.published = [key]
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
+        monkeypatch.setattr(external, "MAX_AGE_SECONDS", 0.0)
+        realm.released.clear()
+        with ThreadPoolExecutor(1) as pool:
+            refetching = pool.submit(_ask, sso_api, _signed(key, "62"))
+            deadline = time.monotonic() + 10
+            while realm.fetches < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert realm.fetches == 2  # the refetch is under way, held by the issuer
+            meanwhile = _burst(sso_api, [_signed(key, "61") for _ in range(5)])
+            assert {answer.status_code for answer in meanwhile} == {200}
+            assert not refetching.done()
+            realm.released.set()
+            assert refetching.result(timeout=30).status_code == 200
+        assert realm.fetches == 2
+
+
+def test_while_the_issuer_cannot_be_fetched_its_last_keys_serve_for_a_grace_then_none(
+    demo_url: str, realm: _Rotating, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail-open for a bounded grace (users stay logged in through an SSO outage), then closed:
+    whoever can keep Sinergi from the SSO cannot keep a deleted key trusted for ever."""
+    monkeypatch.setattr(external, "REFETCH_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(external, "RETRY_AFTER_FAILURE_SECONDS", 0.0)
+    key = _key("k1")
+    realm.published = [key]
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
+        monkeypatch.setattr(external, "MAX_AGE_SECONDS", 0.0)
+        realm.failing = True
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200  # within the grace
+        assert realm.fetches == 2
+        grace = external.STALE_GRACE_SECONDS
+        monkeypatch.setattr(external, "STALE_GRACE_SECONDS", 0.0)  # the grace has passed
+        assert _ask(sso_api, _signed(key, "62")).status_code == 401
+        assert realm.fetches == 3
+        realm.failing = False
+        monkeypatch.setattr(external, "STALE_GRACE_SECONDS", grace)
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
 
 
 @pytest.mark.parametrize(
