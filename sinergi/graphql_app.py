@@ -140,6 +140,20 @@ def _well_formed(message: object) -> bool:
     )
 
 
+def _ended_by_outage(payload: Mapping[str, Any]) -> bool:
+    """Whether a `next` payload is what strawberry makes of a subscription whose stream raised
+    an outage (the token's recheck, or a page's read, met the database away): no data, and one
+    error at no path, coded SERVICE_UNAVAILABLE by schema.errors (which logged it). A field's
+    error has a path, and its subscription goes on."""
+    errors = payload.get("errors") or []
+    return (
+        payload.get("data") is None
+        and len(errors) == 1
+        and "path" not in errors[0]
+        and (errors[0].get("extensions") or {}).get("code") == "SERVICE_UNAVAILABLE"
+    )
+
+
 _LIMIT_REACHED = GraphQLError("Subscription limit reached").formatted
 """Strawberry's refusal of a subscription past `max_subscriptions_per_connection`: no code."""
 
@@ -214,13 +228,25 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def send_message(self, message: Message) -> None:
         """Strawberry's refusal of a subscription past the connection's limit goes out as
         QUERY_TOO_COMPLEX naming the limit, as a batch past its own does, and is counted as
-        the other refused subscribe messages are: every error a client gets carries a code."""
+        the other refused subscribe messages are: every error a client gets carries a code.
+        A running subscription met by an outage (`_ended_by_outage`) ends with an `error`
+        message, as a subscribe message met by one is refused: strawberry sent a `next` of no
+        data and then `complete`, which a client takes for a feed that ended for good."""
         if message["type"] == "error" and message["payload"] == [_LIMIT_REACHED]:
             limit = self.max_subscriptions_per_connection or 0
             refused = too_complex(Violation("subscriptions per connection", limit, limit + 1))
             client_id = self.context.principal.client_id
             metrics.observe_websocket_refusal("QUERY_TOO_COMPLEX", client_id)
             message = ErrorMessage(id=message["id"], type="error", payload=refused.errors)
+        elif message["type"] == "next" and _ended_by_outage(message["payload"]):
+            # The operation ends here: strawberry's `complete` after it is not sent.
+            operation = self.operations.get(message["id"])
+            if operation is not None:
+                operation.completed = True
+                self.forget_id(operation.id)
+            message = ErrorMessage(
+                id=message["id"], type="error", payload=message["payload"]["errors"]
+            )
         await super().send_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
@@ -255,10 +281,16 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """A subscription that ended because the client's authorisation lapsed (resolvers'
         change_feed `follow`) takes the connection with it (4403), as a bad token does at
         `connection_init`: the client learns its token no longer stands rather than subscribing
-        again to be refused."""
+        again to be refused. With the database away, whether it lapsed is not known: the
+        connection stays, and `_close_once_lapsed` looks again (the check raised, unlogged, in
+        strawberry's task)."""
         await super().run_operation(operation)
-        if await subscriptions.lapsed(self.context):
-            await self.websocket.close(code=4403, reason="Forbidden")
+        try:
+            if await subscriptions.lapsed(self.context):
+                await self.websocket.close(code=4403, reason="Forbidden")
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
 
 
 @dataclass(slots=True)

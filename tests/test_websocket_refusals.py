@@ -1,13 +1,15 @@
 """A WebSocket turned away for now, not for good: over its client's rate limit, or with the
 database away at `connection_init`, it is closed with 1013 ("Try Again Later") and told when to
 come back, which graphql-ws clients retry with a backoff, where they give up on 4403 for good.
-A subscribe message met by an outage is refused alone, the connection kept."""
+A subscribe message met by an outage is refused alone, and a running subscription met by one
+ends alone with an `error` message, the connection kept."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +18,11 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from auth.registry import ClientRegistry
+from db.queries import change_feed as change_feed_queries
 from db.queries import rate_limits, trusted_documents
+from sinergi import subscriptions
 from sinergi.app import create_app
+from sinergi.rate_limit import service_unavailable
 from sinergi.settings import Settings
 from tests.support.clients import registered
 from tests.support.databases import as_service
@@ -71,7 +76,7 @@ def test_a_websocket_over_the_rate_limit_is_told_to_retry_later_with_when(
     assert 1 <= int(retry[1]) <= WINDOW_SECONDS
 
 
-async def _database_gone(*_: object) -> None:
+async def _database_gone(*_: object, **__: object) -> None:
     raise ConnectionResetError("the database went away")
 
 
@@ -147,3 +152,64 @@ def test_a_database_outage_at_a_subscribe_message_refuses_it_and_keeps_the_conne
     assert [
         record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR
     ] == []
+
+
+MIDSTREAM = {
+    "token recheck": (ClientRegistry, "state"),
+    "next page": (change_feed_queries, "page"),
+}
+"""What a running subscription reads before each page: its client in the registry (the token's
+recheck), then the page."""
+
+
+def _until_pong(socket: Any) -> list[dict[str, Any]]:
+    """What the connection sent before it answered a ping: one that answers is still open."""
+    socket.send_json({"type": "ping"})
+    sent = []
+    while (message := socket.receive_json()) != {"type": "pong"}:
+        sent.append(message)
+    return sent
+
+
+@pytest.mark.parametrize("gone", list(MIDSTREAM))
+def test_a_database_outage_in_a_running_subscription_ends_it_with_an_error_alone(
+    module_reference_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    gone: str,
+) -> None:
+    """A running subscription reads the database before each page. Met by an outage there, it
+    went out as a `next` of no data, then `complete`, where the contract answers an outage on a
+    WebSocket with an `error` message; and the check that closes the connection of a lapsed
+    token once a subscription ends raised unlogged in strawberry's task."""
+    reader = registered(
+        module_reference_url, "Soket putus", purpose="outage test", scopes="records:read"
+    )
+    monkeypatch.setattr(subscriptions, "RECHECK_SECONDS", 0.05)
+    subscribe = {"query": "subscription { msmeChanges { endCursor } }"}
+    with _served(module_reference_url, SERVED) as http:
+        token = _token(http, reader)
+        with (
+            caplog.at_level(logging.INFO),
+            http.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as socket,
+        ):
+            socket.send_json(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            )
+            assert socket.receive_json()["type"] == "connection_ack"
+            socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            assert _until_pong(socket) == []  # running, with nothing to send yet
+            with monkeypatch.context() as away:
+                away.setattr(*MIDSTREAM[gone], _database_gone)
+                time.sleep(0.5)  # ten rechecks' time
+                ended = _until_pong(socket)
+            socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            assert _until_pong(socket) == []  # subscribed again, on the same connection
+    assert [message["type"] for message in ended] == ["error"], ended
+    assert ended[0]["id"] == "1"
+    assert ended[0]["payload"] == service_unavailable().errors
+    assert [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if "unavailable" in record.getMessage() or record.levelno >= logging.ERROR
+    ] == [("WARNING", "the database is unavailable at None: the database went away")]
