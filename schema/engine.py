@@ -73,6 +73,8 @@ class Prepared:
     figures_only: bool
     plan: Plan | None
     """How the request runs without the executor, when it can (schema/plan.py)."""
+    declared: frozenset[str]
+    """The names of the variables the operation declares: no other changes its answer."""
     touched: dict[frozenset[Scope], Touched] = field(default_factory=dict)
     """What the operation hands out, by the scopes of the caller (see schema/touched.py)."""
 
@@ -130,8 +132,16 @@ class Engine:
         operation_plan = plan(self._strawberry, operation, fragments, planned)
         if operation_plan is None:  # the executor's resolvers find their fields' plans made
             PLANS.register(operation, fragments, planned)
+        declared = frozenset(
+            definition.variable.name.value for definition in operation.variable_definitions or ()
+        )
         return Prepared(
-            document, operation, fragments, figures_only and roots != {"__typename"}, operation_plan
+            document,
+            operation,
+            fragments,
+            figures_only and roots != {"__typename"},
+            operation_plan,
+            declared,
         )
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
@@ -148,7 +158,9 @@ class Engine:
             return None
         cache = self._figures if prepared.figures_only and not context.wrote_recently else None
         if cache is not None:
-            key = cache.key(query, operation_name, variables, context.policy.figure_audience)
+            key = cache.key(
+                query, operation_name, variables, prepared.declared, context.policy.figure_audience
+            )
             cached = cache.get(key)
             if cached is not None:
                 return {"data": cached}

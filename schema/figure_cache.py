@@ -11,27 +11,37 @@ are exact, and its own region and client, which decide the records each cell rea
 jurisdiction's, the guarantees it issued), so no caller is ever handed a table made for
 another, and tables are shared only among one client's tokens. Since the cell-key noise
 depends only on the records, a table served from here holds the very values a fresh
-computation gives.
+computation gives. Of the variables, only those the operation declares are keyed (no other can
+change its answer), and the key is a digest of fixed size: keyed as sent, a large variable
+changed each time, declared or not, kept a new entry of its size per request.
 
-Memory is bounded by cells, not entries: a grouping by regency, KBLI section, scale and status
+Memory is bounded by cells and by entries: a grouping by regency, KBLI section, scale and status
 has tens of thousands of cells, so such a table is not kept at all, and the oldest tables make
-room when the cache holds `capacity` cells.
+room when the cache holds `capacity` cells or `entries` tables (a table of no cells still costs
+its key and its dictionaries). Tables past their time are dropped as others are put, not only
+when asked for again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from typing import Any
 
 import orjson
 
 
 class FigureCache:
-    def __init__(self, seconds: float, capacity: int = 20_000, largest: int = 2_000) -> None:
+    def __init__(
+        self, seconds: float, capacity: int = 20_000, largest: int = 2_000, entries: int = 1_000
+    ) -> None:
+        """`entries`: ample for the tables polled within `seconds` (each kept one per client,
+        document and variables), and a few MB at most whatever tables are asked for."""
         self.seconds = seconds
         self.capacity = capacity
         self.largest = largest
+        self.entries = entries
         self._tables: dict[Hashable, tuple[float, int, dict[str, Any]]] = {}
         self._cells = 0
 
@@ -40,16 +50,18 @@ class FigureCache:
         query: str,
         operation_name: str | None,
         variables: Mapping[str, Any],
+        declared: Collection[str],
         audience: Hashable,
     ) -> Hashable:
-        """`audience`: the access policy's `figure_audience`, all the table depends on of the
-        caller."""
-        return (
-            query,
-            operation_name,
-            orjson.dumps(variables, option=orjson.OPT_SORT_KEYS),
-            audience,
-        )
+        """`declared`: the names of the operation's variables, the only ones keyed. `audience`:
+        the access policy's `figure_audience`, all the table depends on of the caller."""
+        kept = {name: variables[name] for name in declared if name in variables}
+        document = orjson.dumps([query, operation_name, kept], option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(document, digest_size=32).digest(), audience
+
+    def __len__(self) -> int:
+        """The tables held, those past their time not yet dropped among them."""
+        return len(self._tables)
 
     def get(self, key: Hashable, now: float | None = None) -> dict[str, Any] | None:
         found = self._tables.get(key)
@@ -62,15 +74,20 @@ class FigureCache:
         return data
 
     def put(self, key: Hashable, data: dict[str, Any], now: float | None = None) -> None:
-        """Kept for `seconds`, unless it has more than `largest` cells."""
+        """Kept for `seconds`, unless it has more than `largest` cells. Tables are held in the
+        order they expire (each for `seconds`), so those past it are the first ones."""
         cells = sum(len(value) for value in data.values() if isinstance(value, list))
         if cells > self.largest:
             return
+        now = time.monotonic() if now is None else now
         self._drop(key)
-        while self._tables and self._cells + cells > self.capacity:
-            self._drop(next(iter(self._tables)))
-        expires = (time.monotonic() if now is None else now) + self.seconds
-        self._tables[key] = (expires, cells, data)
+        while self._tables:
+            oldest, (expires, _, _) = next(iter(self._tables.items()))
+            room = self._cells + cells <= self.capacity and len(self._tables) < self.entries
+            if room and expires > now:
+                break
+            self._drop(oldest)
+        self._tables[key] = (now + self.seconds, cells, data)
         self._cells += cells
 
     def _drop(self, key: Hashable) -> None:

@@ -43,10 +43,24 @@ def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
     assert cache.get("d", now=100.0) == cells
 
 
+def test_tables_past_their_time_are_dropped_as_others_are_put() -> None:
+    """Tables of no cells never made room for others, and one past its time went only when
+    asked for again: small tables, each keyed by a new 1.5 MB variable, were never released."""
+    cache = FigureCache(seconds=2, entries=3)
+    for n in range(3):
+        cache.put(n, {"figures": []}, now=100.0 + n / 2)
+    assert len(cache) == 3
+    cache.put("more", {"figures": []}, now=101.5)  # the oldest makes room
+    assert [cache.get(n, now=101.5) for n in range(3)] == [None, {"figures": []}, {"figures": []}]
+    cache.put("later", {"figures": []}, now=103.0)  # those put at 100.5 and 101 are past it
+    assert len(cache) == 2
+    assert cache.get("more", now=103.0) == {"figures": []}
+
+
 def test_callers_share_a_table_only_when_their_scopes_and_suppression_are_alike() -> None:
     def key(who: Principal, variables: dict[str, object] | None = None) -> object:
         return FigureCache.key(
-            BY_PROVINCE, None, variables or {}, AccessPolicy(who).figure_audience
+            BY_PROVINCE, None, variables or {}, ("a", "b"), AccessPolicy(who).figure_audience
         )
 
     ministry = _who(OrgKind.MINISTRY, "ID", Scope.AGGREGATES_READ)
@@ -74,6 +88,8 @@ def test_callers_share_a_table_only_when_their_scopes_and_suppression_are_alike(
     assert len(tables) == 7
     assert key(ministry, {"a": 1, "b": 2}) == key(ministry, {"b": 2, "a": 1})
     assert key(ministry, {"a": 1}) != key(ministry, {"a": 2})
+    # A variable the operation does not declare cannot change its answer, nor its key.
+    assert key(ministry, {"a": 1, "junk": "x" * 100_000}) == key(ministry, {"a": 1})
 
 
 def test_two_guarantors_of_one_province_never_share_a_guarantee_table() -> None:
@@ -85,7 +101,7 @@ def test_two_guarantors_of_one_province_never_share_a_guarantee_table() -> None:
     rival = Principal("rival", OrgKind.BUMD, "62", scopes)
     table = '{ guaranteeFigures(groupBy: [STATUS], region: "62") { key { value } count } }'
     keys = {
-        FigureCache.key(table, None, {}, AccessPolicy(who).figure_audience)
+        FigureCache.key(table, None, {}, (), AccessPolicy(who).figure_audience)
         for who in (jamkrida, rival)
     }
     assert len(keys) == 2
@@ -97,6 +113,21 @@ def test_the_same_figures_again_cost_no_figure_statement(api: Api) -> None:
         again = api.graphql(BY_PROVINCE, "demo-ministry")
         api.graphql("{ msmes(first: 1) { nodes { nib } } }", "demo-province-62")  # reads SQL
     assert again == first
+    assert statements, "the requests ran no SQL at all; the recorder is not listening"
+    assert not [statement for statement in statements if "rollup" in statement]
+
+
+def test_requests_differing_only_in_an_undeclared_variable_share_a_table(api: Api) -> None:
+    """The attack: a 1.5 MB variable the operation never declares, changed each time, kept a
+    new table (and the variable) per request; 60 took a worker from 268 MB to 367 MB."""
+    query = "query($g: [MsmeDimension!]!) { msmeFigures(groupBy: $g) { count } }"
+    token = api.token("demo-ministry")
+    first = api.post({"query": query, "variables": {"g": ["SCALE"], "junk": "a"}}, token)
+    with recorded_statements() as statements:
+        again = api.post({"query": query, "variables": {"g": ["SCALE"], "junk": "b"}}, token)
+        api.graphql("{ msmes(first: 1) { nodes { nib } } }", "demo-province-62")  # reads SQL
+    assert again.json() == first.json()
+    assert "errors" not in again.json(), again.json()
     assert statements, "the requests ran no SQL at all; the recorder is not listening"
     assert not [statement for statement in statements if "rollup" in statement]
 
