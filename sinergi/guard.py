@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ _NOT_A_NAME = (
     "must be a GraphQL name ([_A-Za-z][_0-9A-Za-z]*) of at most "
     f"{exchange.MAX_OPERATION_NAME} characters"
 )
+_Inputs = tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
+"""The values a request sends for the variables a document's cost estimate reads, by name."""
 
 
 def _unstorable(value: object) -> bool:
@@ -225,6 +228,13 @@ def _operation_name_error(document: DocumentNode, name: object) -> Refusal | Non
     return None
 
 
+def measure_key(query: str, inputs: _Inputs) -> tuple[str, bytes]:
+    """What a document's limits are kept by: the document, and a digest of the inputs (their
+    repr is unambiguous for these types). Kept as sent, a long string in any of them (a
+    `region` of 1.5 MB, which its resolver then refuses) stayed in memory with each entry."""
+    return query, hashlib.blake2b(repr(inputs).encode(), digest_size=32).digest()
+
+
 class OperationChecks:
     """What one operation must be before it runs, wherever it comes from: a POST's or GET's
     (RequestGuard) or a WebSocket's subscribe message (sinergi.subscriptions), so that neither
@@ -235,12 +245,24 @@ class OperationChecks:
         self.limits = limits
         self.schema = build_schema(sdl)
         self.parse = lru_cache(maxsize=512)(self._parse_uncached)
-        self._measure = lru_cache(maxsize=512)(self._measure_uncached)
+        self._measured: OrderedDict[tuple[str, bytes], Violation | InputError | None] = (
+            OrderedDict()
+        )
         self._cost_variables = lru_cache(maxsize=512)(self._cost_variables_uncached)
 
-    def _measure_uncached(
-        self, query: str, inputs: tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
-    ) -> Violation | InputError | None:
+    def _measure(self, query: str, inputs: _Inputs) -> Violation | InputError | None:
+        """`_measure_uncached`, the last 512 answers kept, by `measure_key`."""
+        key = measure_key(query, inputs)
+        if key in self._measured:
+            self._measured.move_to_end(key)
+            return self._measured[key]
+        measured = self._measure_uncached(query, inputs)
+        self._measured[key] = measured
+        if len(self._measured) > 512:
+            self._measured.popitem(last=False)
+        return measured
+
+    def _measure_uncached(self, query: str, inputs: _Inputs) -> Violation | InputError | None:
         """The limits of a document given the values of the variables its estimate reads that
         the request sends (the others take their defaults, part of the document's text): the
         same whoever sends it, whatever its other variables."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import time
 import uuid
 from typing import Any
@@ -15,9 +16,11 @@ import strawberry.schema.schema
 from graphql import validate
 from starlette.testclient import TestClient
 
+from schema.build import sdl
 from schema.documents import parse_document
 from schema.query_limits import QueryLimits
 from sinergi.app import create_app
+from sinergi.guard import OperationChecks, measure_key
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api, served
@@ -487,3 +490,26 @@ def test_a_batch_stops_once_its_answers_pass_the_response_size_bound(
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "response size"
     assert bound < error["extensions"]["actual"] <= bound + one
+
+
+def test_the_cost_estimate_is_kept_by_a_digest_of_the_values_it_reads() -> None:
+    """One key for each document and values its estimate reads, the digest of those values of
+    one size whatever their length."""
+    query = "query($r: String) { msmes(first: 1, filter: {region: $r}) { totalCount } }"
+    keys = {measure_key(query, (("r", value),)) for value in ("62", "x" * 1_500_000, None)}
+    assert len(keys) == 3
+    assert {len(digest) for kept, digest in keys if kept is query} == {32}
+    assert measure_key(query, (("r", "62"),)) == measure_key(query, (("r", "6" + "2"),))
+    assert measure_key(query, (("first", 1),)) != measure_key(query, (("first", "1"),))
+
+
+def test_the_guard_keeps_no_value_a_request_sends() -> None:
+    """The attack: `filter: {region: $r}` with a new 1.5 MB `r` each time (refused later by its
+    resolver) was kept in the estimate's cache, 60 requests taking a worker from 368 MB to
+    439 MB, and 512 of them some 0.8 GB."""
+    checks = OperationChecks(QueryLimits(), sdl())
+    query = "query($r: String) { msmes(first: 1, filter: {region: $r}) { totalCount } }"
+    region = "x" * 1_500_000
+    held = sys.getrefcount(region)
+    assert checks.refusal({"query": query, "variables": {"r": region}}) is None
+    assert sys.getrefcount(region) == held
