@@ -157,11 +157,12 @@ class Engine:
         if prepared is None:
             return None
         cache = self._figures if prepared.figures_only and not context.wrote_recently else None
+        key = None
         if cache is not None:
             key = cache.key(
                 query, operation_name, variables, prepared.declared, context.policy.figure_audience
             )
-            cached = cache.get(key)
+            cached = None if key is None else cache.get(key)
             if cached is not None:
                 return {"data": cached}
         try:
@@ -189,7 +190,7 @@ class Engine:
                 "data": result.data,
                 "errors": [error.formatted for error in coded(result.errors)],
             }
-        if cache is not None and result.data is not None:
+        if cache is not None and key is not None and result.data is not None:
             cache.put(key, result.data)
         return {"data": result.data}
 

@@ -52,11 +52,21 @@ class FigureCache:
         variables: Mapping[str, Any],
         declared: Collection[str],
         audience: Hashable,
-    ) -> Hashable:
+    ) -> Hashable | None:
         """`declared`: the names of the operation's variables, the only ones keyed. `audience`:
-        the access policy's `figure_audience`, all the table depends on of the caller."""
-        kept = {name: variables[name] for name in declared if name in variables}
-        document = orjson.dumps([query, operation_name, kept], option=orjson.OPT_SORT_KEYS)
+        the access policy's `figure_audience`, all the table depends on of the caller. None for
+        variables orjson cannot write (an integer past 64 bits, which the standard library
+        decodes; arrays nested past 254), which no figure table accepts: such a request is
+        answered afresh, its variables refused, where keying it raised, answering INTERNAL."""
+        kept = [
+            query,
+            operation_name,
+            {name: variables[name] for name in declared if name in variables},
+        ]
+        try:
+            document = orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return None
         return hashlib.blake2b(document, digest_size=32).digest(), audience
 
     def __len__(self) -> int:

@@ -132,6 +132,35 @@ def test_requests_differing_only_in_an_undeclared_variable_share_a_table(api: Ap
     assert not [statement for statement in statements if "rollup" in statement]
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "field"),
+    [
+        (
+            "query($y: Int!) { graduations(groupBy: [PROVINCE], year: $y) { count } }",
+            f'{{"y": {10**23}, "unused": NaN}}',
+            "year",
+        ),
+        (
+            "query($g: [MsmeDimension!]!) { msmeFigures(groupBy: $g) { count } }",
+            '{"g": ' + "[" * 1000 + "]" * 1000 + "}",
+            "query",
+        ),
+    ],
+)
+def test_variables_no_key_can_hold_are_refused_not_an_internal_error(
+    api: Api, query: str, variables: str, field: str
+) -> None:
+    """Keying the table by orjson raised on an integer past 64 bits (which the standard library
+    decodes, for a body orjson refuses: its NaN) or on arrays nested past 254, answering
+    INTERNAL."""
+    body = f'{{"query": "{query}", "variables": {variables}}}'
+    token = api.token("demo-ministry")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    response = api.client.post("/graphql", content=body, headers=headers)
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+
+
 def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Api) -> None:
     ministry = api.graphql(SMALL_CELLS, "demo-ministry")["data"]["msmeFigures"]
     province = api.graphql(SMALL_CELLS, "demo-province-62")["data"]["msmeFigures"]
