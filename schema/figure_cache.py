@@ -36,8 +36,9 @@ class FigureCache:
     def __init__(
         self, seconds: float, capacity: int = 20_000, largest: int = 2_000, entries: int = 1_000
     ) -> None:
-        """`entries`: ample for the tables polled within `seconds` (each kept one per client,
-        document and variables), and a few MB at most whatever tables are asked for."""
+        """`entries`: ample for the tables polled within `seconds` (one per client, document
+        and variables), and a bound on the tables of few or no cells, which `capacity` alone
+        let grow without end."""
         self.seconds = seconds
         self.capacity = capacity
         self.largest = largest
