@@ -184,10 +184,10 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
     )
 
 
-def _production_refusal(client_ids: list[str]) -> str:
+def _production_refusal(served: list[str]) -> str:
     return (
-        f"sinergi demo-data: refusing: the database has clients besides the demo's "
-        f"({', '.join(client_ids)}), so it serves real organisations, whose records and figures "
+        f"sinergi demo-data: refusing: the database serves clients besides the demo's "
+        f"({', '.join(served)}), so it serves real organisations, whose records and figures "
         "a synthetic population would join. Load the demo into a database of its own, or pass "
         "--alongside-clients."
     )
@@ -206,11 +206,11 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import IntegrityError
 
     from db.errors import unique_key_taken
-    from sinergi.demo_mode import clients_beside_the_demo, load_demo_data
+    from sinergi.demo_mode import load_demo_data, served_beside_the_demo
 
     database = prepared(settings)
     if not args.alongside_clients:
-        others = asyncio.run(clients_beside_the_demo(database.owner_url))
+        others = asyncio.run(served_beside_the_demo(database.owner_url, settings))
         if others:
             print(_production_refusal(others), file=sys.stderr)
             return 2
@@ -371,7 +371,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument(
         "--alongside-clients",
         action="store_true",
-        help="load even though the database has clients besides the demo's (a real deployment)",
+        help="load even though the database serves clients besides the demo's (a real "
+        "deployment: registered ones, an SSO's users or a trusted SSO)",
     )
     demo.set_defaults(handler=_demo_data)
 

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients
 from auth.clients import DEMO_SECRET
+from auth.external import parse_external_issuers
 from auth.service import AuthService
 from db.engine import create_engine, one_connection
-from db.models import MSMES
+from db.models import MSME_IMPORT_BATCHES, MSMES, RECORD_CHANGES
 from db.queries import guarantees
 from sinergi import demo
 from sinergi.database import preparing
@@ -85,13 +86,33 @@ DEMO_CLIENTS = (
 )
 
 
-async def clients_beside_the_demo(url: str) -> list[str]:
-    """The clients, revoked or not, that are not among DEMO_CLIENTS: a database that has any
-    serves real organisations, which `demo-data` refuses unless told otherwise."""
-    demo_ids = {client_id for client_id, *_ in DEMO_CLIENTS}
+async def served_beside_the_demo(url: str, settings: Settings) -> list[str]:
+    """Who, besides the demo clients, this database serves: the clients registered here, revoked
+    or not, that are not among DEMO_CLIENTS; one that wrote a record and is none of them (a user
+    of an external SSO has no client row, only the records and imports it wrote); and the SSOs
+    this server trusts (SINERGI_EXTERNAL_ISSUERS), whose users may not have written yet. Any of
+    them means real organisations, which `demo-data` refuses unless told otherwise. One writer
+    is enough to name: a demo database's history is read through, a real one's stops early."""
+    demo_ids = [client_id for client_id, *_ in DEMO_CLIENTS]
     async with one_connection(url, statement_timeout_ms=60_000) as connection:
         every = await clients.all_clients(connection)
-    return [client.client_id for client in every if client.client_id not in demo_ids]
+        served = [client.client_id for client in every if client.client_id not in demo_ids]
+        for table in (RECORD_CHANGES, MSME_IMPORT_BATCHES):
+            writer = (
+                await connection.execute(
+                    select(table.c.client_id)
+                    .where(
+                        table.c.client_id.not_in([*demo_ids, *served]),
+                        # A migration's own history entries (0037's rescaling) are no client's.
+                        table.c.client_id.not_like("migration:%"),
+                    )
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if writer is not None:
+                served.append(writer)
+    served.extend(parse_external_issuers(settings.external_issuers))
+    return served
 
 
 async def clients_with_demo_secret(url: str) -> list[str]:

@@ -229,18 +229,56 @@ async def _register_a_real_client(url: str) -> None:
         await engine.dispose()
 
 
+SSO_USER = "https://sso.example#dinas@province:62"
+WRITTEN_BY_SSO = """
+WITH written AS (
+    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,
+                       district_code)
+    VALUES ('7776200000001', 'Usaha Nyata', '10794', 'C', 'micro', '62', '62.71', '62.71.01')
+    RETURNING id
+)
+INSERT INTO record_changes (client_id, organisation, record_kind, record_id, operation, version,
+                            changes)
+SELECT $1, 'Dinas Koperasi (SSO)', 'msme', id, 'create', 1, '{}' FROM written
+"""
+TRUSTED_SSO = '[{"issuer": "https://sso.example", "jwks_url": "https://sso.example/jwks",'
+TRUSTED_SSO += ' "audience": "sinergi"}]'
+
+
+async def _written_through_an_sso(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(WRITTEN_BY_SSO, SSO_USER)
+    finally:
+        await connection.close()
+
+
 def test_demo_data_refuses_a_database_with_clients_besides_the_demos(fresh_url: str) -> None:
     """A database with a real client serves real organisations: a synthetic population would
-    join their records and figures, so `demo-data` refuses, loading nothing, unless told to."""
+    join their records and figures, so `demo-data` refuses, loading nothing, unless told to. So
+    does one whose users come through an SSO, who have no client row here: a server trusting
+    one, or a record one of its users wrote."""
     assert _demo_data(fresh_url) == 0
-    asyncio.run(_register_a_real_client(fresh_url))
     before = _count(fresh_url, MSMES)
 
-    code, said = _demo_data_said(fresh_url, "--msmes", "45")
+    with mock.patch.dict(os.environ, {"SINERGI_EXTERNAL_ISSUERS": TRUSTED_SSO}):
+        code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert "clients besides the demo's (dinas-7778)" in said
-    assert "--alongside-clients" in said
+    assert "clients besides the demo's (https://sso.example)" in said
     assert _count(fresh_url, MSMES) == before
 
+    asyncio.run(_written_through_an_sso(fresh_url))
+    code, said = _demo_data_said(fresh_url, "--msmes", "45")
+    assert code == 2
+    assert f"clients besides the demo's ({SSO_USER})" in said
+    assert _count(fresh_url, MSMES) == before + 1
+
+    asyncio.run(_register_a_real_client(fresh_url))
+    code, said = _demo_data_said(fresh_url, "--msmes", "45")
+    assert code == 2
+    assert f"clients besides the demo's (dinas-7778, {SSO_USER})" in said
+    assert "--alongside-clients" in said
+    assert _count(fresh_url, MSMES) == before + 1
+
     assert _demo_data(fresh_url, "--msmes", "45", "--alongside-clients") == 0
-    assert _count(fresh_url, MSMES) == before + 5
+    assert _count(fresh_url, MSMES) == before + 6
