@@ -25,6 +25,7 @@ when asked for again.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Collection, Hashable, Mapping
 from typing import Any
@@ -58,7 +59,9 @@ class FigureCache:
         the access policy's `figure_audience`, all the table depends on of the caller. None for
         variables orjson cannot write (an integer past 64 bits, which the standard library
         decodes; arrays nested past 254), which no figure table accepts: such a request is
-        answered afresh, its variables refused, where keying it raised, answering INTERNAL."""
+        answered afresh, its variables refused, where keying it raised, answering INTERNAL. So
+        too for a NaN or an infinity, which orjson writes as null: keyed, a NaN (refused) was
+        answered the table its null had been given."""
         kept = [
             query,
             operation_name,
@@ -67,6 +70,8 @@ class FigureCache:
         try:
             document = orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
         except TypeError:
+            return None
+        if not _finite(kept[2]):
             return None
         return hashlib.blake2b(document, digest_size=32).digest(), audience
 
@@ -105,3 +110,15 @@ class FigureCache:
         dropped = self._tables.pop(key, None)
         if dropped is not None:
             self._cells -= dropped[1]
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a decoded JSON value (which orjson has written, so it is
+    nested no deeper than 254: the walk cannot exhaust the stack)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
