@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -31,6 +30,7 @@ from db.models import PRINCIPAL_ID_LENGTH
 from db.text import storable
 from domain.errors import InvalidValue
 from domain.identifiers import region_level
+from domain.text import printable
 
 REFETCH_AFTER_SECONDS = 60.0
 """The shortest time from a fetch of an issuer's JWKS that succeeded to the next."""
@@ -128,17 +128,17 @@ def _refuse_other_than_access_tokens(claims: Mapping[str, Any]) -> None:
         raise InvalidToken(f"external claims: not an access token (typ {kind!r})")
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
 def _check_text(name: str, value: str) -> None:
     """The client id and the organisation become the principal's id and name, which its
     decisions, guarantees, audit entries and log lines hold: one no text column can store
-    (db.text.storable) would fail its first query as an INTERNAL error, and a control character
-    (a newline, a terminal escape) would forge or garble the lines that name it."""
-    if not storable(value) or _CONTROL.search(value) is not None:
+    (db.text.storable) would fail its first query as an INTERNAL error, and a control or
+    invisible character (a newline, a terminal escape, a bidirectional override) would forge,
+    hide or garble the lines that name it: held to the rule of every name a record holds
+    (domain.text.printable)."""
+    if not (storable(value) and printable(value)):
         raise InvalidToken(
-            f"external claims: the {name} holds a NUL, a control character or a lone surrogate"
+            f"external claims: the {name} holds a NUL, a lone surrogate, a control or an"
+            " invisible character"
         )
 
 

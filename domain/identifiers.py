@@ -9,13 +9,13 @@ quote a NIK: it is personal data and error messages end up in logs.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
 from domain.errors import InvalidValue
+from domain.text import INVISIBLE, printable
 
 # [0-9] rather than \d: \d also matches Arabic-Indic and other Unicode digits.
 _NIB = re.compile(r"[0-9]{13}")
@@ -297,8 +297,8 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
     a lookup see the same spelling whichever one the caller typed.
     """
     number = value.strip()
-    if not all(ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in number):
-        raise InvalidValue(field, "must not contain control or invisible characters")
+    if not printable(number):
+        raise InvalidValue(field, INVISIBLE)
     number = " ".join(number.split())
     if not number:
         raise InvalidValue(field, "must not be empty")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -33,6 +32,7 @@ from domain.identifiers import (
     validate_sku_number,
 )
 from domain.scale import Scale, check_declared_scale, registered_scale
+from domain.text import INVISIBLE, printable
 
 _TEXT_MAX = 200
 NOTE_MAX = 1000
@@ -51,13 +51,8 @@ Namer = Callable[[str], str]
 
 def validate_text(value: str, *, field: str, max_length: int = _TEXT_MAX) -> str:
     """Names and addresses: runs of spaces collapse to one, control characters are refused."""
-    stripped = value.strip()
-    # str.isprintable() settles the common case in one C call; only text it refuses (tabs,
-    # non-breaking or other Zs spaces, control characters) is looked at character by character.
-    if not stripped.isprintable() and not all(
-        ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in stripped
-    ):
-        raise InvalidValue(field, "must not contain control or invisible characters")
+    if not printable(value.strip()):
+        raise InvalidValue(field, INVISIBLE)
     text = " ".join(value.split())
     if not text:
         raise InvalidValue(field, "must not be empty")

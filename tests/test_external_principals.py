@@ -305,14 +305,29 @@ def test_a_client_id_longer_than_sinergi_keeps_is_refused_with_the_token(
         ("org_name", "Dinas\x00"),
         ("org_name", "Dinas\udfff"),
         ("org_name", "Dinas\x1b[2J"),
+        ("org_name", "Dinas \u202eBank"),
+        ("azp", "portal\u200b62"),
+        ("org_name", "Dinas\u2028Bank"),
     ],
-    ids=["azp-nul", "azp-surrogate", "azp-newline", "org-nul", "org-surrogate", "org-escape"],
+    ids=[
+        "azp-nul",
+        "azp-surrogate",
+        "azp-newline",
+        "org-nul",
+        "org-surrogate",
+        "org-escape",
+        "org-bidi-override",
+        "azp-zero-width",
+        "org-line-separator",
+    ],
 )
 def test_a_claim_no_text_column_stores_is_refused_with_the_token(
     users: Users, clock: Clock, claim: str, value: str
 ) -> None:
     """A NUL or a lone surrogate in the client id or the organisation reached PostgreSQL, as a
-    500 INTERNAL; a control character would be written into the logs and audit entries."""
+    500 INTERNAL; a control character would be written into the logs and audit entries; and an
+    invisible one (a bidirectional override, a zero-width space), which no record's name may
+    hold, would hide what a principal's name says or make two look the same."""
     claims = user_claims(
         REALM, sub="user-5", azp="portal", org_kind="bumd", jurisdiction="62", roles=ROLES
     )

@@ -1,0 +1,20 @@
+"""What text a name may hold: one rule for every name a person reads back (a record's, an
+organisation's, a client's as an SSO asserts it)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+INVISIBLE = "must not contain control or invisible characters"
+
+
+def printable(text: str) -> bool:
+    """False for text holding a control character (a newline, a terminal escape, U+2028) or an
+    invisible one (a zero-width space, a bidirectional override such as U+202E, a lone
+    surrogate): each would forge, hide or garble the lines and pages that show the name.
+    Spaces of every width (Unicode Zs, a no-break space pasted from a document) are allowed."""
+    # str.isprintable() settles the common case in one C call; only text it refuses (tabs,
+    # non-breaking or other Zs spaces, control characters) is looked at character by character.
+    return text.isprintable() or all(
+        ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in text
+    )
