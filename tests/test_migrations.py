@@ -881,29 +881,38 @@ IMPORTED_BY = (
     " VALUES (nextval('record_changes_id_seq'), 'demo-province-62', 'Dinas', $1, $1)"
 )
 UPDATED_BY = CREATED_BY.replace("'create'", "'update'")
+IMPORTED_WITH_OWNER = CREATED_BY.replace("'create'", "'import'")
+"""An import creating a record with an owner writes its own entry, at the record's version 1."""
+UPDATED_BY_IMPORT = CREATED_BY.replace("'create', 1", "'import', 2")
 
 
 def test_0046_lists_as_demo_only_records_in_the_range_that_no_client_created(
     server_url: str,
 ) -> None:
     """Upgraded from 0045, the records earlier demo runs loaded (in the demo's ranges, with no
-    creation in their history, edited or not) are listed for `demo-data` to delete; a 999…
-    record a client created or imported is not, nor one outside the range. Down and up again."""
+    creation in their history, edited or not, by hand or by an import) are listed for
+    `demo-data` to delete; a 999… record a client created or imported (in a batch, or with an
+    owner) is not, nor one outside the range. Down and up again. A demo record an import had
+    updated went unlisted, so every later `demo-data` stopped on its NIB."""
     with _database_at(server_url, "0045") as url:
         asyncio.run(_load_reference(url))
-        loaded, edited, created, imported, _outside = (
+        loaded, edited, created, imported, owned, reimported, _outside = (
             asyncio.run(_value_of(url, WITHOUT_NIB, nib))
             for nib in (
                 "9997781000011",
                 "9997781000012",
                 "9997781000013",
                 "9997781000014",
+                "9997781000015",
+                "9997781000016",
                 "7778000000011",
             )
         )
         asyncio.run(_execute(url, UPDATED_BY, "msme", edited))
         asyncio.run(_execute(url, CREATED_BY, "msme", created))
         asyncio.run(_execute(url, IMPORTED_BY, imported))
+        asyncio.run(_execute(url, IMPORTED_WITH_OWNER, "msme", owned))
+        asyncio.run(_execute(url, UPDATED_BY_IMPORT, "msme", reimported))
         loaded_cooperative, created_cooperative = (
             asyncio.run(_cooperative(url, f"AHU-999778{digit}.AH.01.26.TAHUN 2021"))
             for digit in "12"
@@ -915,7 +924,7 @@ def test_0046_lists_as_demo_only_records_in_the_range_that_no_client_created(
         )
         for _ in range(2):
             upgrade(url)
-            assert asyncio.run(_value(url, listed[0])) == sorted([loaded, edited])
+            assert asyncio.run(_value(url, listed[0])) == sorted([loaded, edited, reimported])
             assert asyncio.run(_value(url, listed[1])) == [loaded_cooperative]
             command.downgrade(alembic_config(url), "0045")
             assert asyncio.run(_value(url, "SELECT to_regclass('demo_msmes')")) is None

@@ -12,9 +12,11 @@ whoever holds the service's credentials can list a real record (nor take a demo 
 
 Records earlier demo runs loaded are listed by what only they are: in the demo's ranges, and
 created by no client, as their history tells (every write through the API since records could
-be written, migration 0004, records a creation; an import, its batch; the service can add to the
+be written, migration 0004, records a creation; an import, its batch, or for a record it created
+with an owner, an 'import' entry at the record's first version; the service can add to the
 history, never take from it). A real 999… business registered through the API has its creation
-in the history, so it is not listed.
+in the history, so it is not listed. An 'import' entry at a later version is an import updating
+the record, which a client may do to a demo one: that record is still the demo's, listed.
 
 Revision ID: 0046
 Revises: 0045
@@ -34,7 +36,7 @@ SELECT r.id FROM {records} r
  WHERE r.{identifier} LIKE '{prefix}%'
    AND NOT EXISTS (SELECT 1 FROM record_history h
                     WHERE h.record_kind = '{kind}' AND h.record_id = r.id
-                      AND h.operation IN ('create', 'import'))
+                      AND (h.operation = 'create' OR h.operation = 'import' AND h.version = 1))
 """
 
 
