@@ -4,11 +4,13 @@ wait to be sealed for longer than sealing takes (they could be removed unnoticed
 
 A key other than the trail's fails every seal, which read as the whole trail rewritten: a false
 alarm of tampering. So the key is checked first against the fingerprint the first `serve`
-recorded (migration 0044), which the service's role cannot change: a key that does not
-reproduce it, and did not make the first seal either, is refused (WrongAuditKey, exit 2) before
-anything is walked. One that made the first seal is the trail's, whatever the fingerprint says:
-the owner can replace the fingerprint (or the trail's id it is bound to), and a key refused for
-that would let a rewritten trail pass for a wrong key; the change is named as a finding."""
+recorded (migration 0044), which the service's role cannot change. The owner can change it,
+though (or the trail's id it is bound to), and rewrite the first seal too: a key refused for
+that would let a rewritten trail pass for a wrong key. So a key is refused (WrongAuditKey, exit
+2, nothing walked) only when nothing vouches for it: it does not reproduce the fingerprint, the
+first seal is there and it did not make it, and no checkpoint read verifies under it (the
+checkpoints are outside the owner's reach). Otherwise the trail is walked, and a fingerprint the
+key does not reproduce is named as a finding."""
 
 from __future__ import annotations
 
@@ -21,36 +23,53 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import create_engine
 from db.queries import audit, audit_key_fingerprint
-from db.queries.audit_seals import Unsealed, first_seal
+from db.queries.audit_seals import Unsealed, first_seal, oldest_unsealed
 from db.seals import Checkpoint
 from sinergi import checkpoint_file
 from sinergi.audit_key import WrongAuditKey
 
-_KeyVerdict = Literal["unrecorded", "the trail's", "fingerprint changed"]
+_KeyVerdict = Literal["unrecorded", "the trail's", "fingerprint changed", "unvouched"]
 
 _NOT_THE_TRAILS_KEY = (
     "the audit key is not this trail's: it does not reproduce the fingerprint of the key the"
-    " trail's first server recorded, nor did it make the first seal; nothing was verified (with"
-    " it every seal would fail, which is no sign of tampering). Verify with the server's key"
-    " (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME)"
+    " trail's first server recorded, did not make the first seal, and no checkpoint read verifies"
+    " under it; nothing was verified (with it every seal would fail, which is no sign of"
+    " tampering). Verify with the server's key (SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or"
+    " SINERGI_HOME), and pass its checkpoint files. If this is the trail's key, then the"
+    " fingerprint (or the trail's id) and the first seal were both rewritten, as only the owner"
+    " can: tampering"
 )
 _FINGERPRINT_CHANGED = (
-    "audit key fingerprint changed: this key made the trail's first seal, yet does not reproduce"
-    " the fingerprint recorded (audit_key_fingerprint): the fingerprint or the trail's id was"
-    " changed since, as only the owner can"
+    "audit key fingerprint changed: this key made the trail's first seal or signed checkpoints"
+    " read, yet does not reproduce the fingerprint recorded (audit_key_fingerprint): the"
+    " fingerprint or the trail's id was changed since, as only the owner can"
+)
+_UNVOUCHED = (
+    "audit key fingerprint changed, or the key is not the trail's: it does not reproduce the"
+    " fingerprint recorded (audit_key_fingerprint), and neither a seal of entry 1 (there is none)"
+    " nor any checkpoint read vouches for it. If this is the server's key, the fingerprint or the"
+    " trail's id was changed and the first seal removed, as only the owner can"
 )
 
 
-async def _judge_key(connection: AsyncConnection, key: bytes) -> _KeyVerdict:
+async def _judge_key(
+    connection: AsyncConnection, key: bytes, checkpoints: Sequence[Checkpoint]
+) -> _KeyVerdict:
     """Whether `key` is the trail's, by the recorded fingerprint ("unrecorded": none is, and
-    the walk's first seal tells); WrongAuditKey when it is not."""
+    the walk's first seal tells), else by what vouches for it: the first seal, or `checkpoints`
+    (those read that verify under it); WrongAuditKey when nothing does and the first seal
+    refutes it. A trail with entries and no seal of entry 1 is walked: its seals were removed
+    (or none made yet), and refusing would let their removal pass for a wrong key."""
     names = await audit_key_fingerprint.names(connection, key)
     if names is None:
         return "unrecorded"
     if names:
         return "the trail's"
-    if (await first_seal(connection)).made_with(key):
+    sealed = await first_seal(connection)
+    if sealed.made_with(key) or checkpoints:
         return "fingerprint changed"
+    if sealed.first is None and (sealed.newest or await oldest_unsealed(connection)):
+        return "unvouched"
     raise WrongAuditKey(_NOT_THE_TRAILS_KEY)
 
 
@@ -60,7 +79,7 @@ async def _verify(
     engine = create_engine(url, statement_timeout_ms=0)  # 0: no timeout for a full walk
     try:
         async with engine.connect() as connection:
-            verdict = await _judge_key(connection, key)
+            verdict = await _judge_key(connection, key, checkpoints)
             return verdict, await audit.verify(connection, key, checkpoints)
     finally:
         await engine.dispose()
@@ -143,8 +162,10 @@ def verify(
         problems += found.problems
         newest.append(_newest(path, found.checkpoints))
     verdict, result = asyncio.run(_verify(url, key, checkpoints))
-    changed = verdict == "fingerprint changed"
-    if changed:
+    changed = verdict in ("fingerprint changed", "unvouched")
+    if verdict == "unvouched":
+        print(_UNVOUCHED)
+    elif changed:
         print(_FINGERPRINT_CHANGED)
     for line in newest:
         print(line)

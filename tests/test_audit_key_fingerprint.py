@@ -244,3 +244,53 @@ def test_verify_names_a_fingerprint_changed_under_the_trails_key(
     assert returncode == 1
     assert "audit key fingerprint changed" in out
     assert "audit chain intact: 3 entries verified, 3 sealed" in out
+
+
+_REWRITE_ENTRY_1 = (
+    "UPDATE audit_log SET entry = '{\"n\": 9}', hash = audit_log_hash(prev_hash, seq, at,"
+    " client_id, '{\"n\": 9}', subjects) WHERE seq = 1"
+)
+
+
+def _rewritten_with_first_seal(url: str, seal: str) -> None:
+    """The owner's tampering that would pass for a wrong key: entry 1 rewritten (its hash
+    recomputed), its seal made to fail under the trail's key (`seal`: the statement on it), and
+    the fingerprint's binding changed with a new trail id."""
+    _as_owner(url, "audit_log", _REWRITE_ENTRY_1)
+    _as_owner(url, "audit_seals", seal)
+    _as_owner(url, "audit_trail", "UPDATE audit_trail SET id = gen_random_uuid()")
+
+
+def test_verify_walks_a_trail_whose_checkpoints_vouch_for_the_key(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The owner rewrote entry 1, forged its seal and changed the trail's id: the key no longer
+    reproduces the fingerprint nor the first seal, and verify took the trail's own key for a
+    wrong one and checked nothing. The checkpoints, out of the owner's reach, vouch for it."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    _recorded_and_sealed(fresh_url, checkpoints)
+    _rewritten_with_first_seal(fresh_url, "UPDATE audit_seals SET mac = 'forged' WHERE seq = 1")
+    returncode, out, err = _verify(fresh_url, checkpoints, KEY)
+    assert returncode == 1, err
+    assert "audit key fingerprint changed" in out
+    assert "audit chain broken at entry 1" in out
+    assert "it was changed since" in out  # the checkpoints name the id it had
+    # Without them nothing vouches for the key: refused, saying what it would mean for the
+    # trail's key.
+    returncode, out, err = _verify(fresh_url, tmp_path / "none.jsonl", KEY)
+    assert returncode == 2
+    assert out == ""
+    assert "If this is the trail's key, then the fingerprint" in err
+    assert "and the first seal were both rewritten" in err
+
+
+def test_verify_walks_a_trail_whose_first_seal_was_removed(fresh_url: str, tmp_path: Path) -> None:
+    """With no seal of entry 1, `made_with` tells nothing: that is no evidence of a wrong key,
+    so the trail is walked even with no checkpoint to vouch for the key."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    _recorded_and_sealed(fresh_url, checkpoints)
+    _rewritten_with_first_seal(fresh_url, "DELETE FROM audit_seals WHERE seq = 1")
+    returncode, out, err = _verify(fresh_url, tmp_path / "none.jsonl", KEY)
+    assert returncode == 1, err
+    assert "audit key fingerprint changed, or the key is not the trail's" in out
+    assert "audit chain broken at entry 1" in out
