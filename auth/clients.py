@@ -30,6 +30,13 @@ DEMO_SECRET = "sinergi-demo-secret"  # noqa: S105 (published: development only)
 could be anyone, so outside development the token endpoint refuses it (AuthService)."""
 
 
+def refused_secret(dev: bool) -> str | None:
+    """The secret no client is issued a token with, whichever holds it (AuthService): the
+    published demo secret, unless `dev` (`serve --dev`, which alone serves the demo clients:
+    SINERGI_ENV=development turns GraphiQL on, not this refusal off)."""
+    return None if dev else DEMO_SECRET
+
+
 class ClientError(ValueError):
     """A client cannot be registered or changed as asked; the message names the field."""
 

@@ -116,9 +116,9 @@ class AuthService:
         self.engine = engine
         self.refused_secret = refused_secret
         """A secret no client is issued a token with, whichever holds it: the published demo
-        secret outside development (sinergi.app). `serve` refuses to start while a client holds
-        it, but a demo client registered later (`serve --dev` run once against the same
-        database) would otherwise get tokens from every server already running."""
+        secret unless `serve --dev` (clients.refused_secret). `serve` refuses to start while a
+        client holds it, but a demo client registered later (`serve --dev` run once against the
+        same database) would otherwise get tokens from every server already running."""
         self._refusals_logged: set[str] = set()
         """The active clients the refused secret was presented for, each logged once: no more
         of them than the registry holds, however many requests present it."""
@@ -211,12 +211,16 @@ class AuthService:
             await auth_failures.succeeded(connection, reserved)
         return client
 
+    def _refuses(self, secret: str) -> bool:
+        """Whether `secret` is the refused one, compared in constant time."""
+        refused = self.refused_secret
+        return refused is not None and hmac.compare_digest(secret.encode(), refused.encode())
+
     def _refused(self, claimed: clients.Claim, secret: str) -> bool:
         """Whether `secret` is the refused one: compared in constant time, before scrypt, for
         any client id alike (its answer is a wrong secret's, and as fast whether or not the
         client exists), and logged once for an active client, which may hold it."""
-        refused = self.refused_secret
-        if refused is None or not hmac.compare_digest(secret.encode(), refused.encode()):
+        if not self._refuses(secret):
             return False
         client_id = None if claimed.client is None else claimed.client.client_id
         if client_id is not None and client_id not in self._refusals_logged:
@@ -235,7 +239,12 @@ class AuthService:
         """A token for an active client whose secret is still `secret`, without the token
         endpoint's throttle: development GraphiQL only, whose caller sends no credentials and
         names the published demo secret. Checked against the stored hash on every mint, so a
-        rotated or revoked client gets no more tokens this way (OAuthError, 403)."""
+        rotated or revoked client gets no more tokens this way (OAuthError, 403); nor any, with
+        the refused secret (a server with GraphiQL but not `serve --dev`)."""
+        if self._refuses(secret):
+            raise OAuthError(
+                "access_denied", "this server refuses the published demo secret (no --dev)", 403
+            )
         async with self.reads.connect() as connection:
             claimed = await clients.claim(connection, client_id)
         client = await clients.authenticated(claimed, secret)

@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth import keys, registry
-from auth.clients import DEMO_SECRET
+from auth.clients import DEMO_SECRET, refused_secret
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService, FailureLimits
@@ -75,12 +75,6 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def refused_secret(settings: Settings) -> str | None:
-    """The secret the token endpoint refuses whoever presents it (AuthService): the published
-    demo secret, except in development, where the demo clients hold it."""
-    return None if settings.is_development else DEMO_SECRET
-
-
 @asynccontextmanager
 async def _serving(
     settings: Settings,
@@ -113,7 +107,7 @@ async def _serving(
             window_seconds=settings.auth_failure_window_seconds,
         ),
         secret_checks=settings.secret_checks,
-        refused_secret=refused_secret(settings),
+        refused_secret=refused_secret(settings.dev),
     )
     await auth.startup()
     state["auth"] = auth

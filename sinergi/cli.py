@@ -139,6 +139,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
     os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
+    # --dev alone accepts the demo secret, as it alone lifted the refusals above.
+    os.environ["SINERGI_DEV"] = "true" if args.dev else "false"
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
     if settings.issuer == DEFAULT_ISSUER and args.port != DEFAULT_PORT:

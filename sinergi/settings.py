@@ -251,6 +251,10 @@ class Settings:
     each release is one more reading of every perturbed cell whose records changed."""
     home: Path = field(default_factory=lambda: default_home(os.environ))
     environment: Environment = Environment.PRODUCTION
+    dev: bool = False
+    """`serve --dev`, which alone serves the demo clients: their published secret is accepted
+    (auth.clients.refused_secret). `serve` hands it to its workers as SINERGI_DEV, set from
+    --dev whatever it was, so SINERGI_ENV=development (GraphiQL) lifts no refusal."""
     issuer: str = DEFAULT_ISSUER
     audience: str = "sinergi"
     max_page_size: int = 100
@@ -387,6 +391,7 @@ class Settings:
             ),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
             environment=environment,
+            dev=_choice(env, "SINERGI_DEV", "false", ("false", "true")) == "true",
             issuer=(env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/"),
             audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,

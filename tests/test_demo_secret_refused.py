@@ -6,7 +6,15 @@ audit trail with the NIKs in it among them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +25,9 @@ from db.engine import async_url
 from sinergi import app
 from sinergi.app import create_app, refused_secret
 from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
+from sinergi.graphiql import TOKEN_PATH
 from sinergi.settings import Environment, Settings
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 
 CLIENT = "demo-walidata"
@@ -66,10 +76,65 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
     warnings = [record.getMessage() for record in caplog.records if CLIENT in record.getMessage()]
     assert len(warnings) == 1, warnings  # once, however often it is presented
     assert f"sinergi clients revoke {CLIENT}" in warnings[0]
-    development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    # SINERGI_ENV=development turns GraphiQL on, not the refusal off: `serve --dev` does.
+    graphiql = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    with TestClient(create_app(graphiql, database_url=as_service(module_reference_url))) as client:
+        assert _token(client, DEMO_SECRET).status_code == 401
+    development = replace(graphiql, dev=True)
     with TestClient(
         create_app(development, database_url=as_service(module_reference_url))
     ) as client:
         issued = _token(client, DEMO_SECRET)
     assert issued.status_code == 200, issued.text
     assert issued.json()["scope"] == "aggregates:read audit:read"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_clients(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Start-up refuses without --dev while a demo client exists, whatever SINERGI_ENV says; the
+    endpoint followed SINERGI_ENV, so a server with SINERGI_ENV=development and no demo client at
+    start handed tokens to demo clients registered later. One rule now: --dev."""
+    assert sinergi(fresh_url, "migrate")[0] == 0  # reference data, which clients name
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": as_service(fresh_url),
+        "SINERGI_HOME": str(tmp_path),
+        "SINERGI_ENV": "development",
+        "SINERGI_DEV": "true",  # serve sets it from --dev alone, whatever it was
+        "SINERGI_LOG_LEVEL": "warning",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sinergi.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "serve exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.3)
+        _register_demo_clients(fresh_url)  # `serve --dev` against the same database
+        form = {"grant_type": "client_credentials"}
+        answer = httpx.post(f"{base}/oauth/token", data=form, auth=(CLIENT, DEMO_SECRET))
+        assert answer.status_code == 401, answer.text
+        # GraphiQL (SINERGI_ENV=development) mints none either.
+        refusal = httpx.post(f"{base}{TOKEN_PATH}")
+        assert refusal.status_code == 403
+        assert "refuses the published demo secret" in refusal.text
+    finally:
+        server.terminate()
+        server.wait(60)

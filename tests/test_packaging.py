@@ -234,6 +234,7 @@ NOT_PASSED_ON = {
     "SINERGI_AUDIT_CHECKPOINTS",  # on the volume, under SINERGI_HOME
     "SINERGI_INTROSPECTION",  # gone: serve stops when it is set
     "PROMETHEUS_MULTIPROC_DIR",  # serve's own, per start
+    "SINERGI_DEV",  # serve sets it from --dev, never in a deployment
 }
 
 

@@ -76,7 +76,7 @@ def served(fresh_url: str) -> Iterator[str]:
     """The demo as `./dev serve` makes it (a smaller population), served on a free port."""
     asyncio.run(load_demo_data(fresh_url, msmes=300, seed=62))
     asyncio.run(prepare_demo(fresh_url, load_population=False, wait_seconds=600))
-    settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
+    settings = Settings(environment=Environment.DEVELOPMENT, dev=True, rate_limit=1_000_000)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
