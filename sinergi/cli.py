@@ -234,9 +234,18 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.clients import refused_secret
     from auth.service import OAuthError
     from sinergi.demo_mode import demo_token
 
+    if refused_secret(args.dev) is not None:  # as a server without --dev refuses it
+        print(
+            "sinergi token: without --dev the published demo secret is refused, as a server"
+            " without --dev refuses it: its tokens are for a `serve --dev` (`./dev sinergi token`"
+            " passes --dev)",
+            file=sys.stderr,
+        )
+        return 2
     url = ready_url(settings)
     try:
         token = asyncio.run(demo_token(url, settings, args.client_id, args.scope))
@@ -383,6 +392,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     token.add_argument("client_id", metavar="CLIENT_ID")
     token.add_argument("--scope", help="fewer scopes than the client's, space-separated")
+    token.add_argument(
+        "--dev", action="store_true", help="accept the demo secret, as `serve --dev` does"
+    )
     token.set_defaults(handler=_token)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")

@@ -23,7 +23,7 @@ from tests.support.http import Api, served
 
 
 def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: Api) -> None:
-    code, out, _ = sinergi(demo_url, "token", "demo-ministry")
+    code, out, _ = sinergi(demo_url, "token", "--dev", "demo-ministry")
     assert code == 0
     token = out.strip()
     with served(demo_url) as served_api:
@@ -33,7 +33,9 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
         "scopes": ["aggregates:read", "targets:read"],
     }
 
-    code, out, _ = sinergi(demo_url, "token", "demo-ministry", "--scope", "aggregates:read")
+    code, out, _ = sinergi(
+        demo_url, "token", "--dev", "demo-ministry", "--scope", "aggregates:read"
+    )
     narrowed = api.post({"query": "{ viewer { scopes } }"}, out.strip()).json()
     assert narrowed["data"]["viewer"]["scopes"] == ["aggregates:read"]
 
@@ -43,13 +45,27 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
     )  # fmt: skip
     assert code == 0
     real = out.split('"client_id": "')[1].split('"')[0]
-    code, out, err = sinergi(demo_url, "token", "demo-ministry", "--scope", "records:read")
+    code, out, err = sinergi(demo_url, "token", "--dev", "demo-ministry", "--scope", "records:read")
     assert (code, out) == (2, "")
     assert "scope exceeds what the client was granted" in err
     for refused in (real, "no-such-client"):
-        code, out, err = sinergi(demo_url, "token", refused)
+        code, out, err = sinergi(demo_url, "token", "--dev", refused)
         assert (code, out) == (2, "")
         assert "not an active client with the demo secret" in err
+
+
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_token_without_dev_refuses_the_demo_secret(demo_url: str, environment: str) -> None:
+    """`sinergi token` signs with the database's key, which every server accepts: against a
+    production database holding a demo client (a `serve --dev` run once against it), it issued
+    what the token endpoint refuses. Without --dev it refuses, whatever SINERGI_ENV says, as
+    `serve` does."""
+    env = {"SINERGI_ENV": environment}
+    code, out, err = sinergi(demo_url, "token", "demo-walidata", env=env)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err  # one line
+    assert "without --dev the published demo secret is refused" in err
+    assert sinergi(demo_url, "token", "--dev", "demo-walidata", env=env)[0] == 0
 
 
 def test_token_refuses_a_revoked_demo_client(fresh_url: str) -> None:
@@ -65,8 +81,8 @@ def test_token_refuses_a_revoked_demo_client(fresh_url: str) -> None:
         await engine.dispose()
 
     asyncio.run(register_and_revoke())
-    assert sinergi(fresh_url, "token", "demo-walidata")[0] == 2
-    assert sinergi(fresh_url, "token", "demo-ministry")[0] == 0
+    assert sinergi(fresh_url, "token", "--dev", "demo-walidata")[0] == 2
+    assert sinergi(fresh_url, "token", "--dev", "demo-ministry")[0] == 0
 
 
 def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
