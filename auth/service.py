@@ -219,17 +219,19 @@ class AuthService:
     def _refused(self, claimed: clients.Claim, secret: str) -> bool:
         """Whether `secret` is the refused one: compared in constant time, before scrypt, for
         any client id alike (its answer is a wrong secret's, and as fast whether or not the
-        client exists), and logged once for an active client, which may hold it."""
+        client exists), and logged once for an active client. The log does not ask to revoke it:
+        anyone can present the secret for any client id, one line each, and knowing whether the
+        client holds it takes scrypt, whose time would tell the client exists."""
         if not self._refuses(secret):
             return False
         client_id = None if claimed.client is None else claimed.client.client_id
         if client_id is not None and client_id not in self._refusals_logged:
             self._refusals_logged.add(client_id)
             logger.warning(
-                "refused a token to %s: it presented the published demo secret, which a server"
-                " outside development accepts from nobody; if %s holds it (a demo client, as"
-                " `serve --dev` registers), revoke it: sinergi clients revoke %s",
-                client_id,
+                "someone presented the published demo secret for client %s: refused, as a server"
+                " without --dev refuses it from anyone. Anyone can send it with any client id, so"
+                " this alone does not say %s holds it (`serve` without --dev refuses to start"
+                " while any client does, naming it)",
                 client_id,
                 client_id,
             )
