@@ -4,7 +4,7 @@ The kind is read by a rule: R12 fails a check while the business takes part in a
 kind `subsidised_credit` (db/queries/eligibility.py). As free text, a KUR programme loaded as
 "kur" or "Subsidised_Credit" was one no rule counted, and R12 passed on data it could not read,
 where missing data is never a pass (docs/domain.md). These values are the only ones the
-reference loader takes and the database stores (a CHECK constraint, migration 0048); a new kind
+reference loader takes and the database stores (a CHECK constraint, migration 0045); a new kind
 of programme is added here, and in a migration widening the constraint, before any is loaded.
 """
 
