@@ -5,7 +5,6 @@ audit trail with the NIKs in it among them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -18,17 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db.engine import async_url
 from sinergi import app
 from sinergi.app import create_app, refused_secret
-from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
+from sinergi.demo_mode import DEMO_SECRET
 from sinergi.graphiql import TOKEN_PATH
 from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 
 CLIENT = "demo-walidata"
 
@@ -36,17 +34,6 @@ CLIENT = "demo-walidata"
 def _token(client: TestClient, secret: str) -> httpx.Response:
     form = {"grant_type": "client_credentials"}
     return client.post("/oauth/token", data=form, auth=(CLIENT, secret))
-
-
-def _register_demo_clients(url: str) -> None:
-    async def register() -> None:
-        engine = create_async_engine(async_url(url))
-        try:
-            await register_demo_clients(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(register())
 
 
 def test_a_demo_client_registered_after_a_production_server_started_gets_no_token(
@@ -58,7 +45,7 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
     )
     with TestClient(production) as client:
         assert _token(client, DEMO_SECRET).status_code == 401  # no such client yet
-        _register_demo_clients(module_reference_url)  # `serve --dev` against the same database
+        demo_clients(module_reference_url)  # `serve --dev` against the same database
         wrong = _token(client, "not-the-secret")
         with caplog.at_level(logging.WARNING, logger="sinergi.auth"):
             refused = [_token(client, DEMO_SECRET) for _ in range(2)]
@@ -129,7 +116,7 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
                     break
             assert time.monotonic() < deadline, "serve did not become ready"
             time.sleep(0.3)
-        _register_demo_clients(fresh_url)  # `serve --dev` against the same database
+        demo_clients(fresh_url)  # `serve --dev` against the same database
         form = {"grant_type": "client_credentials"}
         answer = httpx.post(f"{base}/oauth/token", data=form, auth=(CLIENT, DEMO_SECRET))
         assert answer.status_code == 401, answer.text
