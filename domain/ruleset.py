@@ -143,7 +143,8 @@ PUBLISHED_BEFORE_WITHHOLDING = MappingProxyType({
 """The bundled versions published before that rule, whose reasons name values of the record,
 each by its `content_digest`: preparation stores them on every database, new ones included, so
 they are exempt; by their exact content, so that neither an effective date nor a reused version
-label lets another version through."""
+label lets another version through. The digest hashes `to_dict()`, so a field added to
+`RuleSet`, even with a default, changes every digest here: recompute the pins then."""
 
 
 class StrictObject:
