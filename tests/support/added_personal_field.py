@@ -20,6 +20,7 @@ from db.seed import load_reference
 from domain.register_csv import draft_from_cells
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
+from sinergi.settings import Settings
 from tests.support.databases import TEST_SERVICE
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
@@ -76,7 +77,9 @@ def _observed(api: Api, document: str, token: str, variables: dict[str, Any]) ->
 def scenario(url: str) -> dict[str, Any]:
     upgrade(url, service_role=TEST_SERVICE)
     asyncio.run(_prepare(url))
-    with served(url) as api:
+    # A process of its own, beyond conftest's lifting of the demo secret's refusal: served as
+    # `serve --dev` serves the demo clients it logs in as.
+    with served(url, Settings(rate_limit=1_000_000, dev=True)) as api:
         pii = api.token(PROVINCE)
         plain = api.token(PROVINCE, scope=WITHOUT_PII)
         created = _sent(
