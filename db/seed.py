@@ -7,7 +7,9 @@ edition of a reference file updates names without touching the records that poin
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -28,8 +30,17 @@ from db.models import (
     TARGETS,
 )
 from db.queries.eligibility import sync_rulesets
-from domain.errors import one_of
+from domain.errors import InvalidValue, one_of
+from domain.indicators import (
+    PLANNING_LEVELS,
+    TARGET_KINDS,
+    validate_indicator_value,
+    validate_qualifier,
+    validate_report_jurisdiction,
+    validate_target_year,
+)
 from domain.programmes import ProgrammeKind
+from domain.records import NOTE_MAX, validate_text
 from domain.ruleset import BUNDLED_RULESETS, load_rulesets
 
 NATIONAL = {"code": "ID", "level": "national", "name": "Indonesia", "parent_code": None}
@@ -107,7 +118,7 @@ async def load_reference(
     """Load every reference file in `directory` (the layout of sinergi/seed_data).
 
     Targets are planning data rather than reference: demo mode loads the seeded Kalimantan Tengah
-    targets, a production deployment reports its own.
+    targets, a production deployment loads its own (`sinergi targets load`).
     """
     await upsert(connection, REGIONS, _region_rows(directory), ["code"])
     await upsert(
@@ -163,25 +174,142 @@ async def load_reference(
         await _load_targets(connection, directory / "targets.csv")
 
 
-async def _load_targets(connection: AsyncConnection, path: Path) -> None:
-    """Targets and baselines are upserted; seeded realisations are replaced, not duplicated."""
-    targets: list[dict[str, Any]] = []
-    realisations: list[dict[str, Any]] = []
-    for row in read_csv(path):
-        common = {
-            "indicator_code": row["indicator"],
-            "jurisdiction": row["jurisdiction"],
-            "year": int(row["year"]),
-            "value": Decimal(row["value"]),
-            "qualifier": row["qualifier"] or None,
-            "source": row["source"],
-        }
-        if row["kind"] == "realisation":
-            realisations.append({**common, "reported_by": "seed"})
-        else:
-            targets.append(
-                {**common, "kind": row["kind"], "year_inferred": row["year_inferred"] == "true"}
+TARGET_COLUMNS = (
+    "indicator",
+    "jurisdiction",
+    "year",
+    "kind",
+    "value",
+    "qualifier",
+    "year_inferred",
+    "source",
+)
+"""The columns of a targets file (sinergi/seed_data/targets.csv); `qualifier` and
+`year_inferred` may be left out."""
+_OPTIONAL_TARGET_COLUMNS = frozenset({"qualifier", "year_inferred"})
+_TARGET_KEY = ("indicator_code", "jurisdiction", "year", "kind")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+"""A value as a spreadsheet writes it: no sign, exponent, grouping ("1_000", "1,000") or other
+digits, which Decimal would read."""
+REALISATION = "realisation"
+"""The seeded file's kind for a realisation a planning document reports."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetFile:
+    targets: list[dict[str, Any]]
+    """Rows of `targets`, one per (indicator, jurisdiction, year, kind)."""
+    realisations: list[dict[str, Any]]
+
+
+async def read_targets(
+    connection: AsyncConnection, path: Path, *, realisations: bool
+) -> TargetFile:
+    """The rows of a targets file, each checked as a reported realisation is (docs/domain.md,
+    Indicators) against the indicators and regions stored: the demo's and an operator's file
+    alike. The first bad row is raised, named by its row (the header is row 1, as a
+    spreadsheet shows it) and column. `realisations`: whether the file may hold them (the
+    demo's does; anyone else's are reported by clients, `reportRealisation`)."""
+    units = {row.code: row.unit for row in await connection.execute(select(INDICATORS))}
+    planning = set(
+        await connection.scalars(
+            select(REGIONS.c.code).where(REGIONS.c.level.in_(sorted(PLANNING_LEVELS)))
+        )
+    )
+    read = TargetFile([], [])
+    seen: dict[tuple[Any, ...], int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [
+            c for c in TARGET_COLUMNS if c not in header and c not in _OPTIONAL_TARGET_COLUMNS
+        ]
+        if missing:
+            raise InvalidValue(str(path), f"missing column(s) {', '.join(missing)}")
+        for number, row in enumerate(reader, start=2):
+            cells = {column: (row.get(column) or "").strip() for column in TARGET_COLUMNS}
+            if not any(cells.values()):
+                continue
+            checked = _target_row(
+                cells, f"{path}: row {number}", units, planning, realisations=realisations
             )
-    await upsert(connection, TARGETS, targets, ["indicator_code", "jurisdiction", "year", "kind"])
+            if checked["kind"] == REALISATION:
+                del checked["kind"], checked["year_inferred"]
+                read.realisations.append({**checked, "reported_by": "seed"})
+                continue
+            key = tuple(checked[column] for column in _TARGET_KEY)
+            if key in seen:
+                raise InvalidValue(
+                    f"{path}: row {number}",
+                    f"sets the {key[3]} of {key[0]} for {key[1]} in {key[2]} again (row "
+                    f"{seen[key]}): one value per indicator, jurisdiction, year and kind",
+                )
+            seen[key] = number
+            read.targets.append(checked)
+    return read
+
+
+def _target_row(
+    cells: dict[str, str],
+    where: str,
+    units: Mapping[str, str | None],
+    planning: set[str],
+    *,
+    realisations: bool,
+) -> dict[str, Any]:
+    indicator = cells["indicator"]
+    if indicator not in units:
+        raise InvalidValue(f"{where}: indicator", f"unknown indicator {indicator!r}")
+    jurisdiction = validate_report_jurisdiction(
+        cells["jurisdiction"], field=f"{where}: jurisdiction"
+    )
+    if jurisdiction not in planning:
+        raise InvalidValue(f"{where}: jurisdiction", f"unknown region code {jurisdiction!r}")
+    kinds = (*TARGET_KINDS, REALISATION) if realisations else TARGET_KINDS
+    kind = cells["kind"]
+    if kind == REALISATION and not realisations:
+        raise InvalidValue(
+            f"{where}: kind",
+            "a realisation is not loaded from a file: the province or regency reports it "
+            "(reportRealisation), and every report is kept",
+        )
+    if kind not in kinds:
+        raise InvalidValue(f"{where}: kind", f"must be one of {', '.join(kinds)}, not {kind!r}")
+    if not cells["year"].isascii() or not cells["year"].isdigit():
+        raise InvalidValue(f"{where}: year", f"must be a year such as 2029, not {cells['year']!r}")
+    year = validate_target_year(int(cells["year"]), field=f"{where}: year")
+    if not _DECIMAL.fullmatch(cells["value"]):
+        raise InvalidValue(
+            f"{where}: value",
+            f"must be digits, with '.' before any decimals (3.5), not {cells['value']!r}",
+        )
+    value = Decimal(cells["value"])
+    if cells["year_inferred"] not in ("", "true", "false"):
+        raise InvalidValue(f"{where}: year_inferred", "must be true, false or empty")
+    qualifier = cells["qualifier"]
+    return {
+        "indicator_code": indicator,
+        "jurisdiction": jurisdiction,
+        "year": year,
+        "kind": kind,
+        "value": validate_indicator_value(value, units[indicator], field=f"{where}: value"),
+        "qualifier": validate_qualifier(qualifier, field=f"{where}: qualifier")
+        if qualifier
+        else None,
+        "year_inferred": cells["year_inferred"] == "true",
+        "source": validate_text(cells["source"], field=f"{where}: source", max_length=NOTE_MAX),
+    }
+
+
+async def store_targets(connection: AsyncConnection, targets: Sequence[Mapping[str, Any]]) -> None:
+    """Targets and baselines are upserted by (indicator, jurisdiction, year, kind): a revised
+    planning document's file loaded again replaces the values it changes."""
+    await upsert(connection, TARGETS, targets, _TARGET_KEY)
+
+
+async def _load_targets(connection: AsyncConnection, path: Path) -> None:
+    """The demo's targets; its realisations are replaced, not duplicated."""
+    read = await read_targets(connection, path, realisations=True)
+    await store_targets(connection, read.targets)
     await connection.execute(delete(REALISATIONS).where(REALISATIONS.c.reported_by == "seed"))
-    await connection.execute(REALISATIONS.insert(), realisations)
+    await connection.execute(REALISATIONS.insert(), read.realisations)

@@ -16,7 +16,13 @@ QUALIFIERS = ("more_than", "at_least")
 seeded targets carry, and what the API documents."""
 
 FIRST_YEAR = 2000
-"""The earliest year a realisation may be reported for."""
+"""The earliest year a realisation may be reported for, or a target or baseline set for."""
+LAST_TARGET_YEAR = 2100
+"""The latest year a target may be set for: beyond any planning document (the longest, the
+RPJPN and the RPJPD, run twenty years, to 2045), so a later year is a slip (2205 for 2025)."""
+TARGET_KINDS = ("baseline", "target")
+"""What a planning document sets for a year (the `targets.kind` column); a realisation is not
+one: it is reported (`reportRealisation`), and every report kept."""
 _VALUE_MAX = Decimal(10**15)
 _VALUE_PLACES = Decimal("0.000001")
 
@@ -26,7 +32,7 @@ RUPIAH = "IDR"
 """A rupiah amount: whole rupiah, as every amount (docs/domain.md, Identifiers)."""
 COUNTED = frozenset({"unit", "persons", "enterprises"})
 """Cooperatives, businesses, entrepreneurs: counted whole."""
-_PLANNING_LEVELS = frozenset(
+PLANNING_LEVELS = frozenset(
     {RegionLevel.NATIONAL, RegionLevel.PROVINCE, RegionLevel.REGENCY, RegionLevel.CITY}
 )
 
@@ -57,7 +63,7 @@ def validate_report_jurisdiction(code: str, *, field: str) -> str:
     realisation for a kecamatan or a village has no target to answer to, and a target answers
     only the realisations of its own jurisdiction, so such a report would be kept for no
     reader."""
-    if region_level(code, field=field) not in _PLANNING_LEVELS:
+    if region_level(code, field=field) not in PLANNING_LEVELS:
         raise InvalidValue(
             field,
             "must be the nation, a province or a regency or city: targets are set at no lower "
@@ -82,6 +88,14 @@ def validate_report_year(year: int, *, field: str, today: date) -> int:
     would be dated before its year, today's date included."""
     if not FIRST_YEAR <= year <= today.year:
         raise InvalidValue(field, f"must be between {FIRST_YEAR} and {today.year}")
+    return year
+
+
+def validate_target_year(year: int, *, field: str) -> int:
+    """A target or a baseline may lie years ahead, or behind (the baseline an RPJMD starts
+    from), unlike a realisation."""
+    if not FIRST_YEAR <= year <= LAST_TARGET_YEAR:
+        raise InvalidValue(field, f"must be between {FIRST_YEAR} and {LAST_TARGET_YEAR}")
     return year
 
 

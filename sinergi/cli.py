@@ -346,6 +346,7 @@ COMMAND_MODULES = {
     "guarantors": "sinergi.cli_guarantees",
     "import": "sinergi.import_cli",
     "sync": "sinergi.sync",
+    "targets": "sinergi.targets_cli",
 }
 
 

@@ -1,0 +1,97 @@
+"""`sinergi targets load FILE.csv`: a planning document's targets and baselines into Sinergi.
+
+A production database holds no targets until it loads its own (the demo's are the seeded
+Kalimantan Tengah ones): a province or regency enters its RPJMD's, the ministry the RPJMN's, as
+a CSV file of the columns of sinergi/seed_data/targets.csv, checked row by row as a reported
+realisation is. Realisations are not loaded: clients report them (`reportRealisation`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.models import TARGETS
+from db.seed import TARGET_COLUMNS, read_targets, store_targets
+from domain.errors import InvalidValue
+from sinergi.database import in_transaction
+from sinergi.settings import Settings
+
+_COMPARED = ("value", "qualifier", "year_inferred", "source")
+
+
+def add_parsers(commands: Any) -> None:
+    targets = commands.add_parser("targets", help="planning targets and baselines")
+    actions = targets.add_subparsers(dest="targets_command", required=True)
+    load = actions.add_parser(
+        "load",
+        help="load targets and baselines from a CSV file (see README)",
+        description="Load targets and baselines from a CSV file: UTF-8, comma-separated, with "
+        f"a header row. Columns: {', '.join(TARGET_COLUMNS)} (qualifier and year_inferred may "
+        "be left out). A row replaces the stored value of its indicator, jurisdiction, year "
+        "and kind. Nothing is loaded if any row is refused (exit status 2, naming it).",
+    )
+    load.add_argument("file", type=Path, metavar="FILE")
+    load.set_defaults(handler=_load)
+
+
+def _load(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise InvalidValue(str(path), "no such file")
+
+    async def work(connection: AsyncConnection) -> int:
+        try:
+            read = await read_targets(connection, path, realisations=False)
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise InvalidValue(str(path), f"cannot be read as UTF-8 CSV ({error})") from None
+        stored = await _stored(connection, read.targets)
+        changes = Counter(_change(row, stored) for row in read.targets)
+        await store_targets(connection, read.targets)
+        for row in read.targets:
+            print(
+                f"{row['kind']} {row['indicator_code']} {row['jurisdiction']} {row['year']}: "
+                f"{row['value']} ({_change(row, stored)})"
+            )
+        print(
+            f"{path}: {len(read.targets)} rows: {changes['new']} new, {changes['changed']} "
+            f"changed, {changes['unchanged']} unchanged"
+        )
+        return 0
+
+    return in_transaction(settings, work)
+
+
+Key = tuple[str, str, int, str]
+
+
+async def _stored(
+    connection: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[Key, tuple[Any, ...]]:
+    """The stored values of the rows' keys, to tell what the load changes."""
+    if not rows:
+        return {}
+    key = (TARGETS.c.indicator_code, TARGETS.c.jurisdiction, TARGETS.c.year, TARGETS.c.kind)
+    found = await connection.execute(
+        select(*key, *(TARGETS.c[column] for column in _COMPARED)).where(
+            tuple_(*key).in_([_key(row) for row in rows])
+        )
+    )
+    return {tuple(row[:4]): tuple(row[4:]) for row in found}
+
+
+def _key(row: dict[str, Any]) -> Key:
+    return (row["indicator_code"], row["jurisdiction"], row["year"], row["kind"])
+
+
+def _change(row: dict[str, Any], stored: dict[Key, tuple[Any, ...]]) -> str:
+    before = stored.get(_key(row))
+    if before is None:
+        return "new"
+    return "unchanged" if before == tuple(row[column] for column in _COMPARED) else "changed"

@@ -1,0 +1,141 @@
+"""`sinergi targets load FILE.csv`: how a production database gets its planning targets (it
+loads none with the reference data), read back as every client reads them, and a file with a
+bad row refused whole, naming the row and column."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.engine import async_url
+from tests.support.cli import sinergi
+from tests.support.http import served
+
+HEADER = "indicator,jurisdiction,year,kind,value,qualifier,year_inferred,source\n"
+RPJMD = (
+    HEADER
+    + "KOP_JUMLAH,62,2025,baseline,3782,,false,RPJMD Kalteng 2025-2029\n"
+    + "KOP_JUMLAH,62,2029,target,4200,at_least,false,RPJMD Kalteng 2025-2029\n"
+    + "UKM_PROPORSI,62.71,2029,target,4.5,,true,RPJMD Kota Palangka Raya 2025-2029\n"
+)
+TARGETS = """{
+  kop: indicator(code: "KOP_JUMLAH") {
+    targets { jurisdiction { code } year kind value qualifier }
+  }
+  ukm: indicator(code: "UKM_PROPORSI") {
+    targets { jurisdiction { code } year kind value yearInferred }
+  }
+}"""
+
+
+def _read_back(url: str) -> dict[str, Any]:
+    from sinergi.demo_mode import register_demo_clients
+
+    async def register() -> None:
+        engine = create_async_engine(async_url(url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+    with served(url) as api:
+        answer = api.graphql(TARGETS, "demo-ministry")
+    assert "errors" not in answer, answer
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def test_a_file_of_targets_is_loaded_and_read_back(fresh_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(RPJMD, encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert "target KOP_JUMLAH 62 2029: 4200 (new)" in out
+    assert out.endswith(f"{path}: 3 rows: 3 new, 0 changed, 0 unchanged\n")
+    assert _read_back(fresh_url) == {
+        "kop": {
+            "targets": [
+                {"jurisdiction": {"code": "62"}, "year": 2025, "kind": "baseline",
+                 "value": "3782", "qualifier": None},
+                {"jurisdiction": {"code": "62"}, "year": 2029, "kind": "target",
+                 "value": "4200", "qualifier": "at_least"},
+            ]
+        },
+        "ukm": {
+            "targets": [
+                {"jurisdiction": {"code": "62.71"}, "year": 2029, "kind": "target",
+                 "value": "4.5", "yearInferred": True},
+            ]
+        },
+    }  # fmt: skip
+
+    # A revised document: loaded again, its rows replace the values they key, and no more.
+    path.write_text(RPJMD.replace(",4200,", ",4300,"), encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert "target KOP_JUMLAH 62 2029: 4300 (changed)" in out
+    assert out.endswith("3 rows: 0 new, 1 changed, 2 unchanged\n")
+    values = [row["value"] for row in _read_back(fresh_url)["kop"]["targets"]]
+    assert values == ["3782", "4300"]
+
+
+BAD_ROWS = [
+    ("NO_SUCH,62,2029,target,1,,false,x", "row 3: indicator: unknown indicator 'NO_SUCH'"),
+    ("KOP_JUMLAH,10,2029,target,1,,false,x", "row 3: jurisdiction: unknown region code '10'"),
+    ("KOP_JUMLAH,6202,2029,target,1,,false,x", "row 3: jurisdiction: must be"),
+    ("KOP_JUMLAH,62.71.01,2029,target,1,,false,x", "row 3: jurisdiction: must be the nation"),
+    ("KOP_JUMLAH,62,20299,target,1,,false,x", "row 3: year: must be between 2000 and 2100"),
+    ("KOP_JUMLAH,62,2029.5,target,1,,false,x", "row 3: year: must be a year"),
+    ("KOP_JUMLAH,62,2029,goal,1,,false,x", "row 3: kind: must be one of baseline, target"),
+    ("KOP_JUMLAH,62,2029,realisation,1,,false,x", "row 3: kind: a realisation is not loaded"),
+    ("KOP_JUMLAH,62,2029,target,1.5,,false,x", "row 3: value: must be a whole number"),
+    ("KOP_JUMLAH,62,2029,target,1_000,,false,x", "row 3: value: must be digits"),
+    ("KOP_AKTIF_PERSEN,62,2029,target,250,,false,x", "row 3: value: must be between 0 and 100"),
+    ("KOP_JUMLAH,62,2029,target,1,about,false,x", "row 3: qualifier: must be one of"),
+    ("KOP_JUMLAH,62,2029,target,1,,yes,x", "row 3: year_inferred: must be true"),
+    ("KOP_JUMLAH,62,2029,target,1,,false,", "row 3: source: must not be empty"),
+    ("KOP_JUMLAH,62,2025,baseline,1,,false,x", "row 3: sets the baseline of KOP_JUMLAH"),
+]
+
+
+@pytest.mark.parametrize(("row", "refusal"), BAD_ROWS, ids=[r for _, r in BAD_ROWS])
+def test_a_bad_row_refuses_the_file_naming_it(
+    migrated_url: str, tmp_path: Path, row: str, refusal: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        HEADER + "KOP_JUMLAH,62,2025,baseline,3782,,false,RPJMD\n" + row + "\n", encoding="utf-8"
+    )
+    before = _stored_targets(migrated_url)
+    code, out, err = sinergi(migrated_url, "targets", "load", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"sinergi: {path}: {refusal}"), err
+    assert err.count("\n") == 1
+    assert _stored_targets(migrated_url) == before  # nor the good row before it
+
+
+def test_a_file_without_a_column_or_not_there_is_refused(migrated_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text("indicator,jurisdiction,year,value\nKOP_JUMLAH,62,2029,1\n", encoding="utf-8")
+    code, out, err = sinergi(migrated_url, "targets", "load", str(path))
+    assert (code, out, err) == (2, "", f"sinergi: {path}: missing column(s) kind, source\n")
+    code, out, err = sinergi(migrated_url, "targets", "load", str(tmp_path / "none.csv"))
+    assert (code, out, err) == (2, "", f"sinergi: {tmp_path / 'none.csv'}: no such file\n")
+
+
+def _stored_targets(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from db.models import TARGETS
+
+    async def count() -> int:
+        engine = create_async_engine(async_url(url))
+        async with engine.connect() as connection:
+            found = await connection.scalar(select(func.count()).select_from(TARGETS))
+        await engine.dispose()
+        return int(found or 0)
+
+    return asyncio.run(count())
