@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,7 +44,9 @@ async def prepare_demo(url: str, *, load_population: bool, wait_seconds: int) ->
     """On first start, load the demo population; always make sure the demo clients exist.
     Under the preparing lock (sinergi.database): both look before they write, and two
     `serve --dev` starting at once on a new database both found none and wrote them, the
-    second ending in a unique violation's traceback. The second now waits, then finds them."""
+    second ending in a unique violation's traceback. The second now waits, then finds them.
+    `load_population` is False for a database DATABASE_URL names (`serve --dev`), which may
+    hold real records."""
     async with preparing(url, wait_seconds):
         async with one_connection(url, statement_timeout_ms=600_000) as connection:
             has_records = (
@@ -56,6 +59,11 @@ async def prepare_demo(url: str, *, load_population: bool, wait_seconds: int) ->
             await register_demo_clients(engine)
         finally:
             await engine.dispose()
+    if not load_population and not has_records:  # else the examples come back empty, unsaid
+        logging.getLogger("sinergi.demo").warning(
+            "the database holds no MSMEs, and serve --dev loads the demo population only into"
+            " the embedded database (DATABASE_URL is set): load it with `sinergi demo-data`"
+        )
 
 
 DEMO_CLIENTS = (

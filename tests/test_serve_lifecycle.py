@@ -205,3 +205,38 @@ def test_an_accepted_privileged_role_is_logged_and_probes_log_no_migration_lines
     assert "WARNING sinergi.auth" in warning
     assert "owns the audit trail" in warning
     assert "alembic" not in logged
+
+
+def test_dev_serve_says_why_a_database_url_database_has_no_population(
+    fresh_url: str, home: Path
+) -> None:
+    """With DATABASE_URL set, `serve --dev` loads no demo population (the database may hold real
+    records): on one holding no MSMEs it says so, naming the command that loads it, rather than
+    leave the README's examples to come back empty unexplained."""
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env |= {"SINERGI_LOG_LEVEL": "warning", "SINERGI_LOG_FORMAT": "text"}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
+        env.pop(name, None)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not become ready"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        logged, _ = process.communicate(timeout=60)
+    (warning,) = [line for line in logged.splitlines() if "holds no MSMEs" in line]
+    assert "WARNING sinergi.demo" in warning
+    assert "DATABASE_URL is set" in warning
+    assert "`sinergi demo-data`" in warning
