@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unreadable_writes
 from db.models import OAUTH_CLIENTS
 from db.queries import regions
+from domain.identifiers import dotted_region_code
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_CLIENT_ID_LENGTH = 64
@@ -117,8 +118,14 @@ async def _check_jurisdiction(
         return
     level = await regions.level_of(connection, jurisdiction)
     if level not in expected:
+        meant = dotted_region_code(jurisdiction)
+        hint = (
+            f"; did you mean {meant}?"
+            if meant is not None and await regions.level_of(connection, meant) in expected
+            else ""
+        )
         raise ClientError(
-            f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code"
+            f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code{hint}"
         )
 
 

@@ -196,6 +196,16 @@ _LEVEL_BY_DEPTH = {
 }
 
 
+_UNDOTTED_REGION = re.compile(r"([0-9]{2})([0-9]{2})(?:([0-9]{2})([0-9]{4})?)?")
+
+
+def dotted_region_code(value: str) -> str | None:
+    """The region code `value` spells without its dots ("6202" for 62.02, as a spreadsheet or
+    a NIK writes it), to suggest; None when it is not digits of a code's length."""
+    undotted = _UNDOTTED_REGION.fullmatch(value.strip())
+    return None if undotted is None else ".".join(part for part in undotted.groups() if part)
+
+
 def region_level(code: str, *, field: str = "region") -> RegionLevel:
     """Kemendagri encodes the level in the code itself, so no lookup is needed."""
     segments = _segments(code, field)

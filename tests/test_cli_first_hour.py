@@ -138,3 +138,27 @@ def test_only_running_servers_holding_sinergi_count_as_existing_databases() -> N
     assert home.resolve() not in {found.resolve() for found in embedded.running_homes()}
     asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
     assert home.resolve() in {found.resolve() for found in embedded.running_homes()}
+
+
+@pytest.mark.parametrize(
+    ("org_kind", "given", "hint"),
+    [
+        ("regency", "6202", "; did you mean 62.02?"),
+        ("bumd", "6271", "; did you mean 62.71?"),
+        ("province", "6202", ""),  # 62.02 is a regency: no province was meant
+        ("regency", "6299", ""),  # 62.99 is no region
+        ("regency", "627101", ""),  # 62.71.01 is a kecamatan
+    ],
+)
+def test_a_jurisdiction_without_its_dots_is_refused_with_the_code_meant(
+    migrated_url: str, org_kind: str, given: str, hint: str
+) -> None:
+    code, out, err = sinergi(
+        migrated_url, "clients", "create", "--name", "Dinas", "--org-kind", org_kind,
+        "--jurisdiction", given, "--purpose", "a first try",
+    )  # fmt: skip
+    assert code == 2
+    levels = {"regency": "city or regency", "bumd": "city or province or regency"}
+    expected = levels.get(org_kind, org_kind)
+    # One line (on stdout, as every `clients` refusal is told, sinergi/cli_auth.py).
+    assert out + err == f"sinergi: jurisdiction: {given!r} is not a {expected} code{hint}\n"
