@@ -27,6 +27,7 @@ from db.queries.audit_seals import Unsealed, first_seal, oldest_unsealed
 from db.seals import Checkpoint
 from sinergi import checkpoint_file
 from sinergi.audit_key import WrongAuditKey
+from sinergi.wording import counted
 
 _KeyVerdict = Literal["unrecorded", "the trail's", "fingerprint changed", "unvouched"]
 
@@ -189,8 +190,8 @@ def verify(
             print(f"audit chain broken in {result.unlisted} more places, not listed")
         return 1
     print(
-        f"audit chain intact: {result.checked} entries verified, {result.sealed} sealed "
-        f"({result.checked - result.sealed} written since the last seal), "
-        f"{result.checkpoints} checkpoints"
+        f"audit chain intact: {counted(result.checked, 'entry', 'entries')} verified, "
+        f"{result.sealed} sealed ({result.checked - result.sealed} written since the last "
+        f"seal), {counted(result.checkpoints, 'checkpoint')}"
     )
     return 1 if problems or stalled or unvouched or changed else 0

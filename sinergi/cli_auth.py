@@ -22,6 +22,7 @@ from db.queries import trusted_documents
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
 from sinergi.trusted_documents import checked_operations
+from sinergi.wording import counted
 
 SEES = {
     OrgKind.MINISTRY: "aggregate figures and targets for any region; never records or PII",
@@ -136,15 +137,18 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
         elif heard.listening == 0:
             print(f"revoked {args.client_id}: no server process is listening, so none holds it")
         elif heard.complete:
-            print(
-                f"revoked {args.client_id}: all {heard.listening} server processes confirmed "
-                "they refuse its tokens"
+            confirmed = (
+                "the one server process listening confirmed it refuses"
+                if heard.listening == 1
+                else f"all {heard.listening} server processes confirmed they refuse"
             )
+            print(f"revoked {args.client_id}: {confirmed} its tokens")
         if heard.complete:
             return 0
         print(
-            f"sinergi: revoked {args.client_id}, but only {heard.confirmed} of {heard.listening}"
-            f" server processes confirmed within {timeout} s that they refuse its tokens; the"
+            f"sinergi: revoked {args.client_id}, but only {heard.confirmed} of "
+            f"{counted(heard.listening, 'server process', 'server processes')} confirmed within"
+            f" {timeout} s that they refuse its tokens; the"
             " others may accept them until they apply the revocation: check or restart them",
             file=sys.stderr,
         )

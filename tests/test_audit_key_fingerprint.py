@@ -294,3 +294,16 @@ def test_verify_walks_a_trail_whose_first_seal_was_removed(fresh_url: str, tmp_p
     assert returncode == 1, err
     assert "audit key fingerprint changed, or the key is not the trail's" in out
     assert "audit chain broken at entry 1" in out
+
+
+def test_verify_counts_one_entry_and_one_checkpoint_in_the_singular(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    asyncio.run(written_and_sealed(fresh_url, KEY, checkpoints, 1))
+    returncode, out, _ = _verify(fresh_url, checkpoints, KEY)
+    assert returncode == 0, out
+    assert out.endswith(
+        "audit chain intact: 1 entry verified, 1 sealed (0 written since the last seal),"
+        " 1 checkpoint\n"
+    )

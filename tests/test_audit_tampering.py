@@ -131,7 +131,7 @@ def test_an_untouched_trail_verifies(trail: Trail) -> None:
     intact = _verify(trail)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"intact: {ENTRIES} entries verified, {ENTRIES} sealed (0 written" in intact.stdout
-    assert "1 checkpoints" in intact.stdout
+    assert "sealed (0 written since the last seal), 1 checkpoint\n" in intact.stdout
     assert f"{trail.checkpoints}: the newest checkpoint covers entries to {ENTRIES}, at " in (
         intact.stdout
     )

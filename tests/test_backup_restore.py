@@ -135,7 +135,7 @@ def test_a_backup_restored_as_documented_verifies_and_serves(
         assert code == 0, said
         assert (
             "audit chain intact: 3 entries verified, 1 sealed (2 written since the last seal),"
-            " 1 checkpoints"
+            " 1 checkpoint\n"
         ) in said
         # The live files name entries sealed after the dump: the restore is short of them.
         code, said = _verify(restored, live / "audit.key", live / "audit-checkpoints.jsonl")

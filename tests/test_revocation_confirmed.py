@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from auth import registry
-from db.notifications import CONFIRM, LISTENER_NAME
+from db.notifications import CONFIRM, LISTENER_NAME, Confirmation
 from sinergi.cli_auth import NOT_CONFIRMED
 from tests.support.cli import sinergi
 from tests.support.clients import listeners
@@ -229,3 +229,44 @@ def test_revoke_that_cannot_ask_for_confirmation_says_so_and_fails(
     assert f"revoked {client_id}, but could not ask the server processes" in err
     assert "connection refused" in err
     assert _revoked(fresh_url, client_id)
+
+
+def test_one_server_process_is_counted_in_the_singular(
+    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "all 1 server processes confirmed they refuse" read as a slip: one process is one."""
+
+    def create() -> str:
+        code, out, _ = _cli(
+            fresh_url, "clients", "create", "--name", "Dinas Uji", "--org-kind", "ministry",
+            "--jurisdiction", "ID", "--purpose", "testing revocation", "--json",
+        )  # fmt: skip
+        assert code == 0
+        return str(json.loads(out)["client_id"])
+
+    # A lone process that does not confirm: a real listener, deaf.
+    client_id = create()
+
+    async def revoke() -> tuple[int, str, str]:
+        async with _deaf_listener(as_service(fresh_url)):
+            return await asyncio.to_thread(
+                _cli, fresh_url, "clients", "revoke", client_id, timeout=1
+            )
+
+    code, out, err = asyncio.run(revoke())
+    assert (code, out) == (NOT_CONFIRMED, "")
+    assert err.startswith(
+        f"sinergi: revoked {client_id}, but only 0 of 1 server process confirmed within 1 s"
+    )
+
+    # A lone process that confirms.
+    async def one_confirmed(*_: object, **__: object) -> Confirmation:
+        return Confirmation(listening=1, confirmed=1)
+
+    monkeypatch.setattr(registry, "forgotten", one_confirmed)
+    client_id = create()
+    code, out, err = _cli(fresh_url, "clients", "revoke", client_id)
+    assert (code, err) == (0, "")
+    assert out == (
+        f"revoked {client_id}: the one server process listening confirmed it refuses its tokens\n"
+    )
