@@ -10,14 +10,18 @@ that would let a rewritten trail pass for a wrong key. So a key is refused (Wron
 2, nothing walked) only when nothing vouches for it: it does not reproduce the fingerprint, the
 first seal is there and it did not make it, and no checkpoint read verifies under it (the
 checkpoints are outside the owner's reach). Otherwise the trail is walked, and a fingerprint the
-key does not reproduce is named as a finding."""
+key does not reproduce is named as a finding. Checkpoints that verify under the key but name
+another trail and database vouch for it only as the key of that trail: an operator whose
+SINERGI_HOME is one deployment's and DATABASE_URL another's sees them so, and is told so rather
+than that the owner changed the fingerprint; the walk goes on, since an owner who changed the
+trail's id (and the database's name) would show alike."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,8 +32,6 @@ from db.seals import Checkpoint
 from sinergi import checkpoint_file
 from sinergi.audit_key import WrongAuditKey
 from sinergi.wording import counted
-
-_KeyVerdict = Literal["unrecorded", "the trail's", "fingerprint changed", "unvouched"]
 
 _NOT_THE_TRAILS_KEY = (
     "the audit key is not this trail's: it does not reproduce the fingerprint of the key the"
@@ -45,6 +47,12 @@ _FINGERPRINT_CHANGED = (
     " read, yet does not reproduce the fingerprint recorded (audit_key_fingerprint): the"
     " fingerprint or the trail's id was changed since, as only the owner can"
 )
+_ANOTHER_TRAILS = (
+    "audit key not checked against this trail: it does not reproduce the fingerprint recorded"
+    " (audit_key_fingerprint), and the checkpoints signed with it are of {theirs}, not of this"
+    " one ({this}). If DATABASE_URL is another deployment's, verify with its key and checkpoint"
+    " files, and the breaks below are no sign of tampering; if not, this trail's id was changed"
+)
 _UNVOUCHED = (
     "audit key fingerprint changed, or the key is not the trail's: it does not reproduce the"
     " fingerprint recorded (audit_key_fingerprint), and neither a seal of entry 1 (there is none)"
@@ -53,35 +61,58 @@ _UNVOUCHED = (
 )
 
 
+class _Judged(NamedTuple):
+    unrecorded: bool
+    """No fingerprint is recorded: the walk's first seal tells whether the key made it."""
+    finding: str | None
+    """What the key not reproducing the recorded fingerprint means; None when it does."""
+
+
+def _named(trail: str | None, database: str) -> str:
+    return f"database {database}, no trail id" if trail is None else f"trail {trail} in {database}"
+
+
+async def _vouching(connection: AsyncConnection, checkpoints: Sequence[Checkpoint]) -> str:
+    """What `checkpoints`, which verify under the key, say of it: the key of this trail (one
+    names its id or its database), whose fingerprint was changed; or of another trail only."""
+    trail, database, _ = (await connection.execute(await audit.which_trail(connection))).one()
+    if any(c.applies_to(trail, database) or c.contradicts(trail, database) for c in checkpoints):
+        return _FINGERPRINT_CHANGED
+    theirs = "; ".join(sorted({_named(c.trail, c.database) for c in checkpoints}))
+    return _ANOTHER_TRAILS.format(theirs=theirs, this=_named(trail, database))
+
+
 async def _judge_key(
     connection: AsyncConnection, key: bytes, checkpoints: Sequence[Checkpoint]
-) -> _KeyVerdict:
-    """Whether `key` is the trail's, by the recorded fingerprint ("unrecorded": none is, and
-    the walk's first seal tells), else by what vouches for it: the first seal, or `checkpoints`
-    (those read that verify under it); WrongAuditKey when nothing does and the first seal
-    refutes it. A trail with entries and no seal of entry 1 is walked: its seals were removed
-    (or none made yet), and refusing would let their removal pass for a wrong key."""
+) -> _Judged:
+    """Whether `key` is the trail's, by the recorded fingerprint, else by what vouches for it:
+    the first seal, or `checkpoints` (those read that verify under it); WrongAuditKey when
+    nothing does and the first seal refutes it. A trail with entries and no seal of entry 1 is
+    walked: its seals were removed (or none made yet), and refusing would let their removal
+    pass for a wrong key."""
     names = await audit_key_fingerprint.names(connection, key)
     if names is None:
-        return "unrecorded"
+        return _Judged(unrecorded=True, finding=None)
     if names:
-        return "the trail's"
+        return _Judged(unrecorded=False, finding=None)
     sealed = await first_seal(connection)
-    if sealed.made_with(key) or checkpoints:
-        return "fingerprint changed"
+    if sealed.made_with(key):
+        return _Judged(unrecorded=False, finding=_FINGERPRINT_CHANGED)
+    if checkpoints:
+        return _Judged(unrecorded=False, finding=await _vouching(connection, checkpoints))
     if sealed.first is None and (sealed.newest or await oldest_unsealed(connection)):
-        return "unvouched"
+        return _Judged(unrecorded=False, finding=_UNVOUCHED)
     raise WrongAuditKey(_NOT_THE_TRAILS_KEY)
 
 
 async def _verify(
     url: str, key: bytes, checkpoints: list[Checkpoint]
-) -> tuple[_KeyVerdict, audit.Verification]:
+) -> tuple[_Judged, audit.Verification]:
     engine = create_engine(url, statement_timeout_ms=0)  # 0: no timeout for a full walk
     try:
         async with engine.connect() as connection:
-            verdict = await _judge_key(connection, key, checkpoints)
-            return verdict, await audit.verify(connection, key, checkpoints)
+            judged = await _judge_key(connection, key, checkpoints)
+            return judged, await audit.verify(connection, key, checkpoints)
     finally:
         await engine.dispose()
 
@@ -162,12 +193,9 @@ def verify(
         checkpoints += found.checkpoints
         problems += found.problems
         newest.append(_newest(path, found.checkpoints))
-    verdict, result = asyncio.run(_verify(url, key, checkpoints))
-    changed = verdict in ("fingerprint changed", "unvouched")
-    if verdict == "unvouched":
-        print(_UNVOUCHED)
-    elif changed:
-        print(_FINGERPRINT_CHANGED)
+    judged, result = asyncio.run(_verify(url, key, checkpoints))
+    if judged.finding is not None:
+        print(judged.finding)
     for line in newest:
         print(line)
     for problem in problems:
@@ -184,7 +212,7 @@ def verify(
         for link in result.breaks:
             print(f"audit chain broken at {link}")
         first = result.breaks[0]
-        if verdict == "unrecorded" and first.first == 1 and first.reason == audit.SEAL_MISMATCH:
+        if judged.unrecorded and first.first == 1 and first.reason == audit.SEAL_MISMATCH:
             print(_WRONG_KEY)
         if result.unlisted:
             print(f"audit chain broken in {result.unlisted} more places, not listed")
@@ -194,4 +222,4 @@ def verify(
         f"{result.sealed} sealed ({result.checked - result.sealed} written since the last "
         f"seal), {counted(result.checkpoints, 'checkpoint')}"
     )
-    return 1 if problems or stalled or unvouched or changed else 0
+    return 1 if problems or stalled or unvouched or judged.finding else 0

@@ -125,6 +125,13 @@ def fresh_url(server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def other_fresh_url(server_url: str) -> Iterator[str]:
+    """Another such database: a second deployment's, beside `fresh_url`'s."""
+    with _migrated_database(server_url, "sinergi_fresh") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def demo_url(server_url: str) -> Iterator[str]:
     """A separate database holding the demo data set (small population), shared read-only."""

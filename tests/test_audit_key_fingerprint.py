@@ -307,3 +307,33 @@ def test_verify_counts_one_entry_and_one_checkpoint_in_the_singular(
         "audit chain intact: 1 entry verified, 1 sealed (0 written since the last seal),"
         " 1 checkpoint\n"
     )
+
+
+def test_verify_with_another_deployments_key_and_checkpoints_accuses_no_one(
+    fresh_url: str, other_fresh_url: str, tmp_path: Path
+) -> None:
+    """An operator whose shell holds deployment A's key and checkpoint file (its SINERGI_HOME)
+    and B's DATABASE_URL: A's checkpoints verify under A's key, and were taken to vouch for it
+    as B's, so verify reported B's fingerprint changed and its whole trail rewritten, as only the
+    owner can. They name A's trail and database, and verify says so."""
+    mine = tmp_path / "a.jsonl"
+    _recorded_and_sealed(fresh_url, mine)
+    other_key = secrets.token_bytes(32)
+    asyncio.run(written_and_sealed(other_fresh_url, other_key, tmp_path / "b.jsonl", 3))
+    (trail,) = run(other_fresh_url, "SELECT id::text FROM audit_trail")
+    run(
+        as_service(other_fresh_url),
+        "SELECT record_audit_key_fingerprint($1)",
+        key_fingerprint(other_key, trail[0]),
+    )
+    returncode, out, err = _verify(other_fresh_url, mine, KEY)
+    assert returncode == 1, err
+    assert "audit key fingerprint changed" not in out
+    assert "as only the owner can" not in out
+    assert "the checkpoints signed with it are of trail " in out
+    assert f"not of this one (trail {trail[0]} in " in out
+    assert "If DATABASE_URL is another deployment's" in out
+    assert "audit chain broken at entries 1 to 3" in out  # walked: a changed id would show alike
+    # Its own key and checkpoints: intact.
+    returncode, out, err = _verify(other_fresh_url, tmp_path / "b.jsonl", other_key)
+    assert (returncode, err) == (0, ""), out

@@ -263,10 +263,11 @@ _NO_TRAIL_ID = text(
 )
 
 
-async def _which_trail(connection: AsyncConnection) -> TextClause:
-    """What a checkpoint of this trail names: the query sealing uses, or, when the owner has
-    dropped `audit_trail` (or migration 0041 has not run), no trail id, so that verify reports
-    every checkpoint naming one and this database as a break, rather than fail on the query."""
+async def which_trail(connection: AsyncConnection) -> TextClause:
+    """What a checkpoint of this trail names (its id and the database), and the time: the
+    query sealing uses, or, when the owner has dropped `audit_trail` (or migration 0041 has not
+    run), no trail id, so that verify reports every checkpoint naming one and this database as
+    a break, rather than fail on the query."""
     if (await connection.execute(_HAS_TRAIL_ID)).scalar_one():
         return WHICH_TRAIL_AND_WHEN
     return _NO_TRAIL_ID
@@ -303,7 +304,7 @@ async def verify(
     break planted early cannot hide a later one: each break is named where it is, not once
     for every entry after it.
     """
-    trail, database, now = (await connection.execute(await _which_trail(connection))).one()
+    trail, database, now = (await connection.execute(await which_trail(connection))).one()
     signed: dict[int, Checkpoint] = {}
     contradicting: dict[int, Checkpoint] = {}
     applying = by_name = elsewhere = other_trails = 0
