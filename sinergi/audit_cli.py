@@ -59,6 +59,11 @@ _UNVOUCHED = (
     " nor any checkpoint read vouches for it. If this is the server's key, the fingerprint or the"
     " trail's id was changed and the first seal removed, as only the owner can"
 )
+_NOTHING_SEALED = (
+    "audit key fingerprint changed, or the key is not the trail's: it does not reproduce the"
+    " fingerprint recorded (audit_key_fingerprint), and nothing is sealed yet, so the key cannot"
+    " be checked against the trail; if seals existed, they were removed"
+)
 
 
 class _Judged(NamedTuple):
@@ -100,8 +105,10 @@ async def _judge_key(
         return _Judged(unrecorded=False, finding=_FINGERPRINT_CHANGED)
     if checkpoints:
         return _Judged(unrecorded=False, finding=await _vouching(connection, checkpoints))
-    if sealed.first is None and (sealed.newest or await oldest_unsealed(connection)):
+    if sealed.newest and sealed.first is None:
         return _Judged(unrecorded=False, finding=_UNVOUCHED)
+    if not sealed.newest and await oldest_unsealed(connection):
+        return _Judged(unrecorded=False, finding=_NOTHING_SEALED)
     raise WrongAuditKey(_NOT_THE_TRAILS_KEY)
 
 

@@ -337,3 +337,21 @@ def test_verify_with_another_deployments_key_and_checkpoints_accuses_no_one(
     # Its own key and checkpoints: intact.
     returncode, out, err = _verify(other_fresh_url, tmp_path / "b.jsonl", other_key)
     assert (returncode, err) == (0, ""), out
+
+
+def test_verify_with_another_key_on_a_trail_never_sealed_says_nothing_is_sealed(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """With nothing sealed, no seal tells the key: verify said the first seal was removed, as
+    only the owner can, of a trail no server had sealed yet."""
+    (trail,) = run(fresh_url, "SELECT id::text FROM audit_trail")
+    service = as_service(fresh_url)
+    run(service, "SELECT record_audit_key_fingerprint($1)", key_fingerprint(KEY, trail[0]))
+    for _ in range(3):
+        run(service, "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', '{}', '{}')")
+    returncode, out, err = _verify(fresh_url, tmp_path / "none.jsonl", secrets.token_bytes(32))
+    assert returncode == 1, err  # a finding, as the README's audit section says
+    assert "nothing is sealed yet, so the key cannot be checked against the trail" in out
+    assert "if seals existed, they were removed" in out
+    assert "as only the owner can" not in out
+    assert "audit chain intact: 3 entries verified, 0 sealed" in out
