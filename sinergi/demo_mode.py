@@ -14,7 +14,15 @@ from auth.clients import DEMO_SECRET
 from auth.external import parse_external_issuers
 from auth.service import AuthService
 from db.engine import create_engine, one_connection
-from db.models import MSME_IMPORT_BATCHES, MSMES, RECORD_CHANGES
+from db.models import (
+    AUDIT_LOG,
+    ELIGIBILITY_DECISIONS,
+    GUARANTEES,
+    GUARANTORS,
+    MSME_IMPORT_BATCHES,
+    MSMES,
+    RECORD_CHANGES,
+)
 from db.queries import guarantees
 from sinergi import demo
 from sinergi.database import preparing
@@ -94,31 +102,45 @@ DEMO_CLIENTS = (
 )
 
 
+# Where a principal leaves its id: a user of an external SSO has no client row, only these. One
+# that only reads, checks eligibility or issues guarantees writes no record nor import, but is
+# in the audit trail (each read of personal data), its decisions, its guarantees, its equity.
+_PRINCIPAL_COLUMNS = (
+    RECORD_CHANGES.c.client_id,
+    MSME_IMPORT_BATCHES.c.client_id,
+    AUDIT_LOG.c.client_id,
+    ELIGIBILITY_DECISIONS.c.client_id,
+    GUARANTEES.c.guarantor_client_id,
+    GUARANTORS.c.client_id,
+)
+
+
 async def served_beside_the_demo(url: str, settings: Settings) -> list[str]:
     """Who, besides the demo clients, this database serves: the clients registered here, revoked
-    or not, that are not among DEMO_CLIENTS; one that wrote a record and is none of them (a user
-    of an external SSO has no client row, only the records and imports it wrote); and the SSOs
-    this server trusts (SINERGI_EXTERNAL_ISSUERS), whose users may not have written yet. Any of
-    them means real organisations, which `demo-data` refuses unless told otherwise. One writer
-    is enough to name: a demo database's history is read through, a real one's stops early."""
+    or not, that are not among DEMO_CLIENTS; one that left its id where a principal's work is
+    kept (_PRINCIPAL_COLUMNS: a user of an external SSO has no client row) and is none of them;
+    and the SSOs this server trusts (SINERGI_EXTERNAL_ISSUERS), whose users may not have
+    written yet. Any of them means real organisations, which `demo-data` refuses unless told
+    otherwise. One principal per table is enough to name: a demo database's history is read
+    through, a real one's stops early."""
     demo_ids = [client_id for client_id, *_ in DEMO_CLIENTS]
     async with one_connection(url, statement_timeout_ms=60_000) as connection:
         every = await clients.all_clients(connection)
         served = [client.client_id for client in every if client.client_id not in demo_ids]
-        for table in (RECORD_CHANGES, MSME_IMPORT_BATCHES):
-            writer = (
+        for column in _PRINCIPAL_COLUMNS:
+            principal = (
                 await connection.execute(
-                    select(table.c.client_id)
+                    select(column)
                     .where(
-                        table.c.client_id.not_in([*demo_ids, *served]),
+                        column.not_in([*demo_ids, *served]),
                         # A migration's own history entries (0037's rescaling) are no client's.
-                        table.c.client_id.not_like("migration:%"),
+                        column.not_like("migration:%"),
                     )
                     .limit(1)
                 )
             ).scalar_one_or_none()
-            if writer is not None:
-                served.append(writer)
+            if principal is not None:
+                served.append(principal)
     served.extend(parse_external_issuers(settings.external_issuers))
     return served
 

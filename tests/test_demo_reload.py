@@ -245,6 +245,21 @@ TRUSTED_SSO = '[{"issuer": "https://sso.example", "jwks_url": "https://sso.examp
 TRUSTED_SSO += ' "audience": "sinergi"}]'
 
 
+SSO_READER = "https://sso.example#bank@bank:62"
+
+
+async def _read_through_an_sso(url: str) -> None:
+    """An audit entry of SSO_READER, as a read of personal data leaves (here, as the owner)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO audit_log (client_id, entry, subjects) VALUES ($1, '{}', '{}')",
+            SSO_READER,
+        )
+    finally:
+        await connection.close()
+
+
 async def _written_through_an_sso(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
@@ -257,7 +272,7 @@ def test_demo_data_refuses_a_database_with_clients_besides_the_demos(fresh_url: 
     """A database with a real client serves real organisations: a synthetic population would
     join their records and figures, so `demo-data` refuses, loading nothing, unless told to. So
     does one whose users come through an SSO, who have no client row here: a server trusting
-    one, or a record one of its users wrote."""
+    one, a record one of its users wrote, or an audit entry of one that only read."""
     assert _demo_data(fresh_url) == 0
     before = _count(fresh_url, MSMES)
 
@@ -267,16 +282,23 @@ def test_demo_data_refuses_a_database_with_clients_besides_the_demos(fresh_url: 
     assert "clients besides the demo's (https://sso.example)" in said
     assert _count(fresh_url, MSMES) == before
 
+    # A partner that only reads through an SSO writes no record nor import: it is in the trail.
+    asyncio.run(_read_through_an_sso(fresh_url))
+    code, said = _demo_data_said(fresh_url, "--msmes", "45")
+    assert code == 2
+    assert f"clients besides the demo's ({SSO_READER})" in said
+    assert _count(fresh_url, MSMES) == before
+
     asyncio.run(_written_through_an_sso(fresh_url))
     code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert f"clients besides the demo's ({SSO_USER})" in said
+    assert f"clients besides the demo's ({SSO_USER}, {SSO_READER})" in said
     assert _count(fresh_url, MSMES) == before + 1
 
     asyncio.run(_register_a_real_client(fresh_url))
     code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert f"clients besides the demo's (dinas-7778, {SSO_USER})" in said
+    assert f"clients besides the demo's (dinas-7778, {SSO_USER}, {SSO_READER})" in said
     assert "--alongside-clients" in said
     assert _count(fresh_url, MSMES) == before + 1
 
