@@ -335,7 +335,9 @@ def create_app(
 
 
 def app_from_env() -> Sinergi:
-    """Factory for `uvicorn --factory` workers; the CLI has put DATABASE_URL in the environment."""
+    """Factory for `sinergi serve`'s uvicorn workers only; the CLI has put DATABASE_URL in the
+    environment. Run by hand (`uvicorn --factory`) it skips serve's start-up refusals (clients
+    holding the demo secret, a privileged role), and with SINERGI_DEV=true accepts that secret."""
     settings = Settings.from_env()
     assert settings.database_url is not None, "sinergi serve sets DATABASE_URL for its workers"
     lean_records()

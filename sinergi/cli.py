@@ -139,8 +139,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
     os.environ["DATABASE_URL"] = database.service_url
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
-    # --dev alone accepts the demo secret, as it alone lifted the refusals above.
-    os.environ["SINERGI_DEV"] = "true" if args.dev else "false"
+    # SINERGI_DEV was set from --dev before the settings were read (_dev_from_flag).
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
     if settings.issuer == DEFAULT_ISSUER and args.port != DEFAULT_PORT:
@@ -173,6 +172,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+def _dev_from_flag(dev: bool) -> None:
+    """`serve` hands --dev to its workers as SINERGI_DEV, whatever the environment said: set
+    before the settings are read, since --dev alone accepts the demo secret, as it alone lifts
+    serve's start-up refusals. A value of the shell's own then neither stops `serve` at reading
+    the settings (`1`) nor silently does nothing (`true` without --dev): it is named."""
+    said = os.environ.get("SINERGI_DEV")
+    if not dev and said not in (None, "", "false"):
+        logging.getLogger("sinergi.auth").warning(
+            "SINERGI_DEV=%s is ignored: `serve` sets it from --dev alone (false here), so the"
+            " published demo secret stays refused; serve the demo with --dev",
+            said,
+        )
+    os.environ["SINERGI_DEV"] = "true" if dev else "false"
 
 
 def _demo_secret_refusal(client_ids: list[str]) -> str:
@@ -483,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    if args.handler is _serve:
+        _dev_from_flag(args.dev)
     try:
         settings = Settings.from_env()
     except SettingsError as error:

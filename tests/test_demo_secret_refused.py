@@ -84,12 +84,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.parametrize("dev", ["true", "1"])
 def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_clients(
-    fresh_url: str, tmp_path: Path
+    fresh_url: str, tmp_path: Path, dev: str
 ) -> None:
     """Start-up refuses without --dev while a demo client exists, whatever SINERGI_ENV says; the
     endpoint followed SINERGI_ENV, so a server with SINERGI_ENV=development and no demo client at
-    start handed tokens to demo clients registered later. One rule now: --dev."""
+    start handed tokens to demo clients registered later. One rule now: --dev. SINERGI_DEV of
+    the shell's own is named as ignored (`1` stopped serve, read before serve set it)."""
     assert sinergi(fresh_url, "migrate")[0] == 0  # reference data, which clients name
     port = _free_port()
     env = {
@@ -97,14 +99,16 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
         "DATABASE_URL": as_service(fresh_url),
         "SINERGI_HOME": str(tmp_path),
         "SINERGI_ENV": "development",
-        "SINERGI_DEV": "true",  # serve sets it from --dev alone, whatever it was
+        "SINERGI_DEV": dev,  # serve sets it from --dev alone, whatever it was
         "SINERGI_LOG_LEVEL": "warning",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    stderr = (tmp_path / "stderr").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "sinergi.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -127,3 +131,6 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
     finally:
         server.terminate()
         server.wait(60)
+        stderr.close()
+    said = (tmp_path / "stderr").read_text()
+    assert f"SINERGI_DEV={dev} is ignored: `serve` sets it from --dev alone" in said, said
