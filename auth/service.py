@@ -230,8 +230,12 @@ class AuthService:
             logger.warning(
                 "someone presented the published demo secret for client %s: refused, as a server"
                 " without --dev refuses it from anyone. Anyone can send it with any client id, so"
-                " this alone does not say %s holds it (`serve` without --dev refuses to start"
-                " while any client does, naming it)",
+                " this alone does not say %s holds it. Next step: if %s's secret is the demo's (a"
+                " `serve --dev` registered it against this database), the next `sinergi serve`"
+                " without --dev refuses to start naming it, and `sinergi clients rotate %s` gives"
+                " it a new one; otherwise no action is needed",
+                client_id,
+                client_id,
                 client_id,
                 client_id,
             )

@@ -63,8 +63,12 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
     warnings = [record.getMessage() for record in caplog.records if CLIENT in record.getMessage()]
     assert len(warnings) == 1, warnings  # once, however often it is presented
     assert f"presented the published demo secret for client {CLIENT}: refused" in warnings[0]
-    # Anyone can send it with any client id: no nudge to revoke a client that may be real.
+    # Anyone can send it with any client id: no nudge to revoke a client that may be real, but
+    # how to tell whether it holds the secret, and what then.
     assert "revoke" not in warnings[0]
+    assert f"if {CLIENT}'s secret is the demo's" in warnings[0]
+    assert "the next `sinergi serve` without --dev refuses to start naming it" in warnings[0]
+    assert "otherwise no action is needed" in warnings[0]
     # SINERGI_ENV=development turns GraphiQL on, not the refusal off: `serve --dev` does.
     graphiql = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     with TestClient(create_app(graphiql, database_url=as_service(module_reference_url))) as client:
