@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import TARGETS
@@ -74,13 +74,17 @@ Key = tuple[str, str, int, str]
 async def _stored(
     connection: AsyncConnection, rows: list[dict[str, Any]]
 ) -> dict[Key, tuple[Any, ...]]:
-    """The stored values of the rows' keys, to tell what the load changes."""
-    if not rows:
+    """The stored values of the rows' indicators, to tell what the load changes. Selected by
+    indicator, not by each row's key: a ministry's RPJMN file holds tens of thousands of rows,
+    and a condition naming each overflowed PostgreSQL's expression stack (and asyncpg's 32,767
+    arguments); a file names a few indicators, and the rows it does not key cost no more."""
+    codes = sorted({row["indicator_code"] for row in rows})
+    if not codes:
         return {}
     key = (TARGETS.c.indicator_code, TARGETS.c.jurisdiction, TARGETS.c.year, TARGETS.c.kind)
     found = await connection.execute(
         select(*key, *(TARGETS.c[column] for column in _COMPARED)).where(
-            tuple_(*key).in_([_key(row) for row in rows])
+            TARGETS.c.indicator_code.in_(codes)
         )
     )
     return {tuple(row[:4]): tuple(row[4:]) for row in found}

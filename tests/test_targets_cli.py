@@ -5,6 +5,7 @@ bad row refused whole, naming the row and column."""
 from __future__ import annotations
 
 import asyncio
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,27 @@ def _stored_targets(url: str) -> int:
         return int(found or 0)
 
     return asyncio.run(count())
+
+
+def test_a_ministrys_file_of_twenty_thousand_rows_loads(fresh_url: str, tmp_path: Path) -> None:
+    """An RPJMN's targets per province and regency run to tens of thousands of rows: the load
+    compared them with the stored ones in one condition naming each row's key, and PostgreSQL
+    refused it ("stack depth limit exceeded") from about 7,500."""
+    seed = Path(__file__).parent.parent / "sinergi" / "seed_data"
+    with (seed / "indicators.csv").open(encoding="utf-8") as handle:
+        indicators = [row["code"] for row in csv.DictReader(handle)]
+    with (seed / "regions.csv").open(encoding="utf-8") as handle:
+        regions = [row["code"] for row in csv.DictReader(handle)]
+    rows = [
+        f"{indicator},{region},{year},target,1,,false,RPJMN 2025-2029\n"
+        for indicator in indicators
+        for region in regions
+        for year in (2027, 2028, 2029)
+    ]
+    assert len(rows) > 19_000
+    path = tmp_path / "rpjmn.csv"
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert out.endswith(f"{path}: {len(rows)} rows: {len(rows)} new, 0 changed, 0 unchanged\n")
+    assert _stored_targets(fresh_url) >= len(rows)
