@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -22,7 +23,7 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from db.seals import key_fingerprint
+from db.seals import key_fingerprint, read_checkpoint
 from sinergi import audit_key
 from sinergi.app import create_app
 from sinergi.cli import main
@@ -272,7 +273,10 @@ def test_verify_walks_a_trail_whose_checkpoints_vouch_for_the_key(
     _rewritten_with_first_seal(fresh_url, "UPDATE audit_seals SET mac = 'forged' WHERE seq = 1")
     returncode, out, err = _verify(fresh_url, checkpoints, KEY)
     assert returncode == 1, err
-    assert "audit key fingerprint changed" in out
+    # The checkpoints name this database under the id it had: as another deployment's of the
+    # same database name would, so both readings are said (see the staging test below).
+    assert "audit key not checked against this trail" in out
+    assert "if not, this trail's id was changed" in out
     assert "audit chain broken at entry 1" in out
     assert "it was changed since" in out  # the checkpoints name the id it had
     # Without them nothing vouches for the key: refused, saying what it would mean for the
@@ -337,6 +341,39 @@ def test_verify_with_another_deployments_key_and_checkpoints_accuses_no_one(
     # Its own key and checkpoints: intact.
     returncode, out, err = _verify(other_fresh_url, tmp_path / "b.jsonl", other_key)
     assert (returncode, err) == (0, ""), out
+
+
+def test_verify_with_another_deployments_checkpoints_of_the_same_database_name_accuses_no_one(
+    fresh_url: str, other_fresh_url: str, tmp_path: Path
+) -> None:
+    """Every compose deployment names its database `sinergi`: staging's checkpoints name
+    production's database, under staging's trail id. Verify took them for production's own,
+    its id changed, and said its fingerprint was changed "as only the owner can"."""
+    staging = tmp_path / "staging.jsonl"
+    _recorded_and_sealed(fresh_url, staging)
+    (production,) = run(other_fresh_url, "SELECT current_database()")
+    lines = staging.read_text(encoding="utf-8").splitlines()
+    staging.write_text(
+        "".join(
+            replace(read_checkpoint(line, KEY), database=production[0]).signed_line(KEY) + "\n"
+            for line in lines
+        ),
+        encoding="utf-8",
+    )
+    other_key = secrets.token_bytes(32)
+    asyncio.run(written_and_sealed(other_fresh_url, other_key, tmp_path / "production.jsonl", 3))
+    (trail,) = run(other_fresh_url, "SELECT id::text FROM audit_trail")
+    run(
+        as_service(other_fresh_url),
+        "SELECT record_audit_key_fingerprint($1)",
+        key_fingerprint(other_key, trail[0]),
+    )
+    returncode, out, err = _verify(other_fresh_url, staging, KEY)
+    assert returncode == 1, err
+    assert "as only the owner can" not in out
+    assert "the checkpoints signed with it are of trail " in out
+    assert f"not of this one (trail {trail[0]} in {production[0]})" in out
+    assert "If DATABASE_URL is another deployment's" in out
 
 
 def test_verify_with_another_key_on_a_trail_never_sealed_says_nothing_is_sealed(
