@@ -219,9 +219,10 @@ class AuthService:
     def _refused(self, claimed: clients.Claim, secret: str) -> bool:
         """Whether `secret` is the refused one: compared in constant time, before scrypt, for
         any client id alike (its answer is a wrong secret's, and as fast whether or not the
-        client exists), and logged once for an active client. The log does not ask to revoke it:
-        anyone can present the secret for any client id, one line each, and knowing whether the
-        client holds it takes scrypt, whose time would tell the client exists."""
+        client exists), and logged once for an active client. The log asks to revoke it only if
+        it holds the secret: anyone can present the secret for any client id, one line each,
+        and knowing whether the client holds it takes scrypt, whose time would tell the client
+        exists. One that holds it is a demo client, so revoked, as `serve`'s refusal says."""
         if not self._refuses(secret):
             return False
         client_id = None if claimed.client is None else claimed.client.client_id
@@ -232,8 +233,8 @@ class AuthService:
                 " without --dev refuses it from anyone. Anyone can send it with any client id, so"
                 " this alone does not say %s holds it. Next step: if %s's secret is the demo's (a"
                 " `serve --dev` registered it against this database), the next `sinergi serve`"
-                " without --dev refuses to start naming it, and `sinergi clients rotate %s` gives"
-                " it a new one; otherwise no action is needed",
+                " without --dev refuses to start naming it: revoke it (`sinergi clients revoke"
+                " %s`); otherwise no action is needed",
                 client_id,
                 client_id,
                 client_id,

@@ -64,11 +64,17 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
     assert len(warnings) == 1, warnings  # once, however often it is presented
     assert f"presented the published demo secret for client {CLIENT}: refused" in warnings[0]
     # Anyone can send it with any client id: no nudge to revoke a client that may be real, but
-    # how to tell whether it holds the secret, and what then.
-    assert "revoke" not in warnings[0]
-    assert f"if {CLIENT}'s secret is the demo's" in warnings[0]
+    # how to tell whether it holds the secret, and what then: revoke it, as `serve` says (one
+    # holding the demo's secret is a demo client), not rotate it.
+    condition = f"if {CLIENT}'s secret is the demo's"
+    revoke = f"revoke it (`sinergi clients revoke {CLIENT}`)"
+    otherwise = "; otherwise no action is needed"
+    assert warnings[0].count("revoke") == 2, warnings[0]  # both in the one conditional step
+    assert condition in warnings[0]
+    assert warnings[0].index(condition) < warnings[0].index(revoke)
+    assert warnings[0].index(revoke) + len(revoke) == warnings[0].index(otherwise)
     assert "the next `sinergi serve` without --dev refuses to start naming it" in warnings[0]
-    assert "otherwise no action is needed" in warnings[0]
+    assert "rotate" not in warnings[0]
     # SINERGI_ENV=development turns GraphiQL on, not the refusal off: `serve --dev` does.
     graphiql = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     with TestClient(create_app(graphiql, database_url=as_service(module_reference_url))) as client:
