@@ -52,12 +52,13 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise InvalidValue(str(path), f"cannot be read as UTF-8 CSV ({error})") from None
         stored = await _stored(connection, read.targets)
-        changes = Counter(_change(row, stored) for row in read.targets)
+        found = [_change(row, stored) for row in read.targets]
+        changes = Counter(change for change, _ in found)
         await store_targets(connection, read.targets)
-        for row in read.targets:
+        for row, (_, shown) in zip(read.targets, found, strict=True):
             print(
                 f"{row['kind']} {row['indicator_code']} {row['jurisdiction']} {row['year']}: "
-                f"{row['value']} ({_change(row, stored)})"
+                f"{row['value']} ({shown})"
             )
         print(
             f"{path}: {len(read.targets)} rows: {changes['new']} new, {changes['changed']} "
@@ -94,8 +95,14 @@ def _key(row: dict[str, Any]) -> Key:
     return (row["indicator_code"], row["jurisdiction"], row["year"], row["kind"])
 
 
-def _change(row: dict[str, Any], stored: dict[Key, tuple[Any, ...]]) -> str:
+def _change(row: dict[str, Any], stored: dict[Key, tuple[Any, ...]]) -> tuple[str, str]:
+    """new, unchanged or changed, and as printed: a change names the value and source it
+    replaces, so an operator sees a load replaced the right document's figures (and can put
+    one back)."""
     before = stored.get(_key(row))
     if before is None:
-        return "new"
-    return "unchanged" if before == tuple(row[column] for column in _COMPARED) else "changed"
+        return "new", "new"
+    if before == tuple(row[column] for column in _COMPARED):
+        return "unchanged", "unchanged"
+    was = dict(zip(_COMPARED, before, strict=True))
+    return "changed", f"changed from {was['value']} ({was['source']})"

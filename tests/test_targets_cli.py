@@ -77,7 +77,8 @@ def test_a_file_of_targets_is_loaded_and_read_back(fresh_url: str, tmp_path: Pat
     path.write_text(RPJMD.replace(",4200,", ",4300,"), encoding="utf-8")
     code, out, err = sinergi(fresh_url, "targets", "load", str(path))
     assert (code, err) == (0, "")
-    assert "target KOP_JUMLAH 62 2029: 4300 (changed)" in out
+    # What it replaced, so an operator sees the load changed the right figures.
+    assert "target KOP_JUMLAH 62 2029: 4300 (changed from 4200 (RPJMD Kalteng 2025-2029))\n" in out
     assert out.endswith("3 rows: 0 new, 1 changed, 2 unchanged\n")
     values = [row["value"] for row in _read_back(fresh_url)["kop"]["targets"]]
     assert values == ["3782", "4300"]
