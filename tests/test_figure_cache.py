@@ -146,7 +146,8 @@ def test_requests_differing_only_in_an_undeclared_variable_share_a_table(api: Ap
             "query($g: [MsmeDimension!]!) { msmeFigures(groupBy: $g) { count } }",
             None,
             '{"g": ' + "[" * 1000 + "]" * 1000 + "}",
-            "query",
+            # Refused as too deep where Python 3.11 recurses out, by the enum where 3.13 doesn't.
+            ("query", "groupBy[0]"),
         ),
         (
             "query($r: String) { graduations(year: 2025, groupBy: [PROVINCE], region: $r) {"
@@ -158,7 +159,7 @@ def test_requests_differing_only_in_an_undeclared_variable_share_a_table(api: Ap
     ],
 )
 def test_variables_no_key_can_hold_are_refused_not_an_internal_error(
-    api: Api, query: str, before: str | None, variables: str, field: str
+    api: Api, query: str, before: str | None, variables: str, field: str | tuple[str, ...]
 ) -> None:
     """Keying the table by orjson raised on an integer past 64 bits (which the standard library
     decodes, for a body orjson refuses: its NaN) or on arrays nested past 254, answering
@@ -175,7 +176,9 @@ def test_variables_no_key_can_hold_are_refused_not_an_internal_error(
     if before is not None:
         assert "errors" not in ask(before)
     (error,) = ask(variables)["errors"]
-    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+    fields = field if isinstance(field, tuple) else (field,)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"]["field"] in fields, error
 
 
 def test_a_table_suppressed_for_a_ministry_is_not_served_to_the_province(api: Api) -> None:
