@@ -8,11 +8,21 @@ import unicodedata
 INVISIBLE = "must not contain control or invisible characters"
 
 
+_HANGUL_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+"""Letters to Unicode (category Lo, so str.isprintable() passes them) that draw nothing: a
+name of fillers looks blank, and one beside another name's letters is a second, invisible
+spelling of it. Korean text written in precomposed syllables, as every keyboard types it,
+holds none."""
+
+
 def printable(text: str) -> bool:
     """False for text holding a control character (a newline, a terminal escape, U+2028) or an
     invisible one (a zero-width space, a bidirectional override such as U+202E, a lone
     surrogate): each would forge, hide or garble the lines and pages that show the name.
-    Spaces of every width (Unicode Zs, a no-break space pasted from a document) are allowed."""
+    Spaces of every width (Unicode Zs, a no-break space pasted from a document) are allowed;
+    the Hangul fillers, letters that draw nothing, are not."""
+    if not _HANGUL_FILLERS.isdisjoint(text):
+        return False
     # str.isprintable() settles the common case in one C call; only text it refuses (tabs,
     # non-breaking or other Zs spaces, control characters) is looked at character by character.
     return text.isprintable() or all(
