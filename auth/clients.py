@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unreadable_writes
 from db.models import OAUTH_CLIENTS
 from db.queries import regions
+from db.text import UNSTORABLE, storable
 from domain.identifiers import dotted_region_code
+from domain.text import INVISIBLE, printable
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_CLIENT_ID_LENGTH = 64
@@ -129,6 +131,18 @@ async def _check_jurisdiction(
         )
 
 
+def _check_text(field: str, text: str) -> None:
+    """A client's name and purpose are read back in every audit entry and log line about its
+    requests, and by `clients list`: held to the rule of every name a record holds
+    (domain.text.printable), and to what a text column can store (db.text.storable), so that
+    a pasted newline, terminal escape or bidirectional override cannot forge or hide a line,
+    nor a NUL fail the registration as an unexplained database error."""
+    if not storable(text):
+        raise ClientError(f"{field}: {UNSTORABLE}")
+    if not printable(text):
+        raise ClientError(f"{field}: {INVISIBLE}")
+
+
 async def create(
     connection: AsyncConnection,
     *,
@@ -146,10 +160,13 @@ async def create(
     except ValueError:
         choices = ", ".join(kind.value for kind in OrgKind)
         raise ClientError(f"org_kind: must be one of {choices}") from None
-    if not name.strip():
+    name, purpose = name.strip(), purpose.strip()
+    if not name:
         raise ClientError("name: required")
-    if not purpose.strip():
+    if not purpose:
         raise ClientError("purpose: required (the declared purpose of use, UU 27/2022)")
+    for field, text in (("name", name), ("purpose", purpose)):
+        _check_text(field, text)
     if client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH:
         raise ClientError(f"client_id: at most {MAX_CLIENT_ID_LENGTH} characters")
     granted = granted_scopes(kind, scopes)
@@ -160,14 +177,14 @@ async def create(
         OAUTH_CLIENTS.insert().values(
             client_id=client_id,
             secret_hash=hash_secret(secret),
-            name=name.strip(),
+            name=name,
             org_kind=kind.value,
             jurisdiction=jurisdiction,
             scopes=sorted(scope.value for scope in granted),
-            purpose=purpose.strip(),
+            purpose=purpose,
         )
     )
-    client = Client(client_id, name.strip(), kind, jurisdiction, granted, purpose.strip(), False)
+    client = Client(client_id, name, kind, jurisdiction, granted, purpose, False)
     return client, secret
 
 

@@ -239,7 +239,7 @@ def _handled(
     try:
         return in_transaction(settings, work, committed=committed)
     except ClientError as error:
-        print(f"sinergi: {error}")
+        print(f"sinergi: {error}", file=sys.stderr)
         return 2
 
 

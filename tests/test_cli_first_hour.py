@@ -160,5 +160,33 @@ def test_a_jurisdiction_without_its_dots_is_refused_with_the_code_meant(
     assert code == 2
     levels = {"regency": "city or regency", "bumd": "city or province or regency"}
     expected = levels.get(org_kind, org_kind)
-    # One line (on stdout, as every `clients` refusal is told, sinergi/cli_auth.py).
-    assert out + err == f"sinergi: jurisdiction: {given!r} is not a {expected} code{hint}\n"
+    # One line, on stderr as every command's refusal (sinergi/cli_auth.py).
+    assert (out, err) == ("", f"sinergi: jurisdiction: {given!r} is not a {expected} code{hint}\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "reason"),
+    [
+        ("name", "Dinas\nsinergi: client revoked", "must not contain control or invisible"),
+        ("name", "\u3164", "must not contain control or invisible"),
+        ("purpose", "audit \u202eecnanif", "must not contain control or invisible"),
+        ("name", "Dinas\x00", "holds a NUL character"),
+    ],
+)
+def test_a_client_name_or_purpose_that_would_forge_or_hide_a_line_is_refused(
+    migrated_url: str, field: str, given: str, reason: str
+) -> None:
+    """The bug: a name was checked only for blankness, and is read back in every audit entry
+    and log line about the client's requests: a newline forged a line, a filler looked blank,
+    an override reversed the text shown, a NUL failed as an unexplained database error."""
+    values = {"name": "Dinas", "purpose": "a first try", field: given}
+    code, out, err = sinergi(
+        migrated_url, "clients", "create", "--name", values["name"], "--org-kind", "province",
+        "--jurisdiction", "62", "--purpose", values["purpose"],
+    )  # fmt: skip
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"sinergi: {field}: {reason}")
+    code, out, _ = sinergi(migrated_url, "clients", "list", "--json")
+    assert code == 0
+    assert given not in out
