@@ -179,8 +179,10 @@ def _segments(code: str, field: str) -> list[str]:
     if code == _NATIONAL:
         return []
     if not _REGION.fullmatch(code):
+        meant = dotted_region_code(code)  # a spreadsheet's 6271 for 62.71
+        hint = "" if meant is None else f"; did you mean {meant}?"
         raise InvalidValue(
-            field, 'must be "ID" or a code shaped PP, PP.KK, PP.KK.CC or PP.KK.CC.DDDD'
+            field, f'must be "ID" or a code shaped PP, PP.KK, PP.KK.CC or PP.KK.CC.DDDD{hint}'
         )
     segments = code.split(".")
     if len(segments) > 1 and int(segments[1]) not in _KABUPATEN and int(segments[1]) not in _KOTA:

@@ -225,6 +225,11 @@ def test_the_operators_jurisdiction_is_the_nation_a_province_or_a_regency_that_e
         ("62.71.03", '62.71.03 is a district; give "ID", a province (62) or a regency or city'),
         ("62.99", "62.99 is not a known region code"),
         ("99", "99 is not a known region code"),
+        (
+            "6271",
+            'must be "ID" or a code shaped PP, PP.KK, PP.KK.CC or PP.KK.CC.DDDD; did you'
+            " mean 62.71?",
+        ),
     ):
         refused = sinergi(reference_url, str(rows), "--jurisdiction", given)
         assert refused.returncode == 2, refused.stdout + refused.stderr
