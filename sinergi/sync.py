@@ -11,16 +11,21 @@ is reported. A cursor is opaque here: it is kept and sent back as the feed hande
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
 only, and the client's secret travels over https (plain http only to this machine) and never
-follows a redirect.
+follows a redirect. An answer is read within a size bound and a deadline: the server (or what
+answers for it) must not be able to exhaust the client's memory or keep it waiting for ever.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import os
+import socket
 import sqlite3
 import stat
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -204,6 +209,106 @@ def _cursor_refused(answer: dict[str, Any]) -> str | None:
     return None
 
 
+REQUEST_SECONDS = 300
+"""How long one request (its connection, the answer's headers and body) may take in all. A read
+waits at most READ_SECONDS for the next bytes, but a server (or whatever answers for it) sending
+a byte a minute passes that check at every read and would keep the sync waiting for ever. A
+page of PAGE_SIZE entries is at most SINERGI_MAX_RESPONSE_BYTES, which a slow link still
+carries in this time."""
+
+READ_SECONDS = 60
+"""How long a read (or the connection) waits for the server before giving up."""
+
+READ_CHUNK = 65_536
+
+
+class _DeadlinePassed(TimeoutError):
+    """The request's REQUEST_SECONDS ran out."""
+
+
+class _DeadlineReads(io.RawIOBase):
+    """A response's socket reads, each waiting no longer than what is left of the request's
+    deadline: the timeout is set before each read, so a trickle of headers cannot outlast it
+    either (http.client reads them line by line, each line as many reads as it takes)."""
+
+    def __init__(self, reads: io.BufferedReader, sock: socket.socket, deadline: float) -> None:
+        """`reads`: the response's own reader, of which this reads past the buffer (kept
+        whole: its socket closes with it)."""
+        super().__init__()
+        self.reads, self.sock, self.deadline = reads, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlinePassed
+        self.sock.settimeout(min(left, READ_SECONDS))
+        try:
+            return self.reads.raw.readinto(buffer)
+        except TimeoutError:
+            if left < READ_SECONDS:  # the deadline's wait, not a read's
+                raise _DeadlinePassed from None
+            raise
+
+    def close(self) -> None:
+        self.reads.close()
+        super().close()
+
+
+def _deadline_connection(base: type[http.client.HTTPConnection], deadline: float) -> Any:
+    """`base`, its responses read under `deadline` (`_DeadlineReads`)."""
+
+    class Response(http.client.HTTPResponse):
+        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            self.fp = io.BufferedReader(_DeadlineReads(self.fp, sock, deadline))
+
+    class Connection(base):  # type: ignore[valid-type,misc]
+        response_class = Response
+
+    return Connection
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = _deadline_connection(http.client.HTTPConnection, self.deadline)
+        return self.do_open(connection, req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = _deadline_connection(http.client.HTTPSConnection, self.deadline)
+        return self.do_open(connection, req)
+
+
+def _read(url: str, response: Any, max_bytes: int) -> bytes:
+    """The answer's body, refused once it runs past `max_bytes` (read in chunks, so a body of
+    gigabytes costs no more memory than the bound): a Sinergi server answers nothing larger
+    (SINERGI_MAX_RESPONSE_BYTES, which this client reads from its own environment too)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise SyncError(
+                f"{url} answered more than {max_bytes} bytes: refused unread (a Sinergi"
+                " server answers no more than its SINERGI_MAX_RESPONSE_BYTES; raise this"
+                " client's SINERGI_MAX_RESPONSE_BYTES to match it)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Follows no redirect: urllib's default one would re-send the bearer token (and the page's
     request) to wherever `Location` points, any origin over plain http too, past the https
@@ -214,47 +319,63 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Refused(Exception):
+    """The server answered an HTTP error status (not a redirect); `body` read within the
+    request's bounds."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
 
 
-def _json(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dict[str, Any]:
+    """The answer, decoded, its connection, headers and body within REQUEST_SECONDS and its
+    body within `max_bytes`, as an error status's body (`_Refused`)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise SyncError(f"{url}: not an http(s) URL")
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
+    deadline = time.monotonic() + REQUEST_SECONDS
+    opener = urllib.request.build_opener(
+        _NoRedirect, _DeadlineHTTP(deadline), _DeadlineHTTPS(deadline)
+    )
     try:
-        with _OPENER.open(request, timeout=60) as response:
-            answer = json.loads(response.read())
+        with opener.open(request, timeout=READ_SECONDS) as response:
+            answer = json.loads(_read(url, response, max_bytes))
+    except urllib.error.HTTPError as error:
+        with error:
+            if 300 <= error.code < 400:
+                raise SyncError(
+                    f"{url} answered {error.code}, redirecting to"
+                    f" {error.headers.get('Location')}: not followed (the client's token would"
+                    " go with it); give --url as the server's own address"
+                ) from None
+            raise _Refused(error.code, _read(url, error, max_bytes)) from None
+    except (_DeadlinePassed, urllib.error.URLError) as error:
+        if not isinstance(getattr(error, "reason", error), _DeadlinePassed):
+            raise
+        raise SyncError(f"{url} did not answer within {REQUEST_SECONDS} s: stopped") from None
     except ValueError:  # a proxy's or another server's page: nothing to apply
         raise SyncError(f"{url} did not answer JSON: is --url a Sinergi server?") from None
-    except urllib.error.HTTPError as error:
-        if 300 <= error.code < 400:
-            location = error.headers.get("Location")
-            error.close()
-            raise SyncError(
-                f"{url} answered {error.code}, redirecting to {location}: not followed "
-                "(the client's token would go with it); give --url as the server's own address"
-            ) from None
-        raise
     if not isinstance(answer, dict):
         raise SyncError(f"{url} answered JSON that is not an object: is --url a Sinergi server?")
     return answer
 
 
-def _oauth_error(error: urllib.error.HTTPError) -> str | None:
+def _oauth_error(refused: _Refused) -> str | None:
     """RFC 6749's `error` of a refusal from the token endpoint (None when the body is not one:
     a proxy's page, say)."""
     try:
-        answer = json.loads(error.read())
+        answer = json.loads(refused.body)
     except ValueError:
         return None
-    finally:
-        error.close()
-    refused = answer.get("error") if isinstance(answer, dict) else None
-    return refused if isinstance(refused, str) else None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return error if isinstance(error, str) else None
 
 
-def http_post(base_url: str, client_id: str, secret: str) -> Post:
-    """GraphQL over HTTP with a client-credentials token, fetched again when it expires."""
+def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Post:
+    """GraphQL over HTTP with a client-credentials token, fetched again when it expires; no
+    answer read past `max_bytes` (the settings' max_response_bytes)."""
     base = base_url.rstrip("/")
     token: list[str] = []
 
@@ -264,10 +385,13 @@ def http_post(base_url: str, client_id: str, secret: str) -> Post:
         ).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            answer = _json(f"{base}/oauth/token", form, headers)
-        except urllib.error.HTTPError as error:
-            if error.code not in (400, 401):
-                raise
+            answer = _json(f"{base}/oauth/token", form, headers, max_bytes)
+        except _Refused as error:
+            if error.status not in (400, 401):
+                raise SyncError(
+                    f"{base}/oauth/token answered {error.status}:"
+                    f" {error.body.decode(errors='replace')}"
+                ) from None
             refused = _oauth_error(error)
             if refused != "invalid_client":
                 why = f" ({refused})" if refused else ""
@@ -287,11 +411,11 @@ def http_post(base_url: str, client_id: str, secret: str) -> Post:
                 token.append(fetch_token())
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token[0]}"}
             try:
-                return _json(f"{base}/graphql", body, headers)
-            except urllib.error.HTTPError as error:
-                if error.code != 401 or attempt:
+                return _json(f"{base}/graphql", body, headers, max_bytes)
+            except _Refused as error:
+                if error.status != 401 or attempt:
                     raise SyncError(
-                        f"{error.code}: {error.read().decode(errors='replace')}"
+                        f"{error.status}: {error.body.decode(errors='replace')}"
                     ) from None
                 token.clear()  # expired: one new token, one more try
         raise AssertionError("unreachable")
@@ -348,7 +472,8 @@ def _sync(args: Any, settings: Any) -> int:
         return 2
     try:
         copy.bind(args.url.rstrip("/"), args.client_id)
-        applied = sync(http_post(args.url, args.client_id, secret), copy, kinds)
+        post = http_post(args.url, args.client_id, secret, settings.query_limits.max_response_bytes)
+        applied = sync(post, copy, kinds)
     except (CredentialsRefused, AnotherSource) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)
         return 2

@@ -3,20 +3,26 @@ whoever answers for it) that sent the client on to another origin would have the
 re-sent there, and that origin's page applied to the copy. Any 3xx, from the token endpoint or
 from `/graphql`, stops the sync (exit 1) naming the status and where it pointed, the other
 origin never asked and the copy untouched. Against the same stub servers: a copy answers only to
-the client and server it was made for, and a server that answers no JSON ends in one line."""
+the client and server it was made for, a server that answers no JSON ends in one line, and one
+that answers without end (too much, or too slowly) is stopped."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from sinergi import sync
+from sinergi.cli import main
 
 FAKE_PAGE = {
     "access_token": "planted-token",
@@ -122,7 +128,7 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
 
 
 def _sync_with(
-    port: int, copy: Path, client_id: str, tmp_path: Path
+    port: int, copy: Path, client_id: str, tmp_path: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text("sinergi-demo-secret")
@@ -132,6 +138,7 @@ def _sync_with(
          "--url", f"http://127.0.0.1:{port}", "--client-id", client_id,
          "--secret-file", str(secret_file), "--kinds", "msme"],
         capture_output=True, text=True, timeout=60, check=False,
+        env=None if env is None else {**os.environ, **env},
     )  # fmt: skip
 
 
@@ -174,3 +181,96 @@ def test_a_server_answering_no_sinergi_json_is_one_line(tmp_path: Path, body: by
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("sinergi sync: http://127.0.0.1:"), result.stderr
     assert result.stderr.count("\n") == 1
+
+
+TOKEN = json.dumps({"access_token": "t", "token_type": "Bearer", "expires_in": 300}).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/graphql", 200), ("/graphql", 500), ("/oauth/token", 400)]
+)
+def test_an_answer_past_the_response_bound_is_refused_unread(
+    tmp_path: Path, path: str, status: int
+) -> None:
+    """`json.loads(response.read())` held a 1.5 GB answer (or error body) in memory twice
+    over: an answer is read only up to SINERGI_MAX_RESPONSE_BYTES, then refused."""
+    flood = b'{"errors": "' + b"x" * 300_000 + b'"}'
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == path:
+            return status, {"Content-Type": "application/json"}, flood
+        return 200, {"Content-Type": "application/json"}, TOKEN
+
+    copy = tmp_path / "copy.sqlite"
+    for server, _ in _serve(answer):
+        result = _sync_with(
+            server.server_port, copy, "demo-province-62", tmp_path,
+            {"SINERGI_MAX_RESPONSE_BYTES": "100000"},
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        f"sinergi sync: http://127.0.0.1:{server.server_port}{path} answered more than 100000"
+        " bytes: refused unread (a Sinergi server answers no more than its"
+        " SINERGI_MAX_RESPONSE_BYTES; raise this client's SINERGI_MAX_RESPONSE_BYTES to match"
+        " it)\n"
+    )
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers a byte every tenth of a second, for ten seconds at most: each read gets its
+    byte well within its timeout, so only a deadline on the whole request stops the client."""
+
+    in_headers = False
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        head = (
+            b"HTTP/1.1 200 OK\r\nX-Slow: "
+            if self.in_headers
+            else (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        )
+        self.wfile.write(head)
+        ended = time.monotonic() + 10
+        try:
+            while time.monotonic() < ended:
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            return  # the client gave up
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
+def test_an_answer_trickling_in_is_stopped_at_the_request_deadline(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    in_headers: bool,
+) -> None:
+    """A server sending a byte every 59 s kept sync waiting for ever: the socket's timeout is
+    per read. A request now has REQUEST_SECONDS in all (shortened here to 1)."""
+    monkeypatch.setattr(sync, "REQUEST_SECONDS", 1)
+    handler = type("Trickle", (_Trickle,), {"in_headers": in_headers})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("sinergi-demo-secret")
+    secret_file.chmod(0o600)
+    url = f"http://127.0.0.1:{server.server_port}"
+    began = time.monotonic()
+    try:
+        status = main(
+            ["sync", str(tmp_path / "copy.sqlite"), "--url", url,
+             "--client-id", "demo-province-62", "--secret-file", str(secret_file)]
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - began < 5
+    assert status == 1
+    assert capsys.readouterr().err == (
+        f"sinergi sync: {url}/oauth/token did not answer within 1 s: stopped\n"
+    )
