@@ -32,12 +32,13 @@ class InvalidToken(Exception):
     """The token is not acceptable; the reason is for the log, never for the caller."""
 
 
-def shown(value: object) -> str:
-    """A value from a token's unverified header as a reason names it (its repr), cut to
-    SHOWN_CHARS: the header is whoever sent the token's to fill, and a `kid` of 3 MB made a
-    log line as long."""
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value someone else chose as a line names it: its repr, which escapes every character
+    str.isprintable refuses (C0 and C1 controls, a terminal escape, a bidirectional override),
+    cut to `limit`. A token's unverified header is whoever sent the token's to fill (a `kid`
+    of 3 MB made a log line as long); a server's refusal is its to word (`sinergi sync`)."""
     text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class VerifiedTokens:

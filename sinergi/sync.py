@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from auth.cleartext import cleartext_refusal
+from auth.tokens import shown
 
 FEEDS = {
     "msme": "msmeChanges",
@@ -42,6 +43,9 @@ FEEDS = {
     "guarantee": "guaranteeChanges",
 }
 PAGE_SIZE = 1000
+SHOWN_CHARS = 300
+"""How much of a server's own text (its refusal, an error body) a line shows (`shown`): enough
+to read a reason by, not a screenful a hostile server chose."""
 QUERY = (
     "query Sync($after: String) {{ {field}(after: $after, first: {size}) "
     "{{ entries {{ id change record }} endCursor hasMore }} }}"
@@ -189,7 +193,7 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
                 continue
             page = (answer.get("data") or {}).get(FEEDS[kind])
             if answer.get("errors") or page is None:
-                raise SyncError(json.dumps(answer.get("errors"), ensure_ascii=False))
+                raise SyncError(shown(answer.get("errors"), SHOWN_CHARS))
             copy.apply(kind, page["entries"], page["endCursor"])
             synced[kind].entries += len(page["entries"])
             if not page["hasMore"]:
@@ -205,7 +209,7 @@ def _cursor_refused(answer: dict[str, Any]) -> str | None:
     for error in answer.get("errors") or []:
         extensions = error.get("extensions") or {}
         if extensions.get("code") == "BAD_USER_INPUT" and extensions.get("field") == "after":
-            return str(error.get("message", ""))
+            return shown(error.get("message", ""), SHOWN_CHARS)
     return None
 
 
@@ -345,21 +349,29 @@ def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dic
     except urllib.error.HTTPError as error:
         with error:
             if 300 <= error.code < 400:
+                location = shown(error.headers.get("Location"), SHOWN_CHARS)
                 raise SyncError(
-                    f"{url} answered {error.code}, redirecting to"
-                    f" {error.headers.get('Location')}: not followed (the client's token would"
-                    " go with it); give --url as the server's own address"
+                    f"{url} answered {error.code}, redirecting to {location}: not followed"
+                    " (the client's token would go with it); give --url as the server's own"
+                    " address"
                 ) from None
             raise _Refused(error.code, _read(url, error, max_bytes)) from None
     except (_DeadlinePassed, urllib.error.URLError) as error:
         if not isinstance(getattr(error, "reason", error), _DeadlinePassed):
             raise
         raise SyncError(f"{url} did not answer within {REQUEST_SECONDS} s: stopped") from None
+    except http.client.HTTPException as error:  # a status line or header no HTTP server sends
+        raise SyncError(f"{url} answered no HTTP: {shown(str(error), SHOWN_CHARS)}") from None
     except ValueError:  # a proxy's or another server's page: nothing to apply
         raise SyncError(f"{url} did not answer JSON: is --url a Sinergi server?") from None
     if not isinstance(answer, dict):
         raise SyncError(f"{url} answered JSON that is not an object: is --url a Sinergi server?")
     return answer
+
+
+def _body(refused: _Refused) -> str:
+    """The refusal's body as a line may show it (`shown`)."""
+    return shown(refused.body.decode(errors="replace"), SHOWN_CHARS)
 
 
 def _oauth_error(refused: _Refused) -> str | None:
@@ -389,12 +401,11 @@ def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Pos
         except _Refused as error:
             if error.status not in (400, 401):
                 raise SyncError(
-                    f"{base}/oauth/token answered {error.status}:"
-                    f" {error.body.decode(errors='replace')}"
+                    f"{base}/oauth/token answered {error.status}: {_body(error)}"
                 ) from None
             refused = _oauth_error(error)
             if refused != "invalid_client":
-                why = f" ({refused})" if refused else ""
+                why = f" ({shown(refused, SHOWN_CHARS)})" if refused else ""
                 raise SyncError(f"{base}/oauth/token refused a token{why}") from None
             raise CredentialsRefused(
                 f"{base}/oauth/token refused the client id {client_id!r} or its secret"
@@ -414,9 +425,7 @@ def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Pos
                 return _json(f"{base}/graphql", body, headers, max_bytes)
             except _Refused as error:
                 if error.status != 401 or attempt:
-                    raise SyncError(
-                        f"{error.status}: {error.body.decode(errors='replace')}"
-                    ) from None
+                    raise SyncError(f"{error.status}: {_body(error)}") from None
                 token.clear()  # expired: one new token, one more try
         raise AssertionError("unreachable")
 

@@ -4,7 +4,8 @@ re-sent there, and that origin's page applied to the copy. Any 3xx, from the tok
 from `/graphql`, stops the sync (exit 1) naming the status and where it pointed, the other
 origin never asked and the copy untouched. Against the same stub servers: a copy answers only to
 the client and server it was made for, a server that answers no JSON ends in one line, and one
-that answers without end (too much, or too slowly) is stopped."""
+that answers without end (too much, or too slowly) is stopped, and what a server words itself
+reaches the terminal escaped."""
 
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ class _Handler(BaseHTTPRequestHandler):
     """Notes each request (path, Authorization header); `answer` says what to send back."""
 
     seen: list[tuple[str, str | None]]
+    body: bytes
+    """The request's."""
 
     def answer(self) -> tuple[int, dict[str, str], bytes]:
         raise NotImplementedError
 
     def _respond(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.seen.append((self.path, self.headers.get("Authorization")))
         status, headers, body = self.answer()
         self.send_response(status)
@@ -274,3 +277,64 @@ def test_an_answer_trickling_in_is_stopped_at_the_request_deadline(
     assert capsys.readouterr().err == (
         f"sinergi sync: {url}/oauth/token did not answer within 1 s: stopped\n"
     )
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202etxt.exe\r" + "z" * 5_000
+
+
+def _hostile(self: _Handler, where: str) -> tuple[int, dict[str, str], bytes]:
+    """A page, then (the copy having a cursor) `HOSTILE` from `where`."""
+    answered = {"Content-Type": "application/json"}
+    if self.path == "/oauth/token":
+        if where == "token":
+            return 400, answered, json.dumps({"error": HOSTILE}).encode()
+        return 200, answered, TOKEN
+    if json.loads(self.body)["variables"]["after"] is None:
+        page = {"entries": [], "endCursor": "c1", "hasMore": False}
+        return 200, answered, json.dumps({"data": {"msmeChanges": page}}).encode()
+    if where == "errors":
+        return 200, answered, json.dumps({"errors": [{"message": HOSTILE}]}).encode()
+    if where == "refusal":
+        refusal = {"message": HOSTILE, "extensions": {"code": "BAD_USER_INPUT", "field": "after"}}
+        return 200, answered, json.dumps({"errors": [refusal]}).encode()
+    if where == "body":
+        return 502, {"Content-Type": "text/plain"}, HOSTILE.encode()
+    return 302, {"Location": "http://x/" + HOSTILE[:18]}, b""  # what latin-1 headers carry
+
+
+class _BadStatus(BaseHTTPRequestHandler):
+    """Answers a status line no HTTP server sends: http.client's refusal quotes it."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.wfile.write(HOSTILE[:18].encode("latin-1") + b" 200 OK\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize("where", ["token", "errors", "refusal", "body", "location", "status"])
+def test_a_servers_own_text_reaches_the_terminal_escaped_and_cut(
+    tmp_path: Path, where: str
+) -> None:
+    """A refusal's message or an error body went to the terminal raw: an escape sequence in it
+    could retitle, clear or rewrite the operator's terminal, a bidirectional override reverse
+    what followed. It is shown as its repr, cut to SHOWN_CHARS."""
+    copy = tmp_path / "copy.sqlite"
+    if where == "status":
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _BadStatus)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+        server.shutdown()
+        server.server_close()
+    else:
+        for server, _ in _serve(lambda self: _hostile(self, where)):
+            made = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+            assert made.returncode == (1 if where == "token" else 0), made.stdout + made.stderr
+            result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == (0 if where == "refusal" else 1), output
+    assert "Traceback" not in output
+    assert not any(ch in output for ch in "\x1b\x07\x9b\u202e\r"), output
+    assert len(output) < 700, output
+    assert "\\x1b]0;owned\\x07" in output, output
