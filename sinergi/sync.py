@@ -64,7 +64,8 @@ class CredentialsRefused(SyncError):
 
 
 class ExposedCopy(Exception):
-    """The copy's file is open to its group or others; it holds owners' personal data."""
+    """The copy's file is open to its group or others, another user's or a symbolic link; it
+    holds owners' personal data."""
 
 
 class AnotherSource(Exception):
@@ -155,11 +156,24 @@ def _private(path: Path) -> None:
     owner only, before SQLite opens it (which would make it 0644 under the usual umask; its
     journal takes the file's mode). An existing copy open to others is refused, not tightened:
     its mode may be deliberate (a group's reporting job reads it), which a chmod would break
-    silently, and whether its exposure so far matters is the operator's call."""
+    silently, and whether its exposure so far matters is the operator's call. So is one that is
+    a symbolic link or another user's file: its mode says nothing of who reads it (its owner
+    does, whatever the mode; a link leads wherever its maker chose), and one planted at the
+    path ahead of the operator would have received the owners' NIKs."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileExistsError:  # O_EXCL: a symbolic link too, even one leading nowhere
+        found = path.lstat()
+        if stat.S_ISLNK(found.st_mode):
+            raise ExposedCopy(
+                f"{path} is a symbolic link: sync into the file itself, or into a new file"
+            ) from None
+        if found.st_uid != os.geteuid():
+            raise ExposedCopy(
+                f"{path} belongs to another user (uid {found.st_uid}), who can read the owners'"
+                " personal data it would receive: sync into a new file of your own"
+            ) from None
+        mode = stat.S_IMODE(found.st_mode)
         if mode & 0o077:
             raise ExposedCopy(
                 f"{path} is open to its group or others (mode {mode:o}) and holds owners' "

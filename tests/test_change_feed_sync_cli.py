@@ -1,5 +1,6 @@
 """`sinergi sync` guarding what it handles: the copy holds owners' personal data (NIK, name,
-phone), so it is made readable by its owner only and an existing one open to others is refused;
+phone), so it is made readable by its owner only and an existing one open to others, another
+user's or a symbolic link is refused;
 the client's secret and the records travel only over https, or plain http to this machine.
 Each refusal comes before the secret is read or the server is asked (no server runs here: a
 URL that gets past the checks finds a closed port and exits 1)."""
@@ -109,3 +110,36 @@ def test_an_existing_private_copy_is_used(
     assert result.returncode == 1, result.stdout + result.stderr  # past the checks: no server
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
     assert os.path.getsize(copy) > 0  # SQLite made its tables in it
+
+
+@pytest.mark.parametrize("planted", ["another user's", "symlink", "dangling symlink"])
+def test_a_copy_planted_by_someone_else_is_refused(
+    tmp_path: Path, secret_file: Path, closed_port: int, planted: str
+) -> None:
+    """A 0600 file owned by another user, or a link to where its maker chose, passed the mode
+    check and received owners' NIKs: their mode says nothing of who reads them."""
+    copy = tmp_path / "copy.sqlite"
+    target = tmp_path / "theirs.sqlite"
+    if planted == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to another user takes root")
+        copy.write_bytes(b"")
+        copy.chmod(0o600)
+        os.chown(copy, 65534, 65534)  # nobody
+    else:
+        if planted == "symlink":
+            target.write_bytes(b"")
+            target.chmod(0o600)
+        copy.symlink_to(target)
+    result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
+    assert result.returncode == 2, result.stdout + result.stderr  # 1 would mean it was used
+    expected = (
+        "belongs to another user (uid 65534)"
+        if planted == "another user's"
+        else ("is a symbolic link")
+    )
+    assert result.stderr.startswith(f"sinergi sync: {copy} {expected}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not target.exists() or target.read_bytes() == b""
+    if planted == "another user's":
+        assert copy.read_bytes() == b""
