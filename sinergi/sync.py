@@ -205,14 +205,61 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
                 copy.start_again(kind)  # no cursor now, so nothing more to refuse: no loop
                 synced[kind].started_again = refusal
                 continue
-            page = (answer.get("data") or {}).get(FEEDS[kind])
-            if answer.get("errors") or page is None:
-                raise SyncError(shown(answer.get("errors"), SHOWN_CHARS))
-            copy.apply(kind, page["entries"], page["endCursor"])
-            synced[kind].entries += len(page["entries"])
-            if not page["hasMore"]:
+            data = answer.get("data")
+            page = data.get(FEEDS[kind]) if isinstance(data, dict) else None
+            if answer.get("errors"):
+                raise SyncError(shown(answer["errors"], SHOWN_CHARS))
+            if page is None:
+                raise SyncError(
+                    f"{FEEDS[kind]}: the server answered neither a page nor an error: is --url a"
+                    " Sinergi server?"
+                )
+            entries, end_cursor, has_more = _checked(FEEDS[kind], page)
+            if has_more and not entries and end_cursor == cursor:
+                raise SyncError(
+                    f"{FEEDS[kind]}: the server answered a page with no entries, more to come and"
+                    " the cursor it was asked from: stopped (asking again would loop for ever)"
+                )
+            copy.apply(kind, entries, end_cursor)
+            synced[kind].entries += len(entries)
+            if not has_more:
                 break
     return synced
+
+
+CHANGES = frozenset({"CREATED", "UPDATED", "DEACTIVATED", "REMOVED"})
+"""The feed's ChangeKind values (schema/types/change_feed.py, not imported: it would load the
+whole schema into a client that needs four words of it)."""
+
+
+def _checked(field: str, page: object) -> tuple[list[dict[str, Any]], str, bool]:
+    """The page's entries, endCursor and hasMore, once it has the shape the feed's schema gives
+    it: a page of another shape (a server that is not Sinergi, or not well) stops the sync with
+    its own error, not a Python traceback, and nothing of it is applied."""
+
+    def malformed(why: str) -> SyncError:
+        return SyncError(f"{field}: the server answered a malformed page ({why}): nothing applied")
+
+    if not isinstance(page, dict):
+        raise malformed("not an object")
+    entries, end_cursor, has_more = page.get("entries"), page.get("endCursor"), page.get("hasMore")
+    if not isinstance(entries, list):
+        raise malformed("entries is not a list")
+    if not isinstance(end_cursor, str):
+        raise malformed("endCursor is not a string")
+    if not isinstance(has_more, bool):
+        raise malformed("hasMore is not true or false")
+    for number, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise malformed(f"entry {number} is not an object")
+        if not isinstance(entry.get("id"), str):
+            raise malformed(f"entry {number}'s id is not a string")
+        change = entry.get("change")
+        if not isinstance(change, str) or change not in CHANGES:
+            raise malformed(f"entry {number}'s change is not one of {', '.join(sorted(CHANGES))}")
+        if change != "REMOVED" and not isinstance(entry.get("record"), dict):
+            raise malformed(f"entry {number}'s record is not an object")
+    return entries, end_cursor, has_more
 
 
 def _cursor_refused(answer: dict[str, Any]) -> str | None:

@@ -5,7 +5,8 @@ from `/graphql`, stops the sync (exit 1) naming the status and where it pointed,
 origin never asked and the copy untouched. Against the same stub servers: a copy answers only to
 the client and server it was made for, a server that answers no JSON ends in one line, and one
 that answers without end (too much, or too slowly) is stopped, and what a server words itself
-reaches the terminal escaped."""
+reaches the terminal escaped; a page of another shape than the feed's, or one that makes no
+progress, stops the sync with one line."""
 
 from __future__ import annotations
 
@@ -338,3 +339,73 @@ def test_a_servers_own_text_reaches_the_terminal_escaped_and_cut(
     assert not any(ch in output for ch in "\x1b\x07\x9b\u202e\r"), output
     assert len(output) < 700, output
     assert "\\x1b]0;owned\\x07" in output, output
+
+
+GOOD_ENTRY = {"id": "1", "change": "CREATED", "record": {"name": "Warung"}}
+
+
+@pytest.mark.parametrize(
+    ("page", "why"),
+    [
+        ({"entries": [GOOD_ENTRY], "hasMore": False}, "endCursor is not a string"),
+        ({"entries": [{**GOOD_ENTRY, "id": {"$": 1}}], "endCursor": "c", "hasMore": False},
+         "entry 0's id is not a string"),
+        ({"entries": [GOOD_ENTRY, {**GOOD_ENTRY, "change": "EXPLODED"}], "endCursor": "c",
+          "hasMore": False}, "entry 1's change is not one of"),
+        ({"entries": [{**GOOD_ENTRY, "change": ["REMOVED"]}], "endCursor": "c", "hasMore": False},
+         "entry 0's change is not one of"),
+        ({"entries": [{**GOOD_ENTRY, "record": "x"}], "endCursor": "c", "hasMore": False},
+         "entry 0's record is not an object"),
+        ({"entries": [7], "endCursor": "c", "hasMore": False}, "entry 0 is not an object"),
+        ({"entries": {"1": GOOD_ENTRY}, "endCursor": "c", "hasMore": False},
+         "entries is not a list"),
+        ({"entries": [GOOD_ENTRY], "endCursor": "c", "hasMore": "no"},
+         "hasMore is not true or false"),
+        ("a page", "not an object"),
+        ({"entries": [], "endCursor": "same", "hasMore": True}, "with no entries, more to come"),
+    ],
+)  # fmt: skip
+def test_a_malformed_or_stalled_page_stops_the_sync_in_one_line(
+    tmp_path: Path, page: object, why: str
+) -> None:
+    """A page missing its endCursor, or an entry whose id was an object, ended in a Python
+    traceback (KeyError, sqlite3's unsupported type); a server answering the same empty page
+    with `hasMore` true kept sync asking for ever. The page's shape is checked before anything
+    of it is applied, and a page that leaves the cursor where it was with more to come stops
+    the sync."""
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
+
+    copy = tmp_path / "copy.sqlite"
+    for server, _ in _serve(answer):
+        result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert result.stderr.startswith("sinergi sync: msmeChanges: "), output
+    assert why in result.stderr, output
+    assert result.stderr.count("\n") == 1, output
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
+
+
+def test_data_that_is_no_object_stops_the_sync_in_one_line(tmp_path: Path) -> None:
+    """`data` that is not an object ended in AttributeError; with no page (nor error) in it
+    the sync said only `None`."""
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        return 200, {}, json.dumps({"data": ["msmeChanges"]}).encode()
+
+    copy = tmp_path / "copy.sqlite"
+    for server, _ in _serve(answer):
+        result = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        "sinergi sync: msmeChanges: the server answered neither a page nor an error: is --url a"
+        " Sinergi server?\n"
+    )
