@@ -262,8 +262,9 @@ async def import_msmes(
     earlier chunks were written, all-or-nothing rolls back to it.
     """
     report = progress or (lambda stage, done, total: None)
-    # Imports queue behind each other (two files naming one new NIB must not race to create it),
-    # and single MSME writes queue behind an import (see db/writes/msmes.py).
+    # Imports queue behind each other for their turn (two files naming one new NIB must not race
+    # to create it), and single MSME writes behind the one import whose turn it is (see
+    # db/writes/msmes.py IMPORT_TURN).
     await msmes.before_import(connection, bounded=not queue)
     # Sorts and hashes over a whole chunk stay in memory instead of spilling to disk.
     await connection.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +31,13 @@ TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
 IMPORT_LOCK = func.hashtext("sinergi.import")
 """Advisory lock key: an import holds it exclusively, single writes share it."""
+IMPORT_TURN = func.hashtext("sinergi.import.turn")
+"""Advisory lock key: an import's turn among imports, held exclusively until it commits and taken
+before IMPORT_LOCK. Imports queue for it, not for IMPORT_LOCK: PostgreSQL queues a shared
+request behind the exclusive ones that came first, so with imports queued there, a single
+write would wait out each of them in turn (three in flight took it past IMPORT_WAIT). Waiting
+here, at most one import at a time waits for IMPORT_LOCK, and a write for the one import holding
+or about to take it."""
 IMPORT_WAIT = "2s"
 """How long a write waits for an import in progress before it is refused (ImportInProgress).
 A batch through `importMsmes` (5,000 rows at most) ends well within it; an operator's import of
@@ -107,19 +114,27 @@ async def after_imports(connection: AsyncConnection) -> None:
     a single write slipping in between would lock a record a later chunk reaches, then wait for
     one of those rollup rows: a deadlock, which PostgreSQL breaks by failing one of the two.
     """
-    await _import_lock(connection, exclusive=False, bounded=True)
+    await _import_lock(connection, IMPORT_LOCK, exclusive=False, bounded=True)
 
 
 async def before_import(connection: AsyncConnection, *, bounded: bool) -> None:
-    """Wait for the import in progress and the single writes under way, then hold every other
-    MSME write off until this transaction ends; `bounded`: at most IMPORT_WAIT, as a single
-    write waits (ImportInProgress after that), else however long it takes."""
-    await _import_lock(connection, exclusive=True, bounded=bounded)
+    """Wait for this import's turn (IMPORT_TURN: the imports ahead of it end), then for the
+    single writes under way, then hold every other MSME write off until this transaction ends;
+    `bounded`: each wait at most IMPORT_WAIT, as a single write waits (ImportInProgress after
+    that), else however long it takes."""
+    await _import_lock(connection, IMPORT_TURN, exclusive=True, bounded=bounded)
+    await _import_lock(connection, IMPORT_LOCK, exclusive=True, bounded=bounded)
 
 
-async def _import_lock(connection: AsyncConnection, *, exclusive: bool, bounded: bool) -> None:
-    """The import lock for this transaction. Bounded, it is first tried without waiting (no
-    import: one statement, as before), then waited for in the lock's queue under a
+async def _import_lock(
+    connection: AsyncConnection,
+    key: ColumnElement[Any],
+    *,
+    exclusive: bool,
+    bounded: bool,
+) -> None:
+    """The advisory lock `key` for this transaction. Bounded, it is first tried without waiting
+    (no import: one statement, as before), then waited for in the lock's queue under a
     `lock_timeout` set for that statement alone (an import queued behind single writes is not
     overtaken by later ones, as it would be by retried attempts)."""
     if exclusive:
@@ -127,13 +142,13 @@ async def _import_lock(connection: AsyncConnection, *, exclusive: bool, bounded:
     else:
         take, attempt = func.pg_advisory_xact_lock_shared, func.pg_try_advisory_xact_lock_shared
     if not bounded:
-        await connection.execute(select(take(IMPORT_LOCK)))
+        await connection.execute(select(take(key)))
         return
-    if (await connection.execute(select(attempt(IMPORT_LOCK)))).scalar_one():
+    if (await connection.execute(select(attempt(key)))).scalar_one():
         return
     await connection.execute(text(f"SET LOCAL lock_timeout = '{IMPORT_WAIT}'"))
     try:
-        await connection.execute(select(take(IMPORT_LOCK)))
+        await connection.execute(select(take(key)))
     except DBAPIError as error:
         if is_lock_timeout(error):
             raise ImportInProgress from None
