@@ -3,9 +3,11 @@
 Who the import acts as: `--as CLIENT_ID` imports with a registered client's jurisdiction and
 rights (records:write, and pii:read for owner columns) and records the changes under its name.
 Without it the operator, who holds the database credentials, imports within `--jurisdiction`
-(default national, "ID"; else a province or a regency or city) and the changes are recorded as
-"cli:<user>". Either way the import's audit entry (the records written, the owners written,
-compared or replaced) commits with it, as the `importMsmes` mutation's is written.
+("ID", national; else a province or a regency or city) and the changes are recorded as
+"cli:<user>". One of the two must be given: a national scope taken by default let a regency's
+file move another province's record (same NIB) into the file's regency, reported as "updated".
+Either way the import's audit entry (the records written, the owners written, compared or
+replaced) commits with it, as the `importMsmes` mutation's is written.
 
 Exit status: 0 when every row was imported, 1 when rows were rejected (in --all-or-nothing mode
 nothing was then written), 2 when the file or the arguments cannot be used at all.
@@ -122,8 +124,8 @@ def add_parsers(commands: Any) -> None:
     who.add_argument(
         "--jurisdiction",
         metavar="CODE",
-        default="ID",
-        help='"ID", a province or a regency/city the rows must lie in (default "ID")',
+        help='import as the operator within "ID" (national), a province or a regency/city; '
+        "this or --as is required",
     )
     msmes.set_defaults(handler=_import_msmes)
 
@@ -131,6 +133,11 @@ def add_parsers(commands: Any) -> None:
 def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
     console = Console()
     try:
+        if args.client_id is None and args.jurisdiction is None:
+            raise UnusableInput(
+                "say where the rows may lie: --jurisdiction CODE (a province, 62, or a regency "
+                "or city, 62.71; --jurisdiction ID for a national import) or --as CLIENT_ID"
+            )
         if not args.file.is_file():
             raise UnusableInput(f"{args.file}: no such file")
         total = _count_rows(args.file)

@@ -287,7 +287,15 @@ class Writer:
         path = directory / f"import-{self.rng.randrange(10**6)}.csv"
         path.write_text("\n".join(lines) + "\n")
         done = subprocess.run(
-            [sys.executable, "-m", "sinergi.cli", "import", "msmes", str(path)],
+            [
+                sys.executable,
+                "-m",
+                "sinergi.cli",
+                "import",
+                "msmes",
+                str(path),
+                "--jurisdiction=ID",
+            ],
             env={**os.environ, "DATABASE_URL": self.url, "COLUMNS": "200"},
             capture_output=True,
             text=True,

@@ -170,7 +170,7 @@ def test_a_file_without_the_required_columns_is_refused_whole(
 ) -> None:
     odd = tmp_path / "odd.csv"
     odd.write_text("nib,nama\n7768000000001,Toko\n", encoding="utf-8")
-    result = sinergi(reference_url, str(odd))
+    result = sinergi(reference_url, str(odd), "--jurisdiction", "62")
     assert result.returncode == 2
     assert "missing column(s) name, kbli, region" in result.stderr
     unknown = sinergi(reference_url, str(SAMPLE), "--as", "no-such-client")
@@ -186,7 +186,7 @@ def test_a_file_separated_by_semicolons_is_refused_saying_so(
     semicolons.write_text(
         HEADER.replace(",", ";") + "7776000000001;Toko;47112;62.71;;;10000000;;;\n", "utf-8"
     )
-    result = sinergi(reference_url, str(semicolons))
+    result = sinergi(reference_url, str(semicolons), "--jurisdiction", "62")
     assert result.returncode == 2, result.stdout + result.stderr
     message = result.stderr
     assert "the file seems to use ';' as separator; save it as comma-separated CSV" in message
@@ -208,6 +208,7 @@ def test_the_help_names_the_columns_the_exit_statuses_and_the_file() -> None:
     assert 'section "Bulk import"' in shown
     assert "Exit status: 0 when every row was imported; 1 when rows were rejected" in shown
     assert "FILE the CSV file: a spreadsheet saved as CSV UTF-8" in shown
+    assert "this or --as is required" in shown
 
 
 def test_the_operators_jurisdiction_is_the_nation_a_province_or_a_regency_that_exists(
@@ -238,6 +239,37 @@ def test_the_operators_jurisdiction_is_the_nation_a_province_or_a_regency_that_e
     accepted = sinergi(reference_url, str(rows), "--jurisdiction", "62.71")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert [row[1] for row in state(reference_url, "7775")[0]] == ["7775000000001"]
+
+
+def test_an_import_names_its_scope_or_is_refused_before_it_moves_another_provinces_record(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: without flags the operator imported nationally, so a regency office's file
+    moved another province's record (same NIB) into the file's regency, counted as "updated"."""
+    kalbar = tmp_path / "kalbar.csv"
+    kalbar.write_text(
+        HEADER + "7749000000001,Toko Barat,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    assert sinergi(reference_url, str(kalbar), "--jurisdiction", "61").returncode == 0
+    regency = tmp_path / "palangka-raya.csv"
+    regency.write_text(
+        HEADER + "7749000000001,Toko Kota,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    before = state(reference_url, "7749")
+    refused = sinergi(reference_url, str(regency))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr == (
+        "sinergi import: say where the rows may lie: --jurisdiction CODE (a province, 62, or a "
+        "regency or city, 62.71; --jurisdiction ID for a national import) or --as CLIENT_ID\n"
+    )
+    assert state(reference_url, "7749") == before
+    scoped = sinergi(reference_url, str(regency), "--jurisdiction", "62.71")
+    assert scoped.returncode == 1, scoped.stdout + scoped.stderr
+    assert fetch(
+        reference_url, "SELECT name, regency_code FROM msmes WHERE nib = '7749000000001'"
+    ) == [("Toko Barat", "61.71")]
 
 
 def test_importing_as_a_client_needs_records_write_as_its_token_would_hold_it(
@@ -284,7 +316,7 @@ def test_a_file_that_is_not_utf8_is_refused_whole_naming_the_first_bad_line(
     rows = "".join(f"77690000000{index:02d},Toko {index},47112,62.71,,,,,,\n" for index in range(3))
     other.write_text(HEADER + rows + "7769000000099,Kafé Sederhana,47112,62.71,,,,,,\n", encoding)
     before = state(reference_url, "7769")
-    result = sinergi(reference_url, str(other))
+    result = sinergi(reference_url, str(other), "--jurisdiction", "62")
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"line {line} is not UTF-8" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

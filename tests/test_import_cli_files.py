@@ -25,7 +25,7 @@ def test_a_file_that_cannot_be_used_is_named_on_stderr_in_one_line_as_it_is_spel
     deep = tmp_path / ("arsip-dinas-koperasi-kalimantan-tengah-" * 6)
     for name in ("UMKM [final].csv", "laporan [/x] lama.csv"):
         missing = deep / name
-        result = sinergi(reference_url, str(missing))
+        result = sinergi(reference_url, str(missing), "--jurisdiction", "62")
         assert result.returncode == 2, result.stdout + result.stderr
         assert result.stderr == f"sinergi import: {missing}: no such file\n"
         assert result.stdout == ""
@@ -49,7 +49,7 @@ def test_a_file_that_cannot_be_read_is_refused_in_one_line(
         unreadable = tmp_path / "rahasia.csv"
         unreadable.write_text(HEADER, encoding="utf-8")
         unreadable.chmod(0)
-    result = sinergi(reference_url, str(unreadable))
+    result = sinergi(reference_url, str(unreadable), "--jurisdiction", "62")
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith(f"sinergi import: {unreadable}: cannot be read (")
     assert result.stderr.count("\n") == 1, result.stderr
