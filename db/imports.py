@@ -1,15 +1,17 @@
 """Bulk MSME import, shared by the `importMsmes` mutation and `sinergi import msmes`.
 
-The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale, NIBs not
-repeated in the file), then, a chunk at a time, against the database: the records their NIBs
-name are looked up and locked in one statement, and the regions and the records' jurisdiction
+The path is PostgreSQL's bulk one: rows are checked in Python (identifiers, scale, NIBs and SKUs
+not repeated in the file), then, a chunk at a time, against the database: the records their
+NIBs and SKUs name are looked up and locked in one statement, each row is matched to its record
+(`_Chunks._match`: by its NIB, else by its SKU), and the regions and the records' jurisdiction
 are checked as sets against that and the region table (loaded once), as is, in one more
 statement for the rows that move a record, that no record leaves the region of a programme it
-takes part in. The chunk's new records without an owner are COPYed straight into the register,
-their change history noted per run of ids (migrations 0015 and 0016); the others are COPYed
-into a temporary staging table and written set-based: one UPDATE for the records the file
-changes and one INSERT for those it creates with an owner, each writing its change history in
-the same statement, then owners and scale history.
+takes part in. The chunk's new records without an owner or an SKU are COPYed straight into the
+register, their change history noted per run of ids (migrations 0015 and 0016); the others are
+COPYed into a temporary staging table, each row beside the id of its record (a new record's
+taken beforehand), and written set-based: one UPDATE for the records the file changes and one
+INSERT for those it creates with an owner or an SKU, each writing its change history in the
+same statement, then owners and scale history.
 A chunk is written while Python checks the next, so both cores work. Everything runs in the
 caller's transaction, so a failure or a killed process leaves the database as it was.
 
@@ -50,9 +52,9 @@ from db.queries.scoping import RowScope
 from db.writes import msmes, participations, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import issued_within
+from domain.identifiers import issued_within, validate_sku_issuer, validate_sku_number
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
-from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_msme
+from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_registered_msme
 from domain.register_csv import as_stored
 from domain.scale import RULE_VERSION
 
@@ -90,7 +92,8 @@ class Problem(StrEnum):
     INVALID = "invalid"
     """A value breaks a rule, or the rows contradict each other: fix the row."""
     TAKEN = "taken"
-    """The NIB is registered to a record the writer may not change (another jurisdiction's)."""
+    """The NIB or SKU is registered to a record the writer may not change (another
+    jurisdiction's), or to another business than the row's other key names."""
     OUTSIDE = "outside"
     """The row would put a record outside the writer's jurisdiction."""
 
@@ -125,11 +128,13 @@ class Report:
 Drafted = tuple[int, MsmeDraft | None, Sequence[InvalidValue]]
 """A row number (as the person who made the file counts rows), its draft (None when the row
 could not be read into fields at all) and the values that could not be read into it
-(`check_msme`'s `unread`)."""
+(`check_registered_msme`'s `unread`)."""
 
 _STAGING_METADATA = MetaData()
 RECORD_COLUMNS = (
     "nib",
+    "sku_number",
+    "sku_issuer",
     "name",
     "kbli_code",
     "kbli_section",
@@ -160,7 +165,7 @@ def _scratch(name: str, *columns: Column[Any] | Index) -> Table:
 STAGING = _scratch(
     "msme_import",
     Column("row_no", Integer),
-    *(Column(name, Text) for name in RECORD_COLUMNS[:9]),
+    *(Column(name, Text) for name in RECORD_COLUMNS[:11]),
     Column("established_on", Date),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
@@ -170,9 +175,12 @@ STAGING = _scratch(
         Column(f"owner_{field.column}", Date if field.kind is date else Text)
         for field in OWNER_FIELDS
     ),
-    # Statements match records to staged rows by NIB one by one (see _UPDATE): a probe, not a
-    # scan.
-    Index("ix_msme_import_nib", "nib"),
+    # The record the row writes: the one its NIB or SKU names, or a new one's id, taken before
+    # (`created`). Statements match records to staged rows by it one by one (see _UPDATE): a
+    # probe, not a scan.
+    Column("msme_id", BigInteger),
+    Column("created", Boolean),
+    Index("ix_msme_import_msme_id", "msme_id"),
 )
 WRITTEN = _scratch(
     "msme_import_written",
@@ -185,30 +193,42 @@ WRITTEN = _scratch(
 )
 EXISTING = _scratch(
     "msme_import_existing",
-    # The records the chunk's NIBs name, locked by _LOCK: the statements read them here.
+    # The records the chunk's NIBs and SKUs name, locked by _LOCK: the statements read them here.
     Column("id", BigInteger),
-    Column("nib", Text),
 )
 OWNER_CHANGES = _scratch(
     "msme_import_owners",
-    Column("nib", Text),
+    Column("msme_id", BigInteger),
     Column("personal_fields", ARRAY(Text)),
     Column("former_nik", Text),  # the owner on record before, if any
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
-_ROW_NO, _NIB, _PROVINCE, _REGENCY, _DISTRICT, _OWNER_NIK = map(
+_ROW_NO, _NIB, _SKU_NUMBER, _SKU_ISSUER, _PROVINCE, _REGENCY, _DISTRICT, _OWNER_NIK = map(
     STAGED_COLUMNS.index,
-    ("row_no", "nib", "province_code", "regency_code", "district_code", "owner_nik"),
+    (
+        "row_no",
+        "nib",
+        "sku_number",
+        "sku_issuer",
+        "province_code",
+        "regency_code",
+        "district_code",
+        "owner_nik",
+    ),
 )
 _RECORD = slice(_NIB, _NIB + len(RECORD_COLUMNS))
 """A staged row's record columns, in RECORD_COLUMNS order."""
 
 
 def _staged(row_no: int, checked: CheckedMsme) -> tuple[Any, ...]:
+    """A checked row as staged, but for its record (`msme_id`, `created`): `_Chunks._match`
+    finds that once the chunk's records are locked."""
     owner = checked.owner
     return (
         row_no,
         checked.nib,
+        checked.sku_number,
+        checked.sku_issuer,
         checked.name,
         checked.kbli_code,
         checked.kbli_section,
@@ -243,6 +263,7 @@ async def import_msmes(
     progress: Progress | None = None,
     queue: bool = False,
     absent: frozenset[str] = frozenset(),
+    sku_given: bool = False,
 ) -> Report:
     """Import `rows` inside the caller's transaction; see the module docstring for the steps.
 
@@ -256,6 +277,10 @@ async def import_msmes(
     `absent` are the draft fields the rows do not give (a file without their columns,
     domain.register_csv `absent_fields`): a record a row updates keeps them as stored, read
     before the row is checked, a chunk at a time.
+
+    A row's SKU replaces the stored one of the record it updates; `sku_given`, the rows give the
+    SKU whole (a file with its columns), so a row without one clears it, else (a file without the
+    columns, a batch of `importMsmes`) leaves it as stored.
 
     Rows go to PostgreSQL in chunks, and a chunk is written while Python checks the next one, so
     the two cores work at once. The chunks share one savepoint: when a bad row turns up after
@@ -272,7 +297,7 @@ async def import_msmes(
     await connection.run_sync(lambda sync: _STAGING_METADATA.create_all(sync))
     before_import = await connection.begin_nested()
     regions = frozenset(await connection.scalars(select(REGIONS.c.code)))
-    chunks = _Chunks(connection, scope, actor, today, mode, name, regions)
+    chunks = _Chunks(connection, scope, actor, today, mode, name, regions, sku_given=sku_given)
     try:
         received = await _check(rows, rules, chunks, total=total, report=report, absent=absent)
         await chunks.finish()
@@ -313,7 +338,7 @@ async def _check(
     taken a chunk at a time and merged with the records they name first (`_Chunks.as_stored`):
     the stored values are read while no chunk is being written."""
     name, scope, covered = chunks.name, chunks.scope, chunks.covered
-    first_row_of: dict[str, int] = {}  # NIB -> the first staged row carrying it
+    first_row_of: dict[tuple[str, ...], int] = {}  # a NIB or SKU -> the first row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
@@ -326,7 +351,7 @@ async def _check(
             checked = (
                 list(unread)
                 if draft is None
-                else check_msme(draft, rules, name=name, unread=unread)
+                else check_registered_msme(draft, rules, name=name, unread=unread)
             )
             if isinstance(checked, list):
                 chunks.errors.extend(
@@ -343,13 +368,7 @@ async def _check(
                     )
                 )
             else:
-                first = first_row_of.setdefault(checked.nib, row_no)
-                if first != row_no:
-                    chunks.errors.append(
-                        RowError(
-                            row_no, name("nib"), f"repeats the NIB of row {first}", Problem.INVALID
-                        )
-                    )
+                chunks.errors.extend(_repeats(row_no, checked, first_row_of, name))
                 staged.append(_staged(row_no, checked))
             if received % YIELD_EVERY == 0:
                 if received % REPORT_EVERY == 0:
@@ -362,6 +381,28 @@ async def _check(
     report("check", received, total)
     await chunks.hand_over(staged)
     return received
+
+
+def _repeats(
+    row_no: int, checked: CheckedMsme, first_row_of: dict[tuple[str, ...], int], name: Namer
+) -> list[RowError]:
+    """The row's NIB and SKU that an earlier row of the file carries (`first_row_of`, which
+    notes the row's own): two rows naming one business would both write it, and two new ones
+    would both create it."""
+    keys: dict[str, tuple[str, tuple[str, ...] | None]] = {
+        "nib": ("NIB", (checked.nib,) if checked.nib else None)
+    }
+    if checked.sku_issuer is not None and checked.sku_number is not None:
+        keys["skuNumber"] = ("SKU", (checked.sku_issuer, checked.sku_number))
+    errors = []
+    for field_name, (what, key) in keys.items():
+        if key is None:
+            continue
+        first = first_row_of.setdefault(key, row_no)
+        if first != row_no:
+            reason = f"repeats the {what} of row {first}"
+            errors.append(RowError(row_no, name(field_name), reason, Problem.INVALID))
+    return errors
 
 
 def _batches(rows: Iterable[Drafted], size: int) -> Iterator[list[Drafted]]:
@@ -397,6 +438,8 @@ class _Chunks:
         mode: Mode,
         name: Namer,
         regions: frozenset[str],
+        *,
+        sku_given: bool,
     ) -> None:
         self.connection = connection
         self.scope = scope
@@ -405,7 +448,9 @@ class _Chunks:
         self.mode = mode
         self.name = name
         self.regions = regions
+        self.sku_given = sku_given
         self.covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few
+        self.claimed: dict[int, int] = {}  # record id -> the first row writing it, file-wide
         self.errors: list[RowError] = []
         self.created = 0
         self.updated = 0
@@ -421,23 +466,35 @@ class _Chunks:
             await asyncio.sleep(0)  # let it start its COPY before checking goes on
 
     async def as_stored(self, batch: list[Drafted], absent: frozenset[str]) -> list[Drafted]:
-        """`batch` with the `absent` fields of each draft naming a record as the record holds
-        them (domain.register_csv `as_stored`). Records outside the jurisdiction are not read:
-        their rows are refused (`_set_checks`), and errors must not tell their values."""
+        """`batch` with the `absent` fields of each draft naming a record (by its NIB, else its
+        SKU, as `_match` matches it) as the record holds them (domain.register_csv
+        `as_stored`). Records outside the jurisdiction are not read: their rows are refused
+        (`_match`), and errors must not tell their values."""
         await self.finish()  # one statement at a time on the connection
         owners = any(field.startswith("owner.") for field in absent)
-        nibs = [draft.nib.strip() for _, draft, _ in batch if draft is not None and draft.nib]
+        keys = [(None, None) if draft is None else _keys_of(draft) for _, draft, _ in batch]
+        skus = [sku for _, sku in keys if sku is not None]
         records = await self.connection.execute(
-            text(_STORED_OWNED if owners else _STORED), {"nibs": nibs}
+            text(_STORED_OWNED if owners else _STORED),
+            {
+                "nibs": [nib for nib, _ in keys if nib is not None],
+                "issuers": [issuer for issuer, _ in skus],
+                "numbers": [number for _, number in skus],
+            },
         )
-        stored = {
-            record["nib"]: dict(record)
-            for record in records.mappings()
-            if _covers(self.scope, record["regency_code"], self.covered)
-        }
+        by_nib: dict[str, dict[str, Any]] = {}
+        by_sku: dict[tuple[str, str], dict[str, Any]] = {}
+        for stored in map(dict, records.mappings()):
+            if _covers(self.scope, stored["regency_code"], self.covered):
+                if stored["nib"] is not None:
+                    by_nib[stored["nib"]] = stored
+                if stored["sku_number"] is not None:
+                    by_sku[stored["sku_issuer"], stored["sku_number"]] = stored
         merged: list[Drafted] = []
-        for row_no, draft, unread in batch:
-            record = None if draft is None or not draft.nib else stored.get(draft.nib.strip())
+        for (row_no, draft, unread), (nib, sku) in zip(batch, keys, strict=True):
+            record = by_nib.get(nib) if nib is not None else None
+            if record is None and sku is not None:
+                record = by_sku.get(sku)
             if draft is not None and record is not None:
                 draft = as_stored(draft, record, absent)
             merged.append((row_no, draft, unread))
@@ -460,66 +517,152 @@ class _Chunks:
         raw = await self.connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        locked = await driver.fetch(_LOCK, [row[_NIB] for row in staged])
+        skus = [(row[_SKU_ISSUER], row[_SKU_NUMBER]) for row in staged if row[_SKU_NUMBER]]
+        locked = await driver.fetch(
+            _LOCK,
+            [row[_NIB] for row in staged if row[_NIB] is not None],
+            [issuer for issuer, _ in skus],
+            [number for _, number in skus],
+        )
         self.loaded += len(staged)
-        self.errors.extend(self._set_checks(staged, locked))
         rows = {row[_ROW_NO] for row in staged}
         bad = {error.row for error in self.errors if error.row in rows}
-        held = await self._held_by_programmes(staged, locked, bad)
+        matched, records, kept_skus, refused = self._match(staged, locked, bad)
+        self.errors.extend(refused)
+        self.errors.extend(self._set_checks(matched, kept_skus))
+        bad = {error.row for error in self.errors if error.row in rows}
+        held = await self._held_by_programmes(matched, records, bad)
         self.errors.extend(held)
         bad.update(error.row for error in held)
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
-        stored = {record["nib"] for record in locked}
         fresh: list[tuple[Any, ...]] = []
-        staying: list[tuple[Any, ...]] = []
-        for row in staged:
-            if row[_ROW_NO] not in bad:
-                new = row[_NIB] not in stored and row[_OWNER_NIK] is None
-                (fresh if new else staying).append(row)
+        kept: list[tuple[Any, ...]] = []
+        for row in matched:
+            if row[_ROW_NO] in bad:
+                continue
+            plain = row[_OWNER_NIK] is None and row[_SKU_NUMBER] is None
+            (fresh if plain and row[_ROW_NO] not in records else kept).append(row)
+        # The records created from staging (with an owner or an SKU) take their ids first, as
+        # _create does, so that every statement finds a row's record by its id.
+        new = sum(row[_ROW_NO] not in records for row in kept)
+        ids = iter(sorted(record[0] for record in await driver.fetch(_BY_ID, new)) if new else ())
+        staying = [
+            (*row, records[row[_ROW_NO]]["id"], False)
+            if row[_ROW_NO] in records
+            else (*row, next(ids), True)
+            for row in kept
+        ]
         if staying:
             await driver.execute(f"TRUNCATE {', '.join(_STAGING_METADATA.tables)}")
             await driver.copy_records_to_table(
-                EXISTING.name, records=[(record["id"], record["nib"]) for record in locked]
+                EXISTING.name, records=[(record["id"],) for record in locked]
             )
             await driver.copy_records_to_table(
                 STAGING.name, records=staying, columns=STAGED_COLUMNS
             )
             # Row counts and the join columns' statistics for the joins of _write (not every
             # column).
-            await driver.execute("ANALYZE msme_import (row_no, nib)")
+            await driver.execute("ANALYZE msme_import (row_no, msme_id)")
         created, updated = await _write(
             self.connection,
             self.actor,
             self.today,
             fresh=fresh,
-            existing=len(locked) if staying else 0,
+            existing=len(staying) - new,
+            staged_new=new,
             owned=any(row[_OWNER_NIK] is not None for row in staying),
             noted=self.owners,
         )
         self.created += created
         self.updated += updated
 
-    def _set_checks(self, staged: list[tuple[Any, ...]], locked: Sequence[Any]) -> list[RowError]:
-        """What only the database can tell, for a whole chunk: the regions exist (`regions`
-        holds every code), and the records the chunk's NIBs name (`locked`) lie inside the
-        jurisdiction, as `_covers` judges a row's own region."""
-        scope, covered, name = self.scope, self.covered, self.name
-        outside = {
-            record["nib"]
+    def _match(
+        self, staged: list[tuple[Any, ...]], locked: Sequence[Any], bad: set[int]
+    ) -> tuple[list[tuple[Any, ...]], dict[int, Any], set[int], list[RowError]]:
+        """Each row's record (by row number; a row without one creates it): the record holding
+        its NIB, else the one holding its SKU (a business registered by SKU is given its NIB);
+        the rows with the NIB and SKU the record is to keep (a row without a NIB leaves the
+        stored one: a NIB is removed with `updateMsme`; a row without an SKU the stored one,
+        unless `sku_given`); and the rows keeping a stored SKU. Refused, as CONFLICT on the key:
+        a NIB or SKU held by a record outside the jurisdiction (as `createMsme` refuses a taken
+        one, telling nothing of that record), a NIB and an SKU held by two records, or an SKU
+        held by a record with another NIB (nothing is merged, nor a NIB replaced: `updateMsme`
+        corrects a NIB); and a row naming by one key a record an earlier row named by the other
+        (both would write it)."""
+        by_nib = {record["nib"]: record for record in locked if record["nib"] is not None}
+        by_sku = {
+            (record["sku_issuer"], record["sku_number"]): record
             for record in locked
-            if not _covers(scope, record["regency_code"], covered)
+            if record["sku_number"] is not None
         }
-        issued = {
-            record["nib"]: record["sku_issuer"]
-            for record in locked
-            if record["sku_issuer"] is not None and record["nib"] not in outside
-        }
-        errors = []
+        matched: list[tuple[Any, ...]] = []
+        records: dict[int, Any] = {}
+        kept_skus: set[int] = set()
+        errors: list[RowError] = []
         for row in staged:
-            row_no, district = row[_ROW_NO], row[_DISTRICT]
-            issuer = issued.get(row[_NIB])
-            if issuer is not None and not issued_within(issuer, row[_REGENCY], district):
+            row_no, nib, number = row[_ROW_NO], row[_NIB], row[_SKU_NUMBER]
+            held = {
+                "nib": None if nib is None else by_nib.get(nib),
+                "skuNumber": None if number is None else by_sku.get((row[_SKU_ISSUER], number)),
+            }
+            refusal = self._refusal(nib, held)
+            record = held["nib"] or held["skuNumber"]
+            if refusal is not None or record is None:
+                # A refused row is checked on (`_set_checks`), so all its problems are told.
+                if refusal is not None:
+                    field_name, reason = refusal
+                    errors.append(RowError(row_no, self.name(field_name), reason, Problem.TAKEN))
+                matched.append(row)
+                continue
+            first = row_no if row_no in bad else self.claimed.setdefault(record["id"], row_no)
+            if first != row_no:
+                reason = f"names the business row {first} names"
+                key = "nib" if nib is not None else "skuNumber"
+                errors.append(RowError(row_no, self.name(key), reason, Problem.INVALID))
+            records[row_no] = record
+            kept = list(row)
+            if nib is None:
+                kept[_NIB] = record["nib"]
+            if number is None and not self.sku_given:
+                kept[_SKU_NUMBER], kept[_SKU_ISSUER] = record["sku_number"], record["sku_issuer"]
+                kept_skus.add(row_no)
+            matched.append(tuple(kept))
+        return matched, records, kept_skus, errors
+
+    def _refusal(self, nib: str | None, held: dict[str, Any]) -> tuple[str, str] | None:
+        """(field, reason) refusing a row whose NIB and SKU name the records `held` (by the
+        field naming each), as `_match` says; None when it may write them."""
+        for key, record in held.items():
+            if record is not None and not _covers(self.scope, record["regency_code"], self.covered):
+                return key, "is registered to a record outside your jurisdiction"
+        by_nib, by_sku = held["nib"], held["skuNumber"]
+        if by_sku is None:
+            return None
+        if by_nib is not None and by_nib["id"] != by_sku["id"]:
+            return "skuNumber", "is registered to another business than the NIB: nothing is merged"
+        if by_nib is None and nib is not None and by_sku["nib"] is not None:
+            return (
+                "nib",
+                "is not the NIB of the business this SKU is registered to: correct its NIB"
+                " (updateMsme) first",
+            )
+        return None
+
+    def _set_checks(self, matched: list[tuple[Any, ...]], kept_skus: set[int]) -> list[RowError]:
+        """What only the database can tell, for a whole chunk: the regions exist (`regions`
+        holds every code), as does the kecamatan of a row's SKU village, and a record keeping
+        its SKU (the rows `kept_skus`) stays where that was issued."""
+        name = self.name
+        errors = []
+        for row in matched:
+            row_no, district, issuer = row[_ROW_NO], row[_DISTRICT], row[_SKU_ISSUER]
+            stored_sku = row_no in kept_skus
+            if (
+                stored_sku
+                and issuer is not None
+                and not issued_within(issuer, row[_REGENCY], district)
+            ):
                 # The database holds an SKU to its village's place (ck_msmes_sku_issuer_place):
                 # one such row would otherwise fail the whole chunk.
                 errors.append(
@@ -546,32 +689,32 @@ class _Chunks:
                         row_no, name("district"), "is not a known kecamatan code", Problem.INVALID
                     )
                 )
-            if row[_NIB] in outside:
-                errors.append(
-                    RowError(
-                        row_no,
-                        name("nib"),
-                        "is registered to a record outside your jurisdiction",
-                        Problem.TAKEN,
-                    )
-                )
+            # As createMsme checks it (resolvers/msme_writes.py `_check_issuer`): with a
+            # kecamatan, the village was checked to lie in it.
+            if (
+                not stored_sku
+                and issuer is not None
+                and district is None
+                and issuer[:8] not in self.regions
+            ):
+                reason = f"{issuer[:8]}, its kecamatan, is not a known kecamatan code"
+                errors.append(RowError(row_no, name("skuIssuer"), reason, Problem.INVALID))
         return errors
 
     async def _held_by_programmes(
-        self, staged: list[tuple[Any, ...]], locked: Sequence[Any], bad: set[int]
+        self, matched: list[tuple[Any, ...]], records: dict[int, Any], bad: set[int]
     ) -> list[RowError]:
-        """The rows (not `bad` already) that would move their record out of the region of a
-        programme it takes part in, refused as `updateMsme` refuses that move (db/writes/
-        participations.py `refused_moves`): on `region`, or `district` when only the kecamatan
-        changes. Only the rows that move a record are asked about, all in one statement; a
-        chunk moving none asks nothing."""
-        if not locked:
+        """The rows (not `bad` already) that would move their record (`records`, by row) out of
+        the region of a programme it takes part in, refused as `updateMsme` refuses that move
+        (db/writes/participations.py `refused_moves`): on `region`, or `district` when only the
+        kecamatan changes. Only the rows that move a record are asked about, all in one
+        statement; a chunk moving none asks nothing."""
+        if not records:
             return []  # new records only: nothing moves
-        stored = {record["nib"]: record for record in locked}
         moving: dict[int, tuple[int, str]] = {}  # record id -> (row, column at fault)
         places: list[participations.Place] = []
-        for row in staged:
-            record = stored.get(row[_NIB])
+        for row in matched:
+            record = records.get(row[_ROW_NO])
             if record is None or row[_ROW_NO] in bad:
                 continue
             if (record["regency_code"], record["district_code"]) == (row[_REGENCY], row[_DISTRICT]):
@@ -588,6 +731,17 @@ class _Chunks:
         ]
 
 
+def _keys_of(draft: MsmeDraft) -> tuple[str | None, tuple[str, str] | None]:
+    """The NIB and SKU (issuer, number) a draft names its business by, spelled as stored; None
+    for one it does not give, or gives wrongly (its row is refused when checked)."""
+    nib = (draft.nib or "").strip() or None
+    sku = None
+    if draft.sku_number is not None and draft.sku_issuer is not None:
+        with contextlib.suppress(InvalidValue):
+            sku = (validate_sku_issuer(draft.sku_issuer), validate_sku_number(draft.sku_number))
+    return nib, sku
+
+
 # The SQL is spelled out column by column (no string building) so it reads as it runs. Records
 # the file changes and records it creates take separate statements: an UPDATE … FROM for the
 # first and a plain INSERT … SELECT (or a COPY, see _create) for the second, so the common case
@@ -602,25 +756,29 @@ class _Chunks:
 _UPDATE = """
 WITH written AS (
     UPDATE msmes AS m
-       SET name = s.name, kbli_code = s.kbli_code, kbli_section = s.kbli_section,
+       SET nib = s.nib, sku_number = s.sku_number, sku_issuer = s.sku_issuer,
+           name = s.name, kbli_code = s.kbli_code, kbli_section = s.kbli_section,
            scale = s.scale, declared_scale = s.declared_scale,
            province_code = s.province_code, regency_code = s.regency_code,
            district_code = s.district_code, established_on = s.established_on,
            capital = s.capital, annual_turnover = s.annual_turnover,
            turnover_year = s.turnover_year, employees = s.employees,
            version = m.version + 1, updated_at = now()
-      FROM msmes AS old JOIN msme_import s ON s.nib = old.nib
+      FROM msmes AS old JOIN msme_import s ON s.msme_id = old.id
      WHERE old.id = ANY(ARRAY(SELECT id FROM msme_import_existing))
        AND m.id = old.id
-       AND (old.name, old.kbli_code, old.kbli_section, old.scale, old.declared_scale,
-            old.province_code, old.regency_code, old.district_code, old.established_on,
-            old.capital, old.annual_turnover, old.turnover_year, old.employees)
+       AND (old.nib, old.sku_number, old.sku_issuer, old.name, old.kbli_code,
+            old.kbli_section, old.scale, old.declared_scale, old.province_code,
+            old.regency_code, old.district_code, old.established_on, old.capital,
+            old.annual_turnover, old.turnover_year, old.employees)
            IS DISTINCT FROM
-           (s.name, s.kbli_code, s.kbli_section, s.scale, s.declared_scale, s.province_code,
-            s.regency_code, s.district_code, s.established_on, s.capital, s.annual_turnover,
-            s.turnover_year, s.employees)
+           (s.nib, s.sku_number, s.sku_issuer, s.name, s.kbli_code, s.kbli_section, s.scale,
+            s.declared_scale, s.province_code, s.regency_code, s.district_code,
+            s.established_on, s.capital, s.annual_turnover, s.turnover_year, s.employees)
     RETURNING m.*,
-              old.nib AS old_nib, old.name AS old_name, old.kbli_code AS old_kbli_code,
+              old.nib AS old_nib, old.sku_number AS old_sku_number,
+              old.sku_issuer AS old_sku_issuer, old.name AS old_name,
+              old.kbli_code AS old_kbli_code,
               old.kbli_section AS old_kbli_section, old.scale AS old_scale,
               old.declared_scale AS old_declared_scale,
               old.province_code AS old_province_code, old.regency_code AS old_regency_code,
@@ -633,6 +791,8 @@ WITH written AS (
             personal_fields)
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            field_change('nib', w.old_nib, w.nib)
+           || field_change('sku_number', w.old_sku_number, w.sku_number)
+           || field_change('sku_issuer', w.old_sku_issuer, w.sku_issuer)
            || field_change('name', w.old_name, w.name)
            || field_change('kbli_code', w.old_kbli_code, w.kbli_code)
            || field_change('kbli_section', w.old_kbli_section, w.kbli_section)
@@ -647,7 +807,7 @@ WITH written AS (
            || field_change('turnover_year', w.old_turnover_year, w.turnover_year)
            || field_change('employees', w.old_employees, w.employees),
            coalesce(o.personal_fields, '{}')
-      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+      FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
@@ -679,12 +839,12 @@ SELECT nextval('record_changes_id_seq'), $2, $3, min(id), max(id), $4, $5
 async def _create(
     connection: AsyncConnection, actor: Actor, today: date, fresh: Sequence[tuple[Any, ...]]
 ) -> int:
-    """COPY the `fresh` rows (new NIBs, no owner) straight into msmes, in file order, and note
-    their batches; how many. A COPY into the register costs a third of writing the rows to a
-    staging table and from there into the register; its ids are taken first, as the default
-    takes them, so that the batches are known without reading the rows back. Every check an
-    INSERT … SELECT from staging would meet is met the same: the table's constraints and
-    triggers (the change feed, the rollups) fire for a COPY as for an INSERT."""
+    """COPY the `fresh` rows (new records without an owner or an SKU) straight into msmes, in
+    file order, and note their batches; how many. A COPY into the register costs a third of
+    writing the rows to a staging table and from there into the register; its ids are taken
+    first, as the default takes them, so that the batches are known without reading the rows
+    back. Every check an INSERT … SELECT from staging would meet is met the same: the table's
+    constraints and triggers (the change feed, the rollups) fire for a COPY as for an INSERT."""
     if not fresh:
         return 0
     raw = await connection.get_raw_connection()
@@ -700,22 +860,22 @@ async def _create(
     return len(fresh)
 
 
-# A record created with an owner keeps a history row of its own (the owner fields it set are
-# named there, from msme_import_owners), and a scale history row (_SCALES): every stored value
+# A record created with an owner or an SKU keeps a history row of its own (the owner fields it
+# set are named there, from msme_import_owners; the batches' view, record_history, names no SKU
+# columns), and a scale history row (_SCALES): every stored value
 # is a change from nothing, so the diff is the object `field_change` would give ({"column":
 # {"before": null, "after": value}} for each non-null column), written as JSON text and parsed
 # once. tests/test_imports.py checks that both entries agree with field_change.
-_CREATE_OWNED = """
+_CREATE_STAGED = """
 WITH written AS (
-    INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, declared_scale, province_code,
-                       regency_code, district_code, established_on, capital, annual_turnover,
-                       turnover_year, employees)
-    SELECT nib, name, kbli_code, kbli_section, scale, declared_scale, province_code,
-           regency_code, district_code, established_on, capital, annual_turnover, turnover_year,
-           employees
+    INSERT INTO msmes (id, nib, sku_number, sku_issuer, name, kbli_code, kbli_section, scale,
+                       declared_scale, province_code, regency_code, district_code,
+                       established_on, capital, annual_turnover, turnover_year, employees)
+    SELECT msme_id, nib, sku_number, sku_issuer, name, kbli_code, kbli_section, scale,
+           declared_scale, province_code, regency_code, district_code, established_on, capital,
+           annual_turnover, turnover_year, employees
       FROM msme_import s
-     WHERE s.owner_nik IS NOT NULL
-       AND NOT EXISTS (SELECT FROM msme_import_existing e WHERE e.nib = s.nib)
+     WHERE s.created
      ORDER BY row_no
     RETURNING msmes.*
 ), history AS (
@@ -725,6 +885,8 @@ WITH written AS (
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            ('{' || concat_ws(',',
                '"nib":{"before"\\:null,"after":' || to_json(w.nib) || '}',
+               '"sku_number":{"before"\\:null,"after":' || to_json(w.sku_number) || '}',
+               '"sku_issuer":{"before"\\:null,"after":' || to_json(w.sku_issuer) || '}',
                '"name":{"before"\\:null,"after":' || to_json(name) || '}',
                '"kbli_code":{"before"\\:null,"after":' || to_json(kbli_code) || '}',
                '"kbli_section":{"before"\\:null,"after":' || to_json(kbli_section) || '}',
@@ -740,7 +902,7 @@ WITH written AS (
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
            ) || '}')::jsonb,
            coalesce(o.personal_fields, '{}')
-      FROM written w LEFT JOIN msme_import_owners o ON o.nib = w.nib
+      FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
 INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
@@ -758,21 +920,20 @@ def _each(template: str, separator: str = ", ") -> str:
 # new personal field is imported without touching them. The history keeps the names of the
 # personal fields that changed, never their values, and is append-only (db/roles.py): which
 # fields a row changes is worked out before the records are written, so that the record's own
-# history row names them (the statements above join msme_import_owners by NIB).
+# history row names them (the statements above join msme_import_owners by record id).
 _NEXT_LINE = ",\n" + " " * 23
 _CHANGED = "CASE WHEN o.{c} IS DISTINCT FROM s.owner_{c} THEN 'owner.{c}' END"
 # It answers, in one row, how many owners change, the NIKs of the owners on record they replace
 # and the personal fields changed: for the import's audit entry (Report).
 _OWNER_CHANGES = f"""
 WITH noted AS (
-    INSERT INTO msme_import_owners (nib, personal_fields, former_nik)
-    SELECT nib, personal_fields, former_nik
-      FROM (SELECT s.nib, o.nik AS former_nik,
+    INSERT INTO msme_import_owners (msme_id, personal_fields, former_nik)
+    SELECT msme_id, personal_fields, former_nik
+      FROM (SELECT s.msme_id, o.nik AS former_nik,
                    array_remove(ARRAY[
                        {_each(_CHANGED, _NEXT_LINE)}
                    ], NULL) AS personal_fields
-              FROM msme_import s LEFT JOIN msme_import_existing e ON e.nib = s.nib
-                   LEFT JOIN msme_owners o ON o.msme_id = e.id
+              FROM msme_import s LEFT JOIN msme_owners o ON o.msme_id = s.msme_id
              WHERE s.owner_nik IS NOT NULL) AS compared
      WHERE personal_fields <> '{{}}'
     RETURNING former_nik, personal_fields
@@ -785,8 +946,8 @@ SELECT count(*) AS owners,
 
 _OWNERS = f"""
 INSERT INTO msme_owners AS o (msme_id, {_each("{c}")})
-SELECT m.id, {_each("s.owner_{c}")}
-  FROM msme_import_owners c JOIN msme_import s ON s.nib = c.nib JOIN msmes m ON m.nib = c.nib
+SELECT c.msme_id, {_each("s.owner_{c}")}
+  FROM msme_import_owners c JOIN msme_import s ON s.msme_id = c.msme_id
 ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
 """  # noqa: S608  # the names are the declaration's, not input
 
@@ -800,17 +961,17 @@ WITH bumped AS (
     UPDATE msmes AS m
        SET version = m.version + 1, updated_at = now()
      WHERE m.id = ANY(ARRAY(
-               SELECT e.id
-                 FROM msme_import_owners c JOIN msme_import_existing e ON e.nib = c.nib
-                WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = e.id)))
-    RETURNING m.id, m.nib, m.version
+               SELECT c.msme_id
+                 FROM msme_import_owners c
+                WHERE NOT EXISTS (SELECT FROM msme_import_written w WHERE w.id = c.msme_id)))
+    RETURNING m.id, m.version
 )
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
         personal_fields)
 SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb,
        c.personal_fields
-  FROM bumped b JOIN msme_import_owners c ON c.nib = b.nib
+  FROM bumped b JOIN msme_import_owners c ON c.msme_id = b.id
  ORDER BY b.id
 """
 
@@ -830,39 +991,54 @@ _COUNTS = """
 SELECT count(*) FILTER (WHERE w.created),
        count(*) FILTER (WHERE NOT coalesce(w.created, false))
   FROM msme_import_written w
-       FULL JOIN (SELECT e.id FROM msme_import_owners c
-                    JOIN msme_import_existing e ON e.nib = c.nib) AS o ON o.id = w.id
+       FULL JOIN msme_import_owners o ON o.msme_id = w.id
 """
+
 
 # The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
 # name, and the columns the declaration it keeps is read from (domain/scale.py
 # `kept_declaration`, as `updateMsme` reads it).
+def _named(nibs: str, issuers: str, numbers: str) -> str:
+    """SQL for the ids of the records holding the NIBs of the array parameter `nibs` and the SKUs
+    of `issuers` and `numbers` (the issuer and number of each, in step): each probes its unique
+    index (uq_msmes_nib, uq_msmes_sku_issuer); a chunk without SKUs probes only the first."""
+    return f"""SELECT id FROM msmes WHERE nib = ANY({nibs})
+                UNION ALL
+                SELECT n.id
+                  FROM unnest({issuers}, {numbers}) AS k (issuer, number)
+                  JOIN msmes n ON n.sku_issuer = k.issuer AND n.sku_number = k.number"""  # noqa: S608  # placeholders, not input
+
+
 _STORED_VALUES = """
-SELECT m.nib, m.regency_code, m.district_code AS district, m.established_on, m.capital,
-       m.annual_turnover, m.turnover_year, m.employees, m.scale, m.declared_scale"""
+SELECT m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code AS district,
+       m.established_on, m.capital, m.annual_turnover, m.turnover_year, m.employees, m.scale,
+       m.declared_scale"""
+_STORED_NAMED = _named(
+    "CAST(:nibs AS text[])", "CAST(:issuers AS text[])", "CAST(:numbers AS text[])"
+)
 _STORED = f"""{_STORED_VALUES}
   FROM msmes m
- WHERE m.nib = ANY(:nibs)
+ WHERE m.id IN ({_STORED_NAMED})
 """
 _STORED_OWNED = f"""{_STORED_VALUES},
        {_each('o.{c} AS "owner.{c}"')}
   FROM msmes m LEFT JOIN msme_owners o ON o.msme_id = m.id
- WHERE m.nib = ANY(:nibs)
+ WHERE m.id IN ({_STORED_NAMED})
 """
 
 # Lock a chunk's existing records first, in id order, before the set checks: the writes then
 # read values nobody can change before the import commits, and the jurisdiction check and the
 # check of moves (`_held_by_programmes`) read where each record is from what this returns
 # instead of probing msmes a second time. (A record a rejected row names stays locked until the
-# import ends; single writes wait for an import anyway.) The NIBs are one array parameter: one
-# index probe per row.
-_LOCK = """
-SELECT m.id, m.nib, m.regency_code, m.district_code, m.sku_issuer
+# import ends; single writes wait for an import anyway.) The NIBs, and the SKUs' issuers and
+# numbers, are array parameters: one index probe per key (`_named`).
+_LOCK = f"""
+SELECT m.id, m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code
   FROM msmes m
- WHERE m.nib = ANY($1::text[])
+ WHERE m.id IN ({_named("$1::text[]", "$2::text[]", "$3::text[]")})
  ORDER BY m.id
    FOR UPDATE OF m
-"""
+"""  # noqa: S608  # no input in the text: the parameters are bound
 
 
 async def _write(
@@ -872,12 +1048,14 @@ async def _write(
     *,
     fresh: Sequence[tuple[Any, ...]],
     existing: int,
+    staged_new: int,
     owned: bool,
     noted: _OwnersChanged,
 ) -> tuple[int, int]:
     """A chunk's `fresh` rows (see _create) and its staged rows, written set-based, `existing`
-    of them records locked already (in msme_import_existing), `owned` when any has an owner;
-    (created, updated) counts. What owners change goes to `noted`."""
+    of them records locked already (in msme_import_existing), `staged_new` new ones (with an
+    owner or an SKU), `owned` when any has an owner; (created, updated) counts. What owners
+    change goes to `noted`."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
     day = {"today": today, "rule_version": RULE_VERSION}
     owners = 0
@@ -889,13 +1067,13 @@ async def _write(
     if existing:
         await connection.execute(text(_UPDATE), by)
     created = await _create(connection, actor, today, fresh)
+    if staged_new:
+        await connection.execute(text(_CREATE_STAGED), by)
     if owners:
-        # Every new record with an owner names its owner fields: no owner changes, none created.
-        await connection.execute(text(_CREATE_OWNED), by)
         await connection.execute(text(_OWNERS))
         await connection.execute(text(_OWNER_HISTORY), by)
-    if not (existing or owners):
+    if not (existing or staged_new or owners):
         return created, 0  # the usual new register: msme_import_written is empty
     await connection.execute(text(_SCALES), day)
-    created_owned, updated = (await connection.execute(text(_COUNTS))).one()
-    return created + int(created_owned), int(updated)
+    created_staged, updated = (await connection.execute(text(_COUNTS))).one()
+    return created + int(created_staged), int(updated)

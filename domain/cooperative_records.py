@@ -192,7 +192,7 @@ def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
 def check_cooperative(
     draft: CooperativeDraft, vocabulary: Vocabulary, *, name: Namer = str
 ) -> CheckedCooperative | list[InvalidValue]:
-    """The values to store, or every broken rule, named as `check_msme` names them."""
+    """The values to store, or every broken rule, named as `check_registered_msme` names them."""
     today = vocabulary.today
     got = Collector()
     number = got.take(

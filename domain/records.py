@@ -1,9 +1,10 @@
 """The rules a written MSME record must satisfy, whoever writes it: a mutation, a bulk import.
 
-`check_msme` turns a draft (typed values as a client or a CSV row gave them) into the values to
-store, or into every rule the draft breaks, each naming its field, so one import row reports all
-of its problems at once and a mutation and an import reject the same values with the same words.
-Whether a region exists, or lies in the caller's jurisdiction, is a lookup the caller makes.
+`check_registered_msme` turns a draft (typed values as a client or a CSV row gave them) into the
+values to store, or into every rule the draft breaks, each naming its field, so one import row
+reports all of its problems at once and a mutation and an import reject the same values with
+the same words. Whether a region exists, or lies in the caller's jurisdiction, is a lookup the
+caller makes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import partial
 from typing import Any, TypeVar
@@ -172,7 +173,7 @@ def check_scale_report(
     name: Namer = str,
 ) -> list[InvalidValue]:
     """Every rule a report of new annual figures breaks (`reportScaleChange`), named as
-    `check_msme` names them.
+    `check_registered_msme` names them.
 
     The scale takes effect on `effective_from`, reckoned from the sales of `turnover_year`, which
     is that year or an earlier one. The same year's sales may ground it: a business whose sales
@@ -327,13 +328,6 @@ class CheckedMsme:
     owner: CheckedOwner | None
 
 
-@dataclass(frozen=True, slots=True)
-class NibMsme(CheckedMsme):
-    """A checked MSME that has a NIB, as a register's import row must (`check_msme`)."""
-
-    nib: str
-
-
 class Collector:
     """Runs each check, keeping the value or the error, so every broken rule is reported."""
 
@@ -362,24 +356,6 @@ def _kept(name: Namer) -> Namer:
     """`name` answering each field from memory: an import names the same dozen fields for each
     of its rows (a mutation's namer is new each time, and its entry soon dropped)."""
     return functools.cache(name)
-
-
-def check_msme(
-    draft: MsmeDraft,
-    vocabulary: Vocabulary,
-    *,
-    name: Namer = str,
-    unread: Sequence[InvalidValue] = (),
-) -> NibMsme | list[InvalidValue]:
-    """`check_registered_msme` for a register's import row, which names its business by NIB
-    (the import matches rows to records by it): a row without one is refused for its NIB, as
-    before businesses could be registered by SKU, and an SKU is not read from it."""
-    nib_only = replace(draft, nib=draft.nib or "", sku_number=None, sku_issuer=None)
-    checked = check_registered_msme(nib_only, vocabulary, name=name, unread=unread)
-    if isinstance(checked, list):
-        return checked
-    values = {column.name: getattr(checked, column.name) for column in fields(checked)}
-    return NibMsme(**values)
 
 
 def check_registered_msme(
@@ -482,14 +458,17 @@ def _check_sku(
     if number is None and issuer is None:
         if draft.nib is None:
             got.errors.append(
-                InvalidValue(name("nib"), "give a NIB, or an SKU (skuNumber with skuIssuer)")
+                InvalidValue(
+                    name("nib"),
+                    f"give a NIB, or an SKU ({name('skuNumber')} with {name('skuIssuer')})",
+                )
             )
         return None
     if number is None or issuer is None:
         missing, given = (
             ("skuNumber", "skuIssuer") if number is None else ("skuIssuer", "skuNumber")
         )
-        got.errors.append(InvalidValue(name(missing), f"is required with {given}"))
+        got.errors.append(InvalidValue(name(missing), f"is required with {name(given)}"))
         return None
     checked_number = got.take(lambda: validate_sku_number(number, field=name("skuNumber")))
     checked_issuer = got.take(lambda: validate_sku_issuer(issuer, field=name("skuIssuer")))

@@ -1,4 +1,5 @@
-"""The CSV layout older MSME registers export, read into drafts for `domain.records.check_msme`.
+"""The CSV layout older MSME registers export, read into drafts for
+`domain.records.check_registered_msme`.
 
 Cells are text: empty means "not given", amounts are whole rupiah with optional thousands
 separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), dates are written
@@ -22,7 +23,11 @@ from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale, kept_declaration
 
 REQUIRED = ("nib", "name", "kbli", "region")
+SKU = ("sku_number", "sku_issuer")
+"""A Surat Keterangan Usaha, both columns or neither: a file with them may leave `nib` out (a
+row without a NIB is keyed by its SKU), and a file without them leaves stored SKUs alone."""
 OPTIONAL = (
+    *SKU,
     "district",
     "established",
     "capital",
@@ -34,9 +39,11 @@ OPTIONAL = (
 )
 COLUMNS = REQUIRED + OPTIONAL
 
-# The draft's field (as check_msme names it) -> the column it is read from.
+# The draft's field (as check_registered_msme names it) -> the column it is read from.
 COLUMN_OF = {
     "nib": "nib",
+    "skuNumber": "sku_number",
+    "skuIssuer": "sku_issuer",
     "name": "name",
     "kbliCode": "kbli",
     "region": "region",
@@ -71,9 +78,20 @@ def column_name(field: str) -> str:
 
 
 def missing_columns(header: list[str]) -> list[str]:
-    """Required columns absent from a header: the file cannot be read at all without them."""
+    """Required columns absent from a header: the file cannot be read at all without them.
+    `nib` may be left out when the file has the SKU columns (its rows are keyed by SKU), and an
+    SKU column needs the other: half an SKU names no business."""
     present = {column.strip().lower() for column in header}
-    return [column for column in REQUIRED if column not in present]
+    skus = [column for column in SKU if column in present]
+    needed = [column for column in REQUIRED if column != "nib" or len(skus) < len(SKU)]
+    return [column for column in (*needed, *(SKU if skus else ())) if column not in present]
+
+
+def gives_sku(header: list[str]) -> bool:
+    """Whether a file gives the SKU (its columns): without them a record keeps its stored SKU,
+    with them an empty pair of cells clears it."""
+    present = {column.strip().lower() for column in header}
+    return all(column in present for column in SKU)
 
 
 def absent_fields(header: list[str]) -> frozenset[str]:
@@ -152,8 +170,8 @@ def draft_from_record(
 
 def draft_from_cells(cells: Mapping[str, str | None]) -> tuple[MsmeDraft, list[InvalidValue]]:
     """A draft from one CSV row keyed by (lower-case) column name, and the cells that could not
-    be read, each named by its column and left out of the draft: `check_msme` takes them as
-    `unread`, so the row's other problems are reported with them."""
+    be read, each named by its column and left out of the draft: `check_registered_msme` takes
+    them as `unread`, so the row's other problems are reported with them."""
     errors: list[InvalidValue] = []
 
     def text(column: str) -> str | None:
@@ -190,7 +208,9 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> tuple[MsmeDraft, list[I
             errors.append(InvalidValue("scale", "must be micro, small, medium or large"))
     owner = _owner(cells, errors)
     draft = MsmeDraft(
-        nib=text("nib") or "",
+        nib=text("nib"),
+        sku_number=text("sku_number"),
+        sku_issuer=text("sku_issuer"),
         name=text("name") or "",
         kbli_code=text("kbli") or "",
         region=text("region") or "",

@@ -6,7 +6,6 @@ In a `…Changes` input an omitted field stays as stored and an explicit null cl
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -33,9 +32,26 @@ class OwnerInput:
     """Its fields are the declared personal fields (domain.records.OwnerDraft)."""
 
 
+SKU_NUMBER = (
+    "Surat Keterangan Usaha number, as the desa/kelurahan wrote it; given with skuIssuer. "
+    "Stored trimmed, spaces collapsed, upper-case, so another spelling of a registered one is a "
+    "duplicate."
+)
+SKU_ISSUER = (
+    'The desa/kelurahan that issued the SKU, by its code (e.g. "62.71.01.1001"): in the '
+    "business's regency, and its kecamatan when it has one."
+)
+
+
 @strawberry.input(description="An MSME as an agency's register holds it; one row of an import.")
 class MsmeImportRow:
-    nib: str = strawberry.field(description="Nomor Induk Berusaha, 13 digits; the natural key.")
+    nib: str | None = strawberry.field(
+        default=None,
+        description="Nomor Induk Berusaha, 13 digits; without one, give an SKU. An import finds "
+        "a row's record by it, else by the SKU.",
+    )
+    sku_number: str | None = strawberry.field(default=None, description=SKU_NUMBER)
+    sku_issuer: str | None = strawberry.field(default=None, description=SKU_ISSUER)
     name: str
     kbli_code: str = strawberry.field(description="KBLI 2020 code, 5 digits.")
     region: str = strawberry.field(description='Regency or city code, e.g. "62.71".')
@@ -54,25 +70,8 @@ class MsmeImportRow:
     owner: OwnerInput | None = None
 
 
-SKU_NUMBER = (
-    "Surat Keterangan Usaha number, as the desa/kelurahan wrote it; given with skuIssuer. "
-    "Stored trimmed, spaces collapsed, upper-case, so another spelling of a registered one is a "
-    "duplicate."
-)
-SKU_ISSUER = (
-    'The desa/kelurahan that issued the SKU, by its code (e.g. "62.71.01.1001"): in the '
-    "business's regency, and its kecamatan when it has one."
-)
-
-
 @strawberry.input(description="A new MSME in your jurisdiction, registered by NIB or SKU or both.")
 class CreateMsmeInput(MsmeImportRow):
-    nib: str | None = strawberry.field(  # type: ignore[assignment]
-        default=None,
-        description="Nomor Induk Berusaha, 13 digits; without one, give an SKU.",
-    )
-    sku_number: str | None = strawberry.field(default=None, description=SKU_NUMBER)
-    sku_issuer: str | None = strawberry.field(default=None, description=SKU_ISSUER)
     cooperative_id: strawberry.ID | None = strawberry.field(
         default=None, description="The cooperative it is a member of; not a dissolved one."
     )
@@ -219,14 +218,11 @@ def _scale(choice: Scale | None) -> DomainScale | None:
     return None if value is None else DomainScale(value)
 
 
-def created_msme_draft(given: CreateMsmeInput) -> MsmeDraft:
-    """An import row's draft with the SKU, which only a created MSME has so far."""
-    return replace(msme_draft(given), sku_number=given.sku_number, sku_issuer=given.sku_issuer)
-
-
 def msme_draft(row: MsmeImportRow) -> MsmeDraft:
     return MsmeDraft(
         nib=row.nib,
+        sku_number=row.sku_number,
+        sku_issuer=row.sku_issuer,
         name=row.name,
         kbli_code=row.kbli_code,
         region=row.region,

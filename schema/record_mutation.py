@@ -30,7 +30,6 @@ from schema.record_inputs import (
     ScaleReport,
     cooperative_draft,
     cooperative_patch,
-    created_msme_draft,
     msme_draft,
     msme_patch,
     participation_patch,
@@ -52,7 +51,7 @@ def _writes(description: str) -> Any:
 class RecordMutation:
     @_writes("Register an MSME in your jurisdiction (owner data needs pii:read as well).")
     async def create_msme(self, info: Info[Context, Any], input: CreateMsmeInput) -> Msme | None:
-        return await msme_writes.create(info, created_msme_draft(input), input.cooperative_id)  # type: ignore[no-any-return]
+        return await msme_writes.create(info, msme_draft(input), input.cooperative_id)  # type: ignore[no-any-return]
 
     @_writes("Change an MSME's fields; the scale is recomputed when its figures change.")
     async def update_msme(
@@ -100,7 +99,10 @@ class RecordMutation:
             effective_from=report.effective_from,
         )
 
-    @_writes("Create or update many MSMEs by NIB at once (at most 5,000; files: the CLI).")
+    @_writes(
+        "Create or update many MSMEs by NIB, or by SKU without one, at once (at most 5,000;"
+        " files: the CLI). A row without an SKU leaves a stored one."
+    )
     async def import_msmes(
         self, info: Info[Context, Any], rows: list[MsmeImportRow], mode: ImportMode
     ) -> ImportReport | None:

@@ -44,9 +44,11 @@ from domain.personal import OWNER_FIELDS
 from domain.register_csv import (
     OPTIONAL,
     REQUIRED,
+    SKU,
     absent_fields,
     column_name,
     draft_from_record,
+    gives_sku,
     missing_columns,
     repeated_columns,
 )
@@ -100,7 +102,9 @@ def add_parsers(commands: Any) -> None:
         "msmes",
         help="import MSMEs from a CSV file (see README)",
         description="Import MSMEs from a CSV file: UTF-8, comma-separated, with a header row. "
-        f"Columns: {', '.join(REQUIRED)} (required); {', '.join(OPTIONAL)}; others are "
+        f"Columns: {', '.join(REQUIRED)} (required; nib may be left out, or empty, where "
+        f"{' and '.join(SKU)} give the business's Surat Keterangan Usaha); "
+        f"{', '.join(OPTIONAL)}; others are "
         'ignored. The README\'s section "Bulk import" describes each.',
         epilog="Exit status: 0 when every row was imported; 1 when rows were rejected (each is "
         "reported; with --all-or-nothing nothing was written, else the valid rows were); 2 when "
@@ -212,6 +216,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         progress=advance,
                         queue=True,
                         absent=absent_fields(header),
+                        sku_given=gives_sku(header),
                     )
                     await _audit(connection, writer, read.hexdigest(), owners, report)
                     return report

@@ -204,7 +204,11 @@ def test_the_help_names_the_columns_the_exit_statuses_and_the_file() -> None:
         timeout=60,
     ).stdout
     shown = " ".join(shown.split())
-    assert "Columns: nib, name, kbli, region (required); district, established," in shown
+    assert (
+        "Columns: nib, name, kbli, region (required; nib may be left out, or empty, where "
+        "sku_number and sku_issuer give the business's Surat Keterangan Usaha); sku_number, "
+        "sku_issuer, district, established," in shown
+    )
     assert 'section "Bulk import"' in shown
     assert "Exit status: 0 when every row was imported; 1 when rows were rejected" in shown
     assert "FILE the CSV file: a spreadsheet saved as CSV UTF-8" in shown

@@ -389,3 +389,77 @@ async def test_a_check_names_its_business_exactly_one_way(
 ) -> None:
     answer = await run(engine, GUARANTOR, CHECK, {"request": _request(subject)})
     assert refusal(answer) == ("BAD_USER_INPUT", field)
+
+
+IMPORT_CODED = """
+mutation($rows: [MsmeImportRow!]!) {
+  importMsmes(rows: $rows, mode: VALID_ROWS) {
+    created updated unchanged errors { row field reason code }
+  }
+}
+"""
+MSME = 'query { msme(nib: "7749000000001") { id skuNumber skuIssuer name version } }'
+
+
+async def imported(engine: AsyncEngine, who: Any, *rows: dict[str, Any]) -> dict[str, Any]:
+    answer = await run(engine, who, IMPORT_CODED, {"rows": list(rows)})
+    assert answer.errors is None, answer.errors
+    return answer.data["importMsmes"]  # type: ignore[no-any-return]
+
+
+async def test_an_import_registers_a_business_by_sku_and_gives_one_so_registered_its_nib(
+    engine: AsyncEngine,
+) -> None:
+    """The row carrying the NIB of a business registered by SKU created a second record."""
+    village = PAHANDUT[:-4] + "1201"
+    created = await create(engine, **business("IMPG/1/2025", village, owner=None))
+    msme_id = created.data["createMsme"]["id"]
+    given = business("impg/1/2025", village, nib="7749000000001", name="Warung Uji Baru")
+    answer = await imported(engine, KALTENG, {**given, "owner": None})
+    assert (answer["created"], answer["updated"], answer["errors"]) == (0, 1, [])
+    msme = (await run(engine, KALTENG, MSME, {})).data["msme"]
+    assert msme == {
+        "id": msme_id,
+        "skuNumber": "IMPG/1/2025",
+        "skuIssuer": village,
+        "name": "Warung Uji Baru",
+        "version": 2,
+    }
+    # A row without an SKU leaves the stored one; one without a NIB is keyed by its SKU.
+    by_nib = {key: value for key, value in given.items() if not key.startswith("sku")}
+    assert (await imported(engine, KALTENG, {**by_nib, "owner": None}))["unchanged"] == 1
+    fresh = business("IMPG/1B/2025", village, owner=None)
+    assert (await imported(engine, KALTENG, fresh))["created"] == 1
+    count = "SELECT count(*) FROM msmes WHERE sku_issuer = $1"
+    async with engine.connect() as connection:
+        assert (await connection.exec_driver_sql(count, (village,))).scalar_one() == 2
+
+
+async def test_an_import_refuses_an_sku_as_create_and_update_refuse_it(
+    engine: AsyncEngine,
+) -> None:
+    """Palangka Raya's rows: a NIB and an SKU of two businesses (nothing is merged), an SKU of
+    Kotawaringin Barat's village, one of Kalimantan Barat's held by a business there and one
+    held by none (the same answer, telling nothing of that business), half an SKU."""
+    village = PAHANDUT[:-4] + "1202"
+    await create(engine, **business(None, None, nib="7749000000002", owner=None))
+    await create(engine, **business("IMPG/2/2025", village, owner=None))
+    kalbar = business("IMPG/3/2025", "61.71.01.1201", region="61.71", district="61.71.01")
+    assert (await create(engine, KALBAR, **{**kalbar, "owner": None})).errors is None
+    rows = [
+        business("IMPG/2/2025", village, nib="7749000000002", owner=None),
+        business("IMPG/3/2025", "62.01.05.2001", owner=None),
+        business("IMPG/3/2025", "61.71.01.1201", owner=None),
+        business("IMPG/3/2025", "61.71.01.1202", owner=None),
+        business("IMPG/4/2025", None, owner=None),
+    ]
+    answer = await imported(engine, PALANGKA_RAYA, *rows)
+    assert [(e["row"], e["field"], e["code"]) for e in answer["errors"]] == [
+        (1, "skuNumber", "CONFLICT"),
+        (2, "skuIssuer", "BAD_USER_INPUT"),
+        (3, "skuIssuer", "BAD_USER_INPUT"),
+        (4, "skuIssuer", "BAD_USER_INPUT"),
+        (5, "skuIssuer", "BAD_USER_INPUT"),
+    ]
+    assert answer["errors"][2]["reason"] == answer["errors"][3]["reason"]
+    assert (answer["created"], answer["updated"]) == (0, 0)

@@ -1,7 +1,8 @@
 """MSME writes: create, update, (de)activate, report a scale change; owners kept apart (UU 27/2022).
 
-Callers validate with `domain.records.check_msme` first; these functions enforce what only the
-database knows (the NIB is free, the record is inside the jurisdiction, the version is current).
+Callers validate with `domain.records.check_registered_msme` first; these functions enforce what
+only the database knows (the NIB is free, the record is inside the jurisdiction, the version is
+current).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from domain.records import (
     MsmeDraft,
     OwnerDraft,
     Vocabulary,
-    check_msme,
     check_registered_msme,
     check_scale_report,
     settle_scale,
@@ -48,7 +47,7 @@ DRAFT = MsmeDraft(
 
 
 def test_a_valid_draft_becomes_the_values_to_store() -> None:
-    checked = check_msme(DRAFT, RULES)
+    checked = check_registered_msme(DRAFT, RULES)
     assert isinstance(checked, CheckedMsme)
     assert (checked.name, checked.kbli_section, checked.scale) == ("Keripik Kelakai", "C", "micro")
     assert (checked.province_code, checked.regency_code) == ("62", "62.71")
@@ -58,7 +57,7 @@ def test_a_valid_draft_becomes_the_values_to_store() -> None:
 
 def test_every_broken_rule_is_reported_with_the_callers_field_names() -> None:
     draft = replace(DRAFT, nib="123", kbli_code="04000", turnover_year=2027)
-    errors = check_msme(draft, RULES, name=lambda field: f"input.{field}")
+    errors = check_registered_msme(draft, RULES, name=lambda field: f"input.{field}")
     assert isinstance(errors, list)
     assert [error.field for error in errors] == [
         "input.nib",
@@ -78,19 +77,9 @@ def test_a_business_registered_by_sku_alone_has_no_nib_to_store() -> None:
     )
 
 
-def test_an_import_row_needs_its_nib_whatever_else_it_carries() -> None:
-    """The import matches rows to records by NIB (db/imports.py): an SKU is not read from it."""
-    draft = replace(DRAFT, nib=None, sku_number="470/12/KEL", sku_issuer="62.71.03.1002")
-    errors = check_msme(draft, RULES)
-    assert isinstance(errors, list)
-    assert [(error.field, error.reason) for error in errors] == [
-        ("nib", "must be exactly 13 digits")
-    ]
-
-
 def test_the_owner_nik_is_checked_and_never_quoted() -> None:
     draft = replace(DRAFT, owner=OwnerDraft(nik="6271991513880001", full_name="Sri"))
-    errors = check_msme(draft, RULES)
+    errors = check_registered_msme(draft, RULES)
     assert isinstance(errors, list)
     assert [error.field for error in errors] == ["owner.nik"]
     assert "6271991513880001" not in str(errors[0])

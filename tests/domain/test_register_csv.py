@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from domain.identifiers import KbliSection
-from domain.records import Vocabulary, check_msme
+from domain.records import Vocabulary, check_registered_msme
 from domain.register_csv import (
     WHOLE_ROW,
     absent_fields,
@@ -77,7 +77,7 @@ RULES = Vocabulary(
 
 def _problems(cells: dict[str, str]) -> list[tuple[str, str]]:
     draft, unread = draft_from_cells(cells)
-    checked = check_msme(draft, RULES, name=column_name, unread=unread)
+    checked = check_registered_msme(draft, RULES, name=column_name, unread=unread)
     assert isinstance(checked, list)
     return sorted((error.field, error.reason) for error in checked)
 
