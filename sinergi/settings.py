@@ -65,7 +65,25 @@ def default_home(env: Mapping[str, str]) -> Path:
     return Path(data_home) / "sinergi"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+MAX_WHOLE = 2_147_483_647
+"""The largest whole number a setting takes: PostgreSQL's `integer`, which a setting in
+milliseconds becomes (SINERGI_STATEMENT_TIMEOUT_MS, refused by the server past it, so every
+connection failed), and far past any count or size meant."""
+
+MAX_SECONDS = 31_536_000
+"""The longest a setting in seconds may be: a year, past any interval or timeout meant (a monthly
+figure release fits). Past it a typo's extra digits overflowed where the value went, a datetime
+(a token's lifetime) or the event loop's timers (SINERGI_BODY_TIMEOUT), with a traceback."""
+
+
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int = 1,
+    maximum: int = MAX_WHOLE,
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -75,13 +93,66 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    """A setting in seconds, at most MAX_SECONDS."""
+    return _int(env, name, default, minimum=minimum, maximum=MAX_SECONDS)
+
+
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_SESSION_ATTRIBUTES = ("any", "primary", "standby", "read-write", "read-only", "prefer-standby")
+_URL_QUERY: dict[str, tuple[str, ...] | None] = {
+    "host": None,
+    "ssl": _SSL_MODES,
+    "sslmode": _SSL_MODES,
+    "target_session_attrs": _SESSION_ATTRIBUTES,
+    "passfile": None,
+    "krbsrvname": None,
+    "gsslib": ("gssapi", "sspi"),
+}
+"""The query parameters a URL may carry, and the values each takes (None: any): those that both
+of the ways Sinergi connects read, SQLAlchemy's asyncpg driver (which hands them to
+`asyncpg.connect` as keywords, db.engine) and asyncpg's own connections (which read the URL as
+libpq does, db.notifications). Any other failed on one of them, when first connecting, with a
+traceback."""
+
+
 def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
+    """`name`'s URL, parsed as SQLAlchemy will and checked for what asyncpg refuses, so a
+    malformed one fails every command at once with a line naming it; never with the URL, which
+    may hold a password."""
     url = env.get(name) or None
-    if url is not None and not url.startswith(("postgresql", "postgres")):
+    if url is None:
+        return None
+    if not url.startswith(("postgresql", "postgres")):
         raise SettingsError(f"{name} must be a PostgreSQL URL (postgresql://...)")
+    from sqlalchemy.engine import make_url  # here: a command without a URL starts sooner
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ValueError:  # the port, the one part parsed as a number
+        raise SettingsError(f"{name}'s port must be a number from 1 to 65535") from None
+    except ArgumentError:
+        raise SettingsError(f"{name} is not a URL SQLAlchemy can read") from None
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise SettingsError(f"{name}'s port must be a number from 1 to 65535, got {parsed.port}")
+    for key, value in parsed.query.items():
+        if key not in _URL_QUERY:
+            raise SettingsError(
+                f"{name} has the query parameter {key!r}, which Sinergi's driver does not take;"
+                f" it takes {', '.join(_URL_QUERY)}"
+            )
+        allowed = _URL_QUERY[key]
+        for one in (value,) if isinstance(value, str) else value:
+            if allowed is not None and one not in allowed:
+                raise SettingsError(
+                    f"{name}'s {key} must be one of {', '.join(allowed)}, got {one!r}"
+                )
     return url
 
 
@@ -384,9 +455,9 @@ class Settings:
         return cls(
             database_url=database_url,
             replica_url=replica_url,
-            read_your_writes_seconds=_int(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
-            figures_cache_seconds=_int(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
-            figures_release_seconds=_int(
+            read_your_writes_seconds=_seconds(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
+            figures_cache_seconds=_seconds(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
+            figures_release_seconds=_seconds(
                 env, "SINERGI_FIGURES_RELEASE_SECONDS", 86_400, minimum=MIN_RELEASE_SECONDS
             ),
             home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
@@ -396,28 +467,28 @@ class Settings:
             audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
-            token_lifetime_seconds=_int(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
+            token_lifetime_seconds=_seconds(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
             statement_timeout_ms=_int(env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000),
             suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5),
             perturbation=_perturbation(env),
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
             external_issuers=_external_issuers(env),
             rate_limit=_int(env, "SINERGI_RATE_LIMIT", 600),
-            rate_limit_window_seconds=_int(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
+            rate_limit_window_seconds=_seconds(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),
             max_header_bytes=_int(env, "SINERGI_MAX_HEADER_BYTES", MAX_HEADER_BYTES),
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
             auth_failures_per_client_total=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL", 100),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
-            auth_failure_window_seconds=_int(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
+            auth_failure_window_seconds=_seconds(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
             secret_checks=_int(env, "SINERGI_SECRET_CHECKS", 0) or None,
             trusted_documents=_trusted_documents(env),
-            db_connect_timeout_seconds=_int(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
-            db_pool_timeout_seconds=_int(env, "SINERGI_DB_POOL_TIMEOUT", 5),
-            body_timeout_seconds=_int(env, "SINERGI_BODY_TIMEOUT", 10),
-            shutdown_grace_seconds=_int(env, "SINERGI_SHUTDOWN_GRACE", 30),
-            revoke_timeout_seconds=_int(env, "SINERGI_REVOKE_TIMEOUT", 5),
-            prepare_wait_seconds=_int(env, "SINERGI_PREPARE_WAIT", 600),
+            db_connect_timeout_seconds=_seconds(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),
+            db_pool_timeout_seconds=_seconds(env, "SINERGI_DB_POOL_TIMEOUT", 5),
+            body_timeout_seconds=_seconds(env, "SINERGI_BODY_TIMEOUT", 10),
+            shutdown_grace_seconds=_seconds(env, "SINERGI_SHUTDOWN_GRACE", 30),
+            revoke_timeout_seconds=_seconds(env, "SINERGI_REVOKE_TIMEOUT", 5),
+            prepare_wait_seconds=_seconds(env, "SINERGI_PREPARE_WAIT", 600),
             log_level=_choice(env, "SINERGI_LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "SINERGI_LOG_FORMAT", "json", ("json", "text")),
             metrics_token=metrics_token,
@@ -430,7 +501,7 @@ class Settings:
             audit_key_file=_path(env, "SINERGI_AUDIT_KEY_FILE"),
             audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),
             audit_syslog=_syslog(env),
-            audit_seal_seconds=_int(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
+            audit_seal_seconds=_seconds(env, "SINERGI_AUDIT_SEAL_SECONDS", 2),
             audit_unsealed_intervals=_int(
                 env, "SINERGI_AUDIT_UNSEALED_INTERVALS", UNSEALED_INTERVALS
             ),

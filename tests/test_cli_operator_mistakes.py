@@ -87,6 +87,57 @@ def test_malformed_external_issuers_are_one_line(tmp_path: Path) -> None:
     )
 
 
+_SERVICE = f"postgresql://service:{PASSWORD}@127.0.0.1:5432/sinergi"
+
+BAD_SETTINGS = {
+    "SINERGI_STATEMENT_TIMEOUT_MS=99999999999": (
+        {"SINERGI_STATEMENT_TIMEOUT_MS": "99999999999"},
+        "SINERGI_STATEMENT_TIMEOUT_MS must be at most 2147483647, got 99999999999",
+    ),
+    "SINERGI_TOKEN_LIFETIME=999999999999999": (
+        {"SINERGI_TOKEN_LIFETIME": "999999999999999"},
+        "SINERGI_TOKEN_LIFETIME must be at most 31536000, got 999999999999999",
+    ),
+    "SINERGI_BODY_TIMEOUT=99999999999999999": (
+        {"SINERGI_BODY_TIMEOUT": "99999999999999999"},
+        "SINERGI_BODY_TIMEOUT must be at most 31536000, got 99999999999999999",
+    ),
+    "port badport": (
+        {"DATABASE_URL": f"postgresql://service:{PASSWORD}@127.0.0.1:badport/sinergi"},
+        "DATABASE_URL's port must be a number from 1 to 65535",
+    ),
+    "port 70000": (
+        {"DATABASE_URL": f"postgresql://service:{PASSWORD}@127.0.0.1:70000/sinergi"},
+        "DATABASE_URL's port must be a number from 1 to 65535, got 70000",
+    ),
+    "sslmode=bogus": (
+        {"DATABASE_URL": f"{_SERVICE}?sslmode=bogus"},
+        "DATABASE_URL's sslmode must be one of disable, allow, prefer, require, verify-ca,"
+        " verify-full, got 'bogus'",
+    ),
+    "options": (
+        {
+            "DATABASE_URL": _SERVICE,
+            "DATABASE_OWNER_URL": f"{_SERVICE}?options=-c%20search_path%3Dx",
+        },
+        "DATABASE_OWNER_URL has the query parameter 'options', which Sinergi's driver does not"
+        " take; it takes host, ssl, sslmode, target_session_attrs, passfile, krbsrvname, gsslib",
+    ),
+}
+
+
+@pytest.mark.parametrize("argv", [["clients", "list"], ["serve", "--port", "18507"]], ids=str)
+@pytest.mark.parametrize("case", BAD_SETTINGS, ids=str)
+def test_a_setting_out_of_range_is_one_line_naming_it(
+    tmp_path: Path, case: str, argv: list[str]
+) -> None:
+    """Each of these ended in a traceback, some only once a connection or a token was made
+    (PostgreSQL refusing the statement timeout, a datetime overflowing): now the settings
+    refuse it at once, naming the variable and never the URL's password."""
+    env, expected = BAD_SETTINGS[case]
+    _one_line(_sinergi(tmp_path, env, *argv), expected)
+
+
 def test_sync_with_a_missing_secret_file_is_one_line(tmp_path: Path) -> None:
     result = _sinergi(
         tmp_path,
