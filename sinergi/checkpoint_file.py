@@ -53,12 +53,20 @@ def _checkpoint_in(line: str) -> str:
 
 
 def read(path: Path, key: bytes) -> Read:
+    """Each line decoded by itself: a line that is not UTF-8 (a torn write, a syslog daemon's
+    byte) is one more malformed line, where decoding the whole file stopped `audit verify` with
+    a traceback, before any finding and without the other files."""
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
     if not path.exists():
         return Read(checkpoints, problems)
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError as error:
+                problems.append(f"{path}:{number}: malformed: {error}")
+                continue
             if not line.strip():
                 continue
             try:

@@ -350,6 +350,28 @@ def test_a_checkpoint_not_signed_with_the_key_is_reported(trail: Trail) -> None:
     assert f"{trail.checkpoints}:2: its signature does not match this key" in reported.stdout
 
 
+def test_a_checkpoint_line_that_is_not_utf8_is_reported_and_the_rest_read(
+    trail: Trail, tmp_path: Path
+) -> None:
+    """A byte that is not UTF-8 stopped `audit verify` with a UnicodeDecodeError traceback:
+    no finding, and no other file read. It is one more malformed line now."""
+    torn = tmp_path / "api-2.jsonl"
+    torn.write_bytes(b'{"database": "\xff"}\n' + trail.checkpoints.read_bytes())
+    out = io.StringIO()
+    env = {"DATABASE_URL": as_service(trail.owner_url), "SINERGI_AUDIT_KEY": KEY.hex()}
+    argv = ["audit", "verify", "--checkpoints", str(torn), "--checkpoints", str(trail.checkpoints)]
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(argv)
+    assert returncode == 1
+    said = out.getvalue()
+    assert (
+        f"checkpoint file: {torn}:1: malformed: 'utf-8' codec can't decode byte 0xff in"
+        " position 14: invalid start byte" in said
+    )
+    assert f"audit chain intact: {ENTRIES} entries verified, {ENTRIES} sealed" in said
+    assert "2 checkpoints" in said  # the torn file's good line, and the trail's own
+
+
 def test_another_key_fails_every_seal(trail: Trail) -> None:
     wrong = _verify(trail, secrets.token_bytes(32))
     assert wrong.returncode == 1
