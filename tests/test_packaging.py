@@ -220,6 +220,38 @@ def test_compose_hands_every_password_over_as_a_secret_file() -> None:
     assert '"$SINERGI_SERVICE_PASSWORD_FILE"' in init
 
 
+def test_the_init_script_keeps_the_passwords_off_psqls_command_line(tmp_path: Path) -> None:
+    """Given as `-v owner_password=…`, both passwords were in psql's argv, which any user of
+    the host reads with `ps`: psql reads the secrets' files itself. The psql here is a
+    stand-in that records its arguments and the script it is handed."""
+    passwords = {"owner": "owner-pw-8d1e", "service": "service-pw-27c4"}
+    for role, password in passwords.items():
+        (tmp_path / role).write_text(password + "\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    psql = bin_dir / "psql"
+    psql.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
+    psql.chmod(0o755)
+    subprocess.run(
+        ["sh", str(ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh")],
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "POSTGRES_USER": "postgres",
+            "SINERGI_OWNER_PASSWORD_FILE": str(tmp_path / "owner"),
+            "SINERGI_SERVICE_PASSWORD_FILE": str(tmp_path / "service"),
+        },
+        check=True,
+        timeout=30,
+    )
+    argv, script = (tmp_path / "argv").read_text(), (tmp_path / "stdin").read_text()
+    assert "--username" in argv  # the stand-in ran
+    for password in passwords.values():
+        assert password not in argv
+        assert password not in script  # nor expanded into the script by the shell
+    assert '\\set owner_password `cat "$SINERGI_OWNER_PASSWORD_FILE"`' in script
+    assert '\\set service_password `cat "$SINERGI_SERVICE_PASSWORD_FILE"`' in script
+
+
 # Settings the compose file fixes for the API, or keeps from it on purpose.
 NOT_PASSED_ON = {
     "DATABASE_URL",  # the service role's, built from its password
