@@ -75,7 +75,8 @@ def allowed_scopes(org_kind: OrgKind) -> frozenset[Scope]:
 
 
 def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozenset[Scope]:
-    """The bundle of the org kind, or less; pii:read may be added on top of a records bundle.
+    """The bundle of the org kind, or less but not nothing; pii:read may be added on top of a
+    records bundle.
 
     Anything else outside the bundle is refused: an org kind's bundle is the contract's
     statement of what that kind of organisation may ever do. So is a write without the read
@@ -87,6 +88,8 @@ def granted_scopes(org_kind: OrgKind, requested: Iterable[str] | None) -> frozen
         scopes = frozenset(Scope(item) for item in requested)
     except ValueError as error:
         raise ClientError(f"scopes: unknown scope ({error})") from None
+    if not scopes:  # a client no token of which could do anything: a slip, not a request
+        raise ClientError("scopes: none given (leave them out for the org kind's bundle)")
     allowed = allowed_scopes(org_kind)
     if not scopes <= allowed:
         extra = " ".join(sorted(scope.value for scope in scopes - allowed))

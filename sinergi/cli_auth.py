@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients, keys, registry
 from auth.clients import Client, ClientError
-from auth.scopes import OrgKind
+from auth.scopes import OrgKind, Scope
 from db.notifications import libpq_url
 from db.queries import trusted_documents
 from sinergi.database import in_transaction
@@ -24,13 +24,27 @@ from sinergi.settings import Settings
 from sinergi.trusted_documents import checked_operations
 from sinergi.wording import counted
 
-SEES = {
-    OrgKind.MINISTRY: "aggregate figures and targets for any region; never records or PII",
-    OrgKind.PROVINCE: "records in its province (personal data only with pii:read), figures",
-    OrgKind.REGENCY: "records in its regency or city (personal data only with pii:read), figures",
-    OrgKind.BUMD: "eligibility decisions for businesses in its jurisdiction, guarantees, figures",
-    OrgKind.CUSTODIAN: "the access audit trail and aggregate figures",
+SEES: dict[Scope, str] = {
+    Scope.ELIGIBILITY_CHECK: "eligibility decisions for businesses in its jurisdiction",
+    Scope.GUARANTEES_WRITE: "the guarantees it recorded",
+    Scope.TARGETS_READ: "targets and the realisations reported",
+    Scope.AUDIT_READ: "the access audit trail",
+    Scope.AGGREGATES_READ: "aggregate figures for any region",
 }
+"""What each scope but records:read and pii:read lets a client read (docs/contract.md)."""
+
+
+def _sees(client: Client) -> str:
+    """What the client's granted scopes let it read, not its org kind's bundle: a province
+    given records:read alone sees no figures."""
+    if Scope.RECORDS_READ not in client.scopes:
+        records = "never records or personal data"
+    elif Scope.PII_READ in client.scopes:
+        records = "records in its jurisdiction with the owners' personal data"
+    else:
+        records = "records in its jurisdiction without personal data"
+    seen = [SEES[scope] for scope in SEES if scope in client.scopes]
+    return "; ".join([records, *seen]) + (" (revoked: nothing)" if client.revoked else "")
 
 
 def _describe(client: Client) -> dict[str, Any]:
@@ -42,7 +56,7 @@ def _describe(client: Client) -> dict[str, Any]:
         "scopes": sorted(scope.value for scope in client.scopes),
         "purpose": client.purpose,
         "revoked": client.revoked,
-        "sees": SEES[client.org_kind] + (" (revoked: nothing)" if client.revoked else ""),
+        "sees": _sees(client),
     }
 
 

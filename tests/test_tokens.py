@@ -298,6 +298,15 @@ def test_clients_are_managed_from_the_command_line(api: Api, demo_url: str) -> N
             ["--org-kind", "province", "--jurisdiction", "62", "--scopes", "records:write"],
             "scopes: records:write needs records:read as well",
         ),
+        # Registered a client none of whose tokens could do anything.
+        (
+            ["--org-kind", "province", "--jurisdiction", "62", "--scopes", ""],
+            "scopes: none given (leave them out for the org kind's bundle)",
+        ),
+        (
+            ["--org-kind", "province", "--jurisdiction", "62", "--scopes", " "],
+            "scopes: none given (leave them out for the org kind's bundle)",
+        ),
     ],
 )
 def test_the_cli_refuses_a_bad_client_naming_the_field(
@@ -308,6 +317,20 @@ def test_the_cli_refuses_a_bad_client_naming_the_field(
     )
     assert code == 2
     assert message in out
+
+
+def test_what_a_client_sees_is_told_from_its_granted_scopes(demo_url: str) -> None:
+    """`sees` was the org kind's bundle: a province given records:read alone was said to see
+    figures, which it may not read."""
+    argv = ["clients", "create", "--name", "Dinas", "--org-kind", "province"]
+    argv += ["--jurisdiction", "62", "--purpose", "testing", "--scopes"]
+    narrow = _cli_json(demo_url, [*argv, "records:read"])
+    assert narrow["sees"] == "records in its jurisdiction without personal data"
+    wide = _cli_json(demo_url, [*argv, "records:read pii:read aggregates:read"])
+    assert wide["sees"] == (
+        "records in its jurisdiction with the owners' personal data;"
+        " aggregate figures for any region"
+    )
 
 
 def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
