@@ -335,8 +335,9 @@ def create_app(
 
 
 def app_from_env() -> Sinergi:
-    """Factory for `sinergi serve`'s uvicorn workers only; the CLI has put DATABASE_URL in the
-    environment. Run by hand (`uvicorn --factory`) it skips serve's start-up refusals (clients
+    """Factory for `sinergi serve`'s uvicorn workers only; DATABASE_URL is the operator's (its
+    password read from DATABASE_PASSWORD_FILE here) or the embedded server's, put there by
+    `serve`. Run by hand (`uvicorn --factory`) it skips serve's start-up refusals (clients
     holding the demo secret, a privileged role), and with SINERGI_DEV=true accepts that secret."""
     settings = Settings.from_env()
     assert settings.database_url is not None, "sinergi serve sets DATABASE_URL for its workers"

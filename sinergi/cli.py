@@ -137,7 +137,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             )
     # Made here once, before the workers read it, and checked against the trail's seals.
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
-    os.environ["DATABASE_URL"] = database.service_url
+    _hand_to_workers(settings, database.service_url)
     os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
     # SINERGI_DEV was set from --dev before the settings were read (_dev_from_flag).
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
@@ -172,6 +172,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+def _hand_to_workers(settings: Settings, service_url: str) -> None:
+    """The environment the workers read their settings from, which /proc/PID/environ shows:
+    the service's URL as the operator gave it (its password, if in DATABASE_PASSWORD_FILE, read
+    by each worker from there), or the embedded server's, which needs none; and nothing of the
+    owner's, whose URL and password serving never uses."""
+    if settings.database_url is None:
+        os.environ["DATABASE_URL"] = service_url
+    for owner in ("DATABASE_OWNER_URL", "DATABASE_OWNER_PASSWORD_FILE"):
+        os.environ.pop(owner, None)
 
 
 def _dev_from_flag(dev: bool) -> None:

@@ -5,13 +5,25 @@ the URLs Sinergi would connect with rather than have PostgreSQL check a password
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
 from sinergi.settings import Settings, SettingsError
 from tests.support.cli import sinergi
+from tests.support.databases import TEST_PASSWORD, as_service
 
 SERVICE = "postgresql://sinergi_service@db:5432/sinergi?sslmode=require"
 OWNER = "postgresql://sinergi_owner@db:5432/sinergi"
@@ -46,7 +58,7 @@ def test_each_roles_password_is_read_from_its_file(tmp_path: Path) -> None:
 
 
 def test_a_url_naming_the_files_password_reads_alike(tmp_path: Path) -> None:
-    """`serve` hands its workers the service's URL, password and all, beside the same file."""
+    """A URL naming the password the file holds is the same URL, not a conflict."""
     env = {"DATABASE_PASSWORD_FILE": _secret(tmp_path, "service", "pw\n")}
     given = Settings.from_env({"DATABASE_URL": SERVICE, **env}).database_url
     assert given is not None
@@ -111,3 +123,59 @@ def test_a_command_connects_with_urls_that_name_no_password(fresh_url: str, tmp_
         "sinergi: DATABASE_OWNER_URL names a password other than"
         " DATABASE_OWNER_PASSWORD_FILE's: give one\n"
     )
+
+
+def test_serve_hands_its_workers_no_password_and_nothing_of_the_owner(fresh_url: str) -> None:
+    """Each worker reads the settings again, from an environment /proc/PID/environ shows to
+    whoever may read it: the service's URL there stays bare (the worker reads the password from
+    DATABASE_PASSWORD_FILE itself), and the owner's URL and password file, which serving never
+    needs, are not there at all."""
+    home = Path(tempfile.mkdtemp(prefix="sinergi-workers-"))
+    secrets = Path(tempfile.mkdtemp(prefix="sinergi-secrets-"))
+    # URL.set(password=None) leaves the password as it was.
+    bare_owner = make_url(fresh_url)._replace(password=None)
+    bare_service = make_url(as_service(fresh_url))._replace(password=None)
+    env = {
+        **os.environ,
+        "SINERGI_HOME": str(home),
+        "SINERGI_LOG_LEVEL": "warning",
+        "DATABASE_URL": bare_service.render_as_string(hide_password=False),
+        "DATABASE_PASSWORD_FILE": _secret(secrets, "service", TEST_PASSWORD + "\n"),
+        "DATABASE_OWNER_URL": bare_owner.render_as_string(hide_password=False),
+        "DATABASE_OWNER_PASSWORD_FILE": _secret(secrets, "owner", TEST_PASSWORD + "\n"),
+    }
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
+        env.pop(name, None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--workers", "2", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not become ready"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        workers = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+        assert len(workers) == 2, [child.cmdline() for child in workers]
+        for worker in workers:
+            environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+            given = dict(entry.decode().split("=", 1) for entry in environ if b"=" in entry)
+            assert make_url(given["DATABASE_URL"]).password is None
+            assert not [value for value in given.values() if f":{TEST_PASSWORD}@" in value]
+            assert "DATABASE_OWNER_URL" not in given
+            assert "DATABASE_OWNER_PASSWORD_FILE" not in given
+            assert given["DATABASE_PASSWORD_FILE"] == env["DATABASE_PASSWORD_FILE"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(secrets, ignore_errors=True)
