@@ -9,6 +9,7 @@ import gc
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -56,16 +57,27 @@ def _stop_on_signals() -> None:
 
 def _metrics_dir() -> str:
     """A directory for the workers' shared metric files (prometheus_client multiprocess mode):
-    the operator's PROMETHEUS_MULTIPROC_DIR emptied of an earlier run's files, else a fresh one.
-    It is put in the environment before anything imports prometheus_client."""
+    the operator's PROMETHEUS_MULTIPROC_DIR, else a fresh one. It is put in the environment
+    before anything imports prometheus_client; an earlier run's files in it are deleted once
+    `serve` is past its refusals (_clear_metric_files)."""
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not configured:
         return tempfile.mkdtemp(prefix="sinergi-metrics-")
-    directory = Path(configured)
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+    Path(configured).mkdir(parents=True, exist_ok=True)
     return configured
+
+
+METRIC_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
+"""The files prometheus_client's multiprocess mode writes: TYPE_PID.db, a gauge's
+gauge_MODE_PID.db (prometheus_client.values.MultiProcessValue)."""
+
+
+def _clear_metric_files(directory: str) -> None:
+    """An earlier run's series would be added to this one's: its files go, and nothing else in
+    the operator's directory, whatever it holds (another program's .db)."""
+    for path in Path(directory).iterdir():
+        if METRIC_FILE.fullmatch(path.name):
+            path.unlink()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,10 +85,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from sinergi.http_protocol import GatheringHttpToolsProtocol
 
+    metrics_dir = None
     if args.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Shared files only where processes must add up their series: in one process a sample
         # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
     import logging.config  # only `serve` configures logging from a dictionary
 
     from sinergi import audit_key, checkpoint_file
@@ -152,6 +165,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             DEFAULT_ISSUER,
             args.port,
         )
+    if metrics_dir is not None:  # past every refusal: a refused start leaves the files be
+        _clear_metric_files(metrics_dir)
     # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
     with contextlib.suppress(Stopped):
         uvicorn.run(

@@ -240,3 +240,47 @@ def test_dev_serve_says_why_a_database_url_database_has_no_population(
     assert "WARNING sinergi.demo" in warning
     assert "DATABASE_URL is set" in warning
     assert "`sinergi demo-data`" in warning
+
+
+def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts(
+    fresh_url: str, home: Path
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR is the operator's: `serve` deleted every *.db in it, even when
+    it then refused to start. It deletes prometheus_client's own files alone, and only once
+    past its refusals."""
+    metrics = home / "metrics"
+    metrics.mkdir()
+    stale = ["counter_12.db", "gauge_livesum_12.db", "histogram_34.db", "summary_34.db"]
+    kept = ["other.db", "counter_notes.db", "report.txt"]
+    for name in stale + kept:
+        (metrics / name).write_text("")
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env |= {"PROMETHEUS_MULTIPROC_DIR": str(metrics), "SINERGI_LOG_LEVEL": "warning"}
+    for name in ("SINERGI_ENV", "SINERGI_UNSAFE_PRIVILEGED_ROLE"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(_free_port())]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2  # DATABASE_URL is the owner's
+    assert "refusing to serve" in refused.stderr
+    assert sorted(path.name for path in metrics.iterdir()) == sorted(stale + kept)
+
+    port = _free_port()
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not become ready"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        left = {path.name for path in metrics.iterdir()}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert set(kept) <= left
+    assert not set(stale) & left
