@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import tempfile
 from pathlib import Path
 
@@ -73,9 +74,19 @@ def load(settings: Settings) -> bytes:
         return _decoded(settings.audit_key_hex, "SINERGI_AUDIT_KEY")
     path = settings.audit_key_path
     try:
-        return _decoded(path.read_text(encoding="ascii"), str(path))
+        mode = stat.S_IMODE(path.stat().st_mode)
+        key = path.read_text(encoding="ascii")
     except OSError as error:
         raise SettingsError(f"cannot read the audit key: {error}") from None
+    if mode & 0o077:
+        # As `sinergi sync` refuses a copy open to others: refused, not tightened, since whether
+        # the key's exposure so far matters (anyone who read it can forge seals) is the
+        # operator's call, and a chmod would break a deliberate mode silently.
+        raise SettingsError(
+            f"the audit key file {path} is open to its group or others (mode {mode:o}), who "
+            f"could forge the audit trail's seals with it: restrict it (chmod 600 {path})"
+        )
+    return _decoded(key, str(path))
 
 
 async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:

@@ -22,6 +22,8 @@ from db.seals import (
 )
 from sinergi import audit_key, checkpoint_file
 from sinergi.settings import Settings, SettingsError
+from tests.support.cli import sinergi
+from tests.support.databases import as_service
 
 
 def test_the_default_key_is_made_once_under_sinergi_home_readable_by_its_owner_only(
@@ -40,6 +42,7 @@ def test_the_default_key_is_made_once_under_sinergi_home_readable_by_its_owner_o
 def test_a_key_from_the_environment_or_a_mounted_secret_wins(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("ab" * 32 + "\n")
+    secret.chmod(0o600)
     from_file = Settings.from_env(
         {"SINERGI_HOME": str(tmp_path), "SINERGI_AUDIT_KEY_FILE": str(secret)}
     )
@@ -60,6 +63,28 @@ def test_a_key_from_the_environment_or_a_mounted_secret_wins(tmp_path: Path) -> 
 def test_a_bad_or_missing_key_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         audit_key.load(Settings.from_env({"SINERGI_HOME": str(tmp_path), **env}))
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_key_file_others_may_read_is_refused(
+    migrated_url: str, tmp_path: Path, mode: int
+) -> None:
+    """Whoever reads the key can forge the trail's seals: a key file open to its group or others
+    stops the command (exit 2), as `sinergi sync` refuses a copy open to them, naming the
+    chmod rather than tightening it unasked."""
+    key = tmp_path / "audit.key"
+    audit_key.make(key)
+    key.chmod(mode)
+    env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
+    code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"sinergi: the audit key file {key} is open to its group or others (mode {mode:o}), who"
+        f" could forge the audit trail's seals with it: restrict it (chmod 600 {key})\n"
+    )
+    key.chmod(0o600)
+    code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
+    assert "open to its group or others" not in out + err
 
 
 def test_an_owner_url_without_the_service_url_is_refused() -> None:
