@@ -123,7 +123,7 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         """Made on first use: a request whose reads compile into statements (schema/compiled.py)
-        never needs a DataLoader."""
+        never needs a DataLoader. Made again after each committed write (`_wrote`)."""
         return Loaders(self.reads, self.policy.records, self.regions)
 
     @asynccontextmanager
@@ -135,8 +135,8 @@ class Context:
         async with self._held(), self.engine.begin() as connection:
             yield connection
             committing = connection.in_transaction()
-        self.changed = self.changed or committing
         if committing:
+            self._wrote()
             await self._renew_note()
 
     @asynccontextmanager
@@ -150,8 +150,18 @@ class Context:
         await self._note_writer()
         async with self._held(), await check_out(self.primary) as connection:
             yield connection
-        self.changed = True
+        self._wrote()
         await self._renew_note()
+
+    def _wrote(self) -> None:
+        """A write committed: the operation has `changed` stored data, and the loaders' caches
+        are dropped, so that what a later field reads is what is stored. A document of several
+        mutations otherwise answered a later one's owner, history or participations as the
+        first one's answer had loaded them: an owner it had erased, a history without its
+        own version. Mutations run one after the other (GraphQL's rule), so no field is
+        reading through the dropped loaders meanwhile."""
+        self.changed = True
+        self.__dict__.pop("loaders", None)
 
     def _held(self) -> AbstractAsyncContextManager[Any]:
         return self.connections or nullcontext()
