@@ -212,6 +212,11 @@ COOPERATIVES = Table(
     Index("ix_cooperatives_regency_code", "regency_code"),
 )
 
+LEGAL_ENTITY_NO_FOLDED = "uq_cooperatives_legal_entity_no_folded"
+"""An older dinas number, kept as typed, is registered once in any case: `518/bh/xiv/1999` is
+`518/BH/XIV/1999` (migration 0049). A Kemenkumham number has one, upper-case, spelling."""
+Index(LEGAL_ENTITY_NO_FOLDED, func.lower(COOPERATIVES.c.legal_entity_no), unique=True)
+
 MSMES = Table(
     "msmes",
     METADATA,

@@ -27,7 +27,8 @@ _REGION = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
 _AHU = re.compile(r"AHU-(?P<serial>[0-9]+)\.AH\.01\.26\.TAHUN (?P<year>[0-9]{4})")
 _ANY_DIGIT = re.compile(r"[0-9]")
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
-_SKU_NUMBER = re.compile(r"[!-~]+(?: [!-~]+)*")
+_PRINTABLE_ASCII = re.compile(r"[!-~]+(?: [!-~]+)*")
+"""Words of printable ASCII, one space between them: an SKU number, an older legal-entity number."""
 _VILLAGE_KINDS = "123"
 """The first digit of a village code's DDDD: 1 kelurahan, 2 desa, 3 desa adat."""
 _RECORD_ID_MAX = 2**63 - 1  # PostgreSQL's bigint, the type of every record key
@@ -86,7 +87,7 @@ def validate_sku_number(value: str, *, field: str = "skuNumber") -> str:
         raise InvalidValue(field, "must not be empty")
     if len(number) > SKU_NUMBER_MAX:
         raise InvalidValue(field, f"must be at most {SKU_NUMBER_MAX} characters")
-    if not _SKU_NUMBER.fullmatch(number):
+    if not _PRINTABLE_ASCII.fullmatch(number):
         raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
     return number.upper()
 
@@ -301,7 +302,10 @@ def kbli_section(code: str, sections: Iterable[KbliSection], *, field: str = "kb
 def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str:
     """Kemenkumham numbers (since 2019) must follow their pattern and come back in their one
     canonical spelling (see `_kemenkumham_number`); older dinas numbers follow no common scheme,
-    so they only have to be plausible text that contains a digit, and keep their spelling.
+    so they only have to be plausible text that contains a digit, and keep their spelling. They
+    are unique in any case (migration 0049), and printable ASCII only, as they are printed: a
+    look-alike from another script (a Greek capital Iota for the I of `XIV`) is another string
+    that no case folding joins to the number, so it registered the cooperative twice.
 
     Runs of spaces (including no-break spaces from pasted documents) collapse to one so the same
     number always compares equal; tabs, newlines and other control characters inside are refused.
@@ -318,6 +322,8 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
         raise InvalidValue(field, f"must be at most {_LEGAL_ENTITY_NO_MAX} characters")
     if number.upper().startswith("AHU"):
         return _kemenkumham_number(number, field)
+    if not _PRINTABLE_ASCII.fullmatch(number):
+        raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
     if not _ANY_DIGIT.search(number):
         raise InvalidValue(field, "must contain at least one digit")
     return number

@@ -341,6 +341,40 @@ async def test_another_spelling_of_a_taken_number_is_the_same_cooperative(
         }
 
 
+OLDER_NUMBER = "518/BH/XIV/1999"
+"""A dinas number from before the Kemenkumham register: kept as typed."""
+
+
+async def test_an_older_number_is_registered_once_in_any_case_and_in_ascii_only(
+    engine: AsyncEngine,
+) -> None:
+    """`518/bh/xiv/1999` is `518/BH/XIV/1999`: a CONFLICT on `input.legalEntityNo`, as another
+    spelling of a Kemenkumham number is, and the number keeps the spelling it was typed in. A
+    Greek capital Iota standing for the I is refused naming the field: no case folding joins it
+    to the number, so it registered the cooperative a second time."""
+    first = await run(
+        engine, KALTENG, CREATE, {"input": cooperative(10, legalEntityNo=OLDER_NUMBER)}
+    )
+    assert first.errors is None, first.errors
+    assert first.data["createCooperative"]["legalEntityNo"] == OLDER_NUMBER
+    for spelling in ("518/bh/xiv/1999", "518/Bh/XiV/1999"):
+        again = await run(
+            engine, KALTENG, CREATE, {"input": cooperative(11, legalEntityNo=spelling)}
+        )
+        assert again.data == {"createCooperative": None}, spelling
+        (error,) = again.errors
+        assert error.extensions == {"code": "CONFLICT", "field": "input.legalEntityNo"}
+    look_alike = await run(
+        engine, KALTENG, CREATE, {"input": cooperative(12, legalEntityNo="518/BH/X\u0399V/1999")}
+    )
+    assert look_alike.data == {"createCooperative": None}
+    (error,) = look_alike.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": "input.legalEntityNo"}
+    assert await _stored(engine, "518/BH/X\u0399V/1999") == 0
+    found = await run(engine, KALTENG, LOOKUP, {"number": OLDER_NUMBER})
+    assert found.data["cooperative"]["legalEntityNo"] == OLDER_NUMBER
+
+
 CREATE_MSME = """
 mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version } }
 """

@@ -928,3 +928,47 @@ def test_0046_lists_as_demo_only_records_in_the_range_that_no_client_created(
             assert asyncio.run(_value(url, listed[1])) == [loaded_cooperative]
             command.downgrade(alembic_config(url), "0045")
             assert asyncio.run(_value(url, "SELECT to_regclass('demo_msmes')")) is None
+
+
+FOLDED_INDEX = (
+    "SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_cooperatives_legal_entity_no_folded'"
+)
+
+
+def test_0049_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_duplicate(
+    server_url: str,
+) -> None:
+    """Upgraded from 0046 with one dinas number held by two cooperatives in different cases, it
+    stops, changing nothing, naming both and no other; once the owner keeps one, it takes no
+    other case of it, keeps the numbers as spelled, and goes down and up again."""
+    with _database_at(server_url, "0046") as url:
+        asyncio.run(_load_reference(url))
+        first, second = (
+            asyncio.run(_cooperative(url, number))
+            for number in ("518/BH/XIV/1999", "518/bh/xiv/1999")
+        )
+        alone = asyncio.run(_cooperative(url, "519/BH/XIV/1999"))
+        with pytest.raises(RuntimeError) as refused:
+            upgrade(url)
+        message = str(refused.value)
+        assert message.startswith("migration 0049 changed nothing: 1 legal-entity number(s)")
+        assert (
+            f"\n  cooperative {first} '518/BH/XIV/1999', cooperative {second} '518/bh/xiv/1999'\n"
+        ) in message
+        assert f"cooperative {alone}" not in message
+        assert message.endswith("then migrate again")
+        assert asyncio.run(_value(url, FOLDED_INDEX)) == 0
+
+        asyncio.run(_execute(url, "DELETE FROM cooperatives WHERE id = $1", second))
+        upgrade(url)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            asyncio.run(_cooperative(url, "518/Bh/XIV/1999"))
+        numbers = "SELECT id, legal_entity_no FROM cooperatives ORDER BY id"
+        assert [tuple(row) for row in asyncio.run(_fetch(url, numbers))] == [
+            (first, "518/BH/XIV/1999"),
+            (alone, "519/BH/XIV/1999"),
+        ]
+        command.downgrade(alembic_config(url), "0046")
+        assert asyncio.run(_value(url, FOLDED_INDEX)) == 0
+        upgrade(url)
+        assert asyncio.run(_value(url, FOLDED_INDEX)) == 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES
+from db.models import COOPERATIVES, LEGAL_ENTITY_NO_FOLDED
 from db.queries import Record
 from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
@@ -25,7 +25,10 @@ async def create(connection: AsyncConnection, checked: CheckedCooperative, actor
         connection,
         COOPERATIVES,
         values,
-        keys={"uq_cooperatives_legal_entity_no": "input.legalEntityNo"},
+        keys={
+            "uq_cooperatives_legal_entity_no": "input.legalEntityNo",
+            LEGAL_ENTITY_NO_FOLDED: "input.legalEntityNo",
+        },
     )
     await record(
         connection,

@@ -507,6 +507,9 @@ def test_every_demo_cooperative_number_is_valid() -> None:
         "518.08/96\n/BH",
         "518.08\x00/96/BH",
         "518.08\u200b/96/BH",  # zero-width space
+        "518/BH/X\u0399V/1999",  # an older number with a Greek capital Iota for the I
+        "\uff15\uff11\uff18/BH/XIV/1999",  # fullwidth digits
+        "518/BH\u2013XIV/1999",  # an en dash
         "AHU-9990001.AH.01.26.TAHUN 19",  # claims the Kemenkumham format but breaks it
         "AHU-9990001.AH.01.26.2019",
         "AHU-.AH.01.26.TAHUN 2019",
