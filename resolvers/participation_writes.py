@@ -15,6 +15,7 @@ from domain.records import validate_past_date, validate_text
 from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
+from resolvers.reference import checked_programme_id
 from resolvers.writing import actor_of, record_key, writing
 
 _ROLE_MAX = 20
@@ -56,6 +57,7 @@ async def create(
         if msme_id is not None
         else ("cooperative", record_key(cooperative_id or "", "input.cooperativeId"))
     )
+    programme_id = checked_programme_id(programme_id, "input.programmeId")
     principal = info.context.principal
     checked_role = _checked_text(role, "input.role", _ROLE_MAX) or ""
     async with writing(info) as connection:

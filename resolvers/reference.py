@@ -7,8 +7,10 @@ from typing import Any
 from strawberry.types import Info
 
 from db.queries import indicators, programmes
+from db.text import UNSTORABLE, storable
 from resolvers import Node
 from resolvers.context import Context
+from resolvers.errors import bad_input
 from resolvers.records import checked_region
 
 
@@ -20,6 +22,16 @@ async def region(info: Info[Context, Any], code: str) -> Node | None:
 async def all_programmes(info: Info[Context, Any]) -> list[Node]:
     async with info.context.reads.connect() as connection:
         return await programmes.all_programmes(connection)
+
+
+def checked_programme_id(programme_id: str, field: str = "id") -> str:
+    """A programme's id follows no shape (the reference data names each programme), so it is
+    held to the one rule for every string that reaches a query (`db.text.storable`): a NUL
+    failed the statement as INTERNAL where the request guard, which refuses one in any HTTP or
+    WebSocket request, did not stand in front of the schema."""
+    if not storable(programme_id):
+        raise bad_input(field, UNSTORABLE)
+    return programme_id
 
 
 async def programme(info: Info[Context, Any], programme_id: str) -> Node | None:

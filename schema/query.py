@@ -34,7 +34,9 @@ COOPERATIVE_BY_NUMBER = compiled.RecordRoot(
 MSME_PAGES = compiled.PageRoot(Msme, msme_where, records.msme_page)
 COOPERATIVE_PAGES = compiled.PageRoot(Cooperative, cooperative_where, records.cooperative_page)
 PROGRAMMES = compiled.ListRoot(Programme, reference.all_programmes)
-PROGRAMME_BY_ID = compiled.RecordRoot(Programme, "id", str, reference.programme)
+PROGRAMME_BY_ID = compiled.RecordRoot(
+    Programme, "id", reference.checked_programme_id, reference.programme
+)
 REGION_BY_CODE = compiled.RecordRoot(
     Region, "code", records.checked_region_code, reference.region, unknown_refused=True
 )

@@ -478,3 +478,26 @@ async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> N
     other = await run(engine, KALTENG, ADD, {"input": {**given, "role": "Producer"}})
     assert other.errors is None, other.errors
     assert other.data["addParticipation"]["role"] == "Producer"
+
+
+PROGRAMME = "query($id: ID!) { programme(id: $id) { id } }"
+
+
+async def test_a_nul_in_a_programme_id_is_bad_input_naming_it(engine: AsyncEngine) -> None:
+    """A NUL reached asyncpg and failed the statement as INTERNAL wherever the request guard
+    (which refuses one in any HTTP or WebSocket request) did not stand in front of the schema;
+    it is refused as every string no text column can store is, naming the argument."""
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(13)})).data[
+        "createCooperative"
+    ]
+    given = {"programmeId": "PR-MMM\x00", "cooperativeId": record["id"], "role": "producer"}
+    added = await run(engine, KALTENG, ADD, {"input": given})
+    assert added.data == {"addParticipation": None}
+    (error,) = added.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": "input.programmeId"}
+    assert error.message.startswith("input.programmeId: holds a NUL character")
+    for programme_id in ("PR-MMM\x00", "PR-\ud800"):
+        found = await run(engine, KALTENG, PROGRAMME, {"id": programme_id})
+        assert found.data == {"programme": None}
+        (error,) = found.errors
+        assert error.extensions == {"code": "BAD_USER_INPUT", "field": "id"}

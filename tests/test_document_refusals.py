@@ -95,3 +95,27 @@ def test_a_query_or_mutation_over_a_websocket_is_bad_user_input_on_query(
     (error,) = errors
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "query"}
     assert error["message"].startswith("query: only subscriptions run over a WebSocket")
+
+
+ENROL = """mutation($input: ParticipationInput!) {
+  addParticipation(input: $input) { id } }"""
+
+
+def test_a_mutation_carrying_a_nul_over_a_websocket_never_reaches_the_database(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """graphql-transport-ws carries mutations: one whose programme id holds a NUL, in a
+    variable or in the document, is refused by the request guard's checks, as over POST,
+    with no error logged (asyncpg refusing the NUL would log INTERNAL)."""
+    enrolment = {"programmeId": "PR-MMM\x00", "cooperativeId": "1", "role": "producer"}
+    literal = 'mutation { addParticipation(input: {programmeId: "PR-MMM\\u0000",'
+    literal += ' cooperativeId: "1", role: "producer"}) { id } }'
+    payloads = [{"query": ENROL, "variables": {"input": enrolment}}, {"query": literal}]
+    with caplog.at_level(logging.ERROR), api.socket((CLIENT, DEMO_SECRET)) as socket:
+        for number, payload in enumerate(payloads):
+            socket.send_json({"id": str(number), "type": "subscribe", "payload": payload})
+            refused = socket.receive_json()
+            assert refused["type"] == "error", refused
+            (error,) = refused["payload"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
