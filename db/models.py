@@ -44,7 +44,7 @@ from sqlalchemy.types import TypeEngine
 from domain.identifiers import SKU_NUMBER_MAX
 from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
-from domain.programmes import ProgrammeKind
+from domain.programmes import ProgrammeKind, ProgrammeSubjects
 from domain.ruleset import KSP_HEALTH
 
 NAMING_CONVENTION = {
@@ -344,8 +344,11 @@ PROGRAMMES = Table(
     Column("legal_basis", Text),
     Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
     Column("starts_on", Date),
+    # Whom it takes in: a participation of the other kind is refused (migration 0048).
+    Column("subjects", String(11), nullable=False, server_default=ProgrammeSubjects.BOTH.value),
     # R12 reads the kind: one it does not know must not be stored (migration 0045).
     CheckConstraint(_one_of("kind", tuple(ProgrammeKind)), name="kind"),
+    CheckConstraint(_one_of("subjects", tuple(ProgrammeSubjects)), name="subjects"),
 )
 
 PARTICIPATIONS = Table(

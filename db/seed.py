@@ -39,7 +39,7 @@ from domain.indicators import (
     validate_report_jurisdiction,
     validate_target_year,
 )
-from domain.programmes import ProgrammeKind
+from domain.programmes import ProgrammeKind, ProgrammeSubjects
 from domain.records import NOTE_MAX, validate_text
 from domain.ruleset import BUNDLED_RULESETS, load_rulesets
 
@@ -151,6 +151,11 @@ async def load_reference(
                 "legal_basis": row["legal_basis"] or None,
                 "jurisdiction": row["jurisdiction"],
                 "starts_on": _partial_date(row["start"]),
+                "subjects": one_of(
+                    ProgrammeSubjects,
+                    row["subjects"],
+                    field=f"programmes.csv: {row['id']}: subjects",
+                ),
             }
             for row in read_csv(directory / "programmes.csv")
         ],

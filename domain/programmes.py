@@ -1,4 +1,4 @@
-"""What a programme does: the closed vocabulary of its kind.
+"""What a programme does and whom it is for: the closed vocabularies of its kind and subjects.
 
 The kind is read by a rule: R12 fails a check while the business takes part in a programme of
 kind `subsidised_credit` (db/queries/eligibility.py). As free text, a KUR programme loaded as
@@ -30,3 +30,15 @@ class ProgrammeKind(StrEnum):
     """Training and mentoring."""
     INSTITUTION_BUILDING = "institution_building"
     """Forming and strengthening cooperatives."""
+
+
+class ProgrammeSubjects(StrEnum):
+    """Whom a programme takes in: MSMEs, cooperatives or both. Minyak Makan Merah is produced by
+    palm-farmer cooperatives only, Bantuan Produktif UMKM is a grant to MSMEs: a business of the
+    other kind enrolled there would be counted as taking part in a programme it cannot be in.
+    Stored held to these values (a CHECK constraint, migration 0048); `addParticipation` refuses
+    a subject of the other kind (db/writes/participations.py)."""
+
+    MSME = "msme"
+    COOPERATIVE = "cooperative"
+    BOTH = "both"

@@ -92,8 +92,7 @@ async def update(
         current = await participations.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
-        if "status" in values:
-            await participations.check_taken_up(connection, current, values["status"])
+        await participations.check_change(connection, current, values)
         written = await participations.update(
             connection,
             current,

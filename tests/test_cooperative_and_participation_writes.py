@@ -417,7 +417,7 @@ async def test_a_business_taking_part_in_a_programme_of_its_city_cannot_be_moved
     assert created.errors is None, created.errors
     msme_id = created.data["createMsme"]["id"]
     joined = {}
-    for programme in (city_programme, "PR-KOPPROD-62"):
+    for programme in (city_programme, "PR-SERBU-NIB"):
         given = {"programmeId": programme, "msmeId": msme_id, "role": "recipient"}
         added = await run(engine, KALTENG, ADD, {"input": given})
         assert added.errors is None, added.errors
@@ -426,7 +426,7 @@ async def test_a_business_taking_part_in_a_programme_of_its_city_cannot_be_moved
     move = {"id": msme_id, "version": 1, "changes": LEAVE_PALANGKA_RAYA}
     message = refused_on(await run(engine, KALTENG, UPDATE_MSME, move), "changes.region")
     assert city_programme in message
-    assert "PR-KOPPROD-62" not in message
+    assert "PR-SERBU-NIB" not in message
     withdraw = {"id": joined[city_programme], "version": 1, "changes": {"status": "WITHDRAWN"}}
     withdrawn = await run(engine, PALANGKA_RAYA, CHANGE, withdraw)
     assert withdrawn.errors is None, withdrawn.errors
@@ -501,3 +501,90 @@ async def test_a_nul_in_a_programme_id_is_bad_input_naming_it(engine: AsyncEngin
         assert found.data == {"programme": None}
         (error,) = found.errors
         assert error.extensions == {"code": "BAD_USER_INPUT", "field": "id"}
+
+
+def business(nib: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "nib": nib,
+        "name": "Usaha Uji Program",
+        "kbliCode": "10794",
+        "region": "62.71",
+        "capital": "150000000",
+        "annualTurnover": "240000000",
+        "turnoverYear": 2025,
+        **overrides,
+    }
+
+
+async def _created_msme(engine: AsyncEngine, given: dict[str, Any]) -> str:
+    created = await run(engine, KALTENG, CREATE_MSME, {"input": given})
+    assert created.errors is None, created.errors
+    return str(created.data["createMsme"]["id"])
+
+
+async def test_a_large_enterprise_joins_no_programme(engine: AsyncEngine) -> None:
+    """Rp 60 miliar of annual sales is a large enterprise (PP 7/2021 Pasal 35), outside the MSME
+    programmes: MBG takes it in as no supplier, naming the business. A supplier that grew large
+    after it was proposed is not made active either."""
+    large = await _created_msme(engine, business("7749000000001", annualTurnover="60000000000"))
+    given = {"programmeId": "PR-MBG", "msmeId": large, "role": "supplier"}
+    assert "large enterprise" in refused_on(
+        await run(engine, KALTENG, ADD, {"input": given}), "input.msmeId"
+    )
+
+    grown = await _created_msme(engine, business("7749000000002"))
+    proposed = {"programmeId": "PR-MBG", "msmeId": grown, "role": "supplier", "status": "PROPOSED"}
+    added = await run(engine, KALTENG, ADD, {"input": proposed})
+    assert added.errors is None, added.errors
+    figures = {"annualTurnover": "60000000000", "turnoverYear": 2025}
+    updated = await run(
+        engine, KALTENG, UPDATE_MSME, {"id": grown, "version": 1, "changes": figures}
+    )
+    assert updated.errors is None, updated.errors
+    made_active = {
+        "id": added.data["addParticipation"]["id"],
+        "version": 1,
+        "changes": {"status": "ACTIVE"},
+    }
+    refused_on(await run(engine, KALTENG, CHANGE, made_active), "changes.status")
+    ended = {**made_active, "changes": {"status": "WITHDRAWN"}}
+    assert (await run(engine, KALTENG, CHANGE, ended)).errors is None
+
+
+async def test_a_programme_takes_in_only_the_subjects_it_is_for(engine: AsyncEngine) -> None:
+    """Minyak Makan Merah is produced by palm-farmer cooperatives only, Bantuan Produktif UMKM
+    is a grant to MSMEs: neither takes the other kind of business. MBG takes both."""
+    msme_id = await _created_msme(engine, business("7749000000003"))
+    record = (await run(engine, KALTENG, CREATE, {"input": cooperative(40)})).data[
+        "createCooperative"
+    ]
+    for given in (
+        {"programmeId": "PR-MMM", "msmeId": msme_id, "role": "producer"},
+        {"programmeId": "PR-BANPROD-22", "cooperativeId": record["id"], "role": "recipient"},
+    ):
+        message = refused_on(await run(engine, KALTENG, ADD, {"input": given}), "input.programmeId")
+        assert "only" in message
+    for given in (
+        {"programmeId": "PR-MBG", "msmeId": msme_id, "role": "supplier"},
+        {"programmeId": "PR-MBG", "cooperativeId": record["id"], "role": "supplier"},
+    ):
+        added = await run(engine, KALTENG, ADD, {"input": given})
+        assert added.errors is None, added.errors
+
+
+async def test_a_participation_starts_no_earlier_than_its_programme(engine: AsyncEngine) -> None:
+    """MBG started on 6 January 2025: a supplier dated 2001 would be taking part in a programme
+    that did not exist, on create or on update."""
+    msme_id = await _created_msme(engine, business("7749000000004"))
+    given = {"programmeId": "PR-MBG", "msmeId": msme_id, "role": "supplier"}
+    early = {**given, "startedOn": "2001-03-01"}
+    assert "2025-01-06" in refused_on(
+        await run(engine, KALTENG, ADD, {"input": early}), "input.startedOn"
+    )
+    added = await run(engine, KALTENG, ADD, {"input": {**given, "startedOn": "2025-01-06"}})
+    assert added.errors is None, added.errors
+    moved = {"id": added.data["addParticipation"]["id"], "version": 1}
+    before = {**moved, "changes": {"startedOn": "2025-01-05"}}
+    refused_on(await run(engine, KALTENG, CHANGE, before), "changes.startedOn")
+    later = {**moved, "changes": {"startedOn": "2025-02-01"}}
+    assert (await run(engine, KALTENG, CHANGE, later)).errors is None

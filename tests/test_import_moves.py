@@ -113,7 +113,7 @@ async def businesses(engine: AsyncEngine, prefix: str) -> dict[str, str]:
     assert created.data["importMsmes"]["created"] == 5, created
     await enrolled(engine, nibs["city"], CITY)
     await enrolled(engine, nibs["kecamatan"], KECAMATAN)
-    await enrolled(engine, nibs["province"], "PR-KOPPROD-62")
+    await enrolled(engine, nibs["province"], "PR-SERBU-NIB")
     await enrolled(engine, nibs["ended"], CITY, withdrawn=True)
     await enrolled(engine, nibs["stays"], CITY)
     return nibs

@@ -532,7 +532,7 @@ async def test_writes_meeting_an_import_in_progress_are_refused_promptly_and_sen
     writes = [
         (UPDATE, {"id": msme_id, "version": 1, "changes": {"name": "Warung Sabar"}}),
         (IMPORT, {"rows": [row(fresh)], "mode": "VALID_ROWS"}),
-        (ENROL, {"input": {"programmeId": "PR-MMM", "msmeId": msme_id, "role": "recipient"}}),
+        (ENROL, {"input": {"programmeId": "PR-MBG", "msmeId": msme_id, "role": "recipient"}}),
     ]
     writer = create_engine(as_service(reference_url), statement_timeout_ms=5_000)  # the app's
     try:

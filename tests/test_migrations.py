@@ -18,7 +18,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,10 +132,23 @@ def test_0026_normalises_statuses_and_refuses_what_it_cannot_place(server_url: s
 
 
 async def _load_reference(url: str) -> None:
+    """Today's reference data into a database at an older revision. The loader writes today's
+    columns: before migration 0048 a programme has no `subjects`, so the column is there only
+    while the data loads (and the programmes keep none, as they had none then)."""
     engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
     try:
         async with engine.begin() as connection:
+            had_subjects = await connection.scalar(
+                text(
+                    "SELECT EXISTS (SELECT FROM information_schema.columns"
+                    " WHERE table_name = 'programmes' AND column_name = 'subjects')"
+                )
+            )
+            if not had_subjects:
+                await connection.execute(text("ALTER TABLE programmes ADD COLUMN subjects text"))
             await load_reference(connection, SEED_DATA, targets=False)
+            if not had_subjects:
+                await connection.execute(text("ALTER TABLE programmes DROP COLUMN subjects"))
     finally:
         await engine.dispose()
 

@@ -3,7 +3,9 @@ MSME or cooperative lies in the writer's jurisdiction.
 
 A business takes part only in a programme of a region it lies in (`_lies_in`): checked when it
 joins, when it moves (a bulk import's move too), and when a participation it ended is taken up
-again."""
+again. It takes part only in a programme for its kind of subject, and an MSME only while it is
+one (a large enterprise is outside the MSME programmes): checked when it joins and whenever its
+participation enters a status of taking part (`_fit`). It starts no earlier than the programme."""
 
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
 from domain.participations import ParticipationStatus
+from domain.programmes import ProgrammeSubjects
+from domain.scale import MSME_SCALES
 
 Kind = Literal["msme", "cooperative"]
 ENDED = (ParticipationStatus.WITHDRAWN, ParticipationStatus.COMPLETED)
@@ -78,6 +82,48 @@ def _one_beside_the_other(table: Table) -> Join:
     return PROGRAMMES.join(table, true())
 
 
+def _fit(table: Table, kind: Kind, programme_id: str, subject_id: int) -> Select[Any]:
+    """The programme beside the business of `table` (of `kind`): its region and start, whether
+    the business lies in that region (`_lies_in`), whether the programme takes in its kind of
+    subject, and whether it is of an MSME scale (a cooperative always is: the scale is an MSME's).
+    One statement, read as the business stands in this transaction; no row: no such programme."""
+    is_msme = table.c.scale.in_(sorted(MSME_SCALES)) if kind == "msme" else true()
+    return (
+        select(
+            PROGRAMMES.c.jurisdiction,
+            PROGRAMMES.c.starts_on,
+            PROGRAMMES.c.subjects,
+            _lies_in(table).label("lies_in"),
+            PROGRAMMES.c.subjects.in_((kind, ProgrammeSubjects.BOTH.value)).label("takes_kind"),
+            is_msme.label("is_msme"),
+        )
+        .select_from(_one_beside_the_other(table))
+        .where(PROGRAMMES.c.id == programme_id, table.c.id == subject_id)
+    )
+
+
+def _not_taken_in(programme_id: str, fit: Row[Any], kind: Kind) -> str | None:
+    """Why the programme does not take in the business `fit` (`_fit`'s row) describes."""
+    if not fit.takes_kind:
+        whom = "MSMEs" if fit.subjects == ProgrammeSubjects.MSME else "cooperatives"
+        return f"{programme_id} is a programme for {whom} only, not for a {kind}"
+    if not fit.is_msme:
+        return (
+            "the business is a large enterprise (PP 7/2021 Pasal 35), outside the MSME programmes"
+        )
+    return None
+
+
+def _check_start(started_on: date | None, fit: Row[Any], field: str) -> None:
+    """A business takes part in a programme from its start, not before it existed."""
+    if started_on is not None and fit.starts_on is not None and started_on < fit.starts_on:
+        raise InvalidValue(
+            field,
+            f"{started_on.isoformat()} is before the programme started "
+            f"({fit.starts_on.isoformat()})",
+        )
+
+
 async def create(
     connection: AsyncConnection,
     *,
@@ -95,22 +141,18 @@ async def create(
     and only in a programme whose jurisdiction it lies in: a province's programme is its own to
     enrol in, and another province could neither see nor remove what it enrolled there. A
     dissolved cooperative no longer exists in law, so it takes up no new role (an inactive one
-    may revive, so it may)."""
-    kind, subject_id = subject
+    may revive, so it may). The programme must take in the business (`_fit`), and the
+    participation starts no earlier than the programme."""
+    given, subject_id = subject
+    kind: Kind = "msme" if given == "msme" else "cooperative"
     if kind == "msme":
         await msmes.after_imports(connection)  # an import holds the records it writes locked
-    table, column = _subject("msme" if kind == "msme" else "cooperative")
+    table, column = _subject(kind)
     subject_field = "input.msmeId" if kind == "msme" else "input.cooperativeId"
     located = await locked(connection, table, subject_id, scope.rows(table), field=subject_field)
     if kind == "cooperative" and located.status == "dissolved":
         raise InvalidValue("input.cooperativeId", "the cooperative is dissolved; it joins nothing")
-    programme = (
-        await connection.execute(
-            select(PROGRAMMES.c.jurisdiction, _lies_in(table).label("lies_in"))
-            .select_from(_one_beside_the_other(table))
-            .where(PROGRAMMES.c.id == programme_id, table.c.id == located.id)
-        )
-    ).first()
+    programme = (await connection.execute(_fit(table, kind, programme_id, located.id))).first()
     if programme is None:
         raise InvalidValue("input.programmeId", "no such programme")
     if not programme.lies_in:
@@ -119,6 +161,13 @@ async def create(
             f"{programme_id} is a programme of region {programme.jurisdiction}, "
             "which this business does not lie in",
         )
+    reason = _not_taken_in(programme_id, programme, kind)
+    if reason is not None:
+        # The programme is not for this kind of business, or this MSME is no MSME any more.
+        raise InvalidValue(
+            "input.programmeId" if not programme.takes_kind else subject_field, reason
+        )
+    _check_start(started_on, programme, "input.startedOn")
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
@@ -194,7 +243,7 @@ def _taking_part(place: FromClause, subject: ColumnElement[int], kind: Kind) -> 
     programme and whether `place` lies in that programme's region, by business and programme.
 
     Every one is locked before its status is read (an ended one too), so one taken up again
-    meanwhile (`check_taken_up`) is either seen here or waits for this transaction and then sees
+    meanwhile (`check_change`) is either seen here or waits for this transaction and then sees
     the move."""
     naming = _subject(kind)[1]
     return (
@@ -296,26 +345,35 @@ async def refused_moves(connection: AsyncConnection, places: Sequence[Place]) ->
     }
 
 
-async def check_taken_up(
-    connection: AsyncConnection, current: Record, status: ParticipationStatus
+async def check_change(
+    connection: AsyncConnection, current: Record, values: dict[str, Any]
 ) -> None:
-    """A participation ended (withdrawn or completed) is taken up again only while its business
-    still lies in the programme's region, as when it joined: it may have moved since. Asked
-    once `current` is locked, in a statement of its own, so a move committed meanwhile is seen."""
-    if status in ENDED or current.status not in ENDED:
+    """An update's `values` to the participation `current` (locked), checked against its
+    programme as the business stands now, in one statement of its own, so a move or new figures
+    committed meanwhile are seen: a new start date no earlier than the programme's; a status of
+    taking part it did not hold (a proposed participation made active, an ended one taken up
+    again) only while the programme takes the business in (`_fit`: its kind of subject, an MSME
+    scale, which it may have outgrown); and a participation ended (withdrawn or completed) taken
+    up again only while the business still lies in the programme's region, as when it joined:
+    it may have moved since."""
+    status = values.get("status")
+    entering = status is not None and status not in ENDED and status != current.status
+    started_on = values.get("started_on")
+    if not entering and started_on is None:
         return
-    if current.msme_id is not None:
-        table, subject_id = MSMES, current.msme_id
-    else:
-        table, subject_id = COOPERATIVES, current.cooperative_id
-    lies_in = await connection.execute(
-        select(_lies_in(table))
-        .select_from(_one_beside_the_other(table))
-        .where(PROGRAMMES.c.id == current.programme_id, table.c.id == subject_id)
-    )
-    if not lies_in.scalar_one():
+    kind: Kind = "msme" if current.msme_id is not None else "cooperative"
+    table = _subject(kind)[0]
+    subject_id = current.msme_id if kind == "msme" else current.cooperative_id
+    fit = (await connection.execute(_fit(table, kind, current.programme_id, subject_id))).one()
+    _check_start(started_on, fit, "changes.startedOn")
+    if not entering:
+        return
+    if current.status in ENDED and not fit.lies_in:
         raise InvalidValue(
             "changes.status",
             f"the business no longer lies in the region of programme {current.programme_id}; "
             "it cannot take part in it again",
         )
+    reason = _not_taken_in(current.programme_id, fit, kind)
+    if reason is not None:
+        raise InvalidValue("changes.status", f"{reason}; it cannot take part in it")
