@@ -19,7 +19,8 @@ class ParticipationStatus(StrEnum):
     PROPOSED = "proposed"
     """Put forward for the programme (diusulkan)."""
     VERIFIED = "verified"
-    """Checked by the programme's owner (terverifikasi), not yet taking part."""
+    """Checked by the programme's owner (terverifikasi), not yet taking part: set only by a
+    client of the owning agency's kind and jurisdiction (resolvers/policy.py owns_programmes)."""
     ACTIVE = "active"
     """Taking part now (aktif): the one status R12 counts."""
     COMPLETED = "completed"

@@ -70,6 +70,7 @@ async def create(
             detail=_checked_text(detail, "input.detail"),
             started_on=_checked_date(started_on, "input.startedOn"),
             scope=info.context.policy.records,
+            owned=info.context.policy.owns_programmes,
             actor=actor_of(principal),
         )
     info.context.accesses.records_returned("participation", 1)
@@ -92,7 +93,9 @@ async def update(
         current = await participations.lock(connection, key, info.context.policy.records)
         if current.version != version:
             raise StaleVersion(current.version)
-        await participations.check_change(connection, current, values)
+        await participations.check_change(
+            connection, current, values, info.context.policy.owns_programmes
+        )
         written = await participations.update(
             connection,
             current,

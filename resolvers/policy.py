@@ -13,6 +13,8 @@ statement builder, guard and resolver asks this object rather than derive the ru
 - `reads_personal_data`, whether an owner's personal data is read, written or shown at all;
 - `owner_columns`, which of the owner's personal columns a statement may select;
 - `places`, whether a record may be put in a region;
+- `owns_programmes`, which programmes are the caller's own, whose participations it alone may
+  mark verified;
 - `own` (with `own_decisions` and `own_guarantees`), which eligibility decisions and
   guarantees are the caller's to read, review, guarantee and change, whose defaults R13
   counts, whose cover its gearing limit weighs and which its guarantee feed carries;
@@ -37,6 +39,7 @@ from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from db.queries.aggregates import Figures, inside_region
 from db.queries.ownership import Ownership
+from db.queries.programmes import owned_by
 from db.queries.scoping import NATIONAL, RowScope
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from resolvers.access import Touched
@@ -79,6 +82,15 @@ class AccessPolicy:
     def places(self, region: str) -> bool:
         """Whether a record may be put (or moved) in `region`."""
         return self.records.covers(region)
+
+    @property
+    def owns_programmes(self) -> ColumnElement[bool]:
+        """The programmes the caller owns (`db.queries.programmes.owned_by`): those whose owning
+        agency is of its `org_kind` and jurisdiction. VERIFIED means checked by the programme's
+        owner, so only the owner marks a participation so: a province enrolling its business in
+        a guarantor's programme cannot vouch for it in the guarantor's name."""
+        principal = self.principal
+        return owned_by(principal.org_kind.value, principal.jurisdiction)
 
     @property
     def own(self) -> Ownership:

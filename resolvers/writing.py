@@ -13,7 +13,15 @@ from strawberry.types import Info
 
 from auth.principal import Principal
 from auth.scopes import Scope
-from db.writes import Duplicate, ImportInProgress, NotFound, StaleVersion, msmes, vocabulary
+from db.writes import (
+    Duplicate,
+    ImportInProgress,
+    NotFound,
+    NotPermitted,
+    StaleVersion,
+    msmes,
+    vocabulary,
+)
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_record_id
@@ -116,6 +124,10 @@ async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
     except Duplicate as duplicate:
         raise coded_error(
             ErrorCode.CONFLICT, f"{duplicate.field}: {duplicate.reason}", field=duplicate.field
+        ) from None
+    except NotPermitted as refused:
+        raise coded_error(
+            ErrorCode.FORBIDDEN, f"{refused.field}: {refused.reason}", field=refused.field
         ) from None
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None

@@ -45,7 +45,10 @@ class KspHealth(Enum):
     TIDAK_SEHAT = "tidak_sehat"
 
 
-@strawberry.enum(description="Where a business stands in a programme; R12 counts only ACTIVE.")
+@strawberry.enum(
+    description="Where a business stands in a programme; only the programme's owner (a client "
+    "of its owning agency's kind and jurisdiction) sets VERIFIED; R12 counts only ACTIVE."
+)
 class ParticipationStatus(Enum):
     PROPOSED = Status.PROPOSED.value
     VERIFIED = Status.VERIFIED.value

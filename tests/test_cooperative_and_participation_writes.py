@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.scopes import OrgKind
+from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
@@ -588,3 +588,38 @@ async def test_a_participation_starts_no_earlier_than_its_programme(engine: Asyn
     refused_on(await run(engine, KALTENG, CHANGE, before), "changes.startedOn")
     later = {**moved, "changes": {"startedOn": "2025-02-01"}}
     assert (await run(engine, KALTENG, CHANGE, later)).errors is None
+
+
+async def test_only_the_programme_s_owner_marks_a_participation_verified(
+    engine: AsyncEngine,
+) -> None:
+    """VERIFIED is "checked by the programme's owner". Kalteng's dinas enrols its business in
+    PT Jamkrida Kalteng's guarantee programme and in the national MBG (Badan Gizi Nasional's)
+    but cannot vouch for it there, on create or update: FORBIDDEN naming the status. In its own
+    Serbu NIB programme it may; the guarantor, given records:write, verifies in its own."""
+    msme_id = await _created_msme(engine, business("7749000000005"))
+    for programme in ("PR-JAMKRIDA-62", "PR-MBG"):
+        given = {"programmeId": programme, "msmeId": msme_id, "role": "debtor"}
+        verified = {**given, "status": "VERIFIED"}
+        refused = await run(engine, KALTENG, ADD, {"input": verified})
+        assert refused.data == {"addParticipation": None}
+        (error,) = refused.errors
+        assert error.extensions == {"code": "FORBIDDEN", "field": "input.status"}, programme
+        added = await run(engine, KALTENG, ADD, {"input": {**given, "status": "PROPOSED"}})
+        assert added.errors is None, added.errors
+        change = {"id": added.data["addParticipation"]["id"], "version": 1}
+        made = await run(engine, KALTENG, CHANGE, {**change, "changes": {"status": "VERIFIED"}})
+        (error,) = made.errors
+        assert error.extensions == {"code": "FORBIDDEN", "field": "changes.status"}, programme
+        if programme == "PR-JAMKRIDA-62":
+            guarantor = principal(
+                OrgKind.BUMD, "62", extra=frozenset({Scope.RECORDS_READ, Scope.RECORDS_WRITE})
+            )
+            by_owner = await run(
+                engine, guarantor, CHANGE, {**change, "changes": {"status": "VERIFIED"}}
+            )
+            assert by_owner.errors is None, by_owner.errors
+    own = {"programmeId": "PR-SERBU-NIB", "msmeId": msme_id, "role": "recipient"}
+    added = await run(engine, KALTENG, ADD, {"input": {**own, "status": "VERIFIED"}})
+    assert added.errors is None, added.errors
+    assert added.data["addParticipation"]["status"] == "VERIFIED"

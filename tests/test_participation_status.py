@@ -24,7 +24,8 @@ PROVINCE = principal(OrgKind.PROVINCE, "62")
 REGENCY = principal(OrgKind.REGENCY, "62.71")
 GUARANTOR = principal(OrgKind.BUMD, "62")
 KUR = "PR-UJI-KUR-62"
-"""A subsidised-credit programme of this module's own (the shipped programmes have none)."""
+"""A subsidised-credit programme of this module's own (the shipped programmes have none), owned
+by Kalteng's dinas (`PROVINCE`), which alone may mark its participations VERIFIED."""
 LOOKALIKES = ["Active", "ACTIVE ", "aktif", "activ\u0435", "active", "Aktif"]
 
 CREATE_MSME = """mutation($nib: String!) { createMsme(input: {nib: $nib, name: "Usaha Uji KUR",
@@ -53,8 +54,8 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
     owner = await asyncpg.connect(module_reference_url)
     try:
         await owner.execute(
-            "INSERT INTO programmes (id, name, kind, jurisdiction)"
-            " VALUES ($1, 'Kredit Usaha Rakyat (uji)', 'subsidised_credit', '62')",
+            "INSERT INTO programmes (id, name, kind, owner_agency_id, jurisdiction)"
+            " VALUES ($1, 'Kredit Usaha Rakyat (uji)', 'subsidised_credit', 'AG-DISKOP-62', '62')",
             KUR,
         )
     finally:

@@ -17,7 +17,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, MSME_SCALE_HISTORY, MSMES, PARTICIPATIONS, PROGRAMMES
+from db.models import (
+    AGENCIES,
+    COOPERATIVES,
+    MSME_SCALE_HISTORY,
+    MSMES,
+    PARTICIPATIONS,
+    PROGRAMMES,
+)
 from db.queries import Record, any_of
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
@@ -27,6 +34,18 @@ SCALE_HISTORY = table(
     *(column(c.name, c.type) for c in MSME_SCALE_HISTORY.columns if c.name != "id"),
 )
 """The view of migration 0016: `msme_scale_history` and the first entries of imported records."""
+
+
+def owned_by(org_kind: str, jurisdiction: str) -> ColumnElement[bool]:
+    """Whether the programme is owned by a client of `org_kind` and `jurisdiction`: its owning
+    agency (`owner_agency_id`) is of that kind and jurisdiction. A token says no more of its
+    organisation than these two (`org_kind`, `jurisdiction`), so agencies sharing both (two
+    ministries, national) are not told apart; a programme with no owning agency is no one's."""
+    return PROGRAMMES.c.owner_agency_id.in_(
+        select(AGENCIES.c.id).where(
+            AGENCIES.c.org_kind == org_kind, AGENCIES.c.jurisdiction == jurisdiction
+        )
+    )
 
 
 async def all_programmes(connection: AsyncConnection) -> list[Record]:

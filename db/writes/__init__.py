@@ -32,6 +32,16 @@ class Duplicate(Exception):
         self.reason = reason
 
 
+class NotPermitted(Exception):
+    """The writer may write the record, but not this value of `field`: a participation marked
+    VERIFIED by a client that does not own the programme (db/writes/participations.py)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class ImportInProgress(Exception):
     """A bulk import held the MSME register for longer than a write waits for it
     (db/writes/msmes.py): nothing was changed, and the same write may be sent again shortly."""

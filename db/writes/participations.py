@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import COOPERATIVES, MSMES, PARTICIPATION_ROLE, PARTICIPATIONS, PROGRAMMES
 from db.queries import Record
 from db.queries.scoping import NATIONAL, RowScope
-from db.writes import Duplicate, msmes
+from db.writes import Duplicate, NotPermitted, msmes
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
@@ -82,10 +82,13 @@ def _one_beside_the_other(table: Table) -> Join:
     return PROGRAMMES.join(table, true())
 
 
-def _fit(table: Table, kind: Kind, programme_id: str, subject_id: int) -> Select[Any]:
+def _fit(
+    table: Table, kind: Kind, programme_id: str, subject_id: int, owned: ColumnElement[bool]
+) -> Select[Any]:
     """The programme beside the business of `table` (of `kind`): its region and start, whether
     the business lies in that region (`_lies_in`), whether the programme takes in its kind of
-    subject, and whether it is of an MSME scale (a cooperative always is: the scale is an MSME's).
+    subject, whether it is of an MSME scale (a cooperative always is: the scale is an MSME's),
+    and whether the writer owns the programme (`owned`, the policy's `owns_programmes`).
     One statement, read as the business stands in this transaction; no row: no such programme."""
     is_msme = table.c.scale.in_(sorted(MSME_SCALES)) if kind == "msme" else true()
     return (
@@ -96,6 +99,7 @@ def _fit(table: Table, kind: Kind, programme_id: str, subject_id: int) -> Select
             _lies_in(table).label("lies_in"),
             PROGRAMMES.c.subjects.in_((kind, ProgrammeSubjects.BOTH.value)).label("takes_kind"),
             is_msme.label("is_msme"),
+            owned.label("owned"),
         )
         .select_from(_one_beside_the_other(table))
         .where(PROGRAMMES.c.id == programme_id, table.c.id == subject_id)
@@ -124,6 +128,12 @@ def _check_start(started_on: date | None, fit: Row[Any], field: str) -> None:
         )
 
 
+def _check_verifier(status: ParticipationStatus | None, fit: Row[Any], field: str) -> None:
+    """VERIFIED says the programme's owner checked the business: no one else may say it."""
+    if status == ParticipationStatus.VERIFIED and not fit.owned:
+        raise NotPermitted(field, "only the programme's owner marks a participation VERIFIED in it")
+
+
 async def create(
     connection: AsyncConnection,
     *,
@@ -134,6 +144,7 @@ async def create(
     detail: str | None,
     started_on: date | None,
     scope: RowScope,
+    owned: ColumnElement[bool],
     actor: Actor,
 ) -> Record:
     """`subject` is ("msme" | "cooperative", id); one subject holds a role in a programme once
@@ -142,7 +153,8 @@ async def create(
     enrol in, and another province could neither see nor remove what it enrolled there. A
     dissolved cooperative no longer exists in law, so it takes up no new role (an inactive one
     may revive, so it may). The programme must take in the business (`_fit`), and the
-    participation starts no earlier than the programme."""
+    participation starts no earlier than the programme. Only its owner (`owned`) enrols a
+    business as VERIFIED."""
     given, subject_id = subject
     kind: Kind = "msme" if given == "msme" else "cooperative"
     if kind == "msme":
@@ -152,7 +164,9 @@ async def create(
     located = await locked(connection, table, subject_id, scope.rows(table), field=subject_field)
     if kind == "cooperative" and located.status == "dissolved":
         raise InvalidValue("input.cooperativeId", "the cooperative is dissolved; it joins nothing")
-    programme = (await connection.execute(_fit(table, kind, programme_id, located.id))).first()
+    programme = (
+        await connection.execute(_fit(table, kind, programme_id, located.id, owned))
+    ).first()
     if programme is None:
         raise InvalidValue("input.programmeId", "no such programme")
     if not programme.lies_in:
@@ -168,6 +182,7 @@ async def create(
             "input.programmeId" if not programme.takes_kind else subject_field, reason
         )
     _check_start(started_on, programme, "input.startedOn")
+    _check_verifier(status, programme, "input.status")
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
@@ -346,7 +361,10 @@ async def refused_moves(connection: AsyncConnection, places: Sequence[Place]) ->
 
 
 async def check_change(
-    connection: AsyncConnection, current: Record, values: dict[str, Any]
+    connection: AsyncConnection,
+    current: Record,
+    values: dict[str, Any],
+    owned: ColumnElement[bool],
 ) -> None:
     """An update's `values` to the participation `current` (locked), checked against its
     programme as the business stands now, in one statement of its own, so a move or new figures
@@ -355,7 +373,7 @@ async def check_change(
     again) only while the programme takes the business in (`_fit`: its kind of subject, an MSME
     scale, which it may have outgrown); and a participation ended (withdrawn or completed) taken
     up again only while the business still lies in the programme's region, as when it joined:
-    it may have moved since."""
+    it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED."""
     status = values.get("status")
     entering = status is not None and status not in ENDED and status != current.status
     started_on = values.get("started_on")
@@ -364,10 +382,13 @@ async def check_change(
     kind: Kind = "msme" if current.msme_id is not None else "cooperative"
     table = _subject(kind)[0]
     subject_id = current.msme_id if kind == "msme" else current.cooperative_id
-    fit = (await connection.execute(_fit(table, kind, current.programme_id, subject_id))).one()
+    fit = (
+        await connection.execute(_fit(table, kind, current.programme_id, subject_id, owned))
+    ).one()
     _check_start(started_on, fit, "changes.startedOn")
     if not entering:
         return
+    _check_verifier(status, fit, "changes.status")
     if current.status in ENDED and not fit.lies_in:
         raise InvalidValue(
             "changes.status",
