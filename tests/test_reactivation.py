@@ -413,3 +413,35 @@ def test_a_dissolved_cooperative_joins_no_programme_and_an_inactive_one_does(
         ADD_PARTICIPATION, KALTENG, {"input": {**given, "cooperativeId": inactive["id"]}}
     )
     assert "errors" not in joined, joined
+
+
+UPDATE_PARTICIPATION = """
+mutation($id: ID!, $version: Int!, $changes: ParticipationChanges!) {
+  updateParticipation(id: $id, version: $version, changes: $changes) { status version } }
+"""
+
+
+def test_a_dissolved_cooperative_s_participation_is_not_taken_up_again(api: Api, url: str) -> None:
+    """A dissolved cooperative joins nothing, so its ended participation is not made ACTIVE
+    again, nor a proposed one verified or active, behind the check `addParticipation` makes;
+    ending one is still taken."""
+    record = create_cooperative(api, 11)
+    ids = []
+    for role, status in (("producer", "ACTIVE"), ("supplier", "PROPOSED")):
+        given = {"programmeId": "PR-MMM", "cooperativeId": record["id"], "role": role}
+        joined = api.graphql(ADD_PARTICIPATION, KALTENG, {"input": {**given, "status": status}})
+        assert "errors" not in joined, joined
+        ids.append(joined["data"]["addParticipation"]["id"])
+    done = {"id": ids[0], "version": 1, "changes": {"status": "COMPLETED"}}
+    assert "errors" not in api.graphql(UPDATE_PARTICIPATION, KALTENG, done)
+    sql(url, "UPDATE cooperatives SET status = 'dissolved' WHERE id = $1", int(record["id"]))
+    for participation, version in ((ids[0], 2), (ids[1], 1)):
+        again = {"id": participation, "version": version, "changes": {"status": "ACTIVE"}}
+        answer = api.graphql(UPDATE_PARTICIPATION, KALTENG, again)
+        error = error_of(answer)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "changes.status"}
+        assert "dissolved" in error["message"]
+        assert answer["data"] == {"updateParticipation": None}
+    ended = {"id": ids[1], "version": 1, "changes": {"status": "WITHDRAWN"}}
+    withdrawn = api.graphql(UPDATE_PARTICIPATION, KALTENG, ended)
+    assert withdrawn["data"]["updateParticipation"] == {"status": "WITHDRAWN", "version": 2}

@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    false,
     func,
     literal,
     or_,
@@ -88,9 +89,11 @@ def _fit(
     """The programme beside the business of `table` (of `kind`): its region and start, whether
     the business lies in that region (`_lies_in`), whether the programme takes in its kind of
     subject, whether it is of an MSME scale (a cooperative always is: the scale is an MSME's),
-    and whether the writer owns the programme (`owned`, the policy's `owns_programmes`).
+    whether the writer owns the programme (`owned`, the policy's `owns_programmes`), and
+    whether the business is a dissolved cooperative.
     One statement, read as the business stands in this transaction; no row: no such programme."""
     is_msme = table.c.scale.in_(sorted(MSME_SCALES)) if kind == "msme" else true()
+    dissolved = table.c.status == "dissolved" if kind == "cooperative" else false()
     return (
         select(
             PROGRAMMES.c.jurisdiction,
@@ -100,6 +103,7 @@ def _fit(
             PROGRAMMES.c.subjects.in_((kind, ProgrammeSubjects.BOTH.value)).label("takes_kind"),
             is_msme.label("is_msme"),
             owned.label("owned"),
+            dissolved.label("dissolved"),
         )
         .select_from(_one_beside_the_other(table))
         .where(PROGRAMMES.c.id == programme_id, table.c.id == subject_id)
@@ -373,7 +377,9 @@ async def check_change(
     again) only while the programme takes the business in (`_fit`: its kind of subject, an MSME
     scale, which it may have outgrown); and a participation ended (withdrawn or completed) taken
     up again only while the business still lies in the programme's region, as when it joined:
-    it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED."""
+    it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED. A dissolved
+    cooperative no longer exists in law: as it joins nothing (`create`), its participation
+    enters no status of taking part, and may only be ended."""
     status = values.get("status")
     entering = status is not None and status not in ENDED and status != current.status
     started_on = values.get("started_on")
@@ -389,6 +395,12 @@ async def check_change(
     if not entering:
         return
     _check_verifier(status, fit, "changes.status")
+    if fit.dissolved:
+        raise InvalidValue(
+            "changes.status",
+            "the cooperative is dissolved; it takes part in nothing (its participation may only "
+            "be ended)",
+        )
     if current.status in ENDED and not fit.lies_in:
         raise InvalidValue(
             "changes.status",
