@@ -29,6 +29,15 @@ class ParticipationStatus(StrEnum):
     """Left before the end (mundur, keluar)."""
 
 
+TOOK_PART: frozenset[ParticipationStatus] = frozenset(
+    {ParticipationStatus.ACTIVE, ParticipationStatus.COMPLETED}
+)
+"""The statuses of a business that takes or took part in a programme: what the `programme`
+filter of MSMEs, cooperatives and their figures counts. One proposed or verified has not yet
+begun (VERIFIED is a check, not yet taking part), one withdrawn left it: counted, they made a
+programme's reach the number of businesses anyone put forward."""
+
+
 def participation_status(value: str, *, field: str) -> ParticipationStatus:
     """A status as a file spells it: exactly a stored value, no other spelling or case."""
     return one_of(ParticipationStatus, value, field=field)

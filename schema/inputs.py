@@ -11,6 +11,10 @@ from resolvers import records
 from resolvers.context import Context
 from schema.enums import CooperativeType, Scale
 
+TOOK_PART = (
+    "that take or took part in this programme: a participation ACTIVE or COMPLETED, not one "
+    "PROPOSED, VERIFIED (checked, not yet taking part) or WITHDRAWN."
+)
 MEMBERS_ONLY = (
     "Who takes part is not public: in figures, a cell of participants you may not read that is "
     "too small to show is left out, not marked suppressed."
@@ -26,7 +30,7 @@ class MsmeFilter:
     kbli_section: str | None = strawberry.field(default=None, description="A-U")
     active: bool | None = None
     programme: strawberry.ID | None = strawberry.field(
-        default=None, description=f"Only MSMEs taking part in this programme. {MEMBERS_ONLY}"
+        default=None, description=f"Only MSMEs {TOOK_PART} {MEMBERS_ONLY}"
     )
 
 
@@ -36,7 +40,7 @@ class CooperativeFilter:
     type: CooperativeType | None = None
     active: bool | None = None
     programme: strawberry.ID | None = strawberry.field(
-        default=None, description=f"Only cooperatives taking part in this programme. {MEMBERS_ONLY}"
+        default=None, description=f"Only cooperatives {TOOK_PART} {MEMBERS_ONLY}"
     )
 
 

@@ -623,3 +623,52 @@ async def test_only_the_programme_s_owner_marks_a_participation_verified(
     added = await run(engine, KALTENG, ADD, {"input": {**own, "status": "VERIFIED"}})
     assert added.errors is None, added.errors
     assert added.data["addParticipation"]["status"] == "VERIFIED"
+
+
+COUNTED = """query($programme: ID!) {
+  msmes(filter: {programme: $programme}) { totalCount nodes { nib } }
+  cooperatives(filter: {programme: $programme}) { totalCount nodes { legalEntityNo } }
+}"""
+
+
+async def test_the_programme_filter_counts_only_who_takes_or_took_part(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """A business proposed for a programme, verified and not yet started, or withdrawn, takes
+    no part in it: listed and counted under the `programme` filter, they made its reach the
+    number of businesses put forward. Only ACTIVE and COMPLETED are counted (the figures'
+    filter is the same condition, `db.queries.msmes.conditions`)."""
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO programmes (id, name, kind, owner_agency_id, jurisdiction)"
+                    " VALUES ('PR-UJI-SARING-62', 'Hibah uji', 'grant', 'AG-DISKOP-62', '62')"
+                )
+            )
+    finally:
+        await owner.dispose()
+    statuses = ["PROPOSED", "VERIFIED", "ACTIVE", "COMPLETED", "WITHDRAWN"]
+    took_part: dict[str, set[str]] = {"msmes": set(), "cooperatives": set()}
+    for number, status in enumerate(statuses):
+        nib = f"774910000000{number}"
+        msme_id = await _created_msme(engine, business(nib))
+        record = (await run(engine, KALTENG, CREATE, {"input": cooperative(50 + number)})).data[
+            "createCooperative"
+        ]
+        for subject in ({"msmeId": msme_id}, {"cooperativeId": record["id"]}):
+            given = {"programmeId": "PR-UJI-SARING-62", "role": "recipient", **subject}
+            added = await run(engine, KALTENG, ADD, {"input": {**given, "status": status}})
+            assert added.errors is None, added.errors
+        if status in ("ACTIVE", "COMPLETED"):
+            took_part["msmes"].add(nib)
+            took_part["cooperatives"].add(record["legalEntityNo"])
+    answer = await run(engine, KALTENG, COUNTED, {"programme": "PR-UJI-SARING-62"})
+    assert answer.errors is None, answer.errors
+    data = answer.data
+    assert {node["nib"] for node in data["msmes"]["nodes"]} == took_part["msmes"]
+    assert {node["legalEntityNo"] for node in data["cooperatives"]["nodes"]} == took_part[
+        "cooperatives"
+    ]
+    assert data["msmes"]["totalCount"] == data["cooperatives"]["totalCount"] == 2

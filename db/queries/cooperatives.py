@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, PARTICIPATIONS
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries.programmes import took_part
 from db.queries.scoping import RowScope, within
 
 
@@ -39,10 +40,7 @@ def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[
         clauses.append(status if where.active else ~status)
     if where.programme is not None:
         clauses.append(
-            exists().where(
-                PARTICIPATIONS.c.cooperative_id == COOPERATIVES.c.id,
-                PARTICIPATIONS.c.programme_id == where.programme,
-            )
+            took_part(PARTICIPATIONS.c.cooperative_id == COOPERATIVES.c.id, where.programme)
         )
     return clauses
 

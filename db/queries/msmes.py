@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import MSMES, PARTICIPATIONS
 from db.queries import Record, any_of
 from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries.programmes import took_part
 from db.queries.scoping import RowScope, within
 
 
@@ -43,12 +44,7 @@ def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
     if where.cooperative_id is not None:
         clauses.append(MSMES.c.cooperative_id == where.cooperative_id)
     if where.programme is not None:
-        clauses.append(
-            exists().where(
-                PARTICIPATIONS.c.msme_id == MSMES.c.id,
-                PARTICIPATIONS.c.programme_id == where.programme,
-            )
-        )
+        clauses.append(took_part(PARTICIPATIONS.c.msme_id == MSMES.c.id, where.programme))
     return clauses
 
 

@@ -28,12 +28,27 @@ from db.models import (
 from db.queries import Record, any_of
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
+from domain.participations import TOOK_PART
 
 SCALE_HISTORY = table(
     "scale_history",
     *(column(c.name, c.type) for c in MSME_SCALE_HISTORY.columns if c.name != "id"),
 )
 """The view of migration 0016: `msme_scale_history` and the first entries of imported records."""
+
+
+def took_part(subject: ColumnElement[bool], programme: str) -> ColumnElement[bool]:
+    """Whether the business `subject` ties a participation to (its participation column equal to
+    the business's id) takes or took part in `programme`: a
+    participation of it there in a status of `TOOK_PART` (ACTIVE or COMPLETED), the `programme`
+    filter of records and figures. The statuses as constants (`OR`), which the driver renders
+    as one statement text (db/driver.py takes no IN list)."""
+    status = PARTICIPATIONS.c.status
+    return exists().where(
+        subject,
+        PARTICIPATIONS.c.programme_id == programme,
+        or_(*(status == value.value for value in sorted(TOOK_PART))),
+    )
 
 
 def owned_by(org_kind: str, jurisdiction: str) -> ColumnElement[bool]:
