@@ -26,7 +26,13 @@ class CooperativeType(Enum):
     JASA = "jasa"
 
 
-@strawberry.enum(description="A cooperative is inactive after three book years without an RAT.")
+@strawberry.enum(
+    description="The status the register holds, as its maintainers record it: ACTIVE when "
+    "created, INACTIVE once deactivated (deactivateCooperative; the ministry's ODS counts a "
+    "cooperative inactive after three book years without an RAT, which Sinergi does not derive "
+    "from lastRatBookYear: a maintainer records it), DISSOLVED as recorded outside the API, "
+    "which does not change it."
+)
 class CooperativeStatus(Enum):
     ACTIVE = "active"
     INACTIVE = "inactive"

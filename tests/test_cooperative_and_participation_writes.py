@@ -672,3 +672,30 @@ async def test_the_programme_filter_counts_only_who_takes_or_took_part(
         "cooperatives"
     ]
     assert data["msmes"]["totalCount"] == data["cooperatives"]["totalCount"] == 2
+
+
+STATUS = """query($number: String!) {
+  cooperative(legalEntityNo: $number) { status lastRatBookYear } }"""
+DESCRIBED = '{ __type(name: "CooperativeStatus") { description } }'
+
+
+async def test_a_cooperative_s_status_is_described_as_stored_not_derived(
+    engine: AsyncEngine,
+) -> None:
+    """A cooperative whose last RAT reviewed 2021 has held none for three book years, yet its
+    status is the ACTIVE it was created with: the register keeps the status its maintainers
+    record and derives nothing from the RAT (the counts and indicators read it as stored). The
+    schema said a cooperative "is inactive after three book years without an RAT", which a
+    client would read as the status telling it so."""
+    given = cooperative(60, establishedOn="2019-02-01", lastRatDate="2022-04-10")
+    created = await run(engine, KALTENG, CREATE, {"input": {**given, "lastRatBookYear": 2021}})
+    assert created.errors is None, created.errors
+    number = created.data["createCooperative"]["legalEntityNo"]
+    answer = await run(engine, KALTENG, STATUS, {"number": number})
+    assert answer.errors is None, answer.errors
+    assert answer.data["cooperative"] == {"status": "ACTIVE", "lastRatBookYear": 2021}
+    described = await run(engine, KALTENG, DESCRIBED)
+    assert described.errors is None, described.errors
+    description = described.data["__type"]["description"]
+    assert "is inactive after three book years" not in description
+    assert "does not derive" in description
