@@ -24,7 +24,7 @@ from auth.external import ExternalIssuer, ExternalKeys
 from auth.keyring import KeyRing
 from auth.principal import Principal
 from auth.registry import ClientRegistry, ClientState
-from auth.scopes import OrgKind, Scope, usable
+from auth.scopes import OrgKind, Scope, parse_scopes, usable
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
@@ -162,7 +162,7 @@ class AuthService:
         scopes = client.scopes
         if requested_scope is not None:
             try:
-                requested = frozenset(Scope(item) for item in requested_scope.split())
+                requested = parse_scopes(requested_scope)
             except ValueError:
                 raise OAuthError("invalid_scope", "unknown scope requested") from None
             if not requested <= client.scopes:
@@ -355,7 +355,7 @@ def _registered_principal(claims: Mapping[str, Any], client: clients.Client | No
     if client is None or client.revoked:
         raise InvalidToken("client unknown or revoked")
     try:
-        claimed = frozenset(Scope(item) for item in str(claims.get("scope", "")).split())
+        claimed = parse_scopes(str(claims.get("scope", "")))
     except ValueError:
         raise InvalidToken("token carries an unknown scope") from None
     if claims.get("jurisdiction") != client.jurisdiction:
