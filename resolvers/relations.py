@@ -12,6 +12,7 @@ from strawberry.types import Info
 from db.queries.indicator_values import COMPUTABLE
 from db.queries.indicators import TargetKey
 from db.queries.paging import Page
+from domain.identifiers import RegionLevel, province_of, region_level
 from resolvers import Node
 from resolvers.aggregates import indicator_value, own_part
 from resolvers.context import Context
@@ -41,16 +42,11 @@ async def region_parent(root: Source, info: Info[Context, Any]) -> Node | None:
     return await info.context.loaders.region.load(root.parent_code)
 
 
-def province_of(code: str) -> str | None:
-    """The province a region lies in (a province is its own); none for the nation."""
-    return None if code == "ID" else code[:2]
-
-
 async def region_province(root: Source, info: Info[Context, Any]) -> Node | None:
-    code = province_of(root.code)
-    if code is None:
+    """The province a region lies in (a province is its own); none for the nation."""
+    if region_level(root.code) is RegionLevel.NATIONAL:
         return None
-    return await info.context.loaders.region.load(code)
+    return await info.context.loaders.region.load(province_of(root.code))
 
 
 async def region_children(root: Source, info: Info[Context, Any]) -> list[Node]:

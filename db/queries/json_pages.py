@@ -335,7 +335,7 @@ class JsonBuild:
         else:
             table, key_column = REGIONS, "code"
             key: ColumnElement[Any] = row.c[part.link]
-            if part.link == PROVINCE_OF_OWN_CODE:  # as resolvers.relations.province_of
+            if part.link == PROVINCE_OF_OWN_CODE:  # as resolvers.relations.region_province
                 key = func.nullif(func.left(key, 2), NATIONAL)
             joined = table.c.code == key
         columns = sorted({key_column} | read)
