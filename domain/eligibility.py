@@ -18,6 +18,7 @@ from decimal import ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
 
 from domain.errors import InvalidValue
+from domain.identifiers import is_province_code
 from domain.ruleset import (
     KSP_HEALTH,
     RULES,
@@ -26,7 +27,6 @@ from domain.ruleset import (
     RuleSet,
     StrictObject,
     as_plain_dict,
-    is_province_code,
     require,
 )
 

@@ -225,6 +225,15 @@ def province_of(code: str, *, field: str = "region") -> str:
     return segments[0]
 
 
+def is_province_code(code: str) -> bool:
+    """Whether `code` is a province's code, for callers that refuse anything else in their own
+    words (a ruleset's guarantor province, an eligibility check's province)."""
+    try:
+        return region_level(code) is RegionLevel.PROVINCE
+    except InvalidValue:
+        return False
+
+
 def regency_of(code: str, *, field: str = "region") -> str | None:
     """None above regency level: a province or the nation does not belong to one regency."""
     segments = _segments(code, field)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from domain.dates import iso_date
 from domain.errors import InvalidValue
+from domain.identifiers import is_province_code
 from domain.scale import Scale
 
 if TYPE_CHECKING:
@@ -357,10 +358,6 @@ def require(condition: bool, key: str, reason: str) -> None:
     """Raises InvalidValue naming `key` unless `condition` holds."""
     if not condition:
         raise InvalidValue(key, reason)
-
-
-def is_province_code(code: str) -> bool:
-    return len(code) == 2 and code.isascii() and code.isdigit()
 
 
 def _subset(values: Iterable[str], allowed: Iterable[str]) -> bool:
