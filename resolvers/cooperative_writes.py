@@ -5,43 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
-from db.writes import StaleVersion, cooperatives, participations
-from domain.cooperative_records import CheckedCooperative, CooperativeDraft, check_cooperative
+from db.writes import cooperatives, participations
+from domain.cooperative_records import CooperativeDraft, check_cooperative
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.writing import (
-    actor_of,
-    check_place,
-    check_region_first,
-    invalid,
-    record_key,
-    rules,
-    writing,
-)
-
-
-async def _checked(
-    connection: AsyncConnection, info: Info[Context, Any], draft: CooperativeDraft, argument: str
-) -> CheckedCooperative:
-    fields = (f"{argument}.region", f"{argument}.district")
-    await check_region_first(connection, info.context.policy, draft.region, fields)
-    checked = check_cooperative(
-        draft, await rules(connection), name=lambda field: f"{argument}.{field}"
-    )
-    if isinstance(checked, list):
-        raise invalid(checked)
-    await check_place(
-        connection,
-        info.context.policy,
-        regency=checked.regency_code,
-        district=checked.district_code,
-        fields=fields,
-    )
-    return checked
+from resolvers.writing import actor_of, at_version, checked_record, record_key, writing
 
 
 def _noted(info: Info[Context, Any], row: Node) -> Node:
@@ -52,7 +23,9 @@ def _noted(info: Info[Context, Any], row: Node) -> Node:
 async def create(info: Info[Context, Any], draft: CooperativeDraft) -> Node:
     principal = info.context.principal
     async with writing(info) as connection:
-        checked = await _checked(connection, info, draft, "input")
+        checked = await checked_record(
+            connection, info.context.policy, draft, "input", check_cooperative
+        )
         created = await cooperatives.create(connection, checked, actor_of(principal))
     return _noted(info, created)
 
@@ -64,9 +37,9 @@ async def update(
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, info.context.policy.records)
-        if current.version != version:
-            raise StaleVersion(current.version)
+        current = at_version(
+            await cooperatives.lock(connection, key, info.context.policy.records), version
+        )
         stored = CooperativeDraft(
             legal_entity_no=current.legal_entity_no,
             name=current.name,
@@ -88,7 +61,9 @@ async def update(
             ksp_health=current.ksp_health,
             ksp_health_book_year=current.ksp_health_book_year,
         )
-        checked = await _checked(connection, info, replace(stored, **patch), "changes")
+        checked = await checked_record(
+            connection, info.context.policy, replace(stored, **patch), "changes", check_cooperative
+        )
         written = await cooperatives.update(
             connection,
             current,
@@ -125,9 +100,9 @@ async def _set_status(
     principal = info.context.principal
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await cooperatives.lock(connection, key, info.context.policy.records)
-        if current.version != version:
-            raise StaleVersion(current.version)
+        current = at_version(
+            await cooperatives.lock(connection, key, info.context.policy.records), version
+        )
         if current.status == "dissolved":
             raise bad_input("id", "the cooperative is dissolved; its status cannot be changed")
         written = await cooperatives.update(

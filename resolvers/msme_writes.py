@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from db.models import COOPERATIVES
 from db.queries import cooperatives
-from db.writes import NotFound, StaleVersion, msmes, participations, vocabulary
+from db.writes import NotFound, msmes, participations, vocabulary
 from db.writes.versioned import locked
 from domain.records import CheckedMsme, MsmeDraft, check_registered_msme, check_scale_report
 from domain.scale import kept_declaration
@@ -24,12 +24,11 @@ from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.writing import (
     actor_of,
-    check_place,
-    check_region_first,
+    at_version,
+    checked_record,
     invalid,
     needs_personal_data_scope,
     record_key,
-    rules,
     writing,
 )
 
@@ -37,19 +36,8 @@ from resolvers.writing import (
 async def _checked(
     connection: AsyncConnection, info: Info[Context, Any], draft: MsmeDraft, argument: str
 ) -> CheckedMsme:
-    fields = (f"{argument}.region", f"{argument}.district")
-    await check_region_first(connection, info.context.policy, draft.region, fields)
-    checked = check_registered_msme(
-        draft, await rules(connection), name=lambda field: f"{argument}.{field}"
-    )
-    if isinstance(checked, list):
-        raise invalid(checked)
-    await check_place(
-        connection,
-        info.context.policy,
-        regency=checked.regency_code,
-        district=checked.district_code,
-        fields=fields,
+    checked = await checked_record(
+        connection, info.context.policy, draft, argument, check_registered_msme
     )
     await _check_issuer(connection, checked, f"{argument}.skuIssuer")
     return checked
@@ -154,9 +142,9 @@ async def update(
         needs_personal_data_scope(info.context.policy, "changes.owner")
     key = record_key(raw_id, "id")
     async with writing(info) as connection:
-        current = await msmes.lock(connection, key, info.context.policy.records)
-        if current.version != version:
-            raise StaleVersion(current.version)
+        current = at_version(
+            await msmes.lock(connection, key, info.context.policy.records), version
+        )
         checked = await _checked(connection, info, _merged(current, patch), "changes")
         cooperative = current.cooperative_id
         if "cooperative_id" in patch and await _hidden_membership(

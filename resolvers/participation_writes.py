@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry.types import Info
 
-from db.writes import StaleVersion, participations
+from db.writes import participations
 from domain.errors import InvalidValue
 from domain.participations import ParticipationStatus
 from domain.records import validate_past_date, validate_text
@@ -16,7 +16,7 @@ from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import bad_input
 from resolvers.reference import checked_programme_id
-from resolvers.writing import actor_of, record_key, writing
+from resolvers.writing import actor_of, at_version, record_key, writing
 
 _ROLE_MAX = 20
 
@@ -90,9 +90,9 @@ async def update(
     if "started_on" in patch:
         values["started_on"] = _checked_date(patch["started_on"], "changes.startedOn")
     async with writing(info) as connection:
-        current = await participations.lock(connection, key, info.context.policy.records)
-        if current.version != version:
-            raise StaleVersion(current.version)
+        current = at_version(
+            await participations.lock(connection, key, info.context.policy.records), version
+        )
         await participations.check_change(
             connection, current, values, info.context.policy.owns_programmes
         )

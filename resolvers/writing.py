@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,11 +25,42 @@ from db.writes import (
 from db.writes.history import Actor
 from domain.errors import InvalidValue
 from domain.identifiers import validate_record_id
-from domain.records import Vocabulary, validate_place
-from resolvers import calendar
+from domain.records import Namer, Vocabulary, validate_place
+from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.policy import AccessPolicy
+
+
+class _Draft(Protocol):
+    """What `checked_record` reads of a draft before the domain check: its region."""
+
+    @property
+    def region(self) -> str: ...
+
+
+class _Placed(Protocol):
+    """What `checked_record` reads of a checked record to place it."""
+
+    @property
+    def regency_code(self) -> str: ...
+
+    @property
+    def district_code(self) -> str | None: ...
+
+
+_D = TypeVar("_D", bound=_Draft)
+_C = TypeVar("_C", bound=_Placed)
+_D_in = TypeVar("_D_in", bound=_Draft, contravariant=True)
+_C_out = TypeVar("_C_out", bound=_Placed, covariant=True)
+
+
+class _Check(Protocol[_D_in, _C_out]):
+    """A domain check of a whole draft (check_registered_msme, check_cooperative)."""
+
+    def __call__(
+        self, draft: _D_in, vocabulary: Vocabulary, /, *, name: Namer
+    ) -> _C_out | list[InvalidValue]: ...
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -103,6 +134,39 @@ async def check_region_first(
 
 async def rules(connection: AsyncConnection) -> Vocabulary:
     return await vocabulary.load(connection, today=calendar.today())
+
+
+async def checked_record(
+    connection: AsyncConnection,
+    policy: AccessPolicy,
+    draft: _D,
+    argument: str,
+    check: _Check[_D, _C],
+) -> _C:
+    """A record's draft checked whole by its domain `check`, its fields named under `argument`
+    ("input" or "changes"), and placed: the region alone first (`check_region_first`), then
+    the checked regency and kecamatan inside the writer's jurisdiction (`check_place`)."""
+    fields = (f"{argument}.region", f"{argument}.district")
+    await check_region_first(connection, policy, draft.region, fields)
+    checked = check(draft, await rules(connection), name=lambda field: f"{argument}.{field}")
+    if isinstance(checked, list):
+        raise invalid(checked)
+    await check_place(
+        connection,
+        policy,
+        regency=checked.regency_code,
+        district=checked.district_code,
+        fields=fields,
+    )
+    return checked
+
+
+def at_version(current: Node, version: int) -> Node:
+    """The record `lock` returned, if it is still at the version the client read; else
+    StaleVersion, which `writing` turns into CONFLICT."""
+    if current.version != version:
+        raise StaleVersion(current.version)
+    return current
 
 
 @asynccontextmanager
