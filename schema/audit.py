@@ -15,6 +15,7 @@ from strawberry.extensions import SchemaExtension
 
 from resolvers.access import AccessNotes
 from resolvers.context import Context
+from schema.errors import graphql_schema
 from schema.touched import touched_by
 
 
@@ -27,7 +28,7 @@ class AuditTrail(SchemaExtension):
             document = execution.graphql_document
             if document is not None and context.accesses.worth_recording:
                 context.accesses.touched = touched_by(
-                    execution.schema._schema,
+                    graphql_schema(execution.schema),
                     document,
                     execution.operation_name,
                     context.policy.may,

@@ -46,7 +46,7 @@ from resolvers.context import Context
 from schema.audit import record
 from schema.compiled import PLANS
 from schema.documents import parse_document
-from schema.errors import coded
+from schema.errors import coded, graphql_schema
 from schema.execution import EmbeddingExecutionContext
 from schema.figure_cache import FigureCache
 from schema.introspection import INTROSPECTION_FIELDS, root_fields
@@ -91,7 +91,7 @@ class Engine:
         """`figures_cache_seconds`: how long a published figure table may be served again
         (schema/figure_cache.py); 0 computes every table afresh. `max_tokens`: the request
         guard's, so the engine takes the document the guard already parsed (schema/documents)."""
-        self.schema = schema._schema
+        self.schema = graphql_schema(schema)
         self._strawberry = schema
         self._max_tokens = max_tokens
         self._size = size

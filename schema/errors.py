@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 
 import strawberry
-from graphql import DocumentNode, GraphQLError
+from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
@@ -134,6 +134,13 @@ def coded(
     also the HTTP layer's last pass, for errors that strawberry reports outside the operation
     hooks (an extension failing, say)."""
     return [_coded(error, document) for error in errors]
+
+
+def graphql_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry builds, which validation, planning and the audit's
+    field list work on. Strawberry (0.341) has no public accessor for it and reads the private
+    attribute itself (strawberry/printer), so this is the one place that does."""
+    return schema._schema
 
 
 class CodedSchema(strawberry.Schema):

@@ -52,6 +52,7 @@ from resolvers.context import Context
 from resolvers.paging import PageResult, encode_cursor
 from schema import compiled
 from schema.arguments import Arguments, coerced_arguments
+from schema.errors import graphql_schema
 from schema.permissions import admitted, guard_scopes
 from schema.planned_write import RowShape, WriteRoot
 
@@ -114,7 +115,7 @@ def plan(
 ) -> Plan | None:
     """The operation's plan, or None when the executor answers it; `planned`: the root fields
     of the operation's type that a plan may answer."""
-    root_type = schema._schema.get_root_type(operation.operation)
+    root_type = graphql_schema(schema).get_root_type(operation.operation)
     if root_type is None or operation.directives:
         return None
     steps: list[_Step] = []

@@ -16,6 +16,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from schema.errors import graphql_schema
 from schema.introspection import IntrospectionAlone
 
 RULES = (*specified_rules, IntrospectionAlone)
@@ -39,6 +40,6 @@ class SharedValidation(SchemaExtension):
         context = self.execution_context
         if context.graphql_document is not None:
             context.pre_execution_errors = validation_errors(
-                context.schema._schema, context.graphql_document
+                graphql_schema(context.schema), context.graphql_document
             )
         yield

@@ -15,6 +15,7 @@ from strawberry.types.arguments import convert_arguments
 from schema import arguments as planned_arguments
 from schema.arguments import Arguments, coerced_arguments
 from schema.build import build_schema
+from schema.errors import graphql_schema
 
 CHECK = """mutation Check($nib: String!) { checkEligibility(request: {nib: $nib,
   product: "JAMKRIDA_KTG_PRODUKTIF", loanAmount: "50000000", tenorMonths: 24,
@@ -67,7 +68,7 @@ def _root(schema: strawberry.Schema, document: str) -> tuple[Any, FieldNode, Any
     assert isinstance(operation, OperationDefinitionNode)
     (node,) = operation.selection_set.selections
     assert isinstance(node, FieldNode)
-    root_type = schema._schema.get_root_type(operation.operation)
+    root_type = graphql_schema(schema).get_root_type(operation.operation)
     assert root_type is not None
     declared = schema.get_field_for_type(node.name.value, root_type.name)
     assert declared is not None
@@ -75,7 +76,7 @@ def _root(schema: strawberry.Schema, document: str) -> tuple[Any, FieldNode, Any
 
 
 def _variables(schema: strawberry.Schema, operation: Any, given: dict[str, Any]) -> Any:
-    variables = get_variable_values(schema._schema, operation.variable_definitions, given)
+    variables = get_variable_values(graphql_schema(schema), operation.variable_definitions, given)
     assert not isinstance(variables, list), variables
     return variables
 

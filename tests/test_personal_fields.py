@@ -25,6 +25,7 @@ from db.models import MSME_OWNERS
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.register_csv import COLUMN_OF, OPTIONAL
 from schema.build import build_schema
+from schema.errors import graphql_schema
 from tests.support.databases import empty_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ EMAILS = ("sri@contoh.id", "sri.rahayu@contoh.id", "budi@contoh.id")
 
 
 def test_the_owner_type_input_table_and_import_columns_are_the_declared_fields() -> None:
-    schema = build_schema()._schema
+    schema = graphql_schema(build_schema())
     owner, owner_input = schema.get_type("Owner"), schema.get_type("OwnerInput")
     assert isinstance(owner, GraphQLObjectType)
     assert isinstance(owner_input, GraphQLInputObjectType)

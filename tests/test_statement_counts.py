@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from schema.errors import graphql_schema
 from tests.support.databases import as_service
 from tests.support.graphql import SCHEMA, principal, run
 from tests.support.statements import recorded_statements
@@ -165,7 +166,7 @@ async def engine(demo_url: str) -> AsyncIterator[AsyncEngine]:
 def _list_fields() -> set[str]:
     """Every field of an output type that answers a list or a page of a list."""
     found: set[str] = set()
-    for name, graphql_type in SCHEMA._schema.type_map.items():
+    for name, graphql_type in graphql_schema(SCHEMA).type_map.items():
         if name.startswith("__") or name == "Mutation":
             continue
         if not isinstance(graphql_type, GraphQLObjectType):
