@@ -1,4 +1,6 @@
-"""Imports flow one way: schema -> resolvers -> db, auth; domain imports none of them."""
+"""Imports flow one way, each package importing only those to its right:
+sinergi -> schema -> resolvers -> auth -> db -> domain; and no strawberry below resolvers,
+no starlette in domain."""
 
 from __future__ import annotations
 
