@@ -138,10 +138,3 @@ async def ensure_database(admin_url: str, name: str) -> None:
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL, pointing at database `name`."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=name).render_as_string(hide_password=False)

@@ -144,17 +144,6 @@ def validate_nik(value: str, *, known_regencies: Container[str], field: str = "n
     return nik
 
 
-def mask_nik(nik: str) -> str:
-    """The default exposure of a NIK: enough to tell two apart, not enough to identify anyone.
-
-    Anything that is not 16 digits is refused rather than masked, since slicing a short value
-    would reveal most or all of it.
-    """
-    if not _NIK.fullmatch(nik):
-        raise InvalidValue("nik", "must be exactly 16 digits to be masked")
-    return f"{nik[:4]}{'*' * 8}{nik[-4:]}"
-
-
 class RegionLevel(StrEnum):
     NATIONAL = "national"
     PROVINCE = "province"

@@ -59,11 +59,6 @@ def selects(info: Info[Any, Any], *path: str) -> bool:
     return is_selected(selections, last)
 
 
-def connection_wants(info: Info[Any, Any], name: str) -> bool:
-    """Whether a connection-level field such as `totalCount` was asked for."""
-    return is_selected(object_selection(info), name)
-
-
 @cache
 def _column_map(graphql_type: type) -> dict[str, tuple[str, ...]]:
     definition = get_object_definition(graphql_type, strict=True)

@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from db import embedded
 from sinergi.settings import MetricsAccess
+from tests.support.databases import with_database
 
 READ = "query OutageRead { msmes(first: 3) { nodes { nib name } } }"
 READERS = 4
@@ -193,7 +194,7 @@ def served(
 ) -> Iterator[Any]:
     """The database with demo data and one client, served by two workers; yields what the test
     needs to talk to it."""
-    url = embedded.with_database(postgres.admin_url, "sinergi")  # a superuser's, to inspect
+    url = with_database(postgres.admin_url, "sinergi")  # a superuser's, to inspect
     log = home / "serve.log"
     process, base = _serve(env, log)
     try:
@@ -373,7 +374,7 @@ def test_service_survives_a_database_outage(
 def test_a_killed_server_loses_no_acknowledged_entry_and_stays_verifiable(
     postgres: Postgres, home: Path, env: dict[str, str], client: dict[str, str]
 ) -> None:
-    url = embedded.with_database(postgres.admin_url, "sinergi")
+    url = with_database(postgres.admin_url, "sinergi")
     before = _audit_rows(url, client["client_id"])
     process, base = _serve(env, home / "killed.log")
     try:

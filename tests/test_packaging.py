@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from db import embedded
 from schema.build import sdl
 from sinergi.settings import Settings
-from tests.support.databases import drop_database
+from tests.support.databases import drop_database, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -111,7 +111,7 @@ def test_the_image_install_steps_give_a_working_sinergi(tmp_path: Path, server_u
     name = f"sinergi_wheel_{uuid.uuid4().hex[:8]}"
     asyncio.run(embedded.ensure_database(server_url, name))
     try:
-        env["DATABASE_URL"] = embedded.with_database(server_url, name)
+        env["DATABASE_URL"] = with_database(server_url, name)
         assert "up to date" in _run(sinergi, "migrate", cwd=tmp_path, env=env)
     finally:
         asyncio.run(drop_database(server_url, name))

@@ -23,12 +23,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth.scopes import OrgKind
-from db import embedded
 from db.engine import async_url, create_engine
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
-from tests.support.databases import as_service, create_database, drop_database
+from tests.support.databases import (
+    as_service,
+    create_database,
+    drop_database,
+    with_database,
+)
 from tests.support.databases import run as run_sql
 from tests.support.feed_cursors import sealed
 from tests.support.graphql import principal, run
@@ -63,7 +67,7 @@ async def _prepare(server_url: str, primary_url: str, replica: str) -> str:
     created = await run(service, principal(OrgKind.PROVINCE, "62"), create)
     await service.dispose()
     await create_database(server_url, replica, template=make_url(primary_url).database)
-    copy = await asyncpg.connect(embedded.with_database(server_url, replica))
+    copy = await asyncpg.connect(with_database(server_url, replica))
     try:
         await copy.execute("UPDATE msmes SET name = 'Warung Replika' WHERE nib = $1", NIB)
     finally:
@@ -92,7 +96,7 @@ def replicated(
         settings = Settings(
             rate_limit=1_000_000,
             metrics_open=True,  # scraped below
-            replica_url=as_service(embedded.with_database(server_url, replica)),
+            replica_url=as_service(with_database(server_url, replica)),
             read_your_writes_seconds=WINDOW_SECONDS,
         )
         app = create_app(settings, database_url=as_service(module_reference_url))
@@ -170,7 +174,7 @@ def test_a_cursor_the_replica_has_not_replayed_yet_is_read_on_the_primary(
             )
         )
     primary = asyncio.run(_feed_head(module_reference_url))
-    assert asyncio.run(_feed_head(embedded.with_database(server_url, replica))) < primary
+    assert asyncio.run(_feed_head(with_database(server_url, replica))) < primary
     reader = "demo-regency-6271"  # never writes: its reads go to the replica
     document = "query($after: String) { msmeChanges(after: $after) { endCursor entries { id } } }"
     taken = api.graphql(document, reader, {"after": sealed("msme", primary)})

@@ -21,7 +21,6 @@ from sqlalchemy import ColumnElement, Numeric, Table, cast, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import embedded
 from db.engine import create_engine
 from db.migrate import upgrade
 from db.models import COOPERATIVES, MSMES
@@ -29,6 +28,7 @@ from db.queries import aggregates, cooperatives, msmes
 from db.queries.aggregates import Figures, Rollup
 from db.queries.scoping import EVERYWHERE
 from sinergi import demo
+from tests.support.databases import with_database
 
 SEED = 20_261_123
 ROUNDS = 40
@@ -61,7 +61,7 @@ def rollup_url(server_url: str) -> Iterator[str]:
     """A database of its own: these tests rewrite records at random."""
     name = f"sinergi_rollups_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    url = embedded.with_database(server_url, name)
+    url = with_database(server_url, name)
     upgrade(url)
     yield url
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

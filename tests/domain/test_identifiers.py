@@ -15,7 +15,6 @@ from domain.identifiers import (
     RegionLevel,
     is_within,
     kbli_section,
-    mask_nik,
     parse_kbli_sections,
     parse_sku_key,
     province_of,
@@ -151,18 +150,6 @@ def test_a_gap_in_todays_list_that_no_split_left_is_still_refused() -> None:
 def test_an_unknown_regency_prefix_is_rejected() -> None:
     with pytest.raises(InvalidValue, match="regency"):
         validate_nik("6299995204880001", known_regencies=KNOWN)
-
-
-def test_a_nik_is_masked_to_its_first_and_last_four_digits() -> None:
-    assert mask_nik("6271995204880001") == "6271********0001"
-
-
-@pytest.mark.parametrize("value", ["62710001", "", "6271995204880001 "])
-def test_masking_refuses_anything_but_sixteen_digits_rather_than_leak_it(value: str) -> None:
-    with pytest.raises(InvalidValue) as caught:
-        mask_nik(value)
-    assert caught.value.field == "nik"
-    assert value.strip() == "" or value.strip() not in str(caught.value)
 
 
 # --- Region codes ------------------------------------------------------------------------------

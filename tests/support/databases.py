@@ -24,6 +24,11 @@ def as_service(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at database `name`."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 async def create_database(admin_url: str, name: str, *, template: str | None = None) -> None:
     """`template`: a copy of that database (which must have no other connections)."""
     connection = await asyncpg.connect(admin_url)
