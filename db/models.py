@@ -214,7 +214,7 @@ COOPERATIVES = Table(
 
 LEGAL_ENTITY_NO_FOLDED = "uq_cooperatives_legal_entity_no_folded"
 """An older dinas number, kept as typed, is registered once in any case: `518/bh/xiv/1999` is
-`518/BH/XIV/1999` (migration 0049). A Kemenkumham number has one, upper-case, spelling."""
+`518/BH/XIV/1999` (migration 0048). A Kemenkumham number has one, upper-case, spelling."""
 Index(LEGAL_ENTITY_NO_FOLDED, func.lower(COOPERATIVES.c.legal_entity_no), unique=True)
 
 MSMES = Table(
@@ -344,7 +344,7 @@ PROGRAMMES = Table(
     Column("legal_basis", Text),
     Column("jurisdiction", ForeignKey("regions.code"), nullable=False),
     Column("starts_on", Date),
-    # Whom it takes in: a participation of the other kind is refused (migration 0048).
+    # Whom it takes in: a participation of the other kind is refused (migration 0047).
     Column("subjects", String(11), nullable=False, server_default=ProgrammeSubjects.BOTH.value),
     # R12 reads the kind: one it does not know must not be stored (migration 0045).
     CheckConstraint(_one_of("kind", tuple(ProgrammeKind)), name="kind"),

@@ -301,7 +301,7 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
     """Kemenkumham numbers (since 2019) must follow their pattern and come back in their one
     canonical spelling (see `_kemenkumham_number`); older dinas numbers follow no common scheme,
     so they only have to be plausible text that contains a digit, and keep their spelling. They
-    are unique in any case (migration 0049), and printable ASCII only, as they are printed: a
+    are unique in any case (migration 0048), and printable ASCII only, as they are printed: a
     look-alike from another script (a Greek capital Iota for the I of `XIV`) is another string
     that no case folding joins to the number, so it registered the cooperative twice.
 

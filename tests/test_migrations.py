@@ -133,7 +133,7 @@ def test_0026_normalises_statuses_and_refuses_what_it_cannot_place(server_url: s
 
 async def _load_reference(url: str) -> None:
     """Today's reference data into a database at an older revision. The loader writes today's
-    columns: before migration 0048 a programme has no `subjects`, so the column is there only
+    columns: before migration 0047 a programme has no `subjects`, so the column is there only
     while the data loads (and the programmes keep none, as they had none then)."""
     engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
     try:
@@ -948,7 +948,7 @@ FOLDED_INDEX = (
 )
 
 
-def test_0049_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_duplicate(
+def test_0048_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_duplicate(
     server_url: str,
 ) -> None:
     """Upgraded from 0046 with one dinas number held by two cooperatives in different cases, it
@@ -964,7 +964,7 @@ def test_0049_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_dupli
         with pytest.raises(RuntimeError) as refused:
             upgrade(url)
         message = str(refused.value)
-        assert message.startswith("migration 0049 changed nothing: 1 legal-entity number(s)")
+        assert message.startswith("migration 0048 changed nothing: 1 legal-entity number(s)")
         assert (
             f"\n  cooperative {first} '518/BH/XIV/1999', cooperative {second} '518/bh/xiv/1999'\n"
         ) in message

@@ -8,14 +8,14 @@ CHECK. Every programme stored gets `both`, which refuses nothing it did not refu
 reference loader, run by every `sinergi migrate`, then sets the shipped programmes' own from
 `programmes.csv`. Participations already stored are left as they are.
 
-Revision ID: 0048
+Revision ID: 0047
 Revises: 0046
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0048"
+revision = "0047"
 down_revision = "0046"
 branch_labels = None
 depends_on = None

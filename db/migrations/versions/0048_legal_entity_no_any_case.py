@@ -17,15 +17,15 @@ such number with the cooperatives that hold it and their spellings, and the owne
 record of each (moving what refers to the others to it and deleting them, or correcting a
 number that was mistyped) and migrates again.
 
-Revision ID: 0049
-Revises: 0046
+Revision ID: 0048
+Revises: 0047
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0049"
-down_revision = "0046"
+revision = "0048"
+down_revision = "0047"
 branch_labels = None
 depends_on = None
 
@@ -53,7 +53,7 @@ def _duplicates(connection: sa.Connection) -> str | None:
     if len(lines) > SHOWN:
         shown += f"\n  … and {len(lines) - SHOWN} more"
     return (
-        f"migration 0049 changed nothing: {len(rows)} legal-entity number(s) are held by more "
+        f"migration 0048 changed nothing: {len(rows)} legal-entity number(s) are held by more "
         "than one cooperative, spelled in different cases; keep one cooperative of each (move "
         "what refers to the others to it and DELETE FROM cooperatives WHERE id IN (…), or "
         f"correct a mistyped number):{shown}\nthen migrate again"
