@@ -45,6 +45,10 @@ fails (the SSO down or unreachable): its users stay logged in through a short ou
 deleted key is not trusted indefinitely by whoever can keep Sinergi from reaching the SSO.
 After it, the issuer's tokens are 401 until a fetch succeeds."""
 FETCH_TIMEOUT_SECONDS = 5.0
+MAX_KEY_SET_BYTES = 1 << 20
+"""A key set is a few kilobytes. The fetch runs on a thread that outlives the timeout above,
+so an issuer (or whatever answers at its URL) sending an endless body grew the process until it
+stopped: more than this is refused as a failed fetch, read no further."""
 DEFAULT_MAX_LIFETIME_SECONDS = 3600
 """How long an external issuer's tokens may be valid for (`exp` less `iat`) unless configured:
 an hour, well above an SSO's usual access-token lifespan (Keycloak's is 5 minutes)."""
@@ -276,7 +280,10 @@ _OPENER = urllib.request.build_opener(_SameOrigin)
 
 def _fetch(url: str) -> dict[str, Any]:
     with _OPENER.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
-        return dict(json.load(response))
+        body = response.read(MAX_KEY_SET_BYTES + 1)
+    if len(body) > MAX_KEY_SET_BYTES:
+        raise ValueError(f"its key set is over {MAX_KEY_SET_BYTES} bytes: not read")
+    return dict(json.loads(body))
 
 
 @dataclass(slots=True)

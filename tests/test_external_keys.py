@@ -149,6 +149,7 @@ class _Rotating(ThreadingHTTPServer):
         self.released = threading.Event()
         self.released.set()
         self.redirect_to = ""
+        self.padding = 0
 
     @property
     def base(self) -> str:
@@ -173,7 +174,7 @@ class _Publishing(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(body.encode())
+        self.wfile.write(body.encode() + b" " * self.server.padding)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -258,6 +259,22 @@ def test_keys_too_old_are_fetched_once_while_their_tokens_are_still_answered(
             realm.released.set()
             assert refetching.result(timeout=30).status_code == 200
         assert realm.fetches == 2
+
+
+def test_a_key_set_too_large_to_be_one_is_not_read(demo_url: str, realm: _Rotating) -> None:
+    """An endless answer at the JWKS URL grew the process for as long as it came (the fetch's
+    thread outlives its timeout): past MAX_KEY_SET_BYTES it is a failed fetch, and the issuer's
+    tokens are refused until a fetch after the back-off gets a key set of a sensible size."""
+    key = _key("k1")
+    realm.published = [key]
+    realm.padding = external.MAX_KEY_SET_BYTES
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        refused = _ask(sso_api, _signed(key, "62"))
+        assert refused.status_code == 401, refused.text
+        assert realm.fetches == 1
+    realm.padding = 0
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
 
 
 def test_while_the_issuer_cannot_be_fetched_its_last_keys_serve_for_a_grace_then_none(
