@@ -74,14 +74,18 @@ def load(settings: Settings) -> bytes:
         return _decoded(settings.audit_key_hex, "SINERGI_AUDIT_KEY")
     path = settings.audit_key_path
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        found = path.stat()  # a mounted secret's, through its symlinks (Kubernetes: ..data/)
         key = path.read_text(encoding="ascii")
     except OSError as error:
         raise SettingsError(f"cannot read the audit key: {error}") from None
-    if mode & 0o077:
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o077 and found.st_uid == os.geteuid():
         # As `sinergi sync` refuses a copy open to others: refused, not tightened, since whether
         # the key's exposure so far matters (anyone who read it can forge seals) is the
-        # operator's call, and a chmod would break a deliberate mode silently.
+        # operator's call, and a chmod would break a deliberate mode silently. Only a file of
+        # the running user's own, which it can restrict: a platform's secret mount (Kubernetes'
+        # root-owned 0644 or 0440 with fsGroup, Swarm's 0444) is another user's, read-only,
+        # and `serve` names its mode at start (for_database).
         raise SettingsError(
             f"the audit key file {path} is open to its group or others (mode {mode:o}), who "
             f"could forge the audit trail's seals with it: restrict it (chmod 600 {path})"
@@ -105,6 +109,7 @@ async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:
         key = load(settings)
         if not check:
             return key
+        _name_an_open_mount(settings)
         fingerprint = key_fingerprint(key, await audit_key_fingerprint.trail(connection))
         recorded = await audit_key_fingerprint.recorded(connection)
         if recorded is None:
@@ -151,4 +156,21 @@ def _refuse_a_new_key(path: Path, sealed_through: int, fingerprint: str | None) 
             "of its key, kept elsewhere: a new key would seal nothing another instance could "
             "check. Point SINERGI_AUDIT_KEY_FILE at that key (or SINERGI_HOME at the directory "
             "whose audit.key it is), or set SINERGI_AUDIT_KEY"
+        )
+
+
+def _name_an_open_mount(settings: Settings) -> None:
+    """Logs, at `serve`'s start, a key file its group or others may read that `load` accepted
+    because another user (the platform mounting the secret) owns it: not the running user's to
+    restrict, yet whoever else can read it could forge seals, which the operator should know."""
+    if settings.audit_key_hex:
+        return
+    mode = stat.S_IMODE(settings.audit_key_path.stat().st_mode)
+    if mode & 0o077:
+        log.warning(
+            "the audit key file %s is open to its group or others (mode %o), who could forge the"
+            " audit trail's seals with it: it belongs to another user (a mounted secret), so it"
+            " is used; make sure only this service's user can read it in this container",
+            settings.audit_key_path,
+            mode,
         )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+import os
+import pwd
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +88,61 @@ def test_a_key_file_others_may_read_is_refused(
     key.chmod(0o600)
     code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
     assert "open to its group or others" not in out + err
+
+
+def _kubernetes_secret(directory: Path, mode: int, owner: int) -> Path:
+    """A secret volume as the kubelet lays it out: the file behind two symbolic links
+    (audit.key -> ..data/audit.key, ..data -> a timestamped directory), swapped on rotation."""
+    timestamped = directory / "..2026_12_06_00_00_00.000000001"
+    timestamped.mkdir(parents=True)
+    key = timestamped / "audit.key"
+    audit_key.make(key)
+    key.chmod(mode)
+    os.chown(key, owner, -1)
+    (directory / "..data").symlink_to(timestamped.name)
+    (directory / "audit.key").symlink_to("..data/audit.key")
+    return directory / "audit.key"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize(
+    ("mode", "layout"), [(0o444, "file"), (0o644, "kubernetes"), (0o440, "kubernetes")]
+)
+def test_a_secret_mounted_by_another_user_is_used_whatever_its_mode(
+    fresh_url: str, tmp_path: Path, mode: int, layout: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kubernetes mounts a secret root-owned 0644 (0440 with fsGroup), Swarm root-owned 0444, on
+    a read-only volume: not the running user's to restrict, so used, and named at `serve`'s
+    start. Its mode is read through the kubelet's symbolic links."""
+    nobody = pwd.getpwnam("nobody").pw_uid
+    if layout == "kubernetes":
+        key = _kubernetes_secret(tmp_path / "secrets", mode, nobody)
+    else:
+        key = tmp_path / "audit.key"
+        audit_key.make(key)
+        key.chmod(mode)
+        os.chown(key, nobody, -1)
+    env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
+    code, _out, err = sinergi(as_service(fresh_url), "audit", "verify", "--stopped", env=env)
+    assert (code, err) == (0, ""), err
+    settings = Settings.from_env({"SINERGI_HOME": str(tmp_path / "home"), **env})
+    with caplog.at_level(logging.WARNING, logger="sinergi.audit"):
+        served = asyncio.run(audit_key.for_database(settings, fresh_url, check=True))
+    assert served == audit_key.load(settings)
+    assert f"the audit key file {key} is open to its group or others (mode {mode:o})" in (
+        caplog.text
+    )
+
+
+def test_an_own_key_file_behind_symbolic_links_is_held_to_its_own_mode(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """The links (0777 themselves) are followed: the file's own mode and owner decide."""
+    key = _kubernetes_secret(tmp_path / "secrets", 0o644, os.geteuid())
+    env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
+    code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
+    assert (code, out) == (2, "")
+    assert f"the audit key file {key} is open to its group or others (mode 644)" in err
 
 
 def test_an_owner_url_without_the_service_url_is_refused() -> None:
