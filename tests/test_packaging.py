@@ -248,8 +248,105 @@ def test_the_init_script_keeps_the_passwords_off_psqls_command_line(tmp_path: Pa
     for password in passwords.values():
         assert password not in argv
         assert password not in script  # nor expanded into the script by the shell
-    assert '\\set owner_password `cat "$SINERGI_OWNER_PASSWORD_FILE"`' in script
-    assert '\\set service_password `cat "$SINERGI_SERVICE_PASSWORD_FILE"`' in script
+    assert '\\set owner_password `printf \'%s\' "$(cat "$SINERGI_OWNER_PASSWORD_FILE")"`' in script
+    assert (
+        '\\set service_password `printf \'%s\' "$(cat "$SINERGI_SERVICE_PASSWORD_FILE")"`' in script
+    )
+
+
+INIT = ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh"
+
+
+def _run_init(tmp_path: Path, psql_body: str, files: dict[str, str | None]) -> tuple[int, str]:
+    """The init script with `psql_body` as psql and the two *_FILE variables from `files`
+    (None: unset), as the postgres image runs it. Its exit status and stderr."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "psql").write_text(f"#!/bin/sh\n{psql_body}\n")
+    (bin_dir / "psql").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "POSTGRES_USER": "postgres"}
+    env |= {name: value for name, value in files.items() if value is not None}
+    done = subprocess.run(
+        ["sh", str(INIT)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("owner", "service", "named"),
+    [
+        (None, "service", "SINERGI_OWNER_PASSWORD_FILE is not set"),
+        ("owner", None, "SINERGI_SERVICE_PASSWORD_FILE is not set"),
+        ("missing", "service", "SINERGI_OWNER_PASSWORD_FILE: {missing} is missing"),
+        ("owner", "empty", "SINERGI_SERVICE_PASSWORD_FILE: {empty} is missing"),
+        ("newlines", "service", "SINERGI_OWNER_PASSWORD_FILE: {newlines} is missing"),
+    ],
+)
+def test_the_init_script_stops_without_a_password_to_give_a_role(
+    tmp_path: Path, owner: str | None, service: str | None, named: str
+) -> None:
+    """psql ignores a backquoted command's failure: an unset variable or a missing or empty file
+    made the roles with an empty password, and the init ended in success. The script stops
+    first (exit 1), psql never run, naming the variable; an empty password is refused as
+    Sinergi refuses it (sinergi/settings.py), a file of newlines alone too."""
+    contents = {"owner": "owner-pw\n", "service": "service-pw\n", "empty": "", "newlines": "\n\n"}
+    for name, text in contents.items():
+        (tmp_path / name).write_text(text)
+    paths = {name: str(tmp_path / name) for name in [*contents, "missing"]}
+    code, err = _run_init(
+        tmp_path,
+        f"touch {tmp_path}/psql-ran",
+        {
+            "SINERGI_OWNER_PASSWORD_FILE": None if owner is None else paths[owner],
+            "SINERGI_SERVICE_PASSWORD_FILE": None if service is None else paths[service],
+        },
+    )
+    assert code == 1
+    assert named.format(**paths) in err
+    assert not (tmp_path / "psql-ran").exists()
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs PostgreSQL's psql")
+def test_the_init_script_gives_each_role_the_password_sinergi_sends(
+    tmp_path: Path, server_url: str
+) -> None:
+    """The real psql, on the test server, runs the script's own \\set lines and shows what each
+    role would be given (creating no role): every newline at the files' end stripped, as
+    Sinergi strips them (a file ending in two gave the role a password ending in one), and
+    nothing else touched."""
+    files = {"owner": "owner pw 'x' $HOME\n\n", "service": "\tservice-pw\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    psql = shutil.which("psql")
+    # The script's psql: its \\set lines alone, then the values as psql literals.
+    body = (
+        f"{{ grep '^\\\\set '; printf '%s\\n' \"\\\\echo :'owner_password' :'service_password'\";"
+        " }"
+        f" | {psql} --no-psqlrc -v ON_ERROR_STOP=1 '{server_url}' > {tmp_path}/out"
+    )
+    code, err = _run_init(
+        tmp_path,
+        body,
+        {
+            "SINERGI_OWNER_PASSWORD_FILE": str(tmp_path / "owner"),
+            "SINERGI_SERVICE_PASSWORD_FILE": str(tmp_path / "service"),
+        },
+    )
+    assert (code, err) == (0, "")
+    sent = {
+        name: Settings.from_env(
+            {
+                "DATABASE_URL": "postgresql://sinergi_service@db/sinergi",
+                "DATABASE_PASSWORD_FILE": str(tmp_path / name),
+            }
+        ).database_url
+        for name in files
+    }
+    assert {name: make_url(url).password for name, url in sent.items()} == {
+        "owner": "owner pw 'x' $HOME",
+        "service": "\tservice-pw",
+    }
+    assert (tmp_path / "out").read_text() == "'owner pw ''x'' $HOME' '\tservice-pw'\n"
 
 
 # Settings the compose file fixes for the API, or keeps from it on purpose.
