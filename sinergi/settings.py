@@ -120,6 +120,18 @@ of the ways Sinergi connects read, SQLAlchemy's asyncpg driver (which hands them
 libpq does, db.notifications). Any other failed on one of them, when first connecting, with a
 traceback."""
 
+_URL_QUERY_INSTEAD = {
+    "sslrootcert": "asyncpg reads the root certificate's path from the environment variable"
+    " PGSSLROOTCERT instead, with sslmode=verify-full (or verify-ca)",
+    "sslcert": "asyncpg reads the client certificate's path from the environment variable"
+    " PGSSLCERT instead",
+    "sslkey": "asyncpg reads the client key's path from the environment variable PGSSLKEY instead",
+    "connect_timeout": "set SINERGI_DB_CONNECT_TIMEOUT (seconds, `serve`'s connections) instead",
+}
+"""What to use for a libpq parameter the driver refuses, named in the refusal: the certificates'
+paths asyncpg reads from libpq's environment variables (both ways Sinergi connects), and the
+server's connection timeout is a setting of Sinergi's own."""
+
 
 def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
     """`name`'s URL, parsed as SQLAlchemy will and checked for what asyncpg refuses, so a
@@ -146,6 +158,7 @@ def _postgresql_url(env: Mapping[str, str], name: str) -> str | None:
             raise SettingsError(
                 f"{name} has the query parameter {key!r}, which Sinergi's driver does not take;"
                 f" it takes {', '.join(_URL_QUERY)}"
+                + (f": {_URL_QUERY_INSTEAD[key]}" if key in _URL_QUERY_INSTEAD else "")
             )
         allowed = _URL_QUERY[key]
         for one in (value,) if isinstance(value, str) else value:

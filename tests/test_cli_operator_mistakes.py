@@ -123,6 +123,26 @@ BAD_SETTINGS = {
         "DATABASE_OWNER_URL has the query parameter 'options', which Sinergi's driver does not"
         " take; it takes host, ssl, sslmode, target_session_attrs, passfile, krbsrvname, gsslib",
     ),
+    # libpq's parameters asyncpg takes elsewhere: the refusal names where.
+    "sslrootcert": (
+        {"DATABASE_URL": f"{_SERVICE}?sslmode=verify-full&sslrootcert=/etc/ca.pem"},
+        "DATABASE_URL has the query parameter 'sslrootcert', which Sinergi's driver does not"
+        " take; it takes host, ssl, sslmode, target_session_attrs, passfile, krbsrvname, gsslib:"
+        " asyncpg reads the root certificate's path from the environment variable PGSSLROOTCERT"
+        " instead, with sslmode=verify-full (or verify-ca)",
+    ),
+    "sslkey": (
+        {"DATABASE_URL": f"{_SERVICE}?sslkey=/etc/client.key"},
+        "DATABASE_URL has the query parameter 'sslkey', which Sinergi's driver does not take;"
+        " it takes host, ssl, sslmode, target_session_attrs, passfile, krbsrvname, gsslib:"
+        " asyncpg reads the client key's path from the environment variable PGSSLKEY instead",
+    ),
+    "connect_timeout": (
+        {"DATABASE_URL": f"{_SERVICE}?connect_timeout=10"},
+        "DATABASE_URL has the query parameter 'connect_timeout', which Sinergi's driver does not"
+        " take; it takes host, ssl, sslmode, target_session_attrs, passfile, krbsrvname, gsslib:"
+        " set SINERGI_DB_CONNECT_TIMEOUT (seconds, `serve`'s connections) instead",
+    ),
 }
 
 
