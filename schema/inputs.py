@@ -7,7 +7,7 @@ from enum import Enum
 import strawberry
 
 from db.queries import cooperatives, msmes
-from resolvers import records
+from resolvers import records, reference
 from resolvers.context import Context
 from schema.enums import CooperativeType, Scale
 
@@ -49,6 +49,13 @@ def stored_value(choice: Enum | str | None) -> str | None:
     return choice.value if isinstance(choice, Enum) else choice
 
 
+def _programme(programme: strawberry.ID | None) -> str | None:
+    """The filter's programme, held to a programme id's rule as `programme(id:)` holds it."""
+    if programme is None:
+        return None
+    return reference.checked_programme_id(programme, "filter.programme")
+
+
 async def msme_where(context: Context, given: MsmeFilter | None) -> msmes.MsmeFilter:
     given = given or MsmeFilter()
     return msmes.MsmeFilter(
@@ -56,7 +63,7 @@ async def msme_where(context: Context, given: MsmeFilter | None) -> msmes.MsmeFi
         scale=stored_value(given.scale),
         kbli_section=records.checked_kbli_section(given.kbli_section),
         active=given.active,
-        programme=given.programme,
+        programme=_programme(given.programme),
     )
 
 
@@ -68,5 +75,5 @@ async def cooperative_where(
         region=await records.checked_region(context, given.region, "filter.region"),
         type=stored_value(given.type),
         active=given.active,
-        programme=given.programme,
+        programme=_programme(given.programme),
     )

@@ -699,3 +699,29 @@ async def test_a_cooperative_s_status_is_described_as_stored_not_derived(
     description = described.data["__type"]["description"]
     assert "is inactive after three book years" not in description
     assert "does not derive" in description
+
+
+PROGRAMME_FILTERS = {
+    "msmes": "query($p: ID!) { msmes(filter: {programme: $p}) { totalCount } }",
+    "cooperatives": "query($p: ID!) { cooperatives(filter: {programme: $p}) { totalCount } }",
+    "msmeFigures": (
+        "query($p: ID!) { msmeFigures(groupBy: [PROVINCE], filter: {programme: $p}) { count } }"
+    ),
+    "cooperativeFigures": (
+        "query($p: ID!) { cooperativeFigures(groupBy: [PROVINCE], filter: {programme: $p})"
+        " { count } }"
+    ),
+}
+
+
+@pytest.mark.parametrize("root", sorted(PROGRAMME_FILTERS))
+async def test_a_nul_in_the_programme_filter_is_bad_input_naming_it(
+    engine: AsyncEngine, root: str
+) -> None:
+    """The `programme` filter of the lists and their figures reached asyncpg unchecked, as
+    `programme(id:)` did: a NUL or a lone surrogate is refused naming `filter.programme`."""
+    for programme_id in ("PR-MMM\x00", "PR-\ud800"):
+        found = await run(engine, KALTENG, PROGRAMME_FILTERS[root], {"p": programme_id})
+        assert found.data is None or found.data.get(root) is None, found.data
+        (error,) = found.errors
+        assert error.extensions == {"code": "BAD_USER_INPUT", "field": "filter.programme"}
