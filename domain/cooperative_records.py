@@ -190,13 +190,27 @@ def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
 
 
 def check_cooperative(
-    draft: CooperativeDraft, vocabulary: Vocabulary, *, name: Namer = str
+    draft: CooperativeDraft,
+    vocabulary: Vocabulary,
+    *,
+    name: Namer = str,
+    stored_number: str | None = None,
 ) -> CheckedCooperative | list[InvalidValue]:
-    """The values to store, or every broken rule, named as `check_registered_msme` names them."""
+    """The values to store, or every broken rule, named as `check_registered_msme` names them.
+
+    `stored_number` is the number of the record an update merges the draft over: a write that
+    leaves it as stored keeps it unjudged (as domain/scale.py `kept_declaration` keeps a
+    declaration), since a number stored before today's rule (an older one outside ASCII) is
+    still the cooperative's, and refusing it would leave the record unwritable.
+    """
     today = vocabulary.today
     got = Collector()
-    number = got.take(
-        lambda: validate_legal_entity_no(draft.legal_entity_no, field=name("legalEntityNo"))
+    number = (
+        stored_number
+        if stored_number is not None and draft.legal_entity_no == stored_number
+        else got.take(
+            lambda: validate_legal_entity_no(draft.legal_entity_no, field=name("legalEntityNo"))
+        )
     )
     title = got.take(lambda: validate_text(draft.name, field=name("name")))
     kind = got.take(lambda: _one_of(draft.type, TYPES, name("type")))

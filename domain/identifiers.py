@@ -298,17 +298,30 @@ def kbli_section(code: str, sections: Iterable[KbliSection], *, field: str = "kb
 
 
 def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str:
-    """Kemenkumham numbers (since 2019) must follow their pattern and come back in their one
-    canonical spelling (see `_kemenkumham_number`); older dinas numbers follow no common scheme,
-    so they only have to be plausible text that contains a digit, and keep their spelling. They
-    are unique in any case (migration 0048), and printable ASCII only, as they are printed: a
-    look-alike from another script (a Greek capital Iota for the I of `XIV`) is another string
-    that no case folding joins to the number, so it registered the cooperative twice.
+    """A number to be stored, in the spelling it is stored in (`legal_entity_no_key`); an older
+    one printable ASCII only, as it is printed. Older numbers are unique in any case (migration
+    0048), and a look-alike from another script (a Greek capital Iota for the I of `XIV`) is
+    another string that no case folding joins to the number, so it registered the cooperative
+    twice. Numbers stored before this rule keep their spelling: an update that leaves a number
+    as it is does not judge it again (domain/cooperative_records.py `check_cooperative`), and a
+    lookup takes it (`legal_entity_no_key`).
+    """
+    number = legal_entity_no_key(value, field=field)
+    if not number.startswith("AHU") and not _PRINTABLE_ASCII.fullmatch(number):
+        raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
+    return number
+
+
+def legal_entity_no_key(value: str, *, field: str = "legalEntityNo") -> str:
+    """The spelling a number is stored and looked up in. Kemenkumham numbers (since 2019) must
+    follow their pattern and come back in their one canonical spelling (see
+    `_kemenkumham_number`); older dinas numbers follow no common scheme, so they only have to be
+    plausible text that contains a digit, and keep their spelling.
 
     Runs of spaces (including no-break spaces from pasted documents) collapse to one so the same
     number always compares equal; tabs, newlines and other control characters inside are refused.
-    Every write and every lookup by number goes through here, so the register's unique key and
-    a lookup see the same spelling whichever one the caller typed.
+    Every write and every lookup by number goes through here, so the register's unique keys and
+    a lookup see the same number whichever spelling the caller typed.
     """
     number = value.strip()
     if not printable(number):
@@ -320,8 +333,6 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
         raise InvalidValue(field, f"must be at most {_LEGAL_ENTITY_NO_MAX} characters")
     if number.upper().startswith("AHU"):
         return _kemenkumham_number(number, field)
-    if not _PRINTABLE_ASCII.fullmatch(number):
-        raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
     if not _ANY_DIGIT.search(number):
         raise InvalidValue(field, "must contain at least one digit")
     return number

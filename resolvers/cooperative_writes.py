@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from strawberry.types import Info
@@ -62,7 +63,11 @@ async def update(
             ksp_health_book_year=current.ksp_health_book_year,
         )
         checked = await checked_record(
-            connection, info.context.policy, replace(stored, **patch), "changes", check_cooperative
+            connection,
+            info.context.policy,
+            replace(stored, **patch),
+            "changes",
+            partial(check_cooperative, stored_number=current.legal_entity_no),
         )
         written = await cooperatives.update(
             connection,

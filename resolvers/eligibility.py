@@ -35,9 +35,9 @@ from domain.eligibility import (
 from domain.errors import InvalidValue
 from domain.identifiers import (
     established_by,
+    legal_entity_no_key,
     parse_sku_key,
     sku_key,
-    validate_legal_entity_no,
     validate_nib,
     validate_sku_issuer,
     validate_sku_number,
@@ -120,7 +120,7 @@ def _subject_key(subject: Subject) -> tuple[str, str]:
         issuer = validate_sku_issuer(subject.sku_issuer, field="sku_issuer")
         return MSME, sku_key(issuer, validate_sku_number(subject.sku_number, field="sku_number"))
     assert subject.legal_entity_no is not None
-    number = validate_legal_entity_no(subject.legal_entity_no, field="legal_entity_no")
+    number = legal_entity_no_key(subject.legal_entity_no, field="legal_entity_no")
     return COOPERATIVE, number
 
 

@@ -12,7 +12,7 @@ from db.queries.cooperatives import CooperativeFilter
 from db.queries.msmes import MsmeFilter
 from db.queries.paging import Page
 from domain.errors import InvalidValue
-from domain.identifiers import validate_legal_entity_no, validate_nib, validate_region_code
+from domain.identifiers import legal_entity_no_key, validate_nib, validate_region_code
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -110,7 +110,7 @@ def checked_nib(nib: str) -> str:
 
 def checked_legal_entity_no(legal_entity_no: str) -> str:
     try:
-        return validate_legal_entity_no(legal_entity_no, field="legalEntityNo")
+        return legal_entity_no_key(legal_entity_no, field="legalEntityNo")
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
 

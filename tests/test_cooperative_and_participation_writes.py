@@ -375,6 +375,45 @@ async def test_an_older_number_is_registered_once_in_any_case_and_in_ascii_only(
     assert found.data["cooperative"]["legalEntityNo"] == OLDER_NUMBER
 
 
+STORED_BEFORE = "518/BH/XIV/1999 \u2013 Kab. Kapuas"
+"""An older number with an en dash, as one was stored before numbers were held to ASCII."""
+
+
+async def test_a_number_stored_before_the_ascii_rule_stays_writable_and_found(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """Only a number a client sends to be stored is held to ASCII: a cooperative stored with an
+    en dash in its number was refused on every update (on `changes.legalEntityNo`, a field the
+    update cannot even send) and every lookup by its number. It is updated keeping its number,
+    found by it, and a client still cannot register another such number."""
+    created = await run(engine, KALTENG, CREATE, {"input": cooperative(14)})
+    record = created.data["createCooperative"]
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            await connection.execute(
+                text("UPDATE cooperatives SET legal_entity_no = :n WHERE id = :id"),
+                {"n": STORED_BEFORE, "id": int(record["id"])},
+            )
+    finally:
+        await owner.dispose()
+    updated = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": record["id"], "version": 1, "changes": {"membersFemale": 41}},
+    )
+    assert updated.errors is None, updated.errors
+    assert updated.data["updateCooperative"]["version"] == 2
+    found = await run(engine, KALTENG, LOOKUP, {"number": f"  {STORED_BEFORE} "})
+    assert found.errors is None, found.errors
+    assert found.data["cooperative"] == {"id": record["id"], "legalEntityNo": STORED_BEFORE}
+    another = STORED_BEFORE.replace("1999", "2000")
+    refused = await run(engine, KALTENG, CREATE, {"input": cooperative(15, legalEntityNo=another)})
+    (error,) = refused.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": "input.legalEntityNo"}
+
+
 CREATE_MSME = """
 mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id version } }
 """

@@ -15,6 +15,7 @@ from domain.identifiers import (
     RegionLevel,
     is_within,
     kbli_section,
+    legal_entity_no_key,
     parse_kbli_sections,
     parse_sku_key,
     province_of,
@@ -513,6 +514,14 @@ def test_a_bad_legal_entity_number_is_reported_against_legal_entity_no_by_defaul
     with pytest.raises(InvalidValue) as caught:
         validate_legal_entity_no("")
     assert caught.value.field == "legalEntityNo"
+
+
+@pytest.mark.parametrize(
+    "value", ["518/BH\u2013XIV/1999", "518/BH/X\u0399V/1999", "\uff15\uff11\uff18/BH/XIV/1999"]
+)
+def test_a_number_stored_before_the_ascii_rule_is_a_key_to_look_it_up_by(value: str) -> None:
+    """Only a number to be stored is held to ASCII: one stored before the rule is still found."""
+    assert legal_entity_no_key(f"  {value} ") == value
 
 
 # --- Rupiah ------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ in any case (db/models.py `LEGAL_ENTITY_NO_FOLDED`); the number is still stored 
 typed. A Kemenkumham number is upper-case in its one spelling, so the index changes nothing for
 it. (domain/identifiers.py also refuses a new older-style number with a character outside
 printable ASCII, such as a Greek capital Iota standing for an I, which no case folding joins to
-its look-alike.)
+its look-alike; a number already stored outside ASCII is left as it is, and kept by updates:
+README lists them with one query, for the owner to correct any that is a look-alike.)
 
 Cooperatives already stored whose numbers differ only by case are not merged: which record is
 the cooperative, and what becomes of the other's members, participations, guarantees and
