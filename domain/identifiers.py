@@ -320,8 +320,10 @@ def legal_entity_no_key(value: str, *, field: str = "legalEntityNo") -> str:
 
     Runs of spaces (including no-break spaces from pasted documents) collapse to one so the same
     number always compares equal; tabs, newlines and other control characters inside are refused.
-    Every write and every lookup by number goes through here, so the register's unique keys and
-    a lookup see the same number whichever spelling the caller typed.
+    Every write and every lookup by number goes through here. A Kemenkumham number is stored and
+    found in its one spelling; an older one keeps the caller's, and the register compares it in
+    any case, its unique index and a lookup alike (db/queries/cooperatives.py
+    `legal_entity_no_is`), so a lookup finds the cooperative that registering it is refused for.
     """
     number = value.strip()
     if not printable(number):

@@ -107,6 +107,18 @@ async def test_a_cooperative_is_dated_by_its_deed_else_by_its_legal_entity_numbe
     assert await _r03(engine, numbered) == ("PASS", "pass")
 
 
+async def test_a_check_finds_a_cooperative_by_its_older_number_in_any_case(
+    engine: AsyncEngine,
+) -> None:
+    """An older number is registered once in any case, so a guarantor checking
+    `600/bh/xiv/2001` is checking the cooperative registered as `600/BH/XIV/2001`: it was
+    answered as no such cooperative, though registering the number again was refused."""
+    created = await run(engine, PROVINCE, _cooperative("600/BH/XIV/2001", None))
+    assert created.errors is None, created.errors
+    for spelling in ("600/BH/XIV/2001", "600/bh/xiv/2001"):
+        assert await _r03(engine, spelling) == ("UNKNOWN", "unknown"), spelling
+
+
 async def test_a_deed_dated_after_the_legal_entity_numbers_year_is_refused(
     engine: AsyncEngine,
 ) -> None:

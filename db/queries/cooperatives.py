@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, PARTICIPATIONS
@@ -77,6 +78,16 @@ async def by_ids(
     return {row.id: row for row in await connection.execute(statement)}
 
 
+def legal_entity_no_is(number: ColumnElement[str]) -> ColumnElement[bool]:
+    """The cooperative a lookup by legal-entity number finds: compared in lower case, as the
+    register holds an older number unique (db.models `LEGAL_ENTITY_NO_FOLDED`, whose index
+    serves the lookup), so `600/bh/xiv/2001` finds the cooperative that registering it again is
+    refused for. A Kemenkumham number is stored in one upper-case spelling (a CHECK), the one
+    its key is given in (domain.identifiers `legal_entity_no_key`), so it finds that spelling
+    alone."""
+    return func.lower(COOPERATIVES.c.legal_entity_no) == func.lower(number)
+
+
 async def by_legal_entity_nos(
     connection: AsyncConnection,
     numbers: Sequence[str],
@@ -84,7 +95,16 @@ async def by_legal_entity_nos(
     scope: RowScope,
     columns: Collection[str],
 ) -> dict[str, Record]:
-    statement = select(*columns_of(COOPERATIVES, {"legal_entity_no", *columns})).where(
-        any_of(COOPERATIVES.c.legal_entity_no, numbers), scope.rows(COOPERATIVES)
+    """Each number's cooperative (`legal_entity_no_is`), keyed by the number as it was asked:
+    the stored spelling may differ in case, and PostgreSQL's lower() is the one that matched."""
+    asked = (
+        func.unnest(bindparam(None, list(numbers), type_=ARRAY(Text)))
+        .table_valued("number", name="asked")
+        .render_derived()
     )
-    return {row.legal_entity_no: row for row in await connection.execute(statement)}
+    statement = (
+        select(asked.c.number.label("asked"), *columns_of(COOPERATIVES, columns))
+        .select_from(asked.join(COOPERATIVES, legal_entity_no_is(asked.c.number)))
+        .where(scope.rows(COOPERATIVES))
+    )
+    return {row.asked: row for row in await connection.execute(statement)}

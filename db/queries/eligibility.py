@@ -44,6 +44,7 @@ from db.models import (
     PROGRAMMES,
 )
 from db.queries import Record
+from db.queries.cooperatives import legal_entity_no_is
 from db.queries.guarantees import has_defaulted
 from db.queries.owners import owner_nik
 from db.queries.ownership import Ownership
@@ -163,7 +164,7 @@ def _cooperative_facts(own: Ownership, *, by_id: bool = False) -> DriverStatemen
                 and_(
                     COOPERATIVES.c.id == bindparam("id")
                     if by_id
-                    else COOPERATIVES.c.legal_entity_no == bindparam("key"),
+                    else legal_entity_no_is(bindparam("key")),
                     scope.rows(COOPERATIVES),
                 ),
             )

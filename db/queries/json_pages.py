@@ -50,6 +50,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import programmes
+from db.queries.cooperatives import legal_entity_no_is
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import NATIONAL, RowScope
 
@@ -726,7 +727,7 @@ def json_record_statement(
     a page's rows. Callers keep it for the next lookup of the same shape and caller."""
     record = (
         select(*(table.c[name] for name in sorted({_key(table)} | _columns(shape))))
-        .where(table.c[key] == bindparam("key", type_=table.c[key].type), scope.rows(table))
+        .where(_found_by(table, key), scope.rows(table))
         .subquery("p")
     )
     build = JsonBuild(scope, record, default_size=default_size, personal=personal, sizes=sizes)
@@ -743,6 +744,16 @@ def json_record_statement(
         *(_added(build.counts[kind]) for kind in AUDITED),
     ]
     return DriverStatement(select(*columns).select_from(build.source))
+
+
+def _found_by(table: TableClause, key: str) -> ColumnElement[bool]:
+    """The record whose `key` is the bound value, found as a lookup by it is found elsewhere:
+    a legal-entity number in any case (db/queries/cooperatives.py `legal_entity_no_is`)."""
+    column = table.c[key]
+    value = bindparam("key", type_=column.type)
+    if column is COOPERATIVES.c.legal_entity_no:
+        return legal_entity_no_is(value)
+    return column == value
 
 
 async def fetch_json_record(
