@@ -52,8 +52,12 @@ class KspHealth(Enum):
 
 
 @strawberry.enum(
-    description="Where a business stands in a programme; only the programme's owner (a client "
-    "of its owning agency's kind and jurisdiction) sets VERIFIED; R12 counts only ACTIVE."
+    description="Where a business stands in a programme. ACTIVE and COMPLETED are recorded by "
+    "a client with records:write in the business's jurisdiction, directly: no VERIFIED comes "
+    "first. VERIFIED is optional, the owning agency's mark that it checked the business, set "
+    "only by the programme's owner (a client of that agency's kind and jurisdiction), so a "
+    "programme whose owner does not write records is never VERIFIED. A guarantor's R12 counts "
+    "ACTIVE, the programme filter ACTIVE and COMPLETED; neither counts VERIFIED."
 )
 class ParticipationStatus(Enum):
     PROPOSED = Status.PROPOSED.value
