@@ -451,6 +451,8 @@ class _Chunks:
         self.sku_given = sku_given
         self.covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few
         self.claimed: dict[int, int] = {}  # record id -> the first row writing it, file-wide
+        # A stored SKU (issuer, number) -> the row taking it from its business, file-wide
+        self.dropped: dict[tuple[str, str], int] = {}
         self.errors: list[RowError] = []
         self.created = 0
         self.updated = 0
@@ -589,7 +591,11 @@ class _Chunks:
         one, telling nothing of that record), a NIB and an SKU held by two records, or an SKU
         held by a record with another NIB (nothing is merged, nor a NIB replaced: `updateMsme`
         corrects a NIB); and a row naming by one key a record an earlier row named by the other
-        (both would write it)."""
+        (both would write it). Refused as well, before all that: a row carrying an SKU an
+        earlier row takes from its record (`dropped`). Such a key names that record while the
+        earlier row's chunk is unwritten and nothing once it is, so the row would update it or
+        be refused in one chunk and create a second business under the key in the next: an
+        outcome hanging on how far apart the rows are."""
         by_nib = {record["nib"]: record for record in locked if record["nib"] is not None}
         by_sku = {
             (record["sku_issuer"], record["sku_number"]): record
@@ -602,6 +608,11 @@ class _Chunks:
         errors: list[RowError] = []
         for row in staged:
             row_no, nib, number = row[_ROW_NO], row[_NIB], row[_SKU_NUMBER]
+            taken = self._taken(row)
+            if taken is not None:
+                errors.append(taken)
+                matched.append(row)
+                continue
             held = {
                 "nib": None if nib is None else by_nib.get(nib),
                 "skuNumber": None if number is None else by_sku.get((row[_SKU_ISSUER], number)),
@@ -627,8 +638,29 @@ class _Chunks:
             if number is None and not self.sku_given:
                 kept[_SKU_NUMBER], kept[_SKU_ISSUER] = record["sku_number"], record["sku_issuer"]
                 kept_skus.add(row_no)
+            if row_no not in bad and first == row_no:
+                self._drop(row_no, record, kept)
             matched.append(tuple(kept))
         return matched, records, kept_skus, errors
+
+    def _drop(self, row_no: int, record: Any, kept: list[Any]) -> None:
+        """Note the stored SKU that row `row_no` takes from `record` (`kept`, the row as it will
+        be written, gives another or none) for `_taken`. A key the record keeps needs no note:
+        it names the record in every chunk, where the record's id tells the repeat. So a NIB
+        needs none: an import never takes one from its record (a row without a NIB keeps it,
+        another NIB is refused)."""
+        stored = (record["sku_issuer"], record["sku_number"])
+        if stored[1] is not None and stored != (kept[_SKU_ISSUER], kept[_SKU_NUMBER]):
+            self.dropped.setdefault(stored, row_no)
+
+    def _taken(self, row: tuple[Any, ...]) -> RowError | None:
+        """The row's SKU, when an earlier row takes it from the business holding it
+        (`dropped`), refused as a repeat is (`_repeats`)."""
+        first = self.dropped.get((row[_SKU_ISSUER], row[_SKU_NUMBER]))
+        if first is None:
+            return None
+        reason = f"is the SKU of the business row {first} changes"
+        return RowError(row[_ROW_NO], self.name("skuNumber"), reason, Problem.INVALID)
 
     def _refusal(self, nib: str | None, held: dict[str, Any]) -> tuple[str, str] | None:
         """(field, reason) refusing a row whose NIB and SKU name the records `held` (by the

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_import_cli import fetch, sinergi
 
 HEADER = "nib,sku_number,sku_issuer,name,kbli,region,district,capital,turnover,turnover_year\n"
@@ -142,7 +144,7 @@ def test_a_nib_and_an_sku_held_by_two_businesses_are_refused_and_nothing_is_merg
         row("", "IMP/3A/2025", "62.71.01.1103"),  # row 2's record, named by its other key
     )
     assert rejected(twice) == [(3, "sku_number", "BAD_USER_INPUT")]
-    assert "names the business row 2 names" in twice.stdout
+    assert "is the SKU of the business row 2 changes" in twice.stdout
     assert [record[:3] for record in records(reference_url, "62.71.01.1103")] == [
         (None, "IMP/3B/2025", "62.71.01.1103"),
         ("7791000000004", "IMP/3C/2025", "62.71.01.1103"),
@@ -150,6 +152,48 @@ def test_a_nib_and_an_sku_held_by_two_businesses_are_refused_and_nothing_is_merg
     assert fetch(reference_url, "SELECT sku_number FROM msmes WHERE nib = '7791000000003'") == [
         (None,)
     ]
+
+
+@pytest.mark.parametrize("between", [0, 1_100], ids=["one chunk", "two chunks"])
+def test_an_sku_an_earlier_row_changes_is_refused_however_far_apart_the_rows_are(
+    reference_url: str, tmp_path: Path, between: int
+) -> None:
+    issuer = "62.71.01.1121" if between else "62.71.01.1120"
+    skus = [f"IMP/{between}/{label}" for label in ("A", "B", "A2")]
+    nibs = [f"77930{between:04d}000{index}" for index in range(3)]
+    setup = run(
+        reference_url,
+        tmp_path,
+        row(nibs[0], skus[0], issuer),
+        row(nibs[1], skus[1], issuer),
+        row(nibs[2], "", ""),
+    )
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    filler = [row(f"77940{between:04d}{index:04d}", "", "") for index in range(between)]
+    later = 4 + between  # the rows after the header, the two changes and the filler
+    result = run(
+        reference_url,
+        tmp_path,
+        row(nibs[0], skus[2], issuer),  # row 2 gives the first business another SKU
+        row(nibs[1], "", ""),  # row 3 clears the second's
+        *filler,
+        row("", skus[0], issuer),  # would be a new business, or the first one
+        row(nibs[2], skus[1], issuer),  # would give the third business the second's old SKU
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert rejected(result) == [
+        (later, "sku_number", "BAD_USER_INPUT"),
+        (later + 1, "sku_number", "BAD_USER_INPUT"),
+    ]
+    printed = " ".join(result.stdout.split())
+    assert "is the SKU of the business row 2 changes" in printed
+    assert "is the SKU of the business row 3 changes" in printed
+    assert fetch(
+        reference_url,
+        "SELECT nib, sku_number FROM msmes WHERE sku_issuer = $1 OR nib = ANY($2) ORDER BY nib",
+        issuer,
+        nibs,
+    ) == [(nibs[0], skus[2]), (nibs[1], None), (nibs[2], None)]
 
 
 def test_a_row_needs_a_nib_or_a_whole_sku_each_named_once_in_the_file(
