@@ -101,6 +101,9 @@ def add_parsers(commands: Any) -> None:
     msmes = imports.add_parser(
         "msmes",
         help="import MSMEs from a CSV file (see README)",
+        # argparse brackets a group that is not required as optional, and required=True would
+        # trade _import_msmes's refusal, which says what a jurisdiction is, for its own.
+        usage="%(prog)s [-h] [--all-or-nothing] (--as CLIENT_ID | --jurisdiction CODE) FILE",
         description="Import MSMEs from a CSV file: UTF-8, comma-separated, with a header row. "
         f"Columns: {', '.join(REQUIRED)} (required; nib may be left out, or empty, where "
         f"{' and '.join(SKU)} give the business's Surat Keterangan Usaha); "
