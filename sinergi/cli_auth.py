@@ -193,7 +193,7 @@ def _trust(args: argparse.Namespace, settings: Settings) -> int:
         source = Path(args.file).read_text(encoding="utf-8")
         found = checked_operations(source, build_graphql_schema(sdl()), settings.query_limits)
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        print(f"sinergi: {args.file}: {error}")
+        print(f"sinergi: {args.file}: {error}", file=sys.stderr)
         return 2
 
     async def work(connection: AsyncConnection) -> int:

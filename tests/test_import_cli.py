@@ -256,27 +256,27 @@ def test_an_import_names_its_scope_or_is_refused_before_it_moves_another_provinc
     moved another province's record (same NIB) into the file's regency, counted as "updated"."""
     kalbar = tmp_path / "kalbar.csv"
     kalbar.write_text(
-        HEADER + "7749000000001,Toko Barat,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n",
+        HEADER + "7779000000001,Toko Barat,47112,61.71,,2020-01-01,10000000,90000000,2025,1\n",
         encoding="utf-8",
     )
     assert sinergi(reference_url, str(kalbar), "--jurisdiction", "61").returncode == 0
     regency = tmp_path / "palangka-raya.csv"
     regency.write_text(
-        HEADER + "7749000000001,Toko Kota,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n",
+        HEADER + "7779000000001,Toko Kota,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n",
         encoding="utf-8",
     )
-    before = state(reference_url, "7749")
+    before = state(reference_url, "7779")
     refused = sinergi(reference_url, str(regency))
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr == (
         "sinergi import: say where the rows may lie: --jurisdiction CODE (a province, 62, or a "
         "regency or city, 62.71; --jurisdiction ID for a national import) or --as CLIENT_ID\n"
     )
-    assert state(reference_url, "7749") == before
+    assert state(reference_url, "7779") == before
     scoped = sinergi(reference_url, str(regency), "--jurisdiction", "62.71")
     assert scoped.returncode == 1, scoped.stdout + scoped.stderr
     assert fetch(
-        reference_url, "SELECT name, regency_code FROM msmes WHERE nib = '7749000000001'"
+        reference_url, "SELECT name, regency_code FROM msmes WHERE nib = '7779000000001'"
     ) == [("Toko Barat", "61.71")]
 
 

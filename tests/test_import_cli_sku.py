@@ -90,26 +90,26 @@ def test_a_file_carrying_the_new_nib_of_a_business_registered_by_sku_gives_it_th
         " VALUES ('IMP/2/2025', '62.71.01.1102', 'Warung SKU', '10794', 'C', 'micro', '62',"
         " '62.71', '62.71.01', 50000000, 240000000, 2025)",
     )
-    given = run(reference_url, tmp_path, row("7791000000002", "imp/2/2025", "62.71.01.1102"))
+    given = run(reference_url, tmp_path, row("7777000000002", "imp/2/2025", "62.71.01.1102"))
     assert given.returncode == 0, given.stdout + given.stderr
     assert "1 rows: 0 created, 1 updated" in given.stdout, given.stdout
     assert records(reference_url, "62.71.01.1102") == [
-        ("7791000000002", "IMP/2/2025", "62.71.01.1102", "Warung SKU", 2)
+        ("7777000000002", "IMP/2/2025", "62.71.01.1102", "Warung SKU", 2)
     ]
     assert history(reference_url, "IMP/2/2025")[-1] == {
-        "nib": {"before": None, "after": "7791000000002"}
+        "nib": {"before": None, "after": "7777000000002"}
     }
     feed = fetch(
         reference_url,
         "SELECT l.operation FROM change_log l JOIN msmes m ON l.record_id = m.id::text"
-        " WHERE l.record_kind = 'msme' AND m.nib = '7791000000002' ORDER BY l.id",
+        " WHERE l.record_kind = 'msme' AND m.nib = '7777000000002' ORDER BY l.id",
     )
     assert feed == [("insert",), ("update",)]
     # Keyed by its SKU, a row without the NIB leaves the NIB as stored.
     renamed = run(reference_url, tmp_path, row("", "IMP/2/2025", "62.71.01.1102", "Warung Baru"))
     assert "1 rows: 0 created, 1 updated" in renamed.stdout, renamed.stdout
     assert records(reference_url, "62.71.01.1102")[0][:4] == (
-        "7791000000002",
+        "7777000000002",
         "IMP/2/2025",
         "62.71.01.1102",
         "Warung Baru",
@@ -122,17 +122,17 @@ def test_a_nib_and_an_sku_held_by_two_businesses_are_refused_and_nothing_is_merg
     both = run(
         reference_url,
         tmp_path,
-        row("7791000000003", "IMP/3A/2025", "62.71.01.1103"),
+        row("7777000000003", "IMP/3A/2025", "62.71.01.1103"),
         row("", "IMP/3B/2025", "62.71.01.1103"),
-        row("7791000000004", "IMP/3C/2025", "62.71.01.1103"),
+        row("7777000000004", "IMP/3C/2025", "62.71.01.1103"),
     )
     assert both.returncode == 0, both.stdout + both.stderr
     before = records(reference_url, "62.71.01.1103")
     crossed = run(
         reference_url,
         tmp_path,
-        row("7791000000003", "IMP/3B/2025", "62.71.01.1103"),  # two records
-        row("7791000000005", "IMP/3C/2025", "62.71.01.1103"),  # its SKU's has another NIB
+        row("7777000000003", "IMP/3B/2025", "62.71.01.1103"),  # two records
+        row("7777000000005", "IMP/3C/2025", "62.71.01.1103"),  # its SKU's has another NIB
     )
     assert crossed.returncode == 1, crossed.stdout + crossed.stderr
     assert rejected(crossed) == [(2, "sku_number", "CONFLICT"), (3, "nib", "CONFLICT")]
@@ -140,16 +140,16 @@ def test_a_nib_and_an_sku_held_by_two_businesses_are_refused_and_nothing_is_merg
     twice = run(
         reference_url,
         tmp_path,
-        row("7791000000003", "", ""),
+        row("7777000000003", "", ""),
         row("", "IMP/3A/2025", "62.71.01.1103"),  # row 2's record, named by its other key
     )
     assert rejected(twice) == [(3, "sku_number", "BAD_USER_INPUT")]
     assert "is the SKU of the business row 2 changes" in twice.stdout
     assert [record[:3] for record in records(reference_url, "62.71.01.1103")] == [
         (None, "IMP/3B/2025", "62.71.01.1103"),
-        ("7791000000004", "IMP/3C/2025", "62.71.01.1103"),
+        ("7777000000004", "IMP/3C/2025", "62.71.01.1103"),
     ]  # row 2 cleared the first record's SKU, which keeps its NIB
-    assert fetch(reference_url, "SELECT sku_number FROM msmes WHERE nib = '7791000000003'") == [
+    assert fetch(reference_url, "SELECT sku_number FROM msmes WHERE nib = '7777000000003'") == [
         (None,)
     ]
 
@@ -160,7 +160,7 @@ def test_an_sku_an_earlier_row_changes_is_refused_however_far_apart_the_rows_are
 ) -> None:
     issuer = "62.71.01.1121" if between else "62.71.01.1120"
     skus = [f"IMP/{between}/{label}" for label in ("A", "B", "A2")]
-    nibs = [f"77930{between:04d}000{index}" for index in range(3)]
+    nibs = [f"77980{between:04d}000{index}" for index in range(3)]
     setup = run(
         reference_url,
         tmp_path,
@@ -206,7 +206,7 @@ def test_a_row_needs_a_nib_or_a_whole_sku_each_named_once_in_the_file(
         row("", "IMP/4/2025", ""),
         row("", "", "62.71.01.1104"),
         row("", "IMP/5/2025", "62.71.01.1104"),
-        row("7791000000006", " imp/5/2025", "62.71.01.1104"),
+        row("7777000000006", " imp/5/2025", "62.71.01.1104"),
         row("", "IMP/6/2025", "62.71.99.1001", district=""),  # a kecamatan no one knows
     )
     assert result.returncode == 1, result.stdout + result.stderr
@@ -226,30 +226,30 @@ def test_a_row_needs_a_nib_or_a_whole_sku_each_named_once_in_the_file(
 def test_a_file_without_the_sku_columns_keeps_stored_skus_and_empty_cells_clear_one(
     reference_url: str, tmp_path: Path
 ) -> None:
-    run(reference_url, tmp_path, row("7791000000007", "IMP/7/2025", "62.71.01.1107"))
+    run(reference_url, tmp_path, row("7777000000007", "IMP/7/2025", "62.71.01.1107"))
     plain = "nib,name,kbli,region,district,capital,turnover,turnover_year\n"
     kept = run(
         reference_url,
         tmp_path,
-        f"7791000000007,Warung Lama,10794,62.71,{PAHANDUT},{FIGURES}\n",
+        f"7777000000007,Warung Lama,10794,62.71,{PAHANDUT},{FIGURES}\n",
         header=plain,
     )
     assert "1 rows: 0 created, 1 updated" in kept.stdout, kept.stdout
     assert records(reference_url, "62.71.01.1107")[0][:4] == (
-        "7791000000007",
+        "7777000000007",
         "IMP/7/2025",
         "62.71.01.1107",
         "Warung Lama",
     )
-    cleared = run(reference_url, tmp_path, row("7791000000007", "", "", "Warung Lama"))
+    cleared = run(reference_url, tmp_path, row("7777000000007", "", "", "Warung Lama"))
     assert "1 rows: 0 created, 1 updated" in cleared.stdout, cleared.stdout
-    assert fetch(reference_url, "SELECT sku_number FROM msmes WHERE nib = '7791000000007'") == [
+    assert fetch(reference_url, "SELECT sku_number FROM msmes WHERE nib = '7777000000007'") == [
         (None,)
     ]
     (change,) = fetch(
         reference_url,
         "SELECT c.changes FROM record_history c JOIN msmes m ON m.id = c.record_id"
-        " WHERE c.record_kind = 'msme' AND m.nib = '7791000000007' ORDER BY c.version DESC"
+        " WHERE c.record_kind = 'msme' AND m.nib = '7777000000007' ORDER BY c.version DESC"
         " LIMIT 1",
     )
     assert json.loads(change[0]) == {
@@ -289,7 +289,7 @@ def test_a_regency_cannot_import_an_sku_of_another_regencys_village_nor_claim_on
         row("", "IMP/8/2025", "62.01.05.2001"),
         row("", "IMP/8/2025", kalbar),  # held in Kalimantan Barat
         row("", "IMP/8/2025", "61.71.01.1109"),  # held by no one
-        row("7791000000008", "IMP/8/2025", kalbar),
+        row("7777000000008", "IMP/8/2025", kalbar),
         row("", "IMP/8/2025", kalbar, region="61.71", district="61.71.01"),
         jurisdiction="62.71",
     )
@@ -316,13 +316,13 @@ def test_a_nib_another_province_holds_is_a_conflict_and_its_sku_is_not_written(
     kalbar = run(
         reference_url,
         tmp_path,
-        row("7791000000009", "", "", "Toko Kalbar", region="61.71", district="61.71.01"),
+        row("7777000000009", "", "", "Toko Kalbar", region="61.71", district="61.71.01"),
         jurisdiction="61",
     )
     assert kalbar.returncode == 0, kalbar.stdout + kalbar.stderr
-    claimed = run(reference_url, tmp_path, row("7791000000009", "IMP/9/2025", "62.71.01.1110"))
+    claimed = run(reference_url, tmp_path, row("7777000000009", "IMP/9/2025", "62.71.01.1110"))
     assert rejected(claimed) == [(2, "nib", "CONFLICT")]
     assert fetch(
-        reference_url, "SELECT sku_number, regency_code FROM msmes WHERE nib = '7791000000009'"
+        reference_url, "SELECT sku_number, regency_code FROM msmes WHERE nib = '7777000000009'"
     ) == [(None, "61.71")]
     assert fetch(reference_url, "SELECT id FROM msmes WHERE sku_number = 'IMP/9/2025'") == []

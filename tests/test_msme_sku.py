@@ -398,7 +398,7 @@ mutation($rows: [MsmeImportRow!]!) {
   }
 }
 """
-MSME = 'query { msme(nib: "7749000000001") { id skuNumber skuIssuer name version } }'
+MSME = 'query { msme(nib: "7786000000001") { id skuNumber skuIssuer name version } }'
 
 
 async def imported(engine: AsyncEngine, who: Any, *rows: dict[str, Any]) -> dict[str, Any]:
@@ -414,7 +414,7 @@ async def test_an_import_registers_a_business_by_sku_and_gives_one_so_registered
     village = PAHANDUT[:-4] + "1201"
     created = await create(engine, **business("IMPG/1/2025", village, owner=None))
     msme_id = created.data["createMsme"]["id"]
-    given = business("impg/1/2025", village, nib="7749000000001", name="Warung Uji Baru")
+    given = business("impg/1/2025", village, nib="7786000000001", name="Warung Uji Baru")
     answer = await imported(engine, KALTENG, {**given, "owner": None})
     assert (answer["created"], answer["updated"], answer["errors"]) == (0, 1, [])
     msme = (await run(engine, KALTENG, MSME, {})).data["msme"]
@@ -442,12 +442,12 @@ async def test_an_import_refuses_an_sku_as_create_and_update_refuse_it(
     Kotawaringin Barat's village, one of Kalimantan Barat's held by a business there and one
     held by none (the same answer, telling nothing of that business), half an SKU."""
     village = PAHANDUT[:-4] + "1202"
-    await create(engine, **business(None, None, nib="7749000000002", owner=None))
+    await create(engine, **business(None, None, nib="7786000000002", owner=None))
     await create(engine, **business("IMPG/2/2025", village, owner=None))
     kalbar = business("IMPG/3/2025", "61.71.01.1201", region="61.71", district="61.71.01")
     assert (await create(engine, KALBAR, **{**kalbar, "owner": None})).errors is None
     rows = [
-        business("IMPG/2/2025", village, nib="7749000000002", owner=None),
+        business("IMPG/2/2025", village, nib="7786000000002", owner=None),
         business("IMPG/3/2025", "62.01.05.2001", owner=None),
         business("IMPG/3/2025", "61.71.01.1201", owner=None),
         business("IMPG/3/2025", "61.71.01.1202", owner=None),

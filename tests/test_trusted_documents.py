@@ -180,17 +180,17 @@ def test_the_cli_refuses_documents_that_could_not_run(
 ) -> None:
     file = tmp_path / "bad.graphql"
     file.write_text(document)
-    code, out = _cli(demo_url, ["clients", "trust", HELD, str(file)])
-    assert code == 2
-    assert complaint in out
+    code, out, err = sinergi(demo_url, "clients", "trust", HELD, str(file))
+    assert (code, out) == (2, "")
+    assert complaint in err
 
 
 def test_the_cli_refuses_an_unknown_client(demo_url: str, tmp_path: Path) -> None:
     file = tmp_path / "ok.graphql"
     file.write_text("query Me { viewer { clientId } }")
-    code, out = _cli(demo_url, ["clients", "trust", "no-such-client", str(file)])
-    assert code == 2
-    assert "no-such-client" in out
+    code, out, err = sinergi(demo_url, "clients", "trust", "no-such-client", str(file))
+    assert (code, out) == (2, "")
+    assert "no-such-client" in err
 
 
 MEMBERS = "nodes { name nib regency { name province { name } } }"
@@ -278,10 +278,10 @@ def test_the_cli_refuses_a_document_whose_variables_default_over_the_cost(
 ) -> None:
     file = tmp_path / "defaults.graphql"
     file.write_text(HEAVY_DEFAULTS)
-    code, out = _cli(demo_url, ["clients", "trust", FREE, str(file)])
-    assert code == 2
-    assert "HeavyDefaults" in out
-    assert "cost" in out
+    code, out, err = sinergi(demo_url, "clients", "trust", FREE, str(file))
+    assert (code, out) == (2, "")
+    assert "HeavyDefaults" in err
+    assert "cost" in err
 
 
 def test_a_document_registered_with_defaults_over_the_cost_is_refused_by_hash(

@@ -33,7 +33,9 @@ WINDOW_SECONDS = 60
 
 @pytest.fixture
 def client(module_reference_url: str) -> tuple[str, str]:
-    return registered(module_reference_url, "Soket ditolak", purpose="refusal test", scopes="")
+    return registered(
+        module_reference_url, "Soket ditolak", purpose="refusal test", scopes="aggregates:read"
+    )
 
 
 @contextlib.contextmanager
