@@ -141,3 +141,39 @@ def test_without_an_endpoint_nothing_is_traced() -> None:
     assert Settings.from_env({}).otlp_endpoint is None
     app = create_app(Settings(), database_url="postgresql://unused/sinergi")
     assert not any("OpenTelemetry" in str(layer.cls) for layer in app.user_middleware)
+
+
+def test_no_span_carries_a_query_string(clients_registered: str) -> None:
+    """A GraphQL GET's variables (a NIK) and a secret sent in a token request's query string
+    stay out of the spans, as they stay out of the access log."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    nik, secret = "3201234567890123", "a-secret-in-the-url"
+    app = create_app(
+        Settings(rate_limit=1_000_000),
+        database_url=as_service(clients_registered),
+        tracer_provider=provider,
+    )
+    with TestClient(app) as client:
+        api = Api(client)
+        headers = {"Authorization": f"Bearer {api.token('demo-province-62')}"}
+        query = "query ($nik: String!) { personalDataAccess(nik: $nik) { clientId } }"
+        params = {"query": query, "variables": f'{{"nik": "{nik}"}}'}
+        answer = client.get("/graphql", params=params, headers=headers).json()
+        # The app still read the query string: the operation ran, and was refused its scope.
+        assert answer["errors"][0]["path"] == ["personalDataAccess"], answer
+        client.post(f"/oauth/token?client_secret={secret}", data={"grant_type": "x"})
+
+    requests = [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER]
+    assert sorted(span.name for span in requests) == [
+        "GET /graphql",
+        "POST /oauth/token",
+        "POST /oauth/token",
+    ]
+    for span in requests:
+        for key, value in (span.attributes or {}).items():
+            assert "?" not in str(value), (key, value)
+            assert nik not in str(value), (key, value)
+            assert secret not in str(value), (key, value)
+            assert key != "url.query", (key, value)
