@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.datastructures import MutableHeaders
@@ -38,6 +39,8 @@ _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
+_PATH_AS_IS = "/:@!$&'()*+,;="
+"""What RFC 3986 lets a path hold unencoded besides letters, digits and `-._~`."""
 access_logger = logging.getLogger("sinergi.access")
 access_records = AccessRecords(access_logger)
 errors_logger = logging.getLogger("sinergi.errors")
@@ -169,9 +172,12 @@ class Observer:
         level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
         if not access_logger.isEnabledFor(level):
             return
+        # Percent-encoded again: the scope's path is decoded, and a CR LF in it would forge lines
+        # in the text log, an escape sequence drive the terminal that shows them.
+        logged_path = quote(path, safe=_PATH_AS_IS)
         fields: dict[str, Any] = {
             "method": method,
-            "path": path,
+            "path": logged_path,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             "client_id": exchange.client_id,
@@ -179,7 +185,7 @@ class Observer:
         }
         if exchange.codes:
             fields["error_codes"] = sorted(set(exchange.codes))
-        access_logger.handle(access_records.make(level, f"{method} {path} {status}", fields))
+        access_logger.handle(access_records.make(level, f"{method} {logged_path} {status}", fields))
 
 
 def _is_json(headers: MutableHeaders) -> bool:

@@ -22,7 +22,9 @@ from sinergi.logs import (
     MAX_PENDING,
     BatchedStreamHandler,
     JsonFormatter,
+    TextFormatter,
     lean_records,
+    log_config,
 )
 from sinergi.settings import Environment, Settings, SettingsError
 from tests.support.access_log import captured
@@ -212,6 +214,22 @@ def test_access_log_is_one_json_object_per_line_with_the_request_id(api: Api) ->
     assert (line["client_id"], line["operation"]) == ("demo-province-62", "FirstMsmes")
     assert line["duration_ms"] > 0
     assert line["time"].endswith("+00:00")
+
+
+def test_a_path_cannot_forge_access_log_lines(api: Api) -> None:
+    """The path is logged as the client percent-encoded it: decoded, a CR LF in it would start
+    a forged line in the text log, and an escape sequence would drive the terminal."""
+    text_format = log_config(Settings(log_format="text"))["formatters"]["default"]["format"]
+    forged = "/x%0d%0a2026-01-01 00:00:00,000 INFO sinergi.access: GET /graphql 200%1b[2J"
+    for formatter in (TextFormatter(text_format), JsonFormatter()):
+        with captured(formatter) as stream:
+            assert api.client.get(forged).status_code == 404
+        written = stream.getvalue()
+        (line,) = written.splitlines()
+        assert not any(ord(character) < 0x20 for character in line), line
+        assert "%0D%0A" in line.upper(), line
+        assert "%1B" in line.upper(), line
+    assert json.loads(line)["path"].startswith("/x%0D%0A2026-01-01%2000:00:00,000%20INFO"), line
 
 
 def test_json_formatter_keeps_exceptions_and_has_no_request_id_outside_requests() -> None:

@@ -1,4 +1,4 @@
-"""The access log's lines, as the JSON `sinergi serve` writes, while a block runs."""
+"""The access log's lines, as `sinergi serve` writes them (JSON unless told), while a block runs."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from sinergi.logs import JsonFormatter
 
 
 @contextmanager
-def captured() -> Iterator[io.StringIO]:
+def captured(formatter: logging.Formatter | None = None) -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter or JsonFormatter())
     access = logging.getLogger("sinergi.access")
     access.addHandler(handler)
     previous = access.level
