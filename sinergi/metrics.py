@@ -7,8 +7,9 @@ worker answers a scrape adds up all of them (counters and histograms summed, poo
 over live workers). Without that variable (one worker, tests) the series live in this process
 only, where a sample is an addition in memory rather than a locked write to a file.
 
-Labels stay bounded: routes are the app's own paths, clients are registered ones, and operation
-names (chosen by callers) are capped per process, the surplus counted as "(other)".
+Labels stay bounded: routes are the app's own paths, clients are registered ones (or an external
+issuer's principals), and operation names (chosen by callers) are capped per client and process,
+the surplus counted as "(other)".
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ from starlette.routing import Route
 from sinergi.exchange import BATCH, OPERATION_NAME, UNKNOWN
 
 MAX_OPERATION_NAMES = 200
+"""Distinct operation names a client's series hold in a process. Each client has its own: with
+one set for all, a client sending 200 made-up names would have left every other client's new
+operations "(other)" until the process restarted."""
+MAX_NAMING_CLIENTS = 1_000
+"""Clients whose names are kept: past them a new client's names are "(other)", so the sets'
+memory stays bounded even where an external issuer has more principals than this."""
 ANONYMOUS = "(anonymous)"
 OTHER = UNKNOWN
 _PLACEHOLDERS = frozenset({BATCH, OTHER})
@@ -128,7 +135,8 @@ AUDIT_SYSLOG_FAILURES = Counter(
     "Checkpoints that could not be sent to syslog (SINERGI_AUDIT_SYSLOG); the file has them.",
 )
 
-_operation_names: set[str] = set()
+_operation_names: dict[str, set[str]] = {}
+"""Each client's labelled names."""
 _children: dict[tuple[object, tuple[str, ...]], Any] = {}
 POOL_SECONDS = 1.0
 _pools_observed_at = -POOL_SECONDS
@@ -144,18 +152,28 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-def operation_label(name: str | None) -> str:
-    """The operation's name as a label; unnamed ones are "(anonymous)", and names past the cap
-    "(other)", so a caller inventing names cannot grow the series without end. The guard lets
-    through only names its document holds, of bounded length (sinergi.exchange); anything else
-    is "(other)" here too, so no label is ever a caller's megabyte."""
+def operation_label(name: str | None, client: str) -> str:
+    """The operation's name as a label of `client`'s series; unnamed ones are "(anonymous)",
+    and names past the client's cap "(other)", so a caller inventing names cannot grow the
+    series without end, nor use up another client's. The guard lets through only names its
+    document holds, of bounded length (sinergi.exchange); anything else is "(other)" here too,
+    so no label is ever a caller's megabyte."""
     if name is None:
         return ANONYMOUS
-    if name in _operation_names or name in _PLACEHOLDERS:
+    if name in _PLACEHOLDERS:
         return name
-    if len(_operation_names) >= MAX_OPERATION_NAMES or not OPERATION_NAME.fullmatch(name):
+    names = _operation_names.get(client)
+    if names is not None and name in names:
+        return name
+    if not OPERATION_NAME.fullmatch(name):
         return OTHER
-    _operation_names.add(name)
+    if names is None:
+        if len(_operation_names) >= MAX_NAMING_CLIENTS:
+            return OTHER
+        names = _operation_names[client] = set()
+    if len(names) >= MAX_OPERATION_NAMES:
+        return OTHER
+    names.add(name)
     return name
 
 
@@ -201,7 +219,7 @@ def observe_request(
     _child(HTTP_REQUESTS, method, route, status_label).inc()
     _child(HTTP_LATENCY, route).observe(seconds)
     if route == "/graphql" and method in ("GET", "POST") and not graphiql:
-        label = operation_label(operation)
+        label = operation_label(operation, client)
         _child(GRAPHQL_REQUESTS, label, client, status_label).inc()
         _child(GRAPHQL_LATENCY, label, client).observe(seconds)
     _count_errors(codes, status_label, client)

@@ -133,7 +133,8 @@ def test_a_name_no_document_was_found_to_hold_is_counted_as_other(
     api: Api, access_log: io.StringIO
 ) -> None:
     """A hash no trusted document answers is refused once the guard has passed it: its name,
-    however well formed, is the caller's invention, and would take one of the 200 labels."""
+    however well formed, is the caller's invention, and would take one of its client's 200
+    labels."""
     counted = {"operation": metrics.OTHER, "client_id": CLIENT, "status": "400"}
     before = REGISTRY.get_sample_value("sinergi_graphql_requests_total", counted) or 0.0
     invented = "InventedByTheCallerNotInAnyDocument"
@@ -149,5 +150,23 @@ def test_a_name_no_document_was_found_to_hold_is_counted_as_other(
 def test_a_label_is_never_a_name_the_guard_would_refuse() -> None:
     """Whatever reaches the metrics, a name that is no short GraphQL Name takes no label."""
     for refused in (LONG, "A" * 129, "Ops-1", ""):
-        assert metrics.operation_label(refused) == metrics.OTHER
-    assert metrics.operation_label("(batch)") == "(batch)"
+        assert metrics.operation_label(refused, CLIENT) == metrics.OTHER
+    assert metrics.operation_label("(batch)", CLIENT) == "(batch)"
+
+
+def test_one_client_inventing_names_takes_no_other_clients_labels(api: Api) -> None:
+    """The cap on names is each client's: a client sending 200 made-up names fills its own
+    slots, and another client's new operation is still counted under its name."""
+    flooder = "demo-province-61"
+    token = api.token(flooder)
+    for number in range(metrics.MAX_OPERATION_NAMES + 1):
+        junk = api.post({"query": f"query Junk{number} {{ __typename }}"}, token)
+        assert junk.status_code == 200, junk.text
+    assert "Junk0" in _labels()
+    assert f"Junk{metrics.MAX_OPERATION_NAMES}" not in _labels()
+
+    fresh = "FreshAfterTheFlood"
+    answer = _post(api, {"query": f"query {fresh} {{ __typename }}"})
+    assert answer.status_code == 200, answer.text
+    counted = {"operation": fresh, "client_id": CLIENT, "status": "200"}
+    assert REGISTRY.get_sample_value("sinergi_graphql_requests_total", counted) == 1.0
