@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import roles
 from db.engine import async_url, one_connection
@@ -75,11 +75,10 @@ def schema_state(stands_at: frozenset[str]) -> SchemaState:
     return SchemaState.AHEAD
 
 
-async def is_current(engine: AsyncEngine) -> bool:
+async def is_current(connection: AsyncConnection) -> bool:
     """True when this code can serve the database: at its newest migrations or past them (a
     newer release migrated it first); `/readyz` and `serve` ask this."""
-    async with engine.connect() as connection:
-        return schema_state(await revisions(connection)) is not SchemaState.BEHIND
+    return schema_state(await revisions(connection)) is not SchemaState.BEHIND
 
 
 async def revisions(connection: AsyncConnection) -> frozenset[str]:

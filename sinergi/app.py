@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -55,6 +56,43 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+READINESS_SECONDS = 1.0
+"""How long the database's readiness answer is given again without asking it."""
+
+
+class DatabaseReadiness:
+    """Whether the database can be served, asked of it at most once a second.
+
+    `/readyz` needs no token: asked on every probe, a flood of them would take the pool's
+    connections from the requests that need them. The answer is kept for READINESS_SECONDS,
+    and while the database is being asked, the probes that arrive wait for that answer rather
+    than ask again."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.lock = asyncio.Lock()
+        self.trouble: str | None = None
+        self.stale_at = -math.inf
+
+    async def trouble_now(self) -> str | None:
+        """None when ready; else what is wrong, for the probe's answer."""
+        if time.monotonic() < self.stale_at:
+            return self.trouble
+        async with self.lock:
+            if time.monotonic() >= self.stale_at:
+                self.trouble = await self._asked()
+                self.stale_at = time.monotonic() + READINESS_SECONDS
+            return self.trouble
+
+    async def _asked(self) -> str | None:
+        try:
+            async with self.engine.connect() as connection:  # one connection for all of it
+                current = await is_current(connection)
+        except Exception:
+            return "unreachable"
+        return None if current else "migrations pending"
+
+
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at this code's newest migration or
     past it: during a rolling upgrade the new release migrates first, and the instances still
@@ -63,15 +101,10 @@ async def readyz(request: Request) -> JSONResponse:
     (sinergi.audit_sealer) would hand out change-feed cursors no other instance opens."""
     if request.state.sealer.wrong_key:
         return JSONResponse({"status": "unavailable", "audit": "another key sealed the trail"}, 503)
-    engine: AsyncEngine = request.state.engine
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        current = await is_current(engine)
-    except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    if not current:
-        return JSONResponse({"status": "unavailable", "database": "migrations pending"}, 503)
+    readiness: DatabaseReadiness = request.state.readiness
+    trouble = await readiness.trouble_now()
+    if trouble is not None:
+        return JSONResponse({"status": "unavailable", "database": trouble}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
@@ -132,6 +165,7 @@ async def _serving(
     sealer.start()
     served = {
         "engine": engine,
+        "readiness": DatabaseReadiness(engine),
         "primary": primary,
         "replica": Replica(autocommit(replica)) if replica is not None else None,
         "auth": auth,

@@ -396,7 +396,8 @@ async def _is_current(url: str) -> bool:
 
     engine = create_engine(url, statement_timeout_ms=10_000, pool_size=1)
     try:
-        return await is_current(engine)
+        async with engine.connect() as connection:
+            return await is_current(connection)
     except ProgrammingError:  # not even granted the version table: never migrated for it
         return False
     finally:

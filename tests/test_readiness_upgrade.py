@@ -7,17 +7,25 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
 
 from db.migrate import SchemaState, head_revisions, schema_state
+from sinergi.app import READINESS_SECONDS
 from tests.support.cli import sinergi
 from tests.support.http import served
 
 
 def _stand_at(owner_url: str, revision: str) -> None:
     _execute(owner_url, "UPDATE alembic_version SET version_num = $1", revision)
+
+
+def _stood_at(owner_url: str, revision: str) -> None:
+    """At `revision`, and long enough ago that `/readyz` has asked the database again."""
+    _stand_at(owner_url, revision)
+    time.sleep(READINESS_SECONDS)
 
 
 def _execute(url: str, statement: str, *arguments: object) -> object:
@@ -35,10 +43,10 @@ def test_an_instance_stays_ready_on_a_database_a_newer_release_migrated(fresh_ur
     (head,) = head_revisions()
     with served(fresh_url) as api:
         assert api.client.get("/readyz").json() == {"status": "ready"}
-        _stand_at(fresh_url, "9999_a_newer_release")  # a revision this code does not know
+        _stood_at(fresh_url, "9999_a_newer_release")  # a revision this code does not know
         ahead = api.client.get("/readyz")
         assert (ahead.status_code, ahead.json()) == (200, {"status": "ready"})
-        _stand_at(fresh_url, "0027")
+        _stood_at(fresh_url, "0027")
         behind = api.client.get("/readyz")
         assert behind.status_code == 503
         assert behind.json() == {"status": "unavailable", "database": "migrations pending"}

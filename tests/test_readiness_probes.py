@@ -1,0 +1,47 @@
+"""`/readyz` is unauthenticated: a flood of probes must not take the pool from real queries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from sinergi import app as sinergi_app
+from tests.support.http import served
+
+PROBES = 64
+
+
+def test_a_flood_of_readiness_probes_asks_the_database_about_once_a_second(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = 0
+    check = sinergi_app.is_current
+
+    async def counted(*arguments: object) -> bool:
+        nonlocal checks
+        checks += 1
+        await asyncio.sleep(0.2)  # a slow database: the probes overlap the check
+        return await check(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sinergi_app, "is_current", counted)
+    with served(migrated_url) as api:
+
+        def probe(_: int) -> httpx.Response:
+            return api.client.get("/readyz")
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(probe, range(PROBES)))
+        elapsed = time.monotonic() - started
+        assert {(a.status_code, a.text) for a in answers} == {(200, '{"status":"ready"}')}
+        # One check, and another for each time the answer went stale while the probes ran.
+        assert 1 <= checks <= 1 + int(elapsed / sinergi_app.READINESS_SECONDS) + 1, checks
+
+        before = checks
+        time.sleep(sinergi_app.READINESS_SECONDS + 0.1)
+        assert probe(0).status_code == 200
+        assert checks == before + 1, "a stale answer is checked again"
