@@ -79,13 +79,14 @@ def load(settings: Settings) -> bytes:
     except OSError as error:
         raise SettingsError(f"cannot read the audit key: {error}") from None
     mode = stat.S_IMODE(found.st_mode)
-    if mode & 0o077 and found.st_uid == os.geteuid():
+    if mode & 0o077 and (found.st_uid == os.geteuid() or found.st_uid != 0):
         # As `sinergi sync` refuses a copy open to others: refused, not tightened, since whether
         # the key's exposure so far matters (anyone who read it can forge seals) is the
-        # operator's call, and a chmod would break a deliberate mode silently. Only a file of
-        # the running user's own, which it can restrict: a platform's secret mount (Kubernetes'
-        # root-owned 0644 or 0440 with fsGroup, Swarm's 0444) is another user's, read-only,
-        # and `serve` names its mode at start (for_database).
+        # operator's call, and a chmod would break a deliberate mode silently. Exempt only a
+        # platform's secret mount, which is root's and read-only to a service not running as
+        # root (Kubernetes' 0644 or 0440 with fsGroup, Swarm's 0444), and which `serve` names
+        # at start (for_database): a file of another ordinary account is refused, since that
+        # account could read or replace the key.
         raise SettingsError(
             f"the audit key file {path} is open to its group or others (mode {mode:o}), who "
             f"could forge the audit trail's seals with it: restrict it (chmod 600 {path})"

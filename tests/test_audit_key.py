@@ -104,24 +104,28 @@ def _kubernetes_secret(directory: Path, mode: int, owner: int) -> Path:
     return directory / "audit.key"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file of root's needs root to make")
 @pytest.mark.parametrize(
     ("mode", "layout"), [(0o444, "file"), (0o644, "kubernetes"), (0o440, "kubernetes")]
 )
-def test_a_secret_mounted_by_another_user_is_used_whatever_its_mode(
-    fresh_url: str, tmp_path: Path, mode: int, layout: str, caplog: pytest.LogCaptureFixture
+def test_a_secret_mounted_by_the_platform_is_used_whatever_its_mode(
+    fresh_url: str,
+    tmp_path: Path,
+    mode: int,
+    layout: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Kubernetes mounts a secret root-owned 0644 (0440 with fsGroup), Swarm root-owned 0444, on
-    a read-only volume: not the running user's to restrict, so used, and named at `serve`'s
-    start. Its mode is read through the kubelet's symbolic links."""
-    nobody = pwd.getpwnam("nobody").pw_uid
+    a read-only volume: not the service's to restrict (it runs as uid 10001 in the image), so
+    used, and named at `serve`'s start. Its mode is read through the kubelet's symbolic links."""
     if layout == "kubernetes":
-        key = _kubernetes_secret(tmp_path / "secrets", mode, nobody)
+        key = _kubernetes_secret(tmp_path / "secrets", mode, 0)
     else:
         key = tmp_path / "audit.key"
         audit_key.make(key)
         key.chmod(mode)
-        os.chown(key, nobody, -1)
+    monkeypatch.setattr(os, "geteuid", lambda: 10001)  # the image's user, not root
     env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
     code, _out, err = sinergi(as_service(fresh_url), "audit", "verify", "--stopped", env=env)
     assert (code, err) == (0, ""), err
@@ -132,6 +136,19 @@ def test_a_secret_mounted_by_another_user_is_used_whatever_its_mode(
     assert f"the audit key file {key} is open to its group or others (mode {mode:o})" in (
         caplog.text
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_key_file_of_another_ordinary_account_open_to_others_is_refused(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """That account could read the key, or replace it, and forge the trail's seals: only root's
+    files, a platform's mounts, are exempt."""
+    key = _kubernetes_secret(tmp_path / "secrets", 0o644, pwd.getpwnam("nobody").pw_uid)
+    env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
+    code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
+    assert (code, out) == (2, "")
+    assert f"the audit key file {key} is open to its group or others (mode 644)" in err
 
 
 def test_an_own_key_file_behind_symbolic_links_is_held_to_its_own_mode(
