@@ -84,6 +84,7 @@ from db.queries.json_pages import (
     Node,
     PageFact,
     PageRows,
+    ShapePart,
     Sizes,
     fetch_json_list,
     fetch_json_page,
@@ -920,18 +921,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type) -> Plan:
 
 
 def _entry_shape(entry_type: type, selections: list[Selection], admitting: _Admitting) -> JsonShape:
-    parts: list[
-        Field
-        | Fixed
-        | Computed
-        | Nested
-        | NestedList
-        | NestedPage
-        | Cursor
-        | Node
-        | PageFact
-        | PageRows
-    ] = []
+    parts: list[ShapePart] = []
     for key, field in keyed(selections, definitions(entry_type)[0]):
         if field.name == "cursor":
             parts.append(cursor_field(key))

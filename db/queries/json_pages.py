@@ -196,25 +196,28 @@ class NestedPage:
     shape: JsonShape
 
 
+ShapePart = (
+    Field
+    | Fixed
+    | Computed
+    | Nested
+    | NestedList
+    | NestedPage
+    | Cursor
+    | Node
+    | PageFact
+    | PageRows
+)
+"""One key of a JSON object, and how its value is written."""
+
+
 @dataclass(frozen=True, slots=True)
 class JsonShape:
     """The keys of one JSON object in selection order. Keys, fixed values and cursor kinds are
     GraphQL names (letters, digits, underscores), so they are written into the SQL as they
     are."""
 
-    parts: tuple[
-        Field
-        | Fixed
-        | Computed
-        | Nested
-        | NestedList
-        | NestedPage
-        | Cursor
-        | Node
-        | PageFact
-        | PageRows,
-        ...,
-    ]
+    parts: tuple[ShapePart, ...]
 
 
 Sizes = tuple[tuple[str, int | None], ...]
