@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TypedDict
 
 from domain.errors import InvalidValue
 from domain.identifiers import (
@@ -60,6 +61,30 @@ class CooperativeDraft:
     last_rat_book_year: int | None = None
     ksp_health: str | None = None
     ksp_health_book_year: int | None = None
+
+
+class CooperativePatch(TypedDict, total=False):
+    """The fields of a `CooperativeDraft` an update sets (`MsmePatch`'s rule); the legal-entity
+    number, its natural key, is not among them."""
+
+    name: str
+    type: str
+    region: str
+    district: str | None
+    tier: str
+    ods_no: str | None
+    kbli_code: str | None
+    members_male: int
+    members_female: int
+    business_volume: int
+    assets: int
+    surplus: int | None
+    book_year: int | None
+    established_on: date | None
+    last_rat_date: date | None
+    last_rat_book_year: int | None
+    ksp_health: str | None
+    ksp_health_book_year: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
+from typing import Required, TypedDict
 
 from domain.errors import InvalidValue
 from domain.identifiers import is_province_code
@@ -77,6 +78,29 @@ class LenderAttestation:
         )
         obj.done()
         return attestation
+
+
+class RegistryFacts(TypedDict, total=False):
+    """The `EligibilityFacts` the register answers for a business (resolvers/eligibility.py
+    `registry_facts`): the first three for either kind, the rest for an MSME or a cooperative.
+    Typed, so a fact misnamed there is mypy's error rather than a fact left unknown."""
+
+    province_code: Required[str | None]
+    conflicting_programme_credit: Required[bool | None]
+    has_defaulted_guarantee: Required[bool]
+    has_nib: bool | None
+    has_sku: bool | None
+    has_legal_entity_no: bool | None
+    business_start_date: date | None
+    scale: str | None
+    annual_sales: int | None
+    marked_inactive: bool
+    owner_nik_present: bool | None
+    coop_status: str | None
+    coop_last_rat_book_year: int | None
+    coop_savings_and_loan: bool | None
+    ksp_health: str | None
+    ksp_health_book_year: int | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,9 @@ constraint, migration 0026).
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
+from typing import TypedDict
 
 from domain.errors import one_of
 
@@ -27,6 +29,15 @@ class ParticipationStatus(StrEnum):
     """Took part to the end (selesai)."""
     WITHDRAWN = "withdrawn"
     """Left before the end (mundur, keluar)."""
+
+
+class ParticipationPatch(TypedDict, total=False):
+    """The fields of a participation an update sets, as stored: an absent key stays as it is,
+    None clears it (the status is never None)."""
+
+    status: ParticipationStatus
+    detail: str | None
+    started_on: date | None
 
 
 TOOK_PART: frozenset[ParticipationStatus] = frozenset(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from domain.errors import InvalidValue
 from domain.identifiers import (
@@ -297,6 +297,27 @@ class MsmeDraft:
     owner: OwnerDraft | None = None
     sku_number: str | None = None
     sku_issuer: str | None = None
+
+
+class MsmePatch(TypedDict, total=False):
+    """The fields of an `MsmeDraft` an update sets, by draft field name: an absent key stays as
+    stored, None clears it. Typed, so a field misnamed or mistyped between the schema's input
+    and the merge is mypy's error, not a field silently left as stored."""
+
+    nib: str | None
+    name: str
+    kbli_code: str
+    region: str
+    district: str | None
+    established_on: date | None
+    capital: int | None
+    annual_turnover: int | None
+    turnover_year: int | None
+    employees: int | None
+    scale: Scale | None
+    owner: OwnerDraft | None
+    sku_number: str | None
+    sku_issuer: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.types import Info
 
 from db.writes import cooperatives, participations
-from domain.cooperative_records import CooperativeDraft, check_cooperative
+from domain.cooperative_records import CooperativeDraft, CooperativePatch, check_cooperative
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -32,7 +32,7 @@ async def create(info: Info[Context, Any], draft: CooperativeDraft) -> Node:
 
 
 async def update(
-    info: Info[Context, Any], raw_id: str, version: int, patch: dict[str, Any]
+    info: Info[Context, Any], raw_id: str, version: int, patch: CooperativePatch
 ) -> Node:
     """`patch` holds the fields the client sent, by draft field name."""
     principal = info.context.principal

@@ -28,6 +28,7 @@ from domain.eligibility import (
     Decision,
     EligibilityFacts,
     LenderAttestation,
+    RegistryFacts,
     evaluate,
     loan_problems,
     validate_check_date,
@@ -158,9 +159,9 @@ def checked_request(
     )
 
 
-def registry_facts(kind: str, row: Row | Record) -> dict[str, Any]:
+def registry_facts(kind: str, row: Row | Record) -> RegistryFacts:
     """Registry columns in the domain's terms; None stays None (UNKNOWN), never a guess."""
-    common = {
+    common: RegistryFacts = {
         "province_code": row.province_code,
         "conflicting_programme_credit": bool(row.programme_credit),
         "has_defaulted_guarantee": bool(row.defaulted),

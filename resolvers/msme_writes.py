@@ -17,7 +17,13 @@ from db.models import COOPERATIVES
 from db.queries import cooperatives
 from db.writes import NotFound, msmes, participations, vocabulary
 from db.writes.versioned import locked
-from domain.records import CheckedMsme, MsmeDraft, check_registered_msme, check_scale_report
+from domain.records import (
+    CheckedMsme,
+    MsmeDraft,
+    MsmePatch,
+    check_registered_msme,
+    check_scale_report,
+)
 from domain.scale import kept_declaration
 from resolvers import Node, calendar
 from resolvers.context import Context
@@ -31,6 +37,14 @@ from resolvers.writing import (
     record_key,
     writing,
 )
+
+
+class MsmeUpdate(MsmePatch, total=False):
+    """An `updateMsme`'s changes: the record's fields, and the cooperative it is a member of,
+    by its id as the client sent it (None: none), checked against the writer's jurisdiction
+    here rather than merged into the draft."""
+
+    cooperative_id: str | None
 
 
 async def _checked(
@@ -132,9 +146,7 @@ async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str
     return _noted(info, created, checked, owner)
 
 
-async def update(
-    info: Info[Context, Any], raw_id: str, version: int, patch: dict[str, Any]
-) -> Node:
+async def update(info: Info[Context, Any], raw_id: str, version: int, patch: MsmeUpdate) -> Node:
     """`patch` holds only the fields the client sent, by draft field name (None clears one)."""
     principal = info.context.principal
     owner_given = "owner" in patch
@@ -186,11 +198,13 @@ async def update(
     return _noted(info, written, checked, owner)
 
 
-def _merged(current: Node, patch: dict[str, Any]) -> MsmeDraft:
+def _merged(current: Node, patch: MsmeUpdate) -> MsmeDraft:
     """The stored record with the patch applied; the scale is computed from the merged figures
     (domain/scale.py `registered_scale`). The declared scale stands unless the patch declares
     another, or changes the figures without declaring one (domain/scale.py `kept_declaration`)."""
-    fields = {name: value for name, value in patch.items() if name != "cooperative_id"}
+    update = patch.copy()
+    update.pop("cooperative_id", None)
+    fields: MsmePatch = update
     stored = MsmeDraft(
         nib=current.nib,
         sku_number=current.sku_number,

@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from db.writes import participations
 from domain.errors import InvalidValue
-from domain.participations import ParticipationStatus
+from domain.participations import ParticipationPatch, ParticipationStatus
 from domain.records import validate_past_date, validate_text
 from resolvers import Node, calendar
 from resolvers.context import Context
@@ -78,11 +78,11 @@ async def create(
 
 
 async def update(
-    info: Info[Context, Any], raw_id: str, version: int, patch: dict[str, Any]
+    info: Info[Context, Any], raw_id: str, version: int, patch: ParticipationPatch
 ) -> Node:
     principal = info.context.principal
     key = record_key(raw_id, "id")
-    values: dict[str, Any] = {}
+    values: ParticipationPatch = {}
     if "status" in patch:
         values["status"] = patch["status"]
     if "detail" in patch:

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from domain.cooperative_records import SAVINGS_AND_LOAN_KBLI, CooperativeDraft
+from domain.cooperative_records import SAVINGS_AND_LOAN_KBLI, CooperativeDraft, CooperativePatch
+from domain.participations import ParticipationPatch
 from domain.participations import ParticipationStatus as DomainStatus
 from domain.personal import OWNER_COLUMNS
 from domain.records import MsmeDraft, OwnerDraft
 from domain.scale import Scale as DomainScale
 from resolvers.errors import bad_input
+from resolvers.msme_writes import MsmeUpdate
 from schema.enums import CooperativeType, KspHealth, ParticipationStatus, Scale
 from schema.inputs import stored_value
 from schema.personal import personal_fields
@@ -239,7 +241,9 @@ def msme_draft(row: MsmeImportRow) -> MsmeDraft:
 
 def _given(changes: object, required: tuple[str, ...]) -> dict[str, Any]:
     """The fields the client sent (a null it sent is kept, an omitted field is dropped); a null
-    for a field every record must have is refused."""
+    for a field every record must have is refused. Read off the input's strawberry definition,
+    so untyped: each `…_patch` below converts what differs and casts the rest to its patch type,
+    whose keys tests/test_record_patches.py holds to the input's fields."""
     definition = changes.__strawberry_definition__  # type: ignore[attr-defined]
     given = {
         field.python_name: getattr(changes, field.python_name)
@@ -252,13 +256,13 @@ def _given(changes: object, required: tuple[str, ...]) -> dict[str, Any]:
     return given
 
 
-def msme_patch(changes: MsmeChanges) -> dict[str, Any]:
-    patch = _given(changes, ("name", "kbli_code", "region"))
-    if "scale" in patch:
-        patch["scale"] = _scale(patch["scale"])
-    if "owner" in patch:
-        patch["owner"] = owner_draft(patch["owner"])
-    return patch
+def msme_patch(changes: MsmeChanges) -> MsmeUpdate:
+    given = _given(changes, ("name", "kbli_code", "region"))
+    if "scale" in given:
+        given["scale"] = _scale(given["scale"])
+    if "owner" in given:
+        given["owner"] = owner_draft(given["owner"])
+    return cast(MsmeUpdate, given)
 
 
 def cooperative_draft(given: CreateCooperativeInput) -> CooperativeDraft:
@@ -270,8 +274,8 @@ def cooperative_draft(given: CreateCooperativeInput) -> CooperativeDraft:
     return CooperativeDraft(**values)
 
 
-def cooperative_patch(changes: CooperativeChanges) -> dict[str, Any]:
-    patch = _given(
+def cooperative_patch(changes: CooperativeChanges) -> CooperativePatch:
+    given = _given(
         changes,
         (
             "name",
@@ -284,19 +288,19 @@ def cooperative_patch(changes: CooperativeChanges) -> dict[str, Any]:
             "assets",
         ),
     )
-    if "type" in patch:
-        patch["type"] = stored_value(patch["type"])
-    if "ksp_health" in patch:
-        patch["ksp_health"] = stored_value(patch["ksp_health"])
-    return patch
+    if "type" in given:
+        given["type"] = stored_value(given["type"])
+    if "ksp_health" in given:
+        given["ksp_health"] = stored_value(given["ksp_health"])
+    return cast(CooperativePatch, given)
 
 
 def participation_status(choice: ParticipationStatus) -> DomainStatus:
     return DomainStatus(str(stored_value(choice)))
 
 
-def participation_patch(changes: ParticipationChanges) -> dict[str, Any]:
-    patch = _given(changes, ("status",))
-    if "status" in patch:
-        patch["status"] = participation_status(patch["status"])
-    return patch
+def participation_patch(changes: ParticipationChanges) -> ParticipationPatch:
+    given = _given(changes, ("status",))
+    if "status" in given:
+        given["status"] = participation_status(given["status"])
+    return cast(ParticipationPatch, given)

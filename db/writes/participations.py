@@ -43,7 +43,7 @@ from db.writes import Duplicate, NotPermitted, msmes
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
 from domain.errors import InvalidValue
-from domain.participations import ParticipationStatus
+from domain.participations import ParticipationPatch, ParticipationStatus
 from domain.programmes import ProgrammeSubjects
 from domain.scale import MSME_SCALES
 
@@ -242,7 +242,7 @@ async def update(
     current: Record,
     *,
     expected_version: int,
-    values: dict[str, Any],
+    values: ParticipationPatch,
     actor: Actor,
 ) -> Record:
     return await write(
@@ -367,7 +367,7 @@ async def refused_moves(connection: AsyncConnection, places: Sequence[Place]) ->
 async def check_change(
     connection: AsyncConnection,
     current: Record,
-    values: dict[str, Any],
+    values: ParticipationPatch,
     owned: ColumnElement[bool],
 ) -> None:
     """An update's `values` to the participation `current` (locked), checked against its
