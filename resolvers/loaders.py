@@ -113,7 +113,7 @@ class Loaders:
     @cached_property
     def msme(self) -> DataLoader[tuple[int, Columns], Node]:
         return self._grouped(
-            lambda c, ids, cols: msmes.by_ids(c, ids, scope=self._scope, columns=cols)
+            lambda c, ids, cols: msmes.LISTING.by_ids(c, ids, scope=self._scope, columns=cols)
         )
 
     @cached_property
@@ -125,7 +125,9 @@ class Loaders:
     @cached_property
     def cooperative(self) -> DataLoader[tuple[int, Columns], Node]:
         return self._grouped(
-            lambda c, ids, cols: cooperatives.by_ids(c, ids, scope=self._scope, columns=cols)
+            lambda c, ids, cols: cooperatives.LISTING.by_ids(
+                c, ids, scope=self._scope, columns=cols
+            )
         )
 
     @cached_property

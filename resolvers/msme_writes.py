@@ -103,7 +103,7 @@ async def _hidden_membership(
     `Msme.cooperative` reads it with, so the writer read null for it)."""
     if cooperative_id is None:
         return False
-    seen = await cooperatives.by_ids(
+    seen = await cooperatives.LISTING.by_ids(
         connection, (cooperative_id,), scope=info.context.policy.records, columns=("id",)
     )
     return not seen

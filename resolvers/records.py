@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.types import Info
 
 from db.queries import cooperatives, msmes
 from db.queries.cooperatives import CooperativeFilter
 from db.queries.msmes import MsmeFilter
-from db.queries.paging import Page
+from db.queries.paging import Listing
 from domain.errors import InvalidValue
 from domain.identifiers import legal_entity_no_key, validate_nib, validate_region_code
 from resolvers import Node
@@ -20,6 +19,8 @@ from resolvers.lookahead import node_columns, selected_columns
 from resolvers.paging import PageResult, decode_cursor, page_size
 
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
+
+Filter = TypeVar("Filter", MsmeFilter, CooperativeFilter)
 
 
 def checked_region_code(code: str, field: str = "code") -> str:
@@ -59,31 +60,33 @@ def checked_kbli_section(section: str | None) -> str | None:
 async def msme_page(
     info: Info[Context, Any], *, first: int | None, after: str | None, where: MsmeFilter
 ) -> PageResult:
-    return await _page(info, "msme", msmes, first=first, after=after, where=where)
+    return await _page(info, "msme", msmes.LISTING, first=first, after=after, where=where)
 
 
 async def cooperative_page(
     info: Info[Context, Any], *, first: int | None, after: str | None, where: CooperativeFilter
 ) -> PageResult:
-    return await _page(info, "cooperative", cooperatives, first=first, after=after, where=where)
+    return await _page(
+        info, "cooperative", cooperatives.LISTING, first=first, after=after, where=where
+    )
 
 
 async def _page(
     info: Info[Context, Any],
     kind: str,
-    queries: ModuleType,
+    listing: Listing[Filter],
     *,
     first: int | None,
     after: str | None,
-    where: MsmeFilter | CooperativeFilter,
+    where: Filter,
 ) -> PageResult:
-    """A page of `kind` through `queries` (db/queries/msmes or cooperatives: the same calls)."""
+    """A page of `kind` through its `listing` (db/queries/msmes or cooperatives)."""
     context = info.context
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
     scope = context.policy.records
     async with context.reads.connect() as connection:
-        page: Page = await queries.page(
+        page = await listing.page(
             connection,
             scope=scope,
             where=where,
@@ -94,8 +97,7 @@ async def _page(
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            total: int = await queries.total(connection, scope=scope, where=where)
-            return total
+            return await listing.total(connection, scope=scope, where=where)
 
     context.accesses.records_returned(kind, len(page.rows))
     return PageResult(kind, page.rows, page.has_next, count)

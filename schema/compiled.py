@@ -69,6 +69,7 @@ from auth.scopes import Scope
 from db.driver import DriverStatement
 from db.models import COOPERATIVES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES, REGIONS
 from db.queries import change_feed, cooperatives, msmes
+from db.queries.cooperatives import CooperativeFilter
 from db.queries.json_pages import (
     AUDITED,
     PROVINCE_OF_OWN_CODE,
@@ -93,6 +94,8 @@ from db.queries.json_pages import (
     json_page_statement,
     json_record_statement,
 )
+from db.queries.msmes import MsmeFilter
+from db.queries.paging import Listing
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import RowScope
 from resolvers import relations
@@ -724,12 +727,11 @@ async def page_json(
         context.accesses.records_returned(shown, number)
     for subject in built.subjects:
         context.accesses.personal_data_of(subject)
-    queries = msmes if kind == "msme" else cooperatives
+    listing = _listing(kind)
 
     async def count() -> int:
         async with context.reads.connect() as connection:
-            total: int = await queries.total(connection, scope=scope, where=where)
-            return total
+            return await listing.total(connection, scope=scope, where=where)
 
     lists = {
         key: orjson.Fragment(text) for (key, _), text in zip(plan.lists, built.lists, strict=True)
@@ -760,6 +762,11 @@ async def page(
     return await root.rows(info, first=first, after=after, where=where)
 
 
+def _listing(kind: str) -> Listing[MsmeFilter] | Listing[CooperativeFilter]:
+    """The listing of a page root's `kind` (PageRoot.kind)."""
+    return msmes.LISTING if kind == "msme" else cooperatives.LISTING
+
+
 @lru_cache(maxsize=256)
 def _page_statement(
     kind: str,
@@ -772,12 +779,11 @@ def _page_statement(
     after: bool,
 ) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and sizes (any cursor)."""
-    queries = msmes if kind == "msme" else cooperatives
-    table = MSMES if kind == "msme" else COOPERATIVES
+    listing = _listing(kind)
     return json_page_statement(
-        table,
+        listing.table,
         shapes,
-        where=queries.conditions(scope, where),
+        where=listing.conditions(scope, where),
         scope=scope,
         personal=granted.personal,
         default_size=default_size,

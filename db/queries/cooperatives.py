@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, PARTICIPATIONS
-from db.queries import Record, any_of
-from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries import Record
+from db.queries.paging import Listing, columns_of
 from db.queries.programmes import took_part
 from db.queries.scoping import RowScope, within
 
@@ -46,36 +46,8 @@ def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[
     return clauses
 
 
-async def page(
-    connection: AsyncConnection,
-    *,
-    scope: RowScope,
-    where: CooperativeFilter,
-    columns: Collection[str],
-    first: int,
-    after: int | None,
-) -> Page:
-    return await fetch_page(
-        connection,
-        COOPERATIVES,
-        columns=columns,
-        where=conditions(scope, where),
-        first=first,
-        after=after,
-    )
-
-
-async def total(connection: AsyncConnection, *, scope: RowScope, where: CooperativeFilter) -> int:
-    return await count(connection, COOPERATIVES, conditions(scope, where))
-
-
-async def by_ids(
-    connection: AsyncConnection, ids: Sequence[int], *, scope: RowScope, columns: Collection[str]
-) -> dict[int, Record]:
-    statement = select(*columns_of(COOPERATIVES, columns)).where(
-        any_of(COOPERATIVES.c.id, ids), scope.rows(COOPERATIVES)
-    )
-    return {row.id: row for row in await connection.execute(statement)}
+LISTING = Listing(COOPERATIVES, conditions)
+"""Cooperatives' pages, counts and lookups by id."""
 
 
 def legal_entity_no_is(number: ColumnElement[str]) -> ColumnElement[bool]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import MSMES, PARTICIPATIONS
 from db.queries import Record, any_of
-from db.queries.paging import Page, columns_of, count, fetch_page
+from db.queries.paging import Listing, Page, columns_of
 from db.queries.programmes import took_part
 from db.queries.scoping import RowScope, within
 
@@ -48,36 +48,8 @@ def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
     return clauses
 
 
-async def page(
-    connection: AsyncConnection,
-    *,
-    scope: RowScope,
-    where: MsmeFilter,
-    columns: Collection[str],
-    first: int,
-    after: int | None,
-) -> Page:
-    return await fetch_page(
-        connection,
-        MSMES,
-        columns=columns,
-        where=conditions(scope, where),
-        first=first,
-        after=after,
-    )
-
-
-async def total(connection: AsyncConnection, *, scope: RowScope, where: MsmeFilter) -> int:
-    return await count(connection, MSMES, conditions(scope, where))
-
-
-async def by_ids(
-    connection: AsyncConnection, ids: Sequence[int], *, scope: RowScope, columns: Collection[str]
-) -> dict[int, Record]:
-    statement = select(*columns_of(MSMES, columns)).where(
-        any_of(MSMES.c.id, ids), scope.rows(MSMES)
-    )
-    return {row.id: row for row in await connection.execute(statement)}
+LISTING = Listing(MSMES, conditions)
+"""MSMEs' pages, counts and lookups by id."""
 
 
 async def by_nibs(

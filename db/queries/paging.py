@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,7 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.queries import Record
+from db.queries import Record, any_of
+from db.queries.scoping import RowScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +35,56 @@ def columns_of(table: Table, names: Collection[str]) -> list[Any]:
     return [table.c[name] for name in sorted({"id", *names})]
 
 
-async def fetch_page(
-    connection: AsyncConnection,
-    table: Table,
-    *,
-    columns: Collection[str],
-    where: Sequence[ColumnElement[bool]],
-    first: int,
-    after: int | None,
-) -> Page:
-    statement: Select[Any] = select(*columns_of(table, columns)).where(*where)
-    if after is not None:
-        statement = statement.where(table.c.id > after)
-    rows = (await connection.execute(statement.order_by(table.c.id).limit(first + 1))).all()
-    return Page(rows=rows[:first], has_next=len(rows) > first)
+Filter = TypeVar("Filter")
 
 
-async def count(
-    connection: AsyncConnection, table: Table, where: Sequence[ColumnElement[bool]]
-) -> int:
-    statement = select(func.count()).select_from(table).where(*where)
-    return int((await connection.execute(statement)).scalar_one())
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[Filter]):
+    """The lists, counts and lookups by id of one kind of record (db/queries/msmes.py,
+    cooperatives.py): its table, and the WHERE clauses of a caller's row scope and a list's
+    filter. One implementation, so both kinds page, count and scope their lookups alike."""
+
+    table: Table
+    conditions: Callable[[RowScope, Filter], list[ColumnElement[bool]]]
+
+    async def page(
+        self,
+        connection: AsyncConnection,
+        *,
+        scope: RowScope,
+        where: Filter,
+        columns: Collection[str],
+        first: int,
+        after: int | None,
+    ) -> Page:
+        table = self.table
+        statement: Select[Any] = select(*columns_of(table, columns)).where(
+            *self.conditions(scope, where)
+        )
+        if after is not None:
+            statement = statement.where(table.c.id > after)
+        rows = (await connection.execute(statement.order_by(table.c.id).limit(first + 1))).all()
+        return Page(rows=rows[:first], has_next=len(rows) > first)
+
+    async def total(self, connection: AsyncConnection, *, scope: RowScope, where: Filter) -> int:
+        statement = (
+            select(func.count()).select_from(self.table).where(*self.conditions(scope, where))
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+    async def by_ids(
+        self,
+        connection: AsyncConnection,
+        ids: Sequence[int],
+        *,
+        scope: RowScope,
+        columns: Collection[str],
+    ) -> dict[int, Record]:
+        """The records of `ids` the scope lets the caller see; the others are absent."""
+        statement = select(*columns_of(self.table, columns)).where(
+            any_of(self.table.c.id, ids), scope.rows(self.table)
+        )
+        return {row.id: row for row in await connection.execute(statement)}
 
 
 async def first_rows_by_key(
