@@ -43,6 +43,13 @@ FEEDS = {
     "guarantee": "guaranteeChanges",
 }
 PAGE_SIZE = 1000
+EMPTY_PAGES = 10_000
+"""How many pages in a row with no entries and more to come one run takes before it stops. The
+feed answers such a page when the stretch of its log a page looks at (20,000 entries) held
+nothing for the client, so a run of them is legitimate, but a server answering nothing with a
+new cursor each time would be asked for ever. This many is 200 million entries of others'
+changes in a row; a feed longer than that still goes on at the next run, from the last cursor
+applied."""
 SHOWN_CHARS = 300
 """How much of a server's own text (its refusal, an error body) a line shows (`shown`): enough
 to read a reason by, not a screenful a hostile server chose."""
@@ -197,6 +204,7 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
     for kind in kinds:
         document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
         synced[kind] = Synced()
+        empty = 0
         while True:
             cursor = copy.cursor(kind)
             answer = post(document, {"after": cursor})
@@ -224,6 +232,13 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
             synced[kind].entries += len(entries)
             if not has_more:
                 break
+            empty = 0 if entries else empty + 1
+            if empty == EMPTY_PAGES:
+                raise SyncError(
+                    f"{FEEDS[kind]}: the server answered {EMPTY_PAGES} pages in a row with no"
+                    " entries and more to come: stopped (what was applied is kept: sync again to"
+                    " go on)"
+                )
     return synced
 
 

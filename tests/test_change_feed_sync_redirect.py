@@ -409,3 +409,67 @@ def test_data_that_is_no_object_stops_the_sync_in_one_line(tmp_path: Path) -> No
         "sinergi sync: msmeChanges: the server answered neither a page nor an error: is --url a"
         " Sinergi server?\n"
     )
+
+
+def _paging(pages: list[list[dict[str, object]]] | None) -> object:
+    """A server answering `pages` in turn (the last with `hasMore` false), each with a cursor
+    of its own; without pages, empty ones with more to come, for ever."""
+    asked: list[int] = []
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        asked.append(1)
+        entries = [] if pages is None else pages[len(asked) - 1]
+        has_more = pages is None or len(asked) < len(pages)
+        page = {"entries": entries, "endCursor": f"cursor-{len(asked)}", "hasMore": has_more}
+        return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
+
+    return answer
+
+
+def test_empty_pages_with_new_cursors_without_end_stop_the_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server answering empty pages with `hasMore` true and a new cursor each time kept sync
+    asking for ever (only the same cursor again was caught). A run of EMPTY_PAGES of them
+    (shortened here to 5) stops it, the cursors applied so far kept."""
+    monkeypatch.setattr(sync, "EMPTY_PAGES", 5)
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("sinergi-demo-secret")
+    secret_file.chmod(0o600)
+    copy = tmp_path / "copy.sqlite"
+    for server, seen in _serve(_paging(None)):
+        status = main(
+            ["sync", str(copy), "--url", f"http://127.0.0.1:{server.server_port}",
+             "--client-id", "demo-province-62", "--secret-file", str(secret_file),
+             "--kinds", "msme"]
+        )  # fmt: skip
+        assert [path for path, _ in seen].count("/graphql") == 5
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "sinergi sync: msmeChanges: the server answered 5 pages in a row with no entries and"
+        " more to come: stopped (what was applied is kept: sync again to go on)\n"
+    )
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT cursor FROM cursors").fetchall() == [("cursor-5",)]
+
+
+def test_runs_of_empty_pages_shorter_than_the_bound_are_read_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed answers an empty page with more to come whenever the stretch of log a page
+    looks at held nothing for the client: runs of them, each shorter than EMPTY_PAGES, are a
+    feed like any other, read to its end."""
+    monkeypatch.setattr(sync, "EMPTY_PAGES", 3)
+    entry = {"change": "CREATED", "record": {"name": "Warung"}}
+    pages: list[list[dict[str, object]]] = [
+        [], [], [{"id": "1", **entry}], [], [], [{"id": "2", **entry}], [], [],
+    ]  # fmt: skip
+    copy = sync.LocalCopy(tmp_path / "copy.sqlite")
+    for server, _ in _serve(_paging(pages)):
+        post = sync.http_post(f"http://127.0.0.1:{server.server_port}", "c", "s", 100_000)
+        synced = sync.sync(post, copy, ["msme"])
+    assert synced["msme"].entries == 2
+    assert set(copy.records("msme")) == {"1", "2"}
+    assert copy.cursor("msme") == "cursor-8"
