@@ -58,6 +58,11 @@ async def healthz(request: Request) -> JSONResponse:
 
 READINESS_SECONDS = 1.0
 """How long the database's readiness answer is given again without asking it."""
+READINESS_TIMEOUT_SECONDS = 3.0
+"""How long the database is given to answer the readiness check, connection included: the
+statement timeout bounds its query only when one is set (SINERGI_STATEMENT_TIMEOUT_MS=0 sets
+none), and a check held up by a lock (a migration's on alembic_version) would otherwise keep
+every probe waiting on it, the instance never answering not-ready."""
 
 
 class DatabaseReadiness:
@@ -85,11 +90,16 @@ class DatabaseReadiness:
             return self.trouble
 
     async def _asked(self) -> str | None:
+        bound = asyncio.timeout(READINESS_TIMEOUT_SECONDS)
         try:
-            async with self.engine.connect() as connection:  # one connection for all of it
+            async with bound, self.engine.connect() as connection:  # one connection for all
                 current = await is_current(connection)
         except Exception:
-            return "unreachable"
+            return (
+                f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
+                if bound.expired()
+                else "unreachable"
+            )
         return None if current else "migrations pending"
 
 
