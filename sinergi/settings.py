@@ -175,15 +175,18 @@ def _with_password_file(
     """`url` with its role's password read from `file_name`'s file, a mounted secret: in the
     environment a password shows in `docker inspect` and in /proc to the container's user. The
     file holds the password alone (as the postgres image's POSTGRES_PASSWORD_FILE does, so the
-    init scripts read the same file); a newline at its end is not part of it. A URL naming
-    another password is refused rather than one of them silently chosen."""
+    init scripts read the same file): the line ends at its end (newlines, and the carriage
+    returns of a file saved on Windows) are not part of it, and what comes before them is,
+    verbatim, as docker/postgres-init reads it for the role. A URL naming another password is
+    refused rather than one of them silently chosen."""
     path = _path(env, file_name)
     if path is None:
         return url
     if url is None:
         raise SettingsError(f"{file_name} is set, but {url_name} is not")
     try:
-        password = path.read_text().rstrip("\n")
+        with path.open(newline="") as file:  # no \r turned into \n
+            password = file.read().rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as error:
         raise SettingsError(f"{file_name}: cannot read {path}: {error}") from None
     if not password:

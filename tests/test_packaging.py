@@ -248,10 +248,9 @@ def test_the_init_script_keeps_the_passwords_off_psqls_command_line(tmp_path: Pa
     for password in passwords.values():
         assert password not in argv
         assert password not in script  # nor expanded into the script by the shell
-    assert '\\set owner_password `printf \'%s\' "$(cat "$SINERGI_OWNER_PASSWORD_FILE")"`' in script
-    assert (
-        '\\set service_password `printf \'%s\' "$(cat "$SINERGI_SERVICE_PASSWORD_FILE")"`' in script
-    )
+    for role in ("owner", "service"):
+        variable = f"SINERGI_{role.upper()}_PASSWORD_FILE"
+        assert f'\\set {role}_password `sh -c "$SINERGI_PASSWORD_IN" sh "${variable}"`' in script
 
 
 INIT = ROOT / "docker" / "postgres-init" / "10-sinergi-roles.sh"
@@ -280,6 +279,7 @@ def _run_init(tmp_path: Path, psql_body: str, files: dict[str, str | None]) -> t
         ("missing", "service", "SINERGI_OWNER_PASSWORD_FILE: {missing} is missing"),
         ("owner", "empty", "SINERGI_SERVICE_PASSWORD_FILE: {empty} is missing"),
         ("newlines", "service", "SINERGI_OWNER_PASSWORD_FILE: {newlines} is missing"),
+        ("owner", "crlf", "SINERGI_SERVICE_PASSWORD_FILE: {crlf} is missing"),
     ],
 )
 def test_the_init_script_stops_without_a_password_to_give_a_role(
@@ -288,10 +288,13 @@ def test_the_init_script_stops_without_a_password_to_give_a_role(
     """psql ignores a backquoted command's failure: an unset variable or a missing or empty file
     made the roles with an empty password, and the init ended in success. The script stops
     first (exit 1), psql never run, naming the variable; an empty password is refused as
-    Sinergi refuses it (sinergi/settings.py), a file of newlines alone too."""
-    contents = {"owner": "owner-pw\n", "service": "service-pw\n", "empty": "", "newlines": "\n\n"}
+    Sinergi refuses it (sinergi/settings.py), a file of line ends alone too (Windows' too)."""
+    contents = {
+        "owner": "owner-pw\n", "service": "service-pw\n", "empty": "", "newlines": "\n\n",
+        "crlf": "\r\n\r\n",
+    }  # fmt: skip
     for name, text in contents.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_bytes(text.encode())
     paths = {name: str(tmp_path / name) for name in [*contents, "missing"]}
     code, err = _run_init(
         tmp_path,
@@ -311,28 +314,37 @@ def test_the_init_script_gives_each_role_the_password_sinergi_sends(
     tmp_path: Path, server_url: str
 ) -> None:
     """The real psql, on the test server, runs the script's own \\set lines and shows what each
-    role would be given (creating no role): every newline at the files' end stripped, as
-    Sinergi strips them (a file ending in two gave the role a password ending in one), and
-    nothing else touched."""
-    files = {"owner": "owner pw 'x' $HOME\n\n", "service": "\tservice-pw\n"}
+    role would be given (creating no role): every line end at the files' end stripped, as
+    Sinergi strips them (a file ending in two newlines gave the role a password ending in one;
+    a file saved on Windows, its carriage return), and nothing else touched."""
+    files = {
+        "owner": "owner pw 'x' $HOME\n\n",
+        "service": "\tservice-pw\n",
+        "windows": "windows\rpw\r\n\r\n",
+    }
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_bytes(text.encode())
     psql = shutil.which("psql")
-    # The script's psql: its \\set lines alone, then the values as psql literals.
-    body = (
-        f"{{ grep '^\\\\set '; printf '%s\\n' \"\\\\echo :'owner_password' :'service_password'\";"
-        " }"
-        f" | {psql} --no-psqlrc -v ON_ERROR_STOP=1 '{server_url}' > {tmp_path}/out"
-    )
-    code, err = _run_init(
-        tmp_path,
-        body,
-        {
-            "SINERGI_OWNER_PASSWORD_FILE": str(tmp_path / "owner"),
-            "SINERGI_SERVICE_PASSWORD_FILE": str(tmp_path / "service"),
-        },
-    )
-    assert (code, err) == (0, "")
+    shown = {}
+    for owner, service in (("owner", "service"), ("windows", "service")):
+        ran = tmp_path / f"{owner}-{service}"
+        ran.mkdir()
+        # The script's psql: its \\set lines alone, then the values as psql literals.
+        body = (
+            f"{{ grep '^\\\\set '; printf '%s\\n'"
+            " \"\\\\echo :'owner_password' :'service_password'\"; }"
+            f" | {psql} --no-psqlrc -v ON_ERROR_STOP=1 '{server_url}' > {ran}/out"
+        )
+        code, err = _run_init(
+            ran,
+            body,
+            {
+                "SINERGI_OWNER_PASSWORD_FILE": str(tmp_path / owner),
+                "SINERGI_SERVICE_PASSWORD_FILE": str(tmp_path / service),
+            },
+        )
+        assert (code, err) == (0, "")
+        shown[owner] = (ran / "out").read_bytes().decode()  # its \r as written
     sent = {
         name: Settings.from_env(
             {
@@ -345,8 +357,12 @@ def test_the_init_script_gives_each_role_the_password_sinergi_sends(
     assert {name: make_url(url).password for name, url in sent.items()} == {
         "owner": "owner pw 'x' $HOME",
         "service": "\tservice-pw",
+        "windows": "windows\rpw",
     }
-    assert (tmp_path / "out").read_text() == "'owner pw ''x'' $HOME' '\tservice-pw'\n"
+    assert shown == {
+        "owner": "'owner pw ''x'' $HOME' '\tservice-pw'\n",
+        "windows": "'windows\rpw' '\tservice-pw'\n",
+    }
 
 
 # Settings the compose file fixes for the API, or keeps from it on purpose.
