@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -426,6 +426,11 @@ class _OwnersChanged:
     columns: set[str] = field(default_factory=set)
 
 
+_Dropping = dict[tuple[str, str], tuple[int, list[RowError]]]
+"""A chunk's stored SKUs (issuer, number) that a row takes from its business: that row, and the
+refusals of the chunk's later rows carrying the SKU (`_Chunks._taken`)."""
+
+
 class _Chunks:
     """Loads, checks and writes one chunk of staged rows at a time, in a background task."""
 
@@ -451,7 +456,8 @@ class _Chunks:
         self.sku_given = sku_given
         self.covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few
         self.claimed: dict[int, int] = {}  # record id -> the first row writing it, file-wide
-        # A stored SKU (issuer, number) -> the row taking it from its business, file-wide
+        # A stored SKU (issuer, number) -> the row taking it from its business, file-wide: rows
+        # written only (a row refused later in its chunk takes nothing)
         self.dropped: dict[tuple[str, str], int] = {}
         self.errors: list[RowError] = []
         self.created = 0
@@ -529,15 +535,19 @@ class _Chunks:
         self.loaded += len(staged)
         rows = {row[_ROW_NO] for row in staged}
         bad = {error.row for error in self.errors if error.row in rows}
-        matched, records, kept_skus, refused = self._match(staged, locked, bad)
+        matched, records, kept_skus, refused, dropping = self._match(staged, locked, bad)
         self.errors.extend(refused)
         self.errors.extend(self._set_checks(matched, kept_skus))
         bad = {error.row for error in self.errors if error.row in rows}
         held = await self._held_by_programmes(matched, records, bad)
         self.errors.extend(held)
         bad.update(error.row for error in held)
+        self._retell(dropping, bad)
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
+        for sku, (row_no, _) in dropping.items():
+            if row_no not in bad:  # written: the record no longer holds the SKU
+                self.dropped.setdefault(sku, row_no)
         fresh: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
         for row in matched:
@@ -581,7 +591,7 @@ class _Chunks:
 
     def _match(
         self, staged: list[tuple[Any, ...]], locked: Sequence[Any], bad: set[int]
-    ) -> tuple[list[tuple[Any, ...]], dict[int, Any], set[int], list[RowError]]:
+    ) -> tuple[list[tuple[Any, ...]], dict[int, Any], set[int], list[RowError], _Dropping]:
         """Each row's record (by row number; a row without one creates it): the record holding
         its NIB, else the one holding its SKU (a business registered by SKU is given its NIB);
         the rows with the NIB and SKU the record is to keep (a row without a NIB leaves the
@@ -592,7 +602,8 @@ class _Chunks:
         held by a record with another NIB (nothing is merged, nor a NIB replaced: `updateMsme`
         corrects a NIB); and a row naming by one key a record an earlier row named by the other
         (both would write it). Refused as well, before all that: a row carrying an SKU an
-        earlier row takes from its record (`dropped`). Such a key names that record while the
+        earlier row takes from its record (`dropped`, and the chunk's own `_Dropping`, which the
+        rows that are written add to `dropped`). Such a key names that record while the
         earlier row's chunk is unwritten and nothing once it is, so the row would update it or
         be refused in one chunk and create a second business under the key in the next: an
         outcome hanging on how far apart the rows are."""
@@ -606,9 +617,10 @@ class _Chunks:
         records: dict[int, Any] = {}
         kept_skus: set[int] = set()
         errors: list[RowError] = []
+        dropping: _Dropping = {}
         for row in staged:
             row_no, nib, number = row[_ROW_NO], row[_NIB], row[_SKU_NUMBER]
-            taken = self._taken(row)
+            taken = self._taken(row, dropping)
             if taken is not None:
                 errors.append(taken)
                 matched.append(row)
@@ -639,28 +651,49 @@ class _Chunks:
                 kept[_SKU_NUMBER], kept[_SKU_ISSUER] = record["sku_number"], record["sku_issuer"]
                 kept_skus.add(row_no)
             if row_no not in bad and first == row_no:
-                self._drop(row_no, record, kept)
+                self._drop(row_no, record, kept, dropping)
             matched.append(tuple(kept))
-        return matched, records, kept_skus, errors
+        return matched, records, kept_skus, errors, dropping
 
-    def _drop(self, row_no: int, record: Any, kept: list[Any]) -> None:
-        """Note the stored SKU that row `row_no` takes from `record` (`kept`, the row as it will
-        be written, gives another or none) for `_taken`. A key the record keeps needs no note:
-        it names the record in every chunk, where the record's id tells the repeat. So a NIB
-        needs none: an import never takes one from its record (a row without a NIB keeps it,
-        another NIB is refused)."""
+    def _drop(self, row_no: int, record: Any, kept: list[Any], dropping: _Dropping) -> None:
+        """Note in `dropping` the stored SKU that row `row_no` takes from `record` (`kept`, the
+        row as it will be written, gives another or none) for `_taken`. A key the record keeps
+        needs no note: it names the record in every chunk, where the record's id tells the
+        repeat. So a NIB needs none: an import never takes one from its record (a row without a
+        NIB keeps it, another NIB is refused)."""
         stored = (record["sku_issuer"], record["sku_number"])
         if stored[1] is not None and stored != (kept[_SKU_ISSUER], kept[_SKU_NUMBER]):
-            self.dropped.setdefault(stored, row_no)
+            dropping.setdefault(stored, (row_no, []))
 
-    def _taken(self, row: tuple[Any, ...]) -> RowError | None:
-        """The row's SKU, when an earlier row takes it from the business holding it
-        (`dropped`), refused as a repeat is (`_repeats`)."""
-        first = self.dropped.get((row[_SKU_ISSUER], row[_SKU_NUMBER]))
+    def _taken(self, row: tuple[Any, ...], dropping: _Dropping) -> RowError | None:
+        """The row's SKU, when an earlier row takes it from the business holding it (`dropped`,
+        or `dropping` in this chunk, where the refusal is noted for `_retell`), refused as a
+        repeat is (`_repeats`)."""
+        sku = (row[_SKU_ISSUER], row[_SKU_NUMBER])
+        written = self.dropped.get(sku)
+        first = written if written is not None else dropping.get(sku, (None, []))[0]
         if first is None:
             return None
         reason = f"is the SKU of the business row {first} changes"
-        return RowError(row[_ROW_NO], self.name("skuNumber"), reason, Problem.INVALID)
+        taken = RowError(row[_ROW_NO], self.name("skuNumber"), reason, Problem.INVALID)
+        if written is None:
+            dropping[sku][1].append(taken)
+        return taken
+
+    def _retell(self, dropping: _Dropping, bad: set[int]) -> None:
+        """The refusals of rows carrying an SKU that an earlier row of the chunk takes from its
+        business, when that row is refused too (`bad`: by `_set_checks` or
+        `_held_by_programmes`, after `_match` noted what it takes) and so changes nothing: the
+        SKU stays its business's, which the earlier row names, as the refusal now says (the
+        reason a row naming it in a later chunk is given, `_match`)."""
+        retold = {
+            taken: replace(taken, reason=f"names the business row {row_no} names")
+            for row_no, refused in dropping.values()
+            if row_no in bad
+            for taken in refused
+        }
+        if retold:
+            self.errors = [retold.get(error, error) for error in self.errors]
 
     def _refusal(self, nib: str | None, held: dict[str, Any]) -> tuple[str, str] | None:
         """(field, reason) refusing a row whose NIB and SKU name the records `held` (by the

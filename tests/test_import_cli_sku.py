@@ -196,6 +196,38 @@ def test_an_sku_an_earlier_row_changes_is_refused_however_far_apart_the_rows_are
     ) == [(nibs[0], skus[2]), (nibs[1], None), (nibs[2], None)]
 
 
+@pytest.mark.parametrize("between", [0, 1_100], ids=["one chunk", "two chunks"])
+def test_an_sku_a_refused_row_would_have_changed_is_not_said_to_be_changed(
+    reference_url: str, tmp_path: Path, between: int
+) -> None:
+    """Row 2 clears its business's SKU, and is refused later in its chunk (a kecamatan that
+    does not exist), so the SKU stays the business's. A later row carrying that SKU was still
+    refused as "the SKU of the business row 2 changes", a change never written: it names the
+    business row 2 names, and is told so, one chunk apart or two."""
+    issuer = "62.71.01.1131" if between else "62.71.01.1130"
+    nib, sku = f"77991{between:04d}0000", f"IMP/{between}/KEPT"
+    setup = run(reference_url, tmp_path, row(nib, sku, issuer))
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    filler = [row(f"77992{between:04d}{index:04d}", "", "") for index in range(between)]
+    later = 3 + between  # the rows after the header, the refused change and the filler
+    result = run(
+        reference_url,
+        tmp_path,
+        row(nib, "", "", district="62.71.99"),  # clears the SKU, in no kecamatan there is
+        *filler,
+        row("", sku, issuer, "Warung Lain"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert rejected(result) == [
+        (2, "district", "BAD_USER_INPUT"),
+        (later, "sku_number", "BAD_USER_INPUT"),
+    ]
+    printed = " ".join(result.stdout.split())
+    assert "names the business row 2 names" in printed, printed
+    assert "changes" not in printed, printed
+    assert records(reference_url, issuer) == [(nib, sku, issuer, "Warung SKU", 1)]
+
+
 def test_a_row_needs_a_nib_or_a_whole_sku_each_named_once_in_the_file(
     reference_url: str, tmp_path: Path
 ) -> None:
