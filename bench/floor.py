@@ -162,14 +162,15 @@ FROM (SELECT (SELECT eligibility_rulesets.version FROM eligibility_rulesets
   AND msmes.province_code = $10::VARCHAR"""
 STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,
   subject_key, province_code, regency_code, loan_amount, tenor_months, product, ruleset_version,
-  check_date, facts, verdict, results, coverage_amount, estimated_fee) SELECT $1::VARCHAR AS
+  check_date, facts, verdict, results, coverage_amount, estimated_fee, subject_nik) SELECT
+  $1::VARCHAR AS
   client_id, $2::VARCHAR AS organisation, $3::BIGINT AS msme_id, $4::BIGINT AS cooperative_id,
   $5::VARCHAR AS subject_key, $6::VARCHAR AS province_code, $7::VARCHAR AS regency_code,
   $8::BIGINT AS loan_amount, $9::SMALLINT AS tenor_months, $10::VARCHAR AS product,
   $11::VARCHAR AS ruleset_version, $12::DATE AS check_date, CAST($13::VARCHAR AS JSONB) AS facts,
   $14::VARCHAR AS verdict, CAST($15::VARCHAR AS JSONB) AS results, $16::BIGINT AS
-  coverage_amount, $17::BIGINT AS estimated_fee
-  WHERE $3::BIGINT IS NULL OR pg_try_advisory_xact_lock_shared(hashtext($18::VARCHAR))
+  coverage_amount, $17::BIGINT AS estimated_fee, $18::VARCHAR AS subject_nik
+  WHERE $3::BIGINT IS NULL OR pg_try_advisory_xact_lock_shared(hashtext($19::VARCHAR))
   RETURNING eligibility_decisions.id, eligibility_decisions.client_id,
   eligibility_decisions.organisation, eligibility_decisions.msme_id,
   eligibility_decisions.cooperative_id, eligibility_decisions.subject_key,
@@ -181,7 +182,7 @@ STORE = """INSERT INTO eligibility_decisions (client_id, organisation, msme_id, 
   eligibility_decisions.estimated_fee, eligibility_decisions.decided_at,
   eligibility_decisions.reviewed_verdict, eligibility_decisions.reviewer,
   eligibility_decisions.review_reason, eligibility_decisions.reviewed_by_client,
-  eligibility_decisions.reviewed_at"""
+  eligibility_decisions.reviewed_at, eligibility_decisions.subject_nik"""
 PRODUCT, LOAN_AMOUNT, TENOR_MONTHS = "JAMKRIDA_KTG_PRODUKTIF", 50_000_000, 24
 ATTESTATION = LenderAttestation(
     max_collectibility=1,
@@ -254,6 +255,7 @@ async def eligibility(request: Request) -> Response:
             orjson.dumps(results_of(decision)).decode(),
             decision.coverage_amount,
             decision.estimated_fee,
+            row.owner_nik,
             "sinergi.import",  # the import lock (db/writes/msmes.py), shared while it stores
         )
     body = {"data": {"checkEligibility": {"verdict": stored["verdict"]}}}

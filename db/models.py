@@ -651,12 +651,18 @@ ELIGIBILITY_DECISIONS = Table(
     Column("review_reason", Text),
     Column("reviewed_by_client", String(PRINCIPAL_ID_LENGTH)),
     Column("reviewed_at", DateTime(timezone=True)),
+    # The owner of an MSME on the day of its check, the natural person the decision is about:
+    # the data subject of every audit entry of the decision and of a guarantee resting on it,
+    # whoever owns the business later, and after its owner is erased (migration 0049). Never a
+    # GraphQL field; none but the service and the owner read the table.
+    Column("subject_nik", OWNER_STORAGE["nik"]),
     CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
     CheckConstraint(
         "reviewed_verdict IS NULL OR reviewed_verdict IN ('ELIGIBLE', 'NOT_ELIGIBLE')",
         name="reviewed_verdict",
     ),
     CheckConstraint("(msme_id IS NULL) <> (cooperative_id IS NULL)", name="exactly_one_subject"),
+    CheckConstraint("subject_nik IS NULL OR msme_id IS NOT NULL", name="subject_is_a_person"),
     ForeignKeyConstraint(
         ["product", "ruleset_version"],
         ["eligibility_rulesets.product", "eligibility_rulesets.version"],

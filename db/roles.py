@@ -107,10 +107,12 @@ SERVICE_GRANTS: Mapping[str, str] = {
     # Eligibility decisions and guarantees: what a check, a review, a guarantee and a status
     # change write, column by column; the rest (times, ids, record keys) is the database's.
     # Migration 0023's triggers add what a grant cannot say: a decision is reviewed once, only
-    # if it needs review, and a guarantee's status moves only with a row of its history.
+    # if it needs review, and a guarantee's status moves only with a row of its history. A
+    # decision's data subject (`subject_nik`, migration 0049) is inserted with it, never updated.
     "eligibility_decisions": "SELECT, INSERT (client_id, organisation, msme_id, cooperative_id,"
     " subject_key, province_code, regency_code, loan_amount, tenor_months, product,"
-    " ruleset_version, check_date, facts, verdict, results, coverage_amount, estimated_fee),"
+    " ruleset_version, check_date, facts, verdict, results, coverage_amount, estimated_fee,"
+    " subject_nik),"
     " UPDATE (reviewed_verdict, reviewer, review_reason, reviewed_by_client)",
     "guarantees": "SELECT, INSERT (decision_id, guarantor_client_id, msme_id, cooperative_id,"
     " province_code, regency_code, bank, amount, coverage_amount, starts_on, ends_on),"

@@ -237,25 +237,23 @@ async def check(context: Context, request: Request) -> Row:
     again on the register the import left. A check that raises has stored no decision."""
     kind, key = request.kind, request.key
     try:
-        stored, owner_nik = await _decide(context, kind, key, request)
+        stored = await _decide(context, kind, key, request)
     except ImportInProgress:
         async with context.transaction() as connection:
             await after_imports(connection)
             await connection.rollback()  # waited for, and nothing written
         try:
-            stored, owner_nik = await _decide(context, kind, key, request)
+            stored = await _decide(context, kind, key, request)
         except ImportInProgress:  # the next import took the register meanwhile
             raise import_in_progress() from None
-    handed_out(context, "eligibility_decision", owner_nik)
+    handed_out(context, "eligibility_decision", stored.subject_nik)
     return stored
 
 
-async def _decide(
-    context: Context, kind: str, key: str, request: Request
-) -> tuple[Row, str | None]:
-    """The decision stored, and the NIB's owner's NIK. ImportInProgress, and nothing stored,
-    while an import holds the MSME register. The decision is stored by the last statement, a
-    transaction of its own."""
+async def _decide(context: Context, kind: str, key: str, request: Request) -> Row:
+    """The decision stored, with its MSME's owner's NIK as read for the check (`subject_nik`).
+    ImportInProgress, and nothing stored, while an import holds the MSME register. The decision
+    is stored by the last statement, a transaction of its own."""
     principal = context.principal
     now = today()
     async with context.single_write() as connection:
@@ -273,7 +271,7 @@ async def _decide(
         except InvalidValue as error:
             raise request_error(error) from None
         decision = evaluate(facts, rules)
-        stored = await queries.store_decision(
+        return await queries.store_decision(
             connection,
             {
                 "client_id": principal.client_id,
@@ -293,19 +291,20 @@ async def _decide(
                 "results": results_of(decision),
                 "coverage_amount": decision.coverage_amount,
                 "estimated_fee": decision.estimated_fee,
+                "subject_nik": row.owner_nik if kind == MSME else None,
             },
         )
-    return stored, row.owner_nik if kind == MSME else None
 
 
-def handed_out(context: Context, kind: str, owner_nik: str | None) -> None:
+def handed_out(context: Context, kind: str, subject_nik: str | None) -> None:
     """A decision, or a guarantee resting on one (`kind`), went out: a record, and, about an
-    MSME, data about its owner, a natural person (a credit decision; whether a guarantee is in
-    default, R13), whose NIK (db.queries.owners.owner_nik) names them as its data subject,
-    so that `personalDataAccess` lists the guarantor. A cooperative's names no one."""
+    MSME, data about its owner when it was checked, a natural person (a credit decision; whether
+    a guarantee is in default, R13), whose NIK, stored with the decision
+    (db.queries.owners.owner_nik), names them as its data subject, so that `personalDataAccess`
+    lists the guarantor. A cooperative's names no one."""
     context.accesses.records_returned(kind, 1)
-    if owner_nik is not None:
-        context.accesses.personal_data_of(owner_nik)
+    if subject_nik is not None:
+        context.accesses.personal_data_of(subject_nik)
 
 
 def results_of(decision: Decision) -> list[dict[str, Any]]:
@@ -331,7 +330,7 @@ async def decision(info: Info[Context, Any], decision_id: str) -> Record | None:
             connection, parsed, visible=info.context.policy.own_decisions
         )
     if found is not None:
-        handed_out(info.context, "eligibility_decision", found.owner_nik)
+        handed_out(info.context, "eligibility_decision", found.subject_nik)
     return found
 
 
@@ -371,7 +370,7 @@ async def resolve_review(
                 else f"only a NEEDS_REVIEW decision can be reviewed; this one is {existing.verdict}"
             )
             raise coded_error(ErrorCode.CONFLICT, f"decisionId: {why}", field="decisionId")
-    handed_out(info.context, "eligibility_decision", reviewed.owner_nik)
+    handed_out(info.context, "eligibility_decision", reviewed.subject_nik)
     return reviewed
 
 

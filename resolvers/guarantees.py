@@ -131,7 +131,7 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             },
             changed_by=principal.client_id,
         )
-    handed_out(info.context, "guarantee", decision.owner_nik)
+    handed_out(info.context, "guarantee", decision.subject_nik)
     return recorded
 
 
@@ -209,7 +209,7 @@ async def change_status(
             note=checked_note,
             changed_by=principal.client_id,
         )
-    handed_out(info.context, "guarantee", guarantee.owner_nik)
+    handed_out(info.context, "guarantee", guarantee.subject_nik)
     return changed
 
 

@@ -985,3 +985,73 @@ def test_0048_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_dupli
         assert asyncio.run(_value(url, FOLDED_INDEX)) == 0
         upgrade(url)
         assert asyncio.run(_value(url, FOLDED_INDEX)) == 1
+
+
+DECIDED = (
+    "INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id,"
+    " subject_key, province_code, regency_code, loan_amount, tenor_months, product,"
+    " ruleset_version, check_date, facts, verdict, results, coverage_amount)"
+    " VALUES ('bumd', 'BUMD', $1, $2, 'key', '62', '62.71', 50000000, 24, 'P', '1',"
+    " '2026-01-20', '{}', 'ELIGIBLE', '[]', 35000000) RETURNING id"
+)
+SUBJECTS = "SELECT id, subject_nik FROM eligibility_decisions"
+
+
+async def _decided(url: str) -> dict[str, Any]:
+    """At 0048: an MSME with an owner, one without, and a cooperative, each with a decision."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO eligibility_rulesets (product, version, effective_from, document)"
+            " VALUES ('P', '1', '2026-01-01', '{}')"
+        )
+        owned, unowned = [
+            await connection.fetchval(
+                "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+                " regency_code) VALUES ($1, 'Usaha', '10794', 'C', 'micro', '62', '62.71')"
+                " RETURNING id",
+                nib,
+            )
+            for nib in ("7749900000091", "7749900000092")
+        ]
+        await connection.execute(
+            "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Siti')",
+            owned,
+            "6271995204889991",
+        )
+        cooperative = await _cooperative(url, "519/BH/XIV/2049")
+        return {
+            "owned": await connection.fetchval(DECIDED, owned, None),
+            "unowned": await connection.fetchval(DECIDED, unowned, None),
+            "cooperative": await connection.fetchval(DECIDED, None, cooperative),
+        }
+    finally:
+        await connection.close()
+
+
+def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url: str) -> None:
+    """Decisions stored before 0049 name their MSME's owner on the register at the upgrade; one
+    without an owner and a cooperative's name no one, which the constraint holds to; it goes
+    down and up again."""
+    with _database_at(server_url, "0048") as url:
+        asyncio.run(_load_reference(url))
+        decided = asyncio.run(_decided(url))
+        upgrade(url)
+        subjects = {row["id"]: row["subject_nik"] for row in asyncio.run(_fetch(url, SUBJECTS))}
+        assert subjects == {
+            decided["owned"]: "6271995204889991",
+            decided["unowned"]: None,
+            decided["cooperative"]: None,
+        }
+        with pytest.raises(asyncpg.CheckViolationError):
+            asyncio.run(
+                _execute(
+                    url,
+                    "UPDATE eligibility_decisions SET subject_nik = '6271995204889991'"
+                    " WHERE id = $1",
+                    decided["cooperative"],
+                )
+            )
+        command.downgrade(alembic_config(url), "0048")
+        upgrade(url)
+        assert len(asyncio.run(_fetch(url, SUBJECTS))) == 3

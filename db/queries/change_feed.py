@@ -50,8 +50,8 @@ from sqlalchemy.sql.selectable import FromClause
 
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
+from db.queries.guarantees import guarantee_subject
 from db.queries.json_pages import JsonBuild, JsonShape
-from db.queries.owners import owner_nik
 from db.queries.ownership import Ownership
 from db.queries.scoping import RowScope, within, within_place
 from domain.personal import OWNER_FIELDS
@@ -348,13 +348,8 @@ def _current(
         condition = and_(PARTICIPATIONS.c.id == numeric_id, visible)
         return joined, condition, PARTICIPATIONS.c.id, [_record(*_participation()), nobody]
     condition = and_(cast(GUARANTEES.c.id, Text) == entries.c.record_id, reader.own.guarantees)
-    # A guarantee of an MSME is data about its owner (db.queries.owners.owner_nik).
-    return (
-        GUARANTEES,
-        condition,
-        GUARANTEES.c.id,
-        [_record(*_guarantee()), owner_nik(GUARANTEES.c.msme_id)],
-    )
+    # A guarantee of an MSME is data about the owner its decision is about.
+    return GUARANTEES, condition, GUARANTEES.c.id, [_record(*_guarantee()), guarantee_subject()]
 
 
 def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:

@@ -2,8 +2,9 @@
 
 The facts come from one statement per subject, scoped to the caller's jurisdiction like every
 other read, so a business outside it is simply not found. The decision needs only whether the
-owner's NIK is on file (R08), and stores only that; the NIK itself is read beside it, as each
-read of a decision reads it, for the audit entry alone (`owner_nik`).
+owner's NIK is on file (R08), and weighs only that; the NIK itself is read beside it and
+stored apart from the facts (`subject_nik`), to name the person the decision is about as the data
+subject of its audit entries, whoever owns the business later.
 """
 
 from __future__ import annotations
@@ -388,6 +389,7 @@ _STORED = (
     "results",
     "coverage_amount",
     "estimated_fee",
+    "subject_nik",
 )
 _JSON = ("facts", "results")
 # JSON goes as text that PostgreSQL casts: db.driver takes no parameter SQLAlchemy must convert.
@@ -430,9 +432,8 @@ async def store_decision(connection: Pooled, values: dict[str, Any]) -> Row:
 async def decision(
     connection: AsyncConnection, decision_id: uuid.UUID, *, visible: ColumnElement[bool]
 ) -> Record | None:
-    """A stored decision among those `visible` to the caller (resolvers/policy.py decides), and
-    its MSME's `owner_nik`."""
-    statement = select(ELIGIBILITY_DECISIONS, owner_nik(ELIGIBILITY_DECISIONS.c.msme_id)).where(
+    """A stored decision among those `visible` to the caller (resolvers/policy.py decides)."""
+    statement = select(ELIGIBILITY_DECISIONS).where(
         ELIGIBILITY_DECISIONS.c.id == decision_id, visible
     )
     return (await connection.execute(statement)).first()
@@ -449,9 +450,8 @@ async def review(
     reason: str,
 ) -> Record | None:
     """Records a person's verdict on a NEEDS_REVIEW decision among those `visible` to the
-    client `client_id`, once, and returns it with its MSME's `owner_nik`; None if there is none.
-    The database stamps `reviewed_at` and refuses a
-    second review (migration 0023)."""
+    client `client_id`, once, and returns it; None if there is none. The database stamps
+    `reviewed_at` and refuses a second review (migration 0023)."""
     statement = (
         update(ELIGIBILITY_DECISIONS)
         .where(
@@ -468,7 +468,7 @@ async def review(
             review_reason=reason,
             reviewed_by_client=client_id,
         )
-        .returning(ELIGIBILITY_DECISIONS, owner_nik(ELIGIBILITY_DECISIONS.c.msme_id))
+        .returning(ELIGIBILITY_DECISIONS)
     )
     reviewed: Record | None = (await connection.execute(statement)).first()
     return reviewed

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Exists,
+    Label,
     case,
     cast,
     exists,
@@ -31,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, GUARANTORS
 from db.queries import Record, any_of
 from db.queries.aggregates import Figures, record_measures
-from db.queries.owners import owner_nik
 from db.queries.ownership import Ownership
 from db.queries.scoping import within
 
@@ -106,6 +106,16 @@ def has_defaulted(subject: ColumnElement[bool], own: Ownership) -> Exists:
     return exists().where(subject, own.guarantees, GUARANTEES.c.status == "defaulted")
 
 
+def guarantee_subject() -> Label[str | None]:
+    """The data subject of a guarantee: its decision's (`subject_nik`, the owner of the MSME
+    when it was checked; NULL for a cooperative's). A guarantee rests on the decision, and is
+    data about the person the decision is about, whoever owns the business today."""
+    subject = select(ELIGIBILITY_DECISIONS.c.subject_nik).where(
+        ELIGIBILITY_DECISIONS.c.id == GUARANTEES.c.decision_id
+    )
+    return subject.scalar_subquery().label("subject_nik")
+
+
 async def is_guaranteed(connection: AsyncConnection, decision_id: uuid.UUID) -> bool:
     """Whether the decision is guaranteed, its row locked first (`FOR UPDATE`) until the
     recording commits. Two principals may hold one decision (an external SSO's decisions of the
@@ -147,9 +157,9 @@ async def guarantee_for_update(
     connection: AsyncConnection, guarantee_id: uuid.UUID, visible: ColumnElement[bool]
 ) -> Record | None:
     """A guarantee among those `visible` to the caller (resolvers/policy.py decides), locked for
-    its status to change, with its MSME's `owner_nik`."""
+    its status to change, with its `guarantee_subject`."""
     statement = (
-        select(GUARANTEES, owner_nik(GUARANTEES.c.msme_id))
+        select(GUARANTEES, guarantee_subject())
         .where(GUARANTEES.c.id == guarantee_id, visible)
         .with_for_update(of=GUARANTEES)
     )

@@ -25,8 +25,10 @@ def owner_nik(msme_id: ColumnElement[Any]) -> Label[str | None]:
     """The NIK of the owner of the MSME `msme_id` (NULL for a cooperative, or an MSME without an
     owner on record). An MSME's owner is a natural person, the one whose NIK the register keeps
     (R08: "the owner's NIK for an individual's business"), so a decision about the business, and
-    a guarantee resting on it, is data about them: the NIK names them as the data subject of the
-    audit entry (resolvers.eligibility.handed_out), and goes nowhere else. A cooperative is a
-    legal entity, owned by no one person."""
+    a guarantee resting on it, is data about them: read when the business is checked, the NIK is
+    stored with the decision (`subject_nik`, migration 0049) and names them as the data subject
+    of the audit entries of the decision and its guarantee (resolvers.eligibility.handed_out),
+    whoever owns the business later, and goes nowhere else. A cooperative is a legal entity,
+    owned by no one person."""
     nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id)
     return nik.scalar_subquery().label("owner_nik")

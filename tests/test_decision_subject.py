@@ -1,0 +1,194 @@
+"""A decision, and a guarantee resting on it, is about the person who owned the business when it
+was checked, whoever owns it later.
+
+The audit entries of reading a decision back, reviewing it, recording or changing a guarantee on
+it, and of the guarantee in `guaranteeChanges`, named the business's owner on the register at the
+time of the read: once the province replaced the owner, the successor, whom the decision is not
+about, and once it erased the owner, no one. The check now stores the NIK it read with the
+decision (migration 0049); every later entry names it. The NIK goes out in no field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from tests.support.clock import Clock
+from tests.support.databases import as_service
+from tests.support.databases import run as sql
+from tests.support.graphql import principal, run
+from tests.test_record_mutations import msme_input
+
+PROVINCE = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+GUARANTOR = principal(OrgKind.BUMD, "62")
+CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
+FORMER, SUCCESSOR = "6271995204889901", "6271995204889902"
+"""The owner when the business was checked, and the one the province put in their place."""
+NIB, UNREVIEWED_NIB = "7749900000001", "7749900000002"
+ATTESTED = {
+    "hasOtherProductiveCredit": False,
+    "feasibilityApproved": True,
+    "onNationalBlacklist": False,
+    "hasNpwp": True,
+    "maxCollectibility": 1,
+}
+
+CREATE = "mutation SubjectCreate($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
+REPLACE = """
+mutation SubjectOwner($id: ID!, $version: Int!, $owner: OwnerInput) {
+  updateMsme(id: $id, version: $version, changes: {owner: $owner}) { version }
+}
+"""
+CHECK = """
+mutation SubjectCheck($request: EligibilityRequest!) {
+  checkEligibility(request: $request) { id verdict }
+}
+"""
+READ = """
+query SubjectRead($id: ID!) {
+  eligibilityDecision(id: $id) {
+    id subjectKey product rulesetVersion checkDate loanAmount tenorMonths verdict
+    coverageAmount estimatedFee decidedAt finalVerdict
+    results { ruleId code outcome reason messageId messageEn legalBasis }
+    review { verdict reviewer reason reviewedByClient reviewedAt }
+    replay { verdict sameAsStored }
+  }
+}
+"""
+REVIEW = """
+mutation SubjectReview($id: ID!) {
+  resolveEligibilityReview(decisionId: $id, verdict: ELIGIBLE, reviewer: "Ir. Analis",
+    reason: "collectibility confirmed") { finalVerdict }
+}
+"""
+RECORD = """
+mutation SubjectRecord($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id status } }
+"""
+STATUS = """
+mutation SubjectStatus($id: ID!) {
+  changeGuaranteeStatus(guaranteeId: $id, status: CLAIMED, effectiveOn: "2026-12-06") { status }
+}
+"""
+FEED = """
+query SubjectFeed($after: String) {
+  guaranteeChanges(after: $after) { entries { id record } endCursor }
+}
+"""
+WHO = "query SubjectWho($nik: String!) { personalDataAccess(nik: $nik) { clientId } }"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch, date(2026, 12, 6))
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
+    yield engine
+    await engine.dispose()
+
+
+async def _data(engine: AsyncEngine, who: Any, document: str, variables: dict[str, Any]) -> Any:
+    result = await run(engine, who, document, variables)
+    assert result.errors is None, result.errors
+    (data,) = result.data.values()
+    return data
+
+
+async def _subjects(engine: AsyncEngine, operation: str) -> list[str]:
+    """The data subjects of the latest audit entry of `operation`."""
+    statement = text(
+        "SELECT subjects FROM audit_log WHERE entry->>'operation' = :operation"
+        " ORDER BY seq DESC LIMIT 1"
+    )
+    async with engine.connect() as connection:
+        subjects = (await connection.execute(statement, {"operation": operation})).scalar_one()
+    return sorted(subjects)
+
+
+async def _checked(engine: AsyncEngine, nib: str, attestation: dict[str, Any]) -> tuple[str, str]:
+    """An MSME owned by FORMER, checked by the guarantor: its id and the decision's."""
+    owner = {"nik": FORMER, "fullName": "Siti Pemilik"}
+    created = await _data(
+        engine,
+        PROVINCE,
+        CREATE,
+        {"input": msme_input(nib, establishedOn="2020-01-01", owner=owner)},
+    )
+    request = {
+        "nib": nib,
+        "product": "JAMKRIDA_KTG_PRODUKTIF",
+        "loanAmount": "50000000",
+        "tenorMonths": 24,
+        "attestation": attestation,
+    }
+    checked = await _data(engine, GUARANTOR, CHECK, {"request": request})
+    assert await _subjects(engine, "SubjectCheck") == [FORMER]
+    return created["id"], checked["id"]
+
+
+async def _replace_then_erase(engine: AsyncEngine, msme_id: str) -> AsyncIterator[str]:
+    """Replace the owner by SUCCESSOR, then erase the owner, yielding after each."""
+    successor = {"nik": SUCCESSOR, "fullName": "Budi Penerus"}
+    await _data(engine, PROVINCE, REPLACE, {"id": msme_id, "version": 1, "owner": successor})
+    yield "replaced"
+    await _data(engine, PROVINCE, REPLACE, {"id": msme_id, "version": 2, "owner": None})
+    yield "erased"
+
+
+async def _listed(engine: AsyncEngine, nik: str) -> set[str]:
+    return {row["clientId"] for row in await _data(engine, CUSTODIAN, WHO, {"nik": nik})}
+
+
+async def test_a_decision_read_after_its_owner_changed_names_the_owner_it_was_about(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    msme_id, decision = await _checked(engine, NIB, ATTESTED)
+    await asyncio.to_thread(
+        sql,
+        reference_url,
+        "INSERT INTO guarantors (client_id, equity) VALUES ($1, 5e10) ON CONFLICT DO NOTHING",
+        GUARANTOR.client_id,
+    )
+    feed_start = (await _data(engine, GUARANTOR, FEED, {"after": None}))["endCursor"]
+    guarantee = {
+        "decisionId": decision,
+        "bank": "Bank Kalteng",
+        "startsOn": "2026-12-06",
+        "endsOn": "2027-12-06",
+    }
+    async for _ in _replace_then_erase(engine, msme_id):
+        read = await _data(engine, GUARANTOR, READ, {"id": decision})
+        assert FORMER not in str(read)
+        assert SUCCESSOR not in str(read)
+        assert await _subjects(engine, "SubjectRead") == [FORMER]
+    recorded = await _data(engine, GUARANTOR, RECORD, {"g": guarantee})
+    assert await _subjects(engine, "SubjectRecord") == [FORMER]
+    await _data(engine, GUARANTOR, STATUS, {"id": recorded["id"]})
+    assert await _subjects(engine, "SubjectStatus") == [FORMER]
+    feed = await _data(engine, GUARANTOR, FEED, {"after": feed_start})
+    assert recorded["id"] in {entry["id"] for entry in feed["entries"]}
+    assert FORMER not in str(feed)
+    assert await _subjects(engine, "SubjectFeed") == [FORMER]
+    assert GUARANTOR.client_id in await _listed(engine, FORMER)
+    assert GUARANTOR.client_id not in await _listed(engine, SUCCESSOR)
+
+
+async def test_a_review_after_the_owner_changed_names_the_owner_it_was_about(
+    engine: AsyncEngine,
+) -> None:
+    unreviewed = {key: value for key, value in ATTESTED.items() if key != "maxCollectibility"}
+    msme_id, decision = await _checked(engine, UNREVIEWED_NIB, unreviewed)
+    async for _ in _replace_then_erase(engine, msme_id):
+        pass
+    await _data(engine, GUARANTOR, REVIEW, {"id": decision})
+    assert await _subjects(engine, "SubjectReview") == [FORMER]
