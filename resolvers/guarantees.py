@@ -21,7 +21,6 @@ from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.eligibility import handed_out, parse_id, registry_facts, ruleset
 from resolvers.errors import ErrorCode, bad_input, coded_error
-from resolvers.policy import AccessPolicy
 from resolvers.writing import after_imports, invalid
 
 _DECISION = "guarantee.decisionId"
@@ -80,8 +79,6 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         if decision.msme_id is not None:
             # The guarantee's foreign key would otherwise wait on the records an import holds.
             await after_imports(connection)
-        # Placed where the register has the business today, as its rules are read today.
-        registered = await _still_holds(connection, info.context.policy, decision)
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:
             raise bad_input(
@@ -114,6 +111,10 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             )
         if got.errors:
             raise invalid([InvalidValue(f"guarantee.{e.field}", e.reason) for e in got.errors])
+        # The register last, once the request itself is one that would be recorded: a refusal
+        # of the request tells nothing of the business as it stands today. Placed where the
+        # register has the business today, as its rules are read today.
+        registered = await _still_holds(connection, info.context, decision)
         recorded = await queries.insert_guarantee(
             connection,
             {
@@ -136,16 +137,22 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
 
 
 async def _still_holds(
-    connection: AsyncConnection, policy: AccessPolicy, decision: Record
+    connection: AsyncConnection, context: Context, decision: Record
 ) -> Row | Record:
     """Refuses a decision the register has overturned since its check: the rules the recording
     applies again (domain.guarantees.RECHECKED_RULES), to the business as a check would read it
     today, under the decision's own rule set. A business no longer in the guarantor's
     jurisdiction is one a check would not find. Returns the business as the register has it
     today: a guarantee is placed in the regency the business has when it is recorded, not the
-    one it had at the check, which the guarantee figures would otherwise count it in."""
-    row = await decisions.facts_now(connection, decision, policy.own)
+    one it had at the check, which the guarantee figures would otherwise count it in.
+
+    A refusal tells the guarantor the business's state on the register today, as a fresh check
+    would, and is audited as one: a decision handed out, about the person the decision is
+    about (`handed_out`). Unaudited, a request refused after this re-reading let a guarantor
+    follow a business on the register with no trace and nothing stored."""
+    row = await decisions.facts_now(connection, decision, context.policy.own)
     if row.id is None:
+        handed_out(context, "eligibility_decision", decision.subject_nik)
         raise bad_input(
             _DECISION,
             "the business is no longer in the register of the guarantor's jurisdiction: "
@@ -158,6 +165,7 @@ async def _still_holds(
     )
     failing = rules.failing_now(registered_now, rule_set)
     if failing:
+        handed_out(context, "eligibility_decision", decision.subject_nik)
         named = ", ".join(f"{r.rule_id} {r.code} ({r.reason})" for r in failing)
         raise bad_input(
             _DECISION,

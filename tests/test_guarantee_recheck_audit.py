@@ -1,0 +1,116 @@
+"""Recording a guarantee re-reads the business on the register only for a request that would be
+recorded, and what that re-reading tells is audited.
+
+`recordGuarantee` applied the rules the register can overturn before the request's own (its
+period, its cover, the guarantor's limit), and its refusal named the failing rule and why. A
+guarantor could send a request it knew to be refused, an end before the start, for any decision
+of its own, and learn each time whether the business was still open, still in its area, or now
+held programme credit, with nothing stored and no audit entry. The request is now checked first,
+and a refusal by the register is audited as a fresh check would be, naming the person the
+decision is about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from tests.support.clock import Clock
+from tests.support.databases import as_service
+from tests.support.databases import run as sql
+from tests.support.graphql import principal, run
+from tests.test_record_mutations import msme_input
+
+PROVINCE = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+GUARANTOR = principal(OrgKind.BUMD, "62")
+NIK = "6271995204889911"
+NIB = "7749900000011"
+CHECK = """
+mutation RecheckCheck($request: EligibilityRequest!) { checkEligibility(request: $request) { id } }
+"""
+CLOSE = "mutation RecheckClose($id: ID!) { deactivateMsme(id: $id, version: 1) { version } }"
+PROBE = "mutation RecheckProbe($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch, date(2026, 12, 6))
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
+    yield engine
+    await engine.dispose()
+
+
+async def _entries(engine: AsyncEngine) -> list[tuple[list[str], Any]]:
+    """The data subjects and records of every audit entry of the probe, oldest first."""
+    statement = text(
+        "SELECT subjects, entry->'records' AS records FROM audit_log"
+        " WHERE entry->>'operation' = 'RecheckProbe' ORDER BY seq"
+    )
+    async with engine.connect() as connection:
+        return [(list(row.subjects), row.records) for row in await connection.execute(statement)]
+
+
+async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_are_audited(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    owner = {"nik": NIK, "fullName": "Siti Pemilik"}
+    created = await run(
+        engine,
+        PROVINCE,
+        "mutation RecheckCreate($input: CreateMsmeInput!) { createMsme(input: $input) { id } }",
+        {"input": msme_input(NIB, establishedOn="2020-01-01", owner=owner)},
+    )
+    assert created.errors is None, created.errors
+    attestation = {
+        "hasOtherProductiveCredit": False,
+        "feasibilityApproved": True,
+        "onNationalBlacklist": False,
+        "hasNpwp": True,
+        "maxCollectibility": 1,
+    }
+    request = {
+        "nib": NIB,
+        "product": "JAMKRIDA_KTG_PRODUKTIF",
+        "loanAmount": "50000000",
+        "tenorMonths": 24,
+        "attestation": attestation,
+    }
+    checked = await run(engine, GUARANTOR, CHECK, {"request": request})
+    assert checked.errors is None, checked.errors
+    await asyncio.to_thread(
+        sql,
+        reference_url,
+        "INSERT INTO guarantors (client_id, equity) VALUES ($1, 5e10) ON CONFLICT DO NOTHING",
+        GUARANTOR.client_id,
+    )
+    closed = await run(engine, PROVINCE, CLOSE, {"id": created.data["createMsme"]["id"]})
+    assert closed.errors is None, closed.errors
+    guarantee = {
+        "decisionId": checked.data["checkEligibility"]["id"],
+        "bank": "Bank Kalteng",
+        "startsOn": "2026-12-06",
+    }
+
+    backwards = await run(engine, GUARANTOR, PROBE, {"g": {**guarantee, "endsOn": "2026-12-01"}})
+    (error,) = backwards.errors
+    assert error.extensions["field"] == "guarantee.endsOn"
+    assert "R01" not in error.message
+    assert await _entries(engine) == []
+
+    recheck = await run(engine, GUARANTOR, PROBE, {"g": {**guarantee, "endsOn": "2027-12-06"}})
+    (error,) = recheck.errors
+    assert error.extensions["field"] == "guarantee.decisionId"
+    assert "R01 SUBJECT_REGISTERED" in error.message
+    assert await _entries(engine) == [([NIK], {"eligibility_decision": 1})]
