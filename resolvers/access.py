@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,11 @@ class AccessNotes:
     """Owners' columns handed out inside a record's JSON (the change feed's `record`), or written
     by a mutation (from its input), where no field of the document's selection names them: the
     policy itemises them in the audit entry."""
+    owner_finances: frozenset[str] = frozenset()
+    """An MSME's figures that are its owner's finances (domain.personal.OWNER_FINANCES), as
+    `Type.field`, handed out inside JSON that no field of the document names (the change feed's
+    `record`, a record's history) for a business whose owner the entry names: the policy
+    itemises them in the audit entry."""
     trail_read: bool = False
     """The request read the audit trail: recorded whatever it found (`trail_was_read`)."""
 
@@ -35,6 +41,16 @@ class AccessNotes:
         if count:
             self.records[kind] += count
 
+    def rows_returned(self, kind: str, rows: Iterable[Any]) -> None:
+        """Records of `kind` went out as rows: counted, and the owner of each MSME whose figures
+        went with it named, by the NIK its statement read with them (`owner_nik`,
+        db.queries.paging.columns_of; absent from any other row)."""
+        for row in rows:
+            self.records[kind] += 1
+            nik = row._mapping.get("owner_nik")
+            if nik is not None:
+                self.subjects.add(nik)
+
     def personal_data_of(self, subject: str) -> None:
         self.subjects.add(subject)
 
@@ -42,6 +58,12 @@ class AccessNotes:
         """An owner's `columns` went out inside a record, as the statement selected them, or a
         write changed them (wrote or erased them)."""
         self.owner_columns |= frozenset(columns)
+
+    def owner_finances_of(self, subject: str, fields: Iterable[str]) -> None:
+        """The owner `subject`'s finances, `fields` (`Type.field`), went out: named and
+        itemised, though no personal field of the document was selected."""
+        self.subjects.add(subject)
+        self.owner_finances |= frozenset(fields)
 
     def trail_was_read(self) -> None:
         """A read of the audit trail is recorded even when it found nothing: that nobody

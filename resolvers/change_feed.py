@@ -32,7 +32,7 @@ from db.queries import change_feed
 from db.queries.change_feed import Reader
 from db.queries.json_pages import Field, JsonShape
 from domain.cursor_seal import CursorSeal
-from domain.personal import OWNER_COLUMNS
+from domain.personal import OWNER_COLUMNS, OWNER_FINANCES, owner_finances
 from resolvers.access import AccessNotes
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -199,13 +199,27 @@ def reader_of(info: Info[Context, Any]) -> Reader:
     releases no personal field, so its statement reads no owner, and its audit entry says so."""
     context = info.context
     policy = context.policy
-    readable = policy.owner_columns(OWNER_COLUMNS) if selects(info, "entries", "record") else ()
+    records = selects(info, "entries", "record")
+    readable = policy.owner_columns(OWNER_COLUMNS) if records else ()
     return Reader(
         jurisdiction=policy.records.code,
         personal_data=policy.reads_personal_data,
         personal_columns=tuple(column for column in OWNER_COLUMNS if column in readable),
+        records=records,
         own=policy.own,
     )
+
+
+FINANCES_IN_RECORD = {"msme": owner_finances("Msme", OWNER_FINANCES["Msme"])}
+"""The fields of a feed's record, by kind, that are its owner's finances: every one the record
+carries (db.queries.change_feed writes them all)."""
+
+
+def _named(notes: AccessNotes, kind: str, subject: str, reader: Reader) -> None:
+    """The record's data subject, with what of theirs it carries: the owner's columns its
+    statement selected and, an MSME's, its figures (the owner's finances)."""
+    notes.owner_finances_of(subject, FINANCES_IN_RECORD.get(kind, ()))
+    notes.owner_columns_touched(reader.personal_columns)
 
 
 def _entries(
@@ -223,8 +237,7 @@ def _entries(
         if record is not None:
             notes.records_returned(kind, 1)
             if row.subject is not None:
-                notes.personal_data_of(row.subject)
-                notes.owner_columns_touched(reader.personal_columns)
+                _named(notes, kind, row.subject, reader)
         cursor = encode_cursor(seal, kind, Place(row.feed_id, horizon))
         entries.append(Entry(cursor, row.feed_record_id, row.feed_change, record))
     return entries
@@ -263,9 +276,7 @@ async def page(
     if isinstance(found, change_feed.JsonFeedPage):
         notes.records_returned(kind, found.records)
         for subject in found.subjects:
-            notes.personal_data_of(subject)
-        if found.subjects:
-            notes.owner_columns_touched(reader.personal_columns)
+            _named(notes, kind, subject, reader)
         lists = {
             key: _sealed(text, shape, seal, kind, found.horizon)
             for (key, shape), text in zip(plan, found.lists, strict=True)

@@ -9,8 +9,10 @@ from strawberry import Parent
 from strawberry.types import Info
 
 from db.queries.changes import RecordKey
+from domain.personal import owner_finances
 from resolvers import Node
 from resolvers.context import Context
+from resolvers.lookahead import selects
 from resolvers.paging import page_size
 
 Source = Parent[Node]
@@ -26,7 +28,16 @@ async def _changes(info: Info[Context, Any], key: RecordKey, first: int | None) 
 async def msme_changes(
     root: Source, info: Info[Context, Any], first: int | None = None
 ) -> list[Node]:
-    return await _changes(info, ("msme", root.id), first)
+    """The changes, and, where they show the MSME's figures (`fields`), its owner named with
+    the figures they show: the owner's finances (domain.personal.OWNER_FINANCES)."""
+    changes = await _changes(info, ("msme", root.id), first)
+    if selects(info, "fields"):
+        notes = info.context.accesses
+        for change in changes:
+            shown = owner_finances("Msme", change.changes)
+            if shown and change.owner_nik is not None:
+                notes.owner_finances_of(change.owner_nik, shown)
+    return changes
 
 
 async def cooperative_changes(

@@ -202,6 +202,7 @@ class AccessPolicy:
         records: Mapping[str, int],
         touched: Touched,
         owner_columns: Collection[str] = (),
+        owner_finances: Collection[str] = (),
     ) -> dict[str, Any]:
         """The audit log's entry for a request that handed out records or personal data: who,
         why, which operation, the guarded fields it used with their scopes, every field it
@@ -212,11 +213,15 @@ class AccessPolicy:
         without `pii:read`), or that a write changed (an owner written, replaced or erased),
         which the document's selection does not name; itemised as the `Owner` fields they are,
         among the fields touched and the personal ones, so a field reads the same in the trail
-        whether it went out or was overwritten."""
+        whether it went out or was overwritten. `owner_finances`: an MSME's figures that are its
+        owner's finances (domain.personal.OWNER_FINANCES), as `Type.field`, that went out
+        inside JSON the selection does not name (a feed's record, a record's history), itemised
+        likewise; those the document selects are among `touched.personal` already
+        (schema/touched.py)."""
         principal = self.principal
         in_records = {
             f"{OWNER_TYPE}.{field.name}" for field in OWNER_FIELDS if field.column in owner_columns
-        }
+        } | set(owner_finances)
         return {
             "organisation": principal.organisation,
             "orgKind": principal.org_kind.value,

@@ -99,7 +99,7 @@ async def _page(
         async with context.reads.connect() as connection:
             return await listing.total(connection, scope=scope, where=where)
 
-    context.accesses.records_returned(kind, len(page.rows))
+    context.accesses.rows_returned(kind, page.rows)
     return PageResult(kind, page.rows, page.has_next, count)
 
 
@@ -120,7 +120,7 @@ def checked_legal_entity_no(legal_entity_no: str) -> str:
 async def msme_by_nib(info: Info[Context, Any], nib: str) -> Node | None:
     """`nib` checked. Outside the jurisdiction answers exactly like an unknown NIB: null."""
     found = await info.context.loaders.msme_by_nib.load((nib, selected_columns(info)))
-    info.context.accesses.records_returned("msme", found is not None)
+    info.context.accesses.rows_returned("msme", () if found is None else (found,))
     return found
 
 

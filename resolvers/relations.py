@@ -13,6 +13,7 @@ from db.queries.indicator_values import COMPUTABLE
 from db.queries.indicators import TargetKey
 from db.queries.paging import Page
 from domain.identifiers import RegionLevel, province_of, region_level
+from domain.personal import owner_finances
 from resolvers import Node
 from resolvers.aggregates import indicator_value, own_part
 from resolvers.context import Context
@@ -79,7 +80,7 @@ async def member_msmes(
     size = page_size(first, info.context.limits)
     start = decode_cursor(after, "msme")
     page = await info.context.loaders.members.load((root.id, size, start, node_columns(info)))
-    info.context.accesses.records_returned("msme", len(page.rows))
+    info.context.accesses.rows_returned("msme", page.rows)
 
     async def count() -> int:
         return await info.context.loaders.member_count.load(root.id)
@@ -100,7 +101,14 @@ async def owner(root: Source, info: Info[Context, Any]) -> Node | None:
 
 
 async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
-    return await info.context.loaders.scale_history.load(root.id)
+    """The scale changes, their owner named when their figures are selected (the owner's
+    finances, domain.personal.OWNER_FINANCES)."""
+    changes: list[Node] = await info.context.loaders.scale_history.load(root.id)
+    if changes and owner_finances("ScaleChange", selected_columns(info)):
+        nik = changes[0].owner_nik  # the one owner of them all
+        if nik is not None:
+            info.context.accesses.personal_data_of(nik)
+    return changes
 
 
 async def msme_participations(
@@ -135,7 +143,7 @@ async def participation_msme(root: Source, info: Info[Context, Any]) -> Node | N
     if root.msme_id is None:
         return None
     found = await info.context.loaders.msme.load((root.msme_id, selected_columns(info)))
-    info.context.accesses.records_returned("msme", found is not None)
+    info.context.accesses.rows_returned("msme", () if found is None else (found,))
     return found
 
 

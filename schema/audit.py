@@ -60,6 +60,7 @@ async def record(
         records=notes.records,
         touched=notes.touched,
         owner_columns=notes.owner_columns,
+        owner_finances=notes.owner_finances,
     )
     await context.audit.append(
         client_id=context.principal.client_id, entry=entry, subjects=notes.subjects

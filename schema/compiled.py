@@ -16,7 +16,8 @@ outside the caller's jurisdiction, as their resolvers answer, and audited as the
 a field computed from its row (a cooperative's `isActive`, `memberCount`) is computed there too,
 by the SQL its declaration gives beside its resolver. An MSME's owner is there for a caller whose
 access policy lets it read personal data (see `Admission`), at the root or inside a list or a
-page, whose aggregate hands the owners' NIKs up for the audit entry; and so is a cooperative's
+page, whose aggregate hands the owners' NIKs up for the audit entry (as an MSME's figures, its
+owner's finances, hand up the owner's NIK alone, for any caller); and so is a cooperative's
 page of members, `memberMsmes(first:)`, its size the document's or a variable's. The programmes
 (public reference, neither scoped nor audited) compile as a list root and a lookup, each
 programme with its first participants inside the caller's jurisdiction, `participants(first:)`,
@@ -98,6 +99,7 @@ from db.queries.msmes import MsmeFilter
 from db.queries.paging import Listing
 from db.queries.programmes import SCALE_HISTORY
 from db.queries.scoping import RowScope
+from domain.personal import owner_finances
 from resolvers import relations
 from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
@@ -154,6 +156,9 @@ aggregate in the statement, scoped and counted as its DataLoader's."""
 GUARDED: tuple[Callable[..., Any], ...] = (relations.owner, relations.participants)
 """Resolvers of the guarded fields compiled: each request's access policy decides whether the
 statement may answer them (see `Admission`), and which of an owner's columns it selects."""
+MSME_OF: dict[str, str] = {"Msme": "id", "ScaleChange": "msme_id"}
+"""The row's column holding the id of the MSME whose owner's finances a type carries
+(domain.personal.OWNER_FINANCES): whose NIK the statement reads, for the audit entry alone."""
 
 
 class Unsupported(Exception):
@@ -463,7 +468,16 @@ def shape_of(
             parts.append(_computed(key, field, field_type, nullable))
         else:
             raise Unsupported(selected.name)
-    return JsonShape(tuple(parts))
+    owner_of = MSME_OF[type_name] if _names_no_owner(type_name, parts) else None
+    return JsonShape(tuple(parts), owner_of)
+
+
+def _names_no_owner(type_name: str, parts: list[Any]) -> bool:
+    """Whether the shape hands out figures that are an owner's finances without the owner's
+    join, which reads the NIK already: the statement then reads it for the audit entry."""
+    columns = (part.column for part in parts if isinstance(part, Field))
+    owner = any(isinstance(part, Nested) and part.target == "owner" for part in parts)
+    return not owner and bool(owner_finances(type_name, columns))
 
 
 def _nested_page(

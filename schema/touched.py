@@ -6,7 +6,9 @@ guarded by `pii:read` (the one declaration that makes a field personal), itemise
 `Owner.fullName`, `Owner.phone`, … Derived once per document and scope set (schema/engine.py),
 identically for every request that sends it. An owner handed out inside a JSON record (the
 change feed's `record`) is named by no field of the document: the access policy itemises it
-(AccessPolicy.audit_entry).
+(AccessPolicy.audit_entry). An MSME's figures that are its owner's finances
+(domain.personal.OWNER_FINANCES: `Msme.annualTurnover`, `ScaleChange.capital`, …) are personal
+too, whoever reads them: the entry names their owner as the data subject.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
     GraphQLNamedType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -28,6 +31,7 @@ from graphql import (
 from graphql.utilities import get_operation_ast
 
 from auth.scopes import Scope
+from domain.personal import owner_finances
 from resolvers.access import Touched
 from schema.permissions import guard_scopes
 
@@ -79,7 +83,7 @@ def touched_fields(
                 if scopes and not may(*scopes):
                     continue
                 found.add(f"{parent.name}.{name}")
-                if below_personal:
+                if below_personal or _owner_finances(parent.name, field):
                     personal.add(f"{parent.name}.{name}")
                 personal_below = below_personal or Scope.PII_READ in scopes
                 walk(get_named_type(field.type), selection.selection_set, personal_below)
@@ -95,3 +99,9 @@ def touched_fields(
 
     walk(schema.get_root_type(operation.operation), operation.selection_set)
     return Touched(tuple(sorted(found)), tuple(sorted(personal)))
+
+
+def _owner_finances(type_name: str, field: GraphQLField) -> bool:
+    """Whether the field is an owner's finances (domain.personal.OWNER_FINANCES)."""
+    definition = field.extensions.get("strawberry-definition")
+    return definition is not None and bool(owner_finances(type_name, [definition.python_name]))

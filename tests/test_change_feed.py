@@ -19,6 +19,7 @@ import graphql
 import pytest
 
 from domain.cursor_seal import CursorSeal
+from resolvers.change_feed import FINANCES_IN_RECORD
 from schema.build import sdl
 from sinergi.sync import LocalCopy, sync
 from tests.support.clock import Clock
@@ -427,6 +428,8 @@ def audit_entries(url: str, client_id: str) -> list[dict[str, Any]]:
 
 
 WITHOUT_PII = "records:read aggregates:read"
+FINANCES = FINANCES_IN_RECORD["msme"]
+"""An MSME record's figures, its owner's finances, itemised with or without pii:read."""
 
 
 def test_another_jurisdiction_never_sees_a_change_nor_personal_data_without_pii_read(
@@ -494,7 +497,7 @@ def test_each_delivery_is_audited_and_names_only_the_personal_data_it_released(
     assert "Query.msmeChanges" in first["entry"]["fields"]
     assert first["subjects"] == [kalteng["nik"]]
     assert second["entry"]["records"] == {"msme": 1}
-    assert second["subjects"] == []
+    assert second["subjects"] == [kalteng["nik"]]  # its figures are the owner's finances
 
     # A page with nothing in it hands nothing out, and is not an entry of the trail.
     assert pull(feed_api, "demo-province-62", delivered["endCursor"])["entries"] == []
@@ -539,7 +542,7 @@ def test_a_page_handing_out_an_owner_itemises_the_owners_personal_fields(
     ordinary = latest_entry(feed_url, "demo-province-62").entry
     assert ordinary["operation"] == "Owner"
     assert ordinary["personalFields"] == sorted(f"Owner.{name}" for name in owner)
-    assert fed.entry["personalFields"] == ordinary["personalFields"]
+    assert fed.entry["personalFields"] == sorted({*ordinary["personalFields"], *FINANCES})
     assert set(ordinary["personalFields"]) <= set(fed.entry["touched"])
     assert "ChangeEntry.record" in fed.entry["touched"]
 
@@ -581,12 +584,14 @@ def test_a_page_without_record_names_no_data_subject_and_no_personal_field(
     owner = whole["record"]["owner"]
     assert owner["phone"] == phone
     assert fed.subjects == [msme["nik"]]
-    assert fed.entry["personalFields"] == sorted(f"Owner.{name}" for name in owner)
+    assert fed.entry["personalFields"] == sorted({*(f"Owner.{name}" for name in owner), *FINANCES})
 
 
-def test_a_page_without_pii_read_hands_out_no_owner_and_itemises_no_personal_field(
+def test_a_page_without_pii_read_hands_out_no_owner_yet_names_them_for_the_figures(
     feed_api: Api, feed_url: str
 ) -> None:
+    """No field of the owner goes out, but the record's figures are the owner's finances
+    (domain.personal.OWNER_FINANCES): the entry names the owner and itemises the figures."""
     msme = _owned_kalteng_msme(feed_url)
     after = head(feed_api, "demo-province-62", WITHOUT_PII)
     run(
@@ -597,9 +602,9 @@ def test_a_page_without_pii_read_hands_out_no_owner_and_itemises_no_personal_fie
     assert "owner" not in entry["record"]
     fed = latest_entry(feed_url, "demo-province-62")
     assert fed.entry["records"] == {"msme": 1}
-    assert fed.entry["personalFields"] == []
+    assert fed.entry["personalFields"] == sorted(FINANCES)
     assert not any(field.startswith("Owner.") for field in fed.entry["touched"])
-    assert fed.subjects == []
+    assert fed.subjects == [msme["nik"]]
 
 
 QUIET = "query($after: String) {{ {feed}(after: $after) {{ entries {{ id }} endCursor hasMore }} }}"

@@ -24,6 +24,7 @@ NATIONAL = Reader(
     jurisdiction="ID",
     personal_data=True,
     personal_columns=OWNER_COLUMNS,
+    records=True,
     own=Ownership(("test-order",), EVERYWHERE),
 )
 WRITERS = 6

@@ -27,6 +27,7 @@ from starlette.testclient import TestClient
 
 from auth import keys, tokens
 from db.engine import async_url
+from resolvers.change_feed import FINANCES_IN_RECORD
 from schema.audit import record
 from schema.types import change_feed as change_feed_types
 from sinergi.app import create_app
@@ -209,7 +210,7 @@ def test_a_delivery_handing_out_an_owner_itemises_the_owners_personal_fields(
     )
     delivery = json.loads(audited)
     assert delivery["subjects"] == [nik]
-    personal = sorted(f"Owner.{name}" for name in owner)
+    personal = sorted({*(f"Owner.{name}" for name in owner), *FINANCES_IN_RECORD["msme"]})
     assert delivery["entry"]["personalFields"] == personal
     touched = {"Subscription.msmeChanges", "ChangeEntry.record", *personal}
     assert touched <= set(delivery["entry"]["touched"])
@@ -268,7 +269,8 @@ def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
     assert ids_entry["subjects"] == []
     assert ids_entry["entry"]["personalFields"] == []
     assert whole_entry["subjects"] == [nik]
-    assert whole_entry["entry"]["personalFields"] == sorted(f"Owner.{name}" for name in owner)
+    personal = {*(f"Owner.{name}" for name in owner), *FINANCES_IN_RECORD["msme"]}
+    assert whole_entry["entry"]["personalFields"] == sorted(personal)
 
 
 def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:

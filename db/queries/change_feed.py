@@ -121,6 +121,10 @@ class Reader:
     personal_columns: tuple[str, ...]
     """The owners' columns its statement selects (resolvers/policy.py): none without pii:read,
     nor for a page that hands out no record, whose statement then reads no owner at all."""
+    records: bool
+    """Its pages hand out records (`entries { record }`): an MSME's carries its figures, its
+    owner's finances (domain.personal.OWNER_FINANCES), so the statement reads the owner's NIK,
+    with pii:read or without, to name them in the audit entry. A page of ids reads no owner."""
     own: Ownership
     """Whose guarantees are its own (resolvers/policy.py): the guarantee feed carries only
     those."""
@@ -215,7 +219,8 @@ def _record(*pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:
 def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
     """An MSME names its cooperative only if the reader may see it, as `Msme.cooperative` does,
     and its owner only to a reader whose statement selects owners' columns (pii:read, and a
-    page handing out records)."""
+    page handing out records); its owner's NIK is its data subject whenever the page hands out
+    records (`Reader.records`)."""
     code = reader.jurisdiction
     cooperative = COOPERATIVES.alias("member_of")
     joined: FromClause = MSMES.outerjoin(
@@ -245,13 +250,14 @@ def _msme(reader: Reader) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
         ("cooperativeId", _text(cooperative.c.id)),
     ]
     subject: ColumnElement[Any] = null()
-    if reader.personal_columns:
+    if reader.records:  # the owner's finances go out: the owner is named, pii:read or not
         joined = joined.outerjoin(MSME_OWNERS, MSME_OWNERS.c.msme_id == MSMES.c.id)
+        subject = MSME_OWNERS.c.nik
+    if reader.personal_columns:
         o = MSME_OWNERS.c
         readable = [field for field in OWNER_FIELDS if field.column in reader.personal_columns]
         owner = _record(*((field.name, o[field.column]) for field in readable))
         fields.append(("owner", case((o.msme_id.is_not(None), owner), else_=null())))
-        subject = o.nik
     return joined, m.id, [_record(*fields), subject]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    null,
     or_,
     select,
     table,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, RECORD_CHANGES
+from db.models import COOPERATIVES, MSME_OWNERS, RECORD_CHANGES
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
 
@@ -63,10 +64,18 @@ def _seen_by(scope: RowScope) -> FromClause:
     seen = case((changes.has_key(COOPERATIVE), scoped), else_=changes)
     others = [c for c in HISTORY.c if c.name != "changes"]
     return (
-        select(*others, seen.label("changes"))
+        select(*others, seen.label("changes"), _owner_of_msme().label("owner_nik"))
         .where(_tells(changes, before, after))
         .subquery("record_history")
     )
+
+
+def _owner_of_msme() -> ColumnElement[Any]:
+    """The NIK of the owner of an MSME the entry is about (null for any other record): an
+    MSME's figures are its owner's finances (domain.personal.OWNER_FINANCES), so a change of
+    them names the owner in the audit entry; read for it alone."""
+    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == HISTORY.c.record_id)
+    return case((HISTORY.c.record_kind == "msme", nik.scalar_subquery()), else_=null())
 
 
 def _tells(
@@ -96,7 +105,7 @@ async def of_records(
     changes a reader asks about (who changed it last), rather than its hundred oldest. Each
     (kind, id) is probed on its own, so the view's branch of imported creations looks the record
     up by id rather than scanning the records. What the entries say is what `scope` may read
-    (`_seen_by`)."""
+    (`_seen_by`); an MSME's come with its owner's NIK (`owner_nik`), for the audit entry."""
     pages = await first_rows_by_key(
         connection,
         _seen_by(scope),

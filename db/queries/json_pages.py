@@ -15,7 +15,8 @@ programme's participants: a programme is public, so its list holds only the part
 caller may read (`VISIBLE`), the first of them as their DataLoader pages them. An MSME's owner
 is joined the same way, with only the personal columns the caller's access policy lets it
 read, and the page hands back the owners' NIKs for the audit entry, those of owners shown inside
-a list or a nested page included.
+a list or a nested page included; so, with no other column of the owner, does a row that shows
+an MSME's figures, its owner's finances (`JsonShape.owner_of`).
 """
 
 from __future__ import annotations
@@ -218,6 +219,11 @@ class JsonShape:
     are."""
 
     parts: tuple[ShapePart, ...]
+    owner_of: str | None = None
+    """The row's column holding the id of an MSME whose owner's NIK the statement reads for the
+    audit entry alone, written into no object: the row hands out figures that are the owner's
+    finances (domain.personal.OWNER_FINANCES), whoever may read them, so their owner is a data
+    subject of the read though none of the owner's fields is selected."""
 
 
 Sizes = tuple[tuple[str, int | None], ...]
@@ -297,6 +303,8 @@ class JsonBuild:
                 arguments.append(self._nested(part, row))
             else:
                 raise ValueError(f"{part} belongs in a nested page")
+        if shape.owner_of is not None:
+            self._owner_nik(row.c[shape.owner_of])
         return func.json_build_object(*arguments)
 
     def _field(self, part: Field, row: FromClause) -> ColumnElement[Any]:
@@ -361,6 +369,16 @@ class JsonBuild:
             outer.append(found.is_(None))
         self.missing = outer
         return case((found.is_(None), null()), else_=json)
+
+    def _owner_nik(self, msme_id: ColumnElement[Any]) -> None:
+        """The NIK of the owner of the MSME `msme_id`, probed by the owners' primary key as
+        `_nested` probes an owner, written into no object and handed up with the NIKs of the
+        owners the row shows (audited as data subjects)."""
+        nik = MSME_OWNERS.c.nik
+        probe = select(nik).where(MSME_OWNERS.c.msme_id == msme_id).limit(ONE)
+        probed = probe.lateral(f"s{next(self._aliases)}")
+        self.source = self.source.outerjoin(probed, true())
+        self.subjects_found.append(probed.c.nik)
 
     def _list(self, part: NestedList, row: FromClause) -> ColumnElement[Any]:
         """The rows pointing at `row` as one JSON array, aggregated by a LATERAL subquery,
@@ -602,7 +620,7 @@ def _added(numbers: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
 
 def _columns(shape: JsonShape) -> set[str]:
     """The row columns a shape reads itself (its nested objects read their own tables)."""
-    names: set[str] = set()
+    names: set[str] = set() if shape.owner_of is None else {shape.owner_of}
     for part in shape.parts:
         if isinstance(part, Field):
             names.add(part.column)

@@ -20,8 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.models import MSMES
 from db.queries import Record, any_of
+from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope
+from domain.personal import owner_finances
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,13 @@ class Page:
 
 
 def columns_of(table: Table, names: Collection[str]) -> list[Any]:
-    """The requested columns plus the key, so unrequested columns are never fetched."""
-    return [table.c[name] for name in sorted({"id", *names})]
+    """The requested columns plus the key, so unrequested columns are never fetched; with an
+    MSME's figures that are its owner's finances (domain.personal.OWNER_FINANCES), the owner's
+    NIK (`owner_nik`), for the audit entry alone."""
+    columns: list[Any] = [table.c[name] for name in sorted({"id", *names})]
+    if table is MSMES and owner_finances("Msme", names):
+        columns.append(owner_nik(MSMES.c.id))
+    return columns
 
 
 Filter = TypeVar("Filter")

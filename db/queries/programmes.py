@@ -26,6 +26,7 @@ from db.models import (
     PROGRAMMES,
 )
 from db.queries import Record, any_of
+from db.queries.owners import owner_nik
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
 from domain.participations import TOOK_PART
@@ -124,8 +125,11 @@ async def participations_of(
 async def scale_history_of(
     connection: AsyncConnection, msme_ids: Sequence[int]
 ) -> dict[int, list[Record]]:
+    """Each MSME's scale changes, oldest first, each with the owner's NIK (`owner_nik`): the
+    figures are the owner's finances (domain.personal.OWNER_FINANCES), read for the audit entry
+    alone."""
     statement = (
-        select(SCALE_HISTORY)
+        select(SCALE_HISTORY, owner_nik(SCALE_HISTORY.c.msme_id))
         .where(any_of(SCALE_HISTORY.c.msme_id, msme_ids))
         .order_by(SCALE_HISTORY.c.msme_id, SCALE_HISTORY.c.effective_from)
     )

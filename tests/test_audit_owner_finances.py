@@ -1,0 +1,218 @@
+"""A sole proprietor's figures are their personal financial data (UU 27/2022 Pasal 4): an MSME's
+capital, annual sales and scale, their history and the change feed's record of them, read by a
+client without `pii:read`, name the owner's NIK as a data subject of the audit entry and are
+itemised as personal, in the compiled statement and row by row alike, with no statement more;
+a read without them, a business without an owner and a cooperative's figures name no one, and
+who may read the figures is unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind, Scope
+from db.engine import create_engine
+from tests.support.databases import as_service
+from tests.support.databases import run as sql
+from tests.support.executor import latest_entry
+from tests.support.graphql import principal, run
+from tests.support.http import Api
+from tests.support.statements import recorded_statements
+from tests.test_cooperative_and_participation_writes import CREATE as CREATE_COOPERATIVE
+from tests.test_cooperative_and_participation_writes import cooperative
+from tests.test_record_mutations import CREATE, msme_input
+
+WRITER = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
+READER = principal(OrgKind.PROVINCE, "62")
+"""Reads the records (records:read), not owners' personal data."""
+OWNED, UNOWNED = "8819300000001", "8819300000002"
+NIK = "6271011503900931"
+LEGAL_ENTITY_NO = "AHU-7770931.AH.01.26.TAHUN 2021"
+KALBAR = "demo-province-61"
+"""A demo client reading Kalbar's records without pii:read."""
+UPDATE = """mutation U($id: ID!, $version: Int!) {
+  updateMsme(id: $id, version: $version, changes: {capital: "175000000"}) { version } }"""
+ROWS = " @include(if: true)"
+"""A directive the compiler leaves to the executor: the same document resolved row by row."""
+
+
+@pytest.fixture(scope="module")
+async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(as_service(module_reference_url), statement_timeout_ms=30_000)
+    made = await run(
+        engine,
+        WRITER,
+        CREATE_COOPERATIVE,
+        {"input": cooperative(931, legalEntityNo=LEGAL_ENTITY_NO, region="62.71")},
+    )
+    assert made.errors is None, made.errors
+    member = made.data["createCooperative"]["id"]
+    owner = {"nik": NIK, "fullName": "Siti Aminah"}
+    for nib, extra in ((OWNED, {"owner": owner}), (UNOWNED, {})):
+        created = await run(
+            engine, WRITER, CREATE, {"input": msme_input(nib, cooperativeId=member, **extra)}
+        )
+        assert created.errors is None, created.errors
+    owned = await run(engine, READER, f'{{ msme(nib: "{OWNED}") {{ id version }} }}')
+    updated = await run(engine, WRITER, UPDATE, dict(owned.data["msme"]))
+    assert updated.errors is None, updated.errors
+    yield engine
+    await engine.dispose()
+
+
+async def audited(engine: AsyncEngine, operation: str) -> tuple[list[str], dict[str, Any]]:
+    """The subjects and entry of the latest audit entry of `operation`."""
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text(
+                "SELECT subjects, entry FROM audit_log WHERE entry->>'operation' = :operation"
+                " ORDER BY seq DESC LIMIT 1"
+            ),
+            {"operation": operation},
+        )
+        row = found.one()
+    return sorted(row.subjects), row.entry
+
+
+async def read(engine: AsyncEngine, document: str, who: Any = READER) -> Any:
+    result = await run(engine, who, document)
+    assert result.errors is None, result.errors
+    return result.data
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+async def test_a_lookup_of_the_figures_names_the_owner(engine: AsyncEngine, rows: str) -> None:
+    data = await read(
+        engine, f'query Lookup {{ msme(nib: "{OWNED}") {{ annualTurnover{rows} capital }} }}'
+    )
+    assert data == {"msme": {"annualTurnover": "240000000", "capital": "175000000"}}
+    subjects, entry = await audited(engine, "Lookup")
+    assert subjects == [NIK]
+    assert {"Msme.annualTurnover", "Msme.capital"} <= set(entry["personalFields"])
+    assert not [field for field in entry["personalFields"] if field.startswith("Owner.")]
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+async def test_a_page_names_the_owners_of_the_businesses_it_shows(
+    engine: AsyncEngine, rows: str
+) -> None:
+    data = await read(
+        engine, f"query Page {{ msmes(first: 100) {{ nodes {{ nib scale{rows} }} }} }}"
+    )
+    assert {node["nib"] for node in data["msmes"]["nodes"]} == {OWNED, UNOWNED}
+    subjects, entry = await audited(engine, "Page")
+    assert subjects == [NIK]  # the business without an owner names no one
+    assert "Msme.scale" in entry["personalFields"]
+    assert entry["records"] == {"msme": 2}
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+async def test_a_cooperative_s_members_name_their_owners(engine: AsyncEngine, rows: str) -> None:
+    document = f"""query Members {{ cooperative(legalEntityNo: "{LEGAL_ENTITY_NO}") {{
+      businessVolume memberMsmes {{ nodes {{ nib declaredScale capital{rows} }} }} }} }}"""
+    data = await read(engine, document)
+    assert len(data["cooperative"]["memberMsmes"]["nodes"]) == 2
+    subjects, entry = await audited(engine, "Members")
+    assert subjects == [NIK]
+    assert "Cooperative.businessVolume" not in entry["personalFields"]
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+async def test_the_scale_history_names_the_owner(engine: AsyncEngine, rows: str) -> None:
+    document = f"""query Scales {{ msme(nib: "{OWNED}") {{ nib{rows}
+      scaleHistory {{ effectiveFrom annualSales }} }} }}"""
+    data = await read(engine, document)
+    assert data["msme"]["scaleHistory"]
+    subjects, entry = await audited(engine, "Scales")
+    assert subjects == [NIK]
+    assert "ScaleChange.annualSales" in entry["personalFields"]
+
+
+async def test_the_history_of_the_figures_names_the_owner(engine: AsyncEngine) -> None:
+    document = f"""query History {{ msme(nib: "{OWNED}") {{ nib
+      changes {{ operation fields {{ field before after }} }} }} }}"""
+    data = await read(engine, document)
+    changed = [field for change in data["msme"]["changes"] for field in change["fields"]]
+    assert {"field": "capital", "before": "150000000", "after": "175000000"} in changed
+    subjects, entry = await audited(engine, "History")
+    assert subjects == [NIK]
+    assert "Msme.capital" in entry["personalFields"]
+    assert "Msme.capital" in entry["touched"]
+
+
+async def test_a_history_without_its_fields_names_no_one(engine: AsyncEngine) -> None:
+    await read(engine, f'query Who {{ msme(nib: "{OWNED}") {{ nib changes {{ operation }} }} }}')
+    assert (await audited(engine, "Who"))[0] == []
+
+
+async def test_the_change_feed_s_records_name_the_owner(engine: AsyncEngine) -> None:
+    data = await read(engine, "query Feed { msmeChanges(first: 100) { entries { record } } }")
+    assert {entry["record"]["nib"] for entry in data["msmeChanges"]["entries"]} == {
+        OWNED,
+        UNOWNED,
+    }
+    assert not [entry for entry in data["msmeChanges"]["entries"] if "owner" in entry["record"]]
+    subjects, entry = await audited(engine, "Feed")
+    assert subjects == [NIK]
+    assert {"Msme.annualTurnover", "Msme.capital", "Msme.scale"} <= set(entry["personalFields"])
+    await read(engine, "query FeedIds { msmeChanges(first: 100) { entries { id change } } }")
+    assert (await audited(engine, "FeedIds"))[0] == []
+
+
+async def test_a_read_without_the_figures_names_no_one_and_reads_no_owner(
+    engine: AsyncEngine,
+) -> None:
+    """The bench's lookup: no owner probed, no statement more."""
+    document = f'query Plain {{ msme(nib: "{OWNED}") {{ nib name regency {{ name }} }} }}'
+    with recorded_statements(engine) as plain:
+        await read(engine, document)
+    assert not [sql for sql in plain if "msme_owners" in sql]
+    subjects, entry = await audited(engine, "Plain")
+    assert (subjects, entry["personalFields"]) == ([], [])
+    figures = f'query Figures {{ msme(nib: "{OWNED}") {{ nib name capital regency {{ name }} }} }}'
+    with recorded_statements(engine) as with_figures:
+        await read(engine, figures)
+    assert len(with_figures) == len(plain)
+
+
+async def test_a_cooperative_s_figures_name_no_one(engine: AsyncEngine) -> None:
+    document = f"""query Cooperative {{ cooperative(legalEntityNo: "{LEGAL_ENTITY_NO}") {{
+      businessVolume assets surplus }} }}"""
+    await read(engine, document)
+    subjects, entry = await audited(engine, "Cooperative")
+    assert (subjects, entry["personalFields"]) == ([], [])
+
+
+async def test_an_owner_read_with_the_figures_is_named_once(engine: AsyncEngine) -> None:
+    document = f'query Both {{ msme(nib: "{OWNED}") {{ capital owner {{ nik }} }} }}'
+    data = await read(engine, document, WRITER)
+    assert data == {"msme": {"capital": "175000000", "owner": {"nik": NIK}}}
+    subjects, entry = await audited(engine, "Both")
+    assert subjects == [NIK]
+    assert {"Msme.capital", "Owner.nik"} <= set(entry["personalFields"])
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["planned", "row by row"])
+def test_over_http_a_client_without_pii_read_is_listed_for_the_owner(
+    api: Api, demo_url: str, rows: str
+) -> None:
+    """The request's plan (schema/engine.py) as the executor: the owner asked about in
+    `personalDataAccess` finds the client that read the business's figures."""
+    (msme,) = sql(
+        demo_url,
+        "SELECT m.nib, o.nik FROM msmes m JOIN msme_owners o ON o.msme_id = m.id"
+        " WHERE m.province_code = '61' AND m.nib IS NOT NULL ORDER BY m.id LIMIT 1",
+    )
+    document = f'query Http {{ msme(nib: "{msme["nib"]}") {{ nib annualTurnover{rows} }} }}'
+    answer = api.graphql(document, KALBAR)
+    assert "errors" not in answer, answer
+    audited = latest_entry(demo_url, KALBAR)
+    assert audited.subjects == [msme["nik"]]
+    assert "Msme.annualTurnover" in audited.entry["personalFields"]
+    query = "query($nik: String!) { personalDataAccess(nik: $nik) { clientId } }"
+    found = api.graphql(query, "demo-walidata", {"nik": msme["nik"]})
+    assert KALBAR in {row["clientId"] for row in found["data"]["personalDataAccess"]}
