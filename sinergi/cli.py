@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,12 +55,11 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def _metrics_dir() -> str:
+def _metrics_dir(configured: str | None) -> str:
     """A directory for the workers' shared metric files (prometheus_client multiprocess mode):
-    the operator's PROMETHEUS_MULTIPROC_DIR, else a fresh one. It is put in the environment
+    the operator's PROMETHEUS_MULTIPROC_DIR, else a fresh one. It is handed to the workers
     before anything imports prometheus_client; an earlier run's files in it are deleted once
     `serve` is past its refusals (_clear_metric_files)."""
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not configured:
         return tempfile.mkdtemp(prefix="sinergi-metrics-")
     Path(configured).mkdir(parents=True, exist_ok=True)
@@ -86,10 +85,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.http_protocol import GatheringHttpToolsProtocol
 
     metrics_dir = None
-    if args.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if args.workers > 1 or settings.metrics_dir:
         # Shared files only where processes must add up their series: in one process a sample
         # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
-        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
+        metrics_dir = _metrics_dir(settings.metrics_dir)
+        _hand_to_workers({"PROMETHEUS_MULTIPROC_DIR": metrics_dir})
     import logging.config  # only `serve` configures logging from a dictionary
 
     from sinergi import audit_key, checkpoint_file
@@ -97,6 +97,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.logs import log_config
     from sinergi.ruleset_review import warn_of_refused_rulesets
 
+    if settings.dev_ignored:
+        logging.getLogger("sinergi.auth").warning(
+            "SINERGI_DEV=%s is ignored: `serve` sets it from --dev alone (false here), so the"
+            " published demo secret stays refused; serve the demo with --dev",
+            settings.dev_ignored,
+        )
     logging.config.dictConfig(log_config(settings))
     if not args.verbose:
         # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
@@ -150,9 +156,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             )
     # Made here once, before the workers read it, and checked against the trail's seals.
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
-    _hand_to_workers(settings, database.service_url)
-    os.environ["SINERGI_ENV"] = "development" if development else settings.environment.value
-    # SINERGI_DEV was set from --dev before the settings were read (_dev_from_flag).
+    _hand_to_workers(_workers_settings(settings, database.service_url, development, args.dev))
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
     if settings.issuer == DEFAULT_ISSUER and args.port != DEFAULT_PORT:
@@ -189,30 +193,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _hand_to_workers(settings: Settings, service_url: str) -> None:
-    """The environment the workers read their settings from, which /proc/PID/environ shows:
-    the service's URL as the operator gave it (its password, if in DATABASE_PASSWORD_FILE, read
-    by each worker from there), or the embedded server's, which needs none; and nothing of the
-    owner's, whose URL and password serving never uses."""
+def _hand_to_workers(variables: Mapping[str, str | None]) -> None:
+    """The one place `serve` writes the environment: its uvicorn workers read their settings
+    from it (sinergi.app.app_from_env), as does prometheus_client in each process. A variable
+    given None is removed."""
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _workers_settings(
+    settings: Settings, service_url: str, development: bool, dev: bool
+) -> dict[str, str | None]:
+    """What the workers' environment, which /proc/PID/environ shows, holds beside the
+    operator's: the service's URL as the operator gave it (its password, if in
+    DATABASE_PASSWORD_FILE, read by each worker from there), or the embedded server's, which
+    needs none; nothing of the owner's, whose URL and password serving never uses;
+    SINERGI_ENV=development with --dev; and SINERGI_DEV from --dev alone, whatever the
+    environment said, since --dev alone accepts the demo secret, as it alone lifts serve's
+    start-up refusals."""
+    workers: dict[str, str | None] = {
+        "DATABASE_OWNER_URL": None,
+        "DATABASE_OWNER_PASSWORD_FILE": None,
+        "SINERGI_ENV": "development" if development else settings.environment.value,
+        "SINERGI_DEV": "true" if dev else "false",
+    }
     if settings.database_url is None:
-        os.environ["DATABASE_URL"] = service_url
-    for owner in ("DATABASE_OWNER_URL", "DATABASE_OWNER_PASSWORD_FILE"):
-        os.environ.pop(owner, None)
-
-
-def _dev_from_flag(dev: bool) -> None:
-    """`serve` hands --dev to its workers as SINERGI_DEV, whatever the environment said: set
-    before the settings are read, since --dev alone accepts the demo secret, as it alone lifts
-    serve's start-up refusals. A value of the shell's own then neither stops `serve` at reading
-    the settings (`1`) nor silently does nothing (`true` without --dev): it is named."""
-    said = os.environ.get("SINERGI_DEV")
-    if not dev and said not in (None, "", "false"):
-        logging.getLogger("sinergi.auth").warning(
-            "SINERGI_DEV=%s is ignored: `serve` sets it from --dev alone (false here), so the"
-            " published demo secret stays refused; serve the demo with --dev",
-            said,
-        )
-    os.environ["SINERGI_DEV"] = "true" if dev else "false"
+        workers["DATABASE_URL"] = service_url
+    return workers
 
 
 def _demo_secret_refusal(client_ids: list[str]) -> str:
@@ -523,10 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
-    if args.handler is _serve:
-        _dev_from_flag(args.dev)
     try:
-        settings = Settings.from_env()
+        # `serve` sets `dev` from --dev alone, whatever SINERGI_DEV says (_workers_settings).
+        settings = Settings.from_env(dev=args.dev if args.handler is _serve else None)
     except SettingsError as error:
         print(f"sinergi: {error}", file=sys.stderr)
         return 2

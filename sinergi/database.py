@@ -10,14 +10,12 @@ which `serve` refuses in production). The embedded server makes both roles itsel
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -27,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import embedded, preparation, provision, roles
 from db.engine import create_engine, one_connection
 from db.errors import privilege_refused
-from sinergi.settings import Settings, SettingsError, default_home
+from sinergi.settings import Settings, SettingsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +51,7 @@ def resolve(settings: Settings) -> Database:
         embedded.check_socket_path(settings.home)
     except embedded.SocketPathTooLong as error:
         raise SettingsError(
-            f"{_home_variable(settings.home)} is too long for the embedded PostgreSQL: {error}."
+            f"{_home_variable(settings)} is too long for the embedded PostgreSQL: {error}."
             " Use a shorter path (or set DATABASE_URL)"
         ) from None
     try:
@@ -64,7 +62,7 @@ def resolve(settings: Settings) -> Database:
             f"{error.strerror or error}"
         ) from None
     if not embedded.exists(settings.home):
-        _announce_new_database(settings.home)
+        _announce_new_database(settings)
     admin_url = embedded.start(settings.home)
     name = embedded.DATABASE_NAME
     asyncio.run(
@@ -404,22 +402,24 @@ async def _is_current(url: str) -> bool:
         await engine.dispose()
 
 
-def _home_variable(home: Path) -> str:
-    """The variable that named `home`: SINERGI_HOME, or XDG_DATA_HOME when the home is its
+def _home_variable(settings: Settings) -> str:
+    """The variable that named the home: SINERGI_HOME, or XDG_DATA_HOME when the home is its
     default beneath it, so the operator knows which one to shorten."""
-    if os.environ.get("SINERGI_HOME") or home != default_home(os.environ):
+    home = settings.home
+    if settings.home_set or home != settings.data_home:
         return f"SINERGI_HOME={home}"
-    if os.environ.get("XDG_DATA_HOME"):
-        return f"XDG_DATA_HOME={os.environ['XDG_DATA_HOME']} (SINERGI_HOME={home})"
+    if settings.xdg_data_home:
+        return f"XDG_DATA_HOME={settings.xdg_data_home} (SINERGI_HOME={home})"
     return f"SINERGI_HOME={home} (the default under your home directory; set SINERGI_HOME)"
 
 
-def _announce_new_database(home: Path) -> None:
+def _announce_new_database(settings: Settings) -> None:
     """Says so before a command makes a new, empty database while another one exists: a
     command run with another SINERGI_HOME than the server's would otherwise quietly use it."""
+    home = settings.home
     others = embedded.running_homes()
-    if embedded.exists(default_home(os.environ)):
-        others.add(default_home(os.environ))
+    if embedded.exists(settings.data_home):
+        others.add(settings.data_home)
     others = {other.resolve() for other in others} - {home.resolve()}
     print(f"sinergi: creating a new database under SINERGI_HOME={home}", file=sys.stderr)
     for other in sorted(others):

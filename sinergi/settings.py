@@ -1,7 +1,9 @@
 """Configuration, read once from the environment into one frozen object.
 
-Everything below `sinergi` (db/, auth/, resolvers/) receives plain values from here and never reads
-the environment itself, so tests build a `Settings` directly instead of patching globals.
+Everything below `sinergi` (db/, auth/, resolvers/) receives plain values from here, and no other
+module reads the environment (tests/test_settings_environment.py): so tests build a `Settings`
+directly instead of patching globals, and every variable is checked where it is read. `serve`
+alone writes it, handing its workers their settings (sinergi.cli._hand_to_workers).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up so a bad deployment fails at once."""
 
 
-def default_home(env: Mapping[str, str]) -> Path:
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "sinergi"
+def default_home(xdg_data_home: str | None) -> Path:
+    """The home when SINERGI_HOME is unset: `sinergi` under XDG_DATA_HOME, or under its own
+    default, ~/.local/share."""
+    return Path(xdg_data_home or Path.home() / ".local" / "share") / "sinergi"
 
 
 MAX_WHOLE = 2_147_483_647
@@ -336,12 +339,22 @@ class Settings:
     figures_release_seconds: int = 86_400
     """How old the figure release may grow before `serve` makes a new one (db/releases.py):
     each release is one more reading of every perturbed cell whose records changed."""
-    home: Path = field(default_factory=lambda: default_home(os.environ))
+    home: Path = field(default_factory=lambda: default_home(os.environ.get("XDG_DATA_HOME")))
+    home_set: bool = False
+    """SINERGI_HOME named `home`, rather than its default under XDG_DATA_HOME: a refusal names
+    the variable to shorten (sinergi.database)."""
+    xdg_data_home: str | None = field(
+        default_factory=lambda: os.environ.get("XDG_DATA_HOME") or None
+    )
+    """XDG_DATA_HOME, under which `data_home` lies; None: unset (~/.local/share)."""
     environment: Environment = Environment.PRODUCTION
     dev: bool = False
     """`serve --dev`, which alone serves the demo clients: their published secret is accepted
     (auth.clients.refused_secret). `serve` hands it to its workers as SINERGI_DEV, set from
     --dev whatever it was, so SINERGI_ENV=development (GraphiQL) lifts no refusal."""
+    dev_ignored: str = ""
+    """The shell's SINERGI_DEV when `serve`'s --dev overrode it (from_env's `dev`) to false
+    while it said otherwise, for `serve` to name: else it would silently do nothing."""
     issuer: str = DEFAULT_ISSUER
     audience: str = "sinergi"
     max_page_size: int = 100
@@ -415,6 +428,12 @@ class Settings:
         return self.audit_seal_seconds * self.audit_unsealed_intervals
 
     @property
+    def data_home(self) -> Path:
+        """Where `home` is when SINERGI_HOME is unset: where a database made before, without
+        it, would be (sinergi.database names one found there)."""
+        return default_home(self.xdg_data_home)
+
+    @property
     def is_development(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
 
@@ -427,8 +446,18 @@ class Settings:
         return MetricsAccess.OFF
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dev: bool | None = None) -> Settings:
+        """The settings `env` (by default the process's environment) gives, the one place
+        Sinergi reads its configuration from. `dev` is `serve`'s --dev, which alone sets `dev`:
+        SINERGI_DEV is then not read, so a value of the shell's own (`1`) does not stop `serve`,
+        and is named in `dev_ignored` when it said otherwise."""
         env = os.environ if env is None else env
+        if dev is None:
+            dev = _choice(env, "SINERGI_DEV", "false", ("false", "true")) == "true"
+            dev_ignored = ""
+        else:
+            said_dev = env.get("SINERGI_DEV") or ""
+            dev_ignored = "" if dev or said_dev in ("", "false") else said_dev
         raw_environment = env.get("SINERGI_ENV", Environment.PRODUCTION.value)
         try:
             environment = Environment(raw_environment)
@@ -476,9 +505,16 @@ class Settings:
             figures_release_seconds=_seconds(
                 env, "SINERGI_FIGURES_RELEASE_SECONDS", 86_400, minimum=MIN_RELEASE_SECONDS
             ),
-            home=Path(env["SINERGI_HOME"]) if env.get("SINERGI_HOME") else default_home(env),
+            home=(
+                Path(env["SINERGI_HOME"])
+                if env.get("SINERGI_HOME")
+                else default_home(env.get("XDG_DATA_HOME"))
+            ),
+            home_set=bool(env.get("SINERGI_HOME")),
+            xdg_data_home=env.get("XDG_DATA_HOME") or None,
             environment=environment,
-            dev=_choice(env, "SINERGI_DEV", "false", ("false", "true")) == "true",
+            dev=dev,
+            dev_ignored=dev_ignored,
             issuer=(env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/"),
             audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,
