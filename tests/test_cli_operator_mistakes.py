@@ -6,23 +6,20 @@ printed."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from unittest import mock
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from sinergi.cli import main
 from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
-from tests.support.served import served
+from tests.support.served import served, wait_until_answering
 
 PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
 
@@ -207,17 +204,9 @@ def _served_metadata(home: Path, env: dict[str, str]) -> tuple[dict[str, object]
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, log.read_text()
-                with contextlib.suppress(httpx.TransportError):
-                    metadata = httpx.get(
-                        f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", timeout=2
-                    )
-                    if metadata.status_code == 200:
-                        break
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.3)
+            metadata = wait_until_answering(
+                process, f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", log=log
+            )
         finally:
             process.terminate()
             process.wait(60)

@@ -5,13 +5,11 @@ audit trail with the NIKs in it among them."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
+from tests.support.served import wait_until_answering
 
 CLIENT = "demo-walidata"
 
@@ -122,14 +121,7 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, "serve exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.3)
+        wait_until_answering(server, f"{base}/readyz", log=tmp_path / "stderr")
         demo_clients(fresh_url)  # `serve --dev` against the same database
         form = {"grant_type": "client_credentials"}
         answer = httpx.post(f"{base}/oauth/token", data=form, auth=(CLIENT, DEMO_SECRET))

@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db import embedded
 from sinergi.settings import MetricsAccess
 from tests.support.databases import with_database
+from tests.support.served import wait_until_answering
 
 READ = "query OutageRead { msmes(first: 3) { nodes { nib name } } }"
 READERS = 4
@@ -114,19 +115,16 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
             start_new_session=True,  # its own process group, workers included (see below)
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, log.read_text()
+    wait_until_answering(
+        process,
+        f"{base}/readyz",
+        seconds=90,
+        log=log,
         # Both workers up: on a busy machine uvicorn may replace one that was slow to spawn,
         # and a replacement starting during the drill's outage would stop the whole server.
-        started = log.read_text().count("Application startup complete.") >= 2
-        try:
-            if started and httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
+        started=lambda: log.read_text().count("Application startup complete.") >= 2,
+    )
+    return process, base
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -5,7 +5,6 @@ the URLs Sinergi would connect with rather than have PostgreSQL check a password
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -13,10 +12,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from sqlalchemy.engine import make_url
@@ -24,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sinergi.settings import Settings, SettingsError
 from tests.support.cli import sinergi
 from tests.support.databases import TEST_PASSWORD, as_service
+from tests.support.served import wait_until_answering
 
 SERVICE = "postgresql://sinergi_service@db:5432/sinergi?sslmode=require"
 OWNER = "postgresql://sinergi_owner@db:5432/sinergi"
@@ -152,14 +150,7 @@ def test_serve_hands_its_workers_no_password_and_nothing_of_the_owner(fresh_url:
     command = [sys.executable, "-m", "sinergi.cli", "serve", "--workers", "2", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not become ready"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
+        wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
         workers = [
             child
             for child in psutil.Process(process.pid).children()

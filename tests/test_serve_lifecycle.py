@@ -5,7 +5,6 @@ start while any active client still has the published demo secret, or as a privi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth import clients
 from db.engine import async_url
 from sinergi.demo_mode import DEMO_CLIENTS, register_demo_clients
+from tests.support.served import wait_until_answering
 
 
 @pytest.fixture
@@ -65,16 +65,8 @@ def _serve(home: Path) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "serve exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "serve did not become ready"
-        time.sleep(0.3)
+    wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
+    return process
 
 
 def _gone(pid: int, seconds: float = 15) -> bool:
@@ -191,13 +183,10 @@ def test_an_accepted_privileged_role_is_logged_and_probes_log_no_migration_lines
         [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
-        deadline, ready = time.monotonic() + 120, 0
-        while ready < 3:
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not become ready"
-            with contextlib.suppress(httpx.TransportError):
-                ready += httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-            time.sleep(0.3)
+        readyz = f"http://127.0.0.1:{port}/readyz"
+        wait_until_answering(process, readyz)
+        for _ in range(2):  # three probes in all, none logged
+            assert httpx.get(readyz, timeout=2).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         logged, _ = process.communicate(timeout=60)
@@ -225,14 +214,7 @@ def test_dev_serve_says_why_a_database_url_database_has_no_population(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not become ready"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
+        wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
     finally:
         process.send_signal(signal.SIGTERM)
         logged, _ = process.communicate(timeout=60)
@@ -270,14 +252,7 @@ def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts
         [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not become ready"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
+        wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
         left = {path.name for path in metrics.iterdir()}
     finally:
         process.send_signal(signal.SIGTERM)

@@ -26,7 +26,7 @@ from auth import clients
 from db.engine import create_engine
 from sinergi.rate_limit import SYNC_SECONDS
 from tests.support.databases import as_service
-from tests.support.served import uvicorn_command
+from tests.support.served import uvicorn_command, wait_until_answering
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -38,22 +38,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], base: str) -> None:
-    """Poll /healthz; a server that died or never answers fails the test with its output."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"server exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"server at {base} did not come up")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +66,8 @@ def servers(demo_url: str) -> Iterator[list[str]]:
             )
             processes.append(process)
             bases.append(f"http://127.0.0.1:{port}")
-            _wait_until_up(process, bases[-1])  # one at a time: the first creates the signing key
+            # One at a time: the first creates the signing key.
+            wait_until_answering(process, f"{bases[-1]}/healthz", seconds=60)
         yield bases
     finally:
         for process in processes:

@@ -33,7 +33,7 @@ from sinergi import subscriptions
 from sinergi.cli import main
 from tests.support.clients import registered
 from tests.support.databases import as_service
-from tests.support.served import served
+from tests.support.served import served, wait_until_answering
 
 PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 WATCH = "subscription { msmeChanges { endCursor } }"
@@ -76,14 +76,7 @@ def serve(module_reference_url: str) -> Iterator[tuple[str, Path]]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until_answering(process, f"{base}/readyz", seconds=90, log=log)
         yield base, log
     finally:
         process.terminate()

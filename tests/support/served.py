@@ -10,7 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,6 +35,45 @@ def uvicorn_command(port: int, env: Mapping[str, str]) -> list[str]:
     command += ["--http", "sinergi.http_protocol:GatheringHttpToolsProtocol"]
     command += ["--h11-max-incomplete-event-size", str(settings.max_header_bytes)]
     return [*command, "--ws-max-size", str(settings.query_limits.max_frame_chars)]
+
+
+def wait_until_answering(
+    server: subprocess.Popen[Any],
+    url: str,
+    *,
+    seconds: float = 120,
+    log: Path | None = None,
+    started: Callable[[], bool] = lambda: True,
+) -> httpx.Response:
+    """`url`'s first 200 answer from `server` (a `sinergi serve` or uvicorn starting), asked
+    again until then, once `started` says so too; a server that exits, or does not answer within
+    `seconds`, fails the test with what it wrote (to `log`, or to its pipe once it exited)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        exited = server.poll()
+        assert exited is None, (
+            f"the server exited ({exited}) before {url} answered\n{_said(server, log)}"
+        )
+        if started():
+            with contextlib.suppress(httpx.TransportError):
+                answer = httpx.get(url, timeout=2)
+                if answer.status_code == 200:
+                    return answer
+        assert time.monotonic() < deadline, (
+            f"{url} did not answer in {seconds} s\n{_said(server, log)}"
+        )
+        time.sleep(0.2)
+
+
+def _said(server: subprocess.Popen[Any], log: Path | None) -> str:
+    """What the server wrote, if it can be read: its log, or its output's pipe once it exited
+    (read while it runs, the pipe would wait for its end)."""
+    if log is not None:
+        return log.read_text()
+    if server.stdout is None or server.poll() is None:
+        return ""
+    said = server.stdout.read()
+    return said.decode(errors="replace") if isinstance(said, bytes) else str(said)
 
 
 @contextlib.contextmanager
@@ -69,14 +110,7 @@ def served_process(
     server = subprocess.Popen(uvicorn_command(port, env), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
-            time.sleep(0.2)
+        wait_until_answering(server, f"{base}/healthz", seconds=60)
         yield base, server
     finally:
         server.terminate()
