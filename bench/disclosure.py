@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.engine import create_engine
 from db.queries import aggregates, cooperatives, msmes
 from db.queries.aggregates import Figures, GroupRow
-from domain.cellkey import Perturbation, Summed
+from domain.cellkey import Perturbation
 from domain.suppression import Cell, publish
+from resolvers.aggregates import cell_sums
 from sinergi.database import resolve_url
 from sinergi.settings import Settings
 
@@ -55,14 +56,7 @@ def _cells(rows: Sequence[GroupRow], figures: Figures) -> list[Cell]:
             row.key,
             row.measures["count"],
             row.measures["key_sum"],
-            {
-                name: Summed(
-                    row.measures[f"{name}_n"],
-                    row.measures[f"{name}_sum"],
-                    row.measures[f"{name}_squares"],
-                )
-                for name in figures.sums
-            },
+            cell_sums(row.measures, figures.sums),
         )
         for row in rows
     ]
@@ -103,7 +97,7 @@ def _errors(
         )
         for name, summed in cell.sums.items():
             if summed.total:
-                noisy = perturbation.total(summed.total, summed.squares, cell.key_sum, name)
+                noisy = perturbation.total(summed.total, summed.squares, summed.key_sum, name)
                 errors.sums.append(abs(noisy - summed.total) / summed.total)
     return found
 

@@ -730,9 +730,10 @@ GUARANTEE_STATUS_CHANGES = Table(
 
 def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any], ...]) -> Table:
     """A rollup: one row per combination of `keys` present in the base table, kept exact by the
-    statement-level triggers of migrations 0006 and 0012 (so national figures never scan the
-    records). Each summed measure keeps its sum of squares and each cell the sum of its records'
-    keys: what the cell-key method needs, additive like the sums themselves.
+    statement-level triggers of migrations 0006, 0012, 0016 and 0053 (so national figures never
+    scan the records). Each summed measure keeps its sum of squares and the sum of its
+    contributors' keys (records whose value is neither missing nor zero), and each cell the sum
+    of its records' keys: what the cell-key method needs, additive like the sums themselves.
 
     NULL is a key value like any other (NULLS NOT DISTINCT), so upserts find cells for records
     without a founding year; the partial index finds the cells that fell to zero and are deleted.
@@ -752,7 +753,8 @@ def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any
 
 
 def _msme_rollup(name: str, *keys: Column[Any]) -> Table:
-    """MSME measures may be NULL, so each sum travels with its count of non-NULL values."""
+    """MSME measures may be NULL, so each sum travels with its count of non-NULL values and
+    their key sum (what an average's divisor is keyed on)."""
     sums: tuple[tuple[str, type[Numeric[Any]] | type[BigInteger]], ...] = (
         ("turnover", Numeric),
         ("capital", Numeric),
@@ -767,7 +769,12 @@ def _msme_rollup(name: str, *keys: Column[Any]) -> Table:
         )
     )
     squares = tuple(Column(f"{measure}_squares", Numeric, nullable=False) for measure, _ in sums)
-    return _rollup(name, keys, measures + squares)
+    keyed = tuple(
+        Column(f"{measure}_{column}", BigInteger, nullable=False)
+        for measure, _ in sums
+        for column in ("key_sum", "valued_key_sum")
+    )
+    return _rollup(name, keys, measures + squares + keyed)
 
 
 def _cooperative_rollup(name: str, *keys: Column[Any]) -> Table:
@@ -778,6 +785,9 @@ def _cooperative_rollup(name: str, *keys: Column[Any]) -> Table:
         Column("business_volume_squares", Numeric, nullable=False),
         Column("assets_squares", Numeric, nullable=False),
         Column("members_squares", Numeric, nullable=False),
+        Column("business_volume_key_sum", BigInteger, nullable=False),
+        Column("assets_key_sum", BigInteger, nullable=False),
+        Column("members_key_sum", BigInteger, nullable=False),
     )
     return _rollup(name, keys, measures)
 

@@ -1,12 +1,16 @@
 """The cell-key method: every published figure carries a little noise that depends only on the
 records behind it, so asking for the same records in another way gives the same answer.
 
-Every record holds a permanent random record key (32 secret bits, never published). A cell's
-key is the sum of its records' keys modulo 2**32: additive, so a rollup keeps it per cell and a
-total is the sum of its parts' key sums, and any two cells made of the same records, whatever
-query, grouping, filter, page or worker produced them, get the same key and hence the same
-noise. Cells made of different records get keys that are, to anyone without the record keys,
-independent uniform draws.
+Every record holds a permanent random record key (32 secret bits, never published). A key is
+the sum of some records' keys modulo 2**32: additive, so a rollup keeps it per cell and a total
+is the sum of its parts' key sums, and any two cells made of the same records, whatever query,
+grouping, filter, page or worker produced them, get the same key and hence the same noise.
+Cells made of different records get keys that are, to anyone without the record keys,
+independent uniform draws. A count is keyed on all the records of its cell; a sum on its
+contributors alone (`Summed.key_sum`: the records whose value is neither missing nor zero),
+and the number an average divides by on the records with a value (`Summed.valued_key_sum`).
+Keyed on every record of the cell, a sum was drawn anew by records that add nothing to it, and
+cells differing only by such records were independent readings of the same sum.
 
 - Counts: the noise is looked up in a perturbation table (count, cell key) -> integer in
   [-D, D] with mean zero and variance V (D = `max_noise`, V = `variance`), each size half as
@@ -65,22 +69,18 @@ of the amount, and averaging the two narrowed it; so a follower's noise is the o
 _WIDTH = 4  # bytes per draw: 2**-32 is finer than any probability in the table
 
 
-_COUNTED = b"sinergi-cellkey"
-"""The digest of a cell's counts and sums."""
-_DIVIDED = b"sinergi-average"
-"""The digest of the number of records each average divides by: not the count's draw, with
-which count minus sum over average gave the exact number of records without a value."""
+_PERSON = b"sinergi-cellkey"
 
 
 @lru_cache(maxsize=65_536)
-def _draws(key: int, person: bytes = _COUNTED) -> tuple[float, ...]:
+def _draws(key: int) -> tuple[float, ...]:
     """One BLAKE2b digest of the cell key, cut into a uniform number per label.
 
     Cached: a national table's cells are the same few thousand keys from one request to the
     next, and a digest per cell rather than per measure keeps perturbation cheap.
     """
     digest = hashlib.blake2b(
-        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=person
+        key.to_bytes(4, "big"), digest_size=_WIDTH * len(LABELS), person=_PERSON
     ).digest()
     return tuple(
         int.from_bytes(digest[slot : slot + _WIDTH], "big") / 2 ** (8 * _WIDTH)
@@ -176,7 +176,8 @@ class Perturbation:
         return count + values[bisect_right(cumulative, draw)]
 
     def total(self, total: int, squares: int, key_sum: int, measure: str) -> int:
-        """The published sum of non-negative contributions whose squares add up to `squares`.
+        """The published sum of non-negative contributions whose squares add up to `squares`,
+        keyed on the key sum of its contributors (`Summed.key_sum`).
 
         The noise's scale is `sum_noise` times the root of `squares`, but at least `max_noise`
         units, so small whole-number sums (employees, members) are perturbed too; its size is
@@ -220,12 +221,22 @@ class Perturbation:
 
 @dataclass(frozen=True, slots=True)
 class Summed:
-    """One summed measure of a cell: records with a value, their sum and sum of squares, and
-    for a measure that follows another (`FOLLOWS`) the sum of each value times that one's."""
+    """One summed measure of a cell: records with a value (`n`), their sum and sum of squares,
+    the key sums its noise is drawn from, and for a measure that follows another (`FOLLOWS`)
+    the sum of each value times that one's.
+
+    The sum's noise is keyed on its contributors alone (`key_sum`: records whose value is
+    neither missing nor zero), the number an average divides by on the records with a value
+    (`valued_key_sum`). Keyed on every record of the cell, records that add nothing to the sum
+    drew its noise anew: cells differing only by such records were independent readings of one
+    sum, and a few of them, each ruling out a band around itself, pinned a lone business's
+    employees exactly."""
 
     n: int
     total: int
     squares: int
+    key_sum: int
+    valued_key_sum: int
     cross: int = 0
 
     def plus(self, other: Summed) -> Summed:
@@ -233,11 +244,24 @@ class Summed:
             self.n + other.n,
             self.total + other.total,
             self.squares + other.squares,
+            self.key_sum + other.key_sum,
+            self.valued_key_sum + other.valued_key_sum,
             self.cross + other.cross,
         )
 
+    def less(self, part: Summed) -> Summed:
+        """The records of this measure that are not in `part`, a measure of some of them."""
+        return Summed(
+            self.n - part.n,
+            self.total - part.total,
+            self.squares - part.squares,
+            self.key_sum - part.key_sum,
+            self.valued_key_sum - part.valued_key_sum,
+            self.cross - part.cross,
+        )
 
-NOTHING_SUMMED = Summed(0, 0, 0)
+
+NOTHING_SUMMED = Summed(0, 0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,44 +306,35 @@ def exact_values(sums: Mapping[str, Summed], averages: tuple[str, ...]) -> dict[
     return values
 
 
-def _drawn_sum(
-    perturbation: Perturbation, name: str, sums: Mapping[str, Summed], drawn: tuple[float, ...]
-) -> int:
-    """The published sum of measure `name` of a cell whose draws are `drawn`."""
-    summed, slot = sums[name], _SLOTS[name]
+def _drawn_sum(perturbation: Perturbation, name: str, sums: Mapping[str, Summed]) -> int:
+    """The published sum of measure `name` of a cell, each measure drawn on its contributors'
+    key (`Summed.key_sum`)."""
+    summed = sums[name]
+    own_draw = uniform(summed.key_sum, name)
     if name in FOLLOWS:
         followed = FOLLOWS[name]
-        return perturbation.drawn_follower(
-            summed, sums[followed], (drawn[_SLOTS[followed]], drawn[slot])
-        )
-    return perturbation.drawn_total(summed.total, summed.squares, drawn[slot])
+        followed_draw = uniform(sums[followed].key_sum, followed)
+        return perturbation.drawn_follower(summed, sums[followed], (followed_draw, own_draw))
+    return perturbation.drawn_total(summed.total, summed.squares, own_draw)
 
 
 def _perturbed(
     perturbation: Perturbation, count: int, key_sum: int, sums: Mapping[str, Summed]
 ) -> tuple[int, dict[str, tuple[int, int]]]:
-    """Records perturbed on their key: the count, and per measure the sum and the number an
+    """Records perturbed on their keys: the count, and per measure the sum and the number an
     average divides by.
 
-    That number is the records with a value. When every record has one, it is their published
-    count, so the ratio tells nothing the count does not: a draw of its own would be a second,
-    independent reading of the count, narrowing it. Otherwise it is perturbed with a draw of
-    its own, as the count's would make count minus sum over average the exact number of records
-    without a value."""
-    key = cell_key(key_sum)
-    drawn = _draws(key)
-    counted = perturbation.drawn_count(count, drawn[_SLOTS["count"]])
-    divided: tuple[float, ...] = ()
+    That number is the records with a value, perturbed as their count would be in a cell of
+    their own (keyed on them: `Summed.valued_key_sum`). When every record has a value it is
+    the cell's published count, so the ratio tells nothing the count does not (a draw of its
+    own would be a second, independent reading of the count, narrowing it). Otherwise its key
+    is not the count's, so count minus sum over average is no exact number of records without
+    a value."""
+    counted = perturbation.count(count, key_sum)
     measures: dict[str, tuple[int, int]] = {}
     for name, summed in sums.items():
-        slot = _SLOTS[name]
-        total = _drawn_sum(perturbation, name, sums, drawn)
-        if summed.n == count:
-            n = counted
-        else:
-            divided = divided or _draws(key, _DIVIDED)
-            n = perturbation.drawn_count(summed.n, divided[slot])
-        measures[name] = (total, n)
+        total = _drawn_sum(perturbation, name, sums)
+        measures[name] = (total, perturbation.count(summed.n, summed.valued_key_sum))
     return counted, measures
 
 

@@ -167,10 +167,7 @@ class Tally:
         """The records of this tally that are not in `part`, a tally of some of them."""
         summed = self.summed
         if summed is not None and part.summed is not None:
-            own = part.summed
-            summed = Summed(
-                summed.n - own.n, summed.total - own.total, summed.squares - own.squares
-            )
+            summed = summed.less(part.summed)
         return Tally(self.count - part.count, self.key_sum - part.key_sum, summed)
 
 

@@ -69,14 +69,18 @@ def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) 
     return scope
 
 
-def _sums(
-    measures: Mapping[str, int], columns: Sequence[tuple[str, str, str, str, str | None]]
-) -> dict[str, Summed]:
+def cell_sums(measures: Mapping[str, int], names: Sequence[str]) -> dict[str, Summed]:
+    """Each summed measure of a cell as `aggregates.Figures.sums` names its columns."""
     return {
         name: Summed(
-            measures[n], measures[total], measures[squares], measures[cross] if cross else 0
+            measures[f"{name}_n"],
+            measures[f"{name}_sum"],
+            measures[f"{name}_squares"],
+            measures[f"{name}_key_sum"],
+            measures[f"{name}_valued_key_sum"],
+            measures[f"{name}_cross"] if name in FOLLOWS else 0,
         )
-        for name, n, total, squares, cross in columns
+        for name in names
     }
 
 
@@ -99,23 +103,13 @@ def figures(
     (`AccessPolicy.reads_own_figures_apart`: guarantees), a row also carries it as `own_count`
     and `own_<measure>`. `members_only`: rows of a membership only readers of the records may
     list, whose hidden cells are left out (domain.suppression.publish)."""
-    columns = [
-        (
-            name,
-            f"{name}_n",
-            f"{name}_sum",
-            f"{name}_squares",
-            f"{name}_cross" if name in FOLLOWS else None,
-        )
-        for name in sums
-    ]
     own_exact = policy.reads_own_figures(records)
     cells = [
         Cell(
             key=row.key,
             count=row.measures["count"],
             key_sum=row.measures["key_sum"],
-            sums=_sums(row.measures, columns),
+            sums=cell_sums(row.measures, sums),
             protected=not policy.sees_small_cells(cell_region(group_by, row.key, scope), records),
             own=(
                 NOTHING_OWN
@@ -123,7 +117,7 @@ def figures(
                 else Own(
                     row.own["count"],
                     row.own["key_sum"],
-                    _sums(row.own, columns),
+                    cell_sums(row.own, sums),
                     exact=own_exact,
                 )
             ),

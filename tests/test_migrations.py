@@ -1055,3 +1055,51 @@ def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url:
         command.downgrade(alembic_config(url), "0048")
         upgrade(url)
         assert len(asyncio.run(_fetch(url, SUBJECTS))) == 3
+
+
+KEYED_MSME = (
+    "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code, regency_code,"
+    " annual_turnover, employees) VALUES ($1, 'Usaha Kunci', '10794', 'C', 'micro', '62',"
+    " '62.71', $2, $3)"
+)
+CONTRIBUTOR_KEYS = (
+    "SELECT sum(cell_key) FILTER (WHERE employees <> 0),"
+    " sum(cell_key) FILTER (WHERE employees IS NOT NULL),"
+    " sum(cell_key) FILTER (WHERE annual_turnover <> 0) FROM msmes"
+)
+
+
+def _rollup_keys(schema: str) -> str:
+    """The rollup's key sums in `schema` (public or a release's)."""
+    sums = "sum(employees_key_sum), sum(employees_valued_key_sum), sum(turnover_key_sum)"
+    return f"SELECT {sums} FROM {schema}.msme_rollup_regency"  # noqa: S608
+
+
+def test_0053_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_made(
+    server_url: str,
+) -> None:
+    """A release made before the revision is read until the next: its rollups gain the
+    contributors' key sums from the records it copied, as the live ones do from theirs."""
+    with _database_at(server_url, "0048") as url:
+        asyncio.run(_execute(url, SCALE_REGIONS))
+        for nib, turnover, employees in (
+            ("5300530000001", 250_000_000, 4),
+            ("5300530000002", None, None),
+            ("5300530000003", 0, 0),
+        ):
+            asyncio.run(_execute(url, KEYED_MSME, nib, turnover, employees))
+        asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))
+        schema = asyncio.run(_value(url, "SELECT schema_name FROM figure_releases"))
+        assert schema in {"figures_a", "figures_b"}
+        upgrade(url)
+        expected = tuple(asyncio.run(_fetch(url, CONTRIBUTOR_KEYS))[0])
+        assert expected[0] != expected[1]  # the zero has a value, and adds nothing
+        for tables in ("public", schema):
+            assert tuple(asyncio.run(_fetch(url, _rollup_keys(tables)))[0]) == expected
+        asyncio.run(_execute(url, KEYED_MSME, "5300530000004", 10, 1))  # the triggers keep it
+        expected = tuple(asyncio.run(_fetch(url, CONTRIBUTOR_KEYS))[0])
+        assert tuple(asyncio.run(_fetch(url, _rollup_keys("public")))[0]) == expected
+        command.downgrade(alembic_config(url), "0048")
+        asyncio.run(_execute(url, KEYED_MSME, "5300530000005", 10, 1))
+        assert asyncio.run(_value(url, "SELECT sum(n) FROM msme_rollup_regency")) == 5
+        upgrade(url)

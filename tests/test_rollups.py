@@ -233,7 +233,8 @@ def _json(rows: Sequence[dict[str, Any]]) -> str:
 
 def _direct(rollup: Rollup, base: Table, dimensions: dict[str, ColumnElement[Any]]) -> Any:
     """The rollup's cells computed from the records, in the rollup's column order: the count,
-    the record keys' sum, and per measure its non-NULL count, sum and sum of squares."""
+    the record keys' sum, and per measure its non-NULL count, sum and sum of squares, and the
+    key sums of its contributors and of the records with a value."""
     keys = [dimensions[name] for name in rollup.dimensions]
     sources = MSME_SOURCES if base is MSMES else COOPERATIVE_SOURCES
     measures: list[ColumnElement[Any]] = []
@@ -245,6 +246,13 @@ def _direct(rollup: Rollup, base: Table, dimensions: dict[str, ColumnElement[Any
             measures.append(func.count())
         elif name == "cell_key_sum":
             measures.append(func.coalesce(func.sum(base.c.cell_key), 0))
+        elif name.endswith("_valued_key_sum"):
+            source = sources[name.removesuffix("_valued_key_sum")]
+            measures.append(func.coalesce(func.sum(base.c.cell_key).filter(source.isnot(None)), 0))
+        elif name.endswith("_key_sum"):  # its contributors: a value neither NULL nor 0
+            source = sources[name.removesuffix("_key_sum")]
+            contributes = source.isnot(None) & (source != 0)
+            measures.append(func.coalesce(func.sum(base.c.cell_key).filter(contributes), 0))
         elif name.endswith("_n"):
             measures.append(func.count(sources[name.removesuffix("_n")]))
         elif name.endswith("_sum"):

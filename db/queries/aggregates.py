@@ -6,9 +6,10 @@ the schema handle every dimension alike. Measures are what disclosure control ne
 (`record_measures`), all whole numbers; what is published is decided by resolvers/aggregates.py.
 
 MSME and cooperative figures read a rollup (db/models.py, kept exact by the triggers of
-migrations 0006 and 0012) when one holds every dimension the grouping and the filter name: the
-smallest such rollup, so national figures group a few thousand cells however many records there
-are. Filters a rollup cannot answer (programme, cooperative, district) read the records.
+migrations 0006, 0012, 0016 and 0053) when one holds every dimension the grouping and the
+filter name: the smallest such rollup, so national figures group a few thousand cells however
+many records there are. Filters a rollup cannot answer (programme, cooperative, district) read
+the records.
 """
 
 from __future__ import annotations
@@ -77,12 +78,20 @@ COOPERATIVE_SUMS: Mapping[str, ColumnElement[Any]] = {
 }
 
 
+def contributes(value: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether a record's `value` adds to its sum: neither missing nor zero. A sum's noise is
+    keyed on these records alone (domain.cellkey.Summed), so cells that differ only by records
+    adding nothing to it publish the same sum, not another reading of it."""
+    return value != 0  # NULL <> 0 is NULL: a missing value does not contribute either
+
+
 def record_measures(
     key: ColumnElement[Any], sums: Mapping[str, ColumnElement[Any]]
 ) -> dict[str, ColumnElement[Any]]:
     """What disclosure control needs of a cell read from the records: its count and key sum,
-    and per summed measure how many records have a value, their sum and sum of squares, and for
-    one that follows another (domain.cellkey.FOLLOWS) the sum of their products."""
+    and per summed measure how many records have a value and their key sum, their sum and sum
+    of squares, the key sum of its contributors (`contributes`), and for one that follows
+    another (domain.cellkey.FOLLOWS) the sum of their products."""
     measures: dict[str, ColumnElement[Any]] = {
         "count": func.count(),
         "key_sum": func.coalesce(func.sum(key), 0),
@@ -91,6 +100,10 @@ def record_measures(
         measures[f"{name}_n"] = func.count(value)
         measures[f"{name}_sum"] = func.coalesce(func.sum(value), 0)
         measures[f"{name}_squares"] = func.coalesce(func.sum(cast(value, Numeric) * value), 0)
+        measures[f"{name}_key_sum"] = func.coalesce(func.sum(key).filter(contributes(value)), 0)
+        measures[f"{name}_valued_key_sum"] = func.coalesce(
+            func.sum(key).filter(value.is_not(None)), 0
+        )
         if name in FOLLOWS:
             product = cast(value, Numeric) * sums[FOLLOWS[name]]
             measures[f"{name}_cross"] = func.coalesce(func.sum(product), 0)
@@ -113,8 +126,9 @@ class Figures:
     measures: Mapping[str, ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
     sums: tuple[str, ...] = ()
-    """The summed measures (each read as `<name>_n`, `<name>_sum`, `<name>_squares`, and
-    `<name>_cross` for one that follows another)."""
+    """The summed measures (each read as `<name>_n`, `<name>_sum`, `<name>_squares`,
+    `<name>_key_sum`, `<name>_valued_key_sum`, and `<name>_cross` for one that follows
+    another)."""
     averages: tuple[str, ...] = ()
     """The summed measures also published as averages."""
     members_only: bool = False
@@ -138,7 +152,7 @@ ROLLUP_COLUMNS = {
 
 def _rollup_measures(table: Table, sums: Sequence[str]) -> dict[str, ColumnElement[Any]]:
     """The measures of `record_measures`, added up over rollup cells. A rollup without
-    `<name>_n` holds measures no record lacks, so every record counts."""
+    `<name>_n` holds measures no record lacks, so every record counts, and has a value."""
     columns = table.c
     measures: dict[str, ColumnElement[Any]] = {
         "count": func.coalesce(func.sum(columns.n), 0),
@@ -146,9 +160,12 @@ def _rollup_measures(table: Table, sums: Sequence[str]) -> dict[str, ColumnEleme
     }
     for name in sums:
         counted = columns.get(f"{name}_n", columns.n)
+        valued = columns.get(f"{name}_valued_key_sum", columns.cell_key_sum)
         measures[f"{name}_n"] = func.coalesce(func.sum(counted), 0)
         measures[f"{name}_sum"] = func.coalesce(func.sum(columns[f"{name}_sum"]), 0)
         measures[f"{name}_squares"] = func.coalesce(func.sum(columns[f"{name}_squares"]), 0)
+        measures[f"{name}_key_sum"] = func.coalesce(func.sum(columns[f"{name}_key_sum"]), 0)
+        measures[f"{name}_valued_key_sum"] = func.coalesce(func.sum(valued), 0)
     return measures
 
 

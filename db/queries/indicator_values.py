@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Numeric, cast, func, literal_column, selec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import COOPERATIVES, MSMES
-from db.queries.aggregates import graduation_source
+from db.queries.aggregates import contributes, graduation_source
 from domain.cellkey import Summed
 from domain.scale import MICRO_GRADUATIONS, MSME_SCALES, Scale
 from domain.suppression import Tally
@@ -95,13 +95,21 @@ def _tally_columns(
 
 
 def _summed_columns(
-    name: str, subset: ColumnElement[bool], value: ColumnElement[Any]
+    name: str, subset: ColumnElement[bool], value: ColumnElement[Any], key: ColumnElement[Any]
 ) -> list[ColumnElement[Any]]:
+    """A subset's measure as a figure cell reads it (`aggregates.record_measures`), its noise
+    keyed on its contributors."""
     return [
         func.count(value).filter(subset).label(f"{name}__n"),
         func.coalesce(func.sum(value).filter(subset), 0).label(f"{name}__sum"),
         func.coalesce(func.sum(cast(value, Numeric) * value).filter(subset), 0).label(
             f"{name}__squares"
+        ),
+        func.coalesce(func.sum(key).filter(subset & contributes(value)), 0).label(
+            f"{name}__key_sum"
+        ),
+        func.coalesce(func.sum(key).filter(subset & value.is_not(None)), 0).label(
+            f"{name}__valued_key_sum"
         ),
     ]
 
@@ -114,6 +122,8 @@ def _tally(row: Any, name: str, summed: bool) -> Tally:
             int(mapping[f"{name}__n"]),
             int(mapping[f"{name}__sum"]),
             int(mapping[f"{name}__squares"]),
+            int(mapping[f"{name}__key_sum"]),
+            int(mapping[f"{name}__valued_key_sum"]),
         )
     return Tally(int(mapping[f"{name}__count"]), int(mapping[f"{name}__key"]), total)
 
@@ -132,7 +142,11 @@ async def _by_place(
         for name, subset in subsets.items()
         for column in [
             *_tally_columns(name, subset, table.c.cell_key),
-            *(_summed_columns(name, subset, summed[name]) if name in summed else []),
+            *(
+                _summed_columns(name, subset, summed[name], table.c.cell_key)
+                if name in summed
+                else []
+            ),
         ]
     ]
     statement = (

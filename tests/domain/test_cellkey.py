@@ -91,12 +91,14 @@ def test_each_measure_of_a_cell_draws_its_own_noise() -> None:
 def _guarantees(amounts: list[int], coverages: list[int], key_sum: int) -> tuple[int, int]:
     """A cell of guarantees published: its amount and coverage sums."""
     sums = {
-        "amount": Summed(len(amounts), sum(amounts), sum(a * a for a in amounts)),
+        "amount": Summed(len(amounts), sum(amounts), sum(a * a for a in amounts), key_sum, key_sum),
         "coverage": Summed(
             len(coverages),
             sum(coverages),
             sum(c * c for c in coverages),
-            sum(a * c for a, c in zip(amounts, coverages, strict=True)),
+            key_sum,
+            key_sum,
+            cross=sum(a * c for a, c in zip(amounts, coverages, strict=True)),
         ),
     }
     _, values = perturbed_cell(TABLE, len(amounts), key_sum, sums, ())
@@ -136,6 +138,44 @@ def test_what_a_multiple_leaves_gets_noise_of_its_own_size() -> None:
         amount, coverage = _guarantees(amounts, coverages, key)
         errors.append(abs(Fraction(7, 10) * amount - coverage - shortfall) / shortfall)
     assert statistics.median(errors) >= TABLE.sum_noise * 0.8
+
+
+def _employees(count: int, key_sum: int, employees: Summed) -> tuple[int, int | None]:
+    """A cell of `count` records keyed `key_sum`, its employees published, with an average."""
+    _, values = perturbed_cell(TABLE, count, key_sum, {"employees": employees}, ("employees",))
+    total = values["employees_sum"]
+    assert total is not None
+    return total, values["employees_average"]
+
+
+@given(st.integers(min_value=0, max_value=2**40), st.integers(min_value=1, max_value=2**40))
+def test_records_that_add_nothing_to_a_sum_give_no_new_reading_of_it(
+    lone: int, others: int
+) -> None:
+    """One business with 4 employees, alone or beside records without employees (NULL) or
+    with none (0): every such cell publishes the same sum. Keyed on the whole cell, each was
+    a new reading of it, each ruling out a band around itself (noise of 3 to 7), and a few
+    intersected to the 4."""
+    alone = Summed(1, 4, 16, lone, lone)
+    published, average = _employees(1, lone, alone)
+    beside_missing = _employees(15, lone + others, alone)
+    assert beside_missing == (published, average)  # the same records with a value: all alike
+    beside_zeros = Summed(15, 4, 16, lone, lone + others)
+    assert _employees(15, lone + others, beside_zeros)[0] == published
+
+
+def test_an_average_divides_by_the_count_its_records_with_a_value_would_get() -> None:
+    """The divisor is keyed on the records with a value as a count of them would be: where a
+    cell holds others without one, it is the published count of a cell of those records alone
+    (no second reading of that count), and not drawn with the whole cell's count, with which
+    count minus sum over average was the exact number of records without a value."""
+    for valued, others in zip(KEYS[:300], KEYS[300:600], strict=True):
+        summed = Summed(8, 8 * 10**9, 8 * 10**18, valued, valued)
+        _, values = perturbed_cell(TABLE, 11, valued + others, {"turnover": summed}, ("turnover",))
+        total = values["turnover_sum"]
+        assert total is not None
+        divisor = TABLE.count(8, valued)
+        assert values["turnover_average"] == (2 * total + divisor) // (2 * divisor)
 
 
 @pytest.mark.parametrize(

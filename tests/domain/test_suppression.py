@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Own, Perturbation, Summed, perturbed_cell
+from domain.cellkey import MODULUS, NOTHING_SUMMED, Own, Perturbation, Summed, perturbed_cell
 from domain.suppression import (
     Cell,
     Key,
@@ -49,13 +49,9 @@ def _population(seed: int, size: int) -> list[Business]:
 
 def _cell(key: Key, members: Sequence[Business], protected: bool = True) -> Cell:
     turnovers = [business.turnover for business in members]
-    return Cell(
-        key,
-        len(members),
-        sum(business.key for business in members),
-        {"turnover": Summed(len(members), sum(turnovers), sum(t * t for t in turnovers))},
-        protected,
-    )
+    key_sum = sum(business.key for business in members)
+    summed = Summed(len(members), sum(turnovers), sum(t * t for t in turnovers), key_sum, key_sum)
+    return Cell(key, len(members), key_sum, {"turnover": summed}, protected)
 
 
 def _table(population: Sequence[Business], protected: bool = True) -> list[Cell]:
@@ -162,9 +158,11 @@ def test_count_against_sum_over_average_does_not_give_the_records_without_a_valu
     hits = 0
     for _ in range(300):
         turnovers = [rng.randint(10**7, 10**9) for _ in range(27)]
-        summed = Summed(27, sum(turnovers), sum(t * t for t in turnovers))
+        valued = rng.randrange(MODULUS)  # the 27 with a value; three more in the cell
+        squares = sum(t * t for t in turnovers)
+        summed = Summed(27, sum(turnovers), squares, valued, valued)
         count, values = perturbed_cell(
-            TABLE, 30, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
+            TABLE, 30, valued + rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
         )
         total, mean = values["turnover_sum"], values["turnover_average"]
         assert total is not None
@@ -179,11 +177,9 @@ def test_an_average_over_every_record_of_a_cell_divides_by_the_published_count()
     rng = random.Random(5)
     for _ in range(300):
         turnovers = [rng.randint(10**7, 10**9) for _ in range(rng.randint(1, 40))]
-        n = len(turnovers)
-        summed = Summed(n, sum(turnovers), sum(t * t for t in turnovers))
-        count, values = perturbed_cell(
-            TABLE, n, rng.randrange(MODULUS), {"turnover": summed}, ("turnover",)
-        )
+        n, key_sum = len(turnovers), rng.randrange(MODULUS)
+        summed = Summed(n, sum(turnovers), sum(t * t for t in turnovers), key_sum, key_sum)
+        count, values = perturbed_cell(TABLE, n, key_sum, {"turnover": summed}, ("turnover",))
         total, mean = values["turnover_sum"], values["turnover_average"]
         assert total is not None
         if count:
@@ -201,7 +197,7 @@ def test_the_callers_own_records_are_exact_and_move_no_noise() -> None:
     shown = []
     for size in range(6):
         own = [rng.randint(10**8, 10**10) for _ in range(size)]
-        mine = Own(size, 0, {"turnover": Summed(size, sum(own), sum(t * t for t in own))})
+        mine = Own(size, 0, {"turnover": Summed(size, sum(own), sum(t * t for t in own), 0, 0)})
         cell = replace(_cell(("small",), others), own=mine)
         (published,) = _publish([cell]).values()
         assert published.count is not None
@@ -231,7 +227,7 @@ def test_own_records_the_caller_may_not_read_are_perturbed_on_a_key_of_their_own
 
 def test_the_callers_own_records_do_not_lift_a_small_cell_of_others_over_k() -> None:
     lone = Business("61", "medium", 5 * 10**10, 12345)
-    own = Own(20, 0, {"turnover": Summed(20, 20 * 10**10, 20 * 10**20)})
+    own = Own(20, 0, {"turnover": Summed(20, 20 * 10**10, 20 * 10**20, 0, 0)})
     (published,) = _publish([replace(_cell(("medium",), [lone]), own=own)]).values()
     assert published.suppressed
     assert published.count is None
@@ -242,7 +238,7 @@ def test_with_its_own_part_apart_a_cell_hides_alike_whether_others_hold_none_or_
     """A guarantor's own part is published apart; the whole cell is then hidden as much when
     no rival has a record in it as when one has, and its own part reads the same in both."""
     lone = Business("62", "small", 3 * 10**8, 12345)
-    own = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16)})
+    own = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16, 0, 0)})
     cells = [
         replace(_cell((scale,), members), own=own) for scale, members in (("a", []), ("b", [lone]))
     ]
@@ -282,13 +278,14 @@ def test_in_a_table_of_members_a_part_too_small_to_show_is_left_out_as_an_empty_
     many = [Business("61", "micro", rng.randint(10**7, 10**9), rng.randrange(MODULUS))]
     many += [replace(many[0], key=rng.randrange(MODULUS)) for _ in range(29)]
     two = many[:2]  # two records are never shown: their count is perturbed to at most 4
-    lone = Own(1, rng.randrange(MODULUS), {"turnover": Summed(1, 10**9, 10**18)}, exact=False)
-    three = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16)})
+    key = rng.randrange(MODULUS)
+    lone = Own(1, key, {"turnover": Summed(1, 10**9, 10**18, key, key)}, exact=False)
+    three = Own(3, 0, {"turnover": Summed(3, 3 * 10**8, 3 * 10**16, 0, 0)})
     for cell, empty in [
         (
             replace(_cell(("micro",), many), own=lone),
             replace(
-                _cell(("micro",), many), own=Own(0, 0, {"turnover": Summed(0, 0, 0)}, exact=False)
+                _cell(("micro",), many), own=Own(0, 0, {"turnover": NOTHING_SUMMED}, exact=False)
             ),
         ),
         (replace(_cell(("micro",), two), own=three), replace(_cell(("micro",), []), own=three)),
