@@ -730,7 +730,7 @@ GUARANTEE_STATUS_CHANGES = Table(
 
 def _rollup(name: str, keys: tuple[Column[Any], ...], measures: tuple[Column[Any], ...]) -> Table:
     """A rollup: one row per combination of `keys` present in the base table, kept exact by the
-    statement-level triggers of migrations 0006, 0012, 0016 and 0053 (so national figures never
+    statement-level triggers of migrations 0006, 0012, 0016 and 0050 (so national figures never
     scan the records). Each summed measure keeps its sum of squares and the sum of its
     contributors' keys (records whose value is neither missing nor zero), and each cell the sum
     of its records' keys: what the cell-key method needs, additive like the sums themselves.

@@ -1075,12 +1075,12 @@ def _rollup_keys(schema: str) -> str:
     return f"SELECT {sums} FROM {schema}.msme_rollup_regency"  # noqa: S608
 
 
-def test_0053_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_made(
+def test_0050_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_made(
     server_url: str,
 ) -> None:
     """A release made before the revision is read until the next: its rollups gain the
     contributors' key sums from the records it copied, as the live ones do from theirs."""
-    with _database_at(server_url, "0048") as url:
+    with _database_at(server_url, "0049") as url:
         asyncio.run(_execute(url, SCALE_REGIONS))
         for nib, turnover, employees in (
             ("5300530000001", 250_000_000, 4),
@@ -1099,7 +1099,7 @@ def test_0053_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_m
         asyncio.run(_execute(url, KEYED_MSME, "5300530000004", 10, 1))  # the triggers keep it
         expected = tuple(asyncio.run(_fetch(url, CONTRIBUTOR_KEYS))[0])
         assert tuple(asyncio.run(_fetch(url, _rollup_keys("public")))[0]) == expected
-        command.downgrade(alembic_config(url), "0048")
+        command.downgrade(alembic_config(url), "0049")
         asyncio.run(_execute(url, KEYED_MSME, "5300530000005", 10, 1))
         assert asyncio.run(_value(url, "SELECT sum(n) FROM msme_rollup_regency")) == 5
         upgrade(url)

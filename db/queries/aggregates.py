@@ -6,7 +6,7 @@ the schema handle every dimension alike. Measures are what disclosure control ne
 (`record_measures`), all whole numbers; what is published is decided by resolvers/aggregates.py.
 
 MSME and cooperative figures read a rollup (db/models.py, kept exact by the triggers of
-migrations 0006, 0012, 0016 and 0053) when one holds every dimension the grouping and the
+migrations 0006, 0012, 0016 and 0050) when one holds every dimension the grouping and the
 filter name: the smallest such rollup, so national figures group a few thousand cells however
 many records there are. Filters a rollup cannot answer (programme, cooperative, district) read
 the records.

@@ -15,8 +15,8 @@ rollups are rebuilt from the records, and so are those of the releases already m
 records each release copied, so that figures read from a release made before this revision
 are keyed the same way until the next one.
 
-Revision ID: 0053
-Revises: 0048
+Revision ID: 0050
+Revises: 0049
 """
 
 import importlib.util
@@ -25,8 +25,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision = "0053"
-down_revision = "0048"
+revision = "0050"
+down_revision = "0049"
 branch_labels = None
 depends_on = None
 
