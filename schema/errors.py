@@ -1,7 +1,8 @@
 """Every error leaves with a contract code; anything unexpected is masked and logged.
 
 Coded errors (FORBIDDEN, BAD_USER_INPUT, …) pass unchanged. Errors the GraphQL engine raises for
-a malformed document or bad variables are the caller's input errors. Everything else becomes
+a malformed document or bad variables are the caller's input errors; one it raises for a value
+a resolver returned that the field's type cannot represent is ours. Everything else becomes
 INTERNAL with a correlation id: the detail goes to the log only, never to the client. A lost
 database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong with the request.
 A read past the statement timeout is QUERY_TOO_COMPLEX (`limit`: "statement timeout"): the
@@ -70,12 +71,24 @@ class _Kind(Enum):
     INTERNAL = "internal"
 
 
+def _unrepresentable(error: GraphQLError) -> bool:
+    """A value a resolver returned that its type cannot represent (a sum past GraphQL's 32-bit
+    Int, say): the engine's output coercion raised it while executing (the error has a path),
+    and names no node of the document, as a refused argument does. A fault of ours, not the
+    caller's input: coded BAD_USER_INPUT (field `query`), it told every client of a national
+    table to change a request that was fine, and its message carried the value."""
+    original = error.original_error
+    return error.path is not None and isinstance(original, GraphQLError) and not original.nodes
+
+
 def _kind(error: GraphQLError) -> _Kind:
     """What an error is to the caller: already coded, its own input, a lost database, or a
     fault of ours."""
     if error.extensions and "code" in error.extensions:
         return _Kind.CODED
     original = error.original_error
+    if _unrepresentable(error):
+        return _Kind.INTERNAL
     if original is None or isinstance(original, GraphQLError):
         return _Kind.INPUT
     if isinstance(original, ValueError) and error.path is None:

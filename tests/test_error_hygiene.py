@@ -23,6 +23,7 @@ from db.queries import auth_failures, indicators
 from db.queries.audit import AuditWriter
 from db.seed import load_reference
 from db.writes import msmes
+from resolvers import aggregates
 from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
@@ -100,6 +101,38 @@ def test_a_failing_audit_write_withholds_the_records(
     found = _internal_error(response)
     assert found["body"].get("data") is None
     assert MARKER in _logged(caplog, found["id"])
+
+
+def test_a_value_past_its_type_is_a_coded_internal_error_without_the_value(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """215 records of one province at the 10,000,000 employees a record may hold sum past
+    GraphQL's 32-bit Int: the engine refuses the value it was handed. That is ours to fix, not
+    the caller's input (it was BAD_USER_INPUT on field `query`, for every client of a national
+    table), and the message must not carry the value."""
+    too_many = 2_171_378_519
+    published = aggregates.figures
+
+    def past_int(*arguments: Any, **keywords: Any) -> list[Any]:
+        cells = published(*arguments, **keywords)
+        for cell in cells:
+            cell.employees_sum = too_many
+        return cells
+
+    monkeypatch.setattr(aggregates, "figures", past_int)
+    with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
+        response = api.post(
+            {"query": "{ msmeFigures(groupBy: [SCALE]) { count employeesSum } }"},
+            api.token(CLIENT),
+        )
+    assert response.status_code == 200, response.text
+    errors = response.json()["errors"]
+    assert errors
+    for error in errors:
+        assert error["extensions"]["code"] == "INTERNAL", error
+        assert error["extensions"]["correlationId"] in error["message"]
+    assert str(too_many) not in response.text
+    assert "32-bit" in _logged(caplog, errors[0]["extensions"]["correlationId"])
 
 
 def test_syntax_errors_carry_a_code(api: Api) -> None:
