@@ -9,6 +9,7 @@ that it changed (auth/registry.py).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -112,6 +113,7 @@ class AuthService:
         failure_limits: FailureLimits | None = None,
         secret_checks: int | None = None,
         refused_secret: str | None = None,
+        demo_clients: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = engine
         self.refused_secret = refused_secret
@@ -119,6 +121,13 @@ class AuthService:
         secret unless `serve --dev` (clients.refused_secret). `serve` refuses to start while a
         client holds it, but a demo client registered later (`serve --dev` run once against the
         same database) would otherwise get tokens from every server already running."""
+        self.demo_clients = demo_clients
+        """The clients registered with the refused secret (sinergi.demo_mode): while one still
+        holds it, its tokens are refused too, since a `serve --dev` on the same database issues
+        them with the signing keys this server checks them with."""
+        self._holds_refused: dict[str, bool] = {}
+        """Whether a stored secret hash is of the refused secret, by hash: one scrypt for each
+        hash a demo client has had, not one per request."""
         self._refusals_logged: set[str] = set()
         """The active clients the refused secret was presented for, each logged once: no more
         of them than the registry holds, however many requests present it."""
@@ -313,6 +322,8 @@ class AuthService:
                 return Admitted(principal, await self.registry.state(principal.client_id))
             claims = await self.key_ring.verify(token, header)
         state = await self.registry.state(str(claims.get("client_id", claims["sub"])))
+        if await self._holds_refused_secret(state):
+            raise InvalidToken("the client holds the published demo secret, refused without --dev")
         scope, jurisdiction = claims.get("scope", ""), claims.get("jurisdiction")
         if not isinstance(scope, str) or not isinstance(jurisdiction, str):
             return Admitted(_registered_principal(claims, state.client), state)
@@ -321,6 +332,22 @@ class AuthService:
             known = _registered_principal(claims, state.client)
             state.principals[scope, jurisdiction] = known
         return Admitted(known, state)
+
+    async def _holds_refused_secret(self, state: ClientState) -> bool:
+        """Whether the token's client is a demo client still holding the refused secret. Asked
+        of the demo clients alone, which no other path gives the secret (a rotation gives one a
+        secret of its own, and its tokens are then accepted): real clients cost nothing."""
+        refused, client = self.refused_secret, state.client
+        if refused is None or client is None or client.client_id not in self.demo_clients:
+            return False
+        stored = state.secret_hash
+        if stored is None:
+            return False
+        held = self._holds_refused.get(stored)
+        if held is None:
+            held = await asyncio.to_thread(clients.secret_matches, refused, stored)
+            self._holds_refused[stored] = held
+        return held
 
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:

@@ -37,6 +37,7 @@ from resolvers.context import Limits
 from schema.build import build_schema
 from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
+from sinergi.demo_mode import DEMO_CLIENT_IDS
 from sinergi.figure_releaser import FigureReleaser
 from sinergi.graphiql import GraphiQLPage
 from sinergi.graphql_app import SinergiGraphQL
@@ -151,6 +152,7 @@ async def _serving(
         ),
         secret_checks=settings.secret_checks,
         refused_secret=refused_secret(settings.dev),
+        demo_clients=DEMO_CLIENT_IDS,
     )
     await auth.startup()
     state["auth"] = auth

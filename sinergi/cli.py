@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging.config  # only `serve` configures logging from a dictionary
 
     from sinergi import audit_key, checkpoint_file
-    from sinergi.demo_mode import clients_with_demo_secret, prepare_demo
+    from sinergi.demo_mode import clients_with_demo_secret, prepare_demo, served_beside_the_demo
     from sinergi.logs import log_config
     from sinergi.ruleset_review import warn_of_refused_rulesets
 
@@ -124,6 +124,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(warn_of_refused_rulesets(database.service_url))
     development = args.dev or settings.is_development
     if args.dev:
+        # The demo clients and their published secret go only where demo-data may go.
+        others = asyncio.run(served_beside_the_demo(database.owner_url, settings))
+        if others:
+            print(_dev_refusal(others), file=sys.stderr)
+            return 2
         asyncio.run(
             prepare_demo(
                 database.owner_url,
@@ -238,10 +243,29 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
 
 def _production_refusal(served: list[str]) -> str:
     return (
-        f"sinergi demo-data: refusing: the database serves clients besides the demo's "
-        f"({', '.join(served)}), so it serves real organisations, whose records and figures "
+        f"sinergi demo-data: refusing: {_real_organisations(served)}, whose records and figures "
         "a synthetic population would join. Load the demo into a database of its own, or pass "
         "--alongside-clients."
+    )
+
+
+def _dev_refusal(served: list[str]) -> str:
+    """`serve --dev` registers the demo clients, `demo-province-62` with pii:read among them,
+    under the published secret: on a database of real organisations anyone could read their
+    records with it, through this server and (had it no refusal of its own) any other."""
+    return (
+        f"sinergi serve --dev: refusing: {_real_organisations(served)}, beside whom the demo "
+        "clients, whose secret is published, would read their records. Serve the demo from a "
+        "database of its own (unset DATABASE_URL for the embedded one), or serve this one "
+        "without --dev."
+    )
+
+
+def _real_organisations(served: list[str]) -> str:
+    """Why a database is not the demo's (sinergi.demo_mode.served_beside_the_demo)."""
+    return (
+        f"the database serves clients besides the demo's ({', '.join(served)}), "
+        "so it serves real organisations"
     )
 
 

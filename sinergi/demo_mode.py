@@ -102,6 +102,11 @@ DEMO_CLIENTS = (
 )
 
 
+DEMO_CLIENT_IDS = frozenset(client_id for client_id, *_ in DEMO_CLIENTS)
+"""The clients registered with the published DEMO_SECRET, whose tokens a server without --dev
+refuses while they hold it (AuthService)."""
+
+
 # Where a principal leaves its id: a user of an external SSO has no client row, only these. One
 # that only reads, checks eligibility or issues guarantees writes no record nor import, but is
 # in the audit trail (each read of personal data), its decisions, its guarantees, its equity.
@@ -123,7 +128,7 @@ async def served_beside_the_demo(url: str, settings: Settings) -> list[str]:
     written yet. Any of them means real organisations, which `demo-data` refuses unless told
     otherwise. One principal per table is enough to name: a demo database's history is read
     through, a real one's stops early."""
-    demo_ids = [client_id for client_id, *_ in DEMO_CLIENTS]
+    demo_ids = sorted(DEMO_CLIENT_IDS)
     async with one_connection(url, statement_timeout_ms=60_000) as connection:
         every = await clients.all_clients(connection)
         served = [client.client_id for client in every if client.client_id not in demo_ids]

@@ -77,8 +77,8 @@ def _tests_audit_key() -> None:
 def _demo_secret_accepted() -> Iterator[None]:
     """The suite's apps in this process serve in production mode to demo clients, which hold the
     published demo secret that production refuses (sinergi.app.refused_secret): here they
-    accept it. tests/test_demo_secret_refused.py serves the refusal itself, as do the servers
-    tests start in a process of their own (tests/support/served.py)."""
+    accept it. tests/test_demo_secret_refused.py serves the refusal itself; the servers tests
+    start in a process of their own accept it as `serve --dev` does (tests/support/served.py)."""
     from sinergi import app
 
     with pytest.MonkeyPatch.context() as patch:

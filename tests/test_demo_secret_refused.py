@@ -5,6 +5,7 @@ audit trail with the NIKs in it among them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -136,3 +137,37 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
         stderr.close()
     said = (tmp_path / "stderr").read_text()
     assert f"SINERGI_DEV={dev} is ignored: `serve` sets it from --dev alone" in said, said
+
+
+def test_a_production_server_refuses_the_tokens_a_dev_server_issued_to_a_demo_client(
+    reference_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `serve --dev` on the database of a production server signs with its keys: the demo
+    clients' tokens it issued, demo-province-62's pii:read among them, were accepted by the
+    production server, which refused only to issue them. It refuses them while the client holds
+    the published secret; rotated, the client is one of its own and its tokens serve."""
+    demo_clients(reference_url)  # what `serve --dev` registers
+    development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000, dev=True)
+    with TestClient(create_app(development, database_url=as_service(reference_url))) as client:
+        issued = _token(client, DEMO_SECRET).json()["access_token"]
+    monkeypatch.setattr(app, "refused_secret", refused_secret)  # conftest's suite accepts it
+    production = create_app(Settings(rate_limit=1_000_000), database_url=as_service(reference_url))
+    viewer = {"query": "{ viewer { clientId } }"}
+    with TestClient(production) as client:
+        for _ in range(2):  # the second from what the first left held
+            refused = client.post("/graphql", json=viewer, headers=_bearer(issued))
+            assert refused.status_code == 401, refused.text
+            (error,) = refused.json()["errors"]
+            assert error["extensions"] == {"code": "UNAUTHENTICATED"}
+        code, out, _ = sinergi(reference_url, "clients", "rotate", CLIENT, "--json")
+        assert code == 0
+        rotated = _token(client, json.loads(out)["client_secret"])
+        assert rotated.status_code == 200, rotated.text
+        served = client.post(
+            "/graphql", json=viewer, headers=_bearer(rotated.json()["access_token"])
+        )
+    assert served.json() == {"data": {"viewer": {"clientId": CLIENT}}}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth import clients
 from db.engine import async_url
 from sinergi.demo_mode import DEMO_CLIENTS, register_demo_clients
+from tests.support.cli import sinergi
 from tests.support.served import wait_until_answering
 
 
@@ -222,6 +223,61 @@ def test_dev_serve_says_why_a_database_url_database_has_no_population(
     assert "WARNING sinergi.demo" in warning
     assert "DATABASE_URL is set" in warning
     assert "`sinergi demo-data`" in warning
+
+
+async def _register_real_client(url: str) -> None:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.begin() as connection:
+            await clients.create(
+                connection,
+                client_id="dinas-7781",
+                name="Dinas Koperasi (nyata)",
+                org_kind="province",
+                jurisdiction="62",
+                scopes=None,
+                purpose="pembinaan UMKM",
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _client_ids(url: str) -> list[str]:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as connection:
+            return [client.client_id for client in await clients.all_clients(connection)]
+    finally:
+        await engine.dispose()
+
+
+def test_dev_serve_refuses_a_database_serving_real_organisations(
+    fresh_url: str, home: Path
+) -> None:
+    """`serve --dev` registered the demo clients, demo-province-62 with pii:read among them, under
+    the published secret in whatever database DATABASE_URL named, one of real organisations too:
+    it refuses there as `demo-data` does, registering nothing."""
+    assert sinergi(fresh_url, "migrate")[0] == 0  # the regions a client's jurisdiction names
+    asyncio.run(_register_real_client(fresh_url))
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env |= {"SINERGI_LOG_LEVEL": "warning"}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(_free_port())]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, said = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # it served: the refusal is missing
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
+    assert process.returncode == 2
+    refusal = said.decode().strip()
+    assert "\n" not in refusal, refusal
+    assert refusal.startswith("sinergi serve --dev: refusing: the database serves clients")
+    assert "besides the demo's (dinas-7781)" in refusal
+    assert "unset DATABASE_URL" in refusal
+    assert asyncio.run(_client_ids(fresh_url)) == ["dinas-7781"]
 
 
 def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts(

@@ -26,7 +26,7 @@ from auth import clients
 from db.engine import create_engine
 from sinergi.rate_limit import SYNC_SECONDS
 from tests.support.databases import as_service
-from tests.support.served import uvicorn_command, wait_until_answering
+from tests.support.served import DEMO_SERVED, uvicorn_command, wait_until_answering
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -48,6 +48,7 @@ def servers(demo_url: str) -> Iterator[list[str]]:
         **os.environ,
         "DATABASE_URL": as_service(demo_url),
         "SINERGI_ENV": "production",
+        **DEMO_SERVED,
         "SINERGI_RATE_LIMIT": str(LIMIT),
         # A long window: the test does not straddle a window boundary but once in hours.
         "SINERGI_RATE_LIMIT_WINDOW": str(WINDOW_SECONDS),

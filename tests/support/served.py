@@ -18,6 +18,11 @@ import httpx
 
 from sinergi.settings import Settings
 
+DEMO_SERVED = {"SINERGI_DEV": "true"}
+"""What a server tests start in a process of their own needs to serve the demo clients' tokens
+the tests mint in theirs (tests/conftest.py, `_demo_secret_accepted`): without `--dev` a server
+refuses them, as a `serve --dev` on its database could have issued them."""
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -104,6 +109,7 @@ def served_process(
         "SINERGI_DB_POOL_TIMEOUT": "60",
         "SINERGI_STATEMENT_TIMEOUT_MS": "60000",
         "SINERGI_METRICS": "open",  # production's default is 404: tests scrape it
+        **DEMO_SERVED,
         **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
