@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from starlette.authentication import AuthenticationError, BaseUser
@@ -104,6 +105,8 @@ def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
     headers = dict(NO_STORE)
     if error.status == 401 and basic:
         headers["WWW-Authenticate"] = 'Basic realm="sinergi"'
+    if error.status == 408:  # the rest of the body may still be arriving: no next request
+        headers["Connection"] = "close"
     body: dict[str, Any] = {"error": error.error, "error_description": error.description}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
@@ -128,7 +131,31 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
+class BodyDeadline(Protocol):
+    """How long a body may take to arrive, from when its read starts: the lifespan's
+    sinergi.guard.BodyDeadlines (SINERGI_BODY_TIMEOUT), which /graphql's bodies are read under."""
+
+    seconds: float
+
+    async def within(self, reading: Awaitable[bytes]) -> bytes:
+        """`reading`, or TimeoutError once past the deadline."""
+        ...
+
+
 async def _bounded_body(request: Request) -> bytes:
+    """The body within the deadline (SINERGI_BODY_TIMEOUT), or 408: the endpoint reads it from
+    anyone, and one trickled a byte at a time would hold the connection for as long as its
+    sender liked."""
+    deadline: BodyDeadline = request.scope["state"]["deadlines"]
+    try:
+        return await deadline.within(_body_up_to_limit(request))
+    except TimeoutError:
+        raise OAuthError(
+            "invalid_request", f"body: not received within {deadline.seconds:g} s", 408
+        ) from None
+
+
+async def _body_up_to_limit(request: Request) -> bytes:
     """The body, refused (413) as soon as it is known to be over MAX_FORM_BYTES: declared so, or
     read so far; the rest is never read, so a huge body costs no memory."""
     too_large = OAuthError("invalid_request", f"the body is over {MAX_FORM_BYTES} bytes", 413)

@@ -181,6 +181,7 @@ async def _serving(
         "primary": primary,
         "replica": Replica(autocommit(replica)) if replica is not None else None,
         "auth": auth,
+        "deadlines": deadlines,
         "regions": RegionDirectory(primary),
         "audit": AuditWriter(primary),
         "changes": changes,

@@ -28,9 +28,10 @@ import json
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from graphql import (
@@ -381,6 +382,8 @@ class OperationChecks:
             now.operation = requested if requested in names else exchange.UNKNOWN
 
 
+Read = TypeVar("Read")
+
 LATE = "the body did not all arrive in time"
 """The message of the cancellation that ends a body read past its deadline (BodyDeadlines)."""
 
@@ -406,6 +409,23 @@ class BodyDeadlines:
                 if deadline <= now:
                     del self.reading[task]
                     task.cancel(LATE)
+
+    async def within(self, reading: Awaitable[Read]) -> Read:
+        """`reading` (a body's), awaited in this task: TimeoutError once it runs past the
+        deadline, which each endpoint answers 408 in its own shape (/graphql's RequestGuard,
+        the token endpoint)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.reading[task] = time.monotonic() + self.seconds
+        try:
+            return await reading
+        except asyncio.CancelledError as cancelled:
+            if cancelled.args != (LATE,):
+                raise
+            task.uncancel()
+            raise TimeoutError(LATE) from None
+        finally:
+            self.reading.pop(task, None)
 
 
 class RequestGuard:
@@ -476,16 +496,9 @@ class RequestGuard:
     async def _receive(self, scope: Scope, receive: Receive) -> Refusal | None:
         """Reads and decodes the body into `scope[PAYLOAD]`, or the refusal of a body that is
         too large, too slow to arrive, not UTF-8 or not JSON."""
-        reading = self.deadlines.reading
-        task = asyncio.current_task()
-        assert task is not None
-        reading[task] = time.monotonic() + self.deadlines.seconds
         try:
-            body = await self._read_body(scope, receive)
-        except asyncio.CancelledError as cancelled:
-            if cancelled.args != (LATE,):
-                raise
-            task.uncancel()
+            body = await self.deadlines.within(self._read_body(scope, receive))
+        except TimeoutError:
             late = _refusal(
                 408,
                 "BAD_USER_INPUT",
@@ -494,8 +507,6 @@ class RequestGuard:
             )
             late.headers["Connection"] = "close"
             return late
-        finally:
-            reading.pop(task, None)
         if body is None:
             limit = self.checks.limits.max_body_bytes
             return too_complex(Violation("body size", limit, limit + 1), status=413)

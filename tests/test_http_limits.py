@@ -431,7 +431,14 @@ def test_a_document_that_does_not_validate_is_validated_once(
     assert len(validations) == 2
 
 
-def _trickled(base: str, token: str | None, seconds: float) -> tuple[bytes, float]:
+def _trickled(
+    base: str,
+    token: str | None,
+    seconds: float,
+    *,
+    path: str = "/graphql",
+    content_type: str = "application/json",
+) -> tuple[bytes, float]:
     """What the server answers a POST whose headers promise 1,000 bytes of body and which then
     sends a byte every 0.2 s, for up to `seconds`; and how long the answer took."""
     host, port = base.removeprefix("http://").split(":")
@@ -440,7 +447,7 @@ def _trickled(base: str, token: str | None, seconds: float) -> tuple[bytes, floa
     with socket.create_connection((host, int(port)), timeout=seconds + 5) as connection:
         connection.sendall(
             (
-                "POST /graphql HTTP/1.1\r\nHost: sinergi\r\nContent-Type: application/json\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: sinergi\r\nContent-Type: {content_type}\r\n"
                 f"{authorization}Content-Length: 1000\r\n\r\n"
             ).encode()
         )
@@ -469,6 +476,25 @@ def test_a_body_trickled_in_is_refused_once_its_time_is_up(api: Api, demo_url: s
     assert 1 <= after < 3
     body = json.loads(late.split(b"\r\n\r\n", 1)[1] or b"{}")
     assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "body"}
+
+
+def test_a_token_request_trickled_in_is_refused_once_its_time_is_up(demo_url: str) -> None:
+    """The token endpoint reads its body from anyone, and waited for a trickled one forever
+    where /graphql answers 408 after SINERGI_BODY_TIMEOUT: it answers 408 too, in RFC 6749's
+    shape, and closes the connection, whose body may still be arriving."""
+    settings = {"SINERGI_BODY_TIMEOUT": "1"}
+    with served_process(as_service(demo_url), "production", settings) as (base, _):
+        form = "application/x-www-form-urlencoded"
+        late, after = _trickled(base, None, 10, path="/oauth/token", content_type=form)
+    assert late.startswith(b"HTTP/1.1 408"), late
+    assert 1 <= after < 3
+    head, _, body = late.partition(b"\r\n\r\n")
+    assert b"\r\nconnection: close" in head.lower(), head
+    assert b"\r\ncache-control: no-store" in head.lower(), head
+    assert json.loads(body) == {
+        "error": "invalid_request",
+        "error_description": "body: not received within 1 s",
+    }
 
 
 def test_a_batch_stops_once_its_answers_pass_the_response_size_bound(
