@@ -101,7 +101,8 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     `h11_max_incomplete_event_size`, `serve`'s SINERGI_MAX_HEADER_BYTES) is answered 431 and the
     connection closed, before httptools has joined more than that (and a read or two) of it.
     The same bound holds for the rest of a request that is not body: a chunked body's trailer
-    fields are joined as headers are, so past it the connection is closed."""
+    fields are joined as headers are, so past it the connection is closed. A request httptools
+    cannot parse is answered 400 in the same coded shape, and the connection closed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -158,8 +159,25 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         reason = f"a request's line and headers may be at most {self.max_head_bytes} bytes"
-        body = json.dumps(refused("headers", reason)).encode()
-        answer = [STATUS_LINE[431]]
+        self._answer_and_close(431, "headers", reason)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what httptools cannot parse (Content-Length beside
+        Transfer-Encoding, two Content-Lengths, a Transfer-Encoding it does not know, a
+        malformed line): 400, coded as the app's own refusals are, rather than uvicorn's bare
+        text; the connection closed, as uvicorn closes it, since where a next request would
+        begin is not known. uvicorn has logged `msg` already."""
+        reason = (
+            "not a well-formed HTTP/1.1 request (conflicting or unknown Content-Length or"
+            " Transfer-Encoding, or malformed syntax)"
+        )
+        self._answer_and_close(400, "request", reason)
+
+    def _answer_and_close(self, status: int, field: str, reason: str) -> None:
+        """A coded refusal of the request itself (sinergi.http_edge.refused), written before
+        the app has seen the request, and the connection closed."""
+        body = json.dumps(refused(field, reason)).encode()
+        answer = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             answer += [name, b": ", value, b"\r\n"]
         answer += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -182,3 +183,40 @@ async def test_a_chunked_bodys_trailer_is_held_to_the_bound_and_its_body_is_not(
     assert small_chunks.startswith(b"HTTP/1.1 200"), small_chunks[:200]
     assert small_chunks.endswith(b"1900000"), small_chunks[-200:]
     assert not trailer.startswith(b"HTTP/1.1 200"), trailer[:200]
+
+
+def _sent_raw(port: int, request: bytes) -> bytes:
+    """What the server answered `request`, sent as is, before it closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answered = b""
+        while chunk := connection.recv(65_536):
+            answered += chunk
+        return answered
+
+
+async def test_a_request_httptools_cannot_parse_is_a_coded_400_and_the_connection_closed() -> None:
+    """Smuggling's framings (Content-Length beside Transfer-Encoding, two Content-Lengths, a
+    Transfer-Encoding httptools does not know) went out as uvicorn's bare `400 text/plain`, the
+    one answer of the edge not in the contract's coded shape."""
+    framings = [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: xchunked\r\n",
+        b"Content-Length: 5\r\nContent-Length: 6\r\n",
+    ]
+    async with _bounded_server() as port:
+        answers = [
+            await asyncio.to_thread(
+                _sent_raw, port, b"POST / HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\nhello"
+            )
+            for framing in framings
+        ]
+    for answer in answers:  # each read to its end: the server closed the connection
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        assert lines[0] == b"http/1.1 400 bad request", answer
+        assert b"content-type: application/json" in lines
+        assert b"connection: close" in lines
+        (error,) = json.loads(body)["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "request"}
+        assert error["message"].startswith("request: not a well-formed HTTP/1.1 request")
