@@ -212,7 +212,11 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         refused with a close code of its own (sinergi.subscriptions' TRY_AGAIN_LATER_CLOSE_CODE),
         not a bad token's 4403, which strawberry gives any ConnectionRejectionError. Once
         acknowledged, the connection may send frames as long as a subscribe message may be, and
-        its token is watched."""
+        its token is watched. A null payload, which the protocol allows (a client whose token
+        is in the upgrade request's header has nothing to send), is an empty one: strawberry
+        closed such a connection with 4400."""
+        if message.get("payload", {}) is None:
+            message = {"type": "connection_init", "payload": {}}
         try:
             await super().handle_connection_init(message)
         except subscriptions.TryAgainLater as later:

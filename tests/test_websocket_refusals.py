@@ -215,3 +215,19 @@ def test_a_database_outage_in_a_running_subscription_ends_it_with_an_error_alone
         for record in caplog.records
         if "unavailable" in record.getMessage() or record.levelno >= logging.ERROR
     ] == [("WARNING", "the database is unavailable at None: the database went away")]
+
+
+def test_a_connection_init_with_a_null_payload_is_acknowledged_by_its_upgrades_token(
+    module_reference_url: str, client: tuple[str, str]
+) -> None:
+    """graphql-transport-ws lets `payload` be null; strawberry closed such a connection_init
+    with 4400, so a client sending its token in the upgrade request's header, with nothing to
+    put in the payload, could not connect."""
+    with _served(module_reference_url, Settings(rate_limit=1_000_000)) as http:
+        headers = {"Authorization": f"Bearer {_token(http, client)}"}
+        for init in ({"type": "connection_init", "payload": None}, {"type": "connection_init"}):
+            with http.websocket_connect(
+                "/graphql", subprotocols=[PROTOCOL], headers=headers
+            ) as socket:
+                socket.send_json(init)
+                assert socket.receive_json()["type"] == "connection_ack"
