@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,7 +33,7 @@ GUARANTOR = principal(OrgKind.BUMD, "62")
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 FORMER, SUCCESSOR = "6271995204889901", "6271995204889902"
 """The owner when the business was checked, and the one the province put in their place."""
-NIB, UNREVIEWED_NIB = "7749900000001", "7749900000002"
+NIB, UNREVIEWED_NIB, OLD_NIB = "7749900000001", "7749900000002", "7749900000003"
 ATTESTED = {
     "hasOtherProductiveCredit": False,
     "feasibilityApproved": True,
@@ -82,6 +83,27 @@ query SubjectFeed($after: String) {
   guaranteeChanges(after: $after) { entries { id record } endCursor }
 }
 """
+# What the previous release stored for a check: every column but the subject's (a copy of a
+# decision this release stored, as that release would have written it).
+STORED_BY_THE_PREVIOUS_RELEASE = """
+INSERT INTO eligibility_decisions (client_id, organisation, msme_id, cooperative_id, subject_key,
+  province_code, regency_code, loan_amount, tenor_months, product, ruleset_version, check_date,
+  facts, verdict, results, coverage_amount, estimated_fee)
+SELECT client_id, organisation, msme_id, cooperative_id, subject_key, province_code, regency_code,
+  loan_amount, tenor_months, product, ruleset_version, check_date, facts, verdict, results,
+  coverage_amount, estimated_fee FROM eligibility_decisions WHERE id = :id
+RETURNING id
+"""
+# What an insider holding the service's credentials would do to have decisions name no one.
+UNDO_THE_SUBJECT = {
+    "drop the trigger": "DROP TRIGGER eligibility_decisions_subject ON eligibility_decisions",
+    "disable it": "ALTER TABLE eligibility_decisions DISABLE TRIGGER eligibility_decisions_subject",
+    "replace its function": (
+        "CREATE OR REPLACE FUNCTION eligibility_decision_subject() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+    ),
+    "drop its function": "DROP FUNCTION eligibility_decision_subject() CASCADE",
+}
 WHO = "query SubjectWho($nik: String!) { personalDataAccess(nik: $nik) { clientId } }"
 
 
@@ -192,3 +214,32 @@ async def test_a_review_after_the_owner_changed_names_the_owner_it_was_about(
         pass
     await _data(engine, GUARANTOR, REVIEW, {"id": decision})
     assert await _subjects(engine, "SubjectReview") == [FORMER]
+
+
+async def test_a_decision_stored_by_the_previous_release_names_its_owner(
+    engine: AsyncEngine,
+) -> None:
+    """During a rolling upgrade an instance of the previous release, on the migrated database,
+    stores its decisions without `subject_nik`: the database fills it in from the business's
+    owner, so reading the decision on this release names them, and keeps naming them once the
+    owner is replaced."""
+    msme_id, checked = await _checked(engine, OLD_NIB, ATTESTED)
+    async with engine.begin() as connection:
+        stored = await connection.execute(text(STORED_BY_THE_PREVIOUS_RELEASE), {"id": checked})
+        decision = str(stored.scalar_one())
+    async for _ in _replace_then_erase(engine, msme_id):
+        await _data(engine, GUARANTOR, READ, {"id": decision})
+        assert await _subjects(engine, "SubjectRead") == [FORMER]
+
+
+@pytest.mark.parametrize("statement", UNDO_THE_SUBJECT.values(), ids=UNDO_THE_SUBJECT.keys())
+async def test_the_service_role_cannot_undo_the_subject_trigger(
+    reference_url: str, statement: str
+) -> None:
+    connection = await asyncpg.connect(as_service(reference_url))
+    try:
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+    assert refused.value.sqlstate == "42501", refused.value  # insufficient_privilege

@@ -998,7 +998,8 @@ SUBJECTS = "SELECT id, subject_nik FROM eligibility_decisions"
 
 
 async def _decided(url: str) -> dict[str, Any]:
-    """At 0048: an MSME with an owner, one without, and a cooperative, each with a decision."""
+    """At 0048: an MSME with an owner (`owned_msme`), one without, and a cooperative, each with a
+    decision."""
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
@@ -1021,6 +1022,7 @@ async def _decided(url: str) -> dict[str, Any]:
         )
         cooperative = await _cooperative(url, "519/BH/XIV/2049")
         return {
+            "owned_msme": owned,
             "owned": await connection.fetchval(DECIDED, owned, None),
             "unowned": await connection.fetchval(DECIDED, unowned, None),
             "cooperative": await connection.fetchval(DECIDED, None, cooperative),
@@ -1031,8 +1033,9 @@ async def _decided(url: str) -> dict[str, Any]:
 
 def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url: str) -> None:
     """Decisions stored before 0049 name their MSME's owner on the register at the upgrade; one
-    without an owner and a cooperative's name no one, which the constraint holds to; it goes
-    down and up again."""
+    without an owner and a cooperative's name no one, which the constraint holds to; one the
+    previous release stores after it (no subject) names the owner at the insert; it goes down
+    and up again."""
     with _database_at(server_url, "0048") as url:
         asyncio.run(_load_reference(url))
         decided = asyncio.run(_decided(url))
@@ -1052,9 +1055,12 @@ def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url:
                     decided["cooperative"],
                 )
             )
+        later = asyncio.run(_value_of(url, DECIDED, decided["owned_msme"], None))
+        subject = "SELECT subject_nik FROM eligibility_decisions WHERE id = $1"
+        assert asyncio.run(_value_of(url, subject, later)) == "6271995204889991"
         command.downgrade(alembic_config(url), "0048")
         upgrade(url)
-        assert len(asyncio.run(_fetch(url, SUBJECTS))) == 3
+        assert len(asyncio.run(_fetch(url, SUBJECTS))) == 4
 
 
 KEYED_MSME = (
