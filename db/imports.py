@@ -457,7 +457,8 @@ class _Chunks:
         self.covered: dict[str, bool] = {}  # regency -> inside the scope: a file names few
         self.claimed: dict[int, int] = {}  # record id -> the first row writing it, file-wide
         # A stored SKU (issuer, number) -> the row taking it from its business, file-wide: rows
-        # written only (a row refused later in its chunk takes nothing)
+        # written (or all or nothing, that would be) only: a row refused later in its chunk
+        # takes nothing
         self.dropped: dict[tuple[str, str], int] = {}
         self.errors: list[RowError] = []
         self.created = 0
@@ -543,11 +544,13 @@ class _Chunks:
         self.errors.extend(held)
         bad.update(error.row for error in held)
         self._retell(dropping, bad)
+        # Written (or, all or nothing, a row that would have been): the record no longer holds
+        # the SKU, which the later chunks must know to refuse a row carrying it alike.
+        for sku, (row_no, _) in dropping.items():
+            if row_no not in bad:
+                self.dropped.setdefault(sku, row_no)
         if self.errors and self.mode is Mode.ALL_OR_NOTHING:
             return  # nothing will be kept: the remaining chunks are only checked
-        for sku, (row_no, _) in dropping.items():
-            if row_no not in bad:  # written: the record no longer holds the SKU
-                self.dropped.setdefault(sku, row_no)
         fresh: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
         for row in matched:
@@ -603,10 +606,10 @@ class _Chunks:
         corrects a NIB); and a row naming by one key a record an earlier row named by the other
         (both would write it). Refused as well, before all that: a row carrying an SKU an
         earlier row takes from its record (`dropped`, and the chunk's own `_Dropping`, which the
-        rows that are written add to `dropped`). Such a key names that record while the
-        earlier row's chunk is unwritten and nothing once it is, so the row would update it or
-        be refused in one chunk and create a second business under the key in the next: an
-        outcome hanging on how far apart the rows are."""
+        rows that are written, or all or nothing would be, add to `dropped`). Such a key names
+        that record while the earlier row's chunk is unwritten and nothing once it is, so the
+        row would update it or be refused in one chunk and create a second business under the
+        key in the next: an outcome hanging on how far apart the rows are."""
         by_nib = {record["nib"]: record for record in locked if record["nib"] is not None}
         by_sku = {
             (record["sku_issuer"], record["sku_number"]): record

@@ -21,11 +21,19 @@ def row(nib: str, number: str, issuer: str, name: str = "Warung SKU", **place: s
     return f"{nib},{number},{issuer},{name},10794,{region},{district},{FIGURES}\n"
 
 
-def run(url: str, tmp_path: Path, *lines: str, header: str = HEADER, **options: str) -> Any:
+def run(
+    url: str,
+    tmp_path: Path,
+    *lines: str,
+    header: str = HEADER,
+    all_or_nothing: bool = False,
+    **options: str,
+) -> Any:
     path = tmp_path / "register.csv"
     path.write_text(header + "".join(lines), encoding="utf-8")
     jurisdiction = options.get("jurisdiction", "62")
-    return sinergi(url, str(path), "--jurisdiction", jurisdiction)
+    mode = ["--all-or-nothing"] if all_or_nothing else []
+    return sinergi(url, str(path), "--jurisdiction", jurisdiction, *mode)
 
 
 def rejected(result: Any) -> list[tuple[int, str, str]]:
@@ -225,6 +233,38 @@ def test_an_sku_a_refused_row_would_have_changed_is_not_said_to_be_changed(
     printed = " ".join(result.stdout.split())
     assert "names the business row 2 names" in printed, printed
     assert "changes" not in printed, printed
+    assert records(reference_url, issuer) == [(nib, sku, issuer, "Warung SKU", 1)]
+
+
+@pytest.mark.parametrize("between", [0, 1_100], ids=["one chunk", "two chunks"])
+def test_all_or_nothing_refuses_an_sku_an_earlier_row_changes_after_a_refused_row(
+    reference_url: str, tmp_path: Path, between: int
+) -> None:
+    """With --all-or-nothing, once a row is refused the later chunks are only checked; they
+    still know which SKUs the rows that would have been written take from their businesses:
+    a row carrying one is refused as it is in one chunk, not as a conflict on its NIB."""
+    issuer = "62.71.01.1141" if between else "62.71.01.1140"
+    nib, new_nib = f"77993{between:04d}0000", f"77993{between:04d}0001"
+    sku = f"IMP/{between}/MOVED"
+    setup = run(reference_url, tmp_path, row(nib, sku, issuer))
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    filler = [row(f"77994{between:04d}{index:04d}", "", "") for index in range(between)]
+    later = 4 + between  # the rows after the header, the refused row, the change and the filler
+    result = run(
+        reference_url,
+        tmp_path,
+        row(f"77995{between:04d}0000", "", "", district="62.71.99"),  # refused: no kecamatan
+        row(nib, f"IMP/{between}/NEW", issuer),  # row 3 gives the business another SKU
+        *filler,
+        row(new_nib, sku, issuer, "Warung Lain"),  # carries the SKU row 3 takes
+        all_or_nothing=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert rejected(result) == [
+        (2, "district", "BAD_USER_INPUT"),
+        (later, "sku_number", "BAD_USER_INPUT"),
+    ]
+    assert "is the SKU of the business row 3 changes" in " ".join(result.stdout.split())
     assert records(reference_url, issuer) == [(nib, sku, issuer, "Warung SKU", 1)]
 
 
