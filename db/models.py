@@ -563,12 +563,27 @@ AUDIT_LOG = Table(
     Column("subjects", ARRAY(Text), nullable=False, server_default="{}"),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
+    Column("entry_mac", Text),
+    Column("entry_nonce", Text, unique=True),
 )
 """Who received records or personal data, written before the response leaves (UU 27/2022).
 
 Append-only and hash-chained by triggers in migration 0002: `seq`, `prev_hash` and `hash`
-are set by the database under a lock, so no client can fork or rewrite the chain.
+are set by the database under a lock, so no client can fork or rewrite the chain. `entry_mac`
+and `entry_nonce` (migration 0050) are the service's: an HMAC under the audit key, which the
+database never holds, of the entry's content and a random nonce, so an entry inserted with the
+database's credentials alone is told from one the service wrote (db/seals.py `entry_mac`).
 """
+
+AUDIT_ENTRY_MACS = Table(
+    "audit_entry_macs",
+    METADATA,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("from_seq", BigInteger, nullable=False),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""The first entry that must carry a MAC, recorded once by migration 0050: those before it were
+written before the service made MACs."""
 
 AUDIT_TRAIL = Table(
     "audit_trail",

@@ -11,9 +11,10 @@ when none signs, and write no key itself. PUBLIC holds none on tables and sequen
 whatever else was granted by hand. It is a member of no role at all (`MEMBERSHIPS`): a role's
 members hold its privileges, which no REVOKE on the service reaches, so `apply` refuses a membership
 it cannot end and `serve` refuses to run as a member. The audit trail is append-only for the
-service: it may insert an entry's content (the database sets its time, sequence and hashes) and a
-seal, never update, delete, truncate or alter either table, nor replace their triggers' functions
-(which takes ownership), nor set `session_replication_role` (which takes a superuser).
+service: it may insert an entry's content and its MAC (the database sets its time, sequence and
+hashes) and a seal, never update, delete, truncate or alter either table, nor replace their
+triggers' functions (which takes ownership), nor set `session_replication_role` (which takes a
+superuser).
 
 `apply` runs after every upgrade (db.migrate.upgrade), so a table a new migration adds must be
 declared here; tests/test_roles.py fails for any table or sequence that is not.
@@ -68,13 +69,16 @@ SERVICE_GRANTS: Mapping[str, str] = {
     # service could add would have the next reload delete a real record.
     "demo_cooperatives": "",
     "demo_msmes": "",
-    # The audit trail: content in, everything else set by the database; seals in batches.
-    "audit_log": "SELECT, INSERT (client_id, entry, subjects)",
+    # The audit trail: content in, with the service's MAC of it (migration 0050), everything
+    # else set by the database; seals in batches.
+    "audit_log": "SELECT, INSERT (client_id, entry, subjects, entry_mac, entry_nonce)",
     "audit_log_id_seq": "USAGE",
     "audit_seals": "SELECT, INSERT (seq, mac)",
     "audit_trail": READ,  # its id, which checkpoints name; made once by migration 0041
     # Which key seals the trail; recorded once through `RECORD_AUDIT_KEY` alone (migration 0044).
     "audit_key_fingerprint": READ,
+    # The first entry that must carry the service's MAC; recorded once by migration 0050.
+    "audit_entry_macs": READ,
     # Records, kept by clients with records:write, and their history. A record's cell key is
     # the database's to draw (its column default): keys set to 0 would make every cell's noise
     # known from the public perturbation table, and outlive the service's credentials.

@@ -13,12 +13,19 @@ An entry orjson cannot read (`Unreadable`: a number beyond a double, nesting pas
 which the chain trigger refuses since migration 0024) is sealed over the text PostgreSQL stores,
 tagged apart from every readable entry's seal: sealing goes on past it, and `audit verify`
 names it.
+
+A seal vouches that an entry is as it was when sealed, not who wrote it: the service's role may
+insert entries, and the sealer sealed whatever the table held. So the service also signs each
+entry it writes (`entry_mac`, migration 0050): an HMAC under a key derived from the audit key
+(`entry_key`) of its client id, entry, subjects and a random nonce, which whoever holds only the
+database's credentials cannot make. The nonce tells a copy of a genuine entry from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +90,70 @@ def row_mac(key: bytes, previous: str, row: Sealable) -> str:
         return _mac(key, ["unreadable entry", previous, *fields])
     fields = [row.seq, row.hash, moment, row.client_id, entry, list(row.subjects)]
     return _mac(key, ["entry", previous, *fields])
+
+
+ENTRY_KEY_LABEL = b"sinergi audit entry mac v1"
+"""What the entry key is derived for: the seals use the audit key itself, each MAC tagged."""
+NONCE_BYTES = 16
+
+
+def entry_key(key: bytes) -> bytes:
+    """The key of the entries' MACs, derived from the audit key under a label of its own (as
+    domain/cursor_seal.py derives the cursors'): an entry MAC is no seal of anything, under any
+    key a seal is made with. Derived once per writer, sealer or verification, not per entry."""
+    return hmac.new(key, ENTRY_KEY_LABEL, hashlib.sha256).digest()
+
+
+def new_nonce() -> str:
+    """A random nonce for one entry, in hex: no two entries the service writes share one, so a
+    copy of a genuine entry, MAC and all, is told from it."""
+    return secrets.token_hex(NONCE_BYTES)
+
+
+def entry_mac(
+    key: bytes, nonce: str, client_id: str, entry: object, subjects: Sequence[str]
+) -> str:
+    """The service's MAC of an entry it writes (`key`: `entry_key`'s), over its content as it
+    is read back: `entry` as `read_entry` reads PostgreSQL's text of it (object keys sorted
+    here; the service's entries hold strings, integers, lists and objects alone, which jsonb
+    gives back as they went in; a key that is no string is written as the string PostgreSQL
+    stores, as db.engine.json_text writes it), and `subjects` as stored. One HMAC-SHA256 an
+    entry."""
+    fields = ["entry mac", nonce, client_id, entry, list(subjects)]
+    message = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+class Signed(Sealable, Protocol):
+    """A row of `audit_log` with the MAC and nonce the service wrote it with (migration 0050)."""
+
+    @property
+    def entry_mac(self) -> str | None: ...
+    @property
+    def entry_nonce(self) -> str | None: ...
+
+
+MAC_MISSING = (
+    "carries no MAC: not written by the service (inserted with the database's credentials)"
+)
+MAC_MISMATCH = (
+    "does not match its MAC: not written by the service as it stands (inserted or altered with"
+    " the database's credentials)"
+)
+
+
+def unsigned(key: bytes, macs_from: int, row: Signed) -> str | None:
+    """Why `row` is not an entry the service wrote, by its MAC (`key`: `entry_key`'s); None
+    when it is, or when it was written before entries carried MACs (below `macs_from`, the
+    first that must: `audit_entry_macs`). The one place an entry's MAC is checked, for sealing
+    and verifying alike. An unreadable entry is not judged here: the service never wrote one
+    (the chain trigger refuses it), and it is named as unreadable."""
+    if row.entry_mac is None or row.entry_nonce is None:
+        return MAC_MISSING if row.seq >= macs_from else None
+    if isinstance(row.entry, Unreadable):
+        return MAC_MISMATCH
+    expected = entry_mac(key, row.entry_nonce, row.client_id, row.entry, row.subjects)
+    return None if hmac.compare_digest(expected, row.entry_mac) else MAC_MISMATCH
 
 
 def key_fingerprint(key: bytes, trail: str) -> str:

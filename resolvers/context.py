@@ -60,6 +60,9 @@ class Context:
     cursor_seal: CursorSeal
     """Seals the change feeds' cursors: the app's one, under the key every instance derives
     from the audit key alike."""
+    audit: AuditWriter
+    """Appends the request's audit entry: the app's one, which signs entries with the audit
+    key, so a context cannot make one of its own."""
     request: HTTPConnection | None = None
     """The HTTP request, or the WebSocket of a subscription."""
     autocommit_view: InitVar[AsyncEngine | None] = None
@@ -75,13 +78,11 @@ class Context:
     """The read-your-writes window: a write committing more than this after the note renews it
     (`_renew_note`)."""
     region_directory: InitVar[RegionDirectory | None] = None
-    audit_writer: InitVar[AuditWriter | None] = None
     policy: AccessPolicy = field(init=False)
     """Every access question of this request, answered from its token."""
     primary: AsyncEngine = field(init=False)
     reads: Reads = field(init=False)
     regions: RegionDirectory = field(init=False)
-    audit: AuditWriter = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
     connection_params: dict[str, object] | None = None
     """A WebSocket's `connection_init` payload, where its client sends its token."""
@@ -100,19 +101,17 @@ class Context:
         self,
         autocommit_view: AsyncEngine | None,
         region_directory: RegionDirectory | None,
-        audit_writer: AuditWriter | None,
     ) -> None:
         """`engine` is for writes that need a transaction (see `transaction`); `primary`
         (autocommit) for writes of one statement; `reads` for the rest. The app passes the one
-        autocommit view, region directory and audit writer its lifespan made; without them,
-        this context makes its own."""
+        autocommit view and region directory its lifespan made; without them, this context
+        makes its own."""
         self.policy = AccessPolicy(self.principal)
         self.primary = autocommit_view or autocommit(self.engine)
         self.reads = Reads(
             self.primary, None if self.wrote_recently else self.replica, self.connections
         )
         self.regions = region_directory or RegionDirectory(self.primary)
-        self.audit = audit_writer or AuditWriter(self.primary)
 
     def admit(self, principal: Principal) -> None:
         """A WebSocket's context stands for nobody until its token is accepted; from then on it

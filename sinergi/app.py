@@ -129,14 +129,15 @@ async def _serving(
     state: dict[str, Any],
     sealer: AuditSealer,
     deadlines: BodyDeadlines,
-    cursor_seal: CursorSeal,
+    key: bytes,
     releaser: FigureReleaser,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions and the reading
     of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
     PostgreSQL, the deadlines of request bodies, the audit trail's sealing and the figure
-    releases. The engines are disposed of when the app stops, after the trail's last seal."""
+    releases. The engines are disposed of when the app stops, after the trail's last seal.
+    `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors."""
     await releaser.first()
     auth = AuthService(
         engine,
@@ -183,9 +184,9 @@ async def _serving(
         "auth": auth,
         "deadlines": deadlines,
         "regions": RegionDirectory(primary),
-        "audit": AuditWriter(primary),
+        "audit": AuditWriter(primary, key),
         "changes": changes,
-        "cursor_seal": cursor_seal,
+        "cursor_seal": CursorSeal(key),
         "sealer": sealer,
     }
     # What is alive now (modules, the schema, pools) lives as long as the app: frozen, the
@@ -291,7 +292,7 @@ def create_app(
                     state,
                     sealer,
                     deadlines,
-                    CursorSeal(key),
+                    key,
                     releaser,
                 ) as served:
                     yield served

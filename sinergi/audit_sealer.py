@@ -99,10 +99,9 @@ class AuditSealer:
                 count += sealed.count
                 refused = refused or sealed.refused
                 stopped = stopped or sealed.refused_at is not None
-                for seq, reason in sealed.unreadable:
+                for seq, reason in sealed.tampered:
                     log.error(
-                        "audit entry %d cannot be read (%s), so it was written around the "
-                        "trail's checks: sealed past it; run `sinergi audit verify`",
+                        "audit entry %d %s: sealed past it; run `sinergi audit verify`",
                         seq,
                         reason,
                     )

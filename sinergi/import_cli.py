@@ -56,6 +56,7 @@ from resolvers import calendar, import_notes
 from resolvers.access import AccessNotes, Touched
 from resolvers.imports import row_code
 from resolvers.policy import AccessPolicy
+from sinergi import audit_key
 from sinergi.database import ready_url
 from sinergi.hashed_file import open_hashed
 from sinergi.settings import Settings
@@ -149,7 +150,10 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
             raise UnusableInput(f"{args.file}: no such file")
         total = _count_rows(args.file)
         url = ready_url(settings)
-        report = asyncio.run(_run(url, args, console, total))
+        # The trail's key, checked as `serve` checks it, signs the import's entry: an entry
+        # signed with another would read, to `audit verify`, as one inserted behind its back.
+        key = asyncio.run(audit_key.for_database(settings, url, check=True))
+        report = asyncio.run(_run(url, key, args, console, total))
     except UnusableInput as error:
         # As every command reports what stops it (sinergi/cli.py): on stderr, one line, the
         # path as it is spelled (rich would wrap it and read "[final]" in it as markup).
@@ -159,7 +163,9 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.errors else 0
 
 
-async def _run(url: str, args: argparse.Namespace, console: Console, total: int) -> Report:
+async def _run(
+    url: str, key: bytes, args: argparse.Namespace, console: Console, total: int
+) -> Report:
     path: Path = args.file
     engine = create_engine(url, statement_timeout_ms=3_600_000, pool_size=1)
     try:
@@ -221,7 +227,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
                         absent=absent_fields(header),
                         sku_given=gives_sku(header),
                     )
-                    await _audit(connection, writer, read.hexdigest(), owners, report)
+                    await _audit(connection, key, writer, read.hexdigest(), owners, report)
                     return report
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
@@ -237,6 +243,7 @@ async def _run(url: str, args: argparse.Namespace, console: Console, total: int)
 
 async def _audit(
     connection: AsyncConnection,
+    key: bytes,
     writer: Writer,
     document_hash: str,
     owners: list[import_notes.OwnerRow],
@@ -259,7 +266,7 @@ async def _audit(
         owner_columns=notes.owner_columns,
     )
     await audit.append_within(
-        connection, client_id=writer.principal.client_id, entry=entry, subjects=notes.subjects
+        connection, key, client_id=writer.principal.client_id, entry=entry, subjects=notes.subjects
     )
 
 

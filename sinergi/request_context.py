@@ -36,7 +36,7 @@ def context_for(
         noted_at=noted_at,
         window_seconds=window_seconds,
         region_directory=state["regions"],
-        audit_writer=state["audit"],
+        audit=state["audit"],
         limits=limits,
         cursor_seal=state["cursor_seal"],
         request=connection,

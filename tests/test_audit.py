@@ -125,7 +125,7 @@ async def test_the_database_refuses_to_alter_audit_entries_even_to_their_owner(
 async def test_concurrent_entries_are_committed_in_one_statement_and_stay_chained(
     engine: AsyncEngine,
 ) -> None:
-    writer = AuditWriter(autocommit(engine))
+    writer = AuditWriter(autocommit(engine), audit_key.load(Settings()))
     before = await _count(engine)
     with recorded_statements(engine) as statements:
         await asyncio.gather(
@@ -151,7 +151,7 @@ async def test_concurrent_entries_are_committed_in_one_statement_and_stay_chaine
 async def test_each_entry_of_a_batch_keeps_its_own_subjects(engine: AsyncEngine) -> None:
     """A batch goes as arrays, its entries' subjects as slices of one: none, one or several,
     each entry gets exactly its own."""
-    writer = AuditWriter(autocommit(engine))
+    writer = AuditWriter(autocommit(engine), audit_key.load(Settings()))
     named = [[], ["6271000000000003", "6271000000000001", "6271000000000003"], [], ["x"], []]
     await asyncio.gather(
         *(
@@ -191,7 +191,7 @@ async def test_every_request_of_a_batch_that_cannot_be_written_fails() -> None:
     unreachable = create_engine(
         "postgresql://postgres@127.0.0.1:1/none", statement_timeout_ms=1_000
     )
-    writer = AuditWriter(autocommit(unreachable))
+    writer = AuditWriter(autocommit(unreachable), audit_key.load(Settings()))
     try:
         outcomes = await asyncio.gather(
             *(writer.append(client_id="c", entry={}, subjects=[]) for _ in range(3)),

@@ -59,7 +59,7 @@ def test_a_slow_disk_or_syslog_does_not_hold_the_event_loop(
                 loop_stepped.set()
 
         try:
-            await AuditWriter(autocommit(engine)).append(
+            await AuditWriter(autocommit(engine), bytes(32)).append(
                 client_id="loop-test", entry={}, subjects=[]
             )
             nowhere = SyslogAddress("unix", path="/no")

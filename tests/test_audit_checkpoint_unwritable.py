@@ -60,7 +60,7 @@ def test_a_checkpoint_file_that_cannot_be_written_stops_no_sealing_round(
 
     async def scenario() -> None:
         engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), bytes(32))
         sealer = AuditSealer(engine, bytes(32), checkpoints, 0.05)
         try:
             sealer.start()

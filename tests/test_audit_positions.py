@@ -29,7 +29,7 @@ FAR = 2**31 + 5
 async def _append(url: str, count: int) -> None:
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), bytes(32))
         for n in range(count):
             await writer.append(client_id="positions-test", entry={"n": n}, subjects=[])
     finally:

@@ -50,7 +50,7 @@ async def _lock_held_by_the_service(url: str) -> AsyncIterator[None]:
 async def _append(url: str, count: int) -> None:
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), KEY)
         for n in range(count):
             await writer.append(client_id="stall-test", entry={"n": n}, subjects=[])
     finally:

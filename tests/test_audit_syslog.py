@@ -41,7 +41,7 @@ DATAGRAM = re.compile(rb"<85>sinergi-audit\[(\d+)\]: (\{.*\})\n")
 async def _append(url: str, entries: int) -> None:
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), KEY)
         for n in range(entries):
             await writer.append(client_id="syslog-test", entry={"n": n}, subjects=[])
     finally:

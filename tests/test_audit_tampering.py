@@ -49,7 +49,7 @@ async def _write_and_seal(
 ) -> None:
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), KEY)
         for n in range(count):  # one at a time: each its own batch, as lone requests are
             await writer.append(
                 client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from sinergi import audit_key
 from sinergi.settings import Settings
+from tests.support.audit_trail import written
 from tests.support.cli import sinergi
 from tests.support.databases import TEST_OWNER, TEST_SERVICE, as_service, drop_database, run
 from tests.support.demo_data import load_demo
@@ -31,9 +32,6 @@ from tests.support.http import served
 
 READ = "{ msmes(first: 5) { totalCount nodes { nib name owner { nik fullName } } } }"
 READER = "demo-province-62"
-UNSEALED = (
-    "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('backup-test', '{}'::jsonb, '{}')"
-)
 
 
 def _major(pg_dump: Path) -> int | None:
@@ -100,8 +98,7 @@ def test_a_backup_restored_as_documented_verifies_and_serves(
     shutil.copy(live / "audit-checkpoints.jsonl", backup / "api-1.jsonl")
     # Two entries the server has not sealed yet when the dump is taken, as a dump of a
     # running server holds them.
-    for _ in range(2):
-        run(as_service(fresh_url), UNSEALED)
+    asyncio.run(written(fresh_url, audit_key.load(Settings(home=live)), 2))
     dump = backup / "sinergi.dump"
     _tool(tools, "pg_dump", "--format=custom", f"--file={dump}", f"--dbname={fresh_url}")
     _read(fresh_url, live)  # the live server goes on, past the backup

@@ -102,7 +102,7 @@ async def test_a_check_is_stored_once(engine: AsyncEngine, query: str) -> None:
 async def test_a_check_whose_audit_fails_is_stored_once_and_refused(engine: AsyncEngine) -> None:
     variables = {"request": _request({"nib": "9990000000001"})}
     before = await _decisions(engine, JAMKRIDA.client_id)
-    context = request_context(engine, JAMKRIDA, audit_writer=_LostAudit(engine))
+    context = request_context(engine, JAMKRIDA, audit_writer=_LostAudit(engine, bytes(32)))
     answer = await ENGINE.answer(context, {"query": CHECK, "variables": variables})
     assert answer is not None
     assert answer["data"] is None

@@ -215,7 +215,13 @@ async def test_the_grants_are_what_the_declaration_says(migrated_url: str) -> No
     assert "cell_key" not in {row["column_name"] for row in record_columns}
     assert ("msmes", "name", "UPDATE") in {tuple(row) for row in record_columns}
     assert ("msmes", "id", "UPDATE") not in {tuple(row) for row in record_columns}
-    assert sorted(row["column_name"] for row in columns) == ["client_id", "entry", "subjects"]
+    assert sorted(row["column_name"] for row in columns) == [
+        "client_id",
+        "entry",
+        "entry_mac",
+        "entry_nonce",
+        "subjects",
+    ]
 
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -638,7 +644,7 @@ async def test_defaults_the_service_role_sets_itself_do_not_reach_the_apps_sessi
                     name: (await connection.exec_driver_sql(f"SHOW {name}")).scalar_one()
                     for name in OWN_DEFAULTS
                 }
-            await AuditWriter(autocommit(engine)).append(
+            await AuditWriter(autocommit(engine), bytes(32)).append(
                 client_id="test-roles", entry={"n": 1}, subjects=[]
             )
         finally:

@@ -36,10 +36,20 @@ from db.queries import Record
 from db.queries.audit_seals import (
     WHICH_TRAIL_AND_WHEN,
     Unsealed,
+    macs_from,
     recomputed_hash,
     stored_columns,
 )
-from db.seals import Checkpoint, Unreadable, read_entry, row_mac
+from db.seals import (
+    Checkpoint,
+    Unreadable,
+    entry_key,
+    entry_mac,
+    new_nonce,
+    read_entry,
+    row_mac,
+    unsigned,
+)
 
 # One statement per batch, however many entries: asyncpg's executemany ran the INSERT once per
 # entry, an executor started and ended for each. The batch goes as arrays, unnested;
@@ -53,12 +63,14 @@ from db.seals import Checkpoint, Unreadable, read_entry, row_mac
 _APPEND_SQL = text(
     """
 WITH stored AS (
-    INSERT INTO audit_log (client_id, entry, subjects)
+    INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)
     SELECT batch.client_id, CAST(batch.entry AS jsonb),
-           (CAST(:subjects AS text[]))[batch.first_subject:batch.last_subject]
+           (CAST(:subjects AS text[]))[batch.first_subject:batch.last_subject],
+           batch.entry_mac, batch.entry_nonce
       FROM unnest(CAST(:client_ids AS text[]), CAST(:entries AS text[]),
-                  CAST(:first_subjects AS integer[]), CAST(:last_subjects AS integer[]))
-           AS batch (client_id, entry, first_subject, last_subject)
+                  CAST(:first_subjects AS integer[]), CAST(:last_subjects AS integer[]),
+                  CAST(:macs AS text[]), CAST(:nonces AS text[]))
+           AS batch (client_id, entry, first_subject, last_subject, entry_mac, entry_nonce)
     RETURNING 1
 )
 SELECT count(*) AS stored FROM stored
@@ -78,10 +90,22 @@ class _Entry:
     entry: str
     """As JSON text."""
     subjects: list[str]
+    mac: str
+    """`db.seals.entry_mac` of the entry under `nonce`."""
+    nonce: str
+
+
+def _entry(key: bytes, client_id: str, entry: dict[str, Any], subjects: Iterable[str]) -> _Entry:
+    """The entry as it is sent, signed with the entry key `key` (`db.seals.entry_key`)."""
+    nonce = new_nonce()
+    listed = sorted(set(subjects))
+    signed = entry_mac(key, nonce, client_id, entry, listed)
+    return _Entry(client_id, json_text(entry), listed, signed, nonce)
 
 
 @dataclass(frozen=True, slots=True)
-class _Pending(_Entry):
+class _Pending:
+    entry: _Entry
     done: asyncio.Future[None]
 
 
@@ -89,16 +113,18 @@ def _parameters(batch: Sequence[_Entry]) -> dict[str, list[Any]]:
     subjects: list[str] = []
     first_subjects: list[int] = []
     last_subjects: list[int] = []
-    for pending in batch:
+    for one in batch:
         first_subjects.append(len(subjects) + 1)
-        subjects.extend(pending.subjects)
+        subjects.extend(one.subjects)
         last_subjects.append(len(subjects))
     return {
-        "client_ids": [pending.client_id for pending in batch],
-        "entries": [pending.entry for pending in batch],
+        "client_ids": [one.client_id for one in batch],
+        "entries": [one.entry for one in batch],
         "first_subjects": first_subjects,
         "last_subjects": last_subjects,
         "subjects": subjects,
+        "macs": [one.mac for one in batch],
+        "nonces": [one.nonce for one in batch],
     }
 
 
@@ -111,12 +137,17 @@ class AuditWriter:
     written go into the next batch: a lone request is written at once, a busy process commits
     once per batch. `append` returns only once its entry is committed, and raises if the batch
     could not be.
+
+    Each entry is signed as it is queued (`db.seals.entry_mac`: one HMAC-SHA256), under a key
+    derived from the audit key, so that sealing and `audit verify` tell the entries the service
+    wrote from any inserted with the database's credentials alone.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, key: bytes) -> None:
         """A batch is one statement, in a transaction of its own (asyncpg's autocommit), on a
-        connection of `engine`'s pool."""
+        connection of `engine`'s pool; `key` is the audit key."""
         self._engine = engine
+        self._key = entry_key(key)
         self._waiting: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -124,7 +155,7 @@ class AuditWriter:
         self, *, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
     ) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(client_id, json_text(entry), sorted(set(subjects)), done))
+        self._waiting.append(_Pending(_entry(self._key, client_id, entry, subjects), done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
         await done
@@ -137,7 +168,8 @@ class AuditWriter:
                 failure: Exception | None = None
                 try:
                     async with await check_out(self._engine) as connection:
-                        (written,) = await fetch(connection, _APPEND, _parameters(batch))
+                        parameters = _parameters([pending.entry for pending in batch])
+                        (written,) = await fetch(connection, _APPEND, parameters)
                     if written.stored != len(batch):
                         raise EntriesNotStored(f"{written.stored} of {len(batch)} entries stored")
                 except Exception as error:  # each request fails rather than go out unrecorded
@@ -157,7 +189,12 @@ class AuditWriter:
 
 
 async def append_within(
-    connection: AsyncConnection, *, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
+    connection: AsyncConnection,
+    key: bytes,
+    *,
+    client_id: str,
+    entry: dict[str, Any],
+    subjects: Iterable[str],
 ) -> None:
     """Append one entry inside the caller's transaction, to commit with its writes or not at
     all: for a command (`sinergi import msmes`), which has no response to fail if its entry
@@ -166,9 +203,9 @@ async def append_within(
     (`SET CONSTRAINTS ALL IMMEDIATE`): the change feed's deferred trigger writes an entry per
     record an import created, seconds for a register, during which every request's audit entry
     would wait for the lock, and fail past its statement timeout. Requests append through
-    `AuditWriter`."""
+    `AuditWriter`. `key`: the audit key, which signs the entry as `AuditWriter` signs its."""
     await connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
-    one = _Entry(client_id, json_text(entry), sorted(set(subjects)))
+    one = _entry(entry_key(key), client_id, entry, subjects)
     stored = (await connection.execute(_APPEND_SQL, _parameters([one]))).scalar_one()
     if stored != 1:
         raise EntriesNotStored(f"{stored} of 1 entries stored")
@@ -257,6 +294,17 @@ _SEALS_OF_NO_ENTRY = (
     .order_by(AUDIT_SEALS.c.seq)
 )
 _NO_ENTRY = "sealed, but there is no such entry: a seal written ahead of the trail"
+# Entries whose nonce an earlier entry carries, with the first that does: a genuine entry copied
+# whole, its MAC with it. The unique constraint (migration 0050) refuses such a copy, so this
+# finds one only where the owner dropped it; one pass over the nonces, the copies alone kept.
+_REPEATED_NONCES = text(
+    """
+SELECT copy.seq, min(copy.seq) OVER (PARTITION BY copy.entry_nonce) AS original
+  FROM audit_log copy
+  JOIN (SELECT entry_nonce FROM audit_log WHERE entry_nonce IS NOT NULL
+         GROUP BY entry_nonce HAVING count(*) > 1) repeated USING (entry_nonce)
+"""
+)
 _HAS_TRAIL_ID = text("SELECT to_regclass('audit_trail') IS NOT NULL")
 _NO_TRAIL_ID = text(
     "SELECT NULL AS trail, current_database() AS database, clock_timestamp() AS now"
@@ -298,7 +346,8 @@ async def verify(
     past the newest entry, of no entry, was written ahead of the trail (to stop sealing once the
     trail reached it); an entry that cannot be read (`db.seals.Unreadable`), or whose subjects
     are not a list of NIKs, was written around the chain trigger (or before it refused such
-    entries).
+    entries); an entry whose MAC is missing (from migration 0050's boundary on) or wrong was not
+    written by the service, and one whose nonce an earlier entry carries is a copy of it.
 
     The walk goes on past a break, taking up the chain again from what is stored, so that a
     break planted early cannot hide a later one: each break is named where it is, not once
@@ -322,6 +371,12 @@ async def verify(
     breaks = _Breaks()
     for seq, checkpoint in sorted(contradicting.items()):
         breaks.add(seq, _trail_changed(checkpoint, trail))
+    signing, first_signed = entry_key(key), await macs_from(connection)
+    copies = {
+        copy.seq: f"its nonce is entry {copy.original}'s: a copy of a genuine entry (replayed)"
+        async for copy in await connection.stream(_REPEATED_NONCES)
+        if copy.seq != copy.original
+    }
     checked = sealed = 0
     unsealed_from: int | None = None  # first entry of the run without seals, if in one
     unsealed_at = now  # and when it was written
@@ -355,6 +410,10 @@ async def verify(
             elif follows and reason is None:
                 sealed += 1
             previous_mac = row.mac
+        if reason is None:
+            # Chained and sealed (sealing goes on past it), but not the service's entry. After
+            # the seal: an entry rewritten, or a key not the trail's, fails its seal first.
+            reason = unsigned(signing, first_signed, row) or copies.get(row.seq)
         if reason is not None:
             breaks.add(row.seq, reason)
         anchor = signed.get(row.seq)

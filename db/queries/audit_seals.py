@@ -9,7 +9,9 @@ insider holding its credentials could write one): sealing would vouch for tamper
 stops there and says so, and `audit verify` names it. An entry that cannot be read
 (`db.seals.Unreadable`) is sealed over its stored text and sealing goes on: it is chained, and
 stopping at it would leave every later entry unsealed for good, the trail being append-only;
-it is counted and logged as the tampering it is, and `audit verify` names it.
+it is counted and logged as the tampering it is, and `audit verify` names it. So is an entry
+the service did not write (its MAC missing or wrong, `db.seals.unsigned`): whoever holds the
+service's credentials could otherwise stop sealing with one INSERT.
 
 The lock is only tried: a process that finds it taken leaves sealing to whoever holds it. Any
 connection may take that lock, the service's role too, and hold it without sealing; so a process
@@ -31,7 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.seals import Checkpoint, Unreadable, read_entry, row_mac
+from db.seals import Checkpoint, Unreadable, entry_key, read_entry, row_mac, unsigned
 
 BATCH = 5_000
 PARTITION = 250
@@ -119,6 +121,20 @@ _OLDEST_UNSEALED = (
 )
 
 
+_HAS_MACS_FROM = text("SELECT to_regclass('audit_entry_macs') IS NOT NULL")
+_MACS_FROM = text("SELECT (SELECT from_seq FROM audit_entry_macs)")
+
+
+async def macs_from(connection: AsyncConnection) -> int:
+    """The first entry that must carry the service's MAC (migration 0050). 1, every entry,
+    when the record is gone (only the owner can drop or empty it): that names the entries
+    written before MACs as unsigned, rather than take every MAC-less entry inserted since."""
+    if not (await connection.execute(_HAS_MACS_FROM)).scalar_one():
+        return 1
+    found = (await connection.execute(_MACS_FROM)).scalar_one()
+    return 1 if found is None else int(found)
+
+
 _NEWEST_SEAL = select(func.max(AUDIT_SEALS.c.seq)).scalar_subquery()
 # The trail's first seal, with its entry, and how far the seals reach: three index lookups.
 _FIRST_SEAL = (
@@ -191,13 +207,16 @@ class Sealed:
     refused_at: int | None
     """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours."""
     reason: str = ""
-    unreadable: tuple[tuple[int, str], ...] = ()
-    """Entries sealed this round that cannot be read, and why: tampering, sealed past."""
+    tampered: tuple[tuple[int, str], ...] = ()
+    """Entries sealed this round that the service did not write as they stand, and why: one
+    that cannot be read, or whose MAC is missing or wrong (`db.seals.unsigned`). Sealed past,
+    not stopped at: the trail is append-only, so stopping would leave every later entry
+    unsealed for good, an insider's one INSERT away."""
 
     @property
     def refused(self) -> bool:
         """Whether this round met an entry it could not vouch for."""
-        return self.refused_at is not None or bool(self.unreadable)
+        return self.refused_at is not None or bool(self.tampered)
 
 
 async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -> Sealed | None:
@@ -219,6 +238,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     previous_seq, previous_mac, previous_hash = (
         (0, "", "") if last is None else (last.seq, last.mac, last.hash)
     )
+    signing, first_signed = entry_key(key), await macs_from(connection)
     unsealed = (
         select(*stored_columns(), recomputed_hash())
         .where(AUDIT_LOG.c.seq > previous_seq)
@@ -230,7 +250,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
     macs: list[str] = []
     refused_at: int | None = None
     reason = ""
-    unreadable: list[tuple[int, str]] = []
+    tampered: list[tuple[int, str]] = []
     async with connection.stream(unsealed) as result:
         async for rows in result.partitions():
             for row in rows:
@@ -242,7 +262,9 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
                     refused_at, reason = previous_seq + 1, "does not match its hash or link"
                     break
                 if isinstance(row.entry, Unreadable):
-                    unreadable.append((row.seq, row.entry.reason))
+                    tampered.append((row.seq, f"cannot be read ({row.entry.reason})"))
+                elif (problem := unsigned(signing, first_signed, row)) is not None:
+                    tampered.append((row.seq, problem))
                 previous_mac = row_mac(key, previous_mac, row)
                 previous_seq, previous_hash = row.seq, row.hash
                 seqs.append(row.seq)
@@ -256,4 +278,4 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now, trail)
     )
-    return Sealed(head, len(seqs), refused_at, reason, tuple(unreadable))
+    return Sealed(head, len(seqs), refused_at, reason, tuple(tampered))

@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
+from db.seals import entry_key, entry_mac, new_nonce
 from sinergi.audit_sealer import AuditSealer
 from tests.support.databases import as_service
 
 _APPEND = text(
-    "INSERT INTO audit_log (client_id, entry, subjects)"
-    " SELECT 'plans-test', '{}'::jsonb, '{}' FROM generate_series(1, :n)"
+    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+    " SELECT 'plans-test', '{}'::jsonb, '{}', signed.mac, signed.nonce"
+    " FROM unnest(CAST(:macs AS text[]), CAST(:nonces AS text[])) AS signed (mac, nonce)"
 )
 _READ_BY_SCANS = text(
     "SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
@@ -37,9 +39,13 @@ async def analyzed_empty(engine: AsyncEngine) -> None:
         await connection.execute(text("ANALYZE audit_log, audit_seals"))
 
 
-async def append(connection: AsyncConnection, entries: int) -> None:
-    """`entries` entries in one statement, each linked by the chain's trigger."""
-    await connection.execute(_APPEND, {"n": entries})
+async def append(connection: AsyncConnection, entries: int, key: bytes = bytes(32)) -> None:
+    """`entries` entries in one statement, each linked by the chain's trigger and signed as
+    the service signs them, with the audit key `key`."""
+    signing = entry_key(key)
+    nonces = [new_nonce() for _ in range(entries)]
+    macs = [entry_mac(signing, nonce, "plans-test", {}, []) for nonce in nonces]
+    await connection.execute(_APPEND, {"macs": macs, "nonces": nonces})
 
 
 async def rows_read_by_scans(connection: AsyncConnection) -> int:
@@ -49,14 +55,23 @@ async def rows_read_by_scans(connection: AsyncConnection) -> int:
     return int((await connection.execute(_READ_BY_SCANS)).scalar_one())
 
 
-async def written_and_sealed(url: str, key: bytes, checkpoints: Path, entries: int) -> None:
+async def written(url: str, key: bytes, entries: int) -> None:
     """`entries` entries written as the service writes them (the owner's `url`), one at a time,
-    then sealed and checkpointed with `key` as `serve` seals them."""
+    signed with the audit key `key`."""
     engine = create_engine(as_service(url), statement_timeout_ms=10_000)
     try:
-        writer = AuditWriter(autocommit(engine))
+        writer = AuditWriter(autocommit(engine), key)
         for n in range(entries):
             await writer.append(client_id="trail-test", entry={"n": n}, subjects=[])
+    finally:
+        await engine.dispose()
+
+
+async def written_and_sealed(url: str, key: bytes, checkpoints: Path, entries: int) -> None:
+    """`written`, then sealed and checkpointed with `key` as `serve` seals them."""
+    await written(url, key, entries)
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
         await AuditSealer(engine, key, checkpoints, 1).publish()
     finally:
         await engine.dispose()

@@ -11,13 +11,20 @@ from domain.cursor_seal import CursorSeal
 
 
 @cache
-def cursor_seal() -> CursorSeal:
-    """The seal of an app made with the tests' default settings: its key derives from the
-    audit key under the tests' SINERGI_HOME (tests/conftest.py)."""
+def default_audit_key() -> bytes:
+    """The audit key of an app made with the tests' default settings: the one under the
+    tests' SINERGI_HOME (tests/conftest.py), which signs its audit entries."""
     from sinergi import audit_key
     from sinergi.settings import Settings
 
-    return CursorSeal(audit_key.load(Settings()))
+    return audit_key.load(Settings())
+
+
+@cache
+def cursor_seal() -> CursorSeal:
+    """The seal of an app made with the tests' default settings: its key derives from
+    `default_audit_key`."""
+    return CursorSeal(default_audit_key())
 
 
 def sealed(kind: str, position: int, horizon: int = 0) -> str:

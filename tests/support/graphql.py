@@ -10,11 +10,12 @@ from strawberry.types import ExecutionResult
 
 from auth.principal import Principal
 from auth.scopes import DEFAULT_SCOPES, OrgKind, Scope
+from db.engine import autocommit
 from db.queries.audit import AuditWriter
 from resolvers.context import Context, Limits
 from schema.build import build_schema
 from tests.support.databases import TEST_SERVICE
-from tests.support.feed_cursors import cursor_seal
+from tests.support.feed_cursors import cursor_seal, default_audit_key
 
 SCHEMA = build_schema()
 LIMITS = Limits(max_page_size=100, default_page_size=20)
@@ -36,7 +37,7 @@ def request_context(
 ) -> Context:
     """A request's context on `engine`, which must connect as the service role, as the app does
     (tests.support.databases.as_service): as the owner, a grant db/roles.py lacks would go
-    unnoticed."""
+    unnoticed. Without `audit_writer`, entries are signed with the tests' default audit key."""
     user = engine.url.username
     assert user == TEST_SERVICE, (
         f"GraphQL in tests runs as the service role {TEST_SERVICE!r}, as the app does, not as "
@@ -47,7 +48,7 @@ def request_context(
         engine=engine,
         limits=LIMITS,
         cursor_seal=cursor_seal(),
-        audit_writer=audit_writer,
+        audit=audit_writer or AuditWriter(autocommit(engine), default_audit_key()),
     )
 
 

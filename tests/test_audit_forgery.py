@@ -1,0 +1,205 @@
+"""Audit entries forged with the service's database credentials alone (never the audit key):
+each is named by `sinergi audit verify`, and sealing goes on past it (migration 0050).
+
+The service's role may INSERT into `audit_log`, and the sealer sealed whatever the table held:
+an insider could add an entry saying that another agency received a person's data, and verify
+called the trail intact. Every entry the service writes now carries its MAC under a key derived
+from the audit key, over its content and a random nonce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from auth.scopes import OrgKind
+from db import provision
+from db.engine import autocommit, create_engine
+from db.migrate import upgrade
+from db.queries.audit import AuditWriter
+from db.seals import MAC_MISMATCH, MAC_MISSING
+from sinergi.audit_sealer import AuditSealer
+from tests.support.databases import (
+    TEST_OWNER,
+    TEST_PASSWORD,
+    TEST_SERVICE,
+    as_service,
+    drop_database,
+)
+from tests.support.graphql import SCHEMA, principal, request_context
+from tests.test_audit_tampering import CUSTODIAN, ENTRIES, KEY, Trail, _verify, _write_and_seal
+
+VICTIM = "6271995204880001"
+KALBAR = principal(OrgKind.PROVINCE, "61")
+FORGED = (
+    '{"operation":"MsmeByNib","organisation":"Dinas Koperasi dan UKM Provinsi Kalimantan'
+    ' Barat","purpose":"PEMBINAAN","records":{"msme":1},"personalFields":["Owner.nik"]}'
+)
+INSERT = "INSERT INTO audit_log (client_id, entry, subjects) VALUES ($1, $2::jsonb, $3)"
+INSERT_SIGNED = (
+    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+    " VALUES ($1, $2::jsonb, $3, $4, $5)"
+)
+
+
+async def _as(url: str, statement: str, *arguments: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(statement, *arguments))
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def trail(fresh_url: str, tmp_path: Path) -> Trail:
+    """`ENTRIES` entries written by the service and sealed, as test_audit_tampering's."""
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    asyncio.run(_write_and_seal(fresh_url, checkpoints, ENTRIES, seal=True))
+    return Trail(fresh_url, checkpoints)
+
+
+def _as_service(trail: Trail, statement: str, *arguments: Any) -> list[asyncpg.Record]:
+    """What whoever holds the service's database credentials may run."""
+    return asyncio.run(_as(as_service(trail.owner_url), statement, *arguments))
+
+
+def _seal(trail: Trail) -> None:
+    """The next sealing round of `serve`."""
+
+    async def run() -> None:
+        engine = create_engine(as_service(trail.owner_url), statement_timeout_ms=10_000)
+        try:
+            await AuditSealer(engine, KEY, trail.checkpoints, 1).publish()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+async def _genuine(url: str, count: int, *, extra: dict[str, Any] | None = None) -> None:
+    """`count` entries written as requests write them: the custodian asking who received a
+    person's data, through the schema, signed by the service's writer with the trail's key;
+    and `extra`, appended as an entry of its own."""
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        writer = AuditWriter(autocommit(engine), KEY)
+        for _ in range(count):
+            context = request_context(engine, CUSTODIAN, audit_writer=writer)
+            document = f'{{ personalDataAccess(nik: "{VICTIM}") {{ clientId }} }}'
+            result = await SCHEMA.execute(document, context_value=context)
+            assert result.errors is None, result.errors
+        if extra is not None:
+            subjects = [VICTIM, "6171000000000001", VICTIM]
+            await writer.append(client_id=KALBAR.client_id, entry=extra, subjects=subjects)
+    finally:
+        await engine.dispose()
+
+
+def test_an_entry_inserted_without_a_mac_is_sealed_past_and_named(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
+    _as_service(trail, INSERT, KALBAR.client_id, FORGED, [VICTIM])
+    with caplog.at_level(logging.ERROR, logger="sinergi.audit"):
+        _seal(trail)
+    forged = ENTRIES + 1
+    assert f"audit entry {forged} {MAC_MISSING}: sealed past it" in caplog.text
+    # Sealing went on: a genuine entry after the forged one is sealed too.
+    asyncio.run(_genuine(trail.owner_url, 1))
+    _seal(trail)
+    verified = _verify(trail)
+    assert verified.returncode == 1, verified.stdout
+    assert f"audit chain broken at entry {forged}: {MAC_MISSING}\n" in verified.stdout
+    assert "audit chain broken" not in verified.stdout.replace(
+        f"audit chain broken at entry {forged}", ""
+    )
+
+
+def test_a_mac_copied_onto_other_content_is_named(trail: Trail) -> None:
+    (genuine,) = _as_service(trail, "SELECT entry_mac FROM audit_log WHERE seq = 1")
+    fresh = uuid.uuid4().hex
+    _as_service(trail, INSERT_SIGNED, KALBAR.client_id, FORGED, [VICTIM], genuine[0], fresh)
+    _seal(trail)
+    verified = _verify(trail)
+    assert verified.returncode == 1, verified.stdout
+    assert f"audit chain broken at entry {ENTRIES + 1}: {MAC_MISMATCH}\n" in verified.stdout
+
+
+def test_a_mac_and_nonce_copied_onto_other_content_is_refused(trail: Trail) -> None:
+    (genuine,) = _as_service(trail, "SELECT entry_mac, entry_nonce FROM audit_log WHERE seq = 1")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        _as_service(trail, INSERT_SIGNED, KALBAR.client_id, FORGED, [VICTIM], *genuine)
+
+
+REPLAY = (
+    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+    " SELECT client_id, entry, subjects, entry_mac, entry_nonce FROM audit_log WHERE seq = 2"
+)
+
+
+def test_a_genuine_entry_replayed_is_refused_and_named(trail: Trail) -> None:
+    """The service's role cannot store the copy (the nonce is unique); the owner, who can drop
+    the constraint, can, and verify names the copy with the entry it copies."""
+    with pytest.raises(asyncpg.UniqueViolationError):
+        _as_service(trail, REPLAY)
+    asyncio.run(
+        _as(trail.owner_url, "ALTER TABLE audit_log DROP CONSTRAINT uq_audit_log_entry_nonce")
+    )
+    _as_service(trail, REPLAY)
+    _seal(trail)
+    verified = _verify(trail)
+    assert verified.returncode == 1, verified.stdout
+    assert (
+        f"audit chain broken at entry {ENTRIES + 1}: its nonce is entry 2's: a copy of a genuine"
+        " entry (replayed)\n"
+    ) in verified.stdout
+
+
+def test_genuine_entries_verify_clean(trail: Trail) -> None:
+    """Whatever an entry holds, its MAC is over what PostgreSQL gives back: keys jsonb reorders,
+    text beyond ASCII, the database's own `|` separator, subjects repeated and unsorted."""
+    extra = {"operation": "x", "z": {"b": [1, "ü|"], "a": None}, "records": {"msme": 2}}
+    asyncio.run(_genuine(trail.owner_url, 3, extra=extra))
+    _seal(trail)
+    verified = _verify(trail)
+    assert verified.returncode == 0, verified.stdout
+    assert "audit chain intact" in verified.stdout
+
+
+def test_entries_from_before_macs_verify_and_none_may_follow_them(
+    server_url: str, tmp_path: Path
+) -> None:
+    """Entries written before migration 0050 carry no MAC, and verify takes them: up to the
+    boundary it recorded, not an entry inserted without one after it."""
+    name = f"sinergi_macs_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+        upgrade(url, "0048")  # granted at head: today's grants name columns 0048 lacks
+        for n in range(3):
+            asyncio.run(_as(url, INSERT, "before-macs", f'{{"n": {n}}}', []))
+        upgrade(url, service_role=TEST_SERVICE)
+        (boundary,) = asyncio.run(_as(url, "SELECT from_seq FROM audit_entry_macs"))
+        assert boundary[0] == 4
+        trail_ = Trail(url, tmp_path / "checkpoints.jsonl")
+        asyncio.run(_genuine(url, 1))
+        _seal(trail_)
+        verified = _verify(trail_)
+        assert verified.returncode == 0, verified.stdout
+        assert "audit chain intact: 4 entries verified, 4 sealed" in verified.stdout
+        asyncio.run(_as(as_service(url), INSERT, "after-macs", '{"n": 9}', []))
+        _seal(trail_)
+        verified = _verify(trail_)
+        assert verified.returncode == 1, verified.stdout
+        assert f"audit chain broken at entry 5: {MAC_MISSING}\n" in verified.stdout
+    finally:
+        asyncio.run(drop_database(server_url, name))
