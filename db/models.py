@@ -570,7 +570,7 @@ AUDIT_LOG = Table(
 
 Append-only and hash-chained by triggers in migration 0002: `seq`, `prev_hash` and `hash`
 are set by the database under a lock, so no client can fork or rewrite the chain. `entry_mac`
-and `entry_nonce` (migration 0050) are the service's: an HMAC under the audit key, which the
+and `entry_nonce` (migration 0051) are the service's: an HMAC under the audit key, which the
 database never holds, of the entry's content and a random nonce, so an entry inserted with the
 database's credentials alone is told from one the service wrote (db/seals.py `entry_mac`).
 """
@@ -582,7 +582,7 @@ AUDIT_ENTRY_MACS = Table(
     Column("from_seq", BigInteger, nullable=False),
     CheckConstraint("singleton", name="one_row"),
 )
-"""The first entry that must carry a MAC, recorded once by migration 0050: those before it were
+"""The first entry that must carry a MAC, recorded once by migration 0051: those before it were
 written before the service made MACs."""
 
 AUDIT_TRAIL = Table(

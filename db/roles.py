@@ -69,7 +69,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     # service could add would have the next reload delete a real record.
     "demo_cooperatives": "",
     "demo_msmes": "",
-    # The audit trail: content in, with the service's MAC of it (migration 0050), everything
+    # The audit trail: content in, with the service's MAC of it (migration 0051), everything
     # else set by the database; seals in batches.
     "audit_log": "SELECT, INSERT (client_id, entry, subjects, entry_mac, entry_nonce)",
     "audit_log_id_seq": "USAGE",
@@ -77,7 +77,7 @@ SERVICE_GRANTS: Mapping[str, str] = {
     "audit_trail": READ,  # its id, which checkpoints name; made once by migration 0041
     # Which key seals the trail; recorded once through `RECORD_AUDIT_KEY` alone (migration 0044).
     "audit_key_fingerprint": READ,
-    # The first entry that must carry the service's MAC; recorded once by migration 0050.
+    # The first entry that must carry the service's MAC; recorded once by migration 0051.
     "audit_entry_macs": READ,
     # Records, kept by clients with records:write, and their history. A record's cell key is
     # the database's to draw (its column default): keys set to 0 would make every cell's noise

@@ -16,7 +16,7 @@ names it.
 
 A seal vouches that an entry is as it was when sealed, not who wrote it: the service's role may
 insert entries, and the sealer sealed whatever the table held. So the service also signs each
-entry it writes (`entry_mac`, migration 0050): an HMAC under a key derived from the audit key
+entry it writes (`entry_mac`, migration 0051): an HMAC under a key derived from the audit key
 (`entry_key`) of its client id, entry, subjects and a random nonce, which whoever holds only the
 database's credentials cannot make. The nonce tells a copy of a genuine entry from it.
 """
@@ -125,7 +125,7 @@ def entry_mac(
 
 
 class Signed(Sealable, Protocol):
-    """A row of `audit_log` with the MAC and nonce the service wrote it with (migration 0050)."""
+    """A row of `audit_log` with the MAC and nonce the service wrote it with (migration 0051)."""
 
     @property
     def entry_mac(self) -> str | None: ...

@@ -1,5 +1,5 @@
 """Audit entries forged with the service's database credentials alone (never the audit key):
-each is named by `sinergi audit verify`, and sealing goes on past it (migration 0050).
+each is named by `sinergi audit verify`, and sealing goes on past it (migration 0051).
 
 The service's role may INSERT into `audit_log`, and the sealer sealed whatever the table held:
 an insider could add an entry saying that another agency received a person's data, and verify
@@ -174,7 +174,7 @@ def test_genuine_entries_verify_clean(trail: Trail) -> None:
 def test_entries_from_before_macs_verify_and_none_may_follow_them(
     server_url: str, tmp_path: Path
 ) -> None:
-    """Entries written before migration 0050 carry no MAC, and verify takes them: up to the
+    """Entries written before migration 0051 carry no MAC, and verify takes them: up to the
     boundary it recorded, not an entry inserted without one after it."""
     name = f"sinergi_macs_{uuid.uuid4().hex[:10]}"
     try:
@@ -184,7 +184,7 @@ def test_entries_from_before_macs_verify_and_none_may_follow_them(
             )
         )
         url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
-        upgrade(url, "0048")  # granted at head: today's grants name columns 0048 lacks
+        upgrade(url, "0050")  # granted at head: today's grants name columns 0050 lacks
         for n in range(3):
             asyncio.run(_as(url, INSERT, "before-macs", f'{{"n": {n}}}', []))
         upgrade(url, service_role=TEST_SERVICE)

@@ -295,7 +295,7 @@ _SEALS_OF_NO_ENTRY = (
 )
 _NO_ENTRY = "sealed, but there is no such entry: a seal written ahead of the trail"
 # Entries whose nonce an earlier entry carries, with the first that does: a genuine entry copied
-# whole, its MAC with it. The unique constraint (migration 0050) refuses such a copy, so this
+# whole, its MAC with it. The unique constraint (migration 0051) refuses such a copy, so this
 # finds one only where the owner dropped it; one pass over the nonces, the copies alone kept.
 _REPEATED_NONCES = text(
     """
@@ -346,7 +346,7 @@ async def verify(
     past the newest entry, of no entry, was written ahead of the trail (to stop sealing once the
     trail reached it); an entry that cannot be read (`db.seals.Unreadable`), or whose subjects
     are not a list of NIKs, was written around the chain trigger (or before it refused such
-    entries); an entry whose MAC is missing (from migration 0050's boundary on) or wrong was not
+    entries); an entry whose MAC is missing (from migration 0051's boundary on) or wrong was not
     written by the service, and one whose nonce an earlier entry carries is a copy of it.
 
     The walk goes on past a break, taking up the chain again from what is stored, so that a

@@ -126,7 +126,7 @@ _MACS_FROM = text("SELECT (SELECT from_seq FROM audit_entry_macs)")
 
 
 async def macs_from(connection: AsyncConnection) -> int:
-    """The first entry that must carry the service's MAC (migration 0050). 1, every entry,
+    """The first entry that must carry the service's MAC (migration 0051). 1, every entry,
     when the record is gone (only the owner can drop or empty it): that names the entries
     written before MACs as unsigned, rather than take every MAC-less entry inserted since."""
     if not (await connection.execute(_HAS_MACS_FROM)).scalar_one():

@@ -22,15 +22,15 @@ written once: a trigger refuses to change or remove it, and the service may only
 Entries written after the migration by an instance of an older release carry no MAC and are
 named by `audit verify`: stop the old instances before migrating (README, Upgrading).
 
-Revision ID: 0050
-Revises: 0048
+Revision ID: 0051
+Revises: 0050
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0050"
-down_revision = "0048"
+revision = "0051"
+down_revision = "0050"
 branch_labels = None
 depends_on = None
 
