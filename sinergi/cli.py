@@ -124,11 +124,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(warn_of_refused_rulesets(database.service_url))
     development = args.dev or settings.is_development
     if args.dev:
-        # The demo clients and their published secret go only where demo-data may go.
-        others = asyncio.run(served_beside_the_demo(database.owner_url, settings))
-        if others:
-            print(_dev_refusal(others), file=sys.stderr)
-            return 2
+        # The demo clients and their published secret go only where demo-data may go. The
+        # embedded database is the demo's own, whatever clients its developer made in it.
+        if settings.database_url is not None:
+            others = asyncio.run(served_beside_the_demo(database.owner_url, settings))
+            if others:
+                print(_dev_refusal(others), file=sys.stderr)
+                return 2
         asyncio.run(
             prepare_demo(
                 database.owner_url,

@@ -55,15 +55,20 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(home: Path) -> subprocess.Popen[bytes]:
-    """`sinergi serve` on the embedded server under `home`, once it answers."""
+def _embedded(home: Path) -> dict[str, str]:
+    """The environment of a command run on the embedded server under `home`."""
     env = {**os.environ, "SINERGI_HOME": str(home), "SINERGI_LOG_LEVEL": "warning"}
     for name in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
         env.pop(name, None)
+    return env
+
+
+def _serve(home: Path, *options: str) -> subprocess.Popen[bytes]:
+    """`sinergi serve OPTIONS…` on the embedded server under `home`, once it answers."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)],
-        env=env,
+        [sys.executable, "-m", "sinergi.cli", "serve", *options, "--port", str(port)],
+        env=_embedded(home),
         stdout=subprocess.DEVNULL,
     )
     wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
@@ -278,6 +283,26 @@ def test_dev_serve_refuses_a_database_serving_real_organisations(
     assert "besides the demo's (dinas-7781)" in refusal
     assert "unset DATABASE_URL" in refusal
     assert asyncio.run(_client_ids(fresh_url)) == ["dinas-7781"]
+
+
+def test_dev_serve_of_the_embedded_database_serves_beside_the_clients_made_there(
+    home: Path,
+) -> None:
+    """The embedded database is the demo's own: a developer who tried the README's `sinergi
+    clients create` there could no longer `./dev serve`, told to unset a DATABASE_URL never
+    set. Only a DATABASE_URL database is refused for serving clients besides the demo's."""
+    create = ["clients", "create", "--name", "Bappenas", "--org-kind", "ministry"]
+    create += ["--jurisdiction", "ID", "--purpose", "national planning figures"]
+    subprocess.run(
+        [sys.executable, "-m", "sinergi.cli", *create],
+        env=_embedded(home),
+        stdout=subprocess.DEVNULL,
+        check=True,
+        timeout=120,
+    )
+    process = _serve(home, "--dev")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
 
 
 def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts(
