@@ -37,9 +37,6 @@ class ClientState:
     """The registration (None for a client of an external issuer)."""
     written_at: float
     """When the client last noted a write, on the registry's monotonic clock (-inf: never)."""
-    secret_hash: str | None = None
-    """The stored hash of the client's secret: whether a demo client still holds the published
-    secret is checked against it (AuthService), once per hash, not per request."""
     principals: dict[tuple[str, str], Principal] = field(default_factory=dict)
     """Principals derived from this registration, by the token's scope and jurisdiction claims
     (auth/service.py): made once, not per request."""
@@ -69,8 +66,7 @@ class ClientRegistry:
         async with await check_out(self._engine) as connection:
             row = await rate_limits.client(connection, client_id)
         registered = None if row.registered is None else clients.from_row(row.registered)
-        secret_hash = None if row.registered is None else row.registered.secret_hash
-        state = ClientState(registered, self.clock() - row.seconds_since_write, secret_hash)
+        state = ClientState(registered, self.clock() - row.seconds_since_write)
         if self._listening and generation == self._generation:
             if len(self._held) >= self._capacity:
                 del self._held[next(iter(self._held))]

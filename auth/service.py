@@ -9,7 +9,6 @@ that it changed (auth/registry.py).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import math
@@ -122,12 +121,10 @@ class AuthService:
         client holds it, but a demo client registered later (`serve --dev` run once against the
         same database) would otherwise get tokens from every server already running."""
         self.demo_clients = demo_clients
-        """The clients registered with the refused secret (sinergi.demo_mode): while one still
-        holds it, its tokens are refused too, since a `serve --dev` on the same database issues
-        them with the signing keys this server checks them with."""
-        self._holds_refused: dict[str, bool] = {}
-        """Whether a stored secret hash is of the refused secret, by hash: one scrypt for each
-        hash a demo client has had, not one per request."""
+        """The clients `serve --dev` registers with the refused secret (sinergi.demo_mode):
+        while that secret is refused, so are they, by id, whatever secret they hold now. A
+        `serve --dev` on the same database issues their tokens with the signing keys this
+        server checks them with, and a rotation would not take back those already issued."""
         self._refusals_logged: set[str] = set()
         """The active clients the refused secret was presented for, each logged once: no more
         of them than the registry holds, however many requests present it."""
@@ -206,8 +203,8 @@ class AuthService:
                     retry_after=retry_after,
                 )
             claimed = await clients.claim(connection, client_id)
-        if self._refused(claimed, secret):  # counted as a failure, as a wrong secret is
-            raise authentication_failed()
+        if self._refused(claimed, secret) or self._refuses_client(client_id):
+            raise authentication_failed()  # counted as a failure, as a wrong secret is
         client = await clients.authenticated(claimed, secret)
         if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
             # After successes too: each leaves a row, and a deployment may rarely see a failure.
@@ -224,6 +221,10 @@ class AuthService:
         """Whether `secret` is the refused one, compared in constant time."""
         refused = self.refused_secret
         return refused is not None and hmac.compare_digest(secret.encode(), refused.encode())
+
+    def _refuses_client(self, client_id: str) -> bool:
+        """Whether `client_id` is a demo client's while the demo secret is refused."""
+        return self.refused_secret is not None and client_id in self.demo_clients
 
     def _refused(self, claimed: clients.Claim, secret: str) -> bool:
         """Whether `secret` is the refused one: compared in constant time, before scrypt, for
@@ -321,9 +322,10 @@ class AuthService:
                 )
                 return Admitted(principal, await self.registry.state(principal.client_id))
             claims = await self.key_ring.verify(token, header)
-        state = await self.registry.state(str(claims.get("client_id", claims["sub"])))
-        if await self._holds_refused_secret(state):
-            raise InvalidToken("the client holds the published demo secret, refused without --dev")
+        client_id = str(claims.get("client_id", claims["sub"]))
+        if self._refuses_client(client_id):
+            raise InvalidToken("a demo client's token, refused without --dev")
+        state = await self.registry.state(client_id)
         scope, jurisdiction = claims.get("scope", ""), claims.get("jurisdiction")
         if not isinstance(scope, str) or not isinstance(jurisdiction, str):
             return Admitted(_registered_principal(claims, state.client), state)
@@ -332,22 +334,6 @@ class AuthService:
             known = _registered_principal(claims, state.client)
             state.principals[scope, jurisdiction] = known
         return Admitted(known, state)
-
-    async def _holds_refused_secret(self, state: ClientState) -> bool:
-        """Whether the token's client is a demo client still holding the refused secret. Asked
-        of the demo clients alone, which no other path gives the secret (a rotation gives one a
-        secret of its own, and its tokens are then accepted): real clients cost nothing."""
-        refused, client = self.refused_secret, state.client
-        if refused is None or client is None or client.client_id not in self.demo_clients:
-            return False
-        stored = state.secret_hash
-        if stored is None:
-            return False
-        held = self._holds_refused.get(stored)
-        if held is None:
-            held = await asyncio.to_thread(clients.secret_matches, refused, stored)
-            self._holds_refused[stored] = held
-        return held
 
     async def jwks(self) -> dict[str, Any]:
         async with self.reads.connect() as connection:

@@ -238,7 +238,6 @@ def _demo_secret_refusal(client_ids: list[str]) -> str:
     return (
         f"sinergi: refusing to serve without --dev: the active clients {listed} have the "
         f"published demo secret, so anyone could act as them. Revoke them:\n{commands}\n"
-        "(or `sinergi clients rotate CLIENT_ID` to give one a new secret), "
         "or serve the demo with --dev."
     )
 

@@ -104,7 +104,8 @@ DEMO_CLIENTS = (
 
 DEMO_CLIENT_IDS = frozenset(client_id for client_id, *_ in DEMO_CLIENTS)
 """The clients registered with the published DEMO_SECRET, whose tokens a server without --dev
-refuses while they hold it (AuthService)."""
+refuses whatever secret they hold now (AuthService): a rotation would not take back the tokens
+a `serve --dev` issued them."""
 
 
 # Where a principal leaves its id: a user of an external SSO has no client row, only these. One

@@ -140,18 +140,29 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
 
 
 def test_a_production_server_refuses_the_tokens_a_dev_server_issued_to_a_demo_client(
-    reference_url: str, monkeypatch: pytest.MonkeyPatch
+    fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A `serve --dev` on the database of a production server signs with its keys: the demo
     clients' tokens it issued, demo-province-62's pii:read among them, were accepted by the
-    production server, which refused only to issue them. It refuses them while the client holds
-    the published secret; rotated, the client is one of its own and its tokens serve."""
-    demo_clients(reference_url)  # what `serve --dev` registers
+    production server, which refused only to issue them, and still were once the client was
+    rotated, for the token's lifetime. The production server serves no demo client at all,
+    whatever its secret: neither its tokens nor new ones for the rotated secret. A real client
+    is untouched."""
+    assert sinergi(fresh_url, "migrate")[0] == 0  # reference data, which clients name
+    demo_clients(fresh_url)  # what `serve --dev` registers
     development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000, dev=True)
-    with TestClient(create_app(development, database_url=as_service(reference_url))) as client:
+    with TestClient(create_app(development, database_url=as_service(fresh_url))) as client:
         issued = _token(client, DEMO_SECRET).json()["access_token"]
+    code, out, _ = sinergi(fresh_url, "clients", "rotate", CLIENT, "--json")
+    assert code == 0
+    rotated_secret = json.loads(out)["client_secret"]
+    create = ["clients", "create", "--name", "Badan Pusat Statistik", "--org-kind", "ministry"]
+    create += ["--jurisdiction", "ID", "--purpose", "statistik nasional", "--json"]
+    code, out, _ = sinergi(fresh_url, *create)
+    assert code == 0
+    real = json.loads(out)
     monkeypatch.setattr(app, "refused_secret", refused_secret)  # conftest's suite accepts it
-    production = create_app(Settings(rate_limit=1_000_000), database_url=as_service(reference_url))
+    production = create_app(Settings(rate_limit=1_000_000), database_url=as_service(fresh_url))
     viewer = {"query": "{ viewer { clientId } }"}
     with TestClient(production) as client:
         for _ in range(2):  # the second from what the first left held
@@ -159,14 +170,17 @@ def test_a_production_server_refuses_the_tokens_a_dev_server_issued_to_a_demo_cl
             assert refused.status_code == 401, refused.text
             (error,) = refused.json()["errors"]
             assert error["extensions"] == {"code": "UNAUTHENTICATED"}
-        code, out, _ = sinergi(reference_url, "clients", "rotate", CLIENT, "--json")
-        assert code == 0
-        rotated = _token(client, json.loads(out)["client_secret"])
-        assert rotated.status_code == 200, rotated.text
+        rotated = _token(client, rotated_secret)
+        assert rotated.status_code == 401, rotated.text
+        assert rotated.json()["error"] == "invalid_client"
+        form = {"grant_type": "client_credentials"}
+        credentials = (real["client_id"], real["client_secret"])
+        answer = client.post("/oauth/token", data=form, auth=credentials)
+        assert answer.status_code == 200, answer.text
         served = client.post(
-            "/graphql", json=viewer, headers=_bearer(rotated.json()["access_token"])
+            "/graphql", json=viewer, headers=_bearer(answer.json()["access_token"])
         )
-    assert served.json() == {"data": {"viewer": {"clientId": CLIENT}}}
+    assert served.json() == {"data": {"viewer": {"clientId": real["client_id"]}}}
 
 
 def _bearer(token: str) -> dict[str, str]:

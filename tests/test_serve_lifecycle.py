@@ -131,6 +131,7 @@ def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
     for client_id, *_ in DEMO_CLIENTS:
         assert f"sinergi clients revoke {client_id}" in refused.stderr
     assert "published demo secret" in refused.stderr
+    assert "rotate" not in refused.stderr  # a rotated demo client is refused all the same
 
     rotated, *revoked = [client_id for client_id, *_ in DEMO_CLIENTS]
 

@@ -34,8 +34,7 @@ _CLIENT = driver.DriverStatement(
     SELECT (SELECT extract(epoch FROM clock_timestamp() - c.written_at) FROM client_writes c
              WHERE c.client_id = :client_id) AS seconds_since_write,
            registered.client_id, registered.name, registered.org_kind, registered.jurisdiction,
-           registered.scopes, registered.purpose, registered.revoked_at,
-           registered.secret_hash
+           registered.scopes, registered.purpose, registered.revoked_at
       FROM (SELECT 1) AS one LEFT JOIN oauth_clients AS registered
         ON registered.client_id = :client_id
     """
