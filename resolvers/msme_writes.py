@@ -17,6 +17,7 @@ from db.models import COOPERATIVES
 from db.queries import cooperatives
 from db.writes import NotFound, msmes, participations, vocabulary
 from db.writes.versioned import locked
+from domain.personal import OWNER_FINANCES, owner_finances
 from domain.records import (
     CheckedMsme,
     MsmeDraft,
@@ -28,6 +29,7 @@ from domain.scale import kept_declaration
 from resolvers import Node, calendar
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
+from resolvers.lookahead import selected_columns
 from resolvers.writing import (
     actor_of,
     at_version,
@@ -112,21 +114,44 @@ async def _hidden_membership(
 def _noted(
     info: Info[Context, Any],
     row: Node,
+    before: Node | None,
     checked: CheckedMsme | None = None,
     owner: msmes.OwnerChange | None = None,
 ) -> Node:
     """The write's audit notes: the record, the owner it was given (written or compared), and,
     when it changed the owner, the fields changed and the owner replaced or erased: whose data
-    it destroyed is a data subject of the write as much as whose it wrote."""
+    it destroyed is a data subject of the write as much as whose it wrote. The figures that are
+    the owner's finances (domain.personal.OWNER_FINANCES) name the owner on record, by the NIK
+    the write's statement read (`msmes.OWNER_NIK`), when the answer hands them out, as a read
+    of them does, and when the write changed them (`before`: the row before; None, created)."""
     notes = info.context.accesses
-    notes.records_returned("msme", 1)
-    if checked is not None and checked.owner is not None:
-        notes.personal_data_of(checked.owner.nik)
+    if owner_finances("Msme", selected_columns(info)):
+        notes.rows_returned("msme", (row,))
+    else:
+        notes.records_returned("msme", 1)
+    given = None if checked is None or checked.owner is None else checked.owner.nik
+    if given is not None:
+        notes.personal_data_of(given)
+    subject = given or row._mapping.get("owner_nik")
+    changed = _figures_written(row, before)
+    if subject is not None and changed:
+        notes.owner_finances_of(subject, changed)
     if owner is not None:
         if owner.former_nik is not None:
             notes.personal_data_of(owner.former_nik)
         notes.owner_columns_touched(owner.columns)
     return row
+
+
+def _figures_written(row: Node, before: Node | None) -> frozenset[str]:
+    """`Msme.field` of each figure that is the owner's finances the write changed (created:
+    each it wrote)."""
+    after = row._mapping
+    if before is None:
+        changed = [column for column in OWNER_FINANCES["Msme"] if after[column] is not None]
+    else:
+        changed = [c for c in OWNER_FINANCES["Msme"] if after[c] != before._mapping[c]]
+    return owner_finances("Msme", changed)
 
 
 async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str | None) -> Node:
@@ -143,7 +168,7 @@ async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str
             cooperative_id=cooperative,
             today=calendar.today(),
         )
-    return _noted(info, created, checked, owner)
+    return _noted(info, created, None, checked, owner)
 
 
 async def update(info: Info[Context, Any], raw_id: str, version: int, patch: MsmeUpdate) -> Node:
@@ -195,7 +220,7 @@ async def update(info: Info[Context, Any], raw_id: str, version: int, patch: Msm
         await participations.check_move(
             connection, "msme", current, written, fields=("changes.region", "changes.district")
         )
-    return _noted(info, written, checked, owner)
+    return _noted(info, written, current, checked, owner)
 
 
 def _merged(current: Node, patch: MsmeUpdate) -> MsmeDraft:
@@ -250,7 +275,7 @@ async def _set_active(info: Info[Context, Any], raw_id: str, version: int, *, ac
             expected_version=version,
             actor=actor_of(principal),
         )
-    return _noted(info, written)
+    return _noted(info, written, current)
 
 
 async def report_scale(
@@ -288,4 +313,4 @@ async def report_scale(
             effective_from=effective_from,
             actor=actor_of(principal),
         )
-    return _noted(info, written)
+    return _noted(info, written, current)

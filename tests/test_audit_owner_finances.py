@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from resolvers import calendar
 from tests.support.databases import as_service
 from tests.support.databases import run as sql
 from tests.support.executor import latest_entry
@@ -216,3 +217,71 @@ def test_over_http_a_client_without_pii_read_is_listed_for_the_owner(
     query = "query($nik: String!) { personalDataAccess(nik: $nik) { clientId } }"
     found = api.graphql(query, "demo-walidata", {"nik": msme["nik"]})
     assert KALBAR in {row["clientId"] for row in found["data"]["personalDataAccess"]}
+
+
+KALBAR_WRITER = principal(OrgKind.PROVINCE, "61", extra=frozenset({Scope.PII_READ}))
+KALBAR_READER = principal(OrgKind.PROVINCE, "61")
+"""Writes Kalbar's records (records:write), not owners' personal data; its businesses are kept
+apart from the Kalteng ones the reads above list."""
+WRITTEN_NIK = "6171011503900932"
+
+
+async def owned_in_kalbar(engine: AsyncEngine, nib: str) -> dict[str, Any]:
+    owner = {"nik": WRITTEN_NIK, "fullName": "Rudi Hartono"}
+    made = await run(
+        engine,
+        KALBAR_WRITER,
+        CREATE,
+        {"input": msme_input(nib, region="61.71", district="61.71.01", owner=owner)},
+    )
+    assert made.errors is None, made.errors
+    return {"id": made.data["createMsme"]["id"], "version": made.data["createMsme"]["version"]}
+
+
+async def written(engine: AsyncEngine, document: str, variables: dict[str, Any]) -> Any:
+    result = await run(engine, KALBAR_READER, document, variables)
+    assert result.errors is None, result.errors
+    return result.data
+
+
+async def test_a_mutation_answering_with_the_figures_names_the_owner(engine: AsyncEngine) -> None:
+    """The write reads the owner's NIK in its own statements (its lock, its UPDATE's RETURNING),
+    as a read of the figures does, whatever it changed."""
+    key = await owned_in_kalbar(engine, "8819310000001")
+    document = """mutation Answer($id: ID!, $version: Int!) { updateMsme(id: $id,
+      version: $version, changes: {employees: 7}) { capital annualTurnover scale version } }"""
+    data = await written(engine, document, key)
+    assert data["updateMsme"]["capital"] == "150000000"
+    subjects, entry = await audited(engine, "Answer")
+    assert subjects == [WRITTEN_NIK]
+    assert {"Msme.annualTurnover", "Msme.capital", "Msme.scale"} <= set(entry["personalFields"])
+    deactivate = """mutation Off($id: ID!, $version: Int!) {
+      deactivateMsme(id: $id, version: $version) { scale } }"""
+    await written(engine, deactivate, {**key, "version": data["updateMsme"]["version"]})
+    assert (await audited(engine, "Off"))[0] == [WRITTEN_NIK]
+    quiet = """mutation Quiet($id: ID!, $version: Int!) {
+      reactivateMsme(id: $id, version: $version) { version } }"""
+    await written(engine, quiet, {**key, "version": data["updateMsme"]["version"] + 1})
+    assert (await audited(engine, "Quiet"))[0] == []  # neither handed out nor changed
+
+
+async def test_a_mutation_changing_the_figures_names_the_owner(engine: AsyncEngine) -> None:
+    """Their processing: named and itemised though the answer holds none of them."""
+    key = await owned_in_kalbar(engine, "8819310000002")
+    document = """mutation Change($id: ID!, $version: Int!) { updateMsme(id: $id,
+      version: $version, changes: {capital: "160000000"}) { version } }"""
+    data = await written(engine, document, key)
+    subjects, entry = await audited(engine, "Change")
+    assert subjects == [WRITTEN_NIK]
+    assert "Msme.capital" in entry["personalFields"]
+    assert "Msme.annualTurnover" not in entry["personalFields"]
+    report = """mutation Report($id: ID!, $version: Int!, $report: ScaleReport!) {
+      reportScaleChange(id: $id, version: $version, report: $report) { version } }"""
+    today = calendar.today().isoformat()
+    figures = {"annualSales": "250000000", "turnoverYear": 2025, "effectiveFrom": today}
+    await written(
+        engine, report, {**key, "version": data["updateMsme"]["version"], "report": figures}
+    )
+    subjects, entry = await audited(engine, "Report")
+    assert subjects == [WRITTEN_NIK]
+    assert "Msme.annualTurnover" in entry["personalFields"]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.errors import is_lock_timeout
 from db.models import MSME_OWNERS, MSME_SCALE_HISTORY, MSMES
 from db.queries import Record, programmes
+from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope
 from db.writes import ImportInProgress
 from db.writes.history import Actor, record
@@ -30,6 +31,11 @@ from domain.scale import RULE_VERSION, classify
 
 TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
+OWNER_NIK = (owner_nik(MSMES.c.id),)
+"""What a write's statement reads beside the MSME it locks or writes: its owner's NIK, since
+the row it answers with may hand out the figures that are the owner's finances
+(domain.personal.OWNER_FINANCES), and the audit entry then names the owner
+(resolvers/msme_writes.py); returned nowhere else."""
 IMPORT_LOCK = func.hashtext("sinergi.import")
 """Advisory lock key: an import holds it exclusively, single writes share it."""
 IMPORT_TURN = func.hashtext("sinergi.import.turn")
@@ -160,7 +166,9 @@ async def _import_lock(
 async def lock(connection: AsyncConnection, msme_id: int, scope: RowScope) -> Record:
     """The MSME a mutation's `id` names."""
     await after_imports(connection)
-    return await locked(connection, MSMES, msme_id, scope.rows(MSMES), field="id")
+    return await locked(
+        connection, MSMES, msme_id, scope.rows(MSMES), field="id", returning=OWNER_NIK
+    )
 
 
 async def update(
@@ -187,6 +195,7 @@ async def update(
         operation="update",
         personal_fields=change.personal_fields,
         keys=natural_keys("changes"),
+        returning=OWNER_NIK,
     )
     if written.scale != current.scale:
         await note_scale(connection, written, effective_from=today)
@@ -213,6 +222,7 @@ async def set_active(
         actor=actor,
         kind="msme",
         operation="update" if active else "deactivate",
+        returning=OWNER_NIK,
     )
 
 
@@ -261,6 +271,7 @@ async def report_scale(
         actor=actor,
         kind="msme",
         operation="scale",
+        returning=OWNER_NIK,
     )
     if latest is None or latest.scale != written.scale or latest.effective_from == effective_from:
         await note_scale(connection, written, effective_from=effective_from)

@@ -7,7 +7,7 @@ version and is refused instead of silently overwriting the first one's change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Executable, Table, func, insert, select, update
@@ -58,10 +58,12 @@ async def locked(
     *,
     field: str,
     joined: Any = None,
+    returning: Sequence[ColumnElement[Any]] = (),
 ) -> Record:
     """The row, locked for this transaction, if `visible` (the jurisdiction rule) admits it;
-    else NotFound naming `field`, the argument that gave `record_id`."""
-    statement = select(table).where(table.c.id == record_id, visible)
+    else NotFound naming `field`, the argument that gave `record_id`. `returning`: what the
+    statement reads beside the row (as `write` returns it)."""
+    statement = select(table, *returning).where(table.c.id == record_id, visible)
     if joined is not None:
         statement = statement.select_from(joined)
     row = (await connection.execute(statement.with_for_update(of=table))).first()
@@ -82,11 +84,14 @@ async def write(
     operation: str,
     personal_fields: Iterable[str] = (),
     keys: NaturalKeys | None = None,
+    returning: Sequence[ColumnElement[Any]] = (),
 ) -> Record:
     """Apply `values` to a locked row; nothing changes (not even the version) when nothing differs.
 
     A history row is written only for a real change, so repeating a request is harmless. A
     change to a natural key another row holds is `Duplicate` naming its field in `keys`.
+    `returning`: what the statement returns beside the row (a row left unchanged is `current`,
+    which must have been locked reading the same).
     """
     if current.version != expected_version:
         raise StaleVersion(current.version)
@@ -102,7 +107,7 @@ async def write(
         update(table)
         .where(table.c.id == current.id, table.c.version == expected_version)
         .values(assignments)
-        .returning(*table.c)
+        .returning(*table.c, *returning)
     )
     written = (await _keyed(connection, statement, keys or {})).one()
     await record(
