@@ -119,6 +119,9 @@ class Report:
     as much as the owners it wrote."""
     owner_columns: frozenset[str] = frozenset()
     """The owner columns it changed, in any row."""
+    figures_of: frozenset[str] = frozenset()
+    """NIKs of the owners on record of the records whose figures, their finances
+    (domain.personal.OWNER_FINANCES), a row compared (`unchanged` confirms them) or overwrote."""
 
     @property
     def rejected(self) -> int:
@@ -321,6 +324,7 @@ async def import_msmes(
         errors=errors,
         former_owners=frozenset(chunks.owners.former_niks),
         owner_columns=frozenset(chunks.owners.columns),
+        figures_of=frozenset(chunks.owners.figures_of),
     )
 
 
@@ -424,6 +428,9 @@ class _OwnersChanged:
 
     former_niks: set[str] = field(default_factory=set)
     columns: set[str] = field(default_factory=set)
+    figures_of: set[str] = field(default_factory=set)
+    """NIKs of the owners on record of the records whose figures a row written compared or
+    overwrote (`_LOCK` reads them)."""
 
 
 _Dropping = dict[tuple[str, str], tuple[int, list[RowError]]]
@@ -561,6 +568,11 @@ class _Chunks:
         # The records created from staging (with an owner or an SKU) take their ids first, as
         # _create does, so that every statement finds a row's record by its id.
         new = sum(row[_ROW_NO] not in records for row in kept)
+        self.owners.figures_of.update(
+            nik
+            for row in kept
+            if row[_ROW_NO] in records and (nik := records[row[_ROW_NO]]["owner_nik"]) is not None
+        )
         ids = iter(sorted(record[0] for record in await driver.fetch(_BY_ID, new)) if new else ())
         staying = [
             (*row, records[row[_ROW_NO]]["id"], False)
@@ -1099,9 +1111,13 @@ _STORED_OWNED = f"""{_STORED_VALUES},
 # check of moves (`_held_by_programmes`) read where each record is from what this returns
 # instead of probing msmes a second time. (A record a rejected row names stays locked until the
 # import ends; single writes wait for an import anyway.) The NIBs, and the SKUs' issuers and
-# numbers, are array parameters: one index probe per key (`_named`).
+# numbers, are array parameters: one index probe per key (`_named`). Each record's owner on
+# record comes with it (a probe of msme_owners by its key): the record's figures are the owner's
+# finances (domain.personal.OWNER_FINANCES), which a row compares or overwrites, so the owner is
+# a data subject of the import (`_OwnersChanged.figures_of`).
 _LOCK = f"""
-SELECT m.id, m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code
+SELECT m.id, m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code,
+       (SELECT o.nik FROM msme_owners o WHERE o.msme_id = m.id) AS owner_nik
   FROM msmes m
  WHERE m.id IN ({_named("$1::text[]", "$2::text[]", "$3::text[]")})
  ORDER BY m.id

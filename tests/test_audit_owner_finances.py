@@ -285,3 +285,29 @@ async def test_a_mutation_changing_the_figures_names_the_owner(engine: AsyncEngi
     subjects, entry = await audited(engine, "Report")
     assert subjects == [WRITTEN_NIK]
     assert "Msme.annualTurnover" in entry["personalFields"]
+
+
+IMPORT = """mutation Import($rows: [MsmeImportRow!]!) {
+  importMsmes(rows: $rows, mode: VALID_ROWS) { created updated unchanged applied } }"""
+
+
+async def test_an_import_comparing_or_overwriting_the_figures_names_the_owner(
+    engine: AsyncEngine,
+) -> None:
+    """`unchanged` confirms a guessed capital, `updated` overwrote it: either way the owner's
+    finances were processed, and the owner on record, read with the record the import locks,
+    is named (the row gives no owner: the client has no pii:read)."""
+    nib = "8819310000003"
+    await owned_in_kalbar(engine, nib)
+    kalbar = {"region": "61.71", "district": "61.71.01"}
+    same = await written(engine, IMPORT, {"rows": [msme_input(nib, **kalbar)]})
+    assert same["importMsmes"]["unchanged"] == 1, same
+    subjects, entry = await audited(engine, "Import")
+    assert subjects == [WRITTEN_NIK]
+    assert "Msme.capital" in entry["personalFields"]
+    other = msme_input(nib, capital="170000000", **kalbar)
+    changed = await written(engine, IMPORT, {"rows": [other]})
+    assert changed["importMsmes"]["updated"] == 1, changed
+    assert (await audited(engine, "Import"))[0] == [WRITTEN_NIK]
+    owned = await read(engine, f'{{ msme(nib: "{nib}") {{ owner {{ nik }} }} }}', KALBAR_WRITER)
+    assert owned == {"msme": {"owner": {"nik": WRITTEN_NIK}}}  # the rows left it on record
