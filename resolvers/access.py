@@ -41,15 +41,18 @@ class AccessNotes:
         if count:
             self.records[kind] += count
 
-    def rows_returned(self, kind: str, rows: Iterable[Any]) -> None:
+    def rows_returned(self, kind: str, rows: Iterable[Any], revealed: Iterable[str] = ()) -> None:
         """Records of `kind` went out as rows: counted, and the owner of each MSME whose figures
         went with it named, by the NIK its statement read with them (`owner_nik`,
-        db.queries.paging.columns_of; absent from any other row)."""
+        db.queries.paging.columns_of; absent from any other row), with `revealed`, its figures
+        (`Type.field`) the page told of each record though the document selected none (a
+        filter on them, MsmeFilter.revealed)."""
+        revealed = frozenset(revealed)
         for row in rows:
             self.records[kind] += 1
             nik = row._mapping.get("owner_nik")
             if nik is not None:
-                self.subjects.add(nik)
+                self.owner_finances_of(nik, revealed)
 
     def personal_data_of(self, subject: str) -> None:
         self.subjects.add(subject)

@@ -12,10 +12,11 @@ from db.queries.msmes import MsmeFilter
 from db.queries.paging import Listing
 from domain.errors import InvalidValue
 from domain.identifiers import legal_entity_no_key, validate_nib, validate_region_code
+from domain.personal import owner_finances
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.lookahead import node_columns, selected_columns
+from resolvers.lookahead import node_columns, selected_columns, selects
 from resolvers.paging import PageResult, decode_cursor, page_size
 
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
@@ -85,12 +86,16 @@ async def _page(
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
     scope = context.policy.records
+    # What the filter tells of each record handed out, read as if selected, so that the NIK of
+    # its owner comes with it; a count alone hands out no record.
+    handed_out = selects(info, "nodes") or selects(info, "edges")
+    revealed = where.revealed if handed_out else frozenset()
     async with context.reads.connect() as connection:
         page = await listing.page(
             connection,
             scope=scope,
             where=where,
-            columns=node_columns(info),
+            columns=node_columns(info) | revealed,
             first=size,
             after=start,
         )
@@ -99,7 +104,7 @@ async def _page(
         async with context.reads.connect() as connection:
             return await listing.total(connection, scope=scope, where=where)
 
-    context.accesses.rows_returned(kind, page.rows)
+    context.accesses.rows_returned(kind, page.rows, owner_finances("Msme", revealed))
     return PageResult(kind, page.rows, page.has_next, count)
 
 

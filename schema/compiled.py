@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
 from functools import cache, lru_cache
@@ -727,7 +727,8 @@ async def page_json(
     if granted is None:
         return ROWS_NEEDED
     scope = context.policy.records
-    shapes = tuple(shape for _, shape in plan.lists)
+    revealed = where.revealed  # each row's owner probed, as if the figures were selected
+    shapes = tuple(_revealing(shape, root.type_name, revealed) for _, shape in plan.lists)
     default_size = context.limits.default_page_size
     statement = _page_statement(
         kind, shapes, scope, granted, default_size, where, size, start is not None
@@ -739,8 +740,9 @@ async def page_json(
     context.accesses.records_returned(kind, built.count)
     for shown, number in built.records.items():
         context.accesses.records_returned(shown, number)
+    itemised = owner_finances(root.type_name, revealed)
     for subject in built.subjects:
-        context.accesses.personal_data_of(subject)
+        context.accesses.owner_finances_of(subject, itemised)
     listing = _listing(kind)
 
     async def count() -> int:
@@ -774,6 +776,24 @@ async def page(
             assert isinstance(built, PageResult)
             return built
     return await root.rows(info, first=first, after=after, where=where)
+
+
+def _revealing(shape: JsonShape, type_name: str, revealed: frozenset[str]) -> JsonShape:
+    """A page's list `shape`, whose filter tells each record's `revealed` columns
+    (MsmeFilter.revealed): when they are its owner's finances, it probes the owner's NIK for
+    the audit entry as a shape selecting them does (`shape_of`), unless it reads it already."""
+    if not owner_finances(type_name, revealed) or _reads_owner(shape):
+        return shape
+    return replace(shape, owner_of=MSME_OF[type_name])
+
+
+def _reads_owner(shape: JsonShape) -> bool:
+    """Whether each row of `shape` reads its owner's NIK: probed, or joined with the owner."""
+    return shape.owner_of is not None or any(
+        (isinstance(part, Nested) and part.target == "owner")
+        or (isinstance(part, Node) and _reads_owner(part.shape))
+        for part in shape.parts
+    )
 
 
 def _listing(kind: str) -> Listing[MsmeFilter] | Listing[CooperativeFilter]:

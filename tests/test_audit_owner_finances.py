@@ -311,3 +311,29 @@ async def test_an_import_comparing_or_overwriting_the_figures_names_the_owner(
     assert (await audited(engine, "Import"))[0] == [WRITTEN_NIK]
     owned = await read(engine, f'{{ msme(nib: "{nib}") {{ owner {{ nik }} }} }}', KALBAR_WRITER)
     assert owned == {"msme": {"owner": {"nik": WRITTEN_NIK}}}  # the rows left it on record
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+@pytest.mark.parametrize(
+    "listed", ["nodes {{ nib{} }}", "edges {{ node {{ nib{} }} }}"], ids=["nodes", "edges"]
+)
+async def test_a_page_filtered_by_scale_names_the_owners_it_lists(
+    engine: AsyncEngine, rows: str, listed: str
+) -> None:
+    """Each business listed is MICRO though no figure is selected: its owner's finances."""
+    selection = listed.format(rows)
+    document = f"query Micro {{ msmes(first: 100, filter: {{scale: MICRO}}) {{ {selection} }} }}"
+    data = await read(engine, document)
+    assert data["msmes"]
+    subjects, entry = await audited(engine, "Micro")
+    assert subjects == [NIK]
+    assert "Msme.scale" in entry["personalFields"]
+
+
+async def test_a_count_filtered_by_scale_names_no_one(engine: AsyncEngine) -> None:
+    document = "query Count { msmes(filter: {scale: MICRO}) { totalCount } }"
+    assert (await read(engine, document))["msmes"]["totalCount"] >= 2
+    subjects, entry = await audited(engine, "Count")
+    assert (subjects, entry["personalFields"]) == ([], [])
+    await read(engine, "query Unfiltered { msmes(first: 100) { nodes { nib } } }")
+    assert (await audited(engine, "Unfiltered"))[0] == []

@@ -29,6 +29,11 @@ class CooperativeFilter:
         may list."""
         return self.programme is not None
 
+    @property
+    def revealed(self) -> frozenset[str]:
+        """None of an owner's finances (MsmeFilter.revealed): a cooperative is a legal entity."""
+        return frozenset()
+
 
 def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[bool]]:
     clauses = [scope.rows(COOPERATIVES)]

@@ -30,6 +30,14 @@ class MsmeFilter:
         only readers of the records may list."""
         return self.programme is not None or self.cooperative_id is not None
 
+    @property
+    def revealed(self) -> frozenset[str]:
+        """The columns whose value it tells of every record it keeps, selected or not: a scale
+        asked for is each listed business's, and so its owner's finances
+        (domain.personal.OWNER_FINANCES), whose owner a page of them names. A count alone
+        tells it of no record."""
+        return frozenset() if self.scale is None else frozenset({"scale"})
+
 
 def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
     clauses = [scope.rows(MSMES)]
