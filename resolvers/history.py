@@ -18,10 +18,13 @@ from resolvers.paging import page_size
 Source = Parent[Node]
 
 
-async def _changes(info: Info[Context, Any], key: RecordKey, first: int | None) -> list[Node]:
-    """A page of the history: every write adds a change, so it grows without bound."""
+async def _changes(
+    info: Info[Context, Any], key: RecordKey, first: int | None, *, owner: bool = False
+) -> list[Node]:
+    """A page of the history: every write adds a change, so it grows without bound. `owner`:
+    with the owner's NIK (`owner_nik`), for an MSME's changes showing what changed."""
     size = page_size(first, info.context.limits)
-    page = await info.context.loaders.record_changes.load((key, size))
+    page = await info.context.loaders.record_changes.load((key, size, owner))
     return list(page.rows)
 
 
@@ -30,8 +33,9 @@ async def msme_changes(
 ) -> list[Node]:
     """The changes, and, where they show the MSME's figures (`fields`), its owner named with
     the figures they show: the owner's finances (domain.personal.OWNER_FINANCES)."""
-    changes = await _changes(info, ("msme", root.id), first)
-    if selects(info, "fields"):
+    fields = selects(info, "fields")
+    changes = await _changes(info, ("msme", root.id), first, owner=fields)
+    if fields:
         notes = info.context.accesses
         for change in changes:
             shown = owner_finances("Msme", change.changes)

@@ -83,14 +83,18 @@ class Loaders:
         return self._simple(indicator_values.computed, released=True)
 
     @cached_property
-    def record_changes(self) -> DataLoader[tuple[changes.RecordKey, int], Page]:
+    def record_changes(self) -> DataLoader[tuple[changes.RecordKey, int, bool], Page]:
+        """Keys: (record, page size, with the owner's NIK: changes.of_records `owner`)."""
         return self._grouped(
-            lambda c, keys, first: changes.of_records(c, keys, first=first, scope=self._scope)
+            lambda c, keys, first, owner: changes.of_records(
+                c, keys, first=first, scope=self._scope, owner=owner
+            )
         )
 
     @cached_property
-    def scale_history(self) -> DataLoader[int, list[Node]]:
-        return self._simple(programmes.scale_history_of, default=list)
+    def scale_history(self) -> DataLoader[tuple[int, bool], list[Node]]:
+        """Keys: (MSME id, with the owner's NIK: programmes.scale_history_of `owner`)."""
+        return self._grouped(lambda c, ids, owner: programmes.scale_history_of(c, ids, owner=owner))
 
     @cached_property
     def msme_participations(self) -> DataLoader[tuple[int, int], Page]:

@@ -103,8 +103,9 @@ async def owner(root: Source, info: Info[Context, Any]) -> Node | None:
 async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
     """The scale changes, their owner named when their figures are selected (the owner's
     finances, domain.personal.OWNER_FINANCES)."""
-    changes: list[Node] = await info.context.loaders.scale_history.load(root.id)
-    if changes and owner_finances("ScaleChange", selected_columns(info)):
+    figures = bool(owner_finances("ScaleChange", selected_columns(info)))
+    changes: list[Node] = await info.context.loaders.scale_history.load((root.id, figures))
+    if changes and figures:
         nik = changes[0].owner_nik  # the one owner of them all
         if nik is not None:
             info.context.accesses.personal_data_of(nik)

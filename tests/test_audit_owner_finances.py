@@ -337,3 +337,16 @@ async def test_a_count_filtered_by_scale_names_no_one(engine: AsyncEngine) -> No
     assert (subjects, entry["personalFields"]) == ([], [])
     await read(engine, "query Unfiltered { msmes(first: 100) { nodes { nib } } }")
     assert (await audited(engine, "Unfiltered"))[0] == []
+
+
+async def test_histories_without_the_figures_read_no_owner(engine: AsyncEngine) -> None:
+    """Row by row, as the compiled statement does: the owner is probed only beside what may
+    show the figures (a change's `fields`, a scale change's figures)."""
+    document = f"""query Bare {{ msme(nib: "{OWNED}") {{ nib{ROWS}
+      changes {{ operation }} scaleHistory {{ effectiveFrom }} }} }}"""
+    with recorded_statements(engine) as statements:
+        data = await read(engine, document)
+    assert data["msme"]["changes"]
+    assert data["msme"]["scaleHistory"]
+    assert not [sql for sql in statements if "msme_owners" in sql]
+    assert (await audited(engine, "Bare"))[0] == []

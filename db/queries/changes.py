@@ -47,11 +47,11 @@ def _cooperative_if_seen(value: Any, scope: RowScope) -> ColumnElement[Any]:
     )
 
 
-def _seen_by(scope: RowScope) -> FromClause:
+def _seen_by(scope: RowScope, owner: bool) -> FromClause:
     """The history as `scope` may read it: a change of cooperative keeps its before and after
     only where they name a cooperative inside the scope (each a look-up by primary key, in the
     page's one statement, for the entries on the page alone), and an entry that changed nothing
-    else is not there at all (`_tells`)."""
+    else is not there at all (`_tells`); `owner`: with an MSME's owner's NIK (`owner_nik`)."""
     changes = HISTORY.c.changes
     cooperative = changes[COOPERATIVE]
     before = _cooperative_if_seen(cooperative["before"], scope)
@@ -62,12 +62,11 @@ def _seen_by(scope: RowScope) -> FromClause:
         )
     )
     seen = case((changes.has_key(COOPERATIVE), scoped), else_=changes)
-    others = [c for c in HISTORY.c if c.name != "changes"]
-    return (
-        select(*others, seen.label("changes"), _owner_of_msme().label("owner_nik"))
-        .where(_tells(changes, before, after))
-        .subquery("record_history")
-    )
+    columns: list[ColumnElement[Any]] = [c for c in HISTORY.c if c.name != "changes"]
+    columns.append(seen.label("changes"))
+    if owner:
+        columns.append(_owner_of_msme().label("owner_nik"))
+    return select(*columns).where(_tells(changes, before, after)).subquery("record_history")
 
 
 def _owner_of_msme() -> ColumnElement[Any]:
@@ -98,17 +97,23 @@ def _tells(
 
 
 async def of_records(
-    connection: AsyncConnection, keys: Sequence[RecordKey], *, first: int, scope: RowScope
+    connection: AsyncConnection,
+    keys: Sequence[RecordKey],
+    *,
+    first: int,
+    scope: RowScope,
+    owner: bool,
 ) -> dict[RecordKey, Page]:
     """The latest `first` changes of each record, oldest first, like the scale history: a
     record's story reads top to bottom, and a page that cannot hold it all holds its end, the
     changes a reader asks about (who changed it last), rather than its hundred oldest. Each
     (kind, id) is probed on its own, so the view's branch of imported creations looks the record
     up by id rather than scanning the records. What the entries say is what `scope` may read
-    (`_seen_by`); an MSME's come with its owner's NIK (`owner_nik`), for the audit entry."""
+    (`_seen_by`); with `owner`, an MSME's come with its owner's NIK (`owner_nik`), for the
+    audit entry when they show what changed (the figures may be among it)."""
     pages = await first_rows_by_key(
         connection,
-        _seen_by(scope),
+        _seen_by(scope, owner),
         ("record_kind", "record_id"),
         keys,
         order=("id",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -123,13 +124,16 @@ async def participations_of(
 
 
 async def scale_history_of(
-    connection: AsyncConnection, msme_ids: Sequence[int]
+    connection: AsyncConnection, msme_ids: Sequence[int], *, owner: bool
 ) -> dict[int, list[Record]]:
-    """Each MSME's scale changes, oldest first, each with the owner's NIK (`owner_nik`): the
-    figures are the owner's finances (domain.personal.OWNER_FINANCES), read for the audit entry
-    alone."""
+    """Each MSME's scale changes, oldest first; with `owner`, each with the owner's NIK
+    (`owner_nik`), for a reader of their figures: the owner's finances
+    (domain.personal.OWNER_FINANCES), the NIK read for the audit entry alone."""
+    columns: list[Any] = [SCALE_HISTORY]
+    if owner:
+        columns.append(owner_nik(SCALE_HISTORY.c.msme_id))
     statement = (
-        select(SCALE_HISTORY, owner_nik(SCALE_HISTORY.c.msme_id))
+        select(*columns)
         .where(any_of(SCALE_HISTORY.c.msme_id, msme_ids))
         .order_by(SCALE_HISTORY.c.msme_id, SCALE_HISTORY.c.effective_from)
     )
