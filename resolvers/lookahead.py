@@ -39,6 +39,19 @@ def node_selection(info: Info[Any, Any]) -> list[Selection]:
     return _children(top, "nodes") + _children(_children(top, "edges"), "node")
 
 
+def hands_out_rows(selections: Iterable[Selection]) -> bool:
+    """Whether a selection on a connection hands out which records are on the page: its `nodes`
+    or `edges` (an edge's cursor alone names its record), or `pageInfo.endCursor`, which names
+    the last. The one rule of both paths (resolvers/records.py, schema/compiled.py); a
+    `totalCount` or `hasNextPage` alone names no record."""
+    selections = list(selections)
+    return (
+        is_selected(selections, "nodes")
+        or is_selected(selections, "edges")
+        or is_selected(_children(selections, "pageInfo"), "endCursor")
+    )
+
+
 def object_selection(info: Info[Any, Any]) -> list[Selection]:
     """The selection on the object this field returns, merged over every time the document
     selects the field under the same key (GraphQL answers them as one)."""

@@ -16,7 +16,7 @@ from domain.personal import owner_finances
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.lookahead import node_columns, selected_columns, selects
+from resolvers.lookahead import hands_out_rows, node_columns, object_selection, selected_columns
 from resolvers.paging import PageResult, decode_cursor, page_size
 
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
@@ -88,8 +88,7 @@ async def _page(
     scope = context.policy.records
     # What the filter tells of each record handed out, read as if selected, so that the NIK of
     # its owner comes with it; a count alone hands out no record.
-    handed_out = selects(info, "nodes") or selects(info, "edges")
-    revealed = where.revealed if handed_out else frozenset()
+    revealed = where.revealed if hands_out_rows(object_selection(info)) else frozenset()
     async with context.reads.connect() as connection:
         page = await listing.page(
             connection,

@@ -103,6 +103,7 @@ from domain.personal import owner_finances
 from resolvers import relations
 from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
+from resolvers.lookahead import hands_out_rows
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
 from schema.root_selection import RootKey, root_keys
@@ -229,6 +230,10 @@ class PagePlan:
     lists: tuple[tuple[str, JsonShape], ...]
     """(response key, shape) of each `nodes` and `edges` selected on the connection."""
     admission: Admission
+    handed_out: bool
+    """Whether the selection hands out which records are on the page (lookahead.hands_out_rows,
+    the rule the row-by-row page follows too), so that what its filter tells of each record is
+    told of its owner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,7 +622,7 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
                 lists.append((key, shape_of(node_type, part.selections, admitting)))
             elif part.name == "edges":
                 lists.append((key, _edge_shape(node_type, part.selections, admitting)))
-        return PagePlan(tuple(lists), admitting.done())
+        return PagePlan(tuple(lists), admitting.done(), hands_out_rows(field.selections))
 
     return make
 
@@ -727,7 +732,8 @@ async def page_json(
     if granted is None:
         return ROWS_NEEDED
     scope = context.policy.records
-    revealed = where.revealed  # each row's owner probed, as if the figures were selected
+    # each row's owner probed, as if the figures were selected
+    revealed = where.revealed if plan.handed_out else frozenset()
     shapes = tuple(_revealing(shape, root.type_name, revealed) for _, shape in plan.lists)
     default_size = context.limits.default_page_size
     statement = _page_statement(
@@ -953,7 +959,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type) -> Plan:
                 lists.append((key, _entry_shape(entry_type, part.selections, admitting)))
         if admitting.fields or admitting.sizes:
             raise Unsupported("a guarded field or a nested page in a feed's entry")
-        return PagePlan(tuple(lists), admitting.done())
+        return PagePlan(tuple(lists), admitting.done(), handed_out=bool(lists))
 
     plan = PLANS.get(info, make)
     assert plan is None or isinstance(plan, PagePlan)

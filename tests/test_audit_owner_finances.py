@@ -315,12 +315,20 @@ async def test_an_import_comparing_or_overwriting_the_figures_names_the_owner(
 
 @pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
 @pytest.mark.parametrize(
-    "listed", ["nodes {{ nib{} }}", "edges {{ node {{ nib{} }} }}"], ids=["nodes", "edges"]
+    "listed",
+    [
+        "nodes {{ nib{} }}",
+        "edges {{ node {{ nib{} }} }}",
+        "edges {{ cursor{} }}",
+        "totalCount pageInfo {{ endCursor{} }}",
+    ],
+    ids=["nodes", "edges", "cursors", "end cursor"],
 )
 async def test_a_page_filtered_by_scale_names_the_owners_it_lists(
     engine: AsyncEngine, rows: str, listed: str
 ) -> None:
-    """Each business listed is MICRO though no figure is selected: its owner's finances."""
+    """Each business listed is MICRO though no figure is selected: its owner's finances. A
+    cursor is the record's id, so a page of cursors, or its end cursor, lists them too."""
     selection = listed.format(rows)
     document = f"query Micro {{ msmes(first: 100, filter: {{scale: MICRO}}) {{ {selection} }} }}"
     data = await read(engine, document)
@@ -334,6 +342,10 @@ async def test_a_count_filtered_by_scale_names_no_one(engine: AsyncEngine) -> No
     document = "query Count { msmes(filter: {scale: MICRO}) { totalCount } }"
     assert (await read(engine, document))["msmes"]["totalCount"] >= 2
     subjects, entry = await audited(engine, "Count")
+    assert (subjects, entry["personalFields"]) == ([], [])
+    more = "query More { msmes(first: 1, filter: {scale: MICRO}) { pageInfo { hasNextPage } } }"
+    assert (await read(engine, more))["msmes"]["pageInfo"]["hasNextPage"]
+    subjects, entry = await audited(engine, "More")
     assert (subjects, entry["personalFields"]) == ([], [])
     await read(engine, "query Unfiltered { msmes(first: 100) { nodes { nib } } }")
     assert (await audited(engine, "Unfiltered"))[0] == []
