@@ -123,7 +123,8 @@ def _noted(
     it destroyed is a data subject of the write as much as whose it wrote. The figures that are
     the owner's finances (domain.personal.OWNER_FINANCES) name the owner on record, by the NIK
     the write's statement read (`msmes.OWNER_NIK`), when the answer hands them out, as a read
-    of them does, and when the write changed them (`before`: the row before; None, created)."""
+    of them does, and when the write changed them (`before`: the row before, as locked; None,
+    created)."""
     notes = info.context.accesses
     if owner_finances("Msme", selected_columns(info)):
         notes.rows_returned("msme", (row,))
@@ -132,7 +133,10 @@ def _noted(
     given = None if checked is None or checked.owner is None else checked.owner.nik
     if given is not None:
         notes.personal_data_of(given)
-    subject = given or row._mapping.get("owner_nik")
+    # An owner the write erased is gone from its RETURNING: the figures it overwrote were
+    # theirs, the owner on record when the lock read the row.
+    on_record = None if before is None else before._mapping.get("owner_nik")
+    subject = given or row._mapping.get("owner_nik") or on_record
     changed = _figures_written(row, before)
     if subject is not None and changed:
         notes.owner_finances_of(subject, changed)

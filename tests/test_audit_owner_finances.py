@@ -287,6 +287,21 @@ async def test_a_mutation_changing_the_figures_names_the_owner(engine: AsyncEngi
     assert "Msme.annualTurnover" in entry["personalFields"]
 
 
+async def test_a_mutation_erasing_the_owner_names_them_for_the_figures_it_overwrote(
+    engine: AsyncEngine,
+) -> None:
+    """The owner is gone once the write is done: the figures it overwrote were the owner's on
+    record when the write locked the row."""
+    key = await owned_in_kalbar(engine, "8819310000004")
+    document = """mutation Erase($id: ID!, $version: Int!) { updateMsme(id: $id,
+      version: $version, changes: {owner: null, capital: "188000000"}) { version } }"""
+    erased = await run(engine, KALBAR_WRITER, document, key)
+    assert erased.errors is None, erased.errors
+    subjects, entry = await audited(engine, "Erase")
+    assert subjects == [WRITTEN_NIK]
+    assert "Msme.capital" in entry["personalFields"]
+
+
 IMPORT = """mutation Import($rows: [MsmeImportRow!]!) {
   importMsmes(rows: $rows, mode: VALID_ROWS) { created updated unchanged applied } }"""
 
