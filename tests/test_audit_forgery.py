@@ -101,10 +101,15 @@ async def _genuine(url: str, count: int, *, extra: dict[str, Any] | None = None)
         await engine.dispose()
 
 
-def test_an_entry_inserted_without_a_mac_is_sealed_past_and_named(
+def test_an_entry_inserted_without_a_mac_is_refused_or_sealed_past_and_named(
     trail: Trail, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _as_service(trail, INSERT, KALBAR.client_id, FORGED, [VICTIM])
+    """The service's role cannot store it; the owner, who can switch the trigger off, can,
+    and verify names it."""
+    with pytest.raises(asyncpg.CheckViolationError, match="carries no MAC"):
+        _as_service(trail, INSERT, KALBAR.client_id, FORGED, [VICTIM])
+    asyncio.run(_as(trail.owner_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_signed"))
+    asyncio.run(_as(trail.owner_url, INSERT, KALBAR.client_id, FORGED, [VICTIM]))
     with caplog.at_level(logging.ERROR, logger="sinergi.audit"):
         _seal(trail)
     forged = ENTRIES + 1
@@ -174,8 +179,10 @@ def test_genuine_entries_verify_clean(trail: Trail) -> None:
 def test_entries_from_before_macs_verify_and_none_may_follow_them(
     server_url: str, tmp_path: Path
 ) -> None:
-    """Entries written before migration 0051 carry no MAC, and verify takes them: up to the
-    boundary it recorded, not an entry inserted without one after it."""
+    """Entries written before migration 0051 carry no MAC, and verify takes them, up to the
+    boundary it recorded. After it, an entry without one, as an instance of the previous release
+    still running writes it, is refused: its request fails, rather than the entry being named
+    by verify, for good, as not written by the service."""
     name = f"sinergi_macs_{uuid.uuid4().hex[:10]}"
     try:
         asyncio.run(
@@ -196,10 +203,9 @@ def test_entries_from_before_macs_verify_and_none_may_follow_them(
         verified = _verify(trail_)
         assert verified.returncode == 0, verified.stdout
         assert "audit chain intact: 4 entries verified, 4 sealed" in verified.stdout
-        asyncio.run(_as(as_service(url), INSERT, "after-macs", '{"n": 9}', []))
+        with pytest.raises(asyncpg.CheckViolationError, match="older than migration 0051"):
+            asyncio.run(_as(as_service(url), INSERT, "after-macs", '{"n": 9}', []))
         _seal(trail_)
-        verified = _verify(trail_)
-        assert verified.returncode == 1, verified.stdout
-        assert f"audit chain broken at entry 5: {MAC_MISSING}\n" in verified.stdout
+        assert _verify(trail_).returncode == 0
     finally:
         asyncio.run(drop_database(server_url, name))

@@ -34,6 +34,11 @@ from tests.support.audit_trail import written_and_sealed
 from tests.support.databases import as_service, run
 
 KEY = secrets.token_bytes(32)
+# An entry the service's role may insert: some MAC (migration 0051 refuses none), not a valid one.
+SIGNED_BY_ANYONE = (
+    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+    " VALUES ('x', '{}', '{}', 'unchecked', gen_random_uuid()::text)"
+)
 
 
 def _serve(url: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -143,7 +148,7 @@ def test_a_forged_newest_seal_stops_sealing_but_not_readiness(
     let whoever holds its credentials take the service down."""
     asyncio.run(written_and_sealed(fresh_url, KEY, tmp_path / "checkpoints.jsonl", 3))
     service = as_service(fresh_url)
-    run(service, "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', '{}', '{}')")
+    run(service, SIGNED_BY_ANYONE)
     run(service, "INSERT INTO audit_seals (seq, mac) VALUES (4, 'forged')")
     answers = _readiness(fresh_url, KEY, 2.5)
     assert set(answers) == {200}
@@ -159,7 +164,7 @@ def test_a_forged_first_seal_leaves_instances_ready_and_serving(
     service = as_service(fresh_url)
     trail = run(fresh_url, "SELECT id::text FROM audit_trail")[0][0]
     run(service, "SELECT record_audit_key_fingerprint($1)", key_fingerprint(KEY, trail))
-    run(service, "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', '{}', '{}')")
+    run(service, SIGNED_BY_ANYONE)
     run(service, "INSERT INTO audit_seals (seq, mac) SELECT max(seq), 'forged' FROM audit_log")
     assert set(_readiness(fresh_url, KEY, 2.5)) == {200}
     settings = Settings(audit_key_hex=KEY.hex(), home=tmp_path)

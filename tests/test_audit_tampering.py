@@ -484,7 +484,10 @@ def test_an_entry_stored_with_subjects_that_are_not_niks_is_read_around_and_name
 async def test_entries_nest_32_levels_at_most(migrated_url: str) -> None:
     """The entries Sinergi writes nest three levels (`AccessPolicy.audit_entry`)."""
     connection = await asyncpg.connect(as_service(migrated_url))
-    append = "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', $1, '{}')"
+    append = (
+        "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+        " VALUES ('x', $1, '{}', 'unchecked', gen_random_uuid()::text)"
+    )
     try:
         await connection.execute(append, "[" * 33 + "]" * 33)  # the innermost 32 levels below
         await connection.execute(append, '{"n": 1.7976931348623157e308}')  # the largest double

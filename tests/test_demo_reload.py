@@ -253,7 +253,8 @@ async def _read_through_an_sso(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
-            "INSERT INTO audit_log (client_id, entry, subjects) VALUES ($1, '{}', '{}')",
+            "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+            " VALUES ($1, '{}', '{}', 'unchecked', gen_random_uuid()::text)",
             SSO_READER,
         )
     finally:

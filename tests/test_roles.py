@@ -57,6 +57,13 @@ ATTACKS = {
     "drop a function": "DROP FUNCTION audit_log_refuse() CASCADE",
     "rename a function": "ALTER FUNCTION audit_log_chain() RENAME TO audit_log_chain_old",
     "skip every trigger": "SET session_replication_role = replica",
+    "drop the trigger refusing unsigned entries": "DROP TRIGGER audit_log_signed ON audit_log",
+    "disable it": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_signed",
+    "replace its function": (
+        "CREATE OR REPLACE FUNCTION audit_log_refuse_unsigned() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+    ),
+    "drop its function": "DROP FUNCTION audit_log_refuse_unsigned() CASCADE",
     "become the owner": "SET ROLE sinergi_test_owner",
     "backdate an entry": (
         "INSERT INTO audit_log (client_id, entry, subjects, at) "
@@ -132,7 +139,8 @@ async def test_the_service_role_appends_and_the_database_fills_in_the_rest(
     await service.execute("INSERT INTO audit_log VALUES (1000, 'forged')")
     for n in range(2):
         await service.execute(
-            "INSERT INTO public.audit_log (client_id, entry, subjects) VALUES ($1, $2, '{}')",
+            "INSERT INTO public.audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+            " VALUES ($1, $2, '{}', 'unchecked', gen_random_uuid()::text)",
             "test-roles",
             f'{{"n": {n}}}',
         )
@@ -529,7 +537,8 @@ def test_a_database_made_before_the_roles_is_handed_over_to_the_owner(server_url
                 )
                 assert foreign == 0
                 await service.execute(
-                    "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('c', '{}', '{}')"
+                    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+                    " VALUES ('c', '{}', '{}', 'unchecked', gen_random_uuid()::text)"
                 )
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await service.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")

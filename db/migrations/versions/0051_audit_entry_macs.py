@@ -19,8 +19,14 @@ Entries written before this migration have no MAC. `audit_entry_macs` records th
 that must carry one, the next after the newest at this migration (taken under the chain's lock,
 so none is written meanwhile); `audit verify` takes a MAC-less entry only below it. One row,
 written once: a trigger refuses to change or remove it, and the service may only read it.
-Entries written after the migration by an instance of an older release carry no MAC and are
-named by `audit verify`: stop the old instances before migrating (README, Upgrading).
+An instance of an older release, still running after the migration, would write entries with
+no MAC, and `audit verify` would name each as not written by the service for good: an upgrade
+slip read as an insider's forgery. A trigger refuses such an entry instead (SQLSTATE 23514), so
+the old instance's requests fail loudly. It is named to fire after `audit_log_chain` (BEFORE
+triggers fire in name order), so it sees the entry's place in the chain, and refuses only from
+the boundary on: every entry written after the migration is there, and an entry before it, as
+a restore of an older dump loads them, is left as it was. The migration's role owns it, so the
+service's role can neither drop, disable nor replace it (tests/test_roles.py).
 
 Revision ID: 0051
 Revises: 0050
@@ -39,6 +45,21 @@ CREATE FUNCTION audit_entry_macs_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'audit_entry_macs is written once: % refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
+END $$;
+"""
+
+
+UNSIGNED = """
+CREATE FUNCTION audit_log_refuse_unsigned() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (NEW.entry_mac IS NULL OR NEW.entry_nonce IS NULL)
+            AND NEW.seq >= (SELECT from_seq FROM public.audit_entry_macs) THEN
+        RAISE EXCEPTION 'audit entry refused: it carries no MAC; an instance of a release older'
+            ' than migration 0051 is still running: stop it (README, Upgrading)'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
 END $$;
 """
 
@@ -69,6 +90,12 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_entry_macs_no_truncate BEFORE TRUNCATE ON audit_entry_macs"
         " FOR EACH STATEMENT EXECUTE FUNCTION audit_entry_macs_refuse()"
     )
+    op.execute(UNSIGNED)
+    # After `audit_log_chain` in name order: it has given the entry its seq.
+    op.execute(
+        "CREATE TRIGGER audit_log_signed BEFORE INSERT ON audit_log"
+        " FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_unsigned()"
+    )
 
 
 def downgrade() -> None:
@@ -82,6 +109,8 @@ def downgrade() -> None:
         " keyed proof that the service wrote it; dropping them loses that proof for good:"
         " cannot downgrade', signed; END IF; END $$"
     )
+    op.execute("DROP TRIGGER audit_log_signed ON audit_log")
+    op.execute("DROP FUNCTION audit_log_refuse_unsigned()")
     op.drop_table("audit_entry_macs")
     op.execute("DROP FUNCTION audit_entry_macs_refuse()")
     op.drop_constraint(op.f("uq_audit_log_entry_nonce"), "audit_log", type_="unique")
