@@ -110,16 +110,44 @@ def new_nonce() -> str:
     return secrets.token_hex(NONCE_BYTES)
 
 
+class UnsignableEntry(ValueError):
+    """An entry whose MAC would not verify once stored: jsonb does not give it back as written."""
+
+
+def _signable(value: object, where: str = "entry") -> None:
+    """UnsignableEntry unless `value` holds strings, integers, booleans, nulls, lists and objects
+    keyed by strings alone, which jsonb gives back as they went in. A float does not come back
+    as written (`1e16` as `10000000000000000`, `-0.0` as `0.0`), nor a key that is no string
+    (`1` and `"1"` become one key): its MAC would fail, read as tampering. Refused as it is
+    signed, so a change that writes one fails in the tests, never as a false alarm."""
+    if isinstance(value, float):
+        raise UnsignableEntry(
+            f"audit entry refused: {where} is a float ({value!r}), which jsonb does not give "
+            "back as written, so its MAC would not verify: write an integer or a string"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UnsignableEntry(
+                    f"audit entry refused: {where} has a key that is no string ({key!r}), which "
+                    "jsonb does not give back as written, so its MAC would not verify"
+                )
+            _signable(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _signable(item, f"{where}[{index}]")
+
+
 def entry_mac(
     key: bytes, nonce: str, client_id: str, entry: object, subjects: Sequence[str]
 ) -> str:
     """The service's MAC of an entry it writes (`key`: `entry_key`'s), over its content as it
     is read back: `entry` as `read_entry` reads PostgreSQL's text of it (object keys sorted
-    here; the service's entries hold strings, integers, lists and objects alone, which jsonb
-    gives back as they went in; a key that is no string is written as the string PostgreSQL
-    stores, as db.engine.json_text writes it), and `subjects` as stored. One HMAC-SHA256 an
-    entry."""
+    here), and `subjects` as stored. One HMAC-SHA256 an entry. UnsignableEntry for an entry
+    jsonb would not give back as it is here (`_signable`)."""
+    _signable(entry)
     fields = ["entry mac", nonce, client_id, entry, list(subjects)]
+    # Keys are strings by now; the option writes a str subclass's (an enum's) as its value.
     message = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
@@ -152,7 +180,10 @@ def unsigned(key: bytes, macs_from: int, row: Signed) -> str | None:
         return MAC_MISSING if row.seq >= macs_from else None
     if isinstance(row.entry, Unreadable):
         return MAC_MISMATCH
-    expected = entry_mac(key, row.entry_nonce, row.client_id, row.entry, row.subjects)
+    try:
+        expected = entry_mac(key, row.entry_nonce, row.client_id, row.entry, row.subjects)
+    except UnsignableEntry:  # the service signs no such entry
+        return MAC_MISMATCH
     return None if hmac.compare_digest(expected, row.entry_mac) else MAC_MISMATCH
 
 

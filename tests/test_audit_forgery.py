@@ -23,7 +23,14 @@ from db import provision
 from db.engine import autocommit, create_engine
 from db.migrate import upgrade
 from db.queries.audit import AuditWriter
-from db.seals import MAC_MISMATCH, MAC_MISSING
+from db.seals import (
+    MAC_MISMATCH,
+    MAC_MISSING,
+    UnsignableEntry,
+    entry_key,
+    entry_mac,
+    new_nonce,
+)
 from sinergi.audit_sealer import AuditSealer
 from tests.support.databases import (
     TEST_OWNER,
@@ -209,3 +216,22 @@ def test_entries_from_before_macs_verify_and_none_may_follow_them(
         assert _verify(trail_).returncode == 0
     finally:
         asyncio.run(drop_database(server_url, name))
+
+
+UNSIGNABLE = {
+    "a float jsonb rewrites": {"f": 1e16},
+    "negative zero": {"f": -0.0},
+    "a float in a list": {"z": {"b": [1, 0.5]}},
+    "a key that is no string": {1: "one"},
+}
+
+
+@pytest.mark.parametrize("entry", UNSIGNABLE.values(), ids=UNSIGNABLE.keys())
+def test_an_entry_jsonb_would_not_give_back_as_written_is_refused_as_it_is_signed(
+    entry: dict[Any, Any],
+) -> None:
+    """Stored, `1e16` comes back as `10000000000000000` and `-0.0` as `0.0`: its MAC would fail
+    and read as tampering. Refused when signed, so a change writing one fails in the tests."""
+    with pytest.raises(UnsignableEntry, match="audit entry refused"):
+        entry_mac(entry_key(KEY), new_nonce(), "x", entry, [])
+    assert entry_mac(entry_key(KEY), new_nonce(), "x", {"n": 1, "b": [True, None, "s"]}, [])
