@@ -141,6 +141,32 @@ async def for_database(settings: Settings, url: str, *, check: bool) -> bytes:
     return key
 
 
+async def of_its_servers(settings: Settings, url: str) -> bytes:
+    """The key the database's servers sign with, for a command writing to its trail beside them
+    (`sinergi import`). Never made nor recorded here, as `for_database` would before the first
+    `serve`: a key the import made in the operator's SINERGI_HOME, its fingerprint recorded,
+    would have every later `serve` with the service's own key refused for good. So refused
+    (NoAuditKey) until a server recorded its key's fingerprint, and (WrongAuditKey) unless the
+    key given is that one."""
+    async with one_connection(url, statement_timeout_ms=10_000, transaction=True) as connection:
+        recorded = await audit_key_fingerprint.recorded(connection)
+        if recorded is None:
+            raise NoAuditKey(
+                "no server of this database has recorded its audit key yet, and the import "
+                "signs its audit entry with that key: start `sinergi serve` once first, or "
+                "give the service's key (SINERGI_AUDIT_KEY_FILE)"
+            )
+        key = load(settings)
+        fingerprint = key_fingerprint(key, await audit_key_fingerprint.trail(connection))
+    if recorded != fingerprint:
+        raise WrongAuditKey(
+            f"the audit key is not this database's: the key from {_source(settings)} does not "
+            "match the fingerprint of the key its first server recorded. Give the service's key "
+            "(SINERGI_AUDIT_KEY_FILE, SINERGI_AUDIT_KEY or SINERGI_HOME)"
+        )
+    return key
+
+
 def _refuse_a_new_key(path: Path, sealed_through: int, fingerprint: str | None) -> None:
     """NoAuditKey unless a new key may be made: nothing sealed, no key's fingerprint recorded."""
     if sealed_through:

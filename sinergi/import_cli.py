@@ -150,9 +150,9 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
             raise UnusableInput(f"{args.file}: no such file")
         total = _count_rows(args.file)
         url = ready_url(settings)
-        # The trail's key, checked as `serve` checks it, signs the import's entry: an entry
-        # signed with another would read, to `audit verify`, as one inserted behind its back.
-        key = asyncio.run(audit_key.for_database(settings, url, check=True))
+        # The servers' key signs the import's entry: an entry signed with another would read,
+        # to `audit verify`, as one inserted behind its back.
+        key = asyncio.run(audit_key.of_its_servers(settings, url))
         report = asyncio.run(_run(url, key, args, console, total))
     except UnusableInput as error:
         # As every command reports what stops it (sinergi/cli.py): on stderr, one line, the

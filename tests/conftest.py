@@ -172,17 +172,23 @@ def api(demo_url: str) -> Iterator[Api]:
 
 
 def _load_reference(url: str) -> None:
+    """The reference data, and the tests' audit key recorded as the first `serve` records it:
+    `sinergi import` signs with the servers' key and refuses before one was recorded."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from db.engine import async_url
     from db.seed import load_reference
+    from sinergi import audit_key
     from sinergi.demo import SEED_DATA
+    from sinergi.settings import Settings
+    from tests.support.databases import as_service
 
     async def load() -> None:
         engine = create_async_engine(async_url(url))
         async with engine.begin() as connection:
             await load_reference(connection, SEED_DATA, targets=False)
         await engine.dispose()
+        await audit_key.for_database(Settings(), as_service(url), check=True)
 
     asyncio.run(load())
 

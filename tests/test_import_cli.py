@@ -21,10 +21,10 @@ SAMPLE = ROOT / "docs" / "import-sample.csv"
 HEADER = "nib,name,kbli,region,district,established,capital,turnover,turnover_year,employees\n"
 
 
-def sinergi(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def sinergi(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sinergi.cli", "import", "msmes", *args],
-        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "200"},
+        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "200", **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -82,6 +82,34 @@ def test_the_sample_file_imports_and_importing_it_again_changes_nothing(
     assert second.returncode == 0, second.stdout + second.stderr
     assert "3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected; nothing written" in second.stdout
     assert state(reference_url, "9997") == once
+
+
+def test_an_import_before_the_first_serve_makes_no_key_and_is_refused(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """It made a key in the operator's SINERGI_HOME and recorded its fingerprint, after which
+    `serve` with the service's own key was refused for good (WrongAuditKey)."""
+    home = tmp_path / "operator"
+    refused = sinergi(fresh_url, str(SAMPLE), "--jurisdiction", "62", SINERGI_HOME=str(home))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "start `sinergi serve` once first" in refused.stderr
+    assert "SINERGI_AUDIT_KEY_FILE" in refused.stderr
+    assert not home.exists()
+    assert fetch(fresh_url, "SELECT count(*) FROM audit_key_fingerprint") == [(0,)]
+
+
+def test_an_import_with_another_key_than_the_servers_is_refused(
+    reference_url: str, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.key"
+    other.write_text("ab" * 32 + "\n")
+    other.chmod(0o600)
+    refused = sinergi(
+        reference_url, str(SAMPLE), "--jurisdiction", "62", SINERGI_AUDIT_KEY_FILE=str(other)
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the audit key is not this database's" in refused.stderr
 
 
 def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
