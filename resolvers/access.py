@@ -50,9 +50,16 @@ class AccessNotes:
         revealed = frozenset(revealed)
         for row in rows:
             self.records[kind] += 1
-            nik = row._mapping.get("owner_nik")
-            if nik is not None:
-                self.owner_finances_of(nik, revealed)
+            self.owner_told_of(row, revealed)
+
+    def owner_told_of(self, row: Any, revealed: Iterable[str]) -> None:
+        """The owner of the MSME `row` named, by the NIK its statement read with it, with
+        `revealed`, its figures that went out (`rows_returned`); alone, for a row that is no
+        record handed out but whose figures went out all the same (the row read past a page,
+        which its `hasNextPage` tells of: Page.peeked)."""
+        nik = row._mapping.get("owner_nik")
+        if nik is not None:
+            self.owner_finances_of(nik, revealed)
 
     def personal_data_of(self, subject: str) -> None:
         self.subjects.add(subject)

@@ -41,15 +41,24 @@ def node_selection(info: Info[Any, Any]) -> list[Selection]:
 
 def hands_out_rows(selections: Iterable[Selection]) -> bool:
     """Whether a selection on a connection hands out which records are on the page: its `nodes`
-    or `edges` (an edge's cursor alone names its record), or `pageInfo.endCursor`, which names
-    the last. The one rule of both paths (resolvers/records.py, schema/compiled.py); a
-    `totalCount` or `hasNextPage` alone names no record."""
+    or `edges` (an edge's cursor alone names its record), `pageInfo.endCursor`, which names the
+    last, or `pageInfo.hasNextPage` (`peeks_past_page`). The one rule of both paths
+    (resolvers/records.py, schema/compiled.py); a `totalCount` alone names no record."""
     selections = list(selections)
     return (
         is_selected(selections, "nodes")
         or is_selected(selections, "edges")
         or is_selected(_children(selections, "pageInfo"), "endCursor")
+        or peeks_past_page(selections)
     )
+
+
+def peeks_past_page(selections: Iterable[Selection]) -> bool:
+    """Whether a selection on a connection asks `pageInfo.hasNextPage`, answered by the row read
+    past the page: after a made-up cursor it tells whether `first` + 1 records the filter keeps
+    follow any id, so that walking the ids finds each of them. What the filter tells of the
+    page's rows it tells of that row too."""
+    return is_selected(_children(list(selections), "pageInfo"), "hasNextPage")
 
 
 def object_selection(info: Info[Any, Any]) -> list[Selection]:

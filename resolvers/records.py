@@ -16,7 +16,13 @@ from domain.personal import owner_finances
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
-from resolvers.lookahead import hands_out_rows, node_columns, object_selection, selected_columns
+from resolvers.lookahead import (
+    hands_out_rows,
+    node_columns,
+    object_selection,
+    peeks_past_page,
+    selected_columns,
+)
 from resolvers.paging import PageResult, decode_cursor, page_size
 
 KBLI_SECTIONS = frozenset("ABCDEFGHIJKLMNOPQRSTU")
@@ -86,9 +92,11 @@ async def _page(
     size = page_size(first, context.limits)
     start = decode_cursor(after, kind)
     scope = context.policy.records
-    # What the filter tells of each record handed out, read as if selected, so that the NIK of
-    # its owner comes with it; a count alone hands out no record.
-    revealed = where.revealed if hands_out_rows(object_selection(info)) else frozenset()
+    # What the filter tells of each record handed out, and of the row read past the page when
+    # hasNextPage tells of it, read as if selected, so that the NIK of its owner comes with it;
+    # a count alone hands out no record.
+    selections = object_selection(info)
+    revealed = where.revealed if hands_out_rows(selections) else frozenset()
     async with context.reads.connect() as connection:
         page = await listing.page(
             connection,
@@ -103,7 +111,10 @@ async def _page(
         async with context.reads.connect() as connection:
             return await listing.total(connection, scope=scope, where=where)
 
-    context.accesses.rows_returned(kind, page.rows, owner_finances("Msme", revealed))
+    itemised = owner_finances("Msme", revealed)
+    context.accesses.rows_returned(kind, page.rows, itemised)
+    if page.peeked is not None and peeks_past_page(selections):
+        context.accesses.owner_told_of(page.peeked, itemised)
     return PageResult(kind, page.rows, page.has_next, count)
 
 

@@ -103,7 +103,7 @@ from domain.personal import owner_finances
 from resolvers import relations
 from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
-from resolvers.lookahead import hands_out_rows
+from resolvers.lookahead import hands_out_rows, peeks_past_page
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
 from schema.root_selection import RootKey, root_keys
@@ -234,6 +234,9 @@ class PagePlan:
     """Whether the selection hands out which records are on the page (lookahead.hands_out_rows,
     the rule the row-by-row page follows too), so that what its filter tells of each record is
     told of its owner."""
+    peeks: bool
+    """Whether it asks `hasNextPage` (lookahead.peeks_past_page), so that what its filter tells
+    of the row read past the page is told of that row's owner too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,7 +625,13 @@ def _page_plan(node_type: type) -> Callable[[SelectedField], PagePlan]:
                 lists.append((key, shape_of(node_type, part.selections, admitting)))
             elif part.name == "edges":
                 lists.append((key, _edge_shape(node_type, part.selections, admitting)))
-        return PagePlan(tuple(lists), admitting.done(), hands_out_rows(field.selections))
+        selections = field.selections
+        return PagePlan(
+            tuple(lists),
+            admitting.done(),
+            hands_out_rows(selections),
+            peeks_past_page(selections),
+        )
 
     return make
 
@@ -735,9 +744,11 @@ async def page_json(
     # each row's owner probed, as if the figures were selected
     revealed = where.revealed if plan.handed_out else frozenset()
     shapes = tuple(_revealing(shape, root.type_name, revealed) for _, shape in plan.lists)
+    itemised = owner_finances(root.type_name, revealed)
+    peeked = plan.peeks and bool(itemised)
     default_size = context.limits.default_page_size
     statement = _page_statement(
-        kind, shapes, scope, granted, default_size, where, size, start is not None
+        kind, shapes, scope, granted, default_size, where, size, start is not None, peeked
     )
     async with context.reads.checked_out() as connection:
         built = await fetch_json_page(connection, statement, first=size, after=start)
@@ -746,7 +757,6 @@ async def page_json(
     context.accesses.records_returned(kind, built.count)
     for shown, number in built.records.items():
         context.accesses.records_returned(shown, number)
-    itemised = owner_finances(root.type_name, revealed)
     for subject in built.subjects:
         context.accesses.owner_finances_of(subject, itemised)
     listing = _listing(kind)
@@ -817,6 +827,7 @@ def _page_statement(
     where: Any,
     first: int,
     after: bool,
+    peeked: bool,
 ) -> DriverStatement:
     """Kept for the next page of the same shape, caller, filter and sizes (any cursor)."""
     listing = _listing(kind)
@@ -830,6 +841,7 @@ def _page_statement(
         sizes=granted.sizes,
         first=first,
         after=after,
+        peeked=peeked,
     )
 
 
@@ -959,7 +971,7 @@ def changes_plan(info: Info[Context, Any], entry_type: type) -> Plan:
                 lists.append((key, _entry_shape(entry_type, part.selections, admitting)))
         if admitting.fields or admitting.sizes:
             raise Unsupported("a guarded field or a nested page in a feed's entry")
-        return PagePlan(tuple(lists), admitting.done(), handed_out=bool(lists))
+        return PagePlan(tuple(lists), admitting.done(), handed_out=bool(lists), peeks=False)
 
     plan = PLANS.get(info, make)
     assert plan is None or isinstance(plan, PagePlan)

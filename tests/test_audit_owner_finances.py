@@ -8,6 +8,7 @@ who may read the figures is unchanged."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from itertools import count
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from resolvers import calendar
+from resolvers.paging import encode_cursor
 from tests.support.databases import as_service
 from tests.support.databases import run as sql
 from tests.support.executor import latest_entry
@@ -358,12 +360,57 @@ async def test_a_count_filtered_by_scale_names_no_one(engine: AsyncEngine) -> No
     assert (await read(engine, document))["msmes"]["totalCount"] >= 2
     subjects, entry = await audited(engine, "Count")
     assert (subjects, entry["personalFields"]) == ([], [])
-    more = "query More { msmes(first: 1, filter: {scale: MICRO}) { pageInfo { hasNextPage } } }"
-    assert (await read(engine, more))["msmes"]["pageInfo"]["hasNextPage"]
-    subjects, entry = await audited(engine, "More")
-    assert (subjects, entry["personalFields"]) == ([], [])
     await read(engine, "query Unfiltered { msmes(first: 100) { nodes { nib } } }")
     assert (await audited(engine, "Unfiltered"))[0] == []
+
+
+PEEKED_NIK = "6171011503900935"
+PEEKED = count(1)
+"""Numbers the Kalbar businesses of each run of the test below."""
+
+
+@pytest.mark.parametrize("rows", ["", ROWS], ids=["compiled", "row by row"])
+@pytest.mark.parametrize(
+    "listed",
+    ["pageInfo {{ hasNextPage{} }}", "nodes {{ nib{} }} pageInfo {{ hasNextPage }}"],
+    ids=["next page", "nodes and next page"],
+)
+async def test_a_next_page_filtered_by_scale_names_the_owner_of_the_row_past_the_page(
+    engine: AsyncEngine, rows: str, listed: str
+) -> None:
+    """After a made-up cursor, `hasNextPage` tells whether `first` + 1 MICRO businesses follow
+    any id, so walking the ids finds each: it names the owners of the page's rows and of the
+    row read past it."""
+    run_number = next(PEEKED)
+    unowned = await run(
+        engine,
+        KALBAR_WRITER,
+        CREATE,
+        {"input": msme_input(f"88193300000{run_number}1", region="61.71", district="61.71.01")},
+    )
+    assert unowned.errors is None, unowned.errors
+    owner = {"nik": PEEKED_NIK, "fullName": "Dewi Lestari"}
+    owned = await run(
+        engine,
+        KALBAR_WRITER,
+        CREATE,
+        {
+            "input": msme_input(
+                f"88193300000{run_number}2", region="61.71", district="61.71.01", owner=owner
+            )
+        },
+    )
+    assert owned.errors is None, owned.errors
+    before = encode_cursor("msme", int(unowned.data["createMsme"]["id"]) - 1)
+    selection = listed.format(rows)
+    document = (
+        f'query Next {{ msmes(first: 1, after: "{before}", filter: {{scale: MICRO}})'
+        f" {{ {selection} }} }}"
+    )
+    assert (await read(engine, document, KALBAR_READER))["msmes"]["pageInfo"]["hasNextPage"]
+    subjects, entry = await audited(engine, "Next")
+    assert subjects == [PEEKED_NIK]  # the page's one business has no owner: the next one's
+    assert "Msme.scale" in entry["personalFields"]
 
 
 async def test_histories_without_the_figures_read_no_owner(engine: AsyncEngine) -> None:

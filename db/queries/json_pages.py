@@ -656,9 +656,13 @@ def json_page_statement(
     sizes: Sizes,
     first: int,
     after: bool,
+    peeked: bool,
 ) -> DriverStatement:
     """The statement for pages of `first` rows of `table`, one JSON array of them in each of
     `shapes`, from the start or (with `after`) after the row whose id `fetch_json_page` binds.
+    With `peeked`, the owners it names include the owner of the row read past the page, whose
+    `hasNextPage` tells what the filter tells of it (the owner the row's shape probes or joins,
+    not those its lists show: they are not told).
     Building it costs more CPU than PostgreSQL takes to run it, so callers keep it for the next
     page of the same kind.
 
@@ -674,11 +678,14 @@ def json_page_statement(
     build = JsonBuild(scope, rows, default_size=default_size, personal=personal, sizes=sizes)
     shown = rows.c.n <= size
     lists = [build.array(shape, rows, order_by=rows.c.id, shown=shown) for shape in shapes]
+    subjects = _subjects_of_rows(build, shown)
+    if peeked:
+        subjects = subjects + _subjects_found(build, rows.c.n > size)
     columns: list[Any] = [
         *lists,
         func.count(),
         func.max(rows.c.id).filter(shown),
-        _subjects_of_rows(build, shown),
+        subjects,
         build.any_missing(shown),
         *(_summed(build.counts[kind], shown) for kind in AUDITED),
     ]
@@ -692,11 +699,14 @@ def _subjects_of_rows(
     if build.subjects_listed:
         return _flattened(build.subjects_of_rows(shown))
     # owners only on the rows themselves: one array per owner, without the JSON's detour
+    return _subjects_found(build, true() if shown is None else shown)
+
+
+def _subjects_found(build: JsonBuild, rows: ColumnElement[bool]) -> ColumnElement[Any]:
+    """The NIKs of the owners `build` probes or joins on its `rows` themselves (not those its
+    lists show), as a text array."""
     return sum(
-        (
-            func.array_agg(nik).filter(and_(true() if shown is None else shown, nik.is_not(None)))
-            for nik in build.subjects_found
-        ),
+        (func.array_agg(nik).filter(and_(rows, nik.is_not(None))) for nik in build.subjects_found),
         start=NO_SUBJECTS,
     )
 

@@ -31,6 +31,9 @@ from domain.personal import owner_finances
 class Page:
     rows: Sequence[Record]
     has_next: bool
+    peeked: Record | None = None
+    """The row read past the page to tell `has_next` (a listing's page): what the page's filter
+    tells of its rows, `has_next` tells of this one."""
 
 
 def columns_of(table: Table, names: Collection[str]) -> list[Any]:
@@ -72,7 +75,8 @@ class Listing(Generic[Filter]):
         if after is not None:
             statement = statement.where(table.c.id > after)
         rows = (await connection.execute(statement.order_by(table.c.id).limit(first + 1))).all()
-        return Page(rows=rows[:first], has_next=len(rows) > first)
+        peeked = rows[first] if len(rows) > first else None
+        return Page(rows=rows[:first], has_next=peeked is not None, peeked=peeked)
 
     async def total(self, connection: AsyncConnection, *, scope: RowScope, where: Filter) -> int:
         statement = (
