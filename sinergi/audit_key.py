@@ -153,8 +153,7 @@ async def of_its_servers(settings: Settings, url: str) -> bytes:
         if recorded is None:
             raise NoAuditKey(
                 "no server of this database has recorded its audit key yet, and the import "
-                "signs its audit entry with that key: start `sinergi serve` once first, or "
-                "give the service's key (SINERGI_AUDIT_KEY_FILE)"
+                "signs its audit entry with that key: start `sinergi serve` once first"
             )
         key = load(settings)
         fingerprint = key_fingerprint(key, await audit_key_fingerprint.trail(connection))
