@@ -31,6 +31,7 @@ from db.engine import async_url
 from schema.query_limits import QueryLimits
 from sinergi import subscriptions
 from sinergi.cli import main
+from sinergi.settings import Settings
 from tests.support.clients import registered
 from tests.support.databases import as_service
 from tests.support.served import served, wait_until_answering
@@ -56,6 +57,8 @@ def serve(module_reference_url: str) -> Iterator[tuple[str, Path]]:
         "DATABASE_URL": as_service(module_reference_url),
         "SINERGI_ENV": "production",
         "SINERGI_HOME": str(home),
+        # the key the reference database's first server recorded (tests/conftest.py)
+        "SINERGI_AUDIT_KEY_FILE": str(Settings().audit_key_path),
         "SINERGI_LOG_LEVEL": "info",
         "SINERGI_BODY_TIMEOUT": str(INIT_TIMEOUT_SECONDS),
         # As tests/support/served.py: production's timeouts are not what these tests are about.
