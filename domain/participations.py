@@ -22,7 +22,8 @@ class ParticipationStatus(StrEnum):
     """Put forward for the programme (diusulkan)."""
     VERIFIED = "verified"
     """Checked by the programme's owner (terverifikasi), not yet taking part: set only by a
-    client of the owning agency's kind and jurisdiction (resolvers/policy.py owns_programmes)."""
+    client of the owning agency's kind and jurisdiction (resolvers/policy.py owns_programmes),
+    which alone takes the mark back or changes the detail it vouches for while it stands."""
     ACTIVE = "active"
     """Taking part now (aktif): the one status R12 counts."""
     COMPLETED = "completed"

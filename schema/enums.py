@@ -56,7 +56,9 @@ class KspHealth(Enum):
     "a client with records:write in the business's jurisdiction, directly: no VERIFIED comes "
     "first. VERIFIED is optional, the owning agency's mark that it checked the business, set "
     "only by the programme's owner (a client of that agency's kind and jurisdiction), so a "
-    "programme whose owner does not write records is never VERIFIED. A guarantor's R12 counts "
+    "programme whose owner does not write records is never VERIFIED; while it stands, only the "
+    "owner puts it back to PROPOSED or changes the detail it vouches for (others may still make "
+    "it ACTIVE or end it). A guarantor's R12 counts "
     "ACTIVE, the programme filter ACTIVE and COMPLETED; neither counts VERIFIED."
 )
 class ParticipationStatus(Enum):

@@ -674,6 +674,56 @@ async def test_only_the_programme_s_owner_marks_a_participation_verified(
     assert added.data["addParticipation"]["status"] == "VERIFIED"
 
 
+async def test_only_the_programme_s_owner_takes_back_its_verified_mark_or_rewrites_it(
+    engine: AsyncEngine,
+) -> None:
+    """Kalteng's dinas verifies a Palangka Raya supplier in its own Serbu NIB programme. The
+    city's dinas writes the business's records but does not own the programme: it may not put
+    the participation back to PROPOSED, nor rewrite the detail the mark vouches for while it
+    stands (FORBIDDEN naming the field, nothing written); it may start it (ACTIVE, with a
+    detail of its own) or end it. The owner may take its mark back."""
+    msme_id = await _created_msme(engine, business("7749000000006"))
+    given = {"programmeId": "PR-SERBU-NIB", "msmeId": msme_id, "role": "recipient"}
+    verified = {**given, "status": "VERIFIED", "detail": "NIB, checked at the office"}
+    added = await run(engine, KALTENG, ADD, {"input": verified})
+    assert added.errors is None, added.errors
+    change = {"id": added.data["addParticipation"]["id"], "version": 1}
+    for changes, field in (
+        ({"status": "PROPOSED", "detail": "not checked"}, "changes.status"),
+        ({"status": "PROPOSED"}, "changes.status"),
+        ({"detail": "NIB and halal certificate"}, "changes.detail"),
+        ({"status": "VERIFIED", "detail": None}, "changes.detail"),
+    ):
+        refused = await run(engine, PALANGKA_RAYA, CHANGE, {**change, "changes": changes})
+        assert refused.data == {"updateParticipation": None}, changes
+        (error,) = refused.errors
+        assert error.extensions == {"code": "FORBIDDEN", "field": field}, changes
+    unchanged = {"detail": "NIB, checked at the office", "startedOn": "2025-03-01"}
+    kept = await run(engine, PALANGKA_RAYA, CHANGE, {**change, "changes": unchanged})
+    assert kept.errors is None, kept.errors
+    assert kept.data["updateParticipation"]["status"] == "VERIFIED"
+    started = {"status": "ACTIVE", "detail": "NIB issued 2025-03-01"}
+    made = await run(engine, PALANGKA_RAYA, CHANGE, {**change, "version": 2, "changes": started})
+    assert made.errors is None, made.errors
+    assert made.data["updateParticipation"]["status"] == "ACTIVE"
+    again = await run(engine, KALTENG, ADD, {"input": {**verified, "role": "applicant"}})
+    assert again.errors is None, again.errors
+    other = {"id": again.data["addParticipation"]["id"], "version": 1}
+    ended = await run(engine, PALANGKA_RAYA, CHANGE, {**other, "changes": {"status": "WITHDRAWN"}})
+    assert ended.errors is None, ended.errors
+    third = await run(engine, KALTENG, ADD, {"input": {**verified, "role": "trainee"}})
+    assert third.errors is None, third.errors
+    taken_back = {"status": "PROPOSED", "detail": "to be checked again"}
+    by_owner = await run(
+        engine,
+        KALTENG,
+        CHANGE,
+        {"id": third.data["addParticipation"]["id"], "version": 1, "changes": taken_back},
+    )
+    assert by_owner.errors is None, by_owner.errors
+    assert by_owner.data["updateParticipation"]["status"] == "PROPOSED"
+
+
 COUNTED = """query($programme: ID!) {
   msmes(filter: {programme: $programme}) { totalCount nodes { nib } }
   cooperatives(filter: {programme: $programme}) { totalCount nodes { legalEntityNo } }

@@ -132,10 +132,41 @@ def _check_start(started_on: date | None, fit: Row[Any], field: str) -> None:
         )
 
 
-def _check_verifier(status: ParticipationStatus | None, fit: Row[Any], field: str) -> None:
-    """VERIFIED says the programme's owner checked the business: no one else may say it."""
-    if status == ParticipationStatus.VERIFIED and not fit.owned:
-        raise NotPermitted(field, "only the programme's owner marks a participation VERIFIED in it")
+def _check_verifier(
+    before: Record | None, values: ParticipationPatch, fit: Row[Any], prefix: str
+) -> None:
+    """VERIFIED says the programme's owner checked the business for the part its detail names:
+    no one else may say it (`values` entering it, on `before`, the participation as it stands,
+    None when it is created), nor take it back to PROPOSED, nor rewrite the detail it vouched
+    for while the mark stands. Moving on, to ACTIVE or an ended status (with a detail of its
+    own), is the writer's of the business's jurisdiction. `prefix` is the argument, "input" or
+    "changes"."""
+    if fit.owned:
+        return
+    was = None if before is None else before.status
+    status = values.get("status", was)
+    if status == ParticipationStatus.VERIFIED and was != ParticipationStatus.VERIFIED:
+        raise NotPermitted(
+            f"{prefix}.status", "only the programme's owner marks a participation VERIFIED in it"
+        )
+    if was != ParticipationStatus.VERIFIED or before is None:
+        return
+    if status == ParticipationStatus.PROPOSED:
+        raise NotPermitted(
+            f"{prefix}.status",
+            "only the programme's owner takes back its VERIFIED mark; the participation may "
+            "become ACTIVE or end",
+        )
+    if (
+        status == ParticipationStatus.VERIFIED
+        and "detail" in values
+        and values["detail"] != before.detail
+    ):
+        raise NotPermitted(
+            f"{prefix}.detail",
+            "the programme's owner verified the participation as its detail stands; only the "
+            "owner changes it while it is VERIFIED",
+        )
 
 
 async def create(
@@ -186,7 +217,7 @@ async def create(
             "input.programmeId" if not programme.takes_kind else subject_field, reason
         )
     _check_start(started_on, programme, "input.startedOn")
-    _check_verifier(status, programme, "input.status")
+    _check_verifier(None, {"status": status}, programme, "input")
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
@@ -377,13 +408,15 @@ async def check_change(
     again) only while the programme takes the business in (`_fit`: its kind of subject, an MSME
     scale, which it may have outgrown); and a participation ended (withdrawn or completed) taken
     up again only while the business still lies in the programme's region, as when it joined:
-    it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED. A dissolved
+    it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED, takes the
+    mark back or changes the detail it vouched for (`_check_verifier`). A dissolved
     cooperative no longer exists in law: as it joins nothing (`create`), its participation
     enters no status of taking part, and may only be ended."""
     status = values.get("status")
     entering = status is not None and status not in ENDED and status != current.status
     started_on = values.get("started_on")
-    if not entering and started_on is None:
+    vouched = current.status == ParticipationStatus.VERIFIED and "detail" in values
+    if not entering and started_on is None and not vouched:
         return
     kind: Kind = "msme" if current.msme_id is not None else "cooperative"
     table = _subject(kind)[0]
@@ -392,9 +425,9 @@ async def check_change(
         await connection.execute(_fit(table, kind, current.programme_id, subject_id, owned))
     ).one()
     _check_start(started_on, fit, "changes.startedOn")
+    _check_verifier(current, values, fit, "changes")
     if not entering:
         return
-    _check_verifier(status, fit, "changes.status")
     if fit.dissolved:
         raise InvalidValue(
             "changes.status",
