@@ -25,6 +25,7 @@ from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
 from resolvers.records import known_region
+from resolvers.reference import checked_indicator_code
 from resolvers.writing import invalid
 
 
@@ -55,9 +56,10 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
             field="report.jurisdiction",
         )
     now = today()
-    indicator = await info.context.loaders.indicator.load(new.indicator)
-    if indicator is None:
-        got.errors.append(InvalidValue("report.indicator", f"unknown indicator {new.indicator!r}"))
+    code = got.take(lambda: checked_indicator_code(new.indicator, "report.indicator"))
+    indicator = None if code is None else await info.context.loaders.indicator.load(code)
+    if code is not None and indicator is None:
+        got.errors.append(InvalidValue("report.indicator", f"unknown indicator {code!r}"))
     got.optional(
         region, lambda code: validate_report_jurisdiction(code, field="report.jurisdiction")
     )

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from db.queries import indicators, programmes
 from db.text import UNSTORABLE, storable
+from domain.errors import InvalidValue
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -34,6 +35,23 @@ def checked_programme_id(programme_id: str, field: str = "id") -> str:
     return programme_id
 
 
+INDICATOR_CODE_MAX = 40
+"""The length of `indicators.code`: a longer code names no indicator."""
+
+
+def checked_indicator_code(code: str, field: str) -> str:
+    """An indicator's code as a client names it, held to the rule for every string that reaches
+    a query (`db.text.storable`) as a programme's id is (`checked_programme_id`), and to the
+    column's length, so that no answer echoes a longer one: InvalidValue on `field`."""
+    if not storable(code):
+        raise InvalidValue(field, UNSTORABLE)
+    if len(code) > INDICATOR_CODE_MAX:
+        raise InvalidValue(
+            field, f"unknown indicator: a code is at most {INDICATOR_CODE_MAX} characters"
+        )
+    return code
+
+
 async def programme(info: Info[Context, Any], programme_id: str) -> Node | None:
     return await info.context.loaders.programme.load(programme_id)
 
@@ -44,4 +62,10 @@ async def all_indicators(info: Info[Context, Any]) -> list[Node]:
 
 
 async def indicator(info: Info[Context, Any], code: str) -> Node | None:
+    """None for a code no indicator has, one longer than any's too (as `programme` answers);
+    BAD_USER_INPUT for one no text column could hold."""
+    if not storable(code):
+        raise bad_input("code", UNSTORABLE)
+    if len(code) > INDICATOR_CODE_MAX:
+        return None
     return await info.context.loaders.indicator.load(code)
