@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -110,3 +111,35 @@ def validate_reported_on(reported_on: date, year: int | None, *, field: str, tod
             f"is before {year}-01-01: a realisation for {year} is reported once the year has begun",
         )
     return reported_on
+
+
+_EXTERNAL_ID = re.compile(r"[^\s#]+#")
+"""How an external principal's client id begins, `ISSUER#`: its issuer, an SSO's URL, holds no
+space and no `#`, and a `#` follows it (`auth.external.external_client_id`, older ids too)."""
+_EXTERNAL_REPORTER = re.compile(r" \(" + _EXTERNAL_ID.pattern)
+"""Where such an id begins in a stored reporter, after the organisation."""
+
+
+def stored_reporter(organisation: str, client_id: str) -> str:
+    """Who reported a realisation, as `realisations.reported_by` keeps it: the organisation
+    (else the client id) and the client id, for the owner's history of who reported what."""
+    return f"{organisation or client_id} ({client_id})"
+
+
+def reporting_organisation(stored: str | None) -> str | None:
+    """Who reported, as readers are told (`Realisation.reportedBy`, read nationwide): the
+    organisation of `stored_reporter`'s text alone. An external principal's client id may hold
+    an official's SSO subject (its `sub`, when the issuer maps no client id), so nothing from
+    ` (ISSUER#` on is ever shown, nor the id standing for a missing organisation; a client
+    registered here is known by its name, or by its id when it has none. Text stored otherwise
+    (`seed`) is shown as it is."""
+    if stored is None:
+        return None
+    external = _EXTERNAL_REPORTER.search(stored)
+    if external is not None:
+        organisation = stored[: external.start()]
+    else:
+        organisation, parted, _ = stored.rpartition(" (")
+        if not (parted and stored.endswith(")")):
+            return stored
+    return None if not organisation or _EXTERNAL_ID.match(organisation) else organisation

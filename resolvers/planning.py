@@ -13,6 +13,8 @@ from strawberry.types import Info
 from db.queries import Record, indicators
 from domain.errors import InvalidValue
 from domain.indicators import (
+    reporting_organisation,
+    stored_reporter,
     validate_indicator_value,
     validate_qualifier,
     validate_report_jurisdiction,
@@ -87,8 +89,7 @@ async def report(info: Info[Context, Any], new: Report) -> Record:
                 "qualifier": qualifier,
                 "source": source,
                 "reported_on": new.reported_on or now,
-                "reported_by": f"{principal.organisation or principal.client_id} "
-                f"({principal.client_id})",
+                "reported_by": stored_reporter(principal.organisation, principal.client_id),
             },
         )
 
@@ -110,3 +111,9 @@ async def reported(
     except InvalidValue as error:
         raise bad_input(error.field, error.reason) from None
     return await relations.reports(info, (root.code, region, checked), first)
+
+
+def reporter(root: Parent[Node]) -> str | None:
+    """The organisation that reported, never the client id of an SSO's principal
+    (`domain.indicators.reporting_organisation`)."""
+    return reporting_organisation(root.reported_by)

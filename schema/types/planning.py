@@ -21,7 +21,13 @@ class Realisation:
     )
     source: str
     reported_on: date | None
-    reported_by: str | None
+    reported_by: str | None = strawberry.field(
+        resolver=planning.reporter,
+        description=(
+            "The organisation that reported it (a client registered without one, by its client "
+            "id); never an SSO user's id."
+        ),
+    )
     recorded_at: datetime
 
 

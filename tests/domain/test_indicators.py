@@ -13,6 +13,8 @@ from domain.indicators import (
     COUNTED,
     PERCENT,
     RUPIAH,
+    reporting_organisation,
+    stored_reporter,
     validate_indicator_value,
     validate_report_jurisdiction,
     validate_report_year,
@@ -107,3 +109,27 @@ def test_a_realisation_is_reported_where_targets_are_set(code: str) -> None:
 def test_a_realisation_below_a_regency_is_refused(code: str) -> None:
     with pytest.raises(InvalidValue, match="must be the nation, a province or a regency or city"):
         validate_report_jurisdiction(code, field="report.jurisdiction")
+
+
+SSO_ID = "https://sso.example.go.id/realms/pemda#198507142010011003@regency:62.71"
+
+
+@pytest.mark.parametrize(
+    ("organisation", "client_id", "shown"),
+    [
+        ("Dinas Koperasi (Diskop) #2", SSO_ID, "Dinas Koperasi (Diskop) #2"),
+        ("Dinas Koperasi", "https://sso.example.go.id#x (y#z@regency:62.71", "Dinas Koperasi"),
+        ("", SSO_ID, None),
+        ("Koperasi (No#1) Kota", "sng_abc", "Koperasi"),
+        ("Dinas (demo)", "demo-regency-6271", "Dinas (demo)"),
+        ("", "sng_abc", "sng_abc"),
+    ],
+)
+def test_a_reporter_is_shown_as_its_organisation_never_an_sso_user_s_id(
+    organisation: str, client_id: str, shown: str | None
+) -> None:
+    """Whatever the organisation or the id holds, nothing of an external id is shown (an
+    organisation that looks like the start of one is cut short, or not shown)."""
+    assert reporting_organisation(stored_reporter(organisation, client_id)) == shown
+    assert reporting_organisation("seed") == "seed"
+    assert reporting_organisation(None) is None
