@@ -122,7 +122,7 @@ def _established(value: date, number: str | None, *, field: str, today: date) ->
     """The deed's date: in the past, and not after the year the legal-entity number was
     issued in, since the number is given to an established cooperative."""
     validate_past_date(value, field=field, today=today)
-    latest = established_by(number) if number is not None else None
+    latest = established_by(number, today=today) if number is not None else None
     if latest is not None and value > latest:
         raise InvalidValue(field, f"is after the legal-entity number's year ({latest.year})")
     return value
@@ -234,7 +234,9 @@ def check_cooperative(
         stored_number
         if stored_number is not None and draft.legal_entity_no == stored_number
         else got.take(
-            lambda: validate_legal_entity_no(draft.legal_entity_no, field=name("legalEntityNo"))
+            lambda: validate_legal_entity_no(
+                draft.legal_entity_no, today=today, field=name("legalEntityNo")
+            )
         )
     )
     title = got.take(lambda: validate_text(draft.name, field=name("name")))

@@ -48,6 +48,10 @@ RETIRED_REGENCY_CODES = frozenset({"64.04", "64.05", "64.06", "64.10", "64.73"})
 Utara numbers them 65.01-65.04 and 65.71. A NIK keeps the regency it was first issued in, so
 an owner from Tarakan may carry 64.73 for life. Another province's split (Papua's, 2022) would
 add its retired codes here."""
+KEMENKUMHAM_FIRST_YEAR = 2019
+"""The year Kemenkumham began approving cooperatives electronically (Permenkumham 14/2019,
+Pengesahan Koperasi), the first year an `AHU-….AH.01.26.TAHUN <year>` number can carry. A number
+is issued to a cooperative already established, so a year after today's is none issued yet."""
 RUPIAH_MAX = 10**15
 """Rp1 quadrillion: more than any amount a business or a loan reaches, so a larger one is a
 unit slip (cents)."""
@@ -297,7 +301,7 @@ def kbli_section(code: str, sections: Iterable[KbliSection], *, field: str = "kb
     raise InvalidValue(field, f"division {division:02d} of {code!r} is in no KBLI 2020 section")
 
 
-def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str:
+def validate_legal_entity_no(value: str, *, today: date, field: str = "legalEntityNo") -> str:
     """A number to be stored, in the spelling it is stored in (`legal_entity_no_key`); an older
     one printable ASCII only, as it is printed. Older numbers are unique in any case (migration
     0048), and a look-alike from another script (a Greek capital Iota for the I of `XIV`) is
@@ -309,7 +313,19 @@ def validate_legal_entity_no(value: str, *, field: str = "legalEntityNo") -> str
     number = legal_entity_no_key(value, field=field)
     if not number.startswith("AHU") and not _PRINTABLE_ASCII.fullmatch(number):
         raise InvalidValue(field, "must be letters, digits, spaces and ASCII punctuation only")
+    year = _kemenkumham_year(number)
+    if year is not None and not KEMENKUMHAM_FIRST_YEAR <= year <= today.year:
+        raise InvalidValue(
+            field,
+            f"a Kemenkumham number's year must be {KEMENKUMHAM_FIRST_YEAR} to {today.year}"
+            " (issued electronically since Permenkumham 14/2019, and not in the future)",
+        )
     return number
+
+
+def _kemenkumham_year(number: str) -> int | None:
+    found = _AHU.fullmatch(number.strip().upper())
+    return int(found["year"]) if found is not None else None
 
 
 def legal_entity_no_key(value: str, *, field: str = "legalEntityNo") -> str:
@@ -362,12 +378,18 @@ def _kemenkumham_number(number: str, field: str) -> str:
     return f"AHU-{serial}.AH.01.26.TAHUN {found['year']}"
 
 
-def established_by(legal_entity_no: str) -> date | None:
+def established_by(legal_entity_no: str, *, today: date) -> date | None:
     """The latest day a cooperative can have been established: the last day of the year its
     Kemenkumham legal-entity number was issued in (the deed comes before the number). None for
-    an older dinas number, which carries no year one can rely on."""
-    found = _AHU.fullmatch(legal_entity_no.strip().upper())
-    return date(int(found["year"]), 12, 31) if found is not None else None
+    an older dinas number, which carries no year one can rely on, and for a year no number can
+    have been issued in yet (after `today`'s) or that is no calendar year (0000): a number stored
+    before `validate_legal_entity_no` bounded the year tells nothing of the deed, and reading
+    it would decide a rule (R03) on it or fail. A year before KEMENKUMHAM_FIRST_YEAR, as a
+    number stored earlier may carry, is still read: it bounds the deed as any year does."""
+    year = _kemenkumham_year(legal_entity_no)
+    if year is None or not 1 <= year <= today.year:
+        return None
+    return date(year, 12, 31)
 
 
 def validate_rupiah(value: int, *, field: str) -> int:

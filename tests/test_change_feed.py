@@ -974,7 +974,7 @@ def test_a_cooperatives_health_rating_reaches_the_copies(feed_api: Api, tmp_path
     province = poster(feed_api, "demo-province-62")
     sync(province, copy, ("cooperative",))
     fields = {
-        "legalEntityNo": "AHU-7739001.AH.01.26.TAHUN 2015",
+        "legalEntityNo": "AHU-7739001.AH.01.26.TAHUN 2019",
         "name": "KSP Uji Umpan",
         "type": "SIMPAN_PINJAM",
         "region": "62.71",

@@ -149,6 +149,22 @@ async def test_bad_cooperative_input_names_the_field(engine: AsyncEngine) -> Non
     assert result.errors[0].extensions["field"] == "input.legalEntityNo"
 
 
+@pytest.mark.parametrize("year", ["0000", "9999"])
+async def test_a_legal_entity_number_of_no_possible_year_is_bad_input_on_its_field(
+    engine: AsyncEngine, year: str
+) -> None:
+    """Year 0000 was stored, and its deed's date then failed as INTERNAL (no year 0), as did every
+    eligibility check on it; Kemenkumham numbers run from 2019 (Permenkumham 14/2019) to today."""
+    number = f"AHU-7785{year}.AH.01.26.TAHUN {year}"
+    draft = cooperative(0, legalEntityNo=number, establishedOn="2020-02-01")
+    result = await run(engine, KALTENG, CREATE, {"input": draft})
+    assert result.data == {"createCooperative": None}
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["field"] == "input.legalEntityNo"
+    assert "2019" in error.message
+
+
 async def test_a_taken_legal_entity_number_is_a_conflict_on_its_argument(
     engine: AsyncEngine,
 ) -> None:

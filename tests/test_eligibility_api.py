@@ -341,7 +341,7 @@ def _quoted(url: str, legal_entity_no: str) -> tuple[str, str]:
             )
         finally:
             await connection.close()
-        started = row["established_on"] or established_by(legal_entity_no)
+        started = row["established_on"] or established_by(legal_entity_no, today=date(2026, 12, 4))
         return started.isoformat(), str(row["last_rat_book_year"])
 
     return asyncio.run(read())

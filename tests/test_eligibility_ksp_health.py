@@ -49,7 +49,7 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def _number(serial: int) -> str:
-    return f"AHU-77380{serial:02d}.AH.01.26.TAHUN 2015"
+    return f"AHU-77380{serial:02d}.AH.01.26.TAHUN 2019"
 
 
 def _cooperative(serial: int, **fields: Any) -> dict[str, Any]:

@@ -201,7 +201,7 @@ def test_e04_k001_needs_review_only_while_feasibility_is_not_attested() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
-        business_start_date=established_by("AHU-9990001.AH.01.26.TAHUN 2019"),
+        business_start_date=established_by("AHU-9990001.AH.01.26.TAHUN 2019", today=CHECK),
         coop_status="active",
         coop_last_rat_book_year=2024,
         coop_savings_and_loan=False,
@@ -227,7 +227,7 @@ def test_e05_k002_is_not_eligible_only_because_it_is_inactive() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
-        business_start_date=established_by("AHU-9990002.AH.01.26.TAHUN 2020"),
+        business_start_date=established_by("AHU-9990002.AH.01.26.TAHUN 2020", today=CHECK),
         coop_status="inactive",
         coop_last_rat_book_year=2021,
         coop_savings_and_loan=True,
@@ -244,7 +244,9 @@ def test_e05_k002_is_not_eligible_only_because_it_is_inactive() -> None:
 
 def test_a_cooperative_founded_within_six_months_is_too_young_by_its_number() -> None:
     facts = coop(
-        business_start_date=established_by("AHU-0001234.AH.01.26.TAHUN 2025"),
+        business_start_date=established_by(
+            "AHU-0001234.AH.01.26.TAHUN 2025", today=date(2026, 6, 29)
+        ),
         check_date=date(2026, 6, 29),
     )
     assert outcome(facts, "R03") is Outcome.FAIL

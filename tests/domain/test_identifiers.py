@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import (
     KbliSection,
     RegionLevel,
+    established_by,
     is_within,
     kbli_section,
     legal_entity_no_key,
@@ -45,6 +47,7 @@ def _rows(name: str) -> list[dict[str, str]]:
 REGIONS = _rows("regions.csv")
 REGENCY_CODES = frozenset(row["code"] for row in REGIONS if row["level"] in {"regency", "city"})
 SECTIONS = parse_kbli_sections(_rows("kbli-sections.csv"))
+TODAY = date(2026, 12, 6)
 
 
 # --- NIB ---------------------------------------------------------------------------------------
@@ -429,7 +432,7 @@ def test_a_malformed_sections_row_is_rejected(row: dict[str, str], bad_column: s
     ("value", "normalised"),
     [
         ("AHU-9990001.AH.01.26.TAHUN 2019", "AHU-9990001.AH.01.26.TAHUN 2019"),
-        ("  AHU-9990004.AH.01.26.TAHUN   2018 ", "AHU-9990004.AH.01.26.TAHUN 2018"),
+        ("  AHU-9990004.AH.01.26.TAHUN   2019 ", "AHU-9990004.AH.01.26.TAHUN 2019"),
         ("ahu-9990001.ah.01.26.tahun 2019", "AHU-9990001.AH.01.26.TAHUN 2019"),
         ("AHU-9990001.AH.01.26.TAHUN\u00a02019", "AHU-9990001.AH.01.26.TAHUN 2019"),
         ("518.08/96/BH/XIV.10/VIII/2008", "518.08/96/BH/XIV.10/VIII/2008"),
@@ -440,7 +443,7 @@ def test_a_malformed_sections_row_is_rejected(row: dict[str, str], bad_column: s
 def test_a_legal_entity_number_is_accepted_with_whitespace_collapsed(
     value: str, normalised: str
 ) -> None:
-    assert validate_legal_entity_no(value) == normalised
+    assert validate_legal_entity_no(value, today=TODAY) == normalised
 
 
 # One Kemenkumham number, however many leading zeros, cases and spaces a source spells it with.
@@ -459,7 +462,7 @@ SAME_NUMBER = "AHU-0000032.AH.01.26.TAHUN 2019"
     ],
 )
 def test_every_spelling_of_a_kemenkumham_number_has_one_canonical_form(value: str) -> None:
-    assert validate_legal_entity_no(value) == SAME_NUMBER
+    assert validate_legal_entity_no(value, today=TODAY) == SAME_NUMBER
 
 
 @pytest.mark.parametrize(
@@ -476,12 +479,14 @@ def test_every_spelling_of_a_kemenkumham_number_has_one_canonical_form(value: st
     ],
 )
 def test_the_canonical_form_keeps_what_tells_numbers_apart(value: str, canonical: str) -> None:
-    assert validate_legal_entity_no(value) == canonical
+    assert validate_legal_entity_no(value, today=TODAY) == canonical
 
 
 def test_every_demo_cooperative_number_is_valid() -> None:
     for row in _rows("demo-cooperatives.csv"):
-        assert validate_legal_entity_no(row["legal_entity_no"]) == row["legal_entity_no"]
+        assert (
+            validate_legal_entity_no(row["legal_entity_no"], today=TODAY) == row["legal_entity_no"]
+        )
 
 
 @pytest.mark.parametrize(
@@ -506,13 +511,42 @@ def test_every_demo_cooperative_number_is_valid() -> None:
 )
 def test_a_bad_legal_entity_number_is_rejected(value: str) -> None:
     with pytest.raises(InvalidValue) as caught:
-        validate_legal_entity_no(value, field="input.legalEntityNo")
+        validate_legal_entity_no(value, field="input.legalEntityNo", today=TODAY)
     assert caught.value.field == "input.legalEntityNo"
+
+
+@pytest.mark.parametrize("year", ["0000", "2018", "2027", "9999"])
+def test_a_kemenkumham_number_from_before_2019_or_after_this_year_is_rejected(year: str) -> None:
+    """Permenkumham 14/2019 began the electronic numbers, and one is issued to a cooperative
+    already established: year 0000 or 9999, or next year's, is a typing slip, never a number."""
+    with pytest.raises(InvalidValue) as caught:
+        validate_legal_entity_no(f"AHU-7741000.AH.01.26.TAHUN {year}", field="input.x", today=TODAY)
+    assert caught.value.field == "input.x"
+    assert "2019 to 2026" in str(caught.value)
+
+
+@pytest.mark.parametrize("year", ["2019", "2026"])
+def test_a_kemenkumham_number_from_2019_to_this_year_is_accepted(year: str) -> None:
+    number = f"AHU-7741000.AH.01.26.TAHUN {year}"
+    assert validate_legal_entity_no(number, today=TODAY) == number
+
+
+@pytest.mark.parametrize("year", ["0000", "2027", "9999"])
+def test_a_stored_number_of_an_impossible_year_bounds_no_establishment(year: str) -> None:
+    """A number stored before its year was bounded is read as no year at all, never raising:
+    R03 then asks for review instead of failing, or deciding on a date yet to come."""
+    assert established_by(f"AHU-7741000.AH.01.26.TAHUN {year}", today=TODAY) is None
+
+
+def test_a_number_bounds_establishment_by_the_end_of_its_year() -> None:
+    assert established_by("AHU-7741000.AH.01.26.TAHUN 2026", today=TODAY) == date(2026, 12, 31)
+    assert established_by("AHU-7741000.AH.01.26.TAHUN 2015", today=TODAY) == date(2015, 12, 31)
+    assert established_by("518.08/96/BH/XIV.10/VIII/2008", today=TODAY) is None
 
 
 def test_a_bad_legal_entity_number_is_reported_against_legal_entity_no_by_default() -> None:
     with pytest.raises(InvalidValue) as caught:
-        validate_legal_entity_no("")
+        validate_legal_entity_no("", today=TODAY)
     assert caught.value.field == "legalEntityNo"
 
 
