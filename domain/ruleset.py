@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from domain.dates import iso_date
 from domain.errors import InvalidValue
-from domain.identifiers import is_province_code
+from domain.identifiers import RUPIAH_MAX, is_province_code
 from domain.scale import Scale
 
 if TYPE_CHECKING:
@@ -275,6 +275,14 @@ class RuleText:
     messages: Mapping[str, Message]
 
 
+MAX_BUSINESS_AGE_MONTHS = 120
+"""Ten years: longer than any guarantee product asks a business to have run. R03 counts the
+months forward from the business's start date, so a minimum of thousands of years would carry
+every check past the calendar's last year and fail it, not decide it."""
+_AMOUNT = f"must be between 0 and {RUPIAH_MAX:,} rupiah"
+"""As domain/identifiers.py bounds every amount: a larger one is a unit slip (cents)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RuleSet:
     """One version of a guarantee product's rules; amounts in rupiah, bounds inclusive."""
@@ -305,10 +313,15 @@ class RuleSet:
         require(0 < self.coverage_rate <= 1, "coverage_rate", "must be in (0, 1]")
         require(self.ijp_rate is None or 0 <= self.ijp_rate < 1, "ijp_rate", "must be in [0, 1)")
         require(0 < self.min_plafond <= self.max_plafond, "min_plafond", "must be in (0, max]")
+        require(self.max_plafond <= RUPIAH_MAX, "max_plafond", _AMOUNT)
         require(_subset(self.allowed_scales, SCALES), "allowed_scales", f"allowed: {SCALES}")
-        require((self.max_annual_sales or 0) >= 0, "max_annual_sales", "must not be negative")
-        require(self.min_business_age_months >= 0, "min_business_age_months", "must be >= 0")
-        require(self.npwp_required_above >= 0, "npwp_required_above", "must not be negative")
+        require(0 <= (self.max_annual_sales or 0) <= RUPIAH_MAX, "max_annual_sales", _AMOUNT)
+        require(
+            0 <= self.min_business_age_months <= MAX_BUSINESS_AGE_MONTHS,
+            "min_business_age_months",
+            f"must be in 0..{MAX_BUSINESS_AGE_MONTHS}",
+        )
+        require(0 <= self.npwp_required_above <= RUPIAH_MAX, "npwp_required_above", _AMOUNT)
         require(
             1 <= self.collectibility_pass_max <= self.collectibility_review_max <= 5,
             "collectibility_review_max",
