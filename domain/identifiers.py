@@ -42,12 +42,28 @@ _LEGAL_ENTITY_NO_MAX = 100
 _AHU_SERIAL_DIGITS = 7
 """The width of a Kemenkumham serial as the register prints it (`AHU-0000032`); shorter
 spellings (a letterhead's `AHU-000032`) are padded to it, longer serials kept whole."""
-RETIRED_REGENCY_CODES = frozenset({"64.04", "64.05", "64.06", "64.10", "64.73"})
-"""Kalimantan Timur's codes of the four regencies and the city that became Kalimantan Utara
-(UU 20/2012), which today's list (Kepmendagri 300.2.2-2138/2025) no longer holds: Kalimantan
-Utara numbers them 65.01-65.04 and 65.71. A NIK keeps the regency it was first issued in, so
-an owner from Tarakan may carry 64.73 for life. Another province's split (Papua's, 2022) would
-add its retired codes here."""
+_KALIMANTAN_UTARA = {"64.04", "64.05", "64.06", "64.10", "64.73"}
+"""UU 20/2012 (in force 16 November 2012): Kalimantan Timur's Bulungan, Malinau, Nunukan, Tana
+Tidung and Tarakan, now Kalimantan Utara's 65.01-65.04 and 65.71."""
+_PAPUA_SELATAN = {"91.01", "91.16", "91.17", "91.18"}
+"""UU 14/2022 (25 July 2022): Papua's Merauke, Boven Digoel, Mappi and Asmat, now 93.01-93.04."""
+_PAPUA_TENGAH = {"91.04", "91.07", "91.08", "91.09", "91.25", "91.26", "91.27", "91.28"}
+"""UU 15/2022 (25 July 2022): Papua's Nabire, Puncak Jaya, Paniai, Mimika, Puncak, Dogiyai,
+Intan Jaya and Deiyai, now 94.01-94.08."""
+_PAPUA_PEGUNUNGAN = {"91.02", "91.12", "91.13", "91.14", "91.21", "91.22", "91.23", "91.24"}
+"""UU 16/2022 (25 July 2022): Papua's Jayawijaya, Pegunungan Bintang, Yahukimo, Tolikara,
+Mamberamo Tengah, Yalimo, Lanny Jaya and Nduga, now 95.01-95.08."""
+_PAPUA_BARAT_DAYA = {"92.01", "92.04", "92.05", "92.09", "92.10", "92.71"}
+"""UU 29/2022 (8 December 2022): Papua Barat's Sorong, Sorong Selatan, Raja Ampat, Tambrauw,
+Maybrat and Kota Sorong, now 96.01-96.05 and 96.71."""
+RETIRED_REGENCY_CODES = frozenset(
+    _KALIMANTAN_UTARA | _PAPUA_SELATAN | _PAPUA_TENGAH | _PAPUA_PEGUNUNGAN | _PAPUA_BARAT_DAYA
+)
+"""Regency codes a province's split has retired, which today's list (Kepmendagri
+300.2.2-2138/2025) no longer holds: the new province numbers the same regencies afresh. A NIK
+keeps the regency it was first issued in, so an owner from Tarakan may carry 64.73, one from
+Merauke 91.01, for life. Papua's Waropen (91.15) and the regencies Papua and Papua Barat kept
+are still today's codes, so they are not listed."""
 KEMENKUMHAM_FIRST_YEAR = 2019
 """The year Kemenkumham began approving cooperatives electronically (Permenkumham 14/2019,
 Pengesahan Koperasi), the first year an `AHU-….AH.01.26.TAHUN <year>` number can carry. A number

@@ -145,6 +145,23 @@ def test_a_nik_first_issued_before_kalimantan_utara_was_formed_is_accepted(regen
     assert validate_nik(nik, known_regencies=REGENCY_CODES) == nik
 
 
+PAPUA_2022 = [
+    *("9101", "9116", "9117", "9118"),  # to Papua Selatan, UU 14/2022
+    *("9104", "9107", "9108", "9109", "9125", "9126", "9127", "9128"),  # Papua Tengah, 15/2022
+    *("9102", "9112", "9113", "9114", "9121", "9122", "9123", "9124"),  # Papua Pegunungan, 16/2022
+    *("9201", "9204", "9205", "9209", "9210", "9271"),  # to Papua Barat Daya, UU 29/2022
+]
+
+
+@pytest.mark.parametrize("regency", PAPUA_2022)
+def test_a_nik_first_issued_before_papuas_2022_split_is_accepted(regency: str) -> None:
+    """Merauke was Papua's 91.01 until Papua Selatan was formed (UU 14/2022), Sorong Papua
+    Barat's 92.01 until Papua Barat Daya (UU 29/2022): their people's NIKs keep those codes."""
+    assert f"{regency[:2]}.{regency[2:]}" not in REGENCY_CODES
+    nik = f"{regency}011212900001"
+    assert validate_nik(nik, known_regencies=REGENCY_CODES) == nik
+
+
 def test_a_gap_in_todays_list_that_no_split_left_is_still_refused() -> None:
     assert "64.12" not in REGENCY_CODES
     with pytest.raises(InvalidValue, match="regency"):
