@@ -420,10 +420,10 @@ class Attack:
             )
 
     async def share_against_figures(self) -> None:
-        """UKM_PROPORSI (small and medium among the active MSMEs) times the published count
-        of the active MSMEs gives the count of small and medium ones; minus the small ones,
-        the medium ones. The figures' total of the active businesses is that count (the same
-        records) where the table has no large enterprise, which the share leaves out."""
+        """UKM_PROPORSI (small and medium among the active businesses of every scale) times
+        the published count of the active businesses gives the count of small and medium ones;
+        minus the small ones, the medium ones. The figures' total of the active businesses is
+        that whole (the same records, a large enterprise included)."""
         if not self.attacker.has(Scope.TARGETS_READ):
             return
         published = await _indicators(self.engine, self.attacker, "UKM_PROPORSI")
@@ -432,7 +432,7 @@ class Attack:
             given = {"region": region, "active": True} if region != "ID" else {"active": True}
             scales, scales_truth = await self.both("msmeFigures", ["SCALE"], given)
             whole, whole_truth = scales[(None,)], scales_truth[(None,)]
-            if share is None or whole["count"] is None or ("large",) in scales:
+            if share is None or whole["count"] is None:
                 continue
             both = {"count": round(Decimal(share) * whole["count"] / 100), "sum": None}
             both_truth = {

@@ -47,8 +47,10 @@ class Computed:
     tallies: tuple[Tally, ...]
 
 
-# Subsets of the cooperatives that are not dissolved, and of the active MSMEs (micro, small and
-# medium: a large enterprise in the register is no MSME, so neither indicator counts it).
+# Subsets of the cooperatives that are not dissolved, and of the active businesses of every
+# scale: UMKM_JUMLAH counts the MSMEs (micro, small and medium; a large enterprise in the
+# register is no MSME), UKM_PROPORSI's whole is every business unit, a large one included
+# ("UK + UM ÷ all business units", docs/domain.md).
 COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
     "cooperatives": true(),
     "active": _ACTIVE_COOPERATIVE,
@@ -57,7 +59,8 @@ COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
     "active_producers": _PRODUCER & _ACTIVE_COOPERATIVE,
 }
 MSME_SUBSETS: dict[str, ColumnElement[bool]] = {
-    "msmes": true(),
+    "businesses": true(),
+    "msmes": MSMES.c.scale.in_(sorted(map(str, MSME_SCALES))),
     "small_and_medium": MSMES.c.scale.in_((str(Scale.SMALL), str(Scale.MEDIUM))),
 }
 GRADUATED = "graduated"
@@ -70,7 +73,7 @@ COOPERATIVE_INDICATORS = {
 }
 MSME_INDICATORS = {
     "UMKM_JUMLAH": Formula("count", ("msmes",)),
-    "UKM_PROPORSI": Formula("share", ("small_and_medium", "msmes")),
+    "UKM_PROPORSI": Formula("share", ("small_and_medium", "businesses")),
 }
 GRADUATION_INDICATOR = "MIKRO_NAIK_KELAS"
 FORMULAS = {
@@ -195,8 +198,7 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
             COOPERATIVES.c.status != "dissolved",
         )
     if codes & MSME_INDICATORS.keys():
-        msmes = MSMES.c.is_active & MSMES.c.scale.in_(sorted(map(str, MSME_SCALES)))
-        tallies |= await _by_place(connection, MSMES, MSME_SUBSETS, {}, msmes)
+        tallies |= await _by_place(connection, MSMES, MSME_SUBSETS, {}, MSMES.c.is_active)
     graduations: dict[int, dict[tuple[str, str], Tally]] = {}
     for year in sorted({year for code, _, year in keys if code == GRADUATION_INDICATOR}):
         graduations[year] = await _graduations(connection, year)
