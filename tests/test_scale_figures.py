@@ -1,4 +1,5 @@
-"""What the figures and indicators count of an MSME's scale, through the schema.
+"""What the figures and indicators count of an MSME's scale (and of a cooperative's book
+year), through the schema.
 
 The module's own database: it adds targets for the year its clock is held in, so that the
 indicators' computed values can be read against the records written here alone.
@@ -24,6 +25,7 @@ from tests.support.graphql import principal, run
 KALTENG = principal(OrgKind.PROVINCE, "62")
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
 SUKAMARA = "62.08"  # a regency only `test_large_enterprises_are_no_msmes` writes in
+SERUYAN = "62.07"  # a regency only `test_the_production_volume_is_that_of_the_book_year` writes in
 YEAR = 2026
 REGISTERED_ON = date(YEAR, 6, 1)
 
@@ -38,9 +40,10 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 " VALUES ('MIKRO_NAIK_KELAS', '62', :year, 'target', 800, 'test'),"
                 " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test'),"
                 " ('UMKM_JUMLAH', :regency, :year, 'target', 10, 'test'),"
-                " ('UKM_PROPORSI', :regency, :year, 'target', 50, 'test')"
+                " ('UKM_PROPORSI', :regency, :year, 'target', 50, 'test'),"
+                " ('KOP_PRODUKSI_VOLUME', :seruyan, :year - 1, 'target', 10000000000, 'test')"
             ),
-            {"year": YEAR, "regency": SUKAMARA},
+            {"year": YEAR, "regency": SUKAMARA, "seruyan": SERUYAN},
         )
     await owner.dispose()
     engine = create_engine(as_service(module_reference_url), statement_timeout_ms=10_000)
@@ -297,6 +300,45 @@ async def test_large_enterprises_are_no_msmes(engine: AsyncEngine) -> None:
     assert values["msmes"] == ["3"]
     (share,) = values["share"]
     assert float(share) == pytest.approx(100 * 2 / 6, abs=0.01)
+
+
+COOPERATIVE = """
+mutation Create($input: CreateCooperativeInput!) { createCooperative(input: $input) { id } }
+"""
+VOLUME = """{
+  indicator(code: "KOP_PRODUKSI_VOLUME") { targets { year jurisdiction { code } computedValue } }
+}"""
+
+
+async def test_the_production_volume_is_that_of_the_book_year(engine: AsyncEngine) -> None:
+    """KOP_PRODUKSI_VOLUME is a flow: a year's target is met by the business volume of that
+    book year. A producer whose latest figures are of an older book year adds nothing to it,
+    nor does a cooperative of another type."""
+    for n, (kind, book_year, volume) in enumerate(
+        [
+            ("PRODUSEN", YEAR - 1, "4000000000"),
+            ("PRODUSEN", YEAR - 2, "7000000000"),
+            ("KONSUMEN", YEAR - 1, "3000000000"),
+        ]
+    ):
+        fields = {
+            "legalEntityNo": f"AHU-778700{n}.AH.01.26.TAHUN 2015",
+            "name": f"Koperasi Uji Volume {n}",
+            "type": kind,
+            "region": SERUYAN,
+            "businessVolume": volume,
+            "bookYear": book_year,
+        }
+        result = await run(engine, KALTENG, COOPERATIVE, {"input": fields})
+        assert result.errors is None, result.errors
+    result = await run(engine, KALTENG, VOLUME)
+    assert result.errors is None, result.errors
+    (volume,) = [
+        target["computedValue"]
+        for target in result.data["indicator"]["targets"]
+        if (target["year"], target["jurisdiction"]["code"]) == (YEAR - 1, SERUYAN)
+    ]
+    assert volume == "4000000000"
 
 
 async def test_updates_keep_the_declaration_and_compute_the_scale(engine: AsyncEngine) -> None:

@@ -2,8 +2,9 @@
 
 Three grouped statements (cooperatives, MSMEs, graduations) answer any number of
 (indicator, jurisdiction, year) keys: one row per province and regency, plus the nation.
-Stock indicators describe the register as it is now; graduations count the given year, from
-micro only (domain/scale.py MICRO_GRADUATIONS).
+Stock indicators describe the register as it is now; the production volume is a flow, the
+volume of the target's book year; graduations count the given year, from micro only
+(domain/scale.py MICRO_GRADUATIONS).
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ COOPERATIVE_SUBSETS: dict[str, ColumnElement[bool]] = {
     "cooperatives": true(),
     "active": _ACTIVE_COOPERATIVE,
     "inactive": ~_ACTIVE_COOPERATIVE,
-    "producers": _PRODUCER,
     "active_producers": _PRODUCER & _ACTIVE_COOPERATIVE,
 }
 MSME_SUBSETS: dict[str, ColumnElement[bool]] = {
@@ -63,10 +63,13 @@ MSME_SUBSETS: dict[str, ColumnElement[bool]] = {
     "msmes": MSMES.c.scale.in_(sorted(map(str, MSME_SCALES))),
     "small_and_medium": MSMES.c.scale.in_((str(Scale.SMALL), str(Scale.MEDIUM))),
 }
+PRODUCERS_OF_YEAR = "producers_of_year"
+"""The producer cooperatives (not dissolved, active or inactive) whose figures are of the key's
+book year: the volume of a year is the one its books report, whatever the record's status now."""
 GRADUATED = "graduated"
 COOPERATIVE_INDICATORS = {
     "KOP_PRODUSEN_JUMLAH": Formula("count", ("active_producers",)),
-    "KOP_PRODUKSI_VOLUME": Formula("total", ("producers",), VOLUME),
+    "KOP_PRODUKSI_VOLUME": Formula("total", (PRODUCERS_OF_YEAR,), VOLUME),
     "KOP_JUMLAH": Formula("count", ("cooperatives",)),
     "KOP_TIDAK_AKTIF": Formula("count", ("inactive",)),
     "KOP_AKTIF_PERSEN": Formula("share", ("active", "cooperatives")),
@@ -82,6 +85,11 @@ FORMULAS = {
     GRADUATION_INDICATOR: Formula("count", (GRADUATED,)),
 }
 COMPUTABLE = frozenset(FORMULAS)
+
+
+def _of_year(subset: str, year: int) -> str:
+    """A subset's name for one year's key, where the subset depends on the year."""
+    return f"{subset}_{year}" if subset == PRODUCERS_OF_YEAR else subset
 
 
 def _place(row: Any) -> str:
@@ -190,11 +198,16 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
     codes = {code for code, _, _ in keys}
     tallies: dict[tuple[str, str], Tally] = {}
     if codes & COOPERATIVE_INDICATORS.keys():
+        volume_years = sorted({year for code, _, year in keys if code == "KOP_PRODUKSI_VOLUME"})
+        of_year = {
+            _of_year(PRODUCERS_OF_YEAR, year): _PRODUCER & (COOPERATIVES.c.book_year == year)
+            for year in volume_years
+        }
         tallies |= await _by_place(
             connection,
             COOPERATIVES,
-            COOPERATIVE_SUBSETS,
-            {"producers": COOPERATIVES.c.business_volume},
+            {**COOPERATIVE_SUBSETS, **of_year},
+            dict.fromkeys(of_year, COOPERATIVES.c.business_volume),
             COOPERATIVES.c.status != "dissolved",
         )
     if codes & MSME_INDICATORS.keys():
@@ -210,7 +223,9 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
             empty: Tally | None = Tally(0, 0)
         else:  # a place without records has no value
             found, empty = tallies, None
-        chosen = [found.get((subset, jurisdiction), empty) for subset in formula.subsets]
+        chosen = [
+            found.get((_of_year(subset, year), jurisdiction), empty) for subset in formula.subsets
+        ]
         present = [tally for tally in chosen if tally is not None]
         complete = len(present) == len(chosen)
         result[(code, jurisdiction, year)] = Computed(formula, tuple(present)) if complete else None
