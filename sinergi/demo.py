@@ -93,7 +93,9 @@ class _Geography:
 
 
 def _sales_for(rng: random.Random) -> int:
-    """Annual sales with the MSME mix of Kalimantan: overwhelmingly micro (domain.md §6)."""
+    """Annual sales with the MSME mix of Kalimantan: overwhelmingly micro (Kalimantan Timur's
+    344,581 MSMEs of 2022 were 97% micro, 2.7% small, 0.2% medium: Antara Kaltim,
+    https://kaltim.antaranews.com/amp/berita/175125/jumlah-umkm-kaltim-sudah-capai-344581)."""
     draw = rng.random()
     if draw < 0.955:
         return rng.randrange(20_000_000, 2_000_000_000, 1_000_000)

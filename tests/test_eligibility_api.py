@@ -879,7 +879,8 @@ def test_a_seeded_realisation_without_a_target_is_readable(api: Api) -> None:
     assert indicator["realisations"] == [
         {
             "value": "5745",
-            "source": "Disperindagkop Kaltim (see domain.md S18)",
+            "source": "Disperindagkop UKM Kaltim, reported by Niaga.asia: "
+            "https://www.niaga.asia/5050-persen-koperasi-kaltim-masih-aktif/",
             "reportedBy": "seed",
         }
     ]
