@@ -145,7 +145,10 @@ def check_effective(effective_on: date, *, starts_on: date, latest: date, today:
     of the 6th would have the guarantee repaid before it was claimed, and its status on a day
     be neither the one its history ends at nor any it had then."""
     if effective_on < starts_on:
-        raise InvalidValue("effectiveOn", "must not be before the guarantee started")
+        raise InvalidValue(
+            "effectiveOn",
+            f"must not be before the guarantee started on {starts_on}: {starts_on} or later",
+        )
     if effective_on < latest:
         raise InvalidValue(
             "effectiveOn",

@@ -1229,7 +1229,11 @@ def test_a_status_change_is_checked_as_a_record_write_is(api: Api, clock: Clock)
         ),
         ({"note": "n" * 1001}, "note", "must be at most 1000 characters"),
         ({"on": "9999-01-01"}, "effectiveOn", "must not be in the future"),
-        ({"on": "2026-01-19"}, "effectiveOn", "must not be before the guarantee started"),
+        (
+            {"on": "2026-01-19"},
+            "effectiveOn",
+            "must not be before the guarantee started on 2026-01-20: 2026-01-20 or later",
+        ),
     ]
     for change, field, reason in cases:
         variables = {"id": guarantee["id"], "on": "2026-10-01", "note": "kol 3", **change}
