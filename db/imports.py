@@ -52,7 +52,12 @@ from db.queries.scoping import RowScope
 from db.writes import msmes, participations, vocabulary
 from db.writes.history import Actor
 from domain.errors import InvalidValue
-from domain.identifiers import issued_within, validate_sku_issuer, validate_sku_number
+from domain.identifiers import (
+    issued_within,
+    validate_nib,
+    validate_sku_issuer,
+    validate_sku_number,
+)
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_registered_msme
 from domain.register_csv import as_stored
@@ -362,6 +367,8 @@ async def _check(
                     RowError(row_no, error.field, error.reason, Problem.INVALID)
                     for error in checked
                 )
+                if (nib := _sound_nib(draft)) is not None:
+                    chunks.refused.append((row_no, nib))
             elif not _covers(scope, checked.regency_code, covered):
                 chunks.errors.append(
                     RowError(
@@ -371,6 +378,8 @@ async def _check(
                         Problem.OUTSIDE,
                     )
                 )
+                if (nib := _sound_nib(draft)) is not None:
+                    chunks.refused.append((row_no, nib))
             else:
                 chunks.errors.extend(_repeats(row_no, checked, first_row_of, name))
                 staged.append(_staged(row_no, checked))
@@ -468,6 +477,9 @@ class _Chunks:
         # takes nothing
         self.dropped: dict[tuple[str, str], int] = {}
         self.errors: list[RowError] = []
+        # Rows refused before the database is asked, with their well-formed NIB (`_sound_nib`),
+        # for `_taken_elsewhere`: handed over with the next chunk
+        self.refused: list[tuple[int, str]] = []
         self.created = 0
         self.updated = 0
         self.loaded = 0
@@ -477,8 +489,9 @@ class _Chunks:
     async def hand_over(self, staged: list[tuple[Any, ...]]) -> None:
         """Wait for the chunk before (one connection runs one statement), then start this one."""
         await self.finish()
-        if staged:
-            self._pending = asyncio.create_task(self._load_and_write(staged))
+        refused, self.refused = self.refused, []
+        if staged or refused:
+            self._pending = asyncio.create_task(self._load_and_write(staged, refused))
             await asyncio.sleep(0)  # let it start its COPY before checking goes on
 
     async def as_stored(self, batch: list[Drafted], absent: frozenset[str]) -> list[Drafted]:
@@ -529,10 +542,18 @@ class _Chunks:
             with contextlib.suppress(BaseException):
                 await pending
 
-    async def _load_and_write(self, staged: list[tuple[Any, ...]]) -> None:
+    async def _load_and_write(
+        self,
+        staged: list[tuple[Any, ...]],
+        checked_out: Sequence[tuple[int, str]] = (),
+    ) -> None:
         raw = await self.connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
+        if checked_out:
+            self.errors.extend(await self._taken_elsewhere(driver, checked_out))
+        if not staged:
+            return
         skus = [(row[_SKU_ISSUER], row[_SKU_NUMBER]) for row in staged if row[_SKU_NUMBER]]
         locked = await driver.fetch(
             _LOCK,
@@ -710,6 +731,29 @@ class _Chunks:
         if retold:
             self.errors = [retold.get(error, error) for error in self.errors]
 
+    async def _taken_elsewhere(
+        self, driver: Any, refused: Sequence[tuple[int, str | None]]
+    ) -> list[RowError]:
+        """The CONFLICT on the NIB of rows refused before the database was asked (a value
+        breaking a rule, a region outside the jurisdiction), as `_match` refuses a staged row's:
+        a row is told every problem at once, not this one only once its values are mended. The
+        NIB only: it is unique nationally, so its CONFLICT tells what any row carrying it would.
+        An SKU's CONFLICT is told only of a village the writer may write in, which a refused
+        row's SKU need not be (its village outside the jurisdiction is refused, whoever holds
+        it). The records are read, not locked: nothing of them is written."""
+        holders = await driver.fetch(_HOLDERS, [nib for _, nib in refused])
+        outside = {
+            record["nib"]
+            for record in holders
+            if not _covers(self.scope, record["regency_code"], self.covered)
+        }
+        reason = "is registered to a record outside your jurisdiction"
+        return [
+            RowError(row_no, self.name("nib"), reason, Problem.TAKEN)
+            for row_no, nib in refused
+            if nib in outside
+        ]
+
     def _refusal(self, nib: str | None, held: dict[str, Any]) -> tuple[str, str] | None:
         """(field, reason) refusing a row whose NIB and SKU name the records `held` (by the
         field naming each), as `_match` says; None when it may write them."""
@@ -820,6 +864,17 @@ def _keys_of(draft: MsmeDraft) -> tuple[str | None, tuple[str, str] | None]:
         with contextlib.suppress(InvalidValue):
             sku = (validate_sku_issuer(draft.sku_issuer), validate_sku_number(draft.sku_number))
     return nib, sku
+
+
+def _sound_nib(draft: MsmeDraft | None) -> str | None:
+    """The NIB of a row refused when checked, if well formed (a malformed one is refused as
+    such), for `_Chunks._taken_elsewhere`."""
+    if draft is None or draft.nib is None or not draft.nib.strip():
+        return None
+    try:
+        return validate_nib(draft.nib)
+    except InvalidValue:
+        return None
 
 
 # The SQL is spelled out column by column (no string building) so it reads as it runs. Records
@@ -1123,6 +1178,9 @@ SELECT m.id, m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code,
  ORDER BY m.id
    FOR UPDATE OF m
 """  # noqa: S608  # no input in the text: the parameters are bound
+
+# Where the records holding the NIBs of rows refused when checked lie (`_taken_elsewhere`).
+_HOLDERS = "SELECT nib, regency_code FROM msmes WHERE nib = ANY($1::text[])"
 
 
 async def _write(

@@ -728,3 +728,48 @@ async def test_an_import_that_compares_an_owner_names_the_owner_in_the_audit_log
     report = (await do_import(engine, mixed, "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
     assert (report["rejected"], report["unchanged"]) == (1, 1)
     assert await _subjects_of_latest_entry(engine, KALTENG_PII.client_id) == [owner["nik"]]
+
+
+CODED = IMPORT.replace("errors { row field reason }", "errors { row field reason code }")
+
+
+async def test_a_row_refused_for_its_values_is_told_its_nib_is_taken_too(
+    engine: AsyncEngine,
+) -> None:
+    """Every problem of a row at once: a row that breaks a rule, or lies outside the
+    jurisdiction, and carries a NIB registered elsewhere hears of the NIB now, not only once
+    its values are mended."""
+    elsewhere = row("7782000000009", region="61.71", district=None)
+    assert (await do_import(engine, [elsewhere], "VALID_ROWS", KALBAR)).data["importMsmes"][
+        "created"
+    ] == 1
+    figureless = row("7782000000009", capital=None, annualTurnover=None, turnoverYear=None)
+    rows = [
+        figureless,
+        row("7782000000009", region="64.71", district=None),
+        {**figureless, "nib": "7782000000001"},  # free: its one problem is its scale
+    ]
+    result = await run(engine, KALTENG, CODED, {"rows": rows, "mode": "VALID_ROWS"})
+    taken = "is registered to a record outside your jurisdiction"
+    assert result.data["importMsmes"]["errors"] == [
+        {"row": 1, "field": "nib", "reason": taken, "code": "CONFLICT"},
+        {
+            "row": 1,
+            "field": "scale",
+            "reason": "is required when neither capital nor turnover is given",
+            "code": "BAD_USER_INPUT",
+        },
+        {"row": 2, "field": "nib", "reason": taken, "code": "CONFLICT"},
+        {
+            "row": 2,
+            "field": "region",
+            "reason": "is outside your jurisdiction (62)",
+            "code": "FORBIDDEN",
+        },
+        {
+            "row": 3,
+            "field": "scale",
+            "reason": "is required when neither capital nor turnover is given",
+            "code": "BAD_USER_INPUT",
+        },
+    ]
