@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import getpass
 import json
 import os
@@ -82,6 +83,24 @@ def test_the_sample_file_imports_and_importing_it_again_changes_nothing(
     assert second.returncode == 0, second.stdout + second.stderr
     assert "3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected; nothing written" in second.stdout
     assert state(reference_url, "9997") == once
+
+
+def test_the_sample_file_gives_no_demo_owner_s_nik_another_name() -> None:
+    """Imported into the demo, the sample made one NIK two people: Sri Contoh Rahayu of
+    9990000000001 and Sri Sampel Rahayu of the sample's first row."""
+
+    def owners(path: Path) -> dict[str, str]:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return {
+                r["owner_nik"]: r["owner_name"] for r in csv.DictReader(handle) if r["owner_nik"]
+            }
+
+    demo = owners(ROOT / "sinergi" / "seed_data" / "demo-msmes.csv")
+    sample = owners(SAMPLE)
+    assert sample
+    assert {
+        nik: (name, demo[nik]) for nik, name in sample.items() if demo.get(nik, name) != name
+    } == {}
 
 
 def test_an_import_before_the_first_serve_makes_no_key_and_is_refused(
