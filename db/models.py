@@ -565,6 +565,9 @@ AUDIT_LOG = Table(
     Column("hash", Text, nullable=False),
     Column("entry_mac", Text),
     Column("entry_nonce", Text, unique=True),
+    # Migration 0052 (NOT VALID: rows stored before stay as they were, the trail append-only).
+    CheckConstraint("entry_mac ~ '^[0-9a-f]{64}$'", name="entry_mac_shape"),
+    CheckConstraint("entry_nonce ~ '^[0-9a-f]{32}$'", name="entry_nonce_shape"),
 )
 """Who received records or personal data, written before the response leaves (UU 27/2022).
 
@@ -617,6 +620,7 @@ AUDIT_SEALS = Table(
     Column(
         "sealed_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
     ),
+    CheckConstraint("mac ~ '^[0-9a-f]{64}$'", name="mac_shape"),  # migration 0052
 )
 """An audit entry's keyed MAC, chained over the entries before it (migration 0010).
 

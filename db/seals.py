@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,21 @@ KEY_BYTES = 32
 def _mac(key: bytes, fields: Sequence[Any]) -> str:
     message = orjson.dumps(list(fields), option=orjson.OPT_SORT_KEYS)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+_HEX_MAC = re.compile(r"[0-9a-f]{64}")
+"""What every MAC, seal and signature made here looks like: a SHA-256 hexdigest."""
+
+
+def same_mac(ours: str, theirs: object) -> bool:
+    """Whether `theirs`, a MAC as read from the database or a checkpoint line (written by
+    whoever could write there), is `ours`, one made here. Anything other than 64 lowercase hex
+    digits is no MAC made here: False, as for any other mismatch. `hmac.compare_digest` raises
+    TypeError on a str beyond ASCII, so one such value, planted with the service's database
+    credentials, stopped every sealing round and crashed `audit verify` without naming it."""
+    if not isinstance(theirs, str) or _HEX_MAC.fullmatch(theirs) is None:
+        return False
+    return hmac.compare_digest(ours.encode(), theirs.encode())
 
 
 class Sealable(Protocol):
@@ -184,7 +200,7 @@ def unsigned(key: bytes, macs_from: int, row: Signed) -> str | None:
         expected = entry_mac(key, row.entry_nonce, row.client_id, row.entry, row.subjects)
     except UnsignableEntry:  # the service signs no such entry
         return MAC_MISMATCH
-    return None if hmac.compare_digest(expected, row.entry_mac) else MAC_MISMATCH
+    return None if same_mac(expected, row.entry_mac) else MAC_MISMATCH
 
 
 def key_fingerprint(key: bytes, trail: str) -> str:

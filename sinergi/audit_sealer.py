@@ -6,7 +6,9 @@ taken, and check that whoever holds it is sealing) and appends a checkpoint to t
 file (and sends it to syslog, when `SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown
 it publishes the head even when nothing is new. Requests never wait for it, nor does sealing
 wait for syslog. Its own one-connection engine keeps it out of the request pool; while the
-database is away it fails, says so, and tries again.
+database is away it fails, says so, and tries again. A round that fails for any other reason
+(a bug, or something in the trail sealing cannot take) is an error, counted, and once the
+oldest unsealed entry has waited past the bound, a stall, as when another holds the lock.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.errors import is_unavailable, loggable
 from db.queries import audit_key_fingerprint, audit_seals
 from sinergi import checkpoint_file, checkpoint_syslog, metrics
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import UNSEALED_INTERVALS
 
 log = logging.getLogger("sinergi.audit")
+
+_LOCK_HELD = (
+    "while another connection holds the sealing lock without sealing: a stuck Sinergi process,"
+    " or one holding the lock to stop sealing (find it in pg_locks, locktype 'advisory')"
+)
+_FAILING = "while sealing fails (the error logged before this)"
 
 
 class AuditSealer:
@@ -113,8 +122,11 @@ class AuditSealer:
                     )
                 if sealed.count < audit_seals.BATCH:
                     break
-        except Exception as error:  # the database is away: the entries wait for the next round
-            log.warning("could not seal the audit trail: %s", error)
+        except Exception as error:
+            if is_unavailable(error):  # the database is away: the entries wait for the next round
+                log.warning("could not seal the audit trail: %s", error)
+            else:
+                await self._failed(error)
             return
         metrics.observe_sealing(
             None if sealed.head is None else sealed.head.seq, refused=refused, stopped=stopped
@@ -131,23 +143,45 @@ class AuditSealer:
             if self._syslog is not None:
                 self._forward(self._syslog, line)
 
-    def _check_sealing_goes_on(self, waiting: audit_seals.Unsealed | None) -> None:
+    async def _failed(self, error: Exception) -> None:
+        """A round that failed with the database there: not an outage to wait out, but a bug or
+        something in the trail that sealing cannot take, likely to fail every round from now on
+        (as a MAC beyond ASCII, planted with the service's credentials, once did, logged only as
+        the database being away). An error, counted in `sinergi_audit_seal_failures_total`, and
+        checked for a stall like a lock held without sealing, so it shows however it came."""
+        metrics.AUDIT_SEAL_FAILURES.inc()
+        told = loggable(error)  # a database error's values (an entry's NIKs) stay out of the log
+        log.error(
+            "sealing the audit trail failed: %s; run `sinergi audit verify`",
+            told or f"{type(error).__name__}: {error}",
+            exc_info=told is None,
+        )
+        try:
+            async with self._engine.begin() as connection:
+                waiting = await audit_seals.oldest_unsealed(connection)
+        except Exception as again:  # the database went away meanwhile: said next round
+            log.warning("could not check how long audit entries have waited: %s", again)
+            return
+        self._check_sealing_goes_on(waiting, because=_FAILING)
+
+    def _check_sealing_goes_on(
+        self, waiting: audit_seals.Unsealed | None, because: str = _LOCK_HELD
+    ) -> None:
         """Whoever holds the sealing lock is trusted to seal, and publish; but any connection
         may take that lock, the service's role too, and hold it without sealing: then no entry
         was sealed, nothing said so, and the entries written meanwhile could be removed unnoticed.
         An entry that has waited longer than sealing ever takes shows it: logged and counted on
-        every round that finds it so."""
+        every round that finds it so. Likewise while this process's rounds fail (`because`)."""
         if waiting is None or waiting.age.total_seconds() <= self._unsealed_seconds:
             return
         metrics.AUDIT_SEAL_STALLS.inc()
         log.error(
-            "audit entry %d has waited %.0f s to be sealed (bound: %.0f s) while another "
-            "connection holds the sealing lock without sealing: a stuck Sinergi process, or one "
-            "holding the lock to stop sealing (find it in pg_locks, locktype 'advisory'); "
+            "audit entry %d has waited %.0f s to be sealed (bound: %.0f s) %s; "
             "unsealed entries can be removed unnoticed; run `sinergi audit verify`",
             waiting.seq,
             waiting.age.total_seconds(),
             self._unsealed_seconds,
+            because,
         )
 
     def _forward(self, syslog: SyslogAddress, line: str) -> None:

@@ -125,6 +125,11 @@ AUDIT_SEAL_STALLS = Counter(
     " SINERGI_AUDIT_UNSEALED_INTERVALS x SINERGI_AUDIT_SEAL_SECONDS to be sealed: whoever holds"
     " the lock is not sealing, and unsealed entries can be removed unnoticed.",
 )
+AUDIT_SEAL_FAILURES = Counter(
+    "sinergi_audit_seal_failures_total",
+    "Sealing rounds that failed with the database there (a bug, or an entry or seal sealing"
+    " cannot take): nothing was sealed; the error is logged (sinergi.audit).",
+)
 AUDIT_CHECKPOINT_FAILURES = Counter(
     "sinergi_audit_checkpoint_failures_total",
     "Checkpoints that could not be appended to the checkpoint file (SINERGI_AUDIT_CHECKPOINTS):"

@@ -235,3 +235,77 @@ def test_an_entry_jsonb_would_not_give_back_as_written_is_refused_as_it_is_signe
     with pytest.raises(UnsignableEntry, match="audit entry refused"):
         entry_mac(entry_key(KEY), new_nonce(), "x", entry, [])
     assert entry_mac(entry_key(KEY), new_nonce(), "x", {"n": 1, "b": [True, None, "s"]}, [])
+
+
+BEYOND_ASCII = "\u00e9" * 64  # as many characters as a MAC has hex digits
+NOT_WRITTEN_BY_THE_SERVICE = {
+    "a MAC beyond ASCII": (BEYOND_ASCII, None, "entry_mac_shape"),
+    "a MAC in capitals": ("A" * 64, None, "entry_mac_shape"),
+    "a MAC cut short": ("0" * 63, None, "entry_mac_shape"),
+    "a nonce beyond ASCII": (None, "\u00e9" * 32, "entry_nonce_shape"),
+    "a nonce with a newline after it": (None, new_nonce() + "\n", "entry_nonce_shape"),
+    "a UUID for a nonce": (None, str(uuid.uuid4()), "entry_nonce_shape"),
+}
+
+
+@pytest.mark.parametrize(
+    ("mac", "nonce", "check"),
+    NOT_WRITTEN_BY_THE_SERVICE.values(),
+    ids=NOT_WRITTEN_BY_THE_SERVICE.keys(),
+)
+def test_the_database_refuses_a_mac_or_nonce_of_a_shape_the_service_never_writes(
+    trail: Trail, mac: str | None, nonce: str | None, check: str
+) -> None:
+    """A MAC is 64 lowercase hex digits, a nonce 32 (migration 0052); and a seal 64."""
+    with pytest.raises(asyncpg.CheckViolationError, match=f"ck_audit_log_{check}"):
+        _as_service(
+            trail,
+            INSERT_SIGNED,
+            KALBAR.client_id,
+            FORGED,
+            [VICTIM],
+            mac or "0" * 64,
+            nonce or new_nonce(),
+        )
+    asyncio.run(_genuine(trail.owner_url, 1))  # an entry not sealed yet, to seal
+    with pytest.raises(asyncpg.CheckViolationError, match="ck_audit_seals_mac_shape"):
+        _as_service(
+            trail, "INSERT INTO audit_seals (seq, mac) VALUES ($1, $2)", ENTRIES + 1, BEYOND_ASCII
+        )
+
+
+def test_a_mac_beyond_ascii_stored_before_the_check_is_sealed_past_and_named(
+    server_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored before migration 0052 refused it, as the service's role could: it made every
+    sealing round fail (`hmac.compare_digest` refuses a str beyond ASCII), logged as the
+    database being away, and `audit verify` crash without naming it. The migration leaves it
+    stored (the trail is append-only); sealing goes on past it and verify names it."""
+    name = f"sinergi_macshape_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(
+            provision.ensure_database(
+                server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
+            )
+        )
+        url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
+        upgrade(url, "0051")
+        forged = [KALBAR.client_id, FORGED, [VICTIM], BEYOND_ASCII, new_nonce()]
+        asyncio.run(_as(url, INSERT_SIGNED, *forged))
+        upgrade(url, service_role=TEST_SERVICE)
+        planted = Trail(url, tmp_path / "checkpoints.jsonl")
+        asyncio.run(_genuine(url, 2))
+        with caplog.at_level(logging.WARNING, logger="sinergi.audit"):
+            _seal(planted)
+        assert f"audit entry 1 {MAC_MISMATCH}: sealed past it" in caplog.text
+        assert "could not seal" not in caplog.text
+        assert "sealing the audit trail failed" not in caplog.text
+        verified = _verify(planted)
+        assert verified.returncode == 1, verified.stdout
+        assert f"audit chain broken at entry 1: {MAC_MISMATCH}\n" in verified.stdout
+        assert "audit chain broken" not in verified.stdout.replace(
+            "audit chain broken at entry 1:", ""
+        )
+        assert "the newest checkpoint covers entries to 3," in verified.stdout  # sealed past 1
+    finally:
+        asyncio.run(drop_database(server_url, name))

@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from unittest import mock
@@ -27,7 +28,7 @@ from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from sinergi.audit_sealer import AuditSealer
 from sinergi.cli import main
-from tests.support.databases import as_service
+from tests.support.databases import TEST_SERVICE, as_service, run
 
 KEY = secrets.token_bytes(32)
 STALLS = "sinergi_audit_seal_stalls_total"
@@ -118,6 +119,49 @@ def test_sealing_held_off_by_the_service_role_is_logged_counted_and_fails_verify
 
     asyncio.run(held_off())
     # The lock let go, the next round seals what waited.
+    asyncio.run(_seal_round(fresh_url, checkpoints))
+    returncode, printed = _verify(fresh_url, checkpoints)
+    assert returncode == 0, printed
+    assert f"{SEALED + WAITING} sealed (0 written since" in printed
+
+
+FAILURES = "sinergi_audit_seal_failures_total"
+
+
+def test_sealing_that_fails_with_the_database_there_is_an_error_counted_and_a_stall(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A round that fails for any reason but the database being away (here the service's
+    role cannot write seals, as a grant taken back by hand leaves it; once, a MAC beyond
+    ASCII) will fail every round: it is an error, counted, and once an entry has waited past
+    the bound, a stall. It was logged as a warning, the database unavailable, and nothing else
+    showed it."""
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    asyncio.run(_append(fresh_url, SEALED))
+    asyncio.run(_seal_round(fresh_url, checkpoints))
+    run(fresh_url, f"REVOKE INSERT ON audit_seals FROM {TEST_SERVICE}")
+    asyncio.run(_append(fresh_url, WAITING))
+    failures = REGISTRY.get_sample_value(FAILURES) or 0.0
+    stalls = REGISTRY.get_sample_value(STALLS) or 0.0
+    with caplog.at_level("WARNING", logger="sinergi.audit"):
+        asyncio.run(_seal_round(fresh_url, checkpoints))
+    assert REGISTRY.get_sample_value(FAILURES) == failures + 1
+    assert REGISTRY.get_sample_value(STALLS) == stalls  # just written: not stalled yet
+    (failed,) = [record for record in caplog.records if "sealing" in record.getMessage()]
+    assert failed.levelname == "ERROR"
+    assert "sealing the audit trail failed: [SQLSTATE 42501]" in failed.getMessage()
+    assert "could not seal the audit trail" not in caplog.text
+
+    caplog.clear()
+    time.sleep(1.5)  # longer than sealing ever takes
+    with caplog.at_level("ERROR", logger="sinergi.audit"):
+        asyncio.run(_seal_round(fresh_url, checkpoints))
+    assert REGISTRY.get_sample_value(FAILURES) == failures + 2
+    assert REGISTRY.get_sample_value(STALLS) == stalls + 1
+    assert f"audit entry {SEALED + 1} has waited" in caplog.text
+    assert "while sealing fails" in caplog.text
+
+    run(fresh_url, f"GRANT INSERT ON audit_seals TO {TEST_SERVICE}")
     asyncio.run(_seal_round(fresh_url, checkpoints))
     returncode, printed = _verify(fresh_url, checkpoints)
     assert returncode == 0, printed

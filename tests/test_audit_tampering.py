@@ -214,7 +214,7 @@ async def _seal_as_service(url: str, seqs: list[int]) -> None:
             "INSERT INTO audit_seals (seq, mac)"
             " SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS text[]))",
             seqs,
-            ["deadbeef"] * len(seqs),
+            ["d" * 64] * len(seqs),
         )
     finally:
         await connection.close()
@@ -241,7 +241,7 @@ def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
     """Written past migration 0035's trigger (as the owner, or before the migration): `audit
     verify` names it before the trail reaches it, and the sealer stops, saying where."""
     planted = 20  # ENTRIES + 14: ahead of the trail
-    _as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, 'deadbeef')")
+    _as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, repeat('d', 64))")
     asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
     broken = _verify(trail)
     assert broken.returncode == 1
@@ -486,7 +486,7 @@ async def test_entries_nest_32_levels_at_most(migrated_url: str) -> None:
     connection = await asyncpg.connect(as_service(migrated_url))
     append = (
         "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
-        " VALUES ('x', $1, '{}', 'unchecked', gen_random_uuid()::text)"
+        " VALUES ('x', $1, '{}', repeat('0', 64), md5(random()::text))"
     )
     try:
         await connection.execute(append, "[" * 33 + "]" * 33)  # the innermost 32 levels below

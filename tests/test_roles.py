@@ -64,6 +64,9 @@ ATTACKS = {
         " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
     ),
     "drop its function": "DROP FUNCTION audit_log_refuse_unsigned() CASCADE",
+    "drop the MAC's check": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_mac_shape",
+    "drop the nonce's": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_nonce_shape",
+    "drop the seal's": "ALTER TABLE audit_seals DROP CONSTRAINT ck_audit_seals_mac_shape",
     "become the owner": "SET ROLE sinergi_test_owner",
     "backdate an entry": (
         "INSERT INTO audit_log (client_id, entry, subjects, at) "
@@ -140,7 +143,7 @@ async def test_the_service_role_appends_and_the_database_fills_in_the_rest(
     for n in range(2):
         await service.execute(
             "INSERT INTO public.audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
-            " VALUES ($1, $2, '{}', 'unchecked', gen_random_uuid()::text)",
+            " VALUES ($1, $2, '{}', repeat('0', 64), md5(random()::text))",
             "test-roles",
             f'{{"n": {n}}}',
         )
@@ -538,7 +541,7 @@ def test_a_database_made_before_the_roles_is_handed_over_to_the_owner(server_url
                 assert foreign == 0
                 await service.execute(
                     "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
-                    " VALUES ('c', '{}', '{}', 'unchecked', gen_random_uuid()::text)"
+                    " VALUES ('c', '{}', '{}', repeat('0', 64), md5(random()::text))"
                 )
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await service.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")

@@ -21,7 +21,6 @@ says so once that is longer than sealing ever takes (sinergi/audit_sealer.py).
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,7 +32,15 @@ from sqlalchemy.types import TypeDecorator
 
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
-from db.seals import Checkpoint, Unreadable, entry_key, read_entry, row_mac, unsigned
+from db.seals import (
+    Checkpoint,
+    Unreadable,
+    entry_key,
+    read_entry,
+    row_mac,
+    same_mac,
+    unsigned,
+)
 
 BATCH = 5_000
 PARTITION = 250
@@ -161,7 +168,7 @@ class FirstSeal:
         short of the owner rewrites the first, so a mismatch there is the wrong key."""
         if self.first is None:
             return None
-        return hmac.compare_digest(row_mac(key, "", self.first), str(self.first.mac))
+        return same_mac(row_mac(key, "", self.first), self.first.mac)
 
 
 async def first_seal(connection: AsyncConnection) -> FirstSeal:
@@ -231,7 +238,7 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         # Written before migration 0035 refused such a seal: the database refuses every seal
         # after the entries below it, and the seal stays (the table is append-only).
         return Sealed(None, 0, last.sealed_seq, "has a seal but no entry")
-    if last is not None and row_mac(key, last.mac_before, last) != last.mac:
+    if last is not None and not same_mac(row_mac(key, last.mac_before, last), last.mac):
         # Whoever may write seals (the service's role) wrote this one: sealing on it would
         # vouch for it, and a checkpoint would sign it.
         return Sealed(None, 0, last.seq, "does not match its seal")
