@@ -263,6 +263,9 @@ class BadCheckpoint(ValueError):
 
 
 def read_checkpoint(line: str, key: bytes) -> Checkpoint:
+    """The checkpoint `line` holds, signed with `key`; BadCheckpoint for anything else, so the
+    reader reports the line and reads on: whoever can write to the file or the collector can
+    write any line there."""
     try:
         record = orjson.loads(line)
         checkpoint = Checkpoint(
@@ -273,9 +276,18 @@ def read_checkpoint(line: str, key: bytes) -> Checkpoint:
             at=datetime.fromisoformat(record["at"]),
             trail=None if record.get("trail") is None else str(record["trail"]),
         )
-        signature = str(record["signature"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        signature = record["signature"]
+        # Encoding the fields may fail too: a seq beyond 64 bits, a time UTC cannot hold.
+        expected = _mac(key, checkpoint._fields())
+    except (
+        orjson.JSONDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        AttributeError,
+    ) as error:
         raise BadCheckpoint(f"malformed: {error}") from None
-    if not hmac.compare_digest(signature, _mac(key, checkpoint._fields())):
+    if not same_mac(expected, signature):
         raise BadCheckpoint("its signature does not match this key")
     return checkpoint

@@ -372,6 +372,50 @@ def test_a_checkpoint_line_that_is_not_utf8_is_reported_and_the_rest_read(
     assert "2 checkpoints" in said  # the torn file's good line, and the trail's own
 
 
+UNREADABLE_LINES = {
+    # hmac.compare_digest refuses text beyond ASCII: a TypeError, and verify stopped.
+    "a signature beyond ASCII": (
+        '"seq": 1, "at": "2026-01-01T00:00:00+00:00", "signature": "\u00e9"'
+    ),
+    "a number for a signature": '"seq": 1, "at": "2026-01-01T00:00:00+00:00", "signature": 7',
+    # Read, but not to be encoded again to check the signature: past 64 bits, before year 1.
+    "a seq past 64 bits": (
+        '"seq": "99999999999999999999999", "at": "2026-01-01T00:00:00+00:00", "signature": "0"'
+    ),
+    "a time UTC cannot hold": '"seq": 1, "at": "0001-01-01T00:00:00+01:00", "signature": "0"',
+}
+
+
+def test_a_collectors_checkpoint_line_of_any_content_is_reported_and_the_rest_read(
+    trail: Trail, tmp_path: Path
+) -> None:
+    """Whoever can send to the syslog collector (or write the file) can write any line there:
+    each one verify cannot take is named by file and line number, as README promises, and the
+    other lines and files are still read. One signature beyond ASCII stopped verify with a
+    traceback."""
+    collected = tmp_path / "sinergi-audit.log"
+    prefix = "Dec  6 05:00:00 host sinergi-audit: "
+    planted = [
+        f'{prefix}{{"database": "x", "hash": "h", "mac": "m", {fields}}}\n'
+        for fields in UNREADABLE_LINES.values()
+    ]
+    genuine = [f"{prefix}{line}" for line in trail.checkpoints.read_text().splitlines(True)]
+    collected.write_text("".join([*planted, *genuine]))
+    out = io.StringIO()
+    env = {"DATABASE_URL": as_service(trail.owner_url), "SINERGI_AUDIT_KEY": KEY.hex()}
+    argv = ["audit", "verify", "--checkpoints", str(collected)]
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(argv)
+    said = out.getvalue()
+    assert returncode == 1, said
+    for number in (1, 2):
+        assert f"{collected}:{number}: its signature does not match this key" in said
+    assert f"{collected}:3: malformed: Integer exceeds 64-bit range" in said
+    assert f"{collected}:4: malformed: date value out of range" in said
+    assert f"audit chain intact: {ENTRIES} entries verified, {ENTRIES} sealed" in said
+    assert f"{len(genuine)} checkpoint" in said
+
+
 def test_another_key_fails_every_seal(trail: Trail) -> None:
     wrong = _verify(trail, secrets.token_bytes(32))
     assert wrong.returncode == 1
