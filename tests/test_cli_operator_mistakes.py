@@ -7,7 +7,6 @@ printed."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sinergi.cli import main
 from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
-from tests.support.served import served, wait_until_answering
+from tests.support.served import free_port, served, wait_until_answering
 
 PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
 
@@ -185,15 +184,9 @@ def test_audit_verify_refuses_a_checkpoint_file_that_is_not_there(
     assert f"{tmp_path / 'audit-checkpoints.jsonl'}: no checkpoints" in passed.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _served_metadata(home: Path, env: dict[str, str]) -> tuple[dict[str, object], str]:
     """`serve --dev` on another port than 8000: its OAuth metadata, and what it logged."""
-    port = _free_port()
+    port = free_port()
     log = home / "serve.log"
     clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
     with log.open("w") as output:
@@ -335,7 +328,7 @@ def test_an_operator_command_given_the_service_url_names_the_owners_url(
         ["rulesets", "list"],
         ["figures", "release"],
         ["feed", "compact", "--older-than", "30"],
-        ["serve", "--dev", "--port", str(_free_port())],
+        ["serve", "--dev", "--port", str(free_port())],
     ):
         _needs_owner(_sinergi(tmp_path, service, *argv))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -26,7 +25,7 @@ from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
-from tests.support.served import wait_until_answering
+from tests.support.served import free_port, wait_until_answering
 
 CLIENT = "demo-walidata"
 
@@ -88,12 +87,6 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
     assert issued.json()["scope"] == "aggregates:read audit:read"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("dev", ["true", "1"])
 def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_clients(
     fresh_url: str, tmp_path: Path, dev: str
@@ -103,7 +96,7 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
     start handed tokens to demo clients registered later. One rule now: --dev. SINERGI_DEV of
     the shell's own is named as ignored (`1` stopped serve, read before serve set it)."""
     assert sinergi(fresh_url, "migrate")[0] == 0  # reference data, which clients name
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": as_service(fresh_url),

@@ -3,7 +3,6 @@ events, failing as it fails, a broken connection invalidated."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db.driver import DriverStatement, Pooled, check_out, fetch
 from db.engine import PLANNER_SETTINGS, autocommit, create_engine
 from db.errors import is_unavailable
+from tests.support.served import free_port
 from tests.support.statements import recorded_statements
 
 BACKEND = DriverStatement(text("SELECT pg_backend_pid() AS pid"))
@@ -169,9 +169,7 @@ async def test_a_dead_connection_retires_the_others_of_its_pool(
 
 
 async def test_no_server_to_check_out_from_is_an_outage() -> None:
-    with socket.socket() as probe:  # a port nothing listens on: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nothing listens on: connections are refused
     engine = create_engine(
         f"postgresql://postgres@127.0.0.1:{port}/none", statement_timeout_ms=1_000
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.served import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -62,9 +62,7 @@ def served(demo_url: str, api: Api) -> Iterator[str]:
         rate_limit=1_000_000,
         token_lifetime_seconds=TOKEN_LIFETIME,
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, database_url=as_service(demo_url)),

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db import embedded
 from sinergi.settings import MetricsAccess
 from tests.support.databases import with_database
-from tests.support.served import wait_until_answering
+from tests.support.served import free_port, wait_until_answering
 
 READ = "query OutageRead { msmes(first: 3) { nodes { nib name } } }"
 READERS = 4
@@ -84,12 +83,6 @@ class Postgres:
         assert str(self.server.get_uri()) == self.admin_url
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _sinergi(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "sinergi.cli", *args],
@@ -105,7 +98,7 @@ def _sinergi(env: dict[str, str], *args: str) -> str:
 
 def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`sinergi serve --workers 2`, ready; its process and base URL."""
-    port = _free_port()
+    port = free_port()
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port), "--workers", "2"],

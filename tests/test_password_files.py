@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sinergi.settings import Settings, SettingsError
 from tests.support.cli import sinergi
 from tests.support.databases import TEST_PASSWORD, as_service
-from tests.support.served import wait_until_answering
+from tests.support.served import free_port, wait_until_answering
 
 SERVICE = "postgresql://sinergi_service@db:5432/sinergi?sslmode=require"
 OWNER = "postgresql://sinergi_owner@db:5432/sinergi"
@@ -144,9 +143,7 @@ def test_serve_hands_its_workers_no_password_and_nothing_of_the_owner(fresh_url:
     }
     for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
         env.pop(name, None)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "sinergi.cli", "serve", "--workers", "2", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from sinergi.app import create_app
 from sinergi.demo_mode import DEMO_SECRET, load_demo_data, prepare_demo
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
+from tests.support.served import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -77,9 +77,7 @@ def served(fresh_url: str) -> Iterator[str]:
     asyncio.run(load_demo_data(fresh_url, msmes=300, seed=62))
     asyncio.run(prepare_demo(fresh_url, load_population=False, wait_seconds=600))
     settings = Settings(environment=Environment.DEVELOPMENT, dev=True, rate_limit=1_000_000)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, database_url=as_service(fresh_url)),

@@ -9,7 +9,6 @@ the rate-limit counters) goes there.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from tests.support.databases import run as run_sql
 from tests.support.feed_cursors import sealed
 from tests.support.graphql import principal, run
 from tests.support.http import Api
+from tests.support.served import free_port
 
 NIB = "7790000000001"
 READ = '{ msme(nib: "7790000000001") { name version } }'
@@ -215,9 +215,7 @@ async def _forget_writes(url: str, client_id: str) -> None:
 def test_reads_fall_back_to_the_primary_while_the_replica_is_unreachable(
     demo_url: str, api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nothing listens on: connections are refused
     settings = Settings(
         rate_limit=1_000_000,
         replica_url=f"postgresql://postgres@127.0.0.1:{port}/sinergi",

@@ -8,7 +8,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from auth import clients
 from db.engine import async_url
 from sinergi.demo_mode import DEMO_CLIENTS, register_demo_clients
 from tests.support.cli import sinergi
-from tests.support.served import wait_until_answering
+from tests.support.served import free_port, wait_until_answering
 
 
 @pytest.fixture
@@ -49,12 +48,6 @@ def _postmaster(home: Path) -> int | None:
     return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _embedded(home: Path) -> dict[str, str]:
     """The environment of a command run on the embedded server under `home`."""
     env = {**os.environ, "SINERGI_HOME": str(home), "SINERGI_LOG_LEVEL": "warning"}
@@ -65,7 +58,7 @@ def _embedded(home: Path) -> dict[str, str]:
 
 def _serve(home: Path, *options: str) -> subprocess.Popen[bytes]:
     """`sinergi serve OPTIONS…` on the embedded server under `home`, once it answers."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sinergi.cli", "serve", *options, "--port", str(port)],
         env=_embedded(home),
@@ -121,7 +114,7 @@ def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
     subprocess.run([*sinergi, "migrate"], env=env, check=True, timeout=120)  # reference data
     asyncio.run(register())
     refused = subprocess.run(
-        [*sinergi, "serve", "--port", str(_free_port())],
+        [*sinergi, "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -145,7 +138,7 @@ def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
 
     asyncio.run(rotate_and_revoke())
     still = subprocess.run(
-        [*sinergi, "serve", "--port", str(_free_port())],
+        [*sinergi, "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -163,7 +156,7 @@ def test_serve_without_dev_refuses_a_demo_secret_and_a_privileged_role(
 
     asyncio.run(revoke_the_last())
     privileged = subprocess.run(
-        [*sinergi, "serve", "--port", str(_free_port())],
+        [*sinergi, "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -184,7 +177,7 @@ def test_an_accepted_privileged_role_is_logged_and_probes_log_no_migration_lines
     env |= {"SINERGI_LOG_LEVEL": "info", "SINERGI_LOG_FORMAT": "text"}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV", "SINERGI_UNSAFE_PRIVILEGED_ROLE"):
         env.pop(name, None)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.PIPE, text=True
@@ -213,7 +206,7 @@ def test_dev_serve_says_why_a_database_url_database_has_no_population(
     env |= {"SINERGI_LOG_LEVEL": "warning", "SINERGI_LOG_FORMAT": "text"}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
         env.pop(name, None)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(port)],
         env=env,
@@ -269,7 +262,7 @@ def test_dev_serve_refuses_a_database_serving_real_organisations(
     env |= {"SINERGI_LOG_LEVEL": "warning"}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(_free_port())]
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(free_port())]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _, said = process.communicate(timeout=120)
@@ -322,13 +315,13 @@ def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts
     env |= {"PROMETHEUS_MULTIPROC_DIR": str(metrics), "SINERGI_LOG_LEVEL": "warning"}
     for name in ("SINERGI_ENV", "SINERGI_UNSAFE_PRIVILEGED_ROLE"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(_free_port())]
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(free_port())]
     refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2  # DATABASE_URL is the owner's
     assert "refusing to serve" in refused.stderr
     assert sorted(path.name for path in metrics.iterdir()) == sorted(stale + kept)
 
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--unsafe-privileged-role"], env=env, stdout=subprocess.DEVNULL

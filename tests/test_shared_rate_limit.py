@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,18 +25,11 @@ from auth import clients
 from db.engine import create_engine
 from sinergi.rate_limit import SYNC_SECONDS
 from tests.support.databases import as_service
-from tests.support.served import DEMO_SERVED, uvicorn_command, wait_until_answering
+from tests.support.served import DEMO_SERVED, free_port, uvicorn_command, wait_until_answering
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def servers(demo_url: str) -> Iterator[list[str]]:
     bases: list[str] = []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             process = subprocess.Popen(
                 uvicorn_command(port, env),
                 env=env,

@@ -34,18 +34,12 @@ from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.clients import registered
 from tests.support.databases import as_service
-from tests.support.served import served, wait_until_answering
+from tests.support.served import free_port, served, wait_until_answering
 
 PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 WATCH = "subscription { msmeChanges { endCursor } }"
 INIT_TIMEOUT_SECONDS = 2
 """The served app's body timeout, which also bounds how long a socket may wait to identify."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +62,7 @@ def serve(module_reference_url: str) -> Iterator[tuple[str, Path]]:
     }
     for inherited in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_OWNER_URL"):
         env.pop(inherited, None)
-    port = _free_port()
+    port = free_port()
     log = home / "serve.log"
     with log.open("w") as sink:
         process = subprocess.Popen(

@@ -24,7 +24,9 @@ the tests mint in theirs (tests/conftest.py, `_demo_secret_accepted`): without `
 refuses them, as a `serve --dev` on its database could have issued them."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free when asked: bound, its number read, and let go again, for a server
+    (or a connection that is to be refused) to use next."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -94,7 +96,7 @@ def served_process(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """As `served`, with the server's process too (a test that stops it with SIGSTOP), and
     `settings` in its environment beside the ones tests need."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
