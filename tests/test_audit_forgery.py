@@ -32,6 +32,7 @@ from db.seals import (
     new_nonce,
 )
 from sinergi.audit_sealer import AuditSealer
+from tests.support.audit_trail import ENTRIES, KEY, Trail, sealed_trail, verify
 from tests.support.databases import (
     TEST_OWNER,
     TEST_PASSWORD,
@@ -39,9 +40,10 @@ from tests.support.databases import (
     as_service,
     drop_database,
 )
+from tests.support.databases import run as sql
 from tests.support.graphql import SCHEMA, principal, request_context
-from tests.test_audit_tampering import CUSTODIAN, ENTRIES, KEY, Trail, _verify, _write_and_seal
 
+CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 VICTIM = "6271995204880001"
 KALBAR = principal(OrgKind.PROVINCE, "61")
 FORGED = (
@@ -55,25 +57,15 @@ INSERT_SIGNED = (
 )
 
 
-async def _as(url: str, statement: str, *arguments: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return list(await connection.fetch(statement, *arguments))
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def trail(fresh_url: str, tmp_path: Path) -> Trail:
     """`ENTRIES` entries written by the service and sealed, as test_audit_tampering's."""
-    checkpoints = tmp_path / "audit-checkpoints.jsonl"
-    asyncio.run(_write_and_seal(fresh_url, checkpoints, ENTRIES, seal=True))
-    return Trail(fresh_url, checkpoints)
+    return sealed_trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
 
 
 def _as_service(trail: Trail, statement: str, *arguments: Any) -> list[asyncpg.Record]:
     """What whoever holds the service's database credentials may run."""
-    return asyncio.run(_as(as_service(trail.owner_url), statement, *arguments))
+    return sql(as_service(trail.owner_url), statement, *arguments)
 
 
 def _seal(trail: Trail) -> None:
@@ -115,8 +107,8 @@ def test_an_entry_inserted_without_a_mac_is_refused_or_sealed_past_and_named(
     and verify names it."""
     with pytest.raises(asyncpg.CheckViolationError, match="carries no MAC"):
         _as_service(trail, INSERT, KALBAR.client_id, FORGED, [VICTIM])
-    asyncio.run(_as(trail.owner_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_signed"))
-    asyncio.run(_as(trail.owner_url, INSERT, KALBAR.client_id, FORGED, [VICTIM]))
+    sql(trail.owner_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_signed")
+    sql(trail.owner_url, INSERT, KALBAR.client_id, FORGED, [VICTIM])
     with caplog.at_level(logging.ERROR, logger="sinergi.audit"):
         _seal(trail)
     forged = ENTRIES + 1
@@ -124,7 +116,7 @@ def test_an_entry_inserted_without_a_mac_is_refused_or_sealed_past_and_named(
     # Sealing went on: a genuine entry after the forged one is sealed too.
     asyncio.run(_genuine(trail.owner_url, 1))
     _seal(trail)
-    verified = _verify(trail)
+    verified = verify(trail)
     assert verified.returncode == 1, verified.stdout
     assert f"audit chain broken at entry {forged}: {MAC_MISSING}\n" in verified.stdout
     assert "audit chain broken" not in verified.stdout.replace(
@@ -137,7 +129,7 @@ def test_a_mac_copied_onto_other_content_is_named(trail: Trail) -> None:
     fresh = uuid.uuid4().hex
     _as_service(trail, INSERT_SIGNED, KALBAR.client_id, FORGED, [VICTIM], genuine[0], fresh)
     _seal(trail)
-    verified = _verify(trail)
+    verified = verify(trail)
     assert verified.returncode == 1, verified.stdout
     assert f"audit chain broken at entry {ENTRIES + 1}: {MAC_MISMATCH}\n" in verified.stdout
 
@@ -159,12 +151,10 @@ def test_a_genuine_entry_replayed_is_refused_and_named(trail: Trail) -> None:
     the constraint, can, and verify names the copy with the entry it copies."""
     with pytest.raises(asyncpg.UniqueViolationError):
         _as_service(trail, REPLAY)
-    asyncio.run(
-        _as(trail.owner_url, "ALTER TABLE audit_log DROP CONSTRAINT uq_audit_log_entry_nonce")
-    )
+    sql(trail.owner_url, "ALTER TABLE audit_log DROP CONSTRAINT uq_audit_log_entry_nonce")
     _as_service(trail, REPLAY)
     _seal(trail)
-    verified = _verify(trail)
+    verified = verify(trail)
     assert verified.returncode == 1, verified.stdout
     assert (
         f"audit chain broken at entry {ENTRIES + 1}: its nonce is entry 2's: a copy of a genuine"
@@ -178,7 +168,7 @@ def test_genuine_entries_verify_clean(trail: Trail) -> None:
     extra = {"operation": "x", "z": {"b": [1, "ü|"], "a": None}, "records": {"msme": 2}}
     asyncio.run(_genuine(trail.owner_url, 3, extra=extra))
     _seal(trail)
-    verified = _verify(trail)
+    verified = verify(trail)
     assert verified.returncode == 0, verified.stdout
     assert "audit chain intact" in verified.stdout
 
@@ -200,20 +190,20 @@ def test_entries_from_before_macs_verify_and_none_may_follow_them(
         url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
         upgrade(url, "0050")  # granted at head: today's grants name columns 0050 lacks
         for n in range(3):
-            asyncio.run(_as(url, INSERT, "before-macs", f'{{"n": {n}}}', []))
+            sql(url, INSERT, "before-macs", f'{{"n": {n}}}', [])
         upgrade(url, service_role=TEST_SERVICE)
-        (boundary,) = asyncio.run(_as(url, "SELECT from_seq FROM audit_entry_macs"))
+        (boundary,) = sql(url, "SELECT from_seq FROM audit_entry_macs")
         assert boundary[0] == 4
         trail_ = Trail(url, tmp_path / "checkpoints.jsonl")
         asyncio.run(_genuine(url, 1))
         _seal(trail_)
-        verified = _verify(trail_)
+        verified = verify(trail_)
         assert verified.returncode == 0, verified.stdout
         assert "audit chain intact: 4 entries verified, 4 sealed" in verified.stdout
         with pytest.raises(asyncpg.CheckViolationError, match="older than migration 0051"):
-            asyncio.run(_as(as_service(url), INSERT, "after-macs", '{"n": 9}', []))
+            sql(as_service(url), INSERT, "after-macs", '{"n": 9}', [])
         _seal(trail_)
-        assert _verify(trail_).returncode == 0
+        assert verify(trail_).returncode == 0
     finally:
         asyncio.run(drop_database(server_url, name))
 
@@ -291,7 +281,7 @@ def test_a_mac_beyond_ascii_stored_before_the_check_is_sealed_past_and_named(
         url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
         upgrade(url, "0051")
         forged = [KALBAR.client_id, FORGED, [VICTIM], BEYOND_ASCII, new_nonce()]
-        asyncio.run(_as(url, INSERT_SIGNED, *forged))
+        sql(url, INSERT_SIGNED, *forged)
         upgrade(url, service_role=TEST_SERVICE)
         planted = Trail(url, tmp_path / "checkpoints.jsonl")
         asyncio.run(_genuine(url, 2))
@@ -300,7 +290,7 @@ def test_a_mac_beyond_ascii_stored_before_the_check_is_sealed_past_and_named(
         assert f"audit entry 1 {MAC_MISMATCH}: sealed past it" in caplog.text
         assert "could not seal" not in caplog.text
         assert "sealing the audit trail failed" not in caplog.text
-        verified = _verify(planted)
+        verified = verify(planted)
         assert verified.returncode == 1, verified.stdout
         assert f"audit chain broken at entry 1: {MAC_MISMATCH}\n" in verified.stdout
         assert "audit chain broken" not in verified.stdout.replace(

@@ -23,14 +23,12 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from db.engine import autocommit, create_engine
-from db.queries.audit import AuditWriter
 from db.seals import key_fingerprint, read_checkpoint
 from sinergi import audit_key
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
-from tests.support.audit_trail import written_and_sealed
+from tests.support.audit_trail import written, written_and_sealed
 from tests.support.databases import as_service, run
 
 KEY = secrets.token_bytes(32)
@@ -406,7 +404,7 @@ def test_verify_with_another_key_on_a_trail_never_sealed_says_nothing_is_sealed(
     (trail,) = run(fresh_url, "SELECT id::text FROM audit_trail")
     service = as_service(fresh_url)
     run(service, "SELECT record_audit_key_fingerprint($1)", key_fingerprint(KEY, trail[0]))
-    asyncio.run(_written(service, 3))
+    asyncio.run(written(service, KEY, 3))
     returncode, out, err = _verify(fresh_url, tmp_path / "none.jsonl", secrets.token_bytes(32))
     assert returncode == 1, err  # a finding, as the README's audit section says
     assert "nothing is sealed yet, so the key cannot be checked against the trail" in out
@@ -414,14 +412,3 @@ def test_verify_with_another_key_on_a_trail_never_sealed_says_nothing_is_sealed(
     assert "as only the owner can" not in out
     # The entries' MACs, made with the trail's key, fail under another.
     assert "audit chain broken at entries 1 to 3: does not match its MAC" in out
-
-
-async def _written(service_url: str, entries: int) -> None:
-    """`entries` entries written as the service writes them, signed with the trail's key."""
-    engine = create_engine(service_url, statement_timeout_ms=10_000)
-    try:
-        writer = AuditWriter(autocommit(engine), KEY)
-        for n in range(entries):
-            await writer.append(client_id="x", entry={"n": n}, subjects=[])
-    finally:
-        await engine.dispose()

@@ -16,24 +16,14 @@ import asyncpg
 import pytest
 
 from auth.scopes import OrgKind
-from db.engine import autocommit, create_engine
-from db.queries.audit import AuditWriter
+from db.engine import create_engine
+from tests.support.audit_trail import written
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 FAR = 2**31 + 5
 """Past a 32-bit Int."""
-
-
-async def _append(url: str, count: int) -> None:
-    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
-    try:
-        writer = AuditWriter(autocommit(engine), bytes(32))
-        for n in range(count):
-            await writer.append(client_id="positions-test", entry={"n": n}, subjects=[])
-    finally:
-        await engine.dispose()
 
 
 async def _chain_on_from(url: str, seq: int) -> None:
@@ -60,9 +50,9 @@ async def _chain_on_from(url: str, seq: int) -> None:
 @pytest.fixture
 def far(fresh_url: str) -> str:
     """Entries 1 and 2, then FAR and FAR + 1, the last appended by the service as usual."""
-    asyncio.run(_append(fresh_url, 2))
+    asyncio.run(written(fresh_url, bytes(32), 2))
     asyncio.run(_chain_on_from(fresh_url, FAR))
-    asyncio.run(_append(fresh_url, 1))
+    asyncio.run(written(fresh_url, bytes(32), 1))
     return fresh_url
 
 

@@ -24,10 +24,10 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from db.engine import autocommit, create_engine
-from db.queries.audit import AuditWriter
+from db.engine import create_engine
 from sinergi.audit_sealer import AuditSealer
 from sinergi.cli import main
+from tests.support.audit_trail import written
 from tests.support.databases import TEST_SERVICE, as_service, run
 
 KEY = secrets.token_bytes(32)
@@ -46,16 +46,6 @@ async def _lock_held_by_the_service(url: str) -> AsyncIterator[None]:
         yield
     finally:
         await connection.close()
-
-
-async def _append(url: str, count: int) -> None:
-    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
-    try:
-        writer = AuditWriter(autocommit(engine), KEY)
-        for n in range(count):
-            await writer.append(client_id="stall-test", entry={"n": n}, subjects=[])
-    finally:
-        await engine.dispose()
 
 
 async def _seal_round(url: str, checkpoints: Path) -> None:
@@ -88,13 +78,13 @@ def test_sealing_held_off_by_the_service_role_is_logged_counted_and_fails_verify
     fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
-    asyncio.run(_append(fresh_url, SEALED))
+    asyncio.run(written(fresh_url, KEY, SEALED))
     asyncio.run(_seal_round(fresh_url, checkpoints))
     stalls = REGISTRY.get_sample_value(STALLS) or 0.0
 
     async def held_off() -> None:
         async with _lock_held_by_the_service(fresh_url):
-            await _append(fresh_url, WAITING)
+            await written(fresh_url, KEY, WAITING)
             # Just written: the lock's holder may be sealing them as we speak.
             await _seal_round(fresh_url, checkpoints)
             assert REGISTRY.get_sample_value(STALLS) == stalls
@@ -137,10 +127,10 @@ def test_sealing_that_fails_with_the_database_there_is_an_error_counted_and_a_st
     the bound, a stall. It was logged as a warning, the database unavailable, and nothing else
     showed it."""
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
-    asyncio.run(_append(fresh_url, SEALED))
+    asyncio.run(written(fresh_url, KEY, SEALED))
     asyncio.run(_seal_round(fresh_url, checkpoints))
     run(fresh_url, f"REVOKE INSERT ON audit_seals FROM {TEST_SERVICE}")
-    asyncio.run(_append(fresh_url, WAITING))
+    asyncio.run(written(fresh_url, KEY, WAITING))
     failures = REGISTRY.get_sample_value(FAILURES) or 0.0
     stalls = REGISTRY.get_sample_value(STALLS) or 0.0
     with caplog.at_level("WARNING", logger="sinergi.audit"):

@@ -21,13 +21,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from db.engine import autocommit, create_engine
-from db.queries.audit import AuditWriter
+from db.engine import create_engine
 from db.seals import read_checkpoint
 from sinergi import checkpoint_syslog
 from sinergi.audit_sealer import AuditSealer
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import Settings, SettingsError
+from tests.support.audit_trail import written
 from tests.support.certificates import authority
 from tests.support.databases import as_service
 from tests.support.served import served_process
@@ -36,16 +36,6 @@ from tests.support.syslog import collector, frames, stream_collector
 KEY = secrets.token_bytes(32)
 FAILURES = "sinergi_audit_syslog_failures_total"
 DATAGRAM = re.compile(rb"<85>sinergi-audit\[(\d+)\]: (\{.*\})\n")
-
-
-async def _append(url: str, entries: int) -> None:
-    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
-    try:
-        writer = AuditWriter(autocommit(engine), KEY)
-        for n in range(entries):
-            await writer.append(client_id="syslog-test", entry={"n": n}, subjects=[])
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -89,7 +79,7 @@ def test_a_host_name_the_resolver_would_refuse_is_refused_at_start() -> None:
 
 
 def test_serve_sends_the_checkpoint_it_writes(fresh_url: str, tmp_path: Path) -> None:
-    asyncio.run(_append(fresh_url, 3))
+    asyncio.run(written(fresh_url, KEY, 3))
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
     with collector() as syslog:
         settings = {
@@ -114,7 +104,7 @@ def test_serve_sends_the_checkpoint_it_writes(fresh_url: str, tmp_path: Path) ->
 
 
 def test_serve_counts_the_checkpoints_it_could_not_send(fresh_url: str, tmp_path: Path) -> None:
-    asyncio.run(_append(fresh_url, 1))
+    asyncio.run(written(fresh_url, KEY, 1))
     settings = {
         "SINERGI_AUDIT_KEY": KEY.hex(),
         "SINERGI_AUDIT_CHECKPOINTS": str(tmp_path / "audit-checkpoints.jsonl"),
@@ -143,7 +133,7 @@ def _metrics(base: str) -> dict[str, float]:
 
 
 async def _publish(sealer: AuditSealer, url: str) -> None:
-    await _append(url, 1)
+    await written(url, KEY, 1)
     await sealer.publish()
     await sealer.sent()
 
@@ -309,7 +299,7 @@ def test_serve_sends_the_checkpoint_over_tls_to_a_collector_it_trusts(
 ) -> None:
     """The collector reads to Sinergi's close_notify, so a frame cut short is never taken for
     a whole one; one that closes without answering it counts as delivered all the same."""
-    asyncio.run(_append(fresh_url, 2))
+    asyncio.run(written(fresh_url, KEY, 2))
     ca = authority("Dinas Kominfo CA")
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
     with stream_collector(ca.server_context("localhost", tmp_path), answers) as syslog:
@@ -421,7 +411,7 @@ def test_a_collector_that_never_answers_does_not_slow_sealing(
         took = []
         try:
             for _ in range(4):
-                await _append(fresh_url, 1)
+                await written(fresh_url, KEY, 1)
                 started = time.monotonic()
                 await sealer.publish()
                 took.append(time.monotonic() - started)

@@ -13,7 +13,6 @@ import contextlib
 import io
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,69 +22,27 @@ import pytest
 from prometheus_client import REGISTRY
 
 from auth.scopes import OrgKind
-from db.engine import autocommit, create_engine
-from db.queries.audit import AuditWriter
+from db.engine import create_engine
 from sinergi import checkpoint_file
-from sinergi.audit_sealer import AuditSealer
-from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.cli import main
+from tests.support.audit_trail import (
+    ENTRIES,
+    KEY,
+    Trail,
+    sealed_trail,
+    verify,
+    written_for_tampering,
+)
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.support.syslog import as_daemon_writes, collector
 
-KEY = secrets.token_bytes(32)
-ENTRIES = 6
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
-
-
-@dataclass(frozen=True)
-class Trail:
-    owner_url: str
-    checkpoints: Path
-
-
-async def _write_and_seal(
-    url: str, checkpoints: Path, count: int, *, seal: bool, syslog: SyslogAddress | None = None
-) -> None:
-    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
-    try:
-        writer = AuditWriter(autocommit(engine), KEY)
-        for n in range(count):  # one at a time: each its own batch, as lone requests are
-            await writer.append(
-                client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]
-            )
-        if seal:
-            sealer = AuditSealer(engine, KEY, checkpoints, 1, syslog)
-            await sealer.publish()
-            await sealer.sent()
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
 def trail(fresh_url: str, tmp_path: Path) -> Trail:
-    checkpoints = tmp_path / "audit-checkpoints.jsonl"
-    asyncio.run(_write_and_seal(fresh_url, checkpoints, ENTRIES, seal=True))
-    return Trail(fresh_url, checkpoints)
-
-
-@dataclass(frozen=True)
-class Verified:
-    returncode: int
-    stdout: str
-
-
-def _verify(trail: Trail, key: bytes = KEY) -> Verified:
-    """`sinergi audit verify` as an operator runs it, with the service's URL."""
-    out = io.StringIO()
-    env = {
-        "DATABASE_URL": as_service(trail.owner_url),
-        "SINERGI_AUDIT_KEY": key.hex(),
-        "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
-    }
-    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
-        returncode = main(["audit", "verify"])
-    return Verified(returncode, out.getvalue())
+    return sealed_trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
 
 
 def _as_owner(trail: Trail, *statements: str) -> None:
@@ -128,7 +85,7 @@ END $$
 
 
 def test_an_untouched_trail_verifies(trail: Trail) -> None:
-    intact = _verify(trail)
+    intact = verify(trail)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"intact: {ENTRIES} entries verified, {ENTRIES} sealed (0 written" in intact.stdout
     assert "sealed (0 written since the last seal), 1 checkpoint\n" in intact.stdout
@@ -138,8 +95,8 @@ def test_an_untouched_trail_verifies(trail: Trail) -> None:
 
 
 def test_entries_written_since_the_last_seal_are_not_an_error(trail: Trail) -> None:
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
-    intact = _verify(trail)
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
+    intact = verify(trail)
     assert intact.returncode == 0, intact.stdout
     assert f"{ENTRIES + 2} entries verified, {ENTRIES} sealed (2 written since" in intact.stdout
 
@@ -149,13 +106,13 @@ def test_sealing_stops_at_an_entry_rewritten_before_its_seal_and_counts_it(
 ) -> None:
     """The metric an operator alerts on: an entry rewritten before it was sealed is never
     sealed, nor is any after it."""
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
     _as_owner(trail, """UPDATE audit_log SET entry = '{"n": 99}' WHERE seq = 7""")
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 0, seal=True))
     assert REGISTRY.get_sample_value(refusals) == before + 1  # (other apps here refuse none)
-    broken = _verify(trail)
+    broken = verify(trail)
     assert "broken at entry 7: content does not match its hash" in broken.stdout
 
 
@@ -163,7 +120,7 @@ def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Tra
     """An insider with the service's credentials may insert seals (the sealer does, as that
     role) but cannot make one the key reproduces: the sealer builds nothing on it, signs no
     checkpoint of it, and `audit verify` names it."""
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
 
     async def forge() -> None:
         connection = await asyncpg.connect(as_service(trail.owner_url))
@@ -178,10 +135,10 @@ def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Tra
     checkpoints = trail.checkpoints.read_text()
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 1, seal=True))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 1, seal=True))
     assert REGISTRY.get_sample_value(refusals) == before + 1
     assert trail.checkpoints.read_text() == checkpoints
-    broken = _verify(trail)
+    broken = verify(trail)
     assert f"broken at entry {ENTRIES + 1}: does not match its seal" in broken.stdout
     assert f"{ENTRIES + 3} entries verified" not in broken.stdout
 
@@ -226,11 +183,11 @@ def test_the_service_role_cannot_write_a_seal_out_of_place(
 ) -> None:
     """A seal written ahead of the trail was invisible to `audit verify` and, once the trail
     reached it, stopped sealing for good (seals are append-only). The sealer still seals."""
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
     with pytest.raises(asyncpg.CheckViolationError, match=refusal):
         asyncio.run(_seal_as_service(trail.owner_url, seqs))
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
-    intact = _verify(trail)
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 0, seal=True))
+    intact = verify(trail)
     assert intact.returncode == 0, intact.stdout
     assert f"{ENTRIES + 2} entries verified, {ENTRIES + 2} sealed (0 written" in intact.stdout
 
@@ -242,8 +199,8 @@ def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
     verify` names it before the trail reaches it, and the sealer stops, saying where."""
     planted = 20  # ENTRIES + 14: ahead of the trail
     _as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, repeat('d', 64))")
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=False))
-    broken = _verify(trail)
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
+    broken = verify(trail)
     assert broken.returncode == 1
     lines = [line for line in broken.stdout.splitlines() if "broken" in line]
     assert lines == [
@@ -253,28 +210,28 @@ def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
     with caplog.at_level("ERROR", logger="sinergi.audit"):
-        asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+        asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 0, seal=True))
     assert REGISTRY.get_sample_value(refusals) == before + 1
     assert f"audit entry {planted} has a seal but no entry: sealing stopped" in caplog.text
 
 
 def test_a_rewritten_entry_is_named(trail: Trail) -> None:
     _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert "broken at entry 3: content does not match its hash" in broken.stdout
 
 
 def test_a_rewritten_entry_with_its_chain_recomputed_is_named(trail: Trail) -> None:
     _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3", RECOMPUTE_FROM_3)
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 3 to {ENTRIES}: does not match its seal" in broken.stdout
 
 
 def test_a_deleted_middle_entry_is_named(trail: Trail) -> None:
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3")
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert "broken at entry 3: missing: the sequence has a gap" in broken.stdout
     assert broken.stdout.count("broken at") == 1  # the entries after it still check out
@@ -291,7 +248,7 @@ def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
         "UPDATE audit_log SET seq = -seq - 1 WHERE seq < 0",
         RECOMPUTE_FROM_3,
     )
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 3 to {ENTRIES - 1}: does not match its seal" in broken.stdout
     assert f"broken at entry {ENTRIES}: missing: a checkpoint of " in broken.stdout
@@ -299,7 +256,7 @@ def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
 
 def test_deleted_newest_entries_are_named(trail: Trail) -> None:
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 5 to {ENTRIES}: missing: a checkpoint of " in broken.stdout
 
@@ -314,7 +271,7 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
     with collector() as syslog:
         for count in (4, 2):
             asyncio.run(
-                _write_and_seal(
+                written_for_tampering(
                     fresh_url, trail.checkpoints, count, seal=True, syslog=syslog.address
                 )
             )
@@ -325,10 +282,10 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
     first, _ = trail.checkpoints.read_text().splitlines(keepends=True)
     trail.checkpoints.write_text(first)
 
-    fooled = _verify(trail)
+    fooled = verify(trail)
     assert fooled.returncode == 0  # the file alone vouches for the shortened trail
     assert f"{trail.checkpoints}: the newest checkpoint covers entries to 4, at " in fooled.stdout
-    caught = _verify(Trail(fresh_url, collected))
+    caught = verify(Trail(fresh_url, collected))
     assert caught.returncode == 1
     assert f"{collected}: the newest checkpoint covers entries to 6, at " in caught.stdout
     assert "broken at entries 5 to 6: missing: a checkpoint of " in caught.stdout
@@ -337,7 +294,7 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
 def test_deleted_seals_are_named(trail: Trail) -> None:
     """Dropping the seals to pass rewritten entries off as not yet sealed does not work."""
     _as_owner(trail, "DELETE FROM audit_seals WHERE seq >= 4")
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 4 to {ENTRIES}: its seal is missing" in broken.stdout
 
@@ -345,7 +302,7 @@ def test_deleted_seals_are_named(trail: Trail) -> None:
 def test_a_checkpoint_not_signed_with_the_key_is_reported(trail: Trail) -> None:
     forged = checkpoint_file.read(trail.checkpoints, KEY).checkpoints[-1]
     checkpoint_file.append(trail.checkpoints, forged.signed_line(secrets.token_bytes(32)))
-    reported = _verify(trail)
+    reported = verify(trail)
     assert reported.returncode == 1
     assert f"{trail.checkpoints}:2: its signature does not match this key" in reported.stdout
 
@@ -417,7 +374,7 @@ def test_a_collectors_checkpoint_line_of_any_content_is_reported_and_the_rest_re
 
 
 def test_another_key_fails_every_seal(trail: Trail) -> None:
-    wrong = _verify(trail, secrets.token_bytes(32))
+    wrong = verify(trail, secrets.token_bytes(32))
     assert wrong.returncode == 1
     assert f"broken at entries 1 to {ENTRIES}: does not match its seal" in wrong.stdout
 
@@ -431,7 +388,7 @@ def test_a_break_planted_early_does_not_hide_a_later_one(trail: Trail) -> None:
         "DELETE FROM audit_seals WHERE seq = 5",
         "DELETE FROM audit_log WHERE seq = 5",
     )
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     lines = [line for line in broken.stdout.splitlines() if "broken" in line]
     assert lines == [
@@ -520,7 +477,7 @@ def test_an_entry_stored_with_subjects_that_are_not_niks_is_read_around_and_name
     niks = ["6271995204880001"] if "NULL" in subjects else ["6271995204880001", "6271995204880002"]
     assert shown == {planted: niks, planted - 1: [f"3171{ENTRIES - 1:012d}"]}
     assert audited == sorted({*niks, f"3171{ENTRIES - 1:012d}"})
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entry {planted}: its subjects are not a list of NIKs" in broken.stdout
 
@@ -576,13 +533,13 @@ def test_an_unreadable_entry_is_named_and_sealed_past(
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
     with caplog.at_level("ERROR", logger="sinergi.audit"):
-        asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 0, seal=True))
+        asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 0, seal=True))
     assert REGISTRY.get_sample_value(refusals) == before + 1
     assert f"audit entry {planted} cannot be read" in caplog.text
     # Later entries are sealed on the planted one's seal (the newest when this round starts).
-    asyncio.run(_write_and_seal(trail.owner_url, trail.checkpoints, 2, seal=True))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=True))
     assert REGISTRY.get_sample_value(refusals) == before + 1  # named once, when sealed past
-    broken = _verify(trail)
+    broken = verify(trail)
     assert broken.returncode == 1
     lines = [line for line in broken.stdout.splitlines() if "broken" in line]
     assert len(lines) == 1, broken.stdout

@@ -1,11 +1,20 @@
 """An audit trail as a new database has it, grown behind the API's back, and what reading it
 cost a connection: for the tests that the chain and the seals cost no more as the trail grows
-(tests/test_audit_chain_plans.py, tests/test_audit_sealing_plans.py); and a trail written and
-sealed as the service does, for the tests of the key and the checkpoints."""
+(tests/test_audit_chain_plans.py, tests/test_audit_sealing_plans.py); a trail written and
+sealed as the service does, for the tests of the key and the checkpoints; and a sealed trail
+with `sinergi audit verify` run on it, for the tests of what an insider can hide from it
+(tests/test_audit_tampering.py, tests/test_audit_forgery.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -14,7 +23,14 @@ from db.engine import autocommit, create_engine
 from db.queries.audit import AuditWriter
 from db.seals import entry_key, entry_mac, new_nonce
 from sinergi.audit_sealer import AuditSealer
+from sinergi.checkpoint_syslog import SyslogAddress
+from sinergi.cli import main
 from tests.support.databases import as_service
+
+KEY = secrets.token_bytes(32)
+"""The audit key `sealed_trail`'s entries are signed and sealed with, and `verify` checks with."""
+ENTRIES = 6
+"""The entries of a `sealed_trail`."""
 
 _APPEND = text(
     "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
@@ -75,3 +91,59 @@ async def written_and_sealed(url: str, key: bytes, checkpoints: Path, entries: i
         await AuditSealer(engine, key, checkpoints, 1).publish()
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The trail of the database `owner_url` (the owner's URL), its checkpoints published to
+    the file `checkpoints`."""
+
+    owner_url: str
+    checkpoints: Path
+
+
+async def written_for_tampering(
+    url: str, checkpoints: Path, count: int, *, seal: bool, syslog: SyslogAddress | None = None
+) -> None:
+    """`count` entries written as the service writes them (each naming a data subject, and
+    holding the database's `|` separator), signed with `KEY`; if `seal`, then sealed and
+    checkpointed to `checkpoints` (and sent to `syslog`) as `serve` seals them."""
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        writer = AuditWriter(autocommit(engine), KEY)
+        for n in range(count):  # one at a time: each its own batch, as lone requests are
+            await writer.append(
+                client_id="tamper-test", entry={"n": n, "note": "a|b"}, subjects=[f"3171{n:012d}"]
+            )
+        if seal:
+            sealer = AuditSealer(engine, KEY, checkpoints, 1, syslog)
+            await sealer.publish()
+            await sealer.sent()
+    finally:
+        await engine.dispose()
+
+
+def sealed_trail(url: str, checkpoints: Path) -> Trail:
+    """`ENTRIES` entries `written_for_tampering` on the database at `url` (the owner's), and
+    sealed to `checkpoints`."""
+    asyncio.run(written_for_tampering(url, checkpoints, ENTRIES, seal=True))
+    return Trail(url, checkpoints)
+
+
+@dataclass(frozen=True)
+class Verified:
+    returncode: int
+    stdout: str
+
+
+def verify(trail: Trail, key: bytes = KEY) -> Verified:
+    """`sinergi audit verify` as an operator runs it, with the service's URL."""
+    out = io.StringIO()
+    env = {
+        "DATABASE_URL": as_service(trail.owner_url),
+        "SINERGI_AUDIT_KEY": key.hex(),
+        "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
+    }
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+        returncode = main(["audit", "verify"])
+    return Verified(returncode, out.getvalue())
