@@ -33,6 +33,9 @@ class AccessNotes:
     itemises them in the audit entry."""
     trail_read: bool = False
     """The request read the audit trail: recorded whatever it found (`trail_was_read`)."""
+    positions: set[int] | None = None
+    """The positions of the audit entries it handed out (`entries_returned`); None when it
+    returned none, as a request that did not page the trail."""
 
     def field_used(self, name: str, scopes: Iterable[str]) -> None:
         self.fields.setdefault(name, sorted(scopes))
@@ -80,6 +83,13 @@ class AccessNotes:
         received a person's data is as much the trail's to tell as who did, and a custodian
         could otherwise ask it of anyone without a trace."""
         self.trail_read = True
+
+    def entries_returned(self, positions: Iterable[int]) -> None:
+        """Audit entries went out: their positions are named, not their subjects. Whose data they
+        handed out is theirs to say (`personalDataAccess` follows the positions, one level);
+        copied into this entry, each read of the newest entries copied the last read's subjects
+        again, and a polling custodian's entries grew without end."""
+        self.positions = (self.positions or set()) | set(positions)
 
     @property
     def worth_recording(self) -> bool:

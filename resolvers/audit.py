@@ -1,8 +1,11 @@
 """The custodian's view of the audit log (audit:read).
 
 Reading the trail hands out NIKs and who received them, so each read is itself an entry of the
-trail, whatever it found: the entries returned count as records, and their subjects and the
-person asked about as personal data handed out.
+trail, whatever it found: the entries returned count as records, named by their positions, and
+the person asked about as personal data handed out. The NIKs the returned entries name are not
+copied into the read's entry: `personalDataAccess` finds the read through those positions (one
+level: a read's entry names only whom it asked about), where a copy made each read of the newest
+entries carry the last read's subjects again, without end.
 """
 
 from __future__ import annotations
@@ -49,9 +52,7 @@ async def entries(
     notes.records_returned("audit_entry", len(page))
     if nik is not None:  # asked about, whether or not anyone received their data
         notes.personal_data_of(nik)
-    for row in page:
-        for subject in row.subjects:
-            notes.personal_data_of(subject)
+    notes.entries_returned(row.seq for row in page)
     return page
 
 

@@ -203,6 +203,7 @@ class AccessPolicy:
         touched: Touched,
         owner_columns: Collection[str] = (),
         owner_finances: Collection[str] = (),
+        positions: Collection[int] | None = None,
     ) -> dict[str, Any]:
         """The audit log's entry for a request that handed out records or personal data: who,
         why, which operation, the guarded fields it used with their scopes, every field it
@@ -217,7 +218,8 @@ class AccessPolicy:
         owner's finances (domain.personal.OWNER_FINANCES), as `Type.field`, that went out
         inside JSON the selection does not name (a feed's record, a record's history), itemised
         likewise; those the document selects are among `touched.personal` already
-        (schema/touched.py)."""
+        (schema/touched.py). `positions`: of the audit entries a read of the trail handed out,
+        in order (`AccessNotes.entries_returned`), which stand for the NIKs they name."""
         principal = self.principal
         in_records = {
             f"{OWNER_TYPE}.{field.name}" for field in OWNER_FIELDS if field.column in owner_columns
@@ -233,4 +235,4 @@ class AccessPolicy:
             "touched": sorted({*touched.fields, *in_records}),
             "personalFields": sorted({*touched.personal, *in_records}),
             "records": dict(records),
-        }
+        } | ({} if positions is None else {"positions": sorted(positions)})

@@ -61,6 +61,7 @@ async def record(
         touched=notes.touched,
         owner_columns=notes.owner_columns,
         owner_finances=notes.owner_finances,
+        positions=notes.positions,
     )
     await context.audit.append(
         client_id=context.principal.client_id, entry=entry, subjects=notes.subjects

@@ -32,11 +32,16 @@ class AuditEntry:
     at: datetime
     client_id: str
     entry: JSON = strawberry.field(
-        description="Organisation, purpose, operation, document hash, fields and record counts."
+        description="Organisation, purpose, operation, document hash, fields and record counts;"
+        " for a read of the trail, the `positions` of the entries it returned, whose subjects"
+        " it handed out."
         " An entry stored in a form that cannot be read (written around the trail's checks;"
         ' `sinergi audit verify` names it) reads as {"unreadable": why}.'
     )
-    subjects: list[str] = strawberry.field(description="NIKs of the persons whose data was sent.")
+    subjects: list[str] = strawberry.field(
+        description="NIKs of the persons whose data was sent (for a read of the trail, the one"
+        " it asked about; those of the entries it returned are theirs)."
+    )
     hash: str
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Dialect,
     Text,
     TextClause,
@@ -506,8 +507,30 @@ async def entries(
     return list(await connection.execute(statement))
 
 
+_READER = AUDIT_LOG.alias("reader")
+# A read of the trail names the positions of the entries it returned (`positions` in its entry),
+# not their subjects; the expression and the predicate as the index on them (migration 0053)
+# states them, literals both, so the planner uses it whatever the statement's parameters.
+_POSITIONS = _READER.c.entry.op("->")(literal_column("'positions'"))
+_NAMES_POSITIONS = _READER.c.entry.op("?")(literal_column("'positions'"))
+
+
+def _handed_out(subject: str) -> CompoundSelect[tuple[int]]:
+    """The positions of the entries that handed out `subject`'s data: those naming them, and
+    the reads of the trail that returned one of those (through its `positions`, one level: a
+    read's entry names only the person it asked about, so a read of a read hands out no more)."""
+    named = select(AUDIT_LOG.c.seq).where(_naming(subject)).cte("named")
+    reads = (
+        select(_READER.c.seq)
+        .join(named, _POSITIONS.op("@>")(func.jsonb_build_array(named.c.seq)))
+        .where(_NAMES_POSITIONS)
+    )
+    return select(named.c.seq).union(reads)
+
+
 async def accessors_of(connection: AsyncConnection, subject: str) -> list[Record]:
-    """Which clients received this person's data, how often, first and last time."""
+    """Which clients received this person's data, how often, first and last time: the entries
+    naming them, and the reads of the trail that handed one of those out."""
     statement = (
         select(
             AUDIT_LOG.c.client_id,
@@ -516,7 +539,7 @@ async def accessors_of(connection: AsyncConnection, subject: str) -> list[Record
             func.min(AUDIT_LOG.c.at).label("first_at"),
             func.max(AUDIT_LOG.c.at).label("last_at"),
         )
-        .where(_naming(subject))
+        .where(AUDIT_LOG.c.seq.in_(_handed_out(subject)))
         .group_by(AUDIT_LOG.c.client_id)
         .order_by(AUDIT_LOG.c.client_id)
     )

@@ -1,0 +1,125 @@
+"""A read of the audit trail names the positions of the entries it returned, not their NIKs.
+
+It named every NIK of every entry it returned, so a custodian polling the newest entries got
+back its previous read among them and copied its subjects into the next: after 30 rounds of an
+agency reading 200 owners and the custodian reading 5 entries, each custodian entry named 6,000
+NIKs (some 100 KB), and they grew on without end. Each hand-out of a NIK to the custodian is
+still found by `personalDataAccess`, through the positions, one level deep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.scopes import OrgKind
+from db.engine import autocommit, create_engine
+from db.queries.audit import AuditWriter
+from tests.support.databases import as_service, run
+from tests.support.feed_cursors import default_audit_key
+from tests.support.graphql import principal
+from tests.support.graphql import run as graphql
+
+CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
+AUDITOR = dataclasses.replace(CUSTODIAN, client_id="test-custodian-growth-auditor")
+READER = principal(OrgKind.PROVINCE, "61")
+
+
+def _nik(round_: int, n: int) -> str:
+    return f"6188{round_:02d}{n:010d}"
+
+
+async def _poll(url: str, rounds: int, owners: int) -> list[Any]:
+    """Each round, an agency reads `owners` owners' data, then the custodian reads the newest
+    5 entries; the custodian's answers."""
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    answers = []
+    try:
+        for round_ in range(rounds):
+            # The agency's read, as an entry naming its owners, written as the service writes.
+            await _entry(engine, READER.client_id, [_nik(round_, n) for n in range(owners)])
+            answer = await graphql(
+                engine, CUSTODIAN, "{ auditEntries(first: 5) { position clientId subjects } }"
+            )
+            assert answer.errors is None, answer.errors
+            answers.append(answer.data["auditEntries"])
+    finally:
+        await engine.dispose()
+    return answers
+
+
+async def _entry(engine: AsyncEngine, client_id: str, subjects: list[str]) -> None:
+    writer = AuditWriter(autocommit(engine), default_audit_key())
+    await writer.append(client_id=client_id, entry={"records": {"msme": 1}}, subjects=subjects)
+
+
+def _custodians_entries(url: str) -> list[tuple[dict[str, Any], list[str]]]:
+    rows = run(
+        url,
+        "SELECT entry::text AS entry, subjects FROM audit_log WHERE client_id = $1 ORDER BY seq",
+        CUSTODIAN.client_id,
+    )
+    return [(json.loads(row["entry"]), list(row["subjects"])) for row in rows]
+
+
+def test_polling_the_newest_entries_does_not_grow_the_custodians_entries(fresh_url: str) -> None:
+    answers = asyncio.run(_poll(fresh_url, rounds=6, owners=40))
+    entries = _custodians_entries(fresh_url)
+    assert len(entries) == 6
+    for (entry, subjects), answer in zip(entries, answers, strict=True):
+        assert subjects == []  # it asked about no one
+        assert entry["positions"] == sorted(int(shown["position"]) for shown in answer)
+        assert entry["records"] == {"audit_entry": len(answer)}
+    # Each read returned the one before it: it names its position, and nothing of what it named.
+    newest = answers[-1]
+    assert [shown["clientId"] for shown in newest[:2]] == [READER.client_id, CUSTODIAN.client_id]
+    assert newest[1]["subjects"] == []
+
+
+async def _accessors(url: str, nik: str) -> dict[str, int]:
+    engine = create_engine(as_service(url), statement_timeout_ms=10_000)
+    try:
+        answer = await graphql(
+            engine, AUDITOR, f'{{ personalDataAccess(nik: "{nik}") {{ clientId times }} }}'
+        )
+    finally:
+        await engine.dispose()
+    assert answer.errors is None, answer.errors
+    return {access["clientId"]: access["times"] for access in answer.data["personalDataAccess"]}
+
+
+def test_who_received_a_nik_lists_the_custodian_reads_that_handed_it_out(fresh_url: str) -> None:
+    asyncio.run(_poll(fresh_url, rounds=3, owners=3))
+    # Round 0's owners were in the custodian's first three reads (5 newest entries each);
+    # round 2's only in its last.
+    assert asyncio.run(_accessors(fresh_url, _nik(0, 1))) == {
+        CUSTODIAN.client_id: 3,
+        READER.client_id: 1,
+    }
+    assert asyncio.run(_accessors(fresh_url, _nik(2, 0))) == {
+        CUSTODIAN.client_id: 1,
+        READER.client_id: 1,
+    }
+
+    # A read of those reads alone hands out no NIK of theirs: one level, no more.
+    async def read_the_reads() -> None:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+        try:
+            document = f'{{ auditEntries(clientId: "{CUSTODIAN.client_id}") {{ subjects }} }}'
+            answer = await graphql(engine, AUDITOR, document)
+        finally:
+            await engine.dispose()
+        assert answer.errors is None, answer.errors
+        assert all(shown["subjects"] == [] for shown in answer.data["auditEntries"])
+
+    asyncio.run(read_the_reads())
+    assert asyncio.run(_accessors(fresh_url, _nik(1, 0))) == {
+        CUSTODIAN.client_id: 2,
+        READER.client_id: 1,
+    }
+    # Asking is recorded, as the person asked about: the auditor's own questions are found.
+    assert asyncio.run(_accessors(fresh_url, _nik(2, 0)))[AUDITOR.client_id] == 1
