@@ -67,6 +67,12 @@ ATTACKS = {
     "drop the MAC's check": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_mac_shape",
     "drop the nonce's": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_nonce_shape",
     "drop the seal's": "ALTER TABLE audit_seals DROP CONSTRAINT ck_audit_seals_mac_shape",
+    "drop the trigger refusing oversized entries": "DROP TRIGGER audit_log_bounded ON audit_log",
+    "disable that one": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_bounded",
+    "replace the size check": (
+        "CREATE OR REPLACE FUNCTION audit_log_refuse_oversized() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+    ),
     "become the owner": "SET ROLE sinergi_test_owner",
     "backdate an entry": (
         "INSERT INTO audit_log (client_id, entry, subjects, at) "

@@ -96,12 +96,35 @@ class _Entry:
     nonce: str
 
 
-def _entry(key: bytes, client_id: str, entry: dict[str, Any], subjects: Iterable[str]) -> _Entry:
-    """The entry as it is sent, signed with the entry key `key` (`db.seals.entry_key`)."""
-    nonce = new_nonce()
+SUBJECTS_PER_ENTRY = 20_000
+"""The most people one entry names: an entry naming more is written as several, each naming a
+share of them (in order) and saying which `part` of how many `parts` it is, all in one
+statement. Some 340 KB of NIKs, well inside the 1 MiB the trail takes of an entry (migration
+0053), whatever a request or a `sinergi import msmes` of a whole register names."""
+
+
+def _entries(
+    key: bytes, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
+) -> list[_Entry]:
+    """The entry as it is sent, signed with the entry key `key` (`db.seals.entry_key`): one,
+    or its parts when it names more than `SUBJECTS_PER_ENTRY` people."""
     listed = sorted(set(subjects))
-    signed = entry_mac(key, nonce, client_id, entry, listed)
-    return _Entry(client_id, json_text(entry), listed, signed, nonce)
+    shares = [
+        listed[start : start + SUBJECTS_PER_ENTRY]
+        for start in range(0, len(listed), SUBJECTS_PER_ENTRY)
+    ]
+    if len(shares) <= 1:
+        return [_signed(key, client_id, entry, listed)]
+    return [
+        _signed(key, client_id, entry | {"part": part, "parts": len(shares)}, share)
+        for part, share in enumerate(shares, start=1)
+    ]
+
+
+def _signed(key: bytes, client_id: str, entry: dict[str, Any], subjects: list[str]) -> _Entry:
+    nonce = new_nonce()
+    signed = entry_mac(key, nonce, client_id, entry, subjects)
+    return _Entry(client_id, json_text(entry), subjects, signed, nonce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +179,9 @@ class AuditWriter:
         self, *, client_id: str, entry: dict[str, Any], subjects: Iterable[str]
     ) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(_entry(self._key, client_id, entry, subjects), done))
+        # An entry's parts share its future, and its batch: written together or not at all.
+        for one in _entries(self._key, client_id, entry, subjects):
+            self._waiting.append(_Pending(one, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
         await done
@@ -176,7 +201,9 @@ class AuditWriter:
                 except Exception as error:  # each request fails rather than go out unrecorded
                     failure = error
                 for pending in batch:
-                    if pending.done.done():  # its request was cancelled; the entry stands
+                    # Its request was cancelled (the entry stands), or another part of its
+                    # entry has answered it.
+                    if pending.done.done():
                         continue
                     if failure is None:
                         pending.done.set_result(None)
@@ -206,10 +233,10 @@ async def append_within(
     would wait for the lock, and fail past its statement timeout. Requests append through
     `AuditWriter`. `key`: the audit key, which signs the entry as `AuditWriter` signs its."""
     await connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
-    one = _entry(entry_key(key), client_id, entry, subjects)
-    stored = (await connection.execute(_APPEND_SQL, _parameters([one]))).scalar_one()
-    if stored != 1:
-        raise EntriesNotStored(f"{stored} of 1 entries stored")
+    parts = _entries(entry_key(key), client_id, entry, subjects)
+    stored = (await connection.execute(_APPEND_SQL, _parameters(parts))).scalar_one()
+    if stored != len(parts):
+        raise EntriesNotStored(f"{stored} of {len(parts)} entries stored")
 
 
 @dataclass(frozen=True, slots=True)

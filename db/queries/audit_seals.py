@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Dialect, Text, cast, func, select, text
+from sqlalchemy import Dialect, Text, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.types import TypeDecorator
@@ -48,6 +48,14 @@ PARTITION = 250
 the next ones are read, so a round never holds it for more than a few milliseconds: sealing a
 batch at once, two seconds of a busy server's entries, stalled every request for 50-70 ms
 (a lookup's p99 under load was 72 ms, 17 ms with sealing off)."""
+PARTITION_BYTES = 4 * 1_048_576
+"""And no more of them than come to this, their `entry` and `subjects` as text (the first
+whatever its size): 250 of the largest entries the trail takes (`MAX_ENTRY_BYTES`) are 250 MiB,
+and eight of 40 MB, inserted with the service's credentials before the trail bounded them, held
+the statement reading them past its timeout on every round: sealing stopped for good. An entry
+Sinergi writes is a few KB at most, so partitions of them are still `PARTITION` long."""
+MAX_ENTRY_BYTES = 1_048_576
+"""The largest entry the trail takes, its `entry` and `subjects` as text (migration 0053)."""
 
 _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('sinergi.audit_seals'))")
 # Each statement planned for its values and the tables as they are now. A sealer seals on one
@@ -191,6 +199,37 @@ def recomputed_hash() -> Label[str]:
     ).label("expected")
 
 
+# The next partition of entries after `after`: at most `rows`, and no more than come to
+# PARTITION_BYTES (the first whatever its size). Their sizes are measured apart, so that an
+# entry left for the next partition is not read, hashed and sent in this one.
+_NEXT = (
+    select(
+        AUDIT_LOG.c.seq,
+        (
+            func.octet_length(cast(AUDIT_LOG.c.entry, Text))
+            + func.octet_length(cast(AUDIT_LOG.c.subjects, Text))
+        ).label("size"),
+    )
+    .where(AUDIT_LOG.c.seq > bindparam("after"))
+    .order_by(AUDIT_LOG.c.seq)
+    .limit(bindparam("rows"))
+    .subquery("next")
+)
+_BEFORE_IT = (
+    select(
+        _NEXT.c.seq,
+        (func.sum(_NEXT.c.size).over(order_by=_NEXT.c.seq) - _NEXT.c.size).label("before"),
+    )
+).subquery("before_it")
+_PARTITION = (
+    select(*stored_columns(), recomputed_hash())
+    .where(
+        AUDIT_LOG.c.seq.in_(select(_BEFORE_IT.c.seq).where(_BEFORE_IT.c.before < PARTITION_BYTES))
+    )
+    .order_by(AUDIT_LOG.c.seq)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Unsealed:
     """The oldest entry written since the last seal, and how long it had waited then."""
@@ -246,38 +285,32 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         (0, "", "") if last is None else (last.seq, last.mac, last.hash)
     )
     signing, first_signed = entry_key(key), await macs_from(connection)
-    unsealed = (
-        select(*stored_columns(), recomputed_hash())
-        .where(AUDIT_LOG.c.seq > previous_seq)
-        .order_by(AUDIT_LOG.c.seq)
-        .limit(batch)
-        .execution_options(yield_per=PARTITION)
-    )
     seqs: list[int] = []
     macs: list[str] = []
     refused_at: int | None = None
     reason = ""
     tampered: list[tuple[int, str]] = []
-    async with connection.stream(unsealed) as result:
-        async for rows in result.partitions():
-            for row in rows:
-                if (
-                    row.seq != previous_seq + 1
-                    or row.prev_hash != previous_hash
-                    or row.hash != row.expected
-                ):
-                    refused_at, reason = previous_seq + 1, "does not match its hash or link"
-                    break
-                if isinstance(row.entry, Unreadable):
-                    tampered.append((row.seq, f"cannot be read ({row.entry.reason})"))
-                elif (problem := unsigned(signing, first_signed, row)) is not None:
-                    tampered.append((row.seq, problem))
-                previous_mac = row_mac(key, previous_mac, row)
-                previous_seq, previous_hash = row.seq, row.hash
-                seqs.append(row.seq)
-                macs.append(previous_mac)
-            if refused_at is not None:
+    while len(seqs) < batch and refused_at is None:
+        bounds = {"after": previous_seq, "rows": min(PARTITION, batch - len(seqs))}
+        rows = (await connection.execute(_PARTITION, bounds)).all()
+        if not rows:
+            break
+        for row in rows:
+            if (
+                row.seq != previous_seq + 1
+                or row.prev_hash != previous_hash
+                or row.hash != row.expected
+            ):
+                refused_at, reason = previous_seq + 1, "does not match its hash or link"
                 break
+            if isinstance(row.entry, Unreadable):
+                tampered.append((row.seq, f"cannot be read ({row.entry.reason})"))
+            elif (problem := unsigned(signing, first_signed, row)) is not None:
+                tampered.append((row.seq, problem))
+            previous_mac = row_mac(key, previous_mac, row)
+            previous_seq, previous_hash = row.seq, row.hash
+            seqs.append(row.seq)
+            macs.append(previous_mac)
     if seqs:
         await connection.execute(_INSERT, {"seqs": seqs, "macs": macs})
     head = (
