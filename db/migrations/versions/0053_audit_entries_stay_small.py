@@ -23,13 +23,13 @@ it. An entry stored before this migration is left as it was; the sealer reads en
 at a time (db/queries/audit_seals.py), so even one of those is sealed in a statement of its own.
 
 Revision ID: 0053
-Revises: 0051
+Revises: 0052
 """
 
 from alembic import op
 
 revision = "0053"
-down_revision = "0051"
+down_revision = "0052"
 branch_labels = None
 depends_on = None
 
