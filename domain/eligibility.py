@@ -55,9 +55,16 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class LenderAttestation:
-    """What the lender attests from SLIK and its own analysis; Sinergi cannot query SLIK."""
+    """What the lender attests from SLIK and its own analysis; Sinergi cannot query SLIK.
+
+    `has_existing_credit` False: SLIK shows the borrower no credit facility at all (a first-time
+    borrower, common for micro businesses), so there is no collectibility to attest and R06
+    passes; None, not attested (facts stored before it existed), R06 then resting on
+    `max_collectibility` alone. A borrower with no facility has neither a collectibility nor
+    another productive credit, so either attested beside it is a contradiction, refused."""
 
     max_collectibility: int | None = None
+    has_existing_credit: bool | None = None
     has_other_productive_credit: bool | None = None
     feasibility_approved: bool | None = None
     on_national_blacklist: bool | None = None
@@ -66,11 +73,26 @@ class LenderAttestation:
     def __post_init__(self) -> None:
         if self.max_collectibility is not None and not 1 <= self.max_collectibility <= 5:
             raise InvalidValue("attestation.max_collectibility", "must be 1..5 (POJK 40/2019)")
+        if self.has_existing_credit is False:
+            if self.max_collectibility is not None:
+                raise InvalidValue(
+                    "attestation.has_existing_credit",
+                    "false (SLIK shows no credit facility) contradicts the collectibility"
+                    " attested (maxCollectibility): a borrower with no facility has none;"
+                    " give one or the other",
+                )
+            if self.has_other_productive_credit is True:
+                raise InvalidValue(
+                    "attestation.has_existing_credit",
+                    "false (SLIK shows no credit facility) contradicts"
+                    " hasOtherProductiveCredit true, which is a facility SLIK shows",
+                )
 
     @classmethod
     def read(cls, obj: StrictObject) -> LenderAttestation:
         attestation = cls(
             max_collectibility=obj.fact("max_collectibility", int),
+            has_existing_credit=obj.fact("has_existing_credit", bool),
             has_other_productive_credit=obj.fact("has_other_productive_credit", bool),
             feasibility_approved=obj.fact("feasibility_approved", bool),
             on_national_blacklist=obj.fact("on_national_blacklist", bool),
@@ -341,7 +363,11 @@ def _no_other_productive_credit(f: EligibilityFacts, rs: RuleSet) -> str:
 
 
 def _collectibility_ok(f: EligibilityFacts, rs: RuleSet) -> str:
+    """The worst collectibility of the borrower's existing facilities; none, by SLIK, passes
+    (a first-time borrower has no collectibility to weigh, and no bad one)."""
     worst = f.attestation.max_collectibility
+    if f.attestation.has_existing_credit is False:
+        return "no_existing_credit"
     if worst is None:
         return "unknown"
     if worst <= rs.collectibility_pass_max:

@@ -85,6 +85,13 @@ _INACTIVE = Message(
     "The business is marked inactive in the register.",
 )
 
+# A borrower SLIK shows no credit facility (a first-time borrower) has no collectibility, so
+# R06 passes. The reason came after versions up to 2026.5; it names only what the request states.
+_NO_EXISTING_CREDIT = Message(
+    "Pemberi kredit menyatakan SLIK tidak mencatat fasilitas kredit yang ada (debitur baru).",
+    "The lender attests that SLIK shows no existing credit facility (a first-time borrower).",
+)
+
 RULES: Mapping[str, RuleSpec] = MappingProxyType({
     "R01": RuleSpec(
         "SUBJECT_REGISTERED",
@@ -96,7 +103,12 @@ RULES: Mapping[str, RuleSpec] = MappingProxyType({
     "R03": _spec("BUSINESS_AGE_MIN_6M", too_young=_F, unknown=_U),
     "R04": _spec("FEASIBILITY_ASSESSED", not_feasible=_F, unknown=_U),
     "R05": _spec("NO_OTHER_PRODUCTIVE_CREDIT", has_other_credit=_F, unknown=_U),
-    "R06": _spec("COLLECTIBILITY_OK", review=_U, non_performing=_F, unknown=_U),
+    "R06": RuleSpec(
+        "COLLECTIBILITY_OK",
+        MappingProxyType({"pass": _P, "review": _U, "non_performing": _F, "unknown": _U,
+                          "no_existing_credit": _P}),
+        MappingProxyType({"no_existing_credit": _NO_EXISTING_CREDIT}),
+    ),
     "R07": _spec("NOT_BLACKLISTED", blacklisted=_F, unknown=_U),
     "R08": _spec("DOCS_COMPLETE", nik_missing=_F, nik_unknown=_U, npwp_missing=_F,
                  npwp_unknown=_U),

@@ -33,6 +33,14 @@ class LenderAttestationInput:
     max_collectibility: int | None = strawberry.field(
         default=None, description="Worst kolektibilitas of existing facilities, 1..5."
     )
+    has_existing_credit: bool | None = strawberry.field(
+        default=None,
+        description=(
+            "Whether SLIK shows the borrower any existing credit facility; false: none (a "
+            "first-time borrower), so R06 passes, with maxCollectibility null and "
+            "hasOtherProductiveCredit not true."
+        ),
+    )
     has_other_productive_credit: bool | None = None
     feasibility_approved: bool | None = None
     on_national_blacklist: bool | None = None
@@ -98,9 +106,10 @@ def checked_request(request: EligibilityRequest) -> eligibility.Request:
 
 
 def _attestation(given: LenderAttestationInput) -> LenderAttestation:
-    """InvalidValue for a value out of range."""
+    """InvalidValue for a value out of range, or one contradicting another."""
     return LenderAttestation(
         max_collectibility=given.max_collectibility,
+        has_existing_credit=given.has_existing_credit,
         has_other_productive_credit=given.has_other_productive_credit,
         feasibility_approved=given.feasibility_approved,
         on_national_blacklist=given.on_national_blacklist,

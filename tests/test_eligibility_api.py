@@ -106,6 +106,25 @@ def test_e01_a_micro_business_in_kalteng_is_eligible_with_70_percent_cover(api: 
     assert all(result["messageId"] and result["messageEn"] for result in decision["results"])
 
 
+def test_a_first_time_borrower_slik_shows_no_facility_for_is_eligible(api: Api) -> None:
+    """E-01's business, with no credit facility in SLIK and so no collectibility to attest: the
+    lender says so, R06 passes, and the stored decision replays as made."""
+    first_time = {**FULL_ATTESTATION, "hasExistingCredit": False}
+    del first_time["maxCollectibility"]
+    decision = _decision(
+        _check(api, _request({"nib": "9990000000001"}, 50_000_000, 24, **first_time))
+    )
+    assert decision["verdict"] == "ELIGIBLE"
+    (r06,) = [result for result in decision["results"] if result["ruleId"] == "R06"]
+    assert (r06["outcome"], r06["reason"]) == ("PASS", "no_existing_credit")
+    assert "no existing credit facility" in r06["messageEn"]
+    replayed = api.graphql(DECISION, JAMKRIDA, {"id": decision["id"]})
+    assert replayed["data"]["eligibilityDecision"]["replay"] == {
+        "verdict": "ELIGIBLE",
+        "sameAsStored": True,
+    }
+
+
 def test_e02_other_credit_and_collectibility_3_make_it_not_eligible(api: Api) -> None:
     request = _request(
         {"nib": "9990000000005"},
@@ -233,6 +252,25 @@ def test_bad_requests_name_the_field(api: Api, change: dict[str, Any], field: st
     (error,) = answer["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["message"].startswith(field)
+
+
+@pytest.mark.parametrize(
+    "contradiction",
+    [{"maxCollectibility": 1}, {"hasOtherProductiveCredit": True}],
+    ids=["a collectibility", "other productive credit"],
+)
+def test_no_existing_credit_contradicted_by_the_attestation_is_refused_naming_it(
+    api: Api, contradiction: dict[str, Any]
+) -> None:
+    """SLIK showing no facility leaves no collectibility and no other productive credit."""
+    attested = {**FULL_ATTESTATION, "maxCollectibility": None, "hasExistingCredit": False}
+    request = _request({"nib": "9990000000001"}, 50_000_000, 24, **{**attested, **contradiction})
+    answer = _check(api, request)
+    assert answer["data"] == {"checkEligibility": None}
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "request.attestation.hasExistingCredit"
+    assert "contradicts" in error["message"]
 
 
 BAD_TERMS: dict[str, tuple[dict[str, Any], str]] = {

@@ -380,6 +380,9 @@ def test_a_missing_fact_is_unknown_never_pass(
 def test_every_optional_fact_has_a_missing_data_case() -> None:
     optional = {f.name for f in fields(EligibilityFacts) if "None" in str(f.type)}
     optional |= {f"attestation.{f.name}" for f in fields(LenderAttestation)}
+    # Not attested, "no existing credit" leaves R06 to the collectibility, whose own case is
+    # above; with neither, R06 is unknown (test_r06_with_neither_attested_is_unknown).
+    optional.discard("attestation.has_existing_credit")
     assert optional == {case[0] for case in MISSING_CASES}
 
 
@@ -596,6 +599,80 @@ def test_r06_collectibility_outside_1_to_5_is_refused(collectibility: int) -> No
     assert error.value.field == "attestation.max_collectibility"
 
 
+FIRST_TIME_BORROWER = attested(max_collectibility=None, has_existing_credit=False)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS, ids=lambda r: r.version)
+def test_r06_a_borrower_slik_shows_no_facility_passes_and_is_eligible(ruleset: RuleSet) -> None:
+    """A first-time borrower (SLIK returns no record) has no collectibility to attest; saying so
+    passes R06 in every version, those published before the reason in the catalogue's words."""
+    decision = evaluate(msme(attestation=FIRST_TIME_BORROWER), ruleset)
+    r06 = result(decision, "R06")
+    assert (r06.outcome, r06.reason) == (Outcome.PASS, "no_existing_credit")
+    assert r06.message_en == (
+        "The lender attests that SLIK shows no existing credit facility (a first-time borrower)."
+    )
+    assert "SLIK" in r06.message_id
+    assert decision.decision is Verdict.ELIGIBLE
+
+
+@pytest.mark.parametrize(
+    ("has_existing_credit", "collectibility", "expected", "reason"),
+    [
+        (True, 1, Outcome.PASS, "pass"),
+        (True, 3, Outcome.FAIL, "non_performing"),
+        (True, None, Outcome.UNKNOWN, "unknown"),
+        (None, None, Outcome.UNKNOWN, "unknown"),
+    ],
+)
+def test_r06_with_existing_credit_or_neither_attested_rests_on_the_collectibility(
+    has_existing_credit: bool | None, collectibility: int | None, expected: Outcome, reason: str
+) -> None:
+    attestation = attested(has_existing_credit=has_existing_credit, max_collectibility=None)
+    attestation = replace(attestation, max_collectibility=collectibility)
+    decision = evaluate(msme(attestation=attestation), V1)
+    assert (result(decision, "R06").outcome, result(decision, "R06").reason) == (expected, reason)
+
+
+def test_r06_with_neither_attested_is_unknown() -> None:
+    decision = evaluate(msme(attestation=attested(max_collectibility=None)), V1)
+    assert result(decision, "R06").outcome is Outcome.UNKNOWN
+    assert decision.decision is Verdict.NEEDS_REVIEW
+
+
+@pytest.mark.parametrize(
+    "contradiction",
+    [
+        {"max_collectibility": 1},  # a collectibility is a facility's
+        {"max_collectibility": None, "has_other_productive_credit": True},  # R05's is one too
+    ],
+    ids=["with a collectibility", "with other productive credit"],
+)
+def test_no_existing_credit_contradicted_by_another_attestation_is_refused(
+    contradiction: dict[str, Any],
+) -> None:
+    with pytest.raises(InvalidValue) as error:
+        attested(has_existing_credit=False, **contradiction)
+    assert error.value.field == "attestation.has_existing_credit"
+
+
+def test_no_existing_credit_with_no_other_credit_attested_or_not_stands() -> None:
+    for other in (False, None):
+        attestation = replace(FIRST_TIME_BORROWER, has_other_productive_credit=other)
+        assert outcome(msme(attestation=attestation), "R06") is Outcome.PASS
+
+
+def test_facts_stored_before_no_existing_credit_replay_as_they_were_decided() -> None:
+    """Stored facts without the key read it as not attested: R06 weighs the collectibility."""
+    for attestation in (FULL_ATTESTATION, attested(max_collectibility=2), LenderAttestation()):
+        facts = msme(attestation=attestation)
+        data = json.loads(json.dumps(facts.to_dict()))
+        del data["attestation"]["has_existing_credit"]
+        stored = EligibilityFacts.from_dict(data)
+        assert stored == facts
+        assert evaluate(stored, V1) == evaluate(facts, V1)
+
+
 # --- R08 DOCS_COMPLETE ---------------------------------------------------------------------
 
 NPWP_AT = V1.npwp_required_above  # Rp50 juta in the shipped rule set
@@ -808,7 +885,15 @@ def test_the_engine_fills_every_placeholder_a_template_may_use() -> None:
 # --- serialisation and replay ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("facts", [msme(), coop(), msme(attestation=LenderAttestation())])
+@pytest.mark.parametrize(
+    "facts",
+    [
+        msme(),
+        coop(),
+        msme(attestation=LenderAttestation()),
+        msme(attestation=attested(max_collectibility=None, has_existing_credit=False)),
+    ],
+)
 def test_facts_survive_a_json_round_trip(facts: EligibilityFacts) -> None:
     assert EligibilityFacts.from_dict(json.loads(json.dumps(facts.to_dict()))) == facts
 
