@@ -322,7 +322,7 @@ async def test_the_production_volume_is_that_of_the_book_year(engine: AsyncEngin
         ]
     ):
         fields = {
-            "legalEntityNo": f"AHU-778700{n}.AH.01.26.TAHUN 2015",
+            "legalEntityNo": f"AHU-778700{n}.AH.01.26.TAHUN 2021",
             "name": f"Koperasi Uji Volume {n}",
             "type": kind,
             "region": SERUYAN,
