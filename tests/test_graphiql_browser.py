@@ -153,3 +153,33 @@ def test_graphiql_works_offline_with_docs_a_renewed_token_and_a_result(
     assert '"errors"' not in result
     console = [entry["message"] for entry in browser.get_log("browser")]
     assert not [line for line in console if "Content Security Policy" in line], console
+
+
+def test_graphiql_runs_a_subscription_over_the_websocket_with_the_headers_token(
+    browser: Any, served: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/graphql")
+    _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+    _until(lambda: _editors(browser).get("query"), 10, "no query editor")
+    browser.execute_script(
+        """
+        for (const element of document.querySelectorAll('.CodeMirror')) {
+          if (!element.closest('.graphiql-response') && !element.closest('.graphiql-editor-tool')) {
+            element.CodeMirror.setValue(
+              'subscription { msmeChanges { entries { id change } endCursor } }');
+          }
+        }
+        """
+    )
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    result = _until(
+        lambda: '"msmeChanges"' in (text := _editors(browser).get("response") or "") and text,
+        TOKEN_LIFETIME,  # its token expires then, and the server ends the subscription
+        "no subscription page (GraphiQL's fetcher has no subscriptionUrl?)",
+    )
+    assert '"change": "CREATED"' in result
+    assert '"errors"' not in result
+    console = [entry["message"] for entry in browser.get_log("browser")]
+    assert not [line for line in console if "Content Security Policy" in line], console
