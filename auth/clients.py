@@ -312,3 +312,14 @@ async def rotate_secret(connection: AsyncConnection, client_id: str) -> str | No
         .values(secret_hash=hash_secret(secret))
     )
     return secret if result.rowcount else None
+
+
+async def restore(connection: AsyncConnection, client_id: str, secret: str) -> bool:
+    """Make `client_id` active again with `secret`: for the demo clients only (its caller's
+    refusals keep it from a database of real organisations)."""
+    result = await connection.execute(
+        update(OAUTH_CLIENTS)
+        .where(OAUTH_CLIENTS.c.client_id == client_id)
+        .values(secret_hash=hash_secret(secret), revoked_at=None)
+    )
+    return bool(result.rowcount)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from auth.clients import Client, ClientError
 from auth.scopes import OrgKind, Scope
 from db.notifications import libpq_url
 from db.queries import trusted_documents
-from sinergi.database import in_transaction
+from sinergi.database import in_transaction, ready_url
 from sinergi.settings import Settings
 from sinergi.trusted_documents import checked_operations
 from sinergi.wording import counted
@@ -231,6 +232,32 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
+def _reset_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """The demo clients' published secret back, for `serve --dev`'s GraphiQL and `sinergi
+    token`: only where `serve --dev` would register them (the embedded database, or one that
+    serves no real organisation), so never beside clients a secret of everyone's would read."""
+    from sinergi.demo_mode import reset_demo_clients, served_beside_the_demo
+
+    if settings.database_url is not None:
+        others = asyncio.run(served_beside_the_demo(ready_url(settings), settings))
+        if others:
+            print(
+                f"sinergi clients reset-demo: refusing: the database serves clients besides the"
+                f" demo's ({', '.join(others)}), so it serves real organisations, beside whom a"
+                " published secret would read their records. Serve the demo from a database of"
+                " its own.",
+                file=sys.stderr,
+            )
+            return 2
+
+    async def work(connection: AsyncConnection) -> int:
+        restored = await reset_demo_clients(connection)
+        _print({"restored": restored}, args.json)
+        return 0
+
+    return _handled(settings, work)
+
+
 def _held(holders: list[keys.Holder]) -> str:
     named = "; ".join(
         f"pid {holder.pid} (role {holder.role or '?'}, application_name"
@@ -292,6 +319,16 @@ def add_parsers(commands: Any) -> None:
         action.add_argument("client_id")
         action.add_argument("--json", action="store_true")
         action.set_defaults(handler=handler)
+
+    reset = actions.add_parser(
+        "reset-demo",
+        help="give the demo clients, rotated or revoked, the published demo secret again",
+        description="Give each demo client that was rotated or revoked the published demo"
+        " secret again and make it active, for `serve --dev`; refused on a database that"
+        " serves real organisations.",
+    )
+    reset.add_argument("--json", action="store_true")
+    reset.set_defaults(handler=_reset_demo)
 
     trust = actions.add_parser(
         "trust", help="register the operations of a .graphql file as trusted for a client"

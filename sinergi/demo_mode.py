@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth import clients
 from auth.clients import DEMO_SECRET
@@ -67,6 +68,7 @@ async def prepare_demo(url: str, *, load_population: bool, wait_seconds: int) ->
             await register_demo_clients(engine)
         finally:
             await engine.dispose()
+        await warn_of_stale_demo_clients(url)
     if not load_population and not has_records:  # else the examples come back empty, unsaid
         logging.getLogger("sinergi.demo").warning(
             "the database holds no MSMEs, and serve --dev loads the demo population only into"
@@ -101,6 +103,9 @@ DEMO_CLIENTS = (
     ("demo-walidata", "Walidata Sinergi (demo)", "custodian", "ID", None),
 )
 
+
+GRAPHIQL_CLIENT_ID = "demo-province-62"
+"""Whose token GraphiQL's page hands out (sinergi.app)."""
 
 DEMO_CLIENT_IDS = frozenset(client_id for client_id, *_ in DEMO_CLIENTS)
 """The clients registered with the published DEMO_SECRET, whose tokens a server without --dev
@@ -175,8 +180,14 @@ async def demo_token(url: str, settings: Settings, client_id: str, scope: str | 
     return str(answer["access_token"])
 
 
+RESET_COMMAND = "sinergi clients reset-demo"
+"""What gives the demo clients back the published secret (sinergi.cli_auth)."""
+
+
 async def register_demo_clients(engine: AsyncEngine) -> None:
-    """One client per kind of organisation, all with DEMO_SECRET: for development only."""
+    """One client per kind of organisation, all with DEMO_SECRET: for development only. A demo
+    client that exists is left as it is (`stale_demo_clients` says which no longer serve the
+    demo)."""
     async with engine.begin() as connection:
         for client_id, name, org_kind, jurisdiction, scopes in DEMO_CLIENTS:
             if await clients.get(connection, client_id) is not None:
@@ -194,3 +205,42 @@ async def register_demo_clients(engine: AsyncEngine) -> None:
         # PT Jamkrida Kalteng's equity is not public; the demo uses the POJK 2/2017 minimum
         # for a provincial guarantor, Rp50 miliar, with the 20x productive gearing limit.
         await guarantees.set_equity(connection, "demo-jamkrida-62", 50_000_000_000, Decimal(20))
+
+
+async def stale_demo_clients(connection: AsyncConnection) -> dict[str, str]:
+    """The demo clients that no longer serve the demo, each with why: revoked, or no longer
+    holding DEMO_SECRET (rotated). One scrypt per active demo client, off the event loop."""
+    stale: dict[str, str] = {}
+    for client_id in sorted(DEMO_CLIENT_IDS):
+        claimed = await clients.claim(connection, client_id)
+        if claimed.client is None:
+            if await clients.get(connection, client_id) is not None:
+                stale[client_id] = "revoked"
+        elif not await asyncio.to_thread(clients.secret_matches, DEMO_SECRET, claimed.secret_hash):
+            stale[client_id] = "no longer holds the published demo secret (rotated)"
+    return stale
+
+
+async def warn_of_stale_demo_clients(url: str) -> None:
+    """`serve --dev` leaves a rotated or revoked demo client so; say which, and how to undo it:
+    GraphiQL (demo-province-62) and `sinergi token` answer 403 or refuse until then."""
+    async with one_connection(url, statement_timeout_ms=60_000) as connection:
+        stale = await stale_demo_clients(connection)
+    for client_id, why in stale.items():
+        logging.getLogger("sinergi.demo").warning(
+            "demo client %s is %s, so it gets no token with the demo secret%s: restore the demo"
+            " clients with `%s`",
+            client_id,
+            why,
+            " and GraphiQL answers 403" if client_id == GRAPHIQL_CLIENT_ID else "",
+            RESET_COMMAND,
+        )
+
+
+async def reset_demo_clients(connection: AsyncConnection) -> list[str]:
+    """Give each rotated or revoked demo client DEMO_SECRET again and make it active; the ones
+    it changed. Their registration (scopes, jurisdiction) and equity stay as they are."""
+    stale = await stale_demo_clients(connection)
+    for client_id in stale:
+        await clients.restore(connection, client_id, DEMO_SECRET)
+    return sorted(stale)
