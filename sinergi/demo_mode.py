@@ -187,7 +187,7 @@ RESET_COMMAND = "sinergi clients reset-demo"
 async def register_demo_clients(engine: AsyncEngine) -> None:
     """One client per kind of organisation, all with DEMO_SECRET: for development only. A demo
     client that exists is left as it is (`stale_demo_clients` says which no longer serve the
-    demo)."""
+    demo), and so is its equity, which an operator may have set since."""
     async with engine.begin() as connection:
         for client_id, name, org_kind, jurisdiction, scopes in DEMO_CLIENTS:
             if await clients.get(connection, client_id) is not None:
@@ -202,9 +202,11 @@ async def register_demo_clients(engine: AsyncEngine) -> None:
                 scopes=scopes.split() if scopes else None,
                 purpose="demonstration of Sinergi with synthetic data",
             )
-        # PT Jamkrida Kalteng's equity is not public; the demo uses the POJK 2/2017 minimum
-        # for a provincial guarantor, Rp50 miliar, with the 20x productive gearing limit.
-        await guarantees.set_equity(connection, "demo-jamkrida-62", 50_000_000_000, Decimal(20))
+            if client_id == "demo-jamkrida-62":
+                # PT Jamkrida Kalteng's equity is not public; the demo uses the POJK 2/2017
+                # minimum for a provincial guarantor, Rp50 miliar, with the 20x productive
+                # gearing limit. Set once: `sinergi guarantors set-equity` changes it for good.
+                await guarantees.set_equity(connection, client_id, 50_000_000_000, Decimal(20))
 
 
 async def stale_demo_clients(connection: AsyncConnection) -> dict[str, str]:

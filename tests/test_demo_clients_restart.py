@@ -1,6 +1,7 @@
 """A `serve --dev` start on a database whose demo clients were rotated or revoked says so, naming
 each and the command that restores them (`sinergi clients reset-demo`), which gives GraphiQL and
-`sinergi token` the demo secret back."""
+`sinergi token` the demo secret back; and it leaves demo-jamkrida-62's equity as an operator
+set it (it set Rp 50 miliar at every start)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,12 @@ def test_reset_demo_is_refused_beside_real_organisations(module_reference_url: s
     finally:
         run(url, "DELETE FROM oauth_clients WHERE name = 'Dinas Nyata 0406'")
         assert sinergi(url, "clients", "reset-demo")[0] == 0
+
+
+def test_a_dev_start_keeps_the_equity_an_operator_set(module_reference_url: str) -> None:
+    url = module_reference_url
+    _serve_dev_start(url)
+    assert sinergi(url, "guarantors", "set-equity", "demo-jamkrida-62", "7000000000")[0] == 0
+    _serve_dev_start(url)
+    rows = run(url, "SELECT equity FROM guarantors WHERE client_id = 'demo-jamkrida-62'")
+    assert int(rows[0]["equity"]) == 7_000_000_000
