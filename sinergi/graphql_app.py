@@ -403,7 +403,16 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 and isinstance(resolved, dict)
                 and is_mutation(resolved, self.max_tokens)
             ):
-                not_allowed = method_not_allowed("POST", "a GET runs queries only; POST mutations")
+                subscription = operation_type(resolved, self.max_tokens) is (
+                    OperationType.SUBSCRIPTION
+                )
+                not_allowed = method_not_allowed(
+                    "POST",
+                    "a subscription runs over a WebSocket (graphql-transport-ws) at this address,"
+                    " not over GET or POST"
+                    if subscription
+                    else "a GET runs queries only; POST mutations",
+                )
                 await not_allowed(scope, receive, send)
                 return
             if any(

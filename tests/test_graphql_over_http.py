@@ -416,6 +416,18 @@ def test_a_mutation_over_get_is_405_and_runs_nothing(api: Api, params: dict[str,
     assert not [s for s in statements if "realisation" in s.lower()], statements
 
 
+def test_a_subscription_over_get_is_405_pointing_to_the_websocket(api: Api) -> None:
+    response = _get(
+        api, {"query": "subscription { msmeChanges { endCursor } }"}, accept=GRAPHQL_RESPONSE
+    )
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"
+    assert _codes(response) == ["BAD_USER_INPUT"]
+    message = response.json()["errors"][0]["message"]
+    assert "WebSocket (graphql-transport-ws)" in message
+    assert "mutations" not in message
+
+
 def test_a_query_beside_a_mutation_may_still_be_selected_over_get(api: Api) -> None:
     document = "query Q { __typename } " + MUTATION.replace("mutation", "mutation M")
     response = _get(api, {"query": document, "operationName": "Q"})
