@@ -91,13 +91,16 @@ def _script_json(value: object) -> str:
 
 
 def _no_demo_token(error: OAuthError) -> Response:
-    """The demo client was rotated or revoked: its token is no longer anyone's for the asking."""
-    description = (
+    """The demo client was rotated or revoked: its token is no longer anyone's for the asking.
+    Answered as every refusal on /graphql is, a coded GraphQL error (docs/contract.md), not in
+    the OAuth shape that only /oauth/token speaks."""
+    message = (
         "GraphiQL hands out the demo client's token only while it holds the published demo "
-        f"secret: {error.description}. Send a token from POST /oauth/token instead."
+        f"secret: {error.description}. Send a token from POST /oauth/token instead (under "
+        "`serve --dev`, `sinergi clients reset-demo` gives the demo clients that secret again)."
     )
     return JSONResponse(
-        {"error": error.error, "error_description": description},
+        {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]},
         status_code=error.status,
         headers={"Cache-Control": "no-store"},
     )

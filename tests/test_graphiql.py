@@ -89,10 +89,10 @@ def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_no
         ):
             assert refused.status_code == 403, refused.text
             assert refused.headers["cache-control"] == "no-store"
-            answer = refused.json()
-            assert answer["error"] == "access_denied"
-            assert "only while it holds the published demo secret" in answer["error_description"]
-            assert set(answer) == {"error", "error_description"}
+            (error,) = refused.json()["errors"]
+            assert error["extensions"] == {"code": "FORBIDDEN"}
+            assert "only while it holds the published demo secret" in error["message"]
+            assert "sinergi clients reset-demo" in error["message"]
 
 
 def test_graphiql_loads_nothing_from_elsewhere_and_only_the_published_files(
