@@ -176,6 +176,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             DEFAULT_ISSUER,
             args.port,
         )
+    if development:
+        logging.getLogger("sinergi.graphiql").info(_graphiql_notice(args.host, args.port))
     if metrics_dir is not None:  # past every refusal: a refused start leaves the files be
         _clear_metric_files(metrics_dir)
     # uvicorn shuts down gracefully on SIGTERM or SIGINT, then passes the signal on: a clean stop.
@@ -198,6 +200,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+def _graphiql_notice(host: str, port: int) -> str:
+    """Where a browser finds GraphiQL, which answers only a loopback name (sinergi.graphiql):
+    uvicorn's own line names the address it listens on, whose `/` only redirects there."""
+    loopback = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}
+    if host in loopback or host in {"0.0.0.0", "::", ""}:  # noqa: S104 (a name compared)
+        return f"GraphiQL: http://{loopback.get(host, '127.0.0.1')}:{port}/graphql"
+    return (
+        f"GraphiQL answers only a browser addressing this server as localhost, 127.0.0.1 or"
+        f" [::1] (port {port}, path /graphql), not as {host}"
+    )
 
 
 def _hand_to_workers(variables: Mapping[str, str | None]) -> None:

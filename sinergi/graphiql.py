@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -219,8 +219,13 @@ class GraphiQLPage:
             headers={"Cache-Control": "no-store"},
         )
 
+    async def home(self, request: Request) -> Response:
+        """`/`, the address uvicorn logs, leads a person to GraphiQL (307: GET stays GET)."""
+        return RedirectResponse(self.endpoint, status_code=307)
+
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/", self.home, methods=["GET"]),
             Route(TOKEN_PATH, self.token, methods=["POST"]),
             Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR)),
         ]

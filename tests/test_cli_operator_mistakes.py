@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -414,3 +415,35 @@ def test_sync_with_a_refused_secret_says_the_client_was_refused(
         f"sinergi sync: {base}/oauth/token refused the client id 'nobody' or its secret"
         " (--client-id, --secret-file): no active client has that id and secret\n",
     )
+
+
+def test_dev_serve_logs_where_graphiql_is_and_its_root_leads_there(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """uvicorn logs `http://127.0.0.1:PORT`, whose root answered a JSON 404: `serve --dev` names
+    GraphiQL's address, and `/` redirects a browser there."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    env = {**clean, "SINERGI_HOME": str(tmp_path), "SINERGI_LOG_FORMAT": "text"}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(port)],
+            env={**env, "DATABASE_URL": fresh_url},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_answering(process, f"http://127.0.0.1:{port}/readyz", log=log)
+            root = httpx.get(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"})
+            assert root.status_code == 307, root.text
+            assert root.headers["location"] == "/graphql"
+            page = httpx.get(
+                f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"}, follow_redirects=True
+            )
+            assert page.status_code == 200, page.text
+            assert "Sinergi GraphiQL" in page.text
+        finally:
+            process.terminate()
+            process.wait(60)
+    assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in log.read_text()

@@ -180,6 +180,7 @@ def test_the_page_runs_only_its_own_scripts_and_no_other_page_frames_it(
         )
         assert policy["frame-ancestors"] == "'none'"
         assert policy["default-src"] == "'none'"
+        assert policy["connect-src"] == "'self' ws://127.0.0.1:18502"  # its subscriptions
         assert "unsafe" not in page.headers["content-security-policy"]
         for element in ("script", "style"):
             (inline,) = re.findall(rf"<{element}>(.*?)</{element}>", page.text, re.DOTALL)
@@ -205,3 +206,4 @@ def test_production_serves_no_graphiql(api: Api) -> None:
     assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406
     assert api.client.post("/graphiql/token").status_code == 404
     assert api.client.get("/graphiql/static/graphiql.min.js").status_code == 404
+    assert api.client.get("/").status_code == 404  # `/` leads to GraphiQL in development only
