@@ -1,14 +1,16 @@
 """GraphiQL in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 which .ci/run installs) loads the page from a live server that reaches no network beyond
 itself, lists `Query` in the documentation explorer, shows and renews the demo token in the
-headers tab, runs the example and reads its result, all within the page's
-Content-Security-Policy (the browser reports no violation of it).
+headers tab, runs the example and reads its result, and runs a subscription over the
+WebSocket, all within the page's Content-Security-Policy (the browser reports no violation of
+it).
 
 Skipped only on a developer's machine without Chromium; in CI (`CI=true`) it always runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -54,13 +56,13 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.fixture(scope="module")
-def served(demo_url: str, api: Api) -> Iterator[str]:
-    """uvicorn in development mode over the demo database (its clients registered by `api`)."""
+@contextlib.contextmanager
+def _serving(demo_url: str, token_lifetime: int) -> Iterator[str]:
+    """uvicorn in development mode over the demo database, its tokens lasting `token_lifetime`."""
     settings = Settings(
         environment=Environment.DEVELOPMENT,
         rate_limit=1_000_000,
-        token_lifetime_seconds=TOKEN_LIFETIME,
+        token_lifetime_seconds=token_lifetime,
     )
     port = free_port()
     server = uvicorn.Server(
@@ -79,6 +81,21 @@ def served(demo_url: str, api: Api) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def served(demo_url: str, api: Api) -> Iterator[str]:
+    """A server whose tokens expire within seconds (the demo clients registered by `api`)."""
+    with _serving(demo_url, TOKEN_LIFETIME) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served_longer(demo_url: str, api: Api) -> Iterator[str]:
+    """A server whose tokens outlast a test: a subscription ends as its connection's token
+    expires."""
+    with _serving(demo_url, 300) as url:
+        yield url
 
 
 def _until(condition: Callable[[], Any], seconds: float, failure: str) -> Any:
@@ -156,11 +173,11 @@ def test_graphiql_works_offline_with_docs_a_renewed_token_and_a_result(
 
 
 def test_graphiql_runs_a_subscription_over_the_websocket_with_the_headers_token(
-    browser: Any, served: str
+    browser: Any, served_longer: str
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{served}/graphql")
+    browser.get(f"{served_longer}/graphql")
     _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
     _until(lambda: _editors(browser).get("query"), 10, "no query editor")
     browser.execute_script(
@@ -176,7 +193,7 @@ def test_graphiql_runs_a_subscription_over_the_websocket_with_the_headers_token(
     browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
     result = _until(
         lambda: '"msmeChanges"' in (text := _editors(browser).get("response") or "") and text,
-        TOKEN_LIFETIME,  # its token expires then, and the server ends the subscription
+        30,
         "no subscription page (GraphiQL's fetcher has no subscriptionUrl?)",
     )
     assert '"change": "CREATED"' in result
