@@ -422,7 +422,7 @@ def test_dev_serve_logs_where_graphiql_is_and_its_root_leads_there(
 ) -> None:
     """uvicorn logs `http://127.0.0.1:PORT`, whose root answered a JSON 404: `serve --dev` names
     GraphiQL's address, and `/` redirects a browser there."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
     env = {**clean, "SINERGI_HOME": str(tmp_path), "SINERGI_LOG_FORMAT": "text"}
