@@ -27,8 +27,8 @@ from tests.support.databases import as_service, run
 KEY = bytes(32)
 INSERT = (
     "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
-    " SELECT 'size-test', jsonb_build_object('pad', repeat('a', $1::int)), '{}', 'garbage',"
-    " gen_random_uuid()::text FROM generate_series(1, $2::int)"
+    " SELECT 'size-test', jsonb_build_object('pad', repeat('a', $1::int)), '{}',"
+    " repeat('0', 64), replace(gen_random_uuid()::text, '-', '') FROM generate_series(1, $2::int)"
 )
 PADDING = len('{"pad": ""}') + len("{}")
 """What an entry of `INSERT` comes to besides its pad, as the trail measures it."""
