@@ -23,7 +23,9 @@ class ParticipationStatus(StrEnum):
     VERIFIED = "verified"
     """Checked by the programme's owner (terverifikasi), not yet taking part: set only by a
     client of the owning agency's kind and jurisdiction (resolvers/policy.py owns_programmes),
-    which alone takes the mark back or changes the detail it vouches for while it stands."""
+    which alone takes the mark back or changes the detail it vouches for while it stands, and
+    alone puts a participation that was ever VERIFIED back to PROPOSED (after ACTIVE or an end
+    too)."""
     ACTIVE = "active"
     """Taking part now (aktif): the one status R12 counts."""
     COMPLETED = "completed"

@@ -58,7 +58,8 @@ class KspHealth(Enum):
     "only by the programme's owner (a client of that agency's kind and jurisdiction), so a "
     "programme whose owner does not write records is never VERIFIED; while it stands, only the "
     "owner puts it back to PROPOSED or changes the detail it vouches for (others may still make "
-    "it ACTIVE or end it). A guarantor's R12 counts "
+    "it ACTIVE or end it), and one ever VERIFIED goes back to PROPOSED by the owner alone, from "
+    "ACTIVE or an end too. A guarantor's R12 counts "
     "ACTIVE, the programme filter ACTIVE and COMPLETED; neither counts VERIFIED."
 )
 class ParticipationStatus(Enum):

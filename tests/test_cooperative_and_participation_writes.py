@@ -697,7 +697,8 @@ async def test_only_the_programme_s_owner_takes_back_its_verified_mark_or_rewrit
     city's dinas writes the business's records but does not own the programme: it may not put
     the participation back to PROPOSED, nor rewrite the detail the mark vouches for while it
     stands (FORBIDDEN naming the field, nothing written); it may start it (ACTIVE, with a
-    detail of its own) or end it. The owner may take its mark back."""
+    detail of its own) or end it, but not then put it back to PROPOSED (the mark taken back in
+    two steps). The owner may take its mark back."""
     msme_id = await _created_msme(engine, business("7749000000006"))
     given = {"programmeId": "PR-SERBU-NIB", "msmeId": msme_id, "role": "recipient"}
     verified = {**given, "status": "VERIFIED", "detail": "NIB, checked at the office"}
@@ -727,6 +728,16 @@ async def test_only_the_programme_s_owner_takes_back_its_verified_mark_or_rewrit
     other = {"id": again.data["addParticipation"]["id"], "version": 1}
     ended = await run(engine, PALANGKA_RAYA, CHANGE, {**other, "changes": {"status": "WITHDRAWN"}})
     assert ended.errors is None, ended.errors
+    # Nor in two steps: once ACTIVE or ended, a participation the owner verified goes back to
+    # PROPOSED (its detail rewritten or not) by the owner alone.
+    for changes, at in (
+        ({"status": "PROPOSED", "detail": "not checked"}, {**other, "version": 2}),
+        ({"status": "PROPOSED"}, {**change, "version": 3}),
+    ):
+        refused = await run(engine, PALANGKA_RAYA, CHANGE, {**at, "changes": changes})
+        assert refused.data == {"updateParticipation": None}, changes
+        (error,) = refused.errors
+        assert error.extensions == {"code": "FORBIDDEN", "field": "changes.status"}, changes
     third = await run(engine, KALTENG, ADD, {"input": {**verified, "role": "trainee"}})
     assert third.errors is None, third.errors
     taken_back = {"status": "PROPOSED", "detail": "to be checked again"}

@@ -36,7 +36,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, MSMES, PARTICIPATION_ROLE, PARTICIPATIONS, PROGRAMMES
+from db.models import (
+    COOPERATIVES,
+    MSMES,
+    PARTICIPATION_ROLE,
+    PARTICIPATIONS,
+    PROGRAMMES,
+    RECORD_CHANGES,
+)
 from db.queries import Record
 from db.queries.scoping import NATIONAL, RowScope
 from db.writes import Duplicate, NotPermitted, msmes
@@ -132,15 +139,40 @@ def _check_start(started_on: date | None, fit: Row[Any], field: str) -> None:
         )
 
 
-def _check_verifier(
-    before: Record | None, values: ParticipationPatch, fit: Row[Any], prefix: str
+def _ever_verified(participation_id: int) -> Select[Any]:
+    """Whether the participation's history shows it VERIFIED: an entry that made it so, or one
+    that moved it on from it (a participation stored VERIFIED by migration 0026's normalising
+    or the demo loader has no entry of its own). One statement on the history's index by
+    record."""
+    status = RECORD_CHANGES.c.changes["status"]
+    verified = ParticipationStatus.VERIFIED.value
+    return select(
+        select(RECORD_CHANGES.c.id)
+        .where(
+            RECORD_CHANGES.c.record_kind == "participation",
+            RECORD_CHANGES.c.record_id == participation_id,
+            or_(status["after"].astext == verified, status["before"].astext == verified),
+        )
+        .exists()
+    )
+
+
+async def _check_verifier(
+    connection: AsyncConnection,
+    before: Record | None,
+    values: ParticipationPatch,
+    fit: Row[Any],
+    prefix: str,
 ) -> None:
     """VERIFIED says the programme's owner checked the business for the part its detail names:
     no one else may say it (`values` entering it, on `before`, the participation as it stands,
     None when it is created), nor take it back to PROPOSED, nor rewrite the detail it vouched
     for while the mark stands. Moving on, to ACTIVE or an ended status (with a detail of its
-    own), is the writer's of the business's jurisdiction. `prefix` is the argument, "input" or
-    "changes"."""
+    own), is the writer's of the business's jurisdiction; but a participation that was ever
+    VERIFIED goes back to PROPOSED by the owner alone, so the mark is not taken back in two
+    steps (through ACTIVE or an end), nor its detail rewritten on the way back: its history
+    (`_ever_verified`, read in the write's transaction) says so. `prefix` is the argument,
+    "input" or "changes"."""
     if fit.owned:
         return
     was = None if before is None else before.status
@@ -149,14 +181,23 @@ def _check_verifier(
         raise NotPermitted(
             f"{prefix}.status", "only the programme's owner marks a participation VERIFIED in it"
         )
-    if was != ParticipationStatus.VERIFIED or before is None:
+    if before is None:
         return
-    if status == ParticipationStatus.PROPOSED:
+    if (
+        status == ParticipationStatus.PROPOSED
+        and was != ParticipationStatus.PROPOSED
+        and (
+            was == ParticipationStatus.VERIFIED
+            or await connection.scalar(_ever_verified(before.id))
+        )
+    ):
         raise NotPermitted(
             f"{prefix}.status",
             "only the programme's owner takes back its VERIFIED mark; the participation may "
             "become ACTIVE or end",
         )
+    if was != ParticipationStatus.VERIFIED:
+        return
     if (
         status == ParticipationStatus.VERIFIED
         and "detail" in values
@@ -217,7 +258,7 @@ async def create(
             "input.programmeId" if not programme.takes_kind else subject_field, reason
         )
     _check_start(started_on, programme, "input.startedOn")
-    _check_verifier(None, {"status": status}, programme, "input")
+    await _check_verifier(connection, None, {"status": status}, programme, "input")
     taken = await connection.execute(
         select(PARTICIPATIONS.c.id).where(
             PARTICIPATIONS.c.programme_id == programme_id,
@@ -409,7 +450,8 @@ async def check_change(
     scale, which it may have outgrown); and a participation ended (withdrawn or completed) taken
     up again only while the business still lies in the programme's region, as when it joined:
     it may have moved since. Only the programme's owner (`owned`) marks it VERIFIED, takes the
-    mark back or changes the detail it vouched for (`_check_verifier`). A dissolved
+    mark back (to PROPOSED, directly or once it is ACTIVE or ended) or changes the detail it
+    vouched for (`_check_verifier`). A dissolved
     cooperative no longer exists in law: as it joins nothing (`create`), its participation
     enters no status of taking part, and may only be ended."""
     status = values.get("status")
@@ -425,7 +467,7 @@ async def check_change(
         await connection.execute(_fit(table, kind, current.programme_id, subject_id, owned))
     ).one()
     _check_start(started_on, fit, "changes.startedOn")
-    _check_verifier(current, values, fit, "changes")
+    await _check_verifier(connection, current, values, fit, "changes")
     if not entering:
         return
     if fit.dissolved:
