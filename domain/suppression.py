@@ -212,15 +212,15 @@ def indicator_total(
     own: Tally = NOTHING_TALLIED,
     own_exact: bool = True,
 ) -> int | None:
-    """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum; 0
-    where no record has a value, as the exact sum is."""
+    """A sum as a figure cell publishes it: hidden with its count, perturbed like any sum; None
+    where no record has a value (a book year no books have reached: not known yet, not a
+    volume of 0), exact or perturbed alike, as a figure cell's sum is (`exact_values`)."""
     if perturbation is None:
-        return (tally.summed or NOTHING_SUMMED).total
+        summed = tally.summed or NOTHING_SUMMED
+        return summed.total if summed.n else None
     cell = _indicator_cell(tally, own, own_exact, measure)
     (shown,) = publish([cell], k=k, perturbation=perturbation)
-    if shown.suppressed:
-        return None
-    return shown.values[f"{measure}_sum"] or 0
+    return None if shown.suppressed else shown.values[f"{measure}_sum"]
 
 
 def indicator_share(

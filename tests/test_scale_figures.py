@@ -41,7 +41,8 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test'),"
                 " ('UMKM_JUMLAH', :regency, :year, 'target', 10, 'test'),"
                 " ('UKM_PROPORSI', :regency, :year, 'target', 50, 'test'),"
-                " ('KOP_PRODUKSI_VOLUME', :seruyan, :year - 1, 'target', 10000000000, 'test')"
+                " ('KOP_PRODUKSI_VOLUME', :seruyan, :year - 1, 'target', 10000000000, 'test'),"
+                " ('KOP_PRODUKSI_VOLUME', :seruyan, :year, 'target', 10000000000, 'test')"
             ),
             {"year": YEAR, "regency": SUKAMARA, "seruyan": SERUYAN},
         )
@@ -306,14 +307,17 @@ COOPERATIVE = """
 mutation Create($input: CreateCooperativeInput!) { createCooperative(input: $input) { id } }
 """
 VOLUME = """{
-  indicator(code: "KOP_PRODUKSI_VOLUME") { targets { year jurisdiction { code } computedValue } }
+  indicator(code: "KOP_PRODUKSI_VOLUME") {
+    targets { year jurisdiction { code } computedValue progress }
+  }
 }"""
 
 
 async def test_the_production_volume_is_that_of_the_book_year(engine: AsyncEngine) -> None:
     """KOP_PRODUKSI_VOLUME is a flow: a year's target is met by the business volume of that
     book year. A producer whose latest figures are of an older book year adds nothing to it,
-    nor does a cooperative of another type."""
+    nor does a cooperative of another type. A book year no producer's figures have reached yet
+    has no volume (null, not 0: not known yet), nor progress towards its target."""
     for n, (kind, book_year, volume) in enumerate(
         [
             ("PRODUSEN", YEAR - 1, "4000000000"),
@@ -333,12 +337,12 @@ async def test_the_production_volume_is_that_of_the_book_year(engine: AsyncEngin
         assert result.errors is None, result.errors
     result = await run(engine, KALTENG, VOLUME)
     assert result.errors is None, result.errors
-    (volume,) = [
-        target["computedValue"]
+    by_year = {
+        target["year"]: (target["computedValue"], target["progress"])
         for target in result.data["indicator"]["targets"]
-        if (target["year"], target["jurisdiction"]["code"]) == (YEAR - 1, SERUYAN)
-    ]
-    assert volume == "4000000000"
+        if target["jurisdiction"]["code"] == SERUYAN
+    }
+    assert by_year == {YEAR - 1: ("4000000000", "0.4"), YEAR: (None, None)}
 
 
 async def test_updates_keep_the_declaration_and_compute_the_scale(engine: AsyncEngine) -> None:

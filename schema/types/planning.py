@@ -53,7 +53,9 @@ class Target:
         description=(
             "The indicator computed from the records, where it can be: exact, from the records "
             "as they are now, if you may read the jurisdiction's records, else perturbed and "
-            "thresholded like the figures, from the latest figure release."
+            "thresholded like the figures, from the latest figure release. Null where it cannot "
+            "be computed, is hidden, or is not known yet: a volume of a book year no records' "
+            "figures have reached is null, not 0."
         ),
     )
     progress: ExactDecimal | None = requires(

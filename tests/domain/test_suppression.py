@@ -19,11 +19,13 @@ from domain.suppression import (
     Tally,
     indicator_count,
     indicator_share,
+    indicator_total,
     publish,
 )
 
 TABLE = Perturbation()
 K = 5
+NOTHING_TALLIED_WITH_NO_SUM = Tally(0, 0, NOTHING_SUMMED)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,19 @@ def test_an_empty_total_stays_zero() -> None:
     (shown,) = _publish([_cell((None,), [])]).values()
     assert (shown.count, shown.suppressed) == (0, False)
     assert shown.values == {"turnover_sum": None, "turnover_average": None}
+
+
+def test_an_indicator_total_without_a_value_is_not_known_rather_than_zero() -> None:
+    """No record with a value (none at all, or records without one): the total is None, exact
+    or perturbed, as a figure cell's sum; records whose values add up to 0 make a total of 0."""
+    rng = random.Random(17)
+    keys = [rng.randrange(MODULUS) for _ in range(8)]
+    unvalued = Tally(8, sum(keys), Summed(0, 0, 0, 0, 0))
+    zeros = Tally(8, sum(keys), Summed(8, 0, 0, 0, sum(keys)))
+    for perturbation in (None, TABLE):
+        for tally in (NOTHING_TALLIED_WITH_NO_SUM, unvalued):
+            assert indicator_total(tally, "business_volume", k=K, perturbation=perturbation) is None
+    assert indicator_total(zeros, "business_volume", k=K, perturbation=None) == 0
 
 
 def test_k_below_one_is_refused() -> None:
