@@ -6,9 +6,11 @@ taken, and check that whoever holds it is sealing) and appends a checkpoint to t
 file (and sends it to syslog, when `SINERGI_AUDIT_SYSLOG` names where); at start and at shutdown
 it publishes the head even when nothing is new. Requests never wait for it, nor does sealing
 wait for syslog. Its own one-connection engine keeps it out of the request pool; while the
-database is away it fails, says so, and tries again. A round that fails for any other reason
-(a bug, or something in the trail sealing cannot take) is an error, counted, and once the
-oldest unsealed entry has waited past the bound, a stall, as when another holds the lock.
+database is away it fails, says so, and tries again. A round that fails while the database
+still answers (a bug, something in the trail sealing cannot take, or the sealer's connection
+ended by someone with the service's credentials, which looks like an outage) is an error,
+counted, and once the oldest unsealed entry has waited past the bound, a stall, as when
+another holds the lock.
 """
 
 from __future__ import annotations
@@ -123,10 +125,7 @@ class AuditSealer:
                 if sealed.count < audit_seals.BATCH:
                     break
         except Exception as error:
-            if is_unavailable(error):  # the database is away: the entries wait for the next round
-                log.warning("could not seal the audit trail: %s", error)
-            else:
-                await self._failed(error)
+            await self._failed(error)
             return
         metrics.observe_sealing(
             None if sealed.head is None else sealed.head.seq, refused=refused, stopped=stopped
@@ -144,11 +143,26 @@ class AuditSealer:
                 self._forward(self._syslog, line)
 
     async def _failed(self, error: Exception) -> None:
-        """A round that failed with the database there: not an outage to wait out, but a bug or
-        something in the trail that sealing cannot take, likely to fail every round from now on
-        (as a MAC beyond ASCII, planted with the service's credentials, once did, logged only as
-        the database being away). An error, counted in `sinergi_audit_seal_failures_total`, and
+        """A round failed. Only the database not answering is an outage to wait out (a warning;
+        the entries wait for the next round), and whether it answers is asked afresh, on a new
+        connection: the round's own error cannot tell. An error that reads as the database being
+        away (a connection "terminated by administrator command") is also what anyone with the
+        service's credentials gets by ending the sealer's connection, every round, with
+        `pg_terminate_backend` (the one holding the advisory sealing lock is easy to find); and a
+        bug, or something in the trail that sealing cannot take (a MAC beyond ASCII, planted with
+        the service's credentials, once was), fails every round from now on. With the database
+        answering, the round is an error, counted in `sinergi_audit_seal_failures_total`, and
         checked for a stall like a lock held without sealing, so it shows however it came."""
+        checked: Exception | None = None
+        waiting: audit_seals.Unsealed | None = None
+        try:  # a connection the round's error broke was discarded: this one is new
+            async with self._engine.begin() as connection:
+                waiting = await audit_seals.oldest_unsealed(connection)
+        except Exception as again:
+            if is_unavailable(again):  # the database is away: the entries wait for the next round
+                log.warning("could not seal the audit trail: %s", error)
+                return
+            checked = again
         metrics.AUDIT_SEAL_FAILURES.inc()
         told = loggable(error)  # a database error's values (an entry's NIKs) stay out of the log
         log.error(
@@ -156,11 +170,12 @@ class AuditSealer:
             told or f"{type(error).__name__}: {error}",
             exc_info=told is None,
         )
-        try:
-            async with self._engine.begin() as connection:
-                waiting = await audit_seals.oldest_unsealed(connection)
-        except Exception as again:  # the database went away meanwhile: said next round
-            log.warning("could not check how long audit entries have waited: %s", again)
+        if checked is not None:
+            told = loggable(checked)
+            log.error(
+                "could not check how long audit entries have waited: %s",
+                told or f"{type(checked).__name__}: {checked}",
+            )
             return
         self._check_sealing_goes_on(waiting, because=_FAILING)
 

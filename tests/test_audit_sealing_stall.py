@@ -156,3 +156,85 @@ def test_sealing_that_fails_with_the_database_there_is_an_error_counted_and_a_st
     returncode, printed = _verify(fresh_url, checkpoints)
     assert returncode == 0, printed
     assert f"{SEALED + WAITING} sealed (0 written since" in printed
+
+
+_TERMINATE_THE_SEALER = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+    " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+)
+
+
+def test_sealing_whose_connection_the_service_role_ends_is_an_error_counted_and_a_stall(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever holds the service role's credentials may end the sealer's connection (the one
+    holding the advisory sealing lock) with `pg_terminate_backend`, every round: each round then
+    failed with "terminating connection due to administrator command", as in an outage, and was
+    only the warning, no failure counted and no stall ever, while the entries waited unsealed.
+    The database still answers: each such round is an error, counted, and past the bound a
+    stall."""
+    asyncio.run(written(fresh_url, KEY, SEALED))
+    asyncio.run(_seal_round(fresh_url, tmp_path / "audit-checkpoints.jsonl"))
+    failures = REGISTRY.get_sample_value(FAILURES) or 0.0
+    stalls = REGISTRY.get_sample_value(STALLS) or 0.0
+
+    async def sealing_under_attack() -> int:
+        await written(fresh_url, KEY, WAITING)
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000, pool_size=1)
+        sealer = AuditSealer(  # a round every 0.2 s; an entry stalls after 1 s
+            engine, KEY, tmp_path / "audit-checkpoints.jsonl", 0.2
+        )
+        attacker = await asyncpg.connect(as_service(fresh_url))
+        stop = asyncio.Event()
+        killed = 0
+
+        async def attack() -> None:
+            nonlocal killed
+            while not stop.is_set():
+                killed += await attacker.fetchval(_TERMINATE_THE_SEALER)
+
+        attacking = asyncio.create_task(attack())
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:
+                await sealer.publish()
+                await asyncio.sleep(0.2)
+        finally:
+            stop.set()
+            await attacking
+            await attacker.close()
+            await engine.dispose()
+        return killed
+
+    with caplog.at_level("WARNING", logger="sinergi.audit"):
+        killed = asyncio.run(sealing_under_attack())
+    assert killed > 0
+    assert REGISTRY.get_sample_value(FAILURES) > failures  # type: ignore[operator]
+    assert REGISTRY.get_sample_value(STALLS) > stalls  # type: ignore[operator]
+    assert "sealing the audit trail failed" in caplog.text
+    assert f"audit entry {SEALED + 1} has waited" in caplog.text
+    assert "could not seal the audit trail" not in caplog.text
+
+
+def test_sealing_while_the_database_does_not_answer_is_a_warning_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage is waited out: the round says so, and counts no failure and no stall."""
+    failures = REGISTRY.get_sample_value(FAILURES) or 0.0
+    stalls = REGISTRY.get_sample_value(STALLS) or 0.0
+
+    async def round_with_no_database() -> None:  # nothing listens on port 1
+        engine = create_engine(
+            "postgresql://nobody@127.0.0.1:1/none", statement_timeout_ms=1_000, pool_size=1
+        )
+        try:
+            await AuditSealer(engine, KEY, tmp_path / "audit-checkpoints.jsonl", 0.2).publish()
+        finally:
+            await engine.dispose()
+
+    with caplog.at_level("WARNING", logger="sinergi.audit"):
+        asyncio.run(round_with_no_database())
+    assert (REGISTRY.get_sample_value(FAILURES) or 0.0) == failures
+    assert (REGISTRY.get_sample_value(STALLS) or 0.0) == stalls
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "could not seal the audit trail" in caplog.text
