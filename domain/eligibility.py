@@ -349,7 +349,10 @@ def _scale_eligible(f: EligibilityFacts, rs: RuleSet) -> str:
 def _business_age(f: EligibilityFacts, rs: RuleSet) -> str:
     if f.business_start_date is None:
         return "unknown"
-    old_enough = add_months(f.business_start_date, rs.min_business_age_months) <= f.check_date
+    try:
+        old_enough = add_months(f.business_start_date, rs.min_business_age_months) <= f.check_date
+    except (ValueError, OverflowError):  # past the calendar's last year: a stored rule set's
+        return "unknown"  # minimum, from before publishing bounded it, cannot be decided
     return "pass" if old_enough else "too_young"
 
 

@@ -290,7 +290,8 @@ class RuleText:
 MAX_BUSINESS_AGE_MONTHS = 120
 """Ten years: longer than any guarantee product asks a business to have run. R03 counts the
 months forward from the business's start date, so a minimum of thousands of years would carry
-every check past the calendar's last year and fail it, not decide it."""
+every check past the calendar's last year (R03 is then UNKNOWN, domain/eligibility.py). Held to
+when publishing (`bounds_refusal`), not when reading."""
 _AMOUNT = f"must be between 0 and {RUPIAH_MAX:,} rupiah"
 """As domain/identifiers.py bounds every amount: a larger one is a unit slip (cents)."""
 
@@ -325,15 +326,10 @@ class RuleSet:
         require(0 < self.coverage_rate <= 1, "coverage_rate", "must be in (0, 1]")
         require(self.ijp_rate is None or 0 <= self.ijp_rate < 1, "ijp_rate", "must be in [0, 1)")
         require(0 < self.min_plafond <= self.max_plafond, "min_plafond", "must be in (0, max]")
-        require(self.max_plafond <= RUPIAH_MAX, "max_plafond", _AMOUNT)
         require(_subset(self.allowed_scales, SCALES), "allowed_scales", f"allowed: {SCALES}")
-        require(0 <= (self.max_annual_sales or 0) <= RUPIAH_MAX, "max_annual_sales", _AMOUNT)
-        require(
-            0 <= self.min_business_age_months <= MAX_BUSINESS_AGE_MONTHS,
-            "min_business_age_months",
-            f"must be in 0..{MAX_BUSINESS_AGE_MONTHS}",
-        )
-        require(0 <= self.npwp_required_above <= RUPIAH_MAX, "npwp_required_above", _AMOUNT)
+        require((self.max_annual_sales or 0) >= 0, "max_annual_sales", "must not be negative")
+        require(self.min_business_age_months >= 0, "min_business_age_months", "must be >= 0")
+        require(self.npwp_required_above >= 0, "npwp_required_above", "must not be negative")
         require(
             1 <= self.collectibility_pass_max <= self.collectibility_review_max <= 5,
             "collectibility_review_max",
@@ -496,6 +492,28 @@ def withholding_refusal(ruleset: RuleSet, stored: Collection[RuleSet] = ()) -> I
     return None
 
 
+def bounds_refusal(ruleset: RuleSet) -> InvalidValue | None:
+    """Why `ruleset`'s thresholds may not be published, or None: a business age past ten years
+    (`MAX_BUSINESS_AGE_MONTHS`), an amount past RUPIAH_MAX (a unit slip, as every amount).
+
+    Applied where rule sets are published (`load_rulesets`), not where they are read, as
+    `withholding_refusal` is: a version stored before these bounds existed (180 months, say) is
+    frozen like any other, and refusing it when read would fail every check of its product, and
+    every replay of a decision made under it. Stored ones are reported instead
+    (sinergi/ruleset_review.py)."""
+    amounts = {
+        "max_plafond": ruleset.max_plafond,
+        "max_annual_sales": ruleset.max_annual_sales or 0,
+        "npwp_required_above": ruleset.npwp_required_above,
+    }
+    if ruleset.min_business_age_months > MAX_BUSINESS_AGE_MONTHS:
+        return InvalidValue("min_business_age_months", f"must be in 0..{MAX_BUSINESS_AGE_MONTHS}")
+    for key, amount in amounts.items():
+        if amount > RUPIAH_MAX:
+            return InvalidValue(key, _AMOUNT)
+    return None
+
+
 def _parse_json(text: str) -> object:
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
         keys = [key for key, _ in pairs]
@@ -512,12 +530,12 @@ def _parse_json(text: str) -> object:
 def load_rulesets(directory: Path, stored: Collection[RuleSet] = ()) -> list[RuleSet]:
     """Every `*.json` rule set in `directory`, to publish (`sinergi rulesets load`, the bundled
     ones at preparation): each held to the rules of publishing (`withholding_refusal`; `stored`:
-    the versions the database holds). An error names the file and the key."""
+    the versions the database holds; `bounds_refusal`). An error names the file and the key."""
     rulesets: list[RuleSet] = []
     for path in sorted(directory.glob("*.json")):
         try:
             ruleset = RuleSet.from_dict(_parse_json(path.read_text(encoding="utf-8")))
-            refusal = withholding_refusal(ruleset, stored)
+            refusal = bounds_refusal(ruleset) or withholding_refusal(ruleset, stored)
             if refusal is not None:
                 raise refusal
             rulesets.append(ruleset)

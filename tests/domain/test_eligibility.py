@@ -522,6 +522,23 @@ def test_r03_the_business_has_run_six_calendar_months(
     assert outcome(msme(business_start_date=started, check_date=checked), "R03") is expected
 
 
+def test_r03_a_stored_rule_set_past_publishings_bound_still_reads_and_decides() -> None:
+    """Publishing bounds the minimum age (ten years); a version stored before the bound, asking
+    fifteen, is frozen like any other: it reads, and R03 decides under it."""
+    document = V1.to_dict()
+    document["min_business_age_months"] = 180
+    stored = RuleSet.from_dict(json.loads(json.dumps(document)))
+    assert outcome(msme(), "R03", stored) is Outcome.FAIL  # started 2021: under fifteen years
+    assert outcome(msme(business_start_date=date(2010, 1, 1)), "R03", stored) is Outcome.PASS
+
+
+def test_r03_a_minimum_past_the_calendar_is_unknown_not_a_crash() -> None:
+    """A stored minimum of 100000 months carries the count past year 9999: R03 cannot decide."""
+    stored = replace(V1, min_business_age_months=100_000)
+    assert outcome(msme(), "R03", stored) is Outcome.UNKNOWN
+    assert evaluate(msme(), stored).decision is Verdict.NEEDS_REVIEW
+
+
 def test_r03_m004_at_under_six_months_fails() -> None:
     # M-004 in Samarinda started 2025-09-01 (demo-msmes.csv: "under 6 months old on 2026-01-15").
     assert outcome(msme(business_start_date=date(2025, 9, 1)), "R03") is Outcome.FAIL
