@@ -10,6 +10,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import (
     established_by,
     kbli_section,
+    legal_entity_no_key,
     validate_legal_entity_no,
     validate_rupiah,
 )
@@ -214,6 +215,18 @@ def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
     return value
 
 
+def _same_number(sent: str, stored: str) -> bool:
+    """Whether `sent` is `stored` as a lookup by number compares them (db/queries/cooperatives.py
+    `legal_entity_no_is`: the key, in lower case), so that upper or lower case, runs of spaces, or
+    a serial's zeros make no other number."""
+    if sent == stored:
+        return True
+    try:
+        return legal_entity_no_key(sent).lower() == legal_entity_no_key(stored).lower()
+    except InvalidValue:  # one of them is no number at all: not the same
+        return False
+
+
 def check_cooperative(
     draft: CooperativeDraft,
     vocabulary: Vocabulary,
@@ -225,14 +238,16 @@ def check_cooperative(
 
     `stored_number` is the number of the record an update merges the draft over: a write that
     leaves it as stored keeps it unjudged (as domain/scale.py `kept_declaration` keeps a
-    declaration), since a number stored before today's rule (an older one outside ASCII) is
-    still the cooperative's, and refusing it would leave the record unwritable.
+    declaration), since a number stored before today's rule (an older one outside ASCII, a
+    Kemenkumham one dated before 2019) is still the cooperative's, and refusing it would leave
+    the record unwritable. "As stored" is as a lookup finds it (`_same_number`): the number sent
+    back in another spelling is still the stored one, and keeps the stored spelling.
     """
     today = vocabulary.today
     got = Collector()
     number = (
         stored_number
-        if stored_number is not None and draft.legal_entity_no == stored_number
+        if stored_number is not None and _same_number(draft.legal_entity_no, stored_number)
         else got.take(
             lambda: validate_legal_entity_no(
                 draft.legal_entity_no, today=today, field=name("legalEntityNo")

@@ -284,3 +284,36 @@ def test_every_broken_rule_of_a_scale_report_is_listed() -> None:
     assert _scale_report(effective_from=date(2026, 1, 16)) == [
         ("report.effectiveFrom", "must not be in the future")
     ]
+
+
+STORED_BEFORE_2019 = "AHU-0007741.AH.01.26.TAHUN 2015"
+"""A Kemenkumham number of a year before 2019, stored before years were bounded."""
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        STORED_BEFORE_2019,
+        "AHU-7741.AH.01.26.TAHUN 2015",
+        "ahu-0007741.ah.01.26.tahun   2015",
+    ],
+)
+def test_a_stored_number_sent_back_in_another_spelling_is_kept_as_stored(sent: str) -> None:
+    """A lookup takes every spelling of a number as that number: a draft carrying the stored
+    number in another spelling leaves it as stored, unjudged (its year is before 2019), as
+    the same spelling did; it was refused."""
+    checked = check_cooperative(
+        replace(COOPERATIVE, legal_entity_no=sent), RULES, stored_number=STORED_BEFORE_2019
+    )
+    assert not isinstance(checked, list), checked
+    assert checked.legal_entity_no == STORED_BEFORE_2019
+
+
+def test_another_number_than_the_stored_one_is_judged() -> None:
+    checked = check_cooperative(
+        replace(COOPERATIVE, legal_entity_no="AHU-0007742.AH.01.26.TAHUN 2015"),
+        RULES,
+        stored_number=STORED_BEFORE_2019,
+    )
+    assert isinstance(checked, list)
+    assert [error.field for error in checked] == ["legalEntityNo"]
