@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
-from functools import cache
+from functools import cache, lru_cache
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ EXAMPLE_QUERY = """\
 
 Mint = Callable[[], Awaitable[str]]
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
-_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]*)(?::[0-9]+)?")
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]*)(?::[0-9]{1,5})?")
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
@@ -110,13 +110,14 @@ def _source_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-@cache
+@lru_cache(maxsize=16)
 def _page_headers(socket_origin: str) -> dict[str, str]:
     """The page's own files and its inline script and style, by hash (the token is in a data
     block, so their bytes never change); images and fonts are the stylesheet's data: URLs.
     `socket_origin` (`ws://127.0.0.1:8000`) is where its subscriptions connect: the page's own
     host, which 'self' covers for ws: in CSP Level 3 only, so it is named too. Only loopback
-    names reach here (`_refusal`), so few are ever cached."""
+    names with a port of at most five digits reach here (`_refusal`), but a client may still
+    name every port: the cache keeps the last few, so it cannot be grown."""
     inline: dict[str, list[str]] = {"script": [], "style": []}
     for element, text in _INLINE.findall(_template()):
         inline[element].append(_source_hash(text))
