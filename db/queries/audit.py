@@ -537,7 +537,9 @@ async def entries(
 _READER = AUDIT_LOG.alias("reader")
 # A read of the trail names the positions of the entries it returned (`positions` in its entry),
 # not their subjects; the expression and the predicate as the index on them (migration 0053)
-# states them, literals both, so the planner uses it whatever the statement's parameters.
+# states them, literals both, so the planner uses it whatever the statement's parameters. One
+# lookup per entry naming the person, some 8 µs each: the index takes each read at once, with no
+# pending list that every lookup would read through (migration 0054; 98,000 lookups took 28 s).
 _POSITIONS = _READER.c.entry.op("->")(literal_column("'positions'"))
 _NAMES_POSITIONS = _READER.c.entry.op("?")(literal_column("'positions'"))
 
