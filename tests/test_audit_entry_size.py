@@ -140,3 +140,44 @@ def test_sealing_reads_large_entries_a_few_at_a_time(
     assert most <= audit_seals.PARTITION_BYTES // audit_seals.MAX_ENTRY_BYTES, (
         f"{most} entries of 1 MiB read and sealed without a step between"
     )
+
+
+def test_entries_of_40_mb_stored_before_the_bound_are_sealed_within_the_statement_timeout(
+    fresh_url: str,
+) -> None:
+    """As a database upgraded from before migration 0053 may hold them: the owner inserts them
+    with the bound off. Measuring every candidate up front read all of them in each partition's
+    statement (16 took 7.5 s), and every round failed at the statement timeout: sealing
+    measures only what it takes, so each is sealed within the timeout every request runs under."""
+    entries = 20
+
+    async def insert_unbounded() -> None:
+        connection = await asyncpg.connect(fresh_url)
+        try:
+            async with connection.transaction():
+                await connection.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_bounded")
+                await connection.execute(INSERT, 40_000_000, entries)
+                await connection.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_bounded")
+        finally:
+            await connection.close()
+
+    async def seal_all() -> list[audit_seals.Sealed]:
+        engine = create_engine(as_service(fresh_url), statement_timeout_ms=5_000, pool_size=1)
+        rounds = []
+        try:
+            while True:
+                async with engine.begin() as connection:
+                    sealed = await audit_seals.seal(connection, KEY)
+                assert sealed is not None
+                if sealed.count == 0:
+                    return rounds
+                rounds.append(sealed)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert_unbounded())
+    rounds = asyncio.run(seal_all())
+    assert sum(sealed.count for sealed in rounds) == entries
+    assert all(sealed.refused_at is None for sealed in rounds)
+    assert sum(len(sealed.tampered) for sealed in rounds) == entries  # their MACs garbage
+    assert run(fresh_url, "SELECT count(*) FROM audit_seals")[0][0] == entries

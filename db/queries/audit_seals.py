@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Dialect, Text, bindparam, cast, func, select, text
+from sqlalchemy import BigInteger, Dialect, Text, bindparam, cast, column, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.types import TypeDecorator
@@ -53,7 +53,8 @@ PARTITION_BYTES = 4 * 1_048_576
 whatever its size): 250 of the largest entries the trail takes (`MAX_ENTRY_BYTES`) are 250 MiB,
 and eight of 40 MB, inserted with the service's credentials before the trail bounded them, held
 the statement reading them past its timeout on every round: sealing stopped for good. An entry
-Sinergi writes is a few KB at most, so partitions of them are still `PARTITION` long."""
+Sinergi writes is a few KB at most, so partitions of them are still `PARTITION` long. Measured
+one entry at a time, as far as they are taken (`_TAKEN`), not all `PARTITION` up front."""
 MAX_ENTRY_BYTES = 1_048_576
 """The largest entry the trail takes, its `entry` and `subjects` as text (migration 0053)."""
 
@@ -200,32 +201,34 @@ def recomputed_hash() -> Label[str]:
 
 
 # The next partition of entries after `after`: at most `rows`, and no more than come to
-# PARTITION_BYTES (the first whatever its size). Their sizes are measured apart, so that an
-# entry left for the next partition is not read, hashed and sent in this one.
-_NEXT = (
-    select(
-        AUDIT_LOG.c.seq,
-        (
-            func.octet_length(cast(AUDIT_LOG.c.entry, Text))
-            + func.octet_length(cast(AUDIT_LOG.c.subjects, Text))
-        ).label("size"),
+# PARTITION_BYTES (the first whatever its size). It is measured one entry at a time, from the
+# first, and the walk stops at the entry that reaches PARTITION_BYTES: only the entries taken
+# are measured, each converted to text once more to be. Measuring every candidate up front read
+# all 250 entries after the last seal in full, each partition: sixteen of 40 MB, stored before
+# the trail bounded them, took 7.5 s, and every sealing round failed at the statement timeout.
+# Their stored size (`pg_column_size`) would be no measure: compressed, 40 MB of one letter is
+# a few hundred bytes. An entry after a gap in `seq` ends the walk, and begins the next
+# partition, where sealing stops at it.
+_TAKEN = (
+    text(
+        "WITH RECURSIVE walk (seq, through, taken) AS ("
+        " (SELECT seq, octet_length(entry::text)::bigint + octet_length(subjects::text), 1"
+        "  FROM audit_log WHERE seq > :after ORDER BY seq LIMIT 1)"
+        " UNION ALL"
+        " SELECT later.seq,"
+        "  walk.through + octet_length(later.entry::text) + octet_length(later.subjects::text),"
+        "  walk.taken + 1"
+        " FROM walk JOIN audit_log AS later ON later.seq = walk.seq + 1"
+        " WHERE walk.through < :partition_bytes AND walk.taken < :rows"
+        ") SELECT seq FROM walk"
     )
-    .where(AUDIT_LOG.c.seq > bindparam("after"))
-    .order_by(AUDIT_LOG.c.seq)
-    .limit(bindparam("rows"))
-    .subquery("next")
+    .bindparams(bindparam("partition_bytes", PARTITION_BYTES, type_=BigInteger))
+    .columns(column("seq", BigInteger))
+    .subquery("taken")
 )
-_BEFORE_IT = (
-    select(
-        _NEXT.c.seq,
-        (func.sum(_NEXT.c.size).over(order_by=_NEXT.c.seq) - _NEXT.c.size).label("before"),
-    )
-).subquery("before_it")
 _PARTITION = (
     select(*stored_columns(), recomputed_hash())
-    .where(
-        AUDIT_LOG.c.seq.in_(select(_BEFORE_IT.c.seq).where(_BEFORE_IT.c.before < PARTITION_BYTES))
-    )
+    .where(AUDIT_LOG.c.seq.in_(select(_TAKEN.c.seq)))
     .order_by(AUDIT_LOG.c.seq)
 )
 

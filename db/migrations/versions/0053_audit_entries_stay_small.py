@@ -20,7 +20,9 @@ more than 20,000 people into parts (db/queries/audit.py `SUBJECTS_PER_ENTRY`: so
 NIKs), a read's positions are at most a page, and the rest of an entry is a few KB. The
 migration's role owns the trigger, so the service's role can neither drop, disable nor replace
 it. An entry stored before this migration is left as it was; the sealer reads entries a few MiB
-at a time (db/queries/audit_seals.py), so even one of those is sealed in a statement of its own.
+at a time (db/queries/audit_seals.py), so even one of those is sealed in a statement of its own
+(measuring only the entries it takes: as first written, it measured all 250 entries after the
+last seal in full for each partition, and sixteen of 40 MB still outlasted the statement timeout).
 
 Revision ID: 0053
 Revises: 0052
