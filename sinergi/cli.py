@@ -176,7 +176,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             DEFAULT_ISSUER,
             args.port,
         )
-    if development:
+    if args.dev:  # only --dev hands GraphiQL its demo token; elsewhere it would refuse one
         logging.getLogger("sinergi.graphiql").info(_graphiql_notice(args.host, args.port))
     if metrics_dir is not None:  # past every refusal: a refused start leaves the files be
         _clear_metric_files(metrics_dir)
