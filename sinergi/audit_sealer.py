@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +55,9 @@ class AuditSealer:
         self._checkpoints = checkpoints
         self._interval = interval_seconds
         self._unsealed_seconds = interval_seconds * unsealed_intervals
+        self._round_done_at = time.monotonic()
+        """When this process last finished a round without an error (another process sealing
+        counts: `_check_sealing_goes_on` watches that one)."""
         self._syslog = syslog
         self._syslog_failing = False
         self._unsent: str | None = None
@@ -105,6 +109,7 @@ class AuditSealer:
                         await audit_seals.oldest_unsealed(connection) if sealed is None else None
                     )
                 if sealed is None:
+                    self._round_done_at = time.monotonic()
                     self._check_sealing_goes_on(waiting)
                     return  # another process is sealing, and will publish
                 count += sealed.count
@@ -127,6 +132,7 @@ class AuditSealer:
         except Exception as error:
             await self._failed(error)
             return
+        self._round_done_at = time.monotonic()
         metrics.observe_sealing(
             None if sealed.head is None else sealed.head.seq, refused=refused, stopped=stopped
         )
@@ -160,7 +166,9 @@ class AuditSealer:
                 waiting = await audit_seals.oldest_unsealed(connection)
         except Exception as again:
             if is_unavailable(again):  # the database is away: the entries wait for the next round
-                log.warning("could not seal the audit trail: %s", error)
+                told = loggable(error)
+                log.warning("could not seal the audit trail: %s", told or type(error).__name__)
+                self._check_rounds_go_on()
                 return
             checked = again
         metrics.AUDIT_SEAL_FAILURES.inc()
@@ -176,8 +184,25 @@ class AuditSealer:
                 "could not check how long audit entries have waited: %s",
                 told or f"{type(checked).__name__}: {checked}",
             )
+            self._check_rounds_go_on()
             return
         self._check_sealing_goes_on(waiting, because=_FAILING)
+
+    def _check_rounds_go_on(self) -> None:
+        """The check's own connection can be ended too, by whoever holds the service's
+        credentials, so that every failed round reads as the database being away. Whatever the
+        rounds' errors say, none finishing for longer than an entry may wait is a stall: logged
+        and counted (a long outage as well, which leaves entries unsealed just the same)."""
+        failing = time.monotonic() - self._round_done_at
+        if failing <= self._unsealed_seconds:
+            return
+        metrics.AUDIT_SEAL_STALLS.inc()
+        log.error(
+            "no sealing round has finished for %.0f s (bound: %.0f s); unsealed entries can be"
+            " removed unnoticed; run `sinergi audit verify`",
+            failing,
+            self._unsealed_seconds,
+        )
 
     def _check_sealing_goes_on(
         self, waiting: audit_seals.Unsealed | None, because: str = _LOCK_HELD

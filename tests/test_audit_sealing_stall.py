@@ -238,3 +238,33 @@ def test_sealing_while_the_database_does_not_answer_is_a_warning_only(
     assert (REGISTRY.get_sample_value(STALLS) or 0.0) == stalls
     assert [record.levelname for record in caplog.records] == ["WARNING"]
     assert "could not seal the audit trail" in caplog.text
+
+
+def test_rounds_that_all_read_as_the_database_away_are_a_stall_past_the_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outage check runs on a connection of its own, which whoever holds the service's
+    credentials can end as well, so that every round reads as the database being away: a
+    warning each, and nothing counted, for good. Past the bound an entry may wait, rounds that
+    never finish are a stall whatever their errors say (here, nothing listens at all)."""
+    stalls = REGISTRY.get_sample_value(STALLS) or 0.0
+
+    async def rounds_with_no_database() -> None:
+        engine = create_engine(
+            "postgresql://nobody@127.0.0.1:1/none", statement_timeout_ms=1_000, pool_size=1
+        )
+        sealer = AuditSealer(
+            engine, KEY, tmp_path / "audit-checkpoints.jsonl", 0.1, unsealed_intervals=2
+        )
+        try:
+            await sealer.publish()
+            assert (REGISTRY.get_sample_value(STALLS) or 0.0) == stalls  # within the bound
+            await asyncio.sleep(0.3)
+            await sealer.publish()
+        finally:
+            await engine.dispose()
+
+    with caplog.at_level("WARNING", logger="sinergi.audit"):
+        asyncio.run(rounds_with_no_database())
+    assert (REGISTRY.get_sample_value(STALLS) or 0.0) == stalls + 1
+    assert "no sealing round has finished for" in caplog.text
