@@ -751,6 +751,41 @@ async def test_only_the_programme_s_owner_takes_back_its_verified_mark_or_rewrit
     assert by_owner.data["updateParticipation"]["status"] == "PROPOSED"
 
 
+async def test_a_mark_recorded_in_the_free_text_of_before_0026_counts_as_verified(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """Before migration 0026 a status was free text: its history may say "Terverifikasi" or
+    " Verified" where today's says "verified", and 0026 normalised the stored status, not the
+    history. Such a mark, moved on from, is still the owner's to take back to PROPOSED."""
+    msme_id = await _created_msme(engine, business("7749000000007"))
+    given = {"programmeId": "PR-SERBU-NIB", "msmeId": msme_id, "role": "recipient"}
+    added = await run(engine, PALANGKA_RAYA, ADD, {"input": {**given, "status": "ACTIVE"}})
+    assert added.errors is None, added.errors
+    participation = int(added.data["addParticipation"]["id"])
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            for before, after in (("diusulkan", " Terverifikasi"), ("Terverifikasi", "aktif")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO record_changes (client_id, organisation, record_kind,"
+                        " record_id, operation, version, changes) VALUES ('legacy', 'legacy',"
+                        " 'participation', :id, 'update', 1, CAST(:changes AS jsonb))"
+                    ),
+                    {
+                        "id": participation,
+                        "changes": f'{{"status": {{"before": "{before}", "after": "{after}"}}}}',
+                    },
+                )
+    finally:
+        await owner.dispose()
+    change = {"id": str(participation), "version": 1, "changes": {"status": "PROPOSED"}}
+    refused = await run(engine, PALANGKA_RAYA, CHANGE, change)
+    assert refused.data == {"updateParticipation": None}
+    (error,) = refused.errors
+    assert error.extensions == {"code": "FORBIDDEN", "field": "changes.status"}
+
+
 COUNTED = """query($programme: ID!) {
   msmes(filter: {programme: $programme}) { totalCount nodes { nib } }
   cooperatives(filter: {programme: $programme}) { totalCount nodes { legalEntityNo } }

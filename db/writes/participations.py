@@ -145,13 +145,19 @@ def _ever_verified(participation_id: int) -> Select[Any]:
     or the demo loader has no entry of its own). One statement on the history's index by
     record."""
     status = RECORD_CHANGES.c.changes["status"]
-    verified = ParticipationStatus.VERIFIED.value
+
+    def verified(side: str) -> ColumnElement[bool]:
+        """Before migration 0026, statuses were free text ("Terverifikasi", " Verified"): it
+        normalised the stored ones, not their history, so the history is read as it did."""
+        word = func.lower(func.btrim(status[side].astext, " \t\r\n"))
+        return word.in_((ParticipationStatus.VERIFIED.value, "terverifikasi"))
+
     return select(
         select(RECORD_CHANGES.c.id)
         .where(
             RECORD_CHANGES.c.record_kind == "participation",
             RECORD_CHANGES.c.record_id == participation_id,
-            or_(status["after"].astext == verified, status["before"].astext == verified),
+            or_(verified("after"), verified("before")),
         )
         .exists()
     )
