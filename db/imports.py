@@ -198,6 +198,7 @@ WRITTEN = _scratch(
     Column("scale", Text),
     Column("capital", BigInteger),
     Column("annual_turnover", BigInteger),
+    Column("turnover_year", SmallInteger),
 )
 EXISTING = _scratch(
     "msme_import_existing",
@@ -945,8 +946,10 @@ WITH written AS (
       FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
-SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turnover
+INSERT INTO msme_import_written
+       (id, created, scale_row, scale, capital, annual_turnover, turnover_year)
+SELECT id, false, scale IS DISTINCT FROM old_scale, scale, capital, annual_turnover,
+       turnover_year
   FROM written
 """
 
@@ -1040,8 +1043,9 @@ WITH written AS (
       FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
-INSERT INTO msme_import_written (id, created, scale_row, scale, capital, annual_turnover)
-SELECT id, true, true, scale, capital, annual_turnover
+INSERT INTO msme_import_written
+       (id, created, scale_row, scale, capital, annual_turnover, turnover_year)
+SELECT id, true, true, scale, capital, annual_turnover, turnover_year
   FROM written
 """
 
@@ -1111,15 +1115,18 @@ SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb
 """
 
 # A scale history row for each record whose scale an UPDATE changed, and each record created
-# with an owner (the others' first entry is their batch's).
+# with an owner (the others' first entry is their batch's), with the year of the row's sales
+# (db/writes/msmes.py `sales_year`).
 _SCALES = """
-INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital, rule_version)
-SELECT id, scale, :today, annual_turnover, capital, :rule_version
+INSERT INTO msme_scale_history
+       (msme_id, scale, effective_from, annual_sales, capital, turnover_year, rule_version)
+SELECT id, scale, :today, annual_turnover, capital,
+       CASE WHEN annual_turnover IS NOT NULL THEN turnover_year END, :rule_version
   FROM msme_import_written
  WHERE scale_row
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
-       capital = EXCLUDED.capital, recorded_at = now()
+       capital = EXCLUDED.capital, turnover_year = EXCLUDED.turnover_year, recorded_at = now()
 """
 
 _COUNTS = """

@@ -329,6 +329,9 @@ MSME_SCALE_HISTORY = Table(
     Column("capital", BigInteger),
     Column("rule_version", String(20), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The year `annual_sales` were made: a graduation counts in it (migration 0055). Null where
+    # it is not known (no sales, none given, entries from before 0055): their effective year.
+    Column("turnover_year", SmallInteger),
     CheckConstraint(_one_of("scale", SCALES), name="scale"),
     UniqueConstraint("msme_id", "effective_from"),
 )

@@ -127,7 +127,8 @@ class FigureQuery:
         description="MSMEs that moved up a scale in `year` ('naik kelas': micro to small or "
         "medium, small to medium), grouped, with totals: each business once, from the lowest "
         "scale it rose from to the highest it reached that year; the MIKRO_NAIK_KELAS "
-        "indicator counts those that rose from micro only.",
+        "indicator counts those that rose from micro only. A change counts in the year its "
+        "annual sales were made (ScaleChange.turnoverYear), else the year it took effect.",
     )
     async def graduations(
         self,

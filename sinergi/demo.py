@@ -279,6 +279,8 @@ async def _insert_msmes(connection: AsyncConnection, batch: list[dict[str, Any]]
                         "effective_from": effective_from,
                         "annual_sales": sales,
                         "capital": capital,
+                        # The demo's figures are each year's sales, in force from its 1 January.
+                        "turnover_year": effective_from.year,
                         "rule_version": RULE_VERSION,
                     }
                 )

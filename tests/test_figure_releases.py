@@ -243,7 +243,7 @@ COPIED = {
         "cell_key",
     },
     "participations": {"id", "programme_id", "msme_id", "cooperative_id", "status"},
-    "msme_scale_history": {"msme_id", "scale", "effective_from", "rule_version"},
+    "msme_scale_history": {"msme_id", "scale", "effective_from", "rule_version", "turnover_year"},
     "guarantees": {
         "guarantor_client_id",
         "msme_id",

@@ -604,13 +604,18 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
 HELD_DECLARATION = "UPDATE msmes SET annual_turnover = $2, turnover_year = 2025 WHERE id = $1"
 
 
-async def _graduations(url: str, year: int) -> list[tuple[int, str, str]]:
-    """(record, scale left, scale reached) of each graduation `graduation_source` counts."""
+async def _graduations(
+    url: str, year: int, release: str | None = None
+) -> list[tuple[int, str, str]]:
+    """(record, scale left, scale reached) of each graduation `graduation_source` counts, from
+    the live tables or the copies of the schema `release`, as a ministry reads them."""
     engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
     try:
         source, dimensions = graduation_source(year)
         query = select(MSMES.c.id, dimensions["from_scale"], dimensions["to_scale"])
         async with engine.connect() as connection:
+            if release is not None:
+                await connection.execution_options(schema_translate_map={None: release})
             rows = await connection.execute(query.select_from(source).order_by(MSMES.c.id))
             return [(row[0], row[1], row[2]) for row in rows]
     finally:
@@ -667,6 +672,52 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
         later = date(today.year + 1, 1, 1)
         asyncio.run(_execute(url, LEGACY_ENTRY, ids[1], "medium", later, 20_000_000_000, None))
         assert asyncio.run(_graduations(url, later.year)) == [(ids[1], "small", "medium")]
+
+
+SALES_YEAR_ENTRY = (
+    "INSERT INTO msme_scale_history (msme_id, scale, effective_from, annual_sales, capital,"
+    " rule_version, turnover_year) VALUES ($1, 'small', '2026-02-10', 3000000000, NULL,"
+    " 'PP7_2021', 2025)"
+)
+
+
+def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
+    server_url: str,
+) -> None:
+    """Two businesses micro from 2025: one small from February 2026 by an entry from before
+    0055 (no sales year: it counts in 2026, as it did), the other small from the same month on
+    its 2025 sales, written after (it counts in 2025). A ministry's release made before 0055
+    gains the column empty and counts as the live tables do, and so does the next. Down and up
+    again, it holds."""
+    with _database_at(server_url, "0054") as url:
+        asyncio.run(_execute(url, SCALE_REGIONS))
+        ids = [
+            asyncio.run(_fetch(url, LEGACY_MSME, nib, "small", None, 3_000_000_000))[0]["id"]
+            for nib in ("7799000000011", "7799000000012")
+        ]
+        for id_ in ids:
+            entry = (id_, "micro", date(2025, 1, 2), 240_000_000, None)
+            asyncio.run(_execute(url, LEGACY_ENTRY, *entry))
+        asyncio.run(
+            _execute(url, LEGACY_ENTRY, ids[0], "small", date(2026, 2, 3), 3_000_000_000, None)
+        )
+        asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))
+        before = asyncio.run(_value(url, "SELECT schema_name FROM figure_releases"))
+        upgrade(url)
+        asyncio.run(_execute(url, SALES_YEAR_ENTRY, ids[1]))
+        counted = {2025: [(ids[1], "micro", "small")], 2026: [(ids[0], "micro", "small")]}
+        assert {year: asyncio.run(_graduations(url, year)) for year in counted} == counted
+        assert asyncio.run(_graduations(url, 2026, before)) == counted[2026]
+        asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))
+        after = asyncio.run(_value(url, "SELECT schema_name FROM figure_releases"))
+        assert after != before
+        assert {year: asyncio.run(_graduations(url, year, after)) for year in counted} == counted
+        command.downgrade(alembic_config(url), "0054")
+        upgrade(url)
+        assert {year: asyncio.run(_graduations(url, year)) for year in counted} == {
+            2025: [],
+            2026: [(ids[0], "micro", "small"), (ids[1], "micro", "small")],
+        }
 
 
 async def _released_rule_versions(url: str) -> list[tuple[int, str]]:

@@ -38,6 +38,7 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
             text(
                 "INSERT INTO targets (indicator_code, jurisdiction, year, kind, value, source)"
                 " VALUES ('MIKRO_NAIK_KELAS', '62', :year, 'target', 800, 'test'),"
+                " ('MIKRO_NAIK_KELAS', '62', :year - 1, 'target', 800, 'test'),"
                 " ('UKM_PROPORSI', '62', :year, 'target', 3.84, 'test'),"
                 " ('UMKM_JUMLAH', :regency, :year, 'target', 10, 'test'),"
                 " ('UKM_PROPORSI', :regency, :year, 'target', 50, 'test'),"
@@ -209,6 +210,102 @@ async def test_a_lone_business_rising_ten_times_stays_hidden_from_a_ministry(
     assert result.errors is None, result.errors
     cells = {cell["key"][0]["value"]: cell for cell in result.data["graduations"]}
     assert cells["62.03"] == {"key": [{"value": "62.03"}], "suppressed": True, "count": None}
+
+
+SALES_YEAR = """query Graduated($year: Int!) {
+  indicator(code: "MIKRO_NAIK_KELAS") { targets { year jurisdiction { code } computedValue } }
+  graduations(year: $year, groupBy: [FROM_SCALE, TO_SCALE], region: "62") {
+    key { value } count
+  }
+}"""
+HISTORY = """query History($nib: String!) {
+  msme(nib: $nib) { scaleHistory { scale effectiveFrom turnoverYear } }
+}"""
+
+
+async def _graduated_in(engine: AsyncEngine, year: int) -> tuple[int, int]:
+    """Kalteng's MIKRO_NAIK_KELAS for `year` and its micro-to-small graduations that year."""
+    result = await run(engine, KALTENG, SALES_YEAR, {"year": year})
+    assert result.errors is None, result.errors
+    (value,) = [
+        target["computedValue"]
+        for target in result.data["indicator"]["targets"]
+        if (target["year"], target["jurisdiction"]["code"]) == (year, "62")
+    ]
+    steps = {
+        tuple(part["value"] for part in cell["key"]): cell["count"]
+        for cell in result.data["graduations"]
+    }
+    return int(value or 0), steps.get(("micro", "small"), 0)
+
+
+async def test_a_graduation_counts_in_the_year_the_sales_were_made(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Micro on its 2024 sales, reported small in February 2026 on its 2025 sales: it became
+    small in 2025 (domain: computedScale(t-1) = MIKRO, computedScale(t) small, by the year's
+    annual sales), so 2025's MIKRO_NAIK_KELAS and graduations count it, 2026's do not."""
+    clock.day = date(YEAR - 1, 11, 3)
+    created = await _create(engine, "7799000000001", MICRO_SALES, turnoverYear=YEAR - 2)
+    before = {year: await _graduated_in(engine, year) for year in (YEAR - 1, YEAR)}
+    clock.day = date(YEAR, 2, 10)
+    report = {"annualSales": SMALL_SALES, "turnoverYear": YEAR - 1, "effectiveFrom": "2026-02-10"}
+    result = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+    )
+    assert result.errors is None, result.errors
+    after = {year: await _graduated_in(engine, year) for year in (YEAR - 1, YEAR)}
+    assert after[YEAR - 1] == (before[YEAR - 1][0] + 1, before[YEAR - 1][1] + 1)
+    assert after[YEAR] == before[YEAR]
+    read = await run(engine, KALTENG, HISTORY, {"nib": "7799000000001"})
+    assert read.errors is None, read.errors
+    assert read.data["msme"]["scaleHistory"] == [
+        {"scale": "MICRO", "effectiveFrom": "2025-11-03", "turnoverYear": YEAR - 2},
+        {"scale": "SMALL", "effectiveFrom": "2026-02-10", "turnoverYear": YEAR - 1},
+    ]
+
+
+async def test_a_change_without_a_sales_year_counts_in_the_year_it_took_effect(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Figures given without their year (as every history entry before the year was kept): the
+    change counts in the year it took effect, as it always did."""
+    clock.day = date(YEAR - 1, 12, 1)
+    created = await _create(engine, "7799000000002", MICRO_SALES, turnoverYear=None)
+    before = {year: await _graduated_in(engine, year) for year in (YEAR - 1, YEAR)}
+    clock.day = date(YEAR, 3, 2)
+    changes = {"annualTurnover": SMALL_SALES}
+    result = await run(
+        engine, KALTENG, UPDATE, {"id": created["id"], "version": 1, "changes": changes}
+    )
+    assert result.errors is None, result.errors
+    after = {year: await _graduated_in(engine, year) for year in (YEAR - 1, YEAR)}
+    assert after[YEAR] == (before[YEAR][0] + 1, before[YEAR][1] + 1)
+    assert after[YEAR - 1] == before[YEAR - 1]
+    read = await run(engine, KALTENG, HISTORY, {"nib": "7799000000002"})
+    assert [entry["turnoverYear"] for entry in read.data["msme"]["scaleHistory"]] == [None, None]
+
+
+async def test_an_import_notes_the_year_of_the_sales_it_carries(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """A file's row carries its sales' year (`turnover_year`): the scale entry it writes is of
+    that year, for a created record (read through its batch) and an updated one alike."""
+    clock.day = date(YEAR, 1, 5)
+    row = _values("7799000000003", annualTurnover=MICRO_SALES, turnoverYear=YEAR - 2)
+    created = await run(engine, KALTENG, IMPORT, {"rows": [row]})
+    assert created.errors is None, created.errors
+    clock.day = date(YEAR, 1, 6)
+    grown = {**row, "annualTurnover": SMALL_SALES, "turnoverYear": YEAR - 1}
+    updated = await run(engine, KALTENG, IMPORT, {"rows": [grown]})
+    assert updated.errors is None, updated.errors
+    read = await run(engine, KALTENG, HISTORY, {"nib": "7799000000003"})
+    assert read.errors is None, read.errors
+    history = read.data["msme"]["scaleHistory"]
+    assert [(entry["scale"], entry["turnoverYear"]) for entry in history] == [
+        ("MICRO", YEAR - 2),
+        ("SMALL", YEAR - 1),
+    ]
 
 
 FIGURES = """{

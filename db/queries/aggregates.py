@@ -365,6 +365,9 @@ def graduation_source(
     batch only until its scale or figures first change, when it becomes a row (migration 0016),
     and a graduation is a change. A correction (domain/scale.py CORRECTIONS) is a step of the
     history, from which the next one is counted, but no graduation.
+
+    A change counts in the year of the sales it was computed from (`graduation_year`), not the
+    year it took effect: a report in February of last year's sales is last year's growth.
     """
     previous = func.lag(MSME_SCALE_HISTORY.c.scale).over(
         partition_by=MSME_SCALE_HISTORY.c.msme_id, order_by=MSME_SCALE_HISTORY.c.effective_from
@@ -372,7 +375,7 @@ def graduation_source(
     changes = select(
         MSME_SCALE_HISTORY.c.msme_id,
         MSME_SCALE_HISTORY.c.scale,
-        MSME_SCALE_HISTORY.c.effective_from,
+        graduation_year(MSME_SCALE_HISTORY).label("year"),
         MSME_SCALE_HISTORY.c.rule_version,
         previous.label("previous_scale"),
     ).subquery()
@@ -383,7 +386,7 @@ def graduation_source(
             _scale_of(func.max(_size(changes.c.scale))).label("to_scale"),
         )
         .where(
-            extract("year", changes.c.effective_from) == year,
+            changes.c.year == year,
             changes.c.rule_version.not_in(sorted(CORRECTIONS)),
             tuple_(changes.c.previous_scale, changes.c.scale).in_(
                 sorted((str(before), str(after)) for before, after in steps)
@@ -400,6 +403,16 @@ def graduation_source(
         "to_scale": graduates.c.to_scale,
     }
     return source, dimensions
+
+
+def graduation_year(history: Table) -> ColumnElement[Any]:
+    """The year a scale history entry counts in: that of the annual sales it was computed from
+    (domain: naik kelas in t is micro in t-1 and small or medium in t, by each year's sales);
+    the year it took effect where that is not known (no sales, or written before migration
+    0055 kept the year)."""
+    return func.coalesce(
+        history.c.turnover_year, cast(extract("year", history.c.effective_from), SqlInteger)
+    )
 
 
 def _size(scale: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -279,13 +279,15 @@ async def report_scale(
 
 
 async def note_scale(connection: AsyncConnection, msme: Record, *, effective_from: date) -> None:
-    """One history row per change; a second report on the same day replaces that day's row."""
+    """One history row per change; a second report on the same day replaces that day's row.
+    The row keeps the year its sales were made, which graduations count in (migration 0055)."""
     statement = insert(MSME_SCALE_HISTORY).values(
         msme_id=msme.id,
         scale=msme.scale,
         effective_from=effective_from,
         annual_sales=msme.annual_turnover,
         capital=msme.capital,
+        turnover_year=sales_year(msme.annual_turnover, msme.turnover_year),
         rule_version=RULE_VERSION,
     )
     excluded = statement.excluded
@@ -296,10 +298,17 @@ async def note_scale(connection: AsyncConnection, msme: Record, *, effective_fro
                 "scale": excluded.scale,
                 "annual_sales": excluded.annual_sales,
                 "capital": excluded.capital,
+                "turnover_year": excluded.turnover_year,
                 "recorded_at": func.now(),
             },
         )
     )
+
+
+def sales_year(annual_sales: int | None, turnover_year: int | None) -> int | None:
+    """A history entry's turnover year from its record's: none without sales to be of a year (a
+    scale from capital alone), as migration 0055's SQL has it for the entries it writes."""
+    return None if annual_sales is None else turnover_year
 
 
 async def set_owner(

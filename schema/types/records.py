@@ -51,6 +51,12 @@ class ScaleChange:
     effective_from: date
     annual_sales: Rupiah | None
     capital: Rupiah | None
+    turnover_year: int | None = strawberry.field(
+        description="The year `annualSales` were made: a graduation ('naik kelas') counts in "
+        "it, not in the year of `effectiveFrom`. Null when not known (no annual sales, none "
+        "given with them, or recorded before the year was kept): such a change counts in the "
+        "year of `effectiveFrom`."
+    )
     rule_version: str = strawberry.field(
         description="The rule the scale was computed under (PP7_2021). "
         f"{' or '.join(sorted(CORRECTIONS))}: a correction of a record the register had "
