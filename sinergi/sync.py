@@ -114,8 +114,9 @@ class LocalCopy:
         return None if row is None else str(row[0])
 
     def apply(self, kind: str, entries: Iterable[dict[str, Any]], end_cursor: str) -> None:
-        """A removed business takes its participation with it: the feed removes that
-        participation too when the business moves out, but not when it is deleted outright."""
+        """A removed business takes its participations with it. The feed removes each of them
+        too, when the business moves out or is deleted outright, but entries logged before
+        migration 0056 name no removal for the latter, and a copy may still read those."""
         with self.db:
             self.db.execute(
                 "INSERT INTO source SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM source)",

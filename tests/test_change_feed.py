@@ -992,3 +992,103 @@ def test_a_cooperatives_health_rating_reaches_the_copies(feed_api: Api, tmp_path
     record = copy.records("cooperative")[cooperative["id"]]
     assert (record["kspHealth"], record["kspHealthBookYear"]) == ("TIDAK_SEHAT", 2025)
     assert record["establishedOn"] == "2015-03-02"
+
+
+PARTICIPATION_FEED = """
+query($after: String) {
+  participationChanges(after: $after, first: 1000) { entries { id change } endCursor hasMore }
+}
+"""
+
+
+def participation_changes(api: Api, client_id: str, after: str | None) -> tuple[list[Any], str]:
+    """The participation feed's entries for the client after `after`, and its cursor at the end."""
+    entries: list[Any] = []
+    while True:
+        answer = api.graphql(PARTICIPATION_FEED, client_id, {"after": after})
+        assert "errors" not in answer, answer
+        page = answer["data"]["participationChanges"]
+        entries += [(entry["id"], entry["change"]) for entry in page["entries"]]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            return entries, str(after)
+
+
+def _enrolled_business(url: str, number: int, regency: str) -> tuple[int, int, int]:
+    """An MSME and a cooperative in `regency` (numbered apart from other modules'), each
+    enrolled in PR-MBG: the MSME's id, its participation's and the cooperative's."""
+    msme = run(
+        url,
+        "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
+        " regency_code) VALUES ($1, 'Usaha Uji Hapus', '10794', 'C', 'micro', left($2, 2), $2)"
+        " RETURNING id",
+        f"99958{number:08d}",
+        regency,
+    )[0]["id"]
+    cooperative = run(
+        url,
+        "INSERT INTO cooperatives (legal_entity_no, name, type, province_code, regency_code)"
+        " VALUES ($1, 'Koperasi Uji Hapus', 'produsen', left($2, 2), $2) RETURNING id",
+        f"AHU-9958{number:03d}.AH.01.26.TAHUN 2020",
+        regency,
+    )[0]["id"]
+    participation = run(
+        url,
+        "INSERT INTO participations (programme_id, msme_id, role, status)"
+        " VALUES ('PR-MBG', $1, 'supplier', 'active') RETURNING id",
+        msme,
+    )[0]["id"]
+    return msme, participation, cooperative
+
+
+def test_a_participation_deleted_with_its_business_is_removed_from_the_feed(
+    feed_api: Api, feed_url: str
+) -> None:
+    """An operator who deletes a business deletes its participation with it (ON DELETE
+    CASCADE): the participation's REMOVED reaches the readers of where the business was,
+    though by the time the participation goes the business row is gone."""
+    msme, participation, cooperative = _enrolled_business(feed_url, 1, "62.71")
+    member = run(
+        feed_url,
+        "INSERT INTO participations (programme_id, cooperative_id, role, status)"
+        " VALUES ('PR-MBG', $1, 'producer', 'active') RETURNING id",
+        cooperative,
+    )[0]["id"]
+    entries, cursor = participation_changes(feed_api, "demo-regency-6271", None)
+    assert {(str(participation), "CREATED"), (str(member), "CREATED")} <= set(entries)
+    run(feed_url, "DELETE FROM msmes WHERE id = $1", msme)
+    run(feed_url, "DELETE FROM cooperatives WHERE id = $1", cooperative)
+    entries, _ = participation_changes(feed_api, "demo-regency-6271", cursor)
+    assert entries == [(str(participation), "REMOVED"), (str(member), "REMOVED")]
+
+
+def test_a_participation_moved_to_another_business_leaves_the_old_ones_readers(
+    feed_api: Api, feed_url: str
+) -> None:
+    """Merging a duplicate cooperative moves its participations to the one kept (README): a
+    reader of where the duplicate lay, who cannot see the kept one, gets REMOVED; a reader of
+    the kept one's place gets CREATED."""
+    _, participation, duplicate = _enrolled_business(feed_url, 2, "62.71")
+    _, _, kept = _enrolled_business(feed_url, 3, "61.71")
+    run(
+        feed_url,
+        "UPDATE participations SET msme_id = NULL, cooperative_id = $2, role = 'producer'"
+        " WHERE id = $1",
+        participation,
+        duplicate,
+    )
+    _, regency = participation_changes(feed_api, "demo-regency-6271", None)
+    _, kalbar = participation_changes(feed_api, "demo-province-61", None)
+    run(
+        feed_url,
+        "UPDATE participations SET cooperative_id = $2, version = version + 1 WHERE id = $1",
+        participation,
+        kept,
+    )
+    run(feed_url, "DELETE FROM cooperatives WHERE id = $1", duplicate)
+    assert participation_changes(feed_api, "demo-regency-6271", regency)[0] == [
+        (str(participation), "REMOVED")
+    ]
+    assert participation_changes(feed_api, "demo-province-61", kalbar)[0] == [
+        (str(participation), "CREATED")
+    ]
