@@ -29,7 +29,7 @@ from strawberry.types import Info
 
 from db.driver import Row
 from db.queries import change_feed
-from db.queries.change_feed import Reader
+from db.queries.change_feed import SCAN, Reader
 from db.queries.json_pages import Field, JsonShape
 from domain.cursor_seal import CursorSeal
 from domain.personal import OWNER_COLUMNS, OWNER_FINANCES, owner_finances
@@ -116,9 +116,16 @@ def decode_cursor(seal: CursorSeal, after: str | None, kind: str) -> Place:
 
 
 def _clear_place(after: str, kind: str) -> Place | None:
-    """The place a cursor in clear names (base64 of "msme-feed:position:horizon", or, before
-    cursors named the horizon, of "msme-feed:position", read as one from before any
-    compaction), or None if `after` is not one of `kind`'s feed."""
+    """Where a cursor in clear resumes (base64 of "msme-feed:position:horizon", or, before
+    cursors named the horizon, of "msme-feed:position"), or None if `after` is not one of
+    `kind`'s feed. Anyone can make one up, and taken exactly it would be an oracle: a binary
+    search over made-up positions would find the reader's own entries' exact positions in the
+    log (so how many changes others made between them), and one over horizons where compaction
+    stands. So it resumes from the start of its stretch of the log (a multiple of `SCAN`, the
+    stretch a page looks at), read as from before any compaction: every cursor in a stretch,
+    whatever fold it names, answers alike. Its copy reads again at most a stretch of entries it
+    holds, which changes nothing (each carries the record as it is now, and they apply in
+    order); one short of a compaction since starts again, as it must."""
     try:
         prefix, *numbers = base64.urlsafe_b64decode(after.encode()).decode().split(":")
         if prefix != cursor_kind(kind) or len(numbers) not in (1, 2):
@@ -128,7 +135,7 @@ def _clear_place(after: str, kind: str) -> Place | None:
         return None
     if not (0 <= position < 2**63 and 0 <= horizon < 2**63):
         return None
-    return Place(position, horizon, clear=True)
+    return Place(position - position % SCAN, START.horizon, clear=True)
 
 
 async def _clear_until(info: Info[Context, Any], start: Place) -> int:
@@ -137,11 +144,12 @@ async def _clear_until(info: Info[Context, Any], start: Place) -> int:
     its position is its holder's already; anyone can make one up, though, so its page reads
     the log up to there and no further (db/queries/change_feed.py `_end`): nothing it says,
     entries, `hasMore` or refusal, depends on where the feed stands now, which sealing keeps
-    from every client. One past it was made up, and is refused as a forged cursor is, before
-    anything is read."""
+    from every client. One whose stretch starts past it was made up, and is refused as a
+    forged cursor is, before anything is read; so is every one when the log was empty then:
+    the feed had handed none out that named an entry."""
     async with info.context.reads.checked_out(primary=False) as connection:
         until = await change_feed.clear_cursors_until(connection)
-    if start.position > until or start.horizon > until:
+    if until == START.position or start.position > until:
         raise bad_input("after", NOT_A_CURSOR)
     return until
 
@@ -154,8 +162,9 @@ def _folded(start: Place, horizon: int) -> str | None:
     start, resumes as any other. A cursor from a feed compacted further than this one (a
     database restored from a backup) cannot be vouched for either. The page read the horizon
     in its own snapshot, so a compaction committing meanwhile cannot slip between the check and
-    the entries."""
-    if start == START:
+    the entries. A cursor in clear at the start of the log may stand for one further on
+    (`_clear_place`), whose copy holds what the folded entries removed."""
+    if start == START and not start.clear:
         return None
     if start.horizon > horizon:
         return (

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from db.queries.change_feed import SCAN
 from tests.support.demo_data import load_demo
 from tests.support.feed_cursors import cursor_seal, in_clear
 from tests.support.http import Api, served
@@ -106,9 +107,14 @@ def test_every_refusal_of_a_cursor_in_clear_reads_alike(api: Api, owner_url: str
     """A cursor in clear short of a compaction, naming a fold further than the feed's, or past
     the upgrade was refused each in its own words, so made-up ones told apart where the fold
     stands and where the upgrade found the log. Each is refused as a forged cursor is,
-    `BAD_USER_INPUT` on `after`; `sinergi sync` starts its copy again on any of them."""
+    `BAD_USER_INPUT` on `after`; `sinergi sync` starts its copy again on any of them. A cursor
+    in clear resumes from the start of its stretch under no fold, so one whose stretch starts
+    short of the fold is short of it."""
     ((until,),) = run(owner_url, "SELECT max(id) FROM change_log")
-    horizon = until // 2
+    if until < SCAN + 10:  # a stretch before the fold, and some of the next after it
+        _others_write(owner_url, SCAN + 10 - until)
+        ((until,),) = run(owner_url, "SELECT max(id) FROM change_log")
+    horizon = SCAN
     run(
         owner_url,
         "UPDATE change_log_horizon SET clear_cursors_until = $1, horizon = $2",
@@ -121,8 +127,8 @@ def test_every_refusal_of_a_cursor_in_clear_reads_alike(api: Api, owner_url: str
             api.graphql(document, READER, {"after": after})
             for after in (
                 in_clear("msme", 1, 0),  # short of the fold
-                in_clear("msme", horizon, horizon + 1),  # a fold further than the feed's
-                in_clear("msme", until + 1, horizon),  # past the upgrade
+                in_clear("msme", horizon - 1, horizon + 1),  # its stretch is short of the fold
+                in_clear("msme", until - until % SCAN + SCAN, horizon),  # past the upgrade
                 "not a cursor",
             )
         ]
@@ -132,7 +138,54 @@ def test_every_refusal_of_a_cursor_in_clear_reads_alike(api: Api, owner_url: str
             assert error["extensions"]["code"] == "BAD_USER_INPUT", error
             assert error["extensions"]["field"] == "after", error
             assert error["message"] == "after: is not a cursor of this feed", error
-        taken = api.graphql(document, READER, {"after": in_clear("msme", horizon, horizon)})
-        assert "errors" not in taken, taken
+        for taken in (in_clear("msme", horizon, 0), in_clear("msme", until, until)):
+            answer = api.graphql(document, READER, {"after": taken})
+            assert "errors" not in answer, answer
     finally:
         run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = 0, horizon = 0")
+
+
+def test_cursors_in_clear_within_one_stretch_answer_alike(api: Api, owner_url: str) -> None:
+    """Taken exactly, made-up cursors in clear were an oracle: a binary search over positions
+    found where the log ended at the upgrade, and the exact position of each of the reader's
+    own entries from before it (so how many changes others made between them), and one over
+    the fold they name found where compaction stood. A cursor in clear now resumes from the
+    start of its stretch of the log (a multiple of a page's stretch, `SCAN`), under no fold:
+    every one in a stretch, whatever fold it names, answers as the first of it does, and a
+    copy that kept one reads again at most a stretch of entries it holds (each carries the
+    record as it is now, so applying it again changes nothing)."""
+    # One of the reader's own entries last in the log at the upgrade, not first in a stretch.
+    ((until,),) = run(owner_url, "SELECT max(id) FROM change_log")
+    for _ in range(2 if (until + 1) % SCAN == 0 else 1):
+        run(
+            owner_url,
+            "UPDATE msmes SET employees = coalesce(employees, 0) + 1, version = version + 1"
+            " WHERE id = (SELECT min(id) FROM msmes WHERE province_code = '62')",
+        )
+    ((until,),) = run(owner_url, "SELECT max(id) FROM change_log")
+    stretch = until - until % SCAN
+    run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = $1", until)  # as 0029
+    document = _document(1000, "")
+
+    def answer(position: int, horizon: int) -> Any:
+        found = api.graphql(document, READER, {"after": in_clear("msme", position, horizon)})
+        page = found.get("data", {}).get("msmeChanges")
+        if page is not None:
+            page["endCursor"] = cursor_seal().open("msme-feed", page["endCursor"])
+        return found
+
+    try:
+        first = answer(stretch, 0)
+        assert first["data"]["msmeChanges"]["entries"], first
+        for position, horizon in (
+            (stretch + 1, 0),
+            (until - 1, until // 3),
+            (until, until),
+            (until + 1, 0),
+            (stretch + SCAN - 1, stretch + SCAN - 1),
+        ):
+            assert answer(position, horizon) == first, (position, horizon)
+        beyond = answer(stretch + SCAN, 0)  # the next stretch: past the upgrade, made up
+        assert beyond["errors"][0]["message"] == "after: is not a cursor of this feed"
+    finally:
+        run(owner_url, "UPDATE change_log_horizon SET clear_cursors_until = 0")
