@@ -251,29 +251,68 @@ class Busy(Exception):
     """This process is checking as many secrets as it may, and as many more wait their turn."""
 
 
+class ClientBusy(Exception):
+    """This process is checking as many secrets of one client id as it may, and as many more of
+    that id wait their turn."""
+
+
 WAITING_ROUNDS = 4
 """How many turns of checks may wait behind those running: a request waits at most about four
 scrypts for its turn (some 0.2 s); one more is refused at once."""
+CHECKS_PER_CLIENT = 2
+"""Secrets of one client id checked at once in a process (SecretChecksByClient)."""
 
 
 class SecretChecks:
     """At most `at_once` token requests checking a secret in this process at a time (by default
     one per CPU: scrypt is CPU work, 16 MiB of memory each), WAITING_ROUNDS times as many waiting
-    their turn, and any more refused at once (Busy) rather than queued: a flood of token
-    requests costs time and memory up to this bound, not in proportion to the flood."""
+    their turn, and any more refused at once (`busy`, by default Busy) rather than queued: a
+    flood of token requests costs time and memory up to this bound, not in proportion to the
+    flood."""
 
-    def __init__(self, at_once: int | None = None) -> None:
+    def __init__(self, at_once: int | None = None, busy: type[Exception] = Busy) -> None:
         at_once = at_once or os.cpu_count() or 1
         self._admitted = asyncio.Semaphore(at_once * (1 + WAITING_ROUNDS))
         self._running = asyncio.Semaphore(at_once)
+        self._busy = busy
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
-        """Waits for a turn, or raises Busy when the queue is full."""
+        """Waits for a turn, or raises `busy` when the queue is full."""
         if self._admitted.locked():
-            raise Busy
+            raise self._busy
         async with self._admitted, self._running:
             yield
+
+
+class SecretChecksByClient:
+    """SecretChecks of their own for each client id, CHECKS_PER_CLIENT at once: a client
+    sending many token requests together, with its right secret, waits for its own turns, and
+    holds no more of the process's (SecretChecks) than that, so cannot keep other clients'
+    requests from theirs. Only ids being checked are held, so they take no memory beyond
+    the requests in flight."""
+
+    def __init__(self, at_once: int = CHECKS_PER_CLIENT) -> None:
+        self._at_once = at_once
+        self._checks: dict[str, tuple[SecretChecks, int]] = {}
+        """Each id's checks, and how many requests for it are in flight."""
+
+    @asynccontextmanager
+    async def turn(self, client_id: str) -> AsyncIterator[None]:
+        """Waits for a turn of `client_id`'s, or raises ClientBusy when its queue is full."""
+        checks, users = self._checks.get(client_id, (None, 0))
+        if checks is None:
+            checks = SecretChecks(self._at_once, ClientBusy)
+        self._checks[client_id] = checks, users + 1
+        try:
+            async with checks.turn():
+                yield
+        finally:
+            checks, users = self._checks[client_id]
+            if users == 1:
+                del self._checks[client_id]
+            else:
+                self._checks[client_id] = checks, users - 1
 
 
 async def holding_secret(connection: AsyncConnection, secret: str) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth import clients, keys, tokens
 from auth.external import ExternalIssuer, ExternalKeys
@@ -63,12 +63,15 @@ class FailureLimits:
     only from their own address: beyond the total or the address's limit, a client id that got
     a token from that address lately (`remembered_seconds`) still has its secret checked, up
     to per_client. Guesses from elsewhere, and from that address for other client ids, do not;
-    per_client_total bounds what they check."""
+    per_client_total bounds what they check. `tokens_per_client` bounds the tokens one client
+    id is issued in a window, from anywhere: past it, 429 without checking the secret, so a
+    client asking again and again with its right secret costs no more than that many scrypts."""
 
     per_client: int = 10
     per_client_total: int = 100
     per_address: int = 100
     window_seconds: int = 300
+    tokens_per_client: int = 300
 
     def exceeded(self, reserved: auth_failures.Reservation) -> bool:
         return (
@@ -130,6 +133,7 @@ class AuthService:
         of them than the registry holds, however many requests present it."""
         self.failure_limits = failure_limits or FailureLimits()
         self.secret_checks = clients.SecretChecks(secret_checks)
+        self.client_checks = clients.SecretChecksByClient()
         self.reads = autocommit(engine)
         self.issuer = issuer
         self.audience = audience
@@ -152,19 +156,12 @@ class AuthService:
     ) -> dict[str, Any]:
         """The token response for a client's credentials, or an OAuthError: 429 once the client
         id or the address has failed too often in the window (FailureLimits, which says whom a
-        recent success still lets through), before the secret is checked; 503 while this
-        process checks as many secrets as it may and as many more wait, and while no usable key
-        signs (`_token_response`)."""
-        try:
-            async with self.secret_checks.turn():
-                client = await self._authenticated(client_id, secret, address)
-        except clients.Busy:
-            raise OAuthError(
-                "temporarily_unavailable",
-                "too many token requests at once; retry in 1 s",
-                503,
-                retry_after=1,
-            ) from None
+        recent success still lets through), or the client id was issued as many tokens as it
+        may, before the secret is checked; 429 too while this process checks as many of the
+        client id's secrets as it may and as many more wait (clients.SecretChecksByClient);
+        503 while it checks as many secrets of all clients as it may and as many more wait,
+        and while no usable key signs (`_token_response`)."""
+        client = await self._authenticated(client_id, secret, address)
         scopes = client.scopes
         if requested_scope is not None:
             try:
@@ -188,24 +185,19 @@ class AuthService:
         limits = self.failure_limits
         async with self.reads.connect() as connection:
             reserved = await auth_failures.reserve(connection, attempt, limits.window_seconds)
-            if limits.exceeded(reserved) and (
-                limits.exceeded_by_pair(reserved)
-                or not await auth_failures.succeeded_since(
-                    connection, reserved, limits.remembered_seconds(self.token_lifetime)
-                )
-            ):
+            refusal = await self._throttled(connection, reserved)
+            if refusal is not None:
                 await auth_failures.take_back(connection, reserved)
-                retry_after = max(1, math.ceil(reserved.seconds_left))
-                raise OAuthError(
-                    "rate_limited",
-                    f"too many failed attempts; retry in {retry_after} s",
-                    429,
-                    retry_after=retry_after,
-                )
+                raise refusal
             claimed = await clients.claim(connection, client_id)
         if self._refused(claimed, secret) or self._refuses_client(client_id):
             raise authentication_failed()  # counted as a failure, as a wrong secret is
-        client = await clients.authenticated(claimed, secret)
+        try:
+            client = await self._checked(claimed, secret, client_id)
+        except OAuthError:  # the secret was not checked: nothing to count
+            async with self.reads.connect() as connection:
+                await auth_failures.take_back(connection, reserved)
+            raise
         if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
             # After successes too: each leaves a row, and a deployment may rarely see a failure.
             async with self.reads.connect() as connection:
@@ -216,6 +208,49 @@ class AuthService:
             await auth_failures.take_back(connection, reserved)
             await auth_failures.succeeded(connection, reserved)
         return client
+
+    async def _throttled(
+        self, connection: AsyncConnection, reserved: auth_failures.Reservation
+    ) -> OAuthError | None:
+        """The 429 for an attempt over the failure limits, or whose client id was issued as many
+        tokens in the window as it may (FailureLimits); None when its secret may be checked."""
+        limits = self.failure_limits
+        retry_after = max(1, math.ceil(reserved.seconds_left))
+        if limits.exceeded(reserved) and (
+            limits.exceeded_by_pair(reserved)
+            or not await auth_failures.succeeded_since(
+                connection, reserved, limits.remembered_seconds(self.token_lifetime)
+            )
+        ):
+            return _rate_limited(f"too many failed attempts; retry in {retry_after} s", retry_after)
+        if await auth_failures.issued(connection, reserved) >= limits.tokens_per_client:
+            return _rate_limited(
+                f"this client was issued {limits.tokens_per_client} tokens in"
+                f" {limits.window_seconds} s, as many as it may; retry in {retry_after} s",
+                retry_after,
+            )
+        return None
+
+    async def _checked(
+        self, claimed: clients.Claim, secret: str, client_id: str
+    ) -> clients.Client | None:
+        """The secret checked on a turn of its client id's (at most a few at once, so a client
+        sending many requests together holds no more of the process's turns than that), then a
+        turn of the process's (at most one per CPU at once); OAuthError when either is full."""
+        try:
+            async with self.client_checks.turn(client_id), self.secret_checks.turn():
+                return await clients.authenticated(claimed, secret)
+        except clients.ClientBusy:
+            raise _rate_limited(
+                "too many token requests for this client at once; retry in 1 s", 1
+            ) from None
+        except clients.Busy:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "too many token requests at once; retry in 1 s",
+                503,
+                retry_after=1,
+            ) from None
 
     def _refuses(self, secret: str) -> bool:
         """Whether `secret` is the refused one, compared in constant time."""
@@ -359,6 +394,10 @@ class AuthService:
             kid = await keys.rotate(connection)
         await self.key_ring.reload()
         return kid
+
+
+def _rate_limited(description: str, retry_after: int) -> OAuthError:
+    return OAuthError("rate_limited", description, 429, retry_after=retry_after)
 
 
 def _registered_principal(claims: Mapping[str, Any], client: clients.Client | None) -> Principal:

@@ -150,6 +150,7 @@ async def _serving(
             per_client_total=settings.auth_failures_per_client_total,
             per_address=settings.auth_failures_per_address,
             window_seconds=settings.auth_failure_window_seconds,
+            tokens_per_client=settings.tokens_per_client,
         ),
         secret_checks=settings.secret_checks,
         refused_secret=refused_secret(settings.dev),

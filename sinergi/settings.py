@@ -378,6 +378,8 @@ class Settings:
     """Per address for all client ids, an IPv6 address counted as its /64
     (db.queries.auth_failures.counted_address)."""
     auth_failure_window_seconds: int = 300
+    tokens_per_client: int = 300
+    """Tokens one client id is issued in an auth-failure window, from anywhere."""
     secret_checks: int | None = None
     """Token requests checking a client secret at once in one process; None: one per CPU."""
     trusted_documents: str = "off"
@@ -533,6 +535,7 @@ class Settings:
             auth_failures_per_client_total=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL", 100),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),
             auth_failure_window_seconds=_seconds(env, "SINERGI_AUTH_FAILURE_WINDOW", 300),
+            tokens_per_client=_int(env, "SINERGI_TOKENS_PER_CLIENT", 300),
             secret_checks=_int(env, "SINERGI_SECRET_CHECKS", 0) or None,
             trusted_documents=_trusted_documents(env),
             db_connect_timeout_seconds=_seconds(env, "SINERGI_DB_CONNECT_TIMEOUT", 3),

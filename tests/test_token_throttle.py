@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -510,3 +511,81 @@ def test_a_success_is_remembered_for_as_long_as_a_token_lasts(
         assert _asker(client, client_id)(shared, secret) == 200
     assert _aged_row_kept(demo_url, success)
     assert not _aged_row_kept(demo_url, stale)
+
+
+def _flooded(demo_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app, and a flooder: a client whose secret checks are held until released, so that
+    its requests stay in flight for as long as the test needs, whatever the machine's speed."""
+    flooder, flooder_secret = _register(demo_url)
+    other, other_secret = _register(demo_url)
+    app = create_app(settings, database_url=as_service(demo_url))
+    release = threading.Event()
+    held: list[str] = []
+    real = auth.clients.secret_matches
+
+    def held_for_the_flooder(secret: str, stored: str) -> bool:
+        if secret == flooder_secret:
+            held.append(stored)
+            release.wait(timeout=30)
+        return real(secret, stored)
+
+    monkeypatch.setattr(auth.clients, "secret_matches", held_for_the_flooder)
+    return app, (flooder, flooder_secret), (other, other_secret), release, held
+
+
+def test_a_client_flooding_with_its_right_secret_does_not_stop_another_clients_tokens(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: one client kept 30 token requests with its right secret in flight; every
+    request took a turn of the process's secret checks before anything else, so the flood held
+    them all and another client's requests were answered 503. Now a client id has at most two
+    secrets checked at once in a process, with a bounded queue of its own: the flood holds two
+    of the process's turns (here three), and the other client gets the third."""
+    settings = Settings(rate_limit=1_000_000, secret_checks=3)
+    app, flooder, other, release, held = _flooded(demo_url, settings, monkeypatch)
+    with TestClient(app, client=("192.0.2.91", 40000)) as client:
+        api = Api(client)
+        answered: list[int] = []
+
+        def flood(_: int) -> None:
+            answered.append(api.token_response(flooder[0], secret=flooder[1]).status_code)
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            for n in range(30):
+                pool.submit(flood, n)
+            # Every request the process turns away is answered at once; the rest are in flight.
+            deadline = time.monotonic() + 30
+            while (len(answered) < 15 or len(held) < 2) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            try:
+                asked = api.token_response(other[0], secret=other[1])
+                most_held = len(held)
+            finally:
+                release.set()
+    assert asked.status_code == 200, asked.text
+    assert most_held == 2
+    assert set(answered) <= {200, 429}, answered
+
+
+def test_tokens_issued_to_one_client_are_capped_per_window(
+    demo_url: str, scrypt_calls: list[str]
+) -> None:
+    """Each token costs a scrypt, and nothing bounded how many one client was issued: past
+    SINERGI_TOKENS_PER_CLIENT in a window it is now refused (429) without checking the secret,
+    and other clients still get theirs."""
+    settings = Settings(rate_limit=1_000_000, tokens_per_client=2)
+    client_id, secret = _register(demo_url)
+    other, other_secret = _register(demo_url)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        assert [ask("192.0.2.92", secret), ask("192.0.2.93", secret)] == [200, 200]
+        checked = len(scrypt_calls)
+        refused = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+        assert refused.status_code == 429
+        body = refused.json()
+        assert (body["error"], body["code"]) == ("rate_limited", "RATE_LIMITED")
+        assert "2 tokens" in body["error_description"]
+        assert len(scrypt_calls) == checked
+        assert _asker(client, other)("192.0.2.92", other_secret) == 200

@@ -6,7 +6,9 @@ returns the totals with it (`reserve`): attempts arriving together cannot all re
 the limit and all go on to check a secret, in one process or many. One refused for being over
 the limit, or whose secret was right, is taken back (`take_back`). A client id's success from
 an address is kept as a row of its own (`succeeded`, its count of successes in the window), so
-that the throttle can tell its owner from whoever else shares the address (`succeeded_since`).
+that the throttle can tell its owner from whoever else shares the address (`succeeded_since`),
+and so is the client id's count of successes from anywhere (`issued`), which caps the tokens
+one client is issued in a window.
 
 An attempt counts under three subjects: its client id from its address, its client id from
 anywhere, and its address for any client id, an IPv6 address counted as its /64
@@ -56,8 +58,16 @@ _TAKE_BACK = text(
 _SUCCEEDED = text(
     """
     INSERT INTO auth_failures AS f (subject, window_start, failures)
-    VALUES (:success, CAST(:window_start AS timestamptz), 1)
+    SELECT success.subject, CAST(:window_start AS timestamptz), 1
+      FROM (VALUES (1, :success), (2, :issued)) AS success (rank, subject)
+     ORDER BY success.rank
     ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    """
+)
+_ISSUED = text(
+    """
+    SELECT coalesce(max(failures), 0) FROM auth_failures
+     WHERE subject = :issued AND window_start = CAST(:window_start AS timestamptz)
     """
 )
 _SUCCEEDED_SINCE = text(
@@ -94,6 +104,9 @@ class Attempt:
 
     def success_subject(self) -> str:
         return _digest("success:" + json.dumps([self.client, self.address]))
+
+    def issued_subject(self) -> str:
+        return _digest(f"issued:{self.client}")
 
 
 def counted_address(address: str) -> str:
@@ -155,11 +168,25 @@ async def take_back(connection: AsyncConnection, reservation: Reservation) -> No
 
 
 async def succeeded(connection: AsyncConnection, reservation: Reservation) -> None:
-    """Keep that the attempt's secret was right, in the window it was counted in."""
-    success = reservation.attempt.success_subject()
-    await connection.execute(
-        _SUCCEEDED, {"success": success, "window_start": reservation.window_start}
-    )
+    """Keep that the attempt's secret was right, in the window it was counted in: from its
+    address (`succeeded_since`), and for its client id from anywhere (`issued`)."""
+    attempt = reservation.attempt
+    parameters = {
+        "success": attempt.success_subject(),
+        "issued": attempt.issued_subject(),
+        "window_start": reservation.window_start,
+    }
+    await connection.execute(_SUCCEEDED, parameters)
+
+
+async def issued(connection: AsyncConnection, reservation: Reservation) -> int:
+    """How many times the attempt's client id had its secret right in the attempt's window, from
+    any address."""
+    parameters = {
+        "issued": reservation.attempt.issued_subject(),
+        "window_start": reservation.window_start,
+    }
+    return int((await connection.execute(_ISSUED, parameters)).scalar_one())
 
 
 async def succeeded_since(
