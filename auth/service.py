@@ -24,7 +24,14 @@ from auth.external import ExternalIssuer, ExternalKeys
 from auth.keyring import KeyRing
 from auth.principal import Principal
 from auth.registry import ClientRegistry, ClientState
-from auth.scopes import OrgKind, Scope, parse_scopes, usable
+from auth.scopes import (
+    READ_BEHIND_WRITE,
+    OrgKind,
+    Scope,
+    parse_scopes,
+    unreadable_writes,
+    usable,
+)
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
@@ -162,16 +169,7 @@ class AuthService:
         503 while it checks as many secrets of all clients as it may and as many more wait,
         and while no usable key signs (`_token_response`)."""
         client = await self._authenticated(client_id, secret, address)
-        scopes = client.scopes
-        if requested_scope is not None:
-            try:
-                requested = parse_scopes(requested_scope)
-            except ValueError:
-                raise OAuthError("invalid_scope", "unknown scope requested") from None
-            if not requested <= client.scopes:
-                raise OAuthError("invalid_scope", "scope exceeds what the client was granted")
-            scopes = requested
-        return await self._token_response(client, scopes)
+        return await self._token_response(client, _granted(client.scopes, requested_scope))
 
     async def _authenticated(self, client_id: str, secret: str, address: str) -> clients.Client:
         """The attempt is counted as failed before the secret is checked, and taken back if it
@@ -394,6 +392,30 @@ class AuthService:
             kid = await keys.rotate(connection)
         await self.key_ring.reload()
         return kid
+
+
+def _granted(held: frozenset[Scope], requested_scope: str | None) -> frozenset[Scope]:
+    """What a token of a client holding `held` is issued for `requested_scope` (RFC 6749 §3.3):
+    omitted or empty (no scope to ask for), what the client holds; else that subset. A token
+    less than asked, or of nothing, is refused (invalid_scope) rather than issued: issued, its
+    `scope` alone told the client that a write asked for without its read was left out
+    (auth.scopes.usable), and one of no scope could do nothing."""
+    asked = requested_scope.strip() if requested_scope is not None else ""
+    scopes = held
+    if asked:
+        try:
+            scopes = parse_scopes(asked)
+        except ValueError:
+            raise OAuthError("invalid_scope", "unknown scope requested") from None
+        if not scopes <= held:
+            raise OAuthError("invalid_scope", "scope exceeds what the client was granted")
+    blind = sorted(unreadable_writes(scopes))
+    needs = ", ".join(f"{write.value} needs {READ_BEHIND_WRITE[write].value}" for write in blind)
+    if blind and asked:
+        raise OAuthError("invalid_scope", f"{needs}: ask for both, or for neither")
+    if not usable(scopes):
+        raise OAuthError("invalid_scope", f"the client holds no usable scope ({needs})")
+    return scopes
 
 
 def _rate_limited(description: str, retry_after: int) -> OAuthError:

@@ -354,6 +354,11 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert (too_much.status_code, too_much.json()["error"]) == (400, "invalid_scope")
     subset = api.token_response("demo-province-62", scope="aggregates:read")
     assert subset.json()["scope"] == "aggregates:read"
+    for empty in ("", " "):  # an empty scope is no request: the client's scopes, as omitted
+        omitted = api.token_response("demo-province-62", scope=empty)
+        assert omitted.status_code == 200, omitted.text
+        assert omitted.json()["scope"] == api.token_response("demo-province-62").json()["scope"]
+        assert omitted.json()["scope"] != ""
 
     client = api.client
     posted = client.post(
