@@ -166,16 +166,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     _hand_to_workers(_workers_settings(settings, database.service_url, development, args.dev))
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
-    if settings.issuer == DEFAULT_ISSUER and args.port != DEFAULT_PORT:
-        # Not derived from --port: `sinergi token`, another process, could not know it, and its
-        # tokens would then name another issuer than the server checks for.
-        logging.getLogger("sinergi.auth").warning(
-            "SINERGI_ISSUER is not set: the tokens and the metadata this server issues name %s"
-            " as their issuer, not port %d; set SINERGI_ISSUER to the URL clients reach (and"
-            " the same for `sinergi token`)",
-            DEFAULT_ISSUER,
-            args.port,
-        )
+    if (warning := default_issuer_warning(settings.issuer, args.port, development)) is not None:
+        logging.getLogger("sinergi.auth").warning(warning)
     if args.dev:  # only --dev hands GraphiQL its demo token; elsewhere it would refuse one
         logging.getLogger("sinergi.graphiql").info(_graphiql_notice(args.host, args.port))
     if metrics_dir is not None:  # past every refusal: a refused start leaves the files be
@@ -200,6 +192,29 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+def default_issuer_warning(issuer: str, port: int, development: bool) -> str | None:
+    """What `serve` warns of an issuer left at its default, http://localhost:8000: whatever the
+    port outside development, where clients reach the server elsewhere and the tokens and
+    metadata it issues would name an address not its own; in development, on another port only
+    (the demo's commands reach port 8000). Not derived from --port: `sinergi token`, another
+    process, could not know it, and its tokens would then name another issuer than the server
+    checks for."""
+    if issuer != DEFAULT_ISSUER or (development and port == DEFAULT_PORT):
+        return None
+    if development:
+        return (
+            f"SINERGI_ISSUER is not set: the tokens and the metadata this server issues name"
+            f" {DEFAULT_ISSUER} as their issuer, not port {port}; set SINERGI_ISSUER to the URL"
+            " clients reach (and the same for `sinergi token`)"
+        )
+    return (
+        f"SINERGI_ISSUER is not set: the tokens and the metadata this server issues name"
+        f" {DEFAULT_ISSUER} as their issuer, the default for a demo on one machine, not an"
+        " address clients elsewhere reach this server at; set SINERGI_ISSUER to the URL clients"
+        " reach (and the same for `sinergi token`), as the README's production set-up does"
+    )
 
 
 def _graphiql_notice(host: str, port: int) -> str:

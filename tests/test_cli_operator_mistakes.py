@@ -16,7 +16,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from sinergi.cli import main
+from sinergi.cli import DEFAULT_PORT, default_issuer_warning, main
+from sinergi.settings import DEFAULT_ISSUER
 from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
 from tests.support.served import free_port, served, wait_until_answering
@@ -219,6 +220,26 @@ def test_serve_on_another_port_warns_of_the_default_issuer(fresh_url: str, tmp_p
     )
     assert metadata["token_endpoint"] == f"{issuer}/oauth/token"
     assert "SINERGI_ISSUER is not set" not in logged
+
+
+@pytest.mark.parametrize("port", [DEFAULT_PORT, 18506])
+def test_serve_outside_development_warns_of_the_default_issuer_whatever_the_port(
+    port: int,
+) -> None:
+    """Without --dev a server on port 8000 published http://localhost:8000 as its issuer
+    without a word: right for the demo on one machine, wrong for any server clients reach
+    elsewhere, whose tokens and metadata then name an address that is not its own."""
+    warning = default_issuer_warning(DEFAULT_ISSUER, port, development=False)
+    assert warning is not None
+    assert "SINERGI_ISSUER is not set" in warning
+    assert "set SINERGI_ISSUER" in warning
+    assert default_issuer_warning("https://sinergi.example.go.id", port, development=False) is None
+
+
+def test_serve_in_development_warns_of_the_default_issuer_only_on_another_port() -> None:
+    """The demo's own address: `./dev serve` on port 8000 is what the README's commands reach."""
+    assert default_issuer_warning(DEFAULT_ISSUER, DEFAULT_PORT, development=True) is None
+    assert default_issuer_warning(DEFAULT_ISSUER, 18507, development=True) is not None
 
 
 @pytest.mark.parametrize(
