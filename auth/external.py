@@ -226,11 +226,11 @@ def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdictio
     return f"{issuer}#{claimed}@{org_kind.value}:{jurisdiction}"
 
 
-def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
-    """Why `client_id` is not the id of an external principal that may issue guarantees
-    (`sinergi guarantors set-equity`), or None when it is: `ISSUER#CLIENT@ORG_KIND:JURISDICTION`
-    of a configured issuer, an org kind whose bundle holds `guarantees:write`, a jurisdiction of
-    its level, no longer than a token's may be. The equity of an id no token can carry would
+def external_principal(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
+    """Why `client_id` is not the id of a principal a token of an issuer in `issuers` could
+    carry (`external_client_id`), or None when it is: `ISSUER#CLIENT@ORG_KIND:JURISDICTION` of a
+    configured issuer, an org kind, a jurisdiction of its level, no longer than a token's may
+    be. What an operator sets for an id no token carries (an equity, trusted documents) would
     be set for nobody."""
     issuer = next((name for name in issuers if client_id.startswith(f"{name}#")), None)
     if issuer is None:
@@ -240,15 +240,30 @@ def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) ->
     if not (claimed and at):  # the older form ISSUER#CLIENT among them: no token carries it
         return f"not {issuer}#CLIENT@ORG_KIND:JURISDICTION"
     try:
-        org_kind = OrgKind(kind)
-        _check_jurisdiction(org_kind, jurisdiction)
+        _check_jurisdiction(OrgKind(kind), jurisdiction)
     except (ValueError, InvalidToken) as error:
         return str(error).removeprefix("external claims: ")
-    if Scope.GUARANTEES_WRITE not in allowed_scopes(org_kind):
-        return f"a {org_kind.value} does not issue guarantees ({Scope.GUARANTEES_WRITE.value})"
     if len(client_id) > PRINCIPAL_ID_LENGTH:
         return f"longer than the {PRINCIPAL_ID_LENGTH} characters a token's client id may be"
     return None
+
+
+def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
+    """Why `client_id` is not the id of an external principal that may issue guarantees
+    (`sinergi guarantors set-equity`), or None when it is: an external principal's
+    (`external_principal`) of an org kind whose bundle holds `guarantees:write`."""
+    if (reason := external_principal(issuers, client_id)) is not None:
+        return reason
+    org_kind = OrgKind(client_id.rpartition("@")[2].partition(":")[0])
+    if Scope.GUARANTEES_WRITE not in allowed_scopes(org_kind):
+        return f"a {org_kind.value} does not issue guarantees ({Scope.GUARANTEES_WRITE.value})"
+    return None
+
+
+def is_external(issuers: Mapping[str, ExternalIssuer], client_id: str) -> bool:
+    """Whether `client_id` names a principal of an issuer in `issuers` rather than a client
+    registered here (whose ids hold no `#`): to be checked with `external_principal`."""
+    return any(client_id.startswith(f"{issuer}#") for issuer in issuers)
 
 
 class _SameOrigin(urllib.request.HTTPRedirectHandler):

@@ -495,16 +495,16 @@ OAUTH_CLIENTS = Table(
 TRUSTED_DOCUMENTS = Table(
     "trusted_documents",
     METADATA,
-    Column(
-        "client_id", ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("client_id", String(PRINCIPAL_ID_LENGTH), primary_key=True),
     Column("sha256", String(64), primary_key=True),
     Column("document", Text, nullable=False),
     Column("name", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),
 )
-"""An operation a client is registered to run; in trusted-documents mode, the only kind."""
+"""An operation a client is registered to run; in trusted-documents mode, the only kind. The
+client is a registered one or an SSO's principal (auth.external.external_client_id), which is
+registered nowhere: no foreign key to oauth_clients, and the length of a principal's id."""
 
 SIGNING_KEY_SHAPE = """coalesce(
     jsonb_typeof(public_jwk) = 'object'

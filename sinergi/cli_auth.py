@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients, keys, registry
 from auth.clients import Client, ClientError
+from auth.external import external_principal, is_external, parse_external_issuers
 from auth.scopes import OrgKind, Scope
 from db.notifications import libpq_url
 from db.queries import trusted_documents
@@ -197,8 +198,15 @@ def _trust(args: argparse.Namespace, settings: Settings) -> int:
         print(f"sinergi: {args.file}: {error}", file=sys.stderr)
         return 2
 
+    issuers = parse_external_issuers(settings.external_issuers)
+
     async def work(connection: AsyncConnection) -> int:
-        if await clients.get(connection, args.client_id) is None:
+        if is_external(issuers, args.client_id):
+            # An SSO's principal is registered nowhere here: its id is checked as a token's
+            # would be made, or its documents would hold nobody.
+            if (reason := external_principal(issuers, args.client_id)) is not None:
+                raise ClientError(f"client_id: {args.client_id!r} is no SSO principal's: {reason}")
+        elif await clients.get(connection, args.client_id) is None:
             raise ClientError(f"client_id: no client {args.client_id!r}")
         rows = [(operation.sha256, operation.name, operation.document) for operation in found]
         await trusted_documents.register(connection, args.client_id, rows)

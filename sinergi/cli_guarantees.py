@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import clients
-from auth.external import external_guarantor, parse_external_issuers
+from auth.external import external_guarantor, is_external, parse_external_issuers
 from auth.scopes import Scope
 from db.queries import eligibility, guarantees
 from domain.errors import InvalidValue
@@ -57,7 +57,7 @@ def _set_equity(args: argparse.Namespace, settings: Settings) -> int:
     issuers = parse_external_issuers(settings.external_issuers)
 
     async def work(connection: AsyncConnection) -> int:
-        if any(args.client_id.startswith(f"{issuer}#") for issuer in issuers):
+        if is_external(issuers, args.client_id):
             # An external principal is registered nowhere here: its id is checked as a token's
             # would be made.
             reason = external_guarantor(issuers, args.client_id)

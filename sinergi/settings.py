@@ -295,21 +295,40 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 def _trusted_documents(env: Mapping[str, str]) -> str:
     """SINERGI_TRUSTED_DOCUMENTS as `on`, `off` or the comma-separated client ids held to their
-    documents. A word `_flag` reads is on or off, never a client id: `true` read as the id of no
-    client would hold nobody, silently."""
+    documents: registered clients' ids, or SSO principals' (`ISSUER#CLIENT@ORG_KIND:JURISDICTION`
+    of an issuer in SINERGI_EXTERNAL_ISSUERS, checked as a token's would be made). A word
+    `_flag` reads is on or off, never a client id: `true` read as the id of no client would hold
+    nobody, silently; so would an SSO principal's id no token carries."""
     raw = (env.get("SINERGI_TRUSTED_DOCUMENTS") or "").strip()
     if raw.lower() in _TRUE + _FALSE:
         return "on" if raw.lower() in _TRUE else "off"
     client_ids = [part.strip() for part in raw.split(",") if part.strip()]
-    if not client_ids or any(
-        client_id.lower() in _TRUE + _FALSE or not _CLIENT_ID.fullmatch(client_id)
-        for client_id in client_ids
-    ):
-        raise SettingsError(
-            "SINERGI_TRUSTED_DOCUMENTS must be on or off (true/false, yes/no, 1/0), or a"
-            f" comma-separated list of client ids, got {raw!r}"
-        )
+    if not client_ids or any(client_id.lower() in _TRUE + _FALSE for client_id in client_ids):
+        raise SettingsError(_TRUSTED_DOCUMENTS_FORM.format(raw=raw, why=""))
+    for client_id in client_ids:
+        if (why := _not_a_client_id(env, client_id)) is not None:
+            raise SettingsError(_TRUSTED_DOCUMENTS_FORM.format(raw=raw, why=f" ({why})"))
     return ",".join(client_ids)
+
+
+_TRUSTED_DOCUMENTS_FORM = (
+    "SINERGI_TRUSTED_DOCUMENTS must be on or off (true/false, yes/no, 1/0), or a comma-separated"
+    " list of client ids, got {raw!r}{why}"
+)
+
+
+def _not_a_client_id(env: Mapping[str, str], client_id: str) -> str | None:
+    """Why `client_id` is neither a registered client's id nor an SSO principal's, or None;
+    auth.external is imported only for an id that may be an SSO principal's."""
+    if _CLIENT_ID.fullmatch(client_id):
+        return None
+    if "#" not in client_id:
+        return f"{client_id!r} is not a client id"
+    from auth.external import external_principal, parse_external_issuers
+
+    issuers = parse_external_issuers(_external_issuers(env))
+    reason = external_principal(issuers, client_id)
+    return None if reason is None else f"{client_id!r} is no SSO principal's: {reason}"
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -26,6 +26,7 @@ from sinergi.trusted_documents import operations
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.sso import serving_realm, user_claims
 
 HELD = "demo-regency-6271"  # held to its trusted documents
 FREE = "demo-province-62"  # not held
@@ -562,3 +563,77 @@ def test_a_value_neither_on_off_nor_client_ids_is_refused(value: str) -> None:
     assert Settings.from_env({"SINERGI_TRUSTED_DOCUMENTS": " ON "}).trusted_documents == "on"
     held = Settings.from_env({"SINERGI_TRUSTED_DOCUMENTS": f" {HELD} , {FREE}"})
     assert held.trusted_documents == f"{HELD},{FREE}"
+
+
+SSO = "https://sso.example.go.id/realms/trusted-documents"
+SSO_PRINCIPAL = f"{SSO}#portal@bumd:62"
+"""An SSO user's principal (auth.external.external_client_id): its app, org kind, jurisdiction."""
+ME = "query Me { viewer { clientId } }"
+
+
+def _sso_settings(issuers: str, held: str) -> Settings:
+    home = {"XDG_DATA_HOME": os.environ["XDG_DATA_HOME"]}  # the tests' audit key, not the user's
+    env = {"SINERGI_EXTERNAL_ISSUERS": issuers, "SINERGI_RATE_LIMIT": "1000000"}
+    return Settings.from_env({**home, **env, "SINERGI_TRUSTED_DOCUMENTS": held})
+
+
+@pytest.mark.parametrize("held", ["on", f"{FREE},{SSO_PRINCIPAL}"])
+def test_an_sso_principal_is_held_to_the_documents_trusted_for_it(
+    demo_url: str, tmp_path: Path, held: str
+) -> None:
+    """With trusted documents on, every SSO user was refused every request: `clients trust`
+    took only registered clients' ids, and the setting's list none of an SSO principal's
+    (`#`, `@` and `:` in it). Both now take one, checked as a token's would be made."""
+    file = tmp_path / "me.graphql"
+    file.write_text(ME)
+    with serving_realm() as realm:
+        issuer = {"issuer": SSO, "jwks_url": realm.jwks_url, "audience": "sinergi"}
+        issuers = json.dumps([{**issuer, "scope_claim": "realm_access.roles"}])
+        trust = ["clients", "trust", SSO_PRINCIPAL, str(file), "--json"]
+        code, out, err = sinergi(demo_url, *trust, env={"SINERGI_EXTERNAL_ISSUERS": issuers})
+        assert code == 0, err
+        (entry,) = json.loads(out)
+        claims = user_claims(
+            SSO, sub="u-td", azp="portal", org_kind="bumd", jurisdiction="62",
+            roles=["aggregates:read"],
+        )  # fmt: skip
+        settings = _sso_settings(issuers, held)
+        with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+            api, token = Api(client), realm.token(claims)
+            by_text = api.post({"query": ME}, token)
+            by_hash = api.post(
+                {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": entry["sha256"]}}},
+                token,
+            )
+            other = api.post({"query": "{ viewer { jurisdiction } }"}, token)
+    for answer in (by_text, by_hash):
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["viewer"]["clientId"] == SSO_PRINCIPAL
+    assert other.status_code == 403, other.text
+    assert other.json()["errors"][0]["extensions"]["mode"] == "trusted documents"
+
+
+@pytest.mark.parametrize(
+    ("client_id", "reason"),
+    [
+        (f"{SSO}#portal@bumd:ID", "not a jurisdiction of a bumd"),
+        (f"{SSO}#portal", f"not {SSO}#CLIENT@ORG_KIND:JURISDICTION"),
+        ("https://elsewhere.example#portal@bumd:62", "no client"),
+    ],
+)
+def test_an_id_no_sso_token_could_carry_is_refused(
+    demo_url: str, tmp_path: Path, client_id: str, reason: str
+) -> None:
+    """Documents trusted for an id no token carries would hold nobody, and the setting
+    naming one would hold nobody either: both refuse it, saying why."""
+    issuers = json.dumps(
+        [{"issuer": SSO, "jwks_url": "https://sso.example.go.id/jwks", "audience": "sinergi"}]
+    )
+    file = tmp_path / "me.graphql"
+    file.write_text(ME)
+    env = {"SINERGI_EXTERNAL_ISSUERS": issuers}
+    code, out, err = sinergi(demo_url, "clients", "trust", client_id, str(file), env=env)
+    assert (code, out) == (2, "")
+    assert reason in err, err
+    with pytest.raises(SettingsError, match="SINERGI_TRUSTED_DOCUMENTS"):
+        _sso_settings(issuers, client_id)
