@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
@@ -137,6 +137,9 @@ Drafted = tuple[int, MsmeDraft | None, Sequence[InvalidValue]]
 """A row number (as the person who made the file counts rows), its draft (None when the row
 could not be read into fields at all) and the values that could not be read into it
 (`check_registered_msme`'s `unread`)."""
+Absent = frozenset[str] | Mapping[int, frozenset[str]]
+"""The draft fields rows leave out (`import_msmes`): the same for every row (a file's missing
+columns), or by row number (`importMsmes`, each of whose rows omits fields of its own)."""
 
 _STAGING_METADATA = MetaData()
 RECORD_COLUMNS = (
@@ -271,7 +274,7 @@ async def import_msmes(
     today: date,
     progress: Progress | None = None,
     queue: bool = False,
-    absent: frozenset[str] = frozenset(),
+    absent: Absent = frozenset(),
     sku_given: bool = False,
 ) -> Report:
     """Import `rows` inside the caller's transaction; see the module docstring for the steps.
@@ -284,8 +287,9 @@ async def import_msmes(
     rows and why); in VALID_ROWS mode the good rows are written and the bad ones reported.
 
     `absent` are the draft fields the rows do not give (a file without their columns,
-    domain.register_csv `absent_fields`): a record a row updates keeps them as stored, read
-    before the row is checked, a chunk at a time.
+    domain.register_csv `absent_fields`; or, by row number, the fields each `importMsmes` row
+    omits): a record a row updates keeps them as stored, read before the row is checked, a
+    chunk at a time.
 
     A row's SKU replaces the stored one of the record it updates; `sku_given`, the rows give the
     SKU whole (a file with its columns), so a row without one clears it, else (a file without the
@@ -341,7 +345,7 @@ async def _check(
     *,
     total: int,
     report: Progress,
-    absent: frozenset[str],
+    absent: Absent,
 ) -> int:
     """Check every row in Python, handing each full chunk of good ones over to be written; the
     number of rows received. Bad rows go to `chunks.errors`. With `absent` fields the rows are
@@ -425,6 +429,10 @@ def _batches(rows: Iterable[Drafted], size: int) -> Iterator[list[Drafted]]:
         yield batch
 
 
+def _absent_from(absent: Absent, row_no: int) -> frozenset[str]:
+    return absent if isinstance(absent, frozenset) else absent.get(row_no, frozenset())
+
+
 def _covers(scope: RowScope, regency: str, covered: dict[str, bool]) -> bool:
     inside = covered.get(regency)
     if inside is None:
@@ -495,13 +503,14 @@ class _Chunks:
             self._pending = asyncio.create_task(self._load_and_write(staged, refused))
             await asyncio.sleep(0)  # let it start its COPY before checking goes on
 
-    async def as_stored(self, batch: list[Drafted], absent: frozenset[str]) -> list[Drafted]:
+    async def as_stored(self, batch: list[Drafted], absent: Absent) -> list[Drafted]:
         """`batch` with the `absent` fields of each draft naming a record (by its NIB, else its
         SKU, as `_match` matches it) as the record holds them (domain.register_csv
         `as_stored`). Records outside the jurisdiction are not read: their rows are refused
         (`_match`), and errors must not tell their values."""
         await self.finish()  # one statement at a time on the connection
-        owners = any(field.startswith("owner.") for field in absent)
+        left_out = [_absent_from(absent, row_no) for row_no, _, _ in batch]
+        owners = any(field.startswith("owner.") for fields in left_out for field in fields)
         keys = [(None, None) if draft is None else _keys_of(draft) for _, draft, _ in batch]
         skus = [sku for _, sku in keys if sku is not None]
         records = await self.connection.execute(
@@ -521,12 +530,12 @@ class _Chunks:
                 if stored["sku_number"] is not None:
                     by_sku[stored["sku_issuer"], stored["sku_number"]] = stored
         merged: list[Drafted] = []
-        for (row_no, draft, unread), (nib, sku) in zip(batch, keys, strict=True):
+        for (row_no, draft, unread), (nib, sku), fields in zip(batch, keys, left_out, strict=True):
             record = by_nib.get(nib) if nib is not None else None
             if record is None and sku is not None:
                 record = by_sku.get(sku)
-            if draft is not None and record is not None:
-                draft = as_stored(draft, record, absent)
+            if draft is not None and record is not None and fields:
+                draft = as_stored(draft, record, fields)
             merged.append((row_no, draft, unread))
         return merged
 

@@ -23,16 +23,21 @@ has some 70,000 (14 a row), over 5 MB of answer, which the response size bound w
 first thousand show what is wrong with the file; `rejected` still counts every bad row."""
 
 
-async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode) -> Report:
-    """Rows are numbered from 1 in the order given; errors name the row's input field."""
+async def run(
+    info: Info[Context, Any], drafts: Sequence[tuple[MsmeDraft, frozenset[str]]], mode: Mode
+) -> Report:
+    """Rows are numbered from 1 in the order given; errors name the row's input field. Each
+    draft comes with the fields its row omits: a record it updates keeps them as stored, as a
+    file without their columns keeps them (db.imports `absent`)."""
     if not drafts:
         raise bad_input("rows", "must hold at least one row")
     if len(drafts) > MAX_ROWS:
         raise bad_input("rows", f"at most {MAX_ROWS} rows per request; use the CLI for files")
     principal = info.context.principal
-    if any(draft.owner is not None for draft in drafts):
+    if any(draft.owner is not None for draft, _ in drafts):
         needs_personal_data_scope(info.context.policy, "rows.owner")
-    rows: list[Drafted] = [(number, draft, ()) for number, draft in enumerate(drafts, start=1)]
+    rows: list[Drafted] = [(number, draft, ()) for number, (draft, _) in enumerate(drafts, 1)]
+    omitted = {number: fields for number, (_, fields) in enumerate(drafts, 1) if fields}
     owners: list[OwnerRow] = []
     async with writing(info) as connection:
         report = await import_msmes(
@@ -43,6 +48,7 @@ async def run(info: Info[Context, Any], drafts: Sequence[MsmeDraft], mode: Mode)
             actor=actor_of(principal),
             mode=mode,
             today=calendar.today(),
+            absent=omitted,
         )
         if not (report.created or report.updated):  # refused, or every row as on record
             await connection.rollback()  # nothing to commit: the import changed nothing

@@ -1,6 +1,7 @@
 """Inputs of the record mutations, and their conversion into the domain's drafts and patches.
 
-In a `…Changes` input an omitted field stays as stored and an explicit null clears it.
+In a `…Changes` input an omitted field stays as stored and an explicit null clears it; so does
+an optional field of an `importMsmes` row (and of its owner) for the record the row updates.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from resolvers.errors import bad_input
 from resolvers.msme_writes import MsmeUpdate
 from schema.enums import CooperativeType, KspHealth, ParticipationStatus, Scale
 from schema.inputs import stored_value
-from schema.personal import personal_fields
+from schema.personal import personal_inputs
 from schema.scalars import Rupiah
 
 UNSET: Any = strawberry.UNSET
 
 
-@strawberry.input(description="The owner's personal data (UU 27/2022); writing it needs pii:read.")
-@personal_fields
+@strawberry.input(
+    description="The owner's personal data (UU 27/2022); writing it needs pii:read. In an "
+    "import row, an optional field omitted keeps the stored value for the same owner (NIK)."
+)
+@personal_inputs
 class OwnerInput:
     """Its fields are the declared personal fields (domain.records.OwnerDraft)."""
 
@@ -45,7 +49,13 @@ SKU_ISSUER = (
 )
 
 
-@strawberry.input(description="An MSME as an agency's register holds it; one row of an import.")
+KEPT_IF_OMITTED = "An import row omitting it keeps the stored value; null clears it."
+
+
+@strawberry.input(
+    description="An MSME as an agency's register holds it; one row of an import. A row updating "
+    "a record keeps each optional field it omits as stored; one it sends as null it clears."
+)
 class MsmeImportRow:
     nib: str | None = strawberry.field(
         default=None,
@@ -57,19 +67,24 @@ class MsmeImportRow:
     name: str
     kbli_code: str = strawberry.field(description="KBLI 2020 code, 5 digits.")
     region: str = strawberry.field(description='Regency or city code, e.g. "62.71".')
-    district: str | None = strawberry.field(default=None, description='e.g. "62.71.03".')
-    established_on: date | None = None
-    capital: Rupiah | None = None
-    annual_turnover: Rupiah | None = None
-    turnover_year: int | None = None
-    employees: int | None = None
+    district: str | None = strawberry.field(
+        default=UNSET, description=f'e.g. "62.71.03". {KEPT_IF_OMITTED}'
+    )
+    established_on: date | None = strawberry.field(default=UNSET, description=KEPT_IF_OMITTED)
+    capital: Rupiah | None = strawberry.field(default=UNSET, description=KEPT_IF_OMITTED)
+    annual_turnover: Rupiah | None = strawberry.field(default=UNSET, description=KEPT_IF_OMITTED)
+    turnover_year: int | None = strawberry.field(default=UNSET, description=KEPT_IF_OMITTED)
+    employees: int | None = strawberry.field(default=UNSET, description=KEPT_IF_OMITTED)
     scale: Scale | None = strawberry.field(
-        default=None,
+        default=UNSET,
         description="Declared scale (as on the NIB), kept as `declaredScale`; must fit capital "
         "or turnover. The record's `scale` is computed from the figures, this one only without "
-        "them.",
+        "them. An import row omitting it keeps the stored one while the figures it fits stand; "
+        "figures given without one clear it.",
     )
-    owner: OwnerInput | None = None
+    owner: OwnerInput | None = strawberry.field(
+        default=None, description="Omitted or null in an import row: the stored owner is kept."
+    )
 
 
 @strawberry.input(description="A new MSME in your jurisdiction, registered by NIB or SKU or both.")
@@ -210,9 +225,25 @@ class ParticipationChanges:
 
 
 def owner_draft(owner: OwnerInput | None) -> OwnerDraft | None:
+    """The owner an input gives, an omitted field as null: the owner replaced whole."""
     if owner is None:
         return None
-    return OwnerDraft(**{column: getattr(owner, column) for column in OWNER_COLUMNS})
+    return OwnerDraft(**{column: _sent(getattr(owner, column)) for column in OWNER_COLUMNS})
+
+
+def _sent(value: Any) -> Any:
+    """A value as sent, an omitted one (UNSET) as null."""
+    return None if value is UNSET else value
+
+
+def _omitted(given: object) -> frozenset[str]:
+    """The fields of an input the client left out (UNSET), by their Python names."""
+    definition = given.__strawberry_definition__  # type: ignore[attr-defined]
+    return frozenset(
+        field.python_name
+        for field in definition.fields
+        if getattr(given, field.python_name) is UNSET
+    )
 
 
 def _scale(choice: Scale | None) -> DomainScale | None:
@@ -221,6 +252,7 @@ def _scale(choice: Scale | None) -> DomainScale | None:
 
 
 def msme_draft(row: MsmeImportRow) -> MsmeDraft:
+    """The MSME a row or `createMsme` gives, an omitted field as null."""
     return MsmeDraft(
         nib=row.nib,
         sku_number=row.sku_number,
@@ -228,15 +260,23 @@ def msme_draft(row: MsmeImportRow) -> MsmeDraft:
         name=row.name,
         kbli_code=row.kbli_code,
         region=row.region,
-        district=row.district,
-        established_on=row.established_on,
-        capital=row.capital,
-        annual_turnover=row.annual_turnover,
-        turnover_year=row.turnover_year,
-        employees=row.employees,
-        scale=_scale(row.scale),
+        district=_sent(row.district),
+        established_on=_sent(row.established_on),
+        capital=_sent(row.capital),
+        annual_turnover=_sent(row.annual_turnover),
+        turnover_year=_sent(row.turnover_year),
+        employees=_sent(row.employees),
+        scale=_scale(_sent(row.scale)),
         owner=owner_draft(row.owner),
     )
+
+
+def import_row(row: MsmeImportRow) -> tuple[MsmeDraft, frozenset[str]]:
+    """A row's draft and the draft fields it omits, as db.imports names them (`owner.<field>`
+    for the owner's): a record the row updates keeps those as stored, as it keeps the columns a
+    file leaves out."""
+    owner = frozenset() if row.owner is None else _omitted(row.owner)
+    return msme_draft(row), _omitted(row) | {f"owner.{field}" for field in owner}
 
 
 def _given(changes: object, required: tuple[str, ...]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from schema.record_inputs import (
     ScaleReport,
     cooperative_draft,
     cooperative_patch,
+    import_row,
     msme_draft,
     msme_patch,
     participation_patch,
@@ -107,7 +108,7 @@ class RecordMutation:
         self, info: Info[Context, Any], rows: list[MsmeImportRow], mode: ImportMode
     ) -> ImportReport | None:
         report = await imports.run(
-            info, [msme_draft(row) for row in rows], Mode(stored_value(mode) or Mode.ALL_OR_NOTHING)
+            info, [import_row(row) for row in rows], Mode(stored_value(mode) or Mode.ALL_OR_NOTHING)
         )
         return ImportReport(
             received=report.received,

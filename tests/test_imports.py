@@ -773,3 +773,41 @@ async def test_a_row_refused_for_its_values_is_told_its_nib_is_taken_too(
             "code": "BAD_USER_INPUT",
         },
     ]
+
+
+async def test_a_row_leaving_fields_out_keeps_them_and_an_explicit_null_clears(
+    engine: AsyncEngine,
+) -> None:
+    """As a file without a column keeps it (and `updateMsme` a field it omits), a row omitting a
+    field keeps the stored value, the owner's too; only a null the row sends clears."""
+    nib = "7731000000001"
+    owner = {
+        "nik": "6271995204887731",
+        "fullName": "Sri Lengkap",
+        "sex": "F",
+        "birthDate": "1980-04-12",
+        "phone": "+6281277310001",
+        "address": "Jl. Lengkap 1",
+    }
+    full = row(nib, establishedOn="2019-02-01", owner=owner)
+    created = (await do_import(engine, [full], "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert created["created"] == 1
+    before = await snapshot(engine, "7731")
+    required = ("nib", "name", "kbliCode", "region")
+    sparse = {key: full[key] for key in required} | {
+        "owner": {"nik": owner["nik"], "fullName": owner["fullName"]}
+    }
+    kept = (await do_import(engine, [sparse], "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (kept["updated"], kept["unchanged"], kept["errors"]) == (0, 1, [])
+    assert await snapshot(engine, "7731") == before
+
+    cleared = sparse | {
+        "district": None,
+        "employees": None,
+        "owner": sparse["owner"] | {"phone": None},
+    }
+    done = (await do_import(engine, [cleared], "VALID_ROWS", KALTENG_PII)).data["importMsmes"]
+    assert (done["updated"], done["errors"]) == (1, [])
+    history = (await snapshot(engine, "7731"))["history"]
+    assert set(history[-1][3]) == {"district_code", "employees"}
+    assert history[-1][4] == ["owner.phone"]
