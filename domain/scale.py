@@ -130,15 +130,41 @@ def kept_declaration(
     the declaration was kept apart, such a write is not refused for it). A record without
     figures stored before migration 0037 has no declaration kept apart (0037 left those it did
     not change alone), but its scale was declared, as without figures it must be: it stands as
-    the declaration, so the record stays writable.
+    the declaration, so the record stays writable. Nor does a declaration the stored figures
+    contradict (one a scale report left before reports cleared it) stand: it would refuse every
+    write.
     """
     if FIGURES.intersection(given):
         return None
     if declared is not None:
-        return Scale(declared)
+        return standing_declaration(declared, capital=capital, annual_sales=annual_turnover)
     if capital is None and annual_turnover is None:
         return Scale(scale)
     return None
+
+
+def standing_declaration(
+    declared: str | None, *, capital: int | None, annual_sales: int | None
+) -> Scale | None:
+    """The stored declaration as new figures leave it (`reportScaleChange`'s, which declare no
+    scale): kept while either supports it (`check_declared_scale`), else None: one they
+    contradict would refuse every later write that keeps it."""
+    if declared is None or not _fits(Scale(declared), capital=capital, annual_sales=annual_sales):
+        return None
+    return Scale(declared)
+
+
+def _fits(declared: Scale, *, capital: int | None, annual_sales: int | None) -> bool:
+    """Whether either figure given supports `declared`; with none, nothing contradicts it."""
+    computed = [
+        scale
+        for scale in (
+            None if capital is None else scale_by_capital(capital),
+            None if annual_sales is None else scale_by_sales(annual_sales),
+        )
+        if scale is not None
+    ]
+    return not computed or declared in computed
 
 
 def check_declared_scale(
@@ -149,20 +175,18 @@ def check_declared_scale(
     capital's, Pasal 35(2)); with no figures there is nothing to contradict it. Accepted, it is
     kept as the declaration: the registered scale is still `registered_scale`'s.
     """
-    computed: list[Scale] = []
+    if _fits(declared, capital=capital, annual_sales=annual_sales):
+        return
     bands: list[str] = []
     if capital is not None:
-        computed.append(scale_by_capital(capital))
         bands.append(f"capital {_band(declared, _CAPITAL_LIMITS)}")
     if annual_sales is not None:
-        computed.append(scale_by_sales(annual_sales))
         bands.append(f"annual sales {_band(declared, _SALES_LIMITS)}")
-    if computed and declared not in computed:
-        raise InvalidValue(
-            field,
-            f"{declared} does not fit the figures given: under PP 7/2021 a {declared} business "
-            f"has {' or '.join(bands)}",
-        )
+    raise InvalidValue(
+        field,
+        f"{declared} does not fit the figures given: under PP 7/2021 a {declared} business "
+        f"has {' or '.join(bands)}",
+    )
 
 
 def _band(scale: Scale, thresholds: _Thresholds) -> str:

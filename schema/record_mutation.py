@@ -82,7 +82,10 @@ class RecordMutation:
     ) -> Msme | None:
         return await msme_writes.reactivate(info, id, version)  # type: ignore[no-any-return]
 
-    @_writes("Report new annual figures; a change of scale enters the scale history.")
+    @_writes(
+        "Report new annual figures; a change of scale enters the scale history. A declared"
+        " scale neither figure supports any longer is cleared."
+    )
     async def report_scale_change(
         self,
         info: Info[Context, Any],

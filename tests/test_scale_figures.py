@@ -524,3 +524,71 @@ async def test_an_import_stores_the_scale_as_a_mutation_does(engine: AsyncEngine
 def code_of(result: Any) -> str:
     assert result.errors, result
     return str(result.errors[0].extensions["code"])
+
+
+CHANGES = """query Read($nib: String!) {
+  msme(nib: $nib) { declaredScale changes { operation fields { field before after } } }
+}"""
+
+
+async def test_a_report_the_declaration_no_longer_fits_clears_it_and_later_writes_pass(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Declared small on Rp2 miliar of capital, then reported down to micro by both figures: the
+    declaration, contradicted, is cleared by the report (a change in its history), so a rename,
+    or an import row leaving the figures and the scale out, is not refused for it."""
+    nib = "7732000000001"
+    values = _values(nib, scale="SMALL", capital="2000000000")
+    created = (await run(engine, KALTENG, SCALES, {"input": values})).data["createMsme"]
+    assert (created["scale"], created["declaredScale"]) == ("SMALL", "SMALL")
+    report = {
+        "annualSales": "100000000",
+        "capital": "100000000",
+        "turnoverYear": 2025,
+        "effectiveFrom": REGISTERED_ON.isoformat(),
+    }
+    reported = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+    )
+    assert reported.errors is None, reported.errors
+    assert reported.data["reportScaleChange"] == {"scale": "MICRO", "version": 2}
+    read = (await run(engine, KALTENG, CHANGES, {"nib": nib})).data["msme"]
+    assert read["declaredScale"] is None
+    assert {"field": "declaredScale", "before": "small", "after": None} in read["changes"][-1][
+        "fields"
+    ]
+    renamed = await run(
+        engine,
+        KALTENG,
+        UPDATE,
+        {"id": created["id"], "version": 2, "changes": {"name": "A renamed"}},
+    )
+    assert renamed.errors is None, renamed.errors
+    assert renamed.data["updateMsme"] == {"scale": "MICRO", "declaredScale": None, "version": 3}
+    row = {"nib": nib, "name": "A imported", "kbliCode": "10794", "region": "62.71"}
+    imported = await run(engine, KALTENG, IMPORT, {"rows": [row]})
+    assert imported.data["importMsmes"] == {
+        "applied": True,
+        "created": 0,
+        "updated": 1,
+        "errors": [],
+    }
+
+
+async def test_a_report_the_declaration_still_fits_keeps_it(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    nib = "7732000000002"
+    values = _values(nib, scale="SMALL", capital="2000000000")
+    created = (await run(engine, KALTENG, SCALES, {"input": values})).data["createMsme"]
+    report = {
+        "annualSales": "100000000",
+        "turnoverYear": 2025,
+        "effectiveFrom": REGISTERED_ON.isoformat(),
+    }
+    reported = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+    )
+    assert reported.data["reportScaleChange"] == {"scale": "MICRO", "version": 2}
+    read = (await run(engine, KALTENG, READ, {"nib": nib})).data["msme"]
+    assert read["declaredScale"] == "SMALL"  # the capital, Rp2 miliar, still supports it

@@ -27,7 +27,7 @@ from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
 from domain.personal import OWNER_COLUMNS
 from domain.records import CheckedMsme, CheckedOwner
-from domain.scale import RULE_VERSION, classify
+from domain.scale import RULE_VERSION, classify, standing_declaration
 
 TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
@@ -267,6 +267,8 @@ async def report_scale(
             "capital": capital,
             "turnover_year": turnover_year,
             "scale": str(scale),
+            # A declaration the new figures contradict is cleared, or it refuses later writes.
+            "declared_scale": _standing(current, capital=capital, annual_sales=annual_sales),
         },
         actor=actor,
         kind="msme",
@@ -336,3 +338,10 @@ async def set_owner(
         statement.on_conflict_do_update(index_elements=["msme_id"], set_=values)
     )
     return OwnerChange(changed, stored.get("nik"))
+
+
+def _standing(current: Record, *, capital: int | None, annual_sales: int) -> str | None:
+    declared = standing_declaration(
+        current.declared_scale, capital=capital, annual_sales=annual_sales
+    )
+    return None if declared is None else str(declared)

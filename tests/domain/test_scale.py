@@ -17,6 +17,7 @@ from domain.scale import (
     kept_declaration,
     scale_by_capital,
     scale_by_sales,
+    standing_declaration,
 )
 
 MILIAR = 1_000_000_000
@@ -222,6 +223,8 @@ def test_the_rejection_of_large_names_its_open_lower_bound() -> None:
         ("micro", 900_000_000, 20 * MILIAR, {"name"}, Scale.MICRO),  # figures stand: it stands
         ("micro", 900_000_000, 20 * MILIAR, {"capital"}, None),  # new figures drop it
         ("micro", 900_000_000, 20 * MILIAR, {"annual_turnover"}, None),
+        # contradicted by the stored figures (a report before reports cleared it): dropped
+        ("small", 100_000_000, 100_000_000, {"name"}, None),
         (None, 900_000_000, 20 * MILIAR, {"name"}, None),  # nothing declared
         (None, None, None, {"name"}, Scale.SMALL),  # no figures before 0037: its scale declared
         (None, None, None, {"capital", "name"}, None),
@@ -246,3 +249,19 @@ def test_a_write_declaring_no_scale_keeps_the_stored_declaration_while_the_figur
         )
         is kept
     )
+
+
+@pytest.mark.parametrize(
+    ("capital", "sales", "standing"),
+    [
+        (2 * MILIAR, 100_000_000, Scale.SMALL),  # the capital still supports it
+        (None, 3 * MILIAR, Scale.SMALL),
+        (100_000_000, 100_000_000, None),  # neither does: cleared
+        (None, 100_000_000, None),
+    ],
+)
+def test_a_report_keeps_the_declaration_only_while_a_figure_supports_it(
+    capital: int | None, sales: int, standing: Scale | None
+) -> None:
+    assert standing_declaration("small", capital=capital, annual_sales=sales) is standing
+    assert standing_declaration(None, capital=capital, annual_sales=sales) is None
