@@ -115,7 +115,7 @@ def as_stored(draft: MsmeDraft, stored: Mapping[str, Any], absent: frozenset[str
     `owner.<field>`; `scale`, `declared_scale`, `capital` and `annual_turnover` as the record's
     columns), so that the merged record is checked whole, as `updateMsme` checks a patch merged
     with the record. As there, the declared scale stands only while the figures it was checked
-    against do: new figures without a declared scale drop it (domain/scale.py
+    against do: other figures without a declared scale drop it (domain/scale.py
     `kept_declaration`). A stored owner's fields are kept for the same owner only (by NIK):
     another one's phone is not theirs."""
     values = {
@@ -129,7 +129,7 @@ def as_stored(draft: MsmeDraft, stored: Mapping[str, Any], absent: frozenset[str
             scale=stored["scale"],
             capital=stored["capital"],
             annual_turnover=stored["annual_turnover"],
-            given=_DRAFT_FIELDS - absent,
+            given={name: getattr(draft, name) for name in _DRAFT_FIELDS - absent},
         )
     owner = draft.owner
     kept = {field.removeprefix("owner."): stored[field] for field in absent if "." in field}

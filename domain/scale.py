@@ -7,7 +7,7 @@ label, so records computed under these thresholds stay explainable when the nomi
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from enum import StrEnum
 
 from domain.errors import InvalidValue
@@ -119,22 +119,25 @@ def kept_declaration(
     scale: str,
     capital: int | None,
     annual_turnover: int | None,
-    given: Collection[str],
+    given: Mapping[str, object],
 ) -> Scale | None:
     """The declared scale a write merged over a stored record (`declared`, `scale`, `capital`,
     `annual_turnover`: its columns) keeps when the write (`given`: the fields it sets, by draft
-    field name) declares none itself, as `updateMsme` and an import's row alike merge it.
+    field name, with their values) declares none itself, as `updateMsme` and an import's row
+    alike merge it.
 
-    The stored declaration stands while the figures it was checked against do; a write giving
+    The stored declaration stands while the figures it was checked against do; a write changing
     figures drops it: one they might now contradict is not carried over unasked (and, as before
-    the declaration was kept apart, such a write is not refused for it). A record without
+    the declaration was kept apart, such a write is not refused for it). Figures sent as stored
+    change nothing, so a client sending the record back whole keeps it. A record without
     figures stored before migration 0037 has no declaration kept apart (0037 left those it did
     not change alone), but its scale was declared, as without figures it must be: it stands as
     the declaration, so the record stays writable. Nor does a declaration the stored figures
     contradict (one a scale report left before reports cleared it) stand: it would refuse every
     write.
     """
-    if FIGURES.intersection(given):
+    stored = {"capital": capital, "annual_turnover": annual_turnover}
+    if any(name in given and given[name] != stored[name] for name in FIGURES):
         return None
     if declared is not None:
         return standing_declaration(declared, capital=capital, annual_sales=annual_turnover)

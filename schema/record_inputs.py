@@ -80,7 +80,7 @@ class MsmeImportRow:
         description="Declared scale (as on the NIB), kept as `declaredScale`; must fit capital "
         "or turnover. The record's `scale` is computed from the figures, this one only without "
         "them. An import row omitting it keeps the stored one while the figures it fits stand; "
-        "figures given without one clear it.",
+        "other figures given without one clear it.",
     )
     owner: OwnerInput | None = strawberry.field(
         default=None, description="Omitted or null in an import row: the stored owner is kept."

@@ -101,7 +101,7 @@ def test_a_file_without_a_scale_column_keeps_the_declaration_as_an_update_does(
 ) -> None:
     """The stored declaration a row without a `scale` column keeps is read as `updateMsme` reads
     it (domain/scale.py `kept_declaration`): it stands while the figures do, a file giving
-    figures drops it, and a record without figures and without a declaration kept apart (as
+    other figures drops it, and a record without figures and without a declaration kept apart (as
     migration 0037 left some) has its scale as the declaration."""
 
     def imported(name: str, text: str) -> list[tuple[object, ...]]:
@@ -130,5 +130,5 @@ def test_a_file_without_a_scale_column_keeps_the_declaration_as_an_update_does(
     ) == [("7797000000301", "medium", "micro"), ("7797000000302", "small", "small")]
     assert imported(
         "figures.csv",
-        "nib,name,kbli,region,turnover\n7797000000301,Toko Deklarasi,47112,62.71,20000000000\n",
+        "nib,name,kbli,region,turnover\n7797000000301,Toko Deklarasi,47112,62.71,25000000000\n",
     ) == [("7797000000301", "medium", None), ("7797000000302", "small", "small")]

@@ -592,3 +592,21 @@ async def test_a_report_the_declaration_still_fits_keeps_it(
     assert reported.data["reportScaleChange"] == {"scale": "MICRO", "version": 2}
     read = (await run(engine, KALTENG, READ, {"nib": nib})).data["msme"]
     assert read["declaredScale"] == "SMALL"  # the capital, Rp2 miliar, still supports it
+
+
+async def test_an_update_sending_the_stored_figures_again_keeps_the_declaration(
+    engine: AsyncEngine,
+) -> None:
+    """Only figures that differ from the stored ones clear the declaration: a client sending
+    the record back whole changes nothing of it."""
+    values = _values(
+        "7733000000001", scale="SMALL", capital="2000000000", annualTurnover="100000000"
+    )
+    created = (await run(engine, KALTENG, SCALES, {"input": values})).data["createMsme"]
+    assert (created["scale"], created["declaredScale"]) == ("MICRO", "SMALL")
+    changes = {"name": "A2", "capital": "2000000000", "annualTurnover": "100000000"}
+    resent = await run(
+        engine, KALTENG, UPDATE, {"id": created["id"], "version": 1, "changes": changes}
+    )
+    assert resent.errors is None, resent.errors
+    assert resent.data["updateMsme"] == {"scale": "MICRO", "declaredScale": "SMALL", "version": 2}

@@ -220,21 +220,44 @@ def test_the_rejection_of_large_names_its_open_lower_bound() -> None:
 @pytest.mark.parametrize(
     ("declared", "capital", "annual_turnover", "given", "kept"),
     [
-        ("micro", 900_000_000, 20 * MILIAR, {"name"}, Scale.MICRO),  # figures stand: it stands
-        ("micro", 900_000_000, 20 * MILIAR, {"capital"}, None),  # new figures drop it
-        ("micro", 900_000_000, 20 * MILIAR, {"annual_turnover"}, None),
+        (
+            "micro",
+            900_000_000,
+            20 * MILIAR,
+            {"name": "A"},
+            Scale.MICRO,
+        ),  # figures stand: so does it
+        ("micro", 900_000_000, 20 * MILIAR, {"capital": MILIAR}, None),  # new figures drop it
+        ("micro", 900_000_000, 20 * MILIAR, {"annual_turnover": 21 * MILIAR}, None),
+        ("micro", 900_000_000, 20 * MILIAR, {"annual_turnover": None}, None),
+        # figures sent as stored change nothing
+        ("micro", 900_000_000, 20 * MILIAR, {"capital": 900_000_000}, Scale.MICRO),
+        (
+            "micro",
+            900_000_000,
+            20 * MILIAR,
+            {"capital": 900_000_000, "annual_turnover": 20 * MILIAR},
+            Scale.MICRO,
+        ),
         # contradicted by the stored figures (a report before reports cleared it): dropped
-        ("small", 100_000_000, 100_000_000, {"name"}, None),
-        (None, 900_000_000, 20 * MILIAR, {"name"}, None),  # nothing declared
-        (None, None, None, {"name"}, Scale.SMALL),  # no figures before 0037: its scale declared
-        (None, None, None, {"capital", "name"}, None),
+        ("small", 100_000_000, 100_000_000, {"name": "A"}, None),
+        (None, 900_000_000, 20 * MILIAR, {"name": "A"}, None),  # nothing declared
+        (
+            None,
+            None,
+            None,
+            {"name": "A"},
+            Scale.SMALL,
+        ),  # no figures before 0037: its scale declared
+        (None, None, None, {"capital": 1, "name": "A"}, None),
+        (None, None, None, {"capital": None}, Scale.SMALL),  # still none: nothing changed
     ],
 )
 def test_a_write_declaring_no_scale_keeps_the_stored_declaration_while_the_figures_stand(
     declared: str | None,
     capital: int | None,
     annual_turnover: int | None,
-    given: set[str],
+    given: dict[str, object],
     kept: Scale | None,
 ) -> None:
     """The rule `updateMsme` and an import's row share (resolvers/msme_writes.py `_merged`,
