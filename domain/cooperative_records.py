@@ -19,6 +19,7 @@ from domain.records import (
     Namer,
     Vocabulary,
     validate_count,
+    validate_name,
     validate_past_date,
     validate_place,
     validate_text,
@@ -254,7 +255,7 @@ def check_cooperative(
             )
         )
     )
-    title = got.take(lambda: validate_text(draft.name, field=name("name")))
+    title = got.take(lambda: validate_name(draft.name, field=name("name")))
     kind = got.take(lambda: _one_of(draft.type, TYPES, name("type")))
     tier = got.take(lambda: _one_of(draft.tier, TIERS, name("tier")))
     place = got.take(

@@ -33,7 +33,7 @@ from domain.identifiers import (
     validate_sku_number,
 )
 from domain.scale import Scale, check_declared_scale, registered_scale
-from domain.text import INVISIBLE, printable
+from domain.text import INVISIBLE, legible, printable
 
 _TEXT_MAX = 200
 NOTE_MAX = 1000
@@ -59,6 +59,15 @@ def validate_text(value: str, *, field: str, max_length: int = _TEXT_MAX) -> str
         raise InvalidValue(field, "must not be empty")
     if len(text) > max_length:
         raise InvalidValue(field, f"must be at most {max_length} characters")
+    return text
+
+
+def validate_name(value: str, *, field: str) -> str:
+    """A name (a business's, a cooperative's, an owner's): text, as `validate_text` takes it,
+    that shows something: one of punctuation or combining marks alone names no one."""
+    text = validate_text(value, field=field)
+    if not legible(text):
+        raise InvalidValue(field, "must hold a letter or a digit")
     return text
 
 
@@ -247,7 +256,7 @@ class OwnerDraft:
     full_name: str = field(
         metadata=personal(
             csv="owner_name",
-            check=lambda value, name, rules: validate_text(value, field=name),
+            check=lambda value, name, rules: validate_name(value, field=name),
         )
     )
     sex: str | None = field(
@@ -399,7 +408,7 @@ def check_registered_msme(
     got = Collector()
     got.errors.extend(unread)
     nib = got.optional(draft.nib, lambda value: validate_nib(value, field=name("nib")))
-    title = got.take(lambda: validate_text(draft.name, field=name("name")))
+    title = got.take(lambda: validate_name(draft.name, field=name("name")))
     kbli = got.take(
         lambda: (
             draft.kbli_code.strip(),

@@ -8,11 +8,12 @@ import unicodedata
 INVISIBLE = "must not contain control or invisible characters"
 
 
-_HANGUL_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
-"""Letters to Unicode (category Lo, so str.isprintable() passes them) that draw nothing: a
-name of fillers looks blank, and one beside another name's letters is a second, invisible
-spelling of it. Korean text written in precomposed syllables, as every keyboard types it,
-holds none."""
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Characters Unicode counts as drawn (the Hangul fillers are letters, Lo, and the Braille
+pattern blank U+2800 a symbol, So, so str.isprintable() passes them) that draw nothing: a name
+of them looks blank, and one beside another name's letters is a second, invisible spelling of
+it. Korean text written in precomposed syllables, as every keyboard types it, holds no filler,
+and Braille text is not typed into a register's names."""
 
 
 def printable(text: str) -> bool:
@@ -20,11 +21,17 @@ def printable(text: str) -> bool:
     invisible one (a zero-width space, a bidirectional override such as U+202E, a lone
     surrogate): each would forge, hide or garble the lines and pages that show the name.
     Spaces of every width (Unicode Zs, a no-break space pasted from a document) are allowed;
-    the Hangul fillers, letters that draw nothing, are not."""
-    if not _HANGUL_FILLERS.isdisjoint(text):
+    the Hangul fillers and the Braille blank, which draw nothing, are not."""
+    if not _BLANKS.isdisjoint(text):
         return False
     # str.isprintable() settles the common case in one C call; only text it refuses (tabs,
     # non-breaking or other Zs spaces, control characters) is looked at character by character.
     return text.isprintable() or all(
         ch.isprintable() or unicodedata.category(ch) == "Zs" for ch in text
     )
+
+
+def legible(text: str) -> bool:
+    """Whether the text holds a letter or a digit (Unicode L* or N*): a name of punctuation or
+    of combining marks alone (U+0301 on nothing) shows as blank or as a smudge, naming no one."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)

@@ -241,6 +241,9 @@ async def test_a_client_without_records_write_is_refused(engine: AsyncEngine) ->
         ({"district": "62.01.05"}, "input.district"),
         ({"district": "62.71.99"}, "input.district"),
         ({"name": "   "}, "input.name"),
+        ({"name": "\u2800"}, "input.name"),  # the Braille blank draws nothing
+        ({"name": "\u0301\u0301"}, "input.name"),  # combining marks on nothing
+        ({"owner": {**OWNER, "fullName": "\u0301 ."}}, "input.owner.fullName"),
         ({"employees": -1}, "input.employees"),
         ({"turnoverYear": 2999}, "input.turnoverYear"),
         ({"scale": "MEDIUM"}, "input.scale"),

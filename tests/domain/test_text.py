@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.text import printable
+from domain.text import legible, printable
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,27 @@ def test_a_name_people_write_is_printable(name: str) -> None:
         "Toko\u3164Siti",
         "\uffa0",  # halfwidth Hangul filler
         "\u115f\u1160",  # Hangul choseong and jungseong fillers
+        "\u2800",  # Braille pattern blank: a symbol to Unicode that draws nothing
+        "Toko\u2800Siti",
     ],
 )
 def test_a_name_that_hides_or_forges_what_it_shows_is_not(name: str) -> None:
     assert not printable(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "readable"),
+    [
+        ("Toko Bu Siti", True),
+        ("CV. Maju-Jaya (2)", True),
+        ('Warung "Bu Ani" & Anak\'s', True),
+        ("7-Eleven", True),
+        ("王记", True),
+        ("Kafe\u0301", True),
+        ("\u0301\u0301", False),  # combining marks on nothing
+        ("- . &", False),
+        ("", False),
+    ],
+)
+def test_a_name_must_hold_a_letter_or_a_digit(name: str, readable: bool) -> None:
+    assert legible(name) is readable
