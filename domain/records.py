@@ -206,6 +206,42 @@ def check_scale_report(
     return got.errors
 
 
+def after_founding(turnover_year: int, established_on: date, *, field: str) -> None:
+    """A business's sales are of a year it existed in: the year it was established or later."""
+    if turnover_year < established_on.year:
+        raise InvalidValue(
+            field,
+            f"must not be before {established_on.year}, the year the business was established "
+            f"({established_on})",
+        )
+
+
+def check_report_over(
+    *,
+    turnover_year: int,
+    stored_year: int | None,
+    established_on: date | None,
+    name: Namer = str,
+) -> list[InvalidValue]:
+    """The rules a report of new annual figures (`check_scale_report`'s, checked) breaks
+    against the record it reports on: its sales are of a year the business existed in, and not
+    older than the figures on record (`stored_year`), which they replace: the same year's may
+    correct them, an older year's would pass off stale figures as the current ones."""
+    got = Collector()
+    field = name("turnoverYear")
+    if established_on is not None:
+        got.take(lambda: after_founding(turnover_year, established_on, field=field))
+    if stored_year is not None and turnover_year < stored_year:
+        got.errors.append(
+            InvalidValue(
+                field,
+                f"must not be before {stored_year}, the year of the figures on record: a "
+                "report replaces them with newer ones",
+            )
+        )
+    return got.errors
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """The reference data the rules consult, loaded once per request or import."""
@@ -441,6 +477,8 @@ def check_registered_msme(
     employees = got.optional(
         draft.employees, lambda value: validate_count(value, field=name("employees"))
     )
+    if turnover_year is not None and established is not None:
+        got.take(lambda: after_founding(turnover_year, established, field=name("turnoverYear")))
     figures_valid = not got.errors or all(
         error.field not in (name("capital"), name("annualTurnover"), name("scale"))
         for error in got.errors

@@ -23,6 +23,7 @@ from domain.records import (
     MsmeDraft,
     MsmePatch,
     check_registered_msme,
+    check_report_over,
     check_scale_report,
 )
 from domain.scale import kept_declaration
@@ -306,7 +307,17 @@ async def report_scale(
     if errors:
         raise invalid(errors)
     async with writing(info) as connection:
-        current = await msmes.lock(connection, key, info.context.policy.records)
+        current = at_version(
+            await msmes.lock(connection, key, info.context.policy.records), version
+        )
+        errors = check_report_over(
+            turnover_year=turnover_year,
+            stored_year=current.turnover_year,
+            established_on=current.established_on,
+            name=lambda field: f"report.{field}",
+        )
+        if errors:
+            raise invalid(errors)
         written = await msmes.report_scale(
             connection,
             current,

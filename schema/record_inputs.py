@@ -128,7 +128,10 @@ class MsmeChanges:
 @strawberry.input(description="New annual figures of an MSME; its scale is computed from them.")
 class ScaleReport:
     annual_sales: Rupiah = strawberry.field(description="Hasil penjualan tahunan.")
-    turnover_year: int = strawberry.field(description="The year the sales were made.")
+    turnover_year: int = strawberry.field(
+        description="The year the sales were made: not before the year of the figures on "
+        "record, nor before the business was established."
+    )
     effective_from: date = strawberry.field(description="When the scale takes effect.")
     capital: Rupiah | None = strawberry.field(
         default=None, description="Modal usaha; omitted: the stored capital."

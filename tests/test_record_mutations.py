@@ -246,6 +246,7 @@ async def test_a_client_without_records_write_is_refused(engine: AsyncEngine) ->
         ({"owner": {**OWNER, "fullName": "\u0301 ."}}, "input.owner.fullName"),
         ({"employees": -1}, "input.employees"),
         ({"turnoverYear": 2999}, "input.turnoverYear"),
+        ({"establishedOn": "2025-03-01", "turnoverYear": 2024}, "input.turnoverYear"),
         ({"scale": "MEDIUM"}, "input.scale"),
         ({"capital": None, "annualTurnover": None}, "input.scale"),
         ({"owner": {**OWNER, "nik": "6271991513880001"}}, "input.owner.nik"),
@@ -336,9 +337,10 @@ mutation Report($id: ID!, $version: Int!, $report: ScaleReport!) {
 
 
 async def test_a_reported_scale_change_feeds_the_scale_history(engine: AsyncEngine) -> None:
-    created = (await create(engine, "7770000000012")).data["createMsme"]
+    # 2019's figures, so that the backdated report below may rest on them (not on older ones)
+    created = (await create(engine, "7770000000012", turnoverYear=2019)).data["createMsme"]
     today = calendar.today().isoformat()
-    report = {"annualSales": "3000000000", "turnoverYear": 2025, "effectiveFrom": today}
+    report = {"annualSales": "3000000000", "turnoverYear": 2019, "effectiveFrom": today}
     result = await run(
         engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
     )
@@ -379,6 +381,33 @@ async def test_a_scale_change_cannot_rest_on_sales_of_a_later_year(engine: Async
     )
     assert result.errors is None, result.errors
     assert result.data["reportScaleChange"]["version"] == 2
+
+
+async def test_a_scale_report_may_not_rest_on_sales_older_than_the_record_holds(
+    engine: AsyncEngine,
+) -> None:
+    """Stored 2025 figures are not overwritten by 1950's, nor a business founded in 2025
+    graded on sales of 2024, before it existed."""
+    created = (await create(engine, "7736000000001")).data["createMsme"]
+    today = calendar.today().isoformat()
+    report = {"annualSales": "3000000000", "turnoverYear": 1950, "effectiveFrom": today}
+    older = await run(
+        engine, KALTENG, REPORT, {"id": created["id"], "version": 1, "report": report}
+    )
+    assert code_of(older) == "BAD_USER_INPUT"
+    assert older.errors[0].extensions["field"] == "report.turnoverYear"
+    assert "2025" in older.errors[0].message
+
+    founded = msme_input("7736000000002", establishedOn="2025-03-01", turnoverYear=None)
+    young = (await run(engine, KALTENG, CREATE, {"input": founded})).data["createMsme"]
+    early = {**report, "turnoverYear": 2024}
+    before = await run(engine, KALTENG, REPORT, {"id": young["id"], "version": 1, "report": early})
+    assert code_of(before) == "BAD_USER_INPUT"
+    assert before.errors[0].extensions["field"] == "report.turnoverYear"
+    assert "2025" in before.errors[0].message
+    same = {**report, "turnoverYear": 2025}
+    taken = await run(engine, KALTENG, REPORT, {"id": young["id"], "version": 1, "report": same})
+    assert taken.errors is None, taken.errors
 
 
 async def test_deactivation_keeps_the_record_and_records_who(engine: AsyncEngine) -> None:

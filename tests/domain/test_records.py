@@ -16,6 +16,7 @@ from domain.records import (
     OwnerDraft,
     Vocabulary,
     check_registered_msme,
+    check_report_over,
     check_scale_report,
     settle_scale,
     validate_phone,
@@ -317,3 +318,26 @@ def test_another_number_than_the_stored_one_is_judged() -> None:
     )
     assert isinstance(checked, list)
     assert [error.field for error in checked] == ["legalEntityNo"]
+
+
+@pytest.mark.parametrize(
+    ("year", "stored", "established", "fields"),
+    [
+        (2025, 2025, date(2025, 3, 1), []),  # the same year corrects the figures on record
+        (2026, 2025, None, []),
+        (2025, None, None, []),
+        (2024, 2025, None, ["report.turnoverYear"]),  # older than the figures on record
+        (2024, None, date(2025, 3, 1), ["report.turnoverYear"]),  # before it existed
+        (1950, 2025, date(2025, 3, 1), ["report.turnoverYear", "report.turnoverYear"]),
+    ],
+)
+def test_a_report_rests_on_sales_of_a_year_the_business_existed_and_no_older_than_stored(
+    year: int, stored: int | None, established: date | None, fields: list[str]
+) -> None:
+    errors = check_report_over(
+        turnover_year=year,
+        stored_year=stored,
+        established_on=established,
+        name=lambda field: f"report.{field}",
+    )
+    assert [error.field for error in errors] == fields
