@@ -287,3 +287,53 @@ def test_a_cursor_of_another_list_is_refused_naming_after(
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["message"].startswith("after:")
     assert error["path"] == ["cooperative", "memberMsmes"]
+
+
+RESERVED = ("has_next", "end_id", "msme", "cooperative", "participation", "missing", "subjects")
+"""Names the statement of a nested page gives its own columns: a client's alias of its rows
+may be any of them."""
+ALIASED_ROWS = """%(connection)s { pageInfo { hasNextPage endCursor }
+  %(alias)s: %(rows)s { %(selection)s } }"""
+ALIASED_AT = {
+    "root": 'query Root { msmes(first: 2, filter: {region: "62"}) %s }',
+    "lookup": "query One($number: String!) { cooperative(legalEntityNo: $number) { %s } }",
+    "page": "query Page { cooperatives(first: 100) { nodes { legalEntityNo %s } } }",
+    "under msmes": """query Under { msmes(first: 30, filter: {region: "62"})
+      { nodes { nib cooperative { %s } } } }""",
+}
+ROWS_SELECTED = {"nodes": "nib", "edges": "cursor node { nib }"}
+
+
+def _renamed(data: Any, old: str, new: str) -> Any:
+    """`data` with every key `old` named `new`."""
+    if isinstance(data, list):
+        return [_renamed(item, old, new) for item in data]
+    if isinstance(data, dict):
+        return {
+            new if key == old else key: _renamed(value, old, new) for key, value in data.items()
+        }
+    return data
+
+
+@pytest.mark.parametrize("alias", RESERVED)
+@pytest.mark.parametrize("rows", list(ROWS_SELECTED))
+@pytest.mark.parametrize("level", list(ALIASED_AT))
+def test_a_nested_pages_rows_answer_under_any_alias(
+    pages_api: Api, pages_url: str, alias: str, rows: str, level: str
+) -> None:
+    """The rows come back under the client's alias, whatever the statement calls its own
+    columns, as they come back under one it does not use."""
+
+    def document(name: str) -> str:
+        connection = "" if level == "root" else "memberMsmes(first: 2)"
+        page = ALIASED_ROWS % {
+            "connection": connection,
+            "alias": name,
+            "rows": rows,
+            "selection": ROWS_SELECTED[rows],
+        }
+        return ALIASED_AT[level] % page
+
+    given = {"number": _busiest(pages_url)} if level == "lookup" else None
+    expected = _renamed(_compiled(pages_api, document("listed"), given), "listed", alias)
+    assert _compiled(pages_api, document(alias), given) == expected

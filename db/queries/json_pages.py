@@ -442,8 +442,13 @@ class JsonBuild:
         )
         inner = self._inner(rows)
         shown = rows.c.n <= literal_column(str(first))
+        # by position, not by the client's key, which may be any name below (`has_next`,
+        # `msme`, `missing`...): the JSON object names the rows by key, as a string
+        labels = {piece.key: f"k{place}" for place, piece in enumerate(listed)}
         columns: list[Any] = [
-            inner._objects(piece.shape, rows, order_by=rows.c.id, shown=shown).label(piece.key)
+            inner._objects(piece.shape, rows, order_by=rows.c.id, shown=shown).label(
+                labels[piece.key]
+            )
             for piece in listed
         ]
         columns.append((func.count() > literal_column(str(first))).label("has_next"))
@@ -466,7 +471,7 @@ class JsonBuild:
                 elif isinstance(piece, PageFact):
                     arguments.append(facts[piece.fact])
                 elif isinstance(piece, PageRows):
-                    arguments.append(paged.c[piece.key])
+                    arguments.append(paged.c[labels[piece.key]])
                 elif isinstance(piece, Node):
                     arguments.append(connection(piece.shape))
                 else:
