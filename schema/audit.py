@@ -32,6 +32,7 @@ class AuditTrail(SchemaExtension):
                     document,
                     execution.operation_name,
                     context.policy.may,
+                    execution.variables,
                 )
             await record(context, execution.query or "", execution.operation_name)
 

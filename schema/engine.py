@@ -53,7 +53,7 @@ from schema.introspection import INTROSPECTION_FIELDS, root_fields
 from schema.mutation import WRITES
 from schema.plan import Plan, Root, plan
 from schema.query import PLANNED
-from schema.touched import touched_fields
+from schema.touched import coerced_variables, conditional, touched_fields
 from schema.validation import validation_errors
 
 logger = logging.getLogger("sinergi.engine")
@@ -75,6 +75,9 @@ class Prepared:
     """How the request runs without the executor, when it can (schema/plan.py)."""
     declared: frozenset[str]
     """The names of the variables the operation declares: no other changes its answer."""
+    conditional: bool
+    """Whether a @skip or @include makes what it hands out depend on the request's variables:
+    then `touched` is found for each request, not kept (schema/touched.py)."""
     touched: dict[frozenset[Scope], Touched] = field(default_factory=dict)
     """What the operation hands out, by the scopes of the caller (see schema/touched.py)."""
 
@@ -142,6 +145,7 @@ class Engine:
             figures_only and roots != {"__typename"},
             operation_plan,
             declared,
+            conditional(document),
         )
 
     async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
@@ -180,7 +184,7 @@ class Engine:
             if result.data is None and all(error.path is None for error in result.errors or ()):
                 return None  # variables refused, nothing ran: their errors name what it sees
             if context.accesses.worth_recording:
-                context.accesses.touched = self._touched(prepared, context)
+                context.accesses.touched = self._touched(prepared, context, variables)
             name = prepared.operation.name
             await record(context, query, None if name is None else name.value)
         except Exception as error:  # the audit entry not written: nothing goes out
@@ -217,7 +221,12 @@ class Engine:
             context.accesses = AccessNotes()  # what the plan noted, the executor notes again
             return None
 
-    def _touched(self, prepared: Prepared, context: Context) -> Touched:
+    def _touched(self, prepared: Prepared, context: Context, variables: dict[str, Any]) -> Touched:
+        if prepared.conditional:
+            coerced = coerced_variables(self.schema, prepared.operation, variables)
+            return touched_fields(
+                self.schema, prepared.operation, prepared.fragments, context.policy.may, coerced
+            )
         scopes = context.principal.scopes
         found = prepared.touched.get(scopes)
         if found is None:

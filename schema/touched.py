@@ -8,26 +8,38 @@ identically for every request that sends it. An owner handed out inside a JSON r
 change feed's `record`) is named by no field of the document: the access policy itemises it
 (AccessPolicy.audit_entry). An MSME's figures that are its owner's finances
 (domain.personal.OWNER_FINANCES: `Msme.annualTurnover`, `ScaleChange.capital`, …) are personal
-too, whoever reads them: the entry names their owner as the data subject.
+too, whoever reads them: the entry names their owner as the data subject. A selection that
+@skip or @include leaves out hands out nothing: a document with either is derived again for
+each request, from its variables (`conditional`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from graphql import (
+    BREAK,
+    DirectiveNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
+    GraphQLIncludeDirective,
     GraphQLNamedType,
     GraphQLSchema,
+    GraphQLSkipDirective,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
+    Visitor,
+    get_directive_values,
     get_named_type,
+    visit,
 )
+from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
 
 from auth.scopes import Scope
@@ -41,8 +53,10 @@ def touched_by(
     document: DocumentNode,
     operation_name: str | None,
     may: Callable[..., bool],
+    variables: dict[str, Any] | None,
 ) -> Touched:
-    """What `touched_fields` finds for the document's operation named `operation_name`."""
+    """What `touched_fields` finds for the document's operation named `operation_name`, with
+    the `variables` the request sent."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return Touched()
@@ -51,7 +65,42 @@ def touched_by(
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    return touched_fields(schema, operation, fragments, may)
+    coerced = None
+    if conditional(document):
+        coerced = coerced_variables(schema, operation, variables or {})
+    return touched_fields(schema, operation, fragments, may, coerced)
+
+
+def coerced_variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: dict[str, Any]
+) -> VariableValues | None:
+    """The values of the operation's variables as the executor coerces them; None when they
+    are refused (nothing then ran)."""
+    coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+    return None if isinstance(coerced, list) else coerced
+
+
+CONDITIONS = frozenset({GraphQLSkipDirective.name, GraphQLIncludeDirective.name})
+
+
+class _Conditions(Visitor):
+    """Whether a document has a @skip or @include anywhere."""
+
+    found = False
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> Any:
+        if node.name.value in CONDITIONS:
+            self.found = True
+            return BREAK
+        return None
+
+
+def conditional(document: DocumentNode) -> bool:
+    """Whether what the document hands out depends on the request's variables (@skip,
+    @include): if not, what `touched_fields` finds holds for every request that sends it."""
+    conditions = _Conditions()
+    visit(document, conditions)
+    return conditions.found
 
 
 def touched_fields(
@@ -59,9 +108,12 @@ def touched_fields(
     operation: OperationDefinitionNode,
     fragments: Mapping[str, FragmentDefinitionNode],
     may: Callable[..., bool],
+    variables: VariableValues | None = None,
 ) -> Touched:
     """Every field the operation hands out to a caller for whom `may(*scopes)` tells which
-    guarded fields answer."""
+    guarded fields answer, leaving out the selections @skip and @include leave out with the
+    request's coerced `variables`; without them, every selection counts (a document with
+    neither directive, or whose variables were refused, which hands out nothing)."""
     found: set[str] = set()
     personal: set[str] = set()
 
@@ -73,6 +125,8 @@ def touched_fields(
         if parent is None or selection_set is None:
             return
         for selection in selection_set.selections:
+            if variables is not None and not _included(selection, variables):
+                continue
             if isinstance(selection, FieldNode):
                 name = selection.name.value
                 fields = getattr(parent, "fields", {})
@@ -99,6 +153,17 @@ def touched_fields(
 
     walk(schema.get_root_type(operation.operation), operation.selection_set)
     return Touched(tuple(sorted(found)), tuple(sorted(personal)))
+
+
+def _included(selection: SelectionNode, variables: VariableValues) -> bool:
+    """Whether the executor answers `selection`, as its @skip and @include decide."""
+    if not selection.directives:
+        return True
+    skip = get_directive_values(GraphQLSkipDirective, selection, variables)
+    if skip is not None and skip["if"]:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, selection, variables)
+    return include is None or bool(include["if"])
 
 
 def _owner_finances(type_name: str, field: GraphQLField) -> bool:

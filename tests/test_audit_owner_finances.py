@@ -424,3 +424,17 @@ async def test_histories_without_the_figures_read_no_owner(engine: AsyncEngine) 
     assert data["msme"]["scaleHistory"]
     assert not [sql for sql in statements if "msme_owners" in sql]
     assert (await audited(engine, "Bare"))[0] == []
+
+
+async def test_an_owner_a_variable_leaves_out_is_not_itemised(engine: AsyncEngine) -> None:
+    """Executed by the schema alone (as over the WebSocket), the entry itemises the owner's
+    fields only when the request's variables select them, one request after the other."""
+    document = f"""query Maybe($c: Boolean!) {{ msme(nib: "{OWNED}")
+      {{ nib ... on Msme @include(if: $c) {{ owner {{ nik }} }} }} }}"""
+    for shown in (True, False, True):
+        result = await run(engine, WRITER, document, {"c": shown})
+        assert result.errors is None, result.errors
+        assert ("owner" in result.data["msme"]) is shown
+        subjects, entry = await audited(engine, "Maybe")
+        assert ("Owner.nik" in entry["personalFields"]) is shown
+        assert (subjects == [NIK]) is shown

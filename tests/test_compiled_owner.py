@@ -229,3 +229,33 @@ def test_without_pii_read_owners_inside_lists_are_forbidden_and_never_read(
     assert all(error["path"][-1] == "holder" for error in errors)
     assert not [nik for nik in shown if nik in response.text]
     assert latest_entry(owner_url, PROVINCE).subjects == []
+
+
+CONDITIONAL = {
+    "include": """query O2($c: Boolean!) { msmes(first: 2, filter: {region: "62"})
+      { nodes { nib ...F @include(if: $c) } } } fragment F on Msme { owner { nik } }""",
+    "skip": """query O3($c: Boolean!) { msmes(first: 2, filter: {region: "62"})
+      { nodes { nib ... on Msme @skip(if: $c) { holder: owner { nik } } } } }""",
+    "on the field": """query O4($c: Boolean!) { msmes(first: 2, filter: {region: "62"})
+      { nodes { nib owner @include(if: $c) { nik fullName } } } }""",
+}
+"""Documents whose owners a variable hands out or leaves out, one request after the other."""
+
+
+@pytest.mark.parametrize("document", list(CONDITIONAL.values()), ids=list(CONDITIONAL))
+def test_the_entry_names_the_personal_fields_each_request_hands_out(
+    owner_api: Api, owner_url: str, document: str
+) -> None:
+    """@skip and @include are decided by each request's variables: the same document names the
+    owner's fields when it hands them out, and not when it does not, in either order."""
+    shows = "@include" in document
+    for shown in (True, False, True):
+        answer = owner_api.graphql(document, PROVINCE, {"c": shown if shows else not shown})
+        assert "errors" not in answer, answer
+        nodes = answer["data"]["msmes"]["nodes"]
+        assert all((len(node) > 1) is shown for node in nodes), nodes
+        audited = latest_entry(owner_url, PROVINCE)
+        personal = [field for field in audited.entry["personalFields"] if "Owner" in field]
+        assert bool(personal) is shown, audited.entry
+        assert ("Msme.owner" in audited.entry["touched"]) is shown
+        assert bool(audited.subjects) is shown

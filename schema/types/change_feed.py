@@ -107,7 +107,9 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         plan = compiled.changes_plan(info, ChangeEntry)
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
         raw = info._raw_info
-        touched = touched_fields(raw.schema, raw.operation, raw.fragments, context.policy.may)
+        touched = touched_fields(
+            raw.schema, raw.operation, raw.fragments, context.policy.may, raw.variable_values
+        )
         name = info.operation.name
 
         async def audit(notes: AccessNotes) -> None:
