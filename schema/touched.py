@@ -121,9 +121,11 @@ def touched_fields(
         parent: GraphQLNamedType | None,
         selection_set: SelectionSetNode | None,
         below_personal: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Whether the selection set hands out a field (`__typename` is none)."""
         if parent is None or selection_set is None:
-            return
+            return False
+        handed = False
         for selection in selection_set.selections:
             if variables is not None and not _included(selection, variables):
                 continue
@@ -136,20 +138,27 @@ def touched_fields(
                 scopes: tuple[Scope, ...] = guard_scopes(field)
                 if scopes and not may(*scopes):
                     continue
+                handed = True
                 found.add(f"{parent.name}.{name}")
-                if below_personal or _owner_finances(parent.name, field):
+                guarded = Scope.PII_READ in scopes
+                below = walk(
+                    get_named_type(field.type), selection.selection_set, below_personal or guarded
+                )
+                # a person selected for no field of theirs (`owner { __typename }`) is still
+                # shown, and named as a data subject: the field itself tells the trail why
+                shown_alone = guarded and not below
+                if below_personal or shown_alone or _owner_finances(parent.name, field):
                     personal.add(f"{parent.name}.{name}")
-                personal_below = below_personal or Scope.PII_READ in scopes
-                walk(get_named_type(field.type), selection.selection_set, personal_below)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 narrowed = parent if condition is None else schema.get_type(condition.name.value)
-                walk(narrowed, selection.selection_set, below_personal)
+                handed = walk(narrowed, selection.selection_set, below_personal) or handed
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = fragments.get(selection.name.value)
                 if fragment is not None:
                     spread = schema.get_type(fragment.type_condition.name.value)
-                    walk(spread, fragment.selection_set, below_personal)
+                    handed = walk(spread, fragment.selection_set, below_personal) or handed
+        return handed
 
     walk(schema.get_root_type(operation.operation), operation.selection_set)
     return Touched(tuple(sorted(found)), tuple(sorted(personal)))

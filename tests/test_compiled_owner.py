@@ -15,7 +15,13 @@ import pytest
 
 from domain.personal import OWNER_FIELDS
 from tests.support.demo_data import load_demo
-from tests.support.executor import AT, assert_the_executor_agrees, compiled, latest_entry
+from tests.support.executor import (
+    AT,
+    assert_the_executor_agrees,
+    compiled,
+    executed,
+    latest_entry,
+)
 from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 from tests.test_change_feed import run
@@ -259,3 +265,21 @@ def test_the_entry_names_the_personal_fields_each_request_hands_out(
         assert bool(personal) is shown, audited.entry
         assert ("Msme.owner" in audited.entry["touched"]) is shown
         assert bool(audited.subjects) is shown
+
+
+OWNER_KIND = f"""query OwnerKind {{ msmes(first: 60, filter: {{region: "62"}})
+  {{ nodes {{ nib{AT} owner {{ __typename }} }} }} }}"""
+
+
+@pytest.mark.parametrize("rows", [compiled, executed], ids=["compiled", "row by row"])
+def test_owners_shown_by_their_type_alone_are_itemised_as_the_msmes_owner(
+    owner_api: Api, owner_url: str, rows: Any
+) -> None:
+    """An owner selected for its `__typename` alone still tells which businesses have one, and
+    names them as data subjects: the entry itemises `Msme.owner`, so a reader of the trail sees
+    why those subjects are there."""
+    answer = owner_api.graphql(rows(OWNER_KIND), PROVINCE)
+    assert "errors" not in answer, answer
+    audited = latest_entry(owner_url, PROVINCE)
+    assert audited.subjects
+    assert audited.entry["personalFields"] == ["Msme.owner"]
