@@ -61,7 +61,7 @@ from domain.identifiers import (
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_registered_msme
 from domain.register_csv import as_stored
-from domain.scale import RULE_VERSION
+from domain.scale import CORRECTION, RULE_VERSION
 
 CHUNK = 10_000
 """Rows per COPY and per set of write statements, at most. (20,000 measured no faster: an import
@@ -1125,17 +1125,31 @@ SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb
 
 # A scale history row for each record whose scale an UPDATE changed, and each record created
 # with an owner (the others' first entry is their batch's), with the year of the row's sales
-# (db/writes/msmes.py `sales_year`).
+# (db/writes/msmes.py `sales_year`) and its rule version: a correction where the record's latest
+# entry before today (a row: migration 0016 wrote an imported record's first entry out when its
+# scale changed) counts in the same year, a later one, or the sales' year is not known
+# (domain/scale.py `entry_rule_version`, as `updateMsme` writes it).
 _SCALES = """
 INSERT INTO msme_scale_history
        (msme_id, scale, effective_from, annual_sales, capital, turnover_year, rule_version)
-SELECT id, scale, :today, annual_turnover, capital,
-       CASE WHEN annual_turnover IS NOT NULL THEN turnover_year END, :rule_version
-  FROM msme_import_written
- WHERE scale_row
+SELECT w.id, w.scale, :today, w.annual_turnover, w.capital, s.turnover_year,
+       CASE WHEN p.year IS NOT NULL AND NOT coalesce(s.turnover_year > p.year, false)
+            THEN :correction ELSE :rule_version END
+  FROM msme_import_written w
+       CROSS JOIN LATERAL (
+           SELECT CASE WHEN w.annual_turnover IS NOT NULL THEN w.turnover_year END
+                  AS turnover_year) s
+       LEFT JOIN LATERAL (
+           SELECT coalesce(h.turnover_year, extract(year FROM h.effective_from)::int) AS year
+             FROM msme_scale_history h
+            WHERE h.msme_id = w.id AND h.effective_from < :today
+            ORDER BY h.effective_from DESC
+            LIMIT 1) p ON NOT w.created
+ WHERE w.scale_row
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
-       capital = EXCLUDED.capital, turnover_year = EXCLUDED.turnover_year, recorded_at = now()
+       capital = EXCLUDED.capital, turnover_year = EXCLUDED.turnover_year,
+       rule_version = EXCLUDED.rule_version, recorded_at = now()
 """
 
 _COUNTS = """
@@ -1215,7 +1229,7 @@ async def _write(
     owner or an SKU), `owned` when any has an owner; (created, updated) counts. What owners
     change goes to `noted`."""
     by = {"client_id": actor.client_id, "organisation": actor.organisation}
-    day = {"today": today, "rule_version": RULE_VERSION}
+    day = {"today": today, "rule_version": RULE_VERSION, "correction": CORRECTION}
     owners = 0
     if owned:
         changes = (await connection.execute(text(_OWNER_CHANGES))).one()

@@ -13,11 +13,29 @@ from enum import StrEnum
 from domain.errors import InvalidValue
 
 RULE_VERSION = "PP7_2021"
-CORRECTIONS: frozenset[str] = frozenset({"PP7_2021/0037"})
-"""Rule versions of scale history entries that correct a mislabelled record rather than record a
-change of the business: migration 0037's, dated the day it ran, for records whose figures had
-moved under a kept declaration without an entry. Such an entry is where the history stands (the
-next step is counted from it) but never itself a graduation: correcting a label is not growing."""
+CORRECTION = "PP7_2021/correction"
+"""The rule version of an entry that corrects the figures of a year already recorded
+(`entry_rule_version`)."""
+CORRECTIONS: frozenset[str] = frozenset({"PP7_2021/0037", CORRECTION})
+"""Rule versions of scale history entries that correct a record rather than record a change of
+the business: migration 0037's, dated the day it ran, for records whose figures had moved under
+a kept declaration without an entry, and CORRECTION's, an update's or an import's fix of a year's
+figures. Such an entry is where the history stands (the next step is counted from it) but never
+itself a graduation: correcting a label or a mistyped figure is not growing."""
+
+
+def entry_rule_version(turnover_year: int | None, previous_year: int | None) -> str:
+    """The rule version of a scale history entry an update or an import writes, from the year of
+    its sales (None: not known) and the year the entry before it counts in (None: there is none).
+
+    Such a mutation fixes figures as often as it brings new ones, and only a later year's sales
+    can show growth ("naik kelas" compares the sales of t-1 and t): figures of the same year, an
+    earlier one or no known year correct what was recorded (CORRECTION), so a typing error and
+    its fix are never a graduation. A first entry has nothing to correct. `reportScaleChange`
+    states a change of the business, so its entries are RULE_VERSION whatever their year."""
+    if previous_year is None or (turnover_year is not None and turnover_year > previous_year):
+        return RULE_VERSION
+    return CORRECTION
 
 
 class Scale(StrEnum):

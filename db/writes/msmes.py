@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.errors import is_lock_timeout
 from db.models import MSME_OWNERS, MSME_SCALE_HISTORY, MSMES
 from db.queries import Record, programmes
+from db.queries.aggregates import graduation_year
 from db.queries.owners import owner_nik
 from db.queries.scoping import RowScope
 from db.writes import ImportInProgress
@@ -27,7 +28,7 @@ from db.writes.versioned import inserted, locked, write
 from domain.errors import InvalidValue
 from domain.personal import OWNER_COLUMNS
 from domain.records import CheckedMsme, CheckedOwner
-from domain.scale import RULE_VERSION, classify, standing_declaration
+from domain.scale import RULE_VERSION, classify, entry_rule_version, standing_declaration
 
 TIMELINE = programmes.SCALE_HISTORY
 """The scale history as read: the rows, and the first entries an import keeps per batch."""
@@ -198,8 +199,29 @@ async def update(
         returning=OWNER_NIK,
     )
     if written.scale != current.scale:
-        await note_scale(connection, written, effective_from=today)
+        previous = await _previous_year(connection, current.id, before=today)
+        year = sales_year(written.annual_turnover, written.turnover_year)
+        rule_version = entry_rule_version(year, previous)
+        await note_scale(connection, written, effective_from=today, rule_version=rule_version)
     return written, change
+
+
+async def _previous_year(connection: AsyncConnection, msme_id: int, *, before: date) -> int | None:
+    """The year the record's latest scale entry before `before` counts in (None: it has none),
+    what an update's entry is told a correction by (domain/scale.py `entry_rule_version`). An
+    entry of the same day is left out: the new one replaces it. The table is enough: an imported
+    record's first entry is written out as a row when its scale changes (migration 0016)."""
+    return (
+        await connection.execute(
+            select(graduation_year(MSME_SCALE_HISTORY))
+            .where(
+                MSME_SCALE_HISTORY.c.msme_id == msme_id,
+                MSME_SCALE_HISTORY.c.effective_from < before,
+            )
+            .order_by(MSME_SCALE_HISTORY.c.effective_from.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
 
 
 async def set_active(
@@ -280,9 +302,16 @@ async def report_scale(
     return written
 
 
-async def note_scale(connection: AsyncConnection, msme: Record, *, effective_from: date) -> None:
-    """One history row per change; a second report on the same day replaces that day's row.
-    The row keeps the year its sales were made, which graduations count in (migration 0055)."""
+async def note_scale(
+    connection: AsyncConnection,
+    msme: Record,
+    *,
+    effective_from: date,
+    rule_version: str = RULE_VERSION,
+) -> None:
+    """One history row per change; a second report on the same day replaces that day's row,
+    rule version too (a correction's or not, domain/scale.py `entry_rule_version`). The row
+    keeps the year its sales were made, which graduations count in (migration 0055)."""
     statement = insert(MSME_SCALE_HISTORY).values(
         msme_id=msme.id,
         scale=msme.scale,
@@ -290,7 +319,7 @@ async def note_scale(connection: AsyncConnection, msme: Record, *, effective_fro
         annual_sales=msme.annual_turnover,
         capital=msme.capital,
         turnover_year=sales_year(msme.annual_turnover, msme.turnover_year),
-        rule_version=RULE_VERSION,
+        rule_version=rule_version,
     )
     excluded = statement.excluded
     await connection.execute(
@@ -301,6 +330,7 @@ async def note_scale(connection: AsyncConnection, msme: Record, *, effective_fro
                 "annual_sales": excluded.annual_sales,
                 "capital": excluded.capital,
                 "turnover_year": excluded.turnover_year,
+                "rule_version": excluded.rule_version,
                 "recorded_at": func.now(),
             },
         )

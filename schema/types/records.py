@@ -13,7 +13,7 @@ import strawberry
 
 from auth.scopes import Scope
 from domain.programmes import ProgrammeKind
-from domain.scale import CORRECTIONS
+from domain.scale import CORRECTION, CORRECTIONS
 from resolvers import history, relations
 from schema.enums import (
     CooperativeStatus,
@@ -59,9 +59,13 @@ class ScaleChange:
     )
     rule_version: str = strawberry.field(
         description="The rule the scale was computed under (PP7_2021). "
-        f"{' or '.join(sorted(CORRECTIONS))}: a correction of a record the register had "
-        "labelled by an outdated declaration, dated the day it was made; the next change is "
-        "counted from it, but it is no graduation."
+        f"{' or '.join(sorted(CORRECTIONS))}: a correction, from which the next change is "
+        "counted but which is no graduation ('naik kelas'): PP7_2021/0037 of a record the "
+        "register had labelled by an outdated declaration, dated the day it was made; "
+        f"{CORRECTION} a change an update or an import made to the figures of a year already "
+        "recorded (their turnoverYear not later than the year the entry before counts in, or "
+        "not known), such as a mistyped figure and its fix. A change an update or an import "
+        "brings with a later year's sales, and every reportScaleChange, is PP7_2021."
     )
 
 

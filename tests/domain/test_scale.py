@@ -8,12 +8,15 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidValue
 from domain.scale import (
+    CORRECTION,
+    CORRECTIONS,
     GRADUATIONS,
     MICRO_GRADUATIONS,
     RULE_VERSION,
     Scale,
     check_declared_scale,
     classify,
+    entry_rule_version,
     kept_declaration,
     scale_by_capital,
     scale_by_sales,
@@ -288,3 +291,21 @@ def test_a_report_keeps_the_declaration_only_while_a_figure_supports_it(
 ) -> None:
     assert standing_declaration("small", capital=capital, annual_sales=sales) is standing
     assert standing_declaration(None, capital=capital, annual_sales=sales) is None
+
+
+@pytest.mark.parametrize(
+    ("turnover_year", "previous_year", "rule_version"),
+    [
+        (2025, None, RULE_VERSION),  # a first entry corrects nothing
+        (None, None, RULE_VERSION),
+        (2026, 2025, RULE_VERSION),  # a new year's figures
+        (2025, 2025, CORRECTION),  # the same year's, fixed
+        (2024, 2025, CORRECTION),  # an earlier year's
+        (None, 2025, CORRECTION),  # of no known year
+    ],
+)
+def test_an_update_of_the_same_years_figures_is_a_correction(
+    turnover_year: int | None, previous_year: int | None, rule_version: str
+) -> None:
+    assert entry_rule_version(turnover_year, previous_year) == rule_version
+    assert (rule_version in CORRECTIONS) is (rule_version == CORRECTION)
