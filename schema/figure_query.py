@@ -75,11 +75,15 @@ async def graduations(
 ) -> list[SimpleNamespace]:
     source, dimensions = aggregates.graduation_source(year)
     where = msmes.MsmeFilter(region=await records.checked_region(context, region, "region"))
+    # A graduate's cell says its sales passed a threshold that year, a past turnover band: too
+    # few to show, it is left out, key and all, as a table of members leaves its cells out
+    # (docs/disclosure-control.md, point 8), not published as a hidden cell naming its key.
     figures = aggregates.Figures(
         source,
         dimensions,
         aggregates.record_measures(MSMES.c.cell_key, {}),
         msmes.conditions(EVERYWHERE, where),
+        members_only=True,
     )
     return await grouped_figures(
         context, lambda _: figures, group_by=_names(group_by), scope=where.region
@@ -128,7 +132,9 @@ class FigureQuery:
         "medium, small to medium), grouped, with totals: each business once, from the lowest "
         "scale it rose from to the highest it reached that year; the MIKRO_NAIK_KELAS "
         "indicator counts those that rose from micro only. A change counts in the year its "
-        "annual sales were made (ScaleChange.turnoverYear), else the year it took effect.",
+        "annual sales were made (ScaleChange.turnoverYear), else the year it took effect. "
+        "Whose sales passed a threshold is not public: a cell of businesses you may not read "
+        "that is too small to show is left out, not marked suppressed.",
     )
     async def graduations(
         self,

@@ -114,3 +114,21 @@ async def test_the_province_of_the_participant_still_sees_it_exactly(engine: Asy
         cell = shown[(recipient["REGENCY"], recipient["SCALE"])]
         assert (cell["suppressed"], cell["count"]) == (False, 1)
         assert shown[(None, None)]["count"] == 1
+
+
+GRADUATIONS = """{ graduations(year: 2025, groupBy: [REGENCY, FROM_SCALE, TO_SCALE], region: "62") {
+  key { value } suppressed count } }"""
+
+
+@pytest.mark.parametrize("who", [BUMD, MINISTRY, KALBAR], ids=["bumd", "ministry", "kalbar"])
+async def test_a_lone_graduate_leaves_no_trace_either(engine: AsyncEngine, who: Principal) -> None:
+    """Whose sales passed a threshold in a year is a past turnover band of each business: a cell
+    of a regency's graduates too few to show is left out, key and all, as a programme's is, so
+    no reader learns that some business there (one it may know) grew. Kalteng sees them all."""
+    result = await run(engine, who, GRADUATIONS)
+    assert result.errors is None, result.errors
+    assert not any(cell["suppressed"] for cell in result.data["graduations"])
+    own = await run(engine, KALTENG, GRADUATIONS)
+    assert own.errors is None, own.errors
+    assert own.data["graduations"]
+    assert not any(cell["suppressed"] for cell in own.data["graduations"])
