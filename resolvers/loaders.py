@@ -99,14 +99,16 @@ class Loaders:
     @cached_property
     def msme_participations(self) -> DataLoader[tuple[int, int], Page]:
         return self._grouped(
-            lambda c, ids, first: programmes.participations_of(c, "msme_id", ids, first=first)
+            lambda c, ids, first: programmes.participations_of(
+                c, "msme_id", ids, scope=self._scope, first=first
+            )
         )
 
     @cached_property
     def cooperative_participations(self) -> DataLoader[tuple[int, int], Page]:
         return self._grouped(
             lambda c, ids, first: programmes.participations_of(
-                c, "cooperative_id", ids, first=first
+                c, "cooperative_id", ids, scope=self._scope, first=first
             )
         )
 

@@ -134,8 +134,6 @@ RELATIONS: dict[Callable[..., Any], tuple[str, str]] = {
 """Resolvers of a relation to a region, cooperative, MSME or programme: (target, the row's
 column holding its key), so the relation is a join rather than a DataLoader."""
 LISTS: dict[Callable[..., Any], tuple[str, str, str]] = {
-    relations.msme_participations: ("participation", "msme_id", "id"),
-    relations.cooperative_participations: ("participation", "cooperative_id", "id"),
     relations.scale_history: ("scale_history", "msme_id", "id"),
     relations.region_children: ("region", "parent_code", "code"),
 }
@@ -150,10 +148,14 @@ holding the record's id), so the page is an aggregate in the statement, scoped a
 its DataLoader's."""
 LIMITED: dict[Callable[..., Any], tuple[str, str]] = {
     relations.participants: ("participation", "programme_id"),
+    relations.msme_participations: ("participation", "msme_id"),
+    relations.cooperative_participations: ("participation", "cooperative_id"),
 }
 """Resolvers of the first rows pointing at a record that the caller may read, a list rather
 than a connection: (target, the target's column holding the record's id), so the list is an
-aggregate in the statement, scoped and counted as its DataLoader's."""
+aggregate in the statement, scoped and counted as its DataLoader's. A record's participations
+too: one in another region's programme, whose business has since moved here, is not the
+caller's (db/queries/programmes.visible)."""
 GUARDED: tuple[Callable[..., Any], ...] = (relations.owner, relations.participants)
 """Resolvers of the guarded fields compiled: each request's access policy decides whether the
 statement may answer them (see `Admission`), and which of an owner's columns it selects."""
@@ -454,11 +456,7 @@ def shape_of(
             target, link, on = LISTS[wrapped]
             item_type = _items(field.type)
             items = shape_of(item_type, selected.selections, admitting)
-            if _paged(field):  # a record's participations: their first rows, as the loader's
-                first = _first(selected, admitting)
-                parts.append(NestedList(key, target, link, items, on=on, paged=True, first=first))
-            else:
-                parts.append(NestedList(key, target, link, items, on=on))
+            parts.append(NestedList(key, target, link, items, on=on))
             continue
         field_type, nullable = _nullable(field.type)
         if resolver is None:

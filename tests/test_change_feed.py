@@ -146,6 +146,15 @@ def page_through(api: Api, client_id: str, personal: bool) -> dict[str, dict[str
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
+    # A participation whose business left the programme's region is that region's, though the
+    # business is not: listed among the programme's participants alone.
+    document = f"{{ programmes {{ participants(first: 50) {{ {PARTICIPATION_FIELDS} }} }} }}"
+    answer = api.graphql(document, client_id, {})
+    assert "errors" not in answer, answer
+    for programme in answer["data"]["programmes"]:
+        assert len(programme["participants"]) < 50, "a programme's participants were cut short"
+        for participation in programme["participants"]:
+            found["participation"][participation["id"]] = _participation(participation)
     return found
 
 

@@ -526,6 +526,84 @@ async def test_a_cooperative_is_not_moved_out_of_a_programme_it_is_proposed_for(
     assert moved.errors is None, moved.errors
 
 
+BUNGA = principal(OrgKind.REGENCY, "62.01")
+"""Kabupaten Kotawaringin Barat, where the businesses below move to from Palangka Raya."""
+SUBJECTS = """query($id: ID!) { programme(id: $id) { participants(first: 100) {
+  id detail msme { nib owner { nik } } cooperative { legalEntityNo } } } }"""
+MSME_PARTICIPATIONS = """query($nib: String!) { msme(nib: $nib) { participations { id } } }"""
+
+
+async def _ended_in_the_city_then_moved(
+    engine: AsyncEngine, programme: str, subject: tuple[str, str], move: str, changes: Any
+) -> str:
+    """`subject` (its input field, its id) completes a grant of `programme` in Palangka Raya
+    and is then moved by Kalteng (`move`, the mutation) to Kotawaringin Barat: ended, the
+    participation does not hold it back. The participation's id."""
+    field, subject_id = subject
+    given = {
+        "programmeId": programme,
+        field: subject_id,
+        "role": "recipient",
+        "status": "COMPLETED",
+        "detail": "Rp5.000.000 grant 2025",
+    }
+    added = await run(engine, PALANGKA_RAYA, ADD, {"input": given})
+    assert added.errors is None, added.errors
+    moved = await run(engine, KALTENG, move, {"id": subject_id, "version": 1, "changes": changes})
+    assert moved.errors is None, moved.errors
+    return str(added.data["addParticipation"]["id"])
+
+
+async def test_an_ended_participation_stays_with_the_programme_s_region_after_a_move(
+    engine: AsyncEngine, city_programme: str
+) -> None:
+    """Once its business has left the programme's region (possible only after the participation
+    ended), the participation is the programme's region's record, not the new region's: the new
+    region neither sees it (among the programme's participants or the business's) nor rewrites
+    it, and the city still reads and corrects it. The city is not shown the business itself,
+    which lies outside its jurisdiction now, nor its owner."""
+    nib = "7712000000001"
+    msme_id = await _created_msme(engine, business(nib, district="62.71.03"))
+    cooperative_id = (
+        await run(engine, KALTENG, CREATE, {"input": cooperative(7712, region="62.71")})
+    ).data["createCooperative"]["id"]
+    ended = [
+        await _ended_in_the_city_then_moved(
+            engine, city_programme, ("msmeId", msme_id), UPDATE_MSME, LEAVE_PALANGKA_RAYA
+        ),
+        await _ended_in_the_city_then_moved(
+            engine, city_programme, ("cooperativeId", cooperative_id), UPDATE, {"region": "62.01"}
+        ),
+    ]
+
+    for participation in ended:
+        withdraw = {"id": participation, "version": 1, "changes": {"status": "WITHDRAWN"}}
+        refused = await run(engine, BUNGA, CHANGE, withdraw)
+        assert refused.errors[0].extensions == {"code": "NOT_FOUND", "field": "id"}
+    elsewhere = await run(engine, BUNGA, SUBJECTS, {"id": city_programme})
+    assert elsewhere.errors is None, elsewhere.errors
+    listed = {row["id"] for row in elsewhere.data["programme"]["participants"]}
+    assert listed.isdisjoint(ended)
+    mine = await run(engine, BUNGA, MSME_PARTICIPATIONS, {"nib": nib})
+    assert mine.errors is None, mine.errors
+    assert mine.data["msme"]["participations"] == []
+
+    city = await run(engine, PALANGKA_RAYA, SUBJECTS, {"id": city_programme})
+    assert city.errors is None, city.errors
+    shown = {row["id"]: row for row in city.data["programme"]["participants"]}
+    for participation in ended:
+        assert shown[participation] == {
+            "id": participation,
+            "detail": "Rp5.000.000 grant 2025",
+            "msme": None,
+            "cooperative": None,
+        }
+        corrected = {"id": participation, "version": 1, "changes": {"detail": "Rp5.500.000"}}
+        answer = await run(engine, PALANGKA_RAYA, CHANGE, corrected)
+        assert answer.errors is None, answer.errors
+        assert answer.data["updateParticipation"]["version"] == 2
+
+
 async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> None:
     """ "Supplier" after "supplier" would be a second participation of one business in one role:
     a CONFLICT on `input.role`, as the same spelling is; the role keeps the spelling it was

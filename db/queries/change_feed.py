@@ -50,6 +50,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from db.driver import DriverStatement, Pooled, Row, fetch
 from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
+from db.queries import programmes
 from db.queries.guarantees import guarantee_subject
 from db.queries.json_pages import JsonBuild, JsonShape
 from db.queries.ownership import Ownership
@@ -186,12 +187,13 @@ def _sees_the_cooperative(code: str) -> ColumnElement[bool]:
     )
 
 
-def _change(entries: FromClause, code: str) -> ColumnElement[str]:
-    """What the entry means to a reader in `code`: a move in is a creation, out a removal."""
+def _change(entries: FromClause, code: str, gone: ColumnElement[bool]) -> ColumnElement[str]:
+    """What the entry means to a reader in `code`: a move in is a creation, out (`gone`) a
+    removal."""
     log = entries.c
     return case(
         (log.operation == "delete", literal("REMOVED")),
-        (~_is_within(entries, code), literal("REMOVED")),
+        (gone, literal("REMOVED")),
         (log.operation == "insert", literal("CREATED")),
         (~_was_within(entries, code), literal("CREATED")),
         (log.deactivated.is_(true()), literal("DEACTIVATED")),
@@ -294,13 +296,25 @@ def _cooperative() -> list[tuple[str, ColumnElement[Any]]]:
     ]
 
 
-def _participation() -> list[tuple[str, ColumnElement[Any]]]:
+def _participation(scope: RowScope) -> list[tuple[str, ColumnElement[Any]]]:
+    """A participation whose business has left the programme's region (programmes.visible)
+    names no business outside `scope`, as its `msme` and `cooperative` are null in GraphQL."""
     p = PARTICIPATIONS.c
+
+    def subject(table: Table, link: ColumnElement[Any]) -> ColumnElement[Any]:
+        seen = (
+            select(table.c.id)
+            .where(table.c.id == link, scope.rows(table))
+            .correlate(PARTICIPATIONS)  # the participation the record is built of
+            .exists()
+        )
+        return case((seen, _text(link)), else_=null())
+
     return [
         ("id", _text(p.id)),
         ("programmeId", p.programme_id),
-        ("msmeId", _text(p.msme_id)),
-        ("cooperativeId", _text(p.cooperative_id)),
+        ("msmeId", subject(MSMES, p.msme_id)),
+        ("cooperativeId", subject(COOPERATIVES, p.cooperative_id)),
         ("role", p.role),
         ("status", func.upper(p.status)),
         ("detail", p.detail),
@@ -340,19 +354,12 @@ def _current(
         condition = and_(COOPERATIVES.c.id == numeric_id, within(COOPERATIVES, code))
         return COOPERATIVES, condition, COOPERATIVES.c.id, [_record(*_cooperative()), nobody]
     if kind == "participation":
-        subject_msme = MSMES.alias("subject_msme")
-        subject_cooperative = COOPERATIVES.alias("subject_cooperative")
-        visible = or_(
-            and_(PARTICIPATIONS.c.msme_id.is_not(None), within(subject_msme, code)),
-            and_(PARTICIPATIONS.c.cooperative_id.is_not(None), within(subject_cooperative, code)),
+        scope = RowScope(code)
+        condition = and_(
+            PARTICIPATIONS.c.id == numeric_id, programmes.visible(scope, PARTICIPATIONS)
         )
-        joined = PARTICIPATIONS.outerjoin(
-            subject_msme, subject_msme.c.id == PARTICIPATIONS.c.msme_id
-        ).outerjoin(
-            subject_cooperative, subject_cooperative.c.id == PARTICIPATIONS.c.cooperative_id
-        )
-        condition = and_(PARTICIPATIONS.c.id == numeric_id, visible)
-        return joined, condition, PARTICIPATIONS.c.id, [_record(*_participation()), nobody]
+        record = _record(*_participation(scope))
+        return PARTICIPATIONS, condition, PARTICIPATIONS.c.id, [record, nobody]
     condition = and_(cast(GUARANTEES.c.id, Text) == entries.c.record_id, reader.own.guarantees)
     # A guarantee of an MSME is data about the owner its decision is about.
     return GUARANTEES, condition, GUARANTEES.c.id, [_record(*_guarantee()), guarantee_subject()]
@@ -363,6 +370,8 @@ def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
     and, for a member of a cooperative that moved, about a cooperative it sees."""
     code = reader.jurisdiction
     clauses = [LOG.c.record_kind == kind, or_(_was_within(LOG, code), _is_within(LOG, code))]
+    if kind == "participation":
+        clauses[1] = or_(clauses[1], _left_behind(code))
     if kind == "msme":
         clauses.append(_sees_the_cooperative(code))
     if not reader.personal_data:
@@ -370,6 +379,20 @@ def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
     if kind == "guarantee":
         clauses.append(reader.own.names(LOG.c.owner_client_id))
     return and_(*clauses)
+
+
+def _left_behind(code: str) -> ColumnElement[bool]:
+    """A participation's entry, placed where its business is, that concerns a reader in `code`
+    all the same: the business has left the programme's region, which lies in `code`, so the
+    participation is that region's record now (programmes.visible). The entry's key is cast
+    only on a participation's entry."""
+    participation = PARTICIPATIONS.alias("left_behind")
+    key = case((LOG.c.record_kind == "participation", cast(LOG.c.record_id, BigInteger)))
+    return (
+        select(participation.c.id)
+        .where(participation.c.id == key, programmes.left_behind(RowScope(code), participation))
+        .exists()
+    )
 
 
 def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:
@@ -391,16 +414,20 @@ def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:
     code = reader.jurisdiction
     records, found, key, (record, subject) = _current(kind, reader, entries)
     present = key.is_not(None)
+    # A participation is where programmes.visible places it now, which an entry placed where its
+    # business was does not say: it is gone from a reader that may no longer read it.
+    placed = true() if kind == "participation" else _is_within(entries, code)
+    gone = ~present if kind == "participation" else ~placed
     page = select(
         entries.c.id.label("position"),
         entries.c.record_id.label("id"),
-        _change(entries, code).label("change"),
+        _change(entries, code, gone).label("change"),
         present.label("present"),
         case((present, record), else_=null()).label("record"),
         subject.label("subject"),
         func.row_number().over(order_by=entries.c.id).label("n"),
     )
-    joined = entries.outerjoin(records, and_(_is_within(entries, code), found))
+    joined = entries.outerjoin(records, and_(placed, found))
     return page.select_from(joined).order_by(entries.c.id)
 
 

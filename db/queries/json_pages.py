@@ -110,9 +110,9 @@ class Nested:
 class NestedList:
     """The rows of `target` (a key of LISTED) whose `link` holds the row's `on` (its id, or a
     region's code), as an array of objects in `shape`: empty, never null, where there are none.
-    A `paged` list is the first `first` of them (a record's participations), `first` given as a
-    `NestedPage`'s. A `limited` list is not of a record the caller reads (a programme's
-    participants): only the rows the caller may read (VISIBLE), paged too."""
+    A `limited` list (participations: a programme's participants, a record's participations)
+    holds only the rows the caller may read (VISIBLE), the first `first` of them, `first` given
+    as a `NestedPage`'s."""
 
     key: str
     target: str
@@ -120,7 +120,6 @@ class NestedList:
     shape: JsonShape
     on: str = "id"
     limited: bool = False
-    paged: bool = False
     first: int | str | None = None
 
 
@@ -390,11 +389,9 @@ class JsonBuild:
         number = next(self._aliases)
         name = f"{part.target[0]}{number}"
         rows: FromClause
-        if part.limited or part.paged:  # numbered like a nested page's rows, the first shown
+        if part.limited:  # numbered like a nested page's rows, the first shown
             first = self._size(part.first)
-            where = [table.c[part.link] == row.c[part.on]]
-            if part.limited:
-                where.append(VISIBLE[part.target](self.scope, table))
+            where = [table.c[part.link] == row.c[part.on], VISIBLE[part.target](self.scope, table)]
             read = {"id", order} | _columns(part.shape)
             rows = _first_rows(table, read, where, first).correlate(row).lateral(name)
             shown: ColumnElement[bool] | None = rows.c.n <= literal_column(str(first))

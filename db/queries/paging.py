@@ -108,13 +108,15 @@ async def first_rows_by_key(
     order: Sequence[str],
     descending: bool = False,
     first: int,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> dict[tuple[Any, ...], Page]:
     """The first `first` rows of `rows` for each of `keys` (values of its `key` columns) in
     `order`, and whether more follow, in one statement. A history or a list of links only
     grows, so each key's rows are read by a LATERAL subquery until one past the page (along
     the index on the key, where there is one), rather than all of them. The keys go as one
     array per column (one statement text for any batch, as `any_of`) and the size is written
-    into the SQL, as a page's is (db/queries/json_pages.py)."""
+    into the SQL, as a page's is (db/queries/json_pages.py). `where`: which of the rows the
+    caller may read."""
     wanted = (
         func.unnest(
             *(
@@ -132,7 +134,7 @@ async def first_rows_by_key(
 
     page = (
         select(rows)
-        .where(*(rows.c[name] == wanted.c[name] for name in key))
+        .where(*(rows.c[name] == wanted.c[name] for name in key), *where)
         .order_by(*ordered(rows))
         .limit(literal_column(str(int(first) + 1)))
         .lateral("page")

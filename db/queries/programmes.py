@@ -1,16 +1,21 @@
-"""Programmes (public reference) and participation in them (records, scoped by the subject)."""
+"""Programmes (public reference) and participation in them (records, scoped by where their
+business lies, or by the programme's region once it has left it: `visible`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    and_,
     column,
     exists,
+    func,
+    literal,
     literal_column,
+    not_,
     or_,
     select,
     table,
@@ -29,7 +34,7 @@ from db.models import (
 from db.queries import Record, any_of
 from db.queries.owners import owner_nik
 from db.queries.paging import Page, first_rows_by_key
-from db.queries.scoping import RowScope
+from db.queries.scoping import NATIONAL, RowScope
 from domain.participations import TOOK_PART
 
 SCALE_HISTORY = table(
@@ -74,15 +79,77 @@ async def by_ids(connection: AsyncConnection, ids: Sequence[str]) -> dict[str, R
     return {row.id: row for row in await connection.execute(statement)}
 
 
+def lies_in(place: FromClause, jurisdiction: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the row of `place` (MSMEs, cooperatives, or the places an import would give
+    MSMES) lies in the programme region `jurisdiction`: it is national or the row's province,
+    regency or kecamatan (the region codes nest, as domain.identifiers.is_within reads them).
+    In SQL, so a move is checked against where the record stands in the same transaction."""
+    columns = place.c
+    return jurisdiction.in_(
+        (
+            literal(NATIONAL),
+            columns.province_code,
+            columns.regency_code,
+            func.coalesce(columns.district_code, columns.regency_code),
+        )
+    )
+
+
+Placing = Callable[[FromClause, ColumnElement[bool], ColumnElement[str]], ColumnElement[bool]]
+"""Given a participation's business (its table), whether it lies in the programme's region and
+that region's code, whether the participation counts."""
+
+
+def _placed(participations: FromClause, placing: Placing) -> ColumnElement[bool]:
+    """The participations (rows of `participations`) that `placing` admits, their business and
+    programme read beside them."""
+    programme = PROGRAMMES.alias("its_programme")
+
+    def of(subject: FromClause, link: ColumnElement[Any]) -> ColumnElement[bool]:
+        stays = lies_in(subject, programme.c.jurisdiction)
+        found = (
+            select(literal(1))
+            .select_from(programme.join(subject, true()))  # each narrowed to one row below
+            .where(
+                subject.c.id == link,
+                programme.c.id == participations.c.programme_id,
+                placing(subject, stays, programme.c.jurisdiction),
+            )
+            .exists()
+        )
+        # correlated with the participations alone, however deep the statement nests them
+        return found.correlate(participations)
+
+    return or_(
+        of(MSMES, participations.c.msme_id), of(COOPERATIVES, participations.c.cooperative_id)
+    )
+
+
 def visible(scope: RowScope, participations: FromClause) -> ColumnElement[bool]:
     """The participations (rows of `participations`, PARTICIPATIONS or a selection of it) the
-    caller may read: those whose MSME or cooperative it may read."""
-    msme = exists().where(MSMES.c.id == participations.c.msme_id, scope.rows(MSMES))
-    cooperative = exists().where(
-        COOPERATIVES.c.id == participations.c.cooperative_id, scope.rows(COOPERATIVES)
+    caller may read and write. A participation lies where its MSME or cooperative does while
+    the business lies in the programme's region, as it must while it takes part. Once the
+    participation has ended the business may move out of that region
+    (db/writes/participations.check_move); the participation then lies in the programme's
+    region and stays its record (`left_behind`): the region the business moved to neither sees
+    nor rewrites another region's programme, and the programme's region sees it without the
+    business, which is outside its jurisdiction now (the participation's `msme`, `cooperative`
+    read scoped)."""
+    return _placed(
+        participations,
+        lambda subject, stays, region: or_(
+            and_(stays, scope.rows(subject)), and_(not_(stays), scope.holds(region))
+        ),
     )
-    # correlated with the participations alone, however deep the statement nests them
-    return or_(msme.correlate(participations), cooperative.correlate(participations))
+
+
+def left_behind(scope: RowScope, participations: FromClause) -> ColumnElement[bool]:
+    """The participations the caller may read (`visible`) because their business has left the
+    programme's region, which lies in its jurisdiction: the change feed places every entry where
+    the business is, and owes such a participation's changes to the programme's region too."""
+    return _placed(
+        participations, lambda subject, stays, region: and_(not_(stays), scope.holds(region))
+    )
 
 
 async def participants_of(
@@ -113,12 +180,19 @@ async def participants_of(
 
 
 async def participations_of(
-    connection: AsyncConnection, link: str, ids: Sequence[int], *, first: int
+    connection: AsyncConnection, link: str, ids: Sequence[int], *, scope: RowScope, first: int
 ) -> dict[int, Page]:
     """The first participations (in id order) of each MSME or cooperative, as `link` names the
-    column. Callers pass records they could already read, so no further scoping is needed."""
+    column, that the caller may read (`visible`): callers pass records they could already read,
+    but one of them may have moved here from the region of a programme it took part in."""
     pages = await first_rows_by_key(
-        connection, PARTICIPATIONS, (link,), [(key,) for key in ids], order=("id",), first=first
+        connection,
+        PARTICIPATIONS,
+        (link,),
+        [(key,) for key in ids],
+        order=("id",),
+        first=first,
+        where=(visible(scope, PARTICIPATIONS),),
     )
     return {key: page for (key,), page in pages.items()}
 

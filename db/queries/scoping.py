@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, true
+from sqlalchemy import ColumnElement, FromClause, or_, true
 
 from db.models import PROGRAMMES, REGIONS
 from domain.identifiers import is_within
@@ -62,6 +62,15 @@ class RowScope:
         if table in PUBLIC:
             return true()
         return within(table, self.code)
+
+    def holds(self, region: ColumnElement[str]) -> ColumnElement[bool]:
+        """The WHERE clause admitting a row whose place is the region code in the column
+        `region` rather than a record's region columns (a programme's jurisdiction, where a
+        participation lies once its business has left it: db/queries/programmes.visible): the
+        scope's own code or one nested in it."""
+        if self.code == NATIONAL:
+            return true()
+        return or_(region == self.code, region.startswith(f"{self.code}."))
 
     def covers(self, region: str) -> bool:
         """Whether a record located in `region` lies inside the scope."""

@@ -1,5 +1,6 @@
-"""Programme participation writes, scoped by the subject: a participation is writable when its
-MSME or cooperative lies in the writer's jurisdiction.
+"""Programme participation writes, scoped as they are read (db/queries/programmes.visible): a
+participation is writable when its MSME or cooperative lies in the writer's jurisdiction, or,
+once the business has left the programme's region, when that region does.
 
 A business takes part only in a programme of a region it lies in (`_lies_in`): checked when it
 joins, when it moves (a bulk import's move too), and when a participation it ended is taken up
@@ -23,12 +24,10 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    and_,
     bindparam,
     column,
     false,
     func,
-    literal,
     or_,
     select,
     true,
@@ -44,8 +43,8 @@ from db.models import (
     PROGRAMMES,
     RECORD_CHANGES,
 )
-from db.queries import Record
-from db.queries.scoping import NATIONAL, RowScope
+from db.queries import Record, programmes
+from db.queries.scoping import RowScope
 from db.writes import Duplicate, NotPermitted, msmes
 from db.writes.history import Actor, record
 from db.writes.versioned import locked, write
@@ -69,19 +68,8 @@ def _subject(kind: Kind) -> tuple[Table, ColumnElement[Any]]:
 
 def _lies_in(table: FromClause) -> ColumnElement[bool]:
     """Whether the row of `table` (MSMEs, cooperatives, or the places an import would give MSMEs:
-    `refused_moves`) lies in the programme's region: the programme is national or of its
-    province, regency or kecamatan (the region codes nest, as domain.identifiers.is_within reads
-    them). In SQL, so a move is checked against where the
-    record stands in the same transaction."""
-    place = table.c
-    return PROGRAMMES.c.jurisdiction.in_(
-        (
-            literal(NATIONAL),
-            place.province_code,
-            place.regency_code,
-            func.coalesce(place.district_code, place.regency_code),
-        )
-    )
+    `refused_moves`) lies in the region of the programme beside it (programmes.lies_in)."""
+    return programmes.lies_in(table, PROGRAMMES.c.jurisdiction)
 
 
 def _one_beside_the_other(table: Table) -> Join:
@@ -298,20 +286,16 @@ async def create(
     return created
 
 
-def _visible(scope: RowScope) -> Any:
-    return or_(
-        and_(MSMES.c.id.is_not(None), scope.rows(MSMES)),
-        and_(COOPERATIVES.c.id.is_not(None), scope.rows(COOPERATIVES)),
-    )
-
-
 async def lock(connection: AsyncConnection, participation_id: int, scope: RowScope) -> Record:
-    """The participation a mutation's `id` names."""
-    joined = PARTICIPATIONS.outerjoin(MSMES, MSMES.c.id == PARTICIPATIONS.c.msme_id).outerjoin(
-        COOPERATIVES, COOPERATIVES.c.id == PARTICIPATIONS.c.cooperative_id
-    )
+    """The participation a mutation's `id` names, among those the writer may read
+    (programmes.visible): one whose business moved out of the programme's region after it
+    ended is the programme's region's to correct, not the new region's."""
     return await locked(
-        connection, PARTICIPATIONS, participation_id, _visible(scope), field="id", joined=joined
+        connection,
+        PARTICIPATIONS,
+        participation_id,
+        programmes.visible(scope, PARTICIPATIONS),
+        field="id",
     )
 
 

@@ -57,15 +57,12 @@ async def locked(
     visible: ColumnElement[bool],
     *,
     field: str,
-    joined: Any = None,
     returning: Sequence[ColumnElement[Any]] = (),
 ) -> Record:
     """The row, locked for this transaction, if `visible` (the jurisdiction rule) admits it;
     else NotFound naming `field`, the argument that gave `record_id`. `returning`: what the
     statement reads beside the row (as `write` returns it)."""
     statement = select(table, *returning).where(table.c.id == record_id, visible)
-    if joined is not None:
-        statement = statement.select_from(joined)
     row = (await connection.execute(statement.with_for_update(of=table))).first()
     if row is None:
         raise NotFound(field)
