@@ -107,7 +107,7 @@ from resolvers.lookahead import hands_out_rows, peeks_past_page
 from resolvers.paging import PageResult, decode_cursor, page_size
 from schema.permissions import admitted, declared_scopes
 from schema.root_selection import RootKey, root_keys
-from schema.scalars import Rupiah
+from schema.scalars import Rupiah, SignedRupiah
 
 TABLES: dict[str, TableClause] = {
     "Msme": MSMES,
@@ -602,7 +602,7 @@ def _leaf(key: str, column_name: str, kind: Any, nullable: bool, table: TableCla
     }
     if plain.get(kind):
         return Field(key, column_name, nullable)
-    if (kind is ID and (text or integer)) or (kind is Rupiah and integer):
+    if (kind is ID and (text or integer)) or (kind in (Rupiah, SignedRupiah) and integer):
         return Field(key, column_name, nullable, as_text=True)
     if kind is JSON and isinstance(stored, JSON_TYPE):
         return Field(key, column_name, nullable)  # the value graphql-core would write again

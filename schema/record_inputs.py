@@ -24,7 +24,7 @@ from resolvers.msme_writes import MsmeUpdate
 from schema.enums import CooperativeType, KspHealth, ParticipationStatus, Scale
 from schema.inputs import stored_value
 from schema.personal import personal_inputs
-from schema.scalars import Rupiah
+from schema.scalars import Rupiah, SignedRupiah
 
 UNSET: Any = strawberry.UNSET
 
@@ -143,6 +143,7 @@ KSP_HEALTH = (
     f"{', '.join(SAVINGS_AND_LOAN_KBLI[:-1])} or {SAVINGS_AND_LOAN_KBLI[-1]}; given with "
     "kspHealthBookYear."
 )
+SURPLUS = "SHU of the last book year; negative for a loss (SignedRupiah)."
 KSP_HEALTH_BOOK_YEAR = (
     "The closed book year whose accounts the rating assessed; R11 counts a rating only for the "
     "book year whose RAT is due, or later."
@@ -169,7 +170,7 @@ class CreateCooperativeInput:
     members_female: int = 0
     business_volume: Rupiah = strawberry.field(default=Rupiah(0))
     assets: Rupiah = strawberry.field(default=Rupiah(0))
-    surplus: Rupiah | None = None
+    surplus: SignedRupiah | None = strawberry.field(default=None, description=SURPLUS)
     book_year: int | None = None
     established_on: date | None = strawberry.field(
         default=None, description="Date of the deed of establishment (akta pendirian)."
@@ -195,7 +196,7 @@ class CooperativeChanges:
     members_female: int | None = UNSET
     business_volume: Rupiah | None = UNSET
     assets: Rupiah | None = UNSET
-    surplus: Rupiah | None = UNSET
+    surplus: SignedRupiah | None = strawberry.field(default=UNSET, description=SURPLUS)
     book_year: int | None = UNSET
     established_on: date | None = UNSET
     last_rat_date: date | None = UNSET

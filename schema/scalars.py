@@ -19,6 +19,8 @@ from domain.dates import iso_date
 from domain.identifiers import RUPIAH_MAX
 
 Rupiah = NewType("Rupiah", int)
+SignedRupiah = NewType("SignedRupiah", int)
+"""An amount that may be a loss: a cooperative's SHU (cooperative_records.validate_surplus)."""
 ExactDecimal = NewType("ExactDecimal", Decimal)
 AuditSeq = NewType("AuditSeq", int)
 
@@ -38,17 +40,35 @@ _RUPIAH = 'Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"
 _RUPIAH_DIGITS = len(str(RUPIAH_MAX))
 
 
+def _at_most_the_largest(digits: str, refusal: str) -> int:
+    """`digits` (ASCII) as a number no more than RUPIAH_MAX, else ValueError(`refusal`). Longer
+    than the largest amount, a number is refused before it is converted: past 4,300 digits int()
+    raises CPython's own message, which would reach the client as the reason. As long as the
+    largest, it is compared with it: "9999999999999999" has its 16 digits and is almost ten
+    times as much."""
+    if len(digits.lstrip("0")) > _RUPIAH_DIGITS or int(digits) > RUPIAH_MAX:
+        raise ValueError(refusal)
+    return int(digits)
+
+
 def _parse_rupiah(value: object) -> int:
-    """Longer than the largest amount, a number is refused before it is converted: past 4,300
-    digits int() raises CPython's own message, which would reach the client as the reason. As
-    long as the largest, it is compared with it: "9999999999999999" has its 16 digits and is
-    almost ten times as much."""
     text = _ascii_number(value, _RUPIAH)
     if not text.isdigit():
         raise ValueError(_RUPIAH)
-    if len(text.lstrip("0")) > _RUPIAH_DIGITS or int(text) > RUPIAH_MAX:
-        raise ValueError(f"Rupiah must be at most {RUPIAH_MAX:,} rupiah")
-    return int(text)
+    return _at_most_the_largest(text, f"Rupiah must be at most {RUPIAH_MAX:,} rupiah")
+
+
+_SIGNED_RUPIAH = 'SignedRupiah must be a whole number of rupiah, a loss led by "-", e.g. "-2500000"'
+
+
+def _parse_signed_rupiah(value: object) -> int:
+    """As a Rupiah, with a leading "-" for a loss; no "+", nor any other sign."""
+    text = _ascii_number(value, _SIGNED_RUPIAH)
+    magnitude = text.removeprefix("-")
+    if not magnitude.isdigit():
+        raise ValueError(_SIGNED_RUPIAH)
+    amount = _at_most_the_largest(magnitude, f"SignedRupiah must be within ±{RUPIAH_MAX:,} rupiah")
+    return -amount if text.startswith("-") else amount
 
 
 _AUDIT_SEQ = 'AuditSeq must be a whole, non-negative number, e.g. "2147483648"'
@@ -117,6 +137,13 @@ SCALARS: dict[object, ScalarDefinition] = {
         description="An amount of Indonesian rupiah: an integer written as a string.",
         serialize=lambda value: str(int(value)),
         parse_value=_parse_rupiah,
+    ),
+    SignedRupiah: strawberry.scalar(
+        name="SignedRupiah",
+        description="An amount of Indonesian rupiah that may be a loss: an integer written as a"
+        ' string, negative with a leading "-" (e.g. "-5000000").',
+        serialize=lambda value: str(int(value)),
+        parse_value=_parse_signed_rupiah,
     ),
     AuditSeq: strawberry.scalar(
         name="AuditSeq",

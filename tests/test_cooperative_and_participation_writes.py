@@ -964,3 +964,27 @@ async def test_a_nul_in_the_programme_filter_is_bad_input_naming_it(
         assert found.data is None or found.data.get(root) is None, found.data
         (error,) = found.errors
         assert error.extensions == {"code": "BAD_USER_INPUT", "field": "filter.programme"}
+
+
+SURPLUS = """query($number: String!) { cooperative(legalEntityNo: $number) { surplus } }"""
+
+
+async def test_a_loss_is_recorded_as_a_negative_surplus(engine: AsyncEngine) -> None:
+    """SHU may be a loss (UU 25/1992 Pasal 45): a negative surplus is taken, in a variable or a
+    literal, and read back as written; the other amounts stay non-negative, and a sign other
+    than a leading "-" is no number."""
+    given = cooperative(7713, surplus="-5000000", bookYear=2024)
+    created = await run(engine, KALTENG, CREATE, {"input": given})
+    assert created.errors is None, created.errors
+    record = created.data["createCooperative"]
+    found = await run(engine, KALTENG, SURPLUS, {"number": given["legalEntityNo"]})
+    assert found.data == {"cooperative": {"surplus": "-5000000"}}, found.errors
+
+    literal = f"""mutation {{ updateCooperative(id: "{record["id"]}", version: 1,
+      changes: {{surplus: "-7000000"}}) {{ version surplus }} }}"""
+    changed = await run(engine, KALTENG, literal)
+    assert changed.data == {"updateCooperative": {"version": 2, "surplus": "-7000000"}}
+
+    for field, amount in (("surplus", "--5"), ("surplus", "+5"), ("assets", "-1")):
+        refused = await run(engine, KALTENG, CREATE, {"input": {**given, field: amount}})
+        assert refused.errors[0].extensions == {"code": "BAD_USER_INPUT", "field": f"input.{field}"}

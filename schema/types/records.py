@@ -24,7 +24,7 @@ from schema.enums import (
 )
 from schema.permissions import requires
 from schema.personal import personal_fields
-from schema.scalars import Rupiah
+from schema.scalars import Rupiah, SignedRupiah
 from schema.types.changes import RecordChange
 from schema.types.pagination import Connection
 from schema.types.regions import Region
@@ -142,7 +142,9 @@ class Cooperative:
     )
     business_volume: Rupiah = strawberry.field(description="Volume usaha of the last book year.")
     assets: Rupiah
-    surplus: Rupiah | None = strawberry.field(description="SHU of the last book year.")
+    surplus: SignedRupiah | None = strawberry.field(
+        description="SHU of the last book year; negative for a loss."
+    )
     book_year: int | None
     established_on: date | None = strawberry.field(
         description="Date of the deed of establishment (akta pendirian), when recorded."
