@@ -160,13 +160,14 @@ def _rat_book_year(
     return _founded_by(value, established, field=field)
 
 
-def _closed_book_year(value: int, established: date | None, *, field: str, today: date) -> int:
-    """The book year a health rating assessed: one whose accounts have closed, as a RAT's."""
+def _closed_book_year(
+    value: int, established: date | None, *, field: str, today: date, why: str
+) -> int:
+    """A book year whose accounts have closed, as a RAT's: that of a health rating, or of the
+    figures (`why` says which, in the message)."""
     validate_year(value, field=field, today=today)
     if value >= today.year:
-        raise InvalidValue(
-            field, f"must be before {today.year}: a rating assesses a book year that has closed"
-        )
+        raise InvalidValue(field, f"must be before {today.year}: {why}")
     return _founded_by(value, established, field=field)
 
 
@@ -197,9 +198,16 @@ def _rated(
 
 
 def _book_year(value: int, established: date | None, *, field: str, today: date) -> int:
-    """The year of the figures (business volume, assets, SHU): one the cooperative existed in."""
-    validate_year(value, field=field, today=today)
-    return _founded_by(value, established, field=field)
+    """The year of the figures (business volume, assets, SHU): one the cooperative existed in,
+    and closed, for they are its accounts, which the RAT approves once the year has closed (a
+    year still running has none yet, and R11 and the indicators would read part of one)."""
+    return _closed_book_year(
+        value,
+        established,
+        field=field,
+        today=today,
+        why="the figures are the accounts of a book year that has closed",
+    )
 
 
 def _founded_by(year: int, established: date | None, *, field: str) -> int:
@@ -308,7 +316,11 @@ def check_cooperative(
     health_year = got.optional(
         draft.ksp_health_book_year,
         lambda value: _closed_book_year(
-            value, established, field=name("kspHealthBookYear"), today=today
+            value,
+            established,
+            field=name("kspHealthBookYear"),
+            today=today,
+            why="a rating assesses a book year that has closed",
         ),
     )
     got.errors.extend(_rated(draft, kind, kbli_code, name=name))

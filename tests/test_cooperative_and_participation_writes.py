@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from resolvers.calendar import today
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 
@@ -988,3 +989,17 @@ async def test_a_loss_is_recorded_as_a_negative_surplus(engine: AsyncEngine) -> 
     for field, amount in (("surplus", "--5"), ("surplus", "+5"), ("assets", "-1")):
         refused = await run(engine, KALTENG, CREATE, {"input": {**given, field: amount}})
         assert refused.errors[0].extensions == {"code": "BAD_USER_INPUT", "field": f"input.{field}"}
+
+
+async def test_figures_are_of_a_book_year_that_has_closed(engine: AsyncEngine) -> None:
+    """Business volume, assets and SHU are a book year's accounts, which the RAT approves once
+    the year has closed: this year's are not yet figures, as a RAT or a rating of it is not."""
+    year = today().year
+    refused = await run(engine, KALTENG, CREATE, {"input": cooperative(7714, bookYear=year)})
+    message = refused_on(refused, "input.bookYear")
+    assert f"must be before {year}" in message
+    created = await run(engine, KALTENG, CREATE, {"input": cooperative(7714, bookYear=year - 1)})
+    assert created.errors is None, created.errors
+    record = created.data["createCooperative"]
+    later = {"id": record["id"], "version": 1, "changes": {"bookYear": year}}
+    refused_on(await run(engine, KALTENG, UPDATE, later), "changes.bookYear")
