@@ -29,6 +29,9 @@ from domain.ruleset import KSP_HEALTH
 
 TYPES = ("produsen", "konsumen", "simpan_pinjam", "pemasaran", "jasa")
 TIERS = ("primary", "secondary")
+SECONDARY = "secondary"
+"""A cooperative formed by at least three cooperatives (UU 25/1992 Pasal 15): its members are
+cooperatives, not persons, nor MSMEs (resolvers/msme_writes.py)."""
 _SURPLUS_MAX = 10**15
 SAVINGS_AND_LOAN_KBLI = ("64141", "64142", "64145")
 """KBLI 2020: a savings-and-loan cooperative (KSP, 64141), a cooperative's savings-and-loan unit
@@ -218,6 +221,21 @@ def _founded_by(year: int, established: date | None, *, field: str) -> int:
     return year
 
 
+def _persons_in_secondary(draft: CooperativeDraft, *, name: Namer) -> list[InvalidValue]:
+    """A secondary cooperative's members are cooperatives (UU 25/1992 Pasal 15): a count of
+    persons in it would be counted among the members of the register's cooperatives."""
+    counts = (("membersMale", draft.members_male), ("membersFemale", draft.members_female))
+    return [
+        InvalidValue(
+            name(field),
+            "must be 0: a secondary cooperative's members are cooperatives, not persons "
+            "(UU 25/1992 Pasal 15)",
+        )
+        for field, count in counts
+        if count != 0
+    ]
+
+
 def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
     if value not in choices:
         raise InvalidValue(field, f"must be one of {', '.join(choices)}")
@@ -285,6 +303,8 @@ def check_cooperative(
     members_female = got.take(
         lambda: validate_count(draft.members_female, field=name("membersFemale"))
     )
+    if tier == SECONDARY:
+        got.errors.extend(_persons_in_secondary(draft, name=name))
     volume = got.take(lambda: validate_rupiah(draft.business_volume, field=name("businessVolume")))
     assets = got.take(lambda: validate_rupiah(draft.assets, field=name("assets")))
     surplus = got.optional(

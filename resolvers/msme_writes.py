@@ -17,6 +17,7 @@ from db.models import COOPERATIVES
 from db.queries import cooperatives
 from db.writes import NotFound, msmes, participations, vocabulary
 from db.writes.versioned import locked
+from domain.cooperative_records import SECONDARY
 from domain.personal import OWNER_FINANCES, owner_finances
 from domain.records import (
     CheckedMsme,
@@ -82,8 +83,9 @@ async def _cooperative(
 ) -> int | None:
     """A member MSME's cooperative must be one the writer can see, and not dissolved: a dissolved
     cooperative has ceased to exist in law and takes no members (an inactive one may revive, so
-    it still may). `member_of`, the cooperative the MSME is in already, stays given even once
-    dissolved: a client resending it with other changes joins nothing."""
+    it still may); nor secondary, whose members are cooperatives. `member_of`, the cooperative
+    the MSME is in already, stays given even once dissolved (or recorded before the secondary
+    rule): a client resending it with other changes joins nothing."""
     if raw is None:
         return None
     key = record_key(raw, field)
@@ -96,6 +98,12 @@ async def _cooperative(
         raise bad_input(field, "no such cooperative in your jurisdiction") from None
     if cooperative.status == "dissolved" and key != member_of:
         raise bad_input(field, "the cooperative is dissolved; it takes no members")
+    if cooperative.tier == SECONDARY and key != member_of:
+        raise bad_input(
+            field,
+            "the cooperative is secondary; its members are cooperatives, not MSMEs "
+            "(UU 25/1992 Pasal 15)",
+        )
     return key
 
 

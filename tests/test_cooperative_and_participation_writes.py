@@ -1003,3 +1003,34 @@ async def test_figures_are_of_a_book_year_that_has_closed(engine: AsyncEngine) -
     record = created.data["createCooperative"]
     later = {"id": record["id"], "version": 1, "changes": {"bookYear": year}}
     refused_on(await run(engine, KALTENG, UPDATE, later), "changes.bookYear")
+
+
+async def test_a_secondary_cooperative_has_cooperatives_for_members_not_persons(
+    engine: AsyncEngine,
+) -> None:
+    """A secondary cooperative is formed by at least three cooperatives (UU 25/1992 Pasal 15):
+    it counts no person members, and no MSME joins it, whatever else the record says."""
+    secondary = {"tier": "secondary", "membersMale": 0, "membersFemale": 0}
+    for field in ("membersMale", "membersFemale"):
+        given = cooperative(7715, **{**secondary, field: 12})
+        refused = await run(engine, KALTENG, CREATE, {"input": given})
+        assert "cooperatives" in refused_on(refused, f"input.{field}")
+    created = await run(engine, KALTENG, CREATE, {"input": cooperative(7715, **secondary)})
+    assert created.errors is None, created.errors
+    federation = created.data["createCooperative"]["id"]
+    joining = business("7715000000001", region="62.01", cooperativeId=federation)
+    refused = await run(engine, KALTENG, CREATE_MSME, {"input": joining})
+    assert "secondary" in refused_on(refused, "input.cooperativeId")
+
+    primary = (await run(engine, KALTENG, CREATE, {"input": cooperative(7716)})).data
+    promoted = {
+        "id": primary["createCooperative"]["id"],
+        "version": 1,
+        "changes": {"tier": "secondary"},
+    }
+    (error,) = (await run(engine, KALTENG, UPDATE, promoted)).errors
+    assert error.extensions["field"] == "changes.membersMale"
+    assert [problem["field"] for problem in error.extensions["problems"]] == [
+        "changes.membersMale",
+        "changes.membersFemale",
+    ]
