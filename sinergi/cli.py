@@ -340,7 +340,7 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from auth.clients import refused_secret
     from auth.service import OAuthError
-    from sinergi.demo_mode import demo_token
+    from sinergi.demo_mode import NoSuchClient, demo_token
 
     if refused_secret(args.dev) is not None:  # as a server without --dev refuses it
         print(
@@ -353,6 +353,13 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     url = ready_url(settings)
     try:
         token = asyncio.run(demo_token(url, settings, args.client_id, args.scope))
+    except NoSuchClient:
+        print(
+            f"sinergi token: no client {args.client_id} in this database: `./dev serve`"
+            " (`sinergi serve --dev`) registers the demo clients on its first start",
+            file=sys.stderr,
+        )
+        return 2
     except OAuthError as error:
         reason = (
             f"{args.client_id} is not an active client with the demo secret; a real client "

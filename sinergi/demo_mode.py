@@ -162,11 +162,20 @@ async def clients_with_demo_secret(url: str) -> list[str]:
         return await clients.holding_secret(connection, DEMO_SECRET)
 
 
+class NoSuchClient(LookupError):
+    """`sinergi token` asked for a client the database does not hold: on a fresh home the demo
+    clients, which only `serve --dev` registers, so the refusal can say what makes them."""
+
+
 async def demo_token(url: str, settings: Settings, client_id: str, scope: str | None) -> str:
     """A token of a client whose secret is DEMO_SECRET, as POST /oauth/token would issue it to
-    this server's settings; OAuthError (`invalid_client`) for any other client."""
+    this server's settings; NoSuchClient for a client not registered, OAuthError
+    (`invalid_client`) for any other client."""
     engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
     try:
+        async with engine.connect() as connection:
+            if await clients.get(connection, client_id) is None:
+                raise NoSuchClient(client_id)
         auth = AuthService(
             engine,
             issuer=settings.issuer,

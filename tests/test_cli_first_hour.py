@@ -48,10 +48,25 @@ def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: 
     code, out, err = sinergi(demo_url, "token", "--dev", "demo-ministry", "--scope", "records:read")
     assert (code, out) == (2, "")
     assert "scope exceeds what the client was granted" in err
-    for refused in (real, "no-such-client"):
-        code, out, err = sinergi(demo_url, "token", "--dev", refused)
-        assert (code, out) == (2, "")
-        assert "not an active client with the demo secret" in err
+    code, out, err = sinergi(demo_url, "token", "--dev", real)
+    assert (code, out) == (2, "")
+    assert "not an active client with the demo secret" in err
+    code, out, err = sinergi(demo_url, "token", "--dev", "no-such-client")
+    assert (code, out) == (2, "")
+    assert "no client no-such-client in this database" in err
+
+
+def test_token_before_any_dev_serve_says_what_registers_the_demo_clients(fresh_url: str) -> None:
+    """The embedded database is brought up to date by any command, but only `serve --dev`
+    registers the demo clients: on a fresh home `sinergi token` said only that the client had
+    not the demo secret, leaving a newcomer to guess why."""
+    assert sinergi(fresh_url, "migrate")[0] == 0
+    code, out, err = sinergi(fresh_url, "token", "--dev", "demo-ministry")
+    assert (code, out) == (2, "")
+    assert err == (
+        "sinergi token: no client demo-ministry in this database: `./dev serve` (`sinergi serve"
+        " --dev`) registers the demo clients on its first start\n"
+    )
 
 
 @pytest.mark.parametrize("environment", ["production", "development"])
