@@ -387,7 +387,6 @@ NOT_PASSED_ON = {
     "SINERGI_HOME",  # the volume
     "SINERGI_AUDIT_KEY",  # the key comes as a secret file
     "SINERGI_AUDIT_KEY_FILE",  # where that secret is mounted
-    "SINERGI_AUDIT_CHECKPOINTS",  # on the volume, under SINERGI_HOME
     "SINERGI_INTROSPECTION",  # gone: serve stops when it is set
     "PROMETHEUS_MULTIPROC_DIR",  # serve's own, per start
     "SINERGI_DEV",  # serve sets it from --dev, never in a deployment
