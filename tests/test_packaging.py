@@ -419,5 +419,11 @@ def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
     assert "USER 10001" in dockerfile
     assert "HEALTHCHECK" in dockerfile
     assert "/healthz" in dockerfile
+    # The audit key and checkpoints default to the home: under /tmp a plain `docker run` lost the
+    # key with the container. The home is the image's user's own, where a volume is mounted.
+    assert re.search(r"\bSINERGI_HOME=/var/lib/sinergi\b", dockerfile)
+    assert "install -d -o 10001 -m 0700 /var/lib/sinergi" in dockerfile
+    api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]
+    assert api["environment"]["SINERGI_HOME"] == "/var/lib/sinergi"
     for step in ("uv build --wheel", "uv export --frozen --no-dev", "pip install --no-cache-dir"):
         assert step in dockerfile, f"the Dockerfile no longer runs {step!r}: update this test too"
