@@ -30,6 +30,7 @@ from db.models import (
     TARGETS,
 )
 from db.queries.eligibility import sync_rulesets
+from domain.csv_header import header_refusal
 from domain.errors import InvalidValue, one_of
 from domain.indicators import (
     PLANNING_LEVELS,
@@ -225,12 +226,9 @@ async def read_targets(
     seen: dict[tuple[Any, ...], int] = {}
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [
-            c for c in TARGET_COLUMNS if c not in header and c not in _OPTIONAL_TARGET_COLUMNS
-        ]
-        if missing:
-            raise InvalidValue(str(path), f"missing column(s) {', '.join(missing)}")
+        refusal = header_refusal(reader.fieldnames or [], _missing_target_columns)
+        if refusal is not None:
+            raise InvalidValue(str(path), refusal)
         for number, row in enumerate(reader, start=2):
             cells = {column: (row.get(column) or "").strip() for column in TARGET_COLUMNS}
             if not any(cells.values()):
@@ -252,6 +250,11 @@ async def read_targets(
             seen[key] = number
             read.targets.append(checked)
     return read
+
+
+def _missing_target_columns(header: list[str]) -> list[str]:
+    """The columns of a targets file a header lacks; qualifier and year_inferred may be."""
+    return [c for c in TARGET_COLUMNS if c not in header and c not in _OPTIONAL_TARGET_COLUMNS]
 
 
 def _target_row(

@@ -38,6 +38,7 @@ from db.imports import Drafted, Mode, Report, import_msmes
 from db.queries import audit, regions
 from db.queries.scoping import RowScope
 from db.writes.history import Actor
+from domain.csv_header import header_refusal
 from domain.errors import InvalidValue
 from domain.identifiers import RegionLevel, validate_region_code
 from domain.personal import OWNER_FIELDS
@@ -178,16 +179,9 @@ async def _run(
         with opened as handle:
             reader = _records(handle, path)
             header = [column.strip().lower() for column in next(reader, [])]
-            missing = missing_columns(header)
-            if missing and not missing_columns(
-                [name for column in header for name in column.split(";")]
-            ):  # Excel in a locale whose decimal mark is the comma (Indonesian) separates by ";"
-                raise UnusableInput(
-                    f"{path}: the file seems to use ';' as separator; save it as comma-separated "
-                    "CSV (CSV UTF-8) and retry"
-                )
-            if missing:
-                raise UnusableInput(f"{path}: missing column(s) {', '.join(missing)}")
+            refusal = header_refusal(header, missing_columns)
+            if refusal is not None:
+                raise UnusableInput(f"{path}: {refusal}")
             repeated = repeated_columns(header)
             if repeated:
                 raise UnusableInput(f"{path}: column(s) {', '.join(repeated)} named more than once")

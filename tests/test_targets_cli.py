@@ -128,6 +128,19 @@ def test_a_file_without_a_column_or_not_there_is_refused(migrated_url: str, tmp_
     assert (code, out, err) == (2, "", f"sinergi: {tmp_path / 'none.csv'}: no such file\n")
 
 
+def test_a_file_separated_by_semicolons_is_named_as_such(migrated_url: str, tmp_path: Path) -> None:
+    """Excel in a locale whose decimal mark is the comma (Indonesian) saves ';'-separated CSV:
+    `import msmes` names the separator, where `targets load` listed every column as missing."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(RPJMD.replace(",", ";"), encoding="utf-8")
+    code, out, err = sinergi(migrated_url, "targets", "load", str(path))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"sinergi: {path}: the file seems to use ';' as separator; save it as comma-separated"
+        " CSV (CSV UTF-8) and retry\n"
+    )
+
+
 def _stored_targets(url: str) -> int:
     from sqlalchemy import func, select
 
