@@ -374,7 +374,11 @@ class AuthService:
         return {"keys": [key.jwk for key in published.published]}
 
     def metadata(self) -> dict[str, Any]:
-        """RFC 8414 authorisation-server metadata."""
+        """RFC 8414 authorisation-server metadata. `response_types_supported` is REQUIRED there
+        (and refused empty by validators such as authlib's), though there is no authorization
+        endpoint to serve a response type: it stays, as published since the start. No
+        `token_endpoint_auth_signing_alg_values_supported`: it is for the JWT client
+        authentication methods, and clients here authenticate with a secret only."""
         return {
             "issuer": self.issuer,
             "token_endpoint": f"{self.issuer}/oauth/token",
@@ -383,7 +387,6 @@ class AuthService:
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": sorted(scope.value for scope in Scope),
             "response_types_supported": ["token"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
             "org_kinds_supported": sorted(kind.value for kind in OrgKind),
         }
 

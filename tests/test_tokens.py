@@ -442,6 +442,17 @@ def test_metadata_and_keys_are_published(api: Api) -> None:
     assert metadata["issuer"] == ISSUER
     assert metadata["token_endpoint"] == f"{ISSUER}/oauth/token"
     assert metadata["grant_types_supported"] == ["client_credentials"]
+    # Clients authenticate with a secret only: RFC 8414 advertises signing algorithms for the
+    # JWT methods (private_key_jwt, client_secret_jwt), so the field is left out.
+    assert metadata["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
+    assert "token_endpoint_auth_signing_alg_values_supported" not in metadata
+    # REQUIRED by RFC 8414, and non-empty by its validators, though no authorization endpoint
+    # serves a response type: kept as published, and said so (docs/contract.md).
+    assert "authorization_endpoint" not in metadata
+    assert metadata["response_types_supported"] == ["token"]
     published = api.client.get("/.well-known/jwks.json").json()["keys"]
     assert published
     assert all("d" not in key for key in published)
