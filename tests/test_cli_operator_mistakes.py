@@ -7,6 +7,7 @@ printed."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from tests.support.served import free_port, served, wait_until_answering
 
 PASSWORD = "never-printed-3f9c"  # a test URL's, to show it is left out
 
-COMMANDS = [["clients", "list"], ["migrate"], ["serve", "--port", "1"]]
+COMMANDS = [["clients", "list"], ["migrate"], ["serve", "--port", str(free_port())]]
 
 
 def _sinergi(home: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -468,3 +469,18 @@ def test_dev_serve_logs_where_graphiql_is_and_its_root_leads_there(
             process.terminate()
             process.wait(60)
     assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in log.read_text()
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_it_migrates(
+    server_url: str, tmp_path: Path
+) -> None:
+    """uvicorn found the port taken only after `serve` had migrated and logged where it serves:
+    then a traceback-like log and exit 3. The port is tried first."""
+    with socket.socket() as taken, empty_database(server_url, "sinergi_port_taken") as url:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_OWNER_URL": url, "DATABASE_URL": as_service(url)}
+        result = _sinergi(tmp_path, env, "serve", "--host", "127.0.0.1", "--port", str(port))
+        _one_line(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+        assert run(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")[0][0] == 0
