@@ -273,6 +273,53 @@ def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
     assert whole_entry["entry"]["personalFields"] == sorted(personal)
 
 
+def test_a_subscription_leaving_out_its_record_by_a_variable_is_delivered_and_audited_as_sent(
+    live: str, module_reference_url: str
+) -> None:
+    """Whether a delivery hands out `record` may rest on a variable (@include): it is delivered
+    as the variable says, and audited (the entry still itemises the record's personal fields
+    and names its owner: the feed reads the record whatever the variable, erring on naming). A
+    subscription's variables reach its resolver coerced already, not as a query's do."""
+    client = _client(module_reference_url, "Langganan bersyarat")
+    created = asyncio.run(_new_msme(module_reference_url, "9992300000053"))
+    start = _head(live, _token(live, client))
+    document = (
+        "subscription($after: String, $whole: Boolean!) { msmeChanges(after: $after)"
+        " { entries { id record @include(if: $whole) } } }"
+    )
+
+    async def delivered() -> dict[str, Any]:
+        async with _connected(live, _token(live, client)) as socket:
+            payload = {"query": document, "variables": {"after": start, "whole": False}}
+            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            message = await _receive(socket)
+            assert message["type"] == "next", message
+            assert "errors" not in message["payload"], message
+            (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
+            return dict(entry)
+
+    asyncio.run(
+        _sql(
+            module_reference_url,
+            "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
+            created,
+            "6271015204880053",
+        )
+    )
+    assert asyncio.run(delivered()) == {"id": str(created)}
+    found = asyncio.run(
+        _sql(
+            module_reference_url,
+            "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
+            " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
+            client[0],
+        )
+    )
+    audited = json.loads(found)
+    assert audited["entry"]["records"] == {"msme": 1}
+    assert "ChangeEntry.record" not in audited["entry"]["touched"]
+
+
 def test_a_revoked_clients_subscription_ends(live: str, module_reference_url: str) -> None:
     client = _client(module_reference_url, "Dicabut")
     token = _token(live, client)

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
+from graphql.execution.values import VariableValues
 from strawberry.permission import PermissionExtension
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -107,8 +108,15 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         plan = compiled.changes_plan(info, ChangeEntry)
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
         raw = info._raw_info
+        # A subscription's resolvers get the variables as a plain dict, coerced already, though
+        # typed as the executor holds them; the walk reads @skip and @include through
+        # graphql-core, which wants them so.
+        values: Mapping[str, Any] | VariableValues = raw.variable_values
+        variables = (
+            values if isinstance(values, VariableValues) else VariableValues({}, dict(values))
+        )
         touched = touched_fields(
-            raw.schema, raw.operation, raw.fragments, context.policy.may, raw.variable_values
+            raw.schema, raw.operation, raw.fragments, context.policy.may, variables
         )
         name = info.operation.name
 
