@@ -60,7 +60,7 @@ from domain.identifiers import (
 )
 from domain.personal import OWNER_COLUMNS, OWNER_FIELDS
 from domain.records import CheckedMsme, MsmeDraft, Vocabulary, check_registered_msme
-from domain.register_csv import as_stored
+from domain.register_csv import as_stored, unchanged_fields
 from domain.scale import CORRECTION, RULE_VERSION
 
 CHUNK = 10_000
@@ -348,24 +348,23 @@ async def _check(
     absent: Absent,
 ) -> int:
     """Check every row in Python, handing each full chunk of good ones over to be written; the
-    number of rows received. Bad rows go to `chunks.errors`. With `absent` fields the rows are
-    taken a chunk at a time and merged with the records they name first (`_Chunks.as_stored`):
-    the stored values are read while no chunk is being written."""
+    number of rows received. Bad rows go to `chunks.errors`. The rows are taken a chunk at a
+    time and merged with the records they name first (`_Chunks.as_stored`), their `absent`
+    fields as stored and the fields they give as stored noted (domain/records.py `unchanged`),
+    so the record is checked as `updateMsme` checks it: the stored values are read while no
+    chunk is being written."""
     name, scope, covered = chunks.name, chunks.scope, chunks.covered
     first_row_of: dict[tuple[str, ...], int] = {}  # a NIB or SKU -> the first row carrying it
     staged: list[tuple[Any, ...]] = []
     received = 0
     chunk = min(FIRST_CHUNK, CHUNK)
-    batches: Iterable[Iterable[Drafted]] = (rows,) if not absent else _batches(rows, CHUNK)
-    for batch in batches:
-        if absent:
-            batch = await chunks.as_stored(list(batch), absent)
-        for row_no, draft, unread in batch:
+    for batch in _batches(rows, CHUNK):
+        for (row_no, draft, unread), kept in await chunks.as_stored(batch, absent):
             received += 1
             checked = (
                 list(unread)
                 if draft is None
-                else check_registered_msme(draft, rules, name=name, unread=unread)
+                else check_registered_msme(draft, rules, name=name, unread=unread, kept=kept)
             )
             if isinstance(checked, list):
                 chunks.errors.extend(
@@ -503,14 +502,19 @@ class _Chunks:
             self._pending = asyncio.create_task(self._load_and_write(staged, refused))
             await asyncio.sleep(0)  # let it start its COPY before checking goes on
 
-    async def as_stored(self, batch: list[Drafted], absent: Absent) -> list[Drafted]:
+    async def as_stored(
+        self, batch: list[Drafted], absent: Absent
+    ) -> list[tuple[Drafted, frozenset[str]]]:
         """`batch` with the `absent` fields of each draft naming a record (by its NIB, else its
         SKU, as `_match` matches it) as the record holds them (domain.register_csv
-        `as_stored`). Records outside the jurisdiction are not read: their rows are refused
-        (`_match`), and errors must not tell their values."""
+        `as_stored`), each with the fields its draft leaves as the record holds them
+        (`unchanged_fields`; none for a new record). Records outside the jurisdiction are not
+        read: their rows are refused (`_match`), and errors must not tell their values."""
         await self.finish()  # one statement at a time on the connection
         left_out = [_absent_from(absent, row_no) for row_no, _, _ in batch]
-        owners = any(field.startswith("owner.") for fields in left_out for field in fields)
+        owners = any(draft is not None and draft.owner is not None for _, draft, _ in batch) or any(
+            field.startswith("owner.") for fields in left_out for field in fields
+        )
         keys = [(None, None) if draft is None else _keys_of(draft) for _, draft, _ in batch]
         skus = [sku for _, sku in keys if sku is not None]
         records = await self.connection.execute(
@@ -529,14 +533,16 @@ class _Chunks:
                     by_nib[stored["nib"]] = stored
                 if stored["sku_number"] is not None:
                     by_sku[stored["sku_issuer"], stored["sku_number"]] = stored
-        merged: list[Drafted] = []
+        merged: list[tuple[Drafted, frozenset[str]]] = []
         for (row_no, draft, unread), (nib, sku), fields in zip(batch, keys, left_out, strict=True):
             record = by_nib.get(nib) if nib is not None else None
             if record is None and sku is not None:
                 record = by_sku.get(sku)
-            if draft is not None and record is not None and fields:
-                draft = as_stored(draft, record, fields)
-            merged.append((row_no, draft, unread))
+            kept: frozenset[str] = frozenset()
+            if draft is not None and record is not None:
+                draft = as_stored(draft, record, fields) if fields else draft
+                kept = unchanged_fields(draft, record)
+            merged.append(((row_no, draft, unread), kept))
         return merged
 
     async def finish(self) -> None:
@@ -1175,7 +1181,7 @@ def _named(nibs: str, issuers: str, numbers: str) -> str:
 
 
 _STORED_VALUES = """
-SELECT m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code AS district,
+SELECT m.nib, m.sku_number, m.sku_issuer, m.name, m.regency_code, m.district_code AS district,
        m.established_on, m.capital, m.annual_turnover, m.turnover_year, m.employees, m.scale,
        m.declared_scale"""
 _STORED_NAMED = _named(

@@ -18,6 +18,7 @@ from domain.records import (
     Collector,
     Namer,
     Vocabulary,
+    changes,
     validate_count,
     validate_name,
     validate_past_date,
@@ -200,10 +201,16 @@ def _rated(
     return []
 
 
-def _book_year(value: int, established: date | None, *, field: str, today: date) -> int:
+def _book_year(
+    value: int, established: date | None, *, field: str, today: date, changed: bool
+) -> int:
     """The year of the figures (business volume, assets, SHU): one the cooperative existed in,
     and closed, for they are its accounts, which the RAT approves once the year has closed (a
-    year still running has none yet, and R11 and the indicators would read part of one)."""
+    year still running has none yet, and R11 and the indicators would read part of one). A
+    year the write leaves as stored (not `changed`) was stored before it had to be closed."""
+    if not changed:
+        validate_year(value, field=field, today=today)
+        return _founded_by(value, established, field=field)
     return _closed_book_year(
         value,
         established,
@@ -260,6 +267,7 @@ def check_cooperative(
     *,
     name: Namer = str,
     stored_number: str | None = None,
+    kept: frozenset[str] = frozenset(),
 ) -> CheckedCooperative | list[InvalidValue]:
     """The values to store, or every broken rule, named as `check_registered_msme` names them.
 
@@ -268,7 +276,10 @@ def check_cooperative(
     declaration), since a number stored before today's rule (an older one outside ASCII, a
     Kemenkumham one dated before 2019) is still the cooperative's, and refusing it would leave
     the record unwritable. "As stored" is as a lookup finds it (`_same_number`): the number sent
-    back in another spelling is still the stored one, and keeps the stored spelling.
+    back in another spelling is still the stored one, and keeps the stored spelling. `kept` are
+    the fields it leaves as stored (domain/records.py `unchanged`): a name or ODS number so kept
+    is not judged again, nor are the rules added since records were stored (a secondary
+    cooperative's person counts, the figures' closed book year) applied to values it keeps.
     """
     today = vocabulary.today
     got = Collector()
@@ -281,7 +292,11 @@ def check_cooperative(
             )
         )
     )
-    title = got.take(lambda: validate_name(draft.name, field=name("name")))
+    title = (
+        draft.name
+        if not changes(kept, "name")
+        else got.take(lambda: validate_name(draft.name, field=name("name")))
+    )
     kind = got.take(lambda: _one_of(draft.type, TYPES, name("type")))
     tier = got.take(lambda: _one_of(draft.tier, TIERS, name("tier")))
     place = got.take(
@@ -292,7 +307,11 @@ def check_cooperative(
             district_field=name("district"),
         )
     )
-    ods_no = got.optional(draft.ods_no, lambda value: validate_text(value, field=name("odsNo")))
+    ods_no = (
+        draft.ods_no
+        if not changes(kept, "ods_no")
+        else got.optional(draft.ods_no, lambda value: validate_text(value, field=name("odsNo")))
+    )
 
     def kbli(value: str) -> str:
         kbli_section(value.strip(), vocabulary.kbli_sections, field=name("kbliCode"))
@@ -303,7 +322,7 @@ def check_cooperative(
     members_female = got.take(
         lambda: validate_count(draft.members_female, field=name("membersFemale"))
     )
-    if tier == SECONDARY:
+    if tier == SECONDARY and changes(kept, "tier", "members_male", "members_female"):
         got.errors.extend(_persons_in_secondary(draft, name=name))
     volume = got.take(lambda: validate_rupiah(draft.business_volume, field=name("businessVolume")))
     assets = got.take(lambda: validate_rupiah(draft.assets, field=name("assets")))
@@ -318,7 +337,13 @@ def check_cooperative(
     )
     book_year = got.optional(
         draft.book_year,
-        lambda value: _book_year(value, established, field=name("bookYear"), today=today),
+        lambda value: _book_year(
+            value,
+            established,
+            field=name("bookYear"),
+            today=today,
+            changed=changes(kept, "book_year"),
+        ),
     )
     rat_date = got.optional(
         draft.last_rat_date,

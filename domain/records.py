@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import partial
@@ -204,6 +204,42 @@ def check_scale_report(
             )
         )
     return got.errors
+
+
+def changes(kept: Container[str], *fields: str) -> bool:
+    """Whether a write changes one of `fields` (draft field names), `kept` being the fields it
+    leaves as stored (`unchanged`; a record created keeps none). A rule added after records
+    were stored judges only what a write changes, so a record that older code accepted stays
+    writable without a migration, as domain/scale.py `kept_declaration` keeps a declaration."""
+    return any(field not in kept for field in fields)
+
+
+def unchanged(given: Mapping[str, object], stored: Mapping[str, object]) -> frozenset[str]:
+    """The fields (by draft field name, the owner's as `owner.<field>`: `draft_values`) a write
+    gives as the stored record holds them: the merged record of an update, an import's row."""
+    return frozenset(
+        field for field, value in given.items() if field in stored and stored[field] == value
+    )
+
+
+def draft_values(draft: Any) -> dict[str, object]:
+    """A draft's fields (an `MsmeDraft`'s, a `CooperativeDraft`'s) by name, its owner's (when
+    it has one) as `owner.<field>`, for `unchanged`."""
+    values = {field.name: getattr(draft, field.name) for field in fields(draft)}
+    owner = values.pop("owner", None)
+    if isinstance(owner, OwnerDraft):
+        values.update(
+            {f"owner.{field.name}": getattr(owner, field.name) for field in fields(owner)}
+        )
+    return values
+
+
+def owner_as_stored(given: OwnerDraft | None, stored: Mapping[str, object]) -> dict[str, object]:
+    """The stored owner's fields (`stored`: by column) as `draft_values` names them, when the
+    owner a write gives is that person (by NIK): another person's equal field keeps nothing."""
+    if given is None or given.nik.strip() != stored.get("nik"):
+        return {}
+    return {f"owner.{field}": value for field, value in stored.items()}
 
 
 def after_founding(turnover_year: int, established_on: date, *, field: str) -> None:
@@ -430,6 +466,7 @@ def check_registered_msme(
     *,
     name: Namer = str,
     unread: Sequence[InvalidValue] = (),
+    kept: frozenset[str] = frozenset(),
 ) -> CheckedMsme | list[InvalidValue]:
     """The values to store, or every broken rule.
 
@@ -437,14 +474,21 @@ def check_registered_msme(
     ("kbliCode", "owner.nik"): a mutation prefixes its argument, an import maps to CSV columns.
     `unread` are the values that could not be read into the draft (a CSV cell that is not a
     number), left out of it and named as `name` names their fields: they are reported with the
-    rest, and no scale is settled from figures they left out.
+    rest, and no scale is settled from figures they left out. `kept` are the fields the write
+    leaves as the record it updates stores them (`unchanged`): a name or an owner's field so
+    kept is not judged again, nor turnoverYear against establishedOn when it keeps both
+    (`changes`), for the record was stored under the rules of its time.
     """
     today = vocabulary.today
     name = _kept(name)
     got = Collector()
     got.errors.extend(unread)
     nib = got.optional(draft.nib, lambda value: validate_nib(value, field=name("nib")))
-    title = got.take(lambda: validate_name(draft.name, field=name("name")))
+    title = (
+        draft.name
+        if not changes(kept, "name")
+        else got.take(lambda: validate_name(draft.name, field=name("name")))
+    )
     kbli = got.take(
         lambda: (
             draft.kbli_code.strip(),
@@ -477,7 +521,11 @@ def check_registered_msme(
     employees = got.optional(
         draft.employees, lambda value: validate_count(value, field=name("employees"))
     )
-    if turnover_year is not None and established is not None:
+    if (
+        turnover_year is not None
+        and established is not None
+        and changes(kept, "turnover_year", "established_on")
+    ):
         got.take(lambda: after_founding(turnover_year, established, field=name("turnoverYear")))
     figures_valid = not got.errors or all(
         error.field not in (name("capital"), name("annualTurnover"), name("scale"))
@@ -490,7 +538,9 @@ def check_registered_msme(
                 draft.scale, capital=capital, annual_sales=turnover, field=name("scale")
             )
         )
-    owner = _check_owner(draft.owner, vocabulary, got, lambda field: name(f"owner.{field}"))
+    owner = _check_owner(
+        draft.owner, vocabulary, got, lambda field: name(f"owner.{field}"), kept=kept
+    )
     # Without errors every check produced its value; the test narrows the types for mypy.
     if got.errors or title is None or kbli is None or place is None or not scale:
         return got.errors
@@ -553,9 +603,15 @@ def _check_sku(
 
 
 def _check_owner(
-    owner: OwnerDraft | None, vocabulary: Vocabulary, got: Collector, name: Namer
+    owner: OwnerDraft | None,
+    vocabulary: Vocabulary,
+    got: Collector,
+    name: Namer,
+    *,
+    kept: frozenset[str],
 ) -> CheckedOwner | None:
-    """Each declared field through its rule; an owner only when every rule passed."""
+    """Each declared field through its rule, but one the write leaves as stored (`kept`, as
+    `owner.<field>`); an owner only when every rule passed."""
     if owner is None:
         return None
     errors_before = len(got.errors)
@@ -564,7 +620,10 @@ def _check_owner(
         rule: Check = declared.metadata["check"]
         value = getattr(owner, declared.name)
         field_name = name(api_name(declared.name))
-        checked = None if value is None else got.take(partial(rule, value, field_name, vocabulary))
+        if value is None or not changes(kept, f"owner.{declared.name}"):
+            checked = value
+        else:
+            checked = got.take(partial(rule, value, field_name, vocabulary))
         values[declared.name] = checked
     if len(got.errors) > errors_before:
         return None

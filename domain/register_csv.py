@@ -19,7 +19,7 @@ from typing import Any
 from domain.dates import iso_date
 from domain.errors import InvalidValue
 from domain.personal import OWNER_FIELDS
-from domain.records import MsmeDraft, OwnerDraft
+from domain.records import MsmeDraft, OwnerDraft, draft_values, owner_as_stored, unchanged
 from domain.scale import Scale, kept_declaration
 
 REQUIRED = ("nib", "name", "kbli", "region")
@@ -136,6 +136,29 @@ def as_stored(draft: MsmeDraft, stored: Mapping[str, Any], absent: frozenset[str
     if kept and owner is not None and owner.nik.strip() == stored["owner.nik"]:
         owner = replace(owner, **kept)
     return replace(draft, owner=owner, **values)
+
+
+_STORED_AS = {"region": "regency_code", "scale": "declared_scale"}
+"""Draft fields -> the stored record's column (`db.imports` reads it) where the names differ:
+the scale a draft gives is a declaration."""
+
+
+def unchanged_fields(draft: MsmeDraft, stored: Mapping[str, Any]) -> frozenset[str]:
+    """The fields a row gives as the record it updates (`stored`, as `as_stored` takes it)
+    holds them: its name, its figures, and its owner's fields for the same owner (by NIK);
+    rules added since the record was stored leave these alone (domain/records.py `changes`)."""
+    values = {
+        field: stored[_STORED_AS.get(field, field)]
+        for field in _DRAFT_FIELDS
+        if _STORED_AS.get(field, field) in stored
+    }
+    owner = {
+        field.removeprefix("owner."): value
+        for field, value in stored.items()
+        if field.startswith("owner.")
+    }
+    values.update(owner_as_stored(draft.owner, owner))
+    return unchanged(draft_values(draft), values)
 
 
 def repeated_columns(header: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from db.writes import cooperatives, participations
 from domain.cooperative_records import CooperativeDraft, CooperativePatch, check_cooperative
+from domain.records import draft_values, unchanged
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -62,12 +63,17 @@ async def update(
             ksp_health=current.ksp_health,
             ksp_health_book_year=current.ksp_health_book_year,
         )
+        merged = replace(stored, **patch)
         checked = await checked_record(
             connection,
             info.context.policy,
-            replace(stored, **patch),
+            merged,
             "changes",
-            partial(check_cooperative, stored_number=current.legal_entity_no),
+            partial(
+                check_cooperative,
+                stored_number=current.legal_entity_no,
+                kept=unchanged(draft_values(merged), draft_values(stored)),
+            ),
         )
         written = await cooperatives.update(
             connection,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +27,9 @@ from domain.records import (
     check_registered_msme,
     check_report_over,
     check_scale_report,
+    draft_values,
+    owner_as_stored,
+    unchanged,
 )
 from domain.scale import kept_declaration
 from resolvers import Node, calendar
@@ -52,10 +56,19 @@ class MsmeUpdate(MsmePatch, total=False):
 
 
 async def _checked(
-    connection: AsyncConnection, info: Info[Context, Any], draft: MsmeDraft, argument: str
+    connection: AsyncConnection,
+    info: Info[Context, Any],
+    draft: MsmeDraft,
+    argument: str,
+    kept: frozenset[str] = frozenset(),
 ) -> CheckedMsme:
+    """`kept`: the fields an update leaves as stored (domain/records.py `unchanged`)."""
     checked = await checked_record(
-        connection, info.context.policy, draft, argument, check_registered_msme
+        connection,
+        info.context.policy,
+        draft,
+        argument,
+        partial(check_registered_msme, kept=kept),
     )
     await _check_issuer(connection, checked, f"{argument}.skuIssuer")
     return checked
@@ -195,7 +208,10 @@ async def update(info: Info[Context, Any], raw_id: str, version: int, patch: Msm
         current = at_version(
             await msmes.lock(connection, key, info.context.policy.records), version
         )
-        checked = await _checked(connection, info, _merged(current, patch), "changes")
+        stored = _stored(current, patch)
+        merged = replace(stored, **_fields(patch))
+        kept = unchanged(draft_values(merged), await _values(connection, key, stored, merged))
+        checked = await _checked(connection, info, merged, "changes", kept)
         cooperative = current.cooperative_id
         if "cooperative_id" in patch and await _hidden_membership(
             connection, info, current.cooperative_id
@@ -236,14 +252,19 @@ async def update(info: Info[Context, Any], raw_id: str, version: int, patch: Msm
     return _noted(info, written, current, checked, owner)
 
 
-def _merged(current: Node, patch: MsmeUpdate) -> MsmeDraft:
-    """The stored record with the patch applied; the scale is computed from the merged figures
-    (domain/scale.py `registered_scale`). The declared scale stands unless the patch declares
-    another, or changes the figures without declaring one (domain/scale.py `kept_declaration`)."""
+def _fields(patch: MsmeUpdate) -> MsmePatch:
+    """The patch's fields of the record (its cooperative is checked apart)."""
     update = patch.copy()
     update.pop("cooperative_id", None)
-    fields: MsmePatch = update
-    stored = MsmeDraft(
+    return update
+
+
+def _stored(current: Node, patch: MsmeUpdate) -> MsmeDraft:
+    """The stored record as a draft the patch is applied over; the scale is computed from the
+    merged figures (domain/scale.py `registered_scale`). The declared scale stands unless the
+    patch declares another, or changes the figures without declaring one (domain/scale.py
+    `kept_declaration`)."""
+    return MsmeDraft(
         nib=current.nib,
         sku_number=current.sku_number,
         sku_issuer=current.sku_issuer,
@@ -261,10 +282,21 @@ def _merged(current: Node, patch: MsmeUpdate) -> MsmeDraft:
             scale=current.scale,
             capital=current.capital,
             annual_turnover=current.annual_turnover,
-            given=fields,
+            given=_fields(patch),
         ),
     )
-    return replace(stored, **fields)
+
+
+async def _values(
+    connection: AsyncConnection, key: int, stored: MsmeDraft, merged: MsmeDraft
+) -> dict[str, object]:
+    """The stored record's values as `unchanged` compares them with the merged record's: the
+    owner's too when the update gives one (it replaces the stored one whole), so an owner sent
+    back as stored is not judged again."""
+    values = draft_values(stored)
+    if merged.owner is not None:
+        values.update(owner_as_stored(merged.owner, await msmes.stored_owner(connection, key)))
+    return values
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:

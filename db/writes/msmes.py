@@ -343,18 +343,23 @@ def sales_year(annual_sales: int | None, turnover_year: int | None) -> int | Non
     return None if annual_sales is None else turnover_year
 
 
-async def set_owner(
-    connection: AsyncConnection, msme_id: int, owner: CheckedOwner | None
-) -> OwnerChange:
-    """Replace (or erase, with None) the owner: which personal fields changed, and whose."""
+async def stored_owner(connection: AsyncConnection, msme_id: int) -> dict[str, Any]:
+    """The owner's stored row (none: empty), locked for the write that replaces it."""
     current = (
         await connection.execute(
             select(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id).with_for_update()
         )
     ).first()
-    stored = {} if current is None else dict(current._mapping)
+    return {} if current is None else dict(current._mapping)
+
+
+async def set_owner(
+    connection: AsyncConnection, msme_id: int, owner: CheckedOwner | None
+) -> OwnerChange:
+    """Replace (or erase, with None) the owner: which personal fields changed, and whose."""
+    stored = await stored_owner(connection, msme_id)
     if owner is None:
-        if current is None:
+        if not stored:
             return OwnerChange()
         await connection.execute(delete(MSME_OWNERS).where(MSME_OWNERS.c.msme_id == msme_id))
         erased = tuple(name for name in OWNER_COLUMNS if stored[name] is not None)
