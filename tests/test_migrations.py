@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import provision
 from db.engine import create_engine
 from db.migrate import MIGRATIONS, alembic_config, upgrade
 from db.models import METADATA, MSMES
@@ -29,7 +30,12 @@ from db.queries.aggregates import graduation_source
 from db.seed import load_reference
 from domain.scale import CORRECTIONS, Scale, registered_scale
 from sinergi.demo import SEED_DATA
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import (
+    TEST_PASSWORD,
+    TEST_SERVICE,
+    create_database,
+    drop_database,
+)
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
 # touches (0002, 0008), the token endpoint's failure counts (0011), GIN indexes on an array
@@ -681,6 +687,20 @@ SALES_YEAR_ENTRY = (
 )
 
 
+SERVICE_READS_SCALE_HISTORY = (
+    f"SELECT has_table_privilege('{TEST_SERVICE}', 'scale_history', 'SELECT')"
+)
+
+
+async def _service_role(server_url: str) -> None:
+    """The tests' service role, made on a server no fixture has made it on yet."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await provision.ensure_role(admin, TEST_SERVICE, TEST_PASSWORD)
+    finally:
+        await admin.close()
+
+
 def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
     server_url: str,
 ) -> None:
@@ -688,7 +708,8 @@ def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
     0055 (no sales year: it counts in 2026, as it did), the other small from the same month on
     its 2025 sales, written after (it counts in 2025). A ministry's release made before 0055
     gains the column empty and counts as the live tables do, and so does the next. Down and up
-    again, it holds."""
+    again, it holds, and the service role keeps reading `scale_history`."""
+    asyncio.run(_service_role(server_url))
     with _database_at(server_url, "0054") as url:
         asyncio.run(_execute(url, SCALE_REGIONS))
         ids = [
@@ -703,7 +724,7 @@ def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
         )
         asyncio.run(_execute(url, "SELECT * FROM copy_figure_release(0)"))
         before = asyncio.run(_value(url, "SELECT schema_name FROM figure_releases"))
-        upgrade(url)
+        upgrade(url, service_role=TEST_SERVICE)
         asyncio.run(_execute(url, SALES_YEAR_ENTRY, ids[1]))
         counted = {2025: [(ids[1], "micro", "small")], 2026: [(ids[0], "micro", "small")]}
         assert {year: asyncio.run(_graduations(url, year)) for year in counted} == counted
@@ -713,7 +734,11 @@ def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
         assert after != before
         assert {year: asyncio.run(_graduations(url, year, after)) for year in counted} == counted
         command.downgrade(alembic_config(url), "0054")
+        # Going down makes the view again: the service still reads it before any grant is made
+        # again, and after going up without one (db/roles.py grants only when asked to).
+        assert asyncio.run(_value(url, SERVICE_READS_SCALE_HISTORY)) is True
         upgrade(url)
+        assert asyncio.run(_value(url, SERVICE_READS_SCALE_HISTORY)) is True
         assert {year: asyncio.run(_graduations(url, year)) for year in counted} == {
             2025: [],
             2026: [(ids[0], "micro", "small"), (ids[1], "micro", "small")],
