@@ -30,6 +30,7 @@ from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.audit_trail import written, written_and_sealed
 from tests.support.databases import as_service, run
+from tests.support.served import free_port
 
 KEY = secrets.token_bytes(32)
 # An entry the service's role may insert: some MAC (migration 0051 refuses none), not a valid one.
@@ -40,19 +41,28 @@ SIGNED_BY_ANYONE = (
 
 
 def _serve(url: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`serve` as the service role, past its start checks: on a port taken, it stops there."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = str(taken.getsockname()[1])
-        return subprocess.run(
-            [sys.executable, "-m", "sinergi.cli", "serve", "--host", "127.0.0.1", "--port", port],
-            env={**os.environ, "DATABASE_URL": as_service(url), "SINERGI_HOME": str(home), **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    """`serve` as the service role, past its start checks: one that refuses exits by itself,
+    one that passes them is stopped once it listens."""
+    port = free_port()
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": as_service(url), "SINERGI_HOME": str(home), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    if server.poll() is None:
+        server.terminate()
+    stdout, stderr = server.communicate(timeout=60)
+    return subprocess.CompletedProcess(server.args, server.returncode, stdout, stderr)
 
 
 def _refused(served: subprocess.CompletedProcess[str]) -> bool:
