@@ -211,22 +211,24 @@ class AuthService:
         self, connection: AsyncConnection, reserved: auth_failures.Reservation
     ) -> OAuthError | None:
         """The 429 for an attempt over the failure limits, or whose client id was issued as many
-        tokens in the window as it may (FailureLimits); None when its secret may be checked."""
+        tokens in the window as it may (FailureLimits); None when its secret may be checked.
+        Both are one answer, until the window ends: it is given before any secret is checked,
+        to whoever sends the client id, and one of its own for the cap would tell them the id
+        is an active client's, as an unknown, revoked or wrong one's 401 does not
+        (clients.claim). An unknown id's failures reach the same answer, from anywhere once
+        its total is reached (FailureLimits.per_client_total)."""
         limits = self.failure_limits
         retry_after = max(1, math.ceil(reserved.seconds_left))
+        refusal = _rate_limited(f"too many token requests; retry in {retry_after} s", retry_after)
         if limits.exceeded(reserved) and (
             limits.exceeded_by_pair(reserved)
             or not await auth_failures.succeeded_since(
                 connection, reserved, limits.remembered_seconds(self.token_lifetime)
             )
         ):
-            return _rate_limited(f"too many failed attempts; retry in {retry_after} s", retry_after)
+            return refusal
         if await auth_failures.issued(connection, reserved) >= limits.tokens_per_client:
-            return _rate_limited(
-                f"this client was issued {limits.tokens_per_client} tokens in"
-                f" {limits.window_seconds} s, as many as it may; retry in {retry_after} s",
-                retry_after,
-            )
+            return refusal
         return None
 
     async def _checked(

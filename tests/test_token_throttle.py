@@ -6,6 +6,7 @@ so concurrent guesses share them too), and a flood is refused rather than let dr
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import threading
 import time
@@ -586,6 +587,37 @@ def test_tokens_issued_to_one_client_are_capped_per_window(
         assert refused.status_code == 429
         body = refused.json()
         assert (body["error"], body["code"]) == ("rate_limited", "RATE_LIMITED")
-        assert "2 tokens" in body["error_description"]
+        assert body["error_description"].startswith("too many token requests; retry in")
         assert len(scrypt_calls) == checked
         assert _asker(client, other)("192.0.2.92", other_secret) == 200
+
+
+def _shape(answer: httpx.Response) -> tuple[int, dict[str, Any], list[str]]:
+    """An answer's status, body and header names, its seconds left in the window left out."""
+    body = {key: value for key, value in answer.json().items() if key != "retryAfter"}
+    body["error_description"] = re.sub(r"\d+", "N", body["error_description"])
+    return answer.status_code, body, sorted(answer.headers.keys())
+
+
+def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(demo_url: str) -> None:
+    """The oracle: past its token cap, anyone sending only a client id was told "this client was
+    issued 300 tokens" before any secret was checked, while an unknown id got 401: the answer
+    said the id was a client's, and an active one. It now reads as any throttled id's does,
+    and an unknown id's failures reach that answer too."""
+    settings = Settings(rate_limit=1_000_000, tokens_per_client=1, auth_failures_per_client=1)
+    client_id, secret = _register(demo_url)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        assert _asker(client, client_id)("192.0.2.94", secret) == 200
+        form = {"grant_type": "client_credentials"}
+        headers = {"X-Test-Address": "192.0.2.95"}
+
+        def probe(probed: str) -> httpx.Response:
+            return client.post("/oauth/token", data=form, auth=(probed, "x"), headers=headers)
+
+        capped = probe(client_id)
+        unknown = f"no-such-{secrets.token_hex(4)}"
+        assert probe(unknown).status_code == 401
+        throttled = probe(unknown)
+    assert capped.status_code == throttled.status_code == 429, capped.text
+    assert _shape(capped) == _shape(throttled)
+    assert capped.json()["error_description"].startswith("too many token requests; retry in")
