@@ -167,18 +167,26 @@ class AuthService:
         may, before the secret is checked; 429 too while this process checks as many of the
         client id's secrets as it may and as many more wait (clients.SecretChecksByClient);
         503 while it checks as many secrets of all clients as it may and as many more wait,
-        and while no usable key signs (`_token_response`)."""
-        client = await self._authenticated(client_id, secret, address)
-        return await self._token_response(client, _granted(client.scopes, requested_scope))
+        and while no usable key signs (`_token_response`). Only a token signed counts against
+        the client's cap, and as its success from the address: a right secret refused its scope
+        or met while no key signs was issued nothing, and its retries use up nothing."""
+        client, reserved = await self._authenticated(client_id, secret, address)
+        answer = await self._token_response(client, _granted(client.scopes, requested_scope))
+        async with self.reads.connect() as connection:
+            await auth_failures.succeeded(connection, reserved)
+        return answer
 
-    async def _authenticated(self, client_id: str, secret: str, address: str) -> clients.Client:
+    async def _authenticated(
+        self, client_id: str, secret: str, address: str
+    ) -> tuple[clients.Client, auth_failures.Reservation]:
         """The attempt is counted as failed before the secret is checked, and taken back if it
         matches, so however many arrive at once no more secrets are checked than the limits
         allow. Over the client id's total or the address's limit, the client id's own address
         still has its secrets checked if it got a token there lately (FailureLimits): others
         sharing the address (a NAT, a proxy uvicorn does not trust) or guessing from elsewhere
         do not lock its owner out. No connection is held while scrypt runs: only for the
-        statements either side."""
+        statements either side. The client comes with its attempt's reservation, whose window
+        a token issued is counted in (`issue_token`)."""
         attempt = auth_failures.Attempt(client_id, address)
         limits = self.failure_limits
         async with self.reads.connect() as connection:
@@ -204,8 +212,7 @@ class AuthService:
             raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)
-            await auth_failures.succeeded(connection, reserved)
-        return client
+        return client, reserved
 
     async def _throttled(
         self, connection: AsyncConnection, reserved: auth_failures.Reservation

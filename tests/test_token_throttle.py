@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 import auth.clients
+import auth.keys
 import auth.service
 import db.queries.auth_failures
 from auth.clients import create
@@ -621,3 +622,31 @@ def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(demo_url: str) 
     assert capped.status_code == throttled.status_code == 429, capped.text
     assert _shape(capped) == _shape(throttled)
     assert capped.json()["error_description"].startswith("too many token requests; retry in")
+
+
+def test_only_tokens_issued_count_against_a_clients_cap(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap counted right secrets, not tokens: a client retrying while no key could sign
+    (503), or asking for a scope it does not hold (invalid_scope), used it up and was then
+    refused the tokens it had not been issued. Only a signed token counts now."""
+    settings = Settings(rate_limit=1_000_000, tokens_per_client=1)
+    client_id, secret = _register(demo_url)
+    real = auth.keys.signing_key
+    outage = True
+
+    async def signing_key(connection: Any) -> Any:
+        if outage:
+            raise auth.keys.NoSigningKey("no usable key (the test's outage)")
+        return await real(connection)
+
+    monkeypatch.setattr(auth.keys, "signing_key", signing_key)
+    with TestClient(_from_addresses(settings, demo_url)) as client:
+        ask = _asker(client, client_id)
+        assert [ask("192.0.2.96", secret) for _ in range(3)] == [503] * 3
+        outage = False
+        form = {"grant_type": "client_credentials", "scope": "pii:read"}
+        headers = {"X-Test-Address": "192.0.2.96"}
+        beyond = client.post("/oauth/token", data=form, auth=(client_id, secret), headers=headers)
+        assert (beyond.status_code, beyond.json()["error"]) == (400, "invalid_scope")
+        assert [ask("192.0.2.96", secret), ask("192.0.2.96", secret)] == [200, 429]
