@@ -24,7 +24,7 @@ from auth import keys, registry
 from auth.clients import DEMO_SECRET, refused_secret
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
-from auth.service import AuthService, FailureLimits
+from auth.service import AuthService
 from db import change_signal
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
@@ -145,13 +145,7 @@ async def _serving(
         audience=settings.audience,
         token_lifetime_seconds=settings.token_lifetime_seconds,
         external_issuers=external_issuers,
-        failure_limits=FailureLimits(
-            per_client=settings.auth_failures_per_client,
-            per_client_total=settings.auth_failures_per_client_total,
-            per_address=settings.auth_failures_per_address,
-            window_seconds=settings.auth_failure_window_seconds,
-            tokens_per_client=settings.tokens_per_client,
-        ),
+        failure_limits=settings.failure_limits,
         secret_checks=settings.secret_checks,
         refused_secret=refused_secret(settings.dev),
         demo_clients=DEMO_CLIENT_IDS,

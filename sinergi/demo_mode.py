@@ -169,8 +169,8 @@ class NoSuchClient(LookupError):
 
 async def demo_token(url: str, settings: Settings, client_id: str, scope: str | None) -> str:
     """A token of a client whose secret is DEMO_SECRET, as POST /oauth/token would issue it to
-    this server's settings; NoSuchClient for a client not registered, OAuthError
-    (`invalid_client`) for any other client."""
+    this server's settings, its limits included; NoSuchClient for a client not registered,
+    OAuthError (`invalid_client`) for any other client."""
     engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
     try:
         async with engine.connect() as connection:
@@ -181,6 +181,7 @@ async def demo_token(url: str, settings: Settings, client_id: str, scope: str | 
             issuer=settings.issuer,
             audience=settings.audience,
             token_lifetime_seconds=settings.token_lifetime_seconds,
+            failure_limits=settings.failure_limits,
         )
         await auth.startup()
         answer = await auth.issue_token(client_id, DEMO_SECRET, scope, address="cli")

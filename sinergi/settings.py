@@ -14,10 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain.cellkey import Perturbation
 from schema.query_limits import QueryLimits
 from sinergi.checkpoint_syslog import SyslogAddress, parse_address, presenting, trusting
+
+if TYPE_CHECKING:
+    from auth.service import FailureLimits
 
 
 class Environment(StrEnum):
@@ -453,6 +457,21 @@ class Settings:
         """Where `home` is when SINERGI_HOME is unset: where a database made before, without
         it, would be (sinergi.database names one found there)."""
         return default_home(self.xdg_data_home)
+
+    @property
+    def failure_limits(self) -> FailureLimits:
+        """The token endpoint's limits as set here, for every AuthService that issues tokens:
+        the server's (sinergi.app) and `sinergi token`'s, which issues as it does. Imported
+        here only when asked for, as auth.external is: reading settings needs no auth."""
+        from auth.service import FailureLimits
+
+        return FailureLimits(
+            per_client=self.auth_failures_per_client,
+            per_client_total=self.auth_failures_per_client_total,
+            per_address=self.auth_failures_per_address,
+            window_seconds=self.auth_failure_window_seconds,
+            tokens_per_client=self.tokens_per_client,
+        )
 
     @property
     def is_development(self) -> bool:

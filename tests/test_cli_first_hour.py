@@ -20,6 +20,7 @@ from db import embedded
 from db.engine import async_url
 from tests.support.cli import sinergi
 from tests.support.http import Api, served
+from tests.support.windows import LONGEST_WINDOW, clear_of_an_edge
 
 
 def test_token_prints_a_working_token_of_a_demo_client_only(demo_url: str, api: Api) -> None:
@@ -233,3 +234,18 @@ def test_a_home_too_long_for_the_socket_is_refused_before_a_server_starts(variab
         assert not home.exists(), "nothing made, no server started"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_token_holds_to_the_servers_token_limits(demo_url: str, api: Api) -> None:
+    """`sinergi token` issues as POST /oauth/token does, yet built its token endpoint with the
+    default limits: SINERGI_TOKENS_PER_CLIENT (and the failure limits) set for the server were
+    not its own. A client past the cap set is refused here too."""
+    window = {"SINERGI_AUTH_FAILURE_WINDOW": str(LONGEST_WINDOW)}
+    clear_of_an_edge(LONGEST_WINDOW, margin=60)
+    # Uncapped: each run counts one more token of demo-walidata's in the year's window.
+    uncapped = {**window, "SINERGI_TOKENS_PER_CLIENT": "1000000"}
+    assert sinergi(demo_url, "token", "--dev", "demo-walidata", env=uncapped)[0] == 0
+    capped = {**window, "SINERGI_TOKENS_PER_CLIENT": "1"}
+    code, out, err = sinergi(demo_url, "token", "--dev", "demo-walidata", env=capped)
+    assert (code, out) == (2, ""), err
+    assert "too many token requests" in err
