@@ -31,6 +31,7 @@ from sinergi.app import create_app
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.windows import LONGEST_WINDOW, clear_of_an_edge
 
 
 def _register(url: str) -> tuple[str, str]:
@@ -59,10 +60,17 @@ def clear_of_a_window_edge() -> None:
     """Failures are counted in fixed windows (of SINERGI_AUTH_FAILURE_WINDOW seconds, from the
     epoch): attempts straddling an edge count in two windows, and the throttle a test expects
     after its Nth does not come. Each test starts with at least 15 s of its window left."""
-    window = Settings().auth_failure_window_seconds
-    left = window - time.time() % window
-    if left < 15:
-        time.sleep(left + 0.5)
+    clear_of_an_edge(Settings().auth_failure_window_seconds, margin=15)
+
+
+@pytest.fixture
+def years_window() -> int:
+    """A window of a year (SINERGI_AUTH_FAILURE_WINDOW's longest), begun at least a minute
+    before its end: a test of the token cap, counted in it, straddles no edge however slow
+    the machine (in the 15 s of a 300-s window it was sure of, one could). Its rows last
+    as long, so a test counting failures in it sends from addresses of its own (`_ipv4`)."""
+    clear_of_an_edge(LONGEST_WINDOW, margin=60)
+    return LONGEST_WINDOW
 
 
 @pytest.fixture
@@ -570,12 +578,14 @@ def test_a_client_flooding_with_its_right_secret_does_not_stop_another_clients_t
 
 
 def test_tokens_issued_to_one_client_are_capped_per_window(
-    demo_url: str, scrypt_calls: list[str]
+    demo_url: str, scrypt_calls: list[str], years_window: int
 ) -> None:
     """Each token costs a scrypt, and nothing bounded how many one client was issued: past
     SINERGI_TOKENS_PER_CLIENT in a window it is now refused (429) without checking the secret,
     and other clients still get theirs."""
-    settings = Settings(rate_limit=1_000_000, tokens_per_client=2)
+    settings = Settings(
+        rate_limit=1_000_000, tokens_per_client=2, auth_failure_window_seconds=years_window
+    )
     client_id, secret = _register(demo_url)
     other, other_secret = _register(demo_url)
     with TestClient(_from_addresses(settings, demo_url)) as client:
@@ -600,17 +610,24 @@ def _shape(answer: httpx.Response) -> tuple[int, dict[str, Any], list[str]]:
     return answer.status_code, body, sorted(answer.headers.keys())
 
 
-def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(demo_url: str) -> None:
+def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(
+    demo_url: str, years_window: int
+) -> None:
     """The oracle: past its token cap, anyone sending only a client id was told "this client was
     issued 300 tokens" before any secret was checked, while an unknown id got 401: the answer
     said the id was a client's, and an active one. It now reads as any throttled id's does,
     and an unknown id's failures reach that answer too."""
-    settings = Settings(rate_limit=1_000_000, tokens_per_client=1, auth_failures_per_client=1)
+    settings = Settings(
+        rate_limit=1_000_000,
+        tokens_per_client=1,
+        auth_failures_per_client=1,
+        auth_failure_window_seconds=years_window,
+    )
     client_id, secret = _register(demo_url)
     with TestClient(_from_addresses(settings, demo_url)) as client:
-        assert _asker(client, client_id)("192.0.2.94", secret) == 200
+        assert _asker(client, client_id)(_ipv4(), secret) == 200
         form = {"grant_type": "client_credentials"}
-        headers = {"X-Test-Address": "192.0.2.95"}
+        headers = {"X-Test-Address": _ipv4()}
 
         def probe(probed: str) -> httpx.Response:
             return client.post("/oauth/token", data=form, auth=(probed, "x"), headers=headers)
@@ -625,12 +642,14 @@ def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(demo_url: str) 
 
 
 def test_only_tokens_issued_count_against_a_clients_cap(
-    demo_url: str, monkeypatch: pytest.MonkeyPatch
+    demo_url: str, monkeypatch: pytest.MonkeyPatch, years_window: int
 ) -> None:
     """The cap counted right secrets, not tokens: a client retrying while no key could sign
     (503), or asking for a scope it does not hold (invalid_scope), used it up and was then
     refused the tokens it had not been issued. Only a signed token counts now."""
-    settings = Settings(rate_limit=1_000_000, tokens_per_client=1)
+    settings = Settings(
+        rate_limit=1_000_000, tokens_per_client=1, auth_failure_window_seconds=years_window
+    )
     client_id, secret = _register(demo_url)
     real = auth.keys.signing_key
     outage = True

@@ -637,3 +637,16 @@ def test_an_id_no_sso_token_could_carry_is_refused(
     assert reason in err, err
     with pytest.raises(SettingsError, match="SINERGI_TRUSTED_DOCUMENTS"):
         _sso_settings(issuers, client_id)
+
+
+def test_a_space_stops_start_in_a_registered_clients_id_only() -> None:
+    """A token's client id claim may hold a space (an app named "bumd portal"), and an SSO
+    principal's id with it: the setting takes that one, as `clients trust` does, and refuses
+    a space only in the id of a client registered here, which never holds one."""
+    issuers = json.dumps(
+        [{"issuer": SSO, "jwks_url": "https://sso.example.go.id/jwks", "audience": "sinergi"}]
+    )
+    spaced = f"{SSO}#bumd portal@bumd:62"
+    assert _sso_settings(issuers, spaced).trusted_documents == spaced
+    with pytest.raises(SettingsError, match="SINERGI_TRUSTED_DOCUMENTS"):
+        _sso_settings(issuers, "demo ministry")
