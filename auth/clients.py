@@ -268,7 +268,8 @@ class SecretChecks:
     one per CPU: scrypt is CPU work, 16 MiB of memory each), WAITING_ROUNDS times as many waiting
     their turn, and any more refused at once (`busy`, by default Busy) rather than queued: a
     flood of token requests costs time and memory up to this bound, not in proportion to the
-    flood."""
+    flood. The token endpoint's throttle statements are bounded alike, on turns of their own
+    (AuthService.throttle_turns)."""
 
     def __init__(self, at_once: int | None = None, busy: type[Exception] = Busy) -> None:
         at_once = at_once or os.cpu_count() or 1

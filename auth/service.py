@@ -121,6 +121,7 @@ class AuthService:
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
         failure_limits: FailureLimits | None = None,
         secret_checks: int | None = None,
+        throttle_connections: int = 1,
         refused_secret: str | None = None,
         demo_clients: frozenset[str] = frozenset(),
     ) -> None:
@@ -141,6 +142,11 @@ class AuthService:
         self.failure_limits = failure_limits or FailureLimits()
         self.secret_checks = clients.SecretChecks(secret_checks)
         self.client_checks = clients.SecretChecksByClient()
+        self.throttle_turns = clients.SecretChecks(throttle_connections)
+        """Token requests running the throttle's statements at once (`_admitted`), each on a
+        pooled connection /graphql shares: `throttle_connections` of them (the server's: half
+        its pool), four times as many waiting, any more 503 at once. They run before any turn
+        of the secret checks, which a flood of made-up client ids never takes."""
         self.reads = autocommit(engine)
         self.issuer = issuer
         self.audience = audience
@@ -166,10 +172,11 @@ class AuthService:
         recent success still lets through), or the client id was issued as many tokens as it
         may, before the secret is checked; 429 too while this process checks as many of the
         client id's secrets as it may and as many more wait (clients.SecretChecksByClient);
-        503 while it checks as many secrets of all clients as it may and as many more wait,
-        and while no usable key signs (`_token_response`). Only a token signed counts against
-        the client's cap, and as its success from the address: a right secret refused its scope
-        or met while no key signs was issued nothing, and its retries use up nothing."""
+        503 while it checks as many secrets of all clients as it may and as many more wait, or
+        runs as many requests' throttle statements (`throttle_turns`), and while no usable key
+        signs (`_token_response`). Only a token signed counts against the client's cap, and as
+        its success from the address: a right secret refused its scope or met while no key
+        signs was issued nothing, and its retries use up nothing."""
         client, reserved = await self._authenticated(client_id, secret, address)
         answer = await self._token_response(client, _granted(client.scopes, requested_scope))
         async with self.reads.connect() as connection:
@@ -187,15 +194,7 @@ class AuthService:
         do not lock its owner out. No connection is held while scrypt runs: only for the
         statements either side. The client comes with its attempt's reservation, whose window
         a token issued is counted in (`issue_token`)."""
-        attempt = auth_failures.Attempt(client_id, address)
-        limits = self.failure_limits
-        async with self.reads.connect() as connection:
-            reserved = await auth_failures.reserve(connection, attempt, limits.window_seconds)
-            refusal = await self._throttled(connection, reserved)
-            if refusal is not None:
-                await auth_failures.take_back(connection, reserved)
-                raise refusal
-            claimed = await clients.claim(connection, client_id)
+        reserved, claimed = await self._admitted(auth_failures.Attempt(client_id, address))
         if self._refused(claimed, secret) or self._refuses_client(client_id):
             raise authentication_failed()  # counted as a failure, as a wrong secret is
         try:
@@ -206,13 +205,33 @@ class AuthService:
             raise
         if random.random() < 0.01:  # noqa: S311 (spreading clean-up, not security)
             # After successes too: each leaves a row, and a deployment may rarely see a failure.
+            kept = self.failure_limits.kept_seconds(self.token_lifetime)
             async with self.reads.connect() as connection:
-                await auth_failures.purge(connection, limits.kept_seconds(self.token_lifetime))
+                await auth_failures.purge(connection, kept)
         if client is None:
             raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)
         return client, reserved
+
+    async def _admitted(
+        self, attempt: auth_failures.Attempt
+    ) -> tuple[auth_failures.Reservation, clients.Claim]:
+        """The attempt counted as failed, and what its secret is checked against; the 429 when
+        the throttle refuses it (`_throttled`), and 503 at once, before any statement, while
+        this process runs as many requests' throttle statements as it may and as many more
+        wait (`throttle_turns`)."""
+        try:
+            async with self.throttle_turns.turn(), self.reads.connect() as connection:
+                window = self.failure_limits.window_seconds
+                reserved = await auth_failures.reserve(connection, attempt, window)
+                refusal = await self._throttled(connection, reserved)
+                if refusal is not None:
+                    await auth_failures.take_back(connection, reserved)
+                    raise refusal
+                return reserved, await clients.claim(connection, attempt.client)
+        except clients.Busy:
+            raise _busy() from None
 
     async def _throttled(
         self, connection: AsyncConnection, reserved: auth_failures.Reservation
@@ -252,12 +271,7 @@ class AuthService:
                 "too many token requests for this client at once; retry in 1 s", 1
             ) from None
         except clients.Busy:
-            raise OAuthError(
-                "temporarily_unavailable",
-                "too many token requests at once; retry in 1 s",
-                503,
-                retry_after=1,
-            ) from None
+            raise _busy() from None
 
     def _refuses(self, secret: str) -> bool:
         """Whether `secret` is the refused one, compared in constant time."""
@@ -428,6 +442,16 @@ def _granted(held: frozenset[Scope], requested_scope: str | None) -> frozenset[S
     if not usable(scopes):
         raise OAuthError("invalid_scope", f"the client holds no usable scope ({needs})")
     return scopes
+
+
+def _busy() -> OAuthError:
+    """The 503 of a process with as many token requests at once as it takes (AuthService)."""
+    return OAuthError(
+        "temporarily_unavailable",
+        "too many token requests at once; retry in 1 s",
+        503,
+        retry_after=1,
+    )
 
 
 def _rate_limited(description: str, retry_after: int) -> OAuthError:

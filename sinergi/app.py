@@ -147,6 +147,7 @@ async def _serving(
         external_issuers=external_issuers,
         failure_limits=settings.failure_limits,
         secret_checks=settings.secret_checks,
+        throttle_connections=max(1, settings.db_pool_size // 2),
         refused_secret=refused_secret(settings.dev),
         demo_clients=DEMO_CLIENT_IDS,
     )

@@ -182,7 +182,9 @@ def test_concurrent_wrong_secrets_check_no_more_secrets_than_the_limit(
     """The attack: the count was read before the secret was checked and raised after, so 200
     wrong secrets sent at once all read it under the limit (10) and had 19 checked. Each attempt
     is now counted before its check: the eleventh and later are refused unchecked."""
-    settings = Settings(rate_limit=1_000_000, secret_checks=64)
+    # A pool of 14: its 30 requests at once are all let run the throttle's statements (7 at
+    # once, 28 waiting), none answered 503 before being counted.
+    settings = Settings(rate_limit=1_000_000, secret_checks=64, db_pool_size=14)
     app = create_app(settings, database_url=as_service(demo_url))
     client_id, secret = _register(demo_url)
     with TestClient(app, client=("192.0.2.31", 40000)) as client:
@@ -551,7 +553,9 @@ def test_a_client_flooding_with_its_right_secret_does_not_stop_another_clients_t
     them all and another client's requests were answered 503. Now a client id has at most two
     secrets checked at once in a process, with a bounded queue of its own: the flood holds two
     of the process's turns (here three), and the other client gets the third."""
-    settings = Settings(rate_limit=1_000_000, secret_checks=3)
+    # A pool of 14: the flood's 30 requests at once are all let run the throttle's statements
+    # (7 at once, 28 waiting), so any refusal is its client id's queue's.
+    settings = Settings(rate_limit=1_000_000, secret_checks=3, db_pool_size=14)
     app, flooder, other, release, held = _flooded(demo_url, settings, monkeypatch)
     with TestClient(app, client=("192.0.2.91", 40000)) as client:
         api = Api(client)
@@ -669,3 +673,46 @@ def test_only_tokens_issued_count_against_a_clients_cap(
         beyond = client.post("/oauth/token", data=form, auth=(client_id, secret), headers=headers)
         assert (beyond.status_code, beyond.json()["error"]) == (400, "invalid_scope")
         assert [ask("192.0.2.96", secret), ask("192.0.2.96", secret)] == [200, 429]
+
+
+def test_token_requests_take_at_most_half_the_pool_for_the_throttles_statements(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flood: every token request ran the throttle's statements (reserve, its counts, the
+    client's row) on the pool /graphql shares before any turn was taken, however many came at
+    once. A process now lets as many requests run them at once as half its pool (here one),
+    four times as many wait, and answers any more 503 at once, before any statement."""
+    settings = Settings(rate_limit=1_000_000, db_pool_size=2)
+    app = create_app(settings, database_url=as_service(demo_url))
+    release = threading.Event()
+    entered: list[str] = []
+    real = db.queries.auth_failures.reserve
+
+    async def held(connection: Any, attempt: Any, window_seconds: int) -> Any:
+        entered.append(attempt.client)
+        await asyncio.to_thread(release.wait, 30)
+        return await real(connection, attempt, window_seconds)
+
+    monkeypatch.setattr(db.queries.auth_failures, "reserve", held)
+    answers: list[httpx.Response] = []
+    with TestClient(app, client=(_ipv4(), 40000)) as client:
+        api = Api(client)
+
+        def ask(_: int) -> None:
+            answers.append(api.token_response(f"hunt-{secrets.token_hex(4)}", secret="x"))
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            for n in range(12):
+                pool.submit(ask, n)
+            deadline = time.monotonic() + 30
+            while len(answers) < 7 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            try:
+                early, running = list(answers), len(entered)
+            finally:
+                release.set()
+    assert running == 1
+    assert [answer.status_code for answer in early] == [503] * 7
+    body = early[0].json()
+    assert (body["error"], early[0].headers["retry-after"]) == ("temporarily_unavailable", "1")
+    assert sorted(answer.status_code for answer in answers) == [401] * 5 + [503] * 7
