@@ -688,3 +688,15 @@ async def test_an_update_sending_the_stored_figures_again_keeps_the_declaration(
     )
     assert resent.errors is None, resent.errors
     assert resent.data["updateMsme"] == {"scale": "MICRO", "declaredScale": "SMALL", "version": 2}
+
+
+@pytest.mark.parametrize("year", [32768, 2_097_151, -32769])
+async def test_a_year_beyond_a_smallint_has_no_graduates_rather_than_failing(
+    engine: AsyncEngine, year: int
+) -> None:
+    """The year asked is compared with the stored years of sales (a smallint): one past what a
+    smallint holds matches no business, as any year without graduates does (it failed to send)."""
+    query = f'{{ graduations(year: {year}, groupBy: [FROM_SCALE], region: "62") {{ count }} }}'
+    result = await run(engine, KALTENG, query)
+    assert result.errors is None, result.errors
+    assert [cell["count"] for cell in result.data["graduations"]] in ([], [0])

@@ -409,9 +409,12 @@ def graduation_year(history: Table) -> ColumnElement[Any]:
     """The year a scale history entry counts in: that of the annual sales it was computed from
     (domain: naik kelas in t is micro in t-1 and small or medium in t, by each year's sales);
     the year it took effect where that is not known (no sales, or written before migration
-    0055 kept the year)."""
+    0055 kept the year). An integer, as the year asked is: typed as the stored smallint, the
+    year asked went as one, and a year past 32767 failed to send rather than match nothing."""
     return func.coalesce(
-        history.c.turnover_year, cast(extract("year", history.c.effective_from), SqlInteger)
+        history.c.turnover_year,
+        cast(extract("year", history.c.effective_from), SqlInteger),
+        type_=SqlInteger,
     )
 
 
