@@ -342,7 +342,7 @@ def check_cooperative(
             established,
             field=name("bookYear"),
             today=today,
-            changed=changes(kept, "book_year"),
+            changed=changes(kept, "book_year", "business_volume", "assets", "surplus"),
         ),
     )
     rat_date = got.optional(

@@ -524,7 +524,7 @@ def check_registered_msme(
     if (
         turnover_year is not None
         and established is not None
-        and changes(kept, "turnover_year", "established_on")
+        and changes(kept, "turnover_year", "established_on", "annual_turnover")
     ):
         got.take(lambda: after_founding(turnover_year, established, field=name("turnoverYear")))
     figures_valid = not got.errors or all(

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
-from resolvers.calendar import today
 from tests.support.databases import as_service
 from tests.support.databases import run as run_sql
 from tests.support.graphql import principal, run
@@ -34,8 +33,7 @@ BLANK = "\u2800"
 class Old:
     """A value older rules took: the SQL that leaves a record holding it, the same value as a
     write gives it (sent back unchanged), and a write changing it to one today's rules refuse,
-    with the field refused (None: no such write, as a book year still running is refused only
-    when a write sets it: tests/test_cooperative_and_participation_writes.py)."""
+    with the field refused (None: no such write)."""
 
     sql: str
     given: dict[str, Any]
@@ -196,12 +194,6 @@ COOPERATIVE_OLD = {
         {"odsNo": f"ODS{BLANK}2"},
         "odsNo",
     ),
-    "figures of the year still running": Old(
-        "UPDATE cooperatives SET book_year = extract(year FROM now()) WHERE legal_entity_no = $1",
-        {"bookYear": today().year},
-        {},
-        None,
-    ),
 }
 
 
@@ -210,9 +202,8 @@ async def test_a_cooperative_holding_a_value_older_rules_took_stays_writable(
     engine: AsyncEngine, module_reference_url: str, case: str
 ) -> None:
     """As for an MSME: a secondary cooperative counting persons, a name of no letter, a Braille
-    blank, figures of a year not yet closed, each stored before its rule, take an update of the
-    assets and the value sent back as stored; a write setting a value the rule refuses is
-    refused."""
+    blank, each stored before its rule, take an update of the assets and the value sent back as
+    stored; a write setting a value the rule refuses is refused."""
     old = COOPERATIVE_OLD[case]
     given = _cooperative(list(COOPERATIVE_OLD).index(case) + 1)
     created = await run(engine, KALTENG, CREATE_COOPERATIVE, {"input": given})
@@ -275,3 +266,42 @@ def test_a_file_giving_a_record_its_stored_old_values_is_imported(
         refused = imported("bad.csv", row)
         assert "1 rejected" in refused, refused
         assert field in refused, refused
+
+
+async def test_a_cooperative_of_a_book_year_still_running_takes_no_new_figures_for_it(
+    engine: AsyncEngine, module_reference_url: str
+) -> None:
+    """A book year not yet closed, stored before the rule: the record takes a new name, but not
+    new figures for that year (they would be a part year's, read as the whole year's by R11 and
+    the indicators), refused on the book year."""
+    given = _cooperative(90)
+    created = await run(engine, KALTENG, CREATE_COOPERATIVE, {"input": given})
+    assert created.errors is None, created.errors
+    record = created.data["createCooperative"]["id"]
+    await _as_owner(
+        module_reference_url,
+        "UPDATE cooperatives SET book_year = extract(year FROM now()) WHERE legal_entity_no = $1",
+        given["legalEntityNo"],
+    )
+    renamed = {"id": record, "version": 1, "changes": {"name": "Koperasi Uji Baru"}}
+    updated = await run(engine, KALTENG, UPDATE_COOPERATIVE, renamed)
+    assert updated.errors is None, updated.errors
+    for figures in ({"assets": "5000000"}, {"businessVolume": "99000000000"}):
+        refused = {"id": record, "version": 2, "changes": figures}
+        _refused_on(await run(engine, KALTENG, UPDATE_COOPERATIVE, refused), "changes.bookYear")
+
+
+async def test_new_sales_for_a_year_before_the_founding_are_refused_on_that_year(
+    engine: AsyncEngine, module_reference_url: str
+) -> None:
+    """Sales of 2005 stored for a business founded in 2010, before the rule: new annual sales
+    sent without a year are that year's, and refused on it, as a year before the founding is."""
+    nib = "7717000000091"
+    created = await run(engine, KALTENG, CREATE_MSME, {"input": _msme(nib)})
+    assert created.errors is None, created.errors
+    record = created.data["createMsme"]["id"]
+    await _as_owner(
+        module_reference_url, "UPDATE msmes SET turnover_year = 2005 WHERE nib = $1", nib
+    )
+    sales = {"id": record, "version": 1, "changes": {"annualTurnover": "9000000000"}}
+    _refused_on(await run(engine, KALTENG, UPDATE_MSME, sales), "changes.turnoverYear")
