@@ -605,6 +605,48 @@ async def test_an_ended_participation_stays_with_the_programme_s_region_after_a_
         assert answer.data["updateParticipation"]["version"] == 2
 
 
+HISTORY = """query($id: ID!) { programme(id: $id) { participants(first: 100) {
+  id msme { id } cooperative { id } changes { fields { field before after } } } } }"""
+
+
+async def test_a_left_behind_participation_s_history_names_no_business_outside(
+    engine: AsyncEngine, city_programme: str
+) -> None:
+    """The programme's region reads a participation whose business has left it without the
+    business (`msme` and `cooperative` null): its history does not name the business either,
+    the create entry's `msmeId` or `cooperativeId` null as the change feed's are."""
+    msme_id = await _created_msme(engine, business("7720000000001", district="62.71.03"))
+    cooperative_id = (
+        await run(engine, KALTENG, CREATE, {"input": cooperative(7720, region="62.71")})
+    ).data["createCooperative"]["id"]
+    ended = {
+        await _ended_in_the_city_then_moved(
+            engine, city_programme, ("msmeId", msme_id), UPDATE_MSME, LEAVE_PALANGKA_RAYA
+        ),
+        await _ended_in_the_city_then_moved(
+            engine, city_programme, ("cooperativeId", cooperative_id), UPDATE, {"region": "62.01"}
+        ),
+    }
+    city = await run(engine, PALANGKA_RAYA, HISTORY, {"id": city_programme})
+    assert city.errors is None, city.errors
+    shown = [row for row in city.data["programme"]["participants"] if row["id"] in ended]
+    assert len(shown) == 2
+    for row in shown:
+        (created,) = row["changes"]
+        named = {
+            change["field"]: (change["before"], change["after"])
+            for change in created["fields"]
+            if change["field"] in ("msmeId", "cooperativeId")
+        }
+        assert set(named.values()) <= {(None, None)}, row
+
+    province = await run(engine, KALTENG, HISTORY, {"id": city_programme})
+    seen = {row["id"]: row for row in province.data["programme"]["participants"]}
+    fields = [change for row in ended for change in seen[row]["changes"][0]["fields"]]
+    assert {"after": msme_id, "before": None, "field": "msmeId"} in fields
+    assert {"after": cooperative_id, "before": None, "field": "cooperativeId"} in fields
+
+
 async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> None:
     """ "Supplier" after "supplier" would be a second participation of one business in one role:
     a CONFLICT on `input.role`, as the same spelling is; the role keeps the spelling it was

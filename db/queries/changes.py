@@ -9,6 +9,8 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     FromClause,
+    Table,
+    Text,
     case,
     cast,
     column,
@@ -19,54 +21,58 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, MSME_OWNERS, RECORD_CHANGES
+from db.models import COOPERATIVES, MSME_OWNERS, MSMES, RECORD_CHANGES
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
 
 HISTORY = table("record_history", *(column(c.name, c.type) for c in RECORD_CHANGES.columns))
 """The view of migration 0015: `record_changes` and the entries of imported creations."""
 
-COOPERATIVE = "cooperative_id"
-"""The column of an MSME that names another record, its cooperative, which may lie outside the
-reader's scope though the MSME does not."""
+LINKS: dict[str, Table] = {"cooperative_id": COOPERATIVES, "msme_id": MSMES}
+"""The fields of a record's history that name another record, which may lie outside the
+reader's scope though the record does not: an MSME's cooperative, and a participation's
+business once it has left the programme's region (db/queries/programmes.visible)."""
 
 RecordKey = tuple[str, int]
 """(record kind, record id), e.g. ("msme", 42)."""
 
 
-def _cooperative_if_seen(value: Any, scope: RowScope) -> ColumnElement[Any]:
-    """`value` (a cooperative's id as JSON) if the cooperative lies inside `scope`, else null:
-    the same rows a cooperative's own read admits (`scope.rows`), so the history names no
-    cooperative that `Msme.cooperative` and the change feed answer as none."""
+def _if_seen(target: Table, value: Any, scope: RowScope) -> ColumnElement[Any]:
+    """`value` (the id of a row of `target` as JSON) if that row lies inside `scope`, else
+    null: the same rows the record's own read admits (`scope.rows`), so the history names no
+    cooperative or business that `Msme.cooperative`, `Participation.msme` and the change feed
+    answer as none."""
     named = cast(value.astext, BigInteger)
-    return (
-        select(value).where(COOPERATIVES.c.id == named, scope.rows(COOPERATIVES)).scalar_subquery()
-    )
+    return select(value).where(target.c.id == named, scope.rows(target)).scalar_subquery()
 
 
 def _seen_by(scope: RowScope, owner: bool) -> FromClause:
-    """The history as `scope` may read it: a change of cooperative keeps its before and after
-    only where they name a cooperative inside the scope (each a look-up by primary key, in the
-    page's one statement, for the entries on the page alone), and an entry that changed nothing
-    else is not there at all (`_tells`); `owner`: with an MSME's owner's NIK (`owner_nik`)."""
+    """The history as `scope` may read it: a field naming another record (`LINKS`) keeps its
+    before and after only where they name a record inside the scope (each a look-up by primary
+    key, in the page's one statement, for the entries on the page alone), and an entry that
+    changed nothing else is not there at all (`_tells`); `owner`: with an MSME's owner's NIK
+    (`owner_nik`)."""
     changes = HISTORY.c.changes
-    cooperative = changes[COOPERATIVE]
-    before = _cooperative_if_seen(cooperative["before"], scope)
-    after = _cooperative_if_seen(cooperative["after"], scope)
-    scoped = changes.op("||", return_type=changes.type)(
-        func.jsonb_build_object(
-            COOPERATIVE, func.jsonb_build_object("before", before, "after", after)
+    seen: ColumnElement[Any] = changes
+    links: list[tuple[ColumnElement[Any], ColumnElement[Any]]] = []
+    for field, target in LINKS.items():
+        before = _if_seen(target, changes[field]["before"], scope)
+        after = _if_seen(target, changes[field]["after"], scope)
+        scoped = seen.op("||", return_type=changes.type)(
+            func.jsonb_build_object(
+                field, func.jsonb_build_object("before", before, "after", after)
+            )
         )
-    )
-    seen = case((changes.has_key(COOPERATIVE), scoped), else_=changes)
+        seen = case((changes.has_key(field), scoped), else_=seen)
+        links.append((before, after))
     columns: list[ColumnElement[Any]] = [c for c in HISTORY.c if c.name != "changes"]
     columns.append(seen.label("changes"))
     if owner:
         columns.append(_owner_of_msme().label("owner_nik"))
-    return select(*columns).where(_tells(changes, before, after)).subquery("record_history")
+    return select(*columns).where(_tells(changes, links)).subquery("record_history")
 
 
 def _owner_of_msme() -> ColumnElement[Any]:
@@ -78,20 +84,21 @@ def _owner_of_msme() -> ColumnElement[Any]:
 
 
 def _tells(
-    changes: ColumnElement[Any], before: ColumnElement[Any], after: ColumnElement[Any]
+    changes: ColumnElement[Any], links: list[tuple[ColumnElement[Any], ColumnElement[Any]]]
 ) -> ColumnElement[bool]:
-    """Whether an entry shows the reader a change: it changed no cooperative, or one the reader
-    sees before or after (`before` and `after` as `_cooperative_if_seen` gives them), or some
-    other field, or personal data (whose names the history shows to every reader). An entry
-    whose only change is of cooperatives the reader cannot see would show no field, only who
-    changed the business's cooperative and when: the reader does not get it, as the change feed
-    gives a member's entry for its cooperative's move only to a reader who sees the cooperative
-    (migration 0027). In the statement, so a page of `first` is `first` entries the reader
-    gets."""
+    """Whether an entry shows the reader a change: it changed no field of `LINKS`, or one names
+    a record the reader sees before or after (`links`: each field's before and after as
+    `_if_seen` gives them), or some other field, or personal data (whose names the history
+    shows to every reader). An entry whose only change is of cooperatives the reader cannot see
+    would show no field, only who changed the business's cooperative and when: the reader does
+    not get it, as the change feed gives a member's entry for its cooperative's move only to a
+    reader who sees the cooperative (migration 0027). In the statement, so a page of `first` is
+    `first` entries the reader gets."""
+    fields = literal(list(LINKS), ARRAY(Text))
     return or_(
-        ~changes.has_key(COOPERATIVE),
-        before.is_distinct_from(after),
-        changes.op("-", return_type=changes.type)(literal(COOPERATIVE)) != literal({}, JSONB),
+        ~changes.has_any(fields),
+        *(before.is_distinct_from(after) for before, after in links),
+        changes.op("-", return_type=changes.type)(fields) != literal({}, JSONB),
         func.cardinality(HISTORY.c.personal_fields) > 0,
     )
 
