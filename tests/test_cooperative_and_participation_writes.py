@@ -647,6 +647,31 @@ async def test_a_left_behind_participation_s_history_names_no_business_outside(
     assert {"after": cooperative_id, "before": None, "field": "cooperativeId"} in fields
 
 
+async def test_a_left_behind_participation_says_nothing_of_its_business_s_state(
+    engine: AsyncEngine, reference_url: str, city_programme: str
+) -> None:
+    """Taking up again a participation whose cooperative has left the programme's region is
+    refused for that alone: whether the cooperative, outside the programme's region's
+    jurisdiction, has been dissolved since is not the region's to learn from the answer."""
+    cooperative_id = (
+        await run(engine, KALTENG, CREATE, {"input": cooperative(7721, region="62.71")})
+    ).data["createCooperative"]["id"]
+    participation = await _ended_in_the_city_then_moved(
+        engine, city_programme, ("cooperativeId", cooperative_id), UPDATE, {"region": "62.01"}
+    )
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            dissolve = "UPDATE cooperatives SET status = 'dissolved' WHERE id = :id"
+            await connection.execute(text(dissolve), {"id": int(cooperative_id)})
+    finally:
+        await owner.dispose()
+    again = {"id": participation, "version": 1, "changes": {"status": "ACTIVE"}}
+    message = refused_on(await run(engine, PALANGKA_RAYA, CHANGE, again), "changes.status")
+    assert "no longer lies in the region" in message
+    assert "dissolved" not in message
+
+
 async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> None:
     """ "Supplier" after "supplier" would be a second participation of one business in one role:
     a CONFLICT on `input.role`, as the same spelling is; the role keeps the spelling it was

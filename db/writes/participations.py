@@ -443,7 +443,10 @@ async def check_change(
     mark back (to PROPOSED, directly or once it is ACTIVE or ended) or changes the detail it
     vouched for (`_check_verifier`). A dissolved
     cooperative no longer exists in law: as it joins nothing (`create`), its participation
-    enters no status of taking part, and may only be ended."""
+    enters no status of taking part, and may only be ended. A business that has left the
+    programme's region is refused for that first: the participation is then the programme's
+    region's (programmes.visible), and no answer to it tells that region anything of a business
+    outside its jurisdiction, as whether it is dissolved or has outgrown the programme."""
     status = values.get("status")
     entering = status is not None and status not in ENDED and status != current.status
     started_on = values.get("started_on")
@@ -460,17 +463,17 @@ async def check_change(
     await _check_verifier(connection, current, values, fit, "changes")
     if not entering:
         return
-    if fit.dissolved:
-        raise InvalidValue(
-            "changes.status",
-            "the cooperative is dissolved; it takes part in nothing (its participation may only "
-            "be ended)",
-        )
     if current.status in ENDED and not fit.lies_in:
         raise InvalidValue(
             "changes.status",
             f"the business no longer lies in the region of programme {current.programme_id}; "
             "it cannot take part in it again",
+        )
+    if fit.dissolved:
+        raise InvalidValue(
+            "changes.status",
+            "the cooperative is dissolved; it takes part in nothing (its participation may only "
+            "be ended)",
         )
     reason = _not_taken_in(current.programme_id, fit, kind)
     if reason is not None:
