@@ -40,15 +40,22 @@ _RUPIAH = 'Rupiah must be a whole, non-negative number of rupiah, e.g. "2500000"
 _RUPIAH_DIGITS = len(str(RUPIAH_MAX))
 
 
+def _significant(digits: str) -> str:
+    """`digits` (ASCII) without leading zeros ("0" for zero): the digits int() is given, since
+    past 4,300 of them it raises CPython's own message, which would reach the client as the
+    reason, and zeros before a number are as many digits to it as any."""
+    return digits.lstrip("0") or "0"
+
+
 def _at_most_the_largest(digits: str, refusal: str) -> int:
     """`digits` (ASCII) as a number no more than RUPIAH_MAX, else ValueError(`refusal`). Longer
-    than the largest amount, a number is refused before it is converted: past 4,300 digits int()
-    raises CPython's own message, which would reach the client as the reason. As long as the
-    largest, it is compared with it: "9999999999999999" has its 16 digits and is almost ten
-    times as much."""
-    if len(digits.lstrip("0")) > _RUPIAH_DIGITS or int(digits) > RUPIAH_MAX:
+    than the largest amount, a number is refused before it is converted (`_significant`). As
+    long as the largest, it is compared with it: "9999999999999999" has its 16 digits and is
+    almost ten times as much."""
+    significant = _significant(digits)
+    if len(significant) > _RUPIAH_DIGITS or int(significant) > RUPIAH_MAX:
         raise ValueError(refusal)
-    return int(digits)
+    return int(significant)
 
 
 def _parse_rupiah(value: object) -> int:
@@ -82,9 +89,10 @@ def _parse_audit_seq(value: object) -> int:
     text = _ascii_number(value, _AUDIT_SEQ)
     if not text.isdigit():
         raise ValueError(_AUDIT_SEQ)
-    if len(text.lstrip("0")) > len(str(_AUDIT_SEQ_MAX)) or int(text) > _AUDIT_SEQ_MAX:
+    significant = _significant(text)
+    if len(significant) > len(str(_AUDIT_SEQ_MAX)) or int(significant) > _AUDIT_SEQ_MAX:
         raise ValueError(f"AuditSeq must be at most {_AUDIT_SEQ_MAX:,}")
-    return int(text)
+    return int(significant)
 
 
 def _parse_date(value: object) -> date:

@@ -41,6 +41,9 @@ def msme(nib: str, **overrides: Any) -> dict[str, Any]:
 
 
 CREATE_MSME = "mutation($i: CreateMsmeInput!) { createMsme(input: $i) { id version } }"
+CREATE_MSME_CAPITAL = "mutation($i: CreateMsmeInput!) { createMsme(input: $i) { capital } }"
+CREATE_COOPERATIVE_SURPLUS = """mutation($i: CreateCooperativeInput!) {
+  createCooperative(input: $i) { surplus } }"""
 UPDATE_MSME = """mutation($id: ID!, $c: MsmeChanges!) {
   updateMsme(id: $id, version: 1, changes: $c) { id } }"""
 ID_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -208,6 +211,30 @@ async def test_a_rupiah_of_the_largest_amounts_length_is_held_to_the_largest_amo
     largest = {"i": msme("7794700000001", capital="1000000000000000")}
     created = await run(engine, KALTENG, CREATE_MSME, largest)
     assert created.errors is None, created.errors
+
+
+async def test_an_amount_padded_with_thousands_of_zeros_is_its_amount(
+    engine: AsyncEngine,
+) -> None:
+    """Leading zeros are no digits of an amount: "0" * 5000 + "1" is Rp1 ("-" before it a loss
+    of Rp1), not a number Python's int() refuses past 4,300 digits with its own message, which
+    reached the client as the reason."""
+    zeros = "0" * 5_000
+    given = msme("7722000000001", capital=f"{zeros}150000000")
+    created = await run(engine, KALTENG, CREATE_MSME_CAPITAL, {"i": given})
+    assert created.errors is None, created.errors
+    assert created.data["createMsme"]["capital"] == "150000000"
+    cooperative = {
+        "legalEntityNo": "AHU-7722001.AH.01.26.TAHUN 2021",
+        "name": "Koperasi Uji Nol",
+        "type": "PRODUSEN",
+        "region": "62.71",
+        "surplus": f"-{zeros}1",
+        "bookYear": 2024,
+    }
+    founded = await run(engine, KALTENG, CREATE_COOPERATIVE_SURPLUS, {"i": cooperative})
+    assert founded.errors is None, founded.errors
+    assert founded.data["createCooperative"]["surplus"] == "-1"
 
 
 async def test_arguments_of_queries_name_their_field_too(engine: AsyncEngine) -> None:
