@@ -6,10 +6,16 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
 from db.writes import cooperatives, participations
-from domain.cooperative_records import CooperativeDraft, CooperativePatch, check_cooperative
+from domain.cooperative_records import (
+    SECONDARY,
+    CooperativeDraft,
+    CooperativePatch,
+    check_cooperative,
+)
 from domain.records import draft_values, unchanged
 from resolvers import Node
 from resolvers.context import Context
@@ -75,6 +81,8 @@ async def update(
                 kept=unchanged(draft_values(merged), draft_values(stored)),
             ),
         )
+        if checked.tier == SECONDARY != current.tier:
+            await _without_msme_members(connection, current.id)
         written = await cooperatives.update(
             connection,
             current,
@@ -90,6 +98,19 @@ async def update(
             fields=("changes.region", "changes.district"),
         )
     return _noted(info, written)
+
+
+async def _without_msme_members(connection: AsyncConnection, cooperative_id: int) -> None:
+    """A cooperative made secondary has cooperatives for members, no MSME (UU 25/1992 Pasal
+    15), as an MSME joins no secondary cooperative (resolvers/msme_writes.py): while any MSME
+    names it, it stays primary. The MSMEs are not named: some may lie outside the writer's
+    jurisdiction."""
+    if await cooperatives.has_msme_members(connection, cooperative_id):
+        raise bad_input(
+            "changes.tier",
+            "MSMEs are members of the cooperative; a secondary cooperative's members are "
+            "cooperatives (UU 25/1992 Pasal 15), so each MSME must leave it first",
+        )
 
 
 async def deactivate(info: Info[Context, Any], raw_id: str, version: int) -> Node:

@@ -1101,3 +1101,26 @@ async def test_a_secondary_cooperative_has_cooperatives_for_members_not_persons(
         "changes.membersMale",
         "changes.membersFemale",
     ]
+
+
+async def test_a_cooperative_with_msme_members_does_not_become_secondary(
+    engine: AsyncEngine,
+) -> None:
+    """A secondary cooperative's members are cooperatives (UU 25/1992 Pasal 15): as no MSME
+    joins one, a primary cooperative an MSME names as its cooperative is not made secondary
+    (`BAD_USER_INPUT` on `changes.tier`), until the MSME has left it."""
+    primary = (await run(engine, KALTENG, CREATE, {"input": cooperative(7723)})).data
+    cooperative_id = primary["createCooperative"]["id"]
+    member = await _created_msme(
+        engine, business("7723000000001", region="62.01", cooperativeId=cooperative_id)
+    )
+    secondary = {"tier": "secondary", "membersMale": 0, "membersFemale": 0}
+    promoted = {"id": cooperative_id, "version": 1, "changes": secondary}
+    message = refused_on(await run(engine, KALTENG, UPDATE, promoted), "changes.tier")
+    assert "MSME" in message
+
+    left = {"id": member, "version": 1, "changes": {"cooperativeId": None}}
+    assert (await run(engine, KALTENG, UPDATE_MSME, left)).errors is None
+    answer = await run(engine, KALTENG, UPDATE, promoted)
+    assert answer.errors is None, answer.errors
+    assert answer.data["updateCooperative"]["version"] == 2

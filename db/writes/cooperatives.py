@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, LEGAL_ENTITY_NO_FOLDED
+from db.models import COOPERATIVES, LEGAL_ENTITY_NO_FOLDED, MSMES
 from db.queries import Record
 from db.queries.scoping import RowScope
 from db.writes.history import Actor, record
@@ -41,6 +42,14 @@ async def create(connection: AsyncConnection, checked: CheckedCooperative, actor
         after=values,
     )
     return created
+
+
+async def has_msme_members(connection: AsyncConnection, cooperative_id: int) -> bool:
+    """Whether any MSME, in any region and active or not, names the cooperative as its own.
+    Read under the cooperative's lock (`lock`), which an MSME joining it takes too
+    (resolvers/msme_writes.py), so none joins between this answer and the write it decides."""
+    named = select(MSMES.c.id).where(MSMES.c.cooperative_id == cooperative_id).exists()
+    return bool(await connection.scalar(select(named)))
 
 
 async def lock(connection: AsyncConnection, cooperative_id: int, scope: RowScope) -> Record:
