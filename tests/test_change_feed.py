@@ -1104,3 +1104,29 @@ def test_a_participation_moved_to_another_business_leaves_the_old_ones_readers(
     assert participation_changes(feed_api, "demo-province-61", kalbar)[0] == [
         (str(participation), "CREATED")
     ]
+
+
+def test_a_left_behind_participation_deleted_with_its_business_leaves_the_programme_s_region(
+    feed_api: Api, feed_url: str
+) -> None:
+    """A participation whose business has left the programme's region is that region's record
+    (README): deleted with its business, its REMOVED reaches the programme's region too, not
+    only the readers of where the business lies, which never held it."""
+    msme, _, _ = _enrolled_business(feed_url, 4, "62.71")
+    run(
+        feed_url,
+        "INSERT INTO programmes (id, name, kind, jurisdiction)"
+        " VALUES ('PR-UJI-UMPAN-6271', 'Pendampingan Uji Umpan', 'training', '62.71')",
+    )
+    left_behind = run(
+        feed_url,
+        "INSERT INTO participations (programme_id, msme_id, role, status)"
+        " VALUES ('PR-UJI-UMPAN-6271', $1, 'recipient', 'completed') RETURNING id",
+        msme,
+    )[0]["id"]
+    run(feed_url, "UPDATE msmes SET regency_code = '62.01', version = 2 WHERE id = $1", msme)
+    entries, cursor = participation_changes(feed_api, "demo-regency-6271", None)
+    assert (str(left_behind), "CREATED") in entries
+    run(feed_url, "DELETE FROM msmes WHERE id = $1", msme)
+    entries, _ = participation_changes(feed_api, "demo-regency-6271", cursor)
+    assert entries == [(str(left_behind), "REMOVED")]
