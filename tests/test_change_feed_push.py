@@ -273,6 +273,31 @@ def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
     assert whole_entry["entry"]["personalFields"] == sorted(personal)
 
 
+def test_a_subscription_sent_without_variables_is_delivered(
+    live: str, module_reference_url: str
+) -> None:
+    """GraphiQL sends a subscription declaring no variables with variables null: it is
+    delivered."""
+    client = _client(module_reference_url, "Langganan tanpa variabel")
+    created = asyncio.run(_new_msme(module_reference_url, "9992300000059"))
+    token = _token(live, client)
+
+    async def delivered() -> dict[str, Any]:
+        async with _connected(live, token) as socket:
+            payload = {
+                "query": "subscription { msmeChanges { entries { id } } }",
+                "variables": None,
+            }
+            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            message = await _receive(socket)
+            assert message["type"] == "next", message
+            assert "errors" not in message["payload"], message
+            return dict(message["payload"]["data"]["msmeChanges"])
+
+    assert created
+    assert asyncio.run(delivered())["entries"]
+
+
 def test_a_subscription_leaving_out_its_record_by_a_variable_is_delivered_and_audited_as_sent(
     live: str, module_reference_url: str
 ) -> None:
