@@ -89,6 +89,19 @@ async def _sql(url: str, statement: str, *args: Any) -> Any:
         await connection.close()
 
 
+def _delivery_audited(url: str, client: tuple[str, str]) -> dict[str, Any]:
+    """The audit entry of the client's one delivery, and the data subjects it names."""
+    found = asyncio.run(
+        _sql(
+            url,
+            "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
+            " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
+            client[0],
+        )
+    )
+    return dict(json.loads(found))
+
+
 async def _new_msme(url: str, nib: str) -> int:
     created: int = await _sql(
         url,
@@ -200,15 +213,7 @@ def test_a_delivery_handing_out_an_owner_itemises_the_owners_personal_fields(
 
     owner = asyncio.run(scenario())
     assert owner["nik"] == nik
-    audited = asyncio.run(
-        _sql(
-            module_reference_url,
-            "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
-            " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
-            client[0],
-        )
-    )
-    delivery = json.loads(audited)
+    delivery = _delivery_audited(module_reference_url, client)
     assert delivery["subjects"] == [nik]
     personal = sorted({*(f"Owner.{name}" for name in owner), *FINANCES_IN_RECORD["msme"]})
     assert delivery["entry"]["personalFields"] == personal
@@ -253,18 +258,8 @@ def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
     owner = asyncio.run(delivered(whole))["record"]["owner"]
     assert owner["nik"] == nik
 
-    def audited(client: tuple[str, str]) -> dict[str, Any]:
-        found = asyncio.run(
-            _sql(
-                module_reference_url,
-                "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
-                " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
-                client[0],
-            )
-        )
-        return dict(json.loads(found))
-
-    ids_entry, whole_entry = audited(ids_only), audited(whole)
+    ids_entry = _delivery_audited(module_reference_url, ids_only)
+    whole_entry = _delivery_audited(module_reference_url, whole)
     assert ids_entry["entry"]["records"] == {"msme": 1}
     assert ids_entry["subjects"] == []
     assert ids_entry["entry"]["personalFields"] == []
@@ -332,15 +327,7 @@ def test_a_subscription_leaving_out_its_record_by_a_variable_is_delivered_and_au
         )
     )
     assert asyncio.run(delivered()) == {"id": str(created)}
-    found = asyncio.run(
-        _sql(
-            module_reference_url,
-            "SELECT json_build_object('entry', entry, 'subjects', subjects) FROM audit_log"
-            " WHERE client_id = $1 AND entry -> 'fields' ? 'Subscription.msmeChanges'",
-            client[0],
-        )
-    )
-    audited = json.loads(found)
+    audited = _delivery_audited(module_reference_url, client)
     assert audited["entry"]["records"] == {"msme": 1}
     assert "ChangeEntry.record" not in audited["entry"]["touched"]
 
