@@ -102,6 +102,26 @@ def _delivery_audited(url: str, client: tuple[str, str]) -> dict[str, Any]:
     return dict(json.loads(found))
 
 
+async def _enter_owner(url: str, msme_id: int, nik: str) -> None:
+    await _sql(
+        url,
+        "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
+        msme_id,
+        nik,
+    )
+
+
+async def _first_entry(live: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The one entry of the first page a subscription sent with `payload` delivers."""
+    async with _connected(live, token) as socket:
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        message = await _receive(socket)
+        assert message["type"] == "next", message
+        assert "errors" not in message["payload"], message
+        (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
+        return dict(entry)
+
+
 async def _new_msme(url: str, nib: str) -> int:
     created: int = await _sql(
         url,
@@ -199,12 +219,7 @@ def test_a_delivery_handing_out_an_owner_itemises_the_owners_personal_fields(
 
     async def scenario() -> dict[str, Any]:
         async with _subscribed(live, token, start) as socket:
-            await _sql(
-                module_reference_url,
-                "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
-                created,
-                nik,
-            )
+            await _enter_owner(module_reference_url, created, nik)
             message = await _receive(socket)
             assert message["type"] == "next", message
             (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
@@ -237,25 +252,13 @@ def test_a_delivery_without_record_names_no_data_subject_and_no_personal_field(
         whole: SUBSCRIBE,
     }
 
-    async def delivered(client: tuple[str, str]) -> dict[str, Any]:
-        async with _connected(live, _token(live, client)) as socket:
-            payload = {"query": documents[client], "variables": {"after": start}}
-            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            message = await _receive(socket)
-            assert message["type"] == "next", message
-            (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
-            return dict(entry)
+    def delivered(client: tuple[str, str]) -> dict[str, Any]:
+        payload = {"query": documents[client], "variables": {"after": start}}
+        return asyncio.run(_first_entry(live, _token(live, client), payload))
 
-    asyncio.run(
-        _sql(
-            module_reference_url,
-            "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
-            created,
-            nik,
-        )
-    )
-    assert asyncio.run(delivered(ids_only)) == {"id": str(created)}
-    owner = asyncio.run(delivered(whole))["record"]["owner"]
+    asyncio.run(_enter_owner(module_reference_url, created, nik))
+    assert delivered(ids_only) == {"id": str(created)}
+    owner = delivered(whole)["record"]["owner"]
     assert owner["nik"] == nik
 
     ids_entry = _delivery_audited(module_reference_url, ids_only)
@@ -308,25 +311,10 @@ def test_a_subscription_leaving_out_its_record_by_a_variable_is_delivered_and_au
         " { entries { id record @include(if: $whole) } } }"
     )
 
-    async def delivered() -> dict[str, Any]:
-        async with _connected(live, _token(live, client)) as socket:
-            payload = {"query": document, "variables": {"after": start, "whole": False}}
-            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            message = await _receive(socket)
-            assert message["type"] == "next", message
-            assert "errors" not in message["payload"], message
-            (entry,) = message["payload"]["data"]["msmeChanges"]["entries"]
-            return dict(entry)
-
-    asyncio.run(
-        _sql(
-            module_reference_url,
-            "INSERT INTO msme_owners (msme_id, nik, full_name) VALUES ($1, $2, 'Sri Uji')",
-            created,
-            "6271015204880053",
-        )
-    )
-    assert asyncio.run(delivered()) == {"id": str(created)}
+    asyncio.run(_enter_owner(module_reference_url, created, "6271015204880053"))
+    payload = {"query": document, "variables": {"after": start, "whole": False}}
+    delivered = asyncio.run(_first_entry(live, _token(live, client), payload))
+    assert delivered == {"id": str(created)}
     audited = _delivery_audited(module_reference_url, client)
     assert audited["entry"]["records"] == {"msme": 1}
     assert "ChangeEntry.record" not in audited["entry"]["touched"]
