@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import REGIONS
+from db.models import MSME_OWNERS, MSMES, REGIONS
 from db.queries.scoping import RowScope
 from db.writes import msmes, participations, vocabulary
 from db.writes.history import Actor
@@ -517,22 +517,14 @@ class _Chunks:
         )
         keys = [(None, None) if draft is None else _keys_of(draft) for _, draft, _ in batch]
         skus = [sku for _, sku in keys if sku is not None]
-        records = await self.connection.execute(
-            text(_STORED_OWNED if owners else _STORED),
-            {
-                "nibs": [nib for nib, _ in keys if nib is not None],
-                "issuers": [issuer for issuer, _ in skus],
-                "numbers": [number for _, number in skus],
-            },
-        )
+        nibs = [nib for nib, _ in keys if nib is not None]
         by_nib: dict[str, dict[str, Any]] = {}
         by_sku: dict[tuple[str, str], dict[str, Any]] = {}
-        for stored in map(dict, records.mappings()):
-            if _covers(self.scope, stored["regency_code"], self.covered):
-                if stored["nib"] is not None:
-                    by_nib[stored["nib"]] = stored
-                if stored["sku_number"] is not None:
-                    by_sku[stored["sku_issuer"], stored["sku_number"]] = stored
+        for stored in await stored_records(self.connection, self.scope, nibs, skus, owners=owners):
+            if stored["nib"] is not None:
+                by_nib[stored["nib"]] = stored
+            if stored["sku_number"] is not None:
+                by_sku[stored["sku_issuer"], stored["sku_number"]] = stored
         merged: list[tuple[Drafted, frozenset[str]]] = []
         for (row_no, draft, unread), (nib, sku), fields in zip(batch, keys, left_out, strict=True):
             record = by_nib.get(nib) if nib is not None else None
@@ -1166,9 +1158,6 @@ SELECT count(*) FILTER (WHERE w.created),
 """
 
 
-# The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
-# name, and the columns the declaration it keeps is read from (domain/scale.py
-# `kept_declaration`, as `updateMsme` reads it).
 def _named(nibs: str, issuers: str, numbers: str) -> str:
     """SQL for the ids of the records holding the NIBs of the array parameter `nibs` and the SKUs
     of `issuers` and `numbers` (the issuer and number of each, in step): each probes its unique
@@ -1180,22 +1169,60 @@ def _named(nibs: str, issuers: str, numbers: str) -> str:
                   JOIN msmes n ON n.sku_issuer = k.issuer AND n.sku_number = k.number"""  # noqa: S608  # placeholders, not input
 
 
-_STORED_VALUES = """
-SELECT m.nib, m.sku_number, m.sku_issuer, m.name, m.regency_code, m.district_code AS district,
-       m.established_on, m.capital, m.annual_turnover, m.turnover_year, m.employees, m.scale,
-       m.declared_scale"""
-_STORED_NAMED = _named(
-    "CAST(:nibs AS text[])", "CAST(:issuers AS text[])", "CAST(:numbers AS text[])"
+# The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
+# name, and the columns the declaration it keeps is read from (domain/scale.py
+# `kept_declaration`, as `updateMsme` reads it).
+_STORED_VALUES = (
+    MSMES.c.nib,
+    MSMES.c.sku_number,
+    MSMES.c.sku_issuer,
+    MSMES.c.name,
+    MSMES.c.regency_code,
+    MSMES.c.district_code.label("district"),
+    MSMES.c.established_on,
+    MSMES.c.capital,
+    MSMES.c.annual_turnover,
+    MSMES.c.turnover_year,
+    MSMES.c.employees,
+    MSMES.c.scale,
+    MSMES.c.declared_scale,
 )
-_STORED = f"""{_STORED_VALUES}
-  FROM msmes m
- WHERE m.id IN ({_STORED_NAMED})
-"""
-_STORED_OWNED = f"""{_STORED_VALUES},
-       {_each('o.{c} AS "owner.{c}"')}
-  FROM msmes m LEFT JOIN msme_owners o ON o.msme_id = m.id
- WHERE m.id IN ({_STORED_NAMED})
-"""
+_STORED_OWNER = tuple(MSME_OWNERS.c[column].label(f"owner.{column}") for column in OWNER_COLUMNS)
+_STORED_NAMED = text(
+    _named("CAST(:nibs AS text[])", "CAST(:issuers AS text[])", "CAST(:numbers AS text[])")
+).columns(MSMES.c.id)
+
+
+async def stored_records(
+    connection: AsyncConnection,
+    scope: RowScope,
+    nibs: Sequence[str],
+    skus: Sequence[tuple[str, str]],
+    *,
+    owners: bool,
+) -> list[dict[str, Any]]:
+    """The stored values of the records inside `scope` holding `nibs` or `skus` (issuer,
+    number), with their owner's personal columns (as `owner.<column>`) when `owners`.
+
+    The scope is the statement's own WHERE clause (`RowScope.rows`), as in every read: a record
+    outside it is not even selected, so neither is its owner's personal data, which the
+    importing client may not read. Its rows are refused anyway (`_Chunks._match`), on what
+    `_LOCK` reads of it."""
+    columns = (*_STORED_VALUES, *_STORED_OWNER) if owners else _STORED_VALUES
+    found = MSMES.outerjoin(MSME_OWNERS, MSME_OWNERS.c.msme_id == MSMES.c.id) if owners else MSMES
+    statement = (
+        select(*columns).select_from(found).where(MSMES.c.id.in_(_STORED_NAMED), scope.rows(MSMES))
+    )
+    records = await connection.execute(
+        statement,
+        {
+            "nibs": list(nibs),
+            "issuers": [issuer for issuer, _ in skus],
+            "numbers": [number for _, number in skus],
+        },
+    )
+    return [dict(record) for record in records.mappings()]
+
 
 # Lock a chunk's existing records first, in id order, before the set checks: the writes then
 # read values nobody can change before the import commits, and the jurisdiction check and the

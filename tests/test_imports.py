@@ -733,6 +733,40 @@ async def test_an_import_that_compares_an_owner_names_the_owner_in_the_audit_log
 CODED = IMPORT.replace("errors { row field reason }", "errors { row field reason code }")
 
 
+async def test_an_import_reads_no_owner_of_a_record_outside_the_jurisdiction(
+    engine: AsyncEngine,
+) -> None:
+    """The stored values a row merges with (`stored_records`) are read inside the importer's
+    jurisdiction only: another province's owner is personal data it may not read, so the
+    statement must not even select it. Its row is refused as before, on the NIB."""
+    ours = {"nik": "6271995204880006", "fullName": "Sri Sini"}
+    theirs = {"nik": "6171995204880007", "fullName": "Sri Sana", "phone": "+6281200000738"}
+    kalbar_pii = principal(OrgKind.PROVINCE, "61", extra=frozenset({Scope.PII_READ}))
+    kept = await do_import(engine, [row("7738000000001", owner=ours)], "VALID_ROWS", KALTENG_PII)
+    elsewhere = row("7738000000002", owner=theirs, region="61.71", district=None)
+    made = (await do_import(engine, [elsewhere], "VALID_ROWS", kalbar_pii)).data["importMsmes"]
+    assert (kept.data["importMsmes"]["created"], made["created"]) == (1, 1)
+
+    async with engine.connect() as connection:
+        stored = await imports.stored_records(
+            connection, RowScope("62"), ["7738000000001", "7738000000002"], [], owners=True
+        )
+    assert [(record["nib"], record["owner.nik"]) for record in stored] == [
+        ("7738000000001", ours["nik"])
+    ]
+
+    claimed = row("7738000000002", owner={"nik": "6271995204880008", "fullName": "Sri Klaim"})
+    result = await run(engine, KALTENG_PII, CODED, {"rows": [claimed], "mode": "VALID_ROWS"})
+    assert result.data["importMsmes"]["errors"] == [
+        {
+            "row": 1,
+            "field": "nib",
+            "reason": "is registered to a record outside your jurisdiction",
+            "code": "CONFLICT",
+        }
+    ]
+
+
 async def test_a_row_refused_for_its_values_is_told_its_nib_is_taken_too(
     engine: AsyncEngine,
 ) -> None:
