@@ -193,14 +193,19 @@ def indicator_count(
     perturbation: Perturbation | None,
     own: Tally = NOTHING_TALLIED,
     own_exact: bool = True,
+    members_only: bool = False,
 ) -> int | None:
     """A count as a figure cell publishes it (`perturbation` None: the caller reads it exactly),
-    with the caller's `own` part apart from the others', exact when `own_exact`."""
+    with the caller's `own` part apart from the others', exact when `own_exact`.
+
+    `members_only`: the records are members, as in `publish` (a year's graduates). A cell left
+    out there is None here, an empty one included: published as 0, none would tell apart from
+    a few, whose cell the figures leave out because its key alone says there were some."""
     if perturbation is None:
         return tally.count
     cell = _indicator_cell(tally, own, own_exact)
-    (shown,) = publish([cell], k=k, perturbation=perturbation)
-    return shown.count
+    shown = publish([cell], k=k, perturbation=perturbation, members_only=members_only)
+    return shown[0].count if shown else None
 
 
 def indicator_total(

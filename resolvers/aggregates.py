@@ -208,7 +208,8 @@ def indicator_value(
 ) -> Decimal | None:
     """An indicator worked out from the records, published as its figure cells would be: exact
     for a caller that may read the jurisdiction's records, else perturbed and thresholded, the
-    tallies of `own_part` (`own`) apart, exact when the caller may read them."""
+    tallies of `own_part` (`own`) apart, exact when the caller may read them; a count of
+    members (`Formula.members_only`) as `graduations` publishes its cells."""
     policy = context.policy
     perturbation = None if policy.sees_small_cells(jurisdiction) else context.limits.perturbation
     k = context.limits.suppression_k
@@ -235,6 +236,11 @@ def indicator_value(
         )
     else:
         value = indicator_count(
-            tallies[0], k=k, perturbation=perturbation, own=mine[0], own_exact=exact
+            tallies[0],
+            k=k,
+            perturbation=perturbation,
+            own=mine[0],
+            own_exact=exact,
+            members_only=formula.members_only,
         )
     return None if value is None else Decimal(value)

@@ -40,6 +40,9 @@ class Formula:
     kind: Literal["count", "total", "share"]
     subsets: tuple[str, ...]
     measure: str = ""
+    members_only: bool = False
+    """A count of members, published as a table of members publishes a cell (`graduations`'
+    rule, domain.suppression.publish): the year's graduates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ GRADUATION_INDICATOR = "MIKRO_NAIK_KELAS"
 FORMULAS = {
     **COOPERATIVE_INDICATORS,
     **MSME_INDICATORS,
-    GRADUATION_INDICATOR: Formula("count", (GRADUATED,)),
+    GRADUATION_INDICATOR: Formula("count", (GRADUATED,), members_only=True),
 }
 COMPUTABLE = frozenset(FORMULAS)
 
@@ -218,7 +221,7 @@ async def computed(connection: AsyncConnection, keys: Sequence[Key]) -> dict[Key
     result: dict[Key, Computed | None] = {}
     for code, jurisdiction, year in keys:
         formula = FORMULAS[code]
-        if code == GRADUATION_INDICATOR:  # a place without graduations counts none
+        if code == GRADUATION_INDICATOR:  # none, exact; perturbed, as hidden as too few
             found = graduations[year]
             empty: Tally | None = Tally(0, 0)
         else:  # a place without records has no value

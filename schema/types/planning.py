@@ -55,7 +55,9 @@ class Target:
             "as they are now, if you may read the jurisdiction's records, else perturbed and "
             "thresholded like the figures, from the latest figure release. Null where it cannot "
             "be computed, is hidden, or is not known yet: a volume of a book year no records' "
-            "figures have reached is null, not 0."
+            "figures have reached is null, not 0. Perturbed, MIKRO_NAIK_KELAS is null where "
+            "too few graduated to show and where none did alike, as `graduations` leaves both "
+            "out."
         ),
     )
     progress: ExactDecimal | None = requires(

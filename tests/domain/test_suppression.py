@@ -327,6 +327,27 @@ def test_an_indicator_over_a_wider_region_is_its_figure_cell() -> None:
         assert indicator_count(whole, k=K, perturbation=TABLE, own=mine) == published.count
 
 
+def test_an_indicator_of_members_answers_alike_for_none_and_too_few() -> None:
+    """MIKRO_NAIK_KELAS counts a year's graduates, members as `graduations`' cells are: to a
+    perturbed reader a place of none and one of one or two answer alike, None, as the figures
+    leave both out; a province's own graduates, exact, show alike beside the others' none or
+    few; a reader of the records gets its exact count, 0 included."""
+    rng = random.Random(29)
+    none = Tally(0, 0)
+    for _ in range(200):
+        few = Tally(rng.randint(1, 2), rng.randrange(MODULUS))
+        for tally in (none, few):
+            assert indicator_count(tally, k=K, perturbation=TABLE, members_only=True) is None
+        mine = Tally(rng.randint(1, 9), rng.randrange(MODULUS))
+        whole = Tally(mine.count + few.count, mine.key_sum + few.key_sum)
+        beside = [
+            indicator_count(tally, k=K, perturbation=TABLE, own=mine, members_only=True)
+            for tally in (mine, whole)
+        ]
+        assert beside == [mine.count, mine.count]
+    assert indicator_count(none, k=K, perturbation=None, members_only=True) == 0
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=60))
 def test_no_protected_small_cell_is_published_and_no_published_cell_is_below_k(
