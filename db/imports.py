@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -38,9 +39,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    RowMapping,
+    Select,
     SmallInteger,
     Table,
     Text,
+    case,
     select,
     text,
 )
@@ -205,7 +209,8 @@ WRITTEN = _scratch(
 )
 EXISTING = _scratch(
     "msme_import_existing",
-    # The records the chunk's NIBs and SKUs name, locked by _LOCK: the statements read them here.
+    # The records the chunk's NIBs and SKUs name, locked by `locked_records`: the statements
+    # read them here.
     Column("id", BigInteger),
 )
 OWNER_CHANGES = _scratch(
@@ -447,7 +452,7 @@ class _OwnersChanged:
     columns: set[str] = field(default_factory=set)
     figures_of: set[str] = field(default_factory=set)
     """NIKs of the owners on record of the records whose figures a row written compared or
-    overwrote (`_LOCK` reads them)."""
+    overwrote (`locked_records` reads them)."""
 
 
 _Dropping = dict[tuple[str, str], tuple[int, list[RowError]]]
@@ -562,12 +567,11 @@ class _Chunks:
             self.errors.extend(await self._taken_elsewhere(driver, checked_out))
         if not staged:
             return
-        skus = [(row[_SKU_ISSUER], row[_SKU_NUMBER]) for row in staged if row[_SKU_NUMBER]]
-        locked = await driver.fetch(
-            _LOCK,
+        locked = await locked_records(
+            self.connection,
+            self.scope,
             [row[_NIB] for row in staged if row[_NIB] is not None],
-            [issuer for issuer, _ in skus],
-            [number for _, number in skus],
+            [(row[_SKU_ISSUER], row[_SKU_NUMBER]) for row in staged if row[_SKU_NUMBER]],
         )
         self.loaded += len(staged)
         rows = {row[_ROW_NO] for row in staged}
@@ -1101,7 +1105,7 @@ ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
 # does (db/writes/versioned.py), and gets a history row of its own at that version: a client
 # holding the version before must get CONFLICT rather than overwrite the owner imported. (A
 # record whose other columns changed too moved on in _UPDATE, whose history row names its owner
-# fields: one version per record and import.) The records were locked by _LOCK.
+# fields: one version per record and import.) The records were locked by `locked_records`.
 _OWNER_HISTORY = """
 WITH bumped AS (
     UPDATE msmes AS m
@@ -1169,6 +1173,22 @@ def _named(nibs: str, issuers: str, numbers: str) -> str:
                   JOIN msmes n ON n.sku_issuer = k.issuer AND n.sku_number = k.number"""  # noqa: S608  # placeholders, not input
 
 
+def _keys(nibs: Sequence[str], skus: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The parameters of `_NAMED_IDS` naming the records holding `nibs` or `skus`."""
+    return {
+        "nibs": list(nibs),
+        "issuers": [issuer for issuer, _ in skus],
+        "numbers": [number for _, number in skus],
+    }
+
+
+# The ids of the records a chunk names, for the statements reading or locking them, its keys
+# given as `_keys`.
+_NAMED_IDS = text(
+    _named("CAST(:nibs AS text[])", "CAST(:issuers AS text[])", "CAST(:numbers AS text[])")
+).columns(MSMES.c.id)
+
+
 # The stored values a row without some columns keeps (`_Chunks.as_stored`), by draft field
 # name, and the columns the declaration it keeps is read from (domain/scale.py
 # `kept_declaration`, as `updateMsme` reads it).
@@ -1188,9 +1208,6 @@ _STORED_VALUES = (
     MSMES.c.declared_scale,
 )
 _STORED_OWNER = tuple(MSME_OWNERS.c[column].label(f"owner.{column}") for column in OWNER_COLUMNS)
-_STORED_NAMED = text(
-    _named("CAST(:nibs AS text[])", "CAST(:issuers AS text[])", "CAST(:numbers AS text[])")
-).columns(MSMES.c.id)
 
 
 async def stored_records(
@@ -1207,20 +1224,13 @@ async def stored_records(
     The scope is the statement's own WHERE clause (`RowScope.rows`), as in every read: a record
     outside it is not even selected, so neither is its owner's personal data, which the
     importing client may not read. Its rows are refused anyway (`_Chunks._match`), on what
-    `_LOCK` reads of it."""
+    `locked_records` reads of it."""
     columns = (*_STORED_VALUES, *_STORED_OWNER) if owners else _STORED_VALUES
     found = MSMES.outerjoin(MSME_OWNERS, MSME_OWNERS.c.msme_id == MSMES.c.id) if owners else MSMES
     statement = (
-        select(*columns).select_from(found).where(MSMES.c.id.in_(_STORED_NAMED), scope.rows(MSMES))
+        select(*columns).select_from(found).where(MSMES.c.id.in_(_NAMED_IDS), scope.rows(MSMES))
     )
-    records = await connection.execute(
-        statement,
-        {
-            "nibs": list(nibs),
-            "issuers": [issuer for issuer, _ in skus],
-            "numbers": [number for _, number in skus],
-        },
-    )
+    records = await connection.execute(statement, _keys(nibs, skus))
     return [dict(record) for record in records.mappings()]
 
 
@@ -1233,14 +1243,47 @@ async def stored_records(
 # record comes with it (a probe of msme_owners by its key): the record's figures are the owner's
 # finances (domain.personal.OWNER_FINANCES), which a row compares or overwrites, so the owner is
 # a data subject of the import (`_OwnersChanged.figures_of`).
-_LOCK = f"""
-SELECT m.id, m.nib, m.sku_number, m.sku_issuer, m.regency_code, m.district_code,
-       (SELECT o.nik FROM msme_owners o WHERE o.msme_id = m.id) AS owner_nik
-  FROM msmes m
- WHERE m.id IN ({_named("$1::text[]", "$2::text[]", "$3::text[]")})
- ORDER BY m.id
-   FOR UPDATE OF m
-"""  # noqa: S608  # no input in the text: the parameters are bound
+_LOCKED_COLUMNS = (
+    MSMES.c.id,
+    MSMES.c.nib,
+    MSMES.c.sku_number,
+    MSMES.c.sku_issuer,
+    MSMES.c.regency_code,
+    MSMES.c.district_code,
+)
+_NIK_ON_RECORD = (
+    select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == MSMES.c.id).scalar_subquery()
+)
+
+
+@lru_cache(maxsize=256)
+def _locking(scope: RowScope) -> Select[Any]:
+    """The lock statement for the imports of `scope`. A record outside it is locked and read too,
+    for its rows' CONFLICT (`_Chunks._refusal`), but its owner's NIK is not even selected: only
+    the rows written, all inside the jurisdiction, need it, and another province's owner is
+    personal data the importing client may not read. `RowScope.rows` says which records are
+    inside, as in every read."""
+    owner_nik = case((scope.rows(MSMES), _NIK_ON_RECORD)).label("owner_nik")
+    return (
+        select(*_LOCKED_COLUMNS, owner_nik)
+        .where(MSMES.c.id.in_(_NAMED_IDS))
+        .order_by(MSMES.c.id)
+        .with_for_update(of=MSMES)
+    )
+
+
+async def locked_records(
+    connection: AsyncConnection,
+    scope: RowScope,
+    nibs: Sequence[str],
+    skus: Sequence[tuple[str, str]],
+) -> list[RowMapping]:
+    """The records holding `nibs` or `skus` (issuer, number), wherever they lie, locked for the
+    import's transaction (`_locking`), with the NIK of the owner on record of those inside
+    `scope` (`owner_nik`; None for the others, and for a record without an owner)."""
+    records = await connection.execute(_locking(scope), _keys(nibs, skus))
+    return list(records.mappings())
+
 
 # Where the records holding the NIBs of rows refused when checked lie (`_taken_elsewhere`).
 _HOLDERS = "SELECT nib, regency_code FROM msmes WHERE nib = ANY($1::text[])"

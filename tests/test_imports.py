@@ -737,8 +737,10 @@ async def test_an_import_reads_no_owner_of_a_record_outside_the_jurisdiction(
     engine: AsyncEngine,
 ) -> None:
     """The stored values a row merges with (`stored_records`) are read inside the importer's
-    jurisdiction only: another province's owner is personal data it may not read, so the
-    statement must not even select it. Its row is refused as before, on the NIB."""
+    jurisdiction only, and the records a chunk locks (`locked_records`) with the owner's NIK of
+    those inside it only: another province's owner is personal data it may not read, so no
+    statement may even select it. Its row is refused as before, on the NIB, from the record
+    locked."""
     ours = {"nik": "6271995204880006", "fullName": "Sri Sini"}
     theirs = {"nik": "6171995204880007", "fullName": "Sri Sana", "phone": "+6281200000738"}
     kalbar_pii = principal(OrgKind.PROVINCE, "61", extra=frozenset({Scope.PII_READ}))
@@ -753,6 +755,14 @@ async def test_an_import_reads_no_owner_of_a_record_outside_the_jurisdiction(
         )
     assert [(record["nib"], record["owner.nik"]) for record in stored] == [
         ("7738000000001", ours["nik"])
+    ]
+    async with engine.connect() as connection:
+        locked = await imports.locked_records(
+            connection, RowScope("62"), ["7738000000001", "7738000000002"], []
+        )
+    assert [(record["nib"], record["owner_nik"]) for record in locked] == [
+        ("7738000000001", ours["nik"]),
+        ("7738000000002", None),
     ]
 
     claimed = row("7738000000002", owner={"nik": "6271995204880008", "fullName": "Sri Klaim"})
