@@ -231,8 +231,9 @@ async def read_targets(
             raise InvalidValue(str(path), refusal)
         for number, row in enumerate(reader, start=2):
             cells = {column: (row.get(column) or "").strip() for column in TARGET_COLUMNS}
-            if not any(cells.values()):
+            if not any(cells.values()) and not any(row.get(None) or ()):
                 continue
+            _check_fields(row, f"{path}: row {number}")
             checked = _target_row(
                 cells, f"{path}: row {number}", units, planning, realisations=realisations
             )
@@ -250,6 +251,25 @@ async def read_targets(
             seen[key] = number
             read.targets.append(checked)
     return read
+
+
+def _check_fields(row: Mapping[str | None, Any], where: str) -> None:
+    """A row of as many fields as the header has columns. An unquoted decimal comma ("3,84",
+    as Indonesian spreadsheets write 3.84) or comma in a source makes one more, which shifted
+    the columns after it: a value of 3 loaded, with "84" for its source and the document's
+    name dropped. A row cut short would clear its last cells."""
+    if None in row:  # csv.DictReader's key for the fields past the header's columns
+        raise InvalidValue(
+            where,
+            "more fields than the header (a decimal comma? write 3.84, not 3,84; a comma in "
+            'the source? quote it: "RPJMD Kalteng, 2025-2029")',
+        )
+    if None in row.values():  # its value for the columns past a row's last field
+        raise InvalidValue(
+            where,
+            "fewer fields than the header (a cell left out, or the line cut short; leave "
+            "an empty cell for no value)",
+        )
 
 
 def _missing_target_columns(header: list[str]) -> list[str]:

@@ -100,6 +100,7 @@ BAD_ROWS = [
     ("KOP_JUMLAH,62,2029,target,1,,yes,x", "row 3: year_inferred: must be true"),
     ("KOP_JUMLAH,62,2029,target,1,,false,", "row 3: source: must not be empty"),
     ("KOP_JUMLAH,62,2025,baseline,1,,false,x", "row 3: sets the baseline of KOP_JUMLAH"),
+    ("KOP_JUMLAH,62,2029,target,1,,false", "row 3: fewer fields than the header"),
 ]
 
 
@@ -139,6 +140,27 @@ def test_a_file_separated_by_semicolons_is_named_as_such(migrated_url: str, tmp_
         f"sinergi: {path}: the file seems to use ';' as separator; save it as comma-separated"
         " CSV (CSV UTF-8) and retry\n"
     )
+
+
+def test_a_decimal_comma_is_refused_not_shifted_into_the_source(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """An unquoted Indonesian decimal comma (3,84) makes one more field: it was read as a value
+    of 3 and a source of '84', the document's name dropped, and the load said nothing."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(
+        "indicator,jurisdiction,year,kind,value,source\n"
+        "UKM_PROPORSI,62,2029,target,3,84,RPJMD Kalteng 2025-2029\n",
+        encoding="utf-8",
+    )
+    before = _stored_targets(migrated_url)
+    code, out, err = sinergi(migrated_url, "targets", "load", str(path))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"sinergi: {path}: row 2: more fields than the header (a decimal comma? write 3.84, not "
+        '3,84; a comma in the source? quote it: "RPJMD Kalteng, 2025-2029")\n'
+    )
+    assert _stored_targets(migrated_url) == before
 
 
 def _stored_targets(url: str) -> int:
