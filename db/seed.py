@@ -226,7 +226,10 @@ async def read_targets(
     seen: dict[tuple[Any, ...], int] = {}
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        refusal = header_refusal(reader.fieldnames or [], _missing_target_columns)
+        header = reader.fieldnames or []
+        refusal = header_refusal(
+            header, _missing_target_columns, TARGET_COLUMNS, others_ignored=False
+        )
         if refusal is not None:
             raise InvalidValue(str(path), refusal)
         for number, row in enumerate(reader, start=2):

@@ -161,19 +161,6 @@ def unchanged_fields(draft: MsmeDraft, stored: Mapping[str, Any]) -> frozenset[s
     return unchanged(draft_values(draft), values)
 
 
-def repeated_columns(header: list[str]) -> list[str]:
-    """Known columns the header names more than once: which of two cells is the value cannot be
-    told (for `nib`, which record the row is), so the file cannot be read. Unknown columns
-    (notes) may repeat: they are ignored anyway."""
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for column in (column.strip().lower() for column in header):
-        if column in seen and column in COLUMNS and column not in repeated:
-            repeated.append(column)
-        seen.add(column)
-    return repeated
-
-
 def draft_from_record(
     header: Sequence[str], cells: Sequence[str]
 ) -> tuple[MsmeDraft | None, list[InvalidValue]]:

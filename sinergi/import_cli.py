@@ -43,6 +43,7 @@ from domain.errors import InvalidValue
 from domain.identifiers import RegionLevel, validate_region_code
 from domain.personal import OWNER_FIELDS
 from domain.register_csv import (
+    COLUMNS,
     OPTIONAL,
     REQUIRED,
     SKU,
@@ -51,7 +52,6 @@ from domain.register_csv import (
     draft_from_record,
     gives_sku,
     missing_columns,
-    repeated_columns,
 )
 from resolvers import calendar, import_notes
 from resolvers.access import AccessNotes, Touched
@@ -179,12 +179,9 @@ async def _run(
         with opened as handle:
             reader = _records(handle, path)
             header = [column.strip().lower() for column in next(reader, [])]
-            refusal = header_refusal(header, missing_columns)
+            refusal = header_refusal(header, missing_columns, COLUMNS, others_ignored=True)
             if refusal is not None:
                 raise UnusableInput(f"{path}: {refusal}")
-            repeated = repeated_columns(header)
-            if repeated:
-                raise UnusableInput(f"{path}: column(s) {', '.join(repeated)} named more than once")
             personal = [field.csv for field in OWNER_FIELDS if field.csv in header]
             if not writer.may_write_owners and personal:
                 raise UnusableInput(

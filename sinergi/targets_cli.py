@@ -33,9 +33,10 @@ def add_parsers(commands: Any) -> None:
         "load",
         help="load targets and baselines from a CSV file (see README)",
         description="Load targets and baselines from a CSV file: UTF-8, comma-separated, with "
-        f"a header row. Columns: {', '.join(TARGET_COLUMNS)} (qualifier and year_inferred may "
-        "be left out). A row replaces the stored value of its indicator, jurisdiction, year "
-        "and kind. Nothing is loaded if any row is refused (exit status 2, naming it).",
+        f"a header row. Columns: {', '.join(TARGET_COLUMNS)}, no others (qualifier and "
+        "year_inferred may be left out). A row replaces the stored value of its indicator, "
+        "jurisdiction, year and kind. Nothing is loaded if any row is refused (exit status 2, "
+        "naming it).",
     )
     load.add_argument("file", type=Path, metavar="FILE")
     load.set_defaults(handler=_load)

@@ -163,6 +163,31 @@ def test_a_decimal_comma_is_refused_not_shifted_into_the_source(
     assert _stored_targets(migrated_url) == before
 
 
+BAD_HEADERS = [
+    (
+        "indicator,jurisdiction,year,kind,value,qualifer,source",
+        "unknown column(s) qualifer; the columns are indicator, jurisdiction, year, kind, value, "
+        "qualifier, year_inferred, source",
+    ),
+    (
+        "indicator,jurisdiction,year,kind,value,value,source",
+        "column(s) value named more than once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("header", "refusal"), BAD_HEADERS, ids=["misspelt", "twice"])
+def test_a_header_with_an_unknown_or_repeated_column_is_refused(
+    migrated_url: str, tmp_path: Path, header: str, refusal: str
+) -> None:
+    """A misspelt optional column was read as left out, its cells ignored; of two `value`
+    columns the last was loaded. Either way the file loaded without a word."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(f"{header}\nKOP_JUMLAH,62,2029,target,4200,at_least,RPJMD\n", encoding="utf-8")
+    code, out, err = sinergi(migrated_url, "targets", "load", str(path))
+    assert (code, out, err) == (2, "", f"sinergi: {path}: {refusal}\n")
+
+
 def _stored_targets(url: str) -> int:
     from sqlalchemy import func, select
 
