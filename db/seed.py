@@ -232,6 +232,7 @@ async def read_targets(
         )
         if refusal is not None:
             raise InvalidValue(str(path), refusal)
+        left_out = _OPTIONAL_TARGET_COLUMNS.difference(header)
         for number, row in enumerate(reader, start=2):
             cells = {column: (row.get(column) or "").strip() for column in TARGET_COLUMNS}
             if not any(cells.values()) and not any(row.get(None) or ()):
@@ -240,8 +241,11 @@ async def read_targets(
             checked = _target_row(
                 cells, f"{path}: row {number}", units, planning, realisations=realisations
             )
+            for column in left_out:
+                del checked[column]
             if checked["kind"] == REALISATION:
-                del checked["kind"], checked["year_inferred"]
+                del checked["kind"]
+                checked.pop("year_inferred", None)
                 read.realisations.append({**checked, "reported_by": "seed"})
                 continue
             key = tuple(checked[column] for column in _TARGET_KEY)

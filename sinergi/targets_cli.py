@@ -34,9 +34,9 @@ def add_parsers(commands: Any) -> None:
         help="load targets and baselines from a CSV file (see README)",
         description="Load targets and baselines from a CSV file: UTF-8, comma-separated, with "
         f"a header row. Columns: {', '.join(TARGET_COLUMNS)}, no others (qualifier and "
-        "year_inferred may be left out). A row replaces the stored value of its indicator, "
-        "jurisdiction, year and kind. Nothing is loaded if any row is refused (exit status 2, "
-        "naming it).",
+        "year_inferred may be left out: a row then keeps the stored ones). A row replaces the "
+        "stored value of its indicator, jurisdiction, year and kind. Nothing is loaded if any "
+        "row is refused (exit status 2, naming it).",
     )
     load.add_argument("file", type=Path, metavar="FILE")
     load.set_defaults(handler=_load)
@@ -97,13 +97,28 @@ def _key(row: dict[str, Any]) -> Key:
 
 
 def _change(row: dict[str, Any], stored: dict[Key, tuple[Any, ...]]) -> tuple[str, str]:
-    """new, unchanged or changed, and as printed: a change names the value and source it
-    replaces, so an operator sees a load replaced the right document's figures (and can put
-    one back)."""
+    """new, unchanged or changed, and as printed: a change names each field it changes, from
+    what to what, and the source of the figure it replaced, so an operator sees a load replaced
+    the right document's figures (and can put one back). A column the file leaves out is kept
+    as stored, so it changes nothing."""
     before = stored.get(_key(row))
     if before is None:
         return "new", "new"
-    if before == tuple(row[column] for column in _COMPARED):
-        return "unchanged", "unchanged"
     was = dict(zip(_COMPARED, before, strict=True))
-    return "changed", f"changed from {was['value']} ({was['source']})"
+    changed = [column for column in _COMPARED if column in row and row[column] != was[column]]
+    if not changed:
+        return "unchanged", "unchanged"
+    named = ", ".join(
+        f"{column} from {_shown(was[column])} to {_shown(row[column])}" for column in changed
+    )
+    document = "" if "source" in changed else f" ({was['source']})"
+    return "changed", f"changed {named}{document}"
+
+
+def _shown(value: Any) -> str:
+    """A field as a targets file writes it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

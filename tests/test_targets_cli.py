@@ -78,7 +78,10 @@ def test_a_file_of_targets_is_loaded_and_read_back(fresh_url: str, tmp_path: Pat
     code, out, err = sinergi(fresh_url, "targets", "load", str(path))
     assert (code, err) == (0, "")
     # What it replaced, so an operator sees the load changed the right figures.
-    assert "target KOP_JUMLAH 62 2029: 4300 (changed from 4200 (RPJMD Kalteng 2025-2029))\n" in out
+    assert (
+        "target KOP_JUMLAH 62 2029: 4300 (changed value from 4200 to 4300 "
+        "(RPJMD Kalteng 2025-2029))\n" in out
+    )
     assert out.endswith("3 rows: 0 new, 1 changed, 2 unchanged\n")
     values = [row["value"] for row in _read_back(fresh_url)["kop"]["targets"]]
     assert values == ["3782", "4300"]
@@ -186,6 +189,50 @@ def test_a_header_with_an_unknown_or_repeated_column_is_refused(
     path.write_text(f"{header}\nKOP_JUMLAH,62,2029,target,4200,at_least,RPJMD\n", encoding="utf-8")
     code, out, err = sinergi(migrated_url, "targets", "load", str(path))
     assert (code, out, err) == (2, "", f"sinergi: {path}: {refusal}\n")
+
+
+def test_a_column_left_out_keeps_what_is_stored(fresh_url: str, tmp_path: Path) -> None:
+    """A file without `qualifier` or `year_inferred` leaves them as stored, as `import msmes`
+    leaves a column its file lacks (an empty cell clears); the printout names every field a row
+    changed, where it named the value and source only."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(RPJMD, encoding="utf-8")
+    assert sinergi(fresh_url, "targets", "load", str(path))[0] == 0
+
+    path.write_text(
+        "indicator,jurisdiction,year,kind,value,source\n"
+        "KOP_JUMLAH,62,2029,target,4200,RPJMD Kalteng 2025-2029\n"
+        "UKM_PROPORSI,62.71,2029,target,4.5,RPJMD Kota Palangka Raya 2025-2029\n",
+        encoding="utf-8",
+    )
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert out.endswith("2 rows: 0 new, 0 changed, 2 unchanged\n")
+    read = _read_back(fresh_url)
+    assert read["kop"]["targets"][1]["qualifier"] == "at_least"
+    assert read["ukm"]["targets"][0]["yearInferred"] is True
+
+    # A present column's empty cell clears; each field changed is named, with what it was.
+    path.write_text(
+        "indicator,jurisdiction,year,kind,value,qualifier,source\n"
+        "KOP_JUMLAH,62,2029,target,4200,,RPJMD Kalteng 2025-2029\n"
+        "UKM_PROPORSI,62.71,2029,target,4.6,,RPJMD Kota Palangka Raya 2026-2030\n",
+        encoding="utf-8",
+    )
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert (
+        "target KOP_JUMLAH 62 2029: 4200 (changed qualifier from at_least to none "
+        "(RPJMD Kalteng 2025-2029))\n" in out
+    )
+    assert (
+        "target UKM_PROPORSI 62.71 2029: 4.6 (changed value from 4.5 to 4.6, source from "
+        "RPJMD Kota Palangka Raya 2025-2029 to RPJMD Kota Palangka Raya 2026-2030)\n" in out
+    )
+    assert out.endswith("2 rows: 0 new, 2 changed, 0 unchanged\n")
+    read = _read_back(fresh_url)
+    assert read["kop"]["targets"][1]["qualifier"] is None
+    assert read["ukm"]["targets"][0]["yearInferred"] is True
 
 
 def _stored_targets(url: str) -> int:
