@@ -36,7 +36,11 @@ def header_refusal(
     )
     if repeated:
         return f"column(s) {', '.join(repeated)} named more than once"
-    unknown = [column for column in header if column not in known]
+    unknown = [
+        repr(column) if column.strip() else "one without a name (a ',' ending the header?)"
+        for column in header
+        if column not in known
+    ]
     if unknown and not others_ignored:
         return f"unknown column(s) {', '.join(unknown)}; the columns are {', '.join(known)}"
     return None

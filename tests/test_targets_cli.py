@@ -169,17 +169,22 @@ def test_a_decimal_comma_is_refused_not_shifted_into_the_source(
 BAD_HEADERS = [
     (
         "indicator,jurisdiction,year,kind,value,qualifer,source",
-        "unknown column(s) qualifer; the columns are indicator, jurisdiction, year, kind, value, "
+        "unknown column(s) 'qualifer'; the columns are indicator, jurisdiction, year, kind, value, "
         "qualifier, year_inferred, source",
     ),
     (
         "indicator,jurisdiction,year,kind,value,value,source",
         "column(s) value named more than once",
     ),
+    (
+        "indicator,jurisdiction,year,kind,value,source,",
+        "unknown column(s) one without a name (a ',' ending the header?); the columns are "
+        "indicator, jurisdiction, year, kind, value, qualifier, year_inferred, source",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("header", "refusal"), BAD_HEADERS, ids=["misspelt", "twice"])
+@pytest.mark.parametrize(("header", "refusal"), BAD_HEADERS, ids=["misspelt", "twice", "unnamed"])
 def test_a_header_with_an_unknown_or_repeated_column_is_refused(
     migrated_url: str, tmp_path: Path, header: str, refusal: str
 ) -> None:
