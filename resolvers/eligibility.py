@@ -365,6 +365,9 @@ async def resolve_review(
                 raise coded_error(
                     ErrorCode.NOT_FOUND, "decisionId: no such decision", field="decisionId"
                 )
+            # The refusal tells the decision's verdict or its review: handed out, audited as
+            # a read of it, so polling a verdict by a review sure to be refused leaves a trace.
+            handed_out(info.context, "eligibility_decision", existing.subject_nik)
             why = (
                 "the decision is already reviewed"
                 if existing.reviewed_verdict

@@ -71,6 +71,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 ErrorCode.NOT_FOUND, f"{_DECISION}: no such decision", field=_DECISION
             )
         if not _eligible(decision):
+            # The refusal names the verdict: the decision handed out again, audited as a read.
+            handed_out(info.context, "eligibility_decision", decision.subject_nik)
             raise bad_input(_DECISION, _not_eligible(decision))
         try:
             rules.check_decision_age(decision.check_date, today=today())
@@ -85,6 +87,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 "guarantee", "the guarantor's equity is not registered, so its limit is unknown"
             )
         if await queries.is_guaranteed(connection, decision_id):
+            # The refusal tells that the guarantee exists: it is handed out, audited as a read.
+            handed_out(info.context, "guarantee", decision.subject_nik)
             raise coded_error(
                 ErrorCode.CONFLICT, f"{_DECISION}: already guaranteed", field=_DECISION
             )
@@ -204,6 +208,11 @@ async def change_status(
                 today=today(),
             )
         )
+        if got.errors:
+            # Each names the guarantee's status or its dates, whatever else is refused: the
+            # guarantee is handed out, and the refusal audited as a read of it. A refused
+            # request otherwise let a guarantor poll a guarantee's status with no trace.
+            handed_out(info.context, "guarantee", guarantee.subject_nik)
         checked_note = got.optional(
             note, lambda given: validate_text(given, field="note", max_length=NOTE_MAX)
         )
