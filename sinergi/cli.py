@@ -97,6 +97,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from sinergi.demo_mode import clients_with_demo_secret, prepare_demo, served_beside_the_demo
     from sinergi.logs import log_config
     from sinergi.ruleset_review import warn_of_refused_rulesets
+    from sinergi.trusted_documents import unregistered
 
     if settings.dev_ignored:
         logging.getLogger("sinergi.auth").warning(
@@ -166,6 +167,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 " rewrite the audit trail or reach the server itself",
                 reason,
             )
+    unheld = asyncio.run(unregistered(database.service_url, settings.trusted_documents))
+    if unheld:  # past --dev's registering of the demo clients, which a list may name
+        print(_unregistered_refusal(unheld), file=sys.stderr)
+        return 2
     # Made here once, before the workers read it, and checked against the trail's seals.
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
     _hand_to_workers(_workers_settings(settings, database.service_url, development, args.dev))
@@ -197,6 +202,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+def _unregistered_refusal(client_ids: list[str]) -> str:
+    named = ", ".join(repr(client_id) for client_id in client_ids)
+    return (
+        f"sinergi: refusing to serve: SINERGI_TRUSTED_DOCUMENTS names {named}, which no client"
+        " is registered under (sinergi clients list): each would hold nobody, and the client"
+        " meant would run any document; correct the list"
+    )
 
 
 def default_issuer_warning(issuer: str, port: int, development: bool) -> str | None:

@@ -297,12 +297,22 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+")
 """What a client id is made of: `sng_` and URL-safe base64 (auth/clients.py), or a demo id."""
 
 
+_MODE_WORDS = (
+    "enforce", "enforced", "enforcing", "strict", "require", "required", "enable", "enabled",
+    "active", "always", "all", "disable", "disabled", "never", "none",
+)  # fmt: skip
+"""Words an operator may write for a mode that `_flag` does not read: never client ids."""
+
+
 def _trusted_documents(env: Mapping[str, str]) -> str:
     """SINERGI_TRUSTED_DOCUMENTS as `on`, `off` or the comma-separated client ids held to their
     documents: registered clients' ids, or SSO principals' (`ISSUER#CLIENT@ORG_KIND:JURISDICTION`
     of an issuer in SINERGI_EXTERNAL_ISSUERS, checked as a token's would be made). A word
     `_flag` reads is on or off, never a client id: `true` read as the id of no client would hold
-    nobody, silently; so would an SSO principal's id no token carries."""
+    nobody, silently; so would an SSO principal's id no token carries. A word meant as a mode
+    (`enforce`, `strict`: _MODE_WORDS) is refused by name; any other id no client is registered
+    under, `serve` refuses once it can ask the database (sinergi/trusted_documents.py
+    `unregistered`)."""
     raw = (env.get("SINERGI_TRUSTED_DOCUMENTS") or "").strip()
     if raw.lower() in _TRUE + _FALSE:
         return "on" if raw.lower() in _TRUE else "off"
@@ -324,6 +334,8 @@ _TRUSTED_DOCUMENTS_FORM = (
 def _not_a_client_id(env: Mapping[str, str], client_id: str) -> str | None:
     """Why `client_id` is neither a registered client's id nor an SSO principal's, or None;
     auth.external is imported only for an id that may be an SSO principal's."""
+    if client_id.lower() in _MODE_WORDS:
+        return f"{client_id!r} is no client id but a mode's word: on or off"
     if _CLIENT_ID.fullmatch(client_id):
         return None
     if "#" not in client_id:

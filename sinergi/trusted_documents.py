@@ -34,6 +34,8 @@ from graphql import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth import clients
+from db.engine import one_connection
 from db.queries import trusted_documents
 from schema.documents import parse_document
 from schema.limits import check_document
@@ -123,6 +125,11 @@ def _canonical_hash(query: str, operation_name: object, max_tokens: int) -> str 
     return None
 
 
+def _listed(setting: str) -> list[str]:
+    """The client ids a setting that is neither 'on' nor 'off' lists."""
+    return [] if setting in ("on", "off") else [part.strip() for part in setting.split(",")]
+
+
 def enforcement(setting: str) -> Callable[[str], bool]:
     """'off', 'on', or a comma-separated list of the client ids held to their documents (as
     sinergi/settings.py reads SINERGI_TRUSTED_DOCUMENTS)."""
@@ -130,7 +137,24 @@ def enforcement(setting: str) -> Callable[[str], bool]:
         return lambda client_id: True
     if setting == "off":
         return lambda client_id: False
-    return frozenset(part.strip() for part in setting.split(",")).__contains__
+    return frozenset(_listed(setting)).__contains__
+
+
+async def unregistered(url: str, setting: str) -> list[str]:
+    """The ids the setting lists that no client is registered under (revoked or not), which
+    `serve` refuses: each would hold nobody, and the client meant (a typo's, or everyone's for a
+    word meant as a mode) would run any document, silently. An SSO principal's id (a `#` in it)
+    is registered nowhere and a user's first token may come at any time, so it cannot be looked
+    up; the settings already refused one no token of a configured issuer could carry."""
+    registrable = [client_id for client_id in _listed(setting) if "#" not in client_id]
+    if not registrable:  # `on` or `off`, as most deployments are: nothing to ask
+        return []
+    async with one_connection(url, statement_timeout_ms=30_000) as connection:
+        return [
+            client_id
+            for client_id in registrable
+            if await clients.get(connection, client_id) is None
+        ]
 
 
 def _forbidden(client_id: str) -> Refusal:

@@ -89,6 +89,18 @@ def test_malformed_external_issuers_are_one_line(tmp_path: Path) -> None:
 _SERVICE = f"postgresql://service:{PASSWORD}@127.0.0.1:5432/sinergi"
 
 BAD_SETTINGS = {
+    "SINERGI_TRUSTED_DOCUMENTS=enforce": (
+        {"SINERGI_TRUSTED_DOCUMENTS": "enforce"},
+        "SINERGI_TRUSTED_DOCUMENTS must be on or off (true/false, yes/no, 1/0), or a"
+        " comma-separated list of client ids, got 'enforce' ('enforce' is no client id but a"
+        " mode's word: on or off)",
+    ),
+    "SINERGI_TRUSTED_DOCUMENTS=demo-ministry,Strict": (
+        {"SINERGI_TRUSTED_DOCUMENTS": "demo-ministry,Strict"},
+        "SINERGI_TRUSTED_DOCUMENTS must be on or off (true/false, yes/no, 1/0), or a"
+        " comma-separated list of client ids, got 'demo-ministry,Strict' ('Strict' is no client"
+        " id but a mode's word: on or off)",
+    ),
     "SINERGI_STATEMENT_TIMEOUT_MS=99999999999": (
         {"SINERGI_STATEMENT_TIMEOUT_MS": "99999999999"},
         "SINERGI_STATEMENT_TIMEOUT_MS must be at most 2147483647, got 99999999999",

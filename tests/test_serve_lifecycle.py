@@ -24,6 +24,7 @@ from auth import clients
 from db.engine import async_url
 from sinergi.demo_mode import DEMO_CLIENTS, register_demo_clients
 from tests.support.cli import sinergi
+from tests.support.databases import as_service
 from tests.support.served import free_port, wait_until_answering
 
 
@@ -334,3 +335,47 @@ def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts
         process.wait(60)
     assert set(kept) <= left
     assert not set(stale) & left
+
+
+def test_serve_refuses_a_trusted_documents_list_naming_no_registered_client(
+    fresh_url: str, home: Path
+) -> None:
+    """A client id in SINERGI_TRUSTED_DOCUMENTS that no client is registered under (a typo, a
+    word meant as a mode) held nobody, and the client meant went unheld, without a word: `serve`
+    refuses it in one line naming it. An SSO principal's id, registered nowhere, is not named;
+    a list of registered clients serves."""
+    assert sinergi(fresh_url, "migrate")[0] == 0  # the regions a client's jurisdiction names
+    asyncio.run(_register_real_client(fresh_url))
+    sso = "https://sso.example.go.id/realms/sinergi"
+    issuers = f'[{{"issuer": "{sso}", "jwks_url": "{sso}/certs", "audience": "sinergi"}}]'
+    env = {**os.environ, "DATABASE_URL": as_service(fresh_url), "SINERGI_HOME": str(home)}
+    env |= {"SINERGI_LOG_LEVEL": "warning", "SINERGI_EXTERNAL_ISSUERS": issuers}
+    for name in ("DATABASE_OWNER_URL", "PROMETHEUS_MULTIPROC_DIR", "SINERGI_ENV"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(free_port())]
+    held = f"dinas-7781,dinas-7718,{sso}#portal@bumd:62,sng_k3yT7pQ2xW9z"
+    refused = subprocess.run(
+        command,
+        env={**env, "SINERGI_TRUSTED_DOCUMENTS": held},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        "sinergi: refusing to serve: SINERGI_TRUSTED_DOCUMENTS names 'dinas-7718',"
+        " 'sng_k3yT7pQ2xW9z', which no client is registered under (sinergi clients list): each"
+        " would hold nobody, and the client meant would run any document; correct the list\n"
+    )
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port)],
+        env={**env, "SINERGI_TRUSTED_DOCUMENTS": f"dinas-7781,{sso}#portal@bumd:62"},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
