@@ -13,10 +13,12 @@ import asyncio
 import socket
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
@@ -85,17 +87,50 @@ database)."""
 def unreachable(error: BaseException, settings: Settings) -> str | None:
     """One line saying which PostgreSQL could not be reached and why, when `error` is a failure
     to connect (refused, unknown host, timed out, TLS refused, a role or database PostgreSQL does
-    not know); None for anything else. The password is never part of it."""
-    if isinstance(error, DBAPIError):
-        sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
-        if sqlstate[:2] not in _REFUSED_CONNECTION:
-            return None
-        reason = str(error.orig)
-    elif isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
-        reason = error.strerror or str(error)
-    else:
+    not know, a Unix socket not there, a root certificate missing); None for anything else. The
+    password is never part of it."""
+    reason = _refused(error) or _failed_connecting(error)
+    if reason is None:
         return None
     return f"cannot reach PostgreSQL at {_where(settings)}: {reason}"
+
+
+def _refused(error: BaseException) -> str | None:
+    """Why PostgreSQL refused the connection, or the network did not carry it."""
+    if isinstance(error, DBAPIError):
+        sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+        return str(error.orig) if sqlstate[:2] in _REFUSED_CONNECTION else None
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
+        return error.strerror or str(error)
+    return None
+
+
+_CONNECT = asyncpg.connect.__code__
+"""Every connection Sinergi opens goes through `asyncpg.connect`: SQLAlchemy's driver calls it,
+and so do the notifications' and the embedded server's own connections."""
+
+
+def _failed_connecting(error: BaseException) -> str | None:
+    """Why `asyncpg.connect` failed, when `error` is, or wraps, what it raised: any OSError (a
+    Unix socket not there, TLS refused: ssl.SSLError is one) or asyncpg's InterfaceError (a
+    configuration it refuses before connecting, ClientConfigurationError: `sslmode=verify-full`
+    without a root certificate). Which exception alone cannot tell: a file missing, or an
+    InterfaceError, anywhere else is a bug, and stays a traceback."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, asyncpg.InterfaceError)) and any(
+            frame.f_code is _CONNECT for frame, _ in traceback.walk_tb(current.__traceback__)
+        ):
+            if isinstance(current, OSError):
+                return current.strerror or str(current)
+            return str(current.args[0])  # without asyncpg's HINT, a second line
+        if isinstance(current, DBAPIError) and current.orig is not None:
+            current = current.orig
+        else:
+            current = current.__cause__
+    return None
 
 
 def needs_owner(error: BaseException) -> str | None:

@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from sinergi.cli import DEFAULT_PORT, default_issuer_warning, main
-from sinergi.settings import DEFAULT_ISSUER
+from sinergi.database import unreachable
+from sinergi.settings import DEFAULT_ISSUER, Settings
 from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
 from tests.support.served import free_port, served, wait_until_answering
@@ -66,6 +68,34 @@ def test_a_postgresql_that_cannot_be_reached_is_one_line(
     }
     for url, expected in cases.items():
         _one_line(_sinergi(tmp_path, {"DATABASE_URL": url}, *argv), expected)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: argv[0])
+def test_a_missing_socket_or_root_certificate_is_one_line(tmp_path: Path, argv: list[str]) -> None:
+    """A Unix socket that is not there (PostgreSQL stopped, a typo in `host=`) ended in a
+    FileNotFoundError's traceback, and `sslmode=verify-full` without a root certificate in an
+    InterfaceError's, both exit 1."""
+    socket_dir, root_cert = tmp_path / "no-socket-here", tmp_path / ".postgresql/root.crt"
+    cases = {
+        f"postgresql://x:{PASSWORD}@/y?host={socket_dir}": (
+            {},
+            f"cannot reach PostgreSQL at {socket_dir}:5432/y: No such file or directory",
+        ),
+        f"postgresql://x:{PASSWORD}@127.0.0.1:1/y?sslmode=verify-full": (
+            {"HOME": str(tmp_path)},  # where asyncpg looks for it, as libpq does
+            f'cannot reach PostgreSQL at 127.0.0.1:1/y: root certificate file "{root_cert}" does'
+            " not exist or cannot be accessed",
+        ),
+    }
+    for url, (env, expected) in cases.items():
+        _one_line(_sinergi(tmp_path, {"DATABASE_URL": url, **env}, *argv), expected)
+
+
+def test_a_missing_file_is_no_unreachable_database_unless_raised_connecting() -> None:
+    """Only what asyncpg raised while connecting says the database cannot be reached: a file
+    missing, or a ValueError, anywhere else is a bug, told as one."""
+    assert unreachable(FileNotFoundError(2, "No such file or directory"), Settings()) is None
+    assert unreachable(asyncpg.ClientConfigurationError("not connecting"), Settings()) is None
 
 
 def test_a_sinergi_home_that_cannot_hold_a_database_is_one_line(tmp_path: Path) -> None:
