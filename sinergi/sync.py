@@ -527,14 +527,25 @@ def add_parsers(commands: Any) -> None:
     sync_parser.set_defaults(handler=_sync)
 
 
+def _without_userinfo(url: str) -> str:
+    """`url` without the user and password it may carry: the command prints the server's URL
+    (a refusal, a copy made for another) and stores it in the copy, and sends neither of them
+    (the client authenticates with its id and secret; urllib took them for part of the host)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url  # as given: urlsplit and geturl would respell it (the scheme's case, a "?")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _sync(args: Any, settings: Any) -> int:
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in FEEDS]
     if unknown:
         print(f"sinergi sync: unknown feed {', '.join(unknown)}", file=sys.stderr)
         return 2
+    url = _without_userinfo(args.url)
     refusal = cleartext_refusal(
-        args.url, "would send the client's secret and owners' personal data unencrypted"
+        url, "would send the client's secret and owners' personal data unencrypted"
     )
     if refusal is not None:
         print(f"sinergi sync: {refusal}", file=sys.stderr)
@@ -557,8 +568,8 @@ def _sync(args: Any, settings: Any) -> int:
         print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}", file=sys.stderr)
         return 2
     try:
-        copy.bind(args.url.rstrip("/"), args.client_id)
-        post = http_post(args.url, args.client_id, secret, settings.query_limits.max_response_bytes)
+        copy.bind(url.rstrip("/"), args.client_id)
+        post = http_post(url, args.client_id, secret, settings.query_limits.max_response_bytes)
         applied = sync(post, copy, kinds)
     except (CredentialsRefused, AnotherSource) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)

@@ -73,6 +73,15 @@ def test_plain_http_beyond_this_machine_is_refused_before_the_secret_is_read(
     assert not copy.exists()
 
 
+def test_a_refused_url_is_shown_without_its_password(tmp_path: Path) -> None:
+    result = sinergi_sync(
+        tmp_path / "copy.sqlite", "http://someone:never-shown@sinergi.example", tmp_path / "s"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("sinergi sync: http://sinergi.example: plain http ")
+    assert "never-shown" not in result.stderr
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost"])
 def test_plain_http_to_this_machine_is_accepted_and_a_new_copy_is_its_owners_only(
     tmp_path: Path, secret_file: Path, closed_port: int, host: str

@@ -132,14 +132,19 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
 
 
 def _sync_with(
-    port: int, copy: Path, client_id: str, tmp_path: Path, env: dict[str, str] | None = None
+    port: int,
+    copy: Path,
+    client_id: str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    userinfo: str = "",
 ) -> subprocess.CompletedProcess[str]:
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text("sinergi-demo-secret")
     secret_file.chmod(0o600)
     return subprocess.run(
         [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
-         "--url", f"http://127.0.0.1:{port}", "--client-id", client_id,
+         "--url", f"http://{userinfo}127.0.0.1:{port}", "--client-id", client_id,
          "--secret-file", str(secret_file), "--kinds", "msme"],
         capture_output=True, text=True, timeout=60, check=False,
         env=None if env is None else {**os.environ, **env},
@@ -171,6 +176,26 @@ def test_a_copy_is_synced_only_as_the_client_and_server_it_was_made_for(
     assert len(seen) == asked  # refused before asking
     with sqlite3.connect(copy) as db:
         assert db.execute("SELECT id FROM records").fetchall() == [("planted",)]
+
+
+def test_a_url_with_a_password_is_never_printed(
+    tmp_path: Path, other_origin: tuple[ThreadingHTTPServer, list[tuple[str, str | None]]]
+) -> None:
+    """`--url http://user:pw@…` was printed whole, password and all, in the refusal of a copy
+    made for another client or server."""
+    server, _ = other_origin
+    copy = tmp_path / "copy.sqlite"
+    made = _sync_with(server.server_port, copy, "demo-province-62", tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    refused = _sync_with(
+        server.server_port, copy, "demo-province-61", tmp_path, userinfo="someone:never-shown@"
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr == (
+        f"sinergi sync: the copy was made for client 'demo-province-62' at"
+        f" http://127.0.0.1:{server.server_port}, not 'demo-province-61' at"
+        f" http://127.0.0.1:{server.server_port}: sync it as that client, or into a new file\n"
+    )
 
 
 @pytest.mark.parametrize("body", [b"<html>proxy login</html>", b"[]", b'{"token": "x"}'])
