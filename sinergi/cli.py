@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,15 +56,26 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def _metrics_dir(configured: str | None) -> str:
+@contextlib.contextmanager
+def _metrics_dir(configured: str | None, workers: int) -> Iterator[str | None]:
     """A directory for the workers' shared metric files (prometheus_client multiprocess mode):
-    the operator's PROMETHEUS_MULTIPROC_DIR, else a fresh one. It is handed to the workers
-    before anything imports prometheus_client; an earlier run's files in it are deleted once
-    `serve` is past its refusals (_clear_metric_files)."""
-    if not configured:
-        return tempfile.mkdtemp(prefix="sinergi-metrics-")
-    Path(configured).mkdir(parents=True, exist_ok=True)
-    return configured
+    the operator's PROMETHEUS_MULTIPROC_DIR, else, with several workers, a fresh one, removed
+    when `serve` ends (SIGTERM included: `Stopped` unwinds it as an exit), since its files name
+    client ids; None otherwise. It is handed to the workers before anything imports
+    prometheus_client; an earlier run's files in the operator's are deleted once `serve` is
+    past its refusals (_clear_metric_files). Shared files only where processes must add up
+    their series: in one process a sample is an in-memory addition, where a file's is a locked
+    write, a tenth of `{ __typename }`."""
+    if configured:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+        yield configured
+    elif workers > 1:
+        with tempfile.TemporaryDirectory(
+            prefix="sinergi-metrics-", ignore_cleanup_errors=True
+        ) as made:
+            yield made
+    else:
+        yield None
 
 
 METRIC_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
@@ -81,15 +92,16 @@ def _clear_metric_files(directory: str) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    with _metrics_dir(settings.metrics_dir, args.workers) as metrics_dir:
+        return _serve_with(args, settings, metrics_dir)
+
+
+def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str | None) -> int:
     import uvicorn
 
     from sinergi.http_protocol import GatheringHttpToolsProtocol
 
-    metrics_dir = None
-    if args.workers > 1 or settings.metrics_dir:
-        # Shared files only where processes must add up their series: in one process a sample
-        # is an in-memory addition, where a file's is a locked write, a tenth of `{ __typename }`.
-        metrics_dir = _metrics_dir(settings.metrics_dir)
+    if metrics_dir is not None:
         _hand_to_workers({"PROMETHEUS_MULTIPROC_DIR": metrics_dir})
     import logging.config  # only `serve` configures logging from a dictionary
 

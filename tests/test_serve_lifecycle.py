@@ -379,3 +379,34 @@ def test_serve_refuses_a_trusted_documents_list_naming_no_registered_client(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
+
+
+def test_serve_removes_the_metrics_directory_it_made_and_only_that(
+    fresh_url: str, home: Path
+) -> None:
+    """With several workers and no PROMETHEUS_MULTIPROC_DIR, `serve` makes a directory for
+    their metric files, whose series name client ids: it outlived the server, one more under
+    /tmp for every start. The operator's own directory stays, as theirs."""
+    temporary, own = home / "tmp", home / "metrics"
+    temporary.mkdir()
+    env = {**os.environ, "DATABASE_URL": fresh_url, "SINERGI_HOME": str(home)}
+    env |= {"TMPDIR": str(temporary), "SINERGI_LOG_LEVEL": "warning"}
+    for name in ("SINERGI_ENV", "SINERGI_UNSAFE_PRIVILEGED_ROLE", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    for extra in ({}, {"PROMETHEUS_MULTIPROC_DIR": str(own)}):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(port), "--workers",
+             "2", "--unsafe-privileged-role"],
+            env=env | extra,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_until_answering(process, f"http://127.0.0.1:{port}/readyz")
+            made = list(temporary.glob("sinergi-metrics-*"))
+            assert len(made) == (0 if extra else 1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        assert list(temporary.glob("sinergi-metrics-*")) == []
+    assert own.is_dir()
