@@ -393,6 +393,15 @@ NOT_PASSED_ON = {
 }
 
 
+READ_BY_THE_EXPORTER = {
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+}
+"""Settings the README says apply to traces that OpenTelemetry's exporter reads itself, not
+sinergi/settings.py (sinergi/tracing.py); each empty keeps its default there too."""
+
+
 def test_compose_passes_every_other_setting_on_to_the_api() -> None:
     """An operator sets any setting of the README's table in the environment compose runs in,
     without editing the file; unset, each passes on empty, which keeps its default."""
@@ -401,6 +410,8 @@ def test_compose_passes_every_other_setting_on_to_the_api() -> None:
     )
     api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]["environment"]
     assert read - NOT_PASSED_ON <= set(api), sorted(read - NOT_PASSED_ON - set(api))
+    for name in sorted(READ_BY_THE_EXPORTER):
+        assert api.get(name) == f"${{{name}:-}}", f"{name} is not passed on to the API"
     # Passed on empty, uvicorn would trust no proxy, not its default, the loopback.
     assert api["FORWARDED_ALLOW_IPS"] == "${FORWARDED_ALLOW_IPS:-127.0.0.1,::1}"
     passed_empty = {
