@@ -30,6 +30,7 @@ from tests.support.audit_trail import (
     ENTRIES,
     KEY,
     Trail,
+    as_owner,
     sealed_trail,
     verify,
     written_for_tampering,
@@ -44,25 +45,6 @@ CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 @pytest.fixture
 def trail(fresh_url: str, tmp_path: Path) -> Trail:
     return sealed_trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
-
-
-def _as_owner(trail: Trail, *statements: str) -> None:
-    """With the triggers off, which the owner may do and the service may not."""
-
-    async def run() -> None:
-        connection = await asyncpg.connect(trail.owner_url)
-        try:
-            async with connection.transaction():
-                for table in ("audit_log", "audit_seals"):
-                    await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-                for statement in statements:
-                    await connection.execute(statement)
-                for table in ("audit_log", "audit_seals"):
-                    await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
 
 
 # Re-chain every entry from `seq` on with the database's own hash function, as an insider
@@ -108,7 +90,7 @@ def test_sealing_stops_at_an_entry_rewritten_before_its_seal_and_counts_it(
     """The metric an operator alerts on: an entry rewritten before it was sealed is never
     sealed, nor is any after it."""
     asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
-    _as_owner(trail, """UPDATE audit_log SET entry = '{"n": 99}' WHERE seq = 7""")
+    as_owner(trail, """UPDATE audit_log SET entry = '{"n": 99}' WHERE seq = 7""")
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
     asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 0, seal=True))
@@ -199,7 +181,7 @@ def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
     """Written past migration 0035's trigger (as the owner, or before the migration): `audit
     verify` names it before the trail reaches it, and the sealer stops, saying where."""
     planted = 20  # ENTRIES + 14: ahead of the trail
-    _as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, repeat('d', 64))")
+    as_owner(trail, "INSERT INTO audit_seals (seq, mac) VALUES (20, repeat('d', 64))")
     asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
     broken = verify(trail)
     assert broken.returncode == 1
@@ -217,21 +199,21 @@ def test_a_seal_written_ahead_of_the_trail_is_named_at_once(
 
 
 def test_a_rewritten_entry_is_named(trail: Trail) -> None:
-    _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
+    as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3")
     broken = verify(trail)
     assert broken.returncode == 1
     assert "broken at entry 3: content does not match its hash" in broken.stdout
 
 
 def test_a_rewritten_entry_with_its_chain_recomputed_is_named(trail: Trail) -> None:
-    _as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3", RECOMPUTE_FROM_3)
+    as_owner(trail, "UPDATE audit_log SET subjects = '{}' WHERE seq = 3", RECOMPUTE_FROM_3)
     broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 3 to {ENTRIES}: does not match its seal" in broken.stdout
 
 
 def test_a_deleted_middle_entry_is_named(trail: Trail) -> None:
-    _as_owner(trail, "DELETE FROM audit_seals WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3")
+    as_owner(trail, "DELETE FROM audit_seals WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3")
     broken = verify(trail)
     assert broken.returncode == 1
     assert "broken at entry 3: missing: the sequence has a gap" in broken.stdout
@@ -241,7 +223,7 @@ def test_a_deleted_middle_entry_is_named(trail: Trail) -> None:
 def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
     trail: Trail,
 ) -> None:
-    _as_owner(
+    as_owner(
         trail,
         "DELETE FROM audit_seals WHERE seq = (SELECT max(seq) FROM audit_seals)",
         "DELETE FROM audit_log WHERE seq = 3",
@@ -256,7 +238,7 @@ def test_a_deleted_middle_entry_with_the_rest_renumbered_and_rechained_is_named(
 
 
 def test_deleted_newest_entries_are_named(trail: Trail) -> None:
-    _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
+    as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
     broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 5 to {ENTRIES}: missing: a checkpoint of " in broken.stdout
@@ -279,7 +261,7 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
         collected = tmp_path / "collector" / "sinergi-audit.log"
         collected.parent.mkdir()
         collected.write_text("".join(map(as_daemon_writes, syslog.received(2))))
-    _as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
+    as_owner(trail, "DELETE FROM audit_seals WHERE seq > 4", "DELETE FROM audit_log WHERE seq > 4")
     first, _ = trail.checkpoints.read_text().splitlines(keepends=True)
     trail.checkpoints.write_text(first)
 
@@ -294,7 +276,7 @@ def test_a_checkpoint_file_cut_short_is_caught_by_the_copy_syslog_received(
 
 def test_deleted_seals_are_named(trail: Trail) -> None:
     """Dropping the seals to pass rewritten entries off as not yet sealed does not work."""
-    _as_owner(trail, "DELETE FROM audit_seals WHERE seq >= 4")
+    as_owner(trail, "DELETE FROM audit_seals WHERE seq >= 4")
     broken = verify(trail)
     assert broken.returncode == 1
     assert f"broken at entries 4 to {ENTRIES}: its seal is missing" in broken.stdout
@@ -383,7 +365,7 @@ def test_another_key_fails_every_seal(trail: Trail) -> None:
 def test_a_break_planted_early_does_not_hide_a_later_one(trail: Trail) -> None:
     """An insider who rewrites entry 5 cannot cover it by also breaking entry 2 so that the walk
     stops there: every break is named, and the entries between them still check out."""
-    _as_owner(
+    as_owner(
         trail,
         "UPDATE audit_log SET subjects = '{}' WHERE seq = 2",
         "DELETE FROM audit_seals WHERE seq = 5",
@@ -508,7 +490,7 @@ def _plant(trail: Trail, entry: str, subjects: str = "{}") -> None:
     past its checks: as the owner with the triggers off (or, the same, an entry stored before
     migrations 0024 and 0030 made them)."""
     literal = entry.replace("'", "''")
-    _as_owner(
+    as_owner(
         trail,
         f"""
         INSERT INTO audit_log (seq, at, client_id, entry, subjects, prev_hash, hash)
@@ -604,7 +586,7 @@ def test_a_response_whose_entry_was_not_stored_is_not_sent(
     with served(trail.owner_url) as api:
         token = api.token("demo-walidata")
         assert api.post(read, token).json()["data"]["auditEntries"]
-        _as_owner(trail, *DROPPING)
+        as_owner(trail, *DROPPING)
         with caplog.at_level("ERROR", logger="sinergi.errors"):
             response = api.post(read, token)
     body = response.json()

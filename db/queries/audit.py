@@ -322,6 +322,11 @@ _SEALS_OF_NO_ENTRY = (
     .order_by(AUDIT_SEALS.c.seq)
 )
 _NO_ENTRY = "sealed, but there is no such entry: a seal written ahead of the trail"
+# The owner deleted the newest entry with its seal, the service's next entry took its number,
+# and `serve` sealed and checkpointed it: the stored entry matches the newer checkpoint only.
+_REWRITTEN_SINCE = (
+    "two checkpoints that sealed it disagree: the trail was rewritten after it was checkpointed"
+)
 # Entries whose nonce an earlier entry carries, with the first that does: a genuine entry copied
 # whole, its MAC with it. The unique constraint (migration 0051) refuses such a copy, so this
 # finds one only where the owner dropped it; one pass over the nonces, the copies alone kept.
@@ -362,9 +367,11 @@ async def verify(
 ) -> Verification:
     """Walk the chain in order: each entry against its hash, its predecessor and its seal, the
     seals against the checkpoints of this trail, and name every entry that is not as it was
-    written. A checkpoint is of this trail when it names the id the trail keeps (migration
-    0041), which a dump or copy of the database carries under any name; one written before
-    that, naming only a database, when it names this one. One naming this database under
+    written. Every checkpoint of an entry is held against it, not only the last: checkpoints of
+    one entry that disagree show it rewritten after the first, and sealed again. A checkpoint is
+    of this trail when it names the id the trail keeps (migration 0041), which a dump or copy of
+    the database carries under any name; one written before that, naming only a database, when
+    it names this one. One naming this database under
     another trail id (or any id, when the database keeps none) is a break at its entry: the id
     was changed, as the owner could, to set aside the checkpoints that name it.
 
@@ -382,12 +389,12 @@ async def verify(
     for every entry after it.
     """
     trail, database, now = (await connection.execute(await which_trail(connection))).one()
-    signed: dict[int, Checkpoint] = {}
+    signed: dict[int, list[Checkpoint]] = {}  # every one: a later one may seal a rewrite
     contradicting: dict[int, Checkpoint] = {}
     applying = by_name = elsewhere = other_trails = 0
     for checkpoint in checkpoints:
         if checkpoint.applies_to(trail, database):
-            signed[checkpoint.seq] = checkpoint
+            signed.setdefault(checkpoint.seq, []).append(checkpoint)
             applying += 1
             by_name += checkpoint.trail is None
         elif checkpoint.contradicts(trail, database):
@@ -444,18 +451,19 @@ async def verify(
             reason = unsigned(signing, first_signed, row) or copies.get(row.seq)
         if reason is not None:
             breaks.add(row.seq, reason)
-        anchor = signed.get(row.seq)
-        if anchor is not None:
-            if row.mac is None:
-                breaks.add(unsealed_from or row.seq, _SEAL_MISSING, row.seq)
-                unsealed_from = None
-            elif (anchor.hash, anchor.mac) != (row.hash, row.mac):
-                breaks.add(row.seq, "differs from the checkpoint that sealed it")
+        anchors = {(anchor.hash, anchor.mac) for anchor in signed.get(row.seq, ())}
+        if anchors and row.mac is None:
+            breaks.add(unsealed_from or row.seq, _SEAL_MISSING, row.seq)
+            unsealed_from = None
+        elif len(anchors) > 1:
+            breaks.add(row.seq, _REWRITTEN_SINCE)
+        elif anchors and anchors != {(row.hash, row.mac)}:
+            breaks.add(row.seq, "differs from the checkpoint that sealed it")
         previous_seq, previous_hash = row.seq, row.hash
     if newest_checkpoint > previous_seq:
         breaks.add(
             previous_seq + 1,
-            f"missing: a checkpoint of {signed[newest_checkpoint].at.isoformat()} sealed the "
+            f"missing: a checkpoint of {signed[newest_checkpoint][-1].at.isoformat()} sealed the "
             f"chain through entry {newest_checkpoint}",
             newest_checkpoint,
         )
