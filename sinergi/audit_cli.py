@@ -170,7 +170,15 @@ def _unvouched(result: audit.Verification) -> str | None:
     whose id was changed to set them aside. Nor when checkpoints of another trail are set aside
     while older ones, naming only this database, apply: the owner could have changed the id and
     the database's name (or the name the newer ones were written under) both, so the ones naming
-    the id were set aside and the trail held only to the older."""
+    the id were set aside and the trail held only to the older. Nor when none were read at all
+    while entries are sealed: the owner can rewrite and seal again what no checkpoint holds (no
+    file before anything was sealed is a new trail's, and passes)."""
+    if not result.checkpoints and not result.elsewhere and result.sealed:
+        return (
+            "nothing outside the database vouches for this trail: no checkpoint applies, yet it"
+            f" holds seals of {counted(result.sealed, 'entry', 'entries')}. Pass the checkpoint"
+            " files of the servers that sealed it (SINERGI_AUDIT_CHECKPOINTS, --checkpoints)"
+        )
     if not result.elsewhere:
         return None
     if not result.checkpoints:

@@ -1,5 +1,6 @@
 """The checkpoint file keeps every checkpoint: an entry rewritten after one sealed it cannot pass
-`sinergi audit verify` by being checkpointed again.
+`sinergi audit verify` by being checkpointed again, and a sealed trail no checkpoint vouches for
+does not pass at all.
 
 The owner (compose's migrate and import containers hold its credentials) can delete the newest
 entry with its seal. The service's next entry then takes its number, and the running `serve`
@@ -70,3 +71,26 @@ def test_an_older_checkpoint_of_an_entry_disagreeing_with_a_newer_one_is_named(
     broken = verify(trail)
     assert broken.returncode == 1, broken.stdout
     assert DISAGREE in broken.stdout
+
+
+@pytest.mark.parametrize("file", ["missing", "empty"])
+def test_a_sealed_trail_no_checkpoint_vouches_for_fails(trail: Trail, file: str) -> None:
+    trail.checkpoints.unlink()
+    if file == "empty":
+        trail.checkpoints.touch()
+    unvouched = verify(trail)
+    assert unvouched.returncode == 1, unvouched.stdout
+    assert (
+        "nothing outside the database vouches for this trail: no checkpoint applies, yet it"
+        f" holds seals of {ENTRIES} entries" in unvouched.stdout
+    )
+
+
+def test_a_trail_nothing_sealed_yet_passes_without_checkpoints(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    trail = Trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
+    asyncio.run(written_for_tampering(fresh_url, trail.checkpoints, 2, seal=False))
+    intact = verify(trail)
+    assert intact.returncode == 0, intact.stdout
+    assert f"{trail.checkpoints}: no checkpoints" in intact.stdout
