@@ -10,7 +10,9 @@ database is away it fails, says so, and tries again. A round that fails while th
 still answers (a bug, something in the trail sealing cannot take, or the sealer's connection
 ended by someone with the service's credentials, which looks like an outage) is an error,
 counted, and once the oldest unsealed entry has waited past the bound, a stall, as when
-another holds the lock.
+another holds the lock. Each round checks that the head it saw sealed the round before is still
+there as it was: the owner can delete the newest entry with its seal, and the service's next
+entry takes its number; that is logged and counted as tampering, once, and sealing goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.errors import is_unavailable, loggable
 from db.queries import audit_key_fingerprint, audit_seals
+from db.seals import Checkpoint
 from sinergi import checkpoint_file, checkpoint_syslog, metrics
 from sinergi.checkpoint_syslog import SyslogAddress
 from sinergi.settings import UNSEALED_INTERVALS
@@ -63,6 +66,8 @@ class AuditSealer:
         self._unsent: str | None = None
         self._sending: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._seen: Checkpoint | None = None
+        """The head this process last saw sealed, which a round checks is still there."""
         self.wrong_key = False
         """A round stopped at a seal the key does not reproduce, and the key is not the
         trail's (`_another_key`): the instance is not ready (sinergi.app `readyz`). Otherwise
@@ -102,7 +107,7 @@ class AuditSealer:
         try:
             while True:
                 async with self._engine.begin() as connection:
-                    sealed = await audit_seals.seal(connection, self._key)
+                    sealed = await audit_seals.seal(connection, self._key, seen=self._seen)
                     if sealed is not None and sealed.refused_at is not None and not self.wrong_key:
                         self.wrong_key = await _another_key(connection, self._key)
                     waiting = (
@@ -112,6 +117,13 @@ class AuditSealer:
                     self._round_done_at = time.monotonic()
                     self._check_sealing_goes_on(waiting)
                     return  # another process is sealing, and will publish
+                if sealed.rewound is not None:
+                    log.error(
+                        "audit entry %d, which this process saw sealed, was rewritten or removed"
+                        " since: sealing goes on; run `sinergi audit verify`",
+                        sealed.rewound,
+                    )
+                self._seen = sealed.head
                 count += sealed.count
                 refused = refused or sealed.refused
                 stopped = stopped or sealed.refused_at is not None

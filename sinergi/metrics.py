@@ -117,7 +117,8 @@ AUDIT_SEALED_ENTRY = Gauge(
 AUDIT_SEAL_REFUSALS = Counter(
     "sinergi_audit_seal_refusals_total",
     "Sealing rounds stopped at an entry whose hash or link is wrong, or that sealed past an entry"
-    " that cannot be read: run sinergi audit verify.",
+    " that cannot be read, or found the entry they saw sealed before rewritten or removed: run"
+    " sinergi audit verify.",
 )
 AUDIT_SEAL_STALLS = Counter(
     "sinergi_audit_seal_stalls_total",
@@ -252,8 +253,9 @@ def observe_websocket_refusal(code: str, client_id: str | None) -> None:
 def observe_sealing(head: int | None, *, refused: bool, stopped: bool) -> None:
     """A sealing round this process finished: the newest entry sealed, if any, whether it
     stopped at an entry it could not seal (`stopped`), or sealed past one that cannot be read
-    (`refused`, either). The time moves only when the round sealed the whole trail: a round
-    that stopped leaves it behind, so the alert on it fires."""
+    or found the head it saw sealed rewritten (`refused`, any of them). The time moves only when
+    the round sealed the whole trail: a round that stopped leaves it behind, so the alert on it
+    fires."""
     if not stopped:
         AUDIT_SEALED_AT.set(time.time())
     if head is not None:

@@ -11,21 +11,28 @@ compared the stored entry with the last of them only, and passed the rewritten t
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
+from db.engine import create_engine
 from db.seals import Checkpoint
 from sinergi import checkpoint_file
+from sinergi.audit_sealer import AuditSealer
 from tests.support.audit_trail import (
     ENTRIES,
     KEY,
     Trail,
     as_owner,
+    rewritten_as_owner,
     sealed_trail,
     verify,
+    written,
     written_for_tampering,
 )
+from tests.support.databases import as_service
 
 DELETE_THE_NEWEST = (
     "DELETE FROM audit_seals WHERE seq = (SELECT max(seq) FROM audit_log)",
@@ -35,6 +42,7 @@ DISAGREE = (
     f"audit chain broken at entry {ENTRIES}: two checkpoints that sealed it disagree: the trail"
     " was rewritten after it was checkpointed"
 )
+REFUSALS = "sinergi_audit_seal_refusals_total"
 
 
 @pytest.fixture
@@ -94,3 +102,39 @@ def test_a_trail_nothing_sealed_yet_passes_without_checkpoints(
     intact = verify(trail)
     assert intact.returncode == 0, intact.stdout
     assert f"{trail.checkpoints}: no checkpoints" in intact.stdout
+
+
+async def test_the_sealer_names_an_entry_it_sealed_that_changed_and_seals_on(
+    fresh_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The running `serve` saw entry N sealed; a round that finds it gone, or another in its
+    place, says so and counts it, rather than checkpoint over it in silence. It seals on, as
+    past any tampering it cannot undo: the trail is append-only, so stopping would leave every
+    later entry unsealed for good."""
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    await written(fresh_url, KEY, ENTRIES)
+    engine = create_engine(as_service(fresh_url), statement_timeout_ms=10_000)
+    try:
+        sealer = AuditSealer(engine, KEY, checkpoints, 1)
+        await sealer.publish()
+        await rewritten_as_owner(fresh_url, *DELETE_THE_NEWEST)
+        await written(fresh_url, KEY, 1)
+        before = REGISTRY.get_sample_value(REFUSALS) or 0.0
+        with caplog.at_level(logging.ERROR, logger="sinergi.audit"):
+            await sealer.publish()
+        assert REGISTRY.get_sample_value(REFUSALS) == before + 1
+        assert (
+            f"audit entry {ENTRIES}, which this process saw sealed, was rewritten or removed"
+            " since" in caplog.text
+        )
+        assert [c.seq for c in checkpoint_file.read(checkpoints, KEY).checkpoints] == [
+            ENTRIES,
+            ENTRIES,
+        ]
+        caplog.clear()
+        await written(fresh_url, KEY, 1)
+        with caplog.at_level(logging.ERROR, logger="sinergi.audit"):
+            await sealer.publish()  # said once, not every round after
+        assert caplog.text == ""
+    finally:
+        await engine.dispose()

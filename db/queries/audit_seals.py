@@ -11,7 +11,10 @@ stops there and says so, and `audit verify` names it. An entry that cannot be re
 stopping at it would leave every later entry unsealed for good, the trail being append-only;
 it is counted and logged as the tampering it is, and `audit verify` names it. So is an entry
 the service did not write (its MAC missing or wrong, `db.seals.unsigned`): whoever holds the
-service's credentials could otherwise stop sealing with one INSERT.
+service's credentials could otherwise stop sealing with one INSERT. And so is the head a
+process saw sealed in its last round, found rewritten or gone (`seen`): the owner deleted the
+newest entry with its seal, and the service's next entry takes its number; sealing it vouches
+only for that entry, and every checkpoint of the old one still tells them apart.
 
 The lock is only tried: a process that finds it taken leaves sealing to whoever holds it. Any
 connection may take that lock, the service's role too, and hold it without sealing; so a process
@@ -103,6 +106,12 @@ _LAST = (
     .outerjoin(_BEFORE, _BEFORE.c.seq == AUDIT_SEALS.c.seq - 1)
     .order_by(AUDIT_SEALS.c.seq.desc())
     .limit(1)
+)
+# An entry with its seal, to compare with a head seen sealed before.
+_SEALED_AS = (
+    select(AUDIT_LOG.c.hash, AUDIT_SEALS.c.mac)
+    .join(AUDIT_SEALS, AUDIT_SEALS.c.seq == AUDIT_LOG.c.seq)
+    .where(AUDIT_LOG.c.seq == bindparam("seq"))
 )
 # The batch as two arrays, one statement: as a multi-row VALUES (SQLAlchemy's executemany), a
 # statement of its own per thousand seals, each parsed and planned afresh.
@@ -262,28 +271,41 @@ class Sealed:
     not stopped at: the trail is append-only, so stopping would leave every later entry
     unsealed for good, an insider's one INSERT away."""
 
+    rewound: int | None = None
+    """The head the caller saw sealed (`seen`), if found rewritten or gone since."""
+
     @property
     def refused(self) -> bool:
         """Whether this round met an entry it could not vouch for."""
-        return self.refused_at is not None or bool(self.tampered)
+        return self.refused_at is not None or bool(self.tampered) or self.rewound is not None
 
 
-async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -> Sealed | None:
+async def _still_sealed(connection: AsyncConnection, head: Checkpoint) -> bool:
+    """Whether the entry of `head` is stored and sealed as it was then: one index lookup."""
+    found = (await connection.execute(_SEALED_AS, {"seq": head.seq})).first()
+    return found is not None and (found.hash, found.mac) == (head.hash, head.mac)
+
+
+async def seal(
+    connection: AsyncConnection, key: bytes, *, batch: int = BATCH, seen: Checkpoint | None = None
+) -> Sealed | None:
     """Seal up to `batch` entries in the caller's transaction; None when another process holds
-    the sealing lock (it will publish the checkpoint)."""
+    the sealing lock (it will publish the checkpoint). `seen`: the head the caller last saw
+    sealed, checked to be still there as it was."""
     if not (await connection.execute(_LOCK)).scalar_one():
         return None
     await connection.execute(_CUSTOM_PLANS)
+    rewound = None if seen is None or await _still_sealed(connection, seen) else seen.seq
     trail, database, now = (await connection.execute(WHICH_TRAIL_AND_WHEN)).one()
     last = (await connection.execute(_LAST)).first()
     if last is not None and last.seq is None:
         # Written before migration 0035 refused such a seal: the database refuses every seal
         # after the entries below it, and the seal stays (the table is append-only).
-        return Sealed(None, 0, last.sealed_seq, "has a seal but no entry")
+        return Sealed(None, 0, last.sealed_seq, "has a seal but no entry", rewound=rewound)
     if last is not None and not same_mac(row_mac(key, last.mac_before, last), last.mac):
         # Whoever may write seals (the service's role) wrote this one: sealing on it would
         # vouch for it, and a checkpoint would sign it.
-        return Sealed(None, 0, last.seq, "does not match its seal")
+        return Sealed(None, 0, last.seq, "does not match its seal", rewound=rewound)
     previous_seq, previous_mac, previous_hash = (
         (0, "", "") if last is None else (last.seq, last.mac, last.hash)
     )
@@ -321,4 +343,4 @@ async def seal(connection: AsyncConnection, key: bytes, *, batch: int = BATCH) -
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now, trail)
     )
-    return Sealed(head, len(seqs), refused_at, reason, tuple(tampered))
+    return Sealed(head, len(seqs), refused_at, reason, tuple(tampered), rewound)
