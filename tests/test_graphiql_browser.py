@@ -1,9 +1,9 @@
 """GraphiQL in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 which .ci/run installs) loads the page from a live server that reaches no network beyond
 itself, lists `Query` in the documentation explorer, shows and renews the demo token in the
-headers tab, runs the example and reads its result, and runs a subscription over the
+headers tab, runs the example and reads its result, runs a subscription over the
 WebSocket, all within the page's Content-Security-Policy (the browser reports no violation of
-it).
+it), and keeps its history in localStorage without the token.
 
 Skipped only on a developer's machine without Chromium; in CI (`CI=true`) it always runs.
 """
@@ -11,6 +11,7 @@ Skipped only on a developer's machine without Chromium; in CI (`CI=true`) it alw
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -124,6 +125,24 @@ def _editors(driver: Any) -> dict[str, str]:
     return texts
 
 
+def _set_query(driver: Any, query: str) -> None:
+    """Types `query` into the query editor, and waits for GraphiQL to parse it (100 ms after an
+    edit): ▶ tells a subscription, which goes over the WebSocket, by the parsed document."""
+    editor = """
+        const editor = [...document.querySelectorAll('.CodeMirror')].find((element) =>
+          !element.closest('.graphiql-response') && !element.closest('.graphiql-editor-tool'));
+        """
+    driver.execute_script(editor + "editor.CodeMirror.setValue(arguments[0]);", query)
+    _until(
+        lambda: (
+            driver.execute_script(editor + "return editor.CodeMirror.documentAST?.loc.source.body;")
+            == query
+        ),
+        10,
+        "GraphiQL did not parse the query",
+    )
+
+
 def test_graphiql_works_offline_with_docs_a_renewed_token_and_a_result(
     browser: Any, served: str, tmp_path: Path
 ) -> None:
@@ -180,16 +199,7 @@ def test_graphiql_runs_a_subscription_over_the_websocket_with_the_headers_token(
     browser.get(f"{served_longer}/graphql")
     _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
     _until(lambda: _editors(browser).get("query"), 10, "no query editor")
-    browser.execute_script(
-        """
-        for (const element of document.querySelectorAll('.CodeMirror')) {
-          if (!element.closest('.graphiql-response') && !element.closest('.graphiql-editor-tool')) {
-            element.CodeMirror.setValue(
-              'subscription { msmeChanges { entries { id change } endCursor } }');
-          }
-        }
-        """
-    )
+    _set_query(browser, "subscription { msmeChanges { entries { id change } endCursor } }")
     browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
     try:
         result = _until(
@@ -207,3 +217,53 @@ def test_graphiql_runs_a_subscription_over_the_websocket_with_the_headers_token(
     assert '"errors"' not in result
     console = [entry["message"] for entry in browser.get_log("browser")]
     assert not [line for line in console if "Content Security Policy" in line], console
+
+
+def test_graphiql_keeps_no_token_in_local_storage(browser: Any, served_longer: str) -> None:
+    """GraphiQL's history keeps each request with its headers in localStorage, whatever
+    `shouldPersistHeaders` says: the page must store it without them, so no token stays there
+    for a later page of this origin to read, and must rewrite a history stored with them."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served_longer}/graphql")
+    _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+    stale = {"query": "{ viewer { clientId } }", "headers": '{"Authorization": "Bearer stale"}'}
+    browser.execute_script(
+        "localStorage.clear();"
+        "localStorage.setItem('graphiql:queries', JSON.stringify({queries: [arguments[0]]}));",
+        stale,
+    )
+    browser.refresh()
+    _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+    headers = _until(lambda: _editors(browser).get("tool"), 10, "no headers editor")
+    token = json.loads(headers)["Authorization"].removeprefix("Bearer ")
+    stored = _local_storage(browser)
+    assert "stale" not in stored.get("graphiql:queries", ""), "the old history keeps its token"
+
+    _set_query(browser, "{ msmes(first: 1) { totalCount } }")
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    _until(lambda: "totalCount" in (_editors(browser).get("response") or ""), 30, "no result")
+    stored = _until(
+        lambda: len(_history(found := _local_storage(browser))) == 2 and found,
+        10,
+        "the query run is not in the history",
+    )
+    assert [entry["query"] for entry in _history(stored)] == [  # history is still kept
+        "{ viewer { clientId } }",
+        "{ msmes(first: 1) { totalCount } }",
+    ]
+    assert not [key for key, value in stored.items() if "Bearer" in value or token in value]
+
+
+def _local_storage(driver: Any) -> dict[str, str]:
+    stored: dict[str, str] = driver.execute_script(
+        "return Object.fromEntries(Object.entries(localStorage))"
+    )
+    return stored
+
+
+def _history(stored: dict[str, str]) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = json.loads(stored.get("graphiql:queries", "{}")).get(
+        "queries", []
+    )
+    return entries
