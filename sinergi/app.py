@@ -44,6 +44,7 @@ from sinergi.graphql_app import SinergiGraphQL
 from sinergi.guard import BodyDeadlines, OperationChecks, RequestGuard
 from sinergi.http_edge import GraphQLOverHTTP, unknown_path, unsupported_method
 from sinergi.logs import lean_records
+from sinergi.loopback import LoopbackOnly
 from sinergi.observe import Observer
 from sinergi.rate_limit import RateLimiter
 from sinergi.settings import MetricsAccess, Settings
@@ -354,14 +355,17 @@ def create_app(
                 token=settings.metrics_token, multiprocess_dir=settings.metrics_dir
             )
         )
-    observed = [
+    every_request = [
         *([tracing.middleware(traces)] if traces is not None else []),
         Middleware(Observer, routes=frozenset(route.path for route in routes)),
+        # Under `serve --dev` anyone can act as the demo clients, whose secret is published:
+        # a page of another site, rebound to this machine's address, would be same-origin.
+        *([Middleware(LoopbackOnly)] if settings.dev else []),
     ]
     graphql_http = _wrapped(
         graphql,
         [
-            *observed,
+            *every_request,
             Middleware(
                 GraphQLOverHTTP,
                 graphiql=graphiql.render if graphiql is not None else None,
@@ -372,7 +376,7 @@ def create_app(
     return Sinergi(
         graphql_http=graphql_http,
         routes=[*routes, *(graphiql.routes() if graphiql is not None else [])],
-        middleware=observed,
+        middleware=every_request,
         exception_handlers={404: unknown_path, 405: unsupported_method},
         lifespan=lifespan,
     )

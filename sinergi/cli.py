@@ -265,14 +265,20 @@ def _unlistenable(host: str, port: int) -> str | None:
 
 
 def _graphiql_notice(host: str, port: int) -> str:
-    """Where a browser finds GraphiQL, which answers only a loopback name (sinergi.graphiql):
-    uvicorn's own line names the address it listens on, whose `/` only redirects there."""
+    """Where a browser finds GraphiQL under --dev, whose server answers only a loopback name
+    (sinergi.loopback): uvicorn's own line names the address it listens on, whose `/` only
+    redirects there, and which another machine is refused at."""
     loopback = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}
-    if host in loopback or host in {"0.0.0.0", "::", ""}:  # noqa: S104 (a name compared)
-        return f"GraphiQL: http://{loopback.get(host, '127.0.0.1')}:{port}/graphql"
+    if host in loopback:
+        return f"GraphiQL: http://{loopback[host]}:{port}/graphql"
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 (a name compared)
+        return (
+            f"GraphiQL: http://127.0.0.1:{port}/graphql (--dev answers only a request addressed"
+            " to localhost, 127.0.0.1 or [::1]: another machine reaches it through a tunnel)"
+        )
     return (
-        f"GraphiQL answers only a browser addressing this server as localhost, 127.0.0.1 or"
-        f" [::1] (port {port}, path /graphql), not as {host}"
+        f"--dev answers only a request addressed to localhost, 127.0.0.1 or [::1] (port {port},"
+        f" GraphiQL at /graphql), not as {host}: reach it through a tunnel to {host}"
     )
 
 

@@ -6,11 +6,11 @@ so a browser runs only the published bytes. The page opens with a token of the d
 in its headers tab, and renews it from `/graphiql/token` before it expires.
 
 That token reads personal data, so the page and the renewal answer only a request addressed to
-this machine by a loopback name (a `Host` of localhost, 127.0.0.1 or [::1]): a page of another
-site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is addressed by its own name,
-and gets nothing. A renewal sent from another origin is refused too, and the page declares what
-it runs (its Content-Security-Policy: its own files and the hash of its one inline script) and
-that no other page may frame it.
+this machine by a loopback name (sinergi.loopback, which holds a whole `serve --dev` to it): a
+page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is addressed by
+its own name, and gets nothing. A renewal sent from another origin is refused too, and the page
+declares what it runs (its Content-Security-Policy: its own files and the hash of its one inline
+script) and that no other page may frame it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from auth.service import OAuthError
+from sinergi.loopback import addressed_to_loopback, forbidden
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_DIR = STATIC_DIR / "graphiql"
@@ -52,8 +53,6 @@ EXAMPLE_QUERY = """\
 """
 
 Mint = Callable[[], Awaitable[str]]
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
-_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]*)(?::[0-9]{1,5})?")
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
@@ -142,24 +141,12 @@ def _page_headers(socket_origin: str) -> dict[str, str]:
     }
 
 
-def _host_name(host: str) -> str:
-    """The `Host` header's name without its port (`[::1]:8000` is `[::1]`); "" for one that is
-    no name and port, as `[::1].attacker.example` is not."""
-    found = _HOST.fullmatch(host.lower())
-    return found.group(1) if found else ""
-
-
-def _forbidden(field: str, reason: str) -> Response:
-    error = {"message": f"{field}: {reason}", "extensions": {"code": "FORBIDDEN", "field": field}}
-    return JSONResponse({"errors": [error]}, status_code=403, headers={"Cache-Control": "no-store"})
-
-
 def _refusal(request: Request, *, renewal: bool) -> Response | None:
     """Why the demo token may not go to this request, or None. A renewal's `Origin`, which a
     browser sends with every POST, must be the page's own."""
     host = request.headers.get("host", "")
-    if _host_name(host) not in LOOPBACK:
-        return _forbidden(
+    if not addressed_to_loopback(host):
+        return forbidden(
             "Host",
             "GraphiQL and its demo token are served to localhost, 127.0.0.1 or [::1] only;"
             " open it at one of those",
@@ -167,7 +154,7 @@ def _refusal(request: Request, *, renewal: bool) -> Response | None:
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{host}".lower()
     if renewal and origin is not None and origin.lower() != own:
-        return _forbidden("Origin", "the demo token is renewed for GraphiQL's own page only")
+        return forbidden("Origin", "the demo token is renewed for GraphiQL's own page only")
     return None
 
 

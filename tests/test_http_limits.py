@@ -447,7 +447,7 @@ def _trickled(
     with socket.create_connection((host, int(port)), timeout=seconds + 5) as connection:
         connection.sendall(
             (
-                f"POST {path} HTTP/1.1\r\nHost: sinergi\r\nContent-Type: {content_type}\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
                 f"{authorization}Content-Length: 1000\r\n\r\n"
             ).encode()
         )

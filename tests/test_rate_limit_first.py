@@ -198,7 +198,7 @@ def test_a_client_over_its_limit_is_refused_before_its_body_arrives(
         with socket.create_connection((host, int(port)), timeout=5) as connection:
             connection.sendall(
                 (
-                    "POST /graphql HTTP/1.1\r\nHost: sinergi\r\nContent-Type: application/json\r\n"
+                    f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                     f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n"
                 ).encode()
             )

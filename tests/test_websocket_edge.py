@@ -228,12 +228,12 @@ def test_a_request_head_over_its_bound_is_answered_431_and_the_connection_closed
     431 and the connection closed once it runs past its bound; another connection is served."""
     started: str = request.getfixturevalue(server)
     host, port = started.removeprefix("http://").split(":")
-    head = b"GET /graphql HTTP/1.1\r\nHost: sinergi\r\n"
+    head = f"GET /graphql HTTP/1.1\r\nHost: {host}\r\n".encode()
     if upgrade:
         head += b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
         head += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     padded = head + b"X-Pad: " + b"a" * HEAD_PAD + b"\r\n\r\n"
-    kept_alive = b"GET /healthz HTTP/1.1\r\nHost: sinergi\r\n\r\n"
+    kept_alive = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     for sent in (padded, kept_alive + padded):
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             began = time.monotonic()

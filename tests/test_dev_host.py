@@ -1,0 +1,108 @@
+"""A server holding the published demo secrets (`serve --dev`) answers only a request addressed to
+this machine by a loopback name, on every path and on the WebSocket: a page of another site whose
+name was made to resolve to 127.0.0.1 (DNS rebinding) is same-origin with the server, so it could
+otherwise take a token with the published secret and read what the token reads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auth.clients import DEMO_SECRET
+from db.engine import async_url
+from sinergi.demo_mode import GRAPHIQL_CLIENT_ID, register_demo_clients
+from tests.support.databases import as_service
+from tests.support.served import served_process
+
+REBOUND = "rebind.attacker.example"
+TOKEN_FORM = {
+    "grant_type": "client_credentials",
+    "client_id": GRAPHIQL_CLIENT_ID,
+    "client_secret": DEMO_SECRET,
+}
+VIEWER = {"query": "{ viewer { clientId } }"}
+
+
+def _register_demo_clients(url: str) -> None:
+    async def register() -> None:
+        engine = create_async_engine(async_url(url))
+        await register_demo_clients(engine)
+        await engine.dispose()
+
+    asyncio.run(register())
+
+
+@pytest.fixture(scope="module")
+def dev_server(module_reference_url: str) -> Iterator[str]:
+    """A development server with the demo clients and their published secret (`serve --dev`'s
+    workers: SINERGI_DEV=true, which `served_process` sets)."""
+    _register_demo_clients(module_reference_url)
+    with served_process(as_service(module_reference_url), "development") as (base, _):
+        yield base
+
+
+def _upgrade(base: str, host: str) -> bytes:
+    """The answer to a WebSocket upgrade of /graphql addressed to `host`, as a browser sends
+    it, whatever name it reached the server's address by: its head, and its body when refused."""
+    port = int(base.rsplit(":", 1)[1])
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        "GET /graphql HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.startswith(b"HTTP/1.1 101"):
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _assert_host_refused(answer: httpx.Response) -> None:
+    assert answer.status_code == 403, answer.text
+    (error,) = answer.json()["errors"]
+    assert error["extensions"] == {"code": "FORBIDDEN", "field": "Host"}
+    assert "eyJ" not in answer.text  # no JWT
+
+
+def test_a_rebound_name_is_refused_on_every_path_and_the_websocket(dev_server: str) -> None:
+    port = dev_server.rsplit(":", 1)[1]
+    rebound = {"Host": f"{REBOUND}:{port}"}
+    token = httpx.post(f"{dev_server}/oauth/token", data=TOKEN_FORM).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    _assert_host_refused(httpx.post(f"{dev_server}/oauth/token", data=TOKEN_FORM, headers=rebound))
+    _assert_host_refused(
+        httpx.post(f"{dev_server}/graphql", json=VIEWER, headers={**rebound, **bearer})
+    )
+    _assert_host_refused(httpx.get(f"{dev_server}/metrics", headers=rebound))
+    _assert_host_refused(httpx.get(f"{dev_server}/healthz", headers=rebound))
+    upgrade = _upgrade(dev_server, f"{REBOUND}:{port}")
+    assert upgrade.startswith(b"HTTP/1.1 403"), upgrade
+    assert b'"extensions":{"code":"FORBIDDEN","field":"Host"}' in upgrade, upgrade
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "LocalHost", "[::1]"])
+def test_a_loopback_name_at_any_port_is_served(dev_server: str, name: str) -> None:
+    port = dev_server.rsplit(":", 1)[1]
+    local = {"Host": f"{name}:{port}"}
+    issued = httpx.post(f"{dev_server}/oauth/token", data=TOKEN_FORM, headers=local)
+    assert issued.status_code == 200, issued.text
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    answer = httpx.post(f"{dev_server}/graphql", json=VIEWER, headers={**local, **bearer})
+    assert answer.json() == {"data": {"viewer": {"clientId": GRAPHIQL_CLIENT_ID}}}
+    assert httpx.get(f"{dev_server}/metrics", headers=local).status_code == 200
+    assert _upgrade(dev_server, f"{name}:{port}").startswith(b"HTTP/1.1 101")
