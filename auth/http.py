@@ -110,8 +110,7 @@ def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
     body: dict[str, Any] = {"error": error.error, "error_description": error.description}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-        # the contract's code, beside OAuth's own error
-        body["code"] = "SERVICE_UNAVAILABLE" if error.status == 503 else "RATE_LIMITED"
+        body["code"] = error.code
         body["retryAfter"] = error.retry_after
     return JSONResponse(body, status_code=error.status, headers=headers)
 

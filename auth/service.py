@@ -55,6 +55,14 @@ class OAuthError(Exception):
         self.status = status
         self.retry_after = retry_after
 
+    @property
+    def code(self) -> str | None:
+        """The contract's code beside OAuth's `error`, for a refusal for a while (one with a
+        Retry-After): the token endpoint's and GraphiQL's demo token's answers carry it."""
+        if self.retry_after is None:
+            return None
+        return "SERVICE_UNAVAILABLE" if self.status == 503 else "RATE_LIMITED"
+
 
 def authentication_failed() -> OAuthError:
     """The one answer for a wrong secret and for a client id that names no active client."""
@@ -308,24 +316,27 @@ class AuthService:
             )
         return True
 
-    async def mint_for_client(self, client_id: str, secret: str) -> str:
-        """A token for an active client whose secret is still `secret`, without the token
-        endpoint's throttle: development GraphiQL only, whose caller sends no credentials and
-        names the published demo secret. Checked against the stored hash on every mint, so a
-        rotated or revoked client gets no more tokens this way (OAuthError, 403); nor any, with
-        the refused secret (a server with GraphiQL but not `serve --dev`)."""
+    async def mint_for_client(self, client_id: str, secret: str, *, address: str) -> str:
+        """A token for an active client whose secret is still `secret`, issued as the token
+        endpoint issues it to `address`, under the same throttle and cap on the client's tokens
+        (`issue_token`): development GraphiQL only, whose caller sends no credentials and names
+        the published demo secret, and whose every page and renewal would otherwise cost a
+        scrypt and a signature, unbounded. A client that is not active with `secret` (rotated
+        or revoked: checked on every mint) is OAuthError 403, and so is any, with the refused
+        secret (a server with GraphiQL but not `serve --dev`)."""
         if self._refuses(secret):
             raise OAuthError(
                 "access_denied", "this server refuses the published demo secret (no --dev)", 403
             )
-        async with self.reads.connect() as connection:
-            claimed = await clients.claim(connection, client_id)
-        client = await clients.authenticated(claimed, secret)
-        if client is None:
+        try:
+            answer = await self.issue_token(client_id, secret, None, address=address)
+        except OAuthError as error:
+            if error.status != 401:
+                raise
             raise OAuthError(
                 "access_denied", f"{client_id} is unknown, revoked or has a new secret", 403
-            )
-        return str((await self._token_response(client, client.scopes))["access_token"])
+            ) from None
+        return str(answer["access_token"])
 
     async def _token_response(
         self, client: clients.Client, scopes: frozenset[Scope]

@@ -297,9 +297,9 @@ def create_app(
             await sealing.dispose()
             await releasing.dispose()
 
-    async def demo_token() -> str:
+    async def demo_token(address: str) -> str:
         auth: AuthService = state["auth"]
-        return await auth.mint_for_client(DEMO_CLIENT_ID, DEMO_SECRET)
+        return await auth.mint_for_client(DEMO_CLIENT_ID, DEMO_SECRET, address=address)
 
     graphiql = (
         GraphiQLPage(

@@ -52,7 +52,8 @@ EXAMPLE_QUERY = """\
 }
 """
 
-Mint = Callable[[], Awaitable[str]]
+Mint = Callable[[str], Awaitable[str]]
+"""The demo client's token, as the token endpoint would issue it to the address given."""
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
@@ -90,18 +91,27 @@ def _script_json(value: object) -> str:
 
 
 def _no_demo_token(error: OAuthError) -> Response:
-    """The demo client was rotated or revoked: its token is no longer anyone's for the asking.
-    Answered as every refusal on /graphql is, a coded GraphQL error (docs/contract.md), not in
-    the OAuth shape that only /oauth/token speaks."""
-    message = (
-        "GraphiQL hands out the demo client's token only while it holds the published demo "
-        f"secret: {error.description}. Send a token from POST /oauth/token instead (under "
-        "`serve --dev`, `sinergi clients reset-demo` gives the demo clients that secret again)."
-    )
+    """No demo token for this request. Answered as every refusal on /graphql is, a coded
+    GraphQL error (docs/contract.md), not in the OAuth shape that only /oauth/token speaks: 403
+    when the demo client was rotated or revoked (its token is no longer anyone's for the
+    asking); else the token endpoint's own refusal for a while, its code and Retry-After
+    (429 past the client's token cap or throttle, 503 while the server takes no more)."""
+    headers = {"Cache-Control": "no-store"}
+    code = error.code
+    if code is None:
+        code = "FORBIDDEN"
+        message = (
+            "GraphiQL hands out the demo client's token only while it holds the published demo "
+            f"secret: {error.description}. Send a token from POST /oauth/token instead (under "
+            "`serve --dev`, `sinergi clients reset-demo` gives the demo clients that secret again)."
+        )
+    else:
+        message = f"GraphiQL's demo token: {error.description}"
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]},
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
         status_code=error.status,
-        headers={"Cache-Control": "no-store"},
+        headers=headers,
     )
 
 
@@ -168,13 +178,15 @@ class GraphiQLPage:
 
     async def _demo_token(self, request: Request, *, renewal: bool) -> str | Response:
         """The demo token for this request, or the response refusing it: a Host that is no
-        loopback name or a foreign Origin (`_refusal`), or a demo client that no longer holds
-        the demo secret."""
+        loopback name or a foreign Origin (`_refusal`), a demo client that no longer holds the
+        demo secret, or one issued as many tokens as the token endpoint issues it (counted from
+        the request's address, as that endpoint counts them)."""
         refused = _refusal(request, renewal=renewal)
         if refused is not None:
             return refused
+        address = request.client.host if request.client is not None else "unknown"
         try:
-            return await self.mint()
+            return await self.mint(address)
         except OAuthError as error:
             return _no_demo_token(error)
 

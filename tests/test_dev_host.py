@@ -1,7 +1,8 @@
 """A server holding the published demo secrets (`serve --dev`) answers only a request addressed to
 this machine by a loopback name, on every path and on the WebSocket: a page of another site whose
 name was made to resolve to 127.0.0.1 (DNS rebinding) is same-origin with the server, so it could
-otherwise take a token with the published secret and read what the token reads."""
+otherwise take a token with the published secret and read what the token reads. And GraphiQL's
+demo token counts against the cap on a client's tokens, as the token endpoint's do."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth.clients import DEMO_SECRET
 from db.engine import async_url
 from sinergi.demo_mode import GRAPHIQL_CLIENT_ID, register_demo_clients
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.served import served_process
 
@@ -106,3 +108,26 @@ def test_a_loopback_name_at_any_port_is_served(dev_server: str, name: str) -> No
     assert answer.json() == {"data": {"viewer": {"clientId": GRAPHIQL_CLIENT_ID}}}
     assert httpx.get(f"{dev_server}/metrics", headers=local).status_code == 200
     assert _upgrade(dev_server, f"{name}:{port}").startswith(b"HTTP/1.1 101")
+
+
+def test_graphiqls_demo_token_counts_against_the_clients_token_cap(fresh_url: str) -> None:
+    """Each page and renewal mints a token (a scrypt and a signature): past
+    SINERGI_TOKENS_PER_CLIENT in the window, 429 with Retry-After, as the token endpoint answers
+    the same client, and the tokens either hands out count for both."""
+    assert sinergi(fresh_url, "migrate")[0] == 0  # the reference data the demo clients name
+    _register_demo_clients(fresh_url)
+    capped = {"SINERGI_TOKENS_PER_CLIENT": "3"}
+    with served_process(as_service(fresh_url), "development", capped) as (base, _):
+        assert httpx.post(f"{base}/graphiql/token").status_code == 200
+        page = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert httpx.post(f"{base}/oauth/token", data=TOKEN_FORM).status_code == 200
+        for refused in (
+            httpx.post(f"{base}/graphiql/token"),
+            httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}),
+            httpx.post(f"{base}/oauth/token", data=TOKEN_FORM),
+        ):
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "RATE_LIMITED" in refused.text
+            assert "eyJ" not in refused.text

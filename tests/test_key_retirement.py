@@ -231,7 +231,7 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
     try:
         await auth.startup()  # no listener: as one whose listener is away
         client_id, secret = client
-        token = await auth.mint_for_client(client_id, secret)
+        token = await auth.mint_for_client(client_id, secret, address="127.0.0.1")
         assert (await auth.authenticate(token)).principal.client_id == client_id
         kid = tokens.unverified_header(token)["kid"]
         async with engine.begin() as connection:

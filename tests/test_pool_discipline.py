@@ -130,7 +130,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
     )
     try:
         await auth.startup()
-        token = await auth.mint_for_client("demo-province-62", DEMO_SECRET)
+        token = await auth.mint_for_client("demo-province-62", DEMO_SECRET, address="127.0.0.1")
         scope = {
             "type": "http",
             "headers": [(b"authorization", f"Bearer {token}".encode())],

@@ -496,7 +496,7 @@ async def test_a_key_published_moments_after_start_up_is_accepted(demo_url: str,
         await auth.startup()
         async with engine.begin() as elsewhere:
             await keys.rotate(elsewhere)
-        token = await auth.mint_for_client("demo-province-62", DEMO_SECRET)
+        token = await auth.mint_for_client("demo-province-62", DEMO_SECRET, address="127.0.0.1")
         admitted = await auth.authenticate(token)
         assert admitted.principal.client_id == "demo-province-62"
     finally:
