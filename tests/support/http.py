@@ -79,8 +79,9 @@ def served(url: str, settings: Settings | None = None) -> Iterator[Api]:
     from sinergi.app import create_app
     from sinergi.settings import Settings
 
-    app = create_app(
-        settings or Settings(rate_limit=1_000_000, metrics_open=True), database_url=as_service(url)
-    )
-    with TestClient(app) as client:
+    settings = settings or Settings(rate_limit=1_000_000, metrics_open=True)
+    app = create_app(settings, database_url=as_service(url))
+    # A --dev server answers only a loopback name, and TestClient's own, testserver, is none.
+    base_url = "http://127.0.0.1" if settings.dev else "http://testserver"
+    with TestClient(app, base_url=base_url) as client:
         yield Api(client)
