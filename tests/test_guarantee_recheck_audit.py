@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from tests.support.audit_trail import subjects_and_records
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.databases import run as sql
@@ -50,16 +49,6 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
     yield engine
     await engine.dispose()
-
-
-async def _entries(engine: AsyncEngine) -> list[tuple[list[str], Any]]:
-    """The data subjects and records of every audit entry of the probe, oldest first."""
-    statement = text(
-        "SELECT subjects, entry->'records' AS records FROM audit_log"
-        " WHERE entry->>'operation' = 'RecheckProbe' ORDER BY seq"
-    )
-    async with engine.connect() as connection:
-        return [(list(row.subjects), row.records) for row in await connection.execute(statement)]
 
 
 async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_are_audited(
@@ -107,10 +96,12 @@ async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_
     (error,) = backwards.errors
     assert error.extensions["field"] == "guarantee.endsOn"
     assert "R01" not in error.message
-    assert await _entries(engine) == []
+    assert await subjects_and_records(engine, "RecheckProbe") == []
 
     recheck = await run(engine, GUARANTOR, PROBE, {"g": {**guarantee, "endsOn": "2027-12-06"}})
     (error,) = recheck.errors
     assert error.extensions["field"] == "guarantee.decisionId"
     assert "R01 SUBJECT_REGISTERED" in error.message
-    assert await _entries(engine) == [([NIK], {"eligibility_decision": 1})]
+    assert await subjects_and_records(engine, "RecheckProbe") == [
+        ([NIK], {"eligibility_decision": 1})
+    ]

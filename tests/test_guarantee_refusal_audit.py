@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
+from tests.support.audit_trail import subjects_and_records
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.databases import run as sql
@@ -64,17 +63,6 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
     yield engine
     await engine.dispose()
-
-
-async def _entries(engine: AsyncEngine, operation: str) -> list[tuple[list[str], Any]]:
-    """The data subjects and records of every audit entry of `operation`, oldest first."""
-    statement = text(
-        "SELECT subjects, entry->'records' AS records FROM audit_log"
-        " WHERE entry->>'operation' = :operation ORDER BY seq"
-    )
-    async with engine.connect() as connection:
-        rows = await connection.execute(statement, {"operation": operation})
-        return [(list(row.subjects), row.records) for row in rows]
 
 
 async def _decision(
@@ -148,14 +136,14 @@ async def test_a_status_change_refused_by_the_guarantees_status_or_dates_is_audi
     )
     (error,) = missing.errors
     assert error.extensions["code"] == "NOT_FOUND"
-    assert await _entries(engine, "RefusalStatus") == []
+    assert await subjects_and_records(engine, "RefusalStatus") == []
 
     early = await run(
         engine, GUARANTOR, STATUS, {"id": guarantee_id, "status": "CLAIMED", "on": "2026-01-01"}
     )
     (error,) = early.errors
     assert "2026-12-06" in error.message  # the guarantee's start
-    assert await _entries(engine, "RefusalStatus") == [([nik], {"guarantee": 1})]
+    assert await subjects_and_records(engine, "RefusalStatus") == [([nik], {"guarantee": 1})]
 
     defaulted = await run(
         engine, GUARANTOR, STATUS, {"id": guarantee_id, "status": "DEFAULTED", "on": "2026-12-06"}
@@ -166,7 +154,7 @@ async def test_a_status_change_refused_by_the_guarantees_status_or_dates_is_audi
     )
     (error,) = final.errors
     assert "a defaulted guarantee can become none" in error.message
-    assert await _entries(engine, "RefusalStatus") == [([nik], {"guarantee": 1})] * 3
+    assert await subjects_and_records(engine, "RefusalStatus") == [([nik], {"guarantee": 1})] * 3
 
 
 async def test_a_review_refused_as_the_decision_is_not_awaiting_one_is_audited(
@@ -178,13 +166,15 @@ async def test_a_review_refused_as_the_decision_is_not_awaiting_one_is_audited(
     missing = await run(engine, GUARANTOR, REVIEW, {"id": NO_SUCH_ID})
     (error,) = missing.errors
     assert error.extensions["code"] == "NOT_FOUND"
-    assert await _entries(engine, "RefusalReview") == []
+    assert await subjects_and_records(engine, "RefusalReview") == []
 
     refused = await run(engine, GUARANTOR, REVIEW, {"id": decision_id})
     (error,) = refused.errors
     assert error.extensions["code"] == "CONFLICT"
     assert "this one is ELIGIBLE" in error.message
-    assert await _entries(engine, "RefusalReview") == [([nik], {"eligibility_decision": 1})]
+    assert await subjects_and_records(engine, "RefusalReview") == [
+        ([nik], {"eligibility_decision": 1})
+    ]
 
 
 async def test_a_guarantee_refused_as_the_decision_is_already_guaranteed_is_audited(
@@ -198,7 +188,7 @@ async def test_a_guarantee_refused_as_the_decision_is_already_guaranteed_is_audi
     (error,) = again.errors
     assert error.extensions["code"] == "CONFLICT"
     assert "already guaranteed" in error.message
-    assert await _entries(engine, "RefusalRecord") == [([nik], {"guarantee": 1})]
+    assert await subjects_and_records(engine, "RefusalRecord") == [([nik], {"guarantee": 1})]
 
 
 async def test_a_guarantee_refused_as_the_decision_is_not_eligible_is_audited(
@@ -210,4 +200,6 @@ async def test_a_guarantee_refused_as_the_decision_is_not_eligible_is_audited(
     refused = await run(engine, GUARANTOR, INELIGIBLE, {"g": _guarantee(decision_id)})
     (error,) = refused.errors
     assert "is NOT_ELIGIBLE" in error.message
-    assert await _entries(engine, "RefusalIneligible") == [([nik], {"eligibility_decision": 1})]
+    assert await subjects_and_records(engine, "RefusalIneligible") == [
+        ([nik], {"eligibility_decision": 1})
+    ]

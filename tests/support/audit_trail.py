@@ -14,6 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import asyncpg
@@ -170,3 +171,15 @@ def verify(trail: Trail, key: bytes = KEY) -> Verified:
     with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
         returncode = main(["audit", "verify"])
     return Verified(returncode, out.getvalue())
+
+
+async def subjects_and_records(engine: AsyncEngine, operation: str) -> list[tuple[list[str], Any]]:
+    """The data subjects and records of every audit entry of the operation named `operation`,
+    oldest first."""
+    statement = text(
+        "SELECT subjects, entry->'records' AS records FROM audit_log"
+        " WHERE entry->>'operation' = :operation ORDER BY seq"
+    )
+    async with engine.connect() as connection:
+        rows = await connection.execute(statement, {"operation": operation})
+        return [(list(row.subjects), row.records) for row in rows]
