@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auth.cleartext import cleartext_refusal
+from auth.cleartext import cleartext_refusal, without_userinfo
 from auth.tokens import shown
 
 FEEDS = {
@@ -527,23 +527,15 @@ def add_parsers(commands: Any) -> None:
     sync_parser.set_defaults(handler=_sync)
 
 
-def _without_userinfo(url: str) -> str:
-    """`url` without the user and password it may carry: the command prints the server's URL
-    (a refusal, a copy made for another) and stores it in the copy, and sends neither of them
-    (the client authenticates with its id and secret; urllib took them for part of the host)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url  # as given: urlsplit and geturl would respell it (the scheme's case, a "?")
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
 def _sync(args: Any, settings: Any) -> int:
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in FEEDS]
     if unknown:
         print(f"sinergi sync: unknown feed {', '.join(unknown)}", file=sys.stderr)
         return 2
-    url = _without_userinfo(args.url)
+    # Printed (a refusal, a copy made for another) and stored in the copy, and never sent: the
+    # client authenticates with its id and secret.
+    url = without_userinfo(args.url)
     refusal = cleartext_refusal(
         url, "would send the client's secret and owners' personal data unencrypted"
     )

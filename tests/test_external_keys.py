@@ -316,6 +316,16 @@ def test_a_jwks_url_anyone_on_the_path_could_answer_is_refused(jwks_url: str) ->
         Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers})
 
 
+def test_a_refused_jwks_url_is_named_without_its_user_and_password() -> None:
+    """The refusal is printed and logged: a password in the URL stays out of it."""
+    jwks_url = "http://sinergi:never-printed-7d1e@sso.example.go.id/realms/x/certs"
+    issuers = json.dumps([{"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}])
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers})
+    assert "jwks_url http://sso.example.go.id/realms/x/certs: plain http" in str(refused.value)
+    assert "never-printed" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     "jwks_url",
     [
