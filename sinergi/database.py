@@ -10,6 +10,7 @@ which `serve` refuses in production). The embedded server makes both roles itsel
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -89,7 +90,7 @@ def unreachable(error: BaseException, settings: Settings) -> str | None:
     to connect (refused, unknown host, timed out, TLS refused, a role or database PostgreSQL does
     not know, a Unix socket not there, a root certificate missing); None for anything else. The
     password is never part of it."""
-    reason = _refused(error) or _failed_connecting(error)
+    reason = _refused(error) or _failed_connecting(error, settings.tls_files)
     if reason is None:
         return None
     return f"cannot reach PostgreSQL at {_where(settings)}: {reason}"
@@ -110,7 +111,7 @@ _CONNECT = asyncpg.connect.__code__
 and so do the notifications' and the embedded server's own connections."""
 
 
-def _failed_connecting(error: BaseException) -> str | None:
+def _failed_connecting(error: BaseException, tls_files: tuple[tuple[str, str], ...]) -> str | None:
     """Why `asyncpg.connect` failed, when `error` is, or wraps, what it raised: any OSError (a
     Unix socket not there, TLS refused: ssl.SSLError is one) or asyncpg's InterfaceError (a
     configuration it refuses before connecting, ClientConfigurationError: `sslmode=verify-full`
@@ -124,13 +125,30 @@ def _failed_connecting(error: BaseException) -> str | None:
             frame.f_code is _CONNECT for frame, _ in traceback.walk_tb(current.__traceback__)
         ):
             if isinstance(current, OSError):
-                return current.strerror or str(current)
+                return _naming_the_file(current, tls_files)
             return str(current.args[0])  # without asyncpg's HINT, a second line
         if isinstance(current, DBAPIError) and current.orig is not None:
             current = current.orig
         else:
             current = current.__cause__
     return None
+
+
+_ASYNCPG = os.path.dirname(asyncpg.__file__) + os.sep
+
+
+def _naming_the_file(error: OSError, tls_files: tuple[tuple[str, str], ...]) -> str:
+    """Why `error`, naming the file missing when a TLS variable names it: ssl's loaders raise a
+    FileNotFoundError that names no file, from asyncpg's own code (a Unix socket not there fails
+    in asyncio's), and the operator would not know which of them to look at."""
+    reason = error.strerror or str(error)
+    if not isinstance(error, FileNotFoundError) or error.filename is not None:
+        return reason
+    *_, (innermost, _) = traceback.walk_tb(error.__traceback__)
+    if not innermost.f_code.co_filename.startswith(_ASYNCPG):
+        return reason
+    missing = [f"{path} ({name})" for name, path in tls_files if not os.path.exists(path)]
+    return f"{reason}: {', '.join(missing)}" if missing else reason
 
 
 def needs_owner(error: BaseException) -> str | None:

@@ -127,6 +127,8 @@ of the ways Sinergi connects read, SQLAlchemy's asyncpg driver (which hands them
 libpq does, db.notifications). Any other failed on one of them, when first connecting, with a
 traceback."""
 
+TLS_FILE_VARIABLES = ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY")
+"""The variables naming the files asyncpg loads for TLS as it connects, as libpq does."""
 _URL_QUERY_INSTEAD = {
     "sslrootcert": "asyncpg reads the root certificate's path from the environment variable"
     " PGSSLROOTCERT instead, with sslmode=verify-full (or verify-ca)",
@@ -437,6 +439,9 @@ class Settings:
     otlp_endpoint: str | None = None
     service_name: str = "sinergi"
     owner_url: str | None = None
+    tls_files: tuple[tuple[str, str], ...] = ()
+    """(variable, path) of each of libpq's TLS file variables set (TLS_FILE_VARIABLES), which
+    asyncpg reads itself as it connects: a refusal to connect names the one missing."""
     audit_key_hex: str = ""
     audit_key_file: Path | None = None
     audit_checkpoints_file: Path | None = None
@@ -602,6 +607,9 @@ class Settings:
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             service_name=env.get("OTEL_SERVICE_NAME") or "sinergi",
             owner_url=owner_url,
+            tls_files=tuple(
+                (name, path) for name in TLS_FILE_VARIABLES if (path := env.get(name, ""))
+            ),
             audit_key_hex=env.get("SINERGI_AUDIT_KEY", "").strip(),
             audit_key_file=_path(env, "SINERGI_AUDIT_KEY_FILE"),
             audit_checkpoints_file=_path(env, "SINERGI_AUDIT_CHECKPOINTS"),

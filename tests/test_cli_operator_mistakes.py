@@ -74,8 +74,10 @@ def test_a_postgresql_that_cannot_be_reached_is_one_line(
 def test_a_missing_socket_or_root_certificate_is_one_line(tmp_path: Path, argv: list[str]) -> None:
     """A Unix socket that is not there (PostgreSQL stopped, a typo in `host=`) ended in a
     FileNotFoundError's traceback, and `sslmode=verify-full` without a root certificate in an
-    InterfaceError's, both exit 1."""
+    InterfaceError's, both exit 1. A PGSSLROOTCERT naming a file not there is named, which
+    asyncpg's FileNotFoundError is not."""
     socket_dir, root_cert = tmp_path / "no-socket-here", tmp_path / ".postgresql/root.crt"
+    named_root_cert = tmp_path / "no-such-ca.pem"
     cases = {
         f"postgresql://x:{PASSWORD}@/y?host={socket_dir}": (
             {},
@@ -85,6 +87,11 @@ def test_a_missing_socket_or_root_certificate_is_one_line(tmp_path: Path, argv: 
             {"HOME": str(tmp_path)},  # where asyncpg looks for it, as libpq does
             f'cannot reach PostgreSQL at 127.0.0.1:1/y: root certificate file "{root_cert}" does'
             " not exist or cannot be accessed",
+        ),
+        f"postgresql://x:{PASSWORD}@127.0.0.1:1/y?sslmode=verify-ca": (
+            {"PGSSLROOTCERT": str(named_root_cert)},
+            "cannot reach PostgreSQL at 127.0.0.1:1/y: No such file or directory:"
+            f" {named_root_cert} (PGSSLROOTCERT)",
         ),
     }
     for url, (env, expected) in cases.items():
