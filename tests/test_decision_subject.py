@@ -10,8 +10,7 @@ decision (migration 0049); every later entry names it. The NIK goes out in no fi
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from typing import Any
 
@@ -20,37 +19,21 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.scopes import OrgKind, Scope
+from auth.scopes import OrgKind
 from db.engine import create_engine
 from tests.support.clock import Clock
 from tests.support.databases import as_service
-from tests.support.databases import run as sql
+from tests.support.decisions import ATTESTED, GUARANTOR, PROVINCE, decided, guarantor_equity
 from tests.support.graphql import principal, run
-from tests.test_record_mutations import msme_input
 
-PROVINCE = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
-GUARANTOR = principal(OrgKind.BUMD, "62")
 CUSTODIAN = principal(OrgKind.CUSTODIAN, "ID")
 FORMER, SUCCESSOR = "6271995204889901", "6271995204889902"
 """The owner when the business was checked, and the one the province put in their place."""
 NIB, UNREVIEWED_NIB, OLD_NIB = "7749900000001", "7749900000002", "7749900000003"
-ATTESTED = {
-    "hasOtherProductiveCredit": False,
-    "feasibilityApproved": True,
-    "onNationalBlacklist": False,
-    "hasNpwp": True,
-    "maxCollectibility": 1,
-}
 
-CREATE = "mutation SubjectCreate($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
 REPLACE = """
 mutation SubjectOwner($id: ID!, $version: Int!, $owner: OwnerInput) {
   updateMsme(id: $id, version: $version, changes: {owner: $owner}) { version }
-}
-"""
-CHECK = """
-mutation SubjectCheck($request: EligibilityRequest!) {
-  checkEligibility(request: $request) { id verdict }
 }
 """
 READ = """
@@ -137,25 +120,13 @@ async def _subjects(engine: AsyncEngine, operation: str) -> list[str]:
     return sorted(subjects)
 
 
-async def _checked(engine: AsyncEngine, nib: str, attestation: dict[str, Any]) -> tuple[str, str]:
+async def _checked(
+    engine: AsyncEngine, nib: str, attestation: Mapping[str, Any]
+) -> tuple[str, str]:
     """An MSME owned by FORMER, checked by the guarantor: its id and the decision's."""
-    owner = {"nik": FORMER, "fullName": "Siti Pemilik"}
-    created = await _data(
-        engine,
-        PROVINCE,
-        CREATE,
-        {"input": msme_input(nib, establishedOn="2020-01-01", owner=owner)},
-    )
-    request = {
-        "nib": nib,
-        "product": "JAMKRIDA_KTG_PRODUKTIF",
-        "loanAmount": "50000000",
-        "tenorMonths": 24,
-        "attestation": attestation,
-    }
-    checked = await _data(engine, GUARANTOR, CHECK, {"request": request})
-    assert await _subjects(engine, "SubjectCheck") == [FORMER]
-    return created["id"], checked["id"]
+    checked = await decided(engine, nib, FORMER, attestation)
+    assert await _subjects(engine, "DecisionCheck") == [FORMER]
+    return checked
 
 
 async def _replace_then_erase(engine: AsyncEngine, msme_id: str) -> AsyncIterator[str]:
@@ -175,12 +146,7 @@ async def test_a_decision_read_after_its_owner_changed_names_the_owner_it_was_ab
     engine: AsyncEngine, reference_url: str
 ) -> None:
     msme_id, decision = await _checked(engine, NIB, ATTESTED)
-    await asyncio.to_thread(
-        sql,
-        reference_url,
-        "INSERT INTO guarantors (client_id, equity) VALUES ($1, 5e10) ON CONFLICT DO NOTHING",
-        GUARANTOR.client_id,
-    )
+    await guarantor_equity(reference_url)
     feed_start = (await _data(engine, GUARANTOR, FEED, {"after": None}))["endCursor"]
     guarantee = {
         "decisionId": decision,

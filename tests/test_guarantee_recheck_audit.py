@@ -12,29 +12,21 @@ decision is about.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from tests.support.audit_trail import subjects_and_records
 from tests.support.clock import Clock
 from tests.support.databases import as_service
-from tests.support.databases import run as sql
-from tests.support.graphql import principal, run
-from tests.test_record_mutations import msme_input
+from tests.support.decisions import GUARANTOR, PROVINCE, decided, guarantor_equity
+from tests.support.graphql import run
 
-PROVINCE = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
-GUARANTOR = principal(OrgKind.BUMD, "62")
 NIK = "6271995204889911"
 NIB = "7749900000011"
-CHECK = """
-mutation RecheckCheck($request: EligibilityRequest!) { checkEligibility(request: $request) { id } }
-"""
 CLOSE = "mutation RecheckClose($id: ID!) { deactivateMsme(id: $id, version: 1) { version } }"
 PROBE = "mutation RecheckProbe($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }"
 
@@ -54,40 +46,12 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
 async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_are_audited(
     engine: AsyncEngine, reference_url: str
 ) -> None:
-    owner = {"nik": NIK, "fullName": "Siti Pemilik"}
-    created = await run(
-        engine,
-        PROVINCE,
-        "mutation RecheckCreate($input: CreateMsmeInput!) { createMsme(input: $input) { id } }",
-        {"input": msme_input(NIB, establishedOn="2020-01-01", owner=owner)},
-    )
-    assert created.errors is None, created.errors
-    attestation = {
-        "hasOtherProductiveCredit": False,
-        "feasibilityApproved": True,
-        "onNationalBlacklist": False,
-        "hasNpwp": True,
-        "maxCollectibility": 1,
-    }
-    request = {
-        "nib": NIB,
-        "product": "JAMKRIDA_KTG_PRODUKTIF",
-        "loanAmount": "50000000",
-        "tenorMonths": 24,
-        "attestation": attestation,
-    }
-    checked = await run(engine, GUARANTOR, CHECK, {"request": request})
-    assert checked.errors is None, checked.errors
-    await asyncio.to_thread(
-        sql,
-        reference_url,
-        "INSERT INTO guarantors (client_id, equity) VALUES ($1, 5e10) ON CONFLICT DO NOTHING",
-        GUARANTOR.client_id,
-    )
-    closed = await run(engine, PROVINCE, CLOSE, {"id": created.data["createMsme"]["id"]})
+    msme_id, decision_id = await decided(engine, NIB, NIK)
+    await guarantor_equity(reference_url)
+    closed = await run(engine, PROVINCE, CLOSE, {"id": msme_id})
     assert closed.errors is None, closed.errors
     guarantee = {
-        "decisionId": checked.data["checkEligibility"]["id"],
+        "decisionId": decision_id,
         "bank": "Bank Kalteng",
         "startsOn": "2026-12-06",
     }

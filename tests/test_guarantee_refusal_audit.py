@@ -13,28 +13,20 @@ of no one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.scopes import OrgKind, Scope
 from db.engine import create_engine
 from tests.support.audit_trail import subjects_and_records
 from tests.support.clock import Clock
 from tests.support.databases import as_service
-from tests.support.databases import run as sql
-from tests.support.graphql import principal, run
-from tests.test_record_mutations import msme_input
+from tests.support.decisions import ATTESTED, GUARANTOR, decided, guarantor_equity
+from tests.support.graphql import run
 
-PROVINCE = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.PII_READ}))
-GUARANTOR = principal(OrgKind.BUMD, "62")
 NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
-CHECK = """
-mutation RefusalCheck($request: EligibilityRequest!) { checkEligibility(request: $request) { id } }
-"""
 RECORD = "mutation RefusalRecord($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }"
 STATUS = """
 mutation RefusalStatus($id: ID!, $status: GuaranteeStatus!, $on: Date!) {
@@ -70,37 +62,10 @@ async def _decision(
 ) -> str:
     """A decision of the guarantor's about a new MSME owned by `nik`, the guarantor's equity
     registered: ELIGIBLE, or NOT_ELIGIBLE for an owner on the national blacklist."""
-    owner = {"nik": nik, "fullName": "Siti Pemilik"}
-    created = await run(
-        engine,
-        PROVINCE,
-        "mutation RefusalCreate($input: CreateMsmeInput!) { createMsme(input: $input) { id } }",
-        {"input": msme_input(nib, establishedOn="2020-01-01", owner=owner)},
-    )
-    assert created.errors is None, created.errors
-    attestation = {
-        "hasOtherProductiveCredit": False,
-        "feasibilityApproved": True,
-        "onNationalBlacklist": blacklisted,
-        "hasNpwp": True,
-        "maxCollectibility": 1,
-    }
-    request = {
-        "nib": nib,
-        "product": "JAMKRIDA_KTG_PRODUKTIF",
-        "loanAmount": "50000000",
-        "tenorMonths": 24,
-        "attestation": attestation,
-    }
-    checked = await run(engine, GUARANTOR, CHECK, {"request": request})
-    assert checked.errors is None, checked.errors
-    await asyncio.to_thread(
-        sql,
-        reference_url,
-        "INSERT INTO guarantors (client_id, equity) VALUES ($1, 5e10) ON CONFLICT DO NOTHING",
-        GUARANTOR.client_id,
-    )
-    return str(checked.data["checkEligibility"]["id"])
+    attestation = {**ATTESTED, "onNationalBlacklist": blacklisted}
+    _, decision_id = await decided(engine, nib, nik, attestation)
+    await guarantor_equity(reference_url)
+    return decision_id
 
 
 def _guarantee(decision_id: str) -> dict[str, str]:
