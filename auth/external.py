@@ -20,7 +20,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from auth.cleartext import cleartext_refusal
+from auth.cleartext import cleartext_refusal, without_userinfo
 from auth.clients import JURISDICTION_LEVELS, allowed_scopes
 from auth.keys import kids
 from auth.principal import Principal
@@ -84,6 +84,10 @@ class ExternalIssuer:
         refusal = cleartext_refusal(self.jwks_url, "lets anyone on the path serve their own key")
         if refusal is not None:
             raise ValueError(f"jwks_url {refusal}")
+        if (shown := without_userinfo(self.jwks_url)) != self.jwks_url:
+            # urllib takes them for part of the host: every fetch would fail, its reason (logged
+            # with each token refused) holding the password.
+            raise ValueError(f"jwks_url {shown}: holds a user and password, which are never sent")
         if isinstance(self.max_lifetime, bool) or not isinstance(self.max_lifetime, int):
             raise ValueError("max_lifetime must be a whole number of seconds")
         if self.max_lifetime < 1:

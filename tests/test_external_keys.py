@@ -326,6 +326,17 @@ def test_a_refused_jwks_url_is_named_without_its_user_and_password() -> None:
     assert "never-printed" not in str(refused.value)
 
 
+def test_a_jwks_url_holding_a_user_and_password_is_refused_without_them() -> None:
+    """urllib takes them for part of the host: every fetch would fail, and its reason, logged
+    with each token refused (`nonnumeric port: 'PASSWORD@HOST'`), would print the password."""
+    jwks_url = "https://sinergi:never-printed-7d1e@sso.example.go.id/realms/x/certs"
+    issuers = json.dumps([{"issuer": ROTATING, "jwks_url": jwks_url, "audience": "sinergi"}])
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers})
+    assert "jwks_url https://sso.example.go.id/realms/x/certs: holds a user" in str(refused.value)
+    assert "never-printed" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     "jwks_url",
     [
