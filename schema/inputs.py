@@ -10,6 +10,7 @@ from db.queries import cooperatives, msmes
 from resolvers import records, reference
 from resolvers.context import Context
 from schema.enums import CooperativeType, Scale
+from schema.types.figures import SCALE_MEMBERS_ONLY
 
 TOOK_PART = (
     "that take or took part in this programme: a participation ACTIVE or COMPLETED, not one "
@@ -26,7 +27,7 @@ class MsmeFilter:
     region: str | None = strawberry.field(
         default=None, description='A province, regency or district code: "62", "62.01".'
     )
-    scale: Scale | None = None
+    scale: Scale | None = strawberry.field(default=None, description=SCALE_MEMBERS_ONLY)
     kbli_section: str | None = strawberry.field(default=None, description="A-U")
     active: bool | None = None
     programme: strawberry.ID | None = strawberry.field(

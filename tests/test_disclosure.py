@@ -204,6 +204,12 @@ def feasible(derivation: Derivation) -> set[int]:
     return {value for value in values if value >= 0}
 
 
+def _of_members(group_by: Iterable[str], given: Mapping[str, Any]) -> bool:
+    """A table of members, whose cells too few to show are left out: a programme's
+    participants, or businesses by or of a scale (their owners' finances)."""
+    return "programme" in given or "scale" in given or "SCALE" in group_by
+
+
 @dataclass
 class Attack:
     """Runs each query as the attacker and as an exact reader, and records derivations."""
@@ -246,7 +252,7 @@ class Attack:
             own = {}
         for key, cell in truth.items():
             cell["own"] = own.get(key, {"count": 0})["count"]
-        if "programme" in given:  # a cell of participants too few to show is left out
+        if _of_members(group_by, given):  # a cell of members too few to show is left out
             for key in truth:
                 published.setdefault(key, {"count": 0, "sum": None, "suppressed": False})
             for cell in published.values():

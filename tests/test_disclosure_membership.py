@@ -116,6 +116,48 @@ async def test_the_province_of_the_participant_still_sees_it_exactly(engine: Asy
         assert shown[(None, None)]["count"] == 1
 
 
+async def _lone_business(engine: AsyncEngine) -> tuple[str, str]:
+    """A Kaltim regency and KBLI section with one business of the register (which the public NIB
+    register names), outside every reader's jurisdiction here."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT regency_code, kbli_section FROM msmes WHERE province_code = '64'"
+                    " GROUP BY 1, 2 HAVING count(*) = 1 ORDER BY 1, 2 LIMIT 1"
+                )
+            )
+        ).one()
+    return row.regency_code, row.kbli_section
+
+
+@pytest.mark.parametrize("who", [BUMD, MINISTRY, KALBAR], ids=["bumd", "ministry", "kalbar"])
+async def test_a_lone_business_scale_leaves_no_trace(engine: AsyncEngine, who: Principal) -> None:
+    """A scale is its owner's finances (a turnover band), not the register's: a cell's key alone
+    said it. The lone business of a regency and section answered `suppressed` to its own
+    scale's filter and 0 to the others', and showed one suppressed `{small}` cell by scale; a
+    province by founding year and scale read the scale of most of its businesses. Cells of a
+    scale too few to show are now left out, as a programme's are: every scale answers alike."""
+    regency, section = await _lone_business(engine)
+    given = f'region: "{regency}", kbliSection: "{section}"'
+    answers = [
+        await _figures(engine, who, [], f"{given}, scale: {scale}")
+        for scale in ("MICRO", "SMALL", "MEDIUM", "LARGE")
+    ]
+    assert all(answer == answers[0] for answer in answers), answers
+    for group_by, filtered in [(["SCALE"], given), (["ESTABLISHED_YEAR", "SCALE"], 'region: "64"')]:
+        cells = await _figures(engine, who, group_by, filtered)
+        assert not any(cell["suppressed"] for cell in cells), (group_by, cells)
+
+
+async def test_the_province_of_a_lone_business_still_sees_its_scale(engine: AsyncEngine) -> None:
+    """Kaltim reads its own records: its view is exempt, and unchanged."""
+    regency, section = await _lone_business(engine)
+    given = f'region: "{regency}", kbliSection: "{section}"'
+    cells = await _figures(engine, principal(OrgKind.PROVINCE, "64"), ["SCALE"], given)
+    assert [cell["count"] for cell in cells if cell["key"][0]["value"] is not None] == [1]
+
+
 GRADUATIONS = """{ graduations(year: 2025, groupBy: [REGENCY, FROM_SCALE, TO_SCALE], region: "62") {
   key { value } suppressed count } }"""
 

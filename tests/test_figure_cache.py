@@ -19,7 +19,7 @@ from tests.support.http import Api, served
 from tests.support.statements import recorded_statements
 
 BY_PROVINCE = "{ msmeFigures(groupBy: [PROVINCE]) { key { value } count turnoverSum } }"
-SMALL_CELLS = """{ msmeFigures(groupBy: [REGENCY, SCALE], filter: {region: "62"}) {
+SMALL_CELLS = """{ msmeFigures(groupBy: [REGENCY, KBLI_SECTION], filter: {region: "62"}) {
   key { value } count suppressed } }"""
 CREATE = """mutation { createMsme(input: {nib: "7790000000002", name: "Warung Segar",
   kbliCode: "47112", region: "62.71", capital: "50000000", annualTurnover: "90000000"}) { id } }"""

@@ -230,13 +230,18 @@ def _rollup_figures(
 
 
 def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
-    """National figures for `where`: from the smallest rollup that can answer, else the records."""
+    """National figures for `where`: from the smallest rollup that can answer, else the records.
+
+    A table by or of a scale is one of members, as a programme's is: a scale is its owner's
+    finances (domain.personal.OWNER_FINANCES), and a cell's key alone said the turnover band
+    of the lone business of a regency and KBLI section, which the public NIB register names."""
     figures = Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(EVERYWHERE, where))
     if where.programme is None and where.cooperative_id is None:
         filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
         figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters) or figures
+    members_only = where.members_only or where.scale is not None or "scale" in group_by
     return replace(
-        figures, sums=tuple(MSME_SUMS), averages=MSME_AVERAGES, members_only=where.members_only
+        figures, sums=tuple(MSME_SUMS), averages=MSME_AVERAGES, members_only=members_only
     )
 
 

@@ -19,12 +19,17 @@ from schema.permissions import requires
 from schema.scalars import Rupiah
 from schema.types.regions import Region
 
+SCALE_MEMBERS_ONLY = (
+    "A business's scale is its owner's turnover band, not public: in figures by or of a scale, "
+    "a cell you may not read that is too small to show is left out, not marked suppressed."
+)
+
 
 @strawberry.enum(description="What MSME figures can be grouped by.")
 class MsmeDimension(Enum):
     PROVINCE = "province"
     REGENCY = "regency"
-    SCALE = "scale"
+    SCALE = strawberry.enum_value("scale", description=SCALE_MEMBERS_ONLY)
     KBLI_SECTION = "kbli_section"
     ACTIVE = "active"
     ESTABLISHED_YEAR = "established_year"
