@@ -32,7 +32,9 @@ class EligibilityQuery:
 
     @requires(
         Scope.AGGREGATES_READ,
-        description="Guarantee counts and amounts grouped by up to four dimensions, with totals.",
+        description="Guarantee counts and amounts grouped by up to four dimensions, with totals. "
+        "A guaranteed loan is its borrower's credit file: a cell too small to show is left out, "
+        "not marked suppressed, unless it holds a guarantee of your own.",
     )
     async def guarantee_figures(
         self,
@@ -43,7 +45,8 @@ class EligibilityQuery:
         scope = await records.checked_region(info.context, region, "region")
         if scope is not None and len(scope) > len("62.01"):
             raise bad_input("region", "guarantee figures go down to regencies, not districts")
-        figures = guarantees.figures(scope or "ID")
+        apart = info.context.policy.reads_own_figures_apart("guarantees")
+        figures = guarantees.figures(scope or "ID", members_only=not apart)
         return await grouped_figures(  # type: ignore[return-value]
             info.context,
             lambda _: figures,
