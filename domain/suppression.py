@@ -236,11 +236,19 @@ def indicator_share(
     perturbation: Perturbation | None,
     own: tuple[Tally, Tally] = (NOTHING_TALLIED, NOTHING_TALLIED),
     own_exact: bool = True,
+    members_only: bool = False,
 ) -> Decimal | None:
     """A percentage (2 places) of two published counts; hidden when either is. `own`: the
-    caller's part of each."""
+    caller's part of each. `members_only`: the part's records are members (`indicator_count`),
+    so a part of none is hidden as one of too few is: a share of 0 beside the hidden ones
+    would say which places have a few."""
     numerator = indicator_count(
-        part, k=k, perturbation=perturbation, own=own[0], own_exact=own_exact
+        part,
+        k=k,
+        perturbation=perturbation,
+        own=own[0],
+        own_exact=own_exact,
+        members_only=members_only,
     )
     denominator = indicator_count(
         whole, k=k, perturbation=perturbation, own=own[1], own_exact=own_exact

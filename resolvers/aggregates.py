@@ -209,7 +209,7 @@ def indicator_value(
     """An indicator worked out from the records, published as its figure cells would be: exact
     for a caller that may read the jurisdiction's records, else perturbed and thresholded, the
     tallies of `own_part` (`own`) apart, exact when the caller may read them; a count of
-    members (`Formula.members_only`) as `graduations` publishes its cells."""
+    members (`Formula.members_only`, a share's part) as `graduations` publishes its cells."""
     policy = context.policy
     perturbation = None if policy.sees_small_cells(jurisdiction) else context.limits.perturbation
     k = context.limits.suppression_k
@@ -224,6 +224,7 @@ def indicator_value(
             perturbation=perturbation,
             own=(mine[0], mine[1]),
             own_exact=exact,
+            members_only=formula.members_only,
         )
     if formula.kind == "total":
         value = indicator_total(

@@ -29,6 +29,8 @@ SUKAMARA = "62.08"  # a regency only `test_large_enterprises_are_no_msmes` write
 SERUYAN = "62.07"  # a regency only `test_the_production_volume_is_that_of_the_book_year` writes in
 # Regencies of Kalbar and Kaltim only `test_no_graduate_and_a_few_answer_alike` writes in.
 SAMBAS, MEMPAWAH, PASER, KUTAI = "61.01", "61.02", "64.01", "64.02"
+# Regencies only `test_no_small_business_and_a_few_answer_alike` writes in.
+SANGGAU, KETAPANG = "61.03", "61.04"
 YEAR = 2026
 REGISTERED_ON = date(YEAR, 6, 1)
 
@@ -50,7 +52,9 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 " ('MIKRO_NAIK_KELAS', :sambas, :year, 'target', 10, 'test'),"
                 " ('MIKRO_NAIK_KELAS', :mempawah, :year, 'target', 10, 'test'),"
                 " ('MIKRO_NAIK_KELAS', '61', :year, 'target', 10, 'test'),"
-                " ('MIKRO_NAIK_KELAS', '64', :year, 'target', 10, 'test')"
+                " ('MIKRO_NAIK_KELAS', '64', :year, 'target', 10, 'test'),"
+                " ('UKM_PROPORSI', :sanggau, :year, 'target', 5, 'test'),"
+                " ('UKM_PROPORSI', :ketapang, :year, 'target', 5, 'test')"
             ),
             {
                 "year": YEAR,
@@ -58,6 +62,8 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 "seruyan": SERUYAN,
                 "sambas": SAMBAS,
                 "mempawah": MEMPAWAH,
+                "sanggau": SANGGAU,
+                "ketapang": KETAPANG,
             },
         )
     await owner.dispose()
@@ -284,6 +290,42 @@ async def test_no_graduate_and_a_few_answer_alike(
     mempawah = await _targets(engine, principal(OrgKind.REGENCY, MEMPAWAH))
     paser = await _targets(engine, principal(OrgKind.REGENCY, PASER))
     assert mempawah["61"][0] == paser["64"][0] == "1"
+
+
+SHARES = """{
+  indicator(code: "UKM_PROPORSI") { targets { year jurisdiction { code } computedValue } }
+}"""
+
+
+async def _shares(engine: AsyncEngine, who: Principal) -> dict[str, Any]:
+    """`who`'s computed UKM_PROPORSI of YEAR, by jurisdiction."""
+    result = await run(engine, who, SHARES)
+    assert result.errors is None, result.errors
+    return {
+        target["jurisdiction"]["code"]: target["computedValue"]
+        for target in result.data["indicator"]["targets"]
+        if target["year"] == YEAR
+    }
+
+
+async def test_no_small_business_and_a_few_answer_alike(
+    engine: AsyncEngine, module_reference_url: str
+) -> None:
+    """UKM_PROPORSI's part is the small and medium businesses, a scale being its owner's
+    finances: a table by scale leaves out a cell of too few to show, and the indicator must
+    not say it either. Twelve micro businesses in Sanggau, eleven and one small one in Ketapang:
+    a ministry was told 0.00 for Sanggau and null for Ketapang, so that one of Ketapang's
+    businesses was small. Both now answer null; a reader of the records gets the exact shares."""
+    kalbar = principal(OrgKind.PROVINCE, "61")
+    for n in range(12):
+        for region, prefix in [(SANGGAU, "77870"), (KETAPANG, "77871")]:
+            sales = SMALL_SALES if (region, n) == (KETAPANG, 0) else MICRO_SALES
+            await _create(engine, f"{prefix}000000{n:02d}", sales, kalbar, region=region)
+    assert await releases.release_now(module_reference_url) is not None
+    ministry = await _shares(engine, MINISTRY)
+    assert ministry[SANGGAU] == ministry[KETAPANG] is None
+    exact = await _shares(engine, kalbar)
+    assert (exact[SANGGAU], exact[KETAPANG]) == ("0", "8.33")
 
 
 SALES_YEAR = """query Graduated($year: Int!) {

@@ -41,8 +41,9 @@ class Formula:
     subsets: tuple[str, ...]
     measure: str = ""
     members_only: bool = False
-    """A count of members, published as a table of members publishes a cell (`graduations`'
-    rule, domain.suppression.publish): the year's graduates."""
+    """A count of members (a share's part), published as a table of members publishes a cell
+    (`graduations`' rule, domain.suppression.publish): the year's graduates; the small and
+    medium businesses, a scale being its owner's finances, as a table by scale publishes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ COOPERATIVE_INDICATORS = {
 }
 MSME_INDICATORS = {
     "UMKM_JUMLAH": Formula("count", ("msmes",)),
-    "UKM_PROPORSI": Formula("share", ("small_and_medium", "businesses")),
+    "UKM_PROPORSI": Formula("share", ("small_and_medium", "businesses"), members_only=True),
 }
 GRADUATION_INDICATOR = "MIKRO_NAIK_KELAS"
 FORMULAS = {

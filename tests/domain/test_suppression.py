@@ -348,6 +348,18 @@ def test_an_indicator_of_members_answers_alike_for_none_and_too_few() -> None:
     assert indicator_count(none, k=K, perturbation=None, members_only=True) == 0
 
 
+def test_a_share_of_members_answers_alike_for_none_and_too_few() -> None:
+    """UKM_PROPORSI's part, the small and medium businesses, is held as members: to a perturbed
+    reader a share of none and one of one or two answer alike, None; read exactly, 0 is 0."""
+    rng = random.Random(31)
+    whole = Tally(40, rng.randrange(MODULUS))
+    for _ in range(200):
+        few = Tally(rng.randint(1, 2), rng.randrange(MODULUS))
+        for part in (Tally(0, 0), few):
+            assert indicator_share(part, whole, k=K, perturbation=TABLE, members_only=True) is None
+    assert indicator_share(Tally(0, 0), whole, k=K, perturbation=None, members_only=True) == 0
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=60))
 def test_no_protected_small_cell_is_published_and_no_published_cell_is_below_k(
