@@ -26,7 +26,7 @@ from domain.errors import InvalidValue
 from sinergi.database import (
     PreparingLockHeld,
     SchemaNotCurrent,
-    current_service_url,
+    current,
     in_transaction,
     migrated,
     needs_owner,
@@ -438,9 +438,20 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     paths = args.checkpoints or [settings.audit_checkpoints_path]
     bound = None if args.stopped else settings.audit_unsealed_seconds
-    url = current_service_url(settings)  # refused (exit 2) on a database never migrated
+    # As the owner where the deployment has one: the service's credentials are what an insider
+    # attacking the trail holds. Refused (exit 2) on a database never migrated.
+    url = current(settings).owner_url
+    if settings.database_url is not None and settings.owner_url is None:
+        print(_VERIFYING_AS_THE_SERVICE, file=sys.stderr)
     key = asyncio.run(audit_key.for_database(settings, url, check=False))
     return verify(url, key, paths, unsealed_bound=bound)
+
+
+_VERIFYING_AS_THE_SERVICE = (
+    "sinergi audit verify: note: verifying with DATABASE_URL's credentials, the service's own,"
+    " which an insider attacking the trail may hold; set DATABASE_OWNER_URL (and"
+    " DATABASE_OWNER_PASSWORD_FILE) to the owner's to verify as the owner"
+)
 
 
 def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:

@@ -232,19 +232,19 @@ def _prepared(settings: Settings, *, setting_up: bool) -> Database:
     return database
 
 
-def current_service_url(settings: Settings) -> str:
-    """The service's URL of a database at this code's migrations, for a command that only
-    reads what the service may (`audit verify`): refused as `ready` refuses (SchemaNotCurrent)
-    when it holds no schema or has migrations pending, but asking nothing of the owner, whose
-    URL `ready` needs to prepare a database. Compose's API container, where the README runs
-    `audit verify`, has only the service's. The embedded database is prepared as `ready` does."""
+def current(settings: Settings) -> Database:
+    """The database, at this code's migrations, for a command that only reads (`audit
+    verify`): refused as `ready` refuses (SchemaNotCurrent) when it holds no schema or has
+    migrations pending, but preparing nothing, so that it needs no owner: compose's API
+    container, where the README runs `audit verify`, has only the service's URL, which is then
+    the owner's too (`resolve`). The embedded database is prepared as `ready` does."""
     if settings.database_url is None:
-        return ready(settings).service_url
-    service_url = resolve(settings).service_url
-    problem = asyncio.run(_schema_problem(service_url))
+        return ready(settings)
+    database = resolve(settings)
+    problem = asyncio.run(_schema_problem(database.owner_url))
     if problem is not None:
         raise SchemaNotCurrent(f"the database at {_where(settings)} {problem}")
-    return service_url
+    return database
 
 
 async def _schema_problem(url: str) -> str | None:

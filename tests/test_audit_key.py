@@ -78,7 +78,7 @@ def test_a_key_file_others_may_read_is_refused(
     key = tmp_path / "audit.key"
     audit_key.make(key)
     key.chmod(mode)
-    env = {"SINERGI_AUDIT_KEY_FILE": str(key)}
+    env = {"SINERGI_AUDIT_KEY_FILE": str(key), "DATABASE_OWNER_URL": migrated_url}
     code, out, err = sinergi(as_service(migrated_url), "audit", "verify", "--stopped", env=env)
     assert (code, out) == (2, "")
     assert err == (

@@ -208,10 +208,12 @@ def _as_owner(url: str, table: str, *statements: str) -> None:
 
 
 def _verify(url: str, checkpoints: Path, key: bytes) -> tuple[int, str, str]:
-    """`sinergi audit verify` as an operator runs it: exit code, stdout, stderr."""
+    """`sinergi audit verify` as an operator runs it, with the owner's URL (`url`) as well as
+    the service's: exit code, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     env = {
         "DATABASE_URL": as_service(url),
+        "DATABASE_OWNER_URL": url,
         "SINERGI_AUDIT_KEY": key.hex(),
         "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
     }

@@ -38,7 +38,11 @@ def test_verify_without_the_key_refuses_and_makes_none(fresh_url: str, tmp_path:
         as_service(fresh_url),
         "audit",
         "verify",
-        env={"SINERGI_HOME": str(home), "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints)},
+        env={
+            "DATABASE_OWNER_URL": fresh_url,
+            "SINERGI_HOME": str(home),
+            "SINERGI_AUDIT_CHECKPOINTS": str(checkpoints),
+        },
     )
     assert (code, out) == (2, ""), err
     assert err.startswith(f"sinergi: no audit key at {home / 'audit.key'}, yet this database's")

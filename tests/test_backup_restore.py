@@ -74,10 +74,12 @@ def _read(url: str, home: Path) -> dict[str, Any]:
 
 
 def _verify(url: str, key: Path, *checkpoints: Path, stopped: bool = True) -> tuple[int, str]:
+    """`sinergi audit verify` as the owner of the database at `url` (the owner's URL)."""
     argv = ["audit", "verify", *(["--stopped"] if stopped else [])]
     for file in checkpoints:
         argv += ["--checkpoints", str(file)]
-    code, out, err = sinergi(as_service(url), *argv, env={"SINERGI_AUDIT_KEY_FILE": str(key)})
+    env = {"DATABASE_OWNER_URL": url, "SINERGI_AUDIT_KEY_FILE": str(key)}
+    code, out, err = sinergi(as_service(url), *argv, env=env)
     return code, out + err
 
 

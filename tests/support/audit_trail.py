@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,19 +159,25 @@ def sealed_trail(url: str, checkpoints: Path) -> Trail:
 class Verified:
     returncode: int
     stdout: str
+    stderr: str
 
 
-def verify(trail: Trail, key: bytes = KEY) -> Verified:
-    """`sinergi audit verify` as an operator runs it, with the service's URL."""
-    out = io.StringIO()
+def verify(trail: Trail, key: bytes = KEY, *, urls: Mapping[str, str] | None = None) -> Verified:
+    """`sinergi audit verify` as an operator runs it, given `urls` (DATABASE_URL, and
+    DATABASE_OWNER_URL if any): by default the service's URL alone."""
+    out, err = io.StringIO(), io.StringIO()
     env = {
-        "DATABASE_URL": as_service(trail.owner_url),
+        **(urls or {"DATABASE_URL": as_service(trail.owner_url)}),
         "SINERGI_AUDIT_KEY": key.hex(),
         "SINERGI_AUDIT_CHECKPOINTS": str(trail.checkpoints),
     }
-    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out):
+    with (
+        mock.patch.dict(os.environ, env),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
         returncode = main(["audit", "verify"])
-    return Verified(returncode, out.getvalue())
+    return Verified(returncode, out.getvalue(), err.getvalue())
 
 
 async def subjects_and_records(engine: AsyncEngine, operation: str) -> list[tuple[list[str], Any]]:
