@@ -31,6 +31,8 @@ SERUYAN = "62.07"  # a regency only `test_the_production_volume_is_that_of_the_b
 SAMBAS, MEMPAWAH, PASER, KUTAI = "61.01", "61.02", "64.01", "64.02"
 # Regencies only `test_no_small_business_and_a_few_answer_alike` writes in.
 SANGGAU, KETAPANG = "61.03", "61.04"
+# Regencies only `test_only_large_enterprises_and_a_few_msmes_answer_alike` writes in.
+SINTANG, KAPUAS_HULU = "61.05", "61.06"
 YEAR = 2026
 REGISTERED_ON = date(YEAR, 6, 1)
 
@@ -54,7 +56,9 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 " ('MIKRO_NAIK_KELAS', '61', :year, 'target', 10, 'test'),"
                 " ('MIKRO_NAIK_KELAS', '64', :year, 'target', 10, 'test'),"
                 " ('UKM_PROPORSI', :sanggau, :year, 'target', 5, 'test'),"
-                " ('UKM_PROPORSI', :ketapang, :year, 'target', 5, 'test')"
+                " ('UKM_PROPORSI', :ketapang, :year, 'target', 5, 'test'),"
+                " ('UMKM_JUMLAH', :sintang, :year, 'target', 5, 'test'),"
+                " ('UMKM_JUMLAH', :kapuas_hulu, :year, 'target', 5, 'test')"
             ),
             {
                 "year": YEAR,
@@ -64,6 +68,8 @@ async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
                 "mempawah": MEMPAWAH,
                 "sanggau": SANGGAU,
                 "ketapang": KETAPANG,
+                "sintang": SINTANG,
+                "kapuas_hulu": KAPUAS_HULU,
             },
         )
     await owner.dispose()
@@ -170,6 +176,7 @@ async def test_only_micro_firms_that_grew_count_as_usaha_mikro_naik_kelas(
 
 
 MICRO_SALES, SMALL_SALES, MEDIUM_SALES = "240000000", "3000000000", "20000000000"
+LARGE_SALES = "60000000000"
 
 
 async def test_a_micro_firm_that_rose_twice_in_a_year_is_one_graduate(
@@ -297,9 +304,9 @@ SHARES = """{
 }"""
 
 
-async def _shares(engine: AsyncEngine, who: Principal) -> dict[str, Any]:
-    """`who`'s computed UKM_PROPORSI of YEAR, by jurisdiction."""
-    result = await run(engine, who, SHARES)
+async def _computed(engine: AsyncEngine, who: Principal, document: str) -> dict[str, Any]:
+    """`who`'s computed value of YEAR of the one indicator `document` reads, by jurisdiction."""
+    result = await run(engine, who, document)
     assert result.errors is None, result.errors
     return {
         target["jurisdiction"]["code"]: target["computedValue"]
@@ -322,10 +329,35 @@ async def test_no_small_business_and_a_few_answer_alike(
             sales = SMALL_SALES if (region, n) == (KETAPANG, 0) else MICRO_SALES
             await _create(engine, f"{prefix}000000{n:02d}", sales, kalbar, region=region)
     assert await releases.release_now(module_reference_url) is not None
-    ministry = await _shares(engine, MINISTRY)
+    ministry = await _computed(engine, MINISTRY, SHARES)
     assert ministry[SANGGAU] == ministry[KETAPANG] is None
-    exact = await _shares(engine, kalbar)
+    exact = await _computed(engine, kalbar, SHARES)
     assert (exact[SANGGAU], exact[KETAPANG]) == ("0", "8.33")
+
+
+MSME_COUNTS = """{
+  indicator(code: "UMKM_JUMLAH") { targets { year jurisdiction { code } computedValue } }
+}"""
+
+
+async def test_only_large_enterprises_and_a_few_msmes_answer_alike(
+    engine: AsyncEngine, module_reference_url: str
+) -> None:
+    """UMKM_JUMLAH counts the MSMEs, leaving large enterprises out: a count by scale. Two large
+    enterprises in Sintang, two and one micro business in Kapuas Hulu: a ministry was told 0
+    for Sintang, beside its suppressed total of businesses, so that every business there was
+    large (over Rp50 miliar of sales). Both now answer null; a reader of the records gets the
+    exact counts."""
+    kalbar = principal(OrgKind.PROVINCE, "61")
+    for region, prefix in [(SINTANG, "77872"), (KAPUAS_HULU, "77873")]:
+        for n in range(2):
+            await _create(engine, f"{prefix}000000{n:02d}", LARGE_SALES, kalbar, region=region)
+    await _create(engine, "7787300000002", MICRO_SALES, kalbar, region=KAPUAS_HULU)
+    assert await releases.release_now(module_reference_url) is not None
+    ministry = await _computed(engine, MINISTRY, MSME_COUNTS)
+    assert ministry[SINTANG] == ministry[KAPUAS_HULU] is None
+    exact = await _computed(engine, kalbar, MSME_COUNTS)
+    assert (exact[SINTANG], exact[KAPUAS_HULU]) == ("0", "1")
 
 
 SALES_YEAR = """query Graduated($year: Int!) {

@@ -42,8 +42,9 @@ class Formula:
     measure: str = ""
     members_only: bool = False
     """A count of members (a share's part), published as a table of members publishes a cell
-    (`graduations`' rule, domain.suppression.publish): the year's graduates; the small and
-    medium businesses, a scale being its owner's finances, as a table by scale publishes it."""
+    (`graduations`' rule, domain.suppression.publish): the year's graduates; the MSMEs, and the
+    small and medium businesses, a scale being its owner's finances, as a table by scale
+    publishes them (no MSME beside a few large enterprises told their scale)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ COOPERATIVE_INDICATORS = {
     "KOP_AKTIF_PERSEN": Formula("share", ("active", "cooperatives")),
 }
 MSME_INDICATORS = {
-    "UMKM_JUMLAH": Formula("count", ("msmes",)),
+    "UMKM_JUMLAH": Formula("count", ("msmes",), members_only=True),
     "UKM_PROPORSI": Formula("share", ("small_and_medium", "businesses"), members_only=True),
 }
 GRADUATION_INDICATOR = "MIKRO_NAIK_KELAS"

@@ -57,8 +57,9 @@ class Target:
             "be computed, is hidden, or is not known yet: a volume of a book year no records' "
             "figures have reached is null, not 0. Perturbed, MIKRO_NAIK_KELAS is null where "
             "too few graduated to show and where none did alike, as `graduations` leaves both "
-            "out, and UKM_PROPORSI where too few small and medium businesses are there to show "
-            "and where none are."
+            "out, UMKM_JUMLAH where too few MSMEs are there to show and where none are, and "
+            "UKM_PROPORSI where too few small and medium businesses are there to show and where "
+            "none are."
         ),
     )
     progress: ExactDecimal | None = requires(
