@@ -191,13 +191,29 @@ END $$
 """  # noqa: S608  # the names are db/releases.py's
 
 
+# CREATE on the database makes schemas: one named like the owner comes first on the owner's
+# default search_path ("$user", public), so a view or function named like `audit_log` there would
+# run as the owner in its psql. `GRANT ALL PRIVILEGES ON DATABASE` includes it. CONNECT and
+# TEMPORARY stay: the service connects, and any role may make temporary tables (README,
+# "Database roles"). Revoked as the database's owner; anyone else's REVOKE only warns, and
+# `serve` refuses a service that still holds it (sinergi/database.py).
+_DATABASE_CREATE = """
+DO $$
+BEGIN
+    EXECUTE format('REVOKE CREATE ON DATABASE %I FROM PUBLIC, %I', current_database(), '{role}');
+END $$
+"""
+
+
 def grant_statements(role: str) -> list[str]:
     """Take back everything in `public` from the service (whatever was granted by hand: CREATE on
-    the schema, a function, a table not declared), then GRANT what is declared: applying twice,
-    or after a declaration shrank, converges. Functions it runs with its own rights it may call
-    through PUBLIC; the owner's SECURITY DEFINER functions nobody may."""
+    the schema, a function, a table not declared), and CREATE on the database, then GRANT what
+    is declared: applying twice, or after a declaration shrank, converges. Functions it runs
+    with its own rights it may call through PUBLIC; the owner's SECURITY DEFINER functions
+    nobody may."""
     grantee = _quoted(role)
     statements = [
+        _DATABASE_CREATE.format(role=role.replace("'", "''")),
         f"REVOKE ALL ON SCHEMA public FROM {grantee}",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
         f"GRANT USAGE ON SCHEMA public TO {grantee}",

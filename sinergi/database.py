@@ -507,14 +507,22 @@ async def privileges_beyond_service(url: str) -> str | None:
     direct or through another (db/roles.py `MEMBERSHIPS`), holds that role's privileges (a
     table's INSERT, the server's file and program roles' shell, `COPY … FROM PROGRAM`), which no
     REVOKE on the service reaches; and an owner of any object in the database (a schema, a
-    table, a function, a type, the database itself) may alter or replace it. Temporary objects
-    and large objects, which any role may make, are not counted."""
+    table, a function, a type, the database itself) may alter or replace it; CREATE on the
+    database makes a schema, one named like the owner ahead of `public` on the owner's default
+    search_path, where a view named like `audit_log` runs as the owner in its psql. Temporary
+    objects and large objects, which any role may make, are not counted."""
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
         row = (await connection.execute(_PRIVILEGES)).one()
         member_of = sorted({held.role for held in await roles.memberships(connection, row.name)})
     reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
     if member_of:
         reasons.append(f"is a member of {', '.join(member_of)}")
+    if row.creates:
+        reasons.append(
+            "may create schemas in this database (CREATE on it: `sinergi migrate` takes it back,"
+            f" or, as the database's owner, REVOKE CREATE ON DATABASE {row.database} FROM PUBLIC,"
+            f" {row.name})"
+        )
     if row.owns_audit:
         reasons.append("owns the audit trail")
     elif row.owned:
@@ -534,7 +542,8 @@ _ATTRIBUTES = {
 
 _PRIVILEGES = text(
     "SELECT r.rolname AS name, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,"
-    " r.rolbypassrls,"
+    " r.rolbypassrls, current_database() AS database,"
+    " has_database_privilege(current_database(), 'CREATE') AS creates,"
     " pg_has_role(r.oid, (SELECT relowner FROM pg_class"
     "   WHERE oid = to_regclass('public.audit_log')), 'MEMBER') AS owns_audit,"
     # pg_shdepend names the owner of every object of every kind, as DROP OWNED reads it.

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from db.roles import SERVICE_GRANTS, grant_statements
-from tests.support.databases import TEST_PASSWORD, TEST_SERVICE, as_service
+from tests.support.databases import TEST_OWNER, TEST_PASSWORD, TEST_SERVICE, as_service
 
 HASH_SIGNATURE = "audit_log_hash(text, bigint, timestamptz, text, jsonb, text[])"
 
@@ -308,6 +308,15 @@ BEYOND_SERVICE = {
         ],
         "{role}_extra",
     ),
+    # A schema of its own named like the owner would come first on the owner's default
+    # search_path ("$user", public): the owner's psql would run the service's code.
+    "CREATE on the database": (
+        [
+            "DO $$ BEGIN EXECUTE format('GRANT ALL PRIVILEGES ON DATABASE %I TO {role}',"
+            " current_database()); END $$"
+        ],
+        "may create schemas in this database (CREATE on it: `sinergi migrate` takes it back",
+    ),
     "a type, through a role it belongs to": (
         [
             "CREATE ROLE {role}_typer",
@@ -410,6 +419,43 @@ def test_serve_refuses_a_role_that_may_create_roles_run_programs_or_belongs_to_a
         assert named.format(role=role) in refused.stderr
         assert "--unsafe-privileged-role" in refused.stderr
         assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
+def test_migrate_takes_back_create_on_the_database(server_url: str, fresh_url: str) -> None:
+    """`GRANT ALL PRIVILEGES ON DATABASE … TO sinergi_service`, a common habit, includes CREATE:
+    the service could make a schema named like the owner, which the owner's psql searches first
+    ("$user", public), and plant an `audit_log` there that runs as the owner. `migrate` takes
+    CREATE back, from PUBLIC too, and leaves CONNECT and TEMPORARY; `serve`'s check then
+    passes."""
+    from db.migrate import upgrade
+    from sinergi.database import privileges_beyond_service
+
+    admin = make_url(server_url).set(database=make_url(fresh_url).database)
+    grant = (
+        "DO $$ BEGIN EXECUTE format('GRANT ALL PRIVILEGES ON DATABASE %I TO PUBLIC, {role}',"
+        " current_database()); END $$"
+    )
+    asyncio.run(_execute(admin.render_as_string(False), [grant.format(role=TEST_SERVICE)]))
+    service = as_service(fresh_url)
+    assert "CREATE on it" in (asyncio.run(privileges_beyond_service(service)) or "")
+    upgrade(fresh_url, service_role=TEST_SERVICE)
+
+    async def attempt() -> list[bool]:
+        connection = await asyncpg.connect(service)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute(f"CREATE SCHEMA {TEST_OWNER}")
+            return [
+                await connection.fetchval(
+                    "SELECT has_database_privilege(current_database(), $1)", privilege
+                )
+                for privilege in ("CONNECT", "TEMPORARY")
+            ]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(attempt()) == [True, True]
+    assert asyncio.run(privileges_beyond_service(service)) is None
 
 
 def test_migrate_refuses_a_service_role_that_belongs_to_a_role(
