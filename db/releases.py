@@ -21,7 +21,9 @@ younger than the settings' minimum interval, whatever the caller asks (migration
 release is one more reading of each changed cell, so the service's credentials must not buy
 more of them. A release at once (`sinergi figures release`, `demo-data`) is the owner's, on the
 owner's connection, through a function the service may not call. The service only reads the
-copies and the pointer row, and may create nothing beside them.
+copies and the pointer row, and may create nothing beside them; each release takes back whatever
+else its copies were given (a default privilege granting ALL on the owner's tables, say), from
+every role but the owner (migration 0059).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import embedded, preparation, provision, roles
+from db import embedded, preparation, provision, releases, roles
 from db.engine import create_engine, one_connection
 from db.errors import privilege_refused
 from sinergi.settings import Settings, SettingsError
@@ -510,9 +510,11 @@ async def privileges_beyond_service(url: str) -> str | None:
     table, a function, a type, the database itself) may alter or replace it; CREATE on the
     database makes a schema, one named like the owner ahead of `public` on the owner's default
     search_path, where a view named like `audit_log` runs as the owner in its psql. Temporary
-    objects and large objects, which any role may make, are not counted."""
+    objects and large objects, which any role may make, are not counted. Nor may it rewrite
+    what it only reads or appends to: a release's copies (a forged figure, a suppression undone)
+    or the audit trail's tables, whatever granted it (by hand, or a default privilege)."""
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
-        row = (await connection.execute(_PRIVILEGES)).one()
+        row = (await connection.execute(_PRIVILEGES, {"copies": list(releases.SCHEMAS)})).one()
         member_of = sorted({held.role for held in await roles.memberships(connection, row.name)})
     reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
     if member_of:
@@ -522,6 +524,12 @@ async def privileges_beyond_service(url: str) -> str | None:
             "may create schemas in this database (CREATE on it: `sinergi migrate` takes it back,"
             f" or, as the database's owner, REVOKE CREATE ON DATABASE {row.database} FROM PUBLIC,"
             f" {row.name})"
+        )
+    if row.rewrites:
+        named = ", ".join(row.rewrites[:3]) + (", …" if len(row.rewrites) > 3 else "")
+        reasons.append(
+            f"may rewrite {len(row.rewrites)} table(s) the service only reads or appends to"
+            f" ({named}): `sinergi migrate` takes that back"
         )
     if row.owns_audit:
         reasons.append("owns the audit trail")
@@ -555,7 +563,17 @@ _PRIVILEGES = text(
     "     AND d.classid <> 'pg_largeobject'::regclass"
     "     AND coalesce((pg_identify_object(d.classid, d.objid, d.objsubid)).schema"
     "       !~ '^pg_(toast_)?temp_', true)"
-    "   ORDER BY 1) AS owned"
+    "   ORDER BY 1) AS owned,"
+    # The audit trail's tables, appended to; a release's copies, read.
+    " ARRAY(SELECT c.oid::regclass::text FROM pg_class c"
+    "  CROSS JOIN LATERAL (SELECT c.relnamespace::regnamespace::text = ANY(:copies) AS copy) k"
+    "   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    "     AND (k.copy OR c.oid IN (to_regclass('public.audit_log'),"
+    "                              to_regclass('public.audit_seals')))"
+    "     AND (has_any_column_privilege(c.oid, 'UPDATE')"
+    "          OR has_table_privilege(c.oid, 'DELETE, TRUNCATE, TRIGGER')"
+    "          OR k.copy AND has_any_column_privilege(c.oid, 'INSERT'))"
+    "   ORDER BY 1) AS rewrites"
     " FROM pg_roles r WHERE r.rolname = current_user"
 )
 

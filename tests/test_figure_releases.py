@@ -31,7 +31,7 @@ from sinergi.database import privileges_beyond_service
 from sinergi.figure_releaser import FigureReleaser
 from sinergi.settings import MIN_RELEASE_SECONDS, Settings, SettingsError
 from tests.support.cli import sinergi
-from tests.support.databases import TEST_OWNER, as_service
+from tests.support.databases import TEST_OWNER, TEST_SERVICE, as_service
 from tests.support.databases import run as sql
 from tests.support.demo_data import demo_clients, release_figures
 from tests.support.graphql import principal, run
@@ -369,6 +369,47 @@ def test_the_service_can_plant_nothing_in_a_release(module_reference_url: str) -
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             sql(service_url, statement)
     assert asyncio.run(privileges_beyond_service(service_url)) is None
+
+
+def test_a_release_is_the_owners_to_write_whatever_the_default_privileges(
+    fresh_url: str,
+) -> None:
+    """`ALTER DEFAULT PRIVILEGES FOR ROLE <owner> GRANT ALL ON TABLES TO <service>`, a common
+    habit, would make every copy a release makes writable by the service (and PUBLIC): it could
+    forge a released figure, or undo a suppression, until the next release. The copies are
+    read-only to everyone but the owner however they were made, and `serve` refuses a service
+    role that may write one."""
+    service_url = as_service(fresh_url)
+    for grantee in ("PUBLIC", f"{TEST_SERVICE} WITH GRANT OPTION"):
+        sql(
+            fresh_url,
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {TEST_OWNER} GRANT ALL ON TABLES TO {grantee}",
+        )
+    for _ in SCHEMAS:  # each schema made a release
+        schema = release_figures(fresh_url).schema
+        for statement in (
+            f"INSERT INTO {schema}.msmes (id, kbli_section, scale, province_code, regency_code,"  # noqa: S608
+            " is_active, cell_key) VALUES (-1, 'F', 'medium', '62', '62.71', true, 1)",
+            f"UPDATE {schema}.msme_rollup_regency SET n = n + 1",  # noqa: S608
+            f"DELETE FROM {schema}.msmes",  # noqa: S608
+            f"TRUNCATE {schema}.guarantees",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                sql(service_url, statement)
+        assert sql(service_url, f"SELECT count(*) AS n FROM {schema}.msmes")  # noqa: S608
+        beyond_reading = sql(
+            fresh_url,
+            "SELECT c.relname, a.grantee, a.privilege_type FROM pg_class c, aclexplode(c.relacl) a"
+            " WHERE c.relnamespace = $1::regnamespace AND a.grantee <> c.relowner"
+            " AND (a.grantee = 0 OR a.privilege_type <> 'SELECT' OR a.is_grantable)",
+            schema,
+        )
+        assert beyond_reading == []  # PUBLIC reads nothing, the service grants nothing on
+    assert asyncio.run(privileges_beyond_service(service_url)) is None
+    sql(fresh_url, f"GRANT UPDATE ON {schema}.msmes TO {TEST_SERVICE}")
+    reason = asyncio.run(privileges_beyond_service(service_url))
+    assert reason is not None
+    assert f"{schema}.msmes" in reason
 
 
 def test_a_release_is_due_once_older_than_the_interval_or_when_there_is_none(

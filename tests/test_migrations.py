@@ -1186,3 +1186,20 @@ def test_0050_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_m
         asyncio.run(_execute(url, KEYED_MSME, "5300530000005", 10, 1))
         assert asyncio.run(_value(url, "SELECT sum(n) FROM msme_rollup_regency")) == 5
         upgrade(url)
+
+
+def test_0059_makes_the_copies_read_only_and_goes_down_to_0055s_function(fresh_url: str) -> None:
+    """0059 replaces 0055's release function with one that takes back, from every role but the
+    owner, whatever it holds on the copies beyond reading them; down, 0055's again."""
+    from tests.support.databases import run as sql
+
+    def source() -> str:
+        (row,) = sql(fresh_url, "SELECT prosrc FROM pg_proc WHERE proname = 'copy_figure_release'")
+        return str(row["prosrc"])
+
+    assert "aclexplode" in source()
+    command.downgrade(alembic_config(fresh_url), "0058")
+    assert "aclexplode" not in source()
+    assert "turnover_year" in source()  # 0055's copy of the scale history
+    command.upgrade(alembic_config(fresh_url), "head")
+    assert "aclexplode" in source()

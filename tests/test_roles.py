@@ -317,6 +317,10 @@ BEYOND_SERVICE = {
         ],
         "may create schemas in this database (CREATE on it: `sinergi migrate` takes it back",
     ),
+    "a column of the audit trail to update": (
+        ["GRANT UPDATE (client_id) ON audit_log TO {role}"],
+        "the service only reads or appends to (audit_log)",
+    ),
     "a type, through a role it belongs to": (
         [
             "CREATE ROLE {role}_typer",
