@@ -32,6 +32,9 @@ from tests.support.http import served
 
 READ = "{ msmes(first: 5) { totalCount nodes { nib name owner { nik fullName } } } }"
 READER = "demo-province-62"
+DUMP = ("--format=custom", "--no-blobs")
+"""docs/operations.md's dump, as the owner: large objects left out (Sinergi keeps none)."""
+DOCUMENTED = (Path(__file__).parents[1] / "README.md", Path(__file__).parents[1] / "docs")
 
 
 def _major(pg_dump: Path) -> int | None:
@@ -102,7 +105,7 @@ def test_a_backup_restored_as_documented_verifies_and_serves(
     # running server holds them.
     asyncio.run(written(fresh_url, audit_key.load(Settings(home=live)), 2))
     dump = backup / "sinergi.dump"
-    _tool(tools, "pg_dump", "--format=custom", f"--file={dump}", f"--dbname={fresh_url}")
+    _tool(tools, "pg_dump", *DUMP, f"--file={dump}", f"--dbname={fresh_url}")
     _read(fresh_url, live)  # the live server goes on, past the backup
 
     # Restoring, under another name: the database made as the README makes it, the dump
@@ -158,3 +161,29 @@ def test_a_backup_restored_as_documented_verifies_and_serves(
         assert "audit chain intact: 4 entries verified, 4 sealed" in said
     finally:
         asyncio.run(drop_database(server_url, name))
+
+
+def test_a_large_object_the_service_made_stops_no_backup(
+    server_url: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """Any role may make a large object (`lo_from_bytea`), and its owner alone may read it: a
+    dump taking large objects, as `pg_dump` does by default, failed as the owner with
+    "permission denied for large object", so whoever held the service's credentials could stop
+    every backup. Sinergi keeps none, and the documented dump leaves them out."""
+    tools = _client_tools(server_url)
+    run(as_service(fresh_url), "SELECT lo_from_bytea(0, 'x'::bytea)")
+    dump = tmp_path / "sinergi.dump"
+    _tool(tools, "pg_dump", *DUMP, f"--file={dump}", f"--dbname={fresh_url}")
+    assert dump.stat().st_size > 0
+
+
+def test_every_documented_dump_leaves_large_objects_out() -> None:
+    files = [DOCUMENTED[0], *sorted(DOCUMENTED[1].glob("*.md"))]
+    commands = [
+        line
+        for file in files
+        for line in file.read_text(encoding="utf-8").splitlines()
+        if "pg_dump --" in line
+    ]
+    assert len(commands) >= 3
+    assert [line for line in commands if "--no-blobs" not in line] == []
