@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
+from db import releases
 from db.engine import create_engine
 from resolvers.calendar import today
 from tests.support.databases import as_service
@@ -17,6 +18,7 @@ from tests.support.graphql import principal, run
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
 KALBAR = principal(OrgKind.PROVINCE, "61")
+MINISTRY = principal(OrgKind.MINISTRY, "ID")
 PALANGKA_RAYA = principal(OrgKind.REGENCY, "62.71")
 CITY_PROGRAMME = "PR-UJI-KOTA-6271"
 """A programme of Palangka Raya alone, which the reference data has none of."""
@@ -670,6 +672,62 @@ async def test_a_left_behind_participation_says_nothing_of_its_business_s_state(
     message = refused_on(await run(engine, PALANGKA_RAYA, CHANGE, again), "changes.status")
     assert "no longer lies in the region" in message
     assert "dissolved" not in message
+
+
+LISTED_IN = """query($programme: ID!, $region: String) {
+  msmes(filter: {programme: $programme, region: $region}) { totalCount }
+  cooperatives(filter: {programme: $programme, region: $region}) { totalCount }
+}"""
+COUNTED_IN = """query($programme: ID!, $region: String) {
+  msmeFigures(filter: {programme: $programme, region: $region}, groupBy: [REGENCY]) { count }
+  cooperativeFigures(filter: {programme: $programme, region: $region}, groupBy: [REGENCY]) {
+    count }
+}"""
+
+
+async def test_the_programme_filter_tells_no_region_of_a_participation_left_behind(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """The region a business moved to does not see the participation it left behind in
+    another region's programme (`programmes.visible`), so the `programme` filter does not list
+    or count the business there either: it would say the business completed that programme.
+    Figures, read alike for every reader, count no left-behind participation, exactly or
+    from a release; the province, which sees the participation, still lists the business."""
+    programme = "PR-UJI-TINGGAL-6271"
+    owner = create_engine(reference_url, statement_timeout_ms=10_000)
+    try:
+        async with owner.begin() as connection:
+            insert = (
+                "INSERT INTO programmes (id, name, kind, jurisdiction, subjects)"
+                " VALUES (:id, 'Pelatihan Kota Palangka Raya', 'training', '62.71', 'both')"
+            )
+            await connection.execute(text(insert), {"id": programme})
+    finally:
+        await owner.dispose()
+    msme_id = await _created_msme(engine, business("7724000000001", district="62.71.03"))
+    cooperative_id = (
+        await run(engine, KALTENG, CREATE, {"input": cooperative(7724, region="62.71")})
+    ).data["createCooperative"]["id"]
+    await _ended_in_the_city_then_moved(
+        engine, programme, ("msmeId", msme_id), UPDATE_MSME, LEAVE_PALANGKA_RAYA
+    )
+    await _ended_in_the_city_then_moved(
+        engine, programme, ("cooperativeId", cooperative_id), UPDATE, {"region": "62.01"}
+    )
+    assert await releases.release_now(reference_url) is not None
+
+    for who, region in ((BUNGA, None), (BUNGA, "62.01"), (KALTENG, "62.01")):
+        given = {"programme": programme, "region": region}
+        listed = await run(engine, who, LISTED_IN, given)
+        assert listed.errors is None, listed.errors
+        totals = [listed.data[root]["totalCount"] for root in ("msmes", "cooperatives")]
+        assert totals == ([1, 1] if who is KALTENG else [0, 0]), (who, region)
+    for who, region in ((BUNGA, None), (BUNGA, "62.01"), (KALTENG, "62.01"), (MINISTRY, None)):
+        given = {"programme": programme, "region": region}
+        counted = await run(engine, who, COUNTED_IN, given)
+        assert counted.errors is None, counted.errors
+        for cells in counted.data.values():
+            assert [cell["count"] for cell in cells] in ([], [0]), (who, region, cells)
 
 
 async def test_a_role_in_another_case_is_the_same_role(engine: AsyncEngine) -> None:

@@ -243,6 +243,7 @@ COPIED = {
         "cell_key",
     },
     "participations": {"id", "programme_id", "msme_id", "cooperative_id", "status"},
+    "programmes": {"id", "jurisdiction"},
     "msme_scale_history": {"msme_id", "scale", "effective_from", "rule_version", "turnover_year"},
     "guarantees": {
         "guarantor_client_id",

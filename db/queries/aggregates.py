@@ -235,7 +235,9 @@ def msme_figures(where: msmes.MsmeFilter, group_by: Sequence[str]) -> Figures:
     A table by or of a scale is one of members, as a programme's is: a scale is its owner's
     finances (domain.personal.OWNER_FINANCES), and a cell's key alone said the turnover band
     of the lone business of a regency and KBLI section, which the public NIB register names."""
-    figures = Figures(MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(EVERYWHERE, where))
+    figures = Figures(
+        MSMES, MSME_DIMENSIONS, MSME_MEASURES, msmes.conditions(EVERYWHERE, where, figures=True)
+    )
     if where.programme is None and where.cooperative_id is None:
         filters = {"scale": where.scale, "kbli_section": where.kbli_section, "active": where.active}
         figures = _rollup_figures(MSME_ROLLUPS, group_by, where.region, filters) or figures
@@ -250,7 +252,7 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
         COOPERATIVES,
         COOPERATIVE_DIMENSIONS,
         COOPERATIVE_MEASURES,
-        cooperatives.conditions(EVERYWHERE, where),
+        cooperatives.conditions(EVERYWHERE, where, figures=True),
     )
     if where.programme is None:
         filters: dict[str, Any] = {"type": where.type}

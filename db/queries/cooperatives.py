@@ -35,7 +35,10 @@ class CooperativeFilter:
         return frozenset()
 
 
-def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[bool]]:
+def conditions(
+    scope: RowScope, where: CooperativeFilter, *, figures: bool = False
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of `where` for a reader of `scope`, or for figures (msmes.conditions)."""
     clauses = [scope.rows(COOPERATIVES)]
     if where.region is not None:
         clauses.append(within(COOPERATIVES, where.region))
@@ -45,9 +48,8 @@ def conditions(scope: RowScope, where: CooperativeFilter) -> list[ColumnElement[
         status = COOPERATIVES.c.status == "active"
         clauses.append(status if where.active else ~status)
     if where.programme is not None:
-        clauses.append(
-            took_part(PARTICIPATIONS.c.cooperative_id == COOPERATIVES.c.id, where.programme)
-        )
+        subject = PARTICIPATIONS.c.cooperative_id == COOPERATIVES.c.id
+        clauses.append(took_part(scope, subject, where.programme, figures=figures))
     return clauses
 
 

@@ -39,7 +39,11 @@ class MsmeFilter:
         return frozenset() if self.scale is None else frozenset({"scale"})
 
 
-def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
+def conditions(
+    scope: RowScope, where: MsmeFilter, *, figures: bool = False
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of `where` for a reader of `scope`; `figures`: for figures, read under
+    EVERYWHERE, whose `programme` filter counts another set of participations (`took_part`)."""
     clauses = [scope.rows(MSMES)]
     if where.region is not None:
         clauses.append(within(MSMES, where.region))
@@ -52,7 +56,8 @@ def conditions(scope: RowScope, where: MsmeFilter) -> list[ColumnElement[bool]]:
     if where.cooperative_id is not None:
         clauses.append(MSMES.c.cooperative_id == where.cooperative_id)
     if where.programme is not None:
-        clauses.append(took_part(PARTICIPATIONS.c.msme_id == MSMES.c.id, where.programme))
+        subject = PARTICIPATIONS.c.msme_id == MSMES.c.id
+        clauses.append(took_part(scope, subject, where.programme, figures=figures))
     return clauses
 
 

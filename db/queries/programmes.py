@@ -44,17 +44,27 @@ SCALE_HISTORY = table(
 """The view of migration 0016: `msme_scale_history` and the first entries of imported records."""
 
 
-def took_part(subject: ColumnElement[bool], programme: str) -> ColumnElement[bool]:
+def took_part(
+    scope: RowScope, subject: ColumnElement[bool], programme: str, *, figures: bool = False
+) -> ColumnElement[bool]:
     """Whether the business `subject` ties a participation to (its participation column equal to
     the business's id) takes or took part in `programme`: a
     participation of it there in a status of `TOOK_PART` (ACTIVE or COMPLETED), the `programme`
     filter of records and figures. The statuses as constants (`OR`), which the driver renders
-    as one statement text (db/driver.py takes no IN list)."""
+    as one statement text (db/driver.py takes no IN list).
+
+    Only a participation the reader may see counts (`visible`): one left behind in another
+    region's programme (`left_behind`) would tell the region its business moved to that it
+    took part there. Figures, read under EVERYWHERE for every reader, count only a participation
+    whose business still lies in the programme's region (not `left_behind` anywhere): its
+    business is counted where it lies now, whose readers may not see that participation."""
     status = PARTICIPATIONS.c.status
+    counts = not_(left_behind(scope, PARTICIPATIONS)) if figures else visible(scope, PARTICIPATIONS)
     return exists().where(
         subject,
         PARTICIPATIONS.c.programme_id == programme,
         or_(*(status == value.value for value in sorted(TOOK_PART))),
+        counts,
     )
 
 
