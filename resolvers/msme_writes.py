@@ -217,10 +217,14 @@ async def update(info: Info[Context, Any], raw_id: str, version: int, patch: Msm
             connection, info, current.cooperative_id
         ):
             # The writer read null for it and may send null back, with a form's other fields:
-            # that is no change. Any cooperative would take the business out of one the writer
-            # can neither see nor put it back in; refused for the hidden one's own id too, or a
-            # guess at which it is would be confirmed.
+            # that is no change. A cooperative it cannot join (unknown to it, the hidden one's
+            # own id too) is refused as for a business of none, or the answer would tell which
+            # businesses belong to a hidden cooperative. One it could join would take the
+            # business out of one the writer can neither see nor put it back in.
             if patch["cooperative_id"] is not None:
+                await _cooperative(
+                    connection, info, patch["cooperative_id"], "changes.cooperativeId"
+                )
                 raise coded_error(
                     ErrorCode.FORBIDDEN,
                     "changes.cooperativeId: the business is a member of a cooperative outside"

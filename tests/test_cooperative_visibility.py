@@ -358,10 +358,12 @@ def test_a_cooperative_the_writer_cannot_see_is_not_the_writer_s_to_leave(
     api: Api, url: str
 ) -> None:
     """Kalteng puts a Palangka Raya business into a cooperative of another regency, which
-    Palangka Raya reads as null: sending the hidden id itself or moving it to Palangka Raya's own
-    cooperative is FORBIDDEN on `changes.cooperativeId` and writes nothing; sending back the null
-    it read (with another change, as a form does) or leaving the cooperative out is taken, and
-    the business stays a member either way, answered as one with no cooperative."""
+    Palangka Raya reads as null: moving it to Palangka Raya's own cooperative is FORBIDDEN on
+    `changes.cooperativeId` and writes nothing, and the hidden id itself is no cooperative of
+    Palangka Raya's (`test_a_hidden_membership_answers_an_unknown_cooperative_as_none_does`);
+    sending back the null it read (with another change, as a form does) or leaving the
+    cooperative out is taken, and the business stays a member either way, answered as one with
+    no cooperative."""
     elsewhere = cooperative(url, 60, "62.01")
     own = cooperative(url, 61, "62.71")
     member, nib = msme(url, 60, "62.71")
@@ -375,14 +377,14 @@ def test_a_cooperative_the_writer_cannot_see_is_not_the_writer_s_to_leave(
         "cooperative": None,
     }
 
-    for joins in (elsewhere, own):
+    for joins, code in ((elsewhere, "BAD_USER_INPUT"), (own, "FORBIDDEN")):
         changes = {"cooperativeId": joins, "employees": 7}
         refused = api.graphql(
             UPDATE_MSME, PALANGKA_RAYA, {"id": member, "version": 2, "changes": changes}
         )
         assert refused["data"] == {"updateMsme": None}, joins
         (error,) = refused["errors"]
-        assert error["extensions"] == {"code": "FORBIDDEN", "field": "changes.cooperativeId"}
+        assert error["extensions"] == {"code": code, "field": "changes.cooperativeId"}
         assert error["message"].startswith("changes.cooperativeId: "), error
     stored = "SELECT version, employees, cooperative_id FROM msmes WHERE id = $1"
     assert tuple(run(url, stored, int(member))[0]) == (2, None, int(elsewhere))
@@ -399,3 +401,30 @@ def test_a_cooperative_the_writer_cannot_see_is_not_the_writer_s_to_leave(
             changes["employees"],
             int(elsewhere),
         )
+
+
+def test_a_hidden_membership_answers_an_unknown_cooperative_as_none_does(
+    api: Api, url: str
+) -> None:
+    """Sending a cooperative the writer does not know, no cooperative at all or the hidden one's
+    own id, for a member of a cooperative it cannot see is answered word for word as for a
+    business of no cooperative: a FORBIDDEN there told the writer which of its businesses
+    belong to a hidden cooperative, without a write. Neither is written."""
+    hidden = cooperative(url, 62, "62.01")
+    member, _ = msme(url, 62, "62.71", member_of=hidden)
+    loner, _ = msme(url, 63, "62.71")
+    for unknown in ("999999", hidden):
+        answers = [
+            api.graphql(
+                UPDATE_MSME,
+                PALANGKA_RAYA,
+                {"id": business, "version": 1, "changes": {"cooperativeId": unknown}},
+            )
+            for business in (member, loner)
+        ]
+        assert answers[0] == answers[1], unknown
+        (error,) = answers[0]["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "changes.cooperativeId"}
+    stored = "SELECT version, cooperative_id FROM msmes WHERE id = $1"
+    assert tuple(run(url, stored, int(member))[0]) == (1, int(hidden))
+    assert tuple(run(url, stored, int(loner))[0]) == (1, None)
