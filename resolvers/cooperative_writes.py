@@ -103,13 +103,16 @@ async def update(
 async def _without_msme_members(connection: AsyncConnection, cooperative_id: int) -> None:
     """A cooperative made secondary has cooperatives for members, no MSME (UU 25/1992 Pasal
     15), as an MSME joins no secondary cooperative (resolvers/msme_writes.py): while any MSME
-    names it, it stays primary. The MSMEs are not named: some may lie outside the writer's
-    jurisdiction."""
+    names it, wherever it lies, it stays primary. The refusal states that rule, in the same
+    words whoever asks: the members may all lie outside the writer's jurisdiction, where it is
+    shown none of them, and are neither named nor counted."""
     if await cooperatives.has_msme_members(connection, cooperative_id):
         raise bad_input(
             "changes.tier",
-            "MSMEs are members of the cooperative; a secondary cooperative's members are "
-            "cooperatives (UU 25/1992 Pasal 15), so each MSME must leave it first",
+            "a cooperative with MSME members, in any region, stays primary: a secondary "
+            "cooperative's members are cooperatives (UU 25/1992 Pasal 15), so each member MSME "
+            "must leave it first; where you are shown none, ask the province whose jurisdiction "
+            "holds them",
         )
 
 

@@ -1182,3 +1182,32 @@ async def test_a_cooperative_with_msme_members_does_not_become_secondary(
     answer = await run(engine, KALTENG, UPDATE, promoted)
     assert answer.errors is None, answer.errors
     assert answer.data["updateCooperative"]["version"] == 2
+
+
+MEMBER_COUNT = """query($number: String!) {
+  cooperative(legalEntityNo: $number) { memberMsmes { totalCount } } }"""
+
+
+async def test_the_refusal_to_make_a_cooperative_secondary_is_the_same_whoever_sees_members(
+    engine: AsyncEngine,
+) -> None:
+    """Palangka Raya sees none of its cooperative's MSME members (Kalteng put the only one in
+    Kotawaringin Barat), yet the tier stays primary: refused on `changes.tier` in the words
+    Kalteng, which sees the member, is refused in, which say the rule (any MSME member, in any
+    region) rather than claim members Palangka Raya is shown none of."""
+    created = await run(engine, KALTENG, CREATE, {"input": cooperative(7725, region="62.71")})
+    record = created.data["createCooperative"]
+    await _created_msme(
+        engine, business("7725000000001", region="62.01", cooperativeId=record["id"])
+    )
+    counted = await run(engine, PALANGKA_RAYA, MEMBER_COUNT, {"number": record["legalEntityNo"]})
+    assert counted.data["cooperative"]["memberMsmes"]["totalCount"] == 0
+    secondary = {"tier": "secondary", "membersMale": 0, "membersFemale": 0}
+    promoted = {"id": record["id"], "version": 1, "changes": secondary}
+    messages = {
+        refused_on(await run(engine, who, UPDATE, promoted), "changes.tier")
+        for who in (PALANGKA_RAYA, KALTENG)
+    }
+    (message,) = messages
+    assert "any region" in message
+    assert "are members of the cooperative" not in message
