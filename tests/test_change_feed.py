@@ -1130,3 +1130,39 @@ def test_a_left_behind_participation_deleted_with_its_business_leaves_the_progra
     run(feed_url, "DELETE FROM msmes WHERE id = $1", msme)
     entries, _ = participation_changes(feed_api, "demo-regency-6271", cursor)
     assert entries == [(str(left_behind), "REMOVED")]
+
+
+def test_a_region_a_business_moves_to_is_sent_nothing_of_the_participation_it_left_behind(
+    feed_api: Api, feed_url: str
+) -> None:
+    """A participation ended in Palangka Raya's programme stays the city's record when its
+    business moves to Kalbar (README): Kalbar, which never saw it and does not now, is sent no
+    entry for it, neither REMOVED at the move nor when the city corrects it later; the city,
+    which keeps it, is sent both, neither a removal."""
+    msme, _, _ = _enrolled_business(feed_url, 5, "62.71")
+    run(
+        feed_url,
+        "INSERT INTO programmes (id, name, kind, jurisdiction)"
+        " VALUES ('PR-UJI-PINDAH-6271', 'Pendampingan Uji Pindah', 'training', '62.71')",
+    )
+    left_behind = run(
+        feed_url,
+        "INSERT INTO participations (programme_id, msme_id, role, status)"
+        " VALUES ('PR-UJI-PINDAH-6271', $1, 'recipient', 'completed') RETURNING id",
+        msme,
+    )[0]["id"]
+    _, kalbar = participation_changes(feed_api, "demo-province-61", None)
+    _, city = participation_changes(feed_api, "demo-regency-6271", None)
+    run(
+        feed_url,
+        "UPDATE msmes SET province_code = '61', regency_code = '61.71', district_code = NULL,"
+        " version = 2 WHERE id = $1",
+        msme,
+    )
+    run(feed_url, "UPDATE participations SET detail = 'dikoreksi' WHERE id = $1", left_behind)
+    entries, _ = participation_changes(feed_api, "demo-province-61", kalbar)
+    assert [entry for entry in entries if entry[0] == str(left_behind)] == []
+    entries, _ = participation_changes(feed_api, "demo-regency-6271", city)
+    changes = [change for key, change in entries if key == str(left_behind)]
+    assert len(changes) == 2, changes
+    assert "REMOVED" not in changes, changes

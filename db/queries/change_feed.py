@@ -49,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import FromClause
 
 from db.driver import DriverStatement, Pooled, Row, fetch
-from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS
+from db.models import COOPERATIVES, GUARANTEES, MSME_OWNERS, MSMES, PARTICIPATIONS, PROGRAMMES
 from db.queries import programmes
 from db.queries.guarantees import guarantee_subject
 from db.queries.json_pages import JsonBuild, JsonShape
@@ -372,6 +372,7 @@ def _concerns(kind: str, reader: Reader) -> ColumnElement[bool]:
     clauses = [LOG.c.record_kind == kind, or_(_was_within(LOG, code), _is_within(LOG, code))]
     if kind == "participation":
         clauses[1] = or_(clauses[1], _left_behind(code))
+        clauses.append(_held_before_or_now(code))
     if kind == "msme":
         clauses.append(_sees_the_cooperative(code))
     if not reader.personal_data:
@@ -393,6 +394,36 @@ def _left_behind(code: str) -> ColumnElement[bool]:
         .where(participation.c.id == key, programmes.left_behind(RowScope(code), participation))
         .exists()
     )
+
+
+def _held_before_or_now(code: str) -> ColumnElement[bool]:
+    """A participation's entry concerns a reader in `code` only if the reader could see the
+    participation before the change or can now (programmes.visible): before, it lay where its
+    business was (the entry's old place) while that lay in the programme's region, else in that
+    region. The region a business moved to after its participation ended never saw it, and is
+    sent nothing of it, not a REMOVED at the move nor one at each later correction by the
+    programme's region (whose entries are placed where the business lies). A deletion concerns
+    its readers as its place says: its row is gone, and 0058 notes one left behind at the
+    programme's region too (a reader holding both places gets REMOVED twice)."""
+    participation = PARTICIPATIONS.alias("held")
+    programme = PROGRAMMES.alias("held_programme")
+    key = case((LOG.c.record_kind == "participation", cast(LOG.c.record_id, BigInteger)))
+    region = programme.c.jurisdiction
+    stayed = programmes.lies_in_place(
+        LOG.c.old_province, LOG.c.old_regency, LOG.c.old_district, region
+    )
+    scope = RowScope(code)
+    before = or_(and_(stayed, _was_within(LOG, code)), and_(~stayed, scope.holds(region)))
+    held = (
+        select(participation.c.id)
+        .select_from(participation.join(programme, programme.c.id == participation.c.programme_id))
+        .where(
+            participation.c.id == key,
+            or_(before, programmes.visible(scope, participation)),
+        )
+        .exists()
+    )
+    return or_(LOG.c.operation == "delete", held)
 
 
 def _entries(kind: str, reader: Reader, first: int) -> Select[Any]:

@@ -95,13 +95,21 @@ def lies_in(place: FromClause, jurisdiction: ColumnElement[str]) -> ColumnElemen
     regency or kecamatan (the region codes nest, as domain.identifiers.is_within reads them).
     In SQL, so a move is checked against where the record stands in the same transaction."""
     columns = place.c
+    return lies_in_place(
+        columns.province_code, columns.regency_code, columns.district_code, jurisdiction
+    )
+
+
+def lies_in_place(
+    province: ColumnElement[Any],
+    regency: ColumnElement[Any],
+    district: ColumnElement[Any],
+    jurisdiction: ColumnElement[str],
+) -> ColumnElement[bool]:
+    """`lies_in` for a place given by its region columns rather than a row's own (where a
+    change-feed entry says a business was)."""
     return jurisdiction.in_(
-        (
-            literal(NATIONAL),
-            columns.province_code,
-            columns.regency_code,
-            func.coalesce(columns.district_code, columns.regency_code),
-        )
+        (literal(NATIONAL), province, regency, func.coalesce(district, regency))
     )
 
 
