@@ -58,11 +58,16 @@ def _copying_0055() -> str:
     return copying
 
 
-def upgrade() -> None:
-    copying = _copying_0055()
+def read_only(copying: str) -> str:
+    """`copying`, a release function, taking back what READ_ONLY does once its copies are made:
+    a later revision that changes what a release copies keeps this rule through it."""
     assert copying.count("    target text;\n") == copying.count("    RETURN QUERY") == 1
     copying = copying.replace("    target text;\n", "    target text;\n    held record;\n")
-    op.execute(copying.replace("    RETURN QUERY", READ_ONLY))
+    return copying.replace("    RETURN QUERY", READ_ONLY)
+
+
+def upgrade() -> None:
+    op.execute(read_only(_copying_0055()))
 
 
 def downgrade() -> None:

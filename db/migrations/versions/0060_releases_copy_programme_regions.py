@@ -12,10 +12,10 @@ id and jurisdiction: public reference data, no personal data.
 
 The releases made before this revision gain the copy, taken now: a programme's region does not
 change, and until the next release the filtered figures read from one would otherwise fail.
-A downgrade puts back the release function of 0055 and drops the copies.
+A downgrade puts back the release function of 0059 and drops the copies.
 
 Revision ID: 0060
-Revises: 0058
+Revises: 0059
 """
 
 import importlib.util
@@ -46,8 +46,8 @@ def _migration(file: str) -> ModuleType:
 
 
 def _release_copying(programmes: bool) -> str:
-    """0055's owner-only release function (0037's, copying 0055's scale history columns), with
-    the programmes' regions if `programmes`."""
+    """0059's release function (0037's, copying 0055's scale history columns, its copies read
+    only but by their owner), with the programmes' regions if `programmes`."""
     releases = _migration("0031_figure_releases.py")
     history = _migration("0055_scale_history_turnover_year.py").RELEASED_HISTORY
     copies = {**releases.COPIES, "msme_scale_history": history}
@@ -57,7 +57,8 @@ def _release_copying(programmes: bool) -> str:
     figures = _migration("0033_insider_figures.py")
     vars(figures).update(_migration=lambda file: releases)  # the 0031 its _copying() loads
     copying: str = figures._copying("copy_figure_release")
-    return copying
+    read_only: str = _migration("0059_release_copies_read_only.py").read_only(copying)
+    return read_only
 
 
 def _in_releases(statement: str) -> str:
