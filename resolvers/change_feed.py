@@ -355,8 +355,9 @@ async def follow(
     Sinergi's before strawberry sends the page: a revocation that reaches this process while
     the page is read or audited (`clients revoke` returns once it has) stops the page (the check
     reads the process's client registry, which reads PostgreSQL only once after a notification
-    about the client). A page stopped there has been audited: the trail may over-state what went
-    out, never under-state it."""
+    about the client). A page stopped there has been audited, as has one whose answer the
+    WebSocket handler finds over the response size bound (sinergi.graphql_app) and does not
+    send: the trail may over-state what went out, never under-state it."""
     live = info.context.live
     if live is None:
         raise bad_input("subscription", "subscriptions run over a WebSocket (graphql-transport-ws)")

@@ -4,7 +4,8 @@ Depth, aliases, tokens and an estimated cost (fields times the sizes of the list
 bound the work one request can ask for, so a careless or hostile client is refused in
 microseconds instead of exhausting the database. Every list counts: a paginated one by its
 `first` (the default page size when omitted; as one item when out of the range its resolver
-refuses, since it then reads nothing), an unpaginated one by the estimate LIST_SIZES gives
+refuses, since it then reads nothing; a subscription's, which takes none, by the largest page
+it sends), an unpaginated one by the estimate LIST_SIZES gives
 its parent type and field (a region's children, a figure table's rows from its `groupBy`), so
 the region tree or a wide figure table cannot hide behind aliases. Arguments are read as they
 run: variables wherever they sit, an omitted one as the default its operation declares, a page
@@ -307,10 +308,15 @@ class _Walk:
             return self._first(node, 1, self.max_page), key_parts
         if parent.name.startswith("__"):
             return 1, key_parts  # introspection is counted as it runs (schema.introspection)
+        returned = get_named_type(field.type).name
         if "first" in field.args:
-            returned = get_named_type(field.type).name
             default = PAGE_DEFAULTS.get(returned, self.page)
             return self._first(node, default, PAGE_MAXIMA.get(returned, self.max_page)), key_parts
+        if parent is self.schema.subscription_type and returned in PAGE_MAXIMA:
+            # A subscription takes no `first`: each of its pages is as large as the feed's page
+            # may be (resolvers.change_feed `follow`), costed as though it were asked for.
+            maximum = PAGE_MAXIMA[returned]
+            return self._first(node, maximum, maximum), key_parts
         if not _list_type(field):
             return 1, key_parts
         if parent.name == "Query" and node.name.value in FIGURE_TABLES:

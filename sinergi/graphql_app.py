@@ -115,8 +115,12 @@ class _TextFrames(ASGIWebSocketAdapter):
         """A message due once another task has closed the connection (its token lapsed, say:
         `_TransportWSHandler`), a pong to a ping that came in before, ends the connection's
         handling as a dropped one does: Starlette refuses the send with an error of its own."""
+        await self.send_text(orjson.dumps(message).decode())
+
+    async def send_text(self, text: str) -> None:
+        """A message encoded already, sent as `send_json` sends one."""
         try:
-            await self.ws.send_text(orjson.dumps(message).decode())
+            await self.ws.send_text(text)
         except (WebSocketDisconnect, SentAfterClose) as disconnect:
             raise WebSocketDisconnected from disconnect
 
@@ -242,6 +246,16 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             client_id = self.context.principal.client_id
             metrics.observe_websocket_refusal("QUERY_TOO_COMPLEX", client_id)
             message = ErrorMessage(id=message["id"], type="error", payload=refused.errors)
+        elif message["type"] == "next" and not _ended_by_outage(message["payload"]):
+            # Encoded once, to be measured against the response size bound and sent.
+            assert isinstance(self.view, SinergiGraphQL)
+            assert isinstance(self.websocket, _TextFrames)
+            text = orjson.dumps(message)
+            if len(text) > self.view.max_response_bytes:
+                await self._too_large(message["id"], len(text), self.view.max_response_bytes)
+            else:
+                await self.websocket.send_text(text.decode())
+            return
         elif message["type"] == "next" and _ended_by_outage(message["payload"]):
             # The operation ends here: strawberry's `complete` after it is not sent.
             operation = self.operations.get(message["id"])
@@ -252,6 +266,27 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 id=message["id"], type="error", payload=message["payload"]["errors"]
             )
         await super().send_message(message)
+
+    async def _too_large(self, operation_id: str, size: int, bound: int) -> None:
+        """A page over the response size bound ends its subscription with the error HTTP gives
+        an answer over it (QUERY_TOO_COMPLEX, `response size`), unsent: the cost estimate let
+        it through, and one page of 14 MB waited in memory for a client that never read it. Its
+        task is stopped as a client's `complete` stops it, so it reads no further page. The
+        page was audited before it was sent (resolvers.change_feed `follow`): the trail
+        over-states what went out, never under-states it."""
+        operation = self.operations.get(operation_id)
+        if operation is None:
+            return
+        operation.completed = True
+        self.forget_id(operation_id)
+        refused = subscriptions.refused(
+            self.context, too_complex(Violation("response size", bound, size))
+        )
+        await super().send_message(
+            ErrorMessage(id=operation_id, type="error", payload=refused.errors)
+        )
+        assert operation.task is not None
+        operation.task.cancel()  # the task sending this message: it ends at its next await
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the connection: nothing to check.

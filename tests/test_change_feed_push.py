@@ -29,6 +29,7 @@ from auth import keys, tokens
 from db.engine import async_url
 from resolvers.change_feed import FINANCES_IN_RECORD
 from schema.audit import record
+from schema.query_limits import QueryLimits
 from schema.types import change_feed as change_feed_types
 from sinergi.app import create_app
 from sinergi.cli import main
@@ -420,6 +421,39 @@ def test_a_page_audited_while_its_client_is_revoked_is_not_sent(
             assert socket.receive_json() == {"id": "1", "type": "complete"}
             assert socket.receive()["code"] == 4403
     assert audits == 1  # audited: the trail over-states what went out, never under-states it
+
+
+def test_a_page_over_the_response_size_bound_ends_its_subscription_unsent(
+    module_reference_url: str,
+) -> None:
+    """Over HTTP an answer over max_response_bytes is refused QUERY_TOO_COMPLEX; a
+    subscription's page had no bound (14 MB at once, held for a client that never read it).
+    Now the page is not sent: its subscription ends with the error HTTP gives, and reads no
+    further page, while the connection stays open for others."""
+    client = _client(module_reference_url, "Halaman terlalu besar")
+    asyncio.run(_new_msme(module_reference_url, "9992300000041"))  # a page waits at once
+    bound = 200
+    limits = QueryLimits(max_response_bytes=bound)
+    app = create_app(
+        Settings(rate_limit=1_000_000, query_limits=limits),
+        database_url=as_service(module_reference_url),
+    )
+    with TestClient(app) as http:
+        issued = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=client)
+        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        with http.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as socket:
+            socket.send_json({"type": "connection_init", "payload": auth})
+            assert socket.receive_json()["type"] == "connection_ack"
+            socket.send_text(_subscribe("1", None))
+            refused = socket.receive_json()
+            assert refused["type"] == "error", str(refused)[:300]
+            (error,) = refused["payload"]
+            assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+            assert error["extensions"]["limit"] == "response size"
+            assert error["extensions"]["maximum"] == bound
+            assert error["extensions"]["actual"] > bound
+            socket.send_json({"type": "ping"})
+            assert socket.receive_json() == {"type": "pong"}  # no page, no `complete` before
 
 
 def test_an_expired_token_gets_nothing_more_on_its_open_websocket(

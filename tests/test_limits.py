@@ -383,6 +383,20 @@ def test_a_change_feed_page_without_first_counts_the_feeds_default_page() -> Non
     assert _cost(default, {}) == 1 + 100 + 100
 
 
+def test_a_subscriptions_page_counts_the_largest_page_the_feed_reads() -> None:
+    """A subscription takes no `first`, and every page it sends holds up to 1000 entries:
+    costed at one, thirty aliases of `entries { record }` ran and sent 14 MB at once, a
+    document HTTP refuses as `msmeChanges(first: 1000)`."""
+    followed = "subscription { msmeChanges { entries { record } } }"
+    assert _cost(followed, {}) == _cost("{ msmeChanges(first: 1000) { entries { record } } }", {})
+    aliased = " ".join(f"a{i}: entries {{ record }}" for i in range(29))
+    violation = check_document(
+        parse(f"subscription {{ msmeChanges {{ {aliased} endCursor }} }}"), {}, LIMITS, SCHEMA
+    )
+    assert isinstance(violation, Violation)
+    assert violation.limit == "cost"
+
+
 def test_a_page_its_resolver_refuses_costs_what_a_page_of_one_does() -> None:
     """Out of the range its resolver holds `first` to (1 to the largest page; the change feed's
     to 1000), a page reads nothing: costed as asked, `first: 2147483647` was refused as over the
