@@ -171,13 +171,24 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     watch: asyncio.Task[None] | None = None
     """Closes the acknowledged connection once its token no longer stands (`_close_once_lapsed`),
     whether or not it sends anything."""
+    reader: asyncio.Task[Any] | None = None
+    """The task reading the connection's messages (`handle`), which the watch cancels to end a
+    connection it cannot close (`_cut`)."""
+    cut = False
 
     async def handle(self) -> None:
         """The connection's place is given back however the connection ends: closed by either
-        side, dropped, failed or cancelled as the server stops; after its subscriptions have
-        stopped reading (strawberry's `shutdown`) and its token is no longer watched."""
+        side, dropped, failed, cut by its watch (`_cut`) or cancelled as the server stops; after
+        its subscriptions have stopped reading (strawberry's `shutdown`) and its token is no
+        longer watched. Cut, it ends as one closed does: uvicorn then closes the transport."""
+        reader = self.reader = asyncio.current_task()
+        assert reader is not None
         try:
             await super().handle()
+        except asyncio.CancelledError:
+            if not self.cut:
+                raise
+            reader.uncancel()
         finally:
             if self.watch is not None:
                 self.watch.cancel()
@@ -198,7 +209,27 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except Exception as error:
             await self.handle_task_exception(error)
             return
-        await self.websocket.close(code=4403, reason="Forbidden")
+        await self._cut()
+
+    async def _cut(self) -> None:
+        """Ends a connection whose token no longer stands. Its subscriptions still running are
+        stuck sending to a client that does not read (`until_lapsed`): they are stopped as a
+        client's `complete` stops them, their sends with them, so no page more goes out. The
+        4403 close then waits, as every send does, until the client reads what was sent
+        before; waiting for ever, a revoked client kept its socket, its place and its
+        subscriptions. One not sent within RECHECK_SECONDS ends the connection unclosed: its
+        reading task is cancelled, and uvicorn closes the transport as for any connection that
+        ends (ASGI has no way to abort one): what went out before the token lapsed still
+        reaches the client if it reads, then the connection drops without a close frame."""
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        try:
+            async with asyncio.timeout(subscriptions.RECHECK_SECONDS):
+                await self.websocket.close(code=4403, reason="Forbidden")
+        except TimeoutError:
+            assert self.reader is not None
+            self.cut = True
+            self.reader.cancel()
 
     async def handle_message(self, message: Message) -> None:
         """A frame that is not a JSON object whose `type`, and `id` if it has one, are strings

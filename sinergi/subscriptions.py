@@ -7,10 +7,11 @@ strawberry runs no operation before the connection is acknowledged. The token is
 for each subscribe message (`lapsed`), and by a subscription before each page it reads and
 sends (at least every RECHECK_SECONDS), so a client revoked, narrowed or expired meanwhile
 receives nothing more: its subscriptions complete and the connection is closed with 4403, as a
-bad token's is. A connection running no subscription is checked every RECHECK_SECONDS all the
-same (`until_lapsed`): it answers pings only while its token stands. Each subscribe message is
-held to the client's trusted documents as a POST is (`operation`). Each client holds at most so
-many connections open in a process (`Sockets`).
+bad token's is. Every connection is checked every RECHECK_SECONDS all the same (`until_lapsed`):
+one running no subscription answers pings only while its token stands, and one whose
+subscription is stuck sending to a client that does not read is cut (sinergi.graphql_app).
+Each subscribe message is held to the client's trusted documents as a POST is (`operation`).
+Each client holds at most so many connections open in a process (`Sockets`).
 
 No frame is decoded past its bound: until the connection is acknowledged, ADMISSION_FRAME_CHARS
 (a `connection_init` carries a token at most); then QueryLimits' `max_frame_chars`.
@@ -184,22 +185,28 @@ async def lapsed(context: Context) -> bool:
 
 async def until_lapsed(context: Context, idle: Callable[[], bool]) -> None:
     """Returns once the admitted connection's token no longer stands (`lapsed`), looking every
-    RECHECK_SECONDS while the connection is `idle`, whether or not it sends anything: one
-    running no subscription, or sending only pings, stayed open long after its token expired or
-    its client was revoked. A running subscription checks the token itself, before each page,
-    and once it lapses completes, then the connection closes: the client is told so. The check
-    reads the client registry, which reads PostgreSQL after a notification about the client:
-    while the database is away, the next round tries again."""
+    RECHECK_SECONDS whether or not it runs subscriptions or sends anything: one running no
+    subscription, or sending only pings, stayed open long after its token expired or its client
+    was revoked. A running subscription checks the token itself, before each page and at least
+    every RECHECK_SECONDS while it waits, and once it lapses completes, then the connection
+    closes: the client is told so. A connection not `idle` once its token lapsed is given a
+    round more for that; one still open then has a subscription stuck sending to a client that
+    does not read, which checks nothing until its send returns: a revoked client kept its
+    socket, and got pages once it read again. The check reads the client registry, which reads
+    PostgreSQL after a notification about the client: while the database is away, the next
+    round tries again."""
     live = context.live
     assert live is not None, "only an admitted connection has a token to lapse"
     while True:
         await asyncio.sleep(live.recheck_seconds)
         try:
-            if idle() and await lapsed(context):
-                return
+            if await lapsed(context):
+                break
         except Exception as error:
             if not is_unavailable(error):
                 raise
+    if not idle():
+        await asyncio.sleep(live.recheck_seconds)
 
 
 async def operation(
