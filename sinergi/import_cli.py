@@ -9,6 +9,9 @@ file move another province's record (same NIB) into the file's regency, reported
 Either way the import's audit entry (the records written, the owners written, compared or
 replaced) commits with it, as the `importMsmes` mutation's is written.
 
+The terminal shows the first 200 problems; `--problems OUT.csv` writes every one (row, column,
+reason, code, never a cell's value) in the import's transaction.
+
 Exit status: 0 when every row was imported, 1 when rows were rejected (in --all-or-nothing mode
 nothing was then written), 2 when the file or the arguments cannot be used at all.
 """
@@ -21,6 +24,7 @@ import csv
 import getpass
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,6 +68,8 @@ from sinergi.settings import Settings
 
 _STAGES = {"check": "checking rows", "load": "loading into PostgreSQL", "write": "writing"}
 _SHOWN_ERRORS = 200
+"""Problems the terminal shows; `--problems` writes every one."""
+_PROBLEM_COLUMNS = ("row", "column", "reason", "code")
 _JURISDICTION_LEVELS = {
     RegionLevel.NATIONAL,
     RegionLevel.PROVINCE,
@@ -105,7 +111,8 @@ def add_parsers(commands: Any) -> None:
         help="import MSMEs from a CSV file (see README)",
         # argparse brackets a group that is not required as optional, and required=True would
         # trade _import_msmes's refusal, which says what a jurisdiction is, for its own.
-        usage="%(prog)s [-h] [--all-or-nothing] (--as CLIENT_ID | --jurisdiction CODE) FILE",
+        usage="%(prog)s [-h] [--all-or-nothing] [--problems OUT.csv] "
+        "(--as CLIENT_ID | --jurisdiction CODE) FILE",
         description="Import MSMEs from a CSV file: UTF-8, comma-separated, with a header row. "
         f"Columns: {', '.join(REQUIRED)} (required; nib may be left out, or empty, where "
         f"{' and '.join(SKU)} give the business's Surat Keterangan Usaha); "
@@ -125,6 +132,13 @@ def add_parsers(commands: Any) -> None:
         "--all-or-nothing",
         action="store_true",
         help="write nothing if any row is bad (default: write the valid rows)",
+    )
+    msmes.add_argument(
+        "--problems",
+        type=Path,
+        metavar="OUT.csv",
+        help="write every problem (row, column, reason, code; no cell's value) to this CSV "
+        f"file, created or emptied first; the terminal shows the first {_SHOWN_ERRORS}",
     )
     who = msmes.add_mutually_exclusive_group()
     who.add_argument(
@@ -150,22 +164,28 @@ def _import_msmes(args: argparse.Namespace, settings: Settings) -> int:
         if not args.file.is_file():
             raise UnusableInput(f"{args.file}: no such file")
         total = _count_rows(args.file)
-        url = ready_url(settings)
-        # The servers' key signs the import's entry: an entry signed with another would read,
-        # to `audit verify`, as one inserted behind its back.
-        key = asyncio.run(audit_key.of_its_servers(settings, url))
-        report = asyncio.run(_run(url, key, args, console, total))
+        with _opened_problems(args.problems, args.file) as problems:
+            url = ready_url(settings)
+            # The servers' key signs the import's entry: an entry signed with another would
+            # read, to `audit verify`, as one inserted behind its back.
+            key = asyncio.run(audit_key.of_its_servers(settings, url))
+            report = asyncio.run(_run(url, key, args, console, total, problems))
     except UnusableInput as error:
         # As every command reports what stops it (sinergi/cli.py): on stderr, one line, the
         # path as it is spelled (rich would wrap it and read "[final]" in it as markup).
         print(f"sinergi import: {error}", file=sys.stderr)
         return 2
-    _print(console, report, args.file)
+    _print(console, report, args.file, args.problems)
     return 1 if report.errors else 0
 
 
 async def _run(
-    url: str, key: bytes, args: argparse.Namespace, console: Console, total: int
+    url: str,
+    key: bytes,
+    args: argparse.Namespace,
+    console: Console,
+    total: int,
+    problems: TextIO | None,
 ) -> Report:
     path: Path = args.file
     engine = create_engine(url, statement_timeout_ms=3_600_000, pool_size=1)
@@ -219,6 +239,8 @@ async def _run(
                         sku_given=gives_sku(header),
                     )
                     await _audit(connection, key, writer, read.hexdigest(), owners, report)
+                    if problems is not None:
+                        _write_problems(problems, args.problems, report)
                     return report
     except UnicodeDecodeError:
         # Raised wherever the bad bytes are, possibly mid-import: the transaction rolled back.
@@ -317,6 +339,52 @@ async def _jurisdiction(connection: Any, given: str) -> str:
     return code
 
 
+@contextmanager
+def _opened_problems(path: Path | None, imported: Path) -> Iterator[TextIO | None]:
+    """The `--problems` file, opened (so created or emptied) before anything is imported: a
+    path that cannot be written is refused while nothing is written, rather than found so once
+    the valid rows are. UTF-8 with a BOM, as a spreadsheet saves "CSV UTF-8" and opens it."""
+    if path is None:
+        yield None
+        return
+    try:
+        same = path.samefile(imported)
+    except OSError:  # not there yet; any other reason, opening it says
+        same = False
+    if same:  # opening it would empty the file before it is read
+        raise UnusableInput(f"--problems: {path}: is the file to import; name another")
+    try:
+        handle = path.open("w", encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise UnusableInput(
+            f"--problems: {path}: cannot be written ({error.strerror or error})"
+        ) from None
+    try:
+        yield handle
+    except BaseException:
+        with suppress(OSError):  # what it could not write, already said (`_write_problems`)
+            handle.close()
+        raise
+    handle.close()
+
+
+def _write_problems(handle: TextIO, path: Path, report: Report) -> None:
+    """Every problem, a CSV record each, streamed from the report's own list. A reason names
+    no cell's value (db.imports), and no value is written beside it: a cell may hold a NIK.
+    Written and flushed in the import's transaction, so a file that fails midway (a full disk)
+    rolls the import back instead of leaving its problems untold."""
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(_PROBLEM_COLUMNS)
+        for error in report.errors:
+            writer.writerow((error.row, error.field, error.reason, row_code(error).value))
+        handle.flush()
+    except OSError as error:
+        raise UnusableInput(
+            f"--problems: {path}: cannot be written ({error.strerror or error})"
+        ) from None
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -385,16 +453,22 @@ def _drafts(reader: Iterator[list[str]], header: list[str]) -> Iterator[Drafted]
         yield number, *draft_from_record(header, cells)
 
 
-def _print(console: Console, report: Report, path: Path) -> None:
+def _print(console: Console, report: Report, path: Path, problems: Path | None) -> None:
     if report.errors:
         table = Table(title=f"rejected rows in {escape(path.name)}")
-        for column in ("row", "column", "reason", "code"):
+        for column in _PROBLEM_COLUMNS:
             table.add_column(column)
         for error in report.errors[:_SHOWN_ERRORS]:
             table.add_row(str(error.row), error.field, error.reason, row_code(error).value)
         console.print(table)
         if len(report.errors) > _SHOWN_ERRORS:
-            console.print(f"… and {len(report.errors) - _SHOWN_ERRORS} more problems")
+            where = (
+                " (--problems FILE.csv writes every one)"
+                if problems is None
+                else f", every one in {escape(str(problems))}"
+            )
+            more = len(report.errors) - _SHOWN_ERRORS
+            console.print(f"… and {more} more problems{where}", soft_wrap=True)
     if not report.applied:
         outcome = "nothing written (all-or-nothing)"
     elif report.created or report.updated:

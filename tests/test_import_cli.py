@@ -260,9 +260,10 @@ def test_the_help_names_the_columns_the_exit_statuses_and_the_file() -> None:
     assert "Exit status: 0 when every row was imported; 1 when rows were rejected" in shown
     assert "FILE the CSV file: a spreadsheet saved as CSV UTF-8" in shown
     assert "this or --as is required" in shown
+    assert "the terminal shows the first 200" in shown
     assert shown.startswith(
-        "usage: sinergi import msmes [-h] [--all-or-nothing] (--as CLIENT_ID | --jurisdiction"
-        " CODE) FILE "
+        "usage: sinergi import msmes [-h] [--all-or-nothing] [--problems OUT.csv] (--as"
+        " CLIENT_ID | --jurisdiction CODE) FILE "
     )
 
 

@@ -4,6 +4,7 @@ what its audit entry says was read."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
 import os
 import subprocess
@@ -101,3 +102,69 @@ def test_the_audit_entry_hashes_the_bytes_the_import_read(
     )
     assert recorded == (hashlib.sha256(read).hexdigest(),)
     assert fetch(reference_url, "SELECT employees FROM msmes WHERE nib = '7789000000001'") == [(2,)]
+
+
+def test_every_problem_goes_to_the_problems_file_without_the_cells_values(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: the terminal showed the first 200 problems and "… and N more problems",
+    naming none of the rest; with the valid rows written, the operator had to bisect the file
+    to find them."""
+    path = tmp_path / "register.csv"
+    bad = "".join(
+        f"775100000{number:03},Toko {number},47112,62.71,,,sepuluh juta,,,\n"
+        for number in range(203)
+    )
+    path.write_text(
+        HEADER + "7751000000001,Toko Baik,47112,62.71,,,10000000,90000000,2025,1\n" + bad,
+        encoding="utf-8",
+    )
+    problems = tmp_path / "problems.csv"
+    result = sinergi(reference_url, str(path), "--jurisdiction", "62", "--problems", str(problems))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"… and 206 more problems, every one in {problems}" in " ".join(result.stdout.split())
+    with problems.open(encoding="utf-8-sig", newline="") as handle:  # as a spreadsheet saves
+        written = list(csv.reader(handle))
+    assert written[0] == ["row", "column", "reason", "code"]
+    assert len(written) == 1 + 2 * 203  # each bad row: its NIB's length and its capital
+    assert sorted({int(row) for row, *_ in written[1:]}) == list(range(3, 206))
+    assert ["205", "capital", "must be a whole number (digits only)", "BAD_USER_INPUT"] in written
+    text = problems.read_text(encoding="utf-8-sig")
+    assert "sepuluh" not in text  # no cell's value
+    assert "775100000" not in text
+    assert fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE '7751%'") == [(1,)]
+
+    without = sinergi(reference_url, str(path), "--jurisdiction", "62")
+    assert "… and 206 more problems (--problems FILE.csv writes every one)" in " ".join(
+        without.stdout.split()
+    )
+
+
+def test_a_problems_file_that_cannot_be_written_is_refused_before_anything_is_imported(
+    reference_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "register.csv"
+    path.write_text(
+        HEADER + "7751200000001,Toko Baik,47112,62.71,,,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    for problems, reason in (
+        (tmp_path / "no-such-folder" / "problems.csv", "cannot be written ("),
+        (path, "is the file to import; name another"),
+    ):
+        result = sinergi(
+            reference_url, str(path), "--jurisdiction", "62", "--problems", str(problems)
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.startswith(f"sinergi import: --problems: {problems}: {reason}")
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE '77512%'") == [(0,)]
+    assert path.read_text(encoding="utf-8").startswith(HEADER)
+    # One that opens but fails when written (a full disk) takes the import back with it: its
+    # valid rows were to be written only beside a record of the rest.
+    full = sinergi(reference_url, str(path), "--jurisdiction", "62", "--problems", "/dev/full")
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert full.stderr == (
+        "sinergi import: --problems: /dev/full: cannot be written (No space left on device)\n"
+    )
+    assert fetch(reference_url, "SELECT count(*) FROM msmes WHERE nib LIKE '77512%'") == [(0,)]
