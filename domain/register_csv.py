@@ -2,7 +2,8 @@
 `domain.records.check_registered_msme`.
 
 Cells are text: empty means "not given", amounts are whole rupiah with optional thousands
-separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), dates are written
+separators ("150.000.000", "150,000,000" in a quoted cell, or "150000000"), as is a head count,
+while a year is digits alone ("2025": "2.025" is no year a register means), dates are written
 YYYY-MM-DD and nothing else (domain.dates). Columns this module does not know (notes, internal
 ids) are ignored, so a register's full export can be fed in.
 Errors name the CSV column, since that is what the person fixing the file sees.
@@ -70,6 +71,41 @@ _DRAFT_FIELDS = frozenset(field.name for field in fields(MsmeDraft))
 WHOLE_ROW = "(whole row)"
 """The column a problem with the row as a whole is reported on."""
 _WHOLE = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})?(?:\1[0-9]{3})*|[0-9]+")
+_FRACTION = re.compile(r"(.*)[.,][0-9]+")
+"""A number with a decimal part: the group is what is left once the part is dropped."""
+
+
+def whole_number(raw: str, *, grouped: bool = True, rupiah: bool = False) -> int:
+    """The whole number `raw` (a stripped, non-empty cell) writes: digits, their thousands
+    grouped by "." or "," (one of the two throughout) where `grouped`, as a register writes an
+    amount or a head count; a year is digits alone. A ValueError otherwise, its message what is
+    wrong, the value untold (a misplaced cell may hold a NIK): a sign (amounts and counts are
+    never negative), a decimal part (whole rupiah, for a `rupiah` amount), a separator in a year
+    ("2.025" is not 2025), or else what is taken."""
+    if raw.isascii() and raw.isdigit():  # plain digits, the usual case: no regex needed
+        return int(raw)
+    if grouped and _WHOLE.fullmatch(raw):
+        return int(re.sub(r"[.,]", "", raw))
+
+    def whole(text: str) -> bool:
+        return bool(_WHOLE.fullmatch(text)) if grouped else text.isascii() and text.isdigit()
+
+    def number(text: str) -> bool:
+        """Whether `text` is a number this column would take, but for one decimal part."""
+        fraction = _FRACTION.fullmatch(text)
+        return whole(text) or (fraction is not None and whole(fraction[1]))
+
+    if raw.startswith("-") and number(raw[1:].strip()):
+        raise ValueError("must not be negative")
+    if not grouped and _WHOLE.fullmatch(raw):
+        raise ValueError("must be digits only, without a thousands separator")
+    if number(raw):
+        raise ValueError(
+            f"must be {'whole rupiah' if rupiah else 'a whole number'}, without a decimal part"
+        )
+    if grouped:
+        raise ValueError("must be a whole number in digits (thousands may be grouped by . or ,)")
+    raise ValueError("must be a whole number in digits")
 
 
 def column_name(field: str) -> str:
@@ -188,16 +224,15 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> tuple[MsmeDraft, list[I
         value = (cells.get(column) or "").strip()
         return value or None
 
-    def whole(column: str) -> int | None:
+    def whole(column: str, *, grouped: bool = True, rupiah: bool = False) -> int | None:
         raw = text(column)
         if raw is None:
             return None
-        if raw.isascii() and raw.isdigit():  # plain digits, the usual case: no regex needed
-            return int(raw)
-        if not _WHOLE.fullmatch(raw):
-            errors.append(InvalidValue(column, "must be a whole number (digits only)"))
+        try:
+            return whole_number(raw, grouped=grouped, rupiah=rupiah)
+        except ValueError as error:
+            errors.append(InvalidValue(column, str(error)))
             return None
-        return int(re.sub(r"[.,]", "", raw))
 
     def day(column: str) -> date | None:
         raw = text(column)
@@ -226,9 +261,9 @@ def draft_from_cells(cells: Mapping[str, str | None]) -> tuple[MsmeDraft, list[I
         region=text("region") or "",
         district=text("district"),
         established_on=day("established"),
-        capital=whole("capital"),
-        annual_turnover=whole("turnover"),
-        turnover_year=whole("turnover_year"),
+        capital=whole("capital", rupiah=True),
+        annual_turnover=whole("turnover", rupiah=True),
+        turnover_year=whole("turnover_year", grouped=False),
         employees=whole("employees"),
         scale=scale,
         owner=owner,

@@ -147,7 +147,7 @@ def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
     assert refused.returncode == 1
     lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
     for expected in (
-        "3 │ capital │ must be a whole number (digits only)",
+        "3 │ capital │ must be a whole number in digits (thousands may be grouped by . or ,)",
         "4 │ region │ is outside your jurisdiction (62)",
         "5 │ established │ must be a date written YYYY-MM-DD",
     ):
@@ -204,12 +204,37 @@ def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
     assert result.returncode == 1
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     for expected in (
-        "2 │ capital │ must be a whole number (digits only)",
+        "2 │ capital │ must be a whole number in digits (thousands may be grouped by . or ,)",
         "2 │ nib │ must be exactly 13 digits",
     ):
         assert any(expected in line for line in lines), result.stdout
     # A run that wrote nothing says so, though not in all-or-nothing mode.
     assert "1 rows: 0 created, 0 updated, 0 unchanged, 1 rejected; nothing written" in result.stdout
+
+
+def test_a_number_that_is_not_read_is_reported_saying_what_is_wrong_with_it(
+    reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: each was "must be a whole number (digits only)", though separators are taken;
+    and a year of "2.025" was read as 2025."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER
+        + '7752000000001,Toko Koma,47112,62.71,,,"1.234.567,89",90000000,2025,1\n'
+        + "7752000000002,Toko Minus,47112,62.71,,,10000000,90000000,2025,-5\n"
+        + "7752000000003,Toko Tahun,47112,62.71,,,10000000,90000000,2.025,1.500\n",
+        encoding="utf-8",
+    )
+    result = sinergi(reference_url, str(bad), "--jurisdiction", "62")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    for expected in (
+        "2 │ capital │ must be whole rupiah, without a decimal part │ BAD_USER_INPUT │",
+        "3 │ employees │ must not be negative │ BAD_USER_INPUT │",
+        "4 │ turnover_year │ must be digits only, without a thousands separator │",
+    ):
+        assert any(expected in line for line in lines), result.stdout
+    assert "3 rows: 0 created, 0 updated, 0 unchanged, 3 rejected" in result.stdout
 
 
 def test_a_file_without_the_required_columns_is_refused_whole(

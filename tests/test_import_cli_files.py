@@ -128,7 +128,12 @@ def test_every_problem_goes_to_the_problems_file_without_the_cells_values(
     assert written[0] == ["row", "column", "reason", "code"]
     assert len(written) == 1 + 2 * 203  # each bad row: its NIB's length and its capital
     assert sorted({int(row) for row, *_ in written[1:]}) == list(range(3, 206))
-    assert ["205", "capital", "must be a whole number (digits only)", "BAD_USER_INPUT"] in written
+    assert [
+        "205",
+        "capital",
+        "must be a whole number in digits (thousands may be grouped by . or ,)",
+        "BAD_USER_INPUT",
+    ] in written
     text = problems.read_text(encoding="utf-8-sig")
     assert "sepuluh" not in text  # no cell's value
     assert "775100000" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -16,6 +17,7 @@ from domain.register_csv import (
     draft_from_cells,
     draft_from_record,
     missing_columns,
+    whole_number,
 )
 from domain.scale import Scale
 
@@ -33,6 +35,9 @@ ROW = {
     "scale": "Small",
     "note": "ignored",
 }
+
+
+NOT_A_NUMBER = "must be a whole number in digits (thousands may be grouped by . or ,)"
 
 
 def test_a_row_becomes_a_draft_with_typed_values() -> None:
@@ -68,6 +73,53 @@ def test_unreadable_cells_are_reported_by_column(column: str, value: str) -> Non
     assert [error.field for error in unread] == [column]
 
 
+@pytest.mark.parametrize(
+    ("raw", "read"),
+    [("150000000", 150_000_000), ("150.000.000", 150_000_000), ("150,000,000", 150_000_000)],
+)
+def test_a_whole_number_may_group_its_thousands(raw: str, read: int) -> None:
+    assert whole_number(raw) == read
+
+
+@pytest.mark.parametrize(
+    ("raw", "grouped", "rupiah", "reason"),
+    [
+        ("1.234.567,89", True, True, "must be whole rupiah, without a decimal part"),
+        ("1,234,567.89", True, True, "must be whole rupiah, without a decimal part"),
+        ("1.000,5", True, True, "must be whole rupiah, without a decimal part"),
+        ("12,5", True, False, "must be a whole number, without a decimal part"),
+        ("-5", True, True, "must not be negative"),
+        ("-1.000.000", True, True, "must not be negative"),
+        ("-", True, False, NOT_A_NUMBER),
+        ("sepuluh juta", True, True, NOT_A_NUMBER),
+        ("1.000.00", True, True, "must be whole rupiah, without a decimal part"),
+        ("1.2.3", True, True, NOT_A_NUMBER),
+        ("9e8", True, True, NOT_A_NUMBER),
+        ("2.025", False, False, "must be digits only, without a thousands separator"),
+        ("2,025", False, False, "must be digits only, without a thousands separator"),
+        ("2025.0", False, False, "must be a whole number, without a decimal part"),
+        ("-2025", False, False, "must not be negative"),
+        ("tahun 2025", False, False, "must be a whole number in digits"),
+    ],
+)
+def test_a_number_that_is_not_read_is_refused_saying_what_is_wrong(
+    raw: str, grouped: bool, rupiah: bool, reason: str
+) -> None:
+    """The bug: every refusal said "must be a whole number (digits only)", though thousands
+    separators are taken, and a decimal part or a sign went unnamed."""
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}$"):
+        whole_number(raw, grouped=grouped, rupiah=rupiah)
+
+
+def test_a_year_takes_no_thousands_separator_where_amounts_and_counts_do() -> None:
+    """The bug: a `turnover_year` of "2.025" was read as 2025, as an amount's "2.025" is."""
+    draft, unread = draft_from_cells({**ROW, "turnover_year": "2.025", "employees": "1.500"})
+    assert [(error.field, error.reason) for error in unread] == [
+        ("turnover_year", "must be digits only, without a thousands separator")
+    ]
+    assert (draft.turnover_year, draft.employees) == (None, 1_500)
+
+
 RULES = Vocabulary(
     kbli_sections=[KbliSection("I", "Akomodasi dan Makan Minum", 55, 56)],
     regencies=frozenset({"62.01"}),
@@ -86,8 +138,8 @@ def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems() -
     """The bug: a cell that did not parse hid every other problem of its row (the mutation
     reports them all at once), so a row was fixed one error per run."""
     assert _problems({**ROW, "nib": "123", "capital": "sembilan ratus juta", "employees": "-"}) == [
-        ("capital", "must be a whole number (digits only)"),
-        ("employees", "must be a whole number (digits only)"),
+        ("capital", NOT_A_NUMBER),
+        ("employees", NOT_A_NUMBER),
         ("nib", "must be exactly 13 digits"),
     ]
 
@@ -96,7 +148,7 @@ def test_no_scale_is_settled_from_figures_a_cell_left_out() -> None:
     """The scale is neither checked against a turnover that did not parse (small does not fit
     the capital alone) nor required when the scale cell itself did not parse."""
     assert _problems({**ROW, "turnover": "2,6 milyar", "capital": "100000000"}) == [
-        ("turnover", "must be a whole number (digits only)")
+        ("turnover", NOT_A_NUMBER)
     ]
     assert _problems({**ROW, "scale": "kecil", "capital": "", "turnover": ""}) == [
         ("scale", "must be micro, small, medium or large")
