@@ -114,6 +114,7 @@ class RegistryFacts(TypedDict, total=False):
     has_sku: bool | None
     has_legal_entity_no: bool | None
     business_start_date: date | None
+    business_started_by: date | None
     scale: str | None
     annual_sales: int | None
     marked_inactive: bool
@@ -145,6 +146,14 @@ class EligibilityFacts:
     this decision: a rival could record one of Rp1 to shut the business out, and the business's
     history with other lenders is what the lender attests from SLIK. Facts stored before this
     counted every guarantor's defaults, and replay as they were made.
+
+    `business_start_date` is the day the business started as the register records it (an MSME's
+    `establishedOn`, a cooperative's deed); `business_started_by` the latest day it can have
+    started, all that a cooperative's legal-entity number tells (the last day of its year). R03
+    fails only on the recorded day: the bound passes it once the minimum age has run from it and
+    otherwise leaves it unknown, for the business may have started months before. Facts stored
+    before the bound was a fact of its own carried it as the start date, and replay as they were
+    made.
     """
 
     subject_kind: str
@@ -158,6 +167,7 @@ class EligibilityFacts:
     has_sku: bool | None = None
     has_legal_entity_no: bool | None = None
     business_start_date: date | None = None
+    business_started_by: date | None = None
     scale: str | None = None
     annual_sales: int | None = None
     owner_nik_present: bool | None = None
@@ -197,6 +207,7 @@ class EligibilityFacts:
             has_sku=obj.fact("has_sku", bool),
             has_legal_entity_no=obj.fact("has_legal_entity_no", bool),
             business_start_date=obj.fact_day("business_start_date"),
+            business_started_by=obj.fact_day("business_started_by"),
             scale=obj.fact("scale", str),
             annual_sales=obj.fact("annual_sales", int),
             owner_nik_present=obj.fact("owner_nik_present", bool),
@@ -347,13 +358,18 @@ def _scale_eligible(f: EligibilityFacts, rs: RuleSet) -> str:
 
 
 def _business_age(f: EligibilityFacts, rs: RuleSet) -> str:
-    if f.business_start_date is None:
+    """From the recorded start date, else from the latest day the business can have started: old
+    enough from that day, it is old enough; not, it may still be, and is unknown, not too young."""
+    started = f.business_start_date if f.business_start_date is not None else f.business_started_by
+    if started is None:
         return "unknown"
     try:
-        old_enough = add_months(f.business_start_date, rs.min_business_age_months) <= f.check_date
+        old_enough = add_months(started, rs.min_business_age_months) <= f.check_date
     except (ValueError, OverflowError):  # past the calendar's last year: a stored rule set's
         return "unknown"  # minimum, from before publishing bounded it, cannot be decided
-    return "pass" if old_enough else "too_young"
+    if old_enough:
+        return "pass"
+    return "too_young" if f.business_start_date is not None else "unknown"
 
 
 def _feasibility_assessed(f: EligibilityFacts, rs: RuleSet) -> str:

@@ -186,9 +186,10 @@ def registry_facts(kind: str, row: Row | Record) -> RegistryFacts:
     return {
         **common,
         "has_legal_entity_no": True,
-        # The deed's date when recorded, else the legal-entity number's year bounds it.
-        "business_start_date": row.established_on
-        or established_by(row.legal_entity_no, today=today()),
+        # The deed's date when recorded; the legal-entity number's year only bounds it (founded
+        # by the year's end), which R03 weighs as a bound, never as the day the business started.
+        "business_start_date": row.established_on,
+        "business_started_by": established_by(row.legal_entity_no, today=today()),
         "coop_status": row.status,
         "coop_last_rat_book_year": row.last_rat_book_year,
         # A KSP, or a cooperative with a savings-and-loan unit by its KBLI (a USP, a KSPPS):

@@ -107,6 +107,29 @@ async def test_a_cooperative_is_dated_by_its_deed_else_by_its_legal_entity_numbe
     assert await _r03(engine, numbered) == ("PASS", "pass")
 
 
+async def test_a_cooperative_dated_by_its_number_alone_is_reviewed_not_refused_as_too_young(
+    engine: AsyncEngine,
+) -> None:
+    """A number of 2025 says the cooperative was founded by 31 December 2025 at the latest: in
+    January 2026 it may have run six months (founded in February 2025) or not, so R03 is UNKNOWN
+    and the decision goes to review. It was refused as too young, its reason quoting the bound
+    as the day the business started, a date never recorded."""
+    number = "AHU-7780030.AH.01.26.TAHUN 2025"
+    created = await run(engine, PROVINCE, _cooperative(number, None))
+    assert created.errors is None, created.errors
+    assert created.data["createCooperative"]["establishedOn"] is None
+    check = CHECK.replace('nib: "7790000000001"', f'legalEntityNo: "{number}"')
+    check = check.replace('loanAmount: "40000000"', 'loanAmount: "50000000"')
+    checked = await run(engine, GUARANTOR, check.replace("reason }", "reason messageEn }"))
+    assert checked.errors is None, checked.errors
+    decision = checked.data["checkEligibility"]
+    r03 = next(r for r in decision["results"] if r["ruleId"] == "R03")
+    assert (r03["outcome"], r03["reason"]) == ("UNKNOWN", "unknown")
+    assert "2025-12-31" not in r03["messageEn"]
+    assert decision["verdict"] == "NEEDS_REVIEW"
+    assert {r["ruleId"] for r in decision["results"] if r["outcome"] == "UNKNOWN"} == {"R03"}
+
+
 async def test_a_check_finds_a_cooperative_by_its_older_number_in_any_case(
     engine: AsyncEngine,
 ) -> None:

@@ -201,7 +201,7 @@ def test_e04_k001_needs_review_only_while_feasibility_is_not_attested() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
-        business_start_date=established_by("AHU-9990001.AH.01.26.TAHUN 2019", today=CHECK),
+        business_started_by=established_by("AHU-9990001.AH.01.26.TAHUN 2019", today=CHECK),
         coop_status="active",
         coop_last_rat_book_year=2024,
         coop_savings_and_loan=False,
@@ -227,7 +227,7 @@ def test_e05_k002_is_not_eligible_only_because_it_is_inactive() -> None:
         has_defaulted_guarantee=False,
         province_code="62",
         has_legal_entity_no=True,
-        business_start_date=established_by("AHU-9990002.AH.01.26.TAHUN 2020", today=CHECK),
+        business_started_by=established_by("AHU-9990002.AH.01.26.TAHUN 2020", today=CHECK),
         coop_status="inactive",
         coop_last_rat_book_year=2021,
         coop_savings_and_loan=True,
@@ -242,15 +242,26 @@ def test_e05_k002_is_not_eligible_only_because_it_is_inactive() -> None:
     assert result(decision, "R11").reason == "not_active"
 
 
-def test_a_cooperative_founded_within_six_months_is_too_young_by_its_number() -> None:
-    facts = coop(
-        business_start_date=established_by(
-            "AHU-0001234.AH.01.26.TAHUN 2025", today=date(2026, 6, 29)
-        ),
-        check_date=date(2026, 6, 29),
-    )
-    assert outcome(facts, "R03") is Outcome.FAIL
+def test_a_cooperative_dated_by_its_number_alone_passes_once_six_months_ran_else_is_unknown() -> (
+    None
+):
+    """A number of 2025 says the cooperative was founded by 31 December 2025, not on that day:
+    six months from the bound, it has certainly run six; before then it may have (founded in
+    February 2025, say), so R03 asks for review rather than failing on a date never recorded."""
+    by = established_by("AHU-7780030.AH.01.26.TAHUN 2025", today=date(2026, 1, 20))
+    facts = coop(business_start_date=None, business_started_by=by, check_date=date(2026, 6, 29))
+    assert result(evaluate(facts, V1), "R03").reason == "unknown"
+    assert outcome(replace(facts, check_date=date(2026, 1, 15)), "R03") is Outcome.UNKNOWN
     assert outcome(replace(facts, check_date=date(2026, 6, 30)), "R03") is Outcome.PASS
+    assert outcome(replace(facts, business_started_by=date(2019, 12, 31)), "R03") is Outcome.PASS
+
+
+def test_a_recorded_deed_date_decides_r03_whatever_the_number_bounds() -> None:
+    """Only a recorded start date fails R03: a deed of October 2025 is too young in January."""
+    facts = coop(business_start_date=date(2025, 10, 1), business_started_by=date(2025, 12, 31))
+    assert result(evaluate(facts, V1), "R03").reason == "too_young"
+    assert outcome(replace(facts, business_started_by=None), "R03") is Outcome.FAIL
+    assert outcome(replace(facts, business_start_date=date(2019, 6, 1)), "R03") is Outcome.PASS
 
 
 # --- the decision as a whole -------------------------------------------------------------
@@ -328,6 +339,8 @@ MISSING_CASES: list[tuple[str, str, dict[str, Any], str, RuleSet]] = [
     ("has_sku", "msme", {"has_nib": False}, "R01", V1),
     ("has_legal_entity_no", "cooperative", {}, "R01", V1),
     ("business_start_date", "msme", {}, "R03", V1),
+    # A cooperative without a recorded deed date, dated by its number alone, or not even so.
+    ("business_started_by", "cooperative", {"business_start_date": None}, "R03", V1),
     ("scale", "msme", {}, "R02", V1),
     ("annual_sales", "msme", {}, "R02", KUR_LIKE),
     ("owner_nik_present", "msme", {}, "R08", V1),
@@ -955,6 +968,7 @@ def test_a_stored_decision_replays_the_same_after_the_rules_change() -> None:
         ({"check_date": "15-01-2026"}, "check_date"),
         ({"check_date": "20260115"}, "check_date"),
         ({"business_start_date": 2021}, "business_start_date"),
+        ({"business_started_by": "2025"}, "business_started_by"),
         ({"attestation": {"max_collectibility": "1"}}, "attestation.max_collectibility"),
         ({"attestation": {"kol": 1}}, "attestation.kol"),
         ({"attestation": None}, "attestation"),
