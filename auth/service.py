@@ -78,8 +78,9 @@ class FailureLimits:
     only from their own address: beyond the total or the address's limit, a client id that got
     a token from that address lately (`remembered_seconds`) still has its secret checked, up
     to per_client. Guesses from elsewhere, and from that address for other client ids, do not;
-    per_client_total bounds what they check. `tokens_per_client` bounds the tokens one client
-    id is issued in a window, from anywhere: past it, 429 without checking the secret, so a
+    per_client_total bounds what they check. `tokens_per_client` bounds the right secrets one
+    client id presents in a window, from anywhere, each a token issued or refused only after
+    the check (its scope, or no key to sign): past it, 429 without checking the secret, so a
     client asking again and again with its right secret costs no more than that many scrypts."""
 
     per_client: int = 10
@@ -182,26 +183,23 @@ class AuthService:
         client id's secrets as it may and as many more wait (clients.SecretChecksByClient);
         503 while it checks as many secrets of all clients as it may and as many more wait, or
         runs as many requests' throttle statements (`throttle_turns`), and while no usable key
-        signs (`_token_response`). Only a token signed counts against the client's cap, and as
-        its success from the address: a right secret refused its scope or met while no key
-        signs was issued nothing, and its retries use up nothing."""
-        client, reserved = await self._authenticated(client_id, secret, address)
-        answer = await self._token_response(client, _granted(client.scopes, requested_scope))
-        async with self.reads.connect() as connection:
-            await auth_failures.succeeded(connection, reserved)
-        return answer
+        signs (`_token_response`). Every right secret counts against the client's cap, and as
+        its success from the address, whatever follows its check (`_authenticated`): a scope
+        refused it, or no key signing, cost its scrypt all the same, and a client retrying so
+        is refused past the cap as one issued tokens is."""
+        client = await self._authenticated(client_id, secret, address)
+        return await self._token_response(client, _granted(client.scopes, requested_scope))
 
-    async def _authenticated(
-        self, client_id: str, secret: str, address: str
-    ) -> tuple[clients.Client, auth_failures.Reservation]:
+    async def _authenticated(self, client_id: str, secret: str, address: str) -> clients.Client:
         """The attempt is counted as failed before the secret is checked, and taken back if it
         matches, so however many arrive at once no more secrets are checked than the limits
         allow. Over the client id's total or the address's limit, the client id's own address
         still has its secrets checked if it got a token there lately (FailureLimits): others
         sharing the address (a NAT, a proxy uvicorn does not trust) or guessing from elsewhere
         do not lock its owner out. No connection is held while scrypt runs: only for the
-        statements either side. The client comes with its attempt's reservation, whose window
-        a token issued is counted in (`issue_token`)."""
+        statements either side. A secret that matches is kept as a success there and then,
+        before its scope is granted or a key signs, so that every scrypt of a right secret
+        counts against the client's cap (FailureLimits.tokens_per_client)."""
         reserved, claimed = await self._admitted(auth_failures.Attempt(client_id, address))
         if self._refused(claimed, secret) or self._refuses_client(client_id):
             raise authentication_failed()  # counted as a failure, as a wrong secret is
@@ -220,7 +218,8 @@ class AuthService:
             raise authentication_failed()
         async with self.reads.connect() as connection:
             await auth_failures.take_back(connection, reserved)
-        return client, reserved
+            await auth_failures.succeeded(connection, reserved)
+        return client
 
     async def _admitted(
         self, attempt: auth_failures.Attempt

@@ -645,18 +645,20 @@ def test_a_capped_client_is_refused_as_a_throttled_unknown_id_is(
     assert capped.json()["error_description"].startswith("too many token requests; retry in")
 
 
-def test_only_tokens_issued_count_against_a_clients_cap(
-    demo_url: str, monkeypatch: pytest.MonkeyPatch, years_window: int
+def test_a_right_secret_counts_against_the_cap_whatever_follows(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch, scrypt_calls: list[str], years_window: int
 ) -> None:
-    """The cap counted right secrets, not tokens: a client retrying while no key could sign
-    (503), or asking for a scope it does not hold (invalid_scope), used it up and was then
-    refused the tokens it had not been issued. Only a signed token counts now."""
+    """The attack: only a token signed counted against the cap, so a client asking with its
+    right secret for a scope refused it (invalid_scope), or while no key could sign (503), cost
+    a scrypt each time and was never refused: 450 such requests got 450 answers and no 429,
+    past a cap meant to bound the scrypts of a client asking again and again with its right
+    secret. Every right secret counts now, whatever follows its check."""
     settings = Settings(
-        rate_limit=1_000_000, tokens_per_client=1, auth_failure_window_seconds=years_window
+        rate_limit=1_000_000, tokens_per_client=3, auth_failure_window_seconds=years_window
     )
     client_id, secret = _register(demo_url)
     real = auth.keys.signing_key
-    outage = True
+    outage = False
 
     async def signing_key(connection: Any) -> Any:
         if outage:
@@ -664,15 +666,22 @@ def test_only_tokens_issued_count_against_a_clients_cap(
         return await real(connection)
 
     monkeypatch.setattr(auth.keys, "signing_key", signing_key)
+    address = _ipv4()
     with TestClient(_from_addresses(settings, demo_url)) as client:
+        headers = {"X-Test-Address": address}
+        for scope in ("pii:read", "records:read"):  # each beyond a ministry's bundle
+            form = {"grant_type": "client_credentials", "scope": scope}
+            refused = client.post(
+                "/oauth/token", data=form, auth=(client_id, secret), headers=headers
+            )
+            assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope")
         ask = _asker(client, client_id)
-        assert [ask("192.0.2.96", secret) for _ in range(3)] == [503] * 3
+        outage = True
+        assert ask(address, secret) == 503
         outage = False
-        form = {"grant_type": "client_credentials", "scope": "pii:read"}
-        headers = {"X-Test-Address": "192.0.2.96"}
-        beyond = client.post("/oauth/token", data=form, auth=(client_id, secret), headers=headers)
-        assert (beyond.status_code, beyond.json()["error"]) == (400, "invalid_scope")
-        assert [ask("192.0.2.96", secret), ask("192.0.2.96", secret)] == [200, 429]
+        checked = len(scrypt_calls)
+        assert ask(address, secret) == 429
+        assert len(scrypt_calls) == checked
 
 
 def test_token_requests_take_at_most_half_the_pool_for_the_throttles_statements(

@@ -4,11 +4,12 @@ PostgreSQL: what the token endpoint's throttle counts (auth.service).
 An attempt is counted as failed before its secret is checked, in one statement that adds it and
 returns the totals with it (`reserve`): attempts arriving together cannot all read a count under
 the limit and all go on to check a secret, in one process or many. One refused for being over
-the limit, or whose secret was right, is taken back (`take_back`). A client id's success (a
-token issued, not a secret found right) from an address is kept as a row of its own
-(`succeeded`, its count of successes in the window), so that the throttle can tell its owner
-from whoever else shares the address (`succeeded_since`), and so is the client id's count of
-successes from anywhere (`issued`), which caps the tokens one client is issued in a window.
+the limit, or whose secret was right, is taken back (`take_back`). A client id's success (its
+secret found right, whether a token follows or its scope is refused or no key signs) from an
+address is kept as a row of its own (`succeeded`, its count of successes in the window), so
+that the throttle can tell its owner from whoever else shares the address (`succeeded_since`),
+and so is the client id's count of successes from anywhere (`issued`), which caps the scrypts
+of right secrets, and so the tokens, one client is given in a window.
 
 An attempt counts under three subjects: its client id from its address, its client id from
 anywhere, and its address for any client id, an IPv6 address counted as its /64
@@ -168,9 +169,9 @@ async def take_back(connection: AsyncConnection, reservation: Reservation) -> No
 
 
 async def succeeded(connection: AsyncConnection, reservation: Reservation) -> None:
-    """Keep that the attempt was issued a token (its secret right, and the token signed), in the
-    window it was counted in: from its address (`succeeded_since`), and for its client id from
-    anywhere (`issued`)."""
+    """Keep that the attempt's secret was right (whatever it is answered next: a token, or a
+    scope or signing refused), in the window it was counted in: from its address
+    (`succeeded_since`), and for its client id from anywhere (`issued`)."""
     attempt = reservation.attempt
     parameters = {
         "success": attempt.success_subject(),
@@ -181,8 +182,8 @@ async def succeeded(connection: AsyncConnection, reservation: Reservation) -> No
 
 
 async def issued(connection: AsyncConnection, reservation: Reservation) -> int:
-    """How many tokens the attempt's client id was issued in the attempt's window, from any
-    address."""
+    """How many times the attempt's client id had its secret right in the attempt's window, from
+    any address: each a token issued, or refused only after the check."""
     parameters = {
         "issued": reservation.attempt.issued_subject(),
         "window_start": reservation.window_start,
