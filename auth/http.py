@@ -101,9 +101,12 @@ def _unavailable(message: str) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": retry_after})
 
 
-def _oauth_error(error: OAuthError, *, basic: bool) -> JSONResponse:
+def _oauth_error(error: OAuthError) -> JSONResponse:
+    """RFC 6749 §5.2's answer. Every 401 (invalid_client) carries a Basic challenge, however the
+    client sent its credentials or if it sent none: RFC 9110 §15.5.2 requires one on any 401,
+    and Basic is the scheme the endpoint authenticates clients with."""
     headers = dict(NO_STORE)
-    if error.status == 401 and basic:
+    if error.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="sinergi"'
     if error.status == 408:  # the rest of the body may still be arriving: no next request
         headers["Connection"] = "close"
@@ -213,7 +216,7 @@ async def token_endpoint(request: Request) -> Response:
         address = request.client.host if request.client is not None else "unknown"
         answer = await service.issue_token(client_id, secret, scope, address=address)
     except OAuthError as error:
-        return _oauth_error(error, basic=basic)
+        return _oauth_error(error)
     except Exception as error:
         if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
             raise
@@ -224,7 +227,7 @@ async def token_endpoint(request: Request) -> Response:
             503,
             retry_after=OUTAGE_RETRY_AFTER_SECONDS,
         )
-        return _oauth_error(unavailable, basic=basic)
+        return _oauth_error(unavailable)
     return JSONResponse(answer, headers=NO_STORE)
 
 

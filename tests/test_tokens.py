@@ -384,6 +384,26 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"client_id": "demo-ministry", "client_secret": "wrong"},
+        {"client_id": "nobody", "client_secret": DEMO_SECRET},
+        {"client_id": "x" * 65, "client_secret": DEMO_SECRET},
+        {"client_id": "demo-ministry"},
+        {},
+    ],
+    ids=["wrong-secret", "unknown-id", "overlong-id", "no-secret", "no-credentials"],
+)
+def test_every_invalid_client_401_carries_a_basic_challenge(api: Api, form: dict[str, str]) -> None:
+    """RFC 9110 §15.5.2: a 401 MUST carry WWW-Authenticate. Only a request that had sent Basic
+    credentials got one: a client_secret_post client's wrong secret, or a request with no
+    credentials at all, was 401 with none."""
+    response = api.client.post("/oauth/token", data={"grant_type": "client_credentials", **form})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert response.headers["www-authenticate"] == 'Basic realm="sinergi"'
+
+
 def test_a_client_id_holding_a_nul_is_a_malformed_request(api: Api) -> None:
     """It was 500 INTERNAL: PostgreSQL refused to note the failed attempt under that id."""
     nul = "demo-ministry\x00"
