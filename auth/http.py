@@ -185,7 +185,9 @@ def _form(body: bytes) -> dict[str, str]:
 
 
 async def token_endpoint(request: Request) -> Response:
-    """RFC 6749 §4.4 client credentials, with client_secret_basic or client_secret_post."""
+    """RFC 6749 §4.4 client credentials, with client_secret_basic or client_secret_post. With
+    Basic, a client_id in the body naming another client is refused, not ignored: the token
+    would be the Basic client's, not the one the body asked for."""
     authorization = request.headers.get("authorization", "")
     basic = authorization.lower().startswith("basic ")
     try:
@@ -203,6 +205,11 @@ async def token_endpoint(request: Request) -> Response:
             if posted[1] is not None:
                 raise OAuthError("invalid_request", "use one client authentication method")
             client_id, secret = _basic_credentials(authorization[6:].strip())
+            if posted[0] not in (None, client_id):  # the same id again names no other
+                raise OAuthError(
+                    "invalid_request",
+                    "client_id in the body is not the client the Basic credentials name",
+                )
         elif posted[0] is not None and posted[1] is not None:
             client_id, secret = posted[0], posted[1]
         else:

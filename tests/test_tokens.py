@@ -404,6 +404,19 @@ def test_every_invalid_client_401_carries_a_basic_challenge(api: Api, form: dict
     assert response.headers["www-authenticate"] == 'Basic realm="sinergi"'
 
 
+def test_a_body_client_id_other_than_the_basic_one_is_refused(api: Api) -> None:
+    """With Basic credentials, a client_id in the form naming another client was ignored: the
+    token was the Basic client's, and the caller that asked for the other never learnt it. It
+    is now refused as the conflict it is; the same id repeated still gets its token."""
+    form = {"grant_type": "client_credentials", "client_id": "demo-province-62"}
+    conflicting = api.client.post("/oauth/token", data=form, auth=("demo-ministry", DEMO_SECRET))
+    assert (conflicting.status_code, conflicting.json()["error"]) == (400, "invalid_request")
+    assert "client_id" in conflicting.json()["error_description"]
+    repeated = {**form, "client_id": "demo-ministry"}
+    same = api.client.post("/oauth/token", data=repeated, auth=("demo-ministry", DEMO_SECRET))
+    assert same.status_code == 200, same.text
+
+
 def test_a_client_id_holding_a_nul_is_a_malformed_request(api: Api) -> None:
     """It was 500 INTERNAL: PostgreSQL refused to note the failed attempt under that id."""
     nul = "demo-ministry\x00"
