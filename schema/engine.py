@@ -12,8 +12,9 @@ entry (with the operation's name) and the figure cache.
 
 What this module does not answer (None) is left to Strawberry's view, which answers it with the
 same schema and executor: documents that do not parse or validate and variables that do not
-coerce (their errors name only what the client's own schema shows), introspection (answered on
-the client's schema), batches. The view takes a document's validation from where the engine
+coerce (checked against the full schema, which is public as the SDL; their suggestions name
+only what the client's own schema shows: schema/suggestions.py), introspection (answered on the
+client's schema), batches. The view takes a document's validation from where the engine
 left it (schema/validation.py): a document is validated once, not once by each.
 """
 
