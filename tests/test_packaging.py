@@ -157,6 +157,8 @@ def test_compose_file_has_the_deployment_shape() -> None:
     assert ":" in postgres["image"]
     assert not postgres["image"].endswith(":latest")
     assert "healthcheck" in postgres
+    # Its log keeps to each error's message: the DETAIL would hold a failing row's personal data.
+    assert postgres["command"] == ["postgres", "-c", "log_error_verbosity=terse"]
     assert migrate["command"] == ["sinergi", "migrate"]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
