@@ -100,6 +100,15 @@ _QUOTED_VALUE = re.compile(r': ".*"$', re.DOTALL)
 """The offending value some messages end with (22P02 `invalid input syntax for type date:
 "…"`, an enum's value): input, which may be personal."""
 
+_ARGUMENT_VALUE = re.compile(r"(query argument \$\d+): .*$", re.DOTALL)
+"""The value asyncpg quotes, unquoted by `"`, when it cannot encode a statement's parameter
+(22000 `invalid input for query argument $1: '…' (…)`): a bound value, which may be personal."""
+
+
+def _without_value(message: str) -> str:
+    """PostgreSQL's or asyncpg's `message` with the value it ends with left out."""
+    return _ARGUMENT_VALUE.sub(r"\1: …", _QUOTED_VALUE.sub(': "…"', message))
+
 
 def loggable(error: BaseException) -> str | None:
     """`error` as a log line may tell it, when it is PostgreSQL's error (the driver's, or
@@ -133,7 +142,7 @@ def loggable(error: BaseException) -> str | None:
 
 
 def _tell(cause: asyncpg.PostgresError) -> str:
-    message = _QUOTED_VALUE.sub(': "…"', str(cause.args[0]) if cause.args else "")
+    message = _without_value(str(cause.args[0]) if cause.args else "")
     names = {
         "constraint": cause.constraint_name,
         "table": cause.table_name,
@@ -172,7 +181,7 @@ def _values(cause: asyncpg.PostgresError) -> list[str]:
     the statement it ran inside, and the value a message ends with."""
     parts = [cause.detail, cause.hint, cause.context, cause.internal_query]
     raw = str(cause.args[0]) if cause.args else ""
-    if _QUOTED_VALUE.search(raw):
+    if _without_value(raw) != raw:
         parts.append(raw)
     return [part for part in parts if part]
 

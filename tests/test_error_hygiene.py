@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.testclient import TestClient
 
 from db.engine import async_url
+from db.errors import loggable
 from db.queries import auth_failures, indicators
 from db.queries.audit import AuditWriter
 from db.seed import load_reference
@@ -27,7 +28,7 @@ from resolvers import aggregates
 from sinergi.app import create_app
 from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
-from sinergi.logs import log_config
+from sinergi.logs import exception_text, log_config
 from sinergi.settings import Settings
 from tests.support.databases import as_service, run
 from tests.support.http import Api, served
@@ -424,3 +425,21 @@ def test_a_unique_violation_s_nik_stays_out_of_every_log_line(
     for line in lines:
         assert nik not in line, line
         assert "forced_one_business" in line or found["id"] not in line
+
+
+def test_a_bound_value_the_driver_could_not_encode_stays_out_of_the_log() -> None:
+    """asyncpg refuses a value it cannot encode for its parameter's type before sending it, as
+    SQLSTATE 22000, quoting the value (a NIK bound where a date belongs) unquoted by `"`."""
+    nik = "6271015505900001"
+    message = (
+        f"invalid input for query argument $1: '{nik}' ('str' object has no attribute 'toordinal')"
+    )
+    cause = asyncpg.exceptions.DataError(message)
+    wrapped = DBAPIError("SELECT $1::date", [nik], cause, hide_parameters=True)
+    wrapped.__cause__ = cause
+
+    assert loggable(cause) == "[SQLSTATE 22000] invalid input for query argument $1: …"
+    assert loggable(wrapped) == loggable(cause)
+    text = exception_text(wrapped)
+    assert nik not in text, text
+    assert "query argument $1" in text
