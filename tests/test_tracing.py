@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy import Date, bindparam, cast, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
@@ -22,6 +24,7 @@ from db.engine import async_url
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
+from sinergi.tracing import provider_for, statements_traced
 from tests.support.databases import as_service
 from tests.support.http import Api
 
@@ -177,3 +180,46 @@ def test_no_span_carries_a_query_string(clients_registered: str) -> None:
             assert nik not in str(value), (key, value)
             assert secret not in str(value), (key, value)
             assert key != "url.query", (key, value)
+
+
+def test_a_failed_statement_s_span_tells_its_error_without_the_value(
+    demo_url: str, collector: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    """The instrumentation gives a failed statement's span the exception's own text, which may
+    end with the value refused: a NIK bound where a date belongs, quoted by asyncpg before it
+    sends the statement or by PostgreSQL after. The span says what the log would."""
+    endpoint, received = collector
+    nik = "6271015505900001"
+    provider = provider_for(endpoint, "sinergi-test")
+    assert provider is not None
+    engine = create_async_engine(async_url(demo_url))
+    refused = [
+        select(cast(bindparam("born", nik, type_=Date), Date)),  # asyncpg's
+        text("SELECT CAST(CAST(:born AS text) AS date)").bindparams(born=nik),  # PostgreSQL's
+    ]
+
+    async def fail() -> None:
+        for statement in refused:
+            async with engine.connect() as connection:
+                with pytest.raises(DBAPIError):
+                    await connection.execute(statement)
+        await engine.dispose()
+
+    with statements_traced(provider, [engine]):
+        asyncio.run(fail())
+
+    statuses = [
+        span.status
+        for body in (body for _, _, body in received)
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+        if span.status.message
+    ]
+    assert len(statuses) == len(refused), statuses
+    for status in statuses:
+        assert nik not in status.message, status.message
+    assert sorted(status.message for status in statuses) == [
+        "[SQLSTATE 22000] invalid input for query argument $1: …",
+        '[SQLSTATE 22008] date/time field value out of range: "…"',
+    ]
