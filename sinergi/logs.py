@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -254,6 +255,18 @@ def lean_records() -> None:
         logging.logAsyncioTasks = False
 
 
+class WebSocketFramesWithheld(logging.Filter):
+    """Drops what the websockets library logs below INFO: at debug it logs the handshake's
+    headers and every frame, a `connection_init` with its bearer token and the change feed's
+    pages of records among them. uvicorn hands it its own logger (uvicorn.error), so the lines
+    are told apart by the file that logs them; uvicorn's own debug lines stay."""
+
+    _LIBRARY = f"{os.sep}websockets{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or self._LIBRARY not in record.pathname
+
+
 def log_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` dictionary, also handed to uvicorn as its `log_config`."""
     formatter: dict[str, Any] = (
@@ -266,6 +279,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"websocket_frames": {"()": WebSocketFramesWithheld}},
         "handlers": {
             "stdout": {
                 "()": BatchedStreamHandler,
@@ -277,7 +291,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             # uvicorn's own access log is off: sinergi.access writes a richer one.
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
-            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {
+                "level": level,
+                "handlers": [],
+                "propagate": True,
+                "filters": ["websocket_frames"],
+            },
             # Alembic's INFO lines ("Context impl PostgresqlImpl.") come with every /readyz
             # probe, which reads the migration state; probes log at debug, and migrations
             # that run log through `sinergi migrate --verbose`.

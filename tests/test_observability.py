@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import logging.config
 import os
 import sys
 import time
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
 
 from db.errors import is_unavailable
 from sinergi.app import create_app
@@ -324,3 +327,38 @@ def test_lean_records_look_up_nothing_no_line_prints(monkeypatch: pytest.MonkeyP
     assert (record.process, record.thread, record.processName) == (None, None, None)
     assert getattr(record, "taskName", None) is None
     assert JsonFormatter().format(record)  # every line still formats
+
+
+def test_debug_logs_leave_out_what_websockets_logs_of_each_frame() -> None:
+    """At debug the websockets library logs the handshake's headers and every frame, through
+    the logger uvicorn hands it (uvicorn.error): a connection_init with its bearer token, the
+    change feed's pages of records. Those lines stay out; uvicorn's own debug lines do not."""
+    token = "eyJhbGciOi.secret-payload.secret-signature"
+    init = json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    served = logging.getLogger("uvicorn.error")
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, served.handlers[:], served.filters[:], served.level)
+    kept: list[logging.LogRecord] = []
+    try:
+        logging.config.dictConfig(log_config(Settings(log_level="debug")))
+        collecting = logging.Handler()
+        collecting.emit = kept.append  # type: ignore[method-assign]
+        served.addHandler(collecting)
+        served.debug("uvicorn's own debug line")
+        protocol = ServerProtocol(logger=served)
+        protocol.receive_data(
+            b"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        (request,) = protocol.events_received()
+        protocol.send_response(protocol.accept(request))
+        protocol.receive_data(Frame(Opcode.TEXT, init.encode()).serialize(mask=True))
+        assert protocol.events_received()  # the frame was read, and would have been logged
+    finally:
+        root.handlers[:], served.handlers[:], served.filters[:] = saved[0], saved[2], saved[3]
+        root.setLevel(saved[1])
+        served.setLevel(saved[4])
+    debug = [record.getMessage() for record in kept if record.levelno < logging.INFO]
+    assert debug == ["uvicorn's own debug line"]
+    assert not any("secret" in record.getMessage() for record in kept)
