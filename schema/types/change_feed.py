@@ -51,7 +51,8 @@ class ChangeEntry:
     record: JSON | None = strawberry.field(
         description=(
             "The record as it is now, with the fields of its type the client may read, named as "
-            "the type names them (regions and links by id: provinceCode, cooperativeId, …); "
+            "the type names them, but for regions and links, given by id under keys of the "
+            "feed's own (provinceCode, regencyCode, districtCode, cooperativeId, …); "
             "`owner` only with pii:read. Null for a removal."
         )
     )
