@@ -523,7 +523,8 @@ class SinergiGraphQL(GraphQL[Context, None]):
         pass it, the queries still running are stopped: ten operations of 5 MB each were all
         built, and encoded, before the whole was found too large. A mutation still running
         finishes: stopped, it would roll back while the batch's other writes stay committed;
-        `create_response` answers it with what it applied in place of its data."""
+        `create_response` answers it with what it applied in place of its data. A batch that
+        holds a mutation runs in its order instead (`_in_order`)."""
         if not isinstance(request_data, list):
             return await super().execute_operation(
                 request, request_adapter, request_data, context, root_value, sub_response
@@ -536,6 +537,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
             )
             for data in request_data
         ]
+        if any(answered.mutations):
+            return await self._in_order(
+                request, request_adapter, request_data, context, root_value, sub_response, answered
+            )
         running = [
             asyncio.ensure_future(
                 self._counted(
@@ -565,6 +570,47 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 results.append(ExecutionResult(data=None, errors=None))
             else:
                 results.append(task.result())
+        return results
+
+    async def _in_order(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+        answered: _Answered,
+    ) -> list[ExecutionResult]:
+        """A batch that holds a mutation: its operations one after the other, in the array's
+        order, as the root fields of one mutation document run. Run at once, an update chained
+        on the one before it (its version the one that leaves) met the record unchanged and got
+        CONFLICT, and of two at one version the later could win. Past the size bound, the
+        queries left are not run (`create_response` says so in their place); the mutations left
+        still run, as they did at once, each answered with what it applied. Once one committed
+        a change, those after it read on the primary, as the client's next request would: the
+        request's reads were bound for a replica that may lag when it began. A mutation under
+        way when the request is cancelled finishes, and none after it starts."""
+        results = []
+        for index, data in enumerate(request_data):
+            mutation = answered.mutations[index]
+            if answered.passing is not None and not mutation:
+                answered.after.add(index)
+                results.append(ExecutionResult(data=None, errors=None))  # `_past_bound`'s place
+                continue
+            executed = self._counted(
+                answered,
+                index,
+                self.execute_single(
+                    request, request_adapter, sub_response, context, root_value, data, index
+                ),
+            )
+            results.append(await (asyncio.shield(executed) if mutation else executed))
+            if answered.changed(index):
+                wrote = answered.contexts[index]
+                request.scope["state"].update(
+                    wrote_recently=True, write_noted=True, noted_at=wrote.noted_at
+                )
         return results
 
     async def _counted(

@@ -276,3 +276,24 @@ def test_a_write_slowed_by_a_lock_is_read_back_for_the_window_after_it_commits(
         holder.join()
     assert renamed == {"data": {"updateMsme": {"name": "Warung Lambat"}}}
     assert _name(api, writer) == "Warung Lambat"  # the primary, though the replica lags
+
+
+def test_a_batch_reads_back_what_its_earlier_mutation_wrote(
+    module_reference_url: str, replicated: tuple[Api, str]
+) -> None:
+    """A batch holding a mutation runs in order: a query after the write reads it, though its
+    client had not written before the request, whose reads were then bound for the replica."""
+    api, msme_id = replicated
+    client = "demo-regency-6271"  # has only read so far
+    (version,) = run_sql(module_reference_url, "SELECT version FROM msmes WHERE nib = $1", NIB)
+    rename = "mutation($id: ID!, $version: Int!) { updateMsme(id: $id, version: $version,"
+    rename += ' changes: {name: "Warung Berurut"}) { name } }'
+    batch = [
+        {"query": rename, "variables": {"id": msme_id, "version": version["version"]}},
+        {"query": READ},
+    ]
+    response = api.post(batch, api.token(client))
+    assert response.status_code == 200, response.text
+    renamed, read = response.json()
+    assert renamed == {"data": {"updateMsme": {"name": "Warung Berurut"}}}
+    assert read["data"]["msme"]["name"] == "Warung Berurut"
