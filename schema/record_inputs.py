@@ -121,7 +121,11 @@ class MsmeChanges:
         description="The cooperative it is a member of; a dissolved one only if it is already.",
     )
     owner: OwnerInput | None = strawberry.field(
-        default=UNSET, description="Replaces the owner; null erases the owner's personal data."
+        default=UNSET,
+        description=(
+            "Replaces the owner whole: an owner field left out is cleared (an import row keeps"
+            " the owner fields it leaves out); null erases the owner's personal data."
+        ),
     )
 
 
