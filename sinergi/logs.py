@@ -205,9 +205,16 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             self.release()
 
     def _flush_now_and_then(self) -> None:
+        """Until the stream is closed under the handler (stdout as the interpreter exits):
+        nothing can be written to it any more, and the thread died with a traceback."""
         while True:
             time.sleep(FLUSH_SECONDS)
-            self.flush()
+            try:
+                self.flush()
+            except ValueError:  # "I/O operation on closed file"
+                if not self.stream.closed:
+                    raise
+                return
 
 
 class AccessRecords:

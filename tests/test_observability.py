@@ -9,6 +9,7 @@ import logging
 import logging.config
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -308,6 +309,32 @@ def test_log_lines_are_written_in_batches_warnings_at_once() -> None:
         for n in range(MAX_PENDING):
             logger.info("a burst %d", n)
         assert stream.writes == 3  # a full batch goes at once: memory stays bounded
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_flushing_thread_ends_quietly_once_its_stream_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream closed under the handler (stdout at the interpreter's exit, a test runner's
+    capture ended): its thread stops rather than dies with a traceback on stderr, as it did at
+    the end of every CI run."""
+    died: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    logger = logging.getLogger("sinergi.test-closed-stream")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    before = set(threading.enumerate())
+    try:
+        logger.info("a line its thread would flush")
+        (flushing,) = set(threading.enumerate()) - before
+        stream.close()
+        flushing.join(timeout=10 * FLUSH_SECONDS)
+        assert not flushing.is_alive()
+        assert died == []
     finally:
         logger.removeHandler(handler)
 
