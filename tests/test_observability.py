@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -363,11 +365,8 @@ def test_debug_logs_leave_out_what_websockets_logs_of_each_frame() -> None:
     token = "eyJhbGciOi.secret-payload.secret-signature"
     init = json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
     served = logging.getLogger("uvicorn.error")
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, served.handlers[:], served.filters[:], served.level)
     kept: list[logging.LogRecord] = []
-    try:
-        logging.config.dictConfig(log_config(Settings(log_level="debug")))
+    with logging_configured(log_config(Settings(log_level="debug"))):
         collecting = logging.Handler()
         collecting.emit = kept.append  # type: ignore[method-assign]
         served.addHandler(collecting)
@@ -382,10 +381,25 @@ def test_debug_logs_leave_out_what_websockets_logs_of_each_frame() -> None:
         protocol.send_response(protocol.accept(request))
         protocol.receive_data(Frame(Opcode.TEXT, init.encode()).serialize(mask=True))
         assert protocol.events_received()  # the frame was read, and would have been logged
-    finally:
-        root.handlers[:], served.handlers[:], served.filters[:] = saved[0], saved[2], saved[3]
-        root.setLevel(saved[1])
-        served.setLevel(saved[4])
     debug = [record.getMessage() for record in kept if record.levelno < logging.INFO]
     assert debug == ["uvicorn's own debug line"]
     assert not any("secret" in record.getMessage() for record in kept)
+
+
+@contextmanager
+def logging_configured(config: dict[str, Any]) -> Iterator[None]:
+    """Applies a `dictConfig` for one test, then puts back every logger it names as it was
+    (handlers, filters, level, propagation) and closes the handlers it made, so that later
+    tests log as the suite configured them and no batched line prints at the run's end."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, config.get("loggers", {}))]
+    saved = [(lg.handlers[:], lg.filters[:], lg.level, lg.propagate) for lg in loggers]
+    try:
+        logging.config.dictConfig(config)
+        yield
+    finally:
+        for lg, (handlers, filters, level, propagate) in zip(loggers, saved, strict=True):
+            for made in set(lg.handlers) - set(handlers):
+                made.close()
+            lg.handlers[:], lg.filters[:] = handlers, filters
+            lg.setLevel(level)
+            lg.propagate = propagate
