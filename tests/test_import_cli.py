@@ -33,6 +33,19 @@ def sinergi(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str
     )
 
 
+def table_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """What the command printed, each line's padding collapsed, so that a test finds a row's
+    problem whatever widths the table's columns took."""
+    return [" ".join(line.split()) for line in result.stdout.splitlines()]
+
+
+def assert_reported(result: subprocess.CompletedProcess[str], *problems: str) -> None:
+    """Each problem ("row │ column │ reason …") is on a line of the printed table."""
+    lines = table_lines(result)
+    for problem in problems:
+        assert any(problem in line for line in lines), result.stdout
+
+
 def fetch(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     async def query() -> list[tuple[Any, ...]]:
         connection = await asyncpg.connect(url)
@@ -145,13 +158,12 @@ def test_a_file_with_bad_rows_reports_each_and_all_or_nothing_writes_nothing(
     )
     refused = sinergi(reference_url, str(bad), "--jurisdiction", "62", "--all-or-nothing")
     assert refused.returncode == 1
-    lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
-    for expected in (
+    assert_reported(
+        refused,
         "3 │ capital │ must be a whole number in digits (thousands may be grouped by . or ,)",
         "4 │ region │ is outside your jurisdiction (62)",
         "5 │ established │ must be a date written YYYY-MM-DD",
-    ):
-        assert any(expected in line for line in lines), refused.stdout
+    )
     assert "nothing written (all-or-nothing)" in refused.stdout
     assert state(reference_url, "7767") == [[], [], []]
 
@@ -181,13 +193,12 @@ def test_each_rejected_row_is_reported_with_the_code_the_mutation_gives_it(
     )
     refused = sinergi(reference_url, str(bad), "--jurisdiction", "62")
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
-    for expected in (
+    assert_reported(
+        refused,
         "2 │ nib │ must be exactly 13 digits │ BAD_USER_INPUT │",
         "3 │ nib │ is registered to a record outside your jurisdiction │ CONFLICT │",
         "4 │ region │ is outside your jurisdiction (62) │ FORBIDDEN │",
-    ):
-        assert any(expected in line for line in lines), refused.stdout
+    )
 
 
 def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
@@ -202,12 +213,11 @@ def test_a_cell_that_does_not_parse_is_reported_with_the_rows_other_problems(
     )
     result = sinergi(reference_url, str(bad), "--jurisdiction", "62")
     assert result.returncode == 1
-    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
-    for expected in (
+    assert_reported(
+        result,
         "2 │ capital │ must be a whole number in digits (thousands may be grouped by . or ,)",
         "2 │ nib │ must be exactly 13 digits",
-    ):
-        assert any(expected in line for line in lines), result.stdout
+    )
     # A run that wrote nothing says so, though not in all-or-nothing mode.
     assert "1 rows: 0 created, 0 updated, 0 unchanged, 1 rejected; nothing written" in result.stdout
 
@@ -227,13 +237,12 @@ def test_a_number_that_is_not_read_is_reported_saying_what_is_wrong_with_it(
     )
     result = sinergi(reference_url, str(bad), "--jurisdiction", "62")
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
-    for expected in (
+    assert_reported(
+        result,
         "2 │ capital │ must be whole rupiah, without a decimal part │ BAD_USER_INPUT │",
         "3 │ employees │ must not be negative │ BAD_USER_INPUT │",
         "4 │ turnover_year │ must be digits only, without a thousands separator │",
-    ):
-        assert any(expected in line for line in lines), result.stdout
+    )
     assert "3 rows: 0 created, 0 updated, 0 unchanged, 3 rejected" in result.stdout
 
 
@@ -449,12 +458,11 @@ def test_a_row_whose_cells_do_not_line_up_with_the_header_is_refused_naming_the_
     )
     result = sinergi(reference_url, str(ragged), "--jurisdiction", "62")
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
-    for expected in (
+    assert_reported(
+        result,
         "2 │ (whole row) │ has 6 cells where the header has 10 columns",
         "3 │ (whole row) │ has 13 cells where the header has 10 columns: quote an amount",
-    ):
-        assert any(expected in line for line in lines), result.stdout
+    )
     assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
     after = state(reference_url, "7774")
     assert after[0][0] == stored[0][0]  # the record the short line named is as it was

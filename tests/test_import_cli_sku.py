@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_import_cli import fetch, sinergi
+from tests.test_import_cli import fetch, sinergi, table_lines
 
 HEADER = "nib,sku_number,sku_issuer,name,kbli,region,district,capital,turnover,turnover_year\n"
 PAHANDUT = "62.71.01"  # a kecamatan of Palangka Raya (62.71)
@@ -373,7 +373,7 @@ def test_a_regency_cannot_import_an_sku_of_another_regencys_village_nor_claim_on
         (5, "sku_issuer", "BAD_USER_INPUT"),
         (6, "region", "FORBIDDEN"),
     ]
-    lines = [" ".join(line.split()) for line in attack.stdout.splitlines()]
+    lines = table_lines(attack)
     reasons = {line.split("│")[3].strip() for line in lines if line.startswith(("│ 3", "│ 4"))}
     assert reasons == {"is not a desa/kelurahan of 62.71.01"}
     assert records(reference_url, kalbar) == before

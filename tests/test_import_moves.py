@@ -17,7 +17,7 @@ from auth.scopes import OrgKind
 from db.engine import create_engine
 from tests.support.databases import as_service
 from tests.support.graphql import principal, run
-from tests.test_import_cli import HEADER, fetch, sinergi
+from tests.test_import_cli import HEADER, fetch, sinergi, table_lines
 from tests.test_imports import IMPORT, draft, import_directly
 
 KALTENG = principal(OrgKind.PROVINCE, "62")
@@ -212,7 +212,7 @@ async def test_the_cli_rejects_a_row_moving_a_business_out_of_its_programme_on_r
     command = (reference_url, str(moved), "--jurisdiction", "62")
     refused = await asyncio.to_thread(sinergi, *command, "--all-or-nothing")
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    lines = [" ".join(line.split()) for line in refused.stdout.splitlines()]
+    lines = table_lines(refused)
     assert any("2 │ region │" in line and CITY in line for line in lines), refused.stdout
     assert "nothing written (all-or-nothing)" in refused.stdout
     assert await asyncio.to_thread(fetch, reference_url, where) == [("62.71",), ("62.71",)]
