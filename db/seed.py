@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, delete, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -334,6 +334,13 @@ def _target_row(
         "year_inferred": cells["year_inferred"] == "true",
         "source": validate_text(cells["source"], field=f"{where}: source", max_length=NOTE_MAX),
     }
+
+
+async def lock_targets(connection: AsyncConnection) -> None:
+    """Targets are loaded one load at a time, until the transaction ends: a load reads what is
+    stored to report what it changes, and two loads reading at once both reported as new the
+    rows one of them then replaced unsaid. Readers of targets are not held up."""
+    await connection.execute(text(f"LOCK TABLE {TARGETS.name} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 async def store_targets(connection: AsyncConnection, targets: Sequence[Mapping[str, Any]]) -> None:

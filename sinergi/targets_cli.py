@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import TARGETS
-from db.seed import TARGET_COLUMNS, read_targets, store_targets
+from db.seed import TARGET_COLUMNS, lock_targets, read_targets, store_targets
 from domain.errors import InvalidValue
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
@@ -52,6 +52,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
             read = await read_targets(connection, path, realisations=False)
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise InvalidValue(str(path), f"cannot be read as UTF-8 CSV ({error})") from None
+        await lock_targets(connection)
         stored = await _stored(connection, read.targets)
         found = [_change(row, stored) for row in read.targets]
         changes = Counter(change for change, _ in found)

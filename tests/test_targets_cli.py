@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
+import os
+import threading
+import time
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.engine import async_url
+from sinergi import targets_cli
+from sinergi.cli import main
 from tests.support.cli import sinergi
 from tests.support.http import served
 
@@ -277,3 +285,46 @@ def test_a_ministrys_file_of_twenty_thousand_rows_loads(fresh_url: str, tmp_path
     assert (code, err) == (0, "")
     assert out.endswith(f"{path}: {len(rows)} rows: {len(rows)} new, 0 changed, 0 unchanged\n")
     assert _stored_targets(fresh_url) >= len(rows)
+
+
+def test_two_loads_at_once_each_report_what_they_did(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug: two loads of the same rows at once both read nothing stored, both reported
+    "new", and the second replaced the first's values unsaid. The first load here waits
+    (for a while) between reading what is stored and storing, for the second to read."""
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(HEADER + "KOP_JUMLAH,62,2029,target,4200,,false,doc 1\n", encoding="utf-8")
+    second.write_text(HEADER + "KOP_JUMLAH,62,2029,target,4300,,false,doc 2\n", encoding="utf-8")
+    second_has_read = threading.Event()
+    readings = 0
+    reading, storing = targets_cli._stored, targets_cli.store_targets
+
+    async def stored(*args: Any) -> Any:
+        nonlocal readings
+        readings += 1
+        if readings == 2:
+            second_has_read.set()
+        return await reading(*args)
+
+    async def store(*args: Any) -> None:
+        if not second_has_read.is_set():
+            await asyncio.to_thread(second_has_read.wait, 3)
+        await storing(*args)
+
+    monkeypatch.setattr(targets_cli, "_stored", stored)
+    monkeypatch.setattr(targets_cli, "store_targets", store)
+    out = io.StringIO()
+    with mock.patch.dict(os.environ, {"DATABASE_URL": fresh_url}), redirect_stdout(out):
+        loads = [
+            threading.Thread(target=main, args=(["targets", "load", str(path)],))
+            for path in (first, second)
+        ]
+        loads[0].start()
+        time.sleep(0.5)  # the first has read and waits in store
+        loads[1].start()
+        for load in loads:
+            load.join()
+    assert f"{first}: 1 rows: 1 new, 0 changed, 0 unchanged" in out.getvalue()
+    assert f"{second}: 1 rows: 0 new, 1 changed, 0 unchanged" in out.getvalue()
+    assert "4300 (changed value from 4200 to 4300, source from doc 1 to doc 2)" in out.getvalue()
