@@ -40,7 +40,10 @@ class Measurement:
 
     @property
     def measured(self) -> bool:
-        return not self.note.startswith(("not measured", "pending", "failed"))
+        """Whether its numbers measure the request: not when it failed or was skipped, nor
+        when any request erred (a server answering 401s or dropping connections is quick, and
+        would be judged on the speed of its failures)."""
+        return not self.errors and not self.note.startswith(("not measured", "pending", "failed"))
 
 
 def _ratios(results: list[Measurement], request: str, versus: str) -> dict[int, float | None]:
@@ -226,8 +229,9 @@ def markdown(
         f"order rotating from round to round: wrk for {duration} s after {warm_up} s "
         "unmeasured at the same load. CPU per request is the CPU time of the server's "
         "processes, and of PostgreSQL's processes serving this database (alive at both ends "
-        "of the measurement), over the requests answered. Errors are non-2xx answers, "
-        "connection errors and timeouts.",
+        "of the measurement), over the requests answered. Errors are non-2xx answers and "
+        "socket errors (connect, read, write, timeout); a measurement with any is not "
+        "measured: it gets no ratio and no verdict.",
     ]
     rounds = sorted({m.round for m in results if m.round})
     for number in rounds:

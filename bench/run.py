@@ -327,6 +327,18 @@ def _milliseconds(output: str, percentile: int) -> float | None:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
+def wrk_errors(output: str) -> int:
+    """The requests that failed in wrk's report: non-2xx answers and socket errors of every kind
+    (connect, read, write, timeout)."""
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return (int(failed.group(1)) if failed else 0) + (
+        sum(int(count) for count in sockets.groups()) if sockets else 0
+    )
+
+
 def wrk(
     url: str,
     body: str | None,
@@ -416,12 +428,16 @@ def _measure(
     base: str,
     process: psutil.Process,
     url: str,
-    tokens: dict[str, str],
+    clients: dict[str, tuple[str, str]],
     duration: int,
     round_: int,
 ) -> Measurement:
+    """One request of one server under wrk. Sinergi's token is minted here, for this
+    measurement alone: one minted when the server started would expire (SINERGI_TOKEN_LIFETIME,
+    15 minutes) within a round of long measurements, which would then time 401s."""
     call = request.calls[server]
-    target, token = base + call.path, tokens.get(call.client, "")
+    target = base + call.path
+    token = _token(clients[call.client]) if call.client else ""
 
     def skipped(note: str, peak: float = 0.0) -> Measurement:
         return Measurement(
@@ -455,11 +471,7 @@ def _measure(
         return skipped("not measured: wrk reported no latencies (its output is on stderr)", peak[0])
     requests = int(answered.group(1))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(r"Socket errors: connect (\d+), read \d+, write \d+, timeout (\d+)", output)
-    errors = (int(failed.group(1)) if failed else 0) + (
-        int(sockets.group(1)) + int(sockets.group(2)) if sockets else 0
-    )
+    errors = wrk_errors(output)
     return Measurement(
         request.name,
         server,
@@ -469,6 +481,7 @@ def _measure(
         errors,
         peak[0],
         request.connections,
+        f"not measured: {errors:,} errors" if errors else "",
         round=round_,
         server_cpu_ms=1000 * cpu_seconds_spent(server_before, server_after) / requests,
         postgres_cpu_ms=1000 * cpu_seconds_spent(postgres_before, postgres_after) / requests,
@@ -773,7 +786,7 @@ def _round(
     order = servers[turn:] + servers[:turn]
     results: list[Measurement] = []
     with ExitStack() as running:
-        started: dict[str, tuple[psutil.Process, dict[str, str]]] = {}
+        started: dict[str, psutil.Process] = {}
         for server in order:
             if unavailable.get(server.name):
                 continue
@@ -784,10 +797,7 @@ def _round(
             except ServerFailed as failure:
                 unavailable[server.name] = f"{server.name} {failure}"
                 continue
-            tokens = {}
-            if server.name == SINERGI:
-                tokens = {name: _token(client) for name, client in clients.items()}
-            started[server.name] = process, tokens
+            started[server.name] = process
         for request in requests:
             for server in order:
                 if server.name not in request.calls:
@@ -809,10 +819,10 @@ def _round(
                         )
                     )
                     continue
-                process, tokens = started[server.name]
                 base = f"http://127.0.0.1:{server.port}"
+                process = started[server.name]
                 results.append(
-                    _measure(request, server.name, base, process, url, tokens, duration, number)
+                    _measure(request, server.name, base, process, url, clients, duration, number)
                 )
             print(f"round {number}: {request.name} measured", flush=True)
     return results
