@@ -1,14 +1,20 @@
-"""The floor: bare Starlette + asyncpg endpoints that run the data SQL Sinergi runs for each
-request of the bench (`{ __typename }`, an MSME by NIB, a page of 50, national figures, an
-eligibility check) and return the same JSON. Sinergi's throughput is reported as a ratio to it.
+"""The floor: bare Starlette + asyncpg endpoints that answer each request of the bench
+(`{ __typename }`, an MSME by NIB, a page of 50, national figures, an eligibility check) with
+the same JSON as Sinergi. Sinergi's throughput is reported as a ratio to it.
 
 It does nothing else: no token, no GraphQL parsing or validation, no rate limit, no audit,
 so the gap to it is the whole price of the API layer. For eligibility it also says what no
 server can beat on the machine: a check reads the business and stores the decision, whoever
 serves it. Its connections are planned as Sinergi's are (db.engine.PLANNER_SETTINGS).
 
-Each statement is written once, here, with the function that gives its arguments;
-tests/test_bench_floor.py fails when Sinergi runs another statement or other arguments.
+For `{ __typename }`, the lookup, the page and the eligibility check it runs the data SQL
+Sinergi runs, written once here with the function that gives its arguments;
+tests/test_bench_floor.py fails when Sinergi runs another statement or other arguments for
+them. National figures are not Sinergi's statement: the floor runs what an API without figure
+releases runs, a CUBE over the live rollup table, while Sinergi reads its published release
+(another statement, with more columns) and, as the bench asks one identical table over and
+over, answers almost every request from its figure cache without any SQL. That row's ratio to
+the floor compares a cache with a query, not two ways of running one statement.
 """
 
 from __future__ import annotations
@@ -90,7 +96,9 @@ def page_arguments(province: str) -> tuple[str, str, int, str, str]:
     return province, province, 2, "ID", province
 
 
-# National figures: the statement Sinergi runs for msmeFigures(groupBy: [PROVINCE, SCALE]).
+# National figures, as an API without figure releases would answer msmeFigures(groupBy:
+# [PROVINCE, SCALE]): a CUBE over the live rollup table. Not Sinergi's statement (it reads its
+# published release, and in the bench mostly its figure cache); no test compares the two.
 AGGREGATE = """SELECT province_code, scale, GROUPING(province_code) AS g0, GROUPING(scale) AS g1,
                       CAST(coalesce(sum(n), 0) AS bigint) AS count,
                       CASE WHEN sum(turnover_n) > 0 THEN sum(turnover_sum) END AS turnover_sum
