@@ -187,6 +187,16 @@ def test_compose_file_has_the_deployment_shape() -> None:
         assert f"${{{secret}:?" in text
 
 
+def test_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:
+    """The image's entrypoint first runs a temporary server for the init scripts, listening on
+    its Unix socket alone: `pg_isready` on the socket calls that one ready, and `migrate`,
+    which connects over TCP, then fails on a fresh volume."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    test = compose["services"]["postgres"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    assert test[1].split()[:3] == ["pg_isready", "-h", "127.0.0.1"]
+
+
 def test_compose_holds_every_container_to_least_privilege() -> None:
     """No container keeps a capability it does not use or may gain one through a setuid
     binary; the API's image is read-only but for the volume and a small /tmp."""
