@@ -33,6 +33,7 @@ from bench.run import (
     PAGE,
     SINERGI_PORT,
     TYPENAME,
+    WARM_UP_SECONDS,
     _client,
     _cpu_seconds_by_pid,
     _eligible_nib,
@@ -40,15 +41,16 @@ from bench.run import (
     _preflight,
     _server,
     _token,
+    _tree,
     cpu_seconds_spent,
     floor_command,
     postgres_serving,
     sinergi_command,
     wrk,
+    wrk_errors,
 )
 
 CONNECTIONS = 32
-WARM_UP_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def main() -> None:
         # Unmeasured, so that the pools are full: a PostgreSQL backend that starts during the
         # measurement is not counted.
         wrk(target, body, token, connections=CONNECTIONS, duration=WARM_UP_SECONDS)
-        workers = [server, *server.children(recursive=True)]
+        workers = _tree(server)
         server_before = _cpu_seconds_by_pid(workers)
         postgres_before = _cpu_seconds_by_pid(postgres_serving(url))
         output = wrk(
@@ -124,6 +126,9 @@ def main() -> None:
     done = re.search(r"(\d+) requests in", output)
     if done is None or int(done.group(1)) == 0:
         sys.exit(f"wrk completed no request:\n{output}")
+    errors = wrk_errors(output)
+    if errors:
+        sys.exit(f"not measured: {errors:,} errors (a failing request is quick):\n{output}")
     requests = int(done.group(1))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     print(
