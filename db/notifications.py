@@ -1,9 +1,10 @@
 """One connection per process that LISTENs to PostgreSQL's notifications, and tells each channel's
 subscriber whether it is listening.
 
-Three things in a process act on notifications: the client registry (auth/registry.py, channel
-`sinergi_clients`), the change feed's subscriptions (db/change_signal.py, `sinergi_changes`) and
-the signing keys (auth/keyring.py, `sinergi_keys`). The first two once had a connection each;
+Four things in a process act on notifications: the client registry (auth/registry.py, channel
+`sinergi_clients`), the change feed's subscriptions (db/change_signal.py, `sinergi_changes`), the
+signing keys (auth/keyring.py, `sinergi_keys`) and the figure cache (schema/figure_cache.py,
+`sinergi_releases`, sent by db/releases.py). The first two once had a connection each;
 the feed's was opened lazily by the first subscription, with no connect timeout and no check that
 the server still answered. None needs its own: each only needs to hear its channel's payloads
 and to know when listening stops and starts, so one connection LISTENs on every channel, and

@@ -96,6 +96,14 @@ class Reads:
             self._release = asyncio.ensure_future(self._current_release())
         return await self._release
 
+    @property
+    def read_release(self) -> releases.Release | None:
+        """The release `release` has read for this request; None while it has read none."""
+        reading = self._release
+        if reading is None or not reading.done() or reading.cancelled() or reading.exception():
+            return None
+        return reading.result()
+
     async def _current_release(self) -> releases.Release | None:
         async with self.connect() as connection:
             return await releases.current(connection)

@@ -24,6 +24,10 @@ owner's connection, through a function the service may not call. The service onl
 copies and the pointer row, and may create nothing beside them; each release takes back whatever
 else its copies were given (a default privilege granting ALL on the owner's tables, say), from
 every role but the owner (migration 0059).
+
+A release made here is announced on `CHANNEL` (its number), in the transaction that makes it, so
+PostgreSQL delivers it once the release commits: each process's figure cache lets go of the
+tables of the releases before (schema/figure_cache.py).
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ SCHEMAS = ("figures_a", "figures_b")
 
 LOCK_WAIT_MS = 30_000
 """How long a release waits for the copies it replaces to be free before giving up."""
+
+CHANNEL = "sinergi_releases"
+"""Where a release made by `release` or `release_now` is announced, its number the payload."""
 
 MAKE = "make_figure_release(double precision)"
 """The owner's function that makes a release once the current one is at least an hour old, the
@@ -107,6 +114,8 @@ async def _made(engine: AsyncEngine, making: FunctionElement[Any]) -> Release | 
                 await connection.execute(text("SET LOCAL statement_timeout = 0"))
                 await connection.execute(text(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}"))
                 made = (await connection.execute(select(text("*")).select_from(making))).first()
+                if made is not None:  # delivered when the release commits, and only then
+                    await connection.execute(select(func.pg_notify(CHANNEL, str(made.number))))
         except Exception as error:
             if is_serialization_failure(error):
                 return None  # another release committed since this snapshot was taken

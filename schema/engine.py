@@ -100,7 +100,8 @@ class Engine:
         self._max_tokens = max_tokens
         self._size = size
         self._prepared: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
-        self._figures = FigureCache(figures_cache_seconds) if figures_cache_seconds else None
+        self.figures = FigureCache(figures_cache_seconds) if figures_cache_seconds else None
+        """The figure cache, told of each release by the process's listener (sinergi/app.py)."""
 
     def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         """The document parsed, validated and its operation chosen, kept for the next request."""
@@ -161,7 +162,7 @@ class Engine:
         prepared = self.prepare(query, operation_name)
         if prepared is None:
             return None
-        cache = self._figures if prepared.figures_only and not context.wrote_recently else None
+        cache = self.figures if prepared.figures_only and not context.wrote_recently else None
         key = None
         if cache is not None:
             key = cache.key(
@@ -190,13 +191,16 @@ class Engine:
             await record(context, query, None if name is None else name.value)
         except Exception as error:  # the audit entry not written: nothing goes out
             result = ExecutionResult(None, [GraphQLError(str(error), original_error=error)])
+        release = context.reads.read_release
+        if self.figures is not None and release is not None:
+            self.figures.released(release.number)  # `figureRelease` too: no older table after it
         if result.errors:
             return {
                 "data": result.data,
                 "errors": [error.formatted for error in coded(result.errors)],
             }
         if cache is not None and key is not None and result.data is not None:
-            cache.put(key, result.data)
+            cache.put(key, result.data, None if release is None else release.number)
         return {"data": result.data}
 
     async def _planned(

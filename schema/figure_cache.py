@@ -20,6 +20,18 @@ has tens of thousands of cells, so such a table is not kept at all, and the olde
 room when the cache holds `capacity` cells or `entries` tables (a table of no cells still costs
 its key and its dictionaries). Tables past their time are dropped as others are put, not only
 when asked for again.
+
+A table is never from a release older than the one its process reads (db/releases.py): keyed on
+the document and the caller alone, a table cached before a release was served under the next
+one, beside a `figureRelease` already naming it. The cache holds the newest release its process
+knows of, learnt from two sources that cost a cache hit nothing: the notification each release
+sends as it commits (`changed`, from the process's listener, db/notifications.py) and the
+release any request read (`released`). Learning of a newer release lets go of every table; a
+table computed from an older one (a request begun before the release, a replica not yet
+replaying it) is not kept. Nothing is served while the listener is not listening, since a
+release made meanwhile goes unannounced. What remains is a moment's window: between a release's
+commit and its notification reaching the process, a table of the release before may still be
+served, as a request already running when the release commits answers from the one before.
 """
 
 from __future__ import annotations
@@ -46,6 +58,10 @@ class FigureCache:
         self.entries = entries
         self._tables: dict[Hashable, tuple[float, int, dict[str, Any]]] = {}
         self._cells = 0
+        self._release = 0
+        """The newest figure release the process knows of (0: none yet)."""
+        self._listening = False
+        """Whether releases are announced to the cache: until they are, it holds nothing."""
 
     @staticmethod
     def key(
@@ -79,6 +95,34 @@ class FigureCache:
         """The tables held, those past their time not yet dropped among them."""
         return len(self._tables)
 
+    def changed(self, payload: str, /) -> None:
+        """A release was made (db/releases.py's `CHANNEL`, its number the payload). One that is
+        no number (a NOTIFY by hand) still lets every table go, rather than stop the listener."""
+        try:
+            number = int(payload)
+        except ValueError:
+            self.clear()
+            return
+        self.released(number)
+
+    def listening(self, listening: bool, /) -> None:
+        """The listener started or stopped listening: a release may have gone unannounced, so
+        every table goes, and none is served or kept until it listens again."""
+        self._listening = listening
+        self.clear()
+
+    def released(self, number: int) -> None:
+        """Release `number` has been read or announced: every table, all of releases before
+        it or of the live tables, goes once it is newer than any the cache knew of."""
+        if number > self._release:
+            self._release = number
+            self.clear()
+
+    def clear(self) -> None:
+        """Every table let go."""
+        self._tables.clear()
+        self._cells = 0
+
     def get(self, key: Hashable, now: float | None = None) -> dict[str, Any] | None:
         found = self._tables.get(key)
         if found is None:
@@ -89,11 +133,22 @@ class FigureCache:
             return None
         return data
 
-    def put(self, key: Hashable, data: dict[str, Any], now: float | None = None) -> None:
-        """Kept for `seconds`, unless it has more than `largest` cells. Tables are held in the
-        order they expire (each for `seconds`), so those past it are the first ones."""
+    def put(
+        self,
+        key: Hashable,
+        data: dict[str, Any],
+        release: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Kept for `seconds`, unless it has more than `largest` cells, or was computed from a
+        release (`release`, None for a table of the live tables alone) older than one the
+        cache knows of, or the cache is not listening. Tables are held in the order they expire
+        (each for `seconds`), so those past it are the first ones."""
+        if release is not None:
+            self.released(release)
+        stale = release is not None and release < self._release
         cells = sum(len(value) for value in data.values() if isinstance(value, list))
-        if cells > self.largest:
+        if stale or not self._listening or cells > self.largest:
             return
         now = time.monotonic() if now is None else now
         self._drop(key)

@@ -25,7 +25,7 @@ from auth.clients import DEMO_SECRET, refused_secret
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService
-from db import change_signal
+from db import change_signal, releases
 from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.notifications import Listener, libpq_url
@@ -35,6 +35,7 @@ from db.reads import Replica
 from domain.cursor_seal import CursorSeal
 from resolvers.context import Limits
 from schema.build import build_schema
+from schema.figure_cache import FigureCache
 from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
 from sinergi.demo_mode import DEMO_CLIENT_IDS
@@ -132,13 +133,15 @@ async def _serving(
     deadlines: BodyDeadlines,
     key: bytes,
     releaser: FigureReleaser,
+    figures: FigureCache | None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions and the reading
     of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
     PostgreSQL, the deadlines of request bodies, the audit trail's sealing and the figure
     releases. The engines are disposed of when the app stops, after the trail's last seal.
-    `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors."""
+    `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors.
+    `figures`, the figure cache, hears of each release from the listener."""
     await releaser.first()
     auth = AuthService(
         engine,
@@ -162,6 +165,7 @@ async def _serving(
             registry.CHANNEL: auth.registry,
             keys.CHANNEL: auth.key_ring,
             change_signal.CHANNEL: changes,
+            **({releases.CHANNEL: figures} if figures is not None else {}),
         },
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
     )
@@ -291,6 +295,7 @@ def create_app(
                     deadlines,
                     key,
                     releaser,
+                    graphql.engine.figures,
                 ) as served:
                     yield served
         finally:

@@ -30,8 +30,37 @@ def _who(org_kind: OrgKind, jurisdiction: str, *scopes: Scope) -> Principal:
     return Principal(f"c-{org_kind.value}", org_kind, jurisdiction, frozenset(scopes))
 
 
+def _listening(cache: FigureCache) -> FigureCache:
+    """`cache`, told its process's listener hears releases announced: it keeps tables."""
+    cache.listening(True)
+    return cache
+
+
+def test_a_table_of_an_older_release_is_neither_kept_nor_served() -> None:
+    """A newer release, read by a request or announced, lets every table go; a table computed
+    from an older one (a request begun before it) is not kept; nothing is kept unheard."""
+    cells = {"figures": [{"count": 1}]}
+    cache = FigureCache(seconds=60)
+    cache.put("a", cells, release=1, now=100.0)
+    assert cache.get("a", now=100.0) is None  # not listening: a release may go unannounced
+    cache.listening(True)
+    cache.put("a", cells, release=1, now=100.0)
+    cache.put("live", cells, now=100.0)
+    assert cache.get("a", now=100.0) == cells
+    cache.released(1)  # the same release, read again: nothing goes
+    assert cache.get("a", now=100.0) == cells
+    cache.changed("2")
+    assert [cache.get(key, now=100.0) for key in ("a", "live")] == [None, None]
+    cache.put("a", cells, release=1, now=100.0)
+    assert cache.get("a", now=100.0) is None
+    cache.put("a", cells, release=3, now=100.0)
+    assert cache.get("a", now=100.0) == cells
+    cache.listening(False)
+    assert cache.get("a", now=100.0) is None
+
+
 def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
-    cache = FigureCache(seconds=2, capacity=4, largest=3)
+    cache = _listening(FigureCache(seconds=2, capacity=4, largest=3))
     cells = {"figures": [{"count": 1}, {"count": 2}]}
     cache.put("a", cells, now=100.0)
     assert cache.get("a", now=101.9) == cells
@@ -47,7 +76,7 @@ def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
 def test_tables_past_their_time_are_dropped_as_others_are_put() -> None:
     """Tables of no cells never made room for others, and one past its time went only when
     asked for again: small tables, each keyed by a new 1.5 MB variable, were never released."""
-    cache = FigureCache(seconds=2, entries=3)
+    cache = _listening(FigureCache(seconds=2, entries=3))
     for n in range(3):
         cache.put(n, {"figures": []}, now=100.0 + n / 2)
     assert len(cache) == 3
