@@ -83,6 +83,14 @@ figure release fits). Past it a typo's extra digits overflowed where the value w
 (a token's lifetime) or the event loop's timers (SINERGI_BODY_TIMEOUT), with a traceback."""
 
 
+MAX_FIGURES_CACHE_SECONDS = 60
+"""The longest a process may serve a figure table again (SINERGI_FIGURES_CACHE_SECONDS): a
+dashboard polls every few seconds, so a minute saves nearly all of its statements, and a table of
+exact figures (the live records) lags another client's write by up to this long, and a release
+made by hand in SQL, which no notification announces, is served late by as much
+(schema/figure_cache.py). Only a year was refused: a typo's extra digits kept tables for days."""
+
+
 def _int(
     env: Mapping[str, str],
     name: str,
@@ -558,7 +566,13 @@ class Settings:
             database_url=database_url,
             replica_url=replica_url,
             read_your_writes_seconds=_seconds(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
-            figures_cache_seconds=_seconds(env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0),
+            figures_cache_seconds=_int(
+                env,
+                "SINERGI_FIGURES_CACHE_SECONDS",
+                1,
+                minimum=0,
+                maximum=MAX_FIGURES_CACHE_SECONDS,
+            ),
             figures_release_seconds=_seconds(
                 env, "SINERGI_FIGURES_RELEASE_SECONDS", 86_400, minimum=MIN_RELEASE_SECONDS
             ),

@@ -150,6 +150,10 @@ BAD_SETTINGS = {
         {"SINERGI_BODY_TIMEOUT": "99999999999999999"},
         "SINERGI_BODY_TIMEOUT must be at most 31536000, got 99999999999999999",
     ),
+    "SINERGI_FIGURES_CACHE_SECONDS=600": (
+        {"SINERGI_FIGURES_CACHE_SECONDS": "600"},
+        "SINERGI_FIGURES_CACHE_SECONDS must be at most 60, got 600",
+    ),
     "port badport": (
         {"DATABASE_URL": f"postgresql://service:{PASSWORD}@127.0.0.1:badport/sinergi"},
         "DATABASE_URL's port must be a number from 1 to 65535",
