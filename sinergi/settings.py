@@ -562,17 +562,22 @@ class Settings:
                 "SINERGI_METRICS=open and SINERGI_METRICS_TOKEN are both set: /metrics is either"
                 " open or behind the token; unset one"
             )
+        read_your_writes_seconds = _seconds(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10)
+        figures_cache_seconds = _int(
+            env, "SINERGI_FIGURES_CACHE_SECONDS", 1, minimum=0, maximum=MAX_FIGURES_CACHE_SECONDS
+        )
+        if figures_cache_seconds > read_your_writes_seconds:
+            # A table cached just before a client's write would be served to it once its
+            # write's note had lapsed, without the records it wrote.
+            raise SettingsError(
+                f"SINERGI_FIGURES_CACHE_SECONDS ({figures_cache_seconds}) must be at most"
+                f" SINERGI_READ_YOUR_WRITES_SECONDS ({read_your_writes_seconds})"
+            )
         return cls(
             database_url=database_url,
             replica_url=replica_url,
-            read_your_writes_seconds=_seconds(env, "SINERGI_READ_YOUR_WRITES_SECONDS", 10),
-            figures_cache_seconds=_int(
-                env,
-                "SINERGI_FIGURES_CACHE_SECONDS",
-                1,
-                minimum=0,
-                maximum=MAX_FIGURES_CACHE_SECONDS,
-            ),
+            read_your_writes_seconds=read_your_writes_seconds,
+            figures_cache_seconds=figures_cache_seconds,
             figures_release_seconds=_seconds(
                 env, "SINERGI_FIGURES_RELEASE_SECONDS", 86_400, minimum=MIN_RELEASE_SECONDS
             ),

@@ -154,6 +154,10 @@ BAD_SETTINGS = {
         {"SINERGI_FIGURES_CACHE_SECONDS": "600"},
         "SINERGI_FIGURES_CACHE_SECONDS must be at most 60, got 600",
     ),
+    "SINERGI_FIGURES_CACHE_SECONDS over SINERGI_READ_YOUR_WRITES_SECONDS": (
+        {"SINERGI_FIGURES_CACHE_SECONDS": "30", "SINERGI_READ_YOUR_WRITES_SECONDS": "10"},
+        "SINERGI_FIGURES_CACHE_SECONDS (30) must be at most SINERGI_READ_YOUR_WRITES_SECONDS (10)",
+    ),
     "port badport": (
         {"DATABASE_URL": f"postgresql://service:{PASSWORD}@127.0.0.1:badport/sinergi"},
         "DATABASE_URL's port must be a number from 1 to 65535",
