@@ -47,7 +47,7 @@ from resolvers.context import Context
 from schema.audit import record
 from schema.compiled import PLANS
 from schema.documents import parse_document
-from schema.errors import coded, graphql_schema
+from schema.errors import coded, graphql_schema, unexpected
 from schema.execution import EmbeddingExecutionContext
 from schema.figure_cache import FigureCache
 from schema.introspection import INTROSPECTION_FIELDS, root_fields
@@ -190,7 +190,7 @@ class Engine:
             name = prepared.operation.name
             await record(context, query, None if name is None else name.value)
         except Exception as error:  # the audit entry not written: nothing goes out
-            result = ExecutionResult(None, [GraphQLError(str(error), original_error=error)])
+            result = ExecutionResult(None, [unexpected(error)])
         release = context.reads.read_release
         if self.figures is not None and release is not None:
             self.figures.released(release.number)  # `figureRelease` too: no older table after it

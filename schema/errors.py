@@ -91,9 +91,23 @@ def _kind(error: GraphQLError) -> _Kind:
         return _Kind.INTERNAL
     if original is None or isinstance(original, GraphQLError):
         return _Kind.INPUT
-    if isinstance(original, ValueError) and error.path is None:
-        # Scalars reject bad variable values with ValueError before execution starts.
+    if _refused_literal(error):
         return _Kind.INPUT
+    return _fault(original)
+
+
+def _refused_literal(error: GraphQLError) -> bool:
+    """A scalar's parser refusing a literal in the document (schema.scalars raise ValueError):
+    graphql-core reports it before execution (no path) on the literal's node. Any other
+    ValueError (a UnicodeError, a JSONDecodeError, one raised by the audit write) names no node
+    of the document: counted as input, it went out as BAD_USER_INPUT quoting its text, and was
+    not logged. (A refused variable's value comes wrapped in a GraphQLError of graphql-core's.)"""
+    return isinstance(error.original_error, ValueError) and error.path is None and bool(error.nodes)
+
+
+def _fault(original: Exception) -> _Kind:
+    """What an exception that is not the caller's input is: a read past the statement timeout,
+    a lost database (or no released figures), or a fault of ours."""
     if isinstance(original, ReadTimedOut):
         return _Kind.TOO_COSTLY
     if isinstance(original, NoRelease):
@@ -102,7 +116,20 @@ def _kind(error: GraphQLError) -> _Kind:
 
 
 def _coded(error: GraphQLError, document: DocumentNode | None = None) -> GraphQLError:
-    kind = _kind(error)
+    return _coded_as(_kind(error), error, document)
+
+
+def unexpected(error: Exception) -> GraphQLError:
+    """An exception raised around the operation rather than reported in its result (the audit
+    write, the executor itself): never the caller's input, whatever its type, and its text is
+    for the log only."""
+    wrapped = GraphQLError("the answer could not be completed", original_error=error)
+    return _coded_as(_fault(error), wrapped)
+
+
+def _coded_as(
+    kind: _Kind, error: GraphQLError, document: DocumentNode | None = None
+) -> GraphQLError:
     if kind is _Kind.CODED:
         return error
     if kind is _Kind.INPUT:

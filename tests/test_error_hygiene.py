@@ -86,13 +86,19 @@ def test_a_read_past_the_statement_timeout_is_query_too_complex(
     assert not faults, "not logged as a fault of ours"
 
 
+@pytest.mark.parametrize("failure", [RuntimeError, ValueError])
 def test_a_failing_audit_write_withholds_the_records(
-    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: type[Exception],
 ) -> None:
-    """An extension failing after execution is outside the resolvers: still masked and logged."""
+    """An extension failing after execution is outside the resolvers: still masked and logged.
+    A ValueError too (a UnicodeError, a JSONDecodeError are ones): only a scalar's refusal of a
+    value in the document is the caller's input, and it names that place."""
 
     async def failing(writer: AuditWriter, **entry: Any) -> None:
-        raise RuntimeError(f"INSERT INTO audit_log ({MARKER}) failed")
+        raise failure(f"INSERT INTO audit_log ({MARKER}) failed")
 
     monkeypatch.setattr(AuditWriter, "append", failing)
     with caplog.at_level(logging.ERROR, logger="sinergi.errors"):
