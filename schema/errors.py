@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT, DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
@@ -41,6 +41,17 @@ def _unechoed(message: str) -> str:
     return _ECHO.sub(lambda echo: "" if echo.group(0).startswith(" ") else ".", message)
 
 
+_LONG_INT = f"must be an integer within {GRAPHQL_MIN_INT:,} and {GRAPHQL_MAX_INT:,}"
+_INT_LITERAL = re.compile(r"\AExpected value of type '\[*Int[!\]]*'")
+
+
+def _long_int(error: GraphQLError) -> bool:
+    """An Int literal graphql-core's parser refused with the ValueError of Python's int(): only
+    one of more digits than int() converts (4,300), whose message names
+    sys.set_int_max_str_digits(), which is no reason to give a client."""
+    return isinstance(error.original_error, ValueError) and bool(_INT_LITERAL.match(error.message))
+
+
 def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLError:
     """BAD_USER_INPUT, naming the input field when the error is about one (schema.input_fields),
     else `query`, the document itself (a syntax error, a field the type lacks): in
@@ -51,7 +62,7 @@ def _input_error(error: GraphQLError, document: DocumentNode | None) -> GraphQLE
         "code": ErrorCode.BAD_USER_INPUT.value,
         "field": field,
     }
-    message = _unechoed(error.message)
+    message = _LONG_INT if _long_int(error) else _unechoed(error.message)
     message = message if message.startswith(f"{field}: ") else f"{field}: {message}"
     return GraphQLError(
         message,

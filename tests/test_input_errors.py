@@ -245,6 +245,45 @@ async def test_arguments_of_queries_name_their_field_too(engine: AsyncEngine) ->
     assert variable.errors[0].extensions["field"] == "filter.scale"
 
 
+LONG_INTEGER = "9" * 5_000
+LONG_INTEGER_LITERALS: dict[str, tuple[str, str]] = {
+    # a document with an integer literal past the digits int() converts → the field named
+    "msmes first": (f"{{ msmes(first: {LONG_INTEGER}) {{ totalCount }} }}", "first"),
+    "a negative first": (f"{{ msmes(first: -{LONG_INTEGER}) {{ totalCount }} }}", "first"),
+    "changes first": (
+        f'{{ msme(nib: "9990000000001") {{ changes(first: {LONG_INTEGER}) {{ at }} }} }}',
+        "first",
+    ),
+    "year": (
+        f"{{ graduations(groupBy: [PROVINCE], year: {LONG_INTEGER}) {{ count }} }}",
+        "year",
+    ),
+    "an input field": (
+        f"mutation {{ createMsme(input: {{{BASE}, employees: {LONG_INTEGER}}}) {{ id }} }}",
+        "input.employees",
+    ),
+    "a variable's default": (
+        f"query($f: Int = {LONG_INTEGER}) {{ msmes(first: $f) {{ totalCount }} }}",
+        "query",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LONG_INTEGER_LITERALS))
+async def test_an_integer_literal_of_thousands_of_digits_is_refused_in_the_projects_words(
+    engine: AsyncEngine, case: str
+) -> None:
+    """Past 4,300 digits Python's int() refuses a literal with its own message (naming
+    sys.set_int_max_str_digits), which reached the client as the reason."""
+    document, field = LONG_INTEGER_LITERALS[case]
+    result = await run(engine, KALTENG, document)
+    (error,) = result.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT", "field": field}
+    assert error.message.startswith(f"{field}: must be an integer within "), error.message
+    assert "set_int_max_str_digits" not in error.message
+    assert "4300" not in error.message
+
+
 async def test_moving_a_record_out_by_its_region_alone_is_forbidden(engine: AsyncEngine) -> None:
     created = await run(engine, KALTENG, CREATE_MSME, {"i": msme("7780000000005")})
     record = created.data["createMsme"]
