@@ -109,6 +109,38 @@ def test_a_client_over_its_limit_is_refused_before_its_documents_are_parsed(
     assert parse_document.cache_info().misses == parses
 
 
+def test_what_the_requests_http_shape_decides_comes_before_the_limit(
+    limited: Api, demo_url: str
+) -> None:
+    """The contract's exception to "429 whatever else is wrong": what HTTP itself refuses is
+    answered before the token is read, cheaply, so it is answered so over the limit too."""
+    token = _fresh_token(limited, demo_url)
+    _use_up(limited.client, token)
+    authorized = {"Authorization": f"Bearer {token}"}
+    query = {"query": "{ __typename }"}
+    client = limited.client
+    for response, status in (
+        (client.put("/graphql", json=query, headers=authorized), 405),
+        (client.post("/graphql", json=query, headers={**authorized, "Accept": "image/png"}), 406),
+        (
+            client.post(
+                "/graphql",
+                content=json.dumps(query),
+                headers={**authorized, "Content-Type": "text/plain"},
+            ),
+            415,
+        ),
+        (
+            client.get(
+                "/graphql", params={"query": "{ __typename }", "variables": "["}, headers=authorized
+            ),
+            400,
+        ),
+    ):
+        assert response.status_code == status, response.text
+    _assert_rate_limited(client.get("/graphql", params=query, headers=authorized))
+
+
 def _logged_operations(stream: io.StringIO) -> list[tuple[int, str | None]]:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [(line["status"], line["operation"]) for line in lines if line["path"] == "/graphql"]
