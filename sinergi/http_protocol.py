@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from sinergi.http_edge import refused
+from sinergi.http_edge import KEPT_PRIVATE, refused
+from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
 from sinergi.settings import MAX_HEADER_BYTES
+
+logger = logging.getLogger("sinergi.http")
 
 
 class GatheringTransport(asyncio.Transport):
@@ -175,10 +179,18 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
 
     def _answer_and_close(self, status: int, field: str, reason: str) -> None:
         """A coded refusal of the request itself (sinergi.http_edge.refused), written before
-        the app has seen the request, and the connection closed."""
+        the app has seen the request, and the connection closed. It carries what the app's
+        answers carry (sinergi.observe): a fresh X-Request-ID, logged with the refusal so that
+        quoting it finds something, and the headers that keep it private (KEPT_PRIVATE)."""
+        request_id = request_id_from(None)
+        logger.warning("refused with %d, request id %s: %s", status, request_id, reason)
         body = json.dumps(refused(field, reason)).encode()
         answer = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in (
+            *self.server_state.default_headers,
+            *KEPT_PRIVATE,
+            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+        ):
             answer += [name, b": ", value, b"\r\n"]
         answer += [
             b"content-type: application/json\r\n",

@@ -16,8 +16,6 @@ endpoint's task unchanged.
 from __future__ import annotations
 
 import logging
-import random
-import re
 import time
 import uuid
 from typing import Any
@@ -33,10 +31,9 @@ from sinergi.exchange import Exchange, begin, end
 from sinergi.http_edge import KEPT_PRIVATE
 from sinergi.logs import AccessRecords
 from sinergi.request_headers import header
+from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
 
-REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
-_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
 _PATH_AS_IS = "/:@!$&'()*+,;="
@@ -65,16 +62,6 @@ def internal_error(*, oauth: bool = False) -> tuple[str, bytes]:
         "extensions": {"code": "INTERNAL", "correlationId": correlation_id},
     }
     return correlation_id, orjson.dumps({"errors": [error]})
-
-
-def request_id_from(raw: str | None) -> str:
-    """The caller's X-Request-ID when it is a sane token (so ids join up across systems),
-    otherwise a fresh one: a header is never copied into logs unchecked."""
-    if raw is not None and _ACCEPTABLE_ID.fullmatch(raw):
-        return raw
-    # Unique, not secret (a caller may choose its own): the random module's generator, reseeded
-    # in each forked worker, saves a system call per request over os.urandom.
-    return f"{random.getrandbits(128):032x}"
 
 
 def error_codes(body: bytes) -> list[str]:

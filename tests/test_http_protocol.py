@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import uvicorn
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
@@ -220,3 +223,32 @@ async def test_a_request_httptools_cannot_parse_is_a_coded_400_and_the_connectio
         (error,) = json.loads(body)["errors"]
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "request"}
         assert error["message"].startswith("request: not a well-formed HTTP/1.1 request")
+
+
+async def test_the_protocols_refusals_carry_what_every_answer_carries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The 400 and the 431 written before the app sees the request went out with no
+    X-Request-ID (the contract: on every response, to quote when asking for help), nor the
+    Cache-Control and X-Content-Type-Options every /graphql answer carries. The id is logged
+    with the refusal, so that quoting it finds something."""
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+    with caplog.at_level(logging.INFO, logger="sinergi.http"):
+        async with (
+            _bounded_server() as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            malformed = await asyncio.to_thread(_sent_raw, port, request + b"\r\nhello")
+            too_large = await client.get("/", headers={"X-Pad": "a" * 1_000_000})
+    head, _, _ = malformed.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request", malformed
+    headers = httpx.Headers([tuple(line.split(": ", 1)) for line in lines[1:]])
+    assert too_large.status_code == 431
+    for answer in (headers, too_large.headers):
+        assert answer["cache-control"] == "no-store"
+        assert answer["x-content-type-options"] == "nosniff"
+        request_id = answer["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+        assert request_id in caplog.text
+    assert headers["x-request-id"] != too_large.headers["x-request-id"]
