@@ -43,9 +43,10 @@ from domain.identifiers import (
     validate_sku_issuer,
     validate_sku_number,
 )
+from domain.personal import owner_finances
 from domain.records import NOTE_MAX, Collector, validate_text
 from domain.ruleset import RuleSet
-from domain.scale import classify
+from domain.scale import FIGURES, classify
 from resolvers.calendar import today
 from resolvers.context import Context
 from resolvers.errors import ErrorCode, bad_input, coded_error
@@ -298,15 +299,26 @@ async def _decide(context: Context, kind: str, key: str, request: Request) -> Ro
         )
 
 
+WEIGHED_FINANCES = owner_finances("Msme", {"scale", *FIGURES})
+"""The owner's finances (domain.personal.OWNER_FINANCES) a decision tells of: R02 weighs the
+scale `registry_facts` bands from the figures (the annual sales, else the capital; none, and it
+is unknown), the band the record's `scale` holds, and the annual sales themselves where the rule
+set caps them. Whether the band is one the product guarantees is the owner's finances told, as
+much as the band read from the record; a guarantee, made only on a decision R02 passed, tells
+it too."""
+
+
 def handed_out(context: Context, kind: str, subject_nik: str | None) -> None:
     """A decision, or a guarantee resting on one (`kind`), went out: a record, and, about an
     MSME, data about its owner when it was checked, a natural person (a credit decision; whether
     a guarantee is in default, R13), whose NIK, stored with the decision
     (db.queries.owners.owner_nik), names them as its data subject, so that `personalDataAccess`
-    lists the guarantor. A cooperative's names no one."""
+    lists the guarantor, with the owner's finances its rules weigh (`WEIGHED_FINANCES`): itemised
+    whichever of its fields the document selects, since even its verdict or a refusal naming
+    it tells of them. A cooperative's names no one."""
     context.accesses.records_returned(kind, 1)
     if subject_nik is not None:
-        context.accesses.personal_data_of(subject_nik)
+        context.accesses.owner_finances_of(subject_nik, WEIGHED_FINANCES)
 
 
 def results_of(decision: Decision) -> list[dict[str, Any]]:

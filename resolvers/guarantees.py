@@ -71,7 +71,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 ErrorCode.NOT_FOUND, f"{_DECISION}: no such decision", field=_DECISION
             )
         if not _eligible(decision):
-            # The refusal names the verdict: the decision handed out again, audited as a read.
+            # The refusal names the verdict: the decision handed out again, audited as a read,
+            # with the owner's finances its rules weigh.
             handed_out(info.context, "eligibility_decision", decision.subject_nik)
             raise bad_input(_DECISION, _not_eligible(decision))
         try:
