@@ -230,7 +230,7 @@ def verify(
         for link in result.breaks:
             print(f"audit chain broken at {link}")
         first = result.breaks[0]
-        if judged.unrecorded and first.first == 1 and first.reason == audit.SEAL_MISMATCH:
+        if judged.unrecorded and first.first == 1 and first.reason in audit.SEAL_FAILURES:
             print(_WRONG_KEY)
         if result.unlisted:
             print(f"audit chain broken in {result.unlisted} more places, not listed")

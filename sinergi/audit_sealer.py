@@ -13,6 +13,8 @@ counted, and once the oldest unsealed entry has waited past the bound, a stall, 
 another holds the lock. Each round checks that the head it saw sealed the round before is still
 there as it was: the owner can delete the newest entry with its seal, and the service's next
 entry takes its number; that is logged and counted as tampering, once, and sealing goes on.
+So is a seal the key did not make, of an entry as the service wrote it: whoever holds the
+service's credentials can insert the next seal, and sealing chains on the one the key makes.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class AuditSealer:
         self._sending: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._seen: Checkpoint | None = None
-        """The head this process last saw sealed, which a round checks is still there."""
+        """The head this process last saw sealed, its seal as stored, which a round checks is
+        still there."""
         self.wrong_key = False
         """A round stopped at a seal the key does not reproduce, and the key is not the
         trail's (`_another_key`): the instance is not ready (sinergi.app `readyz`). Otherwise
@@ -123,10 +126,17 @@ class AuditSealer:
                         " since: sealing goes on; run `sinergi audit verify`",
                         sealed.rewound,
                     )
-                self._seen = sealed.head
+                self._seen = sealed.seen
                 count += sealed.count
                 refused = refused or sealed.refused
                 stopped = stopped or sealed.refused_at is not None
+                for seq in sealed.forged:
+                    log.error(
+                        "audit entry %d's seal was not made with the audit key (written with the"
+                        " service's credentials); the entry itself matches its chain and MAC:"
+                        " sealed on from the seal the key makes of it; run `sinergi audit verify`",
+                        seq,
+                    )
                 for seq, reason in sealed.tampered:
                     log.error(
                         "audit entry %d %s: sealed past it; run `sinergi audit verify`",

@@ -99,11 +99,16 @@ def test_sealing_stops_at_an_entry_rewritten_before_its_seal_and_counts_it(
     assert "broken at entry 7: content does not match its hash" in broken.stdout
 
 
-def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Trail) -> None:
+def test_sealing_goes_on_past_a_seal_the_service_role_wrote_and_counts_it(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
     """An insider with the service's credentials may insert seals (the sealer does, as that
-    role) but cannot make one the key reproduces: the sealer builds nothing on it, signs no
-    checkpoint of it, and `audit verify` names it."""
-    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=False))
+    role) but cannot make one the key reproduces. Sealing stopped at such a seal for good, one
+    INSERT leaving every later entry unsealed, and `audit verify` called the genuine entry under
+    it rewritten. The sealer now names it, counts it, and seals on from the seal the key makes
+    of that entry; verify names the seal, not the entry. Another process, starting with the
+    newest seal built on that one, takes the chain up there too."""
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 1, seal=False))
 
     async def forge() -> None:
         connection = await asyncpg.connect(as_service(trail.owner_url))
@@ -115,24 +120,45 @@ def test_sealing_stops_at_a_seal_the_service_role_wrote_and_counts_it(trail: Tra
             await connection.close()
 
     asyncio.run(forge())
+    unsettled = verify(trail)  # nothing sealed after it tells a forged seal from a rewrite
+    assert f"broken at entry {ENTRIES + 1}: does not match its seal: rewritten with its" in (
+        unsettled.stdout
+    )
+    assert "or its seal not made with the audit key" in unsettled.stdout
     checkpoints = trail.checkpoints.read_text()
     refusals = "sinergi_audit_seal_refusals_total"
     before = REGISTRY.get_sample_value(refusals) or 0.0
-    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 1, seal=True))
-    assert REGISTRY.get_sample_value(refusals) == before + 1
-    assert trail.checkpoints.read_text() == checkpoints
-    broken = verify(trail)
-    assert f"broken at entry {ENTRIES + 1}: does not match its seal" in broken.stdout
-    assert f"{ENTRIES + 3} entries verified" not in broken.stdout
+    with caplog.at_level("ERROR", logger="sinergi.audit"):
+        for _ in range(2):  # each a process of its own: the second finds entry 8 sealed last
+            asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 1, seal=True))
+    assert REGISTRY.get_sample_value(refusals) == before + 2
+    assert f"audit entry {ENTRIES + 1}'s seal was not made with the audit key" in caplog.text
+    assert "sealing stopped" not in caplog.text
 
-    async def seals() -> list[int]:
+    async def newest() -> tuple[int, int]:
         connection = await asyncpg.connect(trail.owner_url)
         try:
-            return [row["seq"] for row in await connection.fetch("SELECT seq FROM audit_seals")]
+            row = await connection.fetchrow(
+                "SELECT (SELECT max(seq) FROM audit_seals) AS sealed,"
+                " (SELECT max(seq) FROM audit_log) AS written"
+            )
+            return row["sealed"], row["written"]
         finally:
             await connection.close()
 
-    assert max(asyncio.run(seals())) == ENTRIES + 1
+    assert asyncio.run(newest()) == (ENTRIES + 3, ENTRIES + 3)
+    added = trail.checkpoints.read_text().removeprefix(checkpoints)
+    assert f'"seq":{ENTRIES + 3},' in added.replace(" ", "")
+    broken = verify(trail)
+    assert broken.returncode == 1
+    forged = (
+        f"broken at entry {ENTRIES + 1}: its seal was not made with the audit key (written"
+        " with the service's credentials); the entry itself matches its chain and MAC"
+    )
+    assert forged in broken.stdout
+    assert "rewritten" not in broken.stdout
+    assert "Is every" not in broken.stdout
+    assert broken.stdout.count("broken at") == 1, broken.stdout
 
 
 # Seals the database refuses from the service's role (migration 0035), the trail standing at

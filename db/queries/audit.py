@@ -8,7 +8,7 @@ the checkpoints (db/seals.py) catch what that function alone cannot: a chain rec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult
 from sqlalchemy.types import ARRAY, TypeDecorator
 
 from db.driver import DriverStatement, check_out, fetch
@@ -49,6 +49,7 @@ from db.seals import (
     new_nonce,
     read_entry,
     row_mac,
+    same_mac,
     unsigned,
 )
 
@@ -310,6 +311,17 @@ _WALK = (
 )
 _SEAL_MISSING = "its seal is missing"
 SEAL_MISMATCH = "does not match its seal: rewritten, its hashes recomputed"
+SEAL_NOT_THE_KEYS = (
+    "its seal was not made with the audit key (written with the service's credentials); the"
+    " entry itself matches its chain and MAC"
+)
+SEAL_UNSETTLED = (
+    "does not match its seal: rewritten with its hashes recomputed, or its seal not made with"
+    " the audit key (written with the service's credentials); no later seal or checkpoint tells"
+    " which"
+)
+SEAL_FAILURES = frozenset({SEAL_MISMATCH, SEAL_UNSETTLED})
+"""What a seal the key does not reproduce may mean when the key may be the wrong one."""
 # Seals past the newest entry walked whose entry is not there, read once the walk is done: a seal
 # the sealer wrote since is of an entry committed before it. Since migration 0035 the database
 # refuses such a seal; one written before, or by the owner, was invisible to the walk.
@@ -362,6 +374,34 @@ def _trail_changed(checkpoint: Checkpoint, trail: str | None) -> str:
     )
 
 
+async def _with_next(rows: AsyncResult[Any]) -> AsyncIterator[tuple[Record, Record | None]]:
+    """Each row with the one after it (None for the last): a seal is judged by the next."""
+    before: Record | None = None
+    async for row in rows:
+        if before is not None:
+            yield before, row
+        before = row
+    if before is not None:
+        yield before, None
+
+
+def _seal_failure(
+    key: bytes, row: Record, made: str, after: Record | None, checkpointed: set[tuple[str, str]]
+) -> str:
+    """Why the seal of `row`, an entry that matches its chain and MAC, is not `made`, the one
+    the key makes of it on the chain before it. The service's role may insert the next seal,
+    one the key does not make, and the sealer then chains on `made`: the next seal reproduced
+    from `made`, or a checkpoint of it, shows the seal forged and the entry as the
+    service wrote it. An entry rewritten by the owner, its hashes recomputed, leaves its own
+    seal, which no later seal follows from `made`. With neither, nothing tells them apart.
+    `checkpointed`: the (hash, seal) pairs the checkpoints of this entry sign."""
+    if (row.hash, made) in checkpointed:
+        return SEAL_NOT_THE_KEYS
+    if after is None or after.seq != row.seq + 1 or after.mac is None:
+        return SEAL_UNSETTLED
+    return SEAL_NOT_THE_KEYS if same_mac(row_mac(key, made, after), after.mac) else SEAL_UNSETTLED
+
+
 async def verify(
     connection: AsyncConnection, key: bytes, checkpoints: Iterable[Checkpoint] = ()
 ) -> Verification:
@@ -376,7 +416,10 @@ async def verify(
     was changed, as the owner could, to set aside the checkpoints that name it.
 
     A rewritten entry fails its hash; one rewritten with its hashes recomputed (by
-    `audit_log_hash()`) fails its seal; a removed entry leaves a gap, or, renumbered, fails the
+    `audit_log_hash()`) fails its seal, as does every entry after it; a seal the service's role
+    inserted fails too, of an entry that matches its chain and MAC, and the walk chains on the
+    seal the key makes of it, as the sealer does (`_seal_failure` tells the two apart where
+    anything does); a removed entry leaves a gap, or, renumbered, fails the
     seals after it; removed newest entries fall short of a checkpoint that sealed them; a seal
     past the newest entry, of no entry, was written ahead of the trail (to stop sealing once the
     trail reached it); an entry that cannot be read (`db.seals.Unreadable`), or whose subjects
@@ -416,7 +459,8 @@ async def verify(
     unsealed_from: int | None = None  # first entry of the run without seals, if in one
     unsealed_at = now  # and when it was written
     previous_seq, previous_hash, previous_mac = 0, "", ""
-    async for row in await connection.stream(_WALK):
+    rechained = False  # the entry before was rewritten, its hash recomputed: so is this one
+    async for row, after in _with_next(await connection.stream(_WALK)):
         checked += 1
         reason: str | None = None  # the first check this entry fails
         follows = row.seq == previous_seq + 1  # else its link and seal cannot be checked
@@ -433,6 +477,11 @@ async def verify(
         if reason is None and not all(isinstance(subject, str) for subject in row.subjects):
             # Likewise refused since migration 0030, and no NIK: the hash does not see a NULL.
             reason = "its subjects are not a list of NIKs (a NULL, or an array of arrays)"
+        # Chained and sealed (sealing goes on past it), but not the service's entry: named
+        # after the seal, which an entry rewritten, or a key not the trail's, fails first.
+        written_as = unsigned(signing, first_signed, row) or copies.get(row.seq)
+        anchors = {(anchor.hash, anchor.mac) for anchor in signed.get(row.seq, ())}
+        sealed_as = {(row.hash, row.mac)}
         if row.mac is None:
             if unsealed_from is None:
                 unsealed_from, unsealed_at = row.seq, row.at
@@ -440,24 +489,26 @@ async def verify(
             if unsealed_from is not None:
                 breaks.add(unsealed_from, _SEAL_MISSING, row.seq - 1)
                 unsealed_from, follows = None, False
-            if follows and row.mac != row_mac(key, previous_mac, row):
+            made = row_mac(key, previous_mac, row) if follows else row.mac
+            previous_mac = row.mac
+            if made != row.mac and (reason or written_as or rechained):
                 reason = reason or SEAL_MISMATCH
+            elif made != row.mac:
+                reason = _seal_failure(key, row, made, after, anchors)
+                previous_mac = made  # as the sealer chains on past a seal it did not make
+                sealed_as.add((row.hash, made))
             elif follows and reason is None:
                 sealed += 1
-            previous_mac = row.mac
-        if reason is None:
-            # Chained and sealed (sealing goes on past it), but not the service's entry. After
-            # the seal: an entry rewritten, or a key not the trail's, fails its seal first.
-            reason = unsigned(signing, first_signed, row) or copies.get(row.seq)
+        rechained = follows and reason == SEAL_MISMATCH
+        reason = reason or written_as
         if reason is not None:
             breaks.add(row.seq, reason)
-        anchors = {(anchor.hash, anchor.mac) for anchor in signed.get(row.seq, ())}
         if anchors and row.mac is None:
             breaks.add(unsealed_from or row.seq, _SEAL_MISSING, row.seq)
             unsealed_from = None
         elif len(anchors) > 1:
             breaks.add(row.seq, _REWRITTEN_SINCE)
-        elif anchors and anchors != {(row.hash, row.mac)}:
+        elif anchors and not anchors <= sealed_as:
             breaks.add(row.seq, "differs from the checkpoint that sealed it")
         previous_seq, previous_hash = row.seq, row.hash
     if newest_checkpoint > previous_seq:

@@ -3,10 +3,12 @@
 Requests never wait for this: `sinergi serve` runs it every `SINERGI_AUDIT_SEAL_SECONDS` and on
 shutdown (sinergi/audit_sealer.py). Seals are deterministic (the key, the entry, the seal before
 it), so whichever process seals an entry seals it alike; an advisory lock keeps two from
-trying at once. An entry whose hash or link is already wrong is not sealed, nor is anything
-built on a newest seal the key does not reproduce (the service's role may insert seals, so an
-insider holding its credentials could write one): sealing would vouch for tampering, so sealing
-stops there and says so, and `audit verify` names it. An entry that cannot be read
+trying at once. An entry whose hash or link is already wrong is not sealed: sealing would
+vouch for tampering, so sealing stops there and says so, and `audit verify` names it. The
+service's role may insert seals, so an insider holding its credentials can write the next one,
+though not one the key reproduces (`_take_up`): sealing takes the chain up from the seal the key
+makes of that entry, as long as the entry matches its chain and its MAC, and names the forged
+seal; stopping there stopped sealing for good, one INSERT away. An entry that cannot be read
 (`db.seals.Unreadable`) is sealed over its stored text and sealing goes on: it is chained, and
 stopping at it would leave every later entry unsealed for good, the trail being append-only;
 it is counted and logged as the tampering it is, and `audit verify` names it. So is an entry
@@ -24,7 +26,7 @@ says so once that is longer than sealing ever takes (sinergi/audit_sealer.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -91,22 +93,6 @@ def stored_columns() -> list[ColumnElement[Any]]:
     ]
 
 
-_BEFORE = AUDIT_SEALS.alias("before")
-# The newest seal with its entry (none: a seal written ahead of the trail) and the seal before
-# it, to check it before building on it.
-_LAST = (
-    select(
-        *stored_columns(),
-        AUDIT_SEALS.c.seq.label("sealed_seq"),
-        AUDIT_SEALS.c.mac,
-        func.coalesce(_BEFORE.c.mac, "").label("mac_before"),
-    )
-    .select_from(AUDIT_SEALS)
-    .outerjoin(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
-    .outerjoin(_BEFORE, _BEFORE.c.seq == AUDIT_SEALS.c.seq - 1)
-    .order_by(AUDIT_SEALS.c.seq.desc())
-    .limit(1)
-)
 # An entry with its seal, to compare with a head seen sealed before.
 _SEALED_AS = (
     select(AUDIT_LOG.c.hash, AUDIT_SEALS.c.mac)
@@ -209,6 +195,27 @@ def recomputed_hash() -> Label[str]:
     ).label("expected")
 
 
+_BEFORE = AUDIT_SEALS.alias("before")
+# The seals, newest first, each with its entry (none: a seal written ahead of the trail) and
+# the seal before it, to check it before building on it.
+_NEWEST_FIRST = (
+    select(
+        *stored_columns(),
+        recomputed_hash(),
+        AUDIT_SEALS.c.seq.label("sealed_seq"),
+        AUDIT_SEALS.c.mac,
+        func.coalesce(_BEFORE.c.mac, "").label("mac_before"),
+    )
+    .select_from(AUDIT_SEALS)
+    .outerjoin(AUDIT_LOG, AUDIT_LOG.c.seq == AUDIT_SEALS.c.seq)
+    .outerjoin(_BEFORE, _BEFORE.c.seq == AUDIT_SEALS.c.seq - 1)
+    .order_by(AUDIT_SEALS.c.seq.desc())
+)
+_LAST = _NEWEST_FIRST.limit(1)
+# The seals before the newest, when it is not one the key reproduces (`_take_up`).
+_SEALS_BACK = _NEWEST_FIRST.where(AUDIT_SEALS.c.seq < bindparam("below")).limit(PARTITION)
+
+
 # The next partition of entries after `after`: at most `rows`, and no more than come to
 # PARTITION_BYTES (the first whatever its size). It is measured one entry at a time, from the
 # first, and the walk stops at the entry that reaches PARTITION_BYTES: only the entries taken
@@ -260,10 +267,12 @@ async def oldest_unsealed(connection: AsyncConnection) -> Unsealed | None:
 @dataclass(frozen=True, slots=True)
 class Sealed:
     head: Checkpoint | None
-    """The newest seal after this round (None: nothing was ever sealed)."""
+    """The newest seal after this round (None: nothing was ever sealed): the seal the key
+    makes of its entry, which a checkpoint signs, whatever seal is stored for it."""
     count: int
     refused_at: int | None
-    """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours."""
+    """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours
+    while the entry is not as the service wrote it either."""
     reason: str = ""
     tampered: tuple[tuple[int, str], ...] = ()
     """Entries sealed this round that the service did not write as they stand, and why: one
@@ -273,11 +282,22 @@ class Sealed:
 
     rewound: int | None = None
     """The head the caller saw sealed (`seen`), if found rewritten or gone since."""
+    forged: tuple[int, ...] = ()
+    """Entries past the caller's `seen` whose stored seal the key did not make (written with
+    the service's credentials) while the entry matches its chain and MAC: sealed past, for the
+    reason `tampered` are."""
+    seen: Checkpoint | None = None
+    """`head` with its seal as stored: what the caller passes as `seen` next round."""
 
     @property
     def refused(self) -> bool:
-        """Whether this round met an entry it could not vouch for."""
-        return self.refused_at is not None or bool(self.tampered) or self.rewound is not None
+        """Whether this round met an entry or seal it could not vouch for."""
+        return (
+            self.refused_at is not None
+            or bool(self.tampered)
+            or self.rewound is not None
+            or bool(self.forged)
+        )
 
 
 async def _still_sealed(connection: AsyncConnection, head: Checkpoint) -> bool:
@@ -286,30 +306,96 @@ async def _still_sealed(connection: AsyncConnection, head: Checkpoint) -> bool:
     return found is not None and (found.hash, found.mac) == (head.hash, head.mac)
 
 
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """Where sealing takes the chain up: the newest sealed entry, and the seal the key makes of
+    it (`mac`), which is the one stored (`stored`) unless that was forged."""
+
+    seq: int
+    hash: str
+    mac: str
+    stored: str
+    forged: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    seq: int
+    reason: str
+
+
+_NOT_OURS = "does not match its seal"
+
+
+def _intact(signing: bytes, first_signed: int, previous_hash: str, row: Record) -> bool:
+    """Whether `row` is as the service wrote it, links to `previous_hash`, and matches its
+    hash: then a seal of it the key does not reproduce was forged, not the entry rewritten."""
+    return (
+        row.prev_hash == previous_hash
+        and row.hash == row.expected
+        and not isinstance(row.entry, Unreadable)
+        and unsigned(signing, first_signed, row) is None
+    )
+
+
+async def _take_up(
+    connection: AsyncConnection, key: bytes, signing: bytes, first_signed: int
+) -> _Head | _Refusal:
+    """The chain's head as the key makes it. The newest seal, when the key reproduces it from
+    the seal before (every round, unless a seal was forged). Else the seals are walked back to
+    the newest the key reproduces (within `PARTITION`), and forward from it, each seal made
+    afresh: a seal not made so is one forged with the service's credentials (the sealer's own
+    seals chain on the seal the key makes), taken past when its entry matches its chain and MAC.
+    An entry failing those stops sealing there, as does finding no seal the key reproduces: a
+    key not the trail's (`serve` refuses one whose first seal fails before it starts)."""
+    last = (await connection.execute(_LAST)).first()
+    if last is None:
+        return _Head(0, "", "", "")
+    if last.seq is None:
+        # Written before migration 0035 refused such a seal: the database refuses every seal
+        # after the entries below it, and the seal stays (the table is append-only).
+        return _Refusal(last.sealed_seq, "has a seal but no entry")
+    if same_mac(row_mac(key, last.mac_before, last), last.mac):
+        return _Head(last.seq, last.hash, last.mac, last.mac)
+    run = [last]
+    for row in await connection.execute(_SEALS_BACK, {"below": last.sealed_seq}):
+        if row.seq is None:
+            return _Refusal(row.sealed_seq, "has a seal but no entry")
+        if same_mac(row_mac(key, row.mac_before, row), row.mac):
+            head = _Head(row.seq, row.hash, row.mac, row.mac)
+            break
+        run.append(row)
+    else:  # none within reach, the first seal included: a key not the trail's
+        return _Refusal(last.seq, _NOT_OURS)
+    forged: list[int] = []
+    for row in reversed(run):
+        mac = row_mac(key, head.mac, row)
+        if not same_mac(mac, row.mac):
+            if not _intact(signing, first_signed, head.hash, row):
+                return _Refusal(row.seq, _NOT_OURS)
+            forged.append(row.seq)
+        head = _Head(row.seq, row.hash, mac, row.mac, tuple(forged))
+    return head
+
+
 async def seal(
     connection: AsyncConnection, key: bytes, *, batch: int = BATCH, seen: Checkpoint | None = None
 ) -> Sealed | None:
     """Seal up to `batch` entries in the caller's transaction; None when another process holds
     the sealing lock (it will publish the checkpoint). `seen`: the head the caller last saw
-    sealed, checked to be still there as it was."""
+    sealed (`Sealed.seen`), checked to be still there as it was."""
     if not (await connection.execute(_LOCK)).scalar_one():
         return None
     await connection.execute(_CUSTOM_PLANS)
     rewound = None if seen is None or await _still_sealed(connection, seen) else seen.seq
     trail, database, now = (await connection.execute(WHICH_TRAIL_AND_WHEN)).one()
-    last = (await connection.execute(_LAST)).first()
-    if last is not None and last.seq is None:
-        # Written before migration 0035 refused such a seal: the database refuses every seal
-        # after the entries below it, and the seal stays (the table is append-only).
-        return Sealed(None, 0, last.sealed_seq, "has a seal but no entry", rewound=rewound)
-    if last is not None and not same_mac(row_mac(key, last.mac_before, last), last.mac):
-        # Whoever may write seals (the service's role) wrote this one: sealing on it would
-        # vouch for it, and a checkpoint would sign it.
-        return Sealed(None, 0, last.seq, "does not match its seal", rewound=rewound)
-    previous_seq, previous_mac, previous_hash = (
-        (0, "", "") if last is None else (last.seq, last.mac, last.hash)
-    )
     signing, first_signed = entry_key(key), await macs_from(connection)
+    taken = await _take_up(connection, key, signing, first_signed)
+    if isinstance(taken, _Refusal):
+        return Sealed(None, 0, taken.seq, taken.reason, rewound=rewound)
+    told = 0 if seen is None or rewound is not None else seen.seq  # forged seals said already
+    forged = tuple(seq for seq in taken.forged if seq > told)
+    previous_seq, previous_mac, previous_hash = taken.seq, taken.mac, taken.hash
     seqs: list[int] = []
     macs: list[str] = []
     refused_at: int | None = None
@@ -343,4 +429,14 @@ async def seal(
         if previous_seq == 0
         else Checkpoint(database, previous_seq, previous_hash, previous_mac, now, trail)
     )
-    return Sealed(head, len(seqs), refused_at, reason, tuple(tampered), rewound)
+    stored = previous_mac if seqs else taken.stored
+    return Sealed(
+        head,
+        len(seqs),
+        refused_at,
+        reason,
+        tuple(tampered),
+        rewound,
+        forged,
+        None if head is None else replace(head, mac=stored),
+    )
