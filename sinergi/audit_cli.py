@@ -6,15 +6,16 @@ A key other than the trail's fails every seal, which read as the whole trail rew
 alarm of tampering. So the key is checked first against the fingerprint the first `serve`
 recorded (migration 0044), which the service's role cannot change. The owner can change it,
 though (or the trail's id it is bound to), and rewrite the first seal too: a key refused for
-that would let a rewritten trail pass for a wrong key. So a key is refused (WrongAuditKey, exit
-2, nothing walked) only when nothing vouches for it: it does not reproduce the fingerprint, the
-first seal is there and it did not make it, and no checkpoint read verifies under it (the
-checkpoints are outside the owner's reach). Otherwise the trail is walked, and a fingerprint the
-key does not reproduce is named as a finding. Checkpoints that verify under the key but name
-another trail and database vouch for it only as the key of that trail: an operator whose
-SINERGI_HOME is one deployment's and DATABASE_URL another's sees them so, and is told so rather
-than that the owner changed the fingerprint; the walk goes on, since an owner who changed the
-trail's id (and the database's name) would show alike."""
+that would let a rewritten trail pass for a wrong key (before any server recorded one, whoever
+holds the service's credentials can record a fingerprint first, and the findings say so). So a
+key is refused (WrongAuditKey, exit 2, nothing walked) only when nothing vouches for it: it does
+not reproduce the fingerprint, the first seal is there and it did not make it, and no checkpoint
+read verifies under it (the checkpoints are outside the owner's reach). Otherwise the trail is
+walked, and a fingerprint the key does not reproduce is named as a finding. Checkpoints that
+verify under the key but name another trail and database vouch for it only as the key of that
+trail: an operator whose SINERGI_HOME is one deployment's and DATABASE_URL another's sees them
+so, and is told so rather than that the owner changed the fingerprint; the walk goes on, since
+an owner who changed the trail's id (and the database's name) would show alike."""
 
 from __future__ import annotations
 
@@ -42,10 +43,16 @@ _NOT_THE_TRAILS_KEY = (
     " fingerprint (or the trail's id) and the first seal were both rewritten, as only the owner"
     " can: tampering"
 )
+# Who can have changed it: the owner, any time; and, before any server recorded a fingerprint,
+# whoever holds the service's credentials, who may call the recording function first.
+_WHO_CHANGED_IT = (
+    "by the owner, or, before any server recorded one, by whoever holds the service's"
+    " credentials; see the README's audit trail section for the owner's reset"
+)
 _FINGERPRINT_CHANGED = (
     "audit key fingerprint changed: this key made the trail's first seal or signed checkpoints"
     " read, yet does not reproduce the fingerprint recorded (audit_key_fingerprint): the"
-    " fingerprint or the trail's id was changed since, as only the owner can"
+    f" fingerprint or the trail's id was changed since: {_WHO_CHANGED_IT}"
 )
 _ANOTHER_TRAILS = (
     "audit key not checked against this trail: it does not reproduce the fingerprint recorded"
@@ -56,8 +63,9 @@ _ANOTHER_TRAILS = (
 _UNVOUCHED = (
     "audit key fingerprint changed, or the key is not the trail's: it does not reproduce the"
     " fingerprint recorded (audit_key_fingerprint), and neither a seal of entry 1 (there is none)"
-    " nor any checkpoint read vouches for it. If this is the server's key, the fingerprint or the"
-    " trail's id was changed and the first seal removed, as only the owner can"
+    " nor any checkpoint read vouches for it. If this is the server's key, the first seal was"
+    " removed, as only the owner can, and the fingerprint or the trail's id was changed:"
+    f" {_WHO_CHANGED_IT}"
 )
 _NOTHING_SEALED = (
     "audit key fingerprint changed, or the key is not the trail's: it does not reproduce the"

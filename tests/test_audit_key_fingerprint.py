@@ -277,6 +277,24 @@ def test_verify_names_a_fingerprint_changed_under_the_trails_key(
     assert "audit chain intact: 3 entries verified, 3 sealed" in out
 
 
+def test_verify_names_the_service_role_as_able_to_record_a_fingerprint_first(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Before any server records one, whoever holds the service's credentials may call the
+    recording function (the README's audit trail section): verify then blamed the owner alone
+    for a fingerprint recorded by the service's role."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    asyncio.run(written_and_sealed(fresh_url, KEY, checkpoints, 3))
+    run(as_service(fresh_url), "SELECT record_audit_key_fingerprint(repeat('0', 64))")
+    returncode, out, _ = _verify(fresh_url, checkpoints, KEY)
+    assert returncode == 1
+    assert "audit key fingerprint changed" in out
+    assert "only the owner" not in out
+    assert "by whoever holds the service's credentials" in out
+    assert "see the README's audit trail section for the owner's reset" in out
+    assert "audit chain intact: 3 entries verified, 3 sealed" in out
+
+
 _REWRITE_ENTRY_1 = (
     "UPDATE audit_log SET entry = '{\"n\": 9}', hash = audit_log_hash(prev_hash, seq, at,"
     " client_id, '{\"n\": 9}', subjects) WHERE seq = 1"
@@ -330,6 +348,8 @@ def test_verify_walks_a_trail_whose_first_seal_was_removed(fresh_url: str, tmp_p
     assert returncode == 1, err
     assert "audit key fingerprint changed, or the key is not the trail's" in out
     assert "audit chain broken at entry 1" in out
+    assert "first seal was removed, as only the owner can" in out
+    assert "fingerprint or the trail's id was changed: by the owner, or, before any" in out
 
 
 def test_verify_counts_one_entry_and_one_checkpoint_in_the_singular(
