@@ -161,7 +161,10 @@ def test_sealing_that_fails_with_the_database_there_is_an_error_counted_and_a_st
 _TERMINATE_THE_SEALER = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
     " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
+"""The sealer's connection, among this database's: another database's sessions on the same
+server (another test run's) are not this attack's, and belong to roles it may not signal."""
 
 
 def test_sealing_whose_connection_the_service_role_ends_is_an_error_counted_and_a_stall(
