@@ -483,8 +483,9 @@ def _would_not_start(settings: Settings, error: embedded.StartFailed) -> str:
 
 
 def _announce_new_database(settings: Settings) -> None:
-    """Says so before a command makes a new, empty database while another one exists: a
-    command run with another SINERGI_HOME than the server's would otherwise quietly use it."""
+    """Says so as a command makes a new, empty database while another one exists: a command run
+    with another SINERGI_HOME than the server's would otherwise quietly use it. It does not wait
+    (a command may run unattended), so it names the way to the other one for the next run."""
     home = settings.home
     others = embedded.running_homes()
     if embedded.exists(settings.data_home):
@@ -493,8 +494,8 @@ def _announce_new_database(settings: Settings) -> None:
     print(f"sinergi: creating a new database under SINERGI_HOME={home}", file=sys.stderr)
     for other in sorted(others):
         print(
-            f"sinergi: note: a Sinergi database already exists under {other}; to use that one, "
-            f"stop here (Ctrl-C) and run again with SINERGI_HOME={other}",
+            f"sinergi: note: a Sinergi database already exists under {other}; this one is new,"
+            f" under {home}: to use {other}'s, run again with SINERGI_HOME={other}",
             file=sys.stderr,
         )
 

@@ -136,13 +136,19 @@ def homes() -> Iterator[tuple[Path, Path]]:
 
 
 def test_a_new_database_beside_an_existing_one_is_announced(homes: tuple[Path, Path]) -> None:
+    """The note asked to "stop here (Ctrl-C)", but the command does not wait for it: it says
+    which database this one is, and how to use the other next time."""
     data_home, other = homes
+    existing = data_home / "sinergi"
     env = {**os.environ, "XDG_DATA_HOME": str(data_home), "SINERGI_HOME": str(other)}
     env.pop("DATABASE_URL", None)
     first = _run(env, "migrate")
     assert f"creating a new database under SINERGI_HOME={other}" in first.stderr
-    assert f"already exists under {data_home / 'sinergi'}" in first.stderr
-    assert f"SINERGI_HOME={data_home / 'sinergi'}" in first.stderr
+    assert (
+        f"sinergi: note: a Sinergi database already exists under {existing}; this one is new,"
+        f" under {other}: to use {existing}'s, run again with SINERGI_HOME={existing}\n"
+    ) in first.stderr
+    assert "Ctrl-C" not in first.stderr
     again = _run(env, "migrate")
     assert again.stderr == ""  # it exists now: nothing to announce
 
