@@ -410,9 +410,18 @@ class _Refused(Exception):
         self.body = body
 
 
+class _Unreachable(Exception):
+    """No connection to the server (refused, an unknown host, TLS refused): `http_post` names
+    --url, which the operator typed, rather than the endpoint it was asking."""
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(reason)
+        self.why = (reason.strerror if isinstance(reason, OSError) else None) or str(reason)
+
+
 def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dict[str, Any]:
     """The answer, decoded, its connection, headers and body within REQUEST_SECONDS and its
-    body within `max_bytes`, as an error status's body (`_Refused`)."""
+    body within `max_bytes`; an error status as `_Refused`, no connection as `_Unreachable`."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise SyncError(f"{url}: not an http(s) URL")
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
@@ -434,8 +443,9 @@ def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dic
                 ) from None
             raise _Refused(error.code, _read(url, error, max_bytes)) from None
     except (_DeadlinePassed, urllib.error.URLError) as error:
-        if not isinstance(getattr(error, "reason", error), _DeadlinePassed):
-            raise
+        reason = getattr(error, "reason", error)
+        if not isinstance(reason, _DeadlinePassed):
+            raise _Unreachable(reason) from None
         raise SyncError(f"{url} did not answer within {REQUEST_SECONDS} s: stopped") from None
     except http.client.HTTPException as error:  # a status line or header no HTTP server sends
         raise SyncError(f"{url} answered no HTTP: {shown(str(error), SHOWN_CHARS)}") from None
@@ -468,13 +478,19 @@ def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Pos
     base = base_url.rstrip("/")
     token: list[str] = []
 
+    def answer_to(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            return _json(f"{base}{path}", body, headers, max_bytes)
+        except _Unreachable as error:
+            raise SyncError(f"cannot reach --url {base}: {error.why}") from None
+
     def fetch_token() -> str:
         form = urllib.parse.urlencode(
             {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
         ).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            answer = _json(f"{base}/oauth/token", form, headers, max_bytes)
+            answer = answer_to("/oauth/token", form, headers)
         except _Refused as error:
             if error.status not in (400, 401):
                 raise SyncError(
@@ -499,7 +515,7 @@ def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Pos
                 token.append(fetch_token())
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token[0]}"}
             try:
-                return _json(f"{base}/graphql", body, headers, max_bytes)
+                return answer_to("/graphql", body, headers)
             except _Refused as error:
                 if error.status != 401 or attempt:
                     raise SyncError(f"{error.status}: {_body(error)}") from None

@@ -511,6 +511,18 @@ def test_sync_with_a_refused_secret_says_the_client_was_refused(
     )
 
 
+def test_sync_to_a_server_not_there_names_the_url(tmp_path: Path) -> None:
+    """It said only "<urlopen error [Errno 111] Connection refused>", naming neither --url nor
+    its host. Exit 1, as for a server that does not answer in time: it may answer later."""
+    url = f"http://127.0.0.1:{free_port()}"
+    result = _sync(tmp_path, url, tmp_path / "copy.sqlite", "a-secret")
+    assert result.returncode == 1
+    assert (result.stdout, result.stderr) == (
+        "",
+        f"sinergi sync: cannot reach --url {url}: Connection refused\n",
+    )
+
+
 def test_dev_serve_logs_where_graphiql_is_and_its_root_leads_there(
     fresh_url: str, tmp_path: Path
 ) -> None:
