@@ -536,17 +536,24 @@ async def privileges_beyond_service(url: str) -> str | None:
     reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
     if member_of:
         reasons.append(f"is a member of {', '.join(member_of)}")
+    # No REVOKE reaches a superuser, nor the owner of the database or of the audit trail, who
+    # may grant it all again: serving as the service role is their one remedy, not `migrate`.
+    revocable = not (row.rolsuper or row.owns_database or row.owns_audit)
     if row.creates:
         reasons.append(
-            "may create schemas in this database (CREATE on it: `sinergi migrate` takes it back,"
-            f" or, as the database's owner, REVOKE CREATE ON DATABASE {row.database} FROM PUBLIC,"
-            f" {row.name})"
+            "may create schemas in this database"
+            + (
+                " (CREATE on it: `sinergi migrate` takes it back, or, as the database's owner,"
+                f" REVOKE CREATE ON DATABASE {row.database} FROM PUBLIC, {row.name})"
+                if revocable
+                else ""
+            )
         )
     if row.rewrites:
         named = ", ".join(row.rewrites[:3]) + (", …" if len(row.rewrites) > 3 else "")
         reasons.append(
             f"may rewrite {len(row.rewrites)} table(s) the service only reads or appends to"
-            f" ({named}): `sinergi migrate` takes that back"
+            f" ({named})" + (": `sinergi migrate` takes that back" if revocable else "")
         )
     if row.owns_audit:
         reasons.append("owns the audit trail")
@@ -571,6 +578,8 @@ _PRIVILEGES = text(
     " has_database_privilege(current_database(), 'CREATE') AS creates,"
     " pg_has_role(r.oid, (SELECT relowner FROM pg_class"
     "   WHERE oid = to_regclass('public.audit_log')), 'MEMBER') AS owns_audit,"
+    " pg_has_role(r.oid, (SELECT datdba FROM pg_database"
+    "   WHERE datname = current_database()), 'MEMBER') AS owns_database,"
     # pg_shdepend names the owner of every object of every kind, as DROP OWNED reads it.
     " ARRAY(SELECT pg_describe_object(d.classid, d.objid, d.objsubid)"
     "   FROM pg_shdepend d, pg_database db"

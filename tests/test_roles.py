@@ -255,12 +255,17 @@ def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_serve_refuses_a_superuser_or_the_owner_in_production(
     server_url: str, fresh_url: str, tmp_path: Path
 ) -> None:
+    """Its remedy is serving as the service role: `sinergi migrate` takes nothing back from a
+    superuser or the database's owner, so the line does not offer it."""
     superuser = make_url(server_url).set(database=make_url(fresh_url).database)
     for url, who in ((superuser.render_as_string(False), "superuser"), (fresh_url, "owns")):
         refused = _serve({"DATABASE_URL": url, "SINERGI_HOME": str(tmp_path)})
         assert refused.returncode == 2, refused.stderr
         assert who in refused.stderr
         assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+        assert "Serve as the service role" in refused.stderr
+        assert "sinergi migrate" not in refused.stderr
+        assert "REVOKE" not in refused.stderr
 
 
 # Ways past the service's grants short of a superuser or the owner, each granted to a role of
