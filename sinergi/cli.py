@@ -536,9 +536,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, then serve the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
-    serve.add_argument("--workers", type=_positive, default=1)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on; 0.0.0.0 for every interface (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="the TCP port (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving requests (default: %(default)s)",
+    )
     serve.add_argument("--dev", action="store_true", help="GraphiQL and demo clients and tokens")
     serve.add_argument(
         "--unsafe-privileged-role",

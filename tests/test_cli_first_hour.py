@@ -1,5 +1,6 @@
 """The command line as a newcomer meets it: `sinergi token` for the demo clients, quiet output
-unless --verbose, and a clear note before a command makes a new database beside an existing one."""
+unless --verbose, `serve --help` naming its defaults, and a clear note when a command makes a new
+database beside an existing one."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth import clients
 from db import embedded
 from db.engine import async_url
+from sinergi.cli import main
 from tests.support.cli import sinergi
 from tests.support.http import Api, served
 from tests.support.windows import LONGEST_WINDOW, clear_of_an_edge
@@ -120,6 +122,18 @@ def test_commands_are_quiet_unless_verbose(migrated_url: str) -> None:
     assert quiet.stderr == ""
     verbose = _run(env, "--verbose", "migrate")
     assert "INFO alembic" in verbose.stderr
+
+
+def test_serve_help_says_what_host_port_and_workers_default_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`serve --help` listed --host, --port and --workers with no word about them."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # as argparse wraps it, on one line
+    for flag, default in (("--host", "127.0.0.1"), ("--port", "8000"), ("--workers", "1")):
+        line = shown.split(f"{flag} ")[-1].split(" --")[0]
+        assert f"(default: {default})" in line, line
 
 
 @pytest.fixture
