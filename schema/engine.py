@@ -171,6 +171,7 @@ class Engine:
             cached = None if key is None else cache.get(key)
             if cached is not None:
                 return {"data": cached}
+        generation = 0 if cache is None else cache.generation
         try:
             result = await self._planned(prepared, context, variables)
             if result is None:
@@ -200,7 +201,8 @@ class Engine:
                 "errors": [error.formatted for error in coded(result.errors)],
             }
         if cache is not None and key is not None and result.data is not None:
-            cache.put(key, result.data, None if release is None else release.number)
+            number = None if release is None else release.number
+            cache.put(key, result.data, release=number, generation=generation)
         return {"data": result.data}
 
     async def _planned(

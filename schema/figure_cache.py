@@ -23,15 +23,20 @@ when asked for again.
 
 A table is never from a release older than the one its process reads (db/releases.py): keyed on
 the document and the caller alone, a table cached before a release was served under the next
-one, beside a `figureRelease` already naming it. The cache holds the newest release its process
-knows of, learnt from two sources that cost a cache hit nothing: the notification each release
-sends as it commits (`changed`, from the process's listener, db/notifications.py) and the
-release any request read (`released`). Learning of a newer release lets go of every table; a
-table computed from an older one (a request begun before the release, a replica not yet
-replaying it) is not kept. Nothing is served while the listener is not listening, since a
-release made meanwhile goes unannounced. What remains is a moment's window: between a release's
-commit and its notification reaching the process, a table of the release before may still be
-served, as a request already running when the release commits answers from the one before.
+one, beside a `figureRelease` already naming it. Two things tell the cache of a release, neither
+costing a cache hit anything: the notification each release sends as it commits (`changed`, from
+the process's listener, db/notifications.py), and the release each request read (`released`).
+Either lets every table go. The notification's payload is not trusted (any role that can connect
+may NOTIFY): it only lets the tables go, and a table computed by a request begun before it is
+not kept (`generation`); a forged one costs the tables of the moment, never a wrong one. The
+number comes from what requests read: a table of a release older than one a request has read (a
+replica not yet replaying it) is not kept. Nothing is kept or served while the listener is not
+listening, and a request begun before it listened again keeps nothing, since a release made
+meanwhile went unannounced. What remains is a moment's window: between a release's commit and
+its notification reaching the process, a table of the release before may still be served, as a
+request already running when the release commits answers from the one before. A process that
+has read a release numbered higher than any its database now holds (after a restore, or a
+failover to a replica that lagged) keeps no released table until it restarts.
 """
 
 from __future__ import annotations
@@ -59,9 +64,12 @@ class FigureCache:
         self._tables: dict[Hashable, tuple[float, int, dict[str, Any]]] = {}
         self._cells = 0
         self._release = 0
-        """The newest figure release the process knows of (0: none yet)."""
+        """The newest figure release a request of the process has read (0: none yet)."""
         self._listening = False
         """Whether releases are announced to the cache: until they are, it holds nothing."""
+        self.generation = 0
+        """Counts the announcements and the listener's starts and stops: a request notes it
+        before it computes a table, which is kept only if nothing was announced meanwhile."""
 
     @staticmethod
     def key(
@@ -95,25 +103,22 @@ class FigureCache:
         """The tables held, those past their time not yet dropped among them."""
         return len(self._tables)
 
-    def changed(self, payload: str, /) -> None:
-        """A release was made (db/releases.py's `CHANNEL`, its number the payload). One that is
-        no number (a NOTIFY by hand) still lets every table go, rather than stop the listener."""
-        try:
-            number = int(payload)
-        except ValueError:
-            self.clear()
-            return
-        self.released(number)
+    def changed(self, _payload: str, /) -> None:
+        """A release was announced (db/releases.py's `CHANNEL`): every table goes, and none
+        begun before is kept. Its payload, a number anyone may send, is not read."""
+        self.generation += 1
+        self.clear()
 
     def listening(self, listening: bool, /) -> None:
         """The listener started or stopped listening: a release may have gone unannounced, so
-        every table goes, and none is served or kept until it listens again."""
+        every table goes, none begun before is kept, and none at all until it listens again."""
         self._listening = listening
+        self.generation += 1
         self.clear()
 
     def released(self, number: int) -> None:
-        """Release `number` has been read or announced: every table, all of releases before
-        it or of the live tables, goes once it is newer than any the cache knew of."""
+        """A request read release `number`: every table, all of releases before it or of the
+        live tables, goes once it is newer than any read before."""
         if number > self._release:
             self._release = number
             self.clear()
@@ -137,16 +142,17 @@ class FigureCache:
         self,
         key: Hashable,
         data: dict[str, Any],
-        release: int | None = None,
+        *,
+        release: int | None,
+        generation: int,
         now: float | None = None,
     ) -> None:
         """Kept for `seconds`, unless it has more than `largest` cells, or was computed from a
-        release (`release`, None for a table of the live tables alone) older than one the
-        cache knows of, or the cache is not listening. Tables are held in the order they expire
-        (each for `seconds`), so those past it are the first ones."""
-        if release is not None:
-            self.released(release)
-        stale = release is not None and release < self._release
+        release (`release`, None for a table of the live tables alone) older than one read
+        before, or by a request begun at an earlier `generation`, or the cache is not
+        listening. Tables are held in the order they expire (each for `seconds`), so those
+        past it are the first ones."""
+        stale = generation != self.generation or (release is not None and release < self._release)
         cells = sum(len(value) for value in data.values() if isinstance(value, list))
         if stale or not self._listening or cells > self.largest:
             return

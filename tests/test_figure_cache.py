@@ -37,38 +37,70 @@ def _listening(cache: FigureCache) -> FigureCache:
 
 
 def test_a_table_of_an_older_release_is_neither_kept_nor_served() -> None:
-    """A newer release, read by a request or announced, lets every table go; a table computed
-    from an older one (a request begun before it) is not kept; nothing is kept unheard."""
+    """A newer release read by a request, or any announced, lets every table go; a table
+    computed from a release older than one read, or by a request begun before an announcement,
+    is not kept; nothing is kept unheard."""
     cells = {"figures": [{"count": 1}]}
     cache = FigureCache(seconds=60)
-    cache.put("a", cells, release=1, now=100.0)
+
+    def put(key: str, release: int | None, generation: int | None = None) -> None:
+        begun = cache.generation if generation is None else generation
+        cache.put(key, cells, release=release, generation=begun, now=100.0)
+
+    put("a", 1)
     assert cache.get("a", now=100.0) is None  # not listening: a release may go unannounced
     cache.listening(True)
-    cache.put("a", cells, release=1, now=100.0)
-    cache.put("live", cells, now=100.0)
+    cache.released(1)  # a request read release 1, and computed its table
+    put("a", 1)
+    put("live", None)
     assert cache.get("a", now=100.0) == cells
     cache.released(1)  # the same release, read again: nothing goes
     assert cache.get("a", now=100.0) == cells
+    begun = cache.generation
     cache.changed("2")
     assert [cache.get(key, now=100.0) for key in ("a", "live")] == [None, None]
-    cache.put("a", cells, release=1, now=100.0)
+    put("a", 1, begun)  # begun before the announcement
     assert cache.get("a", now=100.0) is None
-    cache.put("a", cells, release=3, now=100.0)
+    cache.released(3)
+    put("a", 2)  # a replica still on release 2
+    assert cache.get("a", now=100.0) is None
+    put("a", 3)
     assert cache.get("a", now=100.0) == cells
+    begun = cache.generation
     cache.listening(False)
     assert cache.get("a", now=100.0) is None
+    cache.listening(True)
+    put("a", 3, begun)  # begun before the listener stopped: a release may have gone unheard
+    assert cache.get("a", now=100.0) is None
+
+
+def test_a_forged_announcement_costs_the_tables_of_the_moment_and_no_more() -> None:
+    """Any role that can connect may NOTIFY: one naming a release far ahead kept every later
+    table out until the process restarted."""
+    cells = {"figures": [{"count": 1}]}
+    cache = _listening(FigureCache(seconds=60))
+    cache.released(2)
+    cache.changed("9000000000000000000")
+    cache.put("a", cells, release=2, generation=cache.generation, now=100.0)
+    assert cache.get("a", now=100.0) == cells
 
 
 def test_a_table_is_kept_for_its_seconds_and_the_oldest_makes_room() -> None:
     cache = _listening(FigureCache(seconds=2, capacity=4, largest=3))
     cells = {"figures": [{"count": 1}, {"count": 2}]}
-    cache.put("a", cells, now=100.0)
+    cache.put("a", cells, release=None, generation=cache.generation, now=100.0)
     assert cache.get("a", now=101.9) == cells
     assert cache.get("a", now=102.0) is None
     for key in "bcd":
-        cache.put(key, cells, now=100.0)
+        cache.put(key, cells, release=None, generation=cache.generation, now=100.0)
     assert [cache.get(key, now=100.0) for key in "bcd"] == [None, cells, cells]
-    cache.put("huge", {"figures": [{"count": n} for n in range(4)]}, now=100.0)
+    cache.put(
+        "huge",
+        {"figures": [{"count": n} for n in range(4)]},
+        release=None,
+        generation=cache.generation,
+        now=100.0,
+    )
     assert cache.get("huge", now=100.0) is None
     assert cache.get("d", now=100.0) == cells
 
@@ -78,11 +110,15 @@ def test_tables_past_their_time_are_dropped_as_others_are_put() -> None:
     asked for again: small tables, each keyed by a new 1.5 MB variable, were never released."""
     cache = _listening(FigureCache(seconds=2, entries=3))
     for n in range(3):
-        cache.put(n, {"figures": []}, now=100.0 + n / 2)
+        cache.put(n, {"figures": []}, release=None, generation=cache.generation, now=100.0 + n / 2)
     assert len(cache) == 3
-    cache.put("more", {"figures": []}, now=101.5)  # the oldest makes room
+    cache.put(
+        "more", {"figures": []}, release=None, generation=cache.generation, now=101.5
+    )  # the oldest makes room
     assert [cache.get(n, now=101.5) for n in range(3)] == [None, {"figures": []}, {"figures": []}]
-    cache.put("later", {"figures": []}, now=103.0)  # those put at 100.5 and 101 are past it
+    cache.put(
+        "later", {"figures": []}, release=None, generation=cache.generation, now=103.0
+    )  # those put at 100.5 and 101 are past it
     assert len(cache) == 2
     assert cache.get("more", now=103.0) == {"figures": []}
 

@@ -29,7 +29,11 @@ def api(module_reference_url: str) -> Iterator[Api]:
     """The demo clients and no business (so section F's cells are this module's own), served
     with a figure cache far longer than the test."""
     demo_clients(module_reference_url)
-    settings = Settings(rate_limit=1_000_000, figures_cache_seconds=CACHE_SECONDS)
+    settings = Settings(
+        rate_limit=1_000_000,
+        figures_cache_seconds=CACHE_SECONDS,
+        read_your_writes_seconds=CACHE_SECONDS,
+    )
     with served(module_reference_url, settings) as served_api:
         yield served_api
 
