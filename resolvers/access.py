@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +16,27 @@ class Touched:
     personal: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """A request as its audit entries name it, whatever each records: named by the GraphQL
+    layer before the request runs (schema/audit.py, schema/engine.py), so that a write can
+    append its entry within its own transaction (`resolvers.context.Context.transaction`)
+    as well as the request its entry once it is done."""
+
+    document: str
+    """As the client sent it (a registered document in place of its hash): its sha256 is the
+    entries' `documentHash`, worked out only for a request that writes one."""
+    operation: str | None
+    touched: Callable[[], Touched]
+    """Every field the document hands out: worked out from the document, likewise, the same
+    for each of the request's entries."""
+
+
 @dataclass
 class AccessNotes:
     fields: dict[str, list[str]] = field(default_factory=dict)
     records: Counter[str] = field(default_factory=Counter)
     subjects: set[str] = field(default_factory=set)
-    touched: Touched = field(default_factory=Touched)
     owner_columns: frozenset[str] = frozenset()
     """Owners' columns handed out inside a record's JSON (the change feed's `record`), or written
     by a mutation (from its input), where no field of the document's selection names them: the

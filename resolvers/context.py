@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from db.queries.regions import RegionDirectory
 from db.reads import Reads, Replica
 from domain.cellkey import Perturbation
 from domain.cursor_seal import CursorSeal
-from resolvers.access import AccessNotes
+from resolvers.access import AccessNotes, Audited
 from resolvers.loaders import Loaders
 from resolvers.policy import AccessPolicy
 
@@ -84,6 +85,9 @@ class Context:
     reads: Reads = field(init=False)
     regions: RegionDirectory = field(init=False)
     accesses: AccessNotes = field(default_factory=AccessNotes)
+    """What the request has handed out, or written, that no audit entry records yet."""
+    audited: Audited | None = None
+    """The request as its entries name it: set by the GraphQL layer before it runs."""
     connection_params: dict[str, object] | None = None
     """A WebSocket's `connection_init` payload, where its client sends its token."""
     live: Live | None = None
@@ -129,14 +133,72 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Every write of several statements: one transaction on the primary. Once committed,
         the operation has `changed` stored data; a writer that finds it changed nothing rolls it
-        back (`connection.rollback()`) rather than commit it, and has not."""
+        back (`connection.rollback()`) rather than commit it, and has not.
+
+        What the request has noted by the commit (the write's own notes, which its writer makes
+        inside the block, and whatever the request handed out before it) is appended to the
+        audit trail within the transaction, last (`_record_within`): a write whose entry cannot
+        be appended is rolled back, rather than stand unrecorded while its client is answered
+        INTERNAL. Those notes are then recorded, and the request's own entry, once it is done,
+        records only what it hands out after (`record`)."""
         await self._note_writer()
         async with self._held(), self.engine.begin() as connection:
             yield connection
             committing = connection.in_transaction()
+            recorded = committing and await self._record_within(connection)
+        if recorded:
+            self.accesses = AccessNotes()
         if committing:
             self._wrote()
             await self._renew_note()
+
+    def audit_entry(self, notes: AccessNotes, audited: Audited) -> dict[str, Any]:
+        """The audit entry of what `notes` say the request `audited` handed out or wrote, by the
+        request's policy: the one entry every request's write, response and subscription
+        delivery appends."""
+        return self.policy.audit_entry(
+            operation=audited.operation,
+            document_hash=hashlib.sha256(audited.document.encode()).hexdigest(),
+            fields=notes.fields,
+            records=notes.records,
+            touched=audited.touched(),
+            owner_columns=notes.owner_columns,
+            owner_finances=notes.owner_finances,
+            positions=notes.positions,
+        )
+
+    async def record(
+        self, notes: AccessNotes | None = None, audited: Audited | None = None
+    ) -> None:
+        """Append the request's entry, if what it noted is worth recording (AccessNotes), before
+        its response goes out; `notes` and `audited`: what one delivery of a subscription
+        handed out, rather than the request."""
+        notes = notes or self.accesses
+        audited = audited or self.audited
+        if not notes.worth_recording:
+            return
+        if audited is None:
+            raise RuntimeError("a request is audited once the GraphQL layer has named it")
+        await self.audit.append(
+            client_id=self.principal.client_id,
+            entry=self.audit_entry(notes, audited),
+            subjects=notes.subjects,
+        )
+
+    async def _record_within(self, connection: AsyncConnection) -> bool:
+        """Append the entry of what the request has noted inside the write's transaction,
+        before its commit; whether there was one to append. Nothing is appended for a context
+        no GraphQL request named (its notes wait for `record`)."""
+        notes, audited = self.accesses, self.audited
+        if audited is None or not notes.worth_recording:
+            return False
+        await self.audit.append_within(
+            connection,
+            client_id=self.principal.client_id,
+            entry=self.audit_entry(notes, audited),
+            subjects=notes.subjects,
+        )
+        return True
 
     @asynccontextmanager
     async def single_write(self) -> AsyncIterator[Pooled]:

@@ -35,7 +35,7 @@ async def create(info: Info[Context, Any], draft: CooperativeDraft) -> Node:
             connection, info.context.policy, draft, "input", check_cooperative
         )
         created = await cooperatives.create(connection, checked, actor_of(principal))
-    return _noted(info, created)
+        return _noted(info, created)
 
 
 async def update(
@@ -97,7 +97,7 @@ async def update(
             written,
             fields=("changes.region", "changes.district"),
         )
-    return _noted(info, written)
+        return _noted(info, written)
 
 
 async def _without_msme_members(connection: AsyncConnection, cooperative_id: int) -> None:
@@ -148,4 +148,4 @@ async def _set_status(
             actor=actor_of(principal),
             operation=operation,
         )
-    return _noted(info, written)
+        return _noted(info, written)

@@ -387,8 +387,8 @@ async def resolve_review(
                 else f"only a NEEDS_REVIEW decision can be reviewed; this one is {existing.verdict}"
             )
             raise coded_error(ErrorCode.CONFLICT, f"decisionId: {why}", field="decisionId")
-    handed_out(info.context, "eligibility_decision", reviewed.subject_nik)
-    return reviewed
+        handed_out(info.context, "eligibility_decision", reviewed.subject_nik)
+        return reviewed
 
 
 async def replay(info: Info[Context, Any], stored: Record) -> Decision:

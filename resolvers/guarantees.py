@@ -137,8 +137,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
             },
             changed_by=principal.client_id,
         )
-    handed_out(info.context, "guarantee", decision.subject_nik)
-    return recorded
+        handed_out(info.context, "guarantee", decision.subject_nik)
+        return recorded
 
 
 async def _still_holds(
@@ -227,8 +227,8 @@ async def change_status(
             note=checked_note,
             changed_by=principal.client_id,
         )
-    handed_out(info.context, "guarantee", guarantee.subject_nik)
-    return changed
+        handed_out(info.context, "guarantee", guarantee.subject_nik)
+        return changed
 
 
 async def history(info: Info[Context, Any], guarantee: Record) -> list[Record]:

@@ -52,7 +52,7 @@ async def run(
         )
         if not (report.created or report.updated):  # refused, or every row as on record
             await connection.rollback()  # nothing to commit: the import changed nothing
-    note(info.context.accesses, owners, report)
+        note(info.context.accesses, owners, report)  # its entry commits with it
     return report
 
 

@@ -194,7 +194,7 @@ async def create(info: Info[Context, Any], draft: MsmeDraft, cooperative_id: str
             cooperative_id=cooperative,
             today=calendar.today(),
         )
-    return _noted(info, created, None, checked, owner)
+        return _noted(info, created, None, checked, owner)
 
 
 async def update(info: Info[Context, Any], raw_id: str, version: int, patch: MsmeUpdate) -> Node:
@@ -253,7 +253,7 @@ async def update(info: Info[Context, Any], raw_id: str, version: int, patch: Msm
         await participations.check_move(
             connection, "msme", current, written, fields=("changes.region", "changes.district")
         )
-    return _noted(info, written, current, checked, owner)
+        return _noted(info, written, current, checked, owner)
 
 
 def _fields(patch: MsmeUpdate) -> MsmePatch:
@@ -324,7 +324,7 @@ async def _set_active(info: Info[Context, Any], raw_id: str, version: int, *, ac
             expected_version=version,
             actor=actor_of(principal),
         )
-    return _noted(info, written, current)
+        return _noted(info, written, current)
 
 
 async def report_scale(
@@ -372,4 +372,4 @@ async def report_scale(
             effective_from=effective_from,
             actor=actor_of(principal),
         )
-    return _noted(info, written, current)
+        return _noted(info, written, current)

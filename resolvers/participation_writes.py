@@ -73,8 +73,8 @@ async def create(
             owned=info.context.policy.owns_programmes,
             actor=actor_of(principal),
         )
-    info.context.accesses.records_returned("participation", 1)
-    return created
+        info.context.accesses.records_returned("participation", 1)
+        return created
 
 
 async def update(
@@ -103,5 +103,5 @@ async def update(
             values=values,
             actor=actor_of(principal),
         )
-    info.context.accesses.records_returned("participation", 1)
-    return written
+        info.context.accesses.records_returned("participation", 1)
+        return written

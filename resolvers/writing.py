@@ -171,7 +171,9 @@ def at_version(current: Node, version: int) -> Node:
 
 @asynccontextmanager
 async def writing(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
-    """One transaction per mutation: the change and its history commit together or not at all."""
+    """One transaction per mutation: the change, its history and its audit entry commit
+    together or not at all. The writer notes what it wrote (`Context.accesses`) inside the
+    block, last, so that its entry is appended within the transaction (`Context.transaction`)."""
     try:
         async with info.context.transaction() as connection:
             yield connection

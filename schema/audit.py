@@ -7,13 +7,14 @@ rather than going out unrecorded (UU 27/2022 Pasal 31: record all processing).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
+from functools import cache, partial
 
 from graphql import OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionContext
 
-from resolvers.access import AccessNotes
+from resolvers.access import Audited, Touched
 from resolvers.context import Context
 from schema.errors import graphql_schema
 from schema.touched import touched_by
@@ -21,20 +22,28 @@ from schema.touched import touched_by
 
 class AuditTrail(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
-        yield
         execution = self.execution_context
         context = execution.context
         if isinstance(context, Context):
-            document = execution.graphql_document
-            if document is not None and context.accesses.worth_recording:
-                context.accesses.touched = touched_by(
-                    graphql_schema(execution.schema),
-                    document,
-                    execution.operation_name,
-                    context.policy.may,
-                    execution.variables,
-                )
-            await record(context, execution.query or "", execution.operation_name)
+            context.audited = Audited(
+                execution.query or "", execution.operation_name, cache(partial(_touched, execution))
+            )
+        yield
+        if isinstance(context, Context):
+            await context.record()
+
+
+def _touched(execution: ExecutionContext) -> Touched:
+    document = execution.graphql_document
+    if document is None:
+        return Touched()
+    return touched_by(
+        graphql_schema(execution.schema),
+        document,
+        execution.operation_name,
+        execution.context.policy.may,
+        execution.variables,
+    )
 
 
 def sent_document(operation: OperationDefinitionNode) -> str:
@@ -44,26 +53,3 @@ def sent_document(operation: OperationDefinitionNode) -> str:
     location = operation.loc
     assert location is not None, "documents are parsed with their locations"
     return location.source.body
-
-
-async def record(
-    context: Context, query: str, operation_name: str | None, notes: AccessNotes | None = None
-) -> None:
-    """Append the request's entry, if it is worth recording (AccessNotes); `notes`: what one
-    delivery of a subscription handed out, rather than the request."""
-    notes = notes or context.accesses
-    if not notes.worth_recording:
-        return
-    entry = context.policy.audit_entry(
-        operation=operation_name,
-        document_hash=hashlib.sha256(query.encode()).hexdigest(),
-        fields=notes.fields,
-        records=notes.records,
-        touched=notes.touched,
-        owner_columns=notes.owner_columns,
-        owner_finances=notes.owner_finances,
-        positions=notes.positions,
-    )
-    await context.audit.append(
-        client_id=context.principal.client_id, entry=entry, subjects=notes.subjects
-    )

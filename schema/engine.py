@@ -20,6 +20,7 @@ left it (schema/validation.py): a document is validated once, not once by each.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -42,9 +43,8 @@ from graphql.utilities import get_operation_ast
 
 from auth.scopes import Scope
 from db.errors import ReadTimedOut
-from resolvers.access import AccessNotes, Touched
+from resolvers.access import AccessNotes, Audited, Touched
 from resolvers.context import Context
-from schema.audit import record
 from schema.compiled import PLANS
 from schema.documents import parse_document
 from schema.errors import coded, graphql_schema, unexpected
@@ -172,6 +172,12 @@ class Engine:
             if cached is not None:
                 return {"data": cached}
         generation = 0 if cache is None else cache.generation
+        name = prepared.operation.name
+        context.audited = Audited(
+            query,
+            None if name is None else name.value,
+            functools.cache(functools.partial(self._touched, prepared, context, variables)),
+        )
         try:
             result = await self._planned(prepared, context, variables)
             if result is None:
@@ -186,10 +192,7 @@ class Engine:
                 result = await executed if isawaitable(executed) else executed
             if result.data is None and all(error.path is None for error in result.errors or ()):
                 return None  # variables refused, nothing ran: their errors name what it sees
-            if context.accesses.worth_recording:
-                context.accesses.touched = self._touched(prepared, context, variables)
-            name = prepared.operation.name
-            await record(context, query, None if name is None else name.value)
+            await context.record()
         except Exception as error:  # the audit entry not written: nothing goes out
             result = ExecutionResult(None, [unexpected(error)])
         release = context.reads.read_release

@@ -28,9 +28,8 @@ from starlette.testclient import TestClient
 from auth import keys, tokens
 from db.engine import async_url
 from resolvers.change_feed import FINANCES_IN_RECORD
-from schema.audit import record
+from resolvers.context import Context
 from schema.query_limits import QueryLimits
-from schema.types import change_feed as change_feed_types
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
@@ -402,14 +401,16 @@ def test_a_page_audited_while_its_client_is_revoked_is_not_sent(
     asyncio.run(_new_msme(module_reference_url, "9992300000021"))  # a page waits at once
     audits = 0
 
-    async def revoked_while_audited(*args: Any, **kwargs: Any) -> None:
+    record = Context.record
+
+    async def revoked_while_audited(context: Context, *args: Any, **kwargs: Any) -> None:
         nonlocal audits
         if not audits:
             await asyncio.to_thread(_revoke, module_reference_url, client[0])
         audits += 1
-        await record(*args, **kwargs)
+        await record(context, *args, **kwargs)
 
-    monkeypatch.setattr(change_feed_types, "record", revoked_while_audited)
+    monkeypatch.setattr(Context, "record", revoked_while_audited)
     app = create_app(Settings(rate_limit=1_000_000), database_url=as_service(module_reference_url))
     with TestClient(app) as http:
         issued = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=client)

@@ -187,6 +187,20 @@ class AuditWriter:
             self._writer = asyncio.create_task(self._write_all())
         await done
 
+    async def append_within(
+        self,
+        connection: AsyncConnection,
+        *,
+        client_id: str,
+        entry: dict[str, Any],
+        subjects: Iterable[str],
+    ) -> None:
+        """Append a request's write's entry inside the write's transaction, signed as `append`
+        signs: the write commits with its entry or not at all (`resolvers.context.Context.
+        transaction`). Not batched: the entry is the transaction's, and holds the chain's lock
+        until its commit, which follows at once."""
+        await _append_within(connection, self._key, client_id, entry, subjects)
+
     async def _write_all(self) -> None:
         batch: list[_Pending] = []
         try:
@@ -227,14 +241,27 @@ async def append_within(
 ) -> None:
     """Append one entry inside the caller's transaction, to commit with its writes or not at
     all: for a command (`sinergi import msmes`), which has no response to fail if its entry
-    could not be written after them. The chain's lock (migration 0002) is held from here to the
-    commit, so this goes last, and the work the transaction left for its commit is done first
-    (`SET CONSTRAINTS ALL IMMEDIATE`): the change feed's deferred trigger writes an entry per
-    record an import created, seconds for a register, during which every request's audit entry
-    would wait for the lock, and fail past its statement timeout. Requests append through
-    `AuditWriter`. `key`: the audit key, which signs the entry as `AuditWriter` signs its."""
+    could not be written after them; a request's write appends through
+    `AuditWriter.append_within`. `key`: the audit key, which signs the entry as `AuditWriter`
+    signs its."""
+    await _append_within(connection, entry_key(key), client_id, entry, subjects)
+
+
+async def _append_within(
+    connection: AsyncConnection,
+    signing: bytes,
+    client_id: str,
+    entry: dict[str, Any],
+    subjects: Iterable[str],
+) -> None:
+    """The chain's lock (migration 0002) is held from here to the commit, so this goes last,
+    and the work the transaction left for its commit is done first (`SET CONSTRAINTS ALL
+    IMMEDIATE`): the change feed's deferred trigger writes an entry per record an import
+    created, seconds for a register, during which every request's audit entry would wait for
+    the lock, and fail past its statement timeout. `signing`: the entry key
+    (`db.seals.entry_key`)."""
     await connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
-    parts = _entries(entry_key(key), client_id, entry, subjects)
+    parts = _entries(signing, client_id, entry, subjects)
     stored = (await connection.execute(_APPEND_SQL, _parameters(parts))).scalar_one()
     if stored != len(parts):
         raise EntriesNotStored(f"{stored} of {len(parts)} entries stored")

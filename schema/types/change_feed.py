@@ -17,10 +17,10 @@ from strawberry.types import Info
 
 from auth.scopes import Scope
 from resolvers import change_feed
-from resolvers.access import AccessNotes
+from resolvers.access import AccessNotes, Audited
 from resolvers.context import Context
 from schema import compiled
-from schema.audit import record, sent_document
+from schema.audit import sent_document
 from schema.permissions import HasScopes, requires
 from schema.touched import touched_fields
 
@@ -121,10 +121,11 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         )
         name = info.operation.name
 
+        audited = Audited(document, name.value if name else None, lambda: touched)
+
         async def audit(notes: AccessNotes) -> None:
             notes.field_used(field, [scope.value])
-            notes.touched = touched
-            await record(context, document, name.value if name else None, notes)
+            await context.record(notes, audited)
 
         async for page in change_feed.follow(info, kind, after=after, audit=audit, plan=plan):
             yield page  # type: ignore[misc]  # a resolvers Page is read as the ChangePage
