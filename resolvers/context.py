@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 import math
@@ -142,10 +143,16 @@ class Context:
         INTERNAL. Those notes are then recorded, and the request's own entry, once it is done,
         records only what it hands out after (`record`)."""
         await self._note_writer()
-        async with self._held(), self.engine.begin() as connection:
-            yield connection
-            committing = connection.in_transaction()
-            recorded = committing and await self._record_within(connection)
+        before, committing = copy.deepcopy(self.accesses), False
+        try:
+            async with self._held(), self.engine.begin() as connection:
+                yield connection
+                committing = connection.in_transaction()
+                recorded = committing and await self._record_within(connection)
+        except BaseException:
+            if committing:  # its entry or its commit failed: the write is undone, its notes too
+                self.accesses = before
+            raise
         if recorded:
             self.accesses = AccessNotes()
         if committing:

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.engine import async_url, create_engine
+from db.queries.audit import AuditWriter
 from sinergi.demo_mode import register_demo_clients
 from tests.support.databases import TEST_SERVICE, as_service, run
 from tests.support.graphql import run as run_graphql
@@ -162,3 +163,31 @@ def test_a_write_is_recorded_once_and_its_answers_read_after_it(
     assert read["records"] == {}
     assert "Mutation.createMsme" not in read["fields"]
     assert {"Owner.nik", "Owner.fullName"} <= set(read["personalFields"])
+
+
+def test_a_write_undone_by_its_failing_entry_is_not_recorded_as_done(
+    module_reference_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write's notes outlived its rollback: the request's closing entry, appended when the
+    one within the transaction had failed (a statement timeout there, say), named the owner of a
+    business never written, as a write of their data, and a retry named them again."""
+    nik = "6271010101900006"
+
+    async def failing(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the entry within the write's transaction failed")
+
+    monkeypatch.setattr(AuditWriter, "append_within", failing)
+
+    async def create() -> Any:
+        engine = create_engine(as_service(module_reference_url), statement_timeout_ms=30_000)
+        try:
+            new = msme_input("9990000999006", owner=owner(nik, "Ani F"))
+            return await run_graphql(engine, WRITER, CREATE, {"input": new})
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(create())
+    assert result.errors, result
+    assert _msmes(module_reference_url, "9990000999006") == 0
+    named = "SELECT 1 FROM audit_log WHERE $1 = ANY(subjects)"
+    assert run(module_reference_url, named, nik) == []
