@@ -12,7 +12,6 @@ from functools import cache, partial
 
 from graphql import OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import ExecutionContext
 
 from resolvers.access import Audited, Touched
 from resolvers.context import Context
@@ -25,25 +24,27 @@ class AuditTrail(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         if isinstance(context, Context):
-            context.audited = Audited(
-                execution.query or "", execution.operation_name, cache(partial(_touched, execution))
+            document = execution.graphql_document
+            touched = (
+                cache(
+                    partial(
+                        touched_by,
+                        graphql_schema(execution.schema),
+                        document,
+                        execution.operation_name,
+                        context.policy.may,
+                        execution.variables,
+                    )
+                )
+                if document is not None
+                else Touched
             )
+            # Handed what `touched_by` needs, not the execution, which holds the context:
+            # the context would hold itself, left to the cyclic collector to free.
+            context.audited = Audited(execution.query or "", execution.operation_name, touched)
         yield
         if isinstance(context, Context):
             await context.record()
-
-
-def _touched(execution: ExecutionContext) -> Touched:
-    document = execution.graphql_document
-    if document is None:
-        return Touched()
-    return touched_by(
-        graphql_schema(execution.schema),
-        document,
-        execution.operation_name,
-        execution.context.policy.may,
-        execution.variables,
-    )
 
 
 def sent_document(operation: OperationDefinitionNode) -> str:

@@ -45,6 +45,7 @@ from auth.scopes import Scope
 from db.errors import ReadTimedOut
 from resolvers.access import AccessNotes, Audited, Touched
 from resolvers.context import Context
+from resolvers.policy import AccessPolicy
 from schema.compiled import PLANS
 from schema.documents import parse_document
 from schema.errors import coded, graphql_schema, unexpected
@@ -176,7 +177,7 @@ class Engine:
         context.audited = Audited(
             query,
             None if name is None else name.value,
-            functools.cache(functools.partial(self._touched, prepared, context, variables)),
+            functools.cache(functools.partial(self._touched, prepared, context.policy, variables)),
         )
         try:
             result = await self._planned(prepared, context, variables)
@@ -231,16 +232,21 @@ class Engine:
             context.accesses = AccessNotes()  # what the plan noted, the executor notes again
             return None
 
-    def _touched(self, prepared: Prepared, context: Context, variables: dict[str, Any]) -> Touched:
+    def _touched(
+        self, prepared: Prepared, policy: AccessPolicy, variables: dict[str, Any]
+    ) -> Touched:
+        """What the operation hands out to the caller `policy` answers for: given the policy,
+        not the request's context, which holds this (`Context.audited`) and would otherwise be
+        left to the cyclic garbage collector to free, request after request."""
         if prepared.conditional:
             coerced = coerced_variables(self.schema, prepared.operation, variables)
             return touched_fields(
-                self.schema, prepared.operation, prepared.fragments, context.policy.may, coerced
+                self.schema, prepared.operation, prepared.fragments, policy.may, coerced
             )
-        scopes = context.principal.scopes
+        scopes = policy.principal.scopes
         found = prepared.touched.get(scopes)
         if found is None:
             found = prepared.touched[scopes] = touched_fields(
-                self.schema, prepared.operation, prepared.fragments, context.policy.may
+                self.schema, prepared.operation, prepared.fragments, policy.may
             )
         return found
