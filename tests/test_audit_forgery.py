@@ -157,7 +157,7 @@ def test_a_genuine_entry_replayed_is_refused_and_named(trail: Trail) -> None:
     verified = verify(trail)
     assert verified.returncode == 1, verified.stdout
     assert (
-        f"audit chain broken at entry {ENTRIES + 1}: its nonce is entry 2's: a copy of a genuine"
+        f"audit chain broken at entry {ENTRIES + 1}: repeats entry 2's nonce: a copy of a genuine"
         " entry (replayed)\n"
     ) in verified.stdout
 

@@ -135,18 +135,7 @@ def test_sealing_goes_on_past_a_seal_the_service_role_wrote_and_counts_it(
     assert f"audit entry {ENTRIES + 1}'s seal was not made with the audit key" in caplog.text
     assert "sealing stopped" not in caplog.text
 
-    async def newest() -> tuple[int, int]:
-        connection = await asyncpg.connect(trail.owner_url)
-        try:
-            row = await connection.fetchrow(
-                "SELECT (SELECT max(seq) FROM audit_seals) AS sealed,"
-                " (SELECT max(seq) FROM audit_log) AS written"
-            )
-            return row["sealed"], row["written"]
-        finally:
-            await connection.close()
-
-    assert asyncio.run(newest()) == (ENTRIES + 3, ENTRIES + 3)
+    assert asyncio.run(_sealed_and_written(trail)) == (ENTRIES + 3, ENTRIES + 3)
     added = trail.checkpoints.read_text().removeprefix(checkpoints)
     assert f'"seq":{ENTRIES + 3},' in added.replace(" ", "")
     broken = verify(trail)
@@ -158,6 +147,61 @@ def test_sealing_goes_on_past_a_seal_the_service_role_wrote_and_counts_it(
     assert forged in broken.stdout
     assert "rewritten" not in broken.stdout
     assert "Is every" not in broken.stdout
+    assert broken.stdout.count("broken at") == 1, broken.stdout
+
+
+async def _sealed_and_written(trail: Trail) -> tuple[int, int]:
+    """The newest entry sealed, and the newest written."""
+    connection = await asyncpg.connect(trail.owner_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT (SELECT max(seq) FROM audit_seals) AS sealed,"
+            " (SELECT max(seq) FROM audit_log) AS written"
+        )
+        return row["sealed"], row["written"]
+    finally:
+        await connection.close()
+
+
+def test_sealing_goes_on_past_a_forged_seal_of_an_entry_the_service_did_not_write(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the service's credentials, an entry with a wrong MAC and a forged seal of it, in
+    one transaction: the sealer refused to take the chain up from an entry failing its MAC, and
+    stopped there for good, though without the forged seal it seals past such an entry and
+    names it. It now does the same under a forged seal; verify names the seal and the MAC, and
+    does not call the entry rewritten, which the seals the sealer built on it disprove."""
+
+    async def forge() -> None:
+        connection = await asyncpg.connect(as_service(trail.owner_url))
+        try:
+            async with connection.transaction():
+                await connection.execute(
+                    "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+                    " VALUES ('tamper-test', '{\"n\": 0}', '{}', $1, $2)",
+                    "f" * 64,
+                    "a" * 32,
+                )
+                await connection.execute(
+                    "INSERT INTO audit_seals (seq, mac) VALUES ($1, $2)", ENTRIES + 1, "0" * 64
+                )
+        finally:
+            await connection.close()
+
+    asyncio.run(forge())
+    with caplog.at_level("ERROR", logger="sinergi.audit"):
+        for _ in range(2):
+            asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 2, seal=True))
+    assert "sealing stopped" not in caplog.text
+    assert f"audit entry {ENTRIES + 1} does not match its MAC" in caplog.text
+    assert asyncio.run(_sealed_and_written(trail)) == (ENTRIES + 5, ENTRIES + 5)
+    broken = verify(trail)
+    assert broken.returncode == 1
+    assert (
+        f"broken at entry {ENTRIES + 1}: its seal was not made with the audit key (written with"
+        " the service's credentials), and the entry does not match its MAC"
+    ) in broken.stdout
+    assert "rewritten" not in broken.stdout
     assert broken.stdout.count("broken at") == 1, broken.stdout
 
 

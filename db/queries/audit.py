@@ -35,6 +35,7 @@ from db.engine import json_text
 from db.models import AUDIT_LOG, AUDIT_SEALS
 from db.queries import Record
 from db.queries.audit_seals import (
+    SEAL_FORGED,
     WHICH_TRAIL_AND_WHEN,
     Unsealed,
     macs_from,
@@ -338,10 +339,7 @@ _WALK = (
 )
 _SEAL_MISSING = "its seal is missing"
 SEAL_MISMATCH = "does not match its seal: rewritten, its hashes recomputed"
-SEAL_NOT_THE_KEYS = (
-    "its seal was not made with the audit key (written with the service's credentials); the"
-    " entry itself matches its chain and MAC"
-)
+SEAL_NOT_THE_KEYS = f"{SEAL_FORGED}; the entry itself matches its chain and MAC"
 SEAL_UNSETTLED = (
     "does not match its seal: rewritten with its hashes recomputed, or its seal not made with"
     " the audit key (written with the service's credentials); no later seal or checkpoint tells"
@@ -413,20 +411,36 @@ async def _with_next(rows: AsyncResult[Any]) -> AsyncIterator[tuple[Record, Reco
 
 
 def _seal_failure(
-    key: bytes, row: Record, made: str, after: Record | None, checkpointed: set[tuple[str, str]]
+    key: bytes,
+    row: Record,
+    made: str,
+    after: Record | None,
+    checkpointed: set[tuple[str, str]],
+    written_as: str | None,
 ) -> str:
-    """Why the seal of `row`, an entry that matches its chain and MAC, is not `made`, the one
-    the key makes of it on the chain before it. The service's role may insert the next seal,
-    one the key does not make, and the sealer then chains on `made`: the next seal reproduced
-    from `made`, or a checkpoint of it, shows the seal forged and the entry as the
-    service wrote it. An entry rewritten by the owner, its hashes recomputed, leaves its own
-    seal, which no later seal follows from `made`. With neither, nothing tells them apart.
-    `checkpointed`: the (hash, seal) pairs the checkpoints of this entry sign."""
-    if (row.hash, made) in checkpointed:
-        return SEAL_NOT_THE_KEYS
-    if after is None or after.seq != row.seq + 1 or after.mac is None:
-        return SEAL_UNSETTLED
-    return SEAL_NOT_THE_KEYS if same_mac(row_mac(key, made, after), after.mac) else SEAL_UNSETTLED
+    """Why the seal of `row`, an entry that matches its chain, is not `made`, the one the key
+    makes of it on the chain before it. The service's role may insert the next seal, one the
+    key does not make, and the sealer then chains on `made`: the next seal reproduced from
+    `made`, or a checkpoint of it, shows the seal forged. An entry rewritten by the owner, its
+    hashes recomputed, leaves its own seal, which no later seal follows from `made`. With
+    neither, nothing tells them apart. `checkpointed`: the (hash, seal) pairs the checkpoints
+    of this entry sign. `written_as`: why the service did not write the entry as it stands, if
+    so: the service's role may insert such an entry with a forged seal of it, which the sealer
+    seals past as it does without one; with nothing telling, it was rewritten
+    (`SEAL_MISMATCH`), as the seals after it then show."""
+    forged = (row.hash, made) in checkpointed or (
+        after is not None
+        and after.seq == row.seq + 1
+        and after.mac is not None
+        and same_mac(row_mac(key, made, after), after.mac)
+    )
+    if forged:
+        return (
+            SEAL_NOT_THE_KEYS
+            if written_as is None
+            else f"{SEAL_FORGED}, and the entry {written_as}"
+        )
+    return SEAL_UNSETTLED if written_as is None else SEAL_MISMATCH
 
 
 async def verify(
@@ -478,7 +492,7 @@ async def verify(
         breaks.add(seq, _trail_changed(checkpoint, trail))
     signing, first_signed = entry_key(key), await macs_from(connection)
     copies = {
-        copy.seq: f"its nonce is entry {copy.original}'s: a copy of a genuine entry (replayed)"
+        copy.seq: f"repeats entry {copy.original}'s nonce: a copy of a genuine entry (replayed)"
         async for copy in await connection.stream(_REPEATED_NONCES)
         if copy.seq != copy.original
     }
@@ -497,6 +511,7 @@ async def verify(
             reason = "does not link to the entry before it"
         if reason is None and row.hash != row.expected:
             reason = "content does not match its hash"
+        unchained = reason is not None  # whatever its seal, not the entry the chain had
         if reason is None and isinstance(row.entry, Unreadable):
             # Chained and sealed like any other, but the chain trigger refuses such an entry:
             # written around it, by whoever could switch it off.
@@ -518,12 +533,14 @@ async def verify(
                 unsealed_from, follows = None, False
             made = row_mac(key, previous_mac, row) if follows else row.mac
             previous_mac = row.mac
-            if made != row.mac and (reason or written_as or rechained):
+            if made != row.mac and (unchained or rechained):
                 reason = reason or SEAL_MISMATCH
             elif made != row.mac:
-                reason = _seal_failure(key, row, made, after, anchors)
-                previous_mac = made  # as the sealer chains on past a seal it did not make
-                sealed_as.add((row.hash, made))
+                failure = _seal_failure(key, row, made, after, anchors, written_as)
+                if failure != SEAL_MISMATCH:
+                    previous_mac = made  # as the sealer chains on past a seal it did not make
+                    sealed_as.add((row.hash, made))
+                reason = reason or failure
             elif follows and reason is None:
                 sealed += 1
         rechained = follows and reason == SEAL_MISMATCH

@@ -7,8 +7,9 @@ trying at once. An entry whose hash or link is already wrong is not sealed: seal
 vouch for tampering, so sealing stops there and says so, and `audit verify` names it. The
 service's role may insert seals, so an insider holding its credentials can write the next one,
 though not one the key reproduces (`_take_up`): sealing takes the chain up from the seal the key
-makes of that entry, as long as the entry matches its chain and its MAC, and names the forged
-seal; stopping there stopped sealing for good, one INSERT away. An entry that cannot be read
+makes of that entry, as long as the entry matches its chain (its hash and link), and names the
+forged seal, and the entry too when the service did not write it as it stands; stopping there
+stopped sealing for good, one INSERT away. An entry that cannot be read
 (`db.seals.Unreadable`) is sealed over its stored text and sealing goes on: it is chained, and
 stopping at it would leave every later entry unsealed for good, the trail being append-only;
 it is counted and logged as the tampering it is, and `audit verify` names it. So is an entry
@@ -271,12 +272,13 @@ class Sealed:
     makes of its entry, which a checkpoint signs, whatever seal is stored for it."""
     count: int
     refused_at: int | None
-    """The entry where sealing stopped: its hash or link is wrong, or its seal is not ours
-    while the entry is not as the service wrote it either."""
+    """The entry where sealing stopped: its hash or link is wrong (under its seal, whoever made
+    it, or past the seals), or no seal is one the key makes (a key not the trail's)."""
     reason: str = ""
     tampered: tuple[tuple[int, str], ...] = ()
-    """Entries sealed this round that the service did not write as they stand, and why: one
-    that cannot be read, or whose MAC is missing or wrong (`db.seals.unsigned`). Sealed past,
+    """Entries sealed this round, or found under a seal the key did not make (past the caller's
+    `seen`), that the service did not write as they stand, and why: one that cannot be read, or
+    whose MAC is missing or wrong (`db.seals.unsigned`). Sealed past,
     not stopped at: the trail is append-only, so stopping would leave every later entry
     unsealed for good, an insider's one INSERT away."""
 
@@ -316,6 +318,7 @@ class _Head:
     mac: str
     stored: str
     forged: tuple[int, ...] = ()
+    tampered: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,17 +328,17 @@ class _Refusal:
 
 
 _NOT_OURS = "does not match its seal"
+SEAL_FORGED = "its seal was not made with the audit key (written with the service's credentials)"
+"""A seal the key does not make of an entry that matches its chain: the service's role may
+insert one; rewriting the entry under it would have failed its hash or link."""
 
 
-def _intact(signing: bytes, first_signed: int, previous_hash: str, row: Record) -> bool:
-    """Whether `row` is as the service wrote it, links to `previous_hash`, and matches its
-    hash: then a seal of it the key does not reproduce was forged, not the entry rewritten."""
-    return (
-        row.prev_hash == previous_hash
-        and row.hash == row.expected
-        and not isinstance(row.entry, Unreadable)
-        and unsigned(signing, first_signed, row) is None
-    )
+def _not_the_services(signing: bytes, first_signed: int, row: Record) -> str | None:
+    """Why `row`, chained and sealed, is not an entry the service wrote as it stands: it
+    cannot be read, or its MAC is missing or wrong (`db.seals.unsigned`); None when it is."""
+    if isinstance(row.entry, Unreadable):
+        return f"cannot be read ({row.entry.reason})"
+    return unsigned(signing, first_signed, row)
 
 
 async def _take_up(
@@ -345,9 +348,13 @@ async def _take_up(
     the seal before (every round, unless a seal was forged). Else the seals are walked back to
     the newest the key reproduces (within `PARTITION`), and forward from it, each seal made
     afresh: a seal not made so is one forged with the service's credentials (the sealer's own
-    seals chain on the seal the key makes), taken past when its entry matches its chain and MAC.
-    An entry failing those stops sealing there, as does finding no seal the key reproduces: a
-    key not the trail's (`serve` refuses one whose first seal fails before it starts)."""
+    seals chain on the seal the key makes), taken past when its entry matches its chain. Its
+    entry is named `tampered` when the service did not write it as it stands, as past the
+    seals (`seal`): refusing it under a forged seal, while sealing goes past it under none,
+    let one transaction of the service's role, an entry and a seal of it, stop sealing for
+    good. An entry failing its hash or link stops sealing there (rewritten under its seal, or
+    the seal of an entry already broken), as does finding no seal the key reproduces: a key
+    not the trail's (`serve` refuses one whose first seal fails before it starts)."""
     last = (await connection.execute(_LAST)).first()
     if last is None:
         return _Head(0, "", "", "")
@@ -368,13 +375,17 @@ async def _take_up(
     else:  # none within reach, the first seal included: a key not the trail's
         return _Refusal(last.seq, _NOT_OURS)
     forged: list[int] = []
+    tampered: list[tuple[int, str]] = []
     for row in reversed(run):
         mac = row_mac(key, head.mac, row)
         if not same_mac(mac, row.mac):
-            if not _intact(signing, first_signed, head.hash, row):
+            if row.prev_hash != head.hash or row.hash != row.expected:
                 return _Refusal(row.seq, _NOT_OURS)
-            forged.append(row.seq)
-        head = _Head(row.seq, row.hash, mac, row.mac, tuple(forged))
+            if (problem := _not_the_services(signing, first_signed, row)) is None:
+                forged.append(row.seq)
+            else:
+                tampered.append((row.seq, f"{problem}, and {SEAL_FORGED}"))
+        head = _Head(row.seq, row.hash, mac, row.mac, tuple(forged), tuple(tampered))
     return head
 
 
@@ -395,12 +406,12 @@ async def seal(
         return Sealed(None, 0, taken.seq, taken.reason, rewound=rewound)
     told = 0 if seen is None or rewound is not None else seen.seq  # forged seals said already
     forged = tuple(seq for seq in taken.forged if seq > told)
+    tampered = [(seq, reason) for seq, reason in taken.tampered if seq > told]
     previous_seq, previous_mac, previous_hash = taken.seq, taken.mac, taken.hash
     seqs: list[int] = []
     macs: list[str] = []
     refused_at: int | None = None
     reason = ""
-    tampered: list[tuple[int, str]] = []
     while len(seqs) < batch and refused_at is None:
         bounds = {"after": previous_seq, "rows": min(PARTITION, batch - len(seqs))}
         rows = (await connection.execute(_PARTITION, bounds)).all()
@@ -414,9 +425,7 @@ async def seal(
             ):
                 refused_at, reason = previous_seq + 1, "does not match its hash or link"
                 break
-            if isinstance(row.entry, Unreadable):
-                tampered.append((row.seq, f"cannot be read ({row.entry.reason})"))
-            elif (problem := unsigned(signing, first_signed, row)) is not None:
+            if (problem := _not_the_services(signing, first_signed, row)) is not None:
                 tampered.append((row.seq, problem))
             previous_mac = row_mac(key, previous_mac, row)
             previous_seq, previous_hash = row.seq, row.hash
