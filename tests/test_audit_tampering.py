@@ -24,12 +24,14 @@ from prometheus_client import REGISTRY
 
 from auth.scopes import OrgKind
 from db.engine import create_engine
+from db.queries import audit_seals
 from sinergi import checkpoint_file
 from sinergi.cli import main
 from tests.support.audit_trail import (
     ENTRIES,
     KEY,
     Trail,
+    append,
     as_owner,
     sealed_trail,
     verify,
@@ -203,6 +205,26 @@ def test_sealing_goes_on_past_a_forged_seal_of_an_entry_the_service_did_not_writ
     ) in broken.stdout
     assert "rewritten" not in broken.stdout
     assert broken.stdout.count("broken at") == 1, broken.stdout
+
+
+def test_sealing_goes_on_past_more_forged_seals_than_it_reads_at_a_time(trail: Trail) -> None:
+    """The sealer looked for the seal the key reproduces among the last `PARTITION` seals only,
+    and took one more forged seal than that for a key not the trail's: sealing stopped for good,
+    one statement of forged seals away."""
+    forged = audit_seals.PARTITION + 1
+
+    async def unsealed() -> None:
+        engine = create_engine(as_service(trail.owner_url), statement_timeout_ms=10_000)
+        try:
+            async with engine.begin() as connection:
+                await append(connection, forged, KEY)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(unsealed())
+    asyncio.run(_seal_as_service(trail.owner_url, list(range(ENTRIES + 1, ENTRIES + 1 + forged))))
+    asyncio.run(written_for_tampering(trail.owner_url, trail.checkpoints, 1, seal=True))
+    assert asyncio.run(_sealed_and_written(trail)) == (ENTRIES + forged + 1,) * 2
 
 
 # Seals the database refuses from the service's role (migration 0035), the trail standing at

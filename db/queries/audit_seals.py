@@ -213,7 +213,8 @@ _NEWEST_FIRST = (
     .order_by(AUDIT_SEALS.c.seq.desc())
 )
 _LAST = _NEWEST_FIRST.limit(1)
-# The seals before the newest, when it is not one the key reproduces (`_take_up`).
+# The seals before `below`, a page of them, when the newest is not one the key reproduces
+# (`_take_up`).
 _SEALS_BACK = _NEWEST_FIRST.where(AUDIT_SEALS.c.seq < bindparam("below")).limit(PARTITION)
 
 
@@ -341,12 +342,38 @@ def _not_the_services(signing: bytes, first_signed: int, row: Record) -> str | N
     return unsigned(signing, first_signed, row)
 
 
+async def _back_to_the_keys(
+    connection: AsyncConnection, key: bytes, last: Record
+) -> tuple[Record, list[Record]] | _Refusal:
+    """The newest seal before `last` that the key reproduces from the seal before it, and the
+    seals from `last` back to it, newest first. Walked back a page (`PARTITION`) at a time, as
+    far as it takes: looking one page back only, one statement of 251 forged seals (the
+    service's role may insert them, migration 0035 taking any number in order) left none the
+    key reproduces, which read as a key not the trail's, and sealing stopped for good. The walk
+    ends at seal 1 at the latest, which the key reproduces once the sealer wrote it (seals are
+    append-only, so that role cannot replace it) unless the key is not the trail's, which
+    `serve` refuses before it starts (`FirstSeal.made_with`). Not from the head the caller saw
+    sealed (`seen`) instead: that holds the seal as stored, not the one the key made, and a
+    process starting has none."""
+    run = [last]
+    below = last.sealed_seq
+    while page := (await connection.execute(_SEALS_BACK, {"below": below})).all():
+        for row in page:
+            if row.seq is None:
+                return _Refusal(row.sealed_seq, "has a seal but no entry")
+            if same_mac(row_mac(key, row.mac_before, row), row.mac):
+                return row, run
+            run.append(row)
+        below = page[-1].sealed_seq
+    return _Refusal(last.seq, _NOT_OURS)  # none, the first seal included: a key not the trail's
+
+
 async def _take_up(
     connection: AsyncConnection, key: bytes, signing: bytes, first_signed: int
 ) -> _Head | _Refusal:
     """The chain's head as the key makes it. The newest seal, when the key reproduces it from
     the seal before (every round, unless a seal was forged). Else the seals are walked back to
-    the newest the key reproduces (within `PARTITION`), and forward from it, each seal made
+    the newest the key reproduces (`_back_to_the_keys`), and forward from it, each seal made
     afresh: a seal not made so is one forged with the service's credentials (the sealer's own
     seals chain on the seal the key makes), taken past when its entry matches its chain. Its
     entry is named `tampered` when the service did not write it as it stands, as past the
@@ -364,16 +391,11 @@ async def _take_up(
         return _Refusal(last.sealed_seq, "has a seal but no entry")
     if same_mac(row_mac(key, last.mac_before, last), last.mac):
         return _Head(last.seq, last.hash, last.mac, last.mac)
-    run = [last]
-    for row in await connection.execute(_SEALS_BACK, {"below": last.sealed_seq}):
-        if row.seq is None:
-            return _Refusal(row.sealed_seq, "has a seal but no entry")
-        if same_mac(row_mac(key, row.mac_before, row), row.mac):
-            head = _Head(row.seq, row.hash, row.mac, row.mac)
-            break
-        run.append(row)
-    else:  # none within reach, the first seal included: a key not the trail's
-        return _Refusal(last.seq, _NOT_OURS)
+    found = await _back_to_the_keys(connection, key, last)
+    if isinstance(found, _Refusal):
+        return found
+    reproduced, run = found
+    head = _Head(reproduced.seq, reproduced.hash, reproduced.mac, reproduced.mac)
     forged: list[int] = []
     tampered: list[tuple[int, str]] = []
     for row in reversed(run):
