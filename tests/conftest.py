@@ -12,18 +12,21 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import embedded, provision
+from db.engine import create_engine
 from db.migrate import upgrade
 from tests.support.databases import (
     TEST_OWNER,
     TEST_PASSWORD,
     TEST_SERVICE,
+    as_service,
     drop_database,
 )
 from tests.support.demo_data import release_figures
@@ -200,6 +203,15 @@ def reference_url(server_url: str) -> Iterator[str]:
     with _migrated_database(server_url, "sinergi_ref") as url:
         _load_reference(url)
         yield url
+
+
+@pytest.fixture(scope="module")
+async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on `reference_url` as the service role, as the app connects (a module that
+    wants another statement timeout, or database, defines its own)."""
+    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

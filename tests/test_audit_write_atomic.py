@@ -17,12 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from db.engine import async_url, create_engine
+from db.engine import create_engine
 from db.queries.audit import AuditWriter
-from sinergi.demo_mode import register_demo_clients
 from tests.support.databases import TEST_SERVICE, as_service, run
+from tests.support.demo_data import demo_clients
 from tests.support.graphql import run as run_graphql
 from tests.support.http import Api, served
 from tests.test_audit_writes import WRITER, owner
@@ -49,12 +48,7 @@ mutation CreateReadingOwner($input: CreateMsmeInput!) {
 
 @pytest.fixture(scope="module")
 def api(module_reference_url: str) -> Iterator[Api]:
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     with served(module_reference_url) as served_api:
         yield served_api
 

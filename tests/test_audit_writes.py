@@ -13,16 +13,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind, Scope
-from db.engine import create_engine
-from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.test_record_mutations import msme_input
 
@@ -48,13 +44,6 @@ query Trail($nik: String!) {
   personalDataAccess(nik: $nik) { clientId times }
 }
 """
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 def owner(nik: str, name: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ rules weigh."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from itertools import count
 
@@ -15,9 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine
 from tests.support.clock import Clock
-from tests.support.databases import as_service
 from tests.support.decisions import ATTESTED, GUARANTOR, decided
 from tests.support.graphql import run
 
@@ -44,13 +41,6 @@ mutation FinancesReview($id: ID!) {
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, date(2026, 12, 6))
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
-from db.engine import create_engine
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.decisions import ATTESTED, GUARANTOR, PROVINCE, decided, guarantor_equity
@@ -93,13 +92,6 @@ WHO = "query SubjectWho($nik: String!) { personalDataAccess(nik: $nik) { clientI
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, date(2026, 12, 6))
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 async def _data(engine: AsyncEngine, who: Any, document: str, variables: dict[str, Any]) -> Any:

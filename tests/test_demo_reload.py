@@ -22,10 +22,10 @@ from db.engine import async_url
 from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, MSMES
 from sinergi.app import create_app
 from sinergi.cli import main
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from tests.support.clock import Clock
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api
 from tests.test_eligibility_api import CHECKED_ON, ISSUED_BY
 
@@ -99,12 +99,7 @@ def test_demo_data_reloads_after_eligibility_checks_and_guarantees(
 ) -> None:
     assert _demo_data(fresh_url) == 0
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(fresh_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(fresh_url)
     settings = Settings(rate_limit=1_000_000)
     with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
         api = Api(client)
@@ -175,12 +170,7 @@ def test_demo_data_keeps_real_records_whose_identifiers_are_in_the_demo_range(
     AHU-999… number): a reload deletes only what the demo loaded, and still replaces that."""
     assert _demo_data(fresh_url) == 0
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(fresh_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(fresh_url)
     settings = Settings(rate_limit=1_000_000)
     with TestClient(create_app(settings, database_url=as_service(fresh_url))) as client:
         api = Api(client)

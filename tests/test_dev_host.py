@@ -6,7 +6,6 @@ demo token counts against the cap on a client's tokens, as the token endpoint's 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
@@ -14,13 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth.clients import DEMO_SECRET
-from db.engine import async_url
-from sinergi.demo_mode import GRAPHIQL_CLIENT_ID, register_demo_clients
+from sinergi.demo_mode import GRAPHIQL_CLIENT_ID
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.served import served_process
 
 REBOUND = "rebind.attacker.example"
@@ -33,12 +31,7 @@ VIEWER = {"query": "{ viewer { clientId } }"}
 
 
 def _register_demo_clients(url: str) -> None:
-    async def register() -> None:
-        engine = create_async_engine(async_url(url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(url)
 
 
 @pytest.fixture(scope="module")

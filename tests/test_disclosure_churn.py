@@ -13,17 +13,13 @@ a hidden part. They show only at the next release, however many there are in bet
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from db.engine import async_url
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
-from tests.support.demo_data import release_figures
+from tests.support.demo_data import demo_clients, release_figures
 from tests.support.http import Api, served
 
 CREATE = "mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
@@ -39,12 +35,7 @@ KALTENG, KALBAR = "demo-province-62", "demo-province-61"
 
 @pytest.fixture(scope="module")
 def api(module_reference_url: str) -> Iterator[Api]:
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     # No figure cache: each table is computed afresh from the records as they are.
     settings = Settings(rate_limit=1_000_000, figures_cache_seconds=0)
     with served(module_reference_url, settings) as served_api:

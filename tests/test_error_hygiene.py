@@ -31,6 +31,7 @@ from sinergi.demo_mode import register_demo_clients
 from sinergi.logs import exception_text, log_config
 from sinergi.settings import Settings
 from tests.support.databases import as_service, run
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api, served
 
 CLIENT = "demo-province-62"
@@ -306,12 +307,7 @@ def test_a_failing_row_s_personal_data_stays_out_of_the_error_log(
     }
     create = "mutation Create($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     # A rule the API's validation does not know, as a hand-made constraint would be.
     run(
         module_reference_url,
@@ -393,12 +389,7 @@ def test_a_unique_violation_s_nik_stays_out_of_every_log_line(
     if wrapping is not None:
         monkeypatch.setattr(msmes, "set_owner", functools.partial(wrapping, msmes.set_owner))
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(module_reference_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(module_reference_url)
     # A rule the API does not know, as a hand-made index would be: one business per owner.
     run(module_reference_url, "CREATE UNIQUE INDEX forced_one_business ON msme_owners (nik)")
     try:

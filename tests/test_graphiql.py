@@ -4,7 +4,6 @@ and under a Content-Security-Policy that frames it nowhere."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -12,16 +11,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
-from db.engine import async_url
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.graphiql import ASSETS_DIR, integrity
 from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api
 
 LOCAL = "http://127.0.0.1:18502"  # TestClient's own default, testserver, is no loopback name
@@ -72,12 +69,7 @@ def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_no
     with the published demo secret, checked at each mint, not only when the server started."""
     assert _cli(fresh_url, "migrate") == 0
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(fresh_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(fresh_url)
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     app = create_app(settings, database_url=as_service(fresh_url))
     with TestClient(app, base_url=LOCAL) as client:

@@ -13,16 +13,13 @@ of no one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine
 from tests.support.audit_trail import subjects_and_records
 from tests.support.clock import Clock
-from tests.support.databases import as_service
 from tests.support.decisions import ATTESTED, GUARANTOR, decided, guarantor_equity
 from tests.support.graphql import run
 
@@ -48,13 +45,6 @@ mutation RefusalReview($id: ID!) {
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, date(2026, 12, 6))
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 async def _decision(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
 from db.engine import create_engine
-from tests.support.databases import as_service
 from tests.support.graphql import principal, run
 from tests.test_import_cli import HEADER, fetch, sinergi, table_lines
 from tests.test_imports import IMPORT, draft, import_directly
@@ -38,13 +36,6 @@ mutation($id: ID!, $version: Int!, $changes: ParticipationChanges!) {
 HELD = """
 query($nib: String!) { msme(nib: $nib) { id version regency { code } district { code } } }
 """
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
@@ -38,13 +37,6 @@ SELECT count(*) FILTER (WHERE NOT granted) AS waiting,
        LATERAL (SELECT hashtext('sinergi.import')::bigint & 4294967295 AS register) AS key
  WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
 """
-
-
-@pytest.fixture(scope="module")
-async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(as_service(reference_url), statement_timeout_ms=30_000)
-    yield engine
-    await engine.dispose()
 
 
 async def _holding(url: str, nib: str) -> asyncpg.Connection:

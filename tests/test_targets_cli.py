@@ -22,6 +22,7 @@ from db.engine import async_url
 from sinergi import targets_cli
 from sinergi.cli import main
 from tests.support.cli import sinergi
+from tests.support.demo_data import demo_clients
 from tests.support.http import served
 
 HEADER = "indicator,jurisdiction,year,kind,value,qualifier,year_inferred,source\n"
@@ -42,14 +43,8 @@ TARGETS = """{
 
 
 def _read_back(url: str) -> dict[str, Any]:
-    from sinergi.demo_mode import register_demo_clients
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(url)
     with served(url) as api:
         answer = api.graphql(TARGETS, "demo-ministry")
     assert "errors" not in answer, answer

@@ -22,10 +22,10 @@ from starlette.testclient import TestClient
 
 from db.engine import async_url
 from sinergi.app import create_app
-from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings
 from sinergi.tracing import provider_for, statements_traced
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api
 
 PAGE = '{ msmes(first: 3, filter: {region: "62"}) { nodes { nib regency { name } } } }'
@@ -33,12 +33,7 @@ PAGE = '{ msmes(first: 3, filter: {region: "62"}) { nodes { nib regency { name }
 
 @pytest.fixture(scope="module")
 def clients_registered(demo_url: str) -> str:
-    async def register() -> None:
-        engine = create_async_engine(async_url(demo_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(demo_url)
     return demo_url
 
 

@@ -20,11 +20,12 @@ from db.engine import async_url
 from db.queries import trusted_documents
 from sinergi import subscriptions
 from sinergi.app import create_app
-from sinergi.demo_mode import DEMO_SECRET, register_demo_clients
+from sinergi.demo_mode import DEMO_SECRET
 from sinergi.settings import Settings, SettingsError
 from sinergi.trusted_documents import operations
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api
 from tests.support.sso import serving_realm, user_claims
 
@@ -52,12 +53,7 @@ def trusted(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     file = tmp_path_factory.mktemp("trusted") / "operations.graphql"
     file.write_text(OPERATIONS)
 
-    async def register() -> None:
-        engine = create_async_engine(async_url(demo_url))
-        await register_demo_clients(engine)
-        await engine.dispose()
-
-    asyncio.run(register())
+    demo_clients(demo_url)
     code, out = _cli(demo_url, ["clients", "trust", HELD, str(file), "--json"])
     assert code == 0, out
     return {entry["name"]: entry for entry in json.loads(out)}
