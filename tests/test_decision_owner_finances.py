@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.clock import Clock
-from tests.support.decisions import ATTESTED, GUARANTOR, decided
+from tests.support.decisions import GUARANTOR, check_request, decided
 from tests.support.graphql import run
 
 CHECKED = count(931)
@@ -68,15 +68,8 @@ async def test_a_check_handing_out_its_results_itemises_the_figures_they_weigh(
     engine: AsyncEngine, checked: tuple[str, str, str]
 ) -> None:
     nib, nik, _ = checked
-    request = {
-        "nib": nib,
-        "product": "JAMKRIDA_KTG_PRODUKTIF",
-        "loanAmount": "50000000",
-        "tenorMonths": 24,
-        "attestation": dict(ATTESTED),
-    }
-    checked = await run(engine, GUARANTOR, CHECK, {"request": request})
-    assert checked.errors is None, checked.errors
+    again = await run(engine, GUARANTOR, CHECK, {"request": check_request(nib)})
+    assert again.errors is None, again.errors
     subjects, personal = await _audited(engine, "FinancesCheck")
     assert subjects == [nik]
     assert set(personal) >= WEIGHED

@@ -34,6 +34,17 @@ mutation DecisionCheck($request: EligibilityRequest!) { checkEligibility(request
 """
 
 
+def check_request(nib: str, attestation: Mapping[str, Any] = ATTESTED) -> dict[str, Any]:
+    """GUARANTOR's request to check `nib` for a Rp50 juta productive guarantee over 24 months."""
+    return {
+        "nib": nib,
+        "product": "JAMKRIDA_KTG_PRODUKTIF",
+        "loanAmount": "50000000",
+        "tenorMonths": 24,
+        "attestation": dict(attestation),
+    }
+
+
 async def decided(
     engine: AsyncEngine, nib: str, nik: str, attestation: Mapping[str, Any] = ATTESTED
 ) -> tuple[str, str]:
@@ -48,14 +59,7 @@ async def decided(
         {"input": msme_input(nib, establishedOn="2020-01-01", owner=owner)},
     )
     assert created.errors is None, created.errors
-    request = {
-        "nib": nib,
-        "product": "JAMKRIDA_KTG_PRODUKTIF",
-        "loanAmount": "50000000",
-        "tenorMonths": 24,
-        "attestation": dict(attestation),
-    }
-    checked = await run(engine, GUARANTOR, _CHECK, {"request": request})
+    checked = await run(engine, GUARANTOR, _CHECK, {"request": check_request(nib, attestation)})
     assert checked.errors is None, checked.errors
     return str(created.data["createMsme"]["id"]), str(checked.data["checkEligibility"]["id"])
 
