@@ -145,8 +145,7 @@ class RateLimiter:
             try:
                 await self.sync(engine)
                 if time.monotonic() - purged > PURGE_SECONDS:
-                    async with await check_out(engine) as connection:
-                        await rate_limits.purge(connection)
+                    await self.purge(engine)
                     purged = time.monotonic()
             except Exception as failure:  # counted again at the next attempt
                 if not is_unavailable(failure):
@@ -172,6 +171,11 @@ class RateLimiter:
             for counter, hits in batch.values():
                 counter.pending += hits
             raise
+
+    async def purge(self, engine: AsyncEngine) -> None:
+        """Drop the shared counters of windows over for an hour, every process's."""
+        async with await check_out(engine) as connection:
+            await rate_limits.purge(connection, self.window_seconds)
 
     async def flush(self, engine: AsyncEngine) -> None:
         """At shutdown: what this process counted is not lost to the others."""

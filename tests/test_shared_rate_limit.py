@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,8 +23,8 @@ import pytest
 import websockets
 
 from auth import clients
-from db.engine import create_engine
-from sinergi.rate_limit import SYNC_SECONDS
+from db.engine import autocommit, create_engine
+from sinergi.rate_limit import SYNC_SECONDS, RateLimiter
 from tests.support.databases import as_service
 from tests.support.served import DEMO_SERVED, free_port, uvicorn_command, wait_until_answering
 
@@ -259,3 +260,40 @@ def test_each_subscribe_message_on_a_websocket_counts(servers: list[str], demo_u
     assert LIMIT <= 1 + len(served) <= LIMIT + len(servers) * max(1, LIMIT // 100)
     time.sleep(3 * SYNC_SECONDS)
     assert [_ask(base, headers).status_code for base in servers] == [429, 429]
+
+
+async def test_a_purge_keeps_the_count_of_a_window_longer_than_an_hour(demo_url: str) -> None:
+    """Every process purges old windows now and then; rows are keyed by their window's start,
+    and the purge took every row begun over an hour ago: an hour into a longer window the
+    client's count went, and each process (or one restarted) admitted the limit again. A window
+    is purged once it has been over for an hour, and not before."""
+    window = 7200
+    # The window that began one to three hours ago on the database's clock: a purge taking rows
+    # begun over an hour ago took it, one waiting an hour past its end keeps it.
+    index = round(time.time() / window) - 1
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+    primary = autocommit(engine)
+
+    def limiter(at_index: int) -> RateLimiter:
+        return RateLimiter(per_window=LIMIT, window_seconds=window, clock=lambda: at_index * window)
+
+    try:
+        client_id = f"purged-{uuid.uuid4().hex}"
+        first = limiter(index)
+        assert [await first.admit(primary, client_id) for _ in range(LIMIT - 1)] == [None] * 4
+        await first.sync(primary)
+        await limiter(index - 2).admit(primary, client_id)  # a window over for over an hour
+        await first.purge(primary)
+        restarted = limiter(index)
+        admitted = [await restarted.admit(primary, client_id) is None for _ in range(LIMIT)]
+        assert admitted == [True, False, False, False, False]
+        connection = await asyncpg.connect(demo_url)
+        try:
+            windows = await connection.fetch(
+                "SELECT window_start FROM rate_limit_windows WHERE client_id = $1", client_id
+            )
+        finally:
+            await connection.close()
+        assert [row["window_start"].timestamp() for row in windows] == [index * window]
+    finally:
+        await engine.dispose()

@@ -42,7 +42,10 @@ _CLIENT = driver.DriverStatement(
 )
 _PURGE = driver.DriverStatement(
     text(
-        "DELETE FROM rate_limit_windows WHERE window_start < clock_timestamp() - interval '1 hour'"
+        """
+    DELETE FROM rate_limit_windows
+     WHERE window_start < clock_timestamp() - make_interval(secs => :window) - interval '1 hour'
+    """
     )
 )
 _WROTE = text(
@@ -100,5 +103,8 @@ async def note_write(connection: AsyncConnection, client_id: str) -> None:
     await connection.execute(_WROTE, {"client_id": client_id})
 
 
-async def purge(connection: driver.Pooled) -> None:
-    await driver.fetch(connection, _PURGE, {})
+async def purge(connection: driver.Pooled, window_seconds: int) -> None:
+    """Drop the windows over for an hour. Rows are keyed by their window's start: a purge of
+    those begun an hour ago would take a longer window's live count, and every process would
+    admit the limit again."""
+    await driver.fetch(connection, _PURGE, {"window": window_seconds})
