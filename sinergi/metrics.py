@@ -4,8 +4,9 @@
 processes, `sinergi serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before any
 worker starts: each worker then writes its samples to memory-mapped files there, and whichever
 worker answers a scrape adds up all of them (counters and histograms summed, pool gauges summed
-over live workers). Without that variable (one worker, tests) the series live in this process
-only, where a sample is an addition in memory rather than a locked write to a file.
+over live workers: a scrape deletes those of a worker that is gone). Without that variable (one
+worker, tests) the series live in this process only, where a sample is an addition in memory
+rather than a locked write to a file.
 
 Labels stay bounded: routes are the app's own paths, clients are registered ones (or an external
 issuer's principals), and operation names (chosen by callers) are capped per client and process,
@@ -14,10 +15,13 @@ the surplus counted as "(other)".
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -264,9 +268,34 @@ def observe_sealing(head: int | None, *, refused: bool, stopped: bool) -> None:
         AUDIT_SEAL_REFUSALS.inc()
 
 
+LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+"""A worker's file of gauges summed over live workers: gauge_livesum_PID.db and the like."""
+
+
+def _forget_dead_workers(multiprocess_dir: str) -> None:
+    """Drop the live gauges of workers that are gone. A worker killed (SIGKILL, the OOM killer)
+    never runs `worker_exiting`: uvicorn starts another, and the dead one's pool gauges would
+    be summed for as long as `serve` runs."""
+    for path in Path(multiprocess_dir).iterdir():
+        match = LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        pid = int(match[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            # Another worker's scrape may have dropped them first.
+            with contextlib.suppress(FileNotFoundError):
+                mark_dead = multiprocess.mark_process_dead
+                mark_dead(pid, multiprocess_dir)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, as another user
+            pass
+
+
 def _exposition(multiprocess_dir: str | None) -> bytes:
     if multiprocess_dir is None:
         return generate_latest(REGISTRY)
+    _forget_dead_workers(multiprocess_dir)
     registry = CollectorRegistry()
     collector = multiprocess.MultiProcessCollector
     collector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]

@@ -8,11 +8,14 @@ import json
 import logging
 import logging.config
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,6 +168,42 @@ def test_metrics_can_require_a_token(demo_url: str) -> None:
         allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert allowed.status_code == 200
         assert "sinergi_http_requests_total" in allowed.text
+
+
+def _worker(metrics_dir: Path, pool_size: int) -> subprocess.Popen[str]:
+    """A process writing its pool gauge to `metrics_dir`, as a worker of `serve --workers`
+    does, until its stdin closes."""
+    code = (
+        "import sys; from sinergi import metrics;"
+        f" metrics.POOL_SIZE.labels('primary').set({pool_size}); print(flush=True);"
+        " sys.stdin.read()"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    worker.stdout.readline()  # the gauge is written
+    return worker
+
+
+def test_a_killed_workers_pool_gauges_leave_the_sums(demo_url: str, tmp_path: Path) -> None:
+    """A worker killed with SIGKILL (or by the OOM killer) never marks itself dead: uvicorn
+    starts another, and the dead one's pool gauges stayed in the sums for as long as `serve`
+    ran. A scrape leaves out the gauges of processes that are gone."""
+    killed, alive = _worker(tmp_path, 7), _worker(tmp_path, 3)
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        settings = Settings(metrics_open=True, metrics_dir=str(tmp_path))
+        with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
+            assert _value(_scrape(client), "sinergi_db_pool_size", database="primary") == 3
+    finally:
+        for worker in (killed, alive):
+            worker.communicate()
 
 
 def test_production_metrics_are_404_unless_a_token_or_an_explicit_opt_in_opens_them(
