@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,9 +66,10 @@ def _metrics_dir(configured: str | None, workers: int) -> Iterator[str | None]:
     prometheus_client; an earlier run's files in the operator's are deleted once `serve` is
     past its refusals (_clear_metric_files). Shared files only where processes must add up
     their series: in one process a sample is an in-memory addition, where a file's is a locked
-    write, a tenth of `{ __typename }`."""
+    write, a tenth of `{ __typename }`. The operator's is made the service's alone, and named
+    in a warning if open to others (_private_metrics)."""
     if configured:
-        Path(configured).mkdir(parents=True, exist_ok=True)
+        _private_metrics(Path(configured))
         yield configured
     elif workers > 1:
         with tempfile.TemporaryDirectory(
@@ -76,6 +78,23 @@ def _metrics_dir(configured: str | None, workers: int) -> Iterator[str | None]:
             yield made
     else:
         yield None
+
+
+def _private_metrics(directory: Path) -> None:
+    """The metric files name every active client, which nobody outside may learn: a new
+    directory is the service's alone. An existing one open to others is warned of, not
+    tightened: its mode may be deliberate, which a chmod would break silently."""
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077:
+            print(
+                f"sinergi: warning: PROMETHEUS_MULTIPROC_DIR {directory} is open to its group or"
+                f" others (mode {mode:o}), and its metric files name every active client:"
+                f" restrict it (chmod 700 {directory})",
+                file=sys.stderr,
+            )
 
 
 METRIC_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")

@@ -337,6 +337,39 @@ def test_serve_deletes_only_an_earlier_runs_metric_files_and_only_when_it_starts
     assert not set(stale) & left
 
 
+def test_serve_keeps_the_operators_metrics_directory_to_the_service(home: Path) -> None:
+    """The metric files name every active client: an operator's PROMETHEUS_MULTIPROC_DIR that
+    `serve` makes is the service's alone, and one open to others already is named in a warning,
+    not tightened (its mode may be deliberate)."""
+    blocked = home / "blocked"
+    blocked.write_text("")  # a checkpoint file under it cannot be made: `serve` stops there
+    env = _embedded(home) | {"SINERGI_AUDIT_CHECKPOINTS": str(blocked / "checkpoints")}
+    made, shared = home / "made" / "metrics", home / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    warned = []
+    for metrics in (made, shared):
+        refused = subprocess.run(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--port", str(free_port())],
+            env=env | {"PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2, refused.stderr
+        warned.append([line for line in refused.stderr.splitlines() if "warning" in line])
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert warned == [
+        [],
+        [
+            f"sinergi: warning: PROMETHEUS_MULTIPROC_DIR {shared} is open to its group or others"
+            f" (mode 755), and its metric files name every active client: restrict it"
+            f" (chmod 700 {shared})"
+        ],
+    ]
+    assert shared.stat().st_mode & 0o777 == 0o755
+
+
 def test_serve_refuses_a_trusted_documents_list_naming_no_registered_client(
     fresh_url: str, home: Path
 ) -> None:
