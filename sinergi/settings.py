@@ -83,6 +83,11 @@ figure release fits). Past it a typo's extra digits overflowed where the value w
 (a token's lifetime) or the event loop's timers (SINERGI_BODY_TIMEOUT), with a traceback."""
 
 
+MIN_METRICS_TOKEN = 16
+"""The fewest characters SINERGI_METRICS_TOKEN may have: it guards series naming every active
+client, and `x` or a word is soon guessed by whoever reaches /metrics."""
+
+
 MAX_FIGURES_CACHE_SECONDS = 60
 """The longest a process may serve a figure table again (SINERGI_FIGURES_CACHE_SECONDS): a
 dashboard polls every few seconds, so a minute saves nearly all of its statements, and a table of
@@ -556,6 +561,11 @@ class Settings:
         )
         max_page_size = _int(env, "SINERGI_MAX_PAGE_SIZE", 100)
         metrics_token = env.get("SINERGI_METRICS_TOKEN", "")
+        if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"SINERGI_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters,"
+                f" got {len(metrics_token)}"
+            )
         metrics_open = _choice(env, "SINERGI_METRICS", "off", ("off", "open")) == "open"
         if metrics_open and metrics_token:
             raise SettingsError(

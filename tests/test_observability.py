@@ -160,12 +160,12 @@ def test_metrics_count_requests_errors_and_rejections(api: Api, strict_api: Api)
 
 
 def test_metrics_can_require_a_token(demo_url: str) -> None:
-    settings = Settings(metrics_token="scrape-me")
+    settings = Settings(metrics_token="scrape-me-please-now")
     with TestClient(create_app(settings, database_url=as_service(demo_url))) as client:
         refused = client.get("/metrics")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")
-        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-please-now"})
         assert allowed.status_code == 200
         assert "sinergi_http_requests_total" in allowed.text
 
@@ -216,7 +216,7 @@ def test_production_metrics_are_404_unless_a_token_or_an_explicit_opt_in_opens_t
     cases = {
         Settings.from_env(home): 404,
         Settings.from_env({**home, "SINERGI_METRICS": "open"}): 200,
-        Settings.from_env({**home, "SINERGI_METRICS_TOKEN": "scrape-me"}): 401,
+        Settings.from_env({**home, "SINERGI_METRICS_TOKEN": "scrape-me-please-now"}): 401,
         Settings.from_env({**home, "SINERGI_ENV": "development"}): 200,
     }
     for settings, status in cases.items():
@@ -227,7 +227,18 @@ def test_production_metrics_are_404_unless_a_token_or_an_explicit_opt_in_opens_t
                 assert response.text == client.get("/no-such-path").text
                 assert "demo-province-62" not in response.text
     with pytest.raises(SettingsError, match="SINERGI_METRICS=open and SINERGI_METRICS_TOKEN"):
-        Settings.from_env({"SINERGI_METRICS": "open", "SINERGI_METRICS_TOKEN": "scrape-me"})
+        Settings.from_env(
+            {"SINERGI_METRICS": "open", "SINERGI_METRICS_TOKEN": "scrape-me-please-now"}
+        )
+
+
+def test_a_metrics_token_anyone_could_guess_is_refused_at_start() -> None:
+    """The token guards series naming every active client: one of a few characters would be
+    guessed by whoever reaches /metrics."""
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SINERGI_METRICS_TOKEN": "x" * 15})
+    assert str(refused.value) == "SINERGI_METRICS_TOKEN must be at least 16 characters, got 15"
+    assert Settings.from_env({"SINERGI_METRICS_TOKEN": "x" * 16}).metrics_token == "x" * 16
 
 
 def test_request_id_is_kept_or_generated_and_returned(api: Api) -> None:
