@@ -7,7 +7,9 @@ twice. A first sync reads the whole register (the feed begins with every record)
 only what changed. When the feed refuses the copy's cursor (compacted past it, ahead of the
 feed, whose database was restored or rebuilt since, or no longer opened, under a new audit
 key), that kind's copy is emptied and filled again from the start, once, and the feed's reason
-is reported. A cursor is opaque here: it is kept and sent back as the feed handed it out.
+is reported. A cursor is opaque here: it is kept and sent back as the feed handed it out. A
+page refused for the client's rate limit is asked again after the wait the server names, a
+bounded number of times.
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
 only, and the client's secret travels over https (plain http only to this machine) and never
@@ -302,6 +304,16 @@ READ_SECONDS = 60
 
 READ_CHUNK = 65_536
 
+RATE_LIMIT_WAIT = 120
+"""The longest wait, in seconds, before a request refused with 429 is sent again (the server's
+Retry-After, or this when it names none): a catch-up of thousands of pages passes a server's
+requests-per-minute limit, and waiting out its window beats stopping; a server naming an hour
+is asked again sooner rather than holding the terminal that long."""
+
+RATE_LIMIT_TRIES = 5
+"""How many times one request refused with 429 is sent again before the sync stops, what it
+applied kept: a server that keeps refusing is told to the operator, not waited on for ever."""
+
 
 class _DeadlinePassed(TimeoutError):
     """The request's REQUEST_SECONDS ran out."""
@@ -402,12 +414,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 class _Refused(Exception):
     """The server answered an HTTP error status (not a redirect); `body` read within the
-    request's bounds."""
+    request's bounds, `retry_after` its Retry-After header."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, retry_after: str | None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
+        self.retry_after = retry_after
 
 
 class _Unreachable(Exception):
@@ -441,7 +454,8 @@ def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dic
                     " (the client's token would go with it); give --url as the server's own"
                     " address"
                 ) from None
-            raise _Refused(error.code, _read(url, error, max_bytes)) from None
+            body = _read(url, error, max_bytes)
+            raise _Refused(error.code, body, error.headers.get("Retry-After")) from None
     except (_DeadlinePassed, urllib.error.URLError) as error:
         reason = getattr(error, "reason", error)
         if not isinstance(reason, _DeadlinePassed):
@@ -461,6 +475,24 @@ def _body(refused: _Refused) -> str:
     return shown(refused.body.decode(errors="replace"), SHOWN_CHARS)
 
 
+def _retry_after(refused: _Refused) -> int:
+    """The seconds a 429 says to wait: its Retry-After header, else its error's `retryAfter`
+    (Sinergi sends both), else RATE_LIMIT_WAIT (a proxy's 429, or an HTTP date)."""
+    if refused.retry_after is not None and refused.retry_after.strip().isdigit():
+        return int(refused.retry_after)
+    try:
+        answer = json.loads(refused.body)
+    except ValueError:
+        return RATE_LIMIT_WAIT
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        seconds = extensions.get("retryAfter") if isinstance(extensions, dict) else None
+        if type(seconds) is int and seconds >= 0:
+            return seconds
+    return RATE_LIMIT_WAIT
+
+
 def _oauth_error(refused: _Refused) -> str | None:
     """RFC 6749's `error` of a refusal from the token endpoint (None when the body is not one:
     a proxy's page, say)."""
@@ -472,17 +504,33 @@ def _oauth_error(refused: _Refused) -> str | None:
     return error if isinstance(error, str) else None
 
 
-def http_post(base_url: str, client_id: str, secret: str, max_bytes: int) -> Post:
+def http_post(
+    base_url: str,
+    client_id: str,
+    secret: str,
+    max_bytes: int,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Post:
     """GraphQL over HTTP with a client-credentials token, fetched again when it expires; no
-    answer read past `max_bytes` (the settings' max_response_bytes)."""
+    answer read past `max_bytes` (the settings' max_response_bytes). A request refused with 429
+    is sent again after the wait the server names (`sleep`, which a test replaces)."""
     base = base_url.rstrip("/")
     token: list[str] = []
 
     def answer_to(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        try:
-            return _json(f"{base}{path}", body, headers, max_bytes)
-        except _Unreachable as error:
-            raise SyncError(f"cannot reach --url {base}: {error.why}") from None
+        for tries in range(RATE_LIMIT_TRIES + 1):
+            try:
+                return _json(f"{base}{path}", body, headers, max_bytes)
+            except _Unreachable as error:
+                raise SyncError(f"cannot reach --url {base}: {error.why}") from None
+            except _Refused as error:
+                if error.status != 429:
+                    raise
+                wait = _retry_after(error)
+                if tries == RATE_LIMIT_TRIES:
+                    raise SyncError(f"rate limited by {base}: run again in {wait} s") from None
+                sleep(min(wait, RATE_LIMIT_WAIT))
+        raise AssertionError("unreachable")
 
     def fetch_token() -> str:
         form = urllib.parse.urlencode(

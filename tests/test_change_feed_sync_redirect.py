@@ -498,3 +498,65 @@ def test_runs_of_empty_pages_shorter_than_the_bound_are_read_through(
     assert synced["msme"].entries == 2
     assert set(copy.records("msme")) == {"1", "2"}
     assert copy.cursor("msme") == "cursor-8"
+
+
+def _limited(refusals: int, retry_after: dict[str, str], extensions: dict[str, object]) -> object:
+    """A server answering its first page, then 429 `refusals` times (with `retry_after` as
+    headers and `extensions` in the error), then the last page."""
+    asked: list[int] = []
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        asked.append(1)
+        if 1 < len(asked) <= 1 + refusals:
+            refusal = {
+                "message": "rate limit",
+                "extensions": {"code": "RATE_LIMITED", **extensions},
+            }
+            return 429, retry_after, json.dumps({"errors": [refusal]}).encode()
+        entries = [{**GOOD_ENTRY, "id": str(len(asked))}]
+        page = {"entries": entries, "endCursor": f"cursor-{len(asked)}", "hasMore": len(asked) == 1}
+        return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("headers", "extensions", "waited"),
+    [
+        ({"Retry-After": "7"}, {}, 7),
+        ({}, {"retryAfter": 9}, 9),
+        ({"Retry-After": "3600"}, {"retryAfter": 3600}, sync.RATE_LIMIT_WAIT),
+    ],
+)
+def test_a_rate_limited_page_is_asked_again_after_the_wait(
+    tmp_path: Path, headers: dict[str, str], extensions: dict[str, object], waited: int
+) -> None:
+    """A 429 stopped the sync (exit 1, the raw body): a catch-up of thousands of pages passes
+    the server's requests-per-minute limit. It waits what the server says (Retry-After, or the
+    error's retryAfter), at most RATE_LIMIT_WAIT, and asks for the same page again."""
+    slept: list[float] = []
+    copy = sync.LocalCopy(tmp_path / "copy.sqlite")
+    for server, _ in _serve(_limited(2, headers, extensions)):
+        url = f"http://127.0.0.1:{server.server_port}"
+        post = sync.http_post(url, "c", "s", 100_000, sleep=slept.append)
+        synced = sync.sync(post, copy, ["msme"])
+    assert slept == [waited, waited]
+    assert synced["msme"].entries == 2
+    assert copy.cursor("msme") == "cursor-4"
+
+
+def test_a_page_still_rate_limited_stops_the_sync_its_progress_kept(tmp_path: Path) -> None:
+    """Refused RATE_LIMIT_TRIES times more, the sync stops in one line saying when to run it
+    again; the pages applied before are kept."""
+    slept: list[float] = []
+    copy = sync.LocalCopy(tmp_path / "copy.sqlite")
+    for server, _ in _serve(_limited(100, {"Retry-After": "42"}, {})):
+        url = f"http://127.0.0.1:{server.server_port}"
+        post = sync.http_post(url, "c", "s", 100_000, sleep=slept.append)
+        with pytest.raises(sync.SyncError) as stopped:
+            sync.sync(post, copy, ["msme"])
+    assert str(stopped.value) == f"rate limited by {url}: run again in 42 s"
+    assert slept == [42] * sync.RATE_LIMIT_TRIES
+    assert copy.cursor("msme") == "cursor-1"
