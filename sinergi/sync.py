@@ -6,10 +6,10 @@ transaction, so a sync stopped at any point resumes where it stopped and never a
 twice. A first sync reads the whole register (the feed begins with every record), later ones
 only what changed. When the feed refuses the copy's cursor (compacted past it, ahead of the
 feed, whose database was restored or rebuilt since, or no longer opened, under a new audit
-key), that kind's copy is emptied and filled again from the start, once, and the feed's reason
-is reported. A cursor is opaque here: it is kept and sent back as the feed handed it out. A
-page refused for the client's rate limit is asked again after the wait the server names, a
-bounded number of times.
+key), that kind's copy is emptied and filled again from the start, once a run (a second
+refusal stops the sync), and the feed's reason is reported. A cursor is opaque here: it is
+kept and sent back as the feed handed it out. A page refused for the client's rate limit is
+asked again after the wait the server names, a bounded number of times.
 
 The copy holds owners' personal data when the client holds pii:read, so its file is its owner's
 only, and the client's secret travels over https (plain http only to this machine) and never
@@ -202,7 +202,9 @@ class Synced:
 
 
 def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]:
-    """Apply every page each feed has now; what each feed brought."""
+    """Apply every page each feed has now; what each feed brought. A kind starts again once a
+    run: a feed refusing a cursor it handed out in the same run (two servers behind one URL)
+    would have it emptied and its first page fetched again for ever."""
     synced: dict[str, Synced] = {}
     for kind in kinds:
         document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
@@ -213,7 +215,12 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
             answer = post(document, {"after": cursor})
             refusal = None if cursor is None else _cursor_refused(answer)
             if refusal is not None:
-                copy.start_again(kind)  # no cursor now, so nothing more to refuse: no loop
+                copy.start_again(kind)
+                if synced[kind].started_again is not None:  # every cursor since is this run's
+                    raise SyncError(
+                        f"{FEEDS[kind]}: the feed refused a cursor it handed out in this run"
+                        f" ({refusal}): is --url one server?"
+                    )
                 synced[kind].started_again = refusal
                 continue
             data = answer.get("data")

@@ -560,3 +560,34 @@ def test_a_page_still_rate_limited_stops_the_sync_its_progress_kept(tmp_path: Pa
     assert str(stopped.value) == f"rate limited by {url}: run again in 42 s"
     assert slept == [42] * sync.RATE_LIMIT_TRIES
     assert copy.cursor("msme") == "cursor-1"
+
+
+def test_a_cursor_refused_twice_in_one_run_stops_the_sync(tmp_path: Path) -> None:
+    """A feed refusing the cursor it had just handed out (two servers behind one --url, say)
+    had the copy emptied and page 1 fetched again for ever: the copy starts again once a run,
+    and a second refusal stops the sync, the kind's copy left empty with no cursor."""
+    asked: list[str | None] = []
+
+    def post(document: str, variables: dict[str, object]) -> dict[str, object]:
+        asked.append(after := variables["after"])  # type: ignore[arg-type]
+        if after is not None:
+            refusal = {
+                "message": "no such cursor",
+                "extensions": {"code": "BAD_USER_INPUT", "field": "after"},
+            }
+            return {"errors": [refusal]}
+        page = {"entries": [GOOD_ENTRY], "endCursor": f"c{len(asked)}", "hasMore": len(asked) < 9}
+        return {"data": {"msmeChanges": page}}
+
+    copy = sync.LocalCopy(tmp_path / "copy.sqlite")
+    with sqlite3.connect(tmp_path / "copy.sqlite") as db:
+        db.execute("INSERT INTO cursors VALUES ('msme', 'kept-before')")
+    with pytest.raises(sync.SyncError) as stopped:
+        sync.sync(post, copy, ["msme"])
+    assert str(stopped.value) == (
+        "msmeChanges: the feed refused a cursor it handed out in this run ('no such cursor'):"
+        " is --url one server?"
+    )
+    assert asked == ["kept-before", None, "c2"]
+    assert copy.records("msme") == {}
+    assert copy.cursor("msme") is None
