@@ -640,6 +640,13 @@ def _sync(args: Any, settings: Any) -> int:
     except (SyncError, OSError) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)
         return 1
+    except sqlite3.Error as error:  # another program's tables, a full disk, a read-only file
+        print(
+            f"sinergi sync: cannot read or write the copy {args.copy}: {error}; nothing of this"
+            " page applied",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         copy.close()
     for kind, done in applied.items():

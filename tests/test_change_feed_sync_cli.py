@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -152,3 +153,21 @@ def test_a_copy_planted_by_someone_else_is_refused(
     assert not target.exists() or target.read_bytes() == b""
     if planted == "another user's":
         assert copy.read_bytes() == b""
+
+
+def test_a_copy_sqlite_cannot_use_is_one_line(
+    tmp_path: Path, secret_file: Path, closed_port: int
+) -> None:
+    """A file of another program's with a `cursors` table of its own (or a full disk, a
+    read-only file) ended in a sqlite3 traceback once the copy was open."""
+    copy = tmp_path / "copy.sqlite"
+    with sqlite3.connect(copy) as db:
+        db.execute("CREATE TABLE cursors (kind TEXT PRIMARY KEY, position INTEGER)")
+    db.close()
+    copy.chmod(0o600)
+    result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        f"sinergi sync: cannot read or write the copy {copy}: no such column: cursor;"
+        " nothing of this page applied\n"
+    )
