@@ -23,6 +23,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -70,6 +71,15 @@ class SyncError(Exception):
 
 class CredentialsRefused(SyncError):
     """The token endpoint refused the client id or its secret: the operator's to correct."""
+
+
+class ScopeRefused(SyncError):
+    """The client lacks a scope a feed named in --kinds needs: the operator's to correct."""
+
+    def __init__(self, kind: str, scopes: list[str]) -> None:
+        super().__init__(
+            f"lacks {' and '.join(scopes)} for the {kind} feed: leave {kind} out of --kinds"
+        )
 
 
 class ExposedCopy(Exception):
@@ -225,6 +235,9 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
                 continue
             data = answer.get("data")
             page = data.get(FEEDS[kind]) if isinstance(data, dict) else None
+            scopes = _scopes_lacking(answer)
+            if scopes:
+                raise ScopeRefused(kind, scopes)
             if answer.get("errors"):
                 raise SyncError(shown(answer["errors"], SHOWN_CHARS))
             if page is None:
@@ -297,6 +310,24 @@ def _cursor_refused(answer: dict[str, Any]) -> str | None:
         if extensions.get("code") == "BAD_USER_INPUT" and extensions.get("field") == "after":
             return shown(error.get("message", ""), SHOWN_CHARS)
     return None
+
+
+SCOPE = re.compile(r"[a-z]+:[a-z]+")
+"""A scope's name (`records:read`): a refusal naming others is shown as the server worded it."""
+
+
+def _scopes_lacking(answer: dict[str, Any]) -> list[str]:
+    """The scopes a FORBIDDEN refusal says the client lacks for the feed, if it is one."""
+    errors = answer.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        if not isinstance(extensions, dict) or extensions.get("code") != "FORBIDDEN":
+            continue
+        scopes = extensions.get("requiredScopes")
+        names = scopes if isinstance(scopes, list) else []
+        if names and all(isinstance(name, str) and SCOPE.fullmatch(name) for name in names):
+            return names
+    return []
 
 
 REQUEST_SECONDS = 300
@@ -636,6 +667,9 @@ def _sync(args: Any, settings: Any) -> int:
         applied = sync(post, copy, kinds)
     except (CredentialsRefused, AnotherSource) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)
+        return 2
+    except ScopeRefused as error:
+        print(f"sinergi sync: client {args.client_id!r} {error}", file=sys.stderr)
         return 2
     except (SyncError, OSError) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)

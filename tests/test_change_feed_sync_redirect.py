@@ -591,3 +591,30 @@ def test_a_cursor_refused_twice_in_one_run_stops_the_sync(tmp_path: Path) -> Non
     assert asked == ["kept-before", None, "c2"]
     assert copy.records("msme") == {}
     assert copy.cursor("msme") is None
+
+
+def test_a_feed_the_client_lacks_the_scope_for_is_named_with_what_to_leave_out(
+    tmp_path: Path,
+) -> None:
+    """`--client-id demo-ministry` with the default kinds (or a province's client with
+    `--kinds guarantee`) exited 1 with the refusal's repr: the operator's to correct, in
+    --kinds, so exit 2 naming the scope and the kind."""
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        refusal = {
+            "message": "the client lacks a scope this field requires",
+            "path": ["msmeChanges"],
+            "extensions": {"code": "FORBIDDEN", "requiredScopes": ["records:read"]},
+        }
+        return 200, {}, json.dumps({"data": None, "errors": [refusal]}).encode()
+
+    copy = tmp_path / "copy.sqlite"
+    for server, _ in _serve(answer):
+        result = _sync_with(server.server_port, copy, "demo-ministry", tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == (
+        "sinergi sync: client 'demo-ministry' lacks records:read for the msme feed: leave msme"
+        " out of --kinds\n"
+    )
