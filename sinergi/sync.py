@@ -84,7 +84,7 @@ class ScopeRefused(SyncError):
 
 class ExposedCopy(Exception):
     """The copy's file is open to its group or others, another user's or a symbolic link; it
-    holds owners' personal data."""
+    holds owners' personal data. Or the path is no file at all (a directory)."""
 
 
 class AnotherSource(Exception):
@@ -188,6 +188,8 @@ def _private(path: Path) -> None:
             raise ExposedCopy(
                 f"{path} is a symbolic link: sync into the file itself, or into a new file"
             ) from None
+        if not stat.S_ISREG(found.st_mode):  # a directory, a device: no copy to keep there
+            raise ExposedCopy(f"{path} is not a file: give the copy's file path") from None
         if found.st_uid != os.geteuid():
             raise ExposedCopy(
                 f"{path} belongs to another user (uid {found.st_uid}), who can read the owners'"
@@ -657,7 +659,7 @@ def _sync(args: Any, settings: Any) -> int:
     except ExposedCopy as error:
         print(f"sinergi sync: {error}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as error:  # a folder that is not there, a directory, …
+    except (OSError, sqlite3.Error) as error:  # a folder that is not there, …
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         print(f"sinergi sync: cannot make or open the copy {args.copy}: {reason}", file=sys.stderr)
         return 2

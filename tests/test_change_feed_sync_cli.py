@@ -171,3 +171,15 @@ def test_a_copy_sqlite_cannot_use_is_one_line(
         f"sinergi sync: cannot read or write the copy {copy}: no such column: cursor;"
         " nothing of this page applied\n"
     )
+
+
+def test_a_directory_given_as_the_copy_is_refused_as_no_file(
+    tmp_path: Path, secret_file: Path, closed_port: int
+) -> None:
+    """A directory was told it was open to its group or others, and to `chmod 600` it."""
+    copy = tmp_path / "copies"
+    copy.mkdir()
+    result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == f"sinergi sync: {copy} is not a file: give the copy's file path\n"
+    assert list(copy.iterdir()) == []
