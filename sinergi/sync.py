@@ -637,6 +637,12 @@ def _sync(args: Any, settings: Any) -> int:
     if unknown:
         print(f"sinergi sync: unknown feed {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if not kinds:  # a sync of nothing would exit 0, as if the copy were up to date
+        print(
+            f"sinergi sync: --kinds names no feed: give one or more of {', '.join(FEEDS)}",
+            file=sys.stderr,
+        )
+        return 2
     # Printed (a refusal, a copy made for another) and stored in the copy, and never sent: the
     # client authenticates with its id and secret.
     url = without_userinfo(args.url)

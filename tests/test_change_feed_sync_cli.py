@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from sinergi.cli import main
+
 SECRET = "sinergi-demo-secret"
 
 
@@ -183,3 +185,21 @@ def test_a_directory_given_as_the_copy_is_refused_as_no_file(
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr == f"sinergi sync: {copy} is not a file: give the copy's file path\n"
     assert list(copy.iterdir()) == []
+
+
+@pytest.mark.parametrize("kinds", [",", "", " , "])
+def test_kinds_naming_no_feed_are_refused(
+    tmp_path: Path, secret_file: Path, capsys: pytest.CaptureFixture[str], kinds: str
+) -> None:
+    """`--kinds ","` exited 0 having synced nothing, as if the copy were up to date."""
+    copy = tmp_path / "copy.sqlite"
+    status = main(
+        ["sync", str(copy), "--url", "https://sinergi.example", "--client-id", "c",
+         "--secret-file", str(secret_file), "--kinds", kinds]
+    )  # fmt: skip
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "sinergi sync: --kinds names no feed: give one or more of msme, cooperative,"
+        " participation, guarantee\n"
+    )
+    assert not copy.exists()
