@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import stat
@@ -682,6 +683,15 @@ def _sync(args: Any, settings: Any) -> int:
     except (SyncError, OSError) as error:
         print(f"sinergi sync: {error}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Ctrl-C; under the `sinergi` command SIGINT and SIGTERM raise its `Stopped`, an exit
+        # with 128 + the signal (nothing here exits otherwise). Each page is applied with its
+        # cursor in one transaction: the one under way was rolled back.
+        print(
+            "sinergi sync: interrupted; the copy holds every page applied so far", file=sys.stderr
+        )
+        code = stop.code if isinstance(stop, SystemExit) else None
+        return code if isinstance(code, int) else 128 + signal.SIGINT
     except sqlite3.Error as error:  # another program's tables, a full disk, a read-only file
         print(
             f"sinergi sync: cannot read or write the copy {args.copy}: {error}; nothing of this"

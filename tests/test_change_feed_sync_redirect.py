@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -618,3 +619,44 @@ def test_a_feed_the_client_lacks_the_scope_for_is_named_with_what_to_leave_out(
         "sinergi sync: client 'demo-ministry' lacks records:read for the msme feed: leave msme"
         " out of --kinds\n"
     )
+
+
+def test_an_interrupted_sync_says_what_it_kept_in_one_line(tmp_path: Path) -> None:
+    """Ctrl-C ended the sync without a word of what the copy kept (a KeyboardInterrupt
+    traceback where the command's own signal handler was not installed): it ends with the
+    shell's 130 and one line, the pages applied before it kept."""
+    released = threading.Event()
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        if json.loads(self.body)["variables"]["after"] is not None:
+            released.wait(30)  # the second page never comes
+        page = {"entries": [GOOD_ENTRY], "endCursor": "cursor-1", "hasMore": True}
+        return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
+
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("sinergi-demo-secret")
+    secret_file.chmod(0o600)
+    copy = tmp_path / "copy.sqlite"
+    for server, seen in _serve(answer):
+        running = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
+             "--url", f"http://127.0.0.1:{server.server_port}", "--client-id", "demo-province-62",
+             "--secret-file", str(secret_file), "--kinds", "msme"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            began = time.monotonic()
+            while [path for path, _ in seen].count("/graphql") < 2:
+                assert time.monotonic() - began < 30, "the second page was never asked"
+                time.sleep(0.05)
+            running.send_signal(signal.SIGINT)
+            stdout, stderr = running.communicate(timeout=30)
+        finally:
+            released.set()
+            running.kill()
+    assert running.returncode == 130, stdout + stderr
+    assert stderr == "sinergi sync: interrupted; the copy holds every page applied so far\n"
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT cursor FROM cursors").fetchall() == [("cursor-1",)]
