@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import releases
@@ -22,28 +25,117 @@ Opened = TypeVar("Opened")
 
 RETRY_SECONDS = 5.0
 """How long reads stay on the primary after the replica could not be reached."""
+CHECK_SECONDS = 1.0
+"""How often each process asks how far the replica has replayed the primary's WAL."""
+
+Sample = tuple[float, int]
+"""When (time.monotonic()) the primary's WAL was at which position (bytes since 0/0)."""
+
+
+def replica_lag(samples: Sequence[Sample], replayed: int | None, now: float) -> float | None:
+    """How old, at most, what the replica misses is: the age of the newest of the primary's
+    WAL positions `samples` (oldest first) that the replica has replayed (`replayed`), since
+    every commit acknowledged before that sample was taken is on the replica. None when it has
+    replayed none of them: how far behind it is cannot be told, only that it is at least as
+    old as the oldest sample. A server not in recovery (`replayed` None, as a plain database
+    named as the replica in tests) replays nothing and lags by nothing: its lag is 0."""
+    if replayed is None:
+        return 0.0
+    for taken, position in reversed(samples):
+        if position <= replayed:
+            return now - taken
+    return None
 
 
 class Replica:
-    """A read replica shared by a process's requests, and whether it could be reached lately."""
+    """A read replica shared by a process's requests, and whether it can be read lately: it
+    could be reached, and it has replayed every commit the primary acknowledged more than
+    `max_lag_seconds` ago (`check`). A replica whose replay stalls would otherwise go on
+    serving, after a client's read-your-writes window, an owner erased or a record moved out
+    of a jurisdiction to every other client, for as long as it stalls."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, max_lag_seconds: float) -> None:
         self.engine = engine
+        self.max_lag_seconds = max_lag_seconds
         self._unreachable_until = 0.0
+        self._samples: deque[Sample] = deque(maxlen=math.ceil(max_lag_seconds / CHECK_SECONDS) + 2)
+        self._current: bool | None = None  # unread until a check finds it current
+        self.lag: float | None = None
+        """The latest check's `replica_lag`."""
 
     @property
     def reachable(self) -> bool:
         return time.monotonic() >= self._unreachable_until
+
+    @property
+    def readable(self) -> bool:
+        """Reachable, and current by the latest check."""
+        return self._current is True and self.reachable
 
     def unreachable(self, error: BaseException) -> None:
         if self.reachable:
             logger.warning("reading from the primary for %.0f s: %s", RETRY_SECONDS, error)
         self._unreachable_until = time.monotonic() + RETRY_SECONDS
 
+    async def check(self, primary: AsyncEngine) -> None:
+        """Samples the primary's WAL position, then judges the replica's lag by what it has
+        replayed: past `max_lag_seconds`, or unknown, reads go to the primary until it catches
+        up. Logged once each way. A replica that cannot be asked is unreachable."""
+        try:
+            async with primary.connect() as connection:
+                position = await connection.scalar(text(_CURRENT))
+            self._samples.append((time.monotonic(), int(position)))
+        except Exception as error:  # judged on the samples held, which age
+            if not is_unavailable(error):
+                raise
+        try:
+            async with self.engine.connect() as connection:
+                replayed = await connection.scalar(text(_REPLAYED))
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            self.unreachable(error)
+            return
+        self.lag = replica_lag(
+            self._samples, None if replayed is None else int(replayed), time.monotonic()
+        )
+        current = self.lag is not None and self.lag <= self.max_lag_seconds
+        if current is not self._current:
+            if self._current is False:
+                logger.warning("the replica caught up: reading from it again")
+            elif not current:
+                logger.warning(
+                    "the replica lags more than %g s (%s): reading from the primary",
+                    self.max_lag_seconds,
+                    "by an unknown time" if self.lag is None else f"{self.lag:.1f} s",
+                )
+        self._current = current
+
+    async def run(self, primary: AsyncEngine) -> None:
+        """`watch`, every CHECK_SECONDS until cancelled."""
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            await self.watch(primary)
+
+    async def watch(self, primary: AsyncEngine) -> None:
+        """`check`; one that fails is logged (once while they fail), and the replica is left
+        unread until one succeeds."""
+        try:
+            await self.check(primary)
+        except Exception:
+            if self._current is not False:
+                logger.exception("checking the replica's lag failed: reading from the primary")
+            self._current = False
+
+
+_CURRENT = "SELECT pg_current_wal_lsn() - '0/0'"
+_REPLAYED = "SELECT pg_last_wal_replay_lsn() - '0/0'"
+
 
 class Reads:
     """One request's reads: from the replica, unless the client's own writes may not have reached
-    it yet (it wrote recently, or during this request) or the replica cannot be reached.
+    it yet (it wrote recently, or during this request), or the replica cannot be reached or lags
+    past the bound (`Replica.check`).
 
     A request holds at most `share`'s count of pooled connections at once; its other reads wait
     for one of its own to come back. One request of two dozen figure tables took every pooled
@@ -129,9 +221,9 @@ class Reads:
         self, open_on: Callable[[AsyncEngine], Awaitable[Opened]], *, primary: bool = False
     ) -> Opened:
         """A connection opened by `open_on` on the replica, or on the primary when the replica
-        is not to be used (`primary`, or the client's own writes) or cannot be reached."""
+        is not to be used (`primary`, or the client's own writes) or cannot be reached, or lags."""
         replica = None if primary else self._replica
-        if replica is not None and replica.reachable:
+        if replica is not None and replica.readable:
             try:
                 return await open_on(replica.engine)
             except Exception as error:

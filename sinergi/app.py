@@ -138,8 +138,9 @@ async def _serving(
     """The lifespan state requests see, and the process's background work: the listener that
     keeps the client registry current and wakes the change feed's subscriptions and the reading
     of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
-    PostgreSQL, the deadlines of request bodies, the audit trail's sealing and the figure
-    releases. The engines are disposed of when the app stops, after the trail's last seal.
+    PostgreSQL, the deadlines of request bodies, the audit trail's sealing, the figure
+    releases and the replica's lag. The engines are disposed of when the app stops, after the
+    trail's last seal.
     `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors.
     `figures`, the figure cache, hears of each release from the listener."""
     await releaser.first()
@@ -176,12 +177,17 @@ async def _serving(
         asyncio.create_task(deadlines.run(), name="sinergi-body-deadlines"),
         asyncio.create_task(releaser.run(), name="sinergi-figure-releases"),
     ]
+    lagging = None
+    if replica is not None:
+        lagging = Replica(autocommit(replica), settings.read_your_writes_seconds)
+        await lagging.watch(primary)  # no read goes to it before it is known current
+        background.append(asyncio.create_task(lagging.run(primary), name="sinergi-replica-lag"))
     sealer.start()
     served = {
         "engine": engine,
         "readiness": DatabaseReadiness(engine),
         "primary": primary,
-        "replica": Replica(autocommit(replica)) if replica is not None else None,
+        "replica": lagging,
         "auth": auth,
         "deadlines": deadlines,
         "regions": RegionDirectory(primary),

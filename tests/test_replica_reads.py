@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from auth.scopes import OrgKind
 from db.engine import async_url, create_engine
+from db.reads import Replica, replica_lag
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
@@ -30,6 +31,7 @@ from tests.support.databases import (
     as_service,
     create_database,
     drop_database,
+    empty_database,
     with_database,
 )
 from tests.support.databases import run as run_sql
@@ -297,3 +299,71 @@ def test_a_batch_reads_back_what_its_earlier_mutation_wrote(
     renamed, read = response.json()
     assert renamed == {"data": {"updateMsme": {"name": "Warung Berurut"}}}
     assert read["data"]["msme"]["name"] == "Warung Berurut"
+
+
+def test_the_replica_lags_by_the_age_of_the_newest_primary_position_it_has_replayed() -> None:
+    samples = [(100.0, 10), (101.0, 20), (102.0, 20), (103.0, 35)]
+    assert replica_lag(samples, 35, now=103.5) == 0.5  # everything
+    assert replica_lag(samples, 20, now=103.5) == 1.5  # the newest at 20, not the oldest
+    assert replica_lag(samples, 34, now=103.5) == 1.5
+    assert replica_lag(samples, 9, now=103.5) is None  # behind every sample: unknown
+    assert replica_lag([], 9, now=103.5) is None
+    assert replica_lag(samples, None, now=103.5) == 0.0  # not in recovery: replays nothing
+
+
+async def _replayed_at(url: str, position: str) -> None:
+    """The database answers `pg_last_wal_replay_lsn()` with `position`, as a standby whose
+    replay is paused there: its own function, found before pg_catalog's."""
+    await _execute(
+        url,
+        "CREATE OR REPLACE FUNCTION standby.pg_last_wal_replay_lsn() RETURNS pg_lsn"
+        f" LANGUAGE sql AS $$ SELECT '{position}'::pg_lsn $$",
+    )
+
+
+async def _advanced(server_url: str) -> str:
+    """The primary's WAL position, then a commit past it."""
+    connection = await asyncpg.connect(server_url)
+    try:
+        position = str(await connection.fetchval("SELECT pg_current_wal_lsn()::text"))
+        await connection.execute("SELECT pg_current_xact_id()")  # a commit record
+        return position
+    finally:
+        await connection.close()
+
+
+def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
+    server_url: str, demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A standby whose replay is paused kept serving an erased owner, or a record moved out of
+    a jurisdiction, to every client whose own writes were not recent."""
+
+    async def watched(standby_url: str) -> list[bool]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+        standby = create_async_engine(async_url(standby_url))  # its search_path the database's
+        replica = Replica(standby, max_lag_seconds=1)
+        readable = []
+        try:
+            for paused in (False, True, True, False):
+                await _replayed_at(
+                    standby_url, await _advanced(server_url) if paused else "FFFFFFFF/0"
+                )
+                if readable == [True, True]:
+                    await asyncio.sleep(1.2)  # past the bound, replay still paused
+                await replica.check(primary)
+                readable.append(replica.readable)
+        finally:
+            await primary.dispose()
+            await standby.dispose()
+        return readable
+
+    with empty_database(server_url, "sinergi_standby") as owner_url:
+        name = make_url(owner_url).database
+        standby_url = with_database(server_url, str(name))
+        run_sql(standby_url, "CREATE SCHEMA standby")
+        run_sql(standby_url, f'ALTER DATABASE "{name}" SET search_path = standby, pg_catalog')
+        assert asyncio.run(watched(standby_url)) == [True, True, False, True]
+    messages = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("the replica lags more than 1 s (1."), messages
+    assert messages[1] == "the replica caught up: reading from it again"
