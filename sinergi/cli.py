@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import is_unavailable
 from db.releases import Release
 from db.roles import UnsafeServiceRole
 from domain.errors import InvalidValue
@@ -35,6 +36,7 @@ from sinergi.database import (
     prepared_for_serving,
     privileges_beyond_service,
     ready_url,
+    system_identifier,
     unreachable,
 )
 from sinergi.logs import TextFormatter, exception_text
@@ -180,7 +182,7 @@ def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str |
         if exposed:
             print(_demo_secret_refusal(exposed), file=sys.stderr)
             return 2
-        reason = asyncio.run(privileges_beyond_service(database.service_url))
+        reason = asyncio.run(_privileges_beyond_service(database.service_url, settings))
         accepted = args.unsafe_privileged_role or settings.unsafe_privileged_role
         if reason is not None and not accepted:
             print(
@@ -233,6 +235,39 @@ def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str |
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+async def _privileges_beyond_service(service_url: str, settings: Settings) -> str | None:
+    """What the roles serving reads as hold beyond the service's grants: DATABASE_URL's, then
+    DATABASE_REPLICA_URL's (`_replica_privileges`); None when neither holds more."""
+    reasons = [await privileges_beyond_service(service_url)]
+    if settings.replica_url is not None:
+        reasons.append(await _replica_privileges(service_url, settings.replica_url))
+    held = [reason for reason in reasons if reason is not None]
+    return "; ".join(held) if held else None
+
+
+async def _replica_privileges(service_url: str, replica_url: str) -> str | None:
+    """What DATABASE_REPLICA_URL's role holds beyond the service's grants, named as the
+    replica's: it reads every record, as the primary's does. A replica that cannot be reached
+    is warned of, not refused (reads go to the primary until it answers), as is one of another
+    cluster than the primary's, which a same-server database serving as a replica (tests) is
+    not."""
+    log = logging.getLogger("sinergi.replica")
+    try:
+        reason = await privileges_beyond_service(replica_url)
+        replicated = await system_identifier(replica_url)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        log.warning("DATABASE_REPLICA_URL cannot be reached, its role is not checked: %s", error)
+        return None
+    if replicated != await system_identifier(service_url):
+        log.warning(
+            "DATABASE_REPLICA_URL is not a replica of DATABASE_URL's server (its system"
+            " identifier differs): it serves records the primary may not hold"
+        )
+    return None if reason is None else f"DATABASE_REPLICA_URL: {reason}"
 
 
 def _unregistered_refusal(client_ids: list[str]) -> str:

@@ -563,6 +563,14 @@ async def privileges_beyond_service(url: str) -> str | None:
     return f"the database role {row.name!r} {', '.join(reasons)}" if reasons else None
 
 
+async def system_identifier(url: str) -> int:
+    """The identifier of the database cluster at `url`, which its streaming replicas share."""
+    async with one_connection(url, statement_timeout_ms=10_000) as connection:
+        return int(await connection.scalar(text(_SYSTEM_IDENTIFIER)))
+
+
+_SYSTEM_IDENTIFIER = "SELECT system_identifier FROM pg_control_system()"
+
 _ATTRIBUTES = {
     "rolsuper": "is a superuser",
     "rolcreaterole": "may create roles (CREATEROLE)",

@@ -414,6 +414,25 @@ def test_every_way_past_the_service_grants_is_named(
     assert named.format(role=role) in reason
 
 
+def test_serve_refuses_a_superuser_replica_url(
+    server_url: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """The replica's role reads every record as the primary's does: a superuser there started
+    silently, though refused as DATABASE_URL."""
+    superuser = make_url(server_url).set(database=make_url(fresh_url).database)
+    refused = _serve(
+        {
+            "DATABASE_URL": as_service(fresh_url),
+            "DATABASE_REPLICA_URL": superuser.render_as_string(False),
+            "SINERGI_HOME": str(tmp_path),
+        }
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "refusing to serve: DATABASE_REPLICA_URL: the database role" in refused.stderr
+    assert "is a superuser" in refused.stderr
+    assert "SINERGI_UNSAFE_PRIVILEGED_ROLE" in refused.stderr
+
+
 def test_serve_refuses_a_role_that_may_create_roles_run_programs_or_belongs_to_a_role(
     server_url: str, fresh_url: str, tmp_path: Path
 ) -> None:
