@@ -221,6 +221,22 @@ def _with_password_file(
     return parsed.set(password=password).render_as_string(hide_password=False)
 
 
+def _replica_password_file(
+    env: Mapping[str, str], database_url: str | None, replica_url: str | None
+) -> str:
+    """Which setting names the file of DATABASE_REPLICA_URL's password: its own when set, else
+    DATABASE_PASSWORD_FILE for a replica URL naming the service's role (a streaming replica
+    has the primary's roles and their passwords), and none for a URL naming another role,
+    whose password is not the service's."""
+    if env.get("DATABASE_REPLICA_PASSWORD_FILE") or replica_url is None or database_url is None:
+        return "DATABASE_REPLICA_PASSWORD_FILE"
+    from sqlalchemy.engine import make_url  # as in _with_password_file
+
+    if make_url(replica_url).username == make_url(database_url).username:
+        return "DATABASE_PASSWORD_FILE"
+    return "DATABASE_REPLICA_PASSWORD_FILE"
+
+
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -548,14 +564,15 @@ class Settings:
         owner_url = _postgresql_url(env, "DATABASE_OWNER_URL")
         if owner_url is not None and database_url is None:
             raise SettingsError("DATABASE_OWNER_URL needs DATABASE_URL (the service's role)")
-        # A streaming replica has the primary's roles, so the service's password is the same.
+        replica_url = _with_password_file(
+            env,
+            "DATABASE_REPLICA_URL",
+            replica_url,
+            _replica_password_file(env, database_url, replica_url),
+        )
         database_url = _with_password_file(
             env, "DATABASE_URL", database_url, "DATABASE_PASSWORD_FILE"
         )
-        if replica_url is not None:
-            replica_url = _with_password_file(
-                env, "DATABASE_REPLICA_URL", replica_url, "DATABASE_PASSWORD_FILE"
-            )
         owner_url = _with_password_file(
             env, "DATABASE_OWNER_URL", owner_url, "DATABASE_OWNER_PASSWORD_FILE"
         )

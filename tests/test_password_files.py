@@ -1,7 +1,8 @@
-"""The roles' passwords from files (DATABASE_PASSWORD_FILE, DATABASE_OWNER_PASSWORD_FILE), the
-secrets docker/compose.yaml mounts, so that no password sits in a container's environment,
-which `docker inspect` shows. The test servers trust their connections, so these tests read
-the URLs Sinergi would connect with rather than have PostgreSQL check a password."""
+"""The roles' passwords from files (DATABASE_PASSWORD_FILE, DATABASE_OWNER_PASSWORD_FILE,
+DATABASE_REPLICA_PASSWORD_FILE), the secrets docker/compose.yaml mounts, so that no password
+sits in a container's environment, which `docker inspect` shows. The test servers trust their
+connections, so these tests read the URLs Sinergi would connect with rather than have
+PostgreSQL check a password."""
 
 from __future__ import annotations
 
@@ -54,6 +55,30 @@ def test_each_roles_password_is_read_from_its_file(tmp_path: Path) -> None:
     assert make_url(settings.owner_url).password == "owner-pw"
 
 
+def test_a_replica_of_another_role_has_its_own_password(tmp_path: Path) -> None:
+    """A replica URL naming a role other than the service's took the service's password from
+    DATABASE_PASSWORD_FILE, and was refused when it named its own."""
+    service_file = _secret(tmp_path, "service", "service-pw\n")
+    reader = "postgresql://sinergi_reader@replica:5432/sinergi"
+    env = {"DATABASE_URL": SERVICE, "DATABASE_PASSWORD_FILE": service_file}
+    own = Settings.from_env(
+        {
+            **env,
+            "DATABASE_REPLICA_URL": reader,
+            "DATABASE_REPLICA_PASSWORD_FILE": _secret(tmp_path, "reader", "reader-pw\n"),
+        }
+    )
+    assert own.replica_url is not None
+    assert make_url(own.replica_url).password == "reader-pw"
+    named = make_url(reader).set(password="in-url").render_as_string(hide_password=False)
+    in_url = Settings.from_env({**env, "DATABASE_REPLICA_URL": named}).replica_url
+    assert in_url is not None
+    assert make_url(in_url).password == "in-url"  # not the service's, nor refused
+    bare = Settings.from_env({**env, "DATABASE_REPLICA_URL": reader}).replica_url
+    assert bare is not None
+    assert make_url(bare).password is None
+
+
 def test_a_url_naming_the_files_password_reads_alike(tmp_path: Path) -> None:
     """A URL naming the password the file holds is the same URL, not a conflict."""
     env = {"DATABASE_PASSWORD_FILE": _secret(tmp_path, "service", "pw\n")}
@@ -77,7 +102,19 @@ def test_a_url_naming_the_files_password_reads_alike(tmp_path: Path) -> None:
             {"DATABASE_URL": SERVICE, "DATABASE_PASSWORD_FILE": "missing"},
             "DATABASE_PASSWORD_FILE: cannot read ",
         ),
+        (
+            {"DATABASE_URL": SERVICE, "DATABASE_REPLICA_PASSWORD_FILE": "service"},
+            "DATABASE_REPLICA_PASSWORD_FILE is set, but DATABASE_REPLICA_URL is not",
+        ),
         ({"DATABASE_URL": SERVICE, "DATABASE_PASSWORD_FILE": "empty"}, "is empty"),
+        (
+            {
+                "DATABASE_URL": SERVICE,
+                "DATABASE_REPLICA_URL": "postgresql://sinergi_reader:other@replica/sinergi",
+                "DATABASE_REPLICA_PASSWORD_FILE": "service",
+            },
+            "DATABASE_REPLICA_URL names a password other than DATABASE_REPLICA_PASSWORD_FILE's",
+        ),
         (
             {
                 "DATABASE_URL": "postgresql://sinergi_service:other@db/sinergi",
