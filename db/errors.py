@@ -17,7 +17,29 @@ import re
 import asyncpg
 from sqlalchemy import exc
 
+
+class ReplicaConflict(Exception):
+    """The replica cancelled a read to replay the primary's changes (a recovery conflict): not
+    the request's fault, and the primary would have answered it. An outage to the caller, who
+    retries; db/reads.py leaves the replica unread for a while first."""
+
+
+_RECOVERY_CONFLICTS = frozenset({"40001", "40P01", "57P04"})
+"""The SQLSTATEs a hot standby cancels a statement with to replay WAL: a snapshot, lock or
+buffer pin in replay's way (40001, 40P01 for a buffer pin deadlock), its database dropped
+(57P04)."""
+
+
+def is_recovery_conflict(error: BaseException) -> bool:
+    """True when `error`, or anything it wraps, has a SQLSTATE a hot standby cancels a read
+    with to replay WAL. On the primary 40001 and 40P01 are a transaction's own conflicts:
+    only a replica's read-only, autocommitted statements tell them apart."""
+    cause = _asyncpg_error(error)
+    return cause is not None and cause.sqlstate in _RECOVERY_CONFLICTS
+
+
 _OUTAGES = (
+    ReplicaConflict,
     exc.TimeoutError,  # no pooled connection came free in time
     OSError,  # refused, reset or timed-out sockets (TimeoutError is an OSError)
     asyncpg.exceptions.PostgresConnectionError,  # class 08: connection failure, does not exist

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import releases
 from db.driver import Pooled, check_out
-from db.errors import ReadTimedOut, is_statement_timeout, is_unavailable
+from db.errors import (
+    ReadTimedOut,
+    ReplicaConflict,
+    is_recovery_conflict,
+    is_statement_timeout,
+    is_unavailable,
+)
 
 logger = logging.getLogger("sinergi.replica")
 
@@ -159,13 +165,14 @@ class Reads:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self._share:
-            connection = await self._open(_started)
+            connection, replica = await self._open(_started)
             try:
                 yield connection
             except Exception as error:
-                if is_statement_timeout(error):
-                    raise ReadTimedOut("a read ran past the statement timeout") from error
-                raise
+                replaced = _replaced(error, replica)
+                if replaced is None:
+                    raise
+                raise replaced from error
             finally:
                 await connection.close()
 
@@ -209,32 +216,52 @@ class Reads:
     async def checked_out(self, *, primary: bool = False) -> AsyncIterator[Pooled]:
         """As `connect`, a connection for db/driver.py's statements alone; on the primary
         whatever the client wrote when `primary`, for a read the replica's lag misleads."""
-        async with self._share, await self._open(check_out, primary=primary) as pooled:
-            try:
-                yield pooled
-            except Exception as error:
-                if is_statement_timeout(error):
-                    raise ReadTimedOut("a read ran past the statement timeout") from error
-                raise
+        async with self._share:
+            pooled, replica = await self._open(check_out, primary=primary)
+            async with pooled:
+                try:
+                    yield pooled
+                except Exception as error:
+                    replaced = _replaced(error, replica)
+                    if replaced is None:
+                        raise
+                    raise replaced from error
 
     async def _open(
         self, open_on: Callable[[AsyncEngine], Awaitable[Opened]], *, primary: bool = False
-    ) -> Opened:
+    ) -> tuple[Opened, Replica | None]:
         """A connection opened by `open_on` on the replica, or on the primary when the replica
-        is not to be used (`primary`, or the client's own writes) or cannot be reached, or lags."""
+        is not to be used (`primary`, or the client's own writes) or cannot be reached, or lags;
+        with the replica it was opened on, if it was."""
         replica = None if primary else self._replica
         if replica is not None and replica.readable:
             try:
-                return await open_on(replica.engine)
+                return await open_on(replica.engine), replica
             except Exception as error:
                 if not is_unavailable(error):
                     raise
                 replica.unreachable(error)
-        return await open_on(self._primary)
+        return await open_on(self._primary), None
 
     def after_write(self) -> None:
         """The rest of the request reads what it wrote: from the primary."""
         self._replica = None
+
+
+def _replaced(error: Exception, replica: Replica | None) -> Exception | None:
+    """What a read that raised `error` raises instead: ReadTimedOut past the statement timeout
+    (the request asked for too much); ReplicaConflict when the replica it ran on (`replica`)
+    cancelled it for recovery, the replica then left unread for RETRY_SECONDS, so that the
+    client's retry reads the primary; else None, `error` itself."""
+    if is_statement_timeout(error):
+        return ReadTimedOut("a read ran past the statement timeout")
+    if replica is not None and is_recovery_conflict(error):
+        conflict = ReplicaConflict(
+            "the replica cancelled a read to replay the primary's changes (conflict with recovery)"
+        )
+        replica.unreachable(conflict)
+        return conflict
+    return None
 
 
 async def _started(engine: AsyncEngine) -> AsyncConnection:

@@ -17,13 +17,15 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth.scopes import OrgKind
 from db.engine import async_url, create_engine
-from db.reads import Replica, replica_lag
+from db.errors import ReplicaConflict, is_unavailable
+from db.reads import Reads, Replica, replica_lag
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
@@ -367,3 +369,45 @@ def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
     assert len(messages) == 2, messages
     assert messages[0].startswith("the replica lags more than 1 s (1."), messages
     assert messages[1] == "the replica caught up: reading from it again"
+
+
+CONFLICT = text(
+    "DO $$ BEGIN RAISE EXCEPTION 'canceling statement due to conflict with recovery'"
+    " USING ERRCODE = '40001'; END $$"
+)
+
+
+def test_a_read_the_replica_cancels_for_recovery_is_unavailable_and_leaves_it_briefly(
+    demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hot standby cancels a read whose rows replay is about to remove (40001, "conflict
+    with recovery"): that was answered INTERNAL, and the next reads went back to it."""
+
+    async def conflicted() -> tuple[BaseException, BaseException, bool]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+        replica = Replica(create_engine(as_service(demo_url), statement_timeout_ms=10_000), 10)
+        try:
+            await replica.check(primary)  # a plain database: current
+            assert replica.readable
+            errors = []
+            for reads in (Reads(primary, replica), Reads(primary)):
+                try:
+                    async with reads.connect() as connection:
+                        await connection.execute(CONFLICT)
+                except Exception as error:
+                    errors.append(error)
+            return errors[0], errors[1], replica.readable
+        finally:
+            await primary.dispose()
+            await replica.engine.dispose()
+
+    on_replica, on_primary, readable = asyncio.run(conflicted())
+    assert isinstance(on_replica, ReplicaConflict)
+    assert is_unavailable(on_replica)  # SERVICE_UNAVAILABLE: retried, on the primary
+    assert not readable
+    assert not is_unavailable(on_primary)  # the primary's own 40001 is no outage
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
+    assert warnings == [
+        "reading from the primary for 5 s: the replica cancelled a read to replay the primary's"
+        " changes (conflict with recovery)"
+    ]
