@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import math
 import os
 import re
 import time
@@ -106,6 +107,13 @@ POOL_OVERFLOW = Gauge(
     ["database"],
     multiprocess_mode="livesum",
 )
+REPLICA_LAG = Gauge(
+    "sinergi_db_replica_lag_seconds",
+    "How far behind the primary the read replica was at its latest check (the most any live"
+    " worker saw; +Inf when it has replayed none of the primary's positions sampled lately)."
+    " Past SINERGI_READ_YOUR_WRITES_SECONDS every read goes to the primary; 0 without a replica.",
+    multiprocess_mode="livemax",
+)
 AUDIT_SEALED_AT = Gauge(
     "sinergi_audit_sealed_timestamp_seconds",
     "When a sealing round last sealed the trail through its newest entry. Further behind now"
@@ -188,9 +196,10 @@ def operation_label(name: str | None, client: str) -> str:
 
 
 def observe_pools(state: Mapping[str, Any]) -> None:
-    """The pools of the app's lifespan state: the primary's and, if configured, the replica's.
-    A database without a pool reads 0, so the gauges describe this app's pools, not those of an
-    app the same process ran before (tests start many)."""
+    """The pools of the app's lifespan state: the primary's and, if configured, the replica's,
+    and that replica's lag (0 without one). A database without a pool reads 0, so the gauges
+    describe this app's pools, not those of an app the same process ran before (tests start
+    many)."""
     replica = state.get("replica")
     for database, engine in (
         ("primary", state.get("engine")),
@@ -205,6 +214,8 @@ def observe_pools(state: Mapping[str, Any]) -> None:
         POOL_CHECKED_OUT.labels(database).set(checked_out)
         POOL_SIZE.labels(database).set(size)
         POOL_OVERFLOW.labels(database).set(overflow)
+    lag = 0.0 if replica is None else replica.lag
+    REPLICA_LAG.set(math.inf if lag is None else lag)
 
 
 def observe_request(

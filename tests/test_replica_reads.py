@@ -197,6 +197,13 @@ def test_metrics_show_both_pools(replicated: tuple[Api, str]) -> None:
         if sample.name == "sinergi_db_pool_size"
     }
     assert sizes == {"primary": Settings().db_pool_size, "replica": Settings().db_pool_size}
+    lags = [
+        sample.value
+        for family in text_string_to_metric_families(api.client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "sinergi_db_replica_lag_seconds"
+    ]
+    assert lags == [0.0]  # a plain database: nothing to replay
 
 
 def test_a_replica_needs_a_primary_url() -> None:
