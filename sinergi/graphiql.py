@@ -5,10 +5,10 @@ GraphiQL and React are committed unmodified under sinergi/static/graphiql/ with 
 so a browser runs only the published bytes. The page opens with a token of the demo client
 in its headers tab, and renews it from `/graphiql/token` before it expires.
 
-That token reads personal data, so the page and the renewal answer only a request addressed to
-this machine by a loopback name (sinergi.loopback, which holds a whole `serve --dev` to it): a
-page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is addressed by
-its own name, and gets nothing. A renewal sent from another origin is refused too, and the page
+That token reads personal data, so the page and the renewal answer only a request from this
+machine addressed to it by a loopback name (sinergi.loopback, which holds a whole `serve --dev`
+to it): another machine, or a page of another site whose name was made to resolve to 127.0.0.1
+(DNS rebinding), gets nothing. A renewal sent from another origin is refused too, and the page
 declares what it runs (its Content-Security-Policy: its own files and the hash of its one inline
 script) and that no other page may frame it.
 """
@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from auth.service import OAuthError
-from sinergi.loopback import addressed_to_loopback, forbidden
+from sinergi.loopback import forbidden, outside
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_DIR = STATIC_DIR / "graphiql"
@@ -154,13 +154,14 @@ def _page_headers(socket_origin: str) -> dict[str, str]:
 def _refusal(request: Request, *, renewal: bool) -> Response | None:
     """Why the demo token may not go to this request, or None. A renewal's `Origin`, which a
     browser sends with every POST, must be the page's own."""
-    host = request.headers.get("host", "")
-    if not addressed_to_loopback(host):
+    fault = outside(request.scope)
+    if fault is not None:
         return forbidden(
-            "Host",
-            "GraphiQL and its demo token are served to localhost, 127.0.0.1 or [::1] only;"
-            " open it at one of those",
+            fault,
+            "GraphiQL and its demo token are served to a browser on this machine only, at"
+            " localhost, 127.0.0.1 or [::1]; open it at one of those",
         )
+    host = request.headers.get("host", "")
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{host}".lower()
     if renewal and origin is not None and origin.lower() != own:
@@ -177,10 +178,10 @@ class GraphiQLPage:
         self.endpoint = endpoint
 
     async def _demo_token(self, request: Request, *, renewal: bool) -> str | Response:
-        """The demo token for this request, or the response refusing it: a Host that is no
-        loopback name or a foreign Origin (`_refusal`), a demo client that no longer holds the
-        demo secret, or one issued as many tokens as the token endpoint issues it (counted from
-        the request's address, as that endpoint counts them)."""
+        """The demo token for this request, or the response refusing it: one from another
+        machine, a Host that is no loopback name or a foreign Origin (`_refusal`), a demo
+        client that no longer holds the demo secret, or one issued as many tokens as the token
+        endpoint issues it (counted from the request's address, as that endpoint counts them)."""
         refused = _refusal(request, renewal=renewal)
         if refused is not None:
             return refused

@@ -1,8 +1,11 @@
-"""The loopback-Host rule: what may go only to a browser on this machine is answered only to a
-request addressed to it by a loopback name (a `Host` of localhost, 127.0.0.1 or [::1], at any
-port). A page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is
-same-origin with the server, reads its answers and sends it any header, but it addresses the
-server by its own name, and gets nothing.
+"""The loopback rule: what may go only to a browser on this machine is answered only to a
+request from this machine (its peer's address a loopback one: 127.0.0.0/8, ::1 or ::ffff:127.x)
+addressed to it by a loopback name (a `Host` of localhost, 127.0.0.1 or [::1], at any port).
+The address holds off another machine, which can send any `Host` it likes; an `ssh -L` tunnel's
+connections come from 127.0.0.1, so a demo shown that way still works. The name holds off a page
+of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding): it is same-origin
+with the server, reads its answers and sends it any header, but it addresses the server by its
+own name, and gets nothing.
 
 Two places hold to it: GraphiQL, whose page holds the demo token (sinergi.graphiql), and, under
 `serve --dev`, the whole server (`LoopbackOnly`), since the demo clients' secret is published
@@ -11,6 +14,7 @@ and so anyone's page could take their tokens from the token endpoint.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from starlette.responses import JSONResponse, Response
@@ -35,6 +39,28 @@ def addressed_to_loopback(host: str | None) -> bool:
     return _host_name(host or "") in LOOPBACK
 
 
+def _from_loopback(client: tuple[str, int] | None) -> bool:
+    """Whether the peer's address (ASGI's `client`; None: not known) is this machine's."""
+    try:
+        address = ipaddress.ip_address(client[0]) if client is not None else None
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1, which 3.11 calls no loopback
+    return address is not None and address.is_loopback
+
+
+def outside(scope: Scope) -> str | None:
+    """The part of the request that may come from elsewhere than this machine, as
+    `forbidden` names it: `Host` when no loopback name, `address` when the peer's is no
+    loopback address; None for a request this rule lets through."""
+    if not addressed_to_loopback(header(scope, b"host")):
+        return "Host"
+    if not _from_loopback(scope.get("client")):
+        return "address"
+    return None
+
+
 def forbidden(field: str, reason: str) -> Response:
     """403 FORBIDDEN naming the request's part at fault, never kept by a cache."""
     error = {"message": f"{field}: {reason}", "extensions": {"code": "FORBIDDEN", "field": field}}
@@ -42,20 +68,22 @@ def forbidden(field: str, reason: str) -> Response:
 
 
 class LoopbackOnly:
-    """Every HTTP request and WebSocket upgrade refused 403 unless addressed by a loopback name:
-    the server of `serve --dev` (sinergi.app), whose demo clients anyone can act as. The upgrade
-    is refused before it is accepted, with the same answer (ASGI's WebSocket denial response)."""
+    """Every HTTP request and WebSocket upgrade refused 403 unless from this machine and
+    addressed by a loopback name (`outside`): the server of `serve --dev` (sinergi.app), whose
+    demo clients anyone can act as. The upgrade is refused before it is accepted, with the same
+    answer (ASGI's WebSocket denial response)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan" and not addressed_to_loopback(header(scope, b"host")):
+        fault = outside(scope) if scope["type"] != "lifespan" else None
+        if fault is not None:
             refusal = forbidden(
-                "Host",
+                fault,
                 "this server holds the demo clients' published secret (--dev), so it answers"
-                " only a request addressed to localhost, 127.0.0.1 or [::1]; reach it by one of"
-                " those (from another machine, through a tunnel to this one)",
+                " only a request from this machine addressed to localhost, 127.0.0.1 or [::1];"
+                " from another machine, reach it through a tunnel to this one (ssh -L)",
             )
             await refusal(scope, receive, send)
             return

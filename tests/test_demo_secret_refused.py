@@ -25,6 +25,7 @@ from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
+from tests.support.http import LOOPBACK_PEER
 from tests.support.served import free_port, wait_until_answering
 
 CLIENT = "demo-walidata"
@@ -81,7 +82,9 @@ def test_a_demo_client_registered_after_a_production_server_started_gets_no_toke
         assert _token(client, DEMO_SECRET).status_code == 401
     development = replace(graphiql, dev=True)
     with TestClient(
-        create_app(development, database_url=as_service(module_reference_url)), base_url=LOCAL
+        create_app(development, database_url=as_service(module_reference_url)),
+        base_url=LOCAL,
+        client=LOOPBACK_PEER,
     ) as client:
         issued = _token(client, DEMO_SECRET)
     assert issued.status_code == 200, issued.text
@@ -146,7 +149,7 @@ def test_a_production_server_refuses_the_tokens_a_dev_server_issued_to_a_demo_cl
     demo_clients(fresh_url)  # what `serve --dev` registers
     development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000, dev=True)
     served = create_app(development, database_url=as_service(fresh_url))
-    with TestClient(served, base_url=LOCAL) as client:
+    with TestClient(served, base_url=LOCAL, client=LOOPBACK_PEER) as client:
         issued = _token(client, DEMO_SECRET).json()["access_token"]
     code, out, _ = sinergi(fresh_url, "clients", "rotate", CLIENT, "--json")
     assert code == 0

@@ -13,9 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from auth.clients import DEMO_SECRET
+from sinergi.app import Sinergi, create_app
 from sinergi.demo_mode import GRAPHIQL_CLIENT_ID
+from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
@@ -101,6 +104,41 @@ def test_a_loopback_name_at_any_port_is_served(dev_server: str, name: str) -> No
     assert answer.json() == {"data": {"viewer": {"clientId": GRAPHIQL_CLIENT_ID}}}
     assert httpx.get(f"{dev_server}/metrics", headers=local).status_code == 200
     assert _upgrade(dev_server, f"{name}:{port}").startswith(b"HTTP/1.1 101")
+
+
+@pytest.fixture(scope="module")
+def dev_app(dev_server: str, module_reference_url: str) -> Sinergi:
+    """The app `serve --dev` serves, in this process: a test chooses the peer's address.
+    `dev_server` has registered the demo clients."""
+    settings = Settings(environment=Environment.DEVELOPMENT, dev=True, rate_limit=1_000_000)
+    return create_app(settings, database_url=as_service(module_reference_url))
+
+
+@pytest.mark.parametrize("peer", ["192.0.2.2", "10.0.0.7", "::ffff:192.0.2.2", "2001:db8::2"])
+def test_a_peer_on_another_machine_is_refused_whatever_host_it_names(
+    dev_app: Sinergi, peer: str
+) -> None:
+    """Any machine on the LAN can send `Host: localhost`: the name says nothing of where the
+    request comes from, so the peer's address must be this machine's too."""
+    with TestClient(dev_app, base_url="http://localhost:8000", client=(peer, 1234)) as client:
+        for refused in (
+            client.post("/oauth/token", data=TOKEN_FORM),
+            client.get("/graphql", headers={"Accept": "text/html"}),
+            client.post("/graphiql/token"),
+            client.get("/metrics"),
+        ):
+            assert refused.status_code == 403, refused.text
+            (error,) = refused.json()["errors"]
+            assert error["extensions"] == {"code": "FORBIDDEN", "field": "address"}
+            assert "eyJ" not in refused.text  # no JWT
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"])
+def test_a_peer_on_this_machine_is_served(dev_app: Sinergi, peer: str) -> None:
+    """An `ssh -L` tunnel's connections come from 127.0.0.1, and keep working."""
+    with TestClient(dev_app, base_url="http://localhost:8000", client=(peer, 1234)) as client:
+        assert client.post("/oauth/token", data=TOKEN_FORM).status_code == 200
+        assert client.get("/graphql", headers={"Accept": "text/html"}).status_code == 200
 
 
 def test_graphiqls_demo_token_counts_against_the_clients_token_cap(fresh_url: str) -> None:

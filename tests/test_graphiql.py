@@ -19,7 +19,7 @@ from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
-from tests.support.http import Api
+from tests.support.http import LOOPBACK_PEER, Api
 
 LOCAL = "http://127.0.0.1:18502"  # TestClient's own default, testserver, is no loopback name
 
@@ -29,7 +29,7 @@ def local(demo_url: str, api: Api) -> Iterator[TestClient]:
     """Development mode, reached as a browser on this machine reaches it."""
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     app = create_app(settings, database_url=as_service(demo_url))
-    with TestClient(app, base_url=LOCAL) as client:
+    with TestClient(app, base_url=LOCAL, client=LOOPBACK_PEER) as client:
         yield client
 
 
@@ -72,7 +72,7 @@ def test_graphiql_hands_out_no_token_once_the_demo_client_has_a_new_secret_or_no
     demo_clients(fresh_url)
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     app = create_app(settings, database_url=as_service(fresh_url))
-    with TestClient(app, base_url=LOCAL) as client:
+    with TestClient(app, base_url=LOCAL, client=LOOPBACK_PEER) as client:
         assert client.post("/graphiql/token").status_code == 200
         assert _cli(fresh_url, "clients", command, "demo-province-62") == 0
         for refused in (

@@ -23,7 +23,7 @@ from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
 from tests.support.executor import audit_head, entries_after
-from tests.support.http import Api
+from tests.support.http import LOOPBACK_PEER, Api
 from tests.support.statements import recorded_statements
 
 PROVINCE = "demo-province-62"
@@ -76,7 +76,7 @@ def dev_api(demo_url: str, api: Api) -> Iterator[Api]:
     browser on this machine reaches it: GraphiQL is served to a loopback Host only."""
     settings = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     app = create_app(settings, database_url=as_service(demo_url))
-    with TestClient(app, base_url="http://localhost") as client:
+    with TestClient(app, base_url="http://localhost", client=LOOPBACK_PEER) as client:
         yield Api(client)
 
 

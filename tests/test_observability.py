@@ -38,7 +38,7 @@ from sinergi.logs import (
 from sinergi.settings import Environment, Settings, SettingsError
 from tests.support.access_log import captured
 from tests.support.databases import as_service
-from tests.support.http import Api
+from tests.support.http import LOOPBACK_PEER, Api
 
 READ = "query FirstMsmes { msmes(first: 2) { nodes { nib } } }"
 FORBIDDEN = 'query Participants { programme(id: "PR-MBG") { id participants { msme { nib } } } }'
@@ -98,7 +98,7 @@ def test_a_get_query_is_counted_as_a_graphql_request_and_the_graphiql_page_is_no
     assert got.status_code == 200, got.text
     development = Settings(environment=Environment.DEVELOPMENT, rate_limit=1_000_000)
     app = create_app(development, database_url=as_service(demo_url))
-    with TestClient(app, base_url="http://127.0.0.1:18502") as local:
+    with TestClient(app, base_url="http://127.0.0.1:18502", client=LOOPBACK_PEER) as local:
         page = local.get("/graphql", headers={"Accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
     after = _scrape(api.client)

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from sinergi.settings import Settings
 
 
+LOOPBACK_PEER = ("127.0.0.1", 50000)
+"""The peer address of a TestClient acting as a browser on this machine: GraphiQL and a whole
+`serve --dev` answer only a loopback one (sinergi.loopback), and TestClient's own, testclient,
+is none."""
+
+
 @dataclass
 class Api:
     client: TestClient
@@ -83,5 +89,6 @@ def served(url: str, settings: Settings | None = None) -> Iterator[Api]:
     app = create_app(settings, database_url=as_service(url))
     # A --dev server answers only a loopback name, and TestClient's own, testserver, is none.
     base_url = "http://127.0.0.1" if settings.dev else "http://testserver"
-    with TestClient(app, base_url=base_url) as client:
+    peer = LOOPBACK_PEER if settings.dev else ("testclient", 50000)
+    with TestClient(app, base_url=base_url, client=peer) as client:
         yield Api(client)
