@@ -184,13 +184,31 @@ def _form(body: bytes) -> dict[str, str]:
     return form
 
 
+def _sent_for_a_page(request: Request) -> bool:
+    """Whether a browser sent this request on a web page's behalf: it names the page's origin
+    (`Origin`, which a browser adds to every cross-origin request and form post) or says the
+    page is of another site (`Sec-Fetch-Site`). A client-credentials client is a server, which
+    sends neither; a page's form post, cross-site and without a preflight, must not count a
+    wrong secret against the address the operator's browser sends from."""
+    site = request.headers.get("sec-fetch-site")
+    return "origin" in request.headers or site in ("cross-site", "same-site")
+
+
 async def token_endpoint(request: Request) -> Response:
     """RFC 6749 §4.4 client credentials, with client_secret_basic or client_secret_post. With
     Basic, a client_id in the body naming another client is refused, not ignored: the token
-    would be the Basic client's, not the one the body asked for."""
+    would be the Basic client's, not the one the body asked for. A request a web page sent is
+    refused first, before anything is read, counted or checked (`_sent_for_a_page`)."""
     authorization = request.headers.get("authorization", "")
     basic = authorization.lower().startswith("basic ")
     try:
+        if _sent_for_a_page(request):
+            raise OAuthError(
+                "access_denied",
+                "a browser sent this for a web page (Origin or Sec-Fetch-Site): the token"
+                " endpoint serves server-side clients, which send neither",
+                403,
+            )
         if not request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"
         ):

@@ -152,14 +152,22 @@ def _page_headers(socket_origin: str) -> dict[str, str]:
 
 
 def _refusal(request: Request, *, renewal: bool) -> Response | None:
-    """Why the demo token may not go to this request, or None. A renewal's `Origin`, which a
-    browser sends with every POST, must be the page's own."""
+    """Why the demo token may not go to this request, or None. A browser's `Sec-Fetch-Site`
+    must say it comes from no other site's page (a link, frame or image of which would mint a
+    token counted against the demo client's cap), and a renewal's `Origin`, which a browser
+    sends with every POST, must be the page's own."""
     fault = outside(request.scope)
     if fault is not None:
         return forbidden(
             fault,
             "GraphiQL and its demo token are served to a browser on this machine only, at"
             " localhost, 127.0.0.1 or [::1]; open it at one of those",
+        )
+    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+        return forbidden(
+            "Sec-Fetch-Site",
+            "GraphiQL's demo token is not minted for another site's page; open GraphiQL at its"
+            " address, typed or pasted",
         )
     host = request.headers.get("host", "")
     origin = request.headers.get("origin")

@@ -159,6 +159,23 @@ def test_the_token_is_renewed_for_graphiqls_own_origin_only(local: TestClient, o
         assert local.post("/graphiql/token", headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_page_of_another_site_gets_no_demo_token_minted(local: TestClient, site: str) -> None:
+    """Another site's page can open GraphiQL (a link, a frame, an image) without reading it:
+    each would mint a token counted against the demo client's cap, which locks GraphiQL out."""
+    for refused in (
+        local.get("/graphql", headers={"Accept": "text/html", "Sec-Fetch-Site": site}),
+        local.post("/graphiql/token", headers={"Sec-Fetch-Site": site}),
+    ):
+        assert refused.status_code == 403, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["extensions"] == {"code": "FORBIDDEN", "field": "Sec-Fetch-Site"}
+        assert "eyJ" not in refused.text
+    for site_of_its_own in ("same-origin", "none"):  # its renewal; an address typed in
+        headers = {"Accept": "text/html", "Sec-Fetch-Site": site_of_its_own}
+        assert local.get("/graphql", headers=headers).status_code == 200
+
+
 def test_the_page_runs_only_its_own_scripts_and_no_other_page_frames_it(
     local: TestClient,
 ) -> None:

@@ -725,3 +725,40 @@ def test_token_requests_take_at_most_half_the_pool_for_the_throttles_statements(
     body = early[0].json()
     assert (body["error"], early[0].headers["retry-after"]) == ("temporarily_unavailable", "1")
     assert sorted(answer.status_code for answer in answers) == [401] * 5 + [503] * 7
+
+
+@pytest.mark.parametrize(
+    "browser",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame's, or a redirected form's
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a page of another port or subdomain
+    ],
+)
+def test_a_web_page_cannot_lock_a_client_out_of_its_address(
+    demo_url: str, scrypt_calls: list[str], browser: dict[str, str]
+) -> None:
+    """Any page the operator visits can post a form to /oauth/token at 127.0.0.1 or an intranet
+    address, cross-site and without a preflight: its wrong secrets were counted against that
+    address, and ten locked the real holder there out. A client-credentials client is a server,
+    which sends neither Origin nor Sec-Fetch-Site: a request with either naming a page is
+    refused before anything is counted or checked."""
+    settings = Settings(rate_limit=1_000_000)
+    app = create_app(settings, database_url=as_service(demo_url))
+    client_id, secret = _register(demo_url)
+    with TestClient(app, client=("192.0.2.47", 40000)) as client:
+        form = {"grant_type": "client_credentials", "client_id": client_id}
+        for guess in range(12):
+            refused = client.post(
+                "/oauth/token", data={**form, "client_secret": f"guess-{guess}"}, headers=browser
+            )
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"] == "access_denied"
+            assert refused.headers["cache-control"] == "no-store"
+        assert scrypt_calls == []
+        user_opened = {"Sec-Fetch-Site": "none"}  # typed into the address bar: no page sent it
+        issued = client.post(
+            "/oauth/token", data={**form, "client_secret": secret}, headers=user_opened
+        )
+        assert issued.status_code == 200, issued.text
