@@ -25,13 +25,21 @@ import uvicorn
 
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
+from tests.support.demo_data import demo_clients
 from tests.support.http import Api
 from tests.support.served import free_port
+from tests.support.windows import clear_of_an_edge
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 TOKEN_LIFETIME = 6  # seconds: the page renews the token after 80% of it
+RENEWALS = (
+    "return performance.getEntriesByType('resource')"
+    ".filter((entry) => entry.name.endsWith('/graphiql/token')).length"
+)
+"""How many renewals the page has asked for."""
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +66,14 @@ def browser() -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _serving(demo_url: str, token_lifetime: int) -> Iterator[str]:
-    """uvicorn in development mode over the demo database, its tokens lasting `token_lifetime`."""
+def _serving(demo_url: str, token_lifetime: int, tokens_per_client: int = 300) -> Iterator[str]:
+    """uvicorn in development mode over the demo database, its tokens lasting `token_lifetime`,
+    at most `tokens_per_client` of them for a client in a window."""
     settings = Settings(
         environment=Environment.DEVELOPMENT,
         rate_limit=1_000_000,
         token_lifetime_seconds=token_lifetime,
+        tokens_per_client=tokens_per_client,
     )
     port = free_port()
     server = uvicorn.Server(
@@ -253,6 +263,63 @@ def test_graphiql_keeps_no_token_in_local_storage(browser: Any, served_longer: s
         "{ msmes(first: 1) { totalCount } }",
     ]
     assert not [key for key, value in stored.items() if "Bearer" in value or token in value]
+
+
+def test_graphiql_stops_renewing_once_the_demo_client_has_a_new_secret(
+    browser: Any, fresh_url: str
+) -> None:
+    """After `sinergi clients rotate demo-province-62`, each renewal counts as a wrong secret
+    from this machine's address: retried every 5 s for as long as the tab stayed open, they
+    locked the holder of the new secret out of the token endpoint here. The page asks once,
+    stops at the 403, and says why where a person sees it."""
+    from selenium.webdriver.common.by import By
+
+    assert sinergi(fresh_url, "migrate")[0] == 0  # the reference data the demo clients name
+    demo_clients(fresh_url)
+    with _serving(fresh_url, TOKEN_LIFETIME) as url:
+        browser.get(f"{url}/graphql")
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+        assert sinergi(fresh_url, "clients", "rotate", "demo-province-62")[0] == 0
+        notice = _until(
+            lambda: (
+                (shown := browser.find_element(By.ID, "sinergi-notice")).is_displayed() and shown
+            ),
+            TOKEN_LIFETIME * 3,
+            "the page did not say the demo token is no longer renewed",
+        )
+        assert "no longer renewed" in notice.text
+        assert "sinergi clients reset-demo" in notice.text
+        assert browser.execute_script(RENEWALS) == 1
+        time.sleep(7)  # past the 5 s it retried after
+        assert browser.execute_script(RENEWALS) == 1
+
+
+def test_graphiql_waits_as_long_as_a_refusal_for_a_while_says(browser: Any, fresh_url: str) -> None:
+    """Past the demo client's token cap the renewal is 429 with Retry-After (the rest of the
+    window): the page asks again then, not every 5 s."""
+    from selenium.webdriver.common.by import By
+
+    assert sinergi(fresh_url, "migrate")[0] == 0  # the reference data the demo clients name
+    demo_clients(fresh_url)
+    clear_of_an_edge(Settings().auth_failure_window_seconds, margin=60)
+    refused = "/graphiql/token - Failed to load resource: the server responded with a status of 429"
+    with _serving(fresh_url, TOKEN_LIFETIME, tokens_per_client=2) as url:
+        browser.get_log("browser")  # what earlier tests left
+        browser.get(f"{url}/graphql")  # the first token; the first renewal takes the second
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".graphiql-container"), 30, "no IDE")
+        _until(
+            lambda: [line for line in _console(browser) if refused in line],
+            TOKEN_LIFETIME * 3,
+            "the second renewal was not refused",
+        )
+        time.sleep(7)  # past the 5 s it retried after
+        assert not [line for line in _console(browser) if refused in line]
+        assert not browser.find_element(By.ID, "sinergi-notice").is_displayed()
+
+
+def _console(driver: Any) -> list[str]:
+    """What the page logged since last asked, the browser's network errors among it."""
+    return [entry["message"] for entry in driver.get_log("browser")]
 
 
 def _local_storage(driver: Any) -> dict[str, str]:
