@@ -93,17 +93,20 @@ def _script_json(value: object) -> str:
 def _no_demo_token(error: OAuthError) -> Response:
     """No demo token for this request. Answered as every refusal on /graphql is, a coded
     GraphQL error (docs/contract.md), not in the OAuth shape that only /oauth/token speaks: 403
-    when the demo client was rotated or revoked (its token is no longer anyone's for the
-    asking); else the token endpoint's own refusal for a while, its code and Retry-After
-    (429 past the client's token cap or throttle, 503 while the server takes no more)."""
+    when the server is no `serve --dev` (which alone accepts the demo secret) or the demo
+    client was rotated or revoked (its token is no longer anyone's for the asking); else the
+    token endpoint's own refusal for a while, its code and Retry-After (429 past the client's
+    token cap or throttle, 503 while the server takes no more)."""
     headers = {"Cache-Control": "no-store"}
     code = error.code
     if code is None:
         code = "FORBIDDEN"
         message = (
-            "GraphiQL hands out the demo client's token only while it holds the published demo "
-            f"secret: {error.description}. Send a token from POST /oauth/token instead (under "
-            "`serve --dev`, `sinergi clients reset-demo` gives the demo clients that secret again)."
+            "GraphiQL is served only under `sinergi serve --dev` (SINERGI_ENV=development alone"
+            " does not serve it), and hands out the demo client's token only while it holds the"
+            f" published demo secret: {error.description}. Send a token from POST /oauth/token"
+            " instead (under `serve --dev`, `sinergi clients reset-demo` gives the demo clients"
+            " that secret again)."
         )
     else:
         message = f"GraphiQL's demo token: {error.description}"

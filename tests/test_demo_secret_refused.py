@@ -128,6 +128,8 @@ def test_serve_with_sinergi_env_development_but_no_dev_refuses_later_demo_client
         refusal = httpx.post(f"{base}{TOKEN_PATH}")
         assert refusal.status_code == 403
         assert "refuses the published demo secret" in refusal.text
+        # It says what serves the page, not only what to do instead.
+        assert "GraphiQL is served only under `sinergi serve --dev`" in refusal.text
     finally:
         server.terminate()
         server.wait(60)
