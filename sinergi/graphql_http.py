@@ -103,13 +103,18 @@ def negotiate(accept: str | None) -> MediaType | None:
 
 
 def wants_html(accept: str | None) -> bool:
-    """A browser: `text/html` named, and weighted at least as highly as any JSON answer."""
+    """A browser: `text/html` named, and weighted above any JSON answer, or as highly and
+    named before any JSON type (browsers send it first; a client naming JSON first wants
+    JSON, whatever else it would take)."""
     if accept is None:
         return False
     ranges = _ranges(accept)
     q, specificity = _quality(ranges, "text/html")
     json_q = max(_quality(ranges, media_type)[0] for media_type in MediaType)
-    return specificity == 2 and q > 0 and q >= json_q
+    if specificity != 2 or q <= 0 or q < json_q:
+        return False
+    named = [f"{candidate.kind}/{candidate.subtype}" for candidate in ranges]
+    return q > json_q or not set(named[: named.index("text/html")]) & set(MediaType)
 
 
 PARAMETERS = ("query", "operationName", "variables", "extensions")

@@ -20,6 +20,7 @@ from db.engine import async_url
 from db.queries import trusted_documents
 from db.queries.audit import AuditWriter
 from sinergi.app import create_app
+from sinergi.graphql_http import wants_html
 from sinergi.settings import Environment, Settings
 from tests.support.databases import as_service
 from tests.support.executor import audit_head, entries_after
@@ -549,6 +550,26 @@ def test_graphiql_is_for_browsers_in_development_only(api: Api, dev_api: Api) ->
     assert production.status_code == 401
     assert "graphiql" not in production.text.lower()
     assert api.client.get("/graphql", headers={"Accept": "text/html"}).status_code == 406
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        (BROWSER, True),
+        ("text/html", True),
+        ("text/html, */*;q=0.8", True),
+        (f"text/html, {JSON}", True),  # as highly, named first
+        (f"{JSON};q=0.5, text/html", True),
+        (f"{JSON}, text/html", False),  # as highly, JSON named first: README's rule
+        (f"{GRAPHQL_RESPONSE}, text/html", False),
+        (f"text/html;q=0.5, {JSON}", False),
+        ("*/*", False),
+        (JSON, False),
+        (None, False),
+    ],
+)
+def test_graphiql_goes_to_an_accept_that_prefers_html(accept: str | None, html: bool) -> None:
+    assert wants_html(accept) is html
 
 
 def test_every_answer_is_kept_from_caches_and_from_sniffing(
