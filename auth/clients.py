@@ -7,10 +7,11 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
@@ -113,25 +114,27 @@ JURISDICTION_LEVELS: dict[OrgKind, frozenset[str]] = {
 asked of a client registered here and of an external issuer's token alike."""
 
 
-async def _check_jurisdiction(
-    connection: AsyncConnection, org_kind: OrgKind, jurisdiction: str
-) -> None:
+async def jurisdiction_refusal(
+    org_kind: OrgKind, jurisdiction: str, level_of: Callable[[str], Awaitable[str | None]]
+) -> str | None:
+    """Why `jurisdiction` cannot be the jurisdiction of a principal of `org_kind`, or None when
+    it can: the one rule for a client registered here and for an external issuer's token.
+    `level_of` gives an existing region's level, None for a code no region has, since a code of
+    the right shape may name nothing (62.99 is shaped as a regency's): each caller looks it up
+    where it holds the regions, the regions table at registration, the serving process's
+    RegionDirectory for a token, rather than a statement per request."""
     expected = JURISDICTION_LEVELS[org_kind]
     if expected == {"national"}:
-        if jurisdiction != "ID":
-            raise ClientError(f"jurisdiction: a {org_kind.value} is national (ID)")
-        return
-    level = await regions.level_of(connection, jurisdiction)
-    if level not in expected:
-        meant = dotted_region_code(jurisdiction)
-        hint = (
-            f"; did you mean {meant}?"
-            if meant is not None and await regions.level_of(connection, meant) in expected
-            else ""
-        )
-        raise ClientError(
-            f"jurisdiction: {jurisdiction!r} is not a {' or '.join(sorted(expected))} code{hint}"
-        )
+        return None if jurisdiction == "ID" else f"a {org_kind.value} is national (ID)"
+    if await level_of(jurisdiction) in expected:
+        return None
+    meant = dotted_region_code(jurisdiction)
+    hint = (
+        f"; did you mean {meant}?"
+        if meant is not None and await level_of(meant) in expected
+        else ""
+    )
+    return f"{jurisdiction!r} is not a {' or '.join(sorted(expected))} code{hint}"
 
 
 def _check_text(field: str, text: str) -> None:
@@ -173,7 +176,9 @@ async def create(
     if client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH:
         raise ClientError(f"client_id: at most {MAX_CLIENT_ID_LENGTH} characters")
     granted = granted_scopes(kind, scopes)
-    await _check_jurisdiction(connection, kind, jurisdiction)
+    refusal = await jurisdiction_refusal(kind, jurisdiction, partial(regions.level_of, connection))
+    if refusal is not None:
+        raise ClientError(f"jurisdiction: {refusal}")
     client_id = client_id or f"sng_{secrets.token_urlsafe(12)}"
     secret = secret or secrets.token_urlsafe(32)
     await connection.execute(

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from auth.cleartext import cleartext_refusal, without_userinfo
-from auth.clients import JURISDICTION_LEVELS, allowed_scopes
+from auth.clients import JURISDICTION_LEVELS, allowed_scopes, jurisdiction_refusal
 from auth.keys import kids
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
@@ -150,7 +150,14 @@ def _check_text(name: str, value: str) -> None:
         )
 
 
-def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> Principal:
+async def principal_from_claims(
+    issuer: ExternalIssuer,
+    claims: Mapping[str, Any],
+    level_of: Callable[[str], Awaitable[str | None]],
+) -> Principal:
+    """The principal an external token's verified claims stand for. Its jurisdiction is held to
+    the rule a registered client's is (clients.jurisdiction_refusal), `level_of` looking up the
+    regions the serving process holds."""
     _refuse_other_than_access_tokens(claims)
     try:
         org_kind = OrgKind(str(_lookup(claims, issuer.org_kind_claim)))
@@ -173,7 +180,8 @@ def principal_from_claims(issuer: ExternalIssuer, claims: Mapping[str, Any]) -> 
     _check_text("client id", client_id)
     organisation = str(_lookup(claims, issuer.organisation_claim) or issuer.issuer)
     _check_text("organisation", organisation)
-    _check_jurisdiction(org_kind, jurisdiction)
+    if (refusal := await jurisdiction_refusal(org_kind, jurisdiction, level_of)) is not None:
+        raise InvalidToken(f"external claims: {refusal}")
     principal_id = external_client_id(issuer.issuer, client_id, org_kind, jurisdiction)
     if len(principal_id) > PRINCIPAL_ID_LENGTH:
         # Its first check would fail storing the decision, as an INTERNAL error, after the work.
@@ -206,19 +214,6 @@ def _legacy_client_id(issuer: str, claimed: str, org_kind: OrgKind) -> str | Non
     return f"{issuer}#{claimed}"
 
 
-def _check_jurisdiction(org_kind: OrgKind, jurisdiction: str) -> None:
-    """The jurisdiction must be a region of the level the org kind has, as a registered
-    client's must: "ID" for a province would be every province's records."""
-    try:
-        level = region_level(jurisdiction, field="jurisdiction")
-    except InvalidValue:
-        level = None
-    if level not in JURISDICTION_LEVELS[org_kind]:
-        raise InvalidToken(
-            f"external claims: {jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
-        )
-
-
 def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdiction: str) -> str:
     """`ISSUER#CLAIMED@ORG_KIND:JURISDICTION`: whose decisions, guarantees, audit entries, rate
     limit and guarantee feed an external token's are. The org kind and jurisdiction come from
@@ -244,12 +239,26 @@ def external_principal(issuers: Mapping[str, ExternalIssuer], client_id: str) ->
     if not (claimed and at):  # the older form ISSUER#CLIENT among them: no token carries it
         return f"not {issuer}#CLIENT@ORG_KIND:JURISDICTION"
     try:
-        _check_jurisdiction(OrgKind(kind), jurisdiction)
-    except (ValueError, InvalidToken) as error:
-        return str(error).removeprefix("external claims: ")
+        org_kind = OrgKind(kind)
+    except ValueError as error:
+        return str(error)
+    if not _shaped_as_jurisdiction(org_kind, jurisdiction):
+        return f"{jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
     if len(client_id) > PRINCIPAL_ID_LENGTH:
         return f"longer than the {PRINCIPAL_ID_LENGTH} characters a token's client id may be"
     return None
+
+
+def _shaped_as_jurisdiction(org_kind: OrgKind, jurisdiction: str) -> bool:
+    """Whether `jurisdiction` is shaped as a code of a level `org_kind` may have: all that is
+    checked of an id the settings or a command name (`external_principal`), read where no
+    regions are at hand; a token naming a region that does not exist is refused all the same
+    (clients.jurisdiction_refusal), so an id naming one is set for nobody."""
+    try:
+        level = region_level(jurisdiction, field="jurisdiction")
+    except InvalidValue:
+        return False
+    return level in JURISDICTION_LEVELS[org_kind]
 
 
 def external_guarantor(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
@@ -337,7 +346,13 @@ class ExternalKeys:
     def __init__(self) -> None:
         self._issuers: dict[str, _IssuerKeys] = {}
 
-    async def verify(self, issuer: ExternalIssuer, token: str, kid: str | None) -> Principal:
+    async def verify(
+        self,
+        issuer: ExternalIssuer,
+        token: str,
+        kid: str | None,
+        level_of: Callable[[str], Awaitable[str | None]],
+    ) -> Principal:
         known = self._issuers.setdefault(issuer.issuer, _IssuerKeys())
         keys = known.keys
         if (
@@ -356,7 +371,7 @@ class ExternalKeys:
             require_type=False,
             require_iat=False,
         )
-        return principal_from_claims(issuer, claims)
+        return await principal_from_claims(issuer, claims, level_of)
 
 
 async def _refresh(issuer: ExternalIssuer, known: _IssuerKeys) -> KeySet:

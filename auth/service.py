@@ -35,6 +35,7 @@ from auth.scopes import (
 from auth.tokens import InvalidToken
 from db.engine import autocommit
 from db.queries import auth_failures
+from db.queries.regions import RegionDirectory
 
 logger = logging.getLogger("sinergi.auth")
 
@@ -167,6 +168,9 @@ class AuthService:
         )
         """This server's keys; the process's listener tells it of rotations (keys.CHANNEL)."""
         self.registry = ClientRegistry(self.reads)
+        self.regions = RegionDirectory(self.reads)
+        """The regions this process holds: an external token's jurisdiction is looked up in
+        them, as are the regions requests name and render (the app serves them as its own)."""
 
     async def startup(self) -> None:
         async with self.engine.begin() as connection:
@@ -384,7 +388,7 @@ class AuthService:
             if external is not None:
                 kid = header.get("kid")
                 principal = await self._external_keys.verify(
-                    external, token, kid if isinstance(kid, str) else None
+                    external, token, kid if isinstance(kid, str) else None, self.regions.level_of
                 )
                 return Admitted(principal, await self.registry.state(principal.client_id))
             claims = await self.key_ring.verify(token, header)

@@ -30,7 +30,6 @@ from db.engine import autocommit, create_engine
 from db.migrate import is_current
 from db.notifications import Listener, libpq_url
 from db.queries.audit import AuditWriter
-from db.queries.regions import RegionDirectory
 from db.reads import Replica
 from domain.cursor_seal import CursorSeal
 from resolvers.context import Limits
@@ -190,7 +189,7 @@ async def _serving(
         "replica": lagging,
         "auth": auth,
         "deadlines": deadlines,
-        "regions": RegionDirectory(primary),
+        "regions": auth.regions,
         "audit": AuditWriter(primary, key),
         "changes": changes,
         "cursor_seal": CursorSeal(key),

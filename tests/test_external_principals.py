@@ -29,7 +29,7 @@ from tests.support.clock import Clock
 from tests.support.databases import as_service, run
 from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
-from tests.support.sso import KID, Realm, serving_realm, user_claims
+from tests.support.sso import KID, Realm, province_level, serving_realm, user_claims
 from tests.test_eligibility_api import (
     CHECK,
     CHECKED_ON,
@@ -228,14 +228,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch, CHECKED_ON)
 
 
-def test_no_claim_passes_for_another_jurisdictions_principal() -> None:
+async def test_no_claim_passes_for_another_jurisdictions_principal() -> None:
     """A 61 token whose client claim spells the 62 principal's suffix is still a 61 principal:
     the org kind and jurisdiction end the id, and hold no `@`."""
     issuer = ExternalIssuer(issuer=REALM, jwks_url="https://unused", audience="sinergi")
     claims = user_claims(
         REALM, sub="user-3", azp="portal@bumd:62", org_kind="bumd", jurisdiction="61", roles=[]
     )
-    principal = principal_from_claims(issuer, claims)
+    principal = await principal_from_claims(issuer, claims, province_level)
     assert principal.client_id == f"{REALM}#portal@bumd:62@bumd:61"
     assert principal.client_id.rpartition("@")[2] == "bumd:61"
 

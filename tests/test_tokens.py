@@ -29,7 +29,7 @@ from sinergi.settings import Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
-from tests.support.sso import serving_realm, user_claims
+from tests.support.sso import province_level, serving_realm, user_claims
 from tests.support.statements import recorded_statements
 
 QUERY = {"query": "{ viewer { clientId } }"}
@@ -660,6 +660,7 @@ def _sso_token(key: ECKey, org_kind: str, jurisdiction: str, roles: list[str]) -
         ("province", "62.71"),
         ("province", "62.71.01"),
         ("province", "6x"),
+        ("regency", "62.99"),  # shaped as a regency's code, but no regency has it
     ],
 )
 def test_an_external_token_claiming_a_jurisdiction_beyond_its_org_kind_is_refused(
@@ -763,11 +764,11 @@ async def test_an_external_issuers_maximum_lifetime_is_configured_per_issuer(
     now = int(time.time())
     day = {**_sso_claims(REALM, "dinas-app", "province", "62", []), "exp": now + 86400}
     token = jwt.encode({"alg": "ES256", "kid": "realm-1"}, day, key)
-    verified = await ExternalKeys().verify(issuer, token, "realm-1")
+    verified = await ExternalKeys().verify(issuer, token, "realm-1", province_level)
     assert verified.jurisdiction == "62"
     longer = jwt.encode({"alg": "ES256", "kid": "realm-1"}, {**day, "exp": now + 86400 * 2}, key)
     with pytest.raises(tokens.InvalidToken, match="longer than"):
-        await ExternalKeys().verify(issuer, longer, "realm-1")
+        await ExternalKeys().verify(issuer, longer, "realm-1", province_level)
     for wrong in ("1h", 0, True):
         with pytest.raises(ValueError, match="max_lifetime"):
             parse_external_issuers(json.dumps([{**entry, "max_lifetime": wrong}]))

@@ -46,6 +46,11 @@ class RegionDirectory:
         regions = self._regions
         return {code: regions[code] for code in wanted if code in regions}
 
+    async def level_of(self, code: str) -> str | None:
+        """The level of the region `code`, None when there is none (as `level_of` below)."""
+        found = await self.by_codes((code,))
+        return found[code].level if code in found else None
+
     async def _load(self) -> None:
         asked = time.monotonic()
         async with self._loading:
