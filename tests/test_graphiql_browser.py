@@ -25,6 +25,7 @@ import uvicorn
 
 from sinergi.app import create_app
 from sinergi.settings import Environment, Settings
+from tests.support import tools
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
@@ -45,9 +46,7 @@ RENEWALS = (
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None or CHROMEDRIVER is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must have chromium and chromium-driver (.ci/run installs them)")
-        pytest.skip("no chromium and chromedriver: apt-get install chromium chromium-driver")
+        tools.missing("no chromium and chromedriver: apt-get install chromium chromium-driver")
     os.environ["SE_OFFLINE"] = "true"  # Selenium must not look for a driver online
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from db import embedded
 from schema.build import sdl
 from sinergi.settings import Settings
+from tests.support import tools
 from tests.support.databases import drop_database, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def _compose_command() -> list[str] | None:
 def test_compose_file_validates_with_compose_itself() -> None:
     command = _compose_command()
     if command is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed on this machine")
+        tools.missing("neither `docker compose` nor `docker-compose` is installed on this machine")
     env = {**os.environ, **REQUIRED}
     resolved = yaml.safe_load(_run(*command, "-f", COMPOSE, "config", cwd=ROOT, env=env))
     # `import` is in a profile, which some versions of compose leave out of `config`.
@@ -332,7 +333,6 @@ def test_the_init_script_stops_without_a_password_to_give_a_role(
     assert not (tmp_path / "psql-ran").exists()
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="needs PostgreSQL's psql")
 def test_the_init_script_gives_each_role_the_password_sinergi_sends(
     tmp_path: Path, server_url: str
 ) -> None:
@@ -345,9 +345,11 @@ def test_the_init_script_gives_each_role_the_password_sinergi_sends(
         "service": "\tservice-pw\n",
         "windows": "windows\rpw\r\n\r\n",
     }
+    psql = shutil.which("psql")
+    if psql is None:
+        tools.missing("no psql: apt-get install postgresql-client")
     for name, text in files.items():
         (tmp_path / name).write_bytes(text.encode())
-    psql = shutil.which("psql")
     shown = {}
     for owner, service in (("owner", "service"), ("windows", "service")):
         ran = tmp_path / f"{owner}-{service}"
