@@ -105,6 +105,7 @@ from resolvers.change_feed import Plan, cursor_field
 from resolvers.context import Context
 from resolvers.lookahead import hands_out_rows, peeks_past_page
 from resolvers.paging import PageResult, decode_cursor, page_size
+from schema.errors import raw_info
 from schema.permissions import admitted, declared_scopes
 from schema.root_selection import RootKey, root_keys
 from schema.scalars import Rupiah, SignedRupiah
@@ -279,7 +280,7 @@ class _Plans:
         if found is not None and found.operation is operation:
             self._plans.move_to_end(key)
             return found.plan
-        fragments = info._raw_info.fragments
+        fragments = raw_info(info).fragments
         selected = root_keys(operation.selection_set, fragments).get(key[1])
         plan = None if selected is None else _planned(selected, fragments, make)
         self._keep(operation, key[1], plan)

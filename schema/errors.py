@@ -16,11 +16,19 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from enum import Enum
+from typing import Any
 
 import strawberry
-from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT, DocumentNode, GraphQLError, GraphQLSchema
+from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    DocumentNode,
+    GraphQLError,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+)
 from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.execution import StreamExecutionResult
 
 from db.errors import ReadTimedOut, is_unavailable
@@ -192,6 +200,14 @@ def graphql_schema(schema: strawberry.Schema) -> GraphQLSchema:
     field list work on. Strawberry (0.341) has no public accessor for it and reads the private
     attribute itself (strawberry/printer), so this is the one place that does."""
     return schema._schema
+
+
+def raw_info(info: Info[Any, Any]) -> GraphQLResolveInfo[Any]:
+    """graphql-core's resolve info behind Strawberry's `info`, for what Strawberry's does not
+    pass on: the operation's fragments, which the compiled plans walk, and a subscription's
+    coerced variables, which @skip and @include are read with. Strawberry (0.341) has no public
+    accessor for it, so this is the one place that reads the private attribute."""
+    return info._raw_info
 
 
 class CodedSchema(strawberry.Schema):

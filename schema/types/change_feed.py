@@ -21,6 +21,7 @@ from resolvers.access import AccessNotes, Audited
 from resolvers.context import Context
 from schema import compiled
 from schema.audit import sent_document
+from schema.errors import raw_info
 from schema.permissions import HasScopes, requires
 from schema.touched import touched_fields
 
@@ -108,7 +109,7 @@ def _follow(kind: str, scope: Scope, noun: str) -> Any:
         field = f"Subscription.{info.field_name}"
         plan = compiled.changes_plan(info, ChangeEntry)
         # Every delivery hands out what the subscription selects, listed as a query's entry is.
-        raw = info._raw_info
+        raw = raw_info(info)
         # A subscription's resolvers get the variables as a plain dict, coerced already, though
         # typed as the executor holds them; the walk reads @skip and @include through
         # graphql-core, which wants them so.
