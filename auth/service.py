@@ -427,12 +427,6 @@ class AuthService:
             "org_kinds_supported": sorted(kind.value for kind in OrgKind),
         }
 
-    async def rotate_signing_key(self) -> str:
-        async with self.engine.begin() as connection:
-            kid = await keys.rotate(connection)
-        await self.key_ring.reload()
-        return kid
-
 
 def _granted(held: frozenset[Scope], requested_scope: str | None) -> frozenset[Scope]:
     """What a token of a client holding `held` is issued for `requested_scope` (RFC 6749 §3.3):
