@@ -15,7 +15,7 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import partial
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from domain.errors import InvalidValue
 from domain.identifiers import (
@@ -34,6 +34,9 @@ from domain.identifiers import (
 )
 from domain.scale import Scale, check_declared_scale, registered_scale
 from domain.text import INVISIBLE, legible, printable
+
+if TYPE_CHECKING:
+    from domain.cooperative_records import CooperativeDraft
 
 _TEXT_MAX = 200
 NOTE_MAX = 1000
@@ -222,7 +225,7 @@ def unchanged(given: Mapping[str, object], stored: Mapping[str, object]) -> froz
     )
 
 
-def draft_values(draft: Any) -> dict[str, object]:
+def draft_values(draft: MsmeDraft | CooperativeDraft) -> dict[str, object]:
     """A draft's fields (an `MsmeDraft`'s, a `CooperativeDraft`'s) by name, its owner's (when
     it has one) as `owner.<field>`, for `unchanged`."""
     values = {field.name: getattr(draft, field.name) for field in fields(draft)}

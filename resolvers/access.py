@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+
+from db.queries import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,9 @@ class AccessNotes:
         if count:
             self.records[kind] += count
 
-    def rows_returned(self, kind: str, rows: Iterable[Any], revealed: Iterable[str] = ()) -> None:
+    def rows_returned(
+        self, kind: str, rows: Iterable[Record], revealed: Iterable[str] = ()
+    ) -> None:
         """Records of `kind` went out as rows: counted, and the owner of each MSME whose figures
         went with it named, by the NIK its statement read with them (`owner_nik`,
         db.queries.paging.columns_of; absent from any other row), with `revealed`, its figures
@@ -70,7 +73,7 @@ class AccessNotes:
             self.records[kind] += 1
             self.owner_told_of(row, revealed)
 
-    def owner_told_of(self, row: Any, revealed: Iterable[str]) -> None:
+    def owner_told_of(self, row: Record, revealed: Iterable[str]) -> None:
         """The owner of the MSME `row` named, by the NIK its statement read with it, with
         `revealed`, its figures that went out (`rows_returned`); alone, for a row that is no
         record handed out but whose figures went out all the same (the row read past a page,

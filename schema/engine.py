@@ -151,7 +151,7 @@ class Engine:
             conditional(document),
         )
 
-    async def answer(self, context: Context, payload: Any) -> dict[str, Any] | None:
+    async def answer(self, context: Context, payload: object) -> dict[str, Any] | None:
         """The response to a single operation, or None to leave it to Strawberry's view."""
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return None

@@ -790,7 +790,7 @@ def _found_by(table: TableClause, key: str) -> ColumnElement[bool]:
 
 
 async def fetch_json_record(
-    connection: Pooled, statement: DriverStatement, key: Any
+    connection: Pooled, statement: DriverStatement, key: int | str
 ) -> JsonRecord | Literal[False] | None:
     """The record, None when there is none, or False when a non-null field or relation turns
     out null (the executor then reports it, as it reports everything else)."""
