@@ -23,10 +23,6 @@ def with_role(url: str, role: str, database: str, password: str | None = None) -
     return parsed.render_as_string(hide_password=False)
 
 
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None) -> None:
     """Made once, with `password` if given; an existing role is altered only to take away
     powers it must not have (so that processes starting together do not alter it at once):
@@ -39,12 +35,13 @@ async def ensure_role(admin: asyncpg.Connection, role: str, password: str | None
         # Another process may make it a moment before this one.
         with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             await admin.execute(
-                f"CREATE ROLE {_quoted(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE{secret}"
+                f"CREATE ROLE {roles.quoted(role)}"
+                f" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE{secret}"
             )
         return
     if found["privileged"]:
         await admin.execute(
-            f"ALTER ROLE {_quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+            f"ALTER ROLE {roles.quoted(role)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
             " NOBYPASSRLS"
         )
     for held in await admin.fetch(roles.MEMBERSHIPS, role):
@@ -97,10 +94,12 @@ async def ensure_database(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name
         )
         if current_owner is None:
-            await admin.execute(f"CREATE DATABASE {_quoted(name)} OWNER {_quoted(owner)}")
+            await admin.execute(f"CREATE DATABASE {roles.quoted(name)} OWNER {roles.quoted(owner)}")
             return
         if current_owner != owner:
-            await admin.execute(f"ALTER DATABASE {_quoted(name)} OWNER TO {_quoted(owner)}")
+            await admin.execute(
+                f"ALTER DATABASE {roles.quoted(name)} OWNER TO {roles.quoted(owner)}"
+            )
     finally:
         await admin.close()
     database = await asyncpg.connect(make_url(admin_url).set(database=name).render_as_string(False))

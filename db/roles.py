@@ -156,7 +156,9 @@ release at most hourly; a signing key only when none signs; an audit key's finge
 none is recorded), whatever it is passed."""
 
 
-def _quoted(identifier: str) -> str:
+def quoted(identifier: str) -> str:
+    """`identifier` (a role's, a database's, a table's name) as SQL names it, whatever it holds:
+    names go into statements that take no bind parameters for them (GRANT, CREATE ROLE)."""
     return '"' + identifier.replace('"', '""') + '"'
 
 
@@ -211,7 +213,7 @@ def grant_statements(role: str) -> list[str]:
     is declared: applying twice, or after a declaration shrank, converges. Functions it runs
     with its own rights it may call through PUBLIC; the owner's SECURITY DEFINER functions
     nobody may."""
-    grantee = _quoted(role)
+    grantee = quoted(role)
     statements = [
         _DATABASE_CREATE.format(role=role.replace("'", "''")),
         f"REVOKE ALL ON SCHEMA public FROM {grantee}",
@@ -235,7 +237,7 @@ def grant_statements(role: str) -> list[str]:
     for name, privileges in SERVICE_GRANTS.items():
         kind = "SEQUENCE" if privileges == "USAGE" or name.endswith("_seq") else "TABLE"
         if privileges:
-            statements.append(f"GRANT {privileges} ON {kind} public.{_quoted(name)} TO {grantee}")
+            statements.append(f"GRANT {privileges} ON {kind} public.{quoted(name)} TO {grantee}")
     return statements
 
 
@@ -321,5 +323,5 @@ async def reset_own_defaults(connection: AsyncConnection) -> None:
     database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
     await connection.execute(text("ALTER ROLE CURRENT_USER RESET ALL"))
     await connection.execute(
-        text(f"ALTER ROLE CURRENT_USER IN DATABASE {_quoted(database)} RESET ALL")
+        text(f"ALTER ROLE CURRENT_USER IN DATABASE {quoted(database)} RESET ALL")
     )
