@@ -84,11 +84,11 @@ class FailureLimits:
     the check (its scope, or no key to sign): past it, 429 without checking the secret, so a
     client asking again and again with its right secret costs no more than that many scrypts."""
 
-    per_client: int = 10
-    per_client_total: int = 100
-    per_address: int = 100
-    window_seconds: int = 300
-    tokens_per_client: int = 300
+    per_client: int
+    per_client_total: int
+    per_address: int
+    window_seconds: int
+    tokens_per_client: int
 
     def exceeded(self, reserved: auth_failures.Reservation) -> bool:
         return (
@@ -128,8 +128,8 @@ class AuthService:
         issuer: str,
         audience: str,
         token_lifetime_seconds: int,
+        failure_limits: FailureLimits,
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
-        failure_limits: FailureLimits | None = None,
         secret_checks: int | None = None,
         throttle_connections: int = 1,
         refused_secret: str | None = None,
@@ -149,7 +149,7 @@ class AuthService:
         self._refusals_logged: set[str] = set()
         """The active clients the refused secret was presented for, each logged once: no more
         of them than the registry holds, however many requests present it."""
-        self.failure_limits = failure_limits or FailureLimits()
+        self.failure_limits = failure_limits
         self.secret_checks = clients.SecretChecks(secret_checks)
         self.client_checks = clients.SecretChecksByClient()
         self.throttle_turns = clients.SecretChecks(throttle_connections)

@@ -227,6 +227,7 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
         issuer=Settings().issuer,
         audience=Settings().audience,
         token_lifetime_seconds=LIFETIME,
+        failure_limits=Settings().failure_limits,
     )
     try:
         await auth.startup()  # no listener: as one whose listener is away

@@ -126,7 +126,11 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
         as_service(demo_url), statement_timeout_ms=10_000, pool_size=1, pool_timeout_seconds=1
     )
     auth = AuthService(
-        engine, issuer="http://localhost:8000", audience="sinergi", token_lifetime_seconds=60
+        engine,
+        issuer="http://localhost:8000",
+        audience="sinergi",
+        token_lifetime_seconds=60,
+        failure_limits=Settings().failure_limits,
     )
     try:
         await auth.startup()

@@ -557,7 +557,13 @@ async def test_a_flood_of_unknown_kids_reads_the_keys_once_a_second(
 
 
 def _auth_service(engine: AsyncEngine) -> AuthService:
-    return AuthService(engine, issuer=ISSUER, audience=AUDIENCE, token_lifetime_seconds=600)
+    return AuthService(
+        engine,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        token_lifetime_seconds=600,
+        failure_limits=Settings().failure_limits,
+    )
 
 
 def test_rotating_the_key_keeps_live_tokens_valid(api: Api, demo_url: str) -> None:
