@@ -8,6 +8,7 @@ metrics so logging can use it without loading `prometheus_client` (see `sinergi 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
@@ -37,6 +38,10 @@ class Exchange:
     graphiql: bool = False
     """Whether the answer was GraphiQL's page (a browser's GET in development), no GraphQL
     request: it is not counted as one."""
+    applied: Callable[[], bool] | None = None
+    """Set for a request holding a mutation: whether it has committed a change so far, as its
+    writes recorded it. What the answer to one the server stopped before it finished says it
+    applied (sinergi.observe)."""
 
 
 _current: ContextVar[Exchange | None] = ContextVar("sinergi_exchange", default=None)

@@ -383,6 +383,10 @@ class _Answered:
         context = self.contexts.get(index)
         return context is not None and context.changed
 
+    def any_changed(self) -> bool:
+        """Whether any of its operations committed a change."""
+        return any(self.changed(index) for index in self.contexts)
+
 
 _ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)
 """The request's, where Strawberry's view answers it; a batch's operations, run as tasks of
@@ -464,6 +468,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
             scope[PAYLOAD] = resolved
             request_answered = _Answered(resolved)
             _ANSWERED.set(request_answered)
+            now = exchange.current()
+            operations = resolved if isinstance(resolved, list) else [resolved]
+            if now is not None and any(is_mutation(each, self.max_tokens) for each in operations):
+                now.applied = request_answered.any_changed
             if (
                 request.method == "GET"
                 and isinstance(resolved, dict)
@@ -665,9 +673,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 for error in answer.get("errors") or []
             )
         media_type = MediaType(sub_response.media_type or MediaType.JSON)
-        changed = answered is not None and any(
-            answered.changed(index) for index in answered.contexts
-        )
+        changed = answered is not None and answered.any_changed()
         sub_response.status_code = status(answers, media_type, changed=changed)
         if sub_response.status_code == 503:
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -7,6 +7,11 @@ contract's `INTERNAL` error with a correlation id, logged in full under that id:
 shape (`server_error`), which a token client reads, with the contract's code beside it as its
 other refusals have.
 
+A request still running when the shutdown grace ends (`SINERGI_SHUTDOWN_GRACE`: uvicorn then
+cancels its task) is answered here too, as an outage is: 503 `SERVICE_UNAVAILABLE` with
+Retry-After, a mutation's error saying whether it `applied` a change (200 when it did, as an
+outage after a commit is answered), rather than uvicorn's bare text 500.
+
 The middleware opens an `Exchange` (sinergi.exchange) that the guard and the GraphQL endpoint
 fill in with the operation, client and error codes, and that log records read the request id
 from. It is pure ASGI, not Starlette's BaseHTTPMiddleware, so the context variable reaches the
@@ -15,6 +20,7 @@ endpoint's task unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -26,10 +32,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.http import NO_STORE, TOKEN_PATH
-from sinergi import metrics
+from sinergi import graphql_http, metrics
 from sinergi.exchange import Exchange, begin, end
 from sinergi.http_edge import KEPT_PRIVATE
 from sinergi.logs import AccessRecords
+from sinergi.rate_limit import RETRY_AFTER_SECONDS
 from sinergi.request_headers import header
 from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
 
@@ -62,6 +69,23 @@ def internal_error(*, oauth: bool = False) -> tuple[str, bytes]:
         "extensions": {"code": "INTERNAL", "correlationId": correlation_id},
     }
     return correlation_id, orjson.dumps({"errors": [error]})
+
+
+def stopped(applied: bool | None) -> tuple[int, bytes]:
+    """The status and body answering a request the server stopped before it finished: an
+    outage's, so that the client sends it again, unless it `applied` a change (a mutation that
+    committed one, as its writes recorded it), which it then reads back. `applied` is None for a
+    request holding no mutation, or stopped before its operations were known."""
+    extensions: dict[str, object] = {"code": "SERVICE_UNAVAILABLE"}
+    if applied is False:
+        extensions["applied"] = False
+    error = {
+        "message": "the server stopped before it finished this request",
+        "extensions": extensions,
+    }
+    answer = graphql_http.settled({"errors": [error]}, changed=bool(applied))
+    json = graphql_http.MediaType.JSON
+    return graphql_http.status(answer, json, changed=bool(applied)), orjson.dumps(answer)
 
 
 def error_codes(body: bytes) -> list[str]:
@@ -118,6 +142,24 @@ class Observer:
 
         try:
             await self.app(scope, receive, observed_send)
+        except asyncio.CancelledError:  # the shutdown grace ended
+            if started_response:
+                raise
+            applied = exchange.applied() if exchange.applied is not None else None
+            status, body = stopped(applied)
+            exchange.codes.append("SERVICE_UNAVAILABLE")
+            errors_logger.warning("request %s stopped by the shutdown", exchange.request_id)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (_REQUEST_ID, exchange.request_id.encode()),
+                *KEPT_PRIVATE,
+            ]
+            if status == 503:
+                headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            raise
         except Exception:
             status = 500
             exchange.codes.append("INTERNAL")

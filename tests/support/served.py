@@ -35,12 +35,14 @@ def free_port() -> int:
 def uvicorn_command(port: int, env: Mapping[str, str]) -> list[str]:
     """uvicorn serving the app on `port` as `sinergi serve` has it serve: on its HTTP protocol,
     with WebSocket frames and request heads over the bounds its settings in `env` give refused
-    unread (QueryLimits' `max_frame_chars`, `max_header_bytes`)."""
+    unread (QueryLimits' `max_frame_chars`, `max_header_bytes`), and requests in flight at a
+    SIGTERM given its shutdown grace."""
     settings = Settings.from_env(env)
     command = [sys.executable, "-m", "uvicorn", "--factory", "sinergi.app:app_from_env"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     command += ["--http", "sinergi.http_protocol:GatheringHttpToolsProtocol"]
     command += ["--h11-max-incomplete-event-size", str(settings.max_header_bytes)]
+    command += ["--timeout-graceful-shutdown", str(settings.shutdown_grace_seconds)]
     return [*command, "--ws-max-size", str(settings.query_limits.max_frame_chars)]
 
 

@@ -1,0 +1,99 @@
+"""What a stopping server answers a request still running when its shutdown grace ends: uvicorn
+cancels the request's task, and answered it with its own bare text/plain 500 (no code, no
+request id), which told a client neither to retry nor whether its mutation was applied."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.support.databases import as_service
+from tests.support.http import Api
+from tests.support.served import served_process
+
+CLIENT = "demo-province-62"
+CREATE_MSME = "mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
+READ = "{ msmes(first: 1) { nodes { nib } } }"
+BOTH = """mutation($coop: CreateCooperativeInput!, $input: CreateMsmeInput!) {
+  createCooperative(input: $coop) { id }
+  createMsme(input: $input) { id } }"""
+
+
+async def _waiting_for_msmes(connection: asyncpg.Connection, count: int) -> None:
+    """Until `count` statements wait for the lock on msmes `connection` holds, for at most
+    30 s."""
+    waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'msmes'::regclass AND NOT granted"
+    async with asyncio.timeout(30):
+        while await connection.fetchval(waiting) < count:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0.05)
+
+
+async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_their_code(
+    demo_url: str, api: Api
+) -> None:
+    token = api.token(CLIENT)
+    nib = f"71{uuid.uuid4().int % 10**11:011d}"
+    business = {
+        "nib": nib,
+        "name": "Usaha Terhenti",
+        "kbliCode": "47112",
+        "region": "62.71",
+        "capital": "100000000",
+        "annualTurnover": "300000000",
+    }
+    cooperative = {
+        "legalEntityNo": f"AHU-{uuid.uuid4().int % 10**7:07d}.AH.01.26.TAHUN 2021",
+        "name": "Koperasi Terhenti",
+        "type": "PRODUSEN",
+        "region": "62.01",
+        "membersMale": 30,
+        "membersFemale": 25,
+    }
+    grace = {"SINERGI_SHUTDOWN_GRACE": "1"}
+    with served_process(as_service(demo_url), "production", grace) as (base, server):
+        locker = await asyncpg.connect(demo_url)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=base, timeout=30) as client,
+                locker.transaction(),
+            ):
+                await locker.execute("LOCK TABLE msmes IN ACCESS EXCLUSIVE MODE")
+                headers = {"Authorization": f"Bearer {token}"}
+
+                def sent(body: dict[str, Any]) -> asyncio.Task[httpx.Response]:
+                    return asyncio.create_task(client.post("/graphql", json=body, headers=headers))
+
+                mutation = sent({"query": CREATE_MSME, "variables": {"input": business}})
+                query = sent({"query": READ})
+                both = {"coop": cooperative, "input": {**business, "nib": f"{nib[:-1]}9"}}
+                half_done = sent({"query": BOTH, "variables": both})
+                await _waiting_for_msmes(locker, 3)
+                server.send_signal(signal.SIGTERM)
+                written, read, half = await mutation, await query, await half_done
+        finally:
+            await locker.close()
+    for answer in (written, read):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["retry-after"] == "5"
+        assert answer.headers["x-request-id"]
+        (error,) = answer.json()["errors"]
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert written.json()["errors"][0]["extensions"]["applied"] is False
+    assert "applied" not in read.json()["errors"][0]["extensions"]
+    # The cooperative was committed before the stop: the client reads it back, never sends the
+    # request again, as after an outage past a commit.
+    assert half.status_code == 200, half.text
+    assert "retry-after" not in half.headers
+    (error,) = half.json()["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}
+    stored = await asyncpg.connect(demo_url)
+    try:
+        assert await stored.fetchval("SELECT count(*) FROM msmes WHERE nib = $1", nib) == 0
+    finally:
+        await stored.close()
