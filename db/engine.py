@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -113,6 +114,23 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     statements that must stand or fall together keeps using `engine.begin()`.
     """
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def dispose_all(engines: Sequence[AsyncEngine], *, seconds: float) -> bool:
+    """Close the engines' pooled connections, each told goodbye while the database answers,
+    within `seconds` in all; past them the rest are left unclosed for the process's end to drop
+    (`dispose(close=False)`). A database gone silent (its packets dropped) held each goodbye for
+    its connection's command timeout, and for ever on an engine with none (the figure
+    release's). Whether all were closed in time."""
+    try:
+        async with asyncio.timeout(seconds):
+            for engine in engines:
+                await engine.dispose()
+    except TimeoutError:
+        for engine in engines:
+            await engine.dispose(close=False)
+        return False
+    return True
 
 
 @asynccontextmanager

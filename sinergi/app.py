@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +26,7 @@ from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
 from auth.service import AuthService
 from db import change_signal, releases
-from db.engine import autocommit, create_engine
+from db.engine import autocommit, create_engine, dispose_all
 from db.migrate import is_current
 from db.notifications import Listener, libpq_url
 from db.queries.audit import AuditWriter
@@ -52,6 +52,13 @@ from sinergi.trusted_documents import TrustedDocuments
 
 DEMO_CLIENT_ID = "demo-province-62"
 GRAPHQL_PATH = "/graphql"
+STOP_SECONDS = 5.0
+"""How long the background work is given to stop once the app stops (its last rate-limit counts
+and audit seal written), and then again the engines to close their connections: a database
+that stopped answering (its packets dropped) otherwise held the process's end for ever, past
+the shutdown grace and into the SIGKILL that follows it. What was not written then is not
+lost: the next start seals what this one left."""
+logger = logging.getLogger("sinergi.app")
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -138,8 +145,8 @@ async def _serving(
     keeps the client registry current and wakes the change feed's subscriptions and the reading
     of the signing keys, that reading (auth/keyring.py), the rate limiter's counting in
     PostgreSQL, the deadlines of request bodies, the audit trail's sealing, the figure
-    releases and the replica's lag. The engines are disposed of when the app stops, after the
-    trail's last seal.
+    releases and the replica's lag. All of it is given STOP_SECONDS to stop; the lifespan then
+    disposes of the engines.
     `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors.
     `figures`, the figure cache, hears of each release from the listener."""
     await releaser.first()
@@ -206,13 +213,17 @@ async def _serving(
         gc.unfreeze()
         for task in background:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await rate_limiter.flush(primary)
-        await sealer.stop()
-        await engine.dispose()
-        if replica is not None:
-            await replica.dispose()
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                await asyncio.gather(*background, return_exceptions=True)
+                await rate_limiter.flush(primary)
+                await sealer.stop()
+        except TimeoutError:
+            logger.warning(
+                "stopping: the database did not answer within %g s; this process's last"
+                " rate-limit counts and audit seal are not written",
+                STOP_SECONDS,
+            )
         metrics.worker_exiting(settings.metrics_dir)
 
 
@@ -304,8 +315,12 @@ def create_app(
                 ) as served:
                     yield served
         finally:
-            await sealing.dispose()
-            await releasing.dispose()
+            if not await dispose_all([*engines, sealing, releasing], seconds=STOP_SECONDS):
+                logger.warning(
+                    "stopping: the database did not answer within %g s; its connections are"
+                    " dropped unclosed",
+                    STOP_SECONDS,
+                )
 
     async def demo_token(address: str) -> str:
         auth: AuthService = state["auth"]

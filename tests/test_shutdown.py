@@ -5,13 +5,20 @@ request id), which told a client neither to retry nor whether its mutation was a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from sinergi.app import create_app
+from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
 from tests.support.served import served_process
@@ -97,3 +104,55 @@ async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_th
         assert await stored.fetchval("SELECT count(*) FROM msmes WHERE nib = $1", nib) == 0
     finally:
         await stored.close()
+
+
+class Silenced:
+    """A TCP relay to PostgreSQL that can go silent: from `silence()` on it passes nothing either
+    way and keeps its connections open, as a database whose packets are dropped does."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.silent = False
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.silent:
+                writer.write(data)
+
+    async def _relay(self, client: asyncio.StreamReader, answer: asyncio.StreamWriter) -> None:
+        server, ask = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers += [answer, ask]
+        with contextlib.suppress(ConnectionError):
+            await asyncio.gather(self._pipe(client, ask), self._pipe(server, answer))
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[int]:
+        """The relay's port while it serves."""
+        relay = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        async with relay:
+            yield relay.sockets[0].getsockname()[1]
+            for writer in self.writers:
+                writer.close()
+
+    def silence(self) -> None:
+        self.silent = True
+
+
+async def test_the_app_stops_in_seconds_when_the_database_goes_silent(migrated_url: str) -> None:
+    """Each pooled connection's goodbye waited for the database's answer for its command
+    timeout, and the figure release's connection, which has none, for ever."""
+    database = make_url(as_service(migrated_url))
+    relay = Silenced(database.port or 5432)
+    async with relay.serving() as port:
+        relayed = database.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        app = create_app(Settings(rate_limit=1_000_000), database_url=relayed)
+        lifespan = app.router.lifespan_context(app)
+        served = await lifespan.__aenter__()
+        async with served["engine"].connect() as connection:  # one more in the pool
+            await connection.execute(text("SELECT 1"))
+        relay.silence()
+        started = time.monotonic()
+        async with asyncio.timeout(30):
+            await lifespan.__aexit__(None, None, None)
+    assert time.monotonic() - started < 15
