@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from db import embedded
 from schema.build import sdl
+from sinergi.app import STOP_SECONDS
 from sinergi.settings import Settings
 from tests.support import tools
 from tests.support.databases import drop_database, with_database
@@ -461,3 +462,22 @@ def test_compose_v1_is_told_to_build_with_buildkit() -> None:
     asked = "DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1"
     assert asked in COMPOSE.read_text()
     assert asked in (ROOT / "README.md").read_text()
+
+
+def _default_seconds(value: str) -> int:
+    """The default seconds of a compose `${NAME:-default}` (or a bare value), `40s` or `40`."""
+    default = re.fullmatch(r"\$\{\w+:-(\d+)s?\}|(\d+)s?", str(value))
+    assert default is not None, value
+    return int(default[1] or default[2])
+
+
+def test_compose_gives_the_api_time_to_stop_past_its_shutdown_grace() -> None:
+    """Docker sends SIGKILL at `stop_grace_period`: a fixed 40 s cut short a SINERGI_SHUTDOWN_GRACE
+    set to 60, its requests in flight then dropped unanswered. The period is the operator's to
+    set beside the grace, and by default outlasts it and the app's own stop (sinergi/app.py's
+    STOP_SECONDS, twice: its background work, then its connections)."""
+    api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]
+    period = api["stop_grace_period"]
+    assert period.startswith("${SINERGI_STOP_GRACE_PERIOD:-"), period
+    grace = _default_seconds(api["environment"]["SINERGI_SHUTDOWN_GRACE"])
+    assert _default_seconds(period) > grace + 2 * STOP_SECONDS
