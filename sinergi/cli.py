@@ -233,6 +233,10 @@ def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str |
             ws_max_size=settings.query_limits.max_frame_chars,
             # A request's head, which GatheringHttpToolsProtocol bounds as h11 would.
             h11_max_incomplete_event_size=settings.max_header_bytes,
+            # --dev answers only this machine's peers (sinergi.loopback): uvicorn would take the
+            # peer from X-Forwarded-For, which any machine may send, wherever FORWARDED_ALLOW_IPS
+            # trusts it (`*`: everywhere).
+            proxy_headers=not args.dev,
         )
     return 0
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +25,7 @@ from sinergi.settings import Environment, Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
-from tests.support.served import served_process
+from tests.support.served import free_port, served_process, wait_until_answering
 
 REBOUND = "rebind.attacker.example"
 TOKEN_FORM = {
@@ -162,3 +165,32 @@ def test_graphiqls_demo_token_counts_against_the_clients_token_cap(fresh_url: st
             assert int(refused.headers["retry-after"]) >= 1
             assert "RATE_LIMITED" in refused.text
             assert "eyJ" not in refused.text
+
+
+def test_dev_serve_judges_the_sockets_peer_not_a_forwarded_header(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """uvicorn replaced the peer with X-Forwarded-For's from any address FORWARDED_ALLOW_IPS
+    names (`*`: any), so another machine sending `X-Forwarded-For: 127.0.0.1` passed for this
+    one. Under --dev the header is not read: a request from 127.0.0.1 naming another machine in
+    it is served, as one from that machine naming 127.0.0.1 is refused."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SINERGI_")}
+    env = {**clean, "SINERGI_HOME": str(tmp_path), "DATABASE_URL": fresh_url}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sinergi.cli", "serve", "--dev", "--port", str(port)],
+            env={**env, "FORWARDED_ALLOW_IPS": "*"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_answering(process, f"{base}/readyz", log=log)
+            forwarded = {"X-Forwarded-For": "192.0.2.2"}
+            answer = httpx.post(f"{base}/oauth/token", data=TOKEN_FORM, headers=forwarded)
+            assert answer.status_code == 200, answer.text
+        finally:
+            process.terminate()
+            process.wait(60)
