@@ -36,6 +36,7 @@ from sinergi.database import (
     prepared_for_serving,
     privileges_beyond_service,
     ready_url,
+    replica_unreachable,
     system_identifier,
     unreachable,
 )
@@ -246,24 +247,32 @@ async def _privileges_beyond_service(service_url: str, settings: Settings) -> st
     DATABASE_REPLICA_URL's (`_replica_privileges`); None when neither holds more."""
     reasons = [await privileges_beyond_service(service_url)]
     if settings.replica_url is not None:
-        reasons.append(await _replica_privileges(service_url, settings.replica_url))
+        reasons.append(
+            await _replica_privileges(service_url, settings.replica_url, settings.tls_files)
+        )
     held = [reason for reason in reasons if reason is not None]
     return "; ".join(held) if held else None
 
 
-async def _replica_privileges(service_url: str, replica_url: str) -> str | None:
+async def _replica_privileges(
+    service_url: str, replica_url: str, tls_files: tuple[tuple[str, str], ...]
+) -> str | None:
     """What DATABASE_REPLICA_URL's role holds beyond the service's grants, named as the
     replica's: it reads every record, as the primary's does. A replica that cannot be reached
     is warned of, not refused (reads go to the primary until it answers), as is one of another
     cluster than the primary's, which a same-server database serving as a replica (tests) is
-    not."""
+    not. One that refuses the URL's role, password or database is a mistake in the variable,
+    refused naming it (SettingsError)."""
     log = logging.getLogger("sinergi.replica")
     try:
         reason = await privileges_beyond_service(replica_url)
         replicated = await system_identifier(replica_url)
     except Exception as error:
         if not is_unavailable(error):
-            raise
+            refusal = replica_unreachable(error, replica_url, tls_files)
+            if refusal is None:
+                raise
+            raise SettingsError(refusal) from None
         log.warning("DATABASE_REPLICA_URL cannot be reached, its role is not checked: %s", error)
         return None
     if replicated != await system_identifier(service_url):

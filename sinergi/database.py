@@ -99,6 +99,17 @@ def unreachable(error: BaseException, settings: Settings) -> str | None:
     return f"cannot reach PostgreSQL at {_where(settings)}: {reason}"
 
 
+def replica_unreachable(
+    error: BaseException, replica_url: str, tls_files: tuple[tuple[str, str], ...]
+) -> str | None:
+    """As `unreachable`, for a connection to DATABASE_REPLICA_URL: named by the variable and
+    its own address, not the primary's, which answered."""
+    reason = _refused(error) or _failed_connecting(error, tls_files)
+    if reason is None:
+        return None
+    return f"cannot reach DATABASE_REPLICA_URL's PostgreSQL at {_place(replica_url)}: {reason}"
+
+
 def _refused(error: BaseException) -> str | None:
     """Why PostgreSQL refused the connection, or the network did not carry it."""
     if isinstance(error, DBAPIError):

@@ -29,6 +29,7 @@ from db.reads import Reads, Replica, replica_lag
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.settings import Settings, SettingsError
+from tests.support.cli import sinergi
 from tests.support.databases import (
     as_service,
     create_database,
@@ -213,6 +214,24 @@ def test_a_replica_needs_a_primary_url() -> None:
         Settings.from_env(
             {"DATABASE_URL": "postgresql://p/s", "DATABASE_REPLICA_URL": "mysql://r/s"}
         )
+
+
+def test_serve_names_a_replica_url_it_cannot_connect_with(fresh_url: str) -> None:
+    """A typo in DATABASE_REPLICA_URL (a database PostgreSQL does not know) is the replica's
+    refusal: named as DATABASE_REPLICA_URL's address, not the primary's, which answers."""
+    typo = make_url(as_service(fresh_url)).set(database="sinergi_no_such_replica")
+    code, _, said = sinergi(
+        fresh_url,
+        "serve",
+        "--port",
+        str(free_port()),
+        env={"DATABASE_REPLICA_URL": typo.render_as_string(hide_password=False)},
+    )
+    place = f"{typo.host}:{typo.port or 5432}/sinergi_no_such_replica"
+    assert code == 2, said
+    assert said.startswith(f"sinergi: cannot reach DATABASE_REPLICA_URL's PostgreSQL at {place}: ")
+    assert "sinergi_no_such_replica" in said.splitlines()[-1]
+    assert make_url(fresh_url).database not in said
 
 
 async def _forget_writes(url: str, client_id: str) -> None:
