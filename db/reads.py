@@ -86,7 +86,9 @@ class Replica:
     async def check(self, primary: AsyncEngine) -> None:
         """Samples the primary's WAL position, then judges the replica's lag by what it has
         replayed: past `max_lag_seconds`, or unknown, reads go to the primary until it catches
-        up. Logged once each way. A replica that cannot be asked is unreachable."""
+        up. Logged once each way, from the first check that could tell: at start a standby
+        that has not replayed the one sample taken just now was logged as lagging at every
+        start, and stays unread without it. A replica that cannot be asked is unreachable."""
         try:
             async with primary.connect() as connection:
                 position = await connection.scalar(text(_CURRENT))
@@ -105,6 +107,8 @@ class Replica:
         self.lag = replica_lag(
             self._samples, None if replayed is None else int(replayed), time.monotonic()
         )
+        if self.lag is None and len(self._samples) < 2:
+            return  # the one sample was taken just now: unread, but no lag told of yet
         current = self.lag is not None and self.lag <= self.max_lag_seconds
         if current is not self._current:
             if self._current is False:

@@ -9,6 +9,7 @@ the rate-limit counters) goes there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -360,6 +361,46 @@ async def _advanced(server_url: str) -> str:
         await connection.close()
 
 
+@contextlib.contextmanager
+def _standby(server_url: str) -> Iterator[str]:
+    """A database standing for a standby: `_replayed_at` says how far it has replayed."""
+    with empty_database(server_url, "sinergi_standby") as owner_url:
+        name = make_url(owner_url).database
+        standby_url = with_database(server_url, str(name))
+        run_sql(standby_url, "CREATE SCHEMA standby")
+        run_sql(standby_url, f'ALTER DATABASE "{name}" SET search_path = standby, pg_catalog')
+        yield standby_url
+
+
+def test_a_replica_is_told_lagging_only_once_its_lag_could_be_told(
+    server_url: str, demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At start one sample of the primary's WAL is held, taken just now: a standby that has not
+    replayed it yet was logged as lagging "by an unknown time" at every start. It is unread
+    until a check tells, and logged when the second check cannot tell either."""
+
+    async def watched(standby_url: str) -> list[tuple[bool, int]]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+        standby = create_async_engine(async_url(standby_url))  # its search_path the database's
+        replica = Replica(standby, max_lag_seconds=3)
+        seen = []
+        try:
+            await _replayed_at(standby_url, await _advanced(server_url))
+            for _ in range(2):
+                await replica.check(primary)
+                said = [r for r in caplog.records if r.name == "sinergi.replica"]
+                seen.append((replica.readable, len(said)))
+        finally:
+            await primary.dispose()
+            await standby.dispose()
+        return seen
+
+    with _standby(server_url) as standby_url:
+        assert asyncio.run(watched(standby_url)) == [(False, 0), (False, 1)]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
+    assert said == "the replica lags more than 3 s (by an unknown time): reading from the primary"
+
+
 def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
     server_url: str, demo_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -385,11 +426,7 @@ def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
             await standby.dispose()
         return readable
 
-    with empty_database(server_url, "sinergi_standby") as owner_url:
-        name = make_url(owner_url).database
-        standby_url = with_database(server_url, str(name))
-        run_sql(standby_url, "CREATE SCHEMA standby")
-        run_sql(standby_url, f'ALTER DATABASE "{name}" SET search_path = standby, pg_catalog')
+    with _standby(server_url) as standby_url:
         assert asyncio.run(watched(standby_url)) == [True, True, False, True]
     messages = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
     assert len(messages) == 2, messages
