@@ -60,9 +60,16 @@ class Replica:
     serving, after a client's read-your-writes window, an owner erased or a record moved out
     of a jurisdiction to every other client, for as long as it stalls."""
 
-    def __init__(self, engine: AsyncEngine, max_lag_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        max_lag_seconds: float,
+        observe: Callable[[float | None], None] = lambda lag: None,
+    ) -> None:
         self.engine = engine
         self.max_lag_seconds = max_lag_seconds
+        self._observe = observe
+        """Told each check's lag (the process's metric: an idle one's would go stale)."""
         self._unreachable_until = 0.0
         self._samples: deque[Sample] = deque(maxlen=math.ceil(max_lag_seconds / CHECK_SECONDS) + 2)
         self._current: bool | None = None  # unread until a check finds it current
@@ -109,6 +116,7 @@ class Replica:
         )
         if self.lag is None and len(self._samples) < 2:
             return  # the one sample was taken just now: unread, but no lag told of yet
+        self._observe(self.lag)
         current = self.lag is not None and self.lag <= self.max_lag_seconds
         if current is not self._current:
             if self._current is False:

@@ -185,7 +185,9 @@ async def _serving(
     ]
     lagging = None
     if replica is not None:
-        lagging = Replica(autocommit(replica), settings.read_your_writes_seconds)
+        lagging = Replica(
+            autocommit(replica), settings.read_your_writes_seconds, metrics.observe_replica_lag
+        )
         await lagging.watch(primary)  # no read goes to it before it is known current
         background.append(asyncio.create_task(lagging.run(primary), name="sinergi-replica-lag"))
     sealer.start()

@@ -196,10 +196,10 @@ def operation_label(name: str | None, client: str) -> str:
 
 
 def observe_pools(state: Mapping[str, Any]) -> None:
-    """The pools of the app's lifespan state: the primary's and, if configured, the replica's,
-    and that replica's lag (0 without one). A database without a pool reads 0, so the gauges
-    describe this app's pools, not those of an app the same process ran before (tests start
-    many)."""
+    """The pools of the app's lifespan state: the primary's and, if configured, the replica's;
+    and a lag of 0 without a replica (a replica's checks set its own: observe_replica_lag). A
+    database without a pool reads 0, so the gauges describe this app's pools, not those of an
+    app the same process ran before (tests start many)."""
     replica = state.get("replica")
     for database, engine in (
         ("primary", state.get("engine")),
@@ -214,7 +214,13 @@ def observe_pools(state: Mapping[str, Any]) -> None:
         POOL_CHECKED_OUT.labels(database).set(checked_out)
         POOL_SIZE.labels(database).set(size)
         POOL_OVERFLOW.labels(database).set(overflow)
-    lag = 0.0 if replica is None else replica.lag
+    if replica is None:  # with one, each of its checks sets the lag (observe_replica_lag)
+        REPLICA_LAG.set(0.0)
+
+
+def observe_replica_lag(lag: float | None) -> None:
+    """The lag a check of the read replica found (db.reads.Replica), at each check, so that a
+    worker serving no requests reports it current too; None, unknown, is +Inf."""
     REPLICA_LAG.set(math.inf if lag is None else lag)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -29,6 +31,7 @@ from db.errors import ReplicaConflict, is_unavailable
 from db.reads import Reads, Replica, replica_lag
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
+from sinergi.metrics import observe_replica_lag
 from sinergi.settings import Settings, SettingsError
 from tests.support.cli import sinergi
 from tests.support.databases import (
@@ -399,6 +402,33 @@ def test_a_replica_is_told_lagging_only_once_its_lag_could_be_told(
         assert asyncio.run(watched(standby_url)) == [(False, 0), (False, 1)]
     (said,) = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
     assert said == "the replica lags more than 3 s (by an unknown time): reading from the primary"
+
+
+def test_each_check_reports_the_lag_it_found_to_the_metric(demo_url: str) -> None:
+    """The gauge was set only when a request came by: an idle worker's kept its first check's
+    value (+Inf, unknown) while the replica had caught up long before, and the scrape's
+    maximum over workers showed it. Each check sets it now; an unknown lag is +Inf, but not
+    at the first check, which cannot tell."""
+
+    async def observed() -> list[float | None]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+        lags: list[float | None] = []
+        replica = Replica(
+            create_engine(as_service(demo_url), statement_timeout_ms=10_000), 10, lags.append
+        )
+        try:
+            await replica.check(primary)
+            await replica.check(primary)
+        finally:
+            await primary.dispose()
+            await replica.engine.dispose()
+        return lags
+
+    assert asyncio.run(observed()) == [0.0, 0.0]  # a plain database: nothing to replay
+    observe_replica_lag(None)
+    assert REGISTRY.get_sample_value("sinergi_db_replica_lag_seconds") == math.inf
+    observe_replica_lag(0.25)
+    assert REGISTRY.get_sample_value("sinergi_db_replica_lag_seconds") == 0.25
 
 
 def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
