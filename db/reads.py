@@ -33,6 +33,8 @@ RETRY_SECONDS = 5.0
 """How long reads stay on the primary after the replica could not be reached."""
 CHECK_SECONDS = 1.0
 """How often each process asks how far the replica has replayed the primary's WAL."""
+CHECK_TIMEOUT_SECONDS = 2 * CHECK_SECONDS
+"""How long a check may take before the replica counts as not current."""
 
 Sample = tuple[float, int]
 """When (time.monotonic()) the primary's WAL was at which position (bytes since 0/0)."""
@@ -136,10 +138,19 @@ class Replica:
             await self.watch(primary)
 
     async def watch(self, primary: AsyncEngine) -> None:
-        """`check`; one that fails is logged (once while they fail), and the replica is left
-        unread until one succeeds."""
+        """`check`; one that fails, or takes over CHECK_TIMEOUT_SECONDS (a replica accepting
+        connections but not answering, read on its last verdict while it hung), is logged
+        (once while they fail), and the replica is left unread until one succeeds."""
         try:
-            await self.check(primary)
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                await self.check(primary)
+        except TimeoutError:
+            if self._current is not False:
+                logger.warning(
+                    "the replica did not answer its check in %g s: reading from the primary",
+                    CHECK_TIMEOUT_SECONDS,
+                )
+            self._current = False
         except Exception:
             if self._current is not False:
                 logger.exception("checking the replica's lag failed: reading from the primary")

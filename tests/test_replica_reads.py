@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 from auth.scopes import OrgKind
 from db.engine import async_url, create_engine
 from db.errors import ReplicaConflict, is_unavailable
-from db.reads import Reads, Replica, replica_lag
+from db.reads import CHECK_TIMEOUT_SECONDS, Reads, Replica, replica_lag
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.metrics import observe_replica_lag
@@ -429,6 +429,42 @@ def test_each_check_reports_the_lag_it_found_to_the_metric(demo_url: str) -> Non
     assert REGISTRY.get_sample_value("sinergi_db_replica_lag_seconds") == math.inf
     observe_replica_lag(0.25)
     assert REGISTRY.get_sample_value("sinergi_db_replica_lag_seconds") == 0.25
+
+
+def test_a_check_the_replica_does_not_answer_in_time_leaves_it_unread(
+    demo_url: str, server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica that accepts the check's connection but never answers held the check, and the
+    replica was read on its last verdict for as long as it hung."""
+
+    async def watched(standby_url: str) -> tuple[bool, bool, float]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=60_000)
+        standby = create_async_engine(async_url(standby_url))  # its search_path the database's
+        lags: list[float | None] = []
+        replica = Replica(standby, 10, lags.append)
+        try:
+            await replica.watch(primary)  # replayed everything, at once: current
+            before = replica.readable
+            await _execute(standby_url, "UPDATE standby.hang SET seconds = 30")
+            started = time.monotonic()
+            await replica.watch(primary)
+            return before, replica.readable, time.monotonic() - started
+        finally:
+            await primary.dispose()
+            await standby.dispose()
+
+    with _standby(server_url) as standby_url:
+        run_sql(standby_url, "CREATE TABLE standby.hang AS SELECT 0.0 AS seconds")
+        run_sql(
+            standby_url,
+            "CREATE FUNCTION standby.pg_last_wal_replay_lsn() RETURNS pg_lsn LANGUAGE sql"
+            " AS $$ SELECT 'FFFFFFFF/0'::pg_lsn FROM standby.hang, pg_sleep(hang.seconds) $$",
+        )
+        before, after, took = asyncio.run(watched(standby_url))
+    assert (before, after) == (True, False)
+    assert took < CHECK_TIMEOUT_SECONDS + 1
+    said = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
+    assert said == ["the replica did not answer its check in 2 s: reading from the primary"]
 
 
 def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
