@@ -217,7 +217,8 @@ class Synced:
 def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]:
     """Apply every page each feed has now; what each feed brought. A kind starts again once a
     run: a feed refusing a cursor it handed out in the same run (two servers behind one URL)
-    would have it emptied and its first page fetched again for ever."""
+    would have it emptied and its first page fetched again for ever. The second refusal stops
+    the run with the copy kept, since a compaction run meanwhile refuses a cursor once."""
     synced: dict[str, Synced] = {}
     for kind in kinds:
         document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
@@ -228,12 +229,14 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
             answer = post(document, {"after": cursor})
             refusal = None if cursor is None else _cursor_refused(answer)
             if refusal is not None:
-                copy.start_again(kind)
                 if synced[kind].started_again is not None:  # every cursor since is this run's
                     raise SyncError(
                         f"{FEEDS[kind]}: the feed refused a cursor it handed out in this run"
-                        f" ({refusal}): is --url one server?"
+                        f" ({refusal}): is --url several servers, or did `sinergi feed compact`"
+                        " run meanwhile? The copy is kept as it was; run again to start this"
+                        " kind over"
                     )
+                copy.start_again(kind)
                 synced[kind].started_again = refusal
                 continue
             data = answer.get("data")
