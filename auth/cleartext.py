@@ -7,8 +7,9 @@ answers in the server's place.
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
+
+from domain.addresses import is_loopback
 
 
 def cleartext_refusal(url: str, exposed: str) -> str | None:
@@ -22,15 +23,11 @@ def cleartext_refusal(url: str, exposed: str) -> str | None:
     if parts.scheme != "http":
         return f"{without_userinfo(url)}: not an http(s) URL"
     host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name other than localhost: it may resolve anywhere
-        loopback = False
-    if loopback:
+    if host == "localhost" or is_loopback(host):  # another name may resolve anywhere
         return None
     return (
         f"{without_userinfo(url)}: plain http {exposed}; use https "
-        "(http only to this machine: localhost, 127.0.0.0/8, ::1)"
+        "(http only to this machine: localhost, 127.0.0.0/8, ::1, ::ffff:127.x)"
     )
 
 

@@ -14,12 +14,12 @@ and so anyone's page could take their tokens from the token endpoint.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from domain.addresses import is_loopback
 from sinergi.request_headers import header
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -39,24 +39,14 @@ def addressed_to_loopback(host: str | None) -> bool:
     return _host_name(host or "") in LOOPBACK
 
 
-def _from_loopback(client: tuple[str, int] | None) -> bool:
-    """Whether the peer's address (ASGI's `client`; None: not known) is this machine's."""
-    try:
-        address = ipaddress.ip_address(client[0]) if client is not None else None
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1, which 3.11 calls no loopback
-    return address is not None and address.is_loopback
-
-
 def outside(scope: Scope) -> str | None:
     """The part of the request that may come from elsewhere than this machine, as
     `forbidden` names it: `Host` when no loopback name, `address` when the peer's is no
     loopback address; None for a request this rule lets through."""
     if not addressed_to_loopback(header(scope, b"host")):
         return "Host"
-    if not _from_loopback(scope.get("client")):
+    client = scope.get("client")  # None: the peer is not known
+    if client is None or not is_loopback(client[0]):
         return "address"
     return None
 

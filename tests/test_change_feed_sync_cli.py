@@ -85,7 +85,7 @@ def test_a_refused_url_is_shown_without_its_password(tmp_path: Path) -> None:
     assert "never-shown" not in result.stderr
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::ffff:127.0.0.1]"])
 def test_plain_http_to_this_machine_is_accepted_and_a_new_copy_is_its_owners_only(
     tmp_path: Path, secret_file: Path, closed_port: int, host: str
 ) -> None:

@@ -30,6 +30,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.addresses import ip_address
+
 _RESERVE = text(
     """
     WITH this_window AS (
@@ -117,14 +119,11 @@ def counted_address(address: str) -> str:
     one (::ffff:a.b.c.d, as a dual-stack socket reports an IPv4 peer) as that IPv4 address,
     so it shares the IPv4 caller's count rather than all of IPv4's /64. Anything else, IPv4
     or text that is no address ("unknown", a forwarded value), as it is."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
+    parsed = ip_address(address)
+    if parsed is None:
         return address
     if isinstance(parsed, ipaddress.IPv4Address):
         return str(parsed)
-    if parsed.ipv4_mapped is not None:
-        return str(parsed.ipv4_mapped)
     return str(ipaddress.IPv6Network((parsed, 64), strict=False))
 
 
