@@ -397,6 +397,7 @@ NOT_PASSED_ON = {
     "DATABASE_OWNER_URL",  # the API never holds the owner's credentials
     "DATABASE_OWNER_PASSWORD_FILE",  # nor the owner's password
     "DATABASE_PASSWORD_FILE",  # the service's password, a secret file
+    "DATABASE_REPLICA_PASSWORD_FILE",  # a replica of another role: its secret added here
     "SINERGI_UNSAFE_PRIVILEGED_ROLE",  # never in a deployment
     "SINERGI_ENV",  # production
     "SINERGI_HOME",  # the volume
