@@ -210,6 +210,7 @@ def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str |
     _hand_to_workers(_workers_settings(settings, database.service_url, development, args.dev))
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
+    logging.getLogger("sinergi.disclosure").info(_disclosure_notice(settings))
     if (warning := default_issuer_warning(settings.issuer, args.port, development)) is not None:
         logging.getLogger("sinergi.auth").warning(warning)
     if args.dev:  # only --dev hands GraphiQL its demo token; elsewhere it would refuse one
@@ -329,6 +330,18 @@ def _unlistenable(host: str, port: int) -> str | None:
             where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
             return f"cannot listen on {where}: {error.strerror or error}"
     return None
+
+
+def _disclosure_notice(settings: Settings) -> str:
+    """What `serve` logs at start of its disclosure control, public parameters all: an operator
+    sees the values in force, not only those meant (docs/disclosure-control.md)."""
+    table = settings.perturbation
+    return (
+        f"disclosure control: protected cells below SINERGI_SUPPRESSION_K={settings.suppression_k}"
+        f" are hidden; cell-key noise SINERGI_CELL_KEY_MAX_NOISE={table.max_noise},"
+        f" SINERGI_CELL_KEY_VARIANCE={table.variance:g},"
+        f" SINERGI_CELL_KEY_SUM_NOISE={table.sum_noise:g}"
+    )
 
 
 def _graphiql_notice(host: str, port: int) -> str:

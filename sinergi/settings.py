@@ -237,24 +237,45 @@ def _replica_password_file(
     return "DATABASE_REPLICA_PASSWORD_FILE"
 
 
-def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+def _fraction(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # nan too
+        raise SettingsError(f"{name} must be at least {minimum:g}, got {value:g}")
+    return value
+
+
+MIN_SUPPRESSION_K = 3
+"""The smallest SINERGI_SUPPRESSION_K: a cell of one business is that business, and each of two
+knows its own part and so the other's (the threshold rule's usual 3)."""
+
+MIN_CELL_KEY_MAX_NOISE = 3
+"""The smallest SINERGI_CELL_KEY_MAX_NOISE: with noise of at most 1 every change of a count is
+to an edge, and two derivations of a count that disagree pin it; at 3 an edge is rare
+(docs/disclosure-control.md, point 3)."""
+
+MIN_CELL_KEY_VARIANCE = 1.0
+"""The smallest SINERGI_CELL_KEY_VARIANCE, half the default: a count is changed at least once in
+six (more than once in five at D = 5). Near 0 every count was published exact."""
+
+MIN_CELL_KEY_SUM_NOISE = 0.05
+"""The smallest SINERGI_CELL_KEY_SUM_NOISE, half the default: a sum's noise is at least 2.5 % of
+its largest contribution. Near 0 every sum of more than a few units was published exact."""
 
 
 def _perturbation(env: Mapping[str, str]) -> Perturbation:
-    """The cell-key parameters (docs/disclosure-control.md); assumed public, checked at start."""
+    """The cell-key parameters (docs/disclosure-control.md); assumed public, checked at start,
+    and refused below the floors under which they no longer hide a business."""
+    max_noise = _int(env, "SINERGI_CELL_KEY_MAX_NOISE", 5, minimum=MIN_CELL_KEY_MAX_NOISE)
+    variance = _fraction(env, "SINERGI_CELL_KEY_VARIANCE", 2.0, minimum=MIN_CELL_KEY_VARIANCE)
+    sum_noise = _fraction(env, "SINERGI_CELL_KEY_SUM_NOISE", 0.1, minimum=MIN_CELL_KEY_SUM_NOISE)
     try:
-        return Perturbation(
-            max_noise=_int(env, "SINERGI_CELL_KEY_MAX_NOISE", 5),
-            variance=_fraction(env, "SINERGI_CELL_KEY_VARIANCE", 2.0),
-            sum_noise=_fraction(env, "SINERGI_CELL_KEY_SUM_NOISE", 0.1),
-        )
+        return Perturbation(max_noise=max_noise, variance=variance, sum_noise=sum_noise)
     except ValueError as error:
         raise SettingsError(f"SINERGI_CELL_KEY_*: {error}") from None
 
@@ -624,7 +645,7 @@ class Settings:
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
             token_lifetime_seconds=_seconds(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
             statement_timeout_ms=_int(env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000),
-            suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5),
+            suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5, minimum=MIN_SUPPRESSION_K),
             perturbation=_perturbation(env),
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),
             external_issuers=_external_issuers(env),

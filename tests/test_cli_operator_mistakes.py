@@ -185,6 +185,28 @@ BAD_SETTINGS = {
         {"SINERGI_STATEMENT_TIMEOUT_MS": "99999999999"},
         "SINERGI_STATEMENT_TIMEOUT_MS must be at most 2147483647, got 99999999999",
     ),
+    # Below these floors disclosure control was off in all but name: with k 1, a variance of
+    # 1e-300 and noise of at most 1, every protected count was published exact.
+    "SINERGI_SUPPRESSION_K=1": (
+        {"SINERGI_SUPPRESSION_K": "1"},
+        "SINERGI_SUPPRESSION_K must be at least 3, got 1",
+    ),
+    "SINERGI_CELL_KEY_MAX_NOISE=1": (
+        {"SINERGI_CELL_KEY_MAX_NOISE": "1"},
+        "SINERGI_CELL_KEY_MAX_NOISE must be at least 3, got 1",
+    ),
+    "SINERGI_CELL_KEY_VARIANCE=1e-300": (
+        {"SINERGI_CELL_KEY_VARIANCE": "1e-300"},
+        "SINERGI_CELL_KEY_VARIANCE must be at least 1, got 1e-300",
+    ),
+    "SINERGI_CELL_KEY_VARIANCE=nan": (
+        {"SINERGI_CELL_KEY_VARIANCE": "nan"},
+        "SINERGI_CELL_KEY_VARIANCE must be at least 1, got nan",
+    ),
+    "SINERGI_CELL_KEY_SUM_NOISE=1e-300": (
+        {"SINERGI_CELL_KEY_SUM_NOISE": "1e-300"},
+        "SINERGI_CELL_KEY_SUM_NOISE must be at least 0.05, got 1e-300",
+    ),
     "SINERGI_TOKEN_LIFETIME=999999999999999": (
         {"SINERGI_TOKEN_LIFETIME": "999999999999999"},
         "SINERGI_TOKEN_LIFETIME must be at most 31536000, got 999999999999999",
@@ -581,6 +603,15 @@ def test_dev_serve_logs_where_graphiql_is_and_its_root_leads_there(
             process.terminate()
             process.wait(60)
     assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in log.read_text()
+    # the disclosure control in force, once, by `serve`
+    assert (
+        log.read_text().count(
+            "disclosure control: protected cells below SINERGI_SUPPRESSION_K=5 are hidden; cell-key"
+            " noise SINERGI_CELL_KEY_MAX_NOISE=5, SINERGI_CELL_KEY_VARIANCE=2,"
+            " SINERGI_CELL_KEY_SUM_NOISE=0.1"
+        )
+        == 1
+    )
 
 
 def test_serve_on_a_port_in_use_is_one_line_before_it_migrates(
