@@ -69,9 +69,10 @@ READINESS_SECONDS = 1.0
 """How long the database's readiness answer is given again without asking it."""
 READINESS_TIMEOUT_SECONDS = 3.0
 """How long the database is given to answer the readiness check, connection included: the
-statement timeout bounds its query only when one is set (SINERGI_STATEMENT_TIMEOUT_MS=0 sets
-none), and a check held up by a lock (a migration's on alembic_version) would otherwise keep
-every probe waiting on it, the instance never answering not-ready."""
+statement timeout bounds its query alone, may be long (SINERGI_STATEMENT_TIMEOUT_MS), and an
+engine made without one (statement_timeout_ms=0) bounds nothing, and a check held up by a lock
+(a migration's on alembic_version) would otherwise keep every probe waiting on it, the instance
+never answering not-ready."""
 
 
 class DatabaseReadiness:

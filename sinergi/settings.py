@@ -77,6 +77,11 @@ MAX_WHOLE = 2_147_483_647
 milliseconds becomes (SINERGI_STATEMENT_TIMEOUT_MS, refused by the server past it, so every
 connection failed), and far past any count or size meant."""
 
+MIN_STATEMENT_TIMEOUT_MS = 100
+"""The shortest SINERGI_STATEMENT_TIMEOUT_MS: at a few milliseconds the statements `serve` makes
+as it starts (ensuring a signing key) timed out, and it ended in a traceback; a timeout
+meant to cut off runaway queries is seconds."""
+
 MAX_SECONDS = 31_536_000
 """The longest a setting in seconds may be: a year, past any interval or timeout meant (a monthly
 figure release fits). Past it a typo's extra digits overflowed where the value went, a datetime
@@ -644,7 +649,9 @@ class Settings:
             max_page_size=max_page_size,
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),
             token_lifetime_seconds=_seconds(env, "SINERGI_TOKEN_LIFETIME", 900, minimum=30),
-            statement_timeout_ms=_int(env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000),
+            statement_timeout_ms=_int(
+                env, "SINERGI_STATEMENT_TIMEOUT_MS", 5000, minimum=MIN_STATEMENT_TIMEOUT_MS
+            ),
             suppression_k=_int(env, "SINERGI_SUPPRESSION_K", 5, minimum=MIN_SUPPRESSION_K),
             perturbation=_perturbation(env),
             db_pool_size=_int(env, "SINERGI_DB_POOL_SIZE", 10),

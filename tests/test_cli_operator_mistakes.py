@@ -207,6 +207,11 @@ BAD_SETTINGS = {
         {"SINERGI_CELL_KEY_SUM_NOISE": "1e-300"},
         "SINERGI_CELL_KEY_SUM_NOISE must be at least 0.05, got 1e-300",
     ),
+    # Every statement `serve` makes as it starts timed out: a uvicorn traceback and exit 3.
+    "SINERGI_STATEMENT_TIMEOUT_MS=1": (
+        {"SINERGI_STATEMENT_TIMEOUT_MS": "1"},
+        "SINERGI_STATEMENT_TIMEOUT_MS must be at least 100, got 1",
+    ),
     "SINERGI_TOKEN_LIFETIME=999999999999999": (
         {"SINERGI_TOKEN_LIFETIME": "999999999999999"},
         "SINERGI_TOKEN_LIFETIME must be at most 31536000, got 999999999999999",
