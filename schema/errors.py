@@ -170,7 +170,7 @@ def _coded_as(
                 "no figures have been released yet" if unreleased else "the database is unavailable"
             )
             told = str(original)
-        logger.warning("%s at %s: %s", what, error.path, told)
+        logger.warning("%s%s: %s", what, _at(error.path), told)
         return GraphQLError(
             f"{what}; retry shortly",
             nodes=error.nodes,
@@ -178,7 +178,7 @@ def _coded_as(
             extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
         )
     if kind is _Kind.TOO_COSTLY:
-        logger.warning("a read ran past the statement timeout at %s", error.path)
+        logger.warning("a read ran past the statement timeout%s", _at(error.path))
         return GraphQLError(
             "the query ran past the statement timeout; ask for less at a time (fewer aliases, "
             "smaller pages, figure tables of fewer dimensions)",
@@ -190,13 +190,19 @@ def _coded_as(
             },
         )
     correlation_id = uuid.uuid4().hex
-    logger.error("internal error %s at %s", correlation_id, error.path, exc_info=original)
+    logger.error("internal error %s%s", correlation_id, _at(error.path), exc_info=original)
     return GraphQLError(
         f"Internal error; quote {correlation_id} when reporting it.",
         nodes=error.nodes,
         path=error.path,
         extensions={"code": ErrorCode.INTERNAL.value, "correlationId": correlation_id},
     )
+
+
+def _at(path: list[str | int] | None) -> str:
+    """Where an error was met, for the log: nowhere for one outside every field (the audit
+    write, a token check), where the log read "at None"."""
+    return "" if path is None else f" at {path}"
 
 
 def coded(

@@ -214,7 +214,7 @@ def test_a_database_outage_in_a_running_subscription_ends_it_with_an_error_alone
         (record.levelname, record.getMessage())
         for record in caplog.records
         if "unavailable" in record.getMessage() or record.levelno >= logging.ERROR
-    ] == [("WARNING", "the database is unavailable at None: the database went away")]
+    ] == [("WARNING", "the database is unavailable: the database went away")]
 
 
 def test_a_connection_init_with_a_null_payload_is_acknowledged_by_its_upgrades_token(
