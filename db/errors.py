@@ -1,10 +1,11 @@
 """Telling "the database is not there" apart from every other database error.
 
-An outage (server stopped, restarting, unreachable, connection dropped, pool exhausted) is not the
-caller's fault and not a bug: it is answered SERVICE_UNAVAILABLE so clients retry, whereas a bad
-statement stays an INTERNAL error. One predicate, used by every layer that answers requests.
-A request cannot exhaust the pool by itself: it holds at most part of it at once (db/reads.py's
-`Reads`), so a pool timeout is other requests' load, an outage to the caller.
+An outage (server stopped, restarting, unreachable, at its connection limit, connection dropped,
+pool exhausted) is not the caller's fault and not a bug: it is answered SERVICE_UNAVAILABLE so
+clients retry, whereas a bad statement stays an INTERNAL error. One predicate, used by every
+layer that answers requests. A request cannot exhaust the pool by itself: it holds at most part
+of it at once (db/reads.py's `Reads`), so a pool timeout is other requests' load, an outage to
+the caller.
 
 A read past the statement timeout is neither: the request asked for more than a statement may
 take (ReadTimedOut).
@@ -44,6 +45,7 @@ _OUTAGES = (
     OSError,  # refused, reset or timed-out sockets (TimeoutError is an OSError)
     asyncpg.exceptions.PostgresConnectionError,  # class 08: connection failure, does not exist
     asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300: at max_connections or a CONNECTION LIMIT
     asyncpg.exceptions.AdminShutdownError,  # 57P01: terminated by pg_ctl stop
     asyncpg.exceptions.CrashShutdownError,  # 57P02
 )

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -309,6 +310,22 @@ def test_database_outages_are_told_apart_from_other_errors() -> None:
     assert is_unavailable(exc.TimeoutError("QueuePool limit reached"))
     assert not is_unavailable(exc.ProgrammingError("SELECT", {}, ValueError("syntax")))
     assert not is_unavailable(ValueError("bad input"))
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),  # 53300
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),  # 57P03
+    ],
+    ids=lambda refusal: refusal.sqlstate,
+)
+def test_a_server_refusing_connections_is_an_outage(refusal: Exception) -> None:
+    """A server at its connection limit answered every request 500 INTERNAL: it is an outage,
+    503 and retry, as a server starting up is."""
+    from sqlalchemy import exc
+
+    assert is_unavailable(exc.OperationalError("connect", {}, refusal))
 
 
 @pytest.mark.parametrize(
