@@ -34,7 +34,8 @@ RETRY_SECONDS = 5.0
 CHECK_SECONDS = 1.0
 """How often each process asks how far the replica has replayed the primary's WAL."""
 CHECK_TIMEOUT_SECONDS = 2 * CHECK_SECONDS
-"""How long a check may take before the replica counts as not current."""
+"""How long a check waits for the replica's answer before it counts as not current, and for
+the primary's WAL position before it goes without that sample."""
 
 Sample = tuple[float, int]
 """When (time.monotonic()) the primary's WAL was at which position (bytes since 0/0)."""
@@ -93,26 +94,24 @@ class Replica:
         self._unreachable_until = time.monotonic() + RETRY_SECONDS
 
     async def check(self, primary: AsyncEngine) -> None:
-        """Samples the primary's WAL position, then judges the replica's lag by what it has
-        replayed: past `max_lag_seconds`, or unknown, reads go to the primary until it catches
-        up. Logged once each way, from the first check that could tell: at start a standby
-        that has not replayed the one sample taken just now was logged as lagging at every
-        start, and stays unread without it. A replica that cannot be asked is unreachable."""
-        try:
-            async with primary.connect() as connection:
-                position = await connection.scalar(text(_CURRENT))
-            self._samples.append((time.monotonic(), int(position)))
-        except Exception as error:  # judged on the samples held, which age
-            if not is_unavailable(error):
-                raise
-        try:
-            async with self.engine.connect() as connection:
-                replayed = await connection.scalar(text(_REPLAYED))
-        except Exception as error:
-            if not is_unavailable(error):
-                raise
-            self.unreachable(error)
-            return
+        """Samples the primary's WAL position (`_sample`), then judges the replica's lag by what
+        it has replayed: past `max_lag_seconds`, or unknown, reads go to the primary until it
+        catches up. Logged once each way, from the first check that could tell: at start a
+        standby that has not replayed the one sample taken just now was logged as lagging at
+        every start, and stays unread without it. A replica that cannot be asked is
+        unreachable; one that does not answer within CHECK_TIMEOUT_SECONDS raises
+        TimeoutError. Only the replica's answer is timed: a primary whose request pool is busy
+        would otherwise have the replica unread, and every read sent to that busy primary."""
+        await self._sample(primary)
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            try:
+                async with self.engine.connect() as connection:
+                    replayed = await connection.scalar(text(_REPLAYED))
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                self.unreachable(error)
+                return
         self.lag = replica_lag(
             self._samples, None if replayed is None else int(replayed), time.monotonic()
         )
@@ -131,6 +130,20 @@ class Replica:
                 )
         self._current = current
 
+    async def _sample(self, primary: AsyncEngine) -> None:
+        """Adds the primary's WAL position now to the samples; none when the primary cannot
+        tell within CHECK_TIMEOUT_SECONDS (away, or its request pool busy, TimeoutError being an
+        OSError): the replica is then judged on the samples held, which age."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                async with primary.connect() as connection:
+                    position = await connection.scalar(text(_CURRENT))
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            return
+        self._samples.append((time.monotonic(), int(position)))
+
     async def run(self, primary: AsyncEngine) -> None:
         """`watch`, every CHECK_SECONDS until cancelled."""
         while True:
@@ -138,12 +151,11 @@ class Replica:
             await self.watch(primary)
 
     async def watch(self, primary: AsyncEngine) -> None:
-        """`check`; one that fails, or takes over CHECK_TIMEOUT_SECONDS (a replica accepting
+        """`check`; one that fails, or that the replica does not answer in time (one accepting
         connections but not answering, read on its last verdict while it hung), is logged
         (once while they fail), and the replica is left unread until one succeeds."""
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                await self.check(primary)
+            await self.check(primary)
         except TimeoutError:
             if self._current is not False:
                 logger.warning(

@@ -468,6 +468,35 @@ def test_a_check_the_replica_does_not_answer_in_time_leaves_it_unread(
     assert said == ["the replica did not answer its check in 2 s: reading from the primary"]
 
 
+def test_a_check_kept_waiting_by_a_busy_primary_pool_leaves_the_replica_read(
+    demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check's time bound covered taking the primary's sample on the request pool too: a
+    primary busy for the bound had the replica unread, every read moved onto that busy primary,
+    and logged as a replica that did not answer. The sample it could not take is skipped."""
+
+    async def watched() -> tuple[bool, bool, float]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000, pool_size=1)
+        replica = Replica(create_engine(as_service(demo_url), statement_timeout_ms=10_000), 10)
+        try:
+            await replica.watch(primary)  # a plain database: current
+            before = replica.readable
+            async with primary.connect() as held:  # the primary's one pooled connection
+                await held.execute(text("SELECT 1"))
+                started = time.monotonic()
+                await replica.watch(primary)
+                took = time.monotonic() - started
+            return before, replica.readable, took
+        finally:
+            await primary.dispose()
+            await replica.engine.dispose()
+
+    before, after, took = asyncio.run(watched())
+    assert (before, after) == (True, True)
+    assert took < 2 * CHECK_TIMEOUT_SECONDS + 1
+    assert [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"] == []
+
+
 def test_a_replica_lagging_past_the_bound_is_not_read_until_it_catches_up(
     server_url: str, demo_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
