@@ -72,7 +72,8 @@ class Replica:
         self.engine = engine
         self.max_lag_seconds = max_lag_seconds
         self._observe = observe
-        """Told each check's lag (the process's metric: an idle one's would go stale)."""
+        """Told each check's lag (the process's metric: an idle one's would go stale); None when
+        a check could not tell it (the replica unreachable, or its check failed or timed out)."""
         self._unreachable_until = 0.0
         self._samples: deque[Sample] = deque(maxlen=math.ceil(max_lag_seconds / CHECK_SECONDS) + 2)
         self._current: bool | None = None  # unread until a check finds it current
@@ -111,6 +112,7 @@ class Replica:
                 if not is_unavailable(error):
                     raise
                 self.unreachable(error)
+                self._observe(None)
                 return
         self.lag = replica_lag(
             self._samples, None if replayed is None else int(replayed), time.monotonic()
@@ -153,20 +155,22 @@ class Replica:
     async def watch(self, primary: AsyncEngine) -> None:
         """`check`; one that fails, or that the replica does not answer in time (one accepting
         connections but not answering, read on its last verdict while it hung), is logged
-        (once while they fail), and the replica is left unread until one succeeds."""
+        (once while they fail), the replica is left unread until one succeeds, and its lag is
+        reported unknown (the metric would show the last lag told, current, meanwhile)."""
         try:
             await self.check(primary)
+            return
         except TimeoutError:
             if self._current is not False:
                 logger.warning(
                     "the replica did not answer its check in %g s: reading from the primary",
                     CHECK_TIMEOUT_SECONDS,
                 )
-            self._current = False
         except Exception:
             if self._current is not False:
                 logger.exception("checking the replica's lag failed: reading from the primary")
-            self._current = False
+        self._current = False
+        self._observe(None)
 
 
 _CURRENT = "SELECT pg_current_wal_lsn() - '0/0'"

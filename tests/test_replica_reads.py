@@ -432,13 +432,47 @@ def test_each_check_reports_the_lag_it_found_to_the_metric(demo_url: str) -> Non
     assert REGISTRY.get_sample_value("sinergi_db_replica_lag_seconds") == 0.25
 
 
+def test_a_check_that_cannot_tell_the_lag_reports_it_unknown_to_the_metric(
+    server_url: str, demo_url: str
+) -> None:
+    """The gauge kept the last lag a check told while the replica could not be reached, or its
+    check failed (or timed out: below): a replica that went away looked current on the scrape
+    while every read went to the primary. Such a check reports +Inf, unknown."""
+
+    async def observed(standby_url: str) -> list[float | None]:
+        primary = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+        lags: list[float | None] = []
+        away = f"postgresql://postgres@127.0.0.1:{free_port()}/sinergi"  # connections refused
+        refused = create_engine(away, statement_timeout_ms=10_000, connect_timeout_seconds=1)
+        failing = Replica(create_async_engine(async_url(standby_url)), 10, lags.append)
+        try:
+            await Replica(refused, 10, lags.append).watch(primary)
+            await _replayed_at(standby_url, "FFFFFFFF/0")
+            await failing.watch(primary)  # replayed everything: current
+            await _execute(
+                standby_url,  # the check's statement fails: division by zero
+                "CREATE OR REPLACE FUNCTION standby.pg_last_wal_replay_lsn() RETURNS pg_lsn"
+                " LANGUAGE sql AS $$ SELECT (1 / 0)::text::pg_lsn $$",
+            )
+            await failing.watch(primary)
+        finally:
+            await primary.dispose()
+            await refused.dispose()
+            await failing.engine.dispose()
+        return lags
+
+    with _standby(server_url) as standby_url:
+        lags = asyncio.run(observed(standby_url))
+    assert [lag is None for lag in lags] == [True, False, True], lags
+
+
 def test_a_check_the_replica_does_not_answer_in_time_leaves_it_unread(
     demo_url: str, server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A replica that accepts the check's connection but never answers held the check, and the
     replica was read on its last verdict for as long as it hung."""
 
-    async def watched(standby_url: str) -> tuple[bool, bool, float]:
+    async def watched(standby_url: str) -> tuple[bool, bool, float, list[float | None]]:
         primary = create_engine(as_service(demo_url), statement_timeout_ms=60_000)
         standby = create_async_engine(async_url(standby_url))  # its search_path the database's
         lags: list[float | None] = []
@@ -449,7 +483,7 @@ def test_a_check_the_replica_does_not_answer_in_time_leaves_it_unread(
             await _execute(standby_url, "UPDATE standby.hang SET seconds = 30")
             started = time.monotonic()
             await replica.watch(primary)
-            return before, replica.readable, time.monotonic() - started
+            return before, replica.readable, time.monotonic() - started, lags
         finally:
             await primary.dispose()
             await standby.dispose()
@@ -461,8 +495,9 @@ def test_a_check_the_replica_does_not_answer_in_time_leaves_it_unread(
             "CREATE FUNCTION standby.pg_last_wal_replay_lsn() RETURNS pg_lsn LANGUAGE sql"
             " AS $$ SELECT 'FFFFFFFF/0'::pg_lsn FROM standby.hang, pg_sleep(hang.seconds) $$",
         )
-        before, after, took = asyncio.run(watched(standby_url))
+        before, after, took, lags = asyncio.run(watched(standby_url))
     assert (before, after) == (True, False)
+    assert [lag is None for lag in lags] == [False, True], lags  # then +Inf: unknown
     assert took < CHECK_TIMEOUT_SECONDS + 1
     said = [r.getMessage() for r in caplog.records if r.name == "sinergi.replica"]
     assert said == ["the replica did not answer its check in 2 s: reading from the primary"]
