@@ -30,10 +30,12 @@ from urllib.parse import quote
 import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.http import GraphQLHTTPResponse
 
 from auth.http import NO_STORE, TOKEN_PATH
 from sinergi import graphql_http, metrics
 from sinergi.exchange import Exchange, begin, end
+from sinergi.guard import PAYLOAD
 from sinergi.http_edge import KEPT_PRIVATE
 from sinergi.logs import AccessRecords
 from sinergi.rate_limit import RETRY_AFTER_SECONDS
@@ -71,21 +73,27 @@ def internal_error(*, oauth: bool = False) -> tuple[str, bytes]:
     return correlation_id, orjson.dumps({"errors": [error]})
 
 
-def stopped(applied: bool | None) -> tuple[int, bytes]:
+def stopped(applied: bool | None, batch: int | None = None) -> tuple[int, bytes]:
     """The status and body answering a request the server stopped before it finished: an
     outage's, so that the client sends it again, unless it `applied` a change (a mutation that
-    committed one, as its writes recorded it), which it then reads back. `applied` is None for a
-    request holding no mutation, or stopped before its operations were known."""
+    committed one, as its writes recorded it). Which of its changes were applied is not told
+    then (a document's first mutation, not its second; a batch's mutation under way finishes
+    after this answer): the client reads each back before sending any part again. `applied`
+    is None for a request holding no mutation, or stopped before its operations were known. A
+    `batch` of that many operations is answered as one, the same error for each."""
     extensions: dict[str, object] = {"code": "SERVICE_UNAVAILABLE"}
-    if applied is False:
-        extensions["applied"] = False
-    error = {
-        "message": "the server stopped before it finished this request",
-        "extensions": extensions,
-    }
-    answer = graphql_http.settled({"errors": [error]}, changed=bool(applied))
+    message = "the server stopped before it finished this request"
+    if applied is not None:
+        extensions["applied"] = applied
+    if applied:
+        message += (
+            "; some or all of its changes may have been applied:"
+            " read each back before sending any part of it again"
+        )
+    answer: GraphQLHTTPResponse = {"errors": [{"message": message, "extensions": extensions}]}
+    answers = answer if batch is None else [answer] * batch
     json = graphql_http.MediaType.JSON
-    return graphql_http.status(answer, json, changed=bool(applied)), orjson.dumps(answer)
+    return graphql_http.status(answers, json, changed=bool(applied)), orjson.dumps(answers)
 
 
 def error_codes(body: bytes) -> list[str]:
@@ -146,7 +154,10 @@ class Observer:
             if started_response:
                 raise
             applied = exchange.applied() if exchange.applied is not None else None
-            status, body = stopped(applied)
+            operations = scope.get(PAYLOAD)  # the guard's, once it has read the body
+            status, body = stopped(
+                applied, len(operations) if isinstance(operations, list) else None
+            )
             exchange.codes.append("SERVICE_UNAVAILABLE")
             errors_logger.warning("request %s stopped by the shutdown", exchange.request_id)
             headers = [

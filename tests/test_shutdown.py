@@ -26,6 +26,9 @@ from tests.support.served import served_process
 CLIENT = "demo-province-62"
 CREATE_MSME = "mutation($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
 READ = "{ msmes(first: 1) { nodes { nib } } }"
+CREATE_COOPERATIVE = (
+    "mutation($input: CreateCooperativeInput!) { createCooperative(input: $input) { id } }"
+)
 BOTH = """mutation($coop: CreateCooperativeInput!, $input: CreateMsmeInput!) {
   createCooperative(input: $coop) { id }
   createMsme(input: $input) { id } }"""
@@ -45,6 +48,7 @@ async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_th
 ) -> None:
     token = api.token(CLIENT)
     nib = f"71{uuid.uuid4().int % 10**11:011d}"
+    nib_both, nib_b = f"{nib[:-1]}9", f"{nib[:-1]}8"
     business = {
         "nib": nib,
         "name": "Usaha Terhenti",
@@ -72,16 +76,26 @@ async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_th
                 await locker.execute("LOCK TABLE msmes IN ACCESS EXCLUSIVE MODE")
                 headers = {"Authorization": f"Bearer {token}"}
 
-                def sent(body: dict[str, Any]) -> asyncio.Task[httpx.Response]:
+                def sent(body: Any) -> asyncio.Task[httpx.Response]:
                     return asyncio.create_task(client.post("/graphql", json=body, headers=headers))
 
                 mutation = sent({"query": CREATE_MSME, "variables": {"input": business}})
                 query = sent({"query": READ})
-                both = {"coop": cooperative, "input": {**business, "nib": f"{nib[:-1]}9"}}
+                both = {"coop": cooperative, "input": {**business, "nib": nib_both}}
                 half_done = sent({"query": BOTH, "variables": both})
-                await _waiting_for_msmes(locker, 3)
+                other = {
+                    **cooperative,
+                    "legalEntityNo": f"AHU-{int(nib_b[-7:]):07d}.AH.01.26.TAHUN 2022",
+                }
+                batch = [
+                    {"query": CREATE_COOPERATIVE, "variables": {"input": other}},
+                    {"query": CREATE_MSME, "variables": {"input": {**business, "nib": nib_b}}},
+                ]
+                half_batch = sent(batch)
+                await _waiting_for_msmes(locker, 4)
                 server.send_signal(signal.SIGTERM)
-                written, read, half = await mutation, await query, await half_done
+                written, read = await mutation, await query
+                half, batched = await half_done, await half_batch
         finally:
             await locker.close()
     for answer in (written, read):
@@ -93,15 +107,28 @@ async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_th
         assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert written.json()["errors"][0]["extensions"]["applied"] is False
     assert "applied" not in read.json()["errors"][0]["extensions"]
-    # The cooperative was committed before the stop: the client reads it back, never sends the
-    # request again, as after an outage past a commit.
+    # The cooperative was committed before the stop, the MSME after it was not: the client
+    # reads each change back before sending any part again, never the whole request blindly.
+    # A batch is answered as a batch: one such error per operation.
     assert half.status_code == 200, half.text
     assert "retry-after" not in half.headers
-    (error,) = half.json()["errors"]
-    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}
+    assert batched.status_code == 200, batched.text
+    answers = batched.json()
+    assert isinstance(answers, list), answers
+    assert len(answers) == 2, answers
+    for answer in (half.json(), *answers):
+        (error,) = answer["errors"]
+        assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}
+        assert error["message"] == (
+            "the server stopped before it finished this request; some or all of its changes"
+            " may have been applied: read each back before sending any part of it again"
+        )
     stored = await asyncpg.connect(demo_url)
     try:
-        assert await stored.fetchval("SELECT count(*) FROM msmes WHERE nib = $1", nib) == 0
+        # A batch's mutation under way when the request is cancelled finishes (the batch's
+        # MSME may be stored by now), hence "may have been": the document's stops.
+        created = "SELECT nib FROM msmes WHERE nib = ANY($1::text[])"
+        assert await stored.fetch(created, [nib, nib_both]) == []
     finally:
         await stored.close()
 
