@@ -246,14 +246,18 @@ async def token_endpoint(request: Request) -> Response:
         if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
             raise
         logger.warning("could not issue a token: %s", error)
-        unavailable = OAuthError(
-            "temporarily_unavailable",
-            "the database is unavailable; retry shortly",
-            503,
-            retry_after=OUTAGE_RETRY_AFTER_SECONDS,
-        )
-        return _oauth_error(unavailable)
+        return token_unavailable("the database is unavailable; retry shortly")
     return JSONResponse(answer, headers=NO_STORE)
+
+
+def token_unavailable(description: str) -> JSONResponse:
+    """RFC 6749 §5.2's answer to a token request that could not be served for now (a database
+    outage, the server stopping): `temporarily_unavailable`, 503 with Retry-After, as /graphql
+    answers an outage, the contract's code beside it."""
+    unavailable = OAuthError(
+        "temporarily_unavailable", description, 503, retry_after=OUTAGE_RETRY_AFTER_SECONDS
+    )
+    return _oauth_error(unavailable)
 
 
 async def jwks_endpoint(request: Request) -> Response:

@@ -10,7 +10,8 @@ other refusals have.
 A request still running when the shutdown grace ends (`SINERGI_SHUTDOWN_GRACE`: uvicorn then
 cancels its task) is answered here too, as an outage is: 503 `SERVICE_UNAVAILABLE` with
 Retry-After, a mutation's error saying whether it `applied` a change (200 when it did, as an
-outage after a commit is answered), rather than uvicorn's bare text 500.
+outage after a commit is answered), rather than uvicorn's bare text 500; at the token endpoint
+as its outages are, RFC 6749's `temporarily_unavailable`.
 
 The middleware opens an `Exchange` (sinergi.exchange) that the guard and the GraphQL endpoint
 fill in with the operation, client and error codes, and that log records read the request id
@@ -32,7 +33,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http import GraphQLHTTPResponse
 
-from auth.http import NO_STORE, TOKEN_PATH
+from auth.http import NO_STORE, TOKEN_PATH, token_unavailable
 from sinergi import graphql_http, metrics
 from sinergi.exchange import Exchange, begin, end
 from sinergi.guard import PAYLOAD
@@ -45,6 +46,7 @@ from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug only
 _SNIFF_LIMIT = 16_384
+_STOPPED = "the server stopped before it finished this request"
 _PATH_AS_IS = "/:@!$&'()*+,;="
 """What RFC 3986 lets a path hold unencoded besides letters, digits and `-._~`."""
 access_logger = logging.getLogger("sinergi.access")
@@ -82,7 +84,7 @@ def stopped(applied: bool | None, batch: int | None = None) -> tuple[int, bytes]
     is None for a request holding no mutation, or stopped before its operations were known. A
     `batch` of that many operations is answered as one, the same error for each."""
     extensions: dict[str, object] = {"code": "SERVICE_UNAVAILABLE"}
-    message = "the server stopped before it finished this request"
+    message = _STOPPED
     if applied is not None:
         extensions["applied"] = applied
     if applied:
@@ -153,21 +155,29 @@ class Observer:
         except asyncio.CancelledError:  # the shutdown grace ended
             if started_response:
                 raise
-            applied = exchange.applied() if exchange.applied is not None else None
-            operations = scope.get(PAYLOAD)  # the guard's, once it has read the body
-            status, body = stopped(
-                applied, len(operations) if isinstance(operations, list) else None
-            )
             exchange.codes.append("SERVICE_UNAVAILABLE")
             errors_logger.warning("request %s stopped by the shutdown", exchange.request_id)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (_REQUEST_ID, exchange.request_id.encode()),
-                *KEPT_PRIVATE,
-            ]
-            if status == 503:
-                headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            if scope["path"] == TOKEN_PATH:  # RFC 6749 §5.2's shape, not GraphQL's
+                refused = token_unavailable(f"{_STOPPED}; retry shortly")
+                status, body, headers = (
+                    refused.status_code,
+                    bytes(refused.body),
+                    refused.raw_headers,
+                )
+            else:
+                applied = exchange.applied() if exchange.applied is not None else None
+                operations = scope.get(PAYLOAD)  # the guard's, once it has read the body
+                status, body = stopped(
+                    applied, len(operations) if isinstance(operations, list) else None
+                )
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *KEPT_PRIVATE,
+                ]
+                if status == 503:
+                    headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            headers.append((_REQUEST_ID, exchange.request_id.encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             raise

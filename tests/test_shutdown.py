@@ -14,10 +14,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from starlette.types import Message, Receive, Scope, Send
 
+from auth.http import TOKEN_PATH
 from sinergi.app import create_app
+from sinergi.observe import Observer
 from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.http import Api
@@ -131,6 +136,40 @@ async def test_requests_cut_short_by_the_shutdown_grace_are_answered_503_with_th
         assert await stored.fetch(created, [nib, nib_both]) == []
     finally:
         await stored.close()
+
+
+async def test_a_token_request_cut_short_by_the_shutdown_grace_gets_oauths_answer() -> None:
+    """A token request still running when the grace ended got GraphQL's error shape, which a
+    token client does not read: it gets RFC 6749's, as a database outage answers it."""
+
+    async def cut_short(scope: Scope, receive: Receive, send: Send) -> None:
+        raise asyncio.CancelledError  # as uvicorn cancels the request's task
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": TOKEN_PATH, "headers": [], "state": {}}
+    observer = Observer(cut_short, routes=frozenset({TOKEN_PATH}))
+    with pytest.raises(asyncio.CancelledError):
+        await observer(scope, receive, send)
+    start, body = sent
+    assert start["status"] == 503
+    headers = dict(start["headers"])
+    assert headers[b"retry-after"] == b"5"
+    assert headers[b"cache-control"] == b"no-store"
+    assert headers[b"pragma"] == b"no-cache"
+    assert headers[b"x-request-id"]
+    assert orjson.loads(body["body"]) == {
+        "error": "temporarily_unavailable",
+        "error_description": "the server stopped before it finished this request; retry shortly",
+        "code": "SERVICE_UNAVAILABLE",
+        "retryAfter": 5,
+    }
 
 
 class Silenced:
