@@ -218,7 +218,8 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
     """Apply every page each feed has now; what each feed brought. A kind starts again once a
     run: a feed refusing a cursor it handed out in the same run (two servers behind one URL)
     would have it emptied and its first page fetched again for ever. The second refusal stops
-    the run with the copy kept, since a compaction run meanwhile refuses a cursor once."""
+    the run, the copy holding what it fetched of the kind since it started it over, and its
+    cursor, for the next run to go on from: a compaction run meanwhile refuses a cursor once."""
     synced: dict[str, Synced] = {}
     for kind in kinds:
         document = QUERY.format(field=FEEDS[kind], size=PAGE_SIZE)
@@ -233,8 +234,9 @@ def sync(post: Post, copy: LocalCopy, kinds: Iterable[str]) -> dict[str, Synced]
                     raise SyncError(
                         f"{FEEDS[kind]}: the feed refused a cursor it handed out in this run"
                         f" ({refusal}): is --url several servers, or did `sinergi feed compact`"
-                        " run meanwhile? The copy is kept as it was; run again to start this"
-                        " kind over"
+                        f" run meanwhile? The copy holds what this run fetched of {kind} since it"
+                        " started it over; run again once --url is one server, or the compaction"
+                        " has finished"
                     )
                 copy.start_again(kind)
                 synced[kind].started_again = refusal

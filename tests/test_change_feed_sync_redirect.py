@@ -588,8 +588,9 @@ def test_a_cursor_refused_twice_in_one_run_stops_the_sync(tmp_path: Path) -> Non
         sync.sync(post, copy, ["msme"])
     assert str(stopped.value) == (
         "msmeChanges: the feed refused a cursor it handed out in this run ('no such cursor'):"
-        " is --url several servers, or did `sinergi feed compact` run meanwhile? The copy is"
-        " kept as it was; run again to start this kind over"
+        " is --url several servers, or did `sinergi feed compact` run meanwhile? The copy"
+        " holds what this run fetched of msme since it started it over; run again once --url"
+        " is one server, or the compaction has finished"
     )
     assert asked == ["kept-before", None, "c2"]
     assert len(copy.records("msme")) == 1
