@@ -376,6 +376,9 @@ class _Answered:
     after: set[int] = field(default_factory=set)
     contexts: dict[int, Context] = field(default_factory=dict)
     """Each operation's own context, by its place in the batch (0 for a single one)."""
+    finishing: bool = False
+    """Whether a batch's mutation is under way, shielded: it finishes, and may commit, even
+    after the request is cancelled (`_in_order`)."""
 
     def changed(self, index: int) -> bool:
         """Whether the operation committed a change, as its writes recorded it (Context's
@@ -386,6 +389,12 @@ class _Answered:
     def any_changed(self) -> bool:
         """Whether any of its operations committed a change."""
         return any(self.changed(index) for index in self.contexts)
+
+    def may_have_changed(self) -> bool:
+        """Whether a change may be committed by the time a cancelled request is answered: one
+        was, or a batch's mutation under way will finish regardless. Told as applied, so that
+        the client reads back before sending it again rather than apply it twice."""
+        return self.finishing or self.any_changed()
 
 
 _ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)
@@ -471,7 +480,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             now = exchange.current()
             operations = resolved if isinstance(resolved, list) else [resolved]
             if now is not None and any(is_mutation(each, self.max_tokens) for each in operations):
-                now.applied = request_answered.any_changed
+                now.applied = request_answered.may_have_changed
             if (
                 request.method == "GET"
                 and isinstance(resolved, dict)
@@ -613,7 +622,12 @@ class SinergiGraphQL(GraphQL[Context, None]):
                     request, request_adapter, sub_response, context, root_value, data, index
                 ),
             )
-            results.append(await (asyncio.shield(executed) if mutation else executed))
+            if mutation:
+                answered.finishing = True
+                results.append(await asyncio.shield(executed))  # cancelled: stays finishing
+                answered.finishing = False
+            else:
+                results.append(await executed)
             if answered.changed(index):
                 wrote = answered.contexts[index]
                 request.scope["state"].update(
