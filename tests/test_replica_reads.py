@@ -232,7 +232,8 @@ def test_serve_names_a_replica_url_it_cannot_connect_with(fresh_url: str) -> Non
         str(free_port()),
         env={"DATABASE_REPLICA_URL": typo.render_as_string(hide_password=False)},
     )
-    place = f"{typo.host}:{typo.port or 5432}/sinergi_no_such_replica"
+    host = typo.host or typo.query["host"]  # the embedded server's socket directory
+    place = f"{host}:{typo.port or 5432}/sinergi_no_such_replica"
     assert code == 2, said
     assert said.startswith(f"sinergi: cannot reach DATABASE_REPLICA_URL's PostgreSQL at {place}: ")
     assert "sinergi_no_such_replica" in said.splitlines()[-1]

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from starlette.types import Message, Receive, Scope, Send
 
 from auth.http import TOKEN_PATH
@@ -185,8 +185,8 @@ class Silenced:
     """A TCP relay to PostgreSQL that can go silent: from `silence()` on it passes nothing either
     way and keeps its connections open, as a database whose packets are dropped does."""
 
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self, upstream: URL) -> None:
+        self.upstream = upstream
         self.silent = False
         self.writers: list[asyncio.StreamWriter] = []
 
@@ -196,10 +196,19 @@ class Silenced:
                 writer.write(data)
 
     async def _relay(self, client: asyncio.StreamReader, answer: asyncio.StreamWriter) -> None:
-        server, ask = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        server, ask = await self._upstream()
         self.writers += [answer, ask]
         with contextlib.suppress(ConnectionError):
             await asyncio.gather(self._pipe(client, ask), self._pipe(server, answer))
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the database: by its socket directory when the URL names one (the
+        embedded server's), else by TCP."""
+        port = self.upstream.port or 5432
+        directory = self.upstream.query.get("host")
+        if isinstance(directory, str) and directory.startswith("/"):
+            return await asyncio.open_unix_connection(f"{directory}/.s.PGSQL.{port}")
+        return await asyncio.open_connection(self.upstream.host or "127.0.0.1", port)
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[int]:
@@ -218,9 +227,10 @@ async def test_the_app_stops_in_seconds_when_the_database_goes_silent(migrated_u
     """Each pooled connection's goodbye waited for the database's answer for its command
     timeout, and the figure release's connection, which has none, for ever."""
     database = make_url(as_service(migrated_url))
-    relay = Silenced(database.port or 5432)
+    relay = Silenced(database)
     async with relay.serving() as port:
-        relayed = database.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        by_tcp = database.difference_update_query(["host"]).set(host="127.0.0.1", port=port)
+        relayed = by_tcp.render_as_string(hide_password=False)
         app = create_app(Settings(rate_limit=1_000_000), database_url=relayed)
         lifespan = app.router.lifespan_context(app)
         served = await lifespan.__aenter__()
