@@ -6,9 +6,7 @@ a resolver returned that the field's type cannot represent is ours. Everything e
 INTERNAL with a correlation id: the detail goes to the log only, never to the client. A lost
 database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong with the request.
 A read past the statement timeout is QUERY_TOO_COMPLEX (`limit`: "statement timeout"): the
-request asked for more than a statement may take, which asking again will not change. A write
-past it, or past a lock timeout, was held up by another transaction's lock (an import, a
-migration, one by hand): SERVICE_UNAVAILABLE as an outage is, since asked again it succeeds.
+request asked for more than a statement may take, which asking again will not change.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.execution import StreamExecutionResult
 
-from db.errors import ReadTimedOut, is_lock_timeout, is_statement_timeout, is_unavailable, loggable
+from db.errors import ReadTimedOut, is_unavailable
 from db.releases import NoRelease
 from resolvers.errors import ErrorCode
 from schema.documents import parse_document
@@ -88,7 +86,6 @@ class _Kind(Enum):
     CODED = "coded"
     INPUT = "input"
     UNAVAILABLE = "unavailable"
-    HELD_UP = "held up"
     TOO_COSTLY = "too costly"
     INTERNAL = "internal"
 
@@ -129,12 +126,9 @@ def _refused_literal(error: GraphQLError) -> bool:
 
 def _fault(original: Exception) -> _Kind:
     """What an exception that is not the caller's input is: a read past the statement timeout,
-    a write held up past it or past a lock timeout (reads' come as ReadTimedOut), a lost
-    database (or no released figures), or a fault of ours."""
+    a lost database (or no released figures), or a fault of ours."""
     if isinstance(original, ReadTimedOut):
         return _Kind.TOO_COSTLY
-    if is_statement_timeout(original) or is_lock_timeout(original):
-        return _Kind.HELD_UP
     if isinstance(original, NoRelease):
         return _Kind.UNAVAILABLE
     return _Kind.UNAVAILABLE if is_unavailable(original) else _Kind.INTERNAL
@@ -160,17 +154,10 @@ def _coded_as(
     if kind is _Kind.INPUT:
         return _input_error(error, document)
     original = error.original_error
-    if kind is _Kind.UNAVAILABLE or kind is _Kind.HELD_UP:
-        if kind is _Kind.HELD_UP:
-            what = "a write waited past the statement timeout, held up by another transaction"
-            told = loggable(original) if original is not None else None
-        else:
-            unreleased = isinstance(original, NoRelease)
-            what = (
-                "no figures have been released yet" if unreleased else "the database is unavailable"
-            )
-            told = str(original)
-        logger.warning("%s%s: %s", what, _at(error.path), told)
+    if kind is _Kind.UNAVAILABLE:
+        unreleased = isinstance(original, NoRelease)
+        what = "no figures have been released yet" if unreleased else "the database is unavailable"
+        logger.warning("%s%s: %s", what, _at(error.path), original)
         return GraphQLError(
             f"{what}; retry shortly",
             nodes=error.nodes,

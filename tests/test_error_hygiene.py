@@ -30,10 +30,9 @@ from sinergi.demo import SEED_DATA
 from sinergi.demo_mode import register_demo_clients
 from sinergi.logs import exception_text, log_config
 from sinergi.settings import Settings
-from tests.support.databases import as_service, locked, run
+from tests.support.databases import as_service, run
 from tests.support.demo_data import demo_clients
 from tests.support.http import Api, served
-from tests.test_record_mutations import msme_input
 
 CLIENT = "demo-province-62"
 MARKER = "secret_marker_column"
@@ -86,35 +85,6 @@ def test_a_read_past_the_statement_timeout_is_query_too_complex(
         r for r in caplog.records if r.name == "sinergi.errors" and r.levelno >= logging.ERROR
     ]
     assert not faults, "not logged as a fault of ours"
-
-
-def test_a_write_held_up_past_the_statement_timeout_is_unavailable_and_changes_nothing(
-    demo_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A write waiting for a lock another transaction holds (an import, a migration, a long
-    transaction by hand) past the statement timeout was answered INTERNAL, with an error-level
-    traceback: it is neither a fault of ours nor the request's doing, and asked again once the
-    lock goes it succeeds. So it is answered as an outage is: 503 with Retry-After (the write
-    changed nothing: send it again), logged as a warning."""
-    nib = "9990000777001"
-    create = "mutation Create($input: CreateMsmeInput!) { createMsme(input: $input) { id } }"
-    demo_clients(demo_url)
-    with served(demo_url, Settings(rate_limit=1_000_000, statement_timeout_ms=300)) as short:
-        token = short.token(CLIENT)
-        with caplog.at_level(logging.WARNING, logger="sinergi.errors"), locked(demo_url, "msmes"):
-            body = {"query": create, "variables": {"input": msme_input(nib)}}
-            response = short.post(body, token)
-    assert response.status_code == 503, response.text
-    assert response.headers["retry-after"].isdigit()
-    (error,) = response.json()["errors"]
-    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
-    assert "statement timeout" in error["message"]
-    for leak in ("INSERT", "Traceback", "asyncpg", "sqlalchemy", nib):
-        assert leak not in response.text
-    told = [r for r in caplog.records if r.name == "sinergi.errors"]
-    assert told, "the timeout is logged"
-    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in told), told
-    assert not run(demo_url, "SELECT 1 FROM msmes WHERE nib = $1", nib)
 
 
 @pytest.mark.parametrize("failure", [RuntimeError, ValueError])
@@ -268,15 +238,13 @@ def test_a_refused_input_and_a_forbidden_field_log_no_error_and_no_personal_data
 NIK = re.compile(r"\b\d{16}\b")
 
 
-def test_a_subscription_whose_audit_write_is_held_up_is_told_to_retry(
+def test_a_subscription_whose_audit_write_fails_gets_a_coded_internal_error(
     demo_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A delivery's audit write that times out (an insider holding the audit log's lock, or
-    load) withholds the page, as over HTTP, and the client learns only SERVICE_UNAVAILABLE, in
-    an `error` message that ends the subscription (subscribe again): once it got the
-    exception's text, the audit statement with its entry and the data subjects' NIKs as
-    parameters; then INTERNAL, with an error-level traceback, for what asked again succeeds.
-    The log names neither the NIKs nor the entry."""
+    load) withholds the page, as over HTTP, and the client learns only INTERNAL and a
+    correlation id: once it got the exception's text, the audit statement with its entry and
+    the data subjects' NIKs as parameters. The log names neither the NIKs nor the entry."""
     subscribe = "subscription { msmeChanges { entries { id record } endCursor } }"
     loop = asyncio.new_event_loop()
     engine = create_async_engine(async_url(demo_url))
@@ -290,7 +258,7 @@ def test_a_subscription_whose_audit_write_is_held_up_is_told_to_retry(
                 holder.execute("BEGIN; SELECT pg_advisory_xact_lock(hashtext('sinergi.audit_log'))")
             )
             with (
-                caplog.at_level(logging.WARNING),
+                caplog.at_level(logging.ERROR),
                 api.client.websocket_connect("/graphql", ["graphql-transport-ws"]) as socket,
             ):
                 socket.send_json({"type": "connection_init", "payload": auth})
@@ -298,18 +266,21 @@ def test_a_subscription_whose_audit_write_is_held_up_is_told_to_retry(
                 payload = {"query": subscribe}
                 socket.send_json({"id": "1", "type": "subscribe", "payload": payload})
                 frame = socket.receive_text()
+                assert json.loads(socket.receive_text()) == {"id": "1", "type": "complete"}
     finally:
         loop.run_until_complete(holder.close())
         loop.close()
     message = json.loads(frame)
-    assert message["type"] == "error", message
-    (error,) = message["payload"]
-    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE"}, error
-    for leak in ("audit_log", "INSERT", "SELECT", "sqlalchemy", "asyncpg"):
+    assert message["type"] == "next", message
+    assert message["payload"].get("data") is None
+    (error,) = message["payload"]["errors"]
+    assert error["extensions"]["code"] == "INTERNAL", error
+    correlation_id = error["extensions"]["correlationId"]
+    assert correlation_id in error["message"]
+    for leak in ("audit_log", "INSERT", "SELECT", "sqlalchemy", "asyncpg", "statement timeout"):
         assert leak not in frame
     assert NIK.search(frame) is None
-    assert "statement timeout" in caplog.text
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert "statement timeout" in _logged(caplog, correlation_id)
     assert NIK.search(caplog.text) is None
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
+import asyncpg
 import httpx
 import pytest
 
 from sinergi import app as sinergi_app
 from sinergi.settings import Settings
-from tests.support.databases import locked
 from tests.support.http import served
 
 PROBES = 64
@@ -49,6 +52,32 @@ def test_a_flood_of_readiness_probes_asks_the_database_about_once_a_second(
         assert checks == before + 1, "a stale answer is checked again"
 
 
+@contextmanager
+def _locked(url: str, table: str) -> Iterator[None]:
+    """`table` held ACCESS EXCLUSIVE by another connection (as a migration holds it) until the
+    block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                await connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        finally:
+            await connection.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert locked.wait(30)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_a_readiness_check_held_up_is_answered_not_ready_within_its_bound(
     migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -59,7 +88,7 @@ def test_a_readiness_check_held_up_is_answered_not_ready_within_its_bound(
     monkeypatch.setattr(sinergi_app, "READINESS_TIMEOUT_SECONDS", 0.5)
     settings = Settings(rate_limit=1_000_000, statement_timeout_ms=0)
     with served(migrated_url, settings) as api, ThreadPoolExecutor(1) as pool:
-        with locked(migrated_url, "alembic_version"):
+        with _locked(migrated_url, "alembic_version"):
             started = time.monotonic()
             answer = pool.submit(api.client.get, "/readyz").result(timeout=10)
             assert time.monotonic() - started < 5

@@ -4,7 +4,6 @@ one of their own."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,29 +77,3 @@ def empty_database(server_url: str, prefix: str) -> Iterator[str]:
         yield provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
     finally:
         asyncio.run(drop_database(server_url, name))
-
-
-@contextmanager
-def locked(url: str, table: str) -> Iterator[None]:
-    """`table` held ACCESS EXCLUSIVE by another connection (as a migration or a long transaction
-    holds it) until the block ends."""
-    held, release = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        connection = await asyncpg.connect(url)
-        try:
-            async with connection.transaction():
-                await connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-                held.set()
-                await asyncio.get_running_loop().run_in_executor(None, release.wait)
-        finally:
-            await connection.close()
-
-    holder = threading.Thread(target=asyncio.run, args=(hold(),))
-    holder.start()
-    try:
-        assert held.wait(30)
-        yield
-    finally:
-        release.set()
-        holder.join()
