@@ -109,15 +109,11 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
         token = {"access_token": "real-token", "token_type": "Bearer", "expires_in": 300}
         return 200, {"Content-Type": "application/json"}, json.dumps(token).encode()
 
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("sinergi-demo-secret")
-    secret_file.chmod(0o600)
     copy = tmp_path / "copy.sqlite"
     for server, seen in _serve(answer):
         result = subprocess.run(
-            [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
-             "--url", f"http://127.0.0.1:{server.server_port}", "--client-id", "demo-province-62",
-             "--secret-file", str(secret_file), "--kinds", "msme"],
+            [sys.executable, "-m", "sinergi.cli",
+             *_sync_args(copy, f"http://127.0.0.1:{server.server_port}", tmp_path)],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert path in [asked for asked, _ in seen]
@@ -132,6 +128,20 @@ def test_a_redirect_is_not_followed_and_nothing_is_applied(
         assert db.execute("SELECT count(*) FROM cursors").fetchone() == (0,)
 
 
+def _sync_args(
+    copy: Path, url: str, tmp_path: Path, client_id: str = "demo-province-62"
+) -> list[str]:
+    """`sinergi sync`'s arguments syncing the msme feed into `copy` from the stub server at
+    `url` as `client_id`, its secret the demo's, written to a file in `tmp_path` first."""
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("sinergi-demo-secret")
+    secret_file.chmod(0o600)
+    return [
+        "sync", str(copy), "--url", url, "--client-id", client_id,
+        "--secret-file", str(secret_file), "--kinds", "msme",
+    ]  # fmt: skip
+
+
 def _sync_with(
     port: int,
     copy: Path,
@@ -140,13 +150,9 @@ def _sync_with(
     env: dict[str, str] | None = None,
     userinfo: str = "",
 ) -> subprocess.CompletedProcess[str]:
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("sinergi-demo-secret")
-    secret_file.chmod(0o600)
     return subprocess.run(
-        [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
-         "--url", f"http://{userinfo}127.0.0.1:{port}", "--client-id", client_id,
-         "--secret-file", str(secret_file), "--kinds", "msme"],
+        [sys.executable, "-m", "sinergi.cli",
+         *_sync_args(copy, f"http://{userinfo}127.0.0.1:{port}", tmp_path, client_id)],
         capture_output=True, text=True, timeout=60, check=False,
         env=None if env is None else {**os.environ, **env},
     )  # fmt: skip
@@ -286,16 +292,10 @@ def test_an_answer_trickling_in_is_stopped_at_the_request_deadline(
     handler = type("Trickle", (_Trickle,), {"in_headers": in_headers})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("sinergi-demo-secret")
-    secret_file.chmod(0o600)
     url = f"http://127.0.0.1:{server.server_port}"
     began = time.monotonic()
     try:
-        status = main(
-            ["sync", str(tmp_path / "copy.sqlite"), "--url", url,
-             "--client-id", "demo-province-62", "--secret-file", str(secret_file)]
-        )  # fmt: skip
+        status = main(_sync_args(tmp_path / "copy.sqlite", url, tmp_path))
     finally:
         server.shutdown()
         server.server_close()
@@ -461,16 +461,9 @@ def test_empty_pages_with_new_cursors_without_end_stop_the_sync(
     asking for ever (only the same cursor again was caught). A run of EMPTY_PAGES of them
     (shortened here to 5) stops it, the cursors applied so far kept."""
     monkeypatch.setattr(sync, "EMPTY_PAGES", 5)
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("sinergi-demo-secret")
-    secret_file.chmod(0o600)
     copy = tmp_path / "copy.sqlite"
     for server, seen in _serve(_paging(None)):
-        status = main(
-            ["sync", str(copy), "--url", f"http://127.0.0.1:{server.server_port}",
-             "--client-id", "demo-province-62", "--secret-file", str(secret_file),
-             "--kinds", "msme"]
-        )  # fmt: skip
+        status = main(_sync_args(copy, f"http://127.0.0.1:{server.server_port}", tmp_path))
         assert [path for path, _ in seen].count("/graphql") == 5
     assert status == 1
     assert capsys.readouterr().err == (
@@ -638,15 +631,11 @@ def test_an_interrupted_sync_says_what_it_kept_in_one_line(tmp_path: Path) -> No
         page = {"entries": [GOOD_ENTRY], "endCursor": "cursor-1", "hasMore": True}
         return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
 
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("sinergi-demo-secret")
-    secret_file.chmod(0o600)
     copy = tmp_path / "copy.sqlite"
     for server, seen in _serve(answer):
         running = subprocess.Popen(
-            [sys.executable, "-m", "sinergi.cli", "sync", str(copy),
-             "--url", f"http://127.0.0.1:{server.server_port}", "--client-id", "demo-province-62",
-             "--secret-file", str(secret_file), "--kinds", "msme"],
+            [sys.executable, "-m", "sinergi.cli",
+             *_sync_args(copy, f"http://127.0.0.1:{server.server_port}", tmp_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
