@@ -8,8 +8,13 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -206,12 +211,8 @@ class Reads:
         async with self._share:
             connection, replica = await self._open(_started)
             try:
-                yield connection
-            except Exception as error:
-                replaced = _replaced(error, replica)
-                if replaced is None:
-                    raise
-                raise replaced from error
+                with _replacing(replica):
+                    yield connection
             finally:
                 await connection.close()
 
@@ -258,13 +259,8 @@ class Reads:
         async with self._share:
             pooled, replica = await self._open(check_out, primary=primary)
             async with pooled:
-                try:
+                with _replacing(replica):
                     yield pooled
-                except Exception as error:
-                    replaced = _replaced(error, replica)
-                    if replaced is None:
-                        raise
-                    raise replaced from error
 
     async def _open(
         self, open_on: Callable[[AsyncEngine], Awaitable[Opened]], *, primary: bool = False
@@ -287,20 +283,24 @@ class Reads:
         self._replica = None
 
 
-def _replaced(error: Exception, replica: Replica | None) -> Exception | None:
-    """What a read that raised `error` raises instead: ReadTimedOut past the statement timeout
-    (the request asked for too much); ReplicaConflict when the replica it ran on (`replica`)
-    cancelled it for recovery, the replica then left unread for RETRY_SECONDS, so that the
-    client's retry reads the primary; else None, `error` itself."""
-    if is_statement_timeout(error):
-        return ReadTimedOut("a read ran past the statement timeout")
-    if replica is not None and is_recovery_conflict(error):
+@contextmanager
+def _replacing(replica: Replica | None) -> Iterator[None]:
+    """Reads on a connection `Reads` opened, on `replica` if it was, raising in place of what
+    they raise: ReadTimedOut past the statement timeout (the request asked for too much);
+    ReplicaConflict when the replica cancelled one for recovery, the replica then left unread
+    for RETRY_SECONDS, so that the client's retry reads the primary; else what they raised."""
+    try:
+        yield
+    except Exception as error:
+        if is_statement_timeout(error):
+            raise ReadTimedOut("a read ran past the statement timeout") from error
+        if replica is None or not is_recovery_conflict(error):
+            raise
         conflict = ReplicaConflict(
             "the replica cancelled a read to replay the primary's changes (conflict with recovery)"
         )
         replica.unreachable(conflict)
-        return conflict
-    return None
+        raise conflict from error
 
 
 async def _started(engine: AsyncEngine) -> AsyncConnection:
