@@ -61,6 +61,10 @@ def replica_lag(samples: Sequence[Sample], replayed: int | None, now: float) -> 
     return None
 
 
+Vet = Callable[[AsyncConnection], Awaitable[str | None]]
+"""Why the role a connection to the replica is made as may not be read as, or None."""
+
+
 class Replica:
     """A read replica shared by a process's requests, and whether it can be read lately: it
     could be reached, and it has replayed every commit the primary acknowledged more than
@@ -73,12 +77,20 @@ class Replica:
         engine: AsyncEngine,
         max_lag_seconds: float,
         observe: Callable[[float | None], None] = lambda lag: None,
+        vet: Vet | None = None,
     ) -> None:
         self.engine = engine
         self.max_lag_seconds = max_lag_seconds
         self._observe = observe
         """Told each check's lag (the process's metric: an idle one's would go stale); None when
-        a check could not tell it (the replica unreachable, or its check failed or timed out)."""
+        a check could not tell it (the replica unreachable, or its check failed or timed out);
+        +Inf once the replica is refused (`vet`)."""
+        self._vet = vet
+        """Run by the first check that reaches the replica, then dropped: `serve` checks the
+        replica's role only if it can reach it at start, and one it could not reach would
+        otherwise be read, whatever its role, once it answers. A refusal (logged) leaves the
+        replica unread for the life of the process."""
+        self._refused = False
         self._unreachable_until = 0.0
         self._samples: deque[Sample] = deque(maxlen=math.ceil(max_lag_seconds / CHECK_SECONDS) + 2)
         self._current: bool | None = None  # unread until a check finds it current
@@ -107,11 +119,16 @@ class Replica:
         every start, and stays unread without it. A replica that cannot be asked is
         unreachable; one that does not answer within CHECK_TIMEOUT_SECONDS raises
         TimeoutError. Only the replica's answer is timed: a primary whose request pool is busy
-        would otherwise have the replica unread, and every read sent to that busy primary."""
+        would otherwise have the replica unread, and every read sent to that busy primary. The
+        first check that reaches it vets it first (`vet`)."""
+        if self._refused:
+            self._observe(math.inf)
+            return
         await self._sample(primary)
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             try:
                 async with self.engine.connect() as connection:
+                    refusal = None if self._vet is None else await self._vet(connection)
                     replayed = await connection.scalar(text(_REPLAYED))
             except Exception as error:
                 if not is_unavailable(error):
@@ -119,6 +136,13 @@ class Replica:
                 self.unreachable(error)
                 self._observe(None)
                 return
+        self._vet = None
+        if refusal is not None:
+            logger.error("not reading the replica, for good: %s; reading from the primary", refusal)
+            self._refused = True
+            self._current = False
+            self._observe(math.inf)
+            return
         self.lag = replica_lag(
             self._samples, None if replayed is None else int(replayed), time.monotonic()
         )

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -37,6 +37,7 @@ from schema.build import build_schema
 from schema.figure_cache import FigureCache
 from sinergi import audit_key, metrics, tracing
 from sinergi.audit_sealer import AuditSealer
+from sinergi.database import privileges_held
 from sinergi.demo_mode import DEMO_CLIENT_IDS
 from sinergi.figure_releaser import FigureReleaser
 from sinergi.graphiql import GraphiQLPage
@@ -187,7 +188,11 @@ async def _serving(
     lagging = None
     if replica is not None:
         lagging = Replica(
-            autocommit(replica), settings.read_your_writes_seconds, metrics.observe_replica_lag
+            autocommit(replica),
+            settings.read_your_writes_seconds,
+            metrics.observe_replica_lag,
+            # `serve`'s start-up refusal of a privileged replica, made again once it answers.
+            None if settings.dev or settings.unsafe_privileged_role else _replica_refusal,
         )
         await lagging.watch(primary)  # no read goes to it before it is known current
         background.append(asyncio.create_task(lagging.run(primary), name="sinergi-replica-lag"))
@@ -228,6 +233,20 @@ async def _serving(
                 STOP_SECONDS,
             )
         metrics.worker_exiting(settings.metrics_dir)
+
+
+async def _replica_refusal(connection: AsyncConnection) -> str | None:
+    """Why serving may not read the replica `connection` reaches: its role holds more than the
+    service's grants (`privileges_held`), as `serve` refuses to start with, unless accepted."""
+    reason = await privileges_held(connection)
+    if reason is None:
+        return None
+    return (
+        f"DATABASE_REPLICA_URL: {reason}: more than the service needs, enough to rewrite the"
+        " audit trail or reach the server itself. Read it as the service role (README,"
+        " 'Database roles'), or accept the risk with --unsafe-privileged-role or"
+        " SINERGI_UNSAFE_PRIVILEGED_ROLE=true"
+    )
 
 
 class Sinergi(Starlette):

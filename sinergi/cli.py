@@ -207,7 +207,15 @@ def _serve_with(args: argparse.Namespace, settings: Settings, metrics_dir: str |
         return 2
     # Made here once, before the workers read it, and checked against the trail's seals.
     asyncio.run(audit_key.for_database(settings, database.service_url, check=True))
-    _hand_to_workers(_workers_settings(settings, database.service_url, development, args.dev))
+    _hand_to_workers(
+        _workers_settings(
+            settings,
+            database.service_url,
+            development,
+            args.dev,
+            args.unsafe_privileged_role or settings.unsafe_privileged_role,
+        )
+    )
     served = replace(settings, environment=Environment.DEVELOPMENT) if development else settings
     logging.getLogger("sinergi.metrics").info(served.metrics_access.notice)
     logging.getLogger("sinergi.disclosure").info(_disclosure_notice(settings))
@@ -374,7 +382,7 @@ def _hand_to_workers(variables: Mapping[str, str | None]) -> None:
 
 
 def _workers_settings(
-    settings: Settings, service_url: str, development: bool, dev: bool
+    settings: Settings, service_url: str, development: bool, dev: bool, unsafe_role: bool
 ) -> dict[str, str | None]:
     """What the workers' environment, which /proc/PID/environ shows, holds beside the
     operator's: the service's URL as the operator gave it (its password, if in
@@ -382,12 +390,14 @@ def _workers_settings(
     needs none; nothing of the owner's, whose URL and password serving never uses;
     SINERGI_ENV=development with --dev; and SINERGI_DEV from --dev alone, whatever the
     environment said, since --dev alone accepts the demo secret, as it alone lifts serve's
-    start-up refusals."""
+    start-up refusals; and SINERGI_UNSAFE_PRIVILEGED_ROLE=true with --unsafe-privileged-role,
+    which each worker's first check of a replica unreachable at start heeds (sinergi.app)."""
     workers: dict[str, str | None] = {
         "DATABASE_OWNER_URL": None,
         "DATABASE_OWNER_PASSWORD_FILE": None,
         "SINERGI_ENV": "development" if development else settings.environment.value,
         "SINERGI_DEV": "true" if dev else "false",
+        "SINERGI_UNSAFE_PRIVILEGED_ROLE": "true" if unsafe_role else "false",
     }
     if settings.database_url is None:
         workers["DATABASE_URL"] = service_url

@@ -542,8 +542,14 @@ async def privileges_beyond_service(url: str) -> str | None:
     what it only reads or appends to: a release's copies (a forged figure, a suppression undone)
     or the audit trail's tables, whatever granted it (by hand, or a default privilege)."""
     async with one_connection(url, statement_timeout_ms=10_000) as connection:
-        row = (await connection.execute(_PRIVILEGES, {"copies": list(releases.SCHEMAS)})).one()
-        member_of = sorted({held.role for held in await roles.memberships(connection, row.name)})
+        return await privileges_held(connection)
+
+
+async def privileges_held(connection: AsyncConnection) -> str | None:
+    """`privileges_beyond_service` of the role `connection` is made as: for a pool's connection
+    (the replica's, checked once it first answers, db.reads.Replica)."""
+    row = (await connection.execute(_PRIVILEGES, {"copies": list(releases.SCHEMAS)})).one()
+    member_of = sorted({held.role for held in await roles.memberships(connection, row.name)})
     reasons = [reason for column, reason in _ATTRIBUTES.items() if row._mapping[column]]
     if member_of:
         reasons.append(f"is a member of {', '.join(member_of)}")

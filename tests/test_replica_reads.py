@@ -30,6 +30,7 @@ from auth.scopes import OrgKind
 from db.engine import async_url, create_engine
 from db.errors import ReplicaConflict, is_unavailable
 from db.reads import CHECK_TIMEOUT_SECONDS, Reads, Replica, replica_lag
+from sinergi import metrics
 from sinergi.app import create_app
 from sinergi.demo_mode import register_demo_clients
 from sinergi.metrics import observe_replica_lag
@@ -210,6 +211,46 @@ def test_metrics_show_both_pools(replicated: tuple[Api, str]) -> None:
         if sample.name == "sinergi_db_replica_lag_seconds"
     ]
     assert lags == [0.0]  # a plain database: nothing to replay
+
+
+def test_a_privileged_replica_is_refused_by_the_first_check_that_reaches_it(
+    server_url: str,
+    module_reference_url: str,
+    replica: str,
+    replicated: tuple[Api, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`serve` refuses a superuser's DATABASE_REPLICA_URL only when it reaches the replica at
+    start: one it could not reach then was read once it answered, whatever its role. The first
+    check that reaches it now applies the same rule (here the app meets the superuser's URL
+    without `serve`'s start-up check, as after an unreachable start): the error logged, its lag
+    +Inf, every read on the primary. Accepted (SINERGI_UNSAFE_PRIVILEGED_ROLE), it is read."""
+    lags: list[float | None] = []
+    monkeypatch.setattr(metrics, "observe_replica_lag", lags.append)
+
+    def read(accepted: bool) -> str:
+        settings = Settings(
+            rate_limit=1_000_000,
+            replica_url=with_database(server_url, replica),  # the server's superuser
+            unsafe_privileged_role=accepted,
+        )
+        app = create_app(settings, database_url=as_service(module_reference_url))
+        with TestClient(app) as client:
+            return _name(Api(client), "demo-regency-6271")  # never writes: on the replica
+
+    assert read(accepted=False) != "Warung Replika"  # the primary's
+    assert lags
+    assert set(lags) == {math.inf}
+    refusals = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sinergi.replica" and r.levelname == "ERROR"
+    ]
+    assert len(refusals) == 1, refusals
+    assert "DATABASE_REPLICA_URL: the database role" in refusals[0]
+    assert "is a superuser" in refusals[0]
+    assert read(accepted=True) == "Warung Replika"
 
 
 def test_a_replica_needs_a_primary_url() -> None:
