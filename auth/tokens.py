@@ -161,9 +161,14 @@ def verify(
         "application/at+jwt",
     ):
         raise InvalidToken("not an access token (typ must be at+jwt)")
+    if "crit" in header:
+        # Neither this server nor an SSO marks an extension critical, and joserfc read a
+        # malformed `crit` (5, [1]) with a TypeError before the signature was checked.
+        raise InvalidToken("the header names critical extensions (crit): none is understood")
     try:
         decoded = jwt.decode(token, keys, algorithms=list(ACCEPTED_ALGORITHMS))
-    except (JoseError, ValueError) as error:
+    except (JoseError, ValueError, TypeError) as error:
+        # TypeError: joserfc's reading of a header or claims whoever sent the token shaped.
         raise InvalidToken(f"signature or key: {error}") from None
     checked_at = int(time.time() if now is None else now)
     registry = JWTClaimsRegistry(

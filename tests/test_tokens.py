@@ -791,3 +791,23 @@ def _assert_admitted_to_62(sso_api: TestClient, token: str, admitted: bool) -> N
         assert response.json()["data"]["viewer"] == {"jurisdiction": "62"}, response.text
     else:
         _assert_refused(response)
+
+
+@pytest.mark.parametrize("crit", [5, [1], [[1]], "exp", ["exp"]])
+def test_a_token_whose_header_names_critical_extensions_is_refused(
+    api: Api, demo_url: str, sso_api: TestClient, sso_key: tuple[ECKey, str], crit: Any
+) -> None:
+    """joserfc raised TypeError reading a malformed `crit` (5, [1]), before the signature: an
+    INTERNAL error, logged in full, for anyone without a token. Neither this server nor an SSO
+    sets `crit`, so a header with one is refused however it is written, before decoding."""
+    own = _token(_signing_key(demo_url))
+    header = {"alg": "ES256", "typ": "at+jwt", "kid": tokens.unverified_header(own)["kid"]}
+    forged = _forged(own, {**header, "crit": crit}, b"x" * 64)
+    _assert_refused(
+        api.client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
+    )
+    external = _sso_token(sso_key[0], "province", "62", [])
+    forged = _forged(external, {"alg": "ES256", "kid": "realm-1", "crit": crit}, b"x" * 64)
+    _assert_refused(
+        sso_api.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
+    )
