@@ -25,7 +25,7 @@ from auth.clients import JURISDICTION_LEVELS, allowed_scopes, jurisdiction_refus
 from auth.keys import kids
 from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
-from auth.tokens import InvalidToken, verify
+from auth.tokens import InvalidToken, shown, verify
 from db.models import PRINCIPAL_ID_LENGTH
 from db.text import storable
 from domain.errors import InvalidValue
@@ -362,6 +362,10 @@ class ExternalKeys:
             or (known.age() >= MAX_AGE_SECONDS and not known.fetching.locked())
         ):
             keys = await _refresh(issuer, known)
+        if kid is not None and kid not in kids(keys):
+            # Named here, escaped: joserfc's refusal names it as sent, a newline in it forging
+            # a line of the text log.
+            raise InvalidToken(f"unknown kid {shown(kid)}")
         claims = verify(
             token,
             keys,

@@ -811,3 +811,20 @@ def test_a_token_whose_header_names_critical_extensions_is_refused(
     _assert_refused(
         sso_api.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {forged}"})
     )
+
+
+async def test_an_external_tokens_unknown_kid_is_named_escaped(sso_key: tuple[ECKey, str]) -> None:
+    """The refusal is logged: joserfc's own message named the unverified kid as sent, so a
+    newline in it forged a line of the text log."""
+    key, jwks_url = sso_key
+    issuer = parse_external_issuers(
+        json.dumps([{"issuer": REALM, "jwks_url": jwks_url, "audience": "sinergi"}])
+    )[REALM]
+    kid = "realm-2\nINFO sinergi.auth: accepted" + "x" * 100
+    token = jwt.encode(
+        {"alg": "ES256", "kid": kid}, _sso_claims(REALM, "a", "province", "62", []), key
+    )
+    with pytest.raises(tokens.InvalidToken) as refused:
+        await ExternalKeys().verify(issuer, token, kid, province_level)
+    assert "\n" not in str(refused.value)
+    assert str(refused.value) == f"unknown kid {tokens.shown(kid)}"
