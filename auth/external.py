@@ -401,7 +401,10 @@ async def _fetch_into(issuer: ExternalIssuer, known: _IssuerKeys) -> None:
         # urlopen's timeout bounds each read, not an issuer sending its answer a byte at a time.
         document = await asyncio.wait_for(fetching, FETCH_TIMEOUT_SECONDS)
         keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-    except (OSError, ValueError, LookupError, TypeError, JoseError) as error:
+    except (OSError, ValueError, LookupError, TypeError, RecursionError, JoseError) as error:
+        # Whatever answered at the URL chose the body: one json.loads cannot read (nested too
+        # deeply: RecursionError) is a failed fetch like any other, backed off, the keys in
+        # hand serving for the grace.
         known.failure = str(error) or type(error).__name__
         known.next_fetch = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
         return

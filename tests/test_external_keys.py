@@ -137,7 +137,7 @@ def test_issuers_that_never_answer_hold_up_neither_the_token_endpoint_nor_more_f
 class _Rotating(ThreadingHTTPServer):
     """An issuer's JWKS URL under the test's control: it publishes `published`, answers 503
     while `failing`, holds each fetch until `released` while that is clear, and redirects
-    `/moved` to `redirect_to`."""
+    `/moved` to `redirect_to`; it answers `body` instead of the keys when that is set."""
 
     daemon_threads = True
 
@@ -150,6 +150,7 @@ class _Rotating(ThreadingHTTPServer):
         self.released.set()
         self.redirect_to = ""
         self.padding = 0
+        self.body: bytes | None = None
 
     @property
     def base(self) -> str:
@@ -170,11 +171,12 @@ class _Publishing(BaseHTTPRequestHandler):
         if self.server.failing:
             self.send_error(503)
             return
-        body = json.dumps({"keys": [key.as_dict(private=False) for key in self.server.published]})
+        keys = [key.as_dict(private=False) for key in self.server.published]
+        body = self.server.body or json.dumps({"keys": keys}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(body.encode() + b" " * self.server.padding)
+        self.wfile.write(body + b" " * self.server.padding)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -299,6 +301,31 @@ def test_while_the_issuer_cannot_be_fetched_its_last_keys_serve_for_a_grace_then
         realm.failing = False
         monkeypatch.setattr(external, "STALE_GRACE_SECONDS", grace)
         assert _ask(sso_api, _signed(key, "62")).status_code == 200
+
+
+def test_a_key_set_too_deeply_nested_to_parse_is_a_failed_fetch(
+    demo_url: str, realm: _Rotating, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """json.loads raised RecursionError, which no fetch failure was: every token of the issuer
+    was an INTERNAL error, fetching again each time, the keys in hand unused. A failure like any
+    other: backed off, and the last keys serve for the grace."""
+    monkeypatch.setattr(external, "REFETCH_AFTER_SECONDS", 0.0)
+    key = _key("k1")
+    realm.published = [key]
+    realm.body = b"[" * 100_000 + b"]" * 100_000
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        refused = _ask(sso_api, _signed(key, "62"))
+        assert refused.status_code == 401, refused.text
+        assert _ask(sso_api, _signed(key, "62")).status_code == 401
+        assert realm.fetches == 1  # within the back-off
+    realm.body = None
+    with served(demo_url, _rotating_settings(f"{realm.base}/certs")) as sso_api:
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
+        monkeypatch.setattr(external, "MAX_AGE_SECONDS", 0.0)
+        realm.body = b"[" * 100_000 + b"]" * 100_000
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200  # within the grace
+        assert _ask(sso_api, _signed(key, "62")).status_code == 200
+        assert realm.fetches == 3  # the second fetch, backed off after the failure
 
 
 @pytest.mark.parametrize(
