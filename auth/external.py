@@ -20,6 +20,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from auth import outbound
 from auth.cleartext import cleartext_refusal, without_userinfo
 from auth.clients import JURISDICTION_LEVELS, allowed_scopes, jurisdiction_refusal
 from auth.keys import kids
@@ -46,9 +47,10 @@ deleted key is not trusted indefinitely by whoever can keep Sinergi from reachin
 After it, the issuer's tokens are 401 until a fetch succeeds."""
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_KEY_SET_BYTES = 1 << 20
-"""A key set is a few kilobytes. The fetch runs on a thread that outlives the timeout above,
-so an issuer (or whatever answers at its URL) sending an endless body grew the process until it
-stopped: more than this is refused as a failed fetch, read no further."""
+"""A key set is a few kilobytes. The fetch runs on a thread that may outlive the timeout above
+(by the time it takes to connect), so an issuer (or whatever answers at its URL) sending an
+endless body grew the process until it stopped: more than this is refused as a failed fetch,
+read no further."""
 DEFAULT_MAX_LIFETIME_SECONDS = 3600
 """How long an external issuer's tokens may be valid for (`exp` less `iat`) unless configured:
 an hour, well above an SSO's usual access-token lifespan (Keycloak's is 5 minutes)."""
@@ -303,11 +305,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, parts.hostname or "", parts.port
 
 
-_OPENER = urllib.request.build_opener(_SameOrigin)
-
-
 def _fetch(url: str) -> dict[str, Any]:
-    with _OPENER.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
+    """The key set at `url`, read within FETCH_TIMEOUT_SECONDS in all (outbound.opener): each
+    read's timeout alone let an issuer trickling its answer hold the issuer's thread, which is
+    no daemon, and so the process's exit, for as long as the answer came."""
+    opener = outbound.opener(FETCH_TIMEOUT_SECONDS, FETCH_TIMEOUT_SECONDS, _SameOrigin())
+    with opener.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
         body = response.read(MAX_KEY_SET_BYTES + 1)
     if len(body) > MAX_KEY_SET_BYTES:
         raise ValueError(f"its key set is over {MAX_KEY_SET_BYTES} bytes: not read")
@@ -398,7 +401,7 @@ async def _refresh(issuer: ExternalIssuer, known: _IssuerKeys) -> KeySet:
 async def _fetch_into(issuer: ExternalIssuer, known: _IssuerKeys) -> None:
     fetching = asyncio.get_running_loop().run_in_executor(known.lane, _fetch, issuer.jwks_url)
     try:
-        # urlopen's timeout bounds each read, not an issuer sending its answer a byte at a time.
+        # The fetch's own deadline starts once connected: this bounds the wait from the start.
         document = await asyncio.wait_for(fetching, FETCH_TIMEOUT_SECONDS)
         keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
     except (OSError, ValueError, LookupError, TypeError, RecursionError, JoseError) as error:

@@ -20,12 +20,10 @@ answers for it) must not be able to exhaust the client's memory or keep it waiti
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import stat
 import sys
@@ -37,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auth import outbound
 from auth.cleartext import cleartext_refusal, without_userinfo
 from auth.tokens import shown
 
@@ -361,75 +360,6 @@ RATE_LIMIT_TRIES = 5
 applied kept: a server that keeps refusing is told to the operator, not waited on for ever."""
 
 
-class _DeadlinePassed(TimeoutError):
-    """The request's REQUEST_SECONDS ran out."""
-
-
-class _DeadlineReads(io.RawIOBase):
-    """A response's socket reads, each waiting no longer than what is left of the request's
-    deadline: the timeout is set before each read, so a trickle of headers cannot outlast it
-    either (http.client reads them line by line, each line as many reads as it takes)."""
-
-    def __init__(self, reads: io.BufferedReader, sock: socket.socket, deadline: float) -> None:
-        """`reads`: the response's own reader, of which this reads past the buffer (kept
-        whole: its socket closes with it)."""
-        super().__init__()
-        self.reads, self.sock, self.deadline = reads, sock, deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise _DeadlinePassed
-        self.sock.settimeout(min(left, READ_SECONDS))
-        try:
-            return self.reads.raw.readinto(buffer)
-        except TimeoutError:
-            if left < READ_SECONDS:  # the deadline's wait, not a read's
-                raise _DeadlinePassed from None
-            raise
-
-    def close(self) -> None:
-        self.reads.close()
-        super().close()
-
-
-def _deadline_connection(base: type[http.client.HTTPConnection], deadline: float) -> Any:
-    """`base`, its responses read under `deadline` (`_DeadlineReads`)."""
-
-    class Response(http.client.HTTPResponse):
-        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-            super().__init__(sock, *args, **kwargs)
-            self.fp = io.BufferedReader(_DeadlineReads(self.fp, sock, deadline))
-
-    class Connection(base):  # type: ignore[valid-type,misc]
-        response_class = Response
-
-    return Connection
-
-
-class _DeadlineHTTP(urllib.request.HTTPHandler):
-    def __init__(self, deadline: float) -> None:
-        super().__init__()
-        self.deadline = deadline
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        connection = _deadline_connection(http.client.HTTPConnection, self.deadline)
-        return self.do_open(connection, req)
-
-
-class _DeadlineHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: float) -> None:
-        super().__init__()
-        self.deadline = deadline
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        connection = _deadline_connection(http.client.HTTPSConnection, self.deadline)
-        return self.do_open(connection, req)
-
-
 def _read(url: str, response: Any, max_bytes: int) -> bytes:
     """The answer's body, refused once it runs past `max_bytes` (read in chunks, so a body of
     gigabytes costs no more memory than the bound): a Sinergi server answers nothing larger
@@ -484,10 +414,7 @@ def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dic
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise SyncError(f"{url}: not an http(s) URL")
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (checked above)
-    deadline = time.monotonic() + REQUEST_SECONDS
-    opener = urllib.request.build_opener(
-        _NoRedirect, _DeadlineHTTP(deadline), _DeadlineHTTPS(deadline)
-    )
+    opener = outbound.opener(REQUEST_SECONDS, READ_SECONDS, _NoRedirect())
     try:
         with opener.open(request, timeout=READ_SECONDS) as response:
             answer = json.loads(_read(url, response, max_bytes))
@@ -502,9 +429,9 @@ def _json(url: str, body: bytes, headers: dict[str, str], max_bytes: int) -> dic
                 ) from None
             body = _read(url, error, max_bytes)
             raise _Refused(error.code, body, error.headers.get("Retry-After")) from None
-    except (_DeadlinePassed, urllib.error.URLError) as error:
+    except (outbound.DeadlinePassed, urllib.error.URLError) as error:
         reason = getattr(error, "reason", error)
-        if not isinstance(reason, _DeadlinePassed):
+        if not isinstance(reason, outbound.DeadlinePassed):
             raise _Unreachable(reason) from None
         raise SyncError(f"{url} did not answer within {REQUEST_SECONDS} s: stopped") from None
     except http.client.HTTPException as error:  # a status line or header no HTTP server sends

@@ -399,3 +399,40 @@ def test_a_jwks_redirect_is_followed_only_within_its_origin(
     finally:
         other.shutdown()
         other.server_close()
+
+
+class _Trickling(BaseHTTPRequestHandler):
+    """A JWKS URL answering a byte a fifth of a second: each read waits less than any read's
+    timeout, the answer as long as it likes."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(50):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_jwks_trickled_a_byte_at_a_time_is_given_up_once_the_fetch_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fetch's thread read on for as long as the answer came (the socket's timeout bounds
+    each read), so an issuer trickling its key set kept the process from exiting: the fetch has
+    FETCH_TIMEOUT_SECONDS in all, shortened here to 1."""
+    monkeypatch.setattr(external, "FETCH_TIMEOUT_SECONDS", 1.0)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            external._fetch(f"http://127.0.0.1:{server.server_port}/certs")
+        assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+        server.server_close()
