@@ -1,5 +1,6 @@
-"""How Sinergi's own requests to other servers are read (an issuer's JWKS, `sinergi sync`'s
-server): the whole answer, headers and body, under one deadline.
+"""How Sinergi's own requests to other servers are made (an issuer's JWKS, `sinergi sync`'s
+server): the whole answer, headers and body, read under one deadline, and plain http never
+through a proxy.
 
 urlopen's timeout bounds each read, not the answer: a server (or whatever answers for it)
 sending a byte a second passes that check at every read and holds the request, and the thread
@@ -95,13 +96,26 @@ class _DeadlineHTTPS(urllib.request.HTTPSHandler):
         return self.do_open(connection, req)
 
 
+def _https_proxies() -> dict[str, str]:
+    """The proxy urllib reads from the environment for https URLs (`https_proxy`), and no
+    other. A plain http URL is one to this machine (auth/cleartext.py), which no proxy need
+    carry: sent through one named in `http_proxy` it crossed the network in the clear, a JWKS
+    fetch answered with whatever keys the proxy chose, a sync's client secret and bearer token
+    read by it. Through an https proxy, a CONNECT tunnel, TLS still checks the server itself."""
+    return {scheme: url for scheme, url in urllib.request.getproxies().items() if scheme == "https"}
+
+
 def opener(
     seconds: float, read_seconds: float, *handlers: urllib.request.BaseHandler
 ) -> urllib.request.OpenerDirector:
     """An opener whose answers are read within `seconds` from now in all (past it, a read
-    raises DeadlinePassed), each read waiting at most `read_seconds`; `handlers` as
-    urllib.request.build_opener takes them (a redirect policy)."""
+    raises DeadlinePassed), each read waiting at most `read_seconds`, through a proxy only for
+    https (`_https_proxies`); `handlers` as urllib.request.build_opener takes them (a redirect
+    policy)."""
     deadline = time.monotonic() + seconds
     return urllib.request.build_opener(
-        *handlers, _DeadlineHTTP(deadline, read_seconds), _DeadlineHTTPS(deadline, read_seconds)
+        urllib.request.ProxyHandler(_https_proxies()),
+        *handlers,
+        _DeadlineHTTP(deadline, read_seconds),
+        _DeadlineHTTPS(deadline, read_seconds),
     )

@@ -158,6 +158,31 @@ def _sync_with(
     )  # fmt: skip
 
 
+def test_a_plain_http_server_is_asked_directly_whatever_proxy_the_environment_names(
+    tmp_path: Path, other_origin: tuple[ThreadingHTTPServer, list[tuple[str, str | None]]]
+) -> None:
+    """urllib sent a loopback http sync through `http_proxy`, in the clear: the client's secret
+    and bearer token went to the proxy, which answered the pages. Here the proxy (answering
+    any request with a fake page) is never asked."""
+    proxy, asked_the_proxy = other_origin
+
+    def answer(self: _Handler) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/oauth/token":
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        page = {"entries": [], "endCursor": "c1", "hasMore": False}
+        return 200, {}, json.dumps({"data": {"msmeChanges": page}}).encode()
+
+    environment = {"http_proxy": f"http://127.0.0.1:{proxy.server_port}", "no_proxy": ""}
+    for server, seen in _serve(answer):
+        result = _sync_with(
+            server.server_port, tmp_path / "copy.sqlite", "demo-province-62", tmp_path,
+            env={**environment, "NO_PROXY": ""},
+        )  # fmt: skip
+        assert [path for path, _ in seen] == ["/oauth/token", "/graphql"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert asked_the_proxy == []
+
+
 def test_a_copy_is_synced_only_as_the_client_and_server_it_was_made_for(
     tmp_path: Path, other_origin: tuple[ThreadingHTTPServer, list[tuple[str, str | None]]]
 ) -> None:

@@ -436,3 +436,26 @@ def test_a_jwks_trickled_a_byte_at_a_time_is_given_up_once_the_fetch_times_out(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_plain_http_jwks_is_fetched_directly_whatever_proxy_the_environment_names(
+    realm: _Rotating, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib sent a loopback http JWKS fetch through `http_proxy`, in the clear: the proxy
+    served keys of its own choosing, and tokens it signed were accepted. Here the proxy (any
+    request it is sent, it answers with its own key set) is never asked."""
+    proxy = _Rotating()
+    proxy.published = [_key("k1")]
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    ours = _key("k1")
+    realm.published = [ours]
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy.base)
+    try:
+        fetched = external._fetch(f"{realm.base}/certs")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert fetched == {"keys": [ours.as_dict(private=False)]}
+    assert proxy.fetches == 0
