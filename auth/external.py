@@ -81,6 +81,11 @@ class ExternalIssuer:
     max_lifetime: int = DEFAULT_MAX_LIFETIME_SECONDS
 
     def __post_init__(self) -> None:
+        if not isinstance(self.issuer, str) or not self.issuer:
+            raise ValueError("issuer must be the issuer's URL, as its tokens' iss claim has it")
+        if "#" in self.issuer:
+            # ISSUER#CLIENT is a principal's id: `a` and `a#b` would share `a#b#app`.
+            raise ValueError(f"issuer {self.issuer!r} holds a '#', which parts principals' ids")
         if not isinstance(self.jwks_url, str):
             raise ValueError("jwks_url must be a URL")
         refusal = cleartext_refusal(self.jwks_url, "lets anyone on the path serve their own key")
@@ -97,7 +102,8 @@ class ExternalIssuer:
 
 
 def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
-    """`SINERGI_EXTERNAL_ISSUERS`: a JSON list of objects with ExternalIssuer's fields."""
+    """`SINERGI_EXTERNAL_ISSUERS`: a JSON list of objects with ExternalIssuer's fields, each
+    issuer once (listed twice, the last was kept alone, silently)."""
     if not raw.strip():
         return {}
     try:
@@ -108,7 +114,14 @@ def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
             "SINERGI_EXTERNAL_ISSUERS must be a JSON list of objects with issuer, jwks_url, "
             f"audience and optional claim names: {error}"
         ) from None
-    return {issuer.issuer: issuer for issuer in issuers}
+    by_name: dict[str, ExternalIssuer] = {}
+    for issuer in issuers:
+        if issuer.issuer in by_name:
+            raise ValueError(
+                f"SINERGI_EXTERNAL_ISSUERS lists the issuer {issuer.issuer!r} twice: list it once"
+            )
+        by_name[issuer.issuer] = issuer
+    return by_name
 
 
 def _claim_scopes(value: Any) -> list[str]:

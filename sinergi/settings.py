@@ -324,17 +324,30 @@ def _syslog(env: Mapping[str, str]) -> SyslogAddress | None:
         raise SettingsError(f"SINERGI_AUDIT_SYSLOG_CERT {problem}") from None
 
 
+def _issuer(env: Mapping[str, str]) -> str:
+    """SINERGI_ISSUER, as this server's tokens' `iss` has it: without a trailing '/'."""
+    return (env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/")
+
+
 def _external_issuers(env: Mapping[str, str]) -> str:
     """SINERGI_EXTERNAL_ISSUERS, checked here so a malformed list fails every command at once
-    (the app parses it again as it starts); auth.external is imported only when it is set."""
+    (the app parses it again as it starts); auth.external is imported only when it is set.
+    This server's own issuer is not one: its tokens would be verified as an SSO's, past the
+    client registry, and `sinergi clients revoke` would stop them no more."""
     raw = env.get("SINERGI_EXTERNAL_ISSUERS", "")
     if raw.strip():
         from auth.external import parse_external_issuers
 
         try:
-            parse_external_issuers(raw)
+            issuers = parse_external_issuers(raw)
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        own = _issuer(env)
+        if any(issuer.rstrip("/") == own for issuer in issuers):
+            raise SettingsError(
+                f"SINERGI_EXTERNAL_ISSUERS lists {own!r}, this server's own SINERGI_ISSUER: its"
+                " tokens are verified with its own keys, against the client registry; remove it"
+            )
     return raw
 
 
@@ -644,7 +657,7 @@ class Settings:
             environment=environment,
             dev=dev,
             dev_ignored=dev_ignored,
-            issuer=(env.get("SINERGI_ISSUER") or DEFAULT_ISSUER).rstrip("/"),
+            issuer=_issuer(env),
             audience=env.get("SINERGI_AUDIENCE") or "sinergi",
             max_page_size=max_page_size,
             default_page_size=min(_int(env, "SINERGI_DEFAULT_PAGE_SIZE", 20), max_page_size),

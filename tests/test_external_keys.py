@@ -343,6 +343,47 @@ def test_a_jwks_url_anyone_on_the_path_could_answer_is_refused(jwks_url: str) ->
         Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": issuers})
 
 
+@pytest.mark.parametrize("own", ["https://sinergi.example.go.id", "https://sinergi.example.go.id/"])
+def test_this_servers_own_issuer_is_refused_as_an_external_one(own: str) -> None:
+    """Listed, it routed this server's own tokens to the external path (auth/service.py), past
+    the client registry: `sinergi clients revoke` stopped working for them."""
+    entry = {"issuer": own, "jwks_url": "https://sso.example.go.id/certs", "audience": "sinergi"}
+    with pytest.raises(SettingsError, match=r"SINERGI_EXTERNAL_ISSUERS.*SINERGI_ISSUER"):
+        Settings.from_env(
+            {
+                "SINERGI_ISSUER": "https://sinergi.example.go.id",
+                "SINERGI_EXTERNAL_ISSUERS": json.dumps([entry]),
+            }
+        )
+    with pytest.raises(SettingsError, match=r"SINERGI_EXTERNAL_ISSUERS.*SINERGI_ISSUER"):
+        Settings.from_env(
+            {"SINERGI_ISSUER": f"{own}/", "SINERGI_EXTERNAL_ISSUERS": json.dumps([entry])}
+        )
+
+
+@pytest.mark.parametrize(
+    ("issuers", "refusal"),
+    [
+        ([""], "issuer must be"),
+        ([5], "issuer must be"),
+        (["https://sso.example.go.id/realms/a#b"], "issuer .* holds a '#'"),
+        ([ROTATING, ROTATING], "lists the issuer .* twice"),
+    ],
+)
+def test_an_issuer_named_empty_with_a_hash_or_twice_is_refused(
+    issuers: list[Any], refusal: str
+) -> None:
+    """`ISSUER#CLIENT` is a principal's id: an issuer holding a `#` spells another issuer's
+    principals (`a` and `a#b` share `a#b#app`), and one listed twice was the last alone,
+    silently."""
+    entries = [
+        {"issuer": issuer, "jwks_url": "https://sso.example.go.id/certs", "audience": "sinergi"}
+        for issuer in issuers
+    ]
+    with pytest.raises(SettingsError, match=f"SINERGI_EXTERNAL_ISSUERS.*{refusal}"):
+        Settings.from_env({"SINERGI_EXTERNAL_ISSUERS": json.dumps(entries)})
+
+
 def test_a_refused_jwks_url_is_named_without_its_user_and_password() -> None:
     """The refusal is printed and logged: a password in the URL stays out of it."""
     jwks_url = "http://sinergi:never-printed-7d1e@sso.example.go.id/realms/x/certs"
