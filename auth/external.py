@@ -51,6 +51,9 @@ MAX_KEY_SET_BYTES = 1 << 20
 (by the time it takes to connect), so an issuer (or whatever answers at its URL) sending an
 endless body grew the process until it stopped: more than this is refused as a failed fetch,
 read no further."""
+DEFAULT_CLIENT_ID_CLAIM = "azp"
+"""The client a token names unless configured: Keycloak's authorised party, the app the user
+logged in through; a token without it is the principal of its `sub`."""
 DEFAULT_MAX_LIFETIME_SECONDS = 3600
 """How long an external issuer's tokens may be valid for (`exp` less `iat`) unless configured:
 an hour, well above an SSO's usual access-token lifespan (Keycloak's is 5 minutes)."""
@@ -64,9 +67,10 @@ class ExternalIssuer:
     role mapped to it. The jurisdiction claimed must be a region of the level the org kind has
     (a province's a province), as a registered client's must. A token valid for longer than
     `max_lifetime` seconds is refused: one signed with a leaked key may carry any `exp`.
-    `client_id_claim` names the client within the issuer; the principal is that client as the
-    token's org kind and jurisdiction (`external_client_id`), refused when that id is longer
-    than Sinergi keeps (PRINCIPAL_ID_LENGTH)."""
+    `client_id_claim` names the client within the issuer (`sub` standing in for the default
+    `azp` alone: a token without a claim configured otherwise is refused); the principal is
+    that client as the token's org kind and jurisdiction (`external_client_id`), refused when
+    that id is longer than Sinergi keeps (PRINCIPAL_ID_LENGTH)."""
 
     issuer: str
     jwks_url: str
@@ -74,7 +78,7 @@ class ExternalIssuer:
     scope_claim: str = "scope"
     jurisdiction_claim: str = "jurisdiction"
     org_kind_claim: str = "org_kind"
-    client_id_claim: str = "azp"
+    client_id_claim: str = DEFAULT_CLIENT_ID_CLAIM
     organisation_claim: str = "org_name"
     scope_map: Mapping[str, str] = field(default_factory=dict)
     purpose: str = ""
@@ -189,9 +193,16 @@ async def principal_from_claims(
     )
     scopes = usable(frozenset(allowed[item] for item in mapped if item in allowed))
     jurisdiction = _lookup(claims, issuer.jurisdiction_claim)
-    client_id = _lookup(claims, issuer.client_id_claim) or claims.get("sub")
+    client_id = _lookup(claims, issuer.client_id_claim)
+    if not client_id and issuer.client_id_claim == DEFAULT_CLIENT_ID_CLAIM:
+        # A token issued to the user's own session has no `azp`. A claim the operator chose is
+        # required: falling back, a token without it made a principal of each user, not the app.
+        client_id = claims.get("sub")
     if not isinstance(jurisdiction, str) or not isinstance(client_id, str) or not client_id:
-        raise InvalidToken("external claims: jurisdiction and client id are required")
+        raise InvalidToken(
+            f"external claims: jurisdiction ({issuer.jurisdiction_claim}) and client id"
+            f" ({issuer.client_id_claim}) are required"
+        )
     _check_text("client id", client_id)
     organisation = str(_lookup(claims, issuer.organisation_claim) or issuer.issuer)
     _check_text("organisation", organisation)

@@ -19,6 +19,7 @@ from joserfc import jws
 from auth.external import ExternalIssuer, principal_from_claims
 from auth.principal import Principal
 from auth.scopes import OrgKind
+from auth.tokens import InvalidToken
 from db.engine import create_engine
 from db.queries import eligibility as decisions
 from db.queries import guarantees
@@ -339,3 +340,25 @@ def test_a_claim_no_text_column_stores_is_refused_with_the_token(
     assert response.status_code == 401, response.text
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert "data" not in response.json()
+
+
+async def test_a_token_without_the_configured_client_id_claim_is_refused() -> None:
+    """The principal fell back to `sub` whenever the client id claim was missing: with
+    `client_id_claim` set to another claim, a token without it was the user's principal, not
+    its app's, and each user of the app a principal of its own. Only the default `azp`, which
+    a token issued to the user's own session lacks, falls back to `sub`."""
+    claims = user_claims(
+        REALM, sub="user-6", azp="portal", org_kind="bumd", jurisdiction="62", roles=ROLES
+    )
+    configured = ExternalIssuer(
+        issuer=REALM, jwks_url="https://sso.example.go.id/certs", audience="sinergi",
+        client_id_claim="client_id",
+    )  # fmt: skip
+    with pytest.raises(InvalidToken, match="client_id"):
+        await principal_from_claims(configured, claims, province_level)
+    default = ExternalIssuer(
+        issuer=REALM, jwks_url="https://sso.example.go.id/certs", audience="sinergi"
+    )
+    without_azp = {name: value for name, value in claims.items() if name != "azp"}
+    principal = await principal_from_claims(default, without_azp, province_level)
+    assert principal.client_id == f"{REALM}#user-6@bumd:62"
