@@ -710,7 +710,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="fold entries older than DAYS into one creation per record that still exists;"
         " cursors short of them are refused from then on",
     )
-    compact.add_argument("--older-than", type=_positive, required=True, metavar="DAYS")
+    compact.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
     compact.set_defaults(handler=_feed_compact)
     figures = commands.add_parser("figures", help="published figures").add_subparsers(
         dest="figures_command", required=True
@@ -735,6 +735,20 @@ def _positive(raw: str) -> int:
     value = _whole(raw)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+MAX_DAYS = 36_500
+"""A hundred years: older than any change feed, and well inside what PostgreSQL can subtract
+from now() (2,932,897 days was a traceback, 22008 timestamp out of range; 2**31, 22003)."""
+
+
+def _days(raw: str) -> int:
+    value = _positive(raw)
+    if value > MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_DAYS} (a hundred years), not {value}"
+        )
     return value
 
 

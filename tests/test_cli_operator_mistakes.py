@@ -394,6 +394,33 @@ def test_serve_refuses_a_port_or_worker_count_it_cannot_use(
     assert capsys.readouterr().err.endswith(f"sinergi serve: error: {expected}\n")
 
 
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        ("2932897", "must be at most 36500 (a hundred years), not 2932897"),
+        ("2147483648", "must be at most 36500 (a hundred years), not 2147483648"),
+        ("0", "must be at least 1"),
+    ],
+)
+def test_feed_compact_refuses_an_age_postgresql_cannot_subtract(
+    days: str, expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An age past what an interval holds (22008) or an integer (22003) was a traceback from
+    the database; it is refused as it is typed, before any is reached."""
+    with (
+        mock.patch.dict(
+            os.environ,
+            {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", "SINERGI_HOME": str(tmp_path)},
+        ),
+        pytest.raises(SystemExit) as exit,
+    ):
+        main(["feed", "compact", "--older-than", days])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"sinergi feed compact: error: argument --older-than: {expected}\n"
+    )
+
+
 def test_only_a_guarantor_has_an_equity(demo_url: str, api: Api, tmp_path: Path) -> None:
     """Equity set for a ministry (or nobody) was stored and reported as set, meaning nothing.
     (`api` registers the demo clients.)"""
