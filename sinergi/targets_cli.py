@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -122,4 +123,8 @@ def _shown(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, Decimal):
+        # Fixed-point: the database hands a stored 222000000000 back as 2.220E+11, which the
+        # loader refuses (a value is digits), so the operator could not copy it back.
+        return format(value.normalize(), "f")
     return str(value)

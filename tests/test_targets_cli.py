@@ -323,3 +323,28 @@ def test_two_loads_at_once_each_report_what_they_did(
     assert f"{first}: 1 rows: 1 new, 0 changed, 0 unchanged" in out.getvalue()
     assert f"{second}: 1 rows: 0 new, 1 changed, 0 unchanged" in out.getvalue()
     assert "4300 (changed value from 4200 to 4300, source from doc 1 to doc 2)" in out.getvalue()
+
+
+def test_a_replaced_value_is_printed_as_a_targets_file_writes_it(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The value replaced came back from the database as 2.220E+11, which the loader itself
+    refuses: the operator putting it back would copy a figure no file may hold."""
+    path = tmp_path / "rpjmn.csv"
+    row = "KOP_PRODUKSI_VOLUME,62,2029,target,{},,false,RPJMN 2025-2029\n"
+    for value in ("222000000000", "100"):
+        path.write_text(HEADER + row.format(value), encoding="utf-8")
+        assert sinergi(fresh_url, "targets", "load", str(path))[0] == 0
+    path.write_text(HEADER + row.format("300"), encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert "300 (changed value from 100 to 300 (RPJMN 2025-2029))" in out
+    path.write_text(HEADER + row.format("222000000000"), encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    assert "222000000000 (changed value from 300 to 222000000000 (RPJMN 2025-2029))" in out
+    path.write_text(HEADER + row.format("100"), encoding="utf-8")
+    code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+    assert (code, err) == (0, "")
+    shown = "100 (changed value from 222000000000 to 100 (RPJMN 2025-2029))"
+    assert f"target KOP_PRODUKSI_VOLUME 62 2029: {shown}" in out
