@@ -436,8 +436,10 @@ def _dev_refusal(served: list[str]) -> str:
 
 def _real_organisations(served: list[str]) -> str:
     """Why a database is not the demo's (sinergi.demo_mode.served_beside_the_demo)."""
+    from sinergi.demo_mode import named
+
     return (
-        f"the database serves clients besides the demo's ({', '.join(served)}), "
+        f"the database serves clients besides the demo's ({named(served)}), "
         "so it serves real organisations"
     )
 

@@ -244,14 +244,14 @@ def _reset_demo(args: argparse.Namespace, settings: Settings) -> int:
     """The demo clients' published secret back, for `serve --dev`'s GraphiQL and `sinergi
     token`: only where `serve --dev` would register them (the embedded database, or one that
     serves no real organisation), so never beside clients a secret of everyone's would read."""
-    from sinergi.demo_mode import reset_demo_clients, served_beside_the_demo
+    from sinergi.demo_mode import named, reset_demo_clients, served_beside_the_demo
 
     if settings.database_url is not None:
         others = asyncio.run(served_beside_the_demo(ready_url(settings), settings))
         if others:
             print(
                 f"sinergi clients reset-demo: refusing: the database serves clients besides the"
-                f" demo's ({', '.join(others)}), so it serves real organisations, beside whom a"
+                f" demo's ({named(others)}), so it serves real organisations, beside whom a"
                 " published secret would read their records. Serve the demo from a database of"
                 " its own.",
                 file=sys.stderr,

@@ -14,6 +14,7 @@ from auth import clients
 from auth.clients import DEMO_SECRET
 from auth.external import parse_external_issuers
 from auth.service import AuthService
+from auth.tokens import shown
 from db.engine import create_engine, one_connection
 from db.models import (
     AUDIT_LOG,
@@ -154,6 +155,18 @@ async def served_beside_the_demo(url: str, settings: Settings) -> list[str]:
                 served.append(principal)
     served.extend(parse_external_issuers(settings.external_issuers))
     return served
+
+
+PRINCIPAL_SHOWN = 200
+"""Characters of a principal's id a refusal names: any client id (64) or SSO user's whole, short
+of the megabyte an insider could write into the trail."""
+
+
+def named(served: list[str]) -> str:
+    """`served_beside_the_demo`'s principals as a refusal names them, each escaped (`shown`):
+    the service's role may add to the audit trail, so whoever holds its credentials chooses
+    the ids read from there, a terminal escape among them."""
+    return ", ".join(shown(principal, PRINCIPAL_SHOWN) for principal in served)
 
 
 async def clients_with_demo_secret(url: str) -> list[str]:

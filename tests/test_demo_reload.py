@@ -23,6 +23,7 @@ from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEE
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
+from tests.support.cli import sinergi
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
@@ -270,28 +271,56 @@ def test_demo_data_refuses_a_database_with_clients_besides_the_demos(fresh_url: 
     with mock.patch.dict(os.environ, {"SINERGI_EXTERNAL_ISSUERS": TRUSTED_SSO}):
         code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert "clients besides the demo's (https://sso.example)" in said
+    assert "clients besides the demo's ('https://sso.example')" in said
     assert _count(fresh_url, MSMES) == before
 
     # A partner that only reads through an SSO writes no record nor import: it is in the trail.
     asyncio.run(_read_through_an_sso(fresh_url))
     code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert f"clients besides the demo's ({SSO_READER})" in said
+    assert f"clients besides the demo's ({SSO_READER!r})" in said
     assert _count(fresh_url, MSMES) == before
 
     asyncio.run(_written_through_an_sso(fresh_url))
     code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert f"clients besides the demo's ({SSO_USER}, {SSO_READER})" in said
+    assert f"clients besides the demo's ({SSO_USER!r}, {SSO_READER!r})" in said
     assert _count(fresh_url, MSMES) == before + 1
 
     asyncio.run(_register_a_real_client(fresh_url))
     code, said = _demo_data_said(fresh_url, "--msmes", "45")
     assert code == 2
-    assert f"clients besides the demo's (dinas-7778, {SSO_USER}, {SSO_READER})" in said
+    assert f"clients besides the demo's ('dinas-7778', {SSO_USER!r}, {SSO_READER!r})" in said
     assert "--alongside-clients" in said
     assert _count(fresh_url, MSMES) == before + 1
 
     assert _demo_data(fresh_url, "--msmes", "45", "--alongside-clients") == 0
     assert _count(fresh_url, MSMES) == before + 6
+
+
+def test_demo_data_names_a_principal_the_trail_holds_escaped(fresh_url: str) -> None:
+    """The service's role may add to the audit trail, so an insider holding its credentials
+    chooses the ids `demo-data`'s refusal names: printed raw, a terminal escape in one would
+    rewrite the operator's screen (or its title, or what a paste runs)."""
+    forged = "bank\x1b]0;owned\x07\x1b[2J\u202e"
+
+    async def write() -> None:
+        connection = await asyncpg.connect(as_service(fresh_url))
+        try:
+            await connection.execute(
+                "INSERT INTO audit_log (client_id, entry, subjects, entry_mac, entry_nonce)"
+                " VALUES ($1, '{}', '{}', repeat('0', 64), md5(random()::text))",
+                forged,
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(write())
+    code, said = _demo_data_said(fresh_url)
+    assert code == 2
+    assert f"clients besides the demo's ({forged!r})" in said
+    assert not {"\x1b", "\x07", "\u202e"}.intersection(said)
+    # `clients reset-demo` refuses the same database, naming the same ids the same way.
+    code, _, said = sinergi(fresh_url, "clients", "reset-demo")
+    assert code == 2
+    assert f"clients besides the demo's ({forged!r})" in said
