@@ -547,7 +547,7 @@ _VERIFYING_AS_THE_SERVICE = (
 
 
 def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
-    from db.queries.change_feed_compaction import compact
+    from db.queries.change_feed_compaction import CompactionRunning, compact
 
     async def work(connection: AsyncConnection) -> int:
         done = await compact(connection, args.older_than)
@@ -561,7 +561,15 @@ def _feed_compact(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return in_transaction(settings, work)
+    try:
+        return in_transaction(settings, work)
+    except CompactionRunning:
+        print(
+            "sinergi feed compact: another compaction is running; run it again once that one has"
+            " finished",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _figures_release(args: argparse.Namespace, settings: Settings) -> int:

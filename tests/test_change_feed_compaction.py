@@ -11,6 +11,7 @@ import contextlib
 import io
 import itertools
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -20,6 +21,7 @@ import pytest
 
 from sinergi.cli import main
 from sinergi.sync import LocalCopy, sync
+from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.demo_data import load_demo
 from tests.support.feed_cursors import in_clear, sealed
@@ -289,3 +291,34 @@ def test_a_cursor_at_a_head_compaction_dropped_is_still_taken(api: Api, owner_ur
     assert newest is None or newest < horizon
     answer = post(FEED, {"after": cursor})
     assert "errors" not in answer, answer
+
+
+@contextlib.contextmanager
+def _held(url: str, statement: str) -> Iterator[None]:
+    """`statement` run in a transaction of another session, held open until the block ends
+    (its loop is not running meanwhile, so the command under test may run its own)."""
+    loop = asyncio.new_event_loop()
+    connection = loop.run_until_complete(asyncpg.connect(url))
+    try:
+        loop.run_until_complete(connection.execute(f"BEGIN; {statement}"))
+        yield
+    finally:
+        loop.run_until_complete(connection.close())
+        loop.close()
+
+
+def test_a_compaction_behind_another_is_one_line_at_once(owner_url: str) -> None:
+    """One compaction waiting for another's horizon was cancelled by the CLI's 30 s statement
+    timeout, a traceback of 118 lines; it now says another runs, at once, and folds nothing."""
+    horizon = "SELECT horizon FROM change_log_horizon"
+    before = run(owner_url, horizon)[0][0]
+    started = time.monotonic()
+    with _held(owner_url, f"{horizon} FOR UPDATE"):
+        code, out, err = sinergi(owner_url, "feed", "compact", "--older-than", "1")
+    assert time.monotonic() - started < 10
+    assert (code, out) == (1, "")
+    assert err == (
+        "sinergi feed compact: another compaction is running; run it again once that one has"
+        " finished\n"
+    )
+    assert run(owner_url, horizon)[0][0] == before

@@ -17,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Text, bindparam, cast, delete, exists, func, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import is_lock_timeout
 from db.models import COOPERATIVES, GUARANTEES, MSMES, PARTICIPATIONS
 from db.queries.change_feed import COOPERATIVE_PLACE_COLUMNS, LOG
 
@@ -29,7 +31,7 @@ RECORD_TABLES = {
     "guarantee": GUARANTEES,
 }
 
-_LOCKED_HORIZON = text("SELECT horizon FROM change_log_horizon FOR UPDATE")
+_LOCKED_HORIZON = text("SELECT horizon FROM change_log_horizon FOR UPDATE NOWAIT")
 _UP_TO = text(
     "SELECT max(id) FROM change_log WHERE noted_at < now() - make_interval(days => :days)"
 )
@@ -81,6 +83,11 @@ _KEPT = text("SELECT count(*) FROM change_log WHERE id <= :upto")
 _MOVE_HORIZON = text("UPDATE change_log_horizon SET horizon = :upto, compacted_at = now()")
 
 
+class CompactionRunning(Exception):
+    """Another transaction holds the horizon: a compaction under way. Waiting for it would only
+    find its work done (or ran into the command's statement timeout, a traceback)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Compaction:
     horizon: int
@@ -92,13 +99,20 @@ class Compaction:
 
 async def compact(connection: AsyncConnection, older_than_days: int) -> Compaction | None:
     """Fold every entry up to the newest one noted more than `older_than_days` ago, in the
-    caller's transaction; None when none is older than the horizon already is. The cut-off is
-    the database's clock, which noted each entry."""
-    horizon = (await connection.execute(_LOCKED_HORIZON)).scalar_one()
+    caller's transaction; None when none is older than the horizon already is,
+    CompactionRunning while another transaction compacts. The cut-off is the database's clock,
+    which noted each entry."""
+    # The whole log, once: finding the cut-off alone reads every entry (noted_at has no index).
+    await connection.execute(text("SET LOCAL statement_timeout = 0"))
+    try:
+        horizon = (await connection.execute(_LOCKED_HORIZON)).scalar_one()
+    except DBAPIError as error:
+        if is_lock_timeout(error):  # NOWAIT's refusal, 55P03
+            raise CompactionRunning from None
+        raise
     upto = (await connection.execute(_UP_TO, {"days": older_than_days})).scalar_one()
     if upto is None or upto <= horizon:
         return None
-    await connection.execute(text("SET LOCAL statement_timeout = 0"))  # the whole log, once
     removed = (await connection.execute(_SUPERSEDED, {"upto": upto})).rowcount
     for gone in _GONE:
         removed += (await connection.execute(gone, {"upto": upto})).rowcount
