@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import Table, delete, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import is_lock_timeout
 from db.models import (
     AGENCIES,
     INDICATORS,
@@ -336,11 +338,31 @@ def _target_row(
     }
 
 
+TARGETS_LOCK_WAIT = "5s"
+"""How long a load waits for another to finish: long enough for an autovacuum holding the table
+to be cancelled (after deadlock_timeout, 1 s by default), short of the command's 30 s
+statement timeout."""
+
+
+class TargetsLoadRunning(Exception):
+    """Another transaction held the targets for longer than TARGETS_LOCK_WAIT: a load under
+    way (`targets load`, or `demo-data`'s own)."""
+
+
 async def lock_targets(connection: AsyncConnection) -> None:
     """Targets are loaded one load at a time, until the transaction ends: a load reads what is
     stored to report what it changes, and two loads reading at once both reported as new the
-    rows one of them then replaced unsaid. Readers of targets are not held up."""
-    await connection.execute(text(f"LOCK TABLE {TARGETS.name} IN SHARE ROW EXCLUSIVE MODE"))
+    rows one of them then replaced unsaid. Readers of targets are not held up. A load still
+    under way after TARGETS_LOCK_WAIT raises TargetsLoadRunning: waiting on, the command ran
+    into its statement timeout, a traceback."""
+    await connection.execute(text(f"SET LOCAL lock_timeout = '{TARGETS_LOCK_WAIT}'"))
+    try:
+        await connection.execute(text(f"LOCK TABLE {TARGETS.name} IN SHARE ROW EXCLUSIVE MODE"))
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise TargetsLoadRunning from None
+        raise
+    await connection.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
 async def store_targets(connection: AsyncConnection, targets: Sequence[Mapping[str, Any]]) -> None:

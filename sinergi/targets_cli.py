@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import TARGETS
-from db.seed import TARGET_COLUMNS, lock_targets, read_targets, store_targets
+from db.seed import (
+    TARGET_COLUMNS,
+    TargetsLoadRunning,
+    lock_targets,
+    read_targets,
+    store_targets,
+)
 from domain.errors import InvalidValue
 from sinergi.database import in_transaction
 from sinergi.settings import Settings
@@ -69,7 +76,15 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return in_transaction(settings, work)
+    try:
+        return in_transaction(settings, work)
+    except TargetsLoadRunning:
+        print(
+            "sinergi targets load: another load of targets is running; run it again once that"
+            " one has finished",
+            file=sys.stderr,
+        )
+        return 1
 
 
 Key = tuple[str, str, int, str]

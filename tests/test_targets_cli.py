@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -348,3 +349,29 @@ def test_a_replaced_value_is_printed_as_a_targets_file_writes_it(
     assert (code, err) == (0, "")
     shown = "100 (changed value from 222000000000 to 100 (RPJMN 2025-2029))"
     assert f"target KOP_PRODUKSI_VOLUME 62 2029: {shown}" in out
+
+
+def test_a_load_behind_another_is_one_line(fresh_url: str, tmp_path: Path) -> None:
+    """A load waiting for another's lock on the targets was cancelled by the CLI's 30 s
+    statement timeout, a traceback; it now gives up after a few seconds, saying why, and
+    loads nothing."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(RPJMD, encoding="utf-8")
+    loop = asyncio.new_event_loop()
+    holder = loop.run_until_complete(asyncpg.connect(fresh_url))
+    try:
+        loop.run_until_complete(
+            holder.execute("BEGIN; LOCK TABLE targets IN SHARE ROW EXCLUSIVE MODE")
+        )
+        started = time.monotonic()
+        code, out, err = sinergi(fresh_url, "targets", "load", str(path))
+        assert time.monotonic() - started < 20
+    finally:
+        loop.run_until_complete(holder.close())
+        loop.close()
+    assert (code, out) == (1, "")
+    assert err == (
+        "sinergi targets load: another load of targets is running; run it again once that one"
+        " has finished\n"
+    )
+    assert _stored_targets(fresh_url) == 0
