@@ -1,7 +1,9 @@
 """Load the reference data (regions, KBLI, agencies, programmes, indicators, targets) from CSV.
 
 Every load is an upsert keyed on the natural key, so loading twice leaves the same data and a new
-edition of a reference file updates names without touching the records that point at them.
+edition of a reference file updates names without touching the records that point at them. The
+demo's targets and realisations are the exception: they fill only what nobody else has set
+(`_load_targets`).
 """
 
 from __future__ import annotations
@@ -372,8 +374,32 @@ async def store_targets(connection: AsyncConnection, targets: Sequence[Mapping[s
 
 
 async def _load_targets(connection: AsyncConnection, path: Path) -> None:
-    """The demo's targets; its realisations are replaced, not duplicated."""
+    """The demo's targets and realisations, only where nothing else is stored: a database the
+    demo joins (`demo-data --alongside-clients`) keeps the targets its operator loaded
+    (`targets load`) and the realisations its provinces reported, which the demo's, noted now,
+    would have replaced or read as the latest. Its own realisations are replaced, not
+    duplicated; its own targets, stored, are left as they are."""
     read = await read_targets(connection, path, realisations=True)
-    await store_targets(connection, read.targets)
+    if read.targets:
+        await connection.execute(
+            insert(TARGETS).on_conflict_do_nothing(index_elements=list(_TARGET_KEY)),
+            read.targets,
+        )
     await connection.execute(delete(REALISATIONS).where(REALISATIONS.c.reported_by == "seed"))
-    await connection.execute(REALISATIONS.insert(), read.realisations)
+    reported = set(
+        map(
+            tuple,
+            await connection.execute(
+                select(
+                    REALISATIONS.c.indicator_code, REALISATIONS.c.jurisdiction, REALISATIONS.c.year
+                ).distinct()
+            ),
+        )
+    )
+    seeded = [
+        row
+        for row in read.realisations
+        if (row["indicator_code"], row["jurisdiction"], row["year"]) not in reported
+    ]
+    if seeded:
+        await connection.execute(REALISATIONS.insert(), seeded)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import os
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth import clients
+from auth.scopes import OrgKind, Scope
 from db.engine import async_url
 from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, MSMES
 from sinergi.app import create_app
@@ -27,6 +29,7 @@ from tests.support.cli import sinergi
 from tests.support.clock import Clock
 from tests.support.databases import as_service
 from tests.support.demo_data import demo_clients
+from tests.support.graphql import principal, run
 from tests.support.http import Api
 from tests.test_eligibility_api import CHECKED_ON, ISSUED_BY
 
@@ -324,3 +327,50 @@ def test_demo_data_names_a_principal_the_trail_holds_escaped(fresh_url: str) -> 
     code, _, said = sinergi(fresh_url, "clients", "reset-demo")
     assert code == 2
     assert f"clients besides the demo's ({forged!r})" in said
+
+
+PLANNED = """{
+  volume: indicator(code: "KOP_PRODUKSI_VOLUME") {
+    targets { jurisdiction { code } year kind value source } }
+  producers: indicator(code: "KOP_PRODUSEN_JUMLAH") {
+    realisations(jurisdiction: "62", year: 2025) { value reportedBy } }
+}"""
+REPORTED = """mutation { reportRealisation(report: {indicator: "KOP_PRODUSEN_JUMLAH",
+  jurisdiction: "62", year: 2025, value: "1400", source: "Laporan Dinas Koperasi Kalteng"})
+  { value } }"""
+
+
+def test_demo_data_alongside_clients_keeps_their_targets_and_realisations(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Loaded alongside real clients, the demo replaced the target an operator had loaded for a
+    key its own file has, and stored its realisation for a key a province had reported, noted
+    now: the demo's figure read as the latest. What is stored is kept; the demo fills only what
+    nobody has set."""
+    path = tmp_path / "rpjmd.csv"
+    path.write_text(
+        "indicator,jurisdiction,year,kind,value,source\n"
+        "KOP_PRODUKSI_VOLUME,62,2025,target,300000000000,RPJMD Kalteng 2025-2029\n",
+        encoding="utf-8",
+    )
+    assert sinergi(fresh_url, "targets", "load", str(path))[0] == 0
+    province = principal(OrgKind.PROVINCE, "62", extra=frozenset({Scope.TARGETS_WRITE}))
+
+    async def graphql(document: str) -> Any:
+        engine = create_async_engine(async_url(as_service(fresh_url)))
+        try:
+            result = await run(engine, province, document)
+        finally:
+            await engine.dispose()
+        assert result.errors is None, result.errors
+        return result.data
+
+    asyncio.run(graphql(REPORTED))
+    before = asyncio.run(graphql(PLANNED))
+    assert _demo_data(fresh_url, "--alongside-clients") == 0
+    assert asyncio.run(graphql(PLANNED)) == before
+    assert before["volume"]["targets"] == [
+        {"jurisdiction": {"code": "62"}, "year": 2025, "kind": "target", "value": "300000000000",
+         "source": "RPJMD Kalteng 2025-2029"}
+    ]  # fmt: skip
+    assert [row["value"] for row in before["producers"]["realisations"]] == ["1400"]
