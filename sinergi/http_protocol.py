@@ -98,15 +98,21 @@ class GatheringTransport(asyncio.Transport):
         return self._transport.get_write_buffer_limits()
 
 
+class HeadOverBound(Exception):
+    """Raised from httptools' callback when a head read whole is over its bound: httptools stops
+    parsing the read at once, so nothing of the request reaches the app."""
+
+
 class GatheringHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (what it runs by default) on a GatheringTransport; a
     connection upgraded to a WebSocket keeps it. A request whose head (its request line and
     headers, a WebSocket upgrade's too) runs past `max_head_bytes` (uvicorn's
     `h11_max_incomplete_event_size`, `serve`'s SINERGI_MAX_HEADER_BYTES) is answered 431 and the
-    connection closed, before httptools has joined more than that (and a read or two) of it.
-    The same bound holds for the rest of a request that is not body: a chunked body's trailer
-    fields are joined as headers are, so past it the connection is closed. A request httptools
-    cannot parse is answered 400 in the same coded shape, and the connection closed."""
+    connection closed: once the reads it came in run past the bound, or, for a head read whole
+    in fewer reads than that takes (a read may hold ~256 KB), once it has been read. The same
+    bound holds for the rest of a request that is not body: a chunked body's trailer fields are
+    joined as headers are, so past it the connection is closed. A request httptools cannot
+    parse is answered 400 in the same coded shape, and the connection closed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,39 +121,66 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         """What has come of the request being read that is not body, in reads wholly inside
         it; None between requests."""
         self._in_head = False
-        self._began = False
-        self._body_bytes = 0
+        self._head_refused = False
+        """A head over its bound was refused: answered 431 once the answers before it are, the
+        rest of the connection unread."""
+        self._framed = False
+        """A chunk was framed in the read being parsed."""
+        self._elsewhere = 0
+        """The bytes of the read being parsed known to be no part of the request being read:
+        bodies, and the heads read whole in it."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
-        """A read in which a request began is not counted, since where it began in it is not
-        known (it may end a body): the bound is met a read or two late, and no body ever counts
-        towards it."""
-        self._began, self._body_bytes = False, 0
+        """What of a read is not known to be elsewhere (`_elsewhere`) counts towards the bound
+        of the request being read, the read it began in too: where it began in that read is
+        not known, but what came before it there is body, or heads read whole (it may end a
+        body, or follow requests pipelined with it). No body ever counts towards it."""
+        if self._head_refused:
+            return  # read before reading was paused: the refused head's, or what follows it
+        self._framed, self._elsewhere = False, 0
         super().data_received(data)
-        if self._unparsed_bytes is None or self._began or self.transport.is_closing():
+        if self._unparsed_bytes is None or self._framed or self._head_refused:
             return
-        self._unparsed_bytes += len(data) - self._body_bytes
+        if self.transport.is_closing():  # answered 400 (send_400_response)
+            return
+        self._unparsed_bytes += max(0, len(data) - self._elsewhere)
         if self._unparsed_bytes > self.max_head_bytes:
             self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._unparsed_bytes, self._in_head, self._began = 0, True, True
+        self._unparsed_bytes, self._in_head = 0, True
 
     def on_headers_complete(self) -> None:
+        """A head read whole in fewer reads than would run past the bound is held to it here,
+        before the app sees it: it was answered as any other up to a read's size (~256 KB), and
+        a URL past what httptools parses (64 KiB) as a malformed request. Refused, the parser
+        is stopped (uvicorn then logs the request as invalid); else the head is elsewhere for
+        what follows it in its read."""
+        head_bytes = self._head_bytes()
+        if head_bytes > self.max_head_bytes:
+            self._refuse()
+            raise HeadOverBound(head_bytes)
         self._in_head = False
+        self._elsewhere += head_bytes
         super().on_headers_complete()
 
+    def _head_bytes(self) -> int:
+        """The head just read, as its request line and header lines (`name: value`) are
+        written: whitespace httptools dropped is not counted."""
+        line = len(self.parser.get_method()) + 1 + len(self.url) + len(b" HTTP/1.1\r\n")
+        return line + sum(len(name) + len(value) + 4 for name, value in self.headers) + 2
+
     def on_chunk_header(self) -> None:
-        """A read that frames a chunk is counted no more than one that begins a request: a body
-        of many small chunks is framing as much as body, and is no head."""
-        self._began = True
+        """A read that frames a chunk is not counted: a body of many small chunks is framing as
+        much as body, and is no head."""
+        self._framed = True
 
     def on_body(self, body: bytes) -> None:
-        self._body_bytes += len(body)
+        self._elsewhere += len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -156,12 +189,25 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         """In the head: 431, coded as the app's own refusals of a request are, and the
-        connection closed, the rest of the head never read. Past it (a trailer), the request's
-        answer may be under way, so the connection is only closed."""
+        connection closed, the rest of the head never read; once the requests pipelined before
+        it are answered, if they are not yet (`on_response_complete`), so that each answer goes
+        out in its request's place. Past it (a trailer), the request's answer may be under way,
+        so the connection is only closed."""
         self._unparsed_bytes = None
         if not self._in_head:
             self.transport.close()
             return
+        self._head_refused = True
+        self.transport.pause_reading()
+        if self.cycle is None or self.cycle.response_complete:
+            self._answer_431()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_refused and self.cycle.response_complete:
+            self._answer_431()
+
+    def _answer_431(self) -> None:
         reason = f"a request's line and headers may be at most {self.max_head_bytes} bytes"
         self._answer_and_close(431, "headers", reason)
 
@@ -170,7 +216,10 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         Transfer-Encoding, two Content-Lengths, a Transfer-Encoding it does not know, a
         malformed line): 400, coded as the app's own refusals are, rather than uvicorn's bare
         text; the connection closed, as uvicorn closes it, since where a next request would
-        begin is not known. uvicorn has logged `msg` already."""
+        begin is not known. uvicorn has logged `msg` already. A head over its bound is answered
+        431 instead, and stopped the parser (`on_headers_complete`)."""
+        if self._head_refused:
+            return
         reason = (
             "not a well-formed HTTP/1.1 request (conflicting or unknown Content-Length or"
             " Transfer-Encoding, or malformed syntax)"

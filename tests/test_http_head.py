@@ -1,0 +1,85 @@
+"""A request's head on a served app (sinergi.http_protocol): its bound holds however the head is
+written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from sinergi.settings import MAX_HEADER_BYTES
+from tests.support.databases import as_service
+from tests.support.served import served_process
+
+CLOSED_WITHIN = 30.0
+"""How long a test waits for the server to answer and close a connection."""
+
+
+@pytest.fixture(scope="module")
+def address(module_reference_url: str) -> Iterator[tuple[str, int]]:
+    with served_process(as_service(module_reference_url), "production") as (base, _):
+        host, port = base.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+def _answer_to(address: tuple[str, int], request: bytes) -> bytes:
+    """What the server writes back to `request`, sent in one write, until it closes the
+    connection (the server may close it before it has read all of `request`)."""
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65_536):
+                answer += chunk
+        return answer
+
+
+def _get(address: tuple[str, int], target: bytes = b"/healthz", headers: bytes = b"") -> bytes:
+    """A GET of `target` with `headers` (lines, each ending CRLF) and the Host the server serves
+    (`serve --dev`, as tests serve, answers a loopback Host only: sinergi.loopback)."""
+    host = b"Host: %s:%d\r\n" % (address[0].encode(), address[1])
+    return b"GET " + target + b" HTTP/1.1\r\n" + host + headers + b"\r\n"
+
+
+def _statuses(answer: bytes) -> list[bytes]:
+    """The status lines of the answers in `answer` (their bodies, JSON, hold none)."""
+    return re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", answer)
+
+
+def _refused_431(answer: bytes) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), answer[:300]
+    (error,) = json.loads(body)["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "headers"}
+    assert f"at most {MAX_HEADER_BYTES} bytes" in error["message"]
+
+
+@pytest.mark.parametrize("pad", [100_000, 200_000, 310_000, 2_000_000])
+def test_a_head_over_its_bound_is_431_however_much_of_it_one_read_holds(
+    address: tuple[str, int], pad: int
+) -> None:
+    """A head sent in one write was not counted in the read it began in, and a read holds
+    ~256 KB: heads of 100 to 310 KB were answered 200, though 200 KB and 2 MB were 431."""
+    _refused_431(_answer_to(address, _get(address, headers=b"X-Pad: %s\r\n" % (b"a" * pad))))
+
+
+def test_a_url_over_the_bound_is_431_naming_it(address: tuple[str, int]) -> None:
+    """A URL over ~65 KB was answered 400, 'not a well-formed HTTP/1.1 request'."""
+    for length in (70_000, 300_000):
+        _refused_431(_answer_to(address, _get(address, b"/healthz?pad=" + b"a" * length)))
+
+
+def test_heads_under_the_bound_pass_one_after_another_in_one_write(
+    address: tuple[str, int],
+) -> None:
+    """Each head is held to the bound, not the requests a read holds together: three heads of
+    30 KB pipelined in one write, and a URL just under the bound, are answered."""
+    pipelined = _get(address, headers=b"X-Pad: %s\r\n" % (b"a" * 30_000))
+    last = _get(address, b"/healthz?pad=" + b"a" * 60_000, b"Connection: close\r\n")
+    answer = _answer_to(address, pipelined * 3 + last)
+    assert _statuses(answer) == [b"HTTP/1.1 200 OK"] * 4, answer[:300]
