@@ -14,6 +14,7 @@ of them, so one header of 60 MiB, sent by anyone, held a worker for seconds."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from sinergi.http_edge import KEPT_PRIVATE, refused
 from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
-from sinergi.settings import MAX_HEADER_BYTES
+from sinergi.settings import MAX_HEADER_BYTES, Settings
 
 logger = logging.getLogger("sinergi.http")
 
@@ -98,6 +99,13 @@ class GatheringTransport(asyncio.Transport):
         return self._transport.get_write_buffer_limits()
 
 
+@functools.cache
+def head_timeout_seconds() -> int:
+    """SINERGI_HEAD_TIMEOUT, read once in each process: uvicorn makes a protocol for each
+    connection from its own configuration, which has no such setting."""
+    return Settings.from_env().head_timeout_seconds
+
+
 class HeadOverBound(Exception):
     """Raised from httptools' callback when a head read whole is over its bound: httptools stops
     parsing the read at once, so nothing of the request reaches the app."""
@@ -112,7 +120,14 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     in fewer reads than that takes (a read may hold ~256 KB), once it has been read. The same
     bound holds for the rest of a request that is not body: a chunked body's trailer fields are
     joined as headers are, so past it the connection is closed. A request httptools cannot
-    parse is answered 400 in the same coded shape, and the connection closed."""
+    parse is answered 400 in the same coded shape, and the connection closed.
+
+    A connection's head has `head_timeout_seconds` to come whole, from the connection's opening
+    (or, kept alive, from its next request's first byte: until then uvicorn's keep-alive timeout
+    holds); past it the connection is closed, unanswered, once any answer under way on it is
+    sent. uvicorn times a connection out only once it has answered on it, so connections that
+    sent nothing, or part of a head, were held for ever: enough of them took every descriptor
+    the process may hold, and valid requests were refused."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -126,12 +141,34 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         rest of the connection unread."""
         self._framed = False
         """A chunk was framed in the read being parsed."""
+        self._head_timer: asyncio.TimerHandle | None = None
+        """Closes the connection if the head being waited for has not come whole in time."""
         self._elsewhere = 0
         """The bytes of the read being parsed known to be no part of the request being read:
         bodies, and the heads read whole in it."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))
+        self._wait_for_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_came()
+        super().connection_lost(exc)
+
+    def _wait_for_head(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(head_timeout_seconds(), self._head_late)
+
+    def _head_came(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        """uvicorn's `shutdown`, which a server's stop asks of each connection, does what is
+        due: closes it now, or once the answer under way on it is sent."""
+        self._head_timer = None
+        self.shutdown()
 
     def data_received(self, data: bytes) -> None:
         """What of a read is not known to be elsewhere (`_elsewhere`) counts towards the bound
@@ -153,6 +190,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._unparsed_bytes, self._in_head = 0, True
+        self._wait_for_head()
 
     def on_headers_complete(self) -> None:
         """A head read whole in fewer reads than would run past the bound is held to it here,
@@ -160,6 +198,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         a URL past what httptools parses (64 KiB) as a malformed request. Refused, the parser
         is stopped (uvicorn then logs the request as invalid); else the head is elsewhere for
         what follows it in its read."""
+        self._head_came()
         head_bytes = self._head_bytes()
         if head_bytes > self.max_head_bytes:
             self._refuse()

@@ -424,6 +424,12 @@ MAX_HEADER_BYTES = 65_536
 nginx's largest default buffers hold 32 KiB; a token of an SSO, the longest header a client
 of ours sends, a few thousand bytes."""
 
+HEAD_TIMEOUT_SECONDS = 15
+"""How long `serve` waits for a request's head (sinergi.http_protocol): from a connection's
+opening, or a kept-alive connection's next request's first byte, to the head's end. A client
+sends a head in one write; a proxy's or a browser's idle connection is closed and opened anew
+at little cost, and a connection held open sending nothing holds a descriptor for nothing."""
+
 DEFAULT_ISSUER = "http://localhost:8000"
 """`serve`'s own address at its defaults: right only for a server on port 8000 of this host."""
 
@@ -476,6 +482,7 @@ class Settings:
     max_sockets_per_client: int = 4
     """WebSocket connections a client may hold open at once in one process."""
     max_header_bytes: int = MAX_HEADER_BYTES
+    head_timeout_seconds: int = HEAD_TIMEOUT_SECONDS
     auth_failures_per_client: int = 10
     """Per client id from one address; per_client_total from all of them together."""
     auth_failures_per_client_total: int = 100
@@ -673,6 +680,7 @@ class Settings:
             rate_limit_window_seconds=_seconds(env, "SINERGI_RATE_LIMIT_WINDOW", 60),
             max_sockets_per_client=_int(env, "SINERGI_MAX_SOCKETS_PER_CLIENT", 4),
             max_header_bytes=_int(env, "SINERGI_MAX_HEADER_BYTES", MAX_HEADER_BYTES),
+            head_timeout_seconds=_seconds(env, "SINERGI_HEAD_TIMEOUT", HEAD_TIMEOUT_SECONDS),
             auth_failures_per_client=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT", 10),
             auth_failures_per_client_total=_int(env, "SINERGI_AUTH_FAILURES_PER_CLIENT_TOTAL", 100),
             auth_failures_per_address=_int(env, "SINERGI_AUTH_FAILURES_PER_ADDRESS", 100),

@@ -1,5 +1,5 @@
 """A request's head on a served app (sinergi.http_protocol): its bound holds however the head is
-written."""
+written, and a connection whose head does not come is not held for ever."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,13 +16,19 @@ from sinergi.settings import MAX_HEADER_BYTES
 from tests.support.databases import as_service
 from tests.support.served import served_process
 
+HEAD_TIMEOUT = 1
+"""SINERGI_HEAD_TIMEOUT, in seconds, of the server these tests start: short, so that a test
+waits little for it."""
+
 CLOSED_WITHIN = 30.0
-"""How long a test waits for the server to answer and close a connection."""
+"""How long a test waits for a connection the server should close: far past HEAD_TIMEOUT, so
+that a busy machine does not fail it."""
 
 
 @pytest.fixture(scope="module")
 def address(module_reference_url: str) -> Iterator[tuple[str, int]]:
-    with served_process(as_service(module_reference_url), "production") as (base, _):
+    settings = {"SINERGI_HEAD_TIMEOUT": str(HEAD_TIMEOUT)}
+    with served_process(as_service(module_reference_url), "production", settings) as (base, _):
         host, port = base.removeprefix("http://").split(":")
         yield host, int(port)
 
@@ -83,3 +90,52 @@ def test_heads_under_the_bound_pass_one_after_another_in_one_write(
     last = _get(address, b"/healthz?pad=" + b"a" * 60_000, b"Connection: close\r\n")
     answer = _answer_to(address, pipelined * 3 + last)
     assert _statuses(answer) == [b"HTTP/1.1 200 OK"] * 4, answer[:300]
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    """What the server writes on `sock` until it closes it, the client sending nothing more;
+    fails if it is not closed within CLOSED_WITHIN seconds."""
+    answer = b""
+    try:
+        while chunk := sock.recv(65_536):
+            answer += chunk
+    except TimeoutError:
+        pytest.fail(f"still open after {CLOSED_WITHIN} s, having answered {answer[:200]!r}")
+    except ConnectionResetError:
+        pass
+    return answer
+
+
+def test_a_connection_whose_head_does_not_come_is_closed(address: tuple[str, int]) -> None:
+    """uvicorn times a connection out only once it has answered on it, and no more once a
+    next request's first byte has come: 19,985 connections that sent nothing, or part of a
+    head, held as many descriptors, and valid requests were refused once the process had no
+    more. Nothing, part of a head, and part of a kept-alive connection's second head, sent
+    after its first was answered, are each closed unanswered."""
+    request = _get(address)
+    for sent in (b"", request[:-10]):
+        with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+            sock.sendall(sent)
+            assert _until_closed(sock) == b""
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        sock.sendall(request)
+        answer = b""
+        while not answer.endswith(b"}"):  # /healthz's JSON, its whole answer
+            answer += sock.recv(65_536)
+        assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
+        sock.sendall(request[:-10])
+        assert _until_closed(sock) == b""
+
+
+def test_a_head_that_comes_in_time_is_answered(address: tuple[str, int]) -> None:
+    """The head's time runs from the connection (or the request's first byte when kept alive),
+    not from each piece: pieces well within it make a request served as any other."""
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        request = _get(address, headers=b"Connection: close\r\n")
+        for piece in (request[:10], request[10:30], request[30:]):
+            sock.sendall(piece)
+            time.sleep(HEAD_TIMEOUT / 10)
+        answer = b""
+        while chunk := sock.recv(65_536):
+            answer += chunk
+    assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
