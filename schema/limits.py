@@ -4,12 +4,13 @@ Depth, aliases, tokens and an estimated cost (fields times the sizes of the list
 bound the work one request can ask for, so a careless or hostile client is refused in
 microseconds instead of exhausting the database. Every list counts: a paginated one by its
 `first` (the default page size when omitted; as one item when out of the range its resolver
-refuses, since it then reads nothing; a subscription's, which takes none, by the largest page
-it sends), an unpaginated one by the estimate LIST_SIZES gives
-its parent type and field (a region's children, a figure table's rows from its `groupBy`), so
-the region tree or a wide figure table cannot hide behind aliases. Arguments are read as they
-run: variables wherever they sit, an omitted one as the default its operation declares, a page
-size as graphql-core coerces it. What still slips past an estimate meets the bound on the
+refuses, since it then reads nothing; a subscription's, which takes none, by the largest page it
+sends), an unpaginated one by the estimate LIST_SIZES gives its parent type and field (a
+region's children, a figure table's rows from its `groupBy`), so the region tree or a wide
+figure table cannot hide behind aliases. A figure table's field costs FIGURE_CELL_COST per
+estimated cell besides: its cells cost their work whatever is selected. Arguments are read as
+they run: variables wherever they sit, an omitted one as the default its operation declares, a
+page size as graphql-core coerces it. What still slips past an estimate meets the bound on the
 response's size (max_response_bytes).
 
 Measuring takes time in proportion to the document's text, whatever it asks for: a fragment is
@@ -56,7 +57,7 @@ from graphql import (
 from domain.records import EARLIEST
 from domain.scale import Scale
 from resolvers import change_feed, imports
-from resolvers.aggregates import grouping_error
+from resolvers.aggregates import FIGURE_ROWS, grouping_error
 from resolvers.calendar import today
 from schema.enums import CooperativeStatus, CooperativeType
 from schema.query_limits import QueryLimits
@@ -101,13 +102,12 @@ FIGURE_DIMENSIONS: Mapping[str, Mapping[str, int]] = {
 }
 """How many values each dimension of each figure table takes at most."""
 
-FIGURE_ROWS = 10_000
-"""The most rows a figure table is estimated at. GROUP BY CUBE answers every subtotal too, so a
-table has up to the product over its dimensions of their values plus one: regencies by section,
-515 × 22 = 11,330 rows, and millions for four dimensions, of which only cells with records are
-published (13,189 rows for the widest table over 50,000 MSMEs). Capped here, a four-dimension
-table costs a fifth of the default max_cost by itself: one runs, not the 24 aliases of it that
-took 5 s of CPU and the whole connection pool."""
+FIGURE_CELL_COST = 2
+"""What each estimated cell of a figure table costs on the table's field, besides the fields
+selected on its rows: reading, protecting and publishing a cell costs the same whatever a client
+selects, so `{ __typename }` alone no longer made a table cheap. A table of FIGURE_ROWS cells
+(resolvers.aggregates) then costs three fifths of the default max_cost at least: one runs per
+request, not the four aliases of it that spent 2.5 s of CPU."""
 
 FIGURE_TABLES = frozenset(FIGURE_DIMENSIONS)
 
@@ -354,6 +354,8 @@ class _Walk:
                     self.aliases += 1
                 self._spend(multiplier)
                 size, parts = self._size(parent, node, key_parts)
+                if parent is self.schema.query_type and node.name.value in FIGURE_TABLES:
+                    self._spend(min(multiplier * size, self.max_cost + 1) * FIGURE_CELL_COST)
                 type_ref = node.name.value == "ofType"
                 nested = type_refs + type_ref
                 field = _field(parent, node)

@@ -15,10 +15,11 @@ from graphql import (
     parse,
 )
 
+from resolvers.aggregates import FIGURE_ROWS
 from schema.build import sdl
 from schema.limits import (
+    FIGURE_CELL_COST,
     FIGURE_DIMENSIONS,
-    FIGURE_ROWS,
     FIGURE_TABLES,
     KBLI_SECTIONS,
     LIST_SIZES,
@@ -223,7 +224,7 @@ def test_the_region_estimate_covers_the_largest_family_of_the_reference_data() -
 def test_a_figure_key_counts_one_part_per_dimension_asked_for() -> None:
     query = "{ msmeFigures(groupBy: [REGENCY, SCALE]) { key { value } } }"
     rows = min(515 * 5, FIGURE_ROWS)  # regencies by scale, with their subtotals, capped
-    assert _cost(query, {}) == 1 + rows + rows * 2
+    assert _cost(query, {}) == 1 + rows * FIGURE_CELL_COST + rows + rows * 2
 
 
 def _doubling(levels: int, bottom: str) -> str:
@@ -336,12 +337,28 @@ def test_a_figure_table_counts_every_subtotal_of_its_dimensions() -> None:
     """GROUP BY CUBE answers each value of a dimension and the total over it: 38 provinces by
     4 scales are 39 × 5 rows. The attack: 24 aliased tables of four dimensions, estimated at
     2,000 rows each, answered 13,189 rows each over 50,000 MSMEs and took the whole pool."""
-    assert _cost("{ msmeFigures(groupBy: [PROVINCE, SCALE]) { count } }", {}) == 1 + 39 * 5
+    table = "{ msmeFigures(groupBy: [PROVINCE, SCALE]) { count } }"
+    assert _cost(table, {}) == 1 + 39 * 5 * (FIGURE_CELL_COST + 1)
     aliased = "{ " + " ".join(f"t{i}: {WIDEST}" for i in range(24)) + " }"
     violation = check_document(parse(aliased), {}, LIMITS, SCHEMA)
     assert isinstance(violation, Violation)
     assert violation.limit == "cost"
     assert check_document(parse("{ " + WIDEST + " }"), {}, LIMITS, SCHEMA) is None
+
+
+def test_a_table_of_the_most_cells_costs_most_of_the_limit_whatever_it_selects() -> None:
+    """The attack: `{ __typename }` alone on the widest table was costed 10,001, so four aliases
+    of it ran in one request (2.5 s of CPU over 3,000 MSMEs): its cells cost their work
+    whatever is selected, so one such table runs and two are refused as over the cost limit."""
+    table = "msmeFigures(groupBy: [ACTIVE, ESTABLISHED_YEAR, KBLI_SECTION, REGENCY])"
+    one = "{ " + table + " { __typename } }"
+    assert _cost(one, {}) >= LIMITS.max_cost / 2
+    assert check_document(parse(one), {}, LIMITS, SCHEMA) is None
+    two = "{ a: " + table + " { __typename } b: " + table + " { __typename } }"
+    violation = check_document(parse(two), {}, LIMITS, SCHEMA)
+    assert isinstance(violation, Violation)
+    assert (violation.limit, violation.maximum) == ("cost", LIMITS.max_cost)
+    assert violation.actual > LIMITS.max_cost
 
 
 def test_the_national_figures_of_the_bench_and_the_readme_stay_well_under_the_limit() -> None:
@@ -367,13 +384,13 @@ def test_a_table_of_one_province_or_regency_is_costed_as_its_regencies_not_the_n
     assert national > LIMITS.max_cost
     province = _cost("{ " + table(', filter: {region: "62"}') + " }", {})
     regencies = LIST_SIZES[("Region", "children")]
-    assert province == 1 + (regencies + 1) * 22 * (1 + 2 + 4)
+    assert province == 1 + (regencies + 1) * 22 * (FIGURE_CELL_COST + 1 + 2 + 4)
     through_variable = "query($r: String) { " + table(", filter: {region: $r}") + " }"
     assert _cost(through_variable, {"r": "62"}) == province
     assert _cost(through_variable, {"r": None}) == national
     regency = '{ guaranteeFigures(groupBy: [REGENCY, STATUS], region: "62.71") { count } }'
     statuses = FIGURE_DIMENSIONS["guaranteeFigures"]["STATUS"]
-    assert _cost(regency, {}) == 1 + 2 * (statuses + 1)
+    assert _cost(regency, {}) == 1 + 2 * (statuses + 1) * (FIGURE_CELL_COST + 1)
 
 
 def test_a_change_feed_page_without_first_counts_the_feeds_default_page() -> None:

@@ -272,6 +272,10 @@ def cooperative_figures(where: cooperatives.CooperativeFilter, group_by: Sequenc
     )
 
 
+class TooManyCells(Exception):
+    """A grouped table has more cells than it may (`grouped`'s `at_most`, its argument)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GroupRow:
     """A cell: its key and measures and, when `grouped` was told which records are the caller's
@@ -302,8 +306,12 @@ async def grouped(
     *,
     group_by: Sequence[str],
     own: ColumnElement[bool] | None = None,
+    at_most: int | None = None,
 ) -> list[GroupRow]:
     """One statement: every combination of `group_by` totals (CUBE), filtered by `where`.
+    TooManyCells when there are more than `at_most` cells, of which no more rows are read than
+    tell so (a cell whose measures come in two parts is two rows): the cube of four dimensions
+    has millions of cells, and the guard's estimate caps what a table costs, not what it reads.
 
     `own`: which of the rows are the caller's own (resolvers/policy.py decides), over the
     columns of `figures`; each cell's measures then come in two parts, those rows and the others
@@ -328,13 +336,23 @@ async def grouped(
         .where(*figures.where)
         .group_by(*grouping)
     )
+    most_rows = None if at_most is None else at_most * (1 if inside is None else 2)
+    if most_rows is not None:
+        # Limited outside a MATERIALIZED CTE, which PostgreSQL plans as though every row were
+        # read: a LIMIT on the statement itself chose another plan, and the cells came in
+        # another order than the same table's without one.
+        cells_cte = statement.cte("cells").prefix_with("MATERIALIZED")
+        statement = select(*cells_cte.c).limit(most_rows + 1)
     # By position (d0.., g0.., the flag, then the measures): a national table has thousands of
     # cells.
     width = len(chosen)
     first = 2 * width + (inside is not None)
     names = list(measures)
     cells: dict[tuple[str | None, ...], GroupRow] = {}
-    for row in (await connection.execute(statement)).all():
+    rows = (await connection.execute(statement)).all()
+    if most_rows is not None and len(rows) > most_rows:
+        raise TooManyCells(at_most)
+    for row in rows:
         key = tuple(None if row[width + i] else _as_key(row[i]) for i in range(width))
         values = dict(zip(names, (int(value) for value in row[first:]), strict=True))
         if inside is None:
@@ -351,6 +369,8 @@ async def grouped(
         # zero one the statement would give otherwise.
         key = (None,) * width
         cells[key] = GroupRow(key, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
+    if at_most is not None and len(cells) > at_most:
+        raise TooManyCells(at_most)
     return list(cells.values())
 
 
