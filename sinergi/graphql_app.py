@@ -56,6 +56,7 @@ from sinergi import exchange, metrics, subscriptions
 from sinergi.graphql_http import (
     MediaType,
     is_mutation,
+    mutation_fields,
     negotiate,
     operation_type,
     settled,
@@ -507,6 +508,14 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 )
                 await refused(scope, receive, send)
                 return
+            # A mutation's every root field beyond the first is counted once more: the guard
+            # counted each operation once, and 30 aliased writes stored 30 decisions.
+            writes = sum(max(0, mutation_fields(each, self.max_tokens) - 1) for each in operations)
+            if writes:
+                limited = await self.rate_limiter.admit(state["primary"], client_id, writes)
+                if limited is not None:
+                    await limited(scope, receive, send)
+                    return
             context = request_answered.contexts[0] = self._context(request)
             answered = await self.engine.answer(context, resolved)
             if answered is not None:

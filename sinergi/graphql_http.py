@@ -19,7 +19,16 @@ from enum import StrEnum
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
-from graphql import GraphQLError, OperationType, get_operation_ast
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+)
 from strawberry.http import GraphQLHTTPResponse
 
 from schema.documents import parse_document
@@ -170,6 +179,41 @@ def is_mutation(operation: Mapping[str, object], max_tokens: int) -> bool:
     must never run (405)."""
     selected = operation_type(operation, max_tokens)
     return selected is not None and selected is not OperationType.QUERY
+
+
+def mutation_fields(operation: Mapping[str, object], max_tokens: int) -> int:
+    """The root fields the mutation the request selects runs (0 for another operation, or one
+    that selects none): each is a write of its own, which outlives the request, and counts
+    against the rate limit as an operation does (sinergi.graphql_app). A field its fragments
+    select again under the same name runs once, and counts once."""
+    query, name = operation.get("query"), operation.get("operationName")
+    if not isinstance(query, str) or not isinstance(name, str | None):
+        return 0
+    document = parse_document(query, max_tokens)
+    if isinstance(document, GraphQLError):
+        return 0
+    selected = get_operation_ast(document, name)
+    if selected is None or selected.operation is not OperationType.MUTATION:
+        return 0
+    fragments = {
+        node.name.value: node.selection_set
+        for node in document.definitions
+        if isinstance(node, FragmentDefinitionNode)
+    }
+    names: set[str] = set()
+    followed: set[str] = set()  # each fragment once: fragments spreading others twice stay linear
+    pending: list[SelectionSetNode] = [selected.selection_set]
+    while pending:
+        for node in pending.pop().selections:
+            if isinstance(node, FieldNode) and not node.name.value.startswith("__"):
+                names.add((node.alias or node.name).value)
+            elif isinstance(node, InlineFragmentNode):
+                pending.append(node.selection_set)
+            elif isinstance(node, FragmentSpreadNode) and node.name.value not in followed:
+                followed.add(node.name.value)
+                if node.name.value in fragments:
+                    pending.append(fragments[node.name.value])
+    return len(names)
 
 
 def _codes(answer: GraphQLHTTPResponse) -> list[str]:

@@ -520,9 +520,10 @@ class RequestGuard:
 
     def _hits(self, payload: Any) -> int:
         """How many requests the body counts as against the rate limit: a batch as many as it
-        holds operations, each of which runs as a request would. A batch refused for its length
-        alone, its operations unread, counts once, as does a body refused before it decoded:
-        counted by its length, one body could use up the limit."""
+        holds operations, each of which runs as a request would (a mutation's root fields
+        beyond its first are counted once its document is known, sinergi.graphql_app). A batch
+        refused for its length alone, its operations unread, counts once, as does a body
+        refused before it decoded: counted by its length, one body could use up the limit."""
         if isinstance(payload, list) and 0 < len(payload) <= self.checks.limits.max_batch:
             return len(payload)
         return 1

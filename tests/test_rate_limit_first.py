@@ -236,3 +236,34 @@ def test_a_client_over_its_limit_is_refused_before_its_body_arrives(
             )
             answer = connection.recv(65536)  # within 5 s, or socket.timeout fails the test
     assert answer.startswith(b"HTTP/1.1 429"), answer
+
+
+def _aliased(kind: str, count: int) -> dict[str, str]:
+    """An operation of `count` aliased root fields: mutations (refused as they run, the client
+    holding no write scope: counting comes before) or queries."""
+    if kind == "mutation":
+        field = 'deactivateMsme(id: "1", version: 1) { id }'
+    else:
+        field = "viewer { clientId }"
+    return {"query": kind + " { " + " ".join(f"a{i}: {field}" for i in range(count)) + " }"}
+
+
+def test_each_root_field_of_a_mutation_counts_against_the_limit(
+    limited: Api, demo_url: str
+) -> None:
+    """The attack: a batch of ten operations of 30 aliased `checkEligibility` stored 300
+    decisions and their audit entries, counted as ten requests. Each root field of a mutation
+    is a write of its own, and counts as one; a query counts once however many it has."""
+    writer = _fresh_token(limited, demo_url)
+    assert limited.post(_aliased("mutation", 15), writer).status_code == 200
+    _assert_rate_limited(limited.post(_aliased("mutation", 6), writer))  # 15 + 6 > LIMIT
+    # Spread from fragments too, each field once (the fragment spreads it twice).
+    spread = _fresh_token(limited, demo_url)
+    fields = " ".join(f'a{i}: deactivateMsme(id: "1", version: 1) {{ id }}' for i in range(15))
+    fragments = {"query": f"mutation {{ ...F ...F }} fragment F on Mutation {{ {fields} }}"}
+    assert limited.post(fragments, spread).status_code == 200
+    _assert_rate_limited(limited.post(_aliased("mutation", 6), spread))
+    reader = _fresh_token(limited, demo_url)
+    for _ in range(2):  # 2 × 15 fields, counted as 2
+        assert limited.post(_aliased("query", 15), reader).status_code == 200
+    assert limited.post(_aliased("mutation", 6), reader).status_code == 200  # 2 + 6
