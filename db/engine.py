@@ -57,11 +57,15 @@ def create_engine(
     url: str,
     *,
     statement_timeout_ms: int,
+    lock_timeout_ms: int = 0,
     pool_size: int = 10,
     connect_timeout_seconds: float = 3.0,
     pool_timeout_seconds: float = 5.0,
 ) -> AsyncEngine:
-    """Every connection gets a statement timeout, so one runaway query cannot hold a worker.
+    """Every connection gets a statement timeout, so one runaway query cannot hold a worker;
+    and, when `lock_timeout_ms` is not 0 (none), a shorter wait for locks, so that a statement
+    held up by another's lock fails as such (db.errors' `is_lock_timeout`), not as one slow on
+    its own work.
 
     When the database goes away nothing waits long: connecting gives up after
     `connect_timeout_seconds`, waiting for a pooled connection after `pool_timeout_seconds`, a
@@ -98,6 +102,7 @@ def create_engine(
             "command_timeout": statement_timeout_ms / 1000 + 5 if statement_timeout_ms else None,
             "server_settings": {
                 "statement_timeout": str(statement_timeout_ms),
+                "lock_timeout": str(lock_timeout_ms),
                 "application_name": "sinergi",
                 **SESSION_SETTINGS,
                 **PLANNER_SETTINGS,

@@ -8,7 +8,9 @@ of it at once (db/reads.py's `Reads`), so a pool timeout is other requests' load
 the caller.
 
 A read past the statement timeout is neither: the request asked for more than a statement may
-take (ReadTimedOut).
+take (ReadTimedOut). A statement past the lock timeout (`is_lock_timeout`), which the server's
+connections set shorter than the statement timeout, was held up by another's lock rather than
+slow on its own work: the GraphQL layer answers it as an outage, to be sent again.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ def is_unavailable(error: BaseException) -> bool:
 class ReadTimedOut(Exception):
     """A read ran past the statement timeout: what the request asked for costs more than one
     statement may take, its own doing (db/reads.py raises it, from the database's error)."""
+
+
+class HeldUp(Exception):
+    """A read waited past the lock timeout for a lock another transaction holds (a migration's
+    ACCESS EXCLUSIVE lock): not the request's doing, unlike ReadTimedOut, and asking again once
+    the lock is let go succeeds (db/reads.py raises it, from the database's error, which
+    `is_lock_timeout` finds through it)."""
 
 
 def _asyncpg_error(error: BaseException) -> asyncpg.PostgresError | None:

@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import releases
 from db.driver import Pooled, check_out
 from db.errors import (
+    HeldUp,
     ReadTimedOut,
     ReplicaConflict,
+    is_lock_timeout,
     is_recovery_conflict,
     is_statement_timeout,
     is_unavailable,
@@ -215,7 +217,7 @@ class Reads:
     for one of its own to come back. One request of two dozen figure tables took every pooled
     connection: other clients waited out the pool timeout (503), and its own reads were queued
     behind each other past the statement timeout. A read past the statement timeout is raised
-    as ReadTimedOut: the request asked for too much."""
+    as ReadTimedOut: the request asked for too much; one past the lock timeout as HeldUp."""
 
     __slots__ = ("_primary", "_release", "_replica", "_share")
 
@@ -311,13 +313,19 @@ class Reads:
 def _replacing(replica: Replica | None) -> Iterator[None]:
     """Reads on a connection `Reads` opened, on `replica` if it was, raising in place of what
     they raise: ReadTimedOut past the statement timeout (the request asked for too much);
-    ReplicaConflict when the replica cancelled one for recovery, the replica then left unread
-    for RETRY_SECONDS, so that the client's retry reads the primary; else what they raised."""
+    HeldUp past the lock timeout (another transaction's lock held it up: the request is to be
+    sent again, not made smaller); ReplicaConflict when the replica cancelled one for recovery,
+    the replica then left unread for RETRY_SECONDS, so that the client's retry reads the
+    primary; else what they raised."""
     try:
         yield
     except Exception as error:
         if is_statement_timeout(error):
             raise ReadTimedOut("a read ran past the statement timeout") from error
+        if is_lock_timeout(error):
+            raise HeldUp(
+                "a read waited past the lock timeout for another transaction's lock"
+            ) from error
         if replica is None or not is_recovery_conflict(error):
             raise
         conflict = ReplicaConflict(

@@ -42,7 +42,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
 
 from auth.scopes import Scope
-from db.errors import ReadTimedOut
+from db.errors import HeldUp, ReadTimedOut
 from resolvers.access import AccessNotes, Audited, Touched
 from resolvers.context import Context
 from resolvers.policy import AccessPolicy
@@ -226,8 +226,8 @@ class Engine:
             return None  # the executor reports them
         try:
             return await prepared.plan.run(context, coerced)
-        except ReadTimedOut:
-            raise  # the executor would only run past the statement timeout again
+        except (ReadTimedOut, HeldUp):
+            raise  # the executor would only run past the statement or lock timeout again
         except Exception:  # NotPlanned, or a failure the executor reports where it happens
             context.accesses = AccessNotes()  # what the plan noted, the executor notes again
             return None

@@ -6,7 +6,12 @@ a resolver returned that the field's type cannot represent is ours. Everything e
 INTERNAL with a correlation id: the detail goes to the log only, never to the client. A lost
 database is SERVICE_UNAVAILABLE (retry later), not INTERNAL: nothing is wrong with the request.
 A read past the statement timeout is QUERY_TOO_COMPLEX (`limit`: "statement timeout"): the
-request asked for more than a statement may take, which asking again will not change.
+request asked for more than a statement may take, which asking again will not change. A
+statement held up past the lock timeout by another's lock (a row another write holds, a
+migration's table lock) is SERVICE_UNAVAILABLE too: its own work was not the cause, and what it
+was doing was not applied (a write's transaction is rolled back, an autocommitted statement
+undone), so sent again after Retry-After it goes through. (Where the request had committed a
+change before, sinergi.graphql_http's `settled` says so, as for an outage.)
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.execution import StreamExecutionResult
 
-from db.errors import ReadTimedOut, is_unavailable
+from db.errors import ReadTimedOut, is_lock_timeout, is_unavailable
 from db.releases import NoRelease
 from resolvers.errors import ErrorCode
 from schema.documents import parse_document
@@ -86,6 +91,7 @@ class _Kind(Enum):
     CODED = "coded"
     INPUT = "input"
     UNAVAILABLE = "unavailable"
+    HELD_UP = "held up"
     TOO_COSTLY = "too costly"
     INTERNAL = "internal"
 
@@ -126,9 +132,12 @@ def _refused_literal(error: GraphQLError) -> bool:
 
 def _fault(original: Exception) -> _Kind:
     """What an exception that is not the caller's input is: a read past the statement timeout,
-    a lost database (or no released figures), or a fault of ours."""
+    a statement held up by another's lock, a lost database (or no released figures), or a
+    fault of ours."""
     if isinstance(original, ReadTimedOut):
         return _Kind.TOO_COSTLY
+    if is_lock_timeout(original):
+        return _Kind.HELD_UP
     if isinstance(original, NoRelease):
         return _Kind.UNAVAILABLE
     return _Kind.UNAVAILABLE if is_unavailable(original) else _Kind.INTERNAL
@@ -160,6 +169,15 @@ def _coded_as(
         logger.warning("%s%s: %s", what, _at(error.path), original)
         return GraphQLError(
             f"{what}; retry shortly",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
+        )
+    if kind is _Kind.HELD_UP:
+        logger.warning("a statement was held up past the lock timeout%s", _at(error.path))
+        return GraphQLError(
+            "held up by another change to the same data (a lock held past the lock timeout); "
+            "nothing of this was applied: send it again after Retry-After seconds",
             nodes=error.nodes,
             path=error.path,
             extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},

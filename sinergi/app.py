@@ -278,6 +278,7 @@ def _engine(settings: Settings, url: str, *, pool_size: int | None = None) -> As
     return create_engine(
         url,
         statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_timeout_ms,
         pool_size=pool_size or settings.db_pool_size,
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,

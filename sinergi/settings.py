@@ -528,6 +528,15 @@ class Settings:
     unsafe_privileged_role: bool = False
 
     @property
+    def lock_timeout_ms(self) -> int:
+        """PostgreSQL `lock_timeout` on the server's connections: half the statement timeout.
+        A statement held up by another's lock (a row another write holds, a migration's ACCESS
+        EXCLUSIVE lock) gives up then, before its statement timeout, so that it can be told
+        apart from one slow on its own work: it is answered SERVICE_UNAVAILABLE (held up,
+        nothing of it applied: send it again) where a statement timeout is not."""
+        return self.statement_timeout_ms // 2
+
+    @property
     def audit_key_path(self) -> Path:
         """Where the audit key is read (and, at the default path, made on first use)."""
         return self.audit_key_file or self.home / "audit.key"

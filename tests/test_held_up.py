@@ -1,0 +1,91 @@
+"""A request held up by another transaction's lock is answered as an outage is: 503
+SERVICE_UNAVAILABLE with Retry-After, nothing of it applied, so that the client sends it again;
+not INTERNAL (a write) or QUERY_TOO_COMPLEX (a read) once the statement timeout has run out.
+The server's connections wait for a lock half the statement timeout (Settings'
+`lock_timeout_ms`), so a lock wait is told apart from a statement slow on its own work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from sinergi.settings import Settings
+from tests.support.http import Api, served
+
+CLIENT = "demo-province-62"
+NIB = "9990000000001"
+LOOKUP = f'{{ msme(nib: "{NIB}") {{ id version name }} }}'
+UPDATE = """
+mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
+  updateMsme(id: $id, version: $version, changes: $changes) { id version }
+}
+"""
+STATEMENT_TIMEOUT_MS = 2_000
+
+
+@pytest.fixture(scope="module")
+def quick(api: Api, demo_url: str) -> Iterator[Api]:
+    """The app over the demo database (its clients registered by `api`) with a statement timeout
+    of two seconds, so a lock wait gives up after one."""
+    settings = Settings(rate_limit=1_000_000, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+    assert settings.lock_timeout_ms < STATEMENT_TIMEOUT_MS
+    with served(demo_url, settings) as quick:
+        yield quick
+
+
+def _held_up(response: object, waited: float) -> None:
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    answer = response.json()
+    assert "data" not in answer
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE"}, error
+    assert "held up" in error["message"]
+    assert waited < STATEMENT_TIMEOUT_MS / 1000, "answered at the lock timeout"
+
+
+async def test_a_write_held_up_by_a_row_lock_is_told_to_send_it_again(
+    quick: Api, demo_url: str
+) -> None:
+    """Another transaction holds the record's row: the update waits for it until the lock
+    timeout, then is 503 with Retry-After, and nothing of it is stored."""
+    record = quick.graphql(LOOKUP, CLIENT)["data"]["msme"]
+    variables = {"id": record["id"], "version": record["version"], "changes": {"name": "Antre"}}
+    token = quick.token(CLIENT)
+    holder = await asyncpg.connect(demo_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT FROM msmes WHERE nib = $1 FOR UPDATE", NIB)
+            started = time.monotonic()
+            response = quick.post({"query": UPDATE, "variables": variables}, token)
+            waited = time.monotonic() - started
+    finally:
+        await holder.close()
+    _held_up(response, waited)
+    assert quick.graphql(LOOKUP, CLIENT)["data"]["msme"] == record
+
+
+async def test_a_read_held_up_by_a_migration_s_lock_is_told_to_send_it_again(
+    quick: Api, demo_url: str
+) -> None:
+    """A migration holds the table ACCESS EXCLUSIVE: a read of it waits until the lock timeout,
+    then is 503 with Retry-After, not QUERY_TOO_COMPLEX "ask for less", which asking for less
+    would not change."""
+    token = quick.token(CLIENT)
+    holder = await asyncpg.connect(demo_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE msmes IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            response = quick.post({"query": LOOKUP}, token)
+            waited = time.monotonic() - started
+    finally:
+        await holder.close()
+    _held_up(response, waited)
+    assert quick.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
