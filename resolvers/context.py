@@ -252,15 +252,17 @@ class Context:
         row lock for most of that, or a request of many writes, left its client less than the
         window after its commit, and its next read, from a stale replica, missed the write. An
         extra statement only for such slow writes. The write stands whatever becomes of it: a
-        note that fails (the database going away) is logged, not answered as the write's failure,
+        note that fails in any way (the database going away, a lock or statement timeout behind
+        another transaction, a fault of ours) is logged, not answered as the write's failure,
         which a client would retry and apply twice."""
         if time.monotonic() - self.noted_at > self.window_seconds:
             try:
                 await self._note()
             except Exception as error:
-                if not is_unavailable(error):
-                    raise
-                log.warning("a committed write's client could not be noted again: %s", error)
+                if is_unavailable(error):
+                    log.warning("a committed write's client could not be noted again: %s", error)
+                else:
+                    log.error("a committed write's client could not be noted again", exc_info=error)
 
     async def _note(self) -> None:
         self.noted_at = time.monotonic()
