@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.driver import check_out
-from db.errors import is_unavailable
+from db.errors import is_lock_timeout, is_statement_timeout, is_unavailable
 from db.queries import rate_limits
 from sinergi.guard import Refusal
 
@@ -56,6 +56,22 @@ def service_unavailable() -> Refusal:
         503,
         {
             "message": "the database is unavailable; retry shortly",
+            "extensions": {"code": "SERVICE_UNAVAILABLE"},
+        },
+    )
+    refusal.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return refusal
+
+
+def held_up() -> Refusal:
+    """The request could not be counted: the shared counts were held up by another
+    transaction's lock (or ran past the statement timeout behind it). Nothing of the request
+    ran, so it is an outage to its client, who sends it again, not a fault of ours."""
+    refusal = Refusal(
+        503,
+        {
+            "message": "held up by another change to the request counts; nothing of this was "
+            "applied: send it again after Retry-After seconds",
             "extensions": {"code": "SERVICE_UNAVAILABLE"},
         },
     )
@@ -107,7 +123,8 @@ class RateLimiter:
         return self._refusal(now, index)
 
     async def admit(self, engine: AsyncEngine, client_id: str, hits: int = 1) -> Refusal | None:
-        """None when the request may go on; otherwise the 429 (or, database gone, 503) to send.
+        """None when the request may go on; otherwise the 429 (or, database gone or the count
+        held up behind a lock, 503) to send.
         `engine`: the primary, in autocommit; `hits`: the operations the request runs."""
         now = self._clock()
         index = int(now // self.window_seconds)
@@ -129,9 +146,12 @@ class RateLimiter:
             total = await self._send(engine, {client_id: (counter, sent)})
         except Exception as failure:
             counter.pending += sent - hits  # admitted before: still to be counted
-            if not is_unavailable(failure):
-                raise
-            return service_unavailable()
+            if is_unavailable(failure):
+                return service_unavailable()
+            if is_lock_timeout(failure) or is_statement_timeout(failure):
+                logger.warning("a request's count was held up: %s", type(failure).__name__)
+                return held_up()
+            raise
         if total[client_id] > self.per_window:
             return self._refusal(now, index)
         return None

@@ -89,3 +89,24 @@ async def test_a_read_held_up_by_a_migration_s_lock_is_told_to_send_it_again(
         await holder.close()
     _held_up(response, waited)
     assert quick.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
+
+
+async def test_a_rate_count_held_up_by_a_lock_is_a_coded_503(api: Api, demo_url: str) -> None:
+    """The rate limiter's own write, held up behind another transaction's lock on the shared
+    counts, is answered as the outage it is to the client (503 SERVICE_UNAVAILABLE with
+    Retry-After, in the JSON errors every other refusal has), never a bare 500."""
+    settings = Settings(rate_limit=1_000_000, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+    with served(demo_url, settings) as fresh:  # its first request sends the count at once
+        token = fresh.token(CLIENT)
+        holder = await asyncpg.connect(demo_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE rate_limit_windows IN ACCESS EXCLUSIVE MODE")
+                started = time.monotonic()
+                response = fresh.post({"query": LOOKUP}, token)
+                waited = time.monotonic() - started
+        finally:
+            await holder.close()
+        _held_up(response, waited)
+        assert response.headers.get("X-Request-Id")
+        assert fresh.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
