@@ -101,6 +101,11 @@ class Context:
     answer is withheld says it applied (sinergi/graphql_app.py), so its client reads it back
     rather than send it again. Told by the write path, not guessed from the answer. (A record
     write that finds the record already as asked commits too: sending it again changes nothing.)"""
+    committing: bool = False
+    """A write of this operation is committing, or was cut short (cancelled) while it was: it
+    may be stored whatever the operation is told. A single mutation cancelled by the shutdown
+    grace with its COMMIT in flight could commit yet be answered `applied: false`; counted by
+    sinergi/graphql_app.py's `may_have_changed`, it is answered as maybe applied."""
 
     def __post_init__(
         self,
@@ -149,10 +154,15 @@ class Context:
                 yield connection
                 committing = connection.in_transaction()
                 recorded = committing and await self._record_within(connection)
+                self.committing = committing  # the COMMIT is sent as the block ends
+        except asyncio.CancelledError:
+            raise  # cut short: whether its COMMIT went through is not known (`committing`)
         except BaseException:
+            self.committing = False
             if committing:  # its entry or its commit failed: the write is undone, its notes too
                 self.accesses = before
             raise
+        self.committing = False
         if recorded:
             self.accesses = AccessNotes()
         if committing:
@@ -214,10 +224,19 @@ class Context:
         COMMITTED see no more of a transaction's snapshot than they see outside one. The
         statements run on asyncpg itself (db/driver.py): SQLAlchemy's Connection around them
         cost an eligibility check more CPU than its statements' own Python. The write being the
-        last statement, a block that ends without raising has `changed` stored data."""
+        last statement, a block that ends without raising has `changed` stored data; one cut
+        short (cancelled) may have, and stays `committing`."""
         await self._note_writer()
         async with self._held(), await check_out(self.primary) as connection:
-            yield connection
+            self.committing = True  # its write commits as it runs, wherever in the block
+            try:
+                yield connection
+            except asyncio.CancelledError:
+                raise  # cut short: whether its write went through is not known
+            except BaseException:
+                self.committing = False
+                raise
+        self.committing = False
         self._wrote()
         await self._renew_note()
 

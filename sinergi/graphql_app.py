@@ -393,9 +393,14 @@ class _Answered:
 
     def may_have_changed(self) -> bool:
         """Whether a change may be committed by the time a cancelled request is answered: one
-        was, or a batch's mutation under way will finish regardless. Told as applied, so that
-        the client reads back before sending it again rather than apply it twice."""
-        return self.finishing or self.any_changed()
+        was, a batch's mutation under way will finish regardless, or a write was cut short with
+        its commit in flight (Context's `committing`). Told as applied, so that the client
+        reads back before sending it again rather than apply it twice."""
+        return (
+            self.finishing
+            or self.any_changed()
+            or any(context.committing for context in self.contexts.values())
+        )
 
 
 _ANSWERED: ContextVar[_Answered | None] = ContextVar("sinergi_answered", default=None)

@@ -1,0 +1,109 @@
+"""A mutation cut short (the shutdown grace running out) while its COMMIT is in flight may be
+stored: its answer must say it may have been applied, so that its client reads it back rather
+than send it again and store it twice. The context stays `committing`, which the withheld
+answer's `applied` counts (sinergi/graphql_app.py's `may_have_changed`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncTransaction
+
+from auth.scopes import OrgKind
+from db.engine import create_engine
+from resolvers.context import Context
+from sinergi.graphql_app import _Answered
+from tests.support.databases import as_service
+from tests.support.graphql import principal, request_context
+
+
+@pytest.fixture
+async def engine(module_reference_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(as_service(module_reference_url), statement_timeout_ms=10_000)
+    yield engine
+    await engine.dispose()
+
+
+def _maybe_applied(context: Context) -> bool:
+    answered = _Answered(operations={})
+    answered.contexts[0] = context
+    return answered.may_have_changed()
+
+
+async def test_a_transaction_cut_short_in_its_commit_may_have_been_applied(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+    sent = asyncio.Event()
+    ending = AsyncTransaction.__aexit__
+
+    async def in_flight(self: AsyncTransaction, *raised: Any) -> None:
+        if raised[0] is None:  # the block ended: it commits
+            sent.set()
+            await asyncio.sleep(5)  # the server's COMMIT under way
+        await ending(self, *raised)
+
+    monkeypatch.setattr(AsyncTransaction, "__aexit__", in_flight)
+
+    async def write() -> None:
+        async with context.transaction() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    task = asyncio.create_task(write())
+    await asyncio.wait(
+        [task, asyncio.create_task(sent.wait())], timeout=10, return_when="FIRST_COMPLETED"
+    )
+    assert sent.is_set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not context.changed
+    assert _maybe_applied(context), "answered `applied: true`: it may be stored"
+
+
+async def test_a_single_write_cut_short_may_have_been_applied(engine: AsyncEngine) -> None:
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+    running = asyncio.Event()
+
+    async def write() -> None:
+        async with context.single_write() as connection:
+            running.set()
+            await connection.driver.execute("SELECT pg_sleep(5)")  # its autocommitted write
+
+    task = asyncio.create_task(write())
+    await running.wait()
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _maybe_applied(context)
+
+
+async def test_a_write_that_fails_or_is_cut_short_before_its_commit_was_not_applied(
+    engine: AsyncEngine,
+) -> None:
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+
+    async def refused() -> None:
+        async with context.transaction() as connection:
+            await connection.execute(text("SELECT 1"))
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        await refused()
+    assert not _maybe_applied(context)
+
+    async def write() -> None:
+        async with context.transaction() as connection:
+            await connection.execute(text("SELECT pg_sleep(5)"))
+
+    task = asyncio.create_task(write())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _maybe_applied(context)
