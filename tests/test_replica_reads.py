@@ -109,6 +109,8 @@ def replicated(
             metrics_open=True,  # scraped below
             replica_url=as_service(with_database(server_url, replica)),
             read_your_writes_seconds=WINDOW_SECONDS,
+            # A lock timeout (half of it) past the row lock a test holds for 2.2 windows.
+            statement_timeout_ms=10_000,
         )
         app = create_app(settings, database_url=as_service(module_reference_url))
         with TestClient(app) as client:
