@@ -174,9 +174,16 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         """What of a read is not known to be elsewhere (`_elsewhere`) counts towards the bound
         of the request being read, the read it began in too: where it began in that read is
         not known, but what came before it there is body, or heads read whole (it may end a
-        body, or follow requests pipelined with it). No body ever counts towards it."""
+        body, or follow requests pipelined with it). No body ever counts towards it.
+
+        A read on a connection kept alive between requests starts the head's time: uvicorn stops
+        its keep-alive timer on any byte, but httptools passes over line ends before a request
+        without beginning one (`on_message_begin`), so a lone CRLF after an answer held the
+        connection for ever."""
         if self._head_refused:
             return  # read before reading was paused: the refused head's, or what follows it
+        if self.timeout_keep_alive_task is not None:
+            self._wait_for_head()
         self._framed, self._elsewhere = False, 0
         super().data_received(data)
         if self._unparsed_bytes is None or self._framed or self._head_refused:

@@ -139,3 +139,20 @@ def test_a_head_that_comes_in_time_is_answered(address: tuple[str, int]) -> None
         while chunk := sock.recv(65_536):
             answer += chunk
     assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
+
+
+def test_a_lone_line_end_after_an_answer_does_not_hold_the_connection(
+    address: tuple[str, int],
+) -> None:
+    """uvicorn stops its keep-alive timer on any byte, and httptools passes over a line end
+    before a request without beginning one, so the head's time never began: a CRLF sent after
+    an answer held the connection for ever."""
+    request = _get(address)
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        sock.sendall(request)
+        answer = b""
+        while not answer.endswith(b"}"):  # /healthz's JSON, its whole answer
+            answer += sock.recv(65_536)
+        assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
+        sock.sendall(b"\r\n")
+        assert _until_closed(sock) == b""
