@@ -1,5 +1,5 @@
 """What one request's figure tables may take of the server: their connections one at a time,
-and no more cells than FIGURE_ROWS read. Four aliased tables of 6,000 cells each held four
+and no more cells than FIGURE_CELLS_READ read. Four aliased tables of 6,000 cells each held four
 pooled connections at once (another client's read then waited out the pool timeout), and the
 guard's estimate capped what a table cost, not what it read."""
 
@@ -13,6 +13,7 @@ import pytest
 
 from db.queries import aggregates
 from resolvers import aggregates as figure_tables
+from schema.limits import KBLI_SECTIONS, REGIONS
 from sinergi.settings import Settings
 from tests.support.http import Api, served
 
@@ -62,8 +63,9 @@ def test_a_requests_figure_tables_hold_one_connection_at_a_time(
 def test_a_table_of_more_cells_than_the_limit_is_refused_naming_it(
     uncached: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The estimate lets it run (it is within FIGURE_ROWS as costed); what it reads is not."""
-    monkeypatch.setattr(figure_tables, "FIGURE_ROWS", 3)
+    """The estimate lets it run (it is within FIGURE_ROWS as costed); what it reads is not, and
+    the refusal says how to ask for less."""
+    monkeypatch.setattr(figure_tables, "FIGURE_CELLS_READ", 3)
     query = "{ msmeFigures(groupBy: [PROVINCE, ACTIVE]) { count } }"
     (error,) = uncached.graphql(query, ANALYST)["errors"]
     assert error["extensions"] == {
@@ -72,5 +74,20 @@ def test_a_table_of_more_cells_than_the_limit_is_refused_naming_it(
         "maximum": 3,
         "actual": 4,
     }
+    assert "filter it to a province" in error["message"]
     small = uncached.graphql("{ msmeFigures(groupBy: [ACTIVE]) { count } }", ANALYST)
     assert "errors" not in small
+
+
+def test_a_table_may_read_more_cells_than_it_is_costed_at(
+    uncached: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The estimate is capped at FIGURE_ROWS, but a national table of regencies by section
+    reads up to 515 × 22 = 11,330 cells: read against that cap, it was refused though its
+    two dimensions are a legitimate table. Here the cap is made smaller than a table that
+    must still be served."""
+    assert (REGIONS["REGENCY"] + 1) * (KBLI_SECTIONS + 1) < figure_tables.FIGURE_CELLS_READ
+    monkeypatch.setattr(figure_tables, "FIGURE_ROWS", 3)
+    answer = uncached.graphql("{ msmeFigures(groupBy: [PROVINCE, ACTIVE]) { count } }", ANALYST)
+    assert "errors" not in answer
+    assert len(answer["data"]["msmeFigures"]) > 3
