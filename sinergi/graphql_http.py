@@ -24,10 +24,14 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLIncludeDirective,
+    GraphQLSkipDirective,
     InlineFragmentNode,
     OperationType,
+    SelectionNode,
     SelectionSetNode,
     get_operation_ast,
+    value_from_ast_untyped,
 )
 from strawberry.http import GraphQLHTTPResponse
 
@@ -185,7 +189,8 @@ def mutation_fields(operation: Mapping[str, object], max_tokens: int) -> int:
     """The root fields the mutation the request selects runs (0 for another operation, or one
     that selects none): each is a write of its own, which outlives the request, and counts
     against the rate limit as an operation does (sinergi.graphql_app). A field its fragments
-    select again under the same name runs once, and counts once."""
+    select again under the same name runs once, and counts once; one that `@skip` or `@include`
+    turns off, given the operation's variables, does not run, and counts not at all."""
     query, name = operation.get("query"), operation.get("operationName")
     if not isinstance(query, str) or not isinstance(name, str | None):
         return 0
@@ -200,11 +205,19 @@ def mutation_fields(operation: Mapping[str, object], max_tokens: int) -> int:
         for node in document.definitions
         if isinstance(node, FragmentDefinitionNode)
     }
+    sent = operation.get("variables")
+    variables = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in selected.variable_definitions or ()
+        if definition.default_value is not None
+    } | (sent if isinstance(sent, dict) else {})
     names: set[str] = set()
     followed: set[str] = set()  # each fragment once: fragments spreading others twice stay linear
     pending: list[SelectionSetNode] = [selected.selection_set]
     while pending:
         for node in pending.pop().selections:
+            if not _runs(node, variables):
+                continue
             if isinstance(node, FieldNode) and not node.name.value.startswith("__"):
                 names.add((node.alias or node.name).value)
             elif isinstance(node, InlineFragmentNode):
@@ -214,6 +227,26 @@ def mutation_fields(operation: Mapping[str, object], max_tokens: int) -> int:
                 if node.name.value in fragments:
                     pending.append(fragments[node.name.value])
     return len(names)
+
+
+def _runs(node: SelectionNode, variables: dict[str, object]) -> bool:
+    """Whether `node` runs with `variables`, as graphql-core decides: not if `@skip`'s `if` is
+    true, nor if `@include`'s is false. A condition that is neither (a variable not sent, or not
+    a Boolean) is refused as the request runs; counted meanwhile, it runs."""
+    for directive in node.directives or ():
+        condition = next(
+            (
+                value_from_ast_untyped(argument.value, variables)
+                for argument in directive.arguments or ()
+                if argument.name.value == "if"
+            ),
+            None,
+        )
+        if directive.name.value == GraphQLSkipDirective.name and condition is True:
+            return False
+        if directive.name.value == GraphQLIncludeDirective.name and condition is False:
+            return False
+    return True
 
 
 def _codes(answer: GraphQLHTTPResponse) -> list[str]:

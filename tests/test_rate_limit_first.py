@@ -267,3 +267,30 @@ def test_each_root_field_of_a_mutation_counts_against_the_limit(
     for _ in range(2):  # 2 × 15 fields, counted as 2
         assert limited.post(_aliased("query", 15), reader).status_code == 200
     assert limited.post(_aliased("mutation", 6), reader).status_code == 200  # 2 + 6
+
+
+def test_root_fields_a_mutation_skips_do_not_count(limited: Api, demo_url: str) -> None:
+    """A root field turned off by `@skip(if: true)` or `@include(if: false)` (a literal, a
+    variable, or a variable's default; on the field or on the fragment that selects it) writes
+    nothing, but counted as a write: 15 such fields used up most of a day's limit."""
+    field = 'deactivateMsme(id: "1", version: 1)'
+    selected = f"{field} {{ id }}"
+    skipped = [
+        *(f"s{i}: {field} @skip(if: true) {{ id }}" for i in range(3)),
+        *(f"i{i}: {field} @include(if: false) {{ id }}" for i in range(3)),
+        *(f"v{i}: {field} @skip(if: $off) {{ id }}" for i in range(3)),
+        *(f"d{i}: {field} @include(if: $unset) {{ id }}" for i in range(3)),
+        f"... @skip(if: true) {{ f0: {selected} f1: {selected} }}",
+        "...F @skip(if: $off)",
+    ]
+    query = (
+        "mutation M($off: Boolean!, $unset: Boolean = false) { "
+        + f"kept: {selected} "
+        + " ".join(skipped)
+        + f" }} fragment F on Mutation {{ g0: {selected} g1: {selected} }}"
+    )
+    token = _fresh_token(limited, demo_url)
+    body = {"query": query, "variables": {"off": True}}
+    assert limited.post(body, token).status_code == 200  # one write, counted once
+    assert limited.post(_aliased("mutation", 15), token).status_code == 200  # 1 + 15
+    _assert_rate_limited(limited.post(_aliased("mutation", 6), token))  # 16 + 6 > LIMIT
