@@ -2,8 +2,8 @@
 
 Every load is an upsert keyed on the natural key, so loading twice leaves the same data and a new
 edition of a reference file updates names without touching the records that point at them. The
-demo's targets and realisations are the exception: they fill only what nobody else has set
-(`_load_targets`).
+demo's targets and realisations are the exception: they fill only what nobody else has set, and
+update only their own (`_load_targets`).
 """
 
 from __future__ import annotations
@@ -378,11 +378,22 @@ async def _load_targets(connection: AsyncConnection, path: Path) -> None:
     demo joins (`demo-data --alongside-clients`) keeps the targets its operator loaded
     (`targets load`) and the realisations its provinces reported, which the demo's, noted now,
     would have replaced or read as the latest. Its own realisations are replaced, not
-    duplicated; its own targets, stored, are left as they are."""
+    duplicated; its own targets, stored (those whose source is the one its file gives them), are
+    brought to its file's values, so that a new edition of it reaches a database it loaded
+    before; inserted only where none was stored, they never did."""
     read = await read_targets(connection, path, realisations=True)
     if read.targets:
+        statement = insert(TARGETS)
+        columns = [column for column in read.targets[0] if column not in _TARGET_KEY]
+        stored = tuple_(*(TARGETS.c[column] for column in columns))
+        given = tuple_(*(statement.excluded[column] for column in columns))
         await connection.execute(
-            insert(TARGETS).on_conflict_do_nothing(index_elements=list(_TARGET_KEY)),
+            statement.on_conflict_do_update(
+                index_elements=list(_TARGET_KEY),
+                set_={column: statement.excluded[column] for column in columns},
+                where=(TARGETS.c.source == statement.excluded.source)
+                & stored.is_distinct_from(given),
+            ),
             read.targets,
         )
     await connection.execute(delete(REALISATIONS).where(REALISATIONS.c.reported_by == "seed"))

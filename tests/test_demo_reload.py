@@ -8,20 +8,21 @@ import asyncio
 import contextlib
 import io
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import asyncpg
 import pytest
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.testclient import TestClient
 
 from auth import clients
 from auth.scopes import OrgKind, Scope
 from db.engine import async_url
-from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, MSMES
+from db.models import ELIGIBILITY_DECISIONS, GUARANTEE_STATUS_CHANGES, GUARANTEES, MSMES, TARGETS
 from sinergi.app import create_app
 from sinergi.cli import main
 from sinergi.settings import Settings
@@ -374,3 +375,35 @@ def test_demo_data_alongside_clients_keeps_their_targets_and_realisations(
          "source": "RPJMD Kalteng 2025-2029"}
     ]  # fmt: skip
     assert [row["value"] for row in before["producers"]["realisations"]] == ["1400"]
+
+
+def test_demo_data_updates_its_own_targets_to_a_new_edition(fresh_url: str) -> None:
+    """The demo's targets were inserted only where none was stored, so a new edition of its
+    targets.csv never reached a database it had loaded before: its own stored targets (the
+    same source as its file's) are brought to the file's values; an operator's are kept (the
+    test above)."""
+    key = (
+        (TARGETS.c.indicator_code == "KOP_PRODUKSI_VOLUME")
+        & (TARGETS.c.jurisdiction == "62")
+        & (TARGETS.c.year == 2025)
+        & (TARGETS.c.kind == "target")
+    )
+
+    async def stored(value: int | None = None) -> Decimal:
+        engine = create_async_engine(async_url(fresh_url))
+        try:
+            async with engine.begin() as connection:
+                if value is not None:  # as an earlier edition of the demo's file stored it
+                    await connection.execute(update(TARGETS).where(key).values(value=value))
+                result: Decimal = (
+                    await connection.execute(select(TARGETS.c.value).where(key))
+                ).scalar_one()
+                return result
+        finally:
+            await engine.dispose()
+
+    assert _demo_data(fresh_url) == 0
+    current = asyncio.run(stored())
+    assert asyncio.run(stored(1)) == 1
+    assert _demo_data(fresh_url) == 0
+    assert asyncio.run(stored()) == current == Decimal("222000000000")
