@@ -176,8 +176,8 @@ def _coded_as(
     if kind is _Kind.HELD_UP:
         logger.warning("a statement was held up past the lock timeout%s", _at(error.path))
         return GraphQLError(
-            "held up by another change to the same data (a lock held past the lock timeout); "
-            "nothing of this was applied: send it again after Retry-After seconds",
+            "held up waiting for another transaction's lock (held past the lock timeout); "
+            "send it again after Retry-After seconds",
             nodes=error.nodes,
             path=error.path,
             extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},

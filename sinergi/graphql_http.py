@@ -266,7 +266,9 @@ def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTT
     done and the refused fields' errors (a mutation committed before another of its fields was
     refused); and where the outage withheld the whole answer after the change committed (its
     audit entry could not be written), the error says `applied`, as one over the response size
-    bound does: read back what it changed rather than send it again."""
+    bound does: read back what it changed rather than send it again. So does an outage's error
+    below a root field of an operation that `changed` something: it came after that field's
+    resolver returned, its write committed, and only the answer's read was refused."""
     errors = answer.get("errors") or []
     request_error = answer.get("data") is None and not any(
         isinstance(error, dict) and "path" in error for error in errors
@@ -277,17 +279,34 @@ def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTT
         without_data.pop("data", None)
         return without_data
     if unavailable and changed and request_error:
-        return {**answer, "errors": [_applied(error) for error in errors]}
+        return {**answer, "errors": [_applied(error, _APPLIED) for error in errors]}
+    if unavailable and changed:
+        return {**answer, "errors": [_answer_unread(error) for error in errors]}
     return answer
 
 
-def _applied(error: object) -> object:
-    """A request-level SERVICE_UNAVAILABLE error of an operation that committed its change."""
+_APPLIED = "the change was applied: read it back, do not send it again"
+_ANSWER_UNREAD = (
+    "the change was applied; only its answer could not be read: read it back, do not send it again"
+)
+
+
+def _answer_unread(error: object) -> object:
+    """An error of an operation that committed its change, its SERVICE_UNAVAILABLE ones below a
+    root field saying the write was applied (`_failed_roots`: that field's resolver returned)."""
+    if isinstance(error, dict) and len(error.get("path") or ()) > 1:
+        return _applied(error, _ANSWER_UNREAD)
+    return error
+
+
+def _applied(error: object, told: str) -> object:
+    """A SERVICE_UNAVAILABLE error of an operation that committed its change: its reason (the
+    message's first clause), then `told`, in place of the advice to send it again."""
     if not isinstance(error, dict) or "SERVICE_UNAVAILABLE" not in _codes({"errors": [error]}):
         return error
     extensions = {**error["extensions"], "applied": True}
-    message = f"{error.get('message')}; the change was applied: read it back, do not send it again"
-    return {**error, "message": message, "extensions": extensions}
+    reason = str(error.get("message")).partition("; ")[0]
+    return {**error, "message": f"{reason}; {told}", "extensions": extensions}
 
 
 def _failed_roots(answer: GraphQLHTTPResponse) -> list[object]:

@@ -70,8 +70,8 @@ def held_up() -> Refusal:
     refusal = Refusal(
         503,
         {
-            "message": "held up by another change to the request counts; nothing of this was "
-            "applied: send it again after Retry-After seconds",
+            "message": "held up waiting for another transaction's lock on the request counts;"
+            " nothing of this was applied: send it again after Retry-After seconds",
             "extensions": {"code": "SERVICE_UNAVAILABLE"},
         },
     )

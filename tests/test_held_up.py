@@ -1,6 +1,7 @@
 """A request held up by another transaction's lock is answered as an outage is: 503
 SERVICE_UNAVAILABLE with Retry-After, nothing of it applied, so that the client sends it again;
-not INTERNAL (a write) or QUERY_TOO_COMPLEX (a read) once the statement timeout has run out.
+not INTERNAL (a write) or QUERY_TOO_COMPLEX (a read) once the statement timeout has run out. A
+write that committed before its answer's read was held up says it was applied instead.
 The server's connections wait for a lock half the statement timeout (Settings'
 `lock_timeout_ms`), so a lock wait is told apart from a statement slow on its own work."""
 
@@ -110,3 +111,59 @@ async def test_a_rate_count_held_up_by_a_lock_is_a_coded_503(api: Api, demo_url:
         _held_up(response, waited)
         assert response.headers.get("X-Request-Id")
         assert fresh.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
+
+
+ADD = """
+mutation($input: ParticipationInput!) {
+  addParticipation(input: $input) { id role programme { id name } }
+}
+"""
+PROBE = "held-up-probe"
+PROBES = "SELECT count(*) FROM participations WHERE role = $1"
+
+
+async def test_a_committed_write_whose_answer_is_held_up_says_it_was_applied(
+    quick: Api, demo_url: str
+) -> None:
+    """The participation commits, then reading its programme for the answer is held up by a
+    migration's lock on programmes: the client is told the change was applied and not to send
+    it again (it would add a second participation), never "nothing of this was applied"."""
+    import asyncio
+
+    token = quick.token(CLIENT)
+    variables = {
+        "input": {"programmeId": "PR-MBG", "msmeId": "1", "role": PROBE, "status": "ACTIVE"}
+    }
+    auditing = await asyncpg.connect(demo_url)
+    migrating = await asyncpg.connect(demo_url)
+    try:
+        before = await auditing.fetchval(PROBES, PROBE)
+        audit = auditing.transaction()
+        await audit.start()  # the write waits at its audit entry, before its commit
+        await auditing.execute("SELECT pg_advisory_xact_lock(hashtext('sinergi.audit_log'))")
+        body = {"query": ADD, "variables": variables}
+        posted = asyncio.create_task(asyncio.to_thread(quick.post, body, token))
+        await asyncio.sleep(0.4)
+        migration = migrating.transaction()
+        await migration.start()
+        locking = asyncio.create_task(
+            migrating.execute("LOCK TABLE programmes IN ACCESS EXCLUSIVE MODE")
+        )
+        await asyncio.sleep(0.2)
+        await audit.commit()  # the write commits; the migration's lock is granted after it
+        await locking
+        response = await posted
+        await migration.commit()
+        assert await auditing.fetchval(PROBES, PROBE) == before + 1
+    finally:
+        await auditing.execute("DELETE FROM participations WHERE role = $1", PROBE)
+        await auditing.close()
+        await migrating.close()
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    (error,) = answer["errors"]
+    assert error["path"] == ["addParticipation", "programme"], error
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}, error
+    assert "nothing" not in error["message"], error
+    assert "the change was applied" in error["message"], error
+    assert "do not send it again" in error["message"], error
