@@ -17,7 +17,7 @@ from auth.principal import Principal
 from auth.registry import ClientState
 from auth.service import AuthService, OAuthError, authentication_failed
 from auth.tokens import InvalidToken
-from db.errors import is_unavailable
+from db.errors import transient_reason
 from db.text import UNSTORABLE, storable
 
 logger = logging.getLogger("sinergi.auth")
@@ -75,10 +75,11 @@ async def bearer_user(conn: HTTPConnection) -> PrincipalUser | None:
         logger.info("refused bearer token: %s", error)
         raise BadToken("invalid or expired access token") from None
     except Exception as error:
-        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+        reason = transient_reason(error)
+        if reason is None:  # a bug, not an outage: INTERNAL, logged in full
             raise
         logger.warning("could not check a token: %s", error)
-        raise AuthUnavailable("the database is unavailable") from None
+        raise AuthUnavailable(reason) from None
     return PrincipalUser(admitted.principal, admitted.state)
 
 
@@ -243,10 +244,11 @@ async def token_endpoint(request: Request) -> Response:
     except OAuthError as error:
         return _oauth_error(error)
     except Exception as error:
-        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+        reason = transient_reason(error)
+        if reason is None:  # a bug, not an outage: INTERNAL, logged in full
             raise
         logger.warning("could not issue a token: %s", error)
-        return token_unavailable("the database is unavailable; retry shortly")
+        return token_unavailable(f"{reason}; retry shortly")
     return JSONResponse(answer, headers=NO_STORE)
 
 
@@ -267,10 +269,11 @@ async def jwks_endpoint(request: Request) -> Response:
     try:
         published = await service.jwks()
     except Exception as error:
-        if not is_unavailable(error):  # a bug, not an outage: INTERNAL, logged in full
+        reason = transient_reason(error)
+        if reason is None:  # a bug, not an outage: INTERNAL, logged in full
             raise
         logger.warning("could not read the signing keys: %s", error)
-        return _unavailable("the database is unavailable; retry shortly")
+        return _unavailable(f"{reason}; retry shortly")
     return JSONResponse(published, headers={"Cache-Control": "max-age=300"})
 
 

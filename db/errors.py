@@ -112,6 +112,24 @@ def is_lock_timeout(error: BaseException) -> bool:
     return isinstance(_asyncpg_error(error), asyncpg.exceptions.LockNotAvailableError)
 
 
+def transient_reason(error: BaseException) -> str | None:
+    """Why a statement failed, when `error` is what sending it again shortly mends: the database
+    away (`is_unavailable`), or a statement held up past the lock timeout (`is_lock_timeout`, a
+    migration's table lock, another write's row); None for anything else, a bug or the request's
+    own doing. The one test for every lookup outside the GraphQL executor (a token, a trusted
+    document, a socket's recheck) that answers SERVICE_UNAVAILABLE with Retry-After."""
+    if is_unavailable(error):
+        return "the database is unavailable"
+    if is_lock_timeout(error):
+        return "held up waiting for another transaction's lock (held past the lock timeout)"
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when `error` is an outage or a lock wait past the lock timeout (`transient_reason`)."""
+    return transient_reason(error) is not None
+
+
 def is_serialization_failure(error: BaseException) -> bool:
     """True when `error`, or anything it wraps, is PostgreSQL refusing a repeatable-read
     transaction's change to a row another transaction changed since its snapshot."""

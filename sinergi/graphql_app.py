@@ -46,7 +46,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 
 from auth.http import PrincipalUser
-from db.errors import is_unavailable
+from db.errors import transient_reason
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
@@ -204,7 +204,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         only for a subscribe message or by a running subscription (which still does it, and
         closes the connection as it completes: `run_operation`). A failure of the check itself
         is a bug, logged as strawberry logs its tasks' (sinergi.subscriptions' `until_lapsed`
-        waits out an outage)."""
+        waits out an outage, and a lock held past the lock timeout)."""
         try:
             await subscriptions.until_lapsed(self.context, idle=lambda: not self.operations)
         except Exception as error:
@@ -338,9 +338,10 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     message.get("payload"),
                 )
             except Exception as error:
-                if not is_unavailable(error):
+                reason = transient_reason(error)
+                if reason is None:
                     raise
-                resolved = subscriptions.refused(self.context, service_unavailable())
+                resolved = subscriptions.refused(self.context, service_unavailable(reason))
             if isinstance(resolved, Refusal):
                 refused = ErrorMessage(id=message["id"], type="error", payload=resolved.errors)
                 await self.send_message(refused)
@@ -360,7 +361,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if await subscriptions.lapsed(self.context):
                 await self.websocket.close(code=4403, reason="Forbidden")
         except Exception as error:
-            if not is_unavailable(error):
+            if transient_reason(error) is None:
                 raise
 
 

@@ -50,12 +50,13 @@ PURGE_SECONDS = 300.0
 logger = logging.getLogger("sinergi.rate_limit")
 
 
-def service_unavailable() -> Refusal:
-    """A Refusal, so that a WebSocket's subscribe message is refused with its errors too."""
+def service_unavailable(reason: str = "the database is unavailable") -> Refusal:
+    """A Refusal, so that a WebSocket's subscribe message is refused with its errors too;
+    `reason`, db.errors' `transient_reason` for what failed."""
     refusal = Refusal(
         503,
         {
-            "message": "the database is unavailable; retry shortly",
+            "message": f"{reason}; retry shortly",
             "extensions": {"code": "SERVICE_UNAVAILABLE"},
         },
     )

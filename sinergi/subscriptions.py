@@ -31,7 +31,7 @@ from auth.principal import Principal
 from auth.scopes import OrgKind
 from auth.service import AuthService
 from auth.tokens import InvalidToken
-from db.errors import is_unavailable
+from db.errors import transient_reason
 from resolvers.context import Context, Limits, Live
 from sinergi import metrics, request_context
 from sinergi.guard import OperationChecks, Refusal
@@ -138,10 +138,11 @@ async def admit(
         metrics.observe_websocket_refusal("UNAUTHENTICATED", None)
         raise ConnectionRejectionError({"message": "invalid or expired access token"}) from None
     except Exception as error:  # the registry unread: neither the client's fault nor a bug
-        if not is_unavailable(error):
+        reason = transient_reason(error)
+        if reason is None:
             raise
         metrics.observe_websocket_refusal("SERVICE_UNAVAILABLE", None)
-        raise TryAgainLater.after(service_unavailable()) from None
+        raise TryAgainLater.after(service_unavailable(reason)) from None
     refused = await rate_limiter.admit(websocket.state.primary, principal.client_id)
     if refused is not None:
         later = TryAgainLater.after(refused)
@@ -154,7 +155,7 @@ async def admit(
 
     async def still_authorised() -> bool:
         """Raises what the registry's reading raised when the database is away (db.errors'
-        `is_unavailable`): whether the token stands is then not known."""
+        `is_transient`: away, or held up by a lock): whether the token stands is then not known."""
         try:
             return (await auth.authenticate(token)).principal == principal
         except InvalidToken:
@@ -203,7 +204,7 @@ async def until_lapsed(context: Context, idle: Callable[[], bool]) -> None:
             if await lapsed(context):
                 break
         except Exception as error:
-            if not is_unavailable(error):
+            if transient_reason(error) is None:
                 raise
     if not idle():
         await asyncio.sleep(live.recheck_seconds)

@@ -15,6 +15,7 @@ variables and operation name (`TrustedDocuments.resolve`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +37,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import clients
 from db.engine import one_connection
+from db.errors import transient_reason
 from db.queries import trusted_documents
 from schema.documents import parse_document
 from schema.limits import check_document
 from schema.query_limits import QueryLimits
 from sinergi.guard import OperationChecks, Refusal, bad_request, persisted_hash, sha256
+from sinergi.rate_limit import service_unavailable
+
+logger = logging.getLogger("sinergi.trusted_documents")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +202,15 @@ class TrustedDocuments:
                 wanted.append({sha256(query)} | ({canonical} if canonical else set()))
             else:
                 wanted.append(set())
-        async with engine.connect() as connection:
-            found = await trusted_documents.find(connection, client_id, set().union(*wanted))
+        try:
+            async with engine.connect() as connection:
+                found = await trusted_documents.find(connection, client_id, set().union(*wanted))
+        except Exception as error:  # away, or held up by a migration's lock: sent again later
+            reason = transient_reason(error)
+            if reason is None:
+                raise
+            logger.warning("could not read the trusted documents: %s", error)
+            return service_unavailable(reason)
         for operation, hashes in zip(operations, wanted, strict=True):
             known = hashes & found.keys()
             if operation.get("query") is None:

@@ -167,3 +167,45 @@ async def test_a_committed_write_whose_answer_is_held_up_says_it_was_applied(
     assert "nothing" not in error["message"], error
     assert "the change was applied" in error["message"], error
     assert "do not send it again" in error["message"], error
+
+
+async def test_a_token_request_held_up_is_temporarily_unavailable(
+    quick: Api, demo_url: str
+) -> None:
+    """The client's registration is held up by a migration's lock: RFC 6749's
+    `temporarily_unavailable`, 503 with Retry-After, as in an outage, not a bare 500."""
+    holder = await asyncpg.connect(demo_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE oauth_clients IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            response = quick.token_response(CLIENT)
+            waited = time.monotonic() - started
+    finally:
+        await holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert waited < STATEMENT_TIMEOUT_MS / 1000, "answered at the lock timeout"
+    assert quick.token(CLIENT)
+
+
+async def test_a_persisted_query_held_up_is_a_coded_503(quick: Api, demo_url: str) -> None:
+    """Looking a document up by its hash is held up by a migration's lock on the registered
+    documents: 503 SERVICE_UNAVAILABLE with Retry-After, not a bare 500."""
+    token = quick.token(CLIENT)
+    body = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}}
+    holder = await asyncpg.connect(demo_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE trusted_documents IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            response = quick.post(body, token)
+            waited = time.monotonic() - started
+    finally:
+        await holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", error
+    assert waited < STATEMENT_TIMEOUT_MS / 1000, "answered at the lock timeout"
