@@ -106,6 +106,11 @@ class Context:
     may be stored whatever the operation is told. A single mutation cancelled by the shutdown
     grace with its COMMIT in flight could commit yet be answered `applied: false`; counted by
     sinergi/graphql_app.py's `may_have_changed`, it is answered as maybe applied."""
+    commit_lost: bool = False
+    """A write's COMMIT met an outage (the connection lost as it committed): the server cannot
+    tell whether it was stored, so the operation's outage errors say it may have been applied
+    (sinergi/graphql_http.py's `settled`), and its client reads it back rather than send it
+    again. Kept for the rest of the operation, which its later writes do not undo."""
 
     def __post_init__(
         self,
@@ -148,17 +153,19 @@ class Context:
         INTERNAL. Those notes are then recorded, and the request's own entry, once it is done,
         records only what it hands out after (`record`)."""
         await self._note_writer()
-        before, committing = copy.deepcopy(self.accesses), False
+        before, committing, sent = copy.deepcopy(self.accesses), False, False
         try:
             async with self._held(), self.engine.begin() as connection:
                 yield connection
                 committing = connection.in_transaction()
                 recorded = committing and await self._record_within(connection)
-                self.committing = committing  # the COMMIT is sent as the block ends
+                self.committing = sent = committing  # the COMMIT is sent as the block ends
         except asyncio.CancelledError:
             raise  # cut short: whether its COMMIT went through is not known (`committing`)
-        except BaseException:
+        except BaseException as error:
             self.committing = False
+            # The COMMIT itself lost the connection: it may have been stored (`commit_lost`).
+            self.commit_lost = self.commit_lost or (sent and is_unavailable(error))
             if committing:  # its entry or its commit failed: the write is undone, its notes too
                 self.accesses = before
             raise

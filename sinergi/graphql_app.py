@@ -388,9 +388,19 @@ class _Answered:
         context = self.contexts.get(index)
         return context is not None and context.changed
 
+    def commit_lost(self, index: int) -> bool:
+        """Whether a write of the operation lost its connection as it committed (Context's
+        `commit_lost`): it may have been stored."""
+        context = self.contexts.get(index)
+        return context is not None and context.commit_lost
+
     def any_changed(self) -> bool:
         """Whether any of its operations committed a change."""
         return any(self.changed(index) for index in self.contexts)
+
+    def any_in_doubt(self) -> bool:
+        """Whether any of its operations committed a change or may have (`commit_lost`)."""
+        return self.any_changed() or any(self.commit_lost(index) for index in self.contexts)
 
     def may_have_changed(self) -> bool:
         """Whether a change may be committed by the time a cancelled request is answered: one
@@ -399,7 +409,7 @@ class _Answered:
         reads back before sending it again rather than apply it twice."""
         return (
             self.finishing
-            or self.any_changed()
+            or self.any_in_doubt()
             or any(context.committing for context in self.contexts.values())
         )
 
@@ -682,12 +692,9 @@ class SinergiGraphQL(GraphQL[Context, None]):
         in its place (`_past_bound`)."""
         answered = _ANSWERED.get()
         answers = (
-            [
-                settled(answer, changed=answered is not None and answered.changed(index))
-                for index, answer in enumerate(response_data)
-            ]
+            [self._settled(answer, answered, index) for index, answer in enumerate(response_data)]
             if isinstance(response_data, list)
-            else settled(response_data, changed=answered is not None and answered.changed(0))
+            else self._settled(response_data, answered, 0)
         )
         if isinstance(answers, list) and answered is not None and answered.passing is not None:
             if not any(answered.mutations):
@@ -702,11 +709,21 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 for error in answer.get("errors") or []
             )
         media_type = MediaType(sub_response.media_type or MediaType.JSON)
-        changed = answered is not None and answered.any_changed()
+        changed = answered is not None and answered.any_in_doubt()
         sub_response.status_code = status(answers, media_type, changed=changed)
         if sub_response.status_code == 503:
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return self._bounded(super().create_response(answers, sub_response), answers)
+
+    @staticmethod
+    def _settled(
+        answer: GraphQLHTTPResponse, answered: _Answered | None, index: int
+    ) -> GraphQLHTTPResponse:
+        if answered is None:
+            return settled(answer)
+        return settled(
+            answer, changed=answered.changed(index), commit_lost=answered.commit_lost(index)
+        )
 
     def _past_bound(
         self, answered: _Answered, answers: list[GraphQLHTTPResponse]

@@ -257,7 +257,9 @@ def _codes(answer: GraphQLHTTPResponse) -> list[str]:
     ]
 
 
-def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTTPResponse:
+def settled(
+    answer: GraphQLHTTPResponse, *, changed: bool = False, commit_lost: bool = False
+) -> GraphQLHTTPResponse:
     """The answer as it is sent. A request error (nothing executed: a syntax, validation or
     variable error, none with a `path`) has no `data` entry, as the GraphQL specification asks;
     nor has an answer cut short by a database outage, whose partial data the client must not
@@ -268,12 +270,16 @@ def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTT
     audit entry could not be written), the error says `applied`, as one over the response size
     bound does: read back what it changed rather than send it again. So does an outage's error
     below a root field of an operation that `changed` something: it came after that field's
-    resolver returned, its write committed, and only the answer's read was refused."""
+    resolver returned, its write committed, and only the answer's read was refused. When a
+    write's COMMIT lost its connection (`commit_lost`), whether it was stored is not known:
+    every outage error of the operation says it may have been applied, its data kept."""
     errors = answer.get("errors") or []
     request_error = answer.get("data") is None and not any(
         isinstance(error, dict) and "path" in error for error in errors
     )
     unavailable = "SERVICE_UNAVAILABLE" in _codes(answer)
+    if unavailable and commit_lost:
+        return {**answer, "errors": [_applied(error, _MAYBE_APPLIED) for error in errors]}
     if errors and (request_error or unavailable) and not (unavailable and changed):
         without_data = answer.copy()
         without_data.pop("data", None)
@@ -286,6 +292,10 @@ def settled(answer: GraphQLHTTPResponse, *, changed: bool = False) -> GraphQLHTT
 
 
 _APPLIED = "the change was applied: read it back, do not send it again"
+_MAYBE_APPLIED = (
+    "the change may have been applied (the connection was lost as it committed): read it back"
+    " before sending any of it again"
+)
 _ANSWER_UNREAD = (
     "the change was applied; only its answer could not be read: read it back, do not send it again"
 )

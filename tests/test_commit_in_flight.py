@@ -17,6 +17,7 @@ from auth.scopes import OrgKind
 from db.engine import create_engine
 from resolvers.context import Context
 from sinergi.graphql_app import _Answered
+from sinergi.graphql_http import settled
 from tests.support.databases import as_service
 from tests.support.graphql import principal, request_context
 
@@ -106,4 +107,50 @@ async def test_a_write_that_fails_or_is_cut_short_before_its_commit_was_not_appl
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert not _maybe_applied(context)
+
+
+async def test_a_commit_that_lost_its_connection_may_have_been_applied(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT went through but its answer was lost with the connection: the server cannot
+    tell, so the operation's outage error says it may have been applied, 200 with its data
+    kept, never 503 "retry shortly", which sent again could store it twice. (No deferred
+    trigger can end the backend in the COMMIT itself: the audit entry's append makes every
+    constraint immediate first, db/queries/audit.py.)"""
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+    ending = AsyncTransaction.__aexit__
+
+    async def lost(self: AsyncTransaction, *raised: Any) -> None:
+        await ending(self, *raised)
+        if raised[0] is None:  # committed; its answer is lost on the way
+            raise ConnectionResetError("connection lost while the COMMIT's answer was sent")
+
+    monkeypatch.setattr(AsyncTransaction, "__aexit__", lost)
+    with pytest.raises(ConnectionResetError):
+        async with context.transaction() as connection:
+            await connection.execute(text("SELECT 1"))
+    assert context.commit_lost
+    assert _maybe_applied(context)
+    outage = {
+        "message": "the database is unavailable; retry shortly",
+        "path": ["addParticipation"],
+        "extensions": {"code": "SERVICE_UNAVAILABLE"},
+    }
+    answer = settled({"data": {"addParticipation": None}, "errors": [outage]}, commit_lost=True)
+    assert answer["data"] == {"addParticipation": None}
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}, error
+    assert "may have been applied" in error["message"], error
+    assert "retry" not in error["message"], error
+
+
+async def test_an_outage_before_the_commit_applied_nothing(engine: AsyncEngine) -> None:
+    """An outage met inside the block, before the COMMIT was sent, rolled it back: not
+    `commit_lost`, so its client is told to send it again."""
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+    with pytest.raises(ConnectionResetError):
+        async with context.transaction():
+            raise ConnectionResetError("lost before the commit")
+    assert not context.commit_lost
     assert not _maybe_applied(context)
