@@ -275,7 +275,7 @@ def test_dev_serve_refuses_a_database_serving_real_organisations(
     refusal = said.decode().strip()
     assert "\n" not in refusal, refusal
     assert refusal.startswith("sinergi serve --dev: refusing: the database serves clients")
-    assert "besides the demo's (dinas-7781)" in refusal
+    assert "besides the demo's ('dinas-7781')" in refusal
     assert "unset DATABASE_URL" in refusal
     assert asyncio.run(_client_ids(fresh_url)) == ["dinas-7781"]
 
