@@ -111,6 +111,9 @@ class Context:
     tell whether it was stored, so the operation's outage errors say it may have been applied
     (sinergi/graphql_http.py's `settled`), and its client reads it back rather than send it
     again. Kept for the rest of the operation, which its later writes do not undo."""
+    storing: bool = False
+    """A `single_write`'s block has reached its write (`store`): the statement commits as it
+    runs, so an outage from then on may have come after it was stored (`commit_lost`)."""
 
     def __post_init__(
         self,
@@ -232,20 +235,29 @@ class Context:
         statements run on asyncpg itself (db/driver.py): SQLAlchemy's Connection around them
         cost an eligibility check more CPU than its statements' own Python. The write being the
         last statement, a block that ends without raising has `changed` stored data; one cut
-        short (cancelled) may have, and stays `committing`."""
+        short (cancelled) may have, and stays `committing`; one that loses its connection
+        once its write is under way (`store`) may have too, and is `commit_lost`."""
         await self._note_writer()
         async with self._held(), await check_out(self.primary) as connection:
-            self.committing = True  # its write commits as it runs, wherever in the block
+            self.committing, self.storing = True, False  # its write commits as it runs
             try:
                 yield connection
             except asyncio.CancelledError:
                 raise  # cut short: whether its write went through is not known
-            except BaseException:
+            except BaseException as error:
                 self.committing = False
+                self.commit_lost = self.commit_lost or (self.storing and is_unavailable(error))
                 raise
+            finally:
+                self.storing = False
         self.committing = False
         self._wrote()
         await self._renew_note()
+
+    def store(self) -> None:
+        """Within `single_write`, just before its write: the reads it depends on are done, and
+        an outage from here on may have met the write after it was stored."""
+        self.storing = True
 
     def _wrote(self) -> None:
         """A write committed: the operation has `changed` stored data, and the loaders' caches

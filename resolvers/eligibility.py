@@ -256,7 +256,8 @@ async def check(context: Context, request: Request) -> Row:
 async def _decide(context: Context, kind: str, key: str, request: Request) -> Row:
     """The decision stored, with its MSME's owner's NIK as read for the check (`subject_nik`).
     ImportInProgress, and nothing stored, while an import holds the MSME register. The decision
-    is stored by the last statement, a transaction of its own."""
+    is stored by the last statement, a transaction of its own: an outage while it runs may
+    have met it stored (Context's `store`)."""
     principal = context.principal
     now = today()
     async with context.single_write() as connection:
@@ -274,6 +275,7 @@ async def _decide(context: Context, kind: str, key: str, request: Request) -> Ro
         except InvalidValue as error:
             raise request_error(error) from None
         decision = evaluate(facts, rules)
+        context.store()
         return await queries.store_decision(
             connection,
             {

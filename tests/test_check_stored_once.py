@@ -12,7 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.scopes import OrgKind
+from db.driver import Pooled, Row
 from db.engine import create_engine
+from db.queries import eligibility as eligibility_queries
 from db.queries.audit import AuditWriter
 from schema.engine import Engine
 from tests.support.clock import Clock
@@ -140,3 +142,27 @@ def test_over_http_a_check_whose_audit_fails_is_withheld_and_says_it_was_applied
     assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}
     assert "do not send it again" in error["message"]
     assert asyncio.run(decisions()) == before + 1
+
+
+def test_over_http_a_check_whose_store_lost_its_connection_says_it_may_have_been_applied(
+    api: Api, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision's INSERT commits as it runs: a connection lost while it runs may have come
+    after it was stored. A 503 "retry shortly" would have the lender store a second decision."""
+    store = eligibility_queries.store_decision
+
+    async def lost(connection: Pooled, values: dict[str, Any]) -> Row:
+        await store(connection, values)
+        raise ConnectionResetError("connection lost while the INSERT's answer was sent")
+
+    token = api.token(JAMKRIDA_DEMO)
+    with monkeypatch.context() as patched:
+        patched.setattr(eligibility_queries, "store_decision", lost)
+        response = api.post(
+            {"query": CHECK, "variables": {"request": _request({"nib": "9990000000001"})}}, token
+        )
+    assert response.status_code == 200, response.text
+    assert "Retry-After" not in response.headers
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}, error
+    assert "may have been applied" in error["message"], error

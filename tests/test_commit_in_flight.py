@@ -154,3 +154,25 @@ async def test_an_outage_before_the_commit_applied_nothing(engine: AsyncEngine) 
             raise ConnectionResetError("lost before the commit")
     assert not context.commit_lost
     assert not _maybe_applied(context)
+
+
+async def test_a_single_write_that_lost_its_connection_in_its_write_may_have_been_applied(
+    engine: AsyncEngine,
+) -> None:
+    """A single write's statement commits as it runs: an outage once it is under way (`store`)
+    may have come after it was stored; one in the reads before it stored nothing."""
+    context = request_context(engine, principal(OrgKind.PROVINCE, "62"))
+
+    async def lost(*, storing: bool) -> None:
+        async with context.single_write():
+            if storing:
+                context.store()
+            raise ConnectionResetError("connection lost")
+
+    with pytest.raises(ConnectionResetError):
+        await lost(storing=False)
+    assert not context.commit_lost
+    with pytest.raises(ConnectionResetError):
+        await lost(storing=True)
+    assert context.commit_lost
+    assert _maybe_applied(context)
