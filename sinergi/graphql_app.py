@@ -384,7 +384,7 @@ class _Answered:
 
     def changed(self, index: int) -> bool:
         """Whether the operation committed a change, as its writes recorded it (Context's
-        `changed`): what a mutation whose answer is withheld says it applied."""
+        `changed`)."""
         context = self.contexts.get(index)
         return context is not None and context.changed
 
@@ -394,13 +394,15 @@ class _Answered:
         context = self.contexts.get(index)
         return context is not None and context.commit_lost
 
-    def any_changed(self) -> bool:
-        """Whether any of its operations committed a change."""
-        return any(self.changed(index) for index in self.contexts)
+    def may_have_applied(self, index: int) -> bool:
+        """Whether the operation committed a change or may have (`commit_lost`): what a
+        mutation whose answer is withheld says it applied, and a write the batch's later
+        operations read after, on the primary (`_in_order`)."""
+        return self.changed(index) or self.commit_lost(index)
 
     def any_in_doubt(self) -> bool:
-        """Whether any of its operations committed a change or may have (`commit_lost`)."""
-        return self.any_changed() or any(self.commit_lost(index) for index in self.contexts)
+        """Whether any of its operations committed a change or may have (`may_have_applied`)."""
+        return any(self.may_have_applied(index) for index in self.contexts)
 
     def may_have_changed(self) -> bool:
         """Whether a change may be committed by the time a cancelled request is answered: one
@@ -630,9 +632,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
         CONFLICT, and of two at one version the later could win. Past the size bound, the
         queries left are not run (`create_response` says so in their place); the mutations left
         still run, as they did at once, each answered with what it applied. Once one committed
-        a change, those after it read on the primary, as the client's next request would: the
-        request's reads were bound for a replica that may lag when it began. A mutation under
-        way when the request is cancelled finishes, and none after it starts."""
+        a change, or may have (`may_have_applied`), those after it read on the primary, as the
+        client's next request would: the request's reads were bound for a replica that may lag
+        when it began. A mutation under way when the request is cancelled finishes, and none
+        after it starts."""
         results = []
         for index, data in enumerate(request_data):
             mutation = answered.mutations[index]
@@ -653,7 +656,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
                 answered.finishing = False
             else:
                 results.append(await executed)
-            if answered.changed(index):
+            if answered.may_have_applied(index):
                 wrote = answered.contexts[index]
                 request.scope["state"].update(
                     wrote_recently=True, write_noted=True, noted_at=wrote.noted_at
@@ -736,7 +739,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             if index != answered.passing and index not in answered.after:
                 kept.append(answer)
             elif answered.mutations[index]:
-                kept.append(self._withheld(answer, answered.size, answered.changed(index)))
+                kept.append(self._withheld(answer, answered.size, answered.may_have_applied(index)))
             else:
                 unanswered = index != answered.passing
                 kept.append({"errors": [self._over_bound(answered.size, unanswered=unanswered)]})
@@ -764,7 +767,7 @@ class SinergiGraphQL(GraphQL[Context, None]):
             and is_mutation(answered.operations, self.max_tokens)
             and "data" in answers  # it ran (sinergi.graphql_http's `settled`)
         ):
-            body = orjson.dumps(self._withheld(answers, size, answered.changed(0)))
+            body = orjson.dumps(self._withheld(answers, size, answered.may_have_applied(0)))
             return Response(body, 200, media_type=response.media_type)
         return self._too_large(size, response.media_type)
 
@@ -790,9 +793,10 @@ class SinergiGraphQL(GraphQL[Context, None]):
         self, size: int, *, applied: bool | None = None, unanswered: bool = False
     ) -> dict[str, Any]:
         """QUERY_TOO_COMPLEX naming the response size bound and the size that passed it.
-        `applied`, in place of a mutation's answer: whether its change was committed, which the
-        client then reads back rather than send it again (`extensions.applied`). `unanswered`:
-        in place of a batch's query that came after the bound was passed."""
+        `applied`, in place of a mutation's answer: whether its change was committed, or may have
+        been (`_Answered.may_have_applied`), which the client then reads back rather than send
+        it again (`extensions.applied`). `unanswered`: in place of a batch's query that came
+        after the bound was passed."""
         violation = Violation("response size", self.max_response_bytes, size)
         extensions: dict[str, Any] = {
             "code": "QUERY_TOO_COMPLEX",

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
+from db.writes import msmes
 from schema.query_limits import QueryLimits
 from sinergi.settings import Settings
 from tests.support.demo_data import demo_clients
@@ -178,6 +180,39 @@ def test_a_batch_past_the_bound_answers_each_write_it_ran(bounded: Api) -> None:
     codes = [error["extensions"]["code"] for error in refused["errors"]]
     assert "BAD_USER_INPUT" in codes
     assert _stored(bounded, "7142000000302") is None
+
+
+def test_a_batch_write_past_the_bound_whose_commit_lost_its_connection_may_have_applied(
+    bounded: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creation after the bound was passed whose COMMIT lost its connection was answered
+    `applied: false` (only a commit known to be stored counted): its client, told nothing was
+    stored, sent it again. Whether it was is not known: it says it may have been applied."""
+    create, ending, losing = msmes.create, AsyncTransaction.__aexit__, set()
+
+    async def creating(connection: AsyncConnection, *args: Any, **kwargs: Any) -> Any:
+        losing.add(connection)
+        return await create(connection, *args, **kwargs)
+
+    async def lost(self: AsyncTransaction, *raised: Any) -> None:
+        await ending(self, *raised)
+        if raised[0] is None and self.connection in losing:  # committed; its answer lost
+            raise ConnectionResetError("connection lost while the COMMIT's answer was sent")
+
+    monkeypatch.setattr(msmes, "create", creating)
+    monkeypatch.setattr(AsyncTransaction, "__aexit__", lost)
+    batch = [
+        {"query": TREE},
+        {"query": CREATE, "variables": {"input": _business("7142000000801")}},
+    ]
+    response = bounded.post(batch, bounded.token(CLIENT))
+    assert response.status_code == 200, response.text
+    _, created = response.json()
+    assert created["data"] is None
+    bound, outage = created["errors"]
+    assert _over_bound(bound)["applied"] is True
+    assert outage["extensions"] == {"code": "SERVICE_UNAVAILABLE", "applied": True}, outage
+    assert _stored(bounded, "7142000000801") == {"nib": "7142000000801"}
 
 
 def test_a_batch_of_reads_past_the_bound_is_refused_whole(bounded: Api) -> None:
