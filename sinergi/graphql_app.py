@@ -46,7 +46,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 
 from auth.http import PrincipalUser
-from db.errors import transient_reason
+from db.errors import is_transient, transient_reason
 from resolvers.context import Context, Limits
 from schema.engine import Engine
 from schema.errors import coded
@@ -361,7 +361,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if await subscriptions.lapsed(self.context):
                 await self.websocket.close(code=4403, reason="Forbidden")
         except Exception as error:
-            if transient_reason(error) is None:
+            if not is_transient(error):
                 raise
 
 

@@ -31,7 +31,7 @@ from auth.principal import Principal
 from auth.scopes import OrgKind
 from auth.service import AuthService
 from auth.tokens import InvalidToken
-from db.errors import transient_reason
+from db.errors import is_transient, transient_reason
 from resolvers.context import Context, Limits, Live
 from sinergi import metrics, request_context
 from sinergi.guard import OperationChecks, Refusal
@@ -204,7 +204,7 @@ async def until_lapsed(context: Context, idle: Callable[[], bool]) -> None:
             if await lapsed(context):
                 break
         except Exception as error:
-            if transient_reason(error) is None:
+            if not is_transient(error):
                 raise
     if not idle():
         await asyncio.sleep(live.recheck_seconds)
