@@ -42,16 +42,17 @@ REGION_DIMENSIONS = ("regency", "province")
 FIGURE_ROWS = 10_000
 """The most cells a figure table is estimated at: the request guard costs a table at no more
 (schema.limits). GROUP BY CUBE answers every subtotal too, so a table has up to the product over
-its dimensions of their values plus one: regencies by section, 515 × 22 = 11,330 cells, and
-millions for four dimensions, of which only cells with records are read (6,603 for active by
-year, section and regency over 3,000 demo MSMEs, 13,189 for the widest table over 50,000)."""
+its dimensions of their values plus one: regencies by section, (514 + 1) × (21 + 1) = 11,330
+cells (schema.limits' REGIONS and KBLI_SECTIONS, each plus its subtotal), and millions for four
+dimensions, of which only cells with records are read (6,603 for active by year, section and
+regency over 3,000 demo MSMEs, 13,189 for the widest table over 50,000)."""
 
 FIGURE_CELLS_READ = 15_000
 """The most cells a figure table may read as it runs (`grouped_figures`): past it, refused after
 reading one more row than this, not the whole cube. Above FIGURE_ROWS, since the nation's
-regencies by section (515 × 22 = 11,330 cells) is a legitimate table of two dimensions, and the
-widest table read over 50,000 MSMEs (13,189) fits with it too; a third over the first, for
-margin."""
+regencies by section (11,330 cells, subtotals counted) is a legitimate table of two
+dimensions, and the widest table read over 50,000 MSMEs (13,189) fits with it too; a third over
+the first, for margin."""
 
 _FIGURE_TURNS: WeakKeyDictionary[asyncio.Semaphore, asyncio.Lock] = WeakKeyDictionary()
 """Each HTTP request's turn at reading a figure table, by its connection share (that of its

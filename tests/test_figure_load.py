@@ -83,9 +83,9 @@ def test_a_table_may_read_more_cells_than_it_is_costed_at(
     uncached: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The estimate is capped at FIGURE_ROWS, but a national table of regencies by section
-    reads up to 515 × 22 = 11,330 cells: read against that cap, it was refused though its
-    two dimensions are a legitimate table. Here the cap is made smaller than a table that
-    must still be served."""
+    reads up to (514 + 1) × (21 + 1) = 11,330 cells with its subtotals: read against that cap,
+    it was refused though its two dimensions are a legitimate table. Here the cap is made
+    smaller than a table that must still be served."""
     assert (REGIONS["REGENCY"] + 1) * (KBLI_SECTIONS + 1) < figure_tables.FIGURE_CELLS_READ
     monkeypatch.setattr(figure_tables, "FIGURE_ROWS", 3)
     answer = uncached.graphql("{ msmeFigures(groupBy: [PROVINCE, ACTIVE]) { count } }", ANALYST)
