@@ -3,7 +3,7 @@
 Every load is an upsert keyed on the natural key, so loading twice leaves the same data and a new
 edition of a reference file updates names without touching the records that point at them. The
 demo's targets and realisations are the exception: they fill only what nobody else has set, and
-update only their own (`_load_targets`).
+update only their own, a target told its own by its source (`_load_targets`).
 """
 
 from __future__ import annotations
@@ -380,7 +380,9 @@ async def _load_targets(connection: AsyncConnection, path: Path) -> None:
     would have replaced or read as the latest. Its own realisations are replaced, not
     duplicated; its own targets, stored (those whose source is the one its file gives them), are
     brought to its file's values, so that a new edition of it reaches a database it loaded
-    before; inserted only where none was stored, they never did."""
+    before; inserted only where none was stored, they never did. A target is told the demo's by
+    that source alone: one an operator loaded, quoting the same document in the same words, is
+    taken for the demo's and brought to its values too (README, Command line)."""
     read = await read_targets(connection, path, realisations=True)
     if read.targets:
         statement = insert(TARGETS)

@@ -377,26 +377,31 @@ def test_demo_data_alongside_clients_keeps_their_targets_and_realisations(
     assert [row["value"] for row in before["producers"]["realisations"]] == ["1400"]
 
 
+VOLUME_TARGET = (
+    (TARGETS.c.indicator_code == "KOP_PRODUKSI_VOLUME")
+    & (TARGETS.c.jurisdiction == "62")
+    & (TARGETS.c.year == 2025)
+    & (TARGETS.c.kind == "target")
+)
+"""The stored target of the demo's file's row for KOP_PRODUKSI_VOLUME in Kalteng, 2025."""
+
+
 def test_demo_data_updates_its_own_targets_to_a_new_edition(fresh_url: str) -> None:
     """The demo's targets were inserted only where none was stored, so a new edition of its
     targets.csv never reached a database it had loaded before: its own stored targets (the
-    same source as its file's) are brought to the file's values; an operator's are kept (the
-    test above)."""
-    key = (
-        (TARGETS.c.indicator_code == "KOP_PRODUKSI_VOLUME")
-        & (TARGETS.c.jurisdiction == "62")
-        & (TARGETS.c.year == 2025)
-        & (TARGETS.c.kind == "target")
-    )
+    same source as its file's) are brought to the file's values; an operator's of another source
+    are kept (the test above)."""
 
     async def stored(value: int | None = None) -> Decimal:
         engine = create_async_engine(async_url(fresh_url))
         try:
             async with engine.begin() as connection:
                 if value is not None:  # as an earlier edition of the demo's file stored it
-                    await connection.execute(update(TARGETS).where(key).values(value=value))
+                    await connection.execute(
+                        update(TARGETS).where(VOLUME_TARGET).values(value=value)
+                    )
                 result: Decimal = (
-                    await connection.execute(select(TARGETS.c.value).where(key))
+                    await connection.execute(select(TARGETS.c.value).where(VOLUME_TARGET))
                 ).scalar_one()
                 return result
         finally:
@@ -407,3 +412,32 @@ def test_demo_data_updates_its_own_targets_to_a_new_edition(fresh_url: str) -> N
     assert asyncio.run(stored(1)) == 1
     assert _demo_data(fresh_url) == 0
     assert asyncio.run(stored()) == current == Decimal("222000000000")
+
+
+def test_demo_data_takes_a_target_loaded_with_its_own_source_for_its_own(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """A target is told the demo's by its source alone: an operator who loaded the very
+    document the demo cites, quoted as the demo's file quotes it, sees the demo's value in its
+    place, as the README says (it promised such a target was kept)."""
+    cited = "Rakortek Perencanaan 2025 (Kemendagri, Bappenas and KemenKopUKM, online, 25 Feb 2025)"
+    path = tmp_path / "rakortek.csv"
+    path.write_text(
+        "indicator,jurisdiction,year,kind,value,source\n"
+        f'KOP_PRODUKSI_VOLUME,62,2025,target,300000000000,"{cited}"\n',
+        encoding="utf-8",
+    )
+    assert sinergi(fresh_url, "targets", "load", str(path))[0] == 0
+
+    async def stored() -> Any:
+        engine = create_async_engine(async_url(fresh_url))
+        try:
+            async with engine.connect() as connection:
+                query = select(TARGETS.c.value, TARGETS.c.source).where(VOLUME_TARGET)
+                return tuple((await connection.execute(query)).one())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(stored()) == (Decimal("300000000000"), cited)
+    assert _demo_data(fresh_url, "--alongside-clients") == 0
+    assert asyncio.run(stored()) == (Decimal("222000000000"), cited)
