@@ -167,40 +167,41 @@ def _coded_as(
         unreleased = isinstance(original, NoRelease)
         what = "no figures have been released yet" if unreleased else "the database is unavailable"
         logger.warning("%s%s: %s", what, _at(error.path), original)
-        return GraphQLError(
-            f"{what}; retry shortly",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
-        )
+        return _in_place_of(error, f"{what}; retry shortly", ErrorCode.SERVICE_UNAVAILABLE)
     if kind is _Kind.HELD_UP:
         logger.warning("a statement was held up past the lock timeout%s", _at(error.path))
-        return GraphQLError(
+        return _in_place_of(
+            error,
             "held up waiting for another transaction's lock (held past the lock timeout); "
             "send it again after Retry-After seconds",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": ErrorCode.SERVICE_UNAVAILABLE.value},
+            ErrorCode.SERVICE_UNAVAILABLE,
         )
     if kind is _Kind.TOO_COSTLY:
         logger.warning("a read ran past the statement timeout%s", _at(error.path))
-        return GraphQLError(
+        return _in_place_of(
+            error,
             "the query ran past the statement timeout; ask for less at a time (fewer aliases, "
             "smaller pages, figure tables of fewer dimensions)",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={
-                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-                "limit": "statement timeout",
-            },
+            ErrorCode.QUERY_TOO_COMPLEX,
+            limit="statement timeout",
         )
     correlation_id = uuid.uuid4().hex
     logger.error("internal error %s%s", correlation_id, _at(error.path), exc_info=original)
-    return GraphQLError(
+    return _in_place_of(
+        error,
         f"Internal error; quote {correlation_id} when reporting it.",
-        nodes=error.nodes,
-        path=error.path,
-        extensions={"code": ErrorCode.INTERNAL.value, "correlationId": correlation_id},
+        ErrorCode.INTERNAL,
+        correlationId=correlation_id,
+    )
+
+
+def _in_place_of(
+    error: GraphQLError, message: str, code: ErrorCode, **extensions: str
+) -> GraphQLError:
+    """`message`, coded `code` with `extensions`, where `error` was met (its nodes and path):
+    nothing else of `error` goes out, its text being for the log only."""
+    return GraphQLError(
+        message, nodes=error.nodes, path=error.path, extensions={"code": code.value, **extensions}
     )
 
 
