@@ -8,7 +8,8 @@ The server's connections wait for a lock half the statement timeout (Settings'
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -25,6 +26,7 @@ mutation($id: ID!, $version: Int!, $changes: MsmeChanges!) {
 }
 """
 STATEMENT_TIMEOUT_MS = 2_000
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,20 @@ def _held_up(response: object, waited: float) -> None:
     assert waited < STATEMENT_TIMEOUT_MS / 1000, "answered at the lock timeout"
 
 
+async def _while_locked(url: str, lock: str, send: Callable[[], T]) -> tuple[T, float]:
+    """What `send` answers while another transaction holds what the statement `lock` takes,
+    and how long it took, in seconds."""
+    holder = await asyncpg.connect(url)
+    try:
+        async with holder.transaction():
+            await holder.execute(lock)
+            started = time.monotonic()
+            answered = send()
+            return answered, time.monotonic() - started
+    finally:
+        await holder.close()
+
+
 async def test_a_write_held_up_by_a_row_lock_is_told_to_send_it_again(
     quick: Api, demo_url: str
 ) -> None:
@@ -59,15 +75,11 @@ async def test_a_write_held_up_by_a_row_lock_is_told_to_send_it_again(
     record = quick.graphql(LOOKUP, CLIENT)["data"]["msme"]
     variables = {"id": record["id"], "version": record["version"], "changes": {"name": "Antre"}}
     token = quick.token(CLIENT)
-    holder = await asyncpg.connect(demo_url)
-    try:
-        async with holder.transaction():
-            await holder.execute("SELECT FROM msmes WHERE nib = $1 FOR UPDATE", NIB)
-            started = time.monotonic()
-            response = quick.post({"query": UPDATE, "variables": variables}, token)
-            waited = time.monotonic() - started
-    finally:
-        await holder.close()
+    response, waited = await _while_locked(
+        demo_url,
+        f"SELECT FROM msmes WHERE nib = '{NIB}' FOR UPDATE",
+        lambda: quick.post({"query": UPDATE, "variables": variables}, token),
+    )
     _held_up(response, waited)
     assert quick.graphql(LOOKUP, CLIENT)["data"]["msme"] == record
 
@@ -79,15 +91,11 @@ async def test_a_read_held_up_by_a_migration_s_lock_is_told_to_send_it_again(
     then is 503 with Retry-After, not QUERY_TOO_COMPLEX "ask for less", which asking for less
     would not change."""
     token = quick.token(CLIENT)
-    holder = await asyncpg.connect(demo_url)
-    try:
-        async with holder.transaction():
-            await holder.execute("LOCK TABLE msmes IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            response = quick.post({"query": LOOKUP}, token)
-            waited = time.monotonic() - started
-    finally:
-        await holder.close()
+    response, waited = await _while_locked(
+        demo_url,
+        "LOCK TABLE msmes IN ACCESS EXCLUSIVE MODE",
+        lambda: quick.post({"query": LOOKUP}, token),
+    )
     _held_up(response, waited)
     assert quick.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
 
@@ -99,15 +107,11 @@ async def test_a_rate_count_held_up_by_a_lock_is_a_coded_503(api: Api, demo_url:
     settings = Settings(rate_limit=1_000_000, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     with served(demo_url, settings) as fresh:  # its first request sends the count at once
         token = fresh.token(CLIENT)
-        holder = await asyncpg.connect(demo_url)
-        try:
-            async with holder.transaction():
-                await holder.execute("LOCK TABLE rate_limit_windows IN ACCESS EXCLUSIVE MODE")
-                started = time.monotonic()
-                response = fresh.post({"query": LOOKUP}, token)
-                waited = time.monotonic() - started
-        finally:
-            await holder.close()
+        response, waited = await _while_locked(
+            demo_url,
+            "LOCK TABLE rate_limit_windows IN ACCESS EXCLUSIVE MODE",
+            lambda: fresh.post({"query": LOOKUP}, token),
+        )
         _held_up(response, waited)
         assert response.headers.get("X-Request-Id")
         assert fresh.graphql(LOOKUP, CLIENT)["data"]["msme"]["id"]
@@ -174,15 +178,11 @@ async def test_a_token_request_held_up_is_temporarily_unavailable(
 ) -> None:
     """The client's registration is held up by a migration's lock: RFC 6749's
     `temporarily_unavailable`, 503 with Retry-After, as in an outage, not a bare 500."""
-    holder = await asyncpg.connect(demo_url)
-    try:
-        async with holder.transaction():
-            await holder.execute("LOCK TABLE oauth_clients IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            response = quick.token_response(CLIENT)
-            waited = time.monotonic() - started
-    finally:
-        await holder.close()
+    response, waited = await _while_locked(
+        demo_url,
+        "LOCK TABLE oauth_clients IN ACCESS EXCLUSIVE MODE",
+        lambda: quick.token_response(CLIENT),
+    )
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"]
     assert response.json()["error"] == "temporarily_unavailable"
@@ -195,15 +195,11 @@ async def test_a_persisted_query_held_up_is_a_coded_503(quick: Api, demo_url: st
     documents: 503 SERVICE_UNAVAILABLE with Retry-After, not a bare 500."""
     token = quick.token(CLIENT)
     body = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}}
-    holder = await asyncpg.connect(demo_url)
-    try:
-        async with holder.transaction():
-            await holder.execute("LOCK TABLE trusted_documents IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            response = quick.post(body, token)
-            waited = time.monotonic() - started
-    finally:
-        await holder.close()
+    response, waited = await _while_locked(
+        demo_url,
+        "LOCK TABLE trusted_documents IN ACCESS EXCLUSIVE MODE",
+        lambda: quick.post(body, token),
+    )
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"]
     (error,) = response.json()["errors"]
