@@ -38,6 +38,7 @@ from sinergi.database import (
     ready_url,
     replica_unreachable,
     system_identifier,
+    timed_out,
     unreachable,
 )
 from sinergi.logs import TextFormatter, exception_text
@@ -810,7 +811,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except Exception as error:
-        reason = unreachable(error, settings) or needs_owner(error)
+        reason = unreachable(error, settings) or needs_owner(error) or timed_out(error)
         if reason is None:
             # As Python would print it and exit, but with database errors told without their
             # DETAIL, which quotes the row's values (an owner's NIK on the terminal).

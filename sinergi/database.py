@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import embedded, preparation, provision, releases, roles
 from db.engine import create_engine, one_connection
-from db.errors import privilege_refused
+from db.errors import is_statement_timeout, privilege_refused
 from sinergi.settings import Settings, SettingsError
 
 
@@ -176,6 +176,21 @@ def needs_owner(error: BaseException) -> str | None:
     return (
         f"{refused}: this command needs the database owner's URL (DATABASE_OWNER_URL, or"
         " DATABASE_URL naming the owner)"
+    )
+
+
+def timed_out(error: BaseException) -> str | None:
+    """One line when a command's statement ran past its statement timeout, None otherwise.
+    A command's connection waits for locks without a lock timeout of its own, so this is most
+    often another transaction holding what the command needs (a migration, an import, another
+    operator's command), which only the operator can see and wait out; a traceback told them
+    nothing they could act on."""
+    if not is_statement_timeout(error):
+        return None
+    return (
+        "a statement ran past its time limit, most likely waiting for another transaction"
+        " (a migration, an import, another command; pg_stat_activity shows which): run the"
+        " command again once it has finished"
     )
 
 

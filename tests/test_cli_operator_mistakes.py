@@ -6,6 +6,7 @@ printed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -659,3 +660,26 @@ def test_serve_on_a_port_in_use_is_one_line_before_it_migrates(
         result = _sinergi(tmp_path, env, "serve", "--host", "127.0.0.1", "--port", str(port))
         _one_line(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
         assert run(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")[0][0] == 0
+
+
+async def test_a_command_held_up_by_a_lock_is_one_line(fresh_url: str, tmp_path: Path) -> None:
+    """`clients list` while a migration holds the clients' table: past the command's statement
+    timeout (30 s) it ended in a traceback; it says what most likely held it up, and that
+    running it again is the remedy."""
+    holder = await asyncpg.connect(fresh_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE oauth_clients IN ACCESS EXCLUSIVE MODE")
+            held = await asyncio.to_thread(
+                _sinergi, tmp_path, {"DATABASE_URL": fresh_url}, "clients", "list"
+            )
+    finally:
+        await holder.close()
+    assert (held.returncode, held.stdout) == (2, ""), held.stderr
+    assert held.stderr.startswith("sinergi: a statement ran past its time limit, "), held.stderr
+    assert held.stderr.endswith(": run the command again once it has finished\n"), held.stderr
+    assert held.stderr.count("\n") == 1, held.stderr
+    listed = await asyncio.to_thread(
+        _sinergi, tmp_path, {"DATABASE_URL": fresh_url}, "clients", "list"
+    )
+    assert listed.returncode == 0, listed.stderr
