@@ -78,12 +78,16 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
         try:
             rules.check_decision_age(decision.check_date, today=today())
         except InvalidValue as error:
+            # Past here every refusal tells of the decision (eligible, its check date, not yet
+            # guaranteed, its tenor and cover): each is audited as handing it out.
+            handed_out(info.context, "eligibility_decision", decision.subject_nik)
             raise bad_input(_DECISION, error.reason) from None
         if decision.msme_id is not None:
             # The guarantee's foreign key would otherwise wait on the records an import holds.
             await after_imports(connection)
         guarantor = await queries.lock_guarantor(connection, principal.client_id)
         if guarantor is None:
+            handed_out(info.context, "eligibility_decision", decision.subject_nik)
             raise bad_input(
                 "guarantee", "the guarantor's equity is not registered, so its limit is unknown"
             )
@@ -115,6 +119,8 @@ async def record(info: Info[Context, Any], new: NewGuarantee) -> Record:
                 )
             )
         if got.errors:
+            # Even a refusal for its bank alone tells the decision is eligible and unguaranteed.
+            handed_out(info.context, "eligibility_decision", decision.subject_nik)
             raise invalid([InvalidValue(f"guarantee.{e.field}", e.reason) for e in got.errors])
         # The register last, once the request itself is one that would be recorded: a refusal
         # of the request tells nothing of the business as it stands today. Placed where the
@@ -209,15 +215,15 @@ async def change_status(
                 today=today(),
             )
         )
-        if got.errors:
-            # Each names the guarantee's status or its dates, whatever else is refused: the
-            # guarantee is handed out, and the refusal audited as a read of it. A refused
-            # request otherwise let a guarantor poll a guarantee's status with no trace.
-            handed_out(info.context, "guarantee", guarantee.subject_nik)
         checked_note = got.optional(
             note, lambda given: validate_text(given, field="note", max_length=NOTE_MAX)
         )
         if got.errors:
+            # Every refusal tells of the guarantee's status or dates, even one for its note
+            # alone (the transition and date were allowed): the guarantee is handed out, and the
+            # refusal audited as a read of it. A refused request otherwise let a guarantor poll
+            # a guarantee's status with no trace.
+            handed_out(info.context, "guarantee", guarantee.subject_nik)
             raise invalid(got.errors)
         changed = await queries.change_status(
             connection,

@@ -50,7 +50,11 @@ async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_
     (error,) = backwards.errors
     assert error.extensions["field"] == "guarantee.endsOn"
     assert "R01" not in error.message
-    assert await subjects_and_records(engine, "RecheckProbe") == []
+    # Nothing of the register, but the decision's standing (eligible, not yet guaranteed): an
+    # entry handing the decision out, as every refusal past finding it is.
+    assert await subjects_and_records(engine, "RecheckProbe") == [
+        ([NIK], {"eligibility_decision": 1})
+    ]
 
     recheck = await run(engine, GUARANTOR, PROBE, {"g": {**guarantee, "endsOn": "2027-12-06"}})
     (error,) = recheck.errors
@@ -58,4 +62,4 @@ async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_
     assert "R01 SUBJECT_REGISTERED" in error.message
     assert await subjects_and_records(engine, "RecheckProbe") == [
         ([NIK], {"eligibility_decision": 1})
-    ]
+    ] * 2

@@ -30,6 +30,16 @@ mutation RefusalStatus($id: ID!, $status: GuaranteeStatus!, $on: Date!) {
   changeGuaranteeStatus(guaranteeId: $id, status: $status, effectiveOn: $on) { status }
 }
 """
+NOTED = """
+mutation RefusalNote($id: ID!, $status: GuaranteeStatus!, $on: Date!, $note: String) {
+  changeGuaranteeStatus(guaranteeId: $id, status: $status, effectiveOn: $on, note: $note) {
+    status
+  }
+}
+"""
+BANKLESS = """
+mutation RefusalBank($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }
+"""
 INELIGIBLE = """
 mutation RefusalIneligible($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }
 """
@@ -156,5 +166,37 @@ async def test_a_guarantee_refused_as_the_decision_is_not_eligible_is_audited(
     (error,) = refused.errors
     assert "is NOT_ELIGIBLE" in error.message
     assert await subjects_and_records(engine, "RefusalIneligible") == [
+        ([nik], {"eligibility_decision": 1})
+    ]
+
+
+async def test_a_status_change_refused_for_its_note_alone_is_audited(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """A note too long with an allowed status and date is refused for the note alone, which
+    tells that the transition and date were allowed: polled status by status, it read the
+    guarantee's status and latest date with no trace."""
+    nik = "6271995204889925"
+    guarantee_id = await _recorded(
+        engine, await _decision(engine, reference_url, "7749900000025", nik)
+    )
+    variables = {"id": guarantee_id, "status": "CLAIMED", "on": "2026-12-06", "note": "x" * 1001}
+    refused = await run(engine, GUARANTOR, NOTED, variables)
+    (error,) = refused.errors
+    assert error.extensions["field"] == "note"
+    assert await subjects_and_records(engine, "RefusalNote") == [([nik], {"guarantee": 1})]
+
+
+async def test_a_guarantee_refused_for_its_bank_alone_is_audited(
+    engine: AsyncEngine, reference_url: str
+) -> None:
+    """An empty bank is refused only once the decision is found eligible and unguaranteed,
+    which the refusal tells."""
+    nik = "6271995204889926"
+    decision_id = await _decision(engine, reference_url, "7749900000026", nik)
+    refused = await run(engine, GUARANTOR, BANKLESS, {"g": {**_guarantee(decision_id), "bank": ""}})
+    (error,) = refused.errors
+    assert "bank" in error.message
+    assert await subjects_and_records(engine, "RefusalBank") == [
         ([nik], {"eligibility_decision": 1})
     ]
