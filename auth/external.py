@@ -30,7 +30,7 @@ from auth.tokens import InvalidToken, shown, verify
 from db.models import PRINCIPAL_ID_LENGTH
 from db.text import storable
 from domain.errors import InvalidValue
-from domain.identifiers import region_level
+from domain.identifiers import is_within, region_level
 from domain.text import printable
 
 REFETCH_AFTER_SECONDS = 60.0
@@ -70,7 +70,9 @@ class ExternalIssuer:
     `client_id_claim` names the client within the issuer (`sub` standing in for the default
     `azp` alone: a token without a claim configured otherwise is refused); the principal is
     that client as the token's org kind and jurisdiction (`external_client_id`), refused when
-    that id is longer than Sinergi keeps (PRINCIPAL_ID_LENGTH)."""
+    that id is longer than Sinergi keeps (PRINCIPAL_ID_LENGTH). `org_kinds` and `jurisdictions`,
+    when given, cap what its tokens may claim (`_cap_refusal`): the claims are the SSO's word,
+    and a cap is how the operator bounds what a compromised or misconfigured SSO can say."""
 
     issuer: str
     jwks_url: str
@@ -83,6 +85,8 @@ class ExternalIssuer:
     scope_map: Mapping[str, str] = field(default_factory=dict)
     purpose: str = ""
     max_lifetime: int = DEFAULT_MAX_LIFETIME_SECONDS
+    org_kinds: tuple[OrgKind, ...] | None = None
+    jurisdictions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
@@ -103,6 +107,83 @@ class ExternalIssuer:
             raise ValueError("max_lifetime must be a whole number of seconds")
         if self.max_lifetime < 1:
             raise ValueError("max_lifetime must be at least 1 second")
+        if self.org_kinds is not None:
+            object.__setattr__(self, "org_kinds", _org_kinds(self.org_kinds))
+        if self.jurisdictions is not None:
+            object.__setattr__(self, "jurisdictions", _jurisdictions(self.jurisdictions))
+
+
+_CAPPED_LEVELS = frozenset(level for levels in JURISDICTION_LEVELS.values() for level in levels)
+"""The levels a token's jurisdiction may be: a cap below them (a district's) would admit none."""
+
+
+def _listed(name: str, value: object, items: str, choices: str = "") -> list[Any]:
+    """`value` as the JSON list of `items` the field `name` must be: neither empty (a cap that
+    admits no token is a slip, not a way to disable an issuer) nor naming one item twice."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{name} must be a JSON list of {items}{choices}, got {value!r}")
+    if not value:
+        raise ValueError(
+            f"{name} is empty, which admits no token: list the {items} the issuer may speak for,"
+            " or leave it out for any"
+        )
+    for index, item in enumerate(value):
+        if item in value[:index]:
+            raise ValueError(f"{name} lists {item!r} twice")
+    return list(value)
+
+
+def _org_kinds(value: object) -> tuple[OrgKind, ...]:
+    choices = f" ({', '.join(OrgKind)})"
+    kinds = []
+    for kind in _listed("org_kinds", value, "org kinds", choices):
+        try:
+            kinds.append(OrgKind(kind))
+        except ValueError:
+            raise ValueError(f"org_kinds: {kind!r} is not an org kind{choices}") from None
+    return tuple(kinds)
+
+
+def _jurisdictions(value: object) -> tuple[str, ...]:
+    """Region codes as a jurisdiction is written (`ID` the nation, a province's, a regency's or
+    a city's), exactly: a token's jurisdiction is compared with them as it is spelt."""
+    codes = _listed("jurisdictions", value, "region codes")
+    for code in codes:
+        if not isinstance(code, str):
+            raise ValueError(
+                f'jurisdictions: {code!r} is not a region code (a string, such as "62")'
+            )
+        try:
+            level = region_level(code, field="jurisdictions")
+        except InvalidValue as error:
+            raise ValueError(f"jurisdictions: {code!r} {error.reason}") from None
+        if level not in _CAPPED_LEVELS:
+            raise ValueError(
+                f"jurisdictions: {code!r} is a {level.value}'s code, within which no token's"
+                " jurisdiction lies (ID, a province's, a regency's or a city's)"
+            )
+    return tuple(codes)
+
+
+def _cap_refusal(issuer: ExternalIssuer, org_kind: OrgKind, jurisdiction: str) -> str | None:
+    """Why a token of `issuer` may not claim `org_kind` and `jurisdiction` (a code of a level
+    the org kind may have, checked before), or None when it may: the org kind must be one of its
+    `org_kinds`, the jurisdiction one of its `jurisdictions` or lie within one (is_within: `ID`
+    holds every jurisdiction, a province its regencies and cities). The one rule for a token
+    and for an id an operator names (`external_principal`)."""
+    if issuer.org_kinds is not None and org_kind not in issuer.org_kinds:
+        return (
+            f"org kind {org_kind.value!r} is not among the org_kinds of {issuer.issuer}"
+            f" ({', '.join(issuer.org_kinds)})"
+        )
+    if issuer.jurisdictions is not None and not any(
+        is_within(jurisdiction, cap) for cap in issuer.jurisdictions
+    ):
+        return (
+            f"jurisdiction {jurisdiction!r} lies within none of the jurisdictions of"
+            f" {issuer.issuer} ({', '.join(issuer.jurisdictions)})"
+        )
+    return None
 
 
 def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
@@ -208,6 +289,8 @@ async def principal_from_claims(
     _check_text("organisation", organisation)
     if (refusal := await jurisdiction_refusal(org_kind, jurisdiction, level_of)) is not None:
         raise InvalidToken(f"external claims: {refusal}")
+    if (refusal := _cap_refusal(issuer, org_kind, jurisdiction)) is not None:
+        raise InvalidToken(f"external claims: {refusal}")
     principal_id = external_client_id(issuer.issuer, client_id, org_kind, jurisdiction)
     if len(principal_id) > PRINCIPAL_ID_LENGTH:
         # Its first check would fail storing the decision, as an INTERNAL error, after the work.
@@ -254,9 +337,9 @@ def external_client_id(issuer: str, claimed: str, org_kind: OrgKind, jurisdictio
 def external_principal(issuers: Mapping[str, ExternalIssuer], client_id: str) -> str | None:
     """Why `client_id` is not the id of a principal a token of an issuer in `issuers` could
     carry (`external_client_id`), or None when it is: `ISSUER#CLIENT@ORG_KIND:JURISDICTION` of a
-    configured issuer, an org kind, a jurisdiction of its level, no longer than a token's may
-    be. What an operator sets for an id no token carries (an equity, trusted documents) would
-    be set for nobody."""
+    configured issuer, an org kind, a jurisdiction of its level, both within the issuer's caps
+    (`_cap_refusal`), no longer than a token's may be. What an operator sets for an id no token
+    carries (an equity, trusted documents) would be set for nobody."""
     issuer = next((name for name in issuers if client_id.startswith(f"{name}#")), None)
     if issuer is None:
         return "not ISSUER#CLIENT@ORG_KIND:JURISDICTION of an issuer in SINERGI_EXTERNAL_ISSUERS"
@@ -270,6 +353,8 @@ def external_principal(issuers: Mapping[str, ExternalIssuer], client_id: str) ->
         return str(error)
     if not _shaped_as_jurisdiction(org_kind, jurisdiction):
         return f"{jurisdiction!r} is not a jurisdiction of a {org_kind.value}"
+    if (refusal := _cap_refusal(issuers[issuer], org_kind, jurisdiction)) is not None:
+        return refusal
     if len(client_id) > PRINCIPAL_ID_LENGTH:
         return f"longer than the {PRINCIPAL_ID_LENGTH} characters a token's client id may be"
     return None

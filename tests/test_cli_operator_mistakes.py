@@ -7,6 +7,7 @@ printed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -164,6 +165,64 @@ def test_malformed_external_issuers_are_one_line(tmp_path: Path) -> None:
         "SINERGI_EXTERNAL_ISSUERS must be a JSON list of objects with issuer, jwks_url, audience"
         " and optional claim names: ExternalIssuer.__init__() missing 2 required positional"
         " arguments: 'jwks_url' and 'audience'",
+    )
+
+
+_KINDS = "ministry, province, regency, bumd, custodian"
+MALFORMED_CAPS = {
+    "org-kinds-not-a-list": (
+        {"org_kinds": "bumd"},
+        f"org_kinds must be a JSON list of org kinds ({_KINDS}), got 'bumd'",
+    ),
+    "org-kind-unknown": (
+        {"org_kinds": ["bumd", "bank"]},
+        f"org_kinds: 'bank' is not an org kind ({_KINDS})",
+    ),
+    "org-kinds-empty": (
+        {"org_kinds": []},
+        "org_kinds is empty, which admits no token: list the org kinds the issuer may speak"
+        " for, or leave it out for any",
+    ),
+    "org-kind-twice": ({"org_kinds": ["bumd", "bumd"]}, "org_kinds lists 'bumd' twice"),
+    "jurisdictions-not-a-list": (
+        {"jurisdictions": "62"},
+        "jurisdictions must be a JSON list of region codes, got '62'",
+    ),
+    "jurisdictions-empty": (
+        {"jurisdictions": []},
+        "jurisdictions is empty, which admits no token: list the region codes the issuer may"
+        " speak for, or leave it out for any",
+    ),
+    "jurisdiction-undotted": (
+        {"jurisdictions": ["6271"]},
+        "jurisdictions: '6271' must be \"ID\" or a code shaped PP, PP.KK, PP.KK.CC or"
+        " PP.KK.CC.DDDD; did you mean 62.71?",
+    ),
+    "jurisdiction-a-number": (
+        {"jurisdictions": [62]},
+        'jurisdictions: 62 is not a region code (a string, such as "62")',
+    ),
+    "jurisdiction-a-district": (
+        {"jurisdictions": ["62.71.01"]},
+        "jurisdictions: '62.71.01' is a district's code, within which no token's jurisdiction"
+        " lies (ID, a province's, a regency's or a city's)",
+    ),
+    "jurisdiction-twice": ({"jurisdictions": ["62", "61", "62"]}, "jurisdictions lists '62' twice"),
+}
+
+
+@pytest.mark.parametrize(("cap", "reason"), MALFORMED_CAPS.values(), ids=list(MALFORMED_CAPS))
+def test_a_malformed_cap_of_an_external_issuer_is_one_line(
+    tmp_path: Path, cap: dict[str, object], reason: str
+) -> None:
+    """What an issuer's tokens may claim (`org_kinds`, `jurisdictions`): a cap an operator
+    misspells must stop every command, never be read as no cap, nor as one admitting nothing."""
+    issuer = {"issuer": "https://sso.example.go.id/realms/dinas", "audience": "sinergi"}
+    issuers = json.dumps([{**issuer, "jwks_url": "https://sso.example.go.id/certs", **cap}])
+    _one_line(
+        _sinergi(tmp_path, {"SINERGI_EXTERNAL_ISSUERS": issuers}, "clients", "list"),
+        "SINERGI_EXTERNAL_ISSUERS must be a JSON list of objects with issuer, jwks_url, audience"
+        f" and optional claim names: {reason}",
     )
 
 
