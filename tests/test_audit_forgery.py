@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -209,20 +210,22 @@ def test_entries_from_before_macs_verify_and_none_may_follow_them(
 
 
 UNSIGNABLE = {
-    "a float jsonb rewrites": {"f": 1e16},
-    "negative zero": {"f": -0.0},
-    "a float in a list": {"z": {"b": [1, 0.5]}},
-    "a key that is no string": {1: "one"},
+    "a float jsonb rewrites": ({"f": 1e16}, "entry.f"),
+    "negative zero": ({"f": -0.0}, "entry.f"),
+    "a float in a list": ({"z": {"b": [1, 0.5]}}, "entry.z.b[1]"),
+    "a float in a tuple": ({"z": ("s", 0.5)}, "entry.z[1]"),
+    "a key that is no string": ({"s": "t", "z": {1: "one"}}, "entry.z"),
 }
 
 
-@pytest.mark.parametrize("entry", UNSIGNABLE.values(), ids=UNSIGNABLE.keys())
+@pytest.mark.parametrize(("entry", "where"), UNSIGNABLE.values(), ids=UNSIGNABLE.keys())
 def test_an_entry_jsonb_would_not_give_back_as_written_is_refused_as_it_is_signed(
-    entry: dict[Any, Any],
+    entry: dict[Any, Any], where: str
 ) -> None:
     """Stored, `1e16` comes back as `10000000000000000` and `-0.0` as `0.0`: its MAC would fail
-    and read as tampering. Refused when signed, so a change writing one fails in the tests."""
-    with pytest.raises(UnsignableEntry, match="audit entry refused"):
+    and read as tampering. Refused when signed, naming where, so a change writing one fails in
+    the tests."""
+    with pytest.raises(UnsignableEntry, match=rf"audit entry refused: {re.escape(where)} "):
         entry_mac(entry_key(KEY), new_nonce(), "x", entry, [])
     assert entry_mac(entry_key(KEY), new_nonce(), "x", {"n": 1, "b": [True, None, "s"]}, [])
 
