@@ -56,3 +56,19 @@ def test_a_request_s_context_is_freed_without_the_cyclic_collector(
             await engine.dispose()
 
     assert asyncio.run(answered())
+
+
+def test_serving_collects_the_young_generation_less_often_and_stops_at_the_app_s_end(
+    module_reference_url: str,
+) -> None:
+    """With no cycle left behind by a request, the young generation's collections set off by
+    bursts of allocation found nothing to free, each walking every request in flight: while
+    the app serves they wait for YOUNG_OBJECTS, and once it stops the threshold is what it
+    was, for whatever else the process runs."""
+    from sinergi.app import YOUNG_OBJECTS
+    from tests.support.http import served
+
+    before = gc.get_threshold()
+    with served(module_reference_url):
+        assert gc.get_threshold() == (YOUNG_OBJECTS, *before[1:])
+    assert gc.get_threshold() == before
