@@ -27,8 +27,11 @@ says so once that is longer than sealing ever takes (sinergi/audit_sealer.py).
 
 from __future__ import annotations
 
+from collections import namedtuple
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Dialect, Text, bindparam, cast, column, func, select, text
@@ -251,6 +254,23 @@ _PARTITION = (
 )
 
 
+def _by_name(rows: Sequence[Record]) -> list[Any]:
+    """`rows` as named tuples, their columns read as SQLAlchemy's rows are (`row.seq`): one
+    SQLAlchemy's Row finds by name costs half a microsecond, and sealing an entry reads its
+    columns a score of times (its link, its hash, its MAC and its seal), 12 µs an entry, as
+    much as checking its MAC; once copied, a few hundredths of one."""
+    if not rows:
+        return []
+    shape = _named(tuple(rows[0]._fields))
+    return [shape._make(row) for row in rows]
+
+
+@cache
+def _named(fields: tuple[str, ...]) -> type[Any]:
+    """A named tuple of the statement's columns, made once for each statement."""
+    return namedtuple("StoredEntry", fields)
+
+
 @dataclass(frozen=True, slots=True)
 class Unsealed:
     """The oldest entry written since the last seal, and how long it had waited then."""
@@ -436,7 +456,7 @@ async def seal(
     reason = ""
     while len(seqs) < batch and refused_at is None:
         bounds = {"after": previous_seq, "rows": min(PARTITION, batch - len(seqs))}
-        rows = (await connection.execute(_PARTITION, bounds)).all()
+        rows = _by_name((await connection.execute(_PARTITION, bounds)).all())
         if not rows:
             break
         for row in rows:
