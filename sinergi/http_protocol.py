@@ -106,9 +106,10 @@ def head_timeout_seconds() -> int:
     return Settings.from_env().head_timeout_seconds
 
 
-class HeadOverBound(Exception):
-    """Raised from httptools' callback when a head read whole is over its bound: httptools stops
-    parsing the read at once, so nothing of the request reaches the app."""
+class HeadRefused(Exception):
+    """Raised from httptools' callback when a head read whole is refused (over its bound, an
+    upgrade with a body): httptools stops parsing the read at once, so nothing of the request
+    reaches the app."""
 
 
 class GatheringHttpToolsProtocol(HttpToolsProtocol):
@@ -120,7 +121,8 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     in fewer reads than that takes (a read may hold ~256 KB), once it has been read. The same
     bound holds for the rest of a request that is not body: a chunked body's trailer fields are
     joined as headers are, so past it the connection is closed. A request httptools cannot
-    parse is answered 400 in the same coded shape, and the connection closed.
+    parse is answered 400 in the same coded shape, and the connection closed; so is a request
+    asking for a protocol upgrade that declares a body (`on_headers_complete`).
 
     A connection's head has `head_timeout_seconds` to come whole, from the connection's opening
     (or, kept alive, from its next request's first byte: until then uvicorn's keep-alive timeout
@@ -137,8 +139,9 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         it; None between requests."""
         self._in_head = False
         self._head_refused = False
-        """A head over its bound was refused: answered 431 once the answers before it are, the
-        rest of the connection unread."""
+        """A head was refused (over its bound: 431; an upgrade with a body: 400): answered
+        (`_refusal`) once the answers before it are, the rest of the connection unread."""
+        self._refusal: tuple[int, str, str] = (431, "headers", "")
         self._framed = False
         """A chunk was framed in the read being parsed."""
         self._head_timer: asyncio.TimerHandle | None = None
@@ -192,7 +195,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
             return
         self._unparsed_bytes += max(0, len(data) - self._elsewhere)
         if self._unparsed_bytes > self.max_head_bytes:
-            self._refuse()
+            self._refuse(431, "headers", self._over_bound())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -208,11 +211,23 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._head_came()
         head_bytes = self._head_bytes()
         if head_bytes > self.max_head_bytes:
-            self._refuse()
-            raise HeadOverBound(head_bytes)
+            self._refuse(431, "headers", self._over_bound())
+            raise HeadRefused(head_bytes)
+        if self.parser.should_upgrade() and self._declares_body():
+            # httptools hands the connection to the WebSocket protocol at the head's end, which
+            # refuses a body by discarding all that follows, answering nothing and closing
+            # nothing: held for ever, with no token, the head's time stopped here.
+            self._refuse(400, "headers", "a request asking for a protocol upgrade has no body")
+            raise HeadRefused(head_bytes)
         self._in_head = False
         self._elsewhere += head_bytes
         super().on_headers_complete()
+
+    def _declares_body(self) -> bool:
+        return any(
+            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+            for name, value in self.headers
+        )
 
     def _head_bytes(self) -> int:
         """The head just read, as its request line and header lines (`name: value`) are
@@ -233,8 +248,8 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed_bytes = None
         super().on_message_complete()
 
-    def _refuse(self) -> None:
-        """In the head: 431, coded as the app's own refusals of a request are, and the
+    def _refuse(self, status: int, field: str, reason: str) -> None:
+        """In the head: `status`, coded as the app's own refusals of a request are, and the
         connection closed, the rest of the head never read; once the requests pipelined before
         it are answered, if they are not yet (`on_response_complete`), so that each answer goes
         out in its request's place. Past it (a trailer), the request's answer may be under way,
@@ -243,19 +258,18 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_head:
             self.transport.close()
             return
-        self._head_refused = True
+        self._head_refused, self._refusal = True, (status, field, reason)
         self.transport.pause_reading()
         if self.cycle is None or self.cycle.response_complete:
-            self._answer_431()
+            self._answer_and_close(*self._refusal)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self._head_refused and self.cycle.response_complete:
-            self._answer_431()
+            self._answer_and_close(*self._refusal)
 
-    def _answer_431(self) -> None:
-        reason = f"a request's line and headers may be at most {self.max_head_bytes} bytes"
-        self._answer_and_close(431, "headers", reason)
+    def _over_bound(self) -> str:
+        return f"a request's line and headers may be at most {self.max_head_bytes} bytes"
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what httptools cannot parse (Content-Length beside

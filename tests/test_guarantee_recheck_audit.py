@@ -60,6 +60,7 @@ async def test_a_refused_request_tells_nothing_of_the_register_and_its_rechecks_
     (error,) = recheck.errors
     assert error.extensions["field"] == "guarantee.decisionId"
     assert "R01 SUBJECT_REGISTERED" in error.message
-    assert await subjects_and_records(engine, "RecheckProbe") == [
-        ([NIK], {"eligibility_decision": 1})
-    ] * 2
+    assert (
+        await subjects_and_records(engine, "RecheckProbe")
+        == [([NIK], {"eligibility_decision": 1})] * 2
+    )

@@ -106,6 +106,15 @@ def _until_closed(sock: socket.socket) -> bytes:
     return answer
 
 
+def _json_answer(sock: socket.socket) -> bytes:
+    """One answer the server writes on `sock`, read until its JSON body ends; the connection
+    kept."""
+    answer = b""
+    while not answer.endswith(b"}"):
+        answer += sock.recv(65_536)
+    return answer
+
+
 def test_a_connection_whose_head_does_not_come_is_closed(address: tuple[str, int]) -> None:
     """uvicorn times a connection out only once it has answered on it, and no more once a
     next request's first byte has come: 19,985 connections that sent nothing, or part of a
@@ -119,9 +128,7 @@ def test_a_connection_whose_head_does_not_come_is_closed(address: tuple[str, int
             assert _until_closed(sock) == b""
     with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
         sock.sendall(request)
-        answer = b""
-        while not answer.endswith(b"}"):  # /healthz's JSON, its whole answer
-            answer += sock.recv(65_536)
+        answer = _json_answer(sock)
         assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
         sock.sendall(request[:-10])
         assert _until_closed(sock) == b""
@@ -150,9 +157,81 @@ def test_a_lone_line_end_after_an_answer_does_not_hold_the_connection(
     request = _get(address)
     with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
         sock.sendall(request)
-        answer = b""
-        while not answer.endswith(b"}"):  # /healthz's JSON, its whole answer
-            answer += sock.recv(65_536)
+        answer = _json_answer(sock)
         assert _statuses(answer) == [b"HTTP/1.1 200 OK"], answer[:300]
         sock.sendall(b"\r\n")
         assert _until_closed(sock) == b""
+
+
+def _early_answered(address: tuple[str, int], length: int) -> bytes:
+    """The head of a request refused before its body is read (415: a body that is not JSON)."""
+    head = b"POST /graphql HTTP/1.1\r\nHost: %s:%d\r\n" % (address[0].encode(), address[1])
+    return head + b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % length
+
+
+def test_a_body_that_falls_silent_after_its_request_was_answered_is_closed(
+    address: tuple[str, int],
+) -> None:
+    """The rest of a body after an early answer (no token needed: a 401 or 415) is timed as a
+    head from its first read, the app having answered and uvicorn's keep-alive timer stopped by
+    that byte: untimed, a client that fell silent held the connection for ever."""
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        sock.sendall(_early_answered(address, 600))
+        assert _statuses(_json_answer(sock)) == [b"HTTP/1.1 415 Unsupported Media Type"]
+        time.sleep(HEAD_TIMEOUT / 5)
+        sock.sendall(b"a" * 100)
+        assert _until_closed(sock) == b""
+
+
+def test_a_body_trickled_after_its_request_was_answered_is_closed(
+    address: tuple[str, int],
+) -> None:
+    """A byte of body now and then after an early answer does not keep the connection: its
+    time runs from the first, not from each (a body not yet answered has its own deadline)."""
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        sock.sendall(_early_answered(address, 1_000_000))
+        assert _statuses(_json_answer(sock)) == [b"HTTP/1.1 415 Unsupported Media Type"]
+        sock.settimeout(HEAD_TIMEOUT / 4)
+        started = time.monotonic()
+        while time.monotonic() - started < CLOSED_WITHIN:
+            try:
+                sock.sendall(b"a")
+                if sock.recv(65_536) == b"":
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        else:
+            pytest.fail(f"still open after {CLOSED_WITHIN} s of a byte every {HEAD_TIMEOUT / 4} s")
+        assert time.monotonic() - started < 5 * HEAD_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "body"),
+    [
+        (b"websocket", b"Content-Length: 1\r\n"),
+        (b"websocket", b"Transfer-Encoding: chunked\r\n"),
+        (b"h2c", b"Content-Length: 600\r\n"),
+    ],
+)
+def test_an_upgrade_declaring_a_body_is_refused(
+    address: tuple[str, int], upgrade: bytes, body: bytes
+) -> None:
+    """httptools hands the connection to the WebSocket protocol at the head's end, which refuses
+    a body by discarding all that follows: it answered nothing and closed nothing, a connection
+    held for ever with no token. An upgrade uvicorn does not take (h2c) and its body are
+    refused alike: httptools reads nothing past an upgrade's head."""
+    head = b"GET /graphql HTTP/1.1\r\nHost: %s:%d\r\n" % (address[0].encode(), address[1])
+    head += (
+        b"Connection: Upgrade\r\nUpgrade: %s\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n%s\r\n" % (upgrade, body)
+    )
+    with socket.create_connection(address, timeout=CLOSED_WITHIN) as sock:
+        sock.sendall(head)
+        answer = _until_closed(sock)
+    assert _statuses(answer) == [b"HTTP/1.1 400 Bad Request"], answer[:300]
+    (error,) = json.loads(answer.partition(b"\r\n\r\n")[2])["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "headers"}
+    assert "upgrade" in error["message"]
