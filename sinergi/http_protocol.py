@@ -122,7 +122,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     bound holds for the rest of a request that is not body: a chunked body's trailer fields are
     joined as headers are, so past it the connection is closed. A request httptools cannot
     parse is answered 400 in the same coded shape, and the connection closed; so is a request
-    asking for a protocol upgrade that declares a body (`on_headers_complete`).
+    asking for a WebSocket upgrade that declares a body (`on_headers_complete`).
 
     A connection's head has `head_timeout_seconds` to come whole, from the connection's opening
     (or, kept alive, from its next request's first byte: until then uvicorn's keep-alive timeout
@@ -139,7 +139,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         it; None between requests."""
         self._in_head = False
         self._head_refused = False
-        """A head was refused (over its bound: 431; an upgrade with a body: 400): answered
+        """A head was refused (over its bound: 431; a WebSocket upgrade with a body: 400): answered
         (`_refusal`) once the answers before it are, the rest of the connection unread."""
         self._refusal: tuple[int, str, str] = (431, "headers", "")
         self._framed = False
@@ -213,15 +213,21 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         if head_bytes > self.max_head_bytes:
             self._refuse(431, "headers", self._over_bound())
             raise HeadRefused(head_bytes)
-        if self.parser.should_upgrade() and self._declares_body():
+        if self.parser.should_upgrade() and self._asks_websocket() and self._declares_body():
             # httptools hands the connection to the WebSocket protocol at the head's end, which
             # refuses a body by discarding all that follows, answering nothing and closing
             # nothing: held for ever, with no token, the head's time stopped here.
-            self._refuse(400, "headers", "a request asking for a protocol upgrade has no body")
+            self._refuse(400, "headers", "a request asking for a WebSocket upgrade has no body")
             raise HeadRefused(head_bytes)
         self._in_head = False
         self._elsewhere += head_bytes
         super().on_headers_complete()
+
+    def _asks_websocket(self) -> bool:
+        """As uvicorn takes an upgrade: its last Upgrade header naming websocket. Another
+        (h2c, which `curl --http2` asks for with a body) is answered as HTTP."""
+        upgrades = [value for name, value in self.headers if name == b"upgrade"]
+        return bool(upgrades) and upgrades[-1].lower() == b"websocket"
 
     def _declares_body(self) -> bool:
         return any(

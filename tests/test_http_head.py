@@ -212,16 +212,15 @@ def test_a_body_trickled_after_its_request_was_answered_is_closed(
     [
         (b"websocket", b"Content-Length: 1\r\n"),
         (b"websocket", b"Transfer-Encoding: chunked\r\n"),
-        (b"h2c", b"Content-Length: 600\r\n"),
+        (b"WebSocket", b"Content-Length: 600\r\n"),
     ],
 )
-def test_an_upgrade_declaring_a_body_is_refused(
+def test_a_websocket_upgrade_declaring_a_body_is_refused(
     address: tuple[str, int], upgrade: bytes, body: bytes
 ) -> None:
     """httptools hands the connection to the WebSocket protocol at the head's end, which refuses
     a body by discarding all that follows: it answered nothing and closed nothing, a connection
-    held for ever with no token. An upgrade uvicorn does not take (h2c) and its body are
-    refused alike: httptools reads nothing past an upgrade's head."""
+    held for ever with no token."""
     head = b"GET /graphql HTTP/1.1\r\nHost: %s:%d\r\n" % (address[0].encode(), address[1])
     head += (
         b"Connection: Upgrade\r\nUpgrade: %s\r\nSec-WebSocket-Version: 13\r\n"
@@ -234,4 +233,20 @@ def test_an_upgrade_declaring_a_body_is_refused(
     assert _statuses(answer) == [b"HTTP/1.1 400 Bad Request"], answer[:300]
     (error,) = json.loads(answer.partition(b"\r\n\r\n")[2])["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "headers"}
-    assert "upgrade" in error["message"]
+    assert "WebSocket upgrade" in error["message"]
+
+
+def test_an_upgrade_not_to_a_websocket_with_a_body_is_answered_as_http(
+    address: tuple[str, int],
+) -> None:
+    """`curl --http2` over plain http asks for h2c with its body: uvicorn answers it as
+    HTTP/1.1, and so it is, not refused."""
+    head = b"POST /graphql HTTP/1.1\r\nHost: %s:%d\r\n" % (address[0].encode(), address[1])
+    head += (
+        b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 24\r\n\r\n"
+        b'{"query": "{ viewer }"}\n'
+    )
+    answer = _answer_to(address, head)
+    assert _statuses(answer)[:1] == [b"HTTP/1.1 401 Unauthorized"], answer[:300]
