@@ -138,10 +138,10 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         """What has come of the request being read that is not body, in reads wholly inside
         it; None between requests."""
         self._in_head = False
-        self._head_refused = False
-        """A head was refused (over its bound: 431; a WebSocket upgrade with a body: 400): answered
-        (`_refusal`) once the answers before it are, the rest of the connection unread."""
-        self._refusal: tuple[int, str, str] = (431, "headers", "")
+        self._refusal: tuple[int, str, str] | None = None
+        """A head was refused (over its bound: 431; a WebSocket upgrade with a body: 400): its
+        status, field and reason, answered once the answers before it are, the rest of the
+        connection unread."""
         self._framed = False
         """A chunk was framed in the read being parsed."""
         self._head_timer: asyncio.TimerHandle | None = None
@@ -183,13 +183,13 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         its keep-alive timer on any byte, but httptools passes over line ends before a request
         without beginning one (`on_message_begin`), so a lone CRLF after an answer held the
         connection for ever."""
-        if self._head_refused:
+        if self._refusal is not None:
             return  # read before reading was paused: the refused head's, or what follows it
         if self.timeout_keep_alive_task is not None:
             self._wait_for_head()
         self._framed, self._elsewhere = False, 0
         super().data_received(data)
-        if self._unparsed_bytes is None or self._framed or self._head_refused:
+        if self._unparsed_bytes is None or self._framed or self._refusal is not None:
             return
         if self.transport.is_closing():  # answered 400 (send_400_response)
             return
@@ -264,14 +264,14 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_head:
             self.transport.close()
             return
-        self._head_refused, self._refusal = True, (status, field, reason)
+        self._refusal = (status, field, reason)
         self.transport.pause_reading()
         if self.cycle is None or self.cycle.response_complete:
-            self._answer_and_close(*self._refusal)
+            self._answer_and_close(status, field, reason)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._head_refused and self.cycle.response_complete:
+        if self._refusal is not None and self.cycle.response_complete:
             self._answer_and_close(*self._refusal)
 
     def _over_bound(self) -> str:
@@ -284,7 +284,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         text; the connection closed, as uvicorn closes it, since where a next request would
         begin is not known. uvicorn has logged `msg` already. A head over its bound is answered
         431 instead, and stopped the parser (`on_headers_complete`)."""
-        if self._head_refused:
+        if self._refusal is not None:
             return
         reason = (
             "not a well-formed HTTP/1.1 request (conflicting or unknown Content-Length or"
