@@ -30,7 +30,7 @@ from auth.tokens import InvalidToken, shown, verify
 from db.models import PRINCIPAL_ID_LENGTH
 from db.text import storable
 from domain.errors import InvalidValue
-from domain.identifiers import is_within, region_level
+from domain.identifiers import RegionLevel, is_within, region_level
 from domain.text import printable
 
 REFETCH_AFTER_SECONDS = 60.0
@@ -111,6 +111,8 @@ class ExternalIssuer:
             object.__setattr__(self, "org_kinds", _org_kinds(self.org_kinds))
         if self.jurisdictions is not None:
             object.__setattr__(self, "jurisdictions", _jurisdictions(self.jurisdictions))
+        if self.org_kinds is not None and self.jurisdictions is not None:
+            _check_caps_meet(self.org_kinds, self.jurisdictions)
 
 
 _CAPPED_LEVELS = frozenset(level for levels in JURISDICTION_LEVELS.values() for level in levels)
@@ -163,6 +165,41 @@ def _jurisdictions(value: object) -> tuple[str, ...]:
                 " jurisdiction lies (ID, a province's, a regency's or a city's)"
             )
     return tuple(codes)
+
+
+_DEPTH = {
+    RegionLevel.NATIONAL: 0,
+    RegionLevel.PROVINCE: 1,
+    RegionLevel.REGENCY: 2,
+    RegionLevel.CITY: 2,
+}
+"""How far below the nation each level a jurisdiction may be lies: a region lies within a cap
+only at the cap's depth or deeper."""
+
+
+def _reaches(kind: OrgKind, cap: str) -> bool:
+    """Whether some jurisdiction a token of `kind` may claim lies within `cap`: a ministry's
+    (the nation) lies within no province, a province's within no regency."""
+    depth = _DEPTH[region_level(cap)]
+    return any(_DEPTH[RegionLevel(level)] >= depth for level in JURISDICTION_LEVELS[kind])
+
+
+def _check_caps_meet(kinds: tuple[OrgKind, ...], caps: tuple[str, ...]) -> None:
+    """Refuses the two caps when part of either admits no token with the other: each is an
+    operator's slip (`["ministry"]` with `["62"]` admits nothing at all), which, like an empty
+    cap, is not a way to disable an issuer and would only surface as every token refused."""
+    for kind in kinds:
+        if not any(_reaches(kind, cap) for cap in caps):
+            raise ValueError(
+                f"org_kinds: no jurisdiction of a {kind.value} lies within the jurisdictions"
+                f" ({', '.join(caps)}): no token of it would be admitted"
+            )
+    for cap in caps:
+        if not any(_reaches(kind, cap) for kind in kinds):
+            raise ValueError(
+                f"jurisdictions: {cap!r} holds no jurisdiction of the org_kinds"
+                f" ({', '.join(kinds)}): no token within it would be admitted"
+            )
 
 
 def _cap_refusal(issuer: ExternalIssuer, org_kind: OrgKind, jurisdiction: str) -> str | None:

@@ -208,6 +208,18 @@ MALFORMED_CAPS = {
         " lies (ID, a province's, a regency's or a city's)",
     ),
     "jurisdiction-twice": ({"jurisdictions": ["62", "61", "62"]}, "jurisdictions lists '62' twice"),
+    # A ministry's jurisdiction is the nation, which lies within no province.
+    "org-kind-no-jurisdiction-admits": (
+        {"org_kinds": ["ministry", "province"], "jurisdictions": ["62"]},
+        "org_kinds: no jurisdiction of a ministry lies within the jurisdictions (62): no token"
+        " of it would be admitted",
+    ),
+    # A province's jurisdiction is a province, which lies within no city.
+    "jurisdiction-no-org-kind-reaches": (
+        {"org_kinds": ["province", "ministry"], "jurisdictions": ["ID", "62.71"]},
+        "jurisdictions: '62.71' holds no jurisdiction of the org_kinds (province, ministry):"
+        " no token within it would be admitted",
+    ),
 }
 
 
