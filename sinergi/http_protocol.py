@@ -9,14 +9,22 @@ streams do when they cork), in the order they were made.
 It bounds a request's head too, which uvicorn does only with h11 (its
 `h11_max_incomplete_event_size`, which this protocol honours as well): httptools joins a
 header's pieces as they arrive, each join copying every byte before it, before the app sees any
-of them, so one header of 60 MiB, sent by anyone, held a worker for seconds."""
+of them, so one header of 60 MiB, sent by anyone, held a worker for seconds.
+
+And it bounds how long an answer may wait on a client that does not read it: uvicorn waits for
+its socket to drain for ever, so a client that sent requests and read nothing of their answers
+held its connection, the answer's task and megabytes of buffers (`_write_stalled`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import socket
+import struct
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +34,24 @@ from sinergi.http_edge import KEPT_PRIVATE, refused
 from sinergi.request_ids import REQUEST_ID_HEADER, request_id_from
 from sinergi.settings import MAX_HEADER_BYTES, Settings
 
+if sys.platform == "linux":
+    from fcntl import ioctl
+    from termios import TIOCOUTQ
+
 logger = logging.getLogger("sinergi.http")
+
+
+def unsent_in_kernel(sock: socket.socket | None) -> int:
+    """The bytes written to `sock` that its peer has not yet acknowledged (Linux's TIOCOUTQ):
+    under uvloop the process's own buffer moves only once the kernel's send buffer (megabytes)
+    is a third empty, so a client reading an answer steadily shows it here long before there.
+    0 where it cannot be known (not Linux, not a socket): progress is then read from the
+    process's buffer alone, and a slow reader of a large answer may be cut off."""
+    if sys.platform != "linux" or sock is None:
+        return 0
+    with contextlib.suppress(OSError):
+        return int(struct.unpack("i", ioctl(sock.fileno(), TIOCOUTQ, bytes(4)))[0])
+    return 0
 
 
 class GatheringTransport(asyncio.Transport):
@@ -129,7 +154,11 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     holds); past it the connection is closed, unanswered, once any answer under way on it is
     sent. uvicorn times a connection out only once it has answered on it, so connections that
     sent nothing, or part of a head, were held for ever: enough of them took every descriptor
-    the process may hold, and valid requests were refused."""
+    the process may hold, and valid requests were refused.
+
+    The same time bounds a client that stops reading its answers: once what waits to be sent
+    is past the transport's high-water mark (`pause_writing`), it must shrink within each
+    `head_timeout_seconds`, or the connection is aborted (`_write_stalled`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,6 +178,10 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._elsewhere = 0
         """The bytes of the read being parsed known to be no part of the request being read:
         bodies, and the heads read whole in it."""
+        self._write_timer: asyncio.TimerHandle | None = None
+        """Aborts the connection if what waits to be sent on it has not shrunk in time."""
+        self._unsent = 0
+        """What waited to be sent when the write timer was last armed (`_unsent_bytes`)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))
@@ -156,7 +189,58 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_came()
+        self._writes_drained()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        """The WebSocket protocol takes the transport, and the high-water callbacks with it: a
+        write timer left armed would never be stopped, and would abort the WebSocket."""
+        self._writes_drained()
+        super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        """uvicorn waits for the transport to drain before an answer's next write, for ever:
+        a client that sent requests (pipelined, say) and read nothing held the connection, the
+        answer's task, and megabytes of the process's and the kernel's buffers. From now what
+        waits to be sent must shrink within each `head_timeout_seconds` (`_write_stalled`)."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._watch_writes(self._unsent_bytes())
+
+    def resume_writing(self) -> None:
+        self._writes_drained()
+        super().resume_writing()
+
+    def _writes_drained(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _watch_writes(self, unsent: int) -> None:
+        self._unsent = unsent
+        self._write_timer = self.loop.call_later(head_timeout_seconds(), self._write_stalled)
+
+    def _unsent_bytes(self) -> int:
+        """What waits in the process's buffer and in the kernel's. The process's alone would
+        not do: under uvloop it stays put for seconds while a client reads steadily, the
+        kernel taking more of it only once a third of its own buffer is free."""
+        sock = self.transport.get_extra_info("socket")
+        return self.transport.get_write_buffer_size() + unsent_in_kernel(sock)
+
+    def _write_stalled(self) -> None:
+        """A client still reading, however slowly, is given more time; one that read nothing
+        in `head_timeout_seconds` is cut off: reset (SO_LINGER 0), so that the kernel drops
+        what it holds for it too rather than keep offering it to a closed window."""
+        self._write_timer = None
+        unsent = self._unsent_bytes()
+        if unsent < self._unsent:
+            self._watch_writes(unsent)
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _wait_for_head(self) -> None:
         if self._head_timer is None:

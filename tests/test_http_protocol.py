@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,7 @@ import uvicorn
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from sinergi import http_protocol
 from sinergi.http_protocol import GatheringHttpToolsProtocol, GatheringTransport
 
 
@@ -252,3 +255,65 @@ async def test_the_protocols_refusals_carry_what_every_answer_carries(
         assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
         assert request_id in caplog.text
     assert headers["x-request-id"] != too_large.headers["x-request-id"]
+
+
+async def _large_or_socket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Four megabytes to a GET; a WebSocket accepted and kept until its client leaves."""
+    if scope["type"] == "http":
+        await PlainTextResponse("a" * 4_000_000)(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def _upgraded_while_an_answer_waits(port: int, seconds: float) -> bytes:
+    """A GET read by no one until its answer fills the buffers, then a WebSocket upgrade on the
+    same connection, and everything the server writes read for `seconds`."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(0.3)
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        sock.settimeout(0.1)
+        read, deadline = b"", time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                chunk = sock.recv(65_536)
+                assert chunk, f"closed after {len(read)} bytes"
+                read += chunk
+        return read
+
+
+async def test_a_websocket_upgraded_to_while_an_answer_waits_is_not_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write timer (armed while an answer waits on a client that does not read) is the
+    HTTP protocol's: left armed when the WebSocket protocol took the transport, and with it
+    the callbacks that stop the timer, it aborted the WebSocket once the buffers were empty."""
+    monkeypatch.setattr(http_protocol, "head_timeout_seconds", lambda: 1)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    config = uvicorn.Config(
+        _large_or_socket,
+        http=GatheringHttpToolsProtocol,
+        log_level="error",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        read = await asyncio.to_thread(
+            _upgraded_while_an_answer_waits, listening.getsockname()[1], 4
+        )
+    finally:
+        server.should_exit = True
+        await serving
+    assert b"HTTP/1.1 101 " in read
