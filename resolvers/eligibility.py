@@ -231,7 +231,7 @@ async def _subject(
     return row, rules, on
 
 
-async def check(context: Context, request: Request) -> Row:
+async def check(context: Context, request: Request) -> queries.StoredDecision:
     """Decide, store the decision with its facts and rule-set version, and return it.
 
     A decision about an MSME is not stored while an import holds the register (the decision's
@@ -253,7 +253,9 @@ async def check(context: Context, request: Request) -> Row:
     return stored
 
 
-async def _decide(context: Context, kind: str, key: str, request: Request) -> Row:
+async def _decide(
+    context: Context, kind: str, key: str, request: Request
+) -> queries.StoredDecision:
     """The decision stored, with its MSME's owner's NIK as read for the check (`subject_nik`).
     ImportInProgress, and nothing stored, while an import holds the MSME register. The decision
     is stored by the last statement, a transaction of its own: an outage while it runs may

@@ -9,8 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from auth.scopes import Scope
-from db.driver import Row
 from db.models import ELIGIBILITY_DECISIONS
+from db.queries.eligibility import StoredDecision
 from domain.eligibility import MAX_CHECK_DATE_AGE_DAYS, LenderAttestation
 from resolvers import eligibility, guarantees
 from resolvers.context import Context
@@ -117,7 +117,7 @@ def _attestation(given: LenderAttestationInput) -> LenderAttestation:
     )
 
 
-async def check(context: Context, request: EligibilityRequest) -> Row:
+async def check(context: Context, request: EligibilityRequest) -> StoredDecision:
     """`checkEligibility`, whether its plan (schema/plan.py) or the executor answers it: the
     decision stored, or the coded error that refuses the request."""
     return await eligibility.check(context, checked_request(request))
