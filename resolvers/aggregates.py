@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from operator import itemgetter
 from types import SimpleNamespace
 from weakref import WeakKeyDictionary
 
@@ -86,38 +87,34 @@ def checked_grouping(group_by: Sequence[str]) -> list[str]:
     return list(group_by)
 
 
-def cell_region(group_by: Sequence[str], key: Sequence[str | None], scope: str) -> str:
-    """The narrowest region a cell is about: a region in its key, else the filter's region."""
-    values = dict(zip(group_by, key, strict=True))
-    for dimension in REGION_DIMENSIONS:
-        if values.get(dimension) is not None:
-            return str(values[dimension])
-    return scope
+def cell_region(group_by: Sequence[str], scope: str) -> Callable[[Sequence[str | None]], str]:
+    """The narrowest region a cell of keys `group_by` is about: a region in its key, else the
+    filter's region. Where the key holds one is worked out once a table, not once a cell."""
+    places = [group_by.index(name) for name in REGION_DIMENSIONS if name in group_by]
+
+    def region(key: Sequence[str | None]) -> str:
+        for place in places:
+            value = key[place]
+            if value is not None:
+                return str(value)
+        return scope
+
+    return region
 
 
 @cache
-def _sum_columns(name: str) -> tuple[str, ...]:
-    """The columns of a summed measure as `aggregates.Figures.sums` names them, in the order
-    Summed takes them: spelled once, not twelve times a cell."""
+def _sum_columns(name: str) -> Callable[[Mapping[str, int]], tuple[int, ...]]:
+    """What reads the columns of a summed measure as `aggregates.Figures.sums` names them, in
+    the order Summed takes them: spelled once, not twelve times a cell, and read in one call."""
     parts = ("n", "sum", "squares", "key_sum", "valued_key_sum")
-    return tuple(f"{name}_{part}" for part in (*parts, *(("cross",) if name in FOLLOWS else ())))
+    follows = ("cross",) if name in FOLLOWS else ()
+    return itemgetter(*(f"{name}_{part}" for part in (*parts, *follows)))
 
 
 def cell_sums(measures: Mapping[str, int], names: Sequence[str]) -> dict[str, Summed]:
     """Each summed measure of a cell as `aggregates.Figures.sums` names its columns (the cross
     sum 0 for one that follows no other)."""
-    summed = {}
-    for name in names:
-        columns = _sum_columns(name)
-        summed[name] = Summed(
-            measures[columns[0]],
-            measures[columns[1]],
-            measures[columns[2]],
-            measures[columns[3]],
-            measures[columns[4]],
-            measures[columns[5]] if len(columns) > 5 else 0,
-        )
-    return summed
+    return {name: Summed(*_sum_columns(name)(measures)) for name in names}
 
 
 def figures(
@@ -142,8 +139,10 @@ def figures(
     own_exact = policy.reads_own_figures(records)
     sees: dict[str, bool] = {}  # whether the caller sees a region's small cells: asked once
 
+    region_of = cell_region(group_by, scope)
+
     def protected(key: Sequence[str | None]) -> bool:
-        region = cell_region(group_by, key, scope)
+        region = region_of(key)
         if region not in sees:
             sees[region] = policy.sees_small_cells(region, records)
         return not sees[region]
@@ -181,9 +180,10 @@ def figures(
     for cell in shown:
         parts = []
         for part in zip(group_by, cell.key, strict=True):
-            if part not in key_parts:
-                key_parts[part] = KeyPartRow(*part)
-            parts.append(key_parts[part])
+            row = key_parts.get(part)
+            if row is None:
+                row = key_parts[part] = KeyPartRow(*part)
+            parts.append(row)
         own = {f"own_{name}": value for name, value in cell.own_values.items()}
         published.append(
             SimpleNamespace(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import statistics
@@ -12,8 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.cellkey import MODULUS, Perturbation, Summed, cell_key, perturbed_cell
+from domain.cellkey import (
+    LABELS,
+    MODULUS,
+    Perturbation,
+    Summed,
+    cell_key,
+    draws,
+    perturbed_cell,
+    uniform,
+)
 
+PERSON = b"sinergi-cellkey"  # the method's published BLAKE2b personalisation
 TABLE = Perturbation()  # the defaults: max_noise 5, variance 2, sum_noise 0.1
 _RANDOM = random.Random(19)
 KEYS = [_RANDOM.randrange(MODULUS**2) for _ in range(20_000)]  # key sums of many records
@@ -176,6 +187,30 @@ def test_an_average_divides_by_the_count_its_records_with_a_value_would_get() ->
         assert total is not None
         divisor = TABLE.count(8, valued)
         assert values["turnover_average"] == (2 * total + divisor) // (2 * divisor)
+
+
+def test_each_draw_is_its_word_of_the_cell_keys_digest_over_two_to_the_32() -> None:
+    """The draws are the published method's, however they are computed and cached: label i's
+    is the i-th big-endian 4-byte word of the cell key's BLAKE2b digest (person
+    "sinergi-cellkey") over 2**32, for any key sum (negative, or past 2**32: its cell key)."""
+    for key_sum in [*KEYS[:2000], -1, -(2**40) - 3, 0, MODULUS - 1, MODULUS]:
+        digest = hashlib.blake2b(
+            cell_key(key_sum).to_bytes(4, "big"), digest_size=4 * len(LABELS), person=PERSON
+        ).digest()
+        words = [int.from_bytes(digest[4 * i : 4 * i + 4], "big") for i in range(len(LABELS))]
+        assert draws(key_sum) == tuple(Fraction(word, MODULUS) for word in words)
+        assert [uniform(key_sum, label) for label in LABELS] == list(draws(key_sum))
+
+
+def test_an_average_over_every_record_divides_by_the_cells_published_count() -> None:
+    """Where every record of the cell has a value, the divisor is the published count itself
+    (the same records, hence the same key): the ratio tells nothing the count does not."""
+    for key_sum in KEYS[:300]:
+        summed = Summed(8, 8 * 10**9, 8 * 10**18, key_sum // 2, key_sum)
+        count, values = perturbed_cell(TABLE, 8, key_sum, {"turnover": summed}, ("turnover",))
+        total = values["turnover_sum"]
+        assert total is not None
+        assert values["turnover_average"] == (2 * total + count) // (2 * count)
 
 
 @pytest.mark.parametrize(
