@@ -56,13 +56,29 @@ def unsent_in_kernel(sock: socket.socket | None) -> int:
 
 class GatheringTransport(asyncio.Transport):
     """A socket's transport whose writes are sent once per turn of the loop. Whatever else is
-    asked of it is the socket's; closing sends what is waiting first, aborting drops it."""
+    asked of it is the socket's; closing sends what is waiting first, aborting drops it.
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    What waits to be sent may be watched (`watch_drain`): it must then shrink within each
+    `stall_seconds`, or the connection is reset. The socket's transport waits for ever, both
+    for room to write (uvicorn's `drain`) and, closing, to flush: a client that sent requests
+    and read nothing of their answers held the connection, the answer's task and megabytes of
+    the process's and the kernel's buffers. Closing with anything unsent watches it itself."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        stall_seconds: float,
+    ) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
         self._waiting: list[bytes | bytearray | memoryview] = []
+        self._stall_seconds = stall_seconds
+        self._stall_timer: asyncio.TimerHandle | None = None
+        """Resets the connection if what waits to be sent has not shrunk in time."""
+        self._unsent = 0
+        """What waited to be sent when the stall timer was last armed (`_unsent_bytes`)."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._waiting:
@@ -88,10 +104,52 @@ class GatheringTransport(asyncio.Transport):
     def close(self) -> None:
         self._send()
         self._transport.close()
+        if self._transport.get_write_buffer_size():
+            self.watch_drain()  # the socket's transport closes once it is sent, if ever
 
     def abort(self) -> None:
         self._waiting = []
+        self.stop_watching()
         self._transport.abort()
+
+    def watch_drain(self) -> None:
+        """From now what waits to be sent must shrink within each `stall_seconds` until none
+        does, or the connection is reset (`_stalled`)."""
+        if self._stall_timer is None:
+            self._watch(self._unsent_bytes())
+
+    def stop_watching(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _watch(self, unsent: int) -> None:
+        self._unsent = unsent
+        self._stall_timer = self._loop.call_later(self._stall_seconds, self._stalled)
+
+    def _unsent_bytes(self) -> int:
+        """What waits in the process's buffer and in the kernel's. The process's alone would
+        not do: under uvloop it stays put for seconds while a client reads steadily, the
+        kernel taking more of it only once a third of its own buffer is free."""
+        return self.get_write_buffer_size() + unsent_in_kernel(self.get_extra_info("socket"))
+
+    def _stalled(self) -> None:
+        """A client still reading is given more time, and one that has read it all is no longer
+        watched; one that read nothing in `stall_seconds` is cut off: reset (SO_LINGER 0), so
+        that the kernel drops what it holds for it too rather than keep offering it to a closed
+        window."""
+        self._stall_timer = None
+        unsent = self._unsent_bytes()
+        if unsent == 0:
+            return
+        if unsent < self._unsent:
+            self._watch(unsent)
+            return
+        sock = self.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.abort()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
@@ -157,8 +215,14 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     the process may hold, and valid requests were refused.
 
     The same time bounds a client that stops reading its answers: once what waits to be sent
-    is past the transport's high-water mark (`pause_writing`), it must shrink within each
-    `head_timeout_seconds`, or the connection is aborted (`_write_stalled`)."""
+    is past the transport's high-water mark (`pause_writing`), or the connection is closed with
+    any of it unsent, it must shrink within each `head_timeout_seconds`, or the connection is
+    reset (`GatheringTransport.watch_drain`). A WebSocket upgrade pipelined behind a request
+    not yet answered is refused (`on_headers_complete`): the WebSocket protocol would take the
+    transport's callbacks while that answer is still being written, unwatched."""
+
+    _gathering: GatheringTransport
+    """The connection's transport, as made in `connection_made`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,69 +242,32 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._elsewhere = 0
         """The bytes of the read being parsed known to be no part of the request being read:
         bodies, and the heads read whole in it."""
-        self._write_timer: asyncio.TimerHandle | None = None
-        """Aborts the connection if what waits to be sent on it has not shrunk in time."""
-        self._unsent = 0
-        """What waited to be sent when the write timer was last armed (`_unsent_bytes`)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(GatheringTransport(transport, self.loop))
+        self._gathering = GatheringTransport(transport, self.loop, head_timeout_seconds())
+        super().connection_made(self._gathering)
         self._wait_for_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_came()
-        self._writes_drained()
+        self._gathering.stop_watching()
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self) -> None:
-        """The WebSocket protocol takes the transport, and the high-water callbacks with it: a
-        write timer left armed would never be stopped, and would abort the WebSocket."""
-        self._writes_drained()
+        """The WebSocket protocol takes the transport, and the high-water callbacks with it:
+        the watch is this protocol's to stop (`resume_writing`), so it stops here."""
+        self._gathering.stop_watching()
         super().handle_websocket_upgrade()
 
     def pause_writing(self) -> None:
         """uvicorn waits for the transport to drain before an answer's next write, for ever:
-        a client that sent requests (pipelined, say) and read nothing held the connection, the
-        answer's task, and megabytes of the process's and the kernel's buffers. From now what
-        waits to be sent must shrink within each `head_timeout_seconds` (`_write_stalled`)."""
+        from now what waits to be sent must shrink in time (`GatheringTransport.watch_drain`)."""
         super().pause_writing()
-        if self._write_timer is None:
-            self._watch_writes(self._unsent_bytes())
+        self._gathering.watch_drain()
 
     def resume_writing(self) -> None:
-        self._writes_drained()
+        self._gathering.stop_watching()
         super().resume_writing()
-
-    def _writes_drained(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
-
-    def _watch_writes(self, unsent: int) -> None:
-        self._unsent = unsent
-        self._write_timer = self.loop.call_later(head_timeout_seconds(), self._write_stalled)
-
-    def _unsent_bytes(self) -> int:
-        """What waits in the process's buffer and in the kernel's. The process's alone would
-        not do: under uvloop it stays put for seconds while a client reads steadily, the
-        kernel taking more of it only once a third of its own buffer is free."""
-        sock = self.transport.get_extra_info("socket")
-        return self.transport.get_write_buffer_size() + unsent_in_kernel(sock)
-
-    def _write_stalled(self) -> None:
-        """A client still reading, however slowly, is given more time; one that read nothing
-        in `head_timeout_seconds` is cut off: reset (SO_LINGER 0), so that the kernel drops
-        what it holds for it too rather than keep offering it to a closed window."""
-        self._write_timer = None
-        unsent = self._unsent_bytes()
-        if unsent < self._unsent:
-            self._watch_writes(unsent)
-            return
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.transport.abort()
 
     def _wait_for_head(self) -> None:
         if self._head_timer is None:
@@ -297,12 +324,23 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         if head_bytes > self.max_head_bytes:
             self._refuse(431, "headers", self._over_bound())
             raise HeadRefused(head_bytes)
-        if self.parser.should_upgrade() and self._asks_websocket() and self._declares_body():
-            # httptools hands the connection to the WebSocket protocol at the head's end, which
-            # refuses a body by discarding all that follows, answering nothing and closing
-            # nothing: held for ever, with no token, the head's time stopped here.
-            self._refuse(400, "headers", "a request asking for a WebSocket upgrade has no body")
-            raise HeadRefused(head_bytes)
+        if self.parser.should_upgrade() and self._asks_websocket():
+            if self._declares_body():
+                # httptools hands the connection to the WebSocket protocol at the head's end,
+                # which refuses a body by discarding all that follows, answering nothing and
+                # closing nothing: held for ever, with no token, the head's time stopped here.
+                self._refuse(400, "headers", "a request asking for a WebSocket upgrade has no body")
+                raise HeadRefused(head_bytes)
+            if self.cycle is not None and not self.cycle.response_complete:
+                # Handed over now, the answer under way would go on being written with the
+                # transport's callbacks the WebSocket protocol's: unwatched, held for ever by
+                # a client that reads nothing.
+                self._refuse(
+                    400,
+                    "headers",
+                    "a request asking for a WebSocket upgrade waits for the answers before it",
+                )
+                raise HeadRefused(head_bytes)
         self._in_head = False
         self._elsewhere += head_bytes
         super().on_headers_complete()

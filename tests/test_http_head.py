@@ -236,6 +236,27 @@ def test_a_websocket_upgrade_declaring_a_body_is_refused(
     assert "WebSocket upgrade" in error["message"]
 
 
+def test_a_websocket_upgrade_pipelined_behind_a_request_is_refused_after_its_answer(
+    address: tuple[str, int],
+) -> None:
+    """Handed to the WebSocket protocol at its head's end, the upgrade took the transport's
+    callbacks while the request before it was still being answered: that answer went on being
+    written unwatched, and a client reading nothing held the connection for ever. The answer
+    before it is sent whole, then the upgrade's 400, and the connection closed."""
+    upgrade = _get(
+        address,
+        b"/graphql",
+        b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n",
+    )
+    answer = _answer_to(address, _get(address) + upgrade)
+    assert _statuses(answer) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"], answer[:600]
+    (error,) = json.loads(answer.rpartition(b"\r\n\r\n")[2])["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "headers"}
+    assert "WebSocket upgrade waits for the answers before it" in error["message"]
+
+
 def test_an_upgrade_not_to_a_websocket_with_a_body_is_answered_as_http(
     address: tuple[str, int],
 ) -> None:

@@ -21,14 +21,19 @@ from starlette.types import Receive, Scope, Send
 from sinergi import http_protocol
 from sinergi.http_protocol import GatheringHttpToolsProtocol, GatheringTransport
 
+STALL_SECONDS = 0.1
+"""How long what waits to be sent may stay put in the tests of the transport's watch."""
+
 
 class _Socket(asyncio.Transport):
-    """The socket's side: what was written to it, call by call."""
+    """The socket's side: what was written to it, call by call, and how much of it the client
+    has not read (`unread`: 0, as though every write were sent at once, unless a test says)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
         self.closed = self.aborted = False
+        self.unread = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
@@ -37,7 +42,7 @@ class _Socket(asyncio.Transport):
         return self.closed or self.aborted
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.unread
 
     def close(self) -> None:
         self.closed = True
@@ -48,7 +53,7 @@ class _Socket(asyncio.Transport):
 
 async def test_writes_of_one_turn_go_out_in_one_call_in_order() -> None:
     wire = _Socket()
-    gathering = GatheringTransport(wire, asyncio.get_running_loop())
+    gathering = GatheringTransport(wire, asyncio.get_running_loop(), STALL_SECONDS)
     gathering.write(b"HTTP/1.1 200 OK\r\n\r\n")
     gathering.writelines([b"he", b"llo"])
     assert wire.writes == []
@@ -63,20 +68,60 @@ async def test_writes_of_one_turn_go_out_in_one_call_in_order() -> None:
 async def test_closing_sends_what_waits_and_aborting_drops_it() -> None:
     loop = asyncio.get_running_loop()
     closed, aborted = _Socket(), _Socket()
-    closing = GatheringTransport(closed, loop)
+    closing = GatheringTransport(closed, loop, STALL_SECONDS)
     closing.write(b"last words")
     closing.close()
     assert (closed.writes, closed.closed) == ([b"last words"], True)
-    dropping = GatheringTransport(aborted, loop)
+    dropping = GatheringTransport(aborted, loop, STALL_SECONDS)
     dropping.write(b"never sent")
     dropping.abort()
     await asyncio.sleep(0)
     assert (aborted.writes, aborted.aborted) == ([], True)
 
 
+async def test_closing_with_an_answer_unread_resets_once_it_stops_draining() -> None:
+    """Closing waits for what is unsent to be sent, for ever: an answer whose end sat under
+    the high-water mark (so no `pause_writing`) behind a full kernel buffer held the connection
+    for as long as its client read nothing. Closed with any of it unsent, it is watched: while
+    it shrinks the connection stays, and once it stops for a whole period it is reset."""
+    wire = _Socket()
+    gathering = GatheringTransport(wire, asyncio.get_running_loop(), STALL_SECONDS)
+    gathering.write(b"the end of an answer")
+    wire.unread = 60_000
+    gathering.close()
+    # Read within each period, looked at halfway through the next: its check has seen it.
+    wire.unread = 40_000
+    await asyncio.sleep(STALL_SECONDS * 1.5)
+    assert not wire.aborted, "reset while the client read, 40,000 bytes left"
+    wire.unread = 20_000
+    await asyncio.sleep(STALL_SECONDS)
+    assert not wire.aborted, "reset while the client read, 20,000 bytes left"
+    await asyncio.sleep(STALL_SECONDS * 3)
+    assert wire.aborted
+
+
+async def test_closing_with_all_sent_or_drained_is_not_watched() -> None:
+    """A close with nothing unsent starts no watch; one whose unsent bytes are then all read
+    stops watching, and is never reset: the socket's transport has closed it itself."""
+    loop = asyncio.get_running_loop()
+    sent, drained = _Socket(), _Socket()
+    GatheringTransport(sent, loop, STALL_SECONDS).close()
+    gathering = GatheringTransport(drained, loop, STALL_SECONDS)
+    drained.unread = 5_000
+    gathering.close()
+    drained.unread = 0
+    await asyncio.sleep(STALL_SECONDS * 4)
+    assert (sent.closed, sent.aborted, drained.closed, drained.aborted) == (
+        True,
+        False,
+        True,
+        False,
+    )
+
+
 async def test_a_socket_closed_meanwhile_is_not_written_to() -> None:
     wire = _Socket()
-    gathering = GatheringTransport(wire, asyncio.get_running_loop())
+    gathering = GatheringTransport(wire, asyncio.get_running_loop(), STALL_SECONDS)
     gathering.write(b"too late")
     wire.closed = True  # the peer went away before the loop's turn ended
     await asyncio.sleep(0)

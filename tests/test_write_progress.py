@@ -60,18 +60,35 @@ def test_a_client_that_reads_nothing_of_its_answers_is_cut_off(address: tuple[st
     liked. It is reset once its answers have not drained for HEAD_TIMEOUT, having read
     nothing, well before it could have had them all."""
     with _client(address) as sock:
-        started = time.monotonic()
-        poller = select.poll()
-        poller.register(sock, select.POLLERR | select.POLLHUP)  # not POLLIN: read nothing
-        cut_off = poller.poll(int(CLOSED_WITHIN * 1000))
-        waited = time.monotonic() - started
-        assert cut_off, f"still open after {CLOSED_WITHIN} s unread"
+        waited = _cut_off(sock)
         assert HEAD_TIMEOUT <= waited < 5 * HEAD_TIMEOUT, waited
         received = 0
         with pytest.raises(ConnectionResetError):  # noqa: PT012 - what came before the reset
             while chunk := sock.recv(65_536):
                 received += len(chunk)
         assert received < SCRIPT_PATH.stat().st_size
+
+
+def test_a_websocket_upgrade_pipelined_behind_an_unread_answer_does_not_save_it(
+    address: tuple[str, int],
+) -> None:
+    """Taken as an upgrade at its head's end, it handed the transport's callbacks to the
+    WebSocket protocol while the script was still being written: unwatched, a client reading
+    nothing held the connection past 40 s. Refused instead, the script's answer stays watched."""
+    host = b"Host: %s:%d\r\n" % (address[0].encode(), address[1])
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.settimeout(CLOSED_WITHIN)
+        sock.connect(address)
+        sock.sendall(
+            b"GET " + SCRIPT.encode() + b" HTTP/1.1\r\n" + host + b"\r\n"
+            b"GET /graphql HTTP/1.1\r\n" + host + b"Connection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        )
+        waited = _cut_off(sock)
+    assert HEAD_TIMEOUT <= waited < 5 * HEAD_TIMEOUT, waited
 
 
 def test_a_client_that_reads_its_answers_slowly_gets_them_whole(address: tuple[str, int]) -> None:
@@ -85,6 +102,16 @@ def test_a_client_that_reads_its_answers_slowly_gets_them_whole(address: tuple[s
             answers += chunk
             time.sleep(0.01)
     assert _bodies(bytes(answers)) == [SCRIPT_PATH.read_bytes()] * 3
+
+
+def _cut_off(sock: socket.socket) -> float:
+    """How long the server took to reset or close `sock`, the client reading nothing of it;
+    fails if it has not within CLOSED_WITHIN seconds."""
+    started = time.monotonic()
+    poller = select.poll()
+    poller.register(sock, select.POLLERR | select.POLLHUP)  # not POLLIN: read nothing
+    assert poller.poll(int(CLOSED_WITHIN * 1000)), f"still open after {CLOSED_WITHIN} s unread"
+    return time.monotonic() - started
 
 
 def _bodies(answers: bytes) -> list[bytes]:
