@@ -21,7 +21,11 @@ import pytest
 from db.engine import autocommit, create_engine
 from db.queries import audit_seals
 from db.queries.audit import SUBJECTS_PER_ENTRY, AuditWriter, append_within, verify
-from tests.support.audit_trail import one_connection_engine
+from tests.support.audit_trail import (
+    chained_by_hand,
+    one_connection_engine,
+    written_past_the_checks,
+)
 from tests.support.databases import as_service, run
 
 KEY = bytes(32)
@@ -151,15 +155,10 @@ def test_entries_of_40_mb_stored_before_the_bound_are_sealed_within_the_statemen
     measures only what it takes, so each is sealed within the timeout every request runs under."""
     entries = 20
 
-    async def insert_unbounded() -> None:
-        connection = await asyncpg.connect(fresh_url)
-        try:
-            async with connection.transaction():
-                await connection.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_bounded")
-                await connection.execute(INSERT, 40_000_000, entries)
-                await connection.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_bounded")
-        finally:
-            await connection.close()
+    def insert_unbounded() -> None:
+        padded = chained_by_hand("jsonb_build_object('pad', repeat('a', $5::int))")
+        unbounded = [("size-test", [], "0" * 64, f"{n:032x}", 40_000_000) for n in range(entries)]
+        asyncio.run(written_past_the_checks(fresh_url, padded, *unbounded))
 
     async def seal_all() -> list[audit_seals.Sealed]:
         engine = create_engine(as_service(fresh_url), statement_timeout_ms=5_000, pool_size=1)
@@ -175,7 +174,7 @@ def test_entries_of_40_mb_stored_before_the_bound_are_sealed_within_the_statemen
         finally:
             await engine.dispose()
 
-    asyncio.run(insert_unbounded())
+    insert_unbounded()
     rounds = asyncio.run(seal_all())
     assert sum(sealed.count for sealed in rounds) == entries
     assert all(sealed.refused_at is None for sealed in rounds)

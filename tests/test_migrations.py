@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,9 +31,11 @@ from db.queries.aggregates import graduation_source
 from db.seed import load_reference
 from domain.scale import CORRECTIONS, Scale, registered_scale
 from sinergi.demo import SEED_DATA
+from tests.support.audit_trail import Trail, verify, written_for_tampering
 from tests.support.databases import (
     TEST_PASSWORD,
     TEST_SERVICE,
+    as_service,
     create_database,
     drop_database,
 )
@@ -1203,3 +1206,51 @@ def test_0059_makes_the_copies_read_only_and_goes_down_to_0055s_function(fresh_u
     assert "turnover_year" in source()  # 0055's copy of the scale history
     command.upgrade(alembic_config(fresh_url), "head")
     assert "aclexplode" in source()
+
+
+INSERT_TRIGGERS = (
+    "SELECT array_agg(tgname ORDER BY tgname) FROM pg_trigger"
+    " WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal"
+    " AND tgtype & 2 <> 0 AND tgtype & 4 <> 0"  # BEFORE, INSERT
+)
+
+
+def test_0061_checks_and_chains_an_entry_in_one_trigger_and_goes_down_again(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """Entries written by the service and sealed at 0060, at 0061, and at 0060 again: `audit
+    verify` (at head) finds the chain and the seals intact across all three, the hash being
+    `audit_log_hash()`'s either way. At 0061 one trigger checks and chains an entry, and it
+    refuses what the three did, with their messages, the size first."""
+    trail = Trail(fresh_url, tmp_path / "audit-checkpoints.jsonl")
+
+    def written() -> None:
+        asyncio.run(written_for_tampering(fresh_url, trail.checkpoints, 3, seal=True))
+
+    def verified() -> None:
+        result = verify(trail)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    command.downgrade(alembic_config(fresh_url), "0060")
+    separate = ["audit_log_bounded", "audit_log_chain", "audit_log_signed"]
+    assert asyncio.run(_value(fresh_url, INSERT_TRIGGERS)) == separate
+    written()
+    upgrade(fresh_url)
+    assert asyncio.run(_value(fresh_url, INSERT_TRIGGERS)) == ["audit_log_chain"]
+    written()
+    verified()
+    refusals = {"carries no MAC": "{}", "more than 1048576 bytes": '"' + "a" * 1_048_576 + '"'}
+    for message, entry in refusals.items():
+        with pytest.raises(asyncpg.CheckViolationError, match=message):
+            asyncio.run(
+                _execute(
+                    as_service(fresh_url),
+                    "INSERT INTO audit_log (client_id, entry, subjects) VALUES ('x', $1, '{}')",
+                    entry,
+                )
+            )
+    command.downgrade(alembic_config(fresh_url), "0060")
+    assert asyncio.run(_value(fresh_url, INSERT_TRIGGERS)) == separate
+    written()
+    upgrade(fresh_url)
+    verified()

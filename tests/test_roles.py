@@ -57,22 +57,13 @@ ATTACKS = {
     "drop a function": "DROP FUNCTION audit_log_refuse() CASCADE",
     "rename a function": "ALTER FUNCTION audit_log_chain() RENAME TO audit_log_chain_old",
     "skip every trigger": "SET session_replication_role = replica",
-    "drop the trigger refusing unsigned entries": "DROP TRIGGER audit_log_signed ON audit_log",
-    "disable it": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_signed",
-    "replace its function": (
-        "CREATE OR REPLACE FUNCTION audit_log_refuse_unsigned() RETURNS trigger"
-        " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
-    ),
-    "drop its function": "DROP FUNCTION audit_log_refuse_unsigned() CASCADE",
+    # The chain's trigger also refuses oversized and unsigned entries (migration 0061).
+    "drop the chain's trigger": "DROP TRIGGER audit_log_chain ON audit_log",
+    "disable it": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_chain",
+    "drop its function": "DROP FUNCTION audit_log_chain() CASCADE",
     "drop the MAC's check": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_mac_shape",
     "drop the nonce's": "ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_entry_nonce_shape",
     "drop the seal's": "ALTER TABLE audit_seals DROP CONSTRAINT ck_audit_seals_mac_shape",
-    "drop the trigger refusing oversized entries": "DROP TRIGGER audit_log_bounded ON audit_log",
-    "disable that one": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_bounded",
-    "replace the size check": (
-        "CREATE OR REPLACE FUNCTION audit_log_refuse_oversized() RETURNS trigger"
-        " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
-    ),
     "become the owner": "SET ROLE sinergi_test_owner",
     "backdate an entry": (
         "INSERT INTO audit_log (client_id, entry, subjects, at) "

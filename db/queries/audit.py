@@ -1,8 +1,10 @@
 """The audit log: append an entry, read entries, verify the hash chain and its seals.
 
 The chain is computed by the database (migration 0002), and verification recomputes it with the
-same SQL function, so the check cannot drift from how entries were chained; the keyed seals and
-the checkpoints (db/seals.py) catch what that function alone cannot: a chain recomputed with it.
+same SQL function, whose expression the chain's trigger evaluates in place (migration 0061: the
+entry turned into text once), so the check cannot drift from how entries were chained unnoticed
+(tests/test_migrations.py verifies entries chained before and after); the keyed seals and the
+checkpoints (db/seals.py) catch what that function alone cannot: a chain recomputed with it.
 """
 
 from __future__ import annotations

@@ -143,6 +143,43 @@ async def rewritten_as_owner(owner_url: str, *statements: str) -> None:
         await connection.close()
 
 
+def chained_by_hand(entry: str) -> str:
+    """An INSERT of one entry chained as the chain's trigger chains one, for the owner to run
+    with the trigger off: what an entry the trail's checks refuse needs to be stored (one
+    trigger checks and chains, migration 0061). `entry` is the SQL of its `entry`; $1 is its
+    client id, $2 its subjects, $3 and $4 its MAC and nonce (NULL for none)."""
+    return f"""
+    INSERT INTO audit_log
+           (seq, at, client_id, entry, subjects, prev_hash, hash, entry_mac, entry_nonce)
+    SELECT place.seq, now.at, $1::text, new.entry, $2::text[], place.prev_hash,
+           audit_log_hash(place.prev_hash, place.seq, now.at, $1::text, new.entry, $2::text[]),
+           $3::text, $4::text
+      FROM (SELECT clock_timestamp() AS at) AS now,
+           (SELECT {entry} AS entry) AS new,
+           (SELECT coalesce(max(seq), 0) + 1 AS seq,
+                   coalesce((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), '')
+                       AS prev_hash
+              FROM audit_log) AS place
+    """  # noqa: S608  # the tests' own SQL
+
+
+async def written_past_the_checks(
+    owner_url: str, statement: str, *entries: tuple[Any, ...]
+) -> None:
+    """`statement` (a `chained_by_hand`) run once for each of `entries`' arguments by the owner
+    with the chain's trigger off, which the service's role cannot switch off: an insider with
+    the owner's rights, or an entry stored before the checks were made."""
+    connection = await asyncpg.connect(owner_url)
+    try:
+        async with connection.transaction():
+            await connection.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_chain")
+            for arguments in entries:
+                await connection.execute(statement, *arguments)
+            await connection.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_chain")
+    finally:
+        await connection.close()
+
+
 def as_owner(trail: Trail, *statements: str) -> None:
     """`rewritten_as_owner`, outside an event loop."""
     asyncio.run(rewritten_as_owner(trail.owner_url, *statements))
