@@ -47,7 +47,7 @@ def unsent_in_kernel(sock: socket.socket | None) -> int:
     is a third empty, so a client reading an answer steadily shows it here long before there.
     0 where it cannot be known (not Linux, not a socket): progress is then read from the
     process's buffer alone, and a slow reader of a large answer may be cut off."""
-    if sys.platform != "linux" or sock is None:
+    if sys.platform != "linux" or sock is None or sock.fileno() < 0:  # -1: closed meanwhile
         return 0
     with contextlib.suppress(OSError):
         return int(struct.unpack("i", ioctl(sock.fileno(), TIOCOUTQ, bytes(4)))[0])
@@ -139,6 +139,8 @@ class GatheringTransport(asyncio.Transport):
         that the kernel drops what it holds for it too rather than keep offering it to a closed
         window."""
         self._stall_timer = None
+        if self._transport.is_closing() and not self._transport.get_write_buffer_size():
+            return  # closed: what the kernel still holds is its own to time out
         unsent = self._unsent_bytes()
         if unsent == 0:
             return
