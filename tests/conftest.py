@@ -214,6 +214,15 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture
+def own_reference_url(server_url: str) -> Iterator[str]:
+    """As `module_reference_url`, but the test's own: for a test whose premise is what no other
+    test has written (a cell that holds one record), whatever ran before it in its module."""
+    with _migrated_database(server_url, "sinergi_own") as url:
+        _load_reference(url)
+        yield url
+
+
 @pytest.fixture(scope="module")
 def module_reference_url(server_url: str) -> Iterator[str]:
     """As `reference_url`, but the test module's own: for tests that write records behind the

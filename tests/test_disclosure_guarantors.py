@@ -45,19 +45,41 @@ STATUS = """mutation($id: ID!, $status: GuaranteeStatus!) {
 SECRET_LOAN = 47_300_000
 
 
+def _battleground(url: str) -> str:
+    """Demo businesses and clients, and the rival guarantor with its equity registered."""
+    load_demo(url, msmes=200, seed=7)
+    second_guarantor(url, RIVAL)
+    return url
+
+
 @pytest.fixture(scope="module")
 def database(module_reference_url: str) -> str:
-    """Demo businesses and clients, and the rival guarantor with its equity registered."""
-    load_demo(module_reference_url, msmes=200, seed=7)
-    second_guarantor(module_reference_url, RIVAL)
-    return module_reference_url
+    """The module's battleground, which its tests share (each asks only of its own cells)."""
+    return _battleground(module_reference_url)
+
+
+@pytest.fixture
+def own_database(own_reference_url: str) -> str:
+    """A battleground of the test's own, for a test whose premise is a cell no other test wrote."""
+    return _battleground(own_reference_url)
+
+
+def _uncached(url: str) -> Iterator[Api]:
+    """No figure cache: each table is computed afresh from the guarantees as they are."""
+    with served(url, Settings(rate_limit=1_000_000, figures_cache_seconds=0)) as served_api:
+        yield served_api
 
 
 @pytest.fixture(scope="module")
 def api(database: str) -> Iterator[Api]:
-    """No figure cache: each table is computed afresh from the guarantees as they are."""
-    with served(database, Settings(rate_limit=1_000_000, figures_cache_seconds=0)) as served_api:
-        yield served_api
+    """The module's shared battleground, served without a figure cache."""
+    yield from _uncached(database)
+
+
+@pytest.fixture
+def own_api(own_database: str) -> Iterator[Api]:
+    """The test's own battleground, served without a figure cache."""
+    yield from _uncached(own_database)
 
 
 def _candidate_regencies(url: str) -> list[tuple[str, str]]:
@@ -75,6 +97,24 @@ def _candidate_regencies(url: str) -> list[tuple[str, str]]:
                 "(SELECT 1 FROM guarantees g WHERE g.msme_id = m.id) ORDER BY m.id"
             )
             return [(str(row["nib"]), str(row["regency_code"])) for row in rows]
+        finally:
+            await connection.close()
+
+    return asyncio.run(find())
+
+
+def _not_the_attackers(url: str) -> list[str]:
+    """The ids of the guarantees of Kalimantan Tengah, of any status, not the attacker's."""
+
+    async def find() -> list[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            rows = await connection.fetch(
+                "SELECT id FROM guarantees "
+                "WHERE province_code = '62' AND guarantor_client_id <> $1",
+                RIVAL,
+            )
+            return [str(row["id"]) for row in rows]
         finally:
             await connection.close()
 
@@ -116,16 +156,20 @@ def _table(api: Api, token: str, query: str = FIGURES) -> dict[str | None, dict[
 
 
 def test_moving_its_own_guarantees_never_shows_a_rivals_lone_guarantee(
-    api: Api, database: str
+    own_api: Api, own_database: str
 ) -> None:
     """The victim's one ACTIVE guarantee; the attacker's six, flipped between ACTIVE and CLAIMED
     one at a time. Every cell holding the victim's guarantee stays hidden, under the attacker's
     full token and a narrowed one, however many of its own guarantees share the cell; its own
     part of each cell is published apart, exact, with `guarantees:write`, so what it would
-    subtract is exactly what it knows, and nothing is left over to learn."""
+    subtract is exactly what it knows, and nothing is left over to learn. Its battleground is
+    its own: the premise is that the victim's guarantee is the only one the attacker does not
+    know in the province (another's would leave it something to learn, or publish the cell)."""
+    api, database = own_api, own_database
     (secret,) = _guarantees(api, database, JAMKRIDA, [SECRET_LOAN])
     amounts = [10_000_000 + n * 1_000_000 for n in range(6)]
     mine = _guarantees(api, database, RIVAL, amounts)
+    assert _not_the_attackers(database) == [secret["id"]]
     status = {guarantee["id"]: "ACTIVE" for guarantee in mine}
     amount = {guarantee["id"]: int(guarantee["amount"]) for guarantee in mine}
     full, narrowed = api.token(RIVAL), api.token(RIVAL, scope="aggregates:read")
