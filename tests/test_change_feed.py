@@ -4,6 +4,7 @@ import every copy is exactly what a fresh page-through shows that client."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -23,6 +24,7 @@ from domain.cursor_seal import CursorSeal
 from resolvers.change_feed import FINANCES_IN_RECORD
 from schema.build import sdl
 from sinergi.sync import LocalCopy, sync
+from tests.support.clients import second_guarantor
 from tests.support.clock import Clock
 from tests.support.databases import run
 from tests.support.demo_data import load_demo
@@ -43,6 +45,8 @@ from tests.test_eligibility_api import (
 )
 
 RECORDS = ("msme", "cooperative", "participation")
+RIVAL = "uji-penjamin-lain"
+"""A second guarantor of Kalimantan Tengah beside the demo's, whose guarantees are not its."""
 MSME_FIELDS = """
   id nib skuNumber skuIssuer name kbliCode kbliSection scale declaredScale establishedOn
   capital annualTurnover turnoverYear
@@ -896,15 +900,44 @@ def test_entries_postgresql_writes_are_the_entries_resolved_one_by_one(
     assert opened(resumed) == opened(pull_with(by_entry, cursor))
 
 
-def test_feeds_answer_only_under_their_scope(feed_api: Api) -> None:
+def _guarantees_of(url: str, client_id: str) -> set[str]:
+    """The ids of the guarantees `client_id` issued, as the database holds them."""
+
+    async def find() -> set[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            query = "SELECT id FROM guarantees WHERE guarantor_client_id = $1"
+            return {str(row["id"]) for row in await connection.fetch(query, client_id)}
+        finally:
+            await connection.close()
+
+    return asyncio.run(find())
+
+
+def test_feeds_answer_only_under_their_scope(
+    feed_api: Api, feed_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guarantor's feed holds its own guarantees and none of another guarantor's: one of the
+    other's is recorded here, so the feed has one to leave out whatever ran before."""
     ministry = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-ministry")
     assert ministry["errors"][0]["extensions"]["requiredScopes"] == ["records:read"]
     jamkrida = feed_api.graphql("{ msmeChanges { endCursor } }", "demo-jamkrida-62")
     assert jamkrida["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     province = feed_api.graphql("{ guaranteeChanges { endCursor } }", "demo-province-62")
     assert province["errors"][0]["extensions"]["requiredScopes"] == ["guarantees:write"]
-    own = feed_api.graphql("{ guaranteeChanges { entries { id } } }", "demo-jamkrida-62")
-    assert own == {"data": {"guaranteeChanges": {"entries": []}}}
+    second_guarantor(feed_url, RIVAL)
+    Clock(monkeypatch, CHECKED_ON)
+    request = _request({"nib": "9990000000002"}, 60_000_000, 24, **FULL_ATTESTATION)
+    decision = feed_api.graphql(CHECK, RIVAL, {"request": request})["data"]["checkEligibility"]
+    assert decision["verdict"] == "ELIGIBLE", decision
+    recorded = feed_api.graphql(RECORD, RIVAL, _guarantee(decision["id"]))
+    rivals = recorded["data"]["recordGuarantee"]["id"]
+    feed = "{ guaranteeChanges(first: 1000) { entries { id } } }"
+    seen_by_rival = feed_api.graphql(feed, RIVAL)["data"]["guaranteeChanges"]["entries"]
+    assert rivals in {entry["id"] for entry in seen_by_rival}
+    own = feed_api.graphql(feed, JAMKRIDA)["data"]["guaranteeChanges"]["entries"]
+    assert rivals not in {entry["id"] for entry in own}
+    assert {entry["id"] for entry in own} <= _guarantees_of(feed_url, JAMKRIDA)
 
 
 def test_a_guarantor_follows_its_own_guarantees(
