@@ -94,7 +94,10 @@ async def test_the_custodian_finds_who_accessed_a_persons_data(engine: AsyncEngi
     # Other test modules share this database and may have read her record too.
     times = {access["clientId"]: access["times"] for access in result.data["personalDataAccess"]}
     assert times[PII_READER.client_id] >= 1
-    assert all(SRI in entry["subjects"] for entry in result.data["auditEntries"])
+    entries = result.data["auditEntries"]
+    assert entries, "no audit entry names her"
+    assert all(SRI in entry["subjects"] for entry in entries)
+    assert PII_READER.client_id in {entry["clientId"] for entry in entries}
 
 
 async def test_a_province_cannot_read_the_audit_log(engine: AsyncEngine) -> None:
