@@ -26,7 +26,7 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -223,9 +223,6 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
     not yet answered is refused (`on_headers_complete`): the WebSocket protocol would take the
     transport's callbacks while that answer is still being written, unwatched."""
 
-    _gathering: GatheringTransport
-    """The connection's transport, as made in `connection_made`."""
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_head_bytes = self.config.h11_max_incomplete_event_size or MAX_HEADER_BYTES
@@ -246,9 +243,15 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         bodies, and the heads read whole in it."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._gathering = GatheringTransport(transport, self.loop, head_timeout_seconds())
-        super().connection_made(self._gathering)
+        super().connection_made(GatheringTransport(transport, self.loop, head_timeout_seconds()))
+        assert isinstance(self.transport, GatheringTransport), "uvicorn keeps what it was given"
         self._wait_for_head()
+
+    @property
+    def _gathering(self) -> GatheringTransport:
+        """The connection's transport, as made in `connection_made`: uvicorn's `transport`,
+        typed as what it is (`connection_made` checked it once)."""
+        return cast(GatheringTransport, self.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_came()
