@@ -102,8 +102,15 @@ def draws(key_sum: int) -> tuple[float, ...]:
 
 
 def uniform(key_sum: int, label: str) -> float:
-    """The draw of one label (as `draws`, a call less: asked per measure of every cell)."""
-    return _draws(cell_key(key_sum))[_SLOTS[label]]
+    """The draw of one label: its entry of `draws`."""
+    return _draw(key_sum, _SLOTS[label])
+
+
+def _draw(key_sum: int, slot: int) -> float:
+    """The draw of the label in `slot` of `LABELS`: what `uniform`, counts and sums read.
+    Counts know their slot (a lookup less); counts and sums skip `uniform`'s call: asked per
+    measure of every cell."""
+    return _draws(cell_key(key_sum))[slot]
 
 
 def _weights(reach: int) -> list[float]:
@@ -176,7 +183,7 @@ class Perturbation:
         if count == 0:
             return 0
         cumulative, values = _row(min(count, self.max_noise), self.variance)
-        return count + values[bisect_right(cumulative, _draws(cell_key(key_sum))[_COUNT])]
+        return count + values[bisect_right(cumulative, _draw(key_sum, _COUNT))]
 
     def total(self, total: int, squares: int, key_sum: int, measure: str) -> int:
         """The published sum of non-negative contributions whose squares add up to `squares`,
@@ -314,11 +321,11 @@ def _drawn_sum(
 ) -> int:
     """The published sum `summed` of measure `name` of a cell (whose measures are `sums`), each
     measure drawn on its contributors' key (`Summed.key_sum`)."""
-    own_draw = _draws(cell_key(summed.key_sum))[_SLOTS[name]]
+    own_draw = _draw(summed.key_sum, _SLOTS[name])
     followed = FOLLOWS.get(name)
     if followed is None:
         return perturbation.drawn_total(summed.total, summed.squares, own_draw)
-    followed_draw = uniform(sums[followed].key_sum, followed)
+    followed_draw = _draw(sums[followed].key_sum, _SLOTS[followed])
     return perturbation.drawn_follower(summed, sums[followed], (followed_draw, own_draw))
 
 
