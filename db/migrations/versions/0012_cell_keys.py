@@ -12,11 +12,11 @@ Revision ID: 0012
 Revises: 0011
 """
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0012"
 down_revision = "0011"
@@ -27,16 +27,6 @@ RECORD_KEY = "('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint"
 KEYED = ("msmes", "cooperatives", "guarantees")
 
 Measures = list[tuple[str, str, str]]
-
-
-def _rollups_0006() -> ModuleType:
-    """The rollups as 0006 made them: their keys, measures and SQL builders."""
-    path = Path(__file__).with_name("0006_rollups.py")
-    spec = importlib.util.spec_from_file_location("sinergi_migration_0006", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _squares(source: str) -> str:
@@ -101,7 +91,7 @@ def _rebuild(base: str, name: str, names: list[str], keys: dict[str, str], measu
 
 
 def upgrade() -> None:
-    old = _rollups_0006()
+    old = migration("0006_rollups.py")
     for table in KEYED:
         op.execute(f"ALTER TABLE {table} ADD COLUMN cell_key bigint NOT NULL DEFAULT {RECORD_KEY}")
     for base in ("msmes", "cooperatives"):
@@ -136,7 +126,7 @@ def downgrade() -> None:
         " hold cell keys; a downgrade drops them and an upgrade draws new ones, so every"
         " published perturbed figure would change: cannot downgrade', keyed; END IF; END $$"
     )
-    old = _rollups_0006()
+    old = migration("0006_rollups.py")
     for base in ("msmes", "cooperatives"):
         rollups, _, measures = old.BASES[base]
         for function in _trigger_functions(old, base, measures):

@@ -26,11 +26,9 @@ Revision ID: 0016
 Revises: 0015
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0016"
 down_revision = "0015"
@@ -79,21 +77,11 @@ END $$
 
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the rollups' keys, measures and SQL builders."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _rollup_functions() -> list[str]:
     """Each rollup trigger function, grouping the statement's rows once (`fine`), then each
     rollup from those groups; as 0006's, cells that did not change are skipped (no lock) and
     cells are upserted in key order, in one statement, then emptied cells deleted."""
-    rollups_0006, cell_keys_0012 = _migration("0006_rollups.py"), _migration("0012_cell_keys.py")
+    rollups_0006, cell_keys_0012 = migration("0006_rollups.py"), migration("0012_cell_keys.py")
     functions = []
     for base in ("msmes", "cooperatives"):
         rollups, keys, measures = rollups_0006.BASES[base]
@@ -128,7 +116,7 @@ def _rollup_functions() -> list[str]:
 
 
 def _rollup_functions_0012() -> list[str]:
-    rollups_0006, cell_keys_0012 = _migration("0006_rollups.py"), _migration("0012_cell_keys.py")
+    rollups_0006, cell_keys_0012 = migration("0006_rollups.py"), migration("0012_cell_keys.py")
     return [
         function
         for base in ("msmes", "cooperatives")

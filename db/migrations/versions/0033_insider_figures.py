@@ -21,11 +21,9 @@ Revision ID: 0033
 Revises: 0032
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0033"
 down_revision = "0032"
@@ -45,16 +43,6 @@ ROLLUP_FUNCTIONS = [
 
 RETURNS = "RETURNS TABLE (number bigint, released_at timestamptz, schema_name text)"
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp"
-
-
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: what a release copies."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _copying(name: str) -> str:
@@ -77,7 +65,7 @@ BEGIN
         RETURN;  -- made since whoever asked found one due
     END IF;
     target := CASE WHEN pointer.schema_name = 'figures_a' THEN 'figures_b' ELSE 'figures_a' END;
-    {_migration("0031_figure_releases.py")._copies()}
+    {migration("0031_figure_releases.py")._copies()}
     RETURN QUERY
         UPDATE public.figure_releases AS r
            SET number = r.number + 1, released_at = now(), schema_name = target

@@ -46,11 +46,9 @@ Revision ID: 0037
 Revises: 0036
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0037"
 down_revision = "0036"
@@ -122,25 +120,15 @@ ON CONFLICT (msme_id, effective_from) DO UPDATE
 """
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the history view of 0015."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _release_copying(history_columns: str) -> str:
     """0033's owner-only release function, copying `history_columns` of the scale history: the
     graduation figures tell a correction from growth by its rule version, and a ministry's are
     read from a release."""
-    releases = _migration("0031_figure_releases.py")
+    releases = migration("0031_figure_releases.py")
     copies = {**releases.COPIES, "msme_scale_history": history_columns}
     vars(releases).update(COPIES=copies)  # what its _copies() reads
-    figures = _migration("0033_insider_figures.py")
-    vars(figures).update(_migration=lambda file: releases)  # the 0031 its _copying() loads
+    figures = migration("0033_insider_figures.py")
+    vars(figures).update(migration=lambda file: releases)  # the 0031 its _copying() loads
     copying: str = figures._copying("copy_figure_release")
     return copying
 
@@ -171,7 +159,7 @@ ministry reads its graduations from one until the next is made)."""
 
 def _record_history(columns: tuple[str, ...]) -> str:
     """0015's view, an imported record's creation naming `columns`."""
-    batches = _migration("0015_import_batches.py")
+    batches = migration("0015_import_batches.py")
     view: str = batches.VIEW
     for old, new in (
         (batches._CURRENT, ", ".join(f"'{column}', m.{column}" for column in columns)),
@@ -191,7 +179,7 @@ def upgrade() -> None:
     op.execute(RECOMPUTE)
     op.execute(RECOMPUTE_HISTORY)
     op.execute(FOLLOW_RECORDS)
-    columns = _migration("0015_import_batches.py").RECORD_COLUMNS
+    columns = migration("0015_import_batches.py").RECORD_COLUMNS
     at = columns.index("scale") + 1
     op.execute(_record_history((*columns[:at], "declared_scale", *columns[at:])))
     op.execute(_release_copying(RELEASED_HISTORY))
@@ -199,6 +187,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(_release_copying(_migration("0031_figure_releases.py").COPIES["msme_scale_history"]))
-    op.execute(_record_history(_migration("0015_import_batches.py").RECORD_COLUMNS))
+    op.execute(_release_copying(migration("0031_figure_releases.py").COPIES["msme_scale_history"]))
+    op.execute(_record_history(migration("0015_import_batches.py").RECORD_COLUMNS))
     op.execute("ALTER TABLE msmes DROP COLUMN declared_scale")

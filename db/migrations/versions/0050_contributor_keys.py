@@ -19,11 +19,11 @@ Revision ID: 0050
 Revises: 0049
 """
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0050"
 down_revision = "0049"
@@ -46,16 +46,6 @@ VALUED = ("msmes",)
 RELEASES = ("figures_a", "figures_b")
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the rollups' keys, measures and SQL builders."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _added(base: str) -> Measures:
     """The columns this revision adds to the rollups of `base`, with their expressions."""
     added = []
@@ -74,13 +64,13 @@ def _added(base: str) -> Measures:
 def _modules(with_added: bool) -> tuple[ModuleType, ModuleType, ModuleType]:
     """0006, 0012 and 0016 as their builders see them: 0012's measures with this revision's
     when `with_added` (0016's trigger functions read them from 0012's `_added`)."""
-    rollups, cell_keys = _migration("0006_rollups.py"), _migration("0012_cell_keys.py")
+    rollups, cell_keys = migration("0006_rollups.py"), migration("0012_cell_keys.py")
     if with_added:
         before = cell_keys._added
         vars(cell_keys).update(_added=lambda base: [*before(base), *_added(base)])
-    batches = _migration("0016_import_scale_batches.py")
+    batches = migration("0016_import_scale_batches.py")
     loaded = {"0006_rollups.py": rollups, "0012_cell_keys.py": cell_keys}
-    vars(batches).update(_migration=loaded.__getitem__)
+    vars(batches).update(migration=loaded.__getitem__)
     return rollups, cell_keys, batches
 
 
@@ -90,7 +80,7 @@ def _trigger_functions(with_added: bool) -> None:
     _, _, batches = _modules(with_added)
     for function in batches._rollup_functions():
         op.execute(function)
-    insider = _migration("0033_insider_figures.py")
+    insider = migration("0033_insider_figures.py")
     for function in insider.ROLLUP_FUNCTIONS:
         op.execute(f"ALTER FUNCTION {function} {insider.DEFINER}")
 
@@ -110,7 +100,7 @@ def _rebuilds(schema: str) -> list[str]:
 
 
 def _columns(schema: str, adding: bool) -> list[str]:
-    rollups = _migration("0006_rollups.py")
+    rollups = migration("0006_rollups.py")
     statements = []
     for base, (tables, _, _) in rollups.BASES.items():
         for name in tables:
@@ -147,7 +137,7 @@ def upgrade() -> None:
     _trigger_functions(with_added=True)
     for schema in RELEASES:
         op.execute(_in_release(schema, [*_columns(schema, adding=True), *_rebuilds(schema)]))
-    rollups = _migration("0006_rollups.py")
+    rollups = migration("0006_rollups.py")
     op.execute(
         "ANALYZE " + ", ".join(name for tables, _, _ in rollups.BASES.values() for name in tables)
     )

@@ -26,11 +26,9 @@ Revision ID: 0055
 Revises: 0054
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0055"
 down_revision = "0054"
@@ -41,16 +39,6 @@ SALES_YEAR = "CASE WHEN {sales} IS NOT NULL THEN {year} END"
 """SQL for an entry's turnover year from a record's: none without sales to be of a year."""
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the history view, its trigger, the release function."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _replaced(text: str, *edits: tuple[str, str]) -> str:
     """`text` with each (old, new) of `edits` made, each old found exactly once."""
     for old, new in edits:
@@ -59,7 +47,7 @@ def _replaced(text: str, *edits: tuple[str, str]) -> str:
     return text
 
 
-BATCHES = _migration("0016_import_scale_batches.py")
+BATCHES = migration("0016_import_scale_batches.py")
 _RECORD_YEAR = SALES_YEAR.format(sales="m.annual_turnover", year="m.turnover_year")
 VIEW = _replaced(
     BATCHES.VIEW,
@@ -85,7 +73,7 @@ TRIGGER_FUNCTION = _replaced(
 
 OLD_TRIGGER_FUNCTION = BATCHES.TRIGGER_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
 
-REGISTERED = _migration("0037_registered_scale.py")
+REGISTERED = migration("0037_registered_scale.py")
 RELEASED_HISTORY = f"{REGISTERED.RELEASED_HISTORY}, turnover_year"
 """What a release copies of the history: 0037's columns and the turnover year."""
 

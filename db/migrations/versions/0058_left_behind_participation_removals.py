@@ -15,11 +15,9 @@ Revision ID: 0058
 Revises: 0057
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0058"
 down_revision = "0057"
@@ -27,17 +25,7 @@ branch_labels = None
 depends_on = None
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the entry's columns and 0056's triggers."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M0056 = _migration("0056_participation_entries_name_their_business_place.py")
+M0056 = migration("0056_participation_entries_name_their_business_place.py")
 
 PROGRAMME_PLACE = """
          SELECT split_part(g.jurisdiction, '.', 1),

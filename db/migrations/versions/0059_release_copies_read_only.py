@@ -13,11 +13,9 @@ Revision ID: 0059
 Revises: 0058
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0059"
 down_revision = "0058"
@@ -42,18 +40,8 @@ READ_ONLY = """
 """Run once the copies are made, before the pointer moves to them."""
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: 0055's release function."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _copying_0055() -> str:
-    turnover_year = _migration("0055_scale_history_turnover_year.py")
+    turnover_year = migration("0055_scale_history_turnover_year.py")
     copying: str = turnover_year.REGISTERED._release_copying(turnover_year.RELEASED_HISTORY)
     return copying
 

@@ -18,11 +18,9 @@ Revision ID: 0060
 Revises: 0059
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0060"
 down_revision = "0059"
@@ -35,29 +33,19 @@ RELEASED_PROGRAMMES = "id, jurisdiction"
 RELEASES = ("figures_a", "figures_b")
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the release function's parts."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _release_copying(programmes: bool) -> str:
     """0059's release function (0037's, copying 0055's scale history columns, its copies read
     only but by their owner), with the programmes' regions if `programmes`."""
-    releases = _migration("0031_figure_releases.py")
-    history = _migration("0055_scale_history_turnover_year.py").RELEASED_HISTORY
+    releases = migration("0031_figure_releases.py")
+    history = migration("0055_scale_history_turnover_year.py").RELEASED_HISTORY
     copies = {**releases.COPIES, "msme_scale_history": history}
     if programmes:
         copies["programmes"] = RELEASED_PROGRAMMES
     vars(releases).update(COPIES=copies)  # what its _copies() reads
-    figures = _migration("0033_insider_figures.py")
-    vars(figures).update(_migration=lambda file: releases)  # the 0031 its _copying() loads
+    figures = migration("0033_insider_figures.py")
+    vars(figures).update(migration=lambda file: releases)  # the 0031 its _copying() loads
     copying: str = figures._copying("copy_figure_release")
-    read_only: str = _migration("0059_release_copies_read_only.py").read_only(copying)
+    read_only: str = migration("0059_release_copies_read_only.py").read_only(copying)
     return read_only
 
 

@@ -29,11 +29,9 @@ Revision ID: 0061
 Revises: 0060
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from db.migrations.earlier import migration
 
 revision = "0061"
 down_revision = "0060"
@@ -41,19 +39,9 @@ branch_labels = None
 depends_on = None
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision's module: the functions a downgrade puts back."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"sinergi_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M0030 = _migration("0030_audit_subjects_are_niks.py")
-M0051 = _migration("0051_audit_entry_macs.py")
-M0053 = _migration("0053_audit_entries_stay_small.py")
+M0030 = migration("0030_audit_subjects_are_niks.py")
+M0051 = migration("0051_audit_entry_macs.py")
+M0053 = migration("0053_audit_entries_stay_small.py")
 
 MAX_ENTRY_BYTES = M0053.MAX_ENTRY_BYTES
 MAX_DEPTH = M0030.MAX_DEPTH
