@@ -11,12 +11,13 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sinergi import http_protocol
 from sinergi.http_protocol import (
@@ -146,20 +147,28 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
     await PlainTextResponse("hello " + scope["path"])(scope, receive, send)
 
 
-async def test_a_server_on_it_answers_request_after_request_on_one_connection() -> None:
+@asynccontextmanager
+async def _served(app: ASGIApp, **options: Any) -> AsyncIterator[int]:
+    """`app` served by uvicorn on the protocol, with uvicorn's `options`; its port."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()  # connections wait in the backlog until the server accepts them
-    port = listening.getsockname()[1]
-    config = uvicorn.Config(_hello, http=GatheringHttpToolsProtocol, log_level="error")
+    config = uvicorn.Config(app, http=GatheringHttpToolsProtocol, log_level="error", **options)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            answers = [await client.get(f"/{number}") for number in range(3)]
+        yield listening.getsockname()[1]
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_a_server_on_it_answers_request_after_request_on_one_connection() -> None:
+    async with (
+        _served(_hello) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        answers = [await client.get(f"/{number}") for number in range(3)]
     assert [answer.text for answer in answers] == ["hello /0", "hello /1", "hello /2"]
 
 
@@ -172,25 +181,9 @@ async def _body_size(scope: Scope, receive: Receive, send: Send) -> None:
     await PlainTextResponse(str(size))(scope, receive, send)
 
 
-@asynccontextmanager
-async def _bounded_server() -> AsyncIterator[int]:
+def _bounded_server() -> contextlib.AbstractAsyncContextManager[int]:
     """`_body_size` served on the protocol with heads bounded to 16 KiB; its port."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    config = uvicorn.Config(
-        _body_size,
-        http=GatheringHttpToolsProtocol,
-        log_level="error",
-        h11_max_incomplete_event_size=16_384,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        yield listening.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await serving
+    return _served(_body_size, h11_max_incomplete_event_size=16_384)
 
 
 async def test_only_a_requests_head_counts_towards_its_bound() -> None:
@@ -356,23 +349,6 @@ async def test_a_websocket_upgraded_to_while_an_answer_waits_is_not_cut_off(
     HTTP protocol's: left armed when the WebSocket protocol took the transport, and with it
     the callbacks that stop the timer, it aborted the WebSocket once the buffers were empty."""
     monkeypatch.setattr(http_protocol, "head_timeout_seconds", lambda: 1)
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    config = uvicorn.Config(
-        _large_or_socket,
-        http=GatheringHttpToolsProtocol,
-        log_level="error",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        read = await asyncio.to_thread(
-            _upgraded_while_an_answer_waits, listening.getsockname()[1], 4
-        )
-    finally:
-        server.should_exit = True
-        await serving
+    async with _served(_large_or_socket, lifespan="off", timeout_graceful_shutdown=1) as port:
+        read = await asyncio.to_thread(_upgraded_while_an_answer_waits, port, 4)
     assert b"HTTP/1.1 101 " in read
