@@ -69,15 +69,38 @@ async def _differences(connection: AsyncConnection) -> list[tuple[Any, ...]]:
     )
 
 
-async def test_migrated_database_matches_the_models(migrated_url: str) -> None:
-    engine = create_engine(migrated_url, statement_timeout_ms=30_000, pool_size=1)
+async def _unexpected_differences(url: str) -> list[tuple[Any, ...]]:
+    """How the database at `url` differs from the models, beyond what is deliberately not
+    modelled."""
+    engine = create_engine(url, statement_timeout_ms=30_000, pool_size=1)
     try:
         async with engine.connect() as connection:
             differences = await _differences(connection)
     finally:
         await engine.dispose()
-    unexpected = [d for d in differences if not isinstance(d, tuple) or _name(d) not in UNMODELLED]
-    assert unexpected == []
+    return [d for d in differences if not isinstance(d, tuple) or _name(d) not in UNMODELLED]
+
+
+async def test_migrated_database_matches_the_models(migrated_url: str) -> None:
+    assert await _unexpected_differences(migrated_url) == []
+
+
+# What the owner owns in its database: each migration's tables, views, functions and schemas.
+OWNED = (
+    "SELECT array_agg(owned ORDER BY owned) FROM"
+    " (SELECT pg_describe_object(classid, objid, objsubid) AS owned FROM pg_shdepend"
+    "   WHERE deptype = 'o' AND refobjid = current_user::regrole"
+    "     AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS o"
+)
+
+
+async def test_every_migration_goes_down_to_nothing_and_up_again(fresh_url: str) -> None:
+    """From head down to base each downgrade undoes its upgrade, leaving the owner nothing but
+    Alembic's own table; up again, the database matches the models once more."""
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "base")
+    assert await _value(fresh_url, OWNED) == ["table alembic_version"]
+    await asyncio.to_thread(upgrade, fresh_url)
+    assert await _unexpected_differences(fresh_url) == []
 
 
 # (stored before 0026, stored after): trimmed, lower-cased, the Indonesian words mapped.

@@ -154,5 +154,10 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER msmes_scale_batches_update ON msmes")
     op.execute("DROP FUNCTION msmes_scale_batches_update()")
     op.execute("DROP VIEW scale_history")
+    # 0015's view reads the batches through `SELECT *`, which PostgreSQL expands when a view is
+    # made: made again after this revision (0037), it names these columns, so it is made again
+    # without them.
+    op.execute("DROP VIEW record_history")
     op.execute("ALTER TABLE msme_import_batches DROP COLUMN rule_version")
     op.execute("ALTER TABLE msme_import_batches DROP COLUMN effective_from")
+    op.execute(migration("0015_import_batches.py").VIEW)
