@@ -4,13 +4,11 @@ those that change stored data change it as they say."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -25,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import provision
 from db.engine import create_engine
-from db.migrate import MIGRATIONS, alembic_config, upgrade
+from db.migrate import alembic_config, upgrade
+from db.migrations.earlier import migration, swapped
 from db.models import METADATA, MSMES
 from db.queries.aggregates import graduation_source
 from db.seed import load_reference
@@ -661,7 +660,7 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
     sales under the kept declaration, which wrote no history entry: the migration ends each
     history at the computed scale with a correction dated today, which no graduation count takes
     for a business growing that day; the next real step is counted from it."""
-    assert _revision("0037_registered_scale.py").CORRECTION in CORRECTIONS
+    assert migration("0037_registered_scale.py").CORRECTION in CORRECTIONS
     with _database_at(server_url, "0036") as url:
         asyncio.run(_execute(url, SCALE_REGIONS))
         ids = [
@@ -807,12 +806,12 @@ def test_0037_computes_the_scale_as_the_domain_does(
 ) -> None:
     """The migration's SQL holds PP 7/2021's thresholds as domain/scale.py does, at every
     boundary, whichever figures are known."""
-    migration = _revision("0037_registered_scale.py")
+    registered = migration("0037_registered_scale.py")
     amounts: list[int | None] = [None, 0]
-    for limits in (migration.CAPITAL_LIMITS, migration.SALES_LIMITS):
+    for limits in (registered.CAPITAL_LIMITS, registered.SALES_LIMITS):
         amounts += [bound + step for bound, _ in limits for step in (-1, 0, 1)]
     cases = [(capital, sales) for capital in amounts for sales in amounts]
-    sql = migration.registered("c", "s", "d")
+    sql = registered.registered("c", "s", "d")
     found = asyncio.run(
         _fetch(
             server_url,
@@ -827,16 +826,6 @@ def test_0037_computes_the_scale_as_the_domain_does(
         registered_scale(declared, capital=capital, annual_sales=sales) for capital, sales in cases
     ]
     assert [row["scale"] for row in found] == [None if e is None else str(e) for e in expected]
-
-
-def _revision(file: str) -> ModuleType:
-    """A migration's module, for its constants and SQL builders."""
-    spec = importlib.util.spec_from_file_location(file, MIGRATIONS / "versions" / file)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 ROLE = (
@@ -946,7 +935,7 @@ def test_0043_refuses_a_record_without_a_nib_and_holds_each_to_a_nib_or_an_sku(
         upgrade(url)
 
 
-BEFORE_0045 = _revision("0045_programme_kind.py").down_revision
+BEFORE_0045 = migration("0045_programme_kind.py").down_revision
 PROGRAMME = (
     "INSERT INTO programmes (id, name, kind, jurisdiction)"
     " VALUES ($1, 'Kredit Usaha Rakyat (uji)', $2, '62')"
@@ -1277,3 +1266,16 @@ def test_0061_checks_and_chains_an_entry_in_one_trigger_and_goes_down_again(
     written()
     upgrade(fresh_url)
     verified()
+
+
+def test_a_swap_of_a_name_the_earlier_revision_lacks_is_refused() -> None:
+    """A migration building on an earlier one's SQL swaps names in it (`swapped`); a name the
+    earlier one lacks (renamed since) would be read by no builder, and the old SQL made
+    silently."""
+    figures = migration("0033_insider_figures.py")
+    with pytest.raises(AssertionError, match="_migration"):
+        swapped(figures, _migration=lambda file: None)
+    assert "_migration" not in vars(figures)
+    releases = migration("0031_figure_releases.py")
+    swapped(figures, migration=lambda file: releases)
+    assert figures.migration("0031_figure_releases.py") is releases

@@ -48,7 +48,7 @@ Revises: 0036
 
 from alembic import op
 
-from db.migrations.earlier import migration
+from db.migrations.earlier import migration, swapped
 
 revision = "0037"
 down_revision = "0036"
@@ -126,9 +126,9 @@ def _release_copying(history_columns: str) -> str:
     read from a release."""
     releases = migration("0031_figure_releases.py")
     copies = {**releases.COPIES, "msme_scale_history": history_columns}
-    vars(releases).update(COPIES=copies)  # what its _copies() reads
+    swapped(releases, COPIES=copies)  # what its _copies() reads
     figures = migration("0033_insider_figures.py")
-    vars(figures).update(migration=lambda file: releases)  # the 0031 its _copying() loads
+    swapped(figures, migration=lambda file: releases)  # the 0031 its _copying() loads
     copying: str = figures._copying("copy_figure_release")
     return copying
 

@@ -23,7 +23,7 @@ from types import ModuleType
 
 from alembic import op
 
-from db.migrations.earlier import migration
+from db.migrations.earlier import migration, swapped
 
 revision = "0050"
 down_revision = "0049"
@@ -67,10 +67,10 @@ def _modules(with_added: bool) -> tuple[ModuleType, ModuleType, ModuleType]:
     rollups, cell_keys = migration("0006_rollups.py"), migration("0012_cell_keys.py")
     if with_added:
         before = cell_keys._added
-        vars(cell_keys).update(_added=lambda base: [*before(base), *_added(base)])
+        swapped(cell_keys, _added=lambda base: [*before(base), *_added(base)])
     batches = migration("0016_import_scale_batches.py")
     loaded = {"0006_rollups.py": rollups, "0012_cell_keys.py": cell_keys}
-    vars(batches).update(migration=loaded.__getitem__)
+    swapped(batches, migration=loaded.__getitem__)
     return rollups, cell_keys, batches
 
 

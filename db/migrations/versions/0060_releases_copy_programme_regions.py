@@ -20,7 +20,7 @@ Revises: 0059
 
 from alembic import op
 
-from db.migrations.earlier import migration
+from db.migrations.earlier import migration, swapped
 
 revision = "0060"
 down_revision = "0059"
@@ -41,9 +41,9 @@ def _release_copying(programmes: bool) -> str:
     copies = {**releases.COPIES, "msme_scale_history": history}
     if programmes:
         copies["programmes"] = RELEASED_PROGRAMMES
-    vars(releases).update(COPIES=copies)  # what its _copies() reads
+    swapped(releases, COPIES=copies)  # what its _copies() reads
     figures = migration("0033_insider_figures.py")
-    vars(figures).update(migration=lambda file: releases)  # the 0031 its _copying() loads
+    swapped(figures, migration=lambda file: releases)  # the 0031 its _copying() loads
     copying: str = figures._copying("copy_figure_release")
     read_only: str = migration("0059_release_copies_read_only.py").read_only(copying)
     return read_only
