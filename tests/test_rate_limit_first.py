@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from schema.documents import parse_document
 from sinergi import guard
+from sinergi.rate_limit import SYNC_SECONDS
 from sinergi.settings import Settings
 from tests.support.access_log import captured
 from tests.support.clients import registered
@@ -48,12 +50,15 @@ def _over_complex(count: int) -> list[dict[str, str]]:
     ]
 
 
+def limited_settings() -> Settings:
+    """A limit of LIMIT requests a day."""
+    return Settings(rate_limit=LIMIT, rate_limit_window_seconds=WINDOW_SECONDS)
+
+
 @pytest.fixture(scope="module")
 def limited(demo_url: str, api: Api) -> Iterator[Api]:
-    """The app with a limit of LIMIT requests a day (the `api` fixture registered the demo
-    clients)."""
-    settings = Settings(rate_limit=LIMIT, rate_limit_window_seconds=WINDOW_SECONDS)
-    with served(demo_url, settings) as limited_api:
+    """The app with `limited_settings` (the `api` fixture registered the demo clients)."""
+    with served(demo_url, limited_settings()) as limited_api:
         yield limited_api
 
 
@@ -154,25 +159,25 @@ def test_a_request_refused_once_its_body_is_read_keeps_its_operation_name(
     body is decoded now keeps the `operationName` it sends (a GraphQL name, its document
     unparsed), or "(batch)"; one refused before its body is read stays anonymous."""
     named = {"query": "query Probe { __typename }", "operationName": "Probe"}
-    # Which refuses first depends on the limiter's background sync: when it has already told the
-    # process the client is over, the first 429 comes before the body. Clients until one is
-    # refused once its body is read (the sync's timing makes that the rule, not the exception).
-    for _ in range(5):
-        token = _fresh_token(limited, demo_url)
-        with captured() as access_log:
-            for _ in range(LIMIT + max(1, LIMIT // 100) + 1):
-                if limited.post(named, token).status_code == 429:
-                    break
-            else:
-                pytest.fail("the limit was never reached")
-            _assert_rate_limited(limited.post(named, token))
-        logged = _logged_operations(access_log)
-        assert set(logged[:-2]) == {(200, "Probe")}
-        assert logged[-1] == (429, None)  # known to be over: refused before its body is read
-        if logged[-2] == (429, "Probe"):
-            return
-        assert logged[-2] == (429, None)
-    pytest.fail("no request was refused once its body was read, named")
+    token = _fresh_token(limited, demo_url)
+    # Counted in PostgreSQL at once (a new client's first request), so nothing is left for this
+    # process's background sync to send: what it knows changes only when it counts again.
+    assert limited.post(named, token).status_code == 200
+    # Another process uses up the rest of the limit; this one does not know.
+    with served(demo_url, limited_settings()) as other:
+        for batch in (10, LIMIT - 11):  # each over the allowance: counted in PostgreSQL at once
+            answered = other.post([{"query": "{ __typename }"}] * batch, token)
+            assert answered.status_code == 200, answered.text
+    # Past twice the sync interval this process counts its next request in PostgreSQL, where
+    # it learns the total is over the limit: after the body is read.
+    time.sleep(2 * SYNC_SECONDS + 0.05)
+    with captured() as access_log:
+        _assert_rate_limited(limited.post(named, token))
+        _assert_rate_limited(limited.post(named, token))
+    assert _logged_operations(access_log) == [
+        (429, "Probe"),  # refused once its body was read
+        (429, None),  # known to be over: refused before its body is read
+    ]
 
 
 @pytest.mark.parametrize(
