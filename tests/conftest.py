@@ -39,20 +39,17 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="sinergi-test-home-")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--modules-reversed",
+        "--reversed",
         action="store_true",
-        help="run the test modules last to first (CI's second pass): a test that leans on "
-        "what an earlier module left behind passes in file order and fails here",
+        help="run the tests last to first, modules and the tests within each (CI's second "
+        "pass): a test that leans on what an earlier one left behind, in its module or "
+        "another, passes in file order and fails here",
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--modules-reversed"):
-        return
-    by_module: dict[Path, list[pytest.Item]] = {}
-    for item in items:
-        by_module.setdefault(item.path, []).append(item)
-    items[:] = [item for module in reversed(by_module.values()) for item in module]
+    if config.getoption("--reversed"):
+        items.reverse()
 
 
 def _server_url() -> str:

@@ -1,5 +1,6 @@
-"""CI's second pass runs the test modules last to first (`--modules-reversed`, tests/conftest.py),
-so that a test leaning on what an earlier module left behind fails on one of the two passes."""
+"""CI's second pass runs the tests last to first (`--reversed`, tests/conftest.py): the modules,
+and the tests within each, so that a test leaning on what an earlier one left behind, in its
+module or another, fails on one of the two passes."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def _collected(*options: str) -> list[str]:
     return [line for line in listed.splitlines() if "::" in line]
 
 
-def test_modules_reversed_runs_the_modules_last_to_first_each_in_its_own_order() -> None:
+def test_reversed_runs_the_modules_last_to_first_and_each_modules_tests_too() -> None:
     in_order = _collected()
-    reversed_ = _collected("--modules-reversed")
-    modules = [test.split("::")[0] for test in in_order]
-    assert list(dict.fromkeys(modules)) == MODULES  # more than one test in some of them
-    assert len(modules) > len(MODULES)
-    by_module = {module: [t for t in in_order if t.startswith(module)] for module in MODULES}
-    assert reversed_ == [test for module in reversed(MODULES) for test in by_module[module]]
+    reversed_ = _collected("--reversed")
+    by_module = {module: [t for t in in_order if t.startswith(module + "::")] for module in MODULES}
+    assert [module for module in MODULES if len(by_module[module]) < 2] == []
+    assert in_order == [test for module in MODULES for test in by_module[module]]
+    assert reversed_ == [
+        test for module in reversed(MODULES) for test in reversed(by_module[module])
+    ]
