@@ -35,6 +35,7 @@ from domain.cursor_seal import CursorSeal
 from domain.personal import OWNER_COLUMNS, OWNER_FINANCES, owner_finances
 from resolvers.access import AccessNotes
 from resolvers.context import Context
+from resolvers.eligibility import WEIGHED_FINANCES
 from resolvers.errors import bad_input
 from resolvers.lookahead import selects
 
@@ -219,14 +220,19 @@ def reader_of(info: Info[Context, Any]) -> Reader:
     )
 
 
-FINANCES_IN_RECORD = {"msme": owner_finances("Msme", OWNER_FINANCES["Msme"])}
-"""The fields of a feed's record, by kind, that are its owner's finances: every one the record
-carries (db.queries.change_feed writes them all)."""
+FINANCES_IN_RECORD = {
+    "msme": owner_finances("Msme", OWNER_FINANCES["Msme"]),
+    "guarantee": WEIGHED_FINANCES,
+}
+"""The owner's finances, by kind, that a feed's record tells of: an MSME's, every one of its
+figures the record carries (db.queries.change_feed writes them all); a guarantee's, those the
+rules of the decision it rests on weigh, as any other way a guarantee is handed out itemises
+them (resolvers.eligibility.handed_out)."""
 
 
 def _named(notes: AccessNotes, kind: str, subject: str, reader: Reader) -> None:
     """The record's data subject, with what of theirs it carries: the owner's columns its
-    statement selected and, an MSME's, its figures (the owner's finances)."""
+    statement selected and the owner's finances it tells of (`FINANCES_IN_RECORD`)."""
     notes.owner_finances_of(subject, FINANCES_IN_RECORD.get(kind, ()))
     notes.owner_columns_touched(reader.personal_columns)
 

@@ -3,20 +3,27 @@ scale the figures band (annual sales, else capital), and the decision's verdict 
 say whether that band is one the product guarantees. Its audit entry named the owner as the data
 subject but itemised no personal field, where the same band read as `Msme.scale` is itemised.
 A decision or a guarantee handed out, whatever of it is selected, now itemises the figures its
-rules weigh."""
+rules weigh; a guarantee in `guaranteeChanges` too, pulled over HTTP or pushed over a WebSocket,
+whose entries named the owner and itemised nothing."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from datetime import date
 from itertools import count
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sinergi.demo_mode import DEMO_SECRET
+from tests.support.clients import second_guarantor
 from tests.support.clock import Clock
-from tests.support.decisions import GUARANTOR, check_request, decided
+from tests.support.decisions import GUARANTOR, check_request, decided, registered_msme
 from tests.support.graphql import run
+from tests.support.http import Api, served
 
 CHECKED = count(931)
 """Each test's business and owner its own: the number ending its NIB and its owner's NIK."""
@@ -36,6 +43,11 @@ mutation FinancesReview($id: ID!) {
     reason: "checked") { id }
 }
 """
+RECORD = """
+mutation FinancesRecord($g: GuaranteeInput!) { recordGuarantee(guarantee: $g) { id } }
+"""
+FEED = "query FinancesFeed { guaranteeChanges(first: 10) { entries { id change record } } }"
+LIVE = "subscription FinancesLive { guaranteeChanges { entries { id change record } } }"
 
 
 @pytest.fixture(autouse=True)
@@ -53,14 +65,50 @@ async def checked(engine: AsyncEngine, clock: Clock) -> tuple[str, str, str]:
     return nib, nik, decision
 
 
-async def _audited(engine: AsyncEngine, operation: str) -> tuple[list[str], list[str]]:
-    """The subjects and personal fields of the latest audit entry of `operation`."""
+@pytest.fixture(scope="module")
+def http(reference_url: str) -> Iterator[Api]:
+    """The app over `engine`'s database, for the change feed as a client pulls it over HTTP
+    and has it pushed over a WebSocket."""
+    with served(reference_url) as api:
+        yield api
+
+
+@pytest.fixture
+async def guaranteed(engine: AsyncEngine, reference_url: str, http: Api) -> tuple[str, str, str]:
+    """A guarantor of the test's own, registered with the demo secret, that checked a new
+    business and recorded a guarantee on the decision, over HTTP: the guarantor's id, the
+    owner's NIK and the guarantee's id. Its feed holds that guarantee alone."""
+    number = next(CHECKED)
+    nib, nik = f"7749900000{number}", f"627199520488{number:04}"
+    client = f"test-feed-guarantor-{number}"
+    await asyncio.to_thread(second_guarantor, reference_url, client)
+    await registered_msme(engine, nib, nik)
+    checked = await asyncio.to_thread(http.graphql, CHECK, client, {"request": check_request(nib)})
+    assert "errors" not in checked, checked
+    guarantee = {
+        "decisionId": checked["data"]["checkEligibility"]["id"],
+        "bank": "Bank Kalteng",
+        "startsOn": "2026-12-06",
+        "endsOn": "2027-12-06",
+    }
+    recorded = await asyncio.to_thread(http.graphql, RECORD, client, {"g": guarantee})
+    assert "errors" not in recorded, recorded
+    return client, nik, recorded["data"]["recordGuarantee"]["id"]
+
+
+async def _audited(
+    engine: AsyncEngine, operation: str, client: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The subjects and personal fields of the latest audit entry of `operation` (by `client`,
+    if given)."""
     statement = text(
         "SELECT subjects, entry->'personalFields' AS personal FROM audit_log"
-        " WHERE entry->>'operation' = :operation ORDER BY seq DESC LIMIT 1"
+        " WHERE entry->>'operation' = :operation AND client_id = coalesce(:client, client_id)"
+        " ORDER BY seq DESC LIMIT 1"
     )
     async with engine.connect() as connection:
-        row = (await connection.execute(statement, {"operation": operation})).one()
+        found = await connection.execute(statement, {"operation": operation, "client": client})
+        row = found.one()
     return sorted(row.subjects), list(row.personal)
 
 
@@ -106,5 +154,40 @@ async def test_a_review_refused_for_the_verdict_it_names_itemises_the_figures(
     assert refused.errors is not None
     assert "ELIGIBLE" in refused.errors[0].message
     subjects, personal = await _audited(engine, "FinancesReview")
+    assert subjects == [nik]
+    assert set(personal) >= WEIGHED
+
+
+async def test_the_guarantee_feed_pulled_over_http_itemises_the_figures(
+    engine: AsyncEngine, http: Api, guaranteed: tuple[str, str, str]
+) -> None:
+    client, nik, guarantee = guaranteed
+    feed = await asyncio.to_thread(http.graphql, FEED, client)
+    assert "errors" not in feed, feed
+    assert [entry["id"] for entry in feed["data"]["guaranteeChanges"]["entries"]] == [guarantee]
+    subjects, personal = await _audited(engine, "FinancesFeed", client)
+    assert subjects == [nik]
+    assert set(personal) >= WEIGHED
+
+
+def _pushed(http: Api, client: str) -> dict[str, Any]:
+    """The first page the guarantee feed's subscription pushes to `client`."""
+    with http.socket((client, DEMO_SECRET)) as socket:
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": LIVE}})
+        message: dict[str, Any] = socket.receive_json()
+        socket.send_json({"id": "1", "type": "complete"})
+    assert message["type"] == "next", message
+    return message
+
+
+async def test_the_guarantee_feed_pushed_over_a_websocket_itemises_the_figures(
+    engine: AsyncEngine, http: Api, guaranteed: tuple[str, str, str]
+) -> None:
+    client, nik, guarantee = guaranteed
+    pushed = await asyncio.to_thread(_pushed, http, client)
+    assert "errors" not in pushed["payload"], pushed
+    entries = pushed["payload"]["data"]["guaranteeChanges"]["entries"]
+    assert [entry["id"] for entry in entries] == [guarantee]
+    subjects, personal = await _audited(engine, "FinancesLive", client)
     assert subjects == [nik]
     assert set(personal) >= WEIGHED

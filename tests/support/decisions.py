@@ -45,12 +45,9 @@ def check_request(nib: str, attestation: Mapping[str, Any] = ATTESTED) -> dict[s
     }
 
 
-async def decided(
-    engine: AsyncEngine, nib: str, nik: str, attestation: Mapping[str, Any] = ATTESTED
-) -> tuple[str, str]:
-    """A new MSME `nib` owned by `nik`, registered by PROVINCE, checked by GUARANTOR for a
-    productive loan with `attestation` (the check's audit entry is `DecisionCheck`'s): the
-    MSME's id and the decision's."""
+async def registered_msme(engine: AsyncEngine, nib: str, nik: str) -> str:
+    """A new MSME `nib` owned by `nik`, registered by PROVINCE: its id. For a guarantor other
+    than GUARANTOR (one served over HTTP) to check it."""
     owner = {"nik": nik, "fullName": "Siti Pemilik"}
     created = await run(
         engine,
@@ -59,9 +56,19 @@ async def decided(
         {"input": msme_input(nib, establishedOn="2020-01-01", owner=owner)},
     )
     assert created.errors is None, created.errors
+    return str(created.data["createMsme"]["id"])
+
+
+async def decided(
+    engine: AsyncEngine, nib: str, nik: str, attestation: Mapping[str, Any] = ATTESTED
+) -> tuple[str, str]:
+    """A new MSME `nib` owned by `nik` (`registered_msme`), checked by GUARANTOR for a
+    productive loan with `attestation` (the check's audit entry is `DecisionCheck`'s): the
+    MSME's id and the decision's."""
+    msme_id = await registered_msme(engine, nib, nik)
     checked = await run(engine, GUARANTOR, _CHECK, {"request": check_request(nib, attestation)})
     assert checked.errors is None, checked.errors
-    return str(created.data["createMsme"]["id"]), str(checked.data["checkEligibility"]["id"])
+    return msme_id, str(checked.data["checkEligibility"]["id"])
 
 
 async def guarantor_equity(reference_url: str) -> None:
