@@ -218,6 +218,12 @@ OWNER_CHANGES = _scratch(
     Column("msme_id", BigInteger),
     Column("personal_fields", ARRAY(Text)),
     Column("former_nik", Text),  # the owner on record before, if any
+    # The history row's (migration 0062): the owners whose figures it holds, the one before and
+    # the one written. The row is written before the owner (_OWNERS), so the owner on record
+    # then is the one before, or none; a record whose owner stays has no row here, and the
+    # statements take the one on record. Each import statement passes every row's owners
+    # itself: the database's trigger, filling a row without them, costs a PL/pgSQL call a row.
+    Column("owner_niks", ARRAY(Text)),
 )
 STAGED_COLUMNS = [column.name for column in STAGING.columns]
 _ROW_NO, _NIB, _SKU_NUMBER, _SKU_ISSUER, _PROVINCE, _REGENCY, _DISTRICT, _OWNER_NIK = map(
@@ -935,7 +941,7 @@ WITH written AS (
 ), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
-            personal_fields)
+            personal_fields, owner_niks)
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            field_change('nib', w.old_nib, w.nib)
            || field_change('sku_number', w.old_sku_number, w.sku_number)
@@ -953,7 +959,8 @@ WITH written AS (
            || field_change('annual_turnover', w.old_annual_turnover, w.annual_turnover)
            || field_change('turnover_year', w.old_turnover_year, w.turnover_year)
            || field_change('employees', w.old_employees, w.employees),
-           coalesce(o.personal_fields, '{}')
+           coalesce(o.personal_fields, '{}'),
+           coalesce(o.owner_niks, ARRAY(SELECT nik FROM msme_owners p WHERE p.msme_id = w.id))
       FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
@@ -1030,7 +1037,7 @@ WITH written AS (
 ), history AS (
     INSERT INTO record_changes
            (client_id, organisation, record_kind, record_id, operation, version, changes,
-            personal_fields)
+            personal_fields, owner_niks)
     SELECT :client_id, :organisation, 'msme', w.id, 'import', w.version,
            ('{' || concat_ws(',',
                '"nib":{"before"\\:null,"after":' || to_json(w.nib) || '}',
@@ -1050,7 +1057,8 @@ WITH written AS (
                '"turnover_year":{"before"\\:null,"after":' || to_json(turnover_year) || '}',
                '"employees":{"before"\\:null,"after":' || to_json(employees) || '}'
            ) || '}')::jsonb,
-           coalesce(o.personal_fields, '{}')
+           coalesce(o.personal_fields, '{}'),
+           coalesce(o.owner_niks, ARRAY(SELECT nik FROM msme_owners p WHERE p.msme_id = w.id))
       FROM written w LEFT JOIN msme_import_owners o ON o.msme_id = w.id
      ORDER BY w.id
 )
@@ -1077,9 +1085,11 @@ _CHANGED = "CASE WHEN o.{c} IS DISTINCT FROM s.owner_{c} THEN 'owner.{c}' END"
 # and the personal fields changed: for the import's audit entry (Report).
 _OWNER_CHANGES = f"""
 WITH noted AS (
-    INSERT INTO msme_import_owners (msme_id, personal_fields, former_nik)
-    SELECT msme_id, personal_fields, former_nik
-      FROM (SELECT s.msme_id, o.nik AS former_nik,
+    INSERT INTO msme_import_owners (msme_id, personal_fields, former_nik, owner_niks)
+    SELECT msme_id, personal_fields, former_nik,
+           ARRAY(SELECT DISTINCT n FROM unnest(ARRAY[former_nik, owner_nik]) AS n
+                  WHERE n IS NOT NULL ORDER BY n)
+      FROM (SELECT s.msme_id, o.nik AS former_nik, s.owner_nik,
                    array_remove(ARRAY[
                        {_each(_CHANGED, _NEXT_LINE)}
                    ], NULL) AS personal_fields
@@ -1105,7 +1115,8 @@ ON CONFLICT (msme_id) DO UPDATE SET {_each("{c} = EXCLUDED.{c}")}
 # does (db/writes/versioned.py), and gets a history row of its own at that version: a client
 # holding the version before must get CONFLICT rather than overwrite the owner imported. (A
 # record whose other columns changed too moved on in _UPDATE, whose history row names its owner
-# fields: one version per record and import.) The records were locked by `locked_records`.
+# fields: one version per record and import.) The records were locked by `locked_records`. The
+# row keeps the owner just written (_OWNERS runs first), as _SCALES does.
 _OWNER_HISTORY = """
 WITH bumped AS (
     UPDATE msmes AS m
@@ -1118,9 +1129,9 @@ WITH bumped AS (
 )
 INSERT INTO record_changes
        (client_id, organisation, record_kind, record_id, operation, version, changes,
-        personal_fields)
+        personal_fields, owner_niks)
 SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb,
-       c.personal_fields
+       c.personal_fields, ARRAY(SELECT nik FROM msme_owners p WHERE p.msme_id = b.id)
   FROM bumped b JOIN msme_import_owners c ON c.msme_id = b.id
  ORDER BY b.id
 """
@@ -1130,13 +1141,16 @@ SELECT :client_id, :organisation, 'msme', b.id, 'import', b.version, '{}'::jsonb
 # (db/writes/msmes.py `sales_year`) and its rule version: a correction where the record's latest
 # entry before today (a row: migration 0016 wrote an imported record's first entry out when its
 # scale changed) counts in the same year, a later one, or the sales' year is not known
-# (domain/scale.py `entry_rule_version`, as `updateMsme` writes it).
+# (domain/scale.py `entry_rule_version`, as `updateMsme` writes it), and the owner on record
+# after the import's write (_OWNERS ran before), whose figures the row holds (migration 0062).
 _SCALES = """
 INSERT INTO msme_scale_history
-       (msme_id, scale, effective_from, annual_sales, capital, turnover_year, rule_version)
+       (msme_id, scale, effective_from, annual_sales, capital, turnover_year, rule_version,
+        owner_niks)
 SELECT w.id, w.scale, :today, w.annual_turnover, w.capital, s.turnover_year,
        CASE WHEN p.year IS NOT NULL AND NOT coalesce(s.turnover_year > p.year, false)
-            THEN :correction ELSE :rule_version END
+            THEN :correction ELSE :rule_version END,
+       ARRAY(SELECT nik FROM msme_owners o WHERE o.msme_id = w.id)
   FROM msme_import_written w
        CROSS JOIN LATERAL (
            SELECT CASE WHEN w.annual_turnover IS NOT NULL THEN w.turnover_year END
@@ -1151,7 +1165,8 @@ SELECT w.id, w.scale, :today, w.annual_turnover, w.capital, s.turnover_year,
 ON CONFLICT (msme_id, effective_from) DO UPDATE
    SET scale = EXCLUDED.scale, annual_sales = EXCLUDED.annual_sales,
        capital = EXCLUDED.capital, turnover_year = EXCLUDED.turnover_year,
-       rule_version = EXCLUDED.rule_version, recorded_at = now()
+       rule_version = EXCLUDED.rule_version, owner_niks = EXCLUDED.owner_niks,
+       recorded_at = now()
 """
 
 _COUNTS = """

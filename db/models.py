@@ -332,6 +332,9 @@ MSME_SCALE_HISTORY = Table(
     # The year `annual_sales` were made: a graduation counts in it (migration 0055). Null where
     # it is not known (no sales, none given, entries from before 0055): their effective year.
     Column("turnover_year", SmallInteger),
+    # The owner on record when the row was written (empty: none), whose figures it holds, named
+    # by a read of them whoever owns the business later; NULL before migration 0062.
+    Column("owner_niks", ARRAY(OWNER_STORAGE["nik"])),
     CheckConstraint(_one_of("scale", SCALES), name="scale"),
     UniqueConstraint("msme_id", "effective_from"),
 )
@@ -402,6 +405,9 @@ RECORD_CHANGES = Table(
     Column("version", Integer, nullable=False),
     Column("changes", JSONB, nullable=False),
     Column("personal_fields", ARRAY(Text), nullable=False, server_default="{}"),
+    # An MSME's: the owners whose figures the change holds (migration 0062), named by a read of
+    # them whoever owns the business later; NULL before that migration, and for other records.
+    Column("owner_niks", ARRAY(OWNER_STORAGE["nik"])),
     CheckConstraint(_one_of("record_kind", RECORD_KINDS), name="record_kind"),
     CheckConstraint(_one_of("operation", CHANGE_OPERATIONS), name="operation"),
     Index("ix_record_changes_record", "record_kind", "record_id", "id"),

@@ -22,7 +22,8 @@ async def _changes(
     info: Info[Context, Any], key: RecordKey, first: int | None, *, owner: bool = False
 ) -> list[Node]:
     """A page of the history: every write adds a change, so it grows without bound. `owner`:
-    with the owner's NIK (`owner_nik`), for an MSME's changes showing what changed."""
+    with the NIKs of the owners whose figures each holds (`owner_niks`), for an MSME's changes
+    showing what changed."""
     size = page_size(first, info.context.limits)
     page = await info.context.loaders.record_changes.load((key, size, owner))
     return list(page.rows)
@@ -31,16 +32,20 @@ async def _changes(
 async def msme_changes(
     root: Source, info: Info[Context, Any], first: int | None = None
 ) -> list[Node]:
-    """The changes, and, where they show the MSME's figures (`fields`), its owner named with
-    the figures they show: the owner's finances (domain.personal.OWNER_FINANCES)."""
+    """The changes, and, where they show the MSME's figures (`fields`), the owners whose
+    figures they are named with the figures they show: the owner's finances
+    (domain.personal.OWNER_FINANCES), kept by each change (migration 0062), so a page spanning
+    a change of owner names both, and an owner replaced or erased since is named still."""
     fields = selects(info, "fields")
     changes = await _changes(info, ("msme", root.id), first, owner=fields)
     if fields:
         notes = info.context.accesses
         for change in changes:
             shown = owner_finances("Msme", change.changes)
-            if shown and change.owner_nik is not None:
-                notes.owner_finances_of(change.owner_nik, shown)
+            if shown:
+                for nik in change.owner_niks:
+                    if nik is not None:
+                        notes.owner_finances_of(nik, shown)
     return changes
 
 

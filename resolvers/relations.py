@@ -101,14 +101,15 @@ async def owner(root: Source, info: Info[Context, Any]) -> Node | None:
 
 
 async def scale_history(root: Source, info: Info[Context, Any]) -> list[Node]:
-    """The scale changes, their owner named when their figures are selected (the owner's
-    finances, domain.personal.OWNER_FINANCES)."""
+    """The scale changes, when their figures are selected, the owners whose figures they are
+    named (the owner's finances, domain.personal.OWNER_FINANCES): each change keeps the owner
+    on record at its write (migration 0062)."""
     figures = bool(owner_finances("ScaleChange", selected_columns(info)))
     changes: list[Node] = await info.context.loaders.scale_history.load((root.id, figures))
-    if changes and figures:
-        nik = changes[0].owner_nik  # the one owner of them all
-        if nik is not None:
-            info.context.accesses.personal_data_of(nik)
+    if figures:
+        for nik in {nik for change in changes for nik in change.owner_niks}:
+            if nik is not None:
+                info.context.accesses.personal_data_of(nik)
     return changes
 
 

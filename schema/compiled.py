@@ -163,6 +163,9 @@ statement may answer them (see `Admission`), and which of an owner's columns it 
 MSME_OF: dict[str, str] = {"Msme": "id", "ScaleChange": "msme_id"}
 """The row's column holding the id of the MSME whose owner's finances a type carries
 (domain.personal.OWNER_FINANCES): whose NIK the statement reads, for the audit entry alone."""
+OWNERS_KEPT: dict[str, str] = {"ScaleChange": "owner_niks"}
+"""The row's column keeping whose figures it holds (migration 0062), named rather than the owner
+on record at the read (JsonShape.owners_kept)."""
 
 
 class Unsupported(Exception):
@@ -475,8 +478,9 @@ def shape_of(
             parts.append(_computed(key, field, field_type, nullable))
         else:
             raise Unsupported(selected.name)
-    owner_of = MSME_OF[type_name] if _names_no_owner(type_name, parts) else None
-    return JsonShape(tuple(parts), owner_of)
+    if not _names_no_owner(type_name, parts):
+        return JsonShape(tuple(parts))
+    return JsonShape(tuple(parts), MSME_OF[type_name], OWNERS_KEPT.get(type_name))
 
 
 def _names_no_owner(type_name: str, parts: list[Any]) -> bool:

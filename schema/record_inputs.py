@@ -124,7 +124,10 @@ class MsmeChanges:
         default=UNSET,
         description=(
             "Replaces the owner whole: an owner field left out is cleared (an import row keeps"
-            " the owner fields it leaves out); null erases the owner's personal data."
+            " the owner fields it leaves out); null erases the owner's personal data from the"
+            " register. Their NIK stays where it names them as the data subject of reads of"
+            " their figures (the history's entries, eligibility decisions) and in the audit"
+            " trail."
         ),
     )
 

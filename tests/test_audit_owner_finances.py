@@ -81,8 +81,10 @@ async def audited(engine: AsyncEngine, operation: str) -> tuple[list[str], dict[
     return sorted(row.subjects), row.entry
 
 
-async def read(engine: AsyncEngine, document: str, who: Any = READER) -> Any:
-    result = await run(engine, who, document)
+async def read(
+    engine: AsyncEngine, document: str, who: Any = READER, variables: dict[str, Any] | None = None
+) -> Any:
+    result = await run(engine, who, document, variables)
     assert result.errors is None, result.errors
     return result.data
 

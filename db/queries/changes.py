@@ -24,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import COOPERATIVES, MSME_OWNERS, MSMES, RECORD_CHANGES
+from db.models import COOPERATIVES, MSMES, RECORD_CHANGES
+from db.queries.owners import owners_kept
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import RowScope
 
@@ -53,8 +54,8 @@ def _seen_by(scope: RowScope, owner: bool) -> FromClause:
     """The history as `scope` may read it: a field naming another record (`LINKS`) keeps its
     before and after only where they name a record inside the scope (each a look-up by primary
     key, in the page's one statement, for the entries on the page alone), and an entry that
-    changed nothing else is not there at all (`_tells`); `owner`: with an MSME's owner's NIK
-    (`owner_nik`)."""
+    changed nothing else is not there at all (`_tells`); `owner`: with the NIKs of an MSME's
+    owners whose figures the entry holds (`owner_niks`)."""
     changes = HISTORY.c.changes
     seen: ColumnElement[Any] = changes
     links: list[tuple[ColumnElement[Any], ColumnElement[Any]]] = []
@@ -68,19 +69,21 @@ def _seen_by(scope: RowScope, owner: bool) -> FromClause:
         )
         seen = case((changes.has_key(field), scoped), else_=seen)
         links.append((before, after))
-    columns: list[ColumnElement[Any]] = [c for c in HISTORY.c if c.name != "changes"]
+    kept = {"changes", "owner_niks"}
+    columns: list[ColumnElement[Any]] = [c for c in HISTORY.c if c.name not in kept]
     columns.append(seen.label("changes"))
     if owner:
-        columns.append(_owner_of_msme().label("owner_nik"))
+        columns.append(_owners_of_msme())
     return select(*columns).where(_tells(changes, links)).subquery("record_history")
 
 
-def _owner_of_msme() -> ColumnElement[Any]:
-    """The NIK of the owner of an MSME the entry is about (null for any other record): an
-    MSME's figures are its owner's finances (domain.personal.OWNER_FINANCES), so a change of
-    them names the owner in the audit entry; read for it alone."""
-    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == HISTORY.c.record_id)
-    return case((HISTORY.c.record_kind == "msme", nik.scalar_subquery()), else_=null())
+def _owners_of_msme() -> ColumnElement[Any]:
+    """The NIKs of the owners whose figures an MSME's entry holds (null for any other record):
+    an MSME's figures are its owner's finances (domain.personal.OWNER_FINANCES), so a change of
+    them names those owners in the audit entry; read for it alone."""
+    owners = owners_kept(HISTORY.c.owner_niks, HISTORY.c.record_id)
+    named = case((HISTORY.c.record_kind == "msme", owners), else_=null())
+    return named.label("owner_niks")
 
 
 def _tells(
@@ -116,8 +119,9 @@ async def of_records(
     changes a reader asks about (who changed it last), rather than its hundred oldest. Each
     (kind, id) is probed on its own, so the view's branch of imported creations looks the record
     up by id rather than scanning the records. What the entries say is what `scope` may read
-    (`_seen_by`); with `owner`, an MSME's come with its owner's NIK (`owner_nik`), for the
-    audit entry when they show what changed (the figures may be among it)."""
+    (`_seen_by`); with `owner`, an MSME's come with the NIKs of the owners whose figures they
+    hold (`owner_niks`), for the audit entry when they show what changed (the figures may be
+    among it)."""
     pages = await first_rows_by_key(
         connection,
         _seen_by(scope, owner),

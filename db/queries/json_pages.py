@@ -223,6 +223,10 @@ class JsonShape:
     audit entry alone, written into no object: the row hands out figures that are the owner's
     finances (domain.personal.OWNER_FINANCES), whoever may read them, so their owner is a data
     subject of the read though none of the owner's fields is selected."""
+    owners_kept: str | None = None
+    """With `owner_of`, the row's column keeping the NIKs of the owners whose figures it holds
+    (a scale history row's, migration 0062): the owner it names, the one on record at the read
+    only where the row kept none (NULL, written before that migration)."""
 
 
 Sizes = tuple[tuple[str, int | None], ...]
@@ -303,7 +307,7 @@ class JsonBuild:
             else:
                 raise ValueError(f"{part} belongs in a nested page")
         if shape.owner_of is not None:
-            self._owner_nik(row.c[shape.owner_of])
+            self._owner_nik(row, shape.owner_of, shape.owners_kept)
         return func.json_build_object(*arguments)
 
     def _field(self, part: Field, row: FromClause) -> ColumnElement[Any]:
@@ -369,15 +373,19 @@ class JsonBuild:
         self.missing = outer
         return case((found.is_(None), null()), else_=json)
 
-    def _owner_nik(self, msme_id: ColumnElement[Any]) -> None:
-        """The NIK of the owner of the MSME `msme_id`, probed by the owners' primary key as
-        `_nested` probes an owner, written into no object and handed up with the NIKs of the
-        owners the row shows (audited as data subjects)."""
+    def _owner_nik(self, row: FromClause, owner_of: str, kept: str | None) -> None:
+        """The NIK of the owner of the MSME in `row`'s column `owner_of`, probed by the owners'
+        primary key as `_nested` probes an owner, written into no object and handed up with the
+        NIKs of the owners the row shows (audited as data subjects); where the row keeps whose
+        figures it holds (`kept`, at most one owner: a scale history row's), that one."""
         nik = MSME_OWNERS.c.nik
-        probe = select(nik).where(MSME_OWNERS.c.msme_id == msme_id).limit(ONE)
+        probe = select(nik).where(MSME_OWNERS.c.msme_id == row.c[owner_of]).limit(ONE)
         probed = probe.lateral(f"s{next(self._aliases)}")
         self.source = self.source.outerjoin(probed, true())
-        self.subjects_found.append(probed.c.nik)
+        found: ColumnElement[Any] = probed.c.nik
+        if kept is not None:
+            found = case((row.c[kept].is_(None), found), else_=row.c[kept][1])
+        self.subjects_found.append(found)
 
     def _list(self, part: NestedList, row: FromClause) -> ColumnElement[Any]:
         """The rows pointing at `row` as one JSON array, aggregated by a LATERAL subquery,
@@ -622,7 +630,7 @@ def _added(numbers: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
 
 def _columns(shape: JsonShape) -> set[str]:
     """The row columns a shape reads itself (its nested objects read their own tables)."""
-    names: set[str] = set() if shape.owner_of is None else {shape.owner_of}
+    names = {name for name in (shape.owner_of, shape.owners_kept) if name is not None}
     for part in shape.parts:
         if isinstance(part, Field):
             names.add(part.column)

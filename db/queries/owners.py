@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Label, select
+from sqlalchemy import ColumnElement, Label, ScalarSelect, func, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import MSME_OWNERS
@@ -30,5 +31,17 @@ def owner_nik(msme_id: ColumnElement[Any]) -> Label[str | None]:
     of the audit entries of the decision and its guarantee (resolvers.eligibility.handed_out),
     whoever owns the business later, and goes nowhere else. A cooperative is a legal entity,
     owned by no one person."""
-    nik = select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id)
-    return nik.scalar_subquery().label("owner_nik")
+    return _nik_of(msme_id).label("owner_nik")
+
+
+def owners_kept(kept: ColumnElement[Any], msme_id: ColumnElement[Any]) -> Label[Any]:
+    """The NIKs a history row keeps of the owners whose figures it holds (`kept`, migration
+    0062), as `owner_niks`: a read of the figures names them whoever owns the business later,
+    and after the owner is erased. A row written before that migration kept none (NULL): the
+    owner of the MSME `msme_id` now, as such rows were always read (none: a one-element array
+    of NULL)."""
+    return func.coalesce(kept, array([_nik_of(msme_id)])).label("owner_niks")
+
+
+def _nik_of(msme_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+    return select(MSME_OWNERS.c.nik).where(MSME_OWNERS.c.msme_id == msme_id).scalar_subquery()

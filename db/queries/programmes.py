@@ -32,7 +32,7 @@ from db.models import (
     PROGRAMMES,
 )
 from db.queries import Record, any_of
-from db.queries.owners import owner_nik
+from db.queries.owners import owners_kept
 from db.queries.paging import Page, first_rows_by_key
 from db.queries.scoping import NATIONAL, RowScope
 from domain.participations import TOOK_PART
@@ -218,12 +218,13 @@ async def participations_of(
 async def scale_history_of(
     connection: AsyncConnection, msme_ids: Sequence[int], *, owner: bool
 ) -> dict[int, list[Record]]:
-    """Each MSME's scale changes, oldest first; with `owner`, each with the owner's NIK
-    (`owner_nik`), for a reader of their figures: the owner's finances
-    (domain.personal.OWNER_FINANCES), the NIK read for the audit entry alone."""
-    columns: list[Any] = [SCALE_HISTORY]
+    """Each MSME's scale changes, oldest first; with `owner`, each with the NIKs of the owners
+    whose figures it holds (`owner_niks`), for a reader of their figures: the owner's finances
+    (domain.personal.OWNER_FINANCES), the NIKs read for the audit entry alone."""
+    history = SCALE_HISTORY.c
+    columns: list[Any] = [c for c in history if c.name != "owner_niks"]
     if owner:
-        columns.append(owner_nik(SCALE_HISTORY.c.msme_id))
+        columns.append(owners_kept(history.owner_niks, history.msme_id))
     statement = (
         select(*columns)
         .where(any_of(SCALE_HISTORY.c.msme_id, msme_ids))

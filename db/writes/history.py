@@ -8,7 +8,7 @@ changed are kept, because the history is readable with `records:read` alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -28,9 +28,9 @@ class Actor:
 _RECORD = text(
     "INSERT INTO record_changes"
     " (client_id, organisation, record_kind, record_id, operation, version, changes,"
-    "  personal_fields)"
+    "  personal_fields, owner_niks)"
     " VALUES (:client_id, :organisation, :kind, :record_id, :operation, :version,"
-    "  CAST(:changes AS jsonb), :personal_fields)"
+    "  CAST(:changes AS jsonb), :personal_fields, CAST(:owner_niks AS varchar(16)[]))"
 )
 
 
@@ -61,7 +61,11 @@ async def record(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any],
     personal_fields: Iterable[str] = (),
+    owner_niks: Sequence[str] | None = None,
 ) -> None:
+    """`owner_niks`: an MSME's owners whose figures the change holds, where the write knows
+    more than the database's trigger would take (the owner on record at the insert, migration
+    0062): a write replacing or erasing the owner gives the one before too."""
     await connection.execute(
         _RECORD,
         {
@@ -73,5 +77,6 @@ async def record(
             "version": version,
             "changes": changes_json(before, after),
             "personal_fields": sorted(personal_fields),
+            "owner_niks": None if owner_niks is None else list(owner_niks),
         },
     )

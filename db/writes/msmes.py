@@ -67,6 +67,14 @@ class OwnerChange:
         """As the record's history names them: `owner.<column>`."""
         return [f"owner.{column}" for column in self.columns]
 
+    def owners_of_figures(self, owner: CheckedOwner | None) -> list[str] | None:
+        """Whose figures the write's history entry holds (`owner`: the one on record after
+        it): its before's were the replaced or erased owner's. None: the owner stayed, and the
+        database takes the one on record (migration 0062)."""
+        if self.former_nik is None:
+            return None
+        return sorted({self.former_nik} | ({owner.nik} if owner is not None else set()))
+
 
 def natural_keys(argument: str) -> dict[str, str]:
     """The keys that name one business nationwide, a NIB and an SKU (its number with its
@@ -197,6 +205,7 @@ async def update(
         personal_fields=change.personal_fields,
         keys=natural_keys("changes"),
         returning=OWNER_NIK,
+        owner_niks=change.owners_of_figures(owner),
     )
     if written.scale != current.scale:
         previous = await _previous_year(connection, current.id, before=today)
@@ -331,6 +340,7 @@ async def note_scale(
                 "capital": excluded.capital,
                 "turnover_year": excluded.turnover_year,
                 "rule_version": excluded.rule_version,
+                "owner_niks": excluded.owner_niks,
                 "recorded_at": func.now(),
             },
         )

@@ -82,13 +82,14 @@ async def write(
     personal_fields: Iterable[str] = (),
     keys: NaturalKeys | None = None,
     returning: Sequence[ColumnElement[Any]] = (),
+    owner_niks: Sequence[str] | None = None,
 ) -> Record:
     """Apply `values` to a locked row; nothing changes (not even the version) when nothing differs.
 
     A history row is written only for a real change, so repeating a request is harmless. A
     change to a natural key another row holds is `Duplicate` naming its field in `keys`.
     `returning`: what the statement returns beside the row (a row left unchanged is `current`,
-    which must have been locked reading the same).
+    which must have been locked reading the same). `owner_niks`: as `history.record`'s.
     """
     if current.version != expected_version:
         raise StaleVersion(current.version)
@@ -117,5 +118,6 @@ async def write(
         before={key: row[key] for key in changed},
         after=changed,
         personal_fields=personal,
+        owner_niks=owner_niks,
     )
     return written

@@ -98,26 +98,31 @@ $$
 """
 
 
-# A view's columns cannot be dropped by replacing it: going down, it is made again, with the
-# grants it had (db/roles.py grants them again only on the way up).
-RESTORED_VIEW = f"""
+def _restored(view: str, definition: str) -> str:
+    """`view` made again as `definition`, with the grants it had: a view's columns cannot be
+    dropped by replacing it (db/roles.py grants them again only on the way up)."""
+    return f"""
 DO $$
 DECLARE
-    grants text[] := ARRAY(SELECT format('GRANT %s ON scale_history TO %I', privilege_type,
+    grants text[] := ARRAY(SELECT format('GRANT %s ON {view} TO %I', privilege_type,
                                          grantee)
                              FROM information_schema.table_privileges
-                            WHERE table_schema = 'public' AND table_name = 'scale_history'
+                            WHERE table_schema = 'public' AND table_name = '{view}'
                               AND grantee <> current_user);
     statement text;
 BEGIN
-    DROP VIEW scale_history;
-    EXECUTE {"'" + BATCHES.VIEW.replace("'", "''") + "'"};
+    DROP VIEW {view};
+    EXECUTE {"'" + definition.replace("'", "''") + "'"};
     FOREACH statement IN ARRAY grants LOOP
         EXECUTE statement;
     END LOOP;
 END
 $$
 """
+
+
+RESTORED_VIEW = _restored("scale_history", BATCHES.VIEW)
+"""Going down, 0016's view made again."""
 
 
 def upgrade() -> None:
