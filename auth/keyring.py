@@ -66,10 +66,14 @@ class _Verifier:
 
 
 class KeyRing:
-    def __init__(self, reads: AsyncEngine, *, issuer: str, audience: str, lifetime: int) -> None:
+    def __init__(
+        self, reads: AsyncEngine, *, issuer: str, audience: str, lifetime: int, seal_key: bytes
+    ) -> None:
         """`reads`: the primary, in autocommit (db.engine.autocommit); `lifetime`: of this
-        server's tokens, in seconds."""
+        server's tokens, in seconds; `seal_key`: their seal's (tokens.seal_key), without which
+        a token signed with a key the database gives away is no token of this server's."""
         self._reads = reads
+        self._seal_key = seal_key
         self.issuer = issuer
         self.audience = audience
         self.lifetime = lifetime
@@ -88,8 +92,8 @@ class KeyRing:
         return self._verified.get(token)
 
     async def verify(self, token: str, header: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The claims of a token signed with one of this server's keys that accepts it;
-        InvalidToken otherwise."""
+        """The claims of a token signed with one of this server's keys that accepts it, and
+        sealed with the audit key (tokens.check_seal); InvalidToken otherwise."""
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("token has no kid")
@@ -108,6 +112,7 @@ class KeyRing:
             now=now,
         )
         verifier.check(claims, self.lifetime, now)
+        tokens.check_seal(claims, self._seal_key)
         self._verified.add(token, claims, kid=kid, until=verifier.accepted_until(self.lifetime))
         return claims
 

@@ -128,6 +128,7 @@ class AuthService:
         issuer: str,
         audience: str,
         token_lifetime_seconds: int,
+        token_seal_key: bytes,
         failure_limits: FailureLimits,
         external_issuers: Mapping[str, ExternalIssuer] | None = None,
         secret_checks: int | None = None,
@@ -136,6 +137,9 @@ class AuthService:
         demo_clients: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = engine
+        self.token_seal_key = token_seal_key
+        """The key this server's tokens are sealed with (tokens.seal_key of the audit key): the
+        signing key is readable with the database's credentials, this one is not."""
         self.refused_secret = refused_secret
         """A secret no client is issued a token with, whichever holds it: the published demo
         secret unless `serve --dev` (clients.refused_secret). `serve` refuses to start while a
@@ -164,7 +168,11 @@ class AuthService:
         self.external_issuers = dict(external_issuers or {})
         self._external_keys = ExternalKeys()
         self.key_ring = KeyRing(
-            self.reads, issuer=issuer, audience=audience, lifetime=token_lifetime_seconds
+            self.reads,
+            issuer=issuer,
+            audience=audience,
+            lifetime=token_lifetime_seconds,
+            seal_key=token_seal_key,
         )
         """This server's keys; the process's listener tells it of rotations (keys.CHANNEL)."""
         self.registry = ClientRegistry(self.reads)
@@ -364,6 +372,7 @@ class AuthService:
                 ) from None
         token = tokens.issue(
             key,
+            seal_key=self.token_seal_key,
             issuer=self.issuer,
             audience=self.audience,
             client_id=client.client_id,

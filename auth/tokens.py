@@ -2,12 +2,21 @@
 
 Verification never trusts the token's own header for the algorithm: only ES256 and RS256 are
 accepted, so `alg: none` and HMAC-with-the-public-key forgeries fail before any claim is read.
+
+The signing key is no secret from the database: the service's role reads it to sign. So each
+token this server issues is also sealed (`SEAL_CLAIM`): an HMAC over all its other claims under a
+key derived from the audit key (`seal_key`), which the database never holds. Whoever holds only
+the database's credentials can sign a token, but not seal one, and an unsealed token of this
+server's is refused as a badly signed one is. An external issuer's tokens carry no seal: they are
+checked against that issuer's keys, which the database does not hold either.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import math
 import secrets
@@ -20,9 +29,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from db.seals import derived_key, same_mac
+
 ACCEPTED_ALGORITHMS = ("ES256", "RS256")
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 LEEWAY_SECONDS = 30
+SEAL_CLAIM = "sinergi_seal"
+SEAL_KEY_LABEL = b"sinergi access token seal v1"
+"""What the seal key is derived from the audit key for: no other use's (db.seals.derived_key)."""
 
 
 SHOWN_CHARS = 64
@@ -42,7 +56,8 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 
 
 class VerifiedTokens:
-    """Claims of tokens whose signature this process has already checked, until they expire.
+    """Claims of tokens whose signature (and seal) this process has already checked, until they
+    expire.
 
     A client sends the same token with every request for its whole lifetime, and checking an
     ES256 signature costs more CPU than the rest of the token check. The key is the whole token,
@@ -89,9 +104,37 @@ class VerifiedTokens:
                 self._claims[token] = (claims, accepted[kid], kid)
 
 
+def seal_key(audit_key: bytes) -> bytes:
+    """The key this server's tokens are sealed with, derived from the audit key: whoever issues
+    or checks them (the token endpoint, `sinergi token`, every process serving the database)
+    holds the audit key, and the database does not."""
+    return derived_key(audit_key, SEAL_KEY_LABEL)
+
+
+def seal(key: bytes, claims: Mapping[str, Any]) -> str:
+    """The HMAC of every claim but the seal, as one JSON text with sorted keys: whatever the
+    principal is built from (client, scope, jurisdiction, org kind), its times and its jti."""
+    sealed = {name: value for name, value in claims.items() if name != SEAL_CLAIM}
+    message = json.dumps(["access token", sealed], sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def check_seal(claims: Mapping[str, Any], key: bytes) -> None:
+    """InvalidToken unless `claims`, of a token signed with one of this server's keys, carry
+    their seal under `key` (`seal_key`'s): a token signed with a key read from the database
+    but not issued here. Refused as a bad signature is, so the caller learns nothing more."""
+    try:
+        expected = seal(key, claims)
+    except (TypeError, ValueError, RecursionError):  # claims no token issued here holds
+        raise InvalidToken("claims cannot be sealed") from None
+    if not same_mac(expected, claims.get(SEAL_CLAIM)):
+        raise InvalidToken("signed, but not sealed with this server's audit key")
+
+
 def issue(
     key: ECKey,
     *,
+    seal_key: bytes,
     issuer: str,
     audience: str,
     client_id: str,
@@ -101,6 +144,8 @@ def issue(
     lifetime: int,
     now: float | None = None,
 ) -> str:
+    """A token signed with `key` and sealed with `seal_key` (`tokens.seal_key` of the audit key):
+    the one way a token this server accepts is made."""
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": issuer,
@@ -115,6 +160,7 @@ def issue(
         "jurisdiction": jurisdiction,
         "org_kind": org_kind,
     }
+    claims[SEAL_CLAIM] = seal(seal_key, claims)
     header = {"alg": key.alg or "ES256", "kid": key.kid, "typ": TOKEN_TYPE}
     return jwt.encode(header, claims, key, algorithms=["ES256"])
 

@@ -113,11 +113,18 @@ ENTRY_KEY_LABEL = b"sinergi audit entry mac v1"
 NONCE_BYTES = 16
 
 
+def derived_key(key: bytes, label: bytes) -> bytes:
+    """A key for one use of the audit key `key`, named by `label`: an HMAC under it, so no key
+    derived under one label is the audit key or any other label's, and none tells anything of
+    them. The entry MACs' key here, and the tokens' seals' (auth/tokens.py)."""
+    return hmac.new(key, label, hashlib.sha256).digest()
+
+
 def entry_key(key: bytes) -> bytes:
     """The key of the entries' MACs, derived from the audit key under a label of its own (as
     domain/cursor_seal.py derives the cursors'): an entry MAC is no seal of anything, under any
     key a seal is made with. Derived once per writer, sealer or verification, not per entry."""
-    return hmac.new(key, ENTRY_KEY_LABEL, hashlib.sha256).digest()
+    return derived_key(key, ENTRY_KEY_LABEL)
 
 
 def new_nonce() -> str:

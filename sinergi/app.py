@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth import keys, registry
+from auth import keys, registry, tokens
 from auth.clients import DEMO_SECRET, refused_secret
 from auth.external import ExternalIssuer, parse_external_issuers
 from auth.http import TOKEN_PATH, jwks_endpoint, metadata_endpoint, token_endpoint
@@ -156,7 +156,8 @@ async def _serving(
     PostgreSQL, the deadlines of request bodies, the audit trail's sealing, the figure
     releases and the replica's lag. All of it is given STOP_SECONDS to stop; the lifespan then
     disposes of the engines.
-    `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors.
+    `key`, the audit key, signs the audit entries and, derived, the change feeds' cursors and
+    the access tokens' seals.
     `figures`, the figure cache, hears of each release from the listener."""
     await releaser.first()
     auth = AuthService(
@@ -164,6 +165,7 @@ async def _serving(
         issuer=settings.issuer,
         audience=settings.audience,
         token_lifetime_seconds=settings.token_lifetime_seconds,
+        token_seal_key=tokens.seal_key(key),
         external_issuers=external_issuers,
         failure_limits=settings.failure_limits,
         secret_checks=settings.secret_checks,

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from auth import clients
+from auth import clients, tokens
 from auth.clients import DEMO_SECRET
 from auth.external import parse_external_issuers
 from auth.service import AuthService
@@ -26,7 +26,7 @@ from db.models import (
     RECORD_CHANGES,
 )
 from db.queries import guarantees
-from sinergi import demo
+from sinergi import audit_key, demo
 from sinergi.database import preparing
 from sinergi.settings import Settings
 
@@ -182,18 +182,22 @@ class NoSuchClient(LookupError):
 
 async def demo_token(url: str, settings: Settings, client_id: str, scope: str | None) -> str:
     """A token of a client whose secret is DEMO_SECRET, as POST /oauth/token would issue it to
-    this server's settings, its limits included; NoSuchClient for a client not registered,
-    OAuthError (`invalid_client`) for any other client."""
+    this server's settings, its limits included, and sealed with the audit key the settings
+    name, which the servers must hold too (`./dev` gives both one SINERGI_HOME): read, never
+    made here, since a key made beside a database would be refused by its servers for good;
+    NoSuchClient for a client not registered, OAuthError (`invalid_client`) for any other."""
     engine = create_engine(url, statement_timeout_ms=60_000, pool_size=1)
     try:
         async with engine.connect() as connection:
             if await clients.get(connection, client_id) is None:
                 raise NoSuchClient(client_id)
+        key = audit_key.load(settings)
         auth = AuthService(
             engine,
             issuer=settings.issuer,
             audience=settings.audience,
             token_lifetime_seconds=settings.token_lifetime_seconds,
+            token_seal_key=tokens.seal_key(key),
             failure_limits=settings.failure_limits,
         )
         await auth.startup()

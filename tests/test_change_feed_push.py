@@ -35,6 +35,7 @@ from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.clients import registered
 from tests.support.databases import as_service
+from tests.support.minted import minted
 from tests.support.served import served
 
 SUBSCRIBE = """
@@ -475,7 +476,7 @@ def test_an_expired_token_gets_nothing_more_on_its_open_websocket(
         finally:
             await engine.dispose()
         lifetime = 600
-        return tokens.issue(
+        return minted(
             key,
             issuer=claims["iss"],
             audience=claims["aud"],

@@ -7,7 +7,8 @@ and refuses what it signs after its retirement, and everything a lifetime later,
 
 Two real server processes over the module's own database, as the service role, with the
 shortest token lifetime the settings allow; the keys are read as the service role, as the
-attacker would."""
+attacker would. The tokens are sealed with the tests' audit key, as by an attacker who holds it
+too: with the signing key alone, every token is refused outright (tests/test_token_seal.py)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from sinergi.settings import Settings
 from tests.support.cli import sinergi
 from tests.support.clients import listeners
 from tests.support.databases import as_service, run
+from tests.support.minted import seal_key, sealed
 from tests.support.served import served_process
 
 LIFETIME = 30
@@ -109,7 +111,7 @@ def _forged(key: ECKey, client_id: str, *, lifetime: int = LIFETIME, **claims: A
         **claims,
     }
     header = {"alg": "ES256", "kid": key.kid, "typ": tokens.TOKEN_TYPE}
-    return jwt.encode(header, {k: v for k, v in payload.items() if v is not None}, key)
+    return jwt.encode(header, sealed({k: v for k, v in payload.items() if v is not None}), key)
 
 
 def _as_owner(url: str, change: Callable[[AsyncConnection], Awaitable[None]]) -> None:
@@ -224,6 +226,7 @@ async def test_a_process_that_hears_nothing_reads_the_keys_again_within_a_while(
     engine = create_engine(module_reference_url, statement_timeout_ms=10_000)
     auth = AuthService(
         engine,
+        token_seal_key=seal_key(),
         issuer=Settings().issuer,
         audience=Settings().audience,
         token_lifetime_seconds=LIFETIME,

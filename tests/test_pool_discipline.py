@@ -29,6 +29,7 @@ from sinergi.settings import Settings
 from tests.support.databases import as_service
 from tests.support.graphql import SCHEMA, principal, request_context, run
 from tests.support.http import Api, served
+from tests.support.minted import seal_key
 
 PROVINCE = principal(OrgKind.PROVINCE, "62")
 MINISTRY = principal(OrgKind.MINISTRY, "ID")
@@ -127,6 +128,7 @@ async def test_a_token_check_that_finds_the_pool_exhausted_is_an_outage_not_a_bu
     )
     auth = AuthService(
         engine,
+        token_seal_key=seal_key(),
         issuer="http://localhost:8000",
         audience="sinergi",
         token_lifetime_seconds=60,

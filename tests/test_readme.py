@@ -137,7 +137,11 @@ def _required_variables(query: str) -> list[str]:
 
 def _run_shell(block: Block, base: str, url: str, home: Path) -> None:
     script = block.text.replace("http://127.0.0.1:8000", base)
+    # The server's audit key, as `./dev serve` and `./dev sinergi` share one SINERGI_HOME:
+    # `sinergi token` seals its tokens with it.
+    key = str(Settings().audit_key_path)
     env = {**os.environ, "DATABASE_URL": url, "SINERGI_HOME": str(home)}
+    env["SINERGI_AUDIT_KEY_FILE"] = key
     env.pop("SINERGI_ENV", None)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],

@@ -29,6 +29,7 @@ from sinergi.settings import Settings
 from tests.support.cli import sinergi
 from tests.support.databases import as_service
 from tests.support.http import Api
+from tests.support.minted import minted, seal_key
 from tests.support.sso import province_level, serving_realm, user_claims
 from tests.support.statements import recorded_statements
 
@@ -63,7 +64,7 @@ def _token(key: ECKey, **overrides: Any) -> str:
         "org_kind": "province",
         "lifetime": 900,
     }
-    return tokens.issue(key, **{**arguments, **overrides})
+    return minted(key, **{**arguments, **overrides})
 
 
 def _assert_refused(response: Any) -> None:
@@ -559,6 +560,7 @@ async def test_a_flood_of_unknown_kids_reads_the_keys_once_a_second(
 def _auth_service(engine: AsyncEngine) -> AuthService:
     return AuthService(
         engine,
+        token_seal_key=seal_key(),
         issuer=ISSUER,
         audience=AUDIENCE,
         token_lifetime_seconds=600,

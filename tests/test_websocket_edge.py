@@ -34,6 +34,7 @@ from sinergi.cli import main
 from sinergi.settings import Settings
 from tests.support.clients import registered
 from tests.support.databases import as_service
+from tests.support.minted import minted
 from tests.support.served import free_port, served, wait_until_answering
 
 PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
@@ -263,7 +264,7 @@ def _expiring(url: str, token: str, seconds: float) -> str:
             await engine.dispose()
 
     lifetime = 600
-    return tokens.issue(
+    return minted(
         asyncio.run(signing_key()),
         issuer=claims["iss"],
         audience=claims["aud"],
