@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,7 +28,9 @@ from tests.support.databases import (
     TEST_PASSWORD,
     TEST_SERVICE,
     as_service,
+    create_database,
     drop_database,
+    with_database,
 )
 from tests.support.demo_data import release_figures
 from tests.support.http import Api, served
@@ -92,48 +95,79 @@ def server_url() -> str:
     return _server_url()
 
 
-@contextmanager
-def _migrated_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new database on the test server, owned by the owner role that migrated it to head,
-    its service role granted; dropped afterwards. Yields the owner's URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="session")
+def migrated_template(server_url: str) -> Iterator[str]:
+    """The name of a database migrated to head once per session, never connected to again: each
+    test database is a copy of it (`CREATE DATABASE … TEMPLATE`, a fraction of a second where
+    running the migrations takes over one, and some 250 tests each want a database of their
+    own). Migrations themselves are tested from an empty database (tests/test_migrations.py)."""
+    name = f"sinergi_template_{uuid.uuid4().hex[:10]}"
     try:
         asyncio.run(
             provision.ensure_database(
                 server_url, name, owner=TEST_OWNER, service=TEST_SERVICE, password=TEST_PASSWORD
             )
         )
-        url = provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
-        upgrade(url, service_role=TEST_SERVICE)
-        yield url
+        upgrade(
+            provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD),
+            service_role=TEST_SERVICE,
+        )
+        yield name
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
+async def _copy(server_url: str, template: str, name: str) -> None:
+    """Database `name`, a copy of `template` owned by the owner role, with an audit trail id of
+    its own: migration 0041 draws one at random, and a copy carries its template's, so two test
+    databases would pass for one trail cut in two (their checkpoints would apply to each other)."""
+    await create_database(server_url, name, template=template, owner=TEST_OWNER)
+    connection = await asyncpg.connect(with_database(server_url, name))
+    try:
+        # The trail's id is written once (a trigger refuses any change): this superuser session
+        # skips the trigger, as a fresh migration would never need to.
+        await connection.execute("SET session_replication_role = replica")
+        await connection.execute("UPDATE audit_trail SET id = gen_random_uuid()")
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def _migrated_database(server_url: str, template: str, prefix: str) -> Iterator[str]:
+    """A new database on the test server, migrated to head (a copy of `template`), owned by the
+    owner role, its service role granted; dropped afterwards. Yields the owner's URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_copy(server_url, template, name))
+        yield provision.with_role(server_url, TEST_OWNER, name, TEST_PASSWORD)
     finally:
         asyncio.run(drop_database(server_url, name))
 
 
 @pytest.fixture(scope="session")
-def migrated_url(server_url: str) -> Iterator[str]:
+def migrated_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A URL of a fresh database, migrated to head, dropped when the session ends."""
-    with _migrated_database(server_url, "sinergi_test") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_test") as url:
         yield url
 
 
 @pytest.fixture
-def fresh_url(server_url: str) -> Iterator[str]:
+def fresh_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A migrated database of the test's own, for tests that need what no other test has
     touched (no signing key yet, reference data to rename)."""
-    with _migrated_database(server_url, "sinergi_fresh") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_fresh") as url:
         yield url
 
 
 @pytest.fixture
-def other_fresh_url(server_url: str) -> Iterator[str]:
+def other_fresh_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """Another such database: a second deployment's, beside `fresh_url`'s."""
-    with _migrated_database(server_url, "sinergi_fresh") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_fresh") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def demo_url(server_url: str) -> Iterator[str]:
+def demo_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A separate database holding the demo data set (small population), shared read-only."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -146,7 +180,7 @@ def demo_url(server_url: str) -> Iterator[str]:
             await demo.load(connection, msmes=600, seed=7)
         await engine.dispose()
 
-    with _migrated_database(server_url, "sinergi_demo") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_demo") as url:
         asyncio.run(load(url))
         release_figures(url)
         yield url
@@ -194,10 +228,10 @@ def _load_reference(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def reference_url(server_url: str) -> Iterator[str]:
+def reference_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A fresh database holding only the reference data (regions, KBLI, programmes), for tests
     that write records and must not disturb the shared demo data."""
-    with _migrated_database(server_url, "sinergi_ref") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_ref") as url:
         _load_reference(url)
         yield url
 
@@ -212,18 +246,18 @@ async def engine(reference_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def own_reference_url(server_url: str) -> Iterator[str]:
+def own_reference_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """As `module_reference_url`, but the test's own: for a test whose premise is what no other
     test has written (a cell that holds one record), whatever ran before it in its module."""
-    with _migrated_database(server_url, "sinergi_own") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_own") as url:
         _load_reference(url)
         yield url
 
 
 @pytest.fixture(scope="module")
-def module_reference_url(server_url: str) -> Iterator[str]:
+def module_reference_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """As `reference_url`, but the test module's own: for tests that write records behind the
     API's back (raw SQL, without their history), which other modules' tests must not meet."""
-    with _migrated_database(server_url, "sinergi_mod") as url:
+    with _migrated_database(server_url, migrated_template, "sinergi_mod") as url:
         _load_reference(url)
         yield url

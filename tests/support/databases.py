@@ -29,12 +29,15 @@ def with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-async def create_database(admin_url: str, name: str, *, template: str | None = None) -> None:
+async def create_database(
+    admin_url: str, name: str, *, template: str | None = None, owner: str | None = None
+) -> None:
     """`template`: a copy of that database (which must have no other connections)."""
     connection = await asyncpg.connect(admin_url)
     copy = f' TEMPLATE "{template}"' if template else ""
+    owned = f' OWNER "{owner}"' if owner else ""
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}{owned}')
     finally:
         await connection.close()
 
