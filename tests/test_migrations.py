@@ -40,6 +40,7 @@ from tests.support.databases import (
     as_service,
     create_database,
     drop_database,
+    fetched,
 )
 
 # Made in raw SQL and deliberately not modelled: UNLOGGED tables that only the rate limiter
@@ -443,7 +444,7 @@ def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again
         upgrade(url, "0026")
         asyncio.run(_load_reference(url))
         cooperative = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "INSERT INTO cooperatives (legal_entity_no, name, type, province_code,"
                 " regency_code) VALUES ('AHU-9265000.AH.01.26.TAHUN 2020', 'Koperasi Anggota',"
@@ -452,7 +453,7 @@ def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again
         )[0]["id"]
         # With figures that give its scale: 0037 leaves it as it is (no entry of its own).
         member = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "INSERT INTO msmes (nib, name, kbli_code, kbli_section, scale, province_code,"
                 " regency_code, cooperative_id, annual_turnover) VALUES ('9926500000001',"
@@ -464,16 +465,16 @@ def test_0027_names_where_a_members_cooperative_was_and_went_and_goes_down_again
         asyncio.run(_execute(url, MOVE, cooperative, "61.72"))
         upgrade(url)
         asyncio.run(_execute(url, MOVE, cooperative, "61.71"))
-        places = asyncio.run(_fetch(url, MEMBER_ENTRY_PLACES))
+        places = asyncio.run(fetched(url, MEMBER_ENTRY_PLACES))
         assert [tuple(row) for row in places] == [(None, None), ("61.72", "61.71")]
 
         command.downgrade(alembic_config(url), "0026")
         asyncio.run(_execute(url, MOVE, cooperative, "61.72"))
-        logged = asyncio.run(_fetch(url, MEMBER_ENTRIES))
+        logged = asyncio.run(fetched(url, MEMBER_ENTRIES))
         assert [row["record_id"] for row in logged] == [str(member)] * 3
         upgrade(url)
         asyncio.run(_execute(url, MOVE, cooperative, "61.71"))
-        places = asyncio.run(_fetch(url, MEMBER_ENTRY_PLACES))
+        places = asyncio.run(fetched(url, MEMBER_ENTRY_PLACES))
         assert [tuple(row) for row in places][-1] == ("61.72", "61.71")
     finally:
         asyncio.run(drop_database(server_url, name))
@@ -490,14 +491,6 @@ def _database_at(server_url: str, revision: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(server_url, name))
-
-
-async def _fetch(url: str, statement: str, *arguments: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return list(await connection.fetch(statement, *arguments))
-    finally:
-        await connection.close()
 
 
 def _refused_downgrade(url: str, revision: str) -> str:
@@ -684,14 +677,14 @@ def test_0034_respells_legal_entity_numbers_and_refuses_to_merge_cooperatives(
             f" {second} ({SECOND_SPELLING!r})"
         ) in message
         assert "then migrate again" in message
-        stored = {row["id"]: row["legal_entity_no"] for row in asyncio.run(_fetch(url, NUMBERS))}
+        stored = {row["id"]: row["legal_entity_no"] for row in asyncio.run(fetched(url, NUMBERS))}
         assert stored == dict(zip(ids, [s for s, _ in SPELLINGS], strict=True)) | {
             second: SECOND_SPELLING
         }
 
         asyncio.run(_execute(url, "DELETE FROM cooperatives WHERE id = $1", second))
         upgrade(url)
-        after = {row["id"]: tuple(row) for row in asyncio.run(_fetch(url, NUMBERS))}
+        after = {row["id"]: tuple(row) for row in asyncio.run(fetched(url, NUMBERS))}
         for id_, (before, canonical) in zip(ids, SPELLINGS, strict=True):
             assert after[id_] == (id_, canonical, 1 if before == canonical else 2), before
         key = "SELECT subject_key FROM eligibility_decisions"
@@ -760,12 +753,12 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
         ids = asyncio.run(_store_legacy_scales(url))
         upgrade(url)
         stored = asyncio.run(
-            _fetch(url, "SELECT id, scale, declared_scale, version FROM msmes ORDER BY id")
+            fetched(url, "SELECT id, scale, declared_scale, version FROM msmes ORDER BY id")
         )
         assert [tuple(row)[1:] for row in stored] == list(LEGACY_SCALES.values())
         changed = [ids[0], ids[4]]
         entries = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "SELECT record_id, client_id, operation, version, changes FROM record_changes"
                 " ORDER BY record_id",
@@ -779,7 +772,7 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
             "declared_scale": {"before": None, "after": "micro"},
         }
         (created,) = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "SELECT changes FROM record_history WHERE record_id = $1 AND operation = 'import'",
                 ids[4],
@@ -787,11 +780,11 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
         )
         assert orjson.loads(created["changes"])["scale"] == {"before": None, "after": "small"}
         feed = asyncio.run(
-            _fetch(url, "SELECT record_id FROM change_log WHERE operation = 'update' ORDER BY id")
+            fetched(url, "SELECT record_id FROM change_log WHERE operation = 'update' ORDER BY id")
         )
         assert sorted(int(row["record_id"]) for row in feed) == changed
         history = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "SELECT msme_id, scale, rule_version FROM scale_history"
                 " ORDER BY msme_id, effective_from",
@@ -807,7 +800,7 @@ def test_0037_stores_the_scale_the_figures_give_and_keeps_the_declared_one(
         }
         for rollup in ("msme_rollup_regency", "msme_rollup_province_kbli"):
             cells = asyncio.run(
-                _fetch(url, f"SELECT scale, sum(n) AS n FROM {rollup} GROUP BY scale")  # noqa: S608
+                fetched(url, f"SELECT scale, sum(n) AS n FROM {rollup} GROUP BY scale")  # noqa: S608
             )
             assert {row["scale"]: row["n"] for row in cells} == {
                 "micro": 2,
@@ -850,7 +843,7 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
     with _database_at(server_url, "0036") as url:
         asyncio.run(_execute(url, SCALE_REGIONS))
         ids = [
-            asyncio.run(_fetch(url, LEGACY_MSME, nib, "micro", 120_000_000, None))[0]["id"]
+            asyncio.run(fetched(url, LEGACY_MSME, nib, "micro", 120_000_000, None))[0]["id"]
             for nib in ("7780600000011", "7780600000012")
         ]
         for id_, sales in zip(ids, (20_000_000_000, 3_000_000_000), strict=True):
@@ -873,7 +866,7 @@ def test_0037_corrects_a_held_declaration_without_counting_a_graduation(
             (ids[1], "PP7_2021/0037"),
         ]
         history = asyncio.run(
-            _fetch(
+            fetched(
                 url,
                 "SELECT msme_id, scale, effective_from, rule_version FROM msme_scale_history"
                 " ORDER BY msme_id, effective_from",
@@ -924,7 +917,7 @@ def test_0055_counts_a_graduation_in_its_sales_year_and_old_entries_as_before(
     with _database_at(server_url, "0054") as url:
         asyncio.run(_execute(url, SCALE_REGIONS))
         ids = [
-            asyncio.run(_fetch(url, LEGACY_MSME, nib, "small", None, 3_000_000_000))[0]["id"]
+            asyncio.run(fetched(url, LEGACY_MSME, nib, "small", None, 3_000_000_000))[0]["id"]
             for nib in ("7799000000011", "7799000000012")
         ]
         for id_ in ids:
@@ -960,7 +953,7 @@ async def _released_rule_versions(url: str) -> list[tuple[int, str]]:
     """The scale history's rule versions in the release a ministry reads its graduations from."""
     schema = await _value(url, "SELECT schema_name FROM figure_releases")
     assert schema in {"figures_a", "figures_b"}
-    rows = await _fetch(
+    rows = await fetched(
         url,
         f"SELECT msme_id, rule_version FROM {schema}.msme_scale_history"  # noqa: S608 (checked)
         " ORDER BY msme_id, effective_from",
@@ -999,7 +992,7 @@ def test_0037_computes_the_scale_as_the_domain_does(
     cases = [(capital, sales) for capital in amounts for sales in amounts]
     sql = registered.registered("c", "s", "d")
     found = asyncio.run(
-        _fetch(
+        fetched(
             server_url,
             f"SELECT {sql} AS scale FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY"  # noqa: S608
             " AS f (c, s, n), (SELECT $3::text AS d) AS declared ORDER BY n",
@@ -1052,7 +1045,7 @@ def test_0042_holds_a_role_once_in_any_case_and_refuses_to_drop_a_duplicate(
         with pytest.raises(asyncpg.UniqueViolationError):
             asyncio.run(_execute(url, ROLE, cooperative, "PRODUCER"))
         roles = "SELECT id, role FROM participations ORDER BY id"
-        assert [tuple(row) for row in asyncio.run(_fetch(url, roles))] == [
+        assert [tuple(row) for row in asyncio.run(fetched(url, roles))] == [
             (first, "producer"),
             (alone, "Supplier"),
         ]
@@ -1255,7 +1248,7 @@ def test_0048_holds_an_older_number_once_in_any_case_and_refuses_to_pick_a_dupli
         with pytest.raises(asyncpg.UniqueViolationError):
             asyncio.run(_cooperative(url, "518/Bh/XIV/1999"))
         numbers = "SELECT id, legal_entity_no FROM cooperatives ORDER BY id"
-        assert [tuple(row) for row in asyncio.run(_fetch(url, numbers))] == [
+        assert [tuple(row) for row in asyncio.run(fetched(url, numbers))] == [
             (first, "518/BH/XIV/1999"),
             (alone, "519/BH/XIV/1999"),
         ]
@@ -1318,7 +1311,7 @@ def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url:
         asyncio.run(_load_reference(url))
         decided = asyncio.run(_decided(url))
         upgrade(url)
-        subjects = {row["id"]: row["subject_nik"] for row in asyncio.run(_fetch(url, SUBJECTS))}
+        subjects = {row["id"]: row["subject_nik"] for row in asyncio.run(fetched(url, SUBJECTS))}
         assert subjects == {
             decided["owned"]: "6271995204889991",
             decided["unowned"]: None,
@@ -1338,7 +1331,7 @@ def test_0049_names_each_stored_decisions_subject_by_its_owner_today(server_url:
         assert asyncio.run(_value_of(url, subject, later)) == "6271995204889991"
         command.downgrade(alembic_config(url), "0048")
         upgrade(url)
-        assert len(asyncio.run(_fetch(url, SUBJECTS))) == 4
+        assert len(asyncio.run(fetched(url, SUBJECTS))) == 4
 
 
 KEYED_MSME = (
@@ -1376,13 +1369,13 @@ def test_0050_keys_each_sum_on_its_contributors_in_the_rollups_and_the_release_m
         schema = asyncio.run(_value(url, "SELECT schema_name FROM figure_releases"))
         assert schema in {"figures_a", "figures_b"}
         upgrade(url)
-        expected = tuple(asyncio.run(_fetch(url, CONTRIBUTOR_KEYS))[0])
+        expected = tuple(asyncio.run(fetched(url, CONTRIBUTOR_KEYS))[0])
         assert expected[0] != expected[1]  # the zero has a value, and adds nothing
         for tables in ("public", schema):
-            assert tuple(asyncio.run(_fetch(url, _rollup_keys(tables)))[0]) == expected
+            assert tuple(asyncio.run(fetched(url, _rollup_keys(tables)))[0]) == expected
         asyncio.run(_execute(url, KEYED_MSME, "5300530000004", 10, 1))  # the triggers keep it
-        expected = tuple(asyncio.run(_fetch(url, CONTRIBUTOR_KEYS))[0])
-        assert tuple(asyncio.run(_fetch(url, _rollup_keys("public")))[0]) == expected
+        expected = tuple(asyncio.run(fetched(url, CONTRIBUTOR_KEYS))[0])
+        assert tuple(asyncio.run(fetched(url, _rollup_keys("public")))[0]) == expected
         command.downgrade(alembic_config(url), "0049")
         asyncio.run(_execute(url, KEYED_MSME, "5300530000005", 10, 1))
         assert asyncio.run(_value(url, "SELECT sum(n) FROM msme_rollup_regency")) == 5
@@ -1452,6 +1445,49 @@ def test_0061_checks_and_chains_an_entry_in_one_trigger_and_goes_down_again(
     written()
     upgrade(fresh_url)
     verified()
+
+
+COUNT_CHECKS = (
+    "SELECT array_agg(conname ORDER BY conname) FROM pg_constraint"
+    " WHERE conrelid IN ('rate_limit_windows'::regclass, 'auth_failures'::regclass)"
+    " AND contype = 'c'"
+)
+
+
+def test_0063_clamps_negative_counts_and_refuses_them_and_goes_down_again(
+    fresh_url: str,
+) -> None:
+    """Counts the service's role planted below zero before 0063 (a client's limit lifted) are
+    zero after it, and a new one is refused; down, the constraints go and such a count is
+    taken again."""
+    service = as_service(fresh_url)
+    planted = {
+        "rate_limit_windows": "INSERT INTO rate_limit_windows VALUES ($1, now(), -2000000000)",
+        "auth_failures": "INSERT INTO auth_failures VALUES ($1, now(), -5)",
+    }
+    counts = {
+        "rate_limit_windows": "SELECT hits FROM rate_limit_windows WHERE client_id = $1",
+        "auth_failures": "SELECT failures FROM auth_failures WHERE subject = $1",
+    }
+
+    def plant(key: str) -> None:
+        for table, statement in planted.items():
+            asyncio.run(_execute(service, statement, f"{table}-{key}"))
+
+    command.downgrade(alembic_config(fresh_url), "0062")
+    assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) is None
+    plant("before")
+    upgrade(fresh_url)
+    checks = ["ck_auth_failures_failures", "ck_rate_limit_windows_hits"]
+    assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) == checks
+    for table, count in counts.items():
+        assert asyncio.run(_value_of(fresh_url, count, f"{table}-before")) == 0
+        with pytest.raises(asyncpg.CheckViolationError):
+            asyncio.run(_execute(service, planted[table], f"{table}-after"))
+    command.downgrade(alembic_config(fresh_url), "0062")
+    assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) is None
+    plant("after")
+    upgrade(fresh_url)
 
 
 def test_a_swap_of_a_name_the_earlier_revision_lacks_is_refused() -> None:

@@ -17,6 +17,13 @@ anywhere, and its address for any client id, an IPv6 address counted as its /64
 attempts sharing rows wait for each other rather than deadlock. A subject is stored as the
 SHA-256 of its text: the primary key's index refuses a row over about 2.7 KB, and a client id or
 a forwarded address is whatever the caller sent.
+
+A count saturates at the integer's maximum rather than overflow, and is never negative (a CHECK
+of the owner's, migration 0063, and a take-back stopping at zero): the service's role may write
+these rows, and a count planted at 2147483647 made the next attempt's addition fail, so that
+the right secret was answered 500. Every window the service counts in begins at or before the
+database's clock, so a purge drops any row of a window yet to come as well: planted, it would
+refuse a client after the service's credentials were rotated.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ _RESERVE = text(
       FROM this_window,
            (VALUES (1, :client_address), (2, :client), (3, :address)) AS attempt (rank, subject)
      ORDER BY attempt.rank
-    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    ON CONFLICT (subject, window_start)
+      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, 2147483647)::integer
     RETURNING subject, failures, window_start,
               extract(epoch FROM window_start) + :window - extract(epoch FROM clock_timestamp())
                 AS seconds_left
@@ -55,7 +63,7 @@ _TAKE_BACK = text(
       FROM (VALUES (1, :client_address), (2, :client), (3, :address))
              AS attempt (rank, subject)
      ORDER BY attempt.rank
-    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures - 1
+    ON CONFLICT (subject, window_start) DO UPDATE SET failures = GREATEST(f.failures - 1, 0)
     """
 )
 _SUCCEEDED = text(
@@ -64,7 +72,8 @@ _SUCCEEDED = text(
     SELECT success.subject, CAST(:window_start AS timestamptz), 1
       FROM (VALUES (1, :success), (2, :issued)) AS success (rank, subject)
      ORDER BY success.rank
-    ON CONFLICT (subject, window_start) DO UPDATE SET failures = f.failures + 1
+    ON CONFLICT (subject, window_start)
+      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, 2147483647)::integer
     """
 )
 _ISSUED = text(
@@ -84,6 +93,7 @@ _SUCCEEDED_SINCE = text(
 _PURGE = text(
     "DELETE FROM auth_failures"
     " WHERE window_start < clock_timestamp() - make_interval(secs => :seconds)"
+    " OR window_start > clock_timestamp()"
 )
 
 
@@ -205,5 +215,6 @@ async def succeeded_since(
 
 async def purge(connection: AsyncConnection, seconds: int) -> None:
     """Delete the rows of windows that began over `seconds` ago: failures and successes alike,
-    so `seconds` must outlast what `succeeded_since` looks back over."""
+    so `seconds` must outlast what `succeeded_since` looks back over; and those of windows yet
+    to begin, which the service never counts in."""
     await connection.execute(_PURGE, {"seconds": seconds})

@@ -3,7 +3,12 @@ each client last wrote (for reads from a replica).
 
 Processes count requests on their own and add their counts here in batches (sinergi/rate_limit.py
 says when): one statement adds any number of clients' counts and returns the totals, which
-include every other process's."""
+include every other process's.
+
+A total saturates at the integer's maximum rather than overflow, and is never negative (a CHECK
+of the owner's, migration 0063): the service's role may write these rows, and one count planted
+at 2147483647 made the next addition fail, every request of that client and every process's sync
+of all its clients with it; a negative one lifted the client's limit."""
 
 from __future__ import annotations
 
@@ -16,6 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import driver
 
+CLOCK_SKEW_SECONDS = 60
+"""How far a server's clock may run ahead of the database's (the servers and PostgreSQL keep
+NTP-synchronised clocks, README): a server counts in the window its own clock is in, so a row
+may begin up to this far after the database's clock, and a purge keeps it. Not a window: with a
+window of a second, a server a few seconds ahead had its live count purged and its clients
+admitted again; with one of a year, a row planted for the next window outlived every purge."""
+
 _ADD = driver.DriverStatement(
     text(
         """
@@ -23,7 +35,8 @@ _ADD = driver.DriverStatement(
     SELECT client_id, to_timestamp(window_index * :window), hits
       FROM unnest(CAST(:client_ids AS text[]), CAST(:window_indexes AS bigint[]),
                   CAST(:hits AS integer[])) AS counted (client_id, window_index, hits)
-    ON CONFLICT (client_id, window_start) DO UPDATE SET hits = w.hits + EXCLUDED.hits
+    ON CONFLICT (client_id, window_start)
+      DO UPDATE SET hits = LEAST(w.hits::bigint + EXCLUDED.hits, 2147483647)::integer
     RETURNING client_id, (extract(epoch FROM window_start) / :window)::bigint AS window_index, hits
     """
     )
@@ -45,6 +58,7 @@ _PURGE = driver.DriverStatement(
         """
     DELETE FROM rate_limit_windows
      WHERE window_start < clock_timestamp() - make_interval(secs => :window) - interval '1 hour'
+        OR window_start > clock_timestamp() + make_interval(secs => :skew)
     """
     )
 )
@@ -106,5 +120,9 @@ async def note_write(connection: AsyncConnection, client_id: str) -> None:
 async def purge(connection: driver.Pooled, window_seconds: int) -> None:
     """Drop the windows over for an hour. Rows are keyed by their window's start: a purge of
     those begun an hour ago would take a longer window's live count, and every process would
-    admit the limit again."""
-    await driver.fetch(connection, _PURGE, {"window": window_seconds})
+    admit the limit again. Drop too those beginning more than CLOCK_SKEW_SECONDS after the
+    database's clock: no process counts there, so such a row was planted by whoever held the
+    service's credentials, to refuse a client in windows to come, after those credentials are
+    rotated."""
+    parameters = {"window": window_seconds, "skew": CLOCK_SKEW_SECONDS}
+    await driver.fetch(connection, _PURGE, parameters)

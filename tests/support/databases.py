@@ -50,18 +50,19 @@ async def drop_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
+async def fetched(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """`sql` run on the database at `url` as its URL's role, from a test's own event loop."""
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(sql, *args))
+    finally:
+        await connection.close()
+
+
 def run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     """`sql` run on the database at `url` as its URL's role: what an operator does there (or
     looks at), not the API."""
-
-    async def query() -> list[asyncpg.Record]:
-        connection = await asyncpg.connect(url)
-        try:
-            return list(await connection.fetch(sql, *args))
-        finally:
-            await connection.close()
-
-    return asyncio.run(query())
+    return asyncio.run(fetched(url, sql, *args))
 
 
 @contextmanager
