@@ -21,7 +21,8 @@ from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unrea
 from db.models import OAUTH_CLIENTS
 from db.queries import regions
 from db.text import UNSTORABLE, storable
-from domain.identifiers import dotted_region_code
+from domain.errors import InvalidValue
+from domain.identifiers import dotted_region_code, validate_region_code
 from domain.text import INVISIBLE, printable
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -126,7 +127,7 @@ async def jurisdiction_refusal(
     expected = JURISDICTION_LEVELS[org_kind]
     if expected == {"national"}:
         return None if jurisdiction == "ID" else f"a {org_kind.value} is national (ID)"
-    if await level_of(jurisdiction) in expected:
+    if _region_shaped(jurisdiction) and await level_of(jurisdiction) in expected:
         return None
     meant = dotted_region_code(jurisdiction)
     hint = (
@@ -135,6 +136,17 @@ async def jurisdiction_refusal(
         else ""
     )
     return f"{jurisdiction!r} is not a {' or '.join(sorted(expected))} code{hint}"
+
+
+def _region_shaped(code: str) -> bool:
+    """Whether `code` is shaped as a region code (domain.identifiers.validate_region_code), so
+    that only such a code is looked up: any other names no region, and one holding a NUL or a
+    lone surrogate (an argument's undecodable bytes) would fail the lookup as a database error."""
+    try:
+        validate_region_code(code)
+    except InvalidValue:
+        return False
+    return True
 
 
 def _check_text(field: str, text: str) -> None:
@@ -210,6 +222,11 @@ def from_row(row: Any) -> Client:
 
 
 async def get(connection: AsyncConnection, client_id: str) -> Client | None:
+    """The client `client_id` names, None for none. An id no text column can store (a NUL, or
+    the lone surrogate an argument's undecodable bytes become) names none, as `revoke` and
+    `rotate_secret` answer too: looked up, it would fail as a database error."""
+    if not storable(client_id):
+        return None
     row = (
         await connection.execute(
             select(OAUTH_CLIENTS).where(OAUTH_CLIENTS.c.client_id == client_id)
@@ -341,6 +358,8 @@ async def all_clients(connection: AsyncConnection) -> list[Client]:
 
 
 async def revoke(connection: AsyncConnection, client_id: str) -> bool:
+    if not storable(client_id):  # names no client (get)
+        return False
     result = await connection.execute(
         update(OAUTH_CLIENTS)
         .where(OAUTH_CLIENTS.c.client_id == client_id, OAUTH_CLIENTS.c.revoked_at.is_(None))
@@ -350,6 +369,8 @@ async def revoke(connection: AsyncConnection, client_id: str) -> bool:
 
 
 async def rotate_secret(connection: AsyncConnection, client_id: str) -> str | None:
+    if not storable(client_id):  # names no client (get)
+        return None
     secret = secrets.token_urlsafe(32)
     result = await connection.execute(
         update(OAUTH_CLIENTS)

@@ -875,8 +875,10 @@ class _Chunks:
 
 def _keys_of(draft: MsmeDraft) -> tuple[str | None, tuple[str, str] | None]:
     """The NIB and SKU (issuer, number) a draft names its business by, spelled as stored; None
-    for one it does not give, or gives wrongly (its row is refused when checked)."""
-    nib = (draft.nib or "").strip() or None
+    for one it does not give, or gives wrongly (its row is refused when checked). Only a NIB
+    of the right shape (`_sound_nib`) is looked up: one holding a NUL would fail the lookup of
+    the whole chunk as a database error instead of refusing its row."""
+    nib = _sound_nib(draft)
     sku = None
     if draft.sku_number is not None and draft.sku_issuer is not None:
         with contextlib.suppress(InvalidValue):
@@ -885,8 +887,8 @@ def _keys_of(draft: MsmeDraft) -> tuple[str | None, tuple[str, str] | None]:
 
 
 def _sound_nib(draft: MsmeDraft | None) -> str | None:
-    """The NIB of a row refused when checked, if well formed (a malformed one is refused as
-    such), for `_Chunks._taken_elsewhere`."""
+    """The NIB a draft gives, if well formed, else None (a malformed one is refused as such):
+    the key its stored record is looked up by (`_keys_of`), and `_Chunks._taken_elsewhere`'s."""
     if draft is None or draft.nib is None or not draft.nib.strip():
         return None
     try:

@@ -45,7 +45,7 @@ from domain.identifiers import SKU_NUMBER_MAX
 from domain.participations import ParticipationStatus
 from domain.personal import OWNER_FIELDS
 from domain.programmes import ProgrammeKind, ProgrammeSubjects
-from domain.ruleset import KSP_HEALTH
+from domain.ruleset import KSP_HEALTH, PRODUCT_MAX, VERSION_MAX
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -644,8 +644,8 @@ VERDICTS = ("ELIGIBLE", "NOT_ELIGIBLE", "NEEDS_REVIEW")
 ELIGIBILITY_RULESETS = Table(
     "eligibility_rulesets",
     METADATA,
-    Column("product", String(60), primary_key=True),
-    Column("version", String(40), primary_key=True),
+    Column("product", String(PRODUCT_MAX), primary_key=True),
+    Column("version", String(VERSION_MAX), primary_key=True),
     Column("effective_from", Date, nullable=False),
     Column("document", JSONB, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -665,8 +665,8 @@ ELIGIBILITY_DECISIONS = Table(
     Column("regency_code", ForeignKey("regions.code"), nullable=False),
     Column("loan_amount", BigInteger, nullable=False),
     Column("tenor_months", SmallInteger, nullable=False),
-    Column("product", String(60), nullable=False),
-    Column("ruleset_version", String(40), nullable=False),
+    Column("product", String(PRODUCT_MAX), nullable=False),
+    Column("ruleset_version", String(VERSION_MAX), nullable=False),
     Column("check_date", Date, nullable=False),
     Column("facts", JSONB, nullable=False),
     Column("verdict", String(12), nullable=False),

@@ -1,14 +1,8 @@
-"""Text a text column can hold: one rule for every string from outside that may reach a query."""
+"""Text a text column can hold: one rule for every string from outside that may reach a query.
+The rule itself is the domain's (domain.text.storable), which holds its own values to it too."""
 
 from __future__ import annotations
 
-import re
+from domain.text import UNSTORABLE, storable
 
-UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can store"
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable(text: str) -> bool:
-    """False for text PostgreSQL cannot store (a NUL) or UTF-8 cannot encode (a lone
-    surrogate): refused up front, it cannot reach a query as an INTERNAL encoding error."""
-    return _UNSTORABLE.search(text) is None
+__all__ = ["UNSTORABLE", "storable"]

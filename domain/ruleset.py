@@ -31,6 +31,7 @@ from domain.dates import iso_date
 from domain.errors import InvalidValue
 from domain.identifiers import RUPIAH_MAX, is_province_code
 from domain.scale import Scale
+from domain.text import UNSTORABLE, storable
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -186,6 +187,10 @@ class StrictObject:
         # bool is an int in Python but never a number in these files.
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
             raise InvalidValue(self._name(key), f"must be of type {kind.__name__}")
+        if isinstance(value, str) and not storable(value):
+            # Stored as the document and in text columns: a NUL or a lone surrogate (JSON
+            # spells one "\ud800") would fail there as a database or encoding error.
+            raise InvalidValue(self._name(key), UNSTORABLE)
         return value
 
     def has(self, key: str) -> bool:
@@ -239,6 +244,8 @@ class StrictObject:
         items = self.get(key, list)
         if not all(isinstance(item, str) for item in items):
             raise InvalidValue(self._name(key), "must be a list of strings")
+        if not all(storable(item) for item in items):
+            raise InvalidValue(self._name(key), UNSTORABLE)
         return tuple(items)
 
     def child(self, key: str) -> StrictObject:
@@ -292,6 +299,12 @@ MAX_BUSINESS_AGE_MONTHS = 120
 months forward from the business's start date, so a minimum of thousands of years would carry
 every check past the calendar's last year (R03 is then UNKNOWN, domain/eligibility.py). Held to
 when publishing (`bounds_refusal`), not when reading."""
+PRODUCT_MAX = 60
+"""The longest product name a rule set may have: `eligibility_rulesets.product` and a
+decision's `product` (db/models.py) are varchar of this length."""
+VERSION_MAX = 40
+"""The longest version label a rule set may have: `eligibility_rulesets.version` and a
+decision's `ruleset_version` (db/models.py) are varchar of this length."""
 _AMOUNT = f"must be between 0 and {RUPIAH_MAX:,} rupiah"
 """As domain/identifiers.py bounds every amount: a larger one is a unit slip (cents)."""
 
@@ -321,7 +334,13 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         require(bool(self.product.strip()), "product", "must not be empty")
+        require(
+            len(self.product) <= PRODUCT_MAX, "product", f"must be at most {PRODUCT_MAX} characters"
+        )
         require(bool(self.version.strip()), "version", "must not be empty")
+        require(
+            len(self.version) <= VERSION_MAX, "version", f"must be at most {VERSION_MAX} characters"
+        )
         require(is_province_code(self.guarantor_province), "guarantor_province", "must be 2 digits")
         require(0 < self.coverage_rate <= 1, "coverage_rate", "must be in (0, 1]")
         require(self.ijp_rate is None or 0 <= self.ijp_rate < 1, "ijp_rate", "must be in [0, 1)")

@@ -1,11 +1,23 @@
 """What text a name may hold: one rule for every name a person reads back (a record's, an
-organisation's, a client's as an SSO asserts it)."""
+organisation's, a client's as an SSO asserts it); and what text any stored value may hold
+(`storable`)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 INVISIBLE = "must not contain control or invisible characters"
+UNSTORABLE = "holds a NUL character or a lone surrogate, which no text field can store"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """False for text PostgreSQL cannot store (a NUL) or UTF-8 cannot encode (a lone
+    surrogate): refused up front, it cannot reach a query as an INTERNAL encoding error.
+    Here, pure, so that the domain holds its own values to it (a rule set read from a file);
+    db.text names it for every other string from outside that may reach a query."""
+    return _UNSTORABLE.search(text) is None
 
 
 _BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")

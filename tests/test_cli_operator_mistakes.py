@@ -25,6 +25,7 @@ from db import embedded
 from sinergi.cli import DEFAULT_PORT, default_issuer_warning, main
 from sinergi.database import unreachable
 from sinergi.settings import DEFAULT_ISSUER, Settings
+from tests.support.cli import sinergi
 from tests.support.databases import as_service, empty_database, run
 from tests.support.http import Api
 from tests.support.served import free_port, served, wait_until_answering
@@ -506,6 +507,35 @@ def test_only_a_guarantor_has_an_equity(demo_url: str, api: Api, tmp_path: Path)
         )
     stored = "SELECT count(*) FROM guarantors WHERE client_id IN ('demo-ministry', 'nobody')"
     assert run(demo_url, stored)[0][0] == 0
+
+
+def test_an_argument_of_bytes_that_are_not_utf8_is_no_such_client_or_region(
+    migrated_url: str,
+) -> None:
+    """The bug: a client id or jurisdiction typed with bytes that are not UTF-8, which Python
+    makes lone surrogates (os.fsdecode, as it decodes argv), was looked up and ended in a
+    database error's traceback; it names no client and no region, refused as any unknown one
+    is. Run in this process: the argument reaches the command as this string either way."""
+    client = os.fsdecode(b"demo-\xff")
+    shown = repr(client)
+    create = ["clients", "create", "--name", "Dinas", "--org-kind", "province"]
+    create += ["--purpose", "a first try"]
+    for argv, expected in [
+        (["clients", "revoke", client], f"client_id: no active client {shown}"),
+        (["clients", "rotate", client], f"client_id: no active client {shown}"),
+        (["clients", "show", client], f"client_id: no client {shown}"),
+        (["schema", "--as", client], f"--as: no active client {shown}"),
+        (
+            ["guarantors", "set-equity", client, "1000"],
+            f"{client} is not a guarantor (no client): equity is set only for a client that"
+            " issues guarantees (guarantees:write)",
+        ),
+        (
+            [*create, "--jurisdiction", os.fsdecode(b"6\xff")],
+            "jurisdiction: '6\\udcff' is not a province code",
+        ),
+    ]:
+        assert sinergi(migrated_url, *argv) == (2, "", f"sinergi: {expected}\n"), argv
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,32 @@ def test_a_number_that_is_not_read_is_reported_saying_what_is_wrong_with_it(
     assert "3 rows: 0 created, 0 updated, 0 unchanged, 3 rejected" in result.stdout
 
 
+def test_a_nib_no_column_can_store_is_its_row_s_error_and_an_undecodable_client_is_none(
+    own_reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: a NIB holding a NUL was looked up, before its row was checked, to merge the
+    record it names, and the import ended in a database error's traceback with the file's
+    valid rows unwritten; an `--as` id of bytes that are not UTF-8 (a lone surrogate to
+    Python) ended the same way, where an unknown client is a one-line refusal."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        HEADER
+        + "7749000000001,Toko Baik,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n"
+        + "77\x0049000000002,Toko Nul,47112,62.71,,2020-01-01,10000000,90000000,2025,1\n",
+        encoding="utf-8",
+    )
+    result = sinergi(own_reference_url, str(rows), "--jurisdiction", "62")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert_reported(result, "3 │ nib │ must be exactly 13 digits │ BAD_USER_INPUT │")
+    assert [row[1] for row in state(own_reference_url, "7749")[0]] == ["7749000000001"]
+
+    undecodable = sinergi(own_reference_url, str(rows), "--as", os.fsdecode(b"demo-\xff"))
+    assert undecodable.returncode == 2, undecodable.stdout + undecodable.stderr
+    assert undecodable.stderr.count("\n") == 1, undecodable.stderr
+    assert "--as: no active client 'demo-\\udcff'" in undecodable.stderr
+
+
 def test_a_file_without_the_required_columns_is_refused_whole(
     reference_url: str, tmp_path: Path
 ) -> None:

@@ -97,3 +97,35 @@ def test_publishing_a_rule_set_past_the_bounds_is_refused(
     assert "min_business_age_months: aged.json: must be in 0..120" in err
     stored = "SELECT count(*) FROM eligibility_rulesets WHERE product = $1 AND version = '2027.1'"
     assert run(module_reference_url, stored, PRODUCT) == [(0,)]
+
+
+def test_a_rule_set_text_no_column_can_store_is_refused_naming_its_key(
+    module_reference_url: str, tmp_path: Path
+) -> None:
+    """The bug: only an empty product or version was refused, so one longer than its column, a
+    NUL in a text, or a version of a lone surrogate (JSON's "\\ud800") ended the load in a
+    database or encoding error's traceback. (Run in this process: each load stops at its
+    first refusal, and a subprocess per case would cost more than the cases.)"""
+    unstorable = "holds a NUL character or a lone surrogate, which no text field can store"
+    shipped = _aged(12, "2027.2", "2027-02-01")
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"version": "9" * 41}, "version", "must be at most 40 characters"),
+        ({"product": "P" * 61}, "product", "must be at most 60 characters"),
+        ({"product": "UJI\x00"}, "product", unstorable),
+        ({"notes": "catatan\x00"}, "notes", unstorable),
+        ({"version": "\ud800"}, "version", unstorable),
+        ({"allowed_scales": ["mikro\x00"]}, "allowed_scales", unstorable),
+        (
+            {"rules": {"R01": {**shipped["rules"]["R01"], "legal_basis": "\udcff"}}},
+            "rules.R01.legal_basis",
+            unstorable,
+        ),
+    ]
+    for number, (change, key, expected) in enumerate(cases):
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        (folder / "r.json").write_text(json.dumps({**shipped, **change}), encoding="utf-8")
+        code, out, err = sinergi(module_reference_url, "rulesets", "load", str(folder))
+        assert (code, out, err) == (2, "", f"sinergi: {key}: r.json: {expected}\n"), change
+    stored = "SELECT count(*) FROM eligibility_rulesets WHERE version = '2027.2'"
+    assert run(module_reference_url, stored) == [(0,)]
