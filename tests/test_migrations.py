@@ -1477,7 +1477,7 @@ def test_0063_clamps_negative_counts_and_refuses_them_and_goes_down_again(
     command.downgrade(alembic_config(fresh_url), "0062")
     assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) is None
     plant("before")
-    upgrade(fresh_url)
+    command.upgrade(alembic_config(fresh_url), "0063")
     checks = ["ck_auth_failures_failures", "ck_rate_limit_windows_hits"]
     assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) == checks
     for table, count in counts.items():
@@ -1487,6 +1487,44 @@ def test_0063_clamps_negative_counts_and_refuses_them_and_goes_down_again(
     command.downgrade(alembic_config(fresh_url), "0062")
     assert asyncio.run(_value(fresh_url, COUNT_CHECKS)) is None
     plant("after")
+    upgrade(fresh_url)
+
+
+PREVIOUS_RELEASE_ADD = """
+    INSERT INTO rate_limit_windows AS w (client_id, window_start, hits)
+    VALUES ($1, to_timestamp(0), 1)
+    ON CONFLICT (client_id, window_start) DO UPDATE SET hits = w.hits + EXCLUDED.hits
+"""
+"""How the release before 0064 adds a count: its instances serve on while an upgrade rolls out."""
+
+
+def test_0064_keeps_the_previous_releases_counts_working_and_goes_down_again(
+    fresh_url: str,
+) -> None:
+    """Counts record their window's length from 0064 on, yet the previous release's statement,
+    run by its instances during the roll, still finds its row and adds to it (its length left
+    unknown); the owner's CHECK refuses a length under a second; down, the column goes."""
+    service = as_service(fresh_url)
+    length = "SELECT window_seconds FROM rate_limit_windows WHERE client_id = $1"
+    command.downgrade(alembic_config(fresh_url), "0063")
+    asyncio.run(_execute(service, PREVIOUS_RELEASE_ADD, "before"))
+    upgrade(fresh_url)
+    for _ in range(2):
+        asyncio.run(_execute(service, PREVIOUS_RELEASE_ADD, "before"))
+    counted = "SELECT hits FROM rate_limit_windows WHERE client_id = $1"
+    assert asyncio.run(_value_of(fresh_url, counted, "before")) == 3
+    assert asyncio.run(_value_of(fresh_url, length, "before")) is None
+    with pytest.raises(asyncpg.CheckViolationError):
+        asyncio.run(
+            _execute(
+                service,
+                "INSERT INTO rate_limit_windows VALUES ($1, now(), 1, 0)",
+                "no length",
+            )
+        )
+    command.downgrade(alembic_config(fresh_url), "0063")
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        asyncio.run(_value_of(fresh_url, length, "before"))
     upgrade(fresh_url)
 
 

@@ -299,3 +299,35 @@ async def test_a_purge_keeps_the_count_of_a_window_longer_than_an_hour(demo_url:
         assert [row["window_start"].timestamp() for row in windows] == [index * window]
     finally:
         await engine.dispose()
+
+
+async def test_a_purge_by_a_process_of_shorter_windows_keeps_a_longer_windows_count(
+    demo_url: str,
+) -> None:
+    """While a change of the window's length rolls out (and in these tests, whose apps of
+    several settings share a database), processes count windows of different lengths. Each
+    purged by its own: one counting minutes took, every five minutes, the count of a client whose
+    processes count longer windows once such a window was an hour old, and the client was
+    admitted to its limit again (tests/test_rate_limit_first.py saw it as a 200 for a 429). A
+    count keeps its window's length, and the purge reads it."""
+    # A window of some twenty days that began two hours ago on this clock (the database's
+    # differs by far less): over an hour old, so a purge by the minute took it, and live.
+    index = 1000
+    window = int(time.time() - 7200) // index
+    engine = create_engine(as_service(demo_url), statement_timeout_ms=10_000)
+    primary = autocommit(engine)
+
+    def long_windows() -> RateLimiter:
+        return RateLimiter(per_window=LIMIT, window_seconds=window, clock=lambda: index * window)
+
+    try:
+        client_id = f"long-window-{uuid.uuid4().hex}"
+        counting = long_windows()
+        assert [await counting.admit(primary, client_id) for _ in range(LIMIT - 1)] == [None] * 4
+        await counting.sync(primary)
+        await RateLimiter(per_window=LIMIT, window_seconds=60).purge(primary)
+        restarted = long_windows()
+        admitted = [await restarted.admit(primary, client_id) is None for _ in range(LIMIT)]
+        assert admitted == [True, False, False, False, False]
+    finally:
+        await engine.dispose()

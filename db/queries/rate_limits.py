@@ -31,12 +31,13 @@ admitted again; with one of a year, a row planted for the next window outlived e
 _ADD = driver.DriverStatement(
     text(
         """
-    INSERT INTO rate_limit_windows AS w (client_id, window_start, hits)
-    SELECT client_id, to_timestamp(window_index * :window), hits
+    INSERT INTO rate_limit_windows AS w (client_id, window_start, window_seconds, hits)
+    SELECT client_id, to_timestamp(window_index * :window), CAST(:window AS integer), hits
       FROM unnest(CAST(:client_ids AS text[]), CAST(:window_indexes AS bigint[]),
                   CAST(:hits AS integer[])) AS counted (client_id, window_index, hits)
     ON CONFLICT (client_id, window_start)
-      DO UPDATE SET hits = LEAST(w.hits::bigint + EXCLUDED.hits, 2147483647)::integer
+      DO UPDATE SET hits = LEAST(w.hits::bigint + EXCLUDED.hits, 2147483647)::integer,
+                    window_seconds = GREATEST(w.window_seconds, EXCLUDED.window_seconds)
     RETURNING client_id, (extract(epoch FROM window_start) / :window)::bigint AS window_index, hits
     """
     )
@@ -57,7 +58,8 @@ _PURGE = driver.DriverStatement(
     text(
         """
     DELETE FROM rate_limit_windows
-     WHERE window_start < clock_timestamp() - make_interval(secs => :window) - interval '1 hour'
+     WHERE window_start < clock_timestamp() - interval '1 hour'
+                          - make_interval(secs => coalesce(window_seconds, :window))
         OR window_start > clock_timestamp() + make_interval(secs => :skew)
     """
     )
@@ -118,11 +120,13 @@ async def note_write(connection: AsyncConnection, client_id: str) -> None:
 
 
 async def purge(connection: driver.Pooled, window_seconds: int) -> None:
-    """Drop the windows over for an hour. Rows are keyed by their window's start: a purge of
-    those begun an hour ago would take a longer window's live count, and every process would
-    admit the limit again. Drop too those beginning more than CLOCK_SKEW_SECONDS after the
-    database's clock: no process counts there, so such a row was planted by whoever held the
-    service's credentials, to refuse a client in windows to come, after those credentials are
-    rotated."""
+    """Drop the windows over for an hour, each by the length its row records (migration 0064):
+    one taken by `window_seconds`, the purging process's, while another process counts a longer
+    window (a change of the setting rolling out) took that window's live count, and its client
+    was admitted to the limit again. A row without a length, added by the previous release,
+    is taken to be of `window_seconds`. Drop too those beginning more than CLOCK_SKEW_SECONDS
+    after the database's clock: no process counts there, so such a row was planted by whoever
+    held the service's credentials, to refuse a client in windows to come, after those
+    credentials are rotated."""
     parameters = {"window": window_seconds, "skew": CLOCK_SKEW_SECONDS}
     await driver.fetch(connection, _PURGE, parameters)
