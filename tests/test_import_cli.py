@@ -615,6 +615,7 @@ def test_an_import_holds_the_audit_chain_for_its_commit_alone(
         "SELECT bool_or(NOT granted) AS waiting, bool_or(granted AND objid::bigint ="
         " (hashtext('sinergi.change_feed')::bigint & 4294967295)) AS numbering"
         " FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
 
     async def while_waiting_for_the_chain() -> tuple[bool, int]:

@@ -36,6 +36,7 @@ SELECT count(*) FILTER (WHERE NOT granted) AS waiting,
   FROM pg_locks,
        LATERAL (SELECT hashtext('sinergi.import')::bigint & 4294967295 AS register) AS key
  WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
 

@@ -378,7 +378,8 @@ async def _waiting_for_a_lock(url: str) -> bool:
     try:
         waiting: bool = await connection.fetchval(
             "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted"
-            " AND relation = 'signing_keys'::regclass)"
+            " AND relation = 'signing_keys'::regclass"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
         )
         return waiting
     finally:

@@ -23,10 +23,13 @@ import pytest
 import websockets
 
 from auth import clients
+from auth.registry import forgotten
 from db.engine import autocommit, create_engine
+from db.notifications import libpq_url
 from sinergi.rate_limit import SYNC_SECONDS, RateLimiter
 from tests.support.databases import as_service
 from tests.support.served import DEMO_SERVED, free_port, uvicorn_command, wait_until_answering
+from tests.support.windows import clear_of_an_edge
 
 LIMIT = 5
 WINDOW_SECONDS = 86400
@@ -36,7 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def servers(demo_url: str) -> Iterator[list[str]]:
     """Two uvicorn processes over one database, as the service role, stopped however the test
-    ends."""
+    ends; begun at least two minutes before the day's window ends, which the module's tests
+    do not outlast."""
+    clear_of_an_edge(WINDOW_SECONDS, margin=120)
     env = {
         **os.environ,
         "DATABASE_URL": as_service(demo_url),
@@ -97,11 +102,18 @@ def _register(url: str, org_kind: str = "ministry", jurisdiction: str = "ID") ->
 
 
 def _revoke(url: str, client_id: str) -> None:
+    """As `sinergi clients revoke` does: revoked, then every listening process asked to forget
+    the client, and returned once each has said so. Without the wait a process whose listener
+    had not yet been told still answered for the client (`auth/registry.py`)."""
+
     async def go() -> None:
         engine = create_engine(url, statement_timeout_ms=10_000)
         try:
             async with engine.begin() as connection:
                 assert await clients.revoke(connection, client_id)
+            heard = await forgotten(libpq_url(engine.url), client_id, timeout_seconds=10)
+            assert heard.complete, heard
+            assert heard.listening >= 2, heard  # both servers, at least
         finally:
             await engine.dispose()
 

@@ -42,7 +42,10 @@ BOTH = """mutation($coop: CreateCooperativeInput!, $input: CreateMsmeInput!) {
 async def _waiting_for_msmes(connection: asyncpg.Connection, count: int) -> None:
     """Until `count` statements wait for the lock on msmes `connection` holds, for at most
     30 s."""
-    waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'msmes'::regclass AND NOT granted"
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE relation = 'msmes'::regclass AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     async with asyncio.timeout(30):
         while await connection.fetchval(waiting) < count:  # noqa: ASYNC110 (no event to wait on)
             await asyncio.sleep(0.05)
