@@ -14,16 +14,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.scopes import DEFAULT_SCOPES, READ_BEHIND_WRITE, OrgKind, Scope, unreadable_writes
 from db.models import OAUTH_CLIENTS
 from db.queries import regions
-from db.text import UNSTORABLE, storable
-from domain.errors import InvalidValue
-from domain.identifiers import dotted_region_code, validate_region_code
-from domain.text import INVISIBLE, printable
+from domain.identifiers import dotted_region_code, is_region_code
+from domain.text import INVISIBLE, UNSTORABLE, printable, storable
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_CLIENT_ID_LENGTH = 64
@@ -127,7 +125,7 @@ async def jurisdiction_refusal(
     expected = JURISDICTION_LEVELS[org_kind]
     if expected == {"national"}:
         return None if jurisdiction == "ID" else f"a {org_kind.value} is national (ID)"
-    if _region_shaped(jurisdiction) and await level_of(jurisdiction) in expected:
+    if is_region_code(jurisdiction) and await level_of(jurisdiction) in expected:
         return None
     meant = dotted_region_code(jurisdiction)
     hint = (
@@ -138,21 +136,10 @@ async def jurisdiction_refusal(
     return f"{jurisdiction!r} is not a {' or '.join(sorted(expected))} code{hint}"
 
 
-def _region_shaped(code: str) -> bool:
-    """Whether `code` is shaped as a region code (domain.identifiers.validate_region_code), so
-    that only such a code is looked up: any other names no region, and one holding a NUL or a
-    lone surrogate (an argument's undecodable bytes) would fail the lookup as a database error."""
-    try:
-        validate_region_code(code)
-    except InvalidValue:
-        return False
-    return True
-
-
 def _check_text(field: str, text: str) -> None:
     """A client's name and purpose are read back in every audit entry and log line about its
     requests, and by `clients list`: held to the rule of every name a record holds
-    (domain.text.printable), and to what a text column can store (db.text.storable), so that
+    (domain.text.printable), and to what a text column can store (domain.text.storable), so that
     a pasted newline, terminal escape or bidirectional override cannot forge or hide a line,
     nor a NUL fail the registration as an unexplained database error."""
     if not storable(text):
@@ -221,17 +208,17 @@ def from_row(row: Any) -> Client:
     )
 
 
+def _named(client_id: str) -> ColumnElement[bool]:
+    """The condition matching the client `client_id` (`get`, `revoke`, `rotate_secret`). An id
+    no text column can store (a NUL, or the lone surrogate an argument's undecodable bytes
+    become) names no client, so matches nothing: compared with the column, it would fail the
+    statement as a database error."""
+    return OAUTH_CLIENTS.c.client_id == client_id if storable(client_id) else false()
+
+
 async def get(connection: AsyncConnection, client_id: str) -> Client | None:
-    """The client `client_id` names, None for none. An id no text column can store (a NUL, or
-    the lone surrogate an argument's undecodable bytes become) names none, as `revoke` and
-    `rotate_secret` answer too: looked up, it would fail as a database error."""
-    if not storable(client_id):
-        return None
-    row = (
-        await connection.execute(
-            select(OAUTH_CLIENTS).where(OAUTH_CLIENTS.c.client_id == client_id)
-        )
-    ).first()
+    """The client `client_id` names, None for none (an id no column can store too: `_named`)."""
+    row = (await connection.execute(select(OAUTH_CLIENTS).where(_named(client_id)))).first()
     return None if row is None else from_row(row)
 
 
@@ -358,23 +345,19 @@ async def all_clients(connection: AsyncConnection) -> list[Client]:
 
 
 async def revoke(connection: AsyncConnection, client_id: str) -> bool:
-    if not storable(client_id):  # names no client (get)
-        return False
     result = await connection.execute(
         update(OAUTH_CLIENTS)
-        .where(OAUTH_CLIENTS.c.client_id == client_id, OAUTH_CLIENTS.c.revoked_at.is_(None))
+        .where(_named(client_id), OAUTH_CLIENTS.c.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
     return bool(result.rowcount)
 
 
 async def rotate_secret(connection: AsyncConnection, client_id: str) -> str | None:
-    if not storable(client_id):  # names no client (get)
-        return None
     secret = secrets.token_urlsafe(32)
     result = await connection.execute(
         update(OAUTH_CLIENTS)
-        .where(OAUTH_CLIENTS.c.client_id == client_id, OAUTH_CLIENTS.c.revoked_at.is_(None))
+        .where(_named(client_id), OAUTH_CLIENTS.c.revoked_at.is_(None))
         .values(secret_hash=hash_secret(secret))
     )
     return secret if result.rowcount else None

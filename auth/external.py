@@ -28,10 +28,9 @@ from auth.principal import Principal
 from auth.scopes import OrgKind, Scope, usable
 from auth.tokens import InvalidToken, shown, verify
 from db.models import PRINCIPAL_ID_LENGTH
-from db.text import storable
 from domain.errors import InvalidValue
 from domain.identifiers import RegionLevel, is_within, region_level
-from domain.text import printable
+from domain.text import printable, storable
 
 REFETCH_AFTER_SECONDS = 60.0
 """The shortest time from a fetch of an issuer's JWKS that succeeded to the next."""
@@ -276,7 +275,7 @@ def _refuse_other_than_access_tokens(claims: Mapping[str, Any]) -> None:
 def _check_text(name: str, value: str) -> None:
     """The client id and the organisation become the principal's id and name, which its
     decisions, guarantees, audit entries and log lines hold: one no text column can store
-    (db.text.storable) would fail its first query as an INTERNAL error, and a control or
+    (domain.text.storable) would fail its first query as an INTERNAL error, and a control or
     invisible character (a newline, a terminal escape, a bidirectional override) would forge,
     hide or garble the lines that name it: held to the rule of every name a record holds
     (domain.text.printable)."""

@@ -18,7 +18,7 @@ from auth.registry import ClientState
 from auth.service import AuthService, OAuthError, authentication_failed
 from auth.tokens import InvalidToken
 from db.errors import transient_reason
-from db.text import UNSTORABLE, storable
+from domain.text import UNSTORABLE, storable
 
 logger = logging.getLogger("sinergi.auth")
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)

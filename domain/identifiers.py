@@ -234,6 +234,18 @@ def province_of(code: str, *, field: str = "region") -> str:
     return segments[0]
 
 
+def is_region_code(code: str) -> bool:
+    """Whether `code` is shaped as a region code, as given (validate_region_code's shape, not
+    stripped), for callers that look a code up only when it could name a region: any other
+    names none, and may hold what no lookup can carry (a NUL, a lone surrogate). Whether the
+    region exists is the lookup's answer."""
+    try:
+        _segments(code, "code")
+    except InvalidValue:
+        return False
+    return True
+
+
 def is_province_code(code: str) -> bool:
     """Whether `code` is a province's code, for callers that refuse anything else in their own
     words (a ruleset's guarantor province, an eligibility check's province)."""

@@ -15,8 +15,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 def storable(text: str) -> bool:
     """False for text PostgreSQL cannot store (a NUL) or UTF-8 cannot encode (a lone
     surrogate): refused up front, it cannot reach a query as an INTERNAL encoding error.
-    Here, pure, so that the domain holds its own values to it (a rule set read from a file);
-    db.text names it for every other string from outside that may reach a query."""
+    Here, pure, so that the domain holds its own values to it (a rule set read from a file),
+    and the one rule for every other string from outside that may reach a query."""
     return _UNSTORABLE.search(text) is None
 
 

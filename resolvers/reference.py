@@ -7,8 +7,8 @@ from typing import Any
 from strawberry.types import Info
 
 from db.queries import indicators, programmes
-from db.text import UNSTORABLE, storable
 from domain.errors import InvalidValue
+from domain.text import UNSTORABLE, storable
 from resolvers import Node
 from resolvers.context import Context
 from resolvers.errors import bad_input
@@ -27,7 +27,7 @@ async def all_programmes(info: Info[Context, Any]) -> list[Node]:
 
 def checked_programme_id(programme_id: str, field: str = "id") -> str:
     """A programme's id follows no shape (the reference data names each programme), so it is
-    held to the one rule for every string that reaches a query (`db.text.storable`): a NUL
+    held to the one rule for every string that reaches a query (`domain.text.storable`): a NUL
     failed the statement as INTERNAL where the request guard, which refuses one in any HTTP or
     WebSocket request, did not stand in front of the schema."""
     if not storable(programme_id):
@@ -41,7 +41,7 @@ INDICATOR_CODE_MAX = 40
 
 def checked_indicator_code(code: str, field: str) -> str:
     """An indicator's code as a client names it, held to the rule for every string that reaches
-    a query (`db.text.storable`) as a programme's id is (`checked_programme_id`), and to the
+    a query (`domain.text.storable`) as a programme's id is (`checked_programme_id`), and to the
     column's length, so that no answer echoes a longer one: InvalidValue on `field`."""
     if not storable(code):
         raise InvalidValue(field, UNSTORABLE)

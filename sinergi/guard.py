@@ -50,7 +50,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.http import bearer_user, unauthorized
-from db.text import UNSTORABLE, storable
+from domain.text import UNSTORABLE, storable
 from schema.documents import parse_document
 from schema.limits import InputError, Violation, check_document, cost_variables, page_size
 from schema.query_limits import QueryLimits
@@ -74,8 +74,8 @@ _Inputs = tuple[tuple[str, int | str | tuple[str, ...] | None], ...]
 
 
 def _unstorable(value: object) -> bool:
-    """A string no text column can store (db.text.storable), anywhere in `value`. Walked without
-    recursion: the JSON decoders accept arrays nested a thousand deep."""
+    """A string no text column can store (domain.text.storable), anywhere in `value`. Walked
+    without recursion: the JSON decoders accept arrays nested a thousand deep."""
     pending = [value]
     while pending:
         item = pending.pop()

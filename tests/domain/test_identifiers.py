@@ -15,6 +15,7 @@ from domain.identifiers import (
     KbliSection,
     RegionLevel,
     established_by,
+    is_region_code,
     is_within,
     kbli_section,
     legal_entity_no_key,
@@ -223,6 +224,23 @@ def test_a_malformed_region_code_is_rejected(code: str) -> None:
     with pytest.raises(InvalidValue) as caught:
         validate_region_code(code, field="filter.region")
     assert caught.value.field == "filter.region"
+
+
+@pytest.mark.parametrize(
+    ("code", "shaped"),
+    [
+        ("ID", True),
+        ("62.71", True),
+        ("62.01.05.2001", True),
+        ("62.70", False),
+        ("6271", False),
+        (" 62.71 ", False),  # as given: validate_region_code strips, a lookup does not
+        ("62\x00", False),
+        ("6\udcff", False),  # an argument's undecodable byte
+    ],
+)
+def test_is_region_code_answers_for_the_shape_as_given(code: str, shaped: bool) -> None:
+    assert is_region_code(code) is shaped
 
 
 def test_every_region_in_the_decree_table_validates_at_its_own_level() -> None:
