@@ -20,10 +20,10 @@ a forwarded address is whatever the caller sent.
 
 A count saturates at the integer's maximum rather than overflow, and is never negative (a CHECK
 of the owner's, migration 0063, and a take-back stopping at zero): the service's role may write
-these rows, and a count planted at 2147483647 made the next attempt's addition fail, so that
-the right secret was answered 500. Every window the service counts in begins at or before the
-database's clock, so a purge drops any row of a window yet to come as well: planted, it would
-refuse a client after the service's credentials were rotated.
+these rows, and a count planted at the largest integer made the next attempt's addition fail,
+so that the right secret was answered 500 (db/queries/counts.py). Every window the service
+counts in begins at or before the database's clock, so a purge drops any row of a window yet to
+come as well: planted, it would refuse a client after the service's credentials were rotated.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.queries.counts import COUNT_MAX
 from domain.addresses import ip_address
 
 _RESERVE = text(
@@ -50,7 +51,7 @@ _RESERVE = text(
            (VALUES (1, :client_address), (2, :client), (3, :address)) AS attempt (rank, subject)
      ORDER BY attempt.rank
     ON CONFLICT (subject, window_start)
-      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, 2147483647)::integer
+      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, :count_max)::integer
     RETURNING subject, failures, window_start,
               extract(epoch FROM window_start) + :window - extract(epoch FROM clock_timestamp())
                 AS seconds_left
@@ -73,7 +74,7 @@ _SUCCEEDED = text(
       FROM (VALUES (1, :success), (2, :issued)) AS success (rank, subject)
      ORDER BY success.rank
     ON CONFLICT (subject, window_start)
-      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, 2147483647)::integer
+      DO UPDATE SET failures = LEAST(f.failures::bigint + 1, :count_max)::integer
     """
 )
 _ISSUED = text(
@@ -159,7 +160,11 @@ async def reserve(
 ) -> Reservation:
     """Count the attempt as failed in the current window, before its secret is checked."""
     subjects = attempt.subjects()
-    rows = (await connection.execute(_RESERVE, {**subjects, "window": window_seconds})).all()
+    rows = (
+        await connection.execute(
+            _RESERVE, {**subjects, "window": window_seconds, "count_max": COUNT_MAX}
+        )
+    ).all()
     found = {row.subject: int(row.failures) for row in rows}
     return Reservation(
         attempt,
@@ -186,6 +191,7 @@ async def succeeded(connection: AsyncConnection, reservation: Reservation) -> No
         "success": attempt.success_subject(),
         "issued": attempt.issued_subject(),
         "window_start": reservation.window_start,
+        "count_max": COUNT_MAX,
     }
     await connection.execute(_SUCCEEDED, parameters)
 

@@ -7,8 +7,8 @@ include every other process's.
 
 A total saturates at the integer's maximum rather than overflow, and is never negative (a CHECK
 of the owner's, migration 0063): the service's role may write these rows, and one count planted
-at 2147483647 made the next addition fail, every request of that client and every process's sync
-of all its clients with it; a negative one lifted the client's limit."""
+at the largest integer made the next addition fail (db/queries/counts.py); a negative one
+lifted the client's limit."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import driver
+from db.queries.counts import COUNT_MAX
 
 CLOCK_SKEW_SECONDS = 60
 """How far a server's clock may run ahead of the database's (the servers and PostgreSQL keep
@@ -36,7 +37,7 @@ _ADD = driver.DriverStatement(
       FROM unnest(CAST(:client_ids AS text[]), CAST(:window_indexes AS bigint[]),
                   CAST(:hits AS integer[])) AS counted (client_id, window_index, hits)
     ON CONFLICT (client_id, window_start)
-      DO UPDATE SET hits = LEAST(w.hits::bigint + EXCLUDED.hits, 2147483647)::integer,
+      DO UPDATE SET hits = LEAST(w.hits::bigint + EXCLUDED.hits, :count_max)::integer,
                     window_seconds = GREATEST(w.window_seconds, EXCLUDED.window_seconds)
     RETURNING client_id, (extract(epoch FROM window_start) / :window)::bigint AS window_index, hits
     """
@@ -93,6 +94,7 @@ async def add(
             "client_ids": [count.client_id for count in counts],
             "window_indexes": [count.window_index for count in counts],
             "hits": [count.hits for count in counts],
+            "count_max": COUNT_MAX,
         },
     )
     return [Count(row.client_id, int(row.window_index), int(row.hits)) for row in rows]
