@@ -270,6 +270,10 @@ class Sinergi(Starlette):
 
     def __init__(self, *, graphql_http: ASGIApp, **starlette: Any) -> None:
         super().__init__(**starlette)
+        # A path with a trailing slash is an unknown path (the contract's coded 404), not a 307
+        # to the path without it: that redirect is built from the request's Host and scheme,
+        # and a token client following it posts its secret again, to wherever they say.
+        self.router.redirect_slashes = False
         self.graphql_http = graphql_http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

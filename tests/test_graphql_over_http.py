@@ -336,9 +336,21 @@ def test_other_methods_are_405_naming_get_and_post(api: Api, method: str) -> Non
         assert _codes(response) == ["BAD_USER_INPUT"]
 
 
-@pytest.mark.parametrize("path", ["/graphql/", "/nowhere", "/.well-known/nothing"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/graphql/",
+        "/nowhere",
+        "/.well-known/nothing",
+        # Not redirected to the path without its slash: the redirect was built from the
+        # request's Host and scheme, and a token client following it posted its secret again.
+        "/oauth/token/",
+        "/healthz/",
+        "/.well-known/jwks.json/",
+    ],
+)
 def test_an_unknown_path_is_a_coded_404(api: Api, path: str) -> None:
-    response = api.client.get(path)
+    response = api.client.post(path) if path == "/oauth/token/" else api.client.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/json")
     assert _codes(response) == ["NOT_FOUND"]
