@@ -210,9 +210,8 @@ async def token_endpoint(request: Request) -> Response:
                 " endpoint serves server-side clients, which send neither",
                 403,
             )
-        if not request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        ):
+        media_type = request.headers.get("content-type", "").split(";")[0]
+        if media_type.strip().lower() != "application/x-www-form-urlencoded":
             raise OAuthError("invalid_request", "use application/x-www-form-urlencoded")
         form = _form(await _bounded_body(request))
         if form.get("grant_type") is None:

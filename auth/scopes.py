@@ -69,5 +69,6 @@ def usable(scopes: frozenset[Scope]) -> frozenset[Scope]:
 
 
 def parse_scopes(raw: str) -> frozenset[Scope]:
-    """Parse a space-separated scope string (RFC 6749 §3.3); unknown scopes raise ValueError."""
-    return frozenset(Scope(item) for item in raw.split())
+    """Parse a space-separated scope string (RFC 6749 §3.3: spaces only, so a scope holding a
+    tab or a non-breaking space is an unknown one); unknown scopes raise ValueError."""
+    return frozenset(Scope(item) for item in raw.split(" ") if item)

@@ -355,6 +355,13 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert (too_much.status_code, too_much.json()["error"]) == (400, "invalid_scope")
     subset = api.token_response("demo-province-62", scope="aggregates:read")
     assert subset.json()["scope"] == "aggregates:read"
+    both = api.token_response("demo-province-62", scope="aggregates:read  records:read")
+    assert both.json()["scope"] == "aggregates:read records:read", both.text
+    for separator in ("\t", "\u00a0", "\n"):  # RFC 6749 §3.3 separates scopes by spaces only
+        blurred = api.token_response(
+            "demo-province-62", scope=f"aggregates:read{separator}records:read"
+        )
+        assert (blurred.status_code, blurred.json()["error"]) == (400, "invalid_scope"), separator
     for empty in ("", " "):  # an empty scope is no request: the client's scopes, as omitted
         omitted = api.token_response("demo-province-62", scope=empty)
         assert omitted.status_code == 200, omitted.text
@@ -381,6 +388,16 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
     assert both.json()["error"] == "invalid_request"
     as_json = client.post("/oauth/token", json={"grant_type": "client_credentials"})
     assert (as_json.status_code, as_json.json()["error"]) == (400, "invalid_request")
+    form = "grant_type=client_credentials"
+    credentials = ("demo-ministry", DEMO_SECRET)
+    for content_type, status in (
+        ("application/x-www-form-urlencoded-evil", 400),  # only a prefix of the form's type
+        ("Application/X-WWW-Form-Urlencoded; charset=utf-8", 200),  # media types ignore case
+    ):
+        answer = client.post(
+            "/oauth/token", content=form, headers={"Content-Type": content_type}, auth=credentials
+        )
+        assert answer.status_code == status, (content_type, answer.text)
     anonymous = client.post("/oauth/token", data={"grant_type": "client_credentials"})
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
 
