@@ -179,7 +179,9 @@ def _private(path: Path) -> None:
     silently, and whether its exposure so far matters is the operator's call. So is one that is
     a symbolic link or another user's file: its mode says nothing of who reads it (its owner
     does, whatever the mode; a link leads wherever its maker chose), and one planted at the
-    path ahead of the operator would have received the owners' NIKs."""
+    path ahead of the operator would have received the owners' NIKs. And so is a copy whose
+    directory another user may write to (`_own_directory`)."""
+    _own_directory(path)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:  # O_EXCL: a symbolic link too, even one leading nowhere
@@ -201,6 +203,30 @@ def _private(path: Path) -> None:
                 f"{path} is open to its group or others (mode {mode:o}) and holds owners' "
                 f"personal data: restrict it (chmod 600 {path}) or sync into a new file"
             ) from None
+
+
+def _own_directory(path: Path) -> None:
+    """SQLite keeps the copy's rollback journal beside it (`COPY-journal`), opens one already
+    there rather than refusing it, and writes into it the copy's pages about to change: owners'
+    personal data synced earlier. Whoever else may create files in the directory (a group, all
+    users, as in /tmp, or its owner when that is another user) can plant that file, hold it
+    open, and read them; or plant a journal SQLite plays back into the copy. Only a directory
+    of the running user's own (or root's) that no one else may write to is used."""
+    directory = path.absolute().parent
+    found = directory.stat()
+    if found.st_uid not in (os.geteuid(), 0):
+        raise ExposedCopy(
+            f"the copy's directory {directory} belongs to another user (uid {found.st_uid}),"
+            " who could read the owners' personal data from the journal SQLite keeps beside"
+            " the copy: keep the copy in a directory of your own"
+        )
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o022:
+        raise ExposedCopy(
+            f"the copy's directory {directory} may be written to by its group or others (mode"
+            f" {mode:o}), who could read the owners' personal data from the journal SQLite"
+            " keeps beside the copy: keep the copy in a directory of your own (mode 700)"
+        )
 
 
 @dataclass

@@ -157,6 +157,31 @@ def test_a_copy_planted_by_someone_else_is_refused(
         assert copy.read_bytes() == b""
 
 
+@pytest.mark.parametrize(
+    ("mode", "owner"), [(0o1777, None), (0o770, None), (0o755, "another user's")]
+)
+def test_a_copy_in_a_directory_others_may_write_to_is_refused(
+    tmp_path: Path, secret_file: Path, closed_port: int, mode: int, owner: str | None
+) -> None:
+    """SQLite keeps the copy's journal beside it (`COPY-journal`), opening one already there
+    rather than refusing it, and writes into it, before each page, the copy's pages about to
+    change: owners' NIKs synced earlier. In a directory such as /tmp, another user who planted
+    that file and held it open read them (an ops review did, 106 NIKs in one run)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    if owner is not None:
+        if os.geteuid() != 0:
+            pytest.skip("giving a directory to another user takes root")
+        os.chown(shared, 65534, 65534)  # nobody
+    copy = shared / "copy.sqlite"
+    result = sinergi_sync(copy, f"http://127.0.0.1:{closed_port}", secret_file)
+    assert result.returncode == 2, result.stdout + result.stderr  # 1 would mean it was used
+    assert result.stderr.startswith(f"sinergi sync: the copy's directory {shared} "), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert list(shared.iterdir()) == []
+
+
 def test_a_copy_sqlite_cannot_use_is_one_line(
     tmp_path: Path, secret_file: Path, closed_port: int
 ) -> None:
