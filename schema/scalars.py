@@ -1,5 +1,5 @@
-"""Money, exact decimals and audit positions travel as strings, since GraphQL's Int is only 32
-bits.
+"""Money, exact decimals, audit positions and figure totals travel as strings, since GraphQL's
+Int is only 32 bits.
 
 Parsers raise ValueError, never a GraphQLError: graphql-core then reports a bad literal on its
 place in the document, from which its field is named (schema.input_fields). That is also why
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import NewType
 
 import strawberry
@@ -23,6 +24,9 @@ SignedRupiah = NewType("SignedRupiah", int)
 """An amount that may be a loss: a cooperative's SHU (cooperative_records.validate_surplus)."""
 ExactDecimal = NewType("ExactDecimal", Decimal)
 AuditSeq = NewType("AuditSeq", int)
+Total = NewType("Total", int)
+"""A figure's sum of people (employees, members): a few hundred records a writer may hold take
+it past an Int."""
 
 
 def _ascii_number(value: object, refusal: str) -> str:
@@ -78,20 +82,21 @@ def _parse_signed_rupiah(value: object) -> int:
     return -amount if text.startswith("-") else amount
 
 
-_AUDIT_SEQ = 'AuditSeq must be a whole, non-negative number, e.g. "2147483648"'
-_AUDIT_SEQ_MAX = 2**63 - 1
-"""PostgreSQL's bigint, which an audit entry's `seq` is."""
+_BIGINT_MAX = 2**63 - 1
+"""PostgreSQL's bigint, which an audit entry's `seq` and a figure's sums are."""
 
 
-def _parse_audit_seq(value: object) -> int:
-    """Written as a string, or as a JSON number, as a client holding a 32-bit `seq` sends it;
-    past a bigint's range refused here, not by the driver (an INTERNAL error)."""
-    text = _ascii_number(value, _AUDIT_SEQ)
+def _whole_number(name: str, value: object) -> int:
+    """A `name` (AuditSeq, Total) written as a string, or as a JSON number, as a client holding
+    a 32-bit `seq` sends it; past a bigint's range refused here, not by the driver (an INTERNAL
+    error)."""
+    refusal = f'{name} must be a whole, non-negative number, e.g. "2147483648"'
+    text = _ascii_number(value, refusal)
     if not text.isdigit():
-        raise ValueError(_AUDIT_SEQ)
+        raise ValueError(refusal)
     significant = _significant(text)
-    if len(significant) > len(str(_AUDIT_SEQ_MAX)) or int(significant) > _AUDIT_SEQ_MAX:
-        raise ValueError(f"AuditSeq must be at most {_AUDIT_SEQ_MAX:,}")
+    if len(significant) > len(str(_BIGINT_MAX)) or int(significant) > _BIGINT_MAX:
+        raise ValueError(f"{name} must be at most {_BIGINT_MAX:,}")
     return int(significant)
 
 
@@ -158,7 +163,14 @@ SCALARS: dict[object, ScalarDefinition] = {
         description="An audit entry's position in the hash chain: an integer written as a string"
         " (the trail outgrows GraphQL's 32-bit Int); read as a string or a number.",
         serialize=lambda value: str(int(value)),
-        parse_value=_parse_audit_seq,
+        parse_value=partial(_whole_number, "AuditSeq"),
+    ),
+    Total: strawberry.scalar(
+        name="Total",
+        description="A figure's total of people (employees, members): an integer written as a"
+        " string, since a sum outgrows GraphQL's 32-bit Int.",
+        serialize=lambda value: str(int(value)),
+        parse_value=partial(_whole_number, "Total"),
     ),
     ExactDecimal: strawberry.scalar(
         name="Decimal",

@@ -16,7 +16,7 @@ import strawberry
 from auth.scopes import Scope
 from resolvers import relations
 from schema.permissions import requires
-from schema.scalars import Rupiah
+from schema.scalars import Rupiah, Total
 from schema.types.regions import Region
 
 SCALE_MEMBERS_ONLY = (
@@ -81,6 +81,13 @@ class FigureRelease:
     released_at: datetime = strawberry.field(description="When its copy was taken.")
 
 
+def _past_an_int(total: str) -> str:
+    return (
+        f"Use `{total}`: an Int holds at most 2,147,483,647, which a few hundred records at the"
+        " largest count a record may hold pass, and a cell past it fails."
+    )
+
+
 @strawberry.type(description=f"MSME figures of one cell. {PERTURBED}")
 class MsmeFigure:
     key: list[KeyPart]
@@ -89,7 +96,11 @@ class MsmeFigure:
     turnover_sum: Rupiah | None
     turnover_average: Rupiah | None
     capital_sum: Rupiah | None
-    employees_sum: int | None
+    employees_sum: int | None = strawberry.field(deprecation_reason=_past_an_int("employeesTotal"))
+
+    @strawberry.field(description="Employees of the cell's businesses, as `employeesSum`.")
+    def employees_total(self) -> Total | None:
+        return None if self.employees_sum is None else Total(self.employees_sum)
 
 
 @strawberry.type(description=f"Cooperative figures of one cell. {PERTURBED}")
@@ -100,7 +111,11 @@ class CooperativeFigure:
     business_volume_sum: Rupiah | None
     business_volume_average: Rupiah | None
     assets_sum: Rupiah | None
-    members_sum: int | None
+    members_sum: int | None = strawberry.field(deprecation_reason=_past_an_int("membersTotal"))
+
+    @strawberry.field(description="Members of the cell's cooperatives, as `membersSum`.")
+    def members_total(self) -> Total | None:
+        return None if self.members_sum is None else Total(self.members_sum)
 
 
 @strawberry.type(
