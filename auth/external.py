@@ -246,6 +246,9 @@ def parse_external_issuers(raw: str) -> dict[str, ExternalIssuer]:
 
 
 def _claim_scopes(value: Any) -> list[str]:
+    """An issuer's own claim, split on any whitespace as issuers write it: unlike a scope asked
+    of our token endpoint (auth.scopes.parse_scopes), its names grant nothing themselves, only
+    through the issuer's configured mapping."""
     if isinstance(value, str):
         return value.split()
     if isinstance(value, list):

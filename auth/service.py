@@ -443,7 +443,7 @@ def _granted(held: frozenset[Scope], requested_scope: str | None) -> frozenset[S
     less than asked, or of nothing, is refused (invalid_scope) rather than issued: issued, its
     `scope` alone told the client that a write asked for without its read was left out
     (auth.scopes.usable), and one of no scope could do nothing."""
-    asked = requested_scope.strip() if requested_scope is not None else ""
+    asked = requested_scope.strip(" ") if requested_scope is not None else ""
     scopes = held
     if asked:
         try:

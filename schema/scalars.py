@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import NewType
 
 import strawberry
@@ -82,22 +81,27 @@ def _parse_signed_rupiah(value: object) -> int:
     return -amount if text.startswith("-") else amount
 
 
-_BIGINT_MAX = 2**63 - 1
-"""PostgreSQL's bigint, which an audit entry's `seq` and a figure's sums are."""
+_AUDIT_SEQ = 'AuditSeq must be a whole, non-negative number, e.g. "2147483648"'
+_AUDIT_SEQ_MAX = 2**63 - 1
+"""PostgreSQL's bigint, which an audit entry's `seq` is."""
 
 
-def _whole_number(name: str, value: object) -> int:
-    """A `name` (AuditSeq, Total) written as a string, or as a JSON number, as a client holding
-    a 32-bit `seq` sends it; past a bigint's range refused here, not by the driver (an INTERNAL
-    error)."""
-    refusal = f'{name} must be a whole, non-negative number, e.g. "2147483648"'
-    text = _ascii_number(value, refusal)
+def _parse_audit_seq(value: object) -> int:
+    """Written as a string, or as a JSON number, as a client holding a 32-bit `seq` sends it;
+    past a bigint's range refused here, not by the driver (an INTERNAL error)."""
+    text = _ascii_number(value, _AUDIT_SEQ)
     if not text.isdigit():
-        raise ValueError(refusal)
+        raise ValueError(_AUDIT_SEQ)
     significant = _significant(text)
-    if len(significant) > len(str(_BIGINT_MAX)) or int(significant) > _BIGINT_MAX:
-        raise ValueError(f"{name} must be at most {_BIGINT_MAX:,}")
+    if len(significant) > len(str(_AUDIT_SEQ_MAX)) or int(significant) > _AUDIT_SEQ_MAX:
+        raise ValueError(f"AuditSeq must be at most {_AUDIT_SEQ_MAX:,}")
     return int(significant)
+
+
+def _no_total(value: object) -> int:
+    """A Total is answered (a figure's sum), never asked for: no argument or input field is
+    one, so graphql-core never reaches here with a client's value; refused all the same."""
+    raise ValueError("Total is only answered, never given")
 
 
 def _parse_date(value: object) -> date:
@@ -163,14 +167,14 @@ SCALARS: dict[object, ScalarDefinition] = {
         description="An audit entry's position in the hash chain: an integer written as a string"
         " (the trail outgrows GraphQL's 32-bit Int); read as a string or a number.",
         serialize=lambda value: str(int(value)),
-        parse_value=partial(_whole_number, "AuditSeq"),
+        parse_value=_parse_audit_seq,
     ),
     Total: strawberry.scalar(
         name="Total",
         description="A figure's total of people (employees, members): an integer written as a"
         " string, since a sum outgrows GraphQL's 32-bit Int.",
         serialize=lambda value: str(int(value)),
-        parse_value=partial(_whole_number, "Total"),
+        parse_value=_no_total,
     ),
     ExactDecimal: strawberry.scalar(
         name="Decimal",

@@ -1,4 +1,4 @@
-"""Request ids: the one every response carries (X-Request-ID) and its log lines quote. Apart from
+"""Request ids: the one every HTTP answer carries (X-Request-ID) and its log lines quote. Apart from
 sinergi.observe, which imports the metrics, so that the HTTP protocol's own refusals get one
 without the metrics' files being made before `serve` has passed its refusals."""
 

@@ -83,8 +83,9 @@ class ScopeRefused(SyncError):
 
 
 class ExposedCopy(Exception):
-    """The copy's file is open to its group or others, another user's or a symbolic link; it
-    holds owners' personal data. Or the path is no file at all (a directory)."""
+    """The copy's file is open to its group or others, another user's or a symbolic link, or
+    its directory is one others may write to; it holds owners' personal data. Or the path is no
+    file at all (a directory)."""
 
 
 class AnotherSource(Exception):
@@ -225,7 +226,8 @@ def _own_directory(path: Path) -> None:
         raise ExposedCopy(
             f"the copy's directory {directory} may be written to by its group or others (mode"
             f" {mode:o}), who could read the owners' personal data from the journal SQLite"
-            " keeps beside the copy: keep the copy in a directory of your own (mode 700)"
+            f" keeps beside the copy: restrict it (chmod go-w {directory}) or keep the copy in"
+            " a directory of your own"
         )
 
 

@@ -1,6 +1,6 @@
 """`sinergi sync` guarding what it handles: the copy holds owners' personal data (NIK, name,
 phone), so it is made readable by its owner only and an existing one open to others, another
-user's or a symbolic link is refused;
+user's or a symbolic link is refused, as is one in a directory others may write to;
 the client's secret and the records travel only over https, or plain http to this machine.
 Each refusal comes before the secret is read or the server is asked (no server runs here: a
 URL that gets past the checks finds a closed port and exits 1)."""

@@ -79,8 +79,9 @@ async def test_a_regencys_valid_records_leave_every_total_answering(
         engine, MINISTRY, "{ msmeFigures(groupBy: [PROVINCE]) { count employeesTotal } }"
     )
     assert national.errors is None, national.errors
-    for cell in national.data["msmeFigures"]:  # perturbed, or suppressed: never a failure
-        assert cell["employeesTotal"] is None or cell["employeesTotal"].isdigit(), cell
+    for cell in national.data["msmeFigures"]:  # Kalteng and the nation: perturbed, answered
+        assert cell["count"] is not None, cell
+        assert cell["employeesTotal"].isdigit(), cell
 
     # The deprecated Int still fails past its range, as the contract says.
     legacy = await run(engine, PROVINCE, "{ msmeFigures(groupBy: [PROVINCE]) { employeesSum } }")
@@ -96,6 +97,7 @@ async def test_a_total_answers_as_its_int_does_within_range(
       cooperativeFigures(groupBy: [PROVINCE]) { membersSum membersTotal }
     }"""
     imported = await run(engine, REGENCY, IMPORT, {"rows": [_row(1) | {"employees": 7}]})
+    assert imported.errors is None, imported.errors
     assert imported.data["importMsmes"]["created"] == 1
     created = await run(engine, REGENCY, COOPERATIVE)
     assert created.errors is None, created.errors
@@ -106,9 +108,13 @@ async def test_a_total_answers_as_its_int_does_within_range(
     assert [cell["employeesTotal"] for cell in ours] == ["7", "7"]  # Kalteng and the total
     members = [cell for cell in answered.data["cooperativeFigures"] if cell["membersSum"] == 55]
     assert [cell["membersTotal"] for cell in members] == ["55", "55"]
-    for cell in answered.data["msmeFigures"]:
-        expected = None if cell["employeesSum"] is None else str(cell["employeesSum"])
-        assert cell["employeesTotal"] == expected, cell
-    for cell in answered.data["cooperativeFigures"]:
-        expected = None if cell["membersSum"] is None else str(cell["membersSum"])
-        assert cell["membersTotal"] == expected, cell
+    # Read perturbed (one record a cell: suppressed, null), each Total is its Int as a string.
+    perturbed = await run(engine, MINISTRY, document)
+    assert perturbed.errors is None, perturbed.errors
+    for read in (answered, perturbed):
+        for cell in read.data["msmeFigures"]:
+            expected = None if cell["employeesSum"] is None else str(cell["employeesSum"])
+            assert cell["employeesTotal"] == expected, cell
+        for cell in read.data["cooperativeFigures"]:
+            expected = None if cell["membersSum"] is None else str(cell["membersSum"])
+            assert cell["membersTotal"] == expected, cell

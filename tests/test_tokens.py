@@ -362,6 +362,8 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
             "demo-province-62", scope=f"aggregates:read{separator}records:read"
         )
         assert (blurred.status_code, blurred.json()["error"]) == (400, "invalid_scope"), separator
+        trailing = api.token_response("demo-province-62", scope=f"aggregates:read{separator}")
+        assert (trailing.status_code, trailing.json()["error"]) == (400, "invalid_scope")
     for empty in ("", " "):  # an empty scope is no request: the client's scopes, as omitted
         omitted = api.token_response("demo-province-62", scope=empty)
         assert omitted.status_code == 200, omitted.text
@@ -398,6 +400,7 @@ def test_the_token_endpoint_answers_per_rfc_6749(api: Api) -> None:
             "/oauth/token", content=form, headers={"Content-Type": content_type}, auth=credentials
         )
         assert answer.status_code == status, (content_type, answer.text)
+        assert status == 200 or answer.json()["error"] == "invalid_request", answer.text
     anonymous = client.post("/oauth/token", data={"grant_type": "client_credentials"})
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
 

@@ -82,9 +82,11 @@ class FigureRelease:
 
 
 def _past_an_int(total: str) -> str:
+    """Why a sum of people is deprecated: a writer within its rights takes a cell past the Int
+    (README, "Money" and the scalars), and every reader's cell then fails."""
     return (
-        f"Use `{total}`: an Int holds at most 2,147,483,647, which a few hundred records at the"
-        " largest count a record may hold pass, and a cell past it fails."
+        f"Use `{total}`: an Int holds at most 2,147,483,647, which a hundred or so records at"
+        " the largest count a record may hold pass, and a cell past it fails."
     )
 
 
@@ -98,7 +100,9 @@ class MsmeFigure:
     capital_sum: Rupiah | None
     employees_sum: int | None = strawberry.field(deprecation_reason=_past_an_int("employeesTotal"))
 
-    @strawberry.field(description="Employees of the cell's businesses, as `employeesSum`.")
+    @strawberry.field(
+        description="Employees of the cell's businesses, perturbed as its other sums are."
+    )
     def employees_total(self) -> Total | None:
         return None if self.employees_sum is None else Total(self.employees_sum)
 
@@ -113,7 +117,10 @@ class CooperativeFigure:
     assets_sum: Rupiah | None
     members_sum: int | None = strawberry.field(deprecation_reason=_past_an_int("membersTotal"))
 
-    @strawberry.field(description="Members of the cell's cooperatives, as `membersSum`.")
+    @strawberry.field(
+        description="Members of the cell's cooperatives, men and women, perturbed as its other"
+        " sums are."
+    )
     def members_total(self) -> Total | None:
         return None if self.members_sum is None else Total(self.members_sum)
 
